@@ -1,0 +1,187 @@
+"""Per-task-run log capture: prints and logging records, attributed by a context variable.
+
+Each task call sets ``_CURRENT`` in the thread that runs it, so concurrent tasks on a thread
+pool never mix their lines. While any task runs, ``sys.stdout``/``sys.stderr`` are wrapped by a
+proxy that copies lines to the current task run's sink and still writes them through, and a
+handler on the root logger copies records. Both are removed again when the last task ends, so
+nothing lingers in the user's process (or in pytest's capture).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+LogSink = Callable[[str, int, float, str], None]  # (task_run_id, level, time, text)
+
+
+@dataclass
+class TaskContext:
+    run_id: str
+    task_run_id: str
+    task_name: str
+    log_prints: bool
+    sink: LogSink
+    _partial: dict[int, str] = field(default_factory=dict)
+
+    def write(self, level: int, text: str) -> None:
+        # Streams arrive in arbitrary pieces; emit whole lines, keep the remainder.
+        buffered = self._partial.get(level, "") + text
+        *lines, rest = buffered.split("\n")
+        self._partial[level] = rest
+        now = time.time()
+        for line in lines:
+            self.sink(self.task_run_id, level, now, line)
+
+    def flush(self) -> None:
+        for level, rest in list(self._partial.items()):
+            if rest:
+                self.sink(self.task_run_id, level, time.time(), rest)
+        self._partial.clear()
+
+
+_CURRENT: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
+    "labloom_task", default=None
+)
+
+
+def current_task() -> TaskContext | None:
+    return _CURRENT.get()
+
+
+class _StreamProxy:
+    """Stands in for sys.stdout/sys.stderr while tasks run; delegates everything else."""
+
+    def __init__(self, wrapped: TextIO, level: int) -> None:
+        self._wrapped = wrapped
+        self._level = level
+
+    def write(self, text: str) -> int:
+        ctx = _CURRENT.get()
+        if ctx is not None and ctx.log_prints:
+            ctx.write(self._level, text)
+        return self._wrapped.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+
+class _CaptureHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        ctx = _CURRENT.get()
+        if ctx is None:
+            return
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = str(record.msg)
+        if not record.name.startswith(_TASK_LOGGER_NAME):
+            text = f"{record.name}: {text}"
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        ctx.sink(ctx.task_run_id, record.levelno, record.created, text)
+
+
+_capture_lock = threading.Lock()
+_capture_depth = 0
+_capture_handler = _CaptureHandler()
+
+
+class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the *real* stderr of the moment, never through our proxy (no double capture)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stderr
+        self.stream = stream._wrapped if isinstance(stream, _StreamProxy) else stream
+        super().emit(record)
+
+
+def _install() -> None:
+    if not isinstance(sys.stdout, _StreamProxy) and sys.stdout is not None:
+        sys.stdout = _StreamProxy(sys.stdout, logging.INFO)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, _StreamProxy) and sys.stderr is not None:
+        sys.stderr = _StreamProxy(sys.stderr, logging.WARNING)  # type: ignore[assignment]
+    root = logging.getLogger()
+    if _capture_handler not in root.handlers:
+        root.addHandler(_capture_handler)
+
+
+def _uninstall() -> None:
+    # Only undo our own wrapping: if someone replaced the stream since, leave theirs alone.
+    if isinstance(sys.stdout, _StreamProxy):
+        sys.stdout = sys.stdout._wrapped  # type: ignore[assignment]
+    if isinstance(sys.stderr, _StreamProxy):
+        sys.stderr = sys.stderr._wrapped  # type: ignore[assignment]
+    logging.getLogger().removeHandler(_capture_handler)
+
+
+@contextmanager
+def capturing() -> Iterator[None]:
+    """Keep the stream proxies and the log handler installed for the duration."""
+    global _capture_depth
+    with _capture_lock:
+        _capture_depth += 1
+        if _capture_depth == 1:
+            _install()
+    try:
+        yield
+    finally:
+        with _capture_lock:
+            _capture_depth -= 1
+            if _capture_depth == 0:
+                _uninstall()
+
+
+@contextmanager
+def task_context(ctx: TaskContext) -> Iterator[None]:
+    token = _CURRENT.set(ctx)
+    try:
+        yield
+    finally:
+        ctx.flush()
+        _CURRENT.reset(token)
+
+
+# --- the run logger --------------------------------------------------------------------------
+
+_TASK_LOGGER_NAME = "labloom.task"
+
+
+def _task_logger() -> logging.Logger:
+    logger = logging.getLogger(_TASK_LOGGER_NAME)
+    if not getattr(logger, "_labloom_ready", False):
+        # Records from get_run_logger() are shown on stderr as Prefect users expect, and not
+        # propagated (the root capture handler would record them twice).
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        console = _ConsoleHandler()
+        console.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(message)s"))
+        logger.addHandler(console)
+        logger.addHandler(_capture_handler)
+        logger._labloom_ready = True  # type: ignore[attr-defined]
+    return logger
+
+
+class _RunLoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.extra['task']} - {msg}" if self.extra else msg, kwargs
+
+
+def get_run_logger() -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """A logger bound to the current task run: its records go to that run's logs.
+
+    >>> @task
+    ... def train(n):
+    ...     get_run_logger().info("training with %d trees", n)
+
+    Outside a task it still works and logs under ``labloom.task``.
+    """
+    ctx = _CURRENT.get()
+    return _RunLoggerAdapter(_task_logger(), {"task": ctx.task_name} if ctx else {})
