@@ -67,13 +67,16 @@ class ManualClock:
         return lambda: self.timers.remove(entry) if entry in self.timers else None
 
     def advance(self, seconds: float = 0.0) -> None:
-        self.now += seconds
+        """Move time forward, firing each due timer at its own due time, in order."""
+        target = self.now + seconds
         while True:
-            due = [t for t in self.timers if t[0] <= self.now]
+            due = [t for t in self.timers if t[0] <= target]
             if not due:
+                self.now = target
                 return
             entry = min(due, key=lambda t: t[0])
             self.timers.remove(entry)
+            self.now = max(self.now, entry[0])
             entry[1]()
 
 
