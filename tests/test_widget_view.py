@@ -164,7 +164,7 @@ def test_select_map_pages_children_and_a_child_shows_its_logs() -> None:
     run.emit(log("m-250", "alpha=0.25"), state("m-250", State.FAILED, tb="boom"))
     h = Harness(run, layout_engine="builtin")
     h.view.handle({"event": "select", "node": "m"})
-    children, detail = h.take()
+    detail, children = h.take()
     assert children["event"] == "children" and children["pages"] == 100
     assert len(children["children"]) == 100 and children["children"][0]["index"] == 0
     assert detail["kind"] == "map" and detail["task_run"] is None

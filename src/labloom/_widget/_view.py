@@ -196,11 +196,11 @@ class RunView:
                 self._node = None
                 self._send({"event": "detail", "node": None})
                 return
+            self._send_detail()  # first: it tells every open view which node is selected
             if not same_list:
                 self._page = 0
                 if self.graph.nodes[node].kind == "map":
                     self._send_children()
-            self._send_detail()
 
     def _target(self) -> TaskRunInfo | None:
         """The task run whose logs the selection shows: a picked child, or a task's run."""

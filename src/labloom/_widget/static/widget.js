@@ -82,8 +82,9 @@ function render({ model, el }) {
     const graph = model.get("graph") || {};
     graphBox.replaceChildren();
     nodeEls = new Map();
-    const svg = s("svg", { class: "labloom-dag", width: graph.width || 0, height: graph.height || 0,
-      viewBox: `0 0 ${graph.width || 0} ${graph.height || 0}` });
+    // A small pad so the outermost boxes' strokes are not clipped.
+    const w = (graph.width || 0) + 8, ht = (graph.height || 0) + 8;
+    const svg = s("svg", { class: "labloom-dag", width: w, height: ht, viewBox: `-4 -4 ${w} ${ht}` });
     const defs = s("defs");
     const marker = s("marker", { id: "labloom-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
       markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" });
@@ -202,7 +203,10 @@ function render({ model, el }) {
       return;
     }
     panel.hidden = false;
-    panel.setAttribute("data-node-id", msg.node);
+    // The kernel owns the selection: every view of this widget follows it.
+    selected = msg.node;
+    for (const [nid, parts] of nodeEls) parts.g.classList.toggle("labloom-selected", nid === selected);
+    panel.setAttribute("data-selected-node", msg.node);
     const run = msg.task_run;
     panel.setAttribute("data-task-run-id", run ? run.id : "");
     const index = run && run.index != null ? `[${run.index}]` : "";
