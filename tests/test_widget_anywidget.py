@@ -115,3 +115,28 @@ def test_importing_the_widget_package_does_not_import_anywidget() -> None:
         [sys.executable, "-c", code], env={"PYTHONPATH": src}, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_show_refreshes_the_saved_output_when_the_run_ends(run: FakeRun) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    widget, clock = make(run)
+    with capture_output() as captured:
+        widget.show()
+        run.emit(state("n-train-1", State.COMPLETED), state("t-best", State.COMPLETED))
+        clock.advance(1)
+        assert len(captured.outputs) == 1  # no refresh while the run goes on
+        run.emit(finished(State.FAILED, 111.0))
+        clock.advance(1)
+        clock.advance(1)
+    first, last = captured.outputs
+    assert WIDGET_MIME in first.data and 'data-state="Running"' in first.data["text/html"]
+    assert last.update and last.transient == first.transient
+    assert (
+        '<strong>sweep</strong> <code>run-1</code> <span class="labloom-state" '
+        in (last.data["text/html"])
+    )
+    assert 'data-state="Failed"' in last.data["text/html"].split("</p>")[0]
+    widget.close()

@@ -31,9 +31,25 @@ class RunWidget(anywidget.AnyWidget):
     def __init__(self, run: RunHandle, **view_options: Any) -> None:
         super().__init__()
         self.pushes = 0  # trait updates sent so far (each is one comm message)
+        self._display: Any = None
+        view_options.setdefault("on_finished", self._refresh_display)
         self.view = RunView(run, self._push, self._reply, **view_options)
         self.on_msg(self._on_message)
         self.view.start()
+
+    def show(self) -> None:
+        """Display the widget in the current cell output.
+
+        When the run ends the same output is refreshed, so a notebook saved afterwards (or run
+        by nbclient) holds the final HTML summary, not the one from when the run started.
+        """
+        from IPython.display import display
+
+        self._display = display(self, display_id=True)
+
+    def _refresh_display(self) -> None:
+        if self._display is not None:
+            self._display.update(self)
 
     def _push(self, payload: Payload) -> None:
         self.pushes += 1

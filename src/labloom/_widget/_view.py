@@ -53,6 +53,7 @@ class RunView:
         schedule: Scheduler = timer_scheduler,
         layout_engine: str = "auto",
         page_size: int = PAGE_SIZE,
+        on_finished: Callable[[], None] | None = None,
     ) -> None:
         self.run = run
         self.graph = RunGraph()
@@ -71,6 +72,9 @@ class RunView:
         self._shown_lines = 0
         self._unsubscribe: Callable[[], None] | None = None
         self._actions: list[threading.Thread] = []
+        # Called once per run, after the frame that shows the run in a final state.
+        self._on_finished = on_finished
+        self._finished = False
         self._throttle = Throttle(self.flush, interval, clock, schedule)
 
     # -- events in ------------------------------------------------------------------------
@@ -99,6 +103,10 @@ class RunView:
             if payload:
                 self._push(payload)
             self._follow_selection(changes)
+            finished = self.graph.state.is_final and not self._finished
+            self._finished |= finished
+        if finished and self._on_finished is not None:
+            self._on_finished()
 
     def graph_json(self) -> Payload:
         self._laid_out = self.graph.graph_version
@@ -182,7 +190,7 @@ class RunView:
             if self._unsubscribe is not None:
                 self._unsubscribe()
             self.run, self.graph, self._pending = run, RunGraph(), Changes()
-            self._laid_out, self._shown = -1, None
+            self._laid_out, self._shown, self._finished = -1, None, False
             self._node = self._child = None
             self._send({"event": "detail", "node": None})
         self.start()
