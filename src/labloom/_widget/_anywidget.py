@@ -45,7 +45,7 @@ class RunWidget(anywidget.AnyWidget):
         """
         from IPython.display import display
 
-        self._display = display(self, display_id=True)
+        self._display = display(self, display_id=True)  # type: ignore[no-untyped-call]
 
     def _refresh_display(self) -> None:
         if self._display is not None:
