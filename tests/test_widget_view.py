@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -237,3 +238,23 @@ def test_close_stops_updates(run: FakeRun) -> None:
     run.emit(state("t-best", State.RUNNING))
     h.clock.advance(1)
     assert len(h.pushes) == 1
+
+
+def test_with_the_real_timer_updates_arrive_from_the_event_thread() -> None:
+    # No manual clock: the bus's own thread delivers and a timer thread pushes.
+    run = FakeRun()
+    run.emit(*small_flow())
+    pushes: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def push(payload: dict[str, Any]) -> None:
+        pushes.append(payload)
+        if payload.get("states", {}).get("n-best", {}).get("state") == "Completed":
+            done.set()
+
+    view = RunView(run, push, lambda _msg: None, layout_engine="builtin")
+    view.start()
+    for st in (State.RUNNING, State.COMPLETED):
+        run.bus.emit(state("t-best", st))  # no flush: the dispatcher thread delivers
+    assert done.wait(10)
+    view.close()

@@ -81,8 +81,9 @@ class RunView:
 
     def start(self) -> None:
         """Subscribe with replay and push the state so far at once (the first frame)."""
-        with self._lock:
-            self._unsubscribe = self.run.subscribe(self._on_events, replay=True)
+        # Never hold the view's lock while calling into the bus: the bus holds its own lock
+        # while delivering to ``_on_events``, which takes ours (lock order: bus, then view).
+        self._unsubscribe = self.run.subscribe(self._on_events, replay=True)
         self.flush()
 
     def _on_events(self, batch: list[Event]) -> None:
@@ -186,9 +187,9 @@ class RunView:
             self.rebind(again)
 
     def rebind(self, run: RunHandle) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()  # outside our lock: see ``start``
         with self._lock:
-            if self._unsubscribe is not None:
-                self._unsubscribe()
             self.run, self.graph, self._pending = run, RunGraph(), Changes()
             self._laid_out, self._shown, self._finished = -1, None, False
             self._node = self._child = None
@@ -264,7 +265,6 @@ class RunView:
 
     def close(self) -> None:
         self._throttle.close()
-        with self._lock:
-            if self._unsubscribe is not None:
-                self._unsubscribe()
-                self._unsubscribe = None
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()  # outside our lock: see ``start``
