@@ -251,6 +251,16 @@ class FlowRun:
             self._drive()
         return self
 
+    def trace(self) -> None:
+        """Run only the body, with an executor that runs nothing, to record the graph."""
+        token = _ACTIVE.set(self)
+        try:
+            self._return = self.flow.fn(**self.parameters)
+        finally:
+            _ACTIVE.reset(token)
+            self._cancelled = True
+            self._bus.close()
+
     def _drive(self) -> None:
         token = _ACTIVE.set(self)
         try:
@@ -457,8 +467,14 @@ class FlowRun:
             return [tr]
         blocked = [up for up in tr.upstream if up.bad and id(up) not in tr.allowed]
         if blocked:
-            names = ", ".join(repr(up.name) for up in blocked[:3])
-            self._set_final(tr, State.UPSTREAM_FAILED, f"upstream {names} did not succeed")
+            culprits: list[TaskRun] = []
+            for up in blocked:
+                culprits += [c for c in up.children if c.bad] if isinstance(up, MapNode) else [up]
+            names = ", ".join(c.name for c in culprits[:3])
+            more = f" and {len(culprits) - 3} more" if len(culprits) > 3 else ""
+            self._set_final(
+                tr, State.UPSTREAM_FAILED, f"upstream {names}{more} did not succeed"
+            )
             return [tr]
         if self._limiter.acquire(tr.task.tags, tr.id, lambda: self._granted(tr)):
             tr.holds_slot = bool(tr.task.tags)
@@ -622,6 +638,11 @@ class FlowRun:
                 dependent.waiting -= 1
                 if dependent.waiting == 0:
                     stack += self._on_ready(dependent)
+            if isinstance(item, TaskRun):
+                for node in item.expand_dependents:  # maps over this run's result
+                    node.waiting_to_expand -= 1
+                    if node.waiting_to_expand == 0 and not node.expanded:
+                        stack += self._expand(node)
             if isinstance(item, TaskRun) and item.parent is not None:
                 parent = item.parent
                 parent.children_done += 1

@@ -13,9 +13,9 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from ._states import State
 
@@ -98,10 +98,10 @@ class RunFinished:
     message: str = ""
 
 
-Event = Union[
-    RunCreated, NodeCreated, TaskRunCreated, StateChanged, LogRecord, RunStateChanged, RunFinished
-]
-Subscriber = Callable[[Sequence[Event]], None]
+Event = (
+    RunCreated | NodeCreated | TaskRunCreated | StateChanged | LogRecord | RunStateChanged | RunFinished
+)
+Subscriber = Callable[[list[Event]], None]
 
 
 class EventBus:

@@ -48,7 +48,7 @@ class Flow(Generic[P, R]):
     ) -> None:
         _check_function(fn, "@flow")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "flow")
+        self.name: str = str(name or getattr(fn, "__name__", "flow"))
         if not isinstance(self.name, str) or not self.name.strip():
             raise TypeError(f"@flow: name must be a non-empty string, got {name!r}")
         if executor is not None and not isinstance(executor, Executor):
@@ -116,10 +116,20 @@ class Flow(Generic[P, R]):
         return value
 
     def visualize(self, filename: str | None = None, **params: Any) -> Any:
-        """The static DAG through graphviz (an inline SVG in a notebook)."""
-        from ._widget import visualize_flow
+        """The static DAG through graphviz (an inline SVG in a notebook); nothing runs.
 
-        return visualize_flow(self, filename, **params)
+        The body is traced with the given (or default) parameters; a map whose width depends
+        on a result shows as one node. Needs graphviz's ``dot``.
+        """
+        from . import _events as ev
+        from ._engine import FlowRun
+        from ._executors.plan import PlanningExecutor
+        from ._widget import visualize
+
+        run = FlowRun(self, self.bind(**params), PlanningExecutor(), origin="plan")
+        run.trace()
+        nodes = [event for event in run._bus.history if isinstance(event, ev.NodeCreated)]
+        return visualize(nodes, filename)
 
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"

@@ -127,7 +127,7 @@ class MappedFuture(Generic[R]):
         return f"<MappedFuture {self.name}[{width}] {self.state.value}>"
 
 
-class unmapped:  # noqa: N801 - lower case like Prefect's and Dask's markers
+class unmapped:
     """Broadcast a value to every child of a map instead of iterating over it.
 
     >>> train.map(params, data=unmapped(table))
@@ -139,7 +139,7 @@ class unmapped:  # noqa: N801 - lower case like Prefect's and Dask's markers
         self.value = value
 
 
-class allow_failure:  # noqa: N801
+class allow_failure:
     """Let a downstream task run even if this upstream fails; it receives the exception object
     in place of each failed value.
 

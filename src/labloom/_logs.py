@@ -105,9 +105,9 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def _install() -> None:
     if not isinstance(sys.stdout, _StreamProxy) and sys.stdout is not None:
-        sys.stdout = _StreamProxy(sys.stdout, logging.INFO)  # type: ignore[assignment]
+        sys.stdout = _StreamProxy(sys.stdout, logging.INFO)
     if not isinstance(sys.stderr, _StreamProxy) and sys.stderr is not None:
-        sys.stderr = _StreamProxy(sys.stderr, logging.WARNING)  # type: ignore[assignment]
+        sys.stderr = _StreamProxy(sys.stderr, logging.WARNING)
     root = logging.getLogger()
     if _capture_handler not in root.handlers:
         root.addHandler(_capture_handler)
@@ -116,9 +116,9 @@ def _install() -> None:
 def _uninstall() -> None:
     # Only undo our own wrapping: if someone replaced the stream since, leave theirs alone.
     if isinstance(sys.stdout, _StreamProxy):
-        sys.stdout = sys.stdout._wrapped  # type: ignore[assignment]
+        sys.stdout = sys.stdout._wrapped
     if isinstance(sys.stderr, _StreamProxy):
-        sys.stderr = sys.stderr._wrapped  # type: ignore[assignment]
+        sys.stderr = sys.stderr._wrapped
     logging.getLogger().removeHandler(_capture_handler)
 
 

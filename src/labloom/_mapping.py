@@ -84,9 +84,7 @@ class MapSources:
         """What must happen before the width is known: runs to finish, maps to expand."""
         pending: list[TaskRun | MapNode] = []
         for source in self.all():
-            if source.kind == "future" and not source.value.done:
-                pending.append(source.value)
-            elif source.kind == "mapped" and not source.value.expanded:
+            if (source.kind == "future" and not source.value.done) or (source.kind == "mapped" and not source.value.expanded):
                 pending.append(source.value)
         return pending
 

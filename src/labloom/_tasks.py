@@ -231,7 +231,8 @@ class Task(Generic[P, R]):
         """
         run = _require_run(self, "submit")
         wait_for = kwargs.pop("wait_for", None)
-        return run._submit(self, args, kwargs, wait_for)
+        future: TaskFuture[R] = run._submit(self, args, kwargs, wait_for)
+        return future
 
     def map(self, *iterables: Any, **kwargs: Any) -> MappedFuture[R]:
         """One task run per element of the iterables (zipped; lengths must match).
@@ -242,7 +243,8 @@ class Task(Generic[P, R]):
         """
         run = _require_run(self, "map")
         wait_for = kwargs.pop("wait_for", None)
-        return run._map(self, iterables, kwargs, wait_for)
+        mapped: MappedFuture[R] = run._map(self, iterables, kwargs, wait_for)
+        return mapped
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

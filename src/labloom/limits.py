@@ -16,7 +16,7 @@ _lock = threading.Lock()
 _limits: dict[str, int] = {}
 
 
-def set(tag: str, n: int) -> None:  # noqa: A001 - the contract's name
+def set(tag: str, n: int) -> None:
     """At most ``n`` task runs tagged ``tag`` run at once."""
     if not isinstance(tag, str) or not tag:
         raise TypeError(f"a limit's tag must be a non-empty string, got {tag!r}")
@@ -43,7 +43,7 @@ def delete(tag: str) -> None:
         del _limits[tag]
 
 
-def list() -> dict[str, int]:  # noqa: A001 - the contract's name
+def list() -> dict[str, int]:
     """Every limit, by tag."""
     with _lock:
         return dict(sorted(_limits.items()))

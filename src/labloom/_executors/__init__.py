@@ -23,11 +23,13 @@ def resolve_executor(choice: Any, address: str | None = None) -> Executor:
     if choice == "dask":
         from .dask import DaskExecutor
 
-        return DaskExecutor(address=address)
+        dask: Executor = DaskExecutor(address=address)
+        return dask
     if isinstance(choice, str) and choice.startswith(("tcp://", "tls://", "inproc://")):
         from .dask import DaskExecutor
 
-        return DaskExecutor(address=choice)
+        remote: Executor = DaskExecutor(address=choice)
+        return remote
     raise ValueError(
         f"unknown executor {choice!r}; use one of {', '.join(EXECUTOR_NAMES)}, a scheduler "
         "address such as tcp://10.0.0.5:8786, or an executor object such as ThreadExecutor(8)"

@@ -1,0 +1,298 @@
+"""Retries, timeouts, cancellation, interrupts, logs and events."""
+
+from __future__ import annotations
+
+import _thread
+import io
+import logging
+import threading
+import time
+
+import pytest
+
+import labloom
+from labloom import State, ThreadExecutor, flow, get_run_logger, task
+from labloom import _events as ev
+from labloom._progress import ConsoleProgress
+
+
+def test_retries_with_a_delay_per_attempt(executor: str) -> None:
+    calls: list[float] = []
+
+    @task(retries=2, retry_delay=[0.2, 0.4])
+    def flaky() -> str:
+        calls.append(time.time())
+        if len(calls) < 3:
+            raise ConnectionError(f"attempt {len(calls)} lost the connection")
+        return "ok"
+
+    @flow(executor=executor)
+    def f() -> str:
+        return flaky()
+
+    run = f.run()
+    assert run.result() == "ok"
+    (tr,) = run.tasks
+    assert tr.state is State.COMPLETED and tr.attempts == 3
+    states = [entry.state for entry in tr.history]
+    assert states.count(State.RETRYING) == 2
+    assert "attempt 1 of 3; retrying in 0.2s" in tr.history[states.index(State.RETRYING)].message
+    assert calls[1] - calls[0] >= 0.2 and calls[2] - calls[1] >= 0.4
+
+
+def test_retries_exhausted_end_failed() -> None:
+    @task(retries=1)
+    def always_fails() -> None:
+        raise RuntimeError("still broken")
+
+    @flow
+    def f() -> None:
+        always_fails()
+
+    run = f.run()
+    (tr,) = run.tasks
+    assert (tr.state, tr.attempts) == (State.FAILED, 2)
+    assert tr.message == "RuntimeError: still broken"
+
+
+def test_a_timeout_fails_only_its_task(executor: str) -> None:
+    release = threading.Event()
+
+    @task(timeout=0.3)
+    def stuck() -> None:
+        release.wait(10)
+
+    @task
+    def fine() -> int:
+        return 1
+
+    @flow(executor=executor)
+    def f() -> object:
+        return stuck(), fine()
+
+    try:
+        run = f.run()
+    finally:
+        release.set()
+    by_name = {tr.name: tr for tr in run.tasks}
+    assert by_name["stuck"].state is State.FAILED
+    assert "timed out after 0.3s" in by_name["stuck"].message
+    assert by_name["fine"].state is State.COMPLETED
+    assert isinstance(by_name["stuck"].error, labloom.TaskTimeoutError)
+
+
+def test_cancel_marks_pending_task_runs_cancelled() -> None:
+    gate = threading.Event()
+
+    @task
+    def blocker(i: int) -> int:
+        gate.wait(10)
+        return i
+
+    @task
+    def after(x: int) -> int:
+        return x
+
+    @flow(executor=ThreadExecutor(max_workers=2))
+    def f() -> object:
+        return after.map(blocker.map(range(6)))
+
+    run = f.run(background=True)
+    deadline = time.time() + 5
+    while sum(tr.state is State.RUNNING for tr in run.tasks) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    run.cancel()
+    assert run.wait(timeout=5) is State.CANCELLED
+    gate.set()
+    assert all(tr.state is State.CANCELLED for tr in run.tasks)
+    with pytest.raises(labloom.RunCancelledError, match="cancelled"):
+        run.result()
+
+
+def test_keyboard_interrupt_cancels_the_run_and_raises() -> None:
+    gate = threading.Event()
+    started = threading.Event()
+
+    @task
+    def slow(i: int) -> int:
+        started.set()
+        gate.wait(10)
+        return i
+
+    @flow(executor=ThreadExecutor(max_workers=1))
+    def f() -> object:
+        return slow.map(range(5))
+
+    def interrupt() -> None:
+        started.wait(5)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    runs: list[labloom.FlowRun] = []
+    remove = ev.add_run_observer(runs.append)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            f()
+    finally:
+        remove()
+        gate.set()
+    (run,) = runs
+    assert run.wait(timeout=5) is State.CANCELLED
+    assert [tr.state for tr in run.tasks].count(State.CANCELLED) == 5
+
+
+def test_logs_of_concurrent_tasks_never_mix() -> None:
+    barrier = threading.Barrier(2)
+
+    @task
+    def chatty(name: str) -> None:
+        barrier.wait(5)
+        for i in range(200):
+            print(f"{name} line {i}")
+            if i % 50 == 0:
+                get_run_logger().info("%s checkpoint %d", name, i)
+
+    @flow(executor=ThreadExecutor(max_workers=2))
+    def f() -> None:
+        chatty("alpha")
+        chatty("beta")
+
+    run = f.run()
+    assert run.state is State.COMPLETED
+    for name in ("alpha", "beta"):
+        (tr,) = [t for t in run.tasks if t.args == (name,)]
+        lines = [line.text for line in run.logs(tr.id)]
+        assert len(lines) == 204
+        assert all(name in text for text in lines), "a line of the other task leaked in"
+        assert [t for t in lines if "line" in t] == [f"{name} line {i}" for i in range(200)]
+        infos = [line for line in run.logs(tr.id) if "checkpoint" in line.text]
+        assert [line.level for line in infos] == [logging.INFO] * 4
+
+
+def test_log_prints_false_does_not_capture_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    @task(log_prints=False)
+    def quiet() -> None:
+        print("only on stdout")
+        logging.getLogger("user.module").warning("a warning is still recorded")
+
+    @flow(executor="local")
+    def f() -> None:
+        quiet()
+
+    run = f.run()
+    texts = [line.text for line in run.logs("quiet")]
+    assert texts == ["user.module: a warning is still recorded"]
+    assert "only on stdout" in capsys.readouterr().out
+
+
+def test_prints_are_still_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    @task
+    def say() -> None:
+        print("hello from a task")
+
+    @flow(executor="threads")
+    def f() -> None:
+        say()
+
+    run = f.run()
+    assert [line.text for line in run.logs("say")] == ["hello from a task"]
+    assert "hello from a task" in capsys.readouterr().out
+
+
+def test_events_arrive_typed_in_batches_and_a_broken_subscriber_is_harmless(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    @task
+    def step(x: int) -> int:
+        print("working", x)
+        return x
+
+    @flow
+    def f() -> object:
+        return step.map([1, 2])
+
+    batches: list[list[ev.Event]] = []
+
+    def observe(run: labloom.FlowRun) -> None:
+        run.subscribe(batches.append)
+        run.subscribe(lambda batch: 1 / 0)
+
+    remove = ev.add_run_observer(observe)
+    try:
+        run = f.run()
+    finally:
+        remove()
+    assert run.state is State.COMPLETED
+    events = [event for batch in batches for event in batch]
+    kinds = [type(event).__name__ for event in events]
+    assert kinds[0] == "RunCreated" and kinds[-1] == "RunFinished"
+    assert kinds.count("TaskRunCreated") == 2 and kinds.count("LogRecord") == 2
+    states = [(e.task_run_id, e.state) for e in events if isinstance(e, ev.StateChanged)]
+    assert sorted(states) == sorted(
+        [(tr.id, s) for tr in run.tasks for s in (State.RUNNING, State.COMPLETED)]
+    )
+    assert all(isinstance(e.time, float) for e in events if hasattr(e, "time"))
+    assert sum("event subscriber" in r.message for r in caplog.records) == 1
+
+
+def test_in_memory_retry_reruns_only_the_failed_part(executor: str) -> None:
+    calls: dict[int, int] = {}
+    broken = {3}
+
+    @task
+    def work(i: int) -> int:
+        calls[i] = calls.get(i, 0) + 1
+        if i in broken:
+            raise ValueError(f"{i} is broken")
+        return i
+
+    @flow(executor=executor)
+    def f() -> int:
+        return total(work.map(range(5)))
+
+    run = f.run()
+    assert run.state is State.FAILED
+    broken.clear()
+    run.retry()
+    assert run.state is State.COMPLETED
+    assert run.result() == 10
+    assert calls == {0: 1, 1: 1, 2: 1, 3: 2, 4: 1}
+
+
+@task
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+def test_plain_progress_lines() -> None:
+    out = io.StringIO()
+
+    @flow
+    def f() -> object:
+        return total([1])
+
+    def observe(run: labloom.FlowRun) -> None:
+        run.subscribe(ConsoleProgress(out, live=False), replay=True)
+
+    remove = ev.add_run_observer(observe)
+    try:
+        f()
+    finally:
+        remove()
+    text = out.getvalue()
+    assert "flow 'f' run" in text and "total" in text and "1/1 done" in text
+    assert "Completed" in text
+
+
+def test_live_progress_redraws_a_table() -> None:
+    out = io.StringIO()
+    progress = ConsoleProgress(out, live=True)
+
+    @flow
+    def f() -> object:
+        return total([1])
+
+    run = f.run()
+    progress(list(run._bus.history))
+    text = out.getvalue()
+    assert "1/1 done" in text and "\x1b[" not in text.split("total")[0][-5:]
