@@ -62,8 +62,8 @@ def test_tricky_notebook_source(tmp_path: Path) -> None:
     # constants the helpers read, with their comment; not the one nothing reads
     assert "# how far apart\nSCALE = 10\nOFFSET = SCALE + 1\n" in source
     assert "UNUSED" not in source
-    assert "@task(retries=2, tags=[\"db\"])\ndef load(g):" in source
-    assert "@task(retries=2, tags=[\"db\"])\ndef square(v):" in source
+    assert '@task(retries=2, tags=["db"])\ndef load(g):' in source
+    assert '@task(retries=2, tags=["db"])\ndef square(v):' in source
     assert "@task(retries=1)\ndef total(xs):" in source
     assert "def shift(x):" in source and "@task\ndef shift" not in source
     for exploratory in ("print(", "plt.plot", "plt.show", "!pip", "%matplotlib", "display("):
@@ -125,9 +125,7 @@ def test_parameters_cell_gives_the_default(tmp_path: Path) -> None:
     )
     (flow,) = export_notebook(path, check=False).flows
     assert flow.signature() == "etl(missing, rows=100, name='etl')"
-    assert flow.required == {
-        "missing": "it is not assigned in the notebook before the flow cell"
-    }
+    assert flow.required == {"missing": "it is not assigned in the notebook before the flow cell"}
 
 
 def test_select_one_flow(tmp_path: Path) -> None:

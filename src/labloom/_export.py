@@ -32,8 +32,14 @@ from typing import Any
 from ._export_read import SKIP_TAG, ExportError, LeftOut, read_cells
 from ._export_write import HEADER, ExportedFlow, ModuleSource, write_module
 
-__all__ = ["ExportError", "ExportReport", "ExportedFlow", "LeftOut", "export_notebook",
-           "load_notebook_flow"]
+__all__ = [
+    "ExportError",
+    "ExportReport",
+    "ExportedFlow",
+    "LeftOut",
+    "export_notebook",
+    "load_notebook_flow",
+]
 
 
 @dataclass(frozen=True)
@@ -94,9 +100,7 @@ def export_notebook(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(module.text, encoding="utf-8")
     left_out = sorted(module.left_out, key=lambda item: (item.cell, item.line or 0))
-    return ExportReport(
-        notebook, target, tuple(module.flows), tuple(left_out), tuple(module.notes)
-    )
+    return ExportReport(notebook, target, tuple(module.flows), tuple(left_out), tuple(module.notes))
 
 
 def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) -> Any:
@@ -117,8 +121,7 @@ def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) ->
             if len(names) != 1:
                 have = ", ".join(names) or "none"
                 raise ExportError(
-                    f"the notebook has {len(names)} flows ({have}); "
-                    f"name one: {notebook.name}:NAME"
+                    f"the notebook has {len(names)} flows ({have}); name one: {notebook.name}:NAME"
                 )
             flow = names[0]
         folder = Path(tempfile.mkdtemp(prefix="labloom-export-"))

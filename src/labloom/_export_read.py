@@ -9,14 +9,21 @@ are the cell's own (1-based, the magic line included), so errors can point back 
 from __future__ import annotations
 
 import ast
-import io
 import json
-import re
-import tokenize
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._export_ast import (
+    assigned_names,
+    call_name,
+    free_names,
+    ipython_reason,
+    parse_cell,
+    short,
+    simple_targets,
+    string_continuations,
+)
 from ._magic_args import (
     FlowOptions,
     MagicArgsError,
@@ -28,14 +35,6 @@ from ._magic_args import (
 SKIP_TAG = "labloom-skip"
 PARAMETERS_TAG = "parameters"  # papermill's
 
-# Lines IPython rewrites before Python sees them: `!cmd`, `%magic`, `x = !cmd`, `obj?`.
-_IPYTHON_LINE = re.compile(
-    r"""^\s*(?:[!%]
-        | [A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*[!%]
-        | \?
-        | [\w.]+\?\??\s*$)""",
-    re.VERBOSE,
-)
 _DISPLAY_CALLS = {"display", "print", "pprint"}
 
 
@@ -43,9 +42,7 @@ class ExportError(Exception):
     """A notebook cannot be exported to a module; ``cell`` and ``line`` (1-based, counting every
     cell from the top and the cell's lines from its first) say where, when a cell is at fault."""
 
-    def __init__(
-        self, message: str, *, cell: int | None = None, line: int | None = None
-    ) -> None:
+    def __init__(self, message: str, *, cell: int | None = None, line: int | None = None) -> None:
         super().__init__(message)
         self.cell = cell
         self.line = line
@@ -142,37 +139,17 @@ def read_cells(cells: Sequence[Any]) -> NotebookPieces:
 
 
 def _parse(number: int, source: str) -> tuple[ast.Module, str, list[tuple[int, str]]]:
-    """Parse a cell, replacing IPython-only lines with ``pass``; returns the tree, the cleaned
-    source and the replaced lines."""
     try:
-        return ast.parse(source), source, []
-    except SyntaxError:
-        pass
-    lines = source.split("\n")
-    replaced = []
-    for i, text in enumerate(lines):
-        if _IPYTHON_LINE.match(text):
-            replaced.append((i + 1, text.strip()))
-            lines[i] = text[: len(text) - len(text.lstrip())] + "pass"
-    cleaned = "\n".join(lines)
-    try:
-        return ast.parse(cleaned), cleaned, replaced
+        return parse_cell(source)
     except SyntaxError as e:
         line = e.lineno or 1
+        text = source.split("\n")[line - 1].strip() if line <= source.count("\n") + 1 else ""
         raise ExportError(
-            f"cell {number}, line {line}: not valid Python ({e.msg}): "
-            f"{source.split(chr(10))[line - 1].strip()!r}; fix the cell or tag it {SKIP_TAG}",
+            f"cell {number}, line {line}: not valid Python ({e.msg}): {text!r}; "
+            f"fix the cell or tag it {SKIP_TAG}",
             cell=number,
             line=line,
         ) from None
-
-
-def _ipython_reason(text: str) -> str:
-    if text.startswith("!") or re.match(r"[\w.,\s]+=\s*!", text):
-        return f"shell command `{_short(text)}`"
-    if text.startswith("?") or text.endswith("?"):
-        return f"help request `{_short(text)}`"
-    return f"line magic `{_short(text)}`"
 
 
 def _report_replaced(
@@ -184,7 +161,7 @@ def _report_replaced(
     for line, text in replaced:
         nested = raw[line - 1][:1].isspace()
         note = " (replaced by pass)" if nested else ""
-        pieces.left_out.append(LeftOut(number, _ipython_reason(text) + note, line))
+        pieces.left_out.append(LeftOut(number, ipython_reason(text) + note, line))
         if not nested:
             top.add(line)
     return top
@@ -237,9 +214,7 @@ def _keep(number: int, stmt: ast.stmt, text: Lines, tasks: TasksOptions | None) 
     if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
         return Kept(number, "future", text, frozenset(), uses, module="__future__")
     if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        names = frozenset(
-            (a.asname or a.name).split(".")[0] for a in stmt.names if a.name != "*"
-        )
+        names = frozenset((a.asname or a.name).split(".")[0] for a in stmt.names if a.name != "*")
         module = stmt.names[0].name
         if isinstance(stmt, ast.ImportFrom):
             module = stmt.module or ""
@@ -249,31 +224,12 @@ def _keep(number: int, stmt: ast.stmt, text: Lines, tasks: TasksOptions | None) 
         if tasks is not None and not isinstance(stmt, ast.ClassDef) and not _is_task(stmt):
             decorator = _task_decorator(tasks)
         return Kept(number, "def", text, frozenset([stmt.name]), uses, decorator)
-    targets = _simple_targets(stmt)
+    targets = simple_targets(stmt)
     if targets:
         if isinstance(stmt, ast.AugAssign):  # `X += 1` needs the X before it
             uses = uses | targets
         return Kept(number, "assign", text, frozenset(targets), uses)
     return None
-
-
-def _simple_targets(stmt: ast.stmt) -> frozenset[str]:
-    """The names a plain assignment binds (`a = ...`, `a, b = ...`), else nothing: assigning
-    into an attribute or an item is a side effect on something else."""
-    if isinstance(stmt, ast.Assign):
-        targets: list[ast.expr] = list(stmt.targets)
-    elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)) and stmt.value is not None:
-        targets = [stmt.target]
-    else:
-        return frozenset()
-    names: set[str] = set()
-    for target in targets:
-        for node in ast.walk(target):
-            if isinstance(node, (ast.Attribute, ast.Subscript)):
-                return frozenset()
-            if isinstance(node, ast.Name):
-                names.add(node.id)
-    return frozenset(names)
 
 
 def _is_task(stmt: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -318,22 +274,22 @@ def _assignments(number: int, stmt: ast.stmt, source: str, parameters: bool) -> 
                 and len(target.elts) == len(stmt.value.elts)
             ):
                 for t, v in zip(target.elts, stmt.value.elts, strict=True):
-                    names = _simple_targets(ast.Assign(targets=[t], value=v))
+                    names = simple_targets(ast.Assign(targets=[t], value=v))
                     found += [one(n, v if isinstance(t, ast.Name) else None) for n in names]
             else:
-                found += [one(n, None) for n in _simple_targets(stmt)]
+                found += [one(n, None) for n in simple_targets(stmt)]
         return found
     if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
         return [one(stmt.target.id, stmt.value)]
-    return [one(n, None) for n in _simple_targets(stmt)]
+    return [one(n, None) for n in simple_targets(stmt)]
 
 
 def _left_out_reason(stmt: ast.stmt, text: Lines) -> str:
-    first = _short(text[-1][1] if len(text) == 1 else ast.unparse(stmt).split("\n")[0])
+    first = short(text[-1][1] if len(text) == 1 else ast.unparse(stmt).split("\n")[0])
     if isinstance(stmt, ast.Expr):
         value = stmt.value
         if isinstance(value, ast.Call):
-            name = _call_name(value)
+            name = call_name(value)
             if name in _DISPLAY_CALLS:
                 return f"`{first}` only shows output in the notebook"
             if name.startswith("plt.") or name.endswith((".plot", ".show", ".hist")):
@@ -346,18 +302,6 @@ def _left_out_reason(stmt: ast.stmt, text: Lines) -> str:
         return f"`{first}` assigns into an object: a top-level side effect"
     kind = type(stmt).__name__.lower()
     return f"top-level `{kind}` statement `{first}` runs at import"
-
-
-def _call_name(call: ast.Call) -> str:
-    try:
-        return ast.unparse(call.func)
-    except Exception:  # pragma: no cover - unparse handles every expression
-        return ""
-
-
-def _short(text: str, width: int = 60) -> str:
-    text = text.strip()
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _read_flow(pieces: NotebookPieces, number: int, source: str, options: FlowOptions) -> None:
@@ -378,7 +322,7 @@ def _read_flow(pieces: NotebookPieces, number: int, source: str, options: FlowOp
             pieces.left_out.append(
                 LeftOut(
                     number,
-                    f"`{_short(text)}` only shows output in the notebook (flow {options.name})",
+                    f"`{short(text)}` only shows output in the notebook (flow {options.name})",
                     stmt.lineno,
                 )
             )
@@ -390,11 +334,10 @@ def _read_flow(pieces: NotebookPieces, number: int, source: str, options: FlowOp
         kept.pop()
     assigned = assigned_names(statements)
     free = free_names(statements) - set(options.params)
-    raw = _string_continuations(cleaned)
+    raw = string_continuations(cleaned)
     pieces.flows.append(FlowCell(number, options, kept, raw, assigned, frozenset(free)))
     pieces.assignments.extend(
-        Assignment(number, name, None, f"the result of flow {options.name}")
-        for name in assigned
+        Assignment(number, name, None, f"the result of flow {options.name}") for name in assigned
     )
 
 
@@ -404,62 +347,5 @@ def _only_displays(stmt: ast.stmt) -> bool:
     if not isinstance(stmt, ast.Expr):
         return False
     if isinstance(stmt.value, ast.Call):
-        return _call_name(stmt.value) == "display"
+        return call_name(stmt.value) == "display"
     return not isinstance(stmt.value, (ast.Await, ast.Yield, ast.YieldFrom))
-
-
-def _string_continuations(source: str) -> frozenset[int]:
-    raw: set[int] = set()
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.start[0] != tok.end[0] and tok.type != tokenize.NL:
-                raw.update(range(tok.start[0] + 1, tok.end[0] + 1))
-    except (tokenize.TokenError, SyntaxError):  # pragma: no cover - the source parsed
-        pass
-    return frozenset(raw)
-
-
-_SCOPES = (
-    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
-    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
-)
-
-
-def assigned_names(statements: Iterable[ast.stmt]) -> list[str]:
-    """Names bound by assignment in this scope, in order, not looking into nested scopes."""
-    names: dict[str, None] = {}
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.setdefault(node.id)
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, _SCOPES):
-                visit(child)
-
-    for stmt in statements:
-        visit(stmt)
-    return list(names)
-
-
-def free_names(statements: Iterable[ast.stmt]) -> set[str]:
-    """Names these statements read that they do not bind themselves (parameters, assignments,
-    imports and definitions anywhere inside them): roughly, the globals they need. Good enough
-    to decide which notebook constants a module must keep."""
-    loads: set[str] = set()
-    bound: set[str] = set()
-    declared_global: set[str] = set()
-    for stmt in statements:
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Name):
-                (loads if isinstance(node.ctx, ast.Load) else bound).add(node.id)
-            elif isinstance(node, ast.arg):
-                bound.add(node.arg)
-            elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                declared_global.update(node.names)
-            elif isinstance(node, ast.alias):
-                bound.add((node.asname or node.name).split(".")[0])
-            elif node is not stmt and isinstance(
-                node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-            ):
-                bound.add(node.name)
-    return (loads - bound) | (declared_global & loads)

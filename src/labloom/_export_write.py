@@ -176,7 +176,8 @@ def _needed(kept: list[Kept], flows: list[FlowCell], left_out: list[LeftOut]) ->
             names = ", ".join(sorted(piece.defines))
             became = sorted(piece.defines & params)
             reason = (
-                f"{', '.join(became)}: became a flow parameter" if became
+                f"{', '.join(became)}: became a flow parameter"
+                if became
                 else f"{names}: not used by exported code"
             )
             left_out.append(LeftOut(piece.cell, reason, first))
@@ -187,9 +188,7 @@ def _needed(kept: list[Kept], flows: list[FlowCell], left_out: list[LeftOut]) ->
                 continue
             seen_imports.add(key)
             if piece.module.split(".")[0] == "IPython" and not piece.defines & needed:
-                left_out.append(
-                    LeftOut(piece.cell, "IPython import used only for display", first)
-                )
+                left_out.append(LeftOut(piece.cell, "IPython import used only for display", first))
                 continue
         result.append(piece)
     return result
@@ -230,10 +229,10 @@ def _parameters(f: FlowCell, assignments: list[Assignment]) -> ExportedFlow:
     for name in f.options.params:
         found = [a for a in assignments if a.name == name and a.cell < f.cell]
         declared = [a for a in found if a.in_parameters_cell and _literal(a) is not None]
-        source = (declared or found or [None])[-1]
-        if source is None:
+        if not found:
             required[name] = "it is not assigned in the notebook before the flow cell"
             continue
+        source = (declared or found)[-1]
         literal = _literal(source)
         if literal is None:
             required[name] = (
