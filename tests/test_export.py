@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from labloom._export import ExportError, export_notebook
+from labloom._export import ExportError, export_notebook, load_notebook_flow
+
+# The import check and the runs need the engine's `from labloom import flow, task`.
+needs_engine = pytest.mark.skipif(
+    not hasattr(importlib.import_module("labloom"), "flow"), reason="engine not merged yet"
+)
 
 Cell = str | tuple[str, list[str]]  # source, or (source, tags)
 
@@ -207,3 +215,106 @@ def test_magics_inside_definitions_become_pass(tmp_path: Path) -> None:
     assert [str(i) for i in report.left_out] == [
         "cell 1, line 2: shell command `!mkdir -p data` (replaced by pass)"
     ]
+
+
+def test_tasks_options_and_dask_address(tmp_path: Path) -> None:
+    path = write_notebook(
+        tmp_path,
+        [
+            "%%tasks --retry-delay 1,5 --cache\ndef a():\n    pass\n\n"
+            "@task(retries=3)\ndef b():\n    pass\n\nclass Config:\n    pass",
+            "%%tasks\ndef c():\n    pass",
+            "%%flow nightly --address tcp://10.0.0.5:8786 --background --no-widget\nx = a()",
+        ],
+    )
+    source = export_notebook(path, check=False).path.read_text()
+    assert "@task(retry_delay=[1, 5], cache=True)\ndef a():" in source
+    assert "\n\n@task(retries=3)\ndef b():" in source  # already a task: not wrapped twice
+    assert "\n\nclass Config:" in source
+    assert "@task\ndef c():" in source
+    assert "from labloom import DaskExecutor, flow, task\n" in source
+    assert (
+        '@flow(name="nightly", executor=DaskExecutor(address="tcp://10.0.0.5:8786"))\n'
+        "def nightly():\n"
+    ) in source
+
+
+def import_file(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"exported_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_engine
+def test_exported_flow_imports_and_runs(tmp_path: Path) -> None:
+    report = export_notebook(write_notebook(tmp_path, TRICKY))  # checked in a fresh interpreter
+    module = import_file(report.path)
+    result = module.sweep(n=3)
+    assert result == {
+        "values": [23.0, 24.0, 26.0],
+        "squares": [529.0, 576.0, 676.0],
+        "best": 1781.0,
+        "note": "first\nsecond",
+    }
+    assert module.sweep(n=3, grid=[1])["best"] == 576
+
+
+@needs_engine
+def test_name_error_at_import_names_the_cell(tmp_path: Path) -> None:
+    path = write_notebook(
+        tmp_path,
+        [
+            "import os",
+            "# md notes",
+            "LIMIT = 10\nCAP = LIMIT * undefined_thing",
+            "def cap(x):\n    return min(x, CAP)",
+            "%%flow f\ny = cap(3)",
+        ],
+    )
+    with pytest.raises(ExportError) as e:
+        export_notebook(path)
+    assert (e.value.cell, e.value.line) == (3, 2)
+    message = str(e.value)
+    assert message.startswith("[labloom] cannot export nb.ipynb: the exported module fails")
+    assert "at cell 3, line 2: NameError: name 'undefined_thing' is not defined" in message
+    assert "    CAP = LIMIT * undefined_thing\n" in message
+    assert "tag it labloom-skip" in message
+    assert not (tmp_path / "nb.py").exists()
+
+
+@needs_engine
+def test_failing_decorator_names_its_line(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path, ["import json", "@task(retries=RETRIES)\ndef f():\n    pass"])
+    with pytest.raises(ExportError, match=r"at cell 2, line 1: NameError: name 'RETRIES'"):
+        export_notebook(path)
+
+
+@needs_engine
+def test_import_that_hangs_is_stopped_and_named(tmp_path: Path) -> None:
+    path = write_notebook(
+        tmp_path,
+        ["import time", "PAUSE = time.sleep(60)\n\ndef f():\n    return PAUSE"],
+    )
+    with pytest.raises(ExportError, match=r"at cell 2, line 1: still running after 1 s"):
+        export_notebook(path, timeout=1)
+
+
+@needs_engine
+def test_load_notebook_flow(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path, TRICKY)
+    sweep = load_notebook_flow(path)
+    assert sweep(n=1, grid=[0.0])["values"] == [22.0]
+    assert load_notebook_flow(path, "sweep")(n=1, grid=[1.0])["best"] == 576.0
+
+    two = write_notebook(tmp_path, ["%%flow a\nx = 1", "%%flow b\ny = 2"], "two.ipynb")
+    with pytest.raises(ExportError, match=r"has 2 flows \(a, b\); name one: two.ipynb:NAME"):
+        load_notebook_flow(two)
+    assert load_notebook_flow(two, "b")() == {"y": 2}
+
+    broken = write_notebook(
+        tmp_path, ["X = 1 / 0\ndef f():\n    return X", "%%flow g\nz = f()"], "broken.ipynb"
+    )
+    with pytest.raises(ExportError, match=r"cell 1, line 1: ZeroDivisionError"):
+        load_notebook_flow(broken)
