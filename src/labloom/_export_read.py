@@ -104,7 +104,6 @@ class NotebookPieces:
     flows: list[FlowCell] = field(default_factory=list)
     left_out: list[LeftOut] = field(default_factory=list)
     assignments: list[Assignment] = field(default_factory=list)
-    headlines: dict[int, str] = field(default_factory=dict)  # a cell's first line, for messages
 
 
 def read_cells(cells: Sequence[Any]) -> NotebookPieces:
@@ -114,7 +113,6 @@ def read_cells(cells: Sequence[Any]) -> NotebookPieces:
         source: str = cell.get("source", "")
         if cell.get("cell_type") != "code" or not source.strip():
             continue
-        pieces.headlines[number] = source.strip().splitlines()[0]
         tags = cell.get("metadata", {}).get("tags", [])
         if SKIP_TAG in tags:
             pieces.left_out.append(LeftOut(number, f"tagged {SKIP_TAG}"))
@@ -185,7 +183,7 @@ def _read_code(
         shares_line = (i > 0 and body[i - 1].end_lineno == stmt.lineno) or (
             i + 1 < len(body) and body[i + 1].lineno == stmt.end_lineno
         )
-        after = body[i - 1].end_lineno or 0 if i else 0
+        after = (body[i - 1].end_lineno or 0) if i else 0
         text = _statement_lines(stmt, lines, shares_line, after)
         kept = _keep(number, stmt, text, tasks)
         if kept is None:
@@ -301,7 +299,7 @@ def _left_out_reason(stmt: ast.stmt, text: Lines) -> str:
     if isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
         return f"`{first}` assigns into an object: a top-level side effect"
     kind = type(stmt).__name__.lower()
-    return f"top-level `{kind}` statement `{first}` runs at import"
+    return f"top-level `{kind}` statement `{first}` would run on import"
 
 
 def _read_flow(pieces: NotebookPieces, number: int, source: str, options: FlowOptions) -> None:

@@ -94,8 +94,8 @@ def write_module(pieces: NotebookPieces, notebook: str, flow: str | None = None)
             module.add("")
             module.add(f"# cell {item.cell}")
         else:
-            module.lines += [""] * _blank_lines(previous, item)
-            module.origins += [None] * _blank_lines(previous, item)
+            for _ in range(_blank_lines(previous, item)):
+                module.add("")
         previous = item
         if isinstance(item, FlowCell):
             _add_flow(module, item, pieces.assignments)
