@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -93,6 +94,9 @@ def test_tricky_notebook_source(tmp_path: Path) -> None:
     assert list(flow.required) == ["n"]
     assert "`int('3')` (cell 8) is not a literal" in flow.required["n"]
     assert "parameter n is required" in report.summary()
+    data = json.loads(json.dumps(report.as_dict()))
+    assert data["flows"][0]["parameters"] == ["n", "grid"]
+    assert data["flows"][0]["defaults"] == {"grid": "[0.5, 1.0, 2.0]"}
 
 
 def test_tricky_notebook_left_out(tmp_path: Path) -> None:
@@ -318,3 +322,17 @@ def test_load_notebook_flow(tmp_path: Path) -> None:
     )
     with pytest.raises(ExportError, match=r"cell 1, line 1: ZeroDivisionError"):
         load_notebook_flow(broken)
+
+
+def test_shared_lines_shell_assignments_and_help(tmp_path: Path) -> None:
+    path = write_notebook(
+        tmp_path,
+        ["a = 1; print(a)\nfiles = !ls\nshift?\n\ndef shift(x):\n    return x + a"],
+    )
+    report = export_notebook(path, check=False)
+    assert "# cell 1\na = 1\n\n\ndef shift(x):" in report.path.read_text()
+    assert [str(i) for i in report.left_out] == [
+        "cell 1, line 1: `print(a)` only shows output in the notebook",
+        "cell 1, line 2: shell command `files = !ls`",
+        "cell 1, line 3: help request `shift?`",
+    ]

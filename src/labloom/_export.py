@@ -53,6 +53,28 @@ class ExportReport:
     left_out: tuple[LeftOut, ...]
     notes: tuple[str, ...] = ()
 
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data (for ``labloom export --json``)."""
+        return {
+            "notebook": str(self.notebook),
+            "path": str(self.path),
+            "flows": [
+                {
+                    "name": f.name,
+                    "cell": f.cell,
+                    "parameters": list(f.parameters),
+                    "defaults": f.defaults,
+                    "required": f.required,
+                }
+                for f in self.flows
+            ],
+            "left_out": [
+                {"cell": item.cell, "line": item.line, "reason": item.reason}
+                for item in self.left_out
+            ],
+            "notes": list(self.notes),
+        }
+
     def summary(self) -> str:
         lines = [f"wrote {self.path} from {self.notebook}"]
         for f in self.flows:
