@@ -163,6 +163,10 @@ class EventBus:
         self.flush()
         _Dispatcher.instance().unregister(self)
 
+    def reopen(self) -> None:
+        """After close(): deliver again (a retried run emits more events)."""
+        _Dispatcher.instance().register(self)
+
 
 class _Dispatcher:
     _instance: _Dispatcher | None = None

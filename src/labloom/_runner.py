@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from ._logs import TaskContext, capturing, task_context
 
 
-class TaskTimeoutError(TimeoutError):
+class TaskTimeoutError(TimeoutError):  # re-exported by _errors
     """A task run exceeded its ``timeout``."""
 
 

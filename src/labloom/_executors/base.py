@@ -78,6 +78,9 @@ class Executor(ABC):
         """
         return False
 
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``start`` took; the engine calls it for executors it created."""
+
     def metadata(self) -> dict[str, Any]:
         """Facts for views (Dask adds its dashboard link)."""
         return {}

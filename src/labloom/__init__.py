@@ -1,0 +1,78 @@
+"""labloom: JupyterLab as an orchestrator.
+
+>>> from labloom import task, flow
+>>> @task
+... def square(x: int) -> int:
+...     return x * x
+>>> @flow
+... def squares(n: int) -> list[int]:
+...     return square.map(range(n))
+>>> squares(4)
+[0, 1, 4, 9]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import limits
+from ._engine import FlowRun, LogLine
+from ._errors import (
+    FlowFailed,
+    LabloomError,
+    RunCancelledError,
+    TaskTimeoutError,
+    UpstreamFailedError,
+)
+from ._executors import Executor, LocalExecutor, ThreadExecutor
+from ._flows import Flow, flow
+from ._futures import MappedFuture, TaskFuture, allow_failure, unmapped
+from ._graph import TaskRun
+from ._logs import get_run_logger
+from ._states import State
+from ._tasks import Task, task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DaskExecutor",
+    "Executor",
+    "Flow",
+    "FlowFailed",
+    "FlowRun",
+    "LabloomError",
+    "LocalExecutor",
+    "LogLine",
+    "MappedFuture",
+    "RunCancelledError",
+    "State",
+    "Task",
+    "TaskFuture",
+    "TaskRun",
+    "TaskTimeoutError",
+    "ThreadExecutor",
+    "UpstreamFailedError",
+    "allow_failure",
+    "flow",
+    "get_run_logger",
+    "limits",
+    "load_ipython_extension",
+    "task",
+    "unmapped",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # distributed is heavy: import it only when someone asks for the Dask executor.
+    if name == "DaskExecutor":
+        from ._executors.dask import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module 'labloom' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext labloom``: registers %%tasks, %%flow and %flow_runs."""
+    from ._jupyter.magics import load_ipython_extension as load
+
+    load(ipython)

@@ -1,0 +1,37 @@
+"""Executors: where task runs run. ``resolve_executor`` turns a user's choice into one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Executor, Outcome
+from .local import LocalExecutor, ThreadExecutor
+
+EXECUTOR_NAMES = ("local", "threads", "dask")
+
+
+def resolve_executor(choice: Any, address: str | None = None) -> Executor:
+    """An executor from a name ("local", "threads", "dask"), an Executor, or None (threads)."""
+    if isinstance(choice, Executor):
+        return choice
+    if choice is None:
+        choice = "dask" if address else "threads"
+    if choice == "local":
+        return LocalExecutor()
+    if choice == "threads":
+        return ThreadExecutor()
+    if choice == "dask":
+        from .dask import DaskExecutor
+
+        return DaskExecutor(address=address)
+    if isinstance(choice, str) and choice.startswith(("tcp://", "tls://", "inproc://")):
+        from .dask import DaskExecutor
+
+        return DaskExecutor(address=choice)
+    raise ValueError(
+        f"unknown executor {choice!r}; use one of {', '.join(EXECUTOR_NAMES)}, a scheduler "
+        "address such as tcp://10.0.0.5:8786, or an executor object such as ThreadExecutor(8)"
+    )
+
+
+__all__ = ["Executor", "LocalExecutor", "Outcome", "ThreadExecutor", "resolve_executor"]

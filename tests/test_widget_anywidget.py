@@ -1,0 +1,142 @@
+"""The anywidget shell: traits, messages, the static HTML fallback, the shipped ES module."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labloom._states import State
+from labloom._widget import widget_for
+from labloom._widget._html import summary_html
+from labloom._widget._model import RunGraph
+from widget_helpers import FakeRun, ManualClock, finished, map_events, small_flow, state
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture
+def run() -> FakeRun:
+    r = FakeRun()
+    r.emit(*small_flow())
+    return r
+
+
+def make(run: FakeRun) -> tuple[Any, ManualClock]:
+    clock = ManualClock()
+    return widget_for(run, clock=clock, schedule=clock.schedule, layout_engine="builtin"), clock
+
+
+def test_widget_mirrors_the_run_in_synced_traits(run: FakeRun) -> None:
+    widget, _ = make(run)
+    assert [n["id"] for n in widget.graph["nodes"]] == ["n-load", "n-train", "n-best"]
+    assert widget.graph["engine"] == "builtin"
+    assert widget.states["n-train"]["total"] == 3
+    assert widget.header["flow"] == "sweep"
+    state_traits = {"graph", "states", "header"}
+    assert state_traits <= set(widget.keys)
+    widget.close()
+
+
+def test_trait_updates_are_throttled(run: FakeRun) -> None:
+    widget, clock = make(run)
+    changes: list[str] = []
+    widget.observe(lambda change: changes.append(change["name"]), names=["states"])
+    for i in range(300):
+        run.emit(*map_events(f"m{i}", f"m{i}", 1) if i == 0 else [])
+        run.emit(state("t-best", State.RUNNING if i % 2 else State.PENDING))
+    clock.advance(0)
+    assert widget.pushes == 2 and changes == ["states"]
+    for _ in range(50):
+        run.emit(state("t-best", State.RUNNING), state("t-best", State.RETRYING))
+        clock.advance(0.01)
+    clock.advance(1)
+    assert widget.pushes <= 2 + 6
+    assert widget.states["n-best"]["state"] == "Retrying"
+    widget.close()
+
+
+def test_front_end_messages_reach_the_run(run: FakeRun) -> None:
+    widget, _ = make(run)
+    # What ipywidgets does with a custom message from the browser.
+    widget._handle_custom_msg({"event": "cancel"}, [])
+    widget._handle_custom_msg({"event": "retry"}, [])
+    widget.view.join_actions(5)
+    assert sorted(run.calls) == ["cancel", "retry"]
+    widget.close()
+
+
+def test_mimebundle_has_the_widget_view_and_a_static_summary(run: FakeRun) -> None:
+    widget, _ = make(run)
+    data, _metadata = widget._repr_mimebundle_()
+    assert data[WIDGET_MIME]["model_id"] == widget.model_id
+    html = data["text/html"]
+    assert '<tr data-node-id="n-train">' in html
+    assert "<td>2/3</td>" in html and "1 Completed, 1 Failed, 1 Running" in html
+    assert 'href="http://127.0.0.1:8787/status"' in html
+    widget.close()
+
+
+def test_summary_is_per_node_and_escapes_user_text() -> None:
+    r = FakeRun()
+    r.emit(*small_flow())
+    r.emit(*map_events("big", "<script>alert(1)</script>", 10_000), finished(State.FAILED))
+    graph = RunGraph()
+    graph.apply(r.bus.history)
+    html = summary_html(graph, now=200.0)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert html.count("<tr data-node-id=") == 4
+    assert 'data-state="Failed"' in html and "0/10000" in html
+    assert len(html) < 5000
+
+
+def test_es_module_ships_inside_the_package(run: FakeRun) -> None:
+    package_dir = Path(sys.modules["labloom._widget"].__file__ or "").parent
+    js = (package_dir / "static" / "widget.js").read_text()
+    assert "export default" in js and "labloom-log-line" in js and "labloom-cancel" in js
+    assert (package_dir / "static" / "widget.css").is_file()
+    # The widget sends the file from the package folder (what the wheel carries).
+    widget, _ = make(run)
+    assert widget._esm == js
+    widget.close()
+
+
+def test_importing_the_widget_package_does_not_import_anywidget() -> None:
+    code = (
+        "import sys, labloom._widget, labloom._widget._view; "
+        "bad = [m for m in ('anywidget', 'ipywidgets', 'IPython') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    src = str(Path(__file__).parents[1] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={"PYTHONPATH": src}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_show_refreshes_the_saved_output_when_the_run_ends(run: FakeRun) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    widget, clock = make(run)
+    with capture_output() as captured:
+        widget.show()
+        run.emit(state("n-train-1", State.COMPLETED), state("t-best", State.COMPLETED))
+        clock.advance(1)
+        assert len(captured.outputs) == 1  # no refresh while the run goes on
+        run.emit(finished(State.FAILED, 111.0))
+        clock.advance(1)
+        clock.advance(1)
+    first, last = captured.outputs
+    assert WIDGET_MIME in first.data and 'data-state="Running"' in first.data["text/html"]
+    assert last.update and last.transient == first.transient
+    assert (
+        '<strong>sweep</strong> <code>run-1</code> <span class="labloom-state" '
+        in (last.data["text/html"])
+    )
+    assert 'data-state="Failed"' in last.data["text/html"].split("</p>")[0]
+    widget.close()
