@@ -27,10 +27,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._export_read import SKIP_TAG, ExportError, LeftOut, read_cells
 from ._export_write import HEADER, ExportedFlow, ModuleSource, write_module
+
+if TYPE_CHECKING:
+    from ._flows import Flow
 
 __all__ = [
     "ExportError",
@@ -125,7 +128,7 @@ def export_notebook(
     return ExportReport(notebook, target, tuple(module.flows), tuple(left_out), tuple(module.notes))
 
 
-def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) -> Any:
+def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) -> Flow[..., Any]:
     """Export the notebook to a temporary module, import it here and return its ``Flow``
     (the only one, or the one named ``flow``). The notebook's folder joins ``sys.path``, as
     when the notebook runs in its kernel.
@@ -167,7 +170,8 @@ def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) ->
             raise _import_error(module, _exception_text(e), lines) from e
     # Dask workers cannot import this module by name: pickle its functions by value.
     cloudpickle.register_pickle_by_value(loaded)
-    return getattr(loaded, flow)
+    found: Flow[..., Any] = getattr(loaded, flow)
+    return found
 
 
 def _build(notebook: Path, flow: str | None) -> ModuleSource:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._errors import LabloomError
 from ._export_ast import (
     assigned_names,
     call_name,
@@ -38,7 +39,7 @@ PARAMETERS_TAG = "parameters"  # papermill's
 _DISPLAY_CALLS = {"display", "print", "pprint"}
 
 
-class ExportError(Exception):
+class ExportError(LabloomError):
     """A notebook cannot be exported to a module; ``cell`` and ``line`` (1-based, counting every
     cell from the top and the cell's lines from its first) say where, when a cell is at fault."""
 
