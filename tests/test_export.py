@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib
 import importlib.util
 import json
 from pathlib import Path
@@ -14,11 +13,6 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from labloom._export import ExportError, export_notebook, load_notebook_flow
-
-# The import check and the runs need the engine's `from labloom import flow, task`.
-needs_engine = pytest.mark.skipif(
-    not hasattr(importlib.import_module("labloom"), "flow"), reason="engine not merged yet"
-)
 
 Cell = str | tuple[str, list[str]]  # source, or (source, tags)
 
@@ -251,7 +245,6 @@ def import_file(path: Path) -> ModuleType:
     return module
 
 
-@needs_engine
 def test_exported_flow_imports_and_runs(tmp_path: Path) -> None:
     report = export_notebook(write_notebook(tmp_path, TRICKY))  # checked in a fresh interpreter
     module = import_file(report.path)
@@ -265,7 +258,6 @@ def test_exported_flow_imports_and_runs(tmp_path: Path) -> None:
     assert module.sweep(n=3, grid=[1])["best"] == 576
 
 
-@needs_engine
 def test_name_error_at_import_names_the_cell(tmp_path: Path) -> None:
     path = write_notebook(
         tmp_path,
@@ -288,14 +280,12 @@ def test_name_error_at_import_names_the_cell(tmp_path: Path) -> None:
     assert not (tmp_path / "nb.py").exists()
 
 
-@needs_engine
 def test_failing_decorator_names_its_line(tmp_path: Path) -> None:
     path = write_notebook(tmp_path, ["import json", "@task(retries=RETRIES)\ndef f():\n    pass"])
     with pytest.raises(ExportError, match=r"at cell 2, line 1: NameError: name 'RETRIES'"):
         export_notebook(path)
 
 
-@needs_engine
 def test_import_that_hangs_is_stopped_and_named(tmp_path: Path) -> None:
     path = write_notebook(
         tmp_path,
@@ -305,7 +295,6 @@ def test_import_that_hangs_is_stopped_and_named(tmp_path: Path) -> None:
         export_notebook(path, timeout=1)
 
 
-@needs_engine
 def test_load_notebook_flow(tmp_path: Path) -> None:
     path = write_notebook(tmp_path, TRICKY)
     sweep = load_notebook_flow(path)
@@ -336,3 +325,10 @@ def test_shared_lines_shell_assignments_and_help(tmp_path: Path) -> None:
         "cell 1, line 2: shell command `files = !ls`",
         "cell 1, line 3: help request `shift?`",
     ]
+
+
+def test_task_options_the_engine_refuses_name_the_magic_line(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path, ["import os", "%%tasks --retry-delay 1,5\ndef f():\n    pass"])
+    with pytest.raises(ExportError, match=r"at cell 2, line 1: ValueError: .*retry_delay") as e:
+        export_notebook(path)
+    assert "    @task(retry_delay=[1, 5])\n" in str(e.value)
