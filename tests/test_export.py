@@ -176,7 +176,7 @@ def test_bad_magic_options_are_named(tmp_path: Path) -> None:
 
 def test_flow_may_not_shadow_a_function(tmp_path: Path) -> None:
     path = write_notebook(tmp_path, ["def etl():\n    pass", "%%flow etl\nx = 1"])
-    with pytest.raises(ExportError, match=r"flow etl \(cell 2\) has the name of the function"):
+    with pytest.raises(ExportError, match=r"flow etl \(cell 2\) is also bound in cell 1, line 1"):
         export_notebook(path, check=False)
 
 
@@ -305,6 +305,15 @@ def test_load_notebook_flow(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match=r"has 2 flows \(a, b\); name one: two.ipynb:NAME"):
         load_notebook_flow(two)
     assert load_notebook_flow(two, "b")() == {"y": 2}
+
+    none = write_notebook(tmp_path, ["def f():\n    pass"], "none.ipynb")
+    with pytest.raises(ExportError, match=r"none.ipynb: the notebook has no %%flow cell to run"):
+        load_notebook_flow(none)
+    rebound = write_notebook(
+        tmp_path, ["%%flow h\nx = 1", "h = 'oops'\ndef k():\n    return h"], "rebound.ipynb"
+    )
+    with pytest.raises(ExportError, match=r"flow h \(cell 1\) is also bound in cell 2, line 1"):
+        load_notebook_flow(rebound)
 
     broken = write_notebook(
         tmp_path, ["X = 1 / 0\ndef f():\n    return X", "%%flow g\nz = f()"], "broken.ipynb"

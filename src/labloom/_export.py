@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from ._export_read import SKIP_TAG, ExportError, LeftOut, read_cells
 from ._export_write import HEADER, ExportedFlow, ModuleSource, write_module
 
-if TYPE_CHECKING:
-    from ._flows import Flow
+if TYPE_CHECKING:  # imported at run time inside load_notebook_flow: the engine is not needed
+    from ._flows import Flow  # to export
 
 __all__ = [
     "ExportError",
@@ -138,15 +138,19 @@ def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) ->
     """
     import cloudpickle
 
+    from ._flows import Flow
+
     notebook = Path(path)
     with _in_context(notebook):
         module = _build(notebook, flow)
         if flow is None:
             names = [f.name for f in module.flows]
-            if len(names) != 1:
-                have = ", ".join(names) or "none"
+            if not names:
+                raise ExportError("the notebook has no %%flow cell to run")
+            if len(names) > 1:
                 raise ExportError(
-                    f"the notebook has {len(names)} flows ({have}); name one: {notebook.name}:NAME"
+                    f"the notebook has {len(names)} flows ({', '.join(names)}); "
+                    f"name one: {notebook.name}:NAME"
                 )
             flow = names[0]
         folder = Path(tempfile.mkdtemp(prefix="labloom-export-"))
@@ -168,9 +172,10 @@ def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) ->
             frames = traceback.extract_tb(e.__traceback__)
             lines = [f.lineno for f in frames if f.filename == str(file) and f.lineno]
             raise _import_error(module, _exception_text(e), lines) from e
+    found = getattr(loaded, flow)
+    assert isinstance(found, Flow), f"{flow} is {found!r}"  # names are checked on export
     # Dask workers cannot import this module by name: pickle its functions by value.
     cloudpickle.register_pickle_by_value(loaded)
-    found: Flow[..., Any] = getattr(loaded, flow)
     return found
 
 

@@ -72,8 +72,8 @@ def write_module(pieces: NotebookPieces, notebook: str, flow: str | None = None)
             for f in pieces.flows
             if f not in flows
         ]
-    _check_names(pieces, flows)
     kept = _needed(pieces.kept, flows, module.left_out)
+    _check_names(kept, flows)
 
     module.add(HEADER.format(name=notebook))
     for piece in kept:
@@ -126,7 +126,8 @@ def _select_flows(flows: list[FlowCell], name: str | None) -> list[FlowCell]:
     return chosen
 
 
-def _check_names(pieces: NotebookPieces, flows: list[FlowCell]) -> None:
+def _check_names(kept: list[Kept], flows: list[FlowCell]) -> None:
+    """In the module, each flow's name must mean that flow."""
     seen: dict[str, int] = {}
     for f in flows:
         name = f.options.name
@@ -137,14 +138,15 @@ def _check_names(pieces: NotebookPieces, flows: list[FlowCell]) -> None:
                 line=1,
             )
         seen[name] = f.cell
-    for piece in pieces.kept:
-        if piece.kind == "def" and piece.defines & seen.keys():
-            (name,) = piece.defines
+    for piece in kept:
+        clash = sorted(piece.defines & seen.keys())
+        if clash:
+            name = clash[0]
             raise ExportError(
-                f"flow {name} (cell {seen[name]}) has the name of the function or class "
-                f"defined in cell {piece.cell}; rename one of them",
-                cell=seen[name],
-                line=1,
+                f"flow {name} (cell {seen[name]}) is also bound in cell {piece.cell}, line "
+                f"{piece.lines[0][0]}; rename one of them",
+                cell=piece.cell,
+                line=piece.lines[0][0],
             )
 
 
