@@ -206,6 +206,20 @@ def test_undefined_names_are_noted(tmp_path: Path) -> None:
     )
 
 
+def test_labloom_names_used_are_imported(tmp_path: Path) -> None:
+    path = write_notebook(
+        tmp_path,
+        [
+            "@task\ndef scale(x, by):\n    return x * by",
+            "%%flow scaled\nout = scale.map([1, 2], unmapped(10))",
+        ],
+    )
+    report = export_notebook(path)
+    assert "from labloom import flow, task, unmapped\n" in report.path.read_text()
+    assert report.notes == ()
+    assert import_file(report.path).scaled() == {"out": [10, 20]}
+
+
 def test_magics_inside_definitions_become_pass(tmp_path: Path) -> None:
     path = write_notebook(tmp_path, ["def setup():\n    !mkdir -p data\n    return 1"])
     report = export_notebook(path, check=False)

@@ -79,10 +79,13 @@ def write_module(pieces: NotebookPieces, notebook: str, flow: str | None = None)
     for piece in kept:
         if piece.kind == "future":
             _add_lines(module, piece, indent="")
-    labloom_names = ["flow", "task"]
+    missing = _missing_names(kept, flows)
+    labloom_names = {"flow", "task"} | _labloom_names(missing)
     if any(f.options.address for f in flows):
-        labloom_names.insert(0, "DaskExecutor")
-    module.add(f"from labloom import {', '.join(labloom_names)}")
+        labloom_names.add("DaskExecutor")
+    # classes first, then functions, as isort orders them
+    names = sorted(labloom_names, key=lambda n: (not n[:1].isupper(), n))
+    module.add(f"from labloom import {', '.join(names)}")
 
     items: list[Kept | FlowCell] = [k for k in kept if k.kind != "future"]
     items += flows
@@ -103,7 +106,12 @@ def write_module(pieces: NotebookPieces, notebook: str, flow: str | None = None)
             if item.decorator:
                 module.add(item.decorator, (item.cell, 1))
             _add_lines(module, item, indent="")
-    module.notes += _undefined_names(kept, flows, set(labloom_names))
+    module.notes += [
+        f"cell {cell}: {what} uses {', '.join(sorted(names))}, which the module does not "
+        "define (from a cell left out?)"
+        for cell, what, names in missing
+        if names - labloom_names
+    ]
     return module
 
 
@@ -263,25 +271,25 @@ def _one_line(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _undefined_names(kept: list[Kept], flows: list[FlowCell], labloom: set[str]) -> list[str]:
-    """Names the module's code reads but nothing in it defines: a NameError waiting for the
-    first call, which the import check cannot see."""
+def _missing_names(kept: list[Kept], flows: list[FlowCell]) -> list[tuple[int, str, set[str]]]:
+    """Names the module's code reads but nothing in it defines, as (cell, reader, names): a
+    NameError waiting for the first call, which the import check cannot see."""
     if any(k.kind == "import" and any(t.strip().endswith("*") for _, t in k.lines) for k in kept):
         return []  # a star import may define anything
-    defined = set(dir(builtins)) | labloom | {"__file__", "__name__", "__doc__"}
+    defined = set(dir(builtins)) | {"__file__", "__name__", "__doc__"}
     for piece in kept:
         defined |= piece.defines
     defined |= {f.options.name for f in flows}
-    notes = []
-    uses: list[tuple[int, str, frozenset[str]]] = [
+    readers: list[tuple[int, str, frozenset[str]]] = [
         (k.cell, next(iter(k.defines), ""), k.uses) for k in kept if k.kind != "import"
     ]
-    uses += [(f.cell, f"flow {f.options.name}", f.free) for f in flows]
-    for cell, what, names in uses:
-        missing = sorted(names - defined)
-        if missing:
-            notes.append(
-                f"cell {cell}: {what} uses {', '.join(missing)}, which the module does not "
-                "define (from a cell left out?)"
-            )
-    return notes
+    readers += [(f.cell, f"flow {f.options.name}", f.free) for f in flows]
+    return [(cell, what, set(names - defined)) for cell, what, names in readers if names - defined]
+
+
+def _labloom_names(missing: list[tuple[int, str, set[str]]]) -> set[str]:
+    """labloom's public names the code reads without importing them (``unmapped``, ...)."""
+    import labloom
+
+    public = set(labloom.__all__)
+    return {name for _, _, names in missing for name in names if name in public}
