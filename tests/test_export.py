@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import sqlite3
 from pathlib import Path
 from types import ModuleType
 
@@ -355,3 +356,45 @@ def test_task_options_the_engine_refuses_name_the_magic_line(tmp_path: Path) -> 
     with pytest.raises(ExportError, match=r"at cell 2, line 1: ValueError: .*retry_delay") as e:
         export_notebook(path)
     assert "    @task(retry_delay=[1, 5])\n" in str(e.value)
+
+
+def test_etl_round_trip_with_sqlite(tmp_path: Path) -> None:
+    db = tmp_path / "production.db"
+    with sqlite3.connect(db) as con:
+        con.execute("create table patients (id integer, name text)")
+        con.executemany("insert into patients values (?, ?)", [(1, "ana"), (2, None), (3, "bo")])
+        con.execute("create table visits (id integer, ward text)")
+        con.executemany("insert into visits values (?, ?)", [(1, "icu"), (3, "er")])
+    path = write_notebook(
+        tmp_path,
+        [
+            "# md # Nightly ETL",
+            "import json\nimport sqlite3\nfrom pathlib import Path\n\n"
+            "from labloom import task, unmapped",
+            ('tables = ["patients", "visits"]\nlake = "lake"', ["parameters"]),
+            f"DB = {str(db)!r}  # the production copy",
+            "%%tasks --retries 1 --tags db\ndef extract(table):\n"
+            "    with sqlite3.connect(DB) as con:\n"
+            "        return con.execute(f'select * from {table}').fetchall()\n\n"
+            "def transform(rows):\n    return [list(r) for r in rows if r[1] is not None]",
+            "@task\ndef store(table, rows, lake):\n    out = Path(lake) / f'{table}.json'\n"
+            "    out.parent.mkdir(parents=True, exist_ok=True)\n"
+            "    out.write_text(json.dumps(rows))\n    return out.name",
+            "sample = extract('patients')\nlen(sample)",
+            "%%flow etl -p tables -p lake\nraw = extract.map(tables)\n"
+            "clean = transform.map(raw)\nwritten = store.map(tables, clean, unmapped(lake))",
+        ],
+        "etl.ipynb",
+    )
+    report = export_notebook(path, flow="etl")
+    assert [f.signature() for f in report.flows] == [
+        "etl(tables=['patients', 'visits'], lake='lake')"
+    ]
+    assert report.notes == ()
+    module = import_file(report.path)
+    result = module.etl(lake=str(tmp_path / "lake"))
+    assert result["written"] == ["patients.json", "visits.json"]
+    assert json.loads((tmp_path / "lake" / "patients.json").read_text()) == [[1, "ana"], [3, "bo"]]
+    assert module.etl(tables=["visits"], lake=str(tmp_path / "lake2"))["clean"] == [
+        [[1, "icu"], [3, "er"]]
+    ]
