@@ -1,0 +1,140 @@
+"""Small facts about Python source that the exporter needs: IPython-only lines, the names a
+piece of code reads and binds, and which lines sit inside multi-line strings."""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from collections.abc import Iterable
+
+# Lines IPython rewrites before Python sees them: `!cmd`, `%magic`, `x = !cmd`, `obj?`.
+_IPYTHON_LINE = re.compile(
+    r"""^\s*(?:[!%]
+        | [A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*[!%]
+        | \?
+        | [\w.]+\?\??\s*$)""",
+    re.VERBOSE,
+)
+
+
+def parse_cell(source: str) -> tuple[ast.Module, str, list[tuple[int, str]]]:
+    """Parse a cell's source, replacing IPython-only lines with ``pass`` (at their indentation,
+    so blocks stay blocks and line numbers stay put). Returns the tree, the cleaned source and
+    the replaced lines as (line, text). Raises ``SyntaxError`` for anything else."""
+    try:
+        return ast.parse(source), source, []
+    except SyntaxError:
+        pass
+    lines = source.split("\n")
+    replaced = []
+    for i, text in enumerate(lines):
+        if _IPYTHON_LINE.match(text):
+            replaced.append((i + 1, text.strip()))
+            lines[i] = text[: len(text) - len(text.lstrip())] + "pass"
+    cleaned = "\n".join(lines)
+    return ast.parse(cleaned), cleaned, replaced
+
+
+def ipython_reason(text: str) -> str:
+    """Why an IPython-only line is left out, in a few words."""
+    if text.startswith("!") or re.match(r"[\w.,\s]+=\s*!", text):
+        return f"shell command `{short(text)}`"
+    if text.startswith("?") or text.endswith("?"):
+        return f"help request `{short(text)}`"
+    return f"line magic `{short(text)}`"
+
+
+def simple_targets(stmt: ast.stmt) -> frozenset[str]:
+    """The names a plain assignment binds (`a = ...`, `a, b = ...`), else nothing: assigning
+    into an attribute or an item is a side effect on something else."""
+    if isinstance(stmt, ast.Assign):
+        targets: list[ast.expr] = list(stmt.targets)
+    elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)) and stmt.value is not None:
+        targets = [stmt.target]
+    else:
+        return frozenset()
+    names: set[str] = set()
+    for target in targets:
+        for node in ast.walk(target):
+            if isinstance(node, (ast.Attribute, ast.Subscript)):
+                return frozenset()
+            if isinstance(node, ast.Name):
+                names.add(node.id)
+    return frozenset(names)
+
+
+def call_name(call: ast.Call) -> str:
+    try:
+        return ast.unparse(call.func)
+    except Exception:  # pragma: no cover - unparse handles every expression
+        return ""
+
+
+def short(text: str, width: int = 60) -> str:
+    text = text.strip()
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def string_continuations(source: str) -> frozenset[int]:
+    raw: set[int] = set()
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.start[0] != tok.end[0] and tok.type != tokenize.NL:
+                raw.update(range(tok.start[0] + 1, tok.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError):  # pragma: no cover - the source parsed
+        pass
+    return frozenset(raw)
+
+
+_SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
+
+
+def assigned_names(statements: Iterable[ast.stmt]) -> list[str]:
+    """Names bound by assignment in this scope, in order, not looking into nested scopes."""
+    names: dict[str, None] = {}
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.setdefault(node.id)
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, _SCOPES):
+                visit(child)
+
+    for stmt in statements:
+        visit(stmt)
+    return list(names)
+
+
+def free_names(statements: Iterable[ast.stmt]) -> set[str]:
+    """Names these statements read that they do not bind themselves (parameters, assignments,
+    imports and definitions anywhere inside them): roughly, the globals they need. Good enough
+    to decide which notebook constants a module must keep."""
+    loads: set[str] = set()
+    bound: set[str] = set()
+    declared_global: set[str] = set()
+    for stmt in statements:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name):
+                (loads if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                declared_global.update(node.names)
+            elif isinstance(node, ast.alias):
+                bound.add((node.asname or node.name).split(".")[0])
+            elif node is not stmt and isinstance(
+                node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+            ):
+                bound.add(node.name)
+    return (loads - bound) | (declared_global & loads)
