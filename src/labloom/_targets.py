@@ -55,8 +55,6 @@ def parse_target(text: str, base: Path | None = None) -> Target:
         )
     if not path.is_file():
         raise TargetError(f"target {text!r}: no such file {path}")
-    if flow is not None and not flow.isidentifier():
-        raise TargetError(f"target {text!r}: {flow!r} is not a flow name")
     return Target(path.resolve(), flow)
 
 
