@@ -10,6 +10,7 @@ terminates them at once. Failure alerts go out from a background thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -209,10 +210,8 @@ class Scheduler:
 
 
 def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signum)  # the run and anything it started
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _safe(name: str) -> str:

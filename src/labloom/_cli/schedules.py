@@ -123,7 +123,7 @@ def list_command(args: argparse.Namespace) -> int:
 
     now = time.time()
     with sched.store() as conn:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for s in sched.get_all(conn):
             history = sched.slots(conn, s.name)
             last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
