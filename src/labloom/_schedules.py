@@ -383,9 +383,11 @@ def _record(
 def finish_slot(
     conn: sqlite3.Connection, name: str, slot: float, status: str, **fields: Any
 ) -> None:
+    """Update a claimed slot; fields given as None keep their value (a catch-up note stays)."""
     allowed = {"started", "ended", "run_id", "exit_code", "note"}
-    sets = ["status = ?"] + [f"{key} = ?" for key in fields if key in allowed]
-    values = [status] + [value for key, value in fields.items() if key in allowed]
+    given = {key: value for key, value in fields.items() if key in allowed and value is not None}
+    sets = ["status = ?"] + [f"{key} = ?" for key in given]
+    values = [status, *given.values()]
     conn.execute(
         f"UPDATE schedule_slots SET {', '.join(sets)} WHERE schedule = ? AND slot_time = ?",
         (*values, name, slot),
