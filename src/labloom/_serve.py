@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,7 @@ class Scheduler:
             finally:
                 sched.sign_off(conn, self.id)
                 self.notifier.close(timeout=10)
+                shutil.rmtree(self._reports, ignore_errors=True)
         self._say("labloom: scheduler stopped")
         return 0
 
