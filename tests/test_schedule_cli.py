@@ -93,3 +93,18 @@ def test_duplicate_name(tmp_path: Path) -> None:
                    "-p", "day=x").returncode == 0
     out = labloom(tmp_path, "schedule", "add", "flows.py", "--every", "2h", "-p", "day=y")
     assert out.returncode == 2 and "a schedule named 'nightly' exists" in out.stderr
+
+
+def test_a_notebook_can_be_scheduled(tmp_path: Path) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = [new_code_cell("%%tasks\ndef double(x):\n    return 2 * x"),
+             new_code_cell("n = 4"), new_code_cell("%%flow twice -p n\nresult = double(n)")]
+    nbformat.write(new_notebook(cells=cells), str(tmp_path / "nb.ipynb"))
+    out = labloom(tmp_path, "schedule", "add", "nb.ipynb", "--every", "1d", "-p", "n=2")
+    assert out.returncode == 0, out.stderr
+    assert f"{tmp_path / 'nb.ipynb'}:twice" in out.stdout
+    out = labloom(tmp_path, "schedule", "add", "nb.ipynb", "--every", "1d", "-p", "m=2",
+                  "--name", "other")
+    assert out.returncode == 2 and "unknown parameter(s) m" in out.stderr

@@ -101,6 +101,8 @@ class Scheduler:
         for schedule in sched.get_all(conn):
             if schedule.paused or self.stopping.is_set():
                 continue
+            if sched.next_run(conn, schedule) > time.time():
+                continue  # a read: no write transaction for schedules that are not due
             try:
                 claim = sched.claim_due(conn, schedule, self.id, time.time())
             except Exception:
