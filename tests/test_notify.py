@@ -1,0 +1,182 @@
+"""Failure alerts against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_helpers import labloom, start_labloom, stop, write
+from labloom import _notify
+
+FLOWS = """
+    from labloom import flow, task
+
+    @task
+    def load(secret_rows):
+        return secret_rows
+
+    @task
+    def check(rows):
+        raise ValueError(f"row {rows[0]} is malformed")
+
+    @task
+    def publish(x):
+        return x
+
+    @flow
+    def etl(secret_rows: list, fail: bool = True):
+        rows = load(secret_rows)
+        if fail:
+            publish(check(rows))
+        return rows
+"""
+SECRET_VALUE = "PATIENT-4711"
+
+
+class Hook:
+    """A webhook that answers with the scripted statuses, then 200."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = list(statuses)
+        self.bodies: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                hook.paths.append(self.path)
+                status = hook.statuses.pop(0) if hook.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T0/secret-token"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def hook_factory() -> Iterator[Any]:
+    hooks: list[Hook] = []
+
+    def make(statuses: list[int] | None = None) -> Hook:
+        hooks.append(Hook(statuses or []))
+        return hooks[-1]
+
+    yield make
+    for hook in hooks:
+        hook.close()
+
+
+FAST = {"LABLOOM_NOTIFY_DELAYS": "0.2,0.4,0.8"}
+
+
+def test_failed_run_posts_an_alert(tmp_path: Path, hook_factory: Any) -> None:
+    hook = hook_factory()
+    write(tmp_path / "flows.py", FLOWS)
+    out = labloom(tmp_path, "run", "flows.py:etl", "-p", f'secret_rows=["{SECRET_VALUE}"]',
+                  "--notify", hook.url, **FAST)
+    assert out.returncode == 1
+    assert "failure alert delivered" in out.stderr
+    assert len(hook.bodies) == 1
+    body = hook.bodies[0]
+    assert body["flow"] == "etl" and body["state"] == "Failed" and len(body["run_id"]) == 12
+    assert body["failed_tasks"] == ["check", "publish"]
+    assert "check (ValueError)" in body["error"]
+    assert body["text"].startswith("labloom: flow 'etl'") and body["run_id"] in body["text"]
+    assert SECRET_VALUE not in json.dumps(body)  # neither parameters nor exception messages
+    assert hook.paths == ["/hooks/T0/secret-token"]
+    assert "secret-token" not in out.stdout + out.stderr
+
+
+def test_a_completed_run_sends_nothing(tmp_path: Path, hook_factory: Any) -> None:
+    hook = hook_factory()
+    write(tmp_path / "flows.py", FLOWS)
+    out = labloom(tmp_path, "run", "flows.py:etl", "-p", "secret_rows=[1]", "-p", "fail=false",
+                  "--notify", hook.url, **FAST)
+    assert out.returncode == 0, out.stderr
+    time.sleep(0.2)
+    assert hook.bodies == []
+
+
+def test_retries_after_a_server_error(tmp_path: Path, hook_factory: Any) -> None:
+    hook = hook_factory([500])
+    write(tmp_path / "flows.py", FLOWS)
+    out = labloom(tmp_path, "run", "flows.py:etl", "-p", "secret_rows=[1]",
+                  "--notify", hook.url, **FAST)
+    assert out.returncode == 1
+    assert len(hook.bodies) == 2 and hook.bodies[0] == hook.bodies[1]
+    assert "HTTP 500" in out.stderr and "retrying" in out.stderr
+    assert "failure alert delivered" in out.stderr
+    assert "secret-token" not in out.stdout + out.stderr
+
+
+def test_an_unreachable_webhook_does_not_change_the_run(tmp_path: Path, hook_factory: Any) -> None:
+    hook = hook_factory()
+    url = hook.url
+    hook.close()  # nothing listens there any more
+    write(tmp_path / "flows.py", FLOWS)
+    failed = labloom(tmp_path, "run", "flows.py:etl", "-p", "secret_rows=[1]",
+                     "--notify", url, **FAST)
+    assert failed.returncode == 1  # the run's own state, whatever happened to the alert
+    assert "connection failed" in failed.stderr and "not delivered" in failed.stderr
+    assert "secret-token" not in failed.stdout + failed.stderr
+    passed = labloom(tmp_path, "run", "flows.py:etl", "-p", "secret_rows=[1]", "-p",
+                     "fail=false", "--notify", url, **FAST)
+    assert passed.returncode == 0
+
+
+def test_scheduled_failure_alert(tmp_path: Path, hook_factory: Any) -> None:
+    hook = hook_factory([500, 503])
+    write(tmp_path / "flows.py", FLOWS)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s",
+                    "-p", f'secret_rows=["{SECRET_VALUE}"]', "--name", "nightly-etl",
+                    "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    try:
+        deadline = time.monotonic() + 40
+        while len(hook.bodies) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.terminate()
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+    assert len(hook.bodies) >= 3  # two refusals, then delivered
+    body = hook.bodies[2]
+    assert body["schedule"] == "nightly-etl" and body["flow"] == "etl"
+    assert body["failed_tasks"] == ["check", "publish"] and body["run_id"]
+    assert SECRET_VALUE not in json.dumps(hook.bodies)
+    assert "secret-token" not in stdout + stderr
+    home_text = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.log"))
+    assert "secret-token" not in home_text
+
+
+def test_payload_and_mask() -> None:
+    body = _notify.failure_payload("f", "r1", "Failed", [("a[3]", "KeyError")], schedule="s")
+    assert body["failed_tasks"] == ["a[3]"] and body["error"] == "a[3]: KeyError"
+    assert body["schedule"] == "s" and "r1" in body["text"]
+    masked = _notify.mask_url("https://hooks.slack.com/services/X/Y/Z")
+    assert masked == "https://hooks.slack.com/***"
+    with pytest.raises(ValueError, match="webhook URL"):
+        _notify.check_url("ftp://example.com/x")

@@ -1,0 +1,110 @@
+"""`labloom schedule ...` through the real command line: refused early, listed, changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli_helpers import labloom, write
+
+FLOW = """
+    from labloom import flow, task
+
+    @task
+    def add(x, y):
+        return x + y
+
+    @flow
+    def nightly(day: str, n: int = 1):
+        return add(n, 1)
+"""
+SECRET = "https://hooks.example.com/services/T000/B000/very-secret-token"
+
+
+def test_add_list_pause_resume_remove(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = labloom(tmp_path, "schedule", "add", "flows.py:nightly", "--cron", "0 2 * * *",
+                  "--timezone", "Europe/Paris", "-p", "day=today", "--notify", SECRET)
+    assert out.returncode == 0, out.stderr
+    assert "added schedule 'nightly'" in out.stdout and "+01:00" in out.stdout
+    assert "very-secret-token" not in out.stdout + out.stderr
+    assert "no scheduler is running" in out.stdout
+    out = labloom(tmp_path, "schedule", "add", "flows.py", "--every", "1h30m", "--name", "often",
+                  "-p", "day=x", "-p", "n=3", "--catchup", "skip", "--executor", "threads")
+    assert out.returncode == 0, out.stderr
+
+    listing = labloom(tmp_path, "schedule", "list")
+    assert listing.returncode == 0
+    assert "nightly:" in listing.stdout and "often:" in listing.stdout
+    assert "every 1h30m" in listing.stdout and "cron 0 2 * * * (Europe/Paris)" in listing.stdout
+    assert "T02:00:00+01:00" in listing.stdout
+    assert "scheduler: not running" in listing.stdout
+    assert "very-secret-token" not in listing.stdout
+    assert "https://hooks.example.com/***" in listing.stdout
+
+    data = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)
+    assert "very-secret-token" not in json.dumps(data)
+    by_name = {s["name"]: s for s in data["schedules"]}
+    assert by_name["often"]["every"] == 5400 and by_name["often"]["catchup"] == "skip"
+    assert by_name["nightly"]["next_run"].endswith("T02:00:00+01:00")
+    assert data["scheduler"] == {"running": False, "schedulers": []}
+
+    assert labloom(tmp_path, "schedule", "pause", "often").returncode == 0
+    data = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)
+    assert {s["name"]: s["paused"] for s in data["schedules"]} == {"nightly": False, "often": True}
+    assert "PAUSED" in labloom(tmp_path, "schedule", "list").stdout
+    assert labloom(tmp_path, "schedule", "resume", "often").returncode == 0
+    assert labloom(tmp_path, "schedule", "remove", "often").returncode == 0
+    out = labloom(tmp_path, "schedule", "remove", "often")
+    assert out.returncode == 2
+    assert "no schedule named 'often'; the schedules are nightly" in out.stderr
+
+
+def test_bad_schedules_are_refused_when_added(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+
+    def refused(*args: str) -> str:
+        out = labloom(tmp_path, "schedule", "add", *args)
+        assert out.returncode == 2, out.stdout
+        assert "Traceback" not in out.stderr
+        return out.stderr
+
+    assert "bad cron expression" in refused("flows.py", "--cron", "61 2 * * *", "-p", "day=x")
+    assert "bad duration" in refused("flows.py", "--every", "soon", "-p", "day=x")
+    assert "unknown timezone" in refused("flows.py", "--cron", "0 2 * * *", "--timezone",
+                                         "Atlantis/Capital", "-p", "day=x")
+    assert "no such file" in refused("gone.py", "--every", "1h")
+    assert "no flow 'other'" in refused("flows.py:other", "--every", "1h")
+    assert "missing parameter(s) day" in refused("flows.py", "--every", "1h")
+    assert "unknown parameter(s) colour" in refused("flows.py", "--every", "1h", "-p", "day=x",
+                                                    "-p", "colour=red")
+    assert "unknown executor" in refused("flows.py", "--every", "1h", "-p", "day=x",
+                                         "--executor", "spark")
+    err = refused("flows.py", "--every", "1h", "-p", "day=x", "--notify", "not a url")
+    assert "webhook URL" in err
+    out = labloom(tmp_path, "schedule", "add", "flows.py", "--every", "1h", "--cron", "* * * * *")
+    assert out.returncode == 2 and "not allowed with" in out.stderr
+    assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []
+
+
+def test_duplicate_name(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    assert labloom(tmp_path, "schedule", "add", "flows.py", "--every", "1h",
+                   "-p", "day=x").returncode == 0
+    out = labloom(tmp_path, "schedule", "add", "flows.py", "--every", "2h", "-p", "day=y")
+    assert out.returncode == 2 and "a schedule named 'nightly' exists" in out.stderr
+
+
+def test_a_notebook_can_be_scheduled(tmp_path: Path) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    cells = [new_code_cell("%%tasks\ndef double(x):\n    return 2 * x"),
+             new_code_cell("n = 4"), new_code_cell("%%flow twice -p n\nresult = double(n)")]
+    nbformat.write(new_notebook(cells=cells), str(tmp_path / "nb.ipynb"))
+    out = labloom(tmp_path, "schedule", "add", "nb.ipynb", "--every", "1d", "-p", "n=2")
+    assert out.returncode == 0, out.stderr
+    assert f"{tmp_path / 'nb.ipynb'}:twice" in out.stdout
+    out = labloom(tmp_path, "schedule", "add", "nb.ipynb", "--every", "1d", "-p", "m=2",
+                  "--name", "other")
+    assert out.returncode == 2 and "unknown parameter(s) m" in out.stderr

@@ -1,0 +1,225 @@
+"""`labloom serve` in subprocesses: runs on time, stops cleanly, no overlap, catch-up, two
+schedulers on one store. Every wait is bounded and every process is stopped."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cli_helpers import labloom, start_labloom, stop, write
+
+FLOW = """
+    import os, time
+    from labloom import flow, task
+
+    @task
+    def work(seconds, out):
+        start = time.time()
+        with open(out, "a") as f:
+            f.write(f"start {os.environ['LABLOOM_SCHEDULED_TIME']} {os.getpid()} {start}\\n")
+        time.sleep(seconds)
+        with open(out, "a") as f:
+            f.write(f"end {os.environ['LABLOOM_SCHEDULED_TIME']} {os.getpid()} {time.time()}\\n")
+
+    @flow
+    def job(out: str, seconds: float = 0.0):
+        work(seconds, out)
+"""
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def slot_rows(home: Path) -> list[dict[str, object]]:
+    db = home / "labloom.db"
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=30)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM schedule_slots ORDER BY slot_time")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def statuses(home: Path) -> list[object]:
+    return [row["status"] for row in slot_rows(home)]
+
+
+def add(home: Path, *args: str) -> None:
+    out = labloom(home, "schedule", "add", *args)
+    assert out.returncode == 0, out.stderr
+
+
+def terminate(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
+    """SIGTERM, then a bounded wait for a clean exit."""
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, stdout
+
+
+def test_every_two_seconds_then_sigterm(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "2s", "-p", f"out={out}")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 3, 30, "three runs")
+        listing = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)
+        assert listing["scheduler"]["running"]
+        assert listing["scheduler"]["schedulers"][0]["heartbeat_age"] < 5
+        assert "scheduler: running" in labloom(tmp_path, "schedule", "list").stdout
+        began = time.monotonic()
+        code, stdout = terminate(proc)
+        assert code == 0
+        assert time.monotonic() - began < 10
+    finally:
+        stop(proc)
+    assert "scheduler stopped" in stdout
+    rows = slot_rows(tmp_path)
+    done = [r for r in rows if r["status"] == "completed"]
+    assert all(r["run_id"] and r["exit_code"] == 0 for r in done)
+    slots = [float(str(r["slot_time"])) for r in done]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
+    assert all(abs(gap / 2.0 - round(gap / 2.0)) < 1e-3 and gap >= 2 for gap in gaps), gaps
+    assert not [r for r in rows if r["status"] == "running"]
+    listing = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)
+    assert listing["scheduler"] == {"running": False, "schedulers": []}  # signed off
+    assert listing["schedules"][0]["last_run"]["status"] == "completed"
+
+
+def test_runs_of_one_schedule_do_not_overlap(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=2.5")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 2, 40, "two long runs")
+        code, _ = terminate(proc)
+        assert code == 0
+    finally:
+        stop(proc)
+    spans: dict[str, list[float]] = {}
+    for line in out.read_text().splitlines():
+        _kind, slot, _pid, when = line.split()
+        spans.setdefault(slot, []).append(float(when))
+    intervals = sorted((v[0], v[-1]) for v in spans.values())
+    for (_, end), (start, _) in itertools.pairwise(intervals):
+        assert start >= end, intervals
+    skipped = [r for r in slot_rows(tmp_path) if r["status"] == "skipped"]
+    assert skipped and all("still running" in str(r["note"]) for r in skipped)
+
+
+def _backdate(home: Path, seconds: float) -> None:
+    """Pretend the schedule was added ``seconds`` ago and no scheduler ran since."""
+    conn = sqlite3.connect(home / "labloom.db", timeout=30)
+    with conn:
+        conn.execute("UPDATE schedules SET anchor = anchor - ?, not_before = not_before - ?,"
+                     " created = created - ?", (seconds, seconds, seconds))
+    conn.close()
+
+
+def test_one_catch_up_run_after_downtime(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "1h", "-p", f"out={out}", "--name", "hourly")
+    add(tmp_path, "flows.py:job", "--every", "1h", "-p", f"out={out}", "--name", "skipper",
+        "--catchup", "skip")
+    _backdate(tmp_path, 3.5 * 3600)  # slots at -2.5h, -1.5h, -0.5h were missed
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: "completed" in statuses(tmp_path) and len(slot_rows(tmp_path)) >= 2,
+                 30, "the catch-up run")
+        time.sleep(1.0)  # a few more ticks: nothing else may start
+        code, stdout = terminate(proc)
+        assert code == 0
+    finally:
+        stop(proc)
+    rows = {r["schedule"]: r for r in slot_rows(tmp_path)}
+    assert len(slot_rows(tmp_path)) == 2
+    assert rows["hourly"]["status"] == "completed" and "catch-up" in str(rows["hourly"]["note"])
+    assert rows["skipper"]["status"] == "skipped" and "missed" in str(rows["skipper"]["note"])
+    assert "catch-up run" in stdout
+    assert len([line for line in out.read_text().splitlines() if line.startswith("start")]) == 1
+
+
+def test_sigterm_waits_for_a_run_within_the_grace_period(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=1.5")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", "--grace", "20")
+    try:
+        wait_for(lambda: out.exists() and "start" in out.read_text(), 30, "a run to start")
+        code, stdout = terminate(proc)
+        assert code == 0
+    finally:
+        stop(proc)
+    assert "waiting up to 20s" in stdout
+    assert statuses(tmp_path)[0] == "completed"
+    assert "end" in out.read_text()
+
+
+def test_sigterm_terminates_runs_after_the_grace_period(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=120")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", "--grace", "1")
+    try:
+        wait_for(lambda: out.exists() and "start" in out.read_text(), 30, "a run to start")
+        pid = int(out.read_text().split()[2])
+        began = time.monotonic()
+        code, _ = terminate(proc)
+        assert code == 0
+        assert time.monotonic() - began < 12
+    finally:
+        stop(proc)
+    row = slot_rows(tmp_path)[0]
+    assert row["status"] == "cancelled"  # the run saw SIGTERM and finished as Cancelled
+    assert row["run_id"]
+    wait_for(lambda: not _alive(pid), 10, "the run's process to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_two_schedulers_never_run_the_same_slot(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "--allow-overlap")
+    first = start_labloom(tmp_path, "serve", "--tick", "0.05")
+    second = start_labloom(tmp_path, "serve", "--tick", "0.05")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 5, 40, "five runs")
+        health = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["scheduler"]
+        assert len(health["schedulers"]) == 2
+        codes = [terminate(first)[0], terminate(second)[0]]
+        assert codes == [0, 0]
+    finally:
+        stop(first)
+        stop(second)
+    started = [line.split()[1] for line in out.read_text().splitlines()
+               if line.startswith("start")]
+    assert len(started) == len(set(started))
+    rows = slot_rows(tmp_path)
+    assert len(started) == len([r for r in rows if r["status"] == "completed"])
+    assert len({r["scheduler"] for r in rows}) >= 1
