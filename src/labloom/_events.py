@@ -30,7 +30,7 @@ class RunCreated:
     flow_name: str
     parameters: dict[str, Any]
     executor: str
-    origin: str  # "script", "notebook", "schedule", "cli"
+    origin: str  # "script", "notebook" or "schedule"
     host: str
     time: float
     source_hash: str = ""

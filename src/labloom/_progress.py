@@ -38,6 +38,7 @@ class ConsoleProgress:
         self.live = self.stream.isatty() if live is None else live
         self.nodes: dict[str, _NodeCounts] = {}
         self.node_of: dict[str, str] = {}
+        self.run_names: dict[str, str] = {}
         self.flow_name = ""
         self.run_id = ""
         self._drawn_lines = 0
@@ -63,6 +64,8 @@ class ConsoleProgress:
             node.total += 1
             node.states[event.task_run_id] = State.PENDING
             self.node_of[event.task_run_id] = event.node_id
+            index = "" if event.map_index is None else f"[{event.map_index}]"
+            self.run_names[event.task_run_id] = event.task_name + index
         elif isinstance(event, ev.StateChanged):
             node_id = self.node_of.get(event.task_run_id)
             if node_id is None:
@@ -70,7 +73,8 @@ class ConsoleProgress:
             node = self.nodes[node_id]
             node.states[event.task_run_id] = event.state
             if not self.live and event.state in (State.FAILED, State.RETRYING):
-                self._line(f"  {event.state.value:<9} {node.name}: {event.message}")
+                name = self.run_names.get(event.task_run_id, node.name)
+                self._line(f"  {event.state.value:<9} {name}: {event.message}")
             if not self.live and node.finished and node_id not in self._announced:
                 self._announced.add(node_id)
                 self._line(f"  {self._summary(node)}")

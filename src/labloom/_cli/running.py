@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
         "--notify", metavar="URL", help="post a Slack-compatible alert here if the run fails"
     )
     # Set by `labloom serve` for the runs it starts; not for people.
-    run.add_argument("--origin", default="cli", help=argparse.SUPPRESS)
+    run.add_argument("--origin", default="script", help=argparse.SUPPRESS)
     run.add_argument("--report", metavar="FILE", help=argparse.SUPPRESS)
     run.set_defaults(handler=run_command)
 
