@@ -423,6 +423,12 @@ class FlowRun:
 
     def _add_task_run(self, tr: TaskRun, deps: list[tuple[TaskRun | MapNode, bool]]) -> None:
         """Link a new task run to its upstreams and start it if it can (holds the lock)."""
+        self._settle(self._link(tr, deps))
+
+    def _link(
+        self, tr: TaskRun, deps: list[tuple[TaskRun | MapNode, bool]]
+    ) -> list[TaskRun | MapNode]:
+        """Wire ``tr`` to its upstreams; returns what ended at once, for the caller to settle."""
         now = time.time()
         tr.history.append(StateEntry(State.PENDING, now))
         self._open += 1
@@ -433,22 +439,16 @@ class FlowRun:
             if not dep.done:
                 tr.waiting += 1
                 dep.dependents.append(tr)
+        upstream_runs = tuple(dep.id for dep, _ in deps if isinstance(dep, TaskRun))
         self._emit(
             ev.TaskRunCreated(
-                self.id,
-                tr.id,
-                tr.node_id,
-                tr.task.name,
-                tr.map_index,
-                tuple(dep.id for dep, _ in deps if isinstance(dep, TaskRun)),
-                now,
+                self.id, tr.id, tr.node_id, tr.task.name, tr.map_index, upstream_runs, now
             )
         )
         if self._cancelled:
             self._set_final(tr, State.CANCELLED, self.message or "cancelled")
-            self._settle([tr])
-        elif tr.waiting == 0:
-            self._settle(self._on_ready(tr))
+            return [tr]
+        return self._on_ready(tr) if tr.waiting == 0 else []
 
     def _check_return(self) -> None:
         found: list[Any] = []
@@ -575,7 +575,7 @@ class FlowRun:
             deps = self._dependencies((child.args, child.kwargs), None)
             seen = {id(dep) for dep, _ in deps}
             deps += [(dep, False) for dep in node.wait_for if id(dep) not in seen]
-            self._add_task_run_deferred(child, deps, finished)
+            finished += self._link(child, deps)
         for downstream in node.expand_dependents:
             downstream.waiting_to_expand -= 1
             if downstream.waiting_to_expand == 0:
@@ -583,32 +583,6 @@ class FlowRun:
         if not node.children:
             finished.append(node)
         return finished
-
-    def _add_task_run_deferred(
-        self,
-        tr: TaskRun,
-        deps: list[tuple[TaskRun | MapNode, bool]],
-        finished: list[TaskRun | MapNode],
-    ) -> None:
-        # Like _add_task_run, but lets the caller settle everything in one pass.
-        now = time.time()
-        tr.history.append(StateEntry(State.PENDING, now))
-        self._open += 1
-        for dep, allowed in deps:
-            tr.upstream.append(dep)
-            if allowed:
-                tr.allowed.add(id(dep))
-            if not dep.done:
-                tr.waiting += 1
-                dep.dependents.append(tr)
-        self._emit(
-            ev.TaskRunCreated(
-                self.id, tr.id, tr.node_id, tr.task.name, tr.map_index,
-                tuple(dep.id for dep, _ in deps if isinstance(dep, TaskRun)), now,
-            )
-        )
-        if tr.waiting == 0:
-            finished += self._on_ready(tr)
 
     def _fail_map(self, node: MapNode, state: State, message: str) -> list[TaskRun | MapNode]:
         """A map that cannot expand gets one placeholder task run carrying why."""
