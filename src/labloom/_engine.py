@@ -436,9 +436,10 @@ class FlowRun:
             tr.upstream.append(dep)
             if allowed:
                 tr.allowed.add(id(dep))
+            # Registered even when dep is done: retry() and allow_failure walk these links.
+            dep.dependents.append(tr)
             if not dep.done:
                 tr.waiting += 1
-                dep.dependents.append(tr)
         upstream_runs = tuple(dep.id for dep, _ in deps if isinstance(dep, TaskRun))
         self._emit(
             ev.TaskRunCreated(
