@@ -13,5 +13,4 @@ import pytest
 def labloom_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "labloom-home"
     monkeypatch.setenv("LABLOOM_HOME", str(home))
-    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
     yield home
