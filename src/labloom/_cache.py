@@ -65,8 +65,11 @@ def save_result(path: str, value: Any) -> None:
             exc,
         )
         return
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
+    except FileNotFoundError:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -89,10 +92,12 @@ def load_result(path: str) -> Any:
         ) from None
 
 
-def result_path(key: str) -> str:
-    from ._home import results_dir
+def result_path(key: str, folder: str | None = None) -> str:
+    if folder is None:
+        from ._home import results_dir
 
-    return str(results_dir() / key[:2] / f"{key}.pkl")
+        folder = str(results_dir())
+    return os.path.join(folder, key[:2], f"{key}.pkl")
 
 
 class _NoKey(Exception):
@@ -124,6 +129,7 @@ class ResultPlanner:
         self._source_hashes: dict[int, str] = {}
         self._loading: dict[str, str] = {}  # task run id -> message for its Cached state
         self._no_load: set[str] = set()
+        self._folder: str | None = None
 
     # --- engine hooks ----------------------------------------------------------------
 
@@ -150,7 +156,7 @@ class ResultPlanner:
                 self._emit_key(tr, key, path)
                 return (path,), {}
         if task.cache or self.mode == "all":
-            path = call.save_to = result_path(key)
+            path = call.save_to = self._path(key)
         self._emit_key(tr, key, path)
         return args, kwargs
 
@@ -250,7 +256,7 @@ class ResultPlanner:
             )
         if not tr.task.cache:
             return None, ""
-        path = result_path(key)
+        path = self._path(key)
         try:
             saved = os.stat(path).st_mtime
         except OSError:
@@ -259,6 +265,13 @@ class ResultPlanner:
         if expiration is not None and time.time() - saved > expiration:
             return None, ""
         return path, "cached result"
+
+    def _path(self, key: str) -> str:
+        if self._folder is None:
+            from ._home import results_dir
+
+            self._folder = str(results_dir())
+        return result_path(key, self._folder)
 
     def _emit_key(self, tr: TaskRun, key: str, path: str | None) -> None:
         self.run._emit(ev.TaskRunKeyed(self.run.id, tr.id, key, path, time.time()))
