@@ -1,3 +1,6 @@
+"""Shared fixtures: every test gets its own LABLOOM_HOME, so the run store and the result
+folder never touch the user's ``~/.labloom`` nor leak between tests."""
+
 from __future__ import annotations
 
 import os

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _events as ev
+from ._cache import ResultPlanner
 from ._errors import FlowFailed, RunCancelledError, UpstreamFailedError
 from ._executors.base import Executor, Outcome
 from ._futures import MappedFuture, TaskFuture, allow_failure, find_futures, replace_futures
@@ -108,6 +109,8 @@ class FlowRun:
         self._body_error: BaseException | None = None
         self._return: Any = None
         self._finished = threading.Event()
+        # Cache hits, persisted results and reuse on retry (see _cache.py).
+        self._results = ResultPlanner(self)
 
     # --- public handle --------------------------------------------------------------------
 
@@ -496,6 +499,7 @@ class FlowRun:
         args = replace_futures(tr.args, self._argument_value)
         kwargs = replace_futures(tr.kwargs, self._argument_value)
         call = TaskCall(task.fn, tr.name, self.id, tr.id, tr.attempts, task.timeout, task.log_prints)
+        args, kwargs = self._results.prepare(tr, call, args, kwargs)
         attempt = tr.attempts
         tr.handle = self.executor.submit(
             call,
@@ -528,8 +532,13 @@ class FlowRun:
             if outcome.started and tr.started is None:
                 tr.started = outcome.started
             if outcome.ok:
-                self._set_final(tr, State.COMPLETED, when=outcome.ended or None)
+                state, note = self._results.finished(tr)
+                self._set_final(tr, state, note, when=outcome.ended or None)
                 self._settle([tr])
+                return
+            if self._results.load_failed(tr, outcome):
+                tr.attempts -= 1  # reading a stored result is not an attempt of the task
+                self._launch(tr)
                 return
             error = outcome.error
             message = f"{type(error).__name__}: {error}" if error is not None else "failed"

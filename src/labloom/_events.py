@@ -74,6 +74,17 @@ class StateChanged:
 
 
 @dataclass(frozen=True)
+class TaskRunKeyed:
+    """A task run's cache key is known, and where its result is read from or saved to."""
+
+    run_id: str
+    task_run_id: str
+    cache_key: str
+    result_path: str | None
+    time: float
+
+
+@dataclass(frozen=True)
 class LogRecord:
     run_id: str
     task_run_id: str | None  # None: logged by the flow body itself
@@ -99,7 +110,14 @@ class RunFinished:
 
 
 Event = (
-    RunCreated | NodeCreated | TaskRunCreated | StateChanged | LogRecord | RunStateChanged | RunFinished
+    RunCreated
+    | NodeCreated
+    | TaskRunCreated
+    | StateChanged
+    | TaskRunKeyed
+    | LogRecord
+    | RunStateChanged
+    | RunFinished
 )
 Subscriber = Callable[[list[Event]], None]
 

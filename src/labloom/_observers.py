@@ -31,6 +31,9 @@ def progress_enabled() -> bool:
 
 
 def attach_default_observers(run: Any, progress: bool | None = None) -> None:
+    from ._store import attach as record
+
+    record(run)  # first, so the store sees the run even if a later observer fails
     if progress is None:
         progress = progress_enabled() and not in_kernel()
     if progress:

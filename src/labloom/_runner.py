@@ -78,10 +78,11 @@ class TaskCall:
                 value = self.fn(*args, **kwargs)
             else:
                 value = _call_with_timeout(self, args, kwargs)
-        if self.save_to is not None:
-            from ._cache import save_result
+            if self.save_to is not None:
+                # Inside the task's context, so a warning from saving lands in its logs.
+                from ._cache import save_result
 
-            save_result(self.save_to, value)
+                save_result(self.save_to, value)
         return value
 
 

@@ -1,0 +1,38 @@
+"""Helpers for store tests: run the real CLI and real scripts in fresh processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABLOOM_")}
+    env.update(PYTHONPATH=SRC, LABLOOM_HOME=str(home), LABLOOM_PROGRESS="0", **extra)
+    return env
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "labloom", *args],
+        env=env_for(home), capture_output=True, text=True, timeout=120,
+    )
+
+
+def cli_json(home: Path, *args: str) -> Any:
+    done = cli(home, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def run_script(home: Path, script: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script)], env=env_for(home, **extra), capture_output=True,
+        text=True, timeout=120,
+    )

@@ -1,0 +1,139 @@
+"""@task(cache=True): hits counted by the function's side effect, invalidation, failures."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labloom import State, flow, task
+from labloom._cache import ResultPlanner
+
+CALLS: list[str] = []
+
+
+@task(cache=True)
+def load(n: int) -> list[int]:
+    CALLS.append(f"load {n}")
+    return list(range(n))
+
+
+@task(cache=True)
+def square(x: int) -> int:
+    CALLS.append(f"square {x}")
+    return x * x
+
+
+@task(cache=True)
+def total(values: list[int], squares: list[int]) -> int:
+    CALLS.append("total")
+    return sum(values) + sum(squares)
+
+
+@flow
+def squares(n: int) -> int:
+    # A future input (load) and a map's result (square) feed one cached task.
+    return total(load(n), square.map(range(n)))  # type: ignore[return-value]
+
+
+@pytest.fixture(autouse=True)
+def fresh_calls() -> None:
+    CALLS.clear()
+
+
+def test_a_rerun_is_cached_and_calls_nothing() -> None:
+    first = squares.run(n=3)
+    assert first.result() == 3 + 5 and len(CALLS) == 5
+    second = squares.run(n=3)
+    assert second.result() == 8
+    assert len(CALLS) == 5  # no function was called again
+    assert {tr.state for tr in second.tasks} == {State.CACHED}
+    # Different inputs miss; map children whose input is unchanged still hit.
+    third = squares.run(n=4)
+    assert third.result() == 6 + 14
+    assert CALLS[5:] == ["load 4", "square 3", "total"]
+
+
+def test_keys_of_future_inputs_come_from_upstream_keys() -> None:
+    run = squares.run(n=2)
+    planner: ResultPlanner = run._results
+    keys = {tr.name: tr.cache_key for tr in run.tasks}
+    assert all(keys.values()) and len(set(keys.values())) == 4
+    # The key of total is made of its upstreams' keys, not of their values.
+    load_run = next(tr for tr in run.tasks if tr.name == "load")
+    load_run.cache_key = planner._keys[load_run.id] = "pretend"
+    total_run = next(tr for tr in run.tasks if tr.name == "total")
+    del planner._keys[total_run.id]
+    assert planner.key_of(total_run) not in (None, keys["total"])
+
+
+def test_cache_expiration_bounds_reuse() -> None:
+    @task(cache=True, cache_expiration=0.2)
+    def stamp(x: int) -> float:
+        CALLS.append("stamp")
+        return time.time()
+
+    @flow
+    def stamps() -> float:
+        return stamp(1)  # type: ignore[return-value]
+
+    stamps()
+    stamps()
+    assert CALLS == ["stamp"]
+    time.sleep(0.3)
+    stamps()
+    assert CALLS == ["stamp", "stamp"]
+
+
+def test_editing_the_source_invalidates(tmp_path: Path) -> None:
+    def make(body: str) -> Any:
+        namespace: dict[str, Any] = {"task": task, "CALLS": CALLS}
+        source = tmp_path / f"mod_{abs(hash(body))}.py"
+        source.write_text(f"@task(cache=True)\ndef f(x):\n    CALLS.append('f')\n    {body}\n")
+        exec(compile(source.read_text(), str(source), "exec"), namespace)
+        return namespace["f"]
+
+    for fn in (make("return x + 1"), make("return x + 1"), make("return x + 2")):
+        @flow
+        def one(fn: Any = fn) -> int:
+            return fn(1)  # type: ignore[no-any-return]
+
+        one()
+    assert CALLS == ["f", "f"]  # the second definition has the same source: a hit
+
+
+def test_unhashable_input_computes_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    @task(cache=True)
+    def locked(lock: Any) -> int:
+        CALLS.append("locked")
+        return 1
+
+    @flow
+    def uses_lock() -> int:
+        return locked(threading.Lock())  # type: ignore[return-value]
+
+    with caplog.at_level(logging.WARNING, logger="labloom"):
+        run = uses_lock.run()
+        uses_lock.run()
+    assert run.result() == 1 and CALLS == ["locked", "locked"]
+    [line] = run.logs("locked")
+    assert "not cached" in line.text and "cannot be hashed" in line.text
+
+
+def test_corrupt_result_file_recomputes() -> None:
+    run = squares.run(n=1)
+    from labloom._cache import result_path
+
+    [sq] = [tr for tr in run.tasks if tr.name == "square[0]"]
+    Path(result_path(sq.cache_key or "")).write_bytes(b"not a pickle")
+    again = squares.run(n=1)
+    assert again.result() == 0
+    assert {tr.name: tr.state for tr in again.tasks} == {
+        "load": State.CACHED, "square[0]": State.COMPLETED, "total": State.CACHED
+    }
+    assert CALLS == ["load 1", "square 0", "total", "square 0"]
+    assert any("cannot read the stored result" in line.text for line in again.logs("square"))

@@ -1,0 +1,130 @@
+"""`labloom runs / show / logs / retry` through the real entry point, in fresh processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store_helpers import cli, cli_json, run_script
+
+FLOW = """
+from pathlib import Path
+from labloom import flow, task
+
+TRACE = Path(__file__).with_name("trace.txt")
+
+def note(what):
+    with TRACE.open("a") as handle:
+        handle.write(what + "\\n")
+
+@task
+def prepare(n):
+    note("prepare")
+    return list(range(n))
+
+@task
+def side(n):
+    note("side")
+    return n
+
+@task
+def fit(rows):
+    note("fit")
+    print("fitting", len(rows))
+    raise RuntimeError("bad fit")
+
+@task
+def report(model, extra):
+    note("report")
+    return model
+
+@flow
+def pipeline(n: int = 3):
+    rows = prepare(n)
+    return report(fit(rows), side(n))
+
+if __name__ == "__main__":
+    pipeline.run(n=3)
+"""
+
+
+def test_runs_show_logs_and_retry_after_a_fix(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    script = tmp_path / "pipeline.py"
+    script.write_text(FLOW)
+    done = run_script(home, script, LABLOOM_RESULTS="all")
+    assert done.returncode == 0, done.stderr
+
+    [run] = cli_json(home, "runs")
+    assert run["flow_name"] == "pipeline" and run["state"] == "Failed"
+    assert run["parameters"] == {"n": 3}
+    table = cli(home, "runs", "--flow", "pipeline").stdout
+    assert run["id"] in table and "Failed" in table and "STATE" in table
+    assert cli_json(home, "runs", "--flow", "other") == []
+
+    shown = cli_json(home, "show", run["id"])
+    states = {t["name"]: t["state"] for t in shown["task_runs"]}
+    assert states == {"prepare": "Completed", "fit": "Failed", "side": "Completed",
+                      "report": "UpstreamFailed"}
+    text = cli(home, "show", run["id"]).stdout
+    assert "RuntimeError: bad fit" in text and "UpstreamFailed" in text
+
+    logs = cli_json(home, "logs", run["id"], "--task", "fit")
+    assert [line["text"] for line in logs["lines"]] == ["fitting 3"]
+    assert "fit | fitting 3" in cli(home, "logs", run["id"]).stdout
+
+    # Fix the failing task, then retry from this (other) process.
+    script.write_text(FLOW.replace('raise RuntimeError("bad fit")', 'return "model"'))
+    retried = cli(home, "retry", run["id"])
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "reused 2 result(s)" in retried.stdout
+    trace = (tmp_path / "trace.txt").read_text().split()
+    assert trace.count("prepare") == 1 and trace.count("side") == 1  # reused, not rerun
+    assert trace.count("fit") == 2 and trace.count("report") == 1
+
+    newest = cli_json(home, "runs", "--limit", "1")[0]
+    assert newest["retry_of"] == run["id"] and newest["state"] == "Completed"
+    assert newest["origin"] == "retry"
+
+
+def test_retry_reruns_an_upstream_whose_result_is_gone(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    script = tmp_path / "pipeline.py"
+    script.write_text(FLOW)
+    run_script(home, script, LABLOOM_RESULTS="all")
+    [run] = cli_json(home, "runs")
+    prepare = next(t for t in cli_json(home, "show", run["id"])["task_runs"]
+                   if t["name"] == "prepare")
+    Path(prepare["result_path"]).unlink()
+    script.write_text(FLOW.replace('raise RuntimeError("bad fit")', 'return "model"'))
+    retried = cli(home, "retry", run["id"])
+    assert retried.returncode == 0, retried.stderr
+    assert "prepare: the result of run" in retried.stdout and "is gone" in retried.stdout
+    assert (tmp_path / "trace.txt").read_text().split().count("prepare") == 2
+
+
+def test_unknown_run_id_is_a_clear_error_with_status_2(tmp_path: Path) -> None:
+    for command in ("show", "logs", "retry"):
+        done = cli(tmp_path, command, "nosuchrun")
+        assert done.returncode == 2
+        assert "no run 'nosuchrun'" in done.stderr and "Traceback" not in done.stderr
+    assert "no runs recorded" in cli(tmp_path, "runs").stdout
+
+
+def test_retry_of_notebook_code_says_what_to_do(tmp_path: Path) -> None:
+    import os
+
+    os.environ["LABLOOM_HOME"] = str(tmp_path / "home")
+    from labloom import flow, task
+
+    @task
+    def boom() -> None:
+        raise ValueError("x")
+
+    @flow
+    def local_flow() -> None:
+        boom()
+
+    run = local_flow.run()
+    done = cli(tmp_path / "home", "retry", run.id)
+    assert done.returncode == 1
+    assert "cannot be retried from here" in done.stderr and "run.retry()" in done.stderr

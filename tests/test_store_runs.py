@@ -1,0 +1,185 @@
+"""What the store records, and that it survives crashes and concurrent writers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from labloom import State, ThreadExecutor, flow, task
+from labloom._store import open_store
+from store_helpers import env_for
+
+
+@task(retries=1)
+def flaky(x: int) -> int:
+    print(f"working on {x}")
+    if x == 2:
+        raise ValueError("two is not allowed")
+    return x
+
+
+@task
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@flow
+def sweep(n: int, label: str = "a") -> int:
+    return total(flaky.map(range(n)))  # type: ignore[return-value]
+
+
+def test_runs_task_runs_states_and_logs_are_recorded() -> None:
+    run = sweep.run(n=3, label="exp")
+    assert run.state is State.FAILED
+    with open_store() as store:
+        [record] = store.list_runs()
+        assert record.id == run.id and record.flow_name == "sweep"
+        assert record.state == "Failed" and "did not succeed" in record.message
+        assert record.parameters == {"n": 3, "label": "exp"}
+        assert record.origin == "script" and record.host and record.pid == os.getpid()
+        assert record.source_hash == sweep.source_hash
+        assert record.target is not None and record.target["file"] == __file__
+        assert record.counts == {"Completed": 2, "Failed": 1, "UpstreamFailed": 1}
+        tasks = {t.name: t for t in store.task_runs(run.id, history=True)}
+        bad = tasks["flaky[2]"]
+        assert bad.state == "Failed" and bad.attempts == 2 and "two is not allowed" in bad.message
+        assert "ValueError" in bad.traceback
+        assert [h["state"] for h in bad.history] == [
+            "Pending", "Running", "Retrying", "Running", "Failed"
+        ]
+        assert tasks["total"].state == "UpstreamFailed"
+        assert tasks["total"].upstream == []  # a map is a node, not task-run edges
+        assert tasks["flaky[0]"].duration is not None
+        lines, cuts = store.logs(run.id, "flaky[1]")
+        assert [line.text for line in lines] == ["working on 1"] and cuts == []
+        assert store.get_run(run.id[:6]) is not None  # a unique prefix is enough
+        assert store.get_run("nope") is None
+
+
+@task
+def chatty(n: int) -> None:
+    for i in range(n):
+        print(f"line {i}")
+
+
+@flow
+def talk(n: int) -> None:
+    chatty(n)
+
+
+def test_log_lines_are_capped_per_task_run_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABLOOM_LOG_LINES", "10")
+    run = talk.run(n=25)
+    with open_store() as store:
+        lines, [cut] = store.logs(run.id)
+    assert [line.text for line in lines] == [f"line {i}" for i in range(10)]
+    assert (cut.task, cut.kept, cut.cut) == ("chatty", 10, 15)
+
+
+def test_ten_thousand_task_runs_are_all_written() -> None:
+    @task
+    def one(x: int) -> int:
+        return x
+
+    @flow
+    def wide(n: int) -> None:
+        one.map(range(n))
+
+    run = wide.run(n=10_000, executor=ThreadExecutor(8))
+    with open_store() as store:
+        assert store.get_run(run.id).counts == {"Completed": 10_000}  # type: ignore[union-attr]
+
+
+SLOW_FLOW = """
+import time
+from labloom import flow, task
+
+@task
+def quick(x):
+    return x
+
+@task
+def slow(values):
+    time.sleep(60)
+
+@flow
+def stalls():
+    slow(quick.map(range(3)))
+
+if __name__ == "__main__":
+    stalls()
+"""
+
+
+def test_sigkill_mid_run_marks_it_crashed_and_keeps_finished_task_runs(tmp_path: Path) -> None:
+    script = tmp_path / "stalls.py"
+    script.write_text(SLOW_FLOW)
+    home = tmp_path / "home"
+    proc = subprocess.Popen([sys.executable, str(script)], env=env_for(home))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "the slow task never started"
+            if (home / "labloom.db").exists():
+                os.environ["LABLOOM_HOME"] = str(home)  # read that store (fixture restores)
+                with open_store() as store:
+                    runs = store.list_runs()
+                    tasks = store.task_runs(runs[0].id) if runs else []
+                if any(t.name == "slow" and t.state == "Running" for t in tasks):
+                    break
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with open_store() as store:
+        [run] = store.list_runs()
+        assert run.state == "Crashed" and f"pid {proc.pid}" in run.message
+        tasks = {t.name: t for t in store.task_runs(run.id)}
+    assert [tasks[f"quick[{i}]"].state for i in range(3)] == ["Completed"] * 3
+    assert tasks["slow"].state == "Cancelled" and "died" in tasks["slow"].message
+
+
+MANY_FLOW = """
+import sys
+from labloom import flow, task
+
+@task
+def step(x):
+    print("step", x)
+    return x
+
+@flow
+def many(n, tag):
+    return step.map(range(n))
+
+if __name__ == "__main__":
+    for _ in range(5):
+        many.run(n=200, tag=sys.argv[1])
+"""
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
+    script = tmp_path / "many.py"
+    script.write_text(textwrap.dedent(MANY_FLOW))
+    home = tmp_path / "home"
+    procs = [
+        subprocess.Popen([sys.executable, str(script), tag], env=env_for(home))
+        for tag in ("one", "two")
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    os.environ["LABLOOM_HOME"] = str(home)
+    with open_store() as store:
+        runs = store.list_runs(limit=None)
+        assert len(runs) == 10
+        assert sorted(r.parameters["tag"] for r in runs) == ["one"] * 5 + ["two"] * 5
+        assert all(r.state == "Completed" and r.counts == {"Completed": 200} for r in runs)
+        for r in runs:
+            lines, _ = store.logs(r.id)
+            assert len(lines) == 200

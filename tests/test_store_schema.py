@@ -1,0 +1,70 @@
+"""The store's schema: fresh files, upgrades from the first schema, newer files refused."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from labloom import flow, task
+from labloom._home import connect, db_path
+from labloom._store import open_store
+from labloom._store.schema import SCHEMA_VERSION, StoreVersionError, ensure_schema, version_of
+
+
+@task
+def double(x: int) -> int:
+    return 2 * x
+
+
+@flow
+def doubles(n: int) -> list[int]:
+    return double.map(range(n))  # type: ignore[return-value]
+
+
+def test_fresh_store_is_current_owner_only_and_wal() -> None:
+    with open_store() as store:
+        assert version_of(store.conn) == SCHEMA_VERSION
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert stat.S_IMODE(db_path().stat().st_mode) == 0o600
+
+
+def test_upgrade_from_the_first_schema_keeps_old_runs() -> None:
+    conn = connect()
+    ensure_schema(conn, target=1)
+    conn.execute(
+        "INSERT INTO flow_runs (id, flow_name, parameters, state, created, started, ended, host,"
+        " pid, executor, origin) VALUES ('old1', 'legacy', '{\"n\": 3}', 'Completed', 1.0, 1.0,"
+        " 2.0, 'h', 1, 'threads', 'script')"
+    )
+    conn.execute(
+        "INSERT INTO task_runs (id, run_id, task_name, state, attempts, created) "
+        "VALUES ('old1.0', 'old1', 'step', 'Completed', 1, 1.0)"
+    )
+    conn.close()
+
+    with open_store() as store:
+        assert version_of(store.conn) == SCHEMA_VERSION
+        old = store.get_run("old1")
+        assert old is not None and old.state == "Completed" and old.parameters == {"n": 3}
+        [tr] = store.task_runs("old1")
+        assert tr.name == "step" and tr.cache_key is None
+    # New runs are written to the upgraded file.
+    run = doubles.run(n=2)
+    with open_store() as store:
+        assert {r.id for r in store.list_runs()} == {"old1", run.id}
+
+
+def test_a_newer_store_is_refused_with_a_clear_message() -> None:
+    conn = connect()
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    conn.close()
+    with pytest.raises(StoreVersionError, match=r"newer than this labloom.*Upgrade labloom"):
+        open_store()
+
+
+def test_store_off_writes_nothing(monkeypatch: pytest.MonkeyPatch, labloom_home: Path) -> None:
+    monkeypatch.setenv("LABLOOM_STORE", "0")
+    assert doubles(3) == [0, 2, 4]
+    assert not (labloom_home / "labloom.db").exists()
