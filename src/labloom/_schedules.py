@@ -24,47 +24,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import _home
+from ._store.schema import ensure_schema
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS schedules (
-    name TEXT PRIMARY KEY,
-    target TEXT NOT NULL,
-    workdir TEXT NOT NULL,
-    cron TEXT,
-    every REAL,
-    timezone TEXT,
-    params TEXT NOT NULL DEFAULT '{}',
-    notify TEXT,
-    executor TEXT,
-    address TEXT,
-    catchup TEXT NOT NULL DEFAULT 'once',
-    overlap INTEGER NOT NULL DEFAULT 0,
-    paused INTEGER NOT NULL DEFAULT 0,
-    anchor REAL NOT NULL,
-    not_before REAL NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS schedule_slots (
-    schedule TEXT NOT NULL,
-    slot_time REAL NOT NULL,
-    status TEXT NOT NULL,
-    scheduler TEXT,
-    claimed REAL,
-    started REAL,
-    ended REAL,
-    run_id TEXT,
-    exit_code INTEGER,
-    note TEXT,
-    PRIMARY KEY (schedule, slot_time)
-);
-CREATE TABLE IF NOT EXISTS schedulers (
-    id TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started REAL NOT NULL,
-    beat REAL NOT NULL
-);
-"""
 
 # A slot that started later than this after its time was missed (the scheduler was down).
 MAX_GRACE = 60.0
@@ -222,7 +183,7 @@ def store() -> Iterator[sqlite3.Connection]:
     conn = _home.connect()
     conn.row_factory = sqlite3.Row
     try:
-        conn.executescript(SCHEMA)
+        ensure_schema(conn, where=str(_home.db_path()))
         yield conn
     finally:
         conn.close()

@@ -60,7 +60,51 @@ CREATE TABLE log_cuts (
 UPDATE flow_runs SET heartbeat = COALESCE(ended, started, created);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Version 3: schedules, their claimed slots (the primary key is what stops two schedulers
+# from running one slot) and the schedulers' heartbeats. IF NOT EXISTS: stores written while
+# schedules created their own tables upgrade cleanly.
+_V3 = """
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    workdir TEXT NOT NULL,
+    cron TEXT,
+    every REAL,
+    timezone TEXT,
+    params TEXT NOT NULL DEFAULT '{}',
+    notify TEXT,
+    executor TEXT,
+    address TEXT,
+    catchup TEXT NOT NULL DEFAULT 'once',
+    overlap INTEGER NOT NULL DEFAULT 0,
+    paused INTEGER NOT NULL DEFAULT 0,
+    anchor REAL NOT NULL,
+    not_before REAL NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedule_slots (
+    schedule TEXT NOT NULL,
+    slot_time REAL NOT NULL,
+    status TEXT NOT NULL,
+    scheduler TEXT,
+    claimed REAL,
+    started REAL,
+    ended REAL,
+    run_id TEXT,
+    exit_code INTEGER,
+    note TEXT,
+    PRIMARY KEY (schedule, slot_time)
+);
+CREATE TABLE IF NOT EXISTS schedulers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    beat REAL NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
