@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Unicode, validate
+from traitlets import Bool, CaselessStrEnum, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 ENV = {
@@ -44,7 +44,8 @@ class Labloom(Configurable):
     def _check_address(self, proposal: Any) -> str:
         value = str(proposal["value"]).strip()
         if value and "://" not in value:
-            raise ValueError(
+            # A TraitError (not ValueError) makes traitlets roll the value back.
+            raise TraitError(
                 f"[labloom] Labloom.address must look like tcp://host:8786, got {value!r}"
             )
         return value
