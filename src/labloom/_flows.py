@@ -121,6 +121,12 @@ class Flow(Generic[P, R]):
 
         return visualize_flow(self, filename, **params)
 
+    def launcher(self, executor: Any = None) -> Any:
+        """A notebook form: one input per parameter, a Run button, the live DAG below it."""
+        from ._jupyter.launcher import launcher
+
+        return launcher(self, executor)
+
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"
 
