@@ -14,7 +14,9 @@ def scale(x: float, factor: float) -> float:
 
 
 @flow
-def scaled(values: list, factor: float = 2.0, label: str = "run", repeat: int = 1, dry: bool = False):
+def scaled(
+    values: list[float], factor: float = 2.0, label: str = "run", repeat: int = 1, dry: bool = False
+) -> list[float]:
     """Scale values."""
     return [scale(v, factor) for v in values * repeat]
 
