@@ -18,7 +18,8 @@ EXAMPLES = ROOT / "examples"
 
 def execute(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     # The kernel inherits this environment: labloom from this checkout, state in tmp.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    path = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     shutil.copy(EXAMPLES / name, tmp_path / name)
