@@ -131,6 +131,12 @@ class Flow(Generic[P, R]):
         nodes = [event for event in run._bus.history if isinstance(event, ev.NodeCreated)]
         return visualize(nodes, filename)
 
+    def launcher(self, executor: Any = None) -> Any:
+        """A notebook form: one input per parameter, a Run button, the live DAG below it."""
+        from ._jupyter.launcher import launcher
+
+        return launcher(self, executor)
+
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"
 

@@ -1,0 +1,326 @@
+"""Writes the example notebooks from the cells below (outputs stay out of git).
+
+Run ``python examples/make_notebooks.py`` after editing; the tests execute the .ipynb files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).parent
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    return new_markdown_cell(text.strip())
+
+
+def code(text: str) -> nbformat.NotebookNode:
+    return new_code_cell(text.strip())
+
+
+QUICKSTART = [
+    md(
+        """
+# labloom quickstart: your first flow in five minutes
+
+Plain functions become **tasks**; a `%%flow` cell wires them into a **flow** and shows the
+live DAG. Click a node to see its logs.
+"""
+    ),
+    code("%load_ext labloom"),
+    md("`%%tasks` turns every function the cell defines into a task (options: retries, tags...)."),
+    code(
+        '''
+%%tasks --retries 1
+import time
+
+def square(x: int) -> int:
+    print(f"squaring {x}")
+    time.sleep(0.05)
+    return x * x
+
+def total(values: list[int]) -> int:
+    print(f"adding {len(values)} values")
+    return sum(values)
+'''
+    ),
+    md("Outside a flow, a task is still the plain function, easy to test:"),
+    code("square(7)"),
+    code("numbers = list(range(12))"),
+    md(
+        """
+`-p numbers` makes the notebook variable `numbers` the flow's parameter. The map is one node
+in the DAG with a progress bar; afterwards `squares` and `result` hold plain values.
+"""
+    ),
+    code(
+        """
+%%flow first -p numbers
+squares = square.map(numbers)
+result = total(squares)
+"""
+    ),
+    code("result, squares[:4]"),
+    md("`first` is now a `Flow`: run it again with other parameters."),
+    code("first(numbers=[1, 2, 3])"),
+    md("Every run of this kernel:"),
+    code("%flow_runs"),
+]
+
+
+SWEEP = [
+    md(
+        """
+# A hyperparameter sweep: 350 experiments on the breast-cancer data
+
+Each experiment trains a small random forest and scores its ROC AUC on a held-out split. The
+map runs on the embedded Dask cluster (threads where Dask is not installed); the results are
+saved through a task limited to one writer at a time into a SQLite table.
+"""
+    ),
+    code(
+        """
+%load_ext labloom
+import importlib.util
+import itertools
+from pathlib import Path
+
+import labloom
+
+EXECUTOR = "dask" if importlib.util.find_spec("labloom._executors.dask") else "threads"
+DB = str(Path("sweep_results.db").resolve())
+labloom.limits.set("sqlite", 1)  # one writer at a time
+EXECUTOR
+"""
+    ),
+    code(
+        '''
+%%tasks --tags cpu
+import sqlite3
+
+def train(params: dict) -> dict:
+    """Fit a small random forest; return the params with the test AUC."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.3, random_state=params["seed"], stratify=y
+    )
+    model = RandomForestClassifier(
+        n_estimators=8,
+        max_depth=params["max_depth"],
+        min_samples_leaf=params["min_samples_leaf"],
+        random_state=params["seed"],
+        n_jobs=1,
+    ).fit(X_train, y_train)
+    auc = roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])
+    return {**params, "auc": float(auc)}
+
+def best(results: list[dict]) -> dict:
+    top = max(results, key=lambda r: r["auc"])
+    print(f"best AUC {top['auc']:.4f} with {top}")
+    return top
+'''
+    ),
+    code(
+        '''
+import labloom
+
+@labloom.task(tags=["sqlite"], retries=2, retry_delay=0.5)
+def save(result: dict, db: str) -> int:
+    """Write one experiment row; the "sqlite" limit keeps writers to one at a time."""
+    with sqlite3.connect(db, timeout=30) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS experiments"
+            " (max_depth INTEGER, min_samples_leaf INTEGER, seed INTEGER, auc REAL)"
+        )
+        conn.execute(
+            "INSERT INTO experiments VALUES (?, ?, ?, ?)",
+            (result["max_depth"], result["min_samples_leaf"], result["seed"], result["auc"]),
+        )
+    return 1
+'''
+    ),
+    code(
+        """
+depths = [1, 2, 3, 4, 5, 6, 8]
+leaves = [1, 2, 4, 8, 16]
+seeds = range(10)
+grid = [
+    {"max_depth": d, "min_samples_leaf": m, "seed": s}
+    for d, m, s in itertools.product(depths, leaves, seeds)
+]
+Path(DB).unlink(missing_ok=True)
+len(grid)
+"""
+    ),
+    code(
+        """
+%%flow sweep -p grid -p DB --executor {EXECUTOR}
+results = train.map(grid)
+saved = save.map(results, labloom.unmapped(DB))
+top = best(results)
+"""
+    ),
+    code(
+        """
+import sqlite3
+with sqlite3.connect(DB) as conn:
+    rows, best_auc = conn.execute("SELECT COUNT(*), MAX(auc) FROM experiments").fetchone()
+print(f"{rows} experiments saved; best AUC {best_auc:.4f}")
+top
+"""
+    ),
+    code(
+        """
+import matplotlib.pyplot as plt
+
+mean = {}
+for r in results:
+    mean.setdefault((r["max_depth"], r["min_samples_leaf"]), []).append(r["auc"])
+table = [[sum(mean[d, m]) / len(mean[d, m]) for m in leaves] for d in depths]
+
+fig, ax = plt.subplots(figsize=(6, 4))
+image = ax.imshow(table, cmap="viridis", aspect="auto")
+ax.set_xticks(range(len(leaves)), labels=leaves)
+ax.set_yticks(range(len(depths)), labels=depths)
+ax.set_xlabel("min_samples_leaf")
+ax.set_ylabel("max_depth")
+ax.set_title("mean test AUC over 10 seeds")
+fig.colorbar(image, ax=ax)
+plt.show()
+"""
+    ),
+]
+
+
+ETL = [
+    md(
+        """
+# A parameterized ETL: production database to data lake
+
+A SQLite "production" database stands in for the real one. The flow reads a list of tables,
+cleans each one and writes it to a "lake" folder as JSON lines. `tables` and `lake` are the
+flow's parameters, so the same flow reruns for one table or another lake.
+"""
+    ),
+    code(
+        """
+%load_ext labloom
+import random
+import sqlite3
+
+import labloom
+from pathlib import Path
+
+PRODUCTION = str(Path("production.db").resolve())
+Path(PRODUCTION).unlink(missing_ok=True)
+rng = random.Random(7)
+with sqlite3.connect(PRODUCTION) as conn:
+    conn.execute("CREATE TABLE Customers (Id INTEGER, Name TEXT, Country TEXT)")
+    conn.execute("CREATE TABLE Orders (Id INTEGER, CustomerId INTEGER, Amount REAL)")
+    conn.execute("CREATE TABLE Products (Id INTEGER, Title TEXT, Price REAL)")
+    conn.executemany(
+        "INSERT INTO Customers VALUES (?, ?, ?)",
+        [(i, f"  customer {i} ", rng.choice(["NL", "DE", "FR", None])) for i in range(200)],
+    )
+    conn.executemany(
+        "INSERT INTO Orders VALUES (?, ?, ?)",
+        [(i, rng.randrange(200), round(rng.uniform(-5, 500), 2)) for i in range(1000)],
+    )
+    conn.executemany(
+        "INSERT INTO Products VALUES (?, ?, ?)",
+        [(i, f"product {i}", round(rng.uniform(1, 99), 2)) for i in range(50)],
+    )
+tables = [row[0] for row in sqlite3.connect(PRODUCTION).execute(
+    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+)]
+lake = str(Path("lake").resolve())
+tables
+"""
+    ),
+    code(
+        '''
+%%tasks --retries 2 --retry-delay 0.2 --tags production
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+def extract(table: str) -> list[dict]:
+    """Read a whole table (names come from sqlite_master, not from users)."""
+    with sqlite3.connect(PRODUCTION) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = [dict(row) for row in conn.execute(f'SELECT * FROM "{table}"')]
+    print(f"{table}: {len(rows)} rows")
+    return rows
+
+def transform(rows: list[dict], table: str) -> list[dict]:
+    """snake_case columns, trimmed text, no negative amounts, a load timestamp."""
+    clean = []
+    for row in rows:
+        out = {key.lower(): (value.strip() if isinstance(value, str) else value)
+               for key, value in row.items()}
+        if out.get("amount") is not None and out["amount"] < 0:
+            continue
+        out["loaded_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        clean.append(out)
+    print(f"{table}: kept {len(clean)} of {len(rows)}")
+    return clean
+
+def load(rows: list[dict], table: str, lake: str) -> str:
+    folder = Path(lake) / table.lower()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "part-0.jsonl"
+    with path.open("w") as out:
+        for row in rows:
+            out.write(json.dumps(row) + "\\n")
+    return str(path)
+'''
+    ),
+    code(
+        """
+%%flow etl -p tables -p lake
+raw = extract.map(tables)
+clean = transform.map(raw, tables)
+written = load.map(clean, tables, labloom.unmapped(lake))
+"""
+    ),
+    code(
+        """
+for path in written:
+    print(path, sum(1 for _ in open(path)), "rows")
+"""
+    ),
+    md("Rerun the same flow for one table into another lake:"),
+    code(
+        """
+again = etl(tables=["Orders"], lake=str(Path("lake-2").resolve()))
+again["written"]
+"""
+    ),
+]
+
+
+def write(name: str, cells: list[nbformat.NotebookNode]) -> None:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.validate(nb)
+    nbformat.write(nb, HERE / name)
+
+
+if __name__ == "__main__":
+    write("quickstart.ipynb", QUICKSTART)
+    write("sweep.ipynb", SWEEP)
+    write("etl.ipynb", ETL)

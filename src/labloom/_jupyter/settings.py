@@ -1,0 +1,86 @@
+"""Notebook defaults as a traitlets ``Configurable``: ``c.Labloom.executor = "dask"``.
+
+Where a value comes from, strongest first: an environment variable (``LABLOOM_EXECUTOR``,
+``LABLOOM_ADDRESS``, ``LABLOOM_WIDGET``, ``LABLOOM_HOME``), then ``%config Labloom.x = ...`` or
+a Jupyter/IPython config file, then the defaults below. Environment variables win because an
+administrator or a CI job sets them for a whole machine, above anyone's config file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from traitlets import Bool, CaselessStrEnum, TraitError, Unicode, validate
+from traitlets.config import Configurable
+
+ENV = {
+    "executor": "LABLOOM_EXECUTOR",
+    "address": "LABLOOM_ADDRESS",
+    "widget": "LABLOOM_WIDGET",
+    "home": "LABLOOM_HOME",
+}
+_FALSE = ("0", "false", "no", "off")
+
+
+class Labloom(Configurable):
+    """labloom's notebook settings (``%config Labloom`` lists them)."""
+
+    executor = CaselessStrEnum(
+        ["threads", "local", "dask"],
+        default_value="threads",
+        help="Executor for %%flow cells without --executor: threads, local or dask.",
+    ).tag(config=True)
+    address = Unicode(
+        "",
+        help="Dask scheduler address (tcp://host:8786); when set, %%flow runs there by default.",
+    ).tag(config=True)
+    widget = Bool(True, help="Show the live DAG under a %%flow cell.").tag(config=True)
+    home = Unicode(
+        "", help="Folder for labloom's store and results (default ~/.labloom)."
+    ).tag(config=True)
+
+    @validate("address")
+    def _check_address(self, proposal: Any) -> str:
+        value = str(proposal["value"]).strip()
+        if value and "://" not in value:
+            # A TraitError (not ValueError) makes traitlets roll the value back.
+            raise TraitError(
+                f"[labloom] Labloom.address must look like tcp://host:8786, got {value!r}"
+            )
+        return value
+
+    def effective(self, name: str) -> Any:
+        """The value in force for ``name``: its environment variable if set, else the trait."""
+        raw = os.environ.get(ENV[name])
+        if raw is None or raw == "":
+            return getattr(self, name)
+        if name == "widget":
+            return raw.strip().lower() not in _FALSE
+        return raw.strip()
+
+    def apply_home(self) -> None:
+        """Point the store at ``home`` unless LABLOOM_HOME already decides."""
+        if self.home and not os.environ.get("LABLOOM_HOME"):
+            os.environ["LABLOOM_HOME"] = os.path.expanduser(self.home)
+
+
+def settings(shell: Any = None) -> Labloom:
+    """The kernel's one ``Labloom`` object, configured from the shell's config."""
+    if shell is None:
+        from IPython.core.getipython import get_ipython
+
+        shell = get_ipython()  # type: ignore[no-untyped-call]
+    existing = getattr(shell, "_labloom_settings", None) if shell is not None else None
+    if isinstance(existing, Labloom):
+        return existing
+    config = getattr(shell, "config", None)
+    made = Labloom(parent=shell) if shell is not None else Labloom(config=config)
+    if shell is not None:
+        shell._labloom_settings = made
+        # %config finds configurables here; it then updates the object live.
+        if made not in shell.configurables:
+            shell.configurables.append(made)
+    made.observe(lambda _change: made.apply_home(), names=["home"])
+    made.apply_home()
+    return made

@@ -1,0 +1,223 @@
+"""A real JupyterLab in headless Chromium: the live DAG, its logs, tracebacks and Cancel.
+
+Run with ``pytest -m browser``. The test starts JupyterLab on loopback with a random token and
+every Jupyter/IPython/labloom folder in tmp, drives it with Playwright, and stops it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+CELLS = [
+    "%load_ext labloom",
+    '''%%tasks
+import time
+
+def step(x):
+    print(f"log line {x}")
+    return x
+
+def explode():
+    print("about to fail")
+    raise ValueError("kaboom from explode")
+
+def slow(x):
+    time.sleep(2)
+    return x
+''',
+    """%%flow good
+parts = step.map(range(3))
+one = step(1)
+both = step(one)
+""",
+    """%%flow failing --background
+bad = explode()
+""",
+    """%%flow stoppable
+many = slow.map(range(60))
+""",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    if not Path(CHROMIUM).exists() or shutil.which("jupyter") is None:
+        pytest.skip("needs /usr/bin/chromium and jupyter lab")
+    token = secrets.token_hex(16)
+    port = free_port()
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    env = dict(os.environ)
+    for var, sub in [
+        ("JUPYTER_CONFIG_DIR", "config"),
+        ("JUPYTER_DATA_DIR", "data"),
+        ("JUPYTER_RUNTIME_DIR", "runtime"),
+        ("IPYTHONDIR", "ipython"),
+        ("LABLOOM_HOME", "labloom"),
+    ]:
+        env[var] = str(tmp_path / sub)
+    # The "python3" kernelspec runs `python` from PATH: make that this interpreter.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if not os.environ.get("LABLOOM_TEST_INSTALLED"):
+        # Kernels import labloom from this checkout. With LABLOOM_TEST_INSTALLED=1 they use
+        # the installed package instead: that checks `pip install .` gives a working widget.
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    # No "get Jupyter news?" toast over the cells.
+    labconfig = tmp_path / "config" / "labconfig"
+    labconfig.mkdir(parents=True)
+    (labconfig / "page_config.json").write_text(
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+    )
+    log = (tmp_path / "lab.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
+            f"--ServerApp.token={token}", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.root_dir={notebooks}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its kernels are in its process group: we stop them all
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()
+                    ) from None
+                time.sleep(0.3)
+        yield f"{base}/lab/tree/{{}}?token={token}&reset", notebooks
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def page(lab: Any) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def shot(page: Any, name: str, locator: Any = None) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    (locator or page).screenshot(path=str(path))
+    return path
+
+
+def widget_in_cell(page: Any, index: int) -> Any:
+    return page.locator(".jp-CodeCell").nth(index).locator(".labloom-widget")
+
+
+def node(widget: Any, node_id: str) -> Any:
+    # Node ids follow creation order in the flow body: n0, n1, ...
+    return widget.locator(f'g.labloom-node[data-node-id="{node_id}"]')
+
+
+def test_live_dag_logs_traceback_and_cancel(lab: Any, page: Any) -> None:
+    url, folder = lab
+    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
+    }
+    nbformat.write(nb, folder / "dag.ipynb")
+
+    page.goto(url.format("dag.ipynb"))
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+
+    good = widget_in_cell(page, 2)
+    try:
+        good.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=60_000)
+    except Exception:
+        shot(page, "failed-first-flow")
+        raise
+    states = good.locator("g.labloom-node").evaluate_all(
+        "nodes => nodes.map(n => n.getAttribute('data-state'))"
+    )
+    assert states and all(state == "Completed" for state in states), states
+    assert good.locator('g.labloom-node[data-kind="map"]').count() == 1
+
+    failing = widget_in_cell(page, 3)
+    failing.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=60_000)
+
+    # The last cell is still running: Cancel must reach the kernel while it is busy.
+    stoppable = widget_in_cell(page, 4)
+    stoppable.and_(page.locator('[data-state="Running"]')).wait_for(timeout=60_000)
+    stoppable.locator("button.labloom-cancel").click()
+    stoppable.and_(page.locator('[data-state="Cancelled"]')).wait_for(timeout=30_000)
+    page.locator(".jp-CodeCell").nth(4).get_by_text("RunCancelledError").first.wait_for(
+        timeout=30_000
+    )
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+
+    node(good, "n1").click()  # one = step(1)
+    good.locator(".labloom-panel .labloom-log-line", has_text="log line 1").wait_for(
+        timeout=20_000
+    )
+    shot(page, "dag-logs", page.locator(".jp-CodeCell").nth(2))
+
+    node(failing, "n0").click()
+    traceback = failing.locator("pre.labloom-traceback")
+    traceback.filter(has_text="kaboom from explode").wait_for(timeout=20_000)
+    assert "ValueError" in traceback.inner_text()
+    shot(page, "dag-traceback", page.locator(".jp-CodeCell").nth(3))
+    shot(page, "notebook")

@@ -1,0 +1,80 @@
+"""The example notebooks run top to bottom in a real kernel (nbclient), as in CI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def execute(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    # The kernel inherits this environment: labloom from this checkout, state in tmp.
+    path = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    shutil.copy(EXAMPLES / name, tmp_path / name)
+    nb = nbformat.read(tmp_path / name, as_version=4)
+    client = NotebookClient(
+        nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    return nb
+
+
+def outputs(nb: Any) -> str:
+    text = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text.append(out.get("text", ""))
+            text.append(str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(text)
+
+
+def test_notebooks_are_committed_without_outputs() -> None:
+    for path in EXAMPLES.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path.name
+
+
+def test_quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = execute("quickstart.ipynb", tmp_path, monkeypatch)
+    text = outputs(nb)
+    assert "(506, [0, 1, 4, 9])" in text  # sum of squares below 12
+    assert "{'squares': [1, 4, 9], 'result': 14}" in text
+    flow_cell = next(c for c in nb.cells if c.source.startswith("%%flow first"))
+    html = "".join(o.get("data", {}).get("text/html", "") for o in flow_cell.outputs)
+    assert "Completed" in html  # the saved widget output is the final summary
+
+
+def test_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = execute("sweep.ipynb", tmp_path, monkeypatch)
+    text = outputs(nb)
+    assert "350 experiments saved; best AUC" in text
+    with sqlite3.connect(tmp_path / "sweep_results.db") as conn:
+        (rows,) = conn.execute("SELECT COUNT(*) FROM experiments").fetchone()
+    assert rows == 350
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "the AUC plot is missing"
+
+
+def test_etl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = execute("etl.ipynb", tmp_path, monkeypatch)
+    lake = tmp_path / "lake"
+    assert sorted(p.name for p in lake.iterdir()) == ["customers", "orders", "products"]
+    customers = (lake / "customers" / "part-0.jsonl").read_text().splitlines()
+    assert len(customers) == 200 and '"name": "customer 0"' in customers[0]
+    assert (tmp_path / "lake-2" / "orders" / "part-0.jsonl").exists()
+    assert not (tmp_path / "lake-2" / "customers").exists()
+    assert "rows" in outputs(nb)

@@ -1,0 +1,235 @@
+"""The notebook magics, driven through a real IPython ``InteractiveShell``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from labloom import Flow, FlowFailed, FlowRun, State, Task
+
+
+@pytest.fixture
+def ip(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[InteractiveShell]:
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
+    for name in ("LABLOOM_EXECUTOR", "LABLOOM_ADDRESS", "LABLOOM_WIDGET"):
+        monkeypatch.delenv(name, raising=False)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "labloom")
+    shell.run_line_magic("config", "Labloom.widget = False")
+    shell.run_line_magic("config", "Labloom.executor = 'threads'")
+    yield shell
+    shell.reset(new_session=False)
+
+
+def run(ip: InteractiveShell, cell: str) -> Any:
+    result = ip.run_cell(cell)
+    return result
+
+
+def ok(ip: InteractiveShell, cell: str) -> None:
+    result = ip.run_cell(cell)
+    if not result.success:
+        raise AssertionError(f"cell failed: {result.error_in_exec or result.error_before_exec!r}")
+
+
+TASKS = """%%tasks
+def double(x):
+    print("doubling", x)
+    return 2 * x
+
+def add(a, b):
+    return a + b
+
+def boom(x):
+    raise ValueError(f"bad value {x}")
+"""
+
+
+def test_magics_are_registered_with_help(ip: InteractiveShell) -> None:
+    magics = ip.magics_manager.magics
+    assert {"tasks", "flow"} <= set(magics["cell"])
+    assert "flow_runs" in magics["line"]
+    doc = magics["cell"]["flow"].__doc__
+    # magic_arguments writes the usage into the docstring, which is what %%flow? shows.
+    assert "-p PARAM" in doc and "--background" in doc and "--no-widget" in doc
+    assert "--retry-delay" in magics["cell"]["tasks"].__doc__
+
+
+def test_tasks_turns_every_function_into_a_task_with_options(ip: InteractiveShell) -> None:
+    ok(
+        ip,
+        """%%tasks --retries 2 --retry-delay 1,5 --tags db,io --cache --timeout 30
+import labloom
+
+def load(table):
+    return table
+
+@labloom.task(retries=7)
+def explicit(x):
+    return x
+
+value = 3
+""",
+    )
+    load = ip.user_ns["load"]
+    assert isinstance(load, Task)
+    assert load.retries == 2 and load.retry_delay == [1.0, 5.0]
+    assert load.tags == frozenset({"db", "io"}) and load.cache and load.timeout == 30
+    assert load("t") == "t"  # still the plain function outside a flow
+    assert ip.user_ns["explicit"].retries == 7  # its own decorator wins
+    assert ip.user_ns["value"] == 3
+
+
+def test_flow_pushes_resolved_names_and_reruns_with_other_parameters(
+    ip: InteractiveShell,
+) -> None:
+    ok(ip, TASKS)
+    ok(ip, "grid = [1, 2, 3]")
+    ok(
+        ip,
+        """%%flow sweep -p grid
+doubled = double.map(grid)
+total = add(doubled[0], doubled[2])
+for i in range(2):
+    last = i
+""",
+    )
+    ns = ip.user_ns
+    assert ns["doubled"] == [2, 4, 6] and ns["total"] == 8 and ns["last"] == 1
+    sweep = ns["sweep"]
+    assert isinstance(sweep, Flow) and sweep.parameters == ["grid"]
+    again = sweep(grid=[10, 20, 30])
+    assert again["doubled"] == [20, 40, 60] and again["total"] == 80
+    assert ns["total"] == 8  # a plain call returns values; it does not touch the notebook
+
+
+def test_several_parameters_and_options(ip: InteractiveShell) -> None:
+    ok(ip, TASKS)
+    ok(ip, "a = 2\nb = 5")
+    ok(ip, "%%flow pair -p a,b --executor local\nc = add(double(a), b)")
+    assert ip.user_ns["c"] == 9
+    assert ip.user_ns["pair"].parameters == ["a", "b"]
+    assert ip.user_ns["pair"](a=1, b=1) == {"c": 3}
+
+
+def test_unknown_parameter_says_what_to_do(ip: InteractiveShell) -> None:
+    result = run(ip, "%%flow f -p nowhere\nx = 1")
+    assert isinstance(result.error_in_exec, NameError)
+    assert "assign it in an earlier cell" in str(result.error_in_exec)
+
+
+def test_error_in_cell_points_at_the_cell_line(ip: InteractiveShell, capsys: Any) -> None:
+    result = run(ip, "%%flow broken\nx = 1\ny = x + undefined_name\n")
+    error = result.error_in_exec
+    assert isinstance(error, NameError)
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    assert tb is not None and tb.tb_lineno == 3  # line 1 is the %%flow line
+    shown = capsys.readouterr().out
+    assert "line 3" in shown and "undefined_name" in shown
+
+
+def test_syntax_error_points_at_the_cell_line(ip: InteractiveShell) -> None:
+    result = run(ip, "%%flow broken\nx = 1\ny = (\n")
+    assert isinstance(result.error_in_exec, SyntaxError)
+    assert result.error_in_exec.lineno == 3
+
+
+def test_failed_task_raises_and_sets_the_names_that_resolved(ip: InteractiveShell) -> None:
+    ok(ip, TASKS)
+    result = run(ip, "%%flow partial\ngood = double(4)\nbad = boom(1)\n")
+    error = result.error_in_exec
+    assert isinstance(error, FlowFailed)
+    assert "bad value 1" in str(error) and "not set" in str(error)
+    assert isinstance(error.run, FlowRun) and error.run.state is State.FAILED
+    assert ip.user_ns["good"] == 8
+    assert "bad" not in ip.user_ns
+    assert isinstance(ip.user_ns["partial"], Flow)
+
+
+def test_background_returns_at_once_and_fills_names_when_done(ip: InteractiveShell) -> None:
+    ok(ip, TASKS)
+    ok(ip, "import threading\ngate = threading.Event()")
+    ok(
+        ip,
+        """%%tasks
+def wait_for_gate(x):
+    gate.wait(10)
+    return x + 1
+""",
+    )
+    result = ip.run_cell("%%flow later --background\nanswer = wait_for_gate(41)\n")
+    assert result.success
+    handle = result.result
+    assert isinstance(handle, FlowRun)
+    assert "answer" not in ip.user_ns
+    ip.user_ns["gate"].set()
+    assert handle.wait(10) is State.COMPLETED
+    deadline = time.monotonic() + 10
+    while "answer" not in ip.user_ns and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ip.user_ns["answer"] == 42
+
+
+def test_flow_runs_lists_this_kernels_runs(ip: InteractiveShell) -> None:
+    ok(ip, TASKS)
+    ok(ip, "%%flow listed\nv = double(1)")
+    table = ip.run_line_magic("flow_runs", "listed")
+    assert len(table) >= 1
+    newest = next(iter(table))
+    assert newest.flow_name == "listed" and newest.state is State.COMPLETED
+    assert "listed" in repr(table) and "Completed" in table._repr_html_()
+    assert "no flow runs" in repr(ip.run_line_magic("flow_runs", "never-ran"))
+
+
+def test_config_and_environment_choose_the_executor(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(ip, "%config Labloom.executor = 'local'")
+    ok(ip, "%%flow where\nx = 1")
+    assert ip.user_ns["where"].executor == "local"
+    monkeypatch.setenv("LABLOOM_EXECUTOR", "threads")
+    ok(ip, "%%flow where\nx = 1")
+    assert ip.user_ns["where"].executor == "threads"  # the environment wins over %config
+    ok(ip, "%%flow where --executor local\nx = 1")
+    assert ip.user_ns["where"].executor == "local"  # and the option wins over both
+
+def test_config_rejects_a_bad_address(ip: InteractiveShell, caplog: Any) -> None:
+    from labloom._jupyter.settings import settings
+
+    ok(ip, "%config Labloom.address = 'not-an-address'")  # %config logs what it rejects
+    assert "must look like tcp://host:8786" in caplog.text
+    assert settings(ip).address == ""
+    ok(ip, "%config Labloom.address = 'tcp://127.0.0.1:8786'")
+    assert settings(ip).effective("address") == "tcp://127.0.0.1:8786"
+    ok(ip, "%config Labloom.address = ''")
+
+
+def test_interrupt_cancels_the_run(ip: InteractiveShell) -> None:
+    ok(
+        ip,
+        """%%tasks
+import time
+def slow(x):
+    time.sleep(3)
+    return x
+""",
+    )
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        result = run(ip, "%%flow stoppable\nresult = slow.map(range(3))\n")
+    finally:
+        timer.cancel()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    table = ip.run_line_magic("flow_runs", "stoppable")
+    assert next(iter(table)).state is State.CANCELLED
