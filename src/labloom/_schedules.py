@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from . import _home
 from ._store.schema import ensure_schema
 
-
 # A slot that started later than this after its time was missed (the scheduler was down).
 MAX_GRACE = 60.0
 HEARTBEAT_EVERY = 1.0
