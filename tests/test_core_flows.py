@@ -191,6 +191,7 @@ def test_allow_failure_lets_the_reduce_run_with_the_exception(executor: str) -> 
     failed = [tr for tr in run.tasks if tr.state is State.FAILED]
     assert [tr.name for tr in failed] == ["fragile[7]"]
     assert "ValueError" in failed[0].traceback
+    assert failed[0].traceback.splitlines()[1].strip().startswith(f'File "{__file__}"')
 
 
 def test_future_result_raises_the_task_exception(executor: str) -> None:

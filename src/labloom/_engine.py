@@ -13,7 +13,6 @@ import logging
 import socket
 import threading
 import time
-import traceback as tb
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -843,16 +842,6 @@ def executor_limiter(executor: Executor) -> Limiter:
     factory = getattr(executor, "limiter", None)
     limiter = factory() if callable(factory) else None
     return limiter if limiter is not None else process_limiter()
-
-
-def outcome_from_exception(exc: BaseException, started: float) -> Outcome:
-    return Outcome(
-        ok=False,
-        error=exc,
-        traceback="".join(tb.format_exception(type(exc), exc, exc.__traceback__)),
-        started=started,
-        ended=time.time(),
-    )
 
 
 __all__ = ["BAD_STATES", "FlowRun", "LogLine", "active_run"]

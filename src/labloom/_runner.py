@@ -8,8 +8,10 @@ workers (see ``set_remote_sink``). It never imports Jupyter or Dask.
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -109,6 +111,20 @@ def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, 
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback text from the user's code on: labloom's own frames above it say nothing
+    about what went wrong in a task."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 def load_cached(path: str) -> Any:

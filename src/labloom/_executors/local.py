@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor as _Pool
 from typing import Any
 
-from .._runner import TaskCall
+from .._runner import TaskCall, user_traceback
 from .base import DoneCallback, Executor, Outcome
 
 
@@ -38,7 +37,7 @@ def _execute(
         outcome = Outcome(
             ok=False,
             error=exc,
-            traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            traceback=user_traceback(exc),
             started=started,
             ended=time.time(),
         )
