@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,6 +192,33 @@ def test_flow_runs_lists_this_kernels_runs(ip: InteractiveShell) -> None:
     assert newest.flow_name == "listed" and newest.state is State.COMPLETED
     assert "listed" in repr(table) and "Completed" in table._repr_html_()
     assert "no flow runs" in repr(ip.run_line_magic("flow_runs", "never-ran"))
+
+
+def test_flow_runs_shows_runs_from_other_processes_too(
+    ip: InteractiveShell, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The scheduler's and the CLI's runs live in the same store the notebook shows."""
+    script = tmp_path / "nightly.py"
+    script.write_text(
+        "from labloom import flow, task\n"
+        "@task\ndef one():\n    return 1\n"
+        "@flow\ndef nightly():\n    return one()\n"
+    )
+    env = {**subprocess_env, "LABLOOM_HOME": os.environ["LABLOOM_HOME"]}  # the shell's store
+    done = subprocess.run(
+        [sys.executable, "-m", "labloom", "run", f"{script}:nightly"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    ok(ip, TASKS)
+    ok(ip, "%%flow nightly\nv = double(1)")
+    table = ip.run_line_magic("flow_runs", "nightly")
+    origins = [row[6] for row in table.rows()]
+    assert origins == ["notebook", "script"]
+    assert [row[2] for row in table.rows()] == ["Completed", "Completed"]
+    live, stored = list(table)
+    assert live.state is State.COMPLETED and hasattr(live, "cancel")  # this kernel's handle
+    assert stored.origin == "script" and stored.counts == {"Completed": 1}
 
 
 def test_config_and_environment_choose_the_executor(

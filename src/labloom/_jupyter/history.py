@@ -1,4 +1,4 @@
-"""``%flow_runs``: the runs this kernel started, as a table (HTML in a notebook, text elsewhere)."""
+"""``%flow_runs``: run history as a table (HTML in a notebook, text elsewhere)."""
 
 from __future__ import annotations
 
@@ -35,60 +35,78 @@ def runs(flow: str | None = None) -> list[Any]:
     return [run for run in found if flow is None or run.flow_name == flow]
 
 
-def _duration(run: Any) -> str:
-    if run.started is None:
+def _duration(started: float | None, ended: float | None) -> str:
+    if started is None:
         return ""
-    seconds = (run.ended or time.time()) - run.started
+    seconds = (ended or time.time()) - started
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}min"
 
 
-def _counts(run: Any) -> str:
-    counts = Counter(str(tr.state) for tr in run.tasks)
+def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
+def _row(entry: Any) -> tuple[str, ...]:
+    """A table row from a live FlowRun or a stored RunRecord (same names, different shapes)."""
+    if hasattr(entry, "tasks"):
+        counts = dict(Counter(str(tr.state) for tr in entry.tasks))
+    else:
+        counts = dict(entry.counts)
+    started = (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.started)) if entry.started else ""
+    )
+    return (
+        entry.id,
+        entry.flow_name,
+        str(entry.state),
+        started,
+        _duration(entry.started, entry.ended),
+        _counts_text(counts),
+        entry.origin or "",
+    )
+
+
+def history(flow: str | None = None, limit: int = 50) -> list[Any]:
+    """Newest first: the store's runs (every origin: notebooks, scripts, the scheduler), with
+    this kernel's live ``FlowRun`` handles standing in for their own stored records."""
+    live = {run.id: run for run in runs(flow)}
+    stored: list[Any] = []
+    from .. import _store
+
+    if _store.enabled():
+        with _store.open_store() as store:
+            stored = store.list_runs(flow=flow, limit=limit)
+    entries = [live.pop(record.id, record) for record in stored]
+    entries += live.values()  # runs the store has not seen (store off, or not yet written)
+    entries.sort(key=lambda entry: entry.started or entry.created or 0, reverse=True)
+    return entries[:limit]
+
+
 class RunTable:
-    """Rows of run history; shown as a table, and iterable as ``FlowRun`` handles."""
+    """Rows of run history, newest first; shown as a table, iterable as runs (``FlowRun``
+    handles for this kernel's runs, stored records for the others)."""
 
     columns = ("run", "flow", "state", "started", "duration", "tasks", "origin")
 
-    def __init__(self, flow_runs: list[Any], flow: str | None = None) -> None:
-        self.runs = flow_runs
+    def __init__(self, entries: list[Any], flow: str | None = None) -> None:
+        self.entries = entries
         self.flow = flow
 
     def rows(self) -> list[tuple[str, ...]]:
-        rows: list[tuple[str, ...]] = []
-        for run in reversed(self.runs):  # newest first
-            started = (
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started))
-                if run.started
-                else ""
-            )
-            rows.append(
-                (
-                    run.id,
-                    run.flow_name,
-                    str(run.state),
-                    started,
-                    _duration(run),
-                    _counts(run),
-                    run.origin,
-                )
-            )
-        return rows
+        return [_row(entry) for entry in self.entries]
 
     def __iter__(self) -> Any:
-        return iter(reversed(self.runs))
+        return iter(self.entries)
 
     def __len__(self) -> int:
-        return len(self.runs)
+        return len(self.entries)
 
     def _empty(self) -> str:
         where = f" of flow {self.flow!r}" if self.flow else ""
-        return f"no flow runs{where} in this kernel yet"
+        return f"no flow runs{where} yet"
 
     def __repr__(self) -> str:
-        if not self.runs:
+        if not self.entries:
             return self._empty()
         rows = [self.columns, *self.rows()]
         widths = [max(len(row[i]) for row in rows) for i in range(len(self.columns))]
@@ -98,7 +116,7 @@ class RunTable:
         )
 
     def _repr_html_(self) -> str:
-        if not self.runs:
+        if not self.entries:
             return f"<p class='labloom-runs'>{html.escape(self._empty())}</p>"
         head = "".join(f"<th>{c}</th>" for c in self.columns)
         body = "".join(

@@ -187,11 +187,12 @@ class LabloomMagics(Magics):
 
     @magic_arguments()
     @argument("name", nargs="?", default=None, help="Only the runs of this flow.")
+    @argument("--limit", type=int, default=50, help="At most this many runs (default 50).")
     @line_magic
     def flow_runs(self, line: str) -> history.RunTable:
-        """The flow runs of this kernel, newest first."""
+        """Run history from the store (notebooks, scripts, schedules), newest first."""
         args = parse_argstring(self.flow_runs, line)
-        return history.RunTable(history.runs(args.name), args.name)
+        return history.RunTable(history.history(args.name, args.limit), args.name)
 
 
 def _show_widget(run: Any) -> None:
