@@ -108,6 +108,7 @@ class FlowRun:
         self._body_error: BaseException | None = None
         self._return: Any = None
         self._finished = threading.Event()
+        self._tracing = False  # Flow.visualize: nothing runs, so nothing may be waited for
         # Cache hits, persisted results and reuse on retry (see _cache.py).
         self._results = ResultPlanner(self)
 
@@ -255,6 +256,7 @@ class FlowRun:
 
     def trace(self) -> None:
         """Run only the body, with an executor that runs nothing, to record the graph."""
+        self._tracing = True
         token = _ACTIVE.set(self)
         try:
             self._return = self.flow.fn(**self.parameters)
@@ -693,6 +695,8 @@ class FlowRun:
 
     def _wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._tracing:
+            self.executor.result(None)  # says why a traced body cannot wait
         while True:
             with self._lock:
                 if predicate():
