@@ -622,6 +622,12 @@ class FlowRun:
                 dependent.waiting -= 1
                 if dependent.waiting == 0:
                     stack += self._on_ready(dependent)
+            if isinstance(item, TaskRun):
+                # Maps over this run's result learn their width now.
+                for node in item.expand_dependents:
+                    node.waiting_to_expand -= 1
+                    if node.waiting_to_expand == 0 and not node.expanded:
+                        stack += self._expand(node)
             if isinstance(item, TaskRun) and item.parent is not None:
                 parent = item.parent
                 parent.children_done += 1
