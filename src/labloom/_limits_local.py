@@ -1,4 +1,6 @@
-"""Concurrency limits within one process: a count per tag and a first-come queue.
+"""Concurrency limits for local and thread runs: the ``Limiter`` protocol, a per-process
+limiter (``ProcessLimiter``, counts in memory) and the default ``StoreLimiter`` (slots in the
+store, shared across processes).
 
 Grants to a waiting task run are handed to a small thread of their own, because the engine
 releases a slot while holding its run's lock and the grant takes another run's lock.
@@ -81,13 +83,82 @@ class ProcessLimiter:
             self._grants.get()()
 
 
-_process_limiter: ProcessLimiter | None = None
+class StoreLimiter:
+    """Slots counted in the store, shared by every process using the same ``LABLOOM_HOME``.
+
+    A waiting task run holds no thread: one small thread retries the queue in order when a slot
+    is given back here, and every 0.1 s while anything waits (slots freed by other processes).
+    """
+
+    POLL = 0.1
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: deque[tuple[dict[str, int], str, Callable[[], None]]] = deque()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, tags: frozenset[str], holder: str, granted: Callable[[], None]) -> bool:
+        if not tags:
+            return True
+        from . import _limits_store as store
+
+        limits = store.limits_for(tags)
+        if not limits:
+            return True
+        with self._lock:
+            blocked = {tag for waiter in self._waiting for tag in waiter[0]}
+            if not blocked & limits.keys() and store.try_take(limits, holder):
+                return True
+            self._waiting.append((limits, holder, granted))
+            self._ensure_thread()
+            self._wake.set()
+            return False
+
+    def release(self, tags: frozenset[str], holder: str) -> None:
+        if not tags:
+            return
+        from . import _limits_store as store
+
+        store.give_back(holder)
+        with self._lock:
+            self._waiting = deque(w for w in self._waiting if w[1] != holder)
+            if self._waiting:
+                self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="labloom-limits", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        from . import _limits_store as store
+
+        while True:
+            self._wake.wait(self.POLL)
+            self._wake.clear()
+            grants = []
+            with self._lock:
+                still: deque[tuple[dict[str, int], str, Callable[[], None]]] = deque()
+                for waiter in self._waiting:
+                    # First come, first served: nobody overtakes a waiter sharing its tags.
+                    blocked = {tag for w in still for tag in w[0]}
+                    if not blocked & waiter[0].keys() and store.try_take(waiter[0], waiter[1]):
+                        grants.append(waiter[2])
+                    else:
+                        still.append(waiter)
+                self._waiting = still
+            # Outside our lock: a grant takes the run's lock, whose holder may be releasing here.
+            for granted in grants:
+                granted()
 
 
-def process_limiter() -> ProcessLimiter:
+_process_limiter: StoreLimiter | None = None
+
+
+def process_limiter() -> StoreLimiter:
+    """The limiter of local and thread runs: slots shared through the store."""
     global _process_limiter
     if _process_limiter is None:
-        from . import limits
-
-        _process_limiter = ProcessLimiter(limits.lookup)
+        _process_limiter = StoreLimiter()
     return _process_limiter
