@@ -138,7 +138,8 @@ def _remove_dead_holders(conn: sqlite3.Connection, tags: list[str]) -> None:
     dead = [pid for (pid,) in rows if not _alive(pid)]
     if dead:
         conn.executemany(
-            "DELETE FROM concurrency_slots WHERE host = ? AND pid = ?", [(_HOST, pid) for pid in dead]
+            "DELETE FROM concurrency_slots WHERE host = ? AND pid = ?",
+            [(_HOST, pid) for pid in dead],
         )
 
 

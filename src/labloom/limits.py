@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from . import _limits_store as store
 
 
-def set(tag: str, n: int) -> None:  # noqa: A001 - the contract's name
+def set(tag: str, n: int) -> None:  # the contract's name shadows a builtin
     """At most ``n`` task runs tagged ``tag`` run at once."""
     if not isinstance(tag, str) or not tag:
         raise TypeError(f"a limit's tag must be a non-empty string, got {tag!r}")
@@ -43,7 +43,7 @@ def delete(tag: str) -> None:
         )
 
 
-def list() -> dict[str, int]:  # noqa: A001 - the contract's name
+def list() -> dict[str, int]:  # the contract's name shadows a builtin
     """Every limit, by tag."""
     return store.all_limits()
 

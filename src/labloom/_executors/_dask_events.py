@@ -52,7 +52,8 @@ def invoke(call: _runner.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
         return call(*args, **kwargs)
     finally:
         # Worker-side times for the engine, sent before the task's result is announced.
-        worker.log_event(topic(call.run_id), ["e", call.task_run_id, call.attempt, started, time.time()])
+        ended = time.time()
+        worker.log_event(topic(call.run_id), ["e", call.task_run_id, call.attempt, started, ended])
 
 
 def item_count(value: Any) -> int:

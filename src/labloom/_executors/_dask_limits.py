@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import limits
-from . import _dask_events as events
 
 _limiters: weakref.WeakKeyDictionary[Any, DaskLimiter] = weakref.WeakKeyDictionary()
 
@@ -67,7 +66,7 @@ class DaskLimiter:
 
         semaphore = self._semaphores.get((tag, n))
         if semaphore is None:
-            semaphore = self._semaphores[(tag, n)] = Semaphore(
+            semaphore = self._semaphores[(tag, n)] = Semaphore(  # type: ignore[no-untyped-call]
                 max_leases=n,
                 name=semaphore_name(tag, n),
                 scheduler_rpc=self._client.scheduler,

@@ -103,19 +103,21 @@ class DaskExecutor(Executor):
         from distributed import Client
 
         if self.cluster is not None:
-            return Client(self.cluster, set_as_default=False)
+            return Client(self.cluster, set_as_default=False)  # type: ignore[no-untyped-call]
         with _shared_lock:
             if self.address is not None:
                 client = _connected.get(self.address)
                 if client is None or client.status in ("closed", "closing"):
-                    client = _connected[self.address] = Client(self.address, set_as_default=False)
+                    client = Client(self.address, set_as_default=False)  # type: ignore[no-untyped-call]
+                    _connected[self.address] = client
                 return client
             key = repr(sorted(self.cluster_kwargs.items()))
             if key not in _embedded:
                 from distributed import LocalCluster
 
-                cluster = LocalCluster(**self.cluster_kwargs)
-                _embedded[key] = (cluster, Client(cluster, set_as_default=False))
+                cluster = LocalCluster(**self.cluster_kwargs)  # type: ignore[no-untyped-call]
+                client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+                _embedded[key] = (cluster, client)
             return _embedded[key][1]
 
     def shutdown(self) -> None:
@@ -179,9 +181,9 @@ class DaskExecutor(Executor):
         client = self.client
         future = handle.future
         width = client.submit(events.item_count, future, key=f"len-{future.key}").result()
-        return client.map(
-            events.item_at, [future] * width, range(width), key=[f"item-{i}-{future.key}" for i in range(width)]
-        )
+        keys = [f"item-{i}-{future.key}" for i in range(width)]
+        items: list[Any] = client.map(events.item_at, [future] * width, range(width), key=keys)
+        return items
 
     def cancel(self, handles: Sequence[Any]) -> None:
         futures = [h.future for h in handles if getattr(h, "future", None) is not None]
@@ -201,20 +203,24 @@ class DaskExecutor(Executor):
         """Why no worker can ever run a task asking ``resources`` ('' when one can)."""
         if self.cluster is not None and getattr(self.cluster, "_adaptive", None) is not None:
             return ""  # an adaptive cluster may add workers that offer it
+        offers: list[dict[str, float]] = self._offers or []
         for fresh in (False, True):
             if self._offers is None or fresh:
                 info = self._client.scheduler_info(n_workers=-1)
-                self._offers = [w.get("resources") or {} for w in info["workers"].values()]
-            if not self._offers:
+                offers = self._offers = [w.get("resources") or {} for w in info["workers"].values()]
+            if not offers:
                 return ""  # no workers yet: they may still be starting
-            if any(all(o.get(k, 0) >= v for k, v in resources.items()) for o in self._offers):
+            if any(all(o.get(k, 0) >= v for k, v in resources.items()) for o in offers):
                 return ""
-        offered = sorted({f"{k}={v:g}" for o in self._offers for k, v in o.items()})
-        missing = sorted(k for k, v in resources.items() if not any(o.get(k, 0) >= v for o in self._offers))
+        offered = sorted({f"{k}={v:g}" for o in offers for k, v in o.items()})
+        missing = sorted(
+            k for k, v in resources.items() if not any(o.get(k, 0) >= v for o in offers)
+        )
+        wanted = " and ".join(f"{k}>={resources[k]:g}" for k in missing)
         return (
             f"asks for resources {resources}, but no worker of the Dask cluster offers "
-            f"{' and '.join(f'{k}>={resources[k]:g}' for k in missing) or 'all of them at once'}; "
-            f"the {len(self._offers)} worker(s) offer: {', '.join(offered) or 'no resources'}. "
+            f"{wanted or 'all of them at once'}; "
+            f"the {len(offers)} worker(s) offer: {', '.join(offered) or 'no resources'}. "
             "Start workers with --resources (e.g. 'dask worker ADDRESS --resources "
             f"\"{missing[0] if missing else 'GPU'}=1\"') or change the task's resources"
         )
@@ -227,7 +233,9 @@ class _Handle:
         self.future: Any = None
 
 
-def _report(future: Any, call: TaskCall, on_done: DoneCallback, dispatcher: events.Dispatcher) -> None:
+def _report(
+    future: Any, call: TaskCall, on_done: DoneCallback, dispatcher: events.Dispatcher
+) -> None:
     """Turn a finished Dask future into the engine's Outcome (in the dispatcher thread)."""
     started, ended = dispatcher.times.pop((call.task_run_id, call.attempt), (0.0, 0.0))
     status = future.status
