@@ -123,7 +123,7 @@ def one_slow(seconds: float) -> str:
 
 
 def test_worker_logs_arrive_while_the_task_runs(executor):
-    run = one_slow.run(seconds=4, executor=executor, background=True)
+    run = one_slow.run(seconds=4, executor=executor, background=True)  # lines flush every 0.2 s
     deadline = time.monotonic() + 3
     while not run.logs("slow_print") and time.monotonic() < deadline:
         time.sleep(0.05)

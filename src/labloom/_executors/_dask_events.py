@@ -28,32 +28,60 @@ def topic(run_id: str) -> str:
 
 
 class WorkerSink:
-    """Installed on worker processes: forwards a task run's events to the client's topic."""
+    """Installed on worker processes: forwards a task run's events to the client's topic.
+
+    Events are buffered per run and sent as one message when the task ends, or every
+    ``FLUSH_EVERY`` seconds while it runs: a quick task costs one message, a long one shows
+    its lines live.
+    """
+
+    FLUSH_EVERY = 0.2
 
     def __init__(self, worker: Any) -> None:
         self._worker = worker
+        self._lock = threading.Lock()
+        self._buffers: dict[str, list[list[Any]]] = {}
+        threading.Thread(target=self._flush_loop, name="labloom-log-flush", daemon=True).start()
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int) -> None:
-        self._worker.log_event(topic(run_id), ["s", task_run_id, when, attempt])
+        self._add(run_id, ["s", task_run_id, when, attempt])
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
-        self._worker.log_event(topic(run_id), ["l", task_run_id, level, when, text])
+        self._add(run_id, ["l", task_run_id, level, when, text])
+
+    def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float) -> None:
+        with self._lock:
+            batch = self._buffers.pop(run_id, [])
+            batch.append(["e", task_run_id, attempt, started, time.time()])
+            # Sent before the task's result is announced, on the same ordered stream.
+            self._worker.log_event(topic(run_id), batch)
+
+    def _add(self, run_id: str, msg: list[Any]) -> None:
+        with self._lock:
+            self._buffers.setdefault(run_id, []).append(msg)
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_EVERY)
+            with self._lock:
+                buffers, self._buffers = self._buffers, {}
+                for run_id, batch in buffers.items():
+                    self._worker.log_event(topic(run_id), batch)
 
 
 def invoke(call: _runner.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """What a Dask worker runs for one attempt of one task run."""
     from distributed import get_worker
 
-    worker = get_worker()
-    if not isinstance(_runner._remote_sink, WorkerSink):
-        _runner.set_remote_sink(WorkerSink(worker))
+    sink = _runner._remote_sink
+    if not isinstance(sink, WorkerSink):
+        sink = WorkerSink(get_worker())
+        _runner.set_remote_sink(sink)
     started = time.time()
     try:
         return call(*args, **kwargs)
     finally:
-        # Worker-side times for the engine, sent before the task's result is announced.
-        ended = time.time()
-        worker.log_event(topic(call.run_id), ["e", call.task_run_id, call.attempt, started, ended])
+        sink.task_ended(call.run_id, call.task_run_id, call.attempt, started)
 
 
 def item_count(value: Any) -> int:
@@ -87,21 +115,22 @@ class Dispatcher:
     def handler(self, run_id: str) -> Callable[[Any], None]:
         def on_event(event: Any) -> None:
             self._queue.put((self._route, (run_id, event[1])))
+        # Each event is a batch of messages from one worker, in the order they happened.
 
         return on_event
 
-    def _route(self, run_id: str, msg: list[Any]) -> None:
-        kind = msg[0]
-        if kind == "e":
-            self.times[(msg[1], msg[2])] = (msg[3], msg[4])
-            return
+    def _route(self, run_id: str, batch: list[list[Any]]) -> None:
         sink = _runner._local_sinks.get(run_id)
-        if sink is None:
-            return
-        if kind == "s":
-            sink.task_started(run_id, msg[1], msg[2], msg[3])
-        elif kind == "l":
-            sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
+        for msg in batch:
+            kind = msg[0]
+            if kind == "e":
+                self.times[(msg[1], msg[2])] = (msg[3], msg[4])
+            elif sink is None:
+                continue
+            elif kind == "s":
+                sink.task_started(run_id, msg[1], msg[2], msg[3])
+            elif kind == "l":
+                sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
 
     def _loop(self) -> None:
         while True:

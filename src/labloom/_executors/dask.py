@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._runner import TaskCall
@@ -80,6 +80,7 @@ class DaskExecutor(Executor):
         self._topics: set[str] = set()
         self._lock = threading.Lock()
         self._offers: list[dict[str, float]] | None = None
+        self._batcher = _Batcher(self)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -161,11 +162,20 @@ class DaskExecutor(Executor):
                 error = ResourceUnavailableError(f"task {call.task_name!r} {problem}")
                 self._dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=str(error)))
                 return handle
+        from dask._task_spec import Task, parse_input
+        from distributed import Future
+
         key = f"{call.task_name.split('[', 1)[0]}-{call.task_run_id}-{call.attempt}"
-        handle.future = client.submit(
-            events.invoke, call, args, kwargs, key=key, pure=False, resources=resources
-        )
+        # The future exists now; the task reaches the scheduler with the next batch.
+        handle.future = Future(key, client)
+        spec = Task(key, events.invoke, call, parse_input(args), parse_input(kwargs))
         dispatcher = self._dispatcher
+
+        def not_sent(error: Exception) -> None:
+            text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=text))
+
+        self._batcher.add(key, spec, resources, not_sent)
         handle.future.add_done_callback(
             lambda future: dispatcher.put(_report, future, call, on_done, dispatcher)
         )
@@ -187,6 +197,7 @@ class DaskExecutor(Executor):
 
     def cancel(self, handles: Sequence[Any]) -> None:
         futures = [h.future for h in handles if getattr(h, "future", None) is not None]
+        self._batcher.drop({future.key for future in futures})
         if futures and self._client is not None:
             self._client.cancel(futures)
 
@@ -224,6 +235,57 @@ class DaskExecutor(Executor):
             "Start workers with --resources (e.g. 'dask worker ADDRESS --resources "
             f"\"{missing[0] if missing else 'GPU'}=1\"') or change the task's resources"
         )
+
+
+class _Batcher:
+    """Sends submitted task runs to the scheduler in batches, one graph per batch.
+
+    ``client.submit`` costs the scheduler one graph update per task; a map of 5,000 children
+    submitted that way took about 1.5x the time of ``client.map``. The engine submits while it
+    holds the run's lock; this thread drains whatever accumulated meanwhile in one message.
+    """
+
+    def __init__(self, executor: DaskExecutor) -> None:
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[Any, tuple[tuple[str, float], ...], Any]] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(
+        self, key: str, spec: Any, resources: dict[str, float] | None,
+        not_sent: Callable[[Exception], None],
+    ) -> None:
+        with self._lock:
+            self._pending[key] = (spec, tuple(sorted((resources or {}).items())), not_sent)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="labloom-dask-submit", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def drop(self, keys: set[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._pending.pop(key, None)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
+            for key, (spec, resources, _) in batch.items():
+                groups.setdefault(resources, {})[key] = spec
+            client = self._executor._client
+            for resources, graph in groups.items():
+                try:
+                    client.get(graph, list(graph), sync=False, resources=dict(resources) or None)
+                except Exception as exc:  # e.g. an argument that cannot be pickled
+                    for key in graph:
+                        batch[key][2](exc)
 
 
 class _Handle:
