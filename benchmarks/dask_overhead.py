@@ -17,9 +17,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 os.environ.setdefault("LABLOOM_HOME", tempfile.mkdtemp(prefix="labloom-bench-"))
 
-from distributed import Client, LocalCluster  # noqa: E402
+from distributed import Client, LocalCluster
 
-from labloom import DaskExecutor, flow, task  # noqa: E402
+from labloom import DaskExecutor, flow, task
 
 
 def noop(x: int) -> int:
@@ -66,7 +66,8 @@ def main() -> None:
     for rep in range(args.repeats):
         raws.append(raw(client, args.tasks, rep))
         ours.append(through_labloom(executor, args.tasks))
-        print(f"  repeat {rep + 1}: client.map {raws[-1]:.2f}s  labloom {ours[-1]:.2f}s", flush=True)
+        print(f"  repeat {rep + 1}: client.map {raws[-1]:.2f}s  labloom {ours[-1]:.2f}s",
+              flush=True)
     r, o = statistics.median(raws), statistics.median(ours)
     print(f"{args.tasks} no-op tasks, median of {args.repeats}: client.map+gather {r:.2f}s, "
           f"labloom {o:.2f}s, ratio {o / r:.2f} (target <= 1.3); Prefect column: not installed")
