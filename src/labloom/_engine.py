@@ -624,7 +624,8 @@ class FlowRun:
                 if dependent.waiting == 0:
                     stack += self._on_ready(dependent)
             if isinstance(item, TaskRun):
-                for node in item.expand_dependents:  # maps over this run's result
+                # Maps over this run's result learn their width now.
+                for node in item.expand_dependents:
                     node.waiting_to_expand -= 1
                     if node.waiting_to_expand == 0 and not node.expanded:
                         stack += self._expand(node)

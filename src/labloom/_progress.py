@@ -23,13 +23,19 @@ class _NodeCounts:
     name: str
     total: int = 0
     states: dict[str, State] = field(default_factory=dict)
+    final: int = 0  # how many of ``states`` are final, kept so ``finished`` is O(1)
+
+    def set(self, task_run_id: str, state: State) -> None:
+        previous = self.states.get(task_run_id)
+        self.final += int(state.is_final) - int(previous is not None and previous.is_final)
+        self.states[task_run_id] = state
 
     def count(self, *wanted: State) -> int:
         return sum(1 for state in self.states.values() if state in wanted)
 
     @property
     def finished(self) -> bool:
-        return self.total > 0 and all(state.is_final for state in self.states.values())
+        return self.total > 0 and self.final == len(self.states)
 
 
 class ConsoleProgress:
@@ -62,7 +68,7 @@ class ConsoleProgress:
         elif isinstance(event, ev.TaskRunCreated):
             node = self.nodes.setdefault(event.node_id, _NodeCounts(event.task_name))
             node.total += 1
-            node.states[event.task_run_id] = State.PENDING
+            node.set(event.task_run_id, State.PENDING)
             self.node_of[event.task_run_id] = event.node_id
             index = "" if event.map_index is None else f"[{event.map_index}]"
             self.run_names[event.task_run_id] = event.task_name + index
@@ -71,7 +77,7 @@ class ConsoleProgress:
             if node_id is None:
                 return
             node = self.nodes[node_id]
-            node.states[event.task_run_id] = event.state
+            node.set(event.task_run_id, event.state)
             if not self.live and event.state in (State.FAILED, State.RETRYING):
                 name = self.run_names.get(event.task_run_id, node.name)
                 self._line(f"  {event.state.value:<9} {name}: {event.message}")

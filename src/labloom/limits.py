@@ -1,4 +1,8 @@
-"""Concurrency limits by tag: at most ``n`` task runs carrying ``tag`` run at once.
+"""Concurrency limits by tag: at most ``n`` task runs carrying ``tag`` run at once, across
+every flow run sharing the store (``LABLOOM_HOME``) or the Dask scheduler.
+
+Limits persist in the store, so ``labloom limit set database 3`` on the command line and
+``labloom.limits.set("database", 3)`` in a notebook are the same setting.
 
 >>> import labloom
 >>> labloom.limits.set("database", 3)
@@ -9,14 +13,12 @@
 from __future__ import annotations
 
 import builtins
-import threading
 from collections.abc import Iterable
 
-_lock = threading.Lock()
-_limits: dict[str, int] = {}
+from . import _limits_store as store
 
 
-def set(tag: str, n: int) -> None:
+def set(tag: str, n: int) -> None:  # the contract's name shadows a builtin
     """At most ``n`` task runs tagged ``tag`` run at once."""
     if not isinstance(tag, str) or not tag:
         raise TypeError(f"a limit's tag must be a non-empty string, got {tag!r}")
@@ -25,31 +27,27 @@ def set(tag: str, n: int) -> None:
             f"limit for {tag!r} must be a whole number >= 1, got {n!r}; "
             "to remove the limit use labloom.limits.delete(tag)"
         )
-    with _lock:
-        _limits[tag] = n
+    store.set_limit(tag, n)
 
 
 def get(tag: str) -> int | None:
     """The limit for ``tag``, or None when it has none."""
-    with _lock:
-        return _limits.get(tag)
+    return store.limits_for([tag]).get(tag)
 
 
 def delete(tag: str) -> None:
     """Remove the limit for ``tag`` (a KeyError names the tags that have limits)."""
-    with _lock:
-        if tag not in _limits:
-            raise KeyError(f"no limit for tag {tag!r}; limits exist for: {sorted(_limits) or 'none'}")
-        del _limits[tag]
+    if not store.delete_limit(tag):
+        raise KeyError(
+            f"no limit for tag {tag!r}; limits exist for: {sorted(store.all_limits()) or 'none'}"
+        )
 
 
-def list() -> dict[str, int]:
+def list() -> dict[str, int]:  # the contract's name shadows a builtin
     """Every limit, by tag."""
-    with _lock:
-        return dict(sorted(_limits.items()))
+    return store.all_limits()
 
 
 def lookup(tags: Iterable[str]) -> builtins.dict[str, int]:
     """The limits that apply to a task run carrying ``tags`` (used by the engine)."""
-    with _lock:
-        return {tag: _limits[tag] for tag in tags if tag in _limits}
+    return store.limits_for(tags)

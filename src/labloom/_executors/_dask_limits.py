@@ -1,0 +1,97 @@
+"""Concurrency limits on a Dask cluster: one ``distributed.Semaphore`` per limited tag.
+
+The engine acquires a lease *before* it submits a task run, so a waiting task run is a line in
+the scheduler's semaphore queue, not a worker thread sleeping. Every client of the scheduler
+shares the semaphore, so the limit holds across flow runs, kernels and machines; a client that
+dies loses its leases after distributed's lease timeout.
+
+Within this process, acquisitions for one tag queue on an asyncio lock, so at most one acquire
+request per tag is outstanding at the scheduler however many task runs wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .. import limits
+
+_limiters: weakref.WeakKeyDictionary[Any, DaskLimiter] = weakref.WeakKeyDictionary()
+
+
+def limiter_for(client: Any) -> DaskLimiter:
+    limiter = _limiters.get(client)
+    if limiter is None:
+        limiter = _limiters[client] = DaskLimiter(client)
+    return limiter
+
+
+def semaphore_name(tag: str, n: int) -> str:
+    # The scheduler fixes a semaphore's size at creation; naming it by size lets a changed
+    # limit take effect (clients that agree on the limit share one semaphore).
+    return f"labloom-limit-{tag}-{n}"
+
+
+class DaskLimiter:
+    def __init__(self, client: Any) -> None:
+        from .dask import _dispatchers
+
+        self._client = client
+        self._dispatcher = _dispatchers[client.id]
+        self._semaphores: dict[tuple[str, int], Any] = {}
+        self._tag_locks: dict[str, asyncio.Lock] = {}
+        # holder -> semaphores it holds a lease of (touched on the event loop only)
+        self._held: dict[str, list[Any]] = {}
+
+    def acquire(self, tags: frozenset[str], holder: str, granted: Callable[[], None]) -> bool:
+        if not tags:
+            return True
+        wanted = limits.lookup(tags)
+        if not wanted:
+            return True
+        self._run(self._acquire(holder, sorted(wanted.items()), granted))
+        return False
+
+    def release(self, tags: frozenset[str], holder: str) -> None:
+        if tags:
+            self._run(self._release(holder))
+
+    def _run(self, coro: Any) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self._client.loop.asyncio_loop)
+
+    def _semaphore(self, tag: str, n: int) -> Any:
+        from distributed import Semaphore
+
+        semaphore = self._semaphores.get((tag, n))
+        if semaphore is None:
+            semaphore = self._semaphores[(tag, n)] = Semaphore(  # type: ignore[no-untyped-call]
+                max_leases=n,
+                name=semaphore_name(tag, n),
+                scheduler_rpc=self._client.scheduler,
+                loop=self._client.loop,
+            )
+        return semaphore
+
+    async def _acquire(
+        self, holder: str, wanted: list[tuple[str, int]], granted: Callable[[], None]
+    ) -> None:
+        held = self._held.setdefault(holder, [])
+        # Sorted tag order everywhere: two multi-tag runs never wait on each other in a cycle.
+        for tag, n in wanted:
+            semaphore = self._semaphore(tag, n)
+            lock = self._tag_locks.setdefault(tag, asyncio.Lock())
+            async with lock:
+                await semaphore._acquire(timeout=None)
+            held.append(semaphore)
+        # The grant takes the run's lock: never on the event loop.
+        self._dispatcher.put(granted)
+
+    async def _release(self, holder: str) -> None:
+        held = self._held.pop(holder, None)
+        if held is None:
+            return
+        for semaphore in held:
+            lease = semaphore._leases.popleft()
+            await semaphore._release(lease)

@@ -1,0 +1,276 @@
+"""DaskExecutor on a real LocalCluster with worker processes (one cluster for the module)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+import dask  # noqa: E402
+
+import labloom  # noqa: E402
+from labloom import DaskExecutor, State, flow, task  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # allowed-failures=1: a worker death reschedules once, a second one is a KilledWorker.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=4,
+            processes=True,
+            dashboard_address=":0",
+            resources={"memory_gb": 8},
+        )
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def executor(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    return DaskExecutor(cluster=cluster)
+
+
+@task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@task
+def offset(x: int, by: int) -> int:
+    return x + by
+
+
+@task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@flow
+def three_stages(n: int) -> tuple[int, list[int]]:
+    squares = square.map(numbers(n))
+    shifted = offset.map(squares, by=labloom.unmapped(3))
+    return total(shifted), shifted
+
+
+def test_import_labloom_does_not_import_distributed():
+    code = "import sys, labloom; print('distributed' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(labloom.__file__).parents[1])})
+    assert out.stdout.strip() == "False"
+
+
+def test_three_stage_flow_equals_thread_executor(executor):
+    expected = three_stages.run(n=12, executor="threads").result()
+    run = three_stages.run(n=12, executor=executor)
+    assert run.state is State.COMPLETED
+    assert run.result() == expected
+    assert run.metadata["dashboard"].startswith("http")
+    # data stayed on the cluster: the engine holds futures with readable keys
+    keys = [tr.handle.future.key for tr in run.tasks if tr.handle is not None]
+    assert any(key.startswith("square-" + run.id) for key in keys)
+
+
+@task
+def chatty(i: int) -> int:
+    for line in range(5):
+        print(f"task {i} line {line}")
+    logging.getLogger("experiment").warning("task %d warned", i)
+    return os.getpid()
+
+
+@flow
+def talk(n: int) -> list[int]:
+    return chatty.map(range(n))
+
+
+def test_worker_logs_reach_the_run_in_order(executor):
+    run = talk.run(n=6, executor=executor)
+    pids = run.result()
+    assert os.getpid() not in pids  # the tasks ran in worker processes
+    for i in range(6):
+        texts = [line.text for line in run.logs(f"chatty[{i}]")]
+        assert texts[:5] == [f"task {i} line {k}" for k in range(5)]
+        assert texts[5].endswith(f"task {i} warned")
+    warned = [line for line in run.logs("chatty") if line.level == logging.WARNING]
+    assert len(warned) == 6
+
+
+@task
+def slow_print(seconds: float) -> str:
+    print("started")
+    time.sleep(seconds)
+    return "done"
+
+
+@flow
+def one_slow(seconds: float) -> str:
+    return slow_print(seconds)
+
+
+def test_worker_logs_arrive_while_the_task_runs(executor):
+    run = one_slow.run(seconds=4, executor=executor, background=True)  # lines flush every 0.2 s
+    deadline = time.monotonic() + 3
+    while not run.logs("slow_print") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [line.text for line in run.logs("slow_print")] == ["started"]
+    assert run.tasks[0].state is State.RUNNING
+    run.cancel()
+    run.wait(10)
+
+
+@task(resources={"memory_gb": 4})
+def heavy(x: int) -> int:
+    return x * 2
+
+
+@task(resources={"GPU": 1})
+def needs_gpu(x: int) -> int:
+    return x
+
+
+@flow
+def with_resources() -> tuple[list[int], int]:
+    return heavy.map([1, 2, 3]), needs_gpu(1)
+
+
+def test_unsatisfiable_resource_fails_at_once(executor):
+    started = time.monotonic()
+    run = with_resources.run(executor=executor)
+    assert time.monotonic() - started < 10
+    states = {tr.name: tr.state for tr in run.tasks}
+    assert states["heavy[0]"] is State.COMPLETED
+    assert states["needs_gpu"] is State.FAILED
+    message = next(tr.message for tr in run.tasks if tr.name == "needs_gpu")
+    assert "GPU>=1" in message and "memory_gb=8" in message
+
+
+@task(tags=["db"])
+def tagged(i: int) -> int:
+    time.sleep(0.2)
+    return i
+
+
+@flow
+def use_db(n: int) -> list[int]:
+    return tagged.map(range(n))
+
+
+def test_limit_three_across_two_concurrent_runs(executor):
+    labloom.limits.set("db", 3)
+    first = use_db.run(n=20, executor=executor, background=True)
+    second = use_db.run(n=20, executor=DaskExecutor(cluster=executor.cluster), background=True)
+    assert first.result(60) == list(range(20))
+    assert second.result(60) == list(range(20))
+    edges = []
+    for tr in first.tasks + second.tasks:
+        assert tr.started is not None and tr.ended is not None
+        edges += [(tr.started, 1), (tr.ended, -1)]
+    running = peak = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):
+        running += step
+        peak = max(peak, running)
+    assert peak == 3
+
+
+@task
+def flaky(marker: str) -> str:
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        raise RuntimeError("first attempt fails")
+    return "ok"
+
+
+@task(timeout=0.5)
+def too_slow() -> None:
+    time.sleep(3)
+
+
+@flow
+def retry_and_timeout(marker: str) -> tuple[str, None]:
+    return flaky.with_options(retries=1, retry_delay=0)(marker), too_slow()
+
+
+def test_retries_and_timeouts_apply_on_workers(executor, tmp_path):
+    run = retry_and_timeout.run(marker=str(tmp_path / "marker"), executor=executor)
+    by_name = {tr.name: tr for tr in run.tasks}
+    assert by_name["flaky"].state is State.COMPLETED and by_name["flaky"].attempts == 2
+    assert by_name["too_slow"].state is State.FAILED
+    assert "timed out after 0.5s" in by_name["too_slow"].message
+
+
+@task
+def die_once(marker: str, i: int) -> int:
+    if i == 0 and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)  # the worker process dies mid-task
+    time.sleep(0.1)
+    return i
+
+
+@flow
+def survives(marker: str) -> list[int]:
+    return die_once.map(labloom.unmapped(marker), range(8))
+
+
+def test_killed_worker_the_flow_still_completes(executor, tmp_path):
+    run = survives.run(marker=str(tmp_path / "killed"), executor=executor)
+    assert (tmp_path / "killed").exists()
+    assert run.state is State.COMPLETED
+    assert run.result() == list(range(8))
+
+
+@task
+def always_dies() -> None:
+    os._exit(1)
+
+
+@flow
+def doomed() -> None:
+    return always_dies()
+
+
+def test_killed_worker_becomes_a_clear_task_failure(executor):
+    run = doomed.run(executor=executor)
+    tr = run.tasks[0]
+    assert tr.state is State.FAILED
+    assert "Dask worker running 'always_dies' died" in tr.message
+
+
+@task
+def sleepy(i: int) -> int:
+    time.sleep(2)
+    return i
+
+
+@flow
+def many_sleepy() -> list[int]:
+    return sleepy.map(range(30))
+
+
+def test_cancel_cancels_pending_futures(executor):
+    run = many_sleepy.run(executor=executor, background=True)
+    deadline = time.monotonic() + 10
+    while not any(tr.state is State.RUNNING for tr in run.tasks) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.cancel()
+    assert run.wait(10) is State.CANCELLED
+    assert all(tr.state is State.CANCELLED for tr in run.tasks)
+    client = executor.client
+    statuses = [tr.handle.future.status for tr in run.tasks]
+    assert statuses.count("cancelled") >= 20, statuses
+    del client

@@ -1,0 +1,109 @@
+"""Concurrency limits kept in the store: API, CLI, and slots shared by local/thread runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import labloom
+from labloom import _limits_store as store
+from labloom import flow, task
+from labloom._cli import main
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_limits_persist_in_the_store(home):
+    labloom.limits.set("db", 3)
+    labloom.limits.set("api", 1)
+    assert labloom.limits.list() == {"api": 1, "db": 3}
+    code = "import labloom; print(labloom.limits.get('db'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.strip() == "3"
+    labloom.limits.delete("api")
+    assert labloom.limits.get("api") is None
+    with pytest.raises(KeyError, match="no limit for tag 'api'; limits exist for: \\['db'\\]"):
+        labloom.limits.delete("api")
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        labloom.limits.set("db", 0)
+
+
+def test_limit_cli(capsys):
+    assert main(["limit", "set", "db", "2"]) == 0
+    assert main(["limit", "list", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(out) == [{"tag": "db", "limit": 2, "running": 0}]
+    assert main(["limit", "list"]) == 0
+    assert "db" in capsys.readouterr().out
+    assert main(["limit", "delete", "db"]) == 0
+    assert main(["limit", "delete", "db"]) == 2
+    assert "no limit for tag 'db'" in capsys.readouterr().err
+    assert main(["limit", "set", "db", "0"]) == 2
+
+
+def test_stale_holders_of_dead_processes_are_removed():
+    labloom.limits.set("db", 1)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    conn = store.connection()
+    conn.execute(
+        "INSERT INTO concurrency_slots VALUES ('db', 'ghost', ?, ?, ?)",
+        (store._HOST, dead.pid, time.time()),
+    )
+    assert store.holders("db") == 1
+    assert store.try_take({"db": 1}, "me")
+    assert store.holders("db") == 1
+    store.give_back("me")
+
+
+@task(tags=["db"])
+def hold(i: int) -> tuple[float, float]:
+    started = time.time()
+    time.sleep(0.15)
+    return started, time.time()
+
+
+@flow
+def holders(n: int) -> list[tuple[float, float]]:
+    return hold.map(range(n))
+
+
+def peak(intervals: list[tuple[float, float]]) -> int:
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    running = top = 0
+    for _, step in edges:
+        running += step
+        top = max(top, running)
+    return top
+
+
+def test_thread_runs_share_slots_with_another_process(home):
+    labloom.limits.set("db", 2)
+    # Another process holds one of the two slots for a while.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time, labloom._limits_store as s; s.try_take({'db': 2}, 'other');"
+         "print('held', flush=True); time.sleep(1.5); s.give_back('other')"],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    started = time.time()
+    first = holders.run(n=6, executor="threads", background=True)
+    second = holders.run(n=6, executor="threads", background=True)
+    spans = first.result(30) + second.result(30)
+    holder.wait()
+    assert peak(spans) == 2
+    # while the other process held a slot, only one task ran here at a time
+    assert peak([s for s in spans if s[1] < started + 1.4]) == 1
+    assert store.holders("db") == 0
