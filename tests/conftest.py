@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import labloom
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -19,9 +17,7 @@ def labloom_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """Every test gets its own state folder; nothing touches ~/.labloom."""
     home = tmp_path / "labloom-home"
     monkeypatch.setenv("LABLOOM_HOME", str(home))
-    yield home
-    for tag in labloom.limits.list():
-        labloom.limits.delete(tag)
+    yield home  # limits live in this store too, so they end with the test
 
 
 @pytest.fixture

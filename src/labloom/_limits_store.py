@@ -16,22 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import _home
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS concurrency_limits (
-    tag TEXT PRIMARY KEY,
-    slots INTEGER NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS concurrency_slots (
-    tag TEXT NOT NULL,
-    holder TEXT NOT NULL,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    acquired REAL NOT NULL,
-    PRIMARY KEY (tag, holder)
-);
-"""
+from ._store.schema import ensure_schema
 
 _HOST = socket.gethostname()
 _lock = threading.RLock()
@@ -44,7 +29,7 @@ def connection() -> sqlite3.Connection:
     conn = _connections.get(path)
     if conn is None:
         conn = _home.connect(path)
-        conn.executescript(SCHEMA)
+        ensure_schema(conn, where=str(path))
         _connections[path] = conn
     return conn
 

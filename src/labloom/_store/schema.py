@@ -104,7 +104,25 @@ CREATE TABLE IF NOT EXISTS schedulers (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Version 4: concurrency limits by tag, and the slots held now (by host, process and task run)
+# so that local and thread runs in several processes share one limit.
+_V4 = """
+CREATE TABLE IF NOT EXISTS concurrency_limits (
+    tag TEXT PRIMARY KEY,
+    slots INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS concurrency_slots (
+    tag TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired REAL NOT NULL,
+    PRIMARY KEY (tag, holder)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
