@@ -722,19 +722,39 @@ class FlowRun:
             raise RunCancelledError(f"task run {tr.name} was cancelled: {tr.message}")
         raise UpstreamFailedError(f"task run {tr.name} did not run: {tr.message}")
 
+    def _results_of(self, runs: list[TaskRun], timeout: float | None) -> list[Any]:
+        """Values of several task runs, fetched together (one round trip on Dask)."""
+        self._wait_until(lambda: all(tr.done for tr in runs), timeout)
+        for tr in runs:
+            if not tr.state.is_success:
+                self._result_of(tr, timeout)  # raises what went wrong
+        return self.executor.results([tr.handle for tr in runs])
+
     def _resolve_return(self) -> Any:
         needed: list[TaskRun] = []
+
+        def runs_of(item: Any) -> list[TaskRun]:
+            future = item.future if isinstance(item, allow_failure) else item
+            if isinstance(future, MappedFuture):
+                return future._node.children
+            return [future._task_run]
+
+        succeeded: dict[int, TaskRun] = {}
+
+        def collect(item: Any) -> None:
+            succeeded.update((id(tr), tr) for tr in runs_of(item) if tr.state.is_success)
+
+        replace_futures(self._return, collect)
+        fetched = self.executor.results([tr.handle for tr in succeeded.values()])
+        values_by_run = dict(zip(succeeded, fetched, strict=True))
 
         def value_of(item: Any) -> Any:
             allowed = isinstance(item, allow_failure)
             future = item.future if allowed else item
-            runs = (
-                future._node.children if isinstance(future, MappedFuture) else [future._task_run]
-            )
             values = []
-            for tr in runs:
+            for tr in runs_of(item):
                 if tr.state.is_success:
-                    values.append(self.executor.result(tr.handle))
+                    values.append(values_by_run[id(tr)])
                 elif allowed:
                     values.append(tr.error or UpstreamFailedError(tr.message))
                 else:

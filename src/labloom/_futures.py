@@ -105,7 +105,8 @@ class MappedFuture(Generic[R]):
     def result(self, timeout: float | None = None) -> list[R]:
         """All children's values, in order; raises the first failure."""
         self._run._wait_until(lambda: self._node.done, timeout)
-        return [self._run._result_of(child, timeout) for child in self._node.children]
+        values: list[R] = self._run._results_of(self._node.children, timeout)
+        return values
 
     def __len__(self) -> int:
         return len(self.futures)

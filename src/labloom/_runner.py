@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Protocol
 
 from ._logs import TaskContext, capturing, task_context
@@ -116,10 +117,10 @@ def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def user_traceback(exc: BaseException) -> str:
+def user_traceback(exc: BaseException, tb: TracebackType | None = None) -> str:
     """The traceback text from the user's code on: labloom's own frames above it say nothing
     about what went wrong in a task."""
-    tb = exc.__traceback__
+    tb = tb or exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):
             break

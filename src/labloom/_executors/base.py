@@ -62,6 +62,10 @@ class Executor(ABC):
     def result(self, handle: Any, timeout: float | None = None) -> Any:
         """Bring the value of a successful task run to the caller."""
 
+    def results(self, handles: list[Any]) -> list[Any]:
+        """Values of several successful task runs (executors that can, fetch them at once)."""
+        return [self.result(handle) for handle in handles]
+
     def split(self, handle: Any) -> list[Any]:
         """Value references for the items of a finished task run's (iterable) result."""
         return list(self.result(handle))

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._runner import TaskCall
+from .._runner import TaskCall, user_traceback
 from . import _dask_events as events
 from .base import DoneCallback, Executor, Outcome
 
@@ -187,6 +187,10 @@ class DaskExecutor(Executor):
     def result(self, handle: Any, timeout: float | None = None) -> Any:
         return handle.future.result(timeout=timeout)
 
+    def results(self, handles: list[Any]) -> list[Any]:
+        values: list[Any] = self.client.gather([handle.future for handle in handles])
+        return values
+
     def split(self, handle: Any) -> list[Any]:
         client = self.client
         future = handle.future
@@ -320,12 +324,17 @@ def _report(
         on_done(Outcome(ok=False, error=WorkerDiedError(message), traceback=message,
                         started=started, ended=ended, infrastructure=True))
         return
-    text = "".join(traceback.format_exception(type(error), error, future.traceback()))
+    text = user_traceback(error, future.traceback())
     on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
 
 
 @atexit.register
 def _close_shared() -> None:
+    import logging
+
+    # Closing the embedded cluster at exit drops results that finished runs still reference;
+    # the scheduler's warnings about "lost" tasks say nothing useful then.
+    logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
     with _shared_lock:
         for client in _connected.values():
             client.close()
