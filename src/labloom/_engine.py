@@ -497,8 +497,11 @@ class FlowRun:
     def _launch(self, tr: TaskRun) -> None:
         tr.attempts += 1
         task = tr.task
-        args = replace_futures(tr.args, self._argument_value)
-        kwargs = replace_futures(tr.kwargs, self._argument_value)
+        if tr.upstream:  # arguments may hold futures: swap them for executor-side references
+            args = replace_futures(tr.args, self._argument_value)
+            kwargs = replace_futures(tr.kwargs, self._argument_value)
+        else:
+            args, kwargs = tr.args, tr.kwargs
         call = TaskCall(task.fn, tr.name, self.id, tr.id, tr.attempts, task.timeout, task.log_prints)
         args, kwargs = self._results.prepare(tr, call, args, kwargs)
         attempt = tr.attempts
