@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -78,8 +77,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    if not Path(CHROMIUM).exists() or shutil.which("jupyter") is None:
-        pytest.skip("needs /usr/bin/chromium and jupyter lab")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the browser tests need Debian's chromium: apt-get install chromium")
     token = secrets.token_hex(16)
     port = free_port()
     notebooks = tmp_path / "notebooks"
@@ -130,7 +129,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                         "JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()
                     ) from None
                 time.sleep(0.3)
-        yield f"{base}/lab/tree/{{}}?token={token}&reset", notebooks
+        yield f"{base}/{{}}?token={token}", notebooks
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -179,7 +178,7 @@ def test_live_dag_logs_traceback_and_cancel(lab: Any, page: Any) -> None:
     }
     nbformat.write(nb, folder / "dag.ipynb")
 
-    page.goto(url.format("dag.ipynb"))
+    page.goto(url.format("lab/tree/dag.ipynb") + "&reset")
     page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
@@ -221,3 +220,33 @@ def test_live_dag_logs_traceback_and_cancel(lab: Any, page: Any) -> None:
     assert "ValueError" in traceback.inner_text()
     shot(page, "dag-traceback", page.locator(".jp-CodeCell").nth(3))
     shot(page, "notebook")
+
+
+def test_notebook_7_shows_the_live_dag(lab: Any, page: Any) -> None:
+    """The same widget in Notebook 7's interface (served by the same Jupyter server)."""
+    url, folder = lab
+    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS[:3]])
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
+    }
+    nbformat.write(nb, folder / "nb7.ipynb")
+    page.goto(url.format("notebooks/nb7.ipynb"))
+    # Notebook 7 shows the kernel's state as a circle in its toolbar, not a status bar text.
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    widget = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
+    try:
+        widget.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=90_000)
+    except Exception:
+        shot(page, "failed-notebook7")
+        raise
+    states = widget.locator("g.labloom-node").evaluate_all(
+        "nodes => nodes.map(n => n.getAttribute('data-state'))"
+    )
+    assert len(states) == 3 and set(states) == {"Completed"}, states
+    node(widget, "n1").click()
+    widget.locator(".labloom-panel .labloom-log-line", has_text="log line 1").wait_for(
+        timeout=20_000
+    )
+    shot(page, "notebook7")
