@@ -77,23 +77,21 @@ SWEEP = [
 # A hyperparameter sweep: 350 experiments on the breast-cancer data
 
 Each experiment trains a small random forest and scores its ROC AUC on a held-out split. The
-map runs on the embedded Dask cluster (threads where Dask is not installed); the results are
-saved through a task limited to one writer at a time into a SQLite table.
+map runs on the embedded Dask cluster (started on first use, reused by later runs; the Dask
+side panel's dashboard link is in the DAG's header); the results are saved through a task
+limited to one writer at a time into a SQLite table.
 """
     ),
     code(
         """
 %load_ext labloom
-import importlib.util
 import itertools
 from pathlib import Path
 
 import labloom
 
-EXECUTOR = "dask" if importlib.util.find_spec("labloom._executors.dask") else "threads"
 DB = str(Path("sweep_results.db").resolve())
 labloom.limits.set("sqlite", 1)  # one writer at a time
-EXECUTOR
 """
     ),
     code(
@@ -162,7 +160,7 @@ len(grid)
     ),
     code(
         """
-%%flow sweep -p grid -p DB --executor {EXECUTOR}
+%%flow sweep -p grid -p DB --executor dask
 results = train.map(grid)
 saved = save.map(results, labloom.unmapped(DB))
 top = best(results)
@@ -310,6 +308,8 @@ again["written"]
 
 def write(name: str, cells: list[nbformat.NotebookNode]) -> None:
     nb = new_notebook(cells=cells)
+    for index, cell in enumerate(nb.cells):  # stable ids: regenerating changes only what changed
+        cell.id = f"{Path(name).stem}-{index}"
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3 (ipykernel)",
