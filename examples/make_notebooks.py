@@ -17,8 +17,11 @@ def md(text: str) -> nbformat.NotebookNode:
     return new_markdown_cell(text.strip())
 
 
-def code(text: str) -> nbformat.NotebookNode:
-    return new_code_cell(text.strip())
+def code(text: str, tags: tuple[str, ...] = ()) -> nbformat.NotebookNode:
+    cell = new_code_cell(text.strip())
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
 
 
 QUICKSTART = [
@@ -206,18 +209,33 @@ ETL = [
 A SQLite "production" database stands in for the real one. The flow reads a list of tables,
 cleans each one and writes it to a "lake" folder as JSON lines. `tables` and `lake` are the
 flow's parameters, so the same flow reruns for one table or another lake.
+
+`labloom export etl.ipynb` turns this notebook into a module, `labloom run etl.ipynb --param
+tables='["Orders"]'` runs it from a terminal, and `labloom schedule add etl.ipynb --cron
+"0 2 * * *"` runs it nightly.
 """
     ),
     code(
         """
 %load_ext labloom
+from pathlib import Path
+
+import labloom
+
+PRODUCTION = str(Path("production.db").resolve())
+"""
+    ),
+    md(
+        """
+A demo "production" database. This cell is tagged `labloom-skip`: the exported flow reads the
+database that is there and never rebuilds it.
+"""
+    ),
+    code(
+        """
 import random
 import sqlite3
 
-import labloom
-from pathlib import Path
-
-PRODUCTION = str(Path("production.db").resolve())
 Path(PRODUCTION).unlink(missing_ok=True)
 rng = random.Random(7)
 with sqlite3.connect(PRODUCTION) as conn:
@@ -236,12 +254,22 @@ with sqlite3.connect(PRODUCTION) as conn:
         "INSERT INTO Products VALUES (?, ?, ?)",
         [(i, f"product {i}", round(rng.uniform(1, 99), 2)) for i in range(50)],
     )
-tables = [row[0] for row in sqlite3.connect(PRODUCTION).execute(
-    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-)]
-lake = str(Path("lake").resolve())
-tables
+sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+""",
+        tags=("labloom-skip",),
+    ),
+    md(
+        """
+The flow's parameters, in a cell tagged `parameters` (as for papermill): these values are the
+exported flow's defaults. A relative `lake` is taken from the folder the flow runs in.
 """
+    ),
+    code(
+        """
+tables = ["Customers", "Orders", "Products"]
+lake = "lake"
+""",
+        tags=("parameters",),
     ),
     code(
         '''
@@ -299,7 +327,7 @@ for path in written:
     md("Rerun the same flow for one table into another lake:"),
     code(
         """
-again = etl(tables=["Orders"], lake=str(Path("lake-2").resolve()))
+again = etl(tables=["Orders"], lake="lake-2")
 again["written"]
 """
     ),
@@ -307,9 +335,9 @@ again["written"]
 
 
 def write(name: str, cells: list[nbformat.NotebookNode]) -> None:
+    for number, cell in enumerate(cells, start=1):
+        cell.id = f"{Path(name).stem}-{number}"  # stable: regenerating changes no ids
     nb = new_notebook(cells=cells)
-    for index, cell in enumerate(nb.cells):  # stable ids: regenerating changes only what changed
-        cell.id = f"{Path(name).stem}-{index}"
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3 (ipykernel)",

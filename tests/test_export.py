@@ -61,7 +61,8 @@ def test_tricky_notebook_source(tmp_path: Path) -> None:
     assert "from labloom import flow, task\n" in source
     ast.parse(source)
 
-    assert "import math\nimport matplotlib.pyplot as plt\n" in source
+    assert "import math\n" in source
+    assert "matplotlib" not in source  # only the plot read it: a scheduler host needs none
     assert "IPython" not in source
     # constants the helpers read, with their comment; not the one nothing reads
     assert "# how far apart\nSCALE = 10\nOFFSET = SCALE + 1\n" in source
@@ -100,6 +101,7 @@ def test_tricky_notebook_left_out(tmp_path: Path) -> None:
     expected = [
         (2, 1, "line magic `%load_ext labloom`"),
         (2, 2, "line magic `%matplotlib inline`"),
+        (2, 4, "`import matplotlib.pyplot as plt`: used only by code left out"),
         (2, 5, "IPython import used only for display"),
         (3, 1, "shell command `!pip list`"),
         (4, 1, "grid: became a flow parameter"),
@@ -250,6 +252,26 @@ def test_tasks_options_and_dask_address(tmp_path: Path) -> None:
         '@flow(name="nightly", executor=DaskExecutor(address="tcp://10.0.0.5:8786"))\n'
         "def nightly():\n"
     ) in source
+
+
+def test_options_ipython_expands_read_notebook_names(tmp_path: Path) -> None:
+    # `{NAME}` and `$NAME` in a magic line are expanded by IPython before %%flow sees them.
+    path = write_notebook(
+        tmp_path,
+        [
+            'import os\nEXECUTOR = "threads" if os.cpu_count() else "local"\nHOST = "10.0.0.5"',
+            "%%flow a --executor {EXECUTOR}\nx = 1",
+            "%%flow b --executor $EXECUTOR\nx = 1",
+            "%%flow c --address tcp://{HOST}:8786\nx = 1",
+        ],
+    )
+    report = export_notebook(path)  # imports in a fresh interpreter: EXECUTOR is defined
+    source = report.path.read_text()
+    assert 'EXECUTOR = "threads" if os.cpu_count() else "local"\n' in source
+    assert '@flow(name="a", executor=EXECUTOR)\n' in source
+    assert '@flow(name="b", executor=EXECUTOR)\n' in source
+    assert "@flow(name=\"c\", executor=DaskExecutor(address=f'tcp://{HOST}:8786'))\n" in source
+    assert import_file(report.path).a() == {"x": 1}
 
 
 def import_file(path: Path) -> ModuleType:

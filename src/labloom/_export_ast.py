@@ -138,3 +138,36 @@ def free_names(statements: Iterable[ast.stmt]) -> set[str]:
             ):
                 bound.add(node.name)
     return (loads - bound) | (declared_global & loads)
+
+
+# IPython expands `{expression}` and `$name` in a magic's line before the magic sees it
+# (`%%flow sweep --executor {EXECUTOR}`); `{{` and `}}` stand for braces.
+_EXPANSION = re.compile(r"\{\{|\}\}|\{([^{}]+)\}|\$([A-Za-z_]\w*)")
+
+
+def expansion_source(text: str) -> str | None:
+    """The Python expression an option value with IPython expansions stands for, or None when
+    it has none: ``{EXECUTOR}`` is ``EXECUTOR``, ``tcp://{HOST}:8786`` an f-string.
+
+        >>> expansion_source("tcp://{HOST}:8786")
+        "f'tcp://{HOST}:8786'"
+    """
+    matches = [m for m in _EXPANSION.finditer(text) if m.group(1) or m.group(2)]
+    if not matches:
+        return None
+    whole = matches[0]
+    if len(matches) == 1 and whole.start() == 0 and whole.end() == len(text):
+        return (whole.group(1) or whole.group(2)).strip()
+
+    def as_field(m: re.Match[str]) -> str:
+        if m.group(2):
+            return "{" + m.group(2) + "}"
+        return m.group(0)
+
+    body = _EXPANSION.sub(as_field, text)
+    return "f" + repr(body)
+
+
+def expression_names(source: str) -> set[str]:
+    """The names an expression reads."""
+    return free_names(ast.parse(source, mode="exec").body)

@@ -18,6 +18,8 @@ from ._errors import LabloomError
 from ._export_ast import (
     assigned_names,
     call_name,
+    expansion_source,
+    expression_names,
     free_names,
     ipython_reason,
     parse_cell,
@@ -37,6 +39,8 @@ SKIP_TAG = "labloom-skip"
 PARAMETERS_TAG = "parameters"  # papermill's
 
 _DISPLAY_CALLS = {"display", "print", "pprint"}
+_PLOT_NAMES = {"plt", "sns"}
+_PLOT_MODULES = {"matplotlib", "seaborn", "plotly", "bokeh", "altair"}
 
 
 class ExportError(LabloomError):
@@ -56,6 +60,8 @@ class LeftOut:
     cell: int
     reason: str
     line: int | None = None  # in the cell, when only part of it is left out
+    # names the left-out code reads: an import only it needs is left out too
+    uses: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __str__(self) -> str:
         where = f"cell {self.cell}" + (f", line {self.line}" if self.line else "")
@@ -116,7 +122,7 @@ def read_cells(cells: Sequence[Any]) -> NotebookPieces:
             continue
         tags = cell.get("metadata", {}).get("tags", [])
         if SKIP_TAG in tags:
-            pieces.left_out.append(LeftOut(number, f"tagged {SKIP_TAG}"))
+            pieces.left_out.append(LeftOut(number, f"tagged {SKIP_TAG}", uses=_reads(source)))
             continue
         first, _, rest = source.partition("\n")
         if first.startswith("%%"):
@@ -129,12 +135,22 @@ def read_cells(cells: Sequence[Any]) -> NotebookPieces:
                 elif magic == "flow":
                     _read_flow(pieces, number, body, parse_flow_line(args))
                 else:
-                    pieces.left_out.append(LeftOut(number, f"cell magic %%{magic}"))
+                    reads = _reads(body)
+                    pieces.left_out.append(LeftOut(number, f"cell magic %%{magic}", uses=reads))
             except MagicArgsError as e:
                 raise ExportError(f"cell {number}: {e}", cell=number, line=1) from None
             continue
         _read_code(pieces, number, source, parameters=PARAMETERS_TAG in tags)
     return pieces
+
+
+def _reads(source: str) -> frozenset[str]:
+    """The names a cell left out whole reads, as far as it parses."""
+    try:
+        tree, _, _ = parse_cell(source)
+    except SyntaxError:
+        return frozenset()
+    return frozenset(free_names(tree.body))
 
 
 def _parse(number: int, source: str) -> tuple[ast.Module, str, list[tuple[int, str]]]:
@@ -178,6 +194,9 @@ def _read_code(
     top_replaced = _report_replaced(pieces, number, source, replaced)
     lines = cleaned.split("\n")
     body = tree.body
+    plot = bool(_PLOT_NAMES & free_names(body)) or any(
+        isinstance(stmt, (ast.Import, ast.ImportFrom)) and _imports_plotting(stmt) for stmt in body
+    )
     for i, stmt in enumerate(body):
         if isinstance(stmt, ast.Pass) and stmt.lineno in top_replaced:
             continue
@@ -188,7 +207,9 @@ def _read_code(
         text = _statement_lines(stmt, lines, shares_line, after)
         kept = _keep(number, stmt, text, tasks)
         if kept is None:
-            pieces.left_out.append(LeftOut(number, _left_out_reason(stmt, text), stmt.lineno))
+            reason = _left_out_reason(stmt, text, plot=plot)
+            uses = frozenset(free_names([stmt]))
+            pieces.left_out.append(LeftOut(number, reason, stmt.lineno, uses))
             continue
         pieces.kept.append(kept)
         if kept.kind == "assign":
@@ -283,7 +304,13 @@ def _assignments(number: int, stmt: ast.stmt, source: str, parameters: bool) -> 
     return [one(n, None) for n in simple_targets(stmt)]
 
 
-def _left_out_reason(stmt: ast.stmt, text: Lines) -> str:
+def _imports_plotting(stmt: ast.Import | ast.ImportFrom) -> bool:
+    modules = [stmt.module or ""] if isinstance(stmt, ast.ImportFrom) else []
+    modules += [alias.name for alias in stmt.names]
+    return any(m.split(".")[0] in _PLOT_MODULES for m in modules)
+
+
+def _left_out_reason(stmt: ast.stmt, text: Lines, plot: bool = False) -> str:
     first = short(text[-1][1] if len(text) == 1 else ast.unparse(stmt).split("\n")[0])
     if isinstance(stmt, ast.Expr):
         value = stmt.value
@@ -293,6 +320,8 @@ def _left_out_reason(stmt: ast.stmt, text: Lines) -> str:
                 return f"`{first}` only shows output in the notebook"
             if name.startswith("plt.") or name.endswith((".plot", ".show", ".hist")):
                 return f"`{first}` is a plot"
+            if plot:  # `ax.set_title(...)` in a cell that draws with matplotlib
+                return f"`{first}` is part of a plot"
             return f"`{first}` is a top-level call run for its side effect"
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
             return "a bare string"
@@ -333,6 +362,17 @@ def _read_flow(pieces: NotebookPieces, number: int, source: str, options: FlowOp
         kept.pop()
     assigned = assigned_names(statements)
     free = free_names(statements) - set(options.params)
+    for value in (options.executor, options.address):
+        expression = expansion_source(value or "")
+        if expression is not None:  # `--executor {EXECUTOR}` reads a notebook name
+            try:
+                free |= expression_names(expression)
+            except SyntaxError:
+                raise ExportError(
+                    f"cell {number}, line 1: {value!r} is not a valid IPython expansion",
+                    cell=number,
+                    line=1,
+                ) from None
     raw = string_continuations(cleaned)
     pieces.flows.append(FlowCell(number, options, kept, raw, assigned, frozenset(free)))
     pieces.assignments.extend(

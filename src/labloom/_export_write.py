@@ -13,6 +13,7 @@ import builtins
 import json
 from dataclasses import dataclass, field
 
+from ._export_ast import expansion_source, short
 from ._export_read import (
     Assignment,
     ExportError,
@@ -178,6 +179,16 @@ def _needed(kept: list[Kept], flows: list[FlowCell], left_out: list[LeftOut]) ->
                 needed |= piece.uses
                 grew = True
 
+    # Names only left-out code reads: an import of them alone would make the module need
+    # matplotlib (say) on a scheduler host for nothing. Imports nothing reads stay: they may
+    # be imported for a side effect.
+    left_reads: set[str] = set()
+    for item in left_out:
+        left_reads |= item.uses
+    for piece in assigns:
+        if not piece.defines & needed:
+            left_reads |= piece.uses
+
     result: list[Kept] = []
     seen_imports: set[str] = set()
     for piece in kept:
@@ -200,6 +211,10 @@ def _needed(kept: list[Kept], flows: list[FlowCell], left_out: list[LeftOut]) ->
             if piece.module.split(".")[0] == "IPython" and not piece.defines & needed:
                 left_out.append(LeftOut(piece.cell, "IPython import used only for display", first))
                 continue
+            if piece.defines & left_reads and not piece.defines & needed:
+                text = short(" ".join(t.strip() for _, t in piece.lines))
+                left_out.append(LeftOut(piece.cell, f"`{text}`: used only by code left out", first))
+                continue
         result.append(piece)
     return result
 
@@ -215,9 +230,9 @@ def _add_flow(module: ModuleSource, f: FlowCell, assignments: list[Assignment]) 
     options = f.options
     args = [f"name={json.dumps(options.name)}"]
     if options.address:
-        args.append(f"executor=DaskExecutor(address={json.dumps(options.address)})")
+        args.append(f"executor=DaskExecutor(address={_option(options.address)})")
     elif options.executor:
-        args.append(f"executor={json.dumps(options.executor)}")
+        args.append(f"executor={_option(options.executor)}")
     origin = (f.cell, 1)
     module.add(f"@flow({', '.join(args)})", origin)
     module.add(f"def {exported.signature()}:", origin)
@@ -229,6 +244,12 @@ def _add_flow(module: ModuleSource, f: FlowCell, assignments: list[Assignment]) 
         module.add(f"    return {{{pairs}}}", origin)
     elif not any(text.strip() for _, text in f.body):
         module.add("    pass", origin)
+
+
+def _option(value: str) -> str:
+    """An option of the ``%%flow`` line as source: a string, or the expression IPython would
+    have expanded in its place (``{EXECUTOR}``), evaluated when the module is imported."""
+    return expansion_source(value) or json.dumps(value)
 
 
 def _parameters(f: FlowCell, assignments: list[Assignment]) -> ExportedFlow:

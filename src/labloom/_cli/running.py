@@ -118,6 +118,7 @@ def run_command(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     if run is not None:
         _after(run, args)
+        _say_failure(run)
     if interrupted:
         print("labloom: interrupted", file=sys.stderr)
         sys.stdout.flush()
@@ -125,6 +126,19 @@ def run_command(args: argparse.Namespace) -> int:
         # Task threads still sleeping in user code would keep the interpreter alive.
         os._exit(_INTERRUPTED)
     return 0 if run is not None and run.state is State.COMPLETED else 1
+
+
+def _say_failure(run: Any) -> None:
+    """Without terminal progress (LABLOOM_PROGRESS=0, as in cron jobs and schedules) a run
+    that did not complete would otherwise end with nothing but its exit status."""
+    from .._observers import progress_enabled
+    from .._states import State
+
+    if run.state is State.COMPLETED or progress_enabled():
+        return
+    why = f": {run.message}" if run.message else ""
+    print(f"labloom: run {run.id} of flow {run.flow_name!r} {run.state.value}{why}",
+          file=sys.stderr)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
