@@ -165,8 +165,9 @@ class LabloomMagics(Magics):
         )
         user_ns[name] = flow
         run = flow.run(background=True, origin="notebook")
+        widget = None
         if not args.no_widget and config.effective("widget"):
-            _show_widget(run)
+            widget = _show_widget(run)
         if args.background:
             name_thread = f"labloom-names-{run.id}"
             threading.Thread(
@@ -181,7 +182,9 @@ class LabloomMagics(Magics):
                 run.wait(timeout=10)
             finally:
                 user_ns.update(resolved_names(run)[0])
+                _final_frame(widget)
             raise
+        _final_frame(widget)
         _publish(run, user_ns, filename)
         return None
 
@@ -195,13 +198,21 @@ class LabloomMagics(Magics):
         return history.RunTable(history.history(args.name, args.limit), args.name)
 
 
-def _show_widget(run: Any) -> None:
+def _show_widget(run: Any) -> Any:
     from .._widget import widget_for
     from .comms import route_to_subshell
 
     widget = widget_for(run)
     route_to_subshell(widget)
     widget.show()
+    return widget
+
+
+def _final_frame(widget: Any) -> None:
+    """Send the run's last frame (and the saved output's final summary) before the cell ends,
+    not up to a throttle interval later, when nbclient or a reader may already have moved on."""
+    if widget is not None:
+        widget.view.flush()
 
 
 def _publish(run: Any, user_ns: dict[str, Any], filename: str) -> None:
