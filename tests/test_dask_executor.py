@@ -17,6 +17,7 @@ import dask  # noqa: E402
 
 import labloom  # noqa: E402
 from labloom import DaskExecutor, State, flow, task  # noqa: E402
+from labloom import _events as ev  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,52 @@ def test_three_stage_flow_equals_thread_executor(executor):
     assert any(key.startswith("square-" + run.id) for key in keys)
 
 
+class Payload:
+    """Bytes that note, in a file, every process that unpickles them."""
+
+    def __init__(self, data: bytes, ledger: str) -> None:
+        self.data = data
+        self.ledger = ledger
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        with open(self.ledger, "a") as out:
+            out.write(f"{os.getpid()}\n")
+
+
+@task
+def payloads(n: int, ledger: str) -> list[Payload]:
+    return [Payload(bytes([i]) * 2_000_000, ledger) for i in range(n)]
+
+
+@task
+def checksum(item: Payload) -> int:
+    return item.data[0] * len(item.data)
+
+
+@flow
+def over_payloads(n: int, ledger: str) -> int:
+    return total(checksum.map(payloads(n, ledger)))
+
+
+def test_mapping_over_a_future_keeps_the_items_on_the_workers(executor, tmp_path):
+    ledger = tmp_path / "unpickled-in"
+    ledger.touch()
+    run = over_payloads.run(n=6, ledger=str(ledger), executor=executor)
+    assert run.result() == sum(i * 2_000_000 for i in range(6))
+    # the width and each item were computed on the cluster, as tasks of their own
+    children = [tr for tr in run.tasks if tr.name.startswith("checksum[")]
+    items = [tr.args[0] for tr in children]
+    assert all(isinstance(item, distributed.Future) for item in items)
+    upstream = next(tr for tr in run.tasks if tr.name == "payloads").handle.future
+    assert [item.key for item in items] == [f"item-{i}-{upstream.key}" for i in range(6)]
+    worker_pids = executor.client.run(os.getpid)
+    held = executor.client.who_has(items)
+    assert all(set(held[item.key]) <= set(worker_pids) and held[item.key] for item in items)
+    # and no byte of them was ever unpickled in this process
+    assert str(os.getpid()) not in ledger.read_text().split()
+
+
 @task
 def chatty(i: int) -> int:
     for line in range(5):
@@ -111,26 +158,40 @@ def test_worker_logs_reach_the_run_in_order(executor):
 
 
 @task
-def slow_print(seconds: float) -> str:
+def print_then_wait(marker: str) -> str:
     print("started")
-    time.sleep(seconds)
+    # Ends only once the test saw "started" among the run's events: a line that arrived with
+    # the task's completion would leave this waiting until the guard below fails it.
+    deadline = time.monotonic() + 30
+    while not os.path.exists(marker):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the log line never reached the run while the task ran")
+        time.sleep(0.02)
     return "done"
 
 
 @flow
-def one_slow(seconds: float) -> str:
-    return slow_print(seconds)
+def one_waiting(marker: str) -> str:
+    return print_then_wait(marker)
 
 
-def test_worker_logs_arrive_while_the_task_runs(executor):
-    run = one_slow.run(seconds=4, executor=executor, background=True)  # lines flush every 0.2 s
-    deadline = time.monotonic() + 3
-    while not run.logs("slow_print") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [line.text for line in run.logs("slow_print")] == ["started"]
-    assert run.tasks[0].state is State.RUNNING
-    run.cancel()
+def test_worker_logs_arrive_while_the_task_runs(executor, tmp_path):
+    marker = tmp_path / "seen"
+    seen: list[str] = []
+
+    def watch(batch):
+        for event in batch:
+            if isinstance(event, ev.LogRecord) and event.text == "started" and not seen:
+                seen.append("log")
+                marker.touch()  # releases the task
+            elif isinstance(event, ev.StateChanged) and event.state.is_final:
+                seen.append(event.state.value)
+
+    run = one_waiting.run(marker=str(marker), executor=executor, background=True)
+    run.subscribe(watch, replay=True)
+    assert run.result(60) == "done"
     run.wait(10)
+    assert seen == ["log", "Completed"]
 
 
 @task(resources={"memory_gb": 4})
@@ -232,6 +293,8 @@ def test_killed_worker_the_flow_still_completes(executor, tmp_path):
     assert (tmp_path / "killed").exists()
     assert run.state is State.COMPLETED
     assert run.result() == list(range(8))
+    # Dask rescheduled the killed attempt itself: no labloom retry was needed
+    assert all(tr.attempts == 1 for tr in run.tasks)
 
 
 @task
@@ -248,7 +311,34 @@ def test_killed_worker_becomes_a_clear_task_failure(executor):
     run = doomed.run(executor=executor)
     tr = run.tasks[0]
     assert tr.state is State.FAILED
-    assert "Dask worker running 'always_dies' died" in tr.message
+    assert tr.message.startswith("WorkerDiedError: the Dask worker running 'always_dies' died")
+    assert "check the workers' logs and memory limit" in tr.message
+
+
+@task(retries=1, retry_delay=0)
+def dies_until_retried(ledger: str) -> int:
+    with open(ledger, "a") as out:
+        out.write("x")
+    if os.path.getsize(ledger) <= 2:
+        os._exit(1)  # twice: Dask gives up (allowed-failures=1), labloom's retry follows
+    return os.getpid()
+
+
+@flow
+def retried_after_deaths(ledger: str) -> int:
+    return dies_until_retried(ledger)
+
+
+def test_killed_worker_is_subject_to_retries(executor, tmp_path):
+    ledger = tmp_path / "attempts"
+    run = retried_after_deaths.run(ledger=str(ledger), executor=executor)
+    tr = run.tasks[0]
+    assert run.state is State.COMPLETED and tr.state is State.COMPLETED
+    assert ledger.read_text() == "xxx"
+    assert tr.attempts == 2
+    retrying = [entry for entry in tr.history if entry.state is State.RETRYING]
+    assert len(retrying) == 1
+    assert retrying[0].message.startswith("WorkerDiedError: the Dask worker running")
 
 
 @task

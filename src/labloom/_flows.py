@@ -101,7 +101,9 @@ class Flow(Generic[P, R]):
         from ._observers import attach_default_observers
 
         parameters = self.bind(**params)
-        choice = executor if executor is not None else self.executor
+        # An address given to this run outranks the executor the flow declares.
+        default = None if address else self.executor
+        choice = executor if executor is not None else default
         resolved = resolve_executor(choice, address)
         run = FlowRun(
             self, parameters, resolved, origin=origin, owns_executor=not isinstance(choice, Executor)

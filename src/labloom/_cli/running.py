@@ -56,10 +56,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", metavar="A", help="a Dask scheduler address (tcp://...)")
 
 
-def check_executor(choice: str | None) -> None:
+def check_executor(choice: str | None, address: str | None = None) -> None:
     from .._executors import EXECUTOR_NAMES
     from . import CLIError
 
+    if address and choice not in (None, "dask", address):
+        raise CLIError(
+            f"the scheduler address {address} needs the dask executor, not {choice!r}; "
+            "drop --executor or --address"
+        )
     if choice is None or choice in EXECUTOR_NAMES:
         return
     if choice.startswith(("tcp://", "tls://", "inproc://")):
@@ -96,7 +101,7 @@ def run_command(args: argparse.Namespace) -> int:
             check_url(args.notify)
         except ValueError as exc:
             raise CLIError(str(exc)) from None
-    check_executor(args.executor)
+    check_executor(args.executor, args.address)
     _target, flow, params = prepare(args.target, args.param)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     run = None

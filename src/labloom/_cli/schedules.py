@@ -85,7 +85,7 @@ def add_command(args: argparse.Namespace) -> int:
             check_url(args.notify)
     except ValueError as exc:
         raise cli_error(str(exc)) from None
-    check_executor(args.executor)
+    check_executor(args.executor, args.address)
     target, flow, params = prepare(args.target, args.param)
     # Store what the user gave, not the defaults: a later default change applies.
     given = {key: params[key] for key in _given_names(args.param)}

@@ -11,7 +11,17 @@ EXECUTOR_NAMES = ("local", "threads", "dask")
 
 
 def resolve_executor(choice: Any, address: str | None = None) -> Executor:
-    """An executor from a name ("local", "threads", "dask"), an Executor, or None (threads)."""
+    """An executor from a name ("local", "threads", "dask"), an Executor, or None (threads).
+
+    ``address`` (a Dask scheduler's) goes with "dask" or None; with any other choice it is an
+    error rather than silently ignored.
+    """
+    if address and choice not in (None, "dask", address):
+        shown = choice if isinstance(choice, str) else type(choice).__name__
+        raise ValueError(
+            f"the scheduler address {address} needs the dask executor, not {shown!r}; "
+            "drop the executor choice or the address"
+        )
     if isinstance(choice, Executor):
         return choice
     if choice is None:

@@ -111,6 +111,7 @@ class DaskExecutor(Executor):
                 if client is None or client.status in ("closed", "closing"):
                     client = Client(self.address, set_as_default=False)  # type: ignore[no-untyped-call]
                     _connected[self.address] = client
+                    _close_at_exit()
                 return client
             key = repr(sorted(self.cluster_kwargs.items()))
             if key not in _embedded:
@@ -119,6 +120,7 @@ class DaskExecutor(Executor):
                 cluster = LocalCluster(**self.cluster_kwargs)  # type: ignore[no-untyped-call]
                 client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
                 _embedded[key] = (cluster, client)
+                _close_at_exit()
             return _embedded[key][1]
 
     def shutdown(self) -> None:
@@ -328,7 +330,23 @@ def _report(
     on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
 
 
-@atexit.register
+_exit_registered = False
+
+
+def _close_at_exit() -> None:
+    """Close shared clients and clusters at exit, before distributed's own exit handler.
+
+    atexit runs handlers last-registered first, and distributed registers its handler (which
+    closes every cluster, ours included) when it is imported. Registered after that, ours runs
+    first: the clients let go of their results before the cluster closes, so the scheduler has
+    nothing to call "lost". Called with ``_shared_lock`` held.
+    """
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(_close_shared)
+
+
 def _close_shared() -> None:
     import logging
 
@@ -337,7 +355,10 @@ def _close_shared() -> None:
     logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
     with _shared_lock:
         for client in _connected.values():
-            client.close()
+            # A client whose scheduler went away keeps trying to reconnect; closing it then
+            # only prints the cancelled attempt's traceback.
+            if client.status == "running":
+                client.close()
         for cluster, client in _embedded.values():
             client.close()
             cluster.close()

@@ -1,0 +1,220 @@
+"""The Dask executor through its surfaces: the embedded cluster, the CLI, the magics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cli_helpers import labloom
+
+distributed = pytest.importorskip("distributed")
+
+EMBEDDED = r'''
+import json, os, sys
+from IPython.core.interactiveshell import InteractiveShell
+from labloom import DaskExecutor, flow, task
+from labloom._executors import dask as dask_executor
+
+
+@task
+def where(i):
+    print("on a worker", i)
+    return os.getpid()
+
+
+@flow(executor="dask")
+def declared(n):
+    return where.map(range(n))
+
+
+@flow
+def plain(n):
+    return where.map(range(n))
+
+
+def facts(run):
+    return {"pids": sorted(set(run.result())), "executor": run.executor.describe(),
+            "dashboard": run.metadata.get("dashboard")}
+
+
+if __name__ == "__main__":
+    executor = DaskExecutor()
+    lazy = "distributed" not in sys.modules and executor._client is None
+    runs = [plain.run(n=4, executor=executor), plain.run(n=4, executor=DaskExecutor()),
+            declared.run(n=4), plain.run(n=4, executor="dask")]
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "labloom")
+    ip.run_line_magic("config", "Labloom.widget = False")
+    ip.run_cell_magic("tasks", "", "import os\ndef where_nb(i):\n    return os.getpid()")
+    ip.run_cell_magic("flow", "in_notebook --executor dask", "pids = where_nb.map(range(4))")
+    print(json.dumps({
+        "lazy": lazy,
+        "runs": [facts(run) for run in runs],
+        "notebook_pids": sorted(set(ip.user_ns["pids"])),
+        "clusters": len(dask_executor._embedded),
+        "workers": sorted(dask_executor._embedded[next(iter(dask_executor._embedded))][1]
+                          .run(os.getpid).values()),
+    }))
+'''
+
+
+def test_embedded_cluster_is_started_once_and_reused(subprocess_env, tmp_path):
+    script = tmp_path / "embedded.py"
+    script.write_text(EMBEDDED)
+    env = {**subprocess_env, "LABLOOM_PROGRESS": "0"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert facts["lazy"]
+    assert facts["clusters"] == 1
+    first = facts["runs"][0]
+    assert first["executor"].startswith("dask(tcp://127.0.0.1:")
+    assert first["dashboard"].startswith("http://")
+    for later in facts["runs"][1:]:
+        assert later["executor"] == first["executor"]
+        assert later["dashboard"] == first["dashboard"]
+    # every run, the %%flow cell's too, ran in the embedded cluster's worker processes
+    for pids in [run["pids"] for run in facts["runs"]] + [facts["notebook_pids"]]:
+        assert set(pids) <= set(facts["workers"])
+    # closing the embedded cluster at exit is quiet (a busy port 8787 may still be reported)
+    for scary in ("lose", "lost", "Traceback", "Error", "leaked"):
+        assert scary not in done.stderr, done.stderr
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
+    )
+    yield cluster
+    # %%flow --address left a client connected for later cells; it must not outlive the cluster
+    from labloom._executors.dask import _connected
+
+    client = _connected.pop(cluster.scheduler_address, None)
+    if client is not None:
+        client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def worker_pids(cluster):
+    with distributed.Client(cluster, set_as_default=False) as client:
+        return set(client.run(os.getpid).values())
+
+
+FLOWS_FILE = '''
+import os
+from labloom import flow, task
+
+
+@task
+def where(i):
+    print("on pid", os.getpid())
+    return i * 10
+
+
+@task
+def total(xs):
+    return sum(xs)
+
+
+@flow
+def remote(n: int = 3):
+    return total(where.map(range(n)))
+
+
+@flow(executor="threads")
+def declared_threads(n: int = 2):
+    return where.map(range(n))
+'''
+
+
+def test_cli_run_with_address_runs_on_that_scheduler(cluster, worker_pids, labloom_home, tmp_path):
+    # The file lives where the workers cannot import it: its tasks travel by value.
+    (tmp_path / "flows_file.py").write_text(FLOWS_FILE)
+    address = cluster.scheduler_address
+    done = labloom(labloom_home, "run", "flows_file.py:remote", "--address", address,
+                   "-p", "n=4", cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert done.returncode == 0, done.stderr
+    listed = labloom(labloom_home, "runs", "--json")
+    (record,) = json.loads(listed.stdout)
+    assert record["state"] == "Completed"
+    assert record["executor"] == f"dask({address})"
+    shown = json.loads(labloom(labloom_home, "show", record["id"], "--json").stdout)
+    assert shown["metadata"]["dashboard"] == cluster.dashboard_link
+    assert len(shown["task_runs"]) == 5
+    logs = json.loads(labloom(labloom_home, "logs", record["id"], "--json").stdout)
+    pids = {int(line["text"].split()[-1]) for line in logs["lines"]}
+    assert pids and pids <= worker_pids
+
+
+def test_cli_address_overrides_the_flows_declared_executor(cluster, labloom_home, tmp_path):
+    (tmp_path / "flows_file.py").write_text(FLOWS_FILE)
+    address = cluster.scheduler_address
+    done = labloom(labloom_home, "run", "flows_file.py:declared_threads", "--address", address,
+                   cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert done.returncode == 0, done.stderr
+    (record,) = json.loads(labloom(labloom_home, "runs", "--json").stdout)
+    assert record["executor"] == f"dask({address})"
+    clash = labloom(labloom_home, "run", "flows_file.py:remote", "--executor", "threads",
+                    "--address", address, cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert clash.returncode == 2
+    assert f"the scheduler address {address} needs the dask executor, not 'threads'" in clash.stderr
+    clash = labloom(labloom_home, "schedule", "add", "flows_file.py:remote", "--every", "1h",
+                    "--executor", "local", "--address", address, cwd=tmp_path)
+    assert clash.returncode == 2
+    assert "needs the dask executor, not 'local'; drop --executor or --address" in clash.stderr
+
+
+@pytest.fixture
+def ip(monkeypatch, labloom_home):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
+    for name in ("LABLOOM_EXECUTOR", "LABLOOM_ADDRESS", "LABLOOM_WIDGET"):
+        monkeypatch.delenv(name, raising=False)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "labloom")
+    shell.run_line_magic("config", "Labloom.widget = False")
+    shell.run_line_magic("config", "Labloom.executor = 'threads'")
+    yield shell
+    shell.reset(new_session=False)
+
+
+NOTEBOOK_TASKS = """
+import os
+
+def double(x):
+    return 2 * x
+
+def add(a, b):
+    return a + b
+
+def where():
+    return os.getpid()
+"""
+
+FLOW_CELL = """
+doubled = double.map(range(4))
+total = add(double(1), double(2))
+pid = where()
+"""
+
+
+@pytest.mark.parametrize("options", ["--executor dask --address {address}", "--address {address}"])
+def test_flow_magic_runs_on_the_given_scheduler(ip, cluster, worker_pids, options):
+    from labloom import Flow
+
+    ip.run_cell_magic("tasks", "", NOTEBOOK_TASKS)
+    line = "on_dask " + options.format(address=cluster.scheduler_address)
+    ip.run_cell_magic("flow", line, FLOW_CELL)
+    assert ip.user_ns["doubled"] == [0, 2, 4, 6]
+    assert ip.user_ns["total"] == 6
+    assert ip.user_ns["pid"] in worker_pids
+    assert isinstance(ip.user_ns["on_dask"], Flow)
+    assert ip.user_ns["on_dask"].executor == cluster.scheduler_address
