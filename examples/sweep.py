@@ -38,10 +38,11 @@ def best(results: list[dict[str, float]]) -> dict[str, float]:
 
 
 def make_grid() -> list[dict[str, float]]:
-    """350 combinations: 7 learning rates x 5 depths x 10 tree counts."""
+    """350 combinations: 7 learning rates x 5 depths x 10 tree counts (a few tenths of a
+    second per experiment on one core)."""
     rates = [0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5]
     depths = [1, 2, 3, 4, 5]
-    trees = [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+    trees = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
     return [
         {"learning_rate": r, "max_depth": d, "n_estimators": n}
         for r, d, n in itertools.product(rates, depths, trees)
