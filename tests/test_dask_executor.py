@@ -86,6 +86,26 @@ def test_three_stage_flow_equals_thread_executor(executor):
     assert any(key.startswith("square-" + run.id) for key in keys)
 
 
+def test_a_given_executor_keeps_no_subscription_of_finished_runs(executor):
+    """A kernel running many flows on one DaskExecutor must not pile up log topics."""
+    runs = [three_stages.run(n=3, executor=executor) for _ in range(3)]
+    assert all(run.state is State.COMPLETED for run in runs)
+    assert executor._topics == set()
+
+    def subscribers(dask_scheduler, topics):  # runs on the scheduler
+        known = dask_scheduler._broker._topics
+        return {t: sorted(known[t].subscribers) if t in known else [] for t in topics}
+
+    topics = [f"labloom-{run.id}" for run in runs]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        seen = executor.client.run_on_scheduler(subscribers, topics=topics)
+        if not any(seen.values()):
+            break
+        time.sleep(0.05)
+    assert not any(seen.values()), seen
+
+
 class Payload:
     """Bytes that note, in a file, every process that unpickles them."""
 

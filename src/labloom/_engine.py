@@ -304,6 +304,7 @@ class FlowRun(Rerunning):
             self._emit(ev.RunFinished(self.id, state, self.ended, self.message))
         self._bus.close()
         unregister_local_run(self.id)
+        self.executor.run_ended(self.id)
         if self._owns_executor:
             self.executor.shutdown()
         self._finished.set()

@@ -82,6 +82,9 @@ class Executor(ABC):
         """
         return False
 
+    def run_ended(self, run_id: str) -> None:  # noqa: B027 - optional hook
+        """A run that used this executor ended: drop what was kept for it alone."""
+
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Release what ``start`` took; the engine calls it for executors it created."""
 

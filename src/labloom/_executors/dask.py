@@ -123,12 +123,18 @@ class DaskExecutor(Executor):
                 _close_at_exit()
             return _embedded[key][1]
 
-    def shutdown(self) -> None:
-        # The client and cluster outlive the run (later runs reuse them); topics do not.
-        topics, self._topics = self._topics, set()
-        if self._client is not None and self._client.status == "running":
-            for name in topics:
+    def run_ended(self, run_id: str) -> None:
+        # The client and cluster outlive the run (later runs reuse them); its topic does not,
+        # so a kernel running hundreds of flows on one executor keeps no stale subscriptions.
+        name = events.topic(run_id)
+        if name in self._topics:
+            self._topics.discard(name)
+            if self._client is not None and self._client.status == "running":
                 self._client.unsubscribe_topic(name)
+
+    def shutdown(self) -> None:
+        for name in list(self._topics):
+            self.run_ended(name.removeprefix(events.TOPIC_PREFIX))
 
     def metadata(self) -> dict[str, Any]:
         link = getattr(self._client, "dashboard_link", None) if self._client else None
