@@ -3,13 +3,25 @@
 Same LocalCluster(n_workers=2, threads_per_worker=1), alternating, medians; prints the ratio.
 
     python benchmarks/dask_overhead.py [--tasks 5000] [--repeats 5]
+        [--prefect-python /path/to/prefect-venv/bin/python] [--prefect-tasks N]
+
+Reference column: Prefect with its Dask task runner, where it is installed. Prefect is not a
+dependency and must not go into this environment, so it runs from its own interpreter
+(``--prefect-python``, default ``$LABLOOM_BENCH_PREFECT_PYTHON``; without either the column is
+skipped): after the labloom rounds, ``prefect_overhead.py`` runs there in a subprocess with a
+private ``PREFECT_HOME``, a loopback-only API server, no analytics, and its own LocalCluster of
+the same shape (its workers must import Prefect), alternating raw ``client.map`` + ``gather``
+with a Prefect flow on ``DaskTaskRunner``. Its ratio is to that cluster's raw baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,10 +64,55 @@ def through_labloom(executor: DaskExecutor, n: int) -> float:
     return elapsed
 
 
+def prefect_env(home: str) -> dict[str, str]:
+    """The companion's environment: nothing Prefect-related inherited, everything local."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PREFECT_", "LABLOOM_")) and k != "PYTHONPATH"}
+    env.update({
+        "PREFECT_HOME": home,  # private profile and SQLite database
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",  # no per-task-run INFO lines on the console
+        "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+    })
+    return env
+
+
+def run_prefect(python: str, tasks: int, repeats: int, timeout: float) -> dict | str:
+    """The companion's JSON result, or the reason there is none."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prefect_overhead.py")
+    with tempfile.TemporaryDirectory(prefix="labloom-bench-prefect-") as home:
+        proc = subprocess.Popen(
+            [python, script, "--tasks", str(tasks), "--repeats", str(repeats)],
+            stdout=subprocess.PIPE, text=True, env=prefect_env(home), cwd=home,
+            start_new_session=True,  # one process group: the companion, its server, workers
+        )
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return f"timed out after {timeout:.0f}s"
+    if proc.returncode != 0:
+        return f"{python} exited with code {proc.returncode}"
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        return "no result line from prefect_overhead.py"
+    return json.loads(lines[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--prefect-python", default=os.environ.get("LABLOOM_BENCH_PREFECT_PYTHON"),
+                        help="interpreter with prefect and prefect-dask installed "
+                             "(default: $LABLOOM_BENCH_PREFECT_PYTHON; none: skip the column)")
+    parser.add_argument("--prefect-tasks", type=int, default=None,
+                        help="tasks per Prefect round (default: --tasks)")
+    parser.add_argument("--prefect-timeout", type=float, default=900.0,
+                        help="seconds before the Prefect companion is killed")
     args = parser.parse_args()
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
     client = Client(cluster)
@@ -68,11 +125,31 @@ def main() -> None:
         ours.append(through_labloom(executor, args.tasks))
         print(f"  repeat {rep + 1}: client.map {raws[-1]:.2f}s  labloom {ours[-1]:.2f}s",
               flush=True)
-    r, o = statistics.median(raws), statistics.median(ours)
-    print(f"{args.tasks} no-op tasks, median of {args.repeats}: client.map+gather {r:.2f}s, "
-          f"labloom {o:.2f}s, ratio {o / r:.2f} (target <= 1.3); Prefect column: not installed")
     client.close()
     cluster.close()
+    r, o = statistics.median(raws), statistics.median(ours)
+    n = args.tasks
+    print(f"{n} no-op tasks, median of {args.repeats}: client.map+gather {r:.2f}s, "
+          f"labloom {o:.2f}s, ratio {o / r:.2f} (target <= 1.3); "
+          f"overhead {(o - r) / n * 1000:.2f} ms/task", flush=True)
+    if not args.prefect_python:
+        print("Prefect column: skipped (no --prefect-python and no "
+              "LABLOOM_BENCH_PREFECT_PYTHON; Prefect is not a labloom dependency)")
+        return
+    pn = args.prefect_tasks or n
+    print(f"Prefect column: running prefect_overhead.py with {args.prefect_python} "
+          f"({pn} tasks, its own LocalCluster of the same shape)", flush=True)
+    res = run_prefect(args.prefect_python, pn, args.repeats, args.prefect_timeout)
+    if isinstance(res, str):
+        print(f"Prefect column: not measured ({res})")
+        return
+    pr, pp = res["raw_median"], res["prefect_median"]
+    v = res["versions"]
+    print(f"{pn} no-op tasks, median of {args.repeats}: client.map+gather {pr:.2f}s, "
+          f"Prefect {v['prefect']} + prefect-dask {v['prefect_dask']} {pp:.2f}s, "
+          f"ratio {pp / pr:.2f}; overhead {(pp - pr) / pn * 1000:.2f} ms/task")
+    print(f"ratio to client.map+gather: labloom {o / r:.2f} ({n} tasks) | "
+          f"Prefect {pp / pr:.2f} ({pn} tasks)")
 
 
 if __name__ == "__main__":
