@@ -4,8 +4,10 @@ folder never touch the user's ``~/.labloom`` nor leak between tests."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,3 +34,25 @@ def subprocess_env(labloom_home: Path) -> dict[str, str]:
 @pytest.fixture(params=["local", "threads"])
 def executor(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def ip(monkeypatch: pytest.MonkeyPatch, labloom_home: Path) -> Iterator[Any]:
+    """A real IPython shell with labloom loaded; widgets off, threads by default."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
+    for name in ("LABLOOM_EXECUTOR", "LABLOOM_ADDRESS", "LABLOOM_WIDGET"):
+        monkeypatch.delenv(name, raising=False)
+    real_main = sys.modules["__main__"]
+    shell = InteractiveShell.instance()
+    # The shell installs its own __main__, which lacks __spec__; Dask's worker processes are
+    # spawned, and spawning reads __main__.__spec__.
+    if not hasattr(sys.modules["__main__"], "__spec__"):
+        sys.modules["__main__"].__spec__ = None
+    shell.run_line_magic("load_ext", "labloom")
+    shell.run_line_magic("config", "Labloom.widget = False")
+    shell.run_line_magic("config", "Labloom.executor = 'threads'")
+    yield shell
+    shell.reset(new_session=False)
+    sys.modules["__main__"] = real_main

@@ -171,21 +171,6 @@ def test_cli_address_overrides_the_flows_declared_executor(cluster, labloom_home
     assert "needs the dask executor, not 'local'; drop --executor or --address" in clash.stderr
 
 
-@pytest.fixture
-def ip(monkeypatch, labloom_home):
-    from IPython.core.interactiveshell import InteractiveShell
-
-    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
-    for name in ("LABLOOM_EXECUTOR", "LABLOOM_ADDRESS", "LABLOOM_WIDGET"):
-        monkeypatch.delenv(name, raising=False)
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "labloom")
-    shell.run_line_magic("config", "Labloom.widget = False")
-    shell.run_line_magic("config", "Labloom.executor = 'threads'")
-    yield shell
-    shell.reset(new_session=False)
-
-
 NOTEBOOK_TASKS = """
 import os
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,6 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from labloom import Flow, FlowFailed, FlowRun, State, Task
-
-
-@pytest.fixture
-def ip(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
-    for name in ("LABLOOM_EXECUTOR", "LABLOOM_ADDRESS", "LABLOOM_WIDGET"):
-        monkeypatch.delenv(name, raising=False)
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "labloom")
-    shell.run_line_magic("config", "Labloom.widget = False")
-    shell.run_line_magic("config", "Labloom.executor = 'threads'")
-    yield shell
-    shell.reset(new_session=False)
 
 
 def run(ip: InteractiveShell, cell: str) -> Any:
