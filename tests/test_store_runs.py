@@ -183,3 +183,44 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         for r in runs:
             lines, _ = store.logs(r.id)
             assert len(lines) == 200
+
+
+def test_a_long_lock_by_another_process_delays_writes_but_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holding the write lock longer than SQLite's busy timeout must not make
+    the store stop recording: the writer waits it out and writes everything."""
+    import sqlite3
+    import threading
+    import time
+
+    from labloom import flow, task
+    from labloom._home import db_path
+    from labloom._store import writer
+
+    monkeypatch.setattr(writer, "BUSY_TIMEOUT", 0.05)  # SQLite gives up at once: we retry
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+
+    @task
+    def step(x: int) -> int:
+        time.sleep(0.01)
+        return x
+
+    @flow
+    def locked(n: int) -> object:
+        return step.map(range(n))
+
+    locked.run(n=2)  # creates the store file
+    blocker = sqlite3.connect(db_path(), isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    release = threading.Timer(0.6, lambda: blocker.execute("COMMIT"))
+    release.start()
+    try:
+        run = locked.run(n=50)
+    finally:
+        release.join()
+        blocker.close()
+    with open_store() as store:
+        record = store.get_run(run.id)
+        assert record.state == "Completed"
+        assert record.counts == {"Completed": 50}

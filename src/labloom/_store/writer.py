@@ -15,6 +15,7 @@ import atexit
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ log = logging.getLogger("labloom")
 HEARTBEAT_INTERVAL = 5.0
 _IDLE_EXIT = 2.0  # seconds a writer with nothing open waits before its thread ends
 _FINAL_WAIT = 30.0
+# How long SQLite itself waits for another process's write lock before a write is retried.
+BUSY_TIMEOUT = 30.0
 
 
 def log_line_cap() -> int:
@@ -205,7 +208,7 @@ class Writer:
 
     def _loop(self) -> None:
         try:
-            conn = connect(self.path)
+            conn = connect(self.path, timeout=BUSY_TIMEOUT)
             ensure_schema(conn, where=str(self.path))
         except Exception as exc:
             self._fail(exc)
@@ -226,7 +229,7 @@ class Writer:
                         return
                 beat = bool(self._open) and time.monotonic() - last_beat >= HEARTBEAT_INTERVAL
                 if items or beat:
-                    self._write(conn, items)
+                    self._write_patiently(conn, items)
                     last_beat = time.monotonic()
                 with self._cond:
                     self._written = upto
@@ -235,6 +238,22 @@ class Writer:
             self._fail(exc)
         finally:
             conn.close()
+
+    def _write_patiently(
+        self, conn: Any, items: list[tuple[Recorder, Sequence[ev.Event]]]
+    ) -> None:
+        """Write, waiting out another process's long transaction instead of giving up: a store
+        that stops recording loses history, so only a lasting failure may stop it."""
+        for delay in (0.1, 0.3, 1.0, 3.0, 0.0):
+            try:
+                self._write(conn, items)
+                return
+            except sqlite3.OperationalError as exc:
+                transient = "locked" in str(exc) or "busy" in str(exc)
+                if not transient or delay == 0.0:
+                    raise
+                log.warning("[labloom] the run store is busy (%s); writing again in %gs", exc, delay)
+                time.sleep(delay)
 
     def _write(self, conn: Any, items: list[tuple[Recorder, Sequence[ev.Event]]]) -> None:
         rows = _Rows()
