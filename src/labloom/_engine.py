@@ -28,7 +28,7 @@ from ._logs import current_task
 from ._rerun import Rerunning
 from ._runner import register_local_run, unregister_local_run
 from ._scheduling import LogLine
-from ._states import BAD_STATES, State
+from ._states import State
 
 if TYPE_CHECKING:
     from ._flows import Flow
@@ -412,4 +412,4 @@ def executor_limiter(executor: Executor) -> Limiter:
     return limiter if limiter is not None else process_limiter()
 
 
-__all__ = ["BAD_STATES", "FlowRun", "LogLine", "active_run"]
+__all__ = ["FlowRun", "LogLine", "active_run"]

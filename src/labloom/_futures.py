@@ -158,7 +158,6 @@ class allow_failure:
         self.future = future
 
 
-AnyFuture = (TaskFuture, MappedFuture, allow_failure)
 _CONTAINERS = (list, tuple, set, frozenset)
 
 

@@ -6,11 +6,15 @@ import os
 import sqlite3
 from pathlib import Path
 
+_made: set[Path] = set()
+
 
 def home() -> Path:
     """The state folder, created (owner-only) on first use."""
     path = Path(os.environ.get("LABLOOM_HOME") or Path.home() / ".labloom").expanduser()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path not in _made:  # a tagged task's launch asks for it: no mkdir per launch
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _made.add(path)
     return path
 
 
@@ -35,3 +39,18 @@ def connect(path: Path | None = None, timeout: float = 30.0) -> sqlite3.Connecti
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     return conn
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with that pid is running (zombies count as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

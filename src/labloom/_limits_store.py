@@ -120,21 +120,9 @@ def _remove_dead_holders(conn: sqlite3.Connection, tags: list[str]) -> None:
         f"({','.join('?' * len(tags))})",
         [_HOST, *tags],
     ).fetchall()
-    dead = [pid for (pid,) in rows if not _alive(pid)]
+    dead = [pid for (pid,) in rows if pid != os.getpid() and not _home.pid_alive(pid)]
     if dead:
         conn.executemany(
             "DELETE FROM concurrency_slots WHERE host = ? AND pid = ?",
             [(_HOST, pid) for pid in dead],
         )
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

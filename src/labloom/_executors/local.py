@@ -14,13 +14,17 @@ from .base import DoneCallback, Executor, Outcome
 
 
 class _Handle:
-    """A finished local call's value lives here; downstream calls receive it directly."""
+    """A finished local call's value lives here; downstream calls receive it directly.
 
-    __slots__ = ("cancelled", "value")
+    ``future`` is the thread pool's future (ThreadExecutor), for cancelling a queued call.
+    """
+
+    __slots__ = ("cancelled", "future", "value")
 
     def __init__(self) -> None:
         self.value: Any = None
         self.cancelled = False
+        self.future: Any = None
 
 
 def _execute(
@@ -133,15 +137,8 @@ class ThreadExecutor(_InProcess):
             self.start()
         assert self._pool is not None
         handle = _Handle()
-        handle_future = self._pool.submit(_execute, call, args, kwargs, handle, on_done)
-        handle.cancelled = False
-        return _PoolHandle(handle, handle_future)
-
-    def value_ref(self, handle: Any) -> Any:
-        return handle.inner.value
-
-    def result(self, handle: Any, timeout: float | None = None) -> Any:
-        return handle.inner.value
+        handle.future = self._pool.submit(_execute, call, args, kwargs, handle, on_done)
+        return handle
 
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
@@ -154,11 +151,3 @@ class ThreadExecutor(_InProcess):
 
     def describe(self) -> str:
         return f"threads({self.max_workers or 'auto'})"
-
-
-class _PoolHandle:
-    __slots__ = ("future", "inner")
-
-    def __init__(self, inner: _Handle, future: Any) -> None:
-        self.inner = inner
-        self.future = future

@@ -218,15 +218,8 @@ def _final_frame(widget: Any) -> None:
 def _publish(run: Any, user_ns: dict[str, Any], filename: str) -> None:
     """Put the names the cell assigned into the notebook; raise what went wrong, if anything."""
     __tracebackhide__ = True
-    if run.state is State.COMPLETED:
-        try:
-            values = run.result()
-        except Exception:
-            values = None
-        if isinstance(values, dict):
-            resolved_names(run)  # drop the unresolved copy
-            user_ns.update(values)
-            return
+    if _publish_completed(run, user_ns):
+        return
     values, missing = resolved_names(run)
     user_ns.update(values)
     try:
@@ -259,17 +252,25 @@ def _names_note(values: dict[str, Any], missing: list[str]) -> str:
     )
 
 
+def _publish_completed(run: Any, user_ns: dict[str, Any]) -> bool:
+    """A completed run's names go into the notebook as the cell assigned them."""
+    if run.state is not State.COMPLETED:
+        return False
+    try:
+        values = run.result()
+    except Exception:
+        return False
+    if not isinstance(values, dict):
+        return False
+    resolved_names(run)  # drop the unresolved copy
+    user_ns.update(values)
+    return True
+
+
 def _publish_later(run: Any, user_ns: dict[str, Any]) -> None:
     run.wait()
-    if run.state is State.COMPLETED:
-        try:
-            values = run.result()
-        except Exception:
-            values = None
-        if isinstance(values, dict):
-            resolved_names(run)
-            user_ns.update(values)
-            return
+    if _publish_completed(run, user_ns):
+        return
     user_ns.update(resolved_names(run)[0])
 
 

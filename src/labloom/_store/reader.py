@@ -8,7 +8,6 @@ and its unfinished task runs Cancelled. Nothing already written is changed.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .._home import connect, db_path
+from .._home import connect, db_path, pid_alive
 from .schema import ensure_schema
 
 STALE_AFTER = 60.0  # seconds without a heartbeat (the writer beats every 5)
@@ -272,20 +271,6 @@ class RunStore:
             raise
         return bool(changed)
 
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host with that pid is running (zombies count as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _loads(text: str | None) -> Any:
