@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from labloom import State, flow, task
-from labloom._cache import ResultPlanner
+from labloom.core.results import ResultPlanner
 
 CALLS: list[str] = []
 
@@ -126,7 +126,7 @@ def test_unhashable_input_computes_and_says_why(caplog: pytest.LogCaptureFixture
 
 def test_corrupt_result_file_recomputes() -> None:
     run = squares.run(n=1)
-    from labloom._cache import result_path
+    from labloom.core.results import result_path
 
     [sq] = [tr for tr in run.tasks if tr.name == "square[0]"]
     Path(result_path(sq.cache_key or "")).write_bytes(b"not a pickle")

@@ -12,8 +12,8 @@ import pytest
 
 import labloom
 from labloom import State, ThreadExecutor, flow, get_run_logger, task
-from labloom import _events as ev
-from labloom._progress import ConsoleProgress
+from labloom.cli.progress import ConsoleProgress
+from labloom.core import events as ev
 
 
 def test_retries_with_a_delay_per_attempt(executor: str) -> None:

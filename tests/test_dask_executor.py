@@ -17,7 +17,7 @@ import dask  # noqa: E402
 
 import labloom  # noqa: E402
 from labloom import DaskExecutor, State, flow, task  # noqa: E402
-from labloom import _events as ev  # noqa: E402
+from labloom.core import events as ev  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import time
 import pytest
 
 import labloom
-from labloom import _limits_store as store
 from labloom import flow, task
-from labloom._cli import main
+from labloom.cli import main
+from labloom.store import limits as store
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +92,7 @@ def test_thread_runs_share_slots_with_another_process(home):
     # Another process holds one of the two slots for a while.
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import time, labloom._limits_store as s; s.try_take({'db': 2}, 'other');"
+         "import time, labloom.store.limits as s; s.try_take({'db': 2}, 'other');"
          "print('held', flush=True); time.sleep(1.5); s.give_back('other')"],
         stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},

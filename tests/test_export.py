@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from labloom._export import ExportError, export_notebook, load_notebook_flow
+from labloom.export.exporter import ExportError, export_notebook, load_notebook_flow
 
 Cell = str | tuple[str, list[str]]  # source, or (source, tags)
 

@@ -219,7 +219,7 @@ def test_config_and_environment_choose_the_executor(
     assert ip.user_ns["where"].executor == "local"  # and the option wins over both
 
 def test_config_rejects_a_bad_address(ip: InteractiveShell, caplog: Any) -> None:
-    from labloom._jupyter.settings import settings
+    from labloom.notebook.settings import settings
 
     ok(ip, "%config Labloom.address = 'not-an-address'")  # %config logs what it rejects
     assert "must look like tcp://host:8786" in caplog.text

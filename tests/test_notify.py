@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cli_helpers import Hook, labloom, start_labloom, stop, write
-from labloom import _notify
+from labloom.schedule import alerts as _notify
 
 FLOWS = """
     from labloom import flow, task

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from labloom import _schedules as sched
+from labloom.schedule import slots as sched
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from labloom import State, ThreadExecutor, flow, task
-from labloom._store import open_store
+from labloom.store import open_store
 from store_helpers import env_for
 
 
@@ -195,8 +195,8 @@ def test_a_long_lock_by_another_process_delays_writes_but_loses_nothing(
     import time
 
     from labloom import flow, task
-    from labloom._home import db_path
-    from labloom._store import writer
+    from labloom.store import writer
+    from labloom.store.home import db_path
 
     monkeypatch.setattr(writer, "BUSY_TIMEOUT", 0.05)  # SQLite gives up at once: we retry
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))

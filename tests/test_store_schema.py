@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from labloom import flow, task
-from labloom._home import connect, db_path
-from labloom._store import open_store
-from labloom._store.schema import SCHEMA_VERSION, StoreVersionError, ensure_schema, version_of
+from labloom.store import open_store
+from labloom.store.home import connect, db_path
+from labloom.store.schema import SCHEMA_VERSION, StoreVersionError, ensure_schema, version_of
 
 
 @task

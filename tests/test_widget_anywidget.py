@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from labloom._states import State
-from labloom._widget import widget_for
-from labloom._widget._html import summary_html
-from labloom._widget._model import RunGraph
+from labloom.core.states import State
+from labloom.dag.model import RunGraph
+from labloom.notebook.widget import widget_for
+from labloom.notebook.widget.html import summary_html
 from widget_helpers import FakeRun, ManualClock, finished, map_events, small_flow, state
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -94,7 +94,7 @@ def test_summary_is_per_node_and_escapes_user_text() -> None:
 
 
 def test_es_module_ships_inside_the_package(run: FakeRun) -> None:
-    package_dir = Path(sys.modules["labloom._widget"].__file__ or "").parent
+    package_dir = Path(sys.modules["labloom.notebook.widget"].__file__ or "").parent
     js = (package_dir / "static" / "widget.js").read_text()
     assert "export default" in js and "labloom-log-line" in js and "labloom-cancel" in js
     assert (package_dir / "static" / "widget.css").is_file()
@@ -106,7 +106,7 @@ def test_es_module_ships_inside_the_package(run: FakeRun) -> None:
 
 def test_importing_the_widget_package_does_not_import_anywidget() -> None:
     code = (
-        "import sys, labloom._widget, labloom._widget._view; "
+        "import sys, labloom.notebook.widget, labloom.notebook.widget.view; "
         "bad = [m for m in ('anywidget', 'ipywidgets', 'IPython') if m in sys.modules]; "
         "assert not bad, bad"
     )

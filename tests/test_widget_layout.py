@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from labloom._widget._layered import Box, Layout, _crossings, _Vertex, layered_layout
-from labloom._widget._layout import layout, parse_plain
+from labloom.dag.layered import Box, Layout, _crossings, _Vertex, layered_layout
+from labloom.dag.layout import layout, parse_plain
 
 DIAMOND = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
 

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from labloom._states import State
-from labloom._widget._model import MAX_LOG_LINES, RunGraph, aggregate_state
+from labloom.core.states import State
+from labloom.dag.model import MAX_LOG_LINES, RunGraph, aggregate_state
 from widget_helpers import (
     finished,
     log,

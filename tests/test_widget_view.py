@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from labloom._states import State
-from labloom._widget._throttle import Throttle
-from labloom._widget._view import RunView
+from labloom.core.states import State
+from labloom.notebook.widget.throttle import Throttle
+from labloom.notebook.widget.view import RunView
 from widget_helpers import (
     FakeRun,
     ManualClock,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labloom._widget import GraphvizNotFound, visualize
+from labloom.notebook.widget import GraphvizNotFound, visualize
 from widget_helpers import node
 
 NODES = [

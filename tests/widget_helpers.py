@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from labloom._events import (
+from labloom.core.events import (
     Event,
     EventBus,
     LogRecord,
@@ -20,7 +20,7 @@ from labloom._events import (
     StateChanged,
     TaskRunCreated,
 )
-from labloom._states import State
+from labloom.core.states import State
 
 RUN = "run-1"
 

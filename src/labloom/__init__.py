@@ -16,21 +16,21 @@ from __future__ import annotations
 from typing import Any
 
 from . import limits
-from ._engine import FlowRun, LogLine
-from ._errors import (
+from .core.errors import (
     FlowFailed,
     LabloomError,
     RunCancelledError,
     TaskTimeoutError,
     UpstreamFailedError,
 )
-from ._executors import Executor, LocalExecutor, ThreadExecutor
-from ._flows import Flow, flow
-from ._futures import MappedFuture, TaskFuture, allow_failure, unmapped
-from ._graph import TaskRun
-from ._logs import get_run_logger
-from ._states import State
-from ._tasks import Task, task
+from .core.flow_run import FlowRun, LogLine
+from .core.flows import Flow, flow
+from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
+from .core.graph import TaskRun
+from .core.logs import get_run_logger
+from .core.states import State
+from .core.tasks import Task, task
+from .executors import Executor, LocalExecutor, ThreadExecutor
 
 __version__ = "0.1.0"
 
@@ -65,7 +65,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # distributed is heavy: import it only when someone asks for the Dask executor.
     if name == "DaskExecutor":
-        from ._executors.dask import DaskExecutor
+        from .executors.dask import DaskExecutor
 
         return DaskExecutor
     raise AttributeError(f"module 'labloom' has no attribute {name!r}")
@@ -73,6 +73,6 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext labloom``: registers %%tasks, %%flow and %flow_runs."""
-    from ._jupyter.magics import load_ipython_extension as load
+    from .notebook.magics import load_ipython_extension as load
 
     load(ipython)

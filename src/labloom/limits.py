@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable
 
-from . import _limits_store as store
+from .store import limits as store
 
 
 def set(tag: str, n: int) -> None:  # the contract's name shadows a builtin

@@ -1,0 +1,171 @@
+"""`labloom runs`, `show`, `logs`, `retry`: the run history, as tables for people and
+``--json`` for programs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from typing import Any
+
+from ..store import open_store
+from ..store.reader import RunStore
+
+
+def register(subparsers: Any) -> None:
+    """Add this module's subcommands to the parser."""
+    runs = subparsers.add_parser("runs", help="list flow runs, newest first")
+    runs.add_argument("--flow", help="only runs of this flow")
+    runs.add_argument("--limit", type=int, default=20, help="at most N runs (default 20)")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+    runs.set_defaults(handler=_runs)
+
+    show = subparsers.add_parser("show", help="a run and its task runs with their states")
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("--json", action="store_true", help="print JSON (with state histories)")
+    show.set_defaults(handler=_show)
+
+    logs = subparsers.add_parser("logs", help="log lines of a run or of one task")
+    logs.add_argument("run_id", metavar="RUN_ID")
+    logs.add_argument("--task", help="a task name, name[i] or task run id")
+    logs.add_argument("--json", action="store_true", help="print JSON")
+    logs.set_defaults(handler=_logs)
+
+    retry = subparsers.add_parser(
+        "retry", help="rerun a run's failed part, reusing the results of what completed"
+    )
+    retry.add_argument("run_id", metavar="RUN_ID")
+    retry.add_argument("--executor", help="local, threads, dask or a scheduler address")
+    retry.set_defaults(handler=_retry)
+
+
+def _unknown(run_id: str) -> Exception:
+    from . import CLIError
+
+    return CLIError(f"no run {run_id!r} in the store; `labloom runs` lists the recorded runs")
+
+
+def _find(store: RunStore, run_id: str) -> Any:
+    record = store.get_run(run_id)
+    if record is None:
+        raise _unknown(run_id)
+    return record
+
+
+def _runs(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        runs = store.list_runs(flow=args.flow, limit=args.limit)
+    if args.json:
+        print(json.dumps([run.to_json() for run in runs], indent=1))
+        return 0
+    if not runs:
+        print("no runs recorded" + (f" for flow {args.flow!r}" if args.flow else ""))
+        return 0
+    rows = [
+        [run.id, run.flow_name, run.state, _when(run.started), _seconds(run.duration),
+         _counts(run.counts), run.origin or ""]
+        for run in runs
+    ]
+    _table(["RUN", "FLOW", "STATE", "STARTED", "DURATION", "TASK RUNS", "ORIGIN"], rows)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        run = _find(store, args.run_id)
+        tasks = store.task_runs(run.id, history=args.json)
+    if args.json:
+        print(json.dumps({**run.to_json(), "task_runs": [t.to_json() for t in tasks]}, indent=1))
+        return 0
+    print(f"run {run.id} of flow {run.flow_name!r}: {run.state}")
+    if run.message:
+        print(f"  {run.message}")
+    print(f"  started {_when(run.started)}, took {_seconds(run.duration)}, on {run.host} "
+          f"({run.executor}, {run.origin})")
+    if run.parameters:
+        print(f"  parameters: {json.dumps(run.parameters)}")
+    if run.retry_of:
+        print(f"  retry of run {run.retry_of}")
+    print()
+    rows = [
+        [t.name, t.state, str(t.attempts), _seconds(t.duration), _short(t.message)]
+        for t in tasks
+    ]
+    _table(["TASK RUN", "STATE", "ATTEMPTS", "DURATION", "MESSAGE"], rows)
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        run = _find(store, args.run_id)
+        lines, cuts = store.logs(run.id, args.task)
+    if args.json:
+        print(json.dumps({
+            "run_id": run.id,
+            "lines": [line.to_json() for line in lines],
+            "cut": [{"task": c.task, "task_run_id": c.task_run_id, "kept": c.kept, "cut": c.cut}
+                    for c in cuts],
+        }, indent=1))
+        return 0
+    for line in lines:
+        level = logging.getLevelName(line.level)
+        print(f"{_when(line.time)} {level:<7} {line.task or '(flow)'} | {line.text}")
+    for cut in cuts:
+        print(f"[labloom] {cut.task or '(flow)'}: {cut.cut} more line(s) not stored "
+              f"(the store keeps {cut.kept} per task run; LABLOOM_LOG_LINES raises it)")
+    if not lines and not cuts:
+        print("no log lines" + (f" for task {args.task!r}" if args.task else ""))
+    return 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from ..store.retry import retry_run
+    from ..store.target import TargetError
+    from . import CLIError
+
+    try:
+        run, notes = retry_run(args.run_id, executor=args.executor)
+    except KeyError:
+        raise _unknown(args.run_id) from None
+    except TargetError as exc:
+        raise CLIError(str(exc), status=1) from None
+    reused = [t for t in run.tasks if t.message.startswith("reused")]
+    ran = [t for t in run.tasks if t not in reused]
+    print(f"retry of run {run.metadata['retry_of']}: new run {run.id} {run.state}")
+    print(f"  reused {len(reused)} result(s); ran {len(ran)} task run(s)"
+          + (": " + ", ".join(f"{t.name} ({t.state})" for t in ran[:20]) if ran else ""))
+    for note in notes:
+        print(f"  {note}")
+    if run.message:
+        print(f"  {run.message}")
+    return 0 if run.state.value == "Completed" else 1
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+
+
+def _when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}s" if value < 60 else f"{int(value // 60)}m{int(value % 60):02d}s"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "-"
+
+
+def _short(text: str, width: int = 70) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,129 @@
+"""Terminal progress for scripts and the CLI: an observer of the event stream.
+
+On a terminal it redraws a compact table (one row per graph node: done / running / failed);
+otherwise it prints plain lines: start, failures and retries, each node as it completes, end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ..core import events as ev
+from ..core.states import BAD_STATES, State
+
+_REDRAW_EVERY = 0.2
+
+
+@dataclass
+class _NodeCounts:
+    name: str
+    total: int = 0
+    states: dict[str, State] = field(default_factory=dict)
+    final: int = 0  # how many of ``states`` are final, kept so ``finished`` is O(1)
+
+    def set(self, task_run_id: str, state: State) -> None:
+        previous = self.states.get(task_run_id)
+        self.final += int(state.is_final) - int(previous is not None and previous.is_final)
+        self.states[task_run_id] = state
+
+    def count(self, *wanted: State) -> int:
+        return sum(1 for state in self.states.values() if state in wanted)
+
+    @property
+    def finished(self) -> bool:
+        return self.total > 0 and self.final == len(self.states)
+
+
+class ConsoleProgress:
+    def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self.nodes: dict[str, _NodeCounts] = {}
+        self.node_of: dict[str, str] = {}
+        self.run_names: dict[str, str] = {}
+        self.flow_name = ""
+        self.run_id = ""
+        self._drawn_lines = 0
+        self._last_draw = 0.0
+        self._announced: set[str] = set()
+        self.started = time.time()
+
+    def __call__(self, batch: Sequence[ev.Event]) -> None:
+        for event in batch:
+            self._apply(event)
+        if self.live and time.time() - self._last_draw >= _REDRAW_EVERY:
+            self._draw()
+
+    def _apply(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunCreated):
+            self.flow_name, self.run_id, self.started = event.flow_name, event.run_id, event.time
+            self._line(f"labloom: flow {event.flow_name!r} run {event.run_id} started "
+                       f"on {event.executor}")
+        elif isinstance(event, ev.NodeCreated):
+            self.nodes[event.node_id] = _NodeCounts(event.name)
+        elif isinstance(event, ev.TaskRunCreated):
+            node = self.nodes.setdefault(event.node_id, _NodeCounts(event.task_name))
+            node.total += 1
+            node.set(event.task_run_id, State.PENDING)
+            self.node_of[event.task_run_id] = event.node_id
+            index = "" if event.map_index is None else f"[{event.map_index}]"
+            self.run_names[event.task_run_id] = event.task_name + index
+        elif isinstance(event, ev.StateChanged):
+            node_id = self.node_of.get(event.task_run_id)
+            if node_id is None:
+                return
+            node = self.nodes[node_id]
+            node.set(event.task_run_id, event.state)
+            if not self.live and event.state in (State.FAILED, State.RETRYING):
+                name = self.run_names.get(event.task_run_id, node.name)
+                self._line(f"  {event.state.value:<9} {name}: {event.message}")
+            if not self.live and node.finished and node_id not in self._announced:
+                self._announced.add(node_id)
+                self._line(f"  {self._summary(node)}")
+        elif isinstance(event, ev.RunFinished):
+            if self.live:
+                self._draw()
+            elapsed = event.time - self.started
+            tail = f": {event.message}" if event.message and event.state is not State.COMPLETED else ""
+            self._line(f"labloom: run {event.run_id} {event.state.value} in {elapsed:.1f}s{tail}")
+
+    def _summary(self, node: _NodeCounts) -> str:
+        done = node.count(State.COMPLETED, State.CACHED)
+        running = node.count(State.RUNNING, State.RETRYING)
+        failed = node.count(*BAD_STATES)
+        width = 20
+        filled = int(width * (done + failed) / node.total) if node.total else 0
+        bar = "#" * filled + "." * (width - filled)
+        text = f"{node.name:<24} [{bar}] {done}/{node.total} done"
+        if running:
+            text += f", {running} running"
+        if failed:
+            text += f", {failed} failed"
+        return text
+
+    def _draw(self) -> None:
+        self._last_draw = time.time()
+        rows = [self._summary(node) for node in self.nodes.values() if node.total]
+        out = self.stream
+        if self._drawn_lines:
+            out.write(f"\x1b[{self._drawn_lines}F\x1b[J")  # back to the table's top, clear
+        for row in rows:
+            out.write(f"  {row}\n")
+        self._drawn_lines = len(rows)
+        out.flush()
+
+    def _line(self, text: str) -> None:
+        if self.live:
+            self._drawn_lines = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def attach(run: Any, stream: TextIO | None = None) -> ConsoleProgress:
+    progress = ConsoleProgress(stream)
+    run.subscribe(progress, replay=True)
+    return progress

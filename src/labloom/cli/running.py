@@ -1,0 +1,194 @@
+"""`labloom run` and `labloom export`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+_INTERRUPTED = 130
+
+
+def register(subparsers: Any) -> None:
+    """Add this module's subcommands to the parser."""
+    run = subparsers.add_parser(
+        "run",
+        help="run a flow from a file or notebook",
+        description="Run a flow with live progress; exit status 0 only when the run completed.",
+    )
+    run.add_argument("target", metavar="TARGET", help="file.py[:flow] or notebook.ipynb[:flow]")
+    add_run_options(run)
+    run.add_argument(
+        "--notify", metavar="URL", help="post a Slack-compatible alert here if the run fails"
+    )
+    # Set by `labloom serve` for the runs it starts; not for people.
+    run.add_argument("--origin", default="script", help=argparse.SUPPRESS)
+    run.add_argument("--report", metavar="FILE", help=argparse.SUPPRESS)
+    run.set_defaults(handler=run_command)
+
+    export = subparsers.add_parser(
+        "export",
+        help="write a notebook's flows as a module",
+        description="Write a module holding the notebook's imports, tasks, helpers and each "
+        "%%flow cell as a @flow function; report what was left out.",
+    )
+    export.add_argument("notebook", metavar="NOTEBOOK")
+    export.add_argument("-o", "--output", metavar="OUT.py", help="default: beside the notebook")
+    export.add_argument("--flow", metavar="NAME", help="export only this flow")
+    export.add_argument("--json", action="store_true", help="print the report as JSON")
+    export.set_defaults(handler=export_command)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options `run` and `schedule add` share."""
+    parser.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="a flow parameter; VALUE is read as JSON where it parses, else as a string",
+    )
+    parser.add_argument(
+        "--executor", metavar="E", help="local, threads, dask, or a scheduler address"
+    )
+    parser.add_argument("--address", metavar="A", help="a Dask scheduler address (tcp://...)")
+
+
+def check_executor(choice: str | None, address: str | None = None) -> None:
+    from ..executors import EXECUTOR_NAMES
+    from . import CLIError
+
+    if address and choice not in (None, "dask", address):
+        raise CLIError(
+            f"the scheduler address {address} needs the dask executor, not {choice!r}; "
+            "drop --executor or --address"
+        )
+    if choice is None or choice in EXECUTOR_NAMES:
+        return
+    if choice.startswith(("tcp://", "tls://", "inproc://")):
+        return
+    raise CLIError(
+        f"unknown executor {choice!r}; use one of {', '.join(EXECUTOR_NAMES)} "
+        "or a scheduler address such as tcp://10.0.0.5:8786"
+    )
+
+
+def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[str, Any]]:
+    """The target, its flow and checked parameters; a CLIError (status 2) on any mistake."""
+    from ..export.targets import TargetError, check_params, load_flow, parse_params, parse_target
+    from . import CLIError
+
+    try:
+        target = parse_target(target_text)
+        params = parse_params(param_items)
+        flow = load_flow(target)
+        return target, flow, check_params(flow, params)
+    except TargetError as exc:
+        raise CLIError(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise CLIError(f"no such file: {exc.filename}") from None
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from ..core.states import State
+    from ..schedule.alerts import check_url
+    from . import CLIError
+
+    if args.notify:
+        try:
+            check_url(args.notify)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    check_executor(args.executor, args.address)
+    _target, flow, params = prepare(args.target, args.param)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    run = None
+    interrupted = False
+    try:
+        run = flow.run(
+            executor=args.executor, address=args.address, origin=args.origin,
+            background=True, **params,
+        )
+        run.wait()
+    except KeyboardInterrupt:
+        interrupted = True
+        if run is not None:
+            run.cancel("interrupted")
+            run.wait(timeout=10)  # let it finish as Cancelled so the store records it
+    except ValueError as exc:  # an executor that cannot be made
+        raise CLIError(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if run is not None:
+        _after(run, args)
+        _say_failure(run)
+    if interrupted:
+        print("labloom: interrupted", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Task threads still sleeping in user code would keep the interpreter alive.
+        os._exit(_INTERRUPTED)
+    return 0 if run is not None and run.state is State.COMPLETED else 1
+
+
+def _say_failure(run: Any) -> None:
+    """Without terminal progress (LABLOOM_PROGRESS=0, as in cron jobs and schedules) a run
+    that did not complete would otherwise end with nothing but its exit status."""
+    from ..core.observers import progress_enabled
+    from ..core.states import State
+
+    if run.state is State.COMPLETED or progress_enabled():
+        return
+    why = f": {run.message}" if run.message else ""
+    print(f"labloom: run {run.id} of flow {run.flow_name!r} {run.state.value}{why}",
+          file=sys.stderr)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _after(run: Any, args: argparse.Namespace) -> None:
+    from ..core.states import State
+    from ..schedule.alerts import Notifier, delays_from_env, failure_payload, run_summary
+
+    failed, error = run_summary(run)
+    if args.report:
+        report = {
+            "run_id": run.id,
+            "flow": run.flow_name,
+            "state": run.state.value,
+            "failed_tasks": failed,
+            "error": error,
+        }
+        Path(args.report).write_text(json.dumps(report), encoding="utf-8")
+    if args.notify and run.state is not State.COMPLETED:
+        notifier = Notifier(delays_from_env(os.environ.get("LABLOOM_NOTIFY_DELAYS")))
+        notifier.send(args.notify, failure_payload(run.flow_name, run.id, run.state.value,
+                                                   failed, error))
+        notifier.close(timeout=60)
+        if notifier.delivered:
+            print("labloom: failure alert delivered", file=sys.stderr)
+        else:
+            print("labloom: failure alert not delivered (see the log above)", file=sys.stderr)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from ..core.errors import LabloomError
+    from ..export.exporter import export_notebook
+    from . import CLIError
+
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        raise CLIError(f"no such notebook: {notebook}")
+    try:
+        report = export_notebook(notebook, args.output, args.flow)
+    except LabloomError as exc:
+        raise CLIError(str(exc), status=1) from None
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(report.summary())
+    return 0

@@ -1,0 +1,211 @@
+"""`labloom schedule add|list|remove|pause|resume` and `labloom serve`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any
+
+from .running import add_run_options, check_executor, prepare
+
+
+def register(subparsers: Any) -> None:
+    """Add this module's subcommands to the parser."""
+    schedule = subparsers.add_parser(
+        "schedule", help="run flows on a schedule", description="Manage schedules; "
+        "`labloom serve` runs them."
+    )
+    actions = schedule.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    add = actions.add_parser("add", help="add a schedule (checked now, not at 2 a.m.)")
+    add.add_argument("target", metavar="TARGET", help="file.py[:flow] or notebook.ipynb[:flow]")
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", metavar="EXPR", help="e.g. '0 2 * * *' (2 a.m. daily)")
+    when.add_argument("--every", metavar="DURATION", help="e.g. 30s, 5m, 2h, 1d, 1h30m")
+    add.add_argument("--timezone", metavar="TZ", help="IANA name for --cron (default: local)")
+    add.add_argument("--name", metavar="N", help="default: the flow's name")
+    add.add_argument("--notify", metavar="URL", help="post a Slack-compatible alert on failure")
+    add.add_argument(
+        "--catchup", choices=("once", "skip"), default="once",
+        help="slots missed while no scheduler ran: one catch-up run (default) or none",
+    )
+    add.add_argument(
+        "--allow-overlap", action="store_true",
+        help="start a run even if the previous one of this schedule is still running",
+    )
+    add_run_options(add)
+    add.set_defaults(handler=add_command)
+
+    listing = actions.add_parser("list", help="schedules, next run times, scheduler health")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=list_command)
+
+    for action, handler, text in (
+        ("remove", remove_command, "delete a schedule"),
+        ("pause", pause_command, "stop starting runs of a schedule"),
+        ("resume", resume_command, "start runs again (missed slots are not caught up)"),
+    ):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("name", metavar="NAME")
+        sub.set_defaults(handler=handler)
+
+    serve = subparsers.add_parser(
+        "serve", help="run the scheduler", description="Run due schedules, each run in its "
+        "own process; SIGTERM or Ctrl-C stops it cleanly."
+    )
+    serve.add_argument(
+        "--grace", type=float, default=30.0, metavar="SECONDS",
+        help="on shutdown, how long running runs may finish before they are terminated",
+    )
+    serve.add_argument("--tick", type=float, default=0.5, help=argparse.SUPPRESS)
+    serve.set_defaults(handler=serve_command)
+
+
+def _errors() -> Any:
+    from ..schedule.slots import ScheduleError
+    from . import CLIError
+
+    return ScheduleError, CLIError
+
+
+def add_command(args: argparse.Namespace) -> int:
+    from ..schedule import slots as sched
+    from ..schedule.alerts import check_url, mask_url
+
+    schedule_error, cli_error = _errors()
+    try:
+        every = sched.parse_duration(args.every) if args.every else None
+        cron = sched.check_cron(args.cron) if args.cron else None
+        tz = sched.check_timezone(args.timezone) if args.timezone else None
+        if cron and tz is None:
+            tz = sched.local_timezone()
+        if args.notify:
+            check_url(args.notify)
+    except ValueError as exc:
+        raise cli_error(str(exc)) from None
+    check_executor(args.executor, args.address)
+    target, flow, params = prepare(args.target, args.param)
+    # Store what the user gave, not the defaults: a later default change applies.
+    given = {key: params[key] for key in _given_names(args.param)}
+    if target.flow is None:
+        target = type(target)(target.path, flow.name)
+    now = time.time()
+    schedule = sched.Schedule(
+        name=args.name or flow.name, target=str(target), workdir=os.getcwd(), cron=cron,
+        every=every, timezone=tz, params=given, notify=args.notify, executor=args.executor,
+        address=args.address, catchup=args.catchup, overlap=args.allow_overlap, paused=False,
+        anchor=now, not_before=now, created=now,
+    )
+    try:
+        with sched.store() as conn:
+            sched.add(conn, schedule)
+            first = sched.next_run(conn, schedule)
+    except schedule_error as exc:
+        raise cli_error(str(exc)) from None
+    alert = f", alerts to {mask_url(args.notify)}" if args.notify else ""
+    print(f"added schedule {schedule.name!r}: {target} {schedule.spec}{alert}; "
+          f"first run {sched.iso(first, tz)}")
+    with sched.store() as conn:
+        if not sched.health(conn)["running"]:
+            print("no scheduler is running: start one with `labloom serve`")
+    return 0
+
+
+def _given_names(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(item.partition("=")[0].strip() for item in items))
+
+
+def list_command(args: argparse.Namespace) -> int:
+    from ..schedule import slots as sched
+    from ..schedule.alerts import mask_url
+
+    now = time.time()
+    with sched.store() as conn:
+        rows: list[dict[str, Any]] = []
+        for s in sched.get_all(conn):
+            history = sched.slots(conn, s.name)
+            last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
+            rows.append({
+                "name": s.name, "target": s.target, "when": s.spec, "cron": s.cron,
+                "every": s.every, "timezone": s.timezone, "paused": s.paused,
+                "catchup": s.catchup, "allow_overlap": s.overlap,
+                "next_run": None if s.paused else sched.iso(sched.next_run(conn, s), s.timezone),
+                "last_run": None if last is None else {
+                    "slot": sched.iso(last["slot_time"], s.timezone), "status": last["status"],
+                    "run_id": last["run_id"],
+                },
+                "notify": mask_url(s.notify) or None,
+                "executor": s.executor, "address": s.address,
+            })
+        health = sched.health(conn, now)
+    if args.json:
+        print(json.dumps({"schedules": rows, "scheduler": health}, indent=2))
+        return 0
+    if not rows:
+        print("no schedules; add one with `labloom schedule add TARGET --every 1h`")
+    for row in rows:
+        last = row["last_run"]
+        last_text = f"{last['status']} ({last['slot']})" if last else "never"
+        print(f"{row['name']}: {row['target']}  {row['when']}"
+              f"{'  PAUSED' if row['paused'] else ''}")
+        print(f"    next {row['next_run'] or '-'}  last {last_text}"
+              + (f"  alerts {row['notify']}" if row["notify"] else ""))
+    print(_health_text(health))
+    return 0
+
+
+def _health_text(health: dict[str, Any]) -> str:
+    alive = [d for d in health["schedulers"] if d["alive"]]
+    if alive:
+        parts = [f"pid {d['pid']} on {d['host']}, heartbeat {d['heartbeat_age']:g}s ago"
+                 for d in alive]
+        return "scheduler: running (" + "; ".join(parts) + ")"
+    if health["schedulers"]:
+        age = min(d["heartbeat_age"] for d in health["schedulers"])
+        return (f"scheduler: NOT RUNNING (last heartbeat {age:g}s ago; it stopped "
+                "uncleanly); start it with `labloom serve`")
+    return "scheduler: not running; start it with `labloom serve`"
+
+
+def _named(args: argparse.Namespace, change: Any, done: str) -> int:
+    from ..schedule import slots as sched
+
+    schedule_error, cli_error = _errors()
+    try:
+        with sched.store() as conn:
+            change(conn, args.name)
+    except schedule_error as exc:
+        raise cli_error(str(exc)) from None
+    print(f"{done} schedule {args.name!r}")
+    return 0
+
+
+def remove_command(args: argparse.Namespace) -> int:
+    from ..schedule import slots as sched
+
+    return _named(args, sched.remove, "removed")
+
+
+def pause_command(args: argparse.Namespace) -> int:
+    from ..schedule import slots as sched
+
+    return _named(args, lambda conn, name: sched.set_paused(conn, name, True), "paused")
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    from ..schedule import slots as sched
+
+    return _named(args, lambda conn, name: sched.set_paused(conn, name, False), "resumed")
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from ..schedule.daemon import Scheduler
+
+    _, cli_error = _errors()
+    if args.grace < 0 or args.tick <= 0:
+        raise cli_error("--grace must be >= 0 seconds")
+    scheduler = Scheduler(tick=args.tick, grace=args.grace)
+    scheduler.install_signal_handlers()
+    return scheduler.serve()

@@ -1,0 +1,178 @@
+"""Flow definitions: a function whose body wires tasks together. Calling runs it."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from ..executors import Executor, resolve_executor
+from .tasks import _check_function
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FailureHook = Callable[[Any], None]
+
+
+def source_hash(fn: Callable[..., Any]) -> str:
+    """A short hash of a function's source (its bytecode when the source is not available)."""
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Flow(Generic[P, R]):
+    """A flow: calling it runs it and returns its value with futures resolved.
+
+    >>> @flow
+    ... def sweep(grid: list[dict]) -> float:
+    ...     scores = train.map(grid)
+    ...     return best(scores)
+    >>> sweep(grid)                      # runs, returns the best score
+    >>> run = sweep.run(grid=grid, background=True)   # a FlowRun handle
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        name: str | None = None,
+        executor: Any = None,
+        description: str | None = None,
+        on_failure: FailureHook | list[FailureHook] | None = None,
+    ) -> None:
+        _check_function(fn, "@flow")
+        self.fn = fn
+        self.name: str = str(name or getattr(fn, "__name__", "flow"))
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TypeError(f"@flow: name must be a non-empty string, got {name!r}")
+        if executor is not None and not isinstance(executor, Executor):
+            resolve_executor(executor)  # validate the name now, not at run time
+        self.executor = executor
+        self.description = description or inspect.getdoc(fn) or ""
+        hooks = on_failure if isinstance(on_failure, list) else [on_failure] if on_failure else []
+        for hook in hooks:
+            if not callable(hook):
+                raise TypeError(f"@flow: on_failure takes callables (run) -> None, got {hook!r}")
+        self.on_failure: list[FailureHook] = hooks
+        self.signature = inspect.signature(fn)
+        self.source_hash = source_hash(fn)
+        functools.update_wrapper(self, fn)
+
+    @property
+    def parameters(self) -> list[str]:
+        return list(self.signature.parameters)
+
+    def bind(self, *args: Any, **params: Any) -> dict[str, Any]:
+        """Check parameters against the signature before anything runs; defaults filled in."""
+        try:
+            bound = self.signature.bind(*args, **params)
+        except TypeError as exc:
+            raise TypeError(
+                f"flow {self.name!r}: {exc}; its parameters are {self.describe_parameters()}"
+            ) from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def describe_parameters(self) -> str:
+        parts = []
+        for param in self.signature.parameters.values():
+            if param.default is inspect.Parameter.empty:
+                parts.append(f"{param.name} (required)")
+            else:
+                parts.append(f"{param.name}={param.default!r}")
+        return ", ".join(parts) or "(none)"
+
+    def run(
+        self,
+        executor: Any = None,
+        background: bool = False,
+        origin: str = "script",
+        address: str | None = None,
+        **params: Any,
+    ) -> Any:
+        """Start a run and return its ``FlowRun`` handle (finished unless ``background``)."""
+        from .flow_run import FlowRun
+        from .observers import attach_default_observers
+
+        parameters = self.bind(**params)
+        # An address given to this run outranks the executor the flow declares.
+        default = None if address else self.executor
+        choice = executor if executor is not None else default
+        resolved = resolve_executor(choice, address)
+        run = FlowRun(
+            self, parameters, resolved, origin=origin, owns_executor=not isinstance(choice, Executor)
+        )
+        attach_default_observers(run)
+        return run.start(background=background)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        parameters = self.bind(*args, **kwargs)
+        run = self.run(**parameters)
+        value: R = run.result()
+        return value
+
+    def visualize(self, filename: str | None = None, **params: Any) -> Any:
+        """The static DAG through graphviz (an inline SVG in a notebook); nothing runs.
+
+        The body is traced with the given (or default) parameters; a map whose width depends
+        on a result shows as one node. Needs graphviz's ``dot``.
+        """
+        from ..executors.plan import PlanningExecutor
+        from ..notebook.widget import visualize
+        from . import events as ev
+        from .flow_run import FlowRun
+
+        run = FlowRun(self, self.bind(**params), PlanningExecutor(), origin="plan")
+        run.trace()
+        nodes = [event for event in run._bus.history if isinstance(event, ev.NodeCreated)]
+        return visualize(nodes, filename)
+
+    def launcher(self, executor: Any = None) -> Any:
+        """A notebook form: one input per parameter, a Run button, the live DAG below it."""
+        from ..notebook.launcher import launcher
+
+        return launcher(self, executor)
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name}>"
+
+
+@overload
+def flow(fn: Callable[P, R]) -> Flow[P, R]: ...
+
+
+@overload
+def flow(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    executor: Any = None,
+    description: str | None = None,
+    on_failure: FailureHook | list[FailureHook] | None = None,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(fn: Any = None, **options: Any) -> Any:
+    """Make a function a flow, bare (``@flow``) or with options.
+
+    >>> @flow(name="nightly-scoring", executor="dask")
+    ... def score(day: str) -> int:
+    ...     ...
+    """
+    unknown = set(options) - {"name", "executor", "description", "on_failure"}
+    if unknown:
+        raise TypeError(
+            f"@flow: unknown option(s) {', '.join(sorted(unknown))}; the options are name, "
+            "executor, description, on_failure"
+        )
+    if fn is None:
+        return lambda f: Flow(f, **options)
+    if isinstance(fn, str):
+        raise TypeError(f"@flow takes options by keyword: write @flow(name={fn!r})")
+    return Flow(fn, **options)

@@ -1,0 +1,192 @@
+"""Futures handed out while a flow body runs, and the argument markers ``unmapped`` and
+``allow_failure``. A future is a name for a task run's result; data stays with the executor
+until ``.result()`` asks for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .states import State
+
+if TYPE_CHECKING:
+    from .flow_run import FlowRun
+    from .graph import MapNode, TaskRun
+
+R = TypeVar("R")
+
+
+class TaskFuture(Generic[R]):
+    """The result of one task run, to come. Pass it to other tasks to wire the DAG.
+
+    >>> total = add(load(), 1)      # inside a flow: load's future is add's input
+    >>> total.result()              # blocks until add finished
+    """
+
+    __slots__ = ("_run", "_task_run")
+
+    def __init__(self, run: FlowRun, task_run: TaskRun) -> None:
+        self._run = run
+        self._task_run = task_run
+
+    @property
+    def task_run_id(self) -> str:
+        return self._task_run.id
+
+    @property
+    def name(self) -> str:
+        return self._task_run.name
+
+    @property
+    def state(self) -> State:
+        return self._task_run.state
+
+    def wait(self, timeout: float | None = None) -> State:
+        """Block until the task run ends (or ``timeout``); returns its state."""
+        self._run._wait_until(lambda: self._task_run.state.is_final, timeout)
+        return self._task_run.state
+
+    def result(self, timeout: float | None = None) -> R:
+        """The task run's value; raises its exception if it failed."""
+        value: R = self._run._result_of(self._task_run, timeout)
+        return value
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the truth of a TaskFuture ({self.name!r}) is not known while the flow is built; "
+            "use its value with .result(), or decide inside a task"
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError(
+            f"a TaskFuture ({self.name!r}) cannot be iterated while the flow is built; "
+            "fan out over its items with some_task.map(future), or take .result() first"
+        )
+
+    def __repr__(self) -> str:
+        return f"<TaskFuture {self.name} {self.state.value}>"
+
+
+class MappedFuture(Generic[R]):
+    """The results of a map: one child task run per element.
+
+    Pass it to ``other.map(...)`` to chain child by child (depth-first), or to a plain task to
+    receive all values as a list. ``.result()`` gives the list.
+    """
+
+    __slots__ = ("_node", "_run")
+
+    def __init__(self, run: FlowRun, node: MapNode) -> None:
+        self._run = run
+        self._node = node
+
+    @property
+    def name(self) -> str:
+        return self._node.name
+
+    @property
+    def futures(self) -> list[TaskFuture[R]]:
+        """One future per child; the width must be known (it is once the map expanded)."""
+        if not self._node.expanded:
+            raise TypeError(
+                f"the width of map {self.name!r} is not known yet (it maps over a result that "
+                "is still being computed); pass it to a task or wait with .result() first"
+            )
+        return [TaskFuture(self._run, child) for child in self._node.children]
+
+    @property
+    def state(self) -> State:
+        return self._node.state
+
+    def wait(self, timeout: float | None = None) -> State:
+        self._run._wait_until(lambda: self._node.done, timeout)
+        return self._node.state
+
+    def result(self, timeout: float | None = None) -> list[R]:
+        """All children's values, in order; raises the first failure."""
+        self._run._wait_until(lambda: self._node.done, timeout)
+        values: list[R] = self._run._results_of(self._node.children, timeout)
+        return values
+
+    def __len__(self) -> int:
+        return len(self.futures)
+
+    def __iter__(self) -> Iterator[TaskFuture[R]]:
+        return iter(self.futures)
+
+    def __getitem__(self, index: int) -> TaskFuture[R]:
+        return self.futures[index]
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the truth of a map's results ({self.name!r}) is not known while the flow is "
+            "built; use .result()"
+        )
+
+    def __repr__(self) -> str:
+        width = len(self._node.children) if self._node.expanded else "?"
+        return f"<MappedFuture {self.name}[{width}] {self.state.value}>"
+
+
+class unmapped:
+    """Broadcast a value to every child of a map instead of iterating over it.
+
+    >>> train.map(params, data=unmapped(table))
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class allow_failure:
+    """Let a downstream task run even if this upstream fails; it receives the exception object
+    in place of each failed value.
+
+    >>> summarize(allow_failure(train.map(params)))
+    """
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: Any) -> None:
+        if not isinstance(future, (TaskFuture, MappedFuture)):
+            raise TypeError(
+                f"allow_failure() takes a task's future (the value of calling a task inside a "
+                f"flow), got {type(future).__name__}"
+            )
+        self.future = future
+
+
+_CONTAINERS = (list, tuple, set, frozenset)
+
+
+def find_futures(obj: Any, found: list[Any]) -> None:
+    """Collect futures (and allow_failure markers) anywhere in lists, tuples, sets and dicts."""
+    kind = type(obj)
+    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure:
+        found.append(obj)
+    elif kind in _CONTAINERS or isinstance(obj, tuple):
+        for item in obj:
+            find_futures(item, found)
+    elif kind is dict:
+        for item in obj.values():
+            find_futures(item, found)
+
+
+def replace_futures(obj: Any, resolve: Callable[[Any], Any]) -> Any:
+    """A copy of ``obj`` with every future replaced by ``resolve(future)``."""
+    kind = type(obj)
+    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure:
+        return resolve(obj)
+    if kind is list:
+        return [replace_futures(item, resolve) for item in obj]
+    if kind is dict:
+        return {key: replace_futures(value, resolve) for key, value in obj.items()}
+    if kind is tuple:
+        return tuple(replace_futures(item, resolve) for item in obj)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
+        return kind(*(replace_futures(item, resolve) for item in obj))
+    if kind is set or kind is frozenset:
+        return kind(replace_futures(item, resolve) for item in obj)
+    return obj

@@ -1,0 +1,119 @@
+"""The run's graph as the engine tracks it: task runs, and map nodes grouping their children.
+
+Plain data with a little bookkeeping; the engine (``_engine.py``) owns every mutation and
+holds the run's lock while it makes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .states import BAD_STATES, State
+
+if TYPE_CHECKING:
+    from .tasks import Task
+
+
+@dataclass
+class StateEntry:
+    state: State
+    time: float
+    message: str = ""
+
+
+@dataclass(eq=False)
+class TaskRun:
+    """One execution of a task (a map child is one too). Shown to users via ``FlowRun.tasks``."""
+
+    id: str
+    task: Task[Any, Any]
+    node_id: str
+    map_index: int | None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    state: State = State.PENDING
+    attempts: int = 0
+    history: list[StateEntry] = field(default_factory=list)
+    started: float | None = None
+    ended: float | None = None
+    message: str = ""
+    traceback: str = ""
+    error: BaseException | None = None
+    cache_key: str | None = None
+    # Engine bookkeeping.
+    upstream: list[TaskRun | MapNode] = field(default_factory=list)
+    allowed: set[int] = field(default_factory=set)  # ids of upstreams under allow_failure
+    waiting: int = 0  # upstreams not yet final
+    dependents: list[TaskRun] = field(default_factory=list)
+    expand_dependents: list[MapNode] = field(default_factory=list)
+    parent: MapNode | None = None
+    handle: Any = None
+    holds_slot: bool = False
+
+    @property
+    def name(self) -> str:
+        base = self.task.name
+        return base if self.map_index is None else f"{base}[{self.map_index}]"
+
+    @property
+    def done(self) -> bool:
+        return self.state.is_final
+
+    @property
+    def bad(self) -> bool:
+        return self.state in BAD_STATES
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+    def __repr__(self) -> str:
+        return f"<TaskRun {self.name} {self.state.value} attempts={self.attempts}>"
+
+
+@dataclass(eq=False)
+class MapNode:
+    """A map: one graph node, ``children`` task runs once its width is known."""
+
+    id: str
+    task: Task[Any, Any]
+    # Per positional iterable and per keyword, a MapSource (see _mapping.py).
+    sources: list[Any] = field(default_factory=list)
+    keywords: dict[str, Any] = field(default_factory=dict)
+    wait_for: list[Any] = field(default_factory=list)  # TaskRun | MapNode every child waits for
+    children: list[TaskRun] = field(default_factory=list)
+    expanded: bool = False
+    waiting_to_expand: int = 0
+    children_done: int = 0
+    # Set when the map could not expand (an upstream failed, unequal lengths): its one
+    # placeholder task run carries the state and the message.
+    placeholder: TaskRun | None = None
+    dependents: list[TaskRun] = field(default_factory=list)
+    expand_dependents: list[MapNode] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    @property
+    def done(self) -> bool:
+        return self.expanded and self.children_done == len(self.children)
+
+    @property
+    def bad(self) -> bool:
+        return any(child.bad for child in self.children)
+
+    @property
+    def state(self) -> State:
+        if not self.expanded:
+            return State.PENDING
+        states = {child.state for child in self.children}
+        if not self.done:
+            return State.RUNNING if states - {State.PENDING} else State.PENDING
+        for bad in (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED):
+            if bad in states:
+                return bad
+        return State.COMPLETED

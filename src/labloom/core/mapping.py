@@ -1,0 +1,164 @@
+"""Map semantics: what each argument of ``Task.map`` contributes, and the children it yields.
+
+A source is static (a list now), unmapped (the same value for every child), a future (its
+items are known when that task run ends), or another map (child i pairs with its child i).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .futures import MappedFuture, TaskFuture, allow_failure, find_futures, unmapped
+from .graph import MapNode, TaskRun
+from .states import State
+
+if TYPE_CHECKING:
+    from .flow_run import FlowRun
+    from .tasks import Task
+
+
+@dataclass
+class MapSource:
+    kind: str  # "static" | "unmapped" | "future" | "mapped"
+    value: Any  # list | value | TaskRun | MapNode
+    label: str  # "argument 1", "seed=": names it in error messages
+
+
+def map_source(run: FlowRun, task: Task[Any, Any], label: str, value: Any) -> MapSource:
+    if isinstance(value, unmapped):
+        return MapSource("unmapped", value.value, label)
+    if isinstance(value, MappedFuture):
+        run._check_owned(value)
+        return MapSource("mapped", value._node, label)
+    if isinstance(value, TaskFuture):
+        run._check_owned(value)
+        return MapSource("future", value._task_run, label)
+    if isinstance(value, allow_failure):
+        raise TypeError(
+            f"{task.name}.map(): {label} is allow_failure(...), which map cannot iterate; "
+            "pass allow_failure to a plain task that receives the whole list instead"
+        )
+    if isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"{task.name}.map(): {label} is a string, and mapping would iterate its "
+            f"characters; pass a list of strings, or unmapped({value!r}) to give it whole "
+            "to every run"
+        )
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(
+            f"{task.name}.map(): {label} is a {type(value).__name__}, which is not iterable; "
+            "wrap it in unmapped(...) to give the same value to every run"
+        ) from None
+    return MapSource("static", items, label)
+
+
+@dataclass
+class MapSources:
+    positional: list[MapSource]
+    keywords: dict[str, MapSource]
+
+    def all(self) -> list[MapSource]:
+        return [*self.positional, *self.keywords.values()]
+
+    def check_known_widths(self, task_name: str) -> None:
+        """Fail at the call for what is already known: nothing to map, unequal lengths."""
+        iterated = [source for source in self.all() if source.kind != "unmapped"]
+        if not iterated:
+            raise TypeError(
+                f"{task_name}.map() got only unmapped(...) arguments; give at least one "
+                "iterable to map over, or call the task once instead"
+            )
+        widths = {}
+        for source in iterated:
+            if source.kind == "static":
+                widths[source.label] = len(source.value)
+            elif source.kind == "mapped" and source.value.expanded:
+                widths[source.label] = len(source.value.children)
+        if len(set(widths.values())) > 1:
+            raise ValueError(unequal_lengths_message(task_name, widths))
+
+    def unresolved(self) -> list[TaskRun | MapNode]:
+        """What must happen before the width is known: runs to finish, maps to expand."""
+        pending: list[TaskRun | MapNode] = []
+        for source in self.all():
+            if (source.kind == "future" and not source.value.done) or (source.kind == "mapped" and not source.value.expanded):
+                pending.append(source.value)
+        return pending
+
+    def upstream_nodes(self) -> list[str]:
+        ids: list[str] = []
+        for source in self.all():
+            if source.kind == "future":
+                ids.append(source.value.node_id)
+            elif source.kind == "mapped":
+                ids.append(source.value.id)
+            else:
+                found: list[Any] = []
+                find_futures(source.value, found)
+                for item in found:
+                    future = item.future if isinstance(item, allow_failure) else item
+                    ids.append(
+                        future._node.id
+                        if isinstance(future, MappedFuture)
+                        else future._task_run.node_id
+                    )
+        return ids
+
+
+def unequal_lengths_message(task_name: str, widths: dict[str, int]) -> str:
+    listed = ", ".join(f"{label} has {width} items" for label, width in widths.items())
+    return (
+        f"{task_name}.map() zips its iterables, which must have equal lengths: {listed}; "
+        "wrap values meant for every run in unmapped(...)"
+    )
+
+
+def expand_map(
+    run: FlowRun, node: MapNode
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]] | tuple[State, str]:
+    """The children's (args, kwargs), or (state, message) when the map cannot expand."""
+    sources = MapSources(node.sources, node.keywords)
+    if run._cancelled:
+        return State.CANCELLED, run.message or "cancelled"
+    items: dict[int, list[Any]] = {}
+    widths: dict[str, int] = {}
+    for source in sources.all():
+        if source.kind == "unmapped":
+            continue
+        if source.kind == "future":
+            upstream: TaskRun = source.value
+            if upstream.bad:
+                return State.UPSTREAM_FAILED, f"upstream {upstream.name!r} did not succeed"
+            try:
+                values = run.executor.split(upstream.handle)
+            except Exception as exc:
+                return State.FAILED, (
+                    f"{node.name}.map(): cannot iterate the result of {upstream.name!r} "
+                    f"({type(exc).__name__}: {exc}); it must return a list or another iterable"
+                )
+        elif source.kind == "mapped":
+            mapped: MapNode = source.value
+            if mapped.placeholder is not None:
+                return State.UPSTREAM_FAILED, f"upstream map {mapped.name!r} did not succeed"
+            values = [TaskFuture(run, child) for child in mapped.children]
+        else:
+            values = source.value
+        items[id(source)] = values
+        widths[source.label] = len(values)
+    if len(set(widths.values())) > 1:
+        return State.FAILED, unequal_lengths_message(node.name, widths)
+    width = next(iter(widths.values()))
+
+    def pick(source: MapSource, index: int) -> Any:
+        return source.value if source.kind == "unmapped" else items[id(source)][index]
+
+    return [
+        (
+            tuple(pick(source, i) for source in sources.positional),
+            {key: pick(source, i) for key, source in sources.keywords.items()},
+        )
+        for i in range(width)
+    ]

@@ -1,0 +1,281 @@
+"""Cached and persisted task results: keys, files, and the engine's per-run ``ResultPlanner``.
+
+A task run's key hashes its task's source and its inputs; a future input contributes its
+upstream's key, so computing a key never moves data. Results are cloudpickled files under
+``LABLOOM_HOME/results/<key[:2]>/<key>.pkl``, written and read where the task runs.
+
+What gets persisted (``LABLOOM_RESULTS``, read when a run starts):
+
+- ``all`` (the default while the store is on): every successful result that pickles. A run
+  whose process died can then be restarted by ``labloom retry RUN_ID`` from another process,
+  reusing everything that finished. The price is one pickle and one file per task run, and
+  disk space for large intermediates (delete ``results/`` freely: a missing file only means
+  that task reruns).
+- ``cached``: only ``@task(cache=True)`` results. Cheaper for flows of huge intermediates;
+  ``labloom retry`` then reruns every uncached task that the failed part needs.
+
+With the store off (``LABLOOM_STORE=0``) only cached tasks persist. On Dask, workers need a
+shared results folder for another worker (or the kernel) to find a file; without one a lookup
+misses and the task simply computes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import events as ev
+from .futures import MappedFuture, TaskFuture, allow_failure, replace_futures
+from .states import State
+
+if TYPE_CHECKING:
+    from ..executors.base import Outcome
+    from .attempt import TaskCall
+    from .flow_run import FlowRun
+    from .graph import TaskRun
+
+log = logging.getLogger("labloom")
+
+_KEY_VERSION = b"labloom-result-key-1"
+
+
+class CacheMissError(Exception):
+    """A result file could not be read (gone, truncated, unpicklable): compute instead."""
+
+
+def save_result(path: str, value: Any) -> None:
+    """Write ``value`` atomically (temp file, rename). A value that does not pickle is logged
+    (in the task run's logs, as this runs inside the task) and otherwise ignored."""
+    import cloudpickle
+
+    target = Path(path)
+    try:
+        data = cloudpickle.dumps(value)
+    except Exception as exc:
+        logging.getLogger("labloom.cache").warning(
+            "[labloom] result not persisted: it does not pickle (%s: %s); the run goes on, "
+            "but a later retry or cache lookup will compute this task again",
+            type(exc).__name__,
+            exc,
+        )
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
+    except FileNotFoundError:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_result(path: str) -> Any:
+    """Read a result file; anything wrong with it raises ``CacheMissError``."""
+    import cloudpickle
+
+    try:
+        with open(path, "rb") as handle:
+            return cloudpickle.load(handle)
+    except Exception as exc:
+        raise CacheMissError(
+            f"cannot read the stored result {path} ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def result_path(key: str, folder: str | None = None) -> str:
+    if folder is None:
+        from ..store.home import results_dir
+
+        folder = str(results_dir())
+    return os.path.join(folder, key[:2], f"{key}.pkl")
+
+
+class _NoKey(Exception):
+    """Why a task run has no key (an input that cannot be hashed)."""
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """A result a previous run of this flow left behind (for ``labloom retry``)."""
+
+    path: str
+    run_id: str
+    task_name: str
+
+
+class ResultPlanner:
+    """Per flow run: decides, at each launch, whether a task run loads a stored result
+    (cache hit, or reuse of an earlier run's result) or computes and saves one."""
+
+    def __init__(self, run: FlowRun) -> None:
+        from ..store import persist_mode
+
+        self.run = run
+        self.mode = persist_mode()  # "all" or "cached"
+        self.reuse: dict[str, Reuse] = {}
+        self.notes: list[str] = []  # what a retry reran and why, for the CLI
+        self._keys: dict[str, str | None] = {}
+        self._why_no_key: dict[str, str] = {}
+        self._source_hashes: dict[int, str] = {}
+        self._loading: dict[str, str] = {}  # task run id -> message for its Cached state
+        self._no_load: set[str] = set()
+        self._folder: str | None = None
+
+    # --- engine hooks ----------------------------------------------------------------
+
+    def prepare(
+        self, tr: TaskRun, call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Adjust one launch; returns the arguments to submit (just the path on a hit)."""
+        task = tr.task
+        if not (task.cache or self.mode == "all" or self.reuse):
+            return args, kwargs
+        key = self.key_of(tr)
+        if key is None:
+            if task.cache:
+                self._warn(tr, f"not cached: {self._why_no_key.get(tr.id, 'no key')}")
+            return args, kwargs
+        path: str | None = None
+        if tr.id not in self._no_load:
+            path, message = self._lookup(tr, key)
+            if path is not None:
+                from .attempt import load_cached
+
+                self._loading[tr.id] = message
+                call.fn = load_cached
+                self._emit_key(tr, key, path)
+                return (path,), {}
+        if task.cache or self.mode == "all":
+            path = call.save_to = self._path(key)
+        self._emit_key(tr, key, path)
+        return args, kwargs
+
+    def finished(self, tr: TaskRun) -> tuple[State, str]:
+        """The final state of a successful call: Cached if it only loaded a stored result."""
+        message = self._loading.pop(tr.id, None)
+        return (State.COMPLETED, "") if message is None else (State.CACHED, message)
+
+    def load_failed(self, tr: TaskRun, outcome: Outcome) -> bool:
+        """True when a stored result could not be read: the engine then computes instead."""
+        if self._loading.pop(tr.id, None) is None:
+            return False
+        if not isinstance(outcome.error, CacheMissError):
+            return False
+        self._no_load.add(tr.id)
+        self._warn(tr, f"{outcome.error}; computing it again")
+        return True
+
+    # --- keys ------------------------------------------------------------------------
+
+    def key_of(self, tr: TaskRun) -> str | None:
+        if tr.id in self._keys:
+            return self._keys[tr.id]
+        import cloudpickle
+
+        key: str | None
+        try:
+            token = (self._source_hash(tr), self._inputs(tr))
+            data = cloudpickle.dumps(token)
+        except _NoKey as exc:
+            key, self._why_no_key[tr.id] = None, str(exc)
+        except Exception as exc:
+            key = None
+            self._why_no_key[tr.id] = (
+                f"an input of {tr.name} cannot be hashed ({type(exc).__name__}: {exc}); "
+                "pass picklable values, or compute it inside an upstream task"
+            )
+        else:
+            key = hashlib.sha256(_KEY_VERSION + data).hexdigest()[:32]
+        self._keys[tr.id] = key
+        tr.cache_key = key
+        return key
+
+    def _source_hash(self, tr: TaskRun) -> str:
+        fn = tr.task.fn
+        known = self._source_hashes.get(id(fn))
+        if known is None:
+            from .flows import source_hash
+
+            known = self._source_hashes[id(fn)] = source_hash(fn)
+        return known
+
+    def _inputs(self, tr: TaskRun) -> Any:
+        node = tr.parent
+        if node is None or tr.map_index is None:
+            return replace_futures((tr.args, tr.kwargs), self._future_token)
+        index = tr.map_index
+        positional = [self._source_token(source, index) for source in node.sources]
+        keywords = {k: self._source_token(s, index) for k, s in sorted(node.keywords.items())}
+        return (positional, keywords)
+
+    def _source_token(self, source: Any, index: int) -> Any:
+        # A map child's input, named by where it comes from: never the upstream's data.
+        if source.kind == "future":
+            return ("labloom-item", self._upstream_key(source.value), index)
+        if source.kind == "mapped":
+            return ("labloom-future", self._upstream_key(source.value.children[index]))
+        value = source.value if source.kind == "unmapped" else source.value[index]
+        return replace_futures(value, self._future_token)
+
+    def _future_token(self, item: Any) -> Any:
+        if isinstance(item, allow_failure):
+            raise _NoKey("an input is wrapped in allow_failure(...), whose value may be an error")
+        if isinstance(item, MappedFuture):
+            return ("labloom-map", [self._upstream_key(c) for c in item._node.children])
+        if isinstance(item, TaskFuture):
+            return ("labloom-future", self._upstream_key(item._task_run))
+        return item
+
+    def _upstream_key(self, upstream: TaskRun) -> str:
+        key = self.key_of(upstream)
+        if key is None:
+            why = self._why_no_key.get(upstream.id)
+            raise _NoKey(f"its upstream {upstream.name} has no key: {why}")
+        return key
+
+    # --- lookups ---------------------------------------------------------------------
+
+    def _lookup(self, tr: TaskRun, key: str) -> tuple[str | None, str]:
+        earlier = self.reuse.get(key)
+        if earlier is not None:
+            if os.path.exists(earlier.path):
+                return earlier.path, f"reused the result of run {earlier.run_id}"
+            self.notes.append(
+                f"{tr.name}: the result of run {earlier.run_id} is gone ({earlier.path}); "
+                "running it again"
+            )
+        if not tr.task.cache:
+            return None, ""
+        path = self._path(key)
+        try:
+            saved = os.stat(path).st_mtime
+        except OSError:
+            return None, ""
+        expiration = tr.task.cache_expiration
+        if expiration is not None and time.time() - saved > expiration:
+            return None, ""
+        return path, "cached result"
+
+    def _path(self, key: str) -> str:
+        if self._folder is None:
+            from ..store.home import results_dir
+
+            self._folder = str(results_dir())
+        return result_path(key, self._folder)
+
+    def _emit_key(self, tr: TaskRun, key: str, path: str | None) -> None:
+        self.run._emit(ev.TaskRunKeyed(self.run.id, tr.id, key, path, time.time()))
+
+    def _warn(self, tr: TaskRun, message: str) -> None:
+        self.run.task_log(self.run.id, tr.id, logging.WARNING, time.time(), f"[labloom] {message}")
+        log.warning("[labloom] %s: %s", tr.name, message)

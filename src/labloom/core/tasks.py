@@ -1,0 +1,311 @@
+"""Task definitions: inert until called inside a flow. Options are checked here, at
+decoration time, so a mistake surfaces where it was written and not mid-run."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from .futures import MappedFuture, TaskFuture
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_OPTIONS = (
+    "name",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "tags",
+    "resources",
+    "cache",
+    "cache_expiration",
+    "log_prints",
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
+    where = f"@task on {fn_name!r}"
+    unknown = sorted(set(opts) - set(_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"{where}: unknown option(s) {', '.join(unknown)}; the options are "
+            f"{', '.join(_OPTIONS)}"
+        )
+    name = opts.get("name", fn_name)
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"{where}: name must be a non-empty string, got {name!r}")
+
+    retries = opts.get("retries", 0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(
+            f"{where}: retries must be a whole number >= 0, got {retries!r}; "
+            "use retries=0 for no retries"
+        )
+
+    delay = opts.get("retry_delay", 0)
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    if isinstance(delay, (list, tuple)):
+        if not all(_is_number(d) and d >= 0 for d in delay):
+            raise ValueError(f"{where}: retry_delay must hold seconds >= 0, got {delay!r}")
+        if len(delay) > retries:
+            raise ValueError(
+                f"{where}: retry_delay lists {len(delay)} delays but retries={retries}; "
+                "give at most one delay per retry, or raise retries"
+            )
+        delay = [float(d) for d in delay]
+    elif not _is_number(delay) or delay < 0:
+        raise ValueError(
+            f"{where}: retry_delay must be seconds >= 0 or a list of them, got {delay!r}"
+        )
+    else:
+        delay = float(delay)
+
+    timeout = opts.get("timeout")
+    if isinstance(timeout, timedelta):
+        timeout = timeout.total_seconds()
+    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+        raise ValueError(
+            f"{where}: timeout must be a number of seconds > 0 (or None), got {timeout!r}"
+        )
+
+    tags = opts.get("tags", ())
+    if isinstance(tags, str):
+        raise TypeError(
+            f"{where}: tags must be an iterable of strings such as [{tags!r}], "
+            f"got the string {tags!r}"
+        )
+    if not isinstance(tags, Iterable) or not all(isinstance(t, str) and t for t in tags):
+        raise TypeError(f"{where}: tags must be an iterable of non-empty strings, got {tags!r}")
+
+    resources = opts.get("resources") or {}
+    if not isinstance(resources, Mapping) or not all(
+        isinstance(k, str) and _is_number(v) and v >= 0 for k, v in resources.items()
+    ):
+        raise TypeError(
+            f"{where}: resources must map resource names to amounts >= 0, such as "
+            f"{{'GPU': 1, 'memory': 8e9}}; got {resources!r}"
+        )
+
+    cache = opts.get("cache", False)
+    if not isinstance(cache, bool):
+        raise TypeError(f"{where}: cache must be True or False, got {cache!r}")
+    expiration = opts.get("cache_expiration")
+    if isinstance(expiration, timedelta):
+        expiration = expiration.total_seconds()
+    if expiration is not None and (not _is_number(expiration) or expiration <= 0):
+        raise ValueError(
+            f"{where}: cache_expiration must be seconds > 0 or a timedelta, got {expiration!r}"
+        )
+    log_prints = opts.get("log_prints", True)
+    if not isinstance(log_prints, bool):
+        raise TypeError(f"{where}: log_prints must be True or False, got {log_prints!r}")
+
+    return {
+        "name": name,
+        "retries": retries,
+        "retry_delay": delay,
+        "timeout": None if timeout is None else float(timeout),
+        "tags": frozenset(tags),
+        "resources": {k: float(v) for k, v in resources.items()},
+        "cache": cache,
+        "cache_expiration": None if expiration is None else float(expiration),
+        "log_prints": log_prints,
+    }
+
+
+def _check_function(fn: Any, decorator: str) -> None:
+    if not callable(fn):
+        raise TypeError(
+            f"{decorator} decorates a function; got {type(fn).__name__}. "
+            f"Use {decorator} or {decorator}(retries=2, ...) right above a def"
+        )
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"{decorator}: {fn.__name__!r} is an async function, which labloom does not run; "
+            "wrap it in a plain function that calls asyncio.run(...)"
+        )
+    if inspect.isgeneratorfunction(fn):
+        raise TypeError(
+            f"{decorator}: {fn.__name__!r} is a generator function; a task's result must be a "
+            "value that can travel between workers: return a list instead of yielding"
+        )
+
+
+class Task(Generic[P, R]):
+    """A function that runs as a task inside a flow, and as itself everywhere else.
+
+    >>> @task(retries=2, retry_delay=[1, 10], tags=["db"])
+    ... def load(table: str) -> list[dict]:
+    ...     ...
+    """
+
+    def __init__(self, fn: Callable[P, R], **options: Any) -> None:
+        _check_function(fn, "@task")
+        self.fn = fn
+        self._options = _check_options(getattr(fn, "__name__", "task"), options)
+        functools.update_wrapper(self, fn)  # name, docstring, module; signature via __wrapped__
+
+    # Options, read-only; with_options() makes a changed copy.
+    @property
+    def name(self) -> str:
+        return str(self._options["name"])
+
+    @property
+    def retries(self) -> int:
+        return int(self._options["retries"])
+
+    @property
+    def retry_delay(self) -> float | list[float]:
+        delay: float | list[float] = self._options["retry_delay"]
+        return delay
+
+    @property
+    def timeout(self) -> float | None:
+        timeout: float | None = self._options["timeout"]
+        return timeout
+
+    @property
+    def tags(self) -> frozenset[str]:
+        tags: frozenset[str] = self._options["tags"]
+        return tags
+
+    @property
+    def resources(self) -> dict[str, float]:
+        return dict(self._options["resources"])
+
+    @property
+    def cache(self) -> bool:
+        return bool(self._options["cache"])
+
+    @property
+    def cache_expiration(self) -> float | None:
+        expiration: float | None = self._options["cache_expiration"]
+        return expiration
+
+    @property
+    def log_prints(self) -> bool:
+        return bool(self._options["log_prints"])
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number ``attempt`` (2 is the first retry)."""
+        delay = self.retry_delay
+        if isinstance(delay, list):
+            if not delay:
+                return 0.0
+            return delay[min(attempt - 2, len(delay) - 1)]
+        return delay
+
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """A copy with some options changed: ``train.with_options(retries=3)``."""
+        merged = {**self._options, **options}
+        merged["tags"] = list(merged["tags"])
+        if "name" not in options:
+            merged["name"] = self.name
+        return Task(self.fn, **merged)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        run = _active_run()
+        if run is None:
+            return self.fn(*args, **kwargs)
+        wait_for = kwargs.pop("wait_for", None)
+        future: Any = run._submit(self, args, kwargs, wait_for)
+        return future  # type: ignore[no-any-return]
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[R]:
+        """Start a task run in the current flow; returns its future at once.
+
+        Takes ``wait_for=[future, ...]`` to wait for runs whose data it does not use.
+        """
+        run = _require_run(self, "submit")
+        wait_for = kwargs.pop("wait_for", None)
+        future: TaskFuture[R] = run._submit(self, args, kwargs, wait_for)
+        return future
+
+    def map(self, *iterables: Any, **kwargs: Any) -> MappedFuture[R]:
+        """One task run per element of the iterables (zipped; lengths must match).
+
+        Wrap a value in ``unmapped(...)`` to give it whole to every run. An iterable may be a
+        future or another map's result: the width is then known when it resolves, and child i
+        waits only for child i of the map it came from.
+        """
+        run = _require_run(self, "map")
+        wait_for = kwargs.pop("wait_for", None)
+        mapped: MappedFuture[R] = run._map(self, iterables, kwargs, wait_for)
+        return mapped
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        # Tasks defined in a class body behave like methods.
+        if instance is None:
+            return self
+        return functools.partial(self, instance)
+
+
+def _active_run() -> Any:
+    from .flow_run import active_run
+
+    return active_run()
+
+
+def _require_run(task: Task[Any, Any], method: str) -> Any:
+    run = _active_run()
+    if run is None:
+        raise RuntimeError(
+            f"{task.name}.{method}() needs a running flow: call it inside a @flow function or "
+            f"a %%flow cell; outside a flow, call {task.name}(...) to run the function itself"
+        )
+    return run
+
+
+@overload
+def task(fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay: float | Sequence[float] = 0,
+    timeout: float | None = None,
+    tags: Iterable[str] = (),
+    resources: Mapping[str, float] | None = None,
+    cache: bool = False,
+    cache_expiration: float | timedelta | None = None,
+    log_prints: bool = True,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(fn: Any = None, **options: Any) -> Any:
+    """Make a function a task, bare (``@task``) or with options (``@task(retries=2)``).
+
+    >>> @task(retries=2, timeout=600, tags=["gpu"], resources={"GPU": 1})
+    ... def train(params: dict) -> float:
+    ...     ...
+    """
+    if fn is None:
+        return lambda f: Task(f, **_drop_none_name(options))
+    if isinstance(fn, str):
+        raise TypeError(
+            f"@task takes options by keyword: write @task(name={fn!r}), not @task({fn!r})"
+        )
+    return Task(fn, **_drop_none_name(options))
+
+
+def _drop_none_name(options: dict[str, Any]) -> dict[str, Any]:
+    if options.get("name", "") is None:
+        options = {k: v for k, v in options.items() if k != "name"}
+    return options

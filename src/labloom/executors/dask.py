@@ -1,0 +1,372 @@
+"""Task runs on a Dask cluster through ``distributed.Client``.
+
+The engine keeps Dask futures, never data: an upstream future goes straight into
+``client.submit``, so results move worker to worker, and a map over a future learns its width
+and items on the cluster. This is the only module (with its two helpers) that imports
+``distributed``.
+
+>>> @flow(executor=DaskExecutor("tcp://10.0.0.5:8786"))
+... def sweep(grid): ...
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..core.attempt import TaskCall, user_traceback
+from . import dask_events as events
+from .base import DoneCallback, Executor, Outcome
+
+# One embedded LocalCluster (and client) per process and set of cluster options, reused by
+# every run: a notebook pays the start-up once.
+_embedded: dict[str, tuple[Any, Any]] = {}
+# Clients opened for a scheduler address, reused by later runs.
+_connected: dict[str, Any] = {}
+_shared_lock = threading.Lock()
+# Per client (by id): the dispatcher thread and the limiter.
+_dispatchers: dict[str, events.Dispatcher] = {}
+
+
+class ResourceUnavailableError(RuntimeError):
+    """No worker of a (non-adaptive) cluster offers what a task asks in ``resources``."""
+
+
+class WorkerDiedError(RuntimeError):
+    """Dask gave up on a task because the workers running it died (``KilledWorker``)."""
+
+
+class DaskExecutor(Executor):
+    """Runs task runs on a Dask cluster.
+
+    With nothing given, starts (once per process, lazily) an embedded
+    ``distributed.LocalCluster(**cluster_kwargs)``; ``address`` connects to a running
+    scheduler; ``cluster`` (any distributed cluster object) or ``client`` is used as is.
+
+    >>> DaskExecutor()                              # embedded LocalCluster
+    >>> DaskExecutor("tcp://10.0.0.5:8786")         # a running scheduler
+    >>> DaskExecutor(n_workers=4, threads_per_worker=1)
+    """
+
+    name = "dask"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cluster: Any = None,
+        client: Any = None,
+        **cluster_kwargs: Any,
+    ) -> None:
+        given = [name for name, value in (("address", address), ("cluster", cluster),
+                 ("client", client)) if value is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"DaskExecutor takes one of address, cluster or client, got {' and '.join(given)}"
+            )
+        if cluster_kwargs and given:
+            raise ValueError(
+                "DaskExecutor: cluster options such as "
+                f"{', '.join(sorted(cluster_kwargs))} only apply to the embedded LocalCluster; "
+                f"drop them or drop {given[0]}"
+            )
+        self.address = address
+        self.cluster = cluster
+        self.cluster_kwargs = cluster_kwargs
+        self._client: Any = client
+        self._dispatcher: events.Dispatcher | None = None
+        self._topics: set[str] = set()
+        self._lock = threading.Lock()
+        self._offers: list[dict[str, float]] | None = None
+        self._batcher = _Batcher(self)
+
+    # --- connection ------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` (connecting or starting the cluster on first use)."""
+        self.start()
+        return self._client
+
+    def start(self) -> None:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            if self._dispatcher is None:
+                with _shared_lock:
+                    self._dispatcher = _dispatchers.get(self._client.id)
+                    if self._dispatcher is None:
+                        self._dispatcher = _dispatchers[self._client.id] = events.Dispatcher()
+
+    def _connect(self) -> Any:
+        from distributed import Client
+
+        if self.cluster is not None:
+            return Client(self.cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+        with _shared_lock:
+            if self.address is not None:
+                client = _connected.get(self.address)
+                if client is None or client.status in ("closed", "closing"):
+                    client = Client(self.address, set_as_default=False)  # type: ignore[no-untyped-call]
+                    _connected[self.address] = client
+                    _close_at_exit()
+                return client
+            key = repr(sorted(self.cluster_kwargs.items()))
+            if key not in _embedded:
+                from distributed import LocalCluster
+
+                cluster = LocalCluster(**self.cluster_kwargs)  # type: ignore[no-untyped-call]
+                client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+                _embedded[key] = (cluster, client)
+                _close_at_exit()
+            return _embedded[key][1]
+
+    def run_ended(self, run_id: str) -> None:
+        # The client and cluster outlive the run (later runs reuse them); its topic does not,
+        # so a kernel running hundreds of flows on one executor keeps no stale subscriptions.
+        name = events.topic(run_id)
+        if name in self._topics:
+            self._topics.discard(name)
+            if self._client is not None and self._client.status == "running":
+                self._client.unsubscribe_topic(name)
+
+    def shutdown(self) -> None:
+        for name in list(self._topics):
+            self.run_ended(name.removeprefix(events.TOPIC_PREFIX))
+
+    def metadata(self) -> dict[str, Any]:
+        link = getattr(self._client, "dashboard_link", None) if self._client else None
+        return {"dashboard": link} if link else {}
+
+    def describe(self) -> str:
+        if self._client is not None:
+            return f"dask({self._client.scheduler.address})"
+        return "dask"
+
+    def limiter(self) -> Any:
+        from .dask_limits import limiter_for
+
+        return limiter_for(self.client)
+
+    # --- the Executor interface -----------------------------------------------------------------
+
+    def submit(
+        self,
+        call: TaskCall,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        on_done: DoneCallback,
+        resources: dict[str, float] | None = None,
+    ) -> Any:
+        client = self.client
+        assert self._dispatcher is not None
+        self._subscribe(call.run_id)
+        handle = _Handle()
+        if resources:
+            problem = self._unsatisfiable(resources)
+            if problem:
+                error = ResourceUnavailableError(f"task {call.task_name!r} {problem}")
+                self._dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=str(error)))
+                return handle
+        from dask._task_spec import Task, parse_input
+        from distributed import Future
+
+        key = f"{call.task_name.split('[', 1)[0]}-{call.task_run_id}-{call.attempt}"
+        # The future exists now; the task reaches the scheduler with the next batch.
+        handle.future = Future(key, client)
+        spec = Task(key, events.invoke, call, parse_input(args), parse_input(kwargs))
+        dispatcher = self._dispatcher
+
+        def not_sent(error: Exception) -> None:
+            text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=text))
+
+        self._batcher.add(key, spec, resources, not_sent)
+        handle.future.add_done_callback(
+            lambda future: dispatcher.put(_report, future, call, on_done, dispatcher)
+        )
+        return handle
+
+    def value_ref(self, handle: Any) -> Any:
+        return handle.future
+
+    def result(self, handle: Any, timeout: float | None = None) -> Any:
+        return handle.future.result(timeout=timeout)
+
+    def results(self, handles: list[Any]) -> list[Any]:
+        values: list[Any] = self.client.gather([handle.future for handle in handles])
+        return values
+
+    def split(self, handle: Any) -> list[Any]:
+        client = self.client
+        future = handle.future
+        width = client.submit(events.item_count, future, key=f"len-{future.key}").result()
+        keys = [f"item-{i}-{future.key}" for i in range(width)]
+        items: list[Any] = client.map(events.item_at, [future] * width, range(width), key=keys)
+        return items
+
+    def cancel(self, handles: Sequence[Any]) -> None:
+        futures = [h.future for h in handles if getattr(h, "future", None) is not None]
+        self._batcher.drop({future.key for future in futures})
+        if futures and self._client is not None:
+            self._client.cancel(futures)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _subscribe(self, run_id: str) -> None:
+        name = events.topic(run_id)
+        if name not in self._topics:
+            assert self._dispatcher is not None
+            self._topics.add(name)
+            self._client.subscribe_topic(name, self._dispatcher.handler(run_id))
+
+    def _unsatisfiable(self, resources: dict[str, float]) -> str:
+        """Why no worker can ever run a task asking ``resources`` ('' when one can)."""
+        if self.cluster is not None and getattr(self.cluster, "_adaptive", None) is not None:
+            return ""  # an adaptive cluster may add workers that offer it
+        offers: list[dict[str, float]] = self._offers or []
+        for fresh in (False, True):
+            if self._offers is None or fresh:
+                info = self._client.scheduler_info(n_workers=-1)
+                offers = self._offers = [w.get("resources") or {} for w in info["workers"].values()]
+            if not offers:
+                return ""  # no workers yet: they may still be starting
+            if any(all(o.get(k, 0) >= v for k, v in resources.items()) for o in offers):
+                return ""
+        offered = sorted({f"{k}={v:g}" for o in offers for k, v in o.items()})
+        missing = sorted(
+            k for k, v in resources.items() if not any(o.get(k, 0) >= v for o in offers)
+        )
+        wanted = " and ".join(f"{k}>={resources[k]:g}" for k in missing)
+        return (
+            f"asks for resources {resources}, but no worker of the Dask cluster offers "
+            f"{wanted or 'all of them at once'}; "
+            f"the {len(offers)} worker(s) offer: {', '.join(offered) or 'no resources'}. "
+            "Start workers with --resources (e.g. 'dask worker ADDRESS --resources "
+            f"\"{missing[0] if missing else 'GPU'}=1\"') or change the task's resources"
+        )
+
+
+class _Batcher:
+    """Sends submitted task runs to the scheduler in batches, one graph per batch.
+
+    ``client.submit`` costs the scheduler one graph update per task; a map of 5,000 children
+    submitted that way took about 1.5x the time of ``client.map``. The engine submits while it
+    holds the run's lock; this thread drains whatever accumulated meanwhile in one message.
+    """
+
+    def __init__(self, executor: DaskExecutor) -> None:
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[Any, tuple[tuple[str, float], ...], Any]] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(
+        self, key: str, spec: Any, resources: dict[str, float] | None,
+        not_sent: Callable[[Exception], None],
+    ) -> None:
+        with self._lock:
+            self._pending[key] = (spec, tuple(sorted((resources or {}).items())), not_sent)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="labloom-dask-submit", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def drop(self, keys: set[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._pending.pop(key, None)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
+            for key, (spec, resources, _) in batch.items():
+                groups.setdefault(resources, {})[key] = spec
+            client = self._executor._client
+            for resources, graph in groups.items():
+                try:
+                    client.get(graph, list(graph), sync=False, resources=dict(resources) or None)
+                except Exception as exc:  # e.g. an argument that cannot be pickled
+                    for key in graph:
+                        batch[key][2](exc)
+
+
+class _Handle:
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: Any = None
+
+
+def _report(
+    future: Any, call: TaskCall, on_done: DoneCallback, dispatcher: events.Dispatcher
+) -> None:
+    """Turn a finished Dask future into the engine's Outcome (in the dispatcher thread)."""
+    started, ended = dispatcher.times.pop((call.task_run_id, call.attempt), (0.0, 0.0))
+    status = future.status
+    if status == "finished":
+        on_done(Outcome(ok=True, started=started, ended=ended))
+        return
+    if status == "cancelled":
+        from concurrent.futures import CancelledError
+
+        on_done(Outcome(ok=False, error=CancelledError(f"{call.task_name} was cancelled")))
+        return
+    from distributed import KilledWorker
+
+    error = future.exception()
+    if isinstance(error, KilledWorker):
+        message = (
+            f"the Dask worker running {call.task_name!r} died (killed or out of memory) "
+            f"each time Dask tried it ({error}); check the workers' logs and memory limit"
+        )
+        on_done(Outcome(ok=False, error=WorkerDiedError(message), traceback=message,
+                        started=started, ended=ended, infrastructure=True))
+        return
+    text = user_traceback(error, future.traceback())
+    on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
+
+
+_exit_registered = False
+
+
+def _close_at_exit() -> None:
+    """Close shared clients and clusters at exit, before distributed's own exit handler.
+
+    atexit runs handlers last-registered first, and distributed registers its handler (which
+    closes every cluster, ours included) when it is imported. Registered after that, ours runs
+    first: the clients let go of their results before the cluster closes, so the scheduler has
+    nothing to call "lost". Called with ``_shared_lock`` held.
+    """
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(_close_shared)
+
+
+def _close_shared() -> None:
+    import logging
+
+    # Closing the embedded cluster at exit drops results that finished runs still reference;
+    # the scheduler's warnings about "lost" tasks say nothing useful then.
+    logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
+    with _shared_lock:
+        for client in _connected.values():
+            # A client whose scheduler went away keeps trying to reconnect; closing it then
+            # only prints the cancelled attempt's traceback.
+            if client.status == "running":
+                client.close()
+        for cluster, client in _embedded.values():
+            client.close()
+            cluster.close()
+        _connected.clear()
+        _embedded.clear()

@@ -1,0 +1,143 @@
+"""Worker-side events of task runs (running, log lines, timings) on their way to the engine.
+
+On a worker process the run's engine is elsewhere, so ``TaskCall`` reports to a sink that
+publishes each event with ``Worker.log_event`` on the run's topic. Those messages travel on the
+worker's batched stream, ahead of the task's own "finished" message, so the client receives a
+task's lines in order and before its completion, within milliseconds, without extra round trips.
+
+On the client, the topic handler runs on Dask's event loop, which must never wait for the run's
+lock (the engine holds it while it submits). It only queues; one dispatcher thread per client
+delivers events and completions to the engine in arrival order.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..core import attempt
+
+TOPIC_PREFIX = "labloom-"
+
+
+def topic(run_id: str) -> str:
+    return TOPIC_PREFIX + run_id
+
+
+class WorkerSink:
+    """Installed on worker processes: forwards a task run's events to the client's topic.
+
+    Events are buffered per run and sent as one message when the task ends, or every
+    ``FLUSH_EVERY`` seconds while it runs: a quick task costs one message, a long one shows
+    its lines live.
+    """
+
+    FLUSH_EVERY = 0.2
+
+    def __init__(self, worker: Any) -> None:
+        self._worker = worker
+        self._lock = threading.Lock()
+        self._buffers: dict[str, list[list[Any]]] = {}
+        threading.Thread(target=self._flush_loop, name="labloom-log-flush", daemon=True).start()
+
+    def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int) -> None:
+        self._add(run_id, ["s", task_run_id, when, attempt])
+
+    def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
+        self._add(run_id, ["l", task_run_id, level, when, text])
+
+    def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float) -> None:
+        with self._lock:
+            batch = self._buffers.pop(run_id, [])
+            batch.append(["e", task_run_id, attempt, started, time.time()])
+            # Sent before the task's result is announced, on the same ordered stream.
+            self._worker.log_event(topic(run_id), batch)
+
+    def _add(self, run_id: str, msg: list[Any]) -> None:
+        with self._lock:
+            self._buffers.setdefault(run_id, []).append(msg)
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_EVERY)
+            with self._lock:
+                buffers, self._buffers = self._buffers, {}
+                for run_id, batch in buffers.items():
+                    self._worker.log_event(topic(run_id), batch)
+
+
+def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """What a Dask worker runs for one attempt of one task run."""
+    from distributed import get_worker
+
+    sink = attempt._remote_sink
+    if not isinstance(sink, WorkerSink):
+        sink = WorkerSink(get_worker())
+        attempt.set_remote_sink(sink)
+    started = time.time()
+    try:
+        return call(*args, **kwargs)
+    finally:
+        sink.task_ended(call.run_id, call.task_run_id, call.attempt, started)
+
+
+def item_count(value: Any) -> int:
+    try:
+        return len(value)
+    except TypeError:
+        return len(list(value))
+
+
+def item_at(value: Any, index: int) -> Any:
+    try:
+        return value[index]
+    except (TypeError, KeyError):
+        return list(value)[index]
+
+
+class Dispatcher:
+    """One thread delivering topic events and future completions in the order they arrived."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]]
+        self._queue = queue.SimpleQueue()
+        # (task_run_id, attempt) -> (started, ended), from the worker's "e" events.
+        self.times: dict[tuple[str, int], tuple[float, float]] = {}
+        self._thread = threading.Thread(target=self._loop, name="labloom-dask-events", daemon=True)
+        self._thread.start()
+
+    def put(self, fn: Callable[..., None], *args: Any) -> None:
+        self._queue.put((fn, args))
+
+    def handler(self, run_id: str) -> Callable[[Any], None]:
+        def on_event(event: Any) -> None:
+            self._queue.put((self._route, (run_id, event[1])))
+        # Each event is a batch of messages from one worker, in the order they happened.
+
+        return on_event
+
+    def _route(self, run_id: str, batch: list[list[Any]]) -> None:
+        sink = attempt._local_sinks.get(run_id)
+        for msg in batch:
+            kind = msg[0]
+            if kind == "e":
+                self.times[(msg[1], msg[2])] = (msg[3], msg[4])
+            elif sink is None:
+                continue
+            elif kind == "s":
+                sink.task_started(run_id, msg[1], msg[2], msg[3])
+            elif kind == "l":
+                sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
+
+    def _loop(self) -> None:
+        while True:
+            fn, args = self._queue.get()
+            try:
+                fn(*args)
+            except Exception:  # a broken callback must not stop the others
+                import logging
+
+                logging.getLogger("labloom").exception("labloom: Dask event delivery failed")

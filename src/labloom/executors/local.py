@@ -1,0 +1,153 @@
+"""In-process executors: sequential (in the waiting thread) and a thread pool."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor as _Pool
+from typing import Any
+
+from ..core.attempt import TaskCall, user_traceback
+from .base import DoneCallback, Executor, Outcome
+
+
+class _Handle:
+    """A finished local call's value lives here; downstream calls receive it directly.
+
+    ``future`` is the thread pool's future (ThreadExecutor), for cancelling a queued call.
+    """
+
+    __slots__ = ("cancelled", "future", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.cancelled = False
+        self.future: Any = None
+
+
+def _execute(
+    call: TaskCall,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    handle: _Handle,
+    on_done: DoneCallback,
+) -> None:
+    started = time.time()
+    try:
+        handle.value = call(*args, **kwargs)
+    except Exception as exc:
+        outcome = Outcome(
+            ok=False,
+            error=exc,
+            traceback=user_traceback(exc),
+            started=started,
+            ended=time.time(),
+        )
+    else:
+        outcome = Outcome(ok=True, started=started, ended=time.time())
+    on_done(outcome)
+
+
+class _InProcess(Executor):
+    def value_ref(self, handle: Any) -> Any:
+        return handle.value
+
+    def result(self, handle: Any, timeout: float | None = None) -> Any:
+        return handle.value
+
+
+class LocalExecutor(_InProcess):
+    """Runs task runs one at a time, in the thread that waits for the flow.
+
+    Good for debugging (pdb, breakpoints and Ctrl-C behave as in plain Python) and for
+    flows whose tasks are quick.
+    """
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[TaskCall, tuple[Any, ...], dict[str, Any], _Handle, DoneCallback]]
+        self._queue = deque()
+        self._running = threading.Lock()
+
+    def submit(
+        self,
+        call: TaskCall,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        on_done: DoneCallback,
+        resources: dict[str, float] | None = None,
+    ) -> Any:
+        handle = _Handle()
+        self._queue.append((call, args, kwargs, handle, on_done))
+        return handle
+
+    def run_pending(self) -> bool:
+        # One call at a time, even when two threads wait on the same run.
+        if not self._queue or not self._running.acquire(blocking=False):
+            return False
+        try:
+            try:
+                call, args, kwargs, handle, on_done = self._queue.popleft()
+            except IndexError:
+                return False
+            if handle.cancelled:
+                return True
+            _execute(call, args, kwargs, handle, on_done)
+            return True
+        finally:
+            self._running.release()
+
+    def cancel(self, handles: Sequence[Any]) -> None:
+        for handle in handles:
+            handle.cancelled = True
+
+
+class ThreadExecutor(_InProcess):
+    """Runs task runs on a pool of threads in this process (I/O-bound work, quick tasks).
+
+    >>> @flow(executor=ThreadExecutor(max_workers=8))
+    """
+
+    name = "threads"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ValueError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
+        self.max_workers = max_workers
+        self._pool: _Pool | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._pool is None:
+                self._pool = _Pool(self.max_workers, thread_name_prefix="labloom-task")
+
+    def submit(
+        self,
+        call: TaskCall,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        on_done: DoneCallback,
+        resources: dict[str, float] | None = None,
+    ) -> Any:
+        if self._pool is None:
+            self.start()
+        assert self._pool is not None
+        handle = _Handle()
+        handle.future = self._pool.submit(_execute, call, args, kwargs, handle, on_done)
+        return handle
+
+    def cancel(self, handles: Sequence[Any]) -> None:
+        for handle in handles:
+            handle.future.cancel()
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def describe(self) -> str:
+        return f"threads({self.max_workers or 'auto'})"

@@ -1,0 +1,294 @@
+"""Notebook to module: ``export_notebook`` (``labloom export``) and ``load_notebook_flow``
+(``labloom run notebook.ipynb[:flow]``).
+
+A notebook's imports, ``%%tasks`` cells, task and helper definitions (with the constants they
+use) and each ``%%flow`` cell become a module; what only makes sense in a notebook (displays,
+plots, shell lines, other magics, top-level side effects) is left out and reported. The module
+must import cleanly in a fresh interpreter, or the export fails naming the cell at fault.
+
+    >>> report = export_notebook("sweep.ipynb")          # doctest: +SKIP
+    >>> print(report.summary())                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .reader import SKIP_TAG, ExportError, LeftOut, read_cells
+from .writer import HEADER, ExportedFlow, ModuleSource, write_module
+
+if TYPE_CHECKING:  # imported at run time inside load_notebook_flow: the engine is not needed
+    from ..core.flows import Flow  # to export
+
+__all__ = [
+    "ExportError",
+    "ExportReport",
+    "ExportedFlow",
+    "LeftOut",
+    "export_notebook",
+    "load_notebook_flow",
+]
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What ``export_notebook`` wrote: the module's path, the flows in it, what was left out of
+    it (cell and reason) and notes worth reading (names the module uses but lacks)."""
+
+    notebook: Path
+    path: Path
+    flows: tuple[ExportedFlow, ...]
+    left_out: tuple[LeftOut, ...]
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data (for ``labloom export --json``)."""
+        return {
+            "notebook": str(self.notebook),
+            "path": str(self.path),
+            "flows": [
+                {
+                    "name": f.name,
+                    "cell": f.cell,
+                    "parameters": list(f.parameters),
+                    "defaults": f.defaults,
+                    "required": f.required,
+                }
+                for f in self.flows
+            ],
+            "left_out": [
+                {"cell": item.cell, "line": item.line, "reason": item.reason}
+                for item in self.left_out
+            ],
+            "notes": list(self.notes),
+        }
+
+    def summary(self) -> str:
+        lines = [f"wrote {self.path} from {self.notebook}"]
+        for f in self.flows:
+            lines.append(f"flow {f.signature()}  (cell {f.cell})")
+            lines += [
+                f"  parameter {p} is required: {why}; pass it with --param {p}=..."
+                for p, why in f.required.items()
+            ]
+        if self.left_out:
+            lines.append(f"left out ({len(self.left_out)}):")
+            lines += [f"  {item}" for item in self.left_out]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def export_notebook(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    flow: str | None = None,
+    *,
+    check: bool = True,
+    timeout: float = 60.0,
+) -> ExportReport:
+    """Write the notebook at ``path`` as a module (default: beside it, ``.py`` for
+    ``.ipynb``), only flow ``flow`` if given. With ``check`` the module must import in a fresh
+    interpreter within ``timeout`` seconds. Raises ``ExportError`` naming the cell at fault.
+
+        >>> export_notebook("sweep.ipynb", "flows/sweep.py", flow="sweep")  # doctest: +SKIP
+    """
+    notebook = Path(path)
+    target = Path(out) if out is not None else notebook.with_suffix(".py")
+    if out is None and target.exists() and not _generated(target):
+        raise ExportError(
+            f"[labloom] cannot export {notebook.name}: {target} exists and was not written "
+            "by labloom export; pass out= (-o) to choose where to write the module"
+        )
+    with _in_context(notebook):
+        module = _build(notebook, flow)
+        if check:
+            _check_compiles(module, target)
+            with tempfile.TemporaryDirectory(prefix="labloom-export-") as tmp:
+                trial = Path(tmp) / target.name
+                trial.write_text(module.text, encoding="utf-8")
+                _check_imports(module, trial, notebook.resolve().parent, timeout)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(module.text, encoding="utf-8")
+    left_out = sorted(module.left_out, key=lambda item: (item.cell, item.line or 0))
+    return ExportReport(notebook, target, tuple(module.flows), tuple(left_out), tuple(module.notes))
+
+
+def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) -> Flow[..., Any]:
+    """Export the notebook to a temporary module, import it here and return its ``Flow``
+    (the only one, or the one named ``flow``). The notebook's folder joins ``sys.path``, as
+    when the notebook runs in its kernel.
+
+        >>> sweep = load_notebook_flow("sweep.ipynb", "sweep")  # doctest: +SKIP
+        >>> sweep.run(n=3).result()                              # doctest: +SKIP
+    """
+    import cloudpickle
+
+    from ..core.flows import Flow
+
+    notebook = Path(path)
+    with _in_context(notebook):
+        module = _build(notebook, flow)
+        if flow is None:
+            names = [f.name for f in module.flows]
+            if not names:
+                raise ExportError("the notebook has no %%flow cell to run")
+            if len(names) > 1:
+                raise ExportError(
+                    f"the notebook has {len(names)} flows ({', '.join(names)}); "
+                    f"name one: {notebook.name}:NAME"
+                )
+            flow = names[0]
+        folder = Path(tempfile.mkdtemp(prefix="labloom-export-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        file = folder / f"{_identifier(notebook.stem)}.py"
+        file.write_text(module.text, encoding="utf-8")
+        home = str(notebook.resolve().parent)
+        if home not in sys.path:
+            sys.path.append(home)
+        name = f"labloom_notebook_{_identifier(notebook.stem)}_{id(module):x}"
+        spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[name] = loaded
+        try:
+            spec.loader.exec_module(loaded)
+        except Exception as e:
+            del sys.modules[name]
+            frames = traceback.extract_tb(e.__traceback__)
+            lines = [f.lineno for f in frames if f.filename == str(file) and f.lineno]
+            raise _import_error(module, _exception_text(e), lines) from e
+    found = getattr(loaded, flow)
+    assert isinstance(found, Flow), f"{flow} is {found!r}"  # names are checked on export
+    # Dask workers cannot import this module by name: pickle its functions by value.
+    cloudpickle.register_pickle_by_value(loaded)
+    return found
+
+
+def _build(notebook: Path, flow: str | None) -> ModuleSource:
+    import nbformat
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # old notebooks warn about missing cell ids
+            nb = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call]
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise ExportError(f"{notebook} is not a readable notebook: {e}") from None
+    return write_module(read_cells(nb.cells), notebook.name, flow)
+
+
+@contextmanager
+def _in_context(notebook: Path) -> Iterator[None]:
+    """Prefix every ExportError raised inside with the notebook's name."""
+    try:
+        yield
+    except ExportError as e:
+        if str(e).startswith("[labloom]"):
+            raise
+        message = f"[labloom] cannot export {notebook.name}: {e}"
+        raise ExportError(message, cell=e.cell, line=e.line) from e.__cause__
+
+
+def _generated(file: Path) -> bool:
+    with file.open(encoding="utf-8", errors="replace") as f:
+        first = f.readline()
+    return first.startswith(HEADER.split("{", 1)[0])
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"\W", "_", text)
+    return name if name.isidentifier() else f"nb_{name}"
+
+
+def _exception_text(e: BaseException) -> str:
+    return traceback.format_exception_only(type(e), e)[-1].strip()
+
+
+def _import_error(module: ModuleSource, error: str, lines: list[int]) -> ExportError:
+    """Name the cell behind the deepest module line in a traceback."""
+    for line in reversed(lines):
+        origin = module.origin(line)
+        if origin is None:
+            continue
+        cell, cell_line = origin
+        text = module.lines[line - 1].strip()
+        return ExportError(
+            f"the exported module fails to import at cell {cell}, line {cell_line}: {error}\n"
+            f"    {text}\n"
+            f"Fix that cell, or tag it {SKIP_TAG} to leave it out of the export.",
+            cell=cell,
+            line=cell_line,
+        )
+    return ExportError(f"the exported module fails to import: {error}")
+
+
+def _check_compiles(module: ModuleSource, target: Path) -> None:
+    try:
+        compile(module.text, str(target), "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise _import_error(module, f"SyntaxError: {e.msg}", [e.lineno or 0]) from None
+
+
+# Runs in the fresh interpreter: import the module from its path; report the failure as JSON
+# with the module's line numbers; on a hang, faulthandler prints where it hangs and exits.
+_CHECKER = r"""
+import faulthandler, importlib.util, json, sys, traceback
+path, limit = sys.argv[1], float(sys.argv[2])
+faulthandler.dump_traceback_later(limit, exit=True)
+try:
+    spec = importlib.util.spec_from_file_location("labloom_export_check", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+except BaseException as e:
+    lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == path]
+    if isinstance(e, SyntaxError) and e.filename == path:
+        lines.append(e.lineno)
+    error = traceback.format_exception_only(type(e), e)[-1].strip()
+    sys.stdout.write("\nLABLOOM-CHECK " + json.dumps({"error": error, "lines": lines}) + "\n")
+    sys.exit(1)
+"""
+
+
+def _check_imports(module: ModuleSource, file: Path, cwd: Path, timeout: float) -> None:
+    env = dict(os.environ)
+    # The fresh interpreter must import this labloom, installed or not.
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    command = [sys.executable, "-c", _CHECKER, str(file), str(timeout)]
+    try:
+        done = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout + 30
+        )
+    except subprocess.TimeoutExpired:
+        raise ExportError(f"importing the exported module took more than {timeout:g} s") from None
+    if done.returncode == 0:
+        return
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("LABLOOM-CHECK "):
+            result = json.loads(line.removeprefix("LABLOOM-CHECK "))
+            raise _import_error(module, result["error"], result["lines"])
+    # faulthandler lists the most recent call first; our frames read `File "path", line N`.
+    pattern = re.compile(r'File "' + re.escape(str(file)) + r'", line (\d+)')
+    hung = [int(m) for m in pattern.findall(done.stderr)]
+    if hung:
+        error = f"still running after {timeout:g} s (importing it must not do the work)"
+        raise _import_error(module, error, hung[:1])
+    detail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+    raise ExportError(f"the exported module fails to import: {detail[0]}")

@@ -1,0 +1,175 @@
+"""What ``labloom run`` and ``labloom schedule add`` point at: ``file.py[:flow]`` or
+``notebook.ipynb[:flow]``, and ``--param k=v`` values checked against the flow's signature.
+
+    >>> target = parse_target("etl.py:nightly")
+    >>> flow = load_flow(target)
+    >>> params = check_params(flow, parse_params(["day=\\"2024-01-01\\"", "n=3"]))
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import LabloomError
+from ..core.flows import Flow
+
+
+class TargetError(LabloomError):
+    """A target, or the parameters given for it, cannot be used."""
+
+
+@dataclass(frozen=True)
+class Target:
+    path: Path
+    flow: str | None = None
+
+    @property
+    def is_notebook(self) -> bool:
+        return self.path.suffix == ".ipynb"
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.flow}" if self.flow else str(self.path)
+
+
+def parse_target(text: str, base: Path | None = None) -> Target:
+    """``file.py``, ``file.py:flow``, ``notebook.ipynb`` or ``notebook.ipynb:flow``; a relative
+    path is taken from ``base`` (default: the current folder) and made absolute."""
+    path_text, flow = text, None
+    head, sep, tail = text.rpartition(":")
+    if sep and head.endswith((".py", ".ipynb")):
+        path_text, flow = head, tail or None
+    path = Path(path_text).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    if path.suffix not in (".py", ".ipynb"):
+        raise TargetError(
+            f"target {text!r} is neither a Python file nor a notebook; "
+            "write file.py:flow or notebook.ipynb[:flow]"
+        )
+    if not path.is_file():
+        raise TargetError(f"target {text!r}: no such file {path}")
+    return Target(path.resolve(), flow)
+
+
+def load_flow(target: Target) -> Flow[..., Any]:
+    """Import the target and return its flow (the only one in the file, or the named one)."""
+    if target.is_notebook:
+        from .exporter import load_notebook_flow
+
+        try:
+            return load_notebook_flow(target.path, target.flow)
+        except LabloomError as exc:
+            raise TargetError(str(exc)) from None
+    module = _import_file(target.path)
+    flows = _flows_in(module)
+    if target.flow is not None:
+        found = getattr(module, target.flow, None)
+        if isinstance(found, Flow):
+            return found
+        by_name = [f for f in flows if f.name == target.flow]
+        if by_name:
+            return by_name[0]
+        raise TargetError(
+            f"{target.path.name} has no flow {target.flow!r}; its flows are "
+            f"{_names(module, flows)}"
+        )
+    if len(flows) != 1:
+        raise TargetError(
+            f"{target.path.name} holds {len(flows)} flows ({_names(module, flows)}); "
+            f"name one: {target.path.name}:NAME"
+        )
+    return flows[0]
+
+
+def parse_params(items: Iterable[str]) -> dict[str, Any]:
+    """``k=v`` pairs; a value is JSON where it parses as JSON, else the string itself."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise TargetError(f"--param takes NAME=VALUE, got {item!r}")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+def check_params(flow: Flow[..., Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Refuse unknown and missing parameters before anything runs, naming the flow's own."""
+    accepts_any = any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in flow.signature.parameters.values()
+    )
+    known = [
+        p.name
+        for p in flow.signature.parameters.values()
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    unknown = [] if accepts_any else sorted(set(params) - set(known))
+    missing = [
+        p.name
+        for p in flow.signature.parameters.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        and p.name not in params
+    ]
+    problems = []
+    if unknown:
+        problems.append(f"unknown parameter(s) {', '.join(unknown)}")
+    if missing:
+        problems.append(f"missing parameter(s) {', '.join(missing)}")
+    if problems:
+        raise TargetError(
+            f"flow {flow.name!r}: {'; '.join(problems)}; its parameters are "
+            f"{flow.describe_parameters()} (pass them as --param NAME=VALUE)"
+        )
+    try:
+        return flow.bind(**params)
+    except TypeError as exc:
+        raise TargetError(str(exc)) from None
+
+
+def _import_file(path: Path) -> Any:
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # sibling modules import as they do when run as a script
+    name = f"labloom_target_{path.stem}_{abs(hash(str(path))):x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise TargetError(
+            f"importing {path.name} raised {type(exc).__name__}: {exc}; fix the file, then "
+            f"check it with: python {path}"
+        ) from exc
+    # Dask workers cannot import this module by name: pickle its functions by value.
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
+    return module
+
+
+def _flows_in(module: Any) -> list[Flow[..., Any]]:
+    seen: dict[int, Flow[..., Any]] = {}
+    for value in vars(module).values():
+        if isinstance(value, Flow):
+            seen.setdefault(id(value), value)
+    return list(seen.values())
+
+
+def _names(module: Any, flows: list[Flow[..., Any]]) -> str:
+    names = [attr for attr, value in vars(module).items() if isinstance(value, Flow)]
+    return ", ".join(dict.fromkeys(names)) or "none"

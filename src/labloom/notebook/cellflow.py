@@ -1,0 +1,163 @@
+"""A ``%%flow`` cell as a ``Flow``: the body becomes a function, the names it assigns its value.
+
+The cell is compiled under the filename IPython gave the cell itself, one line down (the first
+line of the cell is the ``%%flow`` line), so a traceback shows the cell and the line as the user
+sees them.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import keyword
+import weakref
+from typing import Any
+
+from ..core.flows import Flow
+from ..core.futures import MappedFuture, TaskFuture, allow_failure, replace_futures
+
+# The unresolved value of each run's assigned names, for publishing what resolved after a failure.
+_assigned: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def check_identifier(name: str, what: str) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"[labloom] {what} must be a Python name such as sweep, got {name!r}")
+
+
+def assigned_names(tree: ast.Module) -> list[str]:
+    """Names the cell binds at its own level (not inside functions, classes, comprehensions)."""
+    found: dict[str, None] = {}
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found[node.name] = None
+            for decorator in node.decorator_list:
+                visit(decorator)
+            return
+        if isinstance(node, (ast.Lambda, *_COMPREHENSIONS)):
+            # A walrus inside a comprehension binds in the enclosing scope.
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+                    found[sub.target.id] = None
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found[node.id] = None
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    found[(alias.asname or alias.name).split(".")[0]] = None
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            found[node.name] = None
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    globals_: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            globals_.update(node.names)
+    for statement in tree.body:
+        visit(statement)
+    return [name for name in found if name not in globals_ and not name.startswith("__labloom")]
+
+
+def _record(run_locals: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    from ..core.flow_run import active_run
+
+    values = {name: run_locals[name] for name in names if name in run_locals}
+    run = active_run()
+    if run is not None:
+        _assigned[run] = values
+    return values
+
+
+def _function(name: str, args: ast.arguments, body: list[ast.stmt]) -> ast.FunctionDef:
+    fields: dict[str, Any] = {"decorator_list": [], "returns": None}
+    if "type_params" in ast.FunctionDef._fields:  # Python 3.12+
+        fields["type_params"] = []
+    return ast.FunctionDef(name=name, args=args, body=body, **fields)
+
+
+def cell_flow(
+    name: str,
+    cell: str,
+    params: dict[str, Any],
+    user_ns: dict[str, Any],
+    compiler: Any,
+    filename: str,
+    executor: Any = None,
+) -> tuple[Flow[Any, dict[str, Any]], list[str]]:
+    """Compile ``cell`` as a flow named ``name``; returns it and the names it assigns.
+
+    Calling the flow returns ``{name: value}`` for every name the cell assigned.
+    """
+    tree = ast.parse("\n" + cell, filename=filename, mode="exec")
+    names = assigned_names(tree)
+    record = "__labloom_record__"
+    returned = ast.Return(
+        value=ast.Call(
+            func=ast.Name(record, ast.Load()),
+            args=[
+                ast.Call(func=ast.Name("locals", ast.Load()), args=[], keywords=[]),
+                ast.Tuple([ast.Constant(n) for n in names], ast.Load()),
+            ],
+            keywords=[],
+        )
+    )
+    inner = _function(
+        name,
+        ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(p) for p in params],
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+        ),
+        [*tree.body, returned],
+    )
+    # The outer function exists only so the helper is a closure, not a notebook global.
+    outer = _function(
+        "__labloom_make__",
+        ast.arguments(
+            posonlyargs=[], args=[ast.arg(record)], kwonlyargs=[], kw_defaults=[], defaults=[]
+        ),
+        [inner, ast.Return(ast.Name(name, ast.Load()))],
+    )
+    module = ast.Module(body=[outer], type_ignores=[])
+    ast.fix_missing_locations(module)
+    # The generated nodes take line 1 (the %%flow line); the cell's own keep theirs.
+    code = compiler(module, filename, "exec")
+    scope: dict[str, Any] = {}
+    exec(code, user_ns, scope)
+    fn = scope["__labloom_make__"](_record)
+    fn.__defaults__ = tuple(params.values())
+    fn.__qualname__ = name
+    fn.__module__ = "__main__"
+    fn.__doc__ = f"The %%flow cell {name}."
+    flow: Flow[Any, dict[str, Any]] = Flow(fn, name=name, executor=executor)
+    # inspect.getsource cannot see a cell body; hash the cell instead.
+    flow.source_hash = hashlib.sha256(cell.encode()).hexdigest()[:16]
+    return flow, names
+
+
+def resolved_names(run: Any) -> tuple[dict[str, Any], list[str]]:
+    """After a run that did not complete: the names whose values resolved, and the others."""
+    values = _assigned.pop(run, {})
+    done: dict[str, Any] = {}
+    missing: list[str] = []
+
+    def value_of(item: Any) -> Any:
+        if isinstance(item, allow_failure):
+            item = item.future
+        if isinstance(item, (TaskFuture, MappedFuture)):
+            return item.result(timeout=0)
+        return item
+
+    for name, value in values.items():
+        try:
+            done[name] = replace_futures(value, value_of)
+        except Exception:
+            missing.append(name)
+    return done, missing

@@ -1,0 +1,280 @@
+# mypy: disable-error-code="untyped-decorator,no-untyped-call,union-attr"
+# IPython's magic decorators are untyped and Magics.shell is Optional; the shell is set here.
+"""``%load_ext labloom``: the ``%%tasks``, ``%%flow`` and ``%flow_runs`` magics.
+
+Thin over the public API: ``%%tasks`` is ``@task(...)`` on every function a cell defines,
+``%%flow`` builds a ``Flow`` from the cell (see ``cellflow``) and runs it with the live DAG.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..core.errors import FlowFailed, RunCancelledError
+from ..core.states import State
+from ..core.tasks import Task, task
+from . import history
+from .cellflow import cell_flow, check_identifier, resolved_names
+from .settings import settings
+
+
+def _split(values: list[list[str]] | list[str] | None) -> list[str]:
+    """``-p a -p b,c d`` -> ["a", "b", "c", "d"]."""
+    out: list[str] = []
+    for value in values or []:
+        for item in value if isinstance(value, list) else [value]:
+            out += [part.strip() for part in item.split(",") if part.strip()]
+    return out
+
+
+def _retry_delay(text: str | None) -> float | list[float] | None:
+    if text is None:
+        return None
+    parts = [float(part) for part in text.split(",") if part.strip()]
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _in_cell(exc: BaseException, filename: str) -> BaseException:
+    """``exc`` with its traceback starting at the first frame of the cell's own code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    return exc.with_traceback(tb) if tb is not None else exc
+
+
+@magics_class
+class LabloomMagics(Magics):
+    """labloom's notebook magics."""
+
+    def _compile_target(self, magic: str, line: str, cell: str) -> tuple[str, str]:
+        """The cell as IPython would transform it, and a filename that maps tracebacks to the
+        cell as shown (its first line is the ``%%magic`` line)."""
+        shown = f"%%{magic} {line}\n{cell}"
+        filename = self.shell.compile.cache(shown, self.shell.execution_count)
+        source = self.shell.transform_cell(cell)
+        return source, filename
+
+    @magic_arguments()
+    @argument("--retries", type=int, default=None, help="Retries after a failed attempt.")
+    @argument(
+        "--retry-delay",
+        default=None,
+        metavar="S",
+        help="Seconds before each retry, or a comma list per attempt (1,10,60).",
+    )
+    @argument("--tags", default=None, help="Comma-separated tags, e.g. db,gpu.")
+    @argument("--timeout", type=float, default=None, help="Seconds before an attempt fails.")
+    @argument("--cache", action="store_true", help="Persist results keyed by source and inputs.")
+    @cell_magic
+    def tasks(self, line: str, cell: str) -> None:
+        """Run the cell, then make every top-level function it defines a task.
+
+        Example::
+
+            %%tasks --retries 2 --tags db
+            def load(table): ...
+            def clean(rows): ...
+        """
+        __tracebackhide__ = True
+        args = parse_argstring(self.tasks, line)
+        options: dict[str, Any] = {}
+        if args.retries is not None:
+            options["retries"] = args.retries
+        delay = _retry_delay(args.retry_delay)
+        if delay is not None:
+            options["retry_delay"] = delay
+        if args.tags:
+            options["tags"] = _split([args.tags])
+        if args.timeout is not None:
+            options["timeout"] = args.timeout
+        if args.cache:
+            options["cache"] = True
+        source, filename = self._compile_target("tasks", line, cell)
+        tree = ast.parse("\n" + source, filename=filename)
+        defined = [
+            node.name
+            for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        ]
+        code = self.shell.compile(tree, filename, "exec")
+        user_ns = self.shell.user_ns
+        exec(code, user_ns)
+        for name in defined:
+            fn = user_ns.get(name)
+            if isinstance(fn, Task) or not callable(fn):
+                continue  # already a task (its own decorator wins), or rebound to a value
+            user_ns[name] = task(fn, **options)
+
+    @magic_arguments()
+    @argument("name", help="The flow's name; afterwards this notebook variable holds the Flow.")
+    @argument(
+        "-p",
+        "--param",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="PARAM",
+        help="A notebook variable that becomes a parameter (its value is the default).",
+    )
+    @argument("--executor", default=None, help="local, threads or dask (default Labloom.executor)")
+    @argument("--address", default=None, help="A Dask scheduler address, tcp://host:8786.")
+    @argument(
+        "--background", action="store_true", help="Return at once; names are set when it ends."
+    )
+    @argument("--no-widget", action="store_true", help="Do not show the live DAG.")
+    @cell_magic
+    def flow(self, line: str, cell: str) -> Any:
+        """Run the cell body as a flow, showing the live DAG.
+
+        Every name the cell assigns holds its resolved value afterwards, and NAME holds the
+        Flow, so ``NAME(grid=other)`` runs it again and returns those names as a dict.
+
+        Example::
+
+            %%flow sweep -p grid
+            scores = train.map(grid)
+            best = pick_best(scores)
+        """
+        __tracebackhide__ = True
+        args = parse_argstring(self.flow, line)
+        name = args.name
+        check_identifier(name, "%%flow NAME")
+        user_ns = self.shell.user_ns
+        params: dict[str, Any] = {}
+        for param in _split(args.param):
+            check_identifier(param, "-p PARAM")
+            if param not in user_ns:
+                raise NameError(
+                    f"[labloom] %%flow {name}: -p {param} names a notebook variable, but "
+                    f"{param!r} is not defined; assign it in an earlier cell"
+                )
+            params[param] = user_ns[param]
+        config = settings(self.shell)
+        address = args.address or config.effective("address") or None
+        executor = args.executor or ("dask" if address else config.effective("executor"))
+        if address and executor == "dask":
+            executor = address  # an address is itself an executor choice
+        source, filename = self._compile_target("flow", line, cell)
+        flow, _names = cell_flow(
+            name, source, params, user_ns, self.shell.compile, filename, executor
+        )
+        user_ns[name] = flow
+        run = flow.run(background=True, origin="notebook")
+        widget = None
+        if not args.no_widget and config.effective("widget"):
+            widget = _show_widget(run)
+        if args.background:
+            name_thread = f"labloom-names-{run.id}"
+            threading.Thread(
+                target=_publish_later, args=(run, user_ns), name=name_thread, daemon=True
+            ).start()
+            return run
+        try:
+            run.wait()
+        except KeyboardInterrupt:
+            # FlowRun.wait cancelled the run; let it settle so the widget shows the end.
+            try:
+                run.wait(timeout=10)
+            finally:
+                user_ns.update(resolved_names(run)[0])
+                _final_frame(widget)
+            raise
+        _final_frame(widget)
+        _publish(run, user_ns, filename)
+        return None
+
+    @magic_arguments()
+    @argument("name", nargs="?", default=None, help="Only the runs of this flow.")
+    @argument("--limit", type=int, default=50, help="At most this many runs (default 50).")
+    @line_magic
+    def flow_runs(self, line: str) -> history.RunTable:
+        """Run history from the store (notebooks, scripts, schedules), newest first."""
+        args = parse_argstring(self.flow_runs, line)
+        return history.RunTable(history.history(args.name, args.limit), args.name)
+
+
+def _show_widget(run: Any) -> Any:
+    from .comms import route_to_subshell
+    from .widget import widget_for
+
+    widget = widget_for(run)
+    route_to_subshell(widget)
+    widget.show()
+    return widget
+
+
+def _final_frame(widget: Any) -> None:
+    """Send the run's last frame (and the saved output's final summary) before the cell ends,
+    not up to a throttle interval later, when nbclient or a reader may already have moved on."""
+    if widget is not None:
+        widget.view.flush()
+
+
+def _publish(run: Any, user_ns: dict[str, Any], filename: str) -> None:
+    """Put the names the cell assigned into the notebook; raise what went wrong, if anything."""
+    __tracebackhide__ = True
+    if _publish_completed(run, user_ns):
+        return
+    values, missing = resolved_names(run)
+    user_ns.update(values)
+    try:
+        run.result()
+    except FlowFailed as exc:
+        raise FlowFailed(
+            f"[labloom] {exc}" + _names_note(values, missing), run=exc.run, failed=exc.failed
+        ) from None
+    except RunCancelledError as exc:
+        note = _names_note(values, missing)
+        raise RunCancelledError(f"[labloom] {exc}: {run.message}{note}") from None
+    except Exception as exc:
+        raise _in_cell(exc, filename) from None
+    if run.state is not State.COMPLETED:
+        failed = [(tr.name, tr.message) for tr in run.tasks if tr.state is State.FAILED]
+        raise FlowFailed(
+            f"[labloom] flow {run.flow_name!r} (run {run.id}) ended {run.state}: {run.message}"
+            + _names_note(values, missing),
+            run=run,
+            failed=failed,
+        )
+
+
+def _names_note(values: dict[str, Any], missing: list[str]) -> str:
+    if not missing:
+        return ""
+    kept = ", ".join(values) or "none"
+    return f". Names set: {kept}; not set (they need task runs that did not succeed): " + ", ".join(
+        missing
+    )
+
+
+def _publish_completed(run: Any, user_ns: dict[str, Any]) -> bool:
+    """A completed run's names go into the notebook as the cell assigned them."""
+    if run.state is not State.COMPLETED:
+        return False
+    try:
+        values = run.result()
+    except Exception:
+        return False
+    if not isinstance(values, dict):
+        return False
+    resolved_names(run)  # drop the unresolved copy
+    user_ns.update(values)
+    return True
+
+
+def _publish_later(run: Any, user_ns: dict[str, Any]) -> None:
+    run.wait()
+    if _publish_completed(run, user_ns):
+        return
+    user_ns.update(resolved_names(run)[0])
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(LabloomMagics)
+    settings(ipython)
+    history.start_recording()

@@ -1,0 +1,83 @@
+"""The live DAG widget: a thin anywidget shell around ``RunView``.
+
+Imported only when a widget is asked for, so ``import labloom`` never loads ipywidgets.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import Any
+
+import anywidget
+import traitlets
+
+from .html import summary_html
+from .view import Payload, RunHandle, RunView
+
+_STATIC = pathlib.Path(__file__).parent / "static"
+
+
+class RunWidget(anywidget.AnyWidget):
+    """Shows one flow run as a DAG; synced traits carry only per-node data."""
+
+    _esm = _STATIC / "widget.js"
+    _css = _STATIC / "widget.css"
+
+    graph = traitlets.Dict().tag(sync=True)  # nodes with positions, edges with curves
+    states = traitlets.Dict().tag(sync=True)  # node id -> state, counts, total
+    header = traitlets.Dict().tag(sync=True)  # run state, times, counts, dashboard link
+
+    def __init__(self, run: RunHandle, **view_options: Any) -> None:
+        super().__init__()
+        self.pushes = 0  # trait updates sent so far (each is one comm message)
+        self._display: Any = None
+        view_options.setdefault("on_finished", self._refresh_display)
+        self.view = RunView(run, self._push, self._reply, **view_options)
+        self.on_msg(self._on_message)
+        self.view.start()
+
+    def show(self) -> None:
+        """Display the widget in the current cell output.
+
+        When the run ends the same output is refreshed, so a notebook saved afterwards (or run
+        by nbclient) holds the final HTML summary, not the one from when the run started.
+        """
+        from IPython.display import display
+
+        self._display = display(self, display_id=True)  # type: ignore[no-untyped-call]
+
+    def _refresh_display(self) -> None:
+        if self._display is not None:
+            self._display.update(self)
+
+    def _push(self, payload: Payload) -> None:
+        self.pushes += 1
+        # One comm message for all the traits that changed in this frame.
+        with self.hold_sync():
+            for name, value in payload.items():
+                setattr(self, name, value)
+
+    def _reply(self, content: Payload) -> None:
+        self.send(content)
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict):
+            self.view.handle(content)
+
+    def close(self) -> None:
+        self.view.close()
+        super().close()
+
+    def summary_html(self) -> str:
+        with self.view._lock:
+            return summary_html(self.view.graph, time.time())
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        # Where widgets cannot render (nbconvert HTML, GitHub), this summary shows instead.
+        data = {**data, "text/html": self.summary_html()}
+        return data, metadata

@@ -1,0 +1,79 @@
+"""A static HTML summary of a run, for places where widgets cannot render.
+
+nbconvert's HTML export and GitHub's notebook preview show ``text/html`` when the widget view
+is unavailable, so the saved notebook still says what ran and how it ended.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from ...core.states import State
+from ...dag.model import RunGraph
+
+# Shared with static/widget.js (keep the two in step).
+STATE_COLOURS = {
+    State.PENDING: "#a1a1aa",
+    State.RUNNING: "#3b82f6",
+    State.RETRYING: "#f59e0b",
+    State.COMPLETED: "#22c55e",
+    State.CACHED: "#14b8a6",
+    State.FAILED: "#ef4444",
+    State.UPSTREAM_FAILED: "#f97316",
+    State.CANCELLED: "#71717a",
+    State.CRASHED: "#b91c1c",
+}
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _badge(state: State) -> str:
+    colour = STATE_COLOURS.get(state, "#a1a1aa")
+    return (
+        f'<span class="labloom-state" data-state="{state.value}" style="color:{colour};'
+        f'font-weight:bold">{state.value}</span>'
+    )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {escape(state)}" for state, n in sorted(counts.items()))
+
+
+def summary_html(graph: RunGraph, now: float) -> str:
+    """One header line and a table with a row per graph node (never per task run)."""
+    head = graph.header_json(now)
+    title = escape(head["flow"] or "flow run")
+    parts = [
+        '<div class="labloom-summary">',
+        f"<p><strong>{title}</strong> <code>{escape(head['run_id'])}</code> "
+        f"{_badge(graph.state)} &middot; {format_duration(head['elapsed'])} &middot; "
+        f"{head['total']} task runs ({_counts(head['counts']) or 'none yet'})",
+    ]
+    if head["dashboard"]:
+        link = escape(str(head["dashboard"]), quote=True)
+        parts.append(f' &middot; <a href="{link}" target="_blank">Dask dashboard</a>')
+    parts.append("</p>")
+    parts.append(
+        "<table><thead><tr><th>task</th><th>kind</th><th>state</th><th>done</th>"
+        "<th>by state</th><th>after</th></tr></thead><tbody>"
+    )
+    states = graph.states_json()
+    for node in graph.nodes.values():
+        info = states[node.id]
+        done = sum(n for s, n in node.counts.items() if s.is_final)
+        upstream = ", ".join(escape(graph.nodes[u].name) for u in node.upstream if u in graph.nodes)
+        parts.append(
+            f'<tr data-node-id="{escape(node.id, quote=True)}"><td>{escape(node.name)}</td>'
+            f"<td>{escape(node.kind)}</td><td>{_badge(State(info['state']))}</td>"
+            f"<td>{done}/{node.total}</td><td>{_counts(info['counts'])}</td>"
+            f"<td>{upstream}</td></tr>"
+        )
+    parts.append("</tbody></table></div>")
+    return "".join(parts)

@@ -1,0 +1,270 @@
+"""The widget's logic without the widget: events in, trait payloads and replies out.
+
+``RunView`` subscribes to a run, folds events into a ``RunGraph``, and at most ten times a second
+pushes what changed (graph with positions, node states, header) through ``push``. Messages from
+the front end (select, page, cancel, retry) arrive through ``handle``; replies and the live log
+tail leave through ``send``. Nothing here imports Jupyter, so the tests drive it directly and the
+anywidget class stays a thin shell.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ...core.events import Event
+from ...dag.layered import Box
+from ...dag.layout import layout
+from ...dag.model import PAGE_SIZE, Changes, RunGraph, TaskRunInfo, log_lines
+from .throttle import Scheduler, Throttle, timer_scheduler
+
+log = logging.getLogger("labloom")
+
+Payload = dict[str, Any]
+NODE_WIDTH = 168.0
+TASK_HEIGHT = 40.0
+MAP_HEIGHT = 54.0  # room for the progress bar
+
+
+class RunHandle(Protocol):
+    """What a view needs from ``FlowRun``: events to observe and two user actions."""
+
+    def subscribe(
+        self, callback: Callable[[list[Event]], None], replay: bool = True
+    ) -> Callable[[], None]: ...
+
+    def cancel(self) -> Any: ...
+
+    def retry(self) -> Any: ...
+
+
+class RunView:
+    def __init__(
+        self,
+        run: RunHandle,
+        push: Callable[[Payload], None],
+        send: Callable[[Payload], None],
+        *,
+        interval: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        schedule: Scheduler = timer_scheduler,
+        layout_engine: str = "auto",
+        page_size: int = PAGE_SIZE,
+        on_finished: Callable[[], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.graph = RunGraph()
+        self._push = push
+        self._send = send
+        self._layout_engine = layout_engine
+        self._page_size = page_size
+        # One lock for the model and for sending, so replies and pushes leave in model order.
+        self._lock = threading.RLock()
+        self._pending = Changes()
+        self._laid_out = -1
+        self._node: str | None = None  # selected node
+        self._child: str | None = None  # a map child picked from the list
+        self._page = 0
+        self._shown: str | None = None  # task run whose logs the front end holds
+        self._shown_lines = 0
+        self._unsubscribe: Callable[[], None] | None = None
+        self._actions: list[threading.Thread] = []
+        # Called once per run, after the frame that shows the run in a final state.
+        self._on_finished = on_finished
+        self._finished = False
+        self._throttle = Throttle(self.flush, interval, clock, schedule)
+
+    # -- events in ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Subscribe with replay and push the state so far at once (the first frame)."""
+        # Never hold the view's lock while calling into the bus: the bus holds its own lock
+        # while delivering to ``_on_events``, which takes ours (lock order: bus, then view).
+        self._unsubscribe = self.run.subscribe(self._on_events, replay=True)
+        self.flush()
+
+    def _on_events(self, batch: list[Event]) -> None:
+        with self._lock:
+            self._pending.merge(self.graph.apply(batch))
+        self._throttle.request()
+
+    def flush(self) -> None:
+        with self._lock:
+            changes, self._pending = self._pending, Changes()
+            payload: Payload = {}
+            if self.graph.graph_version != self._laid_out:
+                payload["graph"] = self.graph_json()
+            if changes.states or "graph" in payload:
+                payload["states"] = self.graph.states_json()
+            if changes.header or "graph" in payload:
+                payload["header"] = self.graph.header_json(time.time())
+            if payload:
+                self._push(payload)
+            self._follow_selection(changes)
+            finished = self.graph.state.is_final and not self._finished
+            self._finished |= finished
+        if finished and self._on_finished is not None:
+            self._on_finished()
+
+    def graph_json(self) -> Payload:
+        self._laid_out = self.graph.graph_version
+        nodes = list(self.graph.nodes.values())
+        boxes = [
+            Box(n.id, NODE_WIDTH, MAP_HEIGHT if n.kind == "map" else TASK_HEIGHT) for n in nodes
+        ]
+        edges = self.graph.edges()
+        laid = layout(boxes, edges, self._layout_engine)
+        return {
+            "nodes": [
+                {
+                    "id": n.id,
+                    "name": n.name,
+                    "kind": n.kind,
+                    "x": round(laid.centres[n.id][0], 1),
+                    "y": round(laid.centres[n.id][1], 1),
+                    "w": b.width,
+                    "h": b.height,
+                }
+                for n, b in zip(nodes, boxes, strict=True)
+            ],
+            "edges": [
+                {"source": u, "target": v, "points": [[round(x, 1), round(y, 1)] for x, y in pts]}
+                for (u, v), pts in zip(edges, laid.edges, strict=True)
+            ],
+            "width": round(laid.width, 1),
+            "height": round(laid.height, 1),
+            "engine": laid.engine,
+        }
+
+    # -- messages in ----------------------------------------------------------------------
+
+    def handle(self, message: Payload) -> None:
+        event = message.get("event")
+        if event == "select":
+            self.select(message.get("node"), message.get("task_run"))
+        elif event == "page":
+            with self._lock:
+                if message.get("node") == self._node:
+                    self._page = int(message.get("page") or 0)
+                    self._send_children()
+        elif event == "cancel":
+            self._act("cancel", self.run.cancel)
+        elif event == "retry":
+            self._act("retry", self._retry)
+        else:
+            self._send({"event": "error", "message": f"[labloom] unknown message {event!r}"})
+
+    def _act(self, name: str, action: Callable[[], Any]) -> None:
+        # Off the kernel's message thread: a retry may run for a while, and the widget must
+        # keep answering clicks meanwhile.
+        thread = threading.Thread(
+            target=self._guarded, args=(name, action), name=f"labloom-widget-{name}", daemon=True
+        )
+        self._actions.append(thread)
+        thread.start()
+
+    def _guarded(self, name: str, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except Exception as exc:
+            # The user clicked a button; tell them in the widget rather than in the kernel log.
+            log.debug("[labloom] %s from the widget failed", name, exc_info=True)
+            self._send({"event": "error", "message": f"[labloom] {name} failed: {exc}"})
+
+    def join_actions(self, timeout: float | None = None) -> None:
+        """Wait for the cancel/retry calls started from the front end (tests, shutdown)."""
+        for thread in list(self._actions):
+            thread.join(timeout)
+        self._actions = [t for t in self._actions if t.is_alive()]
+
+    def _retry(self) -> None:
+        again = self.run.retry()
+        # If retrying yields a new run handle, the widget follows it.
+        if again is not None and again is not self.run and hasattr(again, "subscribe"):
+            self.rebind(again)
+
+    def rebind(self, run: RunHandle) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()  # outside our lock: see ``start``
+        with self._lock:
+            self.run, self.graph, self._pending = run, RunGraph(), Changes()
+            self._laid_out, self._shown, self._finished = -1, None, False
+            self._node = self._child = None
+            self._send({"event": "detail", "node": None})
+        self.start()
+
+    def select(self, node: str | None, child: str | None = None) -> None:
+        with self._lock:
+            # Picking a child keeps the map's list where it is; a new node starts at page 0.
+            same_list = child is not None and node == self._node
+            self._node, self._child, self._shown = node, child, None
+            if node is None or node not in self.graph.nodes:
+                self._node = None
+                self._send({"event": "detail", "node": None})
+                return
+            self._send_detail()  # first: it tells every open view which node is selected
+            if not same_list:
+                self._page = 0
+                if self.graph.nodes[node].kind == "map":
+                    self._send_children()
+
+    def _target(self) -> TaskRunInfo | None:
+        """The task run whose logs the selection shows: a picked child, or a task's run."""
+        if self._node is None:
+            return None
+        if self._child is not None:
+            return self.graph.task_runs.get(self._child)
+        if self.graph.nodes[self._node].kind == "map":
+            return None
+        return self.graph.current_run(self._node)
+
+    def _send_detail(self) -> None:
+        assert self._node is not None
+        node = self.graph.nodes[self._node]
+        target = self._target()
+        self._shown = target.id if target else None
+        self._shown_lines = target.logged if target else 0
+        self._send(
+            {
+                "event": "detail",
+                "node": node.id,
+                "name": node.name,
+                "kind": node.kind,
+                "state": self.graph.node_state(node).value,
+                "task_run": target.to_json() if target else None,
+                "lines": log_lines(target.logs) if target else [],
+                "traceback": target.traceback if target else "",
+            }
+        )
+
+    def _send_children(self) -> None:
+        assert self._node is not None
+        page = self.graph.children_page(self._node, self._page, self._page_size)
+        self._page = page["page"]
+        self._send({"event": "children", **page})
+
+    def _follow_selection(self, changes: Changes) -> None:
+        """Keep the open panel live: new log lines, state changes, a map's current page."""
+        if self._node is None or self._node not in self.graph.nodes:
+            return
+        if self._node in changes.nodes and self.graph.nodes[self._node].kind == "map":
+            self._send_children()
+        target = self._target()
+        target_id = target.id if target else None
+        if target_id != self._shown or (target_id and target_id in changes.task_runs):
+            self._send_detail()  # a rerun replaced the task run, or its state moved on
+        elif target is not None and target.logged > self._shown_lines:
+            fresh = min(target.logged - self._shown_lines, len(target.logs))
+            self._shown_lines = target.logged
+            self._send(
+                {"event": "log", "task_run": target.id, "lines": log_lines(target.logs[-fresh:])}
+            )
+
+    def close(self) -> None:
+        self._throttle.close()
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()  # outside our lock: see ``start``

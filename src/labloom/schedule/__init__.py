@@ -1,0 +1,2 @@
+"""Internal. Schedules and their slots in the store, the ``labloom serve`` daemon, and failure
+alerts."""

@@ -1,0 +1,189 @@
+"""Failure alerts: a Slack-compatible JSON post to a webhook the user configured (``--notify``).
+
+The body names the flow, the run, the failed task runs and their exception types; never
+parameter values, task data or exception messages, which can hold data. Posting happens on a
+background thread with retries and backoff, so an alert never blocks or fails a run. The URL
+is a secret (webhook URLs carry their token): it is never logged or printed, see ``mask_url``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..core.states import State
+
+log = logging.getLogger("labloom")
+
+DEFAULT_DELAYS = (1.0, 4.0, 15.0)  # waits before the 2nd, 3rd and 4th attempt
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("--notify takes an http(s) webhook URL (the value is not shown)")
+    return url
+
+
+def mask_url(url: str | None) -> str:
+    """What may be shown of a webhook URL: its scheme and host."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}/***"
+
+
+def failure_payload(
+    flow: str,
+    run_id: str | None,
+    state: str,
+    failed_tasks: Sequence[tuple[str, str]] = (),
+    error: str = "",
+    schedule: str | None = None,
+) -> dict[str, Any]:
+    """The alert body. ``failed_tasks`` holds (task run name, state or exception type)."""
+    names = [name for name, _ in failed_tasks]
+    summary = error or (
+        "; ".join(f"{name}: {kind}" for name, kind in failed_tasks[:5])
+        + (f"; and {len(failed_tasks) - 5} more" if len(failed_tasks) > 5 else "")
+    )
+    where = f" (schedule {schedule!r})" if schedule else ""
+    run_text = f"run {run_id}" if run_id else "a run"
+    text = f"labloom: flow {flow!r}{where} {run_text} {state}"
+    if summary:
+        text += f": {summary}"
+    if run_id:
+        text += f". Details: labloom show {run_id}"
+    body: dict[str, Any] = {
+        "text": text,
+        "flow": flow,
+        "run_id": run_id,
+        "state": state,
+        "failed_tasks": names,
+        "error": summary,
+        "host": socket.gethostname(),
+    }
+    if schedule:
+        body["schedule"] = schedule
+    return body
+
+
+def run_summary(run: Any) -> tuple[list[tuple[str, str]], str]:
+    """Failed task runs of a finished ``FlowRun`` as (name, kind), and an error summary that
+    carries exception types only."""
+    failed: list[tuple[str, str]] = []
+    for tr in run.tasks:
+        if tr.state in (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED):
+            kind = type(tr.error).__name__ if tr.error is not None else tr.state.value
+            failed.append((tr.name, kind))
+    body_error = getattr(run, "_body_error", None)
+    if body_error is not None:
+        return failed, f"the flow body raised {type(body_error).__name__}"
+    hard = [item for item in failed if item[1] != State.UPSTREAM_FAILED.value]
+    if hard:
+        first = hard[0]
+        return failed, f"{len(hard)} task run(s) failed; first: {first[0]} ({first[1]})"
+    if run.state is State.CANCELLED:
+        return failed, "the run was cancelled"
+    return failed, ""
+
+
+def post(url: str, body: dict[str, Any], timeout: float = 10.0) -> None:
+    """One attempt; raises on a network error or a status other than 2xx."""
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        response.read()
+
+
+def _reason(exc: BaseException) -> str:
+    # Never str(exc) of a URLError: it can echo the URL.
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"connection failed ({type(exc.reason).__name__})"
+    return type(exc).__name__
+
+
+def deliver(
+    url: str, body: dict[str, Any], delays: Sequence[float] = DEFAULT_DELAYS,
+    stop: threading.Event | None = None,
+) -> bool:
+    """Post with retries; True once the webhook took it."""
+    for attempt in range(len(delays) + 1):
+        try:
+            post(url, body)
+            return True
+        except Exception as exc:
+            reason = _reason(exc)
+        if attempt < len(delays):
+            log.warning(
+                "[labloom] alert for run %s not delivered (%s); retrying in %gs",
+                body.get("run_id"), reason, delays[attempt],
+            )
+            if stop is not None and stop.wait(delays[attempt]):
+                break
+            if stop is None:
+                time.sleep(delays[attempt])
+    log.error("[labloom] alert for run %s not delivered; giving up", body.get("run_id"))
+    return False
+
+
+class Notifier:
+    """A background sender: ``send`` returns at once, ``close`` waits a bounded time."""
+
+    def __init__(self, delays: Sequence[float] = DEFAULT_DELAYS) -> None:
+        self.delays = tuple(delays)
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="labloom-notify", daemon=True)
+        self._thread.start()
+        self.delivered = 0
+        self.failed = 0
+
+    def send(self, url: str, body: dict[str, Any]) -> None:
+        self._queue.put((url, body))
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            url, body = item
+            try:
+                ok = deliver(url, body, self.delays, self._stop)
+            except Exception:
+                ok = False
+            if ok:
+                self.delivered += 1
+            else:
+                self.failed += 1
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Let queued alerts go out for up to ``timeout`` seconds, then stop retrying."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join(5.0)
+
+
+def delays_from_env(text: str | None) -> tuple[float, ...]:
+    """``LABLOOM_NOTIFY_DELAYS="0.2,0.5"`` shortens the backoff (tests, impatient users)."""
+    if not text:
+        return DEFAULT_DELAYS
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        return DEFAULT_DELAYS

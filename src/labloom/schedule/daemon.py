@@ -1,0 +1,222 @@
+"""``labloom serve``: the embedded scheduler, one process.
+
+Every tick it beats its heartbeat, reaps finished runs, and claims the due slot of each
+schedule (see ``slots.claim_due``). Each run is ``python -m labloom run ... --origin
+schedule`` in its own subprocess and session, so a crashing flow cannot take the scheduler
+down and a terminal's Ctrl-C reaches only the scheduler. SIGTERM (or SIGINT) stops new runs
+and waits up to ``grace`` seconds for running ones before terminating them; a second signal
+terminates them at once. Failure alerts go out from a background thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from ..store import home as _home
+from . import slots as sched
+from .alerts import Notifier, delays_from_env, failure_payload
+
+log = logging.getLogger("labloom")
+
+_TERMINATE_WAIT = 5.0  # after SIGTERM to a run, before SIGKILL
+
+
+@dataclass
+class _Child:
+    claim: sched.Claim
+    proc: subprocess.Popen[bytes]
+    report: Path
+    log_file: IO[bytes]
+    started: float
+    terminated: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Scheduler:
+    def __init__(self, tick: float = 0.5, grace: float = 30.0, out: IO[str] | None = None):
+        self.id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.tick = tick
+        self.grace = grace
+        self.out = out or sys.stdout
+        self.children: list[_Child] = []
+        self.stopping = threading.Event()
+        self.hurry = threading.Event()
+        self.notifier = Notifier(delays_from_env(os.environ.get("LABLOOM_NOTIFY_DELAYS")))
+        self.started = time.time()
+        self._last_beat = 0.0
+        self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
+        self._logs = _home.home() / "schedule-logs"
+        self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # --- signals ---------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping.is_set():
+            self.hurry.set()
+        self.stopping.set()
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        with sched.store() as conn:
+            sched.beat(conn, self.id, self.started)
+            self._say(f"labloom: scheduler {self.id} serving {_home.db_path()}")
+            try:
+                while not self.stopping.is_set():
+                    self._step(conn)
+                    self.stopping.wait(self.tick)
+                self._shut_down(conn)
+            finally:
+                sched.sign_off(conn, self.id)
+                self.notifier.close(timeout=10)
+                shutil.rmtree(self._reports, ignore_errors=True)
+        self._say("labloom: scheduler stopped")
+        return 0
+
+    def _step(self, conn: Any) -> None:
+        now = time.time()
+        if now - self._last_beat >= sched.HEARTBEAT_EVERY:
+            sched.beat(conn, self.id, self.started)
+            self._last_beat = now
+        self._reap(conn)
+        for schedule in sched.get_all(conn):
+            if schedule.paused or self.stopping.is_set():
+                continue
+            if sched.next_run(conn, schedule) > time.time():
+                continue  # a read: no write transaction for schedules that are not due
+            try:
+                claim = sched.claim_due(conn, schedule, self.id, time.time())
+            except Exception:
+                log.exception("[labloom] schedule %r: could not check it", schedule.name)
+                continue
+            if claim is not None:
+                self._launch(conn, claim)
+
+    def _launch(self, conn: Any, claim: sched.Claim) -> None:
+        s = claim.schedule
+        report = self._reports / f"{uuid.uuid4().hex}.json"
+        argv = [sys.executable, "-m", "labloom", "run", s.target, "--origin", "schedule",
+                "--report", str(report)]
+        for key, value in s.params.items():
+            argv += ["--param", f"{key}={json.dumps(value)}"]
+        if s.executor:
+            argv += ["--executor", s.executor]
+        if s.address:
+            argv += ["--address", s.address]
+        env = dict(os.environ)
+        env["LABLOOM_SCHEDULE"] = s.name
+        env["LABLOOM_SCHEDULED_TIME"] = repr(claim.slot)
+        env.pop("LABLOOM_NOTIFY_DELAYS", None)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(claim.slot))
+        log_path = self._logs / f"{_safe(s.name)}-{stamp}-{int(claim.slot * 1000) % 1000:03d}.log"
+        log_file = open(log_path, "ab")  # noqa: SIM115 - closed when the run is reaped
+        started = time.time()
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=s.workdir if Path(s.workdir).is_dir() else None, env=env,
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log_file.close()
+            sched.finish_slot(conn, s.name, claim.slot, "crashed", started=started,
+                              ended=time.time(), note=f"could not start: {type(exc).__name__}")
+            return
+        sched.finish_slot(conn, s.name, claim.slot, "running", started=started)
+        what = "catch-up run" if claim.catchup else "run"
+        self._say(f"labloom: schedule {s.name!r}: {what} for {sched.iso(claim.slot, s.timezone)}"
+                  f" started (pid {proc.pid}, log {log_path})")
+        self.children.append(_Child(claim, proc, report, log_file, started))
+
+    def _reap(self, conn: Any) -> None:
+        for child in list(self.children):
+            code = child.proc.poll()
+            if code is None:
+                continue
+            self.children.remove(child)
+            child.log_file.close()
+            self._finished(conn, child, code)
+
+    def _finished(self, conn: Any, child: _Child, code: int) -> None:
+        s = child.claim.schedule
+        data: dict[str, Any] = {}
+        try:
+            data = json.loads(child.report.read_text(encoding="utf-8"))
+            child.report.unlink()
+        except (OSError, ValueError):
+            pass
+        if data:
+            status = "completed" if data.get("state") == "Completed" else data["state"].lower()
+        elif child.terminated:
+            status = "terminated"
+        elif code == 2:
+            status = "refused"  # the target or its parameters no longer work
+        else:
+            status = "crashed"
+        note = data.get("error") or (f"exit status {code}" if status != "completed" else None)
+        sched.finish_slot(conn, s.name, child.claim.slot, status, ended=time.time(),
+                          run_id=data.get("run_id"), exit_code=code, note=note)
+        self._say(f"labloom: schedule {s.name!r}: run {data.get('run_id') or '-'} {status}")
+        if status != "completed" and s.notify:
+            failed = [tuple(item) for item in data.get("failed_tasks", [])]
+            error = data.get("error") or {
+                "refused": "the scheduled run refused its target or parameters (exit status 2)",
+                "terminated": "terminated when the scheduler shut down",
+            }.get(status, f"the run process ended with exit status {code}")
+            self.notifier.send(s.notify, failure_payload(
+                data.get("flow") or s.name, data.get("run_id"), data.get("state") or status,
+                failed, error, schedule=s.name,
+            ))
+
+    def _shut_down(self, conn: Any) -> None:
+        if self.children:
+            self._say(f"labloom: stopping; waiting up to {self.grace:g}s for "
+                      f"{len(self.children)} run(s)")
+        deadline = time.monotonic() + self.grace
+        while self.children and time.monotonic() < deadline and not self.hurry.is_set():
+            self._reap(conn)
+            sched.beat(conn, self.id, self.started)
+            self.hurry.wait(min(self.tick, 0.2))
+        self._reap(conn)
+        for child in self.children:
+            child.terminated = True
+            _signal(child.proc, signal.SIGTERM)
+        deadline = time.monotonic() + _TERMINATE_WAIT
+        while self.children and time.monotonic() < deadline:
+            self._reap(conn)
+            time.sleep(0.05)
+        for child in self.children:
+            _signal(child.proc, signal.SIGKILL)
+            child.proc.wait(timeout=5)
+        self._reap(conn)
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
+def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)  # the run and anything it started
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -1,0 +1,392 @@
+"""Schedules in the store: when each is due, and slots claimed atomically.
+
+A schedule fires at *slots*: cron times in its timezone, or ``anchor + k * every``. A slot is
+handled once, by one scheduler: claiming inserts ``(schedule, slot_time)`` into
+``schedule_slots`` (its primary key) inside one ``BEGIN IMMEDIATE`` transaction, which also
+checks that no run of the schedule is still going (no overlap) and what was missed.
+
+    >>> parse_duration("1h30m")
+    5400.0
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..store import home as _home
+from ..store.schema import ensure_schema
+
+# A slot that started later than this after its time was missed (the scheduler was down).
+MAX_GRACE = 60.0
+HEARTBEAT_EVERY = 1.0
+# A scheduler whose heartbeat is this old is gone; its runs are no longer "running".
+STALE_AFTER = 30.0
+CATCHUP_CHOICES = ("once", "skip")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot be stored as given."""
+
+
+def parse_duration(text: str) -> float:
+    """``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` (or plain seconds) as seconds."""
+    cleaned = text.strip().lower().replace(" ", "")
+    try:
+        seconds = float(cleaned)
+    except ValueError:
+        parts = _DURATION.findall(cleaned)
+        if not parts or "".join(n + u for n, u in parts) != cleaned:
+            raise ScheduleError(
+                f"bad duration {text!r}: write a number with s, m, h or d, e.g. 30s, 5m, 1h30m"
+            ) from None
+        seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    if seconds <= 0:
+        raise ScheduleError(f"bad duration {text!r}: it must be longer than zero")
+    return seconds
+
+
+def check_cron(expr: str) -> str:
+    from croniter import croniter
+
+    if not croniter.is_valid(expr):
+        raise ScheduleError(
+            f"bad cron expression {expr!r}: five fields, minute hour day month weekday, "
+            "e.g. '0 2 * * *' for 2 a.m. every day"
+        )
+    return expr
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(
+            f"unknown timezone {name!r}: use an IANA name such as Europe/Paris or UTC"
+        ) from None
+    return name
+
+
+def local_timezone() -> str:
+    """The system's IANA timezone name where it can be found, else UTC."""
+    try:
+        import os
+
+        link = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in link:
+            return check_timezone(link.split("zoneinfo/", 1)[1])
+    except (OSError, ScheduleError):
+        pass
+    return "UTC"
+
+
+@dataclass
+class Schedule:
+    name: str
+    target: str
+    workdir: str
+    cron: str | None
+    every: float | None
+    timezone: str | None
+    params: dict[str, Any]
+    notify: str | None
+    executor: str | None
+    address: str | None
+    catchup: str
+    overlap: bool
+    paused: bool
+    anchor: float
+    not_before: float
+    created: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Schedule:
+        data = dict(row)
+        data["params"] = json.loads(data["params"])
+        data["overlap"] = bool(data["overlap"])
+        data["paused"] = bool(data["paused"])
+        return cls(**data)
+
+    @property
+    def spec(self) -> str:
+        if self.cron:
+            return f"cron {self.cron} ({self.timezone or 'UTC'})"
+        return f"every {format_duration(self.every or 0)}"
+
+    def next_after(self, when: float) -> float:
+        """The first slot strictly after ``when``."""
+        if self.every:
+            k = int((when - self.anchor) // self.every) + 1
+            slot = self.anchor + max(k, 1) * self.every
+            while slot <= when:  # float rounding
+                slot += self.every
+            return round(slot, 3)
+        from croniter import croniter
+
+        tz = ZoneInfo(self.timezone or "UTC")
+        start = datetime.fromtimestamp(when, tz)
+        return float(croniter(self.cron, start).get_next(float))
+
+    def latest_at(self, now: float) -> float | None:
+        """The last slot at or before ``now`` (None before the first)."""
+        if self.every:
+            k = int((now - self.anchor) // self.every)
+            return round(self.anchor + k * self.every, 3) if k >= 1 else None
+        from croniter import croniter
+
+        tz = ZoneInfo(self.timezone or "UTC")
+        start = datetime.fromtimestamp(now + 0.001, tz)
+        return float(croniter(self.cron, start).get_prev(float))
+
+    def period_at(self, slot: float) -> float:
+        return self.every if self.every else self.next_after(slot) - slot
+
+    def grace(self, slot: float) -> float:
+        """How late a slot may start and still count as on time."""
+        return min(MAX_GRACE, self.period_at(slot) / 2)
+
+
+def format_duration(seconds: float) -> str:
+    out, rest = [], seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if rest >= size:
+            n = int(rest // size)
+            out.append(f"{n}{unit}")
+            rest -= n * size
+    if rest or not out:
+        out.append(f"{rest:g}s")
+    return "".join(out)
+
+
+def iso(when: float | None, tz: str | None = None) -> str:
+    if when is None:
+        return "-"
+    zone = ZoneInfo(tz) if tz else timezone.utc
+    return datetime.fromtimestamp(when, zone).isoformat(timespec="seconds")
+
+
+@contextmanager
+def store() -> Iterator[sqlite3.Connection]:
+    conn = _home.connect()
+    conn.row_factory = sqlite3.Row
+    try:
+        ensure_schema(conn, where=str(_home.db_path()))
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction taken at once (BEGIN IMMEDIATE): claims never interleave."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def add(conn: sqlite3.Connection, schedule: Schedule) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO schedules (name, target, workdir, cron, every, timezone, params, notify,"
+            " executor, address, catchup, overlap, paused, anchor, not_before, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                schedule.name, schedule.target, schedule.workdir, schedule.cron, schedule.every,
+                schedule.timezone, json.dumps(schedule.params), schedule.notify,
+                schedule.executor, schedule.address, schedule.catchup, int(schedule.overlap),
+                int(schedule.paused), schedule.anchor, schedule.not_before, schedule.created,
+            ),
+        )
+    except sqlite3.IntegrityError:
+        raise ScheduleError(
+            f"a schedule named {schedule.name!r} exists; choose another with --name, or "
+            f"`labloom schedule remove {schedule.name}` first"
+        ) from None
+
+
+def get_all(conn: sqlite3.Connection) -> list[Schedule]:
+    rows = conn.execute("SELECT * FROM schedules ORDER BY name").fetchall()
+    return [Schedule.from_row(row) for row in rows]
+
+
+def get(conn: sqlite3.Connection, name: str) -> Schedule:
+    row = conn.execute("SELECT * FROM schedules WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        names = [s.name for s in get_all(conn)]
+        raise ScheduleError(
+            f"no schedule named {name!r}; the schedules are {', '.join(names) or 'none'}"
+        )
+    return Schedule.from_row(row)
+
+
+def remove(conn: sqlite3.Connection, name: str) -> None:
+    get(conn, name)
+    with transaction(conn):
+        conn.execute("DELETE FROM schedules WHERE name = ?", (name,))
+        conn.execute(
+            "DELETE FROM schedule_slots WHERE schedule = ? AND status != 'running'", (name,)
+        )
+
+
+def set_paused(conn: sqlite3.Connection, name: str, paused: bool) -> None:
+    get(conn, name)
+    if paused:
+        conn.execute("UPDATE schedules SET paused = 1 WHERE name = ?", (name,))
+    else:
+        # Slots that passed while paused are not caught up.
+        conn.execute(
+            "UPDATE schedules SET paused = 0, not_before = ? WHERE name = ?", (time.time(), name)
+        )
+
+
+def watermark(conn: sqlite3.Connection, schedule: Schedule) -> float:
+    """Slots at or before this are handled."""
+    row = conn.execute(
+        "SELECT MAX(slot_time) FROM schedule_slots WHERE schedule = ?", (schedule.name,)
+    ).fetchone()
+    last = row[0] if row and row[0] is not None else float("-inf")
+    return float(max(last, schedule.not_before))
+
+
+def next_run(conn: sqlite3.Connection, schedule: Schedule) -> float:
+    return schedule.next_after(watermark(conn, schedule))
+
+
+@dataclass(frozen=True)
+class Claim:
+    schedule: Schedule
+    slot: float
+    catchup: bool
+
+
+def claim_due(
+    conn: sqlite3.Connection, schedule: Schedule, scheduler_id: str, now: float
+) -> Claim | None:
+    """Claim the schedule's due slot for this scheduler, if it has one and may run it now.
+
+    Missed slots (the scheduler was down) become one catch-up run of the latest, or with
+    catchup "skip" are recorded as skipped; a slot due while a run of the schedule is still
+    going is recorded as skipped unless the schedule allows overlap.
+    """
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT paused FROM schedules WHERE name = ?", (schedule.name,)
+        ).fetchone()
+        if row is None or row[0]:
+            return None
+        first = schedule.next_after(watermark(conn, schedule))
+        if first > now:
+            return None
+        latest = schedule.latest_at(now)
+        if latest is None or latest < first:
+            latest = first
+        missed = latest > first or now - latest > schedule.grace(latest)
+        if not schedule.overlap and _running(conn, schedule.name, now):
+            _record(conn, schedule.name, latest, "skipped", scheduler_id, now,
+                    "the previous run was still running")
+            return None
+        if missed and schedule.catchup == "skip" and now - latest > schedule.grace(latest):
+            _record(conn, schedule.name, latest, "skipped", scheduler_id, now,
+                    "missed while no scheduler was running")
+            return None
+        note = "catch-up run for missed slots" if missed else None
+        _record(conn, schedule.name, latest, "running", scheduler_id, now, note)
+        return Claim(schedule, latest, missed)
+
+
+def _running(conn: sqlite3.Connection, name: str, now: float) -> bool:
+    rows = conn.execute(
+        "SELECT s.slot_time, h.beat FROM schedule_slots s LEFT JOIN schedulers h"
+        " ON h.id = s.scheduler WHERE s.schedule = ? AND s.status = 'running'",
+        (name,),
+    ).fetchall()
+    alive = False
+    for slot_time, beat in rows:
+        if beat is None or now - beat > STALE_AFTER:
+            conn.execute(
+                "UPDATE schedule_slots SET status = 'lost', note = ?"
+                " WHERE schedule = ? AND slot_time = ?",
+                ("its scheduler stopped without finishing it", name, slot_time),
+            )
+        else:
+            alive = True
+    return alive
+
+
+def _record(
+    conn: sqlite3.Connection, name: str, slot: float, status: str, scheduler_id: str,
+    now: float, note: str | None,
+) -> None:
+    conn.execute(
+        "INSERT INTO schedule_slots (schedule, slot_time, status, scheduler, claimed, note)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (name, slot, status, scheduler_id, now, note),
+    )
+
+
+def finish_slot(
+    conn: sqlite3.Connection, name: str, slot: float, status: str, **fields: Any
+) -> None:
+    """Update a claimed slot; fields given as None keep their value (a catch-up note stays)."""
+    allowed = {"started", "ended", "run_id", "exit_code", "note"}
+    given = {key: value for key, value in fields.items() if key in allowed and value is not None}
+    sets = ["status = ?"] + [f"{key} = ?" for key in given]
+    values = [status, *given.values()]
+    conn.execute(
+        f"UPDATE schedule_slots SET {', '.join(sets)} WHERE schedule = ? AND slot_time = ?",
+        (*values, name, slot),
+    )
+
+
+def slots(conn: sqlite3.Connection, name: str | None = None) -> list[dict[str, Any]]:
+    query = "SELECT * FROM schedule_slots"
+    args: tuple[Any, ...] = ()
+    if name is not None:
+        query += " WHERE schedule = ?"
+        args = (name,)
+    return [dict(row) for row in conn.execute(query + " ORDER BY slot_time", args)]
+
+
+def beat(conn: sqlite3.Connection, scheduler_id: str, started: float) -> None:
+    import os
+
+    conn.execute(
+        "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET beat = excluded.beat",
+        (scheduler_id, socket.gethostname(), os.getpid(), started, time.time()),
+    )
+
+
+def sign_off(conn: sqlite3.Connection, scheduler_id: str) -> None:
+    conn.execute("DELETE FROM schedulers WHERE id = ?", (scheduler_id,))
+
+
+def health(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any]:
+    """The schedulers' heartbeats: who runs, and how fresh their last beat is."""
+    now = time.time() if now is None else now
+    rows = conn.execute("SELECT * FROM schedulers ORDER BY beat DESC").fetchall()
+    daemons = [
+        {
+            "id": row["id"], "host": row["host"], "pid": row["pid"],
+            "started": row["started"], "heartbeat_age": round(now - row["beat"], 1),
+            "alive": now - row["beat"] <= STALE_AFTER,
+        }
+        for row in rows
+    ]
+    return {"running": any(d["alive"] for d in daemons), "schedulers": daemons}

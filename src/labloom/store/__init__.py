@@ -1,0 +1,65 @@
+"""The run store: SQLite under ``LABLOOM_HOME``, fed by the event stream, read by the CLI,
+``%flow_runs`` and the scheduler.
+
+- ``attach(run)``: record a run (``core.observers.attach_default_observers`` calls it);
+- ``open_store()``: a ``RunStore`` to read runs, task runs and logs (see ``reader.py``);
+- ``enabled()``: False when ``LABLOOM_STORE=0`` (nothing is written);
+- ``persist_mode()``: which task results persist (see ``_cache.py``).
+
+>>> from labloom.store import open_store
+>>> with open_store() as store:
+...     runs = store.list_runs(flow="nightly", limit=5)
+...     tasks = store.task_runs(runs[0].id)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .reader import RunStore
+
+_OFF = ("0", "false", "no", "off")
+PERSIST_MODES = ("all", "cached")
+
+
+def enabled() -> bool:
+    return os.environ.get("LABLOOM_STORE", "1").strip().lower() not in _OFF
+
+
+def persist_mode() -> str:
+    """``LABLOOM_RESULTS``: "cached" (default) or "all"; always "cached" with the store off.
+
+    Default "cached": task data stays where the user put it (only ``cache=True`` results are
+    written under ``LABLOOM_HOME/results``), and quick tasks pay no pickling. "all" persists
+    every result that pickles, so ``labloom retry`` from another process reuses them.
+    """
+    if not enabled():
+        return "cached"
+    mode = os.environ.get("LABLOOM_RESULTS", "cached").strip().lower() or "cached"
+    if mode not in PERSIST_MODES:
+        raise ValueError(
+            f"[labloom] LABLOOM_RESULTS={mode!r} is not a choice; use 'all' (persist every "
+            "task result, so `labloom retry` reuses them) or 'cached' (only cache=True tasks)"
+        )
+    return mode
+
+
+def attach(run: Any) -> None:
+    """Record ``run`` in the store (no-op when the store is off)."""
+    if not enabled():
+        return
+    from .writer import attach as attach_writer
+
+    attach_writer(run)
+
+
+def open_store(path: Path | None = None) -> RunStore:
+    from .reader import RunStore
+
+    return RunStore(path)
+
+
+__all__ = ["PERSIST_MODES", "attach", "enabled", "open_store", "persist_mode"]

@@ -1,0 +1,295 @@
+"""Reading the store: runs, task runs, state histories and logs, as small records.
+
+Every read first reconciles: a run still marked Pending or Running whose process is gone (same
+host: its pid is dead; any host: no heartbeat for ``STALE_AFTER`` seconds) is marked Crashed,
+and its unfinished task runs Cancelled. Nothing already written is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .home import connect, db_path, pid_alive
+from .schema import ensure_schema
+
+STALE_AFTER = 60.0  # seconds without a heartbeat (the writer beats every 5)
+_OPEN_STATES = ("Pending", "Running")
+
+
+@dataclass
+class RunRecord:
+    id: str
+    flow_name: str
+    state: str
+    message: str
+    parameters: dict[str, Any]
+    created: float | None
+    started: float | None
+    ended: float | None
+    host: str | None
+    pid: int | None
+    executor: str | None
+    origin: str | None
+    source_hash: str | None
+    target: dict[str, Any] | None
+    retry_of: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # task runs by state
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.started is None or self.ended is None else self.ended - self.started
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "duration": self.duration}
+
+
+@dataclass
+class TaskRunRecord:
+    id: str
+    run_id: str
+    task_name: str
+    map_index: int | None
+    state: str
+    attempts: int
+    started: float | None
+    ended: float | None
+    message: str
+    traceback: str
+    cache_key: str | None
+    result_path: str | None
+    upstream: list[str]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.task_name if self.map_index is None else f"{self.task_name}[{self.map_index}]"
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.started is None or self.ended is None else self.ended - self.started
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "name": self.name, "duration": self.duration}
+
+
+@dataclass
+class LogEntry:
+    task_run_id: str | None
+    task: str
+    level: int
+    time: float
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LogCut:
+    task_run_id: str
+    task: str
+    kept: int
+    cut: int
+
+
+_RUN_COLUMNS = (
+    "id, flow_name, state, message, parameters, created, started, ended, host, pid, executor, "
+    "origin, source_hash, target, retry_of, metadata"
+)
+_TASK_COLUMNS = (
+    "id, run_id, task_name, map_index, state, attempts, started, ended, message, traceback, "
+    "cache_key, result_path, upstream"
+)
+
+
+class RunStore:
+    """Read access to the store (``open_store()``); also a context manager."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or db_path()
+        self.conn = connect(self.path)
+        ensure_schema(self.conn, where=str(self.path))
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- runs -----------------------------------------------------------------------------
+
+    def list_runs(self, flow: str | None = None, limit: int | None = 20) -> list[RunRecord]:
+        """Newest first."""
+        self.reconcile()
+        sql = f"SELECT {_RUN_COLUMNS} FROM flow_runs"
+        params: list[Any] = []
+        if flow is not None:
+            sql += " WHERE flow_name = ?"
+            params.append(flow)
+        sql += " ORDER BY created DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        runs = [_run(row) for row in self.conn.execute(sql, params)]
+        self._add_counts(runs)
+        return runs
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """A run by id, or by a prefix of its id that names exactly one run."""
+        self.reconcile()
+        rows = self.conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id = ?", (run_id,)
+        ).fetchall()
+        if not rows and run_id:
+            rows = self.conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id LIKE ? LIMIT 2",
+                (run_id.replace("%", "").replace("_", "") + "%",),
+            ).fetchall()
+        if len(rows) != 1:
+            return None
+        run = _run(rows[0])
+        self._add_counts([run])
+        return run
+
+    def _add_counts(self, runs: list[RunRecord]) -> None:
+        for run in runs:
+            run.counts = dict(self.conn.execute(
+                "SELECT state, COUNT(*) FROM task_runs WHERE run_id = ? GROUP BY state", (run.id,)
+            ).fetchall())
+
+    # --- task runs and logs ---------------------------------------------------------------
+
+    def task_runs(self, run_id: str, history: bool = False) -> list[TaskRunRecord]:
+        rows = self.conn.execute(
+            f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? ORDER BY created, rowid",
+            (run_id,),
+        ).fetchall()
+        tasks = [_task(row) for row in rows]
+        if history:
+            by_id = {task.id: task for task in tasks}
+            for tr_id, state, when, message, attempt in self.conn.execute(
+                "SELECT task_run_id, state, time, message, attempt FROM task_states "
+                "WHERE run_id = ? ORDER BY rowid", (run_id,)
+            ):
+                if tr_id in by_id:
+                    by_id[tr_id].history.append(
+                        {"state": state, "time": when, "message": message, "attempt": attempt}
+                    )
+        return tasks
+
+    def logs(self, run_id: str, task: str | None = None) -> tuple[list[LogEntry], list[LogCut]]:
+        """Log lines of a run (or of task runs matching ``task``: an id, name or ``name[i]``),
+        and a note per task run whose lines were cut."""
+        names = {tr.id: tr.name for tr in self.task_runs(run_id)}
+        wanted: set[str | None] | None = None
+        if task is not None:
+            wanted = {
+                tr_id for tr_id, name in names.items()
+                if task in (tr_id, name) or name.split("[", 1)[0] == task
+            }
+        lines = [
+            LogEntry(tr_id, names.get(tr_id, "") if tr_id else "", level, when, text)
+            for tr_id, level, when, text in self.conn.execute(
+                "SELECT task_run_id, level, time, text FROM logs WHERE run_id = ? "
+                "ORDER BY time, id", (run_id,)
+            )
+            if wanted is None or tr_id in wanted
+        ]
+        cuts = [
+            LogCut(tr_id, names.get(tr_id, ""), kept, cut)
+            for tr_id, kept, cut in self.conn.execute(
+                "SELECT task_run_id, kept, cut FROM log_cuts WHERE run_id = ?", (run_id,)
+            )
+            if wanted is None or (tr_id or None) in wanted
+        ]
+        return lines, cuts
+
+    # --- crash detection ------------------------------------------------------------------
+
+    def reconcile(self, now: float | None = None) -> list[str]:
+        """Mark runs whose process died as Crashed; returns their ids."""
+        now = time.time() if now is None else now
+        here = socket.gethostname()
+        suspects = self.conn.execute(
+            "SELECT id, host, pid, heartbeat FROM flow_runs WHERE state IN (?, ?)", _OPEN_STATES
+        ).fetchall()
+        crashed = []
+        for run_id, host, pid, beat in suspects:
+            stale = beat is None or now - beat > STALE_AFTER
+            if host == here and pid is not None and not pid_alive(int(pid)):
+                why = f"its process (pid {pid} on {host}) is gone"
+            elif stale:
+                why = f"no sign of life from pid {pid} on {host} for over {STALE_AFTER:g}s"
+            else:
+                continue
+            if self._mark_crashed(run_id, beat, why, now):
+                crashed.append(run_id)
+        return crashed
+
+    def _mark_crashed(self, run_id: str, beat: float | None, why: str, now: float) -> bool:
+        message = (
+            f"crashed: {why}; finished task runs are kept, `labloom retry {run_id}` reruns "
+            "the rest"
+        )
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Only if nothing was written meanwhile (the run may be alive after all).
+            changed = self.conn.execute(
+                "UPDATE flow_runs SET state = 'Crashed', message = ?, ended = ? WHERE id = ? "
+                "AND state IN (?, ?) AND heartbeat IS ?",
+                (message, beat or now, run_id, *_OPEN_STATES, beat),
+            ).rowcount
+            if changed:
+                note = "not finished: the run's process died"
+                open_tasks = [row[0] for row in self.conn.execute(
+                    "SELECT id FROM task_runs WHERE run_id = ? AND state IN "
+                    "('Pending', 'Running', 'Retrying')", (run_id,)
+                )]
+                self.conn.executemany(
+                    "UPDATE task_runs SET state = 'Cancelled', message = ? WHERE id = ?",
+                    [(note, tr_id) for tr_id in open_tasks],
+                )
+                self.conn.executemany(
+                    "INSERT INTO task_states VALUES (?, ?, 'Cancelled', ?, ?, 0)",
+                    [(tr_id, run_id, now, note) for tr_id in open_tasks],
+                )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return bool(changed)
+
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    (run_id, flow, state, message, params, created, started, ended, host, pid, executor,
+     origin, source_hash, target, retry_of, metadata) = row
+    return RunRecord(
+        run_id, flow, state, message or "", _loads(params) or {}, created, started, ended, host,
+        pid, executor, origin, source_hash, _loads(target), retry_of, _loads(metadata) or {},
+    )
+
+
+def _task(row: tuple[Any, ...]) -> TaskRunRecord:
+    (tr_id, run_id, name, index, state, attempts, started, ended, message, traceback, key,
+     path, upstream) = row
+    return TaskRunRecord(
+        tr_id, run_id, name, index, state, attempts, started, ended, message or "",
+        traceback or "", key, path, _loads(upstream) or [],
+    )

@@ -1,0 +1,66 @@
+"""Restart a recorded run from another process: ``labloom retry RUN_ID``.
+
+The flow is loaded again from the file recorded with the run and run with the same
+parameters, as a new run pointing back to the old one (``retry_of``). Each task run whose key
+(source and inputs, see ``_cache.py``) matches a task run that completed in the old run loads
+that persisted result (state Cached) instead of running; everything else runs: what failed,
+what never ran, and any upstream whose result file is gone or was never persisted. A fix to a
+task's source changes its key and the keys downstream, so exactly the fixed part reruns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.results import Reuse
+from . import open_store, target
+from .target import TargetError
+
+_DONE = ("Completed", "Cached")
+
+
+def retry_run(run_id: str, executor: Any = None) -> tuple[Any, list[str]]:
+    """Rerun ``run_id``'s failed part; returns the new ``FlowRun`` (finished) and notes on
+    what had to rerun although it completed before. Raises ``KeyError`` for an unknown id and
+    ``TargetError`` when the run cannot be retried from here."""
+    from ..core.flow_run import FlowRun
+    from ..core.observers import attach_default_observers
+    from ..executors import Executor, resolve_executor
+
+    with open_store() as store:
+        record = store.get_run(run_id)
+        if record is None:
+            raise KeyError(run_id)
+        tasks = store.task_runs(record.id)
+    if record.state in ("Pending", "Running"):
+        raise TargetError(
+            f"run {record.id} is still {record.state} (pid {record.pid} on {record.host}); "
+            "wait for it or cancel it first"
+        )
+    flow = target.load(record.target or {}, record.id)
+    opaque = [k for k, v in record.parameters.items() if isinstance(v, dict) and "__repr__" in v]
+    if opaque:
+        raise TargetError(
+            f"run {record.id}: parameter(s) {', '.join(opaque)} were not JSON values, so only "
+            "their repr was stored; run the flow again with `labloom run ... --param`"
+        )
+    notes: list[str] = []
+    reuse: dict[str, Reuse] = {}
+    for tr in tasks:
+        if tr.state not in _DONE:
+            continue
+        if tr.cache_key and tr.result_path:
+            reuse[tr.cache_key] = Reuse(tr.result_path, record.id, tr.name)
+        else:
+            notes.append(f"{tr.name}: its result was not persisted in run {record.id}; "
+                         "it runs again if needed")
+    choice = executor if executor is not None else flow.executor
+    run = FlowRun(
+        flow, flow.bind(**record.parameters), resolve_executor(choice), origin="retry",
+        owns_executor=not isinstance(choice, Executor),
+    )
+    run.metadata["retry_of"] = record.id
+    run._results.reuse = reuse
+    attach_default_observers(run)
+    run.start()
+    return run, notes + run._results.notes

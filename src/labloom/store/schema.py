@@ -1,0 +1,170 @@
+"""The store's schema and its migrations, tracked by SQLite's ``PRAGMA user_version``.
+
+Each entry of ``MIGRATIONS`` upgrades version i to i + 1. An older file is upgraded inside one
+``BEGIN IMMEDIATE`` transaction, so two processes opening it at once cannot both migrate; a
+file written by a newer labloom is refused (``StoreVersionError``) rather than misread.
+
+Later tables (schedules, concurrency limits) go in as new entries appended here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..core.errors import LabloomError
+
+# Version 1: the first schema.
+_V1 = """
+CREATE TABLE flows (
+    name TEXT NOT NULL, source_hash TEXT NOT NULL, first_seen REAL, last_seen REAL,
+    PRIMARY KEY (name, source_hash)
+);
+CREATE TABLE flow_runs (
+    id TEXT PRIMARY KEY, flow_name TEXT NOT NULL, source_hash TEXT, parameters TEXT,
+    state TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', created REAL, started REAL,
+    ended REAL, host TEXT, pid INTEGER, executor TEXT, origin TEXT, metadata TEXT
+);
+CREATE INDEX flow_runs_by_created ON flow_runs (created);
+CREATE INDEX flow_runs_by_flow ON flow_runs (flow_name, created);
+CREATE TABLE task_runs (
+    id TEXT PRIMARY KEY, run_id TEXT NOT NULL, node_id TEXT, task_name TEXT NOT NULL,
+    map_index INTEGER, upstream TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    created REAL, started REAL, ended REAL, message TEXT NOT NULL DEFAULT '',
+    traceback TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX task_runs_by_run ON task_runs (run_id);
+CREATE TABLE task_states (
+    task_run_id TEXT NOT NULL, run_id TEXT NOT NULL, state TEXT NOT NULL, time REAL,
+    message TEXT NOT NULL DEFAULT '', attempt INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX task_states_by_task_run ON task_states (task_run_id);
+CREATE TABLE logs (
+    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, task_run_id TEXT, level INTEGER,
+    time REAL, text TEXT
+);
+CREATE INDEX logs_by_run ON logs (run_id, task_run_id);
+"""
+
+# Version 2: crash detection (heartbeat), retry from another process (target, retry_of),
+# cached and persisted results, and the note of log lines cut per task run.
+_V2 = """
+ALTER TABLE flow_runs ADD COLUMN heartbeat REAL;
+ALTER TABLE flow_runs ADD COLUMN target TEXT;
+ALTER TABLE flow_runs ADD COLUMN retry_of TEXT;
+ALTER TABLE task_runs ADD COLUMN cache_key TEXT;
+ALTER TABLE task_runs ADD COLUMN result_path TEXT;
+CREATE TABLE log_cuts (
+    run_id TEXT NOT NULL, task_run_id TEXT NOT NULL, kept INTEGER NOT NULL,
+    cut INTEGER NOT NULL, PRIMARY KEY (run_id, task_run_id)
+);
+UPDATE flow_runs SET heartbeat = COALESCE(ended, started, created);
+"""
+
+# Version 3: schedules, their claimed slots (the primary key is what stops two schedulers
+# from running one slot) and the schedulers' heartbeats. IF NOT EXISTS: stores written while
+# schedules created their own tables upgrade cleanly.
+_V3 = """
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    workdir TEXT NOT NULL,
+    cron TEXT,
+    every REAL,
+    timezone TEXT,
+    params TEXT NOT NULL DEFAULT '{}',
+    notify TEXT,
+    executor TEXT,
+    address TEXT,
+    catchup TEXT NOT NULL DEFAULT 'once',
+    overlap INTEGER NOT NULL DEFAULT 0,
+    paused INTEGER NOT NULL DEFAULT 0,
+    anchor REAL NOT NULL,
+    not_before REAL NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS schedule_slots (
+    schedule TEXT NOT NULL,
+    slot_time REAL NOT NULL,
+    status TEXT NOT NULL,
+    scheduler TEXT,
+    claimed REAL,
+    started REAL,
+    ended REAL,
+    run_id TEXT,
+    exit_code INTEGER,
+    note TEXT,
+    PRIMARY KEY (schedule, slot_time)
+);
+CREATE TABLE IF NOT EXISTS schedulers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    beat REAL NOT NULL
+);
+"""
+
+# Version 4: concurrency limits by tag, and the slots held now (by host, process and task run)
+# so that local and thread runs in several processes share one limit.
+_V4 = """
+CREATE TABLE IF NOT EXISTS concurrency_limits (
+    tag TEXT PRIMARY KEY,
+    slots INTEGER NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS concurrency_slots (
+    tag TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired REAL NOT NULL,
+    PRIMARY KEY (tag, holder)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreVersionError(LabloomError):
+    """The store file was written by a newer labloom than this one."""
+
+
+def version_of(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def ensure_schema(conn: sqlite3.Connection, target: int = SCHEMA_VERSION, where: str = "") -> int:
+    """Bring the store up to ``target`` (the current schema unless a test asks otherwise)."""
+    current = version_of(conn)
+    if current == target:
+        return current
+    if current > SCHEMA_VERSION:
+        raise _too_new(current, where)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = version_of(conn)  # another process may have migrated meanwhile
+        if current > SCHEMA_VERSION:
+            raise _too_new(current, where)
+        for version in range(current, target):
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return target
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit our transaction; run one statement at a time instead.
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def _too_new(version: int, where: str) -> StoreVersionError:
+    return StoreVersionError(
+        f"[labloom] the store {where or 'file'} has schema version {version}, newer than this "
+        f"labloom understands (up to {SCHEMA_VERSION}); it was written by a newer labloom. "
+        "Upgrade labloom (pip install -U labloom), or set LABLOOM_HOME to another folder"
+    )

@@ -1,0 +1,307 @@
+"""Writing runs to the store: a subscriber per run, one writer thread per store file.
+
+The event bus hands each run's events to ``Recorder`` in batches, off the hot path; the
+recorder only queues them. The writer thread drains whatever has queued and writes it in one
+transaction, so a 10,000-task flow costs a few dozen commits, not 30,000. When a run ends, its
+recorder waits for the final commit: once ``run.wait()`` returns, the store agrees.
+
+While a run of this process is open the writer refreshes its heartbeat; the reader marks a
+run Crashed when its process is gone or its heartbeat is stale (see ``reader.reconcile``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..core import events as ev
+from . import target
+from .home import connect, db_path
+from .schema import ensure_schema
+
+log = logging.getLogger("labloom")
+
+HEARTBEAT_INTERVAL = 5.0
+_IDLE_EXIT = 2.0  # seconds a writer with nothing open waits before its thread ends
+_FINAL_WAIT = 30.0
+# How long SQLite itself waits for another process's write lock before a write is retried.
+BUSY_TIMEOUT = 30.0
+
+
+def log_line_cap() -> int:
+    """Log lines kept per task run (``LABLOOM_LOG_LINES``, default 1000); the rest are counted."""
+    try:
+        return max(0, int(os.environ.get("LABLOOM_LOG_LINES", "1000")))
+    except ValueError:
+        return 1000
+
+
+def to_json(value: Any) -> str:
+    """JSON for the store; values that JSON cannot hold become ``{"__repr__": ...}``."""
+    def fallback(obj: Any) -> Any:
+        if isinstance(obj, (set, frozenset, tuple)):
+            return list(obj)
+        return {"__repr__": repr(obj)[:1000]}
+
+    return json.dumps(value, default=fallback)
+
+
+class Recorder:
+    """The bus subscriber of one run."""
+
+    def __init__(self, run: Any, writer: Writer) -> None:
+        self.run_id: str = run.id
+        self.writer = writer
+        self.pid = os.getpid()
+        self.target = target.describe(run.flow)
+        self.log_cap = log_line_cap()
+        self.log_counts: dict[str, int] = {}
+
+    def __call__(self, batch: Sequence[ev.Event]) -> None:
+        seq = self.writer.put(self, batch)
+        if any(isinstance(event, ev.RunFinished) for event in batch):
+            self.writer.wait(seq, _FINAL_WAIT)
+
+
+class _Rows:
+    """One transaction's worth of rows, folded from a stream of events."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[Any, ...]] = []
+        self.flows: list[tuple[Any, ...]] = []
+        self.tasks: list[tuple[Any, ...]] = []
+        self.states: list[tuple[Any, ...]] = []
+        self.task_updates: dict[str, list[Any]] = {}
+        self.keys: list[tuple[Any, ...]] = []
+        self.logs: list[tuple[Any, ...]] = []
+        self.cuts: dict[tuple[str, str], tuple[int, int]] = {}
+        self.run_updates: list[tuple[Any, ...]] = []
+        self.opened: set[str] = set()
+        self.closed: set[str] = set()
+
+    def add(self, rec: Recorder, event: ev.Event) -> None:
+        if isinstance(event, ev.StateChanged):
+            self.states.append((event.task_run_id, event.run_id, event.state.value, event.time,
+                                event.message, event.attempt))
+            row = self.task_updates.get(event.task_run_id)
+            if row is None:
+                row = self.task_updates[event.task_run_id] = [None, "", 0, None, None, ""]
+            row[0], row[1], row[2] = event.state.value, event.message, event.attempt
+            if event.state.value == "Running" and row[3] is None:
+                row[3] = event.time
+            row[4] = event.time if event.state.is_final else None
+            if event.traceback:
+                row[5] = event.traceback
+        elif isinstance(event, ev.LogRecord):
+            self._log(rec, event)
+        elif isinstance(event, ev.TaskRunCreated):
+            self.tasks.append((event.task_run_id, event.run_id, event.node_id, event.task_name,
+                               event.map_index, json.dumps(list(event.upstream)), "Pending",
+                               event.time))
+            self.states.append((event.task_run_id, event.run_id, "Pending", event.time, "", 0))
+        elif isinstance(event, ev.TaskRunKeyed):
+            self.keys.append((event.cache_key, event.result_path, event.task_run_id))
+        elif isinstance(event, ev.RunCreated):
+            metadata = dict(event.metadata)
+            self.runs.append((
+                event.run_id, event.flow_name, event.source_hash, to_json(event.parameters),
+                "Pending", event.time, event.time, event.host, rec.pid, event.executor,
+                event.origin, to_json(metadata), event.time, to_json(rec.target),
+                metadata.get("retry_of"),
+            ))
+            self.flows.append((event.flow_name, event.source_hash, event.time, event.time))
+            self.opened.add(event.run_id)
+        elif isinstance(event, ev.RunStateChanged):
+            self.run_updates.append((event.state.value, event.message, None, event.run_id))
+            if not event.state.is_final:
+                self.opened.add(event.run_id)
+                self.closed.discard(event.run_id)
+        elif isinstance(event, ev.RunFinished):
+            self.run_updates.append((event.state.value, event.message, event.time, event.run_id))
+            self.closed.add(event.run_id)
+        # NodeCreated: the graph's shape is the task runs' upstream lists; nothing else to keep.
+
+    def _log(self, rec: Recorder, event: ev.LogRecord) -> None:
+        who = event.task_run_id or ""
+        count = rec.log_counts.get(who, 0) + 1
+        rec.log_counts[who] = count
+        if count <= rec.log_cap:
+            self.logs.append((event.run_id, event.task_run_id, event.level, event.time,
+                              event.text))
+        else:
+            self.cuts[(event.run_id, who)] = (rec.log_cap, count - rec.log_cap)
+
+    def write(self, conn: Any) -> None:
+        ex = conn.executemany
+        if self.runs:
+            ex("INSERT OR REPLACE INTO flow_runs (id, flow_name, source_hash, parameters, state, "
+               "created, started, host, pid, executor, origin, metadata, heartbeat, target, "
+               "retry_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.runs)
+            ex("INSERT INTO flows VALUES (?,?,?,?) ON CONFLICT (name, source_hash) "
+               "DO UPDATE SET last_seen = excluded.last_seen", self.flows)
+        if self.tasks:
+            ex("INSERT OR IGNORE INTO task_runs (id, run_id, node_id, task_name, map_index, "
+               "upstream, state, created) VALUES (?,?,?,?,?,?,?,?)", self.tasks)
+        if self.states:
+            ex("INSERT INTO task_states VALUES (?,?,?,?,?,?)", self.states)
+        if self.task_updates:
+            ex("UPDATE task_runs SET state = ?, message = ?, attempts = ?, "
+               "started = COALESCE(?, started), ended = ?, "
+               "traceback = CASE WHEN ? = '' THEN traceback ELSE ? END WHERE id = ?",
+               [(s, m, a, st, en, tb, tb, i)
+                for i, (s, m, a, st, en, tb) in self.task_updates.items()])
+        if self.keys:
+            ex("UPDATE task_runs SET cache_key = ?, result_path = ? WHERE id = ?", self.keys)
+        if self.logs:
+            ex("INSERT INTO logs (run_id, task_run_id, level, time, text) VALUES (?,?,?,?,?)",
+               self.logs)
+        if self.cuts:
+            ex("INSERT OR REPLACE INTO log_cuts VALUES (?,?,?,?)",
+               [(r, t, kept, cut) for (r, t), (kept, cut) in self.cuts.items()])
+        if self.run_updates:
+            ex("UPDATE flow_runs SET state = ?, message = ?, ended = ? WHERE id = ?",
+               self.run_updates)
+
+
+class Writer:
+    """Owns one connection to one store file, in its own thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cond = threading.Condition()
+        self._queue: list[tuple[Recorder, Sequence[ev.Event]]] = []
+        self._queued = 0
+        self._written = 0
+        self._thread: threading.Thread | None = None
+        self._open: set[str] = set()
+        self._broken = False
+
+    def put(self, rec: Recorder, batch: Sequence[ev.Event]) -> int:
+        with self._cond:
+            if self._broken:
+                return self._queued
+            self._queue.append((rec, batch))
+            self._queued += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="labloom-store", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+            return self._queued
+
+    def wait(self, seq: int | None = None, timeout: float = _FINAL_WAIT) -> bool:
+        """Block until everything queued (up to ``seq``) is committed."""
+        with self._cond:
+            target_seq = self._queued if seq is None else seq
+            return self._cond.wait_for(
+                lambda: self._written >= target_seq or self._broken, timeout
+            )
+
+    def _loop(self) -> None:
+        try:
+            conn = connect(self.path, timeout=BUSY_TIMEOUT)
+            ensure_schema(conn, where=str(self.path))
+        except Exception as exc:
+            self._fail(exc)
+            return
+        last_beat = 0.0
+        idle_since = time.monotonic()
+        try:
+            while True:
+                with self._cond:
+                    if not self._queue:
+                        self._cond.wait(min(HEARTBEAT_INTERVAL, _IDLE_EXIT))
+                    items, self._queue = self._queue, []
+                    upto = self._queued
+                    if items:
+                        idle_since = time.monotonic()
+                    elif not self._open and time.monotonic() - idle_since > _IDLE_EXIT:
+                        self._thread = None
+                        return
+                beat = bool(self._open) and time.monotonic() - last_beat >= HEARTBEAT_INTERVAL
+                if items or beat:
+                    self._write_patiently(conn, items)
+                    last_beat = time.monotonic()
+                with self._cond:
+                    self._written = upto
+                    self._cond.notify_all()
+        except Exception as exc:
+            self._fail(exc)
+        finally:
+            conn.close()
+
+    def _write_patiently(
+        self, conn: Any, items: list[tuple[Recorder, Sequence[ev.Event]]]
+    ) -> None:
+        """Write, waiting out another process's long transaction instead of giving up: a store
+        that stops recording loses history, so only a lasting failure may stop it."""
+        for delay in (0.1, 0.3, 1.0, 3.0, 0.0):
+            try:
+                self._write(conn, items)
+                return
+            except sqlite3.OperationalError as exc:
+                transient = "locked" in str(exc) or "busy" in str(exc)
+                if not transient or delay == 0.0:
+                    raise
+                log.warning("[labloom] the run store is busy (%s); writing again in %gs", exc, delay)
+                time.sleep(delay)
+
+    def _write(self, conn: Any, items: list[tuple[Recorder, Sequence[ev.Event]]]) -> None:
+        rows = _Rows()
+        for rec, batch in items:
+            for event in batch:
+                rows.add(rec, event)
+        self._open |= rows.opened
+        self._open -= rows.closed
+        beat = [(time.time(), run_id) for run_id in self._open | rows.closed]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows.write(conn)
+            conn.executemany("UPDATE flow_runs SET heartbeat = ? WHERE id = ?", beat)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _fail(self, exc: Exception) -> None:
+        # The store must never break a run: say why once, then stop recording.
+        log.error("[labloom] the run store at %s stopped recording: %s", self.path, exc)
+        with self._cond:
+            self._broken = True
+            self._thread = None
+            self._queue.clear()
+            self._cond.notify_all()
+
+
+_writers: dict[Path, Writer] = {}
+_writers_lock = threading.Lock()
+
+
+def writer_for(path: Path) -> Writer:
+    with _writers_lock:
+        writer = _writers.get(path)
+        if writer is None or writer._broken:
+            writer = _writers[path] = Writer(path)
+        return writer
+
+
+def attach(run: Any) -> Recorder:
+    recorder = Recorder(run, writer_for(db_path()))
+    run.subscribe(recorder, replay=True)
+    return recorder
+
+
+@atexit.register
+def _drain_at_exit() -> None:
+    # A script that exits while a background run is still going: keep what was emitted.
+    for writer in list(_writers.values()):
+        writer.wait(timeout=5.0)
