@@ -11,7 +11,20 @@ from typing import Any
 
 import pytest
 
+from system_programs import require_program
+
 SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "needs(program): skip without this system program (fail in CI); see system_programs"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs"):
+        require_program(*mark.args)
 
 
 @pytest.fixture(autouse=True)

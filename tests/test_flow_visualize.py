@@ -33,6 +33,7 @@ def sweep(n: int = 3) -> int:
     return pick(train.map(load(n)))
 
 
+@pytest.mark.needs("dot")
 def test_visualize_draws_every_node_and_runs_nothing(tmp_path: Path) -> None:
     calls.clear()
     target = tmp_path / "dag.svg"

@@ -16,6 +16,7 @@ NODES = [
 ]
 
 
+@pytest.mark.needs("dot")
 def test_visualize_draws_svg_with_names_and_edges() -> None:
     svg = visualize(NODES)
     text = svg._repr_svg_()
@@ -25,6 +26,7 @@ def test_visualize_draws_svg_with_names_and_edges() -> None:
     assert str(svg) == text
 
 
+@pytest.mark.needs("dot")
 def test_visualize_writes_the_format_the_suffix_names(tmp_path: Path) -> None:
     visualize(NODES, tmp_path / "dag.svg")
     assert "<svg" in (tmp_path / "dag.svg").read_text()

@@ -16,6 +16,8 @@ import logging
 import threading
 from typing import Any
 
+from .settings import current_shell
+
 log = logging.getLogger("labloom")
 
 _lock = threading.Lock()
@@ -23,10 +25,7 @@ _subshells: dict[int, str | None] = {}  # id(kernel) -> subshell id (None: unava
 
 
 def _kernel() -> Any:
-    from IPython.core.getipython import get_ipython
-
-    shell = get_ipython()  # type: ignore[no-untyped-call]
-    return getattr(shell, "kernel", None)
+    return getattr(current_shell(), "kernel", None)
 
 
 def widget_subshell(kernel: Any, timeout: float = 5.0) -> str | None:

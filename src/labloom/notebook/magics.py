@@ -101,7 +101,10 @@ class LabloomMagics(Magics):
             for node in tree.body
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         ]
-        code = self.shell.compile(tree, filename, "exec")
+        # The shell's compiler keeps the cell's __future__ flags; IPython 9 types its source
+        # as str only, but it compiles an AST like the builtin does.
+        compiler: Any = self.shell.compile
+        code = compiler(tree, filename, "exec")
         user_ns = self.shell.user_ns
         exec(code, user_ns)
         for name in defined:

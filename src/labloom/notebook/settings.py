@@ -65,12 +65,20 @@ class Labloom(Configurable):
             os.environ["LABLOOM_HOME"] = os.path.expanduser(self.home)
 
 
+def current_shell() -> Any:
+    """The running IPython shell, or None."""
+    from IPython.core.getipython import get_ipython
+
+    # Called through Any: IPython 8 leaves get_ipython untyped and IPython 9 types it, and
+    # strict mypy must pass with either.
+    getter: Any = get_ipython
+    return getter()
+
+
 def settings(shell: Any = None) -> Labloom:
     """The kernel's one ``Labloom`` object, configured from the shell's config."""
     if shell is None:
-        from IPython.core.getipython import get_ipython
-
-        shell = get_ipython()  # type: ignore[no-untyped-call]
+        shell = current_shell()
     existing = getattr(shell, "_labloom_settings", None) if shell is not None else None
     if isinstance(existing, Labloom):
         return existing
