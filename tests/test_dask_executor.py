@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -384,3 +385,32 @@ def test_cancel_cancels_pending_futures(executor):
     statuses = [tr.handle.future.status for tr in run.tasks]
     assert statuses.count("cancelled") >= 20, statuses
     del client
+
+
+@task
+def make_lock(holder: str) -> dict[str, object]:
+    return {"holder": holder, "lock": threading.Lock()}
+
+
+@task
+def use_lock(held: dict[str, object]) -> str:
+    return str(held["holder"])
+
+
+@flow
+def with_a_lock() -> str:
+    return use_lock(make_lock("me"))
+
+
+def test_a_result_dask_cannot_serialize_fails_its_task_run(executor, caplog):
+    with caplog.at_level(logging.CRITICAL, logger="distributed"):
+        run = with_a_lock.run(executor=executor)
+    tasks = {tr.name: tr for tr in run.tasks}
+    assert tasks["make_lock"].state is State.FAILED
+    message = tasks["make_lock"].message
+    assert "returned a builtins.dict that Dask cannot serialize" in message
+    assert "'_thread.lock'" in message and "create the object inside the task" in message
+    assert tasks["use_lock"].state is State.UPSTREAM_FAILED
+    with pytest.raises(labloom.FlowFailed, match="cannot serialize"):
+        run.result()
+    assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]

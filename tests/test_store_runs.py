@@ -14,7 +14,7 @@ import pytest
 
 from labloom import State, ThreadExecutor, flow, task
 from labloom.store import open_store
-from store_helpers import env_for
+from store_helpers import cli, env_for
 
 
 @task(retries=1)
@@ -81,6 +81,17 @@ def test_log_lines_are_capped_per_task_run_with_a_note(monkeypatch: pytest.Monke
         lines, [cut] = store.logs(run.id)
     assert [line.text for line in lines] == [f"line {i}" for i in range(10)]
     assert (cut.task, cut.kept, cut.cut) == ("chatty", 10, 15)
+
+
+def test_the_note_counts_lines_past_the_engines_own_cap(tmp_path: Path) -> None:
+    # The engine keeps 10,000 lines per task run in memory and only counts the rest; the note
+    # must count those too (it said "9000 more" after a million lines).
+    run = talk.run(n=25_000, executor="local")
+    with open_store() as store:
+        lines, [cut] = store.logs(run.id)
+    assert len(lines) == 1000 and (cut.kept, cut.cut) == (1000, 24_000)
+    shown = cli(Path(os.environ["LABLOOM_HOME"]), "logs", run.id)
+    assert "chatty: 24000 more line(s) not stored" in shown.stdout
 
 
 def test_ten_thousand_task_runs_are_all_written() -> None:

@@ -94,6 +94,16 @@ class LogRecord:
 
 
 @dataclass(frozen=True)
+class LogLinesDropped:
+    """The engine kept no more of a task run's lines past its cap: ``dropped`` so far in all."""
+
+    run_id: str
+    task_run_id: str
+    dropped: int
+    time: float
+
+
+@dataclass(frozen=True)
 class RunStateChanged:
     run_id: str
     state: State
@@ -116,6 +126,7 @@ Event = (
     | StateChanged
     | TaskRunKeyed
     | LogRecord
+    | LogLinesDropped
     | RunStateChanged
     | RunFinished
 )

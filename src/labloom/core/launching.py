@@ -405,6 +405,13 @@ class Scheduling:
         tr.ended = tr.history[-1].time
         self._open -= 1
         self._release_slot(tr)
+        self._report_dropped_lines(tr.id)
+
+    def _report_dropped_lines(self, task_run_id: str) -> None:
+        # Lines past the cap are counted, not kept; the store says how many it never saw.
+        dropped = self._log_counts.get(task_run_id, 0) - MAX_LOG_LINES
+        if dropped > 0:
+            self._emit(ev.LogLinesDropped(self.id, task_run_id, dropped, time.time()))
 
     def _release_slot(self, tr: TaskRun) -> None:
         if tr.holds_slot:
@@ -432,9 +439,11 @@ class Scheduling:
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         count = self._log_counts.get(task_run_id, 0) + 1
         self._log_counts[task_run_id] = count
-        if count > MAX_LOG_LINES:
-            return
         tr = self._by_id.get(task_run_id)
+        if count > MAX_LOG_LINES:
+            if tr is None or tr.done:  # a late line: the count at the end is already out
+                self._report_dropped_lines(task_run_id)
+            return
         name = tr.name if tr is not None else ""
         self._logs.append(LogLine(task_run_id, name, level, when, text))
         self._emit(ev.LogRecord(self.id, task_run_id, level, when, text))

@@ -79,9 +79,41 @@ def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
         attempt.set_remote_sink(sink)
     started = time.time()
     try:
-        return call(*args, **kwargs)
+        value = call(*args, **kwargs)
+        check_serializable(call.task_name, value)
+        return value
     finally:
         sink.task_ended(call.run_id, call.task_run_id, call.attempt, started)
+
+
+def check_serializable(task_name: str, value: Any) -> None:
+    """Fail the task run now if Dask could not move its result to another worker or to the
+    client: otherwise it is recorded Completed and breaks later, far from its cause.
+
+    Pickled as Dask does (pickle, then cloudpickle; calling distributed's own function would log
+    its traceback), with array data passed out of band, so a large array costs no copy.
+    """
+    import pickle
+
+    import cloudpickle
+
+    def drop(buffer: Any) -> None:
+        pass
+
+    try:
+        try:
+            pickle.dumps(value, protocol=5, buffer_callback=drop)
+        except Exception:
+            cloudpickle.dumps(value, protocol=5, buffer_callback=drop)
+    except Exception as exc:
+        kind = type(value)
+        raise TypeError(
+            f"task {task_name!r} returned a {kind.__module__}.{kind.__qualname__} that Dask "
+            f"cannot serialize ({type(exc).__name__}: {exc}); Dask must serialize a result to "
+            "pass it to another task or back to you. Return plain data (numbers, strings, "
+            "lists, dicts, arrays, DataFrames), or create the object inside the task that "
+            "uses it"
+        ) from None
 
 
 def item_count(value: Any) -> int:

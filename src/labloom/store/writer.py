@@ -63,7 +63,8 @@ class Recorder:
         self.pid = os.getpid()
         self.target = target.describe(run.flow)
         self.log_cap = log_line_cap()
-        self.log_counts: dict[str, int] = {}
+        self.log_counts: dict[str, int] = {}  # lines seen per task run
+        self.log_dropped: dict[str, int] = {}  # lines the engine counted but never sent
 
     def __call__(self, batch: Sequence[ev.Event]) -> None:
         seq = self.writer.put(self, batch)
@@ -102,6 +103,9 @@ class _Rows:
                 row[5] = event.traceback
         elif isinstance(event, ev.LogRecord):
             self._log(rec, event)
+        elif isinstance(event, ev.LogLinesDropped):
+            rec.log_dropped[event.task_run_id] = event.dropped
+            self._count_cut(rec, event.run_id, event.task_run_id)
         elif isinstance(event, ev.TaskRunCreated):
             self.tasks.append((event.task_run_id, event.run_id, event.node_id, event.task_name,
                                event.map_index, json.dumps(list(event.upstream)), "Pending",
@@ -137,7 +141,14 @@ class _Rows:
             self.logs.append((event.run_id, event.task_run_id, event.level, event.time,
                               event.text))
         else:
-            self.cuts[(event.run_id, who)] = (rec.log_cap, count - rec.log_cap)
+            self._count_cut(rec, event.run_id, who)
+
+    def _count_cut(self, rec: Recorder, run_id: str, who: str) -> None:
+        """Lines not stored: past the store's cap, plus those the engine never sent."""
+        seen = rec.log_counts.get(who, 0)
+        cut = max(0, seen - rec.log_cap) + rec.log_dropped.get(who, 0)
+        if cut:
+            self.cuts[(run_id, who)] = (min(seen, rec.log_cap), cut)
 
     def write(self, conn: Any) -> None:
         ex = conn.executemany
