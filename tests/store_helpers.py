@@ -31,8 +31,10 @@ def cli_json(home: Path, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def run_script(home: Path, script: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+def run_script(
+    home: Path, script: Path, *args: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(script)], env=env_for(home, **extra), capture_output=True,
+        [sys.executable, str(script), *args], env=env_for(home, **extra), capture_output=True,
         text=True, timeout=120,
     )

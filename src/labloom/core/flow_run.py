@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..executors.base import Executor
 from ..store.limiter import Limiter, process_limiter
+from . import at_exit
 from . import events as ev
 from .attempt import register_local_run, unregister_local_run
 from .errors import FlowFailed, RunCancelledError, UpstreamFailedError
@@ -92,6 +93,7 @@ class FlowRun(Rerunning):
         self._body_error: BaseException | None = None
         self._return: Any = None
         self._finished = threading.Event()
+        self._finalizing = False  # one thread finalizes (at exit, two may try)
         self._tracing = False  # Flow.visualize: nothing runs, so nothing may be waited for
         # Cache hits, persisted results and reuse on retry (see _cache.py).
         self._results = ResultPlanner(self)
@@ -210,6 +212,7 @@ class FlowRun(Rerunning):
     def start(self, background: bool = False) -> FlowRun:
         self.executor.start()
         register_local_run(self.id, self)
+        at_exit.track(self)
         self.started = time.time()
         self.metadata.update(self.executor.metadata())
         self._emit(
@@ -279,10 +282,19 @@ class FlowRun(Rerunning):
             raise
         self._finalize()
 
+    def wait_finished(self, timeout: float) -> bool:
+        """Wait for the run to be finished and recorded, without driving the executor."""
+        return self._finished.wait(timeout)
+
+    def finish_now(self) -> None:
+        """Finish a cancelled run from this thread (at process exit: its own may be stuck)."""
+        self._finalize()
+
     def _finalize(self) -> None:
         with self._lock:
-            if self._finished.is_set():
+            if self._finished.is_set() or self._finalizing:
                 return
+            self._finalizing = True
             failed = [tr for tr in self._task_runs if tr.bad and not self._tolerated(tr)]
             if self._cancelled:
                 state = State.CANCELLED
@@ -304,6 +316,7 @@ class FlowRun(Rerunning):
             self._emit(ev.RunFinished(self.id, state, self.ended, self.message))
         self._bus.close()
         unregister_local_run(self.id)
+        at_exit.untrack(self)
         self.executor.run_ended(self.id)
         if self._owns_executor:
             self.executor.shutdown()
@@ -399,11 +412,13 @@ class FlowRun(Rerunning):
 
     def _reopen(self) -> None:
         self._finished.clear()
+        self._finalizing = False
         self._cancelled = False
         self.message = ""
         self.ended = None
         self._bus.reopen()
         register_local_run(self.id, self)
+        at_exit.track(self)
         self._set_run_state(State.RUNNING)
 
 def executor_limiter(executor: Executor) -> Limiter:

@@ -1,0 +1,59 @@
+"""Runs still going when the process exits end in a recorded state.
+
+A script that starts ``flow.run(..., background=True)`` and returns, or a kernel that shuts
+down mid-run, would otherwise leave the store with a run forever "Running" and lose the
+events not yet written. At exit every unfinished run of this process is cancelled with
+``EXIT_REASON`` and finished, so the store commits its final state and every task run that
+finished.
+
+The hook runs among ``threading``'s exit callbacks: before the thread pools join their workers
+(which would otherwise run every queued task first) and before distributed's ``atexit`` handler
+closes the cluster the cancel must reach.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from typing import Any
+
+EXIT_REASON = "the process exited while the run was running"
+# How long a run's own thread gets to finish it before the hook finishes it itself.
+_DRIVER_GRACE = 2.0
+_FINAL_COMMIT = 30.0
+
+_unfinished: dict[str, Any] = {}  # run id -> FlowRun
+_lock = threading.Lock()
+_registered = False
+
+
+def track(run: Any) -> None:
+    """``run`` has started (or restarted for a retry): end it if the process exits first."""
+    global _registered
+    with _lock:
+        _unfinished[run.id] = run
+        if not _registered:
+            _registered = True
+            # A private hook of threading, the one concurrent.futures itself uses; without it
+            # (another Python), atexit still records the run, only later.
+            register = getattr(threading, "_register_atexit", atexit.register)
+            try:
+                register(end_unfinished_runs)
+            except RuntimeError:  # the interpreter is already shutting down
+                atexit.register(end_unfinished_runs)
+
+
+def untrack(run: Any) -> None:
+    with _lock:
+        _unfinished.pop(run.id, None)
+
+
+def end_unfinished_runs() -> None:
+    with _lock:
+        runs = list(_unfinished.values())
+    for run in runs:
+        run.cancel(EXIT_REASON)
+    for run in runs:
+        if not run.wait_finished(_DRIVER_GRACE):
+            run.finish_now()  # its thread is busy in the flow body: finish from here
+            run.wait_finished(_FINAL_COMMIT)

@@ -1,0 +1,109 @@
+"""A run still going when its process exits ends recorded: a script, and a kernel shut down."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from labloom.store import open_store
+from store_helpers import env_for, run_script
+
+REASON = "the process exited while the run was running"
+
+SCRIPT = """
+import sys, time
+from pathlib import Path
+from labloom import flow, task
+
+@task
+def quick(i):
+    return i
+
+@task
+def slow(values):
+    time.sleep(1)  # still running at exit: the thread pool waits for it, the run does not
+
+@flow
+def leaves_early(n):
+    slow(quick.map(range(n)))
+
+run = leaves_early.run(n=int(sys.argv[1]), background=True)
+deadline = time.monotonic() + 60
+while not any(t.name == "slow" and t.state.value == "Running" for t in run.tasks):
+    assert time.monotonic() < deadline
+    time.sleep(0.01)
+# the script ends here, with the run still going
+"""
+
+
+def store_rows(home: Path) -> tuple[object, dict[str, str]]:
+    os.environ["LABLOOM_HOME"] = str(home)  # read that store (the fixture restores it)
+    with open_store() as store:
+        [run] = store.list_runs()
+        return run, {t.name: t.state for t in store.task_runs(run.id)}
+
+
+@pytest.mark.parametrize("n", [10, 10_000])
+def test_a_script_that_exits_mid_run_records_the_run_and_its_finished_task_runs(
+    tmp_path: Path, n: int
+) -> None:
+    script = tmp_path / "leaves_early.py"
+    script.write_text(SCRIPT)
+    out = run_script(tmp_path / "home", script, str(n))
+    assert out.returncode == 0, out.stderr
+    run, states = store_rows(tmp_path / "home")
+    assert (run.state, run.message) == ("Cancelled", REASON)  # type: ignore[attr-defined]
+    assert [states[f"quick[{i}]"] for i in range(n)] == ["Completed"] * n
+    assert states["slow"] == "Cancelled"
+
+
+CELLS = [
+    "%load_ext labloom",
+    """%%tasks
+import time
+
+def quick(i):
+    return i
+
+def slow(values):
+    time.sleep(1)
+""",
+    """%%flow leaves_early --background --no-widget
+slow(quick.map(range(5)))
+""",
+    """import time
+run = _  # the FlowRun the --background cell returned
+deadline = time.monotonic() + 60
+while not any(t.name == "slow" and t.state.value == "Running" for t in run.tasks):
+    assert time.monotonic() < deadline
+    time.sleep(0.01)
+""",
+]
+
+
+def test_a_kernel_shut_down_mid_run_records_the_run(tmp_path: Path) -> None:
+    from jupyter_client.manager import KernelManager
+
+    env = env_for(tmp_path / "home")
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        env[var] = str(tmp_path / var.lower())
+    km = KernelManager(kernel_name="python3")
+    km.kernel_spec.argv[0] = sys.executable  # this interpreter, whatever `python` is on PATH
+    km.start_kernel(env=env)
+    try:
+        client = km.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        for cell in CELLS:
+            reply = client.execute_interactive(cell, timeout=60, output_hook=lambda msg: None)
+            assert reply["content"]["status"] == "ok", reply["content"]
+        client.stop_channels()
+    finally:
+        km.shutdown_kernel(now=False)  # a polite shutdown, as JupyterLab's "Shut Down Kernel"
+    run, states = store_rows(tmp_path / "home")
+    assert (run.state, run.message) == ("Cancelled", REASON)  # type: ignore[attr-defined]
+    assert [states[f"quick[{i}]"] for i in range(5)] == ["Completed"] * 5
+    assert states["slow"] == "Cancelled"
