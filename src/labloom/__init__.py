@@ -76,3 +76,13 @@ def load_ipython_extension(ipython: Any) -> None:
     from .notebook.magics import load_ipython_extension as load
 
     load(ipython)
+
+
+# Jupyter's hooks: the prebuilt JupyterLab extension (built from js/ into the wheel's
+# share/jupyter/labextensions/labloom) and the server extension with the REST API.
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "labloom"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "labloom.server_extension"}]

@@ -119,26 +119,10 @@ def _given_names(items: list[str]) -> list[str]:
 
 def list_command(args: argparse.Namespace) -> int:
     from ..schedule import slots as sched
-    from ..schedule.alerts import mask_url
 
     now = time.time()
     with sched.store() as conn:
-        rows: list[dict[str, Any]] = []
-        for s in sched.get_all(conn):
-            history = sched.slots(conn, s.name)
-            last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
-            rows.append({
-                "name": s.name, "target": s.target, "when": s.spec, "cron": s.cron,
-                "every": s.every, "timezone": s.timezone, "paused": s.paused,
-                "catchup": s.catchup, "allow_overlap": s.overlap,
-                "next_run": None if s.paused else sched.iso(sched.next_run(conn, s), s.timezone),
-                "last_run": None if last is None else {
-                    "slot": sched.iso(last["slot_time"], s.timezone), "status": last["status"],
-                    "run_id": last["run_id"],
-                },
-                "notify": mask_url(s.notify) or None,
-                "executor": s.executor, "address": s.address,
-            })
+        rows = sched.describe_all(conn)
         health = sched.health(conn, now)
     if args.json:
         print(json.dumps({"schedules": rows, "scheduler": health}, indent=2))

@@ -114,14 +114,7 @@ class Scheduler:
     def _launch(self, conn: Any, claim: sched.Claim) -> None:
         s = claim.schedule
         report = self._reports / f"{uuid.uuid4().hex}.json"
-        argv = [sys.executable, "-m", "labloom", "run", s.target, "--origin", "schedule",
-                "--report", str(report)]
-        for key, value in s.params.items():
-            argv += ["--param", f"{key}={json.dumps(value)}"]
-        if s.executor:
-            argv += ["--executor", s.executor]
-        if s.address:
-            argv += ["--address", s.address]
+        argv = [*run_argv(s), "--report", str(report)]
         env = dict(os.environ)
         env["LABLOOM_SCHEDULE"] = s.name
         env["LABLOOM_SCHEDULED_TIME"] = repr(claim.slot)
@@ -211,6 +204,18 @@ class Scheduler:
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+
+
+def run_argv(s: sched.Schedule) -> list[str]:
+    """The command that runs one slot of ``s`` (also "run now" from the Flows panel)."""
+    argv = [sys.executable, "-m", "labloom", "run", s.target, "--origin", "schedule"]
+    for key, value in s.params.items():
+        argv += ["--param", f"{key}={json.dumps(value)}"]
+    if s.executor:
+        argv += ["--executor", s.executor]
+    if s.address:
+        argv += ["--address", s.address]
+    return argv
 
 
 def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:

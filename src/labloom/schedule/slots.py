@@ -377,6 +377,29 @@ def sign_off(conn: sqlite3.Connection, scheduler_id: str) -> None:
     conn.execute("DELETE FROM schedulers WHERE id = ?", (scheduler_id,))
 
 
+def describe_all(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every schedule as plain data: what ``schedule list --json`` and the Flows panel show."""
+    from .alerts import mask_url
+
+    rows: list[dict[str, Any]] = []
+    for s in get_all(conn):
+        history = slots(conn, s.name)
+        last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
+        rows.append({
+            "name": s.name, "target": s.target, "when": s.spec, "cron": s.cron,
+            "every": s.every, "timezone": s.timezone, "paused": s.paused,
+            "catchup": s.catchup, "allow_overlap": s.overlap,
+            "next_run": None if s.paused else iso(next_run(conn, s), s.timezone),
+            "last_run": None if last is None else {
+                "slot": iso(last["slot_time"], s.timezone), "status": last["status"],
+                "run_id": last["run_id"],
+            },
+            "notify": mask_url(s.notify) or None,
+            "executor": s.executor, "address": s.address,
+        })
+    return rows
+
+
 def health(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any]:
     """The schedulers' heartbeats: who runs, and how fresh their last beat is."""
     now = time.time() if now is None else now

@@ -1,7 +1,8 @@
 """The run store: SQLite under ``LABLOOM_HOME``, fed by the event stream, read by the CLI,
 ``%flow_runs`` and the scheduler.
 
-- ``attach(run)``: record a run (``core.observers.attach_default_observers`` calls it);
+- ``attach(run)``: record a run (``core.observers.attach_default_observers`` calls it) and
+  act on cancel requests for it from other processes (see ``cancel.py``);
 - ``open_store()``: a ``RunStore`` to read runs, task runs and logs (see ``reader.py``);
 - ``enabled()``: False when ``LABLOOM_STORE=0`` (nothing is written);
 - ``persist_mode()``: which task results persist (see ``_cache.py``).
@@ -51,9 +52,11 @@ def attach(run: Any) -> None:
     """Record ``run`` in the store (no-op when the store is off)."""
     if not enabled():
         return
+    from .cancel import watch
     from .writer import attach as attach_writer
 
     attach_writer(run)
+    watch(run)  # a cancel request from another process (the Flows panel) reaches the run
 
 
 def open_store(path: Path | None = None) -> RunStore:

@@ -66,6 +66,7 @@ class TaskRunRecord:
     result_path: str | None
     upstream: list[str]
     history: list[dict[str, Any]] = field(default_factory=list)
+    node_id: str | None = None  # the graph node (one per task call or map)
 
     @property
     def name(self) -> str:
@@ -86,9 +87,20 @@ class LogEntry:
     level: int
     time: float
     text: str
+    id: int = 0  # the line's row: a cursor for reading on from here (``log_page``)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class NodeRecord:
+    """A node of a run's graph: one task call, or one map whatever its width."""
+
+    id: str
+    name: str
+    kind: str
+    upstream: list[str]
 
 
 @dataclass
@@ -105,7 +117,7 @@ _RUN_COLUMNS = (
 )
 _TASK_COLUMNS = (
     "id, run_id, task_name, map_index, state, attempts, started, ended, message, traceback, "
-    "cache_key, result_path, upstream"
+    "cache_key, result_path, upstream, node_id"
 )
 
 
@@ -130,15 +142,44 @@ class RunStore:
 
     # --- runs -----------------------------------------------------------------------------
 
-    def list_runs(self, flow: str | None = None, limit: int | None = 20) -> list[RunRecord]:
-        """Newest first."""
+    def list_runs(
+        self,
+        flow: str | None = None,
+        limit: int | None = 20,
+        *,
+        state: str | None = None,
+        origin: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before: str | None = None,
+    ) -> list[RunRecord]:
+        """Newest first, optionally filtered; ``since``/``until`` bound the creation time and
+        ``before`` (a run id, the last one of the previous page) continues a listing."""
         self.reconcile()
-        sql = f"SELECT {_RUN_COLUMNS} FROM flow_runs"
+        where: list[str] = []
         params: list[Any] = []
-        if flow is not None:
-            sql += " WHERE flow_name = ?"
-            params.append(flow)
-        sql += " ORDER BY created DESC, rowid DESC"
+        for column, value in (("flow_name", flow), ("state", state), ("origin", origin)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("created >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("created < ?")
+            params.append(until)
+        if before is not None:
+            cursor = self.conn.execute(
+                "SELECT created, id FROM flow_runs WHERE id = ?", (before,)
+            ).fetchone()
+            if cursor is None:
+                return []
+            where.append("(created < ? OR (created = ? AND id < ?))")
+            params += [cursor[0], cursor[0], cursor[1]]
+        sql = f"SELECT {_RUN_COLUMNS} FROM flow_runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created DESC, id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -164,10 +205,16 @@ class RunStore:
         return run
 
     def _add_counts(self, runs: list[RunRecord]) -> None:
-        for run in runs:
-            run.counts = dict(self.conn.execute(
-                "SELECT state, COUNT(*) FROM task_runs WHERE run_id = ? GROUP BY state", (run.id,)
-            ).fetchall())
+        by_id = {run.id: run for run in runs}
+        ids = list(by_id)
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for run_id, state, count in self.conn.execute(
+                f"SELECT run_id, state, COUNT(*) FROM task_runs WHERE run_id IN ({marks}) "
+                "GROUP BY run_id, state", chunk
+            ):
+                by_id[run_id].counts[state] = count
 
     # --- task runs and logs ---------------------------------------------------------------
 
@@ -200,9 +247,9 @@ class RunStore:
                 if task in (tr_id, name) or name.split("[", 1)[0] == task
             }
         lines = [
-            LogEntry(tr_id, names.get(tr_id, "") if tr_id else "", level, when, text)
-            for tr_id, level, when, text in self.conn.execute(
-                "SELECT task_run_id, level, time, text FROM logs WHERE run_id = ? "
+            LogEntry(tr_id, names.get(tr_id, "") if tr_id else "", level, when, text, line_id)
+            for line_id, tr_id, level, when, text in self.conn.execute(
+                "SELECT id, task_run_id, level, time, text FROM logs WHERE run_id = ? "
                 "ORDER BY time, id", (run_id,)
             )
             if wanted is None or tr_id in wanted
@@ -215,6 +262,48 @@ class RunStore:
             if wanted is None or (tr_id or None) in wanted
         ]
         return lines, cuts
+
+    def nodes(self, run_id: str) -> list[NodeRecord]:
+        """The run's graph nodes in creation order (empty for runs recorded before v5)."""
+        return [
+            NodeRecord(node_id, name, kind, _loads(upstream) or [])
+            for node_id, name, kind, upstream in self.conn.execute(
+                "SELECT node_id, name, kind, upstream FROM run_nodes WHERE run_id = ? "
+                "ORDER BY created, rowid", (run_id,)
+            )
+        ]
+
+    def log_page(
+        self, run_id: str, task_run_ids: list[str] | None = None, after: int = 0,
+        limit: int = 1000,
+    ) -> list[LogEntry]:
+        """Up to ``limit`` log lines of a run (or of the given task runs) written after the line
+        whose ``id`` is ``after``, in the order they were written: read on from the last
+        ``id`` to follow a run while it writes. ``task`` is left empty (the caller knows)."""
+        sql = "SELECT id, task_run_id, level, time, text FROM logs WHERE run_id = ? AND id > ?"
+        params: list[Any] = [run_id, after]
+        if task_run_ids is not None:
+            if not task_run_ids:
+                return []
+            sql += f" AND task_run_id IN ({','.join('?' * len(task_run_ids))})"
+            params += task_run_ids
+        sql += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        return [
+            LogEntry(tr_id, "", level, when, text, line_id)
+            for line_id, tr_id, level, when, text in self.conn.execute(sql, params)
+        ]
+
+    def log_cuts(self, run_id: str, task_run_ids: list[str] | None = None) -> list[LogCut]:
+        """How many lines were not stored, per task run (the store keeps a capped number)."""
+        wanted = None if task_run_ids is None else set(task_run_ids)
+        return [
+            LogCut(tr_id, "", kept, cut)
+            for tr_id, kept, cut in self.conn.execute(
+                "SELECT task_run_id, kept, cut FROM log_cuts WHERE run_id = ?", (run_id,)
+            )
+            if wanted is None or tr_id in wanted
+        ]
 
     # --- crash detection ------------------------------------------------------------------
 
@@ -288,8 +377,8 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
 
 def _task(row: tuple[Any, ...]) -> TaskRunRecord:
     (tr_id, run_id, name, index, state, attempts, started, ended, message, traceback, key,
-     path, upstream) = row
+     path, upstream, node_id) = row
     return TaskRunRecord(
         tr_id, run_id, name, index, state, attempts, started, ended, message or "",
-        traceback or "", key, path, _loads(upstream) or [],
+        traceback or "", key, path, _loads(upstream) or [], node_id=node_id,
     )

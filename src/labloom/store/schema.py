@@ -122,7 +122,28 @@ CREATE TABLE IF NOT EXISTS concurrency_slots (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Version 5: cancel requests, so a run can be cancelled from another process (the Flows panel,
+# another terminal): the run's own process polls for them while it has live runs. And the run's
+# graph nodes (a task call or a map, with upstream nodes), so views of a stored run draw the
+# same DAG as the live widget (a map's children do not list the map's inputs).
+_V5 = """
+CREATE TABLE IF NOT EXISTS cancel_requests (
+    run_id TEXT PRIMARY KEY,
+    requested REAL NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS run_nodes (
+    run_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    upstream TEXT NOT NULL DEFAULT '[]',
+    created REAL,
+    PRIMARY KEY (run_id, node_id)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -82,6 +82,7 @@ class _Rows:
         self.states: list[tuple[Any, ...]] = []
         self.task_updates: dict[str, list[Any]] = {}
         self.keys: list[tuple[Any, ...]] = []
+        self.nodes: list[tuple[Any, ...]] = []
         self.logs: list[tuple[Any, ...]] = []
         self.cuts: dict[tuple[str, str], tuple[int, int]] = {}
         self.run_updates: list[tuple[Any, ...]] = []
@@ -111,6 +112,9 @@ class _Rows:
                                event.map_index, json.dumps(list(event.upstream)), "Pending",
                                event.time))
             self.states.append((event.task_run_id, event.run_id, "Pending", event.time, "", 0))
+        elif isinstance(event, ev.NodeCreated):
+            self.nodes.append((event.run_id, event.node_id, event.name, event.kind,
+                               json.dumps(list(event.upstream)), event.time))
         elif isinstance(event, ev.TaskRunKeyed):
             self.keys.append((event.cache_key, event.result_path, event.task_run_id))
         elif isinstance(event, ev.RunCreated):
@@ -131,7 +135,6 @@ class _Rows:
         elif isinstance(event, ev.RunFinished):
             self.run_updates.append((event.state.value, event.message, event.time, event.run_id))
             self.closed.add(event.run_id)
-        # NodeCreated: the graph's shape is the task runs' upstream lists; nothing else to keep.
 
     def _log(self, rec: Recorder, event: ev.LogRecord) -> None:
         who = event.task_run_id or ""
@@ -158,6 +161,9 @@ class _Rows:
                "retry_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.runs)
             ex("INSERT INTO flows VALUES (?,?,?,?) ON CONFLICT (name, source_hash) "
                "DO UPDATE SET last_seen = excluded.last_seen", self.flows)
+        if self.nodes:
+            ex("INSERT OR REPLACE INTO run_nodes (run_id, node_id, name, kind, upstream, created)"
+               " VALUES (?,?,?,?,?,?)", self.nodes)
         if self.tasks:
             ex("INSERT OR IGNORE INTO task_runs (id, run_id, node_id, task_name, map_index, "
                "upstream, state, created) VALUES (?,?,?,?,?,?,?,?)", self.tasks)

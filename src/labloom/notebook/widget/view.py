@@ -16,17 +16,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ...core.events import Event
-from ...dag.layered import Box
-from ...dag.layout import layout
 from ...dag.model import PAGE_SIZE, Changes, RunGraph, TaskRunInfo, log_lines
+from ...dag.payload import graph_payload
 from .throttle import Scheduler, Throttle, timer_scheduler
 
 log = logging.getLogger("labloom")
 
 Payload = dict[str, Any]
-NODE_WIDTH = 168.0
-TASK_HEIGHT = 40.0
-MAP_HEIGHT = 54.0  # room for the progress bar
 
 
 class RunHandle(Protocol):
@@ -111,33 +107,7 @@ class RunView:
 
     def graph_json(self) -> Payload:
         self._laid_out = self.graph.graph_version
-        nodes = list(self.graph.nodes.values())
-        boxes = [
-            Box(n.id, NODE_WIDTH, MAP_HEIGHT if n.kind == "map" else TASK_HEIGHT) for n in nodes
-        ]
-        edges = self.graph.edges()
-        laid = layout(boxes, edges, self._layout_engine)
-        return {
-            "nodes": [
-                {
-                    "id": n.id,
-                    "name": n.name,
-                    "kind": n.kind,
-                    "x": round(laid.centres[n.id][0], 1),
-                    "y": round(laid.centres[n.id][1], 1),
-                    "w": b.width,
-                    "h": b.height,
-                }
-                for n, b in zip(nodes, boxes, strict=True)
-            ],
-            "edges": [
-                {"source": u, "target": v, "points": [[round(x, 1), round(y, 1)] for x, y in pts]}
-                for (u, v), pts in zip(edges, laid.edges, strict=True)
-            ],
-            "width": round(laid.width, 1),
-            "height": round(laid.height, 1),
-            "engine": laid.engine,
-        }
+        return graph_payload(self.graph, self._layout_engine)
 
     # -- messages in ----------------------------------------------------------------------
 

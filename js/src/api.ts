@@ -1,0 +1,143 @@
+// Calls to labloom's REST API under {base_url}labloom/api/ (see docs/rest-api.md).
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+export interface IRunSummary {
+  id: string;
+  flow: string;
+  state: string;
+  message: string;
+  origin: string | null;
+  host: string | null;
+  pid: number | null;
+  executor: string | null;
+  created: number | null;
+  started: number | null;
+  ended: number | null;
+  duration: number | null;
+  done: number;
+  total: number;
+  retry_of: string | null;
+}
+
+export interface IRunList {
+  runs: IRunSummary[];
+  next: string | null;
+  running: number;
+  now: number;
+}
+
+export interface ISchedule {
+  name: string;
+  target: string;
+  when: string;
+  paused: boolean;
+  next_run: string | null;
+  last_run: { slot: string; status: string; run_id: string | null } | null;
+}
+
+export const FINAL_STATES = new Set([
+  'Completed',
+  'Cached',
+  'Failed',
+  'UpstreamFailed',
+  'Cancelled',
+  'Crashed'
+]);
+
+export async function requestAPI<T>(
+  path: string,
+  init: RequestInit = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<T> {
+  const url = URLExt.join(settings.baseUrl, 'labloom', 'api', path);
+  const response = await ServerConnection.makeRequest(url, init, settings);
+  const text = await response.text();
+  let data: any = text;
+  try {
+    data = text ? JSON.parse(text) : {};
+  } catch {
+    // not JSON: keep the text for the error message
+  }
+  if (!response.ok) {
+    throw new ServerConnection.ResponseError(response, data.message || String(data));
+  }
+  return data as T;
+}
+
+export function when(stamp: number | null): string {
+  return stamp == null ? '' : new Date(stamp * 1000).toLocaleString();
+}
+
+export function seconds(value: number | null): string {
+  if (value == null) {
+    return '';
+  }
+  const t = Math.max(0, Math.round(value));
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const s = t % 60;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return h ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+}
+
+// Build an element whose text is set as text, never parsed as HTML.
+export function el(
+  tag: string,
+  attrs: Record<string, string> = {},
+  text?: string
+): HTMLElement {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    node.setAttribute(k, v);
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+/** Runs `tick` every `interval` ms while `active()` says so; costs nothing otherwise. */
+export class Poller {
+  constructor(
+    private tick: () => Promise<void>,
+    private interval: () => number,
+    private active: () => boolean
+  ) {
+    document.addEventListener('visibilitychange', this.wake);
+  }
+
+  wake = (): void => {
+    if (this.timer === null && this.active() && document.visibilityState === 'visible') {
+      void this.run();
+    }
+  };
+
+  dispose(): void {
+    document.removeEventListener('visibilitychange', this.wake);
+    this.stop();
+  }
+
+  stop(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private async run(): Promise<void> {
+    this.timer = -1; // a tick is under way
+    try {
+      await this.tick();
+    } catch (error) {
+      console.warn('[labloom]', error);
+    }
+    if (this.active() && document.visibilityState === 'visible') {
+      this.timer = window.setTimeout(() => void this.run(), this.interval());
+    } else {
+      this.timer = null; // stands by until shown again
+    }
+  }
+
+  private timer: number | null = null;
+}

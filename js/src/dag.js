@@ -1,0 +1,285 @@
+// labloom's live DAG renderer: the one module that draws a run's DAG, both in the notebook
+// cell widget (anywidget loads this file as its ES module, see
+// src/labloom/notebook/widget/static/widget.js, a link to it) and in JupyterLab's run view
+// (js/src/runview.ts, fed by the REST API through an object with the same small interface).
+//
+// `model` is anything with get(name), on/off(event, callback) and send(message): the anywidget
+// model, or RestRunModel. All geometry comes from Python (`graph`, `states`, `header`); this
+// file only draws, and sends clicks back as messages ({event: "select" | "page" | "cancel" |
+// "retry"}). User text is always set through textContent, never parsed as HTML.
+
+const SVG = "http://www.w3.org/2000/svg";
+// Keep in step with _html.py STATE_COLOURS.
+const COLOURS = {
+  Pending: "#a1a1aa", Running: "#3b82f6", Retrying: "#f59e0b", Completed: "#22c55e",
+  Cached: "#14b8a6", Failed: "#ef4444", UpstreamFailed: "#f97316", Cancelled: "#71717a",
+  Crashed: "#b91c1c",
+};
+const ORDER = Object.keys(COLOURS);
+const FINAL = new Set(["Completed", "Cached", "Failed", "UpstreamFailed", "Cancelled", "Crashed"]);
+const MAX_LOG_LINES = 2000;
+
+function h(tag, attrs = {}, text) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function s(tag, attrs = {}) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+
+function duration(seconds) {
+  if (seconds == null) return "";
+  const t = Math.max(0, Math.floor(seconds));
+  const hh = Math.floor(t / 3600), mm = Math.floor((t % 3600) / 60), ss = t % 60;
+  const pad = (n) => String(n).padStart(2, "0");
+  return hh ? `${hh}:${pad(mm)}:${pad(ss)}` : `${mm}:${pad(ss)}`;
+}
+
+function countsText(counts) {
+  return ORDER.filter((k) => counts && counts[k]).map((k) => `${counts[k]} ${k}`).join(", ");
+}
+
+function clip(text, n) {
+  return text.length > n ? text.slice(0, n - 1) + "…" : text;
+}
+
+function curve(points) {
+  if (!points.length) return "";
+  let d = `M${points[0][0]},${points[0][1]}`;
+  for (let i = 1; i + 2 < points.length; i += 3) {
+    d += ` C${points[i][0]},${points[i][1]} ${points[i + 1][0]},${points[i + 1][1]} ${points[i + 2][0]},${points[i + 2][1]}`;
+  }
+  return d;
+}
+
+/**
+ * Draw the run that `model` describes into `el`; returns a function that undoes it.
+ * @param {{ model: any, el: HTMLElement }} args
+ * @returns {() => void}
+ */
+export function render({ model, el }) {
+  const root = h("div", { class: "labloom-widget" });
+  const header = h("div", { class: "labloom-header" });
+  const flow = h("span", { class: "labloom-flow" });
+  const runState = h("span", { class: "labloom-run-state" });
+  const elapsed = h("span", { class: "labloom-elapsed" });
+  const counts = h("span", { class: "labloom-counts" });
+  const dashboard = h("a", { class: "labloom-dashboard", target: "_blank", rel: "noopener" }, "Dask dashboard");
+  const cancel = h("button", { class: "labloom-cancel", type: "button" }, "Cancel");
+  const retry = h("button", { class: "labloom-retry", type: "button" }, "Retry");
+  header.append(flow, runState, elapsed, counts, dashboard, cancel, retry);
+  const error = h("div", { class: "labloom-error" });
+  const graphBox = h("div", { class: "labloom-graph" });
+  const panel = h("div", { class: "labloom-panel" });
+  const title = h("div", { class: "labloom-panel-title" });
+  const children = h("div", { class: "labloom-children" });
+  const traceback = h("pre", { class: "labloom-traceback" });
+  const logs = h("div", { class: "labloom-logs" });
+  panel.append(title, children, traceback, logs);
+  panel.hidden = true;
+  root.append(header, error, graphBox, panel);
+  el.append(root);
+
+  let nodeEls = new Map(); // node id -> {g, rect, sub, bar}
+  let selected = null;
+  let headerAt = 0; // browser time the header arrived: elapsed ticks without trusting clocks
+
+  function drawGraph() {
+    const graph = model.get("graph") || {};
+    graphBox.replaceChildren();
+    nodeEls = new Map();
+    // A small pad so the outermost boxes' strokes are not clipped.
+    const w = (graph.width || 0) + 8, ht = (graph.height || 0) + 8;
+    const svg = s("svg", { class: "labloom-dag", width: w, height: ht, viewBox: `-4 -4 ${w} ${ht}` });
+    const defs = s("defs");
+    const marker = s("marker", { id: "labloom-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
+      markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" });
+    marker.append(s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#71717a" }));
+    defs.append(marker);
+    svg.append(defs);
+    for (const e of graph.edges || []) {
+      svg.append(s("path", { class: "labloom-edge", d: curve(e.points), "data-source": e.source,
+        "data-target": e.target, "marker-end": "url(#labloom-arrow)" }));
+    }
+    for (const n of graph.nodes || []) {
+      const g = s("g", { class: "labloom-node", "data-node-id": n.id, "data-kind": n.kind,
+        "data-state": "Pending", transform: `translate(${n.x - n.w / 2},${n.y - n.h / 2})`,
+        tabindex: 0, role: "button" });
+      const tip = s("title");
+      tip.textContent = n.name;
+      const rect = s("rect", { class: "labloom-node-box", width: n.w, height: n.h, rx: 6 });
+      const label = s("text", { class: "labloom-node-name", x: 10, y: 17 });
+      label.textContent = clip(n.name, 22);
+      const sub = s("text", { class: "labloom-node-sub", x: 10, y: 32 });
+      g.append(tip, rect, label, sub);
+      let bar = null;
+      if (n.kind === "map") {
+        bar = s("g", { class: "labloom-progress", transform: `translate(10,${n.h - 14})` });
+        bar.append(s("rect", { class: "labloom-progress-track", width: n.w - 20, height: 6, rx: 3, fill: "#e4e4e7" }));
+        g.append(bar);
+      }
+      g.addEventListener("click", () => select(n.id));
+      g.addEventListener("keydown", (ev) => { if (ev.key === "Enter") select(n.id); });
+      nodeEls.set(n.id, { g, rect, sub, bar, width: n.w - 20 });
+    }
+    graphBox.append(svg);
+    for (const [id, parts] of nodeEls) {
+      svg.append(parts.g);
+      parts.g.classList.toggle("labloom-selected", id === selected);
+    }
+    drawStates();
+  }
+
+  function drawStates() {
+    const states = model.get("states") || {};
+    for (const [id, parts] of nodeEls) {
+      const info = states[id] || { state: "Pending", counts: {}, total: 0 };
+      parts.g.setAttribute("data-state", info.state);
+      parts.rect.setAttribute("stroke", COLOURS[info.state] || "#a1a1aa");
+      parts.rect.setAttribute("fill", (COLOURS[info.state] || "#a1a1aa") + "22");
+      if (parts.bar) {
+        const done = ORDER.filter((k) => FINAL.has(k)).reduce((a, k) => a + (info.counts[k] || 0), 0);
+        parts.sub.textContent = `${done}/${info.total} · ${info.state}`;
+        parts.g.setAttribute("data-done", done);
+        parts.g.setAttribute("data-total", info.total);
+        while (parts.bar.childNodes.length > 1) parts.bar.lastChild.remove();
+        let x = 0;
+        for (const k of ORDER) {
+          const n = info.counts[k] || 0;
+          if (!n || !info.total || k === "Pending") continue;
+          const w = (parts.width * n) / info.total;
+          parts.bar.append(s("rect", { class: "labloom-progress-part", "data-state": k, x, width: w,
+            height: 6, fill: COLOURS[k] }));
+          x += w;
+        }
+      } else {
+        parts.sub.textContent = info.state;
+      }
+    }
+  }
+
+  function drawHeader() {
+    const head = model.get("header") || {};
+    headerAt = Date.now() / 1000;
+    flow.textContent = head.flow || "flow run";
+    runState.textContent = head.state || "";
+    runState.setAttribute("data-state", head.state || "");
+    root.setAttribute("data-run-id", head.run_id || "");
+    root.setAttribute("data-state", head.state || "");
+    counts.textContent = countsText(head.counts) || "no task runs yet";
+    dashboard.hidden = !head.dashboard;
+    if (head.dashboard) dashboard.setAttribute("href", head.dashboard);
+    const running = !FINAL.has(head.state);
+    cancel.disabled = !running;
+    const c = head.counts || {};
+    retry.disabled = running || !(c.Failed || c.UpstreamFailed || c.Cancelled || c.Crashed);
+    tick();
+  }
+
+  function tick() {
+    const head = model.get("header") || {};
+    if (head.elapsed == null) { elapsed.textContent = ""; return; }
+    const live = head.end == null && !FINAL.has(head.state);
+    elapsed.textContent = duration(head.elapsed + (live ? Date.now() / 1000 - headerAt : 0));
+  }
+
+  function select(id) {
+    selected = selected === id ? null : id;
+    for (const [nid, parts] of nodeEls) parts.g.classList.toggle("labloom-selected", nid === selected);
+    model.send({ event: "select", node: selected });
+  }
+
+  function logLine(line) {
+    const t = new Date(line.time * 1000).toLocaleTimeString();
+    return h("div", { class: "labloom-log-line", "data-level": line.level }, `${t}  ${line.text}`);
+  }
+
+  function appendLogs(lines) {
+    const atBottom = logs.scrollHeight - logs.scrollTop - logs.clientHeight < 24;
+    logs.append(...lines.map(logLine));
+    while (logs.childNodes.length > MAX_LOG_LINES) logs.firstChild.remove();
+    if (atBottom) logs.scrollTop = logs.scrollHeight;
+  }
+
+  function showDetail(msg) {
+    if (msg.node == null) {
+      panel.hidden = true;
+      selected = null;
+      for (const parts of nodeEls.values()) parts.g.classList.remove("labloom-selected");
+      return;
+    }
+    panel.hidden = false;
+    // The kernel owns the selection: every view of this widget follows it.
+    selected = msg.node;
+    for (const [nid, parts] of nodeEls) parts.g.classList.toggle("labloom-selected", nid === selected);
+    panel.setAttribute("data-selected-node", msg.node);
+    const run = msg.task_run;
+    panel.setAttribute("data-task-run-id", run ? run.id : "");
+    const index = run && run.index != null ? `[${run.index}]` : "";
+    const what = run ? `${run.name}${index} · ${run.state}` : `${msg.name} · ${msg.state}`;
+    title.textContent = run && run.message ? `${what} · ${run.message}` : what;
+    title.setAttribute("data-state", run ? run.state : msg.state);
+    if (msg.kind !== "map") children.replaceChildren();
+    traceback.textContent = msg.traceback || "";
+    traceback.hidden = !msg.traceback;
+    logs.replaceChildren();
+    logs.hidden = !run;
+    appendLogs(msg.lines || []);
+  }
+
+  function showChildren(msg) {
+    const rows = msg.children.map((c) => {
+      const row = h("div", { class: "labloom-child", "data-task-run-id": c.id, "data-state": c.state,
+        "data-index": c.index, role: "button", tabindex: 0 }, `[${c.index}] ${c.state}`);
+      row.style.borderLeftColor = COLOURS[c.state] || "#a1a1aa";
+      row.addEventListener("click", () => model.send({ event: "select", node: msg.node, task_run: c.id }));
+      return row;
+    });
+    const pager = h("div", { class: "labloom-pager" });
+    const prev = h("button", { class: "labloom-page-prev", type: "button" }, "‹");
+    const next = h("button", { class: "labloom-page-next", type: "button" }, "›");
+    const where = h("span", { class: "labloom-page", "data-page": msg.page },
+      `page ${msg.page + 1} of ${msg.pages} · ${msg.total} runs`);
+    prev.disabled = msg.page <= 0;
+    next.disabled = msg.page >= msg.pages - 1;
+    prev.addEventListener("click", () => model.send({ event: "page", node: msg.node, page: msg.page - 1 }));
+    next.addEventListener("click", () => model.send({ event: "page", node: msg.node, page: msg.page + 1 }));
+    pager.append(prev, where, next);
+    const list = h("div", { class: "labloom-child-list" });
+    list.append(...rows);
+    children.replaceChildren(pager, list);
+  }
+
+  function onMessage(msg) {
+    if (msg.event === "detail") showDetail(msg);
+    else if (msg.event === "children" && msg.node === selected) showChildren(msg);
+    else if (msg.event === "log" && panel.getAttribute("data-task-run-id") === msg.task_run) appendLogs(msg.lines);
+    else if (msg.event === "error") error.textContent = msg.message;
+  }
+
+  cancel.addEventListener("click", () => model.send({ event: "cancel" }));
+  retry.addEventListener("click", () => { error.textContent = ""; model.send({ event: "retry" }); });
+  model.on("change:graph", drawGraph);
+  model.on("change:states", drawStates);
+  model.on("change:header", drawHeader);
+  model.on("msg:custom", onMessage);
+  const timer = setInterval(tick, 1000);
+  drawGraph();
+  drawHeader();
+
+  return () => {
+    clearInterval(timer);
+    root.remove();
+    model.off("change:graph", drawGraph);
+    model.off("change:states", drawStates);
+    model.off("change:header", drawHeader);
+    model.off("msg:custom", onMessage);
+  };
+}
+
+export default { render };

@@ -1,0 +1,226 @@
+// The Flows side panel: every run in the store, newest first, and the schedules. Polls once a
+// second while it is visible; a hidden panel (or a hidden browser tab) sends no requests.
+import { ISignal, Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+
+import {
+  el,
+  IRunList,
+  IRunSummary,
+  ISchedule,
+  Poller,
+  requestAPI,
+  seconds,
+  when
+} from './api';
+
+const STATES = ['', 'Running', 'Completed', 'Failed', 'Cancelled', 'Crashed'];
+const PAGE = 100;
+
+export class FlowsPanel extends Widget {
+  constructor(private open: (runId: string) => void) {
+    super();
+    this.id = 'labloom-flows';
+    this.addClass('labloom-FlowsPanel');
+    this.title.caption = 'Flows (labloom)';
+
+    const head = el('div', { class: 'labloom-FlowsPanel-head' });
+    head.append(el('h2', {}, 'Flows'));
+    this.filter = el('input', {
+      class: 'labloom-filter jp-mod-styled',
+      type: 'search',
+      placeholder: 'Filter by flow, state, origin, host',
+      'aria-label': 'Filter runs'
+    }) as HTMLInputElement;
+    this.filter.addEventListener('input', () => this.drawRuns());
+    this.stateChoice = el('select', {
+      class: 'labloom-state-filter jp-mod-styled',
+      'aria-label': 'Run state'
+    }) as HTMLSelectElement;
+    for (const state of STATES) {
+      this.stateChoice.append(el('option', { value: state }, state || 'all states'));
+    }
+    this.stateChoice.addEventListener('change', () => void this.poll());
+    head.append(this.filter, this.stateChoice);
+
+    this.runs = el('div', { class: 'labloom-runs', role: 'list' });
+    this.schedules = el('div', { class: 'labloom-schedules' });
+    this.error = el('div', { class: 'labloom-FlowsPanel-error' });
+    this.node.append(
+      head,
+      this.error,
+      this.runs,
+      el('h3', {}, 'Schedules'),
+      this.schedules
+    );
+    this.poller = new Poller(
+      () => this.poll(),
+      () => 1000,
+      () => this.isVisible
+    );
+  }
+
+  /** How many runs are running, after each poll (the status bar shows it). */
+  get listed(): ISignal<this, number> {
+    return this._listed;
+  }
+
+  protected onAfterShow(): void {
+    this.poller.wake();
+  }
+
+  dispose(): void {
+    this.poller.dispose();
+    super.dispose();
+  }
+
+  async poll(): Promise<void> {
+    const state = this.stateChoice.value;
+    const query = `runs?limit=${PAGE}` + (state ? `&state=${state}` : '');
+    try {
+      this.list = await requestAPI<IRunList>(query);
+      this.error.textContent = '';
+    } catch (error: any) {
+      this.error.textContent = `[labloom] cannot read runs: ${error.message || error}`;
+      return;
+    }
+    this.drawRuns();
+    this._listed.emit(this.list.running);
+    // Schedules change rarely: every fifth poll, and after each action.
+    if (this.ticks++ % 5 === 0) {
+      await this.pollSchedules();
+    }
+  }
+
+  private drawRuns(): void {
+    if (!this.list) {
+      return;
+    }
+    const words = this.filter.value.trim().toLowerCase();
+    const shown = this.list.runs.filter(
+      run =>
+        !words ||
+        [run.flow, run.state, run.origin || '', run.host || '', run.id].some(v =>
+          v.toLowerCase().includes(words)
+        )
+    );
+    if (!shown.length) {
+      const empty = this.list.runs.length
+        ? 'No run matches the filter.'
+        : 'No runs yet: try %%flow in a notebook, or `labloom run file.py:flow` in a terminal.';
+      this.runs.replaceChildren(el('p', { class: 'labloom-empty' }, empty));
+      return;
+    }
+    this.runs.replaceChildren(...shown.map(run => this.row(run)));
+  }
+
+  private row(run: IRunSummary): HTMLElement {
+    const row = el('div', {
+      class: 'labloom-run',
+      role: 'listitem',
+      tabindex: '0',
+      'data-run-id': run.id,
+      'data-state': run.state,
+      title: run.message || `run ${run.id}`
+    });
+    row.append(
+      el('span', { class: 'labloom-run-flow' }, run.flow),
+      el('span', { class: 'labloom-state', 'data-state': run.state }, run.state),
+      el('span', { class: 'labloom-run-origin' }, originLabel(run.origin)),
+      el('span', { class: 'labloom-run-start' }, when(run.started)),
+      el('span', { class: 'labloom-run-duration' }, seconds(run.duration)),
+      el('span', { class: 'labloom-run-done' }, `${run.done}/${run.total}`)
+    );
+    row.addEventListener('click', () => this.open(run.id));
+    row.addEventListener('keydown', event => {
+      if (event.key === 'Enter') {
+        this.open(run.id);
+      }
+    });
+    return row;
+  }
+
+  async pollSchedules(): Promise<void> {
+    let answer: { schedules: ISchedule[] };
+    try {
+      answer = await requestAPI<{ schedules: ISchedule[] }>('schedules');
+    } catch (error: any) {
+      this.schedules.replaceChildren(
+        el('p', { class: 'labloom-empty' }, `[labloom] ${error.message || error}`)
+      );
+      return;
+    }
+    if (!answer.schedules.length) {
+      this.schedules.replaceChildren(
+        el(
+          'p',
+          { class: 'labloom-empty' },
+          'No schedules: add one with `labloom schedule add file.py:flow --every 1h`, then run `labloom serve`.'
+        )
+      );
+      return;
+    }
+    this.schedules.replaceChildren(...answer.schedules.map(s => this.scheduleRow(s)));
+  }
+
+  private scheduleRow(s: ISchedule): HTMLElement {
+    const row = el('div', {
+      class: 'labloom-schedule',
+      'data-schedule': s.name,
+      'data-paused': String(s.paused)
+    });
+    const last = s.last_run ? `last ${s.last_run.status}` : 'never ran';
+    row.append(
+      el('span', { class: 'labloom-schedule-name' }, s.name),
+      el('span', { class: 'labloom-schedule-when' }, s.when),
+      el(
+        'span',
+        { class: 'labloom-schedule-next' },
+        s.paused ? 'paused' : `next ${s.next_run || '-'}`
+      ),
+      el('span', { class: 'labloom-schedule-last' }, last)
+    );
+    const toggle = el(
+      'button',
+      { class: 'labloom-schedule-toggle jp-mod-styled', type: 'button' },
+      s.paused ? 'Resume' : 'Pause'
+    );
+    toggle.addEventListener('click', () =>
+      this.act(s.name, s.paused ? 'resume' : 'pause')
+    );
+    const now = el(
+      'button',
+      { class: 'labloom-schedule-run jp-mod-styled', type: 'button' },
+      'Run now'
+    );
+    now.addEventListener('click', () => this.act(s.name, 'run'));
+    row.append(toggle, now);
+    return row;
+  }
+
+  private async act(name: string, action: string): Promise<void> {
+    try {
+      await requestAPI(`schedules/${encodeURIComponent(name)}/${action}`, { method: 'POST' });
+    } catch (error: any) {
+      this.error.textContent = `[labloom] ${action} ${name} failed: ${error.message || error}`;
+    }
+    await this.pollSchedules();
+  }
+
+  private filter: HTMLInputElement;
+  private stateChoice: HTMLSelectElement;
+  private runs: HTMLElement;
+  private schedules: HTMLElement;
+  private error: HTMLElement;
+  private poller: Poller;
+  private list: IRunList | null = null;
+  private ticks = 0;
+  private _listed = new Signal<this, number>(this);
+}
+
+function originLabel(origin: string | null): string {
+  if (origin === 'script') {
+    return 'CLI';
+  }
+  return origin || '';
+}

@@ -1,0 +1,188 @@
+// A stored run seen through the REST API, shaped like the anywidget model that dag.js draws:
+// get(name), on/off(event, callback), send(message). So the Lab run view and the notebook
+// widget share one renderer; this class only answers its messages with REST calls.
+import { FINAL_STATES, requestAPI } from './api';
+
+type Callback = (...args: any[]) => void;
+const MAX_LINES = 2000;
+
+interface ITaskLine {
+  id: number;
+  time: number;
+  level: number;
+  text: string;
+}
+
+interface ILogPage {
+  state: string;
+  lines: ITaskLine[];
+  next: number;
+  more: boolean;
+  task_runs: {
+    id: string;
+    name: string;
+    state: string;
+    message: string;
+    traceback: string;
+  }[];
+}
+
+export class RestRunModel {
+  constructor(
+    readonly runId: string,
+    private notify: (text: string, error: boolean) => void
+  ) {}
+
+  detail: any = null; // the last GET runs/{id}
+
+  get(name: string): any {
+    return this.values[name];
+  }
+
+  on(event: string, callback: Callback): void {
+    if (!this.handlers.has(event)) {
+      this.handlers.set(event, new Set());
+    }
+    this.handlers.get(event)!.add(callback);
+  }
+
+  off(event: string, callback: Callback): void {
+    this.handlers.get(event)?.delete(callback);
+  }
+
+  get finished(): boolean {
+    return this.detail !== null && FINAL_STATES.has(this.detail.state);
+  }
+
+  /** One poll: the run's graph, states and header; new log lines of the followed task run. */
+  async refresh(): Promise<void> {
+    const detail = await requestAPI<any>(`runs/${this.runId}?tasks=0`);
+    this.detail = detail;
+    for (const name of ['graph', 'states', 'header']) {
+      const text = JSON.stringify(detail[name]);
+      if (text !== this.seen[name]) {
+        this.seen[name] = text;
+        this.values[name] = detail[name];
+        this.emit(`change:${name}`);
+      }
+    }
+    if (this.followed) {
+      await this.follow(false);
+    }
+  }
+
+  send(message: any): void {
+    void this.handle(message).catch(error =>
+      this.notify(`[labloom] ${message.event} failed: ${error.message || error}`, true)
+    );
+  }
+
+  private async handle(message: any): Promise<void> {
+    const run = `runs/${this.runId}`;
+    if (message.event === 'cancel') {
+      await requestAPI(`${run}/cancel`, { method: 'POST' });
+      this.notify('Cancel requested: the run stops within a second or so.', false);
+    } else if (message.event === 'retry') {
+      const answer = await requestAPI<any>(`${run}/retry`, { method: 'POST' });
+      this.notify(
+        `Retry started (pid ${answer.pid}): the new run appears in the Flows panel.`,
+        false
+      );
+    } else if (message.event === 'page') {
+      const node = await requestAPI<any>(
+        `${run}/nodes/${encodeURIComponent(message.node)}?page=${message.page}`
+      );
+      this.emit('msg:custom', { event: 'children', ...node.children });
+    } else if (message.event === 'select') {
+      await this.select(message.node, message.task_run);
+    }
+  }
+
+  private async select(nodeId: string | null, child?: string): Promise<void> {
+    this.followed = null;
+    if (nodeId === null || nodeId === undefined) {
+      this.emit('msg:custom', { event: 'detail', node: null });
+      return;
+    }
+    const node = await requestAPI<any>(
+      `runs/${this.runId}/nodes/${encodeURIComponent(nodeId)}`
+    );
+    this.node = node;
+    const taskRun = child || (node.task_run ? node.task_run.id : null);
+    if (taskRun) {
+      this.followed = { id: taskRun, after: 0, lines: [], info: null };
+      await this.follow(true);
+    } else {
+      this.emitDetail();
+    }
+    if (node.kind === 'map' && !child) {
+      this.emit('msg:custom', { event: 'children', ...node.children });
+    }
+  }
+
+  /** Read the followed task run's log on from its cursor; `fresh` redraws the whole panel. */
+  private async follow(fresh: boolean): Promise<void> {
+    const followed = this.followed!;
+    let changed = fresh;
+    const added: ITaskLine[] = [];
+    for (;;) {
+      const page = await requestAPI<ILogPage>(
+        `runs/${this.runId}/logs?task=${encodeURIComponent(followed.id)}&after=${followed.after}`
+      );
+      if (this.followed !== followed) {
+        return; // another node was picked meanwhile
+      }
+      followed.after = page.next;
+      added.push(...page.lines);
+      const info = page.task_runs[0] || null;
+      if (JSON.stringify(info) !== JSON.stringify(followed.info)) {
+        followed.info = info;
+        changed = true;
+      }
+      if (!page.more) {
+        break;
+      }
+    }
+    followed.lines = followed.lines.concat(added).slice(-MAX_LINES);
+    if (changed) {
+      this.emitDetail();
+    } else if (added.length) {
+      this.emit('msg:custom', { event: 'log', task_run: followed.id, lines: added });
+    }
+  }
+
+  private emitDetail(): void {
+    const node = this.node;
+    const followed = this.followed;
+    const info = followed ? followed.info : null;
+    this.emit('msg:custom', {
+      event: 'detail',
+      node: node.node,
+      name: node.name,
+      kind: node.kind,
+      state: node.state,
+      task_run: info
+        ? { id: info.id, name: info.name, index: null, state: info.state, message: info.message }
+        : null,
+      lines: followed ? followed.lines : [],
+      traceback: info ? info.traceback : ''
+    });
+  }
+
+  private emit(event: string, ...args: any[]): void {
+    for (const callback of this.handlers.get(event) || []) {
+      callback(...args);
+    }
+  }
+
+  private handlers = new Map<string, Set<Callback>>();
+  private values: Record<string, any> = { graph: {}, states: {}, header: {} };
+  private seen: Record<string, string> = {};
+  private node: any = null;
+  private followed: {
+    id: string;
+    after: number;
+    lines: ITaskLine[];
+    info: any;
+  } | null = null;
+}

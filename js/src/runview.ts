@@ -1,0 +1,135 @@
+// A main-area tab for one run: its facts (parameters, executor, host, cluster), then the live
+// DAG drawn by the shared renderer (dag.js) over a RestRunModel. Polls once a second while the
+// run is open and the tab is visible; stops when the run has ended or the tab is hidden.
+import { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import { el, FINAL_STATES, Poller, requestAPI, seconds, when } from './api';
+import { render } from './dag';
+import { RestRunModel } from './runmodel';
+
+// dask-labextension's command that points its panes at a dashboard URL and opens them.
+const DASK_LAYOUT = 'dask:populate-and-launch-layout';
+
+export class RunView extends Widget {
+  constructor(
+    readonly runId: string,
+    private commands: CommandRegistry
+  ) {
+    super();
+    this.id = `labloom-run-${runId}`;
+    this.addClass('labloom-RunView');
+    this.title.label = `run ${runId}`;
+    this.title.closable = true;
+    this.facts = el('dl', { class: 'labloom-RunView-facts' });
+    this.notice = el('div', { class: 'labloom-RunView-notice' });
+    const dag = el('div', { class: 'labloom-RunView-dag' });
+    this.node.append(this.facts, this.notice, dag);
+    this.model = new RestRunModel(runId, (text, error) => this.say(text, error));
+    this.cleanup = render({ model: this.model, el: dag });
+    // The dashboard link opens dask-labextension's panes inside Lab when it is installed.
+    dag.addEventListener(
+      'click',
+      event => {
+        const link = (event.target as HTMLElement).closest('a.labloom-dashboard');
+        if (link && this.commands.hasCommand(DASK_LAYOUT)) {
+          event.preventDefault();
+          void this.commands.execute(DASK_LAYOUT, { url: link.getAttribute('href') || '' });
+        }
+      },
+      true
+    );
+    this.poller = new Poller(
+      () => this.refresh(),
+      () => 1000,
+      () => this.isVisible && !this.ended
+    );
+  }
+
+  async refresh(): Promise<void> {
+    await this.model.refresh();
+    const run = this.model.detail;
+    this.title.label = `${run.flow} · ${run.state}`;
+    this.node.setAttribute('data-state', run.state);
+    this.showFacts(run);
+    if (FINAL_STATES.has(run.state)) {
+      this.ended = true;
+    }
+    if (this.clusters === null) {
+      this.clusters = await requestAPI<any>('clusters').catch(() => ({ clusters: [] }));
+      this.showFacts(run);
+    }
+  }
+
+  protected onAfterShow(): void {
+    this.poller.wake();
+  }
+
+  protected onAfterAttach(): void {
+    this.poller.wake();
+  }
+
+  dispose(): void {
+    this.poller.dispose();
+    this.cleanup();
+    super.dispose();
+  }
+
+  /** After Retry the same tab may be asked to follow again. */
+  reopen(): void {
+    this.ended = false;
+    this.poller.wake();
+  }
+
+  private showFacts(run: any): void {
+    const facts: [string, string][] = [
+      ['state', run.message ? `${run.state}: ${run.message}` : run.state],
+      ['run', run.id + (run.retry_of ? ` (retry of ${run.retry_of})` : '')],
+      ['parameters', JSON.stringify(run.parameters)],
+      ['executor', run.executor || ''],
+      ['host', `${run.host || ''}${run.pid ? ` (pid ${run.pid})` : ''}`],
+      ['origin', run.origin || ''],
+      ['started', when(run.started)],
+      ['duration', seconds(run.duration)],
+      ['task runs', `${run.done}/${run.total} done`]
+    ];
+    const cluster = this.clusterOf(run);
+    if (cluster) {
+      facts.push(['cluster', cluster]);
+    }
+    const rows: HTMLElement[] = [];
+    for (const [key, value] of facts) {
+      rows.push(el('dt', {}, key), el('dd', { 'data-fact': key }, value));
+    }
+    this.facts.replaceChildren(...rows);
+  }
+
+  private clusterOf(run: any): string {
+    const known = (this.clusters && this.clusters.clusters) || [];
+    const match = known.find(
+      (c: any) =>
+        (run.dashboard && c.dashboard_link === run.dashboard) ||
+        (run.metadata && c.scheduler_address === run.metadata.address)
+    );
+    if (match) {
+      return `${match.name} (dask-labextension, ${match.scheduler_address})`;
+    }
+    return run.metadata && run.metadata.address ? String(run.metadata.address) : '';
+  }
+
+  private say(text: string, error: boolean): void {
+    this.notice.textContent = text;
+    this.notice.setAttribute('data-error', error ? 'true' : 'false');
+    if (!error) {
+      this.reopen();
+    }
+  }
+
+  private model: RestRunModel;
+  private facts: HTMLElement;
+  private notice: HTMLElement;
+  private cleanup: () => void;
+  private poller: Poller;
+  private ended = false;
+  private clusters: any = null;
+}

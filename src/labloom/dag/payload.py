@@ -1,0 +1,45 @@
+"""A run's graph as JSON for a front end: node boxes with positions and edges with curves.
+
+The same payload feeds the notebook widget's ``graph`` trait and the Lab run view
+(``GET labloom/api/runs/{id}``), so the one DAG renderer (``js/src/dag.js``) draws both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .layered import Box
+from .layout import layout
+from .model import RunGraph
+
+NODE_WIDTH = 168.0
+TASK_HEIGHT = 40.0
+MAP_HEIGHT = 54.0  # room for the progress bar
+
+
+def graph_payload(graph: RunGraph, engine: str = "auto") -> dict[str, Any]:
+    nodes = list(graph.nodes.values())
+    boxes = [Box(n.id, NODE_WIDTH, MAP_HEIGHT if n.kind == "map" else TASK_HEIGHT) for n in nodes]
+    edges = graph.edges()
+    laid = layout(boxes, edges, engine)
+    return {
+        "nodes": [
+            {
+                "id": n.id,
+                "name": n.name,
+                "kind": n.kind,
+                "x": round(laid.centres[n.id][0], 1),
+                "y": round(laid.centres[n.id][1], 1),
+                "w": b.width,
+                "h": b.height,
+            }
+            for n, b in zip(nodes, boxes, strict=True)
+        ],
+        "edges": [
+            {"source": u, "target": v, "points": [[round(x, 1), round(y, 1)] for x, y in pts]}
+            for (u, v), pts in zip(edges, laid.edges, strict=True)
+        ],
+        "width": round(laid.width, 1),
+        "height": round(laid.height, 1),
+        "engine": laid.engine,
+    }

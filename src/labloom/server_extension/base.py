@@ -1,0 +1,55 @@
+"""What every labloom handler shares: auth resource, JSON replies, the store thread pool."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from . import SETTINGS_KEY
+from .queries import StoreAccess
+
+T = TypeVar("T")
+
+
+class LabloomHandler(APIHandler):
+    # The authorizer sees ("read" | "write", "labloom"): a deployment can grant the panel
+    # read-only access by refusing "write" on this resource.
+    auth_resource = "labloom"
+
+    @property
+    def access(self) -> StoreAccess:
+        return self.settings[SETTINGS_KEY]  # type: ignore[no-any-return]
+
+    async def in_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(store, *args)`` on the store's thread pool: never on the event loop."""
+        return await self.access.call(fn, *args)
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
+        text = self.get_argument(name, None)
+        if text is None or text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise web.HTTPError(400, f"{name} must be an integer, not {text!r}") from None
+        if not low <= value <= high:
+            raise web.HTTPError(400, f"{name} must be between {low} and {high}")
+        return value
+
+    def float_argument(self, name: str) -> float | None:
+        text = self.get_argument(name, None)
+        if text is None or text == "":
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise web.HTTPError(400, f"{name} must be a number (seconds since the epoch)") from None

@@ -1,0 +1,79 @@
+"""The API's actions: cancel through the store, retry and "run now" as new processes.
+
+The server never runs flows itself: a retry is ``labloom retry RUN_ID`` and a schedule's "run
+now" is the command ``labloom serve`` would start, each in its own process and session, logging
+to ``LABLOOM_HOME/logs``; the new run shows up in the store like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tornado import web
+
+from ..store.cancel import NotCancellable, request_cancel
+from ..store.home import home
+from ..store.reader import RunStore
+
+CANCEL_REASON = "cancelled from the Flows panel"
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def cancel(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
+    try:
+        state = request_cancel(run_id, CANCEL_REASON, store.path)
+    except KeyError:
+        raise web.HTTPError(404, "no such run") from None
+    except NotCancellable as exc:
+        raise web.HTTPError(409, str(exc)) from None
+    return {"run_id": run_id, "state": state, "requested": True}
+
+
+def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    if run is None or run.id != run_id:
+        raise web.HTTPError(404, "no such run")
+    if run.state in ("Pending", "Running"):
+        raise web.HTTPError(409, f"run {run_id} is still {run.state}; cancel it or wait")
+    target = run.target or {}
+    if not target.get("file") or target.get("note"):
+        raise web.HTTPError(
+            409,
+            f"run {run_id} cannot be retried from here: its code is not in a file "
+            f"({target.get('note') or 'no file recorded'}); call run.retry() in the kernel "
+            "that ran it, or export the notebook with `labloom export` and run the module",
+        )
+    workdir = os.path.dirname(str(target["file"]))
+    proc = spawn([sys.executable, "-m", "labloom", "retry", run_id], f"retry-{run_id}", workdir)
+    return {"run_id": run_id, "retrying": True, "pid": proc.pid}
+
+
+def spawn(
+    argv: list[str], label: str, workdir: str | None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session, output to ``LABLOOM_HOME/logs/<label>-<time>.log``."""
+    _reap()
+    logs = home() / "logs"
+    logs.mkdir(exist_ok=True, mode=0o700)
+    log_path = logs / f"{label}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    child_env = {**os.environ, "LABLOOM_PROGRESS": "0", **(env or {})}
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(
+            argv, cwd=workdir if workdir and Path(workdir).is_dir() else None, env=child_env,
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _children.append(proc)
+    return proc
+
+
+def _reap() -> None:
+    # Children end on their own; collect their exit status so none lingers as a zombie.
+    for proc in list(_children):
+        if proc.poll() is not None:
+            _children.remove(proc)

@@ -1,0 +1,38 @@
+"""The API's routes, all under ``{base_url}labloom/api/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_server.utils import url_path_join
+
+from .clusters import ClustersHandler
+from .runs import (
+    CancelHandler,
+    LogsHandler,
+    NodeHandler,
+    RetryHandler,
+    RunHandler,
+    RunsHandler,
+)
+from .schedules import ScheduleActionHandler, SchedulesHandler
+
+# Anything may arrive here; the handlers validate ids (see ``validate.py``) and answer 404.
+_ID = r"(?P<run_id>[^/]+)"
+
+
+def handlers(base_url: str) -> list[tuple[str, Any]]:
+    def at(path: str) -> str:
+        return url_path_join(base_url, "labloom", "api", path)
+
+    return [
+        (at("runs"), RunsHandler),
+        (at(f"runs/{_ID}"), RunHandler),
+        (at(f"runs/{_ID}/nodes/(?P<node_id>[^/]+)"), NodeHandler),
+        (at(f"runs/{_ID}/logs"), LogsHandler),
+        (at(f"runs/{_ID}/cancel"), CancelHandler),
+        (at(f"runs/{_ID}/retry"), RetryHandler),
+        (at("schedules"), SchedulesHandler),
+        (at("schedules/(?P<name>[^/]+)/(?P<action>pause|resume|run)"), ScheduleActionHandler),
+        (at("clusters"), ClustersHandler),
+    ]

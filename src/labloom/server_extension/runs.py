@@ -1,0 +1,95 @@
+"""``runs``, ``runs/{id}``, its nodes and logs, and the two actions on a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tornado
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from . import control, queries, validate
+from .base import LabloomHandler
+
+
+class RunsHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Runs newest first. Filters: flow, state, origin, since, until (epoch seconds);
+        paging: limit, and before=<the previous page's ``next``>."""
+        filters: dict[str, Any] = {
+            "flow": self.get_argument("flow", None) or None,
+            "state": validate.run_state(self.get_argument("state", None)),
+            "origin": self.get_argument("origin", None) or None,
+            "since": self.float_argument("since"),
+            "until": self.float_argument("until"),
+            "before": None,
+        }
+        before = self.get_argument("before", None)
+        if before:
+            filters["before"] = validate.run_id(before)
+        limit = self.int_argument("limit", 50, 0, queries.MAX_PAGE)
+        self.reply(await self.in_pool(queries.list_runs, filters, limit))
+
+
+class RunHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        """The run: parameters, executor, host, dashboard, its graph, node states, header and
+        (unless ``tasks=0``) every task run with state and duration."""
+        with_tasks = self.get_argument("tasks", "1") not in ("0", "false", "no")
+        detail = await self.in_pool(queries.run_detail, validate.run_id(run_id), with_tasks)
+        if detail is None:
+            raise web.HTTPError(404, "no such run")
+        self.reply(detail)
+
+
+class NodeHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str, node_id: str) -> None:
+        page = self.int_argument("page", 0, 0, 10_000_000)
+        detail = await self.in_pool(
+            queries.node_detail, validate.run_id(run_id), validate.node_id(node_id), page
+        )
+        if detail is None:
+            raise web.HTTPError(404, "no such run or node")
+        self.reply(detail)
+
+
+class LogsHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        """Log lines from a cursor: ``task`` (a task run id, ``name`` or ``name[i]``),
+        ``after`` (the previous answer's ``next``), ``limit``."""
+        task = self.get_argument("task", None) or None
+        after = self.int_argument("after", 0, 0, 2**62)
+        limit = self.int_argument("limit", 1000, 1, queries.MAX_LOG_LINES)
+        page = await self.in_pool(
+            queries.log_page, validate.run_id(run_id), task, after, limit
+        )
+        if page is None:
+            raise web.HTTPError(404, "no such run")
+        self.reply(page)
+
+
+class CancelHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, run_id: str) -> None:
+        """Ask the run's own process (a kernel, ``labloom run``, ``labloom serve``'s child) to
+        cancel it; it acts within about a second. 202: requested; 409: already ended."""
+        result = await self.access.call(control.cancel, validate.run_id(run_id))
+        self.reply(result, 202)
+
+
+class RetryHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, run_id: str) -> None:
+        """Rerun what failed in a new process (``labloom retry``), reusing what completed."""
+        result = await self.access.call(control.retry, validate.run_id(run_id))
+        self.reply(result, 202)

@@ -1,0 +1,64 @@
+"""``schedules`` and the actions pause, resume and run now."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import tornado
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..schedule import slots as sched
+from ..store.reader import RunStore
+from . import control, validate
+from .base import LabloomHandler
+
+
+def list_schedules(access: Any, store: RunStore) -> dict[str, Any]:
+    conn = store.conn
+    factory, conn.row_factory = conn.row_factory, _row  # slots reads columns by name
+    try:
+        return {"schedules": sched.describe_all(conn), "scheduler": sched.health(conn, time.time())}
+    finally:
+        conn.row_factory = factory
+
+
+def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
+    conn = store.conn
+    factory, conn.row_factory = conn.row_factory, _row
+    try:
+        try:
+            schedule = sched.get(conn, name)
+        except sched.ScheduleError:
+            raise web.HTTPError(404, "no such schedule") from None
+        if action in ("pause", "resume"):
+            sched.set_paused(conn, name, action == "pause")
+            return {"name": name, "paused": action == "pause"}
+        from ..schedule.daemon import run_argv
+
+        proc = control.spawn(
+            run_argv(schedule), f"schedule-{validate.safe_label(name)}", schedule.workdir,
+            {"LABLOOM_SCHEDULE": name, "LABLOOM_SCHEDULED_TIME": repr(time.time())},
+        )
+        return {"name": name, "started": True, "pid": proc.pid}
+    finally:
+        conn.row_factory = factory
+
+
+_row = sqlite3.Row
+
+class SchedulesHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.in_pool(list_schedules))
+
+
+class ScheduleActionHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str, action: str) -> None:
+        result = await self.in_pool(act, validate.schedule_name(name), action)
+        self.reply(result, 202 if action == "run" else 200)

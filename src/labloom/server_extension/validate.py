@@ -1,0 +1,43 @@
+"""Ids and names from URLs are checked before they reach a query (which binds them anyway)."""
+
+from __future__ import annotations
+
+import re
+
+from tornado import web
+
+_RUN_ID = re.compile(r"^[0-9a-f]{4,64}$")
+_NODE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
+_SCHEDULE = re.compile(r"^[^/\x00-\x1f]{1,200}$")
+STATES = ("Pending", "Running", "Completed", "Failed", "Cancelled", "Crashed")
+
+
+def run_id(text: str) -> str:
+    if not _RUN_ID.match(text):
+        raise web.HTTPError(404, "no such run")
+    return text
+
+
+def node_id(text: str) -> str:
+    if not _NODE_ID.match(text):
+        raise web.HTTPError(404, "no such node")
+    return text
+
+
+def schedule_name(text: str) -> str:
+    if not _SCHEDULE.match(text):
+        raise web.HTTPError(404, "no such schedule")
+    return text
+
+
+def run_state(text: str | None) -> str | None:
+    if text in (None, ""):
+        return None
+    if text not in STATES:
+        raise web.HTTPError(400, f"state must be one of {', '.join(STATES)}")
+    return text
+
+
+def safe_label(text: str) -> str:
+    """A schedule name made safe for a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80]

@@ -1,0 +1,142 @@
+"""Cancel a run from another process: the request goes through the store.
+
+``request_cancel(run_id)`` (the Flows panel, another terminal) writes a row to
+``cancel_requests``. In the process that owns the run, ``CancelWatcher`` polls that table every
+``POLL_INTERVAL`` seconds, but only while the process has live runs; when it finds a request for
+one of them it calls the run's public ``cancel()``, so the run ends Cancelled in the store the
+usual way and its process goes on (or exits) normally. The watcher's thread is owned by the
+watcher: it ends when the last watched run ends, and ``close()`` (also at exit) stops it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .home import connect, db_path
+from .schema import ensure_schema
+
+log = logging.getLogger("labloom")
+
+POLL_INTERVAL = 0.5
+DEFAULT_REASON = "cancelled from another process"
+_OPEN_STATES = ("Pending", "Running")
+
+
+class NotCancellable(Exception):
+    """The run is unknown or has already ended; the message says which."""
+
+
+def request_cancel(run_id: str, reason: str = DEFAULT_REASON, path: Path | None = None) -> str:
+    """Ask the process that owns ``run_id`` to cancel it; returns the run's state now.
+
+    Raises ``KeyError`` for an unknown run and ``NotCancellable`` for a run that has ended.
+    """
+    conn = connect(path or db_path())
+    try:
+        ensure_schema(conn)
+        row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(run_id)
+        if row[0] not in _OPEN_STATES:
+            raise NotCancellable(f"run {run_id} has already ended ({row[0]})")
+        conn.execute(
+            "INSERT INTO cancel_requests (run_id, requested, reason) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id) DO UPDATE SET requested = excluded.requested, "
+            "reason = excluded.reason",
+            (run_id, time.time(), reason),
+        )
+        return str(row[0])
+    finally:
+        conn.close()
+
+
+class CancelWatcher:
+    """Polls the store for cancel requests aimed at this process's live runs."""
+
+    def __init__(self, path: Path, interval: float = POLL_INTERVAL) -> None:
+        self.path = path
+        self.interval = interval
+        self._runs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, run: Any) -> None:
+        with self._lock:
+            self._runs[run.id] = run
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._loop, name="labloom-cancel-watcher", daemon=True
+                )
+                self._thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _live(self) -> dict[str, Any]:
+        with self._lock:
+            for run_id, run in list(self._runs.items()):
+                if run.state.is_final:
+                    del self._runs[run_id]
+            if not self._runs:
+                self._thread = None  # the next watch() starts a fresh thread
+            return dict(self._runs)
+
+    def _loop(self) -> None:
+        conn = None
+        try:
+            while not self._stop.wait(self.interval):
+                live = self._live()
+                if not live:
+                    return
+                if conn is None:
+                    conn = connect(self.path)
+                    ensure_schema(conn, where=str(self.path))
+                self._act(conn, live)
+        except Exception as exc:  # a broken store must never break the run it watches
+            log.warning("[labloom] cancel requests are not watched any more: %s", exc)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _act(self, conn: Any, live: dict[str, Any]) -> None:
+        ids = list(live)
+        marks = ",".join("?" * len(ids))
+        found = conn.execute(
+            f"SELECT run_id, reason FROM cancel_requests WHERE run_id IN ({marks})", ids
+        ).fetchall()
+        for run_id, reason in found:
+            # Consumed once: a later in-kernel retry of the same run id must not be cancelled.
+            conn.execute("DELETE FROM cancel_requests WHERE run_id = ?", (run_id,))
+            log.info("[labloom] run %s: %s", run_id, reason or DEFAULT_REASON)
+            live[run_id].cancel(reason or DEFAULT_REASON)
+
+
+_watchers: dict[Path, CancelWatcher] = {}
+_watchers_lock = threading.Lock()
+
+
+def watch(run: Any, path: Path | None = None) -> CancelWatcher:
+    """Have this process act on cancel requests for ``run`` until it ends."""
+    path = path or db_path()
+    with _watchers_lock:
+        watcher = _watchers.get(path)
+        if watcher is None:
+            watcher = _watchers[path] = CancelWatcher(path)
+    watcher.watch(run)
+    return watcher
+
+
+@atexit.register
+def _close_all() -> None:
+    for watcher in list(_watchers.values()):
+        watcher.close(timeout=0.5)

@@ -1,0 +1,49 @@
+"""`pip install -e .` gives a working JupyterLab extension: Jupyter lists labloom's prebuilt
+labextension and its server extension as enabled and OK.
+
+The install goes into a fresh virtual environment (it sees this interpreter's packages, so only
+labloom itself is installed), with its own Jupyter folders; the JavaScript is built from js/ by
+JupyterLab's toolchain during the install unless an earlier build is there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.mark.timeout(900)
+def test_editable_install_enables_both_extensions(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": ""}
+    done = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+         "-e", str(ROOT)],
+        env=env, capture_output=True, text=True, timeout=800,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def listing(module: str) -> str:
+        out = subprocess.run(
+            [python, "-c", f"from {module} import main; main()", "list"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        return ANSI.sub("", out.stdout + out.stderr)
+
+    labextensions = listing("jupyterlab.labextensions")
+    assert re.search(r"labloom v\S+ enabled OK \(python, labloom\)", labextensions), labextensions
+    assert str(venv / "share" / "jupyter" / "labextensions") in labextensions
+    server = listing("jupyter_server.extension.serverextension")
+    assert re.search(r"labloom enabled\s+- Validating labloom...\s+labloom \S+ OK", server), server
