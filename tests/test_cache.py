@@ -60,7 +60,7 @@ def test_a_rerun_is_cached_and_calls_nothing() -> None:
 
 def test_keys_of_future_inputs_come_from_upstream_keys() -> None:
     run = squares.run(n=2)
-    planner: ResultPlanner = run._results
+    planner: ResultPlanner = run._engine.results
     keys = {tr.name: tr.cache_key for tr in run.tasks}
     assert all(keys.values()) and len(set(keys.values())) == 4
     # The key of total is made of its upstreams' keys, not of their values.

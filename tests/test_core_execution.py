@@ -293,6 +293,6 @@ def test_live_progress_redraws_a_table() -> None:
         return total([1])
 
     run = f.run()
-    progress(list(run._bus.history))
+    progress(run.events())
     text = out.getvalue()
     assert "1/1 done" in text and "\x1b[" not in text.split("total")[0][-5:]

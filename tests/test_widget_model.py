@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 
 from labloom.core.states import State
-from labloom.dag.model import MAX_LOG_LINES, RunGraph, aggregate_state
+from labloom.core.states import overall_state as aggregate_state
+from labloom.dag.model import MAX_LOG_LINES, RunGraph
 from widget_helpers import (
     finished,
     log,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import limits
+from . import defaults, limits
 from .core.errors import (
     FlowFailed,
     LabloomError,
@@ -33,6 +33,8 @@ from .core.tasks import Task, task
 from .executors import Executor, LocalExecutor, ThreadExecutor
 
 __version__ = "0.1.0"
+
+defaults.install()
 
 __all__ = [
     "DaskExecutor",

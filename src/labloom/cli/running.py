@@ -136,8 +136,8 @@ def run_command(args: argparse.Namespace) -> int:
 def _say_failure(run: Any) -> None:
     """Without terminal progress (LABLOOM_PROGRESS=0, as in cron jobs and schedules) a run
     that did not complete would otherwise end with nothing but its exit status."""
-    from ..core.observers import progress_enabled
     from ..core.states import State
+    from ..defaults import progress_enabled
 
     if run.state is State.COMPLETED or progress_enabled():
         return

@@ -17,11 +17,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
+from .errors import TaskTimeoutError
 from .logs import TaskContext, capturing, task_context
-
-
-class TaskTimeoutError(TimeoutError):  # re-exported by _errors
-    """A task run exceeded its ``timeout``."""
 
 
 class RunSink(Protocol):
@@ -48,6 +45,11 @@ def unregister_local_run(run_id: str) -> None:
 def set_remote_sink(sink: RunSink | None) -> None:
     global _remote_sink
     _remote_sink = sink
+
+
+def local_sink(run_id: str) -> RunSink | None:
+    """The sink of a run living in this process, if it is still running."""
+    return _local_sinks.get(run_id)
 
 
 def _sink_for(run_id: str) -> RunSink | None:
@@ -107,7 +109,9 @@ def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, 
     if worker.is_alive():
         raise TaskTimeoutError(
             f"task {call.task_name!r} timed out after {call.timeout:g}s "
-            f"(timeout={call.timeout:g}); raise the timeout or make the task faster"
+            f"(timeout={call.timeout:g}); raise the timeout or make the task faster. "
+            "Python cannot kill a thread: the call may still be running in the background "
+            "(it holds no concurrency slot); on Dask, a worker can be restarted instead"
         )
     if "error" in outcome:
         raise outcome["error"]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .attempt import TaskTimeoutError
-
 
 class LabloomError(Exception):
     """Base of labloom's own errors."""
@@ -34,6 +32,10 @@ class UpstreamFailedError(LabloomError):
 
 class RunCancelledError(LabloomError):
     """The task run or flow run was cancelled."""
+
+
+class TaskTimeoutError(LabloomError, TimeoutError):
+    """A task run exceeded its ``timeout``."""
 
 
 __all__ = [

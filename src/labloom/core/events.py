@@ -1,19 +1,17 @@
 """The event stream: typed events, and a bus that feeds subscribers in batches off the hot path.
 
-The engine is the only producer. Emitting is a deque append; one daemon thread per process
-delivers pending events to each bus's subscribers every ``FLUSH_INTERVAL`` seconds, so a slow
-observer (the store, a widget) never slows task execution, and a subscriber that raises is
-reported once and otherwise ignored.
+The engine is the only producer. Emitting appends to each subscriber's own queue; each
+subscriber's own thread delivers its queue every ``FLUSH_INTERVAL`` seconds, so a slow observer
+(the store, a widget) never slows task execution, another observer or another run, and a
+subscriber that raises is reported once and otherwise ignored.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +48,7 @@ class NodeCreated:
     time: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskRunCreated:
     run_id: str
     task_run_id: str
@@ -62,7 +60,7 @@ class TaskRunCreated:
     cache_key: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StateChanged:
     run_id: str
     task_run_id: str
@@ -84,7 +82,7 @@ class TaskRunKeyed:
     time: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogRecord:
     run_id: str
     task_run_id: str | None  # None: logged by the flow body itself
@@ -133,102 +131,139 @@ Event = (
 Subscriber = Callable[[list[Event]], None]
 
 
-class EventBus:
-    """One run's event stream. ``subscribe(callback)`` gets lists of events, in order."""
+class _Delivery:
+    """One subscriber's queue and pace: its own thread hands it what queued, in order, every
+    ``FLUSH_INTERVAL`` seconds, so a slow subscriber only ever delays itself."""
 
-    def __init__(self) -> None:
-        self._pending: deque[Event] = deque()
-        # Every event delivered so far, so a view attached late (a widget shown after the run
-        # started, ``%flow_runs``) can replay the run; bounded by the run's size.
-        self.history: list[Event] = []
-        self._subscribers: list[Subscriber] = []
-        self._deliver_lock = threading.Lock()
-        self._reported: set[int] = set()
-        _Dispatcher.instance().register(self)
+    def __init__(self, callback: Subscriber, name: str, running: bool = True) -> None:
+        self.callback = callback
+        self.queue: deque[Event] = deque()
+        self._lock = threading.RLock()  # one delivery at a time, whoever drives it
+        self._stop = threading.Event()
+        self._reported = False
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        if running:
+            self.start()
 
-    def emit(self, event: Event) -> None:
-        self._pending.append(event)
-
-    def subscribe(self, callback: Subscriber, replay: bool = False) -> Callable[[], None]:
-        """Add ``callback``; returns a function that removes it.
-
-        With ``replay=True`` the callback first receives every event delivered so far, so it
-        sees the whole run exactly once, in order.
-        """
-        with self._deliver_lock:
-            if replay and self.history:
-                self._call(callback, list(self.history))
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._deliver_lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
-
-    def flush(self) -> None:
-        """Deliver everything emitted so far (blocking). Safe from any thread."""
-        with self._deliver_lock:
-            batch: list[Event] = []
-            while self._pending:
-                batch.append(self._pending.popleft())
-            if not batch:
-                return
-            self.history.extend(batch)
-            for callback in list(self._subscribers):
-                self._call(callback, batch)
-
-    def _call(self, callback: Subscriber, batch: list[Event]) -> None:
-        try:
-            callback(batch)
-        except Exception:
-            # A broken observer must never break the run; say so once per observer.
-            if id(callback) not in self._reported:
-                self._reported.add(id(callback))
-                log.exception("[labloom] event subscriber %r raised; ignoring it", callback)
-
-    def close(self) -> None:
-        self.flush()
-        _Dispatcher.instance().unregister(self)
-
-    def reopen(self) -> None:
-        """After close(): deliver again (a retried run emits more events)."""
-        _Dispatcher.instance().register(self)
-
-
-class _Dispatcher:
-    _instance: _Dispatcher | None = None
-    _instance_lock = threading.Lock()
-
-    def __init__(self) -> None:
-        self._buses: weakref.WeakSet[EventBus] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="labloom-events", daemon=True)
+    def start(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name=self._name,
+                                        daemon=True)
         self._thread.start()
 
-    @classmethod
-    def instance(cls) -> _Dispatcher:
-        with cls._instance_lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
-
-    def register(self, bus: EventBus) -> None:
+    def drain(self) -> None:
         with self._lock:
-            self._buses.add(bus)
+            while self.queue:
+                batch = [self.queue.popleft() for _ in range(len(self.queue))]
+                try:
+                    self.callback(batch)
+                except Exception:
+                    # A broken observer must never break the run; say so once.
+                    if not self._reported:
+                        self._reported = True
+                        log.exception(
+                            "[labloom] event subscriber %r raised; ignoring it", self.callback
+                        )
 
-    def unregister(self, bus: EventBus) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Deliver what is queued, then end the thread (the bus owns it)."""
+        self._stop.set()
+        thread = self._thread
+        if wait and thread is not None and threading.current_thread() is not thread:
+            thread.join()
+        self.drain()
+
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.wait(FLUSH_INTERVAL):
+            self.drain()
+
+
+class Subscription:
+    """What ``EventBus.subscribe`` returns: call it to unsubscribe."""
+
+    def __init__(self, bus: EventBus, delivery: _Delivery) -> None:
+        self._bus = bus
+        self._delivery = delivery
+
+    def __call__(self) -> None:
+        self._bus._remove(self._delivery)
+
+    def drain(self) -> None:
+        """Deliver what is queued for this subscriber now, in the caller's thread."""
+        self._delivery.drain()
+
+
+class EventBus:
+    """One run's event stream. ``subscribe(callback)`` gets lists of events, in order.
+
+    Each subscriber has its own queue and thread (see ``_Delivery``); emitting is an append
+    per subscriber. The bus keeps no history when its producer can describe the run so far
+    (``subscribe(..., replay=events)``); a bus built without one (``EventBus(history=True)``,
+    for tests and tools) keeps every event to replay.
+    """
+
+    def __init__(self, history: bool = True, name: str = "labloom-events") -> None:
+        self._lock = threading.Lock()
+        self._deliveries: tuple[_Delivery, ...] = ()
+        self._name = name
+        self._closed = False
+        self.history: list[Event] | None = [] if history else None
+
+    def emit(self, event: Event) -> None:
         with self._lock:
-            self._buses.discard(bus)
+            if self.history is not None:
+                self.history.append(event)
+            for delivery in self._deliveries:
+                delivery.queue.append(event)
 
-    def _loop(self) -> None:
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            with self._lock:
-                buses = list(self._buses)
-            for bus in buses:
-                bus.flush()
+    def subscribe(
+        self, callback: Subscriber, replay: bool | Sequence[Event] = False, now: bool = True
+    ) -> Subscription:
+        """Add ``callback``; returns a ``Subscription``: call it to unsubscribe.
+
+        ``replay=True`` first hands it every event so far (a bus with history); a list of
+        events hands it those (the producer's account of the run so far), so the callback
+        sees the run exactly once, in order. With ``now`` the replay is delivered before this
+        returns, in the caller's thread; else call ``.drain()`` on the result.
+        """
+        with self._lock:
+            # On a closed bus (a finished run) the replay is all there is: no thread.
+            delivery = _Delivery(callback, self._name, running=not self._closed)
+            if replay is True:
+                delivery.queue.extend(self.history or ())
+            elif replay:
+                delivery.queue.extend(replay)
+            self._deliveries += (delivery,)
+        subscription = Subscription(self, delivery)
+        if now:
+            delivery.drain()
+        return subscription
+
+    def _remove(self, delivery: _Delivery) -> None:
+        with self._lock:
+            self._deliveries = tuple(d for d in self._deliveries if d is not delivery)
+        delivery.stop(wait=False)
+
+    def flush(self) -> None:
+        """Deliver everything emitted so far (blocking, in the caller's thread)."""
+        for delivery in self._deliveries:
+            delivery.drain()
+
+    def close(self) -> None:
+        """Deliver what is queued and stop every subscriber's thread; subscribers stay, so
+        ``reopen`` (a retried run) delivers to them again."""
+        with self._lock:
+            self._closed = True
+        for delivery in self._deliveries:
+            delivery.stop()
+
+    def reopen(self) -> None:
+        with self._lock:
+            self._closed = False
+        for delivery in self._deliveries:
+            delivery.start()
 
 
 # Observers that attach themselves to every run when it is created (the store, the console

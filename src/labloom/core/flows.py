@@ -8,8 +8,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from ..executors import Executor, resolve_executor
-from .tasks import _check_function
+from .executor import Executor
+from .hooks import hooks
+from .tasks import check_function
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,20 +47,20 @@ class Flow(Generic[P, R]):
         description: str | None = None,
         on_failure: FailureHook | list[FailureHook] | None = None,
     ) -> None:
-        _check_function(fn, "@flow")
+        check_function(fn, "@flow")
         self.fn = fn
         self.name: str = str(name or getattr(fn, "__name__", "flow"))
         if not isinstance(self.name, str) or not self.name.strip():
             raise TypeError(f"@flow: name must be a non-empty string, got {name!r}")
         if executor is not None and not isinstance(executor, Executor):
-            resolve_executor(executor)  # validate the name now, not at run time
+            hooks.resolve_executor(executor, None)  # validate the name now, not at run time
         self.executor = executor
         self.description = description or inspect.getdoc(fn) or ""
-        hooks = on_failure if isinstance(on_failure, list) else [on_failure] if on_failure else []
-        for hook in hooks:
+        on_fail = on_failure if isinstance(on_failure, list) else [on_failure] if on_failure else []
+        for hook in on_fail:
             if not callable(hook):
                 raise TypeError(f"@flow: on_failure takes callables (run) -> None, got {hook!r}")
-        self.on_failure: list[FailureHook] = hooks
+        self.on_failure: list[FailureHook] = on_fail
         self.signature = inspect.signature(fn)
         self.source_hash = source_hash(fn)
         functools.update_wrapper(self, fn)
@@ -98,17 +99,16 @@ class Flow(Generic[P, R]):
     ) -> Any:
         """Start a run and return its ``FlowRun`` handle (finished unless ``background``)."""
         from .flow_run import FlowRun
-        from .observers import attach_default_observers
 
         parameters = self.bind(**params)
         # An address given to this run outranks the executor the flow declares.
         default = None if address else self.executor
         choice = executor if executor is not None else default
-        resolved = resolve_executor(choice, address)
+        resolved = hooks.resolve_executor(choice, address)
         run = FlowRun(
             self, parameters, resolved, origin=origin, owns_executor=not isinstance(choice, Executor)
         )
-        attach_default_observers(run)
+        hooks.attach_observers(run)
         return run.start(background=background)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -123,21 +123,20 @@ class Flow(Generic[P, R]):
         The body is traced with the given (or default) parameters; a map whose width depends
         on a result shows as one node. Needs graphviz's ``dot``.
         """
-        from ..executors.plan import PlanningExecutor
-        from ..notebook.widget import visualize
-        from . import events as ev
-        from .flow_run import FlowRun
+        from .engine import RunEngine
+        from .executor import PlanningExecutor
+        from .hooks import NoLimits
 
-        run = FlowRun(self, self.bind(**params), PlanningExecutor(), origin="plan")
-        run.trace()
-        nodes = [event for event in run._bus.history if isinstance(event, ev.NodeCreated)]
-        return visualize(nodes, filename)
+        if hooks.draw is None:
+            raise RuntimeError("[labloom] no drawing is registered: `import labloom` first")
+        engine = RunEngine(self, self.bind(**params), PlanningExecutor(), "plan", NoLimits())
+        return hooks.draw(engine.trace(), filename)
 
     def launcher(self, executor: Any = None) -> Any:
         """A notebook form: one input per parameter, a Run button, the live DAG below it."""
-        from ..notebook.launcher import launcher
-
-        return launcher(self, executor)
+        if hooks.launcher is None:
+            raise RuntimeError("[labloom] no launcher is registered: `import labloom` first")
+        return hooks.launcher(self, executor)
 
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"

@@ -5,15 +5,26 @@ until ``.result()`` asks for it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .states import State
 
 if TYPE_CHECKING:
-    from .flow_run import FlowRun
     from .graph import MapNode, TaskRun
 
 R = TypeVar("R")
+
+
+class ResultSource(Protocol):
+    """What a future asks for its values: the run engine that owns its task run."""
+
+    id: str
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool: ...
+
+    def result_of(self, tr: TaskRun, timeout: float | None) -> Any: ...
+
+    def results_of(self, runs: list[TaskRun], timeout: float | None) -> list[Any]: ...
 
 
 class TaskFuture(Generic[R]):
@@ -23,11 +34,20 @@ class TaskFuture(Generic[R]):
     >>> total.result()              # blocks until add finished
     """
 
-    __slots__ = ("_run", "_task_run")
+    __slots__ = ("_engine", "_task_run")
 
-    def __init__(self, run: FlowRun, task_run: TaskRun) -> None:
-        self._run = run
+    def __init__(self, engine: ResultSource, task_run: TaskRun) -> None:
+        self._engine = engine
         self._task_run = task_run
+
+    @property
+    def task_run(self) -> TaskRun:
+        return self._task_run
+
+    @property
+    def run_id(self) -> str:
+        """The flow run this future belongs to."""
+        return self._engine.id
 
     @property
     def task_run_id(self) -> str:
@@ -43,12 +63,12 @@ class TaskFuture(Generic[R]):
 
     def wait(self, timeout: float | None = None) -> State:
         """Block until the task run ends (or ``timeout``); returns its state."""
-        self._run._wait_until(lambda: self._task_run.state.is_final, timeout)
+        self._engine.wait_until(lambda: self._task_run.state.is_final, timeout)
         return self._task_run.state
 
     def result(self, timeout: float | None = None) -> R:
         """The task run's value; raises its exception if it failed."""
-        value: R = self._run._result_of(self._task_run, timeout)
+        value: R = self._engine.result_of(self._task_run, timeout)
         return value
 
     def __bool__(self) -> bool:
@@ -74,11 +94,19 @@ class MappedFuture(Generic[R]):
     receive all values as a list. ``.result()`` gives the list.
     """
 
-    __slots__ = ("_node", "_run")
+    __slots__ = ("_engine", "_node")
 
-    def __init__(self, run: FlowRun, node: MapNode) -> None:
-        self._run = run
+    def __init__(self, engine: ResultSource, node: MapNode) -> None:
+        self._engine = engine
         self._node = node
+
+    @property
+    def node(self) -> MapNode:
+        return self._node
+
+    @property
+    def run_id(self) -> str:
+        return self._engine.id
 
     @property
     def name(self) -> str:
@@ -92,20 +120,20 @@ class MappedFuture(Generic[R]):
                 f"the width of map {self.name!r} is not known yet (it maps over a result that "
                 "is still being computed); pass it to a task or wait with .result() first"
             )
-        return [TaskFuture(self._run, child) for child in self._node.children]
+        return [TaskFuture(self._engine, child) for child in self._node.children]
 
     @property
     def state(self) -> State:
         return self._node.state
 
     def wait(self, timeout: float | None = None) -> State:
-        self._run._wait_until(lambda: self._node.done, timeout)
+        self._engine.wait_until(lambda: self._node.done, timeout)
         return self._node.state
 
     def result(self, timeout: float | None = None) -> list[R]:
         """All children's values, in order; raises the first failure."""
-        self._run._wait_until(lambda: self._node.done, timeout)
-        values: list[R] = self._run._results_of(self._node.children, timeout)
+        self._engine.wait_until(lambda: self._node.done, timeout)
+        values: list[R] = self._engine.results_of(self._node.children, timeout)
         return values
 
     def __len__(self) -> int:

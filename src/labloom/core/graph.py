@@ -1,28 +1,32 @@
 """The run's graph as the engine tracks it: task runs, and map nodes grouping their children.
 
-Plain data with a little bookkeeping; the engine (``_engine.py``) owns every mutation and
-holds the run's lock while it makes them.
+Plain data, kept compact (slots; containers made only when a run needs them): a flow of a
+million task runs holds a million of these. ``TaskGraph`` (``task_graph.py``) owns every
+mutation, under its engine's lock.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .states import BAD_STATES, State
+from .states import BAD_STATES, State, overall_state
 
 if TYPE_CHECKING:
     from .tasks import Task
 
+_NO_KWARGS: dict[str, Any] = {}
 
-@dataclass
+
+@dataclass(slots=True)
 class StateEntry:
     state: State
     time: float
     message: str = ""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TaskRun:
     """One execution of a task (a map child is one too). Shown to users via ``FlowRun.tasks``."""
 
@@ -31,7 +35,7 @@ class TaskRun:
     node_id: str
     map_index: int | None
     args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=lambda: _NO_KWARGS)
     state: State = State.PENDING
     attempts: int = 0
     history: list[StateEntry] = field(default_factory=list)
@@ -43,10 +47,10 @@ class TaskRun:
     cache_key: str | None = None
     # Engine bookkeeping.
     upstream: list[TaskRun | MapNode] = field(default_factory=list)
-    allowed: set[int] = field(default_factory=set)  # ids of upstreams under allow_failure
+    allowed: set[int] | None = None  # ids of upstreams under allow_failure
     waiting: int = 0  # upstreams not yet final
     dependents: list[TaskRun] = field(default_factory=list)
-    expand_dependents: list[MapNode] = field(default_factory=list)
+    expand_dependents: list[MapNode] | None = None
     parent: MapNode | None = None
     handle: Any = None
     holds_slot: bool = False
@@ -70,6 +74,10 @@ class TaskRun:
             return None
         return self.ended - self.started
 
+    def allows(self, upstream: TaskRun | MapNode) -> bool:
+        """True when ``upstream`` was passed under ``allow_failure``."""
+        return self.allowed is not None and id(upstream) in self.allowed
+
     def __repr__(self) -> str:
         return f"<TaskRun {self.name} {self.state.value} attempts={self.attempts}>"
 
@@ -80,7 +88,7 @@ class MapNode:
 
     id: str
     task: Task[Any, Any]
-    # Per positional iterable and per keyword, a MapSource (see _mapping.py).
+    # Per positional iterable and per keyword, a MapSource (see mapping.py).
     sources: list[Any] = field(default_factory=list)
     keywords: dict[str, Any] = field(default_factory=dict)
     wait_for: list[Any] = field(default_factory=list)  # TaskRun | MapNode every child waits for
@@ -92,7 +100,7 @@ class MapNode:
     # placeholder task run carries the state and the message.
     placeholder: TaskRun | None = None
     dependents: list[TaskRun] = field(default_factory=list)
-    expand_dependents: list[MapNode] = field(default_factory=list)
+    expand_dependents: list[MapNode] | None = None
 
     @property
     def name(self) -> str:
@@ -110,10 +118,6 @@ class MapNode:
     def state(self) -> State:
         if not self.expanded:
             return State.PENDING
-        states = {child.state for child in self.children}
-        if not self.done:
-            return State.RUNNING if states - {State.PENDING} else State.PENDING
-        for bad in (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED):
-            if bad in states:
-                return bad
-        return State.COMPLETED
+        if not self.children:
+            return State.COMPLETED  # an empty map has nothing left to do
+        return overall_state(Counter(child.state for child in self.children), len(self.children))

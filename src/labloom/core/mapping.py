@@ -6,6 +6,7 @@ items are known when that task run ends), or another map (child i pairs with its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,6 @@ from .graph import MapNode, TaskRun
 from .states import State
 
 if TYPE_CHECKING:
-    from .flow_run import FlowRun
     from .tasks import Task
 
 
@@ -25,15 +25,17 @@ class MapSource:
     label: str  # "argument 1", "seed=": names it in error messages
 
 
-def map_source(run: FlowRun, task: Task[Any, Any], label: str, value: Any) -> MapSource:
+def map_source(
+    check_owned: Callable[[Any], None], task: Task[Any, Any], label: str, value: Any
+) -> MapSource:
     if isinstance(value, unmapped):
         return MapSource("unmapped", value.value, label)
     if isinstance(value, MappedFuture):
-        run._check_owned(value)
-        return MapSource("mapped", value._node, label)
+        check_owned(value)
+        return MapSource("mapped", value.node, label)
     if isinstance(value, TaskFuture):
-        run._check_owned(value)
-        return MapSource("future", value._task_run, label)
+        check_owned(value)
+        return MapSource("future", value.task_run, label)
     if isinstance(value, allow_failure):
         raise TypeError(
             f"{task.name}.map(): {label} is allow_failure(...), which map cannot iterate; "
@@ -101,9 +103,9 @@ class MapSources:
                 for item in found:
                     future = item.future if isinstance(item, allow_failure) else item
                     ids.append(
-                        future._node.id
+                        future.node.id
                         if isinstance(future, MappedFuture)
-                        else future._task_run.node_id
+                        else future.task_run.node_id
                     )
         return ids
 
@@ -117,12 +119,19 @@ def unequal_lengths_message(task_name: str, widths: dict[str, int]) -> str:
 
 
 def expand_map(
-    run: FlowRun, node: MapNode
+    node: MapNode,
+    cancelled: str | None,
+    split: Callable[[TaskRun], list[Any]],
+    future_of: Callable[[TaskRun], TaskFuture[Any]],
 ) -> list[tuple[tuple[Any, ...], dict[str, Any]]] | tuple[State, str]:
-    """The children's (args, kwargs), or (state, message) when the map cannot expand."""
+    """The children's (args, kwargs), or (state, message) when the map cannot expand.
+
+    ``split`` gives references to the items of a finished task run's result (executor side);
+    ``future_of`` a future for a child of an upstream map (child i pairs with child i).
+    """
     sources = MapSources(node.sources, node.keywords)
-    if run._cancelled:
-        return State.CANCELLED, run.message or "cancelled"
+    if cancelled is not None:
+        return State.CANCELLED, cancelled or "cancelled"
     items: dict[int, list[Any]] = {}
     widths: dict[str, int] = {}
     for source in sources.all():
@@ -133,7 +142,7 @@ def expand_map(
             if upstream.bad:
                 return State.UPSTREAM_FAILED, f"upstream {upstream.name!r} did not succeed"
             try:
-                values = run.executor.split(upstream.handle)
+                values = split(upstream)
             except Exception as exc:
                 return State.FAILED, (
                     f"{node.name}.map(): cannot iterate the result of {upstream.name!r} "
@@ -143,7 +152,7 @@ def expand_map(
             mapped: MapNode = source.value
             if mapped.placeholder is not None:
                 return State.UPSTREAM_FAILED, f"upstream map {mapped.name!r} did not succeed"
-            values = [TaskFuture(run, child) for child in mapped.children]
+            values = [future_of(child) for child in mapped.children]
         else:
             values = source.value
         items[id(source)] = values

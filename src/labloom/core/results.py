@@ -32,15 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .futures import MappedFuture, TaskFuture, allow_failure, replace_futures
+from .hooks import hooks
 from .states import State
 
 if TYPE_CHECKING:
-    from ..executors.base import Outcome
     from .attempt import TaskCall
-    from .flow_run import FlowRun
+    from .engine import RunEngine
+    from .executor import Outcome
     from .graph import TaskRun
-
-log = logging.getLogger("labloom")
 
 _KEY_VERSION = b"labloom-result-key-1"
 
@@ -94,9 +93,7 @@ def load_result(path: str) -> Any:
 
 def result_path(key: str, folder: str | None = None) -> str:
     if folder is None:
-        from ..store.home import results_dir
-
-        folder = str(results_dir())
+        folder = hooks.results_folder()
     return os.path.join(folder, key[:2], f"{key}.pkl")
 
 
@@ -117,11 +114,9 @@ class ResultPlanner:
     """Per flow run: decides, at each launch, whether a task run loads a stored result
     (cache hit, or reuse of an earlier run's result) or computes and saves one."""
 
-    def __init__(self, run: FlowRun) -> None:
-        from ..store import persist_mode
-
-        self.run = run
-        self.mode = persist_mode()  # "all" or "cached"
+    def __init__(self, engine: RunEngine) -> None:
+        self.engine = engine
+        self.mode = hooks.persist_mode()  # "all" or "cached"
         self.reuse: dict[str, Reuse] = {}
         self.notes: list[str] = []  # what a retry reran and why, for the CLI
         self._keys: dict[str, str | None] = {}
@@ -231,9 +226,9 @@ class ResultPlanner:
         if isinstance(item, allow_failure):
             raise _NoKey("an input is wrapped in allow_failure(...), whose value may be an error")
         if isinstance(item, MappedFuture):
-            return ("labloom-map", [self._upstream_key(c) for c in item._node.children])
+            return ("labloom-map", [self._upstream_key(c) for c in item.node.children])
         if isinstance(item, TaskFuture):
-            return ("labloom-future", self._upstream_key(item._task_run))
+            return ("labloom-future", self._upstream_key(item.task_run))
         return item
 
     def _upstream_key(self, upstream: TaskRun) -> str:
@@ -268,14 +263,11 @@ class ResultPlanner:
 
     def _path(self, key: str) -> str:
         if self._folder is None:
-            from ..store.home import results_dir
-
-            self._folder = str(results_dir())
+            self._folder = hooks.results_folder()
         return result_path(key, self._folder)
 
     def _emit_key(self, tr: TaskRun, key: str, path: str | None) -> None:
-        self.run._emit(ev.TaskRunKeyed(self.run.id, tr.id, key, path, time.time()))
+        self.engine.emit(ev.TaskRunKeyed(self.engine.id, tr.id, key, path, time.time()))
 
     def _warn(self, tr: TaskRun, message: str) -> None:
-        self.run.task_log(self.run.id, tr.id, logging.WARNING, time.time(), f"[labloom] {message}")
-        log.warning("[labloom] %s: %s", tr.name, message)
+        self.engine.warn(tr, message)

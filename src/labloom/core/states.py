@@ -5,6 +5,7 @@ A state is a plain string enum so it serialises to JSON and SQLite as its name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 
 
@@ -44,3 +45,29 @@ FINAL_STATES = frozenset(
 )
 # A downstream task does not run after any of these (unless wrapped in allow_failure).
 BAD_STATES = frozenset({State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED})
+
+# Which state a node shows when its task runs disagree: the first present wins.
+_ACTIVE_ORDER = (State.RUNNING, State.RETRYING)
+_FINAL_ORDER = (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED)
+
+
+def overall_state(counts: Mapping[State, int], total: int) -> State:
+    """The one rule for a graph node's state from its task runs' states (a map's children, or
+    a plain task's single run): the engine, the live DAG and the terminal progress all use it.
+
+    >>> overall_state({State.COMPLETED: 3, State.FAILED: 1}, 4)
+    <State.FAILED: 'Failed'>
+    """
+    if total == 0:
+        return State.PENDING
+    for state in _ACTIVE_ORDER:
+        if counts.get(state):
+            return state
+    pending = counts.get(State.PENDING, 0)
+    if pending:
+        # Some finished while others wait: the node as a whole is under way.
+        return State.RUNNING if pending < total else State.PENDING
+    for state in _FINAL_ORDER:
+        if counts.get(state):
+            return state
+    return State.CACHED if counts.get(State.CACHED, 0) == total else State.COMPLETED

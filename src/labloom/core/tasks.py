@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from .engine import active_engine
 from .futures import MappedFuture, TaskFuture
 
 P = ParamSpec("P")
@@ -123,7 +124,7 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _check_function(fn: Any, decorator: str) -> None:
+def check_function(fn: Any, decorator: str) -> None:
     if not callable(fn):
         raise TypeError(
             f"{decorator} decorates a function; got {type(fn).__name__}. "
@@ -150,7 +151,7 @@ class Task(Generic[P, R]):
     """
 
     def __init__(self, fn: Callable[P, R], **options: Any) -> None:
-        _check_function(fn, "@task")
+        check_function(fn, "@task")
         self.fn = fn
         self._options = _check_options(getattr(fn, "__name__", "task"), options)
         functools.update_wrapper(self, fn)  # name, docstring, module; signature via __wrapped__
@@ -214,11 +215,11 @@ class Task(Generic[P, R]):
         return Task(self.fn, **merged)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        run = _active_run()
-        if run is None:
+        engine = active_engine()
+        if engine is None:
             return self.fn(*args, **kwargs)
         wait_for = kwargs.pop("wait_for", None)
-        future: Any = run._submit(self, args, kwargs, wait_for)
+        future: Any = engine.submit(self, args, kwargs, wait_for)
         return future  # type: ignore[no-any-return]
 
     def submit(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[R]:
@@ -226,9 +227,9 @@ class Task(Generic[P, R]):
 
         Takes ``wait_for=[future, ...]`` to wait for runs whose data it does not use.
         """
-        run = _require_run(self, "submit")
+        engine = _require_engine(self, "submit")
         wait_for = kwargs.pop("wait_for", None)
-        future: TaskFuture[R] = run._submit(self, args, kwargs, wait_for)
+        future: TaskFuture[R] = engine.submit(self, args, kwargs, wait_for)
         return future
 
     def map(self, *iterables: Any, **kwargs: Any) -> MappedFuture[R]:
@@ -238,9 +239,9 @@ class Task(Generic[P, R]):
         future or another map's result: the width is then known when it resolves, and child i
         waits only for child i of the map it came from.
         """
-        run = _require_run(self, "map")
+        engine = _require_engine(self, "map")
         wait_for = kwargs.pop("wait_for", None)
-        mapped: MappedFuture[R] = run._map(self, iterables, kwargs, wait_for)
+        mapped: MappedFuture[R] = engine.map(self, iterables, kwargs, wait_for)
         return mapped
 
     def __repr__(self) -> str:
@@ -253,14 +254,8 @@ class Task(Generic[P, R]):
         return functools.partial(self, instance)
 
 
-def _active_run() -> Any:
-    from .flow_run import active_run
-
-    return active_run()
-
-
-def _require_run(task: Task[Any, Any], method: str) -> Any:
-    run = _active_run()
+def _require_engine(task: Task[Any, Any], method: str) -> Any:
+    run = active_engine()
     if run is None:
         raise RuntimeError(
             f"{task.name}.{method}() needs a running flow: call it inside a @flow function or "

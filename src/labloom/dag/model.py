@@ -24,15 +24,12 @@ from ..core.events import (
     StateChanged,
     TaskRunCreated,
 )
-from ..core.states import BAD_STATES, State
+from ..core.states import BAD_STATES, State, overall_state
 
 PAGE_SIZE = 100
 # A view shows the tail of a task run's log; older lines stay in the run's own store.
 MAX_LOG_LINES = 1000
 
-# Which state a map node shows when its children disagree: the first present wins.
-_ACTIVE_ORDER = (State.RUNNING, State.RETRYING)
-_FINAL_ORDER = (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED)
 
 
 @dataclass
@@ -81,22 +78,6 @@ class NodeInfo:
     @property
     def total(self) -> int:
         return len(self.runs)
-
-
-def aggregate_state(counts: Counter[State], total: int) -> State:
-    """One state for a node from its children's states (a plain task has a single child)."""
-    if total == 0:
-        return State.PENDING
-    for state in _ACTIVE_ORDER:
-        if counts[state]:
-            return state
-    if counts[State.PENDING]:
-        # Some children finished while others wait: the node as a whole is under way.
-        return State.RUNNING if counts[State.PENDING] < total else State.PENDING
-    for state in _FINAL_ORDER:
-        if counts[state]:
-            return state
-    return State.CACHED if counts[State.CACHED] == total else State.COMPLETED
 
 
 class RunGraph:
@@ -210,7 +191,7 @@ class RunGraph:
                 return State.UPSTREAM_FAILED
             stopped = self.state in (State.CANCELLED, State.CRASHED)
             return State.CANCELLED if stopped else State.COMPLETED
-        return aggregate_state(node.counts, node.total)
+        return overall_state(node.counts, node.total)
 
     def _known(self, node: NodeInfo) -> list[str]:
         return [u for u in node.upstream if u in self.nodes and u != node.id]

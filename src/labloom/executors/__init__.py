@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Executor, Outcome
+from ..core.executor import Executor, Outcome
 from .local import LocalExecutor, ThreadExecutor
 
 EXECUTOR_NAMES = ("local", "threads", "dask")

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
+from ..core.executor import DoneCallback, Executor, Outcome
 from . import dask_events as events
-from .base import DoneCallback, Executor, Outcome
 
 # One embedded LocalCluster (and client) per process and set of cluster options, reused by
 # every run: a notebook pays the start-up once.

@@ -152,7 +152,7 @@ class Dispatcher:
         return on_event
 
     def _route(self, run_id: str, batch: list[list[Any]]) -> None:
-        sink = attempt._local_sinks.get(run_id)
+        sink = attempt.local_sink(run_id)
         for msg in batch:
             kind = msg[0]
             if kind == "e":

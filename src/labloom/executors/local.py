@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor as _Pool
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
-from .base import DoneCallback, Executor, Outcome
+from ..core.executor import DoneCallback, Executor, Outcome
 
 
 class _Handle:

@@ -215,7 +215,7 @@ def _final_frame(widget: Any) -> None:
     """Send the run's last frame (and the saved output's final summary) before the cell ends,
     not up to a throttle interval later, when nbclient or a reader may already have moved on."""
     if widget is not None:
-        widget.view.flush()
+        widget.flush()
 
 
 def _publish(run: Any, user_ns: dict[str, Any], filename: str) -> None:

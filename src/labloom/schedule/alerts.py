@@ -85,7 +85,7 @@ def run_summary(run: Any) -> tuple[list[tuple[str, str]], str]:
         if tr.state in (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED):
             kind = type(tr.error).__name__ if tr.error is not None else tr.state.value
             failed.append((tr.name, kind))
-    body_error = getattr(run, "_body_error", None)
+    body_error = getattr(run, "body_error", None)
     if body_error is not None:
         return failed, f"the flow body raised {type(body_error).__name__}"
     hard = [item for item in failed if item[1] != State.UPSTREAM_FAILED.value]

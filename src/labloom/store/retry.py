@@ -24,7 +24,7 @@ def retry_run(run_id: str, executor: Any = None) -> tuple[Any, list[str]]:
     what had to rerun although it completed before. Raises ``KeyError`` for an unknown id and
     ``TargetError`` when the run cannot be retried from here."""
     from ..core.flow_run import FlowRun
-    from ..core.observers import attach_default_observers
+    from ..defaults import attach_default_observers
     from ..executors import Executor, resolve_executor
 
     with open_store() as store:
@@ -57,10 +57,9 @@ def retry_run(run_id: str, executor: Any = None) -> tuple[Any, list[str]]:
     choice = executor if executor is not None else flow.executor
     run = FlowRun(
         flow, flow.bind(**record.parameters), resolve_executor(choice), origin="retry",
-        owns_executor=not isinstance(choice, Executor),
+        owns_executor=not isinstance(choice, Executor), reuse=reuse,
     )
     run.metadata["retry_of"] = record.id
-    run._results.reuse = reuse
     attach_default_observers(run)
     run.start()
-    return run, notes + run._results.notes
+    return run, notes + run.notes

@@ -65,13 +65,16 @@ class RunWidget(anywidget.AnyWidget):
         if isinstance(content, dict):
             self.view.handle(content)
 
+    def flush(self) -> None:
+        """Send what changed now rather than at the next frame (the end of a %%flow cell)."""
+        self.view.flush()
+
     def close(self) -> None:
         self.view.close()
         super().close()
 
     def summary_html(self) -> str:
-        with self.view._lock:
-            return summary_html(self.view.graph, time.time())
+        return self.view.read(lambda graph: summary_html(graph, time.time()))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ...core.events import Event
 from ...dag.model import PAGE_SIZE, Changes, RunGraph, TaskRunInfo, log_lines
@@ -23,6 +23,7 @@ from .throttle import Scheduler, Throttle, timer_scheduler
 log = logging.getLogger("labloom")
 
 Payload = dict[str, Any]
+T = TypeVar("T")
 
 
 class RunHandle(Protocol):
@@ -104,6 +105,11 @@ class RunView:
             self._finished |= finished
         if finished and self._on_finished is not None:
             self._on_finished()
+
+    def read(self, fn: Callable[[RunGraph], T]) -> T:
+        """``fn(graph)`` with the model steady (no event folded in meanwhile)."""
+        with self._lock:
+            return fn(self.graph)
 
     def graph_json(self) -> Payload:
         self._laid_out = self.graph.graph_version

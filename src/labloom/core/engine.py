@@ -1,0 +1,431 @@
+"""The run engine: one ``RunEngine`` per flow run owns its graph (``TaskGraph``), launching,
+retries and limits (``Launcher``), its log lines and its event stream, and the run's
+lifecycle. Users hold a ``FlowRun`` (``flow_run.py``), a thin handle onto it. Never imports
+Jupyter, the store or the CLI (their parts plug in through ``hooks.py``).
+
+Threads: the flow body runs in the driver thread (the caller's, or a background one that the
+engine owns and that ends with the run); executor callbacks arrive from any thread. Every
+graph change holds ``self.lock``; nothing slow (SQLite, files, submitting) happens under it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import at_exit
+from . import events as ev
+from .attempt import register_local_run, unregister_local_run
+from .errors import RunCancelledError, UpstreamFailedError
+from .executor import Executor
+from .futures import MappedFuture, TaskFuture, find_futures
+from .graph import TaskRun
+from .hooks import Limiter, hooks
+from .launching import LAUNCHING, Launcher
+from .logs import current_task
+from .mapping import MapSources, map_source
+from .observers import FailureHooks
+from .return_value import resolve_return
+from .run_logs import MAX_TASK_LINES, ExecutorSink, RunLogs
+from .states import State
+from .task_graph import TaskGraph
+
+if TYPE_CHECKING:
+    from .flows import Flow
+    from .tasks import Task
+
+_ACTIVE: contextvars.ContextVar[RunEngine | None] = contextvars.ContextVar(
+    "labloom_flow_run", default=None
+)
+
+
+def active_engine() -> RunEngine | None:
+    """The engine whose flow body is executing here, unless we are inside a task."""
+    if current_task() is not None:
+        return None
+    return _ACTIVE.get()
+
+
+class RunEngine:
+    def __init__(
+        self,
+        flow: Flow[Any, Any],
+        parameters: dict[str, Any],
+        executor: Executor,
+        origin: str = "script",
+        limiter: Limiter | None = None,
+        owns_executor: bool = False,
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.flow = flow
+        self.parameters = parameters
+        self.executor = executor
+        self.origin = origin
+        self.owns_executor = owns_executor
+        self.state = State.PENDING
+        self.message = ""
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.metadata: dict[str, Any] = {}
+        self.handle: Any = None  # the user's FlowRun, set by it
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.finished = threading.Event()
+        self._finalizing = False  # one thread finalizes (at exit, two may try)
+        self.bus = ev.EventBus(history=False, name=f"labloom-events-{self.id}")
+        self.graph = TaskGraph(self.id, self)
+        self.logs = RunLogs()
+        self.launcher = Launcher(self, executor, limiter or executor_limiter(executor))
+        self.results = self.launcher.results
+        self.sink = ExecutorSink(self)
+        self.body_error: BaseException | None = None
+        self._created: ev.RunCreated | None = None
+        self._return: Any = None
+        self._body_done = False
+        self._tracing = False  # Flow.visualize: nothing runs, so nothing may be waited for
+
+    # --- events -----------------------------------------------------------------------------
+
+    def emit(self, event: ev.Event) -> None:
+        self.bus.emit(event)
+
+    def subscribe(self, callback: ev.Subscriber, replay: bool = False) -> Callable[[], None]:
+        with self.lock:  # nothing is emitted between the account and the subscription
+            subscription = self.bus.subscribe(callback, self.events() if replay else False,
+                                              now=False)
+        subscription.drain()  # the replay, before this returns, outside the run's lock
+        return subscription
+
+    def events(self) -> list[ev.Event]:
+        """The run so far as events: what a late subscriber is replayed (not every state a
+        task run went through, only where each stands; log lines the kernel still keeps)."""
+        with self.lock:
+            events: list[ev.Event] = []
+            if self._created is not None:
+                events.append(self._created)
+                events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time))
+            events += self.graph.snapshot()
+            events += list(self.logs.lines)
+            if self.finished.is_set() and self.ended is not None:
+                events.append(ev.RunFinished(self.id, self.state, self.ended, self.message))
+            return events
+
+    # --- GraphOwner and the executor sink ---------------------------------------------------
+
+    def ready(self, tr: TaskRun) -> None:
+        self.launcher.ready(tr)
+
+    def on_final(self, tr: TaskRun) -> None:
+        self.launcher.release_slot(tr)
+        self._report_dropped_lines(tr.id)
+
+    def _report_dropped_lines(self, task_run_id: str) -> None:
+        # Lines past the cap are counted, not kept; the store says how many it never saw.
+        dropped = self.logs.per_task.get(task_run_id, 0) - MAX_TASK_LINES
+        if dropped > 0:
+            self.emit(ev.LogLinesDropped(self.id, task_run_id, dropped, time.time()))
+
+    def split(self, tr: TaskRun) -> list[Any]:
+        return self.executor.split(tr.handle)
+
+    def task_started(self, task_run_id: str, when: float, attempt: int) -> None:
+        with self.lock:
+            tr = self.graph.by_id.get(task_run_id)
+            if tr is None or tr.done or attempt != tr.attempts:
+                return
+            if tr.started is None:
+                tr.started = when
+            self.graph.set_state(tr, State.RUNNING, "", when)
+
+    def task_log(self, record: ev.LogRecord) -> None:
+        with self.lock:  # kept and sent together, so a late subscriber sees it exactly once
+            if self.logs.add(record):
+                self.emit(record)
+                return
+            tr = self.graph.by_id.get(record.task_run_id or "")
+            if tr is None or tr.done:  # a late line: the count at the end is already out
+                self._report_dropped_lines(record.task_run_id or "")
+
+    def warn(self, tr: TaskRun, message: str) -> None:
+        """A line from labloom itself in a task run's logs."""
+        import logging
+
+        self.task_log(ev.LogRecord(self.id, tr.id, logging.WARNING, time.time(),
+                                   f"[labloom] {message}"))
+        logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
+
+    # --- building the graph (from the flow body) --------------------------------------------
+
+    def submit(
+        self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
+    ) -> TaskFuture[Any]:
+        with self.lock:
+            deps = self.graph.dependencies((args, kwargs), wait_for)
+            tr = self.graph.add_task(task, args, kwargs, deps)
+        self.launcher.work()
+        return TaskFuture(self, tr)
+
+    def map(
+        self, task: Task[Any, Any], iterables: tuple[Any, ...], kwargs: dict[str, Any],
+        wait_for: Any,
+    ) -> MappedFuture[Any]:
+        if not iterables and not kwargs:
+            raise TypeError(f"{task.name}.map() needs at least one iterable to map over")
+        check = self.graph.check_owned
+        sources = MapSources(
+            [map_source(check, task, f"argument {i + 1}", v) for i, v in enumerate(iterables)],
+            {key: map_source(check, task, f"{key}=", v) for key, v in kwargs.items()},
+        )
+        sources.check_known_widths(task.name)
+        with self.lock:
+            waits = self.graph.dependencies((), wait_for)
+            node = self.graph.add_map(task, sources, waits)
+        self.launcher.work()
+        return MappedFuture(self, node)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, background: bool = False) -> None:
+        self.executor.start()
+        if self.flow.on_failure:
+            self.subscribe(FailureHooks(self.handle))
+        register_local_run(self.id, self.sink)
+        at_exit.track(self.handle)
+        self.started = time.time()
+        self.metadata.update(self.executor.metadata())
+        for observer in ev.run_observers():  # before the first event, so they see it
+            observer(self.handle)
+        with self.lock:
+            self._created = ev.RunCreated(
+                self.id, self.flow.name, dict(self.parameters), self.executor.describe(),
+                self.origin, socket.gethostname(), self.started, self.flow.source_hash,
+                dict(self.metadata),
+            )
+            self.emit(self._created)
+        self._set_run_state(State.RUNNING)
+        if background:
+            context = contextvars.copy_context()
+            threading.Thread(
+                target=context.run, args=(self._drive,), name=f"labloom-{self.id}", daemon=True
+            ).start()
+        else:
+            self._drive()
+
+    def trace(self) -> list[ev.NodeCreated]:
+        """Run only the body, with an executor that runs nothing: the graph's nodes."""
+        self._tracing = True
+        token = _ACTIVE.set(self)
+        try:
+            self._return = self.flow.fn(**self.parameters)
+        finally:
+            _ACTIVE.reset(token)
+            self.graph.cancelled = "traced"
+        return list(self.graph.nodes)
+
+    def _drive(self) -> None:
+        token = _ACTIVE.set(self)
+        try:
+            self._return = self.flow.fn(**self.parameters)
+        except KeyboardInterrupt:
+            self.body_error = KeyboardInterrupt()
+            _ACTIVE.reset(token)
+            self.cancel("interrupted")
+            self._finish()
+            raise
+        except BaseException as exc:
+            self.body_error = exc
+            with self.lock:
+                self.graph.cancel(f"not started: the flow body raised {type(exc).__name__}",
+                                  started_too=False)
+        else:
+            found: list[Any] = []
+            find_futures(self._return, found)
+            for item in found:
+                self.graph.check_owned(getattr(item, "future", item))
+        finally:
+            if _ACTIVE.get() is self:
+                _ACTIVE.reset(token)
+            self._body_done = True
+        self._finish()
+
+    def _finish(self) -> None:
+        try:
+            self.wait_until(lambda: self.graph.open == 0, None)
+        except KeyboardInterrupt:
+            self.cancel("interrupted")
+            self._finalize()
+            raise
+        self._finalize()
+
+    def wait_finished(self, timeout: float) -> bool:
+        """Wait for the run to be finished and recorded, without driving the executor."""
+        return self.finished.wait(timeout)
+
+    def finish_now(self) -> None:
+        """Finish a cancelled run from this thread (at process exit: its own may be stuck)."""
+        self._finalize()
+
+    def _finalize(self) -> None:
+        with self.lock:
+            if self.finished.is_set() or self._finalizing:
+                return
+            self._finalizing = True
+            self.launcher.stop_timers()
+            failed = self.graph.failed()
+            if self.graph.cancelled is not None:
+                state = State.CANCELLED
+            elif self.body_error is not None:
+                state = State.FAILED
+                self.message = (f"flow body raised {type(self.body_error).__name__}: "
+                                f"{self.body_error}")
+            elif failed:
+                state = State.FAILED
+                first = failed[0]
+                self.message = f"{len(failed)} task run(s) did not succeed; first: {first.name}"
+                if first.message:
+                    self.message += f": {first.message}"
+            else:
+                state = State.COMPLETED
+            self.ended = time.time()
+            self.state = state
+            self.emit(ev.RunFinished(self.id, state, self.ended, self.message))
+        self.launcher.work()  # slots given back by the last task runs
+        self.bus.close()
+        unregister_local_run(self.id)
+        at_exit.untrack(self.handle)
+        self.executor.run_ended(self.id)
+        if self.owns_executor:
+            self.executor.shutdown()
+        self.finished.set()
+        with self.lock:
+            self.changed.notify_all()
+
+    def _set_run_state(self, state: State) -> None:
+        self.state = state
+        self.emit(ev.RunStateChanged(self.id, state, time.time(), self.message))
+
+    def cancel(self, reason: str) -> None:
+        with self.lock:
+            if self.finished.is_set() or self.graph.cancelled is not None:
+                return
+            self.graph.cancelled = reason
+            self.message = reason
+            launched = self.graph.cancel(reason, started_too=True)
+            self.launcher.stop_timers()
+            handles = [tr.handle for tr in launched if tr.handle is not None]
+            self.changed.notify_all()
+        self.executor.cancel([h for h in handles if h is not LAUNCHING])
+        self.launcher.work()
+
+    def retry(self, background: bool) -> None:
+        with self.lock:
+            if not self.finished.is_set():
+                raise RuntimeError(
+                    f"flow run {self.id} is still {self.state}; wait() or cancel() it first"
+                )
+            if self.body_error is not None:
+                raise RuntimeError(
+                    f"flow run {self.id} failed in the flow body itself "
+                    f"({type(self.body_error).__name__}); fix it and run the flow again"
+                )
+            self.finished.clear()
+            self._finalizing = False
+            self.graph.cancelled = None
+            self.message = ""
+            self.ended = None
+            self.bus.reopen()
+            register_local_run(self.id, self.sink)
+            at_exit.track(self.handle)
+            self._set_run_state(State.RUNNING)
+            self.graph.reset_bad()
+        self.launcher.work()
+        if background:
+            threading.Thread(target=self._finish, name=f"labloom-{self.id}", daemon=True).start()
+        else:
+            self._finish()
+
+    # --- waiting and results ----------------------------------------------------------------
+
+    def wait(self, timeout: float | None) -> State:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self.finished.is_set():
+                remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+                if remaining <= 0:
+                    break
+                if self.executor.run_pending():
+                    continue
+                self.finished.wait(remaining)
+        except KeyboardInterrupt:
+            self.cancel("interrupted")
+            raise
+        return self.state
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._tracing:
+            self.executor.result(None)  # says why a traced body cannot wait
+        while True:
+            self.launcher.work()
+            with self.lock:
+                if predicate():
+                    return True
+            if self.executor.run_pending():
+                continue
+            with self.lock:
+                if predicate():
+                    return True
+                remaining = 0.1 if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"still waiting after {timeout}s (flow run {self.id})")
+                self.changed.wait(min(remaining, 0.1))
+
+    def result_of(self, tr: TaskRun, timeout: float | None) -> Any:
+        self.wait_until(lambda: tr.done, timeout)
+        if tr.state.is_success:
+            return self.executor.result(tr.handle)
+        if tr.state is State.FAILED and tr.error is not None:
+            raise tr.error
+        if tr.state is State.CANCELLED:
+            raise RunCancelledError(f"task run {tr.name} was cancelled: {tr.message}")
+        raise UpstreamFailedError(f"task run {tr.name} did not run: {tr.message}")
+
+    def results_of(self, runs: list[TaskRun], timeout: float | None) -> list[Any]:
+        """Values of several task runs, fetched together (one round trip on Dask)."""
+        self.wait_until(lambda: all(tr.done for tr in runs), timeout)
+        for tr in runs:
+            if not tr.state.is_success:
+                self.result_of(tr, timeout)  # raises what went wrong
+        return self.executor.results([tr.handle for tr in runs])
+
+    def result(self, timeout: float | None) -> Any:
+        self.wait(timeout)
+        if not self.finished.is_set():
+            raise TimeoutError(f"flow run {self.id} is still {self.state} after {timeout}s")
+        if self.body_error is not None:
+            raise self.body_error
+        if self.state is State.CANCELLED:
+            raise RunCancelledError(f"flow run {self.id} of {self.flow.name!r} was cancelled")
+        return resolve_return(self, self._return)
+
+    def task_runs(self) -> list[TaskRun]:
+        with self.lock:
+            return list(self.graph.task_runs)
+
+    def name_of(self, task_run_id: str | None) -> str:
+        tr = self.graph.by_id.get(task_run_id or "")
+        return tr.name if tr is not None else ""
+
+
+def executor_limiter(executor: Executor) -> Limiter:
+    factory = getattr(executor, "limiter", None)
+    limiter = factory() if callable(factory) else None
+    return limiter if limiter is not None else hooks.default_limiter()
+
+
+__all__ = ["RunEngine", "active_engine"]

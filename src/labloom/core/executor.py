@@ -1,0 +1,121 @@
+"""The executor interface: the only thing the engine knows about where tasks run.
+
+The engine decides *when* a task run may start (its upstreams finished, a concurrency slot is
+free); the executor decides *where* it runs. Three kinds of reference cross this line:
+
+- a ``handle``: what ``submit`` returns; the engine keeps it per task run;
+- a value reference (``value_ref(handle)``): what a downstream task receives as its argument.
+  Locally that is the value itself; on Dask it is the Dask future, so data moves worker to
+  worker and the kernel never holds it;
+- an ``Outcome``: what ``on_done`` reports when the call ends (no data, only the verdict).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .attempt import TaskCall
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    error: BaseException | None = None
+    traceback: str = ""
+    # Worker-side start and end (time.time()); 0.0 when unknown.
+    started: float = 0.0
+    ended: float = 0.0
+    # True when the failure is the infrastructure's (a killed worker), not the task's code.
+    infrastructure: bool = False
+
+
+DoneCallback = Callable[[Outcome], None]
+
+
+class Executor(ABC):
+    """Runs task calls. Subclasses: LocalExecutor, ThreadExecutor, DaskExecutor."""
+
+    name: str = "executor"
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Called once before a run submits anything (start pools, connect clients)."""
+
+    @abstractmethod
+    def submit(
+        self,
+        call: TaskCall,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        on_done: DoneCallback,
+        resources: dict[str, float] | None = None,
+    ) -> Any:
+        """Start ``call(*args, **kwargs)`` soon; call ``on_done`` from any thread when it ends."""
+
+    @abstractmethod
+    def value_ref(self, handle: Any) -> Any:
+        """What a downstream call receives for this (successful) task run."""
+
+    @abstractmethod
+    def result(self, handle: Any, timeout: float | None = None) -> Any:
+        """Bring the value of a successful task run to the caller."""
+
+    def results(self, handles: list[Any]) -> list[Any]:
+        """Values of several successful task runs (executors that can, fetch them at once)."""
+        return [self.result(handle) for handle in handles]
+
+    def split(self, handle: Any) -> list[Any]:
+        """Value references for the items of a finished task run's (iterable) result."""
+        return list(self.result(handle))
+
+    def cancel(self, handles: Sequence[Any]) -> None:  # noqa: B027 - optional hook
+        """Best effort: stop calls not yet started. Running calls may finish."""
+
+    def run_pending(self) -> bool:
+        """Run one queued call in the calling thread, if this executor queues any.
+
+        The engine calls this while it waits, so the local executor runs tasks in the thread
+        that waits for them (a debugger, a signal handler and ``KeyboardInterrupt`` see them).
+        Returns False when there was nothing to run.
+        """
+        return False
+
+    def run_ended(self, run_id: str) -> None:  # noqa: B027 - optional hook
+        """A run that used this executor ended: drop what was kept for it alone."""
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``start`` took; the engine calls it for executors it created."""
+
+    def metadata(self) -> dict[str, Any]:
+        """Facts for views (Dask adds its dashboard link)."""
+        return {}
+
+    def describe(self) -> str:
+        return self.name
+
+
+class PlanningExecutor(Executor):
+    """Runs nothing: ``Flow.visualize`` traces a flow body's graph with it."""
+
+    name = "plan"
+
+    def submit(
+        self,
+        call: TaskCall,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        on_done: DoneCallback,
+        resources: dict[str, float] | None = None,
+    ) -> Any:
+        return None
+
+    def value_ref(self, handle: Any) -> Any:
+        return None
+
+    def result(self, handle: Any, timeout: float | None = None) -> Any:
+        raise RuntimeError(
+            "Flow.visualize() traces the flow body without running tasks, so the body cannot "
+            "call .result(); draw the flow from a run instead: run = flow.run(...); run.widget()"
+        )

@@ -1,0 +1,61 @@
+"""A flow's return value with its futures replaced by their values, fetched together."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import FlowFailed, UpstreamFailedError
+from .futures import MappedFuture, allow_failure, replace_futures
+from .states import State
+
+if TYPE_CHECKING:
+    from .engine import RunEngine
+    from .graph import TaskRun
+
+
+def _runs_of(item: Any) -> list[TaskRun]:
+    future = item.future if isinstance(item, allow_failure) else item
+    if isinstance(future, MappedFuture):
+        return future.node.children
+    return [future.task_run]
+
+
+def resolve_return(engine: RunEngine, returned: Any) -> Any:
+    """Raises ``FlowFailed`` when the value needs a task run that did not succeed."""
+    succeeded: dict[int, TaskRun] = {}
+
+    def collect(item: Any) -> None:
+        succeeded.update((id(tr), tr) for tr in _runs_of(item) if tr.state.is_success)
+
+    replace_futures(returned, collect)
+    fetched = engine.executor.results([tr.handle for tr in succeeded.values()])
+    values_by_run = dict(zip(succeeded, fetched, strict=True))
+    needed: list[TaskRun] = []
+
+    def value_of(item: Any) -> Any:
+        allowed = isinstance(item, allow_failure)
+        future = item.future if allowed else item
+        values = []
+        for tr in _runs_of(item):
+            if tr.state.is_success:
+                values.append(values_by_run[id(tr)])
+            elif allowed:
+                values.append(tr.error or UpstreamFailedError(tr.message))
+            else:
+                needed.append(tr)
+                values.append(None)
+        return values if isinstance(future, MappedFuture) else values[0]
+
+    value = replace_futures(returned, value_of)
+    if needed:
+        failed = [tr for tr in engine.graph.task_runs if tr.state is State.FAILED]
+        summary = "; ".join(f"{tr.name}: {tr.message}" for tr in failed[:5])
+        raise FlowFailed(
+            f"flow {engine.flow.name!r} (run {engine.id}) failed: its return value needs "
+            + ", ".join(f"{tr.name} ({tr.state})" for tr in needed[:5])
+            + (f". Failed: {summary}" if summary else "")
+            + f". Logs: run.logs(task_name) or `labloom logs {engine.id}`",
+            run=engine.handle,
+            failed=[(tr.name, tr.message) for tr in failed],
+        ) from (failed[0].error if failed else None)
+    return value

@@ -1,0 +1,381 @@
+"""Dependency resolution inside one flow run: the graph as the flow body builds it, which task
+run may start, and how a task run's end travels downstream.
+
+``TaskGraph`` is owned by a ``RunEngine`` (``engine.py``), which holds its lock around every
+call here and does the launching; the graph only tells it, through ``GraphOwner.start``, that a
+task run's upstreams are all final and it may start.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from . import events as ev
+from .futures import MappedFuture, TaskFuture, allow_failure, find_futures
+from .graph import MapNode, StateEntry, TaskRun
+from .mapping import MapSources, expand_map
+from .states import State
+
+if TYPE_CHECKING:
+    from .futures import ResultSource
+    from .tasks import Task
+
+Finished = list[TaskRun | MapNode]
+Dependency = tuple[TaskRun | MapNode, bool]  # (upstream, under allow_failure)
+
+
+class GraphOwner(Protocol):
+    """What the graph needs from the engine that owns it."""
+
+    def emit(self, event: ev.Event) -> None: ...
+
+    def ready(self, tr: TaskRun) -> None:
+        """Every upstream of ``tr`` succeeded (or is allowed to fail): launch it."""
+
+    def on_final(self, tr: TaskRun) -> None:
+        """``tr`` reached a final state (give back what it held)."""
+
+    def split(self, tr: TaskRun) -> list[Any]:
+        """References to the items of a finished task run's iterable result."""
+        ...
+
+
+class TaskGraph:
+    def __init__(self, run_id: str, owner: GraphOwner) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        self.task_runs: list[TaskRun] = []
+        self.by_id: dict[str, TaskRun] = {}
+        self.maps: list[MapNode] = []
+        # NodeCreated events, one per graph node (not per task run): views replay them.
+        self.nodes: list[ev.NodeCreated] = []
+        self.open = 0  # task runs not final, maps not expanded
+        self.cancelled: str | None = None  # why, once the run is cancelled
+        self._node_ids = itertools.count()
+
+    # --- building (from the flow body) ------------------------------------------------------
+
+    def add_task(
+        self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        deps: list[Dependency],
+    ) -> TaskRun:
+        node_id = self._node(task.name, "task", self.node_ids_of(deps))
+        tr = self._new_task_run(task, node_id, None, args, kwargs)
+        self.settle(self._link(tr, deps))
+        return tr
+
+    def add_map(
+        self, task: Task[Any, Any], sources: MapSources, waits: list[Dependency]
+    ) -> MapNode:
+        upstream = tuple(dict.fromkeys([*sources.upstream_nodes(), *self.node_ids_of(waits)]))
+        node = MapNode(self._node(task.name, "map", upstream), task, sources.positional,
+                       sources.keywords)
+        node.wait_for = [dep for dep, _ in waits]
+        self.maps.append(node)
+        self.open += 1
+        for pending in sources.unresolved():
+            node.waiting_to_expand += 1
+            _expand_dependents(pending).append(node)
+        if node.waiting_to_expand == 0:
+            self.settle(self.expand(node))
+        return node
+
+    def dependencies(self, values: Any, wait_for: Any) -> list[Dependency]:
+        """The upstreams named by futures in ``values`` and in ``wait_for``."""
+        found: list[Any] = []
+        find_futures(values, found)
+        if wait_for is not None:
+            items = wait_for if isinstance(wait_for, (list, tuple, set)) else [wait_for]
+            for item in items:
+                if not isinstance(item, (TaskFuture, MappedFuture, allow_failure)):
+                    raise TypeError(
+                        f"wait_for takes futures of task runs in this flow, got {item!r}"
+                    )
+                found.append(item)
+        deps: dict[int, Dependency] = {}
+        for item in found:
+            allowed = isinstance(item, allow_failure)
+            future = item.future if allowed else item
+            self.check_owned(future)
+            target = future.task_run if isinstance(future, TaskFuture) else future.node
+            previous = deps.get(id(target))
+            deps[id(target)] = (target, allowed and (previous is None or previous[1]))
+        return list(deps.values())
+
+    def check_owned(self, future: TaskFuture[Any] | MappedFuture[Any]) -> None:
+        if future.run_id != self.run_id:
+            raise ValueError(
+                f"the future of {future.name!r} belongs to flow run {future.run_id}, not to "
+                f"this one ({self.run_id}); a future is only valid inside its own run: pass "
+                "its value, future.result(), instead"
+            )
+
+    @staticmethod
+    def node_ids_of(deps: Sequence[Dependency]) -> tuple[str, ...]:
+        ids = [dep.id if isinstance(dep, MapNode) else dep.node_id for dep, _ in deps]
+        return tuple(dict.fromkeys(ids))
+
+    def _node(self, name: str, kind: str, upstream: tuple[str, ...]) -> str:
+        node_id = f"n{next(self._node_ids)}"
+        event = ev.NodeCreated(self.run_id, node_id, name, kind, upstream, time.time())
+        self.nodes.append(event)
+        self.owner.emit(event)
+        return node_id
+
+    def _new_task_run(
+        self, task: Task[Any, Any], node_id: str, map_index: int | None,
+        args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+    ) -> TaskRun:
+        tr = TaskRun(f"{self.run_id}.{len(self.task_runs)}", task, node_id, map_index, args)
+        if kwargs:
+            tr.kwargs = kwargs
+        self.task_runs.append(tr)
+        self.by_id[tr.id] = tr
+        return tr
+
+    def _link(self, tr: TaskRun, deps: list[Dependency]) -> Finished:
+        """Wire ``tr`` to its upstreams; returns what ended at once, for the caller to settle."""
+        now = time.time()
+        tr.history.append(StateEntry(State.PENDING, now))
+        self.open += 1
+        for dep, allowed in deps:
+            tr.upstream.append(dep)
+            if allowed:
+                if tr.allowed is None:
+                    tr.allowed = set()
+                tr.allowed.add(id(dep))
+            # Registered even when dep is done: retry() and allow_failure walk these links.
+            dep.dependents.append(tr)
+            if not dep.done:
+                tr.waiting += 1
+        upstream_runs = tuple(dep.id for dep, _ in deps if isinstance(dep, TaskRun))
+        self.owner.emit(ev.TaskRunCreated(
+            self.run_id, tr.id, tr.node_id, tr.task.name, tr.map_index, upstream_runs, now
+        ))
+        return self.resolve(tr) if tr.waiting == 0 else []
+
+    # --- resolution ---------------------------------------------------------------------------
+
+    def resolve(self, tr: TaskRun) -> Finished:
+        """Every upstream of ``tr`` is final: let it start, or end it if it cannot run."""
+        if tr.done:
+            return []
+        if self.cancelled is not None:
+            self.set_final(tr, State.CANCELLED, self.cancelled)
+            return [tr]
+        blocked = [up for up in tr.upstream if up.bad and not tr.allows(up)]
+        if blocked:
+            culprits: list[TaskRun] = []
+            for up in blocked:
+                culprits += [c for c in up.children if c.bad] if isinstance(up, MapNode) else [up]
+            names = ", ".join(c.name for c in culprits[:3])
+            more = f" and {len(culprits) - 3} more" if len(culprits) > 3 else ""
+            self.set_final(tr, State.UPSTREAM_FAILED, f"upstream {names}{more} did not succeed")
+            return [tr]
+        self.owner.ready(tr)
+        return []
+
+    def expand(self, node: MapNode) -> Finished:
+        """The width of ``node`` is known: create its children (or fail it)."""
+        result = expand_map(node, self.cancelled, self.owner.split, self._future_of)
+        if isinstance(result, tuple):
+            return self.fail_map(node, *result)
+        node.expanded = True
+        self.open -= 1
+        finished: Finished = []
+        for index, (args, kwargs) in enumerate(result):
+            child = self._new_task_run(node.task, node.id, index, args, kwargs)
+            child.parent = node
+            node.children.append(child)
+        for child in node.children:
+            deps = self.dependencies((child.args, child.kwargs), None)
+            seen = {id(dep) for dep, _ in deps}
+            deps += [(dep, False) for dep in node.wait_for if id(dep) not in seen]
+            finished += self._link(child, deps)
+        finished += self._expand_downstream(node)
+        if not node.children:
+            finished.append(node)
+        return finished
+
+    def fail_map(self, node: MapNode, state: State, message: str) -> Finished:
+        """A map that cannot expand gets one placeholder task run carrying why."""
+        placeholder = self._new_task_run(node.task, node.id, None)
+        placeholder.parent = node
+        placeholder.history.append(StateEntry(State.PENDING, time.time()))
+        node.placeholder = placeholder
+        node.children = [placeholder]
+        node.expanded = True
+        self.owner.emit(ev.TaskRunCreated(
+            self.run_id, placeholder.id, node.id, node.task.name, None, (), time.time()
+        ))
+        self.set_final(placeholder, state, message)
+        return [placeholder, *self._expand_downstream(node)]
+
+    def _expand_downstream(self, node: MapNode) -> Finished:
+        finished: Finished = []
+        for downstream in node.expand_dependents or ():
+            downstream.waiting_to_expand -= 1
+            if downstream.waiting_to_expand == 0:
+                finished += self.expand(downstream)
+        return finished
+
+    def _future_of(self, tr: TaskRun) -> TaskFuture[Any]:
+        return TaskFuture(cast("ResultSource", self.owner), tr)
+
+    def settle(self, finished: Finished) -> None:
+        """Propagate completions without recursion (a long chain of UpstreamFailed is fine)."""
+        stack = list(finished)
+        while stack:
+            item = stack.pop()
+            for dependent in item.dependents:
+                dependent.waiting -= 1
+                if dependent.waiting == 0:
+                    stack += self.resolve(dependent)
+            if isinstance(item, TaskRun):
+                # Maps over this run's result learn their width now.
+                for node in item.expand_dependents or ():
+                    node.waiting_to_expand -= 1
+                    if node.waiting_to_expand == 0 and not node.expanded:
+                        stack += self.expand(node)
+                if item.parent is not None:
+                    item.parent.children_done += 1
+                    if item.parent.done:
+                        stack.append(item.parent)
+
+    # --- states -------------------------------------------------------------------------------
+
+    def set_state(
+        self, tr: TaskRun, state: State, message: str = "", when: float | None = None,
+        traceback: str = "",
+    ) -> None:
+        now = when or time.time()
+        tr.state = state
+        tr.message = message
+        if traceback:
+            tr.traceback = traceback
+        tr.history.append(StateEntry(state, now, message))
+        self.owner.emit(
+            ev.StateChanged(self.run_id, tr.id, state, now, message, tr.attempts, traceback)
+        )
+
+    def set_final(
+        self, tr: TaskRun, state: State, message: str = "", when: float | None = None,
+        traceback: str = "",
+    ) -> None:
+        self.set_state(tr, state, message, when, traceback)
+        tr.ended = tr.history[-1].time
+        self.open -= 1
+        self.owner.on_final(tr)
+
+    def cancel(self, reason: str, started_too: bool) -> list[TaskRun]:
+        """End what has not finished as Cancelled (only what never launched unless
+        ``started_too``); returns the cancelled task runs that had been launched."""
+        finished: Finished = []
+        launched: list[TaskRun] = []
+        for node in self.maps:
+            if not node.expanded:
+                finished += self.fail_map(node, State.CANCELLED, reason)
+        for tr in self.task_runs:
+            if tr.done or (tr.handle is not None and not started_too):
+                continue
+            if tr.handle is not None:
+                launched.append(tr)
+            self.set_final(tr, State.CANCELLED, reason)
+            finished.append(tr)
+        self.settle(finished)
+        return launched
+
+    # --- after the run ----------------------------------------------------------------------
+
+    def tolerated(self, tr: TaskRun) -> bool:
+        """A failure that a downstream task accepted through allow_failure and survived."""
+        consumers = tr.dependents + (tr.parent.dependents if tr.parent else [])
+        return any(
+            consumer.state.is_success
+            and (consumer.allows(tr) or (tr.parent is not None and consumer.allows(tr.parent)))
+            for consumer in consumers
+        )
+
+    def failed(self) -> list[TaskRun]:
+        return [tr for tr in self.task_runs if tr.bad and not self.tolerated(tr)]
+
+    def reset_bad(self) -> None:
+        """For a retry: bad task runs and everything downstream go back to Pending, then what
+        can start starts."""
+        to_reset: dict[int, TaskRun] = {}
+        stack = [tr for tr in self.task_runs if tr.bad]
+        while stack:
+            tr = stack.pop()
+            if id(tr) in to_reset:
+                continue
+            to_reset[id(tr)] = tr
+            stack += tr.dependents
+            if tr.parent is not None and tr.parent.done:
+                stack += tr.parent.dependents
+        maps_to_expand = []
+        for node in self.maps:
+            if node.placeholder is not None:
+                to_reset.pop(id(node.placeholder), None)
+                node.placeholder.parent = None
+                node.placeholder = None
+                node.children = []
+                node.children_done = 0
+                node.expanded = False
+                node.waiting_to_expand = 0
+                self.open += 1
+                maps_to_expand.append(node)
+        for tr in to_reset.values():
+            if tr.parent is not None:
+                tr.parent.children_done -= 1
+            tr.state, tr.attempts, tr.error, tr.handle = State.PENDING, 0, None, None
+            tr.message, tr.ended, tr.started = "", None, None
+            self.open += 1
+            tr.history.append(StateEntry(State.PENDING, time.time(), "retrying the run"))
+            self.owner.emit(ev.StateChanged(
+                self.run_id, tr.id, State.PENDING, time.time(), "retrying the run"
+            ))
+        for tr in to_reset.values():
+            tr.waiting = sum(1 for up in tr.upstream if not up.done)
+        finished: Finished = []
+        for node in maps_to_expand:
+            for pending in MapSources(node.sources, node.keywords).unresolved():
+                node.waiting_to_expand += 1
+                waiting = _expand_dependents(pending)
+                if node not in waiting:
+                    waiting.append(node)
+        for node in maps_to_expand:
+            if node.waiting_to_expand == 0 and not node.expanded:
+                finished += self.expand(node)
+        for tr in to_reset.values():
+            if tr.waiting == 0:
+                finished += self.resolve(tr)
+        self.settle(finished)
+
+    # --- a late observer's view -------------------------------------------------------------
+
+    def snapshot(self) -> list[ev.Event]:
+        """The graph so far as events: each node, each task run and its current state."""
+        events: list[ev.Event] = list(self.nodes)
+        states: list[ev.Event] = []
+        for tr in self.task_runs:
+            created = tr.history[0].time if tr.history else 0.0
+            upstream = tuple(up.id for up in tr.upstream if isinstance(up, TaskRun))
+            events.append(ev.TaskRunCreated(
+                self.run_id, tr.id, tr.node_id, tr.task.name, tr.map_index, upstream, created
+            ))
+            if tr.state is not State.PENDING or len(tr.history) > 1:
+                last = tr.history[-1] if tr.history else StateEntry(tr.state, created)
+                states.append(ev.StateChanged(
+                    self.run_id, tr.id, tr.state, last.time, tr.message, tr.attempts,
+                    tr.traceback,
+                ))
+        return events + states
+
+
+def _expand_dependents(item: TaskRun | MapNode) -> list[MapNode]:
+    if item.expand_dependents is None:
+        item.expand_dependents = []
+    return item.expand_dependents

@@ -1,0 +1,106 @@
+"""What every run gets unless told otherwise, wired into the engine's seams (``core/hooks.py``)
+when ``import labloom`` runs: executors by name, the store's recorder and concurrency slots,
+terminal progress outside notebooks, and the notebook views. Nothing heavy is imported here:
+each hook imports its layer when first called.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .core.hooks import hooks
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel; checked without importing IPython."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None or "ipykernel" not in sys.modules:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def progress_enabled() -> bool:
+    return os.environ.get("LABLOOM_PROGRESS", "1").lower() not in ("0", "false", "no", "off")
+
+
+def attach_default_observers(run: Any, progress: bool | None = None) -> None:
+    """The store records ``run``; the terminal shows its progress outside notebooks."""
+    from .store import attach as record
+
+    record(run)  # first, so the store sees the run even if a later observer fails
+    if progress is None:
+        progress = progress_enabled() and not in_kernel()
+    if progress:
+        from .cli.progress import attach
+
+        attach(run)
+
+
+def _resolve_executor(choice: Any, address: str | None) -> Any:
+    from .executors import resolve_executor
+
+    return resolve_executor(choice, address)
+
+
+def _store_limiter() -> Any:
+    from .store.limiter import process_limiter
+
+    return process_limiter()
+
+
+def _persist_mode() -> str:
+    from .store import persist_mode
+
+    return persist_mode()
+
+
+def _results_folder() -> str:
+    from .store.home import results_dir
+
+    return str(results_dir())
+
+
+def _widget(run: Any) -> Any:
+    from .notebook.widget import widget_for
+
+    return widget_for(run)
+
+
+def _draw(nodes: Sequence[Any], filename: str | None) -> Any:
+    from .dag.visualize import visualize
+
+    return visualize(nodes, filename)
+
+
+def _launcher(flow: Any, executor: Any) -> Any:
+    from .notebook.launcher import launcher
+
+    return launcher(flow, executor)
+
+
+def _older_logs(run_id: str, task: str | None) -> list[Any]:
+    from .store import enabled, open_store
+
+    if not enabled():
+        return []
+    from .core.run_logs import LogLine
+
+    with open_store() as store:
+        lines, _ = store.logs(run_id, task)
+    return [LogLine(e.task_run_id, e.task, e.level, e.time, e.text) for e in lines]
+
+
+def install() -> None:
+    hooks.resolve_executor = _resolve_executor
+    hooks.attach_observers = attach_default_observers
+    hooks.default_limiter = _store_limiter
+    hooks.persist_mode = _persist_mode
+    hooks.results_folder = _results_folder
+    hooks.widget = _widget
+    hooks.draw = _draw
+    hooks.launcher = _launcher
+    hooks.older_logs = _older_logs

@@ -1,0 +1,88 @@
+"""Event delivery per subscriber: each has its own queue and pace, and the engine's threads
+have owners that stop them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import labloom
+from labloom import flow, task
+from labloom.core import events as ev
+
+
+@task
+def step(x: int) -> int:
+    return x
+
+
+@flow(executor="threads")
+def small(n: int) -> list[int]:
+    return step.map(range(n))  # type: ignore[return-value]
+
+
+def test_a_slow_subscriber_never_delays_another_run() -> None:
+    slow_run = small.run(n=3, background=True)
+    slow_calls: list[float] = []
+
+    def slow(batch: Sequence[ev.Event]) -> None:
+        slow_calls.append(time.time())
+        time.sleep(2.0)
+
+    slow_run.subscribe(slow, replay=False)
+    delays: list[float] = []
+
+    def fast(batch: Sequence[ev.Event]) -> None:
+        arrived = time.time()
+        delays.extend(arrived - event.time for event in batch if hasattr(event, "time"))
+
+    second = small.run(n=20, background=True)
+    second.subscribe(fast, replay=False)
+    second.wait()
+    slow_run.wait()
+    # The slow subscriber was called (and slept) while the second run's events flowed.
+    assert slow_calls
+    assert delays and max(delays) < 0.1, max(delays)
+
+
+def test_a_slow_subscriber_never_delays_another_subscriber_of_the_same_run() -> None:
+    bus = ev.EventBus(history=False)
+    gate = threading.Event()
+    fast_got: list[ev.Event] = []
+    bus.subscribe(lambda batch: gate.wait(5))
+    bus.subscribe(fast_got.extend)
+    event = ev.RunStateChanged("r", labloom.State.RUNNING, time.time())
+    bus.emit(event)
+    deadline = time.monotonic() + 2
+    while not fast_got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fast_got == [event]  # delivered while the other subscriber is still blocked
+    gate.set()
+    bus.close()
+
+
+def test_a_late_subscriber_gets_the_run_so_far_once() -> None:
+    run = small.run(n=4)
+    got: list[ev.Event] = []
+    unsubscribe = run.subscribe(got.extend, replay=True)
+    unsubscribe()
+    kinds = [type(e).__name__ for e in got]
+    assert kinds[0] == "RunCreated" and kinds[-1] == "RunFinished"
+    assert kinds.count("TaskRunCreated") == 4 and kinds.count("NodeCreated") == 1
+    # Where each task run stands, not every state it went through.
+    assert kinds.count("StateChanged") == 4
+
+
+def test_run_threads_end_with_the_run() -> None:
+    before = {t.ident for t in threading.enumerate()}
+    run = small.run(n=5)
+    run.subscribe(lambda batch: None, replay=True)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        left = [t for t in threading.enumerate()
+                if t.ident not in before and t.name.startswith(f"labloom-events-{run.id}")]
+        if not left:
+            break
+        time.sleep(0.05)
+    assert not left, left
