@@ -156,7 +156,7 @@ class Launcher:
                 call, args, kwargs, lambda outcome: self._done(tr, attempt, outcome),
                 task.resources or None,
             )
-        except BaseException as exc:
+        except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
             handle = None
             early: tuple[int, Outcome] | None = (attempt, Outcome(ok=False, error=exc))
         else:
