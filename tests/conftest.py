@@ -1,5 +1,11 @@
 """Shared fixtures: every test gets its own LABLOOM_HOME, so the run store and the result
-folder never touch the user's ``~/.labloom`` nor leak between tests."""
+folder never touch the user's ``~/.labloom`` nor leak between tests.
+
+The store, schedule and limit tests run twice, on SQLite and on a real PostgreSQL server that
+the session starts (``pg_server.py``): ``store_backend`` is "sqlite" or "postgresql", and for
+"postgresql" each test gets a fresh database through ``LABLOOM_DATABASE_URL``. Without a server
+installed those cases skip with the install hint; with ``LABLOOM_REQUIRE_SYSTEM=1`` (CI) they
+fail instead."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from system_programs import require_program
+from system_programs import require_program, require_system
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -27,12 +33,59 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         require_program(*mark.args)
 
 
+# Modules whose every test runs on both store backends.
+BOTH_BACKENDS = {
+    "test_store_schema", "test_store_runs", "test_store_postgres", "test_dask_limits_store",
+    "test_limits_order", "test_schedule_claims", "test_schedule_cli", "test_schedule_serve",
+    "test_cli_history", "test_cli_db", "test_cache", "test_two_hosts", "test_team_access",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if module in BOTH_BACKENDS and "store_backend" in metafunc.fixturenames:
+        metafunc.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the session, stopped at its end."""
+    import pg_server
+
+    require_system(pg_server.missing())
+    server = pg_server.PostgresServer()
+    yield server
+    server.close()
+
+
 @pytest.fixture(autouse=True)
 def labloom_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own state folder; nothing touches ~/.labloom."""
     home = tmp_path / "labloom-home"
     monkeypatch.setenv("LABLOOM_HOME", str(home))
+    monkeypatch.delenv("LABLOOM_DATABASE_URL", raising=False)
     yield home  # limits live in this store too, so they end with the test
+
+
+@pytest.fixture(autouse=True)
+def store_backend(
+    request: pytest.FixtureRequest, labloom_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The store's backend for this test: SQLite in LABLOOM_HOME, or a fresh PostgreSQL
+    database (only in the modules listed in BOTH_BACKENDS)."""
+    kind = getattr(request, "param", "sqlite")
+    if kind != "postgresql":
+        yield kind
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = server.new_database()
+    url = server.url(name)
+    monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
+    yield kind
+    from labloom.store import db
+
+    db.forget(url)  # close this process's pool before the database goes
+    server.drop_database(name)
 
 
 @pytest.fixture

@@ -23,7 +23,17 @@ def require_program(program: str) -> str:
     path = shutil.which(program)
     if path:
         return path
-    message = f"needs `{program}` on PATH: {INSTALL_HINTS.get(program, 'install it')}"
+    require_system(f"needs `{program}` on PATH: {INSTALL_HINTS.get(program, 'install it')}")
+    raise AssertionError("unreachable")  # require_system skipped or failed
+
+
+def require_system(why_missing: str | None) -> None:
+    """Nothing when ``why_missing`` is None; else skip with it as the install hint (fail under
+    LABLOOM_REQUIRE_SYSTEM=1). For needs that are more than a program on PATH (a PostgreSQL
+    server and its Python driver: ``pg_server.missing``)."""
+    if why_missing is None:
+        return
     if os.environ.get("LABLOOM_REQUIRE_SYSTEM") == "1":
-        pytest.fail(f"{message} (LABLOOM_REQUIRE_SYSTEM=1: CI must run every test)", pytrace=False)
-    pytest.skip(message)
+        pytest.fail(f"{why_missing} (LABLOOM_REQUIRE_SYSTEM=1: CI must run every test)",
+                    pytrace=False)
+    pytest.skip(why_missing)

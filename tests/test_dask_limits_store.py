@@ -57,8 +57,9 @@ def test_stale_holders_of_dead_processes_are_removed():
     dead.wait()
     conn = store.connection()
     conn.execute(
-        "INSERT INTO concurrency_slots VALUES ('db', 'ghost', ?, ?, ?)",
-        (store._HOST, dead.pid, time.time()),
+        "INSERT INTO concurrency_slots (tag, holder, host, pid, acquired, beat) "
+        "VALUES ('db', 'ghost', ?, ?, ?, ?)",
+        (store._host(), dead.pid, time.time(), time.time()),
     )
     assert store.holders("db") == 1
     assert store.try_take({"db": 1}, "me")

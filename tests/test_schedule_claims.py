@@ -1,8 +1,8 @@
-"""When a schedule is due, catch-up, overlap and two schedulers: real SQLite, explicit clocks."""
+"""When a schedule is due, catch-up, overlap and two schedulers: real SQLite and PostgreSQL,
+explicit clocks."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from labloom.schedule import slots as sched
+from labloom.store.db import Conn, get_database
 
 
 @pytest.fixture
-def conn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sqlite3.Connection]:
+def conn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Conn]:
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path))
     with sched.store() as connection:
         yield connection
@@ -33,9 +34,10 @@ def every(name: str = "s", seconds: float = 10.0, **options: object) -> sched.Sc
     return sched.Schedule(**values)  # type: ignore[arg-type]
 
 
-def alive(conn: sqlite3.Connection, scheduler: str, now: float) -> None:
+def alive(conn: Conn, scheduler: str, now: float) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO schedulers (id, host, pid, started, beat) VALUES (?, 'h', 1, ?, ?)",
+        "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, 'h', 1, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET beat = excluded.beat",
         (scheduler, now, now),
     )
 
@@ -72,7 +74,7 @@ def test_cron_slots_follow_the_timezone_across_dst() -> None:
     assert s.latest_at(third + 5) == third
 
 
-def test_on_time_slot_is_claimed_once(conn: sqlite3.Connection) -> None:
+def test_on_time_slot_is_claimed_once(conn: Conn) -> None:
     s = every()
     sched.add(conn, s)
     alive(conn, "a", T0)
@@ -84,10 +86,10 @@ def test_on_time_slot_is_claimed_once(conn: sqlite3.Connection) -> None:
     assert sched.next_run(conn, s) == T0 + 20
 
 
-def test_two_schedulers_never_share_a_slot(tmp_path: Path, conn: sqlite3.Connection) -> None:
+def test_two_schedulers_never_share_a_slot(tmp_path: Path, conn: Conn) -> None:
     s = every(overlap=True)
     sched.add(conn, s)
-    other = sqlite3.connect(tmp_path / "labloom.db", isolation_level=None, timeout=30)
+    other = get_database().connect(named_rows=True)
     alive(conn, "a", T0)
     claims = []
     for k in range(1, 30):
@@ -100,7 +102,7 @@ def test_two_schedulers_never_share_a_slot(tmp_path: Path, conn: sqlite3.Connect
     assert len(slots) == len(set(slots)) == 29
 
 
-def test_missed_slots_make_one_catch_up_run(conn: sqlite3.Connection) -> None:
+def test_missed_slots_make_one_catch_up_run(conn: Conn) -> None:
     s = every()
     sched.add(conn, s)
     claim = sched.claim_due(conn, s, "a", T0 + 55)  # slots 10..50 passed while down
@@ -110,7 +112,7 @@ def test_missed_slots_make_one_catch_up_run(conn: sqlite3.Connection) -> None:
     assert [row["status"] for row in sched.slots(conn, "s")] == ["completed"]
 
 
-def test_catchup_skip(conn: sqlite3.Connection) -> None:
+def test_catchup_skip(conn: Conn) -> None:
     s = every(catchup="skip")
     sched.add(conn, s)
     assert sched.claim_due(conn, s, "a", T0 + 57) is None
@@ -121,7 +123,7 @@ def test_catchup_skip(conn: sqlite3.Connection) -> None:
     assert claim is not None and claim.slot == T0 + 60
 
 
-def test_no_overlap_skips_the_slot(conn: sqlite3.Connection) -> None:
+def test_no_overlap_skips_the_slot(conn: Conn) -> None:
     s = every()
     sched.add(conn, s)
     alive(conn, "a", T0 + 10)
@@ -135,7 +137,7 @@ def test_no_overlap_skips_the_slot(conn: sqlite3.Connection) -> None:
     assert sched.claim_due(conn, s, "a", T0 + 30.1) is not None
 
 
-def test_allow_overlap(conn: sqlite3.Connection) -> None:
+def test_allow_overlap(conn: Conn) -> None:
     s = every(overlap=True)
     sched.add(conn, s)
     alive(conn, "a", T0 + 20)
@@ -143,7 +145,7 @@ def test_allow_overlap(conn: sqlite3.Connection) -> None:
     assert sched.claim_due(conn, s, "a", T0 + 20.1) is not None
 
 
-def test_a_dead_schedulers_run_does_not_block_forever(conn: sqlite3.Connection) -> None:
+def test_a_dead_schedulers_run_does_not_block_forever(conn: Conn) -> None:
     s = every()
     sched.add(conn, s)
     alive(conn, "gone", T0 + 10)
@@ -154,7 +156,7 @@ def test_a_dead_schedulers_run_does_not_block_forever(conn: sqlite3.Connection) 
     assert sched.slots(conn, "s")[0]["status"] == "lost"
 
 
-def test_paused_and_resumed(conn: sqlite3.Connection) -> None:
+def test_paused_and_resumed(conn: Conn) -> None:
     s = every()
     sched.add(conn, s)
     sched.set_paused(conn, "s", True)
@@ -164,7 +166,7 @@ def test_paused_and_resumed(conn: sqlite3.Connection) -> None:
     assert resumed.not_before > T0  # what passed while paused is not caught up
 
 
-def test_names_are_unique(conn: sqlite3.Connection) -> None:
+def test_names_are_unique(conn: Conn) -> None:
     sched.add(conn, every())
     with pytest.raises(sched.ScheduleError, match="--name"):
         sched.add(conn, every())

@@ -7,13 +7,13 @@ import itertools
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from cli_helpers import labloom, start_labloom, stop, write
+from labloom.store.db import Conn, get_database
 
 FLOW = """
     import os, time
@@ -43,18 +43,23 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def store_of(home: Path) -> Conn | None:
+    """A connection to the store the scheduler under test uses (None before it exists)."""
+    url = os.environ.get("LABLOOM_DATABASE_URL")
+    if url is None:
+        if not (home / "labloom.db").exists():
+            return None
+        url = f"sqlite:///{home / 'labloom.db'}"
+    return get_database(url).connect(named_rows=True)
+
+
 def slot_rows(home: Path) -> list[dict[str, object]]:
-    db = home / "labloom.db"
-    if not db.exists():
+    conn = store_of(home)
+    if conn is None:
         return []
-    conn = sqlite3.connect(db, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM schedule_slots ORDER BY slot_time")]
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
+    with conn:
+        rows = conn.execute("SELECT * FROM schedule_slots ORDER BY slot_time").fetchall()
+        return [dict(row) for row in rows]
 
 
 def statuses(home: Path) -> list[object]:
@@ -127,11 +132,11 @@ def test_runs_of_one_schedule_do_not_overlap(tmp_path: Path) -> None:
 
 def _backdate(home: Path, seconds: float) -> None:
     """Pretend the schedule was added ``seconds`` ago and no scheduler ran since."""
-    conn = sqlite3.connect(home / "labloom.db", timeout=30)
+    conn = store_of(home)
+    assert conn is not None
     with conn:
         conn.execute("UPDATE schedules SET anchor = anchor - ?, not_before = not_before - ?,"
                      " created = created - ?", (seconds, seconds, seconds))
-    conn.close()
 
 
 def test_one_catch_up_run_after_downtime(tmp_path: Path) -> None:

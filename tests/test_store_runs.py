@@ -134,17 +134,16 @@ def test_sigkill_mid_run_marks_it_crashed_and_keeps_finished_task_runs(tmp_path:
     script.write_text(SLOW_FLOW)
     home = tmp_path / "home"
     proc = subprocess.Popen([sys.executable, str(script)], env=env_for(home))
+    os.environ["LABLOOM_HOME"] = str(home)  # read that store (the fixture restores it)
     try:
         deadline = time.monotonic() + 60
         while True:
             assert time.monotonic() < deadline, "the slow task never started"
-            if (home / "labloom.db").exists():
-                os.environ["LABLOOM_HOME"] = str(home)  # read that store (fixture restores)
-                with open_store() as store:
-                    runs = store.list_runs()
-                    tasks = store.task_runs(runs[0].id) if runs else []
-                if any(t.name == "slow" and t.state == "Running" for t in tasks):
-                    break
+            with open_store() as store:
+                runs = store.list_runs()
+                tasks = store.task_runs(runs[0].id) if runs else []
+            if any(t.name == "slow" and t.state == "Running" for t in tasks):
+                break
             time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -199,15 +198,15 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
 def test_a_long_lock_by_another_process_delays_writes_but_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another process holding the write lock longer than SQLite's busy timeout must not make
-    the store stop recording: the writer waits it out and writes everything."""
-    import sqlite3
+    """Another process holding the write lock longer than SQLite's busy timeout (or a
+    PostgreSQL table lock) must not make the store stop recording: the writer waits it out and
+    writes everything."""
     import threading
     import time
 
     from labloom import flow, task
     from labloom.store import writer
-    from labloom.store.home import db_path
+    from labloom.store.db import get_database
 
     monkeypatch.setattr(writer, "BUSY_TIMEOUT", 0.05)  # SQLite gives up at once: we retry
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
@@ -221,9 +220,11 @@ def test_a_long_lock_by_another_process_delays_writes_but_loses_nothing(
     def locked(n: int) -> object:
         return step.map(range(n))
 
-    locked.run(n=2)  # creates the store file
-    blocker = sqlite3.connect(db_path(), isolation_level=None, check_same_thread=False)
-    blocker.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    locked.run(n=2)  # creates the store
+    blocker = get_database().connect()
+    blocker.execute("BEGIN IMMEDIATE" if blocker.kind == "sqlite" else "BEGIN")
+    if blocker.kind == "postgresql":  # another session's long lock on the runs
+        blocker.execute("LOCK TABLE flow_runs, task_runs IN EXCLUSIVE MODE")
     release = threading.Timer(0.6, lambda: blocker.execute("COMMIT"))
     release.start()
     try:

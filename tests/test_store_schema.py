@@ -1,4 +1,5 @@
-"""The store's schema: fresh files, upgrades from the first schema, newer files refused."""
+"""The store's schema on both backends: fresh stores, upgrades from the first schema, newer
+stores refused, and the URL's password never shown."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import pytest
 
 from labloom import flow, task
 from labloom.store import open_store
-from labloom.store.home import connect, db_path
-from labloom.store.schema import SCHEMA_VERSION, StoreVersionError, ensure_schema, version_of
+from labloom.store.db import get_database
+from labloom.store.home import db_path
+from labloom.store.schema import (
+    SCHEMA_VERSION,
+    StoreVersionError,
+    _set_version,
+    ensure_schema,
+    version_of,
+)
 
 
 @task
@@ -23,15 +31,21 @@ def doubles(n: int) -> list[int]:
     return double.map(range(n))  # type: ignore[return-value]
 
 
-def test_fresh_store_is_current_owner_only_and_wal() -> None:
+def test_fresh_store_is_current(store_backend: str) -> None:
     with open_store() as store:
         assert version_of(store.conn) == SCHEMA_VERSION
-        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert stat.S_IMODE(db_path().stat().st_mode) == 0o600
+        assert store.database.kind == store_backend
+        if store_backend == "sqlite":  # a file: owner-only, write-ahead log
+            assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert stat.S_IMODE(db_path().stat().st_mode) == 0o600
+        else:
+            assert store.conn.execute("SELECT version FROM labloom_schema").fetchall() == [
+                (SCHEMA_VERSION,)
+            ]
 
 
 def test_upgrade_from_the_first_schema_keeps_old_runs() -> None:
-    conn = connect()
+    conn = get_database().connect(migrate=False)
     ensure_schema(conn, target=1)
     conn.execute(
         "INSERT INTO flow_runs (id, flow_name, parameters, state, created, started, ended, host,"
@@ -57,14 +71,21 @@ def test_upgrade_from_the_first_schema_keeps_old_runs() -> None:
 
 
 def test_a_newer_store_is_refused_with_a_clear_message() -> None:
-    conn = connect()
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    conn = get_database().connect(migrate=False)
+    ensure_schema(conn)
+    _set_version(conn, SCHEMA_VERSION + 5)
     conn.close()
     with pytest.raises(StoreVersionError, match=r"newer than this labloom.*Upgrade labloom"):
         open_store()
 
 
-def test_store_off_writes_nothing(monkeypatch: pytest.MonkeyPatch, labloom_home: Path) -> None:
+def test_store_off_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, labloom_home: Path, store_backend: str
+) -> None:
     monkeypatch.setenv("LABLOOM_STORE", "0")
     assert doubles(3) == [0, 2, 4]
     assert not (labloom_home / "labloom.db").exists()
+    conn = get_database().connect(migrate=False)
+    if store_backend == "postgresql":
+        assert conn.execute("SELECT to_regclass('flow_runs')").fetchone()[0] is None
+    conn.close()

@@ -75,6 +75,7 @@ class DaskExecutor(Executor):
         self.address = address
         self.cluster = cluster
         self.cluster_kwargs = cluster_kwargs
+        self._shared_cluster = bool(given)  # a cluster other machines may use too
         self._client: Any = client
         self._dispatcher: events.Dispatcher | None = None
         self._topics: set[str] = set()
@@ -146,9 +147,16 @@ class DaskExecutor(Executor):
         return "dask"
 
     def limiter(self) -> Any:
+        """Limits are kept by the store, one limit for every process and host on it whatever
+        the executor; on a cluster this process did not start, also by the cluster, which
+        machines with stores of their own may share."""
+        from ..store.limiter import Chained, process_limiter
+
+        if not self._shared_cluster:
+            return process_limiter()
         from .dask_limits import limiter_for
 
-        return limiter_for(self.client)
+        return Chained(process_limiter(), limiter_for(self.client))
 
     # --- the Executor interface -----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from types import FrameType
 from typing import IO, Any
 
 from ..store import home as _home
+from ..store.db import get_database
 from . import slots as sched
 from .alerts import Notifier, delays_from_env, failure_payload
 
@@ -79,7 +80,7 @@ class Scheduler:
     def serve(self) -> int:
         with sched.store() as conn:
             sched.beat(conn, self.id, self.started)
-            self._say(f"labloom: scheduler {self.id} serving {_home.db_path()}")
+            self._say(f"labloom: scheduler {self.id} serving {get_database().display}")
             try:
                 while not self.stopping.is_set():
                     self._step(conn)

@@ -1,9 +1,10 @@
 """Schedules in the store: when each is due, and slots claimed atomically.
 
 A schedule fires at *slots*: cron times in its timezone, or ``anchor + k * every``. A slot is
-handled once, by one scheduler: claiming inserts ``(schedule, slot_time)`` into
-``schedule_slots`` (its primary key) inside one ``BEGIN IMMEDIATE`` transaction, which also
-checks that no run of the schedule is still going (no overlap) and what was missed.
+handled once, by one scheduler on any host: claiming inserts ``(schedule, slot_time)`` into
+``schedule_slots`` (its primary key: a unique claim) inside one transaction that first locks
+the schedule's row (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on PostgreSQL), and
+also checks that no run of the schedule is still going (no overlap) and what was missed.
 
     >>> parse_duration("1h30m")
     5400.0
@@ -11,10 +12,9 @@ checks that no run of the schedule is still going (no overlap) and what was miss
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..store import home as _home
-from ..store.schema import ensure_schema
+from ..store.db import Conn, get_database, is_integrity_error
 
 # A slot that started later than this after its time was missed (the scheduler was down).
 MAX_GRACE = 60.0
@@ -110,10 +110,12 @@ class Schedule:
     anchor: float
     not_before: float
     created: float
+    owner: str | None = None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Schedule:
-        data = dict(row)
+    def from_row(cls, row: Any) -> Schedule:
+        names = {f.name for f in dataclasses.fields(cls)}
+        data = {key: value for key, value in dict(row).items() if key in names}
         data["params"] = json.loads(data["params"])
         data["overlap"] = bool(data["overlap"])
         data["paused"] = bool(data["paused"])
@@ -178,54 +180,50 @@ def iso(when: float | None, tz: str | None = None) -> str:
 
 
 @contextmanager
-def store() -> Iterator[sqlite3.Connection]:
-    conn = _home.connect()
-    conn.row_factory = sqlite3.Row
+def store() -> Iterator[Conn]:
+    conn = get_database().connect(named_rows=True)
     try:
-        ensure_schema(conn, where=str(_home.db_path()))
         yield conn
     finally:
         conn.close()
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction taken at once (BEGIN IMMEDIATE): claims never interleave."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+def transaction(conn: Conn) -> Iterator[Conn]:
+    """One write transaction taken at once: claims never interleave."""
+    with conn.transaction():
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
-def add(conn: sqlite3.Connection, schedule: Schedule) -> None:
+def add(conn: Conn, schedule: Schedule) -> None:
     try:
         conn.execute(
             "INSERT INTO schedules (name, target, workdir, cron, every, timezone, params, notify,"
-            " executor, address, catchup, overlap, paused, anchor, not_before, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " executor, address, catchup, overlap, paused, anchor, not_before, created, owner)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 schedule.name, schedule.target, schedule.workdir, schedule.cron, schedule.every,
                 schedule.timezone, json.dumps(schedule.params), schedule.notify,
                 schedule.executor, schedule.address, schedule.catchup, int(schedule.overlap),
                 int(schedule.paused), schedule.anchor, schedule.not_before, schedule.created,
+                schedule.owner or _home.user_name(),
             ),
         )
-    except sqlite3.IntegrityError:
+    except Exception as exc:
+        if not is_integrity_error(exc):
+            raise
         raise ScheduleError(
             f"a schedule named {schedule.name!r} exists; choose another with --name, or "
             f"`labloom schedule remove {schedule.name}` first"
         ) from None
 
 
-def get_all(conn: sqlite3.Connection) -> list[Schedule]:
+def get_all(conn: Conn) -> list[Schedule]:
     rows = conn.execute("SELECT * FROM schedules ORDER BY name").fetchall()
     return [Schedule.from_row(row) for row in rows]
 
 
-def get(conn: sqlite3.Connection, name: str) -> Schedule:
+def get(conn: Conn, name: str) -> Schedule:
     row = conn.execute("SELECT * FROM schedules WHERE name = ?", (name,)).fetchone()
     if row is None:
         names = [s.name for s in get_all(conn)]
@@ -235,7 +233,7 @@ def get(conn: sqlite3.Connection, name: str) -> Schedule:
     return Schedule.from_row(row)
 
 
-def remove(conn: sqlite3.Connection, name: str) -> None:
+def remove(conn: Conn, name: str) -> None:
     get(conn, name)
     with transaction(conn):
         conn.execute("DELETE FROM schedules WHERE name = ?", (name,))
@@ -244,7 +242,7 @@ def remove(conn: sqlite3.Connection, name: str) -> None:
         )
 
 
-def set_paused(conn: sqlite3.Connection, name: str, paused: bool) -> None:
+def set_paused(conn: Conn, name: str, paused: bool) -> None:
     get(conn, name)
     if paused:
         conn.execute("UPDATE schedules SET paused = 1 WHERE name = ?", (name,))
@@ -255,7 +253,7 @@ def set_paused(conn: sqlite3.Connection, name: str, paused: bool) -> None:
         )
 
 
-def watermark(conn: sqlite3.Connection, schedule: Schedule) -> float:
+def watermark(conn: Conn, schedule: Schedule) -> float:
     """Slots at or before this are handled."""
     row = conn.execute(
         "SELECT MAX(slot_time) FROM schedule_slots WHERE schedule = ?", (schedule.name,)
@@ -264,7 +262,7 @@ def watermark(conn: sqlite3.Connection, schedule: Schedule) -> float:
     return float(max(last, schedule.not_before))
 
 
-def next_run(conn: sqlite3.Connection, schedule: Schedule) -> float:
+def next_run(conn: Conn, schedule: Schedule) -> float:
     return schedule.next_after(watermark(conn, schedule))
 
 
@@ -276,7 +274,7 @@ class Claim:
 
 
 def claim_due(
-    conn: sqlite3.Connection, schedule: Schedule, scheduler_id: str, now: float
+    conn: Conn, schedule: Schedule, scheduler_id: str, now: float
 ) -> Claim | None:
     """Claim the schedule's due slot for this scheduler, if it has one and may run it now.
 
@@ -285,8 +283,9 @@ def claim_due(
     going is recorded as skipped unless the schedule allows overlap.
     """
     with transaction(conn):
+        # The row lock serializes claimers of this schedule on every host (PostgreSQL).
         row = conn.execute(
-            "SELECT paused FROM schedules WHERE name = ?", (schedule.name,)
+            "SELECT paused FROM schedules WHERE name = ?" + conn.for_update, (schedule.name,)
         ).fetchone()
         if row is None or row[0]:
             return None
@@ -310,7 +309,7 @@ def claim_due(
         return Claim(schedule, latest, missed)
 
 
-def _running(conn: sqlite3.Connection, name: str, now: float) -> bool:
+def _running(conn: Conn, name: str, now: float) -> bool:
     rows = conn.execute(
         "SELECT s.slot_time, h.beat FROM schedule_slots s LEFT JOIN schedulers h"
         " ON h.id = s.scheduler WHERE s.schedule = ? AND s.status = 'running'",
@@ -330,7 +329,7 @@ def _running(conn: sqlite3.Connection, name: str, now: float) -> bool:
 
 
 def _record(
-    conn: sqlite3.Connection, name: str, slot: float, status: str, scheduler_id: str,
+    conn: Conn, name: str, slot: float, status: str, scheduler_id: str,
     now: float, note: str | None,
 ) -> None:
     conn.execute(
@@ -341,7 +340,7 @@ def _record(
 
 
 def finish_slot(
-    conn: sqlite3.Connection, name: str, slot: float, status: str, **fields: Any
+    conn: Conn, name: str, slot: float, status: str, **fields: Any
 ) -> None:
     """Update a claimed slot; fields given as None keep their value (a catch-up note stays)."""
     allowed = {"started", "ended", "run_id", "exit_code", "note"}
@@ -354,7 +353,7 @@ def finish_slot(
     )
 
 
-def slots(conn: sqlite3.Connection, name: str | None = None) -> list[dict[str, Any]]:
+def slots(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
     query = "SELECT * FROM schedule_slots"
     args: tuple[Any, ...] = ()
     if name is not None:
@@ -363,21 +362,21 @@ def slots(conn: sqlite3.Connection, name: str | None = None) -> list[dict[str, A
     return [dict(row) for row in conn.execute(query + " ORDER BY slot_time", args)]
 
 
-def beat(conn: sqlite3.Connection, scheduler_id: str, started: float) -> None:
+def beat(conn: Conn, scheduler_id: str, started: float) -> None:
     import os
 
     conn.execute(
         "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET beat = excluded.beat",
-        (scheduler_id, socket.gethostname(), os.getpid(), started, time.time()),
+        (scheduler_id, _home.host_name(), os.getpid(), started, time.time()),
     )
 
 
-def sign_off(conn: sqlite3.Connection, scheduler_id: str) -> None:
+def sign_off(conn: Conn, scheduler_id: str) -> None:
     conn.execute("DELETE FROM schedulers WHERE id = ?", (scheduler_id,))
 
 
-def describe_all(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def describe_all(conn: Conn) -> list[dict[str, Any]]:
     """Every schedule as plain data: what ``schedule list --json`` and the Flows panel show."""
     from .alerts import mask_url
 
@@ -395,12 +394,12 @@ def describe_all(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                 "run_id": last["run_id"],
             },
             "notify": mask_url(s.notify) or None,
-            "executor": s.executor, "address": s.address,
+            "executor": s.executor, "address": s.address, "owner": s.owner,
         })
     return rows
 
 
-def health(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any]:
+def health(conn: Conn, now: float | None = None) -> dict[str, Any]:
     """The schedulers' heartbeats: who runs, and how fresh their last beat is."""
     now = time.time() if now is None else now
     rows = conn.execute("SELECT * FROM schedulers ORDER BY beat DESC").fetchall()

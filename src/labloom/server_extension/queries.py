@@ -1,7 +1,8 @@
 """What the API reads from the store, as plain JSON-ready data, run on a small thread pool.
 
-SQLite calls block, so none of them runs on tornado's event loop: ``StoreAccess.call`` hands
-each query to a pool thread, which keeps its own connection (``RunStore``) to the store file.
+Store calls block, so none of them runs on tornado's event loop: ``StoreAccess.call`` hands
+each query to a pool thread, which keeps its own connection (``RunStore``) to the store
+(a SQLite file or PostgreSQL, whichever ``LABLOOM_DATABASE_URL`` names).
 The reads reuse ``labloom.store.reader``; nothing here writes SQL of its own. No query returns
 task data: run parameters, states, timings, log lines and tracebacks only.
 """
@@ -13,13 +14,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ..dag.model import PAGE_SIZE
 from ..dag.payload import graph_payload
 from ..dag.stored import stored_graph
-from ..store.home import db_path
+from ..store.db import database_url
 from ..store.reader import RunRecord, RunStore
 
 T = TypeVar("T")
@@ -41,12 +41,12 @@ class StoreAccess:
         return await loop.run_in_executor(self._pool, self._run, fn, args)
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        path = db_path()  # read per call: LABLOOM_HOME may differ between servers in tests
-        stores: dict[Path, RunStore] = getattr(self._local, "stores", None) or {}
+        url = database_url()  # read per call: LABLOOM_HOME may differ between servers in tests
+        stores: dict[str, RunStore] = getattr(self._local, "stores", None) or {}
         self._local.stores = stores
-        store = stores.get(path)
+        store = stores.get(url)
         if store is None:
-            store = stores[path] = RunStore(path)
+            store = stores[url] = RunStore(url=url)
         return fn(self, store, *args)
 
     def close(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any
 
@@ -17,18 +16,12 @@ from .base import LabloomHandler
 
 
 def list_schedules(access: Any, store: RunStore) -> dict[str, Any]:
-    conn = store.conn
-    factory, conn.row_factory = conn.row_factory, _row  # slots reads columns by name
-    try:
+    with store.database.connect(named_rows=True) as conn:  # slots reads columns by name
         return {"schedules": sched.describe_all(conn), "scheduler": sched.health(conn, time.time())}
-    finally:
-        conn.row_factory = factory
 
 
 def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
-    conn = store.conn
-    factory, conn.row_factory = conn.row_factory, _row
-    try:
+    with store.database.connect(named_rows=True) as conn:
         try:
             schedule = sched.get(conn, name)
         except sched.ScheduleError:
@@ -43,11 +36,6 @@ def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
             {"LABLOOM_SCHEDULE": name, "LABLOOM_SCHEDULED_TIME": repr(time.time())},
         )
         return {"name": name, "started": True, "pid": proc.pid}
-    finally:
-        conn.row_factory = factory
-
-
-_row = sqlite3.Row
 
 class SchedulesHandler(LabloomHandler):
     @tornado.web.authenticated

@@ -1,5 +1,5 @@
-"""The run store: SQLite under ``LABLOOM_HOME``, fed by the event stream, read by the CLI,
-``%flow_runs`` and the scheduler.
+"""The run store: SQLite under ``LABLOOM_HOME``, or PostgreSQL at ``LABLOOM_DATABASE_URL``
+(see ``db.py``), fed by the event stream, read by the CLI, ``%flow_runs`` and the scheduler.
 
 - ``attach(run)``: record a run (``core.observers.attach_default_observers`` calls it) and
   act on cancel requests for it from other processes (see ``cancel.py``);
@@ -59,10 +59,10 @@ def attach(run: Any) -> None:
     watch(run)  # a cancel request from another process (the Flows panel) reaches the run
 
 
-def open_store(path: Path | None = None) -> RunStore:
+def open_store(path: Path | None = None, url: str | None = None) -> RunStore:
     from .reader import RunStore
 
-    return RunStore(path)
+    return RunStore(path, url)
 
 
 __all__ = ["PERSIST_MODES", "attach", "enabled", "open_store", "persist_mode"]

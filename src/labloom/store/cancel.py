@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .home import connect, db_path
-from .schema import ensure_schema
+from .db import Conn, Database, get_database
 
 log = logging.getLogger("labloom")
 
@@ -36,9 +35,8 @@ def request_cancel(run_id: str, reason: str = DEFAULT_REASON, path: Path | None 
 
     Raises ``KeyError`` for an unknown run and ``NotCancellable`` for a run that has ended.
     """
-    conn = connect(path or db_path())
+    conn = _database(path).connect()
     try:
-        ensure_schema(conn)
         row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(run_id)
@@ -58,8 +56,8 @@ def request_cancel(run_id: str, reason: str = DEFAULT_REASON, path: Path | None 
 class CancelWatcher:
     """Polls the store for cancel requests aimed at this process's live runs."""
 
-    def __init__(self, path: Path, interval: float = POLL_INTERVAL) -> None:
-        self.path = path
+    def __init__(self, database: Database, interval: float = POLL_INTERVAL) -> None:
+        self.database = database
         self.interval = interval
         self._runs: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -92,15 +90,14 @@ class CancelWatcher:
             return dict(self._runs)
 
     def _loop(self) -> None:
-        conn = None
+        conn: Conn | None = None
         try:
             while not self._stop.wait(self.interval):
                 live = self._live()
                 if not live:
                     return
                 if conn is None:
-                    conn = connect(self.path)
-                    ensure_schema(conn, where=str(self.path))
+                    conn = self.database.connect()
                 self._act(conn, live)
         except Exception as exc:  # a broken store must never break the run it watches
             log.warning("[labloom] cancel requests are not watched any more: %s", exc)
@@ -121,17 +118,21 @@ class CancelWatcher:
             live[run_id].cancel(reason or DEFAULT_REASON)
 
 
-_watchers: dict[Path, CancelWatcher] = {}
+_watchers: dict[str, CancelWatcher] = {}
 _watchers_lock = threading.Lock()
+
+
+def _database(path: Path | None) -> Database:
+    return get_database(f"sqlite:///{path}" if path is not None else None)
 
 
 def watch(run: Any, path: Path | None = None) -> CancelWatcher:
     """Have this process act on cancel requests for ``run`` until it ends."""
-    path = path or db_path()
+    database = _database(path)
     with _watchers_lock:
-        watcher = _watchers.get(path)
+        watcher = _watchers.get(database.url)
         if watcher is None:
-            watcher = _watchers[path] = CancelWatcher(path)
+            watcher = _watchers[database.url] = CancelWatcher(database)
     watcher.watch(run)
     return watcher
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -54,3 +56,20 @@ def pid_alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def host_name() -> str:
+    """This host's identity in the store: ``LABLOOM_HOST``, else the hostname. Two hosts
+    sharing a store must differ here (containers often share a hostname)."""
+    return os.environ.get("LABLOOM_HOST", "").strip() or socket.gethostname()
+
+
+def user_name() -> str:
+    """Who runs: the JupyterHub user where there is one, else the OS user."""
+    hub = os.environ.get("JUPYTERHUB_USER", "").strip()
+    if hub:
+        return hub
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return f"uid{os.getuid()}"

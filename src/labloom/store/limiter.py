@@ -1,5 +1,6 @@
-"""Concurrency limits for local and thread runs: the ``Limiter`` protocol and ``StoreLimiter``
-(slots counted in the store, shared by every process using it).
+"""Concurrency limits for every executor: the ``Limiter`` protocol, ``StoreLimiter`` (slots
+counted in the store, shared by every process and host using it, granted in arrival order) and
+``Chained`` (the store first, then a Dask cluster's own semaphore; see ``executors/dask.py``).
 
 Grants to a waiting task run are handed out by a small thread of their own, because the engine
 releases a slot while holding its run's lock and the grant takes another run's lock.
@@ -22,10 +23,13 @@ class Limiter(Protocol):
 
 
 class StoreLimiter:
-    """Slots counted in the store, shared by every process using the same ``LABLOOM_HOME``.
+    """Slots counted in the store (see ``limits.py``), shared by every process on it.
 
-    A waiting task run holds no thread: one small thread retries the queue in order when a slot
-    is given back here, and every 0.1 s while anything waits (slots freed by other processes).
+    A waiting task run holds no thread and has a place in the store's line. One small thread
+    per process, alive while this process holds or waits for a slot, tries the line in order
+    every 0.1 s (slots freed by other processes) and at once when a slot is given back here,
+    and refreshes the heartbeat of what this process holds, so other hosts can tell a live
+    holder from a dead one.
     """
 
     POLL = 0.1
@@ -33,6 +37,7 @@ class StoreLimiter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiting: deque[tuple[dict[str, int], str, Callable[[], None]]] = deque()
+        self._held: set[str] = set()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -45,12 +50,11 @@ class StoreLimiter:
         if not limits:
             return True
         with self._lock:
-            blocked = {tag for waiter in self._waiting for tag in waiter[0]}
-            if not blocked & limits.keys() and store.try_take(limits, holder):
+            self._held.add(holder)
+            self._ensure_thread()
+            if store.try_take(limits, holder, queue=True):
                 return True
             self._waiting.append((limits, holder, granted))
-            self._ensure_thread()
-            self._wake.set()
             return False
 
     def release(self, tags: frozenset[str], holder: str) -> None:
@@ -58,11 +62,13 @@ class StoreLimiter:
             return
         from . import limits as store
 
-        store.give_back(holder)
         with self._lock:
+            if holder not in self._held:
+                return
+            self._held.discard(holder)
             self._waiting = deque(w for w in self._waiting if w[1] != holder)
-            if self._waiting:
-                self._wake.set()
+        store.give_back(holder)
+        self._wake.set()
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
@@ -72,32 +78,70 @@ class StoreLimiter:
             self._thread.start()
 
     def _loop(self) -> None:
-        from . import limits as store
+        import logging
+        import time
 
+        from . import limits as store
+        from .writer import heartbeat_interval
+
+        last_beat = time.monotonic()
         while True:
             self._wake.wait(self.POLL)
             self._wake.clear()
             grants = []
-            with self._lock:
-                still: deque[tuple[dict[str, int], str, Callable[[], None]]] = deque()
-                for waiter in self._waiting:
-                    # First come, first served: nobody overtakes a waiter sharing its tags.
-                    blocked = {tag for w in still for tag in w[0]}
-                    if not blocked & waiter[0].keys() and store.try_take(waiter[0], waiter[1]):
-                        grants.append(waiter[2])
-                    else:
-                        still.append(waiter)
-                self._waiting = still
+            try:
+                with self._lock:
+                    if not self._held:
+                        self._thread = None  # nothing held or waiting: the thread ends
+                        return
+                    still: deque[tuple[dict[str, int], str, Callable[[], None]]] = deque()
+                    for waiter in self._waiting:
+                        # The store keeps arrival order across processes: try each in turn.
+                        if store.try_take(waiter[0], waiter[1], queue=True):
+                            grants.append(waiter[2])
+                        else:
+                            still.append(waiter)
+                    self._waiting = still
+                    if time.monotonic() - last_beat >= heartbeat_interval():
+                        store.beat(self._held)
+                        last_beat = time.monotonic()
+            except Exception as exc:  # a store that is away for a while: try again next poll
+                logging.getLogger("labloom").warning(
+                    "[labloom] concurrency limits: the store is unavailable (%s)", exc
+                )
+                time.sleep(1.0)
             # Outside our lock: a grant takes the run's lock, whose holder may be releasing here.
             for granted in grants:
                 granted()
+
+
+class Chained:
+    """Two limiters in turn, ``first`` then ``second``: a task run starts when both granted.
+    Every holder takes them in the same order, so no two wait on each other in a cycle."""
+
+    def __init__(self, first: Limiter, second: Limiter) -> None:
+        self.first = first
+        self.second = second
+
+    def acquire(self, tags: frozenset[str], holder: str, granted: Callable[[], None]) -> bool:
+        def then() -> None:
+            if self.second.acquire(tags, holder, granted):
+                granted()
+
+        if self.first.acquire(tags, holder, then):
+            return self.second.acquire(tags, holder, granted)
+        return False
+
+    def release(self, tags: frozenset[str], holder: str) -> None:
+        self.second.release(tags, holder)
+        self.first.release(tags, holder)
 
 
 _process_limiter: StoreLimiter | None = None
 
 
 def process_limiter() -> StoreLimiter:
-    """The limiter of local and thread runs: slots shared through the store."""
+    """This process's limiter: slots shared through the store, whatever the executor."""
     global _process_limiter
     if _process_limiter is None:
         _process_limiter = StoreLimiter()

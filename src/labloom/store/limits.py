@@ -1,36 +1,43 @@
-"""Concurrency limits in the store: the limits themselves and who holds a slot right now.
+"""Concurrency limits in the store: the limits, who holds a slot now, and who waits, in order.
 
-Local and thread runs in every process sharing ``LABLOOM_HOME`` count their slots in
-``concurrency_slots``. A holder row names its host and process; rows of processes that died on
-this host are removed whenever a tag looks full, so a crash never leaks a slot for good.
+Every process on the store, on any host and with any executor, counts its slots in
+``concurrency_slots``; a task run that finds its tags full queues in ``concurrency_waiters``,
+whose ``seq`` is its arrival order across processes and hosts. A slot goes to a waiter only
+when fewer waiters of the same tag arrived before it than there are free slots, so one busy
+process cannot take every slot that frees up while another's task runs wait.
+
+Rows carry their host, pid and a heartbeat (refreshed by the owning ``StoreLimiter``). When a
+tag looks full, rows whose process died on this host, or whose heartbeat is older than
+``LABLOOM_HEARTBEAT_TIMEOUT`` (any host), are removed: a crash never leaks a slot for good.
+Each take is one transaction: ``BEGIN IMMEDIATE`` on SQLite, per-tag advisory locks on
+PostgreSQL (``Conn.lock``).
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 from . import home as _home
-from .schema import ensure_schema
+from .db import Conn, get_database
+from .writer import heartbeat_timeout
 
-_HOST = socket.gethostname()
 _lock = threading.RLock()
-_connections: dict[Path, sqlite3.Connection] = {}
+_connections: dict[str, Conn] = {}
 
 
-def connection() -> sqlite3.Connection:
+def _host() -> str:
+    return _home.host_name()
+
+
+def connection() -> Conn:
     """This process's connection to the current store (LABLOOM_HOME may change, as in tests)."""
-    path = _home.db_path()
-    conn = _connections.get(path)
+    database = get_database()
+    conn = _connections.get(database.url)
     if conn is None:
-        conn = _home.connect(path)
-        ensure_schema(conn, where=str(path))
-        _connections[path] = conn
+        conn = _connections[database.url] = database.connect()
     return conn
 
 
@@ -46,7 +53,7 @@ def set_limit(tag: str, n: int) -> None:
 def delete_limit(tag: str) -> bool:
     with _lock:
         cursor = connection().execute("DELETE FROM concurrency_limits WHERE tag = ?", (tag,))
-        return cursor.rowcount > 0
+        return bool(cursor.rowcount > 0)
 
 
 def all_limits() -> dict[str, int]:
@@ -75,54 +82,103 @@ def holders(tag: str) -> int:
         return int(row[0])
 
 
-def try_take(limits: dict[str, int], holder: str) -> bool:
-    """Take a slot of every tag in ``limits`` for ``holder``, all or none."""
+def waiting(tag: str) -> int:
+    with _lock:
+        row = connection().execute(
+            "SELECT COUNT(*) FROM concurrency_waiters WHERE tag = ?", (tag,)
+        ).fetchone()
+        return int(row[0])
+
+
+def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
+    """Take a slot of every tag in ``limits`` for ``holder``, all or none, unless waiters that
+    arrived earlier stand in line for them. With ``queue``, a holder that cannot take them now
+    joins the line (once: its place is kept across tries)."""
     with _lock:
         conn = connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            full = _full_tags(conn, limits)
+        with conn.transaction():
+            conn.lock(*(f"labloom-limit:{tag}" for tag in limits))
+            full = _full_tags(conn, limits, holder)
             if full:
-                _remove_dead_holders(conn, full)
-                full = _full_tags(conn, limits)
+                _remove_dead(conn, full)
+                full = _full_tags(conn, limits, holder)
+            now = time.time()
             if not full:
-                now = time.time()
                 conn.executemany(
-                    "INSERT OR REPLACE INTO concurrency_slots VALUES (?, ?, ?, ?, ?)",
-                    [(tag, holder, _HOST, os.getpid(), now) for tag in limits],
+                    "INSERT INTO concurrency_slots (tag, holder, host, pid, acquired, beat) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tag, holder) DO NOTHING",
+                    [(tag, holder, _host(), os.getpid(), now, now) for tag in limits],
                 )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+                conn.execute("DELETE FROM concurrency_waiters WHERE holder = ?", (holder,))
+            elif queue:
+                queued = {tag for (tag,) in conn.execute(
+                    "SELECT tag FROM concurrency_waiters WHERE holder = ?", (holder,)
+                )}
+                conn.executemany(
+                    "INSERT INTO concurrency_waiters (tag, holder, host, pid, beat) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(tag, holder, _host(), os.getpid(), now) for tag in sorted(limits)
+                     if tag not in queued],
+                )
         return not full
 
 
 def give_back(holder: str) -> None:
+    """Free ``holder``'s slots, or its place in the line if it was still waiting."""
     with _lock:
-        connection().execute("DELETE FROM concurrency_slots WHERE holder = ?", (holder,))
+        conn = connection()
+        conn.execute("DELETE FROM concurrency_slots WHERE holder = ?", (holder,))
+        conn.execute("DELETE FROM concurrency_waiters WHERE holder = ?", (holder,))
 
 
-def _full_tags(conn: sqlite3.Connection, limits: dict[str, int]) -> list[str]:
+def beat(holders: Iterable[str]) -> None:
+    """Refresh the heartbeat of this process's slots and places in line."""
+    names = list(holders)
+    if not names:
+        return
+    now = time.time()
+    with _lock:
+        conn = connection()
+        for table in ("concurrency_slots", "concurrency_waiters"):
+            conn.executemany(
+                f"UPDATE {table} SET beat = ? WHERE holder = ?", [(now, h) for h in names]
+            )
+
+
+def _full_tags(conn: Conn, limits: dict[str, int], holder: str) -> list[str]:
     full = []
     for tag, n in limits.items():
-        (count,) = conn.execute(
+        (held,) = conn.execute(
             "SELECT COUNT(*) FROM concurrency_slots WHERE tag = ?", (tag,)
         ).fetchone()
-        if count >= n:
+        mine = conn.execute(
+            "SELECT seq FROM concurrency_waiters WHERE tag = ? AND holder = ?", (tag, holder)
+        ).fetchone()
+        if mine is None:  # not in line yet: everyone in line is ahead
+            (ahead,) = conn.execute(
+                "SELECT COUNT(*) FROM concurrency_waiters WHERE tag = ?", (tag,)
+            ).fetchone()
+        else:
+            (ahead,) = conn.execute(
+                "SELECT COUNT(*) FROM concurrency_waiters WHERE tag = ? AND seq < ?",
+                (tag, mine[0]),
+            ).fetchone()
+        if held + ahead >= n:
             full.append(tag)
     return full
 
 
-def _remove_dead_holders(conn: sqlite3.Connection, tags: list[str]) -> None:
-    rows = conn.execute(
-        f"SELECT DISTINCT pid FROM concurrency_slots WHERE host = ? AND tag IN "
-        f"({','.join('?' * len(tags))})",
-        [_HOST, *tags],
-    ).fetchall()
-    dead = [pid for (pid,) in rows if pid != os.getpid() and not _home.pid_alive(pid)]
-    if dead:
-        conn.executemany(
-            "DELETE FROM concurrency_slots WHERE host = ? AND pid = ?",
-            [(_HOST, pid) for pid in dead],
-        )
+def _remove_dead(conn: Conn, tags: list[str]) -> None:
+    marks = ",".join("?" * len(tags))
+    oldest = time.time() - heartbeat_timeout()
+    for table, since in (("concurrency_slots", "COALESCE(beat, acquired)"),
+                         ("concurrency_waiters", "beat")):
+        rows = conn.execute(
+            f"SELECT DISTINCT host, pid FROM {table} WHERE tag IN ({marks})", tags
+        ).fetchall()
+        here, me = _host(), os.getpid()
+        dead = [(host, pid) for host, pid in rows
+                if host == here and pid != me and not _home.pid_alive(int(pid))]
+        conn.executemany(f"DELETE FROM {table} WHERE host = ? AND pid = ?", dead)
+        conn.execute(f"DELETE FROM {table} WHERE tag IN ({marks}) AND {since} < ?",
+                     [*tags, oldest])

@@ -1,24 +1,25 @@
 """Reading the store: runs, task runs, state histories and logs, as small records.
 
 Every read first reconciles: a run still marked Pending or Running whose process is gone (same
-host: its pid is dead; any host: no heartbeat for ``STALE_AFTER`` seconds) is marked Crashed,
-and its unfinished task runs Cancelled. Nothing already written is changed.
+host: its pid is dead; any host: no heartbeat for ``LABLOOM_HEARTBEAT_TIMEOUT`` seconds, default
+60) is marked Crashed, and its unfinished task runs Cancelled. Nothing already written is
+changed. On a shared store every reader on every host does this, so a host that dies has its
+runs marked by whoever looks next.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .home import connect, db_path, pid_alive
-from .schema import ensure_schema
+from .db import Conn, get_database
+from .home import host_name, pid_alive
+from .writer import heartbeat_timeout
 
-STALE_AFTER = 60.0  # seconds without a heartbeat (the writer beats every 5)
 _OPEN_STATES = ("Pending", "Running")
 
 
@@ -41,6 +42,7 @@ class RunRecord:
     retry_of: str | None
     metadata: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)  # task runs by state
+    user: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -113,7 +115,7 @@ class LogCut:
 
 _RUN_COLUMNS = (
     "id, flow_name, state, message, parameters, created, started, ended, host, pid, executor, "
-    "origin, source_hash, target, retry_of, metadata"
+    "origin, source_hash, target, retry_of, metadata, username"
 )
 _TASK_COLUMNS = (
     "id, run_id, task_name, map_index, state, attempts, started, ended, message, traceback, "
@@ -122,12 +124,13 @@ _TASK_COLUMNS = (
 
 
 class RunStore:
-    """Read access to the store (``open_store()``); also a context manager."""
+    """Read access to the store (``open_store()``); also a context manager. ``path``: a
+    SQLite file; ``url``: any database URL; neither: the store in force (``db.database_url``)."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or db_path()
-        self.conn = connect(self.path)
-        ensure_schema(self.conn, where=str(self.path))
+    def __init__(self, path: Path | None = None, url: str | None = None) -> None:
+        self.database = get_database(f"sqlite:///{path}" if path is not None else url)
+        self.path = self.database.path
+        self.conn: Conn = self.database.connect()
 
     def __enter__(self) -> RunStore:
         return self
@@ -152,13 +155,17 @@ class RunStore:
         since: float | None = None,
         until: float | None = None,
         before: str | None = None,
+        host: str | None = None,
+        user: str | None = None,
     ) -> list[RunRecord]:
-        """Newest first, optionally filtered; ``since``/``until`` bound the creation time and
-        ``before`` (a run id, the last one of the previous page) continues a listing."""
+        """Newest first, optionally filtered (``host`` and ``user`` as recorded with the run);
+        ``since``/``until`` bound the creation time and ``before`` (a run id, the last one of
+        the previous page) continues a listing."""
         self.reconcile()
         where: list[str] = []
         params: list[Any] = []
-        for column, value in (("flow_name", flow), ("state", state), ("origin", origin)):
+        for column, value in (("flow_name", flow), ("state", state), ("origin", origin),
+                              ("host", host), ("username", user)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -310,17 +317,18 @@ class RunStore:
     def reconcile(self, now: float | None = None) -> list[str]:
         """Mark runs whose process died as Crashed; returns their ids."""
         now = time.time() if now is None else now
-        here = socket.gethostname()
+        here = host_name()
+        timeout = heartbeat_timeout()
         suspects = self.conn.execute(
             "SELECT id, host, pid, heartbeat FROM flow_runs WHERE state IN (?, ?)", _OPEN_STATES
         ).fetchall()
         crashed = []
         for run_id, host, pid, beat in suspects:
-            stale = beat is None or now - beat > STALE_AFTER
+            stale = beat is None or now - beat > timeout
             if host == here and pid is not None and not pid_alive(int(pid)):
                 why = f"its process (pid {pid} on {host}) is gone"
             elif stale:
-                why = f"no sign of life from pid {pid} on {host} for over {STALE_AFTER:g}s"
+                why = f"no sign of life from pid {pid} on {host} for over {timeout:g}s"
             else:
                 continue
             if self._mark_crashed(run_id, beat, why, now):
@@ -332,13 +340,12 @@ class RunStore:
             f"crashed: {why}; finished task runs are kept, `labloom retry {run_id}` reruns "
             "the rest"
         )
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.conn.transaction():
             # Only if nothing was written meanwhile (the run may be alive after all).
             changed = self.conn.execute(
                 "UPDATE flow_runs SET state = 'Crashed', message = ?, ended = ? WHERE id = ? "
-                "AND state IN (?, ?) AND heartbeat IS ?",
-                (message, beat or now, run_id, *_OPEN_STATES, beat),
+                "AND state IN (?, ?) AND COALESCE(heartbeat, -1.0) = ?",
+                (message, beat or now, run_id, *_OPEN_STATES, -1.0 if beat is None else beat),
             ).rowcount
             if changed:
                 note = "not finished: the run's process died"
@@ -351,13 +358,10 @@ class RunStore:
                     [(note, tr_id) for tr_id in open_tasks],
                 )
                 self.conn.executemany(
-                    "INSERT INTO task_states VALUES (?, ?, 'Cancelled', ?, ?, 0)",
+                    "INSERT INTO task_states (task_run_id, run_id, state, time, message, "
+                    "attempt) VALUES (?, ?, 'Cancelled', ?, ?, 0)",
                     [(tr_id, run_id, now, note) for tr_id in open_tasks],
                 )
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         return bool(changed)
 
 
@@ -368,10 +372,11 @@ def _loads(text: str | None) -> Any:
 
 def _run(row: tuple[Any, ...]) -> RunRecord:
     (run_id, flow, state, message, params, created, started, ended, host, pid, executor,
-     origin, source_hash, target, retry_of, metadata) = row
+     origin, source_hash, target, retry_of, metadata, user) = row
     return RunRecord(
         run_id, flow, state, message or "", _loads(params) or {}, created, started, ended, host,
         pid, executor, origin, source_hash, _loads(target), retry_of, _loads(metadata) or {},
+        user=user,
     )
 
 

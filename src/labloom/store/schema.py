@@ -1,17 +1,24 @@
-"""The store's schema and its migrations, tracked by SQLite's ``PRAGMA user_version``.
+"""The store's schema and its migrations, one list for both backends (see ``db.py``).
 
-Each entry of ``MIGRATIONS`` upgrades version i to i + 1. An older file is upgraded inside one
-``BEGIN IMMEDIATE`` transaction, so two processes opening it at once cannot both migrate; a
-file written by a newer labloom is refused (``StoreVersionError``) rather than misread.
+Each entry of ``MIGRATIONS`` upgrades version i to i + 1; it is written in SQLite's SQL and
+``db.translate_ddl`` maps it for PostgreSQL. The version is SQLite's ``PRAGMA user_version``, or
+the one row of ``labloom_schema`` on PostgreSQL. An older store is upgraded inside one write
+transaction (``BEGIN IMMEDIATE``; an advisory lock on PostgreSQL), so two processes opening it at
+once cannot both migrate; a store written by a newer labloom is refused (``StoreVersionError``)
+rather than misread.
 
 Later tables (schedules, concurrency limits) go in as new entries appended here.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from typing import TYPE_CHECKING
 
 from ..core.errors import LabloomError
+from .db import translate_ddl
+
+if TYPE_CHECKING:
+    from .db import Conn
 
 # Version 1: the first schema.
 _V1 = """
@@ -143,7 +150,25 @@ CREATE TABLE IF NOT EXISTS run_nodes (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: a team's store. Each run and schedule records its user; limit slots and waiters
+# beat a heartbeat (pids mean nothing across hosts) and waiters queue in arrival order (seq).
+_V6 = """
+ALTER TABLE flow_runs ADD COLUMN username TEXT;
+ALTER TABLE schedules ADD COLUMN owner TEXT;
+ALTER TABLE concurrency_slots ADD COLUMN beat REAL;
+CREATE TABLE concurrency_waiters (
+    seq INTEGER PRIMARY KEY,
+    tag TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    beat REAL NOT NULL
+);
+CREATE INDEX concurrency_waiters_by_tag ON concurrency_waiters (tag, seq);
+CREATE INDEX flow_runs_by_state ON flow_runs (state)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -151,30 +176,42 @@ class StoreVersionError(LabloomError):
     """The store file was written by a newer labloom than this one."""
 
 
-def version_of(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+def version_of(conn: Conn) -> int:
+    if conn.kind == "sqlite":
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if conn.execute("SELECT to_regclass('labloom_schema')").fetchone()[0] is None:
+        return 0
+    row = conn.execute("SELECT version FROM labloom_schema").fetchone()
+    return int(row[0]) if row else 0
 
 
-def ensure_schema(conn: sqlite3.Connection, target: int = SCHEMA_VERSION, where: str = "") -> int:
+def _set_version(conn: Conn, version: int) -> None:
+    if conn.kind == "sqlite":
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+    else:
+        conn.execute("DELETE FROM labloom_schema")
+        conn.execute("INSERT INTO labloom_schema (version) VALUES (?)", (version,))
+
+
+def ensure_schema(conn: Conn, target: int = SCHEMA_VERSION, where: str = "") -> int:
     """Bring the store up to ``target`` (the current schema unless a test asks otherwise)."""
     current = version_of(conn)
     if current == target:
         return current
     if current > SCHEMA_VERSION:
         raise _too_new(current, where)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with conn.transaction():
+        if conn.kind == "postgresql":
+            conn.lock("labloom-schema")
+            conn.execute("CREATE TABLE IF NOT EXISTS labloom_schema (version INTEGER NOT NULL)")
         current = version_of(conn)  # another process may have migrated meanwhile
         if current > SCHEMA_VERSION:
             raise _too_new(current, where)
         for version in range(current, target):
             for statement in _statements(MIGRATIONS[version]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+                for translated in translate_ddl(statement, conn.kind):
+                    conn.execute(translated)
+            _set_version(conn, version + 1)
     return target
 
 
@@ -187,5 +224,6 @@ def _too_new(version: int, where: str) -> StoreVersionError:
     return StoreVersionError(
         f"[labloom] the store {where or 'file'} has schema version {version}, newer than this "
         f"labloom understands (up to {SCHEMA_VERSION}); it was written by a newer labloom. "
-        "Upgrade labloom (pip install -U labloom), or set LABLOOM_HOME to another folder"
+        "Upgrade labloom (pip install -U labloom), or point LABLOOM_HOME / "
+        "LABLOOM_DATABASE_URL at another store"
     )

@@ -7,6 +7,10 @@ recorder waits for the final commit: once ``run.wait()`` returns, the store agre
 
 While a run of this process is open the writer refreshes its heartbeat; the reader marks a
 run Crashed when its process is gone or its heartbeat is stale (see ``reader.reconcile``).
+
+A write that fails for a passing reason (a busy SQLite file, a PostgreSQL server restarting) is
+tried again with the same rows, reconnecting as needed, for up to ``LABLOOM_STORE_OUTAGE``
+seconds (default 600); events that arrive meanwhile queue and go in with the next commit.
 """
 
 from __future__ import annotations
@@ -15,21 +19,39 @@ import atexit
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ..core import events as ev
 from . import target
-from .home import connect, db_path
-from .schema import ensure_schema
+from .db import Conn, Database, get_database, is_transient
+from .home import host_name, user_name
 
 log = logging.getLogger("labloom")
 
-HEARTBEAT_INTERVAL = 5.0
+
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a run counts as crashed
+    (``LABLOOM_HEARTBEAT_TIMEOUT``, default 60); runs beat 12 times per timeout, at most
+    every 5 s."""
+    try:
+        return max(1.0, float(os.environ.get("LABLOOM_HEARTBEAT_TIMEOUT", "60")))
+    except ValueError:
+        return 60.0
+
+
+def heartbeat_interval() -> float:
+    return min(5.0, heartbeat_timeout() / 12)
+
+
+def outage_patience() -> float:
+    try:
+        return float(os.environ.get("LABLOOM_STORE_OUTAGE", "600"))
+    except ValueError:
+        return 600.0
+
 _IDLE_EXIT = 2.0  # seconds a writer with nothing open waits before its thread ends
 _FINAL_WAIT = 30.0
 # How long SQLite itself waits for another process's write lock before a write is retried.
@@ -61,6 +83,8 @@ class Recorder:
         self.run_id: str = run.id
         self.writer = writer
         self.pid = os.getpid()
+        self.host = host_name()
+        self.user = user_name()
         self.target = target.describe(run.flow)
         self.log_cap = log_line_cap()
         self.log_counts: dict[str, int] = {}  # lines seen per task run
@@ -121,9 +145,9 @@ class _Rows:
             metadata = dict(event.metadata)
             self.runs.append((
                 event.run_id, event.flow_name, event.source_hash, to_json(event.parameters),
-                "Pending", event.time, event.time, event.host, rec.pid, event.executor,
+                "Pending", event.time, event.time, rec.host, rec.pid, event.executor,
                 event.origin, to_json(metadata), event.time, to_json(rec.target),
-                metadata.get("retry_of"),
+                metadata.get("retry_of"), rec.user,
             ))
             self.flows.append((event.flow_name, event.source_hash, event.time, event.time))
             self.opened.add(event.run_id)
@@ -156,19 +180,30 @@ class _Rows:
     def write(self, conn: Any) -> None:
         ex = conn.executemany
         if self.runs:
-            ex("INSERT OR REPLACE INTO flow_runs (id, flow_name, source_hash, parameters, state, "
-               "created, started, host, pid, executor, origin, metadata, heartbeat, target, "
-               "retry_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self.runs)
-            ex("INSERT INTO flows VALUES (?,?,?,?) ON CONFLICT (name, source_hash) "
-               "DO UPDATE SET last_seen = excluded.last_seen", self.flows)
+            ex("INSERT INTO flow_runs (id, flow_name, source_hash, parameters, state, created, "
+               "started, host, pid, executor, origin, metadata, heartbeat, target, retry_of, "
+               "username) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE "
+               "SET parameters = excluded.parameters, state = excluded.state, message = '', "
+               "created = excluded.created, started = excluded.started, ended = NULL, "
+               "host = excluded.host, pid = excluded.pid, executor = excluded.executor, "
+               "origin = excluded.origin, metadata = excluded.metadata, "
+               "heartbeat = excluded.heartbeat, retry_of = excluded.retry_of",
+               self.runs)
+            ex("INSERT INTO flows (name, source_hash, first_seen, last_seen) VALUES (?,?,?,?) "
+               "ON CONFLICT (name, source_hash) DO UPDATE SET last_seen = excluded.last_seen",
+               self.flows)
         if self.nodes:
-            ex("INSERT OR REPLACE INTO run_nodes (run_id, node_id, name, kind, upstream, created)"
-               " VALUES (?,?,?,?,?,?)", self.nodes)
+            ex("INSERT INTO run_nodes (run_id, node_id, name, kind, upstream, created) "
+               "VALUES (?,?,?,?,?,?) ON CONFLICT (run_id, node_id) DO UPDATE SET "
+               "name = excluded.name, kind = excluded.kind, upstream = excluded.upstream, "
+               "created = excluded.created", self.nodes)
         if self.tasks:
-            ex("INSERT OR IGNORE INTO task_runs (id, run_id, node_id, task_name, map_index, "
-               "upstream, state, created) VALUES (?,?,?,?,?,?,?,?)", self.tasks)
+            ex("INSERT INTO task_runs (id, run_id, node_id, task_name, map_index, upstream, "
+               "state, created) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
+               self.tasks)
         if self.states:
-            ex("INSERT INTO task_states VALUES (?,?,?,?,?,?)", self.states)
+            ex("INSERT INTO task_states (task_run_id, run_id, state, time, message, attempt) "
+               "VALUES (?,?,?,?,?,?)", self.states)
         if self.task_updates:
             ex("UPDATE task_runs SET state = ?, message = ?, attempts = ?, "
                "started = COALESCE(?, started), ended = ?, "
@@ -181,7 +216,9 @@ class _Rows:
             ex("INSERT INTO logs (run_id, task_run_id, level, time, text) VALUES (?,?,?,?,?)",
                self.logs)
         if self.cuts:
-            ex("INSERT OR REPLACE INTO log_cuts VALUES (?,?,?,?)",
+            ex("INSERT INTO log_cuts (run_id, task_run_id, kept, cut) VALUES (?,?,?,?) "
+               "ON CONFLICT (run_id, task_run_id) DO UPDATE SET kept = excluded.kept, "
+               "cut = excluded.cut",
                [(r, t, kept, cut) for (r, t), (kept, cut) in self.cuts.items()])
         if self.run_updates:
             ex("UPDATE flow_runs SET state = ?, message = ?, ended = ? WHERE id = ?",
@@ -189,10 +226,10 @@ class _Rows:
 
 
 class Writer:
-    """Owns one connection to one store file, in its own thread."""
+    """Owns one connection to one store, in its own thread."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, database: Database) -> None:
+        self.database = database
         self._cond = threading.Condition()
         self._queue: list[tuple[Recorder, Sequence[ev.Event]]] = []
         self._queued = 0
@@ -223,20 +260,20 @@ class Writer:
                 lambda: self._written >= target_seq or self._broken, timeout
             )
 
+    def pending(self) -> bool:
+        with self._cond:
+            return self._written < self._queued and not self._broken
+
     def _loop(self) -> None:
-        try:
-            conn = connect(self.path, timeout=BUSY_TIMEOUT)
-            ensure_schema(conn, where=str(self.path))
-        except Exception as exc:
-            self._fail(exc)
-            return
+        conn: Conn | None = None
         last_beat = 0.0
         idle_since = time.monotonic()
         try:
+            conn = self._connect_patiently()
             while True:
                 with self._cond:
                     if not self._queue:
-                        self._cond.wait(min(HEARTBEAT_INTERVAL, _IDLE_EXIT))
+                        self._cond.wait(min(heartbeat_interval(), _IDLE_EXIT))
                     items, self._queue = self._queue, []
                     upto = self._queued
                     if items:
@@ -244,9 +281,9 @@ class Writer:
                     elif not self._open and time.monotonic() - idle_since > _IDLE_EXIT:
                         self._thread = None
                         return
-                beat = bool(self._open) and time.monotonic() - last_beat >= HEARTBEAT_INTERVAL
+                beat = bool(self._open) and time.monotonic() - last_beat >= heartbeat_interval()
                 if items or beat:
-                    self._write_patiently(conn, items)
+                    conn = self._write_patiently(conn, self._fold(items))
                     last_beat = time.monotonic()
                 with self._cond:
                     self._written = upto
@@ -254,44 +291,58 @@ class Writer:
         except Exception as exc:
             self._fail(exc)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
-    def _write_patiently(
-        self, conn: Any, items: list[tuple[Recorder, Sequence[ev.Event]]]
-    ) -> None:
-        """Write, waiting out another process's long transaction instead of giving up: a store
-        that stops recording loses history, so only a lasting failure may stop it."""
-        for delay in (0.1, 0.3, 1.0, 3.0, 0.0):
-            try:
-                self._write(conn, items)
-                return
-            except sqlite3.OperationalError as exc:
-                transient = "locked" in str(exc) or "busy" in str(exc)
-                if not transient or delay == 0.0:
-                    raise
-                log.warning("[labloom] the run store is busy (%s); writing again in %gs", exc, delay)
-                time.sleep(delay)
-
-    def _write(self, conn: Any, items: list[tuple[Recorder, Sequence[ev.Event]]]) -> None:
+    def _fold(self, items: list[tuple[Recorder, Sequence[ev.Event]]]) -> _Rows:
+        # Folded once: a retried write must not count log lines twice.
         rows = _Rows()
         for rec, batch in items:
             for event in batch:
                 rows.add(rec, event)
         self._open |= rows.opened
         self._open -= rows.closed
+        return rows
+
+    def _connect_patiently(self) -> Conn:
+        return self._patiently(None, lambda conn: None)
+
+    def _write_patiently(self, conn: Conn, rows: _Rows) -> Conn:
+        """Write, waiting out another process's long transaction or a database server's
+        restart instead of giving up: a store that stops recording loses history, so only a
+        lasting failure may stop it."""
+        return self._patiently(conn, lambda c: self._write(c, rows))
+
+    def _patiently(self, conn: Conn | None, action: Any) -> Conn:
+        deadline = time.monotonic() + outage_patience()
+        delay = 0.1
+        while True:
+            try:
+                if conn is None:
+                    conn = self.database.connect(timeout=BUSY_TIMEOUT)
+                action(conn)
+                return conn
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("[labloom] the run store %s is unavailable (%s); writing again in "
+                            "%gs", self.database.display, type(exc).__name__, delay)
+                if conn is not None and self.database.kind == "postgresql":
+                    conn.close()  # the pool drops a broken connection; a new one next time
+                    conn = None
+                time.sleep(delay)
+                delay = min(delay * 3, 5.0)
+
+    def _write(self, conn: Conn, rows: _Rows) -> None:
         beat = [(time.time(), run_id) for run_id in self._open | rows.closed]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with conn.transaction():
             rows.write(conn)
             conn.executemany("UPDATE flow_runs SET heartbeat = ? WHERE id = ?", beat)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def _fail(self, exc: Exception) -> None:
         # The store must never break a run: say why once, then stop recording.
-        log.error("[labloom] the run store at %s stopped recording: %s", self.path, exc)
+        log.error("[labloom] the run store %s stopped recording: %s", self.database.display,
+                  exc)
         with self._cond:
             self._broken = True
             self._thread = None
@@ -299,20 +350,20 @@ class Writer:
             self._cond.notify_all()
 
 
-_writers: dict[Path, Writer] = {}
+_writers: dict[str, Writer] = {}
 _writers_lock = threading.Lock()
 
 
-def writer_for(path: Path) -> Writer:
+def writer_for(database: Database) -> Writer:
     with _writers_lock:
-        writer = _writers.get(path)
+        writer = _writers.get(database.url)
         if writer is None or writer._broken:
-            writer = _writers[path] = Writer(path)
+            writer = _writers[database.url] = Writer(database)
         return writer
 
 
 def attach(run: Any) -> Recorder:
-    recorder = Recorder(run, writer_for(db_path()))
+    recorder = Recorder(run, writer_for(get_database()))
     run.subscribe(recorder, replay=True)
     return recorder
 
@@ -320,5 +371,7 @@ def attach(run: Any) -> Recorder:
 @atexit.register
 def _drain_at_exit() -> None:
     # A script that exits while a background run is still going: keep what was emitted.
+    # A database server that is away gets longer: the final states are still queued.
     for writer in list(_writers.values()):
-        writer.wait(timeout=5.0)
+        if writer.pending():
+            writer.wait(timeout=5.0 if writer.database.kind == "sqlite" else 60.0)

@@ -1,0 +1,317 @@
+"""The store's two backends behind one small seam: SQLite (the default, the standard library's
+``sqlite3``) and PostgreSQL (``psycopg`` 3 with ``psycopg_pool``), chosen by a database URL.
+
+Where the URL comes from, strongest first: ``labloom --database-url URL`` (the CLI sets the
+environment variable, so the runs ``labloom serve`` starts inherit it), ``LABLOOM_DATABASE_URL``,
+``c.Labloom.database_url`` in a kernel; with none, ``LABLOOM_HOME/labloom.db``.
+
+Why psycopg with a seam, not SQLAlchemy Core: the store is a few dozen hand-written statements
+that both databases accept as they are once placeholders are written ``%s`` for psycopg and the
+migrations' column types are mapped (``REAL`` is 4 bytes in PostgreSQL; SQLite's implicit
+``rowid`` becomes a column). That mapping is the ~40 lines of ``Conn`` and ``translate_ddl``
+below, tested on both backends by the whole store suite. SQLAlchemy would put a large import on
+every kernel that records a run and every ``labloom`` command, a second way of writing queries
+beside the SQL the team already reads, and a mandatory dependency for SQLite users, who need
+nothing beyond the standard library. PostgreSQL users install ``labloom[postgres]``.
+
+Locking differs and is said once here: a write transaction on SQLite is ``BEGIN IMMEDIATE``
+(one writer per file); on PostgreSQL, row locks (``Conn.for_update``) and advisory locks
+serialize only the rows that matter, so two hosts claim slots and limits without a global lock.
+
+A URL's password is never printed or logged: everything shows ``Database.display``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..core.errors import LabloomError
+
+URL_ENV = "LABLOOM_DATABASE_URL"
+_PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+POSTGRES_HINT = "pip install 'labloom[postgres]' (psycopg and psycopg-pool)"
+
+
+class DatabaseURLError(LabloomError):
+    """A database URL labloom cannot use."""
+
+
+def database_url() -> str:
+    """The URL in force: ``LABLOOM_DATABASE_URL``, else the SQLite file under LABLOOM_HOME."""
+    url = os.environ.get(URL_ENV, "").strip()
+    if url:
+        return url
+    from .home import db_path
+
+    return f"sqlite:///{db_path()}"
+
+
+def redact(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: safe to print and log."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable database URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def kind_of(url: str) -> str:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        return "sqlite"
+    if scheme in _PG_SCHEMES:
+        return "postgresql"
+    raise DatabaseURLError(
+        f"[labloom] database URL {redact(url)!r} is not one labloom knows: use "
+        "postgresql://user@host/dbname, or sqlite:///path/to/labloom.db (the default)"
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that passes: a busy SQLite file, a PostgreSQL server restarting or away."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    module = type(exc).__module__
+    if module.startswith(("psycopg", "psycopg_pool")):
+        name = type(exc).__name__
+        return name in ("OperationalError", "PoolTimeout", "InterfaceError", "AdminShutdown",
+                        "CannotConnectNow", "ConnectionTimeout", "SerializationFailure",
+                        "DeadlockDetected")
+    return False
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.IntegrityError) or type(exc).__name__ in (
+        "IntegrityError", "UniqueViolation"
+    )
+
+
+class Row(tuple):  # type: ignore[type-arg]
+    """A PostgreSQL row read by position or by name, as ``sqlite3.Row`` is."""
+
+    _names: tuple[str, ...] = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names.index(key))
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = tuple(col.name for col in cursor.description or ())
+    kind = type("Row", (Row,), {"_names": names})
+    return lambda values: kind(values)
+
+
+@functools.lru_cache(maxsize=512)
+def _pg_sql(sql: str) -> str:
+    # The store's SQL holds no '?' or '%' in literals; escape '%' all the same.
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class Conn:
+    """One connection of either backend, with the same methods as ``sqlite3.Connection``'s
+    that the store uses, plus ``transaction()``. Autocommit outside transactions."""
+
+    def __init__(self, database: Database, raw: Any, named_rows: bool) -> None:
+        self.database = database
+        self.kind = database.kind
+        self.raw = raw
+        self._named = named_rows
+        if named_rows and self.kind == "sqlite":
+            raw.row_factory = sqlite3.Row
+        self.for_update = " FOR UPDATE" if self.kind == "postgresql" else ""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self.kind == "sqlite":
+            return self.raw.execute(sql, params)
+        cursor = self.raw.cursor(row_factory=_row_factory) if self._named else self.raw.cursor()
+        return cursor.execute(_pg_sql(sql), params or None)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        if self.kind == "sqlite":
+            return self.raw.executemany(sql, rows)
+        if not rows:
+            return None
+        cursor = self.raw.cursor()
+        cursor.executemany(_pg_sql(sql), rows)
+        return cursor
+
+    @contextmanager
+    def transaction(self) -> Iterator[Conn]:
+        """One write transaction; on SQLite taken at once (``BEGIN IMMEDIATE``)."""
+        if self.kind == "postgresql":
+            with self.raw.transaction():
+                yield self
+            return
+        self.raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.raw.execute("ROLLBACK")
+            raise
+        self.raw.execute("COMMIT")
+
+    def lock(self, *keys: str) -> None:
+        """Inside a transaction: serialize with every other transaction locking a same key
+        (PostgreSQL advisory locks, sorted so two lockers never wait on each other in a
+        cycle; SQLite's ``BEGIN IMMEDIATE`` already holds the whole file)."""
+        if self.kind == "postgresql":
+            for key in sorted(set(keys)):
+                self.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+
+    def close(self) -> None:
+        self.database._release(self)
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Database:
+    """One store: a URL, its backend, its connections (pooled on PostgreSQL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.kind = kind_of(url)
+        self.display = redact(url)
+        self.path: Path | None = None
+        if self.kind == "sqlite":
+            # sqlite:////abs/path.db (absolute) or sqlite:///relative.db, as SQLAlchemy reads them
+            self.path = Path(url[len("sqlite:///"):]).expanduser()
+        self._pool: Any = None
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def connect(
+        self, named_rows: bool = False, migrate: bool = True, timeout: float = 30.0
+    ) -> Conn:
+        """A connection, the schema brought up to date first (once per process). ``timeout``:
+        how long SQLite waits for another process's write lock."""
+        conn = Conn(self, self._raw(timeout), named_rows)
+        if migrate and not self._ready:
+            from .schema import ensure_schema
+
+            try:
+                ensure_schema(conn, where=self.display)
+            except BaseException:
+                conn.close()
+                raise
+            self._ready = True
+        return conn
+
+    def _raw(self, timeout: float) -> Any:
+        if self.kind == "sqlite":
+            from .home import connect
+
+            assert self.path is not None
+            return connect(self.path, timeout=timeout)
+        with self._lock:
+            if self._pool is None:
+                self._pool = _open_pool(self.url, self.display)
+        return self._pool.getconn()
+
+    def _release(self, conn: Conn) -> None:
+        if self.kind == "sqlite":
+            conn.raw.close()
+        elif self._pool is not None:
+            self._pool.putconn(conn.raw)  # a broken connection is discarded by the pool
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+
+def _open_pool(url: str, display: str) -> Any:
+    try:
+        import psycopg  # noqa: F401
+        from psycopg_pool import ConnectionPool
+    except ImportError:
+        raise DatabaseURLError(
+            f"[labloom] the store {display} is PostgreSQL, which needs psycopg: {POSTGRES_HINT}"
+        ) from None
+    size = max(1, int(os.environ.get("LABLOOM_DB_POOL", "8") or 8))
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    pool = ConnectionPool(
+        conninfo, min_size=1, max_size=size, open=False, name="labloom",
+        kwargs={"autocommit": True, "connect_timeout": 5, "application_name": "labloom"},
+        check=ConnectionPool.check_connection, timeout=30,
+    )
+    pool.open(wait=False)
+    return pool
+
+
+_databases: dict[str, Database] = {}
+_databases_lock = threading.Lock()
+
+
+def get_database(url: str | None = None) -> Database:
+    """The ``Database`` for ``url`` (default: the one in force), one per URL and process."""
+    url = url or database_url()
+    with _databases_lock:
+        database = _databases.get(url)
+        if database is None:
+            database = _databases[url] = Database(url)
+        return database
+
+
+def forget(url: str) -> None:
+    """Close and drop everything this process holds for ``url`` (its pool, the limiter's
+    connection): for a store that goes away, as a test's database does."""
+    from . import limits
+
+    with _databases_lock:
+        database = _databases.pop(url, None)
+    conn = limits._connections.pop(url, None)
+    if conn is not None:
+        conn.close()
+    if database is not None:
+        database.close()
+
+
+@atexit.register
+def _close_pools() -> None:
+    for database in list(_databases.values()):
+        database.close()
+
+
+# --- migrations on either backend --------------------------------------------------------
+
+# Tables read in insertion order: SQLite gives them an implicit rowid, PostgreSQL a column.
+_ORDERED_TABLES = ("flow_runs", "task_runs", "task_states", "run_nodes")
+_CREATE = re.compile(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)")
+
+
+def translate_ddl(statement: str, kind: str) -> list[str]:
+    """One migration statement (written for SQLite) as the statements ``kind`` runs."""
+    if kind == "sqlite":
+        return [statement]
+    out = re.sub(r"\bINTEGER PRIMARY KEY\b", "BIGINT GENERATED BY DEFAULT AS IDENTITY "
+                 "PRIMARY KEY", statement)
+    out = re.sub(r"\bREAL\b", "DOUBLE PRECISION", out)
+    statements = [out]
+    match = _CREATE.match(statement)
+    if match and match.group(1) in _ORDERED_TABLES:
+        statements.append(f"ALTER TABLE {match.group(1)} ADD COLUMN IF NOT EXISTS rowid BIGSERIAL")
+    return statements

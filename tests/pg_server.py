@@ -1,0 +1,106 @@
+"""A real PostgreSQL server for the tests and the benchmark, started from Debian's `postgresql`
+package in a temporary folder: unix socket only (no port to collide on), trust auth, run as the
+`postgres` user when we are root (the server refuses root). One database per test."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+INSTALL_HINT = (
+    "PostgreSQL server not installed: apt-get install postgresql (Debian/Ubuntu), and "
+    "pip install 'labloom[postgres]'"
+)
+
+
+def find_bindir() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                      key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    return Path(versions[-1]).parent if versions else None
+
+
+def missing() -> str | None:
+    """Why a PostgreSQL server cannot be started here (None when it can)."""
+    if find_bindir() is None:
+        return INSTALL_HINT
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        return "psycopg not installed: pip install 'labloom[postgres]'"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "no `postgres` user to run the server as: apt-get install postgresql"
+    return None
+
+
+class PostgresServer:
+    def __init__(self, fast: bool = True) -> None:
+        bindir = find_bindir()
+        assert bindir is not None, INSTALL_HINT
+        self.bindir = bindir
+        self.base = Path(tempfile.mkdtemp(prefix="labloom-pg-"))
+        self.data = self.base / "data"
+        self.socket_dir = self.base
+        self.log = self.base / "server.log"
+        self._names = itertools.count()
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            os.chown(self.base, entry.pw_uid, entry.pw_gid)
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        os.chmod(self.base, 0o755)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
+                  "UTF8", "--no-sync", "--no-instructions")
+        options = f"-k {self.socket_dir} -c listen_addresses='' -c max_connections=200"
+        if fast:  # the tests' data is thrown away: skip the disk flushes
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self.options = options
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._as_user, str(self.bindir / tool), *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-o", self.options, "-l", str(self.log),
+                  "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def url(self, database: str = "postgres", password: str | None = None) -> str:
+        secret = f":{password}" if password else ""
+        return f"postgresql://postgres{secret}@/{database}?host={self.socket_dir}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(sql)
+
+    def new_database(self) -> str:
+        name = f"labloom_test_{os.getpid()}_{next(self._names)}"
+        self._admin(f"CREATE DATABASE {name}")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with contextlib.suppress(Exception):
+            self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
