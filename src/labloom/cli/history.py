@@ -120,8 +120,8 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
+    from ..core.errors import TargetError
     from ..store.retry import retry_run
-    from ..store.target import TargetError
     from . import CLIError
 
     try:

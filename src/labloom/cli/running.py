@@ -77,7 +77,8 @@ def check_executor(choice: str | None, address: str | None = None) -> None:
 
 def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[str, Any]]:
     """The target, its flow and checked parameters; a CLIError (status 2) on any mistake."""
-    from ..export.targets import TargetError, check_params, load_flow, parse_params, parse_target
+    from ..core.errors import TargetError
+    from ..export.targets import check_params, load_flow, parse_params, parse_target
     from . import CLIError
 
     try:

@@ -64,7 +64,7 @@ def register(subparsers: Any) -> None:
 
 
 def _errors() -> Any:
-    from ..schedule.slots import ScheduleError
+    from ..core.errors import ScheduleError
     from . import CLIError
 
     return ScheduleError, CLIError

@@ -18,10 +18,9 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import at_exit
+from . import at_exit, values
 from . import events as ev
 from .attempt import register_local_run, unregister_local_run
-from .errors import RunCancelledError, UpstreamFailedError
 from .executor import Executor
 from .futures import MappedFuture, TaskFuture, find_futures
 from .graph import TaskRun
@@ -30,7 +29,6 @@ from .launching import LAUNCHING, Launcher
 from .logs import current_task
 from .mapping import MapSources, map_source
 from .observers import FailureHooks
-from .return_value import resolve_return
 from .run_logs import MAX_TASK_LINES, ExecutorSink, RunLogs
 from .states import State
 from .task_graph import TaskGraph
@@ -386,32 +384,16 @@ class RunEngine:
                 self.changed.wait(min(remaining, 0.1))
 
     def result_of(self, tr: TaskRun, timeout: float | None) -> Any:
-        self.wait_until(lambda: tr.done, timeout)
-        if tr.state.is_success:
-            return self.executor.result(tr.handle)
-        if tr.state is State.FAILED and tr.error is not None:
-            raise tr.error
-        if tr.state is State.CANCELLED:
-            raise RunCancelledError(f"task run {tr.name} was cancelled: {tr.message}")
-        raise UpstreamFailedError(f"task run {tr.name} did not run: {tr.message}")
+        return values.value_of(self, tr, timeout)
 
     def results_of(self, runs: list[TaskRun], timeout: float | None) -> list[Any]:
-        """Values of several task runs, fetched together (one round trip on Dask)."""
-        self.wait_until(lambda: all(tr.done for tr in runs), timeout)
-        for tr in runs:
-            if not tr.state.is_success:
-                self.result_of(tr, timeout)  # raises what went wrong
-        return self.executor.results([tr.handle for tr in runs])
+        return values.values_of(self, runs, timeout)
 
     def result(self, timeout: float | None) -> Any:
         self.wait(timeout)
         if not self.finished.is_set():
             raise TimeoutError(f"flow run {self.id} is still {self.state} after {timeout}s")
-        if self.body_error is not None:
-            raise self.body_error
-        if self.state is State.CANCELLED:
-            raise RunCancelledError(f"flow run {self.id} of {self.flow.name!r} was cancelled")
-        return resolve_return(self, self._return)
+        return values.flow_value(self, self._return)
 
     def task_runs(self) -> list[TaskRun]:
         with self.lock:

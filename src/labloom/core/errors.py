@@ -1,10 +1,20 @@
-"""labloom's exceptions.
+"""labloom's exceptions: the whole tree, in this one module.
 
     LabloomError
-    ├── FlowFailed            a flow's return value needs a task run that did not succeed
-    ├── UpstreamFailedError   .result() of a task run that never ran: an upstream failed
-    ├── RunCancelledError     .result() of a cancelled task run or flow run
-    └── TaskTimeoutError      (also a TimeoutError) a task run exceeded its timeout
+    ├── FlowFailed                 a flow's return value needs a task run that did not succeed
+    ├── UpstreamFailedError        .result() of a task run that never ran: an upstream failed
+    ├── RunCancelledError          .result() of a cancelled task run or flow run
+    ├── TaskTimeoutError           (also a TimeoutError) a task run exceeded its timeout
+    ├── WorkerDiedError            (also a RuntimeError) Dask gave up: the workers running it died
+    ├── ResourceUnavailableError   (also a RuntimeError) no Dask worker offers the resources
+    ├── TargetError                a file, notebook or recorded run cannot be loaded or run
+    ├── ExportError                a notebook cannot be exported to a module
+    ├── ScheduleError              (also a ValueError) a schedule cannot be stored as given
+    ├── MagicArgsError             (also a ValueError) a %%tasks / %%flow option line is invalid
+    ├── StoreVersionError          the store was written by a newer labloom
+    └── GraphvizNotFound           (also a RuntimeError) graphviz's ``dot`` is not installed
+
+Every public one is exported by ``labloom`` (``tests/test_exceptions.py`` checks the tree).
 """
 
 from __future__ import annotations
@@ -38,10 +48,57 @@ class TaskTimeoutError(LabloomError, TimeoutError):
     """A task run exceeded its ``timeout``."""
 
 
+class WorkerDiedError(LabloomError, RuntimeError):
+    """Dask gave up on a task because the workers running it died (``KilledWorker``)."""
+
+
+class ResourceUnavailableError(LabloomError, RuntimeError):
+    """No worker of a (non-adaptive) cluster offers what a task asks in ``resources``."""
+
+
+class TargetError(LabloomError):
+    """A target (``file.py:flow``, ``notebook.ipynb``), its parameters, or the code of a
+    recorded run cannot be loaded or used."""
+
+
+class ExportError(LabloomError):
+    """A notebook cannot be exported to a module; ``cell`` and ``line`` (1-based, counting every
+    cell from the top and the cell's lines from its first) say where, when a cell is at fault."""
+
+    def __init__(self, message: str, *, cell: int | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.cell = cell
+        self.line = line
+
+
+class ScheduleError(LabloomError, ValueError):
+    """A schedule that cannot be stored as given."""
+
+
+class MagicArgsError(LabloomError, ValueError):
+    """The option line of a ``%%tasks`` or ``%%flow`` cell is not valid."""
+
+
+class StoreVersionError(LabloomError):
+    """The store file was written by a newer labloom than this one."""
+
+
+class GraphvizNotFound(LabloomError, RuntimeError):
+    """graphviz's ``dot`` program is not installed (or not on PATH)."""
+
+
 __all__ = [
+    "ExportError",
     "FlowFailed",
+    "GraphvizNotFound",
     "LabloomError",
+    "MagicArgsError",
+    "ResourceUnavailableError",
     "RunCancelledError",
+    "ScheduleError",
+    "StoreVersionError",
+    "TargetError",
     "TaskTimeoutError",
     "UpstreamFailedError",
+    "WorkerDiedError",
 ]

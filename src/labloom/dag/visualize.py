@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..core.errors import GraphvizNotFound
 from .layered import Box
 from .layout import dot_path, dot_source
 
@@ -14,10 +15,6 @@ INSTALL_HINT = (
     "install graphviz (`apt-get install graphviz`, `conda install graphviz` or "
     "`brew install graphviz`) so that `dot` is on PATH"
 )
-
-
-class GraphvizNotFound(RuntimeError):
-    """graphviz's ``dot`` program is not installed (or not on PATH)."""
 
 
 class DagSVG:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
+from ..core.errors import ResourceUnavailableError, WorkerDiedError
 from ..core.executor import DoneCallback, Executor, Outcome
 from . import dask_events as events
 
@@ -29,14 +30,6 @@ _connected: dict[str, Any] = {}
 _shared_lock = threading.Lock()
 # Per client (by id): the dispatcher thread and the limiter.
 _dispatchers: dict[str, events.Dispatcher] = {}
-
-
-class ResourceUnavailableError(RuntimeError):
-    """No worker of a (non-adaptive) cluster offers what a task asks in ``resources``."""
-
-
-class WorkerDiedError(RuntimeError):
-    """Dask gave up on a task because the workers running it died (``KilledWorker``)."""
 
 
 class DaskExecutor(Executor):

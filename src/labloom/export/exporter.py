@@ -13,7 +13,6 @@ must import cleanly in a fresh interpreter, or the export fails naming the cell 
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import json
 import os
 import re
@@ -29,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .reader import SKIP_TAG, ExportError, LeftOut, read_cells
+from ..core.errors import ExportError
+from .reader import SKIP_TAG, LeftOut, read_cells
 from .writer import HEADER, ExportedFlow, ModuleSource, write_module
 
 if TYPE_CHECKING:  # imported at run time inside load_notebook_flow: the engine is not needed
@@ -136,9 +136,8 @@ def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) ->
         >>> sweep = load_notebook_flow("sweep.ipynb", "sweep")  # doctest: +SKIP
         >>> sweep.run(n=3).result()                              # doctest: +SKIP
     """
-    import cloudpickle
-
     from ..core.flows import Flow
+    from ..core.loading import import_file
 
     notebook = Path(path)
     with _in_context(notebook):
@@ -157,25 +156,15 @@ def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) ->
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         file = folder / f"{_identifier(notebook.stem)}.py"
         file.write_text(module.text, encoding="utf-8")
-        home = str(notebook.resolve().parent)
-        if home not in sys.path:
-            sys.path.append(home)
         name = f"labloom_notebook_{_identifier(notebook.stem)}_{id(module):x}"
-        spec = importlib.util.spec_from_file_location(name, file)
-        assert spec is not None and spec.loader is not None
-        loaded = importlib.util.module_from_spec(spec)
-        sys.modules[name] = loaded
         try:
-            spec.loader.exec_module(loaded)
+            loaded = import_file(file, name, search=notebook.resolve().parent)
         except Exception as e:
-            del sys.modules[name]
             frames = traceback.extract_tb(e.__traceback__)
             lines = [f.lineno for f in frames if f.filename == str(file) and f.lineno]
             raise _import_error(module, _exception_text(e), lines) from e
     found = getattr(loaded, flow)
     assert isinstance(found, Flow), f"{flow} is {found!r}"  # names are checked on export
-    # Dask workers cannot import this module by name: pickle its functions by value.
-    cloudpickle.register_pickle_by_value(loaded)
     return found
 
 

@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import LabloomError
+from ..core.errors import ExportError, MagicArgsError
 from ..notebook.magic_args import (
     FlowOptions,
-    MagicArgsError,
     TasksOptions,
     parse_flow_line,
     parse_tasks_line,
@@ -41,16 +40,6 @@ PARAMETERS_TAG = "parameters"  # papermill's
 _DISPLAY_CALLS = {"display", "print", "pprint"}
 _PLOT_NAMES = {"plt", "sns"}
 _PLOT_MODULES = {"matplotlib", "seaborn", "plotly", "bokeh", "altair"}
-
-
-class ExportError(LabloomError):
-    """A notebook cannot be exported to a module; ``cell`` and ``line`` (1-based, counting every
-    cell from the top and the cell's lines from its first) say where, when a cell is at fault."""
-
-    def __init__(self, message: str, *, cell: int | None = None, line: int | None = None) -> None:
-        super().__init__(message)
-        self.cell = cell
-        self.line = line
 
 
 @dataclass(frozen=True)

@@ -8,21 +8,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import LabloomError
+from ..core.errors import LabloomError, TargetError
 from ..core.flows import Flow
-
-
-class TargetError(LabloomError):
-    """A target, or the parameters given for it, cannot be used."""
+from ..core.loading import import_file
 
 
 @dataclass(frozen=True)
@@ -138,28 +133,14 @@ def check_params(flow: Flow[..., Any], params: dict[str, Any]) -> dict[str, Any]
 
 
 def _import_file(path: Path) -> Any:
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)  # sibling modules import as they do when run as a script
     name = f"labloom_target_{path.stem}_{abs(hash(str(path))):x}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise TargetError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        return import_file(path, name)
     except Exception as exc:
-        del sys.modules[name]
         raise TargetError(
             f"importing {path.name} raised {type(exc).__name__}: {exc}; fix the file, then "
             f"check it with: python {path}"
         ) from exc
-    # Dask workers cannot import this module by name: pickle its functions by value.
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(module)
-    return module
 
 
 def _flows_in(module: Any) -> list[Flow[..., Any]]:

@@ -14,9 +14,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-
-class MagicArgsError(ValueError):
-    """The option line of a ``%%tasks`` or ``%%flow`` cell is not valid."""
+from ..core.errors import MagicArgsError
 
 
 class _Parser(argparse.ArgumentParser):

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..core.errors import ScheduleError
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 
@@ -33,12 +34,9 @@ HEARTBEAT_EVERY = 1.0
 STALE_AFTER = 30.0
 CATCHUP_CHOICES = ("once", "skip")
 
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-class ScheduleError(ValueError):
-    """A schedule that cannot be stored as given."""
 
 
 def parse_duration(text: str) -> float:

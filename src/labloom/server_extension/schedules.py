@@ -9,6 +9,7 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..core.errors import ScheduleError
 from ..schedule import slots as sched
 from ..store.reader import RunStore
 from . import control, validate
@@ -24,7 +25,7 @@ def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
     with store.database.connect(named_rows=True) as conn:
         try:
             schedule = sched.get(conn, name)
-        except sched.ScheduleError:
+        except ScheduleError:
             raise web.HTTPError(404, "no such schedule") from None
         if action in ("pause", "resume"):
             sched.set_paused(conn, name, action == "pause")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.errors import TargetError
 from ..core.results import Reuse
 from . import open_store, target
-from .target import TargetError
 
 _DONE = ("Completed", "Cached")
 
@@ -23,9 +23,9 @@ def retry_run(run_id: str, executor: Any = None) -> tuple[Any, list[str]]:
     """Rerun ``run_id``'s failed part; returns the new ``FlowRun`` (finished) and notes on
     what had to rerun although it completed before. Raises ``KeyError`` for an unknown id and
     ``TargetError`` when the run cannot be retried from here."""
+    from ..core.executor import Executor
     from ..core.flow_run import FlowRun
-    from ..defaults import attach_default_observers
-    from ..executors import Executor, resolve_executor
+    from ..core.hooks import hooks
 
     with open_store() as store:
         record = store.get_run(run_id)
@@ -56,10 +56,10 @@ def retry_run(run_id: str, executor: Any = None) -> tuple[Any, list[str]]:
                          "it runs again if needed")
     choice = executor if executor is not None else flow.executor
     run = FlowRun(
-        flow, flow.bind(**record.parameters), resolve_executor(choice), origin="retry",
+        flow, flow.bind(**record.parameters), hooks.resolve_executor(choice, None), origin="retry",
         owns_executor=not isinstance(choice, Executor), reuse=reuse,
     )
     run.metadata["retry_of"] = record.id
-    attach_default_observers(run)
+    hooks.attach_observers(run)
     run.start()
     return run, notes + run.notes

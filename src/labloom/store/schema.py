@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..core.errors import LabloomError
+from ..core.errors import StoreVersionError
 from .db import translate_ddl
 
 if TYPE_CHECKING:
@@ -170,10 +170,6 @@ CREATE INDEX flow_runs_by_state ON flow_runs (state)
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class StoreVersionError(LabloomError):
-    """The store file was written by a newer labloom than this one."""
 
 
 def version_of(conn: Conn) -> int:

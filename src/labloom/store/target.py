@@ -5,17 +5,12 @@ has no such file; the record says so, and loading it fails with a message saying
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
-import sys
 from typing import Any
 
-from ..core.errors import LabloomError
-
-
-class TargetError(LabloomError):
-    """The code of a recorded run cannot be loaded again."""
+from ..core.errors import TargetError
+from ..core.loading import import_file
 
 
 def describe(flow: Any) -> dict[str, Any]:
@@ -64,17 +59,8 @@ def load(record: dict[str, Any], run_id: str) -> Any:
         raise TargetError(
             f"run {run_id}: the flow's file {path} is gone; restore it, or run the flow afresh"
         )
-    module_name = f"labloom_retry_{abs(hash(path))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise TargetError(f"run {run_id}: cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses and pickling look the module up
-    directory = os.path.dirname(path)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)  # sibling imports work as when it ran
     try:
-        spec.loader.exec_module(module)
+        module = import_file(path, f"labloom_retry_{abs(hash(path))}")
     except Exception as exc:
         raise TargetError(
             f"run {run_id}: importing {path} raised {type(exc).__name__}: {exc}"

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ...dag.visualize import DagSVG, GraphvizNotFound, visualize
+from ...core.errors import GraphvizNotFound
+from ...dag.visualize import DagSVG, visualize
 
 if TYPE_CHECKING:
     from .anywidget import RunWidget

@@ -1,10 +1,11 @@
-"""A flow's return value with its futures replaced by their values, fetched together."""
+"""Values of a run: one task run's, several at once (one round trip on Dask), and the flow's
+return value with its futures replaced by their values."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import FlowFailed, UpstreamFailedError
+from .errors import FlowFailed, RunCancelledError, UpstreamFailedError
 from .futures import MappedFuture, allow_failure, replace_futures
 from .states import State
 
@@ -20,8 +21,33 @@ def _runs_of(item: Any) -> list[TaskRun]:
     return [future.task_run]
 
 
-def resolve_return(engine: RunEngine, returned: Any) -> Any:
-    """Raises ``FlowFailed`` when the value needs a task run that did not succeed."""
+def value_of(engine: RunEngine, tr: TaskRun, timeout: float | None) -> Any:
+    engine.wait_until(lambda: tr.done, timeout)
+    if tr.state.is_success:
+        return engine.executor.result(tr.handle)
+    if tr.state is State.FAILED and tr.error is not None:
+        raise tr.error
+    if tr.state is State.CANCELLED:
+        raise RunCancelledError(f"task run {tr.name} was cancelled: {tr.message}")
+    raise UpstreamFailedError(f"task run {tr.name} did not run: {tr.message}")
+
+
+def values_of(engine: RunEngine, runs: list[TaskRun], timeout: float | None) -> list[Any]:
+    engine.wait_until(lambda: all(tr.done for tr in runs), timeout)
+    for tr in runs:
+        if not tr.state.is_success:
+            value_of(engine, tr, timeout)  # raises what went wrong
+    return engine.executor.results([tr.handle for tr in runs])
+
+
+def flow_value(engine: RunEngine, returned: Any) -> Any:
+    """The finished run's value. Raises the flow body's own exception if it raised,
+    ``RunCancelledError`` if the run was cancelled, ``FlowFailed`` if the value needs a task
+    run that did not succeed."""
+    if engine.body_error is not None:
+        raise engine.body_error
+    if engine.state is State.CANCELLED:
+        raise RunCancelledError(f"flow run {engine.id} of {engine.flow.name!r} was cancelled")
     succeeded: dict[int, TaskRun] = {}
 
     def collect(item: Any) -> None:
