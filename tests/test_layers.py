@@ -15,8 +15,8 @@ TOP = "(top)"  # labloom/__init__.py, defaults.py, limits.py: the public face an
 # What each layer may import besides itself.
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
-    "executors": {"core"},
-    "store": {"core", "executors"},
+    "executors": {"core", "store"},  # the store keeps concurrency slots for every executor
+    "store": {"core"},
     "dag": {"core"},
     "export": {"core", "store", "notebook"},  # notebook.magic_args: the one magic grammar
     "notebook": {"core", "executors", "store", "dag", "export", TOP},
