@@ -31,6 +31,7 @@ from ..store import home as _home
 from ..store.db import get_database
 from . import slots as sched
 from .alerts import Notifier, delays_from_env, failure_payload
+from .times import to_ms
 
 log = logging.getLogger("labloom")
 
@@ -121,7 +122,7 @@ class Scheduler:
         env["LABLOOM_SCHEDULED_TIME"] = repr(claim.slot)
         env.pop("LABLOOM_NOTIFY_DELAYS", None)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(claim.slot))
-        log_path = self._logs / f"{_safe(s.name)}-{stamp}-{int(claim.slot * 1000) % 1000:03d}.log"
+        log_path = self._logs / f"{_safe(s.name)}-{stamp}-{to_ms(claim.slot) % 1000:03d}.log"
         log_file = open(log_path, "ab")  # noqa: SIM115 - closed when the run is reaped
         started = time.time()
         try:

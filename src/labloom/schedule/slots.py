@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..core.errors import ScheduleError
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
+from .times import CronSlots, IntervalSlots, duration_ms
 
 # A slot that started later than this after its time was missed (the scheduler was down).
 MAX_GRACE = 60.0
@@ -53,6 +54,8 @@ def parse_duration(text: str) -> float:
         seconds = sum(float(n) * _UNIT[u] for n, u in parts)
     if seconds <= 0:
         raise ScheduleError(f"bad duration {text!r}: it must be longer than zero")
+    if duration_ms(seconds) < 1:
+        raise ScheduleError(f"bad duration {text!r}: the shortest interval is 1ms (0.001s)")
     return seconds
 
 
@@ -125,30 +128,18 @@ class Schedule:
             return f"cron {self.cron} ({self.timezone or 'UTC'})"
         return f"every {format_duration(self.every or 0)}"
 
+    def _slots(self) -> IntervalSlots | CronSlots:
+        if self.every:
+            return IntervalSlots(self.anchor, self.every)
+        return CronSlots(self.cron or "", self.timezone)
+
     def next_after(self, when: float) -> float:
         """The first slot strictly after ``when``."""
-        if self.every:
-            k = int((when - self.anchor) // self.every) + 1
-            slot = self.anchor + max(k, 1) * self.every
-            while slot <= when:  # float rounding
-                slot += self.every
-            return round(slot, 3)
-        from croniter import croniter
-
-        tz = ZoneInfo(self.timezone or "UTC")
-        start = datetime.fromtimestamp(when, tz)
-        return float(croniter(self.cron, start).get_next(float))
+        return self._slots().next_after(when)
 
     def latest_at(self, now: float) -> float | None:
         """The last slot at or before ``now`` (None before the first)."""
-        if self.every:
-            k = int((now - self.anchor) // self.every)
-            return round(self.anchor + k * self.every, 3) if k >= 1 else None
-        from croniter import croniter
-
-        tz = ZoneInfo(self.timezone or "UTC")
-        start = datetime.fromtimestamp(now + 0.001, tz)
-        return float(croniter(self.cron, start).get_prev(float))
+        return self._slots().latest_at(now)
 
     def period_at(self, slot: float) -> float:
         return self.every if self.every else self.next_after(slot) - slot
