@@ -3,6 +3,9 @@ explicit clocks."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -10,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from labloom.schedule import liveness
 from labloom.schedule import slots as sched
 from labloom.store.db import Conn, get_database
+from labloom.store.home import host_name
 
 
 @pytest.fixture
@@ -150,7 +155,7 @@ def test_a_dead_schedulers_run_does_not_block_forever(conn: Conn) -> None:
     sched.add(conn, s)
     alive(conn, "gone", T0 + 10)
     assert sched.claim_due(conn, s, "gone", T0 + 10.1) is not None
-    later = T0 + 10 + sched.STALE_AFTER + 10
+    later = T0 + 10 + liveness.STALE_AFTER + 10
     claim = sched.claim_due(conn, s, "a", later)
     assert claim is not None
     assert sched.slots(conn, "s")[0]["status"] == "lost"
@@ -172,3 +177,59 @@ def test_names_are_unique(conn: Conn) -> None:
         sched.add(conn, every())
     with pytest.raises(sched.ScheduleError, match="no schedule named 'x'; the schedules are s"):
         sched.remove(conn, "x")
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def scheduler_here(conn: Conn, scheduler: str, pid: int, now: float) -> None:
+    """A scheduler row of this host with a fresh heartbeat (as a SIGKILLed one leaves it)."""
+    conn.execute(
+        "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, ?)",
+        (scheduler, host_name(), pid, now, now),
+    )
+
+
+def flow_run(conn: Conn, run_id: str, state: str, pid: int, now: float) -> None:
+    conn.execute(
+        "INSERT INTO flow_runs (id, flow_name, state, host, pid, heartbeat) "
+        "VALUES (?, 'f', ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+        "heartbeat = excluded.heartbeat", (run_id, state, host_name(), pid, now),
+    )
+
+
+def test_a_dead_scheduler_on_this_host_is_seen_at_once(conn: Conn) -> None:
+    s = every()
+    sched.add(conn, s)
+    killed = dead_pid()
+    scheduler_here(conn, "killed", killed, T0 + 10)
+    claim = sched.claim_due(conn, s, "killed", T0 + 10.1)
+    assert claim is not None
+    flow_run(conn, "r1", "Completed", killed, T0 + 12)
+    sched.finish_slot(conn, "s", claim.slot, "running", run_id="r1")
+    # Its heartbeat is fresh, but its pid is dead: no 30 s of "still running".
+    assert liveness.health(conn, T0 + 20.1)["running"] is False
+    assert sched.claim_due(conn, s, "new", T0 + 20.1) is not None
+    first = sched.slots(conn, "s")[0]
+    assert (first["status"], first["run_id"]) == ("completed", "r1")  # never "lost"
+    assert "scheduler stopped" in first["note"]
+
+
+def test_a_killed_schedulers_run_still_going_blocks_overlap_until_it_ends(
+    conn: Conn,
+) -> None:
+    s = every()
+    sched.add(conn, s)
+    scheduler_here(conn, "killed", dead_pid(), T0 + 10)
+    claim = sched.claim_due(conn, s, "killed", T0 + 10.1)
+    assert claim is not None
+    flow_run(conn, "r1", "Running", os.getpid(), T0 + 20)  # the run's process lives on
+    sched.finish_slot(conn, "s", claim.slot, "running", run_id="r1")
+    assert sched.claim_due(conn, s, "new", T0 + 20.1) is None
+    assert sched.slots(conn, "s")[-1]["note"] == "the previous run was still running"
+    flow_run(conn, "r1", "Failed", os.getpid(), T0 + 25)
+    assert sched.claim_due(conn, s, "new", T0 + 30.1) is not None
+    assert [r["status"] for r in sched.slots(conn, "s")] == ["failed", "skipped", "running"]

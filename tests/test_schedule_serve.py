@@ -228,3 +228,39 @@ def test_two_schedulers_never_run_the_same_slot(tmp_path: Path) -> None:
     rows = slot_rows(tmp_path)
     assert len(started) == len([r for r in rows if r["status"] == "completed"])
     assert len({r["scheduler"] for r in rows}) >= 1
+
+
+def test_a_sigkilled_server_is_replaced_without_losing_its_running_slot(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=3")
+    first = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    second = None
+    orphan_pid = None
+    try:
+        # The slot names its run while the run is still going, not only when it ends.
+        wait_for(lambda: any(r["status"] == "running" and r["run_id"]
+                             for r in slot_rows(tmp_path)), 30, "a running slot with its run")
+        [orphan] = [r for r in slot_rows(tmp_path) if r["status"] == "running"]
+        orphan_pid = int(out.read_text().split()[2])
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        listing = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)
+        assert listing["scheduler"]["running"] is False  # its pid is dead: seen at once
+        second = start_labloom(tmp_path, "serve", "--tick", "0.1")
+        # The orphaned run completes; the new server then runs slots of its own at once
+        # (not after the dead server's heartbeat has gone stale).
+        wait_for(lambda: any(r["status"] == "completed" and r["run_id"] != orphan["run_id"]
+                             for r in slot_rows(tmp_path)), 25, "a run of the new server")
+        code, _ = terminate(second)
+        assert code == 0
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+        if orphan_pid is not None and _alive(orphan_pid):
+            os.kill(orphan_pid, signal.SIGKILL)
+    rows = {r["slot_time"]: r for r in slot_rows(tmp_path)}
+    followed = rows[orphan["slot_time"]]
+    assert (followed["status"], followed["run_id"]) == ("completed", orphan["run_id"])
+    assert "lost" not in [r["status"] for r in rows.values()]

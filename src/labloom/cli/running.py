@@ -112,6 +112,10 @@ def run_command(args: argparse.Namespace) -> int:
             executor=args.executor, address=args.address, origin=args.origin,
             background=True, **params,
         )
+        if args.origin == "schedule":
+            from ..schedule.slots import point_slot_at_run
+
+            point_slot_at_run(run.id)
         run.wait()
     except KeyboardInterrupt:
         interrupted = True

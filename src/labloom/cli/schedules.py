@@ -71,6 +71,7 @@ def _errors() -> Any:
 
 
 def add_command(args: argparse.Namespace) -> int:
+    from ..schedule import liveness
     from ..schedule import slots as sched
     from ..schedule.alerts import check_url, mask_url
 
@@ -108,7 +109,7 @@ def add_command(args: argparse.Namespace) -> int:
     print(f"added schedule {schedule.name!r}: {target} {schedule.spec}{alert}; "
           f"first run {sched.iso(first, tz)}")
     with sched.store() as conn:
-        if not sched.health(conn)["running"]:
+        if not liveness.health(conn)["running"]:
             print("no scheduler is running: start one with `labloom serve`")
     return 0
 
@@ -118,12 +119,15 @@ def _given_names(items: list[str]) -> list[str]:
 
 
 def list_command(args: argparse.Namespace) -> int:
+    from ..schedule import liveness
     from ..schedule import slots as sched
 
     now = time.time()
     with sched.store() as conn:
+        with sched.transaction(conn):  # slots a killed scheduler left: as their runs ended
+            liveness.settle_running(conn, now)
         rows = sched.describe_all(conn)
-        health = sched.health(conn, now)
+        health = liveness.health(conn, now)
     if args.json:
         print(json.dumps({"schedules": rows, "scheduler": health}, indent=2))
         return 0

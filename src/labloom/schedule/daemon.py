@@ -29,6 +29,7 @@ from typing import IO, Any
 
 from ..store import home as _home
 from ..store.db import get_database
+from . import liveness
 from . import slots as sched
 from .alerts import Notifier, delays_from_env, failure_payload
 from .times import to_ms
@@ -61,6 +62,7 @@ class Scheduler:
         self.notifier = Notifier(delays_from_env(os.environ.get("LABLOOM_NOTIFY_DELAYS")))
         self.started = time.time()
         self._last_beat = 0.0
+        self._orphans_checked = 0.0
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
         self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -100,6 +102,13 @@ class Scheduler:
             sched.beat(conn, self.id, self.started)
             self._last_beat = now
         self._reap(conn)
+        if self._orphans_checked + sched.HEARTBEAT_EVERY <= now:
+            self._orphans_checked = now
+            # Slots a killed scheduler left running: follow their runs to their end.
+            if conn.execute("SELECT 1 FROM schedule_slots WHERE status = 'running' AND "
+                            "scheduler != ?", (self.id,)).fetchone():
+                with sched.transaction(conn):
+                    liveness.settle_running(conn, now)
         for schedule in sched.get_all(conn):
             if schedule.paused or self.stopping.is_set():
                 continue

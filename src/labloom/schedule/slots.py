@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -26,13 +28,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..core.errors import ScheduleError
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
+from .liveness import health as health  # re-exported: where callers look for it
+from .liveness import settle_running
 from .times import CronSlots, IntervalSlots, duration_ms
+
+log = logging.getLogger("labloom")
 
 # A slot that started later than this after its time was missed (the scheduler was down).
 MAX_GRACE = 60.0
 HEARTBEAT_EVERY = 1.0
-# A scheduler whose heartbeat is this old is gone; its runs are no longer "running".
-STALE_AFTER = 30.0
 CATCHUP_CHOICES = ("once", "skip")
 
 
@@ -299,22 +303,24 @@ def claim_due(
 
 
 def _running(conn: Conn, name: str, now: float) -> bool:
-    rows = conn.execute(
-        "SELECT s.slot_time, h.beat FROM schedule_slots s LEFT JOIN schedulers h"
-        " ON h.id = s.scheduler WHERE s.schedule = ? AND s.status = 'running'",
-        (name,),
-    ).fetchall()
-    alive = False
-    for slot_time, beat in rows:
-        if beat is None or now - beat > STALE_AFTER:
+    return name in settle_running(conn, now, name)
+
+
+def point_slot_at_run(run_id: str) -> None:
+    """In a run `labloom serve` started: its slot names the run from the start, so a server
+    that replaces a killed one can follow the run instead of calling the slot lost."""
+    name = os.environ.get("LABLOOM_SCHEDULE")
+    slot = os.environ.get("LABLOOM_SCHEDULED_TIME")
+    if not name or not slot:
+        return
+    try:
+        with store() as conn:
             conn.execute(
-                "UPDATE schedule_slots SET status = 'lost', note = ?"
-                " WHERE schedule = ? AND slot_time = ?",
-                ("its scheduler stopped without finishing it", name, slot_time),
+                "UPDATE schedule_slots SET run_id = ? WHERE schedule = ? AND slot_time = ?",
+                (run_id, name, float(slot)),
             )
-        else:
-            alive = True
-    return alive
+    except Exception as exc:  # the store's own error, whichever its backend: the run goes on
+        log.warning("[labloom] could not name run %s in its schedule slot: %s", run_id, exc)
 
 
 def _record(
@@ -352,8 +358,6 @@ def slots(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
 
 
 def beat(conn: Conn, scheduler_id: str, started: float) -> None:
-    import os
-
     conn.execute(
         "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET beat = excluded.beat",
@@ -386,18 +390,3 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
             "executor": s.executor, "address": s.address, "owner": s.owner,
         })
     return rows
-
-
-def health(conn: Conn, now: float | None = None) -> dict[str, Any]:
-    """The schedulers' heartbeats: who runs, and how fresh their last beat is."""
-    now = time.time() if now is None else now
-    rows = conn.execute("SELECT * FROM schedulers ORDER BY beat DESC").fetchall()
-    daemons = [
-        {
-            "id": row["id"], "host": row["host"], "pid": row["pid"],
-            "started": row["started"], "heartbeat_age": round(now - row["beat"], 1),
-            "alive": now - row["beat"] <= STALE_AFTER,
-        }
-        for row in rows
-    ]
-    return {"running": any(d["alive"] for d in daemons), "schedulers": daemons}

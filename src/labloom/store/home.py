@@ -73,3 +73,14 @@ def user_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
         return f"uid{os.getuid()}"
+
+
+def owner_alive(host: str | None, pid: int | None, beat: float | None, now: float,
+                stale_after: float) -> bool:
+    """Whether a process that writes heartbeats to the store still lives: on this host its pid
+    says so at once; elsewhere only a heartbeat younger than ``stale_after`` does."""
+    if beat is None or now - beat > stale_after:
+        return False
+    if host == host_name() and pid is not None:
+        return pid_alive(int(pid))
+    return True

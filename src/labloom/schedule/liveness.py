@@ -1,0 +1,85 @@
+"""Who is still alive: schedulers, and the runs of the slots they claimed.
+
+A scheduler beats a heartbeat into the store; on its own host its pid tells at once whether it
+still lives, elsewhere only the heartbeat's age does. A slot left running by a scheduler that
+is gone follows its run (the run's process writes the slot's run id when it starts).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..store import home as _home
+from ..store.db import Conn
+
+# A scheduler whose heartbeat is this old is gone (on its own host, its dead pid says so
+# at once); its slots then follow their runs.
+STALE_AFTER = 30.0
+# A slot claimed this recently may have no run yet: its process is starting.
+START_GRACE = 10.0
+
+
+def settle_running(
+    conn: Conn, now: float, name: str | None = None
+) -> set[str]:
+    """The schedules with a run still going. A running slot whose scheduler is gone (its pid
+    is dead on this host, or its heartbeat stale) takes its run's outcome: a run that
+    completed makes the slot completed, one still going keeps it running; only a slot with no
+    run to show is lost. Call inside a write transaction."""
+    from ..store.writer import heartbeat_timeout
+
+    run_stale_after = heartbeat_timeout()
+
+    query = (
+        "SELECT s.schedule, s.slot_time, s.run_id, s.claimed, h.host, h.pid, h.beat,"
+        " r.state, r.host, r.pid, r.heartbeat FROM schedule_slots s"
+        " LEFT JOIN schedulers h ON h.id = s.scheduler LEFT JOIN flow_runs r ON r.id = s.run_id"
+        " WHERE s.status = 'running'"
+    )
+    args: tuple[Any, ...] = ()
+    if name is not None:
+        query += " AND s.schedule = ?"
+        args = (name,)
+    going: set[str] = set()
+    for (schedule, slot_time, run_id, claimed, host, pid, beat,
+         run_state, run_host, run_pid, run_beat) in conn.execute(query, args).fetchall():
+        if _home.owner_alive(host, pid, beat, now, STALE_AFTER):
+            going.add(schedule)
+            continue
+        if run_state in ("Pending", "Running"):
+            if _home.owner_alive(run_host, run_pid, run_beat, now, run_stale_after):
+                going.add(schedule)
+                continue
+            status, note = "crashed", "its scheduler and its run's process stopped"
+        elif run_state is not None:
+            status = run_state.lower()
+            note = f"its scheduler stopped; the run ended {run_state}"
+        elif now - (claimed or 0) < START_GRACE:
+            going.add(schedule)  # the run's process may still be starting
+            continue
+        else:
+            status = "lost"
+            note = ("its scheduler stopped before the run started" if run_id is None
+                    else "its scheduler stopped and the run left no record")
+        conn.execute(
+            "UPDATE schedule_slots SET status = ?, note = ?, ended = COALESCE(ended, ?)"
+            " WHERE schedule = ? AND slot_time = ?",
+            (status, note, now, schedule, slot_time),
+        )
+    return going
+
+
+def health(conn: Conn, now: float | None = None) -> dict[str, Any]:
+    """The schedulers' heartbeats: who runs, and how fresh their last beat is."""
+    now = time.time() if now is None else now
+    rows = conn.execute("SELECT * FROM schedulers ORDER BY beat DESC").fetchall()
+    daemons = [
+        {
+            "id": row["id"], "host": row["host"], "pid": row["pid"],
+            "started": row["started"], "heartbeat_age": round(now - row["beat"], 1),
+            "alive": _home.owner_alive(row["host"], row["pid"], row["beat"], now, STALE_AFTER),
+        }
+        for row in rows
+    ]
+    return {"running": any(d["alive"] for d in daemons), "schedulers": daemons}
