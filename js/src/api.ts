@@ -65,6 +65,11 @@ export async function requestAPI<T>(
   return data as T;
 }
 
+/** How a run was started, in the words of the panel: `labloom run` is the CLI. */
+export function originLabel(origin: string | null): string {
+  return origin === 'script' ? 'CLI' : origin || '';
+}
+
 export function when(stamp: number | null): string {
   return stamp == null ? '' : new Date(stamp * 1000).toLocaleString();
 }

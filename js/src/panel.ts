@@ -6,6 +6,7 @@ import { Widget } from '@lumino/widgets';
 import {
   el,
   IRunList,
+  originLabel,
   IRunSummary,
   ISchedule,
   Poller,
@@ -216,11 +217,4 @@ export class FlowsPanel extends Widget {
   private list: IRunList | null = null;
   private ticks = 0;
   private _listed = new Signal<this, number>(this);
-}
-
-function originLabel(origin: string | null): string {
-  if (origin === 'script') {
-    return 'CLI';
-  }
-  return origin || '';
 }

@@ -4,7 +4,7 @@
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { el, FINAL_STATES, Poller, requestAPI, seconds, when } from './api';
+import { el, FINAL_STATES, originLabel, Poller, requestAPI, seconds, when } from './api';
 import { render } from './dag';
 import { RestRunModel } from './runmodel';
 
@@ -88,7 +88,7 @@ export class RunView extends Widget {
       ['parameters', JSON.stringify(run.parameters)],
       ['executor', run.executor || ''],
       ['host', `${run.host || ''}${run.pid ? ` (pid ${run.pid})` : ''}`],
-      ['origin', run.origin || ''],
+      ['origin', originLabel(run.origin)],
       ['started', when(run.started)],
       ['duration', seconds(run.duration)],
       ['task runs', `${run.done}/${run.total} done`]

@@ -1,0 +1,149 @@
+"""A real JupyterLab for browser tests: started on loopback with a random token, every
+Jupyter/IPython/labloom folder in tmp, driven by Playwright in Debian's chromium, stopped again.
+
+The ``lab`` and ``page`` fixtures (registered in conftest.py) are shared by the notebook widget
+tests (test_browser.py) and the Flows panel tests (test_lab_panel.py). Lab loads labloom's
+JupyterLab extension and server extension: the installed ones with LABLOOM_TEST_INSTALLED=1,
+else this checkout's (its built labextension, src/labloom/labextension, and src/ on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from system_programs import require_program
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+BUILT_LABEXTENSION = ROOT / "src" / "labloom" / "labextension"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    token = secrets.token_hex(16)
+    port = free_port()
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    env = dict(os.environ)
+    for var, sub in [
+        ("JUPYTER_CONFIG_DIR", "config"),
+        ("JUPYTER_DATA_DIR", "data"),
+        ("JUPYTER_RUNTIME_DIR", "runtime"),
+        ("IPYTHONDIR", "ipython"),
+        ("LABLOOM_HOME", "labloom"),
+    ]:
+        env[var] = str(tmp_path / sub)
+    # The "python3" kernelspec runs `python` from PATH: make that this interpreter.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if not os.environ.get("LABLOOM_TEST_INSTALLED"):
+        # Kernels import labloom from this checkout. With LABLOOM_TEST_INSTALLED=1 they use
+        # the installed package instead: that checks `pip install .` gives a working widget.
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+        use_checkout_extension(tmp_path, env)
+    # No "get Jupyter news?" toast over the cells.
+    labconfig = tmp_path / "config" / "labconfig"
+    labconfig.mkdir(parents=True)
+    (labconfig / "page_config.json").write_text(
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+    )
+    log = (tmp_path / "lab.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
+            f"--ServerApp.token={token}", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.root_dir={notebooks}",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its kernels are in its process group: we stop them all
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()
+                    ) from None
+                time.sleep(0.3)
+        yield f"{base}/{{}}?token={token}", notebooks
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def page(lab: Any) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=require_program("chromium"), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def shot(page: Any, name: str, locator: Any = None) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    (locator or page).screenshot(path=str(path))
+    return path
+
+
+def use_checkout_extension(tmp_path: Path, env: dict[str, str]) -> None:
+    """Serve this checkout's labextension and enable its server extension."""
+    if not (BUILT_LABEXTENSION / "package.json").is_file():
+        pytest.fail(
+            "labloom's JupyterLab extension is not built: run `pip install -e .` (or "
+            "`jlpm --cwd js install && jlpm --cwd js build`)", pytrace=False,
+        )
+    extensions = tmp_path / "jupyter-path" / "labextensions"
+    extensions.mkdir(parents=True)
+    (extensions / "labloom").symlink_to(BUILT_LABEXTENSION)
+    env["JUPYTER_PATH"] = str(tmp_path / "jupyter-path")
+    config = tmp_path / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": {"labloom": True}}})
+    )

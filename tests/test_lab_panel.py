@@ -1,0 +1,256 @@
+"""The Flows panel, the run tab and the status bar in a real JupyterLab in headless Chromium,
+watching runs that the real `labloom` command starts beside it (another process, one store).
+
+Run with ``pytest -m browser``; screenshots land in test-artifacts/ (docs/ holds the chosen ones).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_helpers import cli_env, labloom, write
+from lab_helpers import shot
+from labloom.store import open_store
+
+pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
+
+HOSTILE_LOG = "<img src=x onerror=alert(1)>"
+
+FLOWS = f'''
+import time
+from labloom import flow, task
+
+@task
+def load(n):
+    print({HOSTILE_LOG!r})
+    return list(range(n))
+
+@task
+def square(x):
+    print(f"square {{x}}")
+    time.sleep(0.2)
+    return x * x
+
+@task
+def total(xs):
+    return sum(xs)
+
+@flow(executor="threads")
+def report(n: int = 6):
+    return total(square.map(load(n)))
+
+@task
+def explode(rows):
+    print("about to fail")
+    raise ValueError("kaboom from explode")
+
+@flow(executor="threads")
+def failing():
+    explode(load(2))
+
+@task
+def nap(i):
+    time.sleep(0.3)
+    return i
+
+@flow(executor="threads")
+def sleepy(n: int = 600):
+    return nap.map(range(n))
+'''
+
+
+def start_run(home: Path, work: Path, target: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "labloom", "run", f"flows.py:{target}"],
+        env=cli_env(home, LABLOOM_PROGRESS="0"), cwd=work, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+
+
+def stored_runs(home: Path, flow: str) -> list[Any]:
+    if not (home / "labloom.db").exists():
+        return []
+    with open_store(home / "labloom.db") as store:
+        return store.list_runs(flow=flow)
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def open_lab(page: Any, url: str) -> Any:
+    alerts: list[str] = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    page.goto(url.format("lab") + "&reset")
+    page.locator(".jp-LabShell").wait_for(timeout=90_000)
+    page.locator('.jp-SideBar [title="Flows (labloom)"]').click()
+    panel = page.locator("#labloom-flows")
+    panel.wait_for(timeout=30_000)
+    return panel, alerts
+
+
+def run_row(panel: Any, run_id: str) -> Any:
+    return panel.locator(f'.labloom-run[data-run-id="{run_id}"]')
+
+
+def contrast(foreground: str, background: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours."""
+
+    def luminance(colour: str) -> float:
+        parts = [float(v) for v in colour[colour.index("(") + 1 : -1].split(",")[:3]]
+        linear = [
+            c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+            for c in (p / 255 for p in parts)
+        ]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted([luminance(foreground), luminance(background)], reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    url, _notebooks = lab
+    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME (see lab_helpers)
+    work = tmp_path / "work"
+    write(work / "flows.py", FLOWS)
+    panel, alerts = open_lab(page, url)
+    panel.get_by_text("No runs yet").wait_for(timeout=30_000)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        good = start_run(home, work, "report")
+        procs.append(good)
+        [run] = wait_for(lambda: stored_runs(home, "report"), 60, "the CLI run in the store")
+        # Polled once a second while visible: the new run shows within 2 s.
+        run_row(panel, run.id).wait_for(timeout=2_000)
+        assert good.wait(timeout=60) == 0
+        run_row(panel, run.id).and_(page.locator('[data-state="Completed"]')).wait_for(
+            timeout=10_000
+        )
+        row = run_row(panel, run.id)
+        assert row.locator(".labloom-run-flow").inner_text() == "report"
+        assert row.locator(".labloom-run-origin").inner_text() == "CLI"
+        assert row.locator(".labloom-run-done").inner_text() == "8/8"
+        page.locator(".labloom-StatusItem", has_text="no flows running").wait_for(
+            timeout=15_000
+        )
+
+        row.click()
+        view = page.locator(f"#labloom-run-{run.id}")
+        view.locator('g.labloom-node[data-state="Completed"]').nth(2).wait_for(timeout=20_000)
+        assert view.locator("g.labloom-node").count() == 3
+        assert view.locator('g.labloom-node[data-kind="map"]').count() == 1
+        assert view.locator('[data-fact="parameters"]').inner_text() == '{"n":6}'
+        view.locator('g.labloom-node[data-node-id="n0"]').click()  # load
+        line = view.locator(".labloom-log-line", has_text="onerror")
+        line.wait_for(timeout=20_000)
+        assert HOSTILE_LOG in line.inner_text()
+        assert view.locator(".labloom-logs img").count() == 0
+        shot(page, "lab-run-tab")
+
+        bad = start_run(home, work, "failing")
+        procs.append(bad)
+        assert bad.wait(timeout=60) == 1
+        [failed] = stored_runs(home, "failing")
+        run_row(panel, failed.id).and_(page.locator('[data-state="Failed"]')).wait_for(
+            timeout=10_000
+        )
+        shot(page, "lab-flows-panel", panel)
+        run_row(panel, failed.id).click()
+        failed_view = page.locator(f"#labloom-run-{failed.id}")
+        explode = failed_view.locator('g.labloom-node[data-state="Failed"]')
+        explode.wait_for(timeout=20_000)
+        explode.click()
+        traceback = failed_view.locator("pre.labloom-traceback")
+        traceback.filter(has_text="kaboom from explode").wait_for(timeout=20_000)
+        assert "ValueError" in traceback.inner_text()
+        shot(page, "lab-failed-run")
+
+        # The dark theme: the panel's text stays legible on its background.
+        page.get_by_role("menuitem", name="Settings", exact=True).click()
+        page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
+        page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+        page.locator('body[data-jp-theme-light="false"]').wait_for(
+            state="attached", timeout=20_000
+        )
+        time.sleep(1)  # the theme's stylesheet settles
+        colours = panel.evaluate(
+            """panel => {
+                const flow = panel.querySelector('.labloom-run-flow');
+                const state = panel.querySelector('.labloom-state[data-state="Failed"]');
+                return [getComputedStyle(flow).color, getComputedStyle(state).color,
+                        getComputedStyle(panel).backgroundColor];
+            }"""
+        )
+        assert contrast(colours[0], colours[2]) >= 4.5, colours
+        assert contrast(colours[1], colours[2]) >= 3.0, colours
+        shot(page, "lab-dark", panel)
+    except Exception:
+        shot(page, "failed-lab-panel")
+        raise
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=10)
+    assert alerts == []
+
+
+def test_cancel_from_the_run_tab_and_pause_a_schedule(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    url, _notebooks = lab
+    home = tmp_path / "labloom"
+    work = tmp_path / "work"
+    write(work / "flows.py", FLOWS)
+    added = labloom(home, "schedule", "add", "flows.py:report", "--every", "1h", "--name",
+                    "hourly-report", cwd=work)
+    assert added.returncode == 0, added.stderr
+    panel, _alerts = open_lab(page, url)
+    schedule = panel.locator('.labloom-schedule[data-schedule="hourly-report"]')
+    schedule.wait_for(timeout=30_000)
+    schedule.get_by_role("button", name="Pause").click()
+    panel.locator('.labloom-schedule[data-paused="true"]').wait_for(timeout=10_000)
+    listed = json.loads(labloom(home, "schedule", "list", "--json").stdout)
+    assert listed["schedules"][0]["paused"] is True
+
+    proc = start_run(home, work, "sleepy")
+    try:
+        [run] = wait_for(lambda: stored_runs(home, "sleepy"), 60, "the CLI run in the store")
+        row = run_row(panel, run.id)
+        row.and_(page.locator('[data-state="Running"]')).wait_for(timeout=10_000)
+        page.locator(".labloom-StatusItem", has_text="1 flow running").wait_for(timeout=15_000)
+        row.click()
+        view = page.locator(f"#labloom-run-{run.id}")
+        cancel = view.locator("button.labloom-cancel")
+        cancel.wait_for(timeout=20_000)
+        view.locator(".labloom-run-state", has_text="Running").wait_for(timeout=20_000)
+        cancel.click()
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _out, err = proc.communicate(timeout=10)
+    assert code == 1 and "Traceback" not in err, err
+    [record] = stored_runs(home, "sleepy")
+    assert record.state == "Cancelled" and record.message == "cancelled from the Flows panel"
+    view.locator(".labloom-run-state", has_text="Cancelled").wait_for(timeout=20_000)
+    run_row(panel, run.id).and_(page.locator('[data-state="Cancelled"]')).wait_for(
+        timeout=10_000
+    )
