@@ -8,6 +8,7 @@ mutation, under its engine's lock.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,10 +47,11 @@ class TaskRun:
     error: BaseException | None = None
     cache_key: str | None = None
     # Engine bookkeeping.
-    upstream: list[TaskRun | MapNode] = field(default_factory=list)
+    # Empty tuples until a link is made (most map children have neither).
+    upstream: Sequence[TaskRun | MapNode] = ()
     allowed: set[int] | None = None  # ids of upstreams under allow_failure
     waiting: int = 0  # upstreams not yet final
-    dependents: list[TaskRun] = field(default_factory=list)
+    dependents: Sequence[TaskRun] = ()
     expand_dependents: list[MapNode] | None = None
     parent: MapNode | None = None
     handle: Any = None
@@ -99,7 +101,7 @@ class MapNode:
     # Set when the map could not expand (an upstream failed, unequal lengths): its one
     # placeholder task run carries the state and the message.
     placeholder: TaskRun | None = None
-    dependents: list[TaskRun] = field(default_factory=list)
+    dependents: Sequence[TaskRun] = ()
     expand_dependents: list[MapNode] | None = None
 
     @property
@@ -121,3 +123,9 @@ class MapNode:
         if not self.children:
             return State.COMPLETED  # an empty map has nothing left to do
         return overall_state(Counter(child.state for child in self.children), len(self.children))
+
+
+def add_dependent(upstream: TaskRun | MapNode, dependent: TaskRun) -> None:
+    if not isinstance(upstream.dependents, list):
+        upstream.dependents = list(upstream.dependents)
+    upstream.dependents.append(dependent)

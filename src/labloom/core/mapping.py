@@ -164,10 +164,11 @@ def expand_map(
     def pick(source: MapSource, index: int) -> Any:
         return source.value if source.kind == "unmapped" else items[id(source)][index]
 
+    keywords = sources.keywords.items()
     return [
         (
             tuple(pick(source, i) for source in sources.positional),
-            {key: pick(source, i) for key, source in sources.keywords.items()},
+            {key: pick(source, i) for key, source in keywords} if keywords else {},
         )
         for i in range(width)
     ]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import events as ev
 from .futures import MappedFuture, TaskFuture, allow_failure, find_futures
-from .graph import MapNode, StateEntry, TaskRun
+from .graph import MapNode, StateEntry, TaskRun, add_dependent
 from .mapping import MapSources, expand_map
 from .states import State
 
@@ -141,14 +141,15 @@ class TaskGraph:
         now = time.time()
         tr.history.append(StateEntry(State.PENDING, now))
         self.open += 1
+        if deps:
+            tr.upstream = [dep for dep, _ in deps]
         for dep, allowed in deps:
-            tr.upstream.append(dep)
             if allowed:
                 if tr.allowed is None:
                     tr.allowed = set()
                 tr.allowed.add(id(dep))
             # Registered even when dep is done: retry() and allow_failure walk these links.
-            dep.dependents.append(tr)
+            add_dependent(dep, tr)
             if not dep.done:
                 tr.waiting += 1
         upstream_runs = tuple(dep.id for dep, _ in deps if isinstance(dep, TaskRun))
@@ -292,7 +293,7 @@ class TaskGraph:
 
     def tolerated(self, tr: TaskRun) -> bool:
         """A failure that a downstream task accepted through allow_failure and survived."""
-        consumers = tr.dependents + (tr.parent.dependents if tr.parent else [])
+        consumers = [*tr.dependents, *(tr.parent.dependents if tr.parent else ())]
         return any(
             consumer.state.is_success
             and (consumer.allows(tr) or (tr.parent is not None and consumer.allows(tr.parent)))

@@ -16,15 +16,15 @@ from ..core.executor import DoneCallback, Executor, Outcome
 class _Handle:
     """A finished local call's value lives here; downstream calls receive it directly.
 
-    ``future`` is the thread pool's future (ThreadExecutor), for cancelling a queued call.
+    ``cancelled`` stops a call that has not started. The pool's own future is not kept: with
+    its lock and condition it would be most of a finished task run's memory.
     """
 
-    __slots__ = ("cancelled", "future", "value")
+    __slots__ = ("cancelled", "value")
 
     def __init__(self) -> None:
         self.value: Any = None
         self.cancelled = False
-        self.future: Any = None
 
 
 def _execute(
@@ -34,6 +34,8 @@ def _execute(
     handle: _Handle,
     on_done: DoneCallback,
 ) -> None:
+    if handle.cancelled:
+        return  # cancelled while it waited in the queue: the engine already ended it
     started = time.time()
     try:
         handle.value = call(*args, **kwargs)
@@ -93,8 +95,6 @@ class LocalExecutor(_InProcess):
                 call, args, kwargs, handle, on_done = self._queue.popleft()
             except IndexError:
                 return False
-            if handle.cancelled:
-                return True
             _execute(call, args, kwargs, handle, on_done)
             return True
         finally:
@@ -137,12 +137,12 @@ class ThreadExecutor(_InProcess):
             self.start()
         assert self._pool is not None
         handle = _Handle()
-        handle.future = self._pool.submit(_execute, call, args, kwargs, handle, on_done)
+        self._pool.submit(_execute, call, args, kwargs, handle, on_done)
         return handle
 
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
-            handle.future.cancel()
+            handle.cancelled = True
 
     def shutdown(self) -> None:
         if self._pool is not None:

@@ -1,0 +1,68 @@
+"""How far one flow scales: N no-op task runs (``one.map(range(N))``) on threads, with the
+store on, each size in a fresh interpreter. Prints the time, the time per task run and the
+peak resident memory (``ru_maxrss``) of that interpreter.
+
+    python3 benchmarks/task_runs_scale.py                      # 1k, 10k, 100k, 1M
+    python3 benchmarks/task_runs_scale.py --sizes 1000 100000
+
+Each child gets its own temporary LABLOOM_HOME; progress output is off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+from labloom import ThreadExecutor, flow, task
+
+@task
+def one(x):
+    return x
+
+@flow
+def wide(n):
+    one.map(range(n))
+
+n = int(sys.argv[1])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+run = wide.run(n=n, executor=ThreadExecutor(4))
+elapsed = time.perf_counter() - started
+assert run.state.value == "Completed", (run.state, run.message)
+assert len(run.tasks) == n
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"n": n, "seconds": elapsed, "peak_mb": peak / 1024, "import_mb": base / 1024}))
+"""
+
+
+def measure(n: int) -> dict[str, float]:
+    src = Path(__file__).resolve().parents[1] / "src"
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
+        out = subprocess.run([sys.executable, "-c", CHILD, str(n)], env=env, check=True,
+                             capture_output=True, text=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
+    args = parser.parse_args()
+    print(f"{'task runs':>10} {'time':>9} {'µs/run':>8} {'peak RSS':>9}")
+    for n in args.sizes:
+        r = measure(n)
+        print(f"{n:>10,} {r['seconds']:>8.2f}s {r['seconds'] / n * 1e6:>8.0f} "
+              f"{r['peak_mb']:>7.0f}MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
