@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import keyword
 import weakref
 from typing import Any
 
@@ -20,11 +19,6 @@ from ..core.futures import MappedFuture, TaskFuture, allow_failure, replace_futu
 _assigned: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-
-
-def check_identifier(name: str, what: str) -> None:
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise ValueError(f"[labloom] {what} must be a Python name such as sweep, got {name!r}")
 
 
 def assigned_names(tree: ast.Module) -> list[str]:

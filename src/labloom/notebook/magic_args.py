@@ -1,15 +1,18 @@
 """The option lines of ``%%tasks`` and ``%%flow``, parsed without IPython.
 
-The exporter reads them from notebook files, where no kernel runs; the magics can parse with
-the same functions so that both agree on the syntax::
+The one grammar of the two magics: the kernel's magics parse their line with these functions
+and the exporter reads notebook files with them, so both accept exactly the same lines::
 
-    %%tasks [--retries N] [--retry-delay S] [--tags a,b] [--cache]
+    %%tasks [--retries N] [--retry-delay S] [--tags a,b] [--timeout S] [--cache]
     %%flow NAME [-p PARAM ...] [--executor E] [--address ADDR] [--background] [--no-widget]
+
+``tasks_help()`` and ``flow_help()`` give the usage text the magics show (``%%flow?``).
 """
 
 from __future__ import annotations
 
 import argparse
+import keyword
 import shlex
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -27,6 +30,7 @@ class TasksOptions:
     retries: int | None = None
     retry_delay: float | list[float] | None = None
     tags: tuple[str, ...] = ()
+    timeout: float | None = None
     cache: bool = False
 
     def task_kwargs(self) -> dict[str, Any]:
@@ -38,6 +42,8 @@ class TasksOptions:
             kwargs["retry_delay"] = self.retry_delay
         if self.tags:
             kwargs["tags"] = list(self.tags)
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
         if self.cache:
             kwargs["cache"] = True
         return kwargs
@@ -65,24 +71,49 @@ def _seconds(text: str) -> float | list[float]:
     return cleaned[0] if len(cleaned) == 1 else cleaned
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return int(value) if value.is_integer() else value
+
+
 def _tasks_parser() -> _Parser:
     parser = _Parser(prog="%%tasks", add_help=False)
-    parser.add_argument("--retries", type=int)
-    parser.add_argument("--retry-delay", type=_seconds)
-    parser.add_argument("--tags", default="")
-    parser.add_argument("--cache", action="store_true")
+    parser.add_argument("--retries", type=int, metavar="N", help="Retries after a failed attempt.")
+    parser.add_argument("--retry-delay", type=_seconds, metavar="S",
+                        help="Seconds before each retry, or a comma list per attempt (1,10,60).")
+    parser.add_argument("--tags", default="", help="Comma-separated tags, e.g. db,gpu.")
+    parser.add_argument("--timeout", type=_positive, metavar="S",
+                        help="Seconds before an attempt fails.")
+    parser.add_argument("--cache", action="store_true",
+                        help="Persist results keyed by source and inputs.")
     return parser
 
 
 def _flow_parser() -> _Parser:
     parser = _Parser(prog="%%flow", add_help=False)
-    parser.add_argument("name")
-    parser.add_argument("-p", "--param", action="append", nargs="+", default=[])
-    parser.add_argument("--executor")
-    parser.add_argument("--address")
-    parser.add_argument("--background", action="store_true")
-    parser.add_argument("--no-widget", action="store_true")
+    parser.add_argument("name", help="The flow's name; afterwards this variable holds the Flow.")
+    parser.add_argument("-p", "--param", action="append", nargs="+", default=[], metavar="PARAM",
+                        help="Notebook variables that become parameters (their values are the "
+                        "defaults): -p a -p b,c d")
+    parser.add_argument("--executor", help="local, threads or dask (default Labloom.executor).")
+    parser.add_argument("--address", help="A Dask scheduler address, tcp://host:8786.")
+    parser.add_argument("--background", action="store_true",
+                        help="Return at once; names are set when it ends.")
+    parser.add_argument("--no-widget", action="store_true", help="Do not show the live DAG.")
     return parser
+
+
+def tasks_help() -> str:
+    return _tasks_parser().format_help()
+
+
+def flow_help() -> str:
+    return _flow_parser().format_help()
 
 
 def parse_tasks_line(line: str) -> TasksOptions:
@@ -91,17 +122,21 @@ def parse_tasks_line(line: str) -> TasksOptions:
     if ns.retries is not None and ns.retries < 0:
         raise MagicArgsError("%%tasks: --retries cannot be negative")
     tags = tuple(t.strip() for t in ns.tags.split(",") if t.strip())
-    return TasksOptions(ns.retries, ns.retry_delay, tags, ns.cache)
+    return TasksOptions(ns.retries, ns.retry_delay, tags, ns.timeout, ns.cache)
 
 
 def parse_flow_line(line: str) -> FlowOptions:
     """Parse what follows ``%%flow`` on the cell's first line."""
     ns = _flow_parser().parse_args(shlex.split(line))
-    if not ns.name.isidentifier():
-        raise MagicArgsError(f"%%flow: the flow name {ns.name!r} must be a Python identifier")
-    params = tuple(p for group in ns.param for p in group)
+    if not ns.name.isidentifier() or keyword.iskeyword(ns.name):
+        raise MagicArgsError(
+            f"%%flow: the flow name {ns.name!r} must be a Python identifier, such as sweep"
+        )
+    params = tuple(
+        part.strip() for group in ns.param for p in group for part in p.split(",") if part.strip()
+    )
     for p in params:
-        if not p.isidentifier():
+        if not p.isidentifier() or keyword.iskeyword(p):
             raise MagicArgsError(f"%%flow: parameter {p!r} must be a Python identifier")
     if len(set(params)) != len(params):
         raise MagicArgsError(f"%%flow: a parameter is named twice in {' '.join(params)}")

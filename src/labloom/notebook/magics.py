@@ -19,24 +19,9 @@ from ..core.errors import FlowFailed, RunCancelledError
 from ..core.states import State
 from ..core.tasks import Task, task
 from . import history
-from .cellflow import cell_flow, check_identifier, resolved_names
+from .cellflow import cell_flow, resolved_names
+from .magic_args import flow_help, parse_flow_line, parse_tasks_line, tasks_help
 from .settings import settings
-
-
-def _split(values: list[list[str]] | list[str] | None) -> list[str]:
-    """``-p a -p b,c d`` -> ["a", "b", "c", "d"]."""
-    out: list[str] = []
-    for value in values or []:
-        for item in value if isinstance(value, list) else [value]:
-            out += [part.strip() for part in item.split(",") if part.strip()]
-    return out
-
-
-def _retry_delay(text: str | None) -> float | list[float] | None:
-    if text is None:
-        return None
-    parts = [float(part) for part in text.split(",") if part.strip()]
-    return parts[0] if len(parts) == 1 else parts
 
 
 def _in_cell(exc: BaseException, filename: str) -> BaseException:
@@ -59,17 +44,6 @@ class LabloomMagics(Magics):
         source = self.shell.transform_cell(cell)
         return source, filename
 
-    @magic_arguments()
-    @argument("--retries", type=int, default=None, help="Retries after a failed attempt.")
-    @argument(
-        "--retry-delay",
-        default=None,
-        metavar="S",
-        help="Seconds before each retry, or a comma list per attempt (1,10,60).",
-    )
-    @argument("--tags", default=None, help="Comma-separated tags, e.g. db,gpu.")
-    @argument("--timeout", type=float, default=None, help="Seconds before an attempt fails.")
-    @argument("--cache", action="store_true", help="Persist results keyed by source and inputs.")
     @cell_magic
     def tasks(self, line: str, cell: str) -> None:
         """Run the cell, then make every top-level function it defines a task.
@@ -81,19 +55,7 @@ class LabloomMagics(Magics):
             def clean(rows): ...
         """
         __tracebackhide__ = True
-        args = parse_argstring(self.tasks, line)
-        options: dict[str, Any] = {}
-        if args.retries is not None:
-            options["retries"] = args.retries
-        delay = _retry_delay(args.retry_delay)
-        if delay is not None:
-            options["retry_delay"] = delay
-        if args.tags:
-            options["tags"] = _split([args.tags])
-        if args.timeout is not None:
-            options["timeout"] = args.timeout
-        if args.cache:
-            options["cache"] = True
+        options = parse_tasks_line(line).task_kwargs()
         source, filename = self._compile_target("tasks", line, cell)
         tree = ast.parse("\n" + source, filename=filename)
         defined = [
@@ -113,23 +75,6 @@ class LabloomMagics(Magics):
                 continue  # already a task (its own decorator wins), or rebound to a value
             user_ns[name] = task(fn, **options)
 
-    @magic_arguments()
-    @argument("name", help="The flow's name; afterwards this notebook variable holds the Flow.")
-    @argument(
-        "-p",
-        "--param",
-        action="append",
-        nargs="+",
-        default=[],
-        metavar="PARAM",
-        help="A notebook variable that becomes a parameter (its value is the default).",
-    )
-    @argument("--executor", default=None, help="local, threads or dask (default Labloom.executor)")
-    @argument("--address", default=None, help="A Dask scheduler address, tcp://host:8786.")
-    @argument(
-        "--background", action="store_true", help="Return at once; names are set when it ends."
-    )
-    @argument("--no-widget", action="store_true", help="Do not show the live DAG.")
     @cell_magic
     def flow(self, line: str, cell: str) -> Any:
         """Run the cell body as a flow, showing the live DAG.
@@ -144,13 +89,11 @@ class LabloomMagics(Magics):
             best = pick_best(scores)
         """
         __tracebackhide__ = True
-        args = parse_argstring(self.flow, line)
+        args = parse_flow_line(line)
         name = args.name
-        check_identifier(name, "%%flow NAME")
         user_ns = self.shell.user_ns
         params: dict[str, Any] = {}
-        for param in _split(args.param):
-            check_identifier(param, "-p PARAM")
+        for param in args.params:
             if param not in user_ns:
                 raise NameError(
                     f"[labloom] %%flow {name}: -p {param} names a notebook variable, but "
@@ -169,7 +112,7 @@ class LabloomMagics(Magics):
         user_ns[name] = flow
         run = flow.run(background=True, origin="notebook")
         widget = None
-        if not args.no_widget and config.effective("widget"):
+        if args.widget and config.effective("widget"):
             widget = _show_widget(run)
         if args.background:
             name_thread = f"labloom-names-{run.id}"
@@ -275,6 +218,11 @@ def _publish_later(run: Any, user_ns: dict[str, Any]) -> None:
     if _publish_completed(run, user_ns):
         return
     user_ns.update(resolved_names(run)[0])
+
+
+# ``%%tasks?`` and ``%%flow?`` show the grammar's own usage (the one both magics parse with).
+LabloomMagics.tasks.__doc__ = f"{LabloomMagics.tasks.__doc__}\n{tasks_help()}"
+LabloomMagics.flow.__doc__ = f"{LabloomMagics.flow.__doc__}\n{flow_help()}"
 
 
 def load_ipython_extension(ipython: Any) -> None:
