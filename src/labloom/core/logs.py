@@ -128,8 +128,9 @@ def capturing() -> Iterator[None]:
     global _capture_depth
     with _capture_lock:
         _capture_depth += 1
-        if _capture_depth == 1:
-            _install()
+        # Every time, not only for the first task: something (a test runner, a notebook) may
+        # have swapped sys.stdout while a task (say one past its timeout) kept the depth up.
+        _install()
     try:
         yield
     finally:
