@@ -19,16 +19,16 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "labloom", *args],
-        env=env_for(home), capture_output=True, text=True, timeout=120,
+        env=env_for(home, **extra), capture_output=True, text=True, timeout=120,
     )
 
 
-def cli_json(home: Path, *args: str) -> Any:
+def cli_json(home: Path, *args: str, status: int = 0) -> Any:
     done = cli(home, *args, "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == status, done.stderr
     return json.loads(done.stdout)
 
 

@@ -4,12 +4,13 @@ through ``register(subparsers)``; a handler returns the exit status."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from . import history, limits, running, schedules
+from . import database, history, limits, running, schedules
 
-_GROUPS = (running, history, schedules, limits)
+_GROUPS = (running, history, schedules, limits, database)
 
 
 class CLIError(Exception):
@@ -25,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="labloom",
         description="Run, export, schedule and inspect labloom flows.",
     )
+    parser.add_argument(
+        "--database-url", metavar="URL",
+        help="the store: postgresql://user@host/dbname for a team's PostgreSQL (default: "
+        "LABLOOM_DATABASE_URL, else LABLOOM_HOME/labloom.db)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in _GROUPS:
         group.register(subparsers)
@@ -39,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _use_database_url(args.database_url)
         status: int = handler(args)
     except CLIError as exc:
         print(f"labloom: error: {exc}", file=sys.stderr)
@@ -47,3 +54,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("labloom: interrupted", file=sys.stderr)
         return 130
     return status
+
+
+def _use_database_url(url: str | None) -> None:
+    """``--database-url``: through the environment, so the runs ``labloom serve`` starts and
+    every layer of this process see the same store."""
+    if not url:
+        return
+    from ..store.db import URL_ENV, DatabaseURLError, kind_of
+
+    try:
+        kind_of(url)
+    except DatabaseURLError as exc:
+        raise CLIError(str(exc).removeprefix("[labloom] ")) from None
+    os.environ[URL_ENV] = url

@@ -18,6 +18,8 @@ def register(subparsers: Any) -> None:
     runs = subparsers.add_parser("runs", help="list flow runs, newest first")
     runs.add_argument("--flow", help="only runs of this flow")
     runs.add_argument("--limit", type=int, default=20, help="at most N runs (default 20)")
+    runs.add_argument("--user", help="only runs of this user (`me`: yours)")
+    runs.add_argument("--host", help="only runs started on this host (`here`: this one)")
     runs.add_argument("--json", action="store_true", help="print JSON")
     runs.set_defaults(handler=_runs)
 
@@ -54,8 +56,12 @@ def _find(store: RunStore, run_id: str) -> Any:
 
 
 def _runs(args: argparse.Namespace) -> int:
+    from ..store.home import host_name, user_name
+
+    user = user_name() if args.user == "me" else args.user
+    host = host_name() if args.host == "here" else args.host
     with open_store() as store:
-        runs = store.list_runs(flow=args.flow, limit=args.limit)
+        runs = store.list_runs(flow=args.flow, limit=args.limit, user=user, host=host)
     if args.json:
         print(json.dumps([run.to_json() for run in runs], indent=1))
         return 0
@@ -64,10 +70,11 @@ def _runs(args: argparse.Namespace) -> int:
         return 0
     rows = [
         [run.id, run.flow_name, run.state, _when(run.started), _seconds(run.duration),
-         _counts(run.counts), run.origin or ""]
+         _counts(run.counts), run.origin or "", run.user or "", run.host or ""]
         for run in runs
     ]
-    _table(["RUN", "FLOW", "STATE", "STARTED", "DURATION", "TASK RUNS", "ORIGIN"], rows)
+    _table(["RUN", "FLOW", "STATE", "STARTED", "DURATION", "TASK RUNS", "ORIGIN", "USER", "HOST"],
+           rows)
     return 0
 
 
@@ -121,6 +128,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     from ..core.errors import TargetError
+    from ..store.access import NotAllowedError
     from ..store.retry import retry_run
     from . import CLIError
 
@@ -128,7 +136,7 @@ def _retry(args: argparse.Namespace) -> int:
         run, notes = retry_run(args.run_id, executor=args.executor)
     except KeyError:
         raise _unknown(args.run_id) from None
-    except TargetError as exc:
+    except (TargetError, NotAllowedError) as exc:
         raise CLIError(str(exc), status=1) from None
     reused = [t for t in run.tasks if t.message.startswith("reused")]
     ran = [t for t in run.tasks if t not in reused]

@@ -159,6 +159,7 @@ def _health_text(health: dict[str, Any]) -> str:
 
 def _named(args: argparse.Namespace, change: Any, done: str) -> int:
     from ..schedule import slots as sched
+    from ..store.access import NotAllowedError
 
     schedule_error, cli_error = _errors()
     try:
@@ -166,6 +167,8 @@ def _named(args: argparse.Namespace, change: Any, done: str) -> int:
             change(conn, args.name)
     except schedule_error as exc:
         raise cli_error(str(exc)) from None
+    except NotAllowedError as exc:
+        raise cli_error(str(exc).removeprefix("[labloom] "), 1) from None
     print(f"{done} schedule {args.name!r}")
     return 0
 

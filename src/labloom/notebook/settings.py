@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, TraitError, Unicode, validate
+from traitlets import Bool, CaselessStrEnum, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 ENV = {
@@ -19,6 +19,7 @@ ENV = {
     "address": "LABLOOM_ADDRESS",
     "widget": "LABLOOM_WIDGET",
     "home": "LABLOOM_HOME",
+    "database_url": "LABLOOM_DATABASE_URL",
 }
 _FALSE = ("0", "false", "no", "off")
 
@@ -39,6 +40,27 @@ class Labloom(Configurable):
     home = Unicode(
         "", help="Folder for labloom's store and results (default ~/.labloom)."
     ).tag(config=True)
+    database_url = Unicode(
+        "", help="A team's store: postgresql://user@host/dbname (default: SQLite in home)."
+    ).tag(config=True)
+    admins = List(
+        Unicode(), help="Users who may cancel, retry and change schedules of other users' "
+        "runs in a shared store (LABLOOM_ADMINS wins)."
+    ).tag(config=True)
+
+    @validate("database_url")
+    def _check_database_url(self, proposal: Any) -> str:
+        from urllib.parse import urlsplit
+
+        value = str(proposal["value"]).strip()
+        if value and urlsplit(value).password:
+            # A notebook setting is shown by %config and saved with notebooks: no secrets.
+            raise TraitError(
+                "[labloom] Labloom.database_url must not hold a password (it would show in "
+                "%config and in saved notebooks); put it in ~/.pgpass or PGPASSWORD, or set "
+                "LABLOOM_DATABASE_URL in the environment"
+            )
+        return value
 
     @validate("address")
     def _check_address(self, proposal: Any) -> str:
@@ -60,9 +82,14 @@ class Labloom(Configurable):
         return raw.strip()
 
     def apply_home(self) -> None:
-        """Point the store at ``home`` unless LABLOOM_HOME already decides."""
+        """Point the store at ``home`` and ``database_url`` unless LABLOOM_HOME and
+        LABLOOM_DATABASE_URL already decide."""
         if self.home and not os.environ.get("LABLOOM_HOME"):
             os.environ["LABLOOM_HOME"] = os.path.expanduser(self.home)
+        if self.database_url and not os.environ.get("LABLOOM_DATABASE_URL"):
+            os.environ["LABLOOM_DATABASE_URL"] = self.database_url
+        if self.admins and not os.environ.get("LABLOOM_ADMINS"):
+            os.environ["LABLOOM_ADMINS"] = ",".join(self.admins)
 
 
 def current_shell() -> Any:
@@ -89,6 +116,6 @@ def settings(shell: Any = None) -> Labloom:
         # %config finds configurables here; it then updates the object live.
         if made not in shell.configurables:
             shell.configurables.append(made)
-    made.observe(lambda _change: made.apply_home(), names=["home"])
+    made.observe(lambda _change: made.apply_home(), names=["home", "database_url", "admins"])
     made.apply_home()
     return made

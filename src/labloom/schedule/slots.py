@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..core.errors import ScheduleError
+from ..store import access
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 from .liveness import health as health  # re-exported: where callers look for it
@@ -227,7 +228,7 @@ def get(conn: Conn, name: str) -> Schedule:
 
 
 def remove(conn: Conn, name: str) -> None:
-    get(conn, name)
+    access.check("remove", f"schedule {name!r}", get(conn, name).owner)
     with transaction(conn):
         conn.execute("DELETE FROM schedules WHERE name = ?", (name,))
         conn.execute(
@@ -236,7 +237,7 @@ def remove(conn: Conn, name: str) -> None:
 
 
 def set_paused(conn: Conn, name: str, paused: bool) -> None:
-    get(conn, name)
+    access.check("pause" if paused else "resume", f"schedule {name!r}", get(conn, name).owner)
     if paused:
         conn.execute("UPDATE schedules SET paused = 1 WHERE name = ?", (name,))
     else:

@@ -16,6 +16,7 @@ from typing import Any
 
 from tornado import web
 
+from ..store.access import NotAllowedError
 from ..store.cancel import NotCancellable, request_cancel
 from ..store.home import home
 from ..store.reader import RunStore
@@ -29,6 +30,8 @@ def cancel(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
         state = request_cancel(run_id, CANCEL_REASON, store.path)
     except KeyError:
         raise web.HTTPError(404, "no such run") from None
+    except NotAllowedError as exc:
+        raise web.HTTPError(403, str(exc)) from None
     except NotCancellable as exc:
         raise web.HTTPError(409, str(exc)) from None
     return {"run_id": run_id, "state": state, "requested": True}
@@ -38,6 +41,10 @@ def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     if run is None or run.id != run_id:
         raise web.HTTPError(404, "no such run")
+    try:
+        access.check("retry", f"run {run_id}", run.user)
+    except NotAllowedError as exc:
+        raise web.HTTPError(403, str(exc)) from None
     if run.state in ("Pending", "Running"):
         raise web.HTTPError(409, f"run {run_id} is still {run.state}; cancel it or wait")
     target = run.target or {}

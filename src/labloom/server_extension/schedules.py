@@ -27,6 +27,11 @@ def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
             schedule = sched.get(conn, name)
         except ScheduleError:
             raise web.HTTPError(404, "no such schedule") from None
+        try:
+            access.check("run" if action == "run" else action, f"schedule {name!r}",
+                         schedule.owner)
+        except access.NotAllowedError as exc:
+            raise web.HTTPError(403, str(exc)) from None
         if action in ("pause", "resume"):
             sched.set_paused(conn, name, action == "pause")
             return {"name": name, "paused": action == "pause"}

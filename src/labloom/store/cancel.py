@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import access
 from .db import Conn, Database, get_database
 
 log = logging.getLogger("labloom")
@@ -33,13 +34,17 @@ class NotCancellable(Exception):
 def request_cancel(run_id: str, reason: str = DEFAULT_REASON, path: Path | None = None) -> str:
     """Ask the process that owns ``run_id`` to cancel it; returns the run's state now.
 
-    Raises ``KeyError`` for an unknown run and ``NotCancellable`` for a run that has ended.
+    Raises ``KeyError`` for an unknown run, ``NotCancellable`` for a run that has ended and
+    ``access.NotAllowedError`` for another user's run (unless this user is an admin).
     """
     conn = _database(path).connect()
     try:
-        row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
+        row = conn.execute(
+            "SELECT state, username FROM flow_runs WHERE id = ?", (run_id,)
+        ).fetchone()
         if row is None:
             raise KeyError(run_id)
+        access.check("cancel", f"run {run_id}", row[1])
         if row[0] not in _OPEN_STATES:
             raise NotCancellable(f"run {run_id} has already ended ({row[0]})")
         conn.execute(

@@ -46,6 +46,18 @@ class DatabaseURLError(LabloomError):
     """A database URL labloom cannot use."""
 
 
+class StoreUnavailableError(LabloomError):
+    """The store's database server cannot be reached (now)."""
+
+
+def auto_migrate() -> bool:
+    """``LABLOOM_AUTO_MIGRATE=0``: never upgrade the schema on first use; a store older than
+    this labloom is then refused until ``labloom db upgrade`` runs (a team's DBA step)."""
+    return os.environ.get("LABLOOM_AUTO_MIGRATE", "1").strip().lower() not in (
+        "0", "false", "no", "off"
+    )
+
+
 def database_url() -> str:
     """The URL in force: ``LABLOOM_DATABASE_URL``, else the SQLite file under LABLOOM_HOME."""
     url = os.environ.get(URL_ENV, "").strip()
@@ -85,6 +97,8 @@ def is_transient(exc: BaseException) -> bool:
     """A failure that passes: a busy SQLite file, a PostgreSQL server restarting or away."""
     if isinstance(exc, sqlite3.OperationalError):
         return "locked" in str(exc) or "busy" in str(exc)
+    if isinstance(exc, StoreUnavailableError):
+        return True
     module = type(exc).__module__
     if module.startswith(("psycopg", "psycopg_pool")):
         name = type(exc).__name__
@@ -209,10 +223,13 @@ class Database:
         how long SQLite waits for another process's write lock."""
         conn = Conn(self, self._raw(timeout), named_rows)
         if migrate and not self._ready:
-            from .schema import ensure_schema
+            from .schema import check_schema, ensure_schema
 
             try:
-                ensure_schema(conn, where=self.display)
+                if auto_migrate():
+                    ensure_schema(conn, where=self.display)
+                else:
+                    check_schema(conn, where=self.display)
             except BaseException:
                 conn.close()
                 raise
@@ -228,7 +245,16 @@ class Database:
         with self._lock:
             if self._pool is None:
                 self._pool = _open_pool(self.url, self.display)
-        return self._pool.getconn()
+        try:
+            return self._pool.getconn(timeout=_connect_wait())
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            raise StoreUnavailableError(
+                f"[labloom] cannot reach the store {self.display}: "
+                f"{_without_secret(str(exc), self.url)}; check that the server runs and that "
+                f"{URL_ENV} (or --database-url) names it"
+            ) from None
 
     def _release(self, conn: Conn) -> None:
         if self.kind == "sqlite":
@@ -241,6 +267,22 @@ class Database:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+def _connect_wait() -> float:
+    try:
+        return float(os.environ.get("LABLOOM_DB_CONNECT_TIMEOUT", "10"))
+    except ValueError:
+        return 10.0
+
+
+def _without_secret(text: str, url: str) -> str:
+    # Drivers do not echo passwords, but a message is shown to people: make sure.
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return text.replace(password, "***") if password else text
 
 
 def _open_pool(url: str, display: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.errors import TargetError
 from ..core.results import Reuse
-from . import open_store, target
+from . import access, open_store, target
 
 _DONE = ("Completed", "Cached")
 
@@ -32,6 +32,7 @@ def retry_run(run_id: str, executor: Any = None) -> tuple[Any, list[str]]:
         if record is None:
             raise KeyError(run_id)
         tasks = store.task_runs(record.id)
+    access.check("retry", f"run {record.id}", record.user)
     if record.state in ("Pending", "Running"):
         raise TargetError(
             f"run {record.id} is still {record.state} (pid {record.pid} on {record.host}); "

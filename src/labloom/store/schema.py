@@ -189,6 +189,20 @@ def _set_version(conn: Conn, version: int) -> None:
         conn.execute("INSERT INTO labloom_schema (version) VALUES (?)", (version,))
 
 
+def check_schema(conn: Conn, where: str = "") -> int:
+    """The store's version, refused unless it is this labloom's (no upgrade attempted)."""
+    current = version_of(conn)
+    if current > SCHEMA_VERSION:
+        raise _too_new(current, where)
+    if current < SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"[labloom] the store {where or 'file'} has schema version {current}, older than "
+            f"this labloom's ({SCHEMA_VERSION}), and LABLOOM_AUTO_MIGRATE=0 forbids upgrading "
+            "it on first use: run `labloom db upgrade`"
+        )
+    return current
+
+
 def ensure_schema(conn: Conn, target: int = SCHEMA_VERSION, where: str = "") -> int:
     """Bring the store up to ``target`` (the current schema unless a test asks otherwise)."""
     current = version_of(conn)

@@ -1,0 +1,111 @@
+"""`labloom db upgrade|check`, `--database-url`, `runs --user/--host`, and the password of a
+database URL never shown: through the real entry point in fresh processes, on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labloom.store.db import get_database, redact
+from labloom.store.schema import SCHEMA_VERSION, ensure_schema, version_of
+from store_helpers import cli, cli_json, run_script
+
+FLOW = """
+from labloom import flow, task
+
+@task
+def one():
+    return 1
+
+@flow
+def tiny():
+    return one()
+
+if __name__ == "__main__":
+    tiny()
+"""
+
+
+def test_check_reports_version_and_skew(labloom_home: Path, store_backend: str) -> None:
+    fresh = cli_json(labloom_home, "db", "check", status=1)  # nothing created yet
+    assert fresh["schema_version"] == 0 and "labloom db upgrade" in fresh["problems"][0]
+    assert cli(labloom_home, "db", "upgrade").returncode == 0
+    report = cli_json(labloom_home, "db", "check")
+    assert report["connected"] and report["ok"], report
+    assert report["backend"] == store_backend
+    assert report["schema_version"] == report["labloom_schema_version"] == SCHEMA_VERSION
+    if store_backend == "postgresql":  # same machine: the server's clock is ours
+        assert abs(report["clock_skew_seconds"]) < 1.0
+    else:
+        assert report["clock_skew_seconds"] is None
+    text = cli(labloom_home, "db", "check")
+    assert text.returncode == 0 and "schema version" in text.stdout
+
+
+def test_upgrade_brings_an_old_store_up_and_says_so(labloom_home: Path) -> None:
+    conn = get_database().connect(migrate=False)
+    ensure_schema(conn, target=2)
+    conn.close()
+    stale = cli(labloom_home, "db", "check")
+    assert stale.returncode == 1 and "run `labloom db upgrade`" in stale.stdout
+    done = cli(labloom_home, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    assert f"from version 2 to {SCHEMA_VERSION}" in done.stdout
+    conn = get_database().connect(migrate=False)
+    assert version_of(conn) == SCHEMA_VERSION
+    conn.close()
+    again = cli(labloom_home, "db", "upgrade")
+    assert "already current" in again.stdout
+
+
+def test_no_automatic_upgrade_when_forbidden(labloom_home: Path) -> None:
+    conn = get_database().connect(migrate=False)
+    ensure_schema(conn, target=3)
+    conn.close()
+    done = cli(labloom_home, "runs", LABLOOM_AUTO_MIGRATE="0")
+    assert done.returncode != 0
+    assert "LABLOOM_AUTO_MIGRATE=0" in done.stderr and "labloom db upgrade" in done.stderr
+
+
+def test_database_url_flag_picks_the_store(labloom_home: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere.db"
+    done = cli(labloom_home, "--database-url", f"sqlite:///{other}", "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    assert other.exists() and str(other) in done.stdout
+    bad = cli(labloom_home, "--database-url", "mysql://u:hunter2@db/x", "runs")
+    assert bad.returncode == 2
+    assert "postgresql://user@host/dbname" in bad.stderr
+    assert "hunter2" not in bad.stderr and "u:***@db" in bad.stderr
+
+
+def test_runs_filter_by_user_and_host(labloom_home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "tiny.py"
+    script.write_text(FLOW)
+    for user, host in (("ada", "lab-1"), ("ada", "lab-2"), ("bob", "lab-1")):
+        done = run_script(labloom_home, script, JUPYTERHUB_USER=user, LABLOOM_HOST=host)
+        assert done.returncode == 0, done.stderr
+    mine = cli_json(labloom_home, "runs", "--user", "ada")
+    assert sorted(r["host"] for r in mine) == ["lab-1", "lab-2"]
+    assert {r["user"] for r in mine} == {"ada"}
+    on_one = cli_json(labloom_home, "runs", "--host", "lab-1")
+    assert sorted(r["user"] for r in on_one) == ["ada", "bob"]
+    assert cli_json(labloom_home, "runs", "--user", "bob", "--host", "lab-2") == []
+    table = cli(labloom_home, "runs").stdout
+    assert "USER" in table and "bob" in table and "lab-2" in table
+
+
+def test_redact_hides_only_the_password() -> None:
+    assert redact("postgresql://ada:s3cr%40t@db.example:5432/lab?sslmode=require") == (
+        "postgresql://ada:***@db.example:5432/lab?sslmode=require"
+    )
+    assert redact("postgresql://ada@db/lab") == "postgresql://ada@db/lab"
+    assert redact("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_an_unreachable_server_is_one_line_without_the_password(labloom_home: Path) -> None:
+    url = "postgresql://ada:hunter2@/lab?host=/nonexistent-socket-dir"
+    done = cli(labloom_home, "--database-url", url, "db", "check",
+               LABLOOM_DB_CONNECT_TIMEOUT="1")
+    assert done.returncode == 2, done.stderr
+    assert "cannot reach the store postgresql://ada:***@/lab" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,92 @@
+"""Who may act on whose runs in a shared store: each run records its user; retry, cancel and
+schedule changes on another user's run or schedule need an admin, and a refusal says why."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from labloom.store.access import NotAllowedError
+from labloom.store.cancel import request_cancel
+from labloom.store.db import get_database
+from labloom.store.home import user_name
+from store_helpers import cli, cli_json, run_script
+
+FAILS = """
+from labloom import flow, task
+
+@task
+def broken():
+    raise RuntimeError("boom")
+
+@flow
+def shaky():
+    return broken()
+
+if __name__ == "__main__":
+    shaky.run()
+"""
+
+
+def test_each_run_records_its_user(labloom_home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "shaky.py"
+    script.write_text(FAILS)
+    run_script(labloom_home, script, JUPYTERHUB_USER="ada")
+    run_script(labloom_home, script)
+    users = sorted(r["user"] for r in cli_json(labloom_home, "runs"))
+    assert users == sorted(["ada", user_name()])
+
+
+def test_retry_of_another_users_run_needs_an_admin(labloom_home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "shaky.py"
+    script.write_text(FAILS)
+    run_script(labloom_home, script, JUPYTERHUB_USER="ada")
+    [run] = cli_json(labloom_home, "runs")
+    refused = cli(labloom_home, "retry", run["id"], JUPYTERHUB_USER="bob")
+    assert refused.returncode == 1
+    assert (f"bob may not retry run {run['id']}: it belongs to ada" in refused.stderr
+            and "LABLOOM_ADMINS (now: nobody)" in refused.stderr)
+    assert len(cli_json(labloom_home, "runs")) == 1  # nothing ran
+    as_admin = cli(labloom_home, "retry", run["id"], JUPYTERHUB_USER="bob",
+                   LABLOOM_ADMINS="carol, bob")
+    assert "may not" not in as_admin.stderr
+    assert len(cli_json(labloom_home, "runs")) == 2  # the retry ran (and failed again)
+    own = cli(labloom_home, "retry", run["id"], JUPYTERHUB_USER="ada")
+    assert "may not" not in own.stderr
+
+
+def test_schedule_changes_need_the_owner_or_an_admin(labloom_home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "shaky.py"
+    script.write_text(FAILS)
+    added = cli(labloom_home, "schedule", "add", f"{script}:shaky", "--every", "1h",
+                JUPYTERHUB_USER="ada")
+    assert added.returncode == 0, added.stderr
+    refused = cli(labloom_home, "schedule", "pause", "shaky", JUPYTERHUB_USER="bob")
+    assert refused.returncode == 1
+    assert "bob may not pause schedule 'shaky': it belongs to ada" in refused.stderr
+    assert cli(labloom_home, "schedule", "remove", "shaky",
+               JUPYTERHUB_USER="bob").returncode == 1
+    listing = cli_json(labloom_home, "schedule", "list")
+    assert listing["schedules"][0]["owner"] == "ada" and not listing["schedules"][0]["paused"]
+    assert cli(labloom_home, "schedule", "pause", "shaky", JUPYTERHUB_USER="bob",
+               LABLOOM_ADMINS="bob").returncode == 0
+    assert cli(labloom_home, "schedule", "resume", "shaky",
+               JUPYTERHUB_USER="ada").returncode == 0
+
+
+def test_cancel_of_another_users_run_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with get_database().connect() as conn:
+        conn.execute(
+            "INSERT INTO flow_runs (id, flow_name, state, created, host, pid, heartbeat, "
+            "username) VALUES ('r1', 'f', 'Running', ?, 'elsewhere', 1, ?, 'ada')",
+            (time.time(), time.time()),
+        )
+    monkeypatch.setenv("JUPYTERHUB_USER", "bob")
+    with pytest.raises(NotAllowedError, match="bob may not cancel run r1: it belongs to ada"):
+        request_cancel("r1")
+    monkeypatch.setenv("LABLOOM_ADMINS", "bob")
+    assert request_cancel("r1") == "Running"
+    with get_database().connect() as conn:
+        assert conn.execute("SELECT run_id FROM cancel_requests").fetchall() == [("r1",)]
