@@ -1,0 +1,165 @@
+"""Concurrency limits across processes (issue 10, item 11), on both backends: one limit for every
+run on the store whatever the executor, slots granted in arrival order so a busy process cannot
+starve another, and holders on other hosts told apart by their heartbeat."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import labloom
+from labloom.store import limits as store
+from store_helpers import env_for
+
+WORKER = """
+import json, sys, time
+from labloom import flow, task
+from labloom import DaskExecutor
+
+out, executor, count, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+
+@task(tags=["db"])
+def hold(i):
+    started = time.time()
+    time.sleep(seconds)
+    return started, time.time()
+
+@task(tags=["db"])
+def chained(i, previous):
+    started = time.time()
+    time.sleep(seconds)
+    return started, time.time()
+
+@flow
+def many(n):
+    return hold.map(range(n))
+
+@flow
+def chain(n):
+    spans, previous = [], None
+    for i in range(n):  # each link asks for its slot only when the previous one ended
+        previous = chained(i, previous)
+        spans.append(previous)
+    return spans
+
+if executor == "dask":
+    chosen = DaskExecutor(n_workers=1, threads_per_worker=4, processes=False,
+                          dashboard_address=None)
+else:
+    chosen = executor
+which = chain if executor == "chain" else many
+spans = which.run(n=count, executor="threads" if executor == "chain" else chosen).result(120)
+with open(out, "w") as handle:
+    json.dump(spans, handle)
+"""
+
+
+def peak(intervals: list[list[float]]) -> int:
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    running = top = 0
+    for _, step in edges:
+        running += step
+        top = max(top, running)
+    return top
+
+
+def start(home: Path, tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Popen[str], Path]:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.Popen([sys.executable, str(script), str(out), *args],
+                            env=env_for(home, LABLOOM_HOST=name), text=True,
+                            stderr=subprocess.PIPE)
+    return proc, out
+
+
+def finish(proc: subprocess.Popen[str], out: Path) -> list[list[float]]:
+    import json
+
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def test_waiters_are_served_in_arrival_order_across_processes(labloom_home: Path) -> None:
+    labloom.limits.set("db", 1)
+    assert store.try_take({"db": 1}, "first")
+    other = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time, labloom.store.limits as s\n"
+         "assert not s.try_take({'db': 1}, 'second', queue=True)\n"
+         "print('queued', flush=True)\n"
+         "while not s.try_take({'db': 1}, 'second', queue=True): time.sleep(0.05)\n"
+         "print('granted', flush=True); sys.stdin.readline(); s.give_back('second')"],
+        env=env_for(labloom_home), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "queued"
+        assert not store.try_take({"db": 1}, "third", queue=True)  # arrives after "second"
+        store.give_back("first")
+        # The slot is free, but "second" arrived first: "third" may not take it.
+        for _ in range(20):
+            assert not store.try_take({"db": 1}, "third", queue=True)
+        assert other.stdout.readline().strip() == "granted"
+        assert not store.try_take({"db": 1}, "third", queue=True)
+        assert other.stdin is not None
+        other.stdin.write("\n")
+        other.stdin.flush()
+        assert other.wait(30) == 0
+        assert store.try_take({"db": 1}, "third", queue=True)
+        assert store.waiting("db") == 0
+    finally:
+        if other.poll() is None:
+            other.kill()
+        store.give_back("third")
+
+
+def test_a_busy_process_cannot_starve_another(labloom_home: Path, tmp_path: Path) -> None:
+    """A chain of tagged tasks asks for the slot again right after giving it back; another
+    process's task that arrived meanwhile goes first."""
+    labloom.limits.set("db", 1)
+    busy, busy_out = start(labloom_home, tmp_path, "busy", "chain", "6", "0.4")
+    deadline = time.monotonic() + 60
+    while store.holders("db") == 0:  # the chain's first link holds the slot
+        assert time.monotonic() < deadline and busy.poll() is None
+        time.sleep(0.05)
+    late, late_out = start(labloom_home, tmp_path, "late", "threads", "1", "0.1")
+    busy_spans, [late_span] = finish(busy, busy_out), finish(late, late_out)
+    assert peak([*busy_spans, late_span]) == 1
+    # It ran before the busy chain's last links, not after the whole chain.
+    assert late_span[0] < busy_spans[-2][0]
+
+
+@pytest.mark.timeout(240)
+def test_two_processes_on_their_own_dask_clusters_share_one_limit(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    labloom.limits.set("db", 2)
+    first, first_out = start(labloom_home, tmp_path, "one", "dask", "5", "0.3")
+    second, second_out = start(labloom_home, tmp_path, "two", "dask", "5", "0.3")
+    spans = finish(first, first_out) + finish(second, second_out)
+    assert len(spans) == 10
+    assert peak(spans) == 2
+    assert store.holders("db") == 0 and store.waiting("db") == 0
+
+
+def test_a_holder_on_another_host_is_freed_when_its_heartbeat_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    labloom.limits.set("db", 1)
+    monkeypatch.setenv("LABLOOM_HEARTBEAT_TIMEOUT", "2")
+    conn = store.connection()
+    now = time.time()
+    conn.execute(
+        "INSERT INTO concurrency_slots (tag, holder, host, pid, acquired, beat) "
+        "VALUES ('db', 'remote', 'another-host', 1, ?, ?)", (now, now),
+    )
+    assert not store.try_take({"db": 1}, "here")  # alive: its pid means nothing here
+    conn.execute("UPDATE concurrency_slots SET beat = ? WHERE holder = 'remote'", (now - 5,))
+    assert store.try_take({"db": 1}, "here")  # its heartbeat stopped: the slot is freed
+    assert store.holders("db") == 1
+    store.give_back("here")
