@@ -15,7 +15,8 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("LABLOOM_") or k == "LABLOOM_DATABASE_URL"}
-    env.update(PYTHONPATH=SRC, LABLOOM_HOME=str(home), LABLOOM_PROGRESS="0", **extra)
+    env.update(PYTHONPATH=SRC, LABLOOM_HOME=str(home), LABLOOM_PROGRESS="0")
+    env.update(extra)
     return env
 
 
