@@ -72,7 +72,8 @@ def test_keys_of_future_inputs_come_from_upstream_keys() -> None:
 
 
 def test_cache_expiration_bounds_reuse() -> None:
-    @task(cache=True, cache_expiration=0.2)
+    # Long enough that a slow first run (a PostgreSQL store is created) still reuses.
+    @task(cache=True, cache_expiration=1.5)
     def stamp(x: int) -> float:
         CALLS.append("stamp")
         return time.time()
@@ -84,7 +85,7 @@ def test_cache_expiration_bounds_reuse() -> None:
     stamps()
     stamps()
     assert CALLS == ["stamp"]
-    time.sleep(0.3)
+    time.sleep(1.6)
     stamps()
     assert CALLS == ["stamp", "stamp"]
 

@@ -90,3 +90,23 @@ def test_cancel_of_another_users_run_is_refused(monkeypatch: pytest.MonkeyPatch)
     assert request_cancel("r1") == "Running"
     with get_database().connect() as conn:
         assert conn.execute("SELECT run_id FROM cancel_requests").fetchall() == [("r1",)]
+
+
+def test_the_flows_panel_refuses_with_403_and_the_reason(
+    labloom_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tornado import web
+
+    from labloom.server_extension import control
+    from labloom.store import open_store
+
+    script = tmp_path / "shaky.py"
+    script.write_text(FAILS)
+    run_script(labloom_home, script, JUPYTERHUB_USER="ada")
+    monkeypatch.setenv("JUPYTERHUB_USER", "bob")  # the single-user server's owner
+    with open_store() as store:
+        [run] = store.list_runs()
+        with pytest.raises(web.HTTPError) as refused:
+            control.retry(None, store, run.id)
+    assert refused.value.status_code == 403
+    assert "bob may not retry" in str(refused.value.log_message)

@@ -16,6 +16,7 @@ from typing import Any
 
 from tornado import web
 
+from ..store import access as permissions
 from ..store.access import NotAllowedError
 from ..store.cancel import NotCancellable, request_cancel
 from ..store.home import home
@@ -42,7 +43,7 @@ def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
     if run is None or run.id != run_id:
         raise web.HTTPError(404, "no such run")
     try:
-        access.check("retry", f"run {run_id}", run.user)
+        permissions.check("retry", f"run {run_id}", run.user)
     except NotAllowedError as exc:
         raise web.HTTPError(403, str(exc)) from None
     if run.state in ("Pending", "Running"):

@@ -11,6 +11,7 @@ from tornado import web
 
 from ..core.errors import ScheduleError
 from ..schedule import slots as sched
+from ..store import access as permissions
 from ..store.reader import RunStore
 from . import control, validate
 from .base import LabloomHandler
@@ -28,9 +29,9 @@ def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
         except ScheduleError:
             raise web.HTTPError(404, "no such schedule") from None
         try:
-            access.check("run" if action == "run" else action, f"schedule {name!r}",
+            permissions.check("run" if action == "run" else action, f"schedule {name!r}",
                          schedule.owner)
-        except access.NotAllowedError as exc:
+        except permissions.NotAllowedError as exc:
             raise web.HTTPError(403, str(exc)) from None
         if action in ("pause", "resume"):
             sched.set_paused(conn, name, action == "pause")
