@@ -105,16 +105,17 @@ export class RunView extends Widget {
   }
 
   private clusterOf(run: any): string {
+    const meta = run.metadata || {};
     const known = (this.clusters && this.clusters.clusters) || [];
     const match = known.find(
       (c: any) =>
         (run.dashboard && c.dashboard_link === run.dashboard) ||
-        (run.metadata && c.scheduler_address === run.metadata.address)
+        (meta.address && c.scheduler_address === meta.address)
     );
-    if (match) {
-      return `${match.name} (dask-labextension, ${match.scheduler_address})`;
-    }
-    return run.metadata && run.metadata.address ? String(run.metadata.address) : '';
+    const where = match
+      ? `${match.name} (dask-labextension, ${match.scheduler_address})`
+      : meta.address || '';
+    return where && meta.cluster ? `${where}: ${meta.cluster}` : where;
   }
 
   private say(text: string, error: boolean): void {

@@ -32,12 +32,23 @@ _shared_lock = threading.Lock()
 _dispatchers: dict[str, events.Dispatcher] = {}
 
 
+def active_scheduler_address() -> str | None:
+    """The scheduler that Dask's config names (``scheduler-address``): what dask-labextension
+    sets in a kernel when the user makes one of its clusters the active one."""
+    import dask.config
+
+    address = dask.config.get("scheduler-address", None)
+    return str(address) if address else None
+
+
 class DaskExecutor(Executor):
     """Runs task runs on a Dask cluster.
 
-    With nothing given, starts (once per process, lazily) an embedded
-    ``distributed.LocalCluster(**cluster_kwargs)``; ``address`` connects to a running
-    scheduler; ``cluster`` (any distributed cluster object) or ``client`` is used as is.
+    With nothing given, uses the cluster Dask's config names as active (``scheduler-address``,
+    which dask-labextension sets when a cluster of its side panel is made the active one), else
+    starts (once per process, lazily) an embedded ``distributed.LocalCluster(**cluster_kwargs)``;
+    ``address`` connects to a running scheduler; ``cluster`` (any distributed cluster object) or
+    ``client`` is used as is. The run's metadata says which (``address``, ``cluster``).
 
     >>> DaskExecutor()                              # embedded LocalCluster
     >>> DaskExecutor("tcp://10.0.0.5:8786")         # a running scheduler
@@ -65,6 +76,15 @@ class DaskExecutor(Executor):
                 f"{', '.join(sorted(cluster_kwargs))} only apply to the embedded LocalCluster; "
                 f"drop them or drop {given[0]}"
             )
+        # Where the cluster came from, for the run's record ("the run says which").
+        self.source = "given" if given else "embedded LocalCluster"
+        if not given and not cluster_kwargs:
+            active = active_scheduler_address()
+            if active:
+                # dask-labextension made a cluster the kernel's active one: use it rather than
+                # start a private cluster beside it.
+                address, given = active, ["address"]
+                self.source = "active Dask cluster (dask config scheduler-address)"
         self.address = address
         self.cluster = cluster
         self.cluster_kwargs = cluster_kwargs
@@ -132,7 +152,11 @@ class DaskExecutor(Executor):
 
     def metadata(self) -> dict[str, Any]:
         link = getattr(self._client, "dashboard_link", None) if self._client else None
-        return {"dashboard": link} if link else {}
+        facts: dict[str, Any] = {"dashboard": link} if link else {}
+        if self._client is not None:
+            facts["address"] = self._client.scheduler.address
+            facts["cluster"] = self.source
+        return facts
 
     def describe(self) -> str:
         if self._client is not None:

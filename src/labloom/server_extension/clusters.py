@@ -1,12 +1,15 @@
 """``clusters``: the Dask clusters that dask-labextension manages in this same server.
 
-dask-labextension keeps one ``DaskClusterManager`` in the tornado settings; we ask it, so the
-Flows panel can say which cluster a run used. Without dask-labextension the list is empty and
+dask-labextension keeps one ``DaskClusterManager`` per server: in the tornado settings (newer
+releases) or as its module's ``manager`` (7.x, loaded into this server's process). We ask it, so
+the run view can say which cluster a run used. Without dask-labextension the list is empty and
 ``available`` says why.
 """
 
 from __future__ import annotations
 
+import inspect
+import sys
 from typing import Any
 
 import tornado
@@ -21,14 +24,22 @@ class ClustersHandler(LabloomHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        pending = self.settings.get(MANAGER_KEY)
-        if pending is None:
+        manager = await self._manager()
+        if manager is None:
             self.reply({"available": False, "clusters": [],
                         "note": "dask-labextension is not enabled in this server"})
             return
-        manager = await pending  # the manager is awaitable; it initialises once
-        models: list[dict[str, Any]] = await manager.list_clusters()
+        models = manager.list_clusters()
+        if inspect.isawaitable(models):
+            models = await models
         self.reply({"available": True, "clusters": [_cluster(m) for m in models]})
+
+    async def _manager(self) -> Any:
+        pending = self.settings.get(MANAGER_KEY)
+        if pending is not None:
+            return await pending  # awaitable: it initialises once
+        module = sys.modules.get("dask_labextension.manager")  # imported when it was loaded
+        return getattr(module, "manager", None)
 
 
 def _cluster(model: dict[str, Any]) -> dict[str, Any]:
