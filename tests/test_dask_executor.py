@@ -414,3 +414,17 @@ def test_a_result_dask_cannot_serialize_fails_its_task_run(executor, caplog):
     with pytest.raises(labloom.FlowFailed, match="cannot serialize"):
         run.result()
     assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]
+
+
+def test_the_submitting_thread_ends_when_its_executor_shuts_down(executor) -> None:
+    @flow
+    def f() -> list[int]:
+        return square.map(range(5))  # type: ignore[return-value]
+
+    assert f.run(executor=executor).result() == [0, 1, 4, 9, 16]
+    submitting = [t for t in threading.enumerate() if t.name == "labloom-dask-submit"]
+    assert submitting  # the executor kept its thread for the next run
+    executor.shutdown()
+    for thread in submitting:
+        thread.join(timeout=10)
+    assert not any(t.is_alive() for t in submitting)

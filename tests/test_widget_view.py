@@ -258,3 +258,25 @@ def test_with_the_real_timer_updates_arrive_from_the_event_thread() -> None:
         run.bus.emit(state("t-best", st))  # no flush: the dispatcher thread delivers
     assert done.wait(10)
     view.close()
+
+
+def test_a_widget_has_one_timer_thread_and_closing_ends_it() -> None:
+    run = FakeRun()
+    pushes: list[dict[str, Any]] = []
+    view = RunView(run, pushes.append, lambda message: None, interval=0.01,
+                   layout_engine="builtin")
+    view.start()
+
+    def timers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "labloom-widget-timer"]
+
+    seen = 0
+    for i, event in enumerate(small_flow() * 20):
+        run.emit(event)
+        if i % 10 == 0:
+            seen = max(seen, len(timers()))
+    deadline = threading.Event()
+    deadline.wait(0.1)
+    assert len(pushes) > 1 and seen == 1  # one thread for every frame, not one per frame
+    view.close()
+    assert timers() == []

@@ -18,22 +18,33 @@ MAP_HEIGHT = 54.0  # room for the progress bar
 
 
 def graph_payload(graph: RunGraph, engine: str = "auto") -> dict[str, Any]:
-    nodes = list(graph.nodes.values())
-    boxes = [Box(n.id, NODE_WIDTH, MAP_HEIGHT if n.kind == "map" else TASK_HEIGHT) for n in nodes]
-    edges = graph.edges()
+    return lay_out(graph_shape(graph), engine)
+
+
+def graph_shape(graph: RunGraph) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+    """What the layout needs, copied: a view takes it under its lock and lays it out (which
+    may run ``dot``) after letting go."""
+    return [(n.id, n.name, n.kind) for n in graph.nodes.values()], list(graph.edges())
+
+
+def lay_out(
+    shape: tuple[list[tuple[str, str, str]], list[tuple[str, str]]], engine: str = "auto"
+) -> dict[str, Any]:
+    nodes, edges = shape
+    boxes = [Box(i, NODE_WIDTH, MAP_HEIGHT if kind == "map" else TASK_HEIGHT) for i, _, kind in nodes]
     laid = layout(boxes, edges, engine)
     return {
         "nodes": [
             {
-                "id": n.id,
-                "name": n.name,
-                "kind": n.kind,
-                "x": round(laid.centres[n.id][0], 1),
-                "y": round(laid.centres[n.id][1], 1),
+                "id": node_id,
+                "name": name,
+                "kind": kind,
+                "x": round(laid.centres[node_id][0], 1),
+                "y": round(laid.centres[node_id][1], 1),
                 "w": b.width,
                 "h": b.height,
             }
-            for n, b in zip(nodes, boxes, strict=True)
+            for (node_id, name, kind), b in zip(nodes, boxes, strict=True)
         ],
         "edges": [
             {"source": u, "target": v, "points": [[round(x, 1), round(y, 1)] for x, y in pts]}

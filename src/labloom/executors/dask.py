@@ -30,6 +30,7 @@ _connected: dict[str, Any] = {}
 _shared_lock = threading.Lock()
 # Per client (by id): the dispatcher thread and the limiter.
 _dispatchers: dict[str, events.Dispatcher] = {}
+IDLE_EXIT = 5.0  # seconds the submitting thread waits for work before it ends
 
 
 def active_scheduler_address() -> str | None:
@@ -149,6 +150,7 @@ class DaskExecutor(Executor):
     def shutdown(self) -> None:
         for name in list(self._topics):
             self.run_ended(name.removeprefix(events.TOPIC_PREFIX))
+        self._batcher.stop()
 
     def metadata(self) -> dict[str, Any]:
         link = getattr(self._client, "dashboard_link", None) if self._client else None
@@ -288,6 +290,7 @@ class _Batcher:
         self._pending: dict[str, tuple[Any, tuple[tuple[str, float], ...], Any]] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stopped = False
 
     def add(
         self, key: str, spec: Any, resources: dict[str, float] | None,
@@ -295,6 +298,7 @@ class _Batcher:
     ) -> None:
         with self._lock:
             self._pending[key] = (spec, tuple(sorted((resources or {}).items())), not_sent)
+            self._stopped = False
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="labloom-dask-submit", daemon=True
@@ -307,12 +311,21 @@ class _Batcher:
             for key in keys:
                 self._pending.pop(key, None)
 
+    def stop(self) -> None:
+        """End the thread (the executor's shutdown); a later ``add`` starts another."""
+        with self._lock:
+            self._stopped = True
+        self._wake.set()
+
     def _loop(self) -> None:
         while True:
-            self._wake.wait()
+            woken = self._wake.wait(IDLE_EXIT)
             self._wake.clear()
             with self._lock:
                 batch, self._pending = self._pending, {}
+                if not batch and (self._stopped or not woken):
+                    self._thread = None  # stopped, or idle: a later add starts another
+                    return
             groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
             for key, (spec, resources, _) in batch.items():
                 groups.setdefault(resources, {})[key] = spec
@@ -385,6 +398,9 @@ def _close_shared() -> None:
     # the scheduler's warnings about "lost" tasks say nothing useful then.
     logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
     with _shared_lock:
+        for dispatcher in _dispatchers.values():
+            dispatcher.stop()
+        _dispatchers.clear()
         for client in _connected.values():
             # A client whose scheduler went away keeps trying to reconnect; closing it then
             # only prints the cancelled attempt's traceback.

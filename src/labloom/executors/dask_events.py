@@ -21,6 +21,11 @@ from typing import Any
 from ..core import attempt
 
 TOPIC_PREFIX = "labloom-"
+IDLE_EXIT = 5.0  # seconds a delivery thread waits for work before it ends
+
+
+def _STOP() -> None:
+    """Queued by ``Dispatcher.stop``: the thread ends when it gets here."""
 
 
 def topic(run_id: str) -> str:
@@ -61,12 +66,16 @@ class WorkerSink:
             self._buffers.setdefault(run_id, []).append(msg)
 
     def _flush_loop(self) -> None:
-        while True:
+        # Owned by the worker: it ends when the worker closes.
+        while getattr(self._worker.status, "name", "running") not in _WORKER_GONE:
             time.sleep(self.FLUSH_EVERY)
             with self._lock:
                 buffers, self._buffers = self._buffers, {}
                 for run_id, batch in buffers.items():
                     self._worker.log_event(topic(run_id), batch)
+
+
+_WORKER_GONE = ("closing", "closed", "closing_gracefully", "failed")
 
 
 def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -138,15 +147,25 @@ class Dispatcher:
         self._queue = queue.SimpleQueue()
         # (task_run_id, attempt) -> (started, ended), from the worker's "e" events.
         self.times: dict[tuple[str, int], tuple[float, float]] = {}
-        self._thread = threading.Thread(target=self._loop, name="labloom-dask-events", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     def put(self, fn: Callable[..., None], *args: Any) -> None:
         self._queue.put((fn, args))
+        with self._lock:
+            if self._thread is None:  # started with work, ended when idle (or by stop)
+                self._thread = threading.Thread(
+                    target=self._loop, name="labloom-dask-events", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread once what is queued is delivered (the client is closing)."""
+        self._queue.put((_STOP, ()))
 
     def handler(self, run_id: str) -> Callable[[Any], None]:
         def on_event(event: Any) -> None:
-            self._queue.put((self._route, (run_id, event[1])))
+            self.put(self._route, run_id, event[1])
         # Each event is a batch of messages from one worker, in the order they happened.
 
         return on_event
@@ -166,7 +185,18 @@ class Dispatcher:
 
     def _loop(self) -> None:
         while True:
-            fn, args = self._queue.get()
+            try:
+                fn, args = self._queue.get(timeout=IDLE_EXIT)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            if fn is _STOP:
+                with self._lock:
+                    self._thread = None
+                return
             try:
                 fn(*args)
             except Exception:  # a broken callback must not stop the others

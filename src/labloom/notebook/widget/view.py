@@ -17,8 +17,8 @@ from typing import Any, Protocol, TypeVar
 
 from ...core.events import Event
 from ...dag.model import PAGE_SIZE, Changes, RunGraph, TaskRunInfo, log_lines
-from ...dag.payload import graph_payload
-from .throttle import Scheduler, Throttle, timer_scheduler
+from ...dag.payload import graph_payload, graph_shape, lay_out
+from .throttle import CallLater, Throttle
 
 log = logging.getLogger("labloom")
 
@@ -47,7 +47,7 @@ class RunView:
         *,
         interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
-        schedule: Scheduler = timer_scheduler,
+        schedule: CallLater | None = None,
         layout_engine: str = "auto",
         page_size: int = PAGE_SIZE,
         on_finished: Callable[[], None] | None = None,
@@ -89,11 +89,17 @@ class RunView:
         self._throttle.request()
 
     def flush(self) -> None:
+        # The layout may run graphviz's ``dot``: never under the lock that events wait for.
+        with self._lock:
+            version = self.graph.graph_version
+            shape = graph_shape(self.graph) if version != self._laid_out else None
+        laid = lay_out(shape, self._layout_engine) if shape is not None else None
         with self._lock:
             changes, self._pending = self._pending, Changes()
             payload: Payload = {}
-            if self.graph.graph_version != self._laid_out:
-                payload["graph"] = self.graph_json()
+            if laid is not None and version > self._laid_out:
+                self._laid_out = version
+                payload["graph"] = laid
             if changes.states or "graph" in payload:
                 payload["states"] = self.graph.states_json()
             if changes.header or "graph" in payload:
