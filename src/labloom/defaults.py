@@ -59,9 +59,9 @@ def _persist_mode() -> str:
 
 
 def _results_folder() -> str:
-    from .store.home import results_dir
+    from .store.home import results_location
 
-    return str(results_dir())
+    return results_location()
 
 
 def _widget(run: Any) -> Any:

@@ -2,7 +2,8 @@
 
 A task run's key hashes its task's source and its inputs; a future input contributes its
 upstream's key, so computing a key never moves data. Results are cloudpickled files under
-``LABLOOM_HOME/results/<key[:2]>/<key>.pkl``, written and read where the task runs.
+``LABLOOM_HOME/results/<key[:2]>/<key>.pkl``, or under ``LABLOOM_RESULTS_URL`` (any fsspec URL,
+see ``result_files.py``), written and read where the task runs.
 
 What gets persisted (``LABLOOM_RESULTS``, read when a run starts):
 
@@ -15,22 +16,20 @@ What gets persisted (``LABLOOM_RESULTS``, read when a run starts):
   ``labloom retry`` then reruns every uncached task that the failed part needs.
 
 With the store off (``LABLOOM_STORE=0``) only cached tasks persist. On Dask, workers need a
-shared results folder for another worker (or the kernel) to find a file; without one a lookup
-misses and the task simply computes again.
+shared results folder (``LABLOOM_RESULTS_URL``) for another worker, host or the kernel to find
+a file; without one a lookup misses and the task simply computes again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+from . import result_files
 from .futures import MappedFuture, TaskFuture, allow_failure, replace_futures
 from .hooks import hooks
 from .states import State
@@ -53,7 +52,6 @@ def save_result(path: str, value: Any) -> None:
     (in the task run's logs, as this runs inside the task) and otherwise ignored."""
     import cloudpickle
 
-    target = Path(path)
     try:
         data = cloudpickle.dumps(value)
     except Exception as exc:
@@ -64,18 +62,7 @@ def save_result(path: str, value: Any) -> None:
             exc,
         )
         return
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
-    except FileNotFoundError:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    result_files.write_bytes(path, data)
 
 
 def load_result(path: str) -> Any:
@@ -83,8 +70,7 @@ def load_result(path: str) -> Any:
     import cloudpickle
 
     try:
-        with open(path, "rb") as handle:
-            return cloudpickle.load(handle)
+        return cloudpickle.loads(result_files.read_bytes(path))
     except Exception as exc:
         raise CacheMissError(
             f"cannot read the stored result {path} ({type(exc).__name__}: {exc})"
@@ -94,7 +80,7 @@ def load_result(path: str) -> Any:
 def result_path(key: str, folder: str | None = None) -> str:
     if folder is None:
         folder = hooks.results_folder()
-    return os.path.join(folder, key[:2], f"{key}.pkl")
+    return result_files.join(folder, key[:2], f"{key}.pkl")
 
 
 class _NoKey(Exception):
@@ -243,7 +229,7 @@ class ResultPlanner:
     def _lookup(self, tr: TaskRun, key: str) -> tuple[str | None, str]:
         earlier = self.reuse.get(key)
         if earlier is not None:
-            if os.path.exists(earlier.path):
+            if result_files.exists(earlier.path):
                 return earlier.path, f"reused the result of run {earlier.run_id}"
             self.notes.append(
                 f"{tr.name}: the result of run {earlier.run_id} is gone ({earlier.path}); "
@@ -252,9 +238,8 @@ class ResultPlanner:
         if not tr.task.cache:
             return None, ""
         path = self._path(key)
-        try:
-            saved = os.stat(path).st_mtime
-        except OSError:
+        saved = result_files.modified(path)
+        if saved is None:
             return None, ""
         expiration = tr.task.cache_expiration
         if expiration is not None and time.time() - saved > expiration:

@@ -24,6 +24,13 @@ def db_path() -> Path:
     return home() / "labloom.db"
 
 
+def results_location() -> str:
+    """Where results are written: ``LABLOOM_RESULTS_URL`` (a folder or any fsspec URL,
+    shared by every host of a team), else ``LABLOOM_HOME/results``."""
+    url = os.environ.get("LABLOOM_RESULTS_URL", "").strip()
+    return url.rstrip("/") if url else str(results_dir())
+
+
 def results_dir() -> Path:
     path = home() / "results"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,62 @@
+"""Results on shared storage: the result folder as an fsspec URL. Values are written by the
+worker that computed them, read back for the cache, and never enter the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from labloom import DaskExecutor, State, flow, task
+from labloom.store import open_store
+
+CALLS: list[int] = []
+
+
+@task(cache=True)
+def square(x: int) -> list[int]:
+    CALLS.append(x)
+    return [x * x] * 1000
+
+
+@flow
+def squares(n: int) -> object:
+    return square.map(range(n))
+
+
+def test_cached_results_live_at_an_fsspec_url(
+    monkeypatch: pytest.MonkeyPatch, labloom_home: Path
+) -> None:
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", "memory://team/results/")
+    memory = fsspec.filesystem("memory")
+    CALLS.clear()
+    first = squares.run(n=3, executor="threads")
+    assert first.result() == [[x * x] * 1000 for x in range(3)]
+    second = squares.run(n=3, executor="threads")
+    assert second.result() == first.result() and sorted(CALLS) == [0, 1, 2]
+    assert {tr.state for tr in second.tasks} == {State.CACHED}
+    written = memory.find("/team/results")
+    assert len(written) == 3 and all(path.endswith(".pkl") for path in written)
+    assert not (labloom_home / "results").exists()  # nothing went to the local folder
+    with open_store() as store:
+        paths = {tr.result_path for tr in store.task_runs(first.id)}
+    assert all(str(p).startswith("memory://team/results/") for p in paths)
+    memory.rm("/team", recursive=True)
+
+
+@pytest.mark.timeout(180)
+def test_dask_workers_write_results_to_the_shared_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared-results"
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", f"file://{shared}")
+    executor = DaskExecutor(n_workers=1, threads_per_worker=2, dashboard_address=None)
+    CALLS.clear()
+    run = squares.run(n=4, executor=executor)
+    assert run.state == State.COMPLETED
+    assert CALLS == []  # computed in the worker processes, not here
+    assert len(list(shared.rglob("*.pkl"))) == 4
+    again = squares.run(n=4, executor="threads")  # another executor reads the same folder
+    assert {tr.state for tr in again.tasks} == {State.CACHED} and CALLS == []
+    executor.shutdown()
