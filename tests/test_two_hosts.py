@@ -1,0 +1,230 @@
+"""Two "hosts" on one store: processes with different host identities (LABLOOM_HOST) and
+separate homes, sharing one database (PostgreSQL, or one SQLite file) and one result folder.
+They see each other's runs, share one limit, never run a schedule slot twice, mark each other's
+dead runs Crashed by heartbeat, and retry each other's runs reusing the results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store_helpers import SRC
+
+FLOWS = """
+import json, os, sys, time
+from pathlib import Path
+from labloom import flow, task
+
+TRACE = Path(os.environ["TRACE"])
+
+def note(what):
+    with TRACE.open("a") as handle:
+        handle.write(f"{what} {os.environ['LABLOOM_HOST']}\\n")
+
+@task(tags=["db"])
+def hold(i):
+    started = time.time()
+    time.sleep(0.3)
+    return [started, time.time()]
+
+@flow
+def limited(n):
+    return hold.map(range(n))
+
+@task
+def load(i):
+    note(f"load{i}")
+    return i * 10
+
+@task
+def fit(values):
+    note("fit")
+    if not Path(os.environ["FIXED"]).exists():
+        raise RuntimeError("not fixed yet")
+    return sum(values)
+
+@flow
+def pipeline(n):
+    return fit(load.map(range(n)))
+
+@task
+def stall():
+    time.sleep(120)
+
+@flow
+def stuck():
+    stall()
+
+@task
+def stamp(out):
+    with open(out, "a") as handle:
+        handle.write(f"{os.environ['LABLOOM_SCHEDULED_TIME']} {os.environ['LABLOOM_HOST']}\\n")
+
+@flow
+def ticking(out: str):
+    stamp(out)
+
+if __name__ == "__main__":
+    name, out = sys.argv[1], sys.argv[2]
+    run = {"limited": lambda: limited.run(n=5), "pipeline": lambda: pipeline.run(n=3),
+           "stuck": lambda: stuck.run()}[name]()
+    Path(out).write_text(json.dumps({"id": run.id, "state": run.state.value,
+                                     "value": run.result() if name == "limited" else None}))
+"""
+
+
+class Host:
+    """One host: its identity, its own home, the shared store and result folder."""
+
+    def __init__(self, name: str, root: Path, url: str, shared_results: Path) -> None:
+        self.name = name
+        self.home = root / f"home-{name}"
+        self.root = root
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LABLOOM_")}
+        self.env.update(
+            PYTHONPATH=str(SRC), LABLOOM_HOME=str(self.home), LABLOOM_HOST=name,
+            LABLOOM_DATABASE_URL=url, LABLOOM_RESULTS_URL=f"file://{shared_results}",
+            LABLOOM_RESULTS="all", LABLOOM_PROGRESS="0", LABLOOM_HEARTBEAT_TIMEOUT="4",
+            TRACE=str(root / "trace.txt"), FIXED=str(root / "fixed"),
+        )
+
+    def start(self, *argv: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, *argv], env=self.env, cwd=self.root,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def flow(self, name: str) -> subprocess.Popen[str]:
+        return self.start(str(self.root / "flows.py"), name, str(self.root / f"{name}-{self.name}.json"))
+
+    def result(self, name: str) -> Any:
+        return json.loads((self.root / f"{name}-{self.name}.json").read_text())
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "labloom", *args], env=self.env,
+                              cwd=self.root, capture_output=True, text=True, timeout=120)
+
+    def runs(self) -> list[dict[str, Any]]:
+        done = self.cli("runs", "--json", "--limit", "100")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, store_backend: str) -> Iterator[tuple[Host, Host]]:
+    url = os.environ.get("LABLOOM_DATABASE_URL") or f"sqlite:///{tmp_path / 'team.db'}"
+    (tmp_path / "flows.py").write_text(FLOWS)
+    shared = tmp_path / "shared-results"
+    yield Host("host-a", tmp_path, url, shared), Host("host-b", tmp_path, url, shared)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def peak(intervals: list[list[float]]) -> int:
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    running = top = 0
+    for _, step in edges:
+        running += step
+        top = max(top, running)
+    return top
+
+
+def test_runs_are_shared_and_one_limit_holds_across_hosts(hosts: tuple[Host, Host]) -> None:
+    a, b = hosts
+    assert a.cli("limit", "set", "db", "2").returncode == 0
+    assert b.cli("limit", "list", "--json").stdout.count('"limit": 2') == 1
+    procs = [a.flow("limited"), b.flow("limited")]
+    for proc in procs:
+        finish(proc)
+    spans = a.result("limited")["value"] + b.result("limited")["value"]
+    assert len(spans) == 10 and peak(spans) == 2
+    for host in (a, b):  # each sees both runs, with where they ran
+        assert sorted(r["host"] for r in host.runs()) == ["host-a", "host-b"]
+    assert [r["host"] for r in a.runs() if r["host"] == "host-b"] == ["host-b"]
+
+
+def test_a_killed_hosts_run_is_marked_crashed_by_the_other(hosts: tuple[Host, Host]) -> None:
+    a, b = hosts
+    proc = a.flow("stuck")
+    try:
+        wait_for(lambda: any(r["state"] == "Running" for r in b.runs()), 60, "A's run")
+        killed_at = time.monotonic()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        [run] = b.runs()  # B cannot see A's pid: only the heartbeat tells
+        assert run["state"] == "Running" and run["host"] == "host-a"
+        wait_for(lambda: b.runs()[0]["state"] == "Crashed", 30, "B to mark it Crashed")
+        assert time.monotonic() - killed_at < 4 + 10  # the timeout, plus a read's slack
+        [run] = b.runs()
+        assert "no sign of life" in run["message"] and "host-a" in run["message"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_retry_on_b_reuses_what_a_computed(hosts: tuple[Host, Host], tmp_path: Path) -> None:
+    a, b = hosts
+    failed = a.flow("pipeline")
+    failed.communicate(timeout=120)
+    first = a.result("pipeline")
+    assert first["state"] == "Failed"
+    (tmp_path / "fixed").write_text("yes")
+    done = b.cli("retry", first["id"])
+    assert done.returncode == 0, done.stderr
+    trace = (tmp_path / "trace.txt").read_text().split("\n")
+    # The loads ran once, on A; only the fit ran again, on B, with A's results.
+    assert sorted(line for line in trace if line.startswith("load")) == [
+        "load0 host-a", "load1 host-a", "load2 host-a"
+    ]
+    assert [line for line in trace if line.startswith("fit")] == ["fit host-a", "fit host-b"]
+    retried = next(r for r in b.runs() if r["retry_of"] == first["id"])
+    assert retried["state"] == "Completed" and retried["host"] == "host-b"
+    assert list((tmp_path / "shared-results").rglob("*.pkl"))  # the values, not the store
+
+
+@pytest.mark.timeout(180)
+def test_two_schedulers_on_two_hosts_never_run_a_slot_twice(
+    hosts: tuple[Host, Host], tmp_path: Path
+) -> None:
+    a, b = hosts
+    out = tmp_path / "ticks.txt"
+    added = a.cli("schedule", "add", f"{tmp_path / 'flows.py'}:ticking", "--every", "1s",
+                  "-p", f"out={out}", "--allow-overlap")
+    assert added.returncode == 0, added.stderr
+    servers = [a.start("-m", "labloom", "serve", "--tick", "0.05"),
+               b.start("-m", "labloom", "serve", "--tick", "0.05")]
+    try:
+        wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 6, 60,
+                 "six scheduled runs")
+        health = json.loads(b.cli("schedule", "list", "--json").stdout)["scheduler"]
+        assert sorted(d["host"] for d in health["schedulers"]) == ["host-a", "host-b"]
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            try:
+                server.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.communicate()
+    slots = [line.split()[0] for line in out.read_text().splitlines()]
+    assert len(slots) == len(set(slots)) >= 6
