@@ -241,6 +241,10 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
         cancel = view.locator("button.labloom-cancel")
         cancel.wait_for(timeout=20_000)
         view.locator(".labloom-run-state", has_text="Running").wait_for(timeout=20_000)
+        view.locator('g.labloom-node[data-kind="map"][data-state="Running"]').wait_for(
+            timeout=20_000
+        )
+        shot(page, "lab-running")
         cancel.click()
         code = proc.wait(timeout=60)
     finally:

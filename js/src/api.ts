@@ -70,8 +70,16 @@ export function originLabel(origin: string | null): string {
   return origin === 'script' ? 'CLI' : origin || '';
 }
 
+/** A time as short as it can be: the time of day for today, else the date too. */
 export function when(stamp: number | null): string {
-  return stamp == null ? '' : new Date(stamp * 1000).toLocaleString();
+  if (stamp == null) {
+    return '';
+  }
+  const date = new Date(stamp * 1000);
+  if (date.toDateString() === new Date().toDateString()) {
+    return date.toLocaleTimeString();
+  }
+  return date.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
 }
 
 export function seconds(value: number | null): string {

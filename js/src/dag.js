@@ -18,6 +18,9 @@ const COLOURS = {
 const ORDER = Object.keys(COLOURS);
 const FINAL = new Set(["Completed", "Cached", "Failed", "UpstreamFailed", "Cancelled", "Crashed"]);
 const MAX_LOG_LINES = 2000;
+// Each drawing gets its own arrow marker id: url(#id) resolves to the first element with that
+// id in the whole page, which may sit in a hidden tab, where the marker would not render.
+let drawings = 0;
 
 function h(tag, attrs = {}, text) {
   const el = document.createElement(tag);
@@ -63,6 +66,7 @@ function curve(points) {
  * @returns {() => void}
  */
 export function render({ model, el }) {
+  const arrowId = `labloom-arrow-${++drawings}`;
   const root = h("div", { class: "labloom-widget" });
   const header = h("div", { class: "labloom-header" });
   const flow = h("span", { class: "labloom-flow" });
@@ -97,14 +101,14 @@ export function render({ model, el }) {
     const w = (graph.width || 0) + 8, ht = (graph.height || 0) + 8;
     const svg = s("svg", { class: "labloom-dag", width: w, height: ht, viewBox: `-4 -4 ${w} ${ht}` });
     const defs = s("defs");
-    const marker = s("marker", { id: "labloom-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5,
+    const marker = s("marker", { id: arrowId, viewBox: "0 0 10 10", refX: 9, refY: 5,
       markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" });
     marker.append(s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#71717a" }));
     defs.append(marker);
     svg.append(defs);
     for (const e of graph.edges || []) {
       svg.append(s("path", { class: "labloom-edge", d: curve(e.points), "data-source": e.source,
-        "data-target": e.target, "marker-end": "url(#labloom-arrow)" }));
+        "data-target": e.target, "marker-end": `url(#${arrowId})` }));
     }
     for (const n of graph.nodes || []) {
       const g = s("g", { class: "labloom-node", "data-node-id": n.id, "data-kind": n.kind,
