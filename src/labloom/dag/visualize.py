@@ -1,9 +1,10 @@
-"""``Flow.visualize``: the static DAG drawn by graphviz, as SVG (or any format dot writes)."""
+"""``Flow.visualize``: the static DAG drawn by graphviz (through the ``graphviz`` package), as SVG
+or any format dot writes. The live widget's layout (``layout.py``) calls ``dot`` itself, for
+the timeout the package cannot give."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -45,8 +46,7 @@ def visualize(graph_nodes: Iterable[Any], filename: str | os.PathLike[str] | Non
 
     >>> visualize([{"node_id": "a", "name": "load", "upstream": ()}])  # doctest: +SKIP
     """
-    dot = dot_path()
-    if dot is None:
+    if dot_path() is None:
         raise GraphvizNotFound(f"[labloom] Flow.visualize needs graphviz's `dot`: {INSTALL_HINT}.")
     boxes: list[Box] = []
     edges: list[tuple[str, str]] = []
@@ -57,20 +57,25 @@ def visualize(graph_nodes: Iterable[Any], filename: str | os.PathLike[str] | Non
         boxes.append(Box(node_id, 144.0, 40.0, f"{name} [map]" if kind == "map" else name))
         edges += [(str(u), node_id) for u in _field(node, "upstream", ()) or ()]
     source = dot_source(boxes, edges, labels=True)
-    svg = _run_dot(dot, "svg", source).decode()
+    svg = _run_dot("svg", source).decode()
     if filename is not None:
         fmt = os.path.splitext(filename)[1].lstrip(".").lower() or "svg"
-        data = svg.encode() if fmt == "svg" else _run_dot(dot, fmt, source)
+        data = svg.encode() if fmt == "svg" else _run_dot(fmt, source)
         with open(filename, "wb") as out:
             out.write(data)
     return DagSVG(svg)
 
 
-def _run_dot(dot: str, fmt: str, source: str) -> bytes:
-    done = subprocess.run(
-        [dot, f"-T{fmt}"], input=source.encode(), capture_output=True, timeout=60, check=False
-    )
-    if done.returncode != 0:
-        message = done.stderr.decode(errors="replace").strip()
-        raise RuntimeError(f"[labloom] graphviz `dot -T{fmt}` failed: {message}")
-    return done.stdout
+def _run_dot(fmt: str, source: str) -> bytes:
+    import graphviz
+
+    try:
+        drawn: bytes = graphviz.pipe("dot", fmt, source.encode(), quiet=True)
+    except graphviz.ExecutableNotFound:
+        raise GraphvizNotFound(
+            f"[labloom] Flow.visualize needs graphviz's `dot`: {INSTALL_HINT}."
+        ) from None
+    except graphviz.CalledProcessError as exc:
+        message = (exc.stderr or b"").decode(errors="replace").strip()
+        raise RuntimeError(f"[labloom] graphviz `dot -T{fmt}` failed: {message}") from None
+    return drawn
