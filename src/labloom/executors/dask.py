@@ -21,6 +21,7 @@ from ..core.attempt import TaskCall, user_traceback
 from ..core.errors import ResourceUnavailableError, WorkerDiedError
 from ..core.executor import DoneCallback, Executor, Outcome
 from . import dask_events as events
+from .dask_internals import is_adaptive, task_spec
 
 # One embedded LocalCluster (and client) per process and set of cluster options, reused by
 # every run: a notebook pays the start-up once.
@@ -197,13 +198,12 @@ class DaskExecutor(Executor):
                 error = ResourceUnavailableError(f"task {call.task_name!r} {problem}")
                 self._dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=str(error)))
                 return handle
-        from dask._task_spec import Task, parse_input
         from distributed import Future
 
         key = f"{call.task_name.split('[', 1)[0]}-{call.task_run_id}-{call.attempt}"
         # The future exists now; the task reaches the scheduler with the next batch.
         handle.future = Future(key, client)
-        spec = Task(key, events.invoke, call, parse_input(args), parse_input(kwargs))
+        spec = task_spec(key, events.invoke, call, args, kwargs)
         dispatcher = self._dispatcher
 
         def not_sent(error: Exception) -> None:
@@ -251,7 +251,7 @@ class DaskExecutor(Executor):
 
     def _unsatisfiable(self, resources: dict[str, float]) -> str:
         """Why no worker can ever run a task asking ``resources`` ('' when one can)."""
-        if self.cluster is not None and getattr(self.cluster, "_adaptive", None) is not None:
+        if self.cluster is not None and is_adaptive(self.cluster):
             return ""  # an adaptive cluster may add workers that offer it
         offers: list[dict[str, float]] = self._offers or []
         for fresh in (False, True):
