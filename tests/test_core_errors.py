@@ -200,4 +200,5 @@ def test_import_labloom_pulls_in_no_jupyter_or_dask() -> None:
 def test_public_names() -> None:
     for name in labloom.__all__:
         assert getattr(labloom, name) is not None, name
-    assert {"task", "flow", "unmapped", "allow_failure", "FlowFailed", "limits"} <= set(labloom.__all__)
+    assert {"task", "flow", "unmapped", "allow_failure", "FlowFailed", "limits",
+            "StoreUnavailableError"} <= set(labloom.__all__)

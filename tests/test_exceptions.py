@@ -23,6 +23,7 @@ TREE = {
     "ScheduleError": (ValueError,),
     "MagicArgsError": (ValueError,),
     "StoreVersionError": (),
+    "StoreUnavailableError": (),
     "GraphvizNotFound": (RuntimeError,),
 }
 

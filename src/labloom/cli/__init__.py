@@ -21,6 +21,12 @@ class CLIError(Exception):
         self.status = status
 
 
+def one_line(exc: BaseException) -> str:
+    """An error for the terminal without labloom's own "[labloom]" prefix: the command
+    already says "labloom: error:"."""
+    return str(exc).strip().removeprefix("[labloom]").strip() or type(exc).__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labloom",
@@ -44,12 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    from ..core.errors import LabloomError
+
     try:
         _use_database_url(args.database_url)
         status: int = handler(args)
     except CLIError as exc:
-        print(f"labloom: error: {exc}", file=sys.stderr)
+        print(f"labloom: error: {one_line(exc)}", file=sys.stderr)
         return exc.status
+    except LabloomError as exc:  # the store cannot be used, a target cannot be loaded, ...
+        print(f"labloom: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("labloom: interrupted", file=sys.stderr)
         return 130

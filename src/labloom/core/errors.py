@@ -12,6 +12,7 @@
     ├── ScheduleError              (also a ValueError) a schedule cannot be stored as given
     ├── MagicArgsError             (also a ValueError) a %%tasks / %%flow option line is invalid
     ├── StoreVersionError          the store was written by a newer labloom
+    ├── StoreUnavailableError      the state folder cannot be made, or the store file is damaged
     └── GraphvizNotFound           (also a RuntimeError) graphviz's ``dot`` is not installed
 
 Every public one is exported by ``labloom`` (``tests/test_exceptions.py`` checks the tree).
@@ -83,6 +84,11 @@ class StoreVersionError(LabloomError):
     """The store file was written by a newer labloom than this one."""
 
 
+class StoreUnavailableError(LabloomError):
+    """The state folder (``LABLOOM_HOME``) cannot be created or used, or the store file in it
+    is not a database. Commands stop with the message; a flow still runs, unrecorded."""
+
+
 class GraphvizNotFound(LabloomError, RuntimeError):
     """graphviz's ``dot`` program is not installed (or not on PATH)."""
 
@@ -96,6 +102,7 @@ __all__ = [
     "ResourceUnavailableError",
     "RunCancelledError",
     "ScheduleError",
+    "StoreUnavailableError",
     "StoreVersionError",
     "TargetError",
     "TaskTimeoutError",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import result_files
+from .errors import StoreUnavailableError
 from .futures import MappedFuture, TaskFuture, allow_failure, replace_futures
 from .hooks import hooks
 from .states import State
@@ -125,6 +126,12 @@ class ResultPlanner:
         if key is None:
             if task.cache:
                 self._warn(tr, f"not cached: {self._why_no_key.get(tr.id, 'no key')}")
+            return args, kwargs
+        try:
+            self._path(key)  # a results folder that cannot be made: the task runs uncached
+        except StoreUnavailableError as exc:
+            if task.cache:
+                self._warn(tr, "not cached: " + str(exc).removeprefix("[labloom] "))
             return args, kwargs
         path: str | None = None
         if tr.id not in self._no_load:

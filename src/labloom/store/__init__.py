@@ -15,12 +15,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .reader import RunStore
+
+log = logging.getLogger("labloom")
 
 _OFF = ("0", "false", "no", "off")
 PERSIST_MODES = ("all", "cached")
@@ -49,12 +52,22 @@ def persist_mode() -> str:
 
 
 def attach(run: Any) -> None:
-    """Record ``run`` in the store (no-op when the store is off)."""
+    """Record ``run`` in the store (no-op when the store is off). A store that cannot be used
+    (no state folder, a damaged file) never stops the run: one warning says it is unrecorded."""
     if not enabled():
         return
+    from ..core.errors import StoreUnavailableError
     from .cancel import watch
+    from .db import get_database
     from .writer import attach as attach_writer
 
+    try:
+        database = get_database()
+        if database.kind == "sqlite":  # a PostgreSQL server away for a while is waited out
+            database.connect().close()
+    except StoreUnavailableError as exc:
+        log.warning("%s. Run %s of %r is not being recorded.", exc, run.id, run.flow_name)
+        return
     attach_writer(run)
     watch(run)  # a cancel request from another process (the Flows panel) reaches the run
 

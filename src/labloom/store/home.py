@@ -8,6 +8,8 @@ import socket
 import sqlite3
 from pathlib import Path
 
+from ..core.errors import StoreUnavailableError
+
 _made: set[Path] = set()
 
 
@@ -15,8 +17,22 @@ def home() -> Path:
     """The state folder, created (owner-only) on first use."""
     path = Path(os.environ.get("LABLOOM_HOME") or Path.home() / ".labloom").expanduser()
     if path not in _made:  # a tagged task's launch asks for it: no mkdir per launch
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_folder(path)
         _made.add(path)
+    return path
+
+
+def make_folder(path: Path) -> Path:
+    """Create an owner-only folder of labloom's state, or say in one line why it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied", str(path))
+    except OSError as exc:
+        raise StoreUnavailableError(
+            f"[labloom] cannot use {path} for labloom's state ({exc.strerror or exc}): set "
+            "LABLOOM_HOME to a folder you can write, or fix that folder's permissions"
+        ) from None
     return path
 
 
@@ -32,19 +48,31 @@ def results_location() -> str:
 
 
 def results_dir() -> Path:
-    path = home() / "results"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    return make_folder(home() / "results")
 
 
 def connect(path: Path | None = None, timeout: float = 30.0) -> sqlite3.Connection:
     """A connection to the store file: WAL, a generous busy timeout, file mode 0600."""
     path = path or db_path()
     fresh = not path.exists()
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-    if fresh:
-        os.chmod(path, 0o600)
-    conn.execute("PRAGMA journal_mode=WAL")
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                               check_same_thread=False)
+        if fresh:
+            os.chmod(path, 0o600)
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise  # another process's long write: the callers wait it out
+        raise StoreUnavailableError(
+            f"[labloom] the store {path} cannot be opened ({exc}): if it is damaged, move it "
+            f"aside (labloom then starts a new one) or set LABLOOM_HOME to another folder"
+        ) from None
+    except OSError as exc:
+        raise StoreUnavailableError(
+            f"[labloom] the store {path} cannot be opened ({exc.strerror or exc}): fix its "
+            "permissions or set LABLOOM_HOME to a folder you can write"
+        ) from None
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     return conn

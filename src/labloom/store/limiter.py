@@ -8,10 +8,19 @@ releases a slot while holding its run's lock and the grant takes another run's l
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logging.getLogger("labloom").warning("%s", message)
 
 
 class Limiter(Protocol):
@@ -44,9 +53,15 @@ class StoreLimiter:
     def acquire(self, tags: frozenset[str], holder: str, granted: Callable[[], None]) -> bool:
         if not tags:
             return True
+        from ..core.errors import StoreUnavailableError
         from . import limits as store
 
-        limits = store.limits_for(tags)
+        try:
+            limits = store.limits_for(tags)
+        except StoreUnavailableError as exc:
+            # The limits live in that store: with it unusable none can be known or kept.
+            _warn_once(f"{exc}. Concurrency limits are not applied.")
+            return True
         if not limits:
             return True
         with self._lock:
