@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +20,16 @@ class CLIError(Exception):
     def __init__(self, message: str, status: int = 2) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _closed_pipe() -> int:
+    """``labloom logs RUN | head``: the reader has gone, so stop quietly, as Unix tools do
+    (status 128 + SIGPIPE). Python flushes stdout again at exit: point it at /dev/null so that
+    flush has nowhere to fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def one_line(exc: BaseException) -> str:
@@ -55,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _use_database_url(args.database_url)
         status: int = handler(args)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+    except BrokenPipeError:
+        return _closed_pipe()
     except CLIError as exc:
         print(f"labloom: error: {one_line(exc)}", file=sys.stderr)
         return exc.status

@@ -1,0 +1,50 @@
+"""What `labloom` prints: a closed pipe ends it quietly; log text cannot drive the terminal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import cli_env, labloom, write
+
+CHATTY = """
+    from labloom import flow, task
+
+    @task
+    def chatty(i):
+        for k in range(3):
+            print(f"line {k} of {i} " + "x" * 60)
+
+    @flow
+    def talk(n: int = 2000):
+        chatty.map(range(n))  # show and logs both print far more than a pipe buffer holds
+"""
+
+
+@pytest.fixture
+def chatty_run(tmp_path: Path) -> tuple[Path, str]:
+    write(tmp_path / "flows.py", CHATTY)
+    done = labloom(tmp_path, "run", "flows.py:talk", LABLOOM_PROGRESS="0")
+    assert done.returncode == 0, done.stderr
+    [run_id] = [line.split()[0] for line in labloom(tmp_path, "runs").stdout.splitlines()[1:]]
+    return tmp_path, run_id
+
+
+@pytest.mark.parametrize("command", ["logs", "show"])
+def test_a_closed_pipe_ends_the_command_quietly(chatty_run: tuple[Path, str], command: str) -> None:
+    home, run_id = chatty_run
+    args = [command, run_id]
+    # `labloom logs RUN | head -1`: the reader takes one line and goes away.
+    proc = subprocess.Popen([sys.executable, "-m", "labloom", *args], env=cli_env(home),
+                            cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert first
+    assert err == "", err  # no BrokenPipeError, no "Exception ignored"
+    assert proc.returncode == 141  # 128 + SIGPIPE, as `seq 1 1000000 | head -1` leaves seq
