@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,38 @@ def test_a_closed_pipe_ends_the_command_quietly(chatty_run: tuple[Path, str], co
     assert first
     assert err == "", err  # no BrokenPipeError, no "Exception ignored"
     assert proc.returncode == 141  # 128 + SIGPIPE, as `seq 1 1000000 | head -1` leaves seq
+
+
+HOSTILE = """
+    from labloom import flow, task
+
+    TEXT = "title\\x1b]0;pwned\\x07 clear\\x1b[2J nul\\x00 cr\\rhidden bidi\\u202eevil tab\\tok"
+
+    @task(name="sneaky\\x1b[31m")
+    def sneaky():
+        print(TEXT)
+        raise ValueError(TEXT)
+
+    @flow
+    def hostile():
+        sneaky()
+"""
+RAW = "title\x1b]0;pwned\x07 clear\x1b[2J nul\x00 cr\rhidden bidi\u202eevil tab\tok"
+SHOWN = "title\\x1b]0;pwned\\x07 clear\\x1b[2J nul\\x00 cr\\x0dhidden bidi\\u202eevil tab\tok"
+DRIVERS = ["\x1b", "\x00", "\x07", "\r", "\u202e"]
+
+
+def test_log_text_cannot_drive_the_terminal_but_json_keeps_it(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", HOSTILE)
+    assert labloom(tmp_path, "run", "flows.py:hostile", LABLOOM_PROGRESS="0").returncode == 1
+    run_id = json.loads(labloom(tmp_path, "runs", "--json").stdout)[0]["id"]
+    for command in (["logs", run_id], ["show", run_id], ["runs"]):
+        text = labloom(tmp_path, *command).stdout
+        assert not [c for c in DRIVERS if c in text], (command, text)
+    logs = labloom(tmp_path, "logs", run_id).stdout
+    assert SHOWN in logs and "sneaky\\x1b[31m |" in logs
+    assert "\\x1b[31m" in labloom(tmp_path, "show", run_id).stdout  # the task run's name
+    lines = json.loads(labloom(tmp_path, "logs", run_id, "--json").stdout)["lines"]
+    assert RAW in [line["text"] for line in lines]  # --json: exactly as recorded
+    shown = json.loads(labloom(tmp_path, "show", run_id, "--json").stdout)
+    assert RAW in shown["task_runs"][0]["message"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..store import open_store
 from ..store.reader import RunStore
+from .terminal import echo
 
 
 def register(subparsers: Any) -> None:
@@ -66,7 +67,7 @@ def _runs(args: argparse.Namespace) -> int:
         print(json.dumps([run.to_json() for run in runs], indent=1))
         return 0
     if not runs:
-        print("no runs recorded" + (f" for flow {args.flow!r}" if args.flow else ""))
+        echo("no runs recorded" + (f" for flow {args.flow!r}" if args.flow else ""))
         return 0
     rows = [
         [run.id, run.flow_name, run.state, _when(run.started), _seconds(run.duration),
@@ -85,16 +86,16 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**run.to_json(), "task_runs": [t.to_json() for t in tasks]}, indent=1))
         return 0
-    print(f"run {run.id} of flow {run.flow_name!r}: {run.state}")
+    echo(f"run {run.id} of flow {run.flow_name!r}: {run.state}")
     if run.message:
-        print(f"  {run.message}")
-    print(f"  started {_when(run.started)}, took {_seconds(run.duration)}, on {run.host} "
+        echo(f"  {run.message}")
+    echo(f"  started {_when(run.started)}, took {_seconds(run.duration)}, on {run.host} "
           f"({run.executor}, {run.origin})")
     if run.parameters:
-        print(f"  parameters: {json.dumps(run.parameters)}")
+        echo(f"  parameters: {json.dumps(run.parameters)}")
     if run.retry_of:
-        print(f"  retry of run {run.retry_of}")
-    print()
+        echo(f"  retry of run {run.retry_of}")
+    echo()
     rows = [
         [t.name, t.state, str(t.attempts), _seconds(t.duration), _short(t.message)]
         for t in tasks
@@ -117,12 +118,12 @@ def _logs(args: argparse.Namespace) -> int:
         return 0
     for line in lines:
         level = logging.getLevelName(line.level)
-        print(f"{_when(line.time)} {level:<7} {line.task or '(flow)'} | {line.text}")
+        echo(f"{_when(line.time)} {level:<7} {line.task or '(flow)'} | {line.text}")
     for cut in cuts:
-        print(f"[labloom] {cut.task or '(flow)'}: {cut.cut} more line(s) not stored "
+        echo(f"[labloom] {cut.task or '(flow)'}: {cut.cut} more line(s) not stored "
               f"(the store keeps {cut.kept} per task run; LABLOOM_LOG_LINES raises it)")
     if not lines and not cuts:
-        print("no log lines" + (f" for task {args.task!r}" if args.task else ""))
+        echo("no log lines" + (f" for task {args.task!r}" if args.task else ""))
     return 0
 
 
@@ -140,13 +141,13 @@ def _retry(args: argparse.Namespace) -> int:
         raise CLIError(str(exc), status=1) from None
     reused = [t for t in run.tasks if t.message.startswith("reused")]
     ran = [t for t in run.tasks if t not in reused]
-    print(f"retry of run {run.metadata['retry_of']}: new run {run.id} {run.state}")
-    print(f"  reused {len(reused)} result(s); ran {len(ran)} task run(s)"
+    echo(f"retry of run {run.metadata['retry_of']}: new run {run.id} {run.state}")
+    echo(f"  reused {len(reused)} result(s); ran {len(ran)} task run(s)"
           + (": " + ", ".join(f"{t.name} ({t.state})" for t in ran[:20]) if ran else ""))
     for note in notes:
-        print(f"  {note}")
+        echo(f"  {note}")
     if run.message:
-        print(f"  {run.message}")
+        echo(f"  {run.message}")
     return 0 if run.state.value == "Completed" else 1
 
 
@@ -157,7 +158,7 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
-        print("  ".join(cells).rstrip())
+        echo("  ".join(cells).rstrip())
 
 
 def _when(stamp: float | None) -> str:

@@ -1,0 +1,27 @@
+"""Text that labloom prints for people: log lines, names and messages come from tasks, so their
+control characters are shown escaped, never sent. A task could otherwise rewrite the screen or
+the window title (ANSI and OSC sequences), hide text (carriage return, NUL) or reorder it
+(bidirectional overrides). ``--json`` output keeps every character as it was recorded.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional marks and overrides.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that would drive a terminal written as an escape."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def echo(text: str = "") -> None:
+    """Print one line (or lines) of text for people."""
+    print(printable(text))
