@@ -201,4 +201,4 @@ def test_public_names() -> None:
     for name in labloom.__all__:
         assert getattr(labloom, name) is not None, name
     assert {"task", "flow", "unmapped", "allow_failure", "FlowFailed", "limits",
-            "StoreUnavailableError"} <= set(labloom.__all__)
+            "StoreUnavailableError", "Secret"} <= set(labloom.__all__)

@@ -37,6 +37,7 @@ from .core.flows import Flow, flow
 from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
 from .core.graph import TaskRun
 from .core.logs import get_run_logger
+from .core.secrets import Secret
 from .core.states import State
 from .core.tasks import Task, task
 from .executors import Executor, LocalExecutor, ThreadExecutor
@@ -61,6 +62,7 @@ __all__ = [
     "ResourceUnavailableError",
     "RunCancelledError",
     "ScheduleError",
+    "Secret",
     "State",
     "StoreUnavailableError",
     "StoreVersionError",

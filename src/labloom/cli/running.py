@@ -78,14 +78,14 @@ def check_executor(choice: str | None, address: str | None = None) -> None:
 def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[str, Any]]:
     """The target, its flow and checked parameters; a CLIError (status 2) on any mistake."""
     from ..core.errors import TargetError
-    from ..export.targets import check_params, load_flow, parse_params, parse_target
+    from ..export.targets import check_params, load_flow, parse_params, parse_target, raw_params
     from . import CLIError
 
     try:
         target = parse_target(target_text)
         params = parse_params(param_items)
         flow = load_flow(target)
-        return target, flow, check_params(flow, params)
+        return target, flow, check_params(flow, params, raw_params(param_items))
     except TargetError as exc:
         raise CLIError(str(exc)) from None
     except FileNotFoundError as exc:

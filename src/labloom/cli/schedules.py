@@ -71,6 +71,8 @@ def _errors() -> Any:
 
 
 def add_command(args: argparse.Namespace) -> int:
+    from ..core.secrets import is_secret_value
+    from ..export.targets import parse_params
     from ..schedule import liveness
     from ..schedule import slots as sched
     from ..schedule.alerts import check_url, mask_url
@@ -88,8 +90,16 @@ def add_command(args: argparse.Namespace) -> int:
         raise cli_error(str(exc)) from None
     check_executor(args.executor, args.address)
     target, flow, params = prepare(args.target, args.param)
-    # Store what the user gave, not the defaults: a later default change applies.
-    given = {key: params[key] for key in _given_names(args.param)}
+    secret = [key for key in _given_names(args.param) if is_secret_value(params[key])]
+    if secret:
+        raise cli_error(
+            f"parameter(s) {', '.join(secret)} are secret, and a schedule keeps its parameters "
+            "in the store; let the flow read them where it runs (an environment variable, a "
+            "credentials file) instead of --param"
+        )
+    # Store what the user gave (as JSON read it), not the defaults: a later default change
+    # applies, and each run checks the values against the flow's annotations again.
+    given = parse_params(args.param)
     if target.flow is None:
         target = type(target)(target.path, flow.name)
     now = time.time()

@@ -30,6 +30,7 @@ from .logs import current_task
 from .mapping import MapSources, map_source
 from .observers import FailureHooks
 from .run_logs import MAX_TASK_LINES, ExecutorSink, RunLogs
+from .secrets import recorded_parameters
 from .states import State
 from .task_graph import TaskGraph
 
@@ -200,7 +201,8 @@ class RunEngine:
             observer(self.handle)
         with self.lock:
             self._created = ev.RunCreated(
-                self.id, self.flow.name, dict(self.parameters), self.executor.describe(),
+                self.id, self.flow.name, recorded_parameters(self.flow.fn, self.parameters),
+                self.executor.describe(),
                 self.origin, socket.gethostname(), self.started, self.flow.source_hash,
                 dict(self.metadata),
             )

@@ -83,14 +83,22 @@ def load_flow(target: Target) -> Flow[..., Any]:
     return flows[0]
 
 
-def parse_params(items: Iterable[str]) -> dict[str, Any]:
-    """``k=v`` pairs; a value is JSON where it parses as JSON, else the string itself."""
-    params: dict[str, Any] = {}
+def raw_params(items: Iterable[str]) -> dict[str, str]:
+    """``k=v`` pairs as the text given."""
+    raw: dict[str, str] = {}
     for item in items:
-        key, sep, raw = item.partition("=")
+        key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
             raise TargetError(f"--param takes NAME=VALUE, got {item!r}")
+        raw[key] = value
+    return raw
+
+
+def parse_params(items: Iterable[str]) -> dict[str, Any]:
+    """``k=v`` pairs; a value is JSON where it parses as JSON, else the string itself."""
+    params: dict[str, Any] = {}
+    for key, raw in raw_params(items).items():
         try:
             params[key] = json.loads(raw)
         except ValueError:
@@ -98,8 +106,11 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
     return params
 
 
-def check_params(flow: Flow[..., Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Refuse unknown and missing parameters before anything runs, naming the flow's own."""
+def check_params(
+    flow: Flow[..., Any], params: dict[str, Any], raw: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Refuse unknown and missing parameters before anything runs, naming the flow's own;
+    with ``raw`` (the text given), values are also checked against the annotations."""
     accepts_any = any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in flow.signature.parameters.values()
     )
@@ -126,6 +137,10 @@ def check_params(flow: Flow[..., Any], params: dict[str, Any]) -> dict[str, Any]
             f"flow {flow.name!r}: {'; '.join(problems)}; its parameters are "
             f"{flow.describe_parameters()} (pass them as --param NAME=VALUE)"
         )
+    if raw is not None:
+        from .params import convert_params
+
+        params = convert_params(flow, params, raw)
     try:
         return flow.bind(**params)
     except TypeError as exc:

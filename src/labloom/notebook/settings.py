@@ -20,6 +20,7 @@ ENV = {
     "widget": "LABLOOM_WIDGET",
     "home": "LABLOOM_HOME",
     "database_url": "LABLOOM_DATABASE_URL",
+    "store_parameters": "LABLOOM_STORE_PARAMETERS",
 }
 _FALSE = ("0", "false", "no", "off")
 
@@ -61,6 +62,9 @@ class Labloom(Configurable):
                 "LABLOOM_DATABASE_URL in the environment"
             )
         return value
+    store_parameters = Bool(
+        True, help="Record flow parameter values; False records each one as ***."
+    ).tag(config=True)
 
     @validate("address")
     def _check_address(self, proposal: Any) -> str:
@@ -83,13 +87,20 @@ class Labloom(Configurable):
 
     def apply_home(self) -> None:
         """Point the store at ``home`` and ``database_url`` unless LABLOOM_HOME and
-        LABLOOM_DATABASE_URL already decide."""
+        LABLOOM_DATABASE_URL already decide; the same for ``store_parameters`` (the engine
+        reads LABLOOM_STORE_PARAMETERS)."""
         if self.home and not os.environ.get("LABLOOM_HOME"):
             os.environ["LABLOOM_HOME"] = os.path.expanduser(self.home)
         if self.database_url and not os.environ.get("LABLOOM_DATABASE_URL"):
             os.environ["LABLOOM_DATABASE_URL"] = self.database_url
         if self.admins and not os.environ.get("LABLOOM_ADMINS"):
             os.environ["LABLOOM_ADMINS"] = ",".join(self.admins)
+        if not self.store_parameters and not os.environ.get("LABLOOM_STORE_PARAMETERS"):
+            os.environ["LABLOOM_STORE_PARAMETERS"] = "0"
+            self._set_store_parameters = True
+        elif self.store_parameters and getattr(self, "_set_store_parameters", False):
+            os.environ.pop("LABLOOM_STORE_PARAMETERS", None)  # only what this object set
+            self._set_store_parameters = False
 
 
 def current_shell() -> Any:
@@ -116,6 +127,9 @@ def settings(shell: Any = None) -> Labloom:
         # %config finds configurables here; it then updates the object live.
         if made not in shell.configurables:
             shell.configurables.append(made)
-    made.observe(lambda _change: made.apply_home(), names=["home", "database_url", "admins"])
+    made.observe(
+        lambda _change: made.apply_home(),
+        names=["home", "database_url", "admins", "store_parameters"],
+    )
     made.apply_home()
     return made

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..core.errors import TargetError
 from ..core.results import Reuse
+from ..core.secrets import HIDDEN
 from . import access, open_store, target
 
 _DONE = ("Completed", "Cached")
@@ -44,6 +45,12 @@ def retry_run(run_id: str, executor: Any = None) -> tuple[Any, list[str]]:
         raise TargetError(
             f"run {record.id}: parameter(s) {', '.join(opaque)} were not JSON values, so only "
             "their repr was stored; run the flow again with `labloom run ... --param`"
+        )
+    hidden = [k for k, v in record.parameters.items() if v == HIDDEN]
+    if hidden:
+        raise TargetError(
+            f"run {record.id}: parameter(s) {', '.join(hidden)} were not stored (secret, or "
+            "LABLOOM_STORE_PARAMETERS=0); run the flow again with `labloom run ... --param`"
         )
     notes: list[str] = []
     reuse: dict[str, Reuse] = {}
