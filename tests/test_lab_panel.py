@@ -223,6 +223,20 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
                     "hourly-report", cwd=work)
     assert added.returncode == 0, added.stderr
     panel, _alerts = open_lab(page, url)
+    panel.get_by_text("No runs yet").wait_for(timeout=30_000)
+
+    # A hidden panel sends nothing; the status-bar item opens it again.
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.locator('.jp-SideBar [title="Flows (labloom)"]').click()
+    panel.wait_for(state="hidden", timeout=10_000)
+    asked.clear()
+    page.wait_for_timeout(3_000)
+    panel_requests = [u for u in asked if "labloom/api/runs?limit=100" in u or "schedules" in u]
+    assert panel_requests == [], panel_requests
+    page.locator(".labloom-StatusItem").click()
+    panel.wait_for(state="visible", timeout=10_000)
+
     schedule = panel.locator('.labloom-schedule[data-schedule="hourly-report"]')
     schedule.wait_for(timeout=30_000)
     schedule.get_by_role("button", name="Pause").click()

@@ -139,6 +139,10 @@ export class Poller {
   }
 
   private async run(): Promise<void> {
+    if (!this.active() || document.visibilityState !== 'visible') {
+      this.timer = null; // hidden since the last tick was planned: stand by
+      return;
+    }
     this.timer = -1; // a tick is under way
     try {
       await this.tick();

@@ -70,6 +70,10 @@ export class FlowsPanel extends Widget {
     this.poller.wake();
   }
 
+  protected onAfterHide(): void {
+    this.poller.stop();
+  }
+
   dispose(): void {
     this.poller.dispose();
     super.dispose();

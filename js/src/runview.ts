@@ -65,6 +65,10 @@ export class RunView extends Widget {
     this.poller.wake();
   }
 
+  protected onAfterHide(): void {
+    this.poller.stop();
+  }
+
   protected onAfterAttach(): void {
     this.poller.wake();
   }
