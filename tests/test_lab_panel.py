@@ -272,3 +272,57 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
     run_row(panel, run.id).and_(page.locator('[data-state="Cancelled"]')).wait_for(
         timeout=10_000
     )
+
+
+NOTEBOOK_CELLS = [
+    "%load_ext labloom",
+    '''%%tasks
+import time
+
+def nap(i):
+    time.sleep(0.3)
+    return i
+''',
+    """%%flow naps --background
+slept = nap.map(range(400))
+""",
+]
+
+
+def test_a_kernel_run_shows_in_the_panel_and_cancels_from_its_tab(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    url, notebooks = lab
+    home = tmp_path / "labloom"
+    nb = new_notebook(cells=[new_code_cell(src) for src in NOTEBOOK_CELLS])
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
+    }
+    nbformat.write(nb, notebooks / "naps.ipynb")
+    page.goto(url.format("lab/tree/naps.ipynb") + "&reset")
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+
+    [run] = wait_for(lambda: stored_runs(home, "naps"), 90, "the kernel's run in the store")
+    assert run.origin == "notebook"
+    page.locator('.jp-SideBar [title="Flows (labloom)"]').click()
+    panel = page.locator("#labloom-flows")
+    row = run_row(panel, run.id)
+    row.and_(page.locator('[data-state="Running"]')).wait_for(timeout=10_000)
+    assert row.locator(".labloom-run-origin").inner_text() == "notebook"
+    row.click()
+    view = page.locator(f"#labloom-run-{run.id}")
+    view.locator(".labloom-run-state", has_text="Running").wait_for(timeout=20_000)
+    view.locator("button.labloom-cancel").click()
+    view.locator(".labloom-run-state", has_text="Cancelled").wait_for(timeout=30_000)
+    [record] = stored_runs(home, "naps")
+    assert record.state == "Cancelled" and record.message == "cancelled from the Flows panel"
+    # The cell widget of the same run, drawn by the same renderer, agrees.
+    cell = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
+    page.locator(".lm-TabBar-tabLabel", has_text="naps.ipynb").first.click()
+    cell.and_(page.locator('[data-state="Cancelled"]')).wait_for(timeout=30_000)
+    shot(page, "lab-kernel-run-cancelled")
