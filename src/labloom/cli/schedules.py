@@ -202,11 +202,11 @@ def resume_command(args: argparse.Namespace) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    from ..schedule.daemon import Scheduler
+    from ..schedule.daemon import ScheduleServer
 
     _, cli_error = _errors()
     if args.grace < 0 or args.tick <= 0:
         raise cli_error("--grace must be >= 0 seconds")
-    scheduler = Scheduler(tick=args.tick, grace=args.grace)
+    scheduler = ScheduleServer(tick=args.tick, grace=args.grace)
     scheduler.install_signal_handlers()
     return scheduler.serve()

@@ -50,7 +50,7 @@ class _Child:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Scheduler:
+class ScheduleServer:
     def __init__(self, tick: float = 0.5, grace: float = 30.0, out: IO[str] | None = None):
         self.id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.tick = tick
