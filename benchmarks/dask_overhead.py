@@ -2,8 +2,12 @@
 
 Same LocalCluster(n_workers=2, threads_per_worker=1), alternating, medians; prints the ratio.
 
-    python benchmarks/dask_overhead.py [--tasks 5000] [--repeats 5]
-        [--prefect-python /path/to/prefect-venv/bin/python] [--prefect-tasks N]
+    python benchmarks/dask_overhead.py [--tasks 5000] [--repeats 5] [--batch-size 100]
+        [--no-warmup] [--prefect-python /path/to/prefect-venv/bin/python] [--prefect-tasks N]
+
+``--batch-size B`` adds a column: the same map with ``noop.with_options(batch_size=B)``, its
+children packed B to a Dask task (each still its own task run). ``--no-warmup`` skips the
+200-task warm-up, so round 1 is a first run in a fresh process.
 
 Reference column: Prefect with its Dask task runner, where it is installed. Prefect is not a
 dependency and must not go into this environment, so it runs from its own interpreter
@@ -42,8 +46,9 @@ noop_task = task(noop, name="noop")
 
 
 @flow(name="overhead")
-def mapped(n: int) -> list[int]:
-    return noop_task.map(range(n))
+def mapped(n: int, batch_size: int = 0) -> list[int]:
+    chosen = noop_task.with_options(batch_size=batch_size) if batch_size else noop_task
+    return chosen.map(range(n))
 
 
 def raw(client: Client, n: int, rep: int) -> float:
@@ -55,9 +60,9 @@ def raw(client: Client, n: int, rep: int) -> float:
     return elapsed
 
 
-def through_labloom(executor: DaskExecutor, n: int) -> float:
+def through_labloom(executor: DaskExecutor, n: int, batch_size: int = 0) -> float:
     start = time.perf_counter()
-    run = mapped.run(n=n, executor=executor)
+    run = mapped.run(n=n, batch_size=batch_size, executor=executor)
     run.result()
     elapsed = time.perf_counter() - start
     assert run.state.value == "Completed", run.state
@@ -106,6 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=0)
+    parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--prefect-python", default=os.environ.get("LABLOOM_BENCH_PREFECT_PYTHON"),
                         help="interpreter with prefect and prefect-dask installed "
                              "(default: $LABLOOM_BENCH_PREFECT_PYTHON; none: skip the column)")
@@ -117,14 +124,21 @@ def main() -> None:
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
     client = Client(cluster)
     executor = DaskExecutor(client=client)
-    raw(client, 200, -1)  # warm both paths up
-    through_labloom(executor, 200)
-    raws, ours = [], []
+    if not args.no_warmup:
+        raw(client, 200, -1)  # warm both paths up
+        through_labloom(executor, 200)
+        if args.batch_size:
+            through_labloom(executor, 200, args.batch_size)
+    raws, ours, chunked = [], [], []
     for rep in range(args.repeats):
         raws.append(raw(client, args.tasks, rep))
         ours.append(through_labloom(executor, args.tasks))
-        print(f"  repeat {rep + 1}: client.map {raws[-1]:.2f}s  labloom {ours[-1]:.2f}s",
-              flush=True)
+        line = f"  repeat {rep + 1}: client.map {raws[-1]:.2f}s  labloom {ours[-1]:.2f}s"
+        if args.batch_size:
+            chunked.append(through_labloom(executor, args.tasks, args.batch_size))
+            line += (f"  labloom batch_size={args.batch_size} {chunked[-1]:.2f}s "
+                     f"(ratio {chunked[-1] / raws[-1]:.2f})")
+        print(line, flush=True)
     client.close()
     cluster.close()
     r, o = statistics.median(raws), statistics.median(ours)
@@ -132,6 +146,10 @@ def main() -> None:
     print(f"{n} no-op tasks, median of {args.repeats}: client.map+gather {r:.2f}s, "
           f"labloom {o:.2f}s, ratio {o / r:.2f} (target <= 1.3); "
           f"overhead {(o - r) / n * 1000:.2f} ms/task", flush=True)
+    if chunked:
+        c = statistics.median(chunked)
+        print(f"{n} no-op tasks with batch_size={args.batch_size}: labloom {c:.2f}s, "
+              f"ratio {c / r:.2f} to client.map+gather (target <= 0.5)", flush=True)
     if not args.prefect_python:
         print("Prefect column: skipped (no --prefect-python and no "
               "LABLOOM_BENCH_PREFECT_PYTHON; Prefect is not a labloom dependency)")

@@ -428,3 +428,42 @@ def test_the_submitting_thread_ends_when_its_executor_shuts_down(executor) -> No
     for thread in submitting:
         thread.join(timeout=10)
     assert not any(t.is_alive() for t in submitting)
+
+
+def test_a_map_with_batch_size_runs_in_chunks_and_each_child_keeps_its_task_run(
+    executor, tmp_path
+) -> None:
+    from labloom.store import open_store
+
+    marker = tmp_path / "failed-once"
+
+    @task(batch_size=4, retries=1)
+    def tiny(x: int) -> int:
+        print(f"child {x}")
+        if x == 5 and not marker.exists():
+            marker.touch()
+            raise ValueError("first attempt of child 5")
+        return x * 10
+
+    @flow
+    def chunked(n: int) -> tuple[int, list[int]]:
+        values = tiny.map(range(n))
+        return total(values), offset.map(values, by=labloom.unmapped(1))  # type: ignore[return-value]
+
+    run = chunked.run(n=10, executor=executor)
+    assert run.result() == (450, [x * 10 + 1 for x in range(10)])
+    children = [tr for tr in run.tasks if tr.task.name == "tiny"]
+    assert len(children) == 10 and all(tr.state is State.COMPLETED for tr in children)
+    retried = next(tr for tr in children if tr.map_index == 5)
+    assert retried.attempts == 2 and State.RETRYING in [h.state for h in retried.history]
+    assert [line.text for line in run.logs("tiny[7]")] == ["child 7"]
+    assert all(tr.started and tr.ended for tr in children)
+    # Ten children, three chunks: the Dask keys say so.
+    keys = executor.client.run_on_scheduler(
+        lambda dask_scheduler: [t[0] for t in dask_scheduler.transition_log]
+    )
+    chunk_keys = {k for k in keys if isinstance(k, str) and k.startswith("tiny-chunk-")}
+    assert len(chunk_keys) == 3 + 1  # three chunks, and the retried child's own
+    with open_store() as store:
+        stored = [t for t in store.task_runs(run.id) if t.name.startswith("tiny[")]
+    assert len(stored) == 10 and {t.state for t in stored} == {"Completed"}

@@ -149,7 +149,8 @@ class Launcher:
             else:
                 args, kwargs = tr.args, tr.kwargs
             tr.handle = LAUNCHING
-        call = TaskCall(task.fn, tr.name, engine.id, tr.id, attempt, task.timeout, task.log_prints)
+        call = TaskCall(task.fn, tr.name, engine.id, tr.id, attempt, task.timeout, task.log_prints,
+                        batch_size=task.batch_size if tr.map_index is not None else None)
         try:
             args, kwargs = self.results.prepare(tr, call, args, kwargs)
             handle = self.executor.submit(

@@ -26,6 +26,7 @@ _OPTIONS = (
     "cache",
     "cache_expiration",
     "log_prints",
+    "batch_size",
 )
 
 
@@ -110,6 +111,14 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
     log_prints = opts.get("log_prints", True)
     if not isinstance(log_prints, bool):
         raise TypeError(f"{where}: log_prints must be True or False, got {log_prints!r}")
+    batch_size = opts.get("batch_size")
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise ValueError(
+            f"{where}: batch_size must be a whole number >= 1 (map children run per Dask "
+            f"task), or None; got {batch_size!r}"
+        )
 
     return {
         "name": name,
@@ -121,6 +130,7 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
         "cache": cache,
         "cache_expiration": None if expiration is None else float(expiration),
         "log_prints": log_prints,
+        "batch_size": batch_size,
     }
 
 
@@ -196,6 +206,12 @@ class Task(Generic[P, R]):
     @property
     def log_prints(self) -> bool:
         return bool(self._options["log_prints"])
+
+    @property
+    def batch_size(self) -> int | None:
+        """On Dask, map children run this many per Dask task (each keeps its own task run)."""
+        size: int | None = self._options["batch_size"]
+        return size
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (2 is the first retry)."""
@@ -281,6 +297,7 @@ def task(
     cache: bool = False,
     cache_expiration: float | timedelta | None = None,
     log_prints: bool = True,
+    batch_size: int | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
@@ -22,6 +22,7 @@ from ..core.errors import ResourceUnavailableError, WorkerDiedError
 from ..core.executor import DoneCallback, Executor, Outcome
 from . import dask_events as events
 from .dask_internals import is_adaptive, task_spec
+from .dask_submit import Handle, Submitter, item_future
 
 # One embedded LocalCluster (and client) per process and set of cluster options, reused by
 # every run: a notebook pays the start-up once.
@@ -31,7 +32,6 @@ _connected: dict[str, Any] = {}
 _shared_lock = threading.Lock()
 # Per client (by id): the dispatcher thread and the limiter.
 _dispatchers: dict[str, events.Dispatcher] = {}
-IDLE_EXIT = 5.0  # seconds the submitting thread waits for work before it ends
 
 
 def active_scheduler_address() -> str | None:
@@ -96,7 +96,7 @@ class DaskExecutor(Executor):
         self._topics: set[str] = set()
         self._lock = threading.Lock()
         self._offers: list[dict[str, float]] | None = None
-        self._batcher = _Batcher(self)
+        self._submitter = Submitter(self)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -151,7 +151,7 @@ class DaskExecutor(Executor):
     def shutdown(self) -> None:
         for name in list(self._topics):
             self.run_ended(name.removeprefix(events.TOPIC_PREFIX))
-        self._batcher.stop()
+        self._submitter.stop()
 
     def metadata(self) -> dict[str, Any]:
         link = getattr(self._client, "dashboard_link", None) if self._client else None
@@ -191,7 +191,10 @@ class DaskExecutor(Executor):
         client = self.client
         assert self._dispatcher is not None
         self._subscribe(call.run_id)
-        handle = _Handle()
+        handle = Handle()
+        if call.batch_size and call.batch_size > 1 and not resources:
+            self._submitter.add_member((call, args, kwargs, handle, on_done))
+            return handle
         if resources:
             problem = self._unsatisfiable(resources)
             if problem:
@@ -210,35 +213,46 @@ class DaskExecutor(Executor):
             text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=text))
 
-        self._batcher.add(key, spec, resources, not_sent)
+        self._submitter.add(key, spec, resources, not_sent)
         handle.future.add_done_callback(
-            lambda future: dispatcher.put(_report, future, call, on_done, dispatcher)
+            lambda future: dispatcher.put(report, future, call, on_done, dispatcher)
         )
         return handle
 
     def value_ref(self, handle: Any) -> Any:
-        return handle.future
+        return item_future(self.client, handle)
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
-        return handle.future.result(timeout=timeout)
+        value = handle.future.result(timeout=timeout)
+        return value if handle.index is None else value[handle.index]
 
     def results(self, handles: list[Any]) -> list[Any]:
-        values: list[Any] = self.client.gather([handle.future for handle in handles])
-        return values
+        # A chunk travels once, whatever the number of its children asked for.
+        futures = list({id(h.future): h.future for h in handles}.values())
+        fetched = dict(zip((id(f) for f in futures), self.client.gather(futures), strict=True))
+        return [fetched[id(h.future)] if h.index is None else fetched[id(h.future)][h.index]
+                for h in handles]
 
     def split(self, handle: Any) -> list[Any]:
         client = self.client
-        future = handle.future
+        future = self.value_ref(handle)
         width = client.submit(events.item_count, future, key=f"len-{future.key}").result()
         keys = [f"item-{i}-{future.key}" for i in range(width)]
         items: list[Any] = client.map(events.item_at, [future] * width, range(width), key=keys)
         return items
 
     def cancel(self, handles: Sequence[Any]) -> None:
-        futures = [h.future for h in handles if getattr(h, "future", None) is not None]
-        self._batcher.drop({future.key for future in futures})
+        for handle in handles:
+            handle.cancelled = True  # a child still waiting for its chunk stays out of it
+        futures = list({id(h.future): h.future for h in handles if h.future is not None}.values())
+        self._submitter.drop({future.key for future in futures})
         if futures and self._client is not None:
             self._client.cancel(futures)
+
+    @property
+    def dispatcher(self) -> events.Dispatcher:
+        assert self._dispatcher is not None
+        return self._dispatcher
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -276,76 +290,7 @@ class DaskExecutor(Executor):
         )
 
 
-class _Batcher:
-    """Sends submitted task runs to the scheduler in batches, one graph per batch.
-
-    ``client.submit`` costs the scheduler one graph update per task; a map of 5,000 children
-    submitted that way took about 1.5x the time of ``client.map``. The engine submits while it
-    holds the run's lock; this thread drains whatever accumulated meanwhile in one message.
-    """
-
-    def __init__(self, executor: DaskExecutor) -> None:
-        self._executor = executor
-        self._lock = threading.Lock()
-        self._pending: dict[str, tuple[Any, tuple[tuple[str, float], ...], Any]] = {}
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-
-    def add(
-        self, key: str, spec: Any, resources: dict[str, float] | None,
-        not_sent: Callable[[Exception], None],
-    ) -> None:
-        with self._lock:
-            self._pending[key] = (spec, tuple(sorted((resources or {}).items())), not_sent)
-            self._stopped = False
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="labloom-dask-submit", daemon=True
-                )
-                self._thread.start()
-        self._wake.set()
-
-    def drop(self, keys: set[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._pending.pop(key, None)
-
-    def stop(self) -> None:
-        """End the thread (the executor's shutdown); a later ``add`` starts another."""
-        with self._lock:
-            self._stopped = True
-        self._wake.set()
-
-    def _loop(self) -> None:
-        while True:
-            woken = self._wake.wait(IDLE_EXIT)
-            self._wake.clear()
-            with self._lock:
-                batch, self._pending = self._pending, {}
-                if not batch and (self._stopped or not woken):
-                    self._thread = None  # stopped, or idle: a later add starts another
-                    return
-            groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
-            for key, (spec, resources, _) in batch.items():
-                groups.setdefault(resources, {})[key] = spec
-            client = self._executor._client
-            for resources, graph in groups.items():
-                try:
-                    client.get(graph, list(graph), sync=False, resources=dict(resources) or None)
-                except Exception as exc:  # e.g. an argument that cannot be pickled
-                    for key in graph:
-                        batch[key][2](exc)
-
-
-class _Handle:
-    __slots__ = ("future",)
-
-    def __init__(self) -> None:
-        self.future: Any = None
-
-
-def _report(
+def report(
     future: Any, call: TaskCall, on_done: DoneCallback, dispatcher: events.Dispatcher
 ) -> None:
     """Turn a finished Dask future into the engine's Outcome (in the dispatcher thread)."""
