@@ -326,3 +326,51 @@ def test_a_kernel_run_shows_in_the_panel_and_cancels_from_its_tab(
     page.locator(".lm-TabBar-tabLabel", has_text="naps.ipynb").first.click()
     cell.and_(page.locator('[data-state="Cancelled"]')).wait_for(timeout=30_000)
     shot(page, "lab-kernel-run-cancelled")
+
+
+DASK_FLOW = '''
+import time
+from labloom import flow, task
+
+@task
+def nap(i):
+    time.sleep(0.5)
+    return i
+
+@flow(executor="dask")
+def on_dask(n: int = 400):
+    return nap.map(range(n))
+'''
+
+
+def test_the_dashboard_link_opens_dask_labextension(lab: Any, page: Any, tmp_path: Path) -> None:
+    url, _notebooks = lab
+    home = tmp_path / "labloom"
+    work = tmp_path / "work"
+    write(work / "flows.py", DASK_FLOW)
+    panel, _alerts = open_lab(page, url)
+    proc = start_run(home, work, "on_dask")
+    try:
+        [run] = wait_for(lambda: stored_runs(home, "on_dask"), 90, "the Dask run in the store")
+        dashboard = run.metadata["dashboard"]
+        assert dashboard.startswith("http://")
+        run_row(panel, run.id).click()
+        view = page.locator(f"#labloom-run-{run.id}")
+        link = view.locator("a.labloom-dashboard")
+        link.wait_for(timeout=20_000)
+        assert link.get_attribute("href") == dashboard
+        assert view.locator('[data-fact="executor"]').inner_text().startswith("dask(tcp://")
+        link.click()
+        # dask-labextension's own side panel now points at the run's dashboard.
+        address = page.locator(".dask-DaskDashboardLauncher .dask-URLInput input")
+        address.wait_for(state="attached", timeout=20_000)
+        wait_for(lambda: address.input_value() == dashboard, 20,
+                 "dask-labextension to take the dashboard URL")
+        view.locator("button.labloom-cancel").click()
+        assert proc.wait(timeout=60) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    [record] = stored_runs(home, "on_dask")
+    assert record.state == "Cancelled"
