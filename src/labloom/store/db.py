@@ -168,6 +168,49 @@ class Conn:
         cursor.executemany(_pg_sql(sql), rows)
         return cursor
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+        on_conflict: str = "",
+    ) -> None:
+        """Insert many rows: ``executemany`` on SQLite; on PostgreSQL a ``COPY`` (several
+        times faster for the writer's batches of thousands of rows), through a temporary
+        staging table when ``on_conflict`` (e.g. ``ON CONFLICT (id) DO NOTHING``) applies.
+        Inside a transaction."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self.kind == "sqlite" or len(rows) < 50:
+            marks = ",".join("?" * len(columns))
+            self.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({marks}) {on_conflict}".rstrip(), rows
+            )
+            return
+        if not on_conflict:
+            self._copy(table, names, rows)
+            return
+        stage = self.stage(table, columns, rows)
+        self.raw.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {on_conflict}"
+        )
+
+    def stage(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+        """PostgreSQL, inside a transaction: ``rows`` copied into a temporary table shaped
+        like ``table``'s ``columns`` and emptied at commit; returns its name, for an
+        ``INSERT ... SELECT`` or ``UPDATE ... FROM`` of thousands of rows in one statement."""
+        names = ", ".join(columns)
+        stage = f"labloom_stage_{table}_{len(columns)}"
+        self.raw.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+            f"SELECT {names} FROM {table} WITH NO DATA"
+        )
+        self._copy(stage, names, rows)
+        return stage
+
+    def _copy(self, table: str, names: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self.raw.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     @contextmanager
     def transaction(self) -> Iterator[Conn]:
         """One write transaction; on SQLite taken at once (``BEGIN IMMEDIATE``)."""

@@ -197,14 +197,28 @@ class _Rows:
                "VALUES (?,?,?,?,?,?) ON CONFLICT (run_id, node_id) DO UPDATE SET "
                "name = excluded.name, kind = excluded.kind, upstream = excluded.upstream, "
                "created = excluded.created", self.nodes)
-        if self.tasks:
-            ex("INSERT INTO task_runs (id, run_id, node_id, task_name, map_index, upstream, "
-               "state, created) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
-               self.tasks)
-        if self.states:
-            ex("INSERT INTO task_states (task_run_id, run_id, state, time, message, attempt) "
-               "VALUES (?,?,?,?,?,?)", self.states)
-        if self.task_updates:
+        conn.insert_rows(
+            "task_runs", ("id", "run_id", "node_id", "task_name", "map_index", "upstream",
+                          "state", "created"), self.tasks, "ON CONFLICT (id) DO NOTHING",
+        )
+        conn.insert_rows(
+            "task_states", ("task_run_id", "run_id", "state", "time", "message", "attempt"),
+            self.states,
+        )
+        if len(self.task_updates) >= 50 and conn.kind == "postgresql":
+            # Thousands of updates as one statement over a staged copy of the new values.
+            stage = conn.stage(
+                "task_runs", ("id", "state", "message", "attempts", "started", "ended",
+                              "traceback"),
+                [(i, *values) for i, values in self.task_updates.items()],
+            )
+            conn.execute(
+                f"UPDATE task_runs t SET state = s.state, message = s.message, "
+                f"attempts = s.attempts, started = COALESCE(s.started, t.started), "
+                f"ended = s.ended, traceback = CASE WHEN s.traceback = '' THEN t.traceback "
+                f"ELSE s.traceback END FROM {stage} s WHERE t.id = s.id"
+            )
+        elif self.task_updates:
             ex("UPDATE task_runs SET state = ?, message = ?, attempts = ?, "
                "started = COALESCE(?, started), ended = ?, "
                "traceback = CASE WHEN ? = '' THEN traceback ELSE ? END WHERE id = ?",
@@ -212,9 +226,7 @@ class _Rows:
                 for i, (s, m, a, st, en, tb) in self.task_updates.items()])
         if self.keys:
             ex("UPDATE task_runs SET cache_key = ?, result_path = ? WHERE id = ?", self.keys)
-        if self.logs:
-            ex("INSERT INTO logs (run_id, task_run_id, level, time, text) VALUES (?,?,?,?,?)",
-               self.logs)
+        conn.insert_rows("logs", ("run_id", "task_run_id", "level", "time", "text"), self.logs)
         if self.cuts:
             ex("INSERT INTO log_cuts (run_id, task_run_id, kept, cut) VALUES (?,?,?,?) "
                "ON CONFLICT (run_id, task_run_id) DO UPDATE SET kept = excluded.kept, "
