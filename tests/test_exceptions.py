@@ -24,6 +24,9 @@ TREE = {
     "MagicArgsError": (ValueError,),
     "StoreVersionError": (),
     "StoreUnavailableError": (),
+    "StoreUnreachableError": (),
+    "DatabaseURLError": (ValueError,),
+    "NotAllowedError": (PermissionError,),
     "GraphvizNotFound": (RuntimeError,),
 }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labloom.store.access import NotAllowedError
+from labloom import NotAllowedError
 from labloom.store.cancel import request_cancel
 from labloom.store.db import get_database
 from labloom.store.home import user_name

@@ -17,15 +17,18 @@ from typing import Any
 
 from . import defaults, limits
 from .core.errors import (
+    DatabaseURLError,
     ExportError,
     FlowFailed,
     GraphvizNotFound,
     LabloomError,
     MagicArgsError,
+    NotAllowedError,
     ResourceUnavailableError,
     RunCancelledError,
     ScheduleError,
     StoreUnavailableError,
+    StoreUnreachableError,
     StoreVersionError,
     TargetError,
     TaskTimeoutError,
@@ -48,6 +51,7 @@ defaults.install()
 
 __all__ = [
     "DaskExecutor",
+    "DatabaseURLError",
     "Executor",
     "ExportError",
     "Flow",
@@ -59,12 +63,14 @@ __all__ = [
     "LogLine",
     "MagicArgsError",
     "MappedFuture",
+    "NotAllowedError",
     "ResourceUnavailableError",
     "RunCancelledError",
     "ScheduleError",
     "Secret",
     "State",
     "StoreUnavailableError",
+    "StoreUnreachableError",
     "StoreVersionError",
     "TargetError",
     "Task",

@@ -86,7 +86,8 @@ def _use_database_url(url: str | None) -> None:
     every layer of this process see the same store."""
     if not url:
         return
-    from ..store.db import URL_ENV, DatabaseURLError, kind_of
+    from ..core.errors import DatabaseURLError
+    from ..store.db import URL_ENV, kind_of
 
     try:
         kind_of(url)

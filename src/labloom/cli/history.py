@@ -128,8 +128,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from ..core.errors import TargetError
-    from ..store.access import NotAllowedError
+    from ..core.errors import NotAllowedError, TargetError
     from ..store.retry import retry_run
     from . import CLIError
 

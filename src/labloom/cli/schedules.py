@@ -168,8 +168,8 @@ def _health_text(health: dict[str, Any]) -> str:
 
 
 def _named(args: argparse.Namespace, change: Any, done: str) -> int:
+    from ..core.errors import NotAllowedError
     from ..schedule import slots as sched
-    from ..store.access import NotAllowedError
 
     schedule_error, cli_error = _errors()
     try:

@@ -13,6 +13,9 @@
     ├── MagicArgsError             (also a ValueError) a %%tasks / %%flow option line is invalid
     ├── StoreVersionError          the store was written by a newer labloom
     ├── StoreUnavailableError      the state folder cannot be made, or the store file is damaged
+    │   └── StoreUnreachableError  the store's database server cannot be reached now
+    ├── DatabaseURLError           (also a ValueError) a database URL labloom cannot use
+    ├── NotAllowedError            (also a PermissionError) acting on another user's run
     └── GraphvizNotFound           (also a RuntimeError) graphviz's ``dot`` is not installed
 
 Every public one is exported by ``labloom`` (``tests/test_exceptions.py`` checks the tree).
@@ -89,20 +92,37 @@ class StoreUnavailableError(LabloomError):
     is not a database. Commands stop with the message; a flow still runs, unrecorded."""
 
 
+class StoreUnreachableError(StoreUnavailableError):
+    """The store's database server cannot be reached now (down, restarting, a network cut):
+    passing, so the writer waits it out; a command stops with the message."""
+
+
+class DatabaseURLError(LabloomError, ValueError):
+    """A database URL labloom cannot use (``LABLOOM_DATABASE_URL``, ``--database-url``)."""
+
+
+class NotAllowedError(LabloomError, PermissionError):
+    """Cancel, retry or a schedule change on another user's run or schedule, by a user who is
+    not an admin (``LABLOOM_ADMINS``); see ``store/access.py``."""
+
+
 class GraphvizNotFound(LabloomError, RuntimeError):
     """graphviz's ``dot`` program is not installed (or not on PATH)."""
 
 
 __all__ = [
+    "DatabaseURLError",
     "ExportError",
     "FlowFailed",
     "GraphvizNotFound",
     "LabloomError",
     "MagicArgsError",
+    "NotAllowedError",
     "ResourceUnavailableError",
     "RunCancelledError",
     "ScheduleError",
     "StoreUnavailableError",
+    "StoreUnreachableError",
     "StoreVersionError",
     "TargetError",
     "TaskTimeoutError",

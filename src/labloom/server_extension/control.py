@@ -16,8 +16,8 @@ from typing import Any
 
 from tornado import web
 
+from ..core.errors import NotAllowedError
 from ..store import access as permissions
-from ..store.access import NotAllowedError
 from ..store.cancel import NotCancellable, request_cancel
 from ..store.home import home
 from ..store.reader import RunStore

@@ -9,7 +9,7 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..core.errors import ScheduleError
+from ..core.errors import NotAllowedError, ScheduleError
 from ..schedule import slots as sched
 from ..store import access as permissions
 from ..store.reader import RunStore
@@ -31,7 +31,7 @@ def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
         try:
             permissions.check("run" if action == "run" else action, f"schedule {name!r}",
                          schedule.owner)
-        except permissions.NotAllowedError as exc:
+        except NotAllowedError as exc:
             raise web.HTTPError(403, str(exc)) from None
         if action in ("pause", "resume"):
             sched.set_paused(conn, name, action == "pause")

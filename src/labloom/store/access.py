@@ -14,21 +14,17 @@ apart, give them separate PostgreSQL roles and grants.
 >>> check("retry", "run 1a2b", owner="alice", actor="bob")
 Traceback (most recent call last):
 ...
-labloom.store.access.NotAllowedError: [labloom] bob may not retry run 1a2b: it belongs to alice...
+labloom.core.errors.NotAllowedError: [labloom] bob may not retry run 1a2b: it belongs to alice...
 """
 
 from __future__ import annotations
 
 import os
 
-from ..core.errors import LabloomError
+from ..core.errors import NotAllowedError
 from .home import user_name
 
 ADMINS_ENV = "LABLOOM_ADMINS"
-
-
-class NotAllowedError(LabloomError, PermissionError):
-    """The acting user may not change another user's run or schedule."""
 
 
 def admins() -> set[str]:

@@ -35,7 +35,7 @@ def request_cancel(run_id: str, reason: str = DEFAULT_REASON, path: Path | None 
     """Ask the process that owns ``run_id`` to cancel it; returns the run's state now.
 
     Raises ``KeyError`` for an unknown run, ``NotCancellable`` for a run that has ended and
-    ``access.NotAllowedError`` for another user's run (unless this user is an admin).
+    ``NotAllowedError`` for another user's run (unless this user is an admin).
     """
     conn = _database(path).connect()
     try:

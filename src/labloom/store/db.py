@@ -35,19 +35,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..core.errors import LabloomError
+from ..core.errors import DatabaseURLError, StoreUnreachableError
 
 URL_ENV = "LABLOOM_DATABASE_URL"
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 POSTGRES_HINT = "pip install 'labloom[postgres]' (psycopg and psycopg-pool)"
 
-
-class DatabaseURLError(LabloomError):
-    """A database URL labloom cannot use."""
-
-
-class StoreUnavailableError(LabloomError):
-    """The store's database server cannot be reached (now)."""
 
 
 def auto_migrate() -> bool:
@@ -97,7 +90,7 @@ def is_transient(exc: BaseException) -> bool:
     """A failure that passes: a busy SQLite file, a PostgreSQL server restarting or away."""
     if isinstance(exc, sqlite3.OperationalError):
         return "locked" in str(exc) or "busy" in str(exc)
-    if isinstance(exc, StoreUnavailableError):
+    if isinstance(exc, StoreUnreachableError):
         return True
     module = type(exc).__module__
     if module.startswith(("psycopg", "psycopg_pool")):
@@ -293,7 +286,7 @@ class Database:
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            raise StoreUnavailableError(
+            raise StoreUnreachableError(
                 f"[labloom] cannot reach the store {self.display}: "
                 f"{_without_secret(str(exc), self.url)}; check that the server runs and that "
                 f"{URL_ENV} (or --database-url) names it"
