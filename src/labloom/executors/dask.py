@@ -12,6 +12,7 @@ and items on the cluster. This is the only module (with its two helpers) that im
 from __future__ import annotations
 
 import atexit
+import functools
 import threading
 import traceback
 from collections.abc import Sequence
@@ -41,6 +42,13 @@ def active_scheduler_address() -> str | None:
 
     address = dask.config.get("scheduler-address", None)
     return str(address) if address else None
+
+
+@functools.cache
+def _future_type() -> Any:
+    from distributed import Future  # imported once, not per task run
+
+    return Future
 
 
 class DaskExecutor(Executor):
@@ -201,11 +209,9 @@ class DaskExecutor(Executor):
                 error = ResourceUnavailableError(f"task {call.task_name!r} {problem}")
                 self._dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=str(error)))
                 return handle
-        from distributed import Future
-
         key = f"{call.task_name.split('[', 1)[0]}-{call.task_run_id}-{call.attempt}"
         # The future exists now; the task reaches the scheduler with the next batch.
-        handle.future = Future(key, client)
+        handle.future = _future_type()(key, client)
         spec = task_spec(key, events.invoke, call, args, kwargs)
         dispatcher = self._dispatcher
 
@@ -213,9 +219,9 @@ class DaskExecutor(Executor):
             text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=text))
 
-        self._submitter.add(key, spec, resources, not_sent)
-        handle.future.add_done_callback(
-            lambda future: dispatcher.put(report, future, call, on_done, dispatcher)
+        self._submitter.add(
+            key, spec, resources, not_sent, handle.future,
+            lambda future: dispatcher.put(report, future, call, on_done, dispatcher),
         )
         return handle
 

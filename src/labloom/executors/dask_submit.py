@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.attempt import TaskCall, user_traceback
 from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
-from .dask_internals import task_spec
+from .dask_internals import task_spec, watch
 
 if TYPE_CHECKING:
     from .dask import DaskExecutor
@@ -77,7 +77,8 @@ class Submitter:
     def __init__(self, executor: DaskExecutor) -> None:
         self._executor = executor
         self._lock = threading.Lock()
-        self._pending: dict[str, tuple[Any, tuple[tuple[str, float], ...], Any]] = {}
+        # key -> (spec, resources, not_sent, future, done)
+        self._pending: dict[str, tuple[Any, tuple[tuple[str, float], ...], Any, Any, Any]] = {}
         self._members: list[Member] = []
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,10 +86,12 @@ class Submitter:
 
     def add(
         self, key: str, spec: Any, resources: dict[str, float] | None,
-        not_sent: Callable[[Exception], None],
+        not_sent: Callable[[Exception], None], future: Any, done: Callable[[Any], None],
     ) -> None:
+        """Send ``spec`` with the next batch; ``done(future)`` runs once it finished."""
         with self._lock:
-            self._pending[key] = (spec, tuple(sorted((resources or {}).items())), not_sent)
+            resource_key = tuple(sorted((resources or {}).items()))
+            self._pending[key] = (spec, resource_key, not_sent, future, done)
             self._start()
         self._wake.set()
 
@@ -147,15 +150,16 @@ class Submitter:
         client = self._executor._client
         chunks = self._chunks(members)
         for key, chunk in chunks.items():
-            calls = [(call, args, kwargs) for call, args, kwargs, _, _ in chunk]
-            batch[key] = (task_spec(key, run_chunk, calls), (), _chunk_not_sent(chunk))
-        groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
-        for key, (spec, resources, _) in batch.items():
-            groups.setdefault(resources, {})[key] = spec
-        for key, chunk in chunks.items():
             future: Any = Future(key, client)
             for index, (_, _, _, handle, _) in enumerate(chunk):
                 handle.future, handle.index = future, index
+            calls = [(call, args, kwargs) for call, args, kwargs, _, _ in chunk]
+            batch[key] = (task_spec(key, run_chunk, calls), (), _chunk_not_sent(chunk), future,
+                          None)
+        groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
+        for key, (spec, resources, *_) in batch.items():
+            groups.setdefault(resources, {})[key] = spec
+        watched: list[tuple[Any, Callable[[Any], None]]] = []
         for resources, graph in groups.items():
             try:
                 client.get(graph, list(graph), sync=False, resources=dict(resources) or None)
@@ -165,7 +169,10 @@ class Submitter:
                 continue
             for key in graph:
                 if key in chunks:
-                    self._watch(chunks[key])
+                    watched.append(self._status_of(chunks[key]))
+                else:
+                    watched.append((batch[key][3], batch[key][4]))
+        watch(client, watched)
 
     def _chunks(self, members: list[Member]) -> dict[str, list[Member]]:
         by_task: dict[tuple[str, str, int], list[Member]] = {}
@@ -183,14 +190,13 @@ class Submitter:
                 chunks[f"{name}-chunk-{first.task_run_id}-{first.attempt}"] = chunk
         return chunks
 
-    def _watch(self, chunk: list[Member]) -> None:
+    def _status_of(self, chunk: list[Member]) -> tuple[Any, Callable[[Any], None]]:
+        """The chunk's outcomes task, and what to do when it is done."""
         executor = self._executor
         dispatcher = executor.dispatcher
         future = chunk[0][3].future
         status = executor._client.submit(chunk_outcomes, future, key=f"status-{future.key}")
-        status.add_done_callback(
-            lambda done: dispatcher.put(_report_chunk, done, future, chunk, dispatcher)
-        )
+        return status, lambda done: dispatcher.put(_report_chunk, done, future, chunk, dispatcher)
 
 
 def _chunk_not_sent(chunk: list[Member]) -> Callable[[Exception], None]:
