@@ -101,19 +101,43 @@ _SCOPES = (
 
 
 def assigned_names(statements: Iterable[ast.stmt]) -> list[str]:
-    """Names bound by assignment in this scope, in order, not looking into nested scopes."""
-    names: dict[str, None] = {}
+    """Names these statements bind at their own level, in order (not inside functions, classes,
+    comprehensions; ``global`` names excluded): what a ``%%flow`` cell leaves in the notebook,
+    and what its exported flow returns. The kernel and the exporter both ask this function."""
+    statements = list(statements)
+    found: dict[str, None] = {}
 
     def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found[node.name] = None
+            for decorator in node.decorator_list:
+                visit(decorator)
+            return
+        if isinstance(node, _SCOPES):
+            # A walrus inside a comprehension binds in the enclosing scope.
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
+                    found[sub.target.id] = None
+            return
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.setdefault(node.id)
+            found[node.id] = None
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    found[(alias.asname or alias.name).split(".")[0]] = None
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            found[node.name] = None
         for child in ast.iter_child_nodes(node):
-            if not isinstance(child, _SCOPES):
-                visit(child)
+            visit(child)
 
-    for stmt in statements:
-        visit(stmt)
-    return list(names)
+    declared: set[str] = set()
+    for statement in statements:
+        for node in ast.walk(statement):
+            if isinstance(node, (ast.Global, ast.Nonlocal)):
+                declared.update(node.names)
+    for statement in statements:
+        visit(statement)
+    return [name for name in found if name not in declared and not name.startswith("__labloom")]
 
 
 def free_names(statements: Iterable[ast.stmt]) -> set[str]:

@@ -14,47 +14,11 @@ from typing import Any
 
 from ..core.flows import Flow
 from ..core.futures import MappedFuture, TaskFuture, allow_failure, replace_futures
+from ..export.source import assigned_names
 
 # The unresolved value of each run's assigned names, for publishing what resolved after a failure.
 _assigned: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-
-
-def assigned_names(tree: ast.Module) -> list[str]:
-    """Names the cell binds at its own level (not inside functions, classes, comprehensions)."""
-    found: dict[str, None] = {}
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            found[node.name] = None
-            for decorator in node.decorator_list:
-                visit(decorator)
-            return
-        if isinstance(node, (ast.Lambda, *_COMPREHENSIONS)):
-            # A walrus inside a comprehension binds in the enclosing scope.
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
-                    found[sub.target.id] = None
-            return
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            found[node.id] = None
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                if alias.name != "*":
-                    found[(alias.asname or alias.name).split(".")[0]] = None
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            found[node.name] = None
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    globals_: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Global, ast.Nonlocal)):
-            globals_.update(node.names)
-    for statement in tree.body:
-        visit(statement)
-    return [name for name in found if name not in globals_ and not name.startswith("__labloom")]
 
 
 def _record(run_locals: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -88,7 +52,7 @@ def cell_flow(
     Calling the flow returns ``{name: value}`` for every name the cell assigned.
     """
     tree = ast.parse("\n" + cell, filename=filename, mode="exec")
-    names = assigned_names(tree)
+    names = assigned_names(tree.body)
     record = "__labloom_record__"
     returned = ast.Return(
         value=ast.Call(
