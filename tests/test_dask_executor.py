@@ -467,3 +467,33 @@ def test_a_map_with_batch_size_runs_in_chunks_and_each_child_keeps_its_task_run(
     with open_store() as store:
         stored = [t for t in store.task_runs(run.id) if t.name.startswith("tiny[")]
     assert len(stored) == 10 and {t.state for t in stored} == {"Completed"}
+
+
+def test_batch_size_auto_chunks_once_durations_are_measured(executor) -> None:
+    @task(batch_size="auto")
+    def quick(x: int) -> int:
+        return x + 1
+
+    @flow
+    def f(n: int) -> list[int]:
+        return quick.map(range(n))  # type: ignore[return-value]
+
+    def chunk_keys() -> set[str]:
+        keys = executor.client.run_on_scheduler(
+            lambda dask_scheduler: [t[0] for t in dask_scheduler.transition_log]
+        )
+        return {k for k in keys if isinstance(k, str) and k.startswith("quick-chunk-")}
+
+    assert f.run(n=20, executor=executor).result() == list(range(1, 21))
+    assert chunk_keys() == set()  # nothing measured yet: one Dask task per child
+    second = f.run(n=20, executor=executor)
+    assert second.result() == list(range(1, 21))
+    assert chunk_keys()  # quick children now share Dask tasks
+    assert all(tr.state is State.COMPLETED for tr in second.tasks)
+
+
+def test_batch_size_is_checked_at_decoration() -> None:
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+        task(batch_size=0)(lambda: 1)
+    with pytest.raises(ValueError, match="batch_size must be"):
+        task(batch_size="fast")(lambda: 1)

@@ -67,8 +67,9 @@ class TaskCall:
     log_prints: bool = True
     # Where to persist a successful result (cache); written where the task ran.
     save_to: str | None = None
-    # Map children of a task with ``batch_size`` may share one executor call (Dask).
-    batch_size: int | None = None
+    # Map children of a task with ``batch_size`` may share one executor call (Dask); "auto"
+    # lets the executor choose from measured durations.
+    batch_size: int | str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = _sink_for(self.run_id)

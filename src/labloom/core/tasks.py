@@ -112,12 +112,12 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(log_prints, bool):
         raise TypeError(f"{where}: log_prints must be True or False, got {log_prints!r}")
     batch_size = opts.get("batch_size")
-    if batch_size is not None and (
+    if batch_size not in (None, "auto") and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
     ):
         raise ValueError(
             f"{where}: batch_size must be a whole number >= 1 (map children run per Dask "
-            f"task), or None; got {batch_size!r}"
+            f"task), \"auto\" (chosen from measured durations), or None; got {batch_size!r}"
         )
 
     return {
@@ -208,9 +208,10 @@ class Task(Generic[P, R]):
         return bool(self._options["log_prints"])
 
     @property
-    def batch_size(self) -> int | None:
-        """On Dask, map children run this many per Dask task (each keeps its own task run)."""
-        size: int | None = self._options["batch_size"]
+    def batch_size(self) -> int | str | None:
+        """On Dask, map children run this many per Dask task (each keeps its own task run);
+        ``"auto"``: as many as take about 50 ms, from the durations measured so far."""
+        size: int | str | None = self._options["batch_size"]
         return size
 
     def delay_before(self, attempt: int) -> float:
@@ -297,7 +298,7 @@ def task(
     cache: bool = False,
     cache_expiration: float | timedelta | None = None,
     log_prints: bool = True,
-    batch_size: int | None = None,
+    batch_size: int | str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

@@ -31,6 +31,9 @@ _embedded: dict[str, tuple[Any, Any]] = {}
 # Clients opened for a scheduler address, reused by later runs.
 _connected: dict[str, Any] = {}
 _shared_lock = threading.Lock()
+# batch_size="auto": a chunk should take about this long, and hold at most this many children.
+CHUNK_SECONDS = 0.05
+MAX_CHUNK = 1000
 # Per client (by id): the dispatcher thread and the limiter.
 _dispatchers: dict[str, events.Dispatcher] = {}
 
@@ -200,7 +203,9 @@ class DaskExecutor(Executor):
         assert self._dispatcher is not None
         self._subscribe(call.run_id)
         handle = Handle()
-        if call.batch_size and call.batch_size > 1 and not resources:
+        if call.batch_size == "auto":
+            call.batch_size = self._chunk_size(call.task_name.split("[", 1)[0])
+        if isinstance(call.batch_size, int) and call.batch_size > 1 and not resources:
             self._submitter.add_member((call, args, kwargs, handle, on_done))
             return handle
         if resources:
@@ -255,6 +260,14 @@ class DaskExecutor(Executor):
         if futures and self._client is not None:
             self._client.cancel(futures)
 
+    def _chunk_size(self, task_name: str) -> int:
+        """``batch_size="auto"``: children per chunk so that a chunk takes about
+        ``CHUNK_SECONDS``, from the durations measured so far (1 until there are some)."""
+        mean = self.dispatcher.mean_duration(task_name)
+        if mean is None:
+            return 1
+        return max(1, min(MAX_CHUNK, int(CHUNK_SECONDS / max(mean, 1e-6))))
+
     @property
     def dispatcher(self) -> events.Dispatcher:
         assert self._dispatcher is not None
@@ -300,7 +313,7 @@ def report(
     future: Any, call: TaskCall, on_done: DoneCallback, dispatcher: events.Dispatcher
 ) -> None:
     """Turn a finished Dask future into the engine's Outcome (in the dispatcher thread)."""
-    started, ended = dispatcher.times.pop((call.task_run_id, call.attempt), (0.0, 0.0))
+    started, ended = dispatcher.ended(call)
     status = future.status
     if status == "finished":
         on_done(Outcome(ok=True, started=started, ended=ended))

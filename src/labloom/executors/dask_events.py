@@ -147,8 +147,23 @@ class Dispatcher:
         self._queue = queue.SimpleQueue()
         # (task_run_id, attempt) -> (started, ended), from the worker's "e" events.
         self.times: dict[tuple[str, int], tuple[float, float]] = {}
+        # Per task name: (runs measured, their total seconds), for batch_size="auto".
+        self.durations: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+
+    def ended(self, call: attempt.TaskCall) -> tuple[float, float]:
+        """(started, ended) of an attempt, from its worker's events; its duration is counted."""
+        started, ended = self.times.pop((call.task_run_id, call.attempt), (0.0, 0.0))
+        if ended > started > 0:
+            name = call.task_name.split("[", 1)[0]
+            count, total = self.durations.get(name, (0, 0.0))
+            self.durations[name] = (count + 1, total + ended - started)
+        return started, ended
+
+    def mean_duration(self, task_name: str) -> float | None:
+        count, total = self.durations.get(task_name, (0, 0.0))
+        return total / count if count else None
 
     def put(self, fn: Callable[..., None], *args: Any) -> None:
         self._queue.put((fn, args))

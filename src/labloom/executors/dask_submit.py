@@ -181,7 +181,8 @@ class Submitter:
             if handle.cancelled:
                 continue
             name = call.task_name.split("[", 1)[0]
-            by_task.setdefault((call.run_id, name, call.batch_size or 1), []).append(member)
+            size = call.batch_size if isinstance(call.batch_size, int) else 1
+            by_task.setdefault((call.run_id, name, size), []).append(member)
         chunks: dict[str, list[Member]] = {}
         for (_, name, size), group in by_task.items():
             for start in range(0, len(group), size):
@@ -218,7 +219,7 @@ def _report_chunk(
             report(chunk_future, call, on_done, dispatcher)
         return
     for (call, _, _, _, on_done), (ok, error, text) in zip(chunk, status.result(), strict=True):
-        started, ended = dispatcher.times.pop((call.task_run_id, call.attempt), (0.0, 0.0))
+        started, ended = dispatcher.ended(call)
         on_done(Outcome(ok=ok, error=error, traceback=text, started=started, ended=ended))
 
 
