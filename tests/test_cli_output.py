@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,41 @@ def test_log_text_cannot_drive_the_terminal_but_json_keeps_it(tmp_path: Path) ->
     assert RAW in [line["text"] for line in lines]  # --json: exactly as recorded
     shown = json.loads(labloom(tmp_path, "show", run_id, "--json").stdout)
     assert RAW in shown["task_runs"][0]["message"]
+
+
+SQUARES = """
+    from labloom import flow, task
+
+    @task
+    def square(i):
+        for k in range(20):
+            print("squaring", i, "step", k)
+        return i * i
+
+    @flow(executor="threads")
+    def squares(n: int = 200):
+        return square.map(range(n))
+"""
+SQUARE_LINE = re.compile(r"square\[(\d+)\] \| squaring (\d+) step (\d+)")
+
+
+def test_concurrent_prints_are_whole_prefixed_lines_and_progress_is_on_stderr(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "flows.py", SQUARES)
+    out = labloom(tmp_path, "run", "flows.py:squares", PYTHONUNBUFFERED="1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 200 * 20
+    for line in lines:  # only the flow's prints, each whole: never "squaring 1squaring 2"
+        match = SQUARE_LINE.fullmatch(line)
+        assert match and match.group(1) == match.group(2), line
+    assert "labloom" not in out.stdout
+    assert "labloom: flow 'squares' run" in out.stderr and "Completed" in out.stderr
+    # One stream, as on a terminal: the start line comes before any task's print.
+    merged = subprocess.run(
+        [sys.executable, "-m", "labloom", "run", "flows.py:squares"], cwd=tmp_path,
+        env=cli_env(tmp_path, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=120,
+    ).stdout.splitlines()
+    assert merged[0].startswith("labloom: flow 'squares' run"), merged[:3]

@@ -12,7 +12,7 @@ import pytest
 
 import labloom
 from labloom import State, ThreadExecutor, flow, get_run_logger, task
-from labloom.cli.progress import ConsoleProgress
+from labloom.cli.progress import ConsoleProgress, attach
 from labloom.core import events as ev
 
 
@@ -272,7 +272,7 @@ def test_plain_progress_lines() -> None:
         return total([1])
 
     def observe(run: labloom.FlowRun) -> None:
-        run.subscribe(ConsoleProgress(out, live=False), replay=True)
+        attach(run, out)  # not a terminal: plain lines
 
     remove = ev.add_run_observer(observe)
     try:

@@ -32,7 +32,8 @@ def _run(script: Path, env: dict[str, str], use_pty: bool) -> str:
             [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, done.stderr
-        return done.stdout
+        assert done.stdout == ""  # progress goes to stderr: stdout is the flow's own
+        return done.stderr
     main, child = pty.openpty()
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=child, stderr=child)
     os.close(child)

@@ -2,6 +2,8 @@
 
 On a terminal it redraws a compact table (one row per graph node: done / running / failed);
 otherwise it prints plain lines: start, failures and retries, each node as it completes, end.
+It writes to stderr, as labloom's own messages do, so a flow's prints alone go to stdout and
+can be piped; the start line is written when the run is attached, before any task prints.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class _NodeCounts:
 
 class ConsoleProgress:
     def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
-        self.stream = stream or sys.stdout
+        self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.nodes: dict[str, _NodeCounts] = {}
         self.node_of: dict[str, str] = {}
@@ -60,9 +62,7 @@ class ConsoleProgress:
 
     def _apply(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunCreated):
-            self.flow_name, self.run_id, self.started = event.flow_name, event.run_id, event.time
-            self._line(f"labloom: flow {event.flow_name!r} run {event.run_id} started "
-                       f"on {event.executor}")
+            self.started = event.time
         elif isinstance(event, ev.NodeCreated):
             self.nodes[event.node_id] = _NodeCounts(event.name)
         elif isinstance(event, ev.TaskRunCreated):
@@ -125,5 +125,9 @@ class ConsoleProgress:
 
 def attach(run: Any, stream: TextIO | None = None) -> ConsoleProgress:
     progress = ConsoleProgress(stream)
+    progress.flow_name, progress.run_id = run.flow_name, run.id
+    # Now, before the run starts: events arrive later than the tasks' own prints.
+    progress._line(f"labloom: flow {run.flow_name!r} run {run.id} started "
+                   f"on {run.executor.describe()}")
     run.subscribe(progress, replay=True)
     return progress

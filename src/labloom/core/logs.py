@@ -30,21 +30,37 @@ class TaskContext:
     log_prints: bool
     sink: LogSink
     _partial: dict[int, str] = field(default_factory=dict)
+    _shown_on: dict[int, TextIO] = field(default_factory=dict)
 
-    def write(self, level: int, text: str) -> None:
-        # Streams arrive in arbitrary pieces; emit whole lines, keep the remainder.
+    def write(self, level: int, text: str, shown_on: TextIO | None = None) -> None:
+        """Streams arrive in arbitrary pieces: record and show whole lines, keep the rest.
+
+        On ``shown_on`` (the real stdout or stderr) each line is written whole, in one call and
+        prefixed with the task run's name, so concurrent tasks never mix within a line.
+        """
         buffered = self._partial.get(level, "") + text
         *lines, rest = buffered.split("\n")
         self._partial[level] = rest
-        now = time.time()
-        for line in lines:
-            self.sink(self.task_run_id, level, now, line)
+        if shown_on is not None:
+            self._shown_on[level] = shown_on
+        self._emit(level, lines)
 
     def flush(self) -> None:
         for level, rest in list(self._partial.items()):
             if rest:
-                self.sink(self.task_run_id, level, time.time(), rest)
+                self._emit(level, [rest])
         self._partial.clear()
+
+    def _emit(self, level: int, lines: list[str]) -> None:
+        if not lines:
+            return
+        now = time.time()
+        if self.log_prints:
+            for line in lines:
+                self.sink(self.task_run_id, level, now, line)
+        out = self._shown_on.get(level)
+        if out is not None:
+            out.write("".join(f"{self.task_name} | {line}\n" for line in lines))
 
 
 _CURRENT: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
@@ -65,9 +81,10 @@ class _StreamProxy:
 
     def write(self, text: str) -> int:
         ctx = _CURRENT.get()
-        if ctx is not None and ctx.log_prints:
-            ctx.write(self._level, text)
-        return self._wrapped.write(text)
+        if ctx is None:
+            return self._wrapped.write(text)
+        ctx.write(self._level, text, self._wrapped)  # shown line by line, whole
+        return len(text)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._wrapped, name)
