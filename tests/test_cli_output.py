@@ -123,3 +123,44 @@ def test_concurrent_prints_are_whole_prefixed_lines_and_progress_is_on_stderr(
         stderr=subprocess.STDOUT, text=True, timeout=120,
     ).stdout.splitlines()
     assert merged[0].startswith("labloom: flow 'squares' run"), merged[:3]
+
+
+FAILING = """
+    from labloom import flow, task
+
+    @task
+    def load(n):
+        print("loading", n)
+        return list(range(n))
+
+    @task
+    def train(rows):
+        print("training on", len(rows))
+        return divide(len(rows))
+
+    def divide(n):
+        return n / 0
+
+    @flow
+    def pipeline():
+        train(load(3))
+"""
+
+
+def test_a_failed_tasks_traceback_is_in_show_and_ends_its_logs(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FAILING)
+    assert labloom(tmp_path, "run", "flows.py:pipeline", LABLOOM_PROGRESS="0").returncode == 1
+    run_id = json.loads(labloom(tmp_path, "runs", "--json").stdout)[0]["id"]
+    shown = labloom(tmp_path, "show", run_id).stdout
+    table, _, below = shown.partition("train Failed, attempt 1:")
+    assert "train" in table and below, shown  # under the task runs
+    assert "Traceback (most recent call last):" in below and "in divide" in below
+    assert below.rstrip().endswith("ZeroDivisionError: division by zero")
+    logs = labloom(tmp_path, "logs", run_id, "--task", "train").stdout.rstrip().splitlines()
+    assert "training on 3" in logs[0]
+    assert logs[-1].strip() == "ZeroDivisionError: division by zero"
+    assert "loading" not in "\n".join(logs)  # another task's lines and traceback stay out
+    data = json.loads(labloom(tmp_path, "logs", run_id, "--task", "train", "--json").stdout)
+    assert data["tracebacks"][0]["task"] == "train"
+    assert "ZeroDivisionError" in data["tracebacks"][0]["traceback"]
+    assert "Traceback" not in labloom(tmp_path, "logs", run_id, "--task", "load").stdout

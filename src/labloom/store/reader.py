@@ -52,6 +52,11 @@ class RunRecord:
         return {**asdict(self), "duration": self.duration}
 
 
+def named(task: str, task_run_id: str, name: str) -> bool:
+    """Whether ``task`` (a task run id, ``name[i]`` or a task's name) names this task run."""
+    return task in (task_run_id, name) or name.split("[", 1)[0] == task
+
+
 @dataclass
 class TaskRunRecord:
     id: str
@@ -249,10 +254,7 @@ class RunStore:
         names = {tr.id: tr.name for tr in self.task_runs(run_id)}
         wanted: set[str | None] | None = None
         if task is not None:
-            wanted = {
-                tr_id for tr_id, name in names.items()
-                if task in (tr_id, name) or name.split("[", 1)[0] == task
-            }
+            wanted = {tr_id for tr_id, name in names.items() if named(task, tr_id, name)}
         lines = [
             LogEntry(tr_id, names.get(tr_id, "") if tr_id else "", level, when, text, line_id)
             for line_id, tr_id, level, when, text in self.conn.execute(
