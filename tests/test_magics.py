@@ -179,10 +179,11 @@ def test_flow_runs_lists_this_kernels_runs(ip: InteractiveShell) -> None:
     assert "no flow runs" in repr(ip.run_line_magic("flow_runs", "never-ran"))
 
 
-def test_flow_runs_shows_runs_from_other_processes_too(
+def test_flow_runs_all_shows_runs_from_other_processes_too(
     ip: InteractiveShell, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The scheduler's and the CLI's runs live in the same store the notebook shows."""
+    """The scheduler's and the CLI's runs live in the same store: ``--all`` shows them, the
+    default is this kernel's runs, as documented."""
     script = tmp_path / "nightly.py"
     script.write_text(
         "from labloom import flow, task\n"
@@ -197,7 +198,9 @@ def test_flow_runs_shows_runs_from_other_processes_too(
     assert done.returncode == 0, done.stderr
     ok(ip, TASKS)
     ok(ip, "%%flow nightly\nv = double(1)")
-    table = ip.run_line_magic("flow_runs", "nightly")
+    mine = ip.run_line_magic("flow_runs", "nightly")
+    assert [row[6] for row in mine.rows()] == ["notebook"]
+    table = ip.run_line_magic("flow_runs", "nightly --all")
     origins = [row[6] for row in table.rows()]
     assert origins == ["notebook", "script"]
     assert [row[2] for row in table.rows()] == ["Completed", "Completed"]

@@ -104,3 +104,4 @@ def install() -> None:
     hooks.draw = _draw
     hooks.launcher = _launcher
     hooks.older_logs = _older_logs
+    hooks.default_origin = lambda: "notebook" if in_kernel() else "script"

@@ -20,7 +20,8 @@ def register(subparsers: Any) -> None:
     lister = commands.add_parser("list", help="every limit")
     lister.add_argument("--json", action="store_true", help="print JSON")
     lister.set_defaults(handler=_list)
-    deleter = commands.add_parser("delete", help="remove the limit of TAG")
+    # One verb with `schedule`: "remove"; "delete" (the name in labloom.limits) still works.
+    deleter = commands.add_parser("remove", aliases=["delete"], help="remove the limit of TAG")
     deleter.add_argument("tag")
     deleter.set_defaults(handler=_delete)
 

@@ -124,6 +124,10 @@ def run_command(args: argparse.Namespace) -> int:
             run.wait(timeout=10)  # let it finish as Cancelled so the store records it
     except ValueError as exc:  # an executor that cannot be made
         raise CLIError(str(exc)) from None
+    except OSError as exc:  # a Dask scheduler that cannot be reached
+        where = args.address or args.executor or "the executor"
+        raise CLIError(f"cannot reach {where}: {exc}; check the address and that the "
+                       "scheduler is running") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     if run is not None:
@@ -191,7 +195,7 @@ def export_command(args: argparse.Namespace) -> int:
     try:
         report = export_notebook(notebook, args.output, args.flow)
     except LabloomError as exc:
-        raise CLIError(str(exc), status=1) from None
+        raise CLIError(str(exc)) from None  # the notebook or --flow must change: a usage error
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:

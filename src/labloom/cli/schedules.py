@@ -42,12 +42,12 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=list_command)
 
-    for action, handler, text in (
-        ("remove", remove_command, "delete a schedule"),
-        ("pause", pause_command, "stop starting runs of a schedule"),
-        ("resume", resume_command, "start runs again (missed slots are not caught up)"),
+    for action, aliases, handler, text in (
+        ("remove", ["delete"], remove_command, "remove a schedule"),
+        ("pause", [], pause_command, "stop starting runs of a schedule"),
+        ("resume", [], resume_command, "start runs again (missed slots are not caught up)"),
     ):
-        sub = actions.add_parser(action, help=text)
+        sub = actions.add_parser(action, aliases=aliases, help=text)
         sub.add_argument("name", metavar="NAME")
         sub.set_defaults(handler=handler)
 

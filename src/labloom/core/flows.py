@@ -93,11 +93,12 @@ class Flow(Generic[P, R]):
         self,
         executor: Any = None,
         background: bool = False,
-        origin: str = "script",
+        origin: str | None = None,
         address: str | None = None,
         **params: Any,
     ) -> Any:
-        """Start a run and return its ``FlowRun`` handle (finished unless ``background``)."""
+        """Start a run and return its ``FlowRun`` handle (finished unless ``background``).
+        ``origin``: where it started ("notebook" in a kernel, else "script", unless given)."""
         from .flow_run import FlowRun
 
         parameters = self.bind(**params)
@@ -106,7 +107,8 @@ class Flow(Generic[P, R]):
         choice = executor if executor is not None else default
         resolved = hooks.resolve_executor(choice, address)
         run = FlowRun(
-            self, parameters, resolved, origin=origin, owns_executor=not isinstance(choice, Executor)
+            self, parameters, resolved, origin=origin or hooks.default_origin(),
+            owns_executor=not isinstance(choice, Executor),
         )
         hooks.attach_observers(run)
         return run.start(background=background)

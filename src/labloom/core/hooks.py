@@ -66,6 +66,8 @@ class Hooks:
     launcher: Callable[[Any, Any], Any] | None = None
     # Older log lines of a run (beyond what the kernel keeps): (run_id, task) -> lines.
     older_logs: Callable[[str, str | None], list[Any]] | None = None
+    # Where a run started when its caller does not say: "notebook" in a kernel, else "script".
+    default_origin: Callable[[], str] = lambda: "script"
 
 
 hooks = Hooks()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -66,16 +67,20 @@ def _row(entry: Any) -> tuple[str, ...]:
     )
 
 
-def history(flow: str | None = None, limit: int = 50) -> list[Any]:
-    """Newest first: the store's runs (every origin: notebooks, scripts, the scheduler), with
-    this kernel's live ``FlowRun`` handles standing in for their own stored records."""
+def history(flow: str | None = None, limit: int = 50, everywhere: bool = False) -> list[Any]:
+    """Newest first: the runs of this kernel (its process), or with ``everywhere`` every run
+    of the store (notebooks, scripts, the scheduler); this kernel's live ``FlowRun`` handles
+    stand in for their own stored records."""
     live = {run.id: run for run in runs(flow)}
     stored: list[Any] = []
     from .. import store as _store
 
     if _store.enabled():
+        from ..store.home import host_name
+
+        mine: dict[str, Any] = {} if everywhere else {"host": host_name(), "pid": os.getpid()}
         with _store.open_store() as store:
-            stored = store.list_runs(flow=flow, limit=limit)
+            stored = store.list_runs(flow=flow, limit=limit, **mine)
     entries = [live.pop(record.id, record) for record in stored]
     entries += live.values()  # runs the store has not seen (store off, or not yet written)
     entries.sort(key=lambda entry: entry.started or entry.created or 0, reverse=True)

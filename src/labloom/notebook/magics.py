@@ -137,11 +137,14 @@ class LabloomMagics(Magics):
     @magic_arguments()
     @argument("name", nargs="?", default=None, help="Only the runs of this flow.")
     @argument("--limit", type=int, default=50, help="At most this many runs (default 50).")
+    @argument("--all", action="store_true", help="Every run of the store, not only this "
+              "kernel's (scripts, schedules, other kernels).")
     @line_magic
     def flow_runs(self, line: str) -> history.RunTable:
-        """Run history from the store (notebooks, scripts, schedules), newest first."""
+        """The runs started in this kernel, newest first; ``--all``: every run of the store."""
         args = parse_argstring(self.flow_runs, line)
-        return history.RunTable(history.history(args.name, args.limit), args.name)
+        entries = history.history(args.name, args.limit, everywhere=args.all)
+        return history.RunTable(entries, args.name)
 
 
 def _show_widget(run: Any) -> Any:

@@ -162,15 +162,16 @@ class RunStore:
         before: str | None = None,
         host: str | None = None,
         user: str | None = None,
+        pid: int | None = None,
     ) -> list[RunRecord]:
-        """Newest first, optionally filtered (``host`` and ``user`` as recorded with the run);
+        """Newest first, optionally filtered (``host``, ``user`` and ``pid`` as recorded with the run);
         ``since``/``until`` bound the creation time and ``before`` (a run id, the last one of
         the previous page) continues a listing."""
         self.reconcile()
         where: list[str] = []
         params: list[Any] = []
         for column, value in (("flow_name", flow), ("state", state), ("origin", origin),
-                              ("host", host), ("username", user)):
+                              ("host", host), ("username", user), ("pid", pid)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)

@@ -1,0 +1,98 @@
+"""The small things a newcomer meets: one exit status for usage errors, one "[labloom]", one
+verb for removing, and a flow called in a notebook is recorded as a notebook run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import labloom, write
+from store_helpers import env_for
+
+FLOW = """
+    from labloom import flow, task
+
+    @task
+    def one():
+        return 1
+
+    @flow
+    def f():
+        return one()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["run", "flows.py:f"], {"LABLOOM_RESULTS": "bogus"}),
+        (["runs"], {"LABLOOM_DATABASE_URL": "mysql://nowhere/x"}),
+        (["export", "nb.ipynb", "--flow", "nope"], {}),
+        (["export", "missing.ipynb"], {}),
+        (["run", "flows.py:nope"], {}),
+    ],
+    ids=["bad setting", "bad database URL", "export unknown flow", "export no notebook",
+         "run unknown flow"],
+)
+def test_usage_errors_are_one_line_with_status_2(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nbformat.write(new_notebook(cells=[new_code_cell("%%flow etl\nx = 1")]), tmp_path / "nb.ipynb")
+    out = labloom(tmp_path, *args, **env)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("labloom: error: ") and out.stderr.count("\n") == 1, out.stderr
+    assert "[labloom]" not in out.stderr  # "labloom" said once
+
+
+def test_an_unreachable_dask_scheduler_is_one_line(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = labloom(tmp_path, "run", "flows.py:f", "--address", "tcp://127.0.0.1:9",
+                  timeout=120, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "cannot reach tcp://127.0.0.1:9" in out.stderr
+
+
+def test_limit_and_schedule_share_one_verb(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    for verb in ("remove", "delete"):
+        assert labloom(tmp_path, "limit", "set", "db", "2").returncode == 0
+        assert labloom(tmp_path, "limit", verb, "db").returncode == 0
+        assert json.loads(labloom(tmp_path, "limit", "list", "--json").stdout) == []
+        added = labloom(tmp_path, "schedule", "add", "flows.py:f", "--every", "1h")
+        assert added.returncode == 0, added.stderr
+        assert labloom(tmp_path, "schedule", verb, "f").returncode == 0
+        assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []
+
+
+def test_a_flow_called_from_a_function_in_a_kernel_is_a_notebook_run(tmp_path: Path) -> None:
+    from jupyter_client.manager import KernelManager
+
+    env = env_for(tmp_path / "home")
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        env[var] = str(tmp_path / var.lower())
+    km = KernelManager(kernel_name="python3")
+    km.kernel_spec.argv[0] = sys.executable
+    km.start_kernel(env=env)
+    try:
+        client = km.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        code = ("from labloom import flow, task\n"
+                "@task\ndef one():\n    return 1\n"
+                "@flow\ndef called():\n    return one()\n"
+                "def helper():\n    return called()\n"
+                "assert helper() == 1\n")
+        reply = client.execute_interactive(code, timeout=60, output_hook=lambda msg: None)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        client.stop_channels()
+    finally:
+        km.shutdown_kernel(now=False)
+    runs = json.loads(labloom(tmp_path / "home", "runs", "--json", cwd=tmp_path).stdout)
+    assert [(r["flow_name"], r["origin"]) for r in runs] == [("called", "notebook")]
