@@ -93,7 +93,8 @@ from pathlib import Path
 
 import labloom
 
-DB = str(Path("sweep_results.db").resolve())
+# What the examples write goes to labloom-output/, which git ignores.
+DB = str(Path("labloom-output/sweep_results.db").resolve())
 labloom.limits.set("sqlite", 1)  # one writer at a time
 """
     ),
@@ -131,11 +132,14 @@ def best(results: list[dict]) -> dict:
     ),
     code(
         '''
+from pathlib import Path
+
 import labloom
 
 @labloom.task(tags=["sqlite"], retries=2, retry_delay=0.5)
 def save(result: dict, db: str) -> int:
     """Write one experiment row; the "sqlite" limit keeps writers to one at a time."""
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(db, timeout=30) as conn:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS experiments"
@@ -206,9 +210,11 @@ ETL = [
         """
 # A parameterized ETL: production database to data lake
 
-A SQLite "production" database stands in for the real one. The flow reads a list of tables,
+A SQLite "production" database stands in for the real one; the flow creates it when it is
+missing, so the exported flow runs on a fresh checkout. The flow reads a list of tables,
 cleans each one and writes it to a "lake" folder as JSON lines. `tables` and `lake` are the
-flow's parameters, so the same flow reruns for one table or another lake.
+flow's parameters, so the same flow reruns for one table or another lake. Everything the
+example writes goes under `labloom-output/`, which git ignores.
 
 `labloom export etl.ipynb` turns this notebook into a module, `labloom run etl.ipynb --param
 tables='["Orders"]'` runs it from a terminal, and `labloom schedule add etl.ipynb --cron
@@ -222,41 +228,50 @@ from pathlib import Path
 
 import labloom
 
-PRODUCTION = str(Path("production.db").resolve())
+PRODUCTION = str(Path("labloom-output/production.db").resolve())
 """
     ),
     md(
         """
-A demo "production" database. This cell is tagged `labloom-skip`: the exported flow reads the
-database that is there and never rebuilds it.
+The demo "production" database, made on first use. A real flow would connect to the real
+database here instead.
 """
     ),
     code(
-        """
+        '''
 import random
 import sqlite3
 
-Path(PRODUCTION).unlink(missing_ok=True)
-rng = random.Random(7)
-with sqlite3.connect(PRODUCTION) as conn:
-    conn.execute("CREATE TABLE Customers (Id INTEGER, Name TEXT, Country TEXT)")
-    conn.execute("CREATE TABLE Orders (Id INTEGER, CustomerId INTEGER, Amount REAL)")
-    conn.execute("CREATE TABLE Products (Id INTEGER, Title TEXT, Price REAL)")
-    conn.executemany(
-        "INSERT INTO Customers VALUES (?, ?, ?)",
-        [(i, f"  customer {i} ", rng.choice(["NL", "DE", "FR", None])) for i in range(200)],
-    )
-    conn.executemany(
-        "INSERT INTO Orders VALUES (?, ?, ?)",
-        [(i, rng.randrange(200), round(rng.uniform(-5, 500), 2)) for i in range(1000)],
-    )
-    conn.executemany(
-        "INSERT INTO Products VALUES (?, ?, ?)",
-        [(i, f"product {i}", round(rng.uniform(1, 99), 2)) for i in range(50)],
-    )
-sorted(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-""",
-        tags=("labloom-skip",),
+@labloom.task
+def production_database(path: str) -> str:
+    """The demo database at ``path``, created (with a fixed seed) when it is missing."""
+    if Path(path).exists():
+        return path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(7)
+    building = path + ".building"  # renamed when complete: readers never see half of it
+    Path(building).unlink(missing_ok=True)
+    with sqlite3.connect(building) as conn:
+        conn.execute("CREATE TABLE Customers (Id INTEGER, Name TEXT, Country TEXT)")
+        conn.execute("CREATE TABLE Orders (Id INTEGER, CustomerId INTEGER, Amount REAL)")
+        conn.execute("CREATE TABLE Products (Id INTEGER, Title TEXT, Price REAL)")
+        conn.executemany(
+            "INSERT INTO Customers VALUES (?, ?, ?)",
+            [(i, f"  customer {i} ", rng.choice(["NL", "DE", "FR", None])) for i in range(200)],
+        )
+        conn.executemany(
+            "INSERT INTO Orders VALUES (?, ?, ?)",
+            [(i, rng.randrange(200), round(rng.uniform(-5, 500), 2)) for i in range(1000)],
+        )
+        conn.executemany(
+            "INSERT INTO Products VALUES (?, ?, ?)",
+            [(i, f"product {i}", round(rng.uniform(1, 99), 2)) for i in range(50)],
+        )
+    conn.close()
+    Path(building).replace(path)
+    print(f"created the demo database {path}")
+    return path
+'''
     ),
     md(
         """
@@ -267,7 +282,7 @@ exported flow's defaults. A relative `lake` is taken from the folder the flow ru
     code(
         """
 tables = ["Customers", "Orders", "Products"]
-lake = "lake"
+lake = "labloom-output/lake"
 """,
         tags=("parameters",),
     ),
@@ -279,9 +294,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-def extract(table: str) -> list[dict]:
+def extract(table: str, database: str) -> list[dict]:
     """Read a whole table (names come from sqlite_master, not from users)."""
-    with sqlite3.connect(PRODUCTION) as conn:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
         conn.row_factory = sqlite3.Row
         rows = [dict(row) for row in conn.execute(f'SELECT * FROM "{table}"')]
     print(f"{table}: {len(rows)} rows")
@@ -313,7 +328,8 @@ def load(rows: list[dict], table: str, lake: str) -> str:
     code(
         """
 %%flow etl -p tables -p lake
-raw = extract.map(tables)
+database = production_database(PRODUCTION)
+raw = extract.map(tables, labloom.unmapped(database))
 clean = transform.map(raw, tables)
 written = load.map(clean, tables, labloom.unmapped(lake))
 """
@@ -327,7 +343,7 @@ for path in written:
     md("Rerun the same flow for one table into another lake:"),
     code(
         """
-again = etl(tables=["Orders"], lake="lake-2")
+again = etl(tables=["Orders"], lake="labloom-output/lake-2")
 again["written"]
 """
     ),

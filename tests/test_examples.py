@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,23 @@ def test_quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Completed" in html  # the saved widget output is the final summary
 
 
+def written_outside_the_output_folder(tmp_path: Path, notebook: str) -> list[str]:
+    """What running the notebook left beside it, other than labloom-output/ (git-ignored)."""
+    ignored = subprocess.run(["git", "check-ignore", "-q", "examples/labloom-output/x"],
+                             cwd=ROOT, timeout=30)
+    assert ignored.returncode == 0, "labloom-output/ must be ignored by git"
+    return sorted(
+        str(p.relative_to(tmp_path)) for p in tmp_path.iterdir()
+        if p.name not in (notebook, "home", "labloom-output")
+    )
+
+
 def test_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nb = execute("sweep.ipynb", tmp_path, monkeypatch)
     text = outputs(nb)
     assert "350 experiments saved; best AUC" in text
-    with sqlite3.connect(tmp_path / "sweep_results.db") as conn:
+    assert written_outside_the_output_folder(tmp_path, "sweep.ipynb") == []
+    with sqlite3.connect(tmp_path / "labloom-output" / "sweep_results.db") as conn:
         (rows,) = conn.execute("SELECT COUNT(*) FROM experiments").fetchone()
     assert rows == 350
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
@@ -71,10 +84,11 @@ def test_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_etl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nb = execute("etl.ipynb", tmp_path, monkeypatch)
-    lake = tmp_path / "lake"
+    assert written_outside_the_output_folder(tmp_path, "etl.ipynb") == []
+    lake = tmp_path / "labloom-output" / "lake"
     assert sorted(p.name for p in lake.iterdir()) == ["customers", "orders", "products"]
     customers = (lake / "customers" / "part-0.jsonl").read_text().splitlines()
     assert len(customers) == 200 and '"name": "customer 0"' in customers[0]
-    assert (tmp_path / "lake-2" / "orders" / "part-0.jsonl").exists()
-    assert not (tmp_path / "lake-2" / "customers").exists()
+    assert (tmp_path / "labloom-output" / "lake-2" / "orders" / "part-0.jsonl").exists()
+    assert not (tmp_path / "labloom-output" / "lake-2" / "customers").exists()
     assert "rows" in outputs(nb)

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from cli_helpers import Hook, cli_env, labloom, start_labloom, stop
@@ -31,28 +30,20 @@ def run_cli(home: Path, *args: str, timeout: float = 120) -> subprocess.Complete
 
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
-    """A folder holding copies of the examples (in examples-copy/) and the ETL's demo
-    production database, built by the notebook's own setup cell."""
+    """A folder holding copies of the examples (in examples-copy/), as on a fresh checkout:
+    the ETL's demo production database is not there until a flow makes it."""
     copies = tmp_path / "examples-copy"
     copies.mkdir()
     for name in ("etl.ipynb", "sweep.ipynb", "quickstart.ipynb"):
         shutil.copy(EXAMPLES / name, copies / name)
-    build_production_db(copies / "etl.ipynb", tmp_path)
     return tmp_path
 
 
-def build_production_db(notebook: Path, folder: Path) -> None:
-    """Run the ETL notebook's first code cell (its %load_ext aside) and the cell tagged
-    labloom-skip, which builds the demo database, as a script in ``folder``."""
-    cells = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
-    setup = [line for line in cells[0].source.splitlines() if not line.startswith("%")]
-    (demo,) = [c for c in cells if "labloom-skip" in c.metadata.get("tags", [])]
-    script = "\n".join([*setup, demo.source])
-    subprocess.run([sys.executable, "-c", script], cwd=folder, check=True, timeout=60)
+OUTPUT = "labloom-output"  # where the examples write, ignored by git
 
 
 def production_rows(folder: Path, table: str) -> list[dict[str, Any]]:
-    with sqlite3.connect(folder / "production.db") as conn:
+    with sqlite3.connect(folder / OUTPUT / "production.db") as conn:
         conn.row_factory = sqlite3.Row
         return [dict(row) for row in conn.execute(f'SELECT * FROM "{table}"')]
 
@@ -96,15 +87,16 @@ def test_etl_exports_to_a_module_that_runs(work: Path) -> None:
     out = run_cli(work, "export", "examples-copy/etl.ipynb", "-o", "etl_flow.py")
     assert out.returncode == 0, out.stderr
     report = out.stdout
-    assert "flow etl(tables=['Customers', 'Orders', 'Products'], lake='lake')" in report
+    assert ("flow etl(tables=['Customers', 'Orders', 'Products'], "
+            "lake='labloom-output/lake')") in report
     # what only makes sense in the notebook is listed, not exported
-    assert "cell 4: tagged labloom-skip" in report  # the demo database
     assert "top-level `for` statement `for path in written:` would run on import" in report
     assert '`again["written"]` is a bare expression shown as output' in report
     assert "line magic `%load_ext labloom`" in report
     source = (work / "etl_flow.py").read_text()
-    assert "CREATE TABLE" not in source and "print(path" not in source
+    assert "print(path" not in source
     fresh_import(work, "etl_flow", "etl")
+    assert not (work / OUTPUT).exists()  # importing made nothing: the flow makes the database
 
     tables = ["Orders", "Products"]
     ran = run_cli(work, "run", "etl_flow.py:etl", "--param", json_param("tables", tables),
@@ -130,9 +122,9 @@ def test_etl_notebook_runs_directly(work: Path) -> None:
     (run,) = runs(work)
     assert (run["flow_name"], run["state"], run["origin"]) == ("etl", "Completed", "script")
 
-    # the defaults are the notebook's parameters cell: all three tables into ./lake
+    # the defaults are the notebook's parameters cell: all three tables into the output lake
     assert run_cli(work, "run", "examples-copy/etl.ipynb").returncode == 0
-    assert_lake(work, work / "lake", ["Customers", "Orders", "Products"])
+    assert_lake(work, work / OUTPUT / "lake", ["Customers", "Orders", "Products"])
 
     bad = run_cli(work, "run", "examples-copy/etl.ipynb", "--param", "table=Orders")
     assert bad.returncode == 2
