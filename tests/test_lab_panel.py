@@ -64,6 +64,17 @@ def nap(i):
 @flow(executor="threads")
 def sleepy(n: int = 600):
     return nap.map(range(n))
+
+@task
+def ticker(n):
+    for i in range(n):
+        print(f"tick {{i}}")
+        time.sleep(0.1)
+    return n
+
+@flow(executor="threads")
+def ticking(n: int = 100):
+    return ticker(n)
 '''
 
 
@@ -182,6 +193,17 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
         assert "ValueError" in traceback.inner_text()
         shot(page, "lab-failed-run")
 
+        # Retry from the tab: `labloom retry` in a new process, a new run in the panel.
+        failed_view.locator("button.labloom-retry").click()
+        failed_view.locator(".labloom-RunView-notice", has_text="Retry started").wait_for(
+            timeout=20_000
+        )
+        retried = wait_for(
+            lambda: [r for r in stored_runs(home, "failing") if r.retry_of == failed.id], 60,
+            "the retry's run",
+        )
+        run_row(panel, retried[0].id).wait_for(timeout=10_000)
+
         # The dark theme: the panel's text stays legible on its background.
         page.get_by_role("menuitem", name="Settings", exact=True).click()
         page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
@@ -210,6 +232,34 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
                 proc.kill()
             proc.communicate(timeout=10)
     assert alerts == []
+
+
+def test_the_run_tab_follows_a_running_task_s_log(lab: Any, page: Any, tmp_path: Path) -> None:
+    url, _notebooks = lab
+    home = tmp_path / "labloom"
+    work = tmp_path / "work"
+    write(work / "flows.py", FLOWS)
+    panel, _alerts = open_lab(page, url)
+    proc = start_run(home, work, "ticking")
+    try:
+        [run] = wait_for(lambda: stored_runs(home, "ticking"), 60, "the CLI run in the store")
+        run_row(panel, run.id).click()
+        view = page.locator(f"#labloom-run-{run.id}")
+        node = view.locator('g.labloom-node[data-node-id="n0"]')
+        node.wait_for(timeout=20_000)
+        node.click()
+        view.locator(".labloom-log-line", has_text="tick 3").wait_for(timeout=20_000)
+        assert view.locator(".labloom-run-state", has_text="Running").count() == 1
+        # Lines written after the node was opened arrive while the task runs.
+        view.locator(".labloom-log-line", has_text="tick 99").wait_for(timeout=30_000)
+        assert proc.wait(timeout=60) == 0
+        view.locator(".labloom-run-state", has_text="Completed").wait_for(timeout=20_000)
+        texts = view.locator(".labloom-log-line").all_inner_texts()
+        assert [t.split("  ", 1)[1] for t in texts] == [f"tick {i}" for i in range(100)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
 
 
 def test_cancel_from_the_run_tab_and_pause_a_schedule(

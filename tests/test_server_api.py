@@ -381,10 +381,15 @@ async def test_posts_with_a_cookie_need_the_xsrf_token(
     assert allowed.code == 202, allowed.body  # past auth and XSRF: the retry itself answers
 
 
-def test_every_handler_is_authenticated_like_the_template_checks() -> None:
+def test_every_handler_is_authenticated_like_the_template_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The extension template's CI check: a server that allows no unauthenticated access
     warns about any handler without an auth decorator."""
     import warnings
+
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
 
     from jupyter_server.serverapp import ServerApp
     from jupyter_server.utils import JupyterServerAuthWarning
