@@ -82,7 +82,11 @@ def test_live_dag_logs_traceback_and_cancel(lab: Any, page: Any) -> None:
     assert good.locator('g.labloom-node[data-kind="map"]').count() == 1
 
     failing = widget_in_cell(page, 3)
-    failing.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=60_000)
+    try:
+        failing.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=60_000)
+    except Exception:
+        shot(page, "failed-second-flow")
+        raise
 
     # The last cell is still running: Cancel must reach the kernel while it is busy.
     stoppable = widget_in_cell(page, 4)
