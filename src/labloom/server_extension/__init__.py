@@ -24,9 +24,3 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     server_app.log.info("labloom: REST API at %slabloom/api/", web_app.settings["base_url"])
 
-
-def _unload_jupyter_server_extension(server_app: Any) -> None:
-    # The owner of the store's thread pool: stop it with the server.
-    access = server_app.web_app.settings.pop(SETTINGS_KEY, None)
-    if access is not None:
-        access.close()
