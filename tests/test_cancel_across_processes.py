@@ -5,13 +5,12 @@ and the process that owns the run cancels it within about a second, whoever that
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_helpers import cli_env, labloom, start_labloom, stop, write
+from cli_helpers import cli_env, labloom, start_labloom, stop, wait_for, write
 from labloom.store import open_store
 from labloom.store.cancel import NotCancellable, request_cancel
 from labloom.store.home import connect
@@ -30,17 +29,6 @@ def nap(i):
 def sleepy(n: int = 400):
     return nap.map(range(n))
 """
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def running_run(home: Path) -> Any:

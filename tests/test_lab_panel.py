@@ -10,13 +10,12 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_helpers import cli_env, labloom, write
+from cli_helpers import cli_env, labloom, wait_for, write
 from lab_helpers import shot
 from labloom.store import open_store
 
@@ -91,17 +90,6 @@ def stored_runs(home: Path, flow: str) -> list[Any]:
         return []
     with open_store(home / "labloom.db") as store:
         return store.list_runs(flow=flow)
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def open_lab(page: Any, url: str) -> Any:

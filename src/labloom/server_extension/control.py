@@ -21,6 +21,7 @@ from ..store import access as permissions
 from ..store.cancel import NotCancellable, request_cancel
 from ..store.home import home
 from ..store.reader import RunStore
+from .queries import exact_run
 
 CANCEL_REASON = "cancelled from the Flows panel"
 _children: list[subprocess.Popen[bytes]] = []
@@ -39,8 +40,8 @@ def cancel(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
 
 
 def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
-    run = store.get_run(run_id)
-    if run is None or run.id != run_id:
+    run = exact_run(store, run_id)
+    if run is None:
         raise web.HTTPError(404, "no such run")
     try:
         permissions.check("retry", f"run {run_id}", run.user)

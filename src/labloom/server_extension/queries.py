@@ -122,14 +122,24 @@ def list_runs(
     }
 
 
+def exact_run(store: RunStore, run_id: str) -> RunRecord | None:
+    """The run with exactly this id (the CLI also accepts a prefix; the API does not)."""
+    run = store.get_run(run_id)
+    return run if run is not None and run.id == run_id else None
+
+
+def _graph_of(store: RunStore, run: RunRecord) -> tuple[list[Any], Any]:
+    tasks = store.task_runs(run.id)
+    return tasks, stored_graph(run, tasks, store.nodes(run.id))
+
+
 def run_detail(
     access: StoreAccess, store: RunStore, run_id: str, with_tasks: bool
 ) -> dict[str, Any] | None:
-    run = store.get_run(run_id)
-    if run is None or run.id != run_id:
+    run = exact_run(store, run_id)
+    if run is None:
         return None
-    tasks = store.task_runs(run.id)
-    graph = stored_graph(run, tasks, store.nodes(run.id))
+    tasks, graph = _graph_of(store, run)
     now = time.time()
     detail: dict[str, Any] = {
         **run_summary(run),
@@ -161,11 +171,10 @@ def node_detail(
     access: StoreAccess, store: RunStore, run_id: str, node_id: str, page: int
 ) -> dict[str, Any] | None:
     """One node of the DAG: its state, the task run a click shows, a page of a map's children."""
-    run = store.get_run(run_id)
-    if run is None or run.id != run_id:
+    run = exact_run(store, run_id)
+    if run is None:
         return None
-    tasks = store.task_runs(run.id)
-    graph = stored_graph(run, tasks, store.nodes(run.id))
+    _tasks, graph = _graph_of(store, run)
     node = graph.nodes.get(node_id)
     if node is None:
         return None
@@ -187,8 +196,8 @@ def log_page(
 ) -> dict[str, Any] | None:
     """Log lines written after the cursor ``after``, the task runs they belong to (state,
     message, traceback) and how many lines were not stored."""
-    run = store.get_run(run_id)
-    if run is None or run.id != run_id:
+    run = exact_run(store, run_id)
+    if run is None:
         return None
     tasks = store.task_runs(run.id)
     if task:
@@ -223,7 +232,3 @@ def log_page(
                  "kept": c.kept, "cut": c.cut} for c in cuts],
     }
 
-
-def run_record(access: StoreAccess, store: RunStore, run_id: str) -> RunRecord | None:
-    run = store.get_run(run_id)
-    return run if run is not None and run.id == run_id else None
