@@ -17,6 +17,7 @@ import pytest
 
 from cli_helpers import cli_env, labloom, wait_for, write
 from lab_helpers import shot
+from labloom import flow, task
 from labloom.store import open_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
@@ -222,7 +223,19 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
     assert alerts == []
 
 
-def test_the_run_tab_follows_a_running_task_s_log(lab: Any, page: Any, tmp_path: Path) -> None:
+@task
+def one() -> int:
+    return 1
+
+
+@flow(executor="local")
+def tiny() -> int:
+    return one()  # type: ignore[return-value]
+
+
+def test_the_run_tab_follows_a_running_task_s_log(
+    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, _notebooks = lab
     home = tmp_path / "labloom"
     work = tmp_path / "work"
@@ -248,6 +261,17 @@ def test_the_run_tab_follows_a_running_task_s_log(lab: Any, page: Any, tmp_path:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)
+
+    # The panel lists 100 runs, and older ones on request.
+    monkeypatch.setenv("LABLOOM_HOME", str(home))
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
+    for _ in range(104):
+        tiny.run()
+    rows = panel.locator(".labloom-run")
+    wait_for(lambda: rows.count() == 100, 20, "a full first page")
+    panel.locator("button.labloom-more").click()
+    wait_for(lambda: rows.count() == 105, 20, "the older runs")
+    assert panel.locator("button.labloom-more").count() == 0
 
 
 def test_cancel_from_the_run_tab_and_pause_a_schedule(

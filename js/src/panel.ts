@@ -17,6 +17,7 @@ import {
 
 const STATES = ['', 'Running', 'Completed', 'Failed', 'Cancelled', 'Crashed'];
 const PAGE = 100;
+const MAX_PAGE = 500; // the API's largest page
 
 export class FlowsPanel extends Widget {
   constructor(private open: (runId: string) => void) {
@@ -81,7 +82,7 @@ export class FlowsPanel extends Widget {
 
   async poll(): Promise<void> {
     const state = this.stateChoice.value;
-    const query = `runs?limit=${PAGE}` + (state ? `&state=${state}` : '');
+    const query = `runs?limit=${this.limit}` + (state ? `&state=${state}` : '');
     try {
       this.list = await requestAPI<IRunList>(query);
       this.error.textContent = '';
@@ -116,7 +117,20 @@ export class FlowsPanel extends Widget {
       this.runs.replaceChildren(el('p', { class: 'labloom-empty' }, empty));
       return;
     }
-    this.runs.replaceChildren(...shown.map(run => this.row(run)));
+    const rows = shown.map(run => this.row(run));
+    if (this.list.next && this.limit < MAX_PAGE) {
+      const more = el(
+        'button',
+        { class: 'labloom-more jp-mod-styled', type: 'button' },
+        `Show ${PAGE} older runs`
+      );
+      more.addEventListener('click', () => {
+        this.limit = Math.min(MAX_PAGE, this.limit + PAGE);
+        void this.poll();
+      });
+      rows.push(more);
+    }
+    this.runs.replaceChildren(...rows);
   }
 
   private row(run: IRunSummary): HTMLElement {
@@ -220,5 +234,6 @@ export class FlowsPanel extends Widget {
   private poller: Poller;
   private list: IRunList | null = null;
   private ticks = 0;
+  private limit = PAGE;
   private _listed = new Signal<this, number>(this);
 }
