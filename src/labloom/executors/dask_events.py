@@ -15,7 +15,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..core import attempt
@@ -46,7 +47,22 @@ class WorkerSink:
         self._worker = worker
         self._lock = threading.Lock()
         self._buffers: dict[str, list[list[Any]]] = {}
+        self._held = threading.local()  # set while this thread runs a chunk of children
         threading.Thread(target=self._flush_loop, name="labloom-log-flush", daemon=True).start()
+
+    @contextmanager
+    def holding(self, run_id: str) -> Iterator[None]:
+        """Within: task ends queue with the rest; at the end, one message for them all (a
+        chunk of map children costs one message, not one per child)."""
+        self._held.on = True
+        try:
+            yield
+        finally:
+            self._held.on = False
+            with self._lock:
+                batch = self._buffers.pop(run_id, [])
+                if batch:
+                    self._worker.log_event(topic(run_id), batch)
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int) -> None:
         self._add(run_id, ["s", task_run_id, when, attempt])
@@ -55,9 +71,13 @@ class WorkerSink:
         self._add(run_id, ["l", task_run_id, level, when, text])
 
     def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float) -> None:
+        ended = ["e", task_run_id, attempt, started, time.time()]
+        if getattr(self._held, "on", False):
+            self._add(run_id, ended)
+            return
         with self._lock:
             batch = self._buffers.pop(run_id, [])
-            batch.append(["e", task_run_id, attempt, started, time.time()])
+            batch.append(ended)
             # Sent before the task's result is announced, on the same ordered stream.
             self._worker.log_event(topic(run_id), batch)
 
@@ -78,14 +98,20 @@ class WorkerSink:
 _WORKER_GONE = ("closing", "closed", "closing_gracefully", "failed")
 
 
-def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """What a Dask worker runs for one attempt of one task run."""
+def worker_sink() -> WorkerSink:
+    """This worker's sink, installed on first use."""
     from distributed import get_worker
 
     sink = attempt._remote_sink
     if not isinstance(sink, WorkerSink):
         sink = WorkerSink(get_worker())
         attempt.set_remote_sink(sink)
+    return sink
+
+
+def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """What a Dask worker runs for one attempt of one task run."""
+    sink = worker_sink()
     started = time.time()
     try:
         value = call(*args, **kwargs)

@@ -55,13 +55,17 @@ class ChildFailed:
 
 
 def run_chunk(members: list[tuple[TaskCall, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
-    """On a worker: each child's call in turn, one failing not stopping the others."""
+    """On a worker: each child's call in turn, one failing not stopping the others; their
+    ends reach the engine in one message, before the chunk's own result."""
     out: list[Any] = []
-    for call, args, kwargs in members:
-        try:
-            out.append(events.invoke(call, args, kwargs))
-        except Exception as exc:
-            out.append(ChildFailed(exc, user_traceback(exc)))
+    if not members:
+        return out
+    with events.worker_sink().holding(members[0][0].run_id):
+        for call, args, kwargs in members:
+            try:
+                out.append(events.invoke(call, args, kwargs))
+            except Exception as exc:
+                out.append(ChildFailed(exc, user_traceback(exc)))
     return out
 
 
