@@ -2,9 +2,10 @@
 Jupyter/IPython/labloom folder in tmp, driven by Playwright in Debian's chromium, stopped again.
 
 The ``lab`` and ``page`` fixtures (registered in conftest.py) are shared by the notebook widget
-tests (test_browser.py) and the Flows panel tests (test_lab_panel.py). Lab loads labloom's
-JupyterLab extension and server extension: the installed ones with LABLOOM_TEST_INSTALLED=1,
-else this checkout's (its built labextension, src/labloom/labextension, and src/ on PYTHONPATH).
+tests (test_browser.py) and the Flows panel tests (test_lab_panel.py). For tests marked
+``lab_extension``, Lab loads labloom's JupyterLab extension and server extension: the installed
+ones with LABLOOM_TEST_INSTALLED=1, else this checkout's (its built labextension,
+src/labloom/labextension, and src/ on PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
     token = secrets.token_hex(16)
     port = free_port()
     notebooks = tmp_path / "notebooks"
@@ -67,7 +68,8 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         # Kernels import labloom from this checkout. With LABLOOM_TEST_INSTALLED=1 they use
         # the installed package instead: that checks `pip install .` gives a working widget.
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
-        use_checkout_extension(tmp_path, env)
+        if request.node.get_closest_marker("lab_extension"):
+            use_checkout_extension(tmp_path, env)
     # No "get Jupyter news?" toast over the cells.
     labconfig = tmp_path / "config" / "labconfig"
     labconfig.mkdir(parents=True)

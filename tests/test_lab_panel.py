@@ -20,7 +20,7 @@ from lab_helpers import shot
 from labloom import flow, task
 from labloom.store import open_store
 
-pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
+pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
 HOSTILE_LOG = "<img src=x onerror=alert(1)>"
 
