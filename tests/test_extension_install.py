@@ -1,5 +1,6 @@
-"""`pip install -e .` gives a working JupyterLab extension: Jupyter lists labloom's prebuilt
-labextension and its server extension as enabled and OK.
+"""`pip install .` and `pip install -e .` give a working JupyterLab extension: Jupyter lists
+labloom's prebuilt labextension and its server extension as enabled and OK, and the installed
+package carries the one DAG renderer (js/src/dag.js) as the cell widget's ES module.
 
 The install goes into a fresh virtual environment (it sees this interpreter's packages, so only
 labloom itself is installed), with its own Jupyter folders; the JavaScript is built from js/ by
@@ -21,7 +22,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.mark.timeout(900)
-def test_editable_install_enables_both_extensions(tmp_path: Path) -> None:
+@pytest.mark.parametrize("editable", [True, False], ids=["pip install -e .", "pip install ."])
+def test_install_enables_both_extensions(tmp_path: Path, editable: bool) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
                    check=True, timeout=120)
@@ -30,7 +32,7 @@ def test_editable_install_enables_both_extensions(tmp_path: Path) -> None:
            "JUPYTER_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": ""}
     done = subprocess.run(
         [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "-e", str(ROOT)],
+         *(["-e"] if editable else []), str(ROOT)],
         env=env, capture_output=True, text=True, timeout=800,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -47,3 +49,14 @@ def test_editable_install_enables_both_extensions(tmp_path: Path) -> None:
     assert str(venv / "share" / "jupyter" / "labextensions") in labextensions
     server = listing("jupyter_server.extension.serverextension")
     assert re.search(r"labloom enabled\s+- Validating labloom...\s+labloom \S+ OK", server), server
+
+    # The cell widget's ES module is the renderer the Lab run view bundles, byte for byte.
+    found = subprocess.run(
+        [python, "-c", "import labloom.notebook.widget as w, pathlib; "
+         "print(pathlib.Path(w.__file__).parent / 'static' / 'widget.js')"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    module = Path(found.stdout.strip())
+    assert module.read_bytes() == (ROOT / "js" / "src" / "dag.js").read_bytes()
+    if not editable:
+        assert str(venv) in str(module) and not module.is_symlink()
