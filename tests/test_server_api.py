@@ -316,6 +316,21 @@ async def test_schedules_pause_resume_and_run_now(jp_fetch: Any, labloom_home: P
     assert code == 404
 
 
+async def test_a_damaged_store_answers_503_with_the_reason(
+    jp_fetch: Any, labloom_home: Path
+) -> None:
+    labloom_home.mkdir(parents=True, exist_ok=True)
+    (labloom_home / "labloom.db").write_bytes(b"this is not a database" * 100)
+    try:
+        await jp_fetch("labloom", "api", "runs")
+    except HTTPClientError as exc:
+        assert exc.code == 503 and exc.response is not None
+        message = json.loads(exc.response.body)["message"]
+        assert "labloom.db" in message and "Traceback" not in message
+    else:
+        raise AssertionError("a damaged store was read")
+
+
 async def test_clusters_without_dask_labextension(jp_fetch: Any) -> None:
     answer = await get(jp_fetch, "clusters")
     assert answer["available"] is False and answer["clusters"] == []

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from ..core.errors import StoreUnavailableError
 from . import SETTINGS_KEY
 from .queries import StoreAccess
 
@@ -25,8 +26,12 @@ class LabloomHandler(APIHandler):
         return self.settings[SETTINGS_KEY]  # type: ignore[no-any-return]
 
     async def in_pool(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(store, *args)`` on the store's thread pool: never on the event loop."""
-        return await self.access.call(fn, *args)
+        """Run ``fn(store, *args)`` on the store's thread pool: never on the event loop. A store
+        that cannot be read answers 503 with the store's one-line reason, not a traceback."""
+        try:
+            return await self.access.call(fn, *args)
+        except StoreUnavailableError as exc:
+            raise web.HTTPError(503, str(exc)) from None
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

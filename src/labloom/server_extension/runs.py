@@ -82,7 +82,7 @@ class CancelHandler(LabloomHandler):
     async def post(self, run_id: str) -> None:
         """Ask the run's own process (a kernel, ``labloom run``, ``labloom serve``'s child) to
         cancel it; it acts within about a second. 202: requested; 409: already ended."""
-        result = await self.access.call(control.cancel, validate.run_id(run_id))
+        result = await self.in_pool(control.cancel, validate.run_id(run_id))
         self.reply(result, 202)
 
 
@@ -91,5 +91,5 @@ class RetryHandler(LabloomHandler):
     @authorized
     async def post(self, run_id: str) -> None:
         """Rerun what failed in a new process (``labloom retry``), reusing what completed."""
-        result = await self.access.call(control.retry, validate.run_id(run_id))
+        result = await self.in_pool(control.retry, validate.run_id(run_id))
         self.reply(result, 202)
