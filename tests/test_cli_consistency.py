@@ -4,13 +4,12 @@ verb for removing, and a flow called in a notebook is recorded as a notebook run
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from cli_helpers import labloom, write
-from store_helpers import env_for
+from kernel_helpers import kernel
 
 FLOW = """
     from labloom import flow, task
@@ -72,27 +71,11 @@ def test_limit_and_schedule_share_one_verb(tmp_path: Path) -> None:
 
 
 def test_a_flow_called_from_a_function_in_a_kernel_is_a_notebook_run(tmp_path: Path) -> None:
-    from jupyter_client.manager import KernelManager
-
-    env = env_for(tmp_path / "home")
-    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-        env[var] = str(tmp_path / var.lower())
-    km = KernelManager(kernel_name="python3")
-    km.kernel_spec.argv[0] = sys.executable
-    km.start_kernel(env=env)
-    try:
-        client = km.client()
-        client.start_channels()
-        client.wait_for_ready(timeout=60)
-        code = ("from labloom import flow, task\n"
-                "@task\ndef one():\n    return 1\n"
-                "@flow\ndef called():\n    return one()\n"
-                "def helper():\n    return called()\n"
-                "assert helper() == 1\n")
-        reply = client.execute_interactive(code, timeout=60, output_hook=lambda msg: None)
-        assert reply["content"]["status"] == "ok", reply["content"]
-        client.stop_channels()
-    finally:
-        km.shutdown_kernel(now=False)
+    with kernel(tmp_path, tmp_path / "home") as k:
+        k.ok("from labloom import flow, task\n"
+             "@task\ndef one():\n    return 1\n"
+             "@flow\ndef called():\n    return one()\n"
+             "def helper():\n    return called()\n"
+             "assert helper() == 1\n")
     runs = json.loads(labloom(tmp_path / "home", "runs", "--json", cwd=tmp_path).stdout)
     assert [(r["flow_name"], r["origin"]) for r in runs] == [("called", "notebook")]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from kernel_helpers import kernel
 from labloom.store import open_store
-from store_helpers import env_for, run_script
+from store_helpers import run_script
 
 REASON = "the process exited while the run was running"
 
@@ -85,24 +85,9 @@ while not any(t.name == "slow" and t.state.value == "Running" for t in run.tasks
 
 
 def test_a_kernel_shut_down_mid_run_records_the_run(tmp_path: Path) -> None:
-    from jupyter_client.manager import KernelManager
-
-    env = env_for(tmp_path / "home")
-    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-        env[var] = str(tmp_path / var.lower())
-    km = KernelManager(kernel_name="python3")
-    km.kernel_spec.argv[0] = sys.executable  # this interpreter, whatever `python` is on PATH
-    km.start_kernel(env=env)
-    try:
-        client = km.client()
-        client.start_channels()
-        client.wait_for_ready(timeout=60)
+    with kernel(tmp_path, tmp_path / "home") as k:
         for cell in CELLS:
-            reply = client.execute_interactive(cell, timeout=60, output_hook=lambda msg: None)
-            assert reply["content"]["status"] == "ok", reply["content"]
-        client.stop_channels()
-    finally:
-        km.shutdown_kernel(now=False)  # a polite shutdown, as JupyterLab's "Shut Down Kernel"
+            k.ok(cell)
     run, states = store_rows(tmp_path / "home")
     assert (run.state, run.message) == ("Cancelled", REASON)  # type: ignore[attr-defined]
     assert [states[f"quick[{i}]"] for i in range(5)] == ["Completed"] * 5

@@ -94,6 +94,17 @@ def _older_logs(run_id: str, task: str | None) -> list[Any]:
     return [LogLine(e.task_run_id, e.task, e.level, e.time, e.text) for e in lines]
 
 
+def _traceback_text(text: str) -> str:
+    """In an IPython shell, a traceback names notebook cells as IPython does."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return text
+    from .notebook.tracebacks import name_cells
+
+    return name_cells(text, shell)
+
+
 def install() -> None:
     hooks.resolve_executor = _resolve_executor
     hooks.attach_observers = attach_default_observers
@@ -105,3 +116,4 @@ def install() -> None:
     hooks.launcher = _launcher
     hooks.older_logs = _older_logs
     hooks.default_origin = lambda: "notebook" if in_kernel() else "script"
+    hooks.traceback_text = _traceback_text

@@ -68,6 +68,8 @@ class Hooks:
     older_logs: Callable[[str, str | None], list[Any]] | None = None
     # Where a run started when its caller does not say: "notebook" in a kernel, else "script".
     default_origin: Callable[[], str] = lambda: "script"
+    # A failed task's traceback text as people read it (in a kernel: "Cell In[2], line 10").
+    traceback_text: Callable[[str], str] = lambda text: text
 
 
 hooks = Hooks()

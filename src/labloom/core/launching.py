@@ -18,7 +18,7 @@ from .errors import UpstreamFailedError
 from .executor import Executor, Outcome
 from .futures import MappedFuture, allow_failure, replace_futures
 from .graph import TaskRun
-from .hooks import Limiter
+from .hooks import Limiter, hooks
 from .results import ResultPlanner
 from .states import State
 
@@ -80,6 +80,7 @@ class Launcher:
             return
         error = outcome.error
         message = f"{type(error).__name__}: {error}" if error is not None else "failed"
+        traceback = hooks.traceback_text(outcome.traceback) if outcome.traceback else ""
         if tr.attempts <= tr.task.retries and graph.cancelled is None:
             delay = tr.task.delay_before(tr.attempts + 1)
             self.release_slot(tr)
@@ -87,7 +88,7 @@ class Launcher:
                 tr, State.RETRYING,
                 f"{message} (attempt {tr.attempts} of {tr.task.retries + 1}; "
                 f"retrying in {delay:g}s)",
-                traceback=outcome.traceback,
+                traceback=traceback,
             )
             timer = threading.Timer(delay, self._retry_due, args=(tr, attempt))
             timer.daemon = True
@@ -95,7 +96,7 @@ class Launcher:
             timer.start()
             return
         tr.error = error
-        graph.set_final(tr, State.FAILED, message, traceback=outcome.traceback)
+        graph.set_final(tr, State.FAILED, message, traceback=traceback)
         graph.settle([tr])
 
     def _retry_due(self, tr: TaskRun, attempt: int) -> None:

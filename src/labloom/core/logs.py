@@ -59,8 +59,20 @@ class TaskContext:
             for line in lines:
                 self.sink(self.task_run_id, level, now, line)
         out = self._shown_on.get(level)
-        if out is not None:
+        if out is not None and self.run_id not in _shown_elsewhere:
             out.write("".join(f"{self.task_name} | {line}\n" for line in lines))
+
+
+# Runs whose task prints a view shows from the run's log lines (a notebook cell's bounded
+# area under the live DAG), so they are recorded but not also written to stdout and stderr.
+_shown_elsewhere: set[str] = set()
+
+
+def show_prints_elsewhere(run_id: str, elsewhere: bool = True) -> None:
+    if elsewhere:
+        _shown_elsewhere.add(run_id)
+    else:
+        _shown_elsewhere.discard(run_id)
 
 
 _CURRENT: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(

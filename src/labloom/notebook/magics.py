@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import ast
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from ..core import events as ev
 from ..core.errors import FlowFailed, RunCancelledError
 from ..core.states import State
 from ..core.tasks import Task, task
 from . import history
 from .cellflow import cell_flow, resolved_names
 from .magic_args import flow_help, parse_flow_line, parse_tasks_line, tasks_help
+from .print_tail import PrintTail
 from .settings import settings
+from .tracebacks import show_from_cells
 
 
 def _in_cell(exc: BaseException, filename: str) -> BaseException:
@@ -41,6 +45,11 @@ class LabloomMagics(Magics):
         cell as shown (its first line is the ``%%magic`` line)."""
         shown = f"%%{magic} {line}\n{cell}"
         filename = self.shell.compile.cache(shown, self.shell.execution_count)
+        # A traceback shows the cell's own lines from IPython's cache, which holds what it ran
+        # (a ``run_cell_magic(...)`` call); in a kernel, the cell as typed replaces that.
+        typed = self.shell.history_manager.input_hist_raw[-1:]
+        if typed and typed[0].lstrip().startswith(f"%%{magic}"):
+            self.shell.compile.cache(typed[0], self.shell.execution_count, raw_code=typed[0])
         source = self.shell.transform_cell(cell)
         return source, filename
 
@@ -110,10 +119,21 @@ class LabloomMagics(Magics):
             name, source, params, user_ns, self.shell.compile, filename, executor
         )
         user_ns[name] = flow
-        run = flow.run(background=True, origin="notebook")
+        showing = args.widget and config.effective("widget")
+        tails: list[PrintTail] = []
+        # Made as the run starts, before any task prints: those go under the DAG, bounded.
+        stop_watching = ev.add_run_observer(
+            lambda started: tails.append(PrintTail(started)) if started.flow is flow else None
+        ) if showing else (lambda: None)
+        try:
+            run = flow.run(background=True, origin="notebook")
+        finally:
+            stop_watching()
         widget = None
-        if args.widget and config.effective("widget"):
+        if showing:
             widget = _show_widget(run)
+            for tail in tails:
+                tail.show()
         if args.background:
             name_thread = f"labloom-names-{run.id}"
             threading.Thread(
@@ -128,10 +148,14 @@ class LabloomMagics(Magics):
                 run.wait(timeout=10)
             finally:
                 user_ns.update(resolved_names(run)[0])
-                _final_frame(widget)
+                _final_frame(widget, tails)
             raise
-        _final_frame(widget)
-        _publish(run, user_ns, filename)
+        _final_frame(widget, tails)
+        try:
+            _publish(run, user_ns, filename)
+        except Exception as exc:
+            # Shown as IPython shows a cell's error: the cells' frames, not the machinery's.
+            raise show_from_cells(exc, self.shell) from exc.__cause__
         return None
 
     @magic_arguments()
@@ -157,11 +181,13 @@ def _show_widget(run: Any) -> Any:
     return widget
 
 
-def _final_frame(widget: Any) -> None:
+def _final_frame(widget: Any, tails: Sequence[PrintTail] = ()) -> None:
     """Send the run's last frame (and the saved output's final summary) before the cell ends,
     not up to a throttle interval later, when nbclient or a reader may already have moved on."""
     if widget is not None:
         widget.flush()
+    for tail in tails:
+        tail.flush()
 
 
 def _publish(run: Any, user_ns: dict[str, Any], filename: str) -> None:
@@ -176,7 +202,7 @@ def _publish(run: Any, user_ns: dict[str, Any], filename: str) -> None:
     except FlowFailed as exc:
         raise FlowFailed(
             f"[labloom] {exc}" + _names_note(values, missing), run=exc.run, failed=exc.failed
-        ) from None
+        ) from exc.__cause__  # the first failed task's own error, shown first
     except RunCancelledError as exc:
         note = _names_note(values, missing)
         raise RunCancelledError(f"[labloom] {exc}: {run.message}{note}") from None

@@ -1,0 +1,61 @@
+"""A real Jupyter kernel for a test (jupyter_client), with every folder in tmp, stopped after."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from store_helpers import env_for
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Kernel:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def run(self, code: str, timeout: float = 60) -> tuple[str, list[dict[str, Any]]]:
+        """Run a cell: its status ("ok" or "error") and the iopub messages it produced."""
+        messages: list[dict[str, Any]] = []
+        reply = self.client.execute_interactive(code, timeout=timeout,
+                                                output_hook=messages.append)
+        return reply["content"]["status"], messages
+
+    def ok(self, code: str, timeout: float = 60) -> list[dict[str, Any]]:
+        status, messages = self.run(code, timeout)
+        assert status == "ok", error_text(messages)
+        return messages
+
+
+def error_text(messages: list[dict[str, Any]]) -> str:
+    """The traceback a notebook would show, without colours."""
+    return "\n".join(
+        _ANSI.sub("", line)
+        for m in messages if m["msg_type"] == "error" for line in m["content"]["traceback"]
+    )
+
+
+@contextmanager
+def kernel(tmp_path: Path, home: Path) -> Iterator[Kernel]:
+    """A python3 kernel of this interpreter, labloom from this checkout, state in ``home``.
+    Shut down politely at the end, as JupyterLab's "Shut Down Kernel" does."""
+    from jupyter_client.manager import KernelManager
+
+    env = env_for(home)
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        env[var] = str(tmp_path / var.lower())
+    manager = KernelManager(kernel_name="python3")
+    manager.kernel_spec.argv[0] = sys.executable  # whatever `python` is on PATH
+    manager.start_kernel(env=env)
+    client = manager.client()
+    try:
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        yield Kernel(client)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)

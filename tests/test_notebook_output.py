@@ -1,0 +1,73 @@
+"""What a %%flow cell shows in a real kernel: the live DAG on top, task prints in a bounded
+area under it, and on failure a traceback of the cells, as IPython shows a cell's error."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from cli_helpers import labloom
+from kernel_helpers import error_text, kernel
+
+TASKS = """%%tasks
+def square(x):
+    print("squaring", x)
+    if x == 3:
+        raise ValueError("three is bad")
+    return x * x
+"""
+
+
+def texts(messages: list[dict[str, Any]], kind: str) -> list[str]:
+    return [m["content"]["data"].get("text/plain", "") for m in messages if m["msg_type"] == kind]
+
+
+def test_the_dag_stays_on_top_and_prints_go_to_a_bounded_area_under_it(tmp_path: Path) -> None:
+    with kernel(tmp_path, tmp_path / "home") as k:
+        k.ok("%load_ext labloom")
+        k.ok(TASKS.replace("x == 3", "x < 0"))
+        messages = k.ok("%%flow squares\nys = square.map(range(40))")
+        k.ok("assert ys == [x * x for x in range(40)]")
+    kinds = [m["msg_type"] for m in messages if m["msg_type"] != "status"]
+    # No print lands in the cell as a stream: 40 lines would push the DAG out of sight.
+    assert not [m for m in messages if m["msg_type"] == "stream"], kinds
+    first, second = [m for m in messages if m["msg_type"] == "display_data"][:2]
+    assert "application/vnd.jupyter.widget-view+json" in first["content"]["data"]  # the DAG
+    tail_id = second["content"]["transient"]["display_id"]  # then the area under it
+    updates = [m for m in messages if m["msg_type"] == "update_display_data"
+               and m["content"]["transient"]["display_id"] == tail_id]
+    assert updates, kinds
+    final = updates[-1]["content"]["data"]
+    lines = final["text/plain"].splitlines()
+    assert lines[0] == "20 earlier line(s) not shown"  # a count of the rest
+    assert sorted(lines[1:21]) == sorted(f"square[{i}] | squaring {i}" for i in range(20, 40))
+    assert "click a node in the DAG above" in lines[-1] and "labloom logs" in lines[-1]
+    assert "max-height" in final["text/html"] and "overflow: auto" in final["text/html"]
+    assert len(updates) <= 10  # redrawn at most twice a second, not once per line
+
+
+def test_a_failing_flow_cell_shows_the_cells_not_labloom(tmp_path: Path) -> None:
+    with kernel(tmp_path, tmp_path / "home") as k:
+        k.ok("%load_ext labloom")
+        k.ok(TASKS)  # In[2]
+        status, messages = k.run("%%flow f\nys = square.map(range(5))")  # In[3]
+        assert status == "error"
+        shown = error_text(messages)
+        body_status, body = k.run("%%flow g --no-widget\nz = 1 / 0")  # In[4]
+    assert "Cell In[2], line 5, in square(x)" in shown  # the task's own code, in its cell
+    assert "ValueError: three is bad" in shown
+    assert "Cell In[3], line 1\n----> 1 %%flow f" in shown
+    assert re.search(r"FlowFailed: .*square\[3\]: ValueError: three is bad", shown)
+    for machinery in ("labloom", "interactiveshell.py", "_publish", "ipykernel_"):
+        assert machinery not in shown.replace("[labloom]", "").replace("labloom logs", ""), shown
+    assert body_status == "error"
+    body_shown = error_text(body)
+    assert "Cell In[4], line 2" in body_shown and "ZeroDivisionError" in body_shown
+    assert "interactiveshell.py" not in body_shown and "magics.py" not in body_shown
+    # The recorded traceback names the cell too, not the kernel's temporary file.
+    run_id = json.loads(labloom(tmp_path / "home", "runs", "--json", cwd=tmp_path).stdout)[-1]["id"]
+    recorded = labloom(tmp_path / "home", "logs", run_id, "--task", "square[3]", cwd=tmp_path)
+    assert "Cell In[2], line 5, in square" in recorded.stdout, recorded.stdout
+    assert "/tmp/ipykernel_" not in recorded.stdout
