@@ -1,7 +1,7 @@
 """The Flows panel's REST API on a big store: 1,000 runs, and a task run with 10,000 log lines.
 
 Fills a fresh LABLOOM_HOME with real runs (1,000 small flows, then one flow whose task prints
-10,000 lines), starts a real Jupyter server with labloom's server extension in a subprocess,
+10,000 lines, and one mapping a task over 10,000 elements), starts a real Jupyter server with labloom's server extension in a subprocess,
 and times what the panel and the run view ask: the first request to a fresh server, then warm
 rounds. "server" is tornado's own request time from the server's log (handler start to finish,
 the store read on the thread pool included); "client" adds HTTP on loopback.
@@ -45,6 +45,11 @@ def small(n: int = 2) -> list[int]:
     return step.map(range(n))  # type: ignore[return-value]
 
 
+@flow
+def wide(n: int = 10_000) -> list[int]:
+    return step.map(range(n))  # type: ignore[return-value]
+
+
 @task
 def chatty(lines: int) -> int:
     for i in range(lines):
@@ -57,18 +62,19 @@ def talkative(lines: int = 10_000) -> int:
     return chatty(lines)  # type: ignore[return-value]
 
 
-def fill(runs: int, lines: int) -> str:
+def fill(runs: int, lines: int) -> tuple[str, str]:
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the chatty task's echo
         for _ in range(runs):
             small.run(executor=LocalExecutor())
         chatty_run = talkative.run(lines=lines, executor=LocalExecutor())
+        wide_run = wide.run(n=10_000, executor=LocalExecutor())
     from labloom.store import open_store
 
     with open_store() as store:
         stored = len(store.list_runs(limit=None))
     print(f"the store holds {stored} runs (filled in {time.perf_counter() - started:.1f} s)")
-    return chatty_run.id
+    return chatty_run.id, wide_run.id
 
 
 def free_port() -> int:
@@ -86,7 +92,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="labloom-api-bench-"))
     os.environ.update(LABLOOM_HOME=str(tmp / "home"), LABLOOM_PROGRESS="0",
                       LABLOOM_LOG_LINES=str(args.lines * 2))
-    chatty_id = fill(args.runs, args.lines)
+    chatty_id, wide_id = fill(args.runs, args.lines)
 
     token, port = secrets.token_hex(16), free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "JUPYTER_CONFIG_DIR": str(tmp / "c"),
@@ -130,6 +136,8 @@ def main() -> None:
             "GET runs (first page of 50)": "runs?limit=50",
             "GET runs (a page of 500)": "runs?limit=500",
             "GET runs/{id} (tasks=0)": f"runs/{chatty_id}?tasks=0",
+            "GET runs/{id} (tasks=0), a map of 10,000": f"runs/{wide_id}?tasks=0",
+            "GET runs/{id}/logs of one of its children": f"runs/{wide_id}/logs?task=step[5000]",
             f"GET runs/{{id}}/logs ({args.lines} lines, 2 pages)": None,
             "GET runs/{id}/logs (follow: nothing new)":
                 f"runs/{chatty_id}/logs?task=chatty&after={cursor}",

@@ -188,6 +188,8 @@ async def test_logs_read_on_from_a_cursor(jp_fetch: Any) -> None:
     one = await get(jp_fetch, "runs", run.id, "logs", task="square[1]")
     assert [line["text"] for line in one["lines"]] == ["square of 1"]
     assert one["lines"][0]["task"] == "square[1]"
+    by_id = await get(jp_fetch, "runs", run.id, "logs", task=one["lines"][0]["task_run_id"])
+    assert by_id["lines"] == one["lines"]
     first_two = await get(jp_fetch, "runs", run.id, "logs", limit=2)
     assert len(first_two["lines"]) == 2 and first_two["more"]
     rest = await get(jp_fetch, "runs", run.id, "logs", after=first_two["next"])

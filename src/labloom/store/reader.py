@@ -231,6 +231,23 @@ class RunStore:
 
     # --- task runs and logs ---------------------------------------------------------------
 
+    def find_task_runs(self, run_id: str, task: str) -> list[TaskRunRecord]:
+        """The task runs of a run that ``task`` names: an id, a task's name (a plain call) or
+        ``name[i]`` (child i of a map). One indexed query, however wide the run."""
+        name, index = task, None
+        if task.endswith("]") and "[" in task:
+            head, _, tail = task[:-1].rpartition("[")
+            if tail.isdigit():
+                name, index = head, int(tail)
+        sql = f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? AND (id = ? OR "
+        params: list[Any] = [run_id, task, name]
+        if index is None:
+            sql += "(task_name = ? AND map_index IS NULL))"
+        else:
+            sql += "(task_name = ? AND map_index = ?))"
+            params.append(index)
+        return [_task(row) for row in self.conn.execute(sql + " ORDER BY created, id", params)]
+
     def task_runs(self, run_id: str, history: bool = False) -> list[TaskRunRecord]:
         rows = self.conn.execute(
             f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? ORDER BY created, rowid",
