@@ -65,6 +65,14 @@ def stuck():
     stall()
 
 @task
+def nap():
+    time.sleep(8)
+
+@flow
+def napping():
+    nap()
+
+@task
 def stamp(out):
     with open(out, "a") as handle:
         handle.write(f"{os.environ['LABLOOM_SCHEDULED_TIME']} {os.environ['LABLOOM_HOST']}\\n")
@@ -76,7 +84,7 @@ def ticking(out: str):
 if __name__ == "__main__":
     name, out = sys.argv[1], sys.argv[2]
     run = {"limited": lambda: limited.run(n=5), "pipeline": lambda: pipeline.run(n=3),
-           "stuck": lambda: stuck.run()}[name]()
+           "stuck": lambda: stuck.run(), "napping": lambda: napping.run()}[name]()
     Path(out).write_text(json.dumps({"id": run.id, "state": run.state.value,
                                      "value": run.result() if name == "limited" else None}))
 """
@@ -179,6 +187,23 @@ def test_a_killed_hosts_run_is_marked_crashed_by_the_other(hosts: tuple[Host, Ho
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_cancel_requested_on_b_stops_the_run_on_a(hosts: tuple[Host, Host]) -> None:
+    a, b = hosts
+    proc = a.flow("napping")
+    try:
+        wait_for(lambda: any(r["state"] == "Running" for r in b.runs()), 60, "A's run")
+        [run] = b.runs()
+        asked = b.start("-c", "import sys; from labloom.store.cancel import request_cancel;"
+                        "print(request_cancel(sys.argv[1], 'stop it from host-b'))", run["id"])
+        out, err = asked.communicate(timeout=60)
+        assert asked.returncode == 0 and out.strip() == "Running", err
+        wait_for(lambda: b.runs()[0]["state"] == "Cancelled", 5, "A to act on the request")
+        assert "stop it from host-b" in b.runs()[0]["message"]
+    finally:
+        proc.communicate(timeout=30)
+    assert a.result("napping")["state"] == "Cancelled"
 
 
 def test_a_retry_on_b_reuses_what_a_computed(hosts: tuple[Host, Host], tmp_path: Path) -> None:
