@@ -3,7 +3,10 @@ database URL never shown: through the real entry point in fresh processes, on bo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from labloom.store.db import get_database, redact
 from labloom.store.schema import SCHEMA_VERSION, ensure_schema, version_of
@@ -109,3 +112,23 @@ def test_an_unreachable_server_is_one_line_without_the_password(labloom_home: Pa
     assert "cannot reach the store postgresql://ada:***@/lab" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_the_notebook_setting_names_the_store_but_holds_no_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from traitlets import TraitError
+
+    from labloom.notebook.settings import Labloom
+
+    monkeypatch.delenv("LABLOOM_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LABLOOM_ADMINS", raising=False)
+    settings = Labloom()
+    with pytest.raises(TraitError, match=r"must not hold a password.*pgpass"):
+        settings.database_url = "postgresql://ada:hunter2@db/lab"
+    assert settings.database_url == ""
+    settings.database_url = f"sqlite:///{tmp_path / 'team.db'}"
+    settings.admins = ["ada", "bob"]
+    settings.apply_home()
+    assert get_database().path == tmp_path / "team.db"
+    assert os.environ["LABLOOM_ADMINS"] == "ada,bob"

@@ -163,3 +163,4 @@ def test_a_holder_on_another_host_is_freed_when_its_heartbeat_stops(
     assert store.try_take({"db": 1}, "here")  # its heartbeat stopped: the slot is freed
     assert store.holders("db") == 1
     store.give_back("here")
+
