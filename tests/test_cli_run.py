@@ -37,7 +37,7 @@ def test_run_with_parameters(tmp_path: Path) -> None:
     out = labloom(tmp_path, "run", "flows.py:adder", "--param", "a=40", "-p", "b=2",
                   "-p", "label=hello world", "--executor", "local")
     assert out.returncode == 0, out.stderr
-    assert "Completed" in out.stdout
+    assert "Completed" in out.stderr  # progress goes to stderr: stdout stays pipeable
     # the flow is the only one in the file: its name may be left out
     assert labloom(tmp_path, "run", str(tmp_path / "flows.py"), "-p", "a=1").returncode == 0
 
@@ -68,7 +68,7 @@ def test_failed_run_exits_one(tmp_path: Path) -> None:
     out = labloom(tmp_path, "run", "flows.py:adder", "-p", "a=1", "-p", "fail=true",
                   "--report", str(report))
     assert out.returncode == 1
-    assert "Failed" in out.stdout
+    assert "Failed" in out.stderr
     data = json.loads(report.read_text())
     assert data["failed_tasks"] == [["boom", "ValueError"]]
     assert "patient" not in data["error"]  # exception messages can hold data
@@ -150,7 +150,7 @@ def test_run_a_notebook(tmp_path: Path) -> None:
     _notebook(tmp_path / "nb.ipynb")
     out = labloom(tmp_path, "run", "nb.ipynb", "-p", "n=5")
     assert out.returncode == 0, out.stderr
-    assert "Completed" in out.stdout
+    assert "Completed" in out.stderr  # progress goes to stderr: stdout stays pipeable
     out = labloom(tmp_path, "run", "nb.ipynb:twice", "-p", "m=5")
     assert out.returncode == 2 and "unknown parameter(s) m" in out.stderr
 
