@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from labloom.store.db import Conn, get_database
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -108,3 +110,22 @@ class Hook:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+
+def store_of(home: Path) -> Conn | None:
+    """A connection to the store the scheduler under test uses (None before it exists)."""
+    url = os.environ.get("LABLOOM_DATABASE_URL")
+    if url is None:
+        if not (home / "labloom.db").exists():
+            return None
+        url = f"sqlite:///{home / 'labloom.db'}"
+    return get_database(url).connect(named_rows=True)
+
+
+def slot_rows(home: Path) -> list[dict[str, object]]:
+    conn = store_of(home)
+    if conn is None:
+        return []
+    with conn:
+        rows = conn.execute("SELECT * FROM schedule_slots ORDER BY slot_time").fetchall()
+        return [dict(row) for row in rows]

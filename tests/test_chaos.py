@@ -18,13 +18,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_helpers import labloom, start_labloom, stop, write
+from cli_helpers import labloom, slot_rows, start_labloom, stop, wait_for, write
 from labloom import DaskExecutor, State, flow, task, unmapped
 from labloom.store import open_store
 from store_helpers import env_for
@@ -38,15 +38,6 @@ def chaos_report() -> Iterator[None]:
     yield
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "chaos.json").write_text(json.dumps(_figures, indent=1))
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def ledger_lines(path: Path) -> list[list[str]]:
@@ -200,15 +191,6 @@ JOB = """
     def job(out: str):
         work(out)
 """
-
-
-def slot_rows(home: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(home / "labloom.db", timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM schedule_slots ORDER BY slot_time")]
-    finally:
-        conn.close()
 
 
 def test_serve_sigkilled_mid_slot_then_two_servers(tmp_path: Path) -> None:

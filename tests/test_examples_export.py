@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import Hook, cli_env, labloom, start_labloom, stop
+from cli_helpers import Hook, cli_env, labloom, start_labloom, stop, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 QUIET = {"LABLOOM_PROGRESS": "0"}
@@ -172,15 +172,6 @@ def test_quickstart_exports_and_runs(work: Path) -> None:
     assert ran.returncode == 0, ran.stdout + ran.stderr
     (run,) = runs(work)
     assert (run["flow_name"], run["state"]) == ("first", "Completed")
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture

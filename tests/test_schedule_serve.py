@@ -9,11 +9,9 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from cli_helpers import labloom, start_labloom, stop, write
-from labloom.store.db import Conn, get_database
+from cli_helpers import labloom, slot_rows, start_labloom, stop, store_of, wait_for, write
 
 FLOW = """
     import os, time
@@ -32,34 +30,6 @@ FLOW = """
     def job(out: str, seconds: float = 0.0):
         work(seconds, out)
 """
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def store_of(home: Path) -> Conn | None:
-    """A connection to the store the scheduler under test uses (None before it exists)."""
-    url = os.environ.get("LABLOOM_DATABASE_URL")
-    if url is None:
-        if not (home / "labloom.db").exists():
-            return None
-        url = f"sqlite:///{home / 'labloom.db'}"
-    return get_database(url).connect(named_rows=True)
-
-
-def slot_rows(home: Path) -> list[dict[str, object]]:
-    conn = store_of(home)
-    if conn is None:
-        return []
-    with conn:
-        rows = conn.execute("SELECT * FROM schedule_slots ORDER BY slot_time").fetchall()
-        return [dict(row) for row in rows]
 
 
 def statuses(home: Path) -> list[object]:
