@@ -17,12 +17,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 class Kernel:
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.count = 0  # the last cell's execution count: In[count]
 
     def run(self, code: str, timeout: float = 60) -> tuple[str, list[dict[str, Any]]]:
         """Run a cell: its status ("ok" or "error") and the iopub messages it produced."""
         messages: list[dict[str, Any]] = []
         reply = self.client.execute_interactive(code, timeout=timeout,
                                                 output_hook=messages.append)
+        self.count = reply["content"]["execution_count"]
         return reply["content"]["status"], messages
 
     def ok(self, code: str, timeout: float = 60) -> list[dict[str, Any]]:

@@ -51,23 +51,27 @@ def test_the_dag_stays_on_top_and_prints_go_to_a_bounded_area_under_it(tmp_path:
 def test_a_failing_flow_cell_shows_the_cells_not_labloom(tmp_path: Path) -> None:
     with kernel(tmp_path, tmp_path / "home") as k:
         k.ok("%load_ext labloom")
-        k.ok(TASKS)  # In[2]
-        status, messages = k.run("%%flow f\nys = square.map(range(5))")  # In[3]
+        k.ok(TASKS)
+        tasks_cell = k.count
+        status, messages = k.run("%%flow f\nys = square.map(range(5))")
+        flow_cell = k.count
         assert status == "error"
         shown = error_text(messages)
-        body_status, body = k.run("%%flow g --no-widget\nz = 1 / 0")  # In[4]
-    assert "Cell In[2], line 5, in square(x)" in shown  # the task's own code, in its cell
+        body_status, body = k.run("%%flow g --no-widget\nz = 1 / 0")
+        body_cell = k.count
+    # The task's own code, in its cell (IPython's own words), then the %%flow cell.
+    assert f"Cell In[{tasks_cell}], line 5, in square(x)" in shown
     assert "ValueError: three is bad" in shown
-    assert "Cell In[3], line 1\n----> 1 %%flow f" in shown
+    assert f"Cell In[{flow_cell}], line 1\n----> 1 %%flow f" in shown
     assert re.search(r"FlowFailed: .*square\[3\]: ValueError: three is bad", shown)
     for machinery in ("labloom", "interactiveshell.py", "_publish", "ipykernel_"):
         assert machinery not in shown.replace("[labloom]", "").replace("labloom logs", ""), shown
     assert body_status == "error"
     body_shown = error_text(body)
-    assert "Cell In[4], line 2" in body_shown and "ZeroDivisionError" in body_shown
+    assert f"Cell In[{body_cell}], line 2" in body_shown and "ZeroDivisionError" in body_shown
     assert "interactiveshell.py" not in body_shown and "magics.py" not in body_shown
     # The recorded traceback names the cell too, not the kernel's temporary file.
     run_id = json.loads(labloom(tmp_path / "home", "runs", "--json", cwd=tmp_path).stdout)[-1]["id"]
     recorded = labloom(tmp_path / "home", "logs", run_id, "--task", "square[3]", cwd=tmp_path)
-    assert "Cell In[2], line 5, in square" in recorded.stdout, recorded.stdout
+    assert f"Cell In[{tasks_cell}], line 5, in square" in recorded.stdout, recorded.stdout
     assert "/tmp/ipykernel_" not in recorded.stdout

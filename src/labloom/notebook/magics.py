@@ -44,12 +44,15 @@ class LabloomMagics(Magics):
         """The cell as IPython would transform it, and a filename that maps tracebacks to the
         cell as shown (its first line is the ``%%magic`` line)."""
         shown = f"%%{magic} {line}\n{cell}"
-        filename = self.shell.compile.cache(shown, self.shell.execution_count)
+        # The running cell's number (In[n]): IPython 9.16 counts a cell before running it,
+        # older IPython after; the input history holds the running cell in both.
+        typed = self.shell.history_manager.input_hist_raw
+        number = len(typed) - 1
+        filename = self.shell.compile.cache(shown, number)
         # A traceback shows the cell's own lines from IPython's cache, which holds what it ran
         # (a ``run_cell_magic(...)`` call); in a kernel, the cell as typed replaces that.
-        typed = self.shell.history_manager.input_hist_raw[-1:]
-        if typed and typed[0].lstrip().startswith(f"%%{magic}"):
-            self.shell.compile.cache(typed[0], self.shell.execution_count, raw_code=typed[0])
+        if typed and typed[-1].lstrip().startswith(f"%%{magic}"):
+            self.shell.compile.cache(typed[-1], number, raw_code=typed[-1])
         source = self.shell.transform_cell(cell)
         return source, filename
 
