@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +42,23 @@ def run_script(
         [sys.executable, str(script), *args], env=env_for(home, **extra), capture_output=True,
         text=True, timeout=120,
     )
+
+
+def peak(intervals: Sequence[Sequence[float]]) -> int:
+    """How many (start, end) intervals overlapped at most: task runs at once under a limit."""
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    running = top = 0
+    for _, step in edges:
+        running += step
+        top = max(top, running)
+    return top
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -14,6 +14,7 @@ import labloom
 from labloom import flow, task
 from labloom.cli import main
 from labloom.store import limits as store
+from store_helpers import peak
 
 
 @pytest.fixture(autouse=True)
@@ -78,14 +79,6 @@ def hold(i: int) -> tuple[float, float]:
 def holders(n: int) -> list[tuple[float, float]]:
     return hold.map(range(n))
 
-
-def peak(intervals: list[tuple[float, float]]) -> int:
-    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
-    running = top = 0
-    for _, step in edges:
-        running += step
-        top = max(top, running)
-    return top
 
 
 def test_thread_runs_share_slots_with_another_process(home):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from store_helpers import env_for
-from test_limits_order import finish, peak
+from store_helpers import env_for, peak
+from test_limits_order import finish
 
 SHARED_CLUSTER = """
 import json, sys, time
@@ -45,7 +45,7 @@ def test_machines_with_their_own_stores_share_a_limit_on_a_shared_cluster(
     script = tmp_path / "shared.py"
     script.write_text(SHARED_CLUSTER)
     with LocalCluster(n_workers=1, threads_per_worker=6, processes=False, protocol="tcp",
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         procs = []
         for name in ("m1", "m2"):
             env = env_for(tmp_path / f"home-{name}", LABLOOM_HOST=name)

@@ -13,7 +13,7 @@ import pytest
 
 import labloom
 from labloom.store import limits as store
-from store_helpers import env_for
+from store_helpers import env_for, peak
 
 WORKER = """
 import json, sys, time
@@ -48,7 +48,7 @@ def chain(n):
 
 if executor == "dask":
     chosen = DaskExecutor(n_workers=1, threads_per_worker=4, processes=False,
-                          dashboard_address=None)
+                          dashboard_address=":0")
 else:
     chosen = executor
 which = chain if executor == "chain" else many
@@ -57,14 +57,6 @@ with open(out, "w") as handle:
     json.dump(spans, handle)
 """
 
-
-def peak(intervals: list[list[float]]) -> int:
-    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
-    running = top = 0
-    for _, step in edges:
-        running += step
-        top = max(top, running)
-    return top
 
 
 def start(home: Path, tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Popen[str], Path]:

@@ -51,7 +51,7 @@ def test_dask_workers_write_results_to_the_shared_folder(
 ) -> None:
     shared = tmp_path / "shared-results"
     monkeypatch.setenv("LABLOOM_RESULTS_URL", f"file://{shared}")
-    executor = DaskExecutor(n_workers=1, threads_per_worker=2, dashboard_address=None)
+    executor = DaskExecutor(n_workers=1, threads_per_worker=2, dashboard_address=":0")
     CALLS.clear()
     run = squares.run(n=4, executor=executor)
     assert run.state == State.COMPLETED

@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from store_helpers import SRC
+from store_helpers import SRC, peak, wait_for
 
 FLOWS = """
 import json, os, sys, time
@@ -138,22 +138,6 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> None:
     assert proc.returncode == 0, err
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def peak(intervals: list[list[float]]) -> int:
-    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
-    running = top = 0
-    for _, step in edges:
-        running += step
-        top = max(top, running)
-    return top
 
 
 def test_runs_are_shared_and_one_limit_holds_across_hosts(hosts: tuple[Host, Host]) -> None:
