@@ -110,3 +110,18 @@ def test_the_flows_panel_refuses_with_403_and_the_reason(
             control.retry(None, store, run.id)
     assert refused.value.status_code == 403
     assert "bob may not retry" in str(refused.value.log_message)
+
+
+def test_the_flows_panel_lists_runs_by_user(labloom_home: Path, tmp_path: Path) -> None:
+    from labloom.server_extension import queries
+    from labloom.store import open_store
+
+    script = tmp_path / "shaky.py"
+    script.write_text(FAILS)
+    for user in ("ada", "bob", "ada"):
+        run_script(labloom_home, script, JUPYTERHUB_USER=user)
+    with open_store() as store:
+        page = queries.list_runs(None, store, {"user": "ada"}, 10)  # type: ignore[arg-type]
+        everyone = queries.list_runs(None, store, {}, 10)  # type: ignore[arg-type]
+    assert [run["user"] for run in page["runs"]] == ["ada", "ada"]
+    assert sorted(run["user"] for run in everyone["runs"]) == ["ada", "ada", "bob"]

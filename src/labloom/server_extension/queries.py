@@ -122,6 +122,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
         "message": run.message,
         "origin": run.origin,
         "host": run.host,
+        "user": run.user,
         "pid": run.pid,
         "executor": run.executor,
         "created": run.created,

@@ -16,12 +16,14 @@ class RunsHandler(LabloomHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        """Runs newest first. Filters: flow, state, origin, since, until (epoch seconds);
-        paging: limit, and before=<the previous page's ``next``>."""
+        """Runs newest first. Filters: flow, state, origin, user, host, since, until (epoch
+        seconds); paging: limit, and before=<the previous page's ``next``>."""
         filters: dict[str, Any] = {
             "flow": self.get_argument("flow", None) or None,
             "state": validate.run_state(self.get_argument("state", None)),
             "origin": self.get_argument("origin", None) or None,
+            "user": self.get_argument("user", None) or None,
+            "host": self.get_argument("host", None) or None,
             "since": self.float_argument("since"),
             "until": self.float_argument("until"),
             "before": None,
