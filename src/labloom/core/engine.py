@@ -29,7 +29,7 @@ from .launching import LAUNCHING, Launcher
 from .logs import current_task
 from .mapping import MapSources, map_source
 from .observers import FailureHooks
-from .run_logs import MAX_TASK_LINES, ExecutorSink, RunLogs
+from .run_logs import ExecutorSink, RunLogs
 from .secrets import recorded_parameters
 from .states import State
 from .task_graph import TaskGraph
@@ -114,47 +114,23 @@ class RunEngine:
                 events.append(ev.RunFinished(self.id, self.state, self.ended, self.message))
             return events
 
-    # --- GraphOwner and the executor sink ---------------------------------------------------
+    # --- GraphOwner -------------------------------------------------------------------------
 
     def ready(self, tr: TaskRun) -> None:
         self.launcher.ready(tr)
 
     def on_final(self, tr: TaskRun) -> None:
         self.launcher.release_slot(tr)
-        self._report_dropped_lines(tr.id)
-
-    def _report_dropped_lines(self, task_run_id: str) -> None:
-        # Lines past the cap are counted, not kept; the store says how many it never saw.
-        dropped = self.logs.per_task.get(task_run_id, 0) - MAX_TASK_LINES
-        if dropped > 0:
-            self.emit(ev.LogLinesDropped(self.id, task_run_id, dropped, time.time()))
+        self.sink.report_dropped(tr.id)
 
     def split(self, tr: TaskRun) -> list[Any]:
         return self.executor.split(tr.handle)
-
-    def task_started(self, task_run_id: str, when: float, attempt: int) -> None:
-        with self.lock:
-            tr = self.graph.by_id.get(task_run_id)
-            if tr is None or tr.done or attempt != tr.attempts:
-                return
-            if tr.started is None:
-                tr.started = when
-            self.graph.set_state(tr, State.RUNNING, "", when)
-
-    def task_log(self, record: ev.LogRecord) -> None:
-        with self.lock:  # kept and sent together, so a late subscriber sees it exactly once
-            if self.logs.add(record):
-                self.emit(record)
-                return
-            tr = self.graph.by_id.get(record.task_run_id or "")
-            if tr is None or tr.done:  # a late line: the count at the end is already out
-                self._report_dropped_lines(record.task_run_id or "")
 
     def warn(self, tr: TaskRun, message: str) -> None:
         """A line from labloom itself in a task run's logs."""
         import logging
 
-        self.task_log(ev.LogRecord(self.id, tr.id, logging.WARNING, time.time(),
+        self.sink.log(ev.LogRecord(self.id, tr.id, logging.WARNING, time.time(),
                                    f"[labloom] {message}"))
         logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
 

@@ -1,4 +1,5 @@
-"""A run's log lines in the kernel, and the sink through which executors report task runs.
+"""A run's log lines in the kernel, and the sink through which executors report task runs
+(running, log lines).
 
 One copy of each line: the ``LogRecord`` event that subscribers receive is the line kept here.
 Bounded twice: at most ``MAX_TASK_LINES`` per task run (the rest are counted) and at most
@@ -11,12 +12,18 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import events as ev
+from .states import State
+
+if TYPE_CHECKING:
+    from .task_graph import TaskGraph
 
 # Log lines kept in memory per task run; the store keeps its own (capped) copy.
 MAX_TASK_LINES = 10_000
@@ -80,24 +87,53 @@ def select(lines: Iterable[LogLine], task: str | None) -> list[LogLine]:
     ]
 
 
-class EngineEvents(Protocol):
-    def task_started(self, task_run_id: str, when: float, attempt: int) -> None: ...
+class SinkOwner(Protocol):
+    """What the sink needs from its run's engine."""
 
-    def task_log(self, record: ev.LogRecord) -> None: ...
+    id: str
+    lock: threading.RLock
+    graph: TaskGraph
+    logs: RunLogs
+
+    def emit(self, event: ev.Event) -> None: ...
 
 
 class ExecutorSink:
-    """What executors report about one run's task runs (running, log lines), from any
-    thread; registered by run id (``attempt.register_local_run``) for the run's lifetime."""
+    """What executors report about one run's task runs (running, log lines), from any thread;
+    registered by run id (``attempt.register_local_run``) for the run's lifetime."""
 
-    def __init__(self, engine: EngineEvents) -> None:
+    def __init__(self, engine: SinkOwner) -> None:
         self._engine = engine
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int) -> None:
-        self._engine.task_started(task_run_id, when, attempt)
+        engine = self._engine
+        with engine.lock:
+            tr = engine.graph.by_id.get(task_run_id)
+            if tr is None or tr.done or attempt != tr.attempts:
+                return  # cancelled meanwhile, or a superseded attempt
+            if tr.started is None:
+                tr.started = when
+            engine.graph.set_state(tr, State.RUNNING, "", when)
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
-        self._engine.task_log(ev.LogRecord(run_id, task_run_id, level, when, text))
+        self.log(ev.LogRecord(run_id, task_run_id, level, when, text))
+
+    def log(self, record: ev.LogRecord) -> None:
+        engine = self._engine
+        with engine.lock:  # kept and sent together, so a late subscriber sees it exactly once
+            if engine.logs.add(record):
+                engine.emit(record)
+                return
+            tr = engine.graph.by_id.get(record.task_run_id or "")
+            if tr is None or tr.done:  # a late line: the count at the end is already out
+                self.report_dropped(record.task_run_id or "")
+
+    def report_dropped(self, task_run_id: str) -> None:
+        # Lines past the cap are counted, not kept; the store says how many it never saw.
+        engine = self._engine
+        dropped = engine.logs.per_task.get(task_run_id, 0) - MAX_TASK_LINES
+        if dropped > 0:
+            engine.emit(ev.LogLinesDropped(engine.id, task_run_id, dropped, time.time()))
 
 
 __all__ = ["ExecutorSink", "LogLine", "RunLogs", "select"]
