@@ -102,7 +102,7 @@ def worker_sink() -> WorkerSink:
     """This worker's sink, installed on first use."""
     from distributed import get_worker
 
-    sink = attempt._remote_sink
+    sink = attempt.remote_sink()
     if not isinstance(sink, WorkerSink):
         sink = WorkerSink(get_worker())
         attempt.set_remote_sink(sink)

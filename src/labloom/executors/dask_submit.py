@@ -151,7 +151,7 @@ class Submitter:
     def _send(self, batch: dict[str, Any], members: list[Member]) -> None:
         from distributed import Future
 
-        client = self._executor._client
+        client = self._executor.client
         chunks = self._chunks(members)
         for key, chunk in chunks.items():
             future: Any = Future(key, client)
@@ -200,7 +200,7 @@ class Submitter:
         executor = self._executor
         dispatcher = executor.dispatcher
         future = chunk[0][3].future
-        status = executor._client.submit(chunk_outcomes, future, key=f"status-{future.key}")
+        status = executor.client.submit(chunk_outcomes, future, key=f"status-{future.key}")
         return status, lambda done: dispatcher.put(_report_chunk, done, future, chunk, dispatcher)
 
 
