@@ -68,6 +68,10 @@ def main() -> None:
     print(f"labloom / raw Dask: {t_ours / t_raw:.3f} (target <= 1.02); best AUC raw "
           f"{raw_best['auc']:.4f}, labloom {ours['auc']:.4f}, same: {raw_best['auc'] == ours['auc']}")
     workers = 2
+    if args.no_sequential:
+        client.close()
+        cluster.close()
+        return
     print(
         f"{len(grid)} experiments ({t_seq / len(grid):.2f}s each): sequential {t_seq:.1f}s, "
         f"labloom on {workers} workers {t_ours:.1f}s, parallel efficiency "

@@ -128,31 +128,40 @@ class Submitter:
         while True:
             woken = self._wake.wait(IDLE_EXIT)
             self._wake.clear()
-            self._gather_members()
+            growing = self._gather_members()
             with self._lock:
                 batch, self._pending = self._pending, {}
                 members, self._members = self._members, []
                 if not batch and not members and (self._stopped or not woken):
                     self._thread = None  # stopped, or idle: a later add starts another
                     return
-            self._send(batch, members)
+            self._send(batch, members, growing)
 
-    def _gather_members(self) -> None:
-        # Children are launched one by one; give a chunk a moment to fill.
+    def _gather_members(self) -> bool:
+        """Children are launched one by one: wait while they keep coming, but no longer than
+        it takes to fill a chunk. True when more were still arriving."""
         seen = -1
         while True:
             with self._lock:
                 count = len(self._members)
+                full = max((m[0].batch_size for m in self._members
+                            if isinstance(m[0].batch_size, int)), default=1)
             if count in (0, seen):
-                return
+                return False
+            if count >= full:
+                return True
             seen = count
             time.sleep(GATHER_WAIT)
 
-    def _send(self, batch: dict[str, Any], members: list[Member]) -> None:
+    def _send(self, batch: dict[str, Any], members: list[Member], growing: bool) -> None:
         from distributed import Future
 
         client = self._executor.client
-        chunks = self._chunks(members)
+        chunks, rest = self._chunks(members, full_only=growing)
+        if rest:  # an unfilled chunk waits for the children still arriving
+            with self._lock:
+                self._members[:0] = rest
+            self._wake.set()
         for key, chunk in chunks.items():
             future: Any = Future(key, client)
             for index, (_, _, _, handle, _) in enumerate(chunk):
@@ -178,7 +187,9 @@ class Submitter:
                     watched.append((batch[key][3], batch[key][4]))
         watch(client, watched)
 
-    def _chunks(self, members: list[Member]) -> dict[str, list[Member]]:
+    def _chunks(
+        self, members: list[Member], full_only: bool = False
+    ) -> tuple[dict[str, list[Member]], list[Member]]:
         by_task: dict[tuple[str, str, int], list[Member]] = {}
         for member in members:
             call, handle = member[0], member[3]
@@ -188,12 +199,16 @@ class Submitter:
             size = call.batch_size if isinstance(call.batch_size, int) else 1
             by_task.setdefault((call.run_id, name, size), []).append(member)
         chunks: dict[str, list[Member]] = {}
+        rest: list[Member] = []
         for (_, name, size), group in by_task.items():
             for start in range(0, len(group), size):
                 chunk = group[start:start + size]
+                if full_only and len(chunk) < size:
+                    rest += chunk
+                    continue
                 first = chunk[0][0]
                 chunks[f"{name}-chunk-{first.task_run_id}-{first.attempt}"] = chunk
-        return chunks
+        return chunks, rest
 
     def _status_of(self, chunk: list[Member]) -> tuple[Any, Callable[[Any], None]]:
         """The chunk's outcomes task, and what to do when it is done."""
