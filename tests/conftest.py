@@ -65,7 +65,9 @@ def labloom_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """Every test gets its own state folder; nothing touches ~/.labloom."""
     home = tmp_path / "labloom-home"
     monkeypatch.setenv("LABLOOM_HOME", str(home))
-    monkeypatch.delenv("LABLOOM_DATABASE_URL", raising=False)
+    # set, then deleted: the fixture's undo then removes whatever a test writes there
+    monkeypatch.setenv("LABLOOM_DATABASE_URL", "")
+    monkeypatch.delenv("LABLOOM_DATABASE_URL")
     yield home  # limits live in this store too, so they end with the test
 
 

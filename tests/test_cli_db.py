@@ -121,8 +121,9 @@ def test_the_notebook_setting_names_the_store_but_holds_no_password(
 
     from labloom.notebook.settings import Labloom
 
-    monkeypatch.delenv("LABLOOM_DATABASE_URL", raising=False)
-    monkeypatch.delenv("LABLOOM_ADMINS", raising=False)
+    for name in ("LABLOOM_DATABASE_URL", "LABLOOM_ADMINS"):
+        monkeypatch.setenv(name, "")  # recorded, so what apply_home() writes is undone
+        monkeypatch.delenv(name)
     settings = Labloom()
     with pytest.raises(TraitError, match=r"must not hold a password.*pgpass"):
         settings.database_url = "postgresql://ada:hunter2@db/lab"
