@@ -38,8 +38,17 @@ class ClustersHandler(LabloomHandler):
         pending = self.settings.get(MANAGER_KEY)
         if pending is not None:
             return await pending  # awaitable: it initialises once
+        if not self._enabled_here():
+            return None
         module = sys.modules.get("dask_labextension.manager")  # imported when it was loaded
         return getattr(module, "manager", None)
+
+    def _enabled_here(self) -> bool:
+        # The module may sit in sys.modules because another server in this process loaded it:
+        # only this server's own extension list says whether it manages clusters here.
+        app = self.serverapp
+        package = app.extension_manager.extensions.get("dask_labextension") if app else None
+        return bool(package is not None and package.enabled)
 
 
 def _cluster(model: dict[str, Any]) -> dict[str, Any]:
