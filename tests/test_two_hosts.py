@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from store_helpers import SRC, peak, wait_for
+from cli_helpers import wait_for
+from store_helpers import SRC, peak
 
 FLOWS = """
 import json, os, sys, time
