@@ -10,9 +10,12 @@ tests can count calls without sleeping.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+
+log = logging.getLogger("labloom")
 
 Cancel = Callable[[], None]
 # (delay, fn) -> cancel: arranges one later call; tests pass a manual clock's.
@@ -77,7 +80,11 @@ class WidgetTimer:
                     self._cond.wait(when - now)
                     continue
                 self._due = None
-            fn()  # outside the lock: a frame may take a while
+            try:
+                fn()  # outside the lock: a frame may take a while
+            except Exception:
+                # One bad frame must not end the widget's frames for good.
+                log.exception("[labloom] a widget frame failed")
             idle_since = time.monotonic()
 
 
