@@ -74,6 +74,29 @@ def test_a_late_subscriber_gets_the_run_so_far_once() -> None:
     assert kinds.count("StateChanged") == 4
 
 
+def test_a_subscriber_arriving_as_the_run_ends_still_sees_it_end() -> None:
+    # The end is emitted before the run is marked finished; a widget shown in that window
+    # (a --background cell whose only task failed at once) once stayed "Running" forever.
+    ending, proceed = threading.Event(), threading.Event()
+
+    class SlowToEnd(labloom.ThreadExecutor):
+        def run_ended(self, run_id: str) -> None:
+            ending.set()
+            proceed.wait(5)
+            super().run_ended(run_id)
+
+    run = small.run(n=2, executor=SlowToEnd(), background=True)
+    try:
+        assert ending.wait(5)
+        got: list[ev.Event] = []
+        run.subscribe(got.extend, replay=True)
+    finally:
+        proceed.set()
+    run.wait(5)
+    finished = [e for e in got if isinstance(e, ev.RunFinished)]
+    assert len(finished) == 1 and finished[0].state is labloom.State.COMPLETED
+
+
 def test_run_threads_end_with_the_run() -> None:
     before = {t.ident for t in threading.enumerate()}
     run = small.run(n=5)

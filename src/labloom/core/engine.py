@@ -84,6 +84,9 @@ class RunEngine:
         self.sink = ExecutorSink(self)
         self.body_error: BaseException | None = None
         self._created: ev.RunCreated | None = None
+        # Emitted under the lock but `finished` is set later: a subscriber arriving in
+        # between must still be replayed the end of the run.
+        self._run_finished: ev.RunFinished | None = None
         self._return: Any = None
         self._body_done = False
         self._tracing = False  # Flow.visualize: nothing runs, so nothing may be waited for
@@ -110,8 +113,8 @@ class RunEngine:
                 events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time))
             events += self.graph.snapshot()
             events += list(self.logs.lines)
-            if self.finished.is_set() and self.ended is not None:
-                events.append(ev.RunFinished(self.id, self.state, self.ended, self.message))
+            if self._run_finished is not None:
+                events.append(self._run_finished)
             return events
 
     # --- GraphOwner -------------------------------------------------------------------------
@@ -269,7 +272,8 @@ class RunEngine:
                 state = State.COMPLETED
             self.ended = time.time()
             self.state = state
-            self.emit(ev.RunFinished(self.id, state, self.ended, self.message))
+            self._run_finished = ev.RunFinished(self.id, state, self.ended, self.message)
+            self.emit(self._run_finished)
         self.launcher.work()  # slots given back by the last task runs
         self.bus.close()
         unregister_local_run(self.id)
@@ -314,6 +318,7 @@ class RunEngine:
             self.graph.cancelled = None
             self.message = ""
             self.ended = None
+            self._run_finished = None
             self.bus.reopen()
             register_local_run(self.id, self.sink)
             at_exit.track(self.handle)
