@@ -468,3 +468,20 @@ class TestUnderABaseURL:
         root = await http_server_client.fetch(f"/labloom/api/runs?token={token}",
                                               raise_error=False)
         assert root.code == 404
+
+
+async def test_retry_of_a_flow_cells_run_reruns_it_from_its_notebook(
+    jp_fetch: Any, ip: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from test_notebook_retry import run_in_kernel
+
+    failed_id, _ = run_in_kernel(ip, monkeypatch, tmp_path)
+    code, answer = await post(jp_fetch, "runs", failed_id, "retry")
+    assert code == 202 and answer["retrying"] is True, answer
+
+    async def retried() -> Any:
+        runs = (await get(jp_fetch, "runs"))["runs"]
+        return next((r for r in runs if r["retry_of"] == failed_id and r["ended"]), None)
+
+    again = await until(retried)
+    assert again["state"] == "Completed" and again["origin"] == "retry"

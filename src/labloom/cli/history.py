@@ -153,11 +153,12 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     from ..core.errors import NotAllowedError, TargetError
+    from ..export.targets import load_recorded
     from ..store.retry import retry_run
     from . import CLIError
 
     try:
-        run, notes = retry_run(args.run_id, executor=args.executor)
+        run, notes = retry_run(args.run_id, executor=args.executor, load=load_recorded)
     except KeyError:
         raise _unknown(args.run_id) from None
     except (TargetError, NotAllowedError) as exc:

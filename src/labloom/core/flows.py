@@ -63,6 +63,9 @@ class Flow(Generic[P, R]):
         self.on_failure: list[FailureHook] = on_fail
         self.signature = inspect.signature(fn)
         self.source_hash = source_hash(fn)
+        # The notebook file a %%flow cell came from, where the kernel knows it: a retry in
+        # another process (the Flows panel, `labloom retry`) exports the flow from there.
+        self.notebook: str | None = None
         functools.update_wrapper(self, fn)
 
     @property

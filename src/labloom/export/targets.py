@@ -83,6 +83,22 @@ def load_flow(target: Target) -> Flow[..., Any]:
     return flows[0]
 
 
+def load_recorded(record: dict[str, Any], run_id: str) -> Flow[..., Any]:
+    """The flow a recorded run was made from: its file, or for a ``%%flow`` cell the flow
+    exported afresh from the notebook it ran in (the notebook as saved now)."""
+    from ..store import target as recorded
+
+    notebook = record.get("notebook")
+    if not notebook:
+        flow: Flow[..., Any] = recorded.load(record, run_id)
+        return flow
+    if not Path(notebook).is_file():
+        raise TargetError(
+            f"run {run_id}: its notebook {notebook} is gone; restore it, or run the flow afresh"
+        )
+    return load_flow(Target(Path(notebook), record.get("flow") or None))
+
+
 def raw_params(items: Iterable[str]) -> dict[str, str]:
     """``k=v`` pairs as the text given."""
     raw: dict[str, str] = {}

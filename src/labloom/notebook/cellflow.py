@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import weakref
 from typing import Any
 
@@ -97,7 +98,15 @@ def cell_flow(
     flow: Flow[Any, dict[str, Any]] = Flow(fn, name=name, executor=executor)
     # inspect.getsource cannot see a cell body; hash the cell instead.
     flow.source_hash = hashlib.sha256(cell.encode()).hexdigest()[:16]
+    flow.notebook = kernel_notebook()
     return flow, names
+
+
+def kernel_notebook() -> str | None:
+    """The notebook file this kernel runs, as Jupyter's session manager tells the kernel
+    (``JPY_SESSION_NAME``); None outside Jupyter or for a console."""
+    path = os.environ.get("JPY_SESSION_NAME", "")
+    return path if path.endswith(".ipynb") and os.path.isfile(path) else None
 
 
 def resolved_names(run: Any) -> tuple[dict[str, Any], list[str]]:

@@ -50,14 +50,16 @@ def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
     if run.state in ("Pending", "Running"):
         raise web.HTTPError(409, f"run {run_id} is still {run.state}; cancel it or wait")
     target = run.target or {}
-    if not target.get("file") or target.get("note"):
+    source = target.get("notebook") or (None if target.get("note") else target.get("file"))
+    if not source:
         raise web.HTTPError(
             409,
             f"run {run_id} cannot be retried from here: its code is not in a file "
             f"({target.get('note') or 'no file recorded'}); call run.retry() in the kernel "
             "that ran it, or export the notebook with `labloom export` and run the module",
         )
-    workdir = os.path.dirname(str(target["file"]))
+    # A %%flow cell's run is retried from its notebook (exported afresh), as `labloom retry`.
+    workdir = os.path.dirname(str(source))
     proc = spawn([sys.executable, "-m", "labloom", "retry", run_id], f"retry-{run_id}", workdir)
     return {"run_id": run_id, "retrying": True, "pid": proc.pid}
 

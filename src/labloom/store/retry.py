@@ -10,6 +10,7 @@ task's source changes its key and the keys downstream, so exactly the fixed part
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import TargetError
@@ -20,10 +21,13 @@ from . import access, open_store, target
 _DONE = ("Completed", "Cached")
 
 
-def retry_run(run_id: str, executor: Any = None) -> tuple[Any, list[str]]:
+def retry_run(
+    run_id: str, executor: Any = None, load: Callable[[dict[str, Any], str], Any] = target.load
+) -> tuple[Any, list[str]]:
     """Rerun ``run_id``'s failed part; returns the new ``FlowRun`` (finished) and notes on
     what had to rerun although it completed before. Raises ``KeyError`` for an unknown id and
-    ``TargetError`` when the run cannot be retried from here."""
+    ``TargetError`` when the run cannot be retried from here. ``load`` turns the recorded
+    target into the ``Flow`` (the CLI passes one that also exports notebooks)."""
     from ..core.executor import Executor
     from ..core.flow_run import FlowRun
     from ..core.hooks import hooks
@@ -39,7 +43,7 @@ def retry_run(run_id: str, executor: Any = None) -> tuple[Any, list[str]]:
             f"run {record.id} is still {record.state} (pid {record.pid} on {record.host}); "
             "wait for it or cancel it first"
         )
-    flow = target.load(record.target or {}, record.id)
+    flow = load(record.target or {}, record.id)
     opaque = [k for k, v in record.parameters.items() if isinstance(v, dict) and "__repr__" in v]
     if opaque:
         raise TargetError(

@@ -34,6 +34,9 @@ def describe(flow: Any) -> dict[str, Any]:
         record["note"] = "the source file is unknown"
     if "<locals>" in record["qualname"]:
         record["note"] = "defined inside a function, so no module attribute names it"
+    notebook = getattr(flow, "notebook", None)
+    if notebook:
+        record["notebook"] = notebook  # a %%flow cell: loaded by exporting its notebook
     return record
 
 
