@@ -67,10 +67,14 @@ class StoreLimiter:
         with self._lock:
             self._held.add(holder)
             self._ensure_thread()
-            if store.try_take(limits, holder, queue=True):
-                return True
-            self._waiting.append((limits, holder, granted))
-            return False
+        # The store is asked outside our lock (it may wait on another process's write); the
+        # store's own line keeps arrival order, and the loop retries what waits here.
+        if store.try_take(limits, holder, queue=True):
+            return True
+        with self._lock:
+            if holder in self._held:  # not released meanwhile
+                self._waiting.append((limits, holder, granted))
+        return False
 
     def release(self, tags: frozenset[str], holder: str) -> None:
         if not tags:
@@ -104,22 +108,25 @@ class StoreLimiter:
             self._wake.wait(self.POLL)
             self._wake.clear()
             grants = []
+            with self._lock:
+                if not self._held:
+                    self._thread = None  # nothing held or waiting: the thread ends
+                    return
+                waiting, held = list(self._waiting), set(self._held)
             try:
+                # The store keeps arrival order across processes: try each in turn, outside
+                # our lock so that acquire and release never wait for the store behind it.
+                taken = [w for w in waiting if store.try_take(w[0], w[1], queue=True)]
                 with self._lock:
-                    if not self._held:
-                        self._thread = None  # nothing held or waiting: the thread ends
-                        return
-                    still: deque[tuple[dict[str, int], str, Callable[[], None]]] = deque()
-                    for waiter in self._waiting:
-                        # The store keeps arrival order across processes: try each in turn.
-                        if store.try_take(waiter[0], waiter[1], queue=True):
-                            grants.append(waiter[2])
-                        else:
-                            still.append(waiter)
-                    self._waiting = still
-                    if time.monotonic() - last_beat >= heartbeat_interval():
-                        store.beat(self._held)
-                        last_beat = time.monotonic()
+                    granted_ids = {id(w) for w in taken}
+                    self._waiting = deque(w for w in self._waiting if id(w) not in granted_ids)
+                    grants = [w[2] for w in taken if w[1] in self._held]
+                    orphans = [w[1] for w in taken if w[1] not in self._held]
+                for holder in orphans:  # released while the store granted it: hand it back
+                    store.give_back(holder)
+                if time.monotonic() - last_beat >= heartbeat_interval():
+                    store.beat(held)
+                    last_beat = time.monotonic()
             except Exception as exc:  # a store that is away for a while: try again next poll
                 logging.getLogger("labloom").warning(
                     "[labloom] concurrency limits: the store is unavailable (%s)", exc
