@@ -12,6 +12,7 @@ request per tag is outstanding at the scheduler however many task runs wait.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -83,7 +84,7 @@ class DaskLimiter:
             semaphore = self._semaphore(tag, n)
             lock = self._tag_locks.setdefault(tag, asyncio.Lock())
             async with lock:
-                await semaphore._acquire(timeout=None)
+                await _awaited(semaphore.acquire(timeout=None))
             held.append(semaphore)
         # The grant takes the run's lock: never on the event loop.
         self._dispatcher.put(granted)
@@ -93,5 +94,10 @@ class DaskLimiter:
         if held is None:
             return
         for semaphore in held:
-            lease = semaphore._leases.popleft()
-            await semaphore._release(lease)
+            await _awaited(semaphore.release())  # its oldest lease: each holder took one
+
+
+async def _awaited(result: Any) -> Any:
+    # Semaphore's public methods return a coroutine when called on the client's event loop
+    # (where this module calls them), and the value itself elsewhere.
+    return await result if inspect.isawaitable(result) else result
