@@ -1,0 +1,44 @@
+"""Every thread labloom starts for Dask has an owner that ends it: the client's event delivery
+ends when its client closes, the worker's log flush loop when its worker closes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import distributed
+
+from labloom import DaskExecutor, flow, task
+
+OURS = ("labloom-dask-events", "labloom-log-flush", "labloom-dask-submit")
+
+
+@task
+def shout(x: int) -> int:
+    print(f"value {x}")  # worker-side log lines: the flush loop has work
+    return x
+
+
+@flow
+def shouting(n: int) -> list[int]:
+    return shout.map(range(n))  # type: ignore[return-value]
+
+
+def ours() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in OURS]
+
+
+def test_dask_threads_end_with_their_client_and_workers() -> None:
+    # In-process workers, so the worker-side threads are visible here too.
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            executor = DaskExecutor(client=client)
+            run = shouting.run(n=6, executor=executor)
+            assert run.result() == list(range(6))
+            assert "labloom-log-flush" in ours()  # the workers' sink was installed
+            executor.shutdown()
+    deadline = time.monotonic() + 10
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ours() == []
