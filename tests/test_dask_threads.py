@@ -30,14 +30,16 @@ def ours() -> list[str]:
 
 def test_dask_threads_end_with_their_client_and_workers() -> None:
     # In-process workers, so the worker-side threads are visible here too.
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=":0") as cluster:
-        with distributed.Client(cluster, set_as_default=False) as client:
-            executor = DaskExecutor(client=client)
-            run = shouting.run(n=6, executor=executor)
-            assert run.result() == list(range(6))
-            assert "labloom-log-flush" in ours()  # the workers' sink was installed
-            executor.shutdown()
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                 dashboard_address=":0") as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        executor = DaskExecutor(client=client)
+        run = shouting.run(n=6, executor=executor)
+        assert run.result() == list(range(6))
+        assert "labloom-log-flush" in ours()  # the workers' sink was installed
+        executor.shutdown()
     deadline = time.monotonic() + 10
     while ours() and time.monotonic() < deadline:
         time.sleep(0.05)
