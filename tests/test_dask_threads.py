@@ -1,5 +1,5 @@
-"""Every thread labloom starts for Dask has an owner that ends it: the client's event delivery
-ends when its client closes, the worker's log flush loop when its worker closes."""
+"""The worker-side thread labloom starts for Dask has an owner that ends it: the log flush
+loop ends when its worker closes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import distributed
 
 from labloom import DaskExecutor, flow, task
 
-OURS = ("labloom-dask-events", "labloom-log-flush", "labloom-dask-submit")
+OURS = ("labloom-log-flush",)
 
 
 @task
@@ -30,7 +30,7 @@ def ours(before: set[int | None]) -> list[str]:
     return [t.name for t in threading.enumerate() if t.name in OURS and t.ident not in before]
 
 
-def test_dask_threads_end_with_their_client_and_workers() -> None:
+def test_the_workers_log_flush_thread_ends_with_its_worker() -> None:
     before = {t.ident for t in threading.enumerate()}
     # In-process workers, so the worker-side threads are visible here too.
     with (
