@@ -6,6 +6,7 @@ import getpass
 import os
 import socket
 import sqlite3
+import time
 from pathlib import Path
 
 from ..core.errors import StoreUnavailableError
@@ -60,7 +61,7 @@ def connect(path: Path | None = None, timeout: float = 30.0) -> sqlite3.Connecti
                                check_same_thread=False)
         if fresh:
             os.chmod(path, 0o600)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(conn, timeout)
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise  # another process's long write: the callers wait it out
@@ -119,3 +120,18 @@ def owner_alive(host: str | None, pid: int | None, beat: float | None, now: floa
     if host == host_name() and pid is not None:
         return pid_alive(int(pid))
     return True
+
+
+def _enter_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    # Switching a new file to WAL can answer "locked" at once, without the busy handler, while
+    # another process does the same: two processes opening a fresh store together. Retry it
+    # for the busy timeout's length instead of failing the run.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
