@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from .attempt import TaskCall
 
@@ -86,7 +86,14 @@ class Executor(ABC):
         """A run that used this executor ended: drop what was kept for it alone."""
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
-        """Release what ``start`` took; the engine calls it for executors it created."""
+        """Release what ``start`` took and stop this executor's threads; the engine calls it
+        for executors it created, the user for executors they made (or ``with``)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
 
     def metadata(self) -> dict[str, Any]:
         """Facts for views (Dask adds its dashboard link)."""

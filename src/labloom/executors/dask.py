@@ -34,8 +34,9 @@ _shared_lock = threading.Lock()
 # batch_size="auto": a chunk should take about this long, and hold at most this many children.
 CHUNK_SECONDS = 0.05
 MAX_CHUNK = 1000
-# Per client (by id): the dispatcher thread and the limiter.
-_dispatchers: dict[str, events.Dispatcher] = {}
+# Per client (by id): durations measured for batch_size="auto" (data only: threads belong to
+# executors).
+_durations: dict[str, dict[str, tuple[int, float]]] = {}
 
 
 def active_scheduler_address() -> str | None:
@@ -108,6 +109,7 @@ class DaskExecutor(Executor):
         self._lock = threading.Lock()
         self._offers: list[dict[str, float]] | None = None
         self._submitter = Submitter(self)
+        self._cluster_limiter: Any = None
 
     # --- connection ------------------------------------------------------------------------
 
@@ -123,9 +125,8 @@ class DaskExecutor(Executor):
                 self._client = self._connect()
             if self._dispatcher is None:
                 with _shared_lock:
-                    self._dispatcher = _dispatchers.get(self._client.id)
-                    if self._dispatcher is None:
-                        self._dispatcher = _dispatchers[self._client.id] = events.Dispatcher()
+                    durations = _durations.setdefault(self._client.id, {})
+                self._dispatcher = events.Dispatcher(durations)
 
     def _connect(self) -> Any:
         from distributed import Client
@@ -160,9 +161,13 @@ class DaskExecutor(Executor):
                 self._client.unsubscribe_topic(name)
 
     def shutdown(self) -> None:
+        """Stop this executor's threads (the submitter and the event delivery). The client and
+        cluster stay: the caller's when given, else shared with later runs and closed at exit."""
         for name in list(self._topics):
             self.run_ended(name.removeprefix(events.TOPIC_PREFIX))
         self._submitter.stop()
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
 
     def metadata(self) -> dict[str, Any]:
         link = getattr(self._client, "dashboard_link", None) if self._client else None
@@ -185,9 +190,13 @@ class DaskExecutor(Executor):
 
         if not self._shared_cluster:
             return process_limiter()
-        from .dask_limits import limiter_for
+        self.start()
+        with self._lock:
+            if self._cluster_limiter is None:
+                from .dask_limits import DaskLimiter
 
-        return Chained(process_limiter(), limiter_for(self.client))
+                self._cluster_limiter = DaskLimiter(self._client, self.dispatcher.put)
+        return Chained(process_limiter(), self._cluster_limiter)
 
     # --- the Executor interface -----------------------------------------------------------------
 
@@ -362,9 +371,7 @@ def _close_shared() -> None:
     # the scheduler's warnings about "lost" tasks say nothing useful then.
     logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
     with _shared_lock:
-        for dispatcher in _dispatchers.values():
-            dispatcher.stop()
-        _dispatchers.clear()
+        _durations.clear()
         for client in _connected.values():
             # A client whose scheduler went away keeps trying to reconnect; closing it then
             # only prints the cancelled attempt's traceback.

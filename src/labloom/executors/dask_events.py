@@ -6,8 +6,8 @@ worker's batched stream, ahead of the task's own "finished" message, so the clie
 task's lines in order and before its completion, within milliseconds, without extra round trips.
 
 On the client, the topic handler runs on Dask's event loop, which must never wait for the run's
-lock (the engine holds it while it submits). It only queues; one dispatcher thread per client
-delivers events and completions to the engine in arrival order.
+lock (the engine holds it while it submits). It only queues; one dispatcher thread per executor
+delivers events and completions to the engine in arrival order, and ends with the executor.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -98,14 +99,24 @@ class WorkerSink:
 _WORKER_GONE = ("closing", "closed", "closing_gracefully", "failed")
 
 
+# One sink (and one flush thread) per worker: in-process workers (LocalCluster(processes=False))
+# share a process, and a sink must not outlive its worker nor send through another's.
+_sinks: weakref.WeakKeyDictionary[Any, WorkerSink] = weakref.WeakKeyDictionary()
+_sinks_lock = threading.Lock()
+
+
 def worker_sink() -> WorkerSink:
     """This worker's sink, installed on first use."""
     from distributed import get_worker
 
-    sink = attempt.remote_sink()
-    if not isinstance(sink, WorkerSink):
-        sink = WorkerSink(get_worker())
-        attempt.set_remote_sink(sink)
+    worker = get_worker()
+    sink = _sinks.get(worker)
+    if sink is None:
+        with _sinks_lock:
+            sink = _sinks.get(worker)
+            if sink is None:
+                sink = _sinks[worker] = WorkerSink(worker)
+                attempt.set_remote_sink(sink)
     return sink
 
 
@@ -166,15 +177,20 @@ def item_at(value: Any, index: int) -> Any:
 
 
 class Dispatcher:
-    """One thread delivering topic events and future completions in the order they arrived."""
+    """One thread delivering topic events and future completions in the order they arrived.
 
-    def __init__(self) -> None:
+    Its owner is the executor: ``stop`` (the executor's shutdown) ends the thread once what is
+    queued is delivered. Between runs it also ends when idle, and a later ``put`` starts another.
+    """
+
+    def __init__(self, durations: dict[str, tuple[int, float]] | None = None) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]]
         self._queue = queue.SimpleQueue()
         # (task_run_id, attempt) -> (started, ended), from the worker's "e" events.
         self.times: dict[tuple[str, int], tuple[float, float]] = {}
-        # Per task name: (runs measured, their total seconds), for batch_size="auto".
-        self.durations: dict[str, tuple[int, float]] = {}
+        # Per task name: (runs measured, their total seconds), for batch_size="auto"; shared by
+        # the executors of one client, so a later run starts from what earlier ones measured.
+        self.durations = {} if durations is None else durations
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -200,9 +216,15 @@ class Dispatcher:
                 )
                 self._thread.start()
 
-    def stop(self) -> None:
-        """End the thread once what is queued is delivered (the client is closing)."""
-        self._queue.put((_STOP, ()))
+    def stop(self, wait: float = 0.0) -> None:
+        """End the thread once what is queued is delivered, waiting up to ``wait`` seconds."""
+        with self._lock:
+            thread = self._thread
+            if thread is None:
+                return
+            self._queue.put((_STOP, ()))
+        if wait and thread is not threading.current_thread():
+            thread.join(wait)
 
     def handler(self, run_id: str) -> Callable[[Any], None]:
         def on_event(event: Any) -> None:

@@ -5,7 +5,7 @@ the scheduler's semaphore queue, not a worker thread sleeping. Every client of t
 shares the semaphore, so the limit holds across flow runs, kernels and machines; a client that
 dies loses its leases after distributed's lease timeout.
 
-Within this process, acquisitions for one tag queue on an asyncio lock, so at most one acquire
+Within one executor, acquisitions for one tag queue on an asyncio lock, so at most one acquire
 request per tag is outstanding at the scheduler however many task runs wait.
 """
 
@@ -13,20 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .. import limits
-
-_limiters: weakref.WeakKeyDictionary[Any, DaskLimiter] = weakref.WeakKeyDictionary()
-
-
-def limiter_for(client: Any) -> DaskLimiter:
-    limiter = _limiters.get(client)
-    if limiter is None:
-        limiter = _limiters[client] = DaskLimiter(client)
-    return limiter
 
 
 def semaphore_name(tag: str, n: int) -> str:
@@ -36,11 +26,12 @@ def semaphore_name(tag: str, n: int) -> str:
 
 
 class DaskLimiter:
-    def __init__(self, client: Any) -> None:
-        from .dask import _dispatchers
+    """An executor's limits on its cluster. ``deliver(fn)`` calls ``fn`` off the event loop
+    (the executor's event-delivery thread)."""
 
+    def __init__(self, client: Any, deliver: Callable[[Callable[[], None]], None]) -> None:
         self._client = client
-        self._dispatcher = _dispatchers[client.id]
+        self._deliver = deliver
         self._semaphores: dict[tuple[str, int], Any] = {}
         self._tag_locks: dict[str, asyncio.Lock] = {}
         # holder -> semaphores it holds a lease of (touched on the event loop only)
@@ -87,7 +78,7 @@ class DaskLimiter:
                 await _awaited(semaphore.acquire(timeout=None))
             held.append(semaphore)
         # The grant takes the run's lock: never on the event loop.
-        self._dispatcher.put(granted)
+        self._deliver(granted)
 
     async def _release(self, holder: str) -> None:
         held = self._held.pop(holder, None)

@@ -1,0 +1,174 @@
+"""Every background thread labloom starts has an owner that stops it: the executor's shutdown,
+the worker's close, the end of the run, or the end of the process.
+
+Each case runs in a fresh Python process: in-process Dask workers and the store's writer are
+process-wide, so threads left by earlier tests of this session would blur what is measured.
+The script prints the labloom threads alive at each step, waiting up to a bound for a thread
+that should be gone (a thread that ends on its own needs a moment to notice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+PRELUDE = textwrap.dedent("""
+    import json, threading, time
+    import distributed
+    from labloom import DaskExecutor, flow, task
+
+    @task
+    def shout(x):
+        print(f"value {x}")  # a worker-side log line: the worker's flush thread has work
+        return x
+
+    @task(batch_size=3)
+    def tiny(x):
+        return x
+
+    @flow
+    def shouting(n):
+        return tiny.map(shout.map(range(n)))
+
+    steps = {}
+
+    def ours():
+        return sorted(t.name for t in threading.enumerate() if t.name.startswith("labloom"))
+
+    def step(name, gone=(), within=3.0):
+        end = time.monotonic() + within
+        while any(g in ours() for g in gone) and time.monotonic() < end:
+            time.sleep(0.02)
+        steps[name] = ours()
+""")
+
+
+def run_script(body: str, tmp_path: Path) -> tuple[dict[str, list[str]], float]:
+    """The steps the script recorded, and how long the process took from its last step to exit."""
+    script = PRELUDE + textwrap.dedent(body) + textwrap.dedent("""
+        print("STEPS " + json.dumps(steps), flush=True)
+        print("EXITING " + repr(time.time()), flush=True)
+    """)
+    env = {**os.environ, "LABLOOM_HOME": str(tmp_path / "home"),
+           "DASK_TEMPORARY_DIRECTORY": str(tmp_path / "dask")}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=120, cwd=tmp_path)
+    ended = time.time()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    steps = json.loads(next(ln for ln in lines if ln.startswith("STEPS "))[6:])
+    exiting = float(next(ln for ln in lines if ln.startswith("EXITING "))[8:])
+    return steps, ended - exiting
+
+
+def test_a_dask_executor_stops_its_threads_at_shutdown_and_a_worker_its_own_at_close(
+    tmp_path: Path,
+) -> None:
+    steps, _ = run_script("""
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=False,
+                                      dashboard_address=":0") as cluster:
+            with distributed.Client(cluster, set_as_default=False) as client:
+                executor = DaskExecutor(client=client)
+                assert shouting.run(n=7, executor=executor).result() == list(range(7))
+                step("ran")
+                executor.shutdown()
+                step("executor shut down", gone=["labloom-dask-submit", "labloom-dask-events"],
+                     within=1.0)
+        step("cluster closed", gone=["labloom-log-flush"])
+    """, tmp_path)
+    ran = steps["ran"]
+    # What the run used: the submitter, the event delivery, one log flusher per worker.
+    assert "labloom-dask-submit" in ran and "labloom-dask-events" in ran, ran
+    assert ran.count("labloom-log-flush") == 2, ran
+    after = steps["executor shut down"]
+    assert "labloom-dask-submit" not in after and "labloom-dask-events" not in after, after
+    assert "labloom-log-flush" not in steps["cluster closed"], steps["cluster closed"]
+
+
+def test_an_executor_used_as_a_context_manager_is_shut_down_at_its_end(tmp_path: Path) -> None:
+    steps, _ = run_script("""
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                      dashboard_address=":0") as cluster:
+            with distributed.Client(cluster, set_as_default=False) as client:
+                with DaskExecutor(client=client) as executor:
+                    assert shouting.run(n=4, executor=executor).result() == list(range(4))
+                    step("ran")
+                step("left", gone=["labloom-dask-submit", "labloom-dask-events"], within=1.0)
+    """, tmp_path)
+    assert "labloom-dask-events" in steps["ran"], steps
+    assert not {"labloom-dask-submit", "labloom-dask-events"} & set(steps["left"]), steps
+
+
+def test_an_executor_the_run_made_is_shut_down_when_the_run_ends(tmp_path: Path) -> None:
+    # executor="dask" with a cluster made the kernel's active one (as dask-labextension does):
+    # the run creates the executor, so the run's end stops its threads.
+    steps, _ = run_script("""
+        import dask
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                      dashboard_address=":0") as cluster:
+            with dask.config.set({"scheduler-address": cluster.scheduler_address}):
+                run = shouting.run(n=5, executor="dask")
+                assert run.result() == list(range(5))
+                assert run.executor.describe().startswith("dask("), run.executor.describe()
+                step("ended", gone=["labloom-dask-submit", "labloom-dask-events"], within=1.0)
+    """, tmp_path)
+    assert not {"labloom-dask-submit", "labloom-dask-events"} & set(steps["ended"]), steps
+
+
+def test_after_the_last_run_only_the_store_writer_is_left_and_it_ends_when_idle(
+    tmp_path: Path,
+) -> None:
+    steps, exit_took = run_script("""
+        from labloom.store.cancel import POLL_INTERVAL
+        from labloom.store.writer import _IDLE_EXIT
+        run = shouting.run(n=20, executor="threads")
+        assert run.result() == list(range(20))
+        # The cancel watcher notices its last run ended at its next poll.
+        step("run ended", gone=["labloom-cancel-watcher"], within=POLL_INTERVAL + 2)
+        step("idle", gone=["labloom-store"], within=_IDLE_EXIT + 3)
+        run = shouting.run(n=3, executor="threads")  # a later run starts what it needs again
+        assert run.result() == list(range(3))
+        step("second run")
+    """, tmp_path)
+    assert steps["run ended"] == ["labloom-store"], steps
+    assert steps["idle"] == [], steps
+    # What is left at exit (the writer of the second run) does not hold the process up.
+    assert exit_took < 10, exit_took
+
+
+def test_a_timed_out_task_on_threads_says_it_may_still_run_and_holds_no_slot(
+    tmp_path: Path,
+) -> None:
+    steps, _ = run_script("""
+        import labloom
+        labloom.limits.set("slow", 1)
+
+        @task(timeout=0.2, tags=["slow"])
+        def stuck():
+            time.sleep(3)
+
+        @task(tags=["slow"])
+        def quick():
+            return 1
+
+        @flow(executor="threads")
+        def both():
+            stuck()
+            return quick()
+
+        started = time.monotonic()
+        run = both.run()
+        run.wait()
+        took = time.monotonic() - started
+        by_name = {t.name: t for t in run.tasks}
+        steps["facts"] = [str(by_name["quick"].state), by_name["stuck"].message, str(took)]
+    """, tmp_path)
+    quick_state, message, took = steps["facts"]
+    assert "cannot kill a thread" in message and "holds no concurrency slot" in message, message
+    # quick() got the only slot while stuck() still slept: the timed-out call gave it back.
+    assert quick_state == "Completed" and float(took) < 2.5, steps["facts"]
