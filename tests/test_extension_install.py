@@ -50,13 +50,17 @@ def test_install_enables_both_extensions(tmp_path: Path, editable: bool) -> None
     server = listing("jupyter_server.extension.serverextension")
     assert re.search(r"labloom enabled\s+- Validating labloom...\s+labloom \S+ OK", server), server
 
-    # The cell widget's ES module is the renderer the Lab run view bundles, byte for byte.
+    # The cell widget's ES module is the renderer the Lab run view bundles, byte for byte: a
+    # copy inside the installed package, or js/ itself for an editable install.
     found = subprocess.run(
-        [python, "-c", "import labloom.notebook.widget as w, pathlib; "
-         "print(pathlib.Path(w.__file__).parent / 'static' / 'widget.js')"],
+        [python, "-c", "from labloom.notebook.widget.anywidget import asset; "
+         "print(asset('widget.js')); print(asset('widget.css'))"],
         env=env, capture_output=True, text=True, timeout=120,
     )
-    module = Path(found.stdout.strip())
+    module, style = (Path(line) for line in found.stdout.split())
     assert module.read_bytes() == (ROOT / "js" / "src" / "dag.js").read_bytes()
-    if not editable:
+    assert style.read_bytes() == (ROOT / "js" / "style" / "dag.css").read_bytes()
+    if editable:
+        assert module == ROOT / "js" / "src" / "dag.js"
+    else:
         assert str(venv) in str(module) and not module.is_symlink()

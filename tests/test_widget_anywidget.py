@@ -16,6 +16,7 @@ from labloom.notebook.widget.html import summary_html
 from widget_helpers import FakeRun, ManualClock, finished, map_events, small_flow, state
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -93,12 +94,13 @@ def test_summary_is_per_node_and_escapes_user_text() -> None:
     assert len(html) < 5000
 
 
-def test_es_module_ships_inside_the_package(run: FakeRun) -> None:
-    package_dir = Path(sys.modules["labloom.notebook.widget"].__file__ or "").parent
-    js = (package_dir / "static" / "widget.js").read_text()
+def test_the_widget_sends_the_renderer_the_lab_run_view_bundles(run: FakeRun) -> None:
+    from labloom.notebook.widget.anywidget import asset
+
+    js = asset("widget.js").read_text()
     assert "export default" in js and "labloom-log-line" in js and "labloom-cancel" in js
-    assert (package_dir / "static" / "widget.css").is_file()
-    # The widget sends the file from the package folder (what the wheel carries).
+    assert asset("widget.js").read_bytes() == (ROOT / "js" / "src" / "dag.js").read_bytes()
+    assert asset("widget.css").read_bytes() == (ROOT / "js" / "style" / "dag.css").read_bytes()
     widget, _ = make(run)
     assert widget._esm == js
     widget.close()

@@ -15,14 +15,25 @@ import traitlets
 from .html import summary_html
 from .view import Payload, RunHandle, RunView
 
-_STATIC = pathlib.Path(__file__).parent / "static"
+_HERE = pathlib.Path(__file__).resolve().parent
+
+
+def asset(name: str) -> pathlib.Path:
+    """The widget's ``widget.js`` or ``widget.css``: in an installed wheel, the copy in
+    ``static/`` (pyproject's force-include); in a source checkout (``pip install -e .``), the
+    file in ``js/`` it is copied from, so that editing the renderer needs no rebuild."""
+    packaged = _HERE / "static" / name
+    if packaged.is_file():
+        return packaged
+    checkout = _HERE.parents[3] / "js"
+    return checkout / {"widget.js": "src/dag.js", "widget.css": "style/dag.css"}[name]
 
 
 class RunWidget(anywidget.AnyWidget):
     """Shows one flow run as a DAG; synced traits carry only per-node data."""
 
-    _esm = _STATIC / "widget.js"
-    _css = _STATIC / "widget.css"
+    _esm = asset("widget.js")
+    _css = asset("widget.css")
 
     graph = traitlets.Dict().tag(sync=True)  # nodes with positions, edges with curves
     states = traitlets.Dict().tag(sync=True)  # node id -> state, counts, total

@@ -11,7 +11,7 @@ from html import escape
 from ...core.states import State
 from ...dag.model import RunGraph
 
-# Shared with static/widget.js (keep the two in step).
+# Shared with js/src/dag.js, the widget's ES module (keep the two in step).
 STATE_COLOURS = {
     State.PENDING: "#a1a1aa",
     State.RUNNING: "#3b82f6",
