@@ -296,3 +296,34 @@ def test_live_progress_redraws_a_table() -> None:
     progress(run.events())
     text = out.getvalue()
     assert "1/1 done" in text and "\x1b[" not in text.split("total")[0][-5:]
+
+
+class Weights:
+    """A task result standing in for a model: weak-referenceable, so the test sees it go."""
+
+
+@task
+def train(i: int) -> Weights:
+    return Weights()
+
+
+@pytest.mark.parametrize("executor", ["local", "threads"])
+def test_a_run_let_go_frees_its_task_results_without_the_cyclic_collector(
+    executor: str,
+) -> None:
+    import gc
+    import weakref
+
+    @flow
+    def training() -> list[Weights]:
+        return train.map(range(3))  # type: ignore[return-value]
+
+    gc.disable()  # as if the collector had not run yet
+    try:
+        run = training.run(executor=executor)
+        results = [weakref.ref(w) for w in run.result()]
+        assert all(r() is not None for r in results)  # kept while the run is held
+        del run
+        assert [r() for r in results] == [None, None, None]
+    finally:
+        gc.enable()

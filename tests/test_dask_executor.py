@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import subprocess
@@ -422,12 +423,50 @@ def test_the_submitting_thread_ends_when_its_executor_shuts_down(executor) -> No
         return square.map(range(5))  # type: ignore[return-value]
 
     assert f.run(executor=executor).result() == [0, 1, 4, 9, 16]
-    submitting = [t for t in threading.enumerate() if t.name == "labloom-dask-submit"]
-    assert submitting  # the executor kept its thread for the next run
+    submitting = executor._submitter._thread
+    assert submitting is not None  # the executor kept its thread for the next run
     executor.shutdown()
-    for thread in submitting:
-        thread.join(timeout=10)
-    assert not any(t.is_alive() for t in submitting)
+    submitting.join(timeout=10)
+    assert not submitting.is_alive()
+
+
+def test_a_run_let_go_releases_its_results_on_the_cluster_at_once(executor) -> None:
+    """The engine's objects refer to each other in cycles; dropping the FlowRun must still free
+    the cluster's memory now, not whenever Python's cyclic collector runs."""
+
+    def held_keys(run_id: str) -> list[str]:
+        def keys(dask_scheduler, run_id):  # runs on the scheduler
+            return [str(k) for k in dask_scheduler.tasks if run_id in str(k)]
+
+        return executor.client.run_on_scheduler(keys, run_id=run_id)
+
+    gc.disable()  # as if the collector had not run yet
+    try:
+        run = three_stages.run(n=4, executor=executor)
+        assert run.result() == (26, [3, 4, 7, 12])
+        run_id = run.id
+        assert held_keys(run_id)  # kept while the run is held: run.result() reads them
+        del run
+        deadline = time.monotonic() + 10
+        while held_keys(run_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held_keys(run_id) == []
+    finally:
+        gc.enable()
+
+
+def test_a_future_read_after_its_run_was_let_go_says_to_keep_the_run(executor) -> None:
+    escaped: list[labloom.TaskFuture[int]] = []
+
+    @flow
+    def leaky() -> int:
+        future = square(3)
+        escaped.append(future)  # outlives the run's handle, which nobody keeps
+        return future  # type: ignore[return-value]
+
+    assert leaky.run(executor=executor).result() == 9
+    with pytest.raises(labloom.LabloomError, match=r"keep the FlowRun"):
+        escaped[0].result()
 
 
 def test_a_map_with_batch_size_runs_in_chunks_and_each_child_keeps_its_task_run(

@@ -79,6 +79,9 @@ def test_a_dask_executor_stops_its_threads_at_shutdown_and_a_worker_its_own_at_c
                 executor.shutdown()
                 step("executor shut down", gone=["labloom-dask-submit", "labloom-dask-events"],
                      within=1.0)
+                # Shut down is not closed: the executor can still run, and starts them again.
+                assert shouting.run(n=5, executor=executor).result() == list(range(5))
+                executor.shutdown()
         step("cluster closed", gone=["labloom-log-flush"])
     """, tmp_path)
     ran = steps["ran"]

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,7 @@ class RunEngine:
         self.started: float | None = None
         self.ended: float | None = None
         self.metadata: dict[str, Any] = {}
-        self.handle: Any = None  # the user's FlowRun, set by it
+        self._handle: weakref.ref[Any] | None = None  # the user's FlowRun, set by it
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.finished = threading.Event()
@@ -88,8 +89,19 @@ class RunEngine:
         # between must still be replayed the end of the run.
         self._run_finished: ev.RunFinished | None = None
         self._return: Any = None
+        self.released = False  # see ``release``
         self._body_done = False
         self._tracing = False  # Flow.visualize: nothing runs, so nothing may be waited for
+
+    @property
+    def handle(self) -> Any:
+        """The user's ``FlowRun``, held weakly so that letting go of it frees the results
+        (``release``); ``at_exit`` holds it while the run runs."""
+        return self._handle() if self._handle is not None else None
+
+    @handle.setter
+    def handle(self, run: Any) -> None:
+        self._handle = weakref.ref(run)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -381,6 +393,18 @@ class RunEngine:
     def task_runs(self) -> list[TaskRun]:
         with self.lock:
             return list(self.graph.task_runs)
+
+    def release(self) -> None:
+        """The user let go of the run: drop the executor's handles (Dask futures pin results
+        in the cluster), task inputs and the return value now, not when the cyclic collector
+        reaches the engine's cycles. No lock: nothing reaches the run, and a finalizer must
+        never wait."""
+        self.released = True
+        self._return = None
+        for tr in self.graph.task_runs:
+            if tr.handle is not LAUNCHING:
+                tr.handle = None
+            tr.args, tr.kwargs = (), {}
 
     def name_of(self, task_run_id: str | None) -> str:
         tr = self.graph.by_id.get(task_run_id or "")

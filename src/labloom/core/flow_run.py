@@ -7,6 +7,7 @@ cancel or retry. Views and tools use only what is public here: ``subscribe``, ``
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ class FlowRun:
     ) -> None:
         self._engine = RunEngine(flow, parameters, executor, origin, limiter, owns_executor)
         self._engine.handle = self
+        # The engine holds this handle weakly: when the user drops it, the run's data goes.
+        weakref.finalize(self, self._engine.release)
         if reuse:
             self._engine.results.reuse = dict(reuse)
         self.id = self._engine.id

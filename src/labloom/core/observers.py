@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,13 +17,18 @@ class FailureHooks:
     """Calls ``@flow(on_failure=...)`` hooks when the run fails; a hook that raises is logged."""
 
     def __init__(self, run: Any) -> None:
-        self.run = run
+        # Weakly: the bus holds this subscriber, and the run must not keep itself alive. The
+        # run is held (by ``at_exit``) until its bus delivered the end, so a hook always has it.
+        self._run = weakref.ref(run)
 
     def __call__(self, batch: Sequence[ev.Event]) -> None:
+        run = self._run()
         for event in batch:
+            if run is None:
+                return
             if isinstance(event, ev.RunFinished) and event.state in (State.FAILED, State.CRASHED):
-                for hook in self.run.flow.on_failure:
+                for hook in run.flow.on_failure:
                     try:
-                        hook(self.run)
+                        hook(run)
                     except Exception:
                         log.exception("[labloom] on_failure hook %r raised; the run is unaffected", hook)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import FlowFailed, RunCancelledError, UpstreamFailedError
+from .errors import FlowFailed, LabloomError, RunCancelledError, UpstreamFailedError
 from .futures import MappedFuture, allow_failure, replace_futures
 from .states import State
 
@@ -21,9 +21,19 @@ def _runs_of(item: Any) -> list[TaskRun]:
     return [future.task_run]
 
 
+def _check_kept(engine: RunEngine, tr: TaskRun) -> None:
+    if engine.released:
+        raise LabloomError(
+            f"the value of task run {tr.name} is gone: its flow run {engine.id} was let go "
+            "(nothing held its FlowRun any more), so its results were released; keep the "
+            "FlowRun (run = flow.run(...)) for as long as you read its futures"
+        )
+
+
 def value_of(engine: RunEngine, tr: TaskRun, timeout: float | None) -> Any:
     engine.wait_until(lambda: tr.done, timeout)
     if tr.state.is_success:
+        _check_kept(engine, tr)
         return engine.executor.result(tr.handle)
     if tr.state is State.FAILED and tr.error is not None:
         raise tr.error
@@ -37,6 +47,7 @@ def values_of(engine: RunEngine, runs: list[TaskRun], timeout: float | None) -> 
     for tr in runs:
         if not tr.state.is_success:
             value_of(engine, tr, timeout)  # raises what went wrong
+        _check_kept(engine, tr)
     return engine.executor.results([tr.handle for tr in runs])
 
 

@@ -74,6 +74,8 @@ def _quote(text: str) -> str:
 
 
 def dot_layout(boxes: Sequence[Box], edges: Sequence[tuple[str, str]], dot: str) -> Layout:
+    # Not ``graphviz.pipe`` (which ``visualize`` uses): it takes no timeout, and a layout for a
+    # live widget must give up on a stuck ``dot`` rather than freeze the view.
     done = subprocess.run(
         [dot, "-Tplain"],
         input=dot_source(boxes, edges),

@@ -266,3 +266,5 @@ class Dispatcher:
                 import logging
 
                 logging.getLogger("labloom").exception("labloom: Dask event delivery failed")
+            # Not kept while waiting: they hold futures, and a run's futures must go with it.
+            del fn, args

@@ -136,6 +136,8 @@ class Submitter:
                     self._thread = None  # stopped, or idle: a later add starts another
                     return
             self._send(batch, members, growing)
+            # Not kept while waiting: they hold futures, and a run's futures must go with it.
+            del batch, members
 
     def _gather_members(self) -> bool:
         """Children are launched one by one: wait while they keep coming, but no longer than

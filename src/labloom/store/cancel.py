@@ -14,6 +14,7 @@ import atexit
 import logging
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,9 @@ class CancelWatcher:
     def __init__(self, database: Database, interval: float = POLL_INTERVAL) -> None:
         self.database = database
         self.interval = interval
-        self._runs: dict[str, Any] = {}
+        # Weakly: a live run is held by its owner (and ``at_exit``); a finished one the user let
+        # go of must not wait for the next poll to free its results.
+        self._runs: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
