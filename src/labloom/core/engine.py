@@ -25,7 +25,7 @@ from .attempt import register_local_run, unregister_local_run
 from .executor import Executor
 from .futures import MappedFuture, TaskFuture, find_futures
 from .graph import TaskRun
-from .hooks import Limiter, hooks
+from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
 from .logs import current_task
 from .mapping import MapSources, map_source
@@ -80,7 +80,7 @@ class RunEngine:
         self.bus = ev.EventBus(history=False, name=f"labloom-events-{self.id}")
         self.graph = TaskGraph(self.id, self)
         self.logs = RunLogs()
-        self.launcher = Launcher(self, executor, limiter or executor_limiter(executor))
+        self.launcher = Launcher(self, executor, limiter)
         self.results = self.launcher.results
         self.sink = ExecutorSink(self)
         self.body_error: BaseException | None = None
@@ -409,12 +409,6 @@ class RunEngine:
     def name_of(self, task_run_id: str | None) -> str:
         tr = self.graph.by_id.get(task_run_id or "")
         return tr.name if tr is not None else ""
-
-
-def executor_limiter(executor: Executor) -> Limiter:
-    factory = getattr(executor, "limiter", None)
-    limiter = factory() if callable(factory) else None
-    return limiter if limiter is not None else hooks.default_limiter()
 
 
 __all__ = ["RunEngine", "active_engine"]

@@ -33,11 +33,20 @@ class _Launching:
 LAUNCHING = _Launching()
 
 
+def executor_limiter(executor: Executor) -> Limiter:
+    """The executor's own limiter (Dask's, on a cluster others share), else the store's."""
+    factory = getattr(executor, "limiter", None)
+    limiter = factory() if callable(factory) else None
+    return limiter if limiter is not None else hooks.default_limiter()
+
+
 class Launcher:
-    def __init__(self, engine: RunEngine, executor: Executor, limiter: Limiter) -> None:
+    def __init__(
+        self, engine: RunEngine, executor: Executor, limiter: Limiter | None = None
+    ) -> None:
         self.engine = engine
         self.executor = executor
-        self.limiter = limiter
+        self.limiter = limiter if limiter is not None else executor_limiter(executor)
         self.results = ResultPlanner(engine)
         self._ready: deque[TaskRun] = deque()
         self._releases: deque[TaskRun] = deque()
