@@ -1,6 +1,6 @@
 // labloom's live DAG renderer: the one module that draws a run's DAG, both in the notebook
 // cell widget (anywidget loads this file as its ES module, see
-// src/labloom/notebook/widget/static/widget.js, a link to it) and in JupyterLab's run view
+// src/labloom/notebook/widget/anywidget.py, which ships a copy of it) and in JupyterLab's run view
 // (js/src/runview.ts, fed by the REST API through an object with the same small interface).
 //
 // `model` is anything with get(name), on/off(event, callback) and send(message): the anywidget
@@ -9,7 +9,7 @@
 // "retry"}). User text is always set through textContent, never parsed as HTML.
 
 const SVG = "http://www.w3.org/2000/svg";
-// Keep in step with _html.py STATE_COLOURS.
+// Keep in step with STATE_COLOURS in src/labloom/notebook/widget/html.py.
 const COLOURS = {
   Pending: "#a1a1aa", Running: "#3b82f6", Retrying: "#f59e0b", Completed: "#22c55e",
   Cached: "#14b8a6", Failed: "#ef4444", UpstreamFailed: "#f97316", Cancelled: "#71717a",

@@ -47,11 +47,6 @@ def set_remote_sink(sink: RunSink | None) -> None:
     _remote_sink = sink
 
 
-def remote_sink() -> RunSink | None:
-    """The sink installed on this (worker) process, if any."""
-    return _remote_sink
-
-
 def local_sink(run_id: str) -> RunSink | None:
     """The sink of a run living in this process, if it is still running."""
     return _local_sinks.get(run_id)

@@ -24,7 +24,7 @@ from . import events as ev
 from .attempt import register_local_run, unregister_local_run
 from .executor import Executor
 from .futures import MappedFuture, TaskFuture, find_futures
-from .graph import TaskRun
+from .graph import NO_KWARGS, TaskRun
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
 from .logs import current_task
@@ -404,7 +404,7 @@ class RunEngine:
         for tr in self.graph.task_runs:
             if tr.handle is not LAUNCHING:
                 tr.handle = None
-            tr.args, tr.kwargs = (), {}
+            tr.args, tr.kwargs = (), NO_KWARGS
 
     def name_of(self, task_run_id: str | None) -> str:
         tr = self.graph.by_id.get(task_run_id or "")

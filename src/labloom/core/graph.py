@@ -17,7 +17,9 @@ from .states import BAD_STATES, State, overall_state
 if TYPE_CHECKING:
     from .tasks import Task
 
-_NO_KWARGS: dict[str, Any] = {}
+# The kwargs of every task run that has none: shared, never mutated (a dict each would cost
+# memory across a million task runs).
+NO_KWARGS: dict[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -36,7 +38,7 @@ class TaskRun:
     node_id: str
     map_index: int | None
     args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=lambda: _NO_KWARGS)
+    kwargs: dict[str, Any] = field(default_factory=lambda: NO_KWARGS)
     state: State = State.PENDING
     attempts: int = 0
     history: list[StateEntry] = field(default_factory=list)

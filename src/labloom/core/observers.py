@@ -23,9 +23,9 @@ class FailureHooks:
 
     def __call__(self, batch: Sequence[ev.Event]) -> None:
         run = self._run()
+        if run is None:
+            return
         for event in batch:
-            if run is None:
-                return
             if isinstance(event, ev.RunFinished) and event.state in (State.FAILED, State.CRASHED):
                 for hook in run.flow.on_failure:
                     try:

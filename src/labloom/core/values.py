@@ -47,7 +47,8 @@ def values_of(engine: RunEngine, runs: list[TaskRun], timeout: float | None) -> 
     for tr in runs:
         if not tr.state.is_success:
             value_of(engine, tr, timeout)  # raises what went wrong
-        _check_kept(engine, tr)
+    if runs:
+        _check_kept(engine, runs[0])
     return engine.executor.results([tr.handle for tr in runs])
 
 

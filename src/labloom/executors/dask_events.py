@@ -216,15 +216,11 @@ class Dispatcher:
                 )
                 self._thread.start()
 
-    def stop(self, wait: float = 0.0) -> None:
-        """End the thread once what is queued is delivered, waiting up to ``wait`` seconds."""
+    def stop(self) -> None:
+        """End the thread once what is queued is delivered."""
         with self._lock:
-            thread = self._thread
-            if thread is None:
-                return
-            self._queue.put((_STOP, ()))
-        if wait and thread is not threading.current_thread():
-            thread.join(wait)
+            if self._thread is not None:
+                self._queue.put((_STOP, ()))
 
     def handler(self, run_id: str) -> Callable[[Any], None]:
         def on_event(event: Any) -> None:
