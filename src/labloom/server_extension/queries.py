@@ -158,17 +158,13 @@ def exact_run(store: RunStore, run_id: str) -> RunRecord | None:
     return run if run is not None and run.id == run_id else None
 
 
-def _graph_of(access: StoreAccess, store: RunStore, run: RunRecord) -> tuple[list[Any], Any]:
-    return access.graphs.get(store, run)
-
-
 def run_detail(
     access: StoreAccess, store: RunStore, run_id: str, with_tasks: bool
 ) -> dict[str, Any] | None:
     run = exact_run(store, run_id)
     if run is None:
         return None
-    tasks, graph = _graph_of(access, store, run)
+    tasks, graph = access.graphs.get(store, run)
     now = time.time()
     detail: dict[str, Any] = {
         **run_summary(run),
@@ -203,7 +199,7 @@ def node_detail(
     run = exact_run(store, run_id)
     if run is None:
         return None
-    _tasks, graph = _graph_of(access, store, run)
+    _tasks, graph = access.graphs.get(store, run)
     node = graph.nodes.get(node_id)
     if node is None:
         return None
@@ -234,7 +230,7 @@ def log_page(
         names = {t.id: t.name for t in chosen}
     else:
         chosen, ids = [], None
-        names = {t.id: t.name for t in _graph_of(access, store, run)[0]}
+        names = {t.id: t.name for t in access.graphs.get(store, run)[0]}
     lines = store.log_page(run.id, ids, after, limit)
     cuts = store.log_cuts(run.id, ids)
     return {
