@@ -430,6 +430,29 @@ def test_the_submitting_thread_ends_when_its_executor_shuts_down(executor) -> No
     assert not submitting.is_alive()
 
 
+def test_an_error_while_sending_fails_the_task_runs_instead_of_hanging(
+    executor, monkeypatch
+) -> None:
+    from labloom.executors import dask_submit
+
+    def broken(client, watched):
+        raise RuntimeError("the client's event loop is gone")
+
+    monkeypatch.setattr(dask_submit, "watch", broken)
+
+    @flow
+    def f() -> list[int]:
+        return square.map(range(3))  # type: ignore[return-value]
+
+    run = f.run(executor=executor, background=True)
+    assert run.wait(timeout=30) is State.FAILED
+    children = [tr for tr in run.tasks if tr.task.name == "square"]
+    assert children and all(tr.state is State.FAILED for tr in children)
+    assert "event loop is gone" in children[0].message
+    monkeypatch.undo()  # the submitting thread survived: the next run goes through it
+    assert f.run(executor=executor).result() == [0, 1, 4]
+
+
 def test_a_run_let_go_releases_its_results_on_the_cluster_at_once(executor) -> None:
     """The engine's objects refer to each other in cycles; dropping the FlowRun must still free
     the cluster's memory now, not whenever Python's cyclic collector runs."""
@@ -467,6 +490,31 @@ def test_a_future_read_after_its_run_was_let_go_says_to_keep_the_run(executor) -
     assert leaky.run(executor=executor).result() == 9
     with pytest.raises(labloom.LabloomError, match=r"keep the FlowRun"):
         escaped[0].result()
+
+
+@task
+def nap(x: int, upstream: list[int]) -> int:
+    time.sleep(0.05)
+    return x
+
+
+def test_map_children_run_in_their_order_as_client_map_runs_them(executor) -> None:
+    # Dask's own ordering of a graph (dask.order) ran a map's children roughly backwards; a
+    # user reading the live DAG, and a sweep's balance at its end, expect the map's order.
+    @flow
+    def in_order(n: int) -> list[int]:
+        # The sweep's shape: a list of parameters, and an upstream result for every child.
+        return nap.map(range(n), upstream=labloom.unmapped(numbers(3)))  # type: ignore[return-value]
+
+    n, threads = 48, 8  # the module's cluster: 2 workers x 4 threads
+    run = in_order.run(n=n, executor=executor)
+    assert run.result() == list(range(n))
+    children = sorted((tr for tr in run.tasks if tr.task.name == "nap"),
+                      key=lambda tr: tr.started or 0.0)
+    first = [tr.map_index for tr in children[:threads]]
+    last = [tr.map_index for tr in children[-threads:]]
+    assert max(first) < 2 * threads, f"first to start: {first}"
+    assert min(last) >= n - 2 * threads, f"last to start: {last}"
 
 
 def test_a_map_with_batch_size_runs_in_chunks_and_each_child_keeps_its_task_run(

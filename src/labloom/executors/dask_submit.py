@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.attempt import TaskCall, user_traceback
 from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
-from .dask_internals import task_spec, watch
+from .dask_internals import send_graph, task_spec, watch
 
 if TYPE_CHECKING:
     from .dask import DaskExecutor
@@ -135,9 +135,22 @@ class Submitter:
                 if not batch and not members and (self._stopped or not woken):
                     self._thread = None  # stopped, or idle: a later add starts another
                     return
-            self._send(batch, members, growing)
+            try:
+                self._send(batch, members, growing)
+            except Exception as exc:  # a dead thread would leave its runs waiting forever
+                self._not_sent(batch, members, exc)
             # Not kept while waiting: they hold futures, and a run's futures must go with it.
             del batch, members
+
+    def _not_sent(self, batch: dict[str, Any], members: list[Member], error: Exception) -> None:
+        import logging
+
+        logging.getLogger("labloom").exception("labloom: sending tasks to Dask failed")
+        with self._lock:
+            waiting = {id(member) for member in self._members}  # put back for the next batch
+        for entry in batch.values():
+            entry[2](error)
+        _chunk_not_sent([member for member in members if id(member) not in waiting])(error)
 
     def _gather_members(self) -> bool:
         """Children are launched one by one: wait while they keep coming, but no longer than
@@ -159,6 +172,7 @@ class Submitter:
         from distributed import Future
 
         client = self._executor.client
+        batch = dict(batch)  # chunks join it here; the caller's copy says what was asked
         chunks, rest = self._chunks(members, full_only=growing)
         if rest:  # an unfilled chunk waits for the children still arriving
             with self._lock:
@@ -177,7 +191,7 @@ class Submitter:
         watched: list[tuple[Any, Callable[[Any], None]]] = []
         for resources, graph in groups.items():
             try:
-                client.get(graph, list(graph), sync=False, resources=dict(resources) or None)
+                send_graph(client, graph, dict(resources) or None)
             except Exception as exc:  # e.g. an argument that cannot be pickled
                 for key in graph:
                     batch[key][2](exc)
