@@ -5,8 +5,10 @@ from __future__ import annotations
 import _thread
 import io
 import logging
+import signal
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -109,6 +111,16 @@ def test_cancel_marks_pending_task_runs_cancelled() -> None:
         run.result()
 
 
+@pytest.fixture
+def python_handles_sigint() -> Iterator[None]:
+    # A shell starts a background job with SIGINT ignored, and then interrupt_main() does
+    # nothing; a terminal's or a kernel's Python has its own handler, as set here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_handles_sigint")
 def test_keyboard_interrupt_cancels_the_run_and_raises() -> None:
     gate = threading.Event()
     started = threading.Event()
