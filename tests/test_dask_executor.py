@@ -453,6 +453,35 @@ def test_an_error_while_sending_fails_the_task_runs_instead_of_hanging(
     assert f.run(executor=executor).result() == [0, 1, 4]
 
 
+def test_a_task_run_whose_batch_broke_twice_is_told_once(executor, monkeypatch) -> None:
+    from labloom.executors import dask_submit
+
+    def refused(client, graph, resources):
+        raise RuntimeError("the scheduler refused the graph")
+
+    def broken(client, watched):
+        raise RuntimeError("the client's event loop is gone")
+
+    monkeypatch.setattr(dask_submit, "send_graph", refused)
+    monkeypatch.setattr(dask_submit, "watch", broken)
+    patient = square.with_options(retries=1, retry_delay=30)
+
+    @flow
+    def f() -> int:
+        return patient(2)  # type: ignore[return-value]
+
+    run = f.run(executor=executor, background=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(tr.state is State.RETRYING for tr in run.tasks):
+        time.sleep(0.05)
+    time.sleep(0.5)  # a second report would come now
+    (tr,) = run.tasks
+    assert [h.state for h in tr.history].count(State.RETRYING) == 1
+    assert "refused the graph" in tr.message
+    run.cancel()
+    assert run.wait(timeout=10) is State.CANCELLED
+
+
 def test_a_run_let_go_releases_its_results_on_the_cluster_at_once(executor) -> None:
     """The engine's objects refer to each other in cycles; dropping the FlowRun must still free
     the cluster's memory now, not whenever Python's cyclic collector runs."""

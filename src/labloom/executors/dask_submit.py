@@ -14,6 +14,7 @@ children failed and why, without moving their values. A failed child is retried 
 
 from __future__ import annotations
 
+import logging
 import operator
 import threading
 import time
@@ -27,6 +28,8 @@ from .dask_internals import send_graph, task_spec, watch
 
 if TYPE_CHECKING:
     from .dask import DaskExecutor
+
+log = logging.getLogger("labloom")
 
 IDLE_EXIT = 5.0  # seconds the submitting thread waits for work before it ends
 GATHER_WAIT = 0.005  # how long an unfilled chunk waits for more children to arrive
@@ -135,22 +138,28 @@ class Submitter:
                 if not batch and not members and (self._stopped or not woken):
                     self._thread = None  # stopped, or idle: a later add starts another
                     return
+            failed: set[str] = set()  # keys whose task runs were already told they failed
             try:
-                self._send(batch, members, growing)
+                self._send(batch, members, growing, failed)
             except Exception as exc:  # a dead thread would leave its runs waiting forever
-                self._not_sent(batch, members, exc)
+                self._not_sent(batch, members, exc, failed)
             # Not kept while waiting: they hold futures, and a run's futures must go with it.
             del batch, members
 
-    def _not_sent(self, batch: dict[str, Any], members: list[Member], error: Exception) -> None:
-        import logging
-
-        logging.getLogger("labloom").exception("labloom: sending tasks to Dask failed")
+    def _not_sent(
+        self, batch: dict[str, Any], members: list[Member], error: Exception, failed: set[str]
+    ) -> None:
+        """Each task run of a batch that broke off is told once, except those put back."""
+        log.exception("labloom: sending tasks to Dask failed")
         with self._lock:
             waiting = {id(member) for member in self._members}  # put back for the next batch
-        for entry in batch.values():
-            entry[2](error)
-        _chunk_not_sent([member for member in members if id(member) not in waiting])(error)
+        for key, entry in batch.items():
+            if key not in failed:
+                entry[2](error)
+        _chunk_not_sent([
+            member for member in members if id(member) not in waiting
+            and (member[3].future is None or member[3].future.key not in failed)
+        ])(error)
 
     def _gather_members(self) -> bool:
         """Children are launched one by one: wait while they keep coming, but no longer than
@@ -168,7 +177,9 @@ class Submitter:
             seen = count
             time.sleep(GATHER_WAIT)
 
-    def _send(self, batch: dict[str, Any], members: list[Member], growing: bool) -> None:
+    def _send(
+        self, batch: dict[str, Any], members: list[Member], growing: bool, failed: set[str]
+    ) -> None:
         from distributed import Future
 
         client = self._executor.client
@@ -195,6 +206,7 @@ class Submitter:
             except Exception as exc:  # e.g. an argument that cannot be pickled
                 for key in graph:
                     batch[key][2](exc)
+                failed.update(graph)
                 continue
             for key in graph:
                 if key in chunks:
