@@ -2,15 +2,19 @@
 labloom's prebuilt labextension and its server extension as enabled and OK, and the installed
 package carries the one DAG renderer (js/src/dag.js) as the cell widget's ES module.
 
-The install goes into a fresh virtual environment (it sees this interpreter's packages, so only
-labloom itself is installed), with its own Jupyter folders; the JavaScript is built from js/ by
-JupyterLab's toolchain during the install unless an earlier build is there.
+The install goes into a fresh virtual environment that sees the packages of the environment
+running the tests (so only labloom itself is installed), with its own Jupyter folders; the
+JavaScript is built from js/ by JupyterLab's toolchain during the install unless an earlier build
+is there. The tests may run in the system Python, a venv or a conda environment:
+`--system-site-packages` alone would see the base interpreter's packages, not a venv's, so the
+new environment is pointed at this one's site folders by a .pth file.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -21,13 +25,27 @@ ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def make_venv_seeing_this_environment(venv: Path) -> str:
+    """A venv whose interpreter also imports what this environment has (after its own)."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    own = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()
+    # addsitedir also reads those folders' .pth files (editable installs, conda's own paths).
+    folders = [*site.getsitepackages(), site.getusersitepackages()]
+    (Path(own) / "_outer_environment.pth").write_text(
+        "import site; " + "; ".join(f"site.addsitedir({f!r})" for f in folders) + "\n"
+    )
+    return python
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("editable", [True, False], ids=["pip install -e .", "pip install ."])
 def test_install_enables_both_extensions(tmp_path: Path, editable: bool) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True, timeout=120)
-    python = str(venv / "bin" / "python")
+    python = make_venv_seeing_this_environment(venv)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
            "JUPYTER_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": ""}
     done = subprocess.run(

@@ -44,6 +44,8 @@ def test_ci_installs_the_programs_and_requires_them() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "export LABLOOM_REQUIRE_SYSTEM=1" in ci
     assert re.search(r"apt-get install .*chromium.*graphviz", ci)
+    # The way most users install: the README's commands inside a fresh virtual environment.
+    assert re.search(r"python3 -m venv (\S+)\n(#.*\n)*\. \1/bin/activate\n", ci)
 
 
 @pytest.mark.parametrize("tool", ["ruff", "mypy"])
