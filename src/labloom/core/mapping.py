@@ -23,6 +23,7 @@ class MapSource:
     kind: str  # "static" | "unmapped" | "future" | "mapped"
     value: Any  # list | value | TaskRun | MapNode
     label: str  # "argument 1", "seed=": names it in error messages
+    allowed: bool = False  # a map's result under allow_failure: each child may have failed
 
 
 def map_source(
@@ -37,9 +38,14 @@ def map_source(
         check_owned(value)
         return MapSource("future", value.task_run, label)
     if isinstance(value, allow_failure):
+        if isinstance(value.future, MappedFuture):
+            check_owned(value.future)
+            return MapSource("mapped", value.future.node, label, allowed=True)
         raise TypeError(
-            f"{task.name}.map(): {label} is allow_failure(...), which map cannot iterate; "
-            "pass allow_failure to a plain task that receives the whole list instead"
+            f"{task.name}.map(): {label} is allow_failure() of a single task's future: if it "
+            "fails there are no items to map over. Map over the future itself, or wrap a "
+            "map's result (allow_failure(step.map(...))) to let each child receive its "
+            "upstream child's value or exception"
         )
     if isinstance(value, (str, bytes)):
         raise TypeError(
@@ -153,6 +159,8 @@ def expand_map(
             if mapped.placeholder is not None:
                 return State.UPSTREAM_FAILED, f"upstream map {mapped.name!r} did not succeed"
             values = [future_of(child) for child in mapped.children]
+            if source.allowed:
+                values = [allow_failure(future) for future in values]
         else:
             values = source.value
         items[id(source)] = values

@@ -211,6 +211,9 @@ class ResultPlanner:
         if source.kind == "future":
             return ("labloom-item", self._upstream_key(source.value), index)
         if source.kind == "mapped":
+            if source.allowed:
+                raise _NoKey("an input is wrapped in allow_failure(...), whose value may be an "
+                             "error")
             return ("labloom-future", self._upstream_key(source.value.children[index]))
         value = source.value if source.kind == "unmapped" else source.value[index]
         return replace_futures(value, self._future_token)
