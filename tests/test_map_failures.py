@@ -4,29 +4,11 @@ worker processes); ``allow_failure([a, b])`` allows each element."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from labloom import FlowFailed, State, UpstreamFailedError, allow_failure, flow, task
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                                  dashboard_address=":0") as cluster:
-        yield cluster
-
-
-@pytest.fixture(params=["local", "threads", "dask"])
-def executor(request: pytest.FixtureRequest) -> Any:
-    if request.param != "dask":
-        return request.param
-    from labloom import DaskExecutor
-
-    return DaskExecutor(cluster=request.getfixturevalue("cluster"))
 
 
 @task
@@ -54,9 +36,9 @@ def describe_all(values: list[object]) -> list[str]:
 
 
 def test_each_child_of_a_chained_map_gets_its_own_upstream_value_or_exception(
-    executor: Any,
+    any_executor: Any,
 ) -> None:
-    @flow(executor=executor)
+    @flow(executor=any_executor)
     def chain() -> list[str]:
         return describe.map(allow_failure(fragile.map(range(4))))  # type: ignore[return-value]
 
@@ -67,8 +49,8 @@ def test_each_child_of_a_chained_map_gets_its_own_upstream_value_or_exception(
     assert {tr.name: tr.state for tr in run.tasks}["fragile[2]"] is State.FAILED
 
 
-def test_an_upstream_child_that_never_ran_arrives_as_upstream_failed(executor: Any) -> None:
-    @flow(executor=executor)
+def test_an_upstream_child_that_never_ran_arrives_as_upstream_failed(any_executor: Any) -> None:
+    @flow(executor=any_executor)
     def three() -> list[str]:
         mid = plus_one.map(fragile.map(range(4)))  # child 2 of mid never runs
         return describe.map(allow_failure(mid))  # type: ignore[return-value]
@@ -80,8 +62,8 @@ def test_an_upstream_child_that_never_ran_arrives_as_upstream_failed(executor: A
     assert {tr.name: tr.state for tr in run.tasks}["plus_one[2]"] is State.UPSTREAM_FAILED
 
 
-def test_without_allow_failure_only_the_failed_childs_branch_stops(executor: Any) -> None:
-    @flow(executor=executor)
+def test_without_allow_failure_only_the_failed_childs_branch_stops(any_executor: Any) -> None:
+    @flow(executor=any_executor)
     def chain() -> list[str]:
         return describe.map(fragile.map(range(4)))  # type: ignore[return-value]
 
@@ -93,8 +75,8 @@ def test_without_allow_failure_only_the_failed_childs_branch_stops(executor: Any
         run.result()
 
 
-def test_allow_failure_of_a_list_allows_each_element(executor: Any) -> None:
-    @flow(executor=executor)
+def test_allow_failure_of_a_list_allows_each_element(any_executor: Any) -> None:
+    @flow(executor=any_executor)
     def pair() -> tuple[list[str], list[str]]:
         a, b = fragile(1), fragile(2)
         whole = describe_all(allow_failure([a, b]))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import defaults, limits
+from .core.cache_keys import CacheContext
 from .core.errors import (
     DatabaseURLError,
     ExportError,
@@ -50,6 +51,7 @@ __version__ = "0.1.0"
 defaults.install()
 
 __all__ = [
+    "CacheContext",
     "DaskExecutor",
     "DatabaseURLError",
     "Executor",
