@@ -100,3 +100,26 @@ def test_allow_failure_says_what_it_takes() -> None:
     with pytest.raises(TypeError, match=r"allow_failure\(\) of a single task's future.*"
                                         r"allow_failure\(step.map"):
         single()
+
+
+def test_retry_of_a_map_that_could_not_expand_completes_the_run(tmp_path: Any) -> None:
+    flag = tmp_path / "broken"
+    flag.write_text("")
+
+    @task
+    def items() -> list[int]:
+        if flag.exists():
+            raise ValueError("not yet")
+        return [1, 2]
+
+    @flow(executor="threads")
+    def f() -> list[int]:
+        return plus_one.map(items())  # type: ignore[return-value]
+
+    run = f.run()
+    assert run.state is State.FAILED
+    flag.unlink()
+    run.retry()
+    # The placeholder that said why the map could not expand is history now, not a failure.
+    assert run.state is State.COMPLETED, run.message
+    assert run.result() == [2, 3]

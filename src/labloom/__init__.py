@@ -36,6 +36,7 @@ from .core.errors import (
     UpstreamFailedError,
     WorkerDiedError,
 )
+from .core.flatten import flatten
 from .core.flow_run import FlowRun, LogLine
 from .core.flows import Flow, flow
 from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
@@ -83,6 +84,7 @@ __all__ = [
     "UpstreamFailedError",
     "WorkerDiedError",
     "allow_failure",
+    "flatten",
     "flow",
     "get_run_logger",
     "limits",

@@ -221,24 +221,29 @@ def plan_for(tr: TaskRun, task_source: str, stand_in: Callable[[TaskRun], str | 
         for name in sorted(tr.kwargs):
             add("kwargs", name, tr.kwargs[name])
     else:
-        index = tr.map_index
         for position, mapped in enumerate(node.sources):
-            _add_source(add, "args", position, mapped, index, tr.args[position], stand_in)
+            _add_source(add, "args", position, mapped, tr, tr.args[position], stand_in)
         for name in sorted(node.keywords):
-            _add_source(add, "kwargs", name, node.keywords[name], index, tr.kwargs[name],
-                        stand_in)
+            _add_source(add, "kwargs", name, node.keywords[name], tr, tr.kwargs[name], stand_in)
     return KeyPlan(content_token((task_source, parts)), tuple(slots))
 
 
 def _add_source(add: Callable[[str, Any, Any], None], where: str, at: int | str, source: Any,
-                index: int, value: Any, stand_in: Callable[[TaskRun], str | None]) -> None:
+                tr: TaskRun, value: Any, stand_in: Callable[[TaskRun], str | None]) -> None:
     """A map child's input: an item of an upstream's result is hashed in the call unless
     that upstream's key stands in for it."""
     if source.kind == "future":
-        key = stand_in(source.value)
-        add(where, at, _Known(("labloom-item", key, index)) if key else _Unknown())
+        upstream, position = source.value, tr.map_index
+    elif source.kind == "flat":
+        from .flatten import origin_of
+
+        assert tr.parent is not None and tr.map_index is not None
+        upstream, position = origin_of(tr.parent, tr.map_index)
     else:
         add(where, at, value)
+        return
+    key = stand_in(upstream)
+    add(where, at, _Known(("labloom-item", key, position)) if key else _Unknown())
 
 
 class _Known:

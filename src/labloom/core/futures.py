@@ -213,13 +213,27 @@ def _allow_each(value: Any) -> Any:
     return value
 
 
+class Flattened:
+    """``flatten(a_map's_result)``: a ``.map`` argument whose items are those of the map's lists
+    (see ``flatten.py``)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: MappedFuture[Any]) -> None:
+        self.future = future
+
+    def __repr__(self) -> str:
+        return f"flatten({self.future!r})"
+
+
 _CONTAINERS = (list, tuple, set, frozenset)
 
 
 def find_futures(obj: Any, found: list[Any]) -> None:
-    """Collect futures (and allow_failure markers) anywhere in lists, tuples, sets and dicts."""
+    """Collect futures (and allow_failure, flatten markers) anywhere in lists, tuples, sets and
+    dicts."""
     kind = type(obj)
-    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure:
+    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure or kind is Flattened:
         found.append(obj)
     elif kind in _CONTAINERS or isinstance(obj, tuple):
         for item in obj:
@@ -232,7 +246,7 @@ def find_futures(obj: Any, found: list[Any]) -> None:
 def replace_futures(obj: Any, resolve: Callable[[Any], Any]) -> Any:
     """A copy of ``obj`` with every future replaced by ``resolve(future)``."""
     kind = type(obj)
-    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure:
+    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure or kind is Flattened:
         return resolve(obj)
     if kind is list:
         return [replace_futures(item, resolve) for item in obj]

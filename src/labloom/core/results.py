@@ -35,6 +35,7 @@ from . import events as ev
 from . import result_files
 from .cache_keys import CacheContext, NoKey, digest, plan_for
 from .errors import StoreUnavailableError
+from .flatten import origin_of
 from .futures import MappedFuture, TaskFuture, allow_failure, replace_futures
 from .hooks import hooks
 from .states import State
@@ -255,15 +256,18 @@ class ResultPlanner:
         node = tr.parent
         if node is None or tr.map_index is None:
             return replace_futures((tr.args, tr.kwargs), self._future_token)
-        index = tr.map_index
-        positional = [self._source_token(source, index) for source in node.sources]
-        keywords = {k: self._source_token(s, index) for k, s in sorted(node.keywords.items())}
+        positional = [self._source_token(source, tr) for source in node.sources]
+        keywords = {k: self._source_token(s, tr) for k, s in sorted(node.keywords.items())}
         return (positional, keywords)
 
-    def _source_token(self, source: Any, index: int) -> Any:
+    def _source_token(self, source: Any, tr: TaskRun) -> Any:
         # A map child's input, named by where it comes from: never the upstream's data.
+        index: int = tr.map_index  # type: ignore[assignment]
         if source.kind == "future":
             return ("labloom-item", self._upstream_key(source.value), index)
+        if source.kind == "flat":
+            upstream, position = origin_of(tr.parent, index)  # type: ignore[arg-type]
+            return ("labloom-item", self._upstream_key(upstream), position)
         if source.kind == "mapped":
             if source.allowed:
                 raise _NoKey("an input is wrapped in allow_failure(...), whose value may be an "

@@ -274,7 +274,9 @@ class Task(Generic[P, R]):
 
         Wrap a value in ``unmapped(...)`` to give it whole to every run. An iterable may be a
         future or another map's result: the width is then known when it resolves, and child i
-        waits only for child i of the map it came from.
+        waits only for child i of the map it came from. ``flatten(other.map(...))`` maps over
+        the items of that map's lists as they arrive; ``allow_failure(other.map(...))`` gives
+        each child its upstream child's value or exception.
         """
         engine = _require_engine(self, "map")
         wait_for = kwargs.pop("wait_for", None)
