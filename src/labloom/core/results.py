@@ -162,6 +162,7 @@ class ResultPlanner:
         except NoKey:
             return False  # key_of() says why
         if not plan.slots and plan.hook is None:
+            self._keys[tr.id] = tr.cache_key = digest(plan.base)  # key_of() need not hash again
             return False
         try:
             plan.folder = self._results_folder()
