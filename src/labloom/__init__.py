@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import defaults, limits
+from .core.cache_keys import CacheContext
 from .core.errors import (
     DatabaseURLError,
     ExportError,
@@ -35,6 +36,7 @@ from .core.errors import (
     UpstreamFailedError,
     WorkerDiedError,
 )
+from .core.flatten import flatten
 from .core.flow_run import FlowRun, LogLine
 from .core.flows import Flow, flow
 from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
@@ -50,6 +52,7 @@ __version__ = "0.1.0"
 defaults.install()
 
 __all__ = [
+    "CacheContext",
     "DaskExecutor",
     "DatabaseURLError",
     "Executor",
@@ -81,6 +84,7 @@ __all__ = [
     "UpstreamFailedError",
     "WorkerDiedError",
     "allow_failure",
+    "flatten",
     "flow",
     "get_run_logger",
     "limits",

@@ -15,10 +15,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import TaskTimeoutError
 from .logs import TaskContext, capturing, task_context
+
+if TYPE_CHECKING:
+    from .cache_keys import KeyPlan
 
 
 class RunSink(Protocol):
@@ -26,6 +29,11 @@ class RunSink(Protocol):
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         ...
+
+    def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
+                   path: str | None, message: str) -> None:
+        """A cached call made its key where its inputs are (``message``: "cached result" on
+        a hit); reported before the call ends."""
 
 
 # Runs living in this process, by id: their engine receives events directly.
@@ -70,6 +78,8 @@ class TaskCall:
     # Map children of a task with ``batch_size`` may share one executor call (Dask); "auto"
     # lets the executor choose from measured durations.
     batch_size: int | str | None = None
+    # A cached task whose key needs its inputs' values: made here, where they are.
+    keying: KeyPlan | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = _sink_for(self.run_id)
@@ -82,16 +92,22 @@ class TaskCall:
 
         ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line)
         with capturing(), task_context(ctx):
-            if self.timeout is None:
-                value = self.fn(*args, **kwargs)
-            else:
-                value = _call_with_timeout(self, args, kwargs)
+            if self.keying is not None:
+                from .cache_keys import run_keyed
+
+                return run_keyed(self, sink, args, kwargs, lambda: self._compute(args, kwargs))
+            value = self._compute(args, kwargs)
             if self.save_to is not None:
                 # Inside the task's context, so a warning from saving lands in its logs.
                 from .results import save_result
 
                 save_result(self.save_to, value)
         return value
+
+    def _compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.timeout is None:
+            return self.fn(*args, **kwargs)
+        return _call_with_timeout(self, args, kwargs)
 
 
 def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -170,29 +170,70 @@ class unmapped:
 
 class allow_failure:
     """Let a downstream task run even if this upstream fails; it receives the exception object
-    in place of each failed value.
+    in place of each failed value. Given to ``.map``, a map's result is allowed child by
+    child: child i of the next map gets child i's value or its exception. A list, tuple or
+    dict of futures is allowed element by element.
 
     >>> summarize(allow_failure(train.map(params)))
+    >>> report.map(allow_failure(train.map(params)))
+    >>> compare(allow_failure([a, b]))       # the same as [allow_failure(a), allow_failure(b)]
     """
 
     __slots__ = ("future",)
 
-    def __init__(self, future: Any) -> None:
-        if not isinstance(future, (TaskFuture, MappedFuture)):
-            raise TypeError(
-                f"allow_failure() takes a task's future (the value of calling a task inside a "
-                f"flow), got {type(future).__name__}"
-            )
+    future: TaskFuture[Any] | MappedFuture[Any]
+
+    def __new__(cls, future: Any) -> Any:
+        if isinstance(future, (TaskFuture, MappedFuture)):
+            marker = object.__new__(cls)
+            marker.future = future
+            return marker
+        if type(future) in (list, tuple, dict):
+            wrapped = _allow_each(future)
+            found: list[Any] = []
+            find_futures(wrapped, found)
+            if found:
+                return wrapped
+        raise TypeError(
+            f"allow_failure() takes a task's future (the value of calling a task inside a "
+            f"flow), a map's result, or a list, tuple or dict holding them; got "
+            f"{type(future).__name__}" + (" without a future in it" if type(future) in
+                                          (list, tuple, dict) else "")
+        )
+
+
+def _allow_each(value: Any) -> Any:
+    """``value`` with each future in it wrapped in ``allow_failure``."""
+    if isinstance(value, (TaskFuture, MappedFuture)):
+        return allow_failure(value)
+    if type(value) in (list, tuple):
+        return type(value)(_allow_each(item) for item in value)
+    if type(value) is dict:
+        return {key: _allow_each(item) for key, item in value.items()}
+    return value
+
+
+class Flattened:
+    """``flatten(a_map's_result)``: a ``.map`` argument whose items are those of the map's lists
+    (see ``flatten.py``)."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: MappedFuture[Any]) -> None:
         self.future = future
+
+    def __repr__(self) -> str:
+        return f"flatten({self.future!r})"
 
 
 _CONTAINERS = (list, tuple, set, frozenset)
 
 
 def find_futures(obj: Any, found: list[Any]) -> None:
-    """Collect futures (and allow_failure markers) anywhere in lists, tuples, sets and dicts."""
+    """Collect futures (and allow_failure, flatten markers) anywhere in lists, tuples, sets and
+    dicts."""
     kind = type(obj)
-    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure:
+    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure or kind is Flattened:
         found.append(obj)
     elif kind in _CONTAINERS or isinstance(obj, tuple):
         for item in obj:
@@ -205,7 +246,7 @@ def find_futures(obj: Any, found: list[Any]) -> None:
 def replace_futures(obj: Any, resolve: Callable[[Any], Any]) -> Any:
     """A copy of ``obj`` with every future replaced by ``resolve(future)``."""
     kind = type(obj)
-    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure:
+    if kind is TaskFuture or kind is MappedFuture or kind is allow_failure or kind is Flattened:
         return resolve(obj)
     if kind is list:
         return [replace_futures(item, resolve) for item in obj]

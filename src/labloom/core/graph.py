@@ -105,6 +105,10 @@ class MapNode:
     placeholder: TaskRun | None = None
     dependents: Sequence[TaskRun] = ()
     expand_dependents: list[MapNode] | None = None
+    # A map that gains children as its source's children end (flatten.py), and the maps that
+    # grow from this one.
+    growth: Any = None
+    grow_dependents: list[MapNode] | None = None
 
     @property
     def name(self) -> str:
@@ -131,3 +135,10 @@ def add_dependent(upstream: TaskRun | MapNode, dependent: TaskRun) -> None:
     if not isinstance(upstream.dependents, list):
         upstream.dependents = list(upstream.dependents)
     upstream.dependents.append(dependent)
+
+
+def waiting_for_width(item: TaskRun | MapNode) -> list[MapNode]:
+    """The maps that learn their width when ``item`` ends (a run) or expands (a map)."""
+    if item.expand_dependents is None:
+        item.expand_dependents = []
+    return item.expand_dependents

@@ -1,7 +1,8 @@
 """Map semantics: what each argument of ``Task.map`` contributes, and the children it yields.
 
 A source is static (a list now), unmapped (the same value for every child), a future (its
-items are known when that task run ends), or another map (child i pairs with its child i).
+items are known when that task run ends), another map (child i pairs with its child i), or
+``flatten`` of a map (the items of its children's lists, as they arrive: ``flatten.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .futures import MappedFuture, TaskFuture, allow_failure, find_futures, unmapped
+from .flatten import check_growing
+from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures, unmapped
 from .graph import MapNode, TaskRun
 from .states import State
 
@@ -20,9 +22,10 @@ if TYPE_CHECKING:
 
 @dataclass
 class MapSource:
-    kind: str  # "static" | "unmapped" | "future" | "mapped"
-    value: Any  # list | value | TaskRun | MapNode
+    kind: str  # "static" | "unmapped" | "future" | "mapped" | "flat"
+    value: Any  # list | value | TaskRun | MapNode | MapNode (whose lists are flattened)
     label: str  # "argument 1", "seed=": names it in error messages
+    allowed: bool = False  # a map's result under allow_failure: each child may have failed
 
 
 def map_source(
@@ -36,10 +39,18 @@ def map_source(
     if isinstance(value, TaskFuture):
         check_owned(value)
         return MapSource("future", value.task_run, label)
+    if isinstance(value, Flattened):
+        check_owned(value.future)
+        return MapSource("flat", value.future.node, label)
     if isinstance(value, allow_failure):
+        if isinstance(value.future, MappedFuture):
+            check_owned(value.future)
+            return MapSource("mapped", value.future.node, label, allowed=True)
         raise TypeError(
-            f"{task.name}.map(): {label} is allow_failure(...), which map cannot iterate; "
-            "pass allow_failure to a plain task that receives the whole list instead"
+            f"{task.name}.map(): {label} is allow_failure() of a single task's future: if it "
+            "fails there are no items to map over. Map over the future itself, or wrap a "
+            "map's result (allow_failure(step.map(...))) to let each child receive its "
+            "upstream child's value or exception"
         )
     if isinstance(value, (str, bytes)):
         raise TypeError(
@@ -67,6 +78,7 @@ class MapSources:
 
     def check_known_widths(self, task_name: str) -> None:
         """Fail at the call for what is already known: nothing to map, unequal lengths."""
+        check_growing(task_name, self)
         iterated = [source for source in self.all() if source.kind != "unmapped"]
         if not iterated:
             raise TypeError(
@@ -95,7 +107,7 @@ class MapSources:
         for source in self.all():
             if source.kind == "future":
                 ids.append(source.value.node_id)
-            elif source.kind == "mapped":
+            elif source.kind in ("mapped", "flat"):
                 ids.append(source.value.id)
             else:
                 found: list[Any] = []
@@ -153,6 +165,8 @@ def expand_map(
             if mapped.placeholder is not None:
                 return State.UPSTREAM_FAILED, f"upstream map {mapped.name!r} did not succeed"
             values = [future_of(child) for child in mapped.children]
+            if source.allowed:
+                values = [allow_failure(future) for future in values]
         else:
             values = source.value
         items[id(source)] = values

@@ -1,7 +1,10 @@
 """Cached and persisted task results: keys, files, and the engine's per-run ``ResultPlanner``.
 
-A task run's key hashes its task's source and its inputs; a future input contributes its
-upstream's key, so computing a key never moves data. Results are cloudpickled files under
+A cached task's key follows its inputs' values (``cache_keys.py``: hashed where the values
+are). Every other task run's key, which files its result for ``labloom retry``, is its
+lineage: its task's source and its inputs, a future input contributing its upstream's key, so
+computing it never moves data (a retry resumes one run, whose results it means to reuse).
+Results are cloudpickled files under
 ``LABLOOM_HOME/results/<key[:2]>/<key>.pkl``, or under ``LABLOOM_RESULTS_URL`` (any fsspec URL,
 see ``result_files.py``), written and read where the task runs.
 
@@ -30,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import result_files
+from .cache_keys import CacheContext, NoKey, digest, plan_for
 from .errors import StoreUnavailableError
+from .flatten import origin_of
 from .futures import MappedFuture, TaskFuture, allow_failure, replace_futures
 from .hooks import hooks
 from .states import State
@@ -122,6 +127,8 @@ class ResultPlanner:
         task = tr.task
         if not (task.cache or self.mode == "all" or self.reuse):
             return args, kwargs
+        if task.cache and self._keyed_in_call(tr, call):
+            return args, kwargs
         key = self.key_of(tr)
         if key is None:
             if task.cache:
@@ -148,6 +155,34 @@ class ResultPlanner:
         self._emit_key(tr, key, path)
         return args, kwargs
 
+    def _keyed_in_call(self, tr: TaskRun, call: TaskCall) -> bool:
+        """True when the key needs values that only the call has: it makes the key there."""
+        try:
+            plan = self._plan(tr)
+        except NoKey:
+            return False  # key_of() says why
+        if not plan.slots and plan.hook is None:
+            self._keys[tr.id] = tr.cache_key = digest(plan.base)  # key_of() need not hash again
+            return False
+        try:
+            plan.folder = self._results_folder()
+        except StoreUnavailableError as exc:
+            self._warn(tr, "not cached: " + str(exc).removeprefix("[labloom] "))
+            return True
+        plan.expiration = tr.task.cache_expiration
+        plan.lookup = tr.id not in self._no_load
+        call.keying = plan
+        return True
+
+    def keyed(self, tr: TaskRun, key: str | None, path: str | None, message: str) -> None:
+        """The call made the key (the engine holds its lock)."""
+        self._keys[tr.id] = key
+        tr.cache_key = key
+        if message:
+            self._loading[tr.id] = message
+        if key is not None:
+            self._emit_key(tr, key, path)
+
     def finished(self, tr: TaskRun) -> tuple[State, str]:
         """The final state of a successful call: Cached if it only loaded a stored result."""
         message = self._loading.pop(tr.id, None)
@@ -172,9 +207,15 @@ class ResultPlanner:
 
         key: str | None
         try:
+            if tr.task.cache:
+                plan = self._plan(tr)
+                if plan.slots or plan.hook is not None:
+                    return None  # known when its call reports it
+                self._keys[tr.id] = tr.cache_key = key = digest(plan.base)
+                return key
             token = (self._source_hash(tr), self._inputs(tr))
             data = cloudpickle.dumps(token)
-        except _NoKey as exc:
+        except (_NoKey, NoKey) as exc:
             key, self._why_no_key[tr.id] = None, str(exc)
         except Exception as exc:
             key = None
@@ -187,6 +228,21 @@ class ResultPlanner:
         self._keys[tr.id] = key
         tr.cache_key = key
         return key
+
+    def _plan(self, tr: TaskRun) -> Any:
+        plan = plan_for(tr, self._source_hash(tr), self._stand_in)
+        if plan.hook is not None:
+            plan.context = CacheContext(tr.task.name, self._source_hash(tr),
+                                        self.engine.flow.name, self.engine.id, tr.map_index)
+        return plan
+
+    def _stand_in(self, upstream: TaskRun) -> str | None:
+        """An upstream's key, where it may stand in for its value: the upstream is cached
+        (the user declared its result a function of its key) and never expires."""
+        task = upstream.task
+        if not task.cache or task.cache_expiration is not None:
+            return None
+        return self.key_of(upstream)
 
     def _source_hash(self, tr: TaskRun) -> str:
         fn = tr.task.fn
@@ -201,16 +257,22 @@ class ResultPlanner:
         node = tr.parent
         if node is None or tr.map_index is None:
             return replace_futures((tr.args, tr.kwargs), self._future_token)
-        index = tr.map_index
-        positional = [self._source_token(source, index) for source in node.sources]
-        keywords = {k: self._source_token(s, index) for k, s in sorted(node.keywords.items())}
+        positional = [self._source_token(source, tr) for source in node.sources]
+        keywords = {k: self._source_token(s, tr) for k, s in sorted(node.keywords.items())}
         return (positional, keywords)
 
-    def _source_token(self, source: Any, index: int) -> Any:
+    def _source_token(self, source: Any, tr: TaskRun) -> Any:
         # A map child's input, named by where it comes from: never the upstream's data.
+        index: int = tr.map_index  # type: ignore[assignment]
         if source.kind == "future":
             return ("labloom-item", self._upstream_key(source.value), index)
+        if source.kind == "flat":
+            upstream, position = origin_of(tr.parent, index)  # type: ignore[arg-type]
+            return ("labloom-item", self._upstream_key(upstream), position)
         if source.kind == "mapped":
+            if source.allowed:
+                raise _NoKey("an input is wrapped in allow_failure(...), whose value may be an "
+                             "error")
             return ("labloom-future", self._upstream_key(source.value.children[index]))
         value = source.value if source.kind == "unmapped" else source.value[index]
         return replace_futures(value, self._future_token)
@@ -253,10 +315,13 @@ class ResultPlanner:
             return None, ""
         return path, "cached result"
 
-    def _path(self, key: str) -> str:
+    def _results_folder(self) -> str:
         if self._folder is None:
             self._folder = hooks.results_folder()
-        return result_path(key, self._folder)
+        return self._folder
+
+    def _path(self, key: str) -> str:
+        return result_path(key, self._results_folder())
 
     def _emit_key(self, tr: TaskRun, key: str, path: str | None) -> None:
         self.engine.emit(ev.TaskRunKeyed(self.engine.id, tr.id, key, path, time.time()))

@@ -23,6 +23,7 @@ from . import events as ev
 from .states import State
 
 if TYPE_CHECKING:
+    from .results import ResultPlanner
     from .task_graph import TaskGraph
 
 # Log lines kept in memory per task run; the store keeps its own (capped) copy.
@@ -94,6 +95,7 @@ class SinkOwner(Protocol):
     lock: threading.RLock
     graph: TaskGraph
     logs: RunLogs
+    results: ResultPlanner
 
     def emit(self, event: ev.Event) -> None: ...
 
@@ -114,6 +116,15 @@ class ExecutorSink:
             if tr.started is None:
                 tr.started = when
             engine.graph.set_state(tr, State.RUNNING, "", when)
+
+    def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
+                   path: str | None, message: str) -> None:
+        engine = self._engine
+        with engine.lock:
+            tr = engine.graph.by_id.get(task_run_id)
+            if tr is None or tr.done or attempt != tr.attempts:
+                return
+            engine.results.keyed(tr, key, path, message)
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         self.log(ev.LogRecord(run_id, task_run_id, level, when, text))

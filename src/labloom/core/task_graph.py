@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import events as ev
-from .futures import MappedFuture, TaskFuture, allow_failure, find_futures
-from .graph import MapNode, StateEntry, TaskRun, add_dependent
+from .flatten import growth_for
+from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures
+from .graph import MapNode, StateEntry, TaskRun, add_dependent, waiting_for_width
 from .mapping import MapSources, expand_map
+from .rerun import reset_bad
 from .states import State
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ class TaskGraph:
         self.nodes: list[ev.NodeCreated] = []
         self.open = 0  # task runs not final, maps not expanded
         self.cancelled: str | None = None  # why, once the run is cancelled
+        self.retired: set[int] = set()  # placeholders a retry replaced: history, not failures
         self._node_ids = itertools.count()
 
     # --- building (from the flow body) ------------------------------------------------------
@@ -76,9 +79,15 @@ class TaskGraph:
         node.wait_for = [dep for dep, _ in waits]
         self.maps.append(node)
         self.open += 1
+        node.growth = growth_for(sources)
+        if node.growth is not None:
+            upstream = node.growth.upstream
+            upstream.grow_dependents = [*(upstream.grow_dependents or ()), node]
+            self.settle(self.grow(node))
+            return node
         for pending in sources.unresolved():
             node.waiting_to_expand += 1
-            _expand_dependents(pending).append(node)
+            waiting_for_width(pending).append(node)
         if node.waiting_to_expand == 0:
             self.settle(self.expand(node))
         return node
@@ -97,6 +106,11 @@ class TaskGraph:
                 found.append(item)
         deps: dict[int, Dependency] = {}
         for item in found:
+            if isinstance(item, Flattened):
+                raise TypeError(
+                    f"{item!r} is a .map() argument; a plain task receives a map's result as "
+                    "a list of lists: pass the map's result and flatten inside the task"
+                )
             allowed = isinstance(item, allow_failure)
             future = item.future if allowed else item
             self.check_owned(future)
@@ -186,19 +200,49 @@ class TaskGraph:
             return self.fail_map(node, *result)
         node.expanded = True
         self.open -= 1
-        finished: Finished = []
-        for index, (args, kwargs) in enumerate(result):
-            child = self._new_task_run(node.task, node.id, index, args, kwargs)
-            child.parent = node
-            node.children.append(child)
-        for child in node.children:
-            deps = self.dependencies((child.args, child.kwargs), None)
-            seen = {id(dep) for dep, _ in deps}
-            deps += [(dep, False) for dep in node.wait_for if id(dep) not in seen]
-            finished += self._link(child, deps)
+        finished = self.add_children(node, [(args, kwargs, ()) for args, kwargs in result])
         finished += self._expand_downstream(node)
         if not node.children:
             finished.append(node)
+        return finished
+
+    def add_children(
+        self, node: MapNode, specs: list[tuple[tuple[Any, ...], dict[str, Any], tuple[Any, ...]]]
+    ) -> Finished:
+        """New children of ``node`` (args, kwargs, upstreams besides those the args name)."""
+        first = len(node.children)
+        for index, (args, kwargs, _) in enumerate(specs, start=first):
+            child = self._new_task_run(node.task, node.id, index, args, kwargs)
+            child.parent = node
+            node.children.append(child)
+        finished: Finished = []
+        for child, (_, _, links) in zip(node.children[first:], specs, strict=True):
+            deps = self.dependencies((child.args, child.kwargs), None)
+            seen = {id(dep) for dep, _ in deps}
+            deps += [(dep, False) for dep in (*links, *node.wait_for) if id(dep) not in seen]
+            finished += self._link(child, deps)
+        return finished + self._grow_dependents(node)
+
+    def grow(self, node: MapNode) -> Finished:
+        """A growing map's source has more (flatten.py): add the children it may add now."""
+        if node.expanded:
+            return []  # complete, or ended
+        step = node.growth.step(node, self.owner.split, self._future_of)
+        finished = self.add_children(node, step.children)
+        if step.end is not None:
+            return finished + self.fail_map(node, *step.end)
+        if step.complete:
+            node.expanded = True
+            self.open -= 1
+            finished += self._expand_downstream(node) + self._grow_dependents(node)
+            if node.done:  # no child left to end and say so
+                finished.append(node)
+        return finished
+
+    def _grow_dependents(self, node: MapNode) -> Finished:
+        finished: Finished = []
+        for downstream in node.grow_dependents or ():
+            finished += self.grow(downstream)
         return finished
 
     def fail_map(self, node: MapNode, state: State, message: str) -> Finished:
@@ -207,13 +251,13 @@ class TaskGraph:
         placeholder.parent = node
         placeholder.history.append(StateEntry(State.PENDING, time.time()))
         node.placeholder = placeholder
-        node.children = [placeholder]
+        node.children.append(placeholder)  # after those a growing map made so far
         node.expanded = True
         self.owner.emit(ev.TaskRunCreated(
             self.run_id, placeholder.id, node.id, node.task.name, None, (), time.time()
         ))
         self.set_final(placeholder, state, message)
-        return [placeholder, *self._expand_downstream(node)]
+        return [placeholder, *self._expand_downstream(node), *self._grow_dependents(node)]
 
     def _expand_downstream(self, node: MapNode) -> Finished:
         finished: Finished = []
@@ -245,6 +289,7 @@ class TaskGraph:
                     item.parent.children_done += 1
                     if item.parent.done:
                         stack.append(item.parent)
+                    stack += self._grow_dependents(item.parent)  # its list has arrived
 
     # --- states -------------------------------------------------------------------------------
 
@@ -301,59 +346,13 @@ class TaskGraph:
         )
 
     def failed(self) -> list[TaskRun]:
-        return [tr for tr in self.task_runs if tr.bad and not self.tolerated(tr)]
+        return [tr for tr in self.task_runs
+                if tr.bad and id(tr) not in self.retired and not self.tolerated(tr)]
 
     def reset_bad(self) -> None:
         """For a retry: bad task runs and everything downstream go back to Pending, then what
-        can start starts."""
-        to_reset: dict[int, TaskRun] = {}
-        stack = [tr for tr in self.task_runs if tr.bad]
-        while stack:
-            tr = stack.pop()
-            if id(tr) in to_reset:
-                continue
-            to_reset[id(tr)] = tr
-            stack += tr.dependents
-            if tr.parent is not None and tr.parent.done:
-                stack += tr.parent.dependents
-        maps_to_expand = []
-        for node in self.maps:
-            if node.placeholder is not None:
-                to_reset.pop(id(node.placeholder), None)
-                node.placeholder.parent = None
-                node.placeholder = None
-                node.children = []
-                node.children_done = 0
-                node.expanded = False
-                node.waiting_to_expand = 0
-                self.open += 1
-                maps_to_expand.append(node)
-        for tr in to_reset.values():
-            if tr.parent is not None:
-                tr.parent.children_done -= 1
-            tr.state, tr.attempts, tr.error, tr.handle = State.PENDING, 0, None, None
-            tr.message, tr.ended, tr.started = "", None, None
-            self.open += 1
-            tr.history.append(StateEntry(State.PENDING, time.time(), "retrying the run"))
-            self.owner.emit(ev.StateChanged(
-                self.run_id, tr.id, State.PENDING, time.time(), "retrying the run"
-            ))
-        for tr in to_reset.values():
-            tr.waiting = sum(1 for up in tr.upstream if not up.done)
-        finished: Finished = []
-        for node in maps_to_expand:
-            for pending in MapSources(node.sources, node.keywords).unresolved():
-                node.waiting_to_expand += 1
-                waiting = _expand_dependents(pending)
-                if node not in waiting:
-                    waiting.append(node)
-        for node in maps_to_expand:
-            if node.waiting_to_expand == 0 and not node.expanded:
-                finished += self.expand(node)
-        for tr in to_reset.values():
-            if tr.waiting == 0:
-                finished += self.resolve(tr)
-        self.settle(finished)
+        can start starts (``rerun.py``)."""
+        reset_bad(self)
 
     # --- a late observer's view -------------------------------------------------------------
 
@@ -374,9 +373,3 @@ class TaskGraph:
                     tr.traceback,
                 ))
         return events + states
-
-
-def _expand_dependents(item: TaskRun | MapNode) -> list[MapNode]:
-    if item.expand_dependents is None:
-        item.expand_dependents = []
-    return item.expand_dependents

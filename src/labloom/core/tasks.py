@@ -25,6 +25,7 @@ _OPTIONS = (
     "resources",
     "cache",
     "cache_expiration",
+    "cache_key",
     "log_prints",
     "batch_size",
 )
@@ -98,9 +99,20 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
             f"{{'GPU': 1, 'memory': 8e9}}; got {resources!r}"
         )
 
-    cache = opts.get("cache", False)
+    cache_key = opts.get("cache_key")
+    if cache_key is not None and not callable(cache_key):
+        raise TypeError(
+            f"{where}: cache_key must be a function (context, inputs) -> str or None, "
+            f"got {cache_key!r}"
+        )
+    cache = opts.get("cache", cache_key is not None)
     if not isinstance(cache, bool):
         raise TypeError(f"{where}: cache must be True or False, got {cache!r}")
+    if cache_key is not None and not cache:
+        raise ValueError(
+            f"{where}: cache_key= chooses a cache key, but cache=False; drop cache=False "
+            "(cache_key= turns caching on), or drop cache_key"
+        )
     expiration = opts.get("cache_expiration")
     if isinstance(expiration, timedelta):
         expiration = expiration.total_seconds()
@@ -128,6 +140,7 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
         "tags": frozenset(tags),
         "resources": {k: float(v) for k, v in resources.items()},
         "cache": cache,
+        "cache_key": cache_key,
         "cache_expiration": None if expiration is None else float(expiration),
         "log_prints": log_prints,
         "batch_size": batch_size,
@@ -199,6 +212,13 @@ class Task(Generic[P, R]):
         return bool(self._options["cache"])
 
     @property
+    def cache_key(self) -> Callable[..., str | None] | None:
+        """The user's key policy: ``(CacheContext, inputs by parameter name) -> str | None``,
+        called where the inputs are."""
+        hook: Callable[..., str | None] | None = self._options["cache_key"]
+        return hook
+
+    @property
     def cache_expiration(self) -> float | None:
         expiration: float | None = self._options["cache_expiration"]
         return expiration
@@ -254,7 +274,9 @@ class Task(Generic[P, R]):
 
         Wrap a value in ``unmapped(...)`` to give it whole to every run. An iterable may be a
         future or another map's result: the width is then known when it resolves, and child i
-        waits only for child i of the map it came from.
+        waits only for child i of the map it came from. ``flatten(other.map(...))`` maps over
+        the items of that map's lists as they arrive; ``allow_failure(other.map(...))`` gives
+        each child its upstream child's value or exception.
         """
         engine = _require_engine(self, "map")
         wait_for = kwargs.pop("wait_for", None)
@@ -297,6 +319,7 @@ def task(
     resources: Mapping[str, float] | None = None,
     cache: bool = False,
     cache_expiration: float | timedelta | None = None,
+    cache_key: Callable[[Any, dict[str, Any]], str | None] | None = None,
     log_prints: bool = True,
     batch_size: int | str | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import FlowFailed, LabloomError, RunCancelledError, UpstreamFailedError
-from .futures import MappedFuture, allow_failure, replace_futures
+from .futures import Flattened, MappedFuture, allow_failure, replace_futures
 from .states import State
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _runs_of(item: Any) -> list[TaskRun]:
-    future = item.future if isinstance(item, allow_failure) else item
+    future = item.future if isinstance(item, (allow_failure, Flattened)) else item
     if isinstance(future, MappedFuture):
         return future.node.children
     return [future.task_run]
@@ -82,6 +82,8 @@ def flow_value(engine: RunEngine, returned: Any) -> Any:
             else:
                 needed.append(tr)
                 values.append(None)
+        if isinstance(item, Flattened):  # the flow returned flatten(a map's result)
+            return [x for value in values if value is not None for x in value]
         return values if isinstance(future, MappedFuture) else values[0]
 
     value = replace_futures(returned, value_of)

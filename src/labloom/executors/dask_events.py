@@ -71,6 +71,10 @@ class WorkerSink:
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         self._add(run_id, ["l", task_run_id, level, when, text])
 
+    def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
+                   path: str | None, message: str) -> None:
+        self._add(run_id, ["k", task_run_id, attempt, key, path, message])
+
     def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float) -> None:
         ended = ["e", task_run_id, attempt, started, time.time()]
         if getattr(self._held, "on", False):
@@ -241,6 +245,8 @@ class Dispatcher:
                 sink.task_started(run_id, msg[1], msg[2], msg[3])
             elif kind == "l":
                 sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
+            elif kind == "k":
+                sink.task_keyed(run_id, *msg[1:6])
 
     def _loop(self) -> None:
         while True:

@@ -1,0 +1,79 @@
+"""Retrying a finished run in its own process (``FlowRun.retry``): bad task runs and everything
+downstream of them go back to Pending, maps that could not expand (or, growing, ended early)
+expand again, then what can start starts. The engine holds its lock."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from . import events as ev
+from .graph import MapNode, StateEntry, TaskRun, waiting_for_width
+from .mapping import MapSources
+from .states import State
+
+if TYPE_CHECKING:
+    from .task_graph import TaskGraph
+
+
+def reset_bad(graph: TaskGraph) -> None:
+    to_reset: dict[int, TaskRun] = {}
+    stack = [tr for tr in graph.task_runs if tr.bad]
+    while stack:
+        tr = stack.pop()
+        if id(tr) in to_reset:
+            continue
+        to_reset[id(tr)] = tr
+        stack += tr.dependents
+        if tr.parent is not None and tr.parent.done:
+            stack += tr.parent.dependents
+    maps_to_expand: list[MapNode] = []
+    grown: list[MapNode] = []
+    for node in graph.maps:
+        placeholder = node.placeholder
+        if placeholder is None:
+            continue
+        to_reset.pop(id(placeholder), None)
+        graph.retired.add(id(placeholder))  # else the run would still count it as failed
+        placeholder.parent = None
+        node.placeholder = None
+        node.expanded = False
+        graph.open += 1
+        if node.growth is not None:
+            # A growing map keeps the children it made and grows on from where it ended.
+            node.children.remove(placeholder)
+            node.children_done -= 1
+            grown.append(node)
+            continue
+        node.children = []
+        node.children_done = 0
+        node.waiting_to_expand = 0
+        maps_to_expand.append(node)
+    for tr in to_reset.values():
+        if tr.parent is not None:
+            tr.parent.children_done -= 1
+        tr.state, tr.attempts, tr.error, tr.handle = State.PENDING, 0, None, None
+        tr.message, tr.ended, tr.started = "", None, None
+        graph.open += 1
+        tr.history.append(StateEntry(State.PENDING, time.time(), "retrying the run"))
+        graph.owner.emit(ev.StateChanged(
+            graph.run_id, tr.id, State.PENDING, time.time(), "retrying the run"
+        ))
+    for tr in to_reset.values():
+        tr.waiting = sum(1 for up in tr.upstream if not up.done)
+    finished: list[TaskRun | MapNode] = []
+    for node in maps_to_expand:
+        for pending in MapSources(node.sources, node.keywords).unresolved():
+            node.waiting_to_expand += 1
+            waiting = waiting_for_width(pending)
+            if node not in waiting:
+                waiting.append(node)
+    for node in maps_to_expand:
+        if node.waiting_to_expand == 0 and not node.expanded:
+            finished += graph.expand(node)
+    for node in grown:
+        finished += graph.grow(node)
+    for tr in to_reset.values():
+        if tr.waiting == 0:
+            finished += graph.resolve(tr)
+    graph.settle(finished)
