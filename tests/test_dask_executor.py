@@ -430,26 +430,27 @@ def test_the_submitting_thread_ends_when_its_executor_shuts_down(executor) -> No
     assert not submitting.is_alive()
 
 
-def test_an_error_while_sending_fails_the_task_runs_instead_of_hanging(
-    executor, monkeypatch
-) -> None:
+def test_an_error_while_sending_fails_the_task_runs_instead_of_hanging(executor) -> None:
     from labloom.executors import dask_submit
 
     def broken(client, watched):
         raise RuntimeError("the client's event loop is gone")
 
-    monkeypatch.setattr(dask_submit, "watch", broken)
+    # Its own patcher: monkeypatch.undo() would also undo the fixture's LABLOOM_HOME and
+    # send the next run to the user's real store.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dask_submit, "watch", broken)
 
-    @flow
-    def f() -> list[int]:
-        return square.map(range(3))  # type: ignore[return-value]
+        @flow
+        def f() -> list[int]:
+            return square.map(range(3))  # type: ignore[return-value]
 
-    run = f.run(executor=executor, background=True)
-    assert run.wait(timeout=30) is State.FAILED
-    children = [tr for tr in run.tasks if tr.task.name == "square"]
-    assert children and all(tr.state is State.FAILED for tr in children)
-    assert "event loop is gone" in children[0].message
-    monkeypatch.undo()  # the submitting thread survived: the next run goes through it
+        run = f.run(executor=executor, background=True)
+        assert run.wait(timeout=30) is State.FAILED
+        children = [tr for tr in run.tasks if tr.task.name == "square"]
+        assert children and all(tr.state is State.FAILED for tr in children)
+        assert "event loop is gone" in children[0].message
+    # the submitting thread survived: the next run goes through it
     assert f.run(executor=executor).result() == [0, 1, 4]
 
 
