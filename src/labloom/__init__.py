@@ -17,6 +17,7 @@ from typing import Any
 
 from . import defaults, limits
 from .core.errors import (
+    ClusterConfigError,
     DatabaseURLError,
     ExportError,
     FlowFailed,
@@ -50,6 +51,7 @@ __version__ = "0.1.0"
 defaults.install()
 
 __all__ = [
+    "ClusterConfigError",
     "DaskExecutor",
     "DatabaseURLError",
     "Executor",
