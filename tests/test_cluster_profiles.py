@@ -97,6 +97,26 @@ def test_an_unknown_profile_or_a_second_executor_choice_is_refused_before_runnin
     assert labloom(tmp_path, "runs", "--json").stdout.strip() == "[]"  # nothing ran
 
 
+def test_a_cluster_that_cannot_start_is_one_line_and_status_2(
+    tmp_path: Path, config_dirs: dict[str, str]
+) -> None:
+    write(tmp_path / "flows.py", FLOWS)
+    write(tmp_path / "unreachable.py", """
+        from distributed import SpecCluster
+
+        class Unreachable(SpecCluster):  # as a Kubernetes API that refuses the connection
+            def __init__(self, **options):
+                raise OSError("connection refused by https://k8s.lab.internal")
+    """)
+    profiles = json.dumps({"down": {"cluster_class": "unreachable.Unreachable"}})
+    done = labloom(tmp_path, "run", "flows.py:sweep", "--cluster", "down",
+                   LABLOOM_CLUSTERS=profiles, **config_dirs)
+    assert done.returncode == 2, done.stderr
+    assert ("unreachable.Unreachable(**cluster_kwargs) could not start a cluster: OSError: "
+            "connection refused by https://k8s.lab.internal; check cluster_kwargs") in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_schedule_stores_the_profile_name_and_its_runs_ask_for_it(
     tmp_path: Path, config_dirs: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -213,6 +213,11 @@ class RunCluster:
         except TypeError as exc:  # an option the class's workers or scheduler refuse
             raise _fail(f"{self.path}(**cluster_kwargs) refused its options: {exc}; fix "
                         "cluster_kwargs") from exc
+        except Exception as exc:  # the backend said no: credentials, quota, an address
+            raise _fail(f"{self.path}(**cluster_kwargs) could not start a cluster: "
+                        f"{type(exc).__name__}: {exc}; check cluster_kwargs and that its "
+                        "backend (Kubernetes, the gateway, the batch queue) is reachable"
+                        ) from exc
         try:
             if self.adapt is not None:
                 cluster.adapt(**self.adapt)
