@@ -17,7 +17,7 @@ EMBEDDED = r'''
 import json, os, sys
 from IPython.core.interactiveshell import InteractiveShell
 from labloom import DaskExecutor, flow, task
-from labloom.executors import dask as dask_executor
+from labloom.executors import dask_shared as dask_executor
 
 
 @task
@@ -93,7 +93,7 @@ def cluster():
     )
     yield cluster
     # %%flow --address left a client connected for later cells; it must not outlive the cluster
-    from labloom.executors.dask import _connected
+    from labloom.executors.dask_shared import _connected
 
     client = _connected.pop(cluster.scheduler_address, None)
     if client is not None:

@@ -18,6 +18,7 @@ TREE = {
     "TaskTimeoutError": (TimeoutError,),
     "WorkerDiedError": (RuntimeError,),
     "ResourceUnavailableError": (RuntimeError,),
+    "ClusterConfigError": (ValueError,),
     "TargetError": (),
     "ExportError": (),
     "ScheduleError": (ValueError,),

@@ -18,6 +18,7 @@ from typing import Any
 from . import defaults, limits
 from .core.cache_keys import CacheContext
 from .core.errors import (
+    ClusterConfigError,
     DatabaseURLError,
     ExportError,
     FlowFailed,
@@ -53,6 +54,7 @@ defaults.install()
 
 __all__ = [
     "CacheContext",
+    "ClusterConfigError",
     "DaskExecutor",
     "DatabaseURLError",
     "Executor",

@@ -95,6 +95,8 @@ def _show(args: argparse.Namespace) -> int:
         echo(f"  parameters: {json.dumps(run.parameters)}")
     if run.retry_of:
         echo(f"  retry of run {run.retry_of}")
+    if run.metadata.get("cluster_class"):
+        echo(f"  {_cluster(run.metadata)}")
     echo()
     rows = [
         [t.name, t.state, str(t.attempts), _seconds(t.duration), _short(t.message)]
@@ -183,6 +185,18 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
     for row in [header, *rows]:
         cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
         echo("  ".join(cells).rstrip())
+
+
+def _cluster(metadata: dict[str, Any]) -> str:
+    """A cluster per run, as the run's record keeps it."""
+    adapt = metadata.get("adapt") or {}
+    unit = "jobs" if {"minimum_jobs", "maximum_jobs"} & set(adapt) else "workers"
+    suffix = "_jobs" if unit == "jobs" else ""
+    low, high = (float(adapt.get(k + suffix, default)) for k, default in
+                 (("minimum", 0), ("maximum", float("inf"))))
+    bounds = f", adaptive {low:g} to {high:g} {unit}" if adapt else ""
+    return (f"cluster: {metadata['cluster_class']} for this run{bounds}, "
+            f"{metadata.get('peak_workers', '?')} worker(s) at peak")
 
 
 def _when(stamp: float | None) -> str:

@@ -54,10 +54,34 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--executor", metavar="E", help="local, threads, dask, or a scheduler address"
     )
     parser.add_argument("--address", metavar="A", help="a Dask scheduler address (tcp://...)")
+    parser.add_argument(
+        "--cluster", metavar="PROFILE",
+        help="a named cluster profile (c.Labloom.clusters or LABLOOM_CLUSTERS): a Dask cluster "
+        "started for the run, scaled between its bounds and closed after it",
+    )
+
+
+def executor_choice(args: argparse.Namespace) -> str | None:
+    """What ``--executor``, ``--address`` and ``--cluster`` choose, checked now: a cluster
+    profile as the choice ``cluster:NAME``."""
+    from ..executors import PREFIX
+    from . import CLIError
+
+    if args.cluster is not None:
+        if args.executor or args.address:
+            given = "--executor" if args.executor else "--address"
+            raise CLIError(f"--cluster starts a cluster for the run, {given} names another "
+                           f"executor; drop one of them")
+        choice = f"{PREFIX}{args.cluster}"
+        check_executor(choice)
+        return choice
+    check_executor(args.executor, args.address)
+    return str(args.executor) if args.executor else None
 
 
 def check_executor(choice: str | None, address: str | None = None) -> None:
-    from ..executors import EXECUTOR_NAMES
+    from ..core.errors import ClusterConfigError
+    from ..executors import EXECUTOR_NAMES, PREFIX
     from . import CLIError
 
     if address and choice not in (None, "dask", address):
@@ -69,9 +93,17 @@ def check_executor(choice: str | None, address: str | None = None) -> None:
         return
     if choice.startswith(("tcp://", "tls://", "inproc://")):
         return
+    if choice.startswith(PREFIX):
+        from ..executors.cluster_profiles import profile_executor
+
+        try:  # the profile, its class and options: checked now, not when the run starts
+            profile_executor(choice.removeprefix(PREFIX))
+        except ClusterConfigError as exc:
+            raise CLIError(str(exc)) from None
+        return
     raise CLIError(
-        f"unknown executor {choice!r}; use one of {', '.join(EXECUTOR_NAMES)} "
-        "or a scheduler address such as tcp://10.0.0.5:8786"
+        f"unknown executor {choice!r}; use one of {', '.join(EXECUTOR_NAMES)}, "
+        "a scheduler address such as tcp://10.0.0.5:8786 or a cluster profile (--cluster)"
     )
 
 
@@ -102,14 +134,14 @@ def run_command(args: argparse.Namespace) -> int:
             check_url(args.notify)
         except ValueError as exc:
             raise CLIError(str(exc)) from None
-    check_executor(args.executor, args.address)
+    choice = executor_choice(args)
     _target, flow, params = prepare(args.target, args.param)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     run = None
     interrupted = False
     try:
         run = flow.run(
-            executor=args.executor, address=args.address, origin=args.origin,
+            executor=choice, address=args.address, origin=args.origin,
             background=True, **params,
         )
         if args.origin == "schedule":
@@ -125,7 +157,8 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as exc:  # an executor that cannot be made
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a Dask scheduler that cannot be reached
-        where = args.address or args.executor or "the executor"
+        where = args.address or args.executor or (
+            f"cluster profile {args.cluster!r}" if args.cluster else "the executor")
         raise CLIError(f"cannot reach {where}: {exc}; check the address and that the "
                        "scheduler is running") from None
     finally:

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from .running import add_run_options, check_executor, prepare
+from .running import add_run_options, executor_choice, prepare
 
 
 def register(subparsers: Any) -> None:
@@ -88,7 +88,7 @@ def add_command(args: argparse.Namespace) -> int:
             check_url(args.notify)
     except ValueError as exc:
         raise cli_error(str(exc)) from None
-    check_executor(args.executor, args.address)
+    executor_choice(args)
     target, flow, params = prepare(args.target, args.param)
     secret = [key for key in _given_names(args.param) if is_secret_value(params[key])]
     if secret:
@@ -107,7 +107,7 @@ def add_command(args: argparse.Namespace) -> int:
         name=args.name or flow.name, target=str(target), workdir=os.getcwd(), cron=cron,
         every=every, timezone=tz, params=given, notify=args.notify, executor=args.executor,
         address=args.address, catchup=args.catchup, overlap=args.allow_overlap, paused=False,
-        anchor=now, not_before=now, created=now,
+        anchor=now, not_before=now, created=now, cluster=args.cluster,
     )
     try:
         with sched.store() as conn:

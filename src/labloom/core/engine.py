@@ -262,10 +262,13 @@ class RunEngine:
         self._finalize()
 
     def _finalize(self) -> None:
+        learned = self.executor.metadata()  # outside the lock: it may ask the cluster
         with self.lock:
             if self.finished.is_set() or self._finalizing:
                 return
             self._finalizing = True
+            changed = {k: v for k, v in learned.items() if self.metadata.get(k) != v}
+            self.metadata.update(changed)
             self.launcher.stop_timers()
             failed = self.graph.failed()
             if self.graph.cancelled is not None:
@@ -284,7 +287,8 @@ class RunEngine:
                 state = State.COMPLETED
             self.ended = time.time()
             self.state = state
-            self._run_finished = ev.RunFinished(self.id, state, self.ended, self.message)
+            self._run_finished = ev.RunFinished(self.id, state, self.ended, self.message,
+                                                dict(self.metadata) if changed else {})
             self.emit(self._run_finished)
         self.launcher.work()  # slots given back by the last task runs
         self.bus.close()

@@ -7,6 +7,7 @@
     ├── TaskTimeoutError           (also a TimeoutError) a task run exceeded its timeout
     ├── WorkerDiedError            (also a RuntimeError) Dask gave up: the workers running it died
     ├── ResourceUnavailableError   (also a RuntimeError) no Dask worker offers the resources
+    ├── ClusterConfigError         (also a ValueError) a cluster class, its options or a profile
     ├── TargetError                a file, notebook or recorded run cannot be loaded or run
     ├── ExportError                a notebook cannot be exported to a module
     ├── ScheduleError              (also a ValueError) a schedule cannot be stored as given
@@ -60,6 +61,12 @@ class ResourceUnavailableError(LabloomError, RuntimeError):
     """No worker of a (non-adaptive) cluster offers what a task asks in ``resources``."""
 
 
+class ClusterConfigError(LabloomError, ValueError):
+    """A cluster per run cannot be made as configured: ``DaskExecutor(cluster_class=...,
+    cluster_kwargs=..., adapt_kwargs=...)`` or a named cluster profile (``--cluster NAME``)
+    names a class that cannot be imported or is not a cluster, or options it refuses."""
+
+
 class TargetError(LabloomError):
     """A target (``file.py:flow``, ``notebook.ipynb``), its parameters, or the code of a
     recorded run cannot be loaded or used."""
@@ -111,6 +118,7 @@ class GraphvizNotFound(LabloomError, RuntimeError):
 
 
 __all__ = [
+    "ClusterConfigError",
     "DatabaseURLError",
     "ExportError",
     "FlowFailed",

@@ -115,6 +115,9 @@ class RunFinished:
     state: State
     time: float
     message: str = ""
+    # The run's metadata when the executor learned more while it ran (the most workers a
+    # cluster per run had); empty when nothing changed since RunCreated.
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 Event = (

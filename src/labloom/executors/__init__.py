@@ -8,10 +8,12 @@ from ..core.executor import Executor, Outcome
 from .local import LocalExecutor, ThreadExecutor
 
 EXECUTOR_NAMES = ("local", "threads", "dask")
+PREFIX = "cluster:"  # "cluster:k8s": a DaskExecutor for the cluster profile k8s
 
 
 def resolve_executor(choice: Any, address: str | None = None) -> Executor:
-    """An executor from a name ("local", "threads", "dask"), an Executor, or None (threads).
+    """An executor from a name ("local", "threads", "dask", "cluster:PROFILE" for a named
+    cluster profile, see ``cluster_profiles.py``), an Executor, or None (threads).
 
     ``address`` (a Dask scheduler's) goes with "dask" or None; with any other choice it is an
     error rather than silently ignored.
@@ -35,6 +37,11 @@ def resolve_executor(choice: Any, address: str | None = None) -> Executor:
 
         dask: Executor = DaskExecutor(address=address)
         return dask
+    if isinstance(choice, str) and choice.startswith(PREFIX):
+        from .cluster_profiles import profile_executor
+
+        per_run: Executor = profile_executor(choice.removeprefix(PREFIX).strip())
+        return per_run
     if isinstance(choice, str) and choice.startswith(("tcp://", "tls://", "inproc://")):
         from .dask import DaskExecutor
 
@@ -42,7 +49,8 @@ def resolve_executor(choice: Any, address: str | None = None) -> Executor:
         return remote
     raise ValueError(
         f"unknown executor {choice!r}; use one of {', '.join(EXECUTOR_NAMES)}, a scheduler "
-        "address such as tcp://10.0.0.5:8786, or an executor object such as ThreadExecutor(8)"
+        "address such as tcp://10.0.0.5:8786, a cluster profile such as cluster:k8s, or an "
+        "executor object such as ThreadExecutor(8)"
     )
 
 

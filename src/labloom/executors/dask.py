@@ -11,7 +11,6 @@ and items on the cluster. This is the only module (with its two helpers) that im
 
 from __future__ import annotations
 
-import atexit
 import functools
 import threading
 import traceback
@@ -22,21 +21,14 @@ from ..core.attempt import TaskCall, user_traceback
 from ..core.errors import ResourceUnavailableError, WorkerDiedError
 from ..core.executor import DoneCallback, Executor, Outcome
 from . import dask_events as events
+from .dask_clusters import Kept, check_options
 from .dask_internals import is_adaptive, task_spec
+from .dask_shared import durations_of, shared_client
 from .dask_submit import Handle, Submitter, item_future
 
-# One embedded LocalCluster (and client) per process and set of cluster options, reused by
-# every run: a notebook pays the start-up once.
-_embedded: dict[str, tuple[Any, Any]] = {}
-# Clients opened for a scheduler address, reused by later runs.
-_connected: dict[str, Any] = {}
-_shared_lock = threading.Lock()
 # batch_size="auto": a chunk should take about this long, and hold at most this many children.
 CHUNK_SECONDS = 0.05
 MAX_CHUNK = 1000
-# Per client (by id): durations measured for batch_size="auto" (data only: threads belong to
-# executors).
-_durations: dict[str, dict[str, tuple[int, float]]] = {}
 
 
 def active_scheduler_address() -> str | None:
@@ -62,11 +54,18 @@ class DaskExecutor(Executor):
     which dask-labextension sets when a cluster of its side panel is made the active one), else
     starts (once per process, lazily) an embedded ``distributed.LocalCluster(**cluster_kwargs)``;
     ``address`` connects to a running scheduler; ``cluster`` (any distributed cluster object) or
-    ``client`` is used as is. The run's metadata says which (``address``, ``cluster``).
+    ``client`` is used as is. ``cluster_class`` (a class or its import path) starts a cluster
+    for each run, ``cluster_class(**cluster_kwargs)``, scaling between ``adapt_kwargs``' bounds
+    (``cluster.adapt(**adapt_kwargs)``), and closes it when the run ends (see
+    ``dask_clusters.py``). The run's metadata says which (``address``, ``cluster``, and for a
+    cluster per run ``cluster_class`` and ``peak_workers``).
 
     >>> DaskExecutor()                              # embedded LocalCluster
     >>> DaskExecutor("tcp://10.0.0.5:8786")         # a running scheduler
     >>> DaskExecutor(n_workers=4, threads_per_worker=1)
+    >>> DaskExecutor(cluster_class="dask_jobqueue.SLURMCluster",
+    ...              cluster_kwargs={"cores": 8, "memory": "32GB"},
+    ...              adapt_kwargs={"minimum": 1, "maximum": 20})
     """
 
     name = "dask"
@@ -76,7 +75,10 @@ class DaskExecutor(Executor):
         address: str | None = None,
         cluster: Any = None,
         client: Any = None,
-        **cluster_kwargs: Any,
+        cluster_class: Any = None,
+        cluster_kwargs: dict[str, Any] | None = None,
+        adapt_kwargs: dict[str, Any] | None = None,
+        **local_cluster_kwargs: Any,
     ) -> None:
         given = [name for name, value in (("address", address), ("cluster", cluster),
                  ("client", client)) if value is not None]
@@ -84,15 +86,18 @@ class DaskExecutor(Executor):
             raise ValueError(
                 f"DaskExecutor takes one of address, cluster or client, got {' and '.join(given)}"
             )
-        if cluster_kwargs and given:
+        # Checked now, so that a mistake shows before any task runs.
+        self._per_run = check_options(cluster_class, cluster_kwargs, adapt_kwargs, given,
+                                      local_cluster_kwargs)
+        if local_cluster_kwargs and given:
             raise ValueError(
                 "DaskExecutor: cluster options such as "
-                f"{', '.join(sorted(cluster_kwargs))} only apply to the embedded LocalCluster; "
-                f"drop them or drop {given[0]}"
+                f"{', '.join(sorted(local_cluster_kwargs))} only apply to the embedded "
+                f"LocalCluster; drop them or drop {given[0]}"
             )
         # Where the cluster came from, for the run's record ("the run says which").
         self.source = "given" if given else "embedded LocalCluster"
-        if not given and not cluster_kwargs:
+        if not given and not local_cluster_kwargs and self._per_run is None:
             active = active_scheduler_address()
             if active:
                 # dask-labextension made a cluster the kernel's active one: use it rather than
@@ -101,7 +106,7 @@ class DaskExecutor(Executor):
                 self.source = "active Dask cluster (dask config scheduler-address)"
         self.address = address
         self.cluster = cluster
-        self.cluster_kwargs = cluster_kwargs
+        self.cluster_kwargs = local_cluster_kwargs  # the embedded LocalCluster's options
         self._shared_cluster = bool(given)  # a cluster other machines may use too
         self._client: Any = client
         self._dispatcher: events.Dispatcher | None = None
@@ -110,46 +115,38 @@ class DaskExecutor(Executor):
         self._offers: list[dict[str, float]] | None = None
         self._submitter = Submitter(self)
         self._cluster_limiter: Any = None
+        self._facts: tuple[Any, dict[str, Any]] | None = None
 
     # --- connection ------------------------------------------------------------------------
 
     @property
     def client(self) -> Any:
         """The ``distributed.Client`` (connecting or starting the cluster on first use)."""
-        self.start()
+        self._ready()
         return self._client
 
     def start(self) -> None:
+        """A run starts: connect (for a cluster per run, start it) and count the run."""
+        self._ready()
+        if self._per_run is not None:
+            with self._lock:
+                self._per_run.runs += 1
+
+    def _ready(self) -> None:
         with self._lock:
             if self._client is None:
                 self._client = self._connect()
             if self._dispatcher is None:
-                with _shared_lock:
-                    durations = _durations.setdefault(self._client.id, {})
-                self._dispatcher = events.Dispatcher(durations)
+                self._dispatcher = events.Dispatcher(durations_of(self._client))
 
     def _connect(self) -> Any:
         from distributed import Client
 
         if self.cluster is not None:
             return Client(self.cluster, set_as_default=False)  # type: ignore[no-untyped-call]
-        with _shared_lock:
-            if self.address is not None:
-                client = _connected.get(self.address)
-                if client is None or client.status in ("closed", "closing"):
-                    client = Client(self.address, set_as_default=False)  # type: ignore[no-untyped-call]
-                    _connected[self.address] = client
-                    _close_at_exit()
-                return client
-            key = repr(sorted(self.cluster_kwargs.items()))
-            if key not in _embedded:
-                from distributed import LocalCluster
-
-                cluster = LocalCluster(**self.cluster_kwargs)  # type: ignore[no-untyped-call]
-                client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
-                _embedded[key] = (cluster, client)
-                _close_at_exit()
-            return _embedded[key][1]
+        if self._per_run is not None:
+            return self._per_run.start()
+        return shared_client(self.address, self.cluster_kwargs)
 
     def run_ended(self, run_id: str) -> None:
         # The client and cluster outlive the run (later runs reuse them); its topic does not,
@@ -159,6 +156,21 @@ class DaskExecutor(Executor):
             self._topics.discard(name)
             if self._client is not None and self._client.status == "running":
                 self._client.unsubscribe_topic(name)
+        if self._per_run is not None:
+            self._per_run.keep_values(run_id)
+            with self._lock:
+                self._per_run.runs = max(0, self._per_run.runs - 1)
+                last = self._per_run.runs == 0
+            if last:
+                self._close_run_cluster()
+
+    def _close_run_cluster(self) -> None:
+        """The last run on the cluster per run ended: close it (a later run starts another)."""
+        assert self._per_run is not None
+        with self._lock:
+            self._client, self._offers = None, None
+            self._topics.clear()
+        self._per_run.close()
 
     def shutdown(self) -> None:
         """Stop this executor's threads (the submitter and the event delivery). The client and
@@ -168,13 +180,22 @@ class DaskExecutor(Executor):
         self._submitter.stop()
         if self._dispatcher is not None:
             self._dispatcher.stop()
+        if self._per_run is not None and self._client is not None:
+            self._close_run_cluster()
 
     def metadata(self) -> dict[str, Any]:
-        link = getattr(self._client, "dashboard_link", None) if self._client else None
-        facts: dict[str, Any] = {"dashboard": link} if link else {}
-        if self._client is not None:
-            facts["address"] = self._client.scheduler.address
-            facts["cluster"] = self.source
+        client = self._client
+        if client is None:
+            return {}
+        # Asked as a run starts and as it ends: the link may cost a round trip, so once.
+        if self._facts is None or self._facts[0] is not client:
+            link = getattr(client, "dashboard_link", None)
+            facts: dict[str, Any] = {"dashboard": link} if link else {}
+            facts.update(address=client.scheduler.address, cluster=self.source)
+            self._facts = (client, facts)
+        facts = dict(self._facts[1])
+        if self._per_run is not None and self._per_run.cluster is not None:
+            facts.update(self._per_run.metadata())
         return facts
 
     def describe(self) -> str:
@@ -190,7 +211,7 @@ class DaskExecutor(Executor):
 
         if not self._shared_cluster:
             return process_limiter()
-        self.start()
+        self._ready()
         with self._lock:
             if self._cluster_limiter is None:
                 from .dask_limits import DaskLimiter
@@ -212,6 +233,8 @@ class DaskExecutor(Executor):
         assert self._dispatcher is not None
         self._subscribe(call.run_id)
         handle = Handle()
+        if self._per_run is not None:
+            self._per_run.track(call.run_id, handle)
         if call.batch_size == "auto":
             call.batch_size = self._chunk_size(call.task_name.split("[", 1)[0])
         if isinstance(call.batch_size, int) and call.batch_size > 1 and not resources:
@@ -240,6 +263,8 @@ class DaskExecutor(Executor):
         return handle
 
     def value_ref(self, handle: Any) -> Any:
+        if isinstance(handle.future, Kept):  # its cluster closed: the value itself
+            return self.result(handle)
         return item_future(self.client, handle)
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
@@ -249,11 +274,16 @@ class DaskExecutor(Executor):
     def results(self, handles: list[Any]) -> list[Any]:
         # A chunk travels once, whatever the number of its children asked for.
         futures = list({id(h.future): h.future for h in handles}.values())
-        fetched = dict(zip((id(f) for f in futures), self.client.gather(futures), strict=True))
+        live = [f for f in futures if not isinstance(f, Kept)]
+        fetched = {id(f): f.value for f in futures if isinstance(f, Kept)}
+        if live:
+            fetched.update(zip((id(f) for f in live), self.client.gather(live), strict=True))
         return [fetched[id(h.future)] if h.index is None else fetched[id(h.future)][h.index]
                 for h in handles]
 
     def split(self, handle: Any) -> list[Any]:
+        if isinstance(handle.future, Kept):
+            return list(self.result(handle))
         client = self.client
         future = self.value_ref(handle)
         width = client.submit(events.item_count, future, key=f"len-{future.key}").result()
@@ -264,7 +294,8 @@ class DaskExecutor(Executor):
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
             handle.cancelled = True  # a child still waiting for its chunk stays out of it
-        futures = list({id(h.future): h.future for h in handles if h.future is not None}.values())
+        futures = list({id(h.future): h.future for h in handles
+                        if h.future is not None and not isinstance(h.future, Kept)}.values())
         self._submitter.drop({future.key for future in futures})
         if futures and self._client is not None:
             self._client.cancel(futures)
@@ -293,7 +324,8 @@ class DaskExecutor(Executor):
 
     def _unsatisfiable(self, resources: dict[str, float]) -> str:
         """Why no worker can ever run a task asking ``resources`` ('' when one can)."""
-        if self.cluster is not None and is_adaptive(self.cluster):
+        if (self.cluster is not None and is_adaptive(self.cluster)) or (
+                self._per_run is not None and self._per_run.adapt is not None):
             return ""  # an adaptive cluster may add workers that offer it
         offers: list[dict[str, float]] = self._offers or []
         for fresh in (False, True):
@@ -345,40 +377,3 @@ def report(
         return
     text = user_traceback(error, future.traceback())
     on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
-
-
-_exit_registered = False
-
-
-def _close_at_exit() -> None:
-    """Close shared clients and clusters at exit, before distributed's own exit handler.
-
-    atexit runs handlers last-registered first, and distributed registers its handler (which
-    closes every cluster, ours included) when it is imported. Registered after that, ours runs
-    first: the clients let go of their results before the cluster closes, so the scheduler has
-    nothing to call "lost". Called with ``_shared_lock`` held.
-    """
-    global _exit_registered
-    if not _exit_registered:
-        _exit_registered = True
-        atexit.register(_close_shared)
-
-
-def _close_shared() -> None:
-    import logging
-
-    # Closing the embedded cluster at exit drops results that finished runs still reference;
-    # the scheduler's warnings about "lost" tasks say nothing useful then.
-    logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
-    with _shared_lock:
-        _durations.clear()
-        for client in _connected.values():
-            # A client whose scheduler went away keeps trying to reconnect; closing it then
-            # only prints the cancelled attempt's traceback.
-            if client.status == "running":
-                client.close()
-        for cluster, client in _embedded.values():
-            client.close()
-            cluster.close()
-        _connected.clear()
-        _embedded.clear()

@@ -351,7 +351,7 @@ def _read_flow(pieces: NotebookPieces, number: int, source: str, options: FlowOp
         kept.pop()
     assigned = assigned_names(statements)
     free = free_names(statements) - set(options.params)
-    for value in (options.executor, options.address):
+    for value in (options.executor, options.address, options.cluster):
         expression = expansion_source(value or "")
         if expression is not None:  # `--executor {EXECUTOR}` reads a notebook name
             try:

@@ -225,6 +225,8 @@ def _add_flow(module: ModuleSource, f: FlowCell, assignments: list[Assignment]) 
     args = [f"name={json.dumps(options.name)}"]
     if options.address:
         args.append(f"executor=DaskExecutor(address={_option(options.address)})")
+    elif options.cluster:
+        args.append(f"executor={_option('cluster:' + options.cluster)}")
     elif options.executor:
         args.append(f"executor={_option(options.executor)}")
     origin = (f.cell, 1)

@@ -4,7 +4,8 @@ The one grammar of the two magics: the kernel's magics parse their line with the
 and the exporter reads notebook files with them, so both accept exactly the same lines::
 
     %%tasks [--retries N] [--retry-delay S] [--tags a,b] [--timeout S] [--cache]
-    %%flow NAME [-p PARAM ...] [--executor E] [--address ADDR] [--background] [--no-widget]
+    %%flow NAME [-p PARAM ...] [--executor E] [--address ADDR] [--cluster PROFILE]
+          [--background] [--no-widget]
 
 ``tasks_help()`` and ``flow_help()`` give the usage text the magics show (``%%flow?``).
 """
@@ -57,6 +58,7 @@ class FlowOptions:
     address: str | None = None
     background: bool = False
     widget: bool = True
+    cluster: str | None = None  # a named cluster profile: a cluster started for each run
 
 
 def _seconds(text: str) -> float | list[float]:
@@ -102,6 +104,9 @@ def _flow_parser() -> _Parser:
                         "defaults): -p a -p b,c d")
     parser.add_argument("--executor", help="local, threads or dask (default Labloom.executor).")
     parser.add_argument("--address", help="A Dask scheduler address, tcp://host:8786.")
+    parser.add_argument("--cluster", metavar="PROFILE",
+                        help="A cluster profile of Labloom.clusters: a Dask cluster started "
+                        "for each run and closed after it.")
     parser.add_argument("--background", action="store_true",
                         help="Return at once; names are set when it ends.")
     parser.add_argument("--no-widget", action="store_true", help="Do not show the live DAG.")
@@ -143,6 +148,13 @@ def parse_flow_line(line: str) -> FlowOptions:
     executor = ns.executor
     if ns.address and executor not in (None, "dask"):
         raise MagicArgsError(f"%%flow: --address needs the dask executor, not {executor!r}")
+    if ns.cluster is not None and (executor or ns.address):
+        given = "--executor" if executor else "--address"
+        raise MagicArgsError(f"%%flow: --cluster starts a cluster for each run, {given} names "
+                             "another executor; drop one of them")
+    if ns.cluster is not None and (not ns.cluster.strip() or ":" in ns.cluster):
+        raise MagicArgsError(f"%%flow: --cluster takes a profile name such as k8s, "
+                             f"got {ns.cluster!r}")
     return FlowOptions(
         name=ns.name,
         params=params,
@@ -150,4 +162,5 @@ def parse_flow_line(line: str) -> FlowOptions:
         address=ns.address,
         background=ns.background,
         widget=not ns.no_widget,
+        cluster=ns.cluster,
     )

@@ -117,6 +117,9 @@ class LabloomMagics(Magics):
         executor = args.executor or ("dask" if address else config.effective("executor"))
         if address and executor == "dask":
             executor = address  # an address is itself an executor choice
+        if args.cluster is not None:
+            # Resolved per run (a cluster each), checked now: Flow() validates the choice.
+            executor = f"cluster:{args.cluster}"
         source, filename = self._compile_target("flow", line, cell)
         flow, _names = cell_flow(
             name, source, params, user_ns, self.shell.compile, filename, executor

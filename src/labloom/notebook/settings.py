@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, List, TraitError, Unicode, validate
+from traitlets import Bool, CaselessStrEnum, Dict, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
+
+from ..executors.cluster_profiles import use_kernel_profiles
 
 ENV = {
     "executor": "LABLOOM_EXECUTOR",
@@ -48,6 +50,21 @@ class Labloom(Configurable):
         Unicode(), help="Users who may cancel, retry and change schedules of other users' "
         "runs in a shared store (LABLOOM_ADMINS wins)."
     ).tag(config=True)
+    clusters = Dict(
+        help="Named cluster profiles for --cluster NAME: {name: {'cluster_class': "
+        "'dask_kubernetes.operator.KubeCluster', 'cluster_kwargs': {...}, 'adapt_kwargs': "
+        "{'minimum': 1, 'maximum': 10}}} (LABLOOM_CLUSTERS, as JSON, wins per name)."
+    ).tag(config=True)
+
+    @validate("clusters")
+    def _check_clusters(self, proposal: Any) -> dict[str, Any]:
+        from ..core.errors import ClusterConfigError
+        from ..executors.cluster_profiles import check_profiles
+
+        try:
+            return check_profiles(proposal["value"], "Labloom.clusters")
+        except ClusterConfigError as exc:
+            raise TraitError(str(exc)) from None
 
     @validate("database_url")
     def _check_database_url(self, proposal: Any) -> str:
@@ -132,4 +149,6 @@ def settings(shell: Any = None) -> Labloom:
         names=["home", "database_url", "admins", "store_parameters"],
     )
     made.apply_home()
+    made.observe(lambda change: use_kernel_profiles(change["new"]), names=["clusters"])
+    use_kernel_profiles(made.clusters)
     return made

@@ -226,6 +226,8 @@ def run_argv(s: sched.Schedule) -> list[str]:
         argv += ["--executor", s.executor]
     if s.address:
         argv += ["--address", s.address]
+    if s.cluster:
+        argv += ["--cluster", s.cluster]
     return argv
 
 

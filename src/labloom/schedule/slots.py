@@ -117,6 +117,7 @@ class Schedule:
     not_before: float
     created: float
     owner: str | None = None
+    cluster: str | None = None  # a cluster profile's name (``--cluster``)
 
     @classmethod
     def from_row(cls, row: Any) -> Schedule:
@@ -193,14 +194,14 @@ def add(conn: Conn, schedule: Schedule) -> None:
     try:
         conn.execute(
             "INSERT INTO schedules (name, target, workdir, cron, every, timezone, params, notify,"
-            " executor, address, catchup, overlap, paused, anchor, not_before, created, owner)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " executor, address, catchup, overlap, paused, anchor, not_before, created, owner,"
+            " cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 schedule.name, schedule.target, schedule.workdir, schedule.cron, schedule.every,
                 schedule.timezone, json.dumps(schedule.params), schedule.notify,
                 schedule.executor, schedule.address, schedule.catchup, int(schedule.overlap),
                 int(schedule.paused), schedule.anchor, schedule.not_before, schedule.created,
-                schedule.owner or _home.user_name(),
+                schedule.owner or _home.user_name(), schedule.cluster,
             ),
         )
     except Exception as exc:
@@ -388,6 +389,7 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
                 "run_id": last["run_id"],
             },
             "notify": mask_url(s.notify) or None,
-            "executor": s.executor, "address": s.address, "owner": s.owner,
+            "executor": s.executor, "address": s.address, "cluster": s.cluster,
+            "owner": s.owner,
         })
     return rows

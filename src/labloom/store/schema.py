@@ -168,7 +168,13 @@ CREATE INDEX concurrency_waiters_by_tag ON concurrency_waiters (tag, seq);
 CREATE INDEX flow_runs_by_state ON flow_runs (state)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Version 7: a schedule may run on a named cluster profile (`schedule add --cluster k8s`); the
+# name is stored, not the profile, so each run uses the profile as it is then.
+_V7 = """
+ALTER TABLE schedules ADD COLUMN cluster TEXT
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -110,6 +110,7 @@ class _Rows:
         self.logs: list[tuple[Any, ...]] = []
         self.cuts: dict[tuple[str, str], tuple[int, int]] = {}
         self.run_updates: list[tuple[Any, ...]] = []
+        self.metadata_updates: list[tuple[Any, ...]] = []
         self.opened: set[str] = set()
         self.closed: set[str] = set()
 
@@ -158,6 +159,8 @@ class _Rows:
                 self.closed.discard(event.run_id)
         elif isinstance(event, ev.RunFinished):
             self.run_updates.append((event.state.value, event.message, event.time, event.run_id))
+            if event.metadata:
+                self.metadata_updates.append((to_json(dict(event.metadata)), event.run_id))
             self.closed.add(event.run_id)
 
     def _log(self, rec: Recorder, event: ev.LogRecord) -> None:
@@ -235,6 +238,8 @@ class _Rows:
         if self.run_updates:
             ex("UPDATE flow_runs SET state = ?, message = ?, ended = ? WHERE id = ?",
                self.run_updates)
+        if self.metadata_updates:
+            ex("UPDATE flow_runs SET metadata = ? WHERE id = ?", self.metadata_updates)
 
 
 class Writer:
