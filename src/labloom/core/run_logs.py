@@ -81,9 +81,11 @@ def select(lines: Iterable[LogLine], task: str | None) -> list[LogLine]:
     """The lines of one task run (by id, ``name`` or ``name[i]``), or all when ``task`` is None."""
     if task is None:
         return list(lines)
+    child = f"{task}["  # a map's children, name[i]; not an indexed future, name['key']
     return [
         line for line in lines
-        if task in (line.task_run_id, line.task_name) or line.task_name.split("[", 1)[0] == task
+        if task in (line.task_run_id, line.task_name)
+        or (line.task_name.startswith(child) and line.task_name[len(child):-1].isdigit())
     ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import FlowFailed, LabloomError, RunCancelledError, UpstreamFailedError
-from .futures import MappedFuture, allow_failure, replace_futures
+from .futures import MappedFuture, allow_failure, find_futures, replace_futures
 from .states import State
 
 if TYPE_CHECKING:
@@ -97,3 +97,28 @@ def flow_value(engine: RunEngine, returned: Any) -> Any:
             failed=[(tr.name, tr.message) for tr in failed],
         ) from (failed[0].error if failed else None)
     return value
+
+
+def resolved(value: Any) -> Any:
+    """``value`` with its futures replaced by their values, waiting for them: what a flow
+    called inside another's body (a subflow) receives for the caller's futures. Under
+    ``allow_failure`` a failed value arrives as its exception, as a task would receive it."""
+    found: list[Any] = []
+    find_futures(value, found)
+    if not found:
+        return value
+
+    def resolve(item: Any) -> Any:
+        if not isinstance(item, allow_failure):
+            return item.result()
+        item.future.wait()
+        mapped = isinstance(item.future, MappedFuture)
+        values = []
+        for future in item.future.futures if mapped else [item.future]:
+            try:
+                values.append(future.result())
+            except Exception as exc:
+                values.append(exc)
+        return values if mapped else values[0]
+
+    return replace_futures(value, resolve)
