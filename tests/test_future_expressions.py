@@ -232,18 +232,9 @@ def test_map_inside_a_task_names_the_fix() -> None:
     assert "call that flow from the task" in tr.message
 
 
-@pytest.fixture(scope="module")
-def cluster():  # type: ignore[no-untyped-def]
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
-    )
-    yield cluster
-    cluster.close()
 
-
-def test_indexing_on_dask_runs_on_the_cluster(cluster) -> None:  # type: ignore[no-untyped-def]
-    with labloom.DaskExecutor(cluster=cluster) as executor:
+def test_indexing_on_dask_runs_on_the_cluster(one_worker_cluster) -> None:  # type: ignore[no-untyped-def]
+    with labloom.DaskExecutor(cluster=one_worker_cluster) as executor:
         run = notebook_style.run(executor=executor)
         assert run.result() == pytest.approx(0.4)
         assert [tr.name for tr in run.tasks][1:4] == ["cfg['lr']", "cfg['layers']",

@@ -129,25 +129,13 @@ def test_the_error_survives_a_trip_through_pickle() -> None:
     assert (str(back), back.kind, back.task_traceback) == (str(error), "SystemExit", "Traceback ...")
 
 
-@pytest.fixture(scope="module")
-def cluster():  # type: ignore[no-untyped-def]
-    distributed = pytest.importorskip("distributed")
-    import dask
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
-        )
-    yield cluster
-    cluster.close()
-
 
 @pytest.mark.parametrize("timeout", [None, 30.0], ids=["no-timeout", "timeout"])
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_on_dask_the_task_run_fails_and_the_worker_lives(cluster, kind: str, timeout) -> None:  # type: ignore[no-untyped-def]
+def test_on_dask_the_task_run_fails_and_the_worker_lives(one_worker_cluster, kind: str, timeout) -> None:  # type: ignore[no-untyped-def]
     from distributed import Client
 
-    with Client(cluster) as client:
+    with Client(one_worker_cluster) as client:
         workers = set(client.scheduler_info()["workers"])
         executor = labloom.DaskExecutor(client=client)
         run = _flow(kind, executor, timeout).run()

@@ -267,7 +267,7 @@ class RunEngine:
                 return
             self._finalizing = True
             self.launcher.stop_timers()
-            failed = self.graph.failed()
+            failed = values.failures(self, self._return)
             if self.graph.cancelled is not None:
                 state = State.CANCELLED
             elif self.body_error is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..core.run_logs import named
 from .db import Conn, get_database
 from .home import host_name, pid_alive
 from .writer import heartbeat_timeout
@@ -50,11 +51,6 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "duration": self.duration}
-
-
-def named(task: str, task_run_id: str, name: str) -> bool:
-    """Whether ``task`` (a task run id, ``name[i]`` or a task's name) names this task run."""
-    return task in (task_run_id, name) or name.split("[", 1)[0] == task
 
 
 @dataclass
