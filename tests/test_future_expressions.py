@@ -239,3 +239,33 @@ def test_indexing_on_dask_runs_on_the_cluster(one_worker_cluster) -> None:  # ty
         assert run.result() == pytest.approx(0.4)
         assert [tr.name for tr in run.tasks][1:4] == ["cfg['lr']", "cfg['layers']",
                                                       "cfg['layers'][1]"]
+
+
+@flow(executor="dask")
+def inner_on_dask(xs: list[int]) -> list[int]:
+    return square_it.map(xs)  # type: ignore[return-value]
+
+
+@task
+def calls_a_dask_flow() -> list[int]:
+    return inner_on_dask([1, 2])
+
+
+@flow
+def nests(n: int) -> object:
+    return calls_a_flow(n)
+
+
+@flow
+def nests_dask() -> object:
+    return calls_a_dask_flow()
+
+
+def test_a_flow_called_in_a_task_on_a_dask_worker(one_worker_cluster) -> None:  # type: ignore[no-untyped-def]
+    with labloom.DaskExecutor(cluster=one_worker_cluster) as executor:
+        assert nests.run(n=3, executor=executor).result() == 0 + 1 + 4  # threads, in the worker
+        run = nests_dask.run(executor=executor)
+        [tr] = run.tasks
+        assert tr.state is State.FAILED
+        assert "cannot start an embedded Dask cluster there; give that flow " \
+               'executor="threads"' in tr.message

@@ -145,6 +145,8 @@ class DaskExecutor(Executor):
             if key not in _embedded:
                 from distributed import LocalCluster
 
+                _refuse_inside_a_worker()
+
                 cluster = LocalCluster(**self.cluster_kwargs)  # type: ignore[no-untyped-call]
                 client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
                 _embedded[key] = (cluster, client)
@@ -316,6 +318,22 @@ class DaskExecutor(Executor):
             "Start workers with --resources (e.g. 'dask worker ADDRESS --resources "
             f"\"{missing[0] if missing else 'GPU'}=1\"') or change the task's resources"
         )
+
+
+def _refuse_inside_a_worker() -> None:
+    """A flow called inside a task on a Dask worker (a nested flow) cannot start a cluster
+    there: a worker's processes may not have children. Say so, not "Nanny failed to start"."""
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return
+    raise RuntimeError(
+        "[labloom] a flow called inside a task that runs on a Dask worker cannot start an "
+        "embedded Dask cluster there; give that flow executor=\"threads\" (it runs in the "
+        "worker) or the address of a scheduler: DaskExecutor(\"tcp://...\")"
+    )
 
 
 def report(
