@@ -107,6 +107,24 @@ def executor(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="module")
+def one_worker_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real LocalCluster, one worker process with two threads, for a module's Dask cases; a
+    task that kills its worker fails at once (allowed-failures=0) instead of killing more.
+    Made before any test's LABLOOM_HOME: the worker gets a state folder of its own."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    home = str(tmp_path_factory.mktemp("worker-home"))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
+            env={"LABLOOM_HOME": home},
+        )
+    yield cluster
+    cluster.close()
+
+
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch, labloom_home: Path) -> Iterator[Any]:
     """A real IPython shell with labloom loaded; widgets off, threads by default."""

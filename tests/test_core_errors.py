@@ -172,7 +172,7 @@ def test_a_future_has_no_truth_value() -> None:
         if double(1):
             pass
 
-    with pytest.raises(TypeError, match=r"truth of a TaskFuture .* use its value with \.result\(\)"):
+    with pytest.raises(TypeError, match=r"Truth of a TaskFuture is not supported.* use its value with \.result\(\)"):
         f()
 
 

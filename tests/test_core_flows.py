@@ -204,6 +204,7 @@ def test_future_result_raises_the_task_exception(executor: str) -> None:
         return "no error"
 
     assert f() == "experiment 7 diverged"
+    assert f.run().state is State.COMPLETED  # the body handled the failure
 
 
 def test_flow_body_error_propagates_and_cancels_unstarted(executor: str) -> None:
@@ -216,7 +217,9 @@ def test_flow_body_error_propagates_and_cancels_unstarted(executor: str) -> None
     assert f.run().state is State.FAILED
 
 
-def test_return_value_not_needing_a_failure_is_returned(executor: str) -> None:
+def test_a_failure_nothing_handled_fails_the_call_too(executor: str) -> None:
+    # The run and its call agree (issue 17): the return value does not need fragile(7), but
+    # nothing handled its failure, so the run Failed and its call raises.
     @flow(executor=executor)
     def f() -> int:
         fragile(7)
@@ -224,7 +227,10 @@ def test_return_value_not_needing_a_failure_is_returned(executor: str) -> None:
 
     run = f.run()
     assert run.state is State.FAILED
-    assert run.result() == 3
+    with pytest.raises(FlowFailed, match=r"failed that nothing handled .*fragile: ValueError"):
+        run.result()
+    with pytest.raises(FlowFailed, match=r"nothing handled"):
+        f()
 
 
 def test_task_outside_a_flow_is_the_plain_function() -> None:

@@ -16,6 +16,7 @@ TREE = {
     "UpstreamFailedError": (),
     "RunCancelledError": (),
     "TaskTimeoutError": (TimeoutError,),
+    "TaskCrashedError": (),
     "WorkerDiedError": (RuntimeError,),
     "ResourceUnavailableError": (RuntimeError,),
     "ClusterConfigError": (ValueError,),

@@ -9,8 +9,9 @@ import logging
 import time
 from typing import Any
 
+from ..core.run_logs import named
 from ..store import open_store
-from ..store.reader import RunStore, named
+from ..store.reader import RunStore
 from .terminal import echo
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import TaskTimeoutError
+from .errors import TaskCrashedError, TaskTimeoutError
 from .logs import TaskContext, capturing, task_context
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class TaskCall:
 
     def _compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.timeout is None:
-            return self.fn(*args, **kwargs)
+            return guarded(self.task_name, self.fn, args, kwargs)
         return _call_with_timeout(self, args, kwargs)
 
 
@@ -118,7 +118,7 @@ def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, 
 
     def target() -> None:
         try:
-            outcome["value"] = context.run(call.fn, *args, **kwargs)
+            outcome["value"] = context.run(guarded, call.task_name, call.fn, args, kwargs)
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -137,6 +137,37 @@ def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, 
     return outcome["value"]
 
 
+def guarded(
+    task_name: str, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Call the task's function; a ``BaseException`` that is not an ``Exception`` comes out as
+    ``TaskCrashedError``. Executors, thread pools and Dask workers are built to catch
+    ``Exception``: anything else escaping a task left its run Running and the flow waiting
+    forever (on threads), or killed Dask workers one after another.
+
+    A ``KeyboardInterrupt`` in the main thread is let through: that is where Python delivers
+    Ctrl-C, and a task runs there only on the local executor, whose caller's Ctrl-C cancels the
+    run. Elsewhere (a pool thread, a Dask worker, a timeout's thread) only the task's own code
+    can have raised it.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except Exception:
+        raise
+    except BaseException as exc:
+        main = threading.main_thread()
+        if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is main:
+            raise
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise TaskCrashedError(
+            f"task {task_name!r} raised {text} (a BaseException, not an Exception), so its "
+            "task run fails and is not retried; to fail a task raise an Exception, to stop the "
+            "whole run cancel it (run.cancel(), or Ctrl-C where the flow was called)",
+            type(exc).__qualname__,
+            user_traceback(exc),
+        ) from exc
+
+
 # labloom's own frames: the whole package, not just this layer.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -144,6 +175,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def user_traceback(exc: BaseException, tb: TracebackType | None = None) -> str:
     """The traceback text from the user's code on: labloom's own frames above it say nothing
     about what went wrong in a task."""
+    if isinstance(exc, TaskCrashedError) and exc.task_traceback:
+        return exc.task_traceback  # the task's own, taken where it crashed
     tb = tb or exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):

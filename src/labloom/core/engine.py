@@ -45,10 +45,10 @@ _ACTIVE: contextvars.ContextVar[RunEngine | None] = contextvars.ContextVar(
 
 
 def active_engine() -> RunEngine | None:
-    """The engine whose flow body is executing here, unless we are inside a task."""
-    if current_task() is not None:
-        return None
-    return _ACTIVE.get()
+    """The engine whose flow body is executing here; None inside a task, unless the task
+    called a flow (a nested flow: its own engine, a run of its own)."""
+    engine, task = _ACTIVE.get(), current_task()
+    return None if task is not None and (engine is None or engine.id == task.run_id) else engine
 
 
 class RunEngine:
@@ -270,7 +270,7 @@ class RunEngine:
             changed = {k: v for k, v in learned.items() if self.metadata.get(k) != v}
             self.metadata.update(changed)
             self.launcher.stop_timers()
-            failed = self.graph.failed()
+            failed = values.failures(self, self._return)
             if self.graph.cancelled is not None:
                 state = State.CANCELLED
             elif self.body_error is not None:

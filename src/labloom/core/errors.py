@@ -5,6 +5,7 @@
     ├── UpstreamFailedError        .result() of a task run that never ran: an upstream failed
     ├── RunCancelledError          .result() of a cancelled task run or flow run
     ├── TaskTimeoutError           (also a TimeoutError) a task run exceeded its timeout
+    ├── TaskCrashedError           a task raised a BaseException that is not an Exception
     ├── WorkerDiedError            (also a RuntimeError) Dask gave up: the workers running it died
     ├── ResourceUnavailableError   (also a RuntimeError) no Dask worker offers the resources
     ├── ClusterConfigError         (also a ValueError) a cluster class, its options or a profile
@@ -51,6 +52,22 @@ class RunCancelledError(LabloomError):
 
 class TaskTimeoutError(LabloomError, TimeoutError):
     """A task run exceeded its ``timeout``."""
+
+
+class TaskCrashedError(LabloomError):
+    """A task's code raised a ``BaseException`` that is not an ``Exception`` (``sys.exit()``,
+    ``asyncio.CancelledError``, a ``BaseException`` subclass; ``KeyboardInterrupt`` outside the
+    main thread). Its task run fails with this in place of it (never retried): re-raised in the
+    caller, ``SystemExit`` would end the kernel. ``kind`` names the original type and
+    ``task_traceback`` is the task's own traceback as text (kept across processes)."""
+
+    def __init__(self, message: str, kind: str = "", task_traceback: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.task_traceback = task_traceback
+
+    def __reduce__(self) -> tuple[Any, ...]:  # Dask pickles it back from the worker
+        return (type(self), (str(self), self.kind, self.task_traceback))
 
 
 class WorkerDiedError(LabloomError, RuntimeError):
@@ -133,6 +150,7 @@ __all__ = [
     "StoreUnreachableError",
     "StoreVersionError",
     "TargetError",
+    "TaskCrashedError",
     "TaskTimeoutError",
     "UpstreamFailedError",
     "WorkerDiedError",

@@ -35,6 +35,17 @@ class Outcome:
 DoneCallback = Callable[[Outcome], None]
 
 
+def check_mappable(value: Any) -> None:
+    """A map over a task's result refuses a string, as a map over a literal one does
+    (``mapping.map_source``): its items would be characters, never what was meant."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"it is a {type(value).__name__}, and mapping would iterate its characters; "
+            "return a list of strings, or give the value whole to every run with "
+            "unmapped(future)"
+        )
+
+
 class Executor(ABC):
     """Runs task calls. Subclasses: LocalExecutor, ThreadExecutor, DaskExecutor."""
 
@@ -68,7 +79,9 @@ class Executor(ABC):
 
     def split(self, handle: Any) -> list[Any]:
         """Value references for the items of a finished task run's (iterable) result."""
-        return list(self.result(handle))
+        value = self.result(handle)
+        check_mappable(value)
+        return list(value)
 
     def cancel(self, handles: Sequence[Any]) -> None:  # noqa: B027 - optional hook
         """Best effort: stop calls not yet started. Running calls may finish."""

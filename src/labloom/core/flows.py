@@ -11,6 +11,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from .executor import Executor
 from .hooks import hooks
 from .tasks import check_function
+from .values import resolved as resolved_values
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -104,7 +105,8 @@ class Flow(Generic[P, R]):
         ``origin``: where it started ("notebook" in a kernel, else "script", unless given)."""
         from .flow_run import FlowRun
 
-        parameters = self.bind(**params)
+        # A subflow gets the values of its caller's futures: a future is valid in its own run.
+        parameters = resolved_values(self.bind(**params))
         # An address given to this run outranks the executor the flow declares.
         default = None if address else self.executor
         choice = executor if executor is not None else default

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from .expressions import index_future, missing_attribute, refuse_equality, refuse_operators
 from .states import State
 
 if TYPE_CHECKING:
@@ -71,17 +72,35 @@ class TaskFuture(Generic[R]):
         value: R = self._engine.result_of(self._task_run, timeout)
         return value
 
+    def __getitem__(self, key: Any) -> TaskFuture[Any]:
+        """``cfg()["lr"]`` in a flow body: a small task run, ``cfg["lr"]``, takes the item
+        where the value lives; pass the result to tasks like any future."""
+        return index_future(self, key)
+
     def __bool__(self) -> bool:
         raise TypeError(
-            f"the truth of a TaskFuture ({self.name!r}) is not known while the flow is built; "
-            "use its value with .result(), or decide inside a task"
+            f"Truth of a TaskFuture is not supported: {self.name!r} has no value while the "
+            "flow is built; decide inside a task, or use its value with .result() (which waits)"
         )
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(
-            f"a TaskFuture ({self.name!r}) cannot be iterated while the flow is built; "
-            "fan out over its items with some_task.map(future), or take .result() first"
+            f"Iterating a TaskFuture is not supported: {self.name!r} has no value while the "
+            "flow is built; fan out over its items with some_task.map(future), or take "
+            ".result() first"
         )
+
+    def __len__(self) -> int:
+        raise TypeError(
+            f"len() of a TaskFuture is not supported: {self.name!r} has no value while the "
+            "flow is built; pass it to a task, or take .result() first"
+        )
+
+    __eq__ = __ne__ = refuse_equality
+    __hash__ = object.__hash__
+
+    def __getattr__(self, name: str) -> Any:
+        raise missing_attribute(self, name)
 
     def __repr__(self) -> str:
         return f"<TaskFuture {self.name} {self.state.value}>"
@@ -147,13 +166,23 @@ class MappedFuture(Generic[R]):
 
     def __bool__(self) -> bool:
         raise TypeError(
-            f"the truth of a map's results ({self.name!r}) is not known while the flow is "
-            "built; use .result()"
+            f"Truth of a MappedFuture is not supported: the results of map {self.name!r} are "
+            "not known while the flow is built; use .result()"
         )
+
+    __eq__ = __ne__ = refuse_equality
+    __hash__ = object.__hash__
+
+    def __getattr__(self, name: str) -> Any:
+        raise missing_attribute(self, name)
 
     def __repr__(self) -> str:
         width = len(self._node.children) if self._node.expanded else "?"
         return f"<MappedFuture {self.name}[{width}] {self.state.value}>"
+
+
+refuse_operators(TaskFuture)
+refuse_operators(MappedFuture)
 
 
 class unmapped:

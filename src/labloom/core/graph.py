@@ -58,10 +58,16 @@ class TaskRun:
     parent: MapNode | None = None
     handle: Any = None
     holds_slot: bool = False
+    label: str = ""  # its node's name where that is not the task's: a repeated call, add-2
+
+    @property
+    def base_name(self) -> str:
+        """Its node's name: the task's, numbered from the second call on (add, add-2)."""
+        return self.label or self.task.name
 
     @property
     def name(self) -> str:
-        base = self.task.name
+        base = self.label or self.task.name
         return base if self.map_index is None else f"{base}[{self.map_index}]"
 
     @property
@@ -109,10 +115,11 @@ class MapNode:
     # grow from this one.
     growth: Any = None
     grow_dependents: list[MapNode] | None = None
+    label: str = ""  # as TaskRun.label; its children share it
 
     @property
     def name(self) -> str:
-        return self.task.name
+        return self.label or self.task.name
 
     @property
     def done(self) -> bool:

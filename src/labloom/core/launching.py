@@ -14,7 +14,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .attempt import TaskCall
-from .errors import UpstreamFailedError
+from .errors import TaskCrashedError, UpstreamFailedError
 from .executor import Executor, Outcome
 from .futures import MappedFuture, allow_failure, replace_futures
 from .graph import TaskRun
@@ -90,7 +90,8 @@ class Launcher:
         error = outcome.error
         message = f"{type(error).__name__}: {error}" if error is not None else "failed"
         traceback = hooks.traceback_text(outcome.traceback) if outcome.traceback else ""
-        if tr.attempts <= tr.task.retries and graph.cancelled is None:
+        retry = not isinstance(error, TaskCrashedError)  # sys.exit() and the like mean stop
+        if retry and tr.attempts <= tr.task.retries and graph.cancelled is None:
             delay = tr.task.delay_before(tr.attempts + 1)
             self.release_slot(tr)
             graph.set_state(

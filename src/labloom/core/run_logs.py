@@ -82,10 +82,16 @@ def select(lines: Iterable[LogLine], task: str | None) -> list[LogLine]:
     """The lines of one task run (by id, ``name`` or ``name[i]``), or all when ``task`` is None."""
     if task is None:
         return list(lines)
-    return [
-        line for line in lines
-        if task in (line.task_run_id, line.task_name) or line.task_name.split("[", 1)[0] == task
-    ]
+    return [line for line in lines if named(task, line.task_run_id, line.task_name)]
+
+
+def named(task: str, task_run_id: str | None, name: str) -> bool:
+    """Whether ``task`` names this task run: its id, its name, or the name of its map (for
+    ``name[i]``; not for an indexed future's ``name['key']``). The one rule, live and stored."""
+    if task in (task_run_id, name):
+        return True
+    child = f"{task}["
+    return name.startswith(child) and name.endswith("]") and name[len(child):-1].isdigit()
 
 
 class SinkOwner(Protocol):
@@ -147,4 +153,4 @@ class ExecutorSink:
             engine.emit(ev.LogLinesDropped(engine.id, task_run_id, dropped, time.time()))
 
 
-__all__ = ["ExecutorSink", "LogLine", "RunLogs", "select"]
+__all__ = ["ExecutorSink", "LogLine", "RunLogs", "named", "select"]

@@ -58,6 +58,9 @@ class TaskGraph:
         self.cancelled: str | None = None  # why, once the run is cancelled
         self.retired: set[int] = set()  # placeholders a retry replaced: history, not failures
         self._node_ids = itertools.count()
+        self._calls: dict[str, int] = {}  # nodes per task name so far
+        self._taken: set[str] = set()  # node names given
+        self.handled: set[int] = set()  # failed task runs whose error the flow body caught
 
     # --- building (from the flow body) ------------------------------------------------------
 
@@ -65,8 +68,8 @@ class TaskGraph:
         self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
         deps: list[Dependency],
     ) -> TaskRun:
-        node_id = self._node(task.name, "task", self.node_ids_of(deps))
-        tr = self._new_task_run(task, node_id, None, args, kwargs)
+        node_id, label = self._node(task.name, "task", self.node_ids_of(deps))
+        tr = self._new_task_run(task, node_id, None, args, kwargs, label)
         self.settle(self._link(tr, deps))
         return tr
 
@@ -74,8 +77,8 @@ class TaskGraph:
         self, task: Task[Any, Any], sources: MapSources, waits: list[Dependency]
     ) -> MapNode:
         upstream = tuple(dict.fromkeys([*sources.upstream_nodes(), *self.node_ids_of(waits)]))
-        node = MapNode(self._node(task.name, "map", upstream), task, sources.positional,
-                       sources.keywords)
+        node_id, label = self._node(task.name, "map", upstream)
+        node = MapNode(node_id, task, sources.positional, sources.keywords, label=label)
         node.wait_for = [dep for dep, _ in waits]
         self.maps.append(node)
         self.open += 1
@@ -132,20 +135,34 @@ class TaskGraph:
         ids = [dep.id if isinstance(dep, MapNode) else dep.node_id for dep, _ in deps]
         return tuple(dict.fromkeys(ids))
 
-    def _node(self, name: str, kind: str, upstream: tuple[str, ...]) -> str:
+    def _node(self, name: str, kind: str, upstream: tuple[str, ...]) -> tuple[str, str]:
+        """A new node: its id, and its label ("" when it is the task's name)."""
         node_id = f"n{next(self._node_ids)}"
-        event = ev.NodeCreated(self.run_id, node_id, name, kind, upstream, time.time())
+        label = self._unique(name)
+        event = ev.NodeCreated(self.run_id, node_id, label, kind, upstream, time.time())
         self.nodes.append(event)
         self.owner.emit(event)
-        return node_id
+        return node_id, "" if label == name else label
+
+    def _unique(self, name: str) -> str:
+        """Node names are numbered as calls come (add, add-2, add-3), so that a name picks one
+        node's task runs and logs: ``run.logs("add-2")``, ``labloom logs RUN --task add-2``."""
+        calls = self._calls[name] = self._calls.get(name, 0) + 1
+        label = name if calls == 1 else f"{name}-{calls}"
+        while label in self._taken:  # a task really named add-2
+            calls = self._calls[name] = calls + 1
+            label = f"{name}-{calls}"
+        self._taken.add(label)
+        return label
 
     def _new_task_run(
         self, task: Task[Any, Any], node_id: str, map_index: int | None,
-        args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+        args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, label: str = "",
     ) -> TaskRun:
         tr = TaskRun(f"{self.run_id}.{len(self.task_runs)}", task, node_id, map_index, args)
         if kwargs:
             tr.kwargs = kwargs
+        tr.label = label
         self.task_runs.append(tr)
         self.by_id[tr.id] = tr
         return tr
@@ -168,7 +185,7 @@ class TaskGraph:
                 tr.waiting += 1
         upstream_runs = tuple(dep.id for dep, _ in deps if isinstance(dep, TaskRun))
         self.owner.emit(ev.TaskRunCreated(
-            self.run_id, tr.id, tr.node_id, tr.task.name, tr.map_index, upstream_runs, now
+            self.run_id, tr.id, tr.node_id, tr.base_name, tr.map_index, upstream_runs, now
         ))
         return self.resolve(tr) if tr.waiting == 0 else []
 
@@ -212,7 +229,7 @@ class TaskGraph:
         """New children of ``node`` (args, kwargs, upstreams besides those the args name)."""
         first = len(node.children)
         for index, (args, kwargs, _) in enumerate(specs, start=first):
-            child = self._new_task_run(node.task, node.id, index, args, kwargs)
+            child = self._new_task_run(node.task, node.id, index, args, kwargs, node.label)
             child.parent = node
             node.children.append(child)
         finished: Finished = []
@@ -247,14 +264,14 @@ class TaskGraph:
 
     def fail_map(self, node: MapNode, state: State, message: str) -> Finished:
         """A map that cannot expand gets one placeholder task run carrying why."""
-        placeholder = self._new_task_run(node.task, node.id, None)
+        placeholder = self._new_task_run(node.task, node.id, None, label=node.label)
         placeholder.parent = node
         placeholder.history.append(StateEntry(State.PENDING, time.time()))
         node.placeholder = placeholder
         node.children.append(placeholder)  # after those a growing map made so far
         node.expanded = True
         self.owner.emit(ev.TaskRunCreated(
-            self.run_id, placeholder.id, node.id, node.task.name, None, (), time.time()
+            self.run_id, placeholder.id, node.id, node.name, None, (), time.time()
         ))
         self.set_final(placeholder, state, message)
         return [placeholder, *self._expand_downstream(node), *self._grow_dependents(node)]
@@ -345,10 +362,6 @@ class TaskGraph:
             for consumer in consumers
         )
 
-    def failed(self) -> list[TaskRun]:
-        return [tr for tr in self.task_runs
-                if tr.bad and id(tr) not in self.retired and not self.tolerated(tr)]
-
     def reset_bad(self) -> None:
         """For a retry: bad task runs and everything downstream go back to Pending, then what
         can start starts (``rerun.py``)."""
@@ -364,7 +377,7 @@ class TaskGraph:
             created = tr.history[0].time if tr.history else 0.0
             upstream = tuple(up.id for up in tr.upstream if isinstance(up, TaskRun))
             events.append(ev.TaskRunCreated(
-                self.run_id, tr.id, tr.node_id, tr.task.name, tr.map_index, upstream, created
+                self.run_id, tr.id, tr.node_id, tr.base_name, tr.map_index, upstream, created
             ))
             if tr.state is not State.PENDING or len(tr.history) > 1:
                 last = tr.history[-1] if tr.history else StateEntry(tr.state, created)

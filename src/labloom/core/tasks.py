@@ -12,6 +12,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .engine import active_engine
 from .futures import MappedFuture, TaskFuture
+from .logs import current_task
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -295,6 +296,13 @@ class Task(Generic[P, R]):
 
 def _require_engine(task: Task[Any, Any], method: str) -> Any:
     run = active_engine()
+    inside = current_task()
+    if run is None and inside is not None:
+        raise RuntimeError(
+            f"{task.name}.{method}() was called inside task {inside.task_name!r}, where tasks "
+            f"are plain functions; call {task.name}.{method}() in the flow body instead, or "
+            "put this work in a @flow and call that flow from the task (a nested flow run)"
+        )
     if run is None:
         raise RuntimeError(
             f"{task.name}.{method}() needs a running flow: call it inside a @flow function or "

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import FlowFailed, LabloomError, RunCancelledError, UpstreamFailedError
-from .futures import Flattened, MappedFuture, allow_failure, replace_futures
+from .futures import Flattened, MappedFuture, allow_failure, find_futures, replace_futures
+from .graph import MapNode, TaskRun
 from .states import State
 
 if TYPE_CHECKING:
     from .engine import RunEngine
-    from .graph import TaskRun
 
 
 def _runs_of(item: Any) -> list[TaskRun]:
@@ -30,11 +30,35 @@ def _check_kept(engine: RunEngine, tr: TaskRun) -> None:
         )
 
 
+def _handled_by_the_body(engine: RunEngine, tr: TaskRun) -> None:
+    """The flow body is about to receive ``tr``'s error: if it goes on to return normally, it
+    handled the failure (and the upstream failures behind it), as a task under allow_failure
+    does, and the run can complete."""
+    from .engine import active_engine
+
+    if active_engine() is not engine:
+        return  # read after the run, or by another run: nobody handles anything
+    stack: list[TaskRun | MapNode] = [tr]
+    while stack:
+        item = stack.pop()
+        if id(item) in engine.graph.handled:
+            continue
+        engine.graph.handled.add(id(item))
+        if isinstance(item, MapNode):
+            upstream: list[Any] = [*item.children, *item.wait_for]
+            upstream += [s.value for s in (*item.sources, *item.keywords.values())
+                         if s.kind in ("future", "mapped")]
+        else:  # a map that could not expand failed its placeholder: why is upstream of the map
+            upstream = [*item.upstream, *([item.parent] if item.parent is not None else [])]
+        stack += [up for up in upstream if up.bad]
+
+
 def value_of(engine: RunEngine, tr: TaskRun, timeout: float | None) -> Any:
     engine.wait_until(lambda: tr.done, timeout)
     if tr.state.is_success:
         _check_kept(engine, tr)
         return engine.executor.result(tr.handle)
+    _handled_by_the_body(engine, tr)
     if tr.state is State.FAILED and tr.error is not None:
         raise tr.error
     if tr.state is State.CANCELLED:
@@ -44,9 +68,11 @@ def value_of(engine: RunEngine, tr: TaskRun, timeout: float | None) -> Any:
 
 def values_of(engine: RunEngine, runs: list[TaskRun], timeout: float | None) -> list[Any]:
     engine.wait_until(lambda: all(tr.done for tr in runs), timeout)
-    for tr in runs:
-        if not tr.state.is_success:
-            value_of(engine, tr, timeout)  # raises what went wrong
+    bad = [tr for tr in runs if not tr.state.is_success]
+    for tr in bad[1:]:
+        _handled_by_the_body(engine, tr)  # the body gets the first error, for all of them
+    for tr in bad[:1]:
+        value_of(engine, tr, timeout)  # raises what went wrong
     if runs:
         _check_kept(engine, runs[0])
     return engine.executor.results([tr.handle for tr in runs])
@@ -87,15 +113,64 @@ def flow_value(engine: RunEngine, returned: Any) -> Any:
         return values if isinstance(future, MappedFuture) else values[0]
 
     value = replace_futures(returned, value_of)
-    if needed:
-        failed = [tr for tr in engine.graph.task_runs if tr.state is State.FAILED]
+    if needed or engine.state is State.FAILED:
+        failed = [tr for tr in failures(engine, returned) if tr.state is State.FAILED]
         summary = "; ".join(f"{tr.name}: {tr.message}" for tr in failed[:5])
+        why = ("its return value needs " + ", ".join(f"{tr.name} ({tr.state})" for tr in needed[:5])
+               if needed else
+               "task runs failed that nothing handled (catch the error of .result() in the "
+               "flow body, or pass the future on under allow_failure, to go on without them)")
         raise FlowFailed(
-            f"flow {engine.flow.name!r} (run {engine.id}) failed: its return value needs "
-            + ", ".join(f"{tr.name} ({tr.state})" for tr in needed[:5])
+            f"flow {engine.flow.name!r} (run {engine.id}) failed: {why}"
             + (f". Failed: {summary}" if summary else "")
             + f". Logs: run.logs(task_name) or `labloom logs {engine.id}`",
             run=engine.handle,
             failed=[(tr.name, tr.message) for tr in failed],
         ) from (failed[0].error if failed else None)
     return value
+
+
+def failures(engine: RunEngine, returned: Any) -> list[TaskRun]:
+    """The task runs whose failure fails the run: every bad one, except those a task took
+    under allow_failure and those whose error the flow body caught; but always those the
+    return value needs. So a flow's call and its run agree: it returns when the run
+    completed and raises ``FlowFailed`` when it failed."""
+    graph = engine.graph
+    needed: set[int] = set()
+
+    def need(item: Any) -> None:
+        if not isinstance(item, allow_failure):
+            needed.update(id(tr) for tr in _runs_of(item) if tr.bad)
+
+    replace_futures(returned, need)
+    # A placeholder a retry replaced (``graph.retired``) is history, not a failure.
+    return [
+        tr for tr in graph.task_runs
+        if tr.bad and id(tr) not in graph.retired
+        and (id(tr) in needed or (id(tr) not in graph.handled and not graph.tolerated(tr)))
+    ]
+
+
+def resolved(value: Any) -> Any:
+    """``value`` with its futures replaced by their values, waiting for them: what a flow
+    called inside another's body (a subflow) receives for the caller's futures. Under
+    ``allow_failure`` a failed value arrives as its exception, as a task would receive it."""
+    found: list[Any] = []
+    find_futures(value, found)
+    if not found:
+        return value
+
+    def resolve(item: Any) -> Any:
+        if not isinstance(item, allow_failure):
+            return item.result()
+        item.future.wait()
+        mapped = isinstance(item.future, MappedFuture)
+        values = []
+        for future in item.future.futures if mapped else [item.future]:
+            try:
+                values.append(future.result())
+            except Exception as exc:
+                values.append(exc)
+        return values if mapped else values[0]
+
+    return replace_futures(value, resolve)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..core import attempt
+from ..core.executor import check_mappable
 
 TOPIC_PREFIX = "labloom-"
 IDLE_EXIT = 5.0  # seconds a delivery thread waits for work before it ends
@@ -167,6 +168,7 @@ def check_serializable(task_name: str, value: Any) -> None:
 
 
 def item_count(value: Any) -> int:
+    check_mappable(value)  # on the worker: the value stays there
     try:
         return len(value)
     except TypeError:

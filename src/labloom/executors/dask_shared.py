@@ -43,11 +43,28 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
         if key not in _embedded:
             from distributed import LocalCluster
 
+            refuse_inside_a_worker()
             cluster = LocalCluster(**cluster_kwargs)  # type: ignore[no-untyped-call]
             client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
             _embedded[key] = (cluster, client)
             _close_at_exit()
         return _embedded[key][1]
+
+
+def refuse_inside_a_worker() -> None:
+    """A flow called inside a task on a Dask worker (a nested flow) cannot start a cluster
+    there: a worker's processes may not have children. Say so, not "Nanny failed to start"."""
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return
+    raise RuntimeError(
+        "[labloom] a flow called inside a task that runs on a Dask worker cannot start an "
+        "embedded Dask cluster there; give that flow executor=\"threads\" (it runs in the "
+        "worker) or the address of a scheduler: DaskExecutor(\"tcp://...\")"
+    )
 
 
 _exit_registered = False

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..core.run_logs import named
 from .db import Conn, get_database
 from .home import host_name, pid_alive
 from .writer import heartbeat_timeout
@@ -50,11 +51,6 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "duration": self.duration}
-
-
-def named(task: str, task_run_id: str, name: str) -> bool:
-    """Whether ``task`` (a task run id, ``name[i]`` or a task's name) names this task run."""
-    return task in (task_run_id, name) or name.split("[", 1)[0] == task
 
 
 @dataclass
@@ -232,8 +228,8 @@ class RunStore:
     # --- task runs and logs ---------------------------------------------------------------
 
     def find_task_runs(self, run_id: str, task: str) -> list[TaskRunRecord]:
-        """The task runs of a run that ``task`` names: an id, a task's name (a plain call) or
-        ``name[i]`` (child i of a map). One indexed query, however wide the run."""
+        """The task runs of a run that ``task`` names: an id, a task's name (a plain call, also
+        ``cfg[0]``, an indexed future) or ``name[i]`` (child i of a map). One indexed query."""
         name, index = task, None
         if task.endswith("]") and "[" in task:
             head, _, tail = task[:-1].rpartition("[")
@@ -244,8 +240,8 @@ class RunStore:
         if index is None:
             sql += "(task_name = ? AND map_index IS NULL))"
         else:
-            sql += "(task_name = ? AND map_index = ?))"
-            params.append(index)
+            sql += "(task_name = ? AND map_index = ?) OR (task_name = ? AND map_index IS NULL))"
+            params += [index, task]
         return [_task(row) for row in self.conn.execute(sql + " ORDER BY created, id", params)]
 
     def task_runs(self, run_id: str, history: bool = False) -> list[TaskRunRecord]:
