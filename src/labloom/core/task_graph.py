@@ -353,12 +353,22 @@ class TaskGraph:
 
     # --- after the run ----------------------------------------------------------------------
 
-    def tolerated(self, tr: TaskRun) -> bool:
-        """A failure that a downstream task accepted through allow_failure and survived."""
+    def tolerated(self, tr: TaskRun, _seen: set[int] | None = None) -> bool:
+        """A failure that a downstream task accepted through allow_failure and survived, also
+        through the UpstreamFailed task runs it caused (``step3.map(allow_failure(step2.map(
+        step1.map(xs))))`` handles a failed step1 child: its step2 child arrives as an error)."""
         consumers = [*tr.dependents, *(tr.parent.dependents if tr.parent else ())]
-        return any(
+        if any(
             consumer.state.is_success
             and (consumer.allows(tr) or (tr.parent is not None and consumer.allows(tr.parent)))
+            for consumer in consumers
+        ):
+            return True
+        seen = _seen if _seen is not None else set()
+        seen.add(id(tr))
+        return any(
+            isinstance(consumer, TaskRun) and consumer.state is State.UPSTREAM_FAILED
+            and id(consumer) not in seen and self.tolerated(consumer, seen)
             for consumer in consumers
         )
 
