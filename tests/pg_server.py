@@ -12,6 +12,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 INSTALL_HINT = (
@@ -90,6 +91,30 @@ class PostgresServer:
 
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(sql)
+
+    def password_role(self, name: str, password: str) -> str:
+        """A role that must give ``password`` (scram) while every other keeps trust auth;
+        returns a URL of a database it owns, with ``password`` in it (to be changed for a
+        wrong one)."""
+        import psycopg
+
+        self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self._admin(f"DROP ROLE IF EXISTS {name}")
+        self._admin(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+        self._admin(f"CREATE DATABASE {name} OWNER {name}")
+        hba = self.data / "pg_hba.conf"
+        rule = f"local all {name} scram-sha-256\n"
+        if not hba.read_text().startswith(rule):
+            hba.write_text(rule + hba.read_text())  # the first rule that matches applies
+            self._run("pg_ctl", "-D", str(self.data), "reload")
+        url = f"postgresql://{name}:{password}@/{name}?host={self.socket_dir}"
+        for _ in range(100):  # the reload is asynchronous: wait until a wrong one is refused
+            try:
+                psycopg.connect(url.replace(f":{password}@", ":wrong@"), connect_timeout=5).close()
+            except psycopg.OperationalError:
+                return url
+            time.sleep(0.05)
+        raise RuntimeError("the server did not start asking for the password")
 
     def new_database(self) -> str:
         name = f"labloom_test_{os.getpid()}_{next(self._names)}"

@@ -78,6 +78,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("labloom: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from ..store.db import is_transient
+
+        if not is_transient(exc):
+            raise
+        # A full disk or a store busy past every wait: one line, not a traceback.
+        print(f"labloom: error: the store cannot be used now ({one_line(exc)}); try again "
+              "later", file=sys.stderr)
+        return 2
     return status
 
 

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 _INTERRUPTED = 130
+UNRECORDED = 3  # the run completed, but the store could not take all of its record
 
 
 def register(subparsers: Any) -> None:
@@ -19,7 +20,8 @@ def register(subparsers: Any) -> None:
     run = subparsers.add_parser(
         "run",
         help="run a flow from a file or notebook",
-        description="Run a flow with live progress; exit status 0 only when the run completed.",
+        description="Run a flow with live progress; exit status 0 only when the run completed "
+        "(1: it did not; 3: it completed but the store could not take all of its record).",
     )
     run.add_argument("target", metavar="TARGET", help="file.py[:flow] or notebook.ipynb[:flow]")
     add_run_options(run)
@@ -163,8 +165,10 @@ def run_command(args: argparse.Namespace) -> int:
                        "scheduler is running") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+    lost = 0
     if run is not None:
-        _after(run, args)
+        lost = _say_unrecorded(run)
+        _after(run, args, lost)
         _say_failure(run)
     if interrupted:
         print("labloom: interrupted", file=sys.stderr)
@@ -172,7 +176,22 @@ def run_command(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         # Task threads still sleeping in user code would keep the interpreter alive.
         os._exit(_INTERRUPTED)
-    return 0 if run is not None and run.state is State.COMPLETED else 1
+    if run is None or run.state is not State.COMPLETED:
+        return 1
+    return UNRECORDED if lost else 0
+
+
+def _say_unrecorded(run: Any) -> int:
+    """How many records of the run the store is missing, said on stderr when any: a run
+    that completed with a hole in its history exits with status 3, not 0."""
+    from ..store import unrecorded
+
+    lost = unrecorded(run.id)
+    if lost is None:
+        return 0
+    print(f"labloom: the store {lost.store} is missing {lost.count} record(s) of run {run.id}: "
+          f"{'; '.join(lost.reasons)}", file=sys.stderr)
+    return int(lost.count)
 
 
 def _say_failure(run: Any) -> None:
@@ -192,7 +211,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _after(run: Any, args: argparse.Namespace) -> None:
+def _after(run: Any, args: argparse.Namespace, lost: int = 0) -> None:
     from ..core.states import State
     from ..schedule.alerts import Notifier, delays_from_env, failure_payload, run_summary
 
@@ -204,6 +223,7 @@ def _after(run: Any, args: argparse.Namespace) -> None:
             "state": run.state.value,
             "failed_tasks": failed,
             "error": error,
+            "unrecorded": lost,
         }
         Path(args.report).write_text(json.dumps(report), encoding="utf-8")
     if args.notify and run.state is not State.COMPLETED:

@@ -106,6 +106,11 @@ class _CaptureHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         ctx = _CURRENT.get()
         if ctx is None:
+            # Outside a task (labloom's own threads: the store's writer): this handler must not
+            # hide a warning that Python would print to stderr were it not installed.
+            if _only_us(record) and logging.lastResort is not None and (
+                    record.levelno >= logging.lastResort.level):
+                logging.lastResort.handle(record)
             return
         try:
             text = record.getMessage()
@@ -116,6 +121,16 @@ class _CaptureHandler(logging.Handler):
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)
         ctx.sink(ctx.task_run_id, record.levelno, record.created, text)
+
+
+def _only_us(record: logging.LogRecord) -> bool:
+    """Whether no handler but the capture one would see ``record``."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        if any(h is not _capture_handler for h in logger.handlers):
+            return False
+        logger = logger.parent if logger.propagate else None
+    return True
 
 
 _capture_lock = threading.Lock()

@@ -4,6 +4,7 @@
 - ``attach(run)``: record a run (``core.observers.attach_default_observers`` calls it) and
   act on cancel requests for it from other processes (see ``cancel.py``);
 - ``open_store()``: a ``RunStore`` to read runs, task runs and logs (see ``reader.py``);
+- ``unrecorded(run_id)``: what of a run the store could not take (``labloom run`` says it);
 - ``enabled()``: False when ``LABLOOM_STORE=0`` (nothing is written);
 - ``persist_mode()``: which task results persist (see ``_cache.py``).
 
@@ -58,18 +59,33 @@ def attach(run: Any) -> None:
         return
     from ..core.errors import StoreUnavailableError
     from .cancel import watch
-    from .db import get_database
+    from .db import get_database, is_transient
     from .writer import attach as attach_writer
 
     try:
-        database = get_database()
-        if database.kind == "sqlite":  # a PostgreSQL server away for a while is waited out
-            database.connect().close()
+        database = get_database()  # may make LABLOOM_HOME, which may fail
+        # A PostgreSQL server away or refusing now costs at most LABLOOM_DB_CONNECT_TIMEOUT
+        # seconds; the flow still runs (a scheduled job's work matters more than its record).
+        database.connect().close()
     except StoreUnavailableError as exc:
         log.warning("%s. Run %s of %r is not being recorded.", exc, run.id, run.flow_name)
         return
+    except Exception as exc:
+        if not is_transient(exc):
+            raise  # a busy or full SQLite disk now: the writer waits it out
     attach_writer(run)
     watch(run)  # a cancel request from another process (the Flows panel) reaches the run
+
+
+def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
+    """What of run ``run_id`` (of this process) the store is missing (an ``Unrecorded``:
+    ``count``, ``reasons``, ``store``), after waiting up to ``timeout`` seconds for what is
+    still being written; None when the record is whole (or the store is off)."""
+    if not enabled():
+        return None
+    from .writer import unrecorded as missing
+
+    return missing(run_id, timeout)
 
 
 def open_store(path: Path | None = None, url: str | None = None) -> RunStore:
@@ -78,4 +94,4 @@ def open_store(path: Path | None = None, url: str | None = None) -> RunStore:
     return RunStore(path, url)
 
 
-__all__ = ["PERSIST_MODES", "attach", "enabled", "open_store", "persist_mode"]
+__all__ = ["PERSIST_MODES", "attach", "enabled", "open_store", "persist_mode", "unrecorded"]

@@ -18,8 +18,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import StoreUnavailableError
 from . import access
-from .db import Conn, Database, get_database
+from .db import Conn, Database, get_database, is_transient
 
 log = logging.getLogger("labloom")
 
@@ -104,9 +105,24 @@ class CancelWatcher:
                 live = self._live()
                 if not live:
                     return
-                if conn is None:
-                    conn = self.database.connect()
-                self._act(conn, live)
+                if conn is not None and conn.file_changed():
+                    conn.close()  # the store file was replaced: requests go to the new one
+                    conn = None
+                try:
+                    if conn is None:
+                        conn = self.database.connect()
+                    self._act(conn, live)
+                    if conn.kind == "sqlite":
+                        # Held only while polling: a store file replaced under us must be let
+                        # go of, or SQLite would read its old journal as the new file's.
+                        conn.close()
+                        conn = None
+                except Exception as exc:
+                    if not (is_transient(exc) or isinstance(exc, StoreUnavailableError)):
+                        raise
+                    if conn is not None:  # a server restarting, a full disk: poll again
+                        conn.close()
+                    conn = None
         except Exception as exc:  # a broken store must never break the run it watches
             log.warning("[labloom] cancel requests are not watched any more: %s", exc)
         finally:

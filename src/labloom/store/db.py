@@ -30,17 +30,16 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..core.errors import DatabaseURLError, StoreUnreachableError
+from ..core.errors import DatabaseURLError, StoreUnavailableError, StoreUnreachableError
+from .postgres import URL_ENV as URL_ENV
 
-URL_ENV = "LABLOOM_DATABASE_URL"
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
-POSTGRES_HINT = "pip install 'labloom[postgres]' (psycopg and psycopg-pool)"
-
+_PASSING_SQLITE = ("locked", "busy", "database or disk is full", "disk I/O error")
 
 
 def auto_migrate() -> bool:
@@ -87,9 +86,11 @@ def kind_of(url: str) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A failure that passes: a busy SQLite file, a PostgreSQL server restarting or away."""
+    """A failure that passes: a busy SQLite file, a full disk (``SQLITE_FULL``, "database or
+    disk is full"; space comes back when someone deletes a file), a PostgreSQL server
+    restarting or away."""
     if isinstance(exc, sqlite3.OperationalError):
-        return "locked" in str(exc) or "busy" in str(exc)
+        return any(word in str(exc) for word in _PASSING_SQLITE)
     if isinstance(exc, StoreUnreachableError):
         return True
     module = type(exc).__module__
@@ -97,7 +98,7 @@ def is_transient(exc: BaseException) -> bool:
         name = type(exc).__name__
         return name in ("OperationalError", "PoolTimeout", "InterfaceError", "AdminShutdown",
                         "CannotConnectNow", "ConnectionTimeout", "SerializationFailure",
-                        "DeadlockDetected")
+                        "DeadlockDetected", "DiskFull")
     return False
 
 
@@ -145,6 +146,13 @@ class Conn:
         if named_rows and self.kind == "sqlite":
             raw.row_factory = sqlite3.Row
         self.for_update = " FOR UPDATE" if self.kind == "postgresql" else ""
+        # The SQLite file this connection opened: a file deleted or replaced under it (a
+        # restored backup, a clean-up script) is written no more, though writes still succeed.
+        self.file_id = database.file_id()
+
+    def file_changed(self) -> bool:
+        """SQLite: whether the store file is gone, or another file now has its name."""
+        return self.kind == "sqlite" and self.database.file_id() != self.file_id
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if self.kind == "sqlite":
@@ -214,10 +222,14 @@ class Conn:
         self.raw.execute("BEGIN IMMEDIATE")
         try:
             yield self
+            self.raw.execute("COMMIT")
         except BaseException:
-            self.raw.execute("ROLLBACK")
+            # A full disk can fail the COMMIT itself, and SQLite may have rolled back already:
+            # the error to raise is the first one, never "no transaction is active".
+            if self.raw.in_transaction:
+                with suppress(sqlite3.Error):
+                    self.raw.execute("ROLLBACK")
             raise
-        self.raw.execute("COMMIT")
 
     def lock(self, *keys: str) -> None:
         """Inside a transaction: serialize with every other transaction locking a same key
@@ -251,6 +263,7 @@ class Database:
         self._pool: Any = None
         self._lock = threading.Lock()
         self._ready = False
+        self._ready_id: tuple[int, int] | None = None
 
     def connect(
         self, named_rows: bool = False, migrate: bool = True, timeout: float = 30.0
@@ -258,7 +271,7 @@ class Database:
         """A connection, the schema brought up to date first (once per process). ``timeout``:
         how long SQLite waits for another process's write lock."""
         conn = Conn(self, self._raw(timeout), named_rows)
-        if migrate and not self._ready:
+        if migrate and (not self._ready or conn.file_id != self._ready_id):
             from .schema import check_schema, ensure_schema
 
             try:
@@ -266,11 +279,32 @@ class Database:
                     ensure_schema(conn, where=self.display)
                 else:
                     check_schema(conn, where=self.display)
-            except BaseException:
+            except BaseException as exc:
                 conn.close()
+                if getattr(exc, "sqlstate", None) == "42501":  # insufficient privilege
+                    raise StoreUnavailableError(
+                        f"[labloom] the store {self.display} refused labloom's tables "
+                        f"({' '.join(str(exc).split())}): grant this user the right to create "
+                        "them, or have the database's owner run `labloom db upgrade` once"
+                    ) from None
                 raise
             self._ready = True
+            self._ready_id = conn.file_id
         return conn
+
+    def forget_schema(self) -> None:
+        """Check the schema again at the next ``connect``: the file may be another one."""
+        self._ready = False
+
+    def file_id(self) -> tuple[int, int] | None:
+        """The SQLite file's identity (device, inode); None when missing, or on PostgreSQL."""
+        if self.path is None:
+            return None
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return None
+        return (found.st_dev, found.st_ino)
 
     def _raw(self, timeout: float) -> Any:
         if self.kind == "sqlite":
@@ -278,19 +312,17 @@ class Database:
 
             assert self.path is not None
             return connect(self.path, timeout=timeout)
+        from . import postgres
+
         with self._lock:
             if self._pool is None:
-                self._pool = _open_pool(self.url, self.display)
+                self._pool = postgres.open_pool(self.url, self.display)
         try:
-            return self._pool.getconn(timeout=_connect_wait())
+            return self._pool.getconn(timeout=postgres.connect_wait())
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            raise StoreUnreachableError(
-                f"[labloom] cannot reach the store {self.display}: "
-                f"{_without_secret(str(exc), self.url)}; check that the server runs and that "
-                f"{URL_ENV} (or --database-url) names it"
-            ) from None
+            raise postgres.diagnose(self.url, self.display) from None
 
     def _release(self, conn: Conn) -> None:
         if self.kind == "sqlite":
@@ -303,41 +335,6 @@ class Database:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
-
-
-def _connect_wait() -> float:
-    try:
-        return float(os.environ.get("LABLOOM_DB_CONNECT_TIMEOUT", "10"))
-    except ValueError:
-        return 10.0
-
-
-def _without_secret(text: str, url: str) -> str:
-    # Drivers do not echo passwords, but a message is shown to people: make sure.
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    return text.replace(password, "***") if password else text
-
-
-def _open_pool(url: str, display: str) -> Any:
-    try:
-        import psycopg  # noqa: F401
-        from psycopg_pool import ConnectionPool
-    except ImportError:
-        raise DatabaseURLError(
-            f"[labloom] the store {display} is PostgreSQL, which needs psycopg: {POSTGRES_HINT}"
-        ) from None
-    size = max(1, int(os.environ.get("LABLOOM_DB_POOL", "8") or 8))
-    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    pool = ConnectionPool(
-        conninfo, min_size=1, max_size=size, open=False, name="labloom",
-        kwargs={"autocommit": True, "connect_timeout": 5, "application_name": "labloom"},
-        check=ConnectionPool.check_connection, timeout=30,
-    )
-    pool.open(wait=False)
-    return pool
 
 
 _databases: dict[str, Database] = {}

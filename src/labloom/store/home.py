@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import socket
 import sqlite3
 import time
@@ -65,6 +66,11 @@ def connect(path: Path | None = None, timeout: float = 30.0) -> sqlite3.Connecti
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise  # another process's long write: the callers wait it out
+        if disk_full(path):
+            raise StoreUnavailableError(
+                f"[labloom] the store {path} cannot be opened now: the disk holding it is full "
+                f"({exc}); free some space, then try again"
+            ) from None
         raise StoreUnavailableError(
             f"[labloom] the store {path} cannot be opened ({exc}): if it is damaged, move it "
             f"aside (labloom then starts a new one) or set LABLOOM_HOME to another folder"
@@ -77,6 +83,14 @@ def connect(path: Path | None = None, timeout: float = 30.0) -> sqlite3.Connecti
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     return conn
+
+
+def disk_full(path: Path) -> bool:
+    """Whether the file system holding ``path`` has (next to) no space left."""
+    try:
+        return shutil.disk_usage(path.parent).free < 64 * 1024
+    except OSError:
+        return False
 
 
 def pid_alive(pid: int) -> bool:

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from ..core.run_logs import named
-from .db import Conn, get_database
+from .db import Conn, get_database, is_transient
 from .home import host_name, pid_alive
 from .writer import heartbeat_timeout
 
@@ -338,7 +338,7 @@ class RunStore:
         suspects = self.conn.execute(
             "SELECT id, host, pid, heartbeat FROM flow_runs WHERE state IN (?, ?)", _OPEN_STATES
         ).fetchall()
-        crashed = []
+        crashed: list[str] = []
         for run_id, host, pid, beat in suspects:
             stale = beat is None or now - beat > timeout
             if host == here and pid is not None and not pid_alive(int(pid)):
@@ -347,7 +347,13 @@ class RunStore:
                 why = f"no sign of life from pid {pid} on {host} for over {timeout:g}s"
             else:
                 continue
-            if self._mark_crashed(run_id, beat, why, now):
+            try:
+                marked = self._mark_crashed(run_id, beat, why, now)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                return crashed  # a full or busy disk: reading goes on, the next read marks
+            if marked:
                 crashed.append(run_id)
         return crashed
 

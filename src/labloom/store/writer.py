@@ -1,4 +1,4 @@
-"""Writing runs to the store: a subscriber per run, one writer thread per store file.
+"""Writing runs to the store: a subscriber per run, one writer thread per store.
 
 The event bus hands each run's events to ``Recorder`` in batches, off the hot path; the
 recorder only queues them. The writer thread drains whatever has queued and writes it in one
@@ -8,38 +8,54 @@ recorder waits for the final commit: once ``run.wait()`` returns, the store agre
 While a run of this process is open the writer refreshes its heartbeat; the reader marks a
 run Crashed when its process is gone or its heartbeat is stale (see ``reader.reconcile``).
 
-A write that fails for a passing reason (a busy SQLite file, a PostgreSQL server restarting) is
-tried again with the same rows, reconnecting as needed, for up to ``LABLOOM_STORE_OUTAGE``
-seconds (default 600); events that arrive meanwhile queue and go in with the next commit.
+The writer never stops recording:
+- a failure that passes (a busy SQLite file, a full disk, a PostgreSQL server restarting) is
+  said once on stderr and the same rows are tried again with backoff for up to
+  ``LABLOOM_STORE_OUTAGE`` seconds (default 600), then dropped and counted. Events that arrive
+  meanwhile wait in memory, at most ``LABLOOM_STORE_BACKLOG`` of them (default 100,000); past
+  that, log lines are dropped and counted (state changes are kept: a few per task run);
+- a row the database refuses costs only that row (``rows.Rows.write_one_by_one``);
+- text it cannot hold is escaped (``storable.py``);
+- a SQLite store file deleted or replaced mid-run is noticed before the next write: a new
+  file is made (or the replacement used) and the open runs are written into it again from
+  what the kernel still holds (``_reopen``).
+What was dropped is counted per run: ``unrecorded(run_id)`` tells it (``labloom run`` says it
+and exits with status 3).
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from ..core import events as ev
-from . import target
 from .db import Conn, Database, get_database, is_transient
-from .home import host_name, user_name
+from .recorder import FINAL_WAIT, Recorder, Unrecorded
+from .rows import Rows, Table
 
 log = logging.getLogger("labloom")
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
 
 
 def heartbeat_timeout() -> float:
     """Seconds without a heartbeat after which a run counts as crashed
     (``LABLOOM_HEARTBEAT_TIMEOUT``, default 60); runs beat 12 times per timeout, at most
     every 5 s."""
-    try:
-        return max(1.0, float(os.environ.get("LABLOOM_HEARTBEAT_TIMEOUT", "60")))
-    except ValueError:
-        return 60.0
+    return max(1.0, _env_number("LABLOOM_HEARTBEAT_TIMEOUT", 60.0))
 
 
 def heartbeat_interval() -> float:
@@ -47,199 +63,18 @@ def heartbeat_interval() -> float:
 
 
 def outage_patience() -> float:
-    try:
-        return float(os.environ.get("LABLOOM_STORE_OUTAGE", "600"))
-    except ValueError:
-        return 600.0
+    return _env_number("LABLOOM_STORE_OUTAGE", 600.0)
+
+
+def backlog_cap() -> int:
+    """Events that may wait in memory while the store cannot be written."""
+    return max(1, int(_env_number("LABLOOM_STORE_BACKLOG", 100_000)))
+
 
 _IDLE_EXIT = 2.0  # seconds a writer with nothing open waits before its thread ends
-_FINAL_WAIT = 30.0
 # How long SQLite itself waits for another process's write lock before a write is retried.
 BUSY_TIMEOUT = 30.0
-
-
-def log_line_cap() -> int:
-    """Log lines kept per task run (``LABLOOM_LOG_LINES``, default 1000); the rest are counted."""
-    try:
-        return max(0, int(os.environ.get("LABLOOM_LOG_LINES", "1000")))
-    except ValueError:
-        return 1000
-
-
-def to_json(value: Any) -> str:
-    """JSON for the store; values that JSON cannot hold become ``{"__repr__": ...}``."""
-    def fallback(obj: Any) -> Any:
-        if isinstance(obj, (set, frozenset, tuple)):
-            return list(obj)
-        return {"__repr__": repr(obj)[:1000]}
-
-    return json.dumps(value, default=fallback)
-
-
-class Recorder:
-    """The bus subscriber of one run."""
-
-    def __init__(self, run: Any, writer: Writer) -> None:
-        self.run_id: str = run.id
-        self.writer = writer
-        self.pid = os.getpid()
-        self.host = host_name()
-        self.user = user_name()
-        self.target = target.describe(run.flow)
-        self.log_cap = log_line_cap()
-        self.log_counts: dict[str, int] = {}  # lines seen per task run
-        self.log_dropped: dict[str, int] = {}  # lines the engine counted but never sent
-
-    def __call__(self, batch: Sequence[ev.Event]) -> None:
-        seq = self.writer.put(self, batch)
-        if any(isinstance(event, ev.RunFinished) for event in batch):
-            self.writer.wait(seq, _FINAL_WAIT)
-
-
-class _Rows:
-    """One transaction's worth of rows, folded from a stream of events."""
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[Any, ...]] = []
-        self.flows: list[tuple[Any, ...]] = []
-        self.tasks: list[tuple[Any, ...]] = []
-        self.states: list[tuple[Any, ...]] = []
-        self.task_updates: dict[str, list[Any]] = {}
-        self.keys: list[tuple[Any, ...]] = []
-        self.nodes: list[tuple[Any, ...]] = []
-        self.logs: list[tuple[Any, ...]] = []
-        self.cuts: dict[tuple[str, str], tuple[int, int]] = {}
-        self.run_updates: list[tuple[Any, ...]] = []
-        self.metadata_updates: list[tuple[Any, ...]] = []
-        self.opened: set[str] = set()
-        self.closed: set[str] = set()
-
-    def add(self, rec: Recorder, event: ev.Event) -> None:
-        if isinstance(event, ev.StateChanged):
-            self.states.append((event.task_run_id, event.run_id, event.state.value, event.time,
-                                event.message, event.attempt))
-            row = self.task_updates.get(event.task_run_id)
-            if row is None:
-                row = self.task_updates[event.task_run_id] = [None, "", 0, None, None, ""]
-            row[0], row[1], row[2] = event.state.value, event.message, event.attempt
-            if event.state.value == "Running" and row[3] is None:
-                row[3] = event.time
-            row[4] = event.time if event.state.is_final else None
-            if event.traceback:
-                row[5] = event.traceback
-        elif isinstance(event, ev.LogRecord):
-            self._log(rec, event)
-        elif isinstance(event, ev.LogLinesDropped):
-            rec.log_dropped[event.task_run_id] = event.dropped
-            self._count_cut(rec, event.run_id, event.task_run_id)
-        elif isinstance(event, ev.TaskRunCreated):
-            self.tasks.append((event.task_run_id, event.run_id, event.node_id, event.task_name,
-                               event.map_index, json.dumps(list(event.upstream)), "Pending",
-                               event.time))
-            self.states.append((event.task_run_id, event.run_id, "Pending", event.time, "", 0))
-        elif isinstance(event, ev.NodeCreated):
-            self.nodes.append((event.run_id, event.node_id, event.name, event.kind,
-                               json.dumps(list(event.upstream)), event.time))
-        elif isinstance(event, ev.TaskRunKeyed):
-            self.keys.append((event.cache_key, event.result_path, event.task_run_id))
-        elif isinstance(event, ev.RunCreated):
-            metadata = dict(event.metadata)
-            self.runs.append((
-                event.run_id, event.flow_name, event.source_hash, to_json(event.parameters),
-                "Pending", event.time, event.time, rec.host, rec.pid, event.executor,
-                event.origin, to_json(metadata), event.time, to_json(rec.target),
-                metadata.get("retry_of"), rec.user,
-            ))
-            self.flows.append((event.flow_name, event.source_hash, event.time, event.time))
-            self.opened.add(event.run_id)
-        elif isinstance(event, ev.RunStateChanged):
-            self.run_updates.append((event.state.value, event.message, None, event.run_id))
-            if not event.state.is_final:
-                self.opened.add(event.run_id)
-                self.closed.discard(event.run_id)
-        elif isinstance(event, ev.RunFinished):
-            self.run_updates.append((event.state.value, event.message, event.time, event.run_id))
-            if event.metadata:
-                self.metadata_updates.append((to_json(dict(event.metadata)), event.run_id))
-            self.closed.add(event.run_id)
-
-    def _log(self, rec: Recorder, event: ev.LogRecord) -> None:
-        who = event.task_run_id or ""
-        count = rec.log_counts.get(who, 0) + 1
-        rec.log_counts[who] = count
-        if count <= rec.log_cap:
-            self.logs.append((event.run_id, event.task_run_id, event.level, event.time,
-                              event.text))
-        else:
-            self._count_cut(rec, event.run_id, who)
-
-    def _count_cut(self, rec: Recorder, run_id: str, who: str) -> None:
-        """Lines not stored: past the store's cap, plus those the engine never sent."""
-        seen = rec.log_counts.get(who, 0)
-        cut = max(0, seen - rec.log_cap) + rec.log_dropped.get(who, 0)
-        if cut:
-            self.cuts[(run_id, who)] = (min(seen, rec.log_cap), cut)
-
-    def write(self, conn: Any) -> None:
-        ex = conn.executemany
-        if self.runs:
-            ex("INSERT INTO flow_runs (id, flow_name, source_hash, parameters, state, created, "
-               "started, host, pid, executor, origin, metadata, heartbeat, target, retry_of, "
-               "username) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE "
-               "SET parameters = excluded.parameters, state = excluded.state, message = '', "
-               "created = excluded.created, started = excluded.started, ended = NULL, "
-               "host = excluded.host, pid = excluded.pid, executor = excluded.executor, "
-               "origin = excluded.origin, metadata = excluded.metadata, "
-               "heartbeat = excluded.heartbeat, retry_of = excluded.retry_of",
-               self.runs)
-            ex("INSERT INTO flows (name, source_hash, first_seen, last_seen) VALUES (?,?,?,?) "
-               "ON CONFLICT (name, source_hash) DO UPDATE SET last_seen = excluded.last_seen",
-               self.flows)
-        if self.nodes:
-            ex("INSERT INTO run_nodes (run_id, node_id, name, kind, upstream, created) "
-               "VALUES (?,?,?,?,?,?) ON CONFLICT (run_id, node_id) DO UPDATE SET "
-               "name = excluded.name, kind = excluded.kind, upstream = excluded.upstream, "
-               "created = excluded.created", self.nodes)
-        conn.insert_rows(
-            "task_runs", ("id", "run_id", "node_id", "task_name", "map_index", "upstream",
-                          "state", "created"), self.tasks, "ON CONFLICT (id) DO NOTHING",
-        )
-        conn.insert_rows(
-            "task_states", ("task_run_id", "run_id", "state", "time", "message", "attempt"),
-            self.states,
-        )
-        if len(self.task_updates) >= 50 and conn.kind == "postgresql":
-            # Thousands of updates as one statement over a staged copy of the new values.
-            stage = conn.stage(
-                "task_runs", ("id", "state", "message", "attempts", "started", "ended",
-                              "traceback"),
-                [(i, *values) for i, values in self.task_updates.items()],
-            )
-            conn.execute(
-                f"UPDATE task_runs t SET state = s.state, message = s.message, "
-                f"attempts = s.attempts, started = COALESCE(s.started, t.started), "
-                f"ended = s.ended, traceback = CASE WHEN s.traceback = '' THEN t.traceback "
-                f"ELSE s.traceback END FROM {stage} s WHERE t.id = s.id"
-            )
-        elif self.task_updates:
-            ex("UPDATE task_runs SET state = ?, message = ?, attempts = ?, "
-               "started = COALESCE(?, started), ended = ?, "
-               "traceback = CASE WHEN ? = '' THEN traceback ELSE ? END WHERE id = ?",
-               [(s, m, a, st, en, tb, tb, i)
-                for i, (s, m, a, st, en, tb) in self.task_updates.items()])
-        if self.keys:
-            ex("UPDATE task_runs SET cache_key = ?, result_path = ? WHERE id = ?", self.keys)
-        conn.insert_rows("logs", ("run_id", "task_run_id", "level", "time", "text"), self.logs)
-        if self.cuts:
-            ex("INSERT INTO log_cuts (run_id, task_run_id, kept, cut) VALUES (?,?,?,?) "
-               "ON CONFLICT (run_id, task_run_id) DO UPDATE SET kept = excluded.kept, "
-               "cut = excluded.cut",
-               [(r, t, kept, cut) for (r, t), (kept, cut) in self.cuts.items()])
-        if self.run_updates:
-            ex("UPDATE flow_runs SET state = ?, message = ?, ended = ? WHERE id = ?",
-               self.run_updates)
-        if self.metadata_updates:
-            ex("UPDATE flow_runs SET metadata = ? WHERE id = ?", self.metadata_updates)
+_HEARTBEAT = "UPDATE flow_runs SET heartbeat = ? WHERE id = ?"
 
 
 class Writer:
@@ -251,16 +86,37 @@ class Writer:
         self._queue: list[tuple[Recorder, Sequence[ev.Event]]] = []
         self._queued = 0
         self._written = 0
+        self._backlog = 0  # events queued or being written
         self._thread: threading.Thread | None = None
         self._open: set[str] = set()
-        self._broken = False
+        self._live: dict[str, Recorder] = {}  # runs open, or with rows not yet written
+        self._rows: Rows | None = None  # being written now
+        self.lost: dict[str, Recorder] = {}  # runs that lost records, for ``unrecorded``
+        self._said: set[str] = set()
+        self._trouble: float | None = None  # since when writes fail
+        self._file: tuple[int, int] | None = None  # the SQLite file written so far
+        self._emptied = False  # the file at the path has no tables: it is another one
+        self._wal: tuple[int, int] | None = None  # that file's journal
+
+    def is_me(self) -> bool:
+        return threading.current_thread() is self._thread
 
     def put(self, rec: Recorder, batch: Sequence[ev.Event]) -> int:
         with self._cond:
-            if self._broken:
-                return self._queued
+            cap = backlog_cap()
+            if self._backlog >= cap:
+                kept = [e for e in batch if not isinstance(e, ev.LogRecord)]
+                if len(kept) < len(batch):
+                    why = (f"log lines not kept while the store could not be written (more than "
+                           f"{cap} events waited; LABLOOM_STORE_BACKLOG)")
+                    rec.drop(len(batch) - len(kept), why)
+                    self._say_once("backlog", f"[labloom] {why}: further log lines are dropped "
+                                   "and counted until it can")
+                batch = kept
             self._queue.append((rec, batch))
             self._queued += 1
+            self._backlog += len(batch)
+            self._live[rec.run_id] = rec
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="labloom-store", daemon=True
@@ -269,24 +125,30 @@ class Writer:
             self._cond.notify_all()
             return self._queued
 
-    def wait(self, seq: int | None = None, timeout: float = _FINAL_WAIT) -> bool:
-        """Block until everything queued (up to ``seq``) is committed."""
+    def wait(self, seq: int | None = None, timeout: float = FINAL_WAIT) -> bool:
+        """Block until everything queued (up to ``seq``) is written or dropped."""
         with self._cond:
             target_seq = self._queued if seq is None else seq
-            return self._cond.wait_for(
-                lambda: self._written >= target_seq or self._broken, timeout
-            )
+            return self._cond.wait_for(lambda: self._written >= target_seq, timeout)
 
     def pending(self) -> bool:
         with self._cond:
-            return self._written < self._queued and not self._broken
+            return self._written < self._queued
+
+    def unwritten(self, run_id: str) -> int:
+        """Records of ``run_id`` queued or being written now."""
+        with self._cond:
+            count = sum(len(batch) for rec, batch in self._queue if rec.run_id == run_id)
+            rows = self._rows
+        if rows is not None:
+            count += sum(sum(1 for r in t.runs[t.done:] if r == run_id) for t in rows.tables())
+        return count
 
     def _loop(self) -> None:
         conn: Conn | None = None
         last_beat = 0.0
         idle_since = time.monotonic()
         try:
-            conn = self._connect_patiently()
             while True:
                 with self._cond:
                     if not self._queue:
@@ -299,72 +161,208 @@ class Writer:
                         self._thread = None
                         return
                 beat = bool(self._open) and time.monotonic() - last_beat >= heartbeat_interval()
+                folded = sum(len(batch) for _, batch in items)
                 if items or beat:
-                    conn = self._write_patiently(conn, self._fold(items))
+                    rows = self._rows = self._fold(items)
+                    conn = self._store(conn, rows)
+                    self._rows = None
                     last_beat = time.monotonic()
+                    self._settled(rows)
                 with self._cond:
                     self._written = upto
+                    self._backlog -= folded
                     self._cond.notify_all()
-        except Exception as exc:
+        except Exception as exc:  # a bug of ours, not the database's: never hang a run
             self._fail(exc)
         finally:
             if conn is not None:
                 conn.close()
 
-    def _fold(self, items: list[tuple[Recorder, Sequence[ev.Event]]]) -> _Rows:
+    def _fold(self, items: list[tuple[Recorder, Sequence[ev.Event]]]) -> Rows:
         # Folded once: a retried write must not count log lines twice.
-        rows = _Rows()
+        rows = Rows()
         for rec, batch in items:
+            if rec.stale:  # its run is being written again from the start
+                continue
             for event in batch:
                 rows.add(rec, event)
         self._open |= rows.opened
         self._open -= rows.closed
-        return rows
+        return rows.finish()
 
-    def _connect_patiently(self) -> Conn:
-        return self._patiently(None, lambda conn: None)
+    def _settled(self, rows: Rows) -> None:
+        with self._cond:
+            queued = {rec.run_id for rec, _ in self._queue}
+            for run_id in rows.closed - self._open - queued:
+                self._live.pop(run_id, None)
 
-    def _write_patiently(self, conn: Conn, rows: _Rows) -> Conn:
-        """Write, waiting out another process's long transaction or a database server's
-        restart instead of giving up: a store that stops recording loses history, so only a
-        lasting failure may stop it."""
-        return self._patiently(conn, lambda c: self._write(c, rows))
-
-    def _patiently(self, conn: Conn | None, action: Any) -> Conn:
+    def _store(self, conn: Conn | None, rows: Rows) -> Conn | None:
+        """Write ``rows``, waiting out a busy or full disk, a server's restart or a store file
+        that went away, for up to ``LABLOOM_STORE_OUTAGE`` seconds; then drop them, counted."""
         deadline = time.monotonic() + outage_patience()
         delay = 0.1
         while True:
             try:
                 if conn is None:
                     conn = self.database.connect(timeout=BUSY_TIMEOUT)
-                action(conn)
+                if self._file is not None and (
+                        self._emptied or self.database.file_id() != self._file):
+                    conn = self._reopen(conn, rows)
+                self._write(conn, rows)
+                self._file = conn.file_id
+                if self.database.path is not None:
+                    self._wal = _identity(Path(f"{self.database.path}-wal"))
+                self._recovered()
                 return conn
             except Exception as exc:
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
-                    raise
-                log.warning("[labloom] the run store %s is unavailable (%s); writing again in "
-                            "%gs", self.database.display, type(exc).__name__, delay)
-                if conn is not None and self.database.kind == "postgresql":
-                    conn.close()  # the pool drops a broken connection; a new one next time
+                if conn is not None:
+                    with suppress(Exception):  # a fresh connection after any failure
+                        conn.close()
                     conn = None
+                if time.monotonic() + delay > deadline:
+                    self._give_up(rows, exc)
+                    return None
+                self._troubled(exc)
                 time.sleep(delay)
                 delay = min(delay * 3, 5.0)
 
-    def _write(self, conn: Conn, rows: _Rows) -> None:
+    def _write(self, conn: Conn, rows: Rows) -> None:
         beat = [(time.time(), run_id) for run_id in self._open | rows.closed]
+        if not rows.one_by_one:
+            try:
+                with conn.transaction():
+                    rows.write(conn)
+                    conn.executemany(_HEARTBEAT, beat)
+                return
+            except Exception as exc:
+                if _emptied(exc):
+                    # A new file in place of the old one with the same inode number (freed
+                    # once we let go of it): found by its missing tables.
+                    self._emptied = True
+                    raise
+                if is_transient(exc):
+                    raise
+                self._say_once(f"batch {type(exc).__name__}",
+                               f"[labloom] the run store {self.database.display} refused a batch "
+                               f"of rows ({_short(exc)}); writing them one by one, dropping only "
+                               "those it refuses")
+        rows.write_one_by_one(conn, is_transient, lambda t, r, e: self._refused(rows, t, r, e))
         with conn.transaction():
-            rows.write(conn)
-            conn.executemany("UPDATE flow_runs SET heartbeat = ? WHERE id = ?", beat)
+            conn.executemany(_HEARTBEAT, beat)
+
+    def _refused(self, rows: Rows, table: Table, run_id: str, exc: BaseException) -> None:
+        why = f"{table.what} refused by the store ({_short(exc)})"
+        rec = rows.recorders.get(run_id)
+        if rec is not None:
+            rec.drop(1, why)
+        self._say_once(f"row {table.what} {type(exc).__name__}",
+                       f"[labloom] the run store {self.database.display} refused a row of run "
+                       f"{run_id} ({why}); that row is dropped and counted, the others are "
+                       "written")
+
+    def _reopen(self, conn: Conn, rows: Rows) -> Conn:
+        """The store file was deleted or replaced: write the open runs into the file now at
+        its path (a new one when it is gone) from what their kernels still hold."""
+        path = self.database.path
+        gone = self.database.file_id() is None
+        conn.close()
+        # The old file's journal (SQLite keeps it when its file was unlinked) would be read as
+        # the new file's, which it would damage: it goes first, unless it is the new file's own.
+        if path is not None and (gone or _identity(Path(f"{path}-wal")) == self._wal):
+            for suffix in ("-wal", "-shm"):
+                with suppress(OSError):
+                    os.unlink(f"{path}{suffix}")
+        self.database.forget_schema()  # a new file may even reuse the old inode number
+        new = self.database.connect(timeout=BUSY_TIMEOUT)
+        self._emptied = False
+        recs = {**self._live, **rows.recorders}
+        log.warning("[labloom] the store file %s was %s while runs were being recorded; "
+                    "writing %d open run(s) into %s again", path,
+                    "deleted" if gone else "replaced by another file", len(recs),
+                    "a new file" if gone else "the file now there")
+        for table in rows.tables():  # all in the replay below
+            table.rows.clear()
+            table.runs.clear()
+            table.done = 0
+        for rec in recs.values():
+            self._replay(rec)
+        return new
+
+    def _replay(self, rec: Recorder) -> None:
+        if rec.stale:
+            return
+        rec.stale = True
+        run = rec._run()
+        if run is None:
+            return
+        fresh = Recorder(run, self)
+        fresh.lost = rec.lost
+        # The stale subscription stays (it ignores what it gets): unsubscribing here would
+        # wait for its delivery, which may be waiting for this very thread.
+        run.subscribe(fresh, replay=True)
+
+    def _give_up(self, rows: Rows, exc: BaseException) -> None:
+        counts: dict[str, int] = {}
+        for table in rows.tables():
+            for run_id in table.runs[table.done:]:
+                counts[run_id] = counts.get(run_id, 0) + 1
+            table.done = len(table.rows)
+        why = (f"the store could not be written for {outage_patience():g}s "
+               f"(LABLOOM_STORE_OUTAGE): {_short(exc)}")
+        for run_id, count in counts.items():
+            rec = rows.recorders.get(run_id)
+            if rec is not None:
+                rec.drop(count, why)
+        log.error("[labloom] %s; %d record(s) of run(s) %s dropped, recording goes on with the "
+                  "next ones", why.replace("the store", f"the run store {self.database.display}"),
+                  sum(counts.values()), ", ".join(sorted(counts)) or "-")
+        self._trouble = None
+
+    def _troubled(self, exc: BaseException) -> None:
+        if self._trouble is None:
+            self._trouble = time.monotonic()
+            log.warning("[labloom] the run store %s cannot be written now (%s); trying again for "
+                        "up to %gs, keeping at most %d events in memory meanwhile",
+                        self.database.display, _short(exc), outage_patience(), backlog_cap())
+
+    def _recovered(self) -> None:
+        if self._trouble is not None:
+            log.warning("[labloom] the run store %s is written again after %.1fs",
+                        self.database.display, time.monotonic() - self._trouble)
+            self._trouble = None
+
+    def _say_once(self, key: str, message: str) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            log.warning("%s", message)
 
     def _fail(self, exc: Exception) -> None:
-        # The store must never break a run: say why once, then stop recording.
-        log.error("[labloom] the run store %s stopped recording: %s", self.database.display,
-                  exc)
+        log.exception("[labloom] the run store %s writer failed: %s", self.database.display, exc)
         with self._cond:
-            self._broken = True
-            self._thread = None
+            for rec, batch in self._queue:
+                rec.drop(len(batch), f"the store writer failed ({_short(exc)})")
             self._queue.clear()
+            self._backlog = 0
+            self._written = self._queued
+            self._thread = None
             self._cond.notify_all()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
+
+
+def _emptied(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()).removeprefix("[labloom] ")
+    return text[:300] or type(exc).__name__
 
 
 _writers: dict[str, Writer] = {}
@@ -374,7 +372,7 @@ _writers_lock = threading.Lock()
 def writer_for(database: Database) -> Writer:
     with _writers_lock:
         writer = _writers.get(database.url)
-        if writer is None or writer._broken:
+        if writer is None:
             writer = _writers[database.url] = Writer(database)
         return writer
 
@@ -385,10 +383,28 @@ def attach(run: Any) -> Recorder:
     return recorder
 
 
+def unrecorded(run_id: str, timeout: float = 5.0) -> Unrecorded | None:
+    """What of run ``run_id`` (of this process) is not in the store, after waiting up to
+    ``timeout`` seconds for what is still being written; None when it is all there."""
+    for writer in list(_writers.values()):
+        if run_id not in writer._live and run_id not in writer.lost:
+            continue
+        writer.wait(timeout=timeout)
+        rec = writer.lost.get(run_id)
+        lost = Unrecorded(0, store=writer.database.display) if rec is None else rec.lost
+        waiting = writer.unwritten(run_id)
+        if waiting:
+            lost = Unrecorded(lost.count + waiting, [
+                *lost.reasons, "still waiting to be written when the run ended"], lost.store)
+        if lost.count:
+            return lost
+    return None
+
+
 @atexit.register
 def _drain_at_exit() -> None:
     # A script that exits while a background run is still going: keep what was emitted.
     # A database server that is away gets longer: the final states are still queued.
     for writer in list(_writers.values()):
         if writer.pending():
-            writer.wait(timeout=5.0 if writer.database.kind == "sqlite" else 60.0)
+            writer.wait(timeout=5.0 if writer.database.kind == "sqlite" else 15.0)

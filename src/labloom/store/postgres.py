@@ -1,0 +1,115 @@
+"""Connecting to a PostgreSQL store: the pool, a bounded wait, and one clear line on failure.
+
+A server that cannot be reached costs at most ``LABLOOM_DB_CONNECT_TIMEOUT`` seconds (default 5)
+per attempt, and the failure names its cause once: the server refused the credentials (SQLSTATE
+28P01 / 28000: fix the URL, waiting will not help), or it could not be reached (down, wrong
+host or port, a network cut: passing, so the writer waits it out). The pool's own retries are
+not logged one by one (``psycopg.pool`` would print each); the store says once what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..core.errors import DatabaseURLError, StoreUnavailableError, StoreUnreachableError
+
+URL_ENV = "LABLOOM_DATABASE_URL"
+POSTGRES_HINT = "pip install 'labloom[postgres]' (psycopg and psycopg-pool)"
+POOL_NAME = "labloom"
+_AUTH_STATES = ("28P01", "28000")  # invalid password; invalid authorization (pg_hba, role)
+
+
+def connect_wait() -> float:
+    """Seconds to wait for a connection (``LABLOOM_DB_CONNECT_TIMEOUT``, default 5)."""
+    try:
+        return max(0.5, float(os.environ.get("LABLOOM_DB_CONNECT_TIMEOUT", "5")))
+    except ValueError:
+        return 5.0
+
+
+def without_secret(text: str, url: str) -> str:
+    # Drivers do not echo passwords, but a message is shown to people: make sure.
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return text.replace(password, "***") if password else text
+
+
+class _QuietPool(logging.Filter):
+    """Drops the pool's per-attempt connection warnings for labloom's pool: the store says
+    once what happened instead of the 14 lines a 90-second outage used to print."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (record.levelno == logging.WARNING and args and args[0] == POOL_NAME)
+
+
+_quiet = _QuietPool()
+
+
+def _conninfo(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def open_pool(url: str, display: str) -> Any:
+    """A connection pool for ``url``, opened after one direct connection succeeded: a server
+    that is away or refuses the credentials is reported at once, with its cause."""
+    try:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+    except ImportError:
+        raise DatabaseURLError(
+            f"[labloom] the store {display} is PostgreSQL, which needs psycopg: {POSTGRES_HINT}"
+        ) from None
+    logging.getLogger("psycopg.pool").addFilter(_quiet)
+    wait = connect_wait()
+    try:
+        psycopg.connect(_conninfo(url), connect_timeout=max(1, round(wait)),
+                        application_name="labloom").close()
+    except psycopg.Error as exc:
+        raise failure(exc, url, display) from None
+    size = max(1, int(os.environ.get("LABLOOM_DB_POOL", "8") or 8))
+    pool = ConnectionPool(
+        _conninfo(url), min_size=1, max_size=size, open=False, name=POOL_NAME,
+        kwargs={"autocommit": True, "connect_timeout": max(1, round(wait)),
+                "application_name": "labloom"},
+        check=ConnectionPool.check_connection, timeout=30,
+    )
+    pool.open(wait=False)
+    return pool
+
+
+def diagnose(url: str, display: str) -> StoreUnavailableError:
+    """Why the pool gave no connection: one direct attempt tells the cause."""
+    import psycopg
+
+    try:
+        psycopg.connect(_conninfo(url), connect_timeout=max(1, round(connect_wait())),
+                        application_name="labloom").close()
+    except psycopg.Error as exc:
+        return failure(exc, url, display)
+    return StoreUnreachableError(
+        f"[labloom] cannot reach the store {display}: no connection within "
+        f"{connect_wait():g}s (LABLOOM_DB_CONNECT_TIMEOUT); the server may be overloaded"
+    )
+
+
+def failure(exc: BaseException, url: str, display: str) -> StoreUnavailableError:
+    """The error a failed connection becomes: refused credentials, or an unreachable server."""
+    text = without_secret(" ".join(str(exc).split()), url)
+    state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "diag", None), "sqlstate",
+                                                       None)
+    if state in _AUTH_STATES or "authentication failed" in text or (
+            "no pg_hba.conf entry" in text) or ("role" in text and "does not exist" in text):
+        return StoreUnavailableError(
+            f"[labloom] the store {display} refused the credentials ({text}): check the user "
+            f"and password in {URL_ENV} (or --database-url); waiting will not help"
+        )
+    return StoreUnreachableError(
+        f"[labloom] cannot reach the store {display} ({text}): check that the server runs and "
+        f"that {URL_ENV} (or --database-url) names it"
+    )

@@ -1,0 +1,69 @@
+"""The store's subscriber of one run: it queues the run's events for the writer, and keeps
+the count of what the store could not take (``Unrecorded``)."""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..core import events as ev
+from . import target
+from .home import host_name, user_name
+
+if TYPE_CHECKING:
+    from .writer import Writer
+
+FINAL_WAIT = 30.0  # how long a run's end waits for its last commit
+
+
+def log_line_cap() -> int:
+    """Log lines kept per task run (``LABLOOM_LOG_LINES``, default 1000); the rest are counted."""
+    try:
+        return max(0, int(os.environ.get("LABLOOM_LOG_LINES", "1000")))
+    except ValueError:
+        return 1000
+
+
+@dataclass
+class Unrecorded:
+    """What of a run is not in the store: ``count`` records (rows or events), and why."""
+
+    count: int
+    reasons: list[str] = field(default_factory=list)
+    store: str = ""
+
+
+class Recorder:
+    """The bus subscriber of one run."""
+
+    def __init__(self, run: Any, writer: Writer) -> None:
+        self.run_id: str = run.id
+        self._run = weakref.ref(run)  # to replay it into a new store file; never kept alive
+        self.writer = writer
+        self.pid = os.getpid()
+        self.host = host_name()
+        self.user = user_name()
+        self.target = target.describe(run.flow)
+        self.log_cap = log_line_cap()
+        self.log_counts: dict[str, int] = {}  # lines seen per task run
+        self.log_dropped: dict[str, int] = {}  # lines the engine counted but never sent
+        self.noted_escapes = False
+        self.stale = False  # replaced by a new recorder: the store file changed
+        self.lost = Unrecorded(0, store=writer.database.display)
+
+    def __call__(self, batch: Sequence[ev.Event]) -> None:
+        if self.stale:
+            return
+        seq = self.writer.put(self, batch)
+        # A replay delivered on the writer's own thread must not wait for that thread.
+        if any(isinstance(event, ev.RunFinished) for event in batch) and not self.writer.is_me():
+            self.writer.wait(seq, FINAL_WAIT)
+
+    def drop(self, count: int, why: str) -> None:
+        self.lost.count += count
+        if why not in self.lost.reasons:
+            self.lost.reasons.append(why)
+        self.writer.lost[self.run_id] = self

@@ -1,0 +1,274 @@
+"""One write's worth of rows, folded from a stream of events, and how they are written.
+
+``Rows.write`` writes them all in one transaction, with PostgreSQL's ``COPY`` where batches are
+large. When the database refuses that (a row it cannot hold), ``Rows.write_one_by_one`` writes
+each row in its own transaction and drops only the rows refused, each counted against its run:
+one bad row never costs the rest of its batch, nor the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..core import events as ev
+from .storable import NOTE, storable_row, to_json
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
+_RUN_SQL = (
+    "INSERT INTO flow_runs (id, flow_name, source_hash, parameters, state, created, "
+    "started, host, pid, executor, origin, metadata, heartbeat, target, retry_of, "
+    "username) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE "
+    "SET parameters = excluded.parameters, state = excluded.state, message = '', "
+    "created = excluded.created, started = excluded.started, ended = NULL, "
+    "host = excluded.host, pid = excluded.pid, executor = excluded.executor, "
+    "origin = excluded.origin, metadata = excluded.metadata, "
+    "heartbeat = excluded.heartbeat, retry_of = excluded.retry_of"
+)
+_FLOW_SQL = (
+    "INSERT INTO flows (name, source_hash, first_seen, last_seen) VALUES (?,?,?,?) "
+    "ON CONFLICT (name, source_hash) DO UPDATE SET last_seen = excluded.last_seen"
+)
+_NODE_SQL = (
+    "INSERT INTO run_nodes (run_id, node_id, name, kind, upstream, created) "
+    "VALUES (?,?,?,?,?,?) ON CONFLICT (run_id, node_id) DO UPDATE SET "
+    "name = excluded.name, kind = excluded.kind, upstream = excluded.upstream, "
+    "created = excluded.created"
+)
+_TASK_COLUMNS = ("id", "run_id", "node_id", "task_name", "map_index", "upstream", "state",
+                 "created")
+_TASK_CONFLICT = "ON CONFLICT (id) DO NOTHING"
+_STATE_COLUMNS = ("task_run_id", "run_id", "state", "time", "message", "attempt")
+_LOG_COLUMNS = ("run_id", "task_run_id", "level", "time", "text")
+_UPDATE_SQL = (
+    "UPDATE task_runs SET state = ?, message = ?, attempts = ?, "
+    "started = COALESCE(?, started), ended = ?, "
+    "traceback = CASE WHEN ? = '' THEN traceback ELSE ? END WHERE id = ?"
+)
+_STAGED_UPDATE = (
+    "UPDATE task_runs t SET state = s.state, message = s.message, "
+    "attempts = s.attempts, started = COALESCE(s.started, t.started), "
+    "ended = s.ended, traceback = CASE WHEN s.traceback = '' THEN t.traceback "
+    "ELSE s.traceback END FROM {stage} s WHERE t.id = s.id"
+)
+_KEY_SQL = "UPDATE task_runs SET cache_key = ?, result_path = ? WHERE id = ?"
+_CUT_SQL = (
+    "INSERT INTO log_cuts (run_id, task_run_id, kept, cut) VALUES (?,?,?,?) "
+    "ON CONFLICT (run_id, task_run_id) DO UPDATE SET kept = excluded.kept, cut = excluded.cut"
+)
+_RUN_UPDATE_SQL = "UPDATE flow_runs SET state = ?, message = ?, ended = ? WHERE id = ?"
+_METADATA_SQL = "UPDATE flow_runs SET metadata = ? WHERE id = ?"
+
+
+def _insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
+    marks = ",".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {conflict}".rstrip()
+
+
+class Table:
+    """The rows of one statement, each with the run it belongs to; ``done`` counts the rows
+    already settled (written or dropped) when they go one by one."""
+
+    def __init__(self, what: str, sql: str) -> None:
+        self.what = what  # for people: "log lines", "error messages", ...
+        self.sql = sql
+        self.rows: list[tuple[Any, ...]] = []
+        self.runs: list[str] = []
+        self.done = 0
+
+    def add(self, run_id: str, row: tuple[Any, ...]) -> None:
+        self.rows.append(row)
+        self.runs.append(run_id)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+
+class Rows:
+    """One transaction's worth of rows, folded from a stream of events (``add``, then
+    ``finish``)."""
+
+    def __init__(self) -> None:
+        self.runs = Table("run parameters and names", _RUN_SQL)
+        self.flows = Table("flow names", _FLOW_SQL)
+        self.nodes = Table("task names", _NODE_SQL)
+        self.tasks = Table("task names", _insert("task_runs", _TASK_COLUMNS, _TASK_CONFLICT))
+        self.states = Table("state messages", _insert("task_states", _STATE_COLUMNS))
+        self.updates = Table("task messages and tracebacks", _UPDATE_SQL)
+        self.keys = Table("result paths", _KEY_SQL)
+        self.logs = Table("log lines", _insert("logs", _LOG_COLUMNS))
+        self.cuts = Table("log line counts", _CUT_SQL)
+        self.run_updates = Table("run messages", _RUN_UPDATE_SQL)
+        # Facts known at the end (a per-run cluster's peak worker count).
+        self.metadata_updates = Table("run facts", _METADATA_SQL)
+        self._task_updates: dict[str, list[Any]] = {}
+        self._cuts: dict[tuple[str, str], tuple[int, int]] = {}
+        self.recorders: dict[str, Recorder] = {}
+        self.escaped: dict[str, set[str]] = {}  # run id -> what of it was escaped
+        self.opened: set[str] = set()
+        self.closed: set[str] = set()
+        self.events = 0
+        self.one_by_one = False
+
+    def tables(self) -> list[Table]:
+        """In the order they are written."""
+        return [self.runs, self.flows, self.nodes, self.tasks, self.states, self.updates,
+                self.keys, self.logs, self.cuts, self.run_updates, self.metadata_updates]
+
+    def count(self) -> int:
+        return sum(len(t.rows) - t.done for t in self.tables())
+
+    # --- folding --------------------------------------------------------------------------
+
+    def add(self, rec: Recorder, event: ev.Event) -> None:
+        self.events += 1
+        self.recorders[event.run_id] = rec
+        if isinstance(event, ev.StateChanged):
+            self.states.add(event.run_id, (event.task_run_id, event.run_id, event.state.value,
+                                           event.time, event.message, event.attempt))
+            row = self._task_updates.get(event.task_run_id)
+            if row is None:
+                row = self._task_updates[event.task_run_id] = [
+                    event.run_id, None, "", 0, None, None, ""]
+            row[1], row[2], row[3] = event.state.value, event.message, event.attempt
+            if event.state.value == "Running" and row[4] is None:
+                row[4] = event.time
+            row[5] = event.time if event.state.is_final else None
+            if event.traceback:
+                row[6] = event.traceback
+        elif isinstance(event, ev.LogRecord):
+            self._log(rec, event)
+        elif isinstance(event, ev.LogLinesDropped):
+            rec.log_dropped[event.task_run_id] = event.dropped
+            self._count_cut(rec, event.run_id, event.task_run_id)
+        elif isinstance(event, ev.TaskRunCreated):
+            self.tasks.add(event.run_id, (
+                event.task_run_id, event.run_id, event.node_id, event.task_name,
+                event.map_index, json.dumps(list(event.upstream)), "Pending", event.time))
+            self.states.add(event.run_id, (event.task_run_id, event.run_id, "Pending",
+                                           event.time, "", 0))
+        elif isinstance(event, ev.NodeCreated):
+            self.nodes.add(event.run_id, (event.run_id, event.node_id, event.name, event.kind,
+                                          json.dumps(list(event.upstream)), event.time))
+        elif isinstance(event, ev.TaskRunKeyed):
+            self.keys.add(event.run_id, (event.cache_key, event.result_path,
+                                         event.task_run_id))
+        elif isinstance(event, ev.RunCreated):
+            self._created(rec, event)
+        elif isinstance(event, ev.RunStateChanged):
+            self.run_updates.add(event.run_id, (event.state.value, event.message, None,
+                                                event.run_id))
+            if not event.state.is_final:
+                self.opened.add(event.run_id)
+                self.closed.discard(event.run_id)
+        elif isinstance(event, ev.RunFinished):
+            self.run_updates.add(event.run_id, (event.state.value, event.message, event.time,
+                                                event.run_id))
+            if event.metadata:
+                self.metadata_updates.add(event.run_id, (to_json(dict(event.metadata)),
+                                                         event.run_id))
+            self.closed.add(event.run_id)
+
+    def _created(self, rec: Recorder, event: ev.RunCreated) -> None:
+        metadata = dict(event.metadata)
+        parameters = to_json(event.parameters)
+        if "\\" in parameters and parameters != to_json(event.parameters, escape=False):
+            self.escaped.setdefault(event.run_id, set()).add("run parameters")
+        self.runs.add(event.run_id, (
+            event.run_id, event.flow_name, event.source_hash, parameters,
+            "Pending", event.time, event.time, rec.host, rec.pid, event.executor,
+            event.origin, to_json(metadata), event.time, to_json(rec.target),
+            metadata.get("retry_of"), rec.user,
+        ))
+        self.flows.add(event.run_id, (event.flow_name, event.source_hash, event.time,
+                                      event.time))
+        self.opened.add(event.run_id)
+
+    def _log(self, rec: Recorder, event: ev.LogRecord) -> None:
+        who = event.task_run_id or ""
+        count = rec.log_counts.get(who, 0) + 1
+        rec.log_counts[who] = count
+        if count <= rec.log_cap:
+            self.logs.add(event.run_id, (event.run_id, event.task_run_id, event.level,
+                                         event.time, event.text))
+        else:
+            self._count_cut(rec, event.run_id, who)
+
+    def _count_cut(self, rec: Recorder, run_id: str, who: str) -> None:
+        """Lines not stored: past the store's cap, plus those the engine never sent."""
+        seen = rec.log_counts.get(who, 0)
+        cut = max(0, seen - rec.log_cap) + rec.log_dropped.get(who, 0)
+        if cut:
+            self._cuts[(run_id, who)] = (min(seen, rec.log_cap), cut)
+
+    def finish(self) -> Rows:
+        """The folded updates as rows, every text made storable (with a note per run)."""
+        for tr_id, (run_id, s, m, a, st, en, tb) in self._task_updates.items():
+            self.updates.add(run_id, (s, m, a, st, en, tb, tb, tr_id))
+        for (run_id, who), (kept, cut) in self._cuts.items():
+            self.cuts.add(run_id, (run_id, who, kept, cut))
+        escaped = self.escaped
+        for table in self.tables():
+            for i, row in enumerate(table.rows):
+                fixed = storable_row(row)
+                if fixed is not None:
+                    table.rows[i] = fixed
+                    escaped.setdefault(table.runs[i], set()).add(table.what)
+        for run_id, where in escaped.items():
+            rec = self.recorders.get(run_id)
+            if rec is None or rec.noted_escapes:
+                continue
+            rec.noted_escapes = True
+            self.logs.add(run_id, (run_id, None, 30, time.time(),
+                                   NOTE.format(where=", ".join(sorted(where)))))
+        return self
+
+    # --- writing --------------------------------------------------------------------------
+
+    def write(self, conn: Any) -> None:
+        """All rows, inside the caller's transaction; the fast way for each backend."""
+        ex = conn.executemany
+        for table in (self.runs, self.flows, self.nodes):
+            if table:
+                ex(table.sql, table.rows)
+        conn.insert_rows("task_runs", _TASK_COLUMNS, self.tasks.rows, _TASK_CONFLICT)
+        conn.insert_rows("task_states", _STATE_COLUMNS, self.states.rows)
+        if len(self.updates.rows) >= 50 and conn.kind == "postgresql":
+            # Thousands of updates as one statement over a staged copy of the new values.
+            stage = conn.stage(
+                "task_runs", ("id", "state", "message", "attempts", "started", "ended",
+                              "traceback"),
+                [(i, s, m, a, st, en, tb) for s, m, a, st, en, tb, _, i in self.updates.rows],
+            )
+            conn.execute(_STAGED_UPDATE.format(stage=stage))
+        elif self.updates:
+            ex(self.updates.sql, self.updates.rows)
+        if self.keys:
+            ex(self.keys.sql, self.keys.rows)
+        conn.insert_rows("logs", _LOG_COLUMNS, self.logs.rows)
+        for table in (self.cuts, self.run_updates, self.metadata_updates):
+            if table:
+                ex(table.sql, table.rows)
+
+    def write_one_by_one(
+        self, conn: Any, passing: Callable[[BaseException], bool],
+        refused: Callable[[Table, str, BaseException], None],
+    ) -> None:
+        """Each row in its own transaction: a row the database refuses is dropped (and
+        reported to ``refused``), the others are written. A ``passing`` failure (a busy or
+        full disk, a server away) is raised; called again, this goes on where it stopped."""
+        self.one_by_one = True
+        for table in self.tables():
+            while table.done < len(table.rows):
+                try:
+                    with conn.transaction():
+                        conn.execute(table.sql, table.rows[table.done])
+                except Exception as exc:
+                    if passing(exc):
+                        raise
+                    refused(table, table.runs[table.done], exc)
+                table.done += 1

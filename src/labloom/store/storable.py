@@ -1,0 +1,73 @@
+"""Text the store can hold: the one place where what a database refuses is escaped.
+
+Both backends refuse a lone surrogate (``"surrogates not allowed"``): Python makes one whenever
+it decodes bytes that are not UTF-8 with ``surrogateescape``, as ``os.listdir`` does for a file
+named ``caf\\xe9.csv`` on a UTF-8 system, so a task that prints or raises with such a name
+would otherwise lose its run's record. PostgreSQL also refuses NUL in text. Such characters are
+written backslash-escaped (``\\udce9``, ``\\x00``); the writer adds a note to the run's log
+saying so, since an escaped text no longer reads back exactly as it was.
+
+>>> storable("caf\\udce9.csv")
+'caf\\\\udce9.csv'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+NOTE = (
+    "[labloom] some text of this run held characters the store cannot hold (a lone surrogate, "
+    "as Python makes from a file name that is not UTF-8, or NUL): {where} stored with them "
+    "backslash-escaped (\\udcXX, \\x00)"
+)
+
+
+def is_storable(text: str) -> bool:
+    if text.isascii():  # O(1) in CPython: the common case costs one NUL scan
+        return "\x00" not in text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def storable(text: str) -> str:
+    """``text`` with lone surrogates and NUL backslash-escaped (unchanged when it has none)."""
+    if is_storable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def storable_value(value: Any) -> Any:
+    """``value`` (JSON-like) with every string in it, keys too, made storable."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable_value(k): storable_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [storable_value(v) for v in value]
+    return value
+
+
+def to_json(value: Any, escape: bool = True) -> str:
+    """JSON for the store; values JSON cannot hold become ``{"__repr__": ...}``, strings that
+    the store cannot hold are escaped (JSON's own ``\\udce9`` would read back as the same
+    unstorable string)."""
+    def fallback(obj: Any) -> Any:
+        if isinstance(obj, (set, frozenset, tuple)):
+            return list(obj)
+        return {"__repr__": repr(obj)[:1000]}
+
+    text = json.dumps(value, default=fallback, ensure_ascii=False)
+    if not escape or is_storable(text):
+        return text
+    return json.dumps(storable_value(json.loads(text)), ensure_ascii=False)
+
+
+def storable_row(row: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """``row`` with its strings made storable, or None when nothing needed it."""
+    if all(not isinstance(v, str) or is_storable(v) for v in row):
+        return None
+    return tuple(storable(v) if isinstance(v, str) else v for v in row)
