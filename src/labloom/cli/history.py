@@ -11,6 +11,7 @@ from typing import Any
 
 from ..store import open_store
 from ..store.reader import RunStore, named
+from .options import count
 from .terminal import echo
 
 
@@ -18,7 +19,8 @@ def register(subparsers: Any) -> None:
     """Add this module's subcommands to the parser."""
     runs = subparsers.add_parser("runs", help="list flow runs, newest first")
     runs.add_argument("--flow", help="only runs of this flow")
-    runs.add_argument("--limit", type=int, default=20, help="at most N runs (default 20)")
+    runs.add_argument("--limit", type=count("--limit"), default=20, metavar="N",
+                      help="at most N runs (default 20)")
     runs.add_argument("--user", help="only runs of this user (`me`: yours)")
     runs.add_argument("--host", help="only runs started on this host (`here`: this one)")
     runs.add_argument("--json", action="store_true", help="print JSON")

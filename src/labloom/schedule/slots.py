@@ -43,6 +43,8 @@ CATCHUP_CHOICES = ("once", "skip")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Slot times must stay dates a computer can write down (datetime ends in the year 9999).
+MAX_EVERY = 100 * 365 * 86400.0
 
 
 def parse_duration(text: str) -> float:
@@ -57,21 +59,30 @@ def parse_duration(text: str) -> float:
                 f"bad duration {text!r}: write a number with s, m, h or d, e.g. 30s, 5m, 1h30m"
             ) from None
         seconds = sum(float(n) * _UNIT[u] for n, u in parts)
-    if seconds <= 0:
+    if not seconds > 0:  # also NaN, which compares false with everything
         raise ScheduleError(f"bad duration {text!r}: it must be longer than zero")
+    if seconds > MAX_EVERY:
+        raise ScheduleError(f"bad duration {text!r}: the longest interval is 36500d (100 years)")
     if duration_ms(seconds) < 1:
         raise ScheduleError(f"bad duration {text!r}: the shortest interval is 1ms (0.001s)")
     return seconds
 
 
 def check_cron(expr: str) -> str:
-    from croniter import croniter
+    from croniter import CroniterError, croniter
 
     if not croniter.is_valid(expr):
         raise ScheduleError(
             f"bad cron expression {expr!r}: five fields, minute hour day month weekday, "
             "e.g. '0 2 * * *' for 2 a.m. every day"
         )
+    try:  # valid fields can still name no date at all: 30 February, 31 April
+        croniter(expr, datetime.now(timezone.utc)).get_next(datetime)
+    except CroniterError:
+        raise ScheduleError(
+            f"cron expression {expr!r} never fires: no date matches its day and month fields; "
+            "check them (e.g. '0 0 28 2 *' for 28 February)"
+        ) from None
     return expr
 
 
