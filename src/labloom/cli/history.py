@@ -51,11 +51,25 @@ def _unknown(run_id: str) -> Exception:
     return CLIError(f"no run {run_id!r} in the store; `labloom runs` lists the recorded runs")
 
 
+_AMBIGUOUS_SHOWN = 10
+
+
 def _find(store: RunStore, run_id: str) -> Any:
     record = store.get_run(run_id)
-    if record is None:
-        raise _unknown(run_id)
-    return record
+    if record is not None:
+        return record
+    matches = store.matching_runs(run_id, limit=_AMBIGUOUS_SHOWN + 1)
+    if len(matches) > 1:
+        from . import CLIError
+
+        named = ", ".join(
+            f"{run.id} ({run.flow_name}, {_when(run.started or run.created)})"
+            for run in matches[:_AMBIGUOUS_SHOWN]
+        )
+        more = " and more" if len(matches) > _AMBIGUOUS_SHOWN else ""
+        raise CLIError(f"run id {run_id!r} is ambiguous: it starts the ids of {named}{more}; "
+                       "give more of the id")
+    raise _unknown(run_id)
 
 
 def _runs(args: argparse.Namespace) -> int:
@@ -159,8 +173,10 @@ def _retry(args: argparse.Namespace) -> int:
     from ..store.retry import retry_run
     from . import CLIError
 
+    with open_store() as store:  # an ambiguous prefix is named here, not as "no run"
+        run_id = _find(store, args.run_id).id
     try:
-        run, notes = retry_run(args.run_id, executor=args.executor, load=load_recorded)
+        run, notes = retry_run(run_id, executor=args.executor, load=load_recorded)
     except KeyError:
         raise _unknown(args.run_id) from None
     except (TargetError, NotAllowedError) as exc:
