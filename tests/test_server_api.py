@@ -318,6 +318,28 @@ async def test_schedules_pause_resume_and_run_now(jp_fetch: Any, labloom_home: P
     assert code == 404
 
 
+async def test_every_name_schedule_add_accepts_reaches_its_schedule(
+    jp_fetch: Any, tmp_path: Path
+) -> None:
+    from labloom.schedule import slots as sched
+
+    names = ["nightly etl", "50% sample", "what?#now", "été", "...", "x" * 200]
+    with sched.store() as conn:
+        for name in names:
+            sched.add(conn, sched.Schedule(
+                name=name, target=f"{tmp_path / 'f.py'}:f", workdir=str(tmp_path), cron=None,
+                every=3600.0, timezone=None, params={}, notify=None, executor=None,
+                address=None, catchup="once", overlap=False, paused=False, anchor=time.time(),
+                not_before=time.time(), created=time.time(),
+            ))
+    for name in names:
+        assert await post(jp_fetch, "schedules", name, "pause") == (
+            200, {"name": name, "paused": True}
+        ), name
+    listed = (await get(jp_fetch, "schedules"))["schedules"]
+    assert {s["name"]: s["paused"] for s in listed} == dict.fromkeys(names, True)
+
+
 async def test_a_damaged_store_answers_503_with_the_reason(
     jp_fetch: Any, labloom_home: Path
 ) -> None:

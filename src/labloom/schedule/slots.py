@@ -86,6 +86,20 @@ def check_cron(expr: str) -> str:
     return expr
 
 
+# A name is one segment of the API's URLs (schedules/{name}/pause): a slash would split it and
+# "." or ".." would be resolved away by the browser, so the panel's buttons could not reach it.
+_NAME = re.compile(r"(?!\.{1,2}\Z)[^/\\\x00-\x1f\x7f]{1,200}")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ScheduleError(
+            f"bad schedule name {name!r}: 1 to 200 characters without / or \\ or control "
+            "characters, and not . or ..; choose another with --name"
+        )
+    return name
+
+
 def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
@@ -201,6 +215,7 @@ def transaction(conn: Conn) -> Iterator[Conn]:
 
 
 def add(conn: Conn, schedule: Schedule) -> None:
+    check_name(schedule.name)
     try:
         conn.execute(
             "INSERT INTO schedules (name, target, workdir, cron, every, timezone, params, notify,"
