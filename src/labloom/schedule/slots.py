@@ -384,18 +384,6 @@ def slots(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
     return [dict(row) for row in conn.execute(query + " ORDER BY slot_time", args)]
 
 
-def beat(conn: Conn, scheduler_id: str, started: float) -> None:
-    conn.execute(
-        "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT(id) DO UPDATE SET beat = excluded.beat",
-        (scheduler_id, _home.host_name(), os.getpid(), started, time.time()),
-    )
-
-
-def sign_off(conn: Conn, scheduler_id: str) -> None:
-    conn.execute("DELETE FROM schedulers WHERE id = ?", (scheduler_id,))
-
-
 def describe_all(conn: Conn) -> list[dict[str, Any]]:
     """Every schedule as plain data: what ``schedule list --json`` and the Flows panel show."""
     from .alerts import mask_url
