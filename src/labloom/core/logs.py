@@ -21,6 +21,21 @@ from typing import Any, TextIO
 
 LogSink = Callable[[str, int, float, str], None]  # (task_run_id, level, time, text)
 
+# A log line (a printed line, a logging record) keeps at most this many characters, cut here
+# where it is captured: a 20 MB line would otherwise travel whole to the store, the widget and
+# the Flows panel (seconds to draw). The rest is counted in a note at the end of the line.
+MAX_LINE_CHARS = 10_000
+
+
+def cut_line(text: str, dropped: int = 0) -> str:
+    """``text`` cut to ``MAX_LINE_CHARS``, with a note of how much went (``dropped``: characters
+    of this line already let go before it was complete)."""
+    extra = max(0, len(text) - MAX_LINE_CHARS) + dropped
+    if not extra:
+        return text
+    return (f"{text[:MAX_LINE_CHARS]} [labloom: {extra:,} more characters cut; a log line "
+            f"keeps {MAX_LINE_CHARS:,}]")
+
 
 @dataclass
 class TaskContext:
@@ -30,6 +45,7 @@ class TaskContext:
     log_prints: bool
     sink: LogSink
     _partial: dict[int, str] = field(default_factory=dict)
+    _dropped: dict[int, int] = field(default_factory=dict)  # of the partial line, past the cap
     _shown_on: dict[int, TextIO] = field(default_factory=dict)
 
     def write(self, level: int, text: str, shown_on: TextIO | None = None) -> None:
@@ -40,6 +56,12 @@ class TaskContext:
         """
         buffered = self._partial.get(level, "") + text
         *lines, rest = buffered.split("\n")
+        if lines:
+            dropped = self._dropped.pop(level, 0)
+            lines = [cut_line(lines[0], dropped), *map(cut_line, lines[1:])]
+        if len(rest) > MAX_LINE_CHARS:  # a line without its end yet must not grow without bound
+            self._dropped[level] = self._dropped.get(level, 0) + len(rest) - MAX_LINE_CHARS
+            rest = rest[:MAX_LINE_CHARS]
         self._partial[level] = rest
         if shown_on is not None:
             self._shown_on[level] = shown_on
@@ -48,8 +70,9 @@ class TaskContext:
     def flush(self) -> None:
         for level, rest in list(self._partial.items()):
             if rest:
-                self._emit(level, [rest])
+                self._emit(level, [cut_line(rest, self._dropped.pop(level, 0))])
         self._partial.clear()
+        self._dropped.clear()
 
     def _emit(self, level: int, lines: list[str]) -> None:
         if not lines:
@@ -115,7 +138,7 @@ class _CaptureHandler(logging.Handler):
             text = f"{record.name}: {text}"
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)
-        ctx.sink(ctx.task_run_id, record.levelno, record.created, text)
+        ctx.sink(ctx.task_run_id, record.levelno, record.created, cut_line(text))
 
 
 _capture_lock = threading.Lock()
