@@ -379,8 +379,27 @@ ENDPOINTS = [
     ("GET", "runs/abcdef012345/nodes/n0"), ("POST", "runs/abcdef012345/cancel"),
     ("POST", "runs/abcdef012345/retry"), ("GET", "schedules"),
     ("POST", "schedules/x/pause"), ("POST", "schedules/x/resume"), ("POST", "schedules/x/run"),
-    ("GET", "clusters"),
+    ("GET", "clusters"), ("GET", "no/such/route"), ("POST", "runs/abcdef012345/bogus"),
 ]
+
+
+async def test_an_unknown_path_under_the_api_answers_json_404(jp_fetch: Any) -> None:
+    for method, path in [("GET", "nope"), ("GET", "runs/abcdef012345/bogus"),
+                         ("POST", "schedules/x/explode"), ("DELETE", "runs"),
+                         ("GET", "runs/abcdef012345/nodes/n0/more"), ("GET", "")]:
+        parts = path.split("/") if path else []
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("labloom", "api", *parts, method=method,
+                           body=b"{}" if method == "POST" else None)
+        response = caught.value.response
+        assert response is not None
+        assert caught.value.code in (404, 405), (method, path, caught.value.code)
+        assert response.headers["Content-Type"].startswith("application/json"), (method, path)
+        assert json.loads(response.body)["message"], (method, path)
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("labloom", "api", "nope")
+    assert caught.value.code == 404 and caught.value.response is not None
+    assert "no route GET" in json.loads(caught.value.response.body)["message"]
 
 
 async def test_every_endpoint_refuses_requests_without_token_or_cookie(jp_fetch: Any) -> None:
@@ -448,7 +467,7 @@ def test_every_handler_is_authenticated_like_the_template_checks(
         spec.matcher.regex.pattern for rule in app.web_app.default_router.rules
         for spec in getattr(rule.target, "rules", []) if "labloom/api" in spec.matcher.regex.pattern
     ]
-    assert len(labloom_routes) == 9, labloom_routes
+    assert len(labloom_routes) == 10, labloom_routes  # 9 routes and the JSON 404
 
 
 def test_the_store_is_never_read_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
