@@ -70,6 +70,9 @@ class TaskCall:
     # Map children of a task with ``batch_size`` may share one executor call (Dask); "auto"
     # lets the executor choose from measured durations.
     batch_size: int | str | None = None
+    # Also write prints and run-logger records to the terminal where the call runs (False
+    # while a view shows them: the process running the call may be a Dask worker).
+    echo: bool = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = _sink_for(self.run_id)
@@ -80,7 +83,8 @@ class TaskCall:
             if sink is not None:
                 sink.task_log(self.run_id, task_run_id, level, when, text)
 
-        ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line)
+        ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line,
+                          echo=self.echo)
         with capturing(), task_context(ctx):
             if self.timeout is None:
                 value = self.fn(*args, **kwargs)

@@ -44,6 +44,10 @@ class TaskContext:
     task_name: str
     log_prints: bool
     sink: LogSink
+    # False where a view shows the run's lines (see ``prints_shown_elsewhere``), decided where
+    # the run lives: on a Dask worker the set below is empty, yet the worker's stdout may be
+    # the kernel's (a LocalCluster's workers inherit its captured file descriptors).
+    echo: bool = True
     _partial: dict[int, str] = field(default_factory=dict)
     _dropped: dict[int, int] = field(default_factory=dict)  # of the partial line, past the cap
     _shown_on: dict[int, TextIO] = field(default_factory=dict)
@@ -82,8 +86,13 @@ class TaskContext:
             for line in lines:
                 self.sink(self.task_run_id, level, now, line)
         out = self._shown_on.get(level)
-        if out is not None and self.run_id not in _shown_elsewhere:
+        if out is not None and self.echoes:
             out.write("".join(f"{self.task_name} | {line}\n" for line in lines))
+
+    @property
+    def echoes(self) -> bool:
+        """Whether the task's prints and run-logger records are also written to the terminal."""
+        return self.echo and self.run_id not in _shown_elsewhere
 
 
 # Runs whose task prints a view shows from the run's log lines (a notebook cell's bounded
@@ -96,6 +105,10 @@ def show_prints_elsewhere(run_id: str, elsewhere: bool = True) -> None:
         _shown_elsewhere.add(run_id)
     else:
         _shown_elsewhere.discard(run_id)
+
+
+def prints_shown_elsewhere(run_id: str) -> bool:
+    return run_id in _shown_elsewhere
 
 
 _CURRENT: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
@@ -150,6 +163,9 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to the *real* stderr of the moment, never through our proxy (no double capture)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        ctx = _CURRENT.get()
+        if ctx is not None and not ctx.echoes:
+            return  # a view shows it from the run's log lines (a %%flow cell's bounded area)
         stream = sys.stderr
         self.stream = stream._wrapped if isinstance(stream, _StreamProxy) else stream
         super().emit(record)
