@@ -17,6 +17,7 @@ TREE = {
     "RunCancelledError": (),
     "TaskTimeoutError": (TimeoutError,),
     "WorkerDiedError": (RuntimeError,),
+    "SchedulerLostError": (ConnectionError,),
     "ResourceUnavailableError": (RuntimeError,),
     "TargetError": (),
     "ExportError": (),

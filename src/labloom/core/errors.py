@@ -6,6 +6,7 @@
     ├── RunCancelledError          .result() of a cancelled task run or flow run
     ├── TaskTimeoutError           (also a TimeoutError) a task run exceeded its timeout
     ├── WorkerDiedError            (also a RuntimeError) Dask gave up: the workers running it died
+    ├── SchedulerLostError         (also a ConnectionError) the Dask scheduler went away mid-run
     ├── ResourceUnavailableError   (also a RuntimeError) no Dask worker offers the resources
     ├── TargetError                a file, notebook or recorded run cannot be loaded or run
     ├── ExportError                a notebook cannot be exported to a module
@@ -54,6 +55,11 @@ class TaskTimeoutError(LabloomError, TimeoutError):
 
 class WorkerDiedError(LabloomError, RuntimeError):
     """Dask gave up on a task because the workers running it died (``KilledWorker``)."""
+
+
+class SchedulerLostError(LabloomError, ConnectionError):
+    """The client lost its Dask scheduler (it died, or the network between them failed) while
+    the task run was queued or running there."""
 
 
 class ResourceUnavailableError(LabloomError, RuntimeError):
@@ -121,6 +127,7 @@ __all__ = [
     "ResourceUnavailableError",
     "RunCancelledError",
     "ScheduleError",
+    "SchedulerLostError",
     "StoreUnavailableError",
     "StoreUnreachableError",
     "StoreVersionError",
