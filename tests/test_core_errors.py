@@ -197,7 +197,7 @@ def test_a_future_has_no_truth_value() -> None:
 
 
 def test_limits_validate() -> None:
-    with pytest.raises(ValueError, match=r"whole number >= 1"):
+    with pytest.raises(ValueError, match=r"whole number from 1 to 2147483647, got 0"):
         labloom.limits.set("db", 0)
     with pytest.raises(KeyError, match=r"no limit for tag 'nope'"):
         labloom.limits.delete("nope")
