@@ -42,12 +42,18 @@ def error_text(messages: list[dict[str, Any]]) -> str:
 
 
 @contextmanager
-def kernel(tmp_path: Path, home: Path) -> Iterator[Kernel]:
+def kernel(tmp_path: Path, home: Path, capture_fds: bool = False) -> Iterator[Kernel]:
     """A python3 kernel of this interpreter, labloom from this checkout, state in ``home``.
-    Shut down politely at the end, as JupyterLab's "Shut Down Kernel" does."""
+    Shut down politely at the end, as JupyterLab's "Shut Down Kernel" does.
+
+    ``capture_fds``: like a kernel that JupyterLab starts, forward what is written to its file
+    descriptors 1 and 2 (by its subprocesses too, such as a LocalCluster's workers) to the
+    cell. ipykernel does not under pytest (it sees PYTEST_CURRENT_TEST)."""
     from jupyter_client.manager import KernelManager
 
     env = env_for(home)
+    if capture_fds:
+        env.pop("PYTEST_CURRENT_TEST", None)
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
         env[var] = str(tmp_path / var.lower())
     manager = KernelManager(kernel_name="python3")

@@ -140,3 +140,61 @@ def test_notebook_7_shows_the_live_dag(lab: Any, page: Any) -> None:
         timeout=20_000
     )
     shot(page, "notebook7")
+
+
+LINK_CELLS = [
+    "%load_ext labloom",
+    '''import time
+from labloom import flow, task
+
+@task
+def one():
+    return 1
+
+@flow(executor="local")
+def tiny():
+    return one()
+
+run = tiny.run()
+
+def shown_with(link):
+    """The run's widget, its header's dashboard link set as if the store held ``link``."""
+    w = run.widget()
+    deadline = time.monotonic() + 30
+    while w.header.get("state") != "Completed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        w.flush()
+    w.header = {**w.header, "dashboard": link}
+    return w
+''',
+    "shown_with(\"javascript:document.title='pwned'\")",
+    "shown_with(' JavaScript:alert(1)')",
+    'shown_with("http://127.0.0.1:8787/status")',
+]
+
+
+def test_the_widget_links_only_a_web_page_as_the_dashboard(lab: Any, page: Any) -> None:
+    url, folder = lab
+    nb = new_notebook(cells=[new_code_cell(src) for src in LINK_CELLS])
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
+    }
+    nbformat.write(nb, folder / "links.ipynb")
+    page.goto(url.format("lab/tree/links.ipynb") + "&reset")
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    try:
+        for index in (2, 3, 4):
+            widget_in_cell(page, index).and_(page.locator('[data-state="Completed"]')).wait_for(
+                timeout=60_000
+            )
+        good = widget_in_cell(page, 4).locator("a.labloom-dashboard")
+        good.wait_for(state="visible", timeout=20_000)
+    except Exception:
+        shot(page, "failed-dashboard-links")
+        raise
+    assert good.get_attribute("href") == "http://127.0.0.1:8787/status"
+    for index in (2, 3):
+        link = widget_in_cell(page, index).locator("a.labloom-dashboard")
+        assert link.is_hidden() and link.get_attribute("href") is None, index

@@ -4,6 +4,7 @@ verb for removing, and a flow called in a notebook is recorded as a notebook run
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,52 @@ def test_usage_errors_are_one_line_with_status_2(
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("labloom: error: ") and out.stderr.count("\n") == 1, out.stderr
     assert "[labloom]" not in out.stderr  # "labloom" said once
+
+
+BIG = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["runs", "--limit", BIG], "--limit must be a whole number from 1 to 2147483647, got '9"),
+        (["runs", "--limit", "-5"], "--limit must be a whole number from 1 to 2147483647"),
+        (["runs", "--limit", "0"], "--limit must be a whole number from 1"),
+        (["runs", "--limit", "ten"], "--limit must be a whole number from 1"),
+        (["limit", "set", "db", BIG], "N must be a whole number from 1 to 2147483647"),
+        (["limit", "set", "db", "-1"], "N must be a whole number from 1"),
+        (["serve", "--grace", "nan"], "--grace must be a finite number of seconds >= 0"),
+        (["serve", "--grace", "-1"], "--grace must be a finite number of seconds >= 0"),
+        (["serve", "--tick", "0"], "--tick must be a finite number of seconds > 0"),
+        (["schedule", "add", "flows.py:f", "--every", f"{BIG}d"],
+         "the longest interval is 36500d"),
+        (["schedule", "add", "flows.py:f", "--every", "nan"], "it must be longer than zero"),
+        (["schedule", "add", "flows.py:f", "--cron", "0 0 30 2 *"],
+         "cron expression '0 0 30 2 \\*' never fires"),
+    ],
+    ids=["runs limit huge", "runs limit negative", "runs limit zero", "runs limit text",
+         "limit set huge", "limit set negative", "serve grace nan", "serve grace negative",
+         "serve tick zero", "every huge", "every nan", "cron never fires"],
+)
+def test_numbers_out_of_range_are_one_line_with_status_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    out = labloom(tmp_path, *args, timeout=30)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stderr.startswith("labloom: error: ") and out.stderr.count("\n") == 1, out.stderr
+    assert re.search(message, out.stderr), out.stderr
+    # nothing half-done: no schedule that can never be listed, no limit stored
+    assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []
+    assert json.loads(labloom(tmp_path, "limit", "list", "--json").stdout) == []
+
+
+def test_a_limit_beyond_the_store_is_refused_in_python_too() -> None:
+    import labloom as lb
+
+    with pytest.raises(ValueError, match=r"limit for 'db' must be a whole number from 1 to "
+                       r"2147483647, got 10{20}; to remove the limit"):
+        lb.limits.set("db", 10**20)
 
 
 def test_an_unreachable_dask_scheduler_is_one_line(tmp_path: Path) -> None:

@@ -128,3 +128,27 @@ def test_retry_of_notebook_code_says_what_to_do(tmp_path: Path) -> None:
     done = cli(tmp_path / "home", "retry", run.id)
     assert done.returncode == 1
     assert "cannot be retried from here" in done.stderr and "run.retry()" in done.stderr
+
+
+def test_a_prefix_of_several_run_ids_is_ambiguous_and_names_them(tmp_path: Path) -> None:
+    # 17 runs: two of them share the first hex digit of their id, whatever the ids are.
+    script = tmp_path / "many.py"
+    script.write_text(
+        "from labloom import flow, task\n"
+        "@task\ndef one():\n    return 1\n"
+        "@flow(executor='local')\ndef tiny():\n    return one()\n"
+        "for _ in range(17):\n    tiny()\n", encoding="utf-8",
+    )
+    assert run_script(tmp_path, script).returncode == 0
+    ids = [run["id"] for run in cli_json(tmp_path, "runs", "--limit", "100")]
+    prefix = next(i[0] for i in ids if sum(j.startswith(i[0]) for j in ids) > 1)
+    sharing = [i for i in ids if i.startswith(prefix)]
+    for command in ("show", "logs", "retry"):
+        done = cli(tmp_path, command, prefix)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert f"run id '{prefix}' is ambiguous" in done.stderr, done.stderr
+        assert "give more of the id" in done.stderr
+        assert all(run_id in done.stderr for run_id in sharing[:10]), done.stderr
+    # the whole id still names its run
+    assert cli(tmp_path, "show", sharing[0]).returncode == 0

@@ -22,14 +22,14 @@ def _f(x: Any = None) -> Any:
         ({"retries": -1}, ValueError, r"retries must be a whole number >= 0, got -1"),
         ({"retries": 1.5}, ValueError, r"retries must be a whole number"),
         ({"retries": 1, "retry_delay": [1, 2]}, ValueError, r"2 delays but retries=1"),
-        ({"retry_delay": -3}, ValueError, r"retry_delay must be seconds >= 0"),
-        ({"timeout": 0}, ValueError, r"timeout must be a number of seconds > 0"),
+        ({"retry_delay": -3}, ValueError, r"retry_delay must be finite seconds >= 0"),
+        ({"timeout": 0}, ValueError, r"timeout must be a finite number of seconds > 0"),
         ({"tags": "db"}, TypeError, r"tags must be an iterable of strings such as \['db'\]"),
         ({"tags": [1]}, TypeError, r"tags must be an iterable of non-empty strings"),
         ({"resources": {"GPU": -1}}, TypeError, r"resources must map resource names"),
         ({"resources": ["GPU"]}, TypeError, r"resources must map resource names"),
         ({"cache": "yes"}, TypeError, r"cache must be True or False"),
-        ({"cache_expiration": -1}, ValueError, r"cache_expiration must be seconds > 0"),
+        ({"cache_expiration": -1}, ValueError, r"cache_expiration must be finite seconds > 0"),
         ({"log_prints": 1}, TypeError, r"log_prints must be True or False"),
         ({"retires": 2}, TypeError, r"unknown option\(s\) retires; the options are name, retries"),
         ({"name": ""}, TypeError, r"name must be a non-empty string"),
@@ -38,6 +38,26 @@ def _f(x: Any = None) -> Any:
 def test_bad_task_options(options: dict[str, Any], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         task(**options)(_f)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -1.0, 0, 0.0])
+def test_a_timeout_must_be_finite_seconds(value: float) -> None:
+    # NaN compares false with everything: it once passed the check and then every call failed.
+    with pytest.raises(ValueError, match=r"timeout must be a finite number of seconds > 0, "
+                       r"got .*; give timeout=None for no timeout"):
+        task(timeout=value)(_f)
+    with pytest.raises(ValueError, match=r"timeout must be a finite number"):
+        task(_f).with_options(timeout=value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_retry_delays_and_cache_expiration_must_be_finite(value: float) -> None:
+    with pytest.raises(ValueError, match=r"retry_delay must be finite seconds >= 0"):
+        task(retries=1, retry_delay=value)(_f)
+    with pytest.raises(ValueError, match=r"retry_delay must hold finite seconds >= 0"):
+        task(retries=2, retry_delay=[1, value])(_f)
+    with pytest.raises(ValueError, match=r"cache_expiration must be finite seconds > 0"):
+        task(cache=True, cache_expiration=value)(_f)
 
 
 def test_async_and_generator_functions_are_refused() -> None:
@@ -177,7 +197,7 @@ def test_a_future_has_no_truth_value() -> None:
 
 
 def test_limits_validate() -> None:
-    with pytest.raises(ValueError, match=r"whole number >= 1"):
+    with pytest.raises(ValueError, match=r"whole number from 1 to 2147483647, got 0"):
         labloom.limits.set("db", 0)
     with pytest.raises(KeyError, match=r"no limit for tag 'nope'"):
         labloom.limits.delete("nope")

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -179,6 +180,44 @@ def test_logs_of_concurrent_tasks_never_mix() -> None:
         assert [t for t in lines if "line" in t] == [f"{name} line {i}" for i in range(200)]
         infos = [line for line in run.logs(tr.id) if "checkpoint" in line.text]
         assert [line.level for line in infos] == [logging.INFO] * 4
+
+
+def test_a_huge_log_line_is_cut_where_it_is_captured(tmp_path: Path) -> None:
+    from labloom.core.logs import MAX_LINE_CHARS
+    from labloom.store import open_store
+
+    huge = 20_000_000
+
+    @task
+    def shout() -> None:
+        print("x" * huge)
+        get_run_logger().warning("y" * (MAX_LINE_CHARS + 5))
+        for _ in range(30):  # one line written in pieces, none of them with its end
+            print("z" * 1000, end="")
+        print()
+        print("short")
+
+    @flow(executor="threads")
+    def f() -> None:
+        shout()
+
+    run = f.run()
+    assert run.state is State.COMPLETED
+    with open_store() as store:
+        stored, _ = store.logs(run.id)
+    for texts in ([line.text for line in run.logs()], [line.text for line in stored]):
+        xs, ys, zs, short = texts
+        assert xs == "x" * MAX_LINE_CHARS + (
+            f" [labloom: {huge - MAX_LINE_CHARS:,} more characters cut; a log line keeps "
+            f"{MAX_LINE_CHARS:,}]"
+        )
+        # a logging record: "shout - " (the run logger's prefix) and 5 more than the limit
+        assert ys == ("shout - " + "y" * MAX_LINE_CHARS)[:MAX_LINE_CHARS] + (
+            " [labloom: 13 more characters cut; a log line keeps 10,000]"
+        )
+        assert zs == "z" * MAX_LINE_CHARS + " [labloom: 20,000 more characters cut; a log line " \
+            "keeps 10,000]"
+        assert short == "short"
 
 
 def test_log_prints_false_does_not_capture_prints(capsys: pytest.CaptureFixture[str]) -> None:

@@ -614,3 +614,48 @@ def test_batch_size_is_checked_at_decoration() -> None:
         task(batch_size=0)(lambda: 1)
     with pytest.raises(ValueError, match="batch_size must be"):
         task(batch_size="fast")(lambda: 1)
+
+
+@task
+def patient_step(i: int) -> int:
+    time.sleep(0.3)
+    return i
+
+
+@task(retries=2, retry_delay=0.2)
+def stubborn_step() -> int:
+    time.sleep(60)
+    return 0
+
+
+@flow
+def steps(n: int) -> list[int]:
+    stubborn_step()
+    return patient_step.map(range(n))  # type: ignore[return-value]
+
+
+def test_a_lost_scheduler_fails_the_run_at_once_and_says_so(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    # Its own cluster: this test closes the scheduler under the run. A short connect timeout
+    # only shortens the wait at the end, for the workers and client that try to reconnect.
+    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), distributed.LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
+    ) as cluster:
+        run = steps.run(n=60, executor=DaskExecutor(cluster=cluster), background=True)
+        deadline = time.monotonic() + 60
+        while sum(tr.state is State.COMPLETED for tr in run.tasks) < 4:
+            assert time.monotonic() < deadline, "four steps to finish"
+            time.sleep(0.05)
+        cluster.sync(cluster.scheduler.close)
+        closed = time.monotonic()
+        # Promptly: not the 60 s of the stubborn step, nor a client's reconnect timeout.
+        assert run.wait(20) is State.FAILED
+        assert time.monotonic() - closed < 20
+    unfinished = [tr for tr in run.tasks if tr.state is not State.COMPLETED]
+    assert unfinished and all(tr.state is State.FAILED for tr in unfinished)
+    lost = "SchedulerLostError: the Dask scheduler was lost while"
+    assert all(tr.message.startswith(lost) for tr in unfinished), {tr.message for tr in unfinished}
+    assert "CancelledError" not in run.message and lost in run.message
+    (stubborn,) = [tr for tr in run.tasks if tr.name == "stubborn_step"]
+    assert stubborn.attempts == 3  # its retries failed at once too, without a scheduler
+    assert isinstance(stubborn.error, labloom.SchedulerLostError)

@@ -71,3 +71,16 @@ def test_a_graph_sent_runs_with_or_without_its_order(client: Any, path: str,
 
 def test_the_installed_distributed_takes_the_order_of_a_graph() -> None:
     assert dask_internals._can_send_in_order()
+
+
+def test_why_a_future_was_cancelled_is_read_on_the_installed_release(client: Any) -> None:
+    import time
+
+    ours = client.submit(time.sleep, 1, key="cancelled-by-us")
+    lost = client.submit(time.sleep, 1, key="cancelled-as-lost")
+    ours.cancel()
+    # What the client does to every future when its scheduler connection breaks.
+    lost.cancel(reason=dask_internals.SCHEDULER_LOST)
+    assert ours.status == "cancelled" and lost.status == "cancelled"
+    assert dask_internals.cancel_reason(ours) is None
+    assert dask_internals.cancel_reason(lost) == dask_internals.SCHEDULER_LOST

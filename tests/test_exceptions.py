@@ -18,6 +18,7 @@ TREE = {
     "TaskTimeoutError": (TimeoutError,),
     "TaskCrashedError": (),
     "WorkerDiedError": (RuntimeError,),
+    "SchedulerLostError": (ConnectionError,),
     "ResourceUnavailableError": (RuntimeError,),
     "ClusterConfigError": (ValueError,),
     "TargetError": (),

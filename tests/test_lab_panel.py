@@ -7,6 +7,7 @@ Run with ``pytest -m browser``; screenshots land in test-artifacts/ (docs/ holds
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -146,7 +147,10 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
         row = run_row(panel, run.id)
         assert row.locator(".labloom-run-flow").inner_text() == "report"
         assert row.locator(".labloom-run-origin").inner_text() == "CLI"
-        assert row.locator(".labloom-run-done").inner_text() == "8/8"
+        # Task runs by state, compact; done/total in its tooltip.
+        done = row.locator(".labloom-run-done")
+        assert done.inner_text() == "8 ✓"
+        assert done.get_attribute("title") == "8 of 8 task runs finished"
         page.locator(".labloom-StatusItem", has_text="no flows running").wait_for(
             timeout=15_000
         )
@@ -334,6 +338,16 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
     run_row(panel, run.id).and_(page.locator('[data-state="Cancelled"]')).wait_for(
         timeout=10_000
     )
+    # A cancelled run must not read "600/600", which looks complete: counts by state.
+    counts = record.counts
+    expected = " · ".join(part for part in (
+        f"{counts.get('Completed', 0)} ✓" if counts.get("Completed") else "",
+        f"{counts['Cancelled']} cancelled",
+    ) if part)
+    assert counts["Cancelled"] and set(counts) <= {"Completed", "Cancelled"}, counts
+    run_row(panel, run.id).locator(".labloom-run-done").filter(
+        has_text=re.compile(f"^{re.escape(expected)}$")
+    ).wait_for(timeout=10_000)
 
 
 NOTEBOOK_CELLS = [

@@ -51,7 +51,12 @@ def test_both_sides_parse_with_the_same_functions() -> None:
 
 
 @pytest.mark.parametrize(("line", "match"), [
-    ("--timeout 0", "more than 0 seconds"),
+    ("--timeout 0", "more than 0, such as 600"),
+    ("--timeout nan", "finite number of seconds, more than 0"),
+    ("--timeout inf", "finite number of seconds, more than 0"),
+    ("--timeout -5", "finite number of seconds, more than 0"),
+    ("--retry-delay nan", "delays must be finite seconds >= 0"),
+    ("--retry-delay 1,inf", "delays must be finite seconds >= 0"),
     ("--retries -1", "cannot be negative"),
     ("--retry-delay soon", "not a number of seconds"),
     ("--bogus", "unrecognized arguments"),

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cli_helpers import labloom
 from kernel_helpers import error_text, kernel
 
@@ -46,6 +48,35 @@ def test_the_dag_stays_on_top_and_prints_go_to_a_bounded_area_under_it(tmp_path:
     assert "click a node in the DAG above" in lines[-1] and "labloom logs" in lines[-1]
     assert "max-height" in final["text/html"] and "overflow: auto" in final["text/html"]
     assert len(updates) <= 10  # redrawn at most twice a second, not once per line
+
+
+LOGGING_TASK = """%%tasks
+import labloom
+
+def hello(x):
+    labloom.get_run_logger().info("hello from the run logger %s", x)
+    print("a print", x)
+    return x
+"""
+
+
+@pytest.mark.parametrize("executor", ["threads", "dask"])
+def test_a_run_logger_line_shows_once_under_the_dag(tmp_path: Path, executor: str) -> None:
+    # On Dask the workers of the kernel's LocalCluster write to the kernel's captured stdout
+    # and stderr: they must not echo what the area under the DAG already shows.
+    with kernel(tmp_path, tmp_path / "home", capture_fds=True) as k:
+        k.ok("%load_ext labloom")
+        k.ok(LOGGING_TASK)
+        messages = k.ok(f"%%flow greet --executor {executor}\ny = hello(1)", timeout=120)
+        # A worker's output reaches the kernel through a pipe, and may come a moment later.
+        later = k.ok("import time\ntime.sleep(1)\nassert y == 1")
+    streams = [m["content"]["text"] for m in messages + later if m["msg_type"] == "stream"]
+    assert not [t for t in streams if "hello from the run logger" in t or "a print" in t], streams
+    shown = [m["content"]["data"]["text/plain"] for m in messages
+             if m["msg_type"] in ("display_data", "update_display_data")
+             and "text/plain" in m["content"]["data"]]
+    assert shown[-1].count("hello from the run logger 1") == 1, shown
+    assert shown[-1].count("a print 1") == 1, shown
 
 
 def test_a_failing_flow_cell_shows_the_cells_not_labloom(tmp_path: Path) -> None:

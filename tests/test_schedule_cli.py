@@ -71,6 +71,10 @@ def test_bad_schedules_are_refused_when_added(tmp_path: Path) -> None:
 
     assert "bad cron expression" in refused("flows.py", "--cron", "61 2 * * *", "-p", "day=x")
     assert "bad duration" in refused("flows.py", "--every", "soon", "-p", "day=x")
+    # the Flows panel's buttons address a schedule by name in a URL: no path-like names
+    for name in ("../../x", "a/b", "..", "tab\there"):
+        err = refused("flows.py", "--every", "1h", "-p", "day=x", "--name", name)
+        assert f"bad schedule name {name!r}" in err and "choose another with --name" in err
     assert "unknown timezone" in refused("flows.py", "--cron", "0 2 * * *", "--timezone",
                                          "Atlantis/Capital", "-p", "day=x")
     assert "no such file" in refused("gone.py", "--every", "1h")

@@ -234,3 +234,27 @@ def test_a_sigkilled_server_is_replaced_without_losing_its_running_slot(tmp_path
     followed = rows[orphan["slot_time"]]
     assert (followed["status"], followed["run_id"]) == ("completed", orphan["run_id"])
     assert "lost" not in [r["status"] for r in rows.values()]
+
+
+def test_a_clean_stop_after_an_unclean_one_is_what_list_reports(tmp_path: Path) -> None:
+    def started() -> subprocess.Popen[str]:
+        proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+        wait_for(lambda: json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)
+                 ["scheduler"]["running"], 30, "the scheduler's first heartbeat")
+        return proc
+
+    killed = started()
+    try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(10)
+    finally:
+        stop(killed)
+    assert "stopped uncleanly" in labloom(tmp_path, "schedule", "list").stdout
+    clean = started()
+    try:
+        assert terminate(clean)[0] == 0
+    finally:
+        stop(clean)
+    listing = labloom(tmp_path, "schedule", "list")
+    assert "scheduler: not running; start it with `labloom serve`" in listing.stdout, listing.stdout
+    assert "uncleanly" not in listing.stdout

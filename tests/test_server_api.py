@@ -318,6 +318,28 @@ async def test_schedules_pause_resume_and_run_now(jp_fetch: Any, labloom_home: P
     assert code == 404
 
 
+async def test_every_name_schedule_add_accepts_reaches_its_schedule(
+    jp_fetch: Any, tmp_path: Path
+) -> None:
+    from labloom.schedule import slots as sched
+
+    names = ["nightly etl", "50% sample", "what?#now", "été", "...", "x" * 200]
+    with sched.store() as conn:
+        for name in names:
+            sched.add(conn, sched.Schedule(
+                name=name, target=f"{tmp_path / 'f.py'}:f", workdir=str(tmp_path), cron=None,
+                every=3600.0, timezone=None, params={}, notify=None, executor=None,
+                address=None, catchup="once", overlap=False, paused=False, anchor=time.time(),
+                not_before=time.time(), created=time.time(),
+            ))
+    for name in names:
+        assert await post(jp_fetch, "schedules", name, "pause") == (
+            200, {"name": name, "paused": True}
+        ), name
+    listed = (await get(jp_fetch, "schedules"))["schedules"]
+    assert {s["name"]: s["paused"] for s in listed} == dict.fromkeys(names, True)
+
+
 async def test_a_damaged_store_answers_503_with_the_reason(
     jp_fetch: Any, labloom_home: Path
 ) -> None:
@@ -357,8 +379,27 @@ ENDPOINTS = [
     ("GET", "runs/abcdef012345/nodes/n0"), ("POST", "runs/abcdef012345/cancel"),
     ("POST", "runs/abcdef012345/retry"), ("GET", "schedules"),
     ("POST", "schedules/x/pause"), ("POST", "schedules/x/resume"), ("POST", "schedules/x/run"),
-    ("GET", "clusters"),
+    ("GET", "clusters"), ("GET", "no/such/route"), ("POST", "runs/abcdef012345/bogus"),
 ]
+
+
+async def test_an_unknown_path_under_the_api_answers_json_404(jp_fetch: Any) -> None:
+    for method, path in [("GET", "nope"), ("GET", "runs/abcdef012345/bogus"),
+                         ("POST", "schedules/x/explode"), ("DELETE", "runs"),
+                         ("GET", "runs/abcdef012345/nodes/n0/more"), ("GET", "")]:
+        parts = path.split("/") if path else []
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("labloom", "api", *parts, method=method,
+                           body=b"{}" if method == "POST" else None)
+        response = caught.value.response
+        assert response is not None
+        assert caught.value.code in (404, 405), (method, path, caught.value.code)
+        assert response.headers["Content-Type"].startswith("application/json"), (method, path)
+        assert json.loads(response.body)["message"], (method, path)
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("labloom", "api", "nope")
+    assert caught.value.code == 404 and caught.value.response is not None
+    assert "no route GET" in json.loads(caught.value.response.body)["message"]
 
 
 async def test_every_endpoint_refuses_requests_without_token_or_cookie(jp_fetch: Any) -> None:
@@ -426,7 +467,7 @@ def test_every_handler_is_authenticated_like_the_template_checks(
         spec.matcher.regex.pattern for rule in app.web_app.default_router.rules
         for spec in getattr(rule.target, "rules", []) if "labloom/api" in spec.matcher.regex.pattern
     ]
-    assert len(labloom_routes) == 9, labloom_routes
+    assert len(labloom_routes) == 10, labloom_routes  # 9 routes and the JSON 404
 
 
 def test_the_store_is_never_read_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,6 +62,33 @@ def test_header_carries_run_state_times_counts_and_dashboard() -> None:
 
 
 @pytest.mark.parametrize(
+    ("link", "shown"),
+    [
+        ("http://127.0.0.1:8787/status", True),
+        ("HTTPS://dask.example.org/status", True),
+        ("/user/ada/proxy/8787/status", True),  # JupyterHub's proxy: a path on this server
+        ("javascript:alert(document.cookie)", False),
+        ("JavaScript:alert(1)", False),
+        (" javascript:alert(1)", False),
+        ("java\tscript:alert(1)", False),
+        ("data:text/html,<script>alert(1)</script>", False),
+        ("vbscript:msgbox(1)", False),
+        ("file:///etc/passwd", False),
+        ("status", False),
+        (42, False),
+    ],
+)
+def test_the_dashboard_link_is_a_web_page_or_nothing(link: object, shown: bool) -> None:
+    from labloom.notebook.widget.html import summary_html
+
+    graph = build([run_created(dashboard=link), run_state(State.RUNNING)])
+    assert graph.header_json(now=130.0)["dashboard"] == (link if shown else None)
+    html = summary_html(graph, now=130.0)
+    assert ("Dask dashboard" in html) is shown
+    assert "script:" not in html.lower() and "data:" not in html
+
+
+@pytest.mark.parametrize(
     ("counts", "total", "expected"),
     [
         ({}, 0, State.PENDING),

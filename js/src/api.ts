@@ -15,6 +15,7 @@ export interface IRunSummary {
   started: number | null;
   ended: number | null;
   duration: number | null;
+  counts: Record<string, number>; // task runs by state
   done: number;
   total: number;
   retry_of: string | null;

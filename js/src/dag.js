@@ -47,6 +47,19 @@ function countsText(counts) {
   return ORDER.filter((k) => counts && counts[k]).map((k) => `${counts[k]} ${k}`).join(", ");
 }
 
+// The dashboard link comes from the store, where anything may have been written: only a web
+// page becomes a link (a javascript: URL would run in the page's origin). A relative link
+// (a JupyterHub proxy path) resolves against the page, so it is http(s) too.
+function webLink(url) {
+  if (typeof url !== "string" || !url) return null;
+  try {
+    const protocol = new URL(url, document.baseURI).protocol;
+    return protocol === "http:" || protocol === "https:" ? url : null;
+  } catch {
+    return null;
+  }
+}
+
 function clip(text, n) {
   return text.length > n ? text.slice(0, n - 1) + "…" : text;
 }
@@ -176,8 +189,10 @@ export function render({ model, el }) {
     root.setAttribute("data-run-id", head.run_id || "");
     root.setAttribute("data-state", head.state || "");
     counts.textContent = countsText(head.counts) || "no task runs yet";
-    dashboard.hidden = !head.dashboard;
-    if (head.dashboard) dashboard.setAttribute("href", head.dashboard);
+    const link = webLink(head.dashboard);
+    dashboard.hidden = !link;
+    if (link) dashboard.setAttribute("href", link);
+    else dashboard.removeAttribute("href");
     const running = !FINAL.has(head.state);
     cancel.disabled = !running;
     const c = head.counts || {};

@@ -16,6 +16,33 @@ import {
 } from './api';
 
 const STATES = ['', 'Running', 'Completed', 'Failed', 'Cancelled', 'Crashed'];
+// A run's task runs by state, in this order: "85 ✓ · 5 cancelled". A done/total count read
+// "90/90" for a cancelled run, which looks complete.
+const COUNT_WORDS: [string[], string][] = [
+  [['Completed', 'Cached'], '✓'],
+  [['Running', 'Retrying'], 'running'],
+  [['Pending'], 'pending'],
+  [['Failed'], 'failed'],
+  [['UpstreamFailed'], 'upstream failed'],
+  [['Cancelled'], 'cancelled']
+];
+
+function countsLabel(counts: Record<string, number>): string {
+  const named = new Set(([] as string[]).concat(...COUNT_WORDS.map(([states]) => states)));
+  const parts = COUNT_WORDS.map(
+    ([states, word]): [number, string] => [
+      states.reduce((sum, state) => sum + (counts[state] || 0), 0),
+      word
+    ]
+  );
+  for (const [state, n] of Object.entries(counts)) {
+    if (!named.has(state)) {
+      parts.push([n, state.toLowerCase()]); // a state this panel does not know yet
+    }
+  }
+  const shown = parts.filter(([n]) => n > 0).map(([n, word]) => `${n} ${word}`);
+  return shown.join(' · ') || 'no task runs';
+}
 const PAGE = 100;
 const MAX_PAGE = 500; // the API's largest page
 
@@ -148,7 +175,14 @@ export class FlowsPanel extends Widget {
       el('span', { class: 'labloom-run-origin' }, originLabel(run.origin)),
       el('span', { class: 'labloom-run-start' }, when(run.started)),
       el('span', { class: 'labloom-run-duration' }, seconds(run.duration)),
-      el('span', { class: 'labloom-run-done' }, `${run.done}/${run.total}`)
+      el(
+        'span',
+        {
+          class: 'labloom-run-done',
+          title: `${run.done} of ${run.total} task runs finished`
+        },
+        countsLabel(run.counts || {})
+      )
     );
     row.addEventListener('click', () => this.open(run.id));
     row.addEventListener('keydown', event => {

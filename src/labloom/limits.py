@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable
 
+from .core.numbers import MAX_COUNT, is_count
 from .store import limits as store
 
 
@@ -22,9 +23,9 @@ def set(tag: str, n: int) -> None:  # the contract's name shadows a builtin
     """At most ``n`` task runs tagged ``tag`` run at once."""
     if not isinstance(tag, str) or not tag:
         raise TypeError(f"a limit's tag must be a non-empty string, got {tag!r}")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not is_count(n):
         raise ValueError(
-            f"limit for {tag!r} must be a whole number >= 1, got {n!r}; "
+            f"limit for {tag!r} must be a whole number from 1 to {MAX_COUNT}, got {n!r}; "
             "to remove the limit use labloom.limits.delete(tag)"
         )
     store.set_limit(tag, n)

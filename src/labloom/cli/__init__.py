@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except CLIError as exc:  # a numeric option out of range (options.py): one line, not usage
+        print(f"labloom: error: {one_line(exc)}", file=sys.stderr)
+        return exc.status
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -12,6 +12,7 @@ from typing import Any
 from ..core.run_logs import named
 from ..store import open_store
 from ..store.reader import RunStore
+from .options import count
 from .terminal import echo
 
 
@@ -19,7 +20,8 @@ def register(subparsers: Any) -> None:
     """Add this module's subcommands to the parser."""
     runs = subparsers.add_parser("runs", help="list flow runs, newest first")
     runs.add_argument("--flow", help="only runs of this flow")
-    runs.add_argument("--limit", type=int, default=20, help="at most N runs (default 20)")
+    runs.add_argument("--limit", type=count("--limit"), default=20, metavar="N",
+                      help="at most N runs (default 20)")
     runs.add_argument("--user", help="only runs of this user (`me`: yours)")
     runs.add_argument("--host", help="only runs started on this host (`here`: this one)")
     runs.add_argument("--json", action="store_true", help="print JSON")
@@ -50,11 +52,25 @@ def _unknown(run_id: str) -> Exception:
     return CLIError(f"no run {run_id!r} in the store; `labloom runs` lists the recorded runs")
 
 
+_AMBIGUOUS_SHOWN = 10
+
+
 def _find(store: RunStore, run_id: str) -> Any:
     record = store.get_run(run_id)
-    if record is None:
-        raise _unknown(run_id)
-    return record
+    if record is not None:
+        return record
+    matches = store.matching_runs(run_id, limit=_AMBIGUOUS_SHOWN + 1)
+    if len(matches) > 1:
+        from . import CLIError
+
+        named = ", ".join(
+            f"{run.id} ({run.flow_name}, {_when(run.started or run.created)})"
+            for run in matches[:_AMBIGUOUS_SHOWN]
+        )
+        more = " and more" if len(matches) > _AMBIGUOUS_SHOWN else ""
+        raise CLIError(f"run id {run_id!r} is ambiguous: it starts the ids of {named}{more}; "
+                       "give more of the id")
+    raise _unknown(run_id)
 
 
 def _runs(args: argparse.Namespace) -> int:
@@ -160,8 +176,10 @@ def _retry(args: argparse.Namespace) -> int:
     from ..store.retry import retry_run
     from . import CLIError
 
+    with open_store() as store:  # an ambiguous prefix is named here, not as "no run"
+        run_id = _find(store, args.run_id).id
     try:
-        run, notes = retry_run(args.run_id, executor=args.executor, load=load_recorded)
+        run, notes = retry_run(run_id, executor=args.executor, load=load_recorded)
     except KeyError:
         raise _unknown(args.run_id) from None
     except (TargetError, NotAllowedError) as exc:

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from .options import count
+
 
 def register(subparsers: Any) -> None:
     """Add the `limit` subcommands to the parser."""
@@ -15,7 +17,7 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="limit_command", metavar="ACTION", required=True)
     setter = commands.add_parser("set", help="at most N task runs tagged TAG run at once")
     setter.add_argument("tag")
-    setter.add_argument("n", type=int)
+    setter.add_argument("n", metavar="N", type=count("N"))
     setter.set_defaults(handler=_set)
     lister = commands.add_parser("list", help="every limit")
     lister.add_argument("--json", action="store_true", help="print JSON")

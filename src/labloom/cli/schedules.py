@@ -8,6 +8,7 @@ import os
 import time
 from typing import Any
 
+from .options import seconds
 from .running import add_run_options, executor_choice, prepare
 
 
@@ -56,10 +57,11 @@ def register(subparsers: Any) -> None:
         "own process; SIGTERM or Ctrl-C stops it cleanly."
     )
     serve.add_argument(
-        "--grace", type=float, default=30.0, metavar="SECONDS",
+        "--grace", type=seconds("--grace"), default=30.0, metavar="SECONDS",
         help="on shutdown, how long running runs may finish before they are terminated",
     )
-    serve.add_argument("--tick", type=float, default=0.5, help=argparse.SUPPRESS)
+    serve.add_argument("--tick", type=seconds("--tick", zero=False), default=0.5,
+                       help=argparse.SUPPRESS)
     serve.set_defaults(handler=serve_command)
 
 
@@ -204,9 +206,6 @@ def resume_command(args: argparse.Namespace) -> int:
 def serve_command(args: argparse.Namespace) -> int:
     from ..schedule.daemon import ScheduleServer
 
-    _, cli_error = _errors()
-    if args.grace < 0 or args.tick <= 0:
-        raise cli_error("--grace must be >= 0 seconds")
     scheduler = ScheduleServer(tick=args.tick, grace=args.grace)
     scheduler.install_signal_handlers()
     return scheduler.serve()

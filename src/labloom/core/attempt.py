@@ -80,6 +80,9 @@ class TaskCall:
     batch_size: int | str | None = None
     # A cached task whose key needs its inputs' values: made here, where they are.
     keying: KeyPlan | None = None
+    # Also write prints and run-logger records to the terminal where the call runs (False
+    # while a view shows them: the process running the call may be a Dask worker).
+    echo: bool = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = _sink_for(self.run_id)
@@ -90,7 +93,8 @@ class TaskCall:
             if sink is not None:
                 sink.task_log(self.run_id, task_run_id, level, when, text)
 
-        ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line)
+        ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line,
+                          echo=self.echo)
         with capturing(), task_context(ctx):
             if self.keying is not None:
                 from .cache_keys import run_keyed

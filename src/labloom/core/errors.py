@@ -7,6 +7,7 @@
     ├── TaskTimeoutError           (also a TimeoutError) a task run exceeded its timeout
     ├── TaskCrashedError           a task raised a BaseException that is not an Exception
     ├── WorkerDiedError            (also a RuntimeError) Dask gave up: the workers running it died
+    ├── SchedulerLostError         (also a ConnectionError) the Dask scheduler went away mid-run
     ├── ResourceUnavailableError   (also a RuntimeError) no Dask worker offers the resources
     ├── ClusterConfigError         (also a ValueError) a cluster class, its options or a profile
     ├── TargetError                a file, notebook or recorded run cannot be loaded or run
@@ -72,6 +73,11 @@ class TaskCrashedError(LabloomError):
 
 class WorkerDiedError(LabloomError, RuntimeError):
     """Dask gave up on a task because the workers running it died (``KilledWorker``)."""
+
+
+class SchedulerLostError(LabloomError, ConnectionError):
+    """The client lost its Dask scheduler (it died, or the network between them failed) while
+    the task run was queued or running there."""
 
 
 class ResourceUnavailableError(LabloomError, RuntimeError):
@@ -146,6 +152,7 @@ __all__ = [
     "ResourceUnavailableError",
     "RunCancelledError",
     "ScheduleError",
+    "SchedulerLostError",
     "StoreUnavailableError",
     "StoreUnreachableError",
     "StoreVersionError",

@@ -19,6 +19,7 @@ from .executor import Executor, Outcome
 from .futures import MappedFuture, allow_failure, replace_futures
 from .graph import TaskRun
 from .hooks import Limiter, hooks
+from .logs import prints_shown_elsewhere
 from .results import ResultPlanner
 from .states import State
 
@@ -161,7 +162,8 @@ class Launcher:
                 args, kwargs = tr.args, tr.kwargs
             tr.handle = LAUNCHING
         call = TaskCall(task.fn, tr.name, engine.id, tr.id, attempt, task.timeout, task.log_prints,
-                        batch_size=task.batch_size if tr.map_index is not None else None)
+                        batch_size=task.batch_size if tr.map_index is not None else None,
+                        echo=not prints_shown_elsewhere(engine.id))
         try:
             args, kwargs = self.results.prepare(tr, call, args, kwargs)
             handle = self.executor.submit(

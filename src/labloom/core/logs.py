@@ -21,6 +21,21 @@ from typing import Any, TextIO
 
 LogSink = Callable[[str, int, float, str], None]  # (task_run_id, level, time, text)
 
+# A log line (a printed line, a logging record) keeps at most this many characters, cut here
+# where it is captured: a 20 MB line would otherwise travel whole to the store, the widget and
+# the Flows panel (seconds to draw). The rest is counted in a note at the end of the line.
+MAX_LINE_CHARS = 10_000
+
+
+def cut_line(text: str, dropped: int = 0) -> str:
+    """``text`` cut to ``MAX_LINE_CHARS``, with a note of how much went (``dropped``: characters
+    of this line already let go before it was complete)."""
+    extra = max(0, len(text) - MAX_LINE_CHARS) + dropped
+    if not extra:
+        return text
+    return (f"{text[:MAX_LINE_CHARS]} [labloom: {extra:,} more characters cut; a log line "
+            f"keeps {MAX_LINE_CHARS:,}]")
+
 
 @dataclass
 class TaskContext:
@@ -29,7 +44,12 @@ class TaskContext:
     task_name: str
     log_prints: bool
     sink: LogSink
+    # False where a view shows the run's lines (see ``prints_shown_elsewhere``), decided where
+    # the run lives: on a Dask worker the set below is empty, yet the worker's stdout may be
+    # the kernel's (a LocalCluster's workers inherit its captured file descriptors).
+    echo: bool = True
     _partial: dict[int, str] = field(default_factory=dict)
+    _dropped: dict[int, int] = field(default_factory=dict)  # of the partial line, past the cap
     _shown_on: dict[int, TextIO] = field(default_factory=dict)
 
     def write(self, level: int, text: str, shown_on: TextIO | None = None) -> None:
@@ -40,6 +60,12 @@ class TaskContext:
         """
         buffered = self._partial.get(level, "") + text
         *lines, rest = buffered.split("\n")
+        if lines:
+            dropped = self._dropped.pop(level, 0)
+            lines = [cut_line(lines[0], dropped), *map(cut_line, lines[1:])]
+        if len(rest) > MAX_LINE_CHARS:  # a line without its end yet must not grow without bound
+            self._dropped[level] = self._dropped.get(level, 0) + len(rest) - MAX_LINE_CHARS
+            rest = rest[:MAX_LINE_CHARS]
         self._partial[level] = rest
         if shown_on is not None:
             self._shown_on[level] = shown_on
@@ -48,8 +74,9 @@ class TaskContext:
     def flush(self) -> None:
         for level, rest in list(self._partial.items()):
             if rest:
-                self._emit(level, [rest])
+                self._emit(level, [cut_line(rest, self._dropped.pop(level, 0))])
         self._partial.clear()
+        self._dropped.clear()
 
     def _emit(self, level: int, lines: list[str]) -> None:
         if not lines:
@@ -59,8 +86,13 @@ class TaskContext:
             for line in lines:
                 self.sink(self.task_run_id, level, now, line)
         out = self._shown_on.get(level)
-        if out is not None and self.run_id not in _shown_elsewhere:
+        if out is not None and self.echoes:
             out.write("".join(f"{self.task_name} | {line}\n" for line in lines))
+
+    @property
+    def echoes(self) -> bool:
+        """Whether the task's prints and run-logger records are also written to the terminal."""
+        return self.echo and self.run_id not in _shown_elsewhere
 
 
 # Runs whose task prints a view shows from the run's log lines (a notebook cell's bounded
@@ -73,6 +105,10 @@ def show_prints_elsewhere(run_id: str, elsewhere: bool = True) -> None:
         _shown_elsewhere.add(run_id)
     else:
         _shown_elsewhere.discard(run_id)
+
+
+def prints_shown_elsewhere(run_id: str) -> bool:
+    return run_id in _shown_elsewhere
 
 
 _CURRENT: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
@@ -120,7 +156,7 @@ class _CaptureHandler(logging.Handler):
             text = f"{record.name}: {text}"
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)
-        ctx.sink(ctx.task_run_id, record.levelno, record.created, text)
+        ctx.sink(ctx.task_run_id, record.levelno, record.created, cut_line(text))
 
 
 def _only_us(record: logging.LogRecord) -> bool:
@@ -142,6 +178,9 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to the *real* stderr of the moment, never through our proxy (no double capture)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        ctx = _CURRENT.get()
+        if ctx is not None and not ctx.echoes:
+            return  # a view shows it from the run's log lines (a %%flow cell's bounded area)
         stream = sys.stderr
         self.stream = stream._wrapped if isinstance(stream, _StreamProxy) else stream
         super().emit(record)

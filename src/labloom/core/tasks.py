@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -13,6 +12,8 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from .engine import active_engine
 from .futures import MappedFuture, TaskFuture
 from .logs import current_task
+from .numbers import is_number as _is_number
+from .numbers import is_seconds
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,10 +31,6 @@ _OPTIONS = (
     "log_prints",
     "batch_size",
 )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
@@ -59,17 +56,19 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
     if isinstance(delay, timedelta):
         delay = delay.total_seconds()
     if isinstance(delay, (list, tuple)):
-        if not all(_is_number(d) and d >= 0 for d in delay):
-            raise ValueError(f"{where}: retry_delay must hold seconds >= 0, got {delay!r}")
+        if not all(is_seconds(d, zero=True) for d in delay):
+            raise ValueError(
+                f"{where}: retry_delay must hold finite seconds >= 0, got {delay!r}"
+            )
         if len(delay) > retries:
             raise ValueError(
                 f"{where}: retry_delay lists {len(delay)} delays but retries={retries}; "
                 "give at most one delay per retry, or raise retries"
             )
         delay = [float(d) for d in delay]
-    elif not _is_number(delay) or delay < 0:
+    elif not is_seconds(delay, zero=True):
         raise ValueError(
-            f"{where}: retry_delay must be seconds >= 0 or a list of them, got {delay!r}"
+            f"{where}: retry_delay must be finite seconds >= 0 or a list of them, got {delay!r}"
         )
     else:
         delay = float(delay)
@@ -77,9 +76,10 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
     timeout = opts.get("timeout")
     if isinstance(timeout, timedelta):
         timeout = timeout.total_seconds()
-    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+    if timeout is not None and not is_seconds(timeout):
         raise ValueError(
-            f"{where}: timeout must be a number of seconds > 0 (or None), got {timeout!r}"
+            f"{where}: timeout must be a finite number of seconds > 0, got {timeout!r}; "
+            "give timeout=None for no timeout"
         )
 
     tags = opts.get("tags", ())
@@ -117,9 +117,10 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
     expiration = opts.get("cache_expiration")
     if isinstance(expiration, timedelta):
         expiration = expiration.total_seconds()
-    if expiration is not None and (not _is_number(expiration) or expiration <= 0):
+    if expiration is not None and not is_seconds(expiration):
         raise ValueError(
-            f"{where}: cache_expiration must be seconds > 0 or a timedelta, got {expiration!r}"
+            f"{where}: cache_expiration must be finite seconds > 0 or a timedelta, got "
+            f"{expiration!r}; give None to keep results for good"
         )
     log_prints = opts.get("log_prints", True)
     if not isinstance(log_prints, bool):

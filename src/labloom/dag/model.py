@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..core.events import (
     Event,
@@ -30,6 +31,19 @@ PAGE_SIZE = 100
 # A view shows the tail of a task run's log; older lines stay in the run's own store.
 MAX_LOG_LINES = 1000
 
+
+
+def web_link(url: Any) -> str | None:
+    """``url`` if it is a web page: http(s), or a path on this server (a JupyterHub proxy's
+    ``/user/ada/proxy/8787/status``); else None. A run's dashboard link is read from the store,
+    where anything may have been written, and a ``javascript:`` URL must never become a live
+    link in a view."""
+    if not isinstance(url, str) or not url or any(c.isspace() or not c.isprintable() for c in url):
+        return None
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https") or (not scheme and url.startswith("/")):
+        return url
+    return None
 
 
 @dataclass
@@ -231,7 +245,7 @@ class RunGraph:
             "counts": {s.value: n for s, n in self.counts().items() if n},
             "total": sum(node.total for node in self.nodes.values()),
             "nodes": len(self.nodes),
-            "dashboard": self.metadata.get("dashboard"),
+            "dashboard": web_link(self.metadata.get("dashboard")),
         }
 
     def current_run(self, node_id: str) -> TaskRunInfo | None:

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
-from ..core.errors import ResourceUnavailableError, WorkerDiedError
+from ..core.errors import ResourceUnavailableError, SchedulerLostError, WorkerDiedError
 from ..core.executor import DoneCallback, Executor, Outcome
 from . import dask_events as events
 from .dask_clusters import Kept, check_options
-from .dask_internals import is_adaptive, task_spec
+from .dask_internals import SCHEDULER_LOST, cancel_reason, is_adaptive, task_spec
 from .dask_shared import durations_of, shared_client
 from .dask_submit import Handle, Submitter, item_future
 
@@ -231,6 +231,9 @@ class DaskExecutor(Executor):
     ) -> Any:
         client = self.client
         assert self._dispatcher is not None
+        if client.status in ("connecting", "closing", "closed"):
+            # Sent now, the task would wait for a scheduler that may never come back.
+            raise scheduler_lost(client, call.task_name)
         self._subscribe(call.run_id)
         handle = Handle()
         if self._per_run is not None:
@@ -360,6 +363,11 @@ def report(
         on_done(Outcome(ok=True, started=started, ended=ended))
         return
     if status == "cancelled":
+        if cancel_reason(future) == SCHEDULER_LOST:
+            error: BaseException = scheduler_lost(future.client, call.task_name)
+            on_done(Outcome(ok=False, error=error, traceback=str(error), started=started,
+                            ended=ended, infrastructure=True))
+            return
         from concurrent.futures import CancelledError
 
         on_done(Outcome(ok=False, error=CancelledError(f"{call.task_name} was cancelled")))
@@ -377,3 +385,12 @@ def report(
         return
     text = user_traceback(error, future.traceback())
     on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
+
+
+def scheduler_lost(client: Any, task_name: str) -> SchedulerLostError:
+    address = getattr(getattr(client, "scheduler", None), "address", None) or "its address"
+    return SchedulerLostError(
+        f"the Dask scheduler was lost while {task_name!r} was queued or running: the client's "
+        f"connection to {address} broke (the scheduler died or the network failed); start the "
+        "scheduler or cluster again, then retry the run"
+    )

@@ -18,6 +18,11 @@ fallback, so a Dask release that moves them costs speed or precision, never a br
 - ``is_adaptive``: ``cluster._adaptive`` is set once ``cluster.adapt()`` ran; there is no public
   flag. Without it labloom assumes a fixed cluster, so a task asking for resources no current
   worker offers fails at once instead of waiting for a worker the cluster might add.
+- ``cancel_reason``: why Dask cancelled a future, from ``future._state.exception`` (a
+  ``FutureCancelledError``; ``Future.exception()`` answers None for a cancelled future). The
+  client cancels every future with "scheduler-connection-lost" when its scheduler goes away,
+  which labloom then says instead of "cancelled". Fallback: a client reconnecting (status
+  "connecting") counts as a lost scheduler too.
 
 The Dask limiter's use of ``distributed.Semaphore`` internals lives in ``dask_limits.py``.
 """
@@ -91,6 +96,18 @@ def _can_send_in_order() -> bool:
 def is_adaptive(cluster: Any) -> bool:
     """Whether ``cluster.adapt()`` is in force (False where that cannot be told)."""
     return getattr(cluster, "_adaptive", None) is not None
+
+
+SCHEDULER_LOST = "scheduler-connection-lost"
+
+
+def cancel_reason(future: Any) -> str | None:
+    """Why Dask cancelled ``future`` (None where that cannot be told)."""
+    reason = getattr(getattr(getattr(future, "_state", None), "exception", None), "reason", None)
+    if isinstance(reason, str) and reason != "unknown":
+        return reason
+    status = getattr(getattr(future, "client", None), "status", None)
+    return SCHEDULER_LOST if status == "connecting" else None
 
 
 def watch(client: Any, watched: Sequence[tuple[Any, Callable[[Any], None]]]) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ..core.errors import MagicArgsError
+from ..core.numbers import is_seconds
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,8 +68,10 @@ def _seconds(text: str) -> float | list[float]:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"delays cannot be negative: {text!r}")
+    if not all(is_seconds(v, zero=True) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"delays must be finite seconds >= 0, such as 5 or 1,10,60: {text!r}"
+        )
     cleaned: list[float] = [int(v) if v.is_integer() else v for v in values]
     return cleaned[0] if len(cleaned) == 1 else cleaned
 
@@ -78,8 +81,10 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    if not is_seconds(value):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of seconds, more than 0, such as 600: {text!r}"
+        )
     return int(value) if value.is_integer() else value
 
 

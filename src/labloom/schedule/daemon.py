@@ -82,7 +82,7 @@ class ScheduleServer:
 
     def serve(self) -> int:
         with sched.store() as conn:
-            sched.beat(conn, self.id, self.started)
+            liveness.beat(conn, self.id, self.started)
             self._say(f"labloom: scheduler {self.id} serving {get_database().display}")
             try:
                 while not self.stopping.is_set():
@@ -90,7 +90,7 @@ class ScheduleServer:
                     self.stopping.wait(self.tick)
                 self._shut_down(conn)
             finally:
-                sched.sign_off(conn, self.id)
+                liveness.sign_off(conn, self.id)
                 self.notifier.close(timeout=10)
                 shutil.rmtree(self._reports, ignore_errors=True)
         self._say("labloom: scheduler stopped")
@@ -99,7 +99,7 @@ class ScheduleServer:
     def _step(self, conn: Any) -> None:
         now = time.time()
         if now - self._last_beat >= sched.HEARTBEAT_EVERY:
-            sched.beat(conn, self.id, self.started)
+            liveness.beat(conn, self.id, self.started)
             self._last_beat = now
         self._reap(conn)
         if self._orphans_checked + sched.HEARTBEAT_EVERY <= now:
@@ -198,7 +198,7 @@ class ScheduleServer:
         deadline = time.monotonic() + self.grace
         while self.children and time.monotonic() < deadline and not self.hurry.is_set():
             self._reap(conn)
-            sched.beat(conn, self.id, self.started)
+            liveness.beat(conn, self.id, self.started)
             self.hurry.wait(min(self.tick, 0.2))
         self._reap(conn)
         for child in self.children:

@@ -7,6 +7,7 @@ is gone follows its run (the run's process writes the slot's run id when it star
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -18,6 +19,28 @@ from ..store.db import Conn
 STALE_AFTER = 30.0
 # A slot claimed this recently may have no run yet: its process is starting.
 START_GRACE = 10.0
+
+
+def beat(conn: Conn, scheduler_id: str, started: float) -> None:
+    conn.execute(
+        "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET beat = excluded.beat",
+        (scheduler_id, _home.host_name(), os.getpid(), started, time.time()),
+    )
+
+
+def sign_off(conn: Conn, scheduler_id: str) -> None:
+    """A clean stop. The rows of schedulers that died before it go too: the latest word on
+    the scheduler is this clean stop, not an older unclean one. (A live one beats its row back;
+    the slots a dead one left follow their runs without it.)"""
+    now = time.time()
+    with conn.transaction():
+        conn.execute("DELETE FROM schedulers WHERE id = ?", (scheduler_id,))
+        for other, host, pid, last in conn.execute(
+            "SELECT id, host, pid, beat FROM schedulers"
+        ).fetchall():
+            if not _home.owner_alive(host, pid, last, now, STALE_AFTER):
+                conn.execute("DELETE FROM schedulers WHERE id = ?", (other,))
 
 
 def settle_running(

@@ -43,6 +43,8 @@ CATCHUP_CHOICES = ("once", "skip")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Slot times must stay dates a computer can write down (datetime ends in the year 9999).
+MAX_EVERY = 100 * 365 * 86400.0
 
 
 def parse_duration(text: str) -> float:
@@ -57,22 +59,45 @@ def parse_duration(text: str) -> float:
                 f"bad duration {text!r}: write a number with s, m, h or d, e.g. 30s, 5m, 1h30m"
             ) from None
         seconds = sum(float(n) * _UNIT[u] for n, u in parts)
-    if seconds <= 0:
+    if not seconds > 0:  # also NaN, which compares false with everything
         raise ScheduleError(f"bad duration {text!r}: it must be longer than zero")
+    if seconds > MAX_EVERY:
+        raise ScheduleError(f"bad duration {text!r}: the longest interval is 36500d (100 years)")
     if duration_ms(seconds) < 1:
         raise ScheduleError(f"bad duration {text!r}: the shortest interval is 1ms (0.001s)")
     return seconds
 
 
 def check_cron(expr: str) -> str:
-    from croniter import croniter
+    from croniter import CroniterError, croniter
 
     if not croniter.is_valid(expr):
         raise ScheduleError(
             f"bad cron expression {expr!r}: five fields, minute hour day month weekday, "
             "e.g. '0 2 * * *' for 2 a.m. every day"
         )
+    try:  # valid fields can still name no date at all: 30 February, 31 April
+        croniter(expr, datetime.now(timezone.utc)).get_next(datetime)
+    except CroniterError:
+        raise ScheduleError(
+            f"cron expression {expr!r} never fires: no date matches its day and month fields; "
+            "check them (e.g. '0 0 28 2 *' for 28 February)"
+        ) from None
     return expr
+
+
+# A name is one segment of the API's URLs (schedules/{name}/pause): a slash would split it and
+# "." or ".." would be resolved away by the browser, so the panel's buttons could not reach it.
+_NAME = re.compile(r"(?!\.{1,2}\Z)[^/\\\x00-\x1f\x7f]{1,200}")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ScheduleError(
+            f"bad schedule name {name!r}: 1 to 200 characters without / or \\ or control "
+            "characters, and not . or ..; choose another with --name"
+        )
+    return name
 
 
 def check_timezone(name: str) -> str:
@@ -191,6 +216,7 @@ def transaction(conn: Conn) -> Iterator[Conn]:
 
 
 def add(conn: Conn, schedule: Schedule) -> None:
+    check_name(schedule.name)
     try:
         conn.execute(
             "INSERT INTO schedules (name, target, workdir, cron, every, timezone, params, notify,"
@@ -357,18 +383,6 @@ def slots(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
         query += " WHERE schedule = ?"
         args = (name,)
     return [dict(row) for row in conn.execute(query + " ORDER BY slot_time", args)]
-
-
-def beat(conn: Conn, scheduler_id: str, started: float) -> None:
-    conn.execute(
-        "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT(id) DO UPDATE SET beat = excluded.beat",
-        (scheduler_id, _home.host_name(), os.getpid(), started, time.time()),
-    )
-
-
-def sign_off(conn: Conn, scheduler_id: str) -> None:
-    conn.execute("DELETE FROM schedulers WHERE id = ?", (scheduler_id,))
 
 
 def describe_all(conn: Conn) -> list[dict[str, Any]]:

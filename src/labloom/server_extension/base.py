@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import tornado
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
@@ -58,3 +60,17 @@ class LabloomHandler(APIHandler):
             return float(text)
         except ValueError:
             raise web.HTTPError(400, f"{name} must be a number (seconds since the epoch)") from None
+
+
+class NotFoundHandler(LabloomHandler):
+    """Any other path under ``labloom/api/``: a JSON 404 like every other answer of the API
+    (without this route Jupyter answers with its HTML error page), behind the same auth."""
+
+    def _not_found(self, **path: str) -> None:
+        raise web.HTTPError(
+            404, f"no route {self.request.method} {self.request.path}; the routes are listed "
+            "in labloom's docs/rest-api.md"
+        )
+
+    get = delete = tornado.web.authenticated(authorized(_not_found))
+    post = put = patch = get

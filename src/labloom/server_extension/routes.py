@@ -6,6 +6,7 @@ from typing import Any
 
 from jupyter_server.utils import url_path_join
 
+from .base import NotFoundHandler
 from .clusters import ClustersHandler
 from .runs import (
     CancelHandler,
@@ -35,4 +36,6 @@ def handlers(base_url: str) -> list[tuple[str, Any]]:
         (at("schedules"), SchedulesHandler),
         (at("schedules/(?P<name>[^/]+)/(?P<action>pause|resume|run)"), ScheduleActionHandler),
         (at("clusters"), ClustersHandler),
+        # last: what no route above matched, "labloom/api" itself included
+        (url_path_join(base_url, "labloom", "api") + "(?P<path>/.*)?", NotFoundHandler),
     ]

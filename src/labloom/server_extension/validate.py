@@ -6,9 +6,11 @@ import re
 
 from tornado import web
 
+from ..core.errors import ScheduleError
+from ..schedule.slots import check_name
+
 _RUN_ID = re.compile(r"^[0-9a-f]{4,64}$")
 _NODE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
-_SCHEDULE = re.compile(r"^[^/\x00-\x1f]{1,200}$")
 STATES = ("Pending", "Running", "Completed", "Failed", "Cancelled", "Crashed")
 
 
@@ -25,9 +27,11 @@ def node_id(text: str) -> str:
 
 
 def schedule_name(text: str) -> str:
-    if not _SCHEDULE.match(text):
-        raise web.HTTPError(404, "no such schedule")
-    return text
+    """The rule ``schedule add`` applies: every name it accepts reaches its schedule here."""
+    try:
+        return check_name(text)
+    except ScheduleError:
+        raise web.HTTPError(404, "no such schedule") from None
 
 
 def run_state(text: str | None) -> str | None:

@@ -198,20 +198,26 @@ class RunStore:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """A run by id, or by a prefix of its id that names exactly one run."""
+        runs = self.matching_runs(run_id, limit=2)
+        if len(runs) != 1:
+            return None
+        self._add_counts(runs)
+        return runs[0]
+
+    def matching_runs(self, run_id: str, limit: int = 10) -> list[RunRecord]:
+        """The run with this id, else up to ``limit`` runs whose id starts with it (newest
+        first): more than one says the prefix is ambiguous, and which runs it names."""
         self.reconcile()
         rows = self.conn.execute(
             f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id = ?", (run_id,)
         ).fetchall()
         if not rows and run_id:
             rows = self.conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id LIKE ? LIMIT 2",
-                (run_id.replace("%", "").replace("_", "") + "%",),
+                f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id LIKE ? "
+                "ORDER BY created DESC, id DESC LIMIT ?",
+                (run_id.replace("%", "").replace("_", "") + "%", limit),
             ).fetchall()
-        if len(rows) != 1:
-            return None
-        run = _run(rows[0])
-        self._add_counts([run])
-        return run
+        return [_run(row) for row in rows]
 
     def _add_counts(self, runs: list[RunRecord]) -> None:
         by_id = {run.id: run for run in runs}
