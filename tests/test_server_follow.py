@@ -143,6 +143,7 @@ async def test_polls_of_a_running_run_fold_changes_into_one_graph(
     """Ten polls while task runs finish build the run's graph once, then read only changes
     (the server once rebuilt it from every task run for each poll of a running run)."""
     from labloom.dag import model
+    from labloom.server_extension import graphs
 
     built: list[int] = []
     real_init = model.RunGraph.__init__
@@ -159,7 +160,7 @@ async def test_polls_of_a_running_run_fold_changes_into_one_graph(
         for i in range(10):
             GATES[i].set()
             await until(lambda n=i: _stored_counts(run.id).get("Completed") == n + 2)
-            await asyncio.sleep(0.25)  # past the time polls share one look at the store
+            await asyncio.sleep(graphs.FRESH_FOR + 0.05)  # past the time polls share a look
             answer = await get(jp_fetch, "runs", run.id, since=cursor, lines="0")
             assert answer["states"], i
             cursor = answer["cursor"]

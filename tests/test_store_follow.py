@@ -67,12 +67,18 @@ def test_a_followed_graph_ends_where_a_rebuilt_one_does() -> None:
             assert graph.graph is not None
             mine = (graph.graph.states_json(), graph.graph.header_json(0.0), graph.store_counts())
             tracebacks = {t.id: t.traceback for t in graph.graph.task_runs.values()}
+            task_runs = {t.id: t.to_json() for t in graph.graph.task_runs.values()}
         rebuilt = stored_graph(record, store.task_runs(run.id), store.nodes(run.id))
         stored = store.get_run(run.id)
         assert stored is not None
         # ... and ends where a graph rebuilt from every task run does.
         assert mine == (rebuilt.states_json(), rebuilt.header_json(0.0), stored.counts)
         assert tracebacks == {t.id: t.traceback for t in rebuilt.task_runs.values()}
+        # Alike but for when a retried task run started: its first attempt, as the live
+        # widget shows it; the store's row keeps a later attempt's start.
+        again = {t.id: {**t.to_json(), "start": task_runs[t.id]["start"]} if t.attempt > 1
+                 else t.to_json() for t in rebuilt.task_runs.values()}
+        assert task_runs == again
         assert any("step 3 fails" in text for text in tracebacks.values())
         # A page of task runs by cursor, in the order they were created.
         first = follow.task_runs_after(store, run.id, 0, 10)

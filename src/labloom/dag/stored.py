@@ -53,7 +53,7 @@ def _events(run: Any, tasks: Sequence[Any], nodes: Sequence[Any]) -> Iterator[ev
         if tr.started is not None:
             yield ev.StateChanged(run.id, tr.id, State.RUNNING, tr.started, "", tr.attempts)
         yield ev.StateChanged(
-            run.id, tr.id, State(tr.state), tr.ended or tr.started or start, tr.message,
+            run.id, tr.id, _STATES[tr.state], tr.ended or tr.started or start, tr.message,
             tr.attempts, tr.traceback,
         )
     yield _run_state(run, start)
@@ -85,6 +85,7 @@ def _node_id(tr: Any) -> str:
 # A state change read back from the store: (cursor, task run id, state, time, message, attempt).
 Change = tuple[int, str, str, float, str, int]
 _TRACEBACK_STATES = ("Failed", "Retrying")
+_STATES = {state.value: state for state in State}  # faster than State(text), per row
 
 
 class FollowedGraph:
@@ -99,70 +100,83 @@ class FollowedGraph:
     serialises ``follow`` and reads.
     """
 
-    def __init__(self, run: Any, tasks: Iterable[Any], nodes: Sequence[Any], cursor: int,
-                 nodes_cursor: int = 0) -> None:
-        records = list(tasks)
+    def __init__(self, run: Any, tasks: Iterable[tuple[int, Any]], nodes: Sequence[Any],
+                 cursor: int, nodes_cursor: int = 0) -> None:
+        """``tasks``: (cursor, record) pairs in creation order, read after taking ``cursor``
+        (the state cursor); ``nodes``: read after them, up to ``nodes_cursor``."""
+        pairs = list(tasks)
+        records = [record for _, record in pairs]
         self.run_key = (run.created, run.started)  # a run reopened by a retry: build again
         self.graph = stored_graph(run, records, nodes)
         self.counts: Counter[str] = Counter(tr.state for tr in records)
         self.cursor = cursor
+        self.tasks_cursor = pairs[-1][0] if pairs else 0
         self.nodes_cursor = nodes_cursor
         self.changed_at = dict.fromkeys(self.graph.nodes, cursor)
         self.run_seen = (run.state, run.ended, run.message)
         self.digest = self._digest()
 
-    def wants(self, changes: Iterable[Change]) -> list[str]:
-        """The task runs whose records ``follow`` needs: new ones, and failures (tracebacks
-        are kept on the task run, not with each state)."""
-        known = self.graph.task_runs
-        return list(dict.fromkeys(
-            tr_id for _, tr_id, state, *_ in changes
-            if tr_id not in known or state in _TRACEBACK_STATES
-        ))
+    @staticmethod
+    def failures(changes: Iterable[Change]) -> list[str]:
+        """The task runs whose tracebacks ``follow`` needs (kept on the task run's row, not
+        with each state)."""
+        return list(dict.fromkeys(c[1] for c in changes if c[2] in _TRACEBACK_STATES))
 
-    def follow(self, run: Any, changes: Sequence[Change], records: Mapping[str, Any],
-               nodes: Sequence[Any] = (), nodes_cursor: int = 0) -> None:
-        """Fold in new ``nodes`` (read after ``changes``) and ``changes`` (each at most once:
-        replaying one already folded in is harmless, the last state wins), and the run's own
-        state; ``records``: the task runs ``wants`` named."""
+    def follow(self, run: Any, changes: Sequence[Change], tasks: Sequence[tuple[int, Any]] = (),
+               tracebacks: Mapping[str, str] | None = None, nodes: Sequence[Any] = (),
+               nodes_cursor: int = 0) -> None:
+        """Fold in what was read after the cursors, in this order: ``changes`` (state
+        changes), ``tasks`` (new task runs, (cursor, record) pairs), ``nodes`` (new nodes, up
+        to ``nodes_cursor``); and the run's own state. A change folded in twice is harmless:
+        the last state wins. ``tracebacks``: by task run, for those ``failures`` named."""
         start = self.graph.start or run.started or run.created or 0.0
         seen = (run.state, run.ended, run.message)
-        folded = self.graph.apply(self._events(run, changes, records, nodes, start, seen))
+        events = self._events(run, changes, tasks, tracebacks or {}, nodes, start, seen)
+        folded = self.graph.apply(events)
         cursor = max(self.cursor, changes[-1][0]) if changes else self.cursor
         for node_id in folded.nodes:
             self.changed_at[node_id] = cursor
         for node_id in self.graph.nodes:
             self.changed_at.setdefault(node_id, cursor)
         self.cursor = cursor
+        self.tasks_cursor = max(self.tasks_cursor, tasks[-1][0]) if tasks else self.tasks_cursor
         self.nodes_cursor = max(self.nodes_cursor, nodes_cursor)
         if folded.graph or seen != self.run_seen:
             self.run_seen = seen
             self.digest = self._digest()
 
-    def _events(self, run: Any, changes: Sequence[Change], records: Mapping[str, Any],
-                nodes: Sequence[Any], start: float, seen: tuple[Any, ...]) -> Iterator[ev.Event]:
-        graph = self.graph
+    def _events(self, run: Any, changes: Sequence[Change], tasks: Sequence[tuple[int, Any]],
+                tracebacks: Mapping[str, str], nodes: Sequence[Any], start: float,
+                seen: tuple[Any, ...]) -> Iterator[ev.Event]:
+        graph, counts = self.graph, self.counts
         for node in nodes:
             if node.id not in graph.nodes:
                 yield ev.NodeCreated(run.id, node.id, node.name, node.kind,
                                      tuple(node.upstream), start)
-        for _, tr_id, state, when, message, attempt in changes:
-            known = graph.task_runs.get(tr_id)  # read as the graph folds: the state before
-            if known is None:
-                record = records.get(tr_id)
-                if record is None:
-                    continue  # not in the store: nothing to draw it as
+        for _, record in tasks:
+            if record.id not in graph.task_runs:
                 if _node_id(record) not in graph.nodes:
                     yield _node_of_task_run(run.id, record, (), start)
                 yield _created(run.id, record, start)
-                self.counts["Pending"] += 1
-            old = known.state.value if known is not None else "Pending"
-            self.counts[old] -= 1
-            self.counts[state] += 1
-            traceback = records[tr_id].traceback if state in _TRACEBACK_STATES and (
-                tr_id in records) else ""
-            yield ev.StateChanged(run.id, tr_id, State(state), when, message, attempt,
-                                  traceback)
+                counts["Pending"] += 1
+        # Of a task run's changes in this batch only the last counts (and when it started
+        # running): a quick task's Pending, Running and Completed fold in as one event.
+        last: dict[str, Change] = {}
+        began: dict[str, float] = {}
+        for change in changes:
+            last[change[1]] = change
+            if change[2] == "Running" and change[1] not in began:
+                began[change[1]] = change[3]
+        for tr_id, (_, _, state, when, message, attempt) in last.items():
+            known = graph.task_runs.get(tr_id)  # read as the graph folds: the state before
+            if known is None:
+                continue  # not in the store (a row without its task run): nothing to draw
+            counts[known.state.value] -= 1
+            counts[state] += 1
+            if known.start is None and tr_id in began:
+                known.start = began[tr_id]  # as a Running event would: one event fewer
+            yield ev.StateChanged(run.id, tr_id, _STATES[state], when, message, attempt,
+                                  tracebacks.get(tr_id, ""))
         if seen != self.run_seen:
             yield _run_state(run, start)
 

@@ -22,12 +22,14 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+from ..dag.payload import graph_shape
 from ..dag.stored import FollowedGraph
 from ..store import follow
 from ..store.reader import RunRecord, RunStore
 
-FRESH_FOR = 0.2  # seconds during which looks at a running run share one read of the store
+FRESH_FOR = 0.5  # seconds during which looks at a running run share one read of the store
 _OPEN = ("Pending", "Running")
 
 
@@ -52,44 +54,103 @@ class Cursor:
         return cls(states, lines, digest)
 
 
+@dataclass(frozen=True)
+class Look:
+    """What one look at a run found, sized by its graph's nodes: enough to answer a poll
+    without holding the graph while another thread folds changes into it."""
+
+    cursor: int  # FollowedGraph.cursor
+    digest: int  # FollowedGraph.digest
+    states: dict[str, dict[str, Any]]  # every node's
+    changed_at: dict[str, int]  # the cursor at which each node last changed
+    header: dict[str, Any]  # its ``now`` and ``elapsed`` are the look's
+    counts: dict[str, int]  # task runs by state, every one (as the store counts)
+    shape: Any  # ``graph_shape``: what the layout needs
+
+    def states_since(self, cursor: int) -> dict[str, dict[str, Any]]:
+        return {node: self.states[node] for node, at in self.changed_at.items() if at > cursor}
+
+
 class _Entry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.graph: FollowedGraph | None = None
+        self.look: Look | None = None
         self.looked = 0.0  # time.monotonic() of the last read of the store
 
 
 class RunGraphs:
-    """The followed graphs of the last ``size`` runs looked at, one lock per run: two polls of
-    one run take turns (the second finds the graph fresh), polls of two runs do not wait."""
+    """The followed graphs of the last ``size`` runs looked at, one lock per run. Polls of a
+    run that goes on share one read of the store every ``FRESH_FOR`` seconds; while one poll
+    reads, the others answer from the look before (at most that much older) instead of
+    queueing behind it. Polls of two runs never wait for each other."""
 
     def __init__(self, size: int = 16) -> None:
         self._size = size
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
+    def look(self, store: RunStore, run: RunRecord) -> Look:
+        """The run as its graph stands, up to date with ``run`` (read just before)."""
+        entry = self._entry(run.id)
+        last = entry.look
+        due = run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR
+        if last is not None and not due and not self._stale(entry.graph, run):
+            return last
+        must = last is None or self._stale(entry.graph, run)  # a new run, or its row changed
+        if not entry.lock.acquire(blocking=must):
+            assert last is not None
+            return last  # another poll is reading the store for it right now
+        try:
+            self._refresh(entry, store, run)
+            assert entry.look is not None
+            return entry.look
+        finally:
+            entry.lock.release()
+
     @contextmanager
     def use(self, store: RunStore, run: RunRecord) -> Iterator[FollowedGraph]:
-        """The run's graph, up to date with ``run`` (read just before) at least; hold it only
-        for the ``with`` block: other threads fold changes in after it."""
+        """The run's graph itself, up to date with ``run`` at least; held only for the
+        ``with`` block: other threads fold changes in after it."""
+        entry = self._entry(run.id)
+        with entry.lock:
+            self._refresh(entry, store, run)
+            assert entry.graph is not None
+            yield entry.graph
+
+    def _entry(self, run_id: str) -> _Entry:
         with self._lock:
-            entry = self._items.get(run.id)
+            entry = self._items.get(run_id)
             if entry is None:
-                entry = self._items[run.id] = _Entry()
+                entry = self._items[run_id] = _Entry()
                 while len(self._items) > self._size:
                     self._items.popitem(last=False)
-            self._items.move_to_end(run.id)
-        with entry.lock:
-            graph = entry.graph
-            if graph is None or graph.run_key != (run.created, run.started):
-                entry.graph = graph = _build(store, run)
-                entry.looked = time.monotonic()
-            elif graph.run_seen != (run.state, run.ended, run.message) or (
-                run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR
-            ):
-                _catch_up(store, run, graph)
-                entry.looked = time.monotonic()
-            yield graph
+            self._items.move_to_end(run_id)
+            return entry
+
+    @staticmethod
+    def _stale(graph: FollowedGraph | None, run: RunRecord) -> bool:
+        return graph is None or graph.run_key != (run.created, run.started) or (
+            graph.run_seen != (run.state, run.ended, run.message)
+        )
+
+    def _refresh(self, entry: _Entry, store: RunStore, run: RunRecord) -> None:
+        """Under the entry's lock: build or catch up, as the run and the time say."""
+        graph = entry.graph
+        if graph is None or graph.run_key != (run.created, run.started):
+            entry.graph = graph = _build(store, run)
+        elif self._stale(graph, run) or (
+            run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR
+        ):
+            _catch_up(store, run, graph)
+        else:
+            return
+        entry.looked = time.monotonic()
+        now = time.time()
+        entry.look = Look(
+            graph.cursor, graph.digest, graph.graph.states_json(), dict(graph.changed_at),
+            graph.graph.header_json(now), graph.store_counts(), graph_shape(graph.graph),
+        )
 
 
 def _build(store: RunStore, run: RunRecord) -> FollowedGraph:
@@ -103,9 +164,12 @@ def _build(store: RunStore, run: RunRecord) -> FollowedGraph:
 
 
 def _catch_up(store: RunStore, run: RunRecord, graph: FollowedGraph) -> None:
+    # In this order, so that each read finds what the one before refers to: a state change's
+    # task run, a task run's node.
     changes = list(follow.state_changes(store, run.id, graph.cursor))
-    wanted = graph.wants(changes)
-    records = follow.task_runs_by_id(store, wanted) if wanted else {}
+    failed = graph.failures(changes)
+    records = follow.task_runs_by_id(store, failed) if failed else {}
+    tasks = [(new.cursor, new) for new in follow.new_task_runs(store, run.id, graph.tasks_cursor)]
     nodes = follow.nodes_after(store, run.id, graph.nodes_cursor)
-    graph.follow(run, changes, records, [node for _, node in nodes],
-                 nodes[-1][0] if nodes else 0)
+    graph.follow(run, changes, tasks, {i: r.traceback for i, r in records.items()},
+                 [node for _, node in nodes], nodes[-1][0] if nodes else 0)

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..dag.model import PAGE_SIZE
-from ..dag.payload import graph_shape, lay_out
+from ..dag.payload import lay_out
 from ..store import follow
 from ..store.db import database_url
 from ..store.reader import RunRecord, RunStore
@@ -154,36 +154,36 @@ def run_detail(
     if run is None:
         return None
     now = time.time()
-    with access.graphs.use(store, run) as followed:
-        graph = followed.graph
-        run.counts = followed.store_counts()
-        whole = since is None or since.digest != followed.digest or since.states > followed.cursor
-        detail: dict[str, Any] = run_summary(run)
-        if since is None:
-            detail.update(
-                parameters=run.parameters, dashboard=run.metadata.get("dashboard"),
-                cluster=run.metadata.get("cluster"), metadata=run.metadata, target=run.target,
-            )
-        shape = graph_shape(graph) if whole else None
-        if whole:
-            detail["states"] = graph.states_json()
-        else:
-            assert since is not None
-            detail["states"] = graph.states_json(
-                node for node, at in followed.changed_at.items() if at > since.states
-            )
-        detail["header"] = {**graph.header_json(now), "elapsed": _elapsed(run, now)}
-        last_line = 0 if since is None else since.lines
-        if since is not None and lines:
-            new = store.log_page(run.id, None, since.lines, lines)
-            detail["lines"] = [_line(line, graph) for line in new]
-            detail["more_lines"] = len(new) == lines
-            last_line = new[-1].id if new else last_line
-        detail["cursor"] = str(Cursor(followed.cursor, last_line, followed.digest))
-    if shape is not None:
-        # What the DAG renderer draws (the same shapes as the notebook widget's traits), laid
-        # out (maybe by ``dot``) after letting go of the graph: other polls need it meanwhile.
-        detail["graph"] = access.layouts.get(run.id, shape)
+    look = access.graphs.look(store, run)
+    run.counts = look.counts
+    whole = since is None or since.digest != look.digest or since.states > look.cursor
+    detail: dict[str, Any] = run_summary(run)
+    if since is None:
+        detail.update(
+            parameters=run.parameters, dashboard=run.metadata.get("dashboard"),
+            cluster=run.metadata.get("cluster"), metadata=run.metadata, target=run.target,
+        )
+    if whole:
+        # What the DAG renderer draws (the same shapes as the notebook widget's traits).
+        detail["graph"] = access.layouts.get(run.id, look.shape)
+        detail["states"] = look.states
+    else:
+        assert since is not None
+        detail["states"] = look.states_since(since.states)
+    detail["header"] = {**look.header, "now": now, "elapsed": _elapsed(run, now)}
+    last_line = 0 if since is None else since.lines
+    if since is not None and lines:
+        new = store.log_page(run.id, None, since.lines, lines)
+        names = _names(store, {line.task_run_id for line in new})
+        detail["lines"] = [
+            {"id": line.id, "task_run_id": line.task_run_id,
+             "task": names.get(line.task_run_id or "", ""), "level": line.level,
+             "time": line.time, "text": line.text}
+            for line in new
+        ]
+        detail["more_lines"] = len(new) == lines
+        last_line = new[-1].id if new else last_line
+    detail["cursor"] = str(Cursor(look.cursor, last_line, look.digest))
     if with_tasks and since is None:
         page = follow.task_runs_after(store, run.id, 0, TASKS_INLINE + 1)
         detail["task_runs"] = [_task_run(task) for _, task in page[:TASKS_INLINE]]
@@ -213,18 +213,9 @@ def _task_run(task: Any) -> dict[str, Any]:
     return {key: value for key, value in task.to_json().items() if key != "history"}
 
 
-def _line(line: Any, graph: Any) -> dict[str, Any]:
-    return {"id": line.id, "task_run_id": line.task_run_id,
-            "task": _name_of(graph, line.task_run_id), "level": line.level, "time": line.time,
-            "text": line.text}
-
-
-def _name_of(graph: Any, task_run_id: str | None) -> str:
-    """A task run's name as the store gives it (``name`` or ``name[i]``), from the graph."""
-    info = graph.task_runs.get(task_run_id or "")
-    if info is None:
-        return ""
-    return info.name if info.map_index is None else f"{info.name}[{info.map_index}]"
+def _names(store: RunStore, ids: set[str | None]) -> dict[str, str]:
+    """The names (``name`` or ``name[i]``) of these task runs: one primary-key read each."""
+    return {i: t.name for i, t in follow.task_runs_by_id(store, sorted(filter(None, ids))).items()}
 
 
 def _elapsed(run: RunRecord, now: float) -> float | None:
@@ -279,10 +270,8 @@ def log_page(
         chosen, ids = [], None
     lines = store.log_page(run.id, ids, after, limit)
     cuts = store.log_cuts(run.id, ids)
-    if ids is None:
-        with access.graphs.use(store, run) as followed:  # names of the lines' task runs only
-            wanted = {line.task_run_id for line in lines} | {c.task_run_id for c in cuts}
-            names = {i: _name_of(followed.graph, i) for i in wanted if i}
+    if ids is None:  # the names of these lines' task runs only, not of every task run
+        names = _names(store, {line.task_run_id for line in lines} | {c.task_run_id for c in cuts})
     return {
         "run_id": run.id,
         "state": run.state,

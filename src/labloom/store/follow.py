@@ -18,7 +18,7 @@ column; these reads then filter ``task_states`` by run without an index (correct
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .reader import (
     _RUN_COLUMNS,
@@ -80,16 +80,43 @@ def task_runs_after(
     return [(int(row[0]), _task(row[1:])) for row in rows]
 
 
-def all_task_runs(store: RunStore, run_id: str) -> Iterator[TaskRunRecord]:
-    """Every task run of a run, read a page at a time."""
-    after = 0
+def all_task_runs(
+    store: RunStore, run_id: str, after: int = 0
+) -> Iterator[tuple[int, TaskRunRecord]]:
+    """Every task run of a run created after the cursor ``after``, read a page at a time:
+    (cursor, record) pairs."""
     while True:
         page = task_runs_after(store, run_id, after)
-        for _, record in page:
-            yield record
+        yield from page
         if len(page) < PAGE:
             return
         after = page[-1][0]
+
+
+class NewTaskRun(NamedTuple):
+    """What a view needs of a task run created since it last looked (its state comes from
+    ``state_changes``): lighter to read than a ``TaskRunRecord``."""
+
+    cursor: int
+    id: str
+    node_id: str | None
+    task_name: str
+    map_index: int | None
+    upstream: tuple[str, ...] = ()  # not read: a view draws edges between nodes
+
+
+def new_task_runs(store: RunStore, run_id: str, after: int) -> Iterator[NewTaskRun]:
+    """The run's task runs created after the cursor ``after``, a page at a time."""
+    while True:
+        rows = store.conn.execute(
+            "SELECT rowid, id, node_id, task_name, map_index FROM task_runs WHERE run_id = ? "
+            "AND rowid > ? ORDER BY rowid LIMIT ?", (run_id, after, PAGE)
+        ).fetchall()
+        for row in rows:
+            yield NewTaskRun(int(row[0]), row[1], row[2], row[3], row[4])
+        if len(rows) < PAGE:
+            return
+        after = int(rows[-1][0])
 
 
 def task_runs_by_id(store: RunStore, ids: list[str]) -> dict[str, TaskRunRecord]:
