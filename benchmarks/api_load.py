@@ -7,9 +7,11 @@ poll the run as a run tab does (``GET runs/{id}`` once a second after each answe
 ``?tasks=0``, or, where the server hands out a cursor, ``?since=<cursor>&lines=0`` after the
 first answer) and ``--panels`` threads polling the Flows panel's ``GET runs?limit=100``. The
 pollers find the run as a user does, in the runs list. Printed: the flow's time alone and with
-polling (and their ratio), p50/p99/max of each request's latency while the flow ran, the poll
-answers' sizes, and after the run the size and time of a full ``GET runs/{id}`` (the default,
-task runs included) and of the run tab's first ``?tasks=0``.
+polling (each round runs both, back to back: the median of the rounds' ratios is the paired
+measure), the server's CPU time during each flow, p50/p99/max of each request's latency while
+the flow ran (a tab's first poll apart: it may build the run's graph), the poll answers' sizes,
+and after the run the size and time of a full ``GET runs/{id}`` (the default, task runs
+included) and of the run tab's first ``?tasks=0``.
 
     python3 benchmarks/api_load.py [--tasks 100000] [--clients 10] [--panels 1] [--rounds 2]
 
@@ -93,6 +95,11 @@ class Server:
             body: bytes = response.read()
         return time.perf_counter() - started, body
 
+    def cpu(self) -> float:
+        """The server process's CPU time so far (user + system), in seconds."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
@@ -109,6 +116,7 @@ class Pollers:
         self.run_id: str | None = None
         self.found = threading.Event()
         self.detail: list[float] = []
+        self.first: list[float] = []  # each tab's first poll: the server may build the graph
         self.sizes: list[int] = []
         self.listing: list[float] = []
         self.errors: list[str] = []
@@ -132,6 +140,7 @@ class Pollers:
                 took, body = self.server.get("runs?limit=100")
             except OSError as exc:
                 self.errors.append(f"runs: {exc}")
+                self.done.wait(1.0)
                 continue
             self.listing.append(took)
             if self.run_id is None:
@@ -147,14 +156,17 @@ class Pollers:
             if self.done.is_set():
                 return
         cursor: str | None = None
+        polled = False
         while not self.done.is_set():
             query = "tasks=0" if cursor is None else "since=" + urllib.parse.quote(cursor) + "&lines=0"
             try:
                 took, body = self.server.get(f"runs/{self.run_id}?{query}")
             except OSError as exc:
                 self.errors.append(f"runs/id: {exc}")
+                self.done.wait(1.0)
                 continue
-            self.detail.append(took)
+            (self.detail if polled else self.first).append(took)
+            polled = True
             self.sizes.append(len(body))
             cursor = json.loads(body).get("cursor")  # None from a server without cursors
             self.done.wait(1.0)
@@ -186,44 +198,53 @@ def main() -> None:
            "JUPYTER_CONFIG_DIR": str(tmp / "c"), "JUPYTER_DATA_DIR": str(tmp / "d"),
            "JUPYTER_RUNTIME_DIR": str(tmp / "r")}
     server = Server(tmp, env)
-    alone: list[float] = []
-    polled: list[float] = []
+    rounds: list[dict[str, float]] = []
+    first: list[float] = []
     detail: list[float] = []
     listing: list[float] = []
     sizes: list[int] = []
+    errors = 0
     last_id = ""
     try:
         for round_no in range(args.rounds):
+            times: dict[str, float] = {}
             for mode in ("alone", "polled") if round_no % 2 == 0 else ("polled", "alone"):
                 pollers = Pollers(server, args.clients, args.panels)
+                cpu = server.cpu()
                 if mode == "polled":
                     pollers.start()
                 result = run_flow(env, args.tasks)
                 pollers.stop()
+                times[mode] = result["seconds"]
+                times[f"{mode} cpu"] = server.cpu() - cpu
                 last_id = result["id"]
-                (alone if mode == "alone" else polled).append(result["seconds"])
+                first += pollers.first
                 detail += pollers.detail
                 listing += pollers.listing
                 sizes += pollers.sizes
-                extra = ""
-                if mode == "polled":
-                    extra = (f"  ({len(pollers.detail)} run polls, p50 "
-                             f"{quantile(pollers.detail, 0.5):.2f}s; {len(pollers.listing)} "
-                             f"list polls, p99 {quantile(pollers.listing, 0.99):.2f}s"
-                             f"{'; errors: ' + str(len(pollers.errors)) if pollers.errors else ''})")
-                print(f"round {round_no + 1}, {mode:<6}: flow {result['seconds']:.2f}s{extra}",
-                      flush=True)
+                errors += len(pollers.errors)
+            rounds.append(times)
+            print(f"round {round_no + 1}: alone {times['alone']:.2f}s, polled "
+                  f"{times['polled']:.2f}s, ratio {times['polled'] / times['alone']:.3f}; "
+                  f"server CPU while polled {times['polled cpu']:.1f}s (alone "
+                  f"{times['alone cpu']:.1f}s)", flush=True)
         full_time, full = server.get(f"runs/{last_id}")
         tab_time, tab = server.get(f"runs/{last_id}?tasks=0")
     finally:
         server.stop()
 
-    a, p = statistics.median(alone), statistics.median(polled)
+    alone = statistics.median(r["alone"] for r in rounds)
+    polled = statistics.median(r["polled"] for r in rounds)
+    ratios = [r["polled"] / r["alone"] for r in rounds]
     print(f"\n{args.tasks:,} no-op task runs on ThreadExecutor(4); {args.clients} run tabs, "
           f"{args.panels} panel(s) polling once a second; {args.rounds} round(s)")
-    print(f"flow alone (median)        {a:8.2f} s")
-    print(f"flow while polled (median) {p:8.2f} s   ratio {p / a:.3f}")
-    for label, values in (("GET runs/{id} (run tab's poll)", detail),
+    print(f"flow alone (median)        {alone:8.2f} s")
+    print(f"flow while polled (median) {polled:8.2f} s")
+    print(f"median of the rounds' ratios {statistics.median(ratios):.3f} "
+          f"({', '.join(f'{r:.3f}' for r in ratios)}); median polled / median alone "
+          f"{polled / alone:.3f}")
+    for label, values in (("GET runs/{id}, a tab's first poll", first),
+                          ("GET runs/{id}, the polls after", detail),
                           ("GET runs?limit=100 (panel)", listing)):
         if values:
             print(f"{label:<34} n={len(values):<5} p50 {quantile(values, 0.5):7.3f} s  "
@@ -231,9 +252,10 @@ def main() -> None:
     if sizes:
         print(f"run tab's poll answer: median {statistics.median(sizes) / 1e3:.1f} kB, "
               f"max {max(sizes) / 1e3:.1f} kB")
+    if errors:
+        print(f"{errors} requests failed")
     print(f"after the run: full GET runs/{{id}} {len(full) / 1e6:.2f} MB in {full_time:.2f} s; "
           f"?tasks=0 {len(tab) / 1e3:.1f} kB in {tab_time:.2f} s")
-
 
 if __name__ == "__main__":
     main()

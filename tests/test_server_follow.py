@@ -106,6 +106,13 @@ async def test_a_running_run_is_followed_by_cursor(jp_fetch: Any) -> None:
         # The new log lines since the first answer's cursor, in the order they were written.
         assert [line["text"] for line in delta["lines"]] == []
 
+        # The panel's list counts the running run's task runs as the run tab sees them.
+        async def listed() -> Any:
+            [row] = (await get(jp_fetch, "runs"))["runs"]
+            return row["counts"] == delta["counts"] and row
+
+        assert (await until(listed))["done"] == 6
+
         LATE.set()  # a plain task fails after the graph was built: its traceback is followed
         await until(lambda: _stored_counts(run.id).get("Failed") == 1)
 
@@ -125,6 +132,8 @@ async def test_a_running_run_is_followed_by_cursor(jp_fetch: Any) -> None:
         assert set(last["states"]) == set(first["states"])
         assert last["states"][hold_node]["counts"] == {"Completed": WIDTH}
         assert last["states"][late_node]["state"] == "Failed"
+        [row] = (await get(jp_fetch, "runs"))["runs"]
+        assert row["counts"] == last["counts"] == _stored_counts(run.id)
     finally:
         for gate in [*GATES, LATE]:
             gate.set()
@@ -261,3 +270,27 @@ async def test_the_runs_list_never_waits_behind_run_tabs(
     finally:
         release.set()
     assert all(answer["id"] == run.id for answer in await asyncio.gather(*tabs))
+
+
+async def test_the_list_counts_an_ended_run_s_task_runs_once(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ended run's counts by state do not change: the list reads them once, not at each
+    poll (the panel polls once a second, and a run may have 100,000 task runs)."""
+    from labloom.store import follow
+
+    runs = [squares.run(n=3), failing.run()]
+    counted: list[str] = []
+    real = follow.add_counts
+
+    def spy(store: Any, records: Any) -> None:
+        counted.extend(run.id for run in records)
+        real(store, records)
+
+    monkeypatch.setattr(follow, "add_counts", spy)
+    for _ in range(3):
+        listing = await get(jp_fetch, "runs")
+        assert [r["counts"] for r in listing["runs"]] == [
+            {"Completed": 1, "Failed": 1}, {"Completed": 4}
+        ]
+    assert sorted(counted) == sorted(run.id for run in runs)

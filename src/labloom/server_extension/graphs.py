@@ -118,6 +118,15 @@ class RunGraphs:
             assert entry.graph is not None
             yield entry.graph
 
+    def recent(self, run: RunRecord, age: float) -> Look | None:
+        """The last look at ``run`` if one was taken in the last ``age`` seconds (no read)."""
+        with self._lock:
+            entry = self._items.get(run.id)
+        if entry is None or entry.look is None or time.monotonic() - entry.looked > age:
+            return None
+        graph = entry.graph
+        return entry.look if graph is not None and graph.run_key == (run.created, run.started) else None
+
     def _entry(self, run_id: str) -> _Entry:
         with self._lock:
             entry = self._items.get(run_id)

@@ -47,6 +47,7 @@ class StoreAccess:
         self._local = threading.local()
         self.layouts = LayoutCache()
         self.graphs = RunGraphs()
+        self.counts = ListCounts(self.graphs)
 
     async def call(self, fn: Callable[..., T], *args: Any, lane: str = "run") -> T:
         loop = asyncio.get_running_loop()
@@ -90,6 +91,44 @@ class LayoutCache:
         return payload
 
 
+class ListCounts:
+    """Task runs by state for the runs list, without reading every task run of the page at
+    each poll: an ended run's counts no longer change (kept, by its state and end), and a
+    running run's come from a run tab's look at it when one is recent."""
+
+    RECENT = 2.0  # seconds: a look older than this is read again from the store
+
+    def __init__(self, graphs: RunGraphs, size: int = 4096) -> None:
+        self._graphs = graphs
+        self._size = size
+        self._ended: dict[tuple[str, str, float | None], dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def fill(self, store: RunStore, runs: list[RunRecord]) -> None:
+        missing = []
+        for run in runs:
+            if run.state in _OPEN:
+                look = self._graphs.recent(run, self.RECENT)
+                found = None if look is None else look.counts
+            else:
+                with self._lock:
+                    found = self._ended.get((run.id, run.state, run.ended))
+            if found is None:
+                missing.append(run)
+            else:
+                run.counts = dict(found)
+        follow.add_counts(store, missing)
+        with self._lock:
+            for run in missing:
+                if run.state not in _OPEN:
+                    if len(self._ended) >= self._size:
+                        self._ended.pop(next(iter(self._ended)))
+                    self._ended[(run.id, run.state, run.ended)] = dict(run.counts)
+
+
+_OPEN = ("Pending", "Running")
+
+
 # --- the queries (each runs on a pool thread: ``fn(access, store, *args)``) ----------------
 
 
@@ -125,9 +164,10 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
 def list_runs(
     access: StoreAccess, store: RunStore, filters: dict[str, Any], limit: int
 ) -> dict[str, Any]:
-    runs = store.list_runs(limit=limit + 1, **filters)
+    runs = store.list_runs(limit=limit + 1, counts=False, **filters)
     more = len(runs) > limit
     runs = runs[:limit]
+    access.counts.fill(store, runs)
     running = follow.count_runs(store, "Running") if filters.get("before") is None else 0
     return {
         "runs": [run_summary(run) for run in runs],

@@ -41,6 +41,11 @@ def count_runs(store: RunStore, state: str) -> int:
     return int(row[0])
 
 
+def add_counts(store: RunStore, runs: list[RunRecord]) -> None:
+    """Count the task runs of ``runs`` by state (one grouped read of all their task runs)."""
+    store._add_counts(runs)
+
+
 def run_without_counts(store: RunStore, run_id: str) -> RunRecord | None:
     """The run with exactly this id, without its counts by state (``get_run`` counts every
     task run of it: a read of the whole run)."""
