@@ -248,7 +248,8 @@ def main() -> None:
                           ("GET runs?limit=100 (panel)", listing)):
         if values:
             print(f"{label:<34} n={len(values):<5} p50 {quantile(values, 0.5):7.3f} s  "
-                  f"p99 {quantile(values, 0.99):7.3f} s  max {max(values):7.3f} s")
+                  f"p90 {quantile(values, 0.9):7.3f} s  p99 {quantile(values, 0.99):7.3f} s  "
+                  f"max {max(values):7.3f} s")
     if sizes:
         print(f"run tab's poll answer: median {statistics.median(sizes) / 1e3:.1f} kB, "
               f"max {max(sizes) / 1e3:.1f} kB")
