@@ -8,7 +8,7 @@ poll the run as a run tab does (``GET runs/{id}`` once a second after each answe
 first answer) and ``--panels`` threads polling the Flows panel's ``GET runs?limit=100``. The
 pollers find the run as a user does, in the runs list. Printed: the flow's time alone and with
 polling (each round runs both, back to back: the median of the rounds' ratios is the paired
-measure), the server's CPU time during each flow, p50/p99/max of each request's latency while
+measure), the CPU time of the server and of the pollers themselves during each flow, p50/p99/max of each request's latency while
 the flow ran (a tab's first poll apart: it may build the run's graph), the poll answers' sizes,
 and after the run the size and time of a full ``GET runs/{id}`` (the default, task runs
 included) and of the run tab's first ``?tasks=0``.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import socket
 import statistics
@@ -179,6 +180,12 @@ def run_flow(env: dict[str, str], tasks: int) -> dict[str, Any]:
     return result
 
 
+def _own_cpu() -> float:
+    """This process's CPU time (the pollers' threads; not the flow's child process)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -210,13 +217,14 @@ def main() -> None:
             times: dict[str, float] = {}
             for mode in ("alone", "polled") if round_no % 2 == 0 else ("polled", "alone"):
                 pollers = Pollers(server, args.clients, args.panels)
-                cpu = server.cpu()
+                cpu, mine = server.cpu(), _own_cpu()
                 if mode == "polled":
                     pollers.start()
                 result = run_flow(env, args.tasks)
                 pollers.stop()
                 times[mode] = result["seconds"]
                 times[f"{mode} cpu"] = server.cpu() - cpu
+                times[f"{mode} clients"] = _own_cpu() - mine
                 last_id = result["id"]
                 first += pollers.first
                 detail += pollers.detail
@@ -226,8 +234,9 @@ def main() -> None:
             rounds.append(times)
             print(f"round {round_no + 1}: alone {times['alone']:.2f}s, polled "
                   f"{times['polled']:.2f}s, ratio {times['polled'] / times['alone']:.3f}; "
-                  f"server CPU while polled {times['polled cpu']:.1f}s (alone "
-                  f"{times['alone cpu']:.1f}s)", flush=True)
+                  f"CPU while polled: server {times['polled cpu']:.1f}s, clients "
+                  f"{times['polled clients']:.1f}s (alone: server {times['alone cpu']:.1f}s)",
+                  flush=True)
         full_time, full = server.get(f"runs/{last_id}")
         tab_time, tab = server.get(f"runs/{last_id}?tasks=0")
     finally:
