@@ -25,6 +25,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -241,6 +242,7 @@ def main() -> None:
         tab_time, tab = server.get(f"runs/{last_id}?tasks=0")
     finally:
         server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the store holds every round's task runs
 
     alone = statistics.median(r["alone"] for r in rounds)
     polled = statistics.median(r["polled"] for r in rounds)
