@@ -324,6 +324,11 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
         view.locator('g.labloom-node[data-kind="map"][data-state="Running"]').wait_for(
             timeout=20_000
         )
+        # Later polls ask by cursor and get only what changed: the map's count still moves.
+        mapped = view.locator('g.labloom-node[data-kind="map"]')
+        seen = int(mapped.get_attribute("data-done") or 0)
+        wait_for(lambda: int(mapped.get_attribute("data-done") or 0) >= seen + 10, 30,
+                 "the map's children finishing in the tab")
         shot(page, "lab-running")
         cancel.click()
         code = proc.wait(timeout=60)

@@ -120,8 +120,10 @@ def test_the_flows_panel_lists_runs_by_user(labloom_home: Path, tmp_path: Path) 
     script.write_text(FAILS)
     for user in ("ada", "bob", "ada"):
         run_script(labloom_home, script, JUPYTERHUB_USER=user)
+    access = queries.StoreAccess()
     with open_store() as store:
-        page = queries.list_runs(None, store, {"user": "ada"}, 10)  # type: ignore[arg-type]
-        everyone = queries.list_runs(None, store, {}, 10)  # type: ignore[arg-type]
+        page = queries.list_runs(access, store, {"user": "ada"}, 10)
+        everyone = queries.list_runs(access, store, {}, 10)
+    access.close()
     assert [run["user"] for run in page["runs"]] == ["ada", "ada"]
     assert sorted(run["user"] for run in everyone["runs"]) == ["ada", "ada", "bob"]

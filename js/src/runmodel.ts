@@ -33,7 +33,8 @@ export class RestRunModel {
     private notify: (text: string, error: boolean) => void
   ) {}
 
-  detail: any = null; // the last GET runs/{id}
+  detail: any = null; // the run as the last GET runs/{id} left it
+  private cursor: string | null = null; // the last answer's: the next poll asks what changed
 
   get(name: string): any {
     return this.values[name];
@@ -54,15 +55,34 @@ export class RestRunModel {
     return this.detail !== null && FINAL_STATES.has(this.detail.state);
   }
 
-  /** One poll: the run's graph, states and header; new log lines of the followed task run. */
+  /**
+   * One poll: the run's graph, states and header; new log lines of the followed task run.
+   * The first poll reads the whole run (`tasks=0`: no task runs); later ones pass the last
+   * answer's cursor and get only what changed (see docs/rest-api.md).
+   */
   async refresh(): Promise<void> {
-    const detail = await requestAPI<any>(`runs/${this.runId}?tasks=0`);
-    this.detail = detail;
-    for (const name of ['graph', 'states', 'header']) {
-      const text = JSON.stringify(detail[name]);
+    const query = this.cursor
+      ? `since=${encodeURIComponent(this.cursor)}&lines=0`
+      : 'tasks=0';
+    const answer = await requestAPI<any>(`runs/${this.runId}?${query}`);
+    // An answer by cursor leaves out what does not change (parameters, metadata, target).
+    this.detail = this.cursor && this.detail ? { ...this.detail, ...answer } : answer;
+    this.cursor = answer.cursor || null;
+    let states = answer.states;
+    if (!('graph' in answer)) {
+      // Only the nodes that changed: the others keep their last state.
+      states = { ...this.values.states, ...states };
+    }
+    // The graph first: the renderer draws states onto the graph's nodes.
+    const update: Record<string, any> =
+      'graph' in answer ? { graph: answer.graph } : {};
+    update.states = states;
+    update.header = answer.header;
+    for (const [name, value] of Object.entries(update)) {
+      const text = JSON.stringify(value);
       if (text !== this.seen[name]) {
         this.seen[name] = text;
-        this.values[name] = detail[name];
+        this.values[name] = value;
         this.emit(`change:${name}`);
       }
     }

@@ -219,15 +219,19 @@ class RunGraph:
             total.update(node.counts)
         return total
 
-    def states_json(self) -> dict[str, dict[str, Any]]:
-        """Per node: aggregated state, counts by state (non-zero only) and width."""
+    def states_json(self, only: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Per node (every node, or those of ``only``): aggregated state, counts by state
+        (non-zero only) and width."""
+        nodes = self.nodes.values() if only is None else (
+            self.nodes[i] for i in only if i in self.nodes
+        )
         return {
             node.id: {
                 "state": self.node_state(node).value,
                 "counts": {s.value: n for s, n in node.counts.items() if n},
                 "total": node.total,
             }
-            for node in self.nodes.values()
+            for node in nodes
         }
 
     def header_json(self, now: float) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 Enabled by ``etc/jupyter/jupyter_server_config.d/labloom.json`` (installed with the wheel); the
 Flows panel, the status-bar item and the run view of the JupyterLab extension (``js/``) read it.
 Every handler is a jupyter_server ``APIHandler`` behind Jupyter's authentication and authorizer.
-The store is read in a small thread pool, never on tornado's event loop. Routes: see
-``routes.py`` and docs/rest-api.md.
+The store is read in two small thread pools (the panel's and the run tabs'), never on
+tornado's event loop. Routes: see ``routes.py`` and docs/rest-api.md.
 """
 
 from __future__ import annotations

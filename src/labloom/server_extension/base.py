@@ -27,11 +27,15 @@ class LabloomHandler(APIHandler):
     def access(self) -> StoreAccess:
         return self.settings[SETTINGS_KEY]  # type: ignore[no-any-return]
 
+    # The pool this handler's reads queue on: "list" (the panel's) or "run" (run tabs'),
+    # see ``queries.StoreAccess``.
+    lane = "list"
+
     async def in_pool(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(store, *args)`` on the store's thread pool: never on the event loop. A store
         that cannot be read answers 503 with the store's one-line reason, not a traceback."""
         try:
-            return await self.access.call(fn, *args)
+            return await self.access.call(fn, *args, lane=self.lane)
         except StoreUnavailableError as exc:
             raise web.HTTPError(503, str(exc)) from None
 

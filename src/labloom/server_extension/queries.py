@@ -1,10 +1,13 @@
-"""What the API reads from the store, as plain JSON-ready data, run on a small thread pool.
+"""What the API reads from the store, as plain JSON-ready data, run on small thread pools.
 
 Store calls block, so none of them runs on tornado's event loop: ``StoreAccess.call`` hands
 each query to a pool thread, which keeps its own connection (``RunStore``) to the store
-(a SQLite file or PostgreSQL, whichever ``LABLOOM_DATABASE_URL`` names).
-The reads reuse ``labloom.store.reader``; nothing here writes SQL of its own. No query returns
-task data: run parameters, states, timings, log lines and tracebacks only.
+(a SQLite file or PostgreSQL, whichever ``LABLOOM_DATABASE_URL`` names). Two lanes, each its
+own pool: "list" (the runs list, schedules, actions: what the Flows panel asks) and "run" (a
+run's detail, nodes, task runs and logs: what run tabs poll), so the panel never queues behind
+run tabs. The reads reuse ``labloom.store.reader`` and ``labloom.store.follow``; nothing here
+writes SQL of its own. No query returns task data: run parameters, states, timings, log lines
+and tracebacks only.
 """
 
 from __future__ import annotations
@@ -17,29 +20,38 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ..dag.model import PAGE_SIZE
-from ..dag.payload import graph_payload
-from ..dag.stored import stored_graph
+from ..dag.payload import lay_out
+from ..store import follow
 from ..store.db import database_url
 from ..store.reader import RunRecord, RunStore
+from .graphs import Cursor, RunGraphs
 
 T = TypeVar("T")
 
 MAX_PAGE = 500
 MAX_LOG_LINES = 5000
+MAX_TASK_PAGE = 1000
+TASKS_INLINE = 100  # task runs in a run's detail; the rest through ``runs/{id}/tasks``
+LANES = ("list", "run")
 
 
 class StoreAccess:
-    """The store, read from a thread pool; one connection per pool thread and store file."""
+    """The store, read from one thread pool per lane; one connection per pool thread and
+    store file."""
 
     def __init__(self, workers: int = 2) -> None:
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="labloom-api")
+        self._pools = {
+            lane: ThreadPoolExecutor(workers, thread_name_prefix=f"labloom-api-{lane}")
+            for lane in LANES
+        }
         self._local = threading.local()
         self.layouts = LayoutCache()
-        self.graphs = EndedGraphs()
+        self.graphs = RunGraphs()
+        self.counts = ListCounts(self.graphs)
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any, lane: str = "run") -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._run, fn, args)
+        return await loop.run_in_executor(self._pools[lane], self._run, fn, args)
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         url = database_url()  # read per call: LABLOOM_HOME may differ between servers in tests
@@ -51,7 +63,8 @@ class StoreAccess:
         return fn(self, store, *args)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False)
 
 
 class LayoutCache:
@@ -62,13 +75,15 @@ class LayoutCache:
         self._items: dict[tuple[str, int, int], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, run_id: str, graph: Any) -> dict[str, Any]:
-        key = (run_id, len(graph.nodes), len(graph.edges()))
+    def get(self, run_id: str, shape: Any) -> dict[str, Any]:
+        """``shape``: ``graph_shape(graph)``, taken while holding the graph."""
+        nodes, edges = shape
+        key = (run_id, len(nodes), len(edges))
         with self._lock:
             hit = self._items.get(key)
         if hit is not None:
             return hit
-        payload = graph_payload(graph)
+        payload = lay_out(shape)
         with self._lock:
             if len(self._items) >= self._size:
                 self._items.pop(next(iter(self._items)))
@@ -76,29 +91,39 @@ class LayoutCache:
         return payload
 
 
-class EndedGraphs:
-    """The graphs of runs that have ended, kept: they no longer change, and rebuilding one from
-    the store costs a read of every task run (about 0.1 s for a map of 10,000)."""
+class ListCounts:
+    """Task runs by state for the runs list, without reading every task run of the page at
+    each poll: an ended run's counts no longer change (kept, by its state and end), and a
+    running run's come from a run tab's look at it when one is recent."""
 
-    def __init__(self, size: int = 16) -> None:
+    RECENT = 2.0  # seconds: a look older than this is read again from the store
+
+    def __init__(self, graphs: RunGraphs, size: int = 4096) -> None:
+        self._graphs = graphs
         self._size = size
-        self._items: dict[tuple[str, str, float | None], tuple[list[Any], Any]] = {}
+        self._ended: dict[tuple[str, str, float | None], dict[str, int]] = {}
         self._lock = threading.Lock()
 
-    def get(self, store: RunStore, run: RunRecord) -> tuple[list[Any], Any]:
-        key = (run.id, run.state, run.ended)  # an in-kernel retry reopens a run: a new key
+    def fill(self, store: RunStore, runs: list[RunRecord]) -> None:
+        missing = []
+        for run in runs:
+            if run.state in _OPEN:
+                look = self._graphs.recent(run, self.RECENT)
+                found = None if look is None else look.counts
+            else:
+                with self._lock:
+                    found = self._ended.get((run.id, run.state, run.ended))
+            if found is None:
+                missing.append(run)
+            else:
+                run.counts = dict(found)
+        follow.add_counts(store, missing)
         with self._lock:
-            hit = self._items.get(key)
-        if hit is not None:
-            return hit
-        tasks = store.task_runs(run.id)
-        built = (tasks, stored_graph(run, tasks, store.nodes(run.id)))
-        if run.state not in _OPEN:
-            with self._lock:
-                if len(self._items) >= self._size:
-                    self._items.pop(next(iter(self._items)))
-                self._items[key] = built
-        return built
+            for run in missing:
+                if run.state not in _OPEN:
+                    if len(self._ended) >= self._size:
+                        self._ended.pop(next(iter(self._ended)))
+                    self._ended[(run.id, run.state, run.ended)] = dict(run.counts)
 
 
 _OPEN = ("Pending", "Running")
@@ -139,15 +164,16 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
 def list_runs(
     access: StoreAccess, store: RunStore, filters: dict[str, Any], limit: int
 ) -> dict[str, Any]:
-    runs = store.list_runs(limit=limit + 1, **filters)
+    runs = store.list_runs(limit=limit + 1, counts=False, **filters)
     more = len(runs) > limit
     runs = runs[:limit]
-    running = store.list_runs(state="Running", limit=None) if filters.get("before") is None else []
+    access.counts.fill(store, runs)
+    running = follow.count_runs(store, "Running") if filters.get("before") is None else 0
     return {
         "runs": [run_summary(run) for run in runs],
         # The cursor for the next page: pass it as ``before``.
         "next": runs[-1].id if more and runs else None,
-        "running": len(running),
+        "running": running,
         "now": time.time(),
     }
 
@@ -159,31 +185,77 @@ def exact_run(store: RunStore, run_id: str) -> RunRecord | None:
 
 
 def run_detail(
-    access: StoreAccess, store: RunStore, run_id: str, with_tasks: bool
+    access: StoreAccess, store: RunStore, run_id: str, with_tasks: bool,
+    since: Cursor | None = None, lines: int = 0,
 ) -> dict[str, Any] | None:
-    run = exact_run(store, run_id)
+    """The run, bounded by its graph's nodes. Without ``since``: everything a run tab draws and
+    a ``cursor``; with ``since`` (a previous answer's cursor): only what changed after it."""
+    run = follow.run_without_counts(store, run_id)
     if run is None:
         return None
-    tasks, graph = access.graphs.get(store, run)
     now = time.time()
-    detail: dict[str, Any] = {
-        **run_summary(run),
-        "parameters": run.parameters,
-        "dashboard": run.metadata.get("dashboard"),
-        "cluster": run.metadata.get("cluster"),
-        "metadata": run.metadata,
-        "target": run.target,
+    look = access.graphs.look(store, run)
+    run.counts = look.counts
+    whole = since is None or since.digest != look.digest or since.states > look.cursor
+    detail: dict[str, Any] = run_summary(run)
+    if since is None:
+        detail.update(
+            parameters=run.parameters, dashboard=run.metadata.get("dashboard"),
+            cluster=run.metadata.get("cluster"), metadata=run.metadata, target=run.target,
+        )
+    if whole:
         # What the DAG renderer draws (the same shapes as the notebook widget's traits).
-        "graph": access.layouts.get(run.id, graph),
-        "states": graph.states_json(),
-        "header": {**graph.header_json(now), "elapsed": _elapsed(run, now)},
-    }
-    if with_tasks:
-        detail["task_runs"] = [
-            {key: value for key, value in task.to_json().items() if key != "history"}
-            for task in tasks
+        detail["graph"] = access.layouts.get(run.id, look.shape)
+        detail["states"] = look.states
+    else:
+        assert since is not None
+        detail["states"] = look.states_since(since.states)
+    detail["header"] = {**look.header, "now": now, "elapsed": _elapsed(run, now)}
+    last_line = 0 if since is None else since.lines
+    if since is not None and lines:
+        new = store.log_page(run.id, None, since.lines, lines)
+        names = _names(store, {line.task_run_id for line in new})
+        detail["lines"] = [
+            {"id": line.id, "task_run_id": line.task_run_id,
+             "task": names.get(line.task_run_id or "", ""), "level": line.level,
+             "time": line.time, "text": line.text}
+            for line in new
         ]
+        detail["more_lines"] = len(new) == lines
+        last_line = new[-1].id if new else last_line
+    detail["cursor"] = str(Cursor(look.cursor, last_line, look.digest))
+    if with_tasks and since is None:
+        page = follow.task_runs_after(store, run.id, 0, TASKS_INLINE + 1)
+        detail["task_runs"] = [_task_run(task) for _, task in page[:TASKS_INLINE]]
+        # More than fit: read on with ``runs/{id}/tasks?after=task_runs_next``.
+        detail["task_runs_next"] = page[TASKS_INLINE - 1][0] if len(page) > TASKS_INLINE else None
     return detail
+
+
+def task_page(
+    access: StoreAccess, store: RunStore, run_id: str, after: int, limit: int, state: str | None
+) -> dict[str, Any] | None:
+    """Task runs in the order they were created, after the cursor ``after``."""
+    run = follow.run_without_counts(store, run_id)
+    if run is None:
+        return None
+    page = follow.task_runs_after(store, run.id, after, limit, state)
+    return {
+        "run_id": run.id,
+        "task_runs": [_task_run(task) for _, task in page],
+        # Read on from here: ``after=next`` returns only task runs created since.
+        "next": page[-1][0] if page else after,
+        "more": len(page) == limit,
+    }
+
+
+def _task_run(task: Any) -> dict[str, Any]:
+    return {key: value for key, value in task.to_json().items() if key != "history"}
+
+
+def _names(store: RunStore, ids: set[str | None]) -> dict[str, str]:
+    """The names (``name`` or ``name[i]``) of these task runs: one primary-key read each."""
+    return {i: t.name for i, t in follow.task_runs_by_id(store, sorted(filter(None, ids))).items()}
 
 
 def _elapsed(run: RunRecord, now: float) -> float | None:
@@ -196,24 +268,26 @@ def node_detail(
     access: StoreAccess, store: RunStore, run_id: str, node_id: str, page: int
 ) -> dict[str, Any] | None:
     """One node of the DAG: its state, the task run a click shows, a page of a map's children."""
-    run = exact_run(store, run_id)
+    run = follow.run_without_counts(store, run_id)
     if run is None:
         return None
-    _tasks, graph = access.graphs.get(store, run)
-    node = graph.nodes.get(node_id)
-    if node is None:
-        return None
-    current = graph.current_run(node_id) if node.kind == "task" else None
-    return {
-        "node": node.id,
-        "name": node.name,
-        "kind": node.kind,
-        "state": graph.node_state(node).value,
-        "task_run": None if current is None else {
-            **current.to_json(), "traceback": current.traceback
-        },
-        "children": graph.children_page(node_id, page, PAGE_SIZE) if node.kind == "map" else None,
-    }
+    with access.graphs.use(store, run) as followed:
+        graph = followed.graph
+        node = graph.nodes.get(node_id)
+        if node is None:
+            return None
+        current = graph.current_run(node_id) if node.kind == "task" else None
+        return {
+            "node": node.id,
+            "name": node.name,
+            "kind": node.kind,
+            "state": graph.node_state(node).value,
+            "task_run": None if current is None else {
+                **current.to_json(), "traceback": current.traceback
+            },
+            "children": (graph.children_page(node_id, page, PAGE_SIZE)
+                         if node.kind == "map" else None),
+        }
 
 
 def log_page(
@@ -221,18 +295,23 @@ def log_page(
 ) -> dict[str, Any] | None:
     """Log lines written after the cursor ``after``, the task runs they belong to (state,
     message, traceback) and how many lines were not stored."""
-    run = exact_run(store, run_id)
+    run = follow.run_without_counts(store, run_id)
     if run is None:
         return None
     if task:
-        chosen = store.find_task_runs(run.id, task)
+        # A run tab follows one task run by its id, every second: one primary-key read.
+        by_id = follow.task_runs_by_id(store, [task]).get(task)
+        chosen = [by_id] if by_id is not None and by_id.run_id == run.id else (
+            store.find_task_runs(run.id, task)
+        )
         ids: list[str] | None = [t.id for t in chosen]
         names = {t.id: t.name for t in chosen}
     else:
         chosen, ids = [], None
-        names = {t.id: t.name for t in access.graphs.get(store, run)[0]}
     lines = store.log_page(run.id, ids, after, limit)
     cuts = store.log_cuts(run.id, ids)
+    if ids is None:  # the names of these lines' task runs only, not of every task run
+        names = _names(store, {line.task_run_id for line in lines} | {c.task_run_id for c in cuts})
     return {
         "run_id": run.id,
         "state": run.state,

@@ -15,6 +15,7 @@ from .runs import (
     RetryHandler,
     RunHandler,
     RunsHandler,
+    TasksHandler,
 )
 from .schedules import ScheduleActionHandler, SchedulesHandler
 
@@ -31,6 +32,7 @@ def handlers(base_url: str) -> list[tuple[str, Any]]:
         (at(f"runs/{_ID}"), RunHandler),
         (at(f"runs/{_ID}/nodes/(?P<node_id>[^/]+)"), NodeHandler),
         (at(f"runs/{_ID}/logs"), LogsHandler),
+        (at(f"runs/{_ID}/tasks"), TasksHandler),
         (at(f"runs/{_ID}/cancel"), CancelHandler),
         (at(f"runs/{_ID}/retry"), RetryHandler),
         (at("schedules"), SchedulesHandler),

@@ -36,19 +36,45 @@ class RunsHandler(LabloomHandler):
 
 
 class RunHandler(LabloomHandler):
+    lane = "run"
+
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
-        """The run: parameters, executor, host, dashboard, its graph, node states, header and
-        (unless ``tasks=0``) every task run with state and duration."""
+        """The run: parameters, executor, host, dashboard, its graph, node states, header, a
+        ``cursor`` and (unless ``tasks=0``) its first task runs. With ``since=<cursor>``: only
+        what changed since that answer (and ``lines`` new log lines, 0 to 5,000)."""
         with_tasks = self.get_argument("tasks", "1") not in ("0", "false", "no")
-        detail = await self.in_pool(queries.run_detail, validate.run_id(run_id), with_tasks)
+        since = validate.cursor(self.get_argument("since", None))
+        lines = self.int_argument("lines", 200, 0, queries.MAX_LOG_LINES)
+        detail = await self.in_pool(
+            queries.run_detail, validate.run_id(run_id), with_tasks, since, lines
+        )
         if detail is None:
             raise web.HTTPError(404, "no such run")
         self.reply(detail)
 
 
+class TasksHandler(LabloomHandler):
+    lane = "run"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        """Task runs a page at a time: ``after`` (the previous page's ``next``), ``limit``,
+        ``state``."""
+        after = self.int_argument("after", 0, 0, 2**62)
+        limit = self.int_argument("limit", 500, 1, queries.MAX_TASK_PAGE)
+        state = validate.task_state(self.get_argument("state", None))
+        page = await self.in_pool(queries.task_page, validate.run_id(run_id), after, limit, state)
+        if page is None:
+            raise web.HTTPError(404, "no such run")
+        self.reply(page)
+
+
 class NodeHandler(LabloomHandler):
+    lane = "run"
+
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str, node_id: str) -> None:
@@ -62,6 +88,8 @@ class NodeHandler(LabloomHandler):
 
 
 class LogsHandler(LabloomHandler):
+    lane = "run"
+
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:

@@ -159,10 +159,12 @@ class RunStore:
         host: str | None = None,
         user: str | None = None,
         pid: int | None = None,
+        counts: bool = True,
     ) -> list[RunRecord]:
         """Newest first, optionally filtered (``host``, ``user`` and ``pid`` as recorded with the run);
         ``since``/``until`` bound the creation time and ``before`` (a run id, the last one of
-        the previous page) continues a listing."""
+        the previous page) continues a listing. ``counts=False``: without the task runs
+        counted by state (a read of every task run of the page's runs)."""
         self.reconcile()
         where: list[str] = []
         params: list[Any] = []
@@ -193,7 +195,8 @@ class RunStore:
             sql += " LIMIT ?"
             params.append(limit)
         runs = [_run(row) for row in self.conn.execute(sql, params)]
-        self._add_counts(runs)
+        if counts:
+            self._add_counts(runs)
         return runs
 
     def get_run(self, run_id: str) -> RunRecord | None:

@@ -1,0 +1,184 @@
+"""The graphs of the runs that views look at: built once per run, then kept up to date by cursor.
+
+A run tab polls its run once a second, and ten tabs may poll the same running run of 100,000
+task runs. Rebuilding its graph from every task-run row for each poll (as this server once did)
+cost seconds a poll and filled the thread pool. Here each run's graph is built once
+(``store.follow`` pages through its task runs), and a later look reads only the task-run state
+changes written since the graph's cursor, at most every ``FRESH_FOR`` seconds while the run
+goes on (looks in between share the last one); a run that has ended is never read again unless
+its row changes (a crash found late, a retry in its kernel reopening it).
+
+A ``Cursor`` is what an answer hands a view so that its next poll asks only for what changed:
+the last task-run state change folded in, the last log line sent, and a digest of what has no
+cursor of its own (nodes, edges, the run's state). It is opaque to clients: ``str`` it out,
+``Cursor.parse`` it back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..dag.payload import graph_shape
+from ..dag.stored import FollowedGraph
+from ..store import follow
+from ..store.reader import RunRecord, RunStore
+
+FRESH_FOR = 0.5  # seconds during which looks at a running run share one read of the store
+_OPEN = ("Pending", "Running")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    states: int  # the last task-run state change the answer included
+    lines: int  # the last log line the answer included
+    digest: int  # FollowedGraph.digest: nodes, edges and the run's state
+
+    def __str__(self) -> str:
+        return f"{self.states}.{self.lines}.{self.digest:x}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """``ValueError`` unless ``text`` is a cursor a previous answer handed out."""
+        parts = text.split(".")
+        if len(parts) != 3:
+            raise ValueError(text)
+        states, lines, digest = int(parts[0]), int(parts[1]), int(parts[2], 16)
+        if min(states, lines, digest) < 0:
+            raise ValueError(text)
+        return cls(states, lines, digest)
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one look at a run found, sized by its graph's nodes: enough to answer a poll
+    without holding the graph while another thread folds changes into it."""
+
+    cursor: int  # FollowedGraph.cursor
+    digest: int  # FollowedGraph.digest
+    states: dict[str, dict[str, Any]]  # every node's
+    changed_at: dict[str, int]  # the cursor at which each node last changed
+    header: dict[str, Any]  # its ``now`` and ``elapsed`` are the look's
+    counts: dict[str, int]  # task runs by state, every one (as the store counts)
+    shape: Any  # ``graph_shape``: what the layout needs
+
+    def states_since(self, cursor: int) -> dict[str, dict[str, Any]]:
+        return {node: self.states[node] for node, at in self.changed_at.items() if at > cursor}
+
+
+class _Entry:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.graph: FollowedGraph | None = None
+        self.look: Look | None = None
+        self.looked = 0.0  # time.monotonic() of the last read of the store
+
+
+class RunGraphs:
+    """The followed graphs of the last ``size`` runs looked at, one lock per run. Polls of a
+    run that goes on share one read of the store every ``FRESH_FOR`` seconds; while one poll
+    reads, the others answer from the look before (at most that much older) instead of
+    queueing behind it. Polls of two runs never wait for each other."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._items: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def look(self, store: RunStore, run: RunRecord) -> Look:
+        """The run as its graph stands, up to date with ``run`` (read just before)."""
+        entry = self._entry(run.id)
+        last = entry.look
+        due = run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR
+        if last is not None and not due and not self._stale(entry.graph, run):
+            return last
+        must = last is None or self._stale(entry.graph, run)  # a new run, or its row changed
+        if not entry.lock.acquire(blocking=must):
+            assert last is not None
+            return last  # another poll is reading the store for it right now
+        try:
+            self._refresh(entry, store, run)
+            assert entry.look is not None
+            return entry.look
+        finally:
+            entry.lock.release()
+
+    @contextmanager
+    def use(self, store: RunStore, run: RunRecord) -> Iterator[FollowedGraph]:
+        """The run's graph itself, up to date with ``run`` at least; held only for the
+        ``with`` block: other threads fold changes in after it."""
+        entry = self._entry(run.id)
+        with entry.lock:
+            self._refresh(entry, store, run)
+            assert entry.graph is not None
+            yield entry.graph
+
+    def recent(self, run: RunRecord, age: float) -> Look | None:
+        """The last look at ``run`` if one was taken in the last ``age`` seconds (no read)."""
+        with self._lock:
+            entry = self._items.get(run.id)
+        if entry is None or entry.look is None or time.monotonic() - entry.looked > age:
+            return None
+        graph = entry.graph
+        return entry.look if graph is not None and graph.run_key == (run.created, run.started) else None
+
+    def _entry(self, run_id: str) -> _Entry:
+        with self._lock:
+            entry = self._items.get(run_id)
+            if entry is None:
+                entry = self._items[run_id] = _Entry()
+                while len(self._items) > self._size:
+                    self._items.popitem(last=False)
+            self._items.move_to_end(run_id)
+            return entry
+
+    @staticmethod
+    def _stale(graph: FollowedGraph | None, run: RunRecord) -> bool:
+        return graph is None or graph.run_key != (run.created, run.started) or (
+            graph.run_seen != (run.state, run.ended, run.message)
+        )
+
+    def _refresh(self, entry: _Entry, store: RunStore, run: RunRecord) -> None:
+        """Under the entry's lock: build or catch up, as the run and the time say."""
+        graph = entry.graph
+        if graph is None or graph.run_key != (run.created, run.started):
+            entry.graph = graph = _build(store, run)
+        elif self._stale(graph, run) or (
+            run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR
+        ):
+            _catch_up(store, run, graph)
+        else:
+            return
+        entry.looked = time.monotonic()
+        now = time.time()
+        entry.look = Look(
+            graph.cursor, graph.digest, graph.graph.states_json(), dict(graph.changed_at),
+            graph.graph.header_json(now), graph.store_counts(), graph_shape(graph.graph),
+        )
+
+
+def _build(store: RunStore, run: RunRecord) -> FollowedGraph:
+    # The cursor first: whatever changes while the task runs are read is read again later,
+    # and folding a change twice is harmless. Nodes after task runs: every task run's node.
+    cursor = follow.state_cursor(store, run.id)
+    tasks = list(follow.all_task_runs(store, run.id))
+    nodes = follow.nodes_after(store, run.id)
+    return FollowedGraph(run, tasks, [node for _, node in nodes], cursor,
+                         nodes[-1][0] if nodes else 0)
+
+
+def _catch_up(store: RunStore, run: RunRecord, graph: FollowedGraph) -> None:
+    # In this order, so that each read finds what the one before refers to: a state change's
+    # task run, a task run's node.
+    changes = list(follow.state_changes(store, run.id, graph.cursor))
+    failed = graph.failures(changes)
+    records = follow.task_runs_by_id(store, failed) if failed else {}
+    tasks = [(new.cursor, new) for new in follow.new_task_runs(store, run.id, graph.tasks_cursor)]
+    nodes = follow.nodes_after(store, run.id, graph.nodes_cursor)
+    graph.follow(run, changes, tasks, {i: r.traceback for i, r in records.items()},
+                 [node for _, node in nodes], nodes[-1][0] if nodes else 0)
