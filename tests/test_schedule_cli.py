@@ -91,6 +91,29 @@ def test_bad_schedules_are_refused_when_added(tmp_path: Path) -> None:
     assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []
 
 
+def test_a_folder_that_is_not_utf8_is_refused_and_odd_parameters_are_kept(
+    tmp_path: Path, labloom_home: Path
+) -> None:
+    # os.getcwd() of a folder named b"caf\xe9" holds a lone surrogate: the store cannot keep it
+    # exactly, and a schedule must find its file again, so it is refused in one line.
+    folder = tmp_path / b"caf\xe9".decode("utf-8", "surrogateescape")
+    write(folder / "flows.py", FLOW)
+    out = labloom(tmp_path, "schedule", "add", "flows.py", "--every", "1h", "-p", "day=x",
+                  cwd=folder)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and "not UTF-8" in out.stderr, out.stderr
+    # A parameter value with such bytes travels as JSON and comes back exactly.
+    odd = b"caf\xe9.csv".decode("utf-8", "surrogateescape")
+    write(tmp_path / "flows.py", FLOW)
+    added = labloom(labloom_home, "schedule", "add", "flows.py", "--every", "1h", "-p",
+                    f"day={odd}", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    from labloom.schedule import slots
+
+    with slots.store() as conn:
+        assert slots.get(conn, "nightly").params == {"day": odd}
+
+
 def test_duplicate_name(tmp_path: Path) -> None:
     write(tmp_path / "flows.py", FLOW)
     assert labloom(tmp_path, "schedule", "add", "flows.py", "--every", "1h",

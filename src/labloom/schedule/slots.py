@@ -29,6 +29,7 @@ from ..core.errors import ScheduleError
 from ..store import access
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
+from ..store.storable import is_storable, storable
 from .liveness import health as health  # re-exported: where callers look for it
 from .liveness import settle_running
 from .times import CronSlots, IntervalSlots, duration_ms
@@ -215,8 +216,25 @@ def transaction(conn: Conn) -> Iterator[Conn]:
         yield conn
 
 
+def _check_storable(schedule: Schedule) -> None:
+    """A schedule's texts are kept exactly, not escaped as a run's logs are: its runs must
+    find the same file, folder and values again. Parameters travel as JSON, which escapes
+    anything; a path or name that is not UTF-8 (a folder ``caf\xe9`` read with
+    surrogateescape) or holds NUL cannot be stored, so it is refused here, naming the fix."""
+    for field in dataclasses.fields(schedule):
+        text = getattr(schedule, field.name)
+        if isinstance(text, str) and not is_storable(text):
+            what = {"workdir": "working folder"}.get(field.name, field.name)
+            raise ScheduleError(
+                f"the schedule's {what} {storable(text)!r} holds bytes that are not UTF-8 (or "
+                "NUL), which the store cannot keep exactly; rename it (or run `labloom schedule "
+                "add` from a folder) whose name is UTF-8"
+            )
+
+
 def add(conn: Conn, schedule: Schedule) -> None:
     check_name(schedule.name)
+    _check_storable(schedule)
     try:
         conn.execute(
             "INSERT INTO schedules (name, target, workdir, cron, every, timezone, params, notify,"
