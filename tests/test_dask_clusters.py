@@ -119,6 +119,15 @@ def test_options_the_cluster_refuses_on_start_fail_the_run_before_any_task_runs(
         once.run(executor=executor)
     assert not marker.exists()
     assert executor._per_run is not None and executor._per_run.cluster is None
+    # The run is in the store all the same, Failed, saying why (a scheduled run's history
+    # and the Flows panel show the failure, not nothing).
+    from labloom.store import open_store
+
+    with open_store() as store:
+        (recorded,) = store.list_runs(flow="once")
+    assert recorded.state == "Failed"
+    assert "the executor could not start" in recorded.message
+    assert "no_such_option" in recorded.message
 
 
 LIFECYCLE = textwrap.dedent("""

@@ -95,8 +95,7 @@ class RunEngine:
 
     @property
     def handle(self) -> Any:
-        """The user's ``FlowRun``, held weakly so that letting go of it frees the results
-        (``release``); ``at_exit`` holds it while the run runs."""
+        """The user's ``FlowRun``, held weakly: letting go of it frees its results."""
         return self._handle() if self._handle is not None else None
 
     @handle.setter
@@ -116,8 +115,7 @@ class RunEngine:
         return subscription
 
     def events(self) -> list[ev.Event]:
-        """The run so far as events: what a late subscriber is replayed (not every state a
-        task run went through, only where each stands; log lines the kernel still keeps)."""
+        """The run so far, as a late subscriber is replayed it: where each task run stands."""
         with self.lock:
             events: list[ev.Event] = []
             if self._created is not None:
@@ -142,12 +140,7 @@ class RunEngine:
         return self.executor.split(tr.handle)
 
     def warn(self, tr: TaskRun, message: str) -> None:
-        """A line from labloom itself in a task run's logs."""
-        import logging
-
-        self.sink.log(ev.LogRecord(self.id, tr.id, logging.WARNING, time.time(),
-                                   f"[labloom] {message}"))
-        logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
+        self.sink.warn(tr, message)
 
     # --- building the graph (from the flow body) --------------------------------------------
 
@@ -181,7 +174,25 @@ class RunEngine:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self, background: bool = False) -> None:
-        self.executor.start()
+        try:
+            self.executor.start()
+        except BaseException as exc:  # a cluster for the run that cannot start: still recorded
+            self._announce()
+            self.body_error, self.message = exc, f"the executor could not start: {exc}"
+            self._finalize()
+            raise
+        self._announce()
+        self._set_run_state(State.RUNNING)
+        if background:
+            context = contextvars.copy_context()
+            threading.Thread(
+                target=context.run, args=(self._drive,), name=f"labloom-{self.id}", daemon=True
+            ).start()
+        else:
+            self._drive()
+
+    def _announce(self) -> None:
+        """Observers attach (the store, hooks), then the run's first event: it exists."""
         if self.flow.on_failure:
             self.subscribe(FailureHooks(self.handle))
         register_local_run(self.id, self.sink)
@@ -198,14 +209,6 @@ class RunEngine:
                 dict(self.metadata),
             )
             self.emit(self._created)
-        self._set_run_state(State.RUNNING)
-        if background:
-            context = contextvars.copy_context()
-            threading.Thread(
-                target=context.run, args=(self._drive,), name=f"labloom-{self.id}", daemon=True
-            ).start()
-        else:
-            self._drive()
 
     def trace(self) -> list[ev.NodeCreated]:
         """Run only the body, with an executor that runs nothing: the graph's nodes."""
@@ -275,8 +278,8 @@ class RunEngine:
                 state = State.CANCELLED
             elif self.body_error is not None:
                 state = State.FAILED
-                self.message = (f"flow body raised {type(self.body_error).__name__}: "
-                                f"{self.body_error}")
+                self.message = self.message or (f"flow body raised "
+                                                f"{type(self.body_error).__name__}: {self.body_error}")
             elif failed:
                 state = State.FAILED
                 first = failed[0]
@@ -399,10 +402,9 @@ class RunEngine:
             return list(self.graph.task_runs)
 
     def release(self) -> None:
-        """The user let go of the run: drop the executor's handles (Dask futures pin results
-        in the cluster), task inputs and the return value now, not when the cyclic collector
-        reaches the engine's cycles. No lock: nothing reaches the run, and a finalizer must
-        never wait."""
+        """The user let go of the run: drop the executor's handles (Dask futures pin results),
+        task inputs and the return value now, not when the cyclic collector reaches the
+        engine's cycles. No lock: nothing reaches the run, and a finalizer must never wait."""
         self.released = True
         self._return = None
         for tr in self.graph.task_runs:

@@ -23,6 +23,7 @@ from . import events as ev
 from .states import State
 
 if TYPE_CHECKING:
+    from .graph import TaskRun
     from .results import ResultPlanner
     from .task_graph import TaskGraph
 
@@ -134,6 +135,12 @@ class ExecutorSink:
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         self.log(ev.LogRecord(run_id, task_run_id, level, when, text))
+
+    def warn(self, tr: TaskRun, message: str) -> None:
+        """A line from labloom itself in a task run's logs (and on the process's log)."""
+        self.log(ev.LogRecord(self._engine.id, tr.id, logging.WARNING, time.time(),
+                              f"[labloom] {message}"))
+        logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
 
     def log(self, record: ev.LogRecord) -> None:
         engine = self._engine

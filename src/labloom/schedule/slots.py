@@ -216,25 +216,17 @@ def transaction(conn: Conn) -> Iterator[Conn]:
         yield conn
 
 
-def _check_storable(schedule: Schedule) -> None:
-    """A schedule's texts are kept exactly, not escaped as a run's logs are: its runs must
-    find the same file, folder and values again. Parameters travel as JSON, which escapes
-    anything; a path or name that is not UTF-8 (a folder ``caf\xe9`` read with
-    surrogateescape) or holds NUL cannot be stored, so it is refused here, naming the fix."""
-    for field in dataclasses.fields(schedule):
-        text = getattr(schedule, field.name)
-        if isinstance(text, str) and not is_storable(text):
-            what = {"workdir": "working folder"}.get(field.name, field.name)
-            raise ScheduleError(
-                f"the schedule's {what} {storable(text)!r} holds bytes that are not UTF-8 (or "
-                "NUL), which the store cannot keep exactly; rename it (or run `labloom schedule "
-                "add` from a folder) whose name is UTF-8"
-            )
-
-
 def add(conn: Conn, schedule: Schedule) -> None:
     check_name(schedule.name)
-    _check_storable(schedule)
+    # Kept exactly, not escaped as a run's logs are: its runs must find the same file again.
+    bad = [k for k, v in dataclasses.asdict(schedule).items() if isinstance(v, str)
+           and not is_storable(v)]
+    if bad:
+        raise ScheduleError(
+            f"the schedule's {bad[0]} {storable(getattr(schedule, bad[0]))!r} holds bytes that "
+            "are not UTF-8 (or NUL), which the store cannot keep exactly; rename it (or run "
+            "`labloom schedule add` from a folder) so its name is UTF-8"
+        )
     try:
         conn.execute(
             "INSERT INTO schedules (name, target, workdir, cron, every, timezone, params, notify,"
