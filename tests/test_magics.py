@@ -251,3 +251,38 @@ def slow(x):
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
     table = ip.run_line_magic("flow_runs", "stoppable")
     assert next(iter(table)).state is State.CANCELLED
+
+
+class Weights:
+    """A result that can be referenced weakly (a model's weights, say)."""
+
+
+def test_a_run_let_go_in_a_kernel_frees_its_results(ip: InteractiveShell) -> None:
+    """%flow_runs remembers this kernel's runs weakly: a `flow.run()` the user let go of frees
+    its results (on Dask, the cluster's memory); the latest run of each %%flow cell stays."""
+    import gc
+    import weakref
+
+    from labloom import flow, task
+
+    ok(ip, TASKS)
+    ok(ip, "%%flow kept\nv = double(1)")  # %flow_runs now records this kernel's runs
+
+    @task
+    def fit(i: int) -> Weights:
+        return Weights()
+
+    @flow
+    def training() -> list[Weights]:
+        return fit.map(range(3))  # type: ignore[return-value]
+
+    gc.disable()  # as if the collector had not run yet
+    try:
+        run = training.run(executor="threads")
+        results = [weakref.ref(w) for w in run.result()]
+        del run
+        assert [r() for r in results] == [None, None, None]
+    finally:
+        gc.enable()
+    assert [entry.flow_name for entry in ip.run_line_magic("flow_runs", "kept")] == ["kept"]
+    assert isinstance(next(iter(ip.run_line_magic("flow_runs", "kept"))), FlowRun)

@@ -6,6 +6,7 @@ import html
 import os
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
@@ -14,13 +15,25 @@ from ..core import events as ev
 
 MAX_RUNS = 1000
 _lock = threading.Lock()
-_runs: deque[Any] = deque(maxlen=MAX_RUNS)
+# Held weakly: a run the user let go of must free its results (on Dask, the cluster's memory);
+# %flow_runs then shows it from the store, as it shows runs of other processes.
+_runs: deque[weakref.ref[Any]] = deque(maxlen=MAX_RUNS)
 _stop: Callable[[], None] | None = None
+
+
+# The latest run of each %%flow cell's flow, held: the cell's names and %flow_runs come from
+# it (retry, cancel), as the names it assigned hold their values.
+_cell_runs: dict[str, Any] = {}
+
+
+def keep_cell_run(run: Any) -> None:
+    with _lock:
+        _cell_runs[run.flow_name] = run
 
 
 def _remember(run: Any) -> None:
     with _lock:
-        _runs.append(run)
+        _runs.append(weakref.ref(run))
 
 
 def start_recording() -> None:
@@ -32,7 +45,7 @@ def start_recording() -> None:
 
 def runs(flow: str | None = None) -> list[Any]:
     with _lock:
-        found = list(_runs)
+        found = [run for run in (ref() for ref in _runs) if run is not None]
     return [run for run in found if flow is None or run.flow_name == flow]
 
 

@@ -135,6 +135,7 @@ class LabloomMagics(Magics):
             run = flow.run(background=True, origin="notebook")
         finally:
             stop_watching()
+        history.keep_cell_run(run)
         widget = None
         if showing:
             widget = _show_widget(run)
