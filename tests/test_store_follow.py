@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from labloom import ThreadExecutor, flow, task
+from labloom import ThreadExecutor, flow, task, unmapped
 from labloom.dag.stored import stored_graph, task_run_info
 from labloom.server_extension.graphs import RunGraphs, _build, _catch_up
 from labloom.store import follow, open_store
@@ -133,3 +133,40 @@ def test_the_cursor_read_uses_an_index_on_postgresql(store_backend: str) -> None
             assert "INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan, plan
         top_at, moves = follow.node_moves(store, "r7", 19_000)
         assert 19_900 < top_at <= 20_000 and moves == []  # states of task runs not stored
+
+
+@task
+def base() -> int:
+    return 10
+
+
+@task
+def add(i: int, b: int) -> int:
+    return i + b
+
+
+@flow(executor=ThreadExecutor(4))
+def small(n: int = 5) -> list[int]:
+    return add.map(range(n), unmapped(base()))  # type: ignore[return-value]
+
+
+def test_a_run_recorded_before_nodes_were_stored_is_drawn_from_its_task_runs(
+    store_backend: str,
+) -> None:
+    """Runs written before the store kept graph nodes (no ``run_nodes`` rows, no node ids):
+    one node per task name, edges from the task runs' upstream lists, as ``stored_graph``."""
+    run = small.run(n=5)
+    with open_store() as store:
+        with store.conn.transaction():
+            store.conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run.id,))
+            store.conn.execute("UPDATE task_runs SET node_id = NULL WHERE run_id = ?", (run.id,))
+        record = follow.run_without_counts(store, run.id)
+        assert record is not None
+        graph = _build(store, record)
+        rebuilt = stored_graph(record, store.task_runs(run.id))
+        assert set(graph.graph.nodes) == {"task:base", "task:add"}
+        assert graph.graph.edges() == rebuilt.edges() == [("task:base", "task:add")]
+        assert graph.graph.states_json() == rebuilt.states_json()
+        assert graph.store_counts() == {"Completed": 6}
+        children = follow.node_task_runs(store, run.id, "task:add", 0, 100)
+        assert [t.map_index for t in children] == [0, 1, 2, 3, 4]
