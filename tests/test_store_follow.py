@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 import time
 
-from labloom import ThreadExecutor, flow, task
-from labloom.dag.stored import stored_graph
-from labloom.server_extension.graphs import RunGraphs
+import pytest
+
+from labloom import ThreadExecutor, flow, task, unmapped
+from labloom.dag.stored import stored_graph, task_run_info
+from labloom.server_extension.graphs import RunGraphs, _build, _catch_up
 from labloom.store import follow, open_store
 
 RELEASE = threading.Event()
@@ -42,7 +44,11 @@ def _wait_for(check: object, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_followed_graph_ends_where_a_rebuilt_one_does() -> None:
+def test_a_followed_graph_ends_where_a_rebuilt_one_does(
+    store_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Changes read a few cursor positions at a time: the moves of consecutive reads add up.
+    monkeypatch.setattr(follow, "SPAN", 7)
     RELEASE.clear()
     run = followed.run(background=True)
     graphs = RunGraphs()
@@ -52,9 +58,11 @@ def test_a_followed_graph_ends_where_a_rebuilt_one_does() -> None:
                       and store.get_run(run.id).counts.get("Running", 0) >= 4)  # type: ignore[union-attr]
             record = follow.run_without_counts(store, run.id)
             assert record is not None and record.state == "Running"
-            with graphs.use(store, record) as graph:
-                built_at = graph.cursor
-                assert graph.store_counts() == store.get_run(run.id).counts  # type: ignore[union-attr]
+            graph = _build(store, record)  # built while the run goes on...
+            built_at = graph.cursor
+            assert graph.store_counts() == store.get_run(run.id).counts  # type: ignore[union-attr]
+            with graphs.use(store, record) as same:
+                assert same.store_counts() == graph.store_counts()
     finally:
         RELEASE.set()
         run.wait(30)
@@ -62,28 +70,103 @@ def test_a_followed_graph_ends_where_a_rebuilt_one_does() -> None:
         _wait_for(lambda: store.get_run(run.id).state == "Failed")  # type: ignore[union-attr]
         record = follow.run_without_counts(store, run.id)
         assert record is not None
-        with graphs.use(store, record) as graph:
-            assert graph.cursor > built_at  # it read on from its cursor...
-            assert graph.graph is not None
-            mine = (graph.graph.states_json(), graph.graph.header_json(0.0), graph.store_counts())
-            tracebacks = {t.id: t.traceback for t in graph.graph.task_runs.values()}
-            task_runs = {t.id: t.to_json() for t in graph.graph.task_runs.values()}
+        _catch_up(store, record, graph)  # ... then fed only what moved since
+        assert graph.cursor > built_at
+        assert graph.graph.task_runs == {}  # kept by node: nothing held per task run
+        mine = (graph.graph.states_json(), graph.graph.header_json(0.0), graph.store_counts())
         rebuilt = stored_graph(record, store.task_runs(run.id), store.nodes(run.id))
         stored = store.get_run(run.id)
         assert stored is not None
-        # ... and ends where a graph rebuilt from every task run does.
+        # ... ends where a graph rebuilt from every task run does ...
         assert mine == (rebuilt.states_json(), rebuilt.header_json(0.0), stored.counts)
-        assert tracebacks == {t.id: t.traceback for t in rebuilt.task_runs.values()}
-        # Alike but for when a retried task run started: its first attempt, as the live
-        # widget shows it; the store's row keeps a later attempt's start.
-        again = {t.id: {**t.to_json(), "start": task_runs[t.id]["start"]} if t.attempt > 1
-                 else t.to_json() for t in rebuilt.task_runs.values()}
-        assert task_runs == again
-        assert any("step 3 fails" in text for text in tracebacks.values())
+        assert graph.digest == _build(store, record).digest
+        # ... and so does the server's graph of the ended run (counted afresh).
+        with graphs.use(store, record) as ended:
+            assert (ended.graph.states_json(), ended.store_counts()) == mine[::2]
+        # The task runs stay in the store, read by node a page at a time.
+        step_node = next(n.id for n in rebuilt.nodes.values() if n.name == "step")
+        children = follow.node_task_runs(store, run.id, step_node, 10, 5)
+        assert [t.map_index for t in children] == [10, 11, 12, 13, 14]
+        total_node = next(n.id for n in rebuilt.nodes.values() if n.name == "total")
+        [total_run] = follow.node_task_runs(store, run.id, total_node)
+        info = task_run_info(record, total_run)
+        assert info.to_json() == rebuilt.task_runs[total_run.id].to_json()
+        [failed] = follow.node_task_runs(store, run.id, step_node, 3, 1)
+        assert "step 3 fails" in task_run_info(record, failed).traceback
         # A page of task runs by cursor, in the order they were created.
         first = follow.task_runs_after(store, run.id, 0, 10)
         rest = follow.task_runs_after(store, run.id, first[-1][0], 1000)
         names = [t.name for _, t in first + rest]
         assert names == [t.name for t in store.task_runs(run.id)]
-        failed = follow.task_runs_after(store, run.id, 0, 1000, state="Failed")
-        assert {t.map_index for _, t in failed} == {i for i in range(40) if i % 7 == 3}
+        failed_runs = follow.task_runs_after(store, run.id, 0, 1000, state="Failed")
+        assert {t.map_index for _, t in failed_runs} == {i for i in range(40) if i % 7 == 3}
+
+
+def test_the_cursor_read_uses_an_index_on_postgresql(store_backend: str) -> None:
+    """On PostgreSQL ``rowid`` is a column: the reads by cursor of one run's task-run states
+    go through ``task_states_by_run`` (run_id, rowid), schema version 8, not a scan of the
+    table. SQLite reads a range of the table's own b-tree (its key is the rowid)."""
+    with open_store() as store:
+        conn = store.conn
+        rows = [(f"r{i % 50}.{i}", f"r{i % 50}", "Pending") for i in range(20_000)]
+        with conn.transaction():
+            conn.executemany(
+                "INSERT INTO task_states (task_run_id, run_id, state) VALUES (?, ?, ?)", rows
+            )
+        if store_backend == "postgresql":
+            conn.execute("ANALYZE task_states")
+            plan = " ".join(row[0] for row in conn.execute(
+                "EXPLAIN SELECT task_run_id, MIN(rowid), MAX(rowid) FROM task_states "
+                "WHERE rowid > ? AND rowid <= ? AND run_id = ? GROUP BY 1", (19_000, 20_000, "r7")
+            ).fetchall())
+            assert "task_states_by_run" in plan, plan
+            top = " ".join(row[0] for row in conn.execute(
+                "EXPLAIN SELECT MAX(rowid) FROM task_states WHERE run_id = ?", ("r7",)
+            ).fetchall())
+            assert "task_states_by_run" in top, top
+        else:
+            plan = " ".join(str(row[-1]) for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT task_run_id || '', MIN(rowid), MAX(rowid) FROM "
+                "task_states WHERE rowid > ? AND rowid <= ? AND run_id = ? GROUP BY 1",
+                (19_000, 20_000, "r7")
+            ).fetchall())
+            assert "INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan, plan
+        top_at, moves = follow.node_moves(store, "r7", 19_000)
+        assert 19_900 < top_at <= 20_000 and moves == []  # states of task runs not stored
+
+
+@task
+def base() -> int:
+    return 10
+
+
+@task
+def add(i: int, b: int) -> int:
+    return i + b
+
+
+@flow(executor=ThreadExecutor(4))
+def small(n: int = 5) -> list[int]:
+    return add.map(range(n), unmapped(base()))  # type: ignore[return-value]
+
+
+def test_a_run_recorded_before_nodes_were_stored_is_drawn_from_its_task_runs(
+    store_backend: str,
+) -> None:
+    """Runs written before the store kept graph nodes (no ``run_nodes`` rows, no node ids):
+    one node per task name, edges from the task runs' upstream lists, as ``stored_graph``."""
+    run = small.run(n=5)
+    with open_store() as store:
+        with store.conn.transaction():
+            store.conn.execute("DELETE FROM run_nodes WHERE run_id = ?", (run.id,))
+            store.conn.execute("UPDATE task_runs SET node_id = NULL WHERE run_id = ?", (run.id,))
+        record = follow.run_without_counts(store, run.id)
+        assert record is not None
+        graph = _build(store, record)
+        rebuilt = stored_graph(record, store.task_runs(run.id))
+        assert set(graph.graph.nodes) == {"task:base", "task:add"}
+        assert graph.graph.edges() == rebuilt.edges() == [("task:base", "task:add")]
+        assert graph.graph.states_json() == rebuilt.states_json()
+        assert graph.store_counts() == {"Completed": 6}
+        children = follow.node_task_runs(store, run.id, "task:add", 0, 100)
+        assert [t.map_index for t in children] == [0, 1, 2, 3, 4]

@@ -88,10 +88,13 @@ class NodeInfo:
     # map_index (None for a plain task) -> the current task run; a rerun replaces the entry.
     runs: dict[int | None, str] = field(default_factory=dict)
     counts: Counter[State] = field(default_factory=Counter)
+    # Set where the node is kept by counts alone (a stored run followed by a server): its
+    # task runs then stay in the store, and ``runs`` stays empty.
+    width: int | None = None
 
     @property
     def total(self) -> int:
-        return len(self.runs)
+        return len(self.runs) if self.width is None else self.width
 
 
 class RunGraph:

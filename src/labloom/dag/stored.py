@@ -8,14 +8,14 @@ from the task runs' upstream lists (a map whose width never became known is then
 
 from __future__ import annotations
 
+import math
 import zlib
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..core import events as ev
 from ..core.states import State
-from .model import RunGraph
+from .model import NodeInfo, RunGraph, TaskRunInfo
 
 
 def stored_graph(run: Any, tasks: Sequence[Any], nodes: Sequence[Any] = ()) -> RunGraph:
@@ -28,10 +28,7 @@ def stored_graph(run: Any, tasks: Sequence[Any], nodes: Sequence[Any] = ()) -> R
 
 def _events(run: Any, tasks: Sequence[Any], nodes: Sequence[Any]) -> Iterator[ev.Event]:
     start = run.started or run.created or 0.0
-    yield ev.RunCreated(
-        run.id, run.flow_name, dict(run.parameters), run.executor or "", run.origin or "",
-        run.host or "", start, run.source_hash or "", dict(run.metadata),
-    )
+    yield from _created_events(run, nodes, start)
     node_of = {tr.id: _node_id(tr) for tr in tasks}
     # A node's upstream nodes: those of every task run of it (a map's children share a node).
     upstream_of: dict[str, dict[str, None]] = {}
@@ -40,10 +37,7 @@ def _events(run: Any, tasks: Sequence[Any], nodes: Sequence[Any]) -> Iterator[ev
         for u in tr.upstream:
             if u in node_of and node_of[u] != node_of[tr.id]:
                 ups[node_of[u]] = None
-    announced: set[str] = set()
-    for node in nodes:
-        announced.add(node.id)
-        yield ev.NodeCreated(run.id, node.id, node.name, node.kind, tuple(node.upstream), start)
+    announced = {node.id for node in nodes}
     for tr in tasks:
         node = node_of[tr.id]
         if node not in announced:
@@ -82,110 +76,122 @@ def _node_id(tr: Any) -> str:
     return str(getattr(tr, "node_id", None) or f"task:{tr.task_name}")
 
 
-# A state change read back from the store: (cursor, task run id, state, time, message, attempt).
-Change = tuple[int, str, str, float, str, int]
-_TRACEBACK_STATES = ("Failed", "Retrying")
 _STATES = {state.value: state for state in State}  # faster than State(text), per row
 
 
-class FollowedGraph:
-    """A stored run's graph kept up to date by cursor, for views of a run that is still going.
+def task_run_info(run: Any, record: Any) -> TaskRunInfo:
+    """A stored task run (a ``TaskRunRecord``) as a graph rebuilt from the store shows it."""
+    info = stored_graph(run, [record]).task_runs[record.id]
+    info.traceback = record.traceback
+    return info
 
-    Built once from the run's records, then ``follow`` folds in only the task-run state changes
-    written since (``store.follow``), so a poll of a wide running run costs what changed, not a
-    read and a fold of every task run. Also kept, for answers by cursor: the cursor at which
-    each node last changed, the run's task runs counted by state (every task run, as the store
-    counts them) and a digest of what has no cursor of its own (the nodes, edges and the run's
-    state): a view whose digest differs needs the whole graph again. Not thread-safe: the owner
-    serialises ``follow`` and reads.
+
+def child_page(node_id: str, total: int, page: int, page_size: int,
+               read: Callable[[int, int], Sequence[Any]]) -> dict[str, Any]:
+    """``RunGraph.children_page`` for a node kept by counts: ``read(offset, limit)`` reads
+    the node's task runs (``TaskRunRecord``) from the store, by map index."""
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(0, page), pages - 1)
+    return {
+        "node": node_id, "page": page, "pages": pages, "page_size": page_size, "total": total,
+        "children": [{"id": tr.id, "index": tr.map_index, "state": tr.state}
+                     for tr in read(page * page_size, page_size)],
+    }
+
+
+class FollowedGraph:
+    """A stored run's graph kept up to date by cursor, by node, for views of a run that is
+    still going.
+
+    Built from the run's nodes and its task runs counted by node and state (``store.follow.
+    node_counts``), then ``follow`` adds how the task runs that changed since moved between
+    states, counted by node (``node_moves``): a poll of a wide running run costs a few rows
+    per node, never a row or an object per task run. The task runs stay in the store (a map's
+    children are read a page at a time, on request: ``child_page``). Also kept, for answers by
+    cursor: the cursor at which each node last changed, and a digest of what has no cursor of
+    its own (the nodes, edges and the run's state): a view whose digest differs needs the
+    whole graph again. Not thread-safe: the owner serialises ``follow`` and reads.
     """
 
-    def __init__(self, run: Any, tasks: Iterable[tuple[int, Any]], nodes: Sequence[Any],
-                 cursor: int, nodes_cursor: int = 0) -> None:
-        """``tasks``: (cursor, record) pairs in creation order, read after taking ``cursor``
-        (the state cursor); ``nodes``: read after them, up to ``nodes_cursor``."""
-        pairs = list(tasks)
-        records = [record for _, record in pairs]
+    def __init__(self, run: Any, counts: Iterable[tuple[str, str, int, str, int]],
+                 nodes: Sequence[Any], cursor: int, nodes_cursor: int = 0) -> None:
+        """``counts``: (node, task name, a map: 0/1, state, count) rows at the state cursor
+        ``cursor``; ``nodes``: ``NodeRecord``s (or ``NodeInfo``s) read after them, up to
+        ``nodes_cursor``."""
         self.run_key = (run.created, run.started)  # a run reopened by a retry: build again
-        self.graph = stored_graph(run, records, nodes)
-        self.counts: Counter[str] = Counter(tr.state for tr in records)
+        self.graph = RunGraph()
+        start = run.started or run.created or 0.0
         self.cursor = cursor
-        self.tasks_cursor = pairs[-1][0] if pairs else 0
         self.nodes_cursor = nodes_cursor
-        self.changed_at = dict.fromkeys(self.graph.nodes, cursor)
+        self.changed_at: dict[str, int] = {}
+        self.graph.apply(_created_events(run, nodes, start))
+        for node_id, name, is_map, state, n in counts:
+            node = self._node(run, node_id, name, is_map, start)
+            node.counts[_STATES[state]] += n
+            node.width = (node.width or 0) + n
+        self.graph.apply([_run_state(run, start)])
+        for node in self.graph.nodes.values():
+            node.width = node.width or 0
+            self.changed_at[node.id] = cursor
         self.run_seen = (run.state, run.ended, run.message)
         self.digest = self._digest()
 
-    @staticmethod
-    def failures(changes: Iterable[Change]) -> list[str]:
-        """The task runs whose tracebacks ``follow`` needs (kept on the task run's row, not
-        with each state)."""
-        return list(dict.fromkeys(c[1] for c in changes if c[2] in _TRACEBACK_STATES))
-
-    def follow(self, run: Any, changes: Sequence[Change], tasks: Sequence[tuple[int, Any]] = (),
-               tracebacks: Mapping[str, str] | None = None, nodes: Sequence[Any] = (),
-               nodes_cursor: int = 0) -> None:
-        """Fold in what was read after the cursors, in this order: ``changes`` (state
-        changes), ``tasks`` (new task runs, (cursor, record) pairs), ``nodes`` (new nodes, up
-        to ``nodes_cursor``); and the run's own state. A change folded in twice is harmless:
-        the last state wins. ``tracebacks``: by task run, for those ``failures`` named."""
-        start = self.graph.start or run.started or run.created or 0.0
-        seen = (run.state, run.ended, run.message)
-        events = self._events(run, changes, tasks, tracebacks or {}, nodes, start, seen)
-        folded = self.graph.apply(events)
-        cursor = max(self.cursor, changes[-1][0]) if changes else self.cursor
-        for node_id in folded.nodes:
+    def follow(self, run: Any, moves: Iterable[tuple[str, str, int, str, str | None, int]],
+               cursor: int, nodes: Sequence[Any] = (), nodes_cursor: int = 0) -> None:
+        """Fold in what was read after the cursors: ``nodes`` (new nodes, up to
+        ``nodes_cursor``; read after ``moves``, so every move's node is among them), then
+        ``moves`` (``node_moves`` up to the state cursor ``cursor``), and the run's state."""
+        graph = self.graph
+        start = graph.start or run.started or run.created or 0.0
+        had = len(graph.nodes)
+        graph.apply(ev.NodeCreated(run.id, node.id, node.name, node.kind, tuple(node.upstream),
+                                   start) for node in nodes if node.id not in graph.nodes)
+        for node_id in list(graph.nodes)[had:]:
+            graph.nodes[node_id].width = 0
             self.changed_at[node_id] = cursor
-        for node_id in self.graph.nodes:
-            self.changed_at.setdefault(node_id, cursor)
-        self.cursor = cursor
-        self.tasks_cursor = max(self.tasks_cursor, tasks[-1][0]) if tasks else self.tasks_cursor
+        for node_id, name, is_map, state, before, n in moves:
+            node = self._node(run, node_id, name, is_map, start)
+            if before is None:  # created since the last look
+                node.width = (node.width or 0) + n
+            else:
+                node.counts[_STATES[before]] -= n
+            node.counts[_STATES[state]] += n
+            self.changed_at[node_id] = cursor
+        seen = (run.state, run.ended, run.message)
+        if seen != self.run_seen:
+            graph.apply([_run_state(run, start)])
+        self.cursor = max(self.cursor, cursor)
         self.nodes_cursor = max(self.nodes_cursor, nodes_cursor)
-        if folded.graph or seen != self.run_seen:
+        if len(graph.nodes) != had or seen != self.run_seen:
             self.run_seen = seen
             self.digest = self._digest()
 
-    def _events(self, run: Any, changes: Sequence[Change], tasks: Sequence[tuple[int, Any]],
-                tracebacks: Mapping[str, str], nodes: Sequence[Any], start: float,
-                seen: tuple[Any, ...]) -> Iterator[ev.Event]:
-        graph, counts = self.graph, self.counts
-        for node in nodes:
-            if node.id not in graph.nodes:
-                yield ev.NodeCreated(run.id, node.id, node.name, node.kind,
-                                     tuple(node.upstream), start)
-        for _, record in tasks:
-            if record.id not in graph.task_runs:
-                if _node_id(record) not in graph.nodes:
-                    yield _node_of_task_run(run.id, record, (), start)
-                yield _created(run.id, record, start)
-                counts["Pending"] += 1
-        # Of a task run's changes in this batch only the last counts (and when it started
-        # running): a quick task's Pending, Running and Completed fold in as one event.
-        last: dict[str, Change] = {}
-        began: dict[str, float] = {}
-        for change in changes:
-            last[change[1]] = change
-            if change[2] == "Running" and change[1] not in began:
-                began[change[1]] = change[3]
-        for tr_id, (_, _, state, when, message, attempt) in last.items():
-            known = graph.task_runs.get(tr_id)  # read as the graph folds: the state before
-            if known is None:
-                continue  # not in the store (a row without its task run): nothing to draw
-            counts[known.state.value] -= 1
-            counts[state] += 1
-            if known.start is None and tr_id in began:
-                known.start = began[tr_id]  # as a Running event would: one event fewer
-            yield ev.StateChanged(run.id, tr_id, _STATES[state], when, message, attempt,
-                                  tracebacks.get(tr_id, ""))
-        if seen != self.run_seen:
-            yield _run_state(run, start)
+    def _node(self, run: Any, node_id: str, name: str, is_map: int, start: float) -> NodeInfo:
+        node = self.graph.nodes.get(node_id)
+        if node is None:  # a run recorded before nodes were stored: named after its task
+            kind = "map" if is_map else "task"
+            self.graph.apply([ev.NodeCreated(run.id, node_id, name, kind, (), start)])
+            node = self.graph.nodes[node_id]
+            self.changed_at[node_id] = self.cursor
+        if node.width is None:
+            node.width = 0
+        return node
 
     def store_counts(self) -> dict[str, int]:
         """Task runs by state, every one of them (as ``RunStore.get_run`` counts)."""
-        return {state: n for state, n in self.counts.items() if n}
+        return {state.value: n for state, n in self.graph.counts().items() if n}
 
     def _digest(self) -> int:
         graph = self.graph
         shape = [(n.id, n.kind, n.name) for n in graph.nodes.values()]
         text = repr((shape, graph.edges(), self.run_seen))
         return zlib.crc32(text.encode())
+
+
+def _created_events(run: Any, nodes: Sequence[Any], start: float) -> Iterator[ev.Event]:
+    yield ev.RunCreated(
+        run.id, run.flow_name, dict(run.parameters), run.executor or "", run.origin or "",
+        run.host or "", start, run.source_hash or "", dict(run.metadata),
+    )
+    for node in nodes:
+        yield ev.NodeCreated(run.id, node.id, node.name, node.kind, tuple(node.upstream), start)

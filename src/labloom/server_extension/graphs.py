@@ -2,11 +2,14 @@
 
 A run tab polls its run once a second, and ten tabs may poll the same running run of 100,000
 task runs. Rebuilding its graph from every task-run row for each poll (as this server once did)
-cost seconds a poll and filled the thread pool. Here each run's graph is built once
-(``store.follow`` pages through its task runs), and a later look reads only the task-run state
-changes written since the graph's cursor, at most every ``FRESH_FOR`` seconds while the run
-goes on (looks in between share the last one); a run that has ended is never read again unless
-its row changes (a crash found late, a retry in its kernel reopening it).
+cost seconds a poll and filled the thread pool. Here each run's graph is built once, by node
+(``store.follow.node_counts``: the run's task runs counted by node and state in SQL), and a
+later look asks only how the task runs that changed since the graph's cursor moved between
+states, counted by node in SQL too (``node_moves``), at most every ``FRESH_FOR`` seconds while
+the run goes on (looks in between share the last one). No look holds an object or reads a row
+per task run: a map's children are read from the store a page at a time, when a view asks. A
+run whose row changes (it ended, a crash found late, a retry in its kernel reopening it) is
+counted afresh once; an ended run is not read again.
 
 A ``Cursor`` is what an answer hands a view so that its next poll asks only for what changed:
 the last task-run state change folded in, the last log line sent, and a digest of what has no
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dag.payload import graph_shape
-from ..dag.stored import FollowedGraph
+from ..dag.stored import FollowedGraph, stored_graph
 from ..store import follow
 from ..store.reader import RunRecord, RunStore
 
@@ -146,11 +149,11 @@ class RunGraphs:
     def _refresh(self, entry: _Entry, store: RunStore, run: RunRecord) -> None:
         """Under the entry's lock: build or catch up, as the run and the time say."""
         graph = entry.graph
-        if graph is None or graph.run_key != (run.created, run.started):
+        if graph is None or self._stale(graph, run):
+            # Also when the run's row changed (it ended): an ended run is counted afresh, in
+            # one grouped read, so that what a view keeps of it is exactly what the store says.
             entry.graph = graph = _build(store, run)
-        elif self._stale(graph, run) or (
-            run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR
-        ):
+        elif run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR:
             _catch_up(store, run, graph)
         else:
             return
@@ -163,22 +166,21 @@ class RunGraphs:
 
 
 def _build(store: RunStore, run: RunRecord) -> FollowedGraph:
-    # The cursor first: whatever changes while the task runs are read is read again later,
-    # and folding a change twice is harmless. Nodes after task runs: every task run's node.
-    cursor = follow.state_cursor(store, run.id)
-    tasks = list(follow.all_task_runs(store, run.id))
-    nodes = follow.nodes_after(store, run.id)
-    return FollowedGraph(run, tasks, [node for _, node in nodes], cursor,
-                         nodes[-1][0] if nodes else 0)
+    # Nodes after the counts: every counted task run's node is among them.
+    cursor, counts = follow.node_counts(store, run.id)
+    found = follow.nodes_after(store, run.id)
+    nodes: list[Any] = [node for _, node in found]
+    known = {node.id for node in nodes}
+    if any(row[0] not in known for row in counts):
+        # Recorded before nodes were stored: the nodes and edges come from the task runs'
+        # upstream lists, a read of every task run (once per run and server).
+        tasks = [record for _, record in follow.all_task_runs(store, run.id)]
+        nodes = list(stored_graph(run, tasks, nodes).nodes.values())
+    return FollowedGraph(run, counts, nodes, cursor, found[-1][0] if found else 0)
 
 
 def _catch_up(store: RunStore, run: RunRecord, graph: FollowedGraph) -> None:
-    # In this order, so that each read finds what the one before refers to: a state change's
-    # task run, a task run's node.
-    changes = list(follow.state_changes(store, run.id, graph.cursor))
-    failed = graph.failures(changes)
-    records = follow.task_runs_by_id(store, failed) if failed else {}
-    tasks = [(new.cursor, new) for new in follow.new_task_runs(store, run.id, graph.tasks_cursor)]
+    # Nodes after the moves: each moved task run's node is among them.
+    cursor, moves = follow.node_moves(store, run.id, graph.cursor)
     nodes = follow.nodes_after(store, run.id, graph.nodes_cursor)
-    graph.follow(run, changes, tasks, {i: r.traceback for i, r in records.items()},
-                 [node for _, node in nodes], nodes[-1][0] if nodes else 0)
+    graph.follow(run, moves, cursor, [node for _, node in nodes], nodes[-1][0] if nodes else 0)

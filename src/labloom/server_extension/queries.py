@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from ..dag.model import PAGE_SIZE
 from ..dag.payload import lay_out
+from ..dag.stored import child_page, task_run_info
 from ..store import follow
 from ..store.db import database_url
 from ..store.reader import RunRecord, RunStore
@@ -267,27 +268,34 @@ def _elapsed(run: RunRecord, now: float) -> float | None:
 def node_detail(
     access: StoreAccess, store: RunStore, run_id: str, node_id: str, page: int
 ) -> dict[str, Any] | None:
-    """One node of the DAG: its state, the task run a click shows, a page of a map's children."""
+    """One node of the DAG: its state, the task run a click shows, a page of a map's children
+    (the task runs are read from the store: the followed graph keeps counts by node)."""
     run = follow.run_without_counts(store, run_id)
     if run is None:
         return None
     with access.graphs.use(store, run) as followed:
-        graph = followed.graph
-        node = graph.nodes.get(node_id)
+        node = followed.graph.nodes.get(node_id)
         if node is None:
             return None
-        current = graph.current_run(node_id) if node.kind == "task" else None
-        return {
-            "node": node.id,
-            "name": node.name,
-            "kind": node.kind,
-            "state": graph.node_state(node).value,
-            "task_run": None if current is None else {
-                **current.to_json(), "traceback": current.traceback
-            },
-            "children": (graph.children_page(node_id, page, PAGE_SIZE)
-                         if node.kind == "map" else None),
-        }
+        name, kind, total = node.name, node.kind, node.total
+        state = followed.graph.node_state(node).value
+    current = None
+    if kind == "task":
+        found = follow.node_task_runs(store, run.id, node_id)
+        current = task_run_info(run, found[0]) if found else None
+    return {
+        "node": node_id,
+        "name": name,
+        "kind": kind,
+        "state": state,
+        "task_run": None if current is None else {
+            **current.to_json(), "traceback": current.traceback
+        },
+        "children": child_page(
+            node_id, total, page, PAGE_SIZE,
+            lambda offset, limit: follow.node_task_runs(store, run.id, node_id, offset, limit),
+        ) if kind == "map" else None,
+    }
 
 
 def log_page(

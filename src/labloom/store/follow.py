@@ -3,22 +3,26 @@ runs that are going on: the server extension's run tabs and runs list).
 
 Every state a task run takes is appended to ``task_states`` (its first, Pending, in the same
 transaction as the task run's own row) and nothing there is ever updated or deleted, so a row's
-``rowid`` is a cursor: the rows after it are everything that changed since. A view reads a run
-once (``task_runs_after`` in pages, after taking ``state_cursor``), then only the rows after its
-cursor (``state_changes``), so following a running run costs what changed, not a read of
-every task run. Reads are paged so that no read holds a snapshot for long: a long read
-transaction keeps SQLite from checkpointing the WAL the run's writer is filling.
+``rowid`` is a cursor: the rows after it are everything that changed since. A view counts a
+run's task runs by graph node and state once (``node_counts``, one grouped statement that also
+takes the cursor, so both are of one snapshot), then asks only how the task runs that changed
+after its cursor moved between states (``node_moves``): counted in SQL, by node, so following a
+running run costs a few microseconds of the database per changed task run and a few rows per
+node for Python, never a row per task run. Task runs themselves are read a page at a time, on
+demand (``task_runs_after``, ``node_task_runs``). Each read is one statement over a bounded
+range, so no read holds a snapshot for long: a long read transaction keeps SQLite from
+checkpointing the WAL the run's writer is filling.
 
 Why ``rowid`` order is commit order here: one run's rows are written by one writer thread, one
 transaction after another (``writer.py``), so a row of the run that a reader has not seen yet
 always gets a larger rowid than the ones it has. On PostgreSQL ``rowid`` is a ``BIGSERIAL``
-column; these reads then filter ``task_states`` by run without an index (correct, but a scan).
+column, read through the index ``task_states_by_run`` (run_id, rowid) (schema version 8).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from .reader import (
     _RUN_COLUMNS,
@@ -98,32 +102,6 @@ def all_task_runs(
         after = page[-1][0]
 
 
-class NewTaskRun(NamedTuple):
-    """What a view needs of a task run created since it last looked (its state comes from
-    ``state_changes``): lighter to read than a ``TaskRunRecord``."""
-
-    cursor: int
-    id: str
-    node_id: str | None
-    task_name: str
-    map_index: int | None
-    upstream: tuple[str, ...] = ()  # not read: a view draws edges between nodes
-
-
-def new_task_runs(store: RunStore, run_id: str, after: int) -> Iterator[NewTaskRun]:
-    """The run's task runs created after the cursor ``after``, a page at a time."""
-    while True:
-        rows = store.conn.execute(
-            "SELECT rowid, id, node_id, task_name, map_index FROM task_runs WHERE run_id = ? "
-            "AND rowid > ? ORDER BY rowid LIMIT ?", (run_id, after, PAGE)
-        ).fetchall()
-        for row in rows:
-            yield NewTaskRun(int(row[0]), row[1], row[2], row[3], row[4])
-        if len(rows) < PAGE:
-            return
-        after = int(rows[-1][0])
-
-
 def task_runs_by_id(store: RunStore, ids: list[str]) -> dict[str, TaskRunRecord]:
     found: dict[str, TaskRunRecord] = {}
     for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
@@ -137,22 +115,82 @@ def task_runs_by_id(store: RunStore, ids: list[str]) -> dict[str, TaskRunRecord]
     return found
 
 
-def state_changes(
-    store: RunStore, run_id: str, after: int
-) -> Iterator[tuple[int, str, str, float, str, int]]:
-    """The run's task-run state changes after the cursor ``after``, oldest first: (cursor,
-    task run id, state, time, message, attempt). On SQLite a range of the table's own b-tree,
-    starting at the cursor."""
-    while True:
-        rows = store.conn.execute(
-            "SELECT rowid, task_run_id, state, time, message, attempt FROM task_states "
-            "WHERE rowid > ? AND run_id = ? ORDER BY rowid LIMIT ?", (after, run_id, PAGE)
-        ).fetchall()
-        for row in rows:
-            yield int(row[0]), row[1], row[2], row[3], row[4] or "", int(row[5] or 0)
-        if len(rows) < PAGE:
-            return
-        after = int(rows[-1][0])
+# A task run's graph node (one per task call or map): runs recorded before node ids were
+# stored have one node per task name (``dag.stored`` names them alike).
+_NODE = "COALESCE(t.node_id, 'task:' || t.task_name)"
+_IS_MAP = "CASE WHEN t.map_index IS NULL THEN 0 ELSE 1 END"
+SPAN = 60_000  # cursor positions per read of changes: about 20,000 task runs, tens of ms
+
+# The run's task runs by node and state: (node id, task name, a map: 0 or 1, state, count).
+NodeCount = tuple[str, str, int, str, int]
+# The task runs that changed after a cursor, by node and move: (node id, task name, a map: 0 or
+# 1, state now, state before the cursor or None for a task run created since, count).
+NodeMove = tuple[str, str, int, str, str | None, int]
+
+
+def node_counts(store: RunStore, run_id: str) -> tuple[int, list[NodeCount]]:
+    """The run's task runs counted by node and state, and the state cursor they are counted
+    at: one statement, so both are of one snapshot (a task run's row and its states are
+    written in one transaction). A grouped read of the run's task runs, in SQL."""
+    top = "(SELECT COALESCE(MAX(rowid), 0) FROM task_states)" if store.conn.kind == "sqlite" else (
+        "(SELECT COALESCE(MAX(rowid), 0) FROM task_states WHERE run_id = ?)")
+    params = [run_id, run_id] if store.conn.kind == "postgresql" else [run_id]
+    rows = store.conn.execute(
+        f"SELECT '', '', -1, '', {top} UNION ALL SELECT {_NODE}, t.task_name, {_IS_MAP}, t.state, "
+        "COUNT(*) FROM task_runs t WHERE t.run_id = ? GROUP BY 1, 2, 3, 4", params
+    ).fetchall()
+    cursor = next(int(row[4]) for row in rows if row[2] == -1)
+    return cursor, [(r[0], r[1], int(r[2]), r[3], int(r[4])) for r in rows if r[2] != -1]
+
+
+def node_moves(store: RunStore, run_id: str, after: int) -> tuple[int, list[NodeMove]]:
+    """How the run's task runs that changed after the cursor ``after`` moved, counted by node
+    and (state before, state now), and the cursor this reaches. Read ``SPAN`` cursor
+    positions at a time; the moves of consecutive reads add up (a task run's state before a
+    read is its last state before the read's range)."""
+    top = state_cursor(store, run_id)
+    moves: dict[tuple[str, str, int, str, str | None], int] = {}
+    while after < top:
+        upto = min(top, after + SPAN)
+        for node, name, is_map, state, before, n in store.conn.execute(_MOVES, (
+            after, upto, run_id, run_id
+        )):
+            key = (node, name, int(is_map), state, before)
+            moves[key] = moves.get(key, 0) + int(n)
+        after = upto
+    return top, [(*key, n) for key, n in moves.items()]
+
+
+# Per task run that changed in (cursor, upto]: its first and last rows there, its state at the
+# last and at the row before the first (an index seek: ``task_states_by_task_run``), then
+# counted by node. ``|| ''`` keeps SQLite from scanning the whole table in task-run order to
+# group it, where a range of the rowid is what is wanted.
+_MOVES = f"""
+SELECT {_NODE}, t.task_name, {_IS_MAP}, x.state, x.before, COUNT(*)
+FROM (
+    SELECT w.id, s.state, (
+        SELECT p.state FROM task_states p WHERE p.task_run_id = w.id AND p.rowid < w.first
+        ORDER BY p.rowid DESC LIMIT 1
+    ) AS before
+    FROM (
+        SELECT task_run_id || '' AS id, MIN(rowid) AS first, MAX(rowid) AS last
+        FROM task_states WHERE rowid > ? AND rowid <= ? AND run_id = ? GROUP BY 1
+    ) w JOIN task_states s ON s.rowid = w.last AND s.run_id = ?
+) x JOIN task_runs t ON t.id = x.id
+GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+def node_task_runs(
+    store: RunStore, run_id: str, node_id: str, offset: int = 0, limit: int = 1
+) -> list[TaskRunRecord]:
+    """A page of one node's task runs, by map index (a plain task's one task run first)."""
+    rows = store.conn.execute(
+        f"SELECT {_TASK_COLUMNS} FROM task_runs t WHERE t.run_id = ? AND {_NODE} = ? "
+        "ORDER BY COALESCE(t.map_index, -1), t.rowid LIMIT ? OFFSET ?",
+        (run_id, node_id, limit, offset),
+    ).fetchall()
+    return [_task(row) for row in rows]
 
 
 def nodes_after(store: RunStore, run_id: str, after: int = 0) -> list[tuple[int, NodeRecord]]:
