@@ -321,7 +321,8 @@ class TaskGraph:
             tr.traceback = traceback
         tr.history.append(StateEntry(state, now, message))
         self.owner.emit(
-            ev.StateChanged(self.run_id, tr.id, state, now, message, tr.attempts, traceback)
+            ev.StateChanged(self.run_id, tr.id, state, now, message, tr.attempts, traceback,
+                            tr.worker)
         )
 
     def set_final(
@@ -393,6 +394,6 @@ class TaskGraph:
                 last = tr.history[-1] if tr.history else StateEntry(tr.state, created)
                 states.append(ev.StateChanged(
                     self.run_id, tr.id, tr.state, last.time, tr.message, tr.attempts,
-                    tr.traceback,
+                    tr.traceback, tr.worker,
                 ))
         return events + states

@@ -174,7 +174,13 @@ _V7 = """
 ALTER TABLE schedules ADD COLUMN cluster TEXT
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# Version 8: where each task run ran (a thread, a Dask worker and thread), the lanes of a run's
+# timeline (`GET runs/{id}/timeline`); NULL for task runs written before.
+_V8 = """
+ALTER TABLE task_runs ADD COLUMN worker TEXT
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
