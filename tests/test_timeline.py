@@ -164,3 +164,19 @@ def test_on_dask_a_lane_is_a_worker_thread(one_worker_cluster: Any) -> None:
     # The worker's address, then the thread (two threads: up to two lanes).
     assert answer["lanes"] and all(lane.startswith(address + " ") for lane in answer["lanes"])
     assert len(answer["lanes"]) <= 2 and all("Dask" in lane for lane in answer["lanes"])
+
+
+def test_a_widget_opened_after_the_run_ended_still_has_its_bars() -> None:
+    run = naps.run(background=True)
+    run.wait()
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda payload: None, sent.append)
+    view.start()  # replayed from the run's account of itself, not from its live events
+    try:
+        view.handle({"event": "timeline"})
+    finally:
+        view.close()
+    answer = next(m for m in sent if m.get("event") == "timeline")
+    assert answer["total"] == 8 and answer["unstarted"] == 0
+    assert {b["state"] for b in answer["bars"]} == {"Completed", "Failed"}
+    assert all(lane.startswith("labloom-task_") for lane in answer["lanes"])

@@ -390,6 +390,12 @@ class TaskGraph:
             events.append(ev.TaskRunCreated(
                 self.run_id, tr.id, tr.node_id, tr.base_name, tr.map_index, upstream, created
             ))
+            if tr.started is not None and tr.state is not State.RUNNING:
+                # When and where it ran (a timeline's bar), not only where it stands now.
+                states.append(ev.StateChanged(
+                    self.run_id, tr.id, State.RUNNING, tr.started, "", tr.attempts, "",
+                    tr.worker,
+                ))
             if tr.state is not State.PENDING or len(tr.history) > 1:
                 last = tr.history[-1] if tr.history else StateEntry(tr.state, created)
                 states.append(ev.StateChanged(
