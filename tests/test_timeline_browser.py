@@ -141,8 +141,6 @@ def test_the_cell_widget_shows_the_same_timeline(lab: Any, page: Any) -> None:
     try:
         chart.locator(BARS).nth(7).wait_for(timeout=20_000)
     except Exception:
-        print("DEBUG", widget.locator(".labloom-timeline").evaluate("e => e.outerHTML")[:2000])
-        print("DEBUG", widget.locator(".labloom-error").inner_text())
         shot(page, "failed-cell-timeline")
         raise
     assert chart.locator(BARS).count() == 8
