@@ -215,10 +215,17 @@ export function render({ model, el }) {
     tick();
   }
 
+  // A background Lab tab is hidden with display: none or content-visibility: hidden (which
+  // checkVisibility sees); a collapsed output with display: none; a background browser tab too.
+  function visible() {
+    if (document.hidden) return false;
+    return typeof root.checkVisibility === "function" ? root.checkVisibility() : root.offsetParent !== null;
+  }
+
   function askTimeline(force) {
     const now = Date.now();
-    // Not while hidden (a background Lab tab, a collapsed output), nor twice at once.
-    if (!timeline.shown || !root.isConnected || (!force && root.offsetParent === null)) return;
+    // Not while hidden, nor twice at once.
+    if (!timeline.shown || !root.isConnected || (!force && !visible())) return;
     if (!force && (timeline.settled || now - timeline.asked < 10000)) return;
     timeline.asked = now;
     model.send({ event: "timeline" });
