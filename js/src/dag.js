@@ -117,8 +117,9 @@ export function render({ model, el }) {
   let selected = null;
   let headerAt = 0; // browser time the header arrived: elapsed ticks without trusting clocks
   // The timeline: asked for while shown; `asked` is when the pending question left (a lost
-  // answer is asked again after a while), `settled` once an answer shows the run ended.
-  let timeline = { shown: false, asked: 0, settled: false, drawn: "" };
+  // answer is asked again after a while), `next` when to ask again, `settled` once an answer
+  // shows the run ended.
+  let timeline = { shown: false, asked: 0, next: 0, settled: false, drawn: "" };
 
   function drawGraph() {
     const graph = model.get("graph") || {};
@@ -226,12 +227,17 @@ export function render({ model, el }) {
     const now = Date.now();
     // Not while hidden, nor twice at once.
     if (!timeline.shown || !root.isConnected || (!force && !visible())) return;
-    if (!force && (timeline.settled || now - timeline.asked < 10000)) return;
+    if (!force && (timeline.settled || now < timeline.next || now - timeline.asked < 10000)) return;
     timeline.asked = now;
     model.send({ event: "timeline" });
   }
 
   function showTimeline(msg) {
+    // Asked again after five times what this answer took (at least a second, at most half a
+    // minute): a run of 100,000 task runs takes the server most of a second to bucket, and an
+    // open tab must not keep a core busy with it.
+    const took = timeline.asked ? Date.now() - timeline.asked : 0;
+    timeline.next = Date.now() + Math.min(30000, Math.max(1000, 5 * took));
     timeline.asked = 0;
     if (!timeline.shown) return;
     timeline.settled = FINAL.has(msg.state);
