@@ -90,8 +90,12 @@ def test_a_late_subscriber_gets_the_run_so_far_once() -> None:
     kinds = [type(e).__name__ for e in got]
     assert kinds[0] == "RunCreated" and kinds[-1] == "RunFinished"
     assert kinds.count("TaskRunCreated") == 4 and kinds.count("NodeCreated") == 1
-    # Where each task run stands, not every state it went through.
-    assert kinds.count("StateChanged") == 4
+    # Where each task run stands, not every state it went through; and when (and where) it
+    # started running, which a timeline draws.
+    states = [e for e in got if isinstance(e, ev.StateChanged)]
+    assert [e.state.value for e in states].count("Completed") == 4
+    assert [e.state.value for e in states].count("Running") == 4 and len(states) == 8
+    assert all(e.worker for e in states if e.state.value == "Running")
 
 
 def test_a_subscriber_arriving_as_the_run_ends_still_sees_it_end() -> None:

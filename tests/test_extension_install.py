@@ -68,17 +68,21 @@ def test_install_enables_both_extensions(tmp_path: Path, editable: bool) -> None
     server = listing("jupyter_server.extension.serverextension")
     assert re.search(r"labloom enabled\s+- Validating labloom...\s+labloom \S+ OK", server), server
 
-    # The cell widget's ES module is the renderer the Lab run view bundles, byte for byte: a
-    # copy inside the installed package, or js/ itself for an editable install.
+    # The cell widget's ES module is the renderer the Lab run view bundles (js/src/dag.js with
+    # its charting library, bundled by the JS build): inside the installed package, or the
+    # build output in the source folder for an editable install.
     found = subprocess.run(
         [python, "-c", "from labloom.notebook.widget.anywidget import asset; "
          "print(asset('widget.js')); print(asset('widget.css'))"],
         env=env, capture_output=True, text=True, timeout=120,
     )
     module, style = (Path(line) for line in found.stdout.split())
-    assert module.read_bytes() == (ROOT / "js" / "src" / "dag.js").read_bytes()
+    built = ROOT / "src" / "labloom" / "notebook" / "widget" / "static" / "widget.js"
+    assert module.read_bytes() == built.read_bytes()
+    text = module.read_text()
+    assert "labloom-timeline" in text and "labloom-cancel" in text and "import " not in text
     assert style.read_bytes() == (ROOT / "js" / "style" / "dag.css").read_bytes()
     if editable:
-        assert module == ROOT / "js" / "src" / "dag.js"
+        assert module == built
     else:
         assert str(venv) in str(module) and not module.is_symlink()

@@ -163,6 +163,20 @@ async def test_a_run_with_graph_task_runs_and_no_task_data(jp_fetch: Any) -> Non
     assert "task_runs" not in light and light["graph"] == detail["graph"]
 
 
+async def test_a_runs_timeline_has_lanes_and_bars_by_state(jp_fetch: Any) -> None:
+    run = squares.run(n=3)
+    answer = await get(jp_fetch, "runs", run.id, "timeline")
+    assert answer["run"] == run.id and answer["mode"] == "bars" and answer["total"] == 4
+    # One lane per thread of the (default) thread executor.
+    assert answer["lanes"] and all(lane.startswith("labloom-task_") for lane in answer["lanes"])
+    assert sorted(b["name"] for b in answer["bars"]) == ["load", "square[0]", "square[1]",
+                                                         "square[2]"]
+    assert {b["state"] for b in answer["bars"]} == {"Completed"}
+    assert SECRET_RESULT not in json.dumps(answer)
+    assert await status_of(jp_fetch, "runs", "abcdef012345", "timeline") == 404
+    assert await status_of(jp_fetch, "runs", HOSTILE_ID, "timeline") == 404
+
+
 async def test_nodes_show_children_and_tracebacks(jp_fetch: Any) -> None:
     run = squares.run(n=3)
     detail = await get(jp_fetch, "runs", run.id, tasks="0")
@@ -380,6 +394,7 @@ ENDPOINTS = [
     ("POST", "runs/abcdef012345/retry"), ("GET", "schedules"),
     ("POST", "schedules/x/pause"), ("POST", "schedules/x/resume"), ("POST", "schedules/x/run"),
     ("GET", "clusters"), ("GET", "no/such/route"), ("POST", "runs/abcdef012345/bogus"),
+    ("GET", "runs/abcdef012345/timeline"),
 ]
 
 
@@ -467,7 +482,7 @@ def test_every_handler_is_authenticated_like_the_template_checks(
         spec.matcher.regex.pattern for rule in app.web_app.default_router.rules
         for spec in getattr(rule.target, "rules", []) if "labloom/api" in spec.matcher.regex.pattern
     ]
-    assert len(labloom_routes) == 11, labloom_routes  # 10 routes and the JSON 404
+    assert len(labloom_routes) == 12, labloom_routes  # 11 routes and the JSON 404
 
 
 def test_the_store_is_never_read_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:

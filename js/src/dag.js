@@ -6,7 +6,13 @@
 // `model` is anything with get(name), on/off(event, callback) and send(message): the anywidget
 // model, or RestRunModel. All geometry comes from Python (`graph`, `states`, `header`); this
 // file only draws, and sends clicks back as messages ({event: "select" | "page" | "cancel" |
-// "retry"}). User text is always set through textContent, never parsed as HTML.
+// "retry" | "timeline"}). User text is always set through textContent, never parsed as HTML.
+//
+// The run's timeline (timeline.js, drawn with Observable Plot) sits under the DAG behind the
+// Timeline button: while it shows, the renderer asks for it ({event: "timeline"}) once a second
+// until the run has ended, and draws the {event: "timeline"} answer. The cell widget's module is
+// this file bundled with Plot (esbuild, `jlpm build:widget`): nothing is fetched at run time.
+import { drawTimeline } from "./timeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 // Keep in step with STATE_COLOURS in src/labloom/notebook/widget/html.py.
@@ -89,7 +95,9 @@ export function render({ model, el }) {
   const dashboard = h("a", { class: "labloom-dashboard", target: "_blank", rel: "noopener" }, "Dask dashboard");
   const cancel = h("button", { class: "labloom-cancel", type: "button" }, "Cancel");
   const retry = h("button", { class: "labloom-retry", type: "button" }, "Retry");
-  header.append(flow, runState, elapsed, counts, dashboard, cancel, retry);
+  const timelineToggle = h("button", { class: "labloom-timeline-toggle", type: "button",
+    "aria-pressed": "false" }, "Timeline");
+  header.append(flow, runState, elapsed, counts, dashboard, cancel, retry, timelineToggle);
   const error = h("div", { class: "labloom-error" });
   const graphBox = h("div", { class: "labloom-graph" });
   const panel = h("div", { class: "labloom-panel" });
@@ -99,12 +107,19 @@ export function render({ model, el }) {
   const logs = h("div", { class: "labloom-logs" });
   panel.append(title, children, traceback, logs);
   panel.hidden = true;
-  root.append(header, error, graphBox, panel);
+  const timelineBox = h("div", { class: "labloom-timeline", role: "figure",
+    "aria-label": "timeline of the run's task runs by lane" });
+  timelineBox.hidden = true;
+  root.append(header, error, graphBox, timelineBox, panel);
   el.append(root);
 
   let nodeEls = new Map(); // node id -> {g, rect, sub, bar}
   let selected = null;
   let headerAt = 0; // browser time the header arrived: elapsed ticks without trusting clocks
+  // The timeline: asked for while shown; `asked` is when the pending question left (a lost
+  // answer is asked again after a while), `next` when to ask again, `settled` once an answer
+  // shows the run ended.
+  let timeline = { shown: false, asked: 0, next: 0, settled: false, drawn: "" };
 
   function drawGraph() {
     const graph = model.get("graph") || {};
@@ -197,7 +212,49 @@ export function render({ model, el }) {
     cancel.disabled = !running;
     const c = head.counts || {};
     retry.disabled = running || !(c.Failed || c.UpstreamFailed || c.Cancelled || c.Crashed);
+    if (running) timeline.settled = false; // a retry runs again: follow it
     tick();
+  }
+
+  // A background Lab tab is hidden with display: none or content-visibility: hidden (which
+  // checkVisibility sees); a collapsed output with display: none; a background browser tab too.
+  function visible() {
+    if (document.hidden) return false;
+    return typeof root.checkVisibility === "function" ? root.checkVisibility() : root.offsetParent !== null;
+  }
+
+  function askTimeline(force) {
+    const now = Date.now();
+    // Not while hidden, nor twice at once.
+    if (!timeline.shown || !root.isConnected || (!force && !visible())) return;
+    if (!force && (timeline.settled || now < timeline.next || now - timeline.asked < 10000)) return;
+    timeline.asked = now;
+    model.send({ event: "timeline" });
+  }
+
+  function showTimeline(msg) {
+    // Asked again after five times what this answer took (at least a second, at most half a
+    // minute): a run of 100,000 task runs takes the server most of a second to bucket, and an
+    // open tab must not keep a core busy with it.
+    const took = timeline.asked ? Date.now() - timeline.asked : 0;
+    timeline.next = Date.now() + Math.min(30000, Math.max(1000, 5 * took));
+    timeline.asked = 0;
+    if (!timeline.shown) return;
+    timeline.settled = FINAL.has(msg.state);
+    // Redrawn only when it changed: a chart redrawn every second would lose the hover.
+    const text = JSON.stringify({ ...msg, end: null });
+    if (text === timeline.drawn) return;
+    timeline.drawn = text;
+    drawTimeline(timelineBox, msg, COLOURS);
+  }
+
+  function toggleTimeline() {
+    timeline.shown = !timeline.shown;
+    timelineToggle.setAttribute("aria-pressed", String(timeline.shown));
+    timelineBox.hidden = !timeline.shown;
+    timeline.settled = false;
+    timeline.drawn = "";
+    if (timeline.shown) askTimeline(true);
   }
 
   function tick() {
@@ -205,6 +262,11 @@ export function render({ model, el }) {
     if (head.elapsed == null) { elapsed.textContent = ""; return; }
     const live = head.end == null && !FINAL.has(head.state);
     elapsed.textContent = duration(head.elapsed + (live ? Date.now() / 1000 - headerAt : 0));
+  }
+
+  function everySecond() {
+    tick();
+    askTimeline(false);
   }
 
   function select(id) {
@@ -278,16 +340,18 @@ export function render({ model, el }) {
     if (msg.event === "detail") showDetail(msg);
     else if (msg.event === "children" && msg.node === selected) showChildren(msg);
     else if (msg.event === "log" && panel.getAttribute("data-task-run-id") === msg.task_run) appendLogs(msg.lines);
+    else if (msg.event === "timeline") showTimeline(msg);
     else if (msg.event === "error") error.textContent = msg.message;
   }
 
   cancel.addEventListener("click", () => model.send({ event: "cancel" }));
   retry.addEventListener("click", () => { error.textContent = ""; model.send({ event: "retry" }); });
+  timelineToggle.addEventListener("click", toggleTimeline);
   model.on("change:graph", drawGraph);
   model.on("change:states", drawStates);
   model.on("change:header", drawHeader);
   model.on("msg:custom", onMessage);
-  const timer = setInterval(tick, 1000);
+  const timer = setInterval(everySecond, 1000);
   drawGraph();
   drawHeader();
 

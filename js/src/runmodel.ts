@@ -115,6 +115,9 @@ export class RestRunModel {
       this.emit('msg:custom', { event: 'children', ...node.children });
     } else if (message.event === 'select') {
       await this.select(message.node, message.task_run);
+    } else if (message.event === 'timeline') {
+      const answer = await requestAPI<any>(`${run}/timeline`);
+      this.emit('msg:custom', { event: 'timeline', ...answer });
     }
   }
 

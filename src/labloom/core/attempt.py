@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 
 
 class RunSink(Protocol):
-    def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int) -> None: ...
+    def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
+                     worker: str = "") -> None:
+        """``worker``: where it runs, the lane of the run's timeline (this thread's name; a
+        Dask worker's sink puts its address before it)."""
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         ...
@@ -87,7 +90,8 @@ class TaskCall:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = _sink_for(self.run_id)
         if sink is not None:
-            sink.task_started(self.run_id, self.task_run_id, time.time(), self.attempt)
+            sink.task_started(self.run_id, self.task_run_id, time.time(), self.attempt,
+                              threading.current_thread().name)
 
         def log_line(task_run_id: str, level: int, when: float, text: str) -> None:
             if sink is not None:

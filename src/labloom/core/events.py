@@ -69,6 +69,9 @@ class StateChanged:
     message: str = ""
     attempt: int = 0
     traceback: str = ""
+    # Where the attempt runs (a thread's name; a Dask worker's address and thread), for the
+    # run's timeline; "" when not known (not started, or an old store).
+    worker: str = ""
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class TaskRun:
     traceback: str = ""
     error: BaseException | None = None
     cache_key: str | None = None
+    worker: str = ""  # where its last attempt ran (see StateChanged.worker)
     # Engine bookkeeping.
     # Empty tuples until a link is made (most map children have neither).
     upstream: Sequence[TaskRun | MapNode] = ()

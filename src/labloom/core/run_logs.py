@@ -114,7 +114,8 @@ class ExecutorSink:
     def __init__(self, engine: SinkOwner) -> None:
         self._engine = engine
 
-    def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int) -> None:
+    def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
+                     worker: str = "") -> None:
         engine = self._engine
         with engine.lock:
             tr = engine.graph.by_id.get(task_run_id)
@@ -122,6 +123,7 @@ class ExecutorSink:
                 return  # cancelled meanwhile, or a superseded attempt
             if tr.started is None:
                 tr.started = when
+            tr.worker = worker
             engine.graph.set_state(tr, State.RUNNING, "", when)
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,

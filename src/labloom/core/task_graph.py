@@ -321,7 +321,8 @@ class TaskGraph:
             tr.traceback = traceback
         tr.history.append(StateEntry(state, now, message))
         self.owner.emit(
-            ev.StateChanged(self.run_id, tr.id, state, now, message, tr.attempts, traceback)
+            ev.StateChanged(self.run_id, tr.id, state, now, message, tr.attempts, traceback,
+                            tr.worker)
         )
 
     def set_final(
@@ -389,10 +390,16 @@ class TaskGraph:
             events.append(ev.TaskRunCreated(
                 self.run_id, tr.id, tr.node_id, tr.base_name, tr.map_index, upstream, created
             ))
+            if tr.started is not None and tr.state is not State.RUNNING:
+                # When and where it ran (a timeline's bar), not only where it stands now.
+                states.append(ev.StateChanged(
+                    self.run_id, tr.id, State.RUNNING, tr.started, "", tr.attempts, "",
+                    tr.worker,
+                ))
             if tr.state is not State.PENDING or len(tr.history) > 1:
                 last = tr.history[-1] if tr.history else StateEntry(tr.state, created)
                 states.append(ev.StateChanged(
                     self.run_id, tr.id, tr.state, last.time, tr.message, tr.attempts,
-                    tr.traceback,
+                    tr.traceback, tr.worker,
                 ))
         return events + states

@@ -58,6 +58,7 @@ class TaskRunInfo:
     traceback: str = ""
     start: float | None = None
     end: float | None = None
+    worker: str = ""  # where it ran: its lane in the run's timeline
     logs: list[tuple[float, int, str]] = field(default_factory=list)
     logged: int = 0  # lines ever received; ``logs`` keeps only the tail
 
@@ -181,6 +182,8 @@ class RunGraph:
         run.state, run.message, run.attempt = event.state, event.message, event.attempt
         if event.traceback:
             run.traceback = event.traceback
+        if event.worker:
+            run.worker = event.worker
         if event.state is State.RUNNING and run.start is None:
             run.start = event.time
         if event.state.is_final:

@@ -66,8 +66,11 @@ class WorkerSink:
                 if batch:
                     self._worker.log_event(topic(run_id), batch)
 
-    def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int) -> None:
-        self._add(run_id, ["s", task_run_id, when, attempt])
+    def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
+                     worker: str = "") -> None:
+        # One timeline lane per worker thread, as Dask's own task stream draws them.
+        where = f"{self._worker.address} {worker}".strip()
+        self._add(run_id, ["s", task_run_id, when, attempt, where])
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         self._add(run_id, ["l", task_run_id, level, when, text])
@@ -244,7 +247,8 @@ class Dispatcher:
             elif sink is None:
                 continue
             elif kind == "s":
-                sink.task_started(run_id, msg[1], msg[2], msg[3])
+                # A worker of an older labloom sends no lane.
+                sink.task_started(run_id, msg[1], msg[2], msg[3], *msg[4:5])
             elif kind == "l":
                 sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
             elif kind == "k":

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from ..dag.model import PAGE_SIZE
 from ..dag.payload import lay_out
 from ..dag.stored import child_page, task_run_info
+from ..dag.timeline import Span, timeline
 from ..store import follow
 from ..store.db import database_url
 from ..store.reader import RunRecord, RunStore
@@ -248,6 +249,22 @@ def task_page(
         "next": page[-1][0] if page else after,
         "more": len(page) == limit,
     }
+
+
+def run_timeline(access: StoreAccess, store: RunStore, run_id: str) -> dict[str, Any] | None:
+    """The run's task runs by lane and time, bounded (``dag.timeline``): bars, or buckets."""
+    run = follow.run_without_counts(store, run_id)
+    if run is None:
+        return None
+    spans = (
+        Span(tr_id, name if index is None else f"{name}[{index}]", worker or "", state,
+             started, ended)
+        for tr_id, name, index, worker, state, started, ended in follow.timeline_rows(store, run.id)
+    )
+    # A task run the store never saw end (its process died) ends with its run.
+    answer = timeline(spans, run.ended or time.time())
+    answer.update(run=run.id, state=run.state)
+    return answer
 
 
 def _task_run(task: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from .runs import (
     RunHandler,
     RunsHandler,
     TasksHandler,
+    TimelineHandler,
 )
 from .schedules import ScheduleActionHandler, SchedulesHandler
 
@@ -33,6 +34,7 @@ def handlers(base_url: str) -> list[tuple[str, Any]]:
         (at(f"runs/{_ID}/nodes/(?P<node_id>[^/]+)"), NodeHandler),
         (at(f"runs/{_ID}/logs"), LogsHandler),
         (at(f"runs/{_ID}/tasks"), TasksHandler),
+        (at(f"runs/{_ID}/timeline"), TimelineHandler),
         (at(f"runs/{_ID}/cancel"), CancelHandler),
         (at(f"runs/{_ID}/retry"), RetryHandler),
         (at("schedules"), SchedulesHandler),

@@ -106,6 +106,19 @@ class LogsHandler(LabloomHandler):
         self.reply(page)
 
 
+class TimelineHandler(LabloomHandler):
+    lane = "run"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        """Task runs by lane (thread, Dask worker) and time: bars, or buckets when dense."""
+        answer = await self.in_pool(queries.run_timeline, validate.run_id(run_id))
+        if answer is None:
+            raise web.HTTPError(404, "no such run")
+        self.reply(answer)
+
+
 class CancelHandler(LabloomHandler):
     @tornado.web.authenticated
     @authorized

@@ -47,13 +47,15 @@ _LOG_COLUMNS = ("run_id", "task_run_id", "level", "time", "text")
 _UPDATE_SQL = (
     "UPDATE task_runs SET state = ?, message = ?, attempts = ?, "
     "started = COALESCE(?, started), ended = ?, "
-    "traceback = CASE WHEN ? = '' THEN traceback ELSE ? END WHERE id = ?"
+    "traceback = CASE WHEN ? = '' THEN traceback ELSE ? END, "
+    "worker = COALESCE(?, worker) WHERE id = ?"
 )
 _STAGED_UPDATE = (
     "UPDATE task_runs t SET state = s.state, message = s.message, "
     "attempts = s.attempts, started = COALESCE(s.started, t.started), "
     "ended = s.ended, traceback = CASE WHEN s.traceback = '' THEN t.traceback "
-    "ELSE s.traceback END FROM {stage} s WHERE t.id = s.id"
+    "ELSE s.traceback END, worker = COALESCE(s.worker, t.worker) "
+    "FROM {stage} s WHERE t.id = s.id"
 )
 _KEY_SQL = "UPDATE task_runs SET cache_key = ?, result_path = ? WHERE id = ?"
 _CUT_SQL = (
@@ -133,13 +135,15 @@ class Rows:
             row = self._task_updates.get(event.task_run_id)
             if row is None:
                 row = self._task_updates[event.task_run_id] = [
-                    event.run_id, None, "", 0, None, None, ""]
+                    event.run_id, None, "", 0, None, None, "", None]
             row[1], row[2], row[3] = event.state.value, event.message, event.attempt
             if event.state.value == "Running" and row[4] is None:
                 row[4] = event.time
             row[5] = event.time if event.state.is_final else None
             if event.traceback:
                 row[6] = event.traceback
+            if event.worker:
+                row[7] = event.worker
         elif isinstance(event, ev.LogRecord):
             self._log(rec, event)
         elif isinstance(event, ev.LogLinesDropped):
@@ -207,8 +211,8 @@ class Rows:
 
     def finish(self) -> Rows:
         """The folded updates as rows, every text made storable (with a note per run)."""
-        for tr_id, (run_id, s, m, a, st, en, tb) in self._task_updates.items():
-            self.updates.add(run_id, (s, m, a, st, en, tb, tb, tr_id))
+        for tr_id, (run_id, s, m, a, st, en, tb, w) in self._task_updates.items():
+            self.updates.add(run_id, (s, m, a, st, en, tb, tb, w, tr_id))
         for (run_id, who), (kept, cut) in self._cuts.items():
             self.cuts.add(run_id, (run_id, who, kept, cut))
         escaped = self.escaped
@@ -241,8 +245,9 @@ class Rows:
             # Thousands of updates as one statement over a staged copy of the new values.
             stage = conn.stage(
                 "task_runs", ("id", "state", "message", "attempts", "started", "ended",
-                              "traceback"),
-                [(i, s, m, a, st, en, tb) for s, m, a, st, en, tb, _, i in self.updates.rows],
+                              "traceback", "worker"),
+                [(i, s, m, a, st, en, tb, w)
+                 for s, m, a, st, en, tb, _, w, i in self.updates.rows],
             )
             conn.execute(_STAGED_UPDATE.format(stage=stage))
         elif self.updates:

@@ -182,7 +182,13 @@ _V8 = """
 POSTGRESQL ONLY: CREATE INDEX IF NOT EXISTS task_states_by_run ON task_states (run_id, rowid)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# Version 9: where each task run ran (a thread, a Dask worker and thread), the lanes of a run's
+# timeline (`GET runs/{id}/timeline`); NULL for task runs written before.
+_V9 = """
+ALTER TABLE task_runs ADD COLUMN worker TEXT
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

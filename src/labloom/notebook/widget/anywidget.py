@@ -12,6 +12,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ...core.errors import LabloomError
 from .html import summary_html
 from .view import Payload, RunHandle, RunView
 
@@ -19,14 +20,22 @@ _HERE = pathlib.Path(__file__).resolve().parent
 
 
 def asset(name: str) -> pathlib.Path:
-    """The widget's ``widget.js`` or ``widget.css``: in an installed wheel, the copy in
-    ``static/`` (pyproject's force-include); in a source checkout (``pip install -e .``), the
-    file in ``js/`` it is copied from, so that editing the renderer needs no rebuild."""
+    """The widget's ``widget.js`` or ``widget.css``, from ``static/``.
+
+    ``widget.js`` is a build output: the DAG renderer (js/src/dag.js) bundled with its charting
+    library, written there by the JS build (``cd js && jlpm build``, which ``pip install .``
+    and ``pip install -e .`` run). ``widget.css`` is copied into a wheel; a source checkout
+    reads it from js/ (editing the style needs no rebuild)."""
     packaged = _HERE / "static" / name
     if packaged.is_file():
         return packaged
-    checkout = _HERE.parents[3] / "js"
-    return checkout / {"widget.js": "src/dag.js", "widget.css": "style/dag.css"}[name]
+    if name == "widget.js":
+        raise LabloomError(
+            f"[labloom] the cell widget's module {packaged} is not built: run `cd js && jlpm "
+            "install && jlpm build` in labloom's source folder (or `pip install -e .`, which "
+            "builds it)"
+        )
+    return _HERE.parents[3] / "js" / "style" / "dag.css"
 
 
 class RunWidget(anywidget.AnyWidget):

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from ...core.events import Event
 from ...dag.model import PAGE_SIZE, Changes, RunGraph, TaskRunInfo, log_lines
 from ...dag.payload import graph_payload, graph_shape, lay_out
+from ...dag.timeline import Span, timeline
 from .throttle import CallLater, Throttle
 
 log = logging.getLogger("labloom")
@@ -132,6 +133,8 @@ class RunView:
                 if message.get("node") == self._node:
                     self._page = int(message.get("page") or 0)
                     self._send_children()
+        elif event == "timeline":
+            self._send_timeline()
         elif event == "cancel":
             self._act("cancel", self.run.cancel)
         elif event == "retry":
@@ -221,6 +224,22 @@ class RunView:
                 "traceback": target.traceback if target else "",
             }
         )
+
+    def _send_timeline(self) -> None:
+        """The run's timeline (``dag.timeline``), the shape ``GET runs/{id}/timeline`` answers:
+        the front end asks while it shows it, at most once a second."""
+        with self._lock:
+            graph = self.graph
+            spans = [
+                Span(tr.id, tr.name if tr.map_index is None else f"{tr.name}[{tr.map_index}]",
+                     tr.worker, tr.state.value, tr.start, tr.end)
+                for tr in graph.task_runs.values()
+            ]
+            now, run_id, state = graph.end or time.time(), graph.run_id, graph.state.value
+        # Outside the lock: bucketing 100,000 task runs must not hold events back.
+        answer = timeline(spans, now)
+        answer.update(event="timeline", run=run_id, state=state)
+        self._send(answer)
 
     def _send_children(self) -> None:
         assert self._node is not None

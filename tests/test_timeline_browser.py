@@ -1,0 +1,150 @@
+"""The run's timeline in a real JupyterLab (headless Chromium): in a Lab run tab (a run the real
+`labloom` command made) and in a cell's live DAG widget, lanes and bars drawn by the one
+renderer, coloured by state; a run too dense for bars is drawn as buckets.
+
+Run with ``pytest -m browser``; screenshots land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from cli_helpers import labloom, write
+from lab_helpers import shot
+from test_lab_panel import open_lab, run_row, stored_runs
+
+pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
+
+FLOWS = '''
+import time
+from labloom import allow_failure, flow, task
+
+@task
+def nap(i):
+    time.sleep(0.05)
+    if i % 4 == 3:
+        raise ValueError(f"bad input {i}")
+    return i
+
+@task
+def done(xs):
+    return len(xs)
+
+@flow(executor="threads")
+def sweep(n: int = 16):
+    return done(allow_failure(nap.map(range(n))))
+
+@task
+def tiny(i):
+    return i
+
+@flow(executor="threads")
+def wide(n: int = 3200):
+    return tiny.map(range(n))
+'''
+
+BARS = "svg g[aria-label='bar'] rect"
+
+
+def fills(chart: Any) -> set[str]:
+    return set(chart.locator(BARS).evaluate_all("rs => rs.map(r => r.getAttribute('fill'))"))
+
+
+@pytest.mark.lab_extension
+def test_the_run_tab_shows_a_timeline_of_lanes_and_bars_by_state(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    url, _notebooks = lab
+    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME (see lab_helpers)
+    work = tmp_path / "work"
+    write(work / "flows.py", FLOWS)
+    failed = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
+    assert failed.returncode in (0, 1), failed.stderr  # four naps fail; done runs anyway
+    wide = labloom(home, "run", "flows.py:wide", cwd=work, timeout=300, LABLOOM_PROGRESS="0")
+    assert wide.returncode == 0, wide.stderr
+    [run] = stored_runs(home, "sweep")
+    [dense] = stored_runs(home, "wide")
+    panel, alerts = open_lab(page, url)
+
+    run_row(panel, run.id).click()
+    view = page.locator(f"#labloom-run-{run.id}")
+    view.locator("g.labloom-node").first.wait_for(timeout=30_000)
+    view.locator("button.labloom-timeline-toggle").click()
+    chart = view.locator(".labloom-timeline[data-mode='bars']")
+    chart.locator(BARS).nth(16).wait_for(timeout=20_000)
+    assert chart.locator(BARS).count() == 17  # sixteen naps and done
+    lanes = int(chart.get_attribute("data-lanes") or 0)
+    assert 1 <= lanes <= 17
+    # Failed and Completed bars in their own colours, the DAG's.
+    assert {"#ef4444", "#22c55e"} <= fills(chart), fills(chart)
+    summary = chart.locator(".labloom-timeline-summary").inner_text()
+    assert summary.startswith("17 task runs on ") and "lane" in summary
+    # Each bar names its task run on hover.
+    titles = chart.locator(f"{BARS} > title").evaluate_all("ts => ts.map(t => t.textContent)")
+    assert any(t.startswith("nap[3] · Failed") for t in titles), titles[:5]
+    shot(page, "lab-run-timeline", view)
+
+    # 3,201 task runs: more than bars, so each lane is drawn as buckets of busy time.
+    run_row(panel, dense.id).click()
+    tab = page.locator(f"#labloom-run-{dense.id}")
+    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
+    tab.locator("button.labloom-timeline-toggle").click()
+    buckets = tab.locator(".labloom-timeline[data-mode='buckets']")
+    buckets.locator(BARS).first.wait_for(timeout=30_000)
+    assert buckets.get_attribute("data-total") == "3200"
+    assert 0 < buckets.locator(BARS).count() <= 6000
+    assert "grouped in" in buckets.locator(".labloom-timeline-summary").inner_text()
+    shot(page, "lab-run-timeline-buckets", tab)
+    # Hiding it again stops asking.
+    tab.locator("button.labloom-timeline-toggle").click()
+    assert buckets.is_hidden()
+    assert alerts == []
+
+
+CELLS = [
+    "%load_ext labloom",
+    '''%%tasks
+import time
+
+def step(x):
+    time.sleep(0.05)
+    if x == 2:
+        raise ValueError("bad step")
+    return x
+''',
+    """%%flow parts --executor threads
+results = step.map(range(8))
+""",
+]
+
+
+def test_the_cell_widget_shows_the_same_timeline(lab: Any, page: Any) -> None:
+    url, folder = lab
+    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
+    }
+    nbformat.write(nb, folder / "timeline.ipynb")
+    page.goto(url.format("lab/tree/timeline.ipynb") + "&reset")
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    widget = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
+    widget.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=90_000)
+    widget.locator("button.labloom-timeline-toggle").click()
+    chart = widget.locator(".labloom-timeline[data-mode='bars']")
+    try:
+        chart.locator(BARS).nth(7).wait_for(timeout=20_000)
+    except Exception:
+        shot(page, "failed-cell-timeline")
+        raise
+    assert chart.locator(BARS).count() == 8
+    assert {"#ef4444", "#22c55e"} <= fills(chart), fills(chart)
+    assert int(chart.get_attribute("data-lanes") or 0) >= 1
+    assert chart.locator(".labloom-timeline-summary").inner_text().startswith("8 task runs on")
+    shot(page, "cell-timeline", page.locator(".jp-CodeCell").nth(2))
