@@ -27,6 +27,7 @@ TREE = {
     "StoreUnreachableError": (),
     "DatabaseURLError": (ValueError,),
     "NotAllowedError": (PermissionError,),
+    "ExperimentValueError": (ValueError,),
     "GraphvizNotFound": (RuntimeError,),
 }
 

@@ -18,6 +18,7 @@ from typing import Any
 from . import defaults, limits
 from .core.errors import (
     DatabaseURLError,
+    ExperimentValueError,
     ExportError,
     FlowFailed,
     GraphvizNotFound,
@@ -35,6 +36,7 @@ from .core.errors import (
     UpstreamFailedError,
     WorkerDiedError,
 )
+from .core.experiment_values import log_metric, log_metrics, log_params
 from .core.flow_run import FlowRun, LogLine
 from .core.flows import Flow, flow
 from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
@@ -44,6 +46,7 @@ from .core.secrets import Secret
 from .core.states import State
 from .core.tasks import Task, task
 from .executors import Executor, LocalExecutor, ThreadExecutor
+from .store.experiments import experiments
 
 __version__ = "0.1.0"
 
@@ -53,6 +56,7 @@ __all__ = [
     "DaskExecutor",
     "DatabaseURLError",
     "Executor",
+    "ExperimentValueError",
     "ExportError",
     "Flow",
     "FlowFailed",
@@ -81,10 +85,14 @@ __all__ = [
     "UpstreamFailedError",
     "WorkerDiedError",
     "allow_failure",
+    "experiments",
     "flow",
     "get_run_logger",
     "limits",
     "load_ipython_extension",
+    "log_metric",
+    "log_metrics",
+    "log_params",
     "task",
     "unmapped",
 ]

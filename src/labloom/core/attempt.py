@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from .errors import TaskTimeoutError
+from .experiment_values import Recording
 from .logs import TaskContext, capturing, task_context
 
 
@@ -26,6 +27,9 @@ class RunSink(Protocol):
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         ...
+
+    def task_values(self, run_id: str, task_run_id: str, when: float, values: list[Any]) -> None:
+        """Params and metrics (``experiment_values.Value`` tuples) of one logging call."""
 
 
 # Runs living in this process, by id: their engine receives events directly.
@@ -70,6 +74,8 @@ class TaskCall:
     # Map children of a task with ``batch_size`` may share one executor call (Dask); "auto"
     # lets the executor choose from measured durations.
     batch_size: int | str | None = None
+    # Params and metrics the call records by itself (@task(params=True, metrics=[...])).
+    record: Recording | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = _sink_for(self.run_id)
@@ -82,10 +88,14 @@ class TaskCall:
 
         ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line)
         with capturing(), task_context(ctx):
+            if self.record is not None:
+                self.record.before(args, kwargs)
             if self.timeout is None:
                 value = self.fn(*args, **kwargs)
             else:
                 value = _call_with_timeout(self, args, kwargs)
+            if self.record is not None:
+                self.record.after(self.task_name, value)
             if self.save_to is not None:
                 # Inside the task's context, so a warning from saving lands in its logs.
                 from .results import save_result

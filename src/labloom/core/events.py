@@ -91,6 +91,17 @@ class LogRecord:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExperimentValues:
+    """Params and metrics one logging call of a task run recorded (``log_metrics``, ...):
+    ``values`` holds (kind "param" | "metric", name, value, step) tuples."""
+
+    run_id: str
+    task_run_id: str
+    time: float
+    values: tuple[tuple[str, str, Any, int | None], ...]
+
+
 @dataclass(frozen=True)
 class LogLinesDropped:
     """The engine kept no more of a task run's lines past its cap: ``dropped`` so far in all."""
@@ -125,6 +136,7 @@ Event = (
     | TaskRunKeyed
     | LogRecord
     | LogLinesDropped
+    | ExperimentValues
     | RunStateChanged
     | RunFinished
 )

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .engine import active_engine
+from .experiment_values import check_options as check_experiment_options
 from .futures import MappedFuture, TaskFuture
 
 P = ParamSpec("P")
@@ -27,6 +28,8 @@ _OPTIONS = (
     "cache_expiration",
     "log_prints",
     "batch_size",
+    "params",
+    "metrics",
 )
 
 
@@ -120,6 +123,8 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
             f"task), \"auto\" (chosen from measured durations), or None; got {batch_size!r}"
         )
 
+    params, metrics = check_experiment_options(where, opts.get("params", False),
+                                               opts.get("metrics"))
     return {
         "name": name,
         "retries": retries,
@@ -131,6 +136,8 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
         "cache_expiration": None if expiration is None else float(expiration),
         "log_prints": log_prints,
         "batch_size": batch_size,
+        "params": params,
+        "metrics": metrics,
     }
 
 
@@ -213,6 +220,17 @@ class Task(Generic[P, R]):
         ``"auto"``: as many as take about 50 ms, from the durations measured so far."""
         size: int | str | None = self._options["batch_size"]
         return size
+
+    @property
+    def params(self) -> bool:
+        """Record each call's mapped element(s) (a plain call: its arguments) as params."""
+        return bool(self._options["params"])
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Names recorded as metrics from the dict the task returns."""
+        metrics: tuple[str, ...] = self._options["metrics"]
+        return metrics
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (2 is the first retry)."""
@@ -299,6 +317,8 @@ def task(
     cache_expiration: float | timedelta | None = None,
     log_prints: bool = True,
     batch_size: int | str | None = None,
+    params: bool = False,
+    metrics: Iterable[str] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

@@ -168,7 +168,25 @@ CREATE INDEX concurrency_waiters_by_tag ON concurrency_waiters (tag, seq);
 CREATE INDEX flow_runs_by_state ON flow_runs (state)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Version 7: params and metrics task runs logged (log_params, log_metrics), one row per value
+# in the order logged (id); see ``experiments.py`` for how a value is written.
+_V7 = """
+CREATE TABLE experiment_values (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    task_run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    number REAL,
+    text TEXT,
+    step INTEGER,
+    time REAL
+);
+CREATE INDEX experiment_values_by_run ON experiment_values (run_id)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

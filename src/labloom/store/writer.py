@@ -27,6 +27,8 @@ from typing import Any
 from ..core import events as ev
 from . import target
 from .db import Conn, Database, get_database, is_transient
+from .experiments import COLUMNS as VALUE_COLUMNS
+from .experiments import rows_of
 from .home import host_name, user_name
 
 log = logging.getLogger("labloom")
@@ -108,6 +110,7 @@ class _Rows:
         self.keys: list[tuple[Any, ...]] = []
         self.nodes: list[tuple[Any, ...]] = []
         self.logs: list[tuple[Any, ...]] = []
+        self.values: list[tuple[Any, ...]] = []
         self.cuts: dict[tuple[str, str], tuple[int, int]] = {}
         self.run_updates: list[tuple[Any, ...]] = []
         self.opened: set[str] = set()
@@ -131,6 +134,8 @@ class _Rows:
         elif isinstance(event, ev.LogLinesDropped):
             rec.log_dropped[event.task_run_id] = event.dropped
             self._count_cut(rec, event.run_id, event.task_run_id)
+        elif isinstance(event, ev.ExperimentValues):
+            self.values += rows_of(event.values, event.run_id, event.task_run_id, event.time)
         elif isinstance(event, ev.TaskRunCreated):
             self.tasks.append((event.task_run_id, event.run_id, event.node_id, event.task_name,
                                event.map_index, json.dumps(list(event.upstream)), "Pending",
@@ -227,6 +232,7 @@ class _Rows:
         if self.keys:
             ex("UPDATE task_runs SET cache_key = ?, result_path = ? WHERE id = ?", self.keys)
         conn.insert_rows("logs", ("run_id", "task_run_id", "level", "time", "text"), self.logs)
+        conn.insert_rows("experiment_values", VALUE_COLUMNS, self.values)
         if self.cuts:
             ex("INSERT INTO log_cuts (run_id, task_run_id, kept, cut) VALUES (?,?,?,?) "
                "ON CONFLICT (run_id, task_run_id) DO UPDATE SET kept = excluded.kept, "
