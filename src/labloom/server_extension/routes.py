@@ -7,6 +7,7 @@ from typing import Any
 from jupyter_server.utils import url_path_join
 
 from .clusters import ClustersHandler
+from .experiments import ExperimentsHandler, RunExperimentsHandler
 from .runs import (
     CancelHandler,
     LogsHandler,
@@ -32,6 +33,8 @@ def handlers(base_url: str) -> list[tuple[str, Any]]:
         (at(f"runs/{_ID}/logs"), LogsHandler),
         (at(f"runs/{_ID}/cancel"), CancelHandler),
         (at(f"runs/{_ID}/retry"), RetryHandler),
+        (at(f"runs/{_ID}/experiments"), RunExperimentsHandler),
+        (at("experiments"), ExperimentsHandler),
         (at("schedules"), SchedulesHandler),
         (at("schedules/(?P<name>[^/]+)/(?P<action>pause|resume|run)"), ScheduleActionHandler),
         (at("clusters"), ClustersHandler),
