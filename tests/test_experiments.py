@@ -211,3 +211,15 @@ def test_tasks_cells_log_too(ip: Any) -> None:
     last = labloom.experiments(flow="trials", sort="lr")
     assert [(r["lr"], r["auc"]) for r in last] == [(0.1, 0.2), (0.2, 0.4)]
     assert run is not None
+
+
+def test_a_late_subscriber_is_replayed_the_values_so_far() -> None:
+    from labloom.core import events as ev
+
+    run = sweep.run(depths=[1, 2], executor="local")
+    seen: list[ev.Event] = []
+    unsubscribe = run.subscribe(seen.extend, replay=True)
+    unsubscribe()
+    logged = [e for e in seen if isinstance(e, ev.ExperimentValues)]
+    assert len(logged) == 2 * 5  # per child: params, three loss points, the metrics
+    assert logged[-1].kind == "metric" and logged[-1].values["auc"] == 0.2

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core import experiments as ex
 from ..store import open_store
-from ..store.experiments import experiments_across, run_experiments
+from ..store.experiments import RECENT_RUNS, experiments_across, run_experiments
 from .history import _find, _seconds, _table
 from .terminal import echo
 
@@ -25,8 +25,8 @@ def register(subparsers: Any) -> None:
     cmd.add_argument("run_id", metavar="RUN", nargs="?",
                      help="a run id (or a unique prefix); without it, the newest runs")
     cmd.add_argument("--flow", help="without RUN: only runs of this flow")
-    cmd.add_argument("--runs", type=int, default=10, metavar="N",
-                     help="without RUN: the newest N runs (default 10)")
+    cmd.add_argument("--runs", type=int, default=RECENT_RUNS, metavar="N",
+                     help=f"without RUN: the newest N runs (default {RECENT_RUNS})")
     cmd.add_argument("--sort", metavar="COLUMN",
                      help="sort by a metric or param (or params.x, metrics.x, duration, ...)")
     cmd.add_argument("--desc", action="store_true", help="sort descending (best AUC first)")

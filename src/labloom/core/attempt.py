@@ -15,11 +15,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import TaskTimeoutError
-from .experiment_values import Recording
 from .logs import TaskContext, capturing, task_context
+
+if TYPE_CHECKING:
+    from .experiment_values import Recording
 
 
 class RunSink(Protocol):
@@ -28,8 +30,9 @@ class RunSink(Protocol):
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         ...
 
-    def task_values(self, run_id: str, task_run_id: str, when: float, values: list[Any]) -> None:
-        """Params and metrics (``experiment_values.Value`` tuples) of one logging call."""
+    def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
+                    values: dict[str, Any], step: int | None) -> None:
+        """The params or metrics of one logging call (``experiment_values.record``)."""
 
 
 # Runs living in this process, by id: their engine receives events directly.

@@ -125,6 +125,7 @@ class RunEngine:
                 events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time))
             events += self.graph.snapshot()
             events += list(self.logs.lines)
+            events += self.sink.experiments  # so a live view that opens late has them too
             if self._run_finished is not None:
                 events.append(self._run_finished)
             return events

@@ -93,13 +93,15 @@ class LogRecord:
 
 @dataclass(frozen=True, slots=True)
 class ExperimentValues:
-    """Params and metrics one logging call of a task run recorded (``log_metrics``, ...):
-    ``values`` holds (kind "param" | "metric", name, value, step) tuples."""
+    """What one logging call of a task run recorded (``log_metrics``, ...): params or metrics
+    (``kind``), by name; ``step`` for a point of a curve."""
 
     run_id: str
     task_run_id: str
     time: float
-    values: tuple[tuple[str, str, Any, int | None], ...]
+    kind: str  # "param" or "metric"
+    values: dict[str, Any]
+    step: int | None = None
 
 
 @dataclass(frozen=True)

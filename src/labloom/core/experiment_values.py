@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .attempt import _sink_for
 from .errors import ExperimentValueError
 from .logs import current_task
 from .secrets import Secret
@@ -33,8 +34,6 @@ from .secrets import Secret
 MAX_NAME = 100
 MAX_TEXT = 200  # characters of a string value; longer ones are cut, with a warning
 
-# One logged value on its way: (kind "param" | "metric", name, value, step).
-Value = tuple[str, str, Any, int | None]
 
 
 def check_name(name: Any, kind: str) -> str:
@@ -96,42 +95,48 @@ def _check_step(step: Any) -> int | None:
     return int(step)
 
 
-def checked(kind: str, values: Mapping[str, Any], step: int | None = None) -> tuple[
-    list[Value], list[str]
-]:
-    """Every value checked before any is sent: a bad one loses nothing already recorded and
-    records nothing of its own call."""
-    out: list[Value] = []
+def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
+    """Check every value of ``values`` (a dict of the caller's own, converted in place), then
+    send them to the current task run's sink. A bad value raises before anything is sent:
+    nothing of this call is recorded, and what was recorded before stays.
+
+    Outside a task run (a task called as a plain function, a flow body) the checked values go
+    nowhere, so tasks stay plain, testable functions.
+    """
     notes: list[str] = []
     for name, value in values.items():
-        stored, note = check_value(kind, check_name(name, kind), value)
-        out.append((kind, name, stored, step))
+        # The common case first, without calls: a metric per map child is a hot path.
+        if type(name) is not str or not name or len(name) > MAX_NAME or name.isspace():
+            check_name(name, kind)  # raises
+        kind_of = type(value)
+        if kind_of is float or kind_of is int or kind_of is bool:
+            continue
+        stored, note = check_value(kind, name, value)
+        if stored is not value:
+            values[name] = stored  # the same keys: safe while iterating
         if note:
             notes.append(note)
-    return out, notes
-
-
-def send(values: list[Value], notes: list[str]) -> None:
-    """To the current task run's sink; outside a task run (a task called as a plain function,
-    a flow body) the checked values go nowhere, so tasks stay plain, testable functions."""
     ctx = current_task()
     if ctx is None or not values:
         return
-    from .attempt import _sink_for as sink_for
-
+    when = time.time()
     for note in notes:
-        ctx.sink(ctx.task_run_id, logging.WARNING, time.time(), f"[labloom] {note}")
-    sink = sink_for(ctx.run_id)
+        ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
+    sink = _sink_for(ctx.run_id)
     if sink is not None:
-        sink.task_values(ctx.run_id, ctx.task_run_id, time.time(), values)
+        sink.task_values(ctx.run_id, ctx.task_run_id, when, kind, values, step)
 
 
-def _merged(kind: str, values: Mapping[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
-    if values is not None and not isinstance(values, Mapping):
+def _own(kind: str, values: Mapping[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
+    """A dict of our own: keywords are one already; a dict given is copied (the caller may
+    change it after logging)."""
+    if values is None:
+        return more
+    if not isinstance(values, Mapping):
         raise ExperimentValueError(
             f"[labloom] log_{kind}s takes a dict or keywords, got a {type(values).__name__}"
         )
-    return {**(values or {}), **more}
+    return {**values, **more}
 
 
 def log_params(values: Mapping[str, Any] | None = None, /, **params: Any) -> None:
@@ -141,7 +146,7 @@ def log_params(values: Mapping[str, Any] | None = None, /, **params: Any) -> Non
     >>> log_params(max_depth=5, criterion="gini")
     >>> log_params({"learning rate": 0.1})
     """
-    send(*checked("param", _merged("param", values, params)))
+    record("param", _own("param", values, params))
 
 
 def log_metrics(
@@ -152,7 +157,7 @@ def log_metrics(
 
     >>> log_metrics(auc=0.93, accuracy=0.88)
     """
-    send(*checked("metric", _merged("metric", values, metrics), _check_step(step)))
+    record("metric", _own("metric", values, metrics), None if step is None else _check_step(step))
 
 
 def log_metric(name: str, value: Any, step: int | None = None) -> None:
@@ -161,7 +166,8 @@ def log_metric(name: str, value: Any, step: int | None = None) -> None:
     >>> for epoch in range(10):
     ...     log_metric("loss", loss, step=epoch)
     """
-    send(*checked("metric", {check_name(name, "metric"): value}, _check_step(step)))
+    record("metric", {check_name(name, "metric"): value},
+           None if step is None else _check_step(step))
 
 
 # --- @task(params=True, metrics=[...]) -----------------------------------------------------
@@ -196,7 +202,7 @@ class Recording:
                 values.update({str(k): v for k, v in value.items()})
             else:
                 values[arg_name] = value
-        send(*checked("param", values))
+        record("param", values)
 
     def after(self, task_name: str, value: Any) -> None:
         if not self.metrics:
@@ -214,7 +220,7 @@ class Recording:
                 f"returned dict has no {', '.join(map(repr, missing))}; its keys are "
                 f"{sorted(map(str, value))[:10]!r}"
             )
-        send(*checked("metric", {name: value[name] for name in self.metrics}))
+        record("metric", {name: value[name] for name in self.metrics})
 
 
 def check_options(where: str, params: Any, metrics: Any) -> tuple[bool, tuple[str, ...]]:

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# (task_run_id, kind, name, value, step, time), in the order logged.
-ValueRow = tuple[str, str, str, Any, "int | None", float]
+# One logging call: (task_run_id, kind, {name: value}, step), in the order logged.
+Logged = tuple[str, str, dict[str, Any], "int | None"]
 
 # Columns of every row, before its params and metrics.
 FIXED = ("run_id", "task_run_id", "task", "map_index", "state", "duration")
@@ -64,14 +64,15 @@ class Experiment:
                 "params": dict(self.params), "metrics": dict(self.metrics)}
 
 
-def collect(run_id: str, values: Iterable[ValueRow]) -> dict[str, Experiment]:
+def collect(run_id: str, logged: Iterable[Logged]) -> dict[str, Experiment]:
     """Rows by task run id, in the order their first value was logged."""
     rows: dict[str, Experiment] = {}
-    for task_run_id, kind, name, value, step, _ in values:
+    for task_run_id, kind, values, step in logged:
         row = rows.get(task_run_id)
         if row is None:
             row = rows[task_run_id] = Experiment(run_id, task_run_id)
-        row.add(kind, name, value, step)
+        for name, value in values.items():
+            row.add(kind, name, value, step)
     return rows
 
 

@@ -117,17 +117,16 @@ class FlowRun:
         from . import experiments as ex
 
         engine = self._engine
-        with engine.lock:
+        with engine.lock:  # a copy, so a wide table is built without holding up the run
             logged = list(engine.sink.experiments)
-            rows = ex.collect(self.id, (
-                (event.task_run_id, kind, name, value, step, event.time)
-                for event in logged for kind, name, value, step in event.values
-            ))
-            for row in rows.values():
-                tr = engine.graph.by_id.get(row.task_run_id)
-                if tr is not None:
-                    row.task, row.map_index, row.state = tr.task.name, tr.map_index, tr.state.value
-                    row.duration = tr.duration
+        rows = ex.collect(self.id, (
+            (event.task_run_id, event.kind, event.values, event.step) for event in logged
+        ))
+        for row in rows.values():
+            tr = engine.graph.by_id.get(row.task_run_id)
+            if tr is not None:
+                row.task, row.map_index, row.state = tr.task.name, tr.map_index, tr.state.value
+                row.duration = tr.duration
         return ex.frame(ex.page(list(rows.values()), sort, desc))
 
     # --- observing --------------------------------------------------------------------------

@@ -121,8 +121,9 @@ class ExecutorSink:
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         self.log(ev.LogRecord(run_id, task_run_id, level, when, text))
 
-    def task_values(self, run_id: str, task_run_id: str, when: float, values: list[Any]) -> None:
-        event = ev.ExperimentValues(run_id, task_run_id, when, tuple(map(tuple, values)))
+    def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
+                    values: dict[str, Any], step: int | None) -> None:
+        event = ev.ExperimentValues(run_id, task_run_id, when, kind, values, step)
         engine = self._engine
         with engine.lock:  # kept and sent together, as log lines are
             self.experiments.append(event)

@@ -71,8 +71,9 @@ class WorkerSink:
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         self._add(run_id, ["l", task_run_id, level, when, text])
 
-    def task_values(self, run_id: str, task_run_id: str, when: float, values: list[Any]) -> None:
-        self._add(run_id, ["v", task_run_id, when, values])
+    def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
+                    values: dict[str, Any], step: int | None) -> None:
+        self._add(run_id, ["v", task_run_id, when, kind, values, step])
 
     def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float) -> None:
         ended = ["e", task_run_id, attempt, started, time.time()]
@@ -245,7 +246,7 @@ class Dispatcher:
             elif kind == "l":
                 sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
             elif kind == "v":
-                sink.task_values(run_id, msg[1], msg[2], msg[3])
+                sink.task_values(run_id, msg[1], msg[2], msg[3], msg[4], msg[5])
 
     def _loop(self) -> None:
         while True:

@@ -16,7 +16,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..core import experiments as ex
-from ..store.experiments import experiments_across, run_experiments
+from ..store.experiments import RECENT_RUNS, experiments_across, run_experiments
 from ..store.reader import RunStore
 from . import validate
 from .base import LabloomHandler
@@ -87,6 +87,6 @@ class ExperimentsHandler(_Paged):
             raise web.HTTPError(400, f"runs names at most {MAX_RUNS} runs")
         page = await self.in_pool(
             across_page, self.get_argument("flow", None) or None, self.float_argument("since"),
-            runs, self.int_argument("max_runs", 20, 1, MAX_RUNS), *self.paging(),
+            runs, self.int_argument("max_runs", RECENT_RUNS, 1, MAX_RUNS), *self.paging(),
         )
         self.reply(page)

@@ -1,14 +1,18 @@
-"""Params and metrics in the store: how a value is written (``encode``) so that numbers stay
-numbers and NaN and inf survive on both backends, and reading them back as experiment rows
+"""Params and metrics in the store, and reading them back as experiment rows
 (``core/experiments.py``), for one run or across runs.
 
-A value is stored as its type ("int", "float", "bool", "str", "none") with a ``number`` column
-(REAL) and a ``text`` column: SQLite stores a NaN as NULL, so a float whose number is NULL is
-NaN; an int beyond 2**53, which a REAL cannot hold exactly, also keeps its digits in ``text``.
+One row per logging call (``log_metrics(auc=..., loss=...)``, ``@task(metrics=[...])``):
+run, task run, kind ("param" or "metric"), step, time, and ``data``, the call's values as a JSON
+object by name. JSON keeps each value's type as logged (an int stays an int, 1.0 a float, True
+a bool, big ints exact) and Python's encoder writes NaN and inf as ``NaN``/``Infinity``, which
+it reads back, the same on both backends. One row per call, not per value: the writer's cost
+per logged metric is what issue 19's 1.10x target is about (benchmarks/README.md), and the
+readers sort and page rows in Python anyway (``core/experiments.page``).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -20,53 +24,28 @@ from ..core.errors import TargetError
 if TYPE_CHECKING:  # the writer imports this module, and the reader imports the writer
     from .reader import RunStore
 
-COLUMNS = ("run_id", "task_run_id", "kind", "name", "type", "number", "text", "step", "time")
-_EXACT = 2**53
+# Runs read across when none are named: the newest 20 (Python, the CLI and the REST API alike).
+RECENT_RUNS = 20
+COLUMNS = ("run_id", "task_run_id", "kind", "step", "time", "data")
 
 
-def encode(value: Any) -> tuple[str, float | None, str | None]:
-    """(type, number, text) of a checked value (``experiment_values.check_value``)."""
-    if value is None:
-        return "none", None, None
-    if isinstance(value, bool):
-        return "bool", float(value), None
-    if isinstance(value, int):
-        return "int", float(value), str(value) if abs(value) > _EXACT else None
-    if isinstance(value, float):
-        return "float", None if value != value else value, None
-    return "str", None, str(value)
+def row_of(event: Any) -> tuple[Any, ...]:
+    """The row of one ``ExperimentValues`` event, for the writer's batch."""
+    return (event.run_id, event.task_run_id, event.kind, event.step, event.time,
+            json.dumps(event.values))
 
 
-def decode(type_: str, number: float | None, text: str | None) -> Any:
-    if type_ == "float":
-        return float("nan") if number is None else float(number)
-    if type_ == "int":
-        return int(text) if text is not None else int(number or 0)
-    if type_ == "bool":
-        return bool(number)
-    if type_ == "str":
-        return text
-    return None
-
-
-def rows_of(event_values: Iterable[Any], run_id: str, task_run_id: str,
-            when: float) -> list[tuple[Any, ...]]:
-    """The rows of one ``ExperimentValues`` event, for the writer's batch."""
-    return [(run_id, task_run_id, kind, name, *encode(value), step, when)
-            for kind, name, value, step in event_values]
-
-
-def _values(store: RunStore, run_ids: list[str]) -> dict[str, list[ex.ValueRow]]:
-    by_run: dict[str, list[ex.ValueRow]] = {run_id: [] for run_id in run_ids}
+def _logged(store: RunStore, run_ids: list[str]) -> dict[str, list[ex.Logged]]:
+    by_run: dict[str, list[ex.Logged]] = {run_id: [] for run_id in run_ids}
+    loads = json.loads
     for start in range(0, len(run_ids), 500):  # stay under SQLite's bound-parameter limit
         chunk = run_ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for run_id, task_run_id, kind, name, type_, number, text, step, when in store.conn.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM experiment_values WHERE run_id IN ({marks}) "
-            "ORDER BY id", chunk
+        for run_id, task_run_id, kind, step, data in store.conn.execute(
+            "SELECT run_id, task_run_id, kind, step, data FROM experiment_values "
+            f"WHERE run_id IN ({marks}) ORDER BY id", chunk
         ):
-            by_run[run_id].append((task_run_id, kind, name, decode(type_, number, text), step,
-                                   when))
+            by_run[run_id].append((task_run_id, kind, loads(data), step))
     return by_run
 
 
@@ -87,14 +66,14 @@ def _fill(store: RunStore, run_id: str, rows: dict[str, ex.Experiment]) -> None:
 def run_experiments(store: RunStore, run_id: str) -> list[ex.Experiment]:
     """The rows of one run (``run_id`` exactly; see ``RunStore.get_run`` for prefixes)."""
     store.reconcile()
-    rows = ex.collect(run_id, _values(store, [run_id])[run_id])
+    rows = ex.collect(run_id, _logged(store, [run_id])[run_id])
     _fill(store, run_id, rows)
     return list(rows.values())
 
 
 def experiments_across(
     store: RunStore, flow: str | None = None, since: float | None = None,
-    runs: list[str] | None = None, limit_runs: int | None = 100,
+    runs: list[str] | None = None, limit_runs: int | None = RECENT_RUNS,
 ) -> list[ex.Experiment]:
     """The rows of the newest ``limit_runs`` runs (of ``flow``, created ``since``), or of the
     runs named in ``runs``; newest run first, each run's rows in the order logged."""
@@ -103,7 +82,7 @@ def experiments_across(
         run_ids = [run.id for run in found if run is not None]
     else:
         run_ids = [run.id for run in store.list_runs(flow, limit_runs, since=since)]
-    by_run = _values(store, run_ids)
+    by_run = _logged(store, run_ids)
     out: list[ex.Experiment] = []
     for run_id in run_ids:
         rows = ex.collect(run_id, by_run[run_id])
@@ -119,7 +98,7 @@ def experiments(
     runs: Iterable[str] | None = None,
     sort: str | None = None,
     desc: bool = False,
-    limit_runs: int | None = 100,
+    limit_runs: int | None = RECENT_RUNS,
 ) -> Any:
     """Params and metrics from the store, one row per task run that logged any, across runs:
     the newest ``limit_runs`` runs of ``flow`` (all flows if None) created ``since`` (epoch
@@ -147,4 +126,4 @@ def experiments(
     return ex.frame(ex.page(rows, sort, desc))
 
 
-__all__ = ["decode", "encode", "experiments", "experiments_across", "rows_of", "run_experiments"]
+__all__ = ["experiments", "experiments_across", "row_of", "run_experiments"]

@@ -168,20 +168,17 @@ CREATE INDEX concurrency_waiters_by_tag ON concurrency_waiters (tag, seq);
 CREATE INDEX flow_runs_by_state ON flow_runs (state)
 """
 
-# Version 7: params and metrics task runs logged (log_params, log_metrics), one row per value
-# in the order logged (id); see ``experiments.py`` for how a value is written.
+# Version 7: params and metrics task runs logged (log_params, log_metrics): one row per logging
+# call, in the order logged (id), its values a JSON object by name; see ``experiments.py``.
 _V7 = """
 CREATE TABLE experiment_values (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
     task_run_id TEXT NOT NULL,
     kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    type TEXT NOT NULL,
-    number REAL,
-    text TEXT,
     step INTEGER,
-    time REAL
+    time REAL,
+    data TEXT NOT NULL
 );
 CREATE INDEX experiment_values_by_run ON experiment_values (run_id)
 """

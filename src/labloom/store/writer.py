@@ -28,7 +28,7 @@ from ..core import events as ev
 from . import target
 from .db import Conn, Database, get_database, is_transient
 from .experiments import COLUMNS as VALUE_COLUMNS
-from .experiments import rows_of
+from .experiments import row_of
 from .home import host_name, user_name
 
 log = logging.getLogger("labloom")
@@ -135,7 +135,7 @@ class _Rows:
             rec.log_dropped[event.task_run_id] = event.dropped
             self._count_cut(rec, event.run_id, event.task_run_id)
         elif isinstance(event, ev.ExperimentValues):
-            self.values += rows_of(event.values, event.run_id, event.task_run_id, event.time)
+            self.values.append(row_of(event))
         elif isinstance(event, ev.TaskRunCreated):
             self.tasks.append((event.task_run_id, event.run_id, event.node_id, event.task_name,
                                event.map_index, json.dumps(list(event.upstream)), "Pending",
