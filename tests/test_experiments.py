@@ -5,6 +5,7 @@ error and lose nothing already recorded; ``run.experiments()`` gives them side b
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -21,6 +22,14 @@ from labloom import (
     unmapped,
 )
 from labloom.core.experiments import page
+
+@pytest.fixture(autouse=True)
+def rows_as_lists(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests read rows as the list of dicts labloom gives without pandas (an optional
+    dependency), whether or not it is installed here; ``..._with_pandas`` tests get it."""
+    if "with_pandas" not in request.node.name:
+        monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+
 
 
 def _by_index(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -223,3 +232,33 @@ def test_a_late_subscriber_is_replayed_the_values_so_far() -> None:
     logged = [e for e in seen if isinstance(e, ev.ExperimentValues)]
     assert len(logged) == 2 * 5  # per child: params, three loss points, the metrics
     assert logged[-1].kind == "metric" and logged[-1].values["auc"] == 0.2
+
+
+def test_a_list_of_dicts_without_pandas() -> None:
+    run = sweep.run(depths=[2, 1], executor="local")
+    rows = run.experiments(sort="auc")  # pandas blocked by rows_as_lists
+    assert isinstance(rows, list) and [r["depth"] for r in rows] == [1, 2]
+
+
+def test_a_dataframe_with_pandas() -> None:  # the name: rows_as_lists leaves pandas
+    pandas = pytest.importorskip("pandas")
+    run = sweep.run(depths=[2, 1], executor="local")
+    frame = run.experiments(sort="auc", desc=True)
+    assert isinstance(frame, pandas.DataFrame)
+    assert list(frame.columns[:6]) == ["run_id", "task_run_id", "task", "map_index", "state",
+                                       "duration"]
+    assert list(frame["depth"]) == [2, 1] and frame["odd"].isna().all()
+    empty = pytest.importorskip("pandas").DataFrame  # an empty run: no rows, fixed columns
+    assert isinstance(grid_nothing().experiments(), empty)
+
+
+def grid_nothing() -> Any:
+    @task
+    def quiet() -> int:
+        return 1
+
+    @flow
+    def silent() -> Any:
+        return quiet()
+
+    return silent.run(executor="local")

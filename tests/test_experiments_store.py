@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,14 @@ from labloom.store.experiments import run_experiments
 from store_helpers import cli, cli_json
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+@pytest.fixture(autouse=True)
+def rows_as_lists(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests read rows as the list of dicts labloom gives without pandas (an optional
+    dependency), whether or not it is installed here; ``..._with_pandas`` tests get it."""
+    if "with_pandas" not in request.node.name:
+        monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+
 
 
 @pytest.fixture
