@@ -23,6 +23,7 @@ from labloom import (
 )
 from labloom.core.experiments import page
 
+
 @pytest.fixture(autouse=True)
 def rows_as_lists(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests read rows as the list of dicts labloom gives without pandas (an optional
