@@ -73,10 +73,18 @@ def test_values_travel_from_dask_workers() -> None:
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
                                   dashboard_address=":0") as cluster:
-        run = sweep.run(depths=[1, 2], executor=DaskExecutor(cluster=cluster))
+        executor = DaskExecutor(cluster=cluster)
+        run = sweep.run(depths=[1, 2], executor=executor)
+        short = grid.run(executor=executor)  # @task(params=True, metrics=...) on a worker
+        chunked = grid_in_chunks.run(executor=executor)  # several children per Dask task
     assert run.state.value == "Completed"
     rows = _by_index(run.experiments())
     assert rows[1]["auc"] == 0.2 and rows[1]["depth"] == 2 and math.isnan(rows[1]["odd"])
+    for done in (short, chunked):
+        assert done.state.value == "Completed"
+        by_index = _by_index(done.experiments())
+        assert by_index[1]["depth"] == 2 and by_index[1]["fold"] == 1
+        assert by_index[1]["auc"] == 0.2
 
 
 @task(params=True, metrics=["auc", "acc"])
@@ -88,6 +96,12 @@ def score(config: dict[str, Any], fold: int, data: str) -> dict[str, Any]:
 def grid() -> Any:
     configs = [{"depth": d, "max_features": None} for d in (1, 2)]
     return score.map(configs, [0, 1], unmapped("big data"))
+
+
+@flow
+def grid_in_chunks() -> Any:
+    configs = [{"depth": d, "max_features": None} for d in (1, 2)]
+    return score.with_options(batch_size=2).map(configs, [0, 1], unmapped("big data"))
 
 
 def test_the_short_form_takes_the_mapped_elements_and_the_returned_metrics() -> None:
