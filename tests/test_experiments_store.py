@@ -202,3 +202,21 @@ async def test_rest_across_runs_and_errors(jp_fetch: Any, store_backend: str) ->
 
 def run_id_hostile() -> str:
     return "' OR 1=1 --"
+
+
+async def test_rest_gives_a_metric_curve_long_form(jp_fetch: Any, store_backend: str) -> None:
+    run = search.run(depths=[2, 3], executor="local")
+    curve = await _get(jp_fetch, "runs", run.id, "experiments", "curves", metric="loss")
+    assert curve["metric"] == "loss" and curve["total"] == 6 and not curve["truncated"]
+    first = curve["points"][0]
+    assert first["task"] == "trial" and first["state"] == "Completed"
+    assert [(p["map_index"], p["step"]) for p in curve["points"]] == [
+        (0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)
+    ]
+    assert curve["points"][2]["value"] == pytest.approx(1 / 5)
+    odd = await _get(jp_fetch, "runs", run.id, "experiments", "curves", metric="odd",
+                     task_runs=first["task_run_id"], limit="1")
+    assert odd["total"] == 1 and odd["points"][0]["value"] == "NaN"
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("labloom", "api", "runs", run.id, "experiments", "curves")
+    assert caught.value.code == 400

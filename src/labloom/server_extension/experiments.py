@@ -16,13 +16,19 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..core import experiments as ex
-from ..store.experiments import RECENT_RUNS, experiments_across, run_experiments
+from ..store.experiments import (
+    RECENT_RUNS,
+    experiments_across,
+    metric_points,
+    run_experiments,
+)
 from ..store.reader import RunStore
 from . import validate
 from .base import LabloomHandler
 
 MAX_PAGE = 1000
 MAX_RUNS = 200
+MAX_POINTS = 20_000
 
 
 def answer(rows: list[ex.Experiment], sort: str | None, desc: bool, limit: int,
@@ -52,6 +58,17 @@ def across_page(access: Any, store: RunStore, flow: str | None, since: float | N
     rows = experiments_across(store, flow, since, runs or None, max_runs)
     run_ids = list(dict.fromkeys(row.run_id for row in rows))
     return {"runs": run_ids, **answer(rows, sort, desc, limit, offset)}
+
+
+def curve(access: Any, store: RunStore, run_id: str, metric: str, task_run_ids: list[str],
+          limit: int) -> dict[str, Any] | None:
+    run = store.get_run(run_id)
+    if run is None:
+        return None
+    points, total = metric_points(store, run.id, metric, task_run_ids, limit)
+    answer: dict[str, Any] = ex.jsonable({"run_id": run.id, "metric": metric, "total": total,
+                                          "truncated": total > len(points), "points": points})
+    return answer
 
 
 class _Paged(LabloomHandler):
@@ -90,3 +107,20 @@ class ExperimentsHandler(_Paged):
             runs, self.int_argument("max_runs", RECENT_RUNS, 1, MAX_RUNS), *self.paging(),
         )
         self.reply(page)
+
+
+class CurvesHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        """Every value logged for ``metric`` (curves: with ``step``), long-form, optionally
+        of the task runs in ``task_runs`` (ids, comma-separated); at most ``limit`` points."""
+        metric = self.get_argument("metric", "")
+        if not metric:
+            raise web.HTTPError(400, "metric is required: the name of a logged metric")
+        task_run_ids = [t for t in self.get_argument("task_runs", "").split(",") if t]
+        limit = self.int_argument("limit", MAX_POINTS, 1, MAX_POINTS)
+        answer = await self.in_pool(curve, validate.run_id(run_id), metric, task_run_ids, limit)
+        if answer is None:
+            raise web.HTTPError(404, "no such run")
+        self.reply(answer)

@@ -63,6 +63,37 @@ def _fill(store: RunStore, run_id: str, rows: dict[str, ex.Experiment]) -> None:
             row.duration = ended - started if started is not None and ended is not None else None
 
 
+def metric_points(store: RunStore, run_id: str, metric: str,
+                  task_run_ids: Iterable[str] | None = None, limit: int = 20_000,
+                  ) -> tuple[list[dict[str, Any]], int]:
+    """Every logged value of ``metric`` in the run (a curve's points, with ``step``), in the
+    order logged, long-form for a chart: (at most ``limit`` points, how many there are)."""
+    wanted = set(task_run_ids) if task_run_ids else None
+    key = json.dumps(metric)  # as the name appears in a row's JSON: a cheap first filter
+    points: list[dict[str, Any]] = []
+    total = 0
+    for task_run_id, step, when, data in store.conn.execute(
+        "SELECT task_run_id, step, time, data FROM experiment_values "
+        "WHERE run_id = ? AND kind = 'metric' ORDER BY id", (run_id,)
+    ):
+        if key not in data or (wanted is not None and task_run_id not in wanted):
+            continue
+        values = json.loads(data)
+        if metric not in values:
+            continue
+        total += 1
+        if len(points) < limit:
+            points.append({"task_run_id": task_run_id, "step": step, "value": values[metric],
+                           "time": when})
+    if points:
+        rows = {p["task_run_id"]: ex.Experiment(run_id, p["task_run_id"]) for p in points}
+        _fill(store, run_id, rows)
+        for point in points:
+            row = rows[point["task_run_id"]]
+            point.update(task=row.task, map_index=row.map_index, state=row.state)
+    return points, total
+
+
 def run_experiments(store: RunStore, run_id: str) -> list[ex.Experiment]:
     """The rows of one run (``run_id`` exactly; see ``RunStore.get_run`` for prefixes)."""
     store.reconcile()
@@ -126,4 +157,4 @@ def experiments(
     return ex.frame(ex.page(rows, sort, desc))
 
 
-__all__ = ["experiments", "experiments_across", "row_of", "run_experiments"]
+__all__ = ["experiments", "experiments_across", "metric_points", "row_of", "run_experiments"]
