@@ -277,3 +277,34 @@ def grid_nothing() -> Any:
         return quiet()
 
     return silent.run(executor="local")
+
+
+def test_rows_are_live_while_the_run_runs() -> None:
+    import threading
+    import time
+
+    release = threading.Event()
+
+    @task
+    def slow(i: int) -> int:
+        log_metrics(progress=i)
+        if i == 1:
+            release.wait(30)
+        return i
+
+    @flow
+    def waiting() -> Any:
+        return slow.map([0, 1])
+
+    run = waiting.run(executor="threads", background=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(run.experiments()) < 2:
+            assert time.monotonic() < deadline, "values never arrived"
+            time.sleep(0.02)
+        states = {r["map_index"]: r["state"] for r in run.experiments()}
+        assert states[1] == "Running"
+    finally:
+        release.set()
+    run.wait()
+    assert {r["state"] for r in run.experiments()} == {"Completed"}
