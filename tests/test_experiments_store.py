@@ -220,3 +220,24 @@ async def test_rest_gives_a_metric_curve_long_form(jp_fetch: Any, store_backend:
     with pytest.raises(HTTPClientError) as caught:
         await jp_fetch("labloom", "api", "runs", run.id, "experiments", "curves")
     assert caught.value.code == 400
+
+
+@task
+def wide_trial(i: int) -> None:
+    log_params(note='tab\there "quoted" back\\slash\nnewline ünïcode', i=i)
+    log_metrics(score=float("nan") if i % 2 else i / 10)
+
+
+@flow
+def wide_search(n: int) -> Any:
+    return wide_trial.map(range(n))
+
+
+def test_a_batch_of_many_rows_round_trips(store_backend: str) -> None:
+    """Enough rows for the writer's bulk path (COPY on PostgreSQL), with awkward text."""
+    run = wide_search.run(n=120, executor="threads")
+    with open_store() as store:
+        rows = {row.map_index: row for row in run_experiments(store, run.id)}
+    assert len(rows) == 120
+    assert rows[7].params["note"] == 'tab\there "quoted" back\\slash\nnewline ünïcode'
+    assert math.isnan(rows[7].metrics["score"]) and rows[8].metrics["score"] == 0.8
