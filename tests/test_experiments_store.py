@@ -224,7 +224,7 @@ async def test_rest_gives_a_metric_curve_long_form(jp_fetch: Any, store_backend:
 
 @task
 def wide_trial(i: int) -> None:
-    log_params(note='tab\there "quoted" back\\slash\nnewline ünïcode', i=i)
+    log_params(note='tab\there "quoted" back\\slash\nnewline ünïcode 🧪', i=i)
     log_metrics(score=float("nan") if i % 2 else i / 10)
 
 
@@ -239,5 +239,5 @@ def test_a_batch_of_many_rows_round_trips(store_backend: str) -> None:
     with open_store() as store:
         rows = {row.map_index: row for row in run_experiments(store, run.id)}
     assert len(rows) == 120
-    assert rows[7].params["note"] == 'tab\there "quoted" back\\slash\nnewline ünïcode'
+    assert rows[7].params["note"] == 'tab\there "quoted" back\\slash\nnewline ünïcode 🧪'
     assert math.isnan(rows[7].metrics["score"]) and rows[8].metrics["score"] == 0.8

@@ -13,6 +13,7 @@ readers sort and page rows in Python anyway (``core/experiments.page``).
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -33,6 +34,31 @@ def row_of(event: Any) -> tuple[Any, ...]:
     """The row of one ``ExperimentValues`` event, for the writer's batch."""
     return (event.run_id, event.task_run_id, event.kind, event.step, event.time,
             json.dumps(event.values))
+
+
+# SQLite from 3.38 (``->>``): one statement reads the whole batch from one JSON parameter.
+_JSON_INSERT = sqlite3.sqlite_version_info >= (3, 38)
+
+
+def insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    """The writer's batch of rows, inside its transaction.
+
+    On SQLite, one statement over ``json_each`` of the whole batch rather than
+    ``executemany``: sqlite3 lets go of the GIL at every row, and with task threads and the
+    engine waiting for it, each row then waits its turn (100,000 rows: 8 s beside four busy
+    threads, against 0.8 s for one statement; 0.25 s against 0.3 s with no one else). On
+    PostgreSQL, ``COPY`` (``Conn.insert_rows``).
+    """
+    if not rows:
+        return
+    if conn.kind == "sqlite" and _JSON_INSERT:
+        conn.execute(
+            f"INSERT INTO experiment_values ({', '.join(COLUMNS)}) SELECT value->>0, "
+            "value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?)",
+            (json.dumps(rows),),
+        )
+        return
+    conn.insert_rows("experiment_values", COLUMNS, rows)
 
 
 def _logged(store: RunStore, run_ids: list[str]) -> dict[str, list[ex.Logged]]:
@@ -157,4 +183,5 @@ def experiments(
     return ex.frame(ex.page(rows, sort, desc))
 
 
-__all__ = ["experiments", "experiments_across", "metric_points", "row_of", "run_experiments"]
+__all__ = ["experiments", "experiments_across", "insert", "metric_points", "row_of",
+           "run_experiments"]

@@ -27,7 +27,7 @@ from typing import Any
 from ..core import events as ev
 from . import target
 from .db import Conn, Database, get_database, is_transient
-from .experiments import COLUMNS as VALUE_COLUMNS
+from .experiments import insert as insert_values
 from .experiments import row_of
 from .home import host_name, user_name
 
@@ -232,7 +232,7 @@ class _Rows:
         if self.keys:
             ex("UPDATE task_runs SET cache_key = ?, result_path = ? WHERE id = ?", self.keys)
         conn.insert_rows("logs", ("run_id", "task_run_id", "level", "time", "text"), self.logs)
-        conn.insert_rows("experiment_values", VALUE_COLUMNS, self.values)
+        insert_values(conn, self.values)
         if self.cuts:
             ex("INSERT INTO log_cuts (run_id, task_run_id, kept, cut) VALUES (?,?,?,?) "
                "ON CONFLICT (run_id, task_run_id) DO UPDATE SET kept = excluded.kept, "
