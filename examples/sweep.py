@@ -2,6 +2,7 @@
 3-fold cross-validated ROC AUC each, mapped over an embedded Dask cluster.
 
     labloom run examples/sweep.py:sweep --executor dask
+    labloom experiments RUN_ID --sort auc --desc --top 10   # the best settings
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def load_data() -> tuple[object, object]:
     return data.data, data.target
 
 
-@task(retries=1)
+@task(retries=1, params=True, metrics=["auc"])  # compared in `labloom experiments`
 def evaluate(params: dict[str, float], data: tuple[object, object]) -> dict[str, float]:
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.model_selection import cross_val_score

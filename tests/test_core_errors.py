@@ -207,7 +207,7 @@ def test_import_labloom_pulls_in_no_jupyter_or_dask() -> None:
     code = (
         "import sys, labloom\n"
         "heavy = [m for m in ('IPython', 'anywidget', 'ipywidgets', 'distributed', 'dask',"
-        " 'nbformat') if m in sys.modules]\n"
+        " 'nbformat', 'pandas') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run(

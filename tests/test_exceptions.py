@@ -30,6 +30,7 @@ TREE = {
     "StoreUnreachableError": (),
     "DatabaseURLError": (ValueError,),
     "NotAllowedError": (PermissionError,),
+    "ExperimentValueError": (ValueError,),
     "GraphvizNotFound": (RuntimeError,),
 }
 

@@ -20,6 +20,7 @@ from .core.cache_keys import CacheContext
 from .core.errors import (
     ClusterConfigError,
     DatabaseURLError,
+    ExperimentValueError,
     ExportError,
     FlowFailed,
     GraphvizNotFound,
@@ -39,6 +40,7 @@ from .core.errors import (
     UpstreamFailedError,
     WorkerDiedError,
 )
+from .core.experiment_values import log_metric, log_metrics, log_params
 from .core.flatten import flatten
 from .core.flow_run import FlowRun, LogLine
 from .core.flows import Flow, flow
@@ -49,6 +51,7 @@ from .core.secrets import Secret
 from .core.states import State
 from .core.tasks import Task, task
 from .executors import Executor, LocalExecutor, ThreadExecutor
+from .store.experiments import experiments
 
 __version__ = "0.1.0"
 
@@ -60,6 +63,7 @@ __all__ = [
     "DaskExecutor",
     "DatabaseURLError",
     "Executor",
+    "ExperimentValueError",
     "ExportError",
     "Flow",
     "FlowFailed",
@@ -90,11 +94,15 @@ __all__ = [
     "UpstreamFailedError",
     "WorkerDiedError",
     "allow_failure",
+    "experiments",
     "flatten",
     "flow",
     "get_run_logger",
     "limits",
     "load_ipython_extension",
+    "log_metric",
+    "log_metrics",
+    "log_params",
     "task",
     "unmapped",
 ]

@@ -9,9 +9,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import database, history, limits, running, schedules
+from . import database, experiments, history, limits, running, schedules
 
-_GROUPS = (running, history, schedules, limits, database)
+_GROUPS = (running, history, experiments, schedules, limits, database)
 
 
 class CLIError(Exception):

@@ -22,6 +22,7 @@ from .logs import TaskContext, capturing, task_context
 
 if TYPE_CHECKING:
     from .cache_keys import KeyPlan
+    from .experiment_values import Recording
 
 
 class RunSink(Protocol):
@@ -37,6 +38,10 @@ class RunSink(Protocol):
                    path: str | None, message: str) -> None:
         """A cached call made its key where its inputs are (``message``: "cached result" on
         a hit); reported before the call ends."""
+
+    def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
+                    values: dict[str, Any], step: int | None) -> None:
+        """The params or metrics of one logging call (``experiment_values.record``)."""
 
 
 # Runs living in this process, by id: their engine receives events directly.
@@ -86,6 +91,8 @@ class TaskCall:
     # Also write prints and run-logger records to the terminal where the call runs (False
     # while a view shows them: the process running the call may be a Dask worker).
     echo: bool = True
+    # Params and metrics the call records by itself (@task(params=True, metrics=[...])).
+    record: Recording | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = _sink_for(self.run_id)
@@ -100,11 +107,18 @@ class TaskCall:
         ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line,
                           echo=self.echo)
         with capturing(), task_context(ctx):
+            if self.record is not None:
+                self.record.before(args, kwargs)
             if self.keying is not None:
                 from .cache_keys import run_keyed
 
-                return run_keyed(self, sink, args, kwargs, lambda: self._compute(args, kwargs))
+                value = run_keyed(self, sink, args, kwargs, lambda: self._compute(args, kwargs))
+                if self.record is not None:
+                    self.record.after(self.task_name, value)
+                return value
             value = self._compute(args, kwargs)
+            if self.record is not None:
+                self.record.after(self.task_name, value)
             if self.save_to is not None:
                 # Inside the task's context, so a warning from saving lands in its logs.
                 from .results import save_result

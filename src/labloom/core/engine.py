@@ -122,7 +122,7 @@ class RunEngine:
                 events.append(self._created)
                 events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time))
             events += self.graph.snapshot()
-            events += list(self.logs.lines)
+            events += [*self.logs.lines, *self.sink.experiments]  # params and metrics too
             if self._run_finished is not None:
                 events.append(self._run_finished)
             return events

@@ -19,6 +19,7 @@
     │   └── StoreUnreachableError  the store's database server cannot be reached now
     ├── DatabaseURLError           (also a ValueError) a database URL labloom cannot use
     ├── NotAllowedError            (also a PermissionError) acting on another user's run
+    ├── ExperimentValueError       (also a ValueError) a param or metric labloom cannot record
     └── GraphvizNotFound           (also a RuntimeError) graphviz's ``dot`` is not installed
 
 Every public one is exported by ``labloom`` (``tests/test_exceptions.py`` checks the tree).
@@ -136,6 +137,12 @@ class NotAllowedError(LabloomError, PermissionError):
     not an admin (``LABLOOM_ADMINS``); see ``store/access.py``."""
 
 
+class ExperimentValueError(LabloomError, ValueError):
+    """A param or metric that cannot be recorded (``log_params``, ``log_metrics``): not a
+    number, bool or short string, a ``Secret``, or a bad name or step. Nothing of that call is
+    recorded; what was recorded before stays."""
+
+
 class GraphvizNotFound(LabloomError, RuntimeError):
     """graphviz's ``dot`` program is not installed (or not on PATH)."""
 
@@ -143,6 +150,7 @@ class GraphvizNotFound(LabloomError, RuntimeError):
 __all__ = [
     "ClusterConfigError",
     "DatabaseURLError",
+    "ExperimentValueError",
     "ExportError",
     "FlowFailed",
     "GraphvizNotFound",

@@ -94,6 +94,19 @@ class LogRecord:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExperimentValues:
+    """What one logging call of a task run recorded (``log_metrics``, ...): params or metrics
+    (``kind``), by name; ``step`` for a point of a curve."""
+
+    run_id: str
+    task_run_id: str
+    time: float
+    kind: str  # "param" or "metric"
+    values: dict[str, Any]
+    step: int | None = None
+
+
 @dataclass(frozen=True)
 class LogLinesDropped:
     """The engine kept no more of a task run's lines past its cap: ``dropped`` so far in all."""
@@ -131,6 +144,7 @@ Event = (
     | TaskRunKeyed
     | LogRecord
     | LogLinesDropped
+    | ExperimentValues
     | RunStateChanged
     | RunFinished
 )

@@ -107,6 +107,28 @@ class FlowRun:
             kept = [line for line in older if line.time < first] + kept
         return kept
 
+    def experiments(self, sort: str | None = None, desc: bool = False) -> Any:
+        """The params and metrics its task runs logged, one row per task run (with its map
+        index, state and duration), as a pandas DataFrame, or a list of dicts without pandas.
+        Live: a running run gives the rows so far.
+
+        >>> run.experiments(sort="auc", desc=True).head()
+        """
+        from . import experiments as ex
+
+        engine = self._engine
+        with engine.lock:  # a copy, so a wide table is built without holding up the run
+            logged = list(engine.sink.experiments)
+        rows = ex.collect(self.id, (
+            (event.task_run_id, event.kind, event.values, event.step) for event in logged
+        ))
+        for row in rows.values():
+            tr = engine.graph.by_id.get(row.task_run_id)
+            if tr is not None:
+                row.task, row.map_index, row.state = tr.task.name, tr.map_index, tr.state.value
+                row.duration = tr.duration
+        return ex.frame(ex.page(list(rows.values()), sort, desc))
+
     # --- observing --------------------------------------------------------------------------
 
     def subscribe(self, callback: ev.Subscriber, replay: bool = False) -> Callable[[], None]:

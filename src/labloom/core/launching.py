@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .attempt import TaskCall
 from .errors import TaskCrashedError, UpstreamFailedError
 from .executor import Executor, Outcome
+from .experiment_values import recording_for
 from .futures import MappedFuture, allow_failure, replace_futures
 from .graph import TaskRun
 from .hooks import Limiter, hooks
@@ -163,7 +164,8 @@ class Launcher:
             tr.handle = LAUNCHING
         call = TaskCall(task.fn, tr.name, engine.id, tr.id, attempt, task.timeout, task.log_prints,
                         batch_size=task.batch_size if tr.map_index is not None else None,
-                        echo=not prints_shown_elsewhere(engine.id))
+                        echo=not prints_shown_elsewhere(engine.id),
+                        record=recording_for(tr, args, kwargs))
         try:
             args, kwargs = self.results.prepare(tr, call, args, kwargs)
             handle = self.executor.submit(

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
 from .states import State
@@ -113,6 +113,9 @@ class ExecutorSink:
 
     def __init__(self, engine: SinkOwner) -> None:
         self._engine = engine
+        # What the run's task runs logged with log_params/log_metrics, for run.experiments():
+        # one entry per logging call, nothing for task runs that log none.
+        self.experiments: list[ev.ExperimentValues] = []
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
                      worker: str = "") -> None:
@@ -143,6 +146,14 @@ class ExecutorSink:
         self.log(ev.LogRecord(self._engine.id, tr.id, logging.WARNING, time.time(),
                               f"[labloom] {message}"))
         logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
+
+    def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
+                    values: dict[str, Any], step: int | None) -> None:
+        event = ev.ExperimentValues(run_id, task_run_id, when, kind, values, step)
+        engine = self._engine
+        with engine.lock:  # kept and sent together, as log lines are
+            self.experiments.append(event)
+            engine.emit(event)
 
     def log(self, record: ev.LogRecord) -> None:
         engine = self._engine

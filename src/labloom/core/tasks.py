@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .engine import active_engine
+from .experiment_values import check_options as check_experiment_options
 from .futures import MappedFuture, TaskFuture
 from .logs import current_task
 from .numbers import is_number as _is_number
@@ -30,6 +31,8 @@ _OPTIONS = (
     "cache_key",
     "log_prints",
     "batch_size",
+    "params",
+    "metrics",
 )
 
 
@@ -134,6 +137,8 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
             f"task), \"auto\" (chosen from measured durations), or None; got {batch_size!r}"
         )
 
+    params, metrics = check_experiment_options(where, opts.get("params", False),
+                                               opts.get("metrics"))
     return {
         "name": name,
         "retries": retries,
@@ -146,6 +151,8 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
         "cache_expiration": None if expiration is None else float(expiration),
         "log_prints": log_prints,
         "batch_size": batch_size,
+        "params": params,
+        "metrics": metrics,
     }
 
 
@@ -235,6 +242,17 @@ class Task(Generic[P, R]):
         ``"auto"``: as many as take about 50 ms, from the durations measured so far."""
         size: int | str | None = self._options["batch_size"]
         return size
+
+    @property
+    def params(self) -> bool:
+        """Record each call's mapped element(s) (a plain call: its arguments) as params."""
+        return bool(self._options["params"])
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Names recorded as metrics from the dict the task returns."""
+        metrics: tuple[str, ...] = self._options["metrics"]
+        return metrics
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (2 is the first retry)."""
@@ -331,6 +349,8 @@ def task(
     cache_key: Callable[[Any, dict[str, Any]], str | None] | None = None,
     log_prints: bool = True,
     batch_size: int | str | None = None,
+    params: bool = False,
+    metrics: Iterable[str] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

@@ -79,6 +79,10 @@ class WorkerSink:
                    path: str | None, message: str) -> None:
         self._add(run_id, ["k", task_run_id, attempt, key, path, message])
 
+    def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
+                    values: dict[str, Any], step: int | None) -> None:
+        self._add(run_id, ["v", task_run_id, when, kind, values, step])
+
     def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float) -> None:
         ended = ["e", task_run_id, attempt, started, time.time()]
         if getattr(self._held, "on", False):
@@ -253,6 +257,8 @@ class Dispatcher:
                 sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
             elif kind == "k":
                 sink.task_keyed(run_id, *msg[1:6])
+            elif kind == "v":
+                sink.task_values(run_id, msg[1], msg[2], msg[3], msg[4], msg[5])
 
     def _loop(self) -> None:
         while True:

@@ -8,6 +8,7 @@ from jupyter_server.utils import url_path_join
 
 from .base import NotFoundHandler
 from .clusters import ClustersHandler
+from .experiments import CurvesHandler, ExperimentsHandler, RunExperimentsHandler
 from .runs import (
     CancelHandler,
     LogsHandler,
@@ -37,6 +38,9 @@ def handlers(base_url: str) -> list[tuple[str, Any]]:
         (at(f"runs/{_ID}/timeline"), TimelineHandler),
         (at(f"runs/{_ID}/cancel"), CancelHandler),
         (at(f"runs/{_ID}/retry"), RetryHandler),
+        (at(f"runs/{_ID}/experiments"), RunExperimentsHandler),
+        (at(f"runs/{_ID}/experiments/curves"), CurvesHandler),
+        (at("experiments"), ExperimentsHandler),
         (at("schedules"), SchedulesHandler),
         (at("schedules/(?P<name>[^/]+)/(?P<action>pause|resume|run)"), ScheduleActionHandler),
         (at("clusters"), ClustersHandler),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from . import experiments
 from .storable import NOTE, storable_row, to_json
 
 if TYPE_CHECKING:
@@ -103,6 +104,8 @@ class Rows:
         self.updates = Table("task messages and tracebacks", _UPDATE_SQL)
         self.keys = Table("result paths", _KEY_SQL)
         self.logs = Table("log lines", _insert("logs", _LOG_COLUMNS))
+        self.values = Table("params and metrics", _insert("experiment_values",
+                                                          experiments.COLUMNS))
         self.cuts = Table("log line counts", _CUT_SQL)
         self.run_updates = Table("run messages", _RUN_UPDATE_SQL)
         # Facts known at the end (a per-run cluster's peak worker count).
@@ -119,7 +122,8 @@ class Rows:
     def tables(self) -> list[Table]:
         """In the order they are written."""
         return [self.runs, self.flows, self.nodes, self.tasks, self.states, self.updates,
-                self.keys, self.logs, self.cuts, self.run_updates, self.metadata_updates]
+                self.keys, self.logs, self.values, self.cuts, self.run_updates,
+                self.metadata_updates]
 
     def count(self) -> int:
         return sum(len(t.rows) - t.done for t in self.tables())
@@ -149,6 +153,8 @@ class Rows:
         elif isinstance(event, ev.LogLinesDropped):
             rec.log_dropped[event.task_run_id] = event.dropped
             self._count_cut(rec, event.run_id, event.task_run_id)
+        elif isinstance(event, ev.ExperimentValues):
+            self.values.add(event.run_id, experiments.row_of(event))
         elif isinstance(event, ev.TaskRunCreated):
             self.tasks.add(event.run_id, (
                 event.task_run_id, event.run_id, event.node_id, event.task_name,
@@ -255,6 +261,7 @@ class Rows:
         if self.keys:
             ex(self.keys.sql, self.keys.rows)
         conn.insert_rows("logs", _LOG_COLUMNS, self.logs.rows)
+        experiments.insert(conn, self.values.rows)
         for table in (self.cuts, self.run_updates, self.metadata_updates):
             if table:
                 ex(table.sql, table.rows)

@@ -188,7 +188,22 @@ _V9 = """
 ALTER TABLE task_runs ADD COLUMN worker TEXT
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+# Version 10: params and metrics task runs logged (log_params, log_metrics): one row per logging
+# call, in the order logged (id), its values a JSON object by name; see ``experiments.py``.
+_V10 = """
+CREATE TABLE experiment_values (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    task_run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step INTEGER,
+    time REAL,
+    data TEXT NOT NULL
+);
+CREATE INDEX experiment_values_by_run ON experiment_values (run_id)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,91 @@
+"""What logging metrics costs (issue 19's target: within 1.10x): ``one.map(range(N))`` whose
+no-op children each log 3 metrics (``log_metrics(a=..., b=..., c=...)``), against the same flow
+logging none, on ``ThreadExecutor(4)`` with the store on (SQLite), in one run of this script:
+
+- fresh: each mode the first run of its own new interpreter (imports, first writer, first
+  store file);
+- warm: one interpreter runs a warm-up of each mode, then the modes alternate ``--rounds``
+  times; medians.
+
+Time is ``wide.run`` until the run is recorded (the writer's final commit included).
+
+    python3 benchmarks/experiments_overhead.py                  # N = 100,000
+    python3 benchmarks/experiments_overhead.py -n 20000 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+from labloom import ThreadExecutor, flow, log_metrics, task
+
+@task
+def none(x):
+    return x
+
+@task
+def three(x):
+    log_metrics(a=x, b=x * 0.5, c=float(x % 7))
+    return x
+
+@flow
+def wide(n, mode):
+    (three if mode == "metrics" else none).map(range(n))
+
+n = int(sys.argv[1])
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+for mode in sys.argv[2:]:
+    started, cpu_before = time.perf_counter(), cpu()
+    run = wide.run(n=n, mode=mode, executor=ThreadExecutor(4))
+    elapsed = time.perf_counter() - started
+    assert run.state.value == "Completed", (run.state, run.message)
+    print(json.dumps({"mode": mode, "seconds": elapsed, "cpu": cpu() - cpu_before}), flush=True)
+"""
+
+
+def child(n: int, *modes: str) -> list[dict[str, float | str]]:
+    src = Path(__file__).resolve().parents[1] / "src"
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(src),
+                                                            os.environ.get("PYTHONPATH")])))
+        out = subprocess.run([sys.executable, "-c", CHILD, str(n), *modes], env=env, check=True,
+                             capture_output=True, text=True)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=100_000, help="map children (default 100,000)")
+    parser.add_argument("--rounds", type=int, default=3, help="warm rounds (default 3)")
+    args = parser.parse_args()
+    modes = ("none", "metrics")
+    fresh_runs = [child(args.n, mode)[0] for mode in modes]
+    warm_runs = child(args.n, *modes, *(list(modes) * args.rounds))[2:]
+    print(f"{args.n:,} children; metrics: 3 per child in one log_metrics call; wall time "
+          "(CPU time of the process, all threads)")
+    print(f"{'':>6} {'none':>16} {'3 metrics':>16} {'ratio':>12}")
+    for label, runs in (("fresh", fresh_runs), ("warm", warm_runs)):
+        wall = {m: statistics.median(float(r["seconds"]) for r in runs if r["mode"] == m)
+                for m in modes}
+        cpu = {m: statistics.median(float(r["cpu"]) for r in runs if r["mode"] == m)
+               for m in modes}
+        print(f"{label:>6} " + " ".join(f"{wall[m]:>7.2f}s ({cpu[m]:>5.2f}s)" for m in modes)
+              + f" {wall['metrics'] / wall['none']:>5.2f} ({cpu['metrics'] / cpu['none']:.2f})")
+    print("warm runs:", " ".join(f"{r['mode']}={float(r['seconds']):.2f}s" for r in warm_runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""`labloom experiments`: the params and metrics task runs logged, side by side, as a table,
+``--csv`` or ``--json`` (the REST API's shape)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from typing import Any
+
+from ..core import experiments as ex
+from ..store import open_store
+from ..store.experiments import RECENT_RUNS, experiments_across, run_experiments
+from .history import _find, _seconds, _table
+from .terminal import echo
+
+
+def register(subparsers: Any) -> None:
+    """Add this module's subcommands to the parser."""
+    cmd = subparsers.add_parser(
+        "experiments",
+        help="params and metrics of a run's task runs (or of a flow's recent runs), compared",
+    )
+    cmd.add_argument("run_id", metavar="RUN", nargs="?",
+                     help="a run id (or a unique prefix); without it, the newest runs")
+    cmd.add_argument("--flow", help="without RUN: only runs of this flow")
+    cmd.add_argument("--runs", type=int, default=RECENT_RUNS, metavar="N",
+                     help=f"without RUN: the newest N runs (default {RECENT_RUNS})")
+    cmd.add_argument("--sort", metavar="COLUMN",
+                     help="sort by a metric or param (or params.x, metrics.x, duration, ...)")
+    cmd.add_argument("--desc", action="store_true", help="sort descending (best AUC first)")
+    cmd.add_argument("--top", type=int, metavar="N", help="only the first N rows")
+    out = cmd.add_mutually_exclusive_group()
+    out.add_argument("--csv", action="store_true", help="print CSV (one column per name)")
+    out.add_argument("--json", action="store_true", help="print JSON")
+    cmd.set_defaults(handler=_experiments)
+
+
+def _experiments(args: argparse.Namespace) -> int:
+    from . import CLIError
+
+    if args.top is not None and args.top < 0:
+        raise CLIError(f"--top must be a number >= 0, got {args.top}")
+    with open_store() as store:
+        if args.run_id:
+            run = _find(store, args.run_id)
+            rows = run_experiments(store, run.id)
+        else:
+            rows = experiments_across(store, args.flow, limit_runs=max(1, args.runs))
+    total = len(rows)
+    shown = ex.page(rows, args.sort, args.desc, args.top)
+    names = ex.columns(rows)
+    if args.json:
+        print(json.dumps(ex.jsonable({
+            "columns": names, "total": total, "rows": [row.as_dict() for row in shown],
+        }), indent=1))
+        return 0
+    records = [ex.record(row, names) for row in shown]
+    if args.csv:
+        writer = csv.writer(sys.stdout)
+        header = list(ex.record(ex.Experiment("", ""), names))
+        writer.writerow(header)
+        writer.writerows([[_cell(record[key], csv=True) for key in header] for record in records])
+        return 0
+    if not rows:
+        echo("no params or metrics recorded: tasks record them with labloom.log_params(...), "
+             "labloom.log_metrics(...) or @task(params=True, metrics=[...])")
+        return 0
+    keys = [key for key in (records[0] if records else {}) if key not in ex.FIXED]
+    across = not args.run_id
+    header = (["RUN"] if across else []) + ["TASK RUN", "STATE", "DURATION", *keys]
+    table = [
+        ([row.run_id] if across else [])
+        + [_name(row), row.state, _seconds(row.duration), *(_cell(rec[k]) for k in keys)]
+        for row, rec in zip(shown, records, strict=True)
+    ]
+    _table(header, table)
+    if len(shown) < total:
+        echo(f"({len(shown)} of {total} rows; --top N shows more)")
+    return 0
+
+
+def _name(row: ex.Experiment) -> str:
+    return row.task if row.map_index is None else f"{row.task}[{row.map_index}]"
+
+
+def _cell(value: Any, csv: bool = False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        text = ex.jsonable(value)
+        return text if isinstance(text, str) else (repr(value) if csv else f"{value:.6g}")
+    return str(value)

@@ -1,0 +1,288 @@
+"""What a task marks for comparison: its params and metrics (``log_params``, ``log_metrics``,
+``log_metric``, and ``@task(params=True, metrics=[...])``).
+
+Nothing is recorded unless the code asks: task data stays where it is, the store keeps only
+what is marked. A value is a number, a bool or a short string (params may also be None); NaN
+and inf are kept as such; anything else is refused with the type named, before anything of that
+call is sent, so what was already recorded stays. Values travel like log lines: from where the
+task runs, through its run's sink (``attempt.RunSink.task_values``), to the engine, which emits
+one ``ExperimentValues`` event per call.
+
+>>> @task
+... def train(max_depth: int) -> float:
+...     log_params(max_depth=max_depth)
+...     for epoch in range(3):
+...         log_metric("loss", 1 / (epoch + 1), step=epoch)
+...     log_metrics(auc=0.93)
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import numbers
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .attempt import _sink_for
+from .errors import ExperimentValueError
+from .logs import current_task
+from .secrets import Secret
+
+MAX_NAME = 100
+MAX_TEXT = 200  # characters of a string value; longer ones are cut, with a warning
+
+
+
+def check_name(name: Any, kind: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ExperimentValueError(
+            f"[labloom] a {kind} name must be a non-empty string, got {name!r}"
+        )
+    if len(name) > MAX_NAME:
+        raise ExperimentValueError(
+            f"[labloom] {kind} name {name[:40]!r}... is {len(name)} characters; names are at "
+            f"most {MAX_NAME}"
+        )
+    return name
+
+
+def check_value(kind: str, name: str, value: Any) -> tuple[Any, str | None]:
+    """The value as stored (bool, int, float or str; None for a param), and a note when a
+    string was cut. Anything else raises ``ExperimentValueError`` naming its type."""
+    if isinstance(value, Secret) or type(value).__name__ in ("SecretStr", "SecretBytes"):
+        raise ExperimentValueError(
+            f"[labloom] {kind} {name!r} is a secret, and labloom never records secrets; log "
+            "something that identifies it without revealing it (a key name), or nothing"
+        )
+    if isinstance(value, bool):
+        return value, None
+    if getattr(value, "dtype", None) is not None and getattr(value, "shape", None) == ():
+        value = value.item()  # a NumPy scalar (numpy.float32, numpy.bool_, ...)
+        if isinstance(value, bool):
+            return value, None
+    if isinstance(value, numbers.Integral):
+        return int(value), None
+    if isinstance(value, numbers.Real):
+        return float(value), None  # NaN and inf included: kept and shown as such
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            return value[:MAX_TEXT], (
+                f"{kind} {name!r} was cut to {MAX_TEXT} of its {len(value)} characters"
+            )
+        return value, None
+    if value is None and kind == "param":
+        return None, None  # "not set" (say max_depth=None) is a real setting
+    kind_name = type(value).__module__ + "." + type(value).__qualname__
+    kind_name = kind_name.removeprefix("builtins.")
+    raise ExperimentValueError(
+        f"[labloom] {kind} {name!r} is a {kind_name}; {kind}s are numbers, bools and short "
+        f"strings{' (or None)' if kind == 'param' else ''}. Log a number taken from it "
+        "(len(x), float(x)) or a short string (str(x)); task data itself stays in results"
+    )
+
+
+def _check_step(step: Any) -> int | None:
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        raise ExperimentValueError(
+            f"[labloom] step must be a whole number >= 0 (an epoch, an iteration) or None, "
+            f"got {step!r}"
+        )
+    return int(step)
+
+
+def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
+    """Check every value of ``values`` (a dict of the caller's own, converted in place), then
+    send them to the current task run's sink. A bad value raises before anything is sent:
+    nothing of this call is recorded, and what was recorded before stays.
+
+    Outside a task run (a task called as a plain function, a flow body) the checked values go
+    nowhere, so tasks stay plain, testable functions.
+    """
+    notes: list[str] = []
+    for name, value in values.items():
+        # The common case first, without calls: a metric per map child is a hot path.
+        if type(name) is not str or not name or len(name) > MAX_NAME or name.isspace():
+            check_name(name, kind)  # raises
+        kind_of = type(value)
+        if kind_of is float or kind_of is int or kind_of is bool:
+            continue
+        stored, note = check_value(kind, name, value)
+        if stored is not value:
+            values[name] = stored  # the same keys: safe while iterating
+        if note:
+            notes.append(note)
+    ctx = current_task()
+    if ctx is None or not values:
+        return
+    when = time.time()
+    for note in notes:
+        ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
+    sink = _sink_for(ctx.run_id)
+    if sink is not None:
+        sink.task_values(ctx.run_id, ctx.task_run_id, when, kind, values, step)
+
+
+def _own(kind: str, values: Mapping[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
+    """A dict of our own: keywords are one already; a dict given is copied (the caller may
+    change it after logging)."""
+    if values is None:
+        return more
+    if not isinstance(values, Mapping):
+        raise ExperimentValueError(
+            f"[labloom] log_{kind}s takes a dict or keywords, got a {type(values).__name__}"
+        )
+    return {**values, **more}
+
+
+def log_params(values: Mapping[str, Any] | None = None, /, **params: Any) -> None:
+    """Record settings of the current task run, to compare runs by: numbers, bools, short
+    strings or None.
+
+    >>> log_params(max_depth=5, criterion="gini")
+    >>> log_params({"learning rate": 0.1})
+    """
+    record("param", _own("param", values, params))
+
+
+def log_metrics(
+    values: Mapping[str, Any] | None = None, /, *, step: int | None = None, **metrics: Any
+) -> None:
+    """Record results of the current task run: numbers, bools or short strings (NaN and inf
+    are kept). With ``step``, points of a curve (the last one is the run's value).
+
+    >>> log_metrics(auc=0.93, accuracy=0.88)
+    """
+    record("metric", _own("metric", values, metrics), None if step is None else _check_step(step))
+
+
+def log_metric(name: str, value: Any, step: int | None = None) -> None:
+    """Record one metric; with ``step`` (an epoch), one point of its curve.
+
+    >>> for epoch in range(10):
+    ...     log_metric("loss", loss, step=epoch)
+    """
+    record("metric", {check_name(name, "metric"): value},
+           None if step is None else _check_step(step))
+
+
+# --- @task(params=True, metrics=[...]) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What a task call records by itself (``@task(params=..., metrics=...)``); small and
+    picklable, it travels in the ``TaskCall``.
+
+    ``params``: (argument position or keyword, argument name) of each argument to record;
+    a dict argument records its items. ``metrics``: names taken from a returned dict.
+    """
+
+    params: tuple[tuple[int | str, str], ...] = ()
+    metrics: tuple[str, ...] = ()
+
+    def before(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if not self.params:
+            return
+        values: dict[str, Any] = {}
+        for where, arg_name in self.params:
+            if isinstance(where, int):
+                if where >= len(args):
+                    continue
+                value = args[where]
+            elif where in kwargs:
+                value = kwargs[where]
+            else:
+                continue
+            if isinstance(value, Mapping):
+                values.update({str(k): v for k, v in value.items()})
+            else:
+                values[arg_name] = value
+        record("param", values)
+
+    def after(self, task_name: str, value: Any) -> None:
+        if not self.metrics:
+            return
+        if not isinstance(value, Mapping):
+            raise ExperimentValueError(
+                f"[labloom] task {task_name!r} has metrics={list(self.metrics)!r} but returned "
+                f"a {type(value).__name__}; return a dict holding them, such as "
+                f"{{{self.metrics[0]!r}: 0.93, ...}}, or call log_metrics() in the task"
+            )
+        missing = [name for name in self.metrics if name not in value]
+        if missing:
+            raise ExperimentValueError(
+                f"[labloom] task {task_name!r} has metrics={list(self.metrics)!r} but its "
+                f"returned dict has no {', '.join(map(repr, missing))}; its keys are "
+                f"{sorted(map(str, value))[:10]!r}"
+            )
+        record("metric", {name: value[name] for name in self.metrics})
+
+
+def check_options(where: str, params: Any, metrics: Any) -> tuple[bool, tuple[str, ...]]:
+    """``@task`` options ``params`` and ``metrics``, checked at decoration time."""
+    if not isinstance(params, bool):
+        raise TypeError(
+            f"{where}: params must be True (record the mapped element(s) as params) or False, "
+            f"got {params!r}"
+        )
+    if metrics is None:
+        metrics = ()
+    if isinstance(metrics, str):
+        raise TypeError(
+            f"{where}: metrics must be a list of names such as [{metrics!r}], got the string "
+            f"{metrics!r}"
+        )
+    try:
+        names = tuple(metrics)
+    except TypeError:
+        raise TypeError(
+            f"{where}: metrics must be a list of names taken from the returned dict, such as "
+            f"['auc'], got {metrics!r}"
+        ) from None
+    for name in names:
+        try:
+            check_name(name, "metric")
+        except ExperimentValueError as exc:
+            raise TypeError(f"{where}: {str(exc).removeprefix('[labloom] ')}") from None
+    return params, names
+
+
+def recording_for(tr: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Recording | None:
+    """The ``Recording`` of one call of task run ``tr``: for a map child, its mapped arguments
+    (not the unmapped ones); for a plain call, every argument."""
+    task = tr.task
+    if not task.params and not task.metrics:
+        return None
+    params: list[tuple[int | str, str]] = []
+    if task.params:
+        names = _positional_names(task.fn, len(args))
+        node = tr.parent
+        if node is not None:
+            params += [(i, names[i]) for i, source in enumerate(node.sources)
+                       if source.kind != "unmapped"]
+            params += [(key, key) for key, source in node.keywords.items()
+                       if source.kind != "unmapped"]
+        else:
+            params += [(i, names[i]) for i in range(len(args))]
+            params += [(key, key) for key in kwargs]
+    return Recording(tuple(params), task.metrics)
+
+
+def _positional_names(fn: Any, count: int) -> list[str]:
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    names = [p.name for p in parameters
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    star = next((p.name for p in parameters if p.kind == p.VAR_POSITIONAL), "arg")
+    return [names[i] if i < len(names) else f"{star}{i}" for i in range(count)]
+
+
+__all__ = ["Recording", "check_options", "log_metric", "log_metrics", "log_params",
+           "recording_for"]

@@ -1,0 +1,172 @@
+"""Experiments side by side: one row per task run that logged params or metrics, in the shapes
+every view shares (``run.experiments()``, ``labloom.experiments()``, the CLI, the REST API).
+
+A row (``Experiment``) is the task run (run id, task run id, task name, map index, state,
+duration) with its params and metrics, the last value of each name (for a curve, the value
+at its highest step). ``page`` sorts and slices rows the same way for every surface; ``record``
+flattens a row for a DataFrame or a CSV file, and ``jsonable`` writes one for JSON, where NaN
+and inf, which JSON cannot hold, become the strings "NaN", "Infinity" and "-Infinity".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# One logging call: (task_run_id, kind, {name: value}, step), in the order logged.
+Logged = tuple[str, str, dict[str, Any], "int | None"]
+
+# Columns of every row, before its params and metrics.
+FIXED = ("run_id", "task_run_id", "task", "map_index", "state", "duration")
+
+
+@dataclass
+class Experiment:
+    run_id: str
+    task_run_id: str
+    task: str = ""
+    map_index: int | None = None
+    state: str = ""
+    duration: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    # Steps of the metric values kept (the curve's last point), to pick the highest.
+    _steps: dict[str, int | None] = field(default_factory=dict, repr=False)
+
+    def add(self, kind: str, name: str, value: Any, step: int | None) -> None:
+        if kind == "param":
+            self.params[name] = value
+            return
+        if name in self.metrics and step is not None:
+            kept = self._steps.get(name)
+            if kept is not None and step < kept:
+                return  # an earlier point of the curve, logged late
+        self.metrics[name] = value
+        self._steps[name] = step
+
+    def get(self, column: str) -> Any:
+        """A column's value: a fixed column, ``params.x``, ``metrics.x``, or a bare name
+        (a metric first, then a param)."""
+        if column in FIXED:
+            return getattr(self, column)
+        kind, _, name = column.partition(".")
+        if kind == "params" and name:
+            return self.params.get(name)
+        if kind == "metrics" and name:
+            return self.metrics.get(name)
+        return self.metrics.get(column, self.params.get(column))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "task_run_id": self.task_run_id, "task": self.task,
+                "map_index": self.map_index, "state": self.state, "duration": self.duration,
+                "params": dict(self.params), "metrics": dict(self.metrics)}
+
+
+def collect(run_id: str, logged: Iterable[Logged]) -> dict[str, Experiment]:
+    """Rows by task run id, in the order their first value was logged."""
+    rows: dict[str, Experiment] = {}
+    for task_run_id, kind, values, step in logged:
+        row = rows.get(task_run_id)
+        if row is None:
+            row = rows[task_run_id] = Experiment(run_id, task_run_id)
+        for name, value in values.items():
+            row.add(kind, name, value, step)
+    return rows
+
+
+def columns(rows: Sequence[Experiment]) -> list[dict[str, str]]:
+    """The params and metrics the rows hold, each once, with the type of its values
+    ("number", "bool", "string"; "mixed" when they differ): a table's or chart's header."""
+    seen: dict[tuple[str, str], str] = {}
+    for row in rows:
+        for kind, values in (("param", row.params), ("metric", row.metrics)):
+            for name, value in values.items():
+                kind_of = _type_of(value)
+                if kind_of is None:
+                    seen.setdefault((kind, name), "none")
+                    continue
+                before = seen.get((kind, name))
+                seen[(kind, name)] = kind_of if before in (None, "none", kind_of) else "mixed"
+    return [{"kind": kind, "name": name, "type": type_}
+            for (kind, name), type_ in sorted(seen.items(), key=lambda item: item[0][0] != "param")]
+
+
+def _type_of(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string"
+
+
+def page(rows: Sequence[Experiment], sort: str | None = None, desc: bool = False,
+         limit: int | None = None, offset: int = 0) -> list[Experiment]:
+    """Rows sorted by ``sort`` (a column as ``Experiment.get`` reads it; values missing or
+    NaN last either way, numbers before strings), then ``offset`` and ``limit`` applied."""
+    ordered = list(rows)
+    if sort:
+        present = [row for row in ordered if not _missing(row.get(sort))]
+        absent = [row for row in ordered if _missing(row.get(sort))]
+        present.sort(key=lambda row: _sort_key(row.get(sort)), reverse=desc)
+        ordered = present + absent
+    end = None if limit is None else offset + limit
+    return ordered[offset:end]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if isinstance(value, (bool, int, float)):
+        return (0, float(value))
+    return (1, str(value))
+
+
+def record(row: Experiment, names: Sequence[dict[str, str]]) -> dict[str, Any]:
+    """One flat dict: the fixed columns, then each param and metric under its name (a name
+    that is both a param and a metric is written ``params.x`` and ``metrics.x``)."""
+    both = _both(names)
+    out: dict[str, Any] = {column: getattr(row, column) for column in FIXED}
+    for column in names:
+        name, kind = column["name"], column["kind"]
+        values = row.params if kind == "param" else row.metrics
+        key = f"{kind}s.{name}" if name in both else name
+        out[key] = values.get(name)
+    return out
+
+
+def _both(names: Sequence[dict[str, str]]) -> set[str]:
+    params = {c["name"] for c in names if c["kind"] == "param"}
+    return {c["name"] for c in names if c["kind"] == "metric" and c["name"] in params}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with every non-finite float as a string JSON can hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def frame(rows: Sequence[Experiment]) -> Any:
+    """A pandas DataFrame of ``rows`` (flat, see ``record``), or a list of dicts when pandas
+    is not installed (it is optional)."""
+    names = columns(rows)
+    records = [record(row, names) for row in rows]
+    try:
+        import pandas
+    except ImportError:
+        return records
+    header = list(record(Experiment("", ""), names))  # every record has these keys
+    return pandas.DataFrame.from_records(records, columns=header)
+
+
+__all__ = ["Experiment", "collect", "columns", "frame", "jsonable", "page", "record"]

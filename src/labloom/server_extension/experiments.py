@@ -1,0 +1,126 @@
+"""``runs/{id}/experiments`` and ``experiments``: params and metrics, one row per task run, a
+page at a time, sorted by any column (the run view's table and charts page through it).
+
+Every answer has one shape (docs/rest-api.md): ``columns`` (kind, name, type), ``total``,
+``offset``, ``limit``, ``next`` (the next page's offset, or null), ``rows`` (see
+``core/experiments.Experiment.as_dict``). NaN and inf travel as "NaN", "Infinity",
+"-Infinity", since JSON has no such numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tornado
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..core import experiments as ex
+from ..store.experiments import (
+    RECENT_RUNS,
+    experiments_across,
+    metric_points,
+    run_experiments,
+)
+from ..store.reader import RunStore
+from . import validate
+from .base import LabloomHandler
+
+MAX_PAGE = 1000
+MAX_RUNS = 200
+MAX_POINTS = 20_000
+
+
+def answer(rows: list[ex.Experiment], sort: str | None, desc: bool, limit: int,
+           offset: int) -> dict[str, Any]:
+    shown = ex.page(rows, sort, desc, limit, offset)
+    end = offset + len(shown)
+    page: dict[str, Any] = ex.jsonable({
+        "columns": ex.columns(rows), "total": len(rows), "offset": offset, "limit": limit,
+        "sort": sort, "desc": desc, "next": end if end < len(rows) else None,
+        "rows": [row.as_dict() for row in shown],
+    })
+    return page
+
+
+def run_page(access: Any, store: RunStore, run_id: str, sort: str | None, desc: bool,
+             limit: int, offset: int) -> dict[str, Any] | None:
+    run = store.get_run(run_id)
+    if run is None:
+        return None
+    return {"run_id": run.id,
+            **answer(run_experiments(store, run.id), sort, desc, limit, offset)}
+
+
+def across_page(access: Any, store: RunStore, flow: str | None, since: float | None,
+                runs: list[str], max_runs: int, sort: str | None, desc: bool, limit: int,
+                offset: int) -> dict[str, Any]:
+    rows = experiments_across(store, flow, since, runs or None, max_runs)
+    run_ids = list(dict.fromkeys(row.run_id for row in rows))
+    return {"runs": run_ids, **answer(rows, sort, desc, limit, offset)}
+
+
+def curve(access: Any, store: RunStore, run_id: str, metric: str, task_run_ids: list[str],
+          limit: int) -> dict[str, Any] | None:
+    run = store.get_run(run_id)
+    if run is None:
+        return None
+    points, total = metric_points(store, run.id, metric, task_run_ids, limit)
+    answer: dict[str, Any] = ex.jsonable({"run_id": run.id, "metric": metric, "total": total,
+                                          "truncated": total > len(points), "points": points})
+    return answer
+
+
+class _Paged(LabloomHandler):
+    def paging(self) -> tuple[str | None, bool, int, int]:
+        sort = self.get_argument("sort", None) or None
+        desc = self.get_argument("desc", "0") not in ("0", "false", "no", "")
+        limit = self.int_argument("limit", 100, 0, MAX_PAGE)
+        offset = self.int_argument("offset", 0, 0, 2**62)
+        return sort, desc, limit, offset
+
+
+class RunExperimentsHandler(_Paged):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        """One run's rows: ``sort`` (a metric or param name, ``params.x``, ``metrics.x``,
+        ``duration``, ``map_index``, ``state``), ``desc``, ``limit`` (<= 1000), ``offset``."""
+        page = await self.in_pool(run_page, validate.run_id(run_id), *self.paging())
+        if page is None:
+            raise web.HTTPError(404, "no such run")
+        self.reply(page)
+
+
+class ExperimentsHandler(_Paged):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Rows across runs: ``runs`` (ids, comma-separated), else the newest ``max_runs``
+        (default 20, <= 200) runs of ``flow`` created ``since`` (epoch seconds); then paged
+        as one run's rows are."""
+        runs = [validate.run_id(r) for r in self.get_argument("runs", "").split(",") if r]
+        if len(runs) > MAX_RUNS:
+            raise web.HTTPError(400, f"runs names at most {MAX_RUNS} runs")
+        page = await self.in_pool(
+            across_page, self.get_argument("flow", None) or None, self.float_argument("since"),
+            runs, self.int_argument("max_runs", RECENT_RUNS, 1, MAX_RUNS), *self.paging(),
+        )
+        self.reply(page)
+
+
+class CurvesHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        """Every value logged for ``metric`` (curves: with ``step``), long-form, optionally
+        of the task runs in ``task_runs`` (ids, comma-separated); at most ``limit`` points."""
+        metric = self.get_argument("metric", "")
+        if not metric:
+            raise web.HTTPError(400, "metric is required: the name of a logged metric")
+        task_run_ids = [t for t in self.get_argument("task_runs", "").split(",") if t]
+        limit = self.int_argument("limit", MAX_POINTS, 1, MAX_POINTS)
+        answer = await self.in_pool(curve, validate.run_id(run_id), metric, task_run_ids, limit)
+        if answer is None:
+            raise web.HTTPError(404, "no such run")
+        self.reply(answer)

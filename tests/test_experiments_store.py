@@ -1,0 +1,243 @@
+"""Params and metrics in the store (issue 19, item 4), on SQLite and PostgreSQL: values come
+back as they went in (NaN, inf, bools, big ints, None), read per run and across runs from
+Python, the real `labloom experiments` command and the REST API behind Jupyter's auth."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+import labloom
+from labloom import flow, log_metric, log_metrics, log_params, task
+from labloom.core.experiments import jsonable
+from labloom.store import open_store
+from labloom.store.experiments import run_experiments
+from store_helpers import cli, cli_json
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+@pytest.fixture(autouse=True)
+def rows_as_lists(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests read rows as the list of dicts labloom gives without pandas (an optional
+    dependency), whether or not it is installed here; ``..._with_pandas`` tests get it."""
+    if "with_pandas" not in request.node.name:
+        monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
+                          "allow_unauthenticated_access": False}}
+
+
+@task
+def trial(depth: int) -> float:
+    log_params(depth=depth, criterion="gini", max_features=None)
+    for epoch in range(3):
+        log_metric("loss", 1.0 / (depth + epoch + 1), step=epoch)
+    log_metrics(auc=depth / 10, odd=float("nan"), top=float("inf"), low=float("-inf"),
+                best=depth == 3, big=2**60 + depth)
+    if depth == 0:
+        raise ValueError("depth 0 fails after logging")
+    return depth / 10
+
+
+@flow
+def search(depths: list[int]) -> Any:
+    return labloom.allow_failure(trial.map(depths))
+
+
+def _check_row(row: dict[str, Any], depth: int) -> None:
+    assert row["depth"] == depth and row["criterion"] == "gini" and row["max_features"] is None
+    assert row["auc"] == depth / 10 and row["best"] is (depth == 3)
+    assert row["loss"] == pytest.approx(1.0 / (depth + 3))
+    assert math.isnan(row["odd"]) and row["top"] == math.inf and row["low"] == -math.inf
+    assert row["big"] == 2**60 + depth and isinstance(row["big"], int)
+
+
+def test_values_survive_the_store(store_backend: str) -> None:
+    run = search.run(depths=[2, 0, 3], executor="threads")
+    stored = labloom.experiments(run=run.id)
+    # The store agrees with the kernel, value for value (NaN != NaN: compared as JSON).
+    assert jsonable(stored) == jsonable(run.experiments())
+    by_index = {row["map_index"]: row for row in stored}
+    for index, depth in enumerate([2, 0, 3]):
+        _check_row(by_index[index], depth)
+    assert by_index[1]["state"] == "Failed" and by_index[0]["state"] == "Completed"
+    assert by_index[0]["duration"] >= 0 and by_index[0]["task"] == "trial"
+
+
+def test_across_runs_by_flow_and_since(store_backend: str) -> None:
+    first = search.run(depths=[1], executor="local")
+    time.sleep(0.05)
+    middle = time.time()
+    second = search.run(depths=[2, 3], executor="local")
+    rows = labloom.experiments(flow="search", sort="auc", desc=True)
+    assert [(r["run_id"], r["depth"]) for r in rows] == [
+        (second.id, 3), (second.id, 2), (first.id, 1)
+    ]
+    assert [r["depth"] for r in labloom.experiments(flow="search", since=middle)] == [2, 3]
+    assert labloom.experiments(flow="other") == []
+    assert len(labloom.experiments(runs=[first.id, second.id[:8]])) == 3
+    with pytest.raises(labloom.TargetError, match="no run 'nope' in the store"):
+        labloom.experiments(run="nope")
+
+
+def test_a_bad_value_loses_nothing_already_stored(store_backend: str) -> None:
+    @task
+    def careless() -> None:
+        log_params(lr=0.1)
+        log_metric("loss", 0.5, step=0)
+        log_metrics(auc=0.9, model=object())
+
+    @flow
+    def oops() -> Any:
+        return careless()
+
+    run = oops.run(executor="local")
+    assert run.state.value == "Failed"
+    with open_store() as store:
+        (row,) = run_experiments(store, run.id)
+    assert row.params == {"lr": 0.1} and row.metrics == {"loss": 0.5}
+    assert row.state == "Failed"
+
+
+def test_the_cli_sorts_tops_and_prints_csv_and_json(store_backend: str, labloom_home: Path
+                                                     ) -> None:
+    run = search.run(depths=[2, 0, 3, 1], executor="local")
+    table = cli(labloom_home, "experiments", run.id[:6], "--sort", "auc", "--desc", "--top", "2")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split()[:4] == ["TASK", "RUN", "STATE", "DURATION"]
+    assert "trial[2]" in lines[1] and "trial[0]" in lines[2] and "NaN" in lines[1]
+    assert "(2 of 4 rows" in table.stdout
+
+    answer = cli_json(labloom_home, "experiments", run.id, "--sort", "depth")
+    assert answer["total"] == 4 and [r["params"]["depth"] for r in answer["rows"]] == [0, 1, 2, 3]
+    assert answer["rows"][0]["metrics"]["odd"] == "NaN"
+    assert answer["rows"][0]["metrics"]["low"] == "-Infinity"
+    assert {"kind": "metric", "name": "auc", "type": "number"} in answer["columns"]
+
+    done = cli(labloom_home, "experiments", run.id, "--csv", "--sort", "auc")
+    assert done.returncode == 0, done.stderr
+    records = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert [r["depth"] for r in records] == ["0", "1", "2", "3"]
+    assert records[0]["top"] == "Infinity" and records[0]["max_features"] == ""
+
+    across = cli_json(labloom_home, "experiments", "--flow", "search")
+    assert across["total"] == 4
+    missing = cli(labloom_home, "experiments", "nope")
+    assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
+
+
+def test_the_cli_says_how_to_record_when_nothing_was(store_backend: str,
+                                                     labloom_home: Path) -> None:
+    @task
+    def quiet() -> int:
+        return 1
+
+    @flow
+    def silent() -> Any:
+        return quiet()
+
+    run = silent.run(executor="local")
+    done = cli(labloom_home, "experiments", run.id)
+    assert done.returncode == 0 and "labloom.log_metrics" in done.stdout
+
+
+async def _get(jp_fetch: Any, *path: str, **params: Any) -> Any:
+    response = await jp_fetch("labloom", "api", *path, params=params or None)
+    assert response.code == 200
+    return json.loads(response.body)
+
+
+async def test_rest_pages_a_run_sorted(jp_fetch: Any, store_backend: str) -> None:
+    run = search.run(depths=[2, 0, 3, 1], executor="local")
+    first = await _get(jp_fetch, "runs", run.id, "experiments", sort="auc", desc="1", limit="3")
+    assert first["run_id"] == run.id and first["total"] == 4 and first["next"] == 3
+    assert [r["params"]["depth"] for r in first["rows"]] == [3, 2, 1]
+    row = first["rows"][0]
+    assert row["map_index"] == 2 and row["state"] == "Completed" and row["task"] == "trial"
+    assert row["metrics"]["odd"] == "NaN" and row["metrics"]["top"] == "Infinity"
+    assert row["metrics"]["big"] == 2**60 + 3 and row["metrics"]["best"] is True
+    rest = await _get(jp_fetch, "runs", run.id, "experiments", sort="auc", desc="1",
+                      limit="3", offset="3")
+    assert [r["params"]["depth"] for r in rest["rows"]] == [0] and rest["next"] is None
+    kinds = {(c["kind"], c["name"]): c["type"] for c in first["columns"]}
+    assert kinds[("param", "criterion")] == "string" and kinds[("metric", "best")] == "bool"
+
+
+async def test_rest_across_runs_and_errors(jp_fetch: Any, store_backend: str) -> None:
+    one = search.run(depths=[1], executor="local")
+    two = search.run(depths=[2], executor="local")
+    both = await _get(jp_fetch, "experiments", flow="search", sort="depth")
+    assert both["runs"] == [two.id, one.id] and both["total"] == 2
+    assert [r["run_id"] for r in both["rows"]] == [one.id, two.id]
+    named = await _get(jp_fetch, "experiments", runs=one.id)
+    assert [r["run_id"] for r in named["rows"]] == [one.id]
+    for path, params, code in [
+        (("runs", "abcdef012345", "experiments"), {}, 404),
+        (("runs", run_id_hostile(), "experiments"), {}, 404),
+        (("runs", one.id, "experiments"), {"limit": "5000"}, 400),
+        (("experiments",), {"since": "yesterday"}, 400),
+    ]:
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("labloom", "api", *path, params=params or None)
+        assert caught.value.code == code, (path, params)
+    for path in (("runs", one.id, "experiments"), ("experiments",)):
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("labloom", "api", *path, headers={"Authorization": ""})
+        assert caught.value.code == 403
+
+
+def run_id_hostile() -> str:
+    return "' OR 1=1 --"
+
+
+async def test_rest_gives_a_metric_curve_long_form(jp_fetch: Any, store_backend: str) -> None:
+    run = search.run(depths=[2, 3], executor="local")
+    curve = await _get(jp_fetch, "runs", run.id, "experiments", "curves", metric="loss")
+    assert curve["metric"] == "loss" and curve["total"] == 6 and not curve["truncated"]
+    first = curve["points"][0]
+    assert first["task"] == "trial" and first["state"] == "Completed"
+    assert [(p["map_index"], p["step"]) for p in curve["points"]] == [
+        (0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)
+    ]
+    assert curve["points"][2]["value"] == pytest.approx(1 / 5)
+    odd = await _get(jp_fetch, "runs", run.id, "experiments", "curves", metric="odd",
+                     task_runs=first["task_run_id"], limit="1")
+    assert odd["total"] == 1 and odd["points"][0]["value"] == "NaN"
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("labloom", "api", "runs", run.id, "experiments", "curves")
+    assert caught.value.code == 400
+
+
+@task
+def wide_trial(i: int) -> None:
+    log_params(note='tab\there "quoted" back\\slash\nnewline ünïcode 🧪', i=i)
+    log_metrics(score=float("nan") if i % 2 else i / 10)
+
+
+@flow
+def wide_search(n: int) -> Any:
+    return wide_trial.map(range(n))
+
+
+def test_a_batch_of_many_rows_round_trips(store_backend: str) -> None:
+    """Enough rows for the writer's bulk path (COPY on PostgreSQL), with awkward text."""
+    run = wide_search.run(n=120, executor="threads")
+    with open_store() as store:
+        rows = {row.map_index: row for row in run_experiments(store, run.id)}
+    assert len(rows) == 120
+    assert rows[7].params["note"] == 'tab\there "quoted" back\\slash\nnewline ünïcode 🧪'
+    assert math.isnan(rows[7].metrics["score"]) and rows[8].metrics["score"] == 0.8
