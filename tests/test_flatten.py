@@ -60,11 +60,11 @@ def test_flatten_maps_over_every_item_of_every_list_in_order(any_executor: Any) 
     assert f(0) == ([], 0, [])
 
 
+# Not on the local executor: it runs one task at a time, so nothing runs beside anything.
+@pytest.mark.parametrize("any_executor", ["threads", "dask"], indirect=True)
 def test_the_chain_runs_depth_first_as_the_lists_arrive(
     any_executor: Any, tmp_path: Path
 ) -> None:
-    if any_executor == "local":
-        pytest.skip("one task at a time: nothing runs beside anything")
     signals = str(tmp_path)
 
     @flow(executor=any_executor)
