@@ -308,3 +308,25 @@ def test_rows_are_live_while_the_run_runs() -> None:
         release.set()
     run.wait()
     assert {r["state"] for r in run.experiments()} == {"Completed"}
+
+
+@task(cache=True, params=True, metrics=["total"])
+def cached_sum(a: int, b: int) -> dict[str, int]:
+    return {"total": a + b}
+
+
+@flow
+def cached_sums() -> Any:
+    return cached_sum.map([1, 2], [3, 4])
+
+
+def test_a_cached_task_run_records_its_metrics_and_never_the_results_path() -> None:
+    first = cached_sums.run(executor="threads")
+    assert [row["a"] for row in first.experiments()] == [1, 2]
+    again = cached_sums.run(executor="threads")
+    assert {tr.state.value for tr in again.tasks} == {"Cached"}
+    rows = _by_index(again.experiments())
+    # The cached call receives the stored result's path, not the task's inputs: its params
+    # are not taken from there (they were recorded with the run that computed the result).
+    assert rows[0]["total"] == 4 and rows[1]["total"] == 6
+    assert all(".pkl" not in str(value) for row in rows.values() for value in row.values())

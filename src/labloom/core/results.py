@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
@@ -148,6 +148,8 @@ class ResultPlanner:
 
                 self._loading[tr.id] = message
                 call.fn = load_cached
+                if call.record is not None:  # the call gets the result's path, not the inputs
+                    call.record = replace(call.record, params=())
                 self._emit_key(tr, key, path)
                 return (path,), {}
         if task.cache or self.mode == "all":
