@@ -44,6 +44,12 @@ class LabloomHandler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
+    def reply_for_run(self, data: Any) -> None:
+        """A run's answer; None (what the queries return for a run the store lacks) is 404."""
+        if data is None:
+            raise web.HTTPError(404, "no such run")
+        self.reply(data)
+
     def int_argument(self, name: str, default: int, low: int, high: int) -> int:
         text = self.get_argument(name, None)
         if text is None or text == "":

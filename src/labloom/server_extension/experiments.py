@@ -87,9 +87,7 @@ class RunExperimentsHandler(_Paged):
         """One run's rows: ``sort`` (a metric or param name, ``params.x``, ``metrics.x``,
         ``duration``, ``map_index``, ``state``), ``desc``, ``limit`` (<= 1000), ``offset``."""
         page = await self.in_pool(run_page, validate.run_id(run_id), *self.paging())
-        if page is None:
-            raise web.HTTPError(404, "no such run")
-        self.reply(page)
+        self.reply_for_run(page)
 
 
 class ExperimentsHandler(_Paged):
@@ -121,6 +119,4 @@ class CurvesHandler(LabloomHandler):
         task_run_ids = [t for t in self.get_argument("task_runs", "").split(",") if t]
         limit = self.int_argument("limit", MAX_POINTS, 1, MAX_POINTS)
         answer = await self.in_pool(curve, validate.run_id(run_id), metric, task_run_ids, limit)
-        if answer is None:
-            raise web.HTTPError(404, "no such run")
-        self.reply(answer)
+        self.reply_for_run(answer)

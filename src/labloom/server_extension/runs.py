@@ -50,9 +50,7 @@ class RunHandler(LabloomHandler):
         detail = await self.in_pool(
             queries.run_detail, validate.run_id(run_id), with_tasks, since, lines
         )
-        if detail is None:
-            raise web.HTTPError(404, "no such run")
-        self.reply(detail)
+        self.reply_for_run(detail)
 
 
 class TasksHandler(LabloomHandler):
@@ -67,9 +65,7 @@ class TasksHandler(LabloomHandler):
         limit = self.int_argument("limit", 500, 1, queries.MAX_TASK_PAGE)
         state = validate.task_state(self.get_argument("state", None))
         page = await self.in_pool(queries.task_page, validate.run_id(run_id), after, limit, state)
-        if page is None:
-            raise web.HTTPError(404, "no such run")
-        self.reply(page)
+        self.reply_for_run(page)
 
 
 class NodeHandler(LabloomHandler):
@@ -101,9 +97,7 @@ class LogsHandler(LabloomHandler):
         page = await self.in_pool(
             queries.log_page, validate.run_id(run_id), task, after, limit
         )
-        if page is None:
-            raise web.HTTPError(404, "no such run")
-        self.reply(page)
+        self.reply_for_run(page)
 
 
 class TimelineHandler(LabloomHandler):
@@ -114,9 +108,7 @@ class TimelineHandler(LabloomHandler):
     async def get(self, run_id: str) -> None:
         """Task runs by lane (thread, Dask worker) and time: bars, or buckets when dense."""
         answer = await self.in_pool(queries.run_timeline, validate.run_id(run_id))
-        if answer is None:
-            raise web.HTTPError(404, "no such run")
-        self.reply(answer)
+        self.reply_for_run(answer)
 
 
 class CancelHandler(LabloomHandler):
