@@ -126,6 +126,29 @@ def page(lab: Any) -> Iterator[Any]:
             browser.close()
 
 
+def wait_for_kernel_connected(url: str, notebook: str, timeout: float = 90.0) -> None:
+    """Wait until the page holds a websocket to ``notebook``'s kernel and the kernel is idle.
+
+    Notebook 7's toolbar indicator reads idle before any kernel exists, and "Run All" at that
+    moment runs nothing; the server's own count of kernel connections is the signal that holds.
+    """
+    deadline = time.monotonic() + timeout
+    seen: list[Any] = []
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url.format("api/sessions"), timeout=5) as reply:
+            seen = json.load(reply)
+        for session in seen:
+            kernel = session.get("kernel") or {}
+            if (
+                session.get("path", "").endswith(notebook)
+                and kernel.get("connections", 0) >= 1
+                and kernel.get("execution_state") == "idle"
+            ):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no idle kernel with a browser connection for {notebook}: {seen}")
+
+
 def shot(page: Any, name: str, locator: Any = None) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from lab_helpers import shot
+from lab_helpers import shot, wait_for_kernel_connected
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
@@ -123,14 +123,17 @@ def test_notebook_7_shows_the_live_dag(lab: Any, page: Any) -> None:
     page.goto(url.format("notebooks/nb7.ipynb"))
     # Notebook 7 shows the kernel's state as a circle in its toolbar, not a status bar text.
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
+    wait_for_kernel_connected(url, "nb7.ipynb")
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
     widget = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
     try:
         widget.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=90_000)
-    except Exception:
+    except Exception as error:
         shot(page, "failed-notebook7")
-        raise
+        # CI keeps no screenshot: say what the notebook showed.
+        shown = page.locator(".jp-Notebook").inner_text()[-2000:]
+        raise AssertionError(f"the flow did not complete; the notebook showed:\n{shown}") from error
     states = widget.locator("g.labloom-node").evaluate_all(
         "nodes => nodes.map(n => n.getAttribute('data-state'))"
     )
