@@ -413,7 +413,7 @@ class RunEngine:
             tr.args, tr.kwargs = (), NO_KWARGS
 
     def name_of(self, task_run_id: str | None) -> str:
-        tr = self.graph.by_id.get(task_run_id or "")
+        tr = self.graph.get(task_run_id or "")
         return tr.name if tr is not None else ""
 
 

@@ -123,7 +123,7 @@ class FlowRun:
             (event.task_run_id, event.kind, event.values, event.step) for event in logged
         ))
         for row in rows.values():
-            tr = engine.graph.by_id.get(row.task_run_id)
+            tr = engine.graph.get(row.task_run_id)
             if tr is not None:
                 row.task, row.map_index, row.state = tr.task.name, tr.map_index, tr.state.value
                 row.duration = tr.duration

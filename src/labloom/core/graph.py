@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .states import BAD_STATES, State, overall_state
 
@@ -29,37 +29,204 @@ class StateEntry:
     message: str = ""
 
 
-@dataclass(eq=False, slots=True)
-class TaskRun:
-    """One execution of a task (a map child is one too). Shown to users via ``FlowRun.tasks``."""
+class _Rare:
+    """What few task runs have (a failure, a cache key, allow_failure links): one shared
+    attribute on the task run instead of five, so a million plain task runs carry none."""
 
-    id: str
-    task: Task[Any, Any]
-    node_id: str
-    map_index: int | None
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=lambda: NO_KWARGS)
-    state: State = State.PENDING
-    attempts: int = 0
-    history: list[StateEntry] = field(default_factory=list)
-    started: float | None = None
-    ended: float | None = None
-    message: str = ""
-    traceback: str = ""
-    error: BaseException | None = None
-    cache_key: str | None = None
-    worker: str = ""  # where its last attempt ran (see StateChanged.worker)
-    # Engine bookkeeping.
-    # Empty tuples until a link is made (most map children have neither).
-    upstream: Sequence[TaskRun | MapNode] = ()
-    allowed: set[int] | None = None  # ids of upstreams under allow_failure
-    waiting: int = 0  # upstreams not yet final
-    dependents: Sequence[TaskRun] = ()
-    expand_dependents: list[MapNode] | None = None
-    parent: MapNode | None = None
-    handle: Any = None
-    holds_slot: bool = False
-    label: str = ""  # its node's name where that is not the task's: a repeated call, add-2
+    __slots__ = ("allowed", "cache_key", "error", "expand_dependents", "traceback")
+
+    def __init__(self) -> None:
+        self.traceback = ""
+        self.error: BaseException | None = None
+        self.cache_key: str | None = None
+        self.allowed: set[int] | None = None  # ids of upstreams under allow_failure
+        self.expand_dependents: list[MapNode] | None = None
+
+
+# ``TaskRun._steps`` for the usual histories, kept as a number instead of a list of entries
+# (the times are the task run's own ``created``, ``started`` and ``ended``): Pending;
+# Pending, Running; Pending, Running, final; Pending, final. Anything else is a list.
+_PENDING, _RAN, _RAN_ENDED, _ENDED = 0, 1, 2, 3
+
+
+class TaskRun:
+    """One execution of a task (a map child is one too). Shown to users via ``FlowRun.tasks``.
+
+    Compact on purpose: a flow of a million task runs holds a million of these, so rare
+    fields live in one ``_Rare`` made on first use and the state history is a number until
+    it is unusual (``history`` rebuilds the entries)."""
+
+    __slots__ = (
+        "_args",
+        "_kwargs",
+        "_rare",
+        "_steps",
+        "attempts",
+        "created",
+        "dependents",
+        "ended",
+        "handle",
+        "holds_slot",
+        "id",
+        "label",
+        "map_index",
+        "message",
+        "node_id",
+        "parent",
+        "started",
+        "state",
+        "task",
+        "upstream",
+        "waiting",
+        "worker",
+    )
+
+    def __init__(
+        self, id: str, task: Task[Any, Any], node_id: str, map_index: int | None,
+        args: tuple[Any, ...] | None = (), created: float = 0.0,
+    ) -> None:
+        self.id = id
+        self.task = task
+        self.node_id = node_id
+        self.map_index = map_index
+        # None: a map child's inputs are read from its map's sources when asked (``args``), so
+        # a map over a list of a million items holds the list, not a million argument tuples.
+        self._args = args
+        self._kwargs = NO_KWARGS
+        self.state = State.PENDING
+        self.attempts = 0
+        self.created = created
+        self.started: float | None = None
+        self.ended: float | None = None
+        self.message = ""
+        self.worker = ""  # where its last attempt ran (see StateChanged.worker)
+        # Engine bookkeeping. Empty tuples until a link is made (most map children have none).
+        self.upstream: Sequence[TaskRun | MapNode] = ()
+        self.waiting = 0  # upstreams not yet final
+        self.dependents: Sequence[TaskRun] = ()
+        self.parent: MapNode | None = None
+        self.handle: Any = None
+        self.holds_slot = False
+        self.label = ""  # its node's name where that is not the task's: a repeated call, add-2
+        self._steps: int | list[StateEntry] = _PENDING
+        self._rare: _Rare | None = None
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        if self._args is None:
+            return cast("MapNode", self.parent).inputs_of(cast(int, self.map_index))[0]
+        return self._args
+
+    @args.setter
+    def args(self, value: tuple[Any, ...]) -> None:
+        if self._args is None:
+            self._kwargs = self.kwargs
+        self._args = value
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        if self._args is None:
+            return cast("MapNode", self.parent).inputs_of(cast(int, self.map_index))[1]
+        return self._kwargs
+
+    @kwargs.setter
+    def kwargs(self, value: dict[str, Any]) -> None:
+        if self._args is None:
+            self._args = self.args
+        self._kwargs = value
+
+    def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``(args, kwargs)``, read once."""
+        if self._args is None:
+            return cast("MapNode", self.parent).inputs_of(cast(int, self.map_index))
+        return self._args, self._kwargs
+
+    def _more(self) -> _Rare:
+        if self._rare is None:
+            self._rare = _Rare()
+        return self._rare
+
+    @property
+    def traceback(self) -> str:
+        return self._rare.traceback if self._rare is not None else ""
+
+    @traceback.setter
+    def traceback(self, value: str) -> None:
+        if value or self._rare is not None:
+            self._more().traceback = value
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._rare.error if self._rare is not None else None
+
+    @error.setter
+    def error(self, value: BaseException | None) -> None:
+        if value is not None or self._rare is not None:
+            self._more().error = value
+
+    @property
+    def cache_key(self) -> str | None:
+        return self._rare.cache_key if self._rare is not None else None
+
+    @cache_key.setter
+    def cache_key(self, value: str | None) -> None:
+        if value is not None or self._rare is not None:
+            self._more().cache_key = value
+
+    @property
+    def allowed(self) -> set[int] | None:
+        return self._rare.allowed if self._rare is not None else None
+
+    @allowed.setter
+    def allowed(self, value: set[int] | None) -> None:
+        if value is not None or self._rare is not None:
+            self._more().allowed = value
+
+    @property
+    def expand_dependents(self) -> list[MapNode] | None:
+        return self._rare.expand_dependents if self._rare is not None else None
+
+    @expand_dependents.setter
+    def expand_dependents(self, value: list[MapNode] | None) -> None:
+        if value is not None or self._rare is not None:
+            self._more().expand_dependents = value
+
+    # --- the state history ------------------------------------------------------------------
+
+    @property
+    def history(self) -> list[StateEntry]:
+        """Every state it was in, with when and why (a copy)."""
+        steps = self._steps
+        if isinstance(steps, list):
+            return list(steps)
+        entries = [StateEntry(State.PENDING, self.created)]
+        if steps in (_RAN, _RAN_ENDED):
+            entries.append(StateEntry(State.RUNNING, self.started or 0.0))
+        if steps in (_RAN_ENDED, _ENDED):
+            entries.append(StateEntry(self.state, self.ended or 0.0, self.message))
+        return entries
+
+    def record(self, state: State, when: float, message: str) -> None:
+        """Add a history entry; call after setting ``state``, ``message`` and (final)
+        ``ended``, which the usual entries are rebuilt from."""
+        steps = self._steps
+        if isinstance(steps, int):
+            if steps == _PENDING and state is State.RUNNING and not message \
+                    and when == self.started:
+                self._steps = _RAN
+                return
+            if steps in (_PENDING, _RAN) and state.is_final and when == self.ended:
+                self._steps = _RAN_ENDED if steps == _RAN else _ENDED
+                return
+            self.keep_history()
+        cast("list[StateEntry]", self._steps).append(StateEntry(state, when, message))
+
+    def keep_history(self) -> None:
+        """Keep the history as entries from now on (before fields it is rebuilt from change)."""
+        if not isinstance(self._steps, list):
+            self._steps = self.history
+
+    # --- derived ----------------------------------------------------------------------------
 
     @property
     def base_name(self) -> str:
@@ -87,7 +254,8 @@ class TaskRun:
 
     def allows(self, upstream: TaskRun | MapNode) -> bool:
         """True when ``upstream`` was passed under ``allow_failure``."""
-        return self.allowed is not None and id(upstream) in self.allowed
+        allowed = self.allowed
+        return allowed is not None and id(upstream) in allowed
 
     def __repr__(self) -> str:
         return f"<TaskRun {self.name} {self.state.value} attempts={self.attempts}>"
@@ -121,6 +289,15 @@ class MapNode:
     @property
     def name(self) -> str:
         return self.label or self.task.name
+
+    def inputs_of(self, index: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Child ``index``'s arguments when every source is a list or ``unmapped`` (see
+        ``mapping.expand_map``): read from the sources, never kept per child."""
+        def pick(source: Any) -> Any:
+            return source.value if source.kind == "unmapped" else source.value[index]
+
+        keywords = {key: pick(source) for key, source in self.keywords.items()}
+        return tuple(pick(source) for source in self.sources), keywords or NO_KWARGS
 
     @property
     def done(self) -> bool:

@@ -156,11 +156,10 @@ class Launcher:
             tr.attempts += 1
             attempt = tr.attempts
             task = tr.task
+            args, kwargs = tr.inputs()
             if tr.upstream:  # arguments may hold futures: swap them for executor-side references
-                args = replace_futures(tr.args, self._argument_value)
-                kwargs = replace_futures(tr.kwargs, self._argument_value)
-            else:
-                args, kwargs = tr.args, tr.kwargs
+                args = replace_futures(args, self._argument_value)
+                kwargs = replace_futures(kwargs, self._argument_value)
             tr.handle = LAUNCHING
         call = TaskCall(task.fn, tr.name, engine.id, tr.id, attempt, task.timeout, task.log_prints,
                         batch_size=task.batch_size if tr.map_index is not None else None,

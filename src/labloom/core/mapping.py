@@ -59,7 +59,8 @@ def map_source(
             "to every run"
         )
     try:
-        items = list(value)
+        # A range is kept as it is: its items are made when a child asks (``inputs_of``).
+        items = value if isinstance(value, range) else list(value)
     except TypeError:
         raise TypeError(
             f"{task.name}.map(): {label} is a {type(value).__name__}, which is not iterable; "
@@ -135,8 +136,10 @@ def expand_map(
     cancelled: str | None,
     split: Callable[[TaskRun], list[Any]],
     future_of: Callable[[TaskRun], TaskFuture[Any]],
-) -> list[tuple[tuple[Any, ...], dict[str, Any]]] | tuple[State, str]:
-    """The children's (args, kwargs), or (state, message) when the map cannot expand.
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]] | int | tuple[State, str]:
+    """The children's (args, kwargs), or (state, message) when the map cannot expand; only
+    the width when every source is a list or ``unmapped`` (``MapNode.inputs_of`` reads each
+    child's from the sources).
 
     ``split`` gives references to the items of a finished task run's result (executor side);
     ``future_of`` a future for a child of an upstream map (child i pairs with child i).
@@ -173,7 +176,9 @@ def expand_map(
         widths[source.label] = len(values)
     if len(set(widths.values())) > 1:
         return State.FAILED, unequal_lengths_message(node.name, widths)
-    width = next(iter(widths.values()))
+    width: int = next(iter(widths.values()))
+    if all(source.kind in ("static", "unmapped") for source in sources.all()):
+        return width
 
     def pick(source: MapSource, index: int) -> Any:
         return source.value if source.kind == "unmapped" else items[id(source)][index]

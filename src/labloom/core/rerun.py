@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import events as ev
-from .graph import MapNode, StateEntry, TaskRun, waiting_for_width
+from .graph import MapNode, TaskRun, waiting_for_width
 from .mapping import MapSources
 from .states import State
 
@@ -52,10 +52,11 @@ def reset_bad(graph: TaskGraph) -> None:
     for tr in to_reset.values():
         if tr.parent is not None:
             tr.parent.children_done -= 1
+        tr.keep_history()  # its entries are rebuilt from the fields reset here
         tr.state, tr.attempts, tr.error, tr.handle = State.PENDING, 0, None, None
         tr.message, tr.ended, tr.started = "", None, None
         graph.open += 1
-        tr.history.append(StateEntry(State.PENDING, time.time(), "retrying the run"))
+        tr.record(State.PENDING, time.time(), "retrying the run")
         graph.owner.emit(ev.StateChanged(
             graph.run_id, tr.id, State.PENDING, time.time(), "retrying the run"
         ))

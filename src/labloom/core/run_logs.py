@@ -121,7 +121,7 @@ class ExecutorSink:
                      worker: str = "") -> None:
         engine = self._engine
         with engine.lock:
-            tr = engine.graph.by_id.get(task_run_id)
+            tr = engine.graph.get(task_run_id)
             if tr is None or tr.done or attempt != tr.attempts:
                 return  # cancelled meanwhile, or a superseded attempt
             if tr.started is None:
@@ -133,7 +133,7 @@ class ExecutorSink:
                    path: str | None, message: str) -> None:
         engine = self._engine
         with engine.lock:
-            tr = engine.graph.by_id.get(task_run_id)
+            tr = engine.graph.get(task_run_id)
             if tr is None or tr.done or attempt != tr.attempts:
                 return
             engine.results.keyed(tr, key, path, message)
@@ -161,7 +161,7 @@ class ExecutorSink:
             if engine.logs.add(record):
                 engine.emit(record)
                 return
-            tr = engine.graph.by_id.get(record.task_run_id or "")
+            tr = engine.graph.get(record.task_run_id or "")
             if tr is None or tr.done:  # a late line: the count at the end is already out
                 self.report_dropped(record.task_run_id or "")
 

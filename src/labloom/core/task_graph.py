@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from . import events as ev
 from .flatten import growth_for
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures
-from .graph import MapNode, StateEntry, TaskRun, add_dependent, waiting_for_width
+from .graph import MapNode, TaskRun, add_dependent, waiting_for_width
 from .mapping import MapSources, expand_map
 from .rerun import reset_bad
 from .states import State
@@ -50,7 +50,6 @@ class TaskGraph:
         self.run_id = run_id
         self.owner = owner
         self.task_runs: list[TaskRun] = []
-        self.by_id: dict[str, TaskRun] = {}
         self.maps: list[MapNode] = []
         # NodeCreated events, one per graph node (not per task run): views replay them.
         self.nodes: list[ev.NodeCreated] = []
@@ -155,22 +154,28 @@ class TaskGraph:
         self._taken.add(label)
         return label
 
+    def get(self, task_run_id: str) -> TaskRun | None:
+        """Read from the id (``run.index``): a dict of a million ids costs as much as their runs."""
+        run_id, _, index = task_run_id.rpartition(".")
+        ok = run_id == self.run_id and index.isdigit() and int(index) < len(self.task_runs)
+        return self.task_runs[int(index)] if ok else None
+
     def _new_task_run(
         self, task: Task[Any, Any], node_id: str, map_index: int | None,
-        args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, label: str = "",
+        args: tuple[Any, ...] | None = (), kwargs: dict[str, Any] | None = None, label: str = "",
+        created: float = 0.0,
     ) -> TaskRun:
-        tr = TaskRun(f"{self.run_id}.{len(self.task_runs)}", task, node_id, map_index, args)
+        tr = TaskRun(f"{self.run_id}.{len(self.task_runs)}", task, node_id, map_index, args,
+                     created or time.time())
         if kwargs:
             tr.kwargs = kwargs
         tr.label = label
         self.task_runs.append(tr)
-        self.by_id[tr.id] = tr
         return tr
 
     def _link(self, tr: TaskRun, deps: list[Dependency]) -> Finished:
         """Wire ``tr`` to its upstreams; returns what ended at once, for the caller to settle."""
-        now = time.time()
-        tr.history.append(StateEntry(State.PENDING, now))
+        now = tr.created
         self.open += 1
         if deps:
             tr.upstream = [dep for dep, _ in deps]
@@ -217,24 +222,32 @@ class TaskGraph:
             return self.fail_map(node, *result)
         node.expanded = True
         self.open -= 1
-        finished = self.add_children(node, [(args, kwargs, ()) for args, kwargs in result])
+        if isinstance(result, int):  # the children's inputs are read from the map's sources
+            finished = self.add_children(node, [], width=result)
+        else:
+            finished = self.add_children(node, [(args, kwargs, ()) for args, kwargs in result])
         finished += self._expand_downstream(node)
         if not node.children:
             finished.append(node)
         return finished
 
     def add_children(
-        self, node: MapNode, specs: list[tuple[tuple[Any, ...], dict[str, Any], tuple[Any, ...]]]
+        self, node: MapNode, specs: list[tuple[tuple[Any, ...], dict[str, Any], tuple[Any, ...]]],
+        width: int = 0,
     ) -> Finished:
-        """New children of ``node`` (args, kwargs, upstreams besides those the args name)."""
+        """New children of ``node`` (args, kwargs, upstreams besides those the args name), or
+        ``width`` children whose inputs are read from the map's sources."""
         first = len(node.children)
+        now = time.time()  # one time, one float, for the children created together
+        if width:
+            specs = [(None, None, ())] * width  # type: ignore[list-item]
         for index, (args, kwargs, _) in enumerate(specs, start=first):
-            child = self._new_task_run(node.task, node.id, index, args, kwargs, node.label)
+            child = self._new_task_run(node.task, node.id, index, args, kwargs, node.label, now)
             child.parent = node
             node.children.append(child)
         finished: Finished = []
         for child, (_, _, links) in zip(node.children[first:], specs, strict=True):
-            deps = self.dependencies((child.args, child.kwargs), None)
+            deps = self.dependencies(child.inputs(), None)
             seen = {id(dep) for dep, _ in deps}
             deps += [(dep, False) for dep in (*links, *node.wait_for) if id(dep) not in seen]
             finished += self._link(child, deps)
@@ -266,12 +279,11 @@ class TaskGraph:
         """A map that cannot expand gets one placeholder task run carrying why."""
         placeholder = self._new_task_run(node.task, node.id, None, label=node.label)
         placeholder.parent = node
-        placeholder.history.append(StateEntry(State.PENDING, time.time()))
         node.placeholder = placeholder
         node.children.append(placeholder)  # after those a growing map made so far
         node.expanded = True
         self.owner.emit(ev.TaskRunCreated(
-            self.run_id, placeholder.id, node.id, node.name, None, (), time.time()
+            self.run_id, placeholder.id, node.id, node.name, None, (), placeholder.created
         ))
         self.set_final(placeholder, state, message)
         return [placeholder, *self._expand_downstream(node), *self._grow_dependents(node)]
@@ -312,14 +324,16 @@ class TaskGraph:
 
     def set_state(
         self, tr: TaskRun, state: State, message: str = "", when: float | None = None,
-        traceback: str = "",
+        traceback: str = "", final: bool = False,
     ) -> None:
         now = when or time.time()
         tr.state = state
         tr.message = message
         if traceback:
             tr.traceback = traceback
-        tr.history.append(StateEntry(state, now, message))
+        if final:
+            tr.ended = now
+        tr.record(state, now, message)
         self.owner.emit(
             ev.StateChanged(self.run_id, tr.id, state, now, message, tr.attempts, traceback,
                             tr.worker)
@@ -329,8 +343,7 @@ class TaskGraph:
         self, tr: TaskRun, state: State, message: str = "", when: float | None = None,
         traceback: str = "",
     ) -> None:
-        self.set_state(tr, state, message, when, traceback)
-        tr.ended = tr.history[-1].time
+        self.set_state(tr, state, message, when, traceback, final=True)
         self.open -= 1
         self.owner.on_final(tr)
 
@@ -385,7 +398,7 @@ class TaskGraph:
         events: list[ev.Event] = list(self.nodes)
         states: list[ev.Event] = []
         for tr in self.task_runs:
-            created = tr.history[0].time if tr.history else 0.0
+            created = tr.created
             upstream = tuple(up.id for up in tr.upstream if isinstance(up, TaskRun))
             events.append(ev.TaskRunCreated(
                 self.run_id, tr.id, tr.node_id, tr.base_name, tr.map_index, upstream, created
@@ -396,8 +409,9 @@ class TaskGraph:
                     self.run_id, tr.id, State.RUNNING, tr.started, "", tr.attempts, "",
                     tr.worker,
                 ))
-            if tr.state is not State.PENDING or len(tr.history) > 1:
-                last = tr.history[-1] if tr.history else StateEntry(tr.state, created)
+            history = tr.history
+            if tr.state is not State.PENDING or len(history) > 1:
+                last = history[-1]
                 states.append(ev.StateChanged(
                     self.run_id, tr.id, tr.state, last.time, tr.message, tr.attempts,
                     tr.traceback, tr.worker,
