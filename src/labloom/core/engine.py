@@ -104,7 +104,7 @@ class RunEngine:
 
     # --- events -----------------------------------------------------------------------------
 
-    def emit(self, event: ev.Event) -> None:
+    def emit(self, event: ev.Event | ev.EventBlock) -> None:
         self.bus.emit(event)
 
     def subscribe(self, callback: ev.Subscriber, replay: bool = False) -> Callable[[], None]:

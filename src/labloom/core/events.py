@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +151,27 @@ Event = (
 )
 Subscriber = Callable[[list[Event]], None]
 
+# The most events one delivery hands a subscriber: a map of a million children is delivered
+# (and stored) a slice at a time, never as one batch.
+MAX_BATCH = 10_000
+# Events waiting for a subscriber (the store, mostly) past which the engine waits before it
+# launches more task runs: memory stays bounded when a million of them run faster than they
+# can be recorded. Waiting stops when the queue stops shrinking (a store that is down).
+PACE = 50_000
+NO_PROGRESS = 5.0  # seconds without a shrinking queue before pacing gives up for a while
+
+
+class EventBlock:
+    """Many events of one kind, made when delivered: ``make(i)`` for i in ``range(count)``.
+    A map's children are announced this way, so a million ``TaskRunCreated`` never wait in
+    a queue at once; ``make`` must read only what no longer changes."""
+
+    __slots__ = ("count", "make")
+
+    def __init__(self, make: Callable[[int], Event], count: int) -> None:
+        self.make = make
+        self.count = count
+
 
 class _Delivery:
     """One subscriber's queue and pace: its own thread hands it what queued, in order, every
@@ -157,7 +179,8 @@ class _Delivery:
 
     def __init__(self, callback: Subscriber, name: str, running: bool = True) -> None:
         self.callback = callback
-        self.queue: deque[Event] = deque()
+        # Events, and [block, next index] for an EventBlock being delivered.
+        self.queue: deque[Any] = deque()
         self._lock = threading.RLock()  # one delivery at a time, whoever drives it
         self._stop = threading.Event()
         self._reported = False
@@ -166,6 +189,11 @@ class _Delivery:
         self._stop = threading.Event()
         if running:
             self.start()
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stop.is_set()
 
     def start(self) -> None:
         self._stop = threading.Event()
@@ -176,7 +204,7 @@ class _Delivery:
     def drain(self) -> None:
         with self._lock:
             while self.queue:
-                batch = [self.queue.popleft() for _ in range(len(self.queue))]
+                batch = self._take()
                 try:
                     self.callback(batch)
                 except Exception:
@@ -186,6 +214,22 @@ class _Delivery:
                         log.exception(
                             "[labloom] event subscriber %r raised; ignoring it", self.callback
                         )
+
+    def _take(self) -> list[Event]:
+        queue = self.queue
+        batch: list[Event] = []
+        while queue and len(batch) < MAX_BATCH:
+            item = queue[0]
+            if type(item) is not list:
+                batch.append(queue.popleft())
+                continue
+            block, start = item
+            end = min(block.count, start + MAX_BATCH - len(batch))
+            batch += [block.make(i) for i in range(start, end)]
+            item[1] = end
+            if end >= block.count:
+                queue.popleft()
+        return batch
 
     def stop(self, wait: bool = True) -> None:
         """Deliver what is queued, then end the thread (the bus owns it)."""
@@ -230,13 +274,40 @@ class EventBus:
         self._name = name
         self._closed = False
         self.history: list[Event] | None = [] if history else None
+        self._unpaced_until = 0.0
 
-    def emit(self, event: Event) -> None:
+    def pace(self) -> None:
+        """Wait while a subscriber's queue is over ``PACE`` and shrinking (outside any lock)."""
+        if time.monotonic() < self._unpaced_until:
+            return
+        lowest = self.backlog()
+        since = time.monotonic()
+        while lowest > PACE:
+            time.sleep(0.002)
+            now, backlog = time.monotonic(), self.backlog()
+            if backlog < lowest:
+                lowest, since = backlog, now
+            elif now - since > NO_PROGRESS:
+                self._unpaced_until = now + 6 * NO_PROGRESS
+                return
+
+    def emit(self, event: Event | EventBlock) -> None:
         with self._lock:
+            if isinstance(event, EventBlock):
+                if self.history is not None:
+                    self.history += [event.make(i) for i in range(event.count)]
+                for delivery in self._deliveries:
+                    delivery.queue.append([event, 0])  # each subscriber's own place in it
+                return
             if self.history is not None:
                 self.history.append(event)
             for delivery in self._deliveries:
                 delivery.queue.append(event)
+
+    def backlog(self) -> int:
+        """The longest queue of a subscriber whose thread delivers it (a block counts once):
+        the engine waits for it to shrink before launching more (``Launcher.work``)."""
+        return max((len(d.queue) for d in self._deliveries if d.running), default=0)
 
     def subscribe(
         self, callback: Subscriber, replay: bool | Sequence[Event] = False, now: bool = True

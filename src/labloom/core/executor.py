@@ -95,6 +95,12 @@ class Executor(ABC):
         """
         return False
 
+    def room(self) -> int | None:
+        """How many more calls are worth submitting now; None: any number. An executor that
+        queues calls in this process says, and the engine keeps the rest as ready task runs
+        (a queued call costs far more memory than a task run waiting, and runs no sooner)."""
+        return None
+
     def run_ended(self, run_id: str) -> None:  # noqa: B027 - optional hook
         """A run that used this executor ended: drop what was kept for it alone."""
 

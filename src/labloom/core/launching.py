@@ -125,14 +125,18 @@ class Launcher:
         """Give back slots, ask for slots and launch what is ready, until nothing is left."""
         lock = self.engine.lock
         while True:
+            room = self.executor.room()  # the rest wait here, launched as calls end
             with lock:
-                if not self._ready and not self._releases:
+                take = len(self._ready) if room is None else min(len(self._ready), room)
+                if take <= 0 and not self._releases:
                     return
                 releases = [self._releases.popleft() for _ in range(len(self._releases))]
-                ready = [self._ready.popleft() for _ in range(len(self._ready))]
+                ready = [self._ready.popleft() for _ in range(max(take, 0))]
             for tr in releases:
                 self.limiter.release(tr.task.tags, tr.id)
-            for tr in ready:
+            for i, tr in enumerate(ready):
+                if i % 256 == 0:
+                    self.engine.bus.pace()  # the store keeps up, or memory grows with its queue
                 if tr.holds_slot or not tr.task.tags:
                     self._launch(tr)
                 elif self.limiter.acquire(tr.task.tags, tr.id, functools.partial(self._granted, tr)):

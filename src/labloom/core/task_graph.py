@@ -18,6 +18,7 @@ from .flatten import growth_for
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures
 from .graph import MapNode, TaskRun, add_dependent, waiting_for_width
 from .mapping import MapSources, expand_map
+from .replay import snapshot_of
 from .rerun import reset_bad
 from .states import State
 
@@ -32,7 +33,7 @@ Dependency = tuple[TaskRun | MapNode, bool]  # (upstream, under allow_failure)
 class GraphOwner(Protocol):
     """What the graph needs from the engine that owns it."""
 
-    def emit(self, event: ev.Event) -> None: ...
+    def emit(self, event: ev.Event | ev.EventBlock) -> None: ...
 
     def ready(self, tr: TaskRun) -> None:
         """Every upstream of ``tr`` succeeded (or is allowed to fail): launch it."""
@@ -173,9 +174,9 @@ class TaskGraph:
         self.task_runs.append(tr)
         return tr
 
-    def _link(self, tr: TaskRun, deps: list[Dependency]) -> Finished:
-        """Wire ``tr`` to its upstreams; returns what ended at once, for the caller to settle."""
-        now = tr.created
+    def _link(self, tr: TaskRun, deps: list[Dependency], announce: bool = True) -> Finished:
+        """Wire ``tr`` to its upstreams; returns what ended at once, for the caller to settle
+        (unless not ``announce``d: then the caller announces it and resolves it)."""
         self.open += 1
         if deps:
             tr.upstream = [dep for dep, _ in deps]
@@ -188,11 +189,15 @@ class TaskGraph:
             add_dependent(dep, tr)
             if not dep.done:
                 tr.waiting += 1
-        upstream_runs = tuple(dep.id for dep, _ in deps if isinstance(dep, TaskRun))
-        self.owner.emit(ev.TaskRunCreated(
-            self.run_id, tr.id, tr.node_id, tr.base_name, tr.map_index, upstream_runs, now
-        ))
+        if not announce:
+            return []
+        self.owner.emit(self.created_event(tr))
         return self.resolve(tr) if tr.waiting == 0 else []
+
+    def created_event(self, tr: TaskRun) -> ev.TaskRunCreated:
+        upstream = tuple(up.id for up in tr.upstream if isinstance(up, TaskRun))
+        return ev.TaskRunCreated(self.run_id, tr.id, tr.node_id, tr.base_name, tr.map_index,
+                                 upstream, tr.created)
 
     # --- resolution ---------------------------------------------------------------------------
 
@@ -246,11 +251,17 @@ class TaskGraph:
             child.parent = node
             node.children.append(child)
         finished: Finished = []
-        for child, (_, _, links) in zip(node.children[first:], specs, strict=True):
+        children = node.children[first:]
+        for child, (_, _, links) in zip(children, specs, strict=True):
             deps = self.dependencies(child.inputs(), None)
             seen = {id(dep) for dep, _ in deps}
             deps += [(dep, False) for dep in (*links, *node.wait_for) if id(dep) not in seen]
-            finished += self._link(child, deps)
+            self._link(child, deps, announce=False)
+        # One block, made into events as each subscriber takes them; before any child's state.
+        self.owner.emit(ev.EventBlock(lambda i: self.created_event(children[i]), len(children)))
+        for child in children:
+            if child.waiting == 0:
+                finished += self.resolve(child)
         return finished + self._grow_dependents(node)
 
     def grow(self, node: MapNode) -> Finished:
@@ -394,26 +405,5 @@ class TaskGraph:
     # --- a late observer's view -------------------------------------------------------------
 
     def snapshot(self) -> list[ev.Event]:
-        """The graph so far as events: each node, each task run and its current state."""
-        events: list[ev.Event] = list(self.nodes)
-        states: list[ev.Event] = []
-        for tr in self.task_runs:
-            created = tr.created
-            upstream = tuple(up.id for up in tr.upstream if isinstance(up, TaskRun))
-            events.append(ev.TaskRunCreated(
-                self.run_id, tr.id, tr.node_id, tr.base_name, tr.map_index, upstream, created
-            ))
-            if tr.started is not None and tr.state is not State.RUNNING:
-                # When and where it ran (a timeline's bar), not only where it stands now.
-                states.append(ev.StateChanged(
-                    self.run_id, tr.id, State.RUNNING, tr.started, "", tr.attempts, "",
-                    tr.worker,
-                ))
-            history = tr.history
-            if tr.state is not State.PENDING or len(history) > 1:
-                last = history[-1]
-                states.append(ev.StateChanged(
-                    self.run_id, tr.id, tr.state, last.time, tr.message, tr.attempts,
-                    tr.traceback, tr.worker,
-                ))
-        return events + states
+        """The graph so far as events (``replay.py``)."""
+        return snapshot_of(self)

@@ -27,6 +27,10 @@ class _Handle:
         self.cancelled = False
 
 
+# Calls queued in this process at most; the engine keeps the rest as ready task runs.
+QUEUED = 1000
+
+
 def _execute(
     call: TaskCall,
     args: tuple[Any, ...],
@@ -86,6 +90,9 @@ class LocalExecutor(_InProcess):
         self._queue.append((call, args, kwargs, handle, on_done))
         return handle
 
+    def room(self) -> int:
+        return QUEUED - len(self._queue)
+
     def run_pending(self) -> bool:
         # One call at a time, even when two threads wait on the same run.
         if not self._queue or not self._running.acquire(blocking=False):
@@ -119,6 +126,7 @@ class ThreadExecutor(_InProcess):
         self.max_workers = max_workers
         self._pool: _Pool | None = None
         self._lock = threading.Lock()
+        self._queued = 0  # submitted calls not started yet (``room``)
 
     def start(self) -> None:
         with self._lock:
@@ -137,8 +145,19 @@ class ThreadExecutor(_InProcess):
             self.start()
         assert self._pool is not None
         handle = _Handle()
-        self._pool.submit(_execute, call, args, kwargs, handle, on_done)
+        with self._lock:
+            self._queued += 1
+        self._pool.submit(self._started, call, args, kwargs, handle, on_done)
         return handle
+
+    def _started(self, call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 handle: _Handle, on_done: DoneCallback) -> None:
+        with self._lock:
+            self._queued -= 1
+        _execute(call, args, kwargs, handle, on_done)
+
+    def room(self) -> int:
+        return QUEUED - self._queued
 
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:

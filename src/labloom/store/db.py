@@ -29,6 +29,7 @@ import functools
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -83,6 +84,24 @@ def kind_of(url: str) -> str:
         f"[labloom] database URL {redact(url)!r} is not one labloom knows: use "
         "postgresql://user@host/dbname, or sqlite:///path/to/labloom.db (the default)"
     )
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` now (a store file replaced under a writer is another one)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)
+
+
+def tables_gone(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
+
+
+def short_error(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()).removeprefix("[labloom] ")
+    return text[:300] or type(exc).__name__
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -199,7 +218,9 @@ class Conn:
         like ``table``'s ``columns`` and emptied at commit; returns its name, for an
         ``INSERT ... SELECT`` or ``UPDATE ... FROM`` of thousands of rows in one statement."""
         names = ", ".join(columns)
-        stage = f"labloom_stage_{table}_{len(columns)}"
+        # Named by shape: a batch may stage new task runs and updates of others, both eight
+        # columns wide but not the same eight.
+        stage = f"labloom_stage_{table}_{zlib.crc32(names.encode()):08x}"
         self.raw.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
             f"SELECT {names} FROM {table} WITH NO DATA"

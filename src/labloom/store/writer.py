@@ -26,9 +26,9 @@ and exits with status 3).
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import events as ev
-from .db import Conn, Database, get_database, is_transient
+from .db import Conn, Database, file_identity, get_database, is_transient, short_error, tables_gone
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .rows import Rows, Table
 
@@ -84,9 +84,9 @@ class Writer:
         self.database = database
         self._cond = threading.Condition()
         self._queue: list[tuple[Recorder, Sequence[ev.Event]]] = []
-        self._queued = 0
-        self._written = 0
+        self._queued = self._written = 0
         self._backlog = 0  # events queued or being written
+        self._unpaced_until = 0.0  # see put
         self._thread: threading.Thread | None = None
         self._open: set[str] = set()
         self._live: dict[str, Recorder] = {}  # runs open, or with rows not yet written
@@ -118,12 +118,22 @@ class Writer:
             self._backlog += len(batch)
             self._live[rec.run_id] = rec
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="labloom-store", daemon=True
-                )
+                self._thread = threading.Thread(target=self._loop, name="labloom-store",
+                                                daemon=True)
                 self._thread.start()
             self._cond.notify_all()
-            return self._queued
+            # Hold the caller (a run's delivery thread: the engine waits on its queue) while
+            # the backlog is over PACE and shrinking; a store making no progress is not waited for.
+            seq = self._queued
+            while not self.is_me() and time.monotonic() >= self._unpaced_until \
+                    and self._backlog > ev.PACE and self._thread is not None:
+                if not self._cond.wait_for(functools.partial(self._moved, self._written),
+                                           ev.NO_PROGRESS):
+                    self._unpaced_until = time.monotonic() + 6 * ev.NO_PROGRESS
+            return seq
+
+    def _moved(self, written: int) -> bool:
+        return self._backlog <= ev.PACE or self._written != written
 
     def wait(self, seq: int | None = None, timeout: float = FINAL_WAIT) -> bool:
         """Block until everything queued (up to ``seq``) is written or dropped."""
@@ -153,8 +163,14 @@ class Writer:
                 with self._cond:
                     if not self._queue:
                         self._cond.wait(min(heartbeat_interval(), _IDLE_EXIT))
-                    items, self._queue = self._queue, []
-                    upto = self._queued
+                    # At most about MAX_BATCH events a transaction: progress stays regular
+                    # (put paces on it) and the rows folded at once stay few.
+                    cut = taken = 0
+                    while cut < len(self._queue) and taken < ev.MAX_BATCH:
+                        taken += len(self._queue[cut][1])
+                        cut += 1
+                    items, self._queue = self._queue[:cut], self._queue[cut:]
+                    upto = self._queued - len(self._queue)
                     if items:
                         idle_since = time.monotonic()
                     elif not self._open and time.monotonic() - idle_since > _IDLE_EXIT:
@@ -211,7 +227,7 @@ class Writer:
                 self._write(conn, rows)
                 self._file = conn.file_id
                 if self.database.path is not None:
-                    self._wal = _identity(Path(f"{self.database.path}-wal"))
+                    self._wal = file_identity(Path(f"{self.database.path}-wal"))
                 self._recovered()
                 return conn
             except Exception as exc:
@@ -235,7 +251,7 @@ class Writer:
                     conn.executemany(_HEARTBEAT, beat)
                 return
             except Exception as exc:
-                if _emptied(exc):
+                if tables_gone(exc):
                     # A new file in place of the old one with the same inode number (freed
                     # once we let go of it): found by its missing tables.
                     self._emptied = True
@@ -244,14 +260,14 @@ class Writer:
                     raise
                 self._say_once(f"batch {type(exc).__name__}",
                                f"[labloom] the run store {self.database.display} refused a batch "
-                               f"of rows ({_short(exc)}); writing them one by one, dropping only "
+                               f"of rows ({short_error(exc)}); writing them one by one, dropping only "
                                "those it refuses")
         rows.write_one_by_one(conn, is_transient, lambda t, r, e: self._refused(rows, t, r, e))
         with conn.transaction():
             conn.executemany(_HEARTBEAT, beat)
 
     def _refused(self, rows: Rows, table: Table, run_id: str, exc: BaseException) -> None:
-        why = f"{table.what} refused by the store ({_short(exc)})"
+        why = f"{table.what} refused by the store ({short_error(exc)})"
         rec = rows.recorders.get(run_id)
         if rec is not None:
             rec.drop(1, why)
@@ -268,7 +284,7 @@ class Writer:
         conn.close()
         # The old file's journal (SQLite keeps it when its file was unlinked) would be read as
         # the new file's, which it would damage: it goes first, unless it is the new file's own.
-        if path is not None and (gone or _identity(Path(f"{path}-wal")) == self._wal):
+        if path is not None and (gone or file_identity(Path(f"{path}-wal")) == self._wal):
             for suffix in ("-wal", "-shm"):
                 with suppress(OSError):
                     os.unlink(f"{path}{suffix}")
@@ -308,7 +324,7 @@ class Writer:
                 counts[run_id] = counts.get(run_id, 0) + 1
             table.done = len(table.rows)
         why = (f"the store could not be written for {outage_patience():g}s "
-               f"(LABLOOM_STORE_OUTAGE): {_short(exc)}")
+               f"(LABLOOM_STORE_OUTAGE): {short_error(exc)}")
         for run_id, count in counts.items():
             rec = rows.recorders.get(run_id)
             if rec is not None:
@@ -323,7 +339,7 @@ class Writer:
             self._trouble = time.monotonic()
             log.warning("[labloom] the run store %s cannot be written now (%s); trying again for "
                         "up to %gs, keeping at most %d events in memory meanwhile",
-                        self.database.display, _short(exc), outage_patience(), backlog_cap())
+                        self.database.display, short_error(exc), outage_patience(), backlog_cap())
 
     def _recovered(self) -> None:
         if self._trouble is not None:
@@ -340,29 +356,12 @@ class Writer:
         log.exception("[labloom] the run store %s writer failed: %s", self.database.display, exc)
         with self._cond:
             for rec, batch in self._queue:
-                rec.drop(len(batch), f"the store writer failed ({_short(exc)})")
+                rec.drop(len(batch), f"the store writer failed ({short_error(exc)})")
             self._queue.clear()
             self._backlog = 0
             self._written = self._queued
             self._thread = None
             self._cond.notify_all()
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        found = os.stat(path)
-    except OSError:
-        return None
-    return (found.st_dev, found.st_ino)
-
-
-def _emptied(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()).removeprefix("[labloom] ")
-    return text[:300] or type(exc).__name__
 
 
 _writers: dict[str, Writer] = {}
