@@ -7,6 +7,7 @@ mutation, under its engine's lock.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from .states import BAD_STATES, State, overall_state
 
 if TYPE_CHECKING:
     from .tasks import Task
+
+Own = tuple[str, "Task[Any, Any]", str, str, float]  # see TaskRun._own
 
 # The kwargs of every task run that has none: shared, never mutated (a dict each would cost
 # memory across a million task runs).
@@ -33,9 +36,13 @@ class _Rare:
     """What few task runs have (a failure, a cache key, allow_failure links): one shared
     attribute on the task run instead of five, so a million plain task runs carry none."""
 
-    __slots__ = ("allowed", "cache_key", "error", "expand_dependents", "traceback")
+    __slots__ = ("allowed", "cache_key", "error", "expand_dependents", "holds_slot", "kwargs",
+                 "message", "traceback")
 
     def __init__(self) -> None:
+        self.message = ""
+        self.kwargs: dict[str, Any] = NO_KWARGS
+        self.holds_slot = False
         self.traceback = ""
         self.error: BaseException | None = None
         self.cache_key: str | None = None
@@ -58,58 +65,74 @@ class TaskRun:
 
     __slots__ = (
         "_args",
-        "_kwargs",
+        "_own",
         "_rare",
         "_steps",
         "attempts",
-        "created",
         "dependents",
         "ended",
         "handle",
-        "holds_slot",
-        "id",
-        "label",
         "map_index",
-        "message",
-        "node_id",
         "parent",
         "started",
         "state",
-        "task",
         "upstream",
         "waiting",
         "worker",
     )
 
     def __init__(
-        self, id: str, task: Task[Any, Any], node_id: str, map_index: int | None,
-        args: tuple[Any, ...] | None = (), created: float = 0.0,
+        self, own: Own | None, map_index: int | None, args: tuple[Any, ...] | None = (),
+        parent: MapNode | None = None,
     ) -> None:
-        self.id = id
-        self.task = task
-        self.node_id = node_id
+        # (id, task, node id, label, created); None for a map's child made with others: its
+        # map knows those (``MapNode.batches``), five fewer objects for each of a million.
+        self._own = own
         self.map_index = map_index
         # None: a map child's inputs are read from its map's sources when asked (``args``), so
         # a map over a list of a million items holds the list, not a million argument tuples.
         self._args = args
-        self._kwargs = NO_KWARGS
         self.state = State.PENDING
         self.attempts = 0
-        self.created = created
         self.started: float | None = None
         self.ended: float | None = None
-        self.message = ""
         self.worker = ""  # where its last attempt ran (see StateChanged.worker)
         # Engine bookkeeping. Empty tuples until a link is made (most map children have none).
         self.upstream: Sequence[TaskRun | MapNode] = ()
         self.waiting = 0  # upstreams not yet final
         self.dependents: Sequence[TaskRun] = ()
-        self.parent: MapNode | None = None
+        self.parent = parent
         self.handle: Any = None
-        self.holds_slot = False
-        self.label = ""  # its node's name where that is not the task's: a repeated call, add-2
         self._steps: int | list[StateEntry] = _PENDING
         self._rare: _Rare | None = None
+
+    @property
+    def id(self) -> str:
+        own = self._own
+        return own[0] if own is not None else cast("MapNode", self.parent).child_id(
+            cast(int, self.map_index))
+
+    @property
+    def task(self) -> Task[Any, Any]:
+        own = self._own
+        return own[1] if own is not None else cast("MapNode", self.parent).task
+
+    @property
+    def node_id(self) -> str:
+        own = self._own
+        return own[2] if own is not None else cast("MapNode", self.parent).id
+
+    @property
+    def label(self) -> str:
+        """Its node's name where that is not the task's: a repeated call, add-2."""
+        own = self._own
+        return own[3] if own is not None else cast("MapNode", self.parent).label
+
+    @property
+    def created(self) -> float:
+        own = self._own
+        return own[4] if own is not None else cast("MapNode", self.parent).child_created(
+            cast(int, self.map_index))
 
     @property
     def args(self) -> tuple[Any, ...]:
@@ -120,26 +143,49 @@ class TaskRun:
     @args.setter
     def args(self, value: tuple[Any, ...]) -> None:
         if self._args is None:
-            self._kwargs = self.kwargs
+            self._set_kwargs(self.kwargs)
         self._args = value
 
     @property
     def kwargs(self) -> dict[str, Any]:
         if self._args is None:
             return cast("MapNode", self.parent).inputs_of(cast(int, self.map_index))[1]
-        return self._kwargs
+        return self._rare.kwargs if self._rare is not None else NO_KWARGS
 
     @kwargs.setter
     def kwargs(self, value: dict[str, Any]) -> None:
         if self._args is None:
             self._args = self.args
-        self._kwargs = value
+        self._set_kwargs(value)
+
+    def _set_kwargs(self, value: dict[str, Any]) -> None:
+        if value or self._rare is not None:
+            self._more().kwargs = value
 
     def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``(args, kwargs)``, read once."""
         if self._args is None:
             return cast("MapNode", self.parent).inputs_of(cast(int, self.map_index))
-        return self._args, self._kwargs
+        return self._args, self._rare.kwargs if self._rare is not None else NO_KWARGS
+
+    @property
+    def message(self) -> str:
+        return self._rare.message if self._rare is not None else ""
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if value or self._rare is not None:
+            self._more().message = value
+
+    @property
+    def holds_slot(self) -> bool:
+        """It holds a concurrency slot of its task's tags (``Launcher``)."""
+        return self._rare.holds_slot if self._rare is not None else False
+
+    @holds_slot.setter
+    def holds_slot(self, value: bool) -> None:
+        if value or self._rare is not None:
+            self._more().holds_slot = value
 
     def _more(self) -> _Rare:
         if self._rare is None:
@@ -285,10 +331,26 @@ class MapNode:
     growth: Any = None
     grow_dependents: list[MapNode] | None = None
     label: str = ""  # as TaskRun.label; its children share it
+    # Children made together, as (first map index, first task run id's number, when, the
+    # ids' prefix): a child's id and creation time, kept once for all of them.
+    batches: list[tuple[int, int, float, str]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return self.label or self.task.name
+
+    def _batch(self, index: int) -> tuple[int, int, float, str]:
+        batches = self.batches
+        if len(batches) == 1 or index >= batches[-1][0]:
+            return batches[-1]
+        return batches[bisect.bisect_right(batches, index, key=lambda b: b[0]) - 1]
+
+    def child_id(self, index: int) -> str:
+        first, number, _, prefix = self._batch(index)
+        return f"{prefix}{number + index - first}"
+
+    def child_created(self, index: int) -> float:
+        return self._batch(index)[2]
 
     def inputs_of(self, index: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Child ``index``'s arguments when every source is a list or ``unmapped`` (see

@@ -45,7 +45,7 @@ def reset_bad(graph: TaskGraph) -> None:
             node.children_done -= 1
             grown.append(node)
             continue
-        node.children = []
+        node.children, node.batches = [], []
         node.children_done = 0
         node.waiting_to_expand = 0
         maps_to_expand.append(node)

@@ -166,11 +166,10 @@ class TaskGraph:
         args: tuple[Any, ...] | None = (), kwargs: dict[str, Any] | None = None, label: str = "",
         created: float = 0.0,
     ) -> TaskRun:
-        tr = TaskRun(f"{self.run_id}.{len(self.task_runs)}", task, node_id, map_index, args,
-                     created or time.time())
+        own = (f"{self.run_id}.{len(self.task_runs)}", task, node_id, label, created or time.time())
+        tr = TaskRun(own, map_index, args)
         if kwargs:
             tr.kwargs = kwargs
-        tr.label = label
         self.task_runs.append(tr)
         return tr
 
@@ -243,25 +242,30 @@ class TaskGraph:
         """New children of ``node`` (args, kwargs, upstreams besides those the args name), or
         ``width`` children whose inputs are read from the map's sources."""
         first = len(node.children)
-        now = time.time()  # one time, one float, for the children created together
-        if width:
-            specs = [(None, None, ())] * width  # type: ignore[list-item]
+        node.batches.append((first, len(self.task_runs), time.time(), f"{self.run_id}."))
+        children = node.children  # this list, also if a retry gives the map a new one
         for index, (args, kwargs, _) in enumerate(specs, start=first):
-            child = self._new_task_run(node.task, node.id, index, args, kwargs, node.label, now)
-            child.parent = node
-            node.children.append(child)
+            child = TaskRun(None, index, args, node)
+            if kwargs:
+                child.kwargs = kwargs
+            children.append(child)
+        for index in range(len(children), first + width):
+            children.append(TaskRun(None, index, None, node))  # inputs read from the sources
+        self.task_runs.extend(itertools.islice(children, first, None))
         finished: Finished = []
-        children = node.children[first:]
-        for child, (_, _, links) in zip(children, specs, strict=True):
+        for i in range(first, len(children)):
+            child = children[i]
+            links = specs[i - first][2] if specs else ()
             deps = self.dependencies(child.inputs(), None)
             seen = {id(dep) for dep, _ in deps}
             deps += [(dep, False) for dep in (*links, *node.wait_for) if id(dep) not in seen]
             self._link(child, deps, announce=False)
         # One block, made into events as each subscriber takes them; before any child's state.
-        self.owner.emit(ev.EventBlock(lambda i: self.created_event(children[i]), len(children)))
-        for child in children:
-            if child.waiting == 0:
-                finished += self.resolve(child)
+        self.owner.emit(ev.EventBlock(lambda i: self.created_event(children[first + i]),
+                                      len(children) - first))
+        for i in range(first, len(children)):
+            if children[i].waiting == 0:
+                finished += self.resolve(children[i])
         return finished + self._grow_dependents(node)
 
     def grow(self, node: MapNode) -> Finished:

@@ -17,14 +17,26 @@ class _Handle:
     """A finished local call's value lives here; downstream calls receive it directly.
 
     ``cancelled`` stops a call that has not started. The pool's own future is not kept: with
-    its lock and condition it would be most of a finished task run's memory.
+    its lock and condition it would be most of a finished task run's memory; one field, not
+    two, for the same reason (a call not started holds no value: it may hold "cancelled").
     """
 
-    __slots__ = ("cancelled", "value")
+    __slots__ = ("value",)
 
     def __init__(self) -> None:
         self.value: Any = None
-        self.cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self.value is _CANCELLED
+
+    @cancelled.setter
+    def cancelled(self, value: bool) -> None:
+        if value and self.value is None:
+            self.value = _CANCELLED
+
+
+_CANCELLED = object()
 
 
 # Calls queued in this process at most; the engine keeps the rest as ready task runs.

@@ -1,0 +1,55 @@
+"""What a finished task run costs to keep, measured in a real flow (threads, the store on), so
+that a million of them fit in the 400 MB that issue 21 asks for. No timing: sizes only."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import tracemalloc
+
+import pytest
+
+from labloom import ThreadExecutor, flow, task
+from labloom.core.graph import TaskRun
+from labloom.core.states import State
+
+# Bytes of Python objects kept per finished no-op task run (its record, its handle and
+# result, its place in the run's lists). About 320 now; about 850 before the compact records.
+PER_TASK_RUN = 400
+
+
+@task
+def one(x: int) -> int:
+    return x
+
+
+@flow
+def wide(n: int) -> None:
+    one.map(range(n))
+
+
+def test_a_finished_task_run_keeps_a_compact_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The console progress keeps a name and a state per task run (left for later): off here,
+    # as in benchmarks/task_runs_scale.py.
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
+    wide.run(n=50, executor=ThreadExecutor(4))  # imports, the store's writer: not counted
+    n = 10_000
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run = wide.run(n=n, executor=ThreadExecutor(4))
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert run.state is State.COMPLETED and len(run.tasks) == n
+    assert kept / n < PER_TASK_RUN, f"{kept / n:.0f} bytes kept per task run"
+    tr = run.tasks[-1]
+    assert isinstance(tr, TaskRun) and sys.getsizeof(tr) <= 160
+    # What the user reads is still there, rebuilt from the compact record.
+    assert [entry.state for entry in tr.history] == [State.PENDING, State.RUNNING,
+                                                     State.COMPLETED]
+    assert tr.history[-1].time == tr.ended and tr.history[1].time == tr.started
+    assert tr.args == (n - 1,) and tr.kwargs == {} and tr.name == f"one[{n - 1}]"
+    assert tr.id == f"{run.id}.{n - 1}" and tr.node_id and tr.message == ""
