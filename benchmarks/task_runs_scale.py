@@ -1,6 +1,7 @@
 """How far one flow scales: N no-op task runs (``one.map(range(N))``) on threads, with the
-store on, each size in a fresh interpreter. Prints the time, the time per task run and the
-peak resident memory (``ru_maxrss``) of that interpreter.
+store on, each size in a fresh interpreter. Prints the time, the time per task run (and its
+ratio to the first size's), the peak resident memory (``ru_maxrss``) of that interpreter and
+that peak above the imports per task run.
 
     python3 benchmarks/task_runs_scale.py                      # 1k, 10k, 100k, 1M
     python3 benchmarks/task_runs_scale.py --sizes 1000 100000
@@ -57,11 +58,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
     args = parser.parse_args()
-    print(f"{'task runs':>10} {'time':>9} {'µs/run':>8} {'peak RSS':>9}")
+    # Issue 21's targets: a million task runs at most 400 MB peak, and the time per task run
+    # flat within 15% from the smallest size to the largest ("vs first").
+    print(f"{'task runs':>10} {'time':>9} {'µs/run':>8} {'vs first':>9} {'peak RSS':>9} "
+          f"{'B/run':>6}")
+    first: float | None = None
     for n in args.sizes:
         r = measure(n)
-        print(f"{n:>10,} {r['seconds']:>8.2f}s {r['seconds'] / n * 1e6:>8.0f} "
-              f"{r['peak_mb']:>7.0f}MB", flush=True)
+        per_run = r["seconds"] / n * 1e6
+        first = first or per_run
+        above_import = (r["peak_mb"] - r["import_mb"]) * 2**20 / n
+        print(f"{n:>10,} {r['seconds']:>8.2f}s {per_run:>8.0f} {per_run / first:>8.2f}x "
+              f"{r['peak_mb']:>7.0f}MB {above_import:>6.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -133,3 +133,28 @@ def test_run_threads_end_with_the_run() -> None:
             break
         time.sleep(0.05)
     assert not left, left
+
+
+def test_a_block_of_events_is_made_as_it_is_delivered_in_bounded_batches() -> None:
+    # A map of a million children is announced as one EventBlock: each subscriber gets its
+    # events in order with the others, at most MAX_BATCH at a time, made only when taken.
+    made: list[int] = []
+
+    def make(i: int) -> ev.Event:
+        made.append(i)
+        return ev.RunStateChanged(f"r{i}", labloom.State.PENDING, float(i))
+
+    bus = ev.EventBus(history=False)
+    batches: list[list[ev.Event]] = []
+    bus.subscribe(batches.append, now=False)
+    bus.close()  # no delivery thread: the queue is drained below, in this thread
+    width = 2 * ev.MAX_BATCH + 5
+    bus.emit(ev.RunStateChanged("first", labloom.State.RUNNING, 0.0))
+    bus.emit(ev.EventBlock(make, width))
+    bus.emit(ev.RunStateChanged("last", labloom.State.COMPLETED, 1.0))
+    assert made == [] and bus.backlog() == 0  # nothing made yet; a closed bus paces nobody
+    bus.flush()
+    assert all(len(batch) <= ev.MAX_BATCH for batch in batches) and len(batches) == 3
+    delivered = [e.run_id for batch in batches for e in batch]  # type: ignore[union-attr]
+    assert delivered == ["first", *(f"r{i}" for i in range(width)), "last"]
+    assert made == list(range(width))
