@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
 from . import experiments
-from .storable import NOTE, storable_row, to_json
+from .storable import NOTE, is_storable, storable_row, to_json
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -223,6 +223,10 @@ class Rows:
             self.cuts.add(run_id, (run_id, who, kept, cut))
         escaped = self.escaped
         for table in self.tables():
+            # One check of all its text at once (in C): row by row only when something needs
+            # escaping, which is rare; checking each value cost a few µs per task run.
+            if is_storable("".join([v for row in table.rows for v in row if type(v) is str])):
+                continue
             for i, row in enumerate(table.rows):
                 fixed = storable_row(row)
                 if fixed is not None:
