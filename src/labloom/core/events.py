@@ -157,7 +157,7 @@ MAX_BATCH = 10_000
 # Events waiting for a subscriber (the store, mostly) past which the engine waits before it
 # launches more task runs: memory stays bounded when a million of them run faster than they
 # can be recorded. Waiting stops when the queue stops shrinking (a store that is down).
-PACE = 50_000
+PACE = 20_000
 NO_PROGRESS = 5.0  # seconds without a shrinking queue before pacing gives up for a while
 
 

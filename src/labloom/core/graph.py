@@ -54,6 +54,7 @@ class _Rare:
 # (the times are the task run's own ``created``, ``started`` and ``ended``): Pending;
 # Pending, Running; Pending, Running, final; Pending, final. Anything else is a list.
 _PENDING, _RAN, _RAN_ENDED, _ENDED = 0, 1, 2, 3
+_NAN = float("nan")
 
 
 class TaskRun:
@@ -68,13 +69,12 @@ class TaskRun:
         "_own",
         "_rare",
         "_steps",
+        "_times",
         "attempts",
         "dependents",
-        "ended",
         "handle",
         "map_index",
         "parent",
-        "started",
         "state",
         "upstream",
         "waiting",
@@ -94,8 +94,9 @@ class TaskRun:
         self._args = args
         self.state = State.PENDING
         self.attempts = 0
-        self.started: float | None = None
-        self.ended: float | None = None
+        # When it started and ended, one complex number of two (NaN: not yet): one object
+        # instead of two floats, a million times over.
+        self._times: complex | None = None
         self.worker = ""  # where its last attempt ran (see StateChanged.worker)
         # Engine bookkeeping. Empty tuples until a link is made (most map children have none).
         self.upstream: Sequence[TaskRun | MapNode] = ()
@@ -133,6 +134,28 @@ class TaskRun:
         own = self._own
         return own[4] if own is not None else cast("MapNode", self.parent).child_created(
             cast(int, self.map_index))
+
+    @property
+    def started(self) -> float | None:
+        times = self._times
+        return None if times is None or times.real != times.real else times.real
+
+    @started.setter
+    def started(self, value: float | None) -> None:
+        self._set_times(value, self.ended)
+
+    @property
+    def ended(self) -> float | None:
+        times = self._times
+        return None if times is None or times.imag != times.imag else times.imag
+
+    @ended.setter
+    def ended(self, value: float | None) -> None:
+        self._set_times(self.started, value)
+
+    def _set_times(self, started: float | None, ended: float | None) -> None:
+        self._times = None if started is None and ended is None else complex(
+            _NAN if started is None else started, _NAN if ended is None else ended)
 
     @property
     def args(self) -> tuple[Any, ...]:
@@ -346,8 +369,9 @@ class MapNode:
         return batches[bisect.bisect_right(batches, index, key=lambda b: b[0]) - 1]
 
     def child_id(self, index: int) -> str:
-        first, number, _, prefix = self._batch(index)
-        return f"{prefix}{number + index - first}"
+        first, number, _, prefix = self.batches[-1] if len(self.batches) == 1 else \
+            self._batch(index)
+        return prefix + str(number + index - first)
 
     def child_created(self, index: int) -> float:
         return self._batch(index)[2]
@@ -355,11 +379,11 @@ class MapNode:
     def inputs_of(self, index: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Child ``index``'s arguments when every source is a list or ``unmapped`` (see
         ``mapping.expand_map``): read from the sources, never kept per child."""
-        def pick(source: Any) -> Any:
-            return source.value if source.kind == "unmapped" else source.value[index]
-
-        keywords = {key: pick(source) for key, source in self.keywords.items()}
-        return tuple(pick(source) for source in self.sources), keywords or NO_KWARGS
+        args = tuple([s.value if s.kind == "unmapped" else s.value[index] for s in self.sources])
+        if not self.keywords:
+            return args, NO_KWARGS  # the usual map: no keyword to read
+        return args, {key: s.value if s.kind == "unmapped" else s.value[index]
+                      for key, s in self.keywords.items()}
 
     @property
     def done(self) -> bool:
