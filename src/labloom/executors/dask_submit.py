@@ -259,7 +259,7 @@ class Submitter:
             if size is None:
                 held.append(member)
             elif size == 1:
-                alone.append(self._probe(member) if self._probing(call) else member)
+                alone.append(self._probe(member))
             else:
                 by_task.setdefault((call.run_id, task_name_of(call), size), []).append(member)
         chunks: dict[str, list[Member]] = {}
@@ -290,15 +290,13 @@ class Submitter:
                 probes = self._probes.setdefault(key, Probes(probe_count(threads)))
         return chunk_size(None, probes.sent, probes.ended, probes.limit)
 
-    def _probing(self, call: TaskCall) -> bool:
-        probes = self._probes.get((call.run_id, task_name_of(call)))
-        return probes is not None and probes.sent < probes.limit
-
     def _probe(self, member: Member) -> Member:
-        """A child sent alone to measure its task: its end wakes this thread, which then
-        decides for the children held back."""
+        """A child sent alone: if it is a probe (its task not measured yet), its end wakes
+        this thread, which then decides for the children held back."""
         call, args, kwargs, handle, on_done = member
-        probes = self._probes[(call.run_id, task_name_of(call))]
+        probes = self._probes.get((call.run_id, task_name_of(call)))
+        if probes is None or probes.sent >= probes.limit:
+            return member
         probes.sent += 1
 
         def ended(outcome: Outcome) -> None:
