@@ -229,6 +229,8 @@ class DaskExecutor(Executor):
         if self._per_run is not None:
             self._per_run.track(call.run_id, handle)
         size = self._chunk_size(call)
+        if size is not None:
+            call.batch_size = size  # decided: the submitter need not ask again per child
         if not resources and (size is None or size > 1):
             # A map child: it may share a Dask task with its siblings (never one asking for
             # resources: a chunk would hold them for all its children).

@@ -279,6 +279,7 @@ class Submitter:
         known = self._known_size(call)
         key = (call.run_id, task_name_of(call))
         if known is not None:
+            call.batch_size = known  # decided (``_known_size`` then answers at once)
             if key in self._probes:
                 with self._lock:
                     self._probes.pop(key, None)
