@@ -6,7 +6,8 @@ AUCs.
     python benchmarks/dask_sweep.py [--experiments 350] [--rounds 1] [--no-sequential]
 
 Also raw Dask on the same cluster (``client.map`` of the same function + ``gather``),
-alternating with labloom; prints labloom's ratio to it.
+alternating with labloom; prints labloom's ratio to it, and how many Dask tasks labloom's map
+used (no option is set, so chunking is automatic: one per experiment is expected).
 """
 
 from __future__ import annotations
@@ -85,14 +86,19 @@ def main() -> None:
                 raws.append(time.perf_counter() - start)
                 del futures, remote
             else:
-                ours = sweep.run(size=args.experiments, executor=executor).result()
+                run = sweep.run(size=args.experiments, executor=executor)
+                ours = run.result()
                 times.append(time.perf_counter() - start)
+                # No option set, so chunking is automatic: say how many Dask tasks it used.
+                handles = [tr.handle for tr in run.tasks if tr.task.name == "evaluate"]
+                dask_tasks = len({id(h.future) for h in handles if h is not None})
             cpu[side] = time.process_time() - cpu_start
             settle(client)
         print(f"  round {round_ + 1} ({sides[0]} first): raw Dask {raws[-1]:.1f}s, labloom "
               f"{times[-1]:.1f}s, ratio {times[-1] / raws[-1]:.3f}; this process's CPU (the "
               f"scheduler, and labloom's engine) raw {cpu['raw']:.1f}s, labloom "
-              f"{cpu['labloom']:.1f}s", flush=True)
+              f"{cpu['labloom']:.1f}s; labloom's {len(grid)} experiments ran as {dask_tasks} "
+              "Dask tasks", flush=True)
     t_ours, t_raw = statistics.median(times), statistics.median(raws)
     # A round's two sides run back to back, so its ratio is the paired measure; the machine's
     # speed drifts between rounds by more than the difference measured.

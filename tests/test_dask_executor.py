@@ -382,10 +382,16 @@ def test_cancel_cancels_pending_futures(executor):
     run.cancel()
     assert run.wait(10) is State.CANCELLED
     assert all(tr.state is State.CANCELLED for tr in run.tasks)
-    client = executor.client
-    statuses = [tr.handle.future.status for tr in run.tasks]
-    assert statuses.count("cancelled") >= 20, statuses
-    del client
+    # Children still held back until their task is measured (dask_chunking) never reach
+    # Dask, and the cancel keeps them from it for good.
+    deadline = time.monotonic() + 10
+    while executor._submitter._members and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not executor._submitter._members
+    statuses = [tr.handle.future.status if tr.handle.future else "never sent"
+                for tr in run.tasks]
+    assert len(statuses) - statuses.count("finished") >= 20, statuses
+    assert set(statuses) <= {"cancelled", "finished", "never sent"}, statuses
 
 
 @task
@@ -586,27 +592,157 @@ def test_a_map_with_batch_size_runs_in_chunks_and_each_child_keeps_its_task_run(
     assert len(stored) == 10 and {t.state for t in stored} == {"Completed"}
 
 
-def test_batch_size_auto_chunks_once_durations_are_measured(executor) -> None:
-    @task(batch_size="auto")
+def dask_keys(executor) -> set[str]:
+    keys = executor.client.run_on_scheduler(
+        lambda dask_scheduler: [t[0] for t in dask_scheduler.transition_log]
+    )
+    return {k for k in keys if isinstance(k, str)}
+
+
+def keys_of(executor, run, name: str) -> tuple[set[str], set[str]]:
+    """The Dask tasks that ran ``run``'s children of ``name``: alone, and in chunks."""
+    keys = dask_keys(executor)
+    ids = [tr.id for tr in run.tasks if tr.task.name == name]
+    alone = {f"{name}-{i}-1" for i in ids} & keys
+    return alone, {f"{name}-chunk-{i}-1" for i in ids} & keys
+
+
+def test_a_default_map_of_tiny_tasks_shares_dask_tasks_and_reports_every_child(executor) -> None:
+    from labloom.dag.model import RunGraph
+    from labloom.executors.dask_chunking import probe_count
+
+    @task  # no option: chunking is automatic
     def quick(x: int) -> int:
+        print(f"child {x}")
         return x + 1
 
     @flow
     def f(n: int) -> list[int]:
         return quick.map(range(n))  # type: ignore[return-value]
 
-    def chunk_keys() -> set[str]:
-        keys = executor.client.run_on_scheduler(
-            lambda dask_scheduler: [t[0] for t in dask_scheduler.transition_log]
-        )
-        return {k for k in keys if isinstance(k, str) and k.startswith("quick-chunk-")}
+    n = 400
+    first = f.run(n=n, executor=executor)
+    assert first.result() == list(range(1, n + 1))
+    children = [tr for tr in first.tasks if tr.task.name == "quick"]
+    assert len(children) == n
+    assert all(tr.state is State.COMPLETED and tr.started and tr.ended for tr in children)
+    assert [line.text for line in first.logs("quick[123]")] == ["child 123"]
+    graph = RunGraph()
+    graph.apply(first.events())
+    (node,) = [node for node in graph.nodes.values() if node.name == "quick"]
+    assert node.total == n and node.counts[State.COMPLETED] == n  # the DAG counts children
+    # Never measured before: a few probes alone (two per worker thread), the rest in chunks.
+    alone, chunks = keys_of(executor, first, "quick")
+    threads = sum(executor.client.nthreads().values())
+    assert 1 <= len(alone) <= probe_count(threads)
+    assert chunks and len(alone) + len(chunks) < n / 4
+    # Measured now: the next map is chunked from its first child.
+    second = f.run(n=n, executor=executor)
+    assert second.result() == list(range(1, n + 1))
+    alone, chunks = keys_of(executor, second, "quick")
+    assert not alone and 0 < len(chunks) < n / 4
 
-    assert f.run(n=20, executor=executor).result() == list(range(1, 21))
-    assert chunk_keys() == set()  # nothing measured yet: one Dask task per child
-    second = f.run(n=20, executor=executor)
-    assert second.result() == list(range(1, 21))
-    assert chunk_keys()  # quick children now share Dask tasks
-    assert all(tr.state is State.COMPLETED for tr in second.tasks)
+
+def test_a_default_map_of_slow_tasks_runs_one_child_per_dask_task(executor) -> None:
+    @task
+    def slow(x: int) -> int:
+        time.sleep(0.1)
+        return x
+
+    @flow
+    def f(n: int) -> list[int]:
+        return slow.map(range(n))  # type: ignore[return-value]
+
+    run = f.run(n=30, executor=executor)
+    assert run.result() == list(range(30))
+    alone, chunks = keys_of(executor, run, "slow")
+    assert len(alone) == 30 and not chunks
+
+
+def test_batch_size_one_opts_out_of_automatic_chunks(executor) -> None:
+    @task(batch_size=1)
+    def own(x: int) -> int:
+        return x
+
+    @flow
+    def f(n: int) -> list[int]:
+        return own.map(range(n))  # type: ignore[return-value]
+
+    for _ in range(2):  # the second map is measured: still one Dask task per child
+        run = f.run(n=100, executor=executor)
+        assert run.result() == list(range(100))
+        alone, chunks = keys_of(executor, run, "own")
+        assert len(alone) == 100 and not chunks
+
+
+def test_in_an_automatic_chunk_retries_and_timeouts_are_per_child(executor, tmp_path) -> None:
+    from labloom.core.errors import TaskTimeoutError
+
+    failed, slept = tmp_path / "failed-once", tmp_path / "slept-once"
+
+    @task(retries=1, timeout=2)
+    def tiny(x: int, trouble: bool) -> int:
+        if trouble and x == 5 and not failed.exists():
+            failed.touch()
+            raise ValueError("first attempt of child 5")
+        if trouble and x == 7 and not slept.exists():
+            slept.touch()
+            time.sleep(4)  # past its timeout: only this child's attempt fails
+        return x * 10
+
+    @flow
+    def f(n: int, trouble: bool) -> list[int]:
+        return tiny.map(range(n), trouble=labloom.unmapped(trouble))  # type: ignore[return-value]
+
+    assert f.run(n=50, trouble=False, executor=executor).result() == [x * 10 for x in range(50)]
+    run = f.run(n=50, trouble=True, executor=executor)  # measured: chunked from the start
+    assert run.result() == [x * 10 for x in range(50)]
+    children = {tr.map_index: tr for tr in run.tasks if tr.task.name == "tiny"}
+    assert {i for i, tr in children.items() if tr.attempts != 1} == {5, 7}
+    assert all(tr.state is State.COMPLETED for tr in children.values())
+    timed_out = [h.message for h in children[7].history if h.state is State.RETRYING]
+    assert len(timed_out) == 1 and TaskTimeoutError.__name__ in timed_out[0]
+    alone, chunks = keys_of(executor, run, "tiny")
+    assert chunks and not alone  # the first attempts ran in chunks
+    retried = {f"tiny-{children[i].id}-2" for i in (5, 7)} | {
+        f"tiny-chunk-{children[i].id}-2" for i in (5, 7)}
+    assert len(retried & dask_keys(executor)) == 2  # each retry alone, no sibling rerun
+
+
+def test_an_automatic_chunk_keeps_cache_and_concurrency_limits_per_child(executor) -> None:
+    @task(cache=True)
+    def kept(x: int) -> int:
+        return x * 2
+
+    @task(tags=["tiny-db"])
+    def limited(x: int) -> int:
+        return x
+
+    @flow
+    def cached(n: int) -> list[int]:
+        return kept.map(range(n))  # type: ignore[return-value]
+
+    @flow
+    def use_db(n: int) -> list[int]:
+        return limited.map(range(n))  # type: ignore[return-value]
+
+    first = cached.run(n=200, executor=executor)
+    assert first.result() == [x * 2 for x in range(200)]
+    assert keys_of(executor, first, "kept")[1]  # chunked
+    again = cached.run(n=200, executor=executor)
+    assert again.result() == [x * 2 for x in range(200)]
+    assert {tr.state for tr in again.tasks} == {State.CACHED}
+    labloom.limits.set("tiny-db", 2)
+    for _ in range(2):  # the second map is measured, so chunked
+        run = use_db.run(n=100, executor=executor)
+        assert run.result() == list(range(100))
+        edges = [(t, step) for tr in run.tasks for t, step in ((tr.started, 1), (tr.ended, -1))]
+        running = peak = 0
+        for _, step in sorted(edges):
+            running += step
+            peak = max(peak, running)
+        assert peak <= 2
+    assert keys_of(executor, run, "limited")[1]  # chunks of the children holding a slot
 
 
 def test_batch_size_is_checked_at_decoration() -> None:

@@ -134,7 +134,8 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
     ):
         raise ValueError(
             f"{where}: batch_size must be a whole number >= 1 (map children run per Dask "
-            f"task), \"auto\" (chosen from measured durations), or None; got {batch_size!r}"
+            f"task; 1 for one child per Dask task) or \"auto\" (the default: chosen from "
+            f"measured durations); got {batch_size!r}"
         )
 
     params, metrics = check_experiment_options(where, opts.get("params", False),
@@ -237,11 +238,12 @@ class Task(Generic[P, R]):
         return bool(self._options["log_prints"])
 
     @property
-    def batch_size(self) -> int | str | None:
+    def batch_size(self) -> int | str:
         """On Dask, map children run this many per Dask task (each keeps its own task run);
-        ``"auto"``: as many as take about 50 ms, from the durations measured so far."""
+        ``"auto"`` (the default): as many as take about 50 ms, from the durations measured so
+        far; 1: one Dask task per child."""
         size: int | str | None = self._options["batch_size"]
-        return size
+        return "auto" if size is None else size
 
     @property
     def params(self) -> bool:

@@ -11,24 +11,20 @@ and items on the cluster. This is the only module (with its two helpers) that im
 
 from __future__ import annotations
 
-import functools
 import threading
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.attempt import TaskCall, user_traceback
-from ..core.errors import ResourceUnavailableError, SchedulerLostError, WorkerDiedError
+from ..core.attempt import TaskCall
+from ..core.errors import ResourceUnavailableError
 from ..core.executor import DoneCallback, Executor, Outcome
 from . import dask_events as events
+from .dask_chunking import chunk_size
 from .dask_clusters import Kept, check_options
-from .dask_internals import SCHEDULER_LOST, cancel_reason, is_adaptive, task_spec
+from .dask_internals import is_adaptive
+from .dask_outcomes import scheduler_lost
 from .dask_shared import durations_of, shared_client
-from .dask_submit import Handle, Submitter, item_future
-
-# batch_size="auto": a chunk should take about this long, and hold at most this many children.
-CHUNK_SECONDS = 0.05
-MAX_CHUNK = 1000
+from .dask_submit import Handle, Submitter, item_future, single, task_name_of
 
 
 def active_scheduler_address() -> str | None:
@@ -38,13 +34,6 @@ def active_scheduler_address() -> str | None:
 
     address = dask.config.get("scheduler-address", None)
     return str(address) if address else None
-
-
-@functools.cache
-def _future_type() -> Any:
-    from distributed import Future  # imported once, not per task run
-
-    return Future
 
 
 class DaskExecutor(Executor):
@@ -156,6 +145,7 @@ class DaskExecutor(Executor):
             self._topics.discard(name)
             if self._client is not None and self._client.status == "running":
                 self._client.unsubscribe_topic(name)
+        self._submitter.forget(run_id)
         if self._per_run is not None:
             self._per_run.keep_values(run_id)
             with self._lock:
@@ -238,9 +228,12 @@ class DaskExecutor(Executor):
         handle = Handle()
         if self._per_run is not None:
             self._per_run.track(call.run_id, handle)
-        if call.batch_size == "auto":
-            call.batch_size = self._chunk_size(call.task_name.split("[", 1)[0])
-        if isinstance(call.batch_size, int) and call.batch_size > 1 and not resources:
+        size = self._chunk_size(call)
+        if size is not None:
+            call.batch_size = size  # decided: the submitter need not ask again per child
+        if not resources and (size is None or size > 1):
+            # A map child: it may share a Dask task with its siblings (never one asking for
+            # resources: a chunk would hold them for all its children).
             self._submitter.add_member((call, args, kwargs, handle, on_done))
             return handle
         if resources:
@@ -249,20 +242,7 @@ class DaskExecutor(Executor):
                 error = ResourceUnavailableError(f"task {call.task_name!r} {problem}")
                 self._dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=str(error)))
                 return handle
-        key = f"{call.task_name.split('[', 1)[0]}-{call.task_run_id}-{call.attempt}"
-        # The future exists now; the task reaches the scheduler with the next batch.
-        handle.future = _future_type()(key, client)
-        spec = task_spec(key, events.invoke, call, args, kwargs)
-        dispatcher = self._dispatcher
-
-        def not_sent(error: Exception) -> None:
-            text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-            dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=text))
-
-        self._submitter.add(
-            key, spec, resources, not_sent, handle.future,
-            lambda future: dispatcher.put(report, future, call, on_done, dispatcher),
-        )
+        self._submitter.add(*single(self, call, args, kwargs, handle, on_done), resources)
         return handle
 
     def value_ref(self, handle: Any) -> Any:
@@ -303,13 +283,14 @@ class DaskExecutor(Executor):
         if futures and self._client is not None:
             self._client.cancel(futures)
 
-    def _chunk_size(self, task_name: str) -> int:
-        """``batch_size="auto"``: children per chunk so that a chunk takes about
-        ``CHUNK_SECONDS``, from the durations measured so far (1 until there are some)."""
-        mean = self.dispatcher.mean_duration(task_name)
-        if mean is None:
-            return 1
-        return max(1, min(MAX_CHUNK, int(CHUNK_SECONDS / max(mean, 1e-6))))
+    def _chunk_size(self, call: TaskCall) -> int | None:
+        """Children per Dask task for a map child (1 for anything else); None: the task is
+        not measured yet, and the submitter decides (``dask_chunking``)."""
+        size = call.batch_size
+        if size is None or isinstance(size, int):
+            return size or 1
+        mean = self.dispatcher.mean_duration(task_name_of(call))
+        return None if mean is None else chunk_size(mean)
 
     @property
     def dispatcher(self) -> events.Dispatcher:
@@ -351,46 +332,3 @@ class DaskExecutor(Executor):
             "Start workers with --resources (e.g. 'dask worker ADDRESS --resources "
             f"\"{missing[0] if missing else 'GPU'}=1\"') or change the task's resources"
         )
-
-
-def report(
-    future: Any, call: TaskCall, on_done: DoneCallback, dispatcher: events.Dispatcher
-) -> None:
-    """Turn a finished Dask future into the engine's Outcome (in the dispatcher thread)."""
-    started, ended = dispatcher.ended(call)
-    status = future.status
-    if status == "finished":
-        on_done(Outcome(ok=True, started=started, ended=ended))
-        return
-    if status == "cancelled":
-        if cancel_reason(future) == SCHEDULER_LOST:
-            error: BaseException = scheduler_lost(future.client, call.task_name)
-            on_done(Outcome(ok=False, error=error, traceback=str(error), started=started,
-                            ended=ended, infrastructure=True))
-            return
-        from concurrent.futures import CancelledError
-
-        on_done(Outcome(ok=False, error=CancelledError(f"{call.task_name} was cancelled")))
-        return
-    from distributed import KilledWorker
-
-    error = future.exception()
-    if isinstance(error, KilledWorker):
-        message = (
-            f"the Dask worker running {call.task_name!r} died (killed or out of memory) "
-            f"each time Dask tried it ({error}); check the workers' logs and memory limit"
-        )
-        on_done(Outcome(ok=False, error=WorkerDiedError(message), traceback=message,
-                        started=started, ended=ended, infrastructure=True))
-        return
-    text = user_traceback(error, future.traceback())
-    on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
-
-
-def scheduler_lost(client: Any, task_name: str) -> SchedulerLostError:
-    address = getattr(getattr(client, "scheduler", None), "address", None) or "its address"
-    return SchedulerLostError(
-        f"the Dask scheduler was lost while {task_name!r} was queued or running: the client's "
-        f"connection to {address} broke (the scheduler died or the network failed); start the "
-        "scheduler or cluster again, then retry the run"
-    )

@@ -4,27 +4,31 @@
 costs the scheduler one graph update per task, so a map of 5,000 children submitted one by
 one took about 1.5x the time of ``client.map``.
 
-A task with ``batch_size=N`` has its map children packed N to a Dask task (``run_chunk``):
-scheduling, transfer and bookkeeping are paid per chunk, not per child, while each child keeps
-its own task run. Inside a chunk each child is a ``TaskCall`` of its own: it reports running,
-its log lines, its start and end to the engine as any task run does, has its own timeout and
-cache file, and fails alone: ``chunk_outcomes`` (a second, tiny Dask task) says which
-children failed and why, without moving their values. A failed child is retried on its own.
+Map children are packed into chunks, each one Dask task (``dask_outcomes.run_chunk``), as many
+per chunk as ``batch_size=N`` says or, by default, as ``dask_chunking`` chooses from measured
+durations: scheduling, transfer and bookkeeping are paid per chunk, not per child, while each
+child keeps its own task run. Inside a chunk each child is a ``TaskCall`` of its own: it
+reports running, its log lines, its start and end to the engine as any task run does, has its
+own timeout and cache file, and fails alone (its retry is sent on its own).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..core.attempt import TaskCall, user_traceback
+from ..core.attempt import TaskCall
 from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
+from .dask_chunking import Probes, chunk_size, probe_count
 from .dask_internals import send_graph, task_spec, watch
+from .dask_outcomes import chunk_outcomes, report, report_chunk, run_chunk
 
 if TYPE_CHECKING:
     from .dask import DaskExecutor
@@ -47,63 +51,68 @@ class Handle:
         self.cancelled = False
 
 
-class ChildFailed:
-    """In a chunk's result, where a child raised (its value is not there)."""
-
-    __slots__ = ("error", "traceback")
-
-    def __init__(self, error: BaseException, traceback: str) -> None:
-        self.error = error
-        self.traceback = traceback
-
-
-def run_chunk(members: list[tuple[TaskCall, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
-    """On a worker: each child's call in turn, one failing not stopping the others; their
-    ends reach the engine in one message, before the chunk's own result."""
-    out: list[Any] = []
-    if not members:
-        return out
-    with events.worker_sink().holding(members[0][0].run_id):
-        for call, args, kwargs in members:
-            try:
-                out.append(events.invoke(call, args, kwargs))
-            except Exception as exc:
-                out.append(ChildFailed(exc, user_traceback(exc)))
-    return out
-
-
-def chunk_outcomes(values: list[Any]) -> list[tuple[bool, BaseException | None, str]]:
-    return [(False, v.error, v.traceback) if isinstance(v, ChildFailed) else (True, None, "")
-            for v in values]
-
-
 Member = tuple[TaskCall, tuple[Any, ...], dict[str, Any], Handle, DoneCallback]
+# What one Dask task needs to be sent: its spec, resources, what to do if it cannot be sent,
+# its future, what to do once it finished.
+Entry = tuple[Any, tuple[tuple[str, float], ...], Callable[[Exception], None], Any,
+              Callable[[Any], None] | None]
+
+
+@functools.cache
+def _future_type() -> Any:
+    from distributed import Future  # imported once, not per task run
+
+    return Future
+
+
+def task_name_of(call: TaskCall) -> str:
+    return call.task_name.split("[", 1)[0]
+
+
+def single(
+    executor: DaskExecutor, call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
+    handle: Handle, on_done: DoneCallback,
+) -> tuple[str, Entry]:
+    """One task run as one Dask task: its key and entry (no resources)."""
+    key = f"{task_name_of(call)}-{call.task_run_id}-{call.attempt}"
+    # The future exists now; the task reaches the scheduler with the next batch.
+    handle.future = _future_type()(key, executor.client)
+    dispatcher = executor.dispatcher
+
+    def not_sent(error: Exception) -> None:
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=text))
+
+    def done(future: Any) -> None:
+        dispatcher.put(report, future, call, on_done, dispatcher)
+
+    spec = task_spec(key, events.invoke, call, args, kwargs)
+    return key, (spec, (), not_sent, handle.future, done)
 
 
 class Submitter:
     def __init__(self, executor: DaskExecutor) -> None:
         self._executor = executor
         self._lock = threading.Lock()
-        # key -> (spec, resources, not_sent, future, done)
-        self._pending: dict[str, tuple[Any, tuple[tuple[str, float], ...], Any, Any, Any]] = {}
+        self._pending: dict[str, Entry] = {}
         self._members: list[Member] = []
+        # Per (run, task name) of automatic maps not measured yet: their probes.
+        self._probes: dict[tuple[str, str], Probes] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def add(
-        self, key: str, spec: Any, resources: dict[str, float] | None,
-        not_sent: Callable[[Exception], None], future: Any, done: Callable[[Any], None],
-    ) -> None:
-        """Send ``spec`` with the next batch; ``done(future)`` runs once it finished."""
+    def add(self, key: str, entry: Entry, resources: dict[str, float] | None = None) -> None:
+        """Send ``entry`` with the next batch; its ``done(future)`` runs once it finished."""
         with self._lock:
-            resource_key = tuple(sorted((resources or {}).items()))
-            self._pending[key] = (spec, resource_key, not_sent, future, done)
+            if resources:
+                entry = (entry[0], tuple(sorted(resources.items())), *entry[2:])
+            self._pending[key] = entry
             self._start()
         self._wake.set()
 
     def add_member(self, member: Member) -> None:
-        """A map child of a task with ``batch_size``: it waits to fill a chunk."""
+        """A map child that may share a Dask task: it waits to fill a chunk."""
         with self._lock:
             self._members.append(member)
             self._start()
@@ -120,6 +129,12 @@ class Submitter:
         with self._lock:
             for key in keys:
                 self._pending.pop(key, None)
+
+    def forget(self, run_id: str) -> None:
+        """The run ended: its maps' probes no longer matter."""
+        with self._lock:
+            for key in [k for k in self._probes if k[0] == run_id]:
+                del self._probes[key]
 
     def stop(self) -> None:
         """End the thread (the executor's shutdown); a later ``add`` starts another."""
@@ -147,7 +162,7 @@ class Submitter:
             del batch, members
 
     def _not_sent(
-        self, batch: dict[str, Any], members: list[Member], error: Exception, failed: set[str]
+        self, batch: dict[str, Entry], members: list[Member], error: Exception, failed: set[str]
     ) -> None:
         """Each task run of a batch that broke off is told once, except those put back."""
         log.exception("labloom: sending tasks to Dask failed")
@@ -161,15 +176,23 @@ class Submitter:
             and (member[3].future is None or member[3].future.key not in failed)
         ])(error)
 
+    def _known_size(self, call: TaskCall) -> int | None:
+        """Children per Dask task for ``call``'s map, None while its durations are unknown."""
+        if isinstance(call.batch_size, int):
+            return call.batch_size
+        mean = self._executor.dispatcher.mean_duration(task_name_of(call))
+        return None if mean is None else chunk_size(mean)
+
     def _gather_members(self) -> bool:
         """Children are launched one by one: wait while they keep coming, but no longer than
-        it takes to fill a chunk. True when more were still arriving."""
+        it takes to fill a chunk. True when more were still arriving. Children held back until
+        their task is measured do not count."""
         seen = -1
         while True:
             with self._lock:
-                count = len(self._members)
-                full = max((m[0].batch_size for m in self._members
-                            if isinstance(m[0].batch_size, int)), default=1)
+                sizes = [size for size in map(self._known_size, (m[0] for m in self._members))
+                         if size is not None]
+            count, full = len(sizes), max(sizes, default=1)
             if count in (0, seen):
                 return False
             if count >= full:
@@ -178,19 +201,22 @@ class Submitter:
             time.sleep(GATHER_WAIT)
 
     def _send(
-        self, batch: dict[str, Any], members: list[Member], growing: bool, failed: set[str]
+        self, batch: dict[str, Entry], members: list[Member], growing: bool, failed: set[str]
     ) -> None:
-        from distributed import Future
-
         client = self._executor.client
         batch = dict(batch)  # chunks join it here; the caller's copy says what was asked
-        chunks, rest = self._chunks(members, full_only=growing)
-        if rest:  # an unfilled chunk waits for the children still arriving
+        chunks, alone, rest, held = self._chunks(members, full_only=growing)
+        if rest or held:
             with self._lock:
-                self._members[:0] = rest
+                self._members[:0] = rest + held
+        if rest:  # an unfilled chunk waits for the children still arriving
             self._wake.set()
+        # (held children wait for a probe's end, which wakes this thread)
+        for call, args, kwargs, handle, on_done in alone:
+            key, entry = single(self._executor, call, args, kwargs, handle, on_done)
+            batch[key] = entry
         for key, chunk in chunks.items():
-            future: Any = Future(key, client)
+            future: Any = _future_type()(key, client)
             for index, (_, _, _, handle, _) in enumerate(chunk):
                 handle.future, handle.index = future, index
             calls = [(call, args, kwargs) for call, args, kwargs, _, _ in chunk]
@@ -212,20 +238,30 @@ class Submitter:
                 if key in chunks:
                     watched.append(self._status_of(chunks[key]))
                 else:
-                    watched.append((batch[key][3], batch[key][4]))
+                    done = batch[key][4]
+                    assert done is not None
+                    watched.append((batch[key][3], done))
         watch(client, watched)
 
     def _chunks(
         self, members: list[Member], full_only: bool = False
-    ) -> tuple[dict[str, list[Member]], list[Member]]:
+    ) -> tuple[dict[str, list[Member]], list[Member], list[Member], list[Member]]:
+        """The members as chunks by key, those sent alone, those waiting for their chunk to
+        fill, and those held back until their task is measured."""
         by_task: dict[tuple[str, str, int], list[Member]] = {}
+        alone: list[Member] = []
+        held: list[Member] = []
         for member in members:
             call, handle = member[0], member[3]
             if handle.cancelled:
                 continue
-            name = call.task_name.split("[", 1)[0]
-            size = call.batch_size if isinstance(call.batch_size, int) else 1
-            by_task.setdefault((call.run_id, name, size), []).append(member)
+            size = self._size(call)
+            if size is None:
+                held.append(member)
+            elif size == 1:
+                alone.append(self._probe(member))
+            else:
+                by_task.setdefault((call.run_id, task_name_of(call), size), []).append(member)
         chunks: dict[str, list[Member]] = {}
         rest: list[Member] = []
         for (_, name, size), group in by_task.items():
@@ -236,7 +272,41 @@ class Submitter:
                     continue
                 first = chunk[0][0]
                 chunks[f"{name}-chunk-{first.task_run_id}-{first.attempt}"] = chunk
-        return chunks, rest
+        return chunks, alone, rest, held
+
+    def _size(self, call: TaskCall) -> int | None:
+        """As ``_known_size``, and for a map not measured yet: 1 for a probe, None to hold."""
+        known = self._known_size(call)
+        key = (call.run_id, task_name_of(call))
+        if known is not None:
+            call.batch_size = known  # decided (``_known_size`` then answers at once)
+            if key in self._probes:
+                with self._lock:
+                    self._probes.pop(key, None)
+            return known
+        probes = self._probes.get(key)
+        if probes is None:
+            threads = sum(self._executor.client.nthreads().values())
+            with self._lock:
+                probes = self._probes.setdefault(key, Probes(probe_count(threads)))
+        return chunk_size(None, probes.sent, probes.ended, probes.limit)
+
+    def _probe(self, member: Member) -> Member:
+        """A child sent alone: if it is a probe (its task not measured yet), its end wakes
+        this thread, which then decides for the children held back."""
+        call, args, kwargs, handle, on_done = member
+        probes = self._probes.get((call.run_id, task_name_of(call)))
+        if probes is None or probes.sent >= probes.limit:
+            return member
+        probes.sent += 1
+
+        def ended(outcome: Outcome) -> None:
+            with self._lock:
+                probes.ended += 1
+            self._wake.set()
+            on_done(outcome)
+
+        return call, args, kwargs, handle, ended
 
     def _status_of(self, chunk: list[Member]) -> tuple[Any, Callable[[Any], None]]:
         """The chunk's outcomes task, and what to do when it is done."""
@@ -244,7 +314,9 @@ class Submitter:
         dispatcher = executor.dispatcher
         future = chunk[0][3].future
         status = executor.client.submit(chunk_outcomes, future, key=f"status-{future.key}")
-        return status, lambda done: dispatcher.put(_report_chunk, done, future, chunk, dispatcher)
+        children = [(call, on_done) for call, _, _, _, on_done in chunk]
+        return status, lambda done: dispatcher.put(report_chunk, done, future, children,
+                                                   dispatcher)
 
 
 def _chunk_not_sent(chunk: list[Member]) -> Callable[[Exception], None]:
@@ -253,21 +325,6 @@ def _chunk_not_sent(chunk: list[Member]) -> Callable[[Exception], None]:
             on_done(Outcome(ok=False, error=error, traceback=str(error)))
 
     return not_sent
-
-
-def _report_chunk(
-    status: Any, chunk_future: Any, chunk: list[Member], dispatcher: events.Dispatcher
-) -> None:
-    """Each child's Outcome from its chunk's (in the delivery thread)."""
-    from .dask import report
-
-    if status.status != "finished":
-        for call, _, _, _, on_done in chunk:  # the chunk itself failed: a dead worker, a cancel
-            report(chunk_future, call, on_done, dispatcher)
-        return
-    for (call, _, _, _, on_done), (ok, error, text) in zip(chunk, status.result(), strict=True):
-        started, ended = dispatcher.ended(call)
-        on_done(Outcome(ok=ok, error=error, traceback=text, started=started, ended=ended))
 
 
 def item_future(client: Any, handle: Handle) -> Any:

@@ -1,0 +1,104 @@
+"""What a finished Dask task means for its task runs: the engine's ``Outcome`` of a plain task
+run (``report``) or of each child of a chunk (``run_chunk`` on the worker, ``chunk_outcomes``
+and ``report_chunk`` on the way back).
+
+Inside a chunk each child is a ``TaskCall`` of its own and fails alone: ``chunk_outcomes`` (a
+second, tiny Dask task) says which children failed and why, without moving their values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.attempt import TaskCall, user_traceback
+from ..core.errors import SchedulerLostError, WorkerDiedError
+from ..core.executor import DoneCallback, Outcome
+from . import dask_events as events
+from .dask_internals import SCHEDULER_LOST, cancel_reason
+
+
+class ChildFailed:
+    """In a chunk's result, where a child raised (its value is not there)."""
+
+    __slots__ = ("error", "traceback")
+
+    def __init__(self, error: BaseException, traceback: str) -> None:
+        self.error = error
+        self.traceback = traceback
+
+
+def run_chunk(members: list[tuple[TaskCall, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+    """On a worker: each child's call in turn, one failing not stopping the others; their
+    ends reach the engine in one message, before the chunk's own result."""
+    out: list[Any] = []
+    if not members:
+        return out
+    with events.worker_sink().holding(members[0][0].run_id):
+        for call, args, kwargs in members:
+            try:
+                out.append(events.invoke(call, args, kwargs))
+            except Exception as exc:
+                out.append(ChildFailed(exc, user_traceback(exc)))
+    return out
+
+
+def chunk_outcomes(values: list[Any]) -> list[tuple[bool, BaseException | None, str]]:
+    return [(False, v.error, v.traceback) if isinstance(v, ChildFailed) else (True, None, "")
+            for v in values]
+
+
+def report_chunk(
+    status: Any, chunk_future: Any, chunk: list[tuple[TaskCall, DoneCallback]],
+    dispatcher: events.Dispatcher,
+) -> None:
+    """Each child's Outcome from its chunk's (in the delivery thread)."""
+    if status.status != "finished":
+        for call, on_done in chunk:  # the chunk itself failed: a dead worker, a cancel
+            report(chunk_future, call, on_done, dispatcher)
+        return
+    for (call, on_done), (ok, error, text) in zip(chunk, status.result(), strict=True):
+        started, ended = dispatcher.ended(call)
+        on_done(Outcome(ok=ok, error=error, traceback=text, started=started, ended=ended))
+
+
+def report(
+    future: Any, call: TaskCall, on_done: DoneCallback, dispatcher: events.Dispatcher
+) -> None:
+    """Turn a finished Dask future into the engine's Outcome (in the dispatcher thread)."""
+    started, ended = dispatcher.ended(call)
+    status = future.status
+    if status == "finished":
+        on_done(Outcome(ok=True, started=started, ended=ended))
+        return
+    if status == "cancelled":
+        if cancel_reason(future) == SCHEDULER_LOST:
+            error: BaseException = scheduler_lost(future.client, call.task_name)
+            on_done(Outcome(ok=False, error=error, traceback=str(error), started=started,
+                            ended=ended, infrastructure=True))
+            return
+        from concurrent.futures import CancelledError
+
+        on_done(Outcome(ok=False, error=CancelledError(f"{call.task_name} was cancelled")))
+        return
+    from distributed import KilledWorker
+
+    error = future.exception()
+    if isinstance(error, KilledWorker):
+        message = (
+            f"the Dask worker running {call.task_name!r} died (killed or out of memory) "
+            f"each time Dask tried it ({error}); check the workers' logs and memory limit"
+        )
+        on_done(Outcome(ok=False, error=WorkerDiedError(message), traceback=message,
+                        started=started, ended=ended, infrastructure=True))
+        return
+    text = user_traceback(error, future.traceback())
+    on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
+
+
+def scheduler_lost(client: Any, task_name: str) -> SchedulerLostError:
+    address = getattr(getattr(client, "scheduler", None), "address", None) or "its address"
+    return SchedulerLostError(
+        f"the Dask scheduler was lost while {task_name!r} was queued or running: the client's "
+        f"connection to {address} broke (the scheduler died or the network failed); start the "
+        "scheduler or cluster again, then retry the run"
+    )
