@@ -98,3 +98,25 @@ def test_the_password_is_never_printed_or_logged(pg_url: str, tmp_path: Path) ->
     assert "is not being recorded" in outputs[1]
     assert "postgresql://postgres:***@" in outputs[3]  # ...and db check shows it
     assert all("hunter2" not in text for text in outputs)
+
+
+def test_a_batch_staging_inserts_and_updates_of_one_table_in_one_transaction(pg_url: str) -> None:
+    """The writer stages task-run inserts and task-run updates in one transaction; both had
+    eight columns, and a staging table named by table and column count was the first one's
+    shape for the second (every batch then went row by row, 45 s for 100,000 task runs)."""
+    open_store().close()  # the schema
+    conn = db.get_database(pg_url).connect()
+    try:
+        with conn.transaction():
+            inserted = conn.stage("task_runs", ("id", "run_id", "node_id", "task_name",
+                                                "map_index", "upstream", "state", "created"),
+                                  [("t1", "r", "n", "x", 0, "[]", "Pending", 1.0)])
+            updated = conn.stage("task_runs", ("id", "state", "message", "attempts", "started",
+                                               "ended", "traceback", "worker"),
+                                 [("t1", "Completed", "", 1, 1.0, 2.0, "", "w")])
+            assert inserted != updated
+            assert conn.execute(f"SELECT state, worker FROM {updated}").fetchall() == [
+                ("Completed", "w")
+            ]
+    finally:
+        conn.close()

@@ -29,6 +29,7 @@ import functools
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -199,7 +200,10 @@ class Conn:
         like ``table``'s ``columns`` and emptied at commit; returns its name, for an
         ``INSERT ... SELECT`` or ``UPDATE ... FROM`` of thousands of rows in one statement."""
         names = ", ".join(columns)
-        stage = f"labloom_stage_{table}_{len(columns)}"
+        # Named by its columns, not their count: the writer stages task-run inserts and
+        # updates in one transaction, both eight columns wide, and a temporary table keeps the
+        # shape it was first created with for the connection's life.
+        stage = f"labloom_stage_{table}_{zlib.crc32(names.encode()):08x}"
         self.raw.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
             f"SELECT {names} FROM {table} WITH NO DATA"
