@@ -350,3 +350,50 @@ async def test_rest_pages_of_a_running_run_follow_new_values_and_states(
     assert page["rows"][0]["metrics"]["auc"] == 0.99
     by_state = await _get(jp_fetch, "runs", run.id, "experiments", sort="state")
     assert [r["state"] for r in by_state["rows"]] == ["Completed"] * 3
+
+
+@task
+def typed(i: int) -> None:
+    log_params(note='ünïcode "quoted" \\ 🧪', nothing=None, flag=i % 2 == 0, big=2**70 + i)
+    log_metrics(whole=1.0, tiny=1e-300, count=i, precise=0.1 + 0.2)
+
+
+@flow
+def typed_search(n: int) -> Any:
+    return typed.map(range(n))
+
+
+def test_a_batch_without_nan_keeps_every_type(store_backend: str) -> None:
+    """A batch with no NaN or inf goes to SQLite as JSON objects, written back by SQLite:
+    each value must come back as Python wrote it (1.0 a float, big ints exact)."""
+    run = typed_search.run(n=60, executor="threads")
+    with open_store() as store:
+        rows = {row.map_index: row for row in run_experiments(store, run.id)}
+    assert len(rows) == 60
+    row = rows[7]
+    assert row.params == {"note": 'ünïcode "quoted" \\ 🧪', "nothing": None, "flag": False,
+                          "big": 2**70 + 7}
+    assert row.metrics == {"whole": 1.0, "tiny": 1e-300, "count": 7, "precise": 0.1 + 0.2}
+    assert isinstance(row.metrics["whole"], float) and isinstance(row.metrics["count"], int)
+    assert rows[8].params["flag"] is True
+
+
+def test_values_written_one_by_one_when_a_batch_is_refused(store_backend: str) -> None:
+    """The writer's fallback (each row in its own transaction, after the database refused a
+    batch) encodes the values as the batch does."""
+    from labloom.core import events as ev
+    from labloom.store.experiments import row_of
+    from labloom.store.rows import Rows
+
+    run = search.run(depths=[1], executor="local")
+    rows = Rows()
+    for i, values in enumerate([{"auc": 0.5, "odd": float("nan")}, {"auc": 0.7}]):
+        event = ev.ExperimentValues(run.id, f"extra{i}", time.time(), "metric", values, None)
+        rows.values.add(run.id, row_of(event))
+    refused: list[Any] = []
+    with open_store() as store:
+        rows.write_one_by_one(store.conn, lambda exc: False,
+                              lambda *args: refused.append(args))
+        kept = {row.task_run_id: row.metrics for row in run_experiments(store, run.id)}
+    assert refused == []
+    assert kept["extra1"] == {"auc": 0.7} and math.isnan(kept["extra0"]["odd"])
