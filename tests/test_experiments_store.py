@@ -95,23 +95,67 @@ def test_across_runs_by_flow_and_since(store_backend: str) -> None:
         labloom.experiments(run="nope")
 
 
-def test_a_bad_value_loses_nothing_already_stored(store_backend: str) -> None:
-    @task
-    def careless() -> None:
-        log_params(lr=0.1)
-        log_metric("loss", 0.5, step=0)
-        log_metrics(auc=0.9, model=object())
+class Model:
+    pass
 
-    @flow
-    def oops() -> Any:
-        return careless()
 
-    run = oops.run(executor="local")
-    assert run.state.value == "Failed"
+# Each kind of bad value, and the error's words: one map child per kind.
+BAD: dict[str, tuple[Any, str]] = {
+    "list": ("metric", "metric 'bad' is a list"),
+    "dict": ("metric", "metric 'bad' is a dict"),
+    "object": ("metric", "metric 'bad' is a test_experiments_store.Model"),
+    "none": ("metric", "metric 'bad' is a NoneType"),
+    "secret": ("metric", "metric 'bad' is a secret"),
+    "param": ("param", "param 'bad' is a test_experiments_store.Model"),
+    "step": ("step", "step must be a whole number >= 0"),
+    "name": ("name", "names are at most 100"),
+}
+
+
+@task
+def careless(kind: str) -> None:
+    log_params(lr=0.1)
+    log_metric("loss", 0.5, step=0)
+    value = {"list": [1], "dict": {"a": 1}, "object": Model(), "none": None,
+             "secret": labloom.Secret("hunter2")}.get(kind, Model())
+    where = BAD[kind][0]
+    if where == "metric":
+        log_metrics(auc=0.9, bad=value)  # refused whole: auc is not recorded either
+    elif where == "param":
+        log_params(seed=1, bad=value)
+    elif where == "step":
+        log_metric("auc", 0.9, step=-1)
+    else:
+        log_metrics({"x" * 101: 0.9})
+
+
+@task(params=True, metrics=["auc"])
+def declared(shape: str) -> Any:
+    return "not a dict" if shape == "text" else {"other": 1}
+
+
+@flow
+def oops() -> Any:
+    return labloom.allow_failure(careless.map(list(BAD))), labloom.allow_failure(
+        declared.map(["text", "missing"]))
+
+
+def test_each_bad_value_is_a_clear_error_and_loses_nothing_stored(store_backend: str) -> None:
+    run = oops.run(executor="threads")
     with open_store() as store:
-        (row,) = run_experiments(store, run.id)
-    assert row.params == {"lr": 0.1} and row.metrics == {"loss": 0.5}
-    assert row.state == "Failed"
+        rows = {(row.task, row.map_index): row for row in run_experiments(store, run.id)}
+        stored = {(tr.task_name, tr.map_index): tr.message for tr in store.task_runs(run.id)}
+    for index, (kind, (_, words)) in enumerate(BAD.items()):
+        row = rows[("careless", index)]
+        assert row.params == {"lr": 0.1} and row.metrics == {"loss": 0.5}, kind
+        assert row.state == "Failed", kind
+        message = stored[("careless", index)]
+        assert words in message and "hunter2" not in message, (kind, message)
+    text, missing = rows[("declared", 0)], rows[("declared", 1)]
+    assert text.params == {"shape": "text"} and text.metrics == {}
+    assert missing.params == {"shape": "missing"} and missing.metrics == {}
+    assert "returned a str" in stored[("declared", 0)]
+    assert "returned dict has no 'auc'" in stored[("declared", 1)]
 
 
 def test_the_cli_sorts_tops_and_prints_csv_and_json(store_backend: str, labloom_home: Path
