@@ -83,6 +83,7 @@ class _Paged(LabloomHandler):
 
 
 class RunExperimentsHandler(_Paged):
+    lane = "run"  # a run tab's view: a first look at a big run never holds up the panel
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
@@ -110,6 +111,7 @@ class ExperimentsHandler(_Paged):
 
 
 class CurvesHandler(LabloomHandler):
+    lane = "run"
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
