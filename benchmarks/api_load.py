@@ -68,13 +68,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, env: dict[str, str], log_level: str = "INFO") -> None:
         self.token, port = secrets.token_hex(16), free_port()
         self.log = (tmp / "server.log").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
              f"--port={port}", f"--IdentityProvider.token={self.token}",
-             "--ServerApp.ip=127.0.0.1", "--ServerApp.jpserver_extensions={'labloom': True}"],
+             "--ServerApp.ip=127.0.0.1", "--ServerApp.jpserver_extensions={'labloom': True}",
+             f"--log-level={log_level}"],  # DEBUG: each request's time, in the log
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=tmp,
         )
         self.root = f"http://127.0.0.1:{port}/"

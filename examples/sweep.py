@@ -1,8 +1,11 @@
 """A hyperparameter sweep: 350 gradient-boosting experiments on the breast-cancer data,
 3-fold cross-validated ROC AUC each, mapped over an embedded Dask cluster.
 
-    labloom run examples/sweep.py:sweep --executor dask
-    labloom experiments RUN_ID --sort auc --desc --top 10   # the best settings
+    labloom run examples/sweep.py:sweep
+    labloom experiments RUN_ID --sort auc --desc --top 10   # the best settings, from the store
+
+Each experiment records its params (the grid's dict) and its AUC (``params=True,
+metrics=["auc"]``); ``run.experiments()`` gives them as a DataFrame.
 """
 
 from __future__ import annotations
@@ -58,4 +61,6 @@ def sweep(size: int = 350) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(sweep())
+    run = sweep.run()
+    print(run.result())
+    print(run.experiments(sort="auc", desc=True)[:10])  # the ten best, from what was logged

@@ -140,12 +140,13 @@ def test_sweep_exports_and_runs_a_tiny_grid(work: Path) -> None:
     out = run_cli(work, "export", "examples-copy/sweep.ipynb", "-o", "sweep_flow.py")
     assert out.returncode == 0, out.stderr
     assert "flow sweep(grid, DB)" in out.stdout
-    assert "`plt.show()` is a plot" in out.stdout
-    assert "`import matplotlib.pyplot as plt`: used only by code left out" in out.stdout
+    # The analysis (the run's experiments) stays in the notebook; the logging goes with the task.
+    assert "line magic `runs = %flow_runs sweep`" in out.stdout
+    assert "experiments: not used by exported code" in out.stdout
     source = (work / "sweep_flow.py").read_text()
     # `%%flow sweep --executor dask` becomes the decorator's option
     assert '@flow(name="sweep", executor="dask")' in source
-    assert "matplotlib" not in source
+    assert "labloom.log_metrics(auc=auc)" in source and "flow_runs" not in source
     fresh_import(work, "sweep_flow", "sweep")
 
     grid = [{"max_depth": 2, "min_samples_leaf": 1, "seed": 0},
@@ -160,6 +161,11 @@ def test_sweep_exports_and_runs_a_tiny_grid(work: Path) -> None:
     assert [r[:2] for r in rows] == [(2, 0), (3, 1)] and all(0.5 < r[2] <= 1 for r in rows)
     (run,) = runs(work)
     assert run["state"] == "Completed" and run["executor"].startswith("dask")
+    logged = run_cli(work, "experiments", run["id"], "--sort", "seed", "--json")
+    assert logged.returncode == 0, logged.stderr
+    rows = json.loads(logged.stdout)["rows"]
+    assert [(r["params"]["max_depth"], r["params"]["seed"]) for r in rows] == [(2, 0), (3, 1)]
+    assert all(0.5 < r["metrics"]["auc"] <= 1 for r in rows)
 
 
 def test_quickstart_exports_and_runs(work: Path) -> None:

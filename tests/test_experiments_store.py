@@ -4,11 +4,13 @@ Python, the real `labloom experiments` command and the REST API behind Jupyter's
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -93,23 +95,67 @@ def test_across_runs_by_flow_and_since(store_backend: str) -> None:
         labloom.experiments(run="nope")
 
 
-def test_a_bad_value_loses_nothing_already_stored(store_backend: str) -> None:
-    @task
-    def careless() -> None:
-        log_params(lr=0.1)
-        log_metric("loss", 0.5, step=0)
-        log_metrics(auc=0.9, model=object())
+class Model:
+    pass
 
-    @flow
-    def oops() -> Any:
-        return careless()
 
-    run = oops.run(executor="local")
-    assert run.state.value == "Failed"
+# Each kind of bad value, and the error's words: one map child per kind.
+BAD: dict[str, tuple[Any, str]] = {
+    "list": ("metric", "metric 'bad' is a list"),
+    "dict": ("metric", "metric 'bad' is a dict"),
+    "object": ("metric", "metric 'bad' is a test_experiments_store.Model"),
+    "none": ("metric", "metric 'bad' is a NoneType"),
+    "secret": ("metric", "metric 'bad' is a secret"),
+    "param": ("param", "param 'bad' is a test_experiments_store.Model"),
+    "step": ("step", "step must be a whole number >= 0"),
+    "name": ("name", "names are at most 100"),
+}
+
+
+@task
+def careless(kind: str) -> None:
+    log_params(lr=0.1)
+    log_metric("loss", 0.5, step=0)
+    value = {"list": [1], "dict": {"a": 1}, "object": Model(), "none": None,
+             "secret": labloom.Secret("hunter2")}.get(kind, Model())
+    where = BAD[kind][0]
+    if where == "metric":
+        log_metrics(auc=0.9, bad=value)  # refused whole: auc is not recorded either
+    elif where == "param":
+        log_params(seed=1, bad=value)
+    elif where == "step":
+        log_metric("auc", 0.9, step=-1)
+    else:
+        log_metrics({"x" * 101: 0.9})
+
+
+@task(params=True, metrics=["auc"])
+def declared(shape: str) -> Any:
+    return "not a dict" if shape == "text" else {"other": 1}
+
+
+@flow
+def oops() -> Any:
+    return labloom.allow_failure(careless.map(list(BAD))), labloom.allow_failure(
+        declared.map(["text", "missing"]))
+
+
+def test_each_bad_value_is_a_clear_error_and_loses_nothing_stored(store_backend: str) -> None:
+    run = oops.run(executor="threads")
     with open_store() as store:
-        (row,) = run_experiments(store, run.id)
-    assert row.params == {"lr": 0.1} and row.metrics == {"loss": 0.5}
-    assert row.state == "Failed"
+        rows = {(row.task, row.map_index): row for row in run_experiments(store, run.id)}
+        stored = {(tr.task_name, tr.map_index): tr.message for tr in store.task_runs(run.id)}
+    for index, (kind, (_, words)) in enumerate(BAD.items()):
+        row = rows[("careless", index)]
+        assert row.params == {"lr": 0.1} and row.metrics == {"loss": 0.5}, kind
+        assert row.state == "Failed", kind
+        message = stored[("careless", index)]
+        assert words in message and "hunter2" not in message, (kind, message)
+    text, missing = rows[("declared", 0)], rows[("declared", 1)]
+    assert text.params == {"shape": "text"} and text.metrics == {}
+    assert missing.params == {"shape": "missing"} and missing.metrics == {}
+    assert "returned a str" in stored[("declared", 0)]
+    assert "returned dict has no 'auc'" in stored[("declared", 1)]
 
 
 def test_the_cli_sorts_tops_and_prints_csv_and_json(store_backend: str, labloom_home: Path
@@ -241,3 +287,157 @@ def test_a_batch_of_many_rows_round_trips(store_backend: str) -> None:
     assert len(rows) == 120
     assert rows[7].params["note"] == 'tab\there "quoted" back\\slash\nnewline ünïcode 🧪'
     assert math.isnan(rows[7].metrics["score"]) and rows[8].metrics["score"] == 0.8
+
+
+@task
+def scored(i: int) -> None:
+    log_params(group=i % 3)
+    # ties (four values), NaN on every seventh, a string after every number
+    score: Any = float("nan") if i % 7 == 3 else ("n/a" if i == 20 else float(i % 4))
+    log_metrics(score=score)
+
+
+@flow
+def scoring(n: int) -> Any:
+    return scored.map(range(n))
+
+
+def _expected(n: int, desc: bool) -> list[int]:
+    """The order the pages must give, written out apart from labloom's code: numbers by value
+    (ties in the order logged, descending too), then strings, then NaN in the order logged."""
+    numbers = [i for i in range(n) if i % 7 != 3 and i != 20]
+    numbers.sort(key=lambda i: -(i % 4) if desc else i % 4)  # stable: ties keep map order
+    strings = [20] if n > 20 else []
+    nans = [i for i in range(n) if i % 7 == 3]
+    return (strings + numbers if desc else numbers + strings) + nans
+
+
+async def test_rest_pages_keep_order_ties_nan_and_offsets(jp_fetch: Any, store_backend: str
+                                                          ) -> None:
+    n = 25
+    run = scoring.run(n=n, executor="local")  # logged in map order
+    for desc in (False, True):
+        seen: list[int] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await _get(jp_fetch, "runs", run.id, "experiments", sort="score",
+                              desc=str(int(desc)), limit="10", offset=str(offset))
+            assert page["total"] == n and page["offset"] == offset
+            seen += [row["map_index"] for row in page["rows"]]
+            offset = page["next"]
+            assert offset in (None, len(seen))
+        assert seen == _expected(n, desc), desc
+    beyond = await _get(jp_fetch, "runs", run.id, "experiments", offset="100")
+    assert beyond["rows"] == [] and beyond["next"] is None and beyond["total"] == n
+    unsorted = await _get(jp_fetch, "runs", run.id, "experiments", limit="5", offset="5")
+    assert [r["map_index"] for r in unsorted["rows"]] == [5, 6, 7, 8, 9]
+    by_group = await _get(jp_fetch, "runs", run.id, "experiments", sort="params.group",
+                          desc="1", limit="3")
+    assert [r["map_index"] for r in by_group["rows"]] == [2, 5, 8]
+    by_index = await _get(jp_fetch, "runs", run.id, "experiments", sort="map_index",
+                          desc="1", limit="2")
+    assert [r["map_index"] for r in by_index["rows"]] == [24, 23]
+    assert {"kind": "metric", "name": "score", "type": "mixed"} in by_index["columns"]
+    # The same pages as Python and the CLI give (one rule for every surface).
+    rows = labloom.experiments(run=run.id, sort="score", desc=True)
+    assert [r["map_index"] for r in rows] == _expected(n, True)
+
+
+gate = threading.Event()
+
+
+@task
+def waits(i: int) -> None:
+    log_metrics(auc=i / 10)
+    if i == 0:
+        gate.wait(60)
+        log_metrics(auc=0.99)  # the same row's value changes after the first page
+
+
+@flow
+def slow_search() -> Any:
+    return waits.map(range(3))
+
+
+async def _until(jp_fetch: Any, run_id: str, check: Any, **params: Any) -> Any:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            page = await _get(jp_fetch, "runs", run_id, "experiments", **params)
+        except HTTPClientError as exc:  # 404 until the writer has recorded the run
+            if exc.code != 404 or time.monotonic() > deadline:
+                raise
+        else:
+            if check(page) or time.monotonic() > deadline:
+                return page
+        await asyncio.sleep(0.1)
+
+
+async def test_rest_pages_of_a_running_run_follow_new_values_and_states(
+    jp_fetch: Any, store_backend: str
+) -> None:
+    gate.clear()
+    run = slow_search.run(executor="threads", background=True)
+    try:
+        page = await _until(jp_fetch, run.id, lambda p: p["total"] == 3 and sum(
+            r["state"] == "Completed" for r in p["rows"]) == 2, sort="auc", desc="1")
+        assert [r["map_index"] for r in page["rows"]] == [2, 1, 0]
+        assert page["rows"][2]["state"] == "Running"
+        by_state = await _get(jp_fetch, "runs", run.id, "experiments", sort="state")
+        assert [r["state"] for r in by_state["rows"]] == ["Completed", "Completed", "Running"]
+    finally:
+        gate.set()
+    run.wait()
+    page = await _until(jp_fetch, run.id, lambda p: p["rows"][0]["map_index"] == 0,
+                        sort="auc", desc="1")
+    assert [r["map_index"] for r in page["rows"]] == [0, 2, 1]
+    assert page["rows"][0]["metrics"]["auc"] == 0.99
+    by_state = await _get(jp_fetch, "runs", run.id, "experiments", sort="state")
+    assert [r["state"] for r in by_state["rows"]] == ["Completed"] * 3
+
+
+@task
+def typed(i: int) -> None:
+    log_params(note='ünïcode "quoted" \\ 🧪', nothing=None, flag=i % 2 == 0, big=2**70 + i)
+    log_metrics(whole=1.0, tiny=1e-300, count=i, precise=0.1 + 0.2)
+
+
+@flow
+def typed_search(n: int) -> Any:
+    return typed.map(range(n))
+
+
+def test_a_batch_without_nan_keeps_every_type(store_backend: str) -> None:
+    """A batch with no NaN or inf goes to SQLite as JSON objects, written back by SQLite:
+    each value must come back as Python wrote it (1.0 a float, big ints exact)."""
+    run = typed_search.run(n=60, executor="threads")
+    with open_store() as store:
+        rows = {row.map_index: row for row in run_experiments(store, run.id)}
+    assert len(rows) == 60
+    row = rows[7]
+    assert row.params == {"note": 'ünïcode "quoted" \\ 🧪', "nothing": None, "flag": False,
+                          "big": 2**70 + 7}
+    assert row.metrics == {"whole": 1.0, "tiny": 1e-300, "count": 7, "precise": 0.1 + 0.2}
+    assert isinstance(row.metrics["whole"], float) and isinstance(row.metrics["count"], int)
+    assert rows[8].params["flag"] is True
+
+
+def test_values_written_one_by_one_when_a_batch_is_refused(store_backend: str) -> None:
+    """The writer's fallback (each row in its own transaction, after the database refused a
+    batch) encodes the values as the batch does."""
+    from labloom.core import events as ev
+    from labloom.store.experiments import row_of
+    from labloom.store.rows import Rows
+
+    run = search.run(depths=[1], executor="local")
+    rows = Rows()
+    for i, values in enumerate([{"auc": 0.5, "odd": float("nan")}, {"auc": 0.7}]):
+        event = ev.ExperimentValues(run.id, f"extra{i}", time.time(), "metric", values, None)
+        rows.values.add(run.id, row_of(event))
+    refused: list[Any] = []
+    with open_store() as store:
+        rows.write_one_by_one(store.conn, lambda exc: False,
+                              lambda *args: refused.append(args))
+        kept = {row.task_run_id: row.metrics for row in run_experiments(store, run.id)}
+    assert refused == []
+    assert kept["extra1"] == {"auc": 0.7} and math.isnan(kept["extra0"]["odd"])

@@ -22,7 +22,7 @@ Logged = tuple[str, str, dict[str, Any], "int | None"]
 FIXED = ("run_id", "task_run_id", "task", "map_index", "state", "duration")
 
 
-@dataclass
+@dataclass(slots=True)  # the server keeps 100,000 of them for a big run's pages
 class Experiment:
     run_id: str
     task_run_id: str
@@ -32,19 +32,24 @@ class Experiment:
     duration: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
-    # Steps of the metric values kept (the curve's last point), to pick the highest.
-    _steps: dict[str, int | None] = field(default_factory=dict, repr=False)
+    # Steps of the metric values kept (the curve's last point), to pick the highest; made
+    # by the first value logged with a step.
+    _steps: dict[str, int | None] | None = field(default=None, repr=False)
 
     def add(self, kind: str, name: str, value: Any, step: int | None) -> None:
         if kind == "param":
             self.params[name] = value
             return
-        if name in self.metrics and step is not None:
-            kept = self._steps.get(name)
+        steps = self._steps
+        if steps and step is not None and name in self.metrics:
+            kept = steps.get(name)
             if kept is not None and step < kept:
                 return  # an earlier point of the curve, logged late
         self.metrics[name] = value
-        self._steps[name] = step
+        if step is not None or steps:
+            if steps is None:
+                steps = self._steps = {}
+            steps[name] = step
 
     def get(self, column: str) -> Any:
         """A column's value: a fixed column, ``params.x``, ``metrics.x``, or a bare name
@@ -64,31 +69,42 @@ class Experiment:
                 "params": dict(self.params), "metrics": dict(self.metrics)}
 
 
-def collect(run_id: str, logged: Iterable[Logged]) -> dict[str, Experiment]:
-    """Rows by task run id, in the order their first value was logged."""
-    rows: dict[str, Experiment] = {}
+def collect(run_id: str, logged: Iterable[Logged],
+            rows: dict[str, Experiment] | None = None) -> dict[str, Experiment]:
+    """Rows by task run id, in the order their first value was logged (``rows``: the rows
+    so far, to fold in calls logged since)."""
+    rows = {} if rows is None else rows
     for task_run_id, kind, values, step in logged:
         row = rows.get(task_run_id)
         if row is None:
             row = rows[task_run_id] = Experiment(run_id, task_run_id)
-        for name, value in values.items():
-            row.add(kind, name, value, step)
+        if kind == "param":
+            row.params.update(values)
+        elif step is None and not row._steps:
+            row.metrics.update(values)  # the common case, without a call per value
+        else:
+            for name, value in values.items():
+                row.add(kind, name, value, step)
     return rows
+
+
+_TYPES = {bool: "bool", int: "number", float: "number", str: "string"}
 
 
 def columns(rows: Sequence[Experiment]) -> list[dict[str, str]]:
     """The params and metrics the rows hold, each once, with the type of its values
     ("number", "bool", "string"; "mixed" when they differ): a table's or chart's header."""
     seen: dict[tuple[str, str], str] = {}
+    types = _TYPES
     for row in rows:
         for kind, values in (("param", row.params), ("metric", row.metrics)):
             for name, value in values.items():
-                kind_of = _type_of(value)
-                if kind_of is None:
-                    seen.setdefault((kind, name), "none")
+                kind_of = types.get(type(value)) or _type_of(value) or "none"
+                key = (kind, name)
+                before = seen.get(key)
+                if before == kind_of or (kind_of == "none" and before is not None):
                     continue
-                before = seen.get((kind, name))
-                seen[(kind, name)] = kind_of if before in (None, "none", kind_of) else "mixed"
+                seen[key] = kind_of if before in (None, "none") else "mixed"
     return [{"kind": kind, "name": name, "type": type_}
             for (kind, name), type_ in sorted(seen.items(), key=lambda item: item[0][0] != "param")]
 
@@ -106,25 +122,35 @@ def _type_of(value: Any) -> str | None:
 def page(rows: Sequence[Experiment], sort: str | None = None, desc: bool = False,
          limit: int | None = None, offset: int = 0) -> list[Experiment]:
     """Rows sorted by ``sort`` (a column as ``Experiment.get`` reads it; values missing or
-    NaN last either way, numbers before strings), then ``offset`` and ``limit`` applied."""
-    ordered = list(rows)
-    if sort:
-        present = [row for row in ordered if not _missing(row.get(sort))]
-        absent = [row for row in ordered if _missing(row.get(sort))]
-        present.sort(key=lambda row: _sort_key(row.get(sort)), reverse=desc)
-        ordered = present + absent
+    NaN last either way, numbers before strings, ties in the rows' order either way), then
+    ``offset`` and ``limit`` applied."""
+    ordered = order(rows, sort, desc)
     end = None if limit is None else offset + limit
     return ordered[offset:end]
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+def order(rows: Sequence[Experiment], sort: str | None = None, desc: bool = False,
+          ) -> list[Experiment]:
+    """Every row, in the order ``page`` pages them: one value read per row, then one sort."""
+    if not sort:
+        return list(rows)
+    present: list[tuple[tuple[int, Any], int]] = []
+    absent: list[int] = []
+    for i, row in enumerate(rows):
+        value = row.get(sort)
+        if value is None or value != value:  # NaN is the one value unequal to itself
+            absent.append(i)
+        elif isinstance(value, (bool, int, float)):
+            present.append(((0, float(value)), i))
+        else:
+            present.append(((1, str(value)), i))
+    # Sorting (key, index) pairs by the key alone keeps ties in the rows' order, descending too.
+    present.sort(key=_key, reverse=desc)
+    return [rows[i] for _, i in present] + [rows[i] for i in absent]
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if isinstance(value, (bool, int, float)):
-        return (0, float(value))
-    return (1, str(value))
+def _key(pair: tuple[tuple[int, Any], int]) -> tuple[int, Any]:
+    return pair[0]
 
 
 def record(row: Experiment, names: Sequence[dict[str, str]]) -> dict[str, Any]:
@@ -169,4 +195,4 @@ def frame(rows: Sequence[Experiment]) -> Any:
     return pandas.DataFrame.from_records(records, columns=header)
 
 
-__all__ = ["Experiment", "collect", "columns", "frame", "jsonable", "page", "record"]
+__all__ = ["Experiment", "collect", "columns", "frame", "jsonable", "order", "page", "record"]

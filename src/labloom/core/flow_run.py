@@ -118,9 +118,9 @@ class FlowRun:
 
         engine = self._engine
         with engine.lock:  # a copy, so a wide table is built without holding up the run
-            logged = list(engine.sink.experiments)
+            logged = list(engine.sink.logged)
         rows = ex.collect(self.id, (
-            (event.task_run_id, event.kind, event.values, event.step) for event in logged
+            (task_run_id, kind, values, step) for task_run_id, _, kind, values, step in logged
         ))
         for row in rows.values():
             tr = engine.graph.get(row.task_run_id)

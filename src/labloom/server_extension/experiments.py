@@ -3,7 +3,9 @@ page at a time, sorted by any column (the run view's table and charts page throu
 
 Every answer has one shape (docs/rest-api.md): ``columns`` (kind, name, type), ``total``,
 ``offset``, ``limit``, ``next`` (the next page's offset, or null), ``rows`` (see
-``core/experiments.Experiment.as_dict``). NaN and inf travel as "NaN", "Infinity",
+``core/experiments.Experiment.as_dict``). One run's pages come from the rows the server keeps
+(``experiment_rows.py``: read once, then followed by cursor); pages across runs are read
+whole each time. NaN and inf travel as "NaN", "Infinity",
 "-Infinity", since JSON has no such numbers.
 """
 
@@ -20,11 +22,11 @@ from ..store.experiments import (
     RECENT_RUNS,
     experiments_across,
     metric_points,
-    run_experiments,
 )
 from ..store.reader import RunStore
 from . import validate
 from .base import LabloomHandler
+from .queries import StoreAccess
 
 MAX_PAGE = 1000
 MAX_RUNS = 200
@@ -43,13 +45,13 @@ def answer(rows: list[ex.Experiment], sort: str | None, desc: bool, limit: int,
     return page
 
 
-def run_page(access: Any, store: RunStore, run_id: str, sort: str | None, desc: bool,
+def run_page(access: StoreAccess, store: RunStore, run_id: str, sort: str | None, desc: bool,
              limit: int, offset: int) -> dict[str, Any] | None:
-    run = store.get_run(run_id)
-    if run is None:
+    runs = store.matching_runs(run_id, limit=2)  # get_run would count every task run
+    if len(runs) != 1:
         return None
-    return {"run_id": run.id,
-            **answer(run_experiments(store, run.id), sort, desc, limit, offset)}
+    return {"run_id": runs[0].id,
+            **access.experiments.page(store, runs[0], sort, desc, limit, offset)}
 
 
 def across_page(access: Any, store: RunStore, flow: str | None, since: float | None,
@@ -81,6 +83,7 @@ class _Paged(LabloomHandler):
 
 
 class RunExperimentsHandler(_Paged):
+    lane = "run"  # a run tab's view: a first look at a big run never holds up the panel
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
@@ -108,6 +111,7 @@ class ExperimentsHandler(_Paged):
 
 
 class CurvesHandler(LabloomHandler):
+    lane = "run"
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:

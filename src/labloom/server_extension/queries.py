@@ -26,6 +26,7 @@ from ..dag.timeline import Span, timeline
 from ..store import follow
 from ..store.db import database_url
 from ..store.reader import RunRecord, RunStore
+from .experiment_rows import ExperimentRows
 from .graphs import Cursor, RunGraphs
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ class StoreAccess:
         self.layouts = LayoutCache()
         self.graphs = RunGraphs()
         self.counts = ListCounts(self.graphs)
+        self.experiments = ExperimentRows()
 
     async def call(self, fn: Callable[..., T], *args: Any, lane: str = "run") -> T:
         loop = asyncio.get_running_loop()

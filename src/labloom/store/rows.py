@@ -76,9 +76,11 @@ class Table:
     """The rows of one statement, each with the run it belongs to; ``done`` counts the rows
     already settled (written or dropped) when they go one by one."""
 
-    def __init__(self, what: str, sql: str) -> None:
+    def __init__(self, what: str, sql: str,
+                 params: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None) -> None:
         self.what = what  # for people: "log lines", "error messages", ...
         self.sql = sql
+        self.params = params  # a row as ``sql``'s parameters, when the row is not already
         self.rows: list[tuple[Any, ...]] = []
         self.runs: list[str] = []
         self.done = 0
@@ -105,7 +107,8 @@ class Rows:
         self.keys = Table("result paths", _KEY_SQL)
         self.logs = Table("log lines", _insert("logs", _LOG_COLUMNS))
         self.values = Table("params and metrics", _insert("experiment_values",
-                                                          experiments.COLUMNS))
+                                                          experiments.COLUMNS),
+                            experiments.encoded)
         self.cuts = Table("log line counts", _CUT_SQL)
         self.run_updates = Table("run messages", _RUN_UPDATE_SQL)
         # Facts known at the end (a per-run cluster's peak worker count).
@@ -281,8 +284,9 @@ class Rows:
         for table in self.tables():
             while table.done < len(table.rows):
                 try:
+                    row = table.rows[table.done]
                     with conn.transaction():
-                        conn.execute(table.sql, table.rows[table.done])
+                        conn.execute(table.sql, row if table.params is None else table.params(row))
                 except Exception as exc:
                     if passing(exc):
                         raise
