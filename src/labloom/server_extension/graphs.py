@@ -88,16 +88,17 @@ class RunGraphs:
     reads, the others answer from the look before (at most that much older) instead of
     queueing behind it. Polls of two runs never wait for each other."""
 
-    def __init__(self, size: int = 16) -> None:
+    def __init__(self, size: int = 64) -> None:
         self._size = size
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def look(self, store: RunStore, run: RunRecord) -> Look:
-        """The run as its graph stands, up to date with ``run`` (read just before)."""
+    def look(self, store: RunStore, run: RunRecord, fresh_for: float = FRESH_FOR) -> Look:
+        """The run as its graph stands, up to date with ``run`` (read just before). The
+        watcher (``push.py``) passes ``fresh_for=0``: it looks once a tick and must see all."""
         entry = self._entry(run.id)
         last = entry.look
-        due = run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR
+        due = run.state in _OPEN and time.monotonic() - entry.looked >= fresh_for
         if last is not None and not due and not self._stale(entry.graph, run):
             return last
         must = last is None or self._stale(entry.graph, run)  # a new run, or its row changed
@@ -105,7 +106,7 @@ class RunGraphs:
             assert last is not None
             return last  # another poll is reading the store for it right now
         try:
-            self._refresh(entry, store, run)
+            self._refresh(entry, store, run, fresh_for)
             assert entry.look is not None
             return entry.look
         finally:
@@ -146,14 +147,16 @@ class RunGraphs:
             graph.run_seen != (run.state, run.ended, run.message)
         )
 
-    def _refresh(self, entry: _Entry, store: RunStore, run: RunRecord) -> None:
+    def _refresh(
+        self, entry: _Entry, store: RunStore, run: RunRecord, fresh_for: float = FRESH_FOR
+    ) -> None:
         """Under the entry's lock: build or catch up, as the run and the time say."""
         graph = entry.graph
         if graph is None or self._stale(graph, run):
             # Also when the run's row changed (it ended): an ended run is counted afresh, in
             # one grouped read, so that what a view keeps of it is exactly what the store says.
             entry.graph = graph = _build(store, run)
-        elif run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR:
+        elif run.state in _OPEN and time.monotonic() - entry.looked >= fresh_for:
             _catch_up(store, run, graph)
         else:
             return

@@ -34,7 +34,7 @@ MAX_PAGE = 500
 MAX_LOG_LINES = 5000
 MAX_TASK_PAGE = 1000
 TASKS_INLINE = 100  # task runs in a run's detail; the rest through ``runs/{id}/tasks``
-LANES = ("list", "run")
+LANES = ("list", "run", "watch")  # "watch": the one watcher's reads (``push.py``)
 
 
 class StoreAccess:
@@ -43,7 +43,9 @@ class StoreAccess:
 
     def __init__(self, workers: int = 2) -> None:
         self._pools = {
-            lane: ThreadPoolExecutor(workers, thread_name_prefix=f"labloom-api-{lane}")
+            lane: ThreadPoolExecutor(
+                1 if lane == "watch" else workers, thread_name_prefix=f"labloom-api-{lane}"
+            )
             for lane in LANES
         }
         self._local = threading.local()
