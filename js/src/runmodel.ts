@@ -2,6 +2,7 @@
 // get(name), on/off(event, callback), send(message). So the Lab run view and the notebook
 // widget share one renderer; this class only answers its messages with REST calls.
 import { FINAL_STATES, requestAPI } from './api';
+import { IRunDelta } from './live';
 
 type Callback = (...args: any[]) => void;
 const MAX_LINES = 2000;
@@ -87,8 +88,47 @@ export class RestRunModel {
       }
     }
     if (this.followed) {
-      await this.follow(false);
+      await this.followInTurn();
     }
+  }
+
+  /** Reads of the followed log one after another: two at once would add lines twice. */
+  private followInTurn(): Promise<void> {
+    this.following = this.following.then(() => (this.followed ? this.follow(false) : undefined));
+    this.following = this.following.catch(error => console.warn('[labloom]', error));
+    return this.following;
+  }
+
+  /**
+   * A pushed delta of this run (live.ts): applied when it starts from this model's cursor,
+   * costing the nodes that changed. False when it does not (events missed, or the graph
+   * itself changed: `nodes` is null): then `refresh()` catches up by cursor.
+   */
+  applyDelta(delta: IRunDelta): boolean {
+    const { nodes, from, to, lines, ...summary } = delta;
+    if (nodes === null || !this.cursor || from !== this.cursor || !this.detail) {
+      return false;
+    }
+    this.cursor = to;
+    this.detail = { ...this.detail, ...summary };
+    if (Object.keys(nodes).length) {
+      this.values.states = { ...this.values.states, ...nodes };
+      delete this.seen.states; // the next full answer is compared afresh
+      this.emit('change:states');
+    }
+    this.values.header = {
+      ...this.values.header,
+      state: delta.state,
+      counts: delta.counts,
+      total: delta.total,
+      elapsed: delta.duration
+    };
+    delete this.seen.header;
+    this.emit('change:header');
+    if (lines !== undefined && this.followed) {
+      void this.followInTurn();
+    }
+    return true;
   }
 
   send(message: any): void {
@@ -198,6 +238,7 @@ export class RestRunModel {
     }
   }
 
+  private following: Promise<void> = Promise.resolve();
   private handlers = new Map<string, Set<Callback>>();
   private values: Record<string, any> = { graph: {}, states: {}, header: {} };
   private seen: Record<string, string> = {};
