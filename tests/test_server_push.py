@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,6 +170,29 @@ async def until_rest(jp_fetch: Any, run_id: str, cursor: str) -> dict[str, Any]:
             return answer
         assert time.monotonic() < deadline, f"not caught up: {answer}"
         await asyncio.sleep(0.1)
+
+
+async def test_the_watcher_reads_only_while_someone_listens_and_stops_with_the_server(
+    jp_serverapp: Any, jp_ws_fetch: Any
+) -> None:
+    watcher = jp_serverapp.web_app.settings["labloom_watcher"]
+    await asyncio.sleep(1.5)
+    assert watcher.running and watcher.looks == 0, "no listener: the store is not read"
+    ws = await jp_ws_fetch("api", "events", "subscribe")
+    deadline = time.monotonic() + 30
+    while watcher.looks < 2:
+        assert time.monotonic() < deadline, "the watcher never looked"
+        await asyncio.sleep(0.05)
+    ws.close()
+    await jp_serverapp.cleanup_extensions()  # what the server does when it stops
+    assert not watcher.running
+    looks = watcher.looks
+    await asyncio.sleep(1.0)
+    assert watcher.looks == looks
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("labloom-api-watch") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the watcher's pool thread outlived the server"
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

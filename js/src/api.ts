@@ -26,6 +26,7 @@ export interface IRunList {
   next: string | null;
   running: number;
   now: number;
+  events?: string; // the schema of the events the server pushes (live.ts)
 }
 
 export interface ISchedule {

@@ -8,7 +8,7 @@
 import { Event } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IRunSummary } from './api';
+import { IRunList, IRunSummary } from './api';
 
 export const SCHEMA_ID = 'https://events.labloom.dev/labloom/runs/v1';
 
@@ -54,9 +54,16 @@ export class LiveRuns {
     return this._missed;
   }
 
-  /** Whether the server pushes (an event arrived): views poll only as a safety net then. */
+  /** Whether the server pushes (it said so, or an event arrived): views poll only as a
+   * safety net then. */
   get pushing(): boolean {
-    return this.server !== null;
+    return this.announced || this.server !== null;
+  }
+
+  /** A REST answer of the runs list: its running count, and whether the server pushes. */
+  listed(list: IRunList): void {
+    this.announced = this.announced || list.events === SCHEMA_ID;
+    this.setRunning(list.running);
   }
 
   setRunning(running: number): void {
@@ -95,6 +102,7 @@ export class LiveRuns {
   };
 
   private events: Event.IManager | null;
+  private announced = false;
   private server: string | null = null;
   private seq = 0;
   private _running = 0;

@@ -109,6 +109,14 @@ export class FlowsPanel extends Widget {
     super.dispose();
   }
 
+  /** Once the server pushes, the list is read only as a safety net. */
+  private paceTicker(): void {
+    const interval = this.live.pushing ? SAFETY_NET : 1000;
+    if (this.ticker.frequency.interval !== interval) {
+      this.ticker.frequency = { interval, backoff: true, max: 60000 };
+    }
+  }
+
   /** Read the list now (the poll's next tick, at once), if shown. */
   private readAgain(): void {
     if (this.isVisible) {
@@ -118,9 +126,7 @@ export class FlowsPanel extends Widget {
 
   /** A pushed event: each listed run's row is patched; a run not listed means a read. */
   private onEvent(_: LiveRuns, event: IRunsEvent): void {
-    if (this.ticker.frequency.interval !== SAFETY_NET) {
-      this.ticker.frequency = { interval: SAFETY_NET, backoff: true, max: 60000 };
-    }
+    this.paceTicker();
     if (!this.list) {
       return;
     }
@@ -161,7 +167,8 @@ export class FlowsPanel extends Widget {
       return;
     }
     this.drawRuns();
-    this.live.setRunning(this.list.running);
+    this.live.listed(this.list);
+    this.paceTicker();
     // Schedules change rarely: every fifth poll, and after each action.
     if (this.live.pushing || this.ticks++ % 5 === 0) {
       await this.pollSchedules();

@@ -28,6 +28,12 @@ interface ILogPage {
   }[];
 }
 
+/** A cursor as the server hands it out: "states.lines.digest" (see docs/rest-api.md). */
+function parseCursor(text: string | null): { states: number; digest: string } | null {
+  const parts = (text || '').split('.');
+  return parts.length === 3 ? { states: Number(parts[0]), digest: parts[2] } : null;
+}
+
 export class RestRunModel {
   constructor(
     readonly runId: string,
@@ -100,14 +106,23 @@ export class RestRunModel {
   }
 
   /**
-   * A pushed delta of this run (live.ts): applied when it starts from this model's cursor,
-   * costing the nodes that changed. False when it does not (events missed, or the graph
-   * itself changed: `nodes` is null): then `refresh()` catches up by cursor.
+   * A pushed delta of this run (live.ts), costing the nodes that changed. Its node states are
+   * the latest of every node that changed since `from`, so it applies to a model whose cursor
+   * lies between `from` and `to` (the same graph); one at `to` or past it has it already.
+   * False when it does not apply (events missed, or the graph itself changed: `nodes` is
+   * null): then `refresh()` catches up by cursor.
    */
   applyDelta(delta: IRunDelta): boolean {
     const { nodes, from, to, lines, ...summary } = delta;
-    if (nodes === null || !this.cursor || from !== this.cursor || !this.detail) {
+    const [mine, start, end] = [this.cursor, from, to].map(parseCursor);
+    if (nodes === null || !mine || !start || !end || !this.detail) {
       return false;
+    }
+    if (mine.digest !== end.digest || start.digest !== end.digest || mine.states < start.states) {
+      return false;
+    }
+    if (mine.states >= end.states) {
+      return true; // read already (a catch-up answer may be ahead of the events)
     }
     this.cursor = to;
     this.detail = { ...this.detail, ...summary };

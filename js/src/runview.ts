@@ -22,7 +22,7 @@ export class RunView extends Widget {
   constructor(
     readonly runId: string,
     private commands: CommandRegistry,
-    live: LiveRuns
+    private live: LiveRuns
   ) {
     super();
     this.id = `labloom-run-${runId}`;
@@ -58,9 +58,7 @@ export class RunView extends Widget {
   }
 
   private onEvent(_: LiveRuns, event: IRunsEvent): void {
-    if (this.poll.frequency.interval !== SAFETY_NET) {
-      this.poll.frequency = { interval: SAFETY_NET, backoff: true, max: 60000 };
-    }
+    this.pace();
     for (const delta of event.runs) {
       if (delta.id !== this.runId) {
         continue;
@@ -76,6 +74,14 @@ export class RunView extends Widget {
     }
   }
 
+  /** Once the server pushes, the run is read only as a safety net. */
+  private pace(): void {
+    const interval = this.live.pushing ? SAFETY_NET : 1000;
+    if (this.poll.frequency.interval !== interval) {
+      this.poll.frequency = { interval, backoff: true, max: 60000 };
+    }
+  }
+
   /** Read what changed since this tab's cursor now (the poll's next tick, at once). */
   private catchUp(): void {
     if (this.isVisible) {
@@ -87,6 +93,7 @@ export class RunView extends Widget {
     await this.model.refresh();
     const run = this.model.detail;
     this.showRun(run);
+    this.pace();
     if (this.clusters === null) {
       this.clusters = await requestAPI<any>('clusters').catch(() => ({ clusters: [] }));
       this.showFacts(run);

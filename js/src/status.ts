@@ -22,7 +22,7 @@ export class RunningStatus extends Widget {
     this.poll = new Poll({
       factory: async () => {
         const list = await requestAPI<IRunList>('runs?limit=0');
-        live.setRunning(list.running);
+        live.listed(list);
       },
       // Pushed counts make this a safety net; without push (no events yet) it is the source.
       frequency: { interval: 10000, backoff: true, max: 120000 },

@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 SETTINGS_KEY = "labloom"
+# The jupyter_events schema of the watcher's events (``push.py``); ``GET runs`` names it, so a
+# view knows the server pushes before the first event comes.
+EVENTS_SCHEMA_ID = "https://events.labloom.dev/labloom/runs/v1"
 
 
 def _load_jupyter_server_extension(server_app: Any) -> None:

@@ -93,9 +93,14 @@ class RunGraphs:
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def look(self, store: RunStore, run: RunRecord, fresh_for: float = FRESH_FOR) -> Look:
+    def look(
+        self, store: RunStore, run: RunRecord, fresh_for: float = FRESH_FOR,
+        most: int | None = None,
+    ) -> Look:
         """The run as its graph stands, up to date with ``run`` (read just before). The
-        watcher (``push.py``) passes ``fresh_for=0``: it looks once a tick and must see all."""
+        watcher (``push.py``) passes ``fresh_for=0`` (it looks once a tick and must see all)
+        and ``most``: a look folds in at most that many state changes, so that a view sees a
+        busy run move every tick rather than once a long read is done."""
         entry = self._entry(run.id)
         last = entry.look
         due = run.state in _OPEN and time.monotonic() - entry.looked >= fresh_for
@@ -106,7 +111,7 @@ class RunGraphs:
             assert last is not None
             return last  # another poll is reading the store for it right now
         try:
-            self._refresh(entry, store, run, fresh_for)
+            self._refresh(entry, store, run, fresh_for, most)
             assert entry.look is not None
             return entry.look
         finally:
@@ -148,7 +153,8 @@ class RunGraphs:
         )
 
     def _refresh(
-        self, entry: _Entry, store: RunStore, run: RunRecord, fresh_for: float = FRESH_FOR
+        self, entry: _Entry, store: RunStore, run: RunRecord, fresh_for: float = FRESH_FOR,
+        most: int | None = None,
     ) -> None:
         """Under the entry's lock: build or catch up, as the run and the time say."""
         graph = entry.graph
@@ -157,7 +163,7 @@ class RunGraphs:
             # one grouped read, so that what a view keeps of it is exactly what the store says.
             entry.graph = graph = _build(store, run)
         elif run.state in _OPEN and time.monotonic() - entry.looked >= fresh_for:
-            _catch_up(store, run, graph)
+            _catch_up(store, run, graph, most)
         else:
             return
         entry.looked = time.monotonic()
@@ -182,8 +188,10 @@ def _build(store: RunStore, run: RunRecord) -> FollowedGraph:
     return FollowedGraph(run, counts, nodes, cursor, found[-1][0] if found else 0)
 
 
-def _catch_up(store: RunStore, run: RunRecord, graph: FollowedGraph) -> None:
+def _catch_up(
+    store: RunStore, run: RunRecord, graph: FollowedGraph, most: int | None = None
+) -> None:
     # Nodes after the moves: each moved task run's node is among them.
-    cursor, moves = follow.node_moves(store, run.id, graph.cursor)
+    cursor, moves = follow.node_moves(store, run.id, graph.cursor, most)
     nodes = follow.nodes_after(store, run.id, graph.nodes_cursor)
     graph.follow(run, moves, cursor, [node for _, node in nodes], nodes[-1][0] if nodes else 0)

@@ -29,16 +29,18 @@ from typing import Any
 
 from ..store import follow
 from ..store.reader import RunRecord, RunStore
+from . import EVENTS_SCHEMA_ID
 from .graphs import Cursor
 from .queries import StoreAccess, run_summary
 
-SCHEMA_ID = "https://events.labloom.dev/labloom/runs/v1"
+SCHEMA_ID = EVENTS_SCHEMA_ID
 SCHEMA_PATH = Path(__file__).with_name("event_schemas") / "runs.json"
 TICK = 0.25  # seconds between looks while someone listens: a change shows within ~0.5 s
 IDLE = 1.0  # seconds between checks for a listener while nobody listens
 WINDOW = 120.0  # runs created this recently are looked at each time (another host's clock)
 RECONCILE_EVERY = 5.0  # seconds: mark runs whose process died as Crashed
 FOLLOWED = 48  # open runs followed by node, newest first (``RunGraphs`` keeps 64)
+MOST = 20_000  # state changes folded in per look and run: a look takes ~0.1 s, not seconds
 _OPEN = ("Pending", "Running")
 _SUMMARY = ("id", "flow", "state", "origin", "host", "user", "created", "started", "ended",
             "duration", "counts", "done", "total")
@@ -86,7 +88,7 @@ class StoreFollower:
         before = self.cursors.get(run.id, "")
         nodes: dict[str, Any] | None = {}
         if run.id in followed:
-            look = access.graphs.look(store, run, fresh_for=0.0)
+            look = access.graphs.look(store, run, fresh_for=0.0, most=MOST)
             run.counts = look.counts
             cursor = str(Cursor(look.cursor, 0, look.digest))
             was = _parse(before)
@@ -134,6 +136,10 @@ class Watcher:
         self.seq = 0
         self.looks = 0  # for tests and benchmarks: how many looks read the store
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="labloom-watch")
@@ -159,6 +165,7 @@ class Watcher:
                 # Its follower is kept: the next look sends all that changed meanwhile.
                 await asyncio.sleep(IDLE)
                 continue
+            began = time.monotonic()
             try:
                 data = await self._access.call(self._follower.look, lane="watch")
                 self.looks += 1
@@ -173,4 +180,5 @@ class Watcher:
                 self.seq += 1
                 self._events.emit(schema_id=SCHEMA_ID,
                                   data={"seq": self.seq, "server": self.server, **data})
-            await asyncio.sleep(TICK)
+            # A look that took long (a busy run: it read MOST changes) is followed at once.
+            await asyncio.sleep(max(0.02, TICK - (time.monotonic() - began)))

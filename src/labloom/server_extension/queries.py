@@ -26,6 +26,7 @@ from ..dag.timeline import Span, timeline
 from ..store import follow
 from ..store.db import database_url
 from ..store.reader import RunRecord, RunStore
+from . import EVENTS_SCHEMA_ID
 from .graphs import Cursor, RunGraphs
 
 T = TypeVar("T")
@@ -179,6 +180,7 @@ def list_runs(
         "next": runs[-1].id if more and runs else None,
         "running": running,
         "now": time.time(),
+        "events": EVENTS_SCHEMA_ID,  # changes are pushed as these events (``push.py``)
     }
 
 

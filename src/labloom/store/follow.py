@@ -160,12 +160,17 @@ def node_counts(store: RunStore, run_id: str) -> tuple[int, list[NodeCount]]:
     return cursor, [(r[0], r[1], int(r[2]), r[3], int(r[4])) for r in rows if r[2] != -1]
 
 
-def node_moves(store: RunStore, run_id: str, after: int) -> tuple[int, list[NodeMove]]:
+def node_moves(
+    store: RunStore, run_id: str, after: int, most: int | None = None
+) -> tuple[int, list[NodeMove]]:
     """How the run's task runs that changed after the cursor ``after`` moved, counted by node
     and (state before, state now), and the cursor this reaches. Read ``SPAN`` cursor
     positions at a time; the moves of consecutive reads add up (a task run's state before a
-    read is its last state before the read's range)."""
+    read is its last state before the read's range). ``most``: read at most that many cursor
+    positions (a watcher that wants each answer soon goes on from the cursor returned)."""
     top = state_cursor(store, run_id)
+    if most is not None:
+        top = min(top, after + most)
     moves: dict[tuple[str, str, int, str, str | None], int] = {}
     while after < top:
         upto = min(top, after + SPAN)
