@@ -59,7 +59,8 @@ class StoreFollower:
 
     def look(self, access: StoreAccess, store: RunStore) -> dict[str, Any] | None:
         """What changed since the last look, as an event's data (None: nothing). The first look
-        only takes its bearings: views read the store through the REST API first."""
+        sends the runs going on and those created lately, with ``from`` empty: a view may
+        have read them before the watcher started, so it reads them again by cursor."""
         now = time.time()
         if time.monotonic() - self.reconciled >= RECONCILE_EVERY:
             store.reconcile()
@@ -76,8 +77,8 @@ class StoreFollower:
         for gone in set(self.rows) - {run.id for run in runs}:
             self.rows.pop(gone)
             self.cursors.pop(gone, None)
-        first, self.started = not self.started, True
-        if first or not deltas:
+        self.started = True
+        if not deltas:
             return None
         return {"now": now, "running": sum(run.state == "Running" for run in runs),
                 "runs": deltas}
@@ -132,6 +133,7 @@ class Watcher:
         self._log = log
         self._follower = StoreFollower()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         self.server = uuid.uuid4().hex[:12]
         self.seq = 0
         self.looks = 0  # for tests and benchmarks: how many looks read the store
@@ -141,10 +143,11 @@ class Watcher:
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None and not self._stopped:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="labloom-watch")
 
     async def stop(self) -> None:
+        self._stopped = True  # also when it never started: a start queued on the loop is void
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
