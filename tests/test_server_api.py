@@ -483,6 +483,9 @@ def test_every_handler_is_authenticated_like_the_template_checks(
         for spec in getattr(rule.target, "rules", []) if "labloom/api" in spec.matcher.regex.pattern
     ]
     assert len(labloom_routes) == 15, labloom_routes  # 14 routes and the JSON 404
+    import asyncio
+
+    asyncio.run(app.cleanup_extensions())  # stops what the extension started (its watcher)
 
 
 def test_the_store_is_never_read_on_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:

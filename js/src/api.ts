@@ -26,6 +26,7 @@ export interface IRunList {
   next: string | null;
   running: number;
   now: number;
+  events?: string; // the schema of the events the server pushes (live.ts)
 }
 
 export interface ISchedule {
@@ -109,53 +110,4 @@ export function el(
     node.textContent = text;
   }
   return node;
-}
-
-/** Runs `tick` every `interval` ms while `active()` says so; costs nothing otherwise. */
-export class Poller {
-  constructor(
-    private tick: () => Promise<void>,
-    private interval: () => number,
-    private active: () => boolean
-  ) {
-    document.addEventListener('visibilitychange', this.wake);
-  }
-
-  wake = (): void => {
-    if (this.timer === null && this.active() && document.visibilityState === 'visible') {
-      void this.run();
-    }
-  };
-
-  dispose(): void {
-    document.removeEventListener('visibilitychange', this.wake);
-    this.stop();
-  }
-
-  stop(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-  }
-
-  private async run(): Promise<void> {
-    if (!this.active() || document.visibilityState !== 'visible') {
-      this.timer = null; // hidden since the last tick was planned: stand by
-      return;
-    }
-    this.timer = -1; // a tick is under way
-    try {
-      await this.tick();
-    } catch (error) {
-      console.warn('[labloom]', error);
-    }
-    if (this.active() && document.visibilityState === 'visible') {
-      this.timer = window.setTimeout(() => void this.run(), this.interval());
-    } else {
-      this.timer = null; // stands by until shown again
-    }
-  }
-
-  private timer: number | null = null;
 }

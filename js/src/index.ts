@@ -10,6 +10,7 @@ import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { LiveRuns } from './live';
 import { FlowsPanel } from './panel';
 import { RunView } from './runview';
 import { RunningStatus } from './status';
@@ -32,6 +33,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     statusBar: IStatusBar | null
   ) => {
     const tracker = new WidgetTracker<MainAreaWidget<RunView>>({ namespace: 'labloom-run' });
+    // The one listener of the server's pushed deltas, shared by every view.
+    const live = new LiveRuns(app.serviceManager.events ?? null);
 
     app.commands.addCommand(OPEN_RUN, {
       label: args => `Open labloom run ${args.id ?? ''}`,
@@ -42,7 +45,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           app.shell.activateById(open.id);
           return open;
         }
-        const content = new RunView(id, app.commands);
+        const content = new RunView(id, app.commands, live);
         const widget = new MainAreaWidget({ content });
         widget.id = `labloom-run-tab-${id}`;
         widget.title.icon = labloomIcon;
@@ -57,7 +60,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    const panel = new FlowsPanel(id => void app.commands.execute(OPEN_RUN, { id }));
+    const panel = new FlowsPanel(id => void app.commands.execute(OPEN_RUN, { id }), live);
     panel.title.icon = labloomIcon;
     app.shell.add(panel, 'left', { rank: 600 });
 
@@ -76,13 +79,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     if (statusBar) {
-      const status = new RunningStatus(() => void app.commands.execute(OPEN_PANEL));
+      const status = new RunningStatus(live, () => void app.commands.execute(OPEN_PANEL));
       statusBar.registerStatusItem('labloom:running', {
         item: status,
         align: 'left',
         rank: 5
       });
-      panel.listed.connect((_, running) => status.setRunning(running));
     }
   }
 };

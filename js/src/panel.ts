@@ -1,6 +1,9 @@
-// The Flows side panel: every run in the store, newest first, and the schedules. Polls once a
-// second while it is visible; a hidden panel (or a hidden browser tab) sends no requests.
-import { ISignal, Signal } from '@lumino/signaling';
+// The Flows side panel: every run in the store, newest first, and the schedules. Pushed deltas
+// (LiveRuns) update its rows in place (a row keeps its element, so focus and scroll stay); a
+// run it does not list yet, or missed events, make it read the list again. A Poll stays as a
+// safety net (every second only until the server is seen pushing), standing by while hidden.
+import { Poll } from '@lumino/polling';
+import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -9,11 +12,11 @@ import {
   originLabel,
   IRunSummary,
   ISchedule,
-  Poller,
   requestAPI,
   seconds,
   when
 } from './api';
+import { IRunsEvent, LiveRuns } from './live';
 
 const STATES = ['', 'Running', 'Completed', 'Failed', 'Cancelled', 'Crashed'];
 // A run's task runs by state, in this order: "85 ✓ · 5 cancelled". A done/total count read
@@ -44,10 +47,14 @@ function countsLabel(counts: Record<string, number>): string {
   return shown.join(' · ') || 'no task runs';
 }
 const PAGE = 100;
+const SAFETY_NET = 15000; // ms between list reads once the server pushes
 const MAX_PAGE = 500; // the API's largest page
 
 export class FlowsPanel extends Widget {
-  constructor(private open: (runId: string) => void) {
+  constructor(
+    private open: (runId: string) => void,
+    private live: LiveRuns
+  ) {
     super();
     this.id = 'labloom-flows';
     this.addClass('labloom-FlowsPanel');
@@ -82,29 +89,71 @@ export class FlowsPanel extends Widget {
       el('h3', {}, 'Schedules'),
       this.schedules
     );
-    this.poller = new Poller(
-      () => this.poll(),
-      () => 1000,
-      () => this.isVisible
-    );
-  }
-
-  /** How many runs are running, after each poll (the status bar shows it). */
-  get listed(): ISignal<this, number> {
-    return this._listed;
+    this.ticker = new Poll({
+      factory: () => this.poll(),
+      frequency: { interval: live.pushing ? SAFETY_NET : 1000, backoff: true, max: 60000 },
+      standby: () => !this.isVisible || 'when-hidden',
+      name: 'labloom:panel'
+    });
+    live.changed.connect(this.onEvent, this);
+    live.missed.connect(() => this.readAgain(), this);
   }
 
   protected onAfterShow(): void {
-    this.poller.wake();
-  }
-
-  protected onAfterHide(): void {
-    this.poller.stop();
+    this.readAgain();
   }
 
   dispose(): void {
-    this.poller.dispose();
+    this.ticker.dispose();
+    Signal.disconnectReceiver(this);
     super.dispose();
+  }
+
+  /** Once the server pushes, the list is read only as a safety net. */
+  private paceTicker(): void {
+    const interval = this.live.pushing ? SAFETY_NET : 1000;
+    if (this.ticker.frequency.interval !== interval) {
+      this.ticker.frequency = { interval, backoff: true, max: 60000 };
+    }
+  }
+
+  /** Read the list now (the poll's next tick, at once), if shown. */
+  private readAgain(): void {
+    if (this.isVisible) {
+      void this.ticker.refresh();
+    }
+  }
+
+  /** A pushed event: each listed run's row is patched; a run not listed means a read. */
+  private onEvent(_: LiveRuns, event: IRunsEvent): void {
+    this.paceTicker();
+    if (!this.list) {
+      return;
+    }
+    const state = this.stateChoice.value;
+    const listed = this.list.runs;
+    const oldest = listed.length ? listed[listed.length - 1].created || 0 : 0;
+    let unknown = false;
+    for (const delta of event.runs) {
+      // Whether the run belongs on this page: its state filter, not older than the page.
+      const belongs =
+        (!state || delta.state === state) && (!this.list.next || (delta.created || 0) >= oldest);
+      const at = listed.findIndex(run => run.id === delta.id);
+      if (at < 0 || !belongs) {
+        unknown = unknown || belongs || at >= 0; // a new run, or one leaving the page
+        continue;
+      }
+      const { from, to, nodes, lines, ...summary } = delta;
+      const run = (listed[at] = { ...listed[at], ...summary });
+      const row = this.rows.get(run.id);
+      if (row) {
+        this.fill(row, run);
+      }
+    }
+    this.list.running = event.running;
+    if (unknown) {
+      this.readAgain();
+    }
   }
 
   async poll(): Promise<void> {
@@ -118,9 +167,10 @@ export class FlowsPanel extends Widget {
       return;
     }
     this.drawRuns();
-    this._listed.emit(this.list.running);
+    this.live.listed(this.list);
+    this.paceTicker();
     // Schedules change rarely: every fifth poll, and after each action.
-    if (this.ticks++ % 5 === 0) {
+    if (this.live.pushing || this.ticks++ % 5 === 0) {
       await this.pollSchedules();
     }
   }
@@ -141,23 +191,43 @@ export class FlowsPanel extends Widget {
       const empty = this.list.runs.length
         ? 'No run matches the filter.'
         : 'No runs yet: try %%flow in a notebook, or `labloom run file.py:flow` in a terminal.';
+      this.rows.clear();
       this.runs.replaceChildren(el('p', { class: 'labloom-empty' }, empty));
       return;
     }
-    const rows = shown.map(run => this.row(run));
-    if (this.list.next && this.limit < MAX_PAGE) {
-      const more = el(
-        'button',
-        { class: 'labloom-more jp-mod-styled', type: 'button' },
-        `Show ${PAGE} older runs`
-      );
-      more.addEventListener('click', () => {
-        this.limit = Math.min(MAX_PAGE, this.limit + PAGE);
-        void this.poll();
-      });
-      rows.push(more);
+    // Rows are kept by run id and patched: only new rows are made, and nodes move only when
+    // the order changed, so a focused row keeps focus and the list keeps its scroll.
+    const rows = shown.map(run => {
+      let row = this.rows.get(run.id);
+      if (!row) {
+        row = this.row(run);
+        this.rows.set(run.id, row);
+      }
+      this.fill(row, run);
+      return row;
+    });
+    const keep = new Set(rows);
+    for (const [id, row] of this.rows) {
+      if (!keep.has(row)) {
+        this.rows.delete(id);
+      }
     }
-    this.runs.replaceChildren(...rows);
+    if (this.list.next && this.limit < MAX_PAGE) {
+      rows.push(this.more);
+    }
+    for (const child of Array.from(this.runs.children)) {
+      if (!keep.has(child as HTMLElement) && child !== this.more) {
+        child.remove();
+      }
+    }
+    if (!(this.list.next && this.limit < MAX_PAGE)) {
+      this.more.remove();
+    }
+    rows.forEach((row, i) => {
+      if (this.runs.children[i] !== row) {
+        this.runs.insertBefore(row, this.runs.children[i] || null);
+      }
+    });
   }
 
   private row(run: IRunSummary): HTMLElement {
@@ -165,24 +235,15 @@ export class FlowsPanel extends Widget {
       class: 'labloom-run',
       role: 'listitem',
       tabindex: '0',
-      'data-run-id': run.id,
-      'data-state': run.state,
-      title: run.message || `run ${run.id}`
+      'data-run-id': run.id
     });
     row.append(
-      el('span', { class: 'labloom-run-flow' }, run.flow),
-      el('span', { class: 'labloom-state', 'data-state': run.state }, run.state),
-      el('span', { class: 'labloom-run-origin' }, originLabel(run.origin)),
-      el('span', { class: 'labloom-run-start' }, when(run.started)),
-      el('span', { class: 'labloom-run-duration' }, seconds(run.duration)),
-      el(
-        'span',
-        {
-          class: 'labloom-run-done',
-          title: `${run.done} of ${run.total} task runs finished`
-        },
-        countsLabel(run.counts || {})
-      )
+      el('span', { class: 'labloom-run-flow' }),
+      el('span', { class: 'labloom-state' }),
+      el('span', { class: 'labloom-run-origin' }),
+      el('span', { class: 'labloom-run-start' }),
+      el('span', { class: 'labloom-run-duration' }),
+      el('span', { class: 'labloom-run-done' })
     );
     row.addEventListener('click', () => this.open(run.id));
     row.addEventListener('keydown', event => {
@@ -191,6 +252,31 @@ export class FlowsPanel extends Widget {
       }
     });
     return row;
+  }
+
+  /** Set a row's texts from its run: only what differs is written. */
+  private fill(row: HTMLElement, run: IRunSummary): void {
+    const set = (node: Element, text: string) => {
+      if (node.textContent !== text) {
+        node.textContent = text;
+      }
+    };
+    const attr = (node: Element, name: string, value: string) => {
+      if (node.getAttribute(name) !== value) {
+        node.setAttribute(name, value);
+      }
+    };
+    attr(row, 'data-state', run.state);
+    attr(row, 'title', run.message || `run ${run.id}`);
+    const [flow, state, origin, start, duration, done] = Array.from(row.children);
+    set(flow, run.flow);
+    set(state, run.state);
+    attr(state, 'data-state', run.state);
+    set(origin, originLabel(run.origin));
+    set(start, when(run.started));
+    set(duration, seconds(run.duration));
+    set(done, countsLabel(run.counts || {}));
+    attr(done, 'title', `${run.done} of ${run.total} task runs finished`);
   }
 
   async pollSchedules(): Promise<void> {
@@ -251,6 +337,19 @@ export class FlowsPanel extends Widget {
     return row;
   }
 
+  private moreButton(): HTMLElement {
+    const more = el(
+      'button',
+      { class: 'labloom-more jp-mod-styled', type: 'button' },
+      `Show ${PAGE} older runs`
+    );
+    more.addEventListener('click', () => {
+      this.limit = Math.min(MAX_PAGE, this.limit + PAGE);
+      void this.poll();
+    });
+    return more;
+  }
+
   private async act(name: string, action: string): Promise<void> {
     try {
       await requestAPI(`schedules/${encodeURIComponent(name)}/${action}`, { method: 'POST' });
@@ -265,9 +364,10 @@ export class FlowsPanel extends Widget {
   private runs: HTMLElement;
   private schedules: HTMLElement;
   private error: HTMLElement;
-  private poller: Poller;
+  private ticker: Poll;
+  private rows = new Map<string, HTMLElement>();
+  private more = this.moreButton();
   private list: IRunList | null = null;
   private ticks = 0;
   private limit = PAGE;
-  private _listed = new Signal<this, number>(this);
 }

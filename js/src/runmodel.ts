@@ -2,6 +2,7 @@
 // get(name), on/off(event, callback), send(message). So the Lab run view and the notebook
 // widget share one renderer; this class only answers its messages with REST calls.
 import { FINAL_STATES, requestAPI } from './api';
+import { IRunDelta } from './live';
 
 type Callback = (...args: any[]) => void;
 const MAX_LINES = 2000;
@@ -25,6 +26,12 @@ interface ILogPage {
     message: string;
     traceback: string;
   }[];
+}
+
+/** A cursor as the server hands it out: "states.lines.digest" (see docs/rest-api.md). */
+function parseCursor(text: string | null): { states: number; digest: string } | null {
+  const parts = (text || '').split('.');
+  return parts.length === 3 ? { states: Number(parts[0]), digest: parts[2] } : null;
 }
 
 export class RestRunModel {
@@ -87,8 +94,56 @@ export class RestRunModel {
       }
     }
     if (this.followed) {
-      await this.follow(false);
+      await this.followInTurn();
     }
+  }
+
+  /** Reads of the followed log one after another: two at once would add lines twice. */
+  private followInTurn(): Promise<void> {
+    this.following = this.following.then(() => (this.followed ? this.follow(false) : undefined));
+    this.following = this.following.catch(error => console.warn('[labloom]', error));
+    return this.following;
+  }
+
+  /**
+   * A pushed delta of this run (live.ts), costing the nodes that changed. Its node states are
+   * the latest of every node that changed since `from`, so it applies to a model whose cursor
+   * lies between `from` and `to` (the same graph); one at `to` or past it has it already.
+   * False when it does not apply (events missed, or the graph itself changed: `nodes` is
+   * null): then `refresh()` catches up by cursor.
+   */
+  applyDelta(delta: IRunDelta): boolean {
+    const { nodes, from, to, lines, ...summary } = delta;
+    const [mine, start, end] = [this.cursor, from, to].map(parseCursor);
+    if (nodes === null || !mine || !start || !end || !this.detail) {
+      return false;
+    }
+    if (mine.digest !== end.digest || start.digest !== end.digest || mine.states < start.states) {
+      return false;
+    }
+    if (mine.states >= end.states) {
+      return true; // read already (a catch-up answer may be ahead of the events)
+    }
+    this.cursor = to;
+    this.detail = { ...this.detail, ...summary };
+    if (Object.keys(nodes).length) {
+      this.values.states = { ...this.values.states, ...nodes };
+      delete this.seen.states; // the next full answer is compared afresh
+      this.emit('change:states');
+    }
+    this.values.header = {
+      ...this.values.header,
+      state: delta.state,
+      counts: delta.counts,
+      total: delta.total,
+      elapsed: delta.duration
+    };
+    delete this.seen.header;
+    this.emit('change:header');
+    if (lines !== undefined && this.followed) {
+      void this.followInTurn();
+    }
+    return true;
   }
 
   send(message: any): void {
@@ -198,6 +253,7 @@ export class RestRunModel {
     }
   }
 
+  private following: Promise<void> = Promise.resolve();
   private handlers = new Map<string, Set<Callback>>();
   private values: Record<string, any> = { graph: {}, states: {}, header: {} };
   private seen: Record<string, string> = {};

@@ -1,12 +1,19 @@
 // A main-area tab for one run: its facts (parameters, executor, host, cluster), then the live
-// DAG drawn by the shared renderer (dag.js) over a RestRunModel. Polls once a second while the
-// run is open and the tab is visible; stops when the run has ended or the tab is hidden.
+// DAG drawn by the shared renderer (dag.js) over a RestRunModel. Pushed deltas (LiveRuns) patch
+// it as the run goes on; a delta that does not follow on from its cursor, or missed events,
+// make it catch up from the REST API by cursor. A slow Poll stays as a safety net (every
+// second only until the server is seen pushing), standing by while hidden or ended.
 import { CommandRegistry } from '@lumino/commands';
+import { Poll } from '@lumino/polling';
+import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { el, FINAL_STATES, originLabel, Poller, requestAPI, seconds, when } from './api';
+import { el, FINAL_STATES, originLabel, requestAPI, seconds, when } from './api';
 import { render } from './dag';
+import { IRunsEvent, LiveRuns } from './live';
 import { RestRunModel } from './runmodel';
+
+const SAFETY_NET = 10000; // ms between polls once the server pushes
 
 // dask-labextension's command that points its panes at a dashboard URL and opens them.
 const DASK_LAYOUT = 'dask:populate-and-launch-layout';
@@ -14,7 +21,8 @@ const DASK_LAYOUT = 'dask:populate-and-launch-layout';
 export class RunView extends Widget {
   constructor(
     readonly runId: string,
-    private commands: CommandRegistry
+    private commands: CommandRegistry,
+    private live: LiveRuns
   ) {
     super();
     this.id = `labloom-run-${runId}`;
@@ -39,42 +47,79 @@ export class RunView extends Widget {
       },
       true
     );
-    this.poller = new Poller(
-      () => this.refresh(),
-      () => 1000,
-      () => this.isVisible && !this.ended
-    );
+    this.poll = new Poll({
+      factory: () => this.refresh(),
+      frequency: { interval: live.pushing ? SAFETY_NET : 1000, backoff: true, max: 60000 },
+      standby: () => !this.isVisible || this.ended || 'when-hidden',
+      name: `labloom:run:${runId}`
+    });
+    live.changed.connect(this.onEvent, this);
+    live.missed.connect(() => this.catchUp(), this);
+  }
+
+  private onEvent(_: LiveRuns, event: IRunsEvent): void {
+    this.pace();
+    for (const delta of event.runs) {
+      if (delta.id !== this.runId) {
+        continue;
+      }
+      if (!FINAL_STATES.has(delta.state)) {
+        this.ended = false; // a retry in its kernel may reopen a run
+      }
+      if (this.model.applyDelta(delta)) {
+        this.showRun(this.model.detail);
+      } else {
+        this.catchUp();
+      }
+    }
+  }
+
+  /** Once the server pushes, the run is read only as a safety net. */
+  private pace(): void {
+    const interval = this.live.pushing ? SAFETY_NET : 1000;
+    if (this.poll.frequency.interval !== interval) {
+      this.poll.frequency = { interval, backoff: true, max: 60000 };
+    }
+  }
+
+  /** Read what changed since this tab's cursor now (the poll's next tick, at once). */
+  private catchUp(): void {
+    if (this.isVisible) {
+      void this.poll.refresh();
+    }
   }
 
   async refresh(): Promise<void> {
     await this.model.refresh();
     const run = this.model.detail;
-    this.title.label = `${run.flow} · ${run.state}`;
-    this.node.setAttribute('data-state', run.state);
-    this.showFacts(run);
-    if (FINAL_STATES.has(run.state)) {
-      this.ended = true;
-    }
+    this.showRun(run);
+    this.pace();
     if (this.clusters === null) {
       this.clusters = await requestAPI<any>('clusters').catch(() => ({ clusters: [] }));
       this.showFacts(run);
     }
   }
 
-  protected onAfterShow(): void {
-    this.poller.wake();
+  private showRun(run: any): void {
+    this.title.label = `${run.flow} · ${run.state}`;
+    this.node.setAttribute('data-state', run.state);
+    this.showFacts(run);
+    if (FINAL_STATES.has(run.state)) {
+      this.ended = true;
+    }
   }
 
-  protected onAfterHide(): void {
-    this.poller.stop();
+  protected onAfterShow(): void {
+    this.catchUp();
   }
 
   protected onAfterAttach(): void {
-    this.poller.wake();
+    this.catchUp();
   }
 
   dispose(): void {
-    this.poller.dispose();
+    this.poll.dispose();
+    Signal.disconnectReceiver(this);
     this.cleanup();
     super.dispose();
   }
@@ -82,7 +127,7 @@ export class RunView extends Widget {
   /** After Retry the same tab may be asked to follow again. */
   reopen(): void {
     this.ended = false;
-    this.poller.wake();
+    this.catchUp();
   }
 
   private showFacts(run: any): void {
@@ -134,7 +179,7 @@ export class RunView extends Widget {
   private facts: HTMLElement;
   private notice: HTMLElement;
   private cleanup: () => void;
-  private poller: Poller;
+  private poll: Poll;
   private ended = false;
   private clusters: any = null;
 }

@@ -1,44 +1,47 @@
-// "2 flows running" in the status bar; a click opens the Flows panel. It polls every 2 s while
-// runs are running and every 10 s otherwise, and not at all while the browser tab is hidden.
+// "2 flows running" in the status bar; a click opens the Flows panel. The count is LiveRuns'
+// (pushed by the server, shared with the panel); one REST read at start, then a slow poll as a
+// safety net (backs off, stands by while the browser tab is hidden).
+import { Poll } from '@lumino/polling';
+import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { IRunList, Poller, requestAPI } from './api';
+import { IRunList, requestAPI } from './api';
+import { LiveRuns } from './live';
 
 export class RunningStatus extends Widget {
-  constructor(onClick: () => void) {
+  constructor(
+    live: LiveRuns,
+    onClick: () => void
+  ) {
     super();
     this.addClass('labloom-StatusItem');
     this.node.title = 'labloom: open the Flows panel';
     this.node.addEventListener('click', onClick);
-    this.poller = new Poller(
-      () => this.poll(),
-      () => (this.running ? 2000 : 10000),
-      () => true
-    );
-  }
-
-  protected onAfterAttach(): void {
-    this.poller.wake();
+    live.runningChanged.connect((_, running) => this.showCount(running), this);
+    this.showCount(live.running);
+    this.poll = new Poll({
+      factory: async () => {
+        const list = await requestAPI<IRunList>('runs?limit=0');
+        live.listed(list);
+      },
+      // Pushed counts make this a safety net; without push (no events yet) it is the source.
+      frequency: { interval: 10000, backoff: true, max: 120000 },
+      standby: 'when-hidden',
+      name: 'labloom:running'
+    });
   }
 
   dispose(): void {
-    this.poller.dispose();
+    this.poll.dispose();
+    Signal.disconnectReceiver(this);
     super.dispose();
   }
 
-  /** Also fed by the panel's own polls, so the two agree. */
-  setRunning(running: number): void {
-    this.running = running;
+  private showCount(running: number): void {
     this.node.textContent =
       running === 0 ? 'no flows running' : `${running} flow${running === 1 ? '' : 's'} running`;
     this.node.setAttribute('data-running', String(running));
   }
 
-  private async poll(): Promise<void> {
-    const list = await requestAPI<IRunList>('runs?limit=0');
-    this.setRunning(list.running);
-  }
-
-  private poller: Poller;
-  private running = 0;
+  private poll: Poll;
 }

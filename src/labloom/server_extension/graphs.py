@@ -88,16 +88,22 @@ class RunGraphs:
     reads, the others answer from the look before (at most that much older) instead of
     queueing behind it. Polls of two runs never wait for each other."""
 
-    def __init__(self, size: int = 16) -> None:
+    def __init__(self, size: int = 64) -> None:
         self._size = size
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def look(self, store: RunStore, run: RunRecord) -> Look:
-        """The run as its graph stands, up to date with ``run`` (read just before)."""
+    def look(
+        self, store: RunStore, run: RunRecord, fresh_for: float = FRESH_FOR,
+        most: int | None = None,
+    ) -> Look:
+        """The run as its graph stands, up to date with ``run`` (read just before). The
+        watcher (``push.py``) passes ``fresh_for=0`` (it looks once a tick and must see all)
+        and ``most``: a look folds in at most that many state changes, so that a view sees a
+        busy run move every tick rather than once a long read is done."""
         entry = self._entry(run.id)
         last = entry.look
-        due = run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR
+        due = run.state in _OPEN and time.monotonic() - entry.looked >= fresh_for
         if last is not None and not due and not self._stale(entry.graph, run):
             return last
         must = last is None or self._stale(entry.graph, run)  # a new run, or its row changed
@@ -105,7 +111,7 @@ class RunGraphs:
             assert last is not None
             return last  # another poll is reading the store for it right now
         try:
-            self._refresh(entry, store, run)
+            self._refresh(entry, store, run, fresh_for, most)
             assert entry.look is not None
             return entry.look
         finally:
@@ -146,15 +152,18 @@ class RunGraphs:
             graph.run_seen != (run.state, run.ended, run.message)
         )
 
-    def _refresh(self, entry: _Entry, store: RunStore, run: RunRecord) -> None:
+    def _refresh(
+        self, entry: _Entry, store: RunStore, run: RunRecord, fresh_for: float = FRESH_FOR,
+        most: int | None = None,
+    ) -> None:
         """Under the entry's lock: build or catch up, as the run and the time say."""
         graph = entry.graph
         if graph is None or self._stale(graph, run):
             # Also when the run's row changed (it ended): an ended run is counted afresh, in
             # one grouped read, so that what a view keeps of it is exactly what the store says.
             entry.graph = graph = _build(store, run)
-        elif run.state in _OPEN and time.monotonic() - entry.looked >= FRESH_FOR:
-            _catch_up(store, run, graph)
+        elif run.state in _OPEN and time.monotonic() - entry.looked >= fresh_for:
+            _catch_up(store, run, graph, most)
         else:
             return
         entry.looked = time.monotonic()
@@ -179,8 +188,10 @@ def _build(store: RunStore, run: RunRecord) -> FollowedGraph:
     return FollowedGraph(run, counts, nodes, cursor, found[-1][0] if found else 0)
 
 
-def _catch_up(store: RunStore, run: RunRecord, graph: FollowedGraph) -> None:
+def _catch_up(
+    store: RunStore, run: RunRecord, graph: FollowedGraph, most: int | None = None
+) -> None:
     # Nodes after the moves: each moved task run's node is among them.
-    cursor, moves = follow.node_moves(store, run.id, graph.cursor)
+    cursor, moves = follow.node_moves(store, run.id, graph.cursor, most)
     nodes = follow.nodes_after(store, run.id, graph.nodes_cursor)
     graph.follow(run, moves, cursor, [node for _, node in nodes], nodes[-1][0] if nodes else 0)

@@ -27,6 +27,7 @@ from ..store import follow
 from ..store.db import database_url
 from ..store.reader import RunRecord, RunStore
 from .experiment_rows import ExperimentRows
+from . import EVENTS_SCHEMA_ID
 from .graphs import Cursor, RunGraphs
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ MAX_PAGE = 500
 MAX_LOG_LINES = 5000
 MAX_TASK_PAGE = 1000
 TASKS_INLINE = 100  # task runs in a run's detail; the rest through ``runs/{id}/tasks``
-LANES = ("list", "run")
+LANES = ("list", "run", "watch")  # "watch": the one watcher's reads (``push.py``)
 
 
 class StoreAccess:
@@ -44,7 +45,9 @@ class StoreAccess:
 
     def __init__(self, workers: int = 2) -> None:
         self._pools = {
-            lane: ThreadPoolExecutor(workers, thread_name_prefix=f"labloom-api-{lane}")
+            lane: ThreadPoolExecutor(
+                1 if lane == "watch" else workers, thread_name_prefix=f"labloom-api-{lane}"
+            )
             for lane in LANES
         }
         self._local = threading.local()
@@ -179,6 +182,7 @@ def list_runs(
         "next": runs[-1].id if more and runs else None,
         "running": running,
         "now": time.time(),
+        "events": EVENTS_SCHEMA_ID,  # changes are pushed as these events (``push.py``)
     }
 
 

@@ -160,12 +160,17 @@ def node_counts(store: RunStore, run_id: str) -> tuple[int, list[NodeCount]]:
     return cursor, [(r[0], r[1], int(r[2]), r[3], int(r[4])) for r in rows if r[2] != -1]
 
 
-def node_moves(store: RunStore, run_id: str, after: int) -> tuple[int, list[NodeMove]]:
+def node_moves(
+    store: RunStore, run_id: str, after: int, most: int | None = None
+) -> tuple[int, list[NodeMove]]:
     """How the run's task runs that changed after the cursor ``after`` moved, counted by node
     and (state before, state now), and the cursor this reaches. Read ``SPAN`` cursor
     positions at a time; the moves of consecutive reads add up (a task run's state before a
-    read is its last state before the read's range)."""
+    read is its last state before the read's range). ``most``: read at most that many cursor
+    positions (a watcher that wants each answer soon goes on from the cursor returned)."""
     top = state_cursor(store, run_id)
+    if most is not None:
+        top = min(top, after + most)
     moves: dict[tuple[str, str, int, str, str | None], int] = {}
     while after < top:
         upto = min(top, after + SPAN)
@@ -220,3 +225,35 @@ def nodes_after(store: RunStore, run_id: str, after: int = 0) -> list[tuple[int,
             "AND rowid > ? ORDER BY rowid", (run_id, after)
         ).fetchall()
     ]
+
+
+def runs_to_watch(store: RunStore, ids: set[str], created_since: float) -> list[RunRecord]:
+    """What a watcher of the whole store looks at each time (without counts): the runs going
+    on, the runs it saw going on last time (``ids``: to see them end) and the runs created
+    since ``created_since`` (new ones, also those recorded already ended). Indexed reads:
+    ``flow_runs_by_state``, the primary key and ``flow_runs_by_created``."""
+    wanted = sorted(ids)[:500]  # SQLite's bound-parameter limit; a watcher follows fewer
+    marks = ",".join("?" * len(wanted)) or "''"
+    rows = store.conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE state IN (?, ?) UNION "
+        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE created >= ? UNION "
+        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id IN ({marks})",
+        ["Pending", "Running", created_since, *wanted],
+    ).fetchall()
+    return [_run(row) for row in rows]
+
+
+def log_tops(store: RunStore, after: int) -> tuple[int, dict[str, int]]:
+    """The last log line of each run that logged after the line ``after``, and the last line
+    of all: a range read of the primary key (log lines are numbered as they are written)."""
+    tops = {
+        str(run_id): int(top) for run_id, top in store.conn.execute(
+            "SELECT run_id, MAX(id) FROM logs WHERE id > ? GROUP BY run_id", (after,)
+        ).fetchall()
+    }
+    return max(tops.values(), default=after), tops
+
+
+def last_log_line(store: RunStore) -> int:
+    row = store.conn.execute("SELECT MAX(id) FROM logs").fetchone()
+    return int(row[0] or 0)

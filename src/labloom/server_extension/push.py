@@ -1,0 +1,187 @@
+"""Pushed updates, the way Jupyter pushes: one watcher follows the store by cursor and emits
+compact deltas on jupyter_server's event bus (``serverapp.event_logger``, schema
+``event_schemas/runs.json``); the Lab side reads them on ``app.serviceManager.events.stream``.
+
+The store is written by other processes (a kernel, ``labloom run``, ``labloom serve``, another
+host on PostgreSQL), so nothing tells the server that it changed: the watcher looks, a few
+times a second, and only while an event would reach someone (an open Lab's events socket, or a
+handler the deployment configured), by cursor: the runs going on or just created (indexed
+reads), each one's graph patched with what moved since the last look (``graphs.RunGraphs``,
+the same graphs run tabs read, so a look costs the task runs that changed, not the run's size),
+and the log lines written since. An event carries metadata only (states, counts by state,
+times, cursors): event handlers may write events to files, and the event socket reaches every
+authenticated client of the server; parameters, log text and messages stay behind the REST
+API. A view that sees a gap in ``seq``, or a run delta whose ``from`` is not the cursor it
+holds, catches up through the REST API by its cursor (``GET runs/{id}?since=``).
+
+The watcher's owner is the extension: started at load, stopped with the server
+(``_unload_jupyter_server_extension``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..store import follow
+from ..store.reader import RunRecord, RunStore
+from . import EVENTS_SCHEMA_ID
+from .graphs import Cursor
+from .queries import StoreAccess, run_summary
+
+SCHEMA_ID = EVENTS_SCHEMA_ID
+SCHEMA_PATH = Path(__file__).with_name("event_schemas") / "runs.json"
+TICK = 0.25  # seconds between looks while someone listens: a change shows within ~0.5 s
+IDLE = 1.0  # seconds between checks for a listener while nobody listens
+WINDOW = 120.0  # runs created this recently are looked at each time (another host's clock)
+RECONCILE_EVERY = 5.0  # seconds: mark runs whose process died as Crashed
+FOLLOWED = 48  # open runs followed by node, newest first (``RunGraphs`` keeps 64)
+MOST = 20_000  # state changes folded in per look and run: a look takes ~0.1 s, not seconds
+_OPEN = ("Pending", "Running")
+_SUMMARY = ("id", "flow", "state", "origin", "host", "user", "created", "started", "ended",
+            "duration", "counts", "done", "total")
+
+
+class StoreFollower:
+    """What the watcher knows of the store between two looks. Used by one look at a time."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.rows: dict[str, tuple[Any, ...]] = {}  # run id -> what of its row was sent
+        self.cursors: dict[str, str] = {}  # run id -> the cursor its last delta reached
+        self.open: set[str] = set()
+        self.lines = 0  # the last log line seen
+        self.reconciled = 0.0
+
+    def look(self, access: StoreAccess, store: RunStore) -> dict[str, Any] | None:
+        """What changed since the last look, as an event's data (None: nothing). The first look
+        sends the runs going on and those created lately, with ``from`` empty: a view may
+        have read them before the watcher started, so it reads them again by cursor."""
+        now = time.time()
+        if time.monotonic() - self.reconciled >= RECONCILE_EVERY:
+            store.reconcile()
+            self.reconciled = time.monotonic()
+        runs = follow.runs_to_watch(store, self.open, now - WINDOW)
+        self.lines, tops = (follow.log_tops(store, self.lines) if self.started
+                            else (follow.last_log_line(store), {}))
+        followed = {run.id for run in sorted(
+            (r for r in runs if r.state in _OPEN), key=lambda r: r.created or 0.0, reverse=True
+        )[:FOLLOWED]}
+        deltas = [delta for run in runs if (delta := self._delta(access, store, run, followed,
+                                                                 tops.get(run.id)))]
+        self.open = {run.id for run in runs if run.state in _OPEN}
+        for gone in set(self.rows) - {run.id for run in runs}:
+            self.rows.pop(gone)
+            self.cursors.pop(gone, None)
+        self.started = True
+        if not deltas:
+            return None
+        return {"now": now, "running": sum(run.state == "Running" for run in runs),
+                "runs": deltas}
+
+    def _delta(self, access: StoreAccess, store: RunStore, run: RunRecord, followed: set[str],
+               lines: int | None) -> dict[str, Any] | None:
+        row = (run.state, run.started, run.ended, run.message)
+        before = self.cursors.get(run.id, "")
+        nodes: dict[str, Any] | None = {}
+        if run.id in followed:
+            look = access.graphs.look(store, run, fresh_for=0.0, most=MOST)
+            run.counts = look.counts
+            cursor = str(Cursor(look.cursor, 0, look.digest))
+            was = _parse(before)
+            if was is None or was.digest != look.digest or was.states > look.cursor:
+                nodes = None  # the graph changed (or is new to a view): read it by cursor
+            else:
+                nodes = look.states_since(was.states)
+        else:
+            # An ended run, or an open one past FOLLOWED: only when its row changes, counted
+            # once, and views read its graph by cursor (its end changed the graph's digest).
+            cursor, lines = before, None
+            if row != self.rows.get(run.id):
+                follow.add_counts(store, [run])
+                nodes = None
+        if row == self.rows.get(run.id) and cursor == before and lines is None:
+            return None
+        self.rows[run.id] = row
+        self.cursors[run.id] = cursor
+        summary = run_summary(run)
+        delta = {key: summary[key] for key in _SUMMARY}
+        delta.update({"from": before, "to": cursor, "nodes": nodes})
+        if lines is not None:
+            delta["lines"] = lines
+        return delta
+
+
+def _parse(text: str) -> Cursor | None:
+    try:
+        return Cursor.parse(text) if text else None
+    except ValueError:
+        return None
+
+
+class Watcher:
+    """The one watcher of a server: an asyncio task on the server's loop, reading on the
+    store's "watch" pool thread. ``start`` at load, ``stop`` at shutdown."""
+
+    def __init__(self, access: StoreAccess, event_logger: Any, log: logging.Logger) -> None:
+        self._access = access
+        self._events = event_logger
+        self._log = log
+        self._follower = StoreFollower()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self.server = uuid.uuid4().hex[:12]
+        self.seq = 0
+        self.looks = 0  # for tests and benchmarks: how many looks read the store
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if self._task is None and not self._stopped:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="labloom-watch")
+
+    async def stop(self) -> None:
+        self._stopped = True  # also when it never started: a start queued on the loop is void
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def listened(self) -> bool:
+        """Whether an event would go anywhere: the test jupyter_events' ``emit`` itself makes
+        before doing anything (a handler, or a listener such as an open Lab's events socket)."""
+        events = self._events
+        listeners = [getattr(events, name, {}).get(SCHEMA_ID) for name in
+                     ("_modified_listeners", "_unmodified_listeners")]
+        return bool(events.handlers) or any(listeners)
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            if not self.listened():
+                # Its follower is kept: the next look sends all that changed meanwhile.
+                await asyncio.sleep(IDLE)
+                continue
+            began = time.monotonic()
+            try:
+                data = await self._access.call(self._follower.look, lane="watch")
+                self.looks += 1
+                failures = 0
+            except Exception as exc:  # a store that went away: say so once, back off
+                if failures == 0:
+                    self._log.warning("labloom: the watcher cannot read the store: %s", exc)
+                failures += 1
+                await asyncio.sleep(min(30.0, TICK * 2**failures))
+                continue
+            if data is not None:
+                self.seq += 1
+                self._events.emit(schema_id=SCHEMA_ID,
+                                  data={"seq": self.seq, "server": self.server, **data})
+            # A look that took long (a busy run: it read MOST changes) is followed at once.
+            await asyncio.sleep(max(0.02, TICK - (time.monotonic() - began)))

@@ -1,0 +1,103 @@
+"""Pushed updates in a real JupyterLab in headless Chromium (issue 20, items 1 and 2): a run
+that the real `labloom run` writes beside the server reaches the open run tab, the panel and
+the status bar through jupyter_server's event stream, without the views polling the run; the
+panel's rows are patched in place (a focused row keeps focus).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_helpers import wait_for, write
+from test_lab_panel import open_lab, run_row, start_run, stored_runs
+
+pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
+
+FLOWS = '''
+import os, time
+from pathlib import Path
+from labloom import flow, task
+
+@task
+def wait(i):
+    gate = Path(os.environ.get("GATE", ".")) / str(i)
+    while not gate.exists():
+        time.sleep(0.05)
+    return i
+
+@flow(executor="threads")
+def gated(n: int = 3):
+    return wait.map(range(n))
+'''
+
+
+def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
+    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _notebooks = lab
+    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME (see lab_helpers)
+    work = tmp_path / "work"
+    gate = work / "gate"
+    gate.mkdir(parents=True)
+    write(work / "flows.py", FLOWS)
+    gets: list[tuple[float, str]] = []
+    page.on("request", lambda r: gets.append((time.monotonic(), r.url))
+            if "/labloom/api/runs" in r.url else None)
+    panel, alerts = open_lab(page, url)
+    panel.get_by_text("No runs yet").wait_for(timeout=30_000)
+    monkeypatch.setenv("GATE", str(gate))
+    proc = start_run(home, work, "gated")
+    try:
+        [run] = wait_for(lambda: stored_runs(home, "gated"), 60, "the CLI run in the store")
+        row = run_row(panel, run.id)
+        row.wait_for(timeout=5_000)
+        page.locator(".labloom-StatusItem", has_text="1 flow running").wait_for(timeout=10_000)
+        row.click()
+        view = page.locator(f"#labloom-run-{run.id}")
+        node = view.locator('g.labloom-node[data-kind="map"]')
+        node.wait_for(timeout=20_000)
+        row.focus()
+
+        # Each task run's change shows in the tab within a second or so, pushed: the tab
+        # reads the run by cursor only when a delta does not follow on from its cursor.
+        time.sleep(1.0)  # the tab's first reads are done
+        start = time.monotonic()
+        latencies = []
+        for i in range(3):
+            (gate / str(i)).touch()
+            touched = time.monotonic()
+            view.locator('[data-fact="task runs"]', has_text=f"{i + 1}/3 done").wait_for(
+                timeout=5_000
+            )
+            latencies.append(time.monotonic() - touched)
+            time.sleep(0.5)
+        assert proc.wait(timeout=60) == 0
+        view.locator('g.labloom-node[data-state="Completed"]').wait_for(timeout=10_000)
+        run_gets = [u for t, u in gets if t >= start and f"runs/{run.id}?" in u]
+        elapsed = time.monotonic() - start
+        print(f"latencies {latencies}, {len(run_gets)} reads of the run in {elapsed:.1f}s")
+        assert len(run_gets) <= 4, run_gets  # polling once a second would be about 4 + 1 per s
+        assert max(latencies) < 3.0, latencies  # generous on a loaded CI machine
+
+        # The panel's row was patched in place: still the focused element, now Completed.
+        row.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=10_000)
+        focused = page.evaluate("document.activeElement.getAttribute('data-run-id')")
+        assert focused == run.id
+        assert row.locator(".labloom-run-done").inner_text() == "3 ✓"
+        # One count: the status bar follows the same pushed number.
+        page.locator(".labloom-StatusItem", has_text="no flows running").wait_for(
+            timeout=10_000
+        )
+        list_gets = [u for t, u in gets if t >= start and "/labloom/api/runs?" in u]
+        assert len(list_gets) <= 4, list_gets
+    finally:
+        for i in range(3):
+            (gate / str(i)).touch()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    assert alerts == []
