@@ -10,6 +10,7 @@ import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { CompareView } from './compareview';
 import { FlowsPanel } from './panel';
 import { RunView } from './runview';
 import { RunningStatus } from './status';
@@ -57,7 +58,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    const panel = new FlowsPanel(id => void app.commands.execute(OPEN_RUN, { id }));
+    const openRun = (id: string) => void app.commands.execute(OPEN_RUN, { id });
+    const compare = (ids: string[], flow: string) => {
+      const widget = new MainAreaWidget({ content: new CompareView(ids, flow, openRun) });
+      widget.id = `labloom-compare-tab-${ids.join('-')}`;
+      widget.title.icon = labloomIcon;
+      widget.title.label = widget.content.title.label;
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+    };
+    const panel = new FlowsPanel(openRun, compare);
     panel.title.icon = labloomIcon;
     app.shell.add(panel, 'left', { rank: 600 });
 

@@ -47,7 +47,10 @@ const PAGE = 100;
 const MAX_PAGE = 500; // the API's largest page
 
 export class FlowsPanel extends Widget {
-  constructor(private open: (runId: string) => void) {
+  constructor(
+    private open: (runId: string) => void,
+    private compare: (runIds: string[], flow: string) => void = () => undefined
+  ) {
     super();
     this.id = 'labloom-flows';
     this.addClass('labloom-FlowsPanel');
@@ -70,7 +73,19 @@ export class FlowsPanel extends Widget {
       this.stateChoice.append(el('option', { value: state }, state || 'all states'));
     }
     this.stateChoice.addEventListener('change', () => void this.poll());
-    head.append(this.filter, this.stateChoice);
+    // Runs of one flow ticked in the list open side by side in one Experiments table.
+    this.compareButton = el(
+      'button',
+      { class: 'labloom-compare jp-mod-styled', type: 'button' },
+      'Compare experiments'
+    ) as HTMLButtonElement;
+    this.compareButton.disabled = true;
+    this.compareButton.addEventListener('click', () => {
+      if (this.picked.size && this.pickedFlow !== null) {
+        this.compare([...this.picked], this.pickedFlow);
+      }
+    });
+    head.append(this.filter, this.stateChoice, this.compareButton);
 
     this.runs = el('div', { class: 'labloom-runs', role: 'list' });
     this.schedules = el('div', { class: 'labloom-schedules' });
@@ -169,7 +184,18 @@ export class FlowsPanel extends Widget {
       'data-state': run.state,
       title: run.message || `run ${run.id}`
     });
+    const pick = el('input', {
+      class: 'labloom-run-pick',
+      type: 'checkbox',
+      'aria-label': `compare run ${run.id}`,
+      title: 'tick runs of one flow, then Compare experiments'
+    }) as HTMLInputElement;
+    pick.checked = this.picked.has(run.id);
+    pick.disabled = this.pickedFlow !== null && this.pickedFlow !== run.flow;
+    pick.addEventListener('click', event => event.stopPropagation());
+    pick.addEventListener('change', () => this.pick(run, pick.checked));
     row.append(
+      pick,
       el('span', { class: 'labloom-run-flow' }, run.flow),
       el('span', { class: 'labloom-state', 'data-state': run.state }, run.state),
       el('span', { class: 'labloom-run-origin' }, originLabel(run.origin)),
@@ -191,6 +217,20 @@ export class FlowsPanel extends Widget {
       }
     });
     return row;
+  }
+
+  private pick(run: IRunSummary, on: boolean): void {
+    if (on) {
+      this.picked.add(run.id);
+    } else {
+      this.picked.delete(run.id);
+    }
+    this.pickedFlow = this.picked.size ? run.flow : null;
+    this.compareButton.disabled = !this.picked.size;
+    this.compareButton.textContent = this.picked.size
+      ? `Compare experiments (${this.picked.size})`
+      : 'Compare experiments';
+    this.drawRuns();
   }
 
   async pollSchedules(): Promise<void> {
@@ -261,6 +301,9 @@ export class FlowsPanel extends Widget {
   }
 
   private filter: HTMLInputElement;
+  private compareButton: HTMLButtonElement;
+  private picked = new Set<string>();
+  private pickedFlow: string | null = null;
   private stateChoice: HTMLSelectElement;
   private runs: HTMLElement;
   private schedules: HTMLElement;
