@@ -161,9 +161,9 @@ def sweep():
         run_row(panel, run.id).locator("input.labloom-run-pick").check()
     panel.locator("button.labloom-compare").click()
     compare = page.locator(".labloom-CompareView .labloom-experiments")
-    rows = compare.locator(".labloom-exp-row[data-task-run-id]")
-    rows.nth(23).wait_for(timeout=30_000)
-    assert rows.count() == 24
+    compare.locator(".labloom-exp-summary", has_text="24 rows").wait_for(timeout=30_000)
+    # Virtualized: the rows in sight and a few more are drawn, not all 24.
+    assert 12 < compare.locator(".labloom-exp-row[data-task-run-id]").count() < 24
     shown = set(compare.locator(".labloom-exp-td[data-column='run_id']").all_inner_texts())
     assert shown == {r.id for r in runs}
     assert compare.locator(".labloom-exp-chart svg g[aria-label='dot'] circle").count() >= 22

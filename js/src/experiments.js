@@ -22,6 +22,7 @@ const LOCAL_MAX = 5000;
 const SAMPLE = 2000;
 const SERVER_PAGE = 200;
 const MAX_CURVE_IDS = 200; // more rows than this: ask for every curve, keep the shown ones here
+const LOWER_IS_BETTER = /loss|err|rmse|mae|mse|time|latency/i;
 let views = 0;
 
 /**
@@ -232,9 +233,11 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const params = all.filter((c) => c.kind === "param");
     const metrics = all.filter((c) => c.kind === "metric");
     const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
-    // A final metric (auc) over a curve's last point (loss) by default: what a sweep is judged by.
-    ui.best = pick(ui.best, metrics.filter((c) => !data.steps.includes(c.name)).concat(metrics));
-    if (ui.best && !bestMetric.dataset.touched) ui.lowest = /loss|err|rmse|mae|time/i.test(ui.best);
+    // By default a final score (auc) rather than a curve's last point or a loss (the store's
+    // answers do not say which metrics had steps): what a sweep is mostly judged by.
+    const final = metrics.filter((c) => !data.steps.includes(c.name));
+    ui.best = pick(ui.best, final.filter((c) => !LOWER_IS_BETTER.test(c.name)).concat(final, metrics));
+    if (ui.best && !bestMetric.dataset.touched) ui.lowest = LOWER_IS_BETTER.test(ui.best);
     ui.x = pick(ui.x, axes.filter((c) => c.type === "number").concat(axes));
     ui.y = pick(ui.y, metrics.filter((c) => c.id === ui.best).concat(metrics));
     ui.by = ui.by && all.some((c) => c.id === ui.by) ? ui.by : (params.find((c) => c.id !== ui.x) || { id: "" }).id;
