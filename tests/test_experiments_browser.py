@@ -27,7 +27,11 @@ TASKS = f'''
 import time
 from labloom import log_metric, log_metrics, log_params
 
+PAUSE = 0  # seconds the last child waits before it logs anything
+
 def train(depth, seed):
+    if (depth, seed) == (6, 3):
+        time.sleep(PAUSE)
     label = {XSS!r} if (depth, seed) == (4, 0) else "plain"
     log_params(depth=depth, seed=seed, label=label, criterion="gini")
     print(f"training depth={{depth}} seed={{seed}}")
@@ -107,7 +111,8 @@ def check_view(page: Any, host: Any, view: Any) -> None:
 
 def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
     url, folder = lab
-    cells = ["%load_ext labloom", "%%tasks\n" + TASKS,
+    # The last child waits: the view opens while the map runs and fills in as it ends.
+    cells = ["%load_ext labloom", "%%tasks\n" + TASKS.replace("PAUSE = 0", "PAUSE = 6"),
              f"%%flow sweep --executor threads\nresults = train.map({GRID})\n"]
     nb = new_notebook(cells=[new_code_cell(src) for src in cells])
     nb.metadata["kernelspec"] = {
@@ -119,11 +124,13 @@ def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
     widget = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
-    widget.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=90_000)
-    widget.locator("g.labloom-node[data-kind='map']").click()
+    widget.locator("g.labloom-node[data-kind='map']").click(timeout=90_000)
     widget.locator("button.labloom-experiments-open").click()
     view = widget.locator(".labloom-experiments")
     assert view.get_attribute("data-node")  # the map node's rows
+    page.locator(".labloom-experiments[data-total='11']").wait_for(timeout=30_000)
+    assert widget.get_attribute("data-state") == "Running"  # live: eleven rows so far
+    widget.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=90_000)
     check_view(page, widget, view)
     shot(page, "cell-experiments", page.locator(".jp-CodeCell").nth(2))
 

@@ -127,12 +127,15 @@ export function render({ model, el }) {
   el.append(root);
   const experiments = mountExperiments({
     model, box: experimentsBox, visible: () => visible(),
+    live: () => !FINAL.has((model.get("header") || {}).state),
     onPick: (row) => {
       const scope = experiments.scope;
       model.send({ event: "select", node: row.node ?? (scope ? scope.node : null), task_run: row.task_run_id });
       panel.scrollIntoView({ block: "nearest" });
     },
   });
+  // Reopened by a redrawn output (experiments.js remembers it): the button says so.
+  experimentsToggle.setAttribute("aria-pressed", String(experiments.scope?.node === null));
 
   let nodeEls = new Map(); // node id -> {g, rect, sub, bar}
   let selected = null;
@@ -288,7 +291,7 @@ export function render({ model, el }) {
   function everySecond() {
     tick();
     askTimeline(false);
-    experiments.tick(!FINAL.has((model.get("header") || {}).state));
+    experiments.tick();
   }
 
   function showExperiments(node, name) {

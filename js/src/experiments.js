@@ -24,13 +24,20 @@ const SERVER_PAGE = 200;
 const MAX_CURVE_IDS = 200; // more rows than this: ask for every curve, keep the shown ones here
 const LOWER_IS_BETTER = /loss|err|rmse|mae|mse|time|latency/i;
 let views = 0;
+// What each run's open view showed (scope and choices), by run id: when the cell's output is
+// redrawn (the widget refreshes its display as the run ends) the new drawing, which gets a new
+// model object from anywidget, opens the same view. A few runs only.
+const remembered = new Map();
+const REMEMBERED = 20;
 
 /**
  * Mount the view in `box` (hidden until `open`). `onPick(row)` runs on a row click (the DAG
  * selects that task run, showing its logs and traceback); `extra` columns go first (the
- * compare tab's run column); `visible()` says whether asking is worth it.
+ * compare tab's run column); `visible()` says whether asking is worth it, `live()` whether the
+ * run may still change (then `tick` asks again).
  */
-export function mountExperiments({ model, box, onPick, extra = [], visible = () => true, withCurves = true }) {
+export function mountExperiments({ model, box, onPick, extra = [], visible = () => true, live = () => false,
+  withCurves = true }) {
   const viewId = `e${++views}.${Math.random().toString(36).slice(2, 8)}`;
   const pending = new Map();
   let asked = 0;
@@ -105,10 +112,14 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (!scope) return;
     if (loading) { again = true; return; } // asked for while a load is under way: once more after
     loading = true;
-    const started = Date.now(), token = scope;
+    const started = Date.now(), token = scope, final = !live();
     try {
       const first = await ask(query(0, PAGE, data.version));
-      if (token !== scope || first.unchanged) return;
+      if (token !== scope) return;
+      if (first.unchanged) {
+        settled = final;
+        return;
+      }
       const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || [],
         version: first.version ?? null, mode: first.total <= LOCAL_MAX ? "local" : "server" };
       let rows = first.rows;
@@ -127,6 +138,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       }
       data = got;
       stamp++;
+      settled = final; // read after the run ended: nothing will change any more
     } catch (error) {
       data.error = `[labloom] experiments: ${error.message || error}`;
     } finally {
@@ -325,6 +337,21 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   on(bySel, "change", () => { ui.by = bySel.value; });
   close.addEventListener("click", () => api.close());
   model.on("msg:custom", onMessage);
+  // Remember the choices as they change, for a redrawn output (see `remembered`).
+  root.addEventListener("change", () => queueMicrotask(remember));
+  root.addEventListener("click", () => queueMicrotask(remember));
+  function runOf() {
+    const header = typeof model.get === "function" ? model.get("header") : null;
+    return header && header.run_id ? header.run_id : null;
+  }
+
+  function remember() {
+    const key = runOf();
+    if (!scope || !key) return;
+    remembered.delete(key);
+    remembered.set(key, { scope, ui: { ...ui } });
+    if (remembered.size > REMEMBERED) remembered.delete(remembered.keys().next().value);
+  }
 
   const api = {
     get scope() { return scope; },
@@ -339,27 +366,38 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       settled = false;
       next = 0;
       summary.textContent = "Loading…";
+      remember();
       void load();
     },
     close() {
       scope = null;
+      remembered.delete(runOf());
       root.hidden = true;
       for (const done of pending.values()) done({ error: "closed" });
       pending.clear();
     },
-    /** Once a second from the host: ask again while the run is live, once more after. */
-    tick(live) {
-      if (!scope || loading || !visible() || Date.now() < next) return;
-      if (!live && settled) return;
-      if (!live) settled = true;
+    /** Once a second from the host: ask again until a read made after the run ended. */
+    tick() {
+      if (!scope || loading || settled || !visible() || Date.now() < next) return;
       void load();
     },
     destroy() {
+      const kept = remembered.get(runOf());
       api.close();
+      if (kept) remembered.set(runOf(), kept); // a redraw, not the user: the next drawing reopens it
       model.off("msg:custom", onMessage);
       root.remove();
     },
   };
+  const kept = remembered.get(runOf());
+  if (kept) {
+    Object.assign(ui, kept.ui);
+    filter.value = ui.filter;
+    vary.checked = ui.vary;
+    kind.value = ui.chart;
+    if (kept.ui.best) bestMetric.dataset.touched = "1";
+    api.open(kept.scope.node, kept.scope.title);
+  }
   return api;
 }
 
