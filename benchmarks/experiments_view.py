@@ -10,7 +10,11 @@ its rows, the summary says "350 rows" and Plot's chart holds a dot per row. The 
 is reported apart from the next ones (each a fresh question to the server or kernel: the view
 asks again on every opening).
 
-    python3 benchmarks/experiments_view.py --rounds 10
+    python3 benchmarks/experiments_view.py --rounds 10 [--big 100000]
+
+With ``--big N`` it also runs a map of N children each logging a param and a metric, opens its
+Lab run tab's view (more than 5,000 rows: the table pages from the server) and times the first
+rows, a jump to the middle of the table (the rows there asked for and drawn), and a sort.
 """
 
 from __future__ import annotations
@@ -43,12 +47,21 @@ def train(i):
     return {"auc": 0.5 + depth / 20 + trees / 10000 + (i % 3) / 1000}
 """
 FLOW = f"""
-from labloom import flow, task
+from labloom import flow, log_metrics, log_params, task
 {TASKS.replace("def train", "@task(metrics=['auc'])" + chr(10) + "def train")}
 
 @flow(executor="threads")
 def sweep():
     return train.map(range({N}))
+
+@task
+def tiny(i):
+    log_params(i=i, parity=i % 2)
+    log_metrics(auc=(i * 7919 % 1000) / 1000)
+
+@flow(executor="threads")
+def big(n: int = 100):
+    return tiny.map(range(n))
 """
 
 # Runs in the page: click, then wait frame by frame for the rows, the summary and the dots;
@@ -92,6 +105,34 @@ def rounds(page: Any, button: str, view: str, n: int) -> list[tuple[float, float
     return times
 
 
+# The big run: from the click to its first rows; then from a jump to the middle to the rows
+# there drawn; then from a click on a metric's header to the rows sorted by it.
+BIG = """async ([view]) => {
+  const box = () => document.querySelector(view);
+  const frames = (ready) => new Promise((resolve) => { const check = () => (ready() ? resolve() : requestAnimationFrame(check)); check(); });
+  const loaded = () => box().querySelectorAll('.labloom-exp-row[data-task-run-id]').length > 0
+    && !box().querySelector('.labloom-exp-loading');
+  const times = {};
+  let t0 = performance.now();
+  document.querySelector('.labloom-RunView button.labloom-experiments-toggle').click();
+  await frames(() => box() && box().getAttribute('data-mode') === 'server' && loaded());
+  times.open = performance.now() - t0;
+  const first = performance.getEntriesByType('resource').find((e) => e.name.includes('/experiments?') && e.startTime >= t0);
+  times.request = first ? first.duration : NaN;
+  const table = box().querySelector('.labloom-exp-table');
+  t0 = performance.now();
+  table.scrollTop = table.scrollHeight / 2;
+  await frames(() => { const r = box().querySelector('.labloom-exp-row[data-task-run-id]'); return loaded() && r && Number(r.dataset.pos) > 1000; });
+  times.jump = performance.now() - t0;
+  t0 = performance.now();
+  box().querySelector(".labloom-exp-th[data-column='metrics.auc']").click();
+  table.scrollTop = 0;
+  await frames(() => loaded() && box().querySelector(".labloom-exp-row[data-pos='0'] .labloom-exp-td[data-column='metrics.auc']")?.textContent === '0.999');
+  times.sort = performance.now() - t0;
+  return times;
+}"""
+
+
 def report(host: str, times: list[tuple[float, float]]) -> None:
     warm = [t for t, _ in times[1:]]
     asked = statistics.median(a for _, a in times[1:])
@@ -103,6 +144,7 @@ def report(host: str, times: list[tuple[float, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--big", type=int, default=0, help="also a run of this many rows")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -116,6 +158,9 @@ def main() -> None:
                "PYTHONPATH": str(ROOT / "src")}
         subprocess.run([sys.executable, "-m", "labloom", "run", "flows.py:sweep"], cwd=work,
                        env=env, check=True, capture_output=True)
+        if args.big:
+            subprocess.run([sys.executable, "-m", "labloom", "run", "flows.py:big", "--param",
+                            f"n={args.big}"], cwd=work, env=env, check=True, capture_output=True)
         import nbformat
         from nbformat.v4 import new_code_cell, new_notebook
 
@@ -131,7 +176,16 @@ def main() -> None:
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             page.goto(url.format("lab") + "&reset")
             page.locator('.jp-SideBar [title="Flows (labloom)"]').click(timeout=90_000)
-            page.locator(".labloom-run").first.click(timeout=30_000)
+            if args.big:
+                page.locator(".labloom-run", has_text="big").first.click(timeout=30_000)
+                page.locator(".labloom-RunView g.labloom-node").first.wait_for(timeout=60_000)
+                times = page.evaluate(BIG, [".labloom-RunView .labloom-experiments"])
+                print(f"Lab run tab, {args.big} rows: first rows {times['open']:.0f} ms (the first"
+                      f" REST page {times['request']:.0f} ms of it), a jump to the middle "
+                      f"{times['jump']:.0f} ms, sorted by auc {times['sort']:.0f} ms")
+                page.locator(".labloom-RunView .labloom-exp-close").click()
+                page.locator(".lm-TabBar-tab.jp-mod-current .lm-TabBar-tabCloseIcon").click()
+            page.locator(".labloom-run", has_text="sweep").first.click(timeout=30_000)
             tab = page.locator(".labloom-RunView")
             tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
             report("Lab run tab (REST)", rounds(page, ".labloom-RunView button.labloom-experiments-toggle",

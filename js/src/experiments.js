@@ -19,7 +19,7 @@ import { h, option, pick, seconds } from "./expcontrols.js";
 
 const PAGE = 1000;
 const LOCAL_MAX = 5000;
-const SAMPLE = 2000;
+const SAMPLE = 1000; // one page: a second would queue up before the rows a scroll asks for
 const SERVER_PAGE = 200;
 const MAX_CURVE_IDS = 200; // more rows than this: ask for every curve, keep the shown ones here
 const LOWER_IS_BETTER = /loss|err|rmse|mae|mse|time|latency/i;
@@ -123,16 +123,26 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || [],
         version: first.version ?? null, mode: first.total <= LOCAL_MAX ? "local" : "server" };
       let rows = first.rows;
+      got.rows = rows;
+      rows.forEach((row, i) => got.positions.set(i, row));
+      if (got.mode === "server") {
+        // The first page shows at once; the sample for filter, groups and charts follows.
+        data = got;
+        stamp++;
+        draw();
+      }
       const upTo = got.mode === "local" ? first.total : SAMPLE;
       for (let offset = first.next; offset != null && rows.length < upTo;) {
         const more = await ask(query(offset, Math.min(PAGE, upTo - rows.length)));
         if (token !== scope) return;
+        more.rows.forEach((row, i) => got.positions.set(offset + i, row));
         rows = rows.concat(more.rows);
         offset = more.next;
       }
       got.rows = rows;
-      rows.forEach((row, i) => got.positions.set(i, row));
-      if (got.mode === "server" && ui.best) {
+      if (got.mode === "server" && ui.best && ui.sort === ui.best && ui.desc === !ui.lowest) {
+        got.bestRow = rows[0] || null; // sorted best first: no question needed
+      } else if (got.mode === "server" && ui.best) {
         const top = await ask({ event: "experiments", sort: ui.best, desc: !ui.lowest, offset: 0, limit: 1 });
         got.bestRow = top.rows[0] || null;
       }
