@@ -12,6 +12,12 @@
 // Timeline button: while it shows, the renderer asks for it ({event: "timeline"}) once a second
 // until the run has ended, and draws the {event: "timeline"} answer. The cell widget's module is
 // this file bundled with Plot (esbuild, `jlpm build:widget`): nothing is fetched at run time.
+//
+// A map node's Experiments view (experiments.js: its children's params and metrics side by
+// side, sorted, grouped, charted) opens from the node's panel; the header's Experiments button
+// opens it for the whole run. It asks for rows a page at a time ({event: "experiments" |
+// "curves"}); a click on a row selects that task run here, so the panel shows its logs.
+import { mountExperiments } from "./experiments.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -97,7 +103,10 @@ export function render({ model, el }) {
   const retry = h("button", { class: "labloom-retry", type: "button" }, "Retry");
   const timelineToggle = h("button", { class: "labloom-timeline-toggle", type: "button",
     "aria-pressed": "false" }, "Timeline");
-  header.append(flow, runState, elapsed, counts, dashboard, cancel, retry, timelineToggle);
+  const experimentsToggle = h("button", { class: "labloom-experiments-toggle", type: "button",
+    "aria-pressed": "false" }, "Experiments");
+  header.append(flow, runState, elapsed, counts, dashboard, cancel, retry, timelineToggle,
+    experimentsToggle);
   const error = h("div", { class: "labloom-error" });
   const graphBox = h("div", { class: "labloom-graph" });
   const panel = h("div", { class: "labloom-panel" });
@@ -105,13 +114,28 @@ export function render({ model, el }) {
   const children = h("div", { class: "labloom-children" });
   const traceback = h("pre", { class: "labloom-traceback" });
   const logs = h("div", { class: "labloom-logs" });
-  panel.append(title, children, traceback, logs);
+  const experimentsOpen = h("button", { class: "labloom-experiments-open", type: "button" },
+    "Experiments");
+  experimentsOpen.hidden = true;
+  panel.append(title, experimentsOpen, children, traceback, logs);
   panel.hidden = true;
   const timelineBox = h("div", { class: "labloom-timeline", role: "figure",
     "aria-label": "timeline of the run's task runs by lane" });
   timelineBox.hidden = true;
-  root.append(header, error, graphBox, timelineBox, panel);
+  const experimentsBox = h("div", { class: "labloom-experiments-box" });
+  root.append(header, error, graphBox, timelineBox, experimentsBox, panel);
   el.append(root);
+  const experiments = mountExperiments({
+    model, box: experimentsBox, visible: () => visible(),
+    live: () => !FINAL.has((model.get("header") || {}).state),
+    onPick: (row) => {
+      const scope = experiments.scope;
+      model.send({ event: "select", node: row.node ?? (scope ? scope.node : null), task_run: row.task_run_id });
+      panel.scrollIntoView({ block: "nearest" });
+    },
+  });
+  // Reopened by a redrawn output (experiments.js remembers it): the button says so.
+  experimentsToggle.setAttribute("aria-pressed", String(experiments.scope?.node === null));
 
   let nodeEls = new Map(); // node id -> {g, rect, sub, bar}
   let selected = null;
@@ -267,6 +291,14 @@ export function render({ model, el }) {
   function everySecond() {
     tick();
     askTimeline(false);
+    experiments.tick();
+  }
+
+  function showExperiments(node, name) {
+    const scope = experiments.scope;
+    if (scope && scope.node === node) experiments.close();
+    else experiments.open(node, node === null ? "Experiments · the whole run" : `Experiments · ${name}`);
+    experimentsToggle.setAttribute("aria-pressed", String(!!experiments.scope && experiments.scope.node === null));
   }
 
   function select(id) {
@@ -306,6 +338,9 @@ export function render({ model, el }) {
     title.textContent = run && run.message ? `${what} · ${run.message}` : what;
     title.setAttribute("data-state", run ? run.state : msg.state);
     if (msg.kind !== "map") children.replaceChildren();
+    experimentsOpen.hidden = msg.kind !== "map";
+    experimentsOpen.setAttribute("data-node", msg.node);
+    experimentsOpen.setAttribute("data-name", msg.name || "");
     traceback.textContent = msg.traceback || "";
     traceback.hidden = !msg.traceback;
     logs.replaceChildren();
@@ -347,6 +382,9 @@ export function render({ model, el }) {
   cancel.addEventListener("click", () => model.send({ event: "cancel" }));
   retry.addEventListener("click", () => { error.textContent = ""; model.send({ event: "retry" }); });
   timelineToggle.addEventListener("click", toggleTimeline);
+  experimentsToggle.addEventListener("click", () => showExperiments(null, ""));
+  experimentsOpen.addEventListener("click", () => showExperiments(
+    experimentsOpen.getAttribute("data-node"), experimentsOpen.getAttribute("data-name")));
   model.on("change:graph", drawGraph);
   model.on("change:states", drawStates);
   model.on("change:header", drawHeader);
@@ -357,6 +395,7 @@ export function render({ model, el }) {
 
   return () => {
     clearInterval(timer);
+    experiments.destroy();
     root.remove();
     model.off("change:graph", drawGraph);
     model.off("change:states", drawStates);

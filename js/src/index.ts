@@ -11,6 +11,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { LiveRuns } from './live';
+import { CompareView } from './compareview';
 import { FlowsPanel } from './panel';
 import { RunView } from './runview';
 import { RunningStatus } from './status';
@@ -60,7 +61,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    const panel = new FlowsPanel(id => void app.commands.execute(OPEN_RUN, { id }), live);
+    const openRun = (id: string) => void app.commands.execute(OPEN_RUN, { id });
+    const compare = (ids: string[], flow: string) => {
+      const widget = new MainAreaWidget({ content: new CompareView(ids, flow, openRun) });
+      widget.id = `labloom-compare-tab-${ids.join('-')}`;
+      widget.title.icon = labloomIcon;
+      widget.title.label = widget.content.title.label;
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+    };
+    const panel = new FlowsPanel(openRun, live, compare);
     panel.title.icon = labloomIcon;
     app.shell.add(panel, 'left', { rank: 600 });
 

@@ -53,7 +53,8 @@ const MAX_PAGE = 500; // the API's largest page
 export class FlowsPanel extends Widget {
   constructor(
     private open: (runId: string) => void,
-    private live: LiveRuns
+    private live: LiveRuns,
+    private compare: (runIds: string[], flow: string) => void = () => undefined
   ) {
     super();
     this.id = 'labloom-flows';
@@ -77,7 +78,19 @@ export class FlowsPanel extends Widget {
       this.stateChoice.append(el('option', { value: state }, state || 'all states'));
     }
     this.stateChoice.addEventListener('change', () => void this.poll());
-    head.append(this.filter, this.stateChoice);
+    // Runs of one flow ticked in the list open side by side in one Experiments table.
+    this.compareButton = el(
+      'button',
+      { class: 'labloom-compare jp-mod-styled', type: 'button' },
+      'Compare experiments'
+    ) as HTMLButtonElement;
+    this.compareButton.disabled = true;
+    this.compareButton.addEventListener('click', () => {
+      if (this.picked.size && this.pickedFlow !== null) {
+        this.compare([...this.picked], this.pickedFlow);
+      }
+    });
+    head.append(this.filter, this.stateChoice, this.compareButton);
 
     this.runs = el('div', { class: 'labloom-runs', role: 'list' });
     this.schedules = el('div', { class: 'labloom-schedules' });
@@ -237,7 +250,18 @@ export class FlowsPanel extends Widget {
       tabindex: '0',
       'data-run-id': run.id
     });
+    const pick = el('input', {
+      class: 'labloom-run-pick',
+      type: 'checkbox',
+      'aria-label': `compare run ${run.id}`,
+      title: 'tick runs of one flow, then Compare experiments'
+    }) as HTMLInputElement;
+    pick.checked = this.picked.has(run.id);
+    pick.disabled = this.pickedFlow !== null && this.pickedFlow !== run.flow;
+    pick.addEventListener('click', event => event.stopPropagation());
+    pick.addEventListener('change', () => this.pick(run, pick.checked));
     row.append(
+      pick,
       el('span', { class: 'labloom-run-flow' }),
       el('span', { class: 'labloom-state' }),
       el('span', { class: 'labloom-run-origin' }),
@@ -268,7 +292,10 @@ export class FlowsPanel extends Widget {
     };
     attr(row, 'data-state', run.state);
     attr(row, 'title', run.message || `run ${run.id}`);
-    const [flow, state, origin, start, duration, done] = Array.from(row.children);
+    const [pick, flow, state, origin, start, duration, done] = Array.from(row.children);
+    (pick as HTMLInputElement).checked = this.picked.has(run.id);
+    (pick as HTMLInputElement).disabled =
+      this.pickedFlow !== null && this.pickedFlow !== run.flow;
     set(flow, run.flow);
     set(state, run.state);
     attr(state, 'data-state', run.state);
@@ -277,6 +304,20 @@ export class FlowsPanel extends Widget {
     set(duration, seconds(run.duration));
     set(done, countsLabel(run.counts || {}));
     attr(done, 'title', `${run.done} of ${run.total} task runs finished`);
+  }
+
+  private pick(run: IRunSummary, on: boolean): void {
+    if (on) {
+      this.picked.add(run.id);
+    } else {
+      this.picked.delete(run.id);
+    }
+    this.pickedFlow = this.picked.size ? run.flow : null;
+    this.compareButton.disabled = !this.picked.size;
+    this.compareButton.textContent = this.picked.size
+      ? `Compare experiments (${this.picked.size})`
+      : 'Compare experiments';
+    this.drawRuns();
   }
 
   async pollSchedules(): Promise<void> {
@@ -360,6 +401,9 @@ export class FlowsPanel extends Widget {
   }
 
   private filter: HTMLInputElement;
+  private compareButton: HTMLButtonElement;
+  private picked = new Set<string>();
+  private pickedFlow: string | null = null;
   private stateChoice: HTMLSelectElement;
   private runs: HTMLElement;
   private schedules: HTMLElement;

@@ -173,13 +173,54 @@ export class RestRunModel {
     } else if (message.event === 'timeline') {
       const answer = await requestAPI<any>(`${run}/timeline`);
       this.emit('msg:custom', { event: 'timeline', ...answer });
+    } else if (message.event === 'experiments' || message.event === 'curves') {
+      await this.experiments(message);
+    }
+  }
+
+  /**
+   * The Experiments view's questions (experiments.js), answered by the REST routes with the
+   * question's `req`, so each view takes only its own. Rows are the whole run's: the routes
+   * have no node filter (the view's task column tells tasks apart).
+   */
+  private async experiments(message: any): Promise<void> {
+    const reply = { event: message.event, req: message.req, node: message.node };
+    const query = new URLSearchParams();
+    let path = `runs/${this.runId}/experiments`;
+    if (message.event === 'curves') {
+      path += '/curves';
+      query.set('metric', message.metric);
+      if (message.task_runs) {
+        query.set('task_runs', message.task_runs.join(','));
+      }
+    } else {
+      for (const name of ['sort', 'offset', 'limit']) {
+        if (message[name] !== null && message[name] !== undefined) {
+          query.set(name, String(message[name]));
+        }
+      }
+      query.set('desc', message.desc ? '1' : '0');
+    }
+    try {
+      const answer = await requestAPI<any>(`${path}?${query}`);
+      this.emit('msg:custom', { ...reply, ...answer });
+    } catch (error: any) {
+      this.emit('msg:custom', { ...reply, error: `${error.message || error}` });
     }
   }
 
   private async select(nodeId: string | null, child?: string): Promise<void> {
     this.followed = null;
-    if (nodeId === null || nodeId === undefined) {
+    if ((nodeId === null || nodeId === undefined) && !child) {
       this.emit('msg:custom', { event: 'detail', node: null });
+      return;
+    }
+    if (nodeId === null || nodeId === undefined) {
+      // A row of the Experiments view picked without its node (the REST rows have none):
+      // the task run alone, its logs and traceback.
+      this.node = { node: '', name: '', kind: 'task', state: '' };
+      this.followed = { id: child!, after: 0, lines: [], info: null };
+      await this.follow(true);
       return;
     }
     const node = await requestAPI<any>(

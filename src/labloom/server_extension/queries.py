@@ -26,8 +26,8 @@ from ..dag.timeline import Span, timeline
 from ..store import follow
 from ..store.db import database_url
 from ..store.reader import RunRecord, RunStore
-from .experiment_rows import ExperimentRows
 from . import EVENTS_SCHEMA_ID
+from .experiment_rows import ExperimentRows
 from .graphs import Cursor, RunGraphs
 
 T = TypeVar("T")

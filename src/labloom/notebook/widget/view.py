@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from ...core.errors import LabloomError
 from ...core.events import Event
+from ...dag.experiment_rows import ExperimentRows, curve_answer, page_answer
 from ...dag.model import PAGE_SIZE, Changes, RunGraph, TaskRunInfo, log_lines
 from ...dag.payload import graph_payload, graph_shape, lay_out
 from ...dag.timeline import Span, timeline
@@ -55,6 +57,8 @@ class RunView:
     ) -> None:
         self.run = run
         self.graph = RunGraph()
+        self.experiments = ExperimentRows()
+        self._version = 0  # bumped by each batch of events: a re-asked page may be unchanged
         self._push = push
         self._send = send
         self._layout_engine = layout_engine
@@ -87,6 +91,8 @@ class RunView:
     def _on_events(self, batch: list[Event]) -> None:
         with self._lock:
             self._pending.merge(self.graph.apply(batch))
+            self.experiments.apply(batch)
+            self._version += 1
         self._throttle.request()
 
     def flush(self) -> None:
@@ -135,6 +141,8 @@ class RunView:
                     self._send_children()
         elif event == "timeline":
             self._send_timeline()
+        elif event in ("experiments", "curves"):
+            self._send_experiments(message)
         elif event == "cancel":
             self._act("cancel", self.run.cancel)
         elif event == "retry":
@@ -176,6 +184,7 @@ class RunView:
             self._unsubscribe()  # outside our lock: see ``start``
         with self._lock:
             self.run, self.graph, self._pending = run, RunGraph(), Changes()
+            self.experiments = ExperimentRows()
             self._laid_out, self._shown, self._finished = -1, None, False
             self._node = self._child = None
             self._send({"event": "detail", "node": None})
@@ -240,6 +249,30 @@ class RunView:
         answer = timeline(spans, now)
         answer.update(event="timeline", run=run_id, state=state)
         self._send(answer)
+
+    def _send_experiments(self, message: Payload) -> None:
+        """A page of the Experiments view's rows, or one metric's curve points, asked for by
+        the front end (``dag/experiment_rows.py``); ``req`` comes back so each open view
+        takes only its own answers. A page asked again with the ``version`` it last got is
+        answered "unchanged" when no event arrived since."""
+        kind = message["event"]
+        reply: Payload = {"event": kind, "req": message.get("req"), "node": message.get("node")}
+        try:
+            with self._lock:
+                reply["version"] = self._version
+                if kind == "curves":
+                    reply.update(curve_answer(self.experiments, self.graph, message))
+                elif message.get("known") == self._version:
+                    reply["unchanged"] = True
+                else:
+                    rows = self.experiments.snapshot(self.graph, message.get("node"))
+                    reply["steps"] = list(self.experiments.steps)
+            # Sorting 100,000 rows takes a while: outside the lock that events wait for.
+            if kind == "experiments" and not reply.get("unchanged"):
+                reply.update(page_answer(rows, message))
+        except LabloomError as exc:
+            reply["error"] = str(exc)
+        self._send(reply)
 
     def _send_children(self) -> None:
         assert self._node is not None

@@ -1,0 +1,81 @@
+// A main-area tab comparing several runs of one flow (picked in the Flows panel): their
+// experiments in one table with a run column, from `GET experiments?runs=...`, drawn by the
+// same Experiments view as a run's (experiments.js). A click on a row opens that run's tab,
+// where the DAG's panel shows the task run's logs.
+import { Widget } from '@lumino/widgets';
+
+import { requestAPI } from './api';
+import { mountExperiments } from './experiments';
+
+type Callback = (...args: any[]) => void;
+
+/** Answers the view's questions across runs; shaped like the model dag.js draws. */
+class RunsModel {
+  constructor(private runIds: string[]) {}
+
+  on(event: string, callback: Callback): void {
+    this.handlers.add(callback);
+  }
+
+  off(event: string, callback: Callback): void {
+    this.handlers.delete(callback);
+  }
+
+  send(message: any): void {
+    const query = new URLSearchParams({ runs: this.runIds.join(','), desc: message.desc ? '1' : '0' });
+    for (const name of ['sort', 'offset', 'limit']) {
+      if (message[name] !== null && message[name] !== undefined) {
+        query.set(name, String(message[name]));
+      }
+    }
+    const reply = { event: message.event, req: message.req };
+    const asked =
+      message.event === 'experiments'
+        ? requestAPI<any>(`experiments?${query}`)
+        : Promise.reject(new Error('curves are drawn in one run\'s tab'));
+    void asked.then(
+      answer => this.emit({ ...reply, ...answer }),
+      error => this.emit({ ...reply, error: `${error.message || error}` })
+    );
+  }
+
+  private emit(message: any): void {
+    for (const callback of this.handlers) {
+      callback(message);
+    }
+  }
+
+  private handlers = new Set<Callback>();
+}
+
+export class CompareView extends Widget {
+  constructor(
+    readonly runIds: string[],
+    flow: string,
+    openRun: (runId: string) => void
+  ) {
+    super();
+    this.id = `labloom-compare-${runIds.join('-')}`;
+    this.addClass('labloom-CompareView');
+    this.title.label = `${flow} · ${runIds.length} runs`;
+    this.title.closable = true;
+    const box = document.createElement('div');
+    box.className = 'labloom-widget';
+    this.node.append(box);
+    this.view = mountExperiments({
+      model: new RunsModel(runIds),
+      box,
+      extra: [{ id: 'run_id', label: 'run', kind: 'fixed', type: 'string' }],
+      onPick: (row: any) => openRun(row.run_id),
+      withCurves: false
+    });
+    this.view.open(null, `Experiments · ${flow} · runs ${runIds.join(', ')}`);
+  }
+
+  dispose(): void {
+    this.view.destroy();
+    super.dispose();
+  }
+
+  private view: any;
+}

@@ -1,0 +1,124 @@
+// The Experiments view's charts, drawn with Observable Plot (the project's charting library;
+// timeline.js says why): a metric against a param coloured by another, parallel coordinates
+// over the columns shown, and step curves of a metric logged with `step`. Each takes the rows
+// the table shows (filtered) and names the best row with a ring; text in the chart (titles,
+// labels) is set by Plot as SVG text, never as HTML.
+import * as Plot from "@observablehq/plot";
+
+import { num, raw, text } from "./expdata.js";
+
+const HEIGHT = 300;
+const MAX_COLOURS = 10; // more distinct values than this: a colour ramp, not a legend of names
+
+function size(box) {
+  return { width: Math.max(360, box.clientWidth || 640), height: HEIGHT };
+}
+
+function value(row, column) {
+  const v = raw(row, column.id);
+  return column.type === "number" || column.type === "bool" ? num(v, column.type) : text(v, column.type);
+}
+
+function colour(rows, column) {
+  if (!column) return { fill: undefined, options: {} };
+  const numeric = column.type === "number";
+  const distinct = new Set(rows.map((r) => text(raw(r, column.id), column.type)));
+  const ordinal = !numeric || distinct.size <= MAX_COLOURS;
+  return {
+    fill: (r) => (ordinal ? text(raw(r, column.id), column.type) : num(raw(r, column.id), column.type)),
+    options: { legend: true, label: column.label, type: ordinal ? "ordinal" : "linear",
+      ...(ordinal ? { scheme: "tableau10" } : {}) },
+  };
+}
+
+function titleOf(row, columns) {
+  const index = row.map_index == null ? "" : `[${row.map_index}] `;
+  return index + columns.map((c) => `${c.label}=${text(raw(row, c.id), c.type)}`).join(", ");
+}
+
+/** y against x, one dot per row, coloured by `by`; the best row ringed. */
+export function scatter(box, rows, { x, y, by, bestRow, columns }) {
+  const finite = (v) => v !== null && Number.isFinite(v);
+  const shown = rows.filter((r) => finite(value(r, y)) && (x.type !== "number" || finite(value(r, x))));
+  const c = colour(shown, by);
+  const marks = [
+    Plot.dot(shown, { x: (r) => value(r, x), y: (r) => value(r, y), stroke: c.fill, fill: c.fill,
+      fillOpacity: 0.35, r: 4, title: (r) => titleOf(r, columns), tip: false }),
+  ];
+  if (bestRow && shown.includes(bestRow)) {
+    marks.push(Plot.dot([bestRow], { x: (r) => value(r, x), y: (r) => value(r, y), r: 9,
+      stroke: "currentColor", strokeWidth: 2, className: "labloom-exp-best-mark" }));
+  }
+  return Plot.plot({
+    ...size(box), marginLeft: 56, grid: true,
+    x: { label: x.label, ...(x.type === "number" ? {} : { type: "point" }) },
+    y: { label: y.label },
+    color: c.options,
+    marks,
+  });
+}
+
+/** One line per row across the columns, each scaled to its own range (strings: their values
+ * in order), coloured by the metric `y`. */
+export function parallel(box, rows, { dims, y, bestRow }) {
+  const scales = dims.map((d) => {
+    const vs = rows.map((r) => value(r, d));
+    if (d.type === "number" || d.type === "bool") {
+      const xs = vs.filter((v) => v !== null && Number.isFinite(v));
+      const lo = Math.min(...xs), hi = Math.max(...xs);
+      return { at: (v) => (v === null || !Number.isFinite(v) ? null : hi > lo ? (v - lo) / (hi - lo) : 0.5),
+        low: xs.length ? text(lo, "number") : "", high: xs.length ? text(hi, "number") : "" };
+    }
+    const names = [...new Set(vs)].sort();
+    return { at: (v) => (names.length > 1 ? names.indexOf(v) / (names.length - 1) : 0.5),
+      low: names[0] || "", high: names[names.length - 1] || "" };
+  });
+  const points = [];
+  rows.forEach((r, i) => {
+    const tint = num(raw(r, y.id), y.type);
+    dims.forEach((d, j) => {
+      const at = scales[j].at(value(r, d));
+      if (at !== null) points.push({ row: i, dim: d.label, at, tint, best: r === bestRow });
+    });
+  });
+  const labels = dims.map((d) => d.label);
+  const ends = dims.flatMap((d, j) => [{ dim: d.label, at: 0, text: scales[j].low },
+    { dim: d.label, at: 1, text: scales[j].high }]);
+  return Plot.plot({
+    ...size(box), marginTop: 24, marginBottom: 28, marginLeft: 40, marginRight: 40,
+    x: { type: "point", domain: labels, label: null, axis: "top" },
+    y: { domain: [0, 1], axis: null },
+    color: { type: "linear", scheme: "viridis", legend: true, label: y.label },
+    marks: [
+      Plot.ruleX(labels, { stroke: "#a1a1aa" }),
+      Plot.line(points, { x: "dim", y: "at", z: "row", stroke: "tint", strokeOpacity: 0.45 }),
+      Plot.line(points.filter((p) => p.best), { x: "dim", y: "at", z: "row", stroke: "currentColor",
+        strokeWidth: 2.5, className: "labloom-exp-best-mark" }),
+      Plot.text(ends, { x: "dim", y: "at", text: "text", dx: 4, textAnchor: "start",
+        fill: "currentColor", fontSize: 10 }),
+    ],
+  });
+}
+
+/** A metric's points by step, one line per task run, coloured by `by` of its row. */
+export function curves(box, answer, rows, { by, bestRow, label }) {
+  const byId = new Map(rows.map((r) => [r.task_run_id, r]));
+  const points = answer.points
+    .filter((p) => p.step !== null && byId.has(p.task_run_id))
+    .map((p) => ({ ...p, value: num(p.value, "number"), row: byId.get(p.task_run_id) }))
+    .filter((p) => p.value !== null && Number.isFinite(p.value))
+    .sort((a, b) => (a.task_run_id < b.task_run_id ? -1 : a.task_run_id > b.task_run_id ? 1 : a.step - b.step));
+  const c = colour(rows, by);
+  const marks = [
+    Plot.line(points, { x: "step", y: "value", z: "task_run_id", stroke: c.fill ? (p) => c.fill(p.row) : undefined,
+      // One title per line: a title varying along it would cut the line into segments.
+      strokeOpacity: 0.6, title: (p) => titleOf(p.row, []) + p.task }),
+  ];
+  if (bestRow) {
+    marks.push(Plot.line(points.filter((p) => p.row === bestRow), { x: "step", y: "value",
+      stroke: "currentColor", strokeWidth: 2.5, className: "labloom-exp-best-mark" }));
+  }
+  const chart = Plot.plot({ ...size(box), marginLeft: 56, grid: true,
+    x: { label: "step" }, y: { label }, color: c.options, marks });
+  return { chart, drawn: points.length };
+}

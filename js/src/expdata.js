@@ -1,0 +1,168 @@
+// The Experiments view's data, without drawing: columns, values as numbers and as text, the
+// filter, sorting (as the server sorts, core/experiments.page), "only columns that vary", the
+// best row, and group-by with the other columns aggregated (mean, std, min, max, n).
+//
+// A row is the shape the REST routes and the kernel answer: {run_id, task_run_id, task,
+// map_index, state, duration, params: {}, metrics: {}}; NaN and inf arrive as the strings
+// "NaN", "Infinity", "-Infinity" (JSON has no such numbers) and are read back here.
+
+const NONFINITE = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };
+
+/** The view's columns: fixed ones, then each param and metric ({id, label, kind, type}). */
+export function columnsOf(answer, extra = []) {
+  const fixed = [
+    ...extra,
+    { id: "map_index", label: "index", kind: "fixed", type: "number" },
+    { id: "state", label: "state", kind: "fixed", type: "string" },
+    { id: "duration", label: "duration", kind: "fixed", type: "number" },
+    { id: "task", label: "task", kind: "fixed", type: "string" },
+  ];
+  const named = (answer.columns || []).map((c) => ({
+    id: `${c.kind}s.${c.name}`, label: c.name, name: c.name, kind: c.kind, type: c.type,
+  }));
+  return fixed.concat(named);
+}
+
+/** A row's raw value for a column id ("params.x", "metrics.x", or a fixed column). */
+export function raw(row, id) {
+  if (id.startsWith("params.")) return row.params ? row.params[id.slice(7)] : undefined;
+  if (id.startsWith("metrics.")) return row.metrics ? row.metrics[id.slice(8)] : undefined;
+  return row[id];
+}
+
+/** A value as a number (NaN and inf included), or null when it is not one. */
+export function num(value, type) {
+  if (typeof value === "number") return value;
+  if (typeof value === "boolean") return value ? 1 : 0;
+  // A string column may hold the text "NaN": only a number column's strings are read back.
+  if (typeof value === "string" && type !== "string" && value in NONFINITE) return NONFINITE[value];
+  return null;
+}
+
+/** A value as the table shows it: always text (never HTML), NaN and inf named. */
+export function text(value, type) {
+  if (value === null || value === undefined) return "";
+  const n = typeof value === "boolean" ? null : num(value, type);
+  if (n === null) return String(value);
+  if (Number.isNaN(n)) return "NaN";
+  if (!Number.isFinite(n)) return n > 0 ? "inf" : "-inf";
+  if (Number.isInteger(n)) return String(n);
+  return String(Number(n.toPrecision(5)));
+}
+
+function missing(value, type) {
+  const n = num(value, type);
+  return value === null || value === undefined || (n !== null && Number.isNaN(n));
+}
+
+/** Rows sorted by a column as the server sorts: missing and NaN last either way, numbers
+ * before strings. Stable, so ties keep the order the rows came in. */
+export function sortRows(rows, column, desc, valueOf = (row, c) => raw(row, c.id)) {
+  if (!column) return rows.slice();
+  const present = [], absent = [];
+  for (const row of rows) (missing(valueOf(row, column), column.type) ? absent : present).push(row);
+  const sign = desc ? -1 : 1;
+  present.sort((a, b) => {
+    const x = valueOf(a, column), y = valueOf(b, column);
+    const nx = num(x, column.type), ny = num(y, column.type);
+    if (nx !== null && ny !== null) return sign * (nx - ny || 0);
+    if (nx !== null) return -sign;
+    if (ny !== null) return sign;
+    return sign * String(x).localeCompare(String(y));
+  });
+  return present.concat(absent);
+}
+
+/** Columns whose value differs between rows (a column with one value everywhere says
+ * nothing when comparing). */
+export function varying(columns, rows) {
+  return columns.filter((c) => {
+    const seen = new Set();
+    for (const row of rows) {
+      seen.add(text(raw(row, c.id), c.type));
+      if (seen.size > 1) return true;
+    }
+    return false;
+  });
+}
+
+// One filter term: "auc>0.9", "criterion=gini", "depth!=3", or words looked for in any cell.
+const TERM = /^([^<>=!]+?)(>=|<=|!=|=|>|<)(.*)$/;
+
+/** Keeps the rows that match every term of `query` (space-separated). */
+export function filterRows(rows, columns, query) {
+  const terms = query.trim().split(/\s+/).filter(Boolean).map((term) => {
+    const m = TERM.exec(term);
+    const column = m && columns.find((c) => c.label === m[1] || c.id === m[1]);
+    return column ? { column, op: m[2], value: m[3] } : { words: term.toLowerCase() };
+  });
+  if (!terms.length) return rows;
+  return rows.filter((row) => terms.every((t) => {
+    if (t.words) return columns.some((c) => text(raw(row, c.id), c.type).toLowerCase().includes(t.words));
+    const value = raw(row, t.column.id);
+    const n = num(value, t.column.type), wanted = Number(t.value);
+    if (t.op === "=" || t.op === "!=") {
+      const same = text(value, t.column.type) === t.value || (n !== null && n === wanted);
+      return t.op === "=" ? same : !same;
+    }
+    if (n === null || Number.isNaN(wanted)) return false;
+    return t.op === ">" ? n > wanted : t.op === "<" ? n < wanted : t.op === ">=" ? n >= wanted : n <= wanted;
+  }));
+}
+
+/** The best of `rows` for a metric (the largest, or smallest with `lowest`), by its
+ * task run id, or null; for groups, by their mean. */
+export function best(rows, column, lowest, valueOf = (row, c) => num(raw(row, c.id), c.type)) {
+  let found = null, top = null;
+  for (const row of rows) {
+    const v = valueOf(row, column);
+    if (v === null || v === undefined || Number.isNaN(v)) continue;
+    if (top === null || (lowest ? v < top : v > top)) { top = v; found = row; }
+  }
+  return found;
+}
+
+/** Numbers of a column, NaN left out (it has no place in a mean); null when none. */
+function stats(values) {
+  const xs = values.filter((v) => v !== null && !Number.isNaN(v));
+  if (!xs.length) return null;
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
+  return { mean, std, min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
+}
+
+/** Rows grouped by the values of `keys` (columns); each other number column aggregated.
+ * A group: {group: true, id, key: {colId: value}, n, agg: {colId: stats}, rows}. */
+export function group(rows, keys, columns) {
+  const numeric = columns.filter((c) => !keys.includes(c) && c.type === "number");
+  const groups = new Map();
+  for (const row of rows) {
+    const values = keys.map((k) => raw(row, k.id));
+    const id = JSON.stringify(values);
+    if (!groups.has(id)) groups.set(id, { group: true, id, key: {}, rows: [] });
+    const g = groups.get(id);
+    keys.forEach((k, i) => { g.key[k.id] = values[i]; });
+    g.rows.push(row);
+  }
+  for (const g of groups.values()) {
+    g.n = g.rows.length;
+    g.agg = {};
+    for (const c of numeric) g.agg[c.id] = stats(g.rows.map((r) => num(raw(r, c.id), c.type)));
+  }
+  return [...groups.values()];
+}
+
+/** A group's value for sorting and the best mark: its key, its count, or a column's mean. */
+export function groupValue(g, column) {
+  if (column.id === "n") return g.n;
+  if (column.id in g.key) return g.key[column.id];
+  const s = g.agg[column.id];
+  return s ? s.mean : null;
+}
+
+/** How a group's aggregate reads in a cell: "mean ± std (min–max)". */
+export function aggText(s, type) {
+  if (!s) return "";
+  const t = (v) => text(v, type);
+  return s.n > 1 ? `${t(s.mean)} ± ${t(s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
+}

@@ -1,0 +1,413 @@
+// The Experiments view: a sweep's task runs side by side, one row each (index, state, duration,
+// params, metrics), sortable on any column, filterable, "only columns that vary", the best row
+// marked for a chosen metric and direction, group-by on params with the rest aggregated, and
+// charts (expcharts.js). One module for both hosts, as dag.js is: it asks `model` with
+// {event: "experiments" | "curves", req, node, ...} and takes the answers ({event, req, ...},
+// the shapes of `GET runs/{id}/experiments` and `.../curves`) from its "msg:custom" events:
+// the cell widget's kernel answers from the live run (dag/experiment_rows.py), RestRunModel
+// from the store, the Lab compare tab across runs.
+//
+// Bounded traffic: up to LOCAL_MAX rows are loaded (a page of 1,000 at a time) and sorted,
+// filtered and grouped here; beyond that the table asks for the rows in sight, sorted by the
+// server, and filter, groups and charts use the first SAMPLE rows by the current sort (said so
+// in the summary). While the run is live the view asks again once a second at most (less often
+// when answers are slow), and the kernel answers "unchanged" when nothing happened.
+import { aggText, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
+import { createTable } from "./exptable.js";
+import { curves, parallel, scatter } from "./expcharts.js";
+import { h, option, pick, seconds } from "./expcontrols.js";
+
+const PAGE = 1000;
+const LOCAL_MAX = 5000;
+const SAMPLE = 1000; // one page: a second would queue up before the rows a scroll asks for
+const SERVER_PAGE = 200;
+const MAX_CURVE_IDS = 200; // more rows than this: ask for every curve, keep the shown ones here
+const LOWER_IS_BETTER = /loss|err|rmse|mae|mse|time|latency/i;
+let views = 0;
+// What each run's open view showed (scope and choices), by run id: when the cell's output is
+// redrawn (the widget refreshes its display as the run ends) the new drawing, which gets a new
+// model object from anywidget, opens the same view. A few runs only.
+const remembered = new Map();
+const REMEMBERED = 20;
+
+/**
+ * Mount the view in `box` (hidden until `open`). `onPick(row)` runs on a row click (the DAG
+ * selects that task run, showing its logs and traceback); `extra` columns go first (the
+ * compare tab's run column); `visible()` says whether asking is worth it, `live()` whether the
+ * run may still change (then `tick` asks again).
+ */
+export function mountExperiments({ model, box, onPick, extra = [], visible = () => true, live = () => false,
+  withCurves = true }) {
+  const viewId = `e${++views}.${Math.random().toString(36).slice(2, 8)}`;
+  const pending = new Map();
+  let asked = 0;
+  let scope = null; // {node, title}
+  let data = fresh();
+  const ui = { sort: null, desc: false, filter: "", vary: false, best: null, lowest: false,
+    groups: [], chart: "scatter", x: null, y: null, by: null, curve: null };
+  let loading = false, again = false, next = 0, settled = false, stamp = 0, shownChart = "", curveCache = null;
+
+  const root = h("div", { class: "labloom-experiments", role: "region", "aria-label": "experiments" });
+  const titleEl = h("div", { class: "labloom-exp-title" });
+  const close = h("button", { class: "labloom-exp-close", type: "button", title: "close" }, "×");
+  const filter = h("input", { class: "labloom-exp-filter", type: "search",
+    placeholder: "filter: auc>0.9 criterion=gini words", "aria-label": "filter rows" });
+  const vary = h("input", { class: "labloom-exp-vary", type: "checkbox" });
+  const bestMetric = h("select", { class: "labloom-exp-best-metric", "aria-label": "best by metric" });
+  const bestDir = h("select", { class: "labloom-exp-best-dir", "aria-label": "best is" });
+  bestDir.append(option("highest", "highest"), option("lowest", "lowest"));
+  const groupBox = h("span", { class: "labloom-exp-group", role: "group", "aria-label": "group by" });
+  const kind = h("select", { class: "labloom-exp-chart-kind", "aria-label": "chart" });
+  kind.append(option("scatter", "metric against param"), option("parallel", "parallel coordinates"));
+  if (withCurves) kind.append(option("curves", "step curves"));
+  const xSel = h("select", { class: "labloom-exp-x", "aria-label": "x" });
+  const ySel = h("select", { class: "labloom-exp-y", "aria-label": "metric" });
+  const bySel = h("select", { class: "labloom-exp-by", "aria-label": "colour by" });
+  const summary = h("div", { class: "labloom-exp-summary", "aria-live": "polite" });
+  const tableBox = h("div", { class: "labloom-exp-table-box" });
+  const chartBox = h("div", { class: "labloom-exp-chart", role: "figure" });
+  const varyLabel = h("label", { class: "labloom-exp-vary-label" });
+  varyLabel.append(vary, document.createTextNode(" only columns that vary"));
+  root.append(
+    h("div", { class: "labloom-exp-bar" }, undefined, [titleEl, close]),
+    h("div", { class: "labloom-exp-bar" }, undefined, [filter, varyLabel, h("span", {}, "best:"), bestMetric, bestDir,
+      h("span", {}, "group by:"), groupBox]),
+    summary, tableBox,
+    h("div", { class: "labloom-exp-bar" }, undefined, [h("span", {}, "chart:"), kind, h("span", {}, "x:"), xSel,
+      h("span", {}, "y:"), ySel, h("span", {}, "colour:"), bySel]),
+    chartBox);
+  root.hidden = true;
+  box.append(root);
+  const table = createTable(tableBox, sortBy, (row) => { if (!row.group) onPick(row); });
+
+  function fresh() {
+    return { mode: "local", total: 0, rows: [], columns: [], steps: [], version: null,
+      positions: new Map(), asking: new Set(), bestRow: null, error: "" };
+  }
+
+  function ask(message) {
+    const req = `${viewId}:${++asked}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { pending.delete(req); reject(new Error("no answer within 30 s")); }, 30000);
+      pending.set(req, (answer) => {
+        clearTimeout(timer);
+        if (answer.error) reject(new Error(answer.error));
+        else resolve(answer);
+      });
+      model.send({ ...message, node: scope ? scope.node : null, req });
+    });
+  }
+
+  function onMessage(msg) {
+    if (!msg || (msg.event !== "experiments" && msg.event !== "curves")) return;
+    const done = pending.get(msg.req);
+    if (done) { pending.delete(msg.req); done(msg); }
+  }
+
+  function query(offset, limit, known) {
+    return { event: "experiments", sort: ui.sort, desc: ui.desc, offset, limit, known };
+  }
+
+  async function load() {
+    if (!scope) return;
+    if (loading) { again = true; return; } // asked for while a load is under way: once more after
+    loading = true;
+    const started = Date.now(), token = scope, final = !live();
+    try {
+      const first = await ask(query(0, PAGE, data.version));
+      if (token !== scope) return;
+      if (first.unchanged) {
+        settled = final;
+        return;
+      }
+      const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || [],
+        version: first.version ?? null, mode: first.total <= LOCAL_MAX ? "local" : "server" };
+      let rows = first.rows;
+      got.rows = rows;
+      rows.forEach((row, i) => got.positions.set(i, row));
+      if (got.mode === "server") {
+        // The first page shows at once; the sample for filter, groups and charts follows.
+        data = got;
+        stamp++;
+        draw();
+      }
+      const upTo = got.mode === "local" ? first.total : SAMPLE;
+      for (let offset = first.next; offset != null && rows.length < upTo;) {
+        const more = await ask(query(offset, Math.min(PAGE, upTo - rows.length)));
+        if (token !== scope) return;
+        more.rows.forEach((row, i) => got.positions.set(offset + i, row));
+        rows = rows.concat(more.rows);
+        offset = more.next;
+      }
+      got.rows = rows;
+      if (got.mode === "server" && ui.best && ui.sort === ui.best && ui.desc === !ui.lowest) {
+        got.bestRow = rows[0] || null; // sorted best first: no question needed
+      } else if (got.mode === "server" && ui.best) {
+        const top = await ask({ event: "experiments", sort: ui.best, desc: !ui.lowest, offset: 0, limit: 1 });
+        got.bestRow = top.rows[0] || null;
+      }
+      data = got;
+      stamp++;
+      settled = final; // read after the run ended: nothing will change any more
+    } catch (error) {
+      data.error = `[labloom] experiments: ${error.message || error}`;
+    } finally {
+      loading = false;
+      next = Date.now() + Math.min(30000, Math.max(1000, 5 * (Date.now() - started)));
+    }
+    draw();
+    if (again) {
+      again = false;
+      void load();
+    }
+  }
+
+  // Server mode: the rows in sight that are not here yet, a page at a time.
+  function need(first, last) {
+    for (let page = Math.floor(first / SERVER_PAGE); page * SERVER_PAGE < last; page++) {
+      const offset = page * SERVER_PAGE;
+      if (data.positions.has(offset) || data.asking.has(offset)) continue;
+      const mine = data;
+      mine.asking.add(offset);
+      void ask(query(offset, SERVER_PAGE)).then((answer) => {
+        answer.rows.forEach((row, i) => mine.positions.set(offset + i, row));
+        if (mine === data) table.redraw();
+      }, () => mine.asking.delete(offset));
+    }
+  }
+
+  function sortBy(column) {
+    ui.desc = ui.sort === column.id ? !ui.desc : column.kind === "metric";
+    ui.sort = column.id;
+    if (data.mode === "server") reload();
+    else draw();
+  }
+
+  function reload() {
+    data.version = null;
+    settled = false;
+    void load();
+  }
+
+  function cellText(row, c) {
+    if (c.id === "duration") return seconds(row.duration);
+    if (c.id === "run_id") return row.run_id;
+    return text(raw(row, c.id), c.type);
+  }
+
+  function draw() {
+    if (!scope) return;
+    const all = columnsOf({ columns: data.columns }, extra);
+    controls(all); // first: it picks the default best metric and chart axes
+    const source = data.rows;
+    const moving = new Set(varying(all, source).map((c) => c.id));
+    // The task column only says something when the rows come from several tasks.
+    let cols = all.filter((c) => c.id !== "task" || moving.has("task"));
+    if (ui.vary) cols = cols.filter((c) => c.id === "map_index" || c.id === "run_id" || moving.has(c.id));
+    const find = (id) => all.find((c) => c.id === id) || null;
+    const sortCol = find(ui.sort), bestCol = find(ui.best);
+    const local = data.mode === "local" || ui.filter.trim() !== "" || ui.groups.length > 0;
+    const list = local ? filterRows(source, all, ui.filter) : source;
+    let view, bestRow = null;
+    if (ui.groups.length) {
+      const keys = ui.groups.map(find).filter(Boolean);
+      const groups = group(list, keys, all);
+      const gcols = [...keys, { id: "n", label: "n", kind: "fixed", type: "number" },
+        ...cols.filter((c) => !keys.includes(c) && c.type === "number" && c.id !== "map_index")
+          .map((c) => ({ ...c, wide: true }))];
+      const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
+      const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
+      view = { columns: gcols, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
+        best: top ? top.id : null,
+        cell: (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? text(g.key[c.id], c.type) : aggText(g.agg[c.id], c.type)) };
+    } else if (local) {
+      const sorted = sortRows(list, sortCol, ui.desc);
+      bestRow = bestCol ? best(list, bestCol, ui.lowest) : null;
+      view = { columns: cols, count: sorted.length, rowAt: (i) => sorted[i] };
+    } else {
+      bestRow = data.bestRow;
+      view = { columns: cols, count: data.total, rowAt: (i) => data.positions.get(i) || null, need };
+    }
+    table.set({ cell: cellText, keyOf: (r) => r.task_run_id, best: bestRow ? bestRow.task_run_id : null,
+      need: () => {}, ...view, sort: ui.sort, desc: ui.desc });
+    root.setAttribute("data-mode", data.mode);
+    root.setAttribute("data-total", String(data.total));
+    summary.textContent = summaryText(all, cols, list, bestRow, bestCol, view.count);
+    drawChart(list, all, cols, bestRow ? list.find((r) => r.task_run_id === bestRow.task_run_id) : null);
+  }
+
+  function summaryText(all, cols, list, bestRow, bestCol, count) {
+    if (data.error) return data.error;
+    if (!data.total) return "No task run has logged params or metrics yet (labloom.log_params, log_metrics, @task(metrics=...)).";
+    let s = `${count} ${ui.groups.length ? "groups" : "rows"}`;
+    if (list.length !== data.rows.length) s += ` (${list.length} of ${data.rows.length} match the filter)`;
+    if (cols.length < all.length) s += ` · ${all.length - cols.length} columns hidden`;
+    if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}`;
+    if (data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; filter, groups and charts use the first ${data.rows.length} by the sort`;
+    return s;
+  }
+
+  let controlsFor = "";
+  function controls(all) {
+    const key = JSON.stringify(all.map((c) => c.id));
+    if (key === controlsFor) return;
+    controlsFor = key;
+    const params = all.filter((c) => c.kind === "param");
+    const metrics = all.filter((c) => c.kind === "metric");
+    const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
+    // By default a final score (auc) rather than a curve's last point or a loss (the store's
+    // answers do not say which metrics had steps): what a sweep is mostly judged by.
+    const final = metrics.filter((c) => !data.steps.includes(c.name));
+    ui.best = pick(ui.best, final.filter((c) => !LOWER_IS_BETTER.test(c.name)).concat(final, metrics));
+    if (ui.best && !bestMetric.dataset.touched) ui.lowest = LOWER_IS_BETTER.test(ui.best);
+    ui.x = pick(ui.x, axes.filter((c) => c.type === "number").concat(axes));
+    ui.y = pick(ui.y, metrics.filter((c) => c.id === ui.best).concat(metrics));
+    ui.by = ui.by && all.some((c) => c.id === ui.by) ? ui.by : (params.find((c) => c.id !== ui.x) || { id: "" }).id;
+    const fill = (sel, cols, value, none) => {
+      sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, c.label)));
+      sel.value = value || "";
+    };
+    fill(bestMetric, metrics, ui.best);
+    bestDir.value = ui.lowest ? "lowest" : "highest";
+    fill(xSel, axes, ui.x);
+    fill(ySel, metrics, ui.y);
+    fill(bySel, params, ui.by, "none");
+    groupBox.replaceChildren(...params.map((c) => {
+      const label = h("label", { class: "labloom-exp-group-key" });
+      const box = h("input", { type: "checkbox", value: c.id });
+      box.checked = ui.groups.includes(c.id);
+      box.addEventListener("change", () => {
+        ui.groups = box.checked ? ui.groups.concat(c.id) : ui.groups.filter((g) => g !== c.id);
+        draw();
+      });
+      label.append(box, document.createTextNode(` ${c.label}`));
+      return label;
+    }));
+  }
+
+  function drawChart(rows, all, cols, bestRow) {
+    const find = (id) => all.find((c) => c.id === id) || null;
+    const x = find(ui.x), y = find(ui.y), by = find(ui.by);
+    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.by, ui.filter, ui.best, ui.lowest, ui.vary, rows.length, chartBox.clientWidth]);
+    if (key === shownChart) return;
+    shownChart = key;
+    chartBox.setAttribute("data-chart", ui.chart);
+    const say = (words) => chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" }, words));
+    if (!y || !rows.length) return say("Nothing to chart yet: no metric logged.");
+    if (ui.chart === "scatter") {
+      if (!x) return say("Nothing to chart against: no param logged.");
+      const shown = cols.filter((c) => c.kind !== "fixed");
+      chartBox.replaceChildren(scatter(chartBox, rows, { x, y, by, bestRow, columns: shown }));
+    } else if (ui.chart === "parallel") {
+      const dims = cols.filter((c) => c.kind === "param" || c.kind === "metric");
+      chartBox.replaceChildren(parallel(chartBox, rows, { dims, y, bestRow }));
+    } else {
+      drawCurves(rows, y, by, bestRow, key);
+    }
+  }
+
+  async function drawCurves(rows, y, by, bestRow, key) {
+    const metric = y.name;
+    if (!data.steps.includes(metric) && data.steps.length) {
+      chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" },
+        `${metric} was not logged with a step; metrics with steps: ${data.steps.join(", ")}`));
+      return;
+    }
+    const ids = rows.length <= MAX_CURVE_IDS ? rows.map((r) => r.task_run_id) : null;
+    const cacheKey = JSON.stringify([stamp, metric, ids]);
+    try {
+      if (!curveCache || curveCache.key !== cacheKey) {
+        curveCache = { key: cacheKey, answer: await ask({ event: "curves", metric, ...(ids ? { task_runs: ids } : {}) }) };
+      }
+      if (key !== shownChart) return; // asked again meanwhile
+      const { chart, drawn } = curves(chartBox, curveCache.answer, rows, { by, bestRow, label: metric });
+      chartBox.replaceChildren(drawn ? chart : h("div", { class: "labloom-exp-chart-note" },
+        `No step points of ${metric}: log_metric("${metric}", value, step=n) draws curves.`));
+    } catch (error) {
+      chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" }, `[labloom] curves: ${error.message || error}`));
+    }
+  }
+
+  const on = (el, event, fn) => el.addEventListener(event, () => { fn(); draw(); });
+  filter.addEventListener("input", () => { ui.filter = filter.value; draw(); });
+  on(vary, "change", () => { ui.vary = vary.checked; });
+  bestMetric.addEventListener("change", () => {
+    bestMetric.dataset.touched = "1";
+    ui.best = bestMetric.value;
+    if (data.mode === "server") reload(); else draw();
+  });
+  bestDir.addEventListener("change", () => {
+    bestMetric.dataset.touched = "1";
+    ui.lowest = bestDir.value === "lowest";
+    if (data.mode === "server") reload(); else draw();
+  });
+  on(kind, "change", () => { ui.chart = kind.value; });
+  on(xSel, "change", () => { ui.x = xSel.value; });
+  on(ySel, "change", () => { ui.y = ySel.value; });
+  on(bySel, "change", () => { ui.by = bySel.value; });
+  close.addEventListener("click", () => api.close());
+  model.on("msg:custom", onMessage);
+  // Remember the choices as they change, for a redrawn output (see `remembered`).
+  root.addEventListener("change", () => queueMicrotask(remember));
+  root.addEventListener("click", () => queueMicrotask(remember));
+  function runOf() {
+    const header = typeof model.get === "function" ? model.get("header") : null;
+    return header && header.run_id ? header.run_id : null;
+  }
+
+  function remember() {
+    const key = runOf();
+    if (!scope || !key) return;
+    remembered.delete(key);
+    remembered.set(key, { scope, ui: { ...ui } });
+    if (remembered.size > REMEMBERED) remembered.delete(remembered.keys().next().value);
+  }
+
+  const api = {
+    get scope() { return scope; },
+    /** Show the rows of `node` (a map node's id; null: the whole run). */
+    open(node, title) {
+      scope = { node, title };
+      titleEl.textContent = title;
+      root.setAttribute("data-node", node || "");
+      root.hidden = false;
+      data = fresh();
+      controlsFor = shownChart = "";
+      settled = false;
+      next = 0;
+      summary.textContent = "Loading…";
+      remember();
+      void load();
+    },
+    close() {
+      scope = null;
+      remembered.delete(runOf());
+      root.hidden = true;
+      for (const done of pending.values()) done({ error: "closed" });
+      pending.clear();
+    },
+    /** Once a second from the host: ask again until a read made after the run ended. */
+    tick() {
+      if (!scope || loading || settled || !visible() || Date.now() < next) return;
+      void load();
+    },
+    destroy() {
+      const kept = remembered.get(runOf());
+      api.close();
+      if (kept) remembered.set(runOf(), kept); // a redraw, not the user: the next drawing reopens it
+      model.off("msg:custom", onMessage);
+      root.remove();
+    },
+  };
+  const kept = remembered.get(runOf());
+  if (kept) {
+    Object.assign(ui, kept.ui);
+    filter.value = ui.filter;
+    vary.checked = ui.vary;
+    kind.value = ui.chart;
+    if (kept.ui.best) bestMetric.dataset.touched = "1";
+    api.open(kept.scope.node, kept.scope.title);
+  }
+  return api;
+}
+

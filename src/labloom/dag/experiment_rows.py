@@ -1,0 +1,135 @@
+"""A live run's experiment rows for the cell's Experiments view, folded from its
+``ExperimentValues`` events, and answered a page at a time in the shapes of the REST routes
+``GET runs/{id}/experiments`` and ``.../experiments/curves`` (docs/rest-api.md), so the one
+renderer (js/src/experiments.js) reads both hosts alike.
+
+The widget's traffic stays bounded: the front end asks for a page of rows (at most
+``MAX_PAGE``) or one metric's curve points (at most ``MAX_POINTS``), never the whole table; an
+answer to a question asked before is "unchanged" when no event arrived since (``version``).
+Memory: one ``Experiment`` per task run that logged, plus the points of metrics logged with a
+step; nothing for task runs that log nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..core import experiments as ex
+from ..core.errors import LabloomError
+from ..core.events import Event, ExperimentValues
+from .model import RunGraph, TaskRunInfo
+
+MAX_PAGE = 1000
+MAX_POINTS = 20_000
+
+
+class ExperimentRows:
+    def __init__(self) -> None:
+        self._rows: dict[str, ex.Experiment] = {}
+        # Curve points of metrics logged with a step: (task_run_id, metric, step, value, time).
+        self._points: list[tuple[str, str, int, Any, float]] = []
+        self.steps: dict[str, None] = {}  # metric names logged with a step, in order seen
+
+    def apply(self, events: Iterable[Event]) -> bool:
+        """Fold a batch in; True when it held params or metrics."""
+        seen = False
+        for event in events:
+            if not isinstance(event, ExperimentValues):
+                continue
+            seen = True
+            row = self._rows.get(event.task_run_id)
+            if row is None:
+                row = self._rows[event.task_run_id] = ex.Experiment(event.run_id, event.task_run_id)
+            for name, value in event.values.items():
+                row.add(event.kind, name, value, event.step)
+                if event.step is not None and event.kind == "metric":
+                    self.steps.setdefault(name)
+                    self._points.append((event.task_run_id, name, event.step, value, event.time))
+        return seen
+
+    def snapshot(self, graph: RunGraph, node: str | None) -> list[tuple[ex.Experiment, str]]:
+        """Copies of the rows of ``node``'s current task runs (every node's without it), each
+        with its node id: taken under the view's lock, sorted and paged outside it."""
+        if node is not None and node not in graph.nodes:
+            raise LabloomError(f"[labloom] no node {node!r} in this run")
+        nodes = [graph.nodes[node]] if node is not None else list(graph.nodes.values())
+        out = []
+        for info in nodes:
+            for task_run_id in info.runs.values():
+                row = self._rows.get(task_run_id)
+                tr = graph.task_runs.get(task_run_id)
+                if row is not None and tr is not None:
+                    out.append((_filled(row, tr), info.id))
+        return out
+
+    def points(self, metric: str, task_runs: set[str] | None,
+               graph: RunGraph) -> list[dict[str, Any]]:
+        out = []
+        for task_run_id, name, step, value, when in self._points:
+            if name != metric or (task_runs is not None and task_run_id not in task_runs):
+                continue
+            tr = graph.task_runs.get(task_run_id)
+            out.append({"task_run_id": task_run_id, "task": tr.name if tr else "",
+                        "map_index": tr.map_index if tr else None,
+                        "state": tr.state.value if tr else "", "step": step, "value": value,
+                        "time": when})
+        return out
+
+
+def _filled(row: ex.Experiment, tr: TaskRunInfo) -> ex.Experiment:
+    duration = tr.end - tr.start if tr.start is not None and tr.end is not None else None
+    return ex.Experiment(row.run_id, row.task_run_id, tr.name, tr.map_index, tr.state.value,
+                         duration, dict(row.params), dict(row.metrics))
+
+
+def page_answer(rows: list[tuple[ex.Experiment, str]], message: dict[str, Any]) -> dict[str, Any]:
+    """The answer ``GET runs/{id}/experiments`` gives, with each row's ``node`` too (a click
+    on it selects that node's task run), for the message's ``sort``, ``desc``, ``limit`` and
+    ``offset``; bad ones raise ``LabloomError`` naming the fix."""
+    sort = message.get("sort") or None
+    if sort is not None and not isinstance(sort, str):
+        raise LabloomError(f"[labloom] sort must be a column name, got {sort!r}")
+    limit, offset = _int(message, "limit", 100, MAX_PAGE), _int(message, "offset", 0, 2**62)
+    desc = bool(message.get("desc"))
+    nodes = {id(row): node for row, node in rows}
+    experiments = [row for row, _node in rows]
+    shown = ex.page(experiments, sort, desc, limit, offset)
+    end = offset + len(shown)
+    answer: dict[str, Any] = ex.jsonable({
+        "columns": ex.columns(experiments), "total": len(experiments), "offset": offset,
+        "limit": limit, "sort": sort, "desc": desc,
+        "next": end if end < len(experiments) else None,
+        "rows": [{**row.as_dict(), "node": nodes[id(row)]} for row in shown],
+    })
+    return answer
+
+
+def curve_answer(rows: ExperimentRows, graph: RunGraph, message: dict[str, Any]) -> dict[str, Any]:
+    """The answer ``GET runs/{id}/experiments/curves`` gives for the message's ``metric`` and
+    ``task_runs``, at most ``limit`` points."""
+    metric = message.get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise LabloomError("[labloom] curves need a metric: the name of a logged metric")
+    wanted = message.get("task_runs")
+    task_runs = {str(t) for t in wanted} if isinstance(wanted, list) else None
+    limit = _int(message, "limit", MAX_POINTS, MAX_POINTS, low=1)
+    points = rows.points(metric, task_runs, graph)
+    answer: dict[str, Any] = ex.jsonable({
+        "run_id": graph.run_id, "metric": metric, "total": len(points),
+        "truncated": len(points) > limit, "points": points[:limit],
+    })
+    return answer
+
+
+def _int(message: dict[str, Any], name: str, default: int, high: int, low: int = 0) -> int:
+    value = message.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise LabloomError(f"[labloom] {name} must be a whole number from {low} to {high}, "
+                           f"got {value!r}")
+    return value
+
+
+__all__ = ["ExperimentRows", "curve_answer", "page_answer"]

@@ -1,0 +1,178 @@
+"""The Experiments view in a real JupyterLab (headless Chromium), issue 19 items 2 and 3: in a
+cell's live DAG (a map node opens it, the kernel answers) and in a Lab run tab of a run the real
+`labloom` command made (the REST routes answer), drawn by the one renderer: rows sorted,
+filtered, grouped, the best marked, Plot charts drawn, a row's logs and traceback on a click,
+a param holding HTML shown as text, NaN as NaN; and the Flows panel comparing two runs.
+
+Run with ``pytest -m browser``; screenshots land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from cli_helpers import labloom, write
+from lab_helpers import shot
+from test_lab_panel import open_lab, run_row, stored_runs
+
+pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
+
+XSS = "<img src=x onerror=window.__labloom_xss=1>"
+TASKS = f'''
+import time
+from labloom import log_metric, log_metrics, log_params
+
+PAUSE = 0  # seconds the last child waits before it logs anything
+
+def train(depth, seed):
+    if (depth, seed) == (6, 3):
+        time.sleep(PAUSE)
+    label = {XSS!r} if (depth, seed) == (4, 0) else "plain"
+    log_params(depth=depth, seed=seed, label=label, criterion="gini")
+    print(f"training depth={{depth}} seed={{seed}}")
+    for epoch in range(4):
+        log_metric("loss", 1.0 / (depth + epoch + seed + 1), step=epoch)
+    if (depth, seed) == (2, 3):
+        raise ValueError("diverged at depth 2")
+    log_metrics(auc=depth / 10 + seed / 100, score=float("nan") if (depth, seed) == (6, 1) else 1.0)
+    return depth
+'''
+GRID = "[d for d in (2, 4, 6) for s in range(4)], [s for d in (2, 4, 6) for s in range(4)]"
+
+
+def check_view(page: Any, host: Any, view: Any) -> None:
+    """What both hosts show for the sweep: 12 rows, one failed; `host` holds the DAG panel."""
+    rows = view.locator(".labloom-exp-row[data-task-run-id]")
+    try:
+        rows.nth(11).wait_for(timeout=30_000)
+    except Exception:
+        shot(page, "failed-experiments")
+        raise
+    assert rows.count() == 12
+    cells = view.locator(".labloom-exp-td[data-column='params.label']")
+    assert XSS in cells.all_inner_texts()  # the param's text, as logged
+    assert view.locator("img").count() == 0 and page.evaluate("window.__labloom_xss") is None
+    assert "NaN" in view.locator(".labloom-exp-td[data-column='metrics.score']").all_inner_texts()
+
+    # Sorted by auc, highest first; the best (highest auc) marked; rows without auc last.
+    view.locator(".labloom-exp-th[data-column='metrics.auc']").click()
+    header = view.locator(".labloom-exp-th[data-column='metrics.auc']")
+    assert header.get_attribute("aria-sort") == "descending"
+    aucs = view.locator(".labloom-exp-td[data-column='metrics.auc']").all_inner_texts()
+    assert aucs[:3] == ["0.63", "0.62", "0.61"] and aucs[-1] == "", aucs
+    best = view.locator(".labloom-exp-best")
+    assert best.count() == 1 and "0.63" in best.inner_text()
+    assert "best auc 0.63" in view.locator(".labloom-exp-summary").inner_text()
+
+    # A chart drawn by Plot: a dot per row with an auc (the failed one has none), the best ringed.
+    chart = view.locator(".labloom-exp-chart[data-chart='scatter'] svg")
+    chart.first.wait_for(timeout=10_000)
+    assert chart.locator("g[aria-label='dot']:not(.labloom-exp-best-mark) circle").count() == 11
+    assert chart.locator("g.labloom-exp-best-mark circle").count() == 1
+
+    # Filter, and only the columns that vary (criterion is "gini" everywhere).
+    view.locator("input.labloom-exp-filter").fill("depth=6")
+    assert rows.count() == 4
+    view.locator("input.labloom-exp-filter").fill("")
+    assert view.locator(".labloom-exp-th[data-column='params.criterion']").count() == 1
+    view.locator("input.labloom-exp-vary").check()
+    assert view.locator(".labloom-exp-th[data-column='params.criterion']").count() == 0
+
+    # Grouped by depth: three groups of four seeds, auc as mean ± std (min to max).
+    view.locator(".labloom-exp-group input[value='params.depth']").check()
+    groups = view.locator(".labloom-exp-row")
+    assert groups.count() == 3
+    assert set(view.locator(".labloom-exp-td[data-column='n']").all_inner_texts()) == {"4"}
+    means = view.locator(".labloom-exp-td[data-column='metrics.auc']").all_inner_texts()
+    assert means[0].startswith("0.615 ± 0.01") and "(0.6\u20130.63)" in means[0], means
+    shot(page, "experiments-grouped", view)
+    view.locator(".labloom-exp-group input[value='params.depth']").uncheck()
+
+    # Step curves of loss (one line per row) and parallel coordinates.
+    view.locator("select.labloom-exp-chart-kind").select_option("curves")
+    view.locator("select.labloom-exp-y").select_option("metrics.loss")
+    lines = view.locator(".labloom-exp-chart[data-chart='curves'] svg g[aria-label='line'] path")
+    lines.nth(11).wait_for(timeout=10_000)
+    view.locator("select.labloom-exp-chart-kind").select_option("parallel")
+    assert view.locator(".labloom-exp-chart[data-chart='parallel'] svg g[aria-label='line'] path").count() >= 12
+
+    # A click on the failed row: the DAG's panel shows its traceback and its logs.
+    view.locator(".labloom-exp-row[data-state='Failed']").click()
+    panel = host.locator(".labloom-panel")
+    panel.locator(".labloom-traceback", has_text="diverged at depth 2").wait_for(timeout=20_000)
+    panel.locator(".labloom-log-line", has_text="training depth=2 seed=3").wait_for(timeout=20_000)
+    assert "Failed" in panel.locator(".labloom-panel-title").inner_text()
+
+
+def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
+    url, folder = lab
+    # The last child waits: the view opens while the map runs and fills in as it ends.
+    cells = ["%load_ext labloom", "%%tasks\n" + TASKS.replace("PAUSE = 0", "PAUSE = 6"),
+             f"%%flow sweep --executor threads\nresults = train.map({GRID})\n"]
+    nb = new_notebook(cells=[new_code_cell(src) for src in cells])
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
+    }
+    nbformat.write(nb, folder / "experiments.ipynb")
+    page.goto(url.format("lab/tree/experiments.ipynb") + "&reset")
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    widget = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
+    widget.locator("g.labloom-node[data-kind='map']").click(timeout=90_000)
+    widget.locator("button.labloom-experiments-open").click()
+    view = widget.locator(".labloom-experiments")
+    assert view.get_attribute("data-node")  # the map node's rows
+    page.locator(".labloom-experiments[data-total='11']").wait_for(timeout=30_000)
+    assert widget.get_attribute("data-state") == "Running"  # live: eleven rows so far
+    widget.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=90_000)
+    check_view(page, widget, view)
+    shot(page, "cell-experiments", page.locator(".jp-CodeCell").nth(2))
+
+
+@pytest.mark.lab_extension
+def test_the_run_tab_and_the_flows_panel_compare_experiments(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    url, _notebooks = lab
+    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME (see lab_helpers)
+    work = tmp_path / "work"
+    write(work / "flows.py", TASKS.replace("def train", "@task\ndef train").replace(
+        "from labloom import", "from labloom import flow, task,") + f'''
+
+@flow(executor="threads")
+def sweep():
+    return train.map({GRID})
+''')
+    for _ in range(2):
+        done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
+        assert done.returncode == 1, done.stderr  # one child fails
+    runs = stored_runs(home, "sweep")
+    assert len(runs) == 2
+    panel, alerts = open_lab(page, url)
+
+    run_row(panel, runs[0].id).click()
+    tab = page.locator(f"#labloom-run-{runs[0].id}")
+    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
+    tab.locator("button.labloom-experiments-toggle").click()
+    check_view(page, tab, tab.locator(".labloom-experiments"))
+    shot(page, "lab-run-experiments", tab)
+
+    # Two runs of the flow ticked in the panel: one table with a run column.
+    for run in runs:
+        run_row(panel, run.id).locator("input.labloom-run-pick").check()
+    panel.locator("button.labloom-compare").click()
+    compare = page.locator(".labloom-CompareView .labloom-experiments")
+    compare.locator(".labloom-exp-summary", has_text="24 rows").wait_for(timeout=30_000)
+    # Virtualized: the rows in sight and a few more are drawn, not all 24.
+    assert 12 < compare.locator(".labloom-exp-row[data-task-run-id]").count() < 24
+    shown = set(compare.locator(".labloom-exp-td[data-column='run_id']").all_inner_texts())
+    assert shown == {r.id for r in runs}
+    assert compare.locator(".labloom-exp-chart svg g[aria-label='dot'] circle").count() >= 22
+    shot(page, "lab-compare-experiments")
+    assert alerts == []
