@@ -14,6 +14,8 @@ import {
   seconds,
   when
 } from './api';
+import { LaunchSection } from './launch';
+import { DEFAULT_SETTINGS, IPanelSettings } from './settings';
 
 const STATES = ['', 'Running', 'Completed', 'Failed', 'Cancelled', 'Crashed'];
 // A run's task runs by state, in this order: "85 ✓ · 5 cancelled". A done/total count read
@@ -43,7 +45,6 @@ function countsLabel(counts: Record<string, number>): string {
   const shown = parts.filter(([n]) => n > 0).map(([n, word]) => `${n} ${word}`);
   return shown.join(' · ') || 'no task runs';
 }
-const PAGE = 100;
 const MAX_PAGE = 500; // the API's largest page
 
 export class FlowsPanel extends Widget {
@@ -73,18 +74,28 @@ export class FlowsPanel extends Widget {
     head.append(this.filter, this.stateChoice);
 
     this.runs = el('div', { class: 'labloom-runs', role: 'list' });
+    // The run a command (cancel the selected run) acts on: the row last focused or clicked.
+    this.runs.addEventListener('focusin', event => {
+      const row = (event.target as HTMLElement).closest?.('.labloom-run');
+      this.selectedRun = row?.getAttribute('data-run-id') || this.selectedRun;
+    });
+    this.launch = new LaunchSection(id => {
+      this.selectedRun = id;
+      void this.poll();
+    });
     this.schedules = el('div', { class: 'labloom-schedules' });
     this.error = el('div', { class: 'labloom-FlowsPanel-error' });
     this.node.append(
       head,
       this.error,
       this.runs,
+      this.launch.node,
       el('h3', {}, 'Schedules'),
       this.schedules
     );
     this.poller = new Poller(
       () => this.poll(),
-      () => 1000,
+      () => this.settings.refreshMs,
       () => this.isVisible
     );
   }
@@ -93,6 +104,20 @@ export class FlowsPanel extends Widget {
   get listed(): ISignal<this, number> {
     return this._listed;
   }
+
+  /** Settings > labloom (schema/plugin.json); the filters apply when the settings change. */
+  configure(settings: IPanelSettings): void {
+    this.settings = settings;
+    this.limit = settings.runsShown;
+    this.stateChoice.value = settings.defaultState;
+    this.filter.value = settings.defaultFilter;
+    if (this.isVisible) {
+      void this.poll();
+    }
+  }
+
+  /** The run the "cancel the selected run" command acts on. */
+  selectedRun: string | null = null;
 
   protected onAfterShow(): void {
     this.poller.wake();
@@ -149,10 +174,10 @@ export class FlowsPanel extends Widget {
       const more = el(
         'button',
         { class: 'labloom-more jp-mod-styled', type: 'button' },
-        `Show ${PAGE} older runs`
+        `Show ${this.settings.runsShown} older runs`
       );
       more.addEventListener('click', () => {
-        this.limit = Math.min(MAX_PAGE, this.limit + PAGE);
+        this.limit = Math.min(MAX_PAGE, this.limit + this.settings.runsShown);
         void this.poll();
       });
       rows.push(more);
@@ -247,7 +272,13 @@ export class FlowsPanel extends Widget {
       'Run now'
     );
     now.addEventListener('click', () => this.act(s.name, 'run'));
-    row.append(toggle, now);
+    const withParams = el(
+      'button',
+      { class: 'labloom-schedule-launch jp-mod-styled', type: 'button' },
+      'Run with…'
+    );
+    withParams.addEventListener('click', () => void this.launch.open({ schedule: s.name }));
+    row.append(toggle, now, withParams);
     return row;
   }
 
@@ -268,6 +299,8 @@ export class FlowsPanel extends Widget {
   private poller: Poller;
   private list: IRunList | null = null;
   private ticks = 0;
-  private limit = PAGE;
+  private limit = DEFAULT_SETTINGS.runsShown;
+  private settings = DEFAULT_SETTINGS;
+  readonly launch: LaunchSection;
   private _listed = new Signal<this, number>(this);
 }
