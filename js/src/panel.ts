@@ -87,9 +87,9 @@ export class FlowsPanel extends Widget {
     this.error = el('div', { class: 'labloom-FlowsPanel-error' });
     this.node.append(
       head,
+      this.launch.node,
       this.error,
       this.runs,
-      this.launch.node,
       el('h3', {}, 'Schedules'),
       this.schedules
     );

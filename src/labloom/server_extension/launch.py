@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -124,10 +125,13 @@ def _labloom(*args: str) -> list[str]:
 
 
 def _cli_error(text: str) -> str:
+    """The command's one-line reason, in the form's words: the field, not ``--param``."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("labloom: error: ")]
     line = (errors or lines or ["the launch command failed without a message"])[-1]
-    return line.removeprefix("labloom: error: ")
+    line = line.removeprefix("labloom: error: ").removeprefix("--param ")
+    line = re.sub(r" \(e\.g\. --param NAME=(.*)\)$", r" (e.g. \1)", line)
+    return line.replace(" (pass them as --param NAME=VALUE)", "")
 
 
 def run_of(access: Any, store: RunStore, pid: int, since: float) -> str | None:
