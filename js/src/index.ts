@@ -67,7 +67,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           app.shell.activateById(open.id);
           return open;
         }
-        const content = new RunView(id, app.commands);
+        const content = new RunView(id, app.commands, trans);
         const widget = new MainAreaWidget({ content });
         widget.id = `labloom-run-tab-${id}`;
         widget.title.icon = labloomIcon;
@@ -82,7 +82,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    const panel = new FlowsPanel(id => void app.commands.execute(CommandIDs.openRun, { id }));
+    const panel = new FlowsPanel(
+      id => void app.commands.execute(CommandIDs.openRun, { id }),
+      trans
+    );
     panel.title.icon = labloomIcon;
     if (notebookTree) {
       // Notebook 7's file browser page: a tab beside Files and Running.
@@ -121,7 +124,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     if (statusBar) {
-      const status = new RunningStatus(() => void app.commands.execute(CommandIDs.openPanel));
+      const status = new RunningStatus(
+        () => void app.commands.execute(CommandIDs.openPanel),
+        trans
+      );
       statusBar.registerStatusItem('labloom:running', {
         item: status,
         align: 'left',

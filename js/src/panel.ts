@@ -1,5 +1,6 @@
 // The Flows side panel: every run in the store, newest first, and the schedules. Polls once a
 // second while it is visible; a hidden panel (or a hidden browser tab) sends no requests.
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
@@ -29,12 +30,12 @@ const COUNT_WORDS: [string[], string][] = [
   [['Cancelled'], 'cancelled']
 ];
 
-function countsLabel(counts: Record<string, number>): string {
+function countsLabel(counts: Record<string, number>, trans: TranslationBundle): string {
   const named = new Set(([] as string[]).concat(...COUNT_WORDS.map(([states]) => states)));
   const parts = COUNT_WORDS.map(
     ([states, word]): [number, string] => [
       states.reduce((sum, state) => sum + (counts[state] || 0), 0),
-      word
+      trans.__(word)
     ]
   );
   for (const [state, n] of Object.entries(counts)) {
@@ -43,32 +44,37 @@ function countsLabel(counts: Record<string, number>): string {
     }
   }
   const shown = parts.filter(([n]) => n > 0).map(([n, word]) => `${n} ${word}`);
-  return shown.join(' · ') || 'no task runs';
+  return shown.join(' · ') || trans.__('no task runs');
 }
 const MAX_PAGE = 500; // the API's largest page
 
 export class FlowsPanel extends Widget {
-  constructor(private open: (runId: string) => void) {
+  constructor(
+    private open: (runId: string) => void,
+    private trans: TranslationBundle = nullTranslator.load('labloom')
+  ) {
     super();
     this.id = 'labloom-flows';
     this.addClass('labloom-FlowsPanel');
-    this.title.caption = 'Flows (labloom)';
+    this.title.caption = trans.__('Flows (labloom)');
 
     const head = el('div', { class: 'labloom-FlowsPanel-head' });
-    head.append(el('h2', {}, 'Flows'));
+    head.append(el('h2', {}, trans.__('Flows')));
     this.filter = el('input', {
       class: 'labloom-filter jp-mod-styled',
       type: 'search',
-      placeholder: 'Filter by flow, state, origin, host',
-      'aria-label': 'Filter runs'
+      placeholder: trans.__('Filter by flow, state, origin, host'),
+      'aria-label': trans.__('Filter runs')
     }) as HTMLInputElement;
     this.filter.addEventListener('input', () => this.drawRuns());
     this.stateChoice = el('select', {
       class: 'labloom-state-filter jp-mod-styled',
-      'aria-label': 'Run state'
+      'aria-label': trans.__('Run state')
     }) as HTMLSelectElement;
     for (const state of STATES) {
-      this.stateChoice.append(el('option', { value: state }, state || 'all states'));
+      this.stateChoice.append(
+        el('option', { value: state }, state ? trans.__(state) : trans.__('all states'))
+      );
     }
     this.stateChoice.addEventListener('change', () => void this.poll());
     head.append(this.filter, this.stateChoice);
@@ -82,7 +88,7 @@ export class FlowsPanel extends Widget {
     this.launch = new LaunchSection(id => {
       this.selectedRun = id;
       void this.poll();
-    });
+    }, trans);
     this.schedules = el('div', { class: 'labloom-schedules' });
     this.error = el('div', { class: 'labloom-FlowsPanel-error' });
     this.node.append(
@@ -90,7 +96,7 @@ export class FlowsPanel extends Widget {
       this.launch.node,
       this.error,
       this.runs,
-      el('h3', {}, 'Schedules'),
+      el('h3', {}, trans.__('Schedules')),
       this.schedules
     );
     this.poller = new Poller(
@@ -139,7 +145,10 @@ export class FlowsPanel extends Widget {
       this.list = await requestAPI<IRunList>(query);
       this.error.textContent = '';
     } catch (error: any) {
-      this.error.textContent = `[labloom] cannot read runs: ${error.message || error}`;
+      this.error.textContent = this.trans.__(
+        '[labloom] cannot read runs: %1',
+        error.message || error
+      );
       return;
     }
     this.drawRuns();
@@ -164,8 +173,10 @@ export class FlowsPanel extends Widget {
     );
     if (!shown.length) {
       const empty = this.list.runs.length
-        ? 'No run matches the filter.'
-        : 'No runs yet: try %%flow in a notebook, or `labloom run file.py:flow` in a terminal.';
+        ? this.trans.__('No run matches the filter.')
+        : this.trans.__(
+            'No runs yet: try %%flow in a notebook, or `labloom run file.py:flow` in a terminal.'
+          );
       this.runs.replaceChildren(el('p', { class: 'labloom-empty' }, empty));
       return;
     }
@@ -174,7 +185,7 @@ export class FlowsPanel extends Widget {
       const more = el(
         'button',
         { class: 'labloom-more jp-mod-styled', type: 'button' },
-        `Show ${this.settings.runsShown} older runs`
+        this.trans.__('Show %1 older runs', this.settings.runsShown)
       );
       more.addEventListener('click', () => {
         this.limit = Math.min(MAX_PAGE, this.limit + this.settings.runsShown);
@@ -192,7 +203,7 @@ export class FlowsPanel extends Widget {
       tabindex: '0',
       'data-run-id': run.id,
       'data-state': run.state,
-      title: run.message || `run ${run.id}`
+      title: run.message || this.trans.__('run %1', run.id)
     });
     row.append(
       el('span', { class: 'labloom-run-flow' }, run.flow),
@@ -204,9 +215,9 @@ export class FlowsPanel extends Widget {
         'span',
         {
           class: 'labloom-run-done',
-          title: `${run.done} of ${run.total} task runs finished`
+          title: this.trans.__('%1 of %2 task runs finished', run.done, run.total)
         },
-        countsLabel(run.counts || {})
+        countsLabel(run.counts || {}, this.trans)
       )
     );
     row.addEventListener('click', () => this.open(run.id));
@@ -233,7 +244,9 @@ export class FlowsPanel extends Widget {
         el(
           'p',
           { class: 'labloom-empty' },
-          'No schedules: add one with `labloom schedule add file.py:flow --every 1h`, then run `labloom serve`.'
+          this.trans.__(
+            'No schedules: add one with `labloom schedule add file.py:flow --every 1h`, then run `labloom serve`.'
+          )
         )
       );
       return;
@@ -247,21 +260,24 @@ export class FlowsPanel extends Widget {
       'data-schedule': s.name,
       'data-paused': String(s.paused)
     });
-    const last = s.last_run ? `last ${s.last_run.status}` : 'never ran';
+    const trans = this.trans;
+    const last = s.last_run
+      ? trans.__('last %1', trans.__(s.last_run.status))
+      : trans.__('never ran');
     row.append(
       el('span', { class: 'labloom-schedule-name' }, s.name),
       el('span', { class: 'labloom-schedule-when' }, s.when),
       el(
         'span',
         { class: 'labloom-schedule-next' },
-        s.paused ? 'paused' : `next ${s.next_run || '-'}`
+        s.paused ? trans.__('paused') : trans.__('next %1', s.next_run || '-')
       ),
       el('span', { class: 'labloom-schedule-last' }, last)
     );
     const toggle = el(
       'button',
       { class: 'labloom-schedule-toggle jp-mod-styled', type: 'button' },
-      s.paused ? 'Resume' : 'Pause'
+      s.paused ? trans.__('Resume') : trans.__('Pause')
     );
     toggle.addEventListener('click', () =>
       this.act(s.name, s.paused ? 'resume' : 'pause')
@@ -269,13 +285,13 @@ export class FlowsPanel extends Widget {
     const now = el(
       'button',
       { class: 'labloom-schedule-run jp-mod-styled', type: 'button' },
-      'Run now'
+      trans.__('Run now')
     );
     now.addEventListener('click', () => this.act(s.name, 'run'));
     const withParams = el(
       'button',
       { class: 'labloom-schedule-launch jp-mod-styled', type: 'button' },
-      'Run with…'
+      trans.__('Run with…')
     );
     withParams.addEventListener('click', () => void this.launch.open({ schedule: s.name }));
     row.append(toggle, now, withParams);
@@ -286,7 +302,12 @@ export class FlowsPanel extends Widget {
     try {
       await requestAPI(`schedules/${encodeURIComponent(name)}/${action}`, { method: 'POST' });
     } catch (error: any) {
-      this.error.textContent = `[labloom] ${action} ${name} failed: ${error.message || error}`;
+      this.error.textContent = this.trans.__(
+        '[labloom] %1 %2 failed: %3',
+        action,
+        name,
+        error.message || error
+      );
     }
     await this.pollSchedules();
   }

@@ -1,6 +1,7 @@
 // A main-area tab for one run: its facts (parameters, executor, host, cluster), then the live
 // DAG drawn by the shared renderer (dag.js) over a RestRunModel. Polls once a second while the
 // run is open and the tab is visible; stops when the run has ended or the tab is hidden.
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
@@ -14,12 +15,13 @@ const DASK_LAYOUT = 'dask:populate-and-launch-layout';
 export class RunView extends Widget {
   constructor(
     readonly runId: string,
-    private commands: CommandRegistry
+    private commands: CommandRegistry,
+    private trans: TranslationBundle = nullTranslator.load('labloom')
   ) {
     super();
     this.id = `labloom-run-${runId}`;
     this.addClass('labloom-RunView');
-    this.title.label = `run ${runId}`;
+    this.title.label = trans.__('run %1', runId);
     this.title.closable = true;
     this.facts = el('dl', { class: 'labloom-RunView-facts' });
     this.notice = el('div', { class: 'labloom-RunView-notice' });
@@ -49,7 +51,7 @@ export class RunView extends Widget {
   async refresh(): Promise<void> {
     await this.model.refresh();
     const run = this.model.detail;
-    this.title.label = `${run.flow} · ${run.state}`;
+    this.title.label = `${run.flow} · ${this.trans.__(run.state)}`;
     this.node.setAttribute('data-state', run.state);
     this.showFacts(run);
     if (FINAL_STATES.has(run.state)) {
@@ -86,16 +88,17 @@ export class RunView extends Widget {
   }
 
   private showFacts(run: any): void {
+    const trans = this.trans;
     const facts: [string, string][] = [
       ['state', run.message ? `${run.state}: ${run.message}` : run.state],
-      ['run', run.id + (run.retry_of ? ` (retry of ${run.retry_of})` : '')],
+      ['run', run.id + (run.retry_of ? trans.__(' (retry of %1)', run.retry_of) : '')],
       ['parameters', JSON.stringify(run.parameters)],
       ['executor', run.executor || ''],
-      ['host', `${run.host || ''}${run.pid ? ` (pid ${run.pid})` : ''}`],
+      ['host', `${run.host || ''}${run.pid ? trans.__(' (pid %1)', run.pid) : ''}`],
       ['origin', originLabel(run.origin)],
       ['started', when(run.started)],
       ['duration', seconds(run.duration)],
-      ['task runs', `${run.done}/${run.total} done`]
+      ['task runs', trans.__('%1/%2 done', run.done, run.total)]
     ];
     const cluster = this.clusterOf(run);
     if (cluster) {
@@ -103,7 +106,7 @@ export class RunView extends Widget {
     }
     const rows: HTMLElement[] = [];
     for (const [key, value] of facts) {
-      rows.push(el('dt', {}, key), el('dd', { 'data-fact': key }, value));
+      rows.push(el('dt', {}, trans.__(key)), el('dd', { 'data-fact': key }, value));
     }
     this.facts.replaceChildren(...rows);
   }

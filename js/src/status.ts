@@ -1,14 +1,18 @@
 // "2 flows running" in the status bar; a click opens the Flows panel. It polls every 2 s while
 // runs are running and every 10 s otherwise, and not at all while the browser tab is hidden.
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { IRunList, Poller, requestAPI } from './api';
 
 export class RunningStatus extends Widget {
-  constructor(onClick: () => void) {
+  constructor(
+    onClick: () => void,
+    private trans: TranslationBundle = nullTranslator.load('labloom')
+  ) {
     super();
     this.addClass('labloom-StatusItem');
-    this.node.title = 'labloom: open the Flows panel';
+    this.node.title = trans.__('labloom: open the Flows panel');
     this.node.addEventListener('click', onClick);
     this.poller = new Poller(
       () => this.poll(),
@@ -30,7 +34,9 @@ export class RunningStatus extends Widget {
   setRunning(running: number): void {
     this.running = running;
     this.node.textContent =
-      running === 0 ? 'no flows running' : `${running} flow${running === 1 ? '' : 's'} running`;
+      running === 0
+        ? this.trans.__('no flows running')
+        : this.trans._n('%1 flow running', '%1 flows running', running);
     this.node.setAttribute('data-running', String(running));
   }
 
