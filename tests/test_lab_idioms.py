@@ -125,6 +125,14 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     assert side.locator(
         f'.labloom-run[data-run-id="{kernel_run.id}"] .labloom-run-origin'
     ).inner_text() == "notebook"
+    # A run opens in Notebook 7's bottom panel (its main area holds the notebook), DAG drawn.
+    run_row(side, kernel_run.id).click()
+    tab = page.locator(f"#labloom-run-tab-{kernel_run.id}")
+    tab.locator('g.labloom-node[data-state="Completed"]').first.wait_for(timeout=30_000)
+    assert page.locator(".jp-Notebook").is_visible()
+    box = tab.bounding_box()
+    assert box and box["height"] > 200, box  # not squeezed to the bottom panel's tab bar
+    shot(page, "nb7-notebook-side-panel")
 
 
 def test_settings_and_palette_commands_in_lab(lab: Any, page: Any, tmp_path: Path) -> None:

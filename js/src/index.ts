@@ -2,7 +2,7 @@
 // status-bar item, a main-area tab per run and the palette's commands, all reading labloom's
 // REST API (labloom/api/). In Notebook 7 the panel is a tab of the file browser page (/tree)
 // and a side panel of the notebook view; Notebook 7 has no status bar, so there the tab's
-// label carries the running count.
+// label carries the running count, and a run opens in its bottom panel.
 import {
   ILabShell,
   ILayoutRestorer,
@@ -45,7 +45,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     statusBar: IStatusBar | null,
-    _labShell: ILabShell | null,
+    labShell: ILabShell | null,
     settingRegistry: ISettingRegistry | null,
     palette: ICommandPalette | null,
     translator: ITranslator | null,
@@ -70,13 +70,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const content = new RunView(id, app.commands, trans);
         const widget = new MainAreaWidget({ content });
         widget.id = `labloom-run-tab-${id}`;
+        widget.addClass('labloom-RunTab');
         widget.title.icon = labloomIcon;
         content.title.changed.connect(() => {
           widget.title.label = content.title.label;
         });
         widget.title.label = content.title.label;
         void tracker.add(widget);
-        app.shell.add(widget, 'main');
+        // Notebook 7's main area holds its one notebook or file browser: a run opens in its
+        // bottom panel there (as its log console does), in a main-area tab in Lab.
+        if (!labShell) {
+          // its bottom panel is sized by its widgets' minimum height
+          content.node.style.minHeight = '45vh';
+        }
+        app.shell.add(widget, labShell ? 'main' : 'down');
         app.shell.activateById(widget.id);
         return widget;
       }
