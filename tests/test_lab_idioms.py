@@ -39,9 +39,15 @@ def tables(n: int, label: str = "daily", pause: float = 0.0):
 
 
 def palette(page: Any, label: str) -> None:
-    page.keyboard.press("Control+Shift+C")
     search = page.locator(".lm-CommandPalette-input:visible")
-    search.wait_for(timeout=10_000)
+    for _attempt in range(5):  # a key press before the page has focus (a busy CI) is lost
+        page.keyboard.press("Control+Shift+C")
+        try:
+            search.wait_for(timeout=3_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    search.wait_for(timeout=3_000)
     search.fill(label)
     page.locator(".lm-CommandPalette-item:visible", has_text=label).first.click()
 
