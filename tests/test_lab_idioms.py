@@ -23,9 +23,11 @@ from test_lab_panel import FLOWS, open_lab, run_row, start_run, stored_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
+SECRET = "hunter2-from-the-browser"
 ETL = '''
 import time
-from labloom import flow, task
+from typing import Optional
+from labloom import Secret, flow, task
 
 @task
 def count(n: int, label: str, pause: float) -> str:
@@ -33,7 +35,7 @@ def count(n: int, label: str, pause: float) -> str:
     return f"{label}:{n}"
 
 @flow(executor="local")
-def tables(n: int, label: str = "daily", pause: float = 0.0):
+def tables(n: int, label: str = "daily", pause: float = 0.0, token: Optional[Secret] = None):
     return count(n, label, pause)
 '''
 
@@ -88,6 +90,9 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     assert len(stored_runs(home, "tables")) == 1
     n.fill("4")
     panel.locator('[data-param="pause"]').fill("4")
+    secret = panel.locator('[data-param="token"]')
+    assert secret.get_attribute("type") == "password"
+    secret.fill(SECRET)
     panel.locator(".labloom-launch-run").click()
     started = panel.locator(".labloom-launch-message", has_text="Started run")
     started.wait_for(timeout=60_000)
@@ -98,6 +103,9 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     assert time.monotonic() - clicked < 5, "the launched run was not listed at once"
     assert row.locator(".labloom-run-origin").inner_text() == "lab"
     assert lab_run.id in started.inner_text()
+    # The form remembers its values for next time, but never a secret.
+    kept = page.evaluate("() => JSON.stringify(Object.entries(window.localStorage))")
+    assert '\\"n\\":\\"4\\"' in kept and SECRET not in kept, kept
     # Notebook 7 has no status bar: the tab's label counts running flows.
     tab = page.locator(".jp-TreePanel .lm-TabBar-tab", has_text="Flows")
     tab.filter(has_text="Flows (1 running)").wait_for(timeout=10_000)
@@ -105,6 +113,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
              60, "the launched run to end")
     done = next(r for r in stored_runs(home, "tables") if r.id == lab_run.id)
     assert done.state == "Completed" and done.parameters["n"] == 4
+    assert done.parameters["token"] == "***"
     tab.filter(has_text=re.compile(r"^Flows$")).wait_for(timeout=10_000)
 
     # The notebook view: a side panel, opened from the palette, lists the kernel's run.
