@@ -15,6 +15,8 @@ import pytest
 INSTALL_HINTS = {
     "chromium": "apt-get install chromium",
     "dot": "apt-get install graphviz (or conda/brew install graphviz)",
+    "node": "install Node.js 18 or later (https://nodejs.org, or apt-get install nodejs)",
+    "jlpm": "pip install jupyterlab (it ships jlpm)",
 }
 
 

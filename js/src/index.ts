@@ -1,67 +1,99 @@
-// labloom's JupyterLab extension: the Flows side panel, the "N flows running" status-bar item
-// and a main-area tab per run, all reading labloom's REST API (labloom/api/).
+// labloom's JupyterLab (and Notebook 7) extension: the Flows panel, the "N flows running"
+// status-bar item, a main-area tab per run and the palette's commands, all reading labloom's
+// REST API (labloom/api/). In Notebook 7 the panel is a tab of the file browser page (/tree)
+// and a side panel of the notebook view; Notebook 7 has no status bar, so there the tab's
+// label carries the running count, and a run opens in its bottom panel.
 import {
   ILabShell,
   ILayoutRestorer,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { INotebookTree } from '@jupyter-notebook/tree';
 
 import { LiveRuns } from './live';
 import { CompareView } from './compareview';
+import { addCommands, askRunId, CommandIDs } from './commands';
 import { FlowsPanel } from './panel';
 import { RunView } from './runview';
+import { panelSettings } from './settings';
 import { RunningStatus } from './status';
 
 import iconSvg from '../style/icon.svg';
 
-const OPEN_RUN = 'labloom:open-run';
-const OPEN_PANEL = 'labloom:open-panel';
+const PLUGIN_ID = 'labloom:plugin';
 
 export const labloomIcon = new LabIcon({ name: 'labloom:icon', svgstr: iconSvg });
 
 const plugin: JupyterFrontEndPlugin<void> = {
-  id: 'labloom:plugin',
+  id: PLUGIN_ID,
   description: 'The Flows panel, run views and status of labloom runs.',
   autoStart: true,
-  optional: [ILayoutRestorer, IStatusBar, ILabShell],
+  optional: [
+    ILayoutRestorer,
+    IStatusBar,
+    ILabShell,
+    ISettingRegistry,
+    ICommandPalette,
+    ITranslator,
+    INotebookTree
+  ],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
-    statusBar: IStatusBar | null
+    statusBar: IStatusBar | null,
+    labShell: ILabShell | null,
+    settingRegistry: ISettingRegistry | null,
+    palette: ICommandPalette | null,
+    translator: ITranslator | null,
+    notebookTree: INotebookTree | null
   ) => {
+    const trans = (translator || nullTranslator).load('labloom');
     const tracker = new WidgetTracker<MainAreaWidget<RunView>>({ namespace: 'labloom-run' });
     // The one listener of the server's pushed deltas, shared by every view.
     const live = new LiveRuns(app.serviceManager.events ?? null);
 
-    app.commands.addCommand(OPEN_RUN, {
-      label: args => `Open labloom run ${args.id ?? ''}`,
-      execute: args => {
-        const id = String(args.id);
+    app.commands.addCommand(CommandIDs.openRun, {
+      label: args =>
+        args.id ? trans.__('Open labloom run %1', String(args.id)) : trans.__('Open a run by id…'),
+      execute: async args => {
+        const id = args.id ? String(args.id) : await askRunId(trans);
+        if (!id) {
+          return null;
+        }
         const open = tracker.find(w => w.content.runId === id);
         if (open) {
           app.shell.activateById(open.id);
           return open;
         }
-        const content = new RunView(id, app.commands, live);
+        const content = new RunView(id, app.commands, live, trans);
         const widget = new MainAreaWidget({ content });
         widget.id = `labloom-run-tab-${id}`;
+        widget.addClass('labloom-RunTab');
         widget.title.icon = labloomIcon;
         content.title.changed.connect(() => {
           widget.title.label = content.title.label;
         });
         widget.title.label = content.title.label;
         void tracker.add(widget);
-        app.shell.add(widget, 'main');
+        // Notebook 7's main area holds its one notebook or file browser: a run opens in its
+        // bottom panel there (as its log console does), in a main-area tab in Lab.
+        if (!labShell) {
+          // its bottom panel is sized by its widgets' minimum height
+          content.node.style.minHeight = '45vh';
+        }
+        app.shell.add(widget, labShell ? 'main' : 'down');
         app.shell.activateById(widget.id);
         return widget;
       }
     });
 
-    const openRun = (id: string) => void app.commands.execute(OPEN_RUN, { id });
+    const openRun = (id: string) => void app.commands.execute(CommandIDs.openRun, { id });
     const compare = (ids: string[], flow: string) => {
       const widget = new MainAreaWidget({ content: new CompareView(ids, flow, openRun) });
       widget.id = `labloom-compare-tab-${ids.join('-')}`;
@@ -70,26 +102,50 @@ const plugin: JupyterFrontEndPlugin<void> = {
       app.shell.add(widget, 'main');
       app.shell.activateById(widget.id);
     };
-    const panel = new FlowsPanel(openRun, live, compare);
+    const panel = new FlowsPanel(openRun, live, trans, compare);
     panel.title.icon = labloomIcon;
-    app.shell.add(panel, 'left', { rank: 600 });
+    if (notebookTree) {
+      // Notebook 7's file browser page: a tab beside Files and Running.
+      panel.title.label = trans.__('Flows');
+      notebookTree.addWidget(panel);
+      live.runningChanged.connect((_, running) => {
+        panel.title.label = running
+          ? trans._n('Flows (%1 running)', 'Flows (%1 running)', running)
+          : trans.__('Flows');
+      });
+    } else {
+      // JupyterLab's left sidebar; in Notebook 7's notebook view, its left side panel (View >
+      // Left Sidebar, or the palette's "Open the Flows panel").
+      app.shell.add(panel, 'left', { rank: 600 });
+    }
 
-    app.commands.addCommand(OPEN_PANEL, {
-      label: 'Show the labloom Flows panel',
-      execute: () => app.shell.activateById(panel.id)
-    });
+    addCommands(app, tracker, panel, trans, palette);
 
-    if (restorer) {
+    if (restorer && !notebookTree) {
       restorer.add(panel, 'labloom-flows');
       void restorer.restore(tracker, {
-        command: OPEN_RUN,
+        command: CommandIDs.openRun,
         args: w => ({ id: w.content.runId }),
         name: w => w.content.runId
       });
     }
 
+    if (settingRegistry) {
+      void Promise.all([settingRegistry.load(PLUGIN_ID), app.restored])
+        .then(([settings]) => {
+          const apply = () => panel.configure(panelSettings(settings.composite as any));
+          apply();
+          settings.changed.connect(apply);
+        })
+        .catch(reason => console.warn('[labloom] cannot read its settings:', reason));
+    }
+
     if (statusBar) {
-      const status = new RunningStatus(live, () => void app.commands.execute(OPEN_PANEL));
+      const status = new RunningStatus(
+        live,
+        () => void app.commands.execute(CommandIDs.openPanel),
+        trans
+      );
       statusBar.registerStatusItem('labloom:running', {
         item: status,
         align: 'left',

@@ -4,6 +4,7 @@
 // safety net (every second only until the server is seen pushing), standing by while hidden.
 import { Poll } from '@lumino/polling';
 import { Signal } from '@lumino/signaling';
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -17,6 +18,8 @@ import {
   when
 } from './api';
 import { IRunsEvent, LiveRuns } from './live';
+import { LaunchSection } from './launch';
+import { DEFAULT_SETTINGS, IPanelSettings } from './settings';
 
 const STATES = ['', 'Running', 'Completed', 'Failed', 'Cancelled', 'Crashed'];
 // A run's task runs by state, in this order: "85 ✓ · 5 cancelled". A done/total count read
@@ -30,12 +33,12 @@ const COUNT_WORDS: [string[], string][] = [
   [['Cancelled'], 'cancelled']
 ];
 
-function countsLabel(counts: Record<string, number>): string {
+function countsLabel(counts: Record<string, number>, trans: TranslationBundle): string {
   const named = new Set(([] as string[]).concat(...COUNT_WORDS.map(([states]) => states)));
   const parts = COUNT_WORDS.map(
     ([states, word]): [number, string] => [
       states.reduce((sum, state) => sum + (counts[state] || 0), 0),
-      word
+      trans.__(word)
     ]
   );
   for (const [state, n] of Object.entries(counts)) {
@@ -44,9 +47,8 @@ function countsLabel(counts: Record<string, number>): string {
     }
   }
   const shown = parts.filter(([n]) => n > 0).map(([n, word]) => `${n} ${word}`);
-  return shown.join(' · ') || 'no task runs';
+  return shown.join(' · ') || trans.__('no task runs');
 }
-const PAGE = 100;
 const SAFETY_NET = 15000; // ms between list reads once the server pushes
 const MAX_PAGE = 500; // the API's largest page
 
@@ -54,28 +56,31 @@ export class FlowsPanel extends Widget {
   constructor(
     private open: (runId: string) => void,
     private live: LiveRuns,
+    private trans: TranslationBundle = nullTranslator.load('labloom'),
     private compare: (runIds: string[], flow: string) => void = () => undefined
   ) {
     super();
     this.id = 'labloom-flows';
     this.addClass('labloom-FlowsPanel');
-    this.title.caption = 'Flows (labloom)';
+    this.title.caption = trans.__('Flows (labloom)');
 
     const head = el('div', { class: 'labloom-FlowsPanel-head' });
-    head.append(el('h2', {}, 'Flows'));
+    head.append(el('h2', {}, trans.__('Flows')));
     this.filter = el('input', {
       class: 'labloom-filter jp-mod-styled',
       type: 'search',
-      placeholder: 'Filter by flow, state, origin, host',
-      'aria-label': 'Filter runs'
+      placeholder: trans.__('Filter by flow, state, origin, host'),
+      'aria-label': trans.__('Filter runs')
     }) as HTMLInputElement;
     this.filter.addEventListener('input', () => this.drawRuns());
     this.stateChoice = el('select', {
       class: 'labloom-state-filter jp-mod-styled',
-      'aria-label': 'Run state'
+      'aria-label': trans.__('Run state')
     }) as HTMLSelectElement;
     for (const state of STATES) {
-      this.stateChoice.append(el('option', { value: state }, state || 'all states'));
+      this.stateChoice.append(
+        el('option', { value: state }, state ? trans.__(state) : trans.__('all states'))
+      );
     }
     this.stateChoice.addEventListener('change', () => void this.poll());
     // Runs of one flow ticked in the list open side by side in one Experiments table.
@@ -93,13 +98,23 @@ export class FlowsPanel extends Widget {
     head.append(this.filter, this.stateChoice, this.compareButton);
 
     this.runs = el('div', { class: 'labloom-runs', role: 'list' });
+    // The run a command (cancel the selected run) acts on: the row last focused or clicked.
+    this.runs.addEventListener('focusin', event => {
+      const row = (event.target as HTMLElement).closest?.('.labloom-run');
+      this.selectedRun = row?.getAttribute('data-run-id') || this.selectedRun;
+    });
+    this.launch = new LaunchSection(id => {
+      this.selectedRun = id;
+      void this.poll();
+    }, trans);
     this.schedules = el('div', { class: 'labloom-schedules' });
     this.error = el('div', { class: 'labloom-FlowsPanel-error' });
     this.node.append(
       head,
+      this.launch.node,
       this.error,
       this.runs,
-      el('h3', {}, 'Schedules'),
+      el('h3', {}, trans.__('Schedules')),
       this.schedules
     );
     this.ticker = new Poll({
@@ -111,6 +126,19 @@ export class FlowsPanel extends Widget {
     live.changed.connect(this.onEvent, this);
     live.missed.connect(() => this.readAgain(), this);
   }
+
+  /** Settings > labloom (schema/plugin.json); the filters apply when the settings change. */
+  configure(settings: IPanelSettings): void {
+    this.settings = settings;
+    this.limit = settings.runsShown;
+    this.stateChoice.value = settings.defaultState;
+    this.filter.value = settings.defaultFilter;
+    this.paceTicker();
+    this.readAgain();
+  }
+
+  /** The run the "cancel the selected run" command acts on. */
+  selectedRun: string | null = null;
 
   protected onAfterShow(): void {
     this.readAgain();
@@ -124,7 +152,7 @@ export class FlowsPanel extends Widget {
 
   /** Once the server pushes, the list is read only as a safety net. */
   private paceTicker(): void {
-    const interval = this.live.pushing ? SAFETY_NET : 1000;
+    const interval = this.live.pushing ? SAFETY_NET : this.settings.refreshMs;
     if (this.ticker.frequency.interval !== interval) {
       this.ticker.frequency = { interval, backoff: true, max: 60000 };
     }
@@ -176,7 +204,10 @@ export class FlowsPanel extends Widget {
       this.list = await requestAPI<IRunList>(query);
       this.error.textContent = '';
     } catch (error: any) {
-      this.error.textContent = `[labloom] cannot read runs: ${error.message || error}`;
+      this.error.textContent = this.trans.__(
+        '[labloom] cannot read runs: %1',
+        error.message || error
+      );
       return;
     }
     this.drawRuns();
@@ -202,8 +233,10 @@ export class FlowsPanel extends Widget {
     );
     if (!shown.length) {
       const empty = this.list.runs.length
-        ? 'No run matches the filter.'
-        : 'No runs yet: try %%flow in a notebook, or `labloom run file.py:flow` in a terminal.';
+        ? this.trans.__('No run matches the filter.')
+        : this.trans.__(
+            'No runs yet: try %%flow in a notebook, or `labloom run file.py:flow` in a terminal.'
+          );
       this.rows.clear();
       this.runs.replaceChildren(el('p', { class: 'labloom-empty' }, empty));
       return;
@@ -226,6 +259,7 @@ export class FlowsPanel extends Widget {
       }
     }
     if (this.list.next && this.limit < MAX_PAGE) {
+      this.more.textContent = this.trans.__('Show %1 older runs', this.settings.runsShown);
       rows.push(this.more);
     }
     for (const child of Array.from(this.runs.children)) {
@@ -291,7 +325,7 @@ export class FlowsPanel extends Widget {
       }
     };
     attr(row, 'data-state', run.state);
-    attr(row, 'title', run.message || `run ${run.id}`);
+    attr(row, 'title', run.message || this.trans.__('run %1', run.id));
     const [pick, flow, state, origin, start, duration, done] = Array.from(row.children);
     (pick as HTMLInputElement).checked = this.picked.has(run.id);
     (pick as HTMLInputElement).disabled =
@@ -302,8 +336,8 @@ export class FlowsPanel extends Widget {
     set(origin, originLabel(run.origin));
     set(start, when(run.started));
     set(duration, seconds(run.duration));
-    set(done, countsLabel(run.counts || {}));
-    attr(done, 'title', `${run.done} of ${run.total} task runs finished`);
+    set(done, countsLabel(run.counts || {}, this.trans));
+    attr(done, 'title', this.trans.__('%1 of %2 task runs finished', run.done, run.total));
   }
 
   private pick(run: IRunSummary, on: boolean): void {
@@ -335,7 +369,9 @@ export class FlowsPanel extends Widget {
         el(
           'p',
           { class: 'labloom-empty' },
-          'No schedules: add one with `labloom schedule add file.py:flow --every 1h`, then run `labloom serve`.'
+          this.trans.__(
+            'No schedules: add one with `labloom schedule add file.py:flow --every 1h`, then run `labloom serve`.'
+          )
         )
       );
       return;
@@ -349,21 +385,24 @@ export class FlowsPanel extends Widget {
       'data-schedule': s.name,
       'data-paused': String(s.paused)
     });
-    const last = s.last_run ? `last ${s.last_run.status}` : 'never ran';
+    const trans = this.trans;
+    const last = s.last_run
+      ? trans.__('last %1', trans.__(s.last_run.status))
+      : trans.__('never ran');
     row.append(
       el('span', { class: 'labloom-schedule-name' }, s.name),
       el('span', { class: 'labloom-schedule-when' }, s.when),
       el(
         'span',
         { class: 'labloom-schedule-next' },
-        s.paused ? 'paused' : `next ${s.next_run || '-'}`
+        s.paused ? trans.__('paused') : trans.__('next %1', s.next_run || '-')
       ),
       el('span', { class: 'labloom-schedule-last' }, last)
     );
     const toggle = el(
       'button',
       { class: 'labloom-schedule-toggle jp-mod-styled', type: 'button' },
-      s.paused ? 'Resume' : 'Pause'
+      s.paused ? trans.__('Resume') : trans.__('Pause')
     );
     toggle.addEventListener('click', () =>
       this.act(s.name, s.paused ? 'resume' : 'pause')
@@ -371,10 +410,16 @@ export class FlowsPanel extends Widget {
     const now = el(
       'button',
       { class: 'labloom-schedule-run jp-mod-styled', type: 'button' },
-      'Run now'
+      trans.__('Run now')
     );
     now.addEventListener('click', () => this.act(s.name, 'run'));
-    row.append(toggle, now);
+    const withParams = el(
+      'button',
+      { class: 'labloom-schedule-launch jp-mod-styled', type: 'button' },
+      trans.__('Run with…')
+    );
+    withParams.addEventListener('click', () => void this.launch.open({ schedule: s.name }));
+    row.append(toggle, now, withParams);
     return row;
   }
 
@@ -382,10 +427,10 @@ export class FlowsPanel extends Widget {
     const more = el(
       'button',
       { class: 'labloom-more jp-mod-styled', type: 'button' },
-      `Show ${PAGE} older runs`
+      ''
     );
     more.addEventListener('click', () => {
-      this.limit = Math.min(MAX_PAGE, this.limit + PAGE);
+      this.limit = Math.min(MAX_PAGE, this.limit + this.settings.runsShown);
       void this.poll();
     });
     return more;
@@ -395,7 +440,12 @@ export class FlowsPanel extends Widget {
     try {
       await requestAPI(`schedules/${encodeURIComponent(name)}/${action}`, { method: 'POST' });
     } catch (error: any) {
-      this.error.textContent = `[labloom] ${action} ${name} failed: ${error.message || error}`;
+      this.error.textContent = this.trans.__(
+        '[labloom] %1 %2 failed: %3',
+        action,
+        name,
+        error.message || error
+      );
     }
     await this.pollSchedules();
   }
@@ -413,5 +463,7 @@ export class FlowsPanel extends Widget {
   private more = this.moreButton();
   private list: IRunList | null = null;
   private ticks = 0;
-  private limit = PAGE;
+  private limit = DEFAULT_SETTINGS.runsShown;
+  private settings = DEFAULT_SETTINGS;
+  readonly launch: LaunchSection;
 }

@@ -3,6 +3,7 @@
 // it as the run goes on; a delta that does not follow on from its cursor, or missed events,
 // make it catch up from the REST API by cursor. A slow Poll stays as a safety net (every
 // second only until the server is seen pushing), standing by while hidden or ended.
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
 import { Poll } from '@lumino/polling';
 import { Signal } from '@lumino/signaling';
@@ -22,12 +23,13 @@ export class RunView extends Widget {
   constructor(
     readonly runId: string,
     private commands: CommandRegistry,
-    private live: LiveRuns
+    private live: LiveRuns,
+    private trans: TranslationBundle = nullTranslator.load('labloom')
   ) {
     super();
     this.id = `labloom-run-${runId}`;
     this.addClass('labloom-RunView');
-    this.title.label = `run ${runId}`;
+    this.title.label = trans.__('run %1', runId);
     this.title.closable = true;
     this.facts = el('dl', { class: 'labloom-RunView-facts' });
     this.notice = el('div', { class: 'labloom-RunView-notice' });
@@ -101,7 +103,7 @@ export class RunView extends Widget {
   }
 
   private showRun(run: any): void {
-    this.title.label = `${run.flow} · ${run.state}`;
+    this.title.label = `${run.flow} · ${this.trans.__(run.state)}`;
     this.node.setAttribute('data-state', run.state);
     this.showFacts(run);
     if (FINAL_STATES.has(run.state)) {
@@ -131,16 +133,17 @@ export class RunView extends Widget {
   }
 
   private showFacts(run: any): void {
+    const trans = this.trans;
     const facts: [string, string][] = [
       ['state', run.message ? `${run.state}: ${run.message}` : run.state],
-      ['run', run.id + (run.retry_of ? ` (retry of ${run.retry_of})` : '')],
+      ['run', run.id + (run.retry_of ? trans.__(' (retry of %1)', run.retry_of) : '')],
       ['parameters', JSON.stringify(run.parameters)],
       ['executor', run.executor || ''],
-      ['host', `${run.host || ''}${run.pid ? ` (pid ${run.pid})` : ''}`],
+      ['host', `${run.host || ''}${run.pid ? trans.__(' (pid %1)', run.pid) : ''}`],
       ['origin', originLabel(run.origin)],
       ['started', when(run.started)],
       ['duration', seconds(run.duration)],
-      ['task runs', `${run.done}/${run.total} done`]
+      ['task runs', trans.__('%1/%2 done', run.done, run.total)]
     ];
     const cluster = this.clusterOf(run);
     if (cluster) {
@@ -148,7 +151,7 @@ export class RunView extends Widget {
     }
     const rows: HTMLElement[] = [];
     for (const [key, value] of facts) {
-      rows.push(el('dt', {}, key), el('dd', { 'data-fact': key }, value));
+      rows.push(el('dt', {}, trans.__(key)), el('dd', { 'data-fact': key }, value));
     }
     this.facts.replaceChildren(...rows);
   }

@@ -3,6 +3,7 @@
 // safety net (backs off, stands by while the browser tab is hidden).
 import { Poll } from '@lumino/polling';
 import { Signal } from '@lumino/signaling';
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { IRunList, requestAPI } from './api';
@@ -11,11 +12,12 @@ import { LiveRuns } from './live';
 export class RunningStatus extends Widget {
   constructor(
     live: LiveRuns,
-    onClick: () => void
+    onClick: () => void,
+    private trans: TranslationBundle = nullTranslator.load('labloom')
   ) {
     super();
     this.addClass('labloom-StatusItem');
-    this.node.title = 'labloom: open the Flows panel';
+    this.node.title = trans.__('labloom: open the Flows panel');
     this.node.addEventListener('click', onClick);
     live.runningChanged.connect((_, running) => this.showCount(running), this);
     this.showCount(live.running);
@@ -39,7 +41,9 @@ export class RunningStatus extends Widget {
 
   private showCount(running: number): void {
     this.node.textContent =
-      running === 0 ? 'no flows running' : `${running} flow${running === 1 ? '' : 's'} running`;
+      running === 0
+        ? this.trans.__('no flows running')
+        : this.trans._n('%1 flow running', '%1 flows running', running);
     this.node.setAttribute('data-running', String(running));
   }
 

@@ -31,6 +31,11 @@ def register(subparsers: Any) -> None:
     # Set by `labloom serve` for the runs it starts; not for people.
     run.add_argument("--origin", default="script", help=argparse.SUPPRESS)
     run.add_argument("--report", metavar="FILE", help=argparse.SUPPRESS)
+    # Set by the Flows panel's launch form (server_extension/launch.py): print the flow's
+    # parameters as JSON and exit; take more --param items from an environment variable (a
+    # JSON list), where a secret value stays out of the process list.
+    run.add_argument("--describe", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--params-env", metavar="VAR", help=argparse.SUPPRESS)
     run.set_defaults(handler=run_command)
 
     export = subparsers.add_parser(
@@ -131,6 +136,10 @@ def run_command(args: argparse.Namespace) -> int:
     from ..schedule.alerts import check_url
     from . import CLIError
 
+    if args.describe:
+        return _describe(args.target)
+    if args.params_env:
+        args.param = [*args.param, *_params_from_env(args.params_env)]
     if args.notify:
         try:
             check_url(args.notify)
@@ -179,6 +188,29 @@ def run_command(args: argparse.Namespace) -> int:
     if run is None or run.state is not State.COMPLETED:
         return 1
     return UNRECORDED if lost else 0
+
+
+def _describe(target_text: str) -> int:
+    from ..core.errors import TargetError
+    from ..export.form import describe_flow
+    from ..export.targets import load_flow, parse_target
+    from . import CLIError
+
+    try:
+        flow = load_flow(parse_target(target_text))
+    except TargetError as exc:
+        raise CLIError(str(exc)) from None
+    print(json.dumps(describe_flow(flow)))
+    return 0
+
+
+def _params_from_env(name: str) -> list[str]:
+    from . import CLIError
+
+    items = json.loads(os.environ.pop(name, "[]"))
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise CLIError(f"{name} must hold a JSON list of NAME=VALUE texts")
+    return items
 
 
 def _say_unrecorded(run: Any) -> int:

@@ -25,6 +25,7 @@ from .queries import exact_run
 
 CANCEL_REASON = "cancelled from the Flows panel"
 _children: list[subprocess.Popen[bytes]] = []
+_logs: dict[int, Path] = {}  # a child's pid -> its log file (the launch form reads its error)
 
 
 def cancel(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
@@ -80,7 +81,14 @@ def spawn(
             start_new_session=True,
         )
     _children.append(proc)
+    _logs[proc.pid] = log_path
+    while len(_logs) > 256:  # the oldest children's: nobody asks for those any more
+        del _logs[next(iter(_logs))]
     return proc
+
+
+def log_of(proc: subprocess.Popen[bytes]) -> Path | None:
+    return _logs.get(proc.pid)
 
 
 def _reap() -> None:

@@ -9,6 +9,7 @@ from jupyter_server.utils import url_path_join
 from .base import NotFoundHandler
 from .clusters import ClustersHandler
 from .experiments import CurvesHandler, ExperimentsHandler, RunExperimentsHandler
+from .launch import FlowParamsHandler, FlowsHandler, LaunchHandler
 from .runs import (
     CancelHandler,
     LogsHandler,
@@ -44,6 +45,9 @@ def handlers(base_url: str) -> list[tuple[str, Any]]:
         (at("schedules"), SchedulesHandler),
         (at("schedules/(?P<name>[^/]+)/(?P<action>pause|resume|run)"), ScheduleActionHandler),
         (at("clusters"), ClustersHandler),
+        (at("flows"), FlowsHandler),
+        (at("flows/params"), FlowParamsHandler),
+        (at("flows/run"), LaunchHandler),
         # last: what no route above matched, "labloom/api" itself included
         (url_path_join(base_url, "labloom", "api") + "(?P<path>/.*)?", NotFoundHandler),
     ]

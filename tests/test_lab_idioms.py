@@ -1,0 +1,195 @@
+"""The Flows panel in Notebook 7 (a tab of the file browser page, a side panel of the notebook
+view), the launch form, the settings and the palette's commands, in a real Jupyter server and
+headless Chromium, with runs made by the real `labloom` command and a real kernel.
+
+Few test functions, several checks each: browser tests are the slowest part of CI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from cli_helpers import labloom, wait_for, write
+from lab_helpers import shot, wait_for_kernel_connected
+from test_lab_panel import FLOWS, open_lab, run_row, start_run, stored_runs
+
+pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
+
+SECRET = "hunter2-from-the-browser"
+ETL = '''
+import time
+from typing import Optional
+from labloom import Secret, flow, task
+
+@task
+def count(n: int, label: str, pause: float) -> str:
+    time.sleep(pause)
+    return f"{label}:{n}"
+
+@flow(executor="local")
+def tables(n: int, label: str = "daily", pause: float = 0.0, token: Optional[Secret] = None):
+    return count(n, label, pause)
+'''
+
+
+def palette(page: Any, label: str) -> None:
+    search = page.locator(".lm-CommandPalette-input:visible")
+    for _attempt in range(5):  # a key press before the page has focus (a busy CI) is lost
+        page.keyboard.press("Control+Shift+C")
+        try:
+            search.wait_for(timeout=3_000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    search.wait_for(timeout=3_000)
+    search.fill(label)
+    page.locator(".lm-CommandPalette-item:visible", has_text=label).first.click()
+
+
+def test_notebook_7_tab_side_panel_and_the_launch_form(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    url, notebooks = lab
+    home = tmp_path / "labloom"
+    write(notebooks / "etl.py", ETL)
+    first = labloom(home, "run", "etl.py:tables", "-p", "n=1", cwd=notebooks)
+    assert first.returncode == 0, first.stderr
+    [cli_run] = stored_runs(home, "tables")
+
+    # /tree: the panel is a tab beside Files and Running.
+    page.goto(url.format("tree"))
+    page.locator(".jp-TreePanel .lm-TabBar-tab", has_text="Flows").click()
+    panel = page.locator("#labloom-flows")
+    try:
+        run_row(panel, cli_run.id).wait_for(timeout=30_000)
+    except Exception:
+        shot(page, "failed-nb7-tree")
+        raise
+
+    # Launch with parameters: a bad value is refused with the CLI's reason, a good one runs
+    # and its row is listed as soon as the answer comes, origin "lab".
+    panel.locator(".labloom-launch > summary").click()
+    panel.locator(".labloom-launch-choice").select_option(label="tables (etl.py)")
+    n = panel.locator('[data-param="n"]')
+    n.wait_for(timeout=30_000)
+    assert panel.locator('[data-param="label"]').input_value() == "daily"
+    n.fill("abc")
+    panel.locator(".labloom-launch-run").click()
+    refused = panel.locator(".labloom-launch-message.labloom-error")
+    refused.wait_for(timeout=60_000)
+    assert "takes n: int, and 'abc' is not one" in refused.inner_text()
+    shot(page, "nb7-launch-refused")
+    assert len(stored_runs(home, "tables")) == 1
+    n.fill("4")
+    panel.locator('[data-param="pause"]').fill("4")
+    secret = panel.locator('[data-param="token"]')
+    assert secret.get_attribute("type") == "password"
+    secret.fill(SECRET)
+    panel.locator(".labloom-launch-run").click()
+    started = panel.locator(".labloom-launch-message", has_text="Started run")
+    started.wait_for(timeout=60_000)
+    clicked = time.monotonic()
+    lab_run = next(r for r in stored_runs(home, "tables") if r.origin == "lab")
+    row = run_row(panel, lab_run.id)
+    row.wait_for(timeout=5_000)
+    assert time.monotonic() - clicked < 5, "the launched run was not listed at once"
+    assert row.locator(".labloom-run-origin").inner_text() == "lab"
+    assert lab_run.id in started.inner_text()
+    # The form remembers its values for next time, but never a secret.
+    kept = page.evaluate("() => JSON.stringify(Object.entries(window.localStorage))")
+    assert '\\"n\\":\\"4\\"' in kept and SECRET not in kept, kept
+    # Notebook 7 has no status bar: the tab's label counts running flows.
+    tab = page.locator(".jp-TreePanel .lm-TabBar-tab", has_text="Flows")
+    tab.filter(has_text="Flows (1 running)").wait_for(timeout=10_000)
+    wait_for(lambda: next(r for r in stored_runs(home, "tables") if r.id == lab_run.id).ended,
+             60, "the launched run to end")
+    done = next(r for r in stored_runs(home, "tables") if r.id == lab_run.id)
+    assert done.state == "Completed" and done.parameters["n"] == 4
+    assert done.parameters["token"] == "***"
+    tab.filter(has_text=re.compile(r"^Flows$")).wait_for(timeout=10_000)
+
+    # The notebook view: a side panel, opened from the palette, lists the kernel's run.
+    nb = new_notebook(cells=[new_code_cell("from etl import tables\nrun = tables.run(n=2)")])
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
+    }
+    nbformat.write(nb, notebooks / "nb.ipynb")
+    page.goto(url.format("notebooks/nb.ipynb"))
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
+    wait_for_kernel_connected(url, "nb.ipynb")
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    kernel_run = wait_for(lambda: next((r for r in stored_runs(home, "tables")
+                                        if r.origin == "notebook" and r.ended), None),
+                          90, "the kernel's run")
+    palette(page, "Open the Flows panel")
+    side = page.locator("#labloom-flows")
+    try:
+        run_row(side, kernel_run.id).wait_for(timeout=30_000)
+    except Exception:
+        shot(page, "failed-nb7-notebook")
+        raise
+    assert side.locator(
+        f'.labloom-run[data-run-id="{kernel_run.id}"] .labloom-run-origin'
+    ).inner_text() == "notebook"
+    # A run opens in Notebook 7's bottom panel (its main area holds the notebook), DAG drawn.
+    run_row(side, kernel_run.id).click()
+    tab = page.locator(f"#labloom-run-tab-{kernel_run.id}")
+    tab.locator('g.labloom-node[data-state="Completed"]').first.wait_for(timeout=30_000)
+    assert page.locator(".jp-Notebook").is_visible()
+    box = tab.bounding_box()
+    assert box and box["height"] > 200, box  # not squeezed to the bottom panel's tab bar
+    shot(page, "nb7-notebook-side-panel")
+
+
+def test_settings_and_palette_commands_in_lab(lab: Any, page: Any, tmp_path: Path) -> None:
+    url, _notebooks = lab
+    home = tmp_path / "labloom"
+    work = tmp_path / "work"
+    write(work / "flows.py", FLOWS)
+    for target in ("report", "failing"):
+        labloom(home, "run", f"flows.py:{target}", cwd=work)
+    [report] = stored_runs(home, "report")
+    [failed] = stored_runs(home, "failing")
+    # What a user sets in Settings > labloom, read at page load: open on failed runs only.
+    settings = tmp_path / "config" / "lab" / "user-settings" / "labloom"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text(
+        json.dumps({"defaultState": "Failed", "runsShown": 10})
+    )
+    panel, _alerts = open_lab(page, url)
+    run_row(panel, failed.id).wait_for(timeout=30_000)
+    assert panel.locator(".labloom-state-filter").input_value() == "Failed"
+    assert run_row(panel, report.id).count() == 0
+
+    # Open a run by id from the palette.
+    palette(page, "Open a run by id")
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill(report.id)
+    dialog.locator(".jp-mod-accept").click()
+    page.locator(f"#labloom-run-tab-{report.id}").wait_for(timeout=30_000)
+
+    # Cancel the selected run: the run tab in front.
+    child = start_run(home, work, "sleepy")
+    try:
+        running = wait_for(lambda: next((r for r in stored_runs(home, "sleepy")
+                                         if r.state == "Running"), None),
+                           60, "sleepy to run")
+        palette(page, "Open a run by id")
+        dialog.locator("input").fill(running.id)
+        dialog.locator(".jp-mod-accept").click()
+        page.locator(f"#labloom-run-tab-{running.id}").wait_for(timeout=30_000)
+        palette(page, "Cancel the selected run")
+        wait_for(lambda: next(r for r in stored_runs(home, "sleepy")).state == "Cancelled",
+                 60, "the selected run to be cancelled")
+    finally:
+        child.kill()
+        child.wait(timeout=30)
