@@ -127,7 +127,7 @@ def test_unhashable_input_computes_and_says_why(caplog: pytest.LogCaptureFixture
 
 def test_corrupt_result_file_recomputes() -> None:
     run = squares.run(n=1)
-    from labloom.core.results import result_path
+    from labloom.core.result_files import result_path
 
     [sq] = [tr for tr in run.tasks if tr.name == "square[0]"]
     Path(result_path(sq.cache_key or "")).write_bytes(b"not a pickle")

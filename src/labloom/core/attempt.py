@@ -2,7 +2,7 @@
 
 ``TaskCall`` is small and picklable. It reports "running" and log lines to a sink: the engine
 itself when the run lives in this process, else the sink that the Dask executor installs on its
-workers (see ``set_remote_sink``). It never imports Jupyter or Dask.
+workers (``sinks.py``). It never imports Jupyter or Dask.
 """
 
 from __future__ import annotations
@@ -15,61 +15,16 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from . import result_files
 from .errors import TaskCrashedError, TaskTimeoutError
 from .logs import TaskContext, capturing, task_context
+from .sinks import sink_for
 
 if TYPE_CHECKING:
     from .cache_keys import KeyPlan
     from .experiment_values import Recording
-
-
-class RunSink(Protocol):
-    def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
-                     worker: str = "") -> None:
-        """``worker``: where it runs, the lane of the run's timeline (this thread's name; a
-        Dask worker's sink puts its address before it)."""
-
-    def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
-        ...
-
-    def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
-                   path: str | None, message: str) -> None:
-        """A cached call made its key where its inputs are (``message``: "cached result" on
-        a hit); reported before the call ends."""
-
-    def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
-                    values: dict[str, Any], step: int | None) -> None:
-        """The params or metrics of one logging call (``experiment_values.record``)."""
-
-
-# Runs living in this process, by id: their engine receives events directly.
-_local_sinks: dict[str, RunSink] = {}
-# Set on Dask worker processes, where the run's engine is elsewhere.
-_remote_sink: RunSink | None = None
-
-
-def register_local_run(run_id: str, sink: RunSink) -> None:
-    _local_sinks[run_id] = sink
-
-
-def unregister_local_run(run_id: str) -> None:
-    _local_sinks.pop(run_id, None)
-
-
-def set_remote_sink(sink: RunSink | None) -> None:
-    global _remote_sink
-    _remote_sink = sink
-
-
-def local_sink(run_id: str) -> RunSink | None:
-    """The sink of a run living in this process, if it is still running."""
-    return _local_sinks.get(run_id)
-
-
-def _sink_for(run_id: str) -> RunSink | None:
-    return _local_sinks.get(run_id) or _remote_sink
 
 
 @dataclass
@@ -95,7 +50,7 @@ class TaskCall:
     record: Recording | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        sink = _sink_for(self.run_id)
+        sink = sink_for(self.run_id)
         if sink is not None:
             sink.task_started(self.run_id, self.task_run_id, time.time(), self.attempt,
                               threading.current_thread().name)
@@ -121,9 +76,7 @@ class TaskCall:
                 self.record.after(self.task_name, value)
             if self.save_to is not None:
                 # Inside the task's context, so a warning from saving lands in its logs.
-                from .results import save_result
-
-                save_result(self.save_to, value)
+                result_files.save_result(self.save_to, value)
         return value
 
     def _compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -205,10 +158,3 @@ def user_traceback(exc: BaseException, tb: TracebackType | None = None) -> str:
             break
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))
-
-
-def load_cached(path: str) -> Any:
-    """Runs where a cached task would have run: the value never passes through the kernel."""
-    from .results import load_result
-
-    return load_result(path)

@@ -31,10 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import result_files
 from .futures import MappedFuture, TaskFuture, allow_failure, find_futures, replace_futures
+from .result_files import CacheMissError, load_result, result_path, save_result
 
 if TYPE_CHECKING:
-    from .attempt import RunSink, TaskCall
+    from .attempt import TaskCall
     from .graph import TaskRun
+    from .sinks import RunSink
 
 KEY_VERSION = "labloom-cache-key-2"
 log = logging.getLogger("labloom.cache")
@@ -160,8 +162,6 @@ def run_keyed(call: TaskCall, sink: RunSink | None, args: tuple[Any, ...],
               kwargs: dict[str, Any], compute: Callable[[], Any]) -> Any:
     """In the task call: make the key, load a stored result or compute and save one. The
     key reaches the engine (``sink.task_keyed``) before the call's end does."""
-    from .results import CacheMissError, load_result, result_path, save_result
-
     plan = call.keying
     assert plan is not None
 

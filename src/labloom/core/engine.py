@@ -21,34 +21,23 @@ from typing import TYPE_CHECKING, Any
 
 from . import at_exit, values
 from . import events as ev
-from .attempt import register_local_run, unregister_local_run
+from .context import ACTIVE as _ACTIVE
 from .executor import Executor
 from .futures import MappedFuture, TaskFuture, find_futures
 from .graph import NO_KWARGS, TaskRun
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
-from .logs import current_task
 from .mapping import MapSources, map_source
 from .observers import FailureHooks
 from .run_logs import ExecutorSink, RunLogs
 from .secrets import recorded_parameters
+from .sinks import register_local_run, unregister_local_run
 from .states import State
 from .task_graph import TaskGraph
 
 if TYPE_CHECKING:
     from .flows import Flow
     from .tasks import Task
-
-_ACTIVE: contextvars.ContextVar[RunEngine | None] = contextvars.ContextVar(
-    "labloom_flow_run", default=None
-)
-
-
-def active_engine() -> RunEngine | None:
-    """The engine whose flow body is executing here; None inside a task, unless the task
-    called a flow (a nested flow: its own engine, a run of its own)."""
-    engine, task = _ACTIVE.get(), current_task()
-    return None if task is not None and (engine is None or engine.id == task.run_id) else engine
 
 
 class RunEngine:
@@ -417,4 +406,4 @@ class RunEngine:
         return tr.name if tr is not None else ""
 
 
-__all__ = ["RunEngine", "active_engine"]
+__all__ = ["RunEngine"]

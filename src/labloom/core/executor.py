@@ -15,9 +15,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from .attempt import TaskCall
+if TYPE_CHECKING:
+    from .attempt import TaskCall
 
 
 @dataclass

@@ -5,7 +5,7 @@ Nothing is recorded unless the code asks: task data stays where it is, the store
 what is marked. A value is a number, a bool or a short string (params may also be None); NaN
 and inf are kept as such; anything else is refused with the type named, before anything of that
 call is sent, so what was already recorded stays. Values travel like log lines: from where the
-task runs, through its run's sink (``attempt.RunSink.task_values``), to the engine, which emits
+task runs, through its run's sink (``sinks.RunSink.task_values``), to the engine, which emits
 one ``ExperimentValues`` event per call.
 
 >>> @task
@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .attempt import _sink_for
 from .errors import ExperimentValueError
 from .logs import current_task
 from .secrets import Secret
+from .sinks import sink_for
 
 MAX_NAME = 100
 MAX_TEXT = 200  # characters of a string value; longer ones are cut, with a warning
@@ -122,7 +122,7 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
     when = time.time()
     for note in notes:
         ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
-    sink = _sink_for(ctx.run_id)
+    sink = sink_for(ctx.run_id)
     if sink is not None:
         sink.task_values(ctx.run_id, ctx.task_run_id, when, kind, values, step)
 

@@ -1,7 +1,8 @@
 """Futures in Python expressions, inside a flow body.
 
-Indexing is the one expression a future supports: ``cfg()["lr"]`` becomes a small task run of
-its own, named ``cfg["lr"]``, that takes the item where the value lives (on Dask, a worker).
+Indexing is the one expression a future supports (``futures.index_future``): ``cfg()["lr"]``
+becomes a small task run of its own, named ``cfg["lr"]``, that takes the item where the value
+lives (on Dask, a worker).
 Everything else that would need the value (``+``, ``<``, ``if fut:``, ``len``, ``float``, an
 attribute of the value) raises a ``TypeError`` saying what to do instead, as dask.delayed does
 ("Truth of Delayed objects is not supported"): the value does not exist yet while the flow is
@@ -10,43 +11,12 @@ being built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .futures import TaskFuture
+from typing import Any
 
 _INSTEAD = (
     "pass the future to a task that does this with its value, or take the value first with "
     ".result(), which waits for the task run"
 )
-
-
-def item(value: Any, key: Any) -> Any:
-    """What an indexing task run runs: ``value[key]``."""
-    return value[key]
-
-
-def _label(key: Any) -> str:
-    from .futures import MappedFuture, TaskFuture
-
-    text = key.name if isinstance(key, (TaskFuture, MappedFuture)) else repr(key)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def index_future(future: TaskFuture[Any], key: Any) -> TaskFuture[Any]:
-    """``future[key]`` inside its flow's body: a task run named ``name[key]``."""
-    from .engine import active_engine
-    from .tasks import Task
-
-    engine = active_engine()
-    if engine is None or engine.id != future.run_id:
-        raise TypeError(
-            f"indexing a TaskFuture ({future.name!r}) works only inside the body of its own "
-            "flow, where it adds a step to the DAG; here, index its value instead: "
-            "future.result()[key]"
-        )
-    task: Task[Any, Any] = Task(item, name=f"{future.name}[{_label(key)}]")
-    return engine.submit(task, (future, key), {}, None)
 
 
 def _refusal(what: str) -> Any:
@@ -109,4 +79,4 @@ def missing_attribute(self: Any, name: str) -> AttributeError:
     )
 
 
-__all__ = ["index_future", "item", "missing_attribute", "refuse_equality", "refuse_operators"]
+__all__ = ["missing_attribute", "refuse_equality", "refuse_operators"]

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
-from .engine import RunEngine, active_engine
+from .context import active_engine
+from .engine import RunEngine
 from .executor import Executor
 from .hooks import Limiter, hooks
 from .results import Reuse

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from .executor import Executor
 from .hooks import hooks
+from .source import source_hash
 from .tasks import check_function
 from .values import resolved as resolved_values
 
@@ -17,16 +17,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 FailureHook = Callable[[Any], None]
-
-
-def source_hash(fn: Callable[..., Any]) -> str:
-    """A short hash of a function's source (its bytecode when the source is not available)."""
-    try:
-        text = inspect.getsource(fn)
-    except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        text = repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Flow(Generic[P, R]):

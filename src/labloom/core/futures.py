@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from .expressions import index_future, missing_attribute, refuse_equality, refuse_operators
+from .context import active_engine
+from .expressions import missing_attribute, refuse_equality, refuse_operators
 from .states import State
 
 if TYPE_CHECKING:
@@ -288,3 +289,31 @@ def replace_futures(obj: Any, resolve: Callable[[Any], Any]) -> Any:
     if kind is set or kind is frozenset:
         return kind(replace_futures(item, resolve) for item in obj)
     return obj
+
+
+# Indexing, the one expression a future supports (the others: ``expressions.py``).
+
+
+def item(value: Any, key: Any) -> Any:
+    """What an indexing task run runs: ``value[key]``."""
+    return value[key]
+
+
+def _label(key: Any) -> str:
+    text = key.name if isinstance(key, (TaskFuture, MappedFuture)) else repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def index_future(future: TaskFuture[Any], key: Any) -> TaskFuture[Any]:
+    """``future[key]`` inside its flow's body: a task run named ``name[key]``."""
+    from .tasks import Task
+
+    engine = active_engine()
+    if engine is None or engine.id != future.run_id:
+        raise TypeError(
+            f"indexing a TaskFuture ({future.name!r}) works only inside the body of its own "
+            "flow, where it adds a step to the DAG; here, index its value instead: "
+            "future.result()[key]"
+        )
+    task: Task[Any, Any] = Task(item, name=f"{future.name}[{_label(key)}]")
+    return engine.submit(task, (future, key), {}, None)

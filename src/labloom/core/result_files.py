@@ -1,6 +1,7 @@
-"""Where result files live: a local folder, or any fsspec URL (``s3://bucket/labloom``,
-``gs://...``, ``file:///shared/labloom``, ``memory://...``), so that the worker that computed a
-value writes it and any host that runs ``labloom retry`` or hits the cache reads it. Task data
+"""Result files: how a value becomes one (``save_result``, ``load_result``, ``result_path``)
+and where they live: a local folder, or any fsspec URL (``s3://bucket/labloom``, ``gs://...``,
+``file:///shared/labloom``, ``memory://...``), so that the worker that computed a value writes
+it and any host that runs ``labloom retry`` or hits the cache reads it. Task data
 never passes through the store: it records only the path.
 
 fsspec is imported only for a URL; a local folder keeps plain files written atomically.
@@ -8,11 +9,14 @@ fsspec is imported only for a URL; a local folder keeps plain files written atom
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from .hooks import hooks
 
 
 def is_url(location: str) -> bool:
@@ -88,3 +92,48 @@ def modified(location: str) -> float | None:
         return os.stat(local_path(location)).st_mtime
     except OSError:
         return None
+
+
+class CacheMissError(Exception):
+    """A result file could not be read (gone, truncated, unpicklable): compute instead."""
+
+
+def save_result(path: str, value: Any) -> None:
+    """Write ``value`` atomically (temp file, rename). A value that does not pickle is logged
+    (in the task run's logs, as this runs inside the task) and otherwise ignored."""
+    import cloudpickle
+
+    try:
+        data = cloudpickle.dumps(value)
+    except Exception as exc:
+        logging.getLogger("labloom.cache").warning(
+            "[labloom] result not persisted: it does not pickle (%s: %s); the run goes on, "
+            "but a later retry or cache lookup will compute this task again",
+            type(exc).__name__,
+            exc,
+        )
+        return
+    write_bytes(path, data)
+
+
+def load_result(path: str) -> Any:
+    """Read a result file; anything wrong with it raises ``CacheMissError``."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.loads(read_bytes(path))
+    except Exception as exc:
+        raise CacheMissError(
+            f"cannot read the stored result {path} ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def result_path(key: str, folder: str | None = None) -> str:
+    if folder is None:
+        folder = hooks.results_folder()
+    return join(folder, key[:2], f"{key}.pkl")
+
+
+def load_cached(path: str) -> Any:
+    """Runs where a cached task would have run: the value never passes through the kernel."""
+    return load_result(path)

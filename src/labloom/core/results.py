@@ -26,7 +26,6 @@ a file; without one a lookup misses and the task simply computes again.
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,8 @@ from .errors import StoreUnavailableError
 from .flatten import origin_of
 from .futures import MappedFuture, TaskFuture, allow_failure, replace_futures
 from .hooks import hooks
+from .result_files import CacheMissError, result_path
+from .source import source_hash
 from .states import State
 
 if TYPE_CHECKING:
@@ -47,46 +48,6 @@ if TYPE_CHECKING:
     from .graph import TaskRun
 
 _KEY_VERSION = b"labloom-result-key-1"
-
-
-class CacheMissError(Exception):
-    """A result file could not be read (gone, truncated, unpicklable): compute instead."""
-
-
-def save_result(path: str, value: Any) -> None:
-    """Write ``value`` atomically (temp file, rename). A value that does not pickle is logged
-    (in the task run's logs, as this runs inside the task) and otherwise ignored."""
-    import cloudpickle
-
-    try:
-        data = cloudpickle.dumps(value)
-    except Exception as exc:
-        logging.getLogger("labloom.cache").warning(
-            "[labloom] result not persisted: it does not pickle (%s: %s); the run goes on, "
-            "but a later retry or cache lookup will compute this task again",
-            type(exc).__name__,
-            exc,
-        )
-        return
-    result_files.write_bytes(path, data)
-
-
-def load_result(path: str) -> Any:
-    """Read a result file; anything wrong with it raises ``CacheMissError``."""
-    import cloudpickle
-
-    try:
-        return cloudpickle.loads(result_files.read_bytes(path))
-    except Exception as exc:
-        raise CacheMissError(
-            f"cannot read the stored result {path} ({type(exc).__name__}: {exc})"
-        ) from None
-
-
-def result_path(key: str, folder: str | None = None) -> str:
-    if folder is None:
-        folder = hooks.results_folder()
-    return result_files.join(folder, key[:2], f"{key}.pkl")
 
 
 class _NoKey(Exception):
@@ -144,10 +105,8 @@ class ResultPlanner:
         if tr.id not in self._no_load:
             path, message = self._lookup(tr, key)
             if path is not None:
-                from .attempt import load_cached
-
                 self._loading[tr.id] = message
-                call.fn = load_cached
+                call.fn = result_files.load_cached
                 if call.record is not None:  # the call gets the result's path, not the inputs
                     call.record = replace(call.record, params=())
                 self._emit_key(tr, key, path)
@@ -250,8 +209,6 @@ class ResultPlanner:
         fn = tr.task.fn
         known = self._source_hashes.get(id(fn))
         if known is None:
-            from .flows import source_hash
-
             known = self._source_hashes[id(fn)] = source_hash(fn)
         return known
 

@@ -7,14 +7,16 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from .engine import active_engine
+from .context import active_engine
 from .experiment_values import check_options as check_experiment_options
-from .futures import MappedFuture, TaskFuture
 from .logs import current_task
 from .numbers import is_number as _is_number
 from .numbers import is_seconds
+
+if TYPE_CHECKING:  # the engine makes futures; a definition only names them
+    from .futures import MappedFuture, TaskFuture
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .context import active_engine
 from .errors import FlowFailed, LabloomError, RunCancelledError, UpstreamFailedError
 from .futures import Flattened, MappedFuture, allow_failure, find_futures, replace_futures
 from .graph import MapNode, TaskRun
@@ -34,8 +35,6 @@ def _handled_by_the_body(engine: RunEngine, tr: TaskRun) -> None:
     """The flow body is about to receive ``tr``'s error: if it goes on to return normally, it
     handled the failure (and the upstream failures behind it), as a task under allow_failure
     does, and the run can complete."""
-    from .engine import active_engine
-
     if active_engine() is not engine:
         return  # read after the run, or by another run: nobody handles anything
     stack: list[TaskRun | MapNode] = [tr]

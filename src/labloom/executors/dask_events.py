@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..core import attempt
+from ..core import attempt, sinks
 from ..core.executor import check_mappable
 
 TOPIC_PREFIX = "labloom-"
@@ -128,7 +128,7 @@ def worker_sink() -> WorkerSink:
             sink = _sinks.get(worker)
             if sink is None:
                 sink = _sinks[worker] = WorkerSink(worker)
-                attempt.set_remote_sink(sink)
+                sinks.set_remote_sink(sink)
     return sink
 
 
@@ -243,7 +243,7 @@ class Dispatcher:
         return on_event
 
     def _route(self, run_id: str, batch: list[list[Any]]) -> None:
-        sink = attempt.local_sink(run_id)
+        sink = sinks.local_sink(run_id)
         for msg in batch:
             kind = msg[0]
             if kind == "e":

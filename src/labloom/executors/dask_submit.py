@@ -21,7 +21,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..core.attempt import TaskCall
 from ..core.executor import DoneCallback, Outcome
@@ -30,8 +30,16 @@ from .dask_chunking import Probes, chunk_size, probe_count
 from .dask_internals import send_graph, task_spec, watch
 from .dask_outcomes import chunk_outcomes, report, report_chunk, run_chunk
 
-if TYPE_CHECKING:
-    from .dask import DaskExecutor
+
+class ClientOwner(Protocol):
+    """What submitting needs of the executor (``dask.DaskExecutor``): its client and the
+    dispatcher of its workers' events. A protocol, so this module need not import that one."""
+
+    @property
+    def client(self) -> Any: ...
+
+    @property
+    def dispatcher(self) -> events.Dispatcher: ...
 
 log = logging.getLogger("labloom")
 
@@ -70,7 +78,7 @@ def task_name_of(call: TaskCall) -> str:
 
 
 def single(
-    executor: DaskExecutor, call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
+    executor: ClientOwner, call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
     handle: Handle, on_done: DoneCallback,
 ) -> tuple[str, Entry]:
     """One task run as one Dask task: its key and entry (no resources)."""
@@ -91,7 +99,7 @@ def single(
 
 
 class Submitter:
-    def __init__(self, executor: DaskExecutor) -> None:
+    def __init__(self, executor: ClientOwner) -> None:
         self._executor = executor
         self._lock = threading.Lock()
         self._pending: dict[str, Entry] = {}

@@ -50,7 +50,7 @@ def settle_running(
     is dead on this host, or its heartbeat stale) takes its run's outcome: a run that
     completed makes the slot completed, one still going keeps it running; only a slot with no
     run to show is lost. Call inside a write transaction."""
-    from ..store.writer import heartbeat_timeout
+    from ..store.settings import heartbeat_timeout
 
     run_stale_after = heartbeat_timeout()
 

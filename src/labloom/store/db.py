@@ -30,7 +30,7 @@ import os
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -372,16 +372,23 @@ def get_database(url: str | None = None) -> Database:
         return database
 
 
+# What else keeps connections of its own per URL (``limits.py``): told by ``forget``.
+_forgetters: list[Callable[[str], None]] = []
+
+
+def on_forget(close: Callable[[str], None]) -> None:
+    """Have ``forget(url)`` call ``close(url)``: a module holding its own connections to a
+    store (``limits.py``) registers here, so the store need not know it."""
+    _forgetters.append(close)
+
+
 def forget(url: str) -> None:
     """Close and drop everything this process holds for ``url`` (its pool, the limiter's
     connection): for a store that goes away, as a test's database does."""
-    from . import limits
-
     with _databases_lock:
         database = _databases.pop(url, None)
-    conn = limits._connections.pop(url, None)
-    if conn is not None:
-        conn.close()
+    for close in list(_forgetters):
+        close(url)
     if database is not None:
         database.close()
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import experiments as ex
 from ..core.errors import TargetError
 
-if TYPE_CHECKING:  # the writer imports this module, and the reader imports the writer
+if TYPE_CHECKING:
     from .reader import RunStore
 
 # Runs read across when none are named: the newest 20 (Python, the CLI and the REST API alike).
@@ -214,14 +214,14 @@ def experiments(
 
     >>> labloom.experiments(flow="sweep", since=timedelta(days=7), sort="auc", desc=True)
     """
-    from . import open_store
+    from .reader import RunStore  # reading: the writer's rows need not load the reader
 
     if isinstance(since, timedelta):
         since = time.time() - since.total_seconds()
     elif isinstance(since, datetime):
         since = since.timestamp()
     named = ([run] if run else []) + list(runs or [])
-    with open_store() as store:
+    with RunStore() as store:
         if named:
             missing = [run_id for run_id in named if store.get_run(run_id) is None]
             if missing:

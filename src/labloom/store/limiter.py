@@ -101,7 +101,7 @@ class StoreLimiter:
         import time
 
         from . import limits as store
-        from .writer import heartbeat_interval
+        from .settings import heartbeat_interval
 
         last_beat = time.monotonic()
         while True:

@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterable
 
 from . import home as _home
-from .db import Conn, get_database
-from .writer import heartbeat_timeout
+from .db import Conn, get_database, on_forget
+from .settings import heartbeat_timeout
 
 _lock = threading.RLock()
 _connections: dict[str, Conn] = {}
@@ -39,6 +39,16 @@ def connection() -> Conn:
     if conn is None:
         conn = _connections[database.url] = database.connect()
     return conn
+
+
+def close(url: str) -> None:
+    """Close this process's limits connection to ``url`` (``db.forget`` calls it)."""
+    conn = _connections.pop(url, None)
+    if conn is not None:
+        conn.close()
+
+
+on_forget(close)
 
 
 def set_limit(tag: str, n: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from ..core.run_logs import named
 from .db import Conn, get_database, is_transient
 from .home import host_name, pid_alive
-from .writer import heartbeat_timeout
+from .settings import heartbeat_timeout
 
 _OPEN_STATES = ("Pending", "Running")
 

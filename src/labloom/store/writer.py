@@ -40,35 +40,9 @@ from ..core import events as ev
 from .db import Conn, Database, file_identity, get_database, is_transient, short_error, tables_gone
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .rows import Rows, Table
+from .settings import backlog_cap, heartbeat_interval, outage_patience
 
 log = logging.getLogger("labloom")
-
-
-def _env_number(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-def heartbeat_timeout() -> float:
-    """Seconds without a heartbeat after which a run counts as crashed
-    (``LABLOOM_HEARTBEAT_TIMEOUT``, default 60); runs beat 12 times per timeout, at most
-    every 5 s."""
-    return max(1.0, _env_number("LABLOOM_HEARTBEAT_TIMEOUT", 60.0))
-
-
-def heartbeat_interval() -> float:
-    return min(5.0, heartbeat_timeout() / 12)
-
-
-def outage_patience() -> float:
-    return _env_number("LABLOOM_STORE_OUTAGE", 600.0)
-
-
-def backlog_cap() -> int:
-    """Events that may wait in memory while the store cannot be written."""
-    return max(1, int(_env_number("LABLOOM_STORE_BACKLOG", 100_000)))
 
 
 _IDLE_EXIT = 2.0  # seconds a writer with nothing open waits before its thread ends
