@@ -17,6 +17,7 @@ import labloom
 from labloom import State, ThreadExecutor, flow, get_run_logger, task
 from labloom.cli.progress import ConsoleProgress, attach
 from labloom.core import events as ev
+from labloom.core.observers import add_run_observer
 
 
 def test_retries_with_a_delay_per_attempt(executor: str) -> None:
@@ -142,7 +143,7 @@ def test_keyboard_interrupt_cancels_the_run_and_raises() -> None:
 
     threading.Thread(target=interrupt, daemon=True).start()
     runs: list[labloom.FlowRun] = []
-    remove = ev.add_run_observer(runs.append)
+    remove = add_run_observer(runs.append)
     try:
         with pytest.raises(KeyboardInterrupt):
             f()
@@ -152,6 +153,38 @@ def test_keyboard_interrupt_cancels_the_run_and_raises() -> None:
     (run,) = runs
     assert run.wait(timeout=5) is State.CANCELLED
     assert [tr.state for tr in run.tasks].count(State.CANCELLED) == 5
+
+
+def test_every_run_is_watched_however_it_starts() -> None:
+    """One registry of run observers, called where a run starts: a FlowRun started without
+    Flow.run (as ``labloom retry`` does) is seen too, before its executor starts, and
+    ``import labloom`` put the store's observer first."""
+    from labloom.core.executor import Executor
+    from labloom.core.flow_run import FlowRun
+    from labloom.core.observers import run_observers
+    from labloom.defaults import attach_default_observers
+
+    assert run_observers()[0] is attach_default_observers
+
+    class Recording(ThreadExecutor):
+        def start(self) -> None:
+            seen.append("executor started")
+            super().start()
+
+    seen: list[object] = []
+
+    @flow
+    def f() -> int:
+        return total([2])
+
+    executor: Executor = Recording(max_workers=1)
+    remove = add_run_observer(lambda run: seen.append(run))
+    try:
+        run = FlowRun(f, {}, executor, owns_executor=True).start()
+    finally:
+        remove()
+    assert seen == [run, "executor started"]
+    assert run.result() == 2
 
 
 def test_logs_of_concurrent_tasks_never_mix() -> None:
@@ -268,7 +301,7 @@ def test_events_arrive_typed_in_batches_and_a_broken_subscriber_is_harmless(
         run.subscribe(batches.append)
         run.subscribe(lambda batch: 1 / 0)
 
-    remove = ev.add_run_observer(observe)
+    remove = add_run_observer(observe)
     try:
         run = f.run()
     finally:
@@ -325,7 +358,7 @@ def test_plain_progress_lines() -> None:
     def observe(run: labloom.FlowRun) -> None:
         attach(run, out)  # not a terminal: plain lines
 
-    remove = ev.add_run_observer(observe)
+    remove = add_run_observer(observe)
     try:
         f()
     finally:

@@ -15,6 +15,7 @@ import pytest
 import labloom
 from labloom import State, allow_failure, flow, task
 from labloom.core import events as ev
+from labloom.core.observers import add_run_observer
 from labloom.store import open_store
 
 pytestmark = pytest.mark.timeout(120)
@@ -38,7 +39,7 @@ def notebook_style() -> float:
 
 def _runs() -> tuple[list[labloom.FlowRun], Any]:
     runs: list[labloom.FlowRun] = []
-    return runs, ev.add_run_observer(runs.append)
+    return runs, add_run_observer(runs.append)
 
 
 def test_indexing_a_future_is_a_node_of_the_dag(executor: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 import labloom
 from labloom import FlowFailed, State, TaskCrashedError, flow, task
-from labloom.core import events as ev
+from labloom.core.observers import add_run_observer
 
 pytestmark = pytest.mark.timeout(60)  # a hang fails the test instead of the suite
 
@@ -97,7 +97,7 @@ def test_a_base_exception_fails_its_task_run_and_the_flow(
 ) -> None:
     f = _flow(kind, executor, timeout)
     runs: list[labloom.FlowRun] = []
-    remove = ev.add_run_observer(runs.append)
+    remove = add_run_observer(runs.append)
     try:
         with pytest.raises(FlowFailed, match=KINDS[kind][1]):
             f()
@@ -109,7 +109,7 @@ def test_a_base_exception_fails_its_task_run_and_the_flow(
 def test_keyboard_interrupt_in_a_local_task_cancels_the_run_as_ctrl_c_does() -> None:
     f = _flow("KeyboardInterrupt", "local", None)
     runs: list[labloom.FlowRun] = []
-    remove = ev.add_run_observer(runs.append)
+    remove = add_run_observer(runs.append)
     try:
         with pytest.raises(KeyboardInterrupt):
             f()

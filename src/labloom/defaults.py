@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .core.hooks import hooks
+from .core.observers import add_run_observer, run_observers
 
 
 def in_kernel() -> bool:
@@ -107,7 +108,8 @@ def _traceback_text(text: str) -> str:
 
 def install() -> None:
     hooks.resolve_executor = _resolve_executor
-    hooks.attach_observers = attach_default_observers
+    if attach_default_observers not in run_observers():  # first: the store sees every run
+        add_run_observer(attach_default_observers)
     hooks.default_limiter = _store_limiter
     hooks.persist_mode = _persist_mode
     hooks.results_folder = _results_folder

@@ -28,7 +28,7 @@ from .graph import NO_KWARGS, TaskRun
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
 from .mapping import MapSources, map_source
-from .observers import FailureHooks
+from .observers import FailureHooks, run_starts
 from .run_logs import ExecutorSink, RunLogs
 from .secrets import recorded_parameters
 from .sinks import register_local_run, unregister_local_run
@@ -163,6 +163,7 @@ class RunEngine:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self, background: bool = False) -> None:
+        run_starts(self.handle)  # the store, progress, views: before anything can happen
         try:
             self.executor.start()
         except BaseException as exc:  # a cluster for the run that cannot start: still recorded
@@ -181,15 +182,13 @@ class RunEngine:
             self._drive()
 
     def _announce(self) -> None:
-        """Observers attach (the store, hooks), then the run's first event: it exists."""
+        """The run's own hooks attach, then the run's first event: it exists."""
         if self.flow.on_failure:
             self.subscribe(FailureHooks(self.handle))
         register_local_run(self.id, self.sink)
         at_exit.track(self.handle)
         self.started = time.time()
         self.metadata.update(self.executor.metadata())
-        for observer in ev.run_observers():  # before the first event, so they see it
-            observer(self.handle)
         with self.lock:
             self._created = ev.RunCreated(
                 self.id, self.flow.name, recorded_parameters(self.flow.fn, self.parameters),

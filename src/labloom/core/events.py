@@ -355,18 +355,3 @@ class EventBus:
             self._closed = False
         for delivery in self._deliveries:
             delivery.start()
-
-
-# Observers that attach themselves to every run when it is created (the store, the console
-# progress, the notifier). Each gets the run handle and may call ``run.subscribe``.
-RunObserver = Callable[[Any], None]
-_run_observers: list[RunObserver] = []
-
-
-def add_run_observer(observer: RunObserver) -> Callable[[], None]:
-    _run_observers.append(observer)
-    return lambda: _run_observers.remove(observer) if observer in _run_observers else None
-
-
-def run_observers() -> list[RunObserver]:
-    return list(_run_observers)

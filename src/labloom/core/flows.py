@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from .executor import Executor
 from .hooks import hooks
 from .source import source_hash
 from .tasks import check_function
 from .values import resolved as resolved_values
+
+if TYPE_CHECKING:
+    from .flow_run import FlowRun
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -90,7 +93,7 @@ class Flow(Generic[P, R]):
         origin: str | None = None,
         address: str | None = None,
         **params: Any,
-    ) -> Any:
+    ) -> FlowRun:
         """Start a run and return its ``FlowRun`` handle (finished unless ``background``).
         ``origin``: where it started ("notebook" in a kernel, else "script", unless given)."""
         from .flow_run import FlowRun
@@ -105,7 +108,6 @@ class Flow(Generic[P, R]):
             self, parameters, resolved, origin=origin or hooks.default_origin(),
             owns_executor=not isinstance(choice, Executor),
         )
-        hooks.attach_observers(run)
         return run.start(background=background)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -1,12 +1,12 @@
 """Where the layers above the engine plug in, so that core imports none of them.
 
 ``labloom/defaults.py`` fills these in when ``import labloom`` runs: the executors by name,
-the store's recorder and the terminal progress for every run, the store's concurrency slots,
-where results persist, and the notebook views. Used alone, core still runs flows given an executor object: no
-observers, no limits, cached results in a temporary folder.
+the store's concurrency slots, where results persist, and the notebook views (what watches
+every run registers in ``observers.py``). Used alone, core still runs flows given an executor
+object: no observers, no limits, cached results in a temporary folder.
 
 >>> from labloom.core.hooks import hooks
->>> hooks.attach_observers = lambda run: run.subscribe(print)   # a test's own observer
+>>> hooks.default_origin = lambda: "test"   # where runs say they started
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .executor import Executor
+
+if TYPE_CHECKING:
+    from .events import NodeCreated
+    from .flow_run import FlowRun
+    from .flows import Flow
+    from .run_logs import LogLine
 
 
 class Limiter(Protocol):
@@ -36,9 +44,37 @@ class NoLimits:
         return None
 
 
-def _unwired(choice: Any, address: str | None = None) -> Any:
-    from .executor import Executor
+class ExecutorResolver(Protocol):
+    """A user's executor choice (a name, an address, an ``Executor`` or None) -> an Executor."""
 
+    def __call__(self, choice: Any, address: str | None, /) -> Executor: ...
+
+
+class RunView(Protocol):
+    """A run's live widget."""
+
+    def __call__(self, run: FlowRun, /) -> Any: ...
+
+
+class Drawing(Protocol):
+    """A flow's static drawing from its ``NodeCreated`` events, shown or written to a file."""
+
+    def __call__(self, nodes: Sequence[NodeCreated], filename: str | None, /) -> Any: ...
+
+
+class LaunchForm(Protocol):
+    """A flow's launcher form: (flow, executor) -> widget."""
+
+    def __call__(self, flow: Flow[Any, Any], executor: Any, /) -> Any: ...
+
+
+class OlderLogs(Protocol):
+    """Older log lines of a run (beyond what the kernel keeps), of one task run or all."""
+
+    def __call__(self, run_id: str, task: str | None, /) -> list[LogLine]: ...
+
+
+def _unwired(choice: Any, address: str | None = None) -> Executor:
     if isinstance(choice, Executor):
         return choice
     raise RuntimeError(
@@ -49,23 +85,18 @@ def _unwired(choice: Any, address: str | None = None) -> Any:
 
 @dataclass
 class Hooks:
-    # A user's executor choice (a name, an address, an Executor or None) -> an Executor.
-    resolve_executor: Callable[[Any, str | None], Any] = _unwired
-    # Called with each new FlowRun before it starts (subscribe recorders, progress...).
-    attach_observers: Callable[[Any], None] = lambda run: None
+    resolve_executor: ExecutorResolver = _unwired
     # The limiter of runs whose executor brings none.
     default_limiter: Callable[[], Limiter] = NoLimits
     # Which results persist: "all" or "cached".
     persist_mode: Callable[[], str] = lambda: "cached"
     # The folder of persisted results.
     results_folder: Callable[[], str] = lambda: os.path.join(tempfile.gettempdir(), "labloom")
-    # Views: a run's live widget; a flow's static drawing from its NodeCreated events.
-    widget: Callable[[Any], Any] | None = None
-    draw: Callable[[Sequence[Any], str | None], Any] | None = None
-    # A flow's launcher form: (flow, executor) -> widget.
-    launcher: Callable[[Any, Any], Any] | None = None
-    # Older log lines of a run (beyond what the kernel keeps): (run_id, task) -> lines.
-    older_logs: Callable[[str, str | None], list[Any]] | None = None
+    # Views, where the notebook layer is there.
+    widget: RunView | None = None
+    draw: Drawing | None = None
+    launcher: LaunchForm | None = None
+    older_logs: OlderLogs | None = None
     # Where a run started when its caller does not say: "notebook" in a kernel, else "script".
     default_origin: Callable[[], str] = lambda: "script"
     # A failed task's traceback text as people read it (in a kernel: "Cell In[2], line 10").

@@ -1,16 +1,52 @@
-"""The run's own observer: ``@flow(on_failure=...)`` hooks, called off the run's thread."""
+"""Who watches a run: the one registry of observers that every run calls as it starts (the
+store's recorder and the terminal progress, which ``import labloom`` registers first; a
+notebook's history and print tail), and the run's own ``@flow(on_failure=...)`` hooks.
+
+>>> from labloom.core.observers import add_run_observer
+>>> stop = add_run_observer(lambda run: run.subscribe(print))   # every run from now on
+>>> stop()
+"""
 
 from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
 from .states import State
 
+if TYPE_CHECKING:
+    from .flow_run import FlowRun
+
 log = logging.getLogger("labloom")
+
+
+class RunObserver(Protocol):
+    """Called with each run as it starts, before its executor starts and before its first
+    event; it may ``run.subscribe(..., replay=True)`` to see the whole run."""
+
+    def __call__(self, run: FlowRun, /) -> None: ...
+
+
+_run_observers: list[RunObserver] = []
+
+
+def add_run_observer(observer: RunObserver) -> Callable[[], None]:
+    """Call ``observer`` with every run that starts from now on; returns a remover."""
+    _run_observers.append(observer)
+    return lambda: _run_observers.remove(observer) if observer in _run_observers else None
+
+
+def run_observers() -> list[RunObserver]:
+    return list(_run_observers)
+
+
+def run_starts(run: FlowRun) -> None:
+    """What the engine calls as a run starts: every observer, in the order they came."""
+    for observer in run_observers():
+        observer(run)
 
 
 class FailureHooks:

@@ -11,7 +11,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-from ..core import events as ev
+from ..core.observers import add_run_observer
 
 MAX_RUNS = 1000
 _lock = threading.Lock()
@@ -40,7 +40,7 @@ def start_recording() -> None:
     """Remember every flow run started in this process from now on (idempotent)."""
     global _stop
     if _stop is None:
-        _stop = ev.add_run_observer(_remember)
+        _stop = add_run_observer(_remember)
 
 
 def runs(flow: str | None = None) -> list[Any]:

@@ -16,8 +16,8 @@ from typing import Any
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..core import events as ev
 from ..core.errors import FlowFailed, RunCancelledError
+from ..core.observers import add_run_observer
 from ..core.states import State
 from ..core.tasks import Task, task
 from . import history
@@ -128,7 +128,7 @@ class LabloomMagics(Magics):
         showing = args.widget and config.effective("widget")
         tails: list[PrintTail] = []
         # Made as the run starts, before any task prints: those go under the DAG, bounded.
-        stop_watching = ev.add_run_observer(
+        stop_watching = add_run_observer(
             lambda started: tails.append(PrintTail(started)) if started.flow is flow else None
         ) if showing else (lambda: None)
         try:

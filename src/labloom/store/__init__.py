@@ -1,7 +1,7 @@
 """The run store: SQLite under ``LABLOOM_HOME``, or PostgreSQL at ``LABLOOM_DATABASE_URL``
 (see ``db.py``), fed by the event stream, read by the CLI, ``%flow_runs`` and the scheduler.
 
-- ``attach(run)``: record a run (``core.observers.attach_default_observers`` calls it) and
+- ``attach(run)``: record a run (``defaults.attach_default_observers`` calls it for every run) and
   act on cancel requests for it from other processes (see ``cancel.py``);
 - ``open_store()``: a ``RunStore`` to read runs, task runs and logs (see ``reader.py``);
 - ``unrecorded(run_id)``: what of a run the store could not take (``labloom run`` says it);

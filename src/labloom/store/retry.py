@@ -72,6 +72,5 @@ def retry_run(
         owns_executor=not isinstance(choice, Executor), reuse=reuse,
     )
     run.metadata["retry_of"] = record.id
-    hooks.attach_observers(run)
     run.start()
     return run, notes + run.notes
