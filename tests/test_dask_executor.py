@@ -608,7 +608,7 @@ def keys_of(executor, run, name: str) -> tuple[set[str], set[str]]:
 
 
 def test_a_default_map_of_tiny_tasks_shares_dask_tasks_and_reports_every_child(executor) -> None:
-    from labloom.dag.model import RunGraph
+    from labloom.dag.model import ViewGraph
     from labloom.executors.dask_chunking import probe_count
 
     @task  # no option: chunking is automatic
@@ -627,7 +627,7 @@ def test_a_default_map_of_tiny_tasks_shares_dask_tasks_and_reports_every_child(e
     assert len(children) == n
     assert all(tr.state is State.COMPLETED and tr.started and tr.ended for tr in children)
     assert [line.text for line in first.logs("quick[123]")] == ["child 123"]
-    graph = RunGraph()
+    graph = ViewGraph()
     graph.apply(first.events())
     (node,) = [node for node in graph.nodes.values() if node.name == "quick"]
     assert node.total == n and node.counts[State.COMPLETED] == n  # the DAG counts children

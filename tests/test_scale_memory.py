@@ -10,8 +10,8 @@ import tracemalloc
 import pytest
 
 from labloom import ThreadExecutor, flow, task
-from labloom.core.graph import TaskRun
 from labloom.core.states import State
+from labloom.core.task_runs import TaskRun
 
 # Bytes of Python objects kept per finished no-op task run (its record, its handle and
 # result, its place in the run's lists). About 320 now; about 850 before the compact records.

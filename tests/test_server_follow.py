@@ -155,7 +155,7 @@ async def test_polls_of_a_running_run_fold_changes_into_one_graph(
     from labloom.server_extension import graphs
 
     built: list[int] = []
-    real_init = model.RunGraph.__init__
+    real_init = model.ViewGraph.__init__
 
     def counting_init(self: Any) -> None:
         built.append(1)
@@ -164,7 +164,7 @@ async def test_polls_of_a_running_run_fold_changes_into_one_graph(
     run = held.run(background=True)
     try:
         await until(lambda: _stored_counts(run.id).get("Running", 0) == WIDTH + 1)
-        monkeypatch.setattr(model.RunGraph, "__init__", counting_init)
+        monkeypatch.setattr(model.ViewGraph, "__init__", counting_init)
         cursor = (await get(jp_fetch, "runs", run.id, tasks="0"))["cursor"]
         for i in range(10):
             GATES[i].set()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from labloom.core.states import State
-from labloom.dag.model import RunGraph
+from labloom.dag.model import ViewGraph
 from labloom.notebook.widget import widget_for
 from labloom.notebook.widget.html import summary_html
 from widget_helpers import FakeRun, ManualClock, finished, map_events, small_flow, state
@@ -85,7 +85,7 @@ def test_summary_is_per_node_and_escapes_user_text() -> None:
     r = FakeRun()
     r.emit(*small_flow())
     r.emit(*map_events("big", "<script>alert(1)</script>", 10_000), finished(State.FAILED))
-    graph = RunGraph()
+    graph = ViewGraph()
     graph.apply(r.bus.history)
     html = summary_html(graph, now=200.0)
     assert "<script>" not in html and "&lt;script&gt;" in html

@@ -9,7 +9,7 @@ import pytest
 
 from labloom.core.states import State
 from labloom.core.states import overall_state as aggregate_state
-from labloom.dag.model import MAX_LOG_LINES, RunGraph
+from labloom.dag.model import MAX_LOG_LINES, ViewGraph
 from widget_helpers import (
     finished,
     log,
@@ -23,8 +23,8 @@ from widget_helpers import (
 )
 
 
-def build(events: list) -> RunGraph:  # type: ignore[type-arg]
-    graph = RunGraph()
+def build(events: list) -> ViewGraph:  # type: ignore[type-arg]
+    graph = ViewGraph()
     graph.apply(events)
     return graph
 
@@ -128,7 +128,7 @@ def test_changes_report_what_moved() -> None:
     assert changes.graph and graph.graph_version == version + 1
 
 
-def _front_end_json(graph: RunGraph) -> int:
+def _front_end_json(graph: ViewGraph) -> int:
     nodes = [{"id": n.id, "name": n.name, "kind": n.kind} for n in graph.nodes.values()]
     payload = {"nodes": nodes, "edges": graph.edges(), "states": graph.states_json()}
     payload["header"] = graph.header_json(now=200.0)
@@ -136,7 +136,7 @@ def _front_end_json(graph: RunGraph) -> int:
 
 
 def test_json_is_bounded_by_nodes_not_task_runs() -> None:
-    def flow(width: int) -> RunGraph:
+    def flow(width: int) -> ViewGraph:
         graph = build([run_created(), run_state(State.RUNNING), *map_events("m", "train", width)])
         graph.apply([state(f"m-{i}", State.COMPLETED) for i in range(0, width, 2)])
         graph.apply([state(f"m-{i}", State.FAILED) for i in range(1, width, 4)])

@@ -45,10 +45,10 @@ from .core.flatten import flatten
 from .core.flow_run import FlowRun, LogLine
 from .core.flows import Flow, flow
 from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
-from .core.graph import TaskRun
 from .core.logs import get_run_logger
 from .core.secrets import Secret
 from .core.states import State
+from .core.task_runs import TaskRun
 from .core.tasks import Task, task
 from .executors import Executor, LocalExecutor, ThreadExecutor
 from .store.experiments import experiments

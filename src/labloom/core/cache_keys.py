@@ -35,8 +35,8 @@ from .result_files import CacheMissError, load_result, result_path, save_result
 
 if TYPE_CHECKING:
     from .attempt import TaskCall
-    from .graph import TaskRun
     from .sinks import RunSink
+    from .task_runs import TaskRun
 
 KEY_VERSION = "labloom-cache-key-2"
 log = logging.getLogger("labloom.cache")

@@ -24,16 +24,16 @@ from . import events as ev
 from .context import ACTIVE as _ACTIVE
 from .executor import Executor
 from .futures import MappedFuture, TaskFuture, find_futures
-from .graph import NO_KWARGS, TaskRun
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
 from .mapping import MapSources, map_source
 from .observers import FailureHooks, run_starts
-from .run_logs import ExecutorSink, RunLogs
+from .run_logs import RunLogs
 from .secrets import recorded_parameters
-from .sinks import register_local_run, unregister_local_run
+from .sinks import ExecutorSink, register_local_run, unregister_local_run
 from .states import State
 from .task_graph import TaskGraph
+from .task_runs import NO_KWARGS, TaskRun
 
 if TYPE_CHECKING:
     from .flows import Flow

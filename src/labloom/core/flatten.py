@@ -23,8 +23,8 @@ from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, unmappe
 from .states import State
 
 if TYPE_CHECKING:
-    from .graph import MapNode, TaskRun
     from .mapping import MapSource, MapSources
+    from .task_runs import MapNode, TaskRun
 
 
 def flatten(value: Any) -> Any:

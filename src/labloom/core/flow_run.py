@@ -22,7 +22,7 @@ from .states import State
 
 if TYPE_CHECKING:
     from .flows import Flow
-    from .graph import TaskRun
+    from .task_runs import TaskRun
 
 
 class FlowRun:

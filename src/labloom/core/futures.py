@@ -12,7 +12,7 @@ from .expressions import missing_attribute, refuse_equality, refuse_operators
 from .states import State
 
 if TYPE_CHECKING:
-    from .graph import MapNode, TaskRun
+    from .task_runs import MapNode, TaskRun
 
 R = TypeVar("R")
 

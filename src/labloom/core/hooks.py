@@ -50,7 +50,7 @@ class ExecutorResolver(Protocol):
     def __call__(self, choice: Any, address: str | None, /) -> Executor: ...
 
 
-class RunView(Protocol):
+class RunWidget(Protocol):
     """A run's live widget."""
 
     def __call__(self, run: FlowRun, /) -> Any: ...
@@ -93,7 +93,7 @@ class Hooks:
     # The folder of persisted results.
     results_folder: Callable[[], str] = lambda: os.path.join(tempfile.gettempdir(), "labloom")
     # Views, where the notebook layer is there.
-    widget: RunView | None = None
+    widget: RunWidget | None = None
     draw: Drawing | None = None
     launcher: LaunchForm | None = None
     older_logs: OlderLogs | None = None

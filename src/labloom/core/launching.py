@@ -18,11 +18,11 @@ from .errors import TaskCrashedError, UpstreamFailedError
 from .executor import Executor, Outcome
 from .experiment_values import recording_for
 from .futures import MappedFuture, allow_failure, replace_futures
-from .graph import TaskRun
 from .hooks import Limiter, hooks
 from .logs import prints_shown_elsewhere
 from .results import ResultPlanner
 from .states import State
+from .task_runs import TaskRun
 
 if TYPE_CHECKING:
     from .engine import RunEngine

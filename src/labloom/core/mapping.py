@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from .flatten import check_growing
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures, unmapped
-from .graph import MapNode, TaskRun
 from .states import State
+from .task_runs import MapNode, TaskRun
 
 if TYPE_CHECKING:
     from .tasks import Task

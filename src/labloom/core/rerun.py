@@ -8,9 +8,9 @@ import time
 from typing import TYPE_CHECKING
 
 from . import events as ev
-from .graph import MapNode, TaskRun, waiting_for_width
 from .mapping import MapSources
 from .states import State
+from .task_runs import MapNode, TaskRun, waiting_for_width
 
 if TYPE_CHECKING:
     from .task_graph import TaskGraph

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .attempt import TaskCall
     from .engine import RunEngine
     from .executor import Outcome
-    from .graph import TaskRun
+    from .task_runs import TaskRun
 
 _KEY_VERSION = b"labloom-result-key-1"
 

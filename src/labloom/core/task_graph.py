@@ -2,7 +2,7 @@
 run may start, and how a task run's end travels downstream.
 
 ``TaskGraph`` is owned by a ``RunEngine`` (``engine.py``), which holds its lock around every
-call here and does the launching; the graph only tells it, through ``GraphOwner.start``, that a
+call here and does the launching; the graph only tells it, through ``GraphOwner.ready``, that a
 task run's upstreams are all final and it may start.
 """
 
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from . import events as ev
 from .flatten import growth_for
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures
-from .graph import MapNode, TaskRun, add_dependent, waiting_for_width
 from .mapping import MapSources, expand_map
 from .replay import snapshot_of
 from .rerun import reset_bad
 from .states import State
+from .task_runs import MapNode, TaskRun, add_dependent, waiting_for_width
 
 if TYPE_CHECKING:
     from .futures import ResultSource

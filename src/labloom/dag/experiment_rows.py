@@ -18,7 +18,7 @@ from typing import Any
 from ..core import experiments as ex
 from ..core.errors import LabloomError
 from ..core.events import Event, ExperimentValues
-from .model import RunGraph, TaskRunInfo
+from .model import TaskRunInfo, ViewGraph
 
 MAX_PAGE = 1000
 MAX_POINTS = 20_000
@@ -48,7 +48,7 @@ class ExperimentRows:
                     self._points.append((event.task_run_id, name, event.step, value, event.time))
         return seen
 
-    def snapshot(self, graph: RunGraph, node: str | None) -> list[tuple[ex.Experiment, str]]:
+    def snapshot(self, graph: ViewGraph, node: str | None) -> list[tuple[ex.Experiment, str]]:
         """Copies of the rows of ``node``'s current task runs (every node's without it), each
         with its node id: taken under the view's lock, sorted and paged outside it."""
         if node is not None and node not in graph.nodes:
@@ -64,7 +64,7 @@ class ExperimentRows:
         return out
 
     def points(self, metric: str, task_runs: set[str] | None,
-               graph: RunGraph) -> list[dict[str, Any]]:
+               graph: ViewGraph) -> list[dict[str, Any]]:
         out = []
         for task_run_id, name, step, value, when in self._points:
             if name != metric or (task_runs is not None and task_run_id not in task_runs):
@@ -105,7 +105,7 @@ def page_answer(rows: list[tuple[ex.Experiment, str]], message: dict[str, Any]) 
     return answer
 
 
-def curve_answer(rows: ExperimentRows, graph: RunGraph, message: dict[str, Any]) -> dict[str, Any]:
+def curve_answer(rows: ExperimentRows, graph: ViewGraph, message: dict[str, Any]) -> dict[str, Any]:
     """The answer ``GET runs/{id}/experiments/curves`` gives for the message's ``metric`` and
     ``task_runs``, at most ``limit`` points."""
     metric = message.get("metric")

@@ -98,7 +98,7 @@ class NodeInfo:
         return len(self.runs) if self.width is None else self.width
 
 
-class RunGraph:
+class ViewGraph:
     """Folds a run's events into nodes, edges, node states and a header.
 
     ``apply`` returns which parts changed, so a view sends only those. Not thread-safe: the

@@ -10,18 +10,18 @@ from typing import Any
 
 from .layered import Box
 from .layout import layout
-from .model import RunGraph
+from .model import ViewGraph
 
 NODE_WIDTH = 168.0
 TASK_HEIGHT = 40.0
 MAP_HEIGHT = 54.0  # room for the progress bar
 
 
-def graph_payload(graph: RunGraph, engine: str = "auto") -> dict[str, Any]:
+def graph_payload(graph: ViewGraph, engine: str = "auto") -> dict[str, Any]:
     return lay_out(graph_shape(graph), engine)
 
 
-def graph_shape(graph: RunGraph) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+def graph_shape(graph: ViewGraph) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
     """What the layout needs, copied: a view takes it under its lock and lays it out (which
     may run ``dot``) after letting go."""
     return [(n.id, n.name, n.kind) for n in graph.nodes.values()], list(graph.edges())

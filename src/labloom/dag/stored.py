@@ -1,7 +1,7 @@
 """A run's graph rebuilt from the store, for views of runs owned by other processes.
 
 The store keeps the run's graph nodes and its task runs (node, name, map index, state, times);
-this module replays those records as the events ``RunGraph`` folds, so a run read back from the
+this module replays those records as the events ``ViewGraph`` folds, so a run read back from the
 store is drawn exactly like a live one. Runs recorded before nodes were stored get their nodes
 from the task runs' upstream lists (a map whose width never became known is then missing).
 """
@@ -15,13 +15,13 @@ from typing import Any
 
 from ..core import events as ev
 from ..core.states import State
-from .model import NodeInfo, RunGraph, TaskRunInfo
+from .model import NodeInfo, TaskRunInfo, ViewGraph
 
 
-def stored_graph(run: Any, tasks: Sequence[Any], nodes: Sequence[Any] = ()) -> RunGraph:
+def stored_graph(run: Any, tasks: Sequence[Any], nodes: Sequence[Any] = ()) -> ViewGraph:
     """``run``: a store ``RunRecord``; ``tasks``: its ``TaskRunRecord`` list; ``nodes``: its
     ``NodeRecord`` list (``RunStore.nodes``)."""
-    graph = RunGraph()
+    graph = ViewGraph()
     graph.apply(_events(run, tasks, nodes))
     return graph
 
@@ -88,7 +88,7 @@ def task_run_info(run: Any, record: Any) -> TaskRunInfo:
 
 def child_page(node_id: str, total: int, page: int, page_size: int,
                read: Callable[[int, int], Sequence[Any]]) -> dict[str, Any]:
-    """``RunGraph.children_page`` for a node kept by counts: ``read(offset, limit)`` reads
+    """``ViewGraph.children_page`` for a node kept by counts: ``read(offset, limit)`` reads
     the node's task runs (``TaskRunRecord``) from the store, by map index."""
     pages = max(1, math.ceil(total / page_size))
     page = min(max(0, page), pages - 1)
@@ -119,7 +119,7 @@ class FollowedGraph:
         ``cursor``; ``nodes``: ``NodeRecord``s (or ``NodeInfo``s) read after them, up to
         ``nodes_cursor``."""
         self.run_key = (run.created, run.started)  # a run reopened by a retry: build again
-        self.graph = RunGraph()
+        self.graph = ViewGraph()
         start = run.started or run.created or 0.0
         self.cursor = cursor
         self.nodes_cursor = nodes_cursor

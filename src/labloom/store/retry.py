@@ -2,7 +2,7 @@
 
 The flow is loaded again from the file recorded with the run and run with the same
 parameters, as a new run pointing back to the old one (``retry_of``). Each task run whose key
-(source and inputs, see ``_cache.py``) matches a task run that completed in the old run loads
+(source and inputs, see ``core/results.py``) matches a task run that completed in the old run loads
 that persisted result (state Cached) instead of running; everything else runs: what failed,
 what never ran, and any upstream whose result file is gone or was never persisted. A fix to a
 task's source changes its key and the keys downstream, so exactly the fixed part reruns.

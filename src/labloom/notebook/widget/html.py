@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 
 from ...core.states import State
-from ...dag.model import RunGraph
+from ...dag.model import ViewGraph
 
 # Shared with js/src/dag.js, the widget's ES module (keep the two in step).
 STATE_COLOURS = {
@@ -46,7 +46,7 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {escape(state)}" for state, n in sorted(counts.items()))
 
 
-def summary_html(graph: RunGraph, now: float) -> str:
+def summary_html(graph: ViewGraph, now: float) -> str:
     """One header line and a table with a row per graph node (never per task run)."""
     head = graph.header_json(now)
     title = escape(head["flow"] or "flow run")

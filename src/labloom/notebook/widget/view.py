@@ -1,6 +1,6 @@
 """The widget's logic without the widget: events in, trait payloads and replies out.
 
-``RunView`` subscribes to a run, folds events into a ``RunGraph``, and at most ten times a second
+``RunView`` subscribes to a run, folds events into a ``ViewGraph``, and at most ten times a second
 pushes what changed (graph with positions, node states, header) through ``push``. Messages from
 the front end (select, page, cancel, retry) arrive through ``handle``; replies and the live log
 tail leave through ``send``. Nothing here imports Jupyter, so the tests drive it directly and the
@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 from ...core.errors import LabloomError
 from ...core.events import Event
 from ...dag.experiment_rows import ExperimentRows, curve_answer, page_answer
-from ...dag.model import PAGE_SIZE, Changes, RunGraph, TaskRunInfo, log_lines
+from ...dag.model import PAGE_SIZE, Changes, TaskRunInfo, ViewGraph, log_lines
 from ...dag.payload import graph_payload, graph_shape, lay_out
 from ...dag.timeline import Span, timeline
 from .throttle import CallLater, Throttle
@@ -56,7 +56,7 @@ class RunView:
         on_finished: Callable[[], None] | None = None,
     ) -> None:
         self.run = run
-        self.graph = RunGraph()
+        self.graph = ViewGraph()
         self.experiments = ExperimentRows()
         self._version = 0  # bumped by each batch of events: a re-asked page may be unchanged
         self._push = push
@@ -119,7 +119,7 @@ class RunView:
         if finished and self._on_finished is not None:
             self._on_finished()
 
-    def read(self, fn: Callable[[RunGraph], T]) -> T:
+    def read(self, fn: Callable[[ViewGraph], T]) -> T:
         """``fn(graph)`` with the model steady (no event folded in meanwhile)."""
         with self._lock:
             return fn(self.graph)
@@ -183,7 +183,7 @@ class RunView:
         if self._unsubscribe is not None:
             self._unsubscribe()  # outside our lock: see ``start``
         with self._lock:
-            self.run, self.graph, self._pending = run, RunGraph(), Changes()
+            self.run, self.graph, self._pending = run, ViewGraph(), Changes()
             self.experiments = ExperimentRows()
             self._laid_out, self._shown, self._finished = -1, None, False
             self._node = self._child = None

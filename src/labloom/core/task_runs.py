@@ -1,4 +1,5 @@
-"""The run's graph as the engine tracks it: task runs, and map nodes grouping their children.
+"""Task run records as the engine tracks them: ``TaskRun``, and ``MapNode`` grouping a map's
+children.
 
 Plain data, kept compact (slots; containers made only when a run needs them): a flow of a
 million task runs holds a million of these. ``TaskGraph`` (``task_graph.py``) owns every
@@ -11,7 +12,7 @@ import bisect
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
 
 from .states import BAD_STATES, State, overall_state
 
@@ -48,6 +49,37 @@ class _Rare:
         self.cache_key: str | None = None
         self.allowed: set[int] | None = None  # ids of upstreams under allow_failure
         self.expand_dependents: list[MapNode] | None = None
+
+
+V = TypeVar("V")
+
+
+class _RareField(Protocol[V]):
+    """What type checkers see of ``_rare_field``: an attribute of type ``V``."""
+
+    @overload
+    def __get__(self, run: None, owner: type) -> _RareField[V]: ...
+
+    @overload
+    def __get__(self, run: TaskRun, owner: type) -> V: ...
+
+    def __set__(self, run: TaskRun, value: V) -> None: ...
+
+
+def _rare_field(name: str, default: V) -> _RareField[V]:
+    """A task run's attribute kept in its ``_Rare`` record: it reads as ``default`` while the
+    task run has no record, and setting the default (for strings and flags: any empty or false
+    value) makes none. A plain ``property``: reading it costs what a hand-written one does."""
+
+    def get(run: TaskRun) -> V:
+        rare = run._rare
+        return default if rare is None else cast(V, getattr(rare, name))
+
+    def put(run: TaskRun, value: V) -> None:
+        if run._rare is not None or (value is not None if default is None else bool(value)):
+            setattr(run._more(), name, value)
+
+    return cast("_RareField[V]", property(get, put))
 
 
 # ``TaskRun._steps`` for the usual histories, kept as a number instead of a list of entries
@@ -191,74 +223,19 @@ class TaskRun:
             return cast("MapNode", self.parent).inputs_of(cast(int, self.map_index))
         return self._args, self._rare.kwargs if self._rare is not None else NO_KWARGS
 
-    @property
-    def message(self) -> str:
-        return self._rare.message if self._rare is not None else ""
-
-    @message.setter
-    def message(self, value: str) -> None:
-        if value or self._rare is not None:
-            self._more().message = value
-
-    @property
-    def holds_slot(self) -> bool:
-        """It holds a concurrency slot of its task's tags (``Launcher``)."""
-        return self._rare.holds_slot if self._rare is not None else False
-
-    @holds_slot.setter
-    def holds_slot(self, value: bool) -> None:
-        if value or self._rare is not None:
-            self._more().holds_slot = value
+    # What few task runs have, kept in their ``_Rare`` record (see ``_rare_field``).
+    message = _rare_field("message", "")
+    holds_slot = _rare_field("holds_slot", False)  # a concurrency slot of its tags (``Launcher``)
+    traceback = _rare_field("traceback", "")
+    error: _RareField[BaseException | None] = _rare_field("error", None)
+    cache_key: _RareField[str | None] = _rare_field("cache_key", None)
+    allowed: _RareField[set[int] | None] = _rare_field("allowed", None)
+    expand_dependents: _RareField[list[MapNode] | None] = _rare_field("expand_dependents", None)
 
     def _more(self) -> _Rare:
         if self._rare is None:
             self._rare = _Rare()
         return self._rare
-
-    @property
-    def traceback(self) -> str:
-        return self._rare.traceback if self._rare is not None else ""
-
-    @traceback.setter
-    def traceback(self, value: str) -> None:
-        if value or self._rare is not None:
-            self._more().traceback = value
-
-    @property
-    def error(self) -> BaseException | None:
-        return self._rare.error if self._rare is not None else None
-
-    @error.setter
-    def error(self, value: BaseException | None) -> None:
-        if value is not None or self._rare is not None:
-            self._more().error = value
-
-    @property
-    def cache_key(self) -> str | None:
-        return self._rare.cache_key if self._rare is not None else None
-
-    @cache_key.setter
-    def cache_key(self, value: str | None) -> None:
-        if value is not None or self._rare is not None:
-            self._more().cache_key = value
-
-    @property
-    def allowed(self) -> set[int] | None:
-        return self._rare.allowed if self._rare is not None else None
-
-    @allowed.setter
-    def allowed(self, value: set[int] | None) -> None:
-        if value is not None or self._rare is not None:
-            self._more().allowed = value
-
-    @property
-    def expand_dependents(self) -> list[MapNode] | None:
-        return self._rare.expand_dependents if self._rare is not None else None
-
-    @expand_dependents.setter
-    def expand_dependents(self, value: list[MapNode] | None) -> None:
-        if value is not None or self._rare is not None:
-            self._more().expand_dependents = value
 
     # --- the state history ------------------------------------------------------------------
 
