@@ -158,3 +158,70 @@ def test_a_block_of_events_is_made_as_it_is_delivered_in_bounded_batches() -> No
     delivered = [e.run_id for batch in batches for e in batch]  # type: ignore[union-attr]
     assert delivered == ["first", *(f"r{i}" for i in range(width)), "last"]
     assert made == list(range(width))
+
+
+class _NewsFirst:
+    """A subscriber that takes task runs' news before the rest of a block (as the store's
+    recorder does), with room for ``room`` events at a time."""
+
+    news_first = True
+
+    def __init__(self, room: int) -> None:
+        self.batches: list[list[ev.Event]] = []
+        self._room = room
+
+    def __call__(self, batch: list[ev.Event]) -> None:
+        self.batches.append(batch)
+
+    def room(self) -> int:
+        return self._room
+
+
+def test_news_of_announced_task_runs_pass_the_rest_of_their_block() -> None:
+    # A map's 100,000 announcements once went to the store before any of its states, which
+    # kept every view of the store seconds behind the run (issue 20). A news-first subscriber
+    # gets each state once its task run is announced, a slice of the block at a time; what
+    # concerns a later child, and what is not a task run's news, keeps its place.
+    width = 4 * ev.BLOCK_SLICE
+    made: list[int] = []
+
+    def make(i: int) -> ev.Event:
+        made.append(i)
+        return ev.TaskRunCreated("r", f"r.{10 + i}", "n", "one", i, (), 0.0)
+
+    def changed(i: int, state: labloom.State) -> ev.StateChanged:
+        return ev.StateChanged("r", f"r.{10 + i}", state, 1.0)
+
+    bus = ev.EventBus(history=False)
+    plain: list[list[ev.Event]] = []
+    first = _NewsFirst(room=2 * ev.BLOCK_SLICE)
+    bus.subscribe(plain.append, now=False)
+    bus.subscribe(first, now=False)
+    bus.close()  # no delivery threads: the queues are drained below, in this thread
+    bus.emit(ev.EventBlock(make, width, ev.numbered("r.", 10, width)))
+    news = [changed(0, labloom.State.RUNNING), changed(0, labloom.State.COMPLETED),
+            ev.LogRecord("r", None, 20, 1.0, "the flow body's line"),
+            changed(width - 1, labloom.State.RUNNING),  # its announcement comes last
+            changed(1, labloom.State.RUNNING)]  # behind it: waits too
+    for event in news:
+        bus.emit(event)
+    bus.emit(ev.RunFinished("r", labloom.State.COMPLETED, 2.0))
+    bus.flush()
+
+    order = [e for batch in first.batches for e in batch]
+    assert len(order) == width + len(news) + 1 and sum(made) == 2 * sum(range(width))
+    assert all(len(batch) <= first.room() for batch in first.batches)
+    at = {id(e): i for i, e in enumerate(order)}
+    announced = {e.task_run_id: i for i, e in enumerate(order)  # type: ignore[union-attr]
+                 if isinstance(e, ev.TaskRunCreated)}
+    # The first child's states and the flow's line come in the first batch, long before the
+    # block's last slice; each state after its own announcement, the news in their order.
+    assert order[:len(first.batches[0])][-3:] == news[:3]
+    assert at[id(news[0])] < announced[f"r.{10 + width - 1}"]
+    for event in news:
+        if isinstance(event, ev.StateChanged):
+            assert announced[event.task_run_id] < at[id(event)]
+    assert [at[id(e)] for e in news] == sorted(at[id(e)] for e in news)
+    assert isinstance(order[-1], ev.RunFinished)  # never before the end of the block
+    # A subscriber that did not ask keeps the order they were emitted in.
+    assert [e for batch in plain for e in batch][width:] == [*news, order[-1]]

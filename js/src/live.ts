@@ -4,8 +4,9 @@
 // the running count (the one source of truth of the panel and the status bar), hands each
 // event's run deltas to the views, and says when events were missed (a gap in `seq`, a
 // restarted server, the browser tab shown again after sleep): then views catch up from the
-// REST API by their cursors.
+// REST API by their cursors. SafetyNet is the one Poll setup the views share for the rest.
 import { Event } from '@jupyterlab/services';
+import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { IRunList, IRunSummary } from './api';
@@ -109,4 +110,61 @@ export class LiveRuns {
   private _runningChanged = new Signal<this, number>(this);
   private _changed = new Signal<this, IRunsEvent>(this);
   private _missed = new Signal<this, void>(this);
+}
+
+/** How a view's safety-net poll goes (see SafetyNet). */
+export interface ISafetyNetOptions {
+  /** One tick: read the view's data from the REST API. */
+  factory: () => Promise<void>;
+  /** Milliseconds between ticks once the server is seen pushing. */
+  pushed: number;
+  /** Milliseconds between ticks until then (the panel's setting); 1000 when not given. */
+  polled?: () => number;
+  /** Whether to stand by now (hidden, ended), besides while the browser tab is hidden. */
+  standby: () => boolean;
+  name: string;
+}
+
+const MAX_BACKOFF = 60000; // ms: the longest a failing poll waits
+
+/**
+ * A view's Poll (@lumino/polling: backoff, standby while hidden, as JupyterLab's and
+ * dask-labextension's views poll), kept as a safety net for pushed updates: every second
+ * until the server is seen pushing, then every `pushed` ms. `pace()` after each event or
+ * answer follows `live.pushing`; `refresh()` ticks now (a view catching up).
+ */
+export class SafetyNet {
+  constructor(
+    private live: LiveRuns,
+    private options: ISafetyNetOptions
+  ) {
+    this.poll = new Poll({
+      factory: options.factory,
+      frequency: { interval: this.interval(), backoff: true, max: MAX_BACKOFF },
+      standby: () => options.standby() || 'when-hidden',
+      name: options.name
+    });
+  }
+
+  pace(): void {
+    const interval = this.interval();
+    if (this.poll.frequency.interval !== interval) {
+      this.poll.frequency = { interval, backoff: true, max: MAX_BACKOFF };
+    }
+  }
+
+  refresh(): Promise<void> {
+    return this.poll.refresh();
+  }
+
+  dispose(): void {
+    this.poll.dispose();
+  }
+
+  /** Milliseconds between ticks now. */
+  interval(): number {
+    return this.live.pushing ? this.options.pushed : (this.options.polled?.() ?? 1000);
+  }
+
+  readonly poll: Poll;
 }

@@ -2,7 +2,6 @@
 // (LiveRuns) update its rows in place (a row keeps its element, so focus and scroll stay); a
 // run it does not list yet, or missed events, make it read the list again. A Poll stays as a
 // safety net (every second only until the server is seen pushing), standing by while hidden.
-import { Poll } from '@lumino/polling';
 import { Signal } from '@lumino/signaling';
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
@@ -17,7 +16,7 @@ import {
   seconds,
   when
 } from './api';
-import { IRunsEvent, LiveRuns } from './live';
+import { IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { LaunchSection } from './launch';
 import { DEFAULT_SETTINGS, IPanelSettings } from './settings';
 
@@ -117,10 +116,11 @@ export class FlowsPanel extends Widget {
       el('h3', {}, trans.__('Schedules')),
       this.schedules
     );
-    this.ticker = new Poll({
+    this.ticker = new SafetyNet(live, {
       factory: () => this.poll(),
-      frequency: { interval: live.pushing ? SAFETY_NET : 1000, backoff: true, max: 60000 },
-      standby: () => !this.isVisible || 'when-hidden',
+      pushed: SAFETY_NET,
+      polled: () => this.settings.refreshMs,
+      standby: () => !this.isVisible,
       name: 'labloom:panel'
     });
     live.changed.connect(this.onEvent, this);
@@ -133,7 +133,7 @@ export class FlowsPanel extends Widget {
     this.limit = settings.runsShown;
     this.stateChoice.value = settings.defaultState;
     this.filter.value = settings.defaultFilter;
-    this.paceTicker();
+    this.ticker.pace();
     this.readAgain();
   }
 
@@ -151,13 +151,6 @@ export class FlowsPanel extends Widget {
   }
 
   /** Once the server pushes, the list is read only as a safety net. */
-  private paceTicker(): void {
-    const interval = this.live.pushing ? SAFETY_NET : this.settings.refreshMs;
-    if (this.ticker.frequency.interval !== interval) {
-      this.ticker.frequency = { interval, backoff: true, max: 60000 };
-    }
-  }
-
   /** Read the list now (the poll's next tick, at once), if shown. */
   private readAgain(): void {
     if (this.isVisible) {
@@ -167,7 +160,7 @@ export class FlowsPanel extends Widget {
 
   /** A pushed event: each listed run's row is patched; a run not listed means a read. */
   private onEvent(_: LiveRuns, event: IRunsEvent): void {
-    this.paceTicker();
+    this.ticker.pace();
     if (!this.list) {
       return;
     }
@@ -212,7 +205,7 @@ export class FlowsPanel extends Widget {
     }
     this.drawRuns();
     this.live.listed(this.list);
-    this.paceTicker();
+    this.ticker.pace();
     // Schedules change rarely: every fifth poll, and after each action.
     if (this.live.pushing || this.ticks++ % 5 === 0) {
       await this.pollSchedules();
@@ -458,7 +451,7 @@ export class FlowsPanel extends Widget {
   private runs: HTMLElement;
   private schedules: HTMLElement;
   private error: HTMLElement;
-  private ticker: Poll;
+  private ticker: SafetyNet;
   private rows = new Map<string, HTMLElement>();
   private more = this.moreButton();
   private list: IRunList | null = null;

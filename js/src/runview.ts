@@ -5,13 +5,12 @@
 // second only until the server is seen pushing), standing by while hidden or ended.
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
-import { Poll } from '@lumino/polling';
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { el, FINAL_STATES, originLabel, requestAPI, seconds, when } from './api';
 import { render } from './dag';
-import { IRunsEvent, LiveRuns } from './live';
+import { IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { RestRunModel } from './runmodel';
 
 const SAFETY_NET = 10000; // ms between polls once the server pushes
@@ -23,7 +22,7 @@ export class RunView extends Widget {
   constructor(
     readonly runId: string,
     private commands: CommandRegistry,
-    private live: LiveRuns,
+    live: LiveRuns,
     private trans: TranslationBundle = nullTranslator.load('labloom')
   ) {
     super();
@@ -49,10 +48,10 @@ export class RunView extends Widget {
       },
       true
     );
-    this.poll = new Poll({
+    this.poll = new SafetyNet(live, {
       factory: () => this.refresh(),
-      frequency: { interval: live.pushing ? SAFETY_NET : 1000, backoff: true, max: 60000 },
-      standby: () => !this.isVisible || this.ended || 'when-hidden',
+      pushed: SAFETY_NET,
+      standby: () => !this.isVisible || this.ended,
       name: `labloom:run:${runId}`
     });
     live.changed.connect(this.onEvent, this);
@@ -60,7 +59,7 @@ export class RunView extends Widget {
   }
 
   private onEvent(_: LiveRuns, event: IRunsEvent): void {
-    this.pace();
+    this.poll.pace();
     for (const delta of event.runs) {
       if (delta.id !== this.runId) {
         continue;
@@ -76,14 +75,6 @@ export class RunView extends Widget {
     }
   }
 
-  /** Once the server pushes, the run is read only as a safety net. */
-  private pace(): void {
-    const interval = this.live.pushing ? SAFETY_NET : 1000;
-    if (this.poll.frequency.interval !== interval) {
-      this.poll.frequency = { interval, backoff: true, max: 60000 };
-    }
-  }
-
   /** Read what changed since this tab's cursor now (the poll's next tick, at once). */
   private catchUp(): void {
     if (this.isVisible) {
@@ -95,7 +86,7 @@ export class RunView extends Widget {
     await this.model.refresh();
     const run = this.model.detail;
     this.showRun(run);
-    this.pace();
+    this.poll.pace(); // once the server pushes, the run is read only as a safety net
     if (this.clusters === null) {
       this.clusters = await requestAPI<any>('clusters').catch(() => ({ clusters: [] }));
       this.showFacts(run);
@@ -182,7 +173,7 @@ export class RunView extends Widget {
   private facts: HTMLElement;
   private notice: HTMLElement;
   private cleanup: () => void;
-  private poll: Poll;
+  private poll: SafetyNet;
   private ended = false;
   private clusters: any = null;
 }

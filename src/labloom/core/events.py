@@ -8,19 +8,21 @@ subscriber that raises is reported once and otherwise ignored.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .delivery import BLOCK_SLICE as BLOCK_SLICE
+from .delivery import FLUSH_INTERVAL as FLUSH_INTERVAL
+from .delivery import MAX_BATCH as MAX_BATCH
+from .delivery import NO_PROGRESS as NO_PROGRESS
+from .delivery import PACE as PACE
+from .delivery import Delivery
+from .delivery import EventBlock as EventBlock
+from .delivery import numbered as numbered
 from .states import State
-
-log = logging.getLogger("labloom")
-
-FLUSH_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -150,104 +152,13 @@ Event = (
     | RunFinished
 )
 Subscriber = Callable[[list[Event]], None]
-
-# The most events one delivery hands a subscriber: a map of a million children is delivered
-# (and stored) a slice at a time, never as one batch.
-MAX_BATCH = 10_000
-# Events waiting for a subscriber (the store, mostly) past which the engine waits before it
-# launches more task runs: memory stays bounded when a million of them run faster than they
-# can be recorded. Waiting stops when the queue stops shrinking (a store that is down).
-PACE = 20_000
-NO_PROGRESS = 5.0  # seconds without a shrinking queue before pacing gives up for a while
-
-
-class EventBlock:
-    """Many events of one kind, made when delivered: ``make(i)`` for i in ``range(count)``.
-    A map's children are announced this way, so a million ``TaskRunCreated`` never wait in
-    a queue at once; ``make`` must read only what no longer changes."""
-
-    __slots__ = ("count", "make")
-
-    def __init__(self, make: Callable[[int], Event], count: int) -> None:
-        self.make = make
-        self.count = count
-
-
-class _Delivery:
-    """One subscriber's queue and pace: its own thread hands it what queued, in order, every
-    ``FLUSH_INTERVAL`` seconds, so a slow subscriber only ever delays itself."""
-
-    def __init__(self, callback: Subscriber, name: str, running: bool = True) -> None:
-        self.callback = callback
-        # Events, and [block, next index] for an EventBlock being delivered.
-        self.queue: deque[Any] = deque()
-        self._lock = threading.RLock()  # one delivery at a time, whoever drives it
-        self._stop = threading.Event()
-        self._reported = False
-        self._name = name
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        if running:
-            self.start()
-
-    @property
-    def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._stop.is_set()
-
-    def start(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name=self._name,
-                                        daemon=True)
-        self._thread.start()
-
-    def drain(self) -> None:
-        with self._lock:
-            while self.queue:
-                batch = self._take()
-                try:
-                    self.callback(batch)
-                except Exception:
-                    # A broken observer must never break the run; say so once.
-                    if not self._reported:
-                        self._reported = True
-                        log.exception(
-                            "[labloom] event subscriber %r raised; ignoring it", self.callback
-                        )
-
-    def _take(self) -> list[Event]:
-        queue = self.queue
-        batch: list[Event] = []
-        while queue and len(batch) < MAX_BATCH:
-            item = queue[0]
-            if type(item) is not list:
-                batch.append(queue.popleft())
-                continue
-            block, start = item
-            end = min(block.count, start + MAX_BATCH - len(batch))
-            batch += [block.make(i) for i in range(start, end)]
-            item[1] = end
-            if end >= block.count:
-                queue.popleft()
-        return batch
-
-    def stop(self, wait: bool = True) -> None:
-        """Deliver what is queued, then end the thread (the bus owns it)."""
-        self._stop.set()
-        thread = self._thread
-        if wait and thread is not None and threading.current_thread() is not thread:
-            thread.join()
-        self.drain()
-
-    def _loop(self, stop: threading.Event) -> None:
-        while not stop.wait(FLUSH_INTERVAL):
-            self.drain()
-
+# What of a task run may be delivered before the rest of a block that does not announce it.
+_NEWS = (StateChanged, LogRecord, TaskRunKeyed, ExperimentValues, LogLinesDropped)
 
 class Subscription:
     """What ``EventBus.subscribe`` returns: call it to unsubscribe."""
 
-    def __init__(self, bus: EventBus, delivery: _Delivery) -> None:
+    def __init__(self, bus: EventBus, delivery: Delivery) -> None:
         self._bus = bus
         self._delivery = delivery
 
@@ -262,7 +173,7 @@ class Subscription:
 class EventBus:
     """One run's event stream. ``subscribe(callback)`` gets lists of events, in order.
 
-    Each subscriber has its own queue and thread (see ``_Delivery``); emitting is an append
+    Each subscriber has its own queue and thread (see ``Delivery``); emitting is an append
     per subscriber. The bus keeps no history when its producer can describe the run so far
     (``subscribe(..., replay=events)``); a bus built without one (``EventBus(history=True)``,
     for tests and tools) keeps every event to replay.
@@ -270,21 +181,21 @@ class EventBus:
 
     def __init__(self, history: bool = True, name: str = "labloom-events") -> None:
         self._lock = threading.Lock()
-        self._deliveries: tuple[_Delivery, ...] = ()
+        self._deliveries: tuple[Delivery, ...] = ()
         self._name = name
         self._closed = False
         self.history: list[Event] | None = [] if history else None
         self._unpaced_until = 0.0
 
     def pace(self) -> None:
-        """Wait while a subscriber's queue is over ``PACE`` and shrinking (outside any lock)."""
+        """Wait while a subscriber's queue is over its limit and shrinking (outside any lock)."""
         if time.monotonic() < self._unpaced_until:
             return
-        lowest = self.backlog()
+        lowest = self._over()
         since = time.monotonic()
-        while lowest > PACE:
+        while lowest > 0:
             time.sleep(0.002)
-            now, backlog = time.monotonic(), self.backlog()
+            now, backlog = time.monotonic(), self._over()
             if backlog < lowest:
                 lowest, since = backlog, now
             elif now - since > NO_PROGRESS:
@@ -309,6 +220,9 @@ class EventBus:
         the engine waits for it to shrink before launching more (``Launcher.work``)."""
         return max((len(d.queue) for d in self._deliveries if d.running), default=0)
 
+    def _over(self) -> int:
+        return max((len(d.queue) - d.limit() for d in self._deliveries if d.running), default=0)
+
     def subscribe(
         self, callback: Subscriber, replay: bool | Sequence[Event] = False, now: bool = True
     ) -> Subscription:
@@ -321,7 +235,7 @@ class EventBus:
         """
         with self._lock:
             # On a closed bus (a finished run) the replay is all there is: no thread.
-            delivery = _Delivery(callback, self._name, running=not self._closed)
+            delivery = Delivery(callback, self._name, running=not self._closed, news=_NEWS)
             if replay is True:
                 delivery.queue.extend(self.history or ())
             elif replay:
@@ -332,7 +246,7 @@ class EventBus:
             delivery.drain()
         return subscription
 
-    def _remove(self, delivery: _Delivery) -> None:
+    def _remove(self, delivery: Delivery) -> None:
         with self._lock:
             self._deliveries = tuple(d for d in self._deliveries if d is not delivery)
         delivery.stop(wait=False)

@@ -261,8 +261,9 @@ class TaskGraph:
             deps += [(dep, False) for dep in (*links, *node.wait_for) if id(dep) not in seen]
             self._link(child, deps, announce=False)
         # One block, made into events as each subscriber takes them; before any child's state.
-        self.owner.emit(ev.EventBlock(lambda i: self.created_event(children[first + i]),
-                                      len(children) - first))
+        width, number = len(children) - first, node.batches[-1][1]
+        self.owner.emit(ev.EventBlock(lambda i: self.created_event(children[first + i]), width,
+                                      ev.numbered(f"{self.run_id}.", number, width)))
         for i in range(first, len(children)):
             if children[i].waiting == 0:
                 finished += self.resolve(children[i])

@@ -39,6 +39,10 @@ class Unrecorded:
 class Recorder:
     """The bus subscriber of one run."""
 
+    # Task runs' states before the rest of a map's announcements (see events._Delivery): a
+    # view of the store sees a state change within a slice, not after the whole map.
+    news_first = True
+
     def __init__(self, run: Any, writer: Writer) -> None:
         self.run_id: str = run.id
         self._run = weakref.ref(run)  # to replay it into a new store file; never kept alive
@@ -61,6 +65,10 @@ class Recorder:
         # A replay delivered on the writer's own thread must not wait for that thread.
         if any(isinstance(event, ev.RunFinished) for event in batch) and not self.writer.is_me():
             self.writer.wait(seq, FINAL_WAIT)
+
+    def room(self) -> int:
+        """Events the run's delivery hands at once and lets wait (``events._Delivery``)."""
+        return self.writer.room()
 
     def drop(self, count: int, why: str) -> None:
         self.lost.count += count

@@ -1,9 +1,10 @@
 """Writing runs to the store: a subscriber per run, one writer thread per store.
 
 The event bus hands each run's events to ``Recorder`` in batches, off the hot path; the
-recorder only queues them. The writer thread drains whatever has queued and writes it in one
-transaction, so a 10,000-task flow costs a few dozen commits, not 30,000. When a run ends, its
-recorder waits for the final commit: once ``run.wait()`` returns, the store agrees.
+recorder only queues them. The writer thread writes what has queued about 0.1 s of work a
+transaction (``commits.py``): ten commits a second of a busy run, not one per event, and never
+seconds behind it. When a run ends, its recorder waits for the final commit: once
+``run.wait()`` returns, the store agrees.
 
 While a run of this process is open the writer refreshes its heartbeat; the reader marks a
 run Crashed when its process is gone or its heartbeat is stale (see ``reader.reconcile``).
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import events as ev
+from .commits import CommitSize
 from .db import Conn, Database, file_identity, get_database, is_transient, short_error, tables_gone
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .rows import Rows, Table
@@ -61,6 +63,7 @@ class Writer:
         self._queued = self._written = 0
         self._backlog = 0  # events queued or being written
         self._unpaced_until = 0.0  # see put
+        self.size = CommitSize()  # of a transaction: a fraction of a second's writing
         self._thread: threading.Thread | None = None
         self._open: set[str] = set()
         self._live: dict[str, Recorder] = {}  # runs open, or with rows not yet written
@@ -97,17 +100,26 @@ class Writer:
                 self._thread.start()
             self._cond.notify_all()
             # Hold the caller (a run's delivery thread: the engine waits on its queue) while
-            # the backlog is over PACE and shrinking; a store making no progress is not waited for.
+            # more than a transaction waits and the backlog shrinks: what waits here is
+            # behind what is queued, while in the delivery's queue a run's states pass a
+            # map's announcements. A store making no progress is not waited for.
             seq = self._queued
             while not self.is_me() and time.monotonic() >= self._unpaced_until \
-                    and self._backlog > ev.PACE and self._thread is not None:
+                    and self._backlog > self._ahead() and self._thread is not None:
                 if not self._cond.wait_for(functools.partial(self._moved, self._written),
                                            ev.NO_PROGRESS):
                     self._unpaced_until = time.monotonic() + 6 * ev.NO_PROGRESS
             return seq
 
+    def _ahead(self) -> int:
+        return min(ev.PACE, self.size.events)
+
+    def room(self) -> int:
+        """What a run's delivery may hand over at once, and let wait (``CommitSize``)."""
+        return self.size.events
+
     def _moved(self, written: int) -> bool:
-        return self._backlog <= ev.PACE or self._written != written
+        return self._backlog <= self._ahead() or self._written != written
 
     def wait(self, seq: int | None = None, timeout: float = FINAL_WAIT) -> bool:
         """Block until everything queued (up to ``seq``) is written or dropped."""
@@ -137,13 +149,7 @@ class Writer:
                 with self._cond:
                     if not self._queue:
                         self._cond.wait(min(heartbeat_interval(), _IDLE_EXIT))
-                    # At most about MAX_BATCH events a transaction: progress stays regular
-                    # (put paces on it) and the rows folded at once stay few.
-                    cut = taken = 0
-                    while cut < len(self._queue) and taken < ev.MAX_BATCH:
-                        taken += len(self._queue[cut][1])
-                        cut += 1
-                    items, self._queue = self._queue[:cut], self._queue[cut:]
+                    items = self.size.cut(self._queue)
                     upto = self._queued - len(self._queue)
                     if items:
                         idle_since = time.monotonic()
@@ -153,9 +159,11 @@ class Writer:
                 beat = bool(self._open) and time.monotonic() - last_beat >= heartbeat_interval()
                 folded = sum(len(batch) for _, batch in items)
                 if items or beat:
+                    began = time.monotonic()
                     rows = self._rows = self._fold(items)
                     conn = self._store(conn, rows)
                     self._rows = None
+                    self.size.timed(folded, time.monotonic() - began)
                     last_beat = time.monotonic()
                     self._settled(rows)
                 with self._cond:

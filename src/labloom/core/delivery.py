@@ -1,0 +1,168 @@
+"""One subscriber's delivery of a run's events: its queue, its thread, its pace, and the
+blocks (a map's children announced at once) made into events as they are delivered.
+``events.EventBus`` makes one per subscriber; the event types live in ``events``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .events import Event, Subscriber
+
+log = logging.getLogger("labloom")
+
+FLUSH_INTERVAL = 0.05
+
+# The most events one delivery hands a subscriber: a map of a million children is delivered
+# (and stored) a slice at a time, never as one batch.
+MAX_BATCH = 10_000
+# Events waiting for a subscriber (the store, mostly) past which the engine waits before it
+# launches more task runs: memory stays bounded when a million of them run faster than they
+# can be recorded. Waiting stops when the queue stops shrinking (a store that is down).
+PACE = 20_000
+NO_PROGRESS = 5.0  # seconds without a shrinking queue before pacing gives up for a while
+# Events of a block per batch (and at most a quarter of it) for a subscriber that takes task
+# runs' news first (below).
+BLOCK_SLICE = 2_000
+
+
+class EventBlock:
+    """Many events of one kind, made when delivered: ``make(i)`` for i in ``range(count)``.
+    A map's children are announced this way, so a million ``TaskRunCreated`` never wait in
+    a queue at once; ``make`` must read only what no longer changes. ``index_of`` tells which
+    ``i`` announces a task run id (None: not in this block)."""
+
+    __slots__ = ("count", "index_of", "make")
+
+    def __init__(self, make: Callable[[int], Event], count: int,
+                 index_of: Callable[[str], int | None] | None = None) -> None:
+        self.make = make
+        self.count = count
+        self.index_of = index_of
+
+
+def numbered(prefix: str, first: int, count: int) -> Callable[[str], int | None]:
+    """``index_of`` for a block whose ``i`` announces the task run ``prefix + str(first + i)``."""
+
+    def index_of(task_run_id: str) -> int | None:
+        tail = task_run_id[len(prefix):]
+        i = int(tail) - first if task_run_id.startswith(prefix) and tail.isdigit() else -1
+        return i if 0 <= i < count else None
+    return index_of
+
+
+class Delivery:
+    """One subscriber's queue and pace: its own thread hands it what queued, in order, every
+    ``FLUSH_INTERVAL`` seconds, so a slow subscriber only ever delays itself.
+
+    A subscriber with ``news_first = True`` (the store's recorder) gets a block ``BLOCK_SLICE``
+    events at a time, each slice followed by the news queued behind the block (states, log
+    lines, ...) of task runs already announced: a state waits for a slice of a map's
+    announcements, not for all (100,000 took the store seconds). Each task run's order is
+    kept, and the news' among themselves. One with ``room()`` (the store's recorder again)
+    gets batches of at most that many events, and the engine waits while more wait
+    (``limit``): a store slower than the run keeps it a fraction of a second behind."""
+
+    def __init__(self, callback: Subscriber, name: str, running: bool = True,
+                 news: tuple[type, ...] = ()) -> None:
+        self.callback = callback
+        # The event types that may pass a block (the bus says which: a task run's news).
+        self.news = news if getattr(callback, "news_first", False) else ()
+        self._room: Callable[[], int] | None = getattr(callback, "room", None)
+        # Events, and [block, next index] for an EventBlock being delivered.
+        self.queue: deque[Any] = deque()
+        self._lock = threading.RLock()  # one delivery at a time, whoever drives it
+        self._reported = False
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        if running:
+            self.start()
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stop.is_set()
+
+    def start(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name=self._name,
+                                        daemon=True)
+        self._thread.start()
+
+    def drain(self) -> None:
+        with self._lock:
+            while self.queue:
+                batch = self._take()
+                try:
+                    self.callback(batch)
+                except Exception:
+                    # A broken observer must never break the run; say so once.
+                    if not self._reported:
+                        self._reported = True
+                        log.exception("[labloom] event subscriber %r raised; ignoring it",
+                                      self.callback)
+
+    def limit(self) -> int:
+        """Events that may wait before the engine does: ``PACE``, or the subscriber's
+        ``room()`` when less (the store's: what it writes in about 0.1 s)."""
+        return PACE if self._room is None else max(1, min(PACE, self._room()))
+
+    def _take(self) -> list[Event]:
+        queue = self.queue
+        batch: list[Event] = []
+        most = min(MAX_BATCH, self.limit())
+        while queue and len(batch) < most:
+            item = queue[0]
+            if type(item) is not list:
+                batch.append(queue.popleft())
+                continue
+            block, start = item
+            end = min(block.count, start + most - len(batch))
+            if first := bool(self.news) and block.index_of is not None:
+                end = min(end, start + min(BLOCK_SLICE, max(1, most // 4)))
+            batch += [block.make(i) for i in range(start, end)]
+            item[1] = end
+            if end >= block.count:
+                queue.popleft()
+            elif first:
+                news = self._news_behind(block.index_of, end, most - len(batch))
+                batch += news
+                if news:
+                    break  # delivered now; the rest of the block in the next batches
+        return batch
+
+    def _news_behind(self, index_of: Callable[[str], int | None], end: int,
+                     most: int) -> list[Event]:
+        """The news behind the head block, up to one that is not, or is of its ``end`` on."""
+        queue = self.queue
+        head = queue.popleft()
+        news: list[Event] = []
+        while queue and len(news) < most:
+            event = queue[0]
+            if not isinstance(event, self.news):
+                break
+            task_run_id = getattr(event, "task_run_id", None)  # None: the flow body's lines
+            if task_run_id is not None:
+                i = index_of(task_run_id)
+                if i is not None and i >= end:
+                    break
+            news.append(queue.popleft())
+        queue.appendleft(head)
+        return news
+
+    def stop(self, wait: bool = True) -> None:
+        """Deliver what is queued, then end the thread (the bus owns it)."""
+        self._stop.set()
+        thread = self._thread
+        if wait and thread is not None and threading.current_thread() is not thread:
+            thread.join()
+        self.drain()
+
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.wait(FLUSH_INTERVAL):
+            self.drain()
