@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "executors": {"core", "store"},  # the store keeps concurrency slots for every executor
     "store": {"core"},
     "dag": {"core"},
-    "export": {"core", "store", "notebook"},  # notebook.magic_args: the one magic grammar
+    "export": {"core", "store"},
     "notebook": {"core", "executors", "store", "dag", "export", TOP},
     "schedule": {"core", "executors", "store", "export"},
     "server_extension": {"core", "executors", "store", "dag", "schedule", "export", TOP},
@@ -29,8 +29,8 @@ ALLOWED: dict[str, set[str]] = {
 # Known and owned elsewhere: the Dask limiter reads limits through the public module
 # (issue 12 moves limits into the store layer).
 EXCEPTIONS = {("executors/dask_limits.py", TOP)}
-# export may only use the grammar module of the notebook layer (no IPython there).
-NARROW = {("export", "notebook"): {"magic_args"}}
+# A layer that may use only some modules of another: (layer, other) -> those modules.
+NARROW: dict[tuple[str, str], set[str]] = {}
 
 
 def _layer_of(parts: list[str]) -> str:

@@ -35,7 +35,7 @@ def attach_default_observers(run: Any, progress: bool | None = None) -> None:
     if progress is None:
         progress = progress_enabled() and not in_kernel()
     if progress:
-        from .cli.progress import attach
+        from .dag.console_progress import attach
 
         attach(run)
 
