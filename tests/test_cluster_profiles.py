@@ -20,7 +20,7 @@ from labloom.executors import cluster_profiles, resolve_executor
 from labloom.export.exporter import export_notebook
 from labloom.export.magic_grammar import parse_flow_line
 from labloom.schedule.daemon import run_argv
-from labloom.schedule.slots import get, store
+from labloom.schedule.stored_schedules import get, store
 
 SPEC = {
     "cluster_class": "distributed.SpecCluster",

@@ -20,7 +20,7 @@ from ..core.errors import TargetError
 from ..core.results import Reuse
 from ..core.secrets import HIDDEN
 from ..store import access, open_store
-from .targets import load_recorded
+from .run_targets import load_recorded
 
 _DONE = ("Completed", "Cached")
 

@@ -30,7 +30,7 @@ from typing import IO, Any
 from ..store import home as _home
 from ..store.db import get_database
 from . import liveness
-from . import slots as sched
+from . import stored_schedules as sched
 from .alerts import Notifier, delays_from_env, failure_payload
 from .times import to_ms
 

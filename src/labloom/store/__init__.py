@@ -6,7 +6,7 @@
 - ``open_store()``: a ``RunStore`` to read runs, task runs and logs (see ``reader.py``);
 - ``unrecorded(run_id)``: what of a run the store could not take (``labloom run`` says it);
 - ``enabled()``: False when ``LABLOOM_STORE=0`` (nothing is written);
-- ``persist_mode()``: which task results persist (see ``_cache.py``).
+- ``persist_mode()``: which task results persist (see ``core/results.py``).
 
 >>> from labloom.store import open_store
 >>> with open_store() as store:

@@ -30,7 +30,7 @@ import os
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -360,6 +360,14 @@ class Database:
 
 _databases: dict[str, Database] = {}
 _databases_lock = threading.Lock()
+# What else holds a connection per url (concurrency_slots.py keeps its own): each is told to
+# drop it on ``forget``. Registered by the holder, so this module imports none of them.
+_forget_hooks: list[Callable[[str], Conn | None]] = []
+
+
+def on_forget(drop: Callable[[str], Conn | None]) -> None:
+    """``drop(url)`` is called on ``forget(url)``; a connection it returns is closed."""
+    _forget_hooks.append(drop)
 
 
 def get_database(url: str | None = None) -> Database:
@@ -375,13 +383,12 @@ def get_database(url: str | None = None) -> Database:
 def forget(url: str) -> None:
     """Close and drop everything this process holds for ``url`` (its pool, the limiter's
     connection): for a store that goes away, as a test's database does."""
-    from . import limits
-
     with _databases_lock:
         database = _databases.pop(url, None)
-    conn = limits._connections.pop(url, None)
-    if conn is not None:
-        conn.close()
+    for drop in _forget_hooks:
+        conn = drop(url)
+        if conn is not None:
+            conn.close()
     if database is not None:
         database.close()
 

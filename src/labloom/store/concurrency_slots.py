@@ -21,11 +21,12 @@ import time
 from collections.abc import Iterable
 
 from . import home as _home
-from .db import Conn, get_database
+from .db import Conn, get_database, on_forget
 from .writer import heartbeat_timeout
 
 _lock = threading.RLock()
 _connections: dict[str, Conn] = {}
+on_forget(lambda url: _connections.pop(url, None))  # db.forget closes it
 
 
 def _host() -> str:

@@ -1,6 +1,6 @@
 """Where a flow's code lives, recorded with each run so ``labloom retry`` in another process
 can load it again: the defining file and the function's name. Code typed in a notebook cell
-has no such file; the record says so, and loading it (``export/targets.py``, above the store:
+has no such file; the record says so, and loading it (``export/run_targets.py``, above the store:
 the store never imports a user's code) fails with a message saying what to do.
 """
 
