@@ -18,9 +18,9 @@ from cli_helpers import labloom, write
 from labloom import ClusterConfigError, Flow
 from labloom.executors import cluster_profiles, resolve_executor
 from labloom.export.exporter import export_notebook
-from labloom.notebook.magic_args import parse_flow_line
+from labloom.export.magic_grammar import parse_flow_line
 from labloom.schedule.daemon import run_argv
-from labloom.schedule.slots import get, store
+from labloom.schedule.stored_schedules import get, store
 
 SPEC = {
     "cluster_class": "distributed.SpecCluster",

@@ -15,9 +15,9 @@ import pytest
 
 import labloom
 from labloom import State, ThreadExecutor, flow, get_run_logger, task
-from labloom.cli.progress import ConsoleProgress, attach
 from labloom.core import events as ev
 from labloom.core.observers import add_run_observer
+from labloom.dag.console_progress import ConsoleProgress, attach
 
 
 def test_retries_with_a_delay_per_attempt(executor: str) -> None:

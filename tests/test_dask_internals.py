@@ -84,3 +84,27 @@ def test_why_a_future_was_cancelled_is_read_on_the_installed_release(client: Any
     assert ours.status == "cancelled" and lost.status == "cancelled"
     assert dask_internals.cancel_reason(ours) is None
     assert dask_internals.cancel_reason(lost) == dask_internals.SCHEDULER_LOST
+
+
+def test_each_internal_takes_its_fast_path_on_the_installed_release() -> None:
+    # A release that moves one of these fails here, by name, before any run slows or breaks.
+    assert dask_internals.in_use() == {
+        "task_spec": "dask._task_spec.Task",
+        "send_graph": "Client._graph_to_futures",
+        "watch": "distributed.client.done_callback",
+        "semaphore": "Semaphore(scheduler_rpc=)",
+        "future": "Future(key, client)",
+    }
+
+
+@pytest.mark.parametrize("path", ["scheduler_rpc", "public"])
+def test_a_semaphore_on_the_executors_client_gives_and_takes_leases(client: Any,
+                                                                     path: str) -> None:
+    make = dask_internals.semaphore if path == "scheduler_rpc" else (
+        dask_internals._public_semaphore)
+    semaphore = make(client, f"labloom-test-{path}", 1)
+    assert client.sync(semaphore.acquire, timeout=5)
+    assert not client.sync(semaphore.acquire, timeout=0.1)  # the one lease is taken
+    client.sync(semaphore.release)
+    assert client.sync(semaphore.acquire, timeout=5)
+    client.sync(semaphore.release)

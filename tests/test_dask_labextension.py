@@ -13,6 +13,7 @@ import dask.config
 import pytest
 
 from labloom import flow, task
+from labloom.server_extension import dask_labextension_internals as labextension_internals
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -72,3 +73,21 @@ async def test_a_dask_labextension_cluster_is_listed_and_used(jp_fetch: Any) -> 
         assert shown["cluster"].startswith("active Dask cluster")
     finally:
         await jp_fetch("dask", "clusters", created["id"], method="DELETE")
+
+
+def test_the_installed_dask_labextension_keeps_its_manager_where_labloom_looks() -> None:
+    # A release that moves its manager fails here, by name (the Clusters list would be empty).
+    assert labextension_internals.in_use() == labextension_internals.MODULE_GLOBAL
+
+
+async def test_the_manager_is_found_in_either_place_and_absent_where_not_enabled() -> None:
+    manager = object()
+
+    async def initialised() -> object:
+        return manager
+
+    found = await labextension_internals.cluster_manager(
+        {labextension_internals.SETTINGS_KEY: initialised()}, None
+    )
+    assert found is manager  # newer releases: the awaitable in the settings
+    assert await labextension_internals.cluster_manager({}, None) is None  # not enabled here

@@ -13,7 +13,7 @@ import pytest
 import labloom
 from labloom import flow, task
 from labloom.cli import main
-from labloom.store import limits as store
+from labloom.store import concurrency_slots as store
 from store_helpers import peak
 
 
@@ -86,7 +86,7 @@ def test_thread_runs_share_slots_with_another_process(home):
     # Another process holds one of the two slots for a while.
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import time, labloom.store.limits as s; s.try_take({'db': 2}, 'other');"
+         "import time, labloom.store.concurrency_slots as s; s.try_take({'db': 2}, 'other');"
          "print('held', flush=True); time.sleep(1.5); s.give_back('other')"],
         stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},

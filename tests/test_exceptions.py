@@ -61,13 +61,13 @@ def test_the_docstring_draws_the_real_tree() -> None:
 
 def test_errors_raised_elsewhere_are_the_exported_ones() -> None:
     from labloom.export.exporter import ExportError
-    from labloom.schedule.slots import parse_duration
+    from labloom.schedule.stored_schedules import parse_duration
     from labloom.store.schema import StoreVersionError
 
     assert ExportError is labloom.ExportError and StoreVersionError is labloom.StoreVersionError
     with pytest.raises(labloom.ScheduleError, match="duration"):
         parse_duration("soon")
     with pytest.raises(labloom.TargetError, match="neither a Python file nor a notebook"):
-        from labloom.export.targets import parse_target
+        from labloom.export.run_targets import parse_target
 
         parse_target("notes.txt")

@@ -1,6 +1,6 @@
-"""The ipykernel internals behind Cancel-while-a-cell-runs (``notebook/comms.py``), against the
-installed ipykernel in a real kernel: a subshell starts; outside a kernel the plain fallback
-(no routing) holds."""
+"""The ipykernel internals behind Cancel-while-a-cell-runs (``notebook/ipykernel_internals.py``),
+against the installed ipykernel in a real kernel: the installed release takes the subshell
+path, a subshell starts; outside a kernel the plain fallback (no routing) holds."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from labloom.notebook import ipykernel_internals
 from labloom.notebook.comms import route_to_subshell, widget_subshell
 
 
@@ -53,3 +54,21 @@ def test_without_a_kernel_nothing_is_routed() -> None:
 
     assert route_to_subshell(Widget()) is False
     assert widget_subshell(object()) is None
+
+
+def test_the_installed_ipykernel_takes_the_subshell_path() -> None:
+    # An ipykernel that moves these internals fails here, by name (the buttons would then act
+    # only once the cell returns).
+    assert ipykernel_internals.in_use() == ipykernel_internals.SUBSHELLS
+
+
+def test_a_kernel_or_comm_without_subshells_takes_the_fallback() -> None:
+    class OldKernel:  # ipykernel 6 and plain IPython: no subshell support
+        pass
+
+    class OldComm:
+        pass
+
+    assert ipykernel_internals.start_subshell(OldKernel(), timeout=1) is None
+    assert not ipykernel_internals.can_route(OldComm())
+    assert not ipykernel_internals.can_route(None)

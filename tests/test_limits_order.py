@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import labloom
-from labloom.store import limits as store
+from labloom.store import concurrency_slots as store
 from store_helpers import env_for, peak
 
 WORKER = """
@@ -82,7 +82,7 @@ def test_waiters_are_served_in_arrival_order_across_processes(labloom_home: Path
     assert store.try_take({"db": 1}, "first")
     other = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time, labloom.store.limits as s\n"
+         "import sys, time, labloom.store.concurrency_slots as s\n"
          "assert not s.try_take({'db': 1}, 'second', queue=True)\n"
          "print('queued', flush=True)\n"
          "while not s.try_take({'db': 1}, 'second', queue=True): time.sleep(0.05)\n"

@@ -1,4 +1,4 @@
-"""One magic-line grammar (``notebook/magic_args.py``) for the kernel and the exporter: a cell
+"""One magic-line grammar (``export/magic_grammar.py``) for the kernel and the exporter: a cell
 using every option of ``%%tasks`` and ``%%flow`` runs in IPython and exports to a module that
 says the same."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from labloom import MagicArgsError, Task
 from labloom.export.exporter import export_notebook
-from labloom.notebook.magic_args import parse_flow_line, parse_tasks_line
+from labloom.export.magic_grammar import parse_flow_line, parse_tasks_line
 from test_export import write_notebook
 
 TASKS_LINE = "--retries 2 --retry-delay 1,5 --tags db,io --timeout 30 --cache"

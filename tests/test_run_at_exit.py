@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kernel_helpers import kernel
+from labloom.core import threading_internals
 from labloom.store import open_store
 from store_helpers import run_script
 
@@ -92,3 +93,25 @@ def test_a_kernel_shut_down_mid_run_records_the_run(tmp_path: Path) -> None:
     assert (run.state, run.message) == ("Cancelled", REASON)  # type: ignore[attr-defined]
     assert [states[f"quick[{i}]"] for i in range(5)] == ["Completed"] * 5
     assert states["slow"] == "Cancelled"
+
+
+def test_this_python_ends_runs_before_its_threads_join() -> None:
+    # A Python without threading's private hook fails here, by name: its runs would still end
+    # recorded, but only after the thread pools ran every queued task.
+    assert threading_internals.in_use() == threading_internals.BEFORE_THREADS_JOIN
+
+
+def test_without_threadings_hook_atexit_ends_the_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import atexit
+    import threading
+
+    def callback() -> None:
+        pass
+
+    monkeypatch.delattr(threading, "_register_atexit")  # what another Python lacks
+    before = atexit._ncallbacks()
+    try:
+        assert threading_internals.register_at_exit(callback) == threading_internals.AT_EXIT
+        assert atexit._ncallbacks() == before + 1  # atexit holds it now
+    finally:
+        atexit.unregister(callback)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from labloom.schedule import liveness
-from labloom.schedule import slots as sched
+from labloom.schedule import stored_schedules as sched
 from labloom.store.db import Conn, get_database
 from labloom.store.home import host_name
 

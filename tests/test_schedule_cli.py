@@ -108,10 +108,10 @@ def test_a_folder_that_is_not_utf8_is_refused_and_odd_parameters_are_kept(
     added = labloom(labloom_home, "schedule", "add", "flows.py", "--every", "1h", "-p",
                     f"day={odd}", cwd=tmp_path)
     assert added.returncode == 0, added.stderr
-    from labloom.schedule import slots
+    from labloom.schedule import stored_schedules
 
-    with slots.store() as conn:
-        assert slots.get(conn, "nightly").params == {"day": odd}
+    with stored_schedules.store() as conn:
+        assert stored_schedules.get(conn, "nightly").params == {"day": odd}
 
 
 def test_duplicate_name(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from labloom.schedule import slots as sched
+from labloom.schedule import stored_schedules as sched
 from labloom.schedule.times import to_ms
 from labloom.store.db import Conn
 

@@ -335,7 +335,7 @@ async def test_schedules_pause_resume_and_run_now(jp_fetch: Any, labloom_home: P
 async def test_every_name_schedule_add_accepts_reaches_its_schedule(
     jp_fetch: Any, tmp_path: Path
 ) -> None:
-    from labloom.schedule import slots as sched
+    from labloom.schedule import stored_schedules as sched
 
     names = ["nightly etl", "50% sample", "what?#now", "été", "...", "x" * 200]
     with sched.store() as conn:

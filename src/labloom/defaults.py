@@ -36,7 +36,7 @@ def attach_default_observers(run: Any, progress: bool | None = None) -> None:
     if progress is None:
         progress = progress_enabled() and not in_kernel()
     if progress:
-        from .cli.progress import attach
+        from .dag.console_progress import attach
 
         attach(run)
 
@@ -48,7 +48,7 @@ def _resolve_executor(choice: Any, address: str | None) -> Any:
 
 
 def _store_limiter() -> Any:
-    from .store.limiter import process_limiter
+    from .store.concurrency_limiter import process_limiter
 
     return process_limiter()
 
@@ -77,10 +77,10 @@ def _draw(nodes: Sequence[Any], filename: str | None) -> Any:
     return visualize(nodes, filename)
 
 
-def _launcher(flow: Any, executor: Any) -> Any:
-    from .notebook.launcher import launcher
+def _launch_form(flow: Any, executor: Any) -> Any:
+    from .notebook.launch_form import launch_form
 
-    return launcher(flow, executor)
+    return launch_form(flow, executor)
 
 
 def _older_logs(run_id: str, task: str | None) -> list[Any]:
@@ -115,7 +115,7 @@ def install() -> None:
     hooks.results_folder = _results_folder
     hooks.widget = _widget
     hooks.draw = _draw
-    hooks.launcher = _launcher
+    hooks.launcher = _launch_form
     hooks.older_logs = _older_logs
     hooks.default_origin = lambda: "notebook" if in_kernel() else "script"
     hooks.traceback_text = _traceback_text

@@ -16,7 +16,7 @@ import builtins
 from collections.abc import Iterable
 
 from .core.numbers import MAX_COUNT, is_count
-from .store import limits as store
+from .store import concurrency_slots as store
 
 
 def set(tag: str, n: int) -> None:  # the contract's name shadows a builtin

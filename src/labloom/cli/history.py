@@ -172,14 +172,13 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     from ..core.errors import NotAllowedError, TargetError
-    from ..export.targets import load_recorded
-    from ..store.retry import retry_run
+    from ..export.retry import retry_run
     from . import CLIError
 
     with open_store() as store:  # an ambiguous prefix is named here, not as "no run"
         run_id = _find(store, args.run_id).id
     try:
-        run, notes = retry_run(run_id, executor=args.executor, load=load_recorded)
+        run, notes = retry_run(run_id, executor=args.executor)
     except KeyError:
         raise _unknown(args.run_id) from None
     except (TargetError, NotAllowedError) as exc:

@@ -117,7 +117,7 @@ def check_executor(choice: str | None, address: str | None = None) -> None:
 def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[str, Any]]:
     """The target, its flow and checked parameters; a CLIError (status 2) on any mistake."""
     from ..core.errors import TargetError
-    from ..export.targets import check_params, load_flow, parse_params, parse_target, raw_params
+    from ..export.run_targets import check_params, load_flow, parse_params, parse_target, raw_params
     from . import CLIError
 
     try:
@@ -156,7 +156,7 @@ def run_command(args: argparse.Namespace) -> int:
             background=True, **params,
         )
         if args.origin == "schedule":
-            from ..schedule.slots import point_slot_at_run
+            from ..schedule.stored_schedules import point_slot_at_run
 
             point_slot_at_run(run.id)
         run.wait()
@@ -193,7 +193,7 @@ def run_command(args: argparse.Namespace) -> int:
 def _describe(target_text: str) -> int:
     from ..core.errors import TargetError
     from ..export.form import describe_flow
-    from ..export.targets import load_flow, parse_target
+    from ..export.run_targets import load_flow, parse_target
     from . import CLIError
 
     try:

@@ -74,9 +74,9 @@ def _errors() -> Any:
 
 def add_command(args: argparse.Namespace) -> int:
     from ..core.secrets import is_secret_value
-    from ..export.targets import parse_params
+    from ..export.run_targets import parse_params
     from ..schedule import liveness
-    from ..schedule import slots as sched
+    from ..schedule import stored_schedules as sched
     from ..schedule.alerts import check_url, mask_url
 
     schedule_error, cli_error = _errors()
@@ -132,7 +132,7 @@ def _given_names(items: list[str]) -> list[str]:
 
 def list_command(args: argparse.Namespace) -> int:
     from ..schedule import liveness
-    from ..schedule import slots as sched
+    from ..schedule import stored_schedules as sched
 
     now = time.time()
     with sched.store() as conn:
@@ -171,7 +171,7 @@ def _health_text(health: dict[str, Any]) -> str:
 
 def _named(args: argparse.Namespace, change: Any, done: str) -> int:
     from ..core.errors import NotAllowedError
-    from ..schedule import slots as sched
+    from ..schedule import stored_schedules as sched
 
     schedule_error, cli_error = _errors()
     try:
@@ -186,19 +186,19 @@ def _named(args: argparse.Namespace, change: Any, done: str) -> int:
 
 
 def remove_command(args: argparse.Namespace) -> int:
-    from ..schedule import slots as sched
+    from ..schedule import stored_schedules as sched
 
     return _named(args, sched.remove, "removed")
 
 
 def pause_command(args: argparse.Namespace) -> int:
-    from ..schedule import slots as sched
+    from ..schedule import stored_schedules as sched
 
     return _named(args, lambda conn, name: sched.set_paused(conn, name, True), "paused")
 
 
 def resume_command(args: argparse.Namespace) -> int:
-    from ..schedule import slots as sched
+    from ..schedule import stored_schedules as sched
 
     return _named(args, lambda conn, name: sched.set_paused(conn, name, False), "resumed")
 

@@ -6,16 +6,17 @@ events not yet written. At exit every unfinished run of this process is cancelle
 ``EXIT_REASON`` and finished, so the store commits its final state and every task run that
 finished.
 
-The hook runs among ``threading``'s exit callbacks: before the thread pools join their workers
-(which would otherwise run every queued task first) and before distributed's ``atexit`` handler
-closes the cluster the cancel must reach.
+The hook runs among ``threading``'s exit callbacks (``threading_internals.py``): before the
+thread pools join their workers (which would otherwise run every queued task first) and before
+distributed's ``atexit`` handler closes the cluster the cancel must reach.
 """
 
 from __future__ import annotations
 
-import atexit
 import threading
 from typing import Any
+
+from .threading_internals import register_at_exit
 
 EXIT_REASON = "the process exited while the run was running"
 # How long a run's own thread gets to finish it before the hook finishes it itself.
@@ -34,13 +35,7 @@ def track(run: Any) -> None:
         _unfinished[run.id] = run
         if not _registered:
             _registered = True
-            # A private hook of threading, the one concurrent.futures itself uses; without it
-            # (another Python), atexit still records the run, only later.
-            register = getattr(threading, "_register_atexit", atexit.register)
-            try:
-                register(end_unfinished_runs)
-            except RuntimeError:  # the interpreter is already shutting down
-                atexit.register(end_unfinished_runs)
+            register_at_exit(end_unfinished_runs)  # see threading_internals: why not atexit
 
 
 def untrack(run: Any) -> None:

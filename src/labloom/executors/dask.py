@@ -197,14 +197,14 @@ class DaskExecutor(Executor):
         """Limits are kept by the store, one limit for every process and host on it whatever
         the executor; on a cluster this process did not start, also by the cluster, which
         machines with stores of their own may share."""
-        from ..store.limiter import Chained, process_limiter
+        from ..store.concurrency_limiter import Chained, process_limiter
 
         if not self._shared_cluster:
             return process_limiter()
         self._ready()
         with self._lock:
             if self._cluster_limiter is None:
-                from .dask_limits import DaskLimiter
+                from .dask_semaphores import DaskLimiter
 
                 self._cluster_limiter = DaskLimiter(self._client, self.dispatcher.put)
         return Chained(process_limiter(), self._cluster_limiter)

@@ -1,6 +1,8 @@
 """Dask's private internals that labloom uses, each behind one small function with a plain
 fallback, so a Dask release that moves them costs speed or precision, never a broken run.
-``tests/test_dask_internals.py`` checks each against the installed release.
+Nothing else in labloom touches a private name of dask or distributed. ``in_use()`` names the
+path each takes with the installed release; ``tests/test_dask_internals.py`` checks each path
+and its fallback against the installed release.
 
 - ``task_spec``: ``dask._task_spec.Task`` (dask >= 2024.12) builds a task whose arguments hold
   futures without Dask walking them again per task; the fallback is the classic tuple task
@@ -23,8 +25,14 @@ fallback, so a Dask release that moves them costs speed or precision, never a br
   client cancels every future with "scheduler-connection-lost" when its scheduler goes away,
   which labloom then says instead of "cancelled". Fallback: a client reconnecting (status
   "connecting") counts as a lost scheduler too.
-
-The Dask limiter's use of ``distributed.Semaphore`` internals lives in ``dask_limits.py``.
+- ``semaphore``: ``Semaphore(scheduler_rpc=client.scheduler, loop=client.loop)`` binds a
+  semaphore to the executor's own client (the keywords are undocumented: the public form finds
+  "the current client"). Fallback: the public form, built while the executor's client is
+  current.
+- ``future``: ``Future(key, client)`` made *before* the task is sent, so the client wants the
+  key from the start (else the scheduler may drop a result nobody wants yet) and the engine
+  holds the future at once. Fallback: none is needed while ``Future`` takes ``key, client``
+  (checked once; a release that changes it fails ``test_dask_internals`` by name).
 """
 
 from __future__ import annotations
@@ -130,3 +138,68 @@ def watch(client: Any, watched: Sequence[tuple[Any, Callable[[Any], None]]]) -> 
 
 
 _waiting: set[asyncio.Future[Any]] = set()
+
+
+def semaphore(client: Any, name: str, max_leases: int) -> Any:
+    """A ``distributed.Semaphore`` on ``client``'s scheduler, its lease refresh on ``client``'s
+    loop."""
+    from distributed import Semaphore
+
+    if _semaphore_takes_rpc():
+        return Semaphore(  # type: ignore[no-untyped-call]
+            max_leases=max_leases, name=name, scheduler_rpc=client.scheduler, loop=client.loop
+        )
+    return _public_semaphore(client, name, max_leases)
+
+
+def _public_semaphore(client: Any, name: str, max_leases: int) -> Any:
+    from distributed import Semaphore
+
+    with client.as_current():  # the public form binds to the current client, now
+        made = Semaphore(max_leases=max_leases, name=name)  # type: ignore[no-untyped-call]
+        made.scheduler  # noqa: B018  (binds here, not on whichever client is current later)
+    return made
+
+
+@functools.cache
+def _semaphore_takes_rpc() -> bool:
+    from distributed import Semaphore
+
+    return {"scheduler_rpc", "loop"} <= set(inspect.signature(Semaphore).parameters)
+
+
+@functools.cache
+def _future_type() -> Any:
+    from distributed import Future  # looked up once: this runs once per Dask task
+
+    return Future
+
+
+def future_of(key: str, client: Any) -> Any:
+    """The future of ``key`` on ``client``, made before its task is sent."""
+    return _future_type()(key, client)
+
+
+def in_use() -> dict[str, str]:
+    """Which path each internal takes with the installed dask and distributed."""
+    from distributed import Future
+
+    future_args = list(inspect.signature(Future).parameters)[:2]
+    return {
+        "task_spec": "dask._task_spec.Task" if _spec_types() else "tuple task",
+        "send_graph": "Client._graph_to_futures" if _can_send_in_order() else "client.get",
+        "watch": "distributed.client.done_callback" if _has_done_callback()
+        else "Future.add_done_callback",
+        "semaphore": "Semaphore(scheduler_rpc=)" if _semaphore_takes_rpc()
+        else "Semaphore under client.as_current()",
+        "future": "Future(key, client)" if future_args == ["key", "client"]
+        else f"Future({', '.join(future_args)})",
+    }
+
+
+def _has_done_callback() -> bool:
+    try:
+        from distributed.client import done_callback  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -14,7 +14,6 @@ own timeout and cache file, and fails alone (its retry is sent on its own).
 
 from __future__ import annotations
 
-import functools
 import logging
 import operator
 import threading
@@ -27,7 +26,7 @@ from ..core.attempt import TaskCall
 from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
 from .dask_chunking import Probes, chunk_size, probe_count
-from .dask_internals import send_graph, task_spec, watch
+from .dask_internals import future_of, send_graph, task_spec, watch
 from .dask_outcomes import chunk_outcomes, report, report_chunk, run_chunk
 
 
@@ -66,13 +65,6 @@ Entry = tuple[Any, tuple[tuple[str, float], ...], Callable[[Exception], None], A
               Callable[[Any], None] | None]
 
 
-@functools.cache
-def _future_type() -> Any:
-    from distributed import Future  # imported once, not per task run
-
-    return Future
-
-
 def task_name_of(call: TaskCall) -> str:
     return call.task_name.split("[", 1)[0]
 
@@ -84,7 +76,7 @@ def single(
     """One task run as one Dask task: its key and entry (no resources)."""
     key = f"{task_name_of(call)}-{call.task_run_id}-{call.attempt}"
     # The future exists now; the task reaches the scheduler with the next batch.
-    handle.future = _future_type()(key, executor.client)
+    handle.future = future_of(key, executor.client)
     dispatcher = executor.dispatcher
 
     def not_sent(error: Exception) -> None:
@@ -224,12 +216,12 @@ class Submitter:
             key, entry = single(self._executor, call, args, kwargs, handle, on_done)
             batch[key] = entry
         for key, chunk in chunks.items():
-            future: Any = _future_type()(key, client)
+            chunk_future = future_of(key, client)
             for index, (_, _, _, handle, _) in enumerate(chunk):
-                handle.future, handle.index = future, index
+                handle.future, handle.index = chunk_future, index
             calls = [(call, args, kwargs) for call, args, kwargs, _, _ in chunk]
-            batch[key] = (task_spec(key, run_chunk, calls), (), _chunk_not_sent(chunk), future,
-                          None)
+            batch[key] = (task_spec(key, run_chunk, calls), (), _chunk_not_sent(chunk),
+                          chunk_future, None)
         groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
         for key, (spec, resources, *_) in batch.items():
             groups.setdefault(resources, {})[key] = spec

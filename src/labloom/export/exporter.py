@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ExportError
-from .reader import SKIP_TAG, LeftOut, read_cells
-from .writer import HEADER, ExportedFlow, ModuleSource, write_module
+from .module_writer import HEADER, ExportedFlow, ModuleSource, write_module
+from .notebook_cells import SKIP_TAG, LeftOut, read_cells
 
 if TYPE_CHECKING:  # imported at run time inside load_notebook_flow: the engine is not needed
     from ..core.flows import Flow  # to export

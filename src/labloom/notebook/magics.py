@@ -20,9 +20,9 @@ from ..core.errors import FlowFailed, RunCancelledError
 from ..core.observers import add_run_observer
 from ..core.states import State
 from ..core.tasks import Task, task
+from ..export.magic_grammar import flow_help, parse_flow_line, parse_tasks_line, tasks_help
 from . import history
 from .cellflow import cell_flow, resolved_names
-from .magic_args import flow_help, parse_flow_line, parse_tasks_line, tasks_help
 from .print_tail import PrintTail
 from .settings import settings
 from .tracebacks import show_from_cells

@@ -1,2 +1,2 @@
-"""Internal. Schedules and their slots in the store, the ``labloom serve`` daemon, and failure
-alerts."""
+"""Internal. Schedules and their slots (the times each is due) in the store
+(``stored_schedules``), the ``labloom serve`` daemon, and failure alerts."""

@@ -1,7 +1,7 @@
 """``labloom serve``: the embedded scheduler, one process.
 
 Every tick it beats its heartbeat, reaps finished runs, and claims the due slot of each
-schedule (see ``slots.claim_due``). Each run is ``python -m labloom run ... --origin
+schedule (see ``stored_schedules.claim_due``). Each run is ``python -m labloom run ... --origin
 schedule`` in its own subprocess and session, so a crashing flow cannot take the scheduler
 down and a terminal's Ctrl-C reaches only the scheduler. SIGTERM (or SIGINT) stops new runs
 and waits up to ``grace`` seconds for running ones before terminating them; a second signal
@@ -30,7 +30,7 @@ from typing import IO, Any
 from ..store import home as _home
 from ..store.db import get_database
 from . import liveness
-from . import slots as sched
+from . import stored_schedules as sched
 from .alerts import Notifier, delays_from_env, failure_payload
 from .times import to_ms
 

@@ -1,8 +1,9 @@
 """The API's actions: cancel through the store, retry and "run now" as new processes.
 
-The server never runs flows itself: a retry is ``labloom retry RUN_ID`` and a schedule's "run
-now" is the command ``labloom serve`` would start, each in its own process and session, logging
-to ``LABLOOM_HOME/logs``; the new run shows up in the store like any other.
+The server never runs flows itself: a retry is ``labloom retry RUN_ID`` (the retry service,
+``export/retry.py``, says first whether the run's code is in a file) and a schedule's "run now"
+is the command ``labloom serve`` would start, each in its own process and session, logging to
+``LABLOOM_HOME/logs``; the new run shows up in the store like any other.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from tornado import web
 
 from ..core.errors import NotAllowedError
+from ..export.retry import retry_source
 from ..store import access as permissions
 from ..store.cancel import NotCancellable, request_cancel
 from ..store.home import home
@@ -51,7 +53,7 @@ def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
     if run.state in ("Pending", "Running"):
         raise web.HTTPError(409, f"run {run_id} is still {run.state}; cancel it or wait")
     target = run.target or {}
-    source = target.get("notebook") or (None if target.get("note") else target.get("file"))
+    source = retry_source(target)
     if not source:
         raise web.HTTPError(
             409,
@@ -60,7 +62,7 @@ def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
             "that ran it, or export the notebook with `labloom export` and run the module",
         )
     # A %%flow cell's run is retried from its notebook (exported afresh), as `labloom retry`.
-    workdir = os.path.dirname(str(source))
+    workdir = os.path.dirname(source)
     proc = spawn([sys.executable, "-m", "labloom", "retry", run_id], f"retry-{run_id}", workdir)
     return {"run_id": run_id, "retrying": True, "pid": proc.pid}
 

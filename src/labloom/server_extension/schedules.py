@@ -10,7 +10,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..core.errors import NotAllowedError, ScheduleError
-from ..schedule import slots as sched
+from ..schedule import stored_schedules as sched
 from ..store import access as permissions
 from ..store.reader import RunStore
 from . import control, validate

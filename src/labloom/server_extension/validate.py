@@ -8,7 +8,7 @@ from tornado import web
 
 from ..core.errors import ScheduleError
 from ..core.states import State
-from ..schedule.slots import check_name
+from ..schedule.stored_schedules import check_name
 from .graphs import Cursor
 
 _RUN_ID = re.compile(r"^[0-9a-f]{4,64}$")

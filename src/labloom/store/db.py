@@ -360,8 +360,8 @@ class Database:
 
 _databases: dict[str, Database] = {}
 _databases_lock = threading.Lock()
-
-
+# What else holds a connection per url (concurrency_slots.py keeps its own): each is told to
+# drop it on ``forget``. Registered by the holder, so this module imports none of them.
 def get_database(url: str | None = None) -> Database:
     """The ``Database`` for ``url`` (default: the one in force), one per URL and process."""
     url = url or database_url()
@@ -372,13 +372,13 @@ def get_database(url: str | None = None) -> Database:
         return database
 
 
-# What else keeps connections of its own per URL (``limits.py``): told by ``forget``.
+# What else keeps connections of its own per URL (``concurrency_slots.py``): told by ``forget``.
 _forgetters: list[Callable[[str], None]] = []
 
 
 def on_forget(close: Callable[[str], None]) -> None:
     """Have ``forget(url)`` call ``close(url)``: a module holding its own connections to a
-    store (``limits.py``) registers here, so the store need not know it."""
+    store (``concurrency_slots.py``) registers here, so the store need not know it."""
     _forgetters.append(close)
 
 

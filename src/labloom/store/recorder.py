@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
-from . import target
+from . import code_location
 from .home import host_name, user_name
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Recorder:
         self.pid = os.getpid()
         self.host = host_name()
         self.user = user_name()
-        self.target = target.describe(run.flow)
+        self.target = code_location.describe(run.flow)
         self.log_cap = log_line_cap()
         self.log_counts: dict[str, int] = {}  # lines seen per task run
         self.log_dropped: dict[str, int] = {}  # lines the engine counted but never sent

@@ -1,4 +1,5 @@
-"""Terminal progress for scripts and the CLI: an observer of the event stream.
+"""Terminal progress for scripts and the CLI: an observer of the event stream, attached to
+every run outside a notebook by ``defaults.py`` (a library feature, so it lives below the CLI).
 
 On a terminal it redraws a compact table (one row per graph node: done / running / failed);
 otherwise it prints plain lines: start, failures and retries, each node as it completes, end.

@@ -1,7 +1,8 @@
 """The option lines of ``%%tasks`` and ``%%flow``, parsed without IPython.
 
-The one grammar of the two magics: the kernel's magics parse their line with these functions
-and the exporter reads notebook files with them, so both accept exactly the same lines::
+The one grammar of the two magics: the kernel's magics (``notebook/magics.py``) parse their
+line with these functions and the exporter reads notebook files with them, so both accept
+exactly the same lines. It lives here, below the notebook layer, so both import it::
 
     %%tasks [--retries N] [--retry-delay S] [--tags a,b] [--timeout S] [--cache]
     %%flow NAME [-p PARAM ...] [--executor E] [--address ADDR] [--cluster PROFILE]

@@ -1,6 +1,7 @@
 """Schedules in the store: when each is due, and slots claimed atomically.
 
-A schedule fires at *slots*: cron times in its timezone, or ``anchor + k * every``. A slot is
+A schedule fires at *slots*: cron times in its timezone, or ``anchor + k * every`` (due times;
+a task's concurrency slots are another thing, in ``store/concurrency_slots.py``). A slot is
 handled once, by one scheduler on any host: claiming inserts ``(schedule, slot_time)`` into
 ``schedule_slots`` (its primary key: a unique claim) inside one transaction that first locks
 the schedule's row (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on PostgreSQL), and

@@ -32,7 +32,7 @@ class Limiter(Protocol):
 
 
 class StoreLimiter:
-    """Slots counted in the store (see ``limits.py``), shared by every process on it.
+    """Slots counted in the store (see ``concurrency_slots.py``), shared by every process on it.
 
     A waiting task run holds no thread and has a place in the store's line. One small thread
     per process, alive while this process holds or waits for a slot, tries the line in order
@@ -54,7 +54,7 @@ class StoreLimiter:
         if not tags:
             return True
         from ..core.errors import StoreUnavailableError
-        from . import limits as store
+        from . import concurrency_slots as store
 
         try:
             limits = store.limits_for(tags)
@@ -79,7 +79,7 @@ class StoreLimiter:
     def release(self, tags: frozenset[str], holder: str) -> None:
         if not tags:
             return
-        from . import limits as store
+        from . import concurrency_slots as store
 
         with self._lock:
             if holder not in self._held:
@@ -100,7 +100,7 @@ class StoreLimiter:
         import logging
         import time
 
-        from . import limits as store
+        from . import concurrency_slots as store
         from .settings import heartbeat_interval
 
         last_beat = time.monotonic()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import ExportError, MagicArgsError
-from ..notebook.magic_args import (
+from .magic_grammar import (
     FlowOptions,
     TasksOptions,
     parse_flow_line,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import limits
+from . import dask_internals
 
 
 def semaphore_name(tag: str, n: int) -> str:
@@ -54,15 +55,10 @@ class DaskLimiter:
         asyncio.run_coroutine_threadsafe(coro, self._client.loop.asyncio_loop)
 
     def _semaphore(self, tag: str, n: int) -> Any:
-        from distributed import Semaphore
-
         semaphore = self._semaphores.get((tag, n))
         if semaphore is None:
-            semaphore = self._semaphores[(tag, n)] = Semaphore(  # type: ignore[no-untyped-call]
-                max_leases=n,
-                name=semaphore_name(tag, n),
-                scheduler_rpc=self._client.scheduler,
-                loop=self._client.loop,
+            semaphore = self._semaphores[(tag, n)] = dask_internals.semaphore(
+                self._client, semaphore_name(tag, n), n
             )
         return semaphore
 

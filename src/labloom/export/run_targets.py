@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,17 +87,47 @@ def load_flow(target: Target) -> Flow[..., Any]:
 def load_recorded(record: dict[str, Any], run_id: str) -> Flow[..., Any]:
     """The flow a recorded run was made from: its file, or for a ``%%flow`` cell the flow
     exported afresh from the notebook it ran in (the notebook as saved now)."""
-    from ..store import target as recorded
-
     notebook = record.get("notebook")
     if not notebook:
-        flow: Flow[..., Any] = recorded.load(record, run_id)
-        return flow
+        return _load_file(record, run_id)
     if not Path(notebook).is_file():
         raise TargetError(
             f"run {run_id}: its notebook {notebook} is gone; restore it, or run the flow afresh"
         )
     return load_flow(Target(Path(notebook), record.get("flow") or None))
+
+
+def _load_file(record: dict[str, Any], run_id: str) -> Flow[..., Any]:
+    """The ``Flow`` a run was made from, loaded afresh from its file."""
+    path = record.get("file")
+    name = record.get("flow") or record.get("function")
+    if not path or record.get("note"):
+        raise TargetError(
+            f"run {run_id} of flow {name!r} cannot be retried from here: its code is not in a "
+            f"file this process can load ({record.get('note') or 'no file recorded'}). Export "
+            "the notebook (`labloom export NOTEBOOK`) and run the module, or call "
+            "run.retry() in the kernel that ran it"
+        )
+    if not os.path.isfile(path):
+        raise TargetError(
+            f"run {run_id}: the flow's file {path} is gone; restore it, or run the flow afresh"
+        )
+    try:
+        module = import_file(path, f"labloom_retry_{abs(hash(path))}")
+    except Exception as exc:
+        raise TargetError(
+            f"run {run_id}: importing {path} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    candidate = getattr(module, record.get("function") or "", None)
+    if isinstance(candidate, Flow):
+        return candidate
+    for value in vars(module).values():
+        if isinstance(value, Flow) and value.name == name:
+            return value
+    raise TargetError(
+        f"run {run_id}: {path} no longer defines the flow {name!r} "
+        f"(looked for a @flow named {record.get('function')!r})"
+    )
 
 
 def raw_params(items: Iterable[str]) -> dict[str, str]:

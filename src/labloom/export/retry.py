@@ -1,8 +1,11 @@
-"""Restart a recorded run from another process: ``labloom retry RUN_ID``.
+"""Restart a recorded run from another process: the one retry service, called by ``labloom
+retry RUN_ID`` (``retry_run``) and by the server extension's ``POST runs/{id}/retry``
+(``retry_source``, then ``labloom retry`` in a new process). It sits above the store: the
+store records runs, this loads a run's target and runs the flow.
 
 The flow is loaded again from the file recorded with the run and run with the same
 parameters, as a new run pointing back to the old one (``retry_of``). Each task run whose key
-(source and inputs, see ``core/results.py``) matches a task run that completed in the old run loads
+(source and inputs, see ``core/cache_keys.py``) matches a task run that completed in the old run loads
 that persisted result (state Cached) instead of running; everything else runs: what failed,
 what never ran, and any upstream whose result file is gone or was never persisted. A fix to a
 task's source changes its key and the keys downstream, so exactly the fixed part reruns.
@@ -16,18 +19,31 @@ from typing import Any
 from ..core.errors import TargetError
 from ..core.results import Reuse
 from ..core.secrets import HIDDEN
-from . import access, open_store, target
+from ..store import access, open_store
+from .run_targets import load_recorded
 
 _DONE = ("Completed", "Cached")
 
 
+def retry_source(target: dict[str, Any]) -> str | None:
+    """The file a retry of a run with this recorded ``target`` loads its flow from: the
+    notebook of a ``%%flow`` cell (exported afresh), else the flow's module; None where its
+    code is in no file (a cell without ``%%flow``, a function defined in a function)."""
+    notebook = target.get("notebook")
+    if notebook:
+        return str(notebook)
+    file = None if target.get("note") else target.get("file")
+    return str(file) if file else None
+
+
 def retry_run(
-    run_id: str, executor: Any = None, load: Callable[[dict[str, Any], str], Any] = target.load
+    run_id: str, executor: Any = None,
+    load: Callable[[dict[str, Any], str], Any] = load_recorded,
 ) -> tuple[Any, list[str]]:
     """Rerun ``run_id``'s failed part; returns the new ``FlowRun`` (finished) and notes on
     what had to rerun although it completed before. Raises ``KeyError`` for an unknown id and
     ``TargetError`` when the run cannot be retried from here. ``load`` turns the recorded
-    target into the ``Flow`` (the CLI passes one that also exports notebooks)."""
+    target into the ``Flow`` (its file, or its notebook exported afresh)."""
     from ..core.executor import Executor
     from ..core.flow_run import FlowRun
     from ..core.hooks import hooks

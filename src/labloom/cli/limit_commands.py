@@ -41,7 +41,7 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ..store import limits as store
+    from ..store import concurrency_slots as store
 
     current = store.all_limits()
     if args.json:

@@ -1,4 +1,5 @@
-"""``Flow.launcher()``: a form with one input per parameter, a Run button, the live DAG below."""
+"""``Flow.launcher()``: a form with one input per parameter, a Run button, the live DAG below.
+(Not the engine's ``Launcher`` in ``core/launching.py``, which submits task runs.)"""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _input(param: inspect.Parameter) -> w.Widget:
     )
 
 
-class Launcher(w.VBox):  # type: ignore[misc]
+class LaunchForm(w.VBox):  # type: ignore[misc]
     """The form; ``.runs`` holds the runs it started, ``.inputs`` the input widgets by name."""
 
     def __init__(self, flow: Any, executor: Any = None) -> None:
@@ -103,5 +104,5 @@ def _escape(text: str) -> str:
     return html.escape(text)
 
 
-def launcher(flow: Any, executor: Any = None) -> Launcher:
-    return Launcher(flow, executor)
+def launch_form(flow: Any, executor: Any = None) -> LaunchForm:
+    return LaunchForm(flow, executor)

@@ -1,0 +1,37 @@
+"""The one private internal of ``threading`` labloom uses, with its fallback. ``in_use()``
+names the path this Python takes; ``tests/test_run_at_exit.py`` checks it and the fallback.
+
+- ``register_at_exit``: ``threading._register_atexit`` (Python >= 3.9; the hook
+  ``concurrent.futures`` itself uses) runs a callback at exit *before* threads are joined, so
+  a run still going is cancelled before the thread pools run every queued task and before
+  distributed's ``atexit`` handler closes the cluster the cancel must reach. Fallback:
+  ``atexit.register``, which still ends the run, only later.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Callable
+
+BEFORE_THREADS_JOIN = "threading._register_atexit"
+AT_EXIT = "atexit.register"
+
+
+def in_use() -> str:
+    """Which exit hook this Python gives ``register_at_exit``."""
+    return BEFORE_THREADS_JOIN if hasattr(threading, "_register_atexit") else AT_EXIT
+
+
+def register_at_exit(callback: Callable[[], None]) -> str:
+    """Run ``callback`` at exit, before threads are joined where this Python allows; returns
+    the path taken."""
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(callback)
+            return BEFORE_THREADS_JOIN
+        except RuntimeError:  # the interpreter is already shutting down
+            pass
+    atexit.register(callback)
+    return AT_EXIT
