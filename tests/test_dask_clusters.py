@@ -138,6 +138,7 @@ LIFECYCLE = textwrap.dedent("""
     from labloom.store import open_store
 
     started = Path(sys.argv[1])
+    released = started.with_name("released")
 
     @task
     def nap(i):
@@ -150,8 +151,12 @@ LIFECYCLE = textwrap.dedent("""
 
     @task
     def long_nap(i):
+        # Naps until the test lets it go, after the run ended: no child ends (and wakes the
+        # submitting thread) while the run is being cancelled.
         started.write_text("yes")
-        time.sleep(1.0)
+        end = time.monotonic() + 120
+        while not released.exists() and time.monotonic() < end:
+            time.sleep(0.02)
         return i
 
     @flow
@@ -206,14 +211,24 @@ LIFECYCLE = textwrap.dedent("""
     run = body_raises.run(executor=executor)
     facts["body_raises"] = {"state": run.state.value, "left": left()}
 
-    run = slow.run(n=6, executor=executor, background=True)
+    # More children than the probes sent before the task is measured: the rest wait.
+    run = slow.run(n=12, executor=executor, background=True)
     end = time.monotonic() + 30
     while not started.exists() and time.monotonic() < end:
         time.sleep(0.02)
     run.cancel("enough")
-    run.wait(timeout=30)
-    facts["cancelled"] = {"state": run.state.value, "left": left(),
-                          "client": executor._client is not None}
+    # A long deadline: the property is what is left once the run ended, not how fast.
+    facts["cancelled"] = {"finished": run.wait_finished(120)}
+    released.write_text("yes")
+    # The children still waiting to be sent when the cancel came are looked at again by the
+    # submitting thread; wait for that thread to be done with them (it ends when idle) before
+    # looking: it once started a new cluster for them after the run's own had closed.
+    end = time.monotonic() + 60
+    while any(t.name == "labloom-dask-submit" for t in threading.enumerate()):
+        assert time.monotonic() < end, "the submitting thread never went idle"
+        time.sleep(0.05)
+    facts["cancelled"].update(state=run.state.value, left=left(),
+                              client=executor._client is not None)
     executor.shutdown()
     print("FACTS " + json.dumps(facts), flush=True)
 """)
@@ -275,4 +290,5 @@ def test_the_cluster_is_closed_when_the_run_fails_or_is_cancelled(
     assert facts["state"] == ("Cancelled" if case == "cancelled" else "Failed")
     assert facts["left"] == [], facts  # no scheduler, no worker
     if case == "cancelled":
+        assert facts["finished"] is True, facts  # wait ended with the run, not its deadline
         assert facts["client"] is False

@@ -16,11 +16,12 @@ from labloom.store import concurrency_slots as store
 from store_helpers import env_for, peak
 
 WORKER = """
-import json, sys, time
+import json, os, sys, time
 from labloom import flow, task
 from labloom import DaskExecutor
 
 out, executor, count, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+gate = sys.argv[5] if len(sys.argv) > 5 else None  # the first link holds its slot till it exists
 
 @task(tags=["db"])
 def hold(i):
@@ -32,6 +33,9 @@ def hold(i):
 def chained(i, previous):
     started = time.time()
     time.sleep(seconds)
+    deadline = time.monotonic() + 120
+    while i == 0 and gate and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return started, time.time()
 
 @flow
@@ -112,18 +116,28 @@ def test_waiters_are_served_in_arrival_order_across_processes(labloom_home: Path
 
 def test_a_busy_process_cannot_starve_another(labloom_home: Path, tmp_path: Path) -> None:
     """A chain of tagged tasks asks for the slot again right after giving it back; another
-    process's task that arrived meanwhile goes first."""
+    process's task that arrived meanwhile goes first.
+
+    The chain's first link holds the slot until the other process stands in line (a file the
+    test writes once the store shows the waiter), so "meanwhile" does not depend on how fast
+    that process starts on a loaded machine."""
     labloom.limits.set("db", 1)
-    busy, busy_out = start(labloom_home, tmp_path, "busy", "chain", "6", "0.4")
+    gate = tmp_path / "late-is-waiting"
+    busy, busy_out = start(labloom_home, tmp_path, "busy", "chain", "6", "0.4", str(gate))
     deadline = time.monotonic() + 60
     while store.holders("db") == 0:  # the chain's first link holds the slot
         assert time.monotonic() < deadline and busy.poll() is None
         time.sleep(0.05)
     late, late_out = start(labloom_home, tmp_path, "late", "threads", "1", "0.1")
+    deadline = time.monotonic() + 120
+    while store.waiting("db") == 0:  # the late task stands in line behind the first link
+        assert time.monotonic() < deadline and late.poll() is None and busy.poll() is None
+        time.sleep(0.05)
+    gate.write_text("")
     busy_spans, [late_span] = finish(busy, busy_out), finish(late, late_out)
     assert peak([*busy_spans, late_span]) == 1
-    # It ran before the busy chain's last links, not after the whole chain.
-    assert late_span[0] < busy_spans[-2][0]
+    # It ran right after the link it waited behind: before the chain's next link asked again.
+    assert busy_spans[0][1] <= late_span[0] < busy_spans[1][0]
 
 
 @pytest.mark.timeout(240)

@@ -67,7 +67,11 @@ def stuck():
 
 @task
 def nap():
-    time.sleep(8)
+    # Naps until the test, having seen the run Cancelled, lets it go (a long deadline only so
+    # a broken test cannot hang): the run cannot complete before the cancel is asked for.
+    release, deadline = TRACE.with_name("nap-release"), time.monotonic() + 300
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 @flow
 def napping():
@@ -184,10 +188,12 @@ def test_a_cancel_requested_on_b_stops_the_run_on_a(hosts: tuple[Host, Host]) ->
                         "print(request_cancel(sys.argv[1], 'stop it from host-b'))", run["id"])
         out, err = asked.communicate(timeout=60)
         assert asked.returncode == 0 and out.strip() == "Running", err
-        wait_for(lambda: b.runs()[0]["state"] == "Cancelled", 5, "A to act on the request")
+        # The nap holds until released below, so only the request can end the run.
+        wait_for(lambda: b.runs()[0]["state"] == "Cancelled", 60, "A to act on the request")
         assert "stop it from host-b" in b.runs()[0]["message"]
     finally:
-        proc.communicate(timeout=30)
+        (a.root / "nap-release").write_text("")
+        proc.communicate(timeout=60)
     assert a.result("napping")["state"] == "Cancelled"
 
 

@@ -131,10 +131,12 @@ class Submitter:
                 self._pending.pop(key, None)
 
     def forget(self, run_id: str) -> None:
-        """The run ended: its maps' probes no longer matter."""
+        """The run ended: its maps' probes no longer matter, and its children still waiting
+        for a chunk are never sent."""
         with self._lock:
             for key in [k for k in self._probes if k[0] == run_id]:
                 del self._probes[key]
+            self._members = [m for m in self._members if m[0].run_id != run_id]
 
     def stop(self) -> None:
         """End the thread (the executor's shutdown); a later ``add`` starts another."""
@@ -203,7 +205,6 @@ class Submitter:
     def _send(
         self, batch: dict[str, Entry], members: list[Member], growing: bool, failed: set[str]
     ) -> None:
-        client = self._executor.client
         batch = dict(batch)  # chunks join it here; the caller's copy says what was asked
         chunks, alone, rest, held = self._chunks(members, full_only=growing)
         if rest or held:
@@ -211,6 +212,11 @@ class Submitter:
                 self._members[:0] = rest + held
         if rest:  # an unfilled chunk waits for the children still arriving
             self._wake.set()
+        if not (batch or chunks or alone):
+            # Nothing to send (e.g. the children of a cancelled run): the client is not asked
+            # for, since asking for it after a cluster per run closed would start another.
+            return
+        client = self._executor.client
         # (held children wait for a probe's end, which wakes this thread)
         for call, args, kwargs, handle, on_done in alone:
             key, entry = single(self._executor, call, args, kwargs, handle, on_done)
