@@ -123,8 +123,9 @@ def main() -> None:
                                        timeout=2)
                 break
             except OSError:
-                if time.monotonic() > deadline:
-                    raise
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the Jupyter server did not start:\n"
+                                       + log_path.read_text()[-3000:]) from None
                 time.sleep(0.3)
         cursor = 0
         while True:  # everything the chatty task printed, page by page, as the run view does
@@ -153,8 +154,8 @@ def main() -> None:
                     client.append(a + b)
                 else:
                     client.append(fetch(path)[0])
-            time.sleep(0.5)  # the server logs a request just after answering it
-            server_ms = _server_times(log_path, path or f"runs/{chatty_id}/logs?task=chatty&limit=5000")
+            server_ms = _server_times(log_path, path or f"runs/{chatty_id}/logs?task=chatty&limit=5000",
+                                      (args.rounds + 1) * (2 if path is None else 1))
             if path is None:  # two requests per round
                 server_ms = [a + b for a, b in zip(server_ms[::2], server_ms[1::2], strict=False)]
             print(f"{label:<44} {client[0]:7.1f}ms {statistics.median(client[1:]):7.1f}ms "
@@ -164,12 +165,21 @@ def main() -> None:
         server.wait(timeout=20)
 
 
-def _server_times(log_path: Path, path: str) -> list[float]:
-    """Tornado's request times, in order, of the requests whose URL starts with ``path``."""
-    return [
-        float(m.group(2)) for line in log_path.read_text().splitlines()
-        if (m := SERVER_TIME.search(line)) and m.group(1).startswith(f"/labloom/api/{path}")
-    ]
+def _server_times(log_path: Path, path: str, count: int, timeout: float = 30) -> list[float]:
+    """Tornado's request times, in order, of the requests whose URL starts with ``path``: at
+    least ``count`` of them (the server logs a request just after answering it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [
+            float(m.group(2)) for line in log_path.read_text().splitlines()
+            if (m := SERVER_TIME.search(line)) and m.group(1).startswith(f"/labloom/api/{path}")
+        ]
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server logged {len(found)} of the {count} requests for "
+                               f"{path} within {timeout:.0f} s: see {log_path}")
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,10 @@ def settle(client: Client) -> None:
     import gc
 
     deadline = time.monotonic() + 30
-    while client.run_on_scheduler(_task_count) and time.monotonic() < deadline:
+    while held := client.run_on_scheduler(_task_count):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the scheduler still holds {held} tasks 30 s after a side ended: "
+                               "the next side would pay for their release")
         time.sleep(0.1)
     client.run(gc.collect)
     gc.collect()
@@ -92,6 +95,7 @@ def main() -> None:
                 # No option set, so chunking is automatic: say how many Dask tasks it used.
                 handles = [tr.handle for tr in run.tasks if tr.task.name == "evaluate"]
                 dask_tasks = len({id(h.future) for h in handles if h is not None})
+                del run, handles  # a run held keeps its results on the cluster
             cpu[side] = time.process_time() - cpu_start
             settle(client)
         print(f"  round {round_ + 1} ({sides[0]} first): raw Dask {raws[-1]:.1f}s, labloom "

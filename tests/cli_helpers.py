@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -101,10 +102,25 @@ class Hook:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def process_request(self, request: Any, client_address: Any) -> None:
+                hook.accepted += 1  # in the serving thread, as each connection is accepted
+                super().process_request(request, client_address)
+
+        self.accepted = 0
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T0/secret-token"
+
+    def connections_so_far(self) -> int:
+        """Connections made to the hook before this call (a probe of ours not counted): the
+        listen queue is first in, first out, so once the probe is accepted, every connection
+        made before it was too. No sleep can tell that nothing more is on its way."""
+        before = self.accepted
+        with socket.create_connection(self.server.server_address[:2], timeout=10):
+            wait_for(lambda: self.accepted > before, 10, "the hook to accept a probe")
+        return self.accepted - 1
 
     def close(self) -> None:
         self.server.shutdown()

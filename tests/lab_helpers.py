@@ -149,6 +149,61 @@ def wait_for_kernel_connected(url: str, notebook: str, timeout: float = 90.0) ->
     raise AssertionError(f"no idle kernel with a browser connection for {notebook}: {seen}")
 
 
+IDLE_KERNEL = "Python 3 (ipykernel) | Idle"  # Lab's status bar once the kernel can run cells
+
+
+def wait_for_idle_kernel(page: Any, timeout: float = 90.0) -> None:
+    """Wait until Lab's status bar says the notebook's kernel is idle: cells run before that
+    moment are lost."""
+    page.get_by_text(IDLE_KERNEL).wait_for(timeout=timeout * 1000)
+
+
+def run_all_cells(page: Any) -> None:
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+
+
+def open_notebook(
+    page: Any, lab: tuple[str, Path], name: str, cells: list[str], notebook_7: bool = False
+) -> None:
+    """Write ``cells`` as the notebook ``name`` in the lab's folder, open it in Lab (or in
+    Notebook 7), wait until its kernel is ready, and run all its cells."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    url, folder = lab
+    nb = new_notebook(cells=[new_code_cell(src) for src in cells])
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
+    }
+    nbformat.write(nb, folder / name)
+    if notebook_7:
+        page.goto(url.format(f"notebooks/{name}"))
+        # Notebook 7 shows the kernel's state as a circle in its toolbar, not a status bar text.
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
+            timeout=90_000
+        )
+        wait_for_kernel_connected(url, name)
+    else:
+        page.goto(url.format(f"lab/tree/{name}") + "&reset")
+        wait_for_idle_kernel(page)
+    run_all_cells(page)
+
+
+def cell_widget(page: Any, index: int) -> Any:
+    """The labloom widget in the notebook's code cell ``index`` (from 0)."""
+    return page.locator(".jp-CodeCell").nth(index).locator(".labloom-widget")
+
+
+def wait_or_shot(page: Any, locator: Any, name: str, timeout: float = 60.0) -> None:
+    """Wait for ``locator`` to show; if it does not, keep a screenshot of the page first."""
+    try:
+        locator.wait_for(timeout=timeout * 1000)
+    except Exception:
+        shot(page, name)
+        raise
+
+
 def shot(page: Any, name: str, locator: Any = None) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -108,13 +108,15 @@ class PostgresServer:
             hba.write_text(rule + hba.read_text())  # the first rule that matches applies
             self._run("pg_ctl", "-D", str(self.data), "reload")
         url = f"postgresql://{name}:{password}@/{name}?host={self.socket_dir}"
-        for _ in range(100):  # the reload is asynchronous: wait until a wrong one is refused
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the reload is asynchronous: until a wrong one fails
             try:
                 psycopg.connect(url.replace(f":{password}@", ":wrong@"), connect_timeout=5).close()
             except psycopg.OperationalError:
                 return url
             time.sleep(0.05)
-        raise RuntimeError("the server did not start asking for the password")
+        raise RuntimeError(f"PostgreSQL did not start asking role {name} for its password within "
+                           f"30 s of `pg_ctl reload`: see {self.log}")
 
     def new_database(self) -> str:
         name = f"labloom_test_{os.getpid()}_{next(self._names)}"

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
-from lab_helpers import shot, wait_for_kernel_connected
+from lab_helpers import cell_widget, open_notebook, shot, wait_for_idle_kernel, wait_or_shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
@@ -30,7 +28,7 @@ def explode():
     raise ValueError("kaboom from explode")
 
 def slow(x):
-    time.sleep(2)
+    time.sleep(2)  # still running when the test clicks Cancel
     return x
 ''',
     """%%flow good
@@ -47,56 +45,36 @@ many = slow.map(range(60))
 ]
 
 
-def widget_in_cell(page: Any, index: int) -> Any:
-    return page.locator(".jp-CodeCell").nth(index).locator(".labloom-widget")
-
-
 def node(widget: Any, node_id: str) -> Any:
     # Node ids follow creation order in the flow body: n0, n1, ...
     return widget.locator(f'g.labloom-node[data-node-id="{node_id}"]')
 
 
 def test_live_dag_logs_traceback_and_cancel(lab: Any, page: Any) -> None:
-    url, folder = lab
-    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
-    nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
-    }
-    nbformat.write(nb, folder / "dag.ipynb")
+    open_notebook(page, lab, "dag.ipynb", CELLS)
 
-    page.goto(url.format("lab/tree/dag.ipynb") + "&reset")
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
-
-    good = widget_in_cell(page, 2)
-    try:
-        good.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=60_000)
-    except Exception:
-        shot(page, "failed-first-flow")
-        raise
+    good = cell_widget(page, 2)
+    wait_or_shot(page, good.and_(page.locator('[data-state="Completed"]')), "failed-first-flow",
+                 timeout=60)
     states = good.locator("g.labloom-node").evaluate_all(
         "nodes => nodes.map(n => n.getAttribute('data-state'))"
     )
     assert states and all(state == "Completed" for state in states), states
     assert good.locator('g.labloom-node[data-kind="map"]').count() == 1
 
-    failing = widget_in_cell(page, 3)
-    try:
-        failing.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=60_000)
-    except Exception:
-        shot(page, "failed-second-flow")
-        raise
+    failing = cell_widget(page, 3)
+    wait_or_shot(page, failing.and_(page.locator('[data-state="Failed"]')), "failed-second-flow",
+                 timeout=60)
 
     # The last cell is still running: Cancel must reach the kernel while it is busy.
-    stoppable = widget_in_cell(page, 4)
+    stoppable = cell_widget(page, 4)
     stoppable.and_(page.locator('[data-state="Running"]')).wait_for(timeout=60_000)
     stoppable.locator("button.labloom-cancel").click()
     stoppable.and_(page.locator('[data-state="Cancelled"]')).wait_for(timeout=30_000)
     page.locator(".jp-CodeCell").nth(4).get_by_text("RunCancelledError").first.wait_for(
         timeout=30_000
     )
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+    wait_for_idle_kernel(page, timeout=60)
 
     node(good, "n1").click()  # one = step(1)
     good.locator(".labloom-panel .labloom-log-line", has_text="log line 1").wait_for(
@@ -114,19 +92,8 @@ def test_live_dag_logs_traceback_and_cancel(lab: Any, page: Any) -> None:
 
 def test_notebook_7_shows_the_live_dag(lab: Any, page: Any) -> None:
     """The same widget in Notebook 7's interface (served by the same Jupyter server)."""
-    url, folder = lab
-    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS[:3]])
-    nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
-    }
-    nbformat.write(nb, folder / "nb7.ipynb")
-    page.goto(url.format("notebooks/nb7.ipynb"))
-    # Notebook 7 shows the kernel's state as a circle in its toolbar, not a status bar text.
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
-    wait_for_kernel_connected(url, "nb7.ipynb")
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
-    widget = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
+    open_notebook(page, lab, "nb7.ipynb", CELLS[:3], notebook_7=True)
+    widget = cell_widget(page, 2)
     try:
         widget.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=90_000)
     except Exception as error:
@@ -177,27 +144,18 @@ def shown_with(link):
 
 
 def test_the_widget_links_only_a_web_page_as_the_dashboard(lab: Any, page: Any) -> None:
-    url, folder = lab
-    nb = new_notebook(cells=[new_code_cell(src) for src in LINK_CELLS])
-    nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
-    }
-    nbformat.write(nb, folder / "links.ipynb")
-    page.goto(url.format("lab/tree/links.ipynb") + "&reset")
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
+    open_notebook(page, lab, "links.ipynb", LINK_CELLS)
     try:
         for index in (2, 3, 4):
-            widget_in_cell(page, index).and_(page.locator('[data-state="Completed"]')).wait_for(
+            cell_widget(page, index).and_(page.locator('[data-state="Completed"]')).wait_for(
                 timeout=60_000
             )
-        good = widget_in_cell(page, 4).locator("a.labloom-dashboard")
+        good = cell_widget(page, 4).locator("a.labloom-dashboard")
         good.wait_for(state="visible", timeout=20_000)
     except Exception:
         shot(page, "failed-dashboard-links")
         raise
     assert good.get_attribute("href") == "http://127.0.0.1:8787/status"
     for index in (2, 3):
-        link = widget_in_cell(page, index).locator("a.labloom-dashboard")
+        link = cell_widget(page, index).locator("a.labloom-dashboard")
         assert link.is_hidden() and link.get_attribute("href") is None, index

@@ -12,6 +12,7 @@ import pytest
 
 from labloom import State, flow, task
 from labloom.core.results import ResultPlanner
+from store_helpers import age_results
 
 CALLS: list[str] = []
 
@@ -72,8 +73,8 @@ def test_keys_of_future_inputs_come_from_upstream_keys() -> None:
 
 
 def test_cache_expiration_bounds_reuse() -> None:
-    # Long enough that a slow first run (a PostgreSQL store is created) still reuses.
-    @task(cache=True, cache_expiration=1.5)
+    # Long enough that no load between the first two runs lets the result expire.
+    @task(cache=True, cache_expiration=60)
     def stamp(x: int) -> float:
         CALLS.append("stamp")
         return time.time()
@@ -82,10 +83,13 @@ def test_cache_expiration_bounds_reuse() -> None:
     def stamps() -> float:
         return stamp(1)  # type: ignore[return-value]
 
-    stamps()
+    first = stamps.run()
     stamps()
     assert CALLS == ["stamp"]
-    time.sleep(1.6)
+    age_results(first, 59)  # not expired yet: still reused
+    stamps()
+    assert CALLS == ["stamp"]
+    age_results(first, 2)  # 61 s old: expired
     stamps()
     assert CALLS == ["stamp", "stamp"]
 

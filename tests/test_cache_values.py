@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from labloom import CacheContext, State, flow, task, unmapped
+from store_helpers import age_results
 
 
 def calls(ledger: Path) -> list[str]:
@@ -155,7 +155,7 @@ def test_a_cached_upstreams_key_stands_in_for_its_value(any_executor: Any, tmp_p
     assert calls(Path(ledger)) == ["unwrap"]
 
 
-@task(cache=True, cache_expiration=0.5)
+@task(cache=True, cache_expiration=60)
 def load_for_a_while(path: str) -> list[int]:
     return [int(x) for x in Path(path).read_text().split()]
 
@@ -168,9 +168,11 @@ def test_an_expiring_upstream_is_hashed_by_value(tmp_path: Path) -> None:
     def f() -> int:
         return total(load_for_a_while(str(data)), ledger)  # type: ignore[return-value]
 
-    assert f() == 3
+    first = f.run()
+    assert first.result() == 3
     data.write_text("5 5")
-    time.sleep(0.6)  # load_for_a_while expired: it reads again, its key is the same
+    assert f() == 3  # load_for_a_while has not expired: the file is not read again
+    age_results(first, 61)  # now it has: it reads again, its key is the same
     assert f() == 10
 
 

@@ -38,13 +38,13 @@ def gated_flow(gate: threading.Event) -> labloom.Flow:
 
 
 def test_a_slow_subscriber_never_delays_another_run() -> None:
-    first_gate, second_gate = threading.Event(), threading.Event()
+    first_gate, second_gate, release = threading.Event(), threading.Event(), threading.Event()
     slow_run = gated_flow(first_gate).run(n=3, background=True)
     slow_calls: list[float] = []
 
     def slow(batch: Sequence[ev.Event]) -> None:
         slow_calls.append(time.time())
-        time.sleep(2.0)
+        release.wait(30)  # blocked until the other run has ended, however long it takes
 
     slow_run.subscribe(slow, replay=False)
     first_gate.set()
@@ -62,6 +62,7 @@ def test_a_slow_subscriber_never_delays_another_run() -> None:
     second.subscribe(fast, replay=False)
     second_gate.set()
     second.wait()
+    release.set()
     slow_run.wait()
     assert len(delays) > 20 and max(delays) < 0.1, (len(delays), max(delays))
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from cli_helpers import labloom, write
-from lab_helpers import shot
+from lab_helpers import cell_widget, open_notebook, shot, wait_or_shot
 from test_lab_panel import open_lab, run_row, stored_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
@@ -48,11 +46,7 @@ GRID = "[d for d in (2, 4, 6) for s in range(4)], [s for d in (2, 4, 6) for s in
 def check_view(page: Any, host: Any, view: Any) -> None:
     """What both hosts show for the sweep: 12 rows, one failed; `host` holds the DAG panel."""
     rows = view.locator(".labloom-exp-row[data-task-run-id]")
-    try:
-        rows.nth(11).wait_for(timeout=30_000)
-    except Exception:
-        shot(page, "failed-experiments")
-        raise
+    wait_or_shot(page, rows.nth(11), "failed-experiments", timeout=30)
     assert rows.count() == 12
     cells = view.locator(".labloom-exp-td[data-column='params.label']")
     assert XSS in cells.all_inner_texts()  # the param's text, as logged
@@ -110,20 +104,11 @@ def check_view(page: Any, host: Any, view: Any) -> None:
 
 
 def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
-    url, folder = lab
     # The last child waits: the view opens while the map runs and fills in as it ends.
     cells = ["%load_ext labloom", "%%tasks\n" + TASKS.replace("PAUSE = 0", "PAUSE = 6"),
              f"%%flow sweep --executor threads\nresults = train.map({GRID})\n"]
-    nb = new_notebook(cells=[new_code_cell(src) for src in cells])
-    nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
-    }
-    nbformat.write(nb, folder / "experiments.ipynb")
-    page.goto(url.format("lab/tree/experiments.ipynb") + "&reset")
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
-    widget = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
+    open_notebook(page, lab, "experiments.ipynb", cells)
+    widget = cell_widget(page, 2)
     widget.locator("g.labloom-node[data-kind='map']").click(timeout=90_000)
     widget.locator("button.labloom-experiments-open").click()
     view = widget.locator(".labloom-experiments")

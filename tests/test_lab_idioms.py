@@ -13,12 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from cli_helpers import labloom, wait_for, write
-from lab_helpers import shot, wait_for_kernel_connected
+from lab_helpers import open_notebook, shot, wait_or_shot
 from test_lab_panel import FLOWS, open_lab, run_row, start_run, stored_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
@@ -68,11 +66,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     page.goto(url.format("tree"))
     page.locator(".jp-TreePanel .lm-TabBar-tab", has_text="Flows").click()
     panel = page.locator("#labloom-flows")
-    try:
-        run_row(panel, cli_run.id).wait_for(timeout=30_000)
-    except Exception:
-        shot(page, "failed-nb7-tree")
-        raise
+    wait_or_shot(page, run_row(panel, cli_run.id), "failed-nb7-tree", timeout=30)
 
     # Launch with parameters: a bad value is refused with the CLI's reason, a good one runs
     # and its row is listed as soon as the answer comes, origin "lab".
@@ -117,26 +111,14 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     tab.filter(has_text=re.compile(r"^Flows$")).wait_for(timeout=10_000)
 
     # The notebook view: a side panel, opened from the palette, lists the kernel's run.
-    nb = new_notebook(cells=[new_code_cell("from etl import tables\nrun = tables.run(n=2)")])
-    nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
-    }
-    nbformat.write(nb, notebooks / "nb.ipynb")
-    page.goto(url.format("notebooks/nb.ipynb"))
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
-    wait_for_kernel_connected(url, "nb.ipynb")
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
+    open_notebook(page, lab, "nb.ipynb", ["from etl import tables\nrun = tables.run(n=2)"],
+                  notebook_7=True)
     kernel_run = wait_for(lambda: next((r for r in stored_runs(home, "tables")
                                         if r.origin == "notebook" and r.ended), None),
                           90, "the kernel's run")
     palette(page, "Open the Flows panel")
     side = page.locator("#labloom-flows")
-    try:
-        run_row(side, kernel_run.id).wait_for(timeout=30_000)
-    except Exception:
-        shot(page, "failed-nb7-notebook")
-        raise
+    wait_or_shot(page, run_row(side, kernel_run.id), "failed-nb7-notebook", timeout=30)
     assert side.locator(
         f'.labloom-run[data-run-id="{kernel_run.id}"] .labloom-run-origin'
     ).inner_text() == "notebook"

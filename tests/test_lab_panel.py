@@ -10,14 +10,13 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cli_helpers import cli_env, labloom, wait_for, write
-from lab_helpers import shot
+from lab_helpers import open_notebook, shot
 from labloom import flow, task
 from labloom.store import open_store
 
@@ -37,7 +36,7 @@ def load(n):
 @task
 def square(x):
     print(f"square {{x}}")
-    time.sleep(0.2)
+    time.sleep(0.2)  # a run that lasts long enough to be seen live
     return x * x
 
 @task
@@ -59,7 +58,7 @@ def failing():
 
 @task
 def nap(i):
-    time.sleep(0.3)
+    time.sleep(0.3)  # 600 of them: still running when the test cancels it
     return i
 
 @flow(executor="threads")
@@ -70,7 +69,7 @@ def sleepy(n: int = 600):
 def ticker(n):
     for i in range(n):
         print(f"tick {{i}}")
-        time.sleep(0.1)
+        time.sleep(0.1)  # log lines that keep coming while the tab follows them
     return n
 
 @flow(executor="threads")
@@ -198,13 +197,18 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
         run_row(panel, retried[0].id).wait_for(timeout=10_000)
 
         # The dark theme: the panel's text stays legible on its background.
+        def background() -> str:
+            return str(panel.evaluate("panel => getComputedStyle(panel).backgroundColor"))
+
+        light = background()
         page.get_by_role("menuitem", name="Settings", exact=True).click()
         page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
         page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
         page.locator('body[data-jp-theme-light="false"]').wait_for(
             state="attached", timeout=20_000
         )
-        time.sleep(1)  # the theme's stylesheet settles
+        # The body's flag comes before the theme's stylesheet: wait for its colours.
+        wait_for(lambda: background() != light, 20, "the dark theme's colours on the panel")
         colours = panel.evaluate(
             """panel => {
                 const flow = panel.querySelector('.labloom-run-flow');
@@ -361,7 +365,7 @@ NOTEBOOK_CELLS = [
 import time
 
 def nap(i):
-    time.sleep(0.3)
+    time.sleep(0.3)  # still running when the test cancels it from its tab
     return i
 ''',
     """%%flow naps --background
@@ -373,20 +377,8 @@ slept = nap.map(range(400))
 def test_a_kernel_run_shows_in_the_panel_and_cancels_from_its_tab(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    url, notebooks = lab
     home = tmp_path / "labloom"
-    nb = new_notebook(cells=[new_code_cell(src) for src in NOTEBOOK_CELLS])
-    nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
-    }
-    nbformat.write(nb, notebooks / "naps.ipynb")
-    page.goto(url.format("lab/tree/naps.ipynb") + "&reset")
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
+    open_notebook(page, lab, "naps.ipynb", NOTEBOOK_CELLS)
 
     [run] = wait_for(lambda: stored_runs(home, "naps"), 90, "the kernel's run in the store")
     assert run.origin == "notebook"
@@ -415,7 +407,7 @@ from labloom import flow, task
 
 @task
 def nap(i):
-    time.sleep(0.5)
+    time.sleep(0.5)  # 400 of them: the cluster is live until the test cancels the run
     return i
 
 @flow(executor="dask")

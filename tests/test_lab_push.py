@@ -45,8 +45,11 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
     gate.mkdir(parents=True)
     write(work / "flows.py", FLOWS)
     gets: list[tuple[float, str]] = []
+    answered: list[str] = []
     page.on("request", lambda r: gets.append((time.monotonic(), r.url))
             if "/labloom/api/runs" in r.url else None)
+    for ended in ("requestfinished", "requestfailed"):
+        page.on(ended, lambda r: answered.append(r.url) if "/labloom/api/runs" in r.url else None)
     panel, alerts = open_lab(page, url)
     panel.get_by_text("No runs yet").wait_for(timeout=30_000)
     monkeypatch.setenv("GATE", str(gate))
@@ -64,7 +67,7 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
 
         # Each task run's change shows in the tab within a second or so, pushed: the tab
         # reads the run by cursor only when a delta does not follow on from its cursor.
-        time.sleep(1.0)  # the tab's first reads are done
+        wait_for(lambda: len(answered) >= len(gets), 10, "the tab's first reads to be answered")
         start = time.monotonic()
         latencies = []
         for i in range(3):
@@ -74,7 +77,7 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
                 timeout=5_000
             )
             latencies.append(time.monotonic() - touched)
-            time.sleep(0.5)
+            time.sleep(0.5)  # time passing: a view that polled would read the run meanwhile
         assert proc.wait(timeout=60) == 0
         view.locator('g.labloom-node[data-state="Completed"]').wait_for(timeout=10_000)
         run_gets = [u for t, u in gets if t >= start and f"runs/{run.id}?" in u]

@@ -233,21 +233,30 @@ def test_config_rejects_a_bad_address(ip: InteractiveShell, caplog: Any) -> None
 
 
 def test_interrupt_cancels_the_run(ip: InteractiveShell) -> None:
+    started, release = threading.Event(), threading.Event()
+    ip.user_ns.update(started=started, release=release)
     ok(
         ip,
         """%%tasks
-import time
 def slow(x):
-    time.sleep(3)
+    started.set()
+    release.wait(30)  # still running when the interrupt comes: the test releases it after
     return x
 """,
     )
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
+
+    def interrupt() -> None:  # as the kernel's interrupt button does, once a task runs
+        if started.wait(30):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt)
+    interrupter.start()
     try:
         result = run(ip, "%%flow stoppable\nresult = slow.map(range(3))\n")
     finally:
-        timer.cancel()
+        release.set()
+        interrupter.join(30)
+    assert started.is_set(), "no task of the run started"
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
     table = ip.run_line_magic("flow_runs", "stoppable")
     assert next(iter(table)).state is State.CANCELLED

@@ -22,7 +22,7 @@ FLOW = """
         start = time.time()
         with open(out, "a") as f:
             f.write(f"start {os.environ['LABLOOM_SCHEDULED_TIME']} {os.getpid()} {start}\\n")
-        time.sleep(seconds)
+        time.sleep(seconds)  # a run that lasts: overlap, grace periods and SIGTERM are tested
         with open(out, "a") as f:
             f.write(f"end {os.environ['LABLOOM_SCHEDULED_TIME']} {os.getpid()} {time.time()}\\n")
 
@@ -109,6 +109,14 @@ def _backdate(home: Path, seconds: float) -> None:
                      " created = created - ?", (seconds, seconds, seconds))
 
 
+def _heartbeat(home: Path) -> object:
+    """The scheduler's last beat (it beats at the start of a tick, once a second at most)."""
+    conn = store_of(home)
+    assert conn is not None
+    with conn:
+        return conn.execute("SELECT beat FROM schedulers").fetchone()[0]
+
+
 def test_one_catch_up_run_after_downtime(tmp_path: Path) -> None:
     write(tmp_path / "flows.py", FLOW)
     out = tmp_path / "out.txt"
@@ -120,7 +128,11 @@ def test_one_catch_up_run_after_downtime(tmp_path: Path) -> None:
     try:
         wait_for(lambda: "completed" in statuses(tmp_path) and len(slot_rows(tmp_path)) >= 2,
                  30, "the catch-up run")
-        time.sleep(1.0)  # a few more ticks: nothing else may start
+        # Nothing else may start in the ticks that follow: two more heartbeats (each begins a
+        # tick) mean that a whole tick ran after the one that saw the catch-up run end.
+        for _ in range(2):
+            beat = _heartbeat(tmp_path)
+            wait_for(lambda beat=beat: _heartbeat(tmp_path) != beat, 30, "the next heartbeat")
         code, stdout = terminate(proc)
         assert code == 0
     finally:

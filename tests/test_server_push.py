@@ -176,8 +176,16 @@ async def test_the_watcher_reads_only_while_someone_listens_and_stops_with_the_s
     jp_serverapp: Any, jp_ws_fetch: Any
 ) -> None:
     watcher = jp_serverapp.web_app.settings["labloom_watcher"]
-    await asyncio.sleep(1.5)
-    assert watcher.running and watcher.looks == 0, "no listener: the store is not read"
+    checks: list[bool] = []
+    listened = watcher.listened
+    watcher.listened = lambda: checks.append(listened()) or checks[-1]  # counts its turns
+    deadline = time.monotonic() + 30
+    while len(checks) < 2:  # two turns of its loop: the first one's look would be done
+        assert time.monotonic() < deadline, "the watcher's loop never turned"
+        await asyncio.sleep(0.05)
+    del watcher.listened
+    assert not any(checks) and watcher.running and watcher.looks == 0, \
+        "no listener: the store is not read"
     ws = await jp_ws_fetch("api", "events", "subscribe")
     deadline = time.monotonic() + 30
     while watcher.looks < 2:
@@ -187,12 +195,11 @@ async def test_the_watcher_reads_only_while_someone_listens_and_stops_with_the_s
     await jp_serverapp.cleanup_extensions()  # what the server does when it stops
     assert not watcher.running
     looks = watcher.looks
-    await asyncio.sleep(1.0)
-    assert watcher.looks == looks
     deadline = time.monotonic() + 10
     while any(t.name.startswith("labloom-api-watch") for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the watcher's pool thread outlived the server"
         await asyncio.sleep(0.05)
+    assert watcher.looks == looks  # and it read nothing more once stopped (its thread is gone)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from labloom import ThreadExecutor, flow, task
+from labloom import State, ThreadExecutor, flow, task
 from labloom.store import db, open_store
 from store_helpers import env_for
 
@@ -30,7 +30,7 @@ def pg_url(postgres_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
 @task
 def step(i: int) -> int:
     print("step", i)
-    time.sleep(0.02)
+    time.sleep(0.02)  # 300 of them on 4 threads: the run outlasts the restart
     return i
 
 
@@ -45,16 +45,28 @@ def test_a_server_restart_mid_run_loses_no_event(
     steady.run(n=2)  # the store exists, the writer holds a connection
     run = steady.run(n=300, executor=ThreadExecutor(4), background=True)
 
+    missed: list[str] = []
+
+    def completed_at_least(count: int, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while sum(tr.state is State.COMPLETED for tr in run.tasks) < count:
+            if time.monotonic() > deadline:
+                missed.append(what)
+                return
+            time.sleep(0.01)
+
     def restart() -> None:
-        time.sleep(0.5)
+        completed_at_least(20, "steps before the restart")  # mid-run
         postgres_server.stop("fast")  # every connection dies
-        time.sleep(2.0)  # events keep coming meanwhile
+        down = sum(tr.state is State.COMPLETED for tr in run.tasks)
+        completed_at_least(down + 20, "steps while the server was down")  # events keep coming
         postgres_server.start()
 
     bouncer = threading.Thread(target=restart)
     bouncer.start()
     run.wait()
     bouncer.join()
+    assert not missed, f"timed out waiting for {missed}"
     assert run.state.value == "Completed"
     with open_store() as store:
         record = store.get_run(run.id)

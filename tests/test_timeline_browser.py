@@ -10,12 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from cli_helpers import labloom, write
-from lab_helpers import shot
+from lab_helpers import cell_widget, open_notebook, shot, wait_or_shot
 from test_lab_panel import open_lab, run_row, stored_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
@@ -26,7 +24,7 @@ from labloom import allow_failure, flow, task
 
 @task
 def nap(i):
-    time.sleep(0.05)
+    time.sleep(0.05)  # bars with a length to draw
     if i % 4 == 3:
         raise ValueError(f"bad input {i}")
     return i
@@ -112,7 +110,7 @@ CELLS = [
 import time
 
 def step(x):
-    time.sleep(0.05)
+    time.sleep(0.05)  # bars with a length to draw
     if x == 2:
         raise ValueError("bad step")
     return x
@@ -124,25 +122,12 @@ results = step.map(range(8))
 
 
 def test_the_cell_widget_shows_the_same_timeline(lab: Any, page: Any) -> None:
-    url, folder = lab
-    nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
-    nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"
-    }
-    nbformat.write(nb, folder / "timeline.ipynb")
-    page.goto(url.format("lab/tree/timeline.ipynb") + "&reset")
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
-    widget = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
+    open_notebook(page, lab, "timeline.ipynb", CELLS)
+    widget = cell_widget(page, 2)
     widget.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=90_000)
     widget.locator("button.labloom-timeline-toggle").click()
     chart = widget.locator(".labloom-timeline[data-mode='bars']")
-    try:
-        chart.locator(BARS).nth(7).wait_for(timeout=20_000)
-    except Exception:
-        shot(page, "failed-cell-timeline")
-        raise
+    wait_or_shot(page, chart.locator(BARS).nth(7), "failed-cell-timeline", timeout=20)
     assert chart.locator(BARS).count() == 8
     assert {"#ef4444", "#22c55e"} <= fills(chart), fills(chart)
     assert int(chart.get_attribute("data-lanes") or 0) >= 1

@@ -15,7 +15,8 @@ and its fallback against the installed release.
 - ``send_graph``: ``Client._graph_to_futures``, the call behind ``client.map``, given the tasks'
   order as ``internal_priority``. ``client.get`` has no such argument: it hashes the whole graph
   for a name and orders it with ``dask.order``, which ran a map's children roughly backwards.
-  With it a batch runs in the order its task runs were launched, as ``client.map``'s tasks do.
+  With it task runs run in the order they were launched, across batches, as ``client.map``'s
+  tasks do.
   Fallback: ``client.get``.
 - ``is_adaptive``: ``cluster._adaptive`` is set once ``cluster.adapt()`` ran; there is no public
   flag. Without it labloom assumes a fixed cluster, so a task asking for resources no current
@@ -40,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,6 +72,13 @@ def _tuple_task(fn: Callable[..., Any], *args: Any) -> Any:
                   for arg in args))
 
 
+# The scheduler orders by (generation, internal priority), and graphs sent within fifo_timeout
+# share a generation: numbering each batch from 0 would let a later batch (a map's children held
+# until a probe is measured) run before the earlier batch's queued tasks. Counting across batches
+# keeps launch order.
+_LAUNCHED = itertools.count()
+
+
 def send_graph(client: Any, graph: dict[str, Any], resources: dict[str, float] | None) -> None:
     """Submit ``graph`` (its keys in launch order); its tasks are run in that order."""
     if not _can_send_in_order():
@@ -81,7 +90,7 @@ def send_graph(client: Any, graph: dict[str, Any], resources: dict[str, float] |
         LLGExpr(graph, _determ_token=uuid.uuid4().hex),  # type: ignore[no-untyped-call]
         list(graph),
         span_metadata={"collections": [{"type": "low-level-graph"}]},
-        internal_priority={key: order for order, key in enumerate(graph)},
+        internal_priority={key: next(_LAUNCHED) for key in graph},
         resources=resources,
         fifo_timeout="60s",  # as client.get
     )
