@@ -17,6 +17,8 @@ import atexit
 import threading
 from typing import Any
 
+from . import gc_policy
+
 EXIT_REASON = "the process exited while the run was running"
 # How long a run's own thread gets to finish it before the hook finishes it itself.
 _DRIVER_GRACE = 2.0
@@ -31,6 +33,8 @@ def track(run: Any) -> None:
     """``run`` has started (or restarted for a retry): end it if the process exits first."""
     global _registered
     with _lock:
+        if run.id not in _unfinished:
+            gc_policy.run_started()  # the collector's settings while runs go
         _unfinished[run.id] = run
         if not _registered:
             _registered = True
@@ -45,7 +49,8 @@ def track(run: Any) -> None:
 
 def untrack(run: Any) -> None:
     with _lock:
-        _unfinished.pop(run.id, None)
+        if _unfinished.pop(run.id, None) is not None:
+            gc_policy.run_ended()
 
 
 def end_unfinished_runs() -> None:
