@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from . import gc_policy
 from .threading_internals import register_at_exit
 
 EXIT_REASON = "the process exited while the run was running"
@@ -32,6 +33,8 @@ def track(run: Any) -> None:
     """``run`` has started (or restarted for a retry): end it if the process exits first."""
     global _registered
     with _lock:
+        if run.id not in _unfinished:
+            gc_policy.run_started()  # the collector's settings while runs go
         _unfinished[run.id] = run
         if not _registered:
             _registered = True
@@ -40,7 +43,8 @@ def track(run: Any) -> None:
 
 def untrack(run: Any) -> None:
     with _lock:
-        _unfinished.pop(run.id, None)
+        if _unfinished.pop(run.id, None) is not None:
+            gc_policy.run_ended()
 
 
 def end_unfinished_runs() -> None:

@@ -191,13 +191,21 @@ class Submitter:
         their task is measured do not count."""
         seen = -1
         while True:
+            # Counted per chunk to fill, as ``_chunks`` packs them: children of one map may have
+            # been given different sizes (the measured mean moved between decisions). Comparing
+            # all of them with the largest size said "full" while no chunk was, and the thread
+            # spun, sending nothing, forever.
+            groups: dict[tuple[str, str, int], int] = {}
             with self._lock:
-                sizes = [size for size in map(self._known_size, (m[0] for m in self._members))
-                         if size is not None]
-            count, full = len(sizes), max(sizes, default=1)
+                for call in (m[0] for m in self._members):
+                    size = self._known_size(call)
+                    if size is not None:
+                        key = (call.run_id, task_name_of(call), size)
+                        groups[key] = groups.get(key, 0) + 1
+            count = sum(groups.values())
             if count in (0, seen):
                 return False
-            if count >= full:
+            if any(n >= size for (_, _, size), n in groups.items()):
                 return True
             seen = count
             time.sleep(GATHER_WAIT)
