@@ -139,6 +139,21 @@ def fill(store: RunStore, run_id: str, rows: dict[str, ex.Experiment],
             row.duration = ended - started if started is not None and ended is not None else None
 
 
+def task_run_ids(store: RunStore, run_id: str, task: str) -> set[str] | None:
+    """The ids of the run's task runs of node ``task`` (a node id, as ``GET runs/{id}/nodes``
+    names it: a map node's are its children) or of the task named ``task``; None when the run
+    has no node or task of that name."""
+    found = {task_run_id for (task_run_id,) in store.conn.execute(
+        "SELECT id FROM task_runs WHERE run_id = ? AND (node_id = ? OR task_name = ?)",
+        (run_id, task, task))}
+    if found:
+        return found
+    known = store.conn.execute(
+        "SELECT 1 FROM run_nodes WHERE run_id = ? AND (node_id = ? OR name = ?) LIMIT 1",
+        (run_id, task, task)).fetchone()
+    return found if known else None
+
+
 def metric_points(store: RunStore, run_id: str, metric: str,
                   task_run_ids: Iterable[str] | None = None, limit: int = 20_000,
                   ) -> tuple[list[dict[str, Any]], int]:
@@ -234,4 +249,4 @@ def experiments(
 
 
 __all__ = ["encoded", "experiments", "experiments_across", "fill", "insert", "metric_points",
-           "read_logged", "row_of", "run_experiments"]
+           "read_logged", "row_of", "run_experiments", "task_run_ids"]
