@@ -17,6 +17,7 @@ from tornado.httpclient import HTTPClientError
 from labloom import flow, log_metrics, log_params, task
 from labloom.notebook.widget.view import RunView
 from labloom.server_extension import experiment_rows
+from labloom.store import experiments as store_experiments
 from labloom.store import open_store
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -64,9 +65,9 @@ def two_maps(n: int) -> Any:
 
 @pytest.fixture
 def small_first_look(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A "big" run of a few dozen rows: the first look reads 20 calls at a time, 100 at most
-    (the server runs in this process)."""
-    monkeypatch.setattr(experiment_rows, "_CHUNK", 20)
+    """A "big" run of a few dozen rows: the writer stores 10 calls a row, and the first look
+    reads 100 calls at most (the flow and the server run in this process)."""
+    monkeypatch.setattr(store_experiments, "CALLS_PER_ROW", 10)
     monkeypatch.setattr(experiment_rows, "FIRST_LOOK", 100)
 
 
@@ -171,3 +172,40 @@ async def test_the_cell_and_the_route_answer_one_shape(jp_fetch: Any, store_back
         assert ours.pop("node")
         ours.pop("duration"), theirs.pop("duration")  # clocks of the event and of the row
         assert ours == theirs
+
+
+@task
+def stepped(i: int) -> None:
+    log_params(i=i)
+    for step in range(3):
+        log_metrics(loss=1.0 / (i + step + 1), step=step)
+
+
+@flow
+def curves_flow(n: int) -> Any:
+    return stepped.map(range(n))
+
+
+def test_a_batch_of_calls_is_one_row_and_rows_of_one_call_read_alongside(
+    store_backend: str
+) -> None:
+    """The writer stores a batch's calls of a run in one row (at most ``CALLS_PER_ROW``), not a
+    row per call; a row of one call (its fallback when a batch is refused) reads alongside."""
+    run = curves_flow.run(n=40, executor="threads")  # 160 calls
+    with open_store() as store:
+        kinds = store.conn.execute(
+            "SELECT kind, count(*) FROM experiment_values WHERE run_id = ? GROUP BY kind",
+            (run.id,)).fetchall()
+        assert [kind for kind, _ in kinds] == ["calls"] and kinds[0][1] < 160
+        one = (run.id, f"{run.id}.0", "metric", 7, 1.5, {"loss": float("nan")})
+        with store.conn.transaction():
+            store.conn.execute(
+                "INSERT INTO experiment_values (run_id, task_run_id, kind, step, time, data) "
+                "VALUES (?,?,?,?,?,?)", store_experiments.encoded(one))
+        rows = {row.map_index: row for row in store_experiments.run_experiments(store, run.id)}
+        points, total = store_experiments.metric_points(store, run.id, "loss", [f"{run.id}.0"])
+    assert len(rows) == 40 and rows[3].params == {"i": 3}
+    assert rows[3].metrics == {"loss": 1.0 / 6}
+    assert str(rows[0].metrics["loss"]) == "nan"  # step 7, the curve's highest: the row's value
+    assert total == 4 and [p["step"] for p in points] == [0, 1, 2, 7]
+    assert points[3]["time"] == 1.5 and all(p["time"] > 1.5 for p in points[:3])

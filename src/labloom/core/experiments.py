@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# One logging call: (task_run_id, kind, {name: value}, step), in the order logged.
-Logged = tuple[str, str, dict[str, Any], "int | None"]
+# One logging call: (task_run_id, kind, {name: value}, step, time), in the order logged.
+Logged = tuple[str, str, dict[str, Any], "int | None", float]
 
 # Columns of every row, before its params and metrics.
 FIXED = ("run_id", "task_run_id", "task", "map_index", "state", "duration")
@@ -74,7 +74,7 @@ def collect(run_id: str, logged: Iterable[Logged],
     """Rows by task run id, in the order their first value was logged (``rows``: the rows
     so far, to fold in calls logged since)."""
     rows = {} if rows is None else rows
-    for task_run_id, kind, values, step in logged:
+    for task_run_id, kind, values, step, _time in logged:
         row = rows.get(task_run_id)
         if row is None:
             row = rows[task_run_id] = Experiment(run_id, task_run_id)

@@ -38,12 +38,11 @@ from typing import Any
 
 from ..core import experiments as ex
 from ..core.errors import LabloomError
-from ..store.experiments import PAGE, fill, read_logged, task_run_ids
+from ..store.experiments import fill, read_logged, task_run_ids
 from ..store.reader import RunRecord, RunStore
 
 MAX_ROWS = 300_000  # about 0.9 KB each (a run of 3 params and 3 metrics): some 270 MB at worst
 FIRST_LOOK = 20_000  # calls read at most for a partial first page: about 0.1 s of CPU
-_CHUNK = 5_000
 _OPEN = ("Pending", "Running")
 
 Later = Callable[..., None]  # runs ``fn(store, *args)`` on the pool, not waited for
@@ -71,14 +70,12 @@ class RunRows:
 
     def catch_up(self, store: RunStore) -> None:
         """Fold in the values logged since the last look."""
-        new = False
-        while True:
-            chunk, self.cursor = read_logged(store, self.run_id, self.cursor)
+        new, more = False, True
+        while more:
+            chunk, self.cursor, more = read_logged(store, self.run_id, self.cursor)
             if chunk:
                 ex.collect(self.run_id, chunk, self.rows)
                 new = True
-            if len(chunk) < PAGE:
-                break
         if new:
             self.listed = list(self.rows.values())
             self.orders.clear()
@@ -154,14 +151,16 @@ def first_look(store: RunStore, run_id: str, limit: int, offset: int) -> dict[st
     small (the whole read costs no more) or its first ``FIRST_LOOK`` calls hold too few rows."""
     rows: dict[str, ex.Experiment] = {}
     cursor = read = 0
+    size = 4  # rows per read, growing: a row holds one call or a batch of them
     while len(rows) < offset + limit:
         if read >= FIRST_LOOK:
             return None
-        chunk, cursor = read_logged(store, run_id, cursor, _CHUNK)
-        if len(chunk) < _CHUNK:
+        chunk, cursor, more = read_logged(store, run_id, cursor, size)
+        if not more:
             return None  # the run's calls end here: the whole read is hardly longer
         ex.collect(run_id, chunk, rows)
         read += len(chunk)
+        size *= 4
     listed = list(rows.values())
     shown = listed[offset : offset + limit]
     fill(store, run_id, {row.task_run_id: row for row in shown}, by_id=True)
