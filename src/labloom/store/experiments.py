@@ -11,9 +11,9 @@ each value's type as logged (an int stays an int, 1.0 a float, True a bool, big 
 Python's encoder writes NaN and inf as ``NaN``/``Infinity``, which it reads back; the database
 never parses ``data`` (SQLite's JSON before 3.42 and PostgreSQL's jsonb refuse NaN), it only
 stores and splices text. One row per batch, not per call: the writer's cost per logged metric
-is what issue 19's 1.10x target is about (benchmarks/README.md): one text parameter per batch
-costs the database nothing per call, where a row per call cost about 5 µs of CPU each, and
-reading a run reads a few hundred rows rather than 200,000. The readers sort and page rows in
+is what issue 19's 1.10x target is about (benchmarks/README.md): a row per call cost 6.4 to
+7.7 µs of CPU a call (SQLite parsing the batch's JSON into rows, the index), a row per batch
+3.1 to 3.3 µs, and reading a run reads a few hundred rows rather than 200,000. The readers sort and page rows in
 Python (``core/experiments.page``; the server keeps a run's rows between pages,
 ``server_extension/experiment_rows.py``).
 """
