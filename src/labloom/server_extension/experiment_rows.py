@@ -11,9 +11,9 @@ milliseconds, whatever the offset).
 
 The first look at a big run: reading and folding all its calls costs about a second of CPU
 for 100,000 rows (200,000 calls), too long for the view's first page. So an unsorted first
-page of a run not read yet is answered from its first calls only (at most ``FIRST_LOOK``, an
-index range of the run, in the order logged: the same rows the whole read puts first) and
-says ``"partial": true``: ``total`` and ``columns`` are those of the calls read, and a row's
+page of a run not read yet is answered from its first calls only (an index range of the run,
+read in growing chunks until the page is full, given up past ``FIRST_LOOK`` calls; in the order
+logged: the same rows the whole read puts first) and says ``"partial": true``: ``total`` and ``columns`` are those of the calls read, and a row's
 values may lack calls logged later; the whole read starts at once on the pool
 (``StoreAccess.later``), and the next question gets the complete answer (the view asks again
 on its next tick). A sorted first look waits for the whole read: its first rows can be
