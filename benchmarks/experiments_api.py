@@ -6,7 +6,8 @@ Fills a fresh store per backend with one real flow, ``trial.map(range(N))`` on
 them), then times the route:
 
 - the handler's function (``server_extension.experiments.run_page``) in this process: the first
-  call on a new ``StoreAccess`` (nothing cached), then warm calls (median);
+  call on a new ``StoreAccess`` (nothing cached), then warm calls (median); "partial: first"
+  says the first answer was a first look from the run's first calls (docs/rest-api.md);
 - a real Jupyter server with labloom's server extension (a subprocess): the first request of
   each kind to the fresh server, then warm rounds; "server" is tornado's own request time from
   the server's log (handler start to finish, the store read on the thread pool included).
@@ -20,6 +21,7 @@ Pages asked: unsorted, sorted by a metric (descending), by a param, and a deep p
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -83,14 +85,15 @@ def in_process(run_id: str, rounds: int) -> None:
             args = dict(p.split("=") for p in query.split("&") if p)
             call = (access, store, run_id, args.get("sort"), bool(args.get("desc")), 100,
                     int(args.get("offset", 0)))
-            times = []
+            times, partial = [], []
             for _ in range(rounds + 1):
                 started = time.perf_counter()
                 page = run_page(*call)
                 times.append((time.perf_counter() - started) * 1000)
                 assert page is not None and len(page["rows"]) == 100
-            print(f"  {label:<38} {times[0]:7.1f}ms {statistics.median(times[1:]):10.1f}ms",
-                  flush=True)
+                partial.append(bool(page.get("partial")))
+            print(f"  {label:<38} {times[0]:7.1f}ms {statistics.median(times[1:]):10.1f}ms"
+                  f"{_partial(partial)}", flush=True)
     finally:
         access.close()
         store.close()
@@ -104,13 +107,23 @@ def through_server(tmp: Path, run_id: str, rounds: int) -> None:
         print(f"  Jupyter server{'':<24} {'first':>9} {'median':>9} {'server median':>14}")
         for label, query in ASKS.items():
             path = f"runs/{run_id}/experiments?limit=100&{query}".rstrip("&")
-            client = [server.get(path)[0] * 1000 for _ in range(rounds + 1)]
+            answers = [server.get(path) for _ in range(rounds + 1)]
+            client = [seconds * 1000 for seconds, _ in answers]
+            partial = [bool(json.loads(body).get("partial")) for _, body in answers]
             server_ms = _server_times(tmp / "server.log", path)
             print(f"  {label:<38} {client[0]:7.1f}ms {statistics.median(client[1:]):7.1f}ms "
                   f"{statistics.median(server_ms[1:]) if len(server_ms) > 1 else float('nan'):12.1f}ms"
-                  f"  (first: {server_ms[0] if server_ms else float('nan'):.1f}ms)", flush=True)
+                  f"  (first: {server_ms[0] if server_ms else float('nan'):.1f}ms)"
+                  f"{_partial(partial)}", flush=True)
     finally:
         server.stop()
+
+
+def _partial(flags: list[bool]) -> str:
+    """Which answers were partial (a first look answered from the run's first calls while the
+    server reads the whole run: docs/rest-api.md)."""
+    which = [i for i, flag in enumerate(flags) if flag]
+    return f"  partial: {'first' if which == [0] else which}" if which else ""
 
 
 def _server_times(log_path: Path, path: str, wait: float = 5.0) -> list[float]:

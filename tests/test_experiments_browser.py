@@ -2,7 +2,8 @@
 cell's live DAG (a map node opens it, the kernel answers) and in a Lab run tab of a run the real
 `labloom` command made (the REST routes answer), drawn by the one renderer: rows sorted,
 filtered, grouped, the best marked, Plot charts drawn, a row's logs and traceback on a click,
-a param holding HTML shown as text, NaN as NaN; and the Flows panel comparing two runs.
+a param holding HTML shown as text, NaN as NaN; and the Flows panel comparing two runs
+(their step curves too).
 
 Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 """
@@ -159,5 +160,10 @@ def sweep():
     shown = set(compare.locator(".labloom-exp-td[data-column='run_id']").all_inner_texts())
     assert shown == {r.id for r in runs}
     assert compare.locator(".labloom-exp-chart svg g[aria-label='dot'] circle").count() >= 22
+    # Step curves across the runs, as in a run's tab: a line per row of both runs.
+    compare.locator("select.labloom-exp-chart-kind").select_option("curves")
+    compare.locator("select.labloom-exp-y").select_option("metrics.loss")
+    curves = compare.locator(".labloom-exp-chart[data-chart='curves'] svg g[aria-label='line'] path")
+    curves.nth(23).wait_for(timeout=20_000)
     shot(page, "lab-compare-experiments")
     assert alerts == []

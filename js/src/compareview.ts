@@ -1,10 +1,12 @@
 // A main-area tab comparing several runs of one flow (picked in the Flows panel): their
 // experiments in one table with a run column, from `GET experiments?runs=...`, drawn by the
 // same Experiments view as a run's (experiments.js). A click on a row opens that run's tab,
-// where the DAG's panel shows the task run's logs.
+// where the DAG's panel shows the task run's logs. Step curves as in a run's tab
+// (comparecurves.ts).
 import { Widget } from '@lumino/widgets';
 
 import { requestAPI } from './api';
+import { curvePaths, mergeCurves } from './comparecurves';
 import { mountExperiments } from './experiments';
 
 type Callback = (...args: any[]) => void;
@@ -22,21 +24,28 @@ class RunsModel {
   }
 
   send(message: any): void {
+    const reply = { event: message.event, req: message.req };
+    const asked = message.event === 'curves' ? this.curves(message) : this.rows(message);
+    void asked.then(
+      answer => this.emit({ ...reply, ...answer }),
+      error => this.emit({ ...reply, error: `${error.message || error}` })
+    );
+  }
+
+  private rows(message: any): Promise<any> {
     const query = new URLSearchParams({ runs: this.runIds.join(','), desc: message.desc ? '1' : '0' });
     for (const name of ['sort', 'offset', 'limit']) {
       if (message[name] !== null && message[name] !== undefined) {
         query.set(name, String(message[name]));
       }
     }
-    const reply = { event: message.event, req: message.req };
-    const asked =
-      message.event === 'experiments'
-        ? requestAPI<any>(`experiments?${query}`)
-        : Promise.reject(new Error('curves are drawn in one run\'s tab'));
-    void asked.then(
-      answer => this.emit({ ...reply, ...answer }),
-      error => this.emit({ ...reply, error: `${error.message || error}` })
-    );
+    return requestAPI<any>(`experiments?${query}`);
+  }
+
+  private async curves(message: any): Promise<any> {
+    const paths = curvePaths(this.runIds, message.metric, message.task_runs || null);
+    const answers = await Promise.all(paths.map(path => requestAPI<any>(path)));
+    return mergeCurves(message.metric, answers);
   }
 
   private emit(message: any): void {
@@ -66,8 +75,7 @@ export class CompareView extends Widget {
       model: new RunsModel(runIds),
       box,
       extra: [{ id: 'run_id', label: 'run', kind: 'fixed', type: 'string' }],
-      onPick: (row: any) => openRun(row.run_id),
-      withCurves: false
+      onPick: (row: any) => openRun(row.run_id)
     });
     this.view.open(null, `Experiments · ${flow} · runs ${runIds.join(', ')}`);
   }

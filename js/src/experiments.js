@@ -45,7 +45,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   let data = fresh();
   const ui = { sort: null, desc: false, filter: "", vary: false, best: null, lowest: false,
     groups: [], chart: "scatter", x: null, y: null, by: null, curve: null };
-  let loading = false, again = false, next = 0, settled = false, stamp = 0, shownChart = "", curveCache = null;
+  let loading = false, again = false, next = 0, settled = false, soon = false, stamp = 0, shownChart = "", curveCache = null;
 
   const root = h("div", { class: "labloom-experiments", role: "region", "aria-label": "experiments" });
   const titleEl = h("div", { class: "labloom-exp-title" });
@@ -120,6 +120,17 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         settled = final;
         return;
       }
+      if (first.partial) {
+        // A first look at a big run the server has not read yet: its first rows at once, the
+        // whole answer on the next tick (docs/rest-api.md).
+        data = { ...fresh(), total: first.total, columns: first.columns, steps: [], partial: true,
+          rows: first.rows, mode: "server" };
+        first.rows.forEach((row, i) => data.positions.set(i, row));
+        stamp++;
+        settled = false;
+        soon = true;
+        return;
+      }
       const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || [],
         version: first.version ?? null, mode: first.total <= LOCAL_MAX ? "local" : "server" };
       let rows = first.rows;
@@ -153,7 +164,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       data.error = `[labloom] experiments: ${error.message || error}`;
     } finally {
       loading = false;
-      next = Date.now() + Math.min(30000, Math.max(1000, 5 * (Date.now() - started)));
+      next = soon ? 0 : Date.now() + Math.min(30000, Math.max(1000, 5 * (Date.now() - started)));
+      soon = false;
     }
     draw();
     if (again) {
@@ -243,7 +255,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (list.length !== data.rows.length) s += ` (${list.length} of ${data.rows.length} match the filter)`;
     if (cols.length < all.length) s += ` · ${all.length - cols.length} columns hidden`;
     if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}`;
-    if (data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; filter, groups and charts use the first ${data.rows.length} by the sort`;
+    if (data.partial) s += ` · the first ${data.total} rows: reading the rest of the run`;
+    else if (data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; filter, groups and charts use the first ${data.rows.length} by the sort`;
     return s;
   }
 

@@ -180,8 +180,8 @@ export class RestRunModel {
 
   /**
    * The Experiments view's questions (experiments.js), answered by the REST routes with the
-   * question's `req`, so each view takes only its own. Rows are the whole run's: the routes
-   * have no node filter (the view's task column tells tasks apart).
+   * question's `req`, so each view takes only its own. A map node's view asks with its node
+   * (`task=`): that map's children only, as in the cell.
    */
   private async experiments(message: any): Promise<void> {
     const reply = { event: message.event, req: message.req, node: message.node };
@@ -200,6 +200,9 @@ export class RestRunModel {
         }
       }
       query.set('desc', message.desc ? '1' : '0');
+      if (message.node) {
+        query.set('task', message.node);
+      }
     }
     try {
       const answer = await requestAPI<any>(`${path}?${query}`);

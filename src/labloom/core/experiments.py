@@ -11,12 +11,12 @@ and inf, which JSON cannot hold, become the strings "NaN", "Infinity" and "-Infi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# One logging call: (task_run_id, kind, {name: value}, step), in the order logged.
-Logged = tuple[str, str, dict[str, Any], "int | None"]
+# One logging call: (task_run_id, kind, {name: value}, step, time), in the order logged.
+Logged = tuple[str, str, dict[str, Any], "int | None", float]
 
 # Columns of every row, before its params and metrics.
 FIXED = ("run_id", "task_run_id", "task", "map_index", "state", "duration")
@@ -74,7 +74,7 @@ def collect(run_id: str, logged: Iterable[Logged],
     """Rows by task run id, in the order their first value was logged (``rows``: the rows
     so far, to fold in calls logged since)."""
     rows = {} if rows is None else rows
-    for task_run_id, kind, values, step in logged:
+    for task_run_id, kind, values, step, _time in logged:
         row = rows.get(task_run_id)
         if row is None:
             row = rows[task_run_id] = Experiment(run_id, task_run_id)
@@ -153,6 +153,31 @@ def _key(pair: tuple[tuple[int, Any], int]) -> tuple[int, Any]:
     return pair[0]
 
 
+def answer_of(shown: Sequence[Experiment], names: list[dict[str, str]], total: int,
+              sort: str | None, desc: bool, limit: int, offset: int,
+              more: Callable[[Experiment], dict[str, Any]] | None = None,
+              ) -> dict[str, Any]:
+    """The one shape of a page of rows, as ``GET runs/{id}/experiments`` gives it
+    (docs/rest-api.md) and the cell's view is answered: ``columns``, ``total``, ``offset``,
+    ``limit``, ``sort``, ``desc``, ``next`` (the next page's offset, or None), ``rows`` (each
+    ``Experiment.as_dict``, plus what ``more`` adds), JSON-safe (``jsonable``)."""
+    end = offset + len(shown)
+    rows = ([row.as_dict() for row in shown] if more is None
+            else [{**row.as_dict(), **more(row)} for row in shown])
+    page: dict[str, Any] = jsonable({
+        "columns": names, "total": total, "offset": offset, "limit": limit, "sort": sort,
+        "desc": desc, "next": end if end < total else None, "rows": rows,
+    })
+    return page
+
+
+def answer(rows: Sequence[Experiment], sort: str | None, desc: bool, limit: int, offset: int,
+           more: Callable[[Experiment], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A page of ``rows`` (all of them in memory) in ``answer_of``'s shape."""
+    shown = page(rows, sort, desc, limit, offset)
+    return answer_of(shown, columns(rows), len(rows), sort, desc, limit, offset, more)
+
+
 def record(row: Experiment, names: Sequence[dict[str, str]]) -> dict[str, Any]:
     """One flat dict: the fixed columns, then each param and metric under its name (a name
     that is both a param and a metric is written ``params.x`` and ``metrics.x``)."""
@@ -195,4 +220,5 @@ def frame(rows: Sequence[Experiment]) -> Any:
     return pandas.DataFrame.from_records(records, columns=header)
 
 
-__all__ = ["Experiment", "collect", "columns", "frame", "jsonable", "order", "page", "record"]
+__all__ = ["Experiment", "answer", "answer_of", "collect", "columns", "frame", "jsonable", "order",
+           "page", "record"]

@@ -121,7 +121,8 @@ class FlowRun:
         with engine.lock:  # a copy, so a wide table is built without holding up the run
             logged = list(engine.sink.logged)
         rows = ex.collect(self.id, (
-            (task_run_id, kind, values, step) for task_run_id, _, kind, values, step in logged
+            (task_run_id, kind, values, step, when)
+            for task_run_id, when, kind, values, step in logged
         ))
         for row in rows.values():
             tr = engine.graph.get(row.task_run_id)

@@ -93,16 +93,8 @@ def page_answer(rows: list[tuple[ex.Experiment, str]], message: dict[str, Any]) 
     limit, offset = _int(message, "limit", 100, MAX_PAGE), _int(message, "offset", 0, 2**62)
     desc = bool(message.get("desc"))
     nodes = {id(row): node for row, node in rows}
-    experiments = [row for row, _node in rows]
-    shown = ex.page(experiments, sort, desc, limit, offset)
-    end = offset + len(shown)
-    answer: dict[str, Any] = ex.jsonable({
-        "columns": ex.columns(experiments), "total": len(experiments), "offset": offset,
-        "limit": limit, "sort": sort, "desc": desc,
-        "next": end if end < len(experiments) else None,
-        "rows": [{**row.as_dict(), "node": nodes[id(row)]} for row in shown],
-    })
-    return answer
+    return ex.answer([row for row, _node in rows], sort, desc, limit, offset,
+                     lambda row: {"node": nodes[id(row)]})
 
 
 def curve_answer(rows: ExperimentRows, graph: ViewGraph, message: dict[str, Any]) -> dict[str, Any]:

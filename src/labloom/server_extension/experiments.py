@@ -4,8 +4,9 @@ page at a time, sorted by any column (the run view's table and charts page throu
 Every answer has one shape (docs/rest-api.md): ``columns`` (kind, name, type), ``total``,
 ``offset``, ``limit``, ``next`` (the next page's offset, or null), ``rows`` (see
 ``core/experiments.Experiment.as_dict``). One run's pages come from the rows the server keeps
-(``experiment_rows.py``: read once, then followed by cursor); pages across runs are read
-whole each time. NaN and inf travel as "NaN", "Infinity",
+(``experiment_rows.py``: read once, then followed by cursor; the first look at a big run
+may be a partial page, ``"partial": true``, while the whole run is read); pages across runs
+are read whole each time. NaN and inf travel as "NaN", "Infinity",
 "-Infinity", since JSON has no such numbers.
 """
 
@@ -26,6 +27,7 @@ from ..store.experiments import (
 from ..store.reader import RunStore
 from . import validate
 from .base import LabloomHandler
+from .experiment_rows import UnknownTask
 from .queries import StoreAccess
 
 MAX_PAGE = 1000
@@ -33,25 +35,17 @@ MAX_RUNS = 200
 MAX_POINTS = 20_000
 
 
-def answer(rows: list[ex.Experiment], sort: str | None, desc: bool, limit: int,
-           offset: int) -> dict[str, Any]:
-    shown = ex.page(rows, sort, desc, limit, offset)
-    end = offset + len(shown)
-    page: dict[str, Any] = ex.jsonable({
-        "columns": ex.columns(rows), "total": len(rows), "offset": offset, "limit": limit,
-        "sort": sort, "desc": desc, "next": end if end < len(rows) else None,
-        "rows": [row.as_dict() for row in shown],
-    })
-    return page
-
-
 def run_page(access: StoreAccess, store: RunStore, run_id: str, sort: str | None, desc: bool,
-             limit: int, offset: int) -> dict[str, Any] | None:
+             limit: int, offset: int, task: str | None = None) -> dict[str, Any] | None:
     runs = store.matching_runs(run_id, limit=2)  # get_run would count every task run
     if len(runs) != 1:
         return None
-    return {"run_id": runs[0].id,
-            **access.experiments.page(store, runs[0], sort, desc, limit, offset)}
+    try:
+        page = access.experiments.page(store, runs[0], sort, desc, limit, offset, task,
+                                       later=access.later)
+    except UnknownTask as exc:
+        raise web.HTTPError(400, str(exc).removeprefix("[labloom] ")) from None
+    return {"run_id": runs[0].id, **page}
 
 
 def across_page(access: Any, store: RunStore, flow: str | None, since: float | None,
@@ -59,7 +53,7 @@ def across_page(access: Any, store: RunStore, flow: str | None, since: float | N
                 offset: int) -> dict[str, Any]:
     rows = experiments_across(store, flow, since, runs or None, max_runs)
     run_ids = list(dict.fromkeys(row.run_id for row in rows))
-    return {"runs": run_ids, **answer(rows, sort, desc, limit, offset)}
+    return {"runs": run_ids, **ex.answer(rows, sort, desc, limit, offset)}
 
 
 def curve(access: Any, store: RunStore, run_id: str, metric: str, task_run_ids: list[str],
@@ -88,8 +82,10 @@ class RunExperimentsHandler(_Paged):
     @authorized
     async def get(self, run_id: str) -> None:
         """One run's rows: ``sort`` (a metric or param name, ``params.x``, ``metrics.x``,
-        ``duration``, ``map_index``, ``state``), ``desc``, ``limit`` (<= 1000), ``offset``."""
-        page = await self.in_pool(run_page, validate.run_id(run_id), *self.paging())
+        ``duration``, ``map_index``, ``state``), ``desc``, ``limit`` (<= 1000), ``offset``;
+        ``task``: only those of one node's task runs (a map node: its children) or task's."""
+        task = self.get_argument("task", None) or None
+        page = await self.in_pool(run_page, validate.run_id(run_id), *self.paging(), task)
         self.reply_for_run(page)
 
 

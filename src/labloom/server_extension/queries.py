@@ -60,6 +60,14 @@ class StoreAccess:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pools[lane], self._run, fn, args)
 
+    def later(self, fn: Callable[..., Any], *args: Any, lane: str = "run") -> None:
+        """Run ``fn(store, *args)`` on the lane's pool, not waited for (a big run's whole read
+        after its first page: ``experiment_rows.py``)."""
+        self._pools[lane].submit(self._later, fn, args)
+
+    def _later(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self._run(lambda _access, store, *rest: fn(store, *rest), args)
+
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         url = database_url()  # read per call: LABLOOM_HOME may differ between servers in tests
         stores: dict[str, RunStore] = getattr(self._local, "stores", None) or {}

@@ -1,20 +1,26 @@
 """Params and metrics in the store, and reading them back as experiment rows
 (``core/experiments.py``), for one run or across runs.
 
-One row per logging call (``log_metrics(auc=..., loss=...)``, ``@task(metrics=[...])``):
-run, task run, kind ("param" or "metric"), step, time, and ``data``, the call's values as a JSON
-object by name. JSON keeps each value's type as logged (an int stays an int, 1.0 a float, True
-a bool, big ints exact) and Python's encoder writes NaN and inf as ``NaN``/``Infinity``, which
-it reads back, the same on both backends. One row per call, not per value: the writer's cost
-per logged metric is what issue 19's 1.10x target is about (benchmarks/README.md), and the
-readers sort and page rows in Python anyway (``core/experiments.page``; the server keeps a
-run's rows between pages, ``server_extension/experiment_rows.py``).
+The writer stores a batch's logging calls (``log_metrics(auc=..., loss=...)``,
+``@task(metrics=[...])``) of one run as one row of kind ``calls``: ``data`` is a JSON array of
+the calls, each ``[task_run_id, kind, values, step, time]`` with ``values`` a JSON object by
+name (at most ``CALLS_PER_ROW`` calls a row, in the order logged). A row written one call at a
+time (the writer's fallback when a batch is refused, and stores written before) holds one call:
+kind "param" or "metric", task run, step, time as columns and ``data`` its values. JSON keeps
+each value's type as logged (an int stays an int, 1.0 a float, True a bool, big ints exact) and
+Python's encoder writes NaN and inf as ``NaN``/``Infinity``, which it reads back; the database
+never parses ``data`` (SQLite's JSON before 3.42 and PostgreSQL's jsonb refuse NaN), it only
+stores and splices text. One row per batch, not per call: the writer's cost per logged metric
+is what issue 19's 1.10x target is about (benchmarks/README.md): a row per call cost 6.4 to
+7.7 µs of CPU a call (SQLite parsing the batch's JSON into rows, the index), a row per batch
+3.1 to 3.3 µs, and reading a run reads a few hundred rows rather than 200,000. The readers sort and page rows in
+Python (``core/experiments.page``; the server keeps a run's rows between pages,
+``server_extension/experiment_rows.py``).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -31,9 +37,12 @@ RECENT_RUNS = 20
 COLUMNS = ("run_id", "task_run_id", "kind", "step", "time", "data")
 
 
+CALLS_PER_ROW = 1000  # a row of ~60 KB at most: a first look reads a few rows, not all
+
+
 def row_of(event: Any) -> tuple[Any, ...]:
-    """The row of one ``ExperimentValues`` event, for the writer's batch: its values still a
-    dict, encoded with the whole batch (``insert``) or one by one (``encoded``)."""
+    """The row of one ``ExperimentValues`` event as the writer's batch keeps it (and writes it
+    when it writes one call at a time, ``encoded``); ``insert`` puts a batch's in few rows."""
     return (event.run_id, event.task_run_id, event.kind, event.step, event.time, event.values)
 
 
@@ -42,81 +51,84 @@ def encoded(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*row[:5], json.dumps(row[5]))
 
 
-# SQLite from 3.38 (``->>``): one statement reads the whole batch from one JSON parameter.
-_JSON_INSERT = sqlite3.sqlite_version_info >= (3, 38)
 _COLUMNS = ", ".join(COLUMNS)
+_BATCH_SQL = (f"INSERT INTO experiment_values ({_COLUMNS}) "
+              "VALUES (?, '', 'calls', NULL, ?, ?)")
 
 
 def insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
-    """The writer's batch of rows, inside its transaction.
-
-    On SQLite, one statement over ``json_each`` of the whole batch rather than
-    ``executemany``: sqlite3 lets go of the GIL at every row, and with task threads and the
-    engine waiting for it, each row then waits its turn (100,000 rows: 8 s beside four busy
-    threads, against 0.8 s for one statement; 0.25 s against 0.3 s with no one else). The
-    values go in as JSON objects of the batch's one document, which SQLite writes back as the
-    row's text (numbers as they were written): no encoding per row (2.5 µs of the writer's
-    6.5 µs per row). SQLite's JSON refuses NaN and Infinity, so a batch holding one sends
-    each row's values as a string instead. On PostgreSQL, ``COPY`` (``Conn.insert_rows``).
-    """
+    """The writer's batch of calls, inside its transaction: per run, one row for each
+    ``CALLS_PER_ROW`` calls, its data one JSON text encoded once in C (1.1 µs a call)."""
     if not rows:
         return
-    if conn.kind == "sqlite" and _JSON_INSERT:
-        try:
-            batch, data = json.dumps(rows, allow_nan=False), "value->5"
-        except ValueError:  # NaN or inf in some row
-            batch, data = json.dumps([encoded(row) for row in rows]), "value->>5"
-        conn.execute(
-            f"INSERT INTO experiment_values ({_COLUMNS}) SELECT value->>0, value->>1, "
-            f"value->>2, value->>3, value->>4, {data} FROM json_each(?)", (batch,),
-        )
-        return
-    conn.insert_rows("experiment_values", COLUMNS, [encoded(row) for row in rows])
+    by_run: dict[str, list[list[Any]]] = {}
+    for run_id, task_run_id, kind, step, when, values in rows:
+        calls = by_run.get(run_id)
+        if calls is None:
+            calls = by_run[run_id] = []
+        calls.append([task_run_id, kind, values, step, when])
+    conn.executemany(_BATCH_SQL, [
+        (run_id, calls[i][4], json.dumps(calls[i : i + CALLS_PER_ROW]))
+        for run_id, calls in by_run.items() for i in range(0, len(calls), CALLS_PER_ROW)
+    ])
 
 
-# Rows per read: a few tens of milliseconds, so no read holds a snapshot for long (follow.py).
-PAGE = 20_000
+# Rows per read (at most half a million calls, most often a few thousand): a short read, so no
+# read holds a snapshot for long (follow.py).
+PAGE = 500
+
+# A call as JSON text, from a row of one call; a row of kind "calls" is spliced in as it is
+# (its array's text without the brackets). SQLite (3.40 here) has no ORDER BY inside
+# group_concat: its rows come in the order of the subquery, which is materialized in id order
+# for its LIMIT; PostgreSQL says it.
+_SQLITE_ITEM = (
+    "CASE WHEN kind = 'calls' THEN substr(data, 2, length(data) - 2) ELSE '[' || "
+    "json_quote(task_run_id) || ',' || json_quote(kind) || ',' || data || ',' || "
+    "coalesce(step, 'null') || ',' || coalesce(time, 'null') || ']' END"
+)
+_PG_ITEM = (
+    "CASE WHEN kind = 'calls' THEN substr(data, 2, length(data) - 2) ELSE '[' || "
+    "to_json(task_run_id)::text || ',' || to_json(kind)::text || ',' || data || ',' || "
+    "coalesce(step::text, 'null') || ',' || coalesce(time::text, 'null') || ']' END"
+)
+_SQLITE_READ = (
+    f"SELECT '[' || group_concat(item, ',') || ']', max(id), count(*) FROM (SELECT id, "
+    f"{_SQLITE_ITEM} AS item FROM experiment_values WHERE run_id = ? AND id > ? ORDER BY id "
+    "LIMIT ?)"
+)
+_PG_READ = (
+    f"SELECT '[' || string_agg(item, ',' ORDER BY id) || ']', max(id), count(*) FROM (SELECT "
+    f"id, {_PG_ITEM} AS item FROM experiment_values WHERE run_id = ? AND id > ? ORDER BY id "
+    "LIMIT ?) AS chunk"
+)
 
 
 def read_logged(store: RunStore, run_id: str, after: int = 0, limit: int = PAGE,
-                ) -> tuple[list[ex.Logged], int]:
-    """Up to ``limit`` logging calls of the run after the row ``after`` (rows are append-only,
-    so an id is a cursor), in the order logged, and the cursor after them.
+                ) -> tuple[list[ex.Logged], int, bool]:
+    """The logging calls of up to ``limit`` rows of the run after the row ``after`` (rows are
+    append-only, so an id is a cursor), in the order logged, the cursor after them, and
+    whether more rows may follow (``limit`` were read).
 
     The database writes the whole chunk as one JSON array and Python parses it in one call:
-    three times faster than a ``json.loads`` per row (0.75 s against 2.3 s for 200,000 rows),
-    and the row's values never go through SQL's JSON functions, which refuse the NaN and
-    Infinity Python's encoder writes (SQLite before 3.42, PostgreSQL's jsonb)."""
-    # SQLite (3.40 here) has no ORDER BY inside group_concat: its rows come in the order of
-    # the subquery, which is materialized in id order for its LIMIT; PostgreSQL says it.
-    if store.conn.kind == "sqlite":
-        item = ("'[' || json_quote(task_run_id) || ',' || json_quote(kind) || ',' || data || ',' "
-                "|| coalesce(step, 'null') || ']'")
-        sql = (f"SELECT '[' || group_concat(item, ',') || ']', max(id) FROM (SELECT id, {item} "
-               "AS item FROM experiment_values WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?)")
-    else:
-        item = ("'[' || to_json(task_run_id)::text || ',' || to_json(kind)::text || ',' || data "
-                "|| ',' || coalesce(step::text, 'null') || ']'")
-        sql = (f"SELECT '[' || string_agg(item, ',' ORDER BY id) || ']', max(id) FROM (SELECT "
-               f"id, {item} AS item FROM experiment_values WHERE run_id = ? AND id > ? "
-               "ORDER BY id LIMIT ?) AS chunk")
-    text, last = store.conn.execute(sql, (run_id, after, limit)).fetchone()
+    three times faster than a ``json.loads`` per row, and the values never go through SQL's
+    JSON functions, which refuse the NaN and Infinity Python's encoder writes (SQLite before
+    3.42, PostgreSQL's jsonb)."""
+    sql = _SQLITE_READ if store.conn.kind == "sqlite" else _PG_READ
+    text, last, count = store.conn.execute(sql, (run_id, after, limit)).fetchone()
     if text is None:
-        return [], after
-    logged: list[ex.Logged] = json.loads(text)  # [task_run_id, kind, values, step] each
-    return logged, int(last)
+        return [], after, False
+    logged: list[ex.Logged] = json.loads(text)  # [task_run_id, kind, values, step, time] each
+    return logged, int(last), int(count) >= limit
 
 
 def _logged(store: RunStore, run_ids: list[str]) -> dict[str, list[ex.Logged]]:
     by_run: dict[str, list[ex.Logged]] = {}
     for run_id in run_ids:
         logged = by_run[run_id] = []
-        cursor = 0
-        while True:
-            chunk, cursor = read_logged(store, run_id, cursor)
+        cursor, more = 0, True
+        while more:
+            chunk, cursor, more = read_logged(store, run_id, cursor)
             logged += chunk
-            if len(chunk) < PAGE:
-                break
     return by_run
 
 
@@ -139,6 +151,21 @@ def fill(store: RunStore, run_id: str, rows: dict[str, ex.Experiment],
             row.duration = ended - started if started is not None and ended is not None else None
 
 
+def task_run_ids(store: RunStore, run_id: str, task: str) -> set[str] | None:
+    """The ids of the run's task runs of node ``task`` (a node id, as ``GET runs/{id}/nodes``
+    names it: a map node's are its children) or of the task named ``task``; None when the run
+    has no node or task of that name."""
+    found = {task_run_id for (task_run_id,) in store.conn.execute(
+        "SELECT id FROM task_runs WHERE run_id = ? AND (node_id = ? OR task_name = ?)",
+        (run_id, task, task))}
+    if found:
+        return found
+    known = store.conn.execute(
+        "SELECT 1 FROM run_nodes WHERE run_id = ? AND (node_id = ? OR name = ?) LIMIT 1",
+        (run_id, task, task)).fetchone()
+    return found if known else None
+
+
 def metric_points(store: RunStore, run_id: str, metric: str,
                   task_run_ids: Iterable[str] | None = None, limit: int = 20_000,
                   ) -> tuple[list[dict[str, Any]], int]:
@@ -148,19 +175,22 @@ def metric_points(store: RunStore, run_id: str, metric: str,
     key = json.dumps(metric)  # as the name appears in a row's JSON: a cheap first filter
     points: list[dict[str, Any]] = []
     total = 0
-    for task_run_id, step, when, data in store.conn.execute(
-        "SELECT task_run_id, step, time, data FROM experiment_values "
-        "WHERE run_id = ? AND kind = 'metric' ORDER BY id", (run_id,)
+    for kind, task_run_id, step, when, data in store.conn.execute(
+        "SELECT kind, task_run_id, step, time, data FROM experiment_values "
+        "WHERE run_id = ? AND kind IN ('metric', 'calls') ORDER BY id", (run_id,)
     ):
-        if key not in data or (wanted is not None and task_run_id not in wanted):
+        if key not in data:
             continue
-        values = json.loads(data)
-        if metric not in values:
-            continue
-        total += 1
-        if len(points) < limit:
-            points.append({"task_run_id": task_run_id, "step": step, "value": values[metric],
-                           "time": when})
+        calls = (json.loads(data) if kind == "calls"
+                 else [[task_run_id, kind, json.loads(data), step, when]])
+        for task_run_id, kind, values, step, when in calls:
+            if (kind != "metric" or metric not in values
+                    or (wanted is not None and task_run_id not in wanted)):
+                continue
+            total += 1
+            if len(points) < limit:
+                points.append({"task_run_id": task_run_id, "step": step,
+                               "value": values[metric], "time": when})
     if points:
         rows = {p["task_run_id"]: ex.Experiment(run_id, p["task_run_id"]) for p in points}
         fill(store, run_id, rows)
@@ -234,4 +264,4 @@ def experiments(
 
 
 __all__ = ["encoded", "experiments", "experiments_across", "fill", "insert", "metric_points",
-           "read_logged", "row_of", "run_experiments"]
+           "read_logged", "row_of", "run_experiments", "task_run_ids"]

@@ -203,7 +203,12 @@ CREATE TABLE experiment_values (
 CREATE INDEX experiment_values_by_run ON experiment_values (run_id)
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
+# Version 11: experiment_values rows of kind "calls", a batch's logging calls of one run in one
+# row (``experiments.py``). No table changes: the version keeps an older labloom, which would
+# misread them, from reading this store.
+_V11 = ""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,211 @@
+"""The pages of ``GET runs/{id}/experiments`` (issue 19), on SQLite and PostgreSQL: a first
+look at a big run answers from its first calls (marked partial) while the whole run is read,
+then the complete page; ``task=`` keeps one map node's children; the cell's view and the REST
+route answer in one shape, row for row."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from labloom import flow, log_metrics, log_params, task
+from labloom.notebook.widget.view import RunView
+from labloom.server_extension import experiment_rows
+from labloom.store import experiments as store_experiments
+from labloom.store import open_store
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
+                          "allow_unauthenticated_access": False}}
+
+
+async def _get(jp_fetch: Any, *path: str, **params: Any) -> Any:
+    response = await jp_fetch("labloom", "api", *path, params=params or None)
+    assert response.code == 200
+    return json.loads(response.body)
+
+
+@task
+def child(i: int) -> None:
+    log_params(group=i % 3)
+    log_metrics(score=float(i % 5))
+
+
+@task
+def late(i: int) -> None:
+    log_metrics(score=float(i), other=i * 2)
+
+
+@task
+def lone() -> None:
+    log_metrics(score=-1.0)
+
+
+@flow
+def many(n: int) -> Any:
+    return child.map(range(n))
+
+
+@flow
+def two_maps(n: int) -> Any:
+    lone()
+    child.map(range(n))
+    return late.map(range(n))
+
+
+@pytest.fixture
+def small_first_look(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A "big" run of a few dozen rows: the writer stores 10 calls a row, and the first look
+    reads 100 calls at most (the flow and the server run in this process)."""
+    monkeypatch.setattr(store_experiments, "CALLS_PER_ROW", 10)
+    monkeypatch.setattr(experiment_rows, "FIRST_LOOK", 100)
+
+
+async def test_a_first_look_at_a_big_run_is_partial_then_whole(
+    jp_fetch: Any, store_backend: str, small_first_look: None
+) -> None:
+    run = many.run(n=60, executor="local")  # 120 calls, logged in map order
+    first = await _get(jp_fetch, "runs", run.id, "experiments", limit="5")
+    assert first["partial"] is True
+    assert [r["map_index"] for r in first["rows"]] == [0, 1, 2, 3, 4]
+    assert first["rows"][3]["params"] == {"group": 0} and first["rows"][3]["metrics"] == {
+        "score": 3.0}
+    assert first["rows"][0]["state"] == "Completed" and first["rows"][0]["task"] == "child"
+    assert 5 <= first["total"] < 60 and first["next"] == 5
+    assert {(c["kind"], c["name"]) for c in first["columns"]} == {("param", "group"),
+                                                                  ("metric", "score")}
+    # The next question gets the whole run (it waits for the read the first one started).
+    whole = await _get(jp_fetch, "runs", run.id, "experiments", limit="5", offset="55")
+    assert "partial" not in whole and whole["total"] == 60
+    assert [r["map_index"] for r in whole["rows"]] == [55, 56, 57, 58, 59]
+    again = await _get(jp_fetch, "runs", run.id, "experiments", limit="5")
+    assert "partial" not in again and again["total"] == 60
+    assert again["rows"] == first["rows"]
+
+    # A sorted first look waits for the whole run: its first rows may be anywhere in it.
+    other = many.run(n=60, executor="local")
+    top = await _get(jp_fetch, "runs", other.id, "experiments", sort="score", desc="1",
+                     limit="3")
+    assert "partial" not in top and top["total"] == 60
+    assert [r["map_index"] for r in top["rows"]] == [4, 9, 14]
+    # A first look asking for more rows than the first calls hold reads the whole run.
+    third = many.run(n=60, executor="local")
+    deep = await _get(jp_fetch, "runs", third.id, "experiments", limit="55")
+    assert "partial" not in deep and deep["total"] == 60 and len(deep["rows"]) == 55
+
+
+def _node_ids(run_id: str) -> dict[str, str]:
+    with open_store() as store:
+        return {node.name: node.id for node in store.nodes(run_id)}
+
+
+async def test_rest_task_keeps_one_map_nodes_children(jp_fetch: Any, store_backend: str
+                                                      ) -> None:
+    run = two_maps.run(n=4, executor="local")
+    nodes = _node_ids(run.id)
+    everything = await _get(jp_fetch, "runs", run.id, "experiments")
+    assert everything["total"] == 9
+    page = await _get(jp_fetch, "runs", run.id, "experiments", task=nodes["late"],
+                      sort="score", desc="1", limit="3")
+    assert page["total"] == 4 and page["next"] == 3
+    assert [(r["task"], r["map_index"]) for r in page["rows"]] == [("late", 3), ("late", 2),
+                                                                   ("late", 1)]
+    assert {c["name"] for c in page["columns"]} == {"score", "other"}
+    children = await _get(jp_fetch, "runs", run.id, "experiments", task=nodes["child"])
+    assert {r["task"] for r in children["rows"]} == {"child"} and children["total"] == 4
+    assert {c["name"] for c in children["columns"]} == {"group", "score"}
+    by_name = await _get(jp_fetch, "runs", run.id, "experiments", task="lone")
+    assert [r["metrics"]["score"] for r in by_name["rows"]] == [-1.0]
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("labloom", "api", "runs", run.id, "experiments",
+                       params={"task": "no-such-node"})
+    assert caught.value.code == 400
+    assert "no node or task 'no-such-node'" in caught.value.response.body.decode()
+
+
+def _cell_answer(run: Any, node_name: str, message: dict[str, Any]) -> dict[str, Any]:
+    sent: list[dict[str, Any]] = []
+    arrived = threading.Condition()
+
+    def reply(answer: dict[str, Any]) -> None:
+        with arrived:
+            sent.append(answer)
+            arrived.notify_all()
+
+    view = RunView(run, lambda _payload: None, reply, layout_engine="builtin")
+    view.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not view.read(lambda g: g.state.is_final) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        node = view.read(lambda g: next(n.id for n in g.nodes.values() if n.name == node_name))
+        view.handle({"event": "experiments", "node": node, **message})
+        with arrived:
+            assert arrived.wait_for(lambda: sent, 10)
+        return sent[-1]
+    finally:
+        view.close()
+
+
+async def test_the_cell_and_the_route_answer_one_shape(jp_fetch: Any, store_backend: str
+                                                       ) -> None:
+    run = two_maps.run(n=5, executor="local")
+    asked = {"sort": "score", "desc": True, "limit": 3, "offset": 1}
+    cell = await asyncio.to_thread(_cell_answer, run, "late", asked)
+    rest = await _get(jp_fetch, "runs", run.id, "experiments", task=_node_ids(run.id)["late"],
+                      sort="score", desc="1", limit="3", offset="1")
+    assert set(rest) - set(cell) == {"run_id"}
+    assert set(cell) - set(rest) <= {"node", "steps", "version", "event", "req"}
+    for key in ("columns", "total", "offset", "limit", "sort", "desc", "next"):
+        assert cell[key] == rest[key], key
+    for ours, theirs in zip(cell["rows"], rest["rows"], strict=True):
+        assert ours.pop("node")
+        ours.pop("duration"), theirs.pop("duration")  # clocks of the event and of the row
+        assert ours == theirs
+
+
+@task
+def stepped(i: int) -> None:
+    log_params(i=i)
+    for step in range(3):
+        log_metrics(loss=1.0 / (i + step + 1), step=step)
+
+
+@flow
+def curves_flow(n: int) -> Any:
+    return stepped.map(range(n))
+
+
+def test_a_batch_of_calls_is_one_row_and_rows_of_one_call_read_alongside(
+    store_backend: str
+) -> None:
+    """The writer stores a batch's calls of a run in one row (at most ``CALLS_PER_ROW``), not a
+    row per call; a row of one call (its fallback when a batch is refused) reads alongside."""
+    run = curves_flow.run(n=40, executor="threads")  # 160 calls
+    with open_store() as store:
+        kinds = store.conn.execute(
+            "SELECT kind, count(*) FROM experiment_values WHERE run_id = ? GROUP BY kind",
+            (run.id,)).fetchall()
+        assert [kind for kind, _ in kinds] == ["calls"] and kinds[0][1] < 160
+        one = (run.id, f"{run.id}.0", "metric", 7, 1.5, {"loss": float("nan")})
+        with store.conn.transaction():
+            store.conn.execute(
+                "INSERT INTO experiment_values (run_id, task_run_id, kind, step, time, data) "
+                "VALUES (?,?,?,?,?,?)", store_experiments.encoded(one))
+        rows = {row.map_index: row for row in store_experiments.run_experiments(store, run.id)}
+        points, total = store_experiments.metric_points(store, run.id, "loss", [f"{run.id}.0"])
+    assert len(rows) == 40 and rows[3].params == {"i": 3}
+    assert rows[3].metrics == {"loss": 1.0 / 6}
+    assert str(rows[0].metrics["loss"]) == "nan"  # step 7, the curve's highest: the row's value
+    assert total == 4 and [p["step"] for p in points] == [0, 1, 2, 7]
+    assert points[3]["time"] == 1.5 and all(p["time"] > 1.5 for p in points[:3])
