@@ -39,17 +39,24 @@ def tables(n: int, label: str = "daily", pause: float = 0.0, token: Optional[Sec
 
 
 def palette(page: Any, label: str) -> None:
+    # From the View menu, not Ctrl+Shift+C: a key press toggles the palette, so a press that a
+    # busy page handles late closes the palette a retry opened. The modal palette also closes
+    # when it loses focus; in CI it has (1 run in 3 of this test, cause not found): then it
+    # is opened again, and what had the focus is printed for the next look.
     search = page.locator(".lm-CommandPalette-input:visible")
-    for _attempt in range(5):  # a key press before the page has focus (a busy CI) is lost
-        page.keyboard.press("Control+Shift+C")
+    item = page.locator(".lm-CommandPalette-item:visible", has_text=label).first
+    for attempt in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text="View").click()
+        page.locator(".lm-Menu-itemLabel:visible", has_text="Activate Command Palette").click()
+        search.wait_for(timeout=30_000)
+        search.fill(label)
         try:
-            search.wait_for(timeout=3_000)
-            break
+            item.click(timeout=10_000)
+            return
         except Exception:
-            page.keyboard.press("Escape")
-    search.wait_for(timeout=3_000)
-    search.fill(label)
-    page.locator(".lm-CommandPalette-item:visible", has_text=label).first.click()
+            focused = page.evaluate("document.activeElement?.outerHTML.slice(0, 200)")
+            print(f"palette closed before {label!r} (attempt {attempt + 1}); focus: {focused}")
+    raise AssertionError(f"the command palette never showed {label!r}")
 
 
 def test_notebook_7_tab_side_panel_and_the_launch_form(
