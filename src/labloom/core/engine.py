@@ -175,9 +175,14 @@ class RunEngine:
         self._set_run_state(State.RUNNING)
         if background:
             context = contextvars.copy_context()
-            threading.Thread(
+            driver = threading.Thread(
                 target=context.run, args=(self._drive,), name=f"labloom-{self.id}", daemon=True
-            ).start()
+            )
+            try:
+                driver.start()
+            except KeyboardInterrupt:  # Ctrl-C while the run's thread starts: meant for the run
+                self.cancel("interrupted")
+                raise
         else:
             self._drive()
 
