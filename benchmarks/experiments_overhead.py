@@ -3,7 +3,10 @@ no-op children each log 3 metrics (``log_metrics(a=..., b=..., c=...)``), agains
 logging none, on ``ThreadExecutor(4)`` with the store on (SQLite), in one run of this script:
 
 - fresh: each mode the first run of its own new interpreter (imports, first writer, first
-  store file);
+  store file), in ``--fresh-pairs`` pairs of interpreters run one after the other (the order
+  swapped every pair, so a drift of the machine's speed falls on both modes); the median of
+  the pairs' ratios is the fresh figure (a single pair spread from 0.84 to 1.36 on a quiet
+  machine whose speed moved by 2x between processes);
 - warm: one interpreter runs a warm-up of each mode, then the modes alternate ``--rounds``
   times; medians.
 
@@ -70,9 +73,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=100_000, help="map children (default 100,000)")
     parser.add_argument("--rounds", type=int, default=3, help="warm rounds (default 3)")
+    parser.add_argument("--fresh-pairs", type=int, default=3,
+                        help="pairs of fresh interpreters (default 3)")
     args = parser.parse_args()
     modes = ("none", "metrics")
-    fresh_runs = [child(args.n, mode)[0] for mode in modes]
+    fresh_runs, pair_ratios = [], []
+    for pair in range(args.fresh_pairs):
+        order = modes if pair % 2 == 0 else modes[::-1]
+        runs = {mode: child(args.n, mode)[0] for mode in order}
+        fresh_runs += runs.values()
+        pair_ratios.append((float(runs["metrics"]["seconds"]) / float(runs["none"]["seconds"]),
+                            float(runs["metrics"]["cpu"]) / float(runs["none"]["cpu"])))
     warm_runs = child(args.n, *modes, *(list(modes) * args.rounds))[2:]
     print(f"{args.n:,} children; metrics: 3 per child in one log_metrics call; wall time "
           "(CPU time of the process, all threads)")
@@ -84,6 +95,10 @@ def main() -> None:
                for m in modes}
         print(f"{label:>6} " + " ".join(f"{wall[m]:>7.2f}s ({cpu[m]:>5.2f}s)" for m in modes)
               + f" {wall['metrics'] / wall['none']:>5.2f} ({cpu['metrics'] / cpu['none']:.2f})")
+    print("fresh pairs (wall ratio, CPU ratio):",
+          " ".join(f"{wall:.2f} ({cpu:.2f})" for wall, cpu in pair_ratios),
+          f"median {statistics.median(w for w, _ in pair_ratios):.2f}"
+          f" ({statistics.median(c for _, c in pair_ratios):.2f})")
     print("warm runs:", " ".join(f"{r['mode']}={float(r['seconds']):.2f}s" for r in warm_runs))
 
 
