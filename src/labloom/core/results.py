@@ -10,13 +10,13 @@ see ``result_files.py``), written and read where the task runs.
 
 What gets persisted (``LABLOOM_RESULTS``, read when a run starts):
 
-- ``all`` (the default while the store is on): every successful result that pickles. A run
-  whose process died can then be restarted by ``labloom retry RUN_ID`` from another process,
-  reusing everything that finished. The price is one pickle and one file per task run, and
-  disk space for large intermediates (delete ``results/`` freely: a missing file only means
-  that task reruns).
-- ``cached``: only ``@task(cache=True)`` results. Cheaper for flows of huge intermediates;
-  ``labloom retry`` then reruns every uncached task that the failed part needs.
+- ``cached`` (the default): only ``@task(cache=True)`` results, so task data stays where the
+  user put it and quick tasks pay no pickling; ``labloom retry`` from another process reruns
+  every uncached task that the failed part needs.
+- ``all``: every successful result that pickles. A run whose process died can then be
+  restarted by ``labloom retry RUN_ID`` from another process, reusing everything that
+  finished. The price is one pickle and one file per task run, and disk space for large
+  intermediates (delete ``results/`` freely: a missing file only means that task reruns).
 
 With the store off (``LABLOOM_STORE=0``) only cached tasks persist. On Dask, workers need a
 shared results folder (``LABLOOM_RESULTS_URL``) for another worker, host or the kernel to find
