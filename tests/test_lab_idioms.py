@@ -16,8 +16,17 @@ from typing import Any
 import pytest
 
 from cli_helpers import labloom, wait_for, write
-from lab_helpers import open_notebook, shot, wait_or_shot
-from test_lab_panel import FLOWS, open_lab, run_row, start_run, stored_runs
+from lab_helpers import (
+    flows_folder,
+    open_lab,
+    open_notebook,
+    run_row,
+    shot,
+    start_run,
+    stored_runs,
+    wait_or_shot,
+)
+from test_lab_panel import FLOWS
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
@@ -141,9 +150,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
 
 def test_settings_and_palette_commands_in_lab(lab: Any, page: Any, tmp_path: Path) -> None:
     url, _notebooks = lab
-    home = tmp_path / "labloom"
-    work = tmp_path / "work"
-    write(work / "flows.py", FLOWS)
+    home, work = flows_folder(tmp_path, FLOWS)
     for target in ("report", "failing"):
         labloom(home, "run", f"flows.py:{target}", cwd=work)
     [report] = stored_runs(home, "report")
