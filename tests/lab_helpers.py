@@ -211,7 +211,9 @@ def open_lab(page: Any, url: str) -> tuple[Any, list[str]]:
     alerts: list[str] = []
     page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
     page.goto(url.format("lab") + "&reset")
-    page.locator(".jp-LabShell").wait_for(timeout=90_000)
+    # Lab has restored its (reset) layout once it opened a Launcher in the empty main area:
+    # before that its router still runs commands, which close a palette opened meanwhile.
+    page.locator(".jp-LabShell .jp-Launcher").wait_for(timeout=90_000)
     panel = click_flows_icon(page)
     panel.wait_for(timeout=30_000)
     return panel, alerts
