@@ -2,7 +2,10 @@
 Jupyter/IPython/labloom folder in tmp, driven by Playwright in Debian's chromium, stopped again.
 
 The ``lab`` and ``page`` fixtures (registered in conftest.py) are shared by the notebook widget
-tests (test_browser.py) and the Flows panel tests (test_lab_panel.py). For tests marked
+tests (test_browser.py) and the Flows panel tests (test_lab_panel.py), and so are the steps
+every browser test takes: open Lab and its Flows panel (``open_lab``, ``click_flows_icon``), or
+a notebook (``open_notebook``); start runs beside it (``flows_folder``, ``start_run``,
+``stored_runs``, ``wait_for_run``); wait for a run's row and open its tab (``run_row``, ``open_run``). For tests marked
 ``lab_extension``, Lab loads labloom's JupyterLab extension and server extension: the installed
 ones with LABLOOM_TEST_INSTALLED=1, else this checkout's (its built labextension,
 src/labloom/labextension, and src/ on PYTHONPATH).
@@ -26,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from cli_helpers import cli_env, wait_for, write
+from labloom.store import open_store
 from system_programs import require_program
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,6 +193,78 @@ def open_notebook(
         page.goto(url.format(f"lab/tree/{name}") + "&reset")
         wait_for_idle_kernel(page)
     run_all_cells(page)
+
+
+FLOWS_ICON = '.jp-SideBar [title="Flows (labloom)"]'  # the Flows panel's icon in Lab
+
+
+def click_flows_icon(page: Any) -> Any:
+    """Click the Flows icon of Lab's left side bar (it shows the panel, or hides it); the
+    panel's locator."""
+    page.locator(FLOWS_ICON).click()
+    return page.locator("#labloom-flows")
+
+
+def open_lab(page: Any, url: str) -> tuple[Any, list[str]]:
+    """Open Lab on a fresh layout and its Flows panel: the panel's locator, and the messages of
+    the page's dialogs (a hostile log line must open none), dismissed as they come."""
+    alerts: list[str] = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    page.goto(url.format("lab") + "&reset")
+    # Lab has restored its (reset) layout once it opened a Launcher in the empty main area:
+    # before that its router still runs commands, which close a palette opened meanwhile.
+    page.locator(".jp-LabShell .jp-Launcher").wait_for(timeout=90_000)
+    panel = click_flows_icon(page)
+    panel.wait_for(timeout=30_000)
+    return panel, alerts
+
+
+def flows_folder(tmp_path: Path, source: str) -> tuple[Path, Path]:
+    """The Lab server's LABLOOM_HOME (see ``lab``) and a work folder holding ``source`` as
+    flows.py, for ``start_run`` and ``labloom run flows.py:NAME``."""
+    home, work = tmp_path / "labloom", tmp_path / "work"
+    write(work / "flows.py", source)
+    return home, work
+
+
+def start_run(home: Path, work: Path, target: str) -> subprocess.Popen[str]:
+    """``labloom run flows.py:TARGET`` beside the Lab server, in its own process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "labloom", "run", f"flows.py:{target}"],
+        env=cli_env(home, LABLOOM_PROGRESS="0"), cwd=work, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+
+
+def stored_runs(home: Path, flow: str) -> list[Any]:
+    """The runs of ``flow`` in the store at ``home``, newest first (none before it exists)."""
+    if not (home / "labloom.db").exists():
+        return []
+    with open_store(home / "labloom.db") as store:
+        return store.list_runs(flow=flow)
+
+
+def wait_for_run(home: Path, flow: str, timeout: float = 60) -> Any:
+    """The one run of ``flow``, once the store holds it (a run started beside the server)."""
+    [run] = wait_for(lambda: stored_runs(home, flow), timeout, f"the run of {flow} in the store")
+    return run
+
+
+def in_state(page: Any, locator: Any, state: str) -> Any:
+    """``locator`` once its element says ``data-state=STATE`` (a widget, a row, a node)."""
+    return locator.and_(page.locator(f'[data-state="{state}"]'))
+
+
+def run_row(panel: Any, run_id: str, state: str | None = None) -> Any:
+    """The run's row in the Flows panel (in ``state``, when given)."""
+    row = panel.locator(f'.labloom-run[data-run-id="{run_id}"]')
+    return row if state is None else in_state(panel.page, row, state)
+
+
+def open_run(page: Any, panel: Any, run_id: str) -> Any:
+    """Click the run's row in the Flows panel: the view of the run tab it opens."""
+    run_row(panel, run_id).click()
+    return page.locator(f"#labloom-run-{run_id}")
 
 
 def cell_widget(page: Any, index: int) -> Any:

@@ -1,4 +1,5 @@
-"""Helpers for store tests: run the real CLI and real scripts in fresh processes."""
+"""Helpers for store tests: run the real CLI and real scripts in fresh processes; ``wide``, a
+flow of many cheap task runs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from labloom import flow, task
 from labloom.core.results import result_path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -62,3 +64,14 @@ def age_results(run: Any, seconds: float) -> None:
         path = result_path(tr.cache_key)
         saved = os.stat(path).st_mtime - seconds
         os.utime(path, (saved, saved))
+
+
+@task
+def one(x: int) -> int:
+    return x
+
+
+@flow
+def wide(n: int) -> None:
+    """``n`` no-op task runs of one map: what a store or memory test counts by the thousand."""
+    one.map(range(n))

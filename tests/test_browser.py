@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from lab_helpers import cell_widget, open_notebook, shot, wait_for_idle_kernel, wait_or_shot
+from lab_helpers import (
+    cell_widget,
+    in_state,
+    open_notebook,
+    shot,
+    wait_for_idle_kernel,
+    wait_or_shot,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
@@ -54,8 +61,7 @@ def test_live_dag_logs_traceback_and_cancel(lab: Any, page: Any) -> None:
     open_notebook(page, lab, "dag.ipynb", CELLS)
 
     good = cell_widget(page, 2)
-    wait_or_shot(page, good.and_(page.locator('[data-state="Completed"]')), "failed-first-flow",
-                 timeout=60)
+    wait_or_shot(page, in_state(page, good, "Completed"), "failed-first-flow", timeout=60)
     states = good.locator("g.labloom-node").evaluate_all(
         "nodes => nodes.map(n => n.getAttribute('data-state'))"
     )
@@ -63,14 +69,13 @@ def test_live_dag_logs_traceback_and_cancel(lab: Any, page: Any) -> None:
     assert good.locator('g.labloom-node[data-kind="map"]').count() == 1
 
     failing = cell_widget(page, 3)
-    wait_or_shot(page, failing.and_(page.locator('[data-state="Failed"]')), "failed-second-flow",
-                 timeout=60)
+    wait_or_shot(page, in_state(page, failing, "Failed"), "failed-second-flow", timeout=60)
 
     # The last cell is still running: Cancel must reach the kernel while it is busy.
     stoppable = cell_widget(page, 4)
-    stoppable.and_(page.locator('[data-state="Running"]')).wait_for(timeout=60_000)
+    in_state(page, stoppable, "Running").wait_for(timeout=60_000)
     stoppable.locator("button.labloom-cancel").click()
-    stoppable.and_(page.locator('[data-state="Cancelled"]')).wait_for(timeout=30_000)
+    in_state(page, stoppable, "Cancelled").wait_for(timeout=30_000)
     page.locator(".jp-CodeCell").nth(4).get_by_text("RunCancelledError").first.wait_for(
         timeout=30_000
     )
@@ -95,7 +100,7 @@ def test_notebook_7_shows_the_live_dag(lab: Any, page: Any) -> None:
     open_notebook(page, lab, "nb7.ipynb", CELLS[:3], notebook_7=True)
     widget = cell_widget(page, 2)
     try:
-        widget.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=90_000)
+        in_state(page, widget, "Completed").wait_for(timeout=90_000)
     except Exception as error:
         shot(page, "failed-notebook7")
         # CI keeps no screenshot: say what the notebook showed.
@@ -147,9 +152,7 @@ def test_the_widget_links_only_a_web_page_as_the_dashboard(lab: Any, page: Any) 
     open_notebook(page, lab, "links.ipynb", LINK_CELLS)
     try:
         for index in (2, 3, 4):
-            cell_widget(page, index).and_(page.locator('[data-state="Completed"]')).wait_for(
-                timeout=60_000
-            )
+            in_state(page, cell_widget(page, index), "Completed").wait_for(timeout=60_000)
         good = cell_widget(page, 4).locator("a.labloom-dashboard")
         good.wait_for(state="visible", timeout=20_000)
     except Exception:

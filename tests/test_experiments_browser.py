@@ -15,9 +15,19 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import labloom, write
-from lab_helpers import cell_widget, open_notebook, shot, wait_or_shot
-from test_lab_panel import open_lab, run_row, stored_runs
+from cli_helpers import labloom
+from lab_helpers import (
+    cell_widget,
+    flows_folder,
+    in_state,
+    open_lab,
+    open_notebook,
+    open_run,
+    run_row,
+    shot,
+    stored_runs,
+    wait_or_shot,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
@@ -116,7 +126,7 @@ def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
     assert view.get_attribute("data-node")  # the map node's rows
     page.locator(".labloom-experiments[data-total='11']").wait_for(timeout=30_000)
     assert widget.get_attribute("data-state") == "Running"  # live: eleven rows so far
-    widget.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=90_000)
+    in_state(page, widget, "Failed").wait_for(timeout=90_000)
     check_view(page, widget, view)
     shot(page, "cell-experiments", page.locator(".jp-CodeCell").nth(2))
 
@@ -126,9 +136,7 @@ def test_the_run_tab_and_the_flows_panel_compare_experiments(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
     url, _notebooks = lab
-    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME (see lab_helpers)
-    work = tmp_path / "work"
-    write(work / "flows.py", TASKS.replace("def train", "@task\ndef train").replace(
+    home, work = flows_folder(tmp_path, TASKS.replace("def train", "@task\ndef train").replace(
         "from labloom import", "from labloom import flow, task,") + f'''
 
 @flow(executor="threads")
@@ -142,8 +150,7 @@ def sweep():
     assert len(runs) == 2
     panel, alerts = open_lab(page, url)
 
-    run_row(panel, runs[0].id).click()
-    tab = page.locator(f"#labloom-run-{runs[0].id}")
+    tab = open_run(page, panel, runs[0].id)
     tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
     tab.locator("button.labloom-experiments-toggle").click()
     check_view(page, tab, tab.locator(".labloom-experiments"))

@@ -10,14 +10,24 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cli_helpers import labloom, wait_for, write
-from lab_helpers import open_notebook, shot, wait_or_shot
-from test_lab_panel import FLOWS, open_lab, run_row, start_run, stored_runs
+from lab_helpers import (
+    flows_folder,
+    open_lab,
+    open_notebook,
+    run_row,
+    shot,
+    start_run,
+    stored_runs,
+    wait_or_shot,
+)
+from test_lab_panel import FLOWS
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
@@ -38,25 +48,49 @@ def tables(n: int, label: str = "daily", pause: float = 0.0, token: Optional[Sec
 '''
 
 
-def palette(page: Any, label: str) -> None:
-    # From the View menu, not Ctrl+Shift+C: a key press toggles the palette, so a press that a
-    # busy page handles late closes the palette a retry opened. The modal palette also closes
-    # when it loses focus; in CI it has (1 run in 3 of this test, cause not found): then it
-    # is opened again, and what had the focus is printed for the next look.
-    search = page.locator(".lm-CommandPalette-input:visible")
+def open_palette(page: Any, search: str) -> Any:
+    """Open the modal command palette and type ``search`` in it: its search box, focused.
+
+    From the View menu, not Ctrl+Shift+C: a key press toggles the palette, so a press that a
+    busy page handles late closes it again. The modal palette closes when any command runs
+    while it is open (and its restore then focuses the tab in front): Lab's Help menu runs one
+    each time the main area's current tab changes, so open it only once a new tab is current
+    (``wait_until_current``), as a user sees the tab before typing.
+    """
+    page.locator(".lm-MenuBar-itemLabel", has_text="View").click()
+    page.locator(".lm-Menu-itemLabel:visible", has_text="Activate Command Palette").click()
+    box = page.locator(".lm-CommandPalette-input:visible")
+    box.wait_for(timeout=30_000)
+    box.fill(search)
+    assert_palette_has_focus(page, f"after typing {search!r}")
+    return box
+
+
+def assert_palette_has_focus(page: Any, when: str) -> None:
+    focused = page.evaluate("document.activeElement?.outerHTML.slice(0, 200)")
+    assert 'class="lm-CommandPalette-input"' in focused, f"{when}, the focus is on {focused}"
+
+
+def palette(page: Any, label: str, meanwhile: Callable[[], str] | None = None) -> None:
+    """Run the palette's command ``label``; ``meanwhile`` runs while the palette is open, and
+    the palette must keep its focus through it (it returns what happened, for the message)."""
+    open_palette(page, label)
+    if meanwhile is not None:
+        assert_palette_has_focus(page, f"after {meanwhile()}")
     item = page.locator(".lm-CommandPalette-item:visible", has_text=label).first
-    for attempt in range(3):
-        page.locator(".lm-MenuBar-itemLabel", has_text="View").click()
-        page.locator(".lm-Menu-itemLabel:visible", has_text="Activate Command Palette").click()
-        search.wait_for(timeout=30_000)
-        search.fill(label)
-        try:
-            item.click(timeout=10_000)
-            return
-        except Exception:
-            focused = page.evaluate("document.activeElement?.outerHTML.slice(0, 200)")
-            print(f"palette closed before {label!r} (attempt {attempt + 1}); focus: {focused}")
-    raise AssertionError(f"the command palette never showed {label!r}")
+    try:
+        item.click(timeout=10_000)
+    except Exception as error:
+        assert_palette_has_focus(page, f"the palette never showed {label!r}")
+        raise error
+
+
+def wait_until_current(page: Any, run_id: str) -> None:
+    """Wait until the run's tab is the main area's current tab (its view holds the focus)."""
+    page.wait_for_function(
+        "id => document.getElementById(id)?.contains(document.activeElement)",
+        arg=f"labloom-run-tab-{run_id}", timeout=30_000,
+    )
 
 
 def test_notebook_7_tab_side_panel_and_the_launch_form(
@@ -141,9 +175,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
 
 def test_settings_and_palette_commands_in_lab(lab: Any, page: Any, tmp_path: Path) -> None:
     url, _notebooks = lab
-    home = tmp_path / "labloom"
-    work = tmp_path / "work"
-    write(work / "flows.py", FLOWS)
+    home, work = flows_folder(tmp_path, FLOWS)
     for target in ("report", "failing"):
         labloom(home, "run", f"flows.py:{target}", cwd=work)
     [report] = stored_runs(home, "report")
@@ -164,7 +196,7 @@ def test_settings_and_palette_commands_in_lab(lab: Any, page: Any, tmp_path: Pat
     dialog = page.locator(".jp-Dialog")
     dialog.locator("input").fill(report.id)
     dialog.locator(".jp-mod-accept").click()
-    page.locator(f"#labloom-run-tab-{report.id}").wait_for(timeout=30_000)
+    wait_until_current(page, report.id)
 
     # Cancel the selected run: the run tab in front.
     child = start_run(home, work, "sleepy")
@@ -175,8 +207,18 @@ def test_settings_and_palette_commands_in_lab(lab: Any, page: Any, tmp_path: Pat
         palette(page, "Open a run by id")
         dialog.locator("input").fill(running.id)
         dialog.locator(".jp-mod-accept").click()
-        page.locator(f"#labloom-run-tab-{running.id}").wait_for(timeout=30_000)
-        palette(page, "Cancel the selected run")
+        wait_until_current(page, running.id)
+        # The tab in front follows its running run by pushed updates: none of them takes the
+        # focus from a palette opened over it.
+        done = page.locator(f'#labloom-run-{running.id} [data-fact="task runs"]')
+        done.wait_for(timeout=30_000)
+
+        def pushed() -> str:
+            before = done.inner_text()
+            wait_for(lambda: done.inner_text() != before, 30, "a pushed update of the run tab")
+            return f"the run tab went from {before!r} to {done.inner_text()!r}"
+
+        palette(page, "Cancel the selected run", meanwhile=pushed)
         wait_for(lambda: next(r for r in stored_runs(home, "sleepy")).state == "Cancelled",
                  60, "the selected run to be cancelled")
     finally:

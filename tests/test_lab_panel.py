@@ -9,16 +9,26 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_helpers import cli_env, labloom, wait_for, write
-from lab_helpers import open_notebook, shot
+from cli_helpers import labloom, wait_for
+from lab_helpers import (
+    click_flows_icon,
+    flows_folder,
+    in_state,
+    open_lab,
+    open_notebook,
+    open_run,
+    run_row,
+    shot,
+    start_run,
+    stored_runs,
+    wait_for_run,
+)
 from labloom import flow, task
-from labloom.store import open_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
@@ -78,36 +88,6 @@ def ticking(n: int = 100):
 '''
 
 
-def start_run(home: Path, work: Path, target: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "labloom", "run", f"flows.py:{target}"],
-        env=cli_env(home, LABLOOM_PROGRESS="0"), cwd=work, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )
-
-
-def stored_runs(home: Path, flow: str) -> list[Any]:
-    if not (home / "labloom.db").exists():
-        return []
-    with open_store(home / "labloom.db") as store:
-        return store.list_runs(flow=flow)
-
-
-def open_lab(page: Any, url: str) -> Any:
-    alerts: list[str] = []
-    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
-    page.goto(url.format("lab") + "&reset")
-    page.locator(".jp-LabShell").wait_for(timeout=90_000)
-    page.locator('.jp-SideBar [title="Flows (labloom)"]').click()
-    panel = page.locator("#labloom-flows")
-    panel.wait_for(timeout=30_000)
-    return panel, alerts
-
-
-def run_row(panel: Any, run_id: str) -> Any:
-    return panel.locator(f'.labloom-run[data-run-id="{run_id}"]')
-
-
 def contrast(foreground: str, background: str) -> float:
     """WCAG contrast ratio of two CSS rgb()/rgba() colours."""
 
@@ -127,22 +107,18 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
     url, _notebooks = lab
-    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME (see lab_helpers)
-    work = tmp_path / "work"
-    write(work / "flows.py", FLOWS)
+    home, work = flows_folder(tmp_path, FLOWS)
     panel, alerts = open_lab(page, url)
     panel.get_by_text("No runs yet").wait_for(timeout=30_000)
     procs: list[subprocess.Popen[str]] = []
     try:
         good = start_run(home, work, "report")
         procs.append(good)
-        [run] = wait_for(lambda: stored_runs(home, "report"), 60, "the CLI run in the store")
+        run = wait_for_run(home, "report")
         # Polled once a second while visible: the new run shows within 2 s.
         run_row(panel, run.id).wait_for(timeout=2_000)
         assert good.wait(timeout=60) == 0
-        run_row(panel, run.id).and_(page.locator('[data-state="Completed"]')).wait_for(
-            timeout=10_000
-        )
+        run_row(panel, run.id, "Completed").wait_for(timeout=10_000)
         row = run_row(panel, run.id)
         assert row.locator(".labloom-run-flow").inner_text() == "report"
         assert row.locator(".labloom-run-origin").inner_text() == "CLI"
@@ -154,8 +130,7 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
             timeout=15_000
         )
 
-        row.click()
-        view = page.locator(f"#labloom-run-{run.id}")
+        view = open_run(page, panel, run.id)
         view.locator('g.labloom-node[data-state="Completed"]').nth(2).wait_for(timeout=20_000)
         assert view.locator("g.labloom-node").count() == 3
         assert view.locator('g.labloom-node[data-kind="map"]').count() == 1
@@ -171,12 +146,9 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
         procs.append(bad)
         assert bad.wait(timeout=60) == 1
         [failed] = stored_runs(home, "failing")
-        run_row(panel, failed.id).and_(page.locator('[data-state="Failed"]')).wait_for(
-            timeout=10_000
-        )
+        run_row(panel, failed.id, "Failed").wait_for(timeout=10_000)
         shot(page, "lab-flows-panel", panel)
-        run_row(panel, failed.id).click()
-        failed_view = page.locator(f"#labloom-run-{failed.id}")
+        failed_view = open_run(page, panel, failed.id)
         explode = failed_view.locator('g.labloom-node[data-state="Failed"]')
         explode.wait_for(timeout=20_000)
         explode.click()
@@ -245,15 +217,12 @@ def test_the_run_tab_follows_a_running_task_s_log(
     lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, _notebooks = lab
-    home = tmp_path / "labloom"
-    work = tmp_path / "work"
-    write(work / "flows.py", FLOWS)
+    home, work = flows_folder(tmp_path, FLOWS)
     panel, _alerts = open_lab(page, url)
     proc = start_run(home, work, "ticking")
     try:
-        [run] = wait_for(lambda: stored_runs(home, "ticking"), 60, "the CLI run in the store")
-        run_row(panel, run.id).click()
-        view = page.locator(f"#labloom-run-{run.id}")
+        run = wait_for_run(home, "ticking")
+        view = open_run(page, panel, run.id)
         node = view.locator('g.labloom-node[data-node-id="n0"]')
         node.wait_for(timeout=20_000)
         node.click()
@@ -286,9 +255,7 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
     url, _notebooks = lab
-    home = tmp_path / "labloom"
-    work = tmp_path / "work"
-    write(work / "flows.py", FLOWS)
+    home, work = flows_folder(tmp_path, FLOWS)
     added = labloom(home, "schedule", "add", "flows.py:report", "--every", "1h", "--name",
                     "hourly-report", cwd=work)
     assert added.returncode == 0, added.stderr
@@ -298,7 +265,7 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
     # A hidden panel sends nothing; the status-bar item opens it again.
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url))
-    page.locator('.jp-SideBar [title="Flows (labloom)"]').click()
+    click_flows_icon(page)
     panel.wait_for(state="hidden", timeout=10_000)
     asked.clear()
     page.wait_for_timeout(3_000)
@@ -316,12 +283,10 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
 
     proc = start_run(home, work, "sleepy")
     try:
-        [run] = wait_for(lambda: stored_runs(home, "sleepy"), 60, "the CLI run in the store")
-        row = run_row(panel, run.id)
-        row.and_(page.locator('[data-state="Running"]')).wait_for(timeout=10_000)
+        run = wait_for_run(home, "sleepy")
+        run_row(panel, run.id, "Running").wait_for(timeout=10_000)
         page.locator(".labloom-StatusItem", has_text="1 flow running").wait_for(timeout=15_000)
-        row.click()
-        view = page.locator(f"#labloom-run-{run.id}")
+        view = open_run(page, panel, run.id)
         cancel = view.locator("button.labloom-cancel")
         cancel.wait_for(timeout=20_000)
         view.locator(".labloom-run-state", has_text="Running").wait_for(timeout=20_000)
@@ -344,9 +309,7 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
     [record] = stored_runs(home, "sleepy")
     assert record.state == "Cancelled" and record.message == "cancelled from the Flows panel"
     view.locator(".labloom-run-state", has_text="Cancelled").wait_for(timeout=20_000)
-    run_row(panel, run.id).and_(page.locator('[data-state="Cancelled"]')).wait_for(
-        timeout=10_000
-    )
+    run_row(panel, run.id, "Cancelled").wait_for(timeout=10_000)
     # A cancelled run must not read "600/600", which looks complete: counts by state.
     counts = record.counts
     expected = " · ".join(part for part in (
@@ -380,15 +343,12 @@ def test_a_kernel_run_shows_in_the_panel_and_cancels_from_its_tab(
     home = tmp_path / "labloom"
     open_notebook(page, lab, "naps.ipynb", NOTEBOOK_CELLS)
 
-    [run] = wait_for(lambda: stored_runs(home, "naps"), 90, "the kernel's run in the store")
+    run = wait_for_run(home, "naps", 90)
     assert run.origin == "notebook"
-    page.locator('.jp-SideBar [title="Flows (labloom)"]').click()
-    panel = page.locator("#labloom-flows")
-    row = run_row(panel, run.id)
-    row.and_(page.locator('[data-state="Running"]')).wait_for(timeout=10_000)
-    assert row.locator(".labloom-run-origin").inner_text() == "notebook"
-    row.click()
-    view = page.locator(f"#labloom-run-{run.id}")
+    panel = click_flows_icon(page)
+    run_row(panel, run.id, "Running").wait_for(timeout=10_000)
+    assert run_row(panel, run.id).locator(".labloom-run-origin").inner_text() == "notebook"
+    view = open_run(page, panel, run.id)
     view.locator(".labloom-run-state", has_text="Running").wait_for(timeout=20_000)
     view.locator("button.labloom-cancel").click()
     view.locator(".labloom-run-state", has_text="Cancelled").wait_for(timeout=30_000)
@@ -397,7 +357,7 @@ def test_a_kernel_run_shows_in_the_panel_and_cancels_from_its_tab(
     # The cell widget of the same run, drawn by the same renderer, agrees.
     cell = page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget")
     page.locator(".lm-TabBar-tabLabel", has_text="naps.ipynb").first.click()
-    cell.and_(page.locator('[data-state="Cancelled"]')).wait_for(timeout=30_000)
+    in_state(page, cell, "Cancelled").wait_for(timeout=30_000)
     shot(page, "lab-kernel-run-cancelled")
 
 
@@ -418,17 +378,14 @@ def on_dask(n: int = 400):
 
 def test_the_dashboard_link_opens_dask_labextension(lab: Any, page: Any, tmp_path: Path) -> None:
     url, _notebooks = lab
-    home = tmp_path / "labloom"
-    work = tmp_path / "work"
-    write(work / "flows.py", DASK_FLOW)
+    home, work = flows_folder(tmp_path, DASK_FLOW)
     panel, _alerts = open_lab(page, url)
     proc = start_run(home, work, "on_dask")
     try:
-        [run] = wait_for(lambda: stored_runs(home, "on_dask"), 90, "the Dask run in the store")
+        run = wait_for_run(home, "on_dask", 90)
         dashboard = run.metadata["dashboard"]
         assert dashboard.startswith("http://")
-        run_row(panel, run.id).click()
-        view = page.locator(f"#labloom-run-{run.id}")
+        view = open_run(page, panel, run.id)
         link = view.locator("a.labloom-dashboard")
         link.wait_for(timeout=20_000)
         assert link.get_attribute("href") == dashboard

@@ -12,8 +12,15 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import wait_for, write
-from test_lab_panel import open_lab, run_row, start_run, stored_runs
+from cli_helpers import wait_for
+from lab_helpers import (
+    flows_folder,
+    open_lab,
+    open_run,
+    run_row,
+    start_run,
+    wait_for_run,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
@@ -39,11 +46,9 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
     lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, _notebooks = lab
-    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME (see lab_helpers)
-    work = tmp_path / "work"
+    home, work = flows_folder(tmp_path, FLOWS)
     gate = work / "gate"
-    gate.mkdir(parents=True)
-    write(work / "flows.py", FLOWS)
+    gate.mkdir()
     gets: list[tuple[float, str]] = []
     answered: list[str] = []
     page.on("request", lambda r: gets.append((time.monotonic(), r.url))
@@ -55,12 +60,11 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
     monkeypatch.setenv("GATE", str(gate))
     proc = start_run(home, work, "gated")
     try:
-        [run] = wait_for(lambda: stored_runs(home, "gated"), 60, "the CLI run in the store")
+        run = wait_for_run(home, "gated")
         row = run_row(panel, run.id)
         row.wait_for(timeout=5_000)
         page.locator(".labloom-StatusItem", has_text="1 flow running").wait_for(timeout=10_000)
-        row.click()
-        view = page.locator(f"#labloom-run-{run.id}")
+        view = open_run(page, panel, run.id)
         node = view.locator('g.labloom-node[data-kind="map"]')
         node.wait_for(timeout=20_000)
         row.focus()
@@ -87,7 +91,7 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
         assert max(latencies) < 3.0, latencies  # generous on a loaded CI machine
 
         # The panel's row was patched in place: still the focused element, now Completed.
-        row.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=10_000)
+        run_row(panel, run.id, "Completed").wait_for(timeout=10_000)
         focused = page.evaluate("document.activeElement.getAttribute('data-run-id')")
         assert focused == run.id
         assert row.locator(".labloom-run-done").inner_text() == "3 ✓"

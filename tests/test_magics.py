@@ -295,3 +295,28 @@ def test_a_run_let_go_in_a_kernel_frees_its_results(ip: InteractiveShell) -> Non
         gc.enable()
     assert [entry.flow_name for entry in ip.run_line_magic("flow_runs", "kept")] == ["kept"]
     assert isinstance(next(iter(ip.run_line_magic("flow_runs", "kept"))), FlowRun)
+
+
+def test_a_past_run_from_flow_runs_draws_its_lanes_in_a_widget(ip: InteractiveShell) -> None:
+    """A widget made for a past run that %flow_runs hands back (after the run ended) is
+    replayed from the run's own account: each task run sits in the lane (thread) it ran in,
+    not in the "unknown" lane of task runs whose lane was never recorded."""
+    from labloom.dag.timeline import UNKNOWN_LANE
+    from labloom.notebook.widget.view import RunView
+
+    ok(ip, TASKS)
+    ok(ip, "%%flow laned\nv = double.map(range(6))")
+    [past] = list(ip.run_line_magic("flow_runs", "laned"))
+    assert isinstance(past, FlowRun) and past.state is State.COMPLETED
+    ran_in = {tr.worker for tr in past.tasks}
+    assert ran_in and all(lane.startswith("labloom-task_") for lane in ran_in), ran_in
+    sent: list[dict[str, Any]] = []
+    view = RunView(past, lambda payload: None, sent.append)
+    view.start()
+    try:
+        view.handle({"event": "timeline"})
+    finally:
+        view.close()
+    answer = next(m for m in sent if m.get("event") == "timeline")
+    assert answer["total"] == 6 and UNKNOWN_LANE not in answer["lanes"], answer["lanes"]
+    assert set(answer["lanes"]) == ran_in

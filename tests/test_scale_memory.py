@@ -9,23 +9,14 @@ import tracemalloc
 
 import pytest
 
-from labloom import ThreadExecutor, flow, task
+from labloom import ThreadExecutor
 from labloom.core.states import State
 from labloom.core.task_runs import TaskRun
+from store_helpers import wide
 
 # Bytes of Python objects kept per finished no-op task run (its record, its handle and
 # result, its place in the run's lists). About 320 now; about 850 before the compact records.
 PER_TASK_RUN = 400
-
-
-@task
-def one(x: int) -> int:
-    return x
-
-
-@flow
-def wide(n: int) -> None:
-    one.map(range(n))
 
 
 def test_a_finished_task_run_keeps_a_compact_record(monkeypatch: pytest.MonkeyPatch) -> None:

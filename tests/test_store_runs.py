@@ -14,7 +14,7 @@ import pytest
 
 from labloom import State, ThreadExecutor, flow, task
 from labloom.store import open_store
-from store_helpers import cli, env_for
+from store_helpers import cli, env_for, wide
 
 
 @task(retries=1)
@@ -95,14 +95,6 @@ def test_the_note_counts_lines_past_the_engines_own_cap(tmp_path: Path) -> None:
 
 
 def test_ten_thousand_task_runs_are_all_written() -> None:
-    @task
-    def one(x: int) -> int:
-        return x
-
-    @flow
-    def wide(n: int) -> None:
-        one.map(range(n))
-
     run = wide.run(n=10_000, executor=ThreadExecutor(8))
     with open_store() as store:
         assert store.get_run(run.id).counts == {"Completed": 10_000}  # type: ignore[union-attr]

@@ -112,6 +112,43 @@ def test_the_flows_panel_refuses_with_403_and_the_reason(
     assert "bob may not retry" in str(refused.value.log_message)
 
 
+
+def test_the_panel_s_schedule_actions_and_launch_refuse_alike(
+    labloom_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``POST schedules/{name}/ACTION`` and ``POST flows/run {"schedule": ...}`` look the
+    schedule up with one helper: the same 404 and the same 403 with the access rules' reason."""
+    from tornado import web
+
+    from labloom.server_extension import launch, schedules
+    from labloom.store import open_store
+
+    script = tmp_path / "shaky.py"
+    script.write_text(FAILS)
+    added = cli(labloom_home, "schedule", "add", f"{script}:shaky", "--every", "1h",
+                JUPYTERHUB_USER="ada")
+    assert added.returncode == 0, added.stderr
+    monkeypatch.setenv("JUPYTERHUB_USER", "bob")  # the single-user server's owner
+    calls = [
+        ("pause", lambda store, name: schedules.act(None, store, name, "pause")),
+        ("run", lambda store, name: schedules.act(None, store, name, "run")),
+        ("run", lambda store, name: launch.resolve(None, store, {"schedule": name})),
+    ]
+    with open_store() as store:
+        for action, call in calls:
+            with pytest.raises(web.HTTPError) as refused:
+                call(store, "shaky")
+            assert refused.value.status_code == 403
+            assert (f"bob may not {action} schedule 'shaky': it belongs to ada"
+                    in str(refused.value.log_message))
+            for name in ("nope", "../etc"):
+                with pytest.raises(web.HTTPError) as missing:
+                    call(store, name)
+                assert (missing.value.status_code, missing.value.log_message) == (
+                    404, "no such schedule")
+    listing = cli_json(labloom_home, "schedule", "list")
+    assert not listing["schedules"][0]["paused"]
+
 def test_the_flows_panel_lists_runs_by_user(labloom_home: Path, tmp_path: Path) -> None:
     from labloom.server_extension import queries
     from labloom.store import open_store

@@ -12,9 +12,18 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import labloom, write
-from lab_helpers import cell_widget, open_notebook, shot, wait_or_shot
-from test_lab_panel import open_lab, run_row, stored_runs
+from cli_helpers import labloom
+from lab_helpers import (
+    cell_widget,
+    flows_folder,
+    in_state,
+    open_lab,
+    open_notebook,
+    open_run,
+    shot,
+    stored_runs,
+    wait_or_shot,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
@@ -58,9 +67,7 @@ def test_the_run_tab_shows_a_timeline_of_lanes_and_bars_by_state(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
     url, _notebooks = lab
-    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME (see lab_helpers)
-    work = tmp_path / "work"
-    write(work / "flows.py", FLOWS)
+    home, work = flows_folder(tmp_path, FLOWS)
     failed = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
     assert failed.returncode in (0, 1), failed.stderr  # four naps fail; done runs anyway
     wide = labloom(home, "run", "flows.py:wide", cwd=work, timeout=300, LABLOOM_PROGRESS="0")
@@ -69,8 +76,7 @@ def test_the_run_tab_shows_a_timeline_of_lanes_and_bars_by_state(
     [dense] = stored_runs(home, "wide")
     panel, alerts = open_lab(page, url)
 
-    run_row(panel, run.id).click()
-    view = page.locator(f"#labloom-run-{run.id}")
+    view = open_run(page, panel, run.id)
     view.locator("g.labloom-node").first.wait_for(timeout=30_000)
     view.locator("button.labloom-timeline-toggle").click()
     chart = view.locator(".labloom-timeline[data-mode='bars']")
@@ -88,8 +94,7 @@ def test_the_run_tab_shows_a_timeline_of_lanes_and_bars_by_state(
     shot(page, "lab-run-timeline", view)
 
     # 3,201 task runs: more than bars, so each lane is drawn as buckets of busy time.
-    run_row(panel, dense.id).click()
-    tab = page.locator(f"#labloom-run-{dense.id}")
+    tab = open_run(page, panel, dense.id)
     tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
     tab.locator("button.labloom-timeline-toggle").click()
     buckets = tab.locator(".labloom-timeline[data-mode='buckets']")
@@ -124,7 +129,7 @@ results = step.map(range(8))
 def test_the_cell_widget_shows_the_same_timeline(lab: Any, page: Any) -> None:
     open_notebook(page, lab, "timeline.ipynb", CELLS)
     widget = cell_widget(page, 2)
-    widget.and_(page.locator('[data-state="Failed"]')).wait_for(timeout=90_000)
+    in_state(page, widget, "Failed").wait_for(timeout=90_000)
     widget.locator("button.labloom-timeline-toggle").click()
     chart = widget.locator(".labloom-timeline[data-mode='bars']")
     wait_or_shot(page, chart.locator(BARS).nth(7), "failed-cell-timeline", timeout=20)

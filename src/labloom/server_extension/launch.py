@@ -25,9 +25,7 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..core.errors import NotAllowedError, ScheduleError
 from ..schedule import stored_schedules as sched
-from ..store import access as permissions
 from ..store.reader import RunStore
 from . import control, validate
 from .base import LabloomHandler
@@ -82,14 +80,7 @@ def resolve(access: Any, store: RunStore, body: dict[str, Any]) -> dict[str, Any
     name = body.get("schedule")
     if name:
         with store.database.connect(named_rows=True) as conn:
-            try:
-                s = sched.get(conn, validate.schedule_name(str(name)))
-            except ScheduleError:
-                raise web.HTTPError(404, "no such schedule") from None
-        try:
-            permissions.check("run", f"schedule {s.name!r}", s.owner)
-        except NotAllowedError as exc:
-            raise web.HTTPError(403, str(exc)) from None
+            s = validate.schedule_for(conn, str(name), "run")
         options = [*(["--executor", s.executor] if s.executor else []),
                    *(["--address", s.address] if s.address else []),
                    *(["--cluster", s.cluster] if s.cluster else [])]

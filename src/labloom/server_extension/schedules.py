@@ -7,11 +7,8 @@ from typing import Any
 
 import tornado
 from jupyter_server.auth.decorator import authorized
-from tornado import web
 
-from ..core.errors import NotAllowedError, ScheduleError
 from ..schedule import stored_schedules as sched
-from ..store import access as permissions
 from ..store.reader import RunStore
 from . import control, validate
 from .base import LabloomHandler
@@ -24,15 +21,7 @@ def list_schedules(access: Any, store: RunStore) -> dict[str, Any]:
 
 def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
     with store.database.connect(named_rows=True) as conn:
-        try:
-            schedule = sched.get(conn, name)
-        except ScheduleError:
-            raise web.HTTPError(404, "no such schedule") from None
-        try:
-            permissions.check("run" if action == "run" else action, f"schedule {name!r}",
-                         schedule.owner)
-        except NotAllowedError as exc:
-            raise web.HTTPError(403, str(exc)) from None
+        schedule = validate.schedule_for(conn, name, action)
         if action in ("pause", "resume"):
             sched.set_paused(conn, name, action == "pause")
             return {"name": name, "paused": action == "pause"}
@@ -43,6 +32,7 @@ def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
             {"LABLOOM_SCHEDULE": name, "LABLOOM_SCHEDULED_TIME": repr(time.time())},
         )
         return {"name": name, "started": True, "pid": proc.pid}
+
 
 class SchedulesHandler(LabloomHandler):
     @tornado.web.authenticated
@@ -55,5 +45,5 @@ class ScheduleActionHandler(LabloomHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, name: str, action: str) -> None:
-        result = await self.in_pool(act, validate.schedule_name(name), action)
+        result = await self.in_pool(act, name, action)
         self.reply(result, 202 if action == "run" else 200)

@@ -1,14 +1,18 @@
-"""Ids and names from URLs are checked before they reach a query (which binds them anyway)."""
+"""Ids and names from URLs and request bodies are checked before they reach a query (which binds
+them anyway); what a request names is looked up here too, with one answer per failure: 404 for
+what does not exist, 403 with the access rules' reason (docs/rest-api.md)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from tornado import web
 
-from ..core.errors import ScheduleError
+from ..core.errors import NotAllowedError, ScheduleError
 from ..core.states import State
-from ..schedule.stored_schedules import check_name
+from ..schedule import stored_schedules as sched
+from ..store import access as permissions
 from .graphs import Cursor
 
 _RUN_ID = re.compile(r"^[0-9a-f]{4,64}$")
@@ -32,9 +36,28 @@ def node_id(text: str) -> str:
 def schedule_name(text: str) -> str:
     """The rule ``schedule add`` applies: every name it accepts reaches its schedule here."""
     try:
-        return check_name(text)
+        return sched.check_name(text)
     except ScheduleError:
         raise web.HTTPError(404, "no such schedule") from None
+
+
+def allowed(action: str, what: str, owner: str | None) -> None:
+    """403, saying why, unless this server's user may ``action`` ``what`` (store/access.py)."""
+    try:
+        permissions.check(action, what, owner)
+    except NotAllowedError as exc:
+        raise web.HTTPError(403, str(exc)) from None
+
+
+def schedule_for(conn: Any, name: str, action: str) -> sched.Schedule:
+    """The schedule a request names (a URL's ``{name}``, a body's ``"schedule"``), which this
+    user may ``action`` (run, pause, resume): 404 when there is none, else ``allowed``."""
+    try:
+        schedule = sched.get(conn, schedule_name(name))
+    except ScheduleError:
+        raise web.HTTPError(404, "no such schedule") from None
+    allowed(action, f"schedule {schedule.name!r}", schedule.owner)
+    return schedule
 
 
 def run_state(text: str | None) -> str | None:
