@@ -38,7 +38,10 @@ from labloom import LocalExecutor, flow, task
 SERVER_TIME = re.compile(r"200 GET /labloom/api/runs\?limit=[1-9]\d*\S* .*? ([0-9.]+)ms")
 # Armed before the click: the click's time, then the frame after the first rows are drawn.
 ARM = """() => {
-  window.__open = {};
+  window.__open = { long: [] };
+  new PerformanceObserver(list => {
+    for (const e of list.getEntries()) window.__open.long.push([e.startTime, e.duration]);
+  }).observe({ type: 'longtask', buffered: true });
   document.addEventListener('pointerdown', () => { window.__open.click = performance.now(); },
                             { capture: true, once: true });
   const watch = new MutationObserver(() => {
@@ -49,7 +52,10 @@ ARM = """() => {
         window.__open.rows = performance.now();
         const asked = performance.getEntriesByType('resource')
           .filter(e => /labloom\\/api\\/runs\\?limit=[1-9]/.test(e.name));
-        window.__open.request = asked.length ? asked[asked.length - 1].duration : null;
+        const last = asked.length ? asked[asked.length - 1] : null;
+        window.__open.request = last ? last.duration : null;
+        window.__open.asked = last ? last.startTime : null;
+        window.__open.answered = last ? last.responseEnd : null;
         window.__open.shown = panel.querySelectorAll('.labloom-run').length;
         watch.disconnect();
       }));
@@ -152,13 +158,21 @@ def main() -> None:
     print(f"open, click to rows drawn: median {statistics.median(opened):.0f} ms, "
           f"max {max(opened):.0f} ms over {len(opened)} fresh page loads "
           f"({', '.join(f'{o:.0f}' for o in opened)})")
+    for i, r in enumerate(results, start=1):
+        # Where each open's time went: before its request left, the request, after it.
+        if r.get("asked") is not None:
+            blocked = sum(d for start, d in r["long"] if start + d > r["click"]
+                          and start < r["rows"])
+            print(f"  round {i}: {r['rows'] - r['click']:.0f} ms = {r['asked'] - r['click']:.0f} "
+                  f"before the request + {r['answered'] - r['asked']:.0f} request + "
+                  f"{r['rows'] - r['answered']:.0f} drawing; long tasks in it: {blocked:.0f} ms")
     requests = [r["request"] for r in results if r.get("request")]
     if requests:
         print(f"  its GET runs request (Resource Timing): median "
               f"{statistics.median(requests):.0f} ms")
     if server:
         print(f"  the server's time for GET runs?limit=N: median {statistics.median(server):.1f} ms"
-              f" ({len(server)} requests)")
+              f" ({len(server)} requests: {', '.join(f'{t:.1f}' for t in server)})")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
