@@ -30,13 +30,9 @@ from typing import Any
 from ..dag.payload import graph_shape
 from ..dag.stored import FollowedGraph, stored_graph
 from ..store import follow
-from ..store.follow_states import TaskStates
 from ..store.reader import RunRecord, RunStore
 
 FRESH_FOR = 0.5  # seconds during which looks at a running run share one read of the store
-# Task runs whose states the followed running runs keep in memory, in all (``TaskStates``:
-# about 100 bytes each); a run past it is followed the SQL way (``follow.node_moves``).
-IN_MEMORY = 500_000
 _OPEN = ("Pending", "Running")
 
 
@@ -84,7 +80,6 @@ class _Entry:
         self.graph: FollowedGraph | None = None
         self.look: Look | None = None
         self.looked = 0.0  # time.monotonic() of the last read of the store
-        self.states: TaskStates | None = None  # at the graph's cursor, while the run goes on
 
 
 class RunGraphs:
@@ -93,17 +88,10 @@ class RunGraphs:
     reads, the others answer from the look before (at most that much older) instead of
     queueing behind it. Polls of two runs never wait for each other."""
 
-    def __init__(self, size: int = 64, in_memory: int = IN_MEMORY) -> None:
+    def __init__(self, size: int = 64) -> None:
         self._size = size
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
-        self.in_memory = in_memory
-
-    def kept_in_memory(self) -> int:
-        """Task runs whose states the graphs keep in memory now, in all."""
-        with self._lock:
-            entries = list(self._items.values())
-        return sum(len(entry.states) for entry in entries if entry.states is not None)
 
     def look(
         self, store: RunStore, run: RunRecord, fresh_for: float = FRESH_FOR,
@@ -173,17 +161,9 @@ class RunGraphs:
         if graph is None or self._stale(graph, run):
             # Also when the run's row changed (it ended): an ended run is counted afresh, in
             # one grouped read, so that what a view keeps of it is exactly what the store says.
-            # A running run keeps its task runs' states in memory, within ``in_memory``.
-            entry.states = None
-            if run.state in _OPEN and self.kept_in_memory() + follow.count_task_runs(
-                    store, run.id) <= self.in_memory:
-                entry.states = TaskStates(run.id)
-            entry.graph = graph = _build(store, run, entry.states)
+            entry.graph = graph = _build(store, run)
         elif run.state in _OPEN and time.monotonic() - entry.looked >= fresh_for:
-            if entry.states is not None and self.kept_in_memory() > self.in_memory:
-                entry.states = None  # the run grew past the bound: on the SQL way
-            if not _catch_up(store, run, graph, most, entry.states):
-                entry.states = None
+            _catch_up(store, run, graph, most)
         else:
             return
         entry.looked = time.monotonic()
@@ -194,9 +174,9 @@ class RunGraphs:
         )
 
 
-def _build(store: RunStore, run: RunRecord, states: TaskStates | None = None) -> FollowedGraph:
+def _build(store: RunStore, run: RunRecord) -> FollowedGraph:
     # Nodes after the counts: every counted task run's node is among them.
-    cursor, counts = follow.node_counts(store, run.id) if states is None else states.build(store)
+    cursor, counts = follow.node_counts(store, run.id)
     found = follow.nodes_after(store, run.id)
     nodes: list[Any] = [node for _, node in found]
     known = {node.id for node in nodes}
@@ -209,14 +189,9 @@ def _build(store: RunStore, run: RunRecord, states: TaskStates | None = None) ->
 
 
 def _catch_up(
-    store: RunStore, run: RunRecord, graph: FollowedGraph, most: int | None = None,
-    states: TaskStates | None = None,
-) -> bool:
-    """Fold in what moved after the graph's cursor, by ``states`` (kept in memory) when given.
-    False when ``states`` could not follow (its caller drops it): read the SQL way then."""
+    store: RunStore, run: RunRecord, graph: FollowedGraph, most: int | None = None
+) -> None:
     # Nodes after the moves: each moved task run's node is among them.
-    found = None if states is None else states.moves(store, graph.cursor, most)
-    cursor, moves = follow.node_moves(store, run.id, graph.cursor, most) if found is None else found
+    cursor, moves = follow.node_moves(store, run.id, graph.cursor, most)
     nodes = follow.nodes_after(store, run.id, graph.nodes_cursor)
     graph.follow(run, moves, cursor, [node for _, node in nodes], nodes[-1][0] if nodes else 0)
-    return states is None or found is not None

@@ -46,12 +46,6 @@ def count_runs(store: RunStore, state: str) -> int:
     return int(row[0])
 
 
-def count_task_runs(store: RunStore, run_id: str) -> int:
-    """How many task runs the run has (a count of its entries in ``task_runs_by_run``)."""
-    row = store.conn.execute("SELECT COUNT(*) FROM task_runs WHERE run_id = ?", (run_id,))
-    return int(row.fetchone()[0])
-
-
 def add_counts(store: RunStore, runs: list[RunRecord]) -> None:
     """Count the task runs of ``runs`` by state (one grouped read of all their task runs)."""
     store._add_counts(runs)
