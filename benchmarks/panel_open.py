@@ -180,12 +180,12 @@ def main() -> None:
           f"({', '.join(f'{o:.0f}' for o in opened)})")
     for i, r in enumerate(results, start=1):
         # Where each open's time went: before its request left, the request, after it.
+        blocked = sum(d for start, d in r["long"] if start + d > r["click"] and start < r["rows"])
         if r.get("asked") is not None and r["asked"] < r["click"]:
             print(f"  round {i}: {r['rows'] - r['click']:.0f} ms, rows drawn before the click "
-                  f"(read {r['click'] - r['answered']:.0f} ms before it)")
+                  f"(read {r['click'] - r['answered']:.0f} ms before it); long tasks in it: "
+                  f"{blocked:.0f} ms")
         elif r.get("asked") is not None:
-            blocked = sum(d for start, d in r["long"] if start + d > r["click"]
-                          and start < r["rows"])
             print(f"  round {i}: {r['rows'] - r['click']:.0f} ms = {r['asked'] - r['click']:.0f} "
                   f"before the request + {r['answered'] - r['asked']:.0f} request + "
                   f"{r['rows'] - r['answered']:.0f} drawing; long tasks in it: {blocked:.0f} ms")

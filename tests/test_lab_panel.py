@@ -293,14 +293,14 @@ def test_the_run_tab_follows_a_running_task_s_log(
     def listing(url: str) -> bool:
         return "/labloom/api/runs?limit=" in url and "limit=0" not in url
 
-    page.route(listing, held.append)
+    page.route(listing, lambda route: held.append(route))
     page.locator('.jp-SideBar [title="Flows (labloom)"]').click()
     panel.wait_for(state="visible", timeout=10_000)
     assert rows.count() == 100, "rows shown before any read of the list returned"
     wait_for(lambda: held, 10, "the panel's read of the list once shown")
-    page.unroute(listing)
     for route in held:
         route.continue_()
+    page.unroute(listing)
 
 
 def test_cancel_from_the_run_tab_and_pause_a_schedule(
