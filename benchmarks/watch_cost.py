@@ -16,6 +16,7 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,8 +34,8 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, args.src)
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    os.environ.update(LABLOOM_HOME=tempfile.mkdtemp(prefix="labloom-watch-"),
-                      LABLOOM_PROGRESS="0")
+    home = tempfile.mkdtemp(prefix="labloom-watch-")
+    os.environ.update(LABLOOM_HOME=home, LABLOOM_PROGRESS="0")
     from api_load import CHILD
 
     from labloom.server_extension import push
@@ -60,6 +61,7 @@ def main() -> None:
             time.sleep(args.tick if data is not None else push.TICK)
         out, _ = flow.communicate()
     access.close()
+    shutil.rmtree(home, ignore_errors=True)
     seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
     print(f"flow of {args.tasks} task runs: {seconds:.2f} s; {looks} looks ({events} found "
           f"changes): {cpu:.2f} s of CPU, {100 * cpu / seconds:.1f}% of a core, "
