@@ -250,6 +250,27 @@ def test_the_run_tab_follows_a_running_task_s_log(
     wait_for(lambda: rows.count() == 105, 20, "the older runs")
     assert panel.locator("button.labloom-more").count() == 0
 
+    # A fresh Lab reads the first page while the panel is hidden (the reset layout shows the
+    # file browser): opening it shows the rows at once, before its next read of the list
+    # (held back here) returns.
+    page.goto(url.format("lab") + "&reset")
+    page.locator(".jp-LabShell").wait_for(timeout=90_000)
+    wait_for(lambda: rows.count() == 100 and not panel.is_visible(), 30,
+             "the first page drawn while the panel is hidden")
+    held: list[Any] = []
+
+    def listing(url: str) -> bool:
+        return "/labloom/api/runs?limit=" in url and "limit=0" not in url
+
+    page.route(listing, lambda route: held.append(route))
+    page.locator('.jp-SideBar [title="Flows (labloom)"]').click()
+    panel.wait_for(state="visible", timeout=10_000)
+    assert rows.count() == 100, "rows shown before any read of the list returned"
+    wait_for(lambda: held, 10, "the panel's read of the list once shown")
+    for route in held:
+        route.continue_()
+    page.unroute(listing)
+
 
 def test_cancel_from_the_run_tab_and_pause_a_schedule(
     lab: Any, page: Any, tmp_path: Path

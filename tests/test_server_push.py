@@ -20,7 +20,11 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from cli_helpers import start_labloom, stop, write
+from labloom import LocalExecutor, flow, task
+from labloom.server_extension import push
 from labloom.server_extension.push import SCHEMA_ID
+from labloom.server_extension.queries import StoreAccess
+from labloom.store import open_store
 from test_server_api import get
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -225,3 +229,38 @@ async def test_a_run_of_another_host_on_postgresql_is_pushed(
         (gate / str(i)).touch()
     done = await socket.until(lambda d: d["id"] == seen["id"] and d["state"] == "Completed")
     assert done["counts"] == {"Completed": 3}
+
+
+@flow
+def quick(n: int = 2) -> list[int]:
+    return tick.map(range(n))  # type: ignore[return-value]
+
+
+@task
+def tick(i: int) -> int:
+    return i
+
+
+def test_the_first_look_sends_the_runs_going_on_and_only_the_newest_ended_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server started just after thousands of runs (a sweep) must not push them all in one
+    event: its first look, when the first Lab connects, would block the server's loop (each
+    event is copied and validated there) and the page. It sends the newest ``FIRST_ENDED``;
+    the others are remembered, and pushed again only when their row changes."""
+    monkeypatch.setattr(push, "FIRST_ENDED", 3)
+    ids = [quick.run(executor=LocalExecutor()).id for _ in range(7)]
+    follower, access = push.StoreFollower(), StoreAccess()
+    try:
+        with open_store() as store:
+            first = follower.look(access, store)
+            assert first is not None
+            assert sorted(delta["id"] for delta in first["runs"]) == sorted(ids[-3:])
+            assert all(d["from"] == "" and d["nodes"] is None and d["counts"] == {"Completed": 2}
+                       for d in first["runs"])
+            assert follower.look(access, store) is None, "the older ones were remembered"
+            later = quick.run(executor=LocalExecutor()).id
+            (new,) = follower.look(access, store)["runs"]  # type: ignore[index]
+            assert new["id"] == later and new["counts"] == {"Completed": 2}
+    finally:
+        access.close()

@@ -134,6 +134,11 @@ export class FlowsPanel extends Widget {
     this.stateChoice.value = settings.defaultState;
     this.filter.value = settings.defaultFilter;
     this.ticker.pace();
+    if (!this.list && !this.isVisible) {
+      // The first page is read and drawn once while hidden (Lab is restored by now): opening
+      // the panel then shows rows at once, kept current by pushed events, and reads again.
+      void this.poll();
+    }
     this.readAgain();
   }
 

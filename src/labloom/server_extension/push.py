@@ -35,12 +35,14 @@ from .queries import StoreAccess, run_summary
 
 SCHEMA_ID = EVENTS_SCHEMA_ID
 SCHEMA_PATH = Path(__file__).with_name("event_schemas") / "runs.json"
-TICK = 0.25  # seconds between looks while someone listens: a change shows within ~0.5 s
+TICK = 0.25  # seconds between looks while someone listens and nothing changes
+BUSY = 0.1  # seconds between looks while the last one found changes: a run going on
 IDLE = 1.0  # seconds between checks for a listener while nobody listens
 WINDOW = 120.0  # runs created this recently are looked at each time (another host's clock)
 RECONCILE_EVERY = 5.0  # seconds: mark runs whose process died as Crashed
 FOLLOWED = 48  # open runs followed by node, newest first (``RunGraphs`` keeps 64)
 MOST = 20_000  # state changes folded in per look and run: a look takes ~0.1 s, not seconds
+FIRST_ENDED = 100  # ended runs the first look sends (the panel's first page)
 _OPEN = ("Pending", "Running")
 _SUMMARY = ("id", "flow", "state", "origin", "host", "user", "created", "started", "ended",
             "duration", "counts", "done", "total")
@@ -51,7 +53,8 @@ class StoreFollower:
 
     def __init__(self) -> None:
         self.started = False
-        self.rows: dict[str, tuple[Any, ...]] = {}  # run id -> what of its row was sent
+        # run id -> what of its row was sent (None: a run only remembered, never sent)
+        self.rows: dict[str, tuple[Any, ...] | None] = {}
         self.cursors: dict[str, str] = {}  # run id -> the cursor its last delta reached
         self.open: set[str] = set()
         self.lines = 0  # the last log line seen
@@ -59,22 +62,35 @@ class StoreFollower:
 
     def look(self, access: StoreAccess, store: RunStore) -> dict[str, Any] | None:
         """What changed since the last look, as an event's data (None: nothing). The first look
-        sends the runs going on and those created lately, with ``from`` empty: a view may
-        have read them before the watcher started, so it reads them again by cursor."""
+        sends the runs going on and the ``FIRST_ENDED`` newest of those created lately, with
+        ``from`` empty: a view may have read them before the watcher started, so it reads them
+        again by cursor (the other recent ones are only remembered: one event stays small).
+        A run is read whole only while it goes on, and once when it is new to the watcher."""
         now = time.time()
         if time.monotonic() - self.reconciled >= RECONCILE_EVERY:
             store.reconcile()
             self.reconciled = time.monotonic()
-        runs = follow.runs_to_watch(store, self.open, now - WINDOW)
+        first = None if self.started else FIRST_ENDED
+        runs, recent = follow.runs_to_watch(store, self.open, now - WINDOW, self.rows.keys(),
+                                            first)
         self.lines, tops = (follow.log_tops(store, self.lines) if self.started
                             else (follow.last_log_line(store), {}))
         followed = {run.id for run in sorted(
             (r for r in runs if r.state in _OPEN), key=lambda r: r.created or 0.0, reverse=True
         )[:FOLLOWED]}
+        if not self.started:
+            # The others created lately (a sweep's thousands) are only remembered.
+            read = {run.id for run in runs}
+            for run_id in recent:
+                if run_id not in read:
+                    self.rows[run_id], self.cursors[run_id] = None, ""
+        # The runs not followed whose row changed are counted in one grouped read.
+        follow.add_counts(store, [run for run in runs if run.id not in followed
+                                  and _row(run) != self.rows.get(run.id)])
         deltas = [delta for run in runs if (delta := self._delta(access, store, run, followed,
                                                                  tops.get(run.id)))]
         self.open = {run.id for run in runs if run.state in _OPEN}
-        for gone in set(self.rows) - {run.id for run in runs}:
+        for gone in set(self.rows) - {run.id for run in runs} - set(recent):
             self.rows.pop(gone)
             self.cursors.pop(gone, None)
         self.started = True
@@ -85,7 +101,7 @@ class StoreFollower:
 
     def _delta(self, access: StoreAccess, store: RunStore, run: RunRecord, followed: set[str],
                lines: int | None) -> dict[str, Any] | None:
-        row = (run.state, run.started, run.ended, run.message)
+        row = _row(run)
         before = self.cursors.get(run.id, "")
         nodes: dict[str, Any] | None = {}
         if run.id in followed:
@@ -98,11 +114,10 @@ class StoreFollower:
             else:
                 nodes = look.states_since(was.states)
         else:
-            # An ended run, or an open one past FOLLOWED: only when its row changes, counted
-            # once, and views read its graph by cursor (its end changed the graph's digest).
+            # An ended run, or an open one past FOLLOWED: only when its row changes (counted
+            # by ``look``), and views read its graph by cursor (its end changed the digest).
             cursor, lines = before, None
             if row != self.rows.get(run.id):
-                follow.add_counts(store, [run])
                 nodes = None
         if row == self.rows.get(run.id) and cursor == before and lines is None:
             return None
@@ -114,6 +129,11 @@ class StoreFollower:
         if lines is not None:
             delta["lines"] = lines
         return delta
+
+
+def _row(run: RunRecord) -> tuple[Any, ...]:
+    """What of a run's row, once sent, is sent again when it changes."""
+    return (run.state, run.started, run.ended, run.message)
 
 
 def _parse(text: str) -> Cursor | None:
@@ -179,9 +199,15 @@ class Watcher:
                 failures += 1
                 await asyncio.sleep(min(30.0, TICK * 2**failures))
                 continue
+            looked = time.monotonic()
             if data is not None:
                 self.seq += 1
                 self._events.emit(schema_id=SCHEMA_ID,
                                   data={"seq": self.seq, "server": self.server, **data})
+            if time.monotonic() - began > TICK:  # what holds an update up, for a debug log
+                self._log.debug("labloom: a slow look: %.3f s reading, %.3f s emitting %d runs",
+                                looked - began, time.monotonic() - looked,
+                                len(data["runs"]) if data else 0)
             # A look that took long (a busy run: it read MOST changes) is followed at once.
-            await asyncio.sleep(max(0.02, TICK - (time.monotonic() - began)))
+            tick = TICK if data is None else BUSY
+            await asyncio.sleep(max(0.02, tick - (time.monotonic() - began)))

@@ -22,6 +22,7 @@ column, read through the index ``task_states_by_run`` (run_id, rowid) (schema ve
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from .reader import (
@@ -227,20 +228,33 @@ def nodes_after(store: RunStore, run_id: str, after: int = 0) -> list[tuple[int,
     ]
 
 
-def runs_to_watch(store: RunStore, ids: set[str], created_since: float) -> list[RunRecord]:
+def runs_to_watch(
+    store: RunStore, ids: set[str], created_since: float,
+    known: AbstractSet[str] = frozenset(), most_new: int | None = None,
+) -> tuple[list[RunRecord], list[str]]:
     """What a watcher of the whole store looks at each time (without counts): the runs going
-    on, the runs it saw going on last time (``ids``: to see them end) and the runs created
-    since ``created_since`` (new ones, also those recorded already ended). Indexed reads:
-    ``flow_runs_by_state``, the primary key and ``flow_runs_by_created``."""
-    wanted = sorted(ids)[:500]  # SQLite's bound-parameter limit; a watcher follows fewer
-    marks = ",".join("?" * len(wanted)) or "''"
+    on, the runs it saw going on last time (``ids``: to see them end) and those created since
+    ``created_since`` that it does not know yet (``known``; new ones, also those recorded
+    already ended; the newest ``most_new`` of them); and the ids of all runs created since
+    ``created_since``, newest first. Indexed reads: ``flow_runs_by_state``, the primary key
+    and ``flow_runs_by_created``; whole rows only for the runs going on and the new ones, so
+    looks after a sweep of thousands of runs do not read them all again each time."""
+    recent = [str(row[0]) for row in store.conn.execute(
+        "SELECT id FROM flow_runs WHERE created >= ? ORDER BY created DESC", (created_since,)
+    ).fetchall()]
+    new = [run_id for run_id in recent if run_id not in known][:most_new]
+    wanted = sorted(ids.union(new))
     rows = store.conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE state IN (?, ?) UNION "
-        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE created >= ? UNION "
-        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id IN ({marks})",
-        ["Pending", "Running", created_since, *wanted],
+        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE state IN (?, ?)", ("Pending", "Running")
     ).fetchall()
-    return [_run(row) for row in rows]
+    seen = {str(row[0]) for row in rows}
+    wanted = [run_id for run_id in wanted if run_id not in seen]
+    for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+        chunk = wanted[start:start + 500]
+        rows += store.conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk).fetchall()
+    return [_run(row) for row in rows], recent
 
 
 def log_tops(store: RunStore, after: int) -> tuple[int, dict[str, int]]:
