@@ -228,3 +228,42 @@ def test_a_long_lock_by_another_process_delays_writes_but_loses_nothing(
         record = store.get_run(run.id)
         assert record.state == "Completed"
         assert record.counts == {"Completed": 50}
+
+
+@task
+def same(x: int) -> int:
+    return x
+
+
+@flow
+def few(n: int) -> None:
+    same.map(range(n))
+
+
+def test_a_run_in_a_new_store_connects_once(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    # A run's fixed costs in a new LABLOOM_HOME (issue 21): the connection that checks the
+    # store at the run's start is the one the writer writes with. Closing it, the file's last
+    # connection, cost a checkpoint and a sync, then the writer connected again.
+    from labloom.store import db as store_db
+    from labloom.store import home
+
+    made: list[object] = []
+    real = store_db.Database._raw
+
+    def counted(self: store_db.Database, timeout: float) -> object:
+        made.append(real(self, timeout))
+        return made[-1]
+
+    monkeypatch.setattr(store_db.Database, "_raw", counted)
+    run = few.run(n=20, executor=ThreadExecutor(2))
+    assert run.state is State.COMPLETED
+    assert len(made) == 1
+    assert len(open_store().task_runs(run.id)) == 20
+    # A new file goes to WAL without syncing; its connections then sync as usual (NORMAL).
+    conn = home.connect(tmp_path / "new.db")
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    finally:
+        conn.close()

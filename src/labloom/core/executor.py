@@ -78,6 +78,13 @@ class Executor(ABC):
         """Values of several successful task runs (executors that can, fetch them at once)."""
         return [self.result(handle) for handle in handles]
 
+    def settled(self, handle: Any) -> Any:
+        """What the engine keeps, from now on, of a successful call's ``handle`` (what
+        ``value_ref``, ``result`` and ``split`` are given later): the handle itself unless the
+        executor has something smaller (in-process executors: the value; a million finished
+        task runs then hold no handle object each)."""
+        return handle
+
     def split(self, handle: Any) -> list[Any]:
         """Value references for the items of a finished task run's (iterable) result."""
         value = self.result(handle)

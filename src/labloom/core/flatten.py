@@ -23,8 +23,9 @@ from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, unmappe
 from .states import State
 
 if TYPE_CHECKING:
+    from .map_nodes import MapNode
     from .mapping import MapSource, MapSources
-    from .task_runs import MapNode, TaskRun
+    from .task_runs import TaskRun
 
 
 def flatten(value: Any) -> Any:

@@ -12,7 +12,8 @@ from .expressions import missing_attribute, refuse_equality, refuse_operators
 from .states import State
 
 if TYPE_CHECKING:
-    from .task_runs import MapNode, TaskRun
+    from .map_nodes import MapNode
+    from .task_runs import TaskRun
 
 R = TypeVar("R")
 

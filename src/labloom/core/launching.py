@@ -81,6 +81,7 @@ class Launcher:
         if outcome.started and tr.started is None:
             tr.started = outcome.started
         if outcome.ok:
+            tr.handle = self.executor.settled(tr.handle)
             state, note = self.results.finished(tr)
             graph.set_final(tr, state, note, when=outcome.ended or None)
             graph.settle([tr])

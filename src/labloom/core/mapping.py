@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from .flatten import check_growing
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures, unmapped
+from .map_nodes import MapNode
 from .states import State
-from .task_runs import MapNode, TaskRun
+from .task_runs import TaskRun
 
 if TYPE_CHECKING:
     from .tasks import Task

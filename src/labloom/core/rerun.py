@@ -5,12 +5,14 @@ expand again, then what can start starts. The engine holds its lock."""
 from __future__ import annotations
 
 import time
+from array import array
 from typing import TYPE_CHECKING
 
 from . import events as ev
+from .map_nodes import MapNode, waiting_for_width
 from .mapping import MapSources
 from .states import State
-from .task_runs import MapNode, TaskRun, waiting_for_width
+from .task_runs import TaskRun
 
 if TYPE_CHECKING:
     from .task_graph import TaskGraph
@@ -45,7 +47,7 @@ def reset_bad(graph: TaskGraph) -> None:
             node.children_done -= 1
             grown.append(node)
             continue
-        node.children, node.batches = [], []
+        node.children, node.batches, node.times = [], [], array("d")
         node.children_done = 0
         node.waiting_to_expand = 0
         maps_to_expand.append(node)

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from . import events as ev
 from .flatten import growth_for
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures
+from .map_nodes import MapNode, add_dependent, waiting_for_width
 from .mapping import MapSources, expand_map
 from .replay import snapshot_of
 from .rerun import reset_bad
 from .states import State
-from .task_runs import MapNode, TaskRun, add_dependent, waiting_for_width
+from .task_runs import TaskRun
 
 if TYPE_CHECKING:
     from .futures import ResultSource
@@ -166,7 +167,8 @@ class TaskGraph:
         args: tuple[Any, ...] | None = (), kwargs: dict[str, Any] | None = None, label: str = "",
         created: float = 0.0,
     ) -> TaskRun:
-        own = (f"{self.run_id}.{len(self.task_runs)}", task, node_id, label, created or time.time())
+        own = (f"{self.run_id}.{len(self.task_runs)}", task, node_id, label,
+               created or time.time(), None)
         tr = TaskRun(own, map_index, args)
         if kwargs:
             tr.kwargs = kwargs
@@ -244,6 +246,7 @@ class TaskGraph:
         first = len(node.children)
         node.batches.append((first, len(self.task_runs), time.time(), f"{self.run_id}."))
         children = node.children  # this list, also if a retry gives the map a new one
+        node.make_room(first + len(specs) + width)
         for index, (args, kwargs, _) in enumerate(specs, start=first):
             child = TaskRun(None, index, args, node)
             if kwargs:

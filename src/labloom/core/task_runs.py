@@ -1,5 +1,5 @@
-"""Task run records as the engine tracks them: ``TaskRun``, and ``MapNode`` grouping a map's
-children.
+"""Task run records as the engine tracks them: ``TaskRun`` (a map's ``MapNode``, grouping its
+children, is in ``map_nodes.py``).
 
 Plain data, kept compact (slots; containers made only when a run needs them): a flow of a
 million task runs holds a million of these. ``TaskGraph`` (``task_graph.py``) owns every
@@ -8,18 +8,17 @@ mutation, under its engine's lock.
 
 from __future__ import annotations
 
-import bisect
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
 
-from .states import BAD_STATES, State, overall_state
+from .states import BAD_STATES, State
 
 if TYPE_CHECKING:
+    from .map_nodes import MapNode
     from .tasks import Task
 
-Own = tuple[str, "Task[Any, Any]", str, str, float]  # see TaskRun._own
+Own = tuple[str, "Task[Any, Any]", str, str, float, "complex | None"]  # see TaskRun._own
 
 # The kwargs of every task run that has none: shared, never mutated (a dict each would cost
 # memory across a million task runs).
@@ -86,7 +85,8 @@ def _rare_field(name: str, default: V) -> _RareField[V]:
 # (the times are the task run's own ``created``, ``started`` and ``ended``): Pending;
 # Pending, Running; Pending, Running, final; Pending, final. Anything else is a list.
 _PENDING, _RAN, _RAN_ENDED, _ENDED = 0, 1, 2, 3
-_NAN = float("nan")
+NAN = float("nan")
+_ATTEMPTS = 2**32 - 1  # TaskRun._counts: the attempts' bits
 
 
 class TaskRun:
@@ -98,18 +98,16 @@ class TaskRun:
 
     __slots__ = (
         "_args",
+        "_counts",
         "_own",
         "_rare",
         "_steps",
-        "_times",
-        "attempts",
         "dependents",
         "handle",
         "map_index",
         "parent",
         "state",
         "upstream",
-        "waiting",
         "worker",
     )
 
@@ -117,22 +115,22 @@ class TaskRun:
         self, own: Own | None, map_index: int | None, args: tuple[Any, ...] | None = (),
         parent: MapNode | None = None,
     ) -> None:
-        # (id, task, node id, label, created); None for a map's child made with others: its
-        # map knows those (``MapNode.batches``), five fewer objects for each of a million.
+        # (id, task, node id, label, created, times); None for a map's child made with others:
+        # its map knows those (``MapNode.batches``, ``MapNode.times``), five fewer objects for
+        # each of a million. The times: when it started and ended, one complex number of two
+        # (NaN: not yet), or None.
         self._own = own
         self.map_index = map_index
         # None: a map child's inputs are read from its map's sources when asked (``args``), so
         # a map over a list of a million items holds the list, not a million argument tuples.
         self._args = args
         self.state = State.PENDING
-        self.attempts = 0
-        # When it started and ended, one complex number of two (NaN: not yet): one object
-        # instead of two floats, a million times over.
-        self._times: complex | None = None
+        # Attempts so far, and upstreams not yet final (``waiting``) from bit 32 on: one slot
+        # for two counts (``attempts``, ``waiting``), 0 for a Pending task run, 1 when done.
+        self._counts = 0
         self.worker = ""  # where its last attempt ran (see StateChanged.worker)
         # Engine bookkeeping. Empty tuples until a link is made (most map children have none).
         self.upstream: Sequence[TaskRun | MapNode] = ()
-        self.waiting = 0  # upstreams not yet final
         self.dependents: Sequence[TaskRun] = ()
         self.parent = parent
         self.handle: Any = None
@@ -168,26 +166,61 @@ class TaskRun:
             cast(int, self.map_index))
 
     @property
+    def attempts(self) -> int:
+        return self._counts & _ATTEMPTS
+
+    @attempts.setter
+    def attempts(self, value: int) -> None:  # each one a call: never near 2**32
+        self._counts = self._counts & ~_ATTEMPTS | value
+
+    @property
+    def waiting(self) -> int:
+        """Upstreams not yet final."""
+        return self._counts >> 32
+
+    @waiting.setter
+    def waiting(self, value: int) -> None:
+        self._counts = self._counts & _ATTEMPTS | value << 32
+
+    # A map's child made with others keeps its times in its map's ``times`` (16 bytes in an
+    # array instead of a 32-byte complex each); other task runs in ``_own``.
+    @property
     def started(self) -> float | None:
-        times = self._times
+        if self._own is None:
+            when = cast("MapNode", self.parent).times[2 * cast(int, self.map_index)]
+            return None if when != when else when
+        times = self._own[5]
         return None if times is None or times.real != times.real else times.real
 
     @started.setter
     def started(self, value: float | None) -> None:
+        if self._own is None:
+            cast("MapNode", self.parent).times[2 * cast(int, self.map_index)] = \
+                NAN if value is None else value
+            return
         self._set_times(value, self.ended)
 
     @property
     def ended(self) -> float | None:
-        times = self._times
+        if self._own is None:
+            when = cast("MapNode", self.parent).times[2 * cast(int, self.map_index) + 1]
+            return None if when != when else when
+        times = self._own[5]
         return None if times is None or times.imag != times.imag else times.imag
 
     @ended.setter
     def ended(self, value: float | None) -> None:
+        if self._own is None:
+            cast("MapNode", self.parent).times[2 * cast(int, self.map_index) + 1] = \
+                NAN if value is None else value
+            return
         self._set_times(self.started, value)
 
     def _set_times(self, started: float | None, ended: float | None) -> None:
-        self._times = None if started is None and ended is None else complex(
-            _NAN if started is None else started, _NAN if ended is None else ended)
+        own = cast(Own, self._own)
+        self._own = (own[0], own[1], own[2], own[3], own[4], None if started is None and ended
+                     is None else complex(NAN if started is None else started,
+                                          NAN if ended is None else ended))
 
     @property
     def args(self) -> tuple[Any, ...]:
@@ -305,88 +338,3 @@ class TaskRun:
 
     def __repr__(self) -> str:
         return f"<TaskRun {self.name} {self.state.value} attempts={self.attempts}>"
-
-
-@dataclass(eq=False)
-class MapNode:
-    """A map: one graph node, ``children`` task runs once its width is known."""
-
-    id: str
-    task: Task[Any, Any]
-    # Per positional iterable and per keyword, a MapSource (see mapping.py).
-    sources: list[Any] = field(default_factory=list)
-    keywords: dict[str, Any] = field(default_factory=dict)
-    wait_for: list[Any] = field(default_factory=list)  # TaskRun | MapNode every child waits for
-    children: list[TaskRun] = field(default_factory=list)
-    expanded: bool = False
-    waiting_to_expand: int = 0
-    children_done: int = 0
-    # Set when the map could not expand (an upstream failed, unequal lengths): its one
-    # placeholder task run carries the state and the message.
-    placeholder: TaskRun | None = None
-    dependents: Sequence[TaskRun] = ()
-    expand_dependents: list[MapNode] | None = None
-    # A map that gains children as its source's children end (flatten.py), and the maps that
-    # grow from this one.
-    growth: Any = None
-    grow_dependents: list[MapNode] | None = None
-    label: str = ""  # as TaskRun.label; its children share it
-    # Children made together, as (first map index, first task run id's number, when, the
-    # ids' prefix): a child's id and creation time, kept once for all of them.
-    batches: list[tuple[int, int, float, str]] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.label or self.task.name
-
-    def _batch(self, index: int) -> tuple[int, int, float, str]:
-        batches = self.batches
-        if len(batches) == 1 or index >= batches[-1][0]:
-            return batches[-1]
-        return batches[bisect.bisect_right(batches, index, key=lambda b: b[0]) - 1]
-
-    def child_id(self, index: int) -> str:
-        first, number, _, prefix = self.batches[-1] if len(self.batches) == 1 else \
-            self._batch(index)
-        return prefix + str(number + index - first)
-
-    def child_created(self, index: int) -> float:
-        return self._batch(index)[2]
-
-    def inputs_of(self, index: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Child ``index``'s arguments when every source is a list or ``unmapped`` (see
-        ``mapping.expand_map``): read from the sources, never kept per child."""
-        args = tuple([s.value if s.kind == "unmapped" else s.value[index] for s in self.sources])
-        if not self.keywords:
-            return args, NO_KWARGS  # the usual map: no keyword to read
-        return args, {key: s.value if s.kind == "unmapped" else s.value[index]
-                      for key, s in self.keywords.items()}
-
-    @property
-    def done(self) -> bool:
-        return self.expanded and self.children_done == len(self.children)
-
-    @property
-    def bad(self) -> bool:
-        return any(child.bad for child in self.children)
-
-    @property
-    def state(self) -> State:
-        if not self.expanded:
-            return State.PENDING
-        if not self.children:
-            return State.COMPLETED  # an empty map has nothing left to do
-        return overall_state(Counter(child.state for child in self.children), len(self.children))
-
-
-def add_dependent(upstream: TaskRun | MapNode, dependent: TaskRun) -> None:
-    if not isinstance(upstream.dependents, list):
-        upstream.dependents = list(upstream.dependents)
-    upstream.dependents.append(dependent)
-
-
-def waiting_for_width(item: TaskRun | MapNode) -> list[MapNode]:
-    """The maps that learn their width when ``item`` ends (a run) or expands (a map)."""
-    if item.expand_dependents is None:
-        item.expand_dependents = []
-    return item.expand_dependents

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from .context import active_engine
 from .errors import FlowFailed, LabloomError, RunCancelledError, UpstreamFailedError
 from .futures import Flattened, MappedFuture, allow_failure, find_futures, replace_futures
+from .map_nodes import MapNode
 from .states import State
-from .task_runs import MapNode, TaskRun
+from .task_runs import TaskRun
 
 if TYPE_CHECKING:
     from .engine import RunEngine

@@ -61,18 +61,23 @@ def attach(run: Any) -> None:
     from .cancel import watch
     from .db import get_database, is_transient
     from .writer import attach as attach_writer
+    from .writer import writer_for
 
     try:
         database = get_database()  # may make LABLOOM_HOME, which may fail
         # A PostgreSQL server away or refusing now costs at most LABLOOM_DB_CONNECT_TIMEOUT
         # seconds; the flow still runs (a scheduled job's work matters more than its record).
-        database.connect().close()
+        checked = database.connect()
     except StoreUnavailableError as exc:
         log.warning("%s. Run %s of %r is not being recorded.", exc, run.id, run.flow_name)
         return
     except Exception as exc:
         if not is_transient(exc):
             raise  # a busy or full SQLite disk now: the writer waits it out
+    else:
+        # The writer writes with it: closing the last connection of a new SQLite file costs a
+        # checkpoint and a sync, and the writer would connect again at once.
+        writer_for(database).adopt(checked)
     attach_writer(run)
     watch(run)  # a cancel request from another process (the Flows panel) reaches the run
 

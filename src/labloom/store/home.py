@@ -62,6 +62,10 @@ def connect(path: Path | None = None, timeout: float = 30.0) -> sqlite3.Connecti
                                check_same_thread=False)
         if fresh:
             os.chmod(path, 0o600)
+            # Switching an empty file to WAL goes through a rollback journal: without syncing,
+            # as a crash meanwhile loses nothing (no run is in it yet). Milliseconds to tens of
+            # them on a busy disk, paid by a new LABLOOM_HOME's first run (issue 21).
+            conn.execute("PRAGMA synchronous=OFF")
         _enter_wal(conn, timeout)
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc) or "busy" in str(exc):

@@ -74,6 +74,16 @@ class Writer:
         self._file: tuple[int, int] | None = None  # the SQLite file written so far
         self._emptied = False  # the file at the path has no tables: it is another one
         self._wal: tuple[int, int] | None = None  # that file's journal
+        self._spare: Conn | None = None  # see adopt
+
+    def adopt(self, conn: Conn) -> None:
+        """A connection just made, its schema checked (``store.attach``): the writer's next
+        thread writes with it instead of connecting again; closed when one is running."""
+        with self._cond:
+            if self._spare is None and self._thread is None:
+                self._spare = conn
+                return
+        conn.close()
 
     def is_me(self) -> bool:
         return threading.current_thread() is self._thread
@@ -141,7 +151,8 @@ class Writer:
         return count
 
     def _loop(self) -> None:
-        conn: Conn | None = None
+        with self._cond:
+            conn, self._spare = self._spare, None
         last_beat = 0.0
         idle_since = time.monotonic()
         try:
