@@ -197,7 +197,7 @@ class Launcher:
         with engine.lock:
             if tr.attempts == attempt and tr.handle is LAUNCHING:
                 tr.handle = handle
-            early = self._early.pop(tr.id, None) or early
+            early = (self._early.pop(tr.id, None) if self._early else None) or early
             stale = tr.done and handle is not None
             if early is not None:
                 self.outcome(tr, *early)

@@ -117,7 +117,8 @@ class Submitter:
         with self._lock:
             self._members.append(member)
             self._start()
-        self._wake.set()
+        if not self._wake.is_set():  # a map's children come one by one: one wake-up will do
+            self._wake.set()
 
     def _start(self) -> None:
         self._stopped = False
