@@ -660,6 +660,8 @@ def test_a_default_map_of_tiny_tasks_shares_dask_tasks_and_reports_every_child(e
     alone, chunks = keys_of(executor, first, "quick")
     threads = sum(executor.client.nthreads().values())
     assert 1 <= len(alone) <= probe_count(threads)
+    # Each worker thread's lane is kept once, not once per child (a run of a million holds it).
+    assert 1 <= len({id(tr.worker) for tr in children}) <= threads
     assert chunks and len(alone) + len(chunks) < n / 4
     # Measured now: the next map is chunked from its first child.
     second = f.run(n=n, executor=executor)

@@ -212,6 +212,9 @@ class Dispatcher:
         self.durations = {} if durations is None else durations
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Each worker thread's lane, kept once: every child's start names one, and a task run
+        # (its state change, its row) holds it for the whole run.
+        self._lanes: dict[str, str] = {}
 
     def ended(self, call: attempt.TaskCall) -> tuple[float, float]:
         """(started, ended) of an attempt, from its worker's events; its duration is counted."""
@@ -268,7 +271,8 @@ class Dispatcher:
                 continue
             if kind == "s":
                 # A worker of an older labloom sends no lane.
-                starts.append((msg[1], msg[2], msg[3], msg[4] if len(msg) > 4 else ""))
+                lane = msg[4] if len(msg) > 4 else ""
+                starts.append((msg[1], msg[2], msg[3], self._lanes.setdefault(lane, lane)))
                 continue
             if starts:
                 sinks.started_all(sink, run_id, starts)
