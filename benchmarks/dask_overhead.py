@@ -69,21 +69,29 @@ def run_list(xs: list[int]) -> list[int]:
 
 def hand_chunked(client: Client, n: int, size: int, rep: int) -> float:
     """``client.map`` over lists of ``size`` items, results gathered and flattened."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     lists = [list(range(i, min(i + size, n))) for i in range(0, n, size)]
     futures = client.map(run_list, lists, key=[f"hand-{rep}-{i}" for i in range(len(lists))])
     values = [x for chunk in client.gather(futures) for x in chunk]
     elapsed = time.perf_counter() - start
+    CPU["hand"].append(time.process_time() - cpu)
     assert len(values) == n
     del futures
     return elapsed
 
 
+# The kernel process's CPU seconds of each labloom map and hand-chunked map (this process
+# also holds the LocalCluster's scheduler, on both sides).
+CPU: dict[str, list[float]] = {"labloom": [], "hand": []}
+
+
 def through_labloom(executor: DaskExecutor, n: int, batch_size: int = 0) -> float:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run = mapped.run(n=n, batch_size=batch_size, executor=executor)
     run.result()
     elapsed = time.perf_counter() - start
+    if not batch_size:
+        CPU["labloom"].append(time.process_time() - cpu)
     assert run.state.value == "Completed", run.state
     return elapsed
 
@@ -152,6 +160,8 @@ def main() -> None:
         if args.batch_size:
             through_labloom(executor, 200, args.batch_size)
     raws, ours, chunked, hands = [], [], [], []
+    CPU["labloom"].clear()
+    CPU["hand"].clear()
     for rep in range(args.repeats):
         raws.append(raw(client, args.tasks, rep))
         ours.append(through_labloom(executor, args.tasks))
@@ -160,7 +170,9 @@ def main() -> None:
         if args.hand_chunk:
             hands.append(hand_chunked(client, args.tasks, args.hand_chunk, rep))
             line += (f"  client.map over lists of {args.hand_chunk} {hands[-1]:.2f}s "
-                     f"(labloom / it {ours[-1] / hands[-1]:.2f})")
+                     f"(labloom / it {ours[-1] / hands[-1]:.2f}); process CPU per child: "
+                     f"labloom {CPU['labloom'][-1] / args.tasks * 1e6:.0f} us, "
+                     f"hand-chunked {CPU['hand'][-1] / args.tasks * 1e6:.0f} us")
         if args.batch_size:
             chunked.append(through_labloom(executor, args.tasks, args.batch_size))
             line += (f"  labloom batch_size={args.batch_size} {chunked[-1]:.2f}s "
@@ -176,7 +188,9 @@ def main() -> None:
     if hands:
         h = statistics.median(hands)
         print(f"{n} no-op tasks, client.map over lists of {args.hand_chunk}: {h:.2f}s; "
-              f"labloom / it {o / h:.2f} (aim 1.2)", flush=True)
+              f"labloom / it {o / h:.2f} (aim 1.2); process CPU per child, median: labloom "
+              f"{statistics.median(CPU['labloom']) / n * 1e6:.0f} us, hand-chunked "
+              f"{statistics.median(CPU['hand']) / n * 1e6:.0f} us", flush=True)
     if chunked:
         c = statistics.median(chunked)
         print(f"{n} no-op tasks with batch_size={args.batch_size}: labloom {c:.2f}s, "

@@ -77,3 +77,51 @@ def test_a_full_chunk_among_unfilled_ones_is_sent_at_once() -> None:
     chunks, _, rest, _ = submitter._chunks(list(submitter._members), full_only=True)
     assert sorted(len(chunk) for chunk in chunks.values()) == [100, 100]
     assert len(rest) == 60
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def test_a_chunks_calls_travel_packed_and_come_back_as_they_were() -> None:
+    import pickle
+
+    import cloudpickle
+
+    from labloom.executors.dask_packing import pack
+
+    calls = [TaskCall(_double, f"double[{i}]", "r1", f"r1.{i}", attempt=1 + (i == 3),
+                      batch_size=1000, save_to=f"/results/{i:02}/key{i}.pkl") for i in range(50)]
+    packed = pack(calls)
+    # What the children share travels once; what differs, as columns.
+    assert set(packed.columns) == {"task_name", "task_run_id", "attempt", "save_to"}
+    assert packed.shared["fn"] is _double and packed.shared["batch_size"] == 1000
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        back = pickle.loads(dumps(packed)).calls()
+        assert back == calls  # every field of every call (dataclass equality)
+    # No call object travels, only strings, numbers and the function (once).
+    data = pickle.dumps(packed)
+    assert b"TaskCall" not in data and data.count(b"_double") == 1
+
+
+def test_a_chunks_outcomes_reach_each_run_in_one_step_and_other_callbacks_alone() -> None:
+    from labloom.core.executor import Outcome, report_all
+
+    class Launcher:  # what report_all needs of launching.Launcher: outcomes(items)
+        def __init__(self) -> None:
+            self.steps: list[list[Any]] = []
+
+        def outcomes(self, items: list[Any]) -> None:
+            self.steps.append(items)
+
+    class Done:  # as launching.Done: it names its launcher
+        def __init__(self, launcher: Launcher) -> None:
+            self.launcher = launcher
+
+    one, two = Launcher(), Launcher()
+    alone: list[Outcome] = []
+    ends = [(Done(one), Outcome(ok=True)), (Done(two), Outcome(ok=False)),
+            (alone.append, Outcome(ok=True)), (Done(one), Outcome(ok=True))]
+    report_all(ends)  # type: ignore[arg-type]
+    assert [len(step) for step in one.steps] == [2] and [len(s) for s in two.steps] == [1]
+    assert len(alone) == 1

@@ -609,6 +609,9 @@ def test_a_map_with_batch_size_runs_in_chunks_and_each_child_keeps_its_task_run(
     )
     chunk_keys = {k for k in keys if isinstance(k, str) and k.startswith("tiny-chunk-")}
     assert len(chunk_keys) == 3 + 1  # three chunks, and the retried child's own
+    # Only the chunk where a child failed asked the cluster which one and why.
+    asked = {k for k in keys if isinstance(k, str) and k.startswith("status-tiny-chunk-")}
+    assert len(asked) == 1
     with open_store() as store:
         stored = [t for t in store.task_runs(run.id) if t.name.startswith("tiny[")]
     assert len(stored) == 10 and {t.state for t in stored} == {"Completed"}
@@ -657,12 +660,16 @@ def test_a_default_map_of_tiny_tasks_shares_dask_tasks_and_reports_every_child(e
     alone, chunks = keys_of(executor, first, "quick")
     threads = sum(executor.client.nthreads().values())
     assert 1 <= len(alone) <= probe_count(threads)
+    # Each worker thread's lane is kept once, not once per child (a run of a million holds it).
+    assert 1 <= len({id(tr.worker) for tr in children}) <= threads
     assert chunks and len(alone) + len(chunks) < n / 4
     # Measured now: the next map is chunked from its first child.
     second = f.run(n=n, executor=executor)
     assert second.result() == list(range(1, n + 1))
     alone, chunks = keys_of(executor, second, "quick")
     assert not alone and 0 < len(chunks) < n / 4
+    # Every child returned: their end events said so, and no chunk asked the cluster again.
+    assert not {f"status-{key}" for key in chunks} & dask_keys(executor)
 
 
 def test_a_default_map_of_slow_tasks_runs_one_child_per_dask_task(executor) -> None:

@@ -114,15 +114,16 @@ def test_the_password_is_never_printed_or_logged(pg_url: str, tmp_path: Path) ->
 
 def test_one_transaction_stages_new_task_runs_and_their_updates(pg_url: str) -> None:
     # A batch with both thousands of new task runs and thousands of state updates stages two
-    # copies shaped differently (both eight columns): each needs a table of its own. The
-    # store writer's bounded batches of a million-task-run flow meet this every time.
+    # copies shaped differently (both were eight columns wide): each needs a table of its own.
+    # The store writer's bounded batches of a million-task-run flow meet this every time.
     from labloom.store.rows import _TASK_COLUMNS
 
     update = ("id", "state", "message", "attempts", "started", "ended", "traceback", "worker")
     database = db.get_database(pg_url)
     with database.connect() as conn, conn.transaction():
         new = conn.stage("task_runs", _TASK_COLUMNS, [
-            (f"r.{i}", "r", "n0", "one", i, "[]", "Pending", 1.0) for i in range(60)])
+            (f"r.{i}", "r", "n0", "one", i, "[]", "Pending", 1.0, None, None)
+            for i in range(60)])
         changed = conn.stage("task_runs", update, [
             (f"r.{i}", "Completed", "", 1, 1.0, 2.0, "", "w") for i in range(60)])
         assert new != changed

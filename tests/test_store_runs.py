@@ -267,3 +267,18 @@ def test_a_run_in_a_new_store_connects_once(monkeypatch: pytest.MonkeyPatch,
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
     finally:
         conn.close()
+
+
+def test_a_key_known_in_the_write_that_creates_its_task_run_goes_into_its_row() -> None:
+    # A map child is keyed as it launches, usually within the same write as its creation: its
+    # key rides in its row instead of costing an UPDATE of its own.
+    from labloom.core import events as ev
+    from labloom.store.rows import Rows
+
+    rows = Rows()
+    rows.add(None, ev.TaskRunCreated("r", "r.0", "n0", "sq", 0, (), 1.0))  # type: ignore[arg-type]
+    rows.add(None, ev.TaskRunKeyed("r", "r.0", "k0", "/res/k0.pkl", 1.1))  # type: ignore[arg-type]
+    rows.add(None, ev.TaskRunKeyed("r", "r.9", "k9", "/res/k9.pkl", 1.2))  # type: ignore[arg-type]
+    assert rows.tasks.rows == [("r.0", "r", "n0", "sq", 0, "[]", "Pending", 1.0, "k0",
+                                "/res/k0.pkl")]
+    assert rows.keys.rows == [("k9", "/res/k9.pkl", "r.9")]  # created in an earlier write

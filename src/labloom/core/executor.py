@@ -36,6 +36,21 @@ class Outcome:
 DoneCallback = Callable[[Outcome], None]
 
 
+def report_all(ends: Sequence[tuple[DoneCallback, Outcome]]) -> None:
+    """Several calls ended at once (a Dask chunk's children): the callbacks the engine gave
+    (``launching.Done``) take their run's outcomes in one step, under its lock once and with
+    one wake-up of its waiters, instead of one step per call; any other is called alone."""
+    runs: dict[int, tuple[Any, list[tuple[Any, Outcome]]]] = {}
+    for on_done, outcome in ends:
+        launcher = getattr(on_done, "launcher", None)
+        if launcher is None:
+            on_done(outcome)
+        else:
+            runs.setdefault(id(launcher), (launcher, []))[1].append((on_done, outcome))
+    for launcher, items in runs.values():
+        launcher.outcomes(items)
+
+
 def check_mappable(value: Any) -> None:
     """A map over a task's result refuses a string, as a map over a literal one does
     (``mapping.map_source``): its items would be characters, never what was meant."""

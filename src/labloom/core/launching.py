@@ -35,6 +35,21 @@ class _Launching:
 LAUNCHING = _Launching()
 
 
+class Done:
+    """What an executor calls when a launched call ends (an ``on_done``); it names its
+    launcher, so that ``executor.report_all`` hands it many outcomes at once."""
+
+    __slots__ = ("attempt", "launcher", "tr")
+
+    def __init__(self, launcher: Launcher, tr: TaskRun, attempt: int) -> None:
+        self.launcher = launcher
+        self.tr = tr
+        self.attempt = attempt
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.launcher._done(self.tr, self.attempt, outcome)
+
+
 def executor_limiter(executor: Executor) -> Limiter:
     """The executor's own limiter (Dask's, on a cluster others share), else the store's."""
     factory = getattr(executor, "limiter", None)
@@ -173,8 +188,7 @@ class Launcher:
         try:
             args, kwargs = self.results.prepare(tr, call, args, kwargs)
             handle = self.executor.submit(
-                call, args, kwargs, lambda outcome: self._done(tr, attempt, outcome),
-                task.resources or None,
+                call, args, kwargs, Done(self, tr, attempt), task.resources or None,
             )
         except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
             handle = None
@@ -184,7 +198,7 @@ class Launcher:
         with engine.lock:
             if tr.attempts == attempt and tr.handle is LAUNCHING:
                 tr.handle = handle
-            early = self._early.pop(tr.id, None) or early
+            early = (self._early.pop(tr.id, None) if self._early else None) or early
             stale = tr.done and handle is not None
             if early is not None:
                 self.outcome(tr, *early)
@@ -195,6 +209,14 @@ class Launcher:
     def _done(self, tr: TaskRun, attempt: int, outcome: Outcome) -> None:
         with self.engine.lock:
             self.outcome(tr, attempt, outcome)
+            self.engine.changed.notify_all()
+        self.work()
+
+    def outcomes(self, items: list[tuple[Done, Outcome]]) -> None:
+        """Several attempts ended (``executor.report_all``): one step for them all."""
+        with self.engine.lock:
+            for done, outcome in items:
+                self.outcome(done.tr, done.attempt, outcome)
             self.engine.changed.notify_all()
         self.work()
 

@@ -146,7 +146,8 @@ class ResultPlanner:
 
     def finished(self, tr: TaskRun) -> tuple[State, str]:
         """The final state of a successful call: Cached if it only loaded a stored result."""
-        message = self._loading.pop(tr.id, None)
+        # (empty unless a cache hit loads: no id to make for each of a map's children)
+        message = self._loading.pop(tr.id, None) if self._loading else None
         return (State.COMPLETED, "") if message is None else (State.CACHED, message)
 
     def load_failed(self, tr: TaskRun, outcome: Outcome) -> bool:

@@ -68,6 +68,18 @@ def sink_for(run_id: str) -> RunSink | None:
     return _local_sinks.get(run_id) or _remote_sink
 
 
+def started_all(sink: RunSink, run_id: str,
+                starts: list[tuple[str, float, int, str]]) -> None:
+    """Several task runs started, as (task run id, when, attempt, worker): a chunk's children
+    whose starts arrive in one message take one step of their engine (``tasks_started``)."""
+    together = getattr(sink, "tasks_started", None)
+    if together is not None:
+        together(run_id, starts)
+        return
+    for task_run_id, when, attempt, worker in starts:
+        sink.task_started(run_id, task_run_id, when, attempt, worker)
+
+
 class SinkOwner(Protocol):
     """What the sink needs from its run's engine."""
 
@@ -97,15 +109,21 @@ class ExecutorSink:
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
                      worker: str = "") -> None:
+        self.tasks_started(run_id, [(task_run_id, when, attempt, worker)])
+
+    def tasks_started(self, run_id: str, starts: list[tuple[str, float, int, str]]) -> None:
+        """Several at once, under the run's lock once (see ``started_all``)."""
         engine = self._engine
+        graph = engine.graph
         with engine.lock:
-            tr = engine.graph.get(task_run_id)
-            if tr is None or tr.done or attempt != tr.attempts:
-                return  # cancelled meanwhile, or a superseded attempt
-            if tr.started is None:
-                tr.started = when
-            tr.worker = worker
-            engine.graph.set_state(tr, State.RUNNING, "", when)
+            for task_run_id, when, attempt, worker in starts:
+                tr = graph.get(task_run_id)
+                if tr is None or tr.done or attempt != tr.attempts:
+                    continue  # cancelled meanwhile, or a superseded attempt
+                if tr.started is None:
+                    tr.started = when
+                tr.worker = worker
+                graph.set_state(tr, State.RUNNING, "", when)
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
                    path: str | None, message: str) -> None:

@@ -219,7 +219,9 @@ class DaskExecutor(Executor):
         on_done: DoneCallback,
         resources: dict[str, float] | None = None,
     ) -> Any:
-        client = self.client
+        client = self._client
+        if client is None or self._dispatcher is None:  # the first call, or a closed cluster
+            client = self.client
         assert self._dispatcher is not None
         if client.status in ("connecting", "closing", "closed"):
             # Sent now, the task would wait for a scheduler that may never come back.

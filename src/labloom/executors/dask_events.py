@@ -83,8 +83,11 @@ class WorkerSink:
                     values: dict[str, Any], step: int | None) -> None:
         self._add(run_id, ["v", task_run_id, when, kind, values, step])
 
-    def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float) -> None:
-        ended = ["e", task_run_id, attempt, started, time.time()]
+    def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float,
+                   ok: bool | None = None) -> None:
+        # ``ok``: whether the call returned (a chunk's children all returned: the client
+        # learns their outcomes from these, without asking the cluster).
+        ended = ["e", task_run_id, attempt, started, time.time(), ok]
         if getattr(self._held, "on", False):
             self._add(run_id, ended)
             return
@@ -136,12 +139,14 @@ def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
     """What a Dask worker runs for one attempt of one task run."""
     sink = worker_sink()
     started = time.time()
+    ok = False
     try:
         value = call(*args, **kwargs)
         check_serializable(call.task_name, value)
+        ok = True
         return value
     finally:
-        sink.task_ended(call.run_id, call.task_run_id, call.attempt, started)
+        sink.task_ended(call.run_id, call.task_run_id, call.attempt, started, ok)
 
 
 def check_serializable(task_name: str, value: Any) -> None:
@@ -199,22 +204,32 @@ class Dispatcher:
     def __init__(self, durations: dict[str, tuple[int, float]] | None = None) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]]
         self._queue = queue.SimpleQueue()
-        # (task_run_id, attempt) -> (started, ended), from the worker's "e" events.
-        self.times: dict[tuple[str, int], tuple[float, float]] = {}
+        # (task_run_id, attempt) -> (started, ended, returned), from the worker's "e" events
+        # (returned: None from a worker of an older labloom).
+        self.times: dict[tuple[str, int], tuple[float, float, bool | None]] = {}
         # Per task name: (runs measured, their total seconds), for batch_size="auto"; shared by
         # the executors of one client, so a later run starts from what earlier ones measured.
         self.durations = {} if durations is None else durations
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Each worker thread's lane, kept once: every child's start names one, and a task run
+        # (its state change, its row) holds it for the whole run.
+        self._lanes: dict[str, str] = {}
 
     def ended(self, call: attempt.TaskCall) -> tuple[float, float]:
         """(started, ended) of an attempt, from its worker's events; its duration is counted."""
-        started, ended = self.times.pop((call.task_run_id, call.attempt), (0.0, 0.0))
+        started, ended, _ = self.times.pop((call.task_run_id, call.attempt), (0.0, 0.0, None))
         if ended > started > 0:
             name = call.task_name.split("[", 1)[0]
             count, total = self.durations.get(name, (0, 0.0))
             self.durations[name] = (count + 1, total + ended - started)
         return started, ended
+
+    def all_returned(self, calls: list[attempt.TaskCall]) -> bool:
+        """Whether each of ``calls`` reported that it returned (their chunk's children)."""
+        times = self.times
+        return all(times.get((call.task_run_id, call.attempt), (0, 0, None))[2] is True
+                   for call in calls)
 
     def mean_duration(self, task_name: str) -> float | None:
         count, total = self.durations.get(task_name, (0, 0.0))
@@ -244,21 +259,32 @@ class Dispatcher:
 
     def _route(self, run_id: str, batch: list[list[Any]]) -> None:
         sink = sinks.local_sink(run_id)
+        # Starts are handed over together (a chunk's children: one step of the engine for all
+        # of them), before any other news of theirs.
+        starts: list[tuple[str, float, int, str]] = []
         for msg in batch:
             kind = msg[0]
             if kind == "e":
-                self.times[(msg[1], msg[2])] = (msg[3], msg[4])
-            elif sink is None:
+                self.times[(msg[1], msg[2])] = (msg[3], msg[4], msg[5] if len(msg) > 5 else None)
                 continue
-            elif kind == "s":
+            if sink is None:
+                continue
+            if kind == "s":
                 # A worker of an older labloom sends no lane.
-                sink.task_started(run_id, msg[1], msg[2], msg[3], *msg[4:5])
-            elif kind == "l":
+                lane = msg[4] if len(msg) > 4 else ""
+                starts.append((msg[1], msg[2], msg[3], self._lanes.setdefault(lane, lane)))
+                continue
+            if starts:
+                sinks.started_all(sink, run_id, starts)
+                starts = []
+            if kind == "l":
                 sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
             elif kind == "k":
                 sink.task_keyed(run_id, *msg[1:6])
             elif kind == "v":
                 sink.task_values(run_id, msg[1], msg[2], msg[3], msg[4], msg[5])
+        if starts and sink is not None:
+            sinks.started_all(sink, run_id, starts)
 
     def _loop(self) -> None:
         while True:

@@ -1,9 +1,11 @@
 """What a finished Dask task means for its task runs: the engine's ``Outcome`` of a plain task
-run (``report``) or of each child of a chunk (``run_chunk`` on the worker, ``chunk_outcomes``
-and ``report_chunk`` on the way back).
+run (``report``) or of each child of a chunk (``run_chunk`` on the worker, ``report_chunk`` on
+the way back).
 
-Inside a chunk each child is a ``TaskCall`` of its own and fails alone: ``chunk_outcomes`` (a
-second, tiny Dask task) says which children failed and why, without moving their values.
+Inside a chunk each child is a ``TaskCall`` of its own and fails alone. Each child's end event
+says whether it returned; when all did, that is all the client needs. When one failed,
+``chunk_outcomes`` (a second, tiny Dask task) says which children failed and why, without
+moving their values.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
 from ..core.errors import SchedulerLostError, WorkerDiedError
-from ..core.executor import DoneCallback, Outcome
+from ..core.executor import DoneCallback, Outcome, report_all
 from . import dask_events as events
-from .dask_internals import SCHEDULER_LOST, cancel_reason
+from .dask_internals import SCHEDULER_LOST, cancel_reason, watch
+from .dask_packing import Packed
 
 
 class ChildFailed:
@@ -27,16 +30,20 @@ class ChildFailed:
         self.traceback = traceback
 
 
-def run_chunk(members: list[tuple[TaskCall, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
-    """On a worker: each child's call in turn, one failing not stopping the others; their
-    ends reach the engine in one message, before the chunk's own result."""
+def run_chunk(
+    packed: Packed, args: list[tuple[Any, ...]], kwargs: list[dict[str, Any]] | None
+) -> list[Any]:
+    """On a worker: each child's call in turn (``kwargs`` None: none has any), one failing not
+    stopping the others; their ends reach the engine in one message, before the chunk's own
+    result."""
     out: list[Any] = []
-    if not members:
+    calls = packed.calls()
+    if not calls:
         return out
-    with events.worker_sink().holding(members[0][0].run_id):
-        for call, args, kwargs in members:
+    with events.worker_sink().holding(calls[0].run_id):
+        for i, call in enumerate(calls):
             try:
-                out.append(events.invoke(call, args, kwargs))
+                out.append(events.invoke(call, args[i], kwargs[i] if kwargs else {}))
             except Exception as exc:
                 out.append(ChildFailed(exc, user_traceback(exc)))
     return out
@@ -48,17 +55,48 @@ def chunk_outcomes(values: list[Any]) -> list[tuple[bool, BaseException | None, 
 
 
 def report_chunk(
-    status: Any, chunk_future: Any, chunk: list[tuple[TaskCall, DoneCallback]],
-    dispatcher: events.Dispatcher,
+    chunk_future: Any, chunk: list[tuple[TaskCall, DoneCallback]], dispatcher: events.Dispatcher,
 ) -> None:
-    """Each child's Outcome from its chunk's (in the delivery thread)."""
-    if status.status != "finished":
+    """Each child's Outcome once its chunk ended (in the dispatcher thread). When every child
+    returned, their end events (which reach the client before the chunk's own end) say so
+    and the engine takes all their outcomes in one step, with no question to the cluster;
+    else ``chunk_outcomes``, a second tiny task, says which child failed and why."""
+    if chunk_future.status != "finished":
         for call, on_done in chunk:  # the chunk itself failed: a dead worker, a cancel
             report(chunk_future, call, on_done, dispatcher)
         return
+    if dispatcher.all_returned([call for call, _ in chunk]):
+        ends: list[tuple[DoneCallback, Outcome]] = []
+        for call, on_done in chunk:
+            started, ended = dispatcher.ended(call)
+            ends.append((on_done, Outcome(ok=True, started=started, ended=ended)))
+        report_all(ends)
+        return
+    try:
+        client = chunk_future.client
+        status = client.submit(chunk_outcomes, chunk_future, key=f"status-{chunk_future.key}")
+        watch(client, [(status, lambda done: dispatcher.put(report_failures, done, chunk_future,
+                                                            chunk, dispatcher))])
+    except Exception as exc:  # the client closed meanwhile: the children must still end
+        report_all([(on_done, Outcome(ok=False, error=exc, traceback=str(exc)))
+                    for _, on_done in chunk])
+
+
+def report_failures(
+    status: Any, chunk_future: Any, chunk: list[tuple[TaskCall, DoneCallback]],
+    dispatcher: events.Dispatcher,
+) -> None:
+    """Each child's Outcome from ``chunk_outcomes`` (a child of the chunk failed)."""
+    if status.status != "finished":
+        for call, on_done in chunk:
+            report(chunk_future, call, on_done, dispatcher)
+        return
+    ends: list[tuple[DoneCallback, Outcome]] = []
     for (call, on_done), (ok, error, text) in zip(chunk, status.result(), strict=True):
         started, ended = dispatcher.ended(call)
-        on_done(Outcome(ok=ok, error=error, traceback=text, started=started, ended=ended))
+        ends.append((on_done, Outcome(ok=ok, error=error, traceback=text, started=started,
+                                      ended=ended)))
+    report_all(ends)
 
 
 def report(

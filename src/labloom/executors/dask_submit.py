@@ -27,7 +27,8 @@ from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
 from .dask_chunking import Probes, chunk_size, probe_count
 from .dask_internals import future_of, send_graph, task_spec, watch
-from .dask_outcomes import chunk_outcomes, report, report_chunk, run_chunk
+from .dask_outcomes import report, report_chunk, run_chunk
+from .dask_packing import pack
 
 
 class ClientOwner(Protocol):
@@ -116,7 +117,8 @@ class Submitter:
         with self._lock:
             self._members.append(member)
             self._start()
-        self._wake.set()
+        if not self._wake.is_set():  # a map's children come one by one: one wake-up will do
+            self._wake.set()
 
     def _start(self) -> None:
         self._stopped = False
@@ -190,18 +192,32 @@ class Submitter:
         it takes to fill a chunk. True when more were still arriving. Children held back until
         their task is measured do not count."""
         seen = -1
+        # Counted per chunk to fill, as ``_chunks`` packs them: children of one map may have
+        # been given different sizes (the measured mean moved between decisions). Comparing
+        # all of them with the largest size said "full" while no chunk was, and the thread
+        # spun, sending nothing, forever.
+        groups: dict[tuple[str, str, int], int] = {}
+        # Each look counts only the children that arrived since the last (and those still
+        # undecided): counting all of them each time cost a chunk of 1,000 about 10,000 looks.
+        counted = 0
+        watched: list[Member] | None = None
+        undecided: list[TaskCall] = []
         while True:
-            # Counted per chunk to fill, as ``_chunks`` packs them: children of one map may have
-            # been given different sizes (the measured mean moved between decisions). Comparing
-            # all of them with the largest size said "full" while no chunk was, and the thread
-            # spun, sending nothing, forever.
-            groups: dict[tuple[str, str, int], int] = {}
             with self._lock:
-                for call in (m[0] for m in self._members):
-                    size = self._known_size(call)
-                    if size is not None:
-                        key = (call.run_id, task_name_of(call), size)
-                        groups[key] = groups.get(key, 0) + 1
+                members = self._members
+                if members is not watched:  # a new list (a run forgotten): count again
+                    watched, counted, undecided = members, 0, []
+                    groups.clear()
+                calls = undecided + [m[0] for m in members[counted:]]
+                counted = len(members)
+            undecided = []
+            for call in calls:
+                size = self._known_size(call)
+                if size is None:
+                    undecided.append(call)
+                    continue
+                key = (call.run_id, task_name_of(call), size)
+                groups[key] = groups.get(key, 0) + 1
             count = sum(groups.values())
             if count in (0, seen):
                 return False
@@ -233,9 +249,13 @@ class Submitter:
             chunk_future = future_of(key, client)
             for index, (_, _, _, handle, _) in enumerate(chunk):
                 handle.future, handle.index = chunk_future, index
-            calls = [(call, args, kwargs) for call, args, kwargs, _, _ in chunk]
-            batch[key] = (task_spec(key, run_chunk, calls), (), _chunk_not_sent(chunk),
-                          chunk_future, None)
+            # Packed: the children's shared fields travel once (``dask_packing``); only their
+            # arguments are searched for futures.
+            calls = pack([call for call, _, _, _, _ in chunk])
+            keywords = [kwargs for _, _, kwargs, _, _ in chunk]
+            spec = task_spec(key, run_chunk, calls, [args for _, args, _, _, _ in chunk],
+                             keywords if any(keywords) else None)
+            batch[key] = (spec, (), _chunk_not_sent(chunk), chunk_future, None)
         groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
         for key, (spec, resources, *_) in batch.items():
             groups.setdefault(resources, {})[key] = spec
@@ -250,7 +270,7 @@ class Submitter:
                 continue
             for key in graph:
                 if key in chunks:
-                    watched.append(self._status_of(chunks[key]))
+                    watched.append(self._ended_of(chunks[key]))
                 else:
                     done = batch[key][4]
                     assert done is not None
@@ -322,15 +342,12 @@ class Submitter:
 
         return call, args, kwargs, handle, ended
 
-    def _status_of(self, chunk: list[Member]) -> tuple[Any, Callable[[Any], None]]:
-        """The chunk's outcomes task, and what to do when it is done."""
-        executor = self._executor
-        dispatcher = executor.dispatcher
-        future = chunk[0][3].future
-        status = executor.client.submit(chunk_outcomes, future, key=f"status-{future.key}")
+    def _ended_of(self, chunk: list[Member]) -> tuple[Any, Callable[[Any], None]]:
+        """The chunk's future, and what to do when it is done."""
+        dispatcher = self._executor.dispatcher
         children = [(call, on_done) for call, _, _, _, on_done in chunk]
-        return status, lambda done: dispatcher.put(report_chunk, done, future, children,
-                                                   dispatcher)
+        return chunk[0][3].future, lambda done: dispatcher.put(report_chunk, done, children,
+                                                               dispatcher)
 
 
 def _chunk_not_sent(chunk: list[Member]) -> Callable[[Exception], None]:

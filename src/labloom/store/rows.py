@@ -41,7 +41,7 @@ _NODE_SQL = (
     "created = excluded.created"
 )
 _TASK_COLUMNS = ("id", "run_id", "node_id", "task_name", "map_index", "upstream", "state",
-                 "created")
+                 "created", "cache_key", "result_path")
 _TASK_CONFLICT = "ON CONFLICT (id) DO NOTHING"
 _STATE_COLUMNS = ("task_run_id", "run_id", "state", "time", "message", "attempt")
 _LOG_COLUMNS = ("run_id", "task_run_id", "level", "time", "text")
@@ -115,6 +115,9 @@ class Rows:
         self.metadata_updates = Table("run facts", _METADATA_SQL)
         self._task_updates: dict[str, list[Any]] = {}
         self._cuts: dict[tuple[str, str], tuple[int, int]] = {}
+        # Task runs created in this write, by id: the row of each in ``tasks``, so that its key
+        # goes into its row instead of an UPDATE of its own (a map child is keyed at launch).
+        self._new_tasks: dict[str, int] = {}
         self.recorders: dict[str, Recorder] = {}
         self.escaped: dict[str, set[str]] = {}  # run id -> what of it was escaped
         self.opened: set[str] = set()
@@ -159,17 +162,24 @@ class Rows:
         elif isinstance(event, ev.ExperimentValues):
             self.values.add(event.run_id, experiments.row_of(event))
         elif isinstance(event, ev.TaskRunCreated):
+            self._new_tasks[event.task_run_id] = len(self.tasks.rows)
+            upstream = json.dumps(list(event.upstream)) if event.upstream else "[]"
             self.tasks.add(event.run_id, (
                 event.task_run_id, event.run_id, event.node_id, event.task_name,
-                event.map_index, json.dumps(list(event.upstream)), "Pending", event.time))
+                event.map_index, upstream, "Pending", event.time, None, None))
             self.states.add(event.run_id, (event.task_run_id, event.run_id, "Pending",
                                            event.time, "", 0))
         elif isinstance(event, ev.NodeCreated):
             self.nodes.add(event.run_id, (event.run_id, event.node_id, event.name, event.kind,
                                           json.dumps(list(event.upstream)), event.time))
         elif isinstance(event, ev.TaskRunKeyed):
-            self.keys.add(event.run_id, (event.cache_key, event.result_path,
-                                         event.task_run_id))
+            at = self._new_tasks.get(event.task_run_id)
+            if at is None:
+                self.keys.add(event.run_id, (event.cache_key, event.result_path,
+                                             event.task_run_id))
+            else:
+                tasks = self.tasks.rows
+                tasks[at] = (*tasks[at][:8], event.cache_key, event.result_path)
         elif isinstance(event, ev.RunCreated):
             self._created(rec, event)
         elif isinstance(event, ev.RunStateChanged):
