@@ -91,8 +91,8 @@ class RunRows:
                     self.changed = True
                 self.cursor = cursor
             read += len(chunk)
-            if len(chunk) < FIRST_LOOK // 4:  # rows of few calls: more rows a read
-                size = min(PAGE, size * 4)
+            if len(chunk) < FIRST_LOOK // 4:  # rows of few calls: more rows a read (not many
+                size = min(PAGE, size * 2)  # more: a first look stops soon after its page)
         return not more
 
     def settle(self) -> None:
