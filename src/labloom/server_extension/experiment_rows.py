@@ -11,16 +11,18 @@ milliseconds, whatever the offset).
 
 The first looks at a big run: reading and folding all its calls costs about a second of CPU
 for 100,000 rows (200,000 calls), too long for the view's first page. So while a run has not
-been read whole, a page is answered from the rows read so far and says ``"partial": true``
-(``total`` and ``columns`` are those of the calls read, and a row may lack values logged
-later): the first question reads the run's first calls (an index range, in growing chunks: for
-an unsorted page until it is full, for a sorted one ``FIRST_LOOK`` calls), folds them into the
-run's rows and hands the rest of the read to the pool (``StoreAccess.later``), which goes on
-from there in chunks; a question meanwhile is answered from what is read by then, sorted as
-asked, without waiting. The view asks again on its next tick and gets the complete answer once
-the read is done. Waits for the whole read: a page the rows so far cannot fill (an unsorted
-page past them, any page past their count), a sort on a task-run column (state, duration,
-index: each would need every task run read), and a small run (its first calls are all of it).
+been read whole, a page is answered from the rows of its first calls and says ``"partial":
+true`` (``total`` and ``columns`` are those of the calls read, and a row may lack values
+logged later): the first question reads the run's first calls (the first look: an index range,
+in growing chunks; for an unsorted page until it is full, for a sorted one ``FIRST_LOOK``
+calls), folds them into the run's rows and hands the rest of the read to the pool
+(``StoreAccess.later``), which goes on from there. A question meanwhile is answered at once
+from the first look's rows, sorted as asked (each order and the columns kept: a slice, not a
+sort of a growing set per question, which at 100,000 rows cost as much as the read it
+waited on). The view asks again on its next tick and gets the complete answer once the read is
+done. Waits for the whole read: a page the first look's rows cannot fill (an unsorted page
+past them, any page past their count), a sort on a task-run column (state, duration, index:
+each would need every task run read), and a small run (its first calls are all of it).
 
 Invalidation follows the store's cursor: values are only ever appended, so each page first
 reads the values logged after the last one read (an index seek, nothing when the run has
@@ -69,6 +71,11 @@ class RunRows:
         self.whole = False  # read to its end once: pages are complete from now on
         self.reading = False  # the whole read is queued or under way on the pool
         self.changed = False  # rows folded in since ``listed`` was made
+        # The rows of the first look, which partial pages are answered from until the run is
+        # read whole, their orders and columns kept: each such page costs a slice.
+        self.first: list[ex.Experiment] | None = None
+        self.first_orders: dict[tuple[str | None, bool], list[ex.Experiment]] = {}
+        self.first_names: list[dict[str, str]] | None = None
         self.rows: dict[str, ex.Experiment] = {}
         self.listed: list[ex.Experiment] = []
         self.orders: dict[tuple[str | None, str, bool], list[ex.Experiment]] = {}
@@ -112,13 +119,14 @@ class RunRows:
         self.settle()
 
     def warm(self, store: RunStore) -> None:
-        """The whole read after a partial page (on the pool): a chunk at a time, so that a
-        question meanwhile is answered from the rows so far."""
+        """The whole read after the first look (on the pool), folding a chunk at a time: a
+        partial page meanwhile reads the first look's rows, which later calls may change."""
         try:
             with self.reader:
                 ended = self.read(store, 16, hold=True)
                 with self.lock:
                     self.whole = ended or self.whole
+                    self.first, self.first_orders, self.first_names = None, {}, None
                     self.settle()
                     if self.names is None:
                         self.names = ex.columns(self.listed)
@@ -127,46 +135,58 @@ class RunRows:
 
     def partial(self, store: RunStore, sort: str | None, desc: bool, limit: int, offset: int,
                 task: str | None, later: Later) -> dict[str, Any] | None:
-        """A page from the rows read so far, marked partial, while the run is not read whole;
+        """A page from the first look's rows, marked partial, while the run is not read whole;
         None when the complete page is to be read (see the module's comment)."""
         if self.whole or sort in ex.FIXED:
             return None
         ids = None if task is None else self.ids(store, task)
-        wanted = offset + limit
-        if not self.reader.acquire(blocking=False):  # the run is being read: the rows so far
-            with self.lock:
-                return None if self.whole else self.answer(store, sort, desc, limit, offset, ids)
-        try:  # nobody reads the run: its first calls, read here
+        if self.first is None and self.reader.acquire(blocking=False):
+            try:  # the first look: the run's first calls, read here
 
-            def enough(read: int) -> bool:
-                if read >= FIRST_LOOK:
-                    return True
-                if sort or not read:  # a sorted page: FIRST_LOOK calls; any page: one read
-                    return False
-                return sum(ids is None or row.task_run_id in ids  # an unsorted page: full
-                           for row in self.rows.values()) >= wanted
+                def enough(read: int) -> bool:
+                    if read >= FIRST_LOOK:
+                        return True
+                    if sort or not read:  # a sorted page: FIRST_LOOK calls; any page: one read
+                        return False
+                    return sum(ids is None or row.task_run_id in ids  # an unsorted page: full
+                               for row in self.rows.values()) >= offset + limit
 
-            if self.read(store, 4, enough, hold=True):
-                return None  # the run's calls end here: the complete page costs no more
-            with self.lock:
-                answer = self.answer(store, sort, desc, limit, offset, ids)
-                start, self.reading = not self.reading, True
-        finally:
-            self.reader.release()
+                if self.read(store, 4, enough, hold=True):
+                    return None  # the run's calls end here: the complete page costs no more
+                with self.lock:
+                    self.first = list(self.rows.values())
+            finally:
+                self.reader.release()
+        with self.lock:
+            if self.whole or self.first is None:  # read whole, or another first look is going
+                return None
+            answer = self.answer(store, sort, desc, limit, offset, ids)
+            start, self.reading = not self.reading, True
         if start:
-            later(self.warm)  # the rest of the run, from where this read stopped
+            later(self.warm)  # the rest of the run, from where the first look stopped
         return answer
 
     def answer(self, store: RunStore, sort: str | None, desc: bool, limit: int, offset: int,
                ids: set[str] | None) -> dict[str, Any] | None:
-        """A partial page of the rows read so far (``lock`` held); None when they are too few
+        """A partial page of the first look's rows (``lock`` held); None when they are too few
         for it."""
-        rows = [row for row in self.rows.values() if ids is None or row.task_run_id in ids]
+        assert self.first is not None
+        rows = self.first if ids is None else [r for r in self.first if r.task_run_id in ids]
         if len(rows) < offset + limit:
             return None
-        shown = ex.order(rows, sort, desc)[offset : offset + limit]
+        ordered = self.first_orders.get((sort, desc)) if ids is None else None
+        if ordered is None:
+            ordered = ex.order(rows, sort, desc)
+            if ids is None:
+                self.first_orders[(sort, desc)] = ordered
+        names = self.first_names if ids is None else None
+        if names is None:
+            names = ex.columns(rows)
+            if ids is None:
+                self.first_names = names
+        shown = ordered[offset : offset + limit]
         fill(store, self.run_id, {row.task_run_id: row for row in shown}, by_id=True)
-        answer = ex.answer_of(shown, ex.columns(rows), len(rows), sort, desc, limit, offset)
+        answer = ex.answer_of(shown, names, len(rows), sort, desc, limit, offset)
         answer["partial"] = True
         return answer
 
