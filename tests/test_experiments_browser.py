@@ -3,7 +3,7 @@ cell's live DAG (a map node opens it, the kernel answers) and in a Lab run tab o
 `labloom` command made (the REST routes answer), drawn by the one renderer: rows sorted,
 filtered, grouped, the best marked, Plot charts drawn, a row's logs and traceback on a click,
 a param holding HTML shown as text, NaN as NaN; and the Flows panel comparing two runs
-(their step curves too).
+(their step curves too); a big run's view drawing its first rows from a partial page.
 
 Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 """
@@ -52,6 +52,18 @@ def train(depth, seed):
     return depth
 '''
 GRID = "[d for d in (2, 4, 6) for s in range(4)], [s for d in (2, 4, 6) for s in range(4)]"
+BIG = 6000  # rows: the server's first look at the run is partial (its first calls only)
+# Records each drawing of the view (its data-partial, data-total and rows shown), as it happens.
+RECORD_DRAWINGS = """(selector) => {
+  window.__labloom_drawn = [];
+  new MutationObserver(() => {
+    const view = document.querySelector(selector);
+    const flag = view && view.getAttribute('data-partial');
+    if (!flag) return;
+    window.__labloom_drawn.push([flag, view.getAttribute('data-total'),
+      view.querySelectorAll('.labloom-exp-row[data-task-run-id]').length]);
+  }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-partial'] });
+}"""
 
 
 def check_view(page: Any, host: Any, view: Any) -> None:
@@ -142,12 +154,23 @@ def test_the_run_tab_and_the_flows_panel_compare_experiments(
 @flow(executor="threads")
 def sweep():
     return train.map({GRID})
+
+@task
+def tiny(i):
+    log_params(i=i, parity=i % 2)
+    log_metrics(auc=(i * 7919 % 1000) / 1000)
+
+@flow(executor="threads")
+def big():
+    return tiny.map(range({BIG}))
 ''')
     for _ in range(2):
         done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
         assert done.returncode == 1, done.stderr  # one child fails
     runs = stored_runs(home, "sweep")
     assert len(runs) == 2
+    done = labloom(home, "run", "flows.py:big", cwd=work, LABLOOM_PROGRESS="0")
+    assert done.returncode == 0, done.stderr
     panel, alerts = open_lab(page, url)
 
     tab = open_run(page, panel, runs[0].id)
@@ -173,4 +196,22 @@ def sweep():
     curves = compare.locator(".labloom-exp-chart[data-chart='curves'] svg g[aria-label='line'] path")
     curves.nth(23).wait_for(timeout=20_000)
     shot(page, "lab-compare-experiments")
+
+    # A big run's view: its first rows at once from a partial page (the server has not read
+    # the run yet), then the complete count (docs/rest-api.md). Each drawing is recorded as it
+    # happens: the partial one may last less than a second.
+    big = stored_runs(home, "big")[0]
+    run_row(panel, big.id).click()
+    tab = page.locator(f"#labloom-run-{big.id}")
+    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
+    page.evaluate(RECORD_DRAWINGS, f"#labloom-run-{big.id} .labloom-experiments")
+    tab.locator("button.labloom-experiments-toggle").click()
+    whole = tab.locator(f".labloom-experiments[data-total='{BIG}'][data-partial='false']")
+    wait_or_shot(page, whole, "big-experiments", timeout=60)
+    drawn = page.evaluate("window.__labloom_drawn")
+    partial = [i for i, (flag, _, _) in enumerate(drawn) if flag == "true"]
+    assert partial and partial[0] == 0, drawn  # the first drawing: the partial page
+    _, total, rows = drawn[0]
+    assert 0 < int(total) < BIG and rows > 0, drawn  # its rows shown, its total of those read
+    assert tab.locator(".labloom-exp-summary").inner_text().startswith(f"{BIG} rows")
     assert alerts == []

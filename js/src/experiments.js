@@ -121,14 +121,15 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         return;
       }
       if (first.partial) {
-        // A first look at a big run the server has not read yet: its first rows at once, the
-        // whole answer on the next tick (docs/rest-api.md).
+        // A run the server has not read whole yet: the rows read so far (sorted as asked)
+        // drawn at once, the complete answer on the next tick (docs/rest-api.md).
         data = { ...fresh(), total: first.total, columns: first.columns, steps: [], partial: true,
           rows: first.rows, mode: "server" };
         first.rows.forEach((row, i) => data.positions.set(i, row));
         stamp++;
         settled = false;
         soon = true;
+        draw();
         return;
       }
       const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || [],
@@ -244,6 +245,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       need: () => {}, ...view, sort: ui.sort, desc: ui.desc });
     root.setAttribute("data-mode", data.mode);
     root.setAttribute("data-total", String(data.total));
+    root.setAttribute("data-partial", String(!!data.partial));
     summary.textContent = summaryText(all, cols, list, bestRow, bestCol, view.count);
     drawChart(list, all, cols, bestRow ? list.find((r) => r.task_run_id === bestRow.task_run_id) : null);
   }
@@ -252,11 +254,11 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (data.error) return data.error;
     if (!data.total) return "No task run has logged params or metrics yet (labloom.log_params, log_metrics, @task(metrics=...)).";
     let s = `${count} ${ui.groups.length ? "groups" : "rows"}`;
+    if (data.partial) s += " read so far (reading the rest of the run)";
     if (list.length !== data.rows.length) s += ` (${list.length} of ${data.rows.length} match the filter)`;
     if (cols.length < all.length) s += ` · ${all.length - cols.length} columns hidden`;
     if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}`;
-    if (data.partial) s += ` · the first ${data.total} rows: reading the rest of the run`;
-    else if (data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; filter, groups and charts use the first ${data.rows.length} by the sort`;
+    if (!data.partial && data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; filter, groups and charts use the first ${data.rows.length} by the sort`;
     return s;
   }
 

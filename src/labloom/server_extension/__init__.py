@@ -26,6 +26,7 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     web_app = server_app.web_app
     access = StoreAccess()
     web_app.settings[SETTINGS_KEY] = access
+    access.warm(server_app.log)  # in the background: the first request finds the store open
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     server_app.log.info("labloom: REST API at %slabloom/api/", web_app.settings["base_url"])
 

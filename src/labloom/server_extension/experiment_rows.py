@@ -9,15 +9,20 @@ times (scrolling 100,000 rows is up to a thousand pages): here the run's rows ar
 folded once, each order is sorted once, and every page after that is a slice (a few
 milliseconds, whatever the offset).
 
-The first look at a big run: reading and folding all its calls costs about a second of CPU
-for 100,000 rows (200,000 calls), too long for the view's first page. So an unsorted first
-page of a run not read yet is answered from its first calls only (an index range of the run,
-read in growing chunks until the page is full, given up past ``FIRST_LOOK`` calls; in the order
-logged: the same rows the whole read puts first) and says ``"partial": true``: ``total`` and ``columns`` are those of the calls read, and a row's
-values may lack calls logged later; the whole read starts at once on the pool
-(``StoreAccess.later``), and the next question gets the complete answer (the view asks again
-on its next tick). A sorted first look waits for the whole read: its first rows can be
-anywhere in the run.
+The first looks at a big run: reading and folding all its calls costs about a second of CPU
+for 100,000 rows (200,000 calls), too long for the view's first page. So while a run has not
+been read whole, a page is answered from the rows of its first calls and says ``"partial":
+true`` (``total`` and ``columns`` are those of the calls read, and a row may lack values
+logged later): the first question reads the run's first calls (the first look: an index range,
+in growing chunks; for an unsorted page until it is full, for a sorted one ``FIRST_LOOK``
+calls), folds them into the run's rows and hands the rest of the read to the pool
+(``StoreAccess.later``), which goes on from there. A question meanwhile is answered at once
+from the first look's rows, sorted as asked (each order and the columns kept: a slice, not a
+sort of a growing set per question, which at 100,000 rows cost as much as the read it
+waited on). The view asks again on its next tick and gets the complete answer once the read is
+done. Waits for the whole read: a page the first look's rows cannot fill (an unsorted page
+past them, any page past their count), a sort on a task-run column (state, duration, index:
+each would need every task run read), and a small run (its first calls are all of it).
 
 Invalidation follows the store's cursor: values are only ever appended, so each page first
 reads the values logged after the last one read (an index seek, nothing when the run has
@@ -31,6 +36,7 @@ all, the least recently paged runs dropped first.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -38,7 +44,7 @@ from typing import Any
 
 from ..core import experiments as ex
 from ..core.errors import LabloomError
-from ..store.experiments import fill, read_logged, task_run_ids
+from ..store.experiments import PAGE, fill, read_logged, task_run_ids
 from ..store.reader import RunRecord, RunStore
 
 MAX_ROWS = 300_000  # about 0.9 KB each (a run of 3 params and 3 metrics): some 270 MB at worst
@@ -53,13 +59,23 @@ class UnknownTask(LabloomError):
 
 
 class RunRows:
-    """One run's rows, orders and columns; every use holds ``lock``."""
+    """One run's rows, orders and columns. ``reader`` is held by whoever reads the run's calls
+    (one at a time: they move ``cursor``), ``lock`` by whoever reads or changes the rows;
+    ``reader`` is always taken first."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
+        self.reader = threading.Lock()
         self.lock = threading.Lock()
         self.cursor = 0
-        self.warming = False  # a partial first page was given, the whole read is under way
+        self.whole = False  # read to its end once: pages are complete from now on
+        self.reading = False  # the whole read is queued or under way on the pool
+        self.changed = False  # rows folded in since ``listed`` was made
+        # The rows of the first look, which partial pages are answered from until the run is
+        # read whole, their orders and columns kept: each such page costs a slice.
+        self.first: list[ex.Experiment] | None = None
+        self.first_orders: dict[tuple[str | None, bool], list[ex.Experiment]] = {}
+        self.first_names: list[dict[str, str]] | None = None
         self.rows: dict[str, ex.Experiment] = {}
         self.listed: list[ex.Experiment] = []
         self.orders: dict[tuple[str | None, str, bool], list[ex.Experiment]] = {}
@@ -68,15 +84,28 @@ class RunRows:
         self.names: list[dict[str, str]] | None = None
         self.filled: tuple[str, float | None] | None = None  # the ended run all rows are of
 
-    def catch_up(self, store: RunStore) -> None:
-        """Fold in the values logged since the last look."""
-        new, more = False, True
-        while more:
-            chunk, self.cursor, more = read_logged(store, self.run_id, self.cursor)
-            if chunk:
-                ex.collect(self.run_id, chunk, self.rows)
-                new = True
-        if new:
+    def read(self, store: RunStore, size: int, enough: Callable[[int], bool] | None = None,
+             hold: bool = False) -> bool:
+        """Fold in the calls logged since the last look, ``size`` rows of them a read (more
+        while a read holds few calls), until the run's end or ``enough(calls read)``; whether
+        the end was reached. Holds ``reader``; ``hold``: takes ``lock`` for each fold only."""
+        read, more = 0, True
+        while more and not (enough and enough(read)):
+            chunk, cursor, more = read_logged(store, self.run_id, self.cursor, size)
+            with self.lock if hold else contextlib.nullcontext():
+                if chunk:
+                    ex.collect(self.run_id, chunk, self.rows)
+                    self.changed = True
+                self.cursor = cursor
+            read += len(chunk)
+            if len(chunk) < FIRST_LOOK // 4:  # rows of few calls: more rows a read (not many
+                size = min(PAGE, size * 2)  # more: a first look stops soon after its page)
+        return not more
+
+    def settle(self) -> None:
+        """After rows were folded in: the rows as listed, the kept orders and columns dropped."""
+        if self.changed:
+            self.changed = False
             self.listed = list(self.rows.values())
             self.orders.clear()
             self.subsets.clear()
@@ -84,15 +113,89 @@ class RunRows:
             self.names = None
             self.filled = None
 
+    def catch_up(self, store: RunStore) -> None:
+        """Fold in the values logged since the last look (``reader`` and ``lock`` held)."""
+        self.whole = self.read(store, PAGE) or self.whole
+        self.settle()
+
     def warm(self, store: RunStore) -> None:
-        """The whole read after a partial first page (on the pool, the next page waits)."""
+        """The whole read after the first look (on the pool), folding a chunk at a time: a
+        partial page meanwhile reads the first look's rows, which later calls may change."""
         try:
-            with self.lock:
-                self.catch_up(store)
-                if self.names is None:
-                    self.names = ex.columns(self.listed)
+            with self.reader:
+                ended = self.read(store, 16, hold=True)
+                with self.lock:
+                    self.whole = ended or self.whole
+                    self.first, self.first_orders, self.first_names = None, {}, None
+                    self.settle()
+                    if self.names is None:
+                        self.names = ex.columns(self.listed)
         finally:
-            self.warming = False
+            self.reading = False
+
+    def partial(self, store: RunStore, sort: str | None, desc: bool, limit: int, offset: int,
+                task: str | None, later: Later) -> dict[str, Any] | None:
+        """A page from the first look's rows, marked partial, while the run is not read whole;
+        None when the complete page is to be read (see the module's comment)."""
+        if self.whole or sort in ex.FIXED:
+            return None
+        ids = None if task is None else self.ids(store, task)
+        if self.first is None and self.reader.acquire(blocking=False):
+            try:  # the first look: the run's first calls, read here
+
+                def enough(read: int) -> bool:
+                    if read >= FIRST_LOOK:
+                        return True
+                    if sort or not read:  # a sorted page: FIRST_LOOK calls; any page: one read
+                        return False
+                    return sum(ids is None or row.task_run_id in ids  # an unsorted page: full
+                               for row in self.rows.values()) >= offset + limit
+
+                if self.read(store, 4, enough, hold=True):
+                    return None  # the run's calls end here: the complete page costs no more
+                with self.lock:
+                    self.first = list(self.rows.values())
+            finally:
+                self.reader.release()
+        with self.lock:
+            if self.whole or self.first is None:  # read whole, or another first look is going
+                return None
+            answer = self.answer(store, sort, desc, limit, offset, ids)
+            start, self.reading = not self.reading, True
+        if start:
+            later(self.warm)  # the rest of the run, from where the first look stopped
+        return answer
+
+    def answer(self, store: RunStore, sort: str | None, desc: bool, limit: int, offset: int,
+               ids: set[str] | None) -> dict[str, Any] | None:
+        """A partial page of the first look's rows (``lock`` held); None when they are too few
+        for it."""
+        assert self.first is not None
+        rows = self.first if ids is None else [r for r in self.first if r.task_run_id in ids]
+        if len(rows) < offset + limit:
+            return None
+        ordered = self.first_orders.get((sort, desc)) if ids is None else None
+        if ordered is None:
+            ordered = ex.order(rows, sort, desc)
+            if ids is None:
+                self.first_orders[(sort, desc)] = ordered
+        names = self.first_names if ids is None else None
+        if names is None:
+            names = ex.columns(rows)
+            if ids is None:
+                self.first_names = names
+        shown = ordered[offset : offset + limit]
+        fill(store, self.run_id, {row.task_run_id: row for row in shown}, by_id=True)
+        answer = ex.answer_of(shown, names, len(rows), sort, desc, limit, offset)
+        answer["partial"] = True
+        return answer
+
+    def ids(self, store: RunStore, task: str) -> set[str]:
+        found = task_run_ids(store, self.run_id, task)
+        if found is None:
+            raise UnknownTask(f"[labloom] run {self.run_id} has no node or task {task!r}; "
+                              f"GET runs/{self.run_id} lists its nodes")
+        return found
 
     def chosen(self, store: RunStore, task: str | None,
                ended: tuple[str, float | None] | None) -> list[ex.Experiment]:
@@ -102,10 +205,7 @@ class RunRows:
         kept = self.subsets.get(task)
         if kept is not None:
             return kept
-        ids = task_run_ids(store, self.run_id, task)
-        if ids is None:
-            raise UnknownTask(f"[labloom] run {self.run_id} has no node or task {task!r}; "
-                              f"GET runs/{self.run_id} lists its nodes")
+        ids = self.ids(store, task)
         rows = [row for row in self.listed if row.task_run_id in ids]
         if ended is not None:
             self.subsets[task] = rows
@@ -146,29 +246,6 @@ class RunRows:
         return shown, self.names, len(chosen)
 
 
-def first_look(store: RunStore, run_id: str, limit: int, offset: int) -> dict[str, Any] | None:
-    """An unsorted page from the run's first calls only, marked partial; None when the run is
-    small (the whole read costs no more) or its first ``FIRST_LOOK`` calls hold too few rows."""
-    rows: dict[str, ex.Experiment] = {}
-    cursor = read = 0
-    size = 4  # rows per read, growing: a row holds one call or a batch of them
-    while len(rows) < offset + limit:
-        if read >= FIRST_LOOK:
-            return None
-        chunk, cursor, more = read_logged(store, run_id, cursor, size)
-        if not more:
-            return None  # the run's calls end here: the whole read is hardly longer
-        ex.collect(run_id, chunk, rows)
-        read += len(chunk)
-        size *= 4
-    listed = list(rows.values())
-    shown = listed[offset : offset + limit]
-    fill(store, run_id, {row.task_run_id: row for row in shown}, by_id=True)
-    answer = ex.answer_of(shown, ex.columns(listed), len(listed), None, False, limit, offset)
-    answer["partial"] = True
-    return answer
-
-
 class ExperimentRows:
     """``RunRows`` by store and run, the least recently paged dropped past ``max_rows``."""
 
@@ -180,30 +257,19 @@ class ExperimentRows:
     def page(self, store: RunStore, run: RunRecord, sort: str | None, desc: bool, limit: int,
              offset: int, task: str | None = None, later: Later | None = None,
              ) -> dict[str, Any]:
-        """One page; ``later``: the pool to read the whole run on after a partial first page
-        (without it, a first look reads the whole run before answering)."""
+        """One page; ``later``: the pool to read the whole run on after a partial page (without
+        it, a page of a run not read whole yet waits for the whole read)."""
         key = (store.database.url, run.id)
         with self._lock:
             entry = self._runs.get(key)
             if entry is None:
                 entry = self._runs[key] = RunRows(run.id)
             self._runs.move_to_end(key)
-            cold = (later is not None and not sort and task is None and entry.cursor == 0
-                    and not entry.warming and not entry.lock.locked())
-            if cold:
-                entry.warming = True
-        if cold:
-            try:
-                partial = first_look(store, run.id, limit, offset)
-            except BaseException:
-                entry.warming = False
-                raise
+        if later is not None:
+            partial = entry.partial(store, sort, desc, limit, offset, task, later)
             if partial is not None:
-                assert later is not None
-                later(entry.warm)
                 return partial
-            entry.warming = False
-        with entry.lock:
+        with entry.reader, entry.lock:
             entry.catch_up(store)
             shown, names, total = entry.page(store, run, sort, desc, limit, offset, task)
             answer = ex.answer_of(shown, names, total, sort, desc, limit, offset)
@@ -218,4 +284,4 @@ class ExperimentRows:
                 kept -= len(dropped.rows)
 
 
-__all__ = ["FIRST_LOOK", "ExperimentRows", "RunRows", "UnknownTask", "first_look"]
+__all__ = ["FIRST_LOOK", "ExperimentRows", "RunRows", "UnknownTask"]

@@ -4,10 +4,10 @@ page at a time, sorted by any column (the run view's table and charts page throu
 Every answer has one shape (docs/rest-api.md): ``columns`` (kind, name, type), ``total``,
 ``offset``, ``limit``, ``next`` (the next page's offset, or null), ``rows`` (see
 ``core/experiments.Experiment.as_dict``). One run's pages come from the rows the server keeps
-(``experiment_rows.py``: read once, then followed by cursor; the first look at a big run
-may be a partial page, ``"partial": true``, while the whole run is read); pages across runs
-are read whole each time. NaN and inf travel as "NaN", "Infinity",
-"-Infinity", since JSON has no such numbers.
+(``experiment_rows.py``: read once, then followed by cursor; until a big run is read whole
+its pages are partial, ``"partial": true``, answered from the rows read so far); pages across
+runs are read whole each time. NaN and inf travel as "NaN", "Infinity", "-Infinity", since
+JSON has no such numbers.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ and tracebacks only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from ..dag.payload import lay_out
 from ..dag.stored import child_page, task_run_info
 from ..dag.timeline import Span, timeline
 from ..store import follow
-from ..store.db import database_url
+from ..store.db import database_url, get_database
 from ..store.reader import RunRecord, RunStore
 from . import EVENTS_SCHEMA_ID
 from .experiment_rows import ExperimentRows
@@ -44,11 +46,10 @@ class StoreAccess:
     store file."""
 
     def __init__(self, workers: int = 2) -> None:
+        self._workers = {lane: 1 if lane == "watch" else workers for lane in LANES}
         self._pools = {
-            lane: ThreadPoolExecutor(
-                1 if lane == "watch" else workers, thread_name_prefix=f"labloom-api-{lane}"
-            )
-            for lane in LANES
+            lane: ThreadPoolExecutor(n, thread_name_prefix=f"labloom-api-{lane}")
+            for lane, n in self._workers.items()
         }
         self._local = threading.local()
         self.layouts = LayoutCache()
@@ -68,6 +69,36 @@ class StoreAccess:
     def _later(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self._run(lambda _access, store, *rest: fn(store, *rest), args)
 
+    def warm(self, log: logging.Logger) -> None:
+        """Open the store on every pool thread in the background, at the server's start, so
+        that no route's first request pays it (on PostgreSQL psycopg's import, the pool's first
+        connection and the schema check: about a second; on SQLite the schema check); for any
+        backend. Not waited for: the server starts at once. A store that cannot be opened is
+        said once in the log; each request tries again and answers with the store's error."""
+        self._pools["watch"].submit(self._warm, log)
+
+    def _warm(self, log: logging.Logger) -> None:
+        try:  # one thread first: an unreachable store costs one wait, not one per thread
+            database = get_database(database_url())
+            if database.kind == "sqlite" and database.file_id() is None:
+                return  # no store yet: none is made at the start; a run or a request makes it
+            self._run(_nothing, ())
+        except Exception as exc:
+            log.warning("labloom: the store cannot be opened yet (%s); each request tries "
+                        "again", exc)
+            return
+        for lane in ("run", "list"):
+            # Every thread of the lane: each task waits for the others, so none takes two.
+            together = threading.Barrier(self._workers[lane], timeout=2.0)
+            for _ in range(self._workers[lane]):
+                self._pools[lane].submit(self._warm_thread, together)
+
+    def _warm_thread(self, together: threading.Barrier) -> None:
+        with contextlib.suppress(Exception):  # said by the first open or by the request
+            self._run(_nothing, ())
+        with contextlib.suppress(threading.BrokenBarrierError):
+            together.wait()
+
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         url = database_url()  # read per call: LABLOOM_HOME may differ between servers in tests
         stores: dict[str, RunStore] = getattr(self._local, "stores", None) or {}
@@ -80,6 +111,10 @@ class StoreAccess:
     def close(self) -> None:
         for pool in self._pools.values():
             pool.shutdown(wait=False)
+
+
+def _nothing(_access: StoreAccess, _store: RunStore) -> None:
+    """What a pool thread runs to open its store (``StoreAccess.warm``)."""
 
 
 class LayoutCache:
