@@ -256,7 +256,9 @@ def in_state(page: Any, locator: Any, state: str) -> Any:
 
 
 def run_row(panel: Any, run_id: str, state: str | None = None) -> Any:
-    """The run's row in the Flows panel (in ``state``, when given)."""
+    """The run's row in the Flows panel (in ``state``, when given). Read a row's texts with
+    ``text_content()``: rows are ``content-visibility: auto``, and Chromium's ``innerText`` of
+    a row not laid out yet (a panel just opened, a row scrolled away) is empty."""
     row = panel.locator(f'.labloom-run[data-run-id="{run_id}"]')
     return row if state is None else in_state(panel.page, row, state)
 

@@ -136,7 +136,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     row = run_row(panel, lab_run.id)
     row.wait_for(timeout=5_000)
     assert time.monotonic() - clicked < 5, "the launched run was not listed at once"
-    assert row.locator(".labloom-run-origin").inner_text() == "lab"
+    assert row.locator(".labloom-run-origin").text_content() == "lab"
     assert lab_run.id in started.inner_text()
     # The form remembers its values for next time, but never a secret.
     kept = page.evaluate("() => JSON.stringify(Object.entries(window.localStorage))")
@@ -162,7 +162,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     wait_or_shot(page, run_row(side, kernel_run.id), "failed-nb7-notebook", timeout=30)
     assert side.locator(
         f'.labloom-run[data-run-id="{kernel_run.id}"] .labloom-run-origin'
-    ).inner_text() == "notebook"
+    ).text_content() == "notebook"
     # A run opens in Notebook 7's bottom panel (its main area holds the notebook), DAG drawn.
     run_row(side, kernel_run.id).click()
     tab = page.locator(f"#labloom-run-tab-{kernel_run.id}")

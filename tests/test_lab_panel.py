@@ -120,8 +120,8 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
         assert good.wait(timeout=60) == 0
         run_row(panel, run.id, "Completed").wait_for(timeout=10_000)
         row = run_row(panel, run.id)
-        assert row.locator(".labloom-run-flow").inner_text() == "report"
-        assert row.locator(".labloom-run-origin").inner_text() == "CLI"
+        assert row.locator(".labloom-run-flow").text_content() == "report"
+        assert row.locator(".labloom-run-origin").text_content() == "CLI"
         # Task runs by state, compact; done/total in its tooltip.
         done = row.locator(".labloom-run-done")
         assert done.inner_text() == "8 ✓"
@@ -368,7 +368,7 @@ def test_a_kernel_run_shows_in_the_panel_and_cancels_from_its_tab(
     assert run.origin == "notebook"
     panel = click_flows_icon(page)
     run_row(panel, run.id, "Running").wait_for(timeout=10_000)
-    assert run_row(panel, run.id).locator(".labloom-run-origin").inner_text() == "notebook"
+    assert run_row(panel, run.id).locator(".labloom-run-origin").text_content() == "notebook"
     view = open_run(page, panel, run.id)
     view.locator(".labloom-run-state", has_text="Running").wait_for(timeout=20_000)
     view.locator("button.labloom-cancel").click()

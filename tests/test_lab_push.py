@@ -94,7 +94,7 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
         run_row(panel, run.id, "Completed").wait_for(timeout=10_000)
         focused = page.evaluate("document.activeElement.getAttribute('data-run-id')")
         assert focused == run.id
-        assert row.locator(".labloom-run-done").inner_text() == "3 ✓"
+        assert row.locator(".labloom-run-done").text_content() == "3 ✓"
         # One count: the status bar follows the same pushed number.
         page.locator(".labloom-StatusItem", has_text="no flows running").wait_for(
             timeout=10_000
