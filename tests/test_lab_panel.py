@@ -124,7 +124,7 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
         assert row.locator(".labloom-run-origin").text_content() == "CLI"
         # Task runs by state, compact; done/total in its tooltip.
         done = row.locator(".labloom-run-done")
-        assert done.inner_text() == "8 ✓"
+        assert done.text_content() == "8 ✓"
         assert done.get_attribute("title") == "8 of 8 task runs finished"
         page.locator(".labloom-StatusItem", has_text="no flows running").wait_for(
             timeout=15_000
