@@ -5,6 +5,7 @@ memory (``ru_maxrss``) of that interpreter and that peak above the imports per t
 
     python3 benchmarks/task_runs_scale.py                      # 1k, 10k, 100k, 1M
     python3 benchmarks/task_runs_scale.py --sizes 1000 100000
+    python3 benchmarks/task_runs_scale.py --sizes 1000 10000 100000 --repeats 5   # medians
 
 Each child gets its own temporary LABLOOM_HOME; progress output is off. Compiled bytecode is
 kept (in a temporary folder shared by the children, a first small child writing it), as after
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +65,8 @@ def measure(n: int, pycache: str, src: Path = SRC) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="fresh processes per size, the sizes taken in turn (medians shown)")
     args = parser.parse_args()
     # Issue 21's targets: a million task runs at most 400 MB peak, and the time per task run
     # flat within 15% from the smallest size to the largest ("vs first").
@@ -74,8 +78,14 @@ def main() -> None:
     first_cpu: float | None = None
     pycache = tempfile.TemporaryDirectory()
     measure(10, pycache.name)  # writes the bytecode
+    # Round-robin over the sizes, so that a drift of the machine's speed (single fresh runs of
+    # one size spread by +-20% on a quiet VM) falls on every size alike; medians per size.
+    runs: dict[int, list[dict[str, float]]] = {n: [] for n in args.sizes}
+    for _ in range(args.repeats):
+        for n in args.sizes:
+            runs[n].append(measure(n, pycache.name))
     for n in args.sizes:
-        r = measure(n, pycache.name)
+        r = {key: statistics.median(run[key] for run in runs[n]) for key in runs[n][0]}
         per_run = r["seconds"] / n * 1e6
         cpu_per_run = r["cpu"] / n * 1e6
         first, first_cpu = first or per_run, first_cpu or cpu_per_run
