@@ -226,7 +226,7 @@ def test_the_run_tab_follows_a_running_task_s_log(
         node = view.locator('g.labloom-node[data-node-id="n0"]')
         node.wait_for(timeout=20_000)
         node.click()
-        view.locator(".labloom-log-line", has_text="tick 3").wait_for(timeout=20_000)
+        view.locator(".labloom-log-line", has_text=re.compile(r"tick 3$")).wait_for(timeout=20_000)
         assert view.locator(".labloom-run-state", has_text="Running").count() == 1
         # Lines written after the node was opened arrive while the task runs.
         view.locator(".labloom-log-line", has_text="tick 99").wait_for(timeout=30_000)
