@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from labloom import ThreadExecutor, flow, task, unmapped
 from labloom.dag.stored import stored_graph, task_run_info
 from labloom.server_extension.graphs import RunGraphs, _build, _catch_up
 from labloom.store import follow, open_store
+from labloom.store.reader import RunStore
 
 RELEASE = threading.Event()
 
@@ -44,9 +47,24 @@ def _wait_for(check: object, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def _forget_moves(store: RunStore, run_id: str, after: int, which: str) -> None:
+    """The run's state rows after ``after`` as an older labloom wrote them (schema version 11
+    and before: no node, no state before; migrating leaves them NULL), all or some."""
+    if which == "none":
+        return
+    conn = store.conn
+    some = " AND rowid % 20 < 7" if which == "some" else ""  # some reads all new
+    with conn.transaction():
+        conn.execute("UPDATE task_states SET node_id = NULL, before_state = NULL "
+                     f"WHERE run_id = ? AND rowid > ?{some}", (run_id, after))
+
+
+@pytest.mark.parametrize("old_rows", ["none", "some", "all"])
 def test_a_followed_graph_ends_where_a_rebuilt_one_does(
-    store_backend: str, monkeypatch: pytest.MonkeyPatch
+    store_backend: str, monkeypatch: pytest.MonkeyPatch, old_rows: str
 ) -> None:
+    """Also when some or all of the rows read were written by an older labloom (no node or
+    state before in them): those ranges are counted per task run instead."""
     # Changes read a few cursor positions at a time: the moves of consecutive reads add up.
     monkeypatch.setattr(follow, "SPAN", 7)
     RELEASE.clear()
@@ -70,6 +88,7 @@ def test_a_followed_graph_ends_where_a_rebuilt_one_does(
         _wait_for(lambda: store.get_run(run.id).state == "Failed")  # type: ignore[union-attr]
         record = follow.run_without_counts(store, run.id)
         assert record is not None
+        _forget_moves(store, run.id, built_at, old_rows)
         _catch_up(store, record, graph)  # ... then fed only what moved since
         assert graph.cursor > built_at
         assert graph.graph.task_runs == {}  # kept by node: nothing held per task run
@@ -102,6 +121,51 @@ def test_a_followed_graph_ends_where_a_rebuilt_one_does(
         assert {t.map_index for _, t in failed_runs} == {i for i in range(40) if i % 7 == 3}
 
 
+def _net(moves: list[follow.NodeMove]) -> dict[tuple[Any, ...], int]:
+    """What moves do to a graph's counts by node: (node, name, a map, state or "width")."""
+    net: Counter[tuple[Any, ...]] = Counter()
+    for node, name, is_map, state, before, n in moves:
+        net[(node, name, is_map, state)] += n
+        if before is None:
+            net[(node, name, is_map, "width")] += n
+        else:
+            net[(node, name, is_map, before)] -= n
+    return {key: n for key, n in net.items() if n}
+
+
+def test_the_grouped_count_of_moves_equals_the_count_per_task_run(
+    store_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each state row says its node and state before (schema version 12), so a look is one
+    grouped count of a range of rows: what it counts comes to the same as counting each task
+    run's moves (the read before, ``follow._MOVES``) over any range, on a run with failures,
+    retries of attempts and a retry of the run (whose rows say nothing: read the old way)."""
+    RELEASE.set()
+    run = followed.run(n=30)
+    assert run.state == "Failed"
+    with open_store() as store:
+        conn = store.conn
+        first_top = follow.state_cursor(store, run.id)
+        unsaid = conn.execute("SELECT COUNT(*) FROM task_states WHERE run_id = ? AND "
+                              "node_id IS NULL", (run.id,)).fetchone()[0]
+        assert unsaid == 0  # this labloom's writer says them all: the grouped count is used
+        states = {row[0] for row in conn.execute(
+            "SELECT before_state FROM task_states WHERE run_id = ?", (run.id,))}
+        assert {None, "Pending", "Running", "Retrying"} <= states
+    run.retry()
+    with open_store() as store:
+        conn = store.conn
+        top = follow.state_cursor(store, run.id)
+        assert top > first_top
+        monkeypatch.setattr(follow, "SPAN", 5)  # many reads, some across the retry
+        for after, upto in [(0, top), (0, first_top), (3, 60), (17, first_top + 9),
+                            (first_top - 4, top), (41, 42)]:
+            _, grouped = follow.node_moves(store, run.id, after, upto - after)
+            per_task_run = conn.execute(follow._MOVES, (after, upto, run.id, run.id)).fetchall()
+            assert _net(grouped) == _net(per_task_run), (after, upto)
+        assert _net(follow.node_moves(store, run.id, 0)[1])  # (not all empty)
+
+
 def test_the_cursor_read_uses_an_index_on_postgresql(store_backend: str) -> None:
     """On PostgreSQL ``rowid`` is a column: the reads by cursor of one run's task-run states
     go through ``task_states_by_run`` (run_id, rowid), schema version 8, not a scan of the
@@ -124,6 +188,9 @@ def test_the_cursor_read_uses_an_index_on_postgresql(store_backend: str) -> None
                 "EXPLAIN SELECT MAX(rowid) FROM task_states WHERE run_id = ?", ("r7",)
             ).fetchall())
             assert "task_states_by_run" in top, top
+            grouped = " ".join(row[0] for row in conn.execute(
+                "EXPLAIN " + follow._COUNTS, (19_000, 20_000, "r7", "r7")).fetchall())
+            assert "task_states_by_run" in grouped, grouped
         else:
             plan = " ".join(str(row[-1]) for row in conn.execute(
                 "EXPLAIN QUERY PLAN SELECT task_run_id || '', MIN(rowid), MAX(rowid) FROM "
@@ -131,6 +198,9 @@ def test_the_cursor_read_uses_an_index_on_postgresql(store_backend: str) -> None
                 (19_000, 20_000, "r7")
             ).fetchall())
             assert "INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan, plan
+            grouped = " ".join(str(row[-1]) for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + follow._COUNTS, (19_000, 20_000, "r7", "r7")).fetchall())
+            assert "INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in grouped, grouped
         top_at, moves = follow.node_moves(store, "r7", 19_000)
         assert 19_900 < top_at <= 20_000 and moves == []  # states of task runs not stored
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labloom import flow, task
-from labloom.store import open_store
+from labloom.store import follow, open_store
 from labloom.store.db import get_database
 from labloom.store.home import db_path
 from labloom.store.schema import (
@@ -89,3 +89,34 @@ def test_store_off_writes_nothing(
     if store_backend == "postgresql":
         assert conn.execute("SELECT to_regclass('flow_runs')").fetchone()[0] is None
     conn.close()
+
+
+def test_states_written_before_version_12_are_followed_after_the_upgrade(
+    store_backend: str,
+) -> None:
+    """A labloom before schema version 12 wrote task-run states without their node and state
+    before: upgraded, those rows are NULL there, and a view following the run counts them per
+    task run (``follow.node_moves``), as before."""
+    conn = get_database().connect(migrate=False)
+    ensure_schema(conn, target=11)
+    with conn.transaction():
+        conn.execute("INSERT INTO flow_runs (id, flow_name, state, created) "
+                     "VALUES ('old', 'legacy', 'Running', 1.0)")
+        conn.executemany(
+            "INSERT INTO task_runs (id, run_id, node_id, task_name, map_index, state) "
+            "VALUES (?, 'old', 'n0', 'step', ?, ?)",
+            [("old.0", 0, "Completed"), ("old.1", 1, "Running")])
+        conn.executemany(  # as rows.py wrote them then
+            "INSERT INTO task_states (task_run_id, run_id, state, time, message, attempt) "
+            "VALUES (?, 'old', ?, 1.0, '', 0)",
+            [("old.0", "Pending"), ("old.1", "Pending"), ("old.0", "Running"),
+             ("old.1", "Running"), ("old.0", "Completed")])
+    conn.close()
+    with open_store() as store:
+        assert version_of(store.conn) == SCHEMA_VERSION
+        top, moves = follow.node_moves(store, "old", 0)
+        assert sorted(moves) == [("n0", "step", 1, "Completed", None, 1),
+                                 ("n0", "step", 1, "Running", None, 1)]
+        _, later = follow.node_moves(store, "old", top - 2)  # old.1 Running, old.0 Completed
+        assert sorted(later) == [("n0", "step", 1, "Completed", "Running", 1),
+                                 ("n0", "step", 1, "Running", "Pending", 1)]

@@ -75,6 +75,11 @@ class StateChanged:
     # Where the attempt runs (a thread's name; a Dask worker's address and thread), for the
     # run's timeline; "" when not known (not started, or an old store).
     worker: str = ""
+    # The task run's state before this one and its graph node, stored with the state row so
+    # that a view following the store counts changes by node without a read per task run
+    # (``store/follow.py``); None when the sender does not know them (a replay).
+    before: State | None = None
+    node_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -346,7 +346,7 @@ class TaskGraph:
         traceback: str = "", final: bool = False,
     ) -> None:
         now = when or time.time()
-        tr.state = state
+        before, tr.state = tr.state, state
         tr.message = message
         if traceback:
             tr.traceback = traceback
@@ -355,7 +355,7 @@ class TaskGraph:
         tr.record(state, now, message)
         self.owner.emit(
             ev.StateChanged(self.run_id, tr.id, state, now, message, tr.attempts, traceback,
-                            tr.worker)
+                            tr.worker, before, tr.node_id)
         )
 
     def set_final(

@@ -7,11 +7,13 @@ transaction as the task run's own row) and nothing there is ever updated or dele
 run's task runs by graph node and state once (``node_counts``, one grouped statement that also
 takes the cursor, so both are of one snapshot), then asks only how the task runs that changed
 after its cursor moved between states (``node_moves``): counted in SQL, by node, so following a
-running run costs a few microseconds of the database per changed task run and a few rows per
-node for Python, never a row per task run. Task runs themselves are read a page at a time, on
-demand (``task_runs_after``, ``node_task_runs``). Each read is one statement over a bounded
-range, so no read holds a snapshot for long: a long read transaction keeps SQLite from
-checkpointing the WAL the run's writer is filling.
+running run costs about a microsecond of the database per state row and a few rows per node
+for Python, never a row per task run (each state row says its task run's node and state
+before, schema version 12, so that count is one grouped read of a range of rows; rows written
+without them are counted per task run, the way before). Task runs themselves are read a page
+at a time, on demand (``task_runs_after``, ``node_task_runs``). Each read is one statement
+over a bounded range, so no read holds a snapshot for long: a long read transaction keeps
+SQLite from checkpointing the WAL the run's writer is filling.
 
 Why ``rowid`` order is commit order here: one run's rows are written by one writer thread, one
 transaction after another (``writer.py``), so a row of the run that a reader has not seen yet
@@ -142,7 +144,9 @@ SPAN = 60_000  # cursor positions per read of changes: about 20,000 task runs, t
 # The run's task runs by node and state: (node id, task name, a map: 0 or 1, state, count).
 NodeCount = tuple[str, str, int, str, int]
 # The task runs that changed after a cursor, by node and move: (node id, task name, a map: 0 or
-# 1, state now, state before the cursor or None for a task run created since, count).
+# 1, state now, state before or None for a task run created, count). A task run that moved
+# more than once since may count as each of its moves (Pending to Running, Running to
+# Completed) or as one (Pending to Completed): applied in turn, they come to the same.
 NodeMove = tuple[str, str, int, str, str | None, int]
 
 
@@ -175,14 +179,30 @@ def node_moves(
     moves: dict[tuple[str, str, int, str, str | None], int] = {}
     while after < top:
         upto = min(top, after + SPAN)
-        for node, name, is_map, state, before, n in store.conn.execute(_MOVES, (
-            after, upto, run_id, run_id
-        )):
+        params = (after, upto, run_id, run_id)
+        rows = store.conn.execute(_COUNTS, params).fetchall()
+        if any(row[0] is None for row in rows):
+            # Rows that do not say their node and state before (an older writer, a retried
+            # run): this range is counted per task run instead.
+            rows = store.conn.execute(_MOVES, params).fetchall()
+        for node, name, is_map, state, before, n in rows:
             key = (node, name, int(is_map), state, before)
             moves[key] = moves.get(key, 0) + int(n)
         after = upto
     return top, [(*key, n) for key, n in moves.items()]
 
+
+# Each state row in (cursor, upto] as a move of its task run (from its state before), counted
+# by node: one grouped read of the range, then the few nodes' names (a node id of NULL: a row
+# that does not say, see ``_MOVES``).
+_COUNTS = """
+SELECT c.node_id, COALESCE(r.name, ''), CASE WHEN r.kind = 'map' THEN 1 ELSE 0 END,
+    c.state, c.before_state, c.moved
+FROM (
+    SELECT node_id, before_state, state, COUNT(*) AS moved FROM task_states
+    WHERE rowid > ? AND rowid <= ? AND run_id = ? GROUP BY 1, 2, 3
+) c LEFT JOIN run_nodes r ON r.run_id = ? AND r.node_id = c.node_id
+"""
 
 # Per task run that changed in (cursor, upto]: its first and last rows there, its state at the
 # last and at the row before the first (an index seek: ``task_states_by_task_run``), then

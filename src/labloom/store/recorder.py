@@ -55,6 +55,10 @@ class Recorder:
         self.log_counts: dict[str, int] = {}  # lines seen per task run
         self.log_dropped: dict[str, int] = {}  # lines the engine counted but never sent
         self.noted_escapes = False
+        # Whether its state rows say what they moved from (``Rows.add``): no longer once its
+        # run ended (a retry in this process announces task runs stored already), once a
+        # record of it was lost, or for a run written again into a new store file.
+        self.moves_known = True
         self.stale = False  # replaced by a new recorder: the store file changed
         self.lost = Unrecorded(0, store=writer.database.display)
 
@@ -71,6 +75,7 @@ class Recorder:
         return self.writer.room()
 
     def drop(self, count: int, why: str) -> None:
+        self.moves_known = False
         self.lost.count += count
         if why not in self.lost.reasons:
             self.lost.reasons.append(why)

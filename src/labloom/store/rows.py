@@ -43,7 +43,11 @@ _NODE_SQL = (
 _TASK_COLUMNS = ("id", "run_id", "node_id", "task_name", "map_index", "upstream", "state",
                  "created", "cache_key", "result_path")
 _TASK_CONFLICT = "ON CONFLICT (id) DO NOTHING"
-_STATE_COLUMNS = ("task_run_id", "run_id", "state", "time", "message", "attempt")
+# The last two: the task run's graph node and its state before (NULL for the first), so that a
+# view counts what moved by node over a range of rows (``follow.node_moves``); both NULL where
+# not known (an older writer, a replay, a retried run), which that view reads the slow way.
+_STATE_COLUMNS = ("task_run_id", "run_id", "state", "time", "message", "attempt", "node_id",
+                  "before_state")
 _LOG_COLUMNS = ("run_id", "task_run_id", "level", "time", "text")
 _UPDATE_SQL = (
     "UPDATE task_runs SET state = ?, message = ?, attempts = ?, "
@@ -140,8 +144,11 @@ class Rows:
         self.events += 1
         self.recorders[event.run_id] = rec
         if isinstance(event, ev.StateChanged):
+            before = event.before
+            node, was = (None, None) if before is None or not rec.moves_known else (
+                event.node_id, before.value)
             self.states.add(event.run_id, (event.task_run_id, event.run_id, event.state.value,
-                                           event.time, event.message, event.attempt))
+                                           event.time, event.message, event.attempt, node, was))
             row = self._task_updates.get(event.task_run_id)
             if row is None:
                 row = self._task_updates[event.task_run_id] = [
@@ -168,7 +175,8 @@ class Rows:
                 event.task_run_id, event.run_id, event.node_id, event.task_name,
                 event.map_index, upstream, "Pending", event.time, None, None))
             self.states.add(event.run_id, (event.task_run_id, event.run_id, "Pending",
-                                           event.time, "", 0))
+                                           event.time, "", 0,
+                                           event.node_id if rec.moves_known else None, None))
         elif isinstance(event, ev.NodeCreated):
             self.nodes.add(event.run_id, (event.run_id, event.node_id, event.name, event.kind,
                                           json.dumps(list(event.upstream)), event.time))
@@ -189,6 +197,7 @@ class Rows:
                 self.opened.add(event.run_id)
                 self.closed.discard(event.run_id)
         elif isinstance(event, ev.RunFinished):
+            rec.moves_known = False
             self.run_updates.add(event.run_id, (event.state.value, event.message, event.time,
                                                 event.run_id))
             if event.metadata:
@@ -291,14 +300,18 @@ class Rows:
         reported to ``refused``), the others are written. A ``passing`` failure (a busy or
         full disk, a server away) is raised; called again, this goes on where it stopped."""
         self.one_by_one = True
+        refused_runs: set[str] = set()
         for table in self.tables():
             while table.done < len(table.rows):
                 try:
                     row = table.rows[table.done]
+                    if table is self.states and table.runs[table.done] in refused_runs:
+                        row = (*row[:6], None, None)  # its chain may miss a refused row
                     with conn.transaction():
                         conn.execute(table.sql, row if table.params is None else table.params(row))
                 except Exception as exc:
                     if passing(exc):
                         raise
                     refused(table, table.runs[table.done], exc)
+                    refused_runs.add(table.runs[table.done])
                 table.done += 1

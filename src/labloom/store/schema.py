@@ -208,7 +208,17 @@ CREATE INDEX experiment_values_by_run ON experiment_values (run_id)
 # misread them, from reading this store.
 _V11 = ""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
+# Version 12: with each task-run state, the task run's graph node and its state before (NULL
+# for its first), so that a view following a run counts what moved by node over a range of
+# rows, with no read per task run (``follow.node_moves``). NULL in rows written before, and
+# where the writer does not know them: those are read the old way.
+_V12 = """
+ALTER TABLE task_states ADD COLUMN node_id TEXT;
+ALTER TABLE task_states ADD COLUMN before_state TEXT
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
+                               _V12)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -306,6 +306,7 @@ class Writer:
             return
         fresh = Recorder(run, self)
         fresh.lost = rec.lost
+        fresh.moves_known = False  # the file now there may hold some of its task runs
         # The stale subscription stays (it ignores what it gets): unsubscribing here would
         # wait for its delivery, which may be waiting for this very thread.
         run.subscribe(fresh, replay=True)
