@@ -208,7 +208,29 @@ CREATE INDEX experiment_values_by_run ON experiment_values (run_id)
 # misread them, from reading this store.
 _V11 = ""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
+# Next version (appended; renumbered at merge): an ended run's experiment rows folded once, so a
+# page of a 100,000-row run sorted and filtered on any column answers in milliseconds from any
+# server, fresh or not (``experiment_snapshot.py``): one row per task run that logged (its
+# values as the page shows them), one per column (its values in the rows' order, to sort and
+# filter), the row of column '' saying what the snapshot is of. Written by the server that
+# first reads the ended run whole; the logged values stay where they are, the source.
+_V_SNAPSHOT = """
+CREATE TABLE experiment_rows (
+    run_id TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, pos)
+);
+CREATE TABLE experiment_columns (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+)
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
+                               _V_SNAPSHOT)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
