@@ -13,6 +13,7 @@ term holds. Numbers read as the view reads them: bools as 1 and 0, NaN never com
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ MAX_FILTER = 2000
 WORDS_IN = ("map_index", "state", "duration", "task")  # the view's fixed columns (run_id aside)
 
 
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
-    ">": float.__gt__, "<": float.__lt__, ">=": float.__ge__, "<=": float.__le__}
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    ">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le}
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Term:
             same = (n is not None and n == self.wanted) or text(value) == self.value
             return same if self.op == "=" else not same
         # NaN compares false both ways, as in JavaScript
-        return n is not None and _COMPARE[self.op](n, self.wanted)
+        return n is not None and COMPARE[self.op](n, self.wanted)
 
 
 def parse(query: str | None, names: Sequence[dict[str, str]]) -> list[Term]:
@@ -148,5 +149,5 @@ def _wanted(value: str) -> float:
     return float(stripped.replace("Infinity", "inf"))
 
 
-__all__ = ["MAX_FILTER", "WORDS_IN", "Term", "answer", "number", "parse", "row_matcher",
+__all__ = ["COMPARE", "MAX_FILTER", "WORDS_IN", "Term", "answer", "number", "parse", "row_matcher",
            "text"]

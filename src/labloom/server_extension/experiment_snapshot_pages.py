@@ -44,26 +44,25 @@ def _stored(column: str, meta: snap.Meta) -> str | tuple[str, str] | None:
     return both[0] if both else None
 
 
-def order_of(values: Sequence[Any], desc: bool) -> array[int]:
-    """Positions in ``core/experiments.order``'s order of these values: numbers (bools as 0
-    and 1) before strings ascending, after them descending, missing and NaN last, ties in
-    position order either way."""
-    numbers: list[int] = []
-    strings: list[int] = []
-    absent: list[int] = []
+def _matches(term: ef.Term, values: list[Any]) -> bytearray:
+    """``term.test`` of each value: a comparison inline on numbers, else once per distinct
+    value (a param's few values, a state's)."""
+    compare = ef.COMPARE.get(term.op)
+    if compare is not None:
+        wanted = term.wanted
+        return bytearray(
+            ((value.__class__ is float or value.__class__ is int) and compare(value, wanted))
+            or (value.__class__ is bool and compare(1.0 if value else 0.0, wanted))
+            for value in values)
+    seen: dict[tuple[type, Any], bool] = {}  # by type: True == 1 but "true" != "1"
+    hit = bytearray(len(values))
     for i, value in enumerate(values):
-        if value is None or value != value:
-            absent.append(i)
-        elif isinstance(value, (bool, int, float)):
-            numbers.append(i)
-        else:
-            strings.append(i)
-    keys = [float(values[i]) for i in numbers]
-    numbers = [numbers[j] for j in sorted(range(len(keys)), key=keys.__getitem__, reverse=desc)]
-    texts = [str(values[i]) for i in strings]
-    strings = [strings[j] for j in sorted(range(len(texts)), key=texts.__getitem__,
-                                          reverse=desc)]
-    return array("i", (strings + numbers if desc else numbers + strings) + absent)
+        key = (value.__class__, value)
+        found = seen.get(key)
+        if found is None:
+            found = seen[key] = term.test(value)
+        hit[i] = found
+    return hit
 
 
 class UnknownTask(LabloomError):
@@ -109,7 +108,11 @@ class SnapshotRows:
             return None
         found = self.orders.get((sort, desc))
         if found is None:
-            found = self.orders[(sort, desc)] = order_of(self.values(store, sort), desc)
+            stored = _stored(sort, self.meta)
+            kept = (snap.read_order(store, self.meta, stored, desc)
+                    if isinstance(stored, str) else None)  # sorted when it was written
+            found = self.orders[(sort, desc)] = (
+                kept if kept is not None else snap.order_of(self.values(store, sort), desc))
         return found
 
     def keep(self, store: RunStore, task: str | None, query: str) -> array[int] | None:
@@ -135,8 +138,7 @@ class SnapshotRows:
                                 seen[(type(value), value)] = found
                             hit[i] = found
             else:
-                test = term.test
-                hit = bytearray(map(test, self.values(store, term.column)))
+                hit = _matches(term, self.values(store, term.column))
             mask = hit if mask is None else bytearray(a & b for a, b in zip(mask, hit, strict=True))
         kept = None if mask is None else array("i", (i for i, on in enumerate(mask) if on))
         self.kept[key] = kept
@@ -252,4 +254,4 @@ class Snapshots:
                 kept -= dropped.size
 
 
-__all__ = ["MAX_VALUES", "SnapshotRows", "Snapshots", "UnknownTask", "order_of"]
+__all__ = ["MAX_VALUES", "SnapshotRows", "Snapshots", "UnknownTask"]
