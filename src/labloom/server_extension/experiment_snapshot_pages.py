@@ -16,6 +16,7 @@ import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import compress
 from typing import Any
 
 from ..core import experiment_filter as ef
@@ -54,15 +55,20 @@ def _matches(term: ef.Term, values: list[Any]) -> bytearray:
             ((value.__class__ is float or value.__class__ is int) and compare(value, wanted))
             or (value.__class__ is bool and compare(1.0 if value else 0.0, wanted))
             for value in values)
-    seen: dict[tuple[type, Any], bool] = {}  # by type: True == 1 but "true" != "1"
-    hit = bytearray(len(values))
-    for i, value in enumerate(values):
-        key = (value.__class__, value)
-        found = seen.get(key)
-        if found is None:
-            found = seen[key] = term.test(value)
-        hit[i] = found
-    return hit
+    types = set(map(type, values))
+    if bool in types and (int in types or float in types):  # True == 1, but "true" != "1"
+        return bytearray(map(term.test, values))
+    # Once per distinct value (a NaN is its own key: looked up as the same object), then a
+    # look-up per row in C.
+    results = {value: term.test(value) for value in set(values)}
+    return bytearray(map(results.__getitem__, values))
+
+
+def _both(one: bytearray, other: bytearray) -> bytearray:
+    """Two masks of 0 and 1 bytes and-ed, as two big integers (in C, not a byte at a time)."""
+    size = len(one)
+    return bytearray((int.from_bytes(one, "little") & int.from_bytes(other, "little")
+                      ).to_bytes(size, "little"))
 
 
 class UnknownTask(LabloomError):
@@ -139,8 +145,8 @@ class SnapshotRows:
                             hit[i] = found
             else:
                 hit = _matches(term, self.values(store, term.column))
-            mask = hit if mask is None else bytearray(a & b for a, b in zip(mask, hit, strict=True))
-        kept = None if mask is None else array("i", (i for i, on in enumerate(mask) if on))
+            mask = hit if mask is None else _both(mask, hit)
+        kept = None if mask is None else array("i", compress(range(len(mask)), mask))
         self.kept[key] = kept
         return kept
 
@@ -185,7 +191,7 @@ class SnapshotRows:
         mask = bytearray(self.meta.rows)
         for i in kept:
             mask[i] = 1
-        seq = array("i", (i for i in ordered if mask[i]))
+        seq = array("i", compress(ordered, map(mask.__getitem__, ordered)))
         self.filtered[key] = seq
         while len(self.filtered) > _KEPT_ORDERS:
             self.filtered.popitem(last=False)
