@@ -214,4 +214,13 @@ def big():
     _, total, rows = drawn[0]
     assert 0 < int(total) < BIG and rows > 0, drawn  # its rows shown, its total of those read
     assert tab.locator(".labloom-exp-summary").inner_text().startswith(f"{BIG} rows")
+    # Filtered by the server: the whole run's rows that match, not those of the first 1,000.
+    tab.locator("input.labloom-exp-filter").fill("auc>0.9 parity=1")
+    wanted = sum((i * 7919 % 1000) / 1000 > 0.9 and i % 2 == 1 for i in range(BIG))
+    filtered = tab.locator(f".labloom-experiments[data-total='{wanted}']")
+    wait_or_shot(page, filtered, "big-experiments-filtered", timeout=30)
+    assert "match the filter" in tab.locator(".labloom-exp-summary").inner_text()
+    shown = tab.locator(".labloom-exp-td[data-column='metrics.auc']")
+    assert shown.count() > 0 and all(float(cell.text_content()) > 0.9
+                                     for cell in shown.all()[:20])
     assert alerts == []

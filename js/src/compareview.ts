@@ -34,7 +34,7 @@ class RunsModel {
 
   private rows(message: any): Promise<any> {
     const query = new URLSearchParams({ runs: this.runIds.join(','), desc: message.desc ? '1' : '0' });
-    for (const name of ['sort', 'offset', 'limit']) {
+    for (const name of ['sort', 'offset', 'limit', 'filter']) {
       if (message[name] !== null && message[name] !== undefined) {
         query.set(name, String(message[name]));
       }

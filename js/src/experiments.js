@@ -8,9 +8,9 @@
 // from the store, the Lab compare tab across runs.
 //
 // Bounded traffic: up to LOCAL_MAX rows are loaded (a page of 1,000 at a time) and sorted,
-// filtered and grouped here; beyond that the table asks for the rows in sight, sorted by the
-// server, and filter, groups and charts use the first SAMPLE rows by the current sort (said so
-// in the summary). While the run is live the view asks again once a second at most (less often
+// filtered and grouped here; beyond that the table asks for the rows in sight, sorted and
+// filtered by the server (the same filter grammar, core/experiment_filter.py), and groups and
+// charts use the first SAMPLE rows by the current sort and filter (said so in the summary). While the run is live the view asks again once a second at most (less often
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
 import { aggText, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
@@ -104,8 +104,11 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (done) { pending.delete(msg.req); done(msg); }
   }
 
+  // A big run's filter is the server's (the whole run, not the first SAMPLE rows).
   function query(offset, limit, known) {
-    return { event: "experiments", sort: ui.sort, desc: ui.desc, offset, limit, known };
+    const serverFilter = data.mode === "server" ? ui.filter.trim() : "";
+    return { event: "experiments", sort: ui.sort, desc: ui.desc, offset, limit, known,
+      ...(serverFilter ? { filter: serverFilter } : {}) };
   }
 
   async function load() {
@@ -114,6 +117,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     loading = true;
     const started = Date.now(), token = scope, final = !live();
     try {
+      const asked = data.mode === "server" ? ui.filter.trim() : ""; // what query() sends
       const first = await ask(query(0, PAGE, data.version));
       if (token !== scope) return;
       if (first.unchanged) {
@@ -133,7 +137,9 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         return;
       }
       const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || [],
-        version: first.version ?? null, mode: first.total <= LOCAL_MAX ? "local" : "server" };
+        version: first.version ?? null, filtered: asked,
+        mode: first.total <= LOCAL_MAX && !asked ? "local" : "server" };
+      if (got.mode === "server" && ui.filter.trim() && !asked) again = true; // a kept filter: ask the server
       let rows = first.rows;
       got.rows = rows;
       rows.forEach((row, i) => got.positions.set(i, row));
@@ -155,7 +161,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       if (got.mode === "server" && ui.best && ui.sort === ui.best && ui.desc === !ui.lowest) {
         got.bestRow = rows[0] || null; // sorted best first: no question needed
       } else if (got.mode === "server" && ui.best) {
-        const top = await ask({ event: "experiments", sort: ui.best, desc: !ui.lowest, offset: 0, limit: 1 });
+        const top = await ask({ event: "experiments", sort: ui.best, desc: !ui.lowest, offset: 0, limit: 1,
+          ...(asked ? { filter: asked } : {}) });
         got.bestRow = top.rows[0] || null;
       }
       data = got;
@@ -219,8 +226,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (ui.vary) cols = cols.filter((c) => c.id === "map_index" || c.id === "run_id" || moving.has(c.id));
     const find = (id) => all.find((c) => c.id === id) || null;
     const sortCol = find(ui.sort), bestCol = find(ui.best);
-    const local = data.mode === "local" || ui.filter.trim() !== "" || ui.groups.length > 0;
-    const list = local ? filterRows(source, all, ui.filter) : source;
+    const local = data.mode === "local" || ui.groups.length > 0;
+    const list = data.mode === "local" ? filterRows(source, all, ui.filter) : source;
     let view, bestRow = null;
     if (ui.groups.length) {
       const keys = ui.groups.map(find).filter(Boolean);
@@ -256,9 +263,10 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     let s = `${count} ${ui.groups.length ? "groups" : "rows"}`;
     if (data.partial) s += " read so far (reading the rest of the run)";
     if (list.length !== data.rows.length) s += ` (${list.length} of ${data.rows.length} match the filter)`;
+    if (data.mode === "server" && data.filtered) s += ` match the filter "${data.filtered}"`;
     if (cols.length < all.length) s += ` · ${all.length - cols.length} columns hidden`;
     if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}`;
-    if (!data.partial && data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; filter, groups and charts use the first ${data.rows.length} by the sort`;
+    if (!data.partial && data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; groups and charts use the first ${data.rows.length} by the sort`;
     return s;
   }
 
@@ -344,7 +352,13 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   }
 
   const on = (el, event, fn) => el.addEventListener(event, () => { fn(); draw(); });
-  filter.addEventListener("input", () => { ui.filter = filter.value; draw(); });
+  let filterTimer = null;
+  filter.addEventListener("input", () => {
+    ui.filter = filter.value;
+    if (data.mode !== "server") return draw();
+    clearTimeout(filterTimer); // a big run: the server filters, once the typing pauses
+    filterTimer = setTimeout(reload, 300);
+  });
   on(vary, "change", () => { ui.vary = vary.checked; });
   bestMetric.addEventListener("change", () => {
     bestMetric.dataset.touched = "1";

@@ -194,7 +194,7 @@ export class RestRunModel {
         query.set('task_runs', message.task_runs.join(','));
       }
     } else {
-      for (const name of ['sort', 'offset', 'limit']) {
+      for (const name of ['sort', 'offset', 'limit', 'filter']) {
         if (message[name] !== null && message[name] !== undefined) {
           query.set(name, String(message[name]));
         }

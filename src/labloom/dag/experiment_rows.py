@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import LabloomError
 from ..core.events import Event, ExperimentValues
@@ -85,15 +86,18 @@ def _filled(row: ex.Experiment, tr: TaskRunInfo) -> ex.Experiment:
 
 def page_answer(rows: list[tuple[ex.Experiment, str]], message: dict[str, Any]) -> dict[str, Any]:
     """The answer ``GET runs/{id}/experiments`` gives, with each row's ``node`` too (a click
-    on it selects that node's task run), for the message's ``sort``, ``desc``, ``limit`` and
-    ``offset``; bad ones raise ``LabloomError`` naming the fix."""
+    on it selects that node's task run), for the message's ``sort``, ``desc``, ``limit``,
+    ``offset`` and ``filter``; bad ones raise ``LabloomError`` naming the fix."""
     sort = message.get("sort") or None
     if sort is not None and not isinstance(sort, str):
         raise LabloomError(f"[labloom] sort must be a column name, got {sort!r}")
     limit, offset = _int(message, "limit", 100, MAX_PAGE), _int(message, "offset", 0, 2**62)
     desc = bool(message.get("desc"))
+    query = message.get("filter") or ""
+    if not isinstance(query, str):
+        raise LabloomError(f"[labloom] filter must be text like 'auc>0.9 gini', got {query!r}")
     nodes = {id(row): node for row, node in rows}
-    return ex.answer([row for row, _node in rows], sort, desc, limit, offset,
+    return ef.answer([row for row, _node in rows], sort, desc, limit, offset, query,
                      lambda row: {"node": nodes[id(row)]})
 
 

@@ -1,5 +1,12 @@
 """A run's experiment rows as the server keeps them between pages (``GET runs/{id}/experiments``).
 
+Two sources. An ended run that has a snapshot in the store (``store/experiment_snapshot.py``:
+its rows folded once, kept by column) is paged from it (``experiment_snapshot_pages.py``): any
+offset, any sort, any filter, from a fresh server too, reading one column and one page of rows.
+A run that is still running, or ended without a snapshot yet, is paged from the rows kept here
+(below); once an ended run has been read whole here, its snapshot is written on the pool and
+its rows here dropped. So a run is read whole and folded once per store, not once per server.
+
 Why a per-run cache and not ORDER BY ... LIMIT in SQL: a row is several logging calls folded
 together (params, metrics, a curve's last step), each call's values one JSON object whose NaN
 and Infinity neither SQLite's JSON functions (before 3.42) nor PostgreSQL's jsonb accept, so
@@ -42,20 +49,18 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from ..core import experiment_filter as ef
 from ..core import experiments as ex
-from ..core.errors import LabloomError
+from ..store import experiment_snapshot as snapshot
 from ..store.experiments import PAGE, fill, read_logged, task_run_ids
 from ..store.reader import RunRecord, RunStore
+from .experiment_snapshot_pages import Snapshots, UnknownTask
 
 MAX_ROWS = 300_000  # about 0.9 KB each (a run of 3 params and 3 metrics): some 270 MB at worst
 FIRST_LOOK = 20_000  # calls read at most for a partial first page: about 0.1 s of CPU
 _OPEN = ("Pending", "Running")
 
 Later = Callable[..., None]  # runs ``fn(store, *args)`` on the pool, not waited for
-
-
-class UnknownTask(LabloomError):
-    """``task`` names no node or task of the run."""
 
 
 class RunRows:
@@ -83,6 +88,7 @@ class RunRows:
         self.subset_names: dict[str, list[dict[str, str]]] = {}
         self.names: list[dict[str, str]] | None = None
         self.filled: tuple[str, float | None] | None = None  # the ended run all rows are of
+        self.saving = False  # its snapshot is being written (an ended run, read whole)
 
     def read(self, store: RunStore, size: int, enough: Callable[[int], bool] | None = None,
              hold: bool = False) -> bool:
@@ -118,9 +124,10 @@ class RunRows:
         self.whole = self.read(store, PAGE) or self.whole
         self.settle()
 
-    def warm(self, store: RunStore) -> None:
+    def warm(self, store: RunStore, then: Later | None = None) -> None:
         """The whole read after the first look (on the pool), folding a chunk at a time: a
-        partial page meanwhile reads the first look's rows, which later calls may change."""
+        partial page meanwhile reads the first look's rows, which later calls may change;
+        ``then(store)`` after it (an ended run's snapshot is written)."""
         try:
             with self.reader:
                 ended = self.read(store, 16, hold=True)
@@ -132,9 +139,12 @@ class RunRows:
                         self.names = ex.columns(self.listed)
         finally:
             self.reading = False
+        if then is not None:
+            then(store)
 
     def partial(self, store: RunStore, sort: str | None, desc: bool, limit: int, offset: int,
-                task: str | None, later: Later) -> dict[str, Any] | None:
+                task: str | None, later: Later, then: Later | None = None,
+                ) -> dict[str, Any] | None:
         """A page from the first look's rows, marked partial, while the run is not read whole;
         None when the complete page is to be read (see the module's comment)."""
         if self.whole or sort in ex.FIXED:
@@ -163,7 +173,7 @@ class RunRows:
             answer = self.answer(store, sort, desc, limit, offset, ids)
             start, self.reading = not self.reading, True
         if start:
-            later(self.warm)  # the rest of the run, from where the first look stopped
+            later(self.warm, then)  # the rest of the run, from where the first look stopped
         return answer
 
     def answer(self, store: RunStore, sort: str | None, desc: bool, limit: int, offset: int,
@@ -212,12 +222,15 @@ class RunRows:
         return rows
 
     def page(self, store: RunStore, run: RunRecord, sort: str | None, desc: bool, limit: int,
-             offset: int, task: str | None = None,
+             offset: int, task: str | None = None, query: str = "",
              ) -> tuple[list[ex.Experiment], list[dict[str, str]], int]:
-        """The rows of one page, their task-run columns read, the columns and the total."""
+        """The rows of one page, their task-run columns read, the columns and the total;
+        ``query`` filters them (``core/experiment_filter.py``)."""
         ended = (run.state, run.ended) if run.state not in _OPEN else None
         by_task_run = sort in ex.FIXED
-        if by_task_run and (ended is None or self.filled != ended):
+        terms = ef.parse(query, self.header(store, task, ended)) if query else []
+        if (by_task_run or any(t.column is None or t.column in ex.FIXED for t in terms)) and (
+                ended is None or self.filled != ended):
             fill(store, self.run_id, self.rows)
             self.filled = ended
             self.orders = {key: rows for key, rows in self.orders.items()
@@ -231,50 +244,88 @@ class RunRows:
                     self.orders[(task, sort, desc)] = ordered
         else:
             ordered = chosen
+        if terms:
+            words = (*ef.WORDS_IN,
+                     *(f"{c['kind']}s.{c['name']}" for c in self.header(store, task, ended)))
+            ordered = list(filter(ef.row_matcher(terms, words, ex.Experiment.get), ordered))
         shown = ordered[offset : offset + limit]
         if ended is None or self.filled != ended:
             fill(store, self.run_id, {row.task_run_id: row for row in shown}, by_id=True)
+        return shown, self.header(store, task, ended), len(ordered)
+
+    def header(self, store: RunStore, task: str | None,
+               ended: tuple[str, float | None] | None) -> list[dict[str, str]]:
+        """The page's ``columns``: those of the rows of ``task`` (all rows without it)."""
         if task is not None:
             names = self.subset_names.get(task)
             if names is None:
-                names = ex.columns(chosen)
+                names = ex.columns(self.chosen(store, task, ended))
                 if ended is not None:
                     self.subset_names[task] = names
-            return shown, names, len(chosen)
+            return names
         if self.names is None:
             self.names = ex.columns(self.listed)
-        return shown, self.names, len(chosen)
+        return self.names
 
 
 class ExperimentRows:
-    """``RunRows`` by store and run, the least recently paged dropped past ``max_rows``."""
+    """``RunRows`` by store and run, the least recently paged dropped past ``max_rows``; an
+    ended run's pages from its snapshot (``snapshots``) once one is written."""
 
     def __init__(self, max_rows: int = MAX_ROWS) -> None:
         self._max_rows = max_rows
         self._runs: OrderedDict[tuple[str, str], RunRows] = OrderedDict()
         self._lock = threading.Lock()
+        self.snapshots = Snapshots()
 
     def page(self, store: RunStore, run: RunRecord, sort: str | None, desc: bool, limit: int,
              offset: int, task: str | None = None, later: Later | None = None,
-             ) -> dict[str, Any]:
+             query: str = "") -> dict[str, Any]:
         """One page; ``later``: the pool to read the whole run on after a partial page (without
-        it, a page of a run not read whole yet waits for the whole read)."""
+        it, a page of a run not read whole yet waits for the whole read), and to write an ended
+        run's snapshot on once it is read whole; ``query`` filters the rows."""
+        ended = run.state not in _OPEN
+        if ended:
+            answer = self.snapshots.page(store, run, sort, desc, limit, offset, task, query)
+            if answer is not None:
+                return answer
         key = (store.database.url, run.id)
         with self._lock:
             entry = self._runs.get(key)
             if entry is None:
                 entry = self._runs[key] = RunRows(run.id)
             self._runs.move_to_end(key)
-        if later is not None:
-            partial = entry.partial(store, sort, desc, limit, offset, task, later)
+        save: Later | None = (lambda store: self.keep(store, entry, run)) if ended else None
+        if later is not None and not query:
+            partial = entry.partial(store, sort, desc, limit, offset, task, later, save)
             if partial is not None:
                 return partial
         with entry.reader, entry.lock:
             entry.catch_up(store)
-            shown, names, total = entry.page(store, run, sort, desc, limit, offset, task)
+            shown, names, total = entry.page(store, run, sort, desc, limit, offset, task, query)
             answer = ex.answer_of(shown, names, total, sort, desc, limit, offset)
+            whole = entry.whole and not entry.reading and not entry.saving
+        if whole and later is not None and save is not None:
+            later(save)
         self._trim()
         return answer
+
+    def keep(self, store: RunStore, entry: RunRows, run: RunRecord) -> None:
+        """Write the ended run's snapshot (on the pool, once it is read whole), then page it
+        from there: the rows kept here are dropped."""
+        with entry.reader, entry.lock:
+            if entry.saving:
+                return
+            entry.catch_up(store)
+            if not entry.whole:
+                return
+            entry.saving = True  # once: a failed write leaves the run paged from memory
+            rows, cursor = list(entry.rows.values()), entry.cursor
+        meta = snapshot.write(store, run, rows, cursor)
+        self.snapshots.adopt(store, meta)
+        with self._lock:
+            if self._runs.get((store.database.url, run.id)) is entry:
+                del self._runs[(store.database.url, run.id)]
 
     def _trim(self) -> None:
         with self._lock:

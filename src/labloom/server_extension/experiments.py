@@ -18,6 +18,7 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..store.experiments import (
     RECENT_RUNS,
@@ -36,13 +37,14 @@ MAX_POINTS = 20_000
 
 
 def run_page(access: StoreAccess, store: RunStore, run_id: str, sort: str | None, desc: bool,
-             limit: int, offset: int, task: str | None = None) -> dict[str, Any] | None:
+             limit: int, offset: int, query: str = "", task: str | None = None,
+             ) -> dict[str, Any] | None:
     runs = store.matching_runs(run_id, limit=2)  # get_run would count every task run
     if len(runs) != 1:
         return None
     try:
         page = access.experiments.page(store, runs[0], sort, desc, limit, offset, task,
-                                       later=access.later)
+                                       later=access.later, query=query)
     except UnknownTask as exc:
         raise web.HTTPError(400, str(exc).removeprefix("[labloom] ")) from None
     return {"run_id": runs[0].id, **page}
@@ -50,10 +52,11 @@ def run_page(access: StoreAccess, store: RunStore, run_id: str, sort: str | None
 
 def across_page(access: Any, store: RunStore, flow: str | None, since: float | None,
                 runs: list[str], max_runs: int, sort: str | None, desc: bool, limit: int,
-                offset: int) -> dict[str, Any]:
+                offset: int, query: str = "") -> dict[str, Any]:
     rows = experiments_across(store, flow, since, runs or None, max_runs)
     run_ids = list(dict.fromkeys(row.run_id for row in rows))
-    return {"runs": run_ids, **ex.answer(rows, sort, desc, limit, offset)}
+    return {"runs": run_ids, **ef.answer(rows, sort, desc, limit, offset, query,
+                                                  extra=("run_id",))}
 
 
 def curve(access: Any, store: RunStore, run_id: str, metric: str, task_run_ids: list[str],
@@ -68,12 +71,15 @@ def curve(access: Any, store: RunStore, run_id: str, metric: str, task_run_ids: 
 
 
 class _Paged(LabloomHandler):
-    def paging(self) -> tuple[str | None, bool, int, int]:
+    def paging(self) -> tuple[str | None, bool, int, int, str]:
         sort = self.get_argument("sort", None) or None
         desc = self.get_argument("desc", "0") not in ("0", "false", "no", "")
         limit = self.int_argument("limit", 100, 0, MAX_PAGE)
         offset = self.int_argument("offset", 0, 0, 2**62)
-        return sort, desc, limit, offset
+        query = self.get_argument("filter", "")
+        if len(query) > ef.MAX_FILTER:
+            raise web.HTTPError(400, f"filter is at most {ef.MAX_FILTER} characters")
+        return sort, desc, limit, offset, query
 
 
 class RunExperimentsHandler(_Paged):
@@ -82,8 +88,9 @@ class RunExperimentsHandler(_Paged):
     @authorized
     async def get(self, run_id: str) -> None:
         """One run's rows: ``sort`` (a metric or param name, ``params.x``, ``metrics.x``,
-        ``duration``, ``map_index``, ``state``), ``desc``, ``limit`` (<= 1000), ``offset``;
-        ``task``: only those of one node's task runs (a map node: its children) or task's."""
+        ``duration``, ``map_index``, ``state``), ``desc``, ``limit`` (<= 1000), ``offset``,
+        ``filter`` (the view's: ``auc>0.9 criterion=gini words``); ``task``: only those of one
+        node's task runs (a map node: its children) or task's."""
         task = self.get_argument("task", None) or None
         page = await self.in_pool(run_page, validate.run_id(run_id), *self.paging(), task)
         self.reply_for_run(page)

@@ -217,8 +217,28 @@ ALTER TABLE task_states ADD COLUMN node_id TEXT;
 ALTER TABLE task_states ADD COLUMN before_state TEXT
 """
 
+# Version 13: an ended run's experiment rows folded once, so a page of a 100,000-row run sorted
+# and filtered on any column answers in milliseconds from any server, fresh or not (``experiment_snapshot.py``): one row per task run that logged (its
+# values as the page shows them), one per column (its values in the rows' order, to sort and
+# filter), the row of column '' saying what the snapshot is of. Written by the server that
+# first reads the ended run whole; the logged values stay where they are, the source.
+_V13 = """
+CREATE TABLE experiment_rows (
+    run_id TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, pos)
+);
+CREATE TABLE experiment_columns (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+)
+"""
+
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
-                               _V12)
+                               _V12, _V13)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

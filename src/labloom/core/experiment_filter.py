@@ -1,0 +1,153 @@
+"""The Experiments view's filter, on the server: the grammar of js/src/expdata.js
+``filterRows`` ("auc>0.9 criterion=gini words"), so a 100,000-row run is filtered where its rows
+are (``GET runs/{id}/experiments?filter=...``) rather than on the view's first 1,000.
+
+A term ``name OP value`` (OP one of ``>= <= != = > <``) names a column by its label (a param or
+metric name, ``index``, ``state``, ``duration``, ``task``; a param first when a name is both, as
+the view lists params first) or id (``params.x``, ``metrics.x``, ``map_index``); any other term
+is words looked for, case-insensitively, in the text of every cell. A row is kept when every
+term holds. Numbers read as the view reads them: bools as 1 and 0, NaN never compares, and
+``=`` holds for the same text or the same number.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import experiments as ex
+from .errors import LabloomError
+
+_TERM = re.compile(r"^([^<>=!]+?)(>=|<=|!=|=|>|<)(.*)$", re.S)
+# What JavaScript's Number() reads as a number (not Python's float(): "inf", "1_0", "nan").
+_JS_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|Infinity)$")
+# The view's fixed columns by label (js/src/expdata.js columnsOf).
+_FIXED = {"index": "map_index", "map_index": "map_index", "state": "state",
+          "duration": "duration", "task": "task", "run_id": "run_id"}
+MAX_FILTER = 2000
+WORDS_IN = ("map_index", "state", "duration", "task")  # the view's fixed columns (run_id aside)
+
+
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    ">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le}
+
+
+@dataclass(frozen=True)
+class Term:
+    column: str | None  # a column id ("params.x", "metrics.x", a fixed one); None: words
+    op: str
+    value: str
+    wanted: float = math.nan  # the value as JavaScript's Number() reads it
+
+    def test(self, value: Any) -> bool:
+        """Whether a cell's value satisfies this column term."""
+        n = number(value)
+        if self.op == "=" or self.op == "!=":
+            same = (n is not None and n == self.wanted) or text(value) == self.value
+            return same if self.op == "=" else not same
+        # NaN compares false both ways, as in JavaScript
+        return n is not None and COMPARE[self.op](n, self.wanted)
+
+
+def parse(query: str | None, names: Sequence[dict[str, str]]) -> list[Term]:
+    """The terms of ``query`` (space-separated) against the columns ``names`` (a page's
+    ``columns``); an empty list keeps every row."""
+    if not query:
+        return []
+    if len(query) > MAX_FILTER:
+        raise LabloomError(f"[labloom] filter is {len(query)} characters long; at most "
+                           f"{MAX_FILTER} (a few terms like auc>0.9 criterion=gini)")
+    ids: dict[str, str] = {}
+    for column in sorted(names, key=lambda c: c["kind"] != "param"):
+        key = f"{column['kind']}s.{column['name']}"
+        ids.setdefault(column["name"], key)
+        ids[key] = key
+    terms = []
+    for word in query.split():
+        match = _TERM.match(word)
+        label = match.group(1) if match else ""
+        named = _FIXED.get(label) or ids.get(label)
+        if match and named:
+            terms.append(Term(named, match.group(2), match.group(3), _wanted(match.group(3))))
+        else:
+            terms.append(Term(None, "words", word.lower()))
+    return terms
+
+
+def row_matcher(terms: Sequence[Term], columns: Sequence[str],
+                get: Callable[[Any, str], Any]) -> Callable[[Any], bool]:
+    """A test of one row (``get(row, column id)`` reads a cell) against every term; ``columns``
+    are the ids words are looked for in."""
+
+    def matches(row: Any) -> bool:
+        for term in terms:
+            if term.column is None:
+                if not any(term.value in text(get(row, c)).lower() for c in columns):
+                    return False
+            elif not term.test(get(row, term.column)):
+                return False
+        return True
+
+    return matches
+
+
+def answer(rows: Sequence[ex.Experiment], sort: str | None, desc: bool, limit: int,
+           offset: int, query: str | None,
+           more: Callable[[ex.Experiment], dict[str, Any]] | None = None,
+           extra: Sequence[str] = ()) -> dict[str, Any]:
+    """``experiments.answer`` of the rows ``query`` keeps: ``total`` counts them, ``columns``
+    are every row's (the filter's own terms name them). Words are looked for in the view's
+    columns: ``extra`` (the compare view's ``run_id``), the fixed ones, the params, metrics."""
+    names = ex.columns(rows)
+    terms = parse(query, names)
+    if terms:
+        words = (*extra, *WORDS_IN, *(f"{c['kind']}s.{c['name']}" for c in names))
+        rows = list(filter(row_matcher(terms, words, ex.Experiment.get), rows))
+    shown = ex.page(rows, sort, desc, limit, offset)
+    return ex.answer_of(shown, names, len(rows), sort, desc, limit, offset, more)
+
+
+def number(value: Any) -> float | None:
+    """A cell as a number (bools 1 and 0; NaN and inf kept), or None."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def text(value: Any) -> str:
+    """A cell as the view shows it (js/src/expdata.js ``text``): numbers to 5 significant
+    digits, NaN and inf named, bools as true and false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        n = float(value)
+        if math.isnan(n):
+            return "NaN"
+        if math.isinf(n):
+            return "inf" if n > 0 else "-inf"
+        if n.is_integer() and abs(n) < 1e21:
+            return str(int(value)) if isinstance(value, int) else str(int(n))
+        shown = float(f"{n:.5g}")
+        return str(int(shown)) if shown.is_integer() else repr(shown).replace("e-0", "e-")
+    return str(value)
+
+
+def _wanted(value: str) -> float:
+    stripped = value.strip()
+    if not stripped:
+        return 0.0  # JavaScript's Number("") is 0
+    if not _JS_NUMBER.match(stripped):
+        return math.nan
+    return float(stripped.replace("Infinity", "inf"))
+
+
+__all__ = ["COMPARE", "MAX_FILTER", "WORDS_IN", "Term", "answer", "number", "parse", "row_matcher",
+           "text"]
