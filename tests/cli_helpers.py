@@ -61,8 +61,12 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
         proc.communicate(timeout=timeout)
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something true (returned), or fail naming ``what``."""
+def wait_for(
+    check: Callable[[], Any], timeout: float, what: str,
+    pause: Callable[[float], Any] = time.sleep,
+) -> Any:
+    """Poll ``check`` until it returns something true (returned), or fail naming ``what``;
+    ``pause(seconds)`` between looks."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -70,7 +74,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+        pause(0.05)
 
 
 def write(path: Path, text: str) -> Path:

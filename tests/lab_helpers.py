@@ -5,7 +5,8 @@ The ``lab`` and ``page`` fixtures (registered in conftest.py) are shared by the 
 tests (test_browser.py) and the Flows panel tests (test_lab_panel.py), and so are the steps
 every browser test takes: open Lab and its Flows panel (``open_lab``, ``click_flows_icon``), or
 a notebook (``open_notebook``); start runs beside it (``flows_folder``, ``start_run``,
-``stored_runs``, ``wait_for_run``); wait for a run's row and open its tab (``run_row``, ``open_run``). For tests marked
+``stored_runs``, ``wait_for_run``); wait for a run's row and open its tab (``run_row``,
+``open_run``); wait on what the page's event handlers collected (``wait_in_page``). For tests marked
 ``lab_extension``, Lab loads labloom's JupyterLab extension and server extension: the installed
 ones with LABLOOM_TEST_INSTALLED=1, else this checkout's (its built labextension,
 src/labloom/labextension, and src/ on PYTHONPATH).
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,6 @@ def free_port() -> int:
 @pytest.fixture
 def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
     token = secrets.token_hex(16)
-    port = free_port()
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     env = dict(os.environ)
@@ -85,7 +85,10 @@ def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, P
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
-            f"--ServerApp.token={token}", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+            # Port 0: the server takes a port that is free as it binds, and says which in its
+            # info file. A port chosen here could be taken meanwhile (another process, a kernel),
+            # and the server would then quietly serve on another one.
+            f"--ServerApp.token={token}", "--port=0", "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.root_dir={notebooks}",
         ],
         env=env,
@@ -93,19 +96,8 @@ def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, P
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its kernels are in its process group: we stop them all
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()
-                    ) from None
-                time.sleep(0.3)
+        base = lab_address(proc, tmp_path / "runtime", token, tmp_path / "lab.log")
         yield f"{base}/{{}}?token={token}", notebooks
     finally:
         try:
@@ -116,6 +108,30 @@ def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, P
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+def lab_address(
+    proc: subprocess.Popen[bytes], runtime: Path, token: str, log: Path, timeout: float = 120
+) -> str:
+    """The address of the server ``proc`` once it answers: read from the info file it writes
+    once started (jpserver-PID.json in its runtime folder). A first start on a fresh machine
+    (no bytecode yet, a loaded CI) takes far longer than one here: the deadline is generous,
+    and a server that exits ends the wait at once."""
+    deadline = time.monotonic() + timeout
+    info = runtime / f"jpserver-{proc.pid}.json"
+    base = None
+    while True:
+        try:
+            if base is None and info.is_file():
+                base = f"http://127.0.0.1:{json.loads(info.read_text())['port']}"
+            if base is not None:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5):
+                    return base
+        except (OSError, ValueError, KeyError):
+            pass  # not listening yet, or the info file half written
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"JupyterLab did not start:\n{log.read_text()}")
+        time.sleep(0.3)
 
 
 @pytest.fixture
@@ -140,8 +156,12 @@ def wait_for_kernel_connected(url: str, notebook: str, timeout: float = 90.0) ->
     deadline = time.monotonic() + timeout
     seen: list[Any] = []
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(url.format("api/sessions"), timeout=5) as reply:
-            seen = json.load(reply)
+        try:
+            with urllib.request.urlopen(url.format("api/sessions"), timeout=10) as reply:
+                seen = json.load(reply)
+        except OSError:  # a server busy starting the kernel may answer late: ask again
+            time.sleep(0.2)
+            continue
         for session in seen:
             kernel = session.get("kernel") or {}
             if (
@@ -248,6 +268,14 @@ def wait_for_run(home: Path, flow: str, timeout: float = 60) -> Any:
     """The one run of ``flow``, once the store holds it (a run started beside the server)."""
     [run] = wait_for(lambda: stored_runs(home, flow), timeout, f"the run of {flow} in the store")
     return run
+
+
+def wait_in_page(page: Any, check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``wait_for`` for a check that reads what Playwright's handlers collect (``page.on``,
+    ``page.route``): the sync API runs those handlers only inside its own calls, so between
+    looks this waits on the page's clock; ``time.sleep`` would starve them until the deadline."""
+    return wait_for(check, timeout, what,
+                    pause=lambda seconds: page.wait_for_timeout(seconds * 1000))
 
 
 def in_state(page: Any, locator: Any, state: str) -> Any:

@@ -18,6 +18,7 @@ from labloom import State, ThreadExecutor, flow, get_run_logger, task
 from labloom.core import events as ev
 from labloom.core.observers import add_run_observer
 from labloom.dag.console_progress import ConsoleProgress, attach
+from run_helpers import runs_started
 
 
 def test_retries_with_a_delay_per_attempt(executor: str) -> None:
@@ -138,17 +139,14 @@ def test_keyboard_interrupt_cancels_the_run_and_raises() -> None:
         return slow.map(range(5))
 
     def interrupt() -> None:
-        started.wait(5)
+        started.wait(60)  # a deadline only: Ctrl-C lands once a task runs
         _thread.interrupt_main()
 
     threading.Thread(target=interrupt, daemon=True).start()
-    runs: list[labloom.FlowRun] = []
-    remove = add_run_observer(runs.append)
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with runs_started() as runs, pytest.raises(KeyboardInterrupt):
             f()
     finally:
-        remove()
         gate.set()
     (run,) = runs
     assert run.wait(timeout=5) is State.CANCELLED

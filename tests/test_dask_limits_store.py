@@ -11,7 +11,8 @@ import time
 import pytest
 
 import labloom
-from labloom import flow, task
+from cli_helpers import stop, wait_for
+from labloom import State, flow, task
 from labloom.cli import main
 from labloom.store import concurrency_slots as store
 from store_helpers import peak
@@ -83,21 +84,32 @@ def holders(n: int) -> list[tuple[float, float]]:
 
 def test_thread_runs_share_slots_with_another_process(home):
     labloom.limits.set("db", 2)
-    # Another process holds one of the two slots for a while.
+    # Another process holds one of the two slots until the test lets it go (a line on its
+    # stdin), and says when it gave it back: what ran meanwhile is known however slow the
+    # machine. (It held for 1.5 s: a loaded machine started the runs late, and spans that
+    # ended after the hold counted as "while it held".)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import time, labloom.store.concurrency_slots as s; s.try_take({'db': 2}, 'other');"
-         "print('held', flush=True); time.sleep(1.5); s.give_back('other')"],
-        stdout=subprocess.PIPE, text=True,
+         "import sys, labloom.store.concurrency_slots as s; s.try_take({'db': 2}, 'other');"
+         "print('held', flush=True); sys.stdin.readline(); s.give_back('other');"
+         "print('given back', flush=True)"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    started = time.time()
-    first = holders.run(n=6, executor="threads", background=True)
-    second = holders.run(n=6, executor="threads", background=True)
-    spans = first.result(30) + second.result(30)
-    holder.wait()
+    try:
+        assert holder.stdin is not None and holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        runs = [holders.run(n=6, executor="threads", background=True) for _ in range(2)]
+        wait_for(lambda: sum(tr.state is State.COMPLETED for r in runs for tr in r.tasks) >= 3,
+                 30, "three tasks done on the one free slot")
+        released = time.time()
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "given back"
+        spans = runs[0].result(30) + runs[1].result(30)
+    finally:
+        stop(holder)
     assert peak(spans) == 2
     # while the other process held a slot, only one task ran here at a time
-    assert peak([s for s in spans if s[1] < started + 1.4]) == 1
+    assert peak([s for s in spans if s[1] < released]) == 1
     assert store.holders("db") == 0

@@ -33,14 +33,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
 XSS = "<img src=x onerror=window.__labloom_xss=1>"
 TASKS = f'''
-import time
+import os, time
 from labloom import log_metric, log_metrics, log_params
 
-PAUSE = 0  # seconds the last child waits before it logs anything
+GATE = ""  # a file the last child waits for before it logs anything ("": it does not wait)
 
 def train(depth, seed):
-    if (depth, seed) == (6, 3):
-        time.sleep(PAUSE)
+    if (depth, seed) == (6, 3) and GATE:
+        # The test writes it once it saw the other eleven rows; the deadline only keeps a
+        # broken test from hanging.
+        deadline = time.monotonic() + 120
+        while not os.path.exists(GATE) and time.monotonic() < deadline:
+            time.sleep(0.02)
     label = {XSS!r} if (depth, seed) == (4, 0) else "plain"
     log_params(depth=depth, seed=seed, label=label, criterion="gini")
     print(f"training depth={{depth}} seed={{seed}}")
@@ -72,19 +76,19 @@ def check_view(page: Any, host: Any, view: Any) -> None:
     wait_or_shot(page, rows.nth(11), "failed-experiments", timeout=30)
     assert rows.count() == 12
     cells = view.locator(".labloom-exp-td[data-column='params.label']")
-    assert XSS in cells.all_inner_texts()  # the param's text, as logged
+    assert XSS in cells.all_text_contents()  # the param's text, as logged
     assert view.locator("img").count() == 0 and page.evaluate("window.__labloom_xss") is None
-    assert "NaN" in view.locator(".labloom-exp-td[data-column='metrics.score']").all_inner_texts()
+    assert "NaN" in view.locator(".labloom-exp-td[data-column='metrics.score']").all_text_contents()
 
     # Sorted by auc, highest first; the best (highest auc) marked; rows without auc last.
     view.locator(".labloom-exp-th[data-column='metrics.auc']").click()
     header = view.locator(".labloom-exp-th[data-column='metrics.auc']")
     assert header.get_attribute("aria-sort") == "descending"
-    aucs = view.locator(".labloom-exp-td[data-column='metrics.auc']").all_inner_texts()
+    aucs = view.locator(".labloom-exp-td[data-column='metrics.auc']").all_text_contents()
     assert aucs[:3] == ["0.63", "0.62", "0.61"] and aucs[-1] == "", aucs
     best = view.locator(".labloom-exp-best")
     assert best.count() == 1 and "0.63" in best.inner_text()
-    assert "best auc 0.63" in view.locator(".labloom-exp-summary").inner_text()
+    assert "best auc 0.63" in (view.locator(".labloom-exp-summary").text_content() or "")
 
     # A chart drawn by Plot: a dot per row with an auc (the failed one has none), the best ringed.
     chart = view.locator(".labloom-exp-chart[data-chart='scatter'] svg")
@@ -104,8 +108,8 @@ def check_view(page: Any, host: Any, view: Any) -> None:
     view.locator(".labloom-exp-group input[value='params.depth']").check()
     groups = view.locator(".labloom-exp-row")
     assert groups.count() == 3
-    assert set(view.locator(".labloom-exp-td[data-column='n']").all_inner_texts()) == {"4"}
-    means = view.locator(".labloom-exp-td[data-column='metrics.auc']").all_inner_texts()
+    assert set(view.locator(".labloom-exp-td[data-column='n']").all_text_contents()) == {"4"}
+    means = view.locator(".labloom-exp-td[data-column='metrics.auc']").all_text_contents()
     assert means[0].startswith("0.615 ± 0.01") and "(0.6\u20130.63)" in means[0], means
     shot(page, "experiments-grouped", view)
     view.locator(".labloom-exp-group input[value='params.depth']").uncheck()
@@ -127,8 +131,11 @@ def check_view(page: Any, host: Any, view: Any) -> None:
 
 
 def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
-    # The last child waits: the view opens while the map runs and fills in as it ends.
-    cells = ["%load_ext labloom", "%%tasks\n" + TASKS.replace("PAUSE = 0", "PAUSE = 6"),
+    # The last child waits until the test saw the others: the view opens while the map runs
+    # (however long the first widget takes to draw) and fills in as it ends.
+    gate = lab[1] / "eleven-seen"
+    tasks = TASKS.replace('GATE = ""', f"GATE = {str(gate)!r}")
+    cells = ["%load_ext labloom", "%%tasks\n" + tasks,
              f"%%flow sweep --executor threads\nresults = train.map({GRID})\n"]
     open_notebook(page, lab, "experiments.ipynb", cells)
     widget = cell_widget(page, 2)
@@ -138,6 +145,7 @@ def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
     assert view.get_attribute("data-node")  # the map node's rows
     page.locator(".labloom-experiments[data-total='11']").wait_for(timeout=30_000)
     assert widget.get_attribute("data-state") == "Running"  # live: eleven rows so far
+    gate.touch()
     in_state(page, widget, "Failed").wait_for(timeout=90_000)
     check_view(page, widget, view)
     shot(page, "cell-experiments", page.locator(".jp-CodeCell").nth(2))
@@ -187,7 +195,7 @@ def big():
     compare.locator(".labloom-exp-summary", has_text="24 rows").wait_for(timeout=30_000)
     # Virtualized: the rows in sight and a few more are drawn, not all 24.
     assert 12 < compare.locator(".labloom-exp-row[data-task-run-id]").count() < 24
-    shown = set(compare.locator(".labloom-exp-td[data-column='run_id']").all_inner_texts())
+    shown = set(compare.locator(".labloom-exp-td[data-column='run_id']").all_text_contents())
     assert shown == {r.id for r in runs}
     assert compare.locator(".labloom-exp-chart svg g[aria-label='dot'] circle").count() >= 22
     # Step curves across the runs, as in a run's tab: a line per row of both runs.

@@ -15,8 +15,8 @@ import pytest
 import labloom
 from labloom import State, allow_failure, flow, task
 from labloom.core import events as ev
-from labloom.core.observers import add_run_observer
 from labloom.store import open_store
+from run_helpers import runs_started
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,11 +35,6 @@ def train(lr: float, depth: int) -> float:
 def notebook_style() -> float:
     config = cfg()
     return train(lr=config["lr"], depth=config["layers"][1])
-
-
-def _runs() -> tuple[list[labloom.FlowRun], Any]:
-    runs: list[labloom.FlowRun] = []
-    return runs, add_run_observer(runs.append)
 
 
 def test_indexing_a_future_is_a_node_of_the_dag(executor: str) -> None:
@@ -176,11 +171,8 @@ def test_a_future_passed_to_a_subflow_arrives_as_its_value(executor: str) -> Non
     def parent() -> float:
         return scale(cfg()["lr"], allow_failure(fragile.map([0, 1, 2])))
 
-    runs, remove = _runs()
-    try:
+    with runs_started() as runs:
         assert parent() == pytest.approx(0.3)
-    finally:
-        remove()
     # scale got [0, ValueError, 2]: three "errors" in depth, the failed child as its exception
     assert [r.flow_name for r in runs] == ["parent", "scale"]
     assert runs[1].parameters["errors"][0] == 0
@@ -207,11 +199,8 @@ def test_a_flow_called_inside_a_task_runs_as_a_nested_flow_run(executor: str) ->
     def outer() -> int:
         return calls_a_flow(4)
 
-    runs, remove = _runs()
-    try:
+    with runs_started() as runs:
         assert outer() == 0 + 1 + 4 + 9
-    finally:
-        remove()
     assert [r.flow_name for r in runs] == ["outer", "inner"]
     assert [tr.name for tr in runs[1].tasks] == [f"square_it[{i}]" for i in range(4)]
     assert runs[1].state is State.COMPLETED

@@ -34,12 +34,17 @@ pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.la
 SECRET = "hunter2-from-the-browser"
 ETL = '''
 import time
+from pathlib import Path
 from typing import Optional
 from labloom import Secret, flow, task
 
 @task
 def count(n: int, label: str, pause: float) -> str:
-    time.sleep(pause)
+    # Waits up to `pause` seconds, or until the test writes "go" beside this file: a launched
+    # run is still running when the test looks, however slow the machine.
+    deadline, go = time.monotonic() + pause, Path(__file__).with_name("go")
+    while time.monotonic() < deadline and not go.exists():
+        time.sleep(0.02)
     return f"{label}:{n}"
 
 @flow(executor="local")
@@ -124,7 +129,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     shot(page, "nb7-launch-refused")
     assert len(stored_runs(home, "tables")) == 1
     n.fill("4")
-    panel.locator('[data-param="pause"]').fill("4")
+    panel.locator('[data-param="pause"]').fill("120")
     secret = panel.locator('[data-param="token"]')
     assert secret.get_attribute("type") == "password"
     secret.fill(SECRET)
@@ -144,6 +149,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     # Notebook 7 has no status bar: the tab's label counts running flows.
     tab = page.locator(".jp-TreePanel .lm-TabBar-tab", has_text="Flows")
     tab.filter(has_text="Flows (1 running)").wait_for(timeout=10_000)
+    (notebooks / "go").touch()
     wait_for(lambda: next(r for r in stored_runs(home, "tables") if r.id == lab_run.id).ended,
              60, "the launched run to end")
     done = next(r for r in stored_runs(home, "tables") if r.id == lab_run.id)
@@ -187,9 +193,12 @@ def test_settings_and_palette_commands_in_lab(lab: Any, page: Any, tmp_path: Pat
         json.dumps({"defaultState": "Failed", "runsShown": 10})
     )
     panel, _alerts = open_lab(page, url)
+    # Lab hands the panel its settings once restored, which may come after the panel's first
+    # read of the list: the filter first, then the list read with it.
+    filter_ = panel.locator(".labloom-state-filter")
+    wait_for(lambda: filter_.input_value() == "Failed", 30, "the settings' state filter")
     run_row(panel, failed.id).wait_for(timeout=30_000)
-    assert panel.locator(".labloom-state-filter").input_value() == "Failed"
-    assert run_row(panel, report.id).count() == 0
+    run_row(panel, report.id).wait_for(state="detached", timeout=10_000)
 
     # Open a run by id from the palette.
     palette(page, "Open a run by id")

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import wait_for
 from lab_helpers import (
     flows_folder,
     open_lab,
@@ -20,6 +19,7 @@ from lab_helpers import (
     run_row,
     start_run,
     wait_for_run,
+    wait_in_page,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
@@ -71,7 +71,8 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
 
         # Each task run's change shows in the tab within a second or so, pushed: the tab
         # reads the run by cursor only when a delta does not follow on from its cursor.
-        wait_for(lambda: len(answered) >= len(gets), 10, "the tab's first reads to be answered")
+        wait_in_page(page, lambda: len(answered) >= len(gets), 10,
+                     "the tab's first reads to be answered")
         start = time.monotonic()
         latencies = []
         for i in range(3):
@@ -81,7 +82,10 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
                 timeout=5_000
             )
             latencies.append(time.monotonic() - touched)
-            time.sleep(0.5)  # time passing: a view that polled would read the run meanwhile
+            # Time passing (a view that polled would read the run meanwhile), on the page's
+            # clock: the request handlers above run meanwhile, so each read is stamped when
+            # it is made, not at the next Playwright call.
+            page.wait_for_timeout(500)
         assert proc.wait(timeout=60) == 0
         view.locator('g.labloom-node[data-state="Completed"]').wait_for(timeout=10_000)
         run_gets = [u for t, u in gets if t >= start and f"runs/{run.id}?" in u]

@@ -224,6 +224,9 @@ def test_a_sigkilled_server_is_replaced_without_losing_its_running_slot(tmp_path
         wait_for(lambda: any(r["status"] == "running" and r["run_id"]
                              for r in slot_rows(tmp_path)), 30, "a running slot with its run")
         [orphan] = [r for r in slot_rows(tmp_path) if r["status"] == "running"]
+        # The slot names its run as the run is created, before its task writes its first line
+        # (the run's pid): on a loaded machine that line may still be coming.
+        wait_for(lambda: out.exists() and "start" in out.read_text(), 30, "the run's task")
         orphan_pid = int(out.read_text().split()[2])
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)

@@ -230,16 +230,6 @@ def test_a_long_lock_by_another_process_delays_writes_but_loses_nothing(
         assert record.counts == {"Completed": 50}
 
 
-@task
-def same(x: int) -> int:
-    return x
-
-
-@flow
-def few(n: int) -> None:
-    same.map(range(n))
-
-
 def test_a_run_in_a_new_store_connects_once(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     # A run's fixed costs in a new LABLOOM_HOME (issue 21): the connection that checks the
@@ -256,7 +246,7 @@ def test_a_run_in_a_new_store_connects_once(monkeypatch: pytest.MonkeyPatch,
         return made[-1]
 
     monkeypatch.setattr(store_db.Database, "_raw", counted)
-    run = few.run(n=20, executor=ThreadExecutor(2))
+    run = wide.run(n=20, executor=ThreadExecutor(2))
     assert run.state is State.COMPLETED
     assert len(made) == 1
     assert len(open_store().task_runs(run.id)) == 20

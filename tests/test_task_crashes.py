@@ -18,7 +18,7 @@ import pytest
 
 import labloom
 from labloom import FlowFailed, State, TaskCrashedError, flow, task
-from labloom.core.observers import add_run_observer
+from run_helpers import runs_started
 
 pytestmark = pytest.mark.timeout(60)  # a hang fails the test instead of the suite
 
@@ -96,25 +96,15 @@ def test_a_base_exception_fails_its_task_run_and_the_flow(
     executor: str, kind: str, timeout: float | None
 ) -> None:
     f = _flow(kind, executor, timeout)
-    runs: list[labloom.FlowRun] = []
-    remove = add_run_observer(runs.append)
-    try:
-        with pytest.raises(FlowFailed, match=KINDS[kind][1]):
-            f()
-    finally:
-        remove()
+    with runs_started() as runs, pytest.raises(FlowFailed, match=KINDS[kind][1]):
+        f()
     _check(runs[0], kind)
 
 
 def test_keyboard_interrupt_in_a_local_task_cancels_the_run_as_ctrl_c_does() -> None:
     f = _flow("KeyboardInterrupt", "local", None)
-    runs: list[labloom.FlowRun] = []
-    remove = add_run_observer(runs.append)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            f()
-    finally:
-        remove()
+    with runs_started() as runs, pytest.raises(KeyboardInterrupt):
+        f()
     (run,) = runs
     assert run.wait(timeout=5) is State.CANCELLED
     assert run.message == "interrupted"

@@ -95,6 +95,9 @@ if __name__ == "__main__":
 """
 
 
+HEARTBEAT = "8"  # seconds without a beat until a run counts as crashed
+
+
 class Host:
     """One host: its identity, its own home, the shared store and result folder."""
 
@@ -106,7 +109,7 @@ class Host:
         self.env.update(
             PYTHONPATH=str(SRC), LABLOOM_HOME=str(self.home), LABLOOM_HOST=name,
             LABLOOM_DATABASE_URL=url, LABLOOM_RESULTS_URL=f"file://{shared_results}",
-            LABLOOM_RESULTS="all", LABLOOM_PROGRESS="0", LABLOOM_HEARTBEAT_TIMEOUT="4",
+            LABLOOM_RESULTS="all", LABLOOM_PROGRESS="0", LABLOOM_HEARTBEAT_TIMEOUT=HEARTBEAT,
             TRACE=str(root / "trace.txt"), FIXED=str(root / "fixed"),
         )
 
@@ -167,10 +170,13 @@ def test_a_killed_hosts_run_is_marked_crashed_by_the_other(hosts: tuple[Host, Ho
         killed_at = time.monotonic()
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        [run] = b.runs()  # B cannot see A's pid: only the heartbeat tells
+        # B cannot see A's pid: only the heartbeat tells. Its read (a CLI process) must end
+        # within the timeout of A's last beat: 8 s (4 s left a CLI start on a loaded machine
+        # little room).
+        [run] = b.runs()
         assert run["state"] == "Running" and run["host"] == "host-a"
         wait_for(lambda: b.runs()[0]["state"] == "Crashed", 30, "B to mark it Crashed")
-        assert time.monotonic() - killed_at < 4 + 10  # the timeout, plus a read's slack
+        assert time.monotonic() - killed_at < float(HEARTBEAT) + 10  # a read's slack
         [run] = b.runs()
         assert "no sign of life" in run["message"] and "host-a" in run["message"]
     finally:

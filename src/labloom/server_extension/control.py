@@ -19,11 +19,11 @@ from tornado import web
 
 from ..core.errors import NotAllowedError
 from ..export.retry import retry_source
-from ..store import access as permissions
 from ..store.cancel import NotCancellable, request_cancel
 from ..store.home import home
 from ..store.reader import RunStore
 from .queries import exact_run
+from .validate import allowed
 
 CANCEL_REASON = "cancelled from the Flows panel"
 _children: list[subprocess.Popen[bytes]] = []
@@ -46,10 +46,7 @@ def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
     run = exact_run(store, run_id)
     if run is None:
         raise web.HTTPError(404, "no such run")
-    try:
-        permissions.check("retry", f"run {run_id}", run.user)
-    except NotAllowedError as exc:
-        raise web.HTTPError(403, str(exc)) from None
+    allowed("retry", f"run {run_id}", run.user)
     if run.state in ("Pending", "Running"):
         raise web.HTTPError(409, f"run {run_id} is still {run.state}; cancel it or wait")
     target = run.target or {}

@@ -61,18 +61,19 @@ def schedule_for(conn: Any, name: str, action: str) -> sched.Schedule:
 
 
 def run_state(text: str | None) -> str | None:
-    if text in (None, ""):
-        return None
-    if text not in STATES:
-        raise web.HTTPError(400, f"state must be one of {', '.join(STATES)}")
-    return text
+    return _state(text, STATES)
 
 
 def task_state(text: str | None) -> str | None:
+    return _state(text, TASK_STATES)
+
+
+def _state(text: str | None, states: tuple[str, ...]) -> str | None:
+    """A ``state`` filter: one of ``states``, or None for none given; else 400 listing them."""
     if text in (None, ""):
         return None
-    if text not in TASK_STATES:
-        raise web.HTTPError(400, f"state must be one of {', '.join(TASK_STATES)}")
+    if text not in states:
+        raise web.HTTPError(400, f"state must be one of {', '.join(states)}")
     return text
 
 
