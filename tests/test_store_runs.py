@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -266,9 +268,10 @@ def test_a_key_known_in_the_write_that_creates_its_task_run_goes_into_its_row() 
     from labloom.store.rows import Rows
 
     rows = Rows()
-    rows.add(None, ev.TaskRunCreated("r", "r.0", "n0", "sq", 0, (), 1.0))  # type: ignore[arg-type]
-    rows.add(None, ev.TaskRunKeyed("r", "r.0", "k0", "/res/k0.pkl", 1.1))  # type: ignore[arg-type]
-    rows.add(None, ev.TaskRunKeyed("r", "r.9", "k9", "/res/k9.pkl", 1.2))  # type: ignore[arg-type]
+    rec: Any = SimpleNamespace(moves_known=True)  # the folding reads only this of its recorder
+    rows.add(rec, ev.TaskRunCreated("r", "r.0", "n0", "sq", 0, (), 1.0))
+    rows.add(rec, ev.TaskRunKeyed("r", "r.0", "k0", "/res/k0.pkl", 1.1))
+    rows.add(rec, ev.TaskRunKeyed("r", "r.9", "k9", "/res/k9.pkl", 1.2))
     assert rows.tasks.rows == [("r.0", "r", "n0", "sq", 0, "[]", "Pending", 1.0, "k0",
                                 "/res/k0.pkl")]
     assert rows.keys.rows == [("k9", "/res/k9.pkl", "r.9")]  # created in an earlier write
