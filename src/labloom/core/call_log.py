@@ -11,8 +11,9 @@ work per call does not explain and the memory kept per call may. Packed, a call 
 machine words: its task run id as a shared prefix and a number, its time, its step, and its
 values as numbers in one array (an int exactly, up to 2**53; a bool as 0 or 1) or, for
 strings, None and bigger ints, the objects themselves. The names, the kind and which value
-is which type are one shared ``Shape`` per distinct call. Read back, each call is what was logged: the same names in the
-same order, the same types and values (NaN, inf and -0.0 included).
+is which type are one shared ``Shape`` per distinct call. Read back, each call is what was
+logged: the same names in the same order, the same types and values (NaN, inf and -0.0
+included).
 """
 
 from __future__ import annotations
