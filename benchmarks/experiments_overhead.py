@@ -12,8 +12,13 @@ logging none, on ``ThreadExecutor(4)`` with the store on (SQLite), in one run of
 
 Time is ``wide.run`` until the run is recorded (the writer's final commit included).
 
+With ``--src`` given more than once (source trees, say main's and a branch's), each fresh pair
+runs every tree's pair in turn, the trees' order rotated every pair, and the warm runs follow
+for each tree: before and after in one sitting, the machine's drift falling on both.
+
     python3 benchmarks/experiments_overhead.py                  # N = 100,000
     python3 benchmarks/experiments_overhead.py -n 20000 --rounds 3
+    python3 benchmarks/experiments_overhead.py --src ../main/src --src src --fresh-pairs 4
 """
 
 from __future__ import annotations
@@ -58,8 +63,10 @@ for mode in sys.argv[2:]:
 """
 
 
-def child(n: int, *modes: str) -> list[dict[str, float | str]]:
-    src = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def child(n: int, *modes: str, src: Path = SRC) -> list[dict[str, float | str]]:
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(src),
@@ -75,17 +82,34 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="warm rounds (default 3)")
     parser.add_argument("--fresh-pairs", type=int, default=3,
                         help="pairs of fresh interpreters (default 3)")
+    parser.add_argument("--src", type=Path, action="append",
+                        help="a source tree to measure (repeat to compare; default: this "
+                        "checkout's src)")
     args = parser.parse_args()
+    trees = [tree.resolve() for tree in args.src or [SRC]]
     modes = ("none", "metrics")
-    fresh_runs, pair_ratios = [], []
+    fresh_runs: dict[Path, list[dict[str, float | str]]] = {tree: [] for tree in trees}
+    pair_ratios: dict[Path, list[tuple[float, float]]] = {tree: [] for tree in trees}
     for pair in range(args.fresh_pairs):
         order = modes if pair % 2 == 0 else modes[::-1]
-        runs = {mode: child(args.n, mode)[0] for mode in order}
-        fresh_runs += runs.values()
-        pair_ratios.append((float(runs["metrics"]["seconds"]) / float(runs["none"]["seconds"]),
-                            float(runs["metrics"]["cpu"]) / float(runs["none"]["cpu"])))
-    warm_runs = child(args.n, *modes, *(list(modes) * args.rounds))[2:]
-    print(f"{args.n:,} children; metrics: 3 per child in one log_metrics call; wall time "
+        for tree in trees[pair % len(trees):] + trees[:pair % len(trees)]:
+            runs = {mode: child(args.n, mode, src=tree)[0] for mode in order}
+            fresh_runs[tree] += runs.values()
+            pair_ratios[tree].append((
+                float(runs["metrics"]["seconds"]) / float(runs["none"]["seconds"]),
+                float(runs["metrics"]["cpu"]) / float(runs["none"]["cpu"])))
+    warm_runs = {tree: child(args.n, *modes, *(list(modes) * args.rounds), src=tree)[2:]
+                 for tree in trees}
+    for tree in trees:
+        if len(trees) > 1:
+            print(f"--- {tree}")
+        report(args.n, modes, fresh_runs[tree], pair_ratios[tree], warm_runs[tree])
+
+
+def report(n: int, modes: tuple[str, str], fresh_runs: list[dict[str, float | str]],
+           pair_ratios: list[tuple[float, float]], warm_runs: list[dict[str, float | str]],
+           ) -> None:
+    print(f"{n:,} children; metrics: 3 per child in one log_metrics call; wall time "
           "(CPU time of the process, all threads)")
     print(f"{'':>6} {'none':>16} {'3 metrics':>16} {'ratio':>12}")
     for label, runs in (("fresh", fresh_runs), ("warm", warm_runs)):
@@ -100,7 +124,6 @@ def main() -> None:
           f"median {statistics.median(w for w, _ in pair_ratios):.2f}"
           f" ({statistics.median(c for _, c in pair_ratios):.2f})")
     print("warm runs:", " ".join(f"{r['mode']}={float(r['seconds']):.2f}s" for r in warm_runs))
-
 
 if __name__ == "__main__":
     main()
