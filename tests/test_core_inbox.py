@@ -49,6 +49,28 @@ def test_a_report_while_another_thread_applies_is_applied_by_that_thread() -> No
     assert order == ["first", "second"]
 
 
+def test_a_slow_after_never_holds_up_the_reports_of_other_threads() -> None:
+    """``after`` is the launcher's ``work``, which waits while the store lags behind: the
+    reports of other threads are applied meanwhile (the run's states stay current)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def after() -> None:
+        if not entered.is_set():
+            entered.set()
+            release.wait(5)
+
+    lock = threading.RLock()
+    inbox = Inbox(lock, threading.Condition(lock), after)
+    applied: list[str] = []
+    waiting = threading.Thread(target=inbox.put, args=(applied.append, "first"))
+    waiting.start()
+    assert entered.wait(5)
+    inbox.put(applied.append, "second")
+    assert applied == ["first", "second"]
+    release.set()
+    waiting.join(5)
+
+
 def test_no_report_is_left_behind_by_many_threads() -> None:
     inbox, _ = _inbox()
     applied: list[tuple[int, int]] = []

@@ -9,11 +9,13 @@ ran at about 30 µs of task-thread CPU each, 20,000 at 60 to 160 µs).
 
 Now a report is appended to the run's ``Inbox`` (an append, never a wait). The thread that
 finds nobody applying takes the role and applies everything waiting under one hold of the
-lock, then calls ``after`` (the launcher's ``work``: give back slots and launch what is
-ready), and goes on while more arrived; the others return at once, their reports applied by
-that thread. A report is never left waiting: a thread gives the role back only after it saw
-the inbox empty, and checks again after giving it back (a report appended while it let go is
-applied by it or by the reporting thread, whichever takes the role).
+lock; the others return at once, their reports applied by that thread. It gives the role
+back, applies what arrived meanwhile, and then calls ``after`` (the launcher's ``work``: give
+back slots and launch what is ready) without the role, so that a launch waiting for the
+store never holds up the reports. A report is never left behind: one appended while a
+thread holds the role is seen by that thread when it gives the role back (or, every fourth
+batch, once its ``after`` returned, unless another report's thread took the role first); one
+appended while nobody holds it is applied by its own thread.
 
 Order is kept: one inbox per run, applied first in first out, so a task run's "started" is
 applied before its end whatever threads reported them.
@@ -52,20 +54,25 @@ class Inbox:
 
     def drain(self) -> None:
         items = self._items
+        batches = 0
         while items:
             if not self._role.acquire(blocking=False):
                 return  # the thread holding the role applies ours: it empties the inbox
             try:
-                while items:
-                    with self._lock:
-                        try:
-                            # At most a batch per hold: the flow body, a cancel or a view
-                            # waiting for the lock get it between batches.
-                            for _ in range(min(len(items), BATCH)):
-                                apply, args = items.popleft()
-                                apply(*args)
-                        finally:
-                            self._changed.notify_all()
-                    self._after()
+                with self._lock:
+                    try:
+                        # At most a batch per hold: the flow body, a cancel or a view
+                        # waiting for the lock get it between batches.
+                        for _ in range(min(len(items), BATCH)):
+                            apply, args = items.popleft()
+                            apply(*args)
+                    finally:
+                        self._changed.notify_all()
             finally:
                 self._role.release()
+            batches += 1
+            if items and batches % 4:
+                continue  # more came while this thread applied: those first
+            # Without the role: ``after`` may wait (launching waits for a store that lags),
+            # and meanwhile another thread applies what is reported.
+            self._after()
