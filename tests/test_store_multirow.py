@@ -54,3 +54,42 @@ def test_a_run_of_many_task_runs_is_stored_whole() -> None:
         assert one_value("SELECT count(*) FROM task_states WHERE run_id = ?") == 9000
     finally:
         conn.close()
+
+
+def test_task_runs_updates_are_a_few_statements_and_keep_each_field() -> None:
+    from labloom.core import events as ev
+    from labloom.store import multirow
+    from labloom.store.rows import Rows
+
+    conn = get_database().connect()
+    try:
+        if conn.kind != "sqlite" or not multirow.UPDATE_FROM:
+            return
+        n = 500
+        created = Rows()
+        for i in range(n):
+            created.add(None, ev.TaskRunCreated("r1", f"r1.{i}", "n0", "t", i, (), 1.0))  # type: ignore[arg-type]
+        with conn.transaction():
+            created.finish().write(conn)
+        ended = Rows()
+        for i in range(n):
+            ended.add(None, ev.StateChanged("r1", f"r1.{i}", State.RUNNING, 2.0 + i, "", 1,  # type: ignore[arg-type]
+                                            worker=f"w{i % 4}"))
+            state, tb = (State.FAILED, f"trace {i}") if i % 5 == 0 else (State.COMPLETED, "")
+            ended.add(None, ev.StateChanged("r1", f"r1.{i}", state, 3.0 + i, f"m{i}", 1, tb))  # type: ignore[arg-type]
+        statements: list[str] = []
+        conn.raw.set_trace_callback(statements.append)
+        with conn.transaction():
+            ended.finish().write(conn)
+        conn.raw.set_trace_callback(None)
+        assert 0 < sum(s.startswith("UPDATE task_runs") for s in statements) <= 8
+        got = conn.execute("SELECT id, state, message, attempts, started, ended, traceback, "
+                           "worker FROM task_runs WHERE run_id = 'r1'").fetchall()
+        assert len(got) == n
+        for row in got:
+            i = int(row[0].split(".")[1])
+            failed = i % 5 == 0
+            assert tuple(row[1:]) == ("Failed" if failed else "Completed", f"m{i}", 1, 2.0 + i,
+                                      3.0 + i, f"trace {i}" if failed else "", f"w{i % 4}")
+    finally:
+        conn.close()

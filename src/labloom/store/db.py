@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..core.errors import DatabaseURLError, StoreUnavailableError, StoreUnreachableError
-from .multirow import insert_many
+from .multirow import many_rows
 from .postgres import URL_ENV as URL_ENV
 
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -201,8 +201,8 @@ class Conn:
             return
         names = ", ".join(columns)
         if self.kind == "sqlite":  # few statements, each taking the GIL back once
-            insert_many(self.raw, f"INSERT INTO {table} ({names})", len(columns), rows,
-                        on_conflict)
+            many_rows(self.raw, f"INSERT INTO {table} ({names})", len(columns), rows,
+                      on_conflict)
             return
         if len(rows) < 50:
             marks = ",".join("?" * len(columns))

@@ -1,4 +1,5 @@
-"""SQLite inserts of many rows as few statements: ``INSERT ... VALUES (..), (..), ...``.
+"""SQLite writes of many rows as few statements: ``INSERT ... VALUES (..), (..), ...``, and
+``UPDATE ... FROM (VALUES (..), (..), ...)`` (SQLite 3.33 and later).
 
 ``executemany`` runs one statement per row, and Python's ``sqlite3`` lets go of the GIL around
 each: the store writer then waited for the GIL again for every row, four or five per task run,
@@ -11,11 +12,13 @@ connection's statement cache keeps each prepared.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 ROWS = 128  # rows per statement at most
 VARIABLES = 999  # SQLite's least limit of parameters per statement (before 3.32)
+UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
 
 
 @functools.lru_cache(maxsize=256)
@@ -24,9 +27,11 @@ def _statement(head: str, columns: int, rows: int, tail: str) -> str:
     return f"{head} VALUES {','.join([row] * rows)} {tail}".rstrip()
 
 
-def insert_many(raw: Any, head: str, columns: int, rows: Sequence[Sequence[Any]],
-                tail: str = "") -> None:
-    """``head`` is ``INSERT INTO t (a, b)``; ``tail`` an ``ON CONFLICT`` clause or empty."""
+def many_rows(raw: Any, head: str, columns: int, rows: Sequence[Sequence[Any]],
+              tail: str = "") -> None:
+    """``head VALUES (..), (..) tail`` for all ``rows``: ``head`` is ``INSERT INTO t (a, b)``
+    and ``tail`` an ``ON CONFLICT`` clause or empty; or ``head`` is ``UPDATE t SET a =
+    v.column1 ... FROM (`` and ``tail`` ``) AS v WHERE t.id = v.column3``."""
     most = min(ROWS, VARIABLES // columns)
     start = 0
     while start < len(rows):
