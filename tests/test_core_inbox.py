@@ -9,6 +9,7 @@ import time
 
 from labloom import State, ThreadExecutor, flow, task
 from labloom.core.inbox import Inbox
+from labloom.executors.local import QUEUED
 
 
 def _inbox(after: list[int] | None = None) -> tuple[Inbox, threading.RLock]:
@@ -112,8 +113,9 @@ def test_a_task_thread_goes_on_while_another_waits_for_the_runs_lock() -> None:
     run = three.run(executor=executor, background=True)
     engine = run._engine
     deadline = time.monotonic() + 10
-    while sum(tr.state is State.RUNNING for tr in run.tasks) < 2:  # both threads busy
-        assert time.monotonic() < deadline, [tr.state for tr in run.tasks]
+    # Both threads busy, and the third call handed to the executor (it waits in its queue).
+    while sum(tr.state is State.RUNNING for tr in run.tasks) < 2 or executor.room() != QUEUED - 1:
+        assert time.monotonic() < deadline, ([tr.state for tr in run.tasks], executor.room())
         time.sleep(0.01)
     with engine.lock:
         gate.set()
