@@ -19,6 +19,7 @@ from .executor import Executor, Outcome
 from .experiment_values import recording_for
 from .futures import MappedFuture, allow_failure, replace_futures
 from .hooks import Limiter, hooks
+from .inbox import Inbox
 from .logs import prints_shown_elsewhere
 from .results import ResultPlanner
 from .states import State
@@ -47,7 +48,8 @@ class Done:
         self.attempt = attempt
 
     def __call__(self, outcome: Outcome) -> None:
-        self.launcher._done(self.tr, self.attempt, outcome)
+        launcher = self.launcher
+        launcher.inbox.put(launcher.outcome, self.tr, self.attempt, outcome)
 
 
 def executor_limiter(executor: Executor) -> Limiter:
@@ -69,6 +71,8 @@ class Launcher:
         self._releases: deque[TaskRun] = deque()
         self._early: dict[str, tuple[int, Outcome]] = {}
         self._timers: dict[str, threading.Timer] = {}
+        # Executors' reports (started, ended), applied in order and in batches (``inbox.py``).
+        self.inbox = Inbox(engine.lock, engine.changed, self.work)
 
     # --- under the engine's lock ------------------------------------------------------------
 
@@ -206,19 +210,10 @@ class Launcher:
         if stale:
             self.executor.cancel([handle])  # cancelled while it was being submitted
 
-    def _done(self, tr: TaskRun, attempt: int, outcome: Outcome) -> None:
-        with self.engine.lock:
-            self.outcome(tr, attempt, outcome)
-            self.engine.changed.notify_all()
-        self.work()
-
     def outcomes(self, items: list[tuple[Done, Outcome]]) -> None:
-        """Several attempts ended (``executor.report_all``): one step for them all."""
-        with self.engine.lock:
-            for done, outcome in items:
-                self.outcome(done.tr, done.attempt, outcome)
-            self.engine.changed.notify_all()
-        self.work()
+        """Several attempts ended (``executor.report_all``): applied together, in order."""
+        self.inbox.put_all([(self.outcome, (done.tr, done.attempt, outcome))
+                            for done, outcome in items])
 
     def _argument_value(self, item: Any) -> Any:
         """What a launched call receives in place of a future (executor-side reference)."""

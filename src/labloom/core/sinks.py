@@ -16,6 +16,7 @@ from .run_logs import MAX_TASK_LINES, RunLogs
 from .states import State
 
 if TYPE_CHECKING:
+    from .inbox import Inbox
     from .results import ResultPlanner
     from .task_graph import TaskGraph
     from .task_runs import TaskRun
@@ -80,6 +81,10 @@ def started_all(sink: RunSink, run_id: str,
         sink.task_started(run_id, task_run_id, when, attempt, worker)
 
 
+class _Reports(Protocol):
+    inbox: Inbox
+
+
 class SinkOwner(Protocol):
     """What the sink needs from its run's engine."""
 
@@ -88,6 +93,9 @@ class SinkOwner(Protocol):
     graph: TaskGraph
     logs: RunLogs
     results: ResultPlanner
+
+    @property
+    def launcher(self) -> _Reports: ...
 
     def emit(self, event: ev.Event) -> None: ...
 
@@ -112,18 +120,20 @@ class ExecutorSink:
         self.tasks_started(run_id, [(task_run_id, when, attempt, worker)])
 
     def tasks_started(self, run_id: str, starts: list[tuple[str, float, int, str]]) -> None:
-        """Several at once, under the run's lock once (see ``started_all``)."""
-        engine = self._engine
-        graph = engine.graph
-        with engine.lock:
-            for task_run_id, when, attempt, worker in starts:
-                tr = graph.get(task_run_id)
-                if tr is None or tr.done or attempt != tr.attempts:
-                    continue  # cancelled meanwhile, or a superseded attempt
-                if tr.started is None:
-                    tr.started = when
-                tr.worker = worker
-                graph.set_state(tr, State.RUNNING, "", when)
+        """Several at once (see ``started_all``), applied in order with the run's other
+        reports (``inbox.py``): never after the end of the same attempt."""
+        self._engine.launcher.inbox.put(self._started, starts)
+
+    def _started(self, starts: list[tuple[str, float, int, str]]) -> None:
+        graph = self._engine.graph  # under the run's lock
+        for task_run_id, when, attempt, worker in starts:
+            tr = graph.get(task_run_id)
+            if tr is None or tr.done or attempt != tr.attempts:
+                continue  # cancelled meanwhile, or a superseded attempt
+            if tr.started is None:
+                tr.started = when
+            tr.worker = worker
+            graph.set_state(tr, State.RUNNING, "", when)
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
                    path: str | None, message: str) -> None:

@@ -6,11 +6,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor as _Pool
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
 from ..core.executor import DoneCallback, Executor, Outcome
+from .thread_pool import ThreadPool
 
 
 class _Handle:
@@ -148,14 +148,13 @@ class ThreadExecutor(_InProcess):
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             raise ValueError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
         self.max_workers = max_workers
-        self._pool: _Pool | None = None
+        self._pool: ThreadPool | None = None
         self._lock = threading.Lock()
-        self._queued = 0  # submitted calls not started yet (``room``)
 
     def start(self) -> None:
         with self._lock:
             if self._pool is None:
-                self._pool = _Pool(self.max_workers, thread_name_prefix="labloom-task")
+                self._pool = ThreadPool(self.max_workers, "labloom-task")
 
     def submit(
         self,
@@ -165,32 +164,28 @@ class ThreadExecutor(_InProcess):
         on_done: DoneCallback,
         resources: dict[str, float] | None = None,
     ) -> Any:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             self.start()
-        assert self._pool is not None
+            pool = self._pool
+            assert pool is not None
         handle = _Handle()
-        with self._lock:
-            self._queued += 1
-        self._pool.submit(self._started, call, args, kwargs, handle, on_done)
+        pool.submit(_execute, call, args, kwargs, handle, on_done)
         return handle
 
-    def _started(self, call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
-                 handle: _Handle, on_done: DoneCallback) -> None:
-        with self._lock:
-            self._queued -= 1
-        _execute(call, args, kwargs, handle, on_done)
-
     def room(self) -> int:
-        return QUEUED - self._queued
+        pool = self._pool
+        return QUEUED - (pool.queued() if pool is not None else 0)
 
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
             handle.cancelled = True
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def describe(self) -> str:
         return f"threads({self.max_workers or 'auto'})"

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..core.errors import DatabaseURLError, StoreUnavailableError, StoreUnreachableError
+from .multirow import many_rows
 from .postgres import URL_ENV as URL_ENV
 
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -192,14 +193,18 @@ class Conn:
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
         on_conflict: str = "",
     ) -> None:
-        """Insert many rows: ``executemany`` on SQLite; on PostgreSQL a ``COPY`` (several
-        times faster for the writer's batches of thousands of rows), through a temporary
-        staging table when ``on_conflict`` (e.g. ``ON CONFLICT (id) DO NOTHING``) applies.
-        Inside a transaction."""
+        """Insert many rows: a few multi-row statements on SQLite (``multirow.py``); on
+        PostgreSQL a ``COPY`` (several times faster for the writer's batches of thousands of
+        rows), through a temporary staging table when ``on_conflict`` (e.g. ``ON CONFLICT
+        (id) DO NOTHING``) applies. Inside a transaction."""
         if not rows:
             return
         names = ", ".join(columns)
-        if self.kind == "sqlite" or len(rows) < 50:
+        if self.kind == "sqlite":  # few statements, each taking the GIL back once
+            many_rows(self.raw, f"INSERT INTO {table} ({names})", len(columns), rows,
+                      on_conflict)
+            return
+        if len(rows) < 50:
             marks = ",".join("?" * len(columns))
             self.executemany(
                 f"INSERT INTO {table} ({names}) VALUES ({marks}) {on_conflict}".rstrip(), rows

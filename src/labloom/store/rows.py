@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
-from . import experiments
+from . import experiments, multirow
 from .storable import NOTE, is_storable, storable_row, to_json
 
 if TYPE_CHECKING:
@@ -61,6 +61,14 @@ _STAGED_UPDATE = (
     "ended = s.ended, traceback = CASE WHEN s.traceback = '' THEN t.traceback "
     "ELSE s.traceback END, worker = COALESCE(s.worker, t.worker) "
     "FROM {stage} s WHERE t.id = s.id"
+)
+# The same as one statement per batch of rows (SQLite 3.33 on: ``multirow.py``).
+_MANY_UPDATE = (
+    "UPDATE task_runs SET state = v.column1, message = v.column2, attempts = v.column3, "
+    "started = COALESCE(v.column4, task_runs.started), ended = v.column5, "
+    "traceback = CASE WHEN v.column6 = '' THEN task_runs.traceback ELSE v.column7 END, "
+    "worker = COALESCE(v.column8, task_runs.worker) FROM (",
+    ") AS v WHERE task_runs.id = v.column9",
 )
 _KEY_SQL = "UPDATE task_runs SET cache_key = ?, result_path = ? WHERE id = ?"
 _CUT_SQL = (
@@ -282,6 +290,9 @@ class Rows:
                  for s, m, a, st, en, tb, _, w, i in self.updates.rows],
             )
             conn.execute(_STAGED_UPDATE.format(stage=stage))
+        elif self.updates and conn.kind == "sqlite" and multirow.UPDATE_FROM:
+            # One row per task run in ``_task_updates``: no id twice in a statement.
+            multirow.many_rows(conn.raw, _MANY_UPDATE[0], 9, self.updates.rows, _MANY_UPDATE[1])
         elif self.updates:
             ex(self.updates.sql, self.updates.rows)
         if self.keys:

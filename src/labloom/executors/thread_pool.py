@@ -1,0 +1,91 @@
+"""The task threads of a ``ThreadExecutor``: one queue and a few threads, nothing per call.
+
+``concurrent.futures.ThreadPoolExecutor`` made a ``Future`` (with its ``Condition`` and lock)
+and a work item per call, took two module-wide locks at each submit and a semaphore at each
+end: 8-11 µs of CPU per call, about a tenth of a no-op task run (issue 21 §2), for results
+labloom never reads (a call reports its own end). Threads start as calls come, up to
+``max_workers``, named ``<prefix>_<i>`` as the standard pool's. As with it, a process that
+exits runs the calls already queued (the engine cancels its runs first, ``at_exit``: a
+cancelled call returns at once) and waits for the threads; ``shutdown`` drops what waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from ..core.threading_internals import register_at_exit
+
+log = logging.getLogger("labloom")
+Call = tuple[Callable[..., None], tuple[Any, ...]]
+
+_pools: weakref.WeakSet[ThreadPool] = weakref.WeakSet()
+_registered = False
+_registering = threading.Lock()
+
+
+def _at_exit() -> None:
+    """Before the interpreter joins its threads: each pool's threads end once the calls
+    queued before this ran."""
+    for pool in list(_pools):
+        pool.close(drop=False)
+
+
+class ThreadPool:
+    def __init__(self, max_workers: int | None, prefix: str) -> None:
+        self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+        self._prefix = prefix
+        self._queue: queue.SimpleQueue[Call | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        global _registered
+        with _registering:
+            if not _registered:
+                register_at_exit(_at_exit)
+                _registered = True
+            _pools.add(self)
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._closed:
+            raise RuntimeError("cannot run calls on a thread pool that was shut down")
+        self._queue.put((fn, args))
+        # A new thread while some call waits and there is room: as many as the calls need.
+        if len(self._threads) < self.max_workers and self._queue.qsize() > 0:
+            thread = threading.Thread(target=self._work,
+                                      name=f"{self._prefix}_{len(self._threads)}")
+            self._threads.append(thread)
+            thread.start()
+
+    def queued(self) -> int:
+        """Calls submitted and not started yet."""
+        return self._queue.qsize()
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except BaseException:  # never lose a thread (the standard pool kept it in a Future)
+                log.exception("[labloom] a task thread's call raised")
+            del item, fn, args  # nothing of a call kept while the thread waits
+
+    def close(self, drop: bool = True) -> None:
+        """End the threads once idle; ``drop``: the calls not started never run."""
+        self._closed = True
+        if drop:
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+        for _ in self._threads:
+            self._queue.put(None)

@@ -1,0 +1,126 @@
+"""Executors' reports (started, ended) are applied under the run's lock by one thread at a
+time, in order and in batches (``core/inbox.py``): the task threads of a busy run no longer
+queue on the run's lock (issue 21 §2)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from labloom import State, ThreadExecutor, flow, task
+from labloom.core.inbox import Inbox
+from labloom.executors.local import QUEUED
+
+
+def _inbox(after: list[int] | None = None) -> tuple[Inbox, threading.RLock]:
+    lock = threading.RLock()
+    calls = after if after is not None else []
+    return Inbox(lock, threading.Condition(lock), lambda: calls.append(1)), lock
+
+
+def test_reports_are_applied_in_order_under_the_lock_then_after_runs() -> None:
+    after: list[int] = []
+    inbox, lock = _inbox(after)
+    seen: list[tuple[int, bool]] = []
+    for i in range(3):
+        inbox.put(lambda i: seen.append((i, lock._is_owned())), i)  # type: ignore[attr-defined]
+    assert seen == [(0, True), (1, True), (2, True)]
+    assert after == [1, 1, 1]  # applied at once, each in the reporting thread (nobody else)
+
+
+def test_a_report_while_another_thread_applies_is_applied_by_that_thread() -> None:
+    inbox, _ = _inbox()
+    entered, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow(name: str) -> None:
+        entered.set()
+        release.wait(5)
+        order.append(name)
+
+    applier = threading.Thread(target=inbox.put, args=(slow, "first"))
+    applier.start()
+    assert entered.wait(5)
+    started = time.monotonic()
+    inbox.put(order.append, "second")  # returns at once: the applier takes it
+    assert time.monotonic() - started < 1.0
+    assert order == []
+    release.set()
+    applier.join(5)
+    assert order == ["first", "second"]
+
+
+def test_a_slow_after_never_holds_up_the_reports_of_other_threads() -> None:
+    """``after`` is the launcher's ``work``, which waits while the store lags behind: the
+    reports of other threads are applied meanwhile (the run's states stay current)."""
+    entered, release = threading.Event(), threading.Event()
+
+    def after() -> None:
+        if not entered.is_set():
+            entered.set()
+            release.wait(5)
+
+    lock = threading.RLock()
+    inbox = Inbox(lock, threading.Condition(lock), after)
+    applied: list[str] = []
+    waiting = threading.Thread(target=inbox.put, args=(applied.append, "first"))
+    waiting.start()
+    assert entered.wait(5)
+    inbox.put(applied.append, "second")
+    assert applied == ["first", "second"]
+    release.set()
+    waiting.join(5)
+
+
+def test_no_report_is_left_behind_by_many_threads() -> None:
+    inbox, _ = _inbox()
+    applied: list[tuple[int, int]] = []
+
+    def reporter(t: int) -> None:
+        for i in range(2000):
+            inbox.put(applied.append, (t, i))
+
+    threads = [threading.Thread(target=reporter, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(applied) == 6 * 2000
+    for t in range(6):  # each thread's reports in the order it made them
+        assert [i for tt, i in applied if tt == t] == list(range(2000))
+
+
+def test_a_task_thread_goes_on_while_another_waits_for_the_runs_lock() -> None:
+    """Two task runs end while the run's lock is held elsewhere (the flow body, a view, a
+    cancel): one task thread waits for the lock to apply both reports, the other starts the
+    next call at once. Before, each thread waited for the lock itself, to report its end and
+    again to report its next start: the next call ran only when the lock was free."""
+    gate, third = threading.Event(), threading.Event()
+
+    @task
+    def step(x: int) -> int:
+        if x < 2:
+            gate.wait(10)
+        else:
+            third.set()
+        return x
+
+    @flow
+    def three() -> None:
+        step.map(range(3))
+
+    executor = ThreadExecutor(2)
+    run = three.run(executor=executor, background=True)
+    engine = run._engine
+    deadline = time.monotonic() + 10
+    # Both threads busy, and the third call handed to the executor (it waits in its queue).
+    while sum(tr.state is State.RUNNING for tr in run.tasks) < 2 or executor.room() != QUEUED - 1:
+        assert time.monotonic() < deadline, ([tr.state for tr in run.tasks], executor.room())
+        time.sleep(0.01)
+    with engine.lock:
+        gate.set()
+        ran = third.wait(5)
+    assert ran, "the third call waited for the run's lock"
+    run.wait(10)
+    assert run.state is State.COMPLETED
+    assert [tr.state for tr in run.tasks] == [State.COMPLETED] * 3
