@@ -3,6 +3,7 @@ row (each statement let go of the GIL and waited for it again: issue 21 §2)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from labloom import State, ThreadExecutor, flow, task
@@ -66,17 +67,18 @@ def test_task_runs_updates_are_a_few_statements_and_keep_each_field() -> None:
         if conn.kind != "sqlite" or not multirow.UPDATE_FROM:
             return
         n = 500
+        rec: Any = SimpleNamespace(moves_known=True)  # the folding reads only this of it
         created = Rows()
         for i in range(n):
-            created.add(None, ev.TaskRunCreated("r1", f"r1.{i}", "n0", "t", i, (), 1.0))  # type: ignore[arg-type]
+            created.add(rec, ev.TaskRunCreated("r1", f"r1.{i}", "n0", "t", i, (), 1.0))
         with conn.transaction():
             created.finish().write(conn)
         ended = Rows()
         for i in range(n):
-            ended.add(None, ev.StateChanged("r1", f"r1.{i}", State.RUNNING, 2.0 + i, "", 1,  # type: ignore[arg-type]
+            ended.add(rec, ev.StateChanged("r1", f"r1.{i}", State.RUNNING, 2.0 + i, "", 1,
                                             worker=f"w{i % 4}"))
             state, tb = (State.FAILED, f"trace {i}") if i % 5 == 0 else (State.COMPLETED, "")
-            ended.add(None, ev.StateChanged("r1", f"r1.{i}", state, 3.0 + i, f"m{i}", 1, tb))  # type: ignore[arg-type]
+            ended.add(rec, ev.StateChanged("r1", f"r1.{i}", state, 3.0 + i, f"m{i}", 1, tb))
         statements: list[str] = []
         conn.raw.set_trace_callback(statements.append)
         with conn.transaction():
