@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 CHILD = r"""
 import json, resource, sys, time
@@ -51,14 +52,15 @@ print(json.dumps({"n": n, "seconds": elapsed, "cpu": cpu, "peak_mb": peak / 1024
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def measure(n: int, pycache: str, src: Path = SRC) -> dict[str, float]:
+def measure(n: int, pycache: str, src: Path = SRC, child: str = CHILD) -> dict[str, Any]:
+    """``child`` run with ``n`` in a fresh interpreter on ``src``; its last line's JSON."""
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0", PYTHONPYCACHEPREFIX=pycache,
                    PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        out = subprocess.run([sys.executable, "-c", CHILD, str(n)], env=env, check=True,
+        out = subprocess.run([sys.executable, "-c", child, str(n)], env=env, check=True,
                              capture_output=True, text=True)
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 

@@ -15,12 +15,12 @@ lock (``core/inbox.py`` since).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import task_runs_scale
+from task_runs_scale import SRC
 
 CHILD = r"""
 import json, os, sys, threading, time
@@ -81,18 +81,8 @@ for tid, reading in last.items():
 print(json.dumps({"n": n, "seconds": elapsed, "groups": groups}))
 """
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-
-
 def measure(n: int, pycache: str, src: Path = SRC) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0", PYTHONPYCACHEPREFIX=pycache,
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        out = subprocess.run([sys.executable, "-c", CHILD, str(n)], env=env, check=True,
-                             capture_output=True, text=True)
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return task_runs_scale.measure(n, pycache, src, CHILD)
 
 
 def main() -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from labloom import State, ThreadExecutor, flow, task
+from labloom import State, ThreadExecutor
 from labloom.store.db import get_database
+from store_helpers import wide
 
 
 def test_a_batch_of_rows_is_a_few_statements_in_order_with_its_conflict_clause() -> None:
@@ -30,16 +31,6 @@ def test_a_batch_of_rows_is_a_few_statements_in_order_with_its_conflict_clause()
                                           *[r for r in rows if r[0] != "k.5"]]
     finally:
         conn.close()
-
-
-@task
-def one(x: int) -> int:
-    return x
-
-
-@flow
-def wide(n: int) -> None:
-    one.map(range(n))
 
 
 def test_a_run_of_many_task_runs_is_stored_whole() -> None:
