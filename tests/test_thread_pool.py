@@ -86,3 +86,27 @@ def test_a_process_that_exits_runs_the_queued_calls_and_waits_for_its_threads(
                           text=True, env=env_for(tmp_path / "home"))
     assert done.returncode == 0, done.stderr
     assert sorted(int(x) for x in out.read_text().split()) == list(range(20))
+
+
+def test_submitters_in_many_threads_never_start_more_than_max_workers() -> None:
+    # Whichever thread applies a run's reports launches what became ready, so calls come
+    # from several threads at once; the pool must still stop at max_workers.
+    pool = ThreadPool(2, "labloom-bound")
+    release = threading.Event()
+    go = threading.Barrier(8)
+
+    def submit_many() -> None:
+        go.wait()
+        for _ in range(50):
+            pool.submit(release.wait, 30)
+
+    submitters = [threading.Thread(target=submit_many) for _ in range(8)]
+    for thread in submitters:
+        thread.start()
+    for thread in submitters:
+        thread.join()
+    try:
+        assert len(pool._threads) <= 2
+    finally:
+        release.set()
+        pool.close()

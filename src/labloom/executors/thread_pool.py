@@ -42,6 +42,7 @@ class ThreadPool:
         self._prefix = prefix
         self._queue: queue.SimpleQueue[Call | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._growing = threading.Lock()
         self._closed = False
         global _registered
         with _registering:
@@ -55,11 +56,16 @@ class ThreadPool:
             raise RuntimeError("cannot run calls on a thread pool that was shut down")
         self._queue.put((fn, args))
         # A new thread while some call waits and there is room: as many as the calls need.
+        # Calls are submitted from several threads (whichever applies a run's reports
+        # launches what became ready): the lock, taken only while the pool grows, keeps it
+        # to ``max_workers``.
         if len(self._threads) < self.max_workers and self._queue.qsize() > 0:
-            thread = threading.Thread(target=self._work,
-                                      name=f"{self._prefix}_{len(self._threads)}")
-            self._threads.append(thread)
-            thread.start()
+            with self._growing:
+                if len(self._threads) < self.max_workers:
+                    thread = threading.Thread(target=self._work,
+                                              name=f"{self._prefix}_{len(self._threads)}")
+                    self._threads.append(thread)
+                    thread.start()
 
     def queued(self) -> int:
         """Calls submitted and not started yet."""
