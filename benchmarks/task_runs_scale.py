@@ -25,8 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CHILD = r"""
-import json, resource, sys, time
+# The flow every child program measures (``task_runs_threads.py`` too).
+WIDE = r"""
 from labloom import ThreadExecutor, flow, task
 
 @task
@@ -36,6 +36,10 @@ def one(x):
 @flow
 def wide(n):
     one.map(range(n))
+"""
+
+CHILD = WIDE + r"""
+import json, resource, sys, time
 
 n = int(sys.argv[1])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

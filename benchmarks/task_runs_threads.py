@@ -22,17 +22,8 @@ from pathlib import Path
 import task_runs_scale
 from task_runs_scale import SRC
 
-CHILD = r"""
+CHILD = task_runs_scale.WIDE + r"""
 import json, os, sys, threading, time
-from labloom import ThreadExecutor, flow, task
-
-@task
-def one(x):
-    return x
-
-@flow
-def wide(n):
-    one.map(range(n))
 
 def read(tid):
     try:
