@@ -668,6 +668,9 @@ def test_a_default_map_of_tiny_tasks_shares_dask_tasks_and_reports_every_child(e
     assert second.result() == list(range(1, n + 1))
     alone, chunks = keys_of(executor, second, "quick")
     assert not alone and 0 < len(chunks) < n / 4
+    # A chunk's values come back as one pickle, not item by item (``ChunkValues``).
+    child = next(tr for tr in second.tasks if tr.task.name == "quick")
+    assert type(executor.client.gather(child.handle.future)).__name__ == "ChunkValues"
     # Every child returned: their end events said so, and no chunk asked the cluster again.
     assert not {f"status-{key}" for key in chunks} & dask_keys(executor)
 

@@ -135,9 +135,12 @@ def worker_sink() -> WorkerSink:
     return sink
 
 
-def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """What a Dask worker runs for one attempt of one task run."""
-    sink = worker_sink()
+def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
+           sink: WorkerSink | None = None) -> Any:
+    """What a Dask worker runs for one attempt of one task run (``sink``: this worker's, when
+    the caller has it: a chunk asks once for all its children)."""
+    if sink is None:
+        sink = worker_sink()
     started = time.time()
     ok = False
     try:
@@ -225,11 +228,27 @@ class Dispatcher:
             self.durations[name] = (count + 1, total + ended - started)
         return started, ended
 
-    def all_returned(self, calls: list[attempt.TaskCall]) -> bool:
-        """Whether each of ``calls`` reported that it returned (their chunk's children)."""
+    def ended_all(self, calls: list[attempt.TaskCall]) -> list[tuple[float, float]] | None:
+        """As ``ended`` for each of ``calls`` (a chunk's children, of one task) when each
+        reported that it returned, their durations counted once for the chunk; else None,
+        and nothing is taken."""
         times = self.times
-        return all(times.get((call.task_run_id, call.attempt), (0, 0, None))[2] is True
-                   for call in calls)
+        keys = [(call.task_run_id, call.attempt) for call in calls]
+        found = [times.get(key) for key in keys]
+        if not all(t is not None and t[2] is True for t in found):
+            return None
+        spans: list[tuple[float, float]] = []
+        count, total = 0, 0.0
+        for key, (started, ended, _) in zip(keys, found, strict=True):  # type: ignore[misc]
+            del times[key]
+            spans.append((started, ended))
+            if ended > started > 0:
+                count, total = count + 1, total + ended - started
+        if count:
+            name = calls[0].task_name.split("[", 1)[0]
+            before, seconds = self.durations.get(name, (0, 0.0))
+            self.durations[name] = (before + count, seconds + total)
+        return spans
 
     def mean_duration(self, task_name: str) -> float | None:
         count, total = self.durations.get(task_name, (0, 0.0))

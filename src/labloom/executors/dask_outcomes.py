@@ -15,6 +15,7 @@ from typing import Any
 from ..core.attempt import TaskCall, user_traceback
 from ..core.errors import SchedulerLostError, WorkerDiedError
 from ..core.executor import DoneCallback, Outcome, report_all
+from ..core.logs import capturing
 from . import dask_events as events
 from .dask_internals import SCHEDULER_LOST, cancel_reason, watch
 from .dask_packing import Packed
@@ -30,20 +31,36 @@ class ChildFailed:
         self.traceback = traceback
 
 
+class ChunkValues(list):  # type: ignore[type-arg]
+    """A chunk's result: its children's values (or ``ChildFailed``), in order.
+
+    A list subclass only so that it travels as one pickle: distributed sends a task's result
+    that is exactly a ``list`` (or tuple, set, dict) item by item, each with its own header and
+    compression check, about 20 µs per item on the worker and 6 µs in the kernel's gather (a
+    chunk of 1,000 no-op children cost 20 ms to send, 0.1 ms as one pickle). Indexing,
+    ``len`` and iteration are a list's."""
+
+    __slots__ = ()
+
+
 def run_chunk(
     packed: Packed, args: list[tuple[Any, ...]], kwargs: list[dict[str, Any]] | None
-) -> list[Any]:
+) -> ChunkValues:
     """On a worker: each child's call in turn (``kwargs`` None: none has any), one failing not
     stopping the others; their ends reach the engine in one message, before the chunk's own
     result."""
-    out: list[Any] = []
+    out = ChunkValues()
     calls = packed.calls()
     if not calls:
         return out
-    with events.worker_sink().holding(calls[0].run_id):
+    sink = events.worker_sink()
+    # Output captured once for the chunk: each child still has its own task context (its
+    # lines are its own), without installing and removing the stream proxies and the log
+    # handler per child.
+    with sink.holding(calls[0].run_id), capturing():
         for i, call in enumerate(calls):
             try:
-                out.append(events.invoke(call, args[i], kwargs[i] if kwargs else {}))
+                out.append(events.invoke(call, args[i], kwargs[i] if kwargs else {}, sink))
             except Exception as exc:
                 out.append(ChildFailed(exc, user_traceback(exc)))
     return out
@@ -65,12 +82,10 @@ def report_chunk(
         for call, on_done in chunk:  # the chunk itself failed: a dead worker, a cancel
             report(chunk_future, call, on_done, dispatcher)
         return
-    if dispatcher.all_returned([call for call, _ in chunk]):
-        ends: list[tuple[DoneCallback, Outcome]] = []
-        for call, on_done in chunk:
-            started, ended = dispatcher.ended(call)
-            ends.append((on_done, Outcome(ok=True, started=started, ended=ended)))
-        report_all(ends)
+    times = dispatcher.ended_all([call for call, _ in chunk])
+    if times is not None:
+        report_all([(on_done, Outcome(ok=True, started=started, ended=ended))
+                    for (_, on_done), (started, ended) in zip(chunk, times, strict=True)])
         return
     try:
         client = chunk_future.client
