@@ -394,6 +394,41 @@ def test_cancel_cancels_pending_futures(executor):
     assert set(statuses) <= {"cancelled", "finished", "never sent"}, statuses
 
 
+@task(batch_size=4)
+def gated(i: int, gate: str) -> int:
+    # Child 1 of the chunk waits for the test: children 0 and 1 have started, 2 and 3 not.
+    deadline = time.monotonic() + 30
+    while i == 1 and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print(f"gated {i}")
+    return i
+
+
+@flow
+def one_gated_chunk(gate: str) -> list[int]:
+    return gated.map(range(4), gate=labloom.unmapped(gate))
+
+
+def test_a_chunks_children_show_running_while_their_chunk_runs(executor, tmp_path):
+    # A chunk's starts travel in columns with its next message (``dask_messages``): the
+    # worker's flush sends them while the chunk still runs, so each child shows live.
+    gate = tmp_path / "gate"
+    run = one_gated_chunk.run(gate=str(gate), executor=executor, background=True)
+    deadline = time.monotonic() + 20
+
+    def states() -> list[State]:
+        return [tr.state for tr in sorted(run.tasks, key=lambda tr: tr.map_index or 0)]
+    while states()[:2] != [State.RUNNING] * 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # Child 0 returned (its outcome comes with its chunk's), child 1 waits, 2 and 3 wait.
+    assert states() == [State.RUNNING] * 2 + [State.PENDING] * 2, states()
+    gate.touch()
+    assert run.wait(20) is State.COMPLETED
+    assert run.result() == [0, 1, 2, 3]
+    assert [line.text for line in run.logs("gated[2]")] == ["gated 2"]
+    assert all(tr.started and tr.ended and tr.worker for tr in run.tasks)
+
+
 @task
 def make_lock(holder: str) -> dict[str, object]:
     return {"holder": holder, "lock": threading.Lock()}

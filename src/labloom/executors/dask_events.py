@@ -22,6 +22,7 @@ from typing import Any
 
 from ..core import attempt, sinks
 from ..core.executor import check_mappable
+from . import dask_messages as messages
 
 TOPIC_PREFIX = "labloom-"
 IDLE_EXIT = 5.0  # seconds a delivery thread waits for work before it ends
@@ -49,6 +50,8 @@ class WorkerSink:
         self._worker = worker
         self._lock = threading.Lock()
         self._buffers: dict[str, list[list[Any]]] = {}
+        # Per run: the starts and ends of chunk children, sent with the run's next message.
+        self._columns: dict[str, messages.Columns] = {}
         self._held = threading.local()  # set while this thread runs a chunk of children
         threading.Thread(target=self._flush_loop, name="labloom-log-flush", daemon=True).start()
 
@@ -62,15 +65,36 @@ class WorkerSink:
         finally:
             self._held.on = False
             with self._lock:
-                batch = self._buffers.pop(run_id, [])
-                if batch:
-                    self._worker.log_event(topic(run_id), batch)
+                self._send(run_id, self._buffers.pop(run_id, []))
+
+    def _send(self, run_id: str, rows: list[list[Any]]) -> None:
+        """``rows`` and the run's chunk children's starts and ends as one message (under the
+        lock): starts first, so that each comes before its child's log lines."""
+        columns = self._columns.pop(run_id, None)
+        batch = columns.around(rows) if columns is not None else rows
+        if batch:
+            self._worker.log_event(topic(run_id), batch)
+
+    def _held_columns(self, run_id: str) -> messages.Columns | None:
+        """The run's columns when this thread runs a chunk (call under the lock)."""
+        if not getattr(self._held, "on", False):
+            return None
+        columns = self._columns.get(run_id)
+        if columns is None:
+            columns = self._columns[run_id] = messages.Columns()
+        return columns
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
                      worker: str = "") -> None:
         # One timeline lane per worker thread, as Dask's own task stream draws them.
         where = f"{self._worker.address} {worker}".strip()
-        self._add(run_id, ["s", task_run_id, when, attempt, where])
+        with self._lock:
+            columns = self._held_columns(run_id)
+            if columns is not None:  # a chunk's child: its start travels in a column
+                columns.started(task_run_id, when, attempt, where)
+                return
+            self._buffers.setdefault(run_id, []).append(
+                ["s", task_run_id, when, attempt, where])
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         self._add(run_id, ["l", task_run_id, level, when, text])
@@ -87,15 +111,16 @@ class WorkerSink:
                    ok: bool | None = None) -> None:
         # ``ok``: whether the call returned (a chunk's children all returned: the client
         # learns their outcomes from these, without asking the cluster).
-        ended = ["e", task_run_id, attempt, started, time.time(), ok]
-        if getattr(self._held, "on", False):
-            self._add(run_id, ended)
-            return
+        now = time.time()
         with self._lock:
+            columns = self._held_columns(run_id)
+            if columns is not None:  # sent with the chunk's other ends (``holding``)
+                columns.ended(task_run_id, attempt, started, now, ok)
+                return
             batch = self._buffers.pop(run_id, [])
-            batch.append(ended)
+            batch.append(["e", task_run_id, attempt, started, now, ok])
             # Sent before the task's result is announced, on the same ordered stream.
-            self._worker.log_event(topic(run_id), batch)
+            self._send(run_id, batch)
 
     def _add(self, run_id: str, msg: list[Any]) -> None:
         with self._lock:
@@ -107,8 +132,8 @@ class WorkerSink:
             time.sleep(self.FLUSH_EVERY)
             with self._lock:
                 buffers, self._buffers = self._buffers, {}
-                for run_id, batch in buffers.items():
-                    self._worker.log_event(topic(run_id), batch)
+                for run_id in {*buffers, *self._columns}:
+                    self._send(run_id, buffers.get(run_id, []))
 
 
 _WORKER_GONE = ("closing", "closed", "closing_gracefully", "failed")
@@ -281,17 +306,26 @@ class Dispatcher:
         # Starts are handed over together (a chunk's children: one step of the engine for all
         # of them), before any other news of theirs.
         starts: list[tuple[str, float, int, str]] = []
+        lanes = self._lanes
         for msg in batch:
             kind = msg[0]
             if kind == "e":
                 self.times[(msg[1], msg[2])] = (msg[3], msg[4], msg[5] if len(msg) > 5 else None)
+                continue
+            if kind == "E":  # a chunk's ends, packed (``dask_messages``)
+                self.times.update({(trid, attempt): (started, ended, ok) for trid, attempt,
+                                   started, ended, ok in messages.ends_of(msg)})
                 continue
             if sink is None:
                 continue
             if kind == "s":
                 # A worker of an older labloom sends no lane.
                 lane = msg[4] if len(msg) > 4 else ""
-                starts.append((msg[1], msg[2], msg[3], self._lanes.setdefault(lane, lane)))
+                starts.append((msg[1], msg[2], msg[3], lanes.setdefault(lane, lane)))
+                continue
+            if kind == "S":
+                starts += [(trid, when, attempt, lanes.setdefault(lane, lane))
+                           for trid, when, attempt, lane in messages.starts_of(msg)]
                 continue
             if starts:
                 sinks.started_all(sink, run_id, starts)
