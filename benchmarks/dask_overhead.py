@@ -3,7 +3,7 @@
 Same LocalCluster(n_workers=2, threads_per_worker=1), alternating, medians; prints the ratio.
 
     python benchmarks/dask_overhead.py [--tasks 5000] [--repeats 5] [--batch-size 100]
-        [--hand-chunk 100] [--no-warmup] [--prefect-python PATH] [--prefect-tasks N]
+        [--hand-chunk 100] [--no-warmup] [--src DIR] [--prefect-python PATH] [--prefect-tasks N]
 
 The labloom column is the map with no option set (chunked automatically, ``dask_chunking``).
 ``--batch-size B`` adds a column: the same map with ``noop.with_options(batch_size=B)`` (``1``:
@@ -33,12 +33,26 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+
+def _src() -> str:
+    """``--src DIR``: the labloom source tree to measure (this checkout's by default), read
+    before the import (the workers, started by spawn, take the same ``sys.path``)."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg == "--src" and i + 1 < len(args):
+            return os.path.abspath(args[i + 1])
+        if arg.startswith("--src="):
+            return os.path.abspath(arg.split("=", 1)[1])
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+
+
+sys.path.insert(0, _src())
 os.environ.setdefault("LABLOOM_HOME", tempfile.mkdtemp(prefix="labloom-bench-"))
 
 from distributed import Client, LocalCluster
 
 from labloom import DaskExecutor, flow, task
+from labloom import __file__ as labloom_file
 
 
 def noop(x: int) -> int:
@@ -141,6 +155,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=0)
     parser.add_argument("--hand-chunk", type=int, default=100)
     parser.add_argument("--no-warmup", action="store_true")
+    parser.add_argument("--src", default=None,
+                        help="the labloom src/ to measure (default: this checkout's), e.g. "
+                             "another worktree's, to compare in alternating fresh processes")
     parser.add_argument("--prefect-python", default=os.environ.get("LABLOOM_BENCH_PREFECT_PYTHON"),
                         help="interpreter with prefect and prefect-dask installed "
                              "(default: $LABLOOM_BENCH_PREFECT_PYTHON; none: skip the column)")
@@ -149,6 +166,7 @@ def main() -> None:
     parser.add_argument("--prefect-timeout", type=float, default=900.0,
                         help="seconds before the Prefect companion is killed")
     args = parser.parse_args()
+    print(f"labloom from {os.path.dirname(os.path.dirname(labloom_file))}", flush=True)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
     client = Client(cluster)
     executor = DaskExecutor(client=client)
