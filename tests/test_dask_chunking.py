@@ -158,3 +158,22 @@ def test_a_chunks_ends_are_taken_together_only_when_every_child_returned() -> No
     assert not dispatcher.times
     assert dispatcher.durations == {"double": (3, 1.5)}  # counted once for the chunk
     assert dispatcher.mean_duration("double") == 0.5
+
+
+def test_a_chunks_arguments_are_searched_for_futures_only_when_one_may_be_there() -> None:
+    from dask._task_spec import DataNode, TaskRef
+
+    from labloom.executors.dask_internals import task_spec
+    from labloom.executors.dask_submit import _plain
+
+    assert _plain([(1, 2.5, "a"), (None, b"x", True), ()])
+    assert not _plain([(1,), ([1],)])  # a list may hold a future: searched
+    assert not _plain([(1,), (TaskRef("upstream-key"),)])
+    # Searched, a future in a child's arguments is a dependency of the chunk; known plain,
+    # the list goes as it is.
+    searched = task_spec("chunk", _double, [(1,), (TaskRef("upstream-key"),)])
+    assert searched.dependencies == {"upstream-key"}
+    arguments = [(1,), (2,)]
+    spec = task_spec("chunk", _double, arguments, plain=frozenset((0,)))
+    assert spec.args[0] is arguments and not spec.dependencies
+    assert not isinstance(spec.args[0], DataNode)

@@ -56,13 +56,16 @@ def _spec_types() -> tuple[Any, Any] | None:
     return Task, parse_input
 
 
-def task_spec(key: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """A graph entry calling ``fn(*args)``; futures anywhere in ``args`` are dependencies."""
+def task_spec(key: str, fn: Callable[..., Any], *args: Any,
+              plain: frozenset[int] = frozenset()) -> Any:
+    """A graph entry calling ``fn(*args)``; futures anywhere in ``args`` are dependencies,
+    except in the args at the indexes ``plain`` (known to hold none: not searched)."""
     found = _spec_types()  # looked up once: this runs once per task run
     if found is None:
         return _tuple_task(fn, *args)
     task, parse_input = found
-    return task(key, fn, *(parse_input(arg) for arg in args))
+    return task(key, fn, *(arg if i in plain else parse_input(arg)
+                           for i, arg in enumerate(args)))
 
 
 def _tuple_task(fn: Callable[..., Any], *args: Any) -> Any:

@@ -253,8 +253,12 @@ class Submitter:
             # arguments are searched for futures.
             calls = pack([call for call, _, _, _, _ in chunk])
             keywords = [kwargs for _, _, kwargs, _, _ in chunk]
-            spec = task_spec(key, run_chunk, calls, [args for _, args, _, _, _ in chunk],
-                             keywords if any(keywords) else None)
+            arguments = [args for _, args, _, _, _ in chunk]
+            # Numbers and strings hold no future: Dask need not look through a thousand
+            # children's arguments for one (about 2 µs a child in this thread).
+            plain = frozenset((1,)) if _plain(arguments) else frozenset()
+            spec = task_spec(key, run_chunk, calls, arguments,
+                             keywords if any(keywords) else None, plain=plain)
             batch[key] = (spec, (), _chunk_not_sent(chunk), chunk_future, None)
         groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
         for key, (spec, resources, *_) in batch.items():
@@ -348,6 +352,15 @@ class Submitter:
         children = [(call, on_done) for call, _, _, _, on_done in chunk]
         return chunk[0][3].future, lambda done: dispatcher.put(report_chunk, done, children,
                                                                dispatcher)
+
+
+_PLAIN = frozenset((int, float, str, bytes, bool, type(None)))
+
+
+def _plain(arguments: list[tuple[Any, ...]]) -> bool:
+    """Whether every argument is a number, a string, bytes or None (never a future)."""
+    plain = _PLAIN
+    return all(type(arg) in plain for args in arguments for arg in args)
 
 
 def _chunk_not_sent(chunk: list[Member]) -> Callable[[Exception], None]:
