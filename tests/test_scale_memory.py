@@ -19,15 +19,15 @@ from store_helpers import wide
 
 # Bytes of Python objects a finished no-op task run keeps (its record, its result, its map
 # index, its times in its map, its place in the run's lists): what letting go of the finished
-# run frees. About 230 now (227 to 237 over 20 runs, quiet or with two CPU hogs, also in a
-# process running Dask's embedded cluster); 297 before the session 26 pass (the local handle,
-# a complex for the times, two more slots); about 850 before the compact records.
-# It was the growth of the process's traced memory over the run, which also counts what the
-# process allocates meanwhile outside the run: CPython's table of interned strings resized
-# inside the measured run (1.9 MB at once: pathlib interns path parts, a store commit makes a
-# Path), and the threads of the Dask cluster that earlier tests of the suite left running.
-# 241 to 441 bytes measured that way in a process running Dask's embedded cluster, 314 in a
-# CI run: outside any run, so no longer counted.
+# run frees. About 230 now (219 to 237 over 36 runs, quiet or beside two CPU hogs, alone or
+# in a process running Dask's embedded cluster); 297 before the session 26 pass (the local
+# handle, a complex for the times, two more slots); about 850 before the compact records.
+# It used to be the growth of the process's traced memory over the run, which also counts
+# what the process allocates meanwhile outside the run: CPython's table of interned strings
+# grew inside the measured run (1.9 MB at once: pathlib interns path parts, and the store's
+# writer makes a Path per commit), and the threads of a Dask cluster that earlier tests may
+# leave running (DaskExecutor's embedded one lives until the process exits). Measured that
+# way in such a process: 238 to 449 bytes over the same runs; CI measured 314.
 PER_TASK_RUN = 280
 
 
