@@ -19,7 +19,7 @@ from store_helpers import wide
 
 # Bytes of Python objects a finished no-op task run keeps (its record, its result, its map
 # index, its times in its map, its place in the run's lists): what letting go of the finished
-# run frees. About 230 now (219 to 237 over 36 runs, quiet or beside two CPU hogs, alone or
+# run frees. About 230 now (219 to 237 over 42 runs, quiet or beside two CPU hogs, alone or
 # in a process running Dask's embedded cluster); 297 before the session 26 pass (the local
 # handle, a complex for the times, two more slots); about 850 before the compact records.
 # It used to be the growth of the process's traced memory over the run, which also counts
@@ -27,7 +27,7 @@ from store_helpers import wide
 # grew inside the measured run (1.9 MB at once: pathlib interns path parts, and the store's
 # writer makes a Path per commit), and the threads of a Dask cluster that earlier tests may
 # leave running (DaskExecutor's embedded one lives until the process exits). Measured that
-# way in such a process: 238 to 449 bytes over the same runs; CI measured 314.
+# way: 232 to 449 bytes over the same runs (292 without Dask); CI measured 314.
 PER_TASK_RUN = 280
 
 
