@@ -41,9 +41,9 @@ def test_a_report_while_another_thread_applies_is_applied_by_that_thread() -> No
     applier = threading.Thread(target=inbox.put, args=(slow, "first"))
     applier.start()
     assert entered.wait(5)
-    started = time.monotonic()
-    inbox.put(order.append, "second")  # returns at once: the applier takes it
-    assert time.monotonic() - started < 1.0
+    # Returns without applying it: the applier takes it. (Had it waited for the role, it
+    # would return only once the applier gave up waiting, both reports applied.)
+    inbox.put(order.append, "second")
     assert order == []
     release.set()
     applier.join(5)

@@ -3,8 +3,11 @@ area under it, and on failure a traceback of the cells, as IPython shows a cell'
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,42 @@ def hello(x):
 """
 
 
+MARK = "labloom-test-mark"
+# Written by the kernel (to its file descriptors, which ipykernel reads through a pipe) and
+# by each Dask worker (to its stdout and stderr, that pipe too), after flushing what each
+# wrote before: a mark that arrived says that nothing written before it is still on its way.
+MARKS = f"""import os, sys
+
+def mark():
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+        print({MARK!r}, file=stream, flush=True)
+
+for fd, stream in ((1, sys.__stdout__), (2, sys.__stderr__)):
+    if stream is not None:
+        stream.flush()
+    os.write(fd, b"{MARK}\\n")
+marks = 2
+"""
+
+
+def _until_marks(k: Any, messages: list[dict[str, Any]], expected: int) -> list[dict[str, Any]]:
+    """The kernel's output messages after ``messages`` (whatever cell they belong to) until
+    ``expected`` marks were shown in all."""
+    more: list[dict[str, Any]] = []
+
+    def seen() -> int:
+        return sum(m["content"]["text"].count(MARK) for m in messages + more
+                   if m["msg_type"] == "stream")
+
+    deadline = time.monotonic() + 60
+    while seen() < expected:
+        assert time.monotonic() < deadline, f"{seen()} of {expected} marks came"
+        with contextlib.suppress(queue.Empty):
+            more.append(k.client.get_iopub_msg(timeout=1))
+    return more
+
+
 @pytest.mark.parametrize("executor", ["threads", "dask"])
 def test_a_run_logger_line_shows_once_under_the_dag(tmp_path: Path, executor: str) -> None:
     # On Dask the workers of the kernel's LocalCluster write to the kernel's captured stdout
@@ -68,8 +107,14 @@ def test_a_run_logger_line_shows_once_under_the_dag(tmp_path: Path, executor: st
         k.ok("%load_ext labloom")
         k.ok(LOGGING_TASK)
         messages = k.ok(f"%%flow greet --executor {executor}\ny = hello(1)", timeout=120)
-        # A worker's output reaches the kernel through a pipe, and may come a moment later.
-        later = k.ok("import time\ntime.sleep(1)\nassert y == 1")
+        # A worker's output reaches the kernel through a pipe, and may come a moment later:
+        # every process that may have echoed writes a mark behind what it wrote, and what
+        # the cell shows is read until every mark came.
+        later = k.ok(MARKS + ("from labloom import DaskExecutor\n"
+                              "marks += 2 * len(DaskExecutor().client.run(mark))\n"
+                              if executor == "dask" else "") + "assert y == 1\nmarks")
+        expected = int(texts(later, "execute_result")[-1])
+        later += _until_marks(k, later, expected)
     streams = [m["content"]["text"] for m in messages + later if m["msg_type"] == "stream"]
     assert not [t for t in streams if "hello from the run logger" in t or "a print" in t], streams
     shown = [m["content"]["data"]["text/plain"] for m in messages
