@@ -115,6 +115,32 @@ class ExperimentValues:
     step: int | None = None
 
 
+# One logging call as a run keeps it, stored and read back in this order (``Logged`` in
+# ``experiments.py``): (task run id, kind, values by name, step, time).
+Call = tuple[str, str, dict[str, Any], int | None, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentCalls:
+    """The logging calls of a run's task runs applied in one batch of its reports
+    (``sinks.ExecutorSink``), in the order logged: the same as one ``ExperimentValues`` per
+    call, as one event. A map whose children each log once emitted as many events as task
+    runs more, each built, queued, delivered and folded by the store (issue 19's cost)."""
+
+    run_id: str
+    calls: tuple[Call, ...]
+
+    @property
+    def task_run_ids(self) -> list[str]:
+        """Whose they are (a subscriber taking news first passes it only after all of them
+        were announced, ``delivery.Delivery``)."""
+        return [call[0] for call in self.calls]
+
+    def each(self) -> list[ExperimentValues]:
+        return [ExperimentValues(self.run_id, task_run_id, when, kind, values, step)
+                for task_run_id, kind, values, step, when in self.calls]
+
+
 @dataclass(frozen=True)
 class LogLinesDropped:
     """The engine kept no more of a task run's lines past its cap: ``dropped`` so far in all."""
@@ -153,12 +179,14 @@ Event = (
     | LogRecord
     | LogLinesDropped
     | ExperimentValues
+    | ExperimentCalls
     | RunStateChanged
     | RunFinished
 )
 Subscriber = Callable[[list[Event]], None]
 # What of a task run may be delivered before the rest of a block that does not announce it.
-_NEWS = (StateChanged, LogRecord, TaskRunKeyed, ExperimentValues, LogLinesDropped)
+_NEWS = (StateChanged, LogRecord, TaskRunKeyed, ExperimentValues, ExperimentCalls,
+         LogLinesDropped)
 
 class Subscription:
     """What ``EventBus.subscribe`` returns: call it to unsubscribe."""

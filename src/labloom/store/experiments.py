@@ -41,14 +41,20 @@ CALLS_PER_ROW = 1000  # a row of ~60 KB at most: a first look reads a few rows, 
 
 
 def row_of(event: Any) -> tuple[Any, ...]:
-    """The row of one ``ExperimentValues`` event as the writer's batch keeps it (and writes it
-    when it writes one call at a time, ``encoded``); ``insert`` puts a batch's in few rows."""
-    return (event.run_id, event.task_run_id, event.kind, event.step, event.time, event.values)
+    """The row of an ``ExperimentCalls`` or ``ExperimentValues`` event as the writer's batch
+    keeps it: (run id, its calls as the run keeps them, ``ev.Call``); ``insert`` puts a
+    batch's in few rows."""
+    calls = getattr(event, "calls", None)
+    if calls is None:
+        calls = ((event.task_run_id, event.kind, event.values, event.step, event.time),)
+    return (event.run_id, calls)
 
 
 def encoded(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A row as a statement's parameters take it: the values as JSON text."""
-    return (*row[:5], json.dumps(row[5]))
+    """A row as the writer writes it alone (``Rows.write_one_by_one``): one row of kind
+    ``calls`` holding the event's calls."""
+    run_id, calls = row
+    return (run_id, "", "calls", None, calls[0][4], json.dumps(calls))
 
 
 _COLUMNS = ", ".join(COLUMNS)
@@ -58,15 +64,16 @@ _BATCH_SQL = (f"INSERT INTO experiment_values ({_COLUMNS}) "
 
 def insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
     """The writer's batch of calls, inside its transaction: per run, one row for each
-    ``CALLS_PER_ROW`` calls, its data one JSON text encoded once in C (1.1 µs a call)."""
+    ``CALLS_PER_ROW`` calls, its data one JSON text encoded once in C (the calls' tuples as
+    they are: nothing made per call)."""
     if not rows:
         return
-    by_run: dict[str, list[list[Any]]] = {}
-    for run_id, task_run_id, kind, step, when, values in rows:
-        calls = by_run.get(run_id)
-        if calls is None:
-            calls = by_run[run_id] = []
-        calls.append([task_run_id, kind, values, step, when])
+    by_run: dict[str, list[Any]] = {}
+    for run_id, calls in rows:
+        into = by_run.get(run_id)
+        if into is None:
+            into = by_run[run_id] = []
+        into += calls
     conn.executemany(_BATCH_SQL, [
         (run_id, calls[i][4], json.dumps(calls[i : i + CALLS_PER_ROW]))
         for run_id, calls in by_run.items() for i in range(0, len(calls), CALLS_PER_ROW)
