@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +105,8 @@ class LogRecord:
 @dataclass(frozen=True, slots=True)
 class ExperimentValues:
     """What one logging call of a task run recorded (``log_metrics``, ...): params or metrics
-    (``kind``), by name; ``step`` for a point of a curve."""
+    (``kind``), by name; ``step`` for a point of a curve. A running run sends its calls a
+    batch at a time (``ExperimentCalls``); a late subscriber is replayed them one by one."""
 
     run_id: str
     task_run_id: str
@@ -124,17 +125,22 @@ Call = tuple[str, str, dict[str, Any], int | None, float]
 class ExperimentCalls:
     """The logging calls of a run's task runs applied in one batch of its reports
     (``sinks.ExecutorSink``), in the order logged: the same as one ``ExperimentValues`` per
-    call, as one event. A map whose children each log once emitted as many events as task
-    runs more, each built, queued, delivered and folded by the store (issue 19's cost)."""
+    call, as one event. A map whose children each log once emitted as many events more as
+    task runs, each built, queued, delivered and folded by the store (issue 19's cost). By
+    column, nothing per call: what waits for the store is no work for the garbage collector."""
 
     run_id: str
-    calls: tuple[Call, ...]
+    task_run_ids: list[str]
+    kinds: list[str]
+    values: list[dict[str, Any]]
+    steps: list[int | None]
+    times: list[float]
 
     @property
-    def task_run_ids(self) -> list[str]:
-        """Whose they are (a subscriber taking news first passes it only after all of them
-        were announced, ``delivery.Delivery``)."""
-        return [call[0] for call in self.calls]
+    def calls(self) -> Iterator[Call]:
+        """Each call as (task run id, kind, values, step, time)."""
+        return zip(self.task_run_ids, self.kinds, self.values, self.steps, self.times,
+                   strict=True)
 
     def each(self) -> list[ExperimentValues]:
         return [ExperimentValues(self.run_id, task_run_id, when, kind, values, step)

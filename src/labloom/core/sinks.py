@@ -162,17 +162,18 @@ class ExecutorSink:
     def logged(self) -> list[ev.Call]:
         """The logging calls so far: (task run id, kind, values, step, time); under the
         engine's lock."""
-        return self._since(0)
+        return list(self._batch(0).calls)
 
-    def _since(self, first: int) -> list[ev.Call]:
+    def _batch(self, first: int) -> ev.ExperimentCalls:
         end = self._sent
-        return list(zip(self._ids[first:end], self._kinds[first:end], self._values[first:end],
-                        self._steps[first:end], self._times[first:end], strict=True))
+        return ev.ExperimentCalls(self._engine.id, self._ids[first:end], self._kinds[first:end],
+                                  self._values[first:end], self._steps[first:end],
+                                  self._times[first:end])
 
     @property
     def experiments(self) -> list[ev.ExperimentValues]:
         """The logging calls so far, as events (a late subscriber's replay)."""
-        return ev.ExperimentCalls(self._engine.id, tuple(self.logged)).each()
+        return self._batch(0).each()
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
                     values: dict[str, Any], step: int | None) -> None:
@@ -196,7 +197,7 @@ class ExecutorSink:
 
     def _send(self) -> None:
         first, self._sent = self._sent, len(self._ids)
-        self._engine.emit(ev.ExperimentCalls(self._engine.id, tuple(self._since(first))))
+        self._engine.emit(self._batch(first))
 
     def log(self, record: ev.LogRecord) -> None:
         engine = self._engine
