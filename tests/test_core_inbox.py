@@ -9,7 +9,7 @@ import time
 
 from labloom import State, ThreadExecutor, flow, log_metrics, task
 from labloom.core import events as ev
-from labloom.core.inbox import NUDGE, Inbox
+from labloom.core.inbox import BATCH, NUDGE, Inbox
 from labloom.executors.local import QUEUED
 
 
@@ -150,6 +150,12 @@ def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> 
         assert time.monotonic() - started < NUDGE + 10, "nothing applied what add left"
         time.sleep(0.01)
     assert settled == [(["values", "end", "more"], True)] and after == [1, 1]
+    # A task logging in a tight loop: applied a batch at a time, never all kept waiting.
+    many: list[int] = []
+    for i in range(3 * BATCH):
+        inbox.add(many.append, i)
+        assert len(inbox._items) < BATCH
+    assert many == list(range(3 * BATCH - len(inbox._items)))
 
 
 def test_a_logging_call_never_waits_for_the_runs_lock_and_shows_while_its_task_runs() -> None:

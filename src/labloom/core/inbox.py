@@ -21,10 +21,11 @@ Order is kept: one inbox per run, applied first in first out, so a task run's "s
 applied before its end whatever threads reported them.
 
 A report that can wait (a logging call's values, ``add``) is only appended: the next report's
-batch applies it, most often the same task run's end a moment later in the same thread, and a
+batch applies it, most often the same task run's end a moment later in the same thread; a
 timer applies it within ``NUDGE`` seconds when no report follows (a long task logging a
-curve). Taking the role and the run's lock, waking the waiters and launching for each of them
-cost a map child logging once as much as its end did (issue 19).
+curve), and its own thread when a batch's worth waits (a tight loop of logging calls).
+Taking the role and the run's lock, waking the waiters and launching for each of them cost a
+map child logging once as much as its end did (issue 19).
 """
 
 from __future__ import annotations
@@ -63,8 +64,11 @@ class Inbox:
         """Apply ``apply(*args)`` with the next report's batch, whichever thread applies it,
         and within ``NUDGE`` seconds at the latest; never before the reports put before it,
         never after those put after it."""
-        self._items.append((apply, args))
-        if self._nudge is None:
+        items = self._items
+        items.append((apply, args))
+        if len(items) >= BATCH:
+            self.drain()  # a task logging in a tight loop: memory stays bounded
+        elif self._nudge is None:
             with self._nudging:
                 if self._nudge is not None:
                     return
