@@ -228,3 +228,35 @@ def test_news_of_announced_task_runs_pass_the_rest_of_their_block() -> None:
     assert isinstance(order[-1], ev.RunFinished)  # never before the end of the block
     # A subscriber that did not ask keeps the order they were emitted in.
     assert [e for batch in plain for e in batch][width:] == [*news, order[-1]]
+
+
+def test_a_batch_of_logging_calls_passes_a_block_once_all_its_task_runs_are_announced() -> None:
+    """One event carries a batch of reports' logging calls (``ExperimentCalls``, issue 19): as
+    news it passes the rest of a map's announcements only when each of its task runs is
+    announced, as a state does."""
+    width = 4 * ev.BLOCK_SLICE
+
+    def make(i: int) -> ev.Event:
+        return ev.TaskRunCreated("r", f"r.{i}", "n", "one", i, (), 0.0)
+
+    def calls(*children: int) -> ev.ExperimentCalls:
+        return ev.ExperimentCalls("r", [f"r.{i}" for i in children], ["metric"] * len(children),
+                                  [{"auc": i} for i in children], [None] * len(children),
+                                  [1.0] * len(children))
+
+    bus = ev.EventBus(history=False)
+    first = _NewsFirst(room=2 * ev.BLOCK_SLICE)
+    bus.subscribe(first, now=False)
+    bus.close()
+    bus.emit(ev.EventBlock(make, width, ev.numbered("r.", 0, width)))
+    early, late = calls(0, 1), calls(2, width - 1)
+    bus.emit(early)
+    bus.emit(late)
+    bus.flush()
+    order = [e for batch in first.batches for e in batch]
+    at = {id(e): i for i, e in enumerate(order)}
+    assert at[id(early)] < ev.BLOCK_SLICE + 2  # with the first slice
+    last = max(i for i, e in enumerate(order) if isinstance(e, ev.TaskRunCreated))
+    assert at[id(late)] > last
+    assert [(v.task_run_id, v.values) for v in early.each()] == [("r.0", {"auc": 0}),
+                                                                  ("r.1", {"auc": 1})]

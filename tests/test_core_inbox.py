@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 import time
 
-from labloom import State, ThreadExecutor, flow, task
-from labloom.core.inbox import Inbox
+from labloom import State, ThreadExecutor, flow, log_metrics, task
+from labloom.core import events as ev
+from labloom.core.inbox import BATCH, NUDGE, Inbox
 from labloom.executors.local import QUEUED
 
 
@@ -124,3 +125,79 @@ def test_a_task_thread_goes_on_while_another_waits_for_the_runs_lock() -> None:
     run.wait(10)
     assert run.state is State.COMPLETED
     assert [tr.state for tr in run.tasks] == [State.COMPLETED] * 3
+
+
+def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> None:
+    """``add`` only appends (a logging call's values: the same task run's end follows at once
+    and applies both); a timer applies it when no report follows. ``settle`` runs once the
+    batch is applied, under the lock."""
+    after: list[int] = []
+    inbox, lock = _inbox(after)
+    seen: list[str] = []
+    inbox.add(seen.append, "values")
+    assert seen == [] and after == []
+    inbox.put(seen.append, "end")
+    assert seen == ["values", "end"] and after == [1]
+    settled: list[tuple[list[str], bool]] = []
+
+    def values() -> None:
+        seen.append("more")
+        inbox.settle(lambda: settled.append((list(seen), lock._is_owned())))  # type: ignore[attr-defined]
+
+    inbox.add(values)
+    started = time.monotonic()
+    while not settled:
+        assert time.monotonic() - started < NUDGE + 10, "nothing applied what add left"
+        time.sleep(0.01)
+    assert settled == [(["values", "end", "more"], True)] and after == [1, 1]
+    # A task logging in a tight loop: applied a batch at a time, never all kept waiting.
+    many: list[int] = []
+    for i in range(3 * BATCH):
+        inbox.add(many.append, i)
+        assert len(inbox._items) < BATCH
+    assert many == list(range(3 * BATCH - len(inbox._items)))
+
+
+def test_a_logging_call_never_waits_for_the_runs_lock_and_shows_while_its_task_runs() -> None:
+    """A ``log_metrics`` call in a task used to apply the run's inbox itself, taking the run's
+    lock, waking its waiters and launching, as much work per map child as its end (issue 19);
+    now it only appends its values, which the next report applies, or a timer within
+    ``NUDGE`` seconds: a long task's curve still shows live."""
+    go, logged, release = threading.Event(), threading.Event(), threading.Event()
+
+    @task
+    def long(x: int) -> int:
+        go.wait(10)
+        log_metrics(loss=0.5, step=0)
+        logged.set()
+        release.wait(10)
+        return x
+
+    @flow
+    def one() -> None:
+        long(1)
+
+    run = one.run(executor=ThreadExecutor(2), background=True)
+    seen: list[ev.Event] = []
+    run.subscribe(seen.extend)
+    deadline = time.monotonic() + 10
+    while not [tr for tr in run.tasks if tr.state is State.RUNNING]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with run._engine.lock:
+        go.set()
+        went_on = logged.wait(5)
+    assert went_on, "log_metrics waited for the run's lock"
+    try:
+        while not [e for e in seen if isinstance(e, ev.ExperimentCalls)]:
+            assert time.monotonic() < deadline + 5, "the values did not show while the task ran"
+            time.sleep(0.02)
+        rows = run.experiments()  # a DataFrame with pandas, else a list of dicts
+        losses = [r["loss"] for r in rows] if isinstance(rows, list) else list(rows["loss"])
+        assert not release.is_set() and losses == [0.5]
+    finally:
+        release.set()
+    run.wait(10)
+    calls = [call for e in seen if isinstance(e, ev.ExperimentCalls) for call in e.calls]
+    assert [(kind, values, step) for _, kind, values, step, _ in calls] == [
+        ("metric", {"loss": 0.5}, 0)]

@@ -237,18 +237,19 @@ def test_a_batch_of_calls_is_one_row_and_rows_of_one_call_read_alongside(
     store_backend: str
 ) -> None:
     """The writer stores a batch's calls of a run in one row (at most ``CALLS_PER_ROW``), not a
-    row per call; a row of one call (its fallback when a batch is refused) reads alongside."""
+    row per call; a row of one call (as stores written before hold) reads alongside."""
     run = curves_flow.run(n=40, executor="threads")  # 160 calls
     with open_store() as store:
         kinds = store.conn.execute(
             "SELECT kind, count(*) FROM experiment_values WHERE run_id = ? GROUP BY kind",
             (run.id,)).fetchall()
         assert [kind for kind, _ in kinds] == ["calls"] and kinds[0][1] < 160
-        one = (run.id, f"{run.id}.0", "metric", 7, 1.5, {"loss": float("nan")})
+        # A row of one call, as stores written before kept every call.
+        one = (run.id, f"{run.id}.0", "metric", 7, 1.5, json.dumps({"loss": float("nan")}))
         with store.conn.transaction():
             store.conn.execute(
                 "INSERT INTO experiment_values (run_id, task_run_id, kind, step, time, data) "
-                "VALUES (?,?,?,?,?,?)", store_experiments.encoded(one))
+                "VALUES (?,?,?,?,?,?)", one)
         rows = {row.map_index: row for row in store_experiments.run_experiments(store, run.id)}
         points, total = store_experiments.metric_points(store, run.id, "loss", [f"{run.id}.0"])
     assert len(rows) == 40 and rows[3].params == {"i": 3}

@@ -144,11 +144,11 @@ def test_values_logged_after_the_snapshot_make_it_stale(store_backend: str) -> N
         record = _ended(store, run.id)
         experiment_rows.ExperimentRows().page(store, record, None, False, 5, 0,
                                               later=_now(store))
-        late = (run.id, f"{run.id}.x", "metric", None, time.time(), {"auc": 99.0})
+        late = (run.id, f"{run.id}.x", "metric", None, time.time(), '{"auc": 99.0}')
         with store.conn.transaction():  # a row written one call at a time (an older writer)
             store.conn.execute(
                 "INSERT INTO experiment_values (run_id, task_run_id, kind, step, time, data) "
-                "VALUES (?,?,?,?,?,?)", store_experiments.encoded(late))
+                "VALUES (?,?,?,?,?,?)", late)
         fresh = experiment_rows.ExperimentRows()
         top = fresh.page(store, record, "auc", True, 1, 0, later=_now(store))
         assert top["total"] == 13 and top["rows"][0]["metrics"] == {"auc": 99.0}

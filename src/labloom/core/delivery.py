@@ -151,6 +151,9 @@ class Delivery:
                 i = index_of(task_run_id)
                 if i is not None and i >= end:
                     break
+            elif any((i := index_of(each)) is not None and i >= end
+                     for each in getattr(event, "task_run_ids", ())):
+                break  # a batch of logging calls, of a task run not announced yet
             news.append(queue.popleft())
         queue.appendleft(head)
         return news

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,7 +105,8 @@ class LogRecord:
 @dataclass(frozen=True, slots=True)
 class ExperimentValues:
     """What one logging call of a task run recorded (``log_metrics``, ...): params or metrics
-    (``kind``), by name; ``step`` for a point of a curve."""
+    (``kind``), by name; ``step`` for a point of a curve. A running run sends its calls a
+    batch at a time (``ExperimentCalls``); a late subscriber is replayed them one by one."""
 
     run_id: str
     task_run_id: str
@@ -113,6 +114,37 @@ class ExperimentValues:
     kind: str  # "param" or "metric"
     values: dict[str, Any]
     step: int | None = None
+
+
+# One logging call as a run keeps it, stored and read back in this order (``Logged`` in
+# ``experiments.py``): (task run id, kind, values by name, step, time).
+Call = tuple[str, str, dict[str, Any], int | None, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentCalls:
+    """The logging calls of a run's task runs applied in one batch of its reports
+    (``sinks.ExecutorSink``), in the order logged: the same as one ``ExperimentValues`` per
+    call, as one event. A map whose children each log once emitted as many events more as
+    task runs, each built, queued, delivered and folded by the store (issue 19's cost). By
+    column, nothing per call: what waits for the store is no work for the garbage collector."""
+
+    run_id: str
+    task_run_ids: list[str]
+    kinds: list[str]
+    values: list[dict[str, Any]]
+    steps: list[int | None]
+    times: list[float]
+
+    @property
+    def calls(self) -> Iterator[Call]:
+        """Each call as (task run id, kind, values, step, time)."""
+        return zip(self.task_run_ids, self.kinds, self.values, self.steps, self.times,
+                   strict=True)
+
+    def each(self) -> list[ExperimentValues]:
+        return [ExperimentValues(self.run_id, task_run_id, when, kind, values, step)
+                for task_run_id, kind, values, step, when in self.calls]
 
 
 @dataclass(frozen=True)
@@ -153,12 +185,14 @@ Event = (
     | LogRecord
     | LogLinesDropped
     | ExperimentValues
+    | ExperimentCalls
     | RunStateChanged
     | RunFinished
 )
 Subscriber = Callable[[list[Event]], None]
 # What of a task run may be delivered before the rest of a block that does not announce it.
-_NEWS = (StateChanged, LogRecord, TaskRunKeyed, ExperimentValues, LogLinesDropped)
+_NEWS = (StateChanged, LogRecord, TaskRunKeyed, ExperimentValues, ExperimentCalls,
+         LogLinesDropped)
 
 class Subscription:
     """What ``EventBus.subscribe`` returns: call it to unsubscribe."""

@@ -120,10 +120,7 @@ class FlowRun:
         engine = self._engine
         with engine.lock:  # a copy, so a wide table is built without holding up the run
             logged = list(engine.sink.logged)
-        rows = ex.collect(self.id, (
-            (task_run_id, kind, values, step, when)
-            for task_run_id, when, kind, values, step in logged
-        ))
+        rows = ex.collect(self.id, logged)
         for row in rows.values():
             tr = engine.graph.get(row.task_run_id)
             if tr is not None:

@@ -19,6 +19,13 @@ appended while nobody holds it is applied by its own thread.
 
 Order is kept: one inbox per run, applied first in first out, so a task run's "started" is
 applied before its end whatever threads reported them.
+
+A report that can wait (a logging call's values, ``add``) is only appended: the next report's
+batch applies it, most often the same task run's end a moment later in the same thread; a
+timer applies it within ``NUDGE`` seconds when no report follows (a long task logging a
+curve), and its own thread when a batch's worth waits (a tight loop of logging calls).
+Taking the role and the run's lock, waking the waiters and launching for each of them cost a
+map child logging once as much as its end did (issue 19).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 
 Apply = Callable[..., None]
 BATCH = 1000  # reports applied per hold of the run's lock at most
+NUDGE = 0.5  # seconds a report that can wait waits at most for another to apply it
 
 
 class Inbox:
@@ -40,12 +48,42 @@ class Inbox:
         self._after = after
         self._items: deque[tuple[Apply, tuple[Any, ...]]] = deque()
         self._role = threading.Lock()  # held by the thread applying
+        # Called under the run's lock once the batch being applied is done, then forgotten
+        # (``settle``): what a report applied leaves to do once per batch.
+        self._settle: list[Callable[[], None]] = []
+        self._nudge: threading.Timer | None = None  # applies what ``add`` left, if nobody does
+        self._nudging = threading.Lock()
 
     def put(self, apply: Apply, *args: Any) -> None:
         """Apply ``apply(*args)`` under the run's lock: now in this thread, or soon in the
         thread applying reports already (never both)."""
         self._items.append((apply, args))
         self.drain()
+
+    def add(self, apply: Apply, *args: Any) -> None:
+        """Apply ``apply(*args)`` with the next report's batch, whichever thread applies it,
+        and within ``NUDGE`` seconds at the latest; never before the reports put before it,
+        never after those put after it."""
+        items = self._items
+        items.append((apply, args))
+        if len(items) >= BATCH:
+            self.drain()  # a task logging in a tight loop: memory stays bounded
+        elif self._nudge is None:
+            with self._nudging:
+                if self._nudge is not None:
+                    return
+                timer = self._nudge = threading.Timer(NUDGE, self._nudged)
+                timer.daemon = True
+            timer.start()
+
+    def _nudged(self) -> None:
+        self._nudge = None  # before draining: what is added from now on starts another
+        self.drain()
+
+    def settle(self, call: Callable[[], None]) -> None:
+        """Call ``call`` (under the run's lock) at the end of the batch being applied; from an
+        ``apply`` only."""
+        self._settle.append(call)
 
     def put_all(self, reports: list[tuple[Apply, tuple[Any, ...]]]) -> None:
         """Several at once (a Dask chunk's children ended together), in this order."""
@@ -67,6 +105,9 @@ class Inbox:
                             apply, args = items.popleft()
                             apply(*args)
                     finally:
+                        settle = self._settle
+                        while settle:
+                            settle.pop(0)()
                         self._changed.notify_all()
             finally:
                 self._role.release()

@@ -107,13 +107,18 @@ class ExecutorSink:
     def __init__(self, engine: SinkOwner) -> None:
         self._engine = engine
         # What the run's task runs logged with log_params/log_metrics, for run.experiments():
-        # one entry per logging call, nothing for task runs that log none. Kept as plain
-        # tuples (task run id, time, kind, step) beside the values' dicts, not as the events:
-        # the garbage collector stops tracking tuples of strings and numbers and dicts of them,
-        # while 100,000 event objects made each full collection of a fresh process (about 20
-        # in a run of 100,000 task runs, a quarter of its CPU) walk 100,000 more objects.
-        self._calls: list[tuple[str, float, str, int | None]] = []
+        # one entry per logging call, nothing for task runs that log none. Kept by column
+        # (task run ids, kinds, values' dicts, steps, times), not as events nor as a tuple per
+        # call holding its dict (which the garbage collector never stops tracking): 100,000
+        # event objects made each full collection of a fresh process (about 20 in a run of
+        # 100,000 task runs, a quarter of its CPU) walk 100,000 more objects. A batch of
+        # reports' calls go out as one event (``_send``).
+        self._ids: list[str] = []
+        self._kinds: list[str] = []
         self._values: list[dict[str, Any]] = []
+        self._steps: list[int | None] = []
+        self._times: list[float] = []
+        self._sent = 0  # calls emitted
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
                      worker: str = "") -> None:
@@ -154,32 +159,45 @@ class ExecutorSink:
         logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
 
     @property
-    def logged(self) -> list[tuple[str, float, str, dict[str, Any], int | None]]:
-        """The logging calls so far: (task run id, time, kind, values, step); under the
+    def logged(self) -> list[ev.Call]:
+        """The logging calls so far: (task run id, kind, values, step, time); under the
         engine's lock."""
-        calls = zip(self._calls, self._values, strict=True)
-        return [(trid, when, kind, values, step) for (trid, when, kind, step), values in calls]
+        return list(self._batch(0).calls)
+
+    def _batch(self, first: int) -> ev.ExperimentCalls:
+        end = self._sent
+        return ev.ExperimentCalls(self._engine.id, self._ids[first:end], self._kinds[first:end],
+                                  self._values[first:end], self._steps[first:end],
+                                  self._times[first:end])
 
     @property
     def experiments(self) -> list[ev.ExperimentValues]:
         """The logging calls so far, as events (a late subscriber's replay)."""
-        run_id = self._engine.id
-        return [ev.ExperimentValues(run_id, *logged) for logged in self.logged]
+        return self._batch(0).each()
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
                     values: dict[str, Any], step: int | None) -> None:
-        # Through the run's inbox, as starts and ends are (``inbox.py``): a logging call in
-        # each map child that took the run's lock itself made the task threads queue on it
-        # again (3 metrics per child cost 1.6-1.9x the same flow logging none). Applied in
-        # order with the same thread's end of the task run, so never after it.
-        self._engine.launcher.inbox.put(self._logged, task_run_id, when, kind, values, step)
+        # Through the run's inbox, as starts and ends are (``inbox.py``), applied in order
+        # with the same thread's end of the task run, so never after it. Only appended: the
+        # end that follows applies it (a log_metrics call per map child that took the run's
+        # lock itself made the task threads queue on it, 1.6-1.9x the flow logging none; one
+        # that applied the inbox itself, 1.1x).
+        self._engine.launcher.inbox.add(self._logged, task_run_id, kind, values, step, when)
 
-    def _logged(self, task_run_id: str, when: float, kind: str, values: dict[str, Any],
-                step: int | None) -> None:
-        engine = self._engine  # under the run's lock: kept and sent together, as log lines are
-        self._calls.append((task_run_id, when, kind, step))
+    def _logged(self, task_run_id: str, kind: str, values: dict[str, Any], step: int | None,
+                when: float) -> None:
+        # Under the run's lock: kept here, and sent once the batch of reports is applied.
+        if self._sent == len(self._ids):
+            self._engine.launcher.inbox.settle(self._send)
+        self._ids.append(task_run_id)
+        self._kinds.append(kind)
         self._values.append(values)
-        engine.emit(ev.ExperimentValues(engine.id, task_run_id, when, kind, values, step))
+        self._steps.append(step)
+        self._times.append(when)
+
+    def _send(self) -> None:
+        first, self._sent = self._sent, len(self._ids)
+        self._engine.emit(self._batch(first))
 
     def log(self, record: ev.LogRecord) -> None:
         engine = self._engine

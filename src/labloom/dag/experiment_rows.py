@@ -1,5 +1,5 @@
 """A live run's experiment rows for the cell's Experiments view, folded from its
-``ExperimentValues`` events, and answered a page at a time in the shapes of the REST routes
+``ExperimentCalls`` (and ``ExperimentValues``) events, and answered a page at a time in the shapes of the REST routes
 ``GET runs/{id}/experiments`` and ``.../experiments/curves`` (docs/rest-api.md), so the one
 renderer (js/src/experiments.js) reads both hosts alike.
 
@@ -18,7 +18,7 @@ from typing import Any
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import LabloomError
-from ..core.events import Event, ExperimentValues
+from ..core.events import Call, Event, ExperimentCalls, ExperimentValues
 from .model import TaskRunInfo, ViewGraph
 
 MAX_PAGE = 1000
@@ -36,17 +36,22 @@ class ExperimentRows:
         """Fold a batch in; True when it held params or metrics."""
         seen = False
         for event in events:
-            if not isinstance(event, ExperimentValues):
+            if isinstance(event, ExperimentCalls):
+                calls: Iterable[Call] = event.calls
+            elif isinstance(event, ExperimentValues):
+                calls = ((event.task_run_id, event.kind, event.values, event.step, event.time),)
+            else:
                 continue
             seen = True
-            row = self._rows.get(event.task_run_id)
-            if row is None:
-                row = self._rows[event.task_run_id] = ex.Experiment(event.run_id, event.task_run_id)
-            for name, value in event.values.items():
-                row.add(event.kind, name, value, event.step)
-                if event.step is not None and event.kind == "metric":
-                    self.steps.setdefault(name)
-                    self._points.append((event.task_run_id, name, event.step, value, event.time))
+            for task_run_id, kind, values, step, when in calls:
+                row = self._rows.get(task_run_id)
+                if row is None:
+                    row = self._rows[task_run_id] = ex.Experiment(event.run_id, task_run_id)
+                for name, value in values.items():
+                    row.add(kind, name, value, step)
+                    if step is not None and kind == "metric":
+                        self.steps.setdefault(name)
+                        self._points.append((task_run_id, name, step, value, when))
         return seen
 
     def snapshot(self, graph: ViewGraph, node: str | None) -> list[tuple[ex.Experiment, str]]:

@@ -174,7 +174,7 @@ class Rows:
         elif isinstance(event, ev.LogLinesDropped):
             rec.log_dropped[event.task_run_id] = event.dropped
             self._count_cut(rec, event.run_id, event.task_run_id)
-        elif isinstance(event, ev.ExperimentValues):
+        elif isinstance(event, (ev.ExperimentCalls, ev.ExperimentValues)):
             self.values.add(event.run_id, experiments.row_of(event))
         elif isinstance(event, ev.TaskRunCreated):
             self._new_tasks[event.task_run_id] = len(self.tasks.rows)
