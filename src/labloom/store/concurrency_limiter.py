@@ -116,7 +116,7 @@ class StoreLimiter:
             try:
                 # The store keeps arrival order across processes: try each in turn, outside
                 # our lock so that acquire and release never wait for the store behind it.
-                taken = [w for w in waiting if store.try_take(w[0], w[1], queue=True)]
+                taken = _take_in_line(waiting)
                 with self._lock:
                     granted_ids = {id(w) for w in taken}
                     self._waiting = deque(w for w in self._waiting if id(w) not in granted_ids)
@@ -135,6 +135,28 @@ class StoreLimiter:
             # Outside our lock: a grant takes the run's lock, whose holder may be releasing here.
             for granted in grants:
                 granted()
+
+
+def _take_in_line(
+    waiting: list[tuple[dict[str, int], str, Callable[[], None]]],
+) -> list[tuple[dict[str, int], str, Callable[[], None]]]:
+    """Those of ``waiting`` (in arrival order) that the store grants now. Once one is refused,
+    nobody after it who needs all of its tags is asked: the store's line would refuse them too.
+    Asking each (one store transaction apiece) made every freed slot cost a transaction per
+    waiter: 400 task runs limited to 2 took 17 s, 1,200 did not finish in 100 s."""
+    from . import concurrency_slots as store
+
+    taken = []
+    refused: list[frozenset[str]] = []  # the tags of each waiter refused in this pass
+    for waiter in waiting:
+        tags = frozenset(waiter[0])
+        if any(earlier <= tags for earlier in refused):
+            continue
+        if store.try_take(waiter[0], waiter[1], queue=True):
+            taken.append(waiter)
+        else:
+            refused.append(tags)
+    return taken
 
 
 class Chained:

@@ -1,0 +1,44 @@
+"""A long line behind a concurrency limit: each freed slot asks the store about the first
+waiters only, not about every waiter (one store transaction each), so a map of many task runs
+behind a small limit costs the store a few questions per task run, not one per waiter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import labloom
+from labloom import State, ThreadExecutor, flow, task
+from labloom.store import concurrency_slots
+
+
+@task(tags=["one-at-a-time"])
+def step(i: int) -> int:
+    return i
+
+
+@flow
+def line(n: int) -> list[int]:
+    return step.map(range(n))  # type: ignore[return-value]
+
+
+def test_a_freed_slot_asks_the_store_about_the_first_waiters_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+    real = concurrency_slots.try_take
+
+    def counted(limits: dict[str, int], holder: str, queue: bool = False) -> Any:
+        asked.append(holder)
+        return real(limits, holder, queue=queue)
+
+    monkeypatch.setattr(concurrency_slots, "try_take", counted)
+    labloom.limits.set("one-at-a-time", 1)
+    n = 300
+    run = line.run(n=n, executor=ThreadExecutor(8))
+    assert run.state is State.COMPLETED
+    assert run.result() == list(range(n))
+    # Each task run asks once when it arrives and about twice more in line (when it is next,
+    # and when it is granted); asking every waiter on every freed slot made it ~n/2 each.
+    assert len(asked) < 6 * n, f"{len(asked)} questions to the store for {n} task runs"
