@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 import labloom
 from labloom import State, ThreadExecutor, flow, task
 from labloom.core.inbox import Inbox
@@ -162,13 +164,15 @@ def test_a_start_applied_with_an_end_still_launches() -> None:
         assert after == [1], (first, second)
 
 
-def test_a_start_leaves_the_launching_to_the_calls_end() -> None:
+@pytest.mark.parametrize("logs", [False, True])
+def test_a_start_leaves_the_launching_to_the_calls_end(logs: bool) -> None:
     """The thread reporting a call's start runs it next: it no longer launches first. Before,
     it launched the ready task runs the start made room for in the executor's queue (up to
     a pool's worth), and the first children of a wide map took 67-280 ms for microseconds of
     work. Here the pool's one thread is busy and its queue full when the flow body stops
     launching; in the first child, started from that queue, the room its start left is
-    still there: nobody launched in between (the body waits on an event, not on the run)."""
+    still there: nobody launched in between (the body waits on an event, not on the run).
+    Likewise after the child logged metrics (``logs``): that report launches nothing either."""
     busy, body_done, seen = threading.Event(), threading.Event(), threading.Event()
     rooms: list[int] = []
 
@@ -179,6 +183,8 @@ def test_a_start_leaves_the_launching_to_the_calls_end() -> None:
     @task
     def child(i: int) -> int:
         if i == 0:
+            if logs:
+                labloom.log_metrics({"loss": 0.5})
             rooms.append(executor.room())
             seen.set()
         return i

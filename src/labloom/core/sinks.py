@@ -172,8 +172,9 @@ class ExecutorSink:
         # Through the run's inbox, as starts and ends are (``inbox.py``): a logging call in
         # each map child that took the run's lock itself made the task threads queue on it
         # again (3 metrics per child cost 1.6-1.9x the same flow logging none). Applied in
-        # order with the same thread's end of the task run, so never after it.
-        self._engine.launcher.inbox.put(self._logged, task_run_id, when, kind, values, step)
+        # order with the same thread's end of the task run, so never after it. Nothing to
+        # launch after it (``Inbox.note``): the call goes on at once.
+        self._engine.launcher.inbox.note(self._logged, task_run_id, when, kind, values, step)
 
     def _logged(self, task_run_id: str, when: float, kind: str, values: dict[str, Any],
                 step: int | None) -> None:
