@@ -7,6 +7,9 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
+import labloom
 from labloom import State, ThreadExecutor, flow, log_metrics, task
 from labloom.core import events as ev
 from labloom.core.inbox import BATCH, NUDGE, Inbox
@@ -149,7 +152,8 @@ def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> 
     while not settled:
         assert time.monotonic() - started < NUDGE + 10, "nothing applied what add left"
         time.sleep(0.01)
-    assert settled == [(["values", "end", "more"], True)] and after == [1, 1]
+    # Values free no slot: the timer's batch launches nothing.
+    assert settled == [(["values", "end", "more"], True)] and after == [1]
     # A task logging in a tight loop: applied a batch at a time, never all kept waiting.
     many: list[int] = []
     for i in range(3 * BATCH):
@@ -201,3 +205,178 @@ def test_a_logging_call_never_waits_for_the_runs_lock_and_shows_while_its_task_r
     calls = [call for e in seen if isinstance(e, ev.ExperimentCalls) for call in e.calls]
     assert [(kind, values, step) for _, kind, values, step, _ in calls] == [
         ("metric", {"loss": 0.5}, 0)]
+
+
+def test_after_follows_what_may_launch_never_starts_alone() -> None:
+    after: list[int] = []
+    inbox, _ = _inbox(after)
+    applied: list[str] = []
+    inbox.note(applied.append, "started")
+    assert after == []  # nothing to launch after a start
+    inbox.put(applied.append, "ended")
+    inbox.put_all([(applied.append, ("ended too",))])
+    assert after == [1, 1]
+    assert applied == ["started", "ended", "ended too"]
+
+
+def test_a_start_applied_with_an_end_still_launches() -> None:
+    """A start applied by the thread of an end, and an end applied by the thread of a start
+    (the role's holder applies every waiting report): ``after`` runs once for either."""
+    entered, release = threading.Event(), threading.Event()
+    after: list[int] = []
+    inbox, _ = _inbox(after)
+
+    def slow(name: str) -> None:
+        entered.set()
+        release.wait(5)
+
+    for first, second in (("put", "note"), ("note", "put")):
+        entered.clear(), release.clear()
+        after.clear()
+        holder = threading.Thread(target=getattr(inbox, first), args=(slow, first))
+        holder.start()
+        assert entered.wait(5)
+        getattr(inbox, second)(lambda name: None, second)  # applied by the holder
+        release.set()
+        holder.join(5)
+        assert after == [1], (first, second)
+
+
+@pytest.mark.parametrize("logs", [False, True])
+def test_a_start_leaves_the_launching_to_the_calls_end(logs: bool) -> None:
+    """The thread reporting a call's start runs it next: it no longer launches first. Before,
+    it launched the ready task runs the start made room for in the executor's queue (up to
+    a pool's worth), and the first children of a wide map took 67-280 ms for microseconds of
+    work. Here the pool's one thread is busy and its queue full when the flow body stops
+    launching; in the first child, started from that queue, the room its start left is
+    still there: nobody launched in between (the body waits on an event, not on the run).
+    Likewise after the child logged metrics (``logs``): that report launches nothing either."""
+    busy, body_done, seen = threading.Event(), threading.Event(), threading.Event()
+    rooms: list[int] = []
+
+    @task
+    def hold() -> None:
+        busy.wait(10)
+
+    @task
+    def child(i: int) -> int:
+        if i == 0:
+            if logs:
+                labloom.log_metrics({"loss": 0.5})
+            rooms.append(executor.room())
+            seen.set()
+        return i
+
+    @flow
+    def wide() -> None:
+        hold.submit()
+        child.map(range(QUEUED + 5))  # launched until the queue is full, the rest kept ready
+        busy.set()
+        body_done.wait(10)
+
+    executor = ThreadExecutor(1)
+    run = wide.run(executor=executor, background=True)
+    try:
+        assert seen.wait(10)
+    finally:
+        body_done.set()
+    run.wait(30)
+    assert run.state is State.COMPLETED
+    assert rooms == [1], rooms  # 0: the start's thread launched one before running it
+
+
+def test_an_end_is_launched_after_when_a_starting_thread_takes_the_role_meanwhile() -> None:
+    """The thread of an end gives the role back with a start still waiting, and the start's
+    thread takes the role before it does again: that thread applies only the start and skips
+    ``after``, so the thread of the end runs it. The interleaving is made by handing the role
+    over inside its release (it is too narrow to meet by chance)."""
+    after: list[int] = []
+    inbox, _ = _inbox(after)
+    in_start, end_done = threading.Event(), threading.Event()
+    role = threading.Lock()
+    ender: list[threading.Thread] = []
+
+    class HandOver:
+        def acquire(self, blocking: bool = True) -> bool:
+            return role.acquire(blocking)
+
+        def release(self) -> None:
+            role.release()
+            if threading.current_thread() is ender[0] and not in_start.is_set():
+                threading.Thread(target=inbox.drain).start()
+                assert in_start.wait(5)  # the start's thread holds the role now
+
+    def start(name: str) -> None:
+        if name == "first":
+            in_start.set()
+            end_done.wait(5)
+
+    def end(name: str) -> None:
+        inbox._items.append((start, ("first",), False))  # reported meanwhile: it waits
+        inbox._items.append((start, ("second",), False))
+
+    inbox._role = HandOver()  # type: ignore[assignment]
+    ender.append(threading.Thread(target=inbox.put, args=(end, "end")))
+    ender[0].start()
+    ender[0].join(5)
+    assert after == [1]  # the end's thread launched; the start's thread never did
+    end_done.set()
+
+
+def test_wide_and_limited_maps_never_stall_when_only_reports_launch() -> None:
+    """Only reports launch here (the flow body waits on an event, not on the run, so the
+    run's own thread never launches): starts launch nothing, and every end, slot given back
+    and retry still does. One map wider than the executor's queue, one two at a time on a
+    tag (few children: the limiter asks the store for each waiting one at every poll), every
+    seventh child of both failing its first attempt; all end, never more than two at once."""
+    labloom.limits.set("inbox-db", 2)
+    wide_n, limited_n = QUEUED + 200, 40
+    lock = threading.Lock()
+    running, peak, tried = [0], [0], set()
+    stop = threading.Event()
+
+    def once(i: object) -> None:
+        with lock:
+            first = i not in tried
+            tried.add(i)
+        if first:
+            raise ValueError("first attempt")
+
+    @task(retries=1)
+    def child(i: int) -> int:
+        if i % 7 == 0:
+            once(i)
+        return i
+
+    @task(tags=["inbox-db"], retries=1)
+    def limited(i: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            if i % 7 == 0:
+                once(("limited", i))
+            return i
+        finally:
+            with lock:
+                running[0] -= 1
+
+    @flow
+    def both() -> None:
+        child.map(range(wide_n))
+        limited.map(range(limited_n))
+        stop.wait(120)
+
+    run = both.run(executor=ThreadExecutor(4), background=True)
+    try:
+        deadline = time.monotonic() + 60
+        while (done := sum(tr.state is State.COMPLETED for tr in run.tasks)) < wide_n + limited_n:
+            assert time.monotonic() < deadline, f"stalled at {done} task runs done"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+    run.wait(30)
+    assert run.state is State.COMPLETED
+    assert peak[0] <= 2
+    assert {tr.attempts for tr in run.tasks if tr.map_index is not None
+            and tr.map_index % 7 == 0} == {2}

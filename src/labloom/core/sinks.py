@@ -126,8 +126,9 @@ class ExecutorSink:
 
     def tasks_started(self, run_id: str, starts: list[tuple[str, float, int, str]]) -> None:
         """Several at once (see ``started_all``), applied in order with the run's other
-        reports (``inbox.py``): never after the end of the same attempt."""
-        self._engine.launcher.inbox.put(self._started, starts)
+        reports (``inbox.py``): never after the end of the same attempt. Nothing to launch
+        after a start (``Inbox.note``): the reporting thread runs its call at once."""
+        self._engine.launcher.inbox.note(self._started, starts)
 
     def _started(self, starts: list[tuple[str, float, int, str]]) -> None:
         graph = self._engine.graph  # under the run's lock
