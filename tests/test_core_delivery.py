@@ -228,3 +228,37 @@ def test_news_of_announced_task_runs_pass_the_rest_of_their_block() -> None:
     assert isinstance(order[-1], ev.RunFinished)  # never before the end of the block
     # A subscriber that did not ask keeps the order they were emitted in.
     assert [e for batch in plain for e in batch][width:] == [*news, order[-1]]
+
+
+def test_a_subscriber_may_set_its_own_delivery_interval() -> None:
+    # The store's recorder asks for 10 ms (its writer writes along with the run, and a run's
+    # end waits for what is left); others keep the bus's 50 ms.
+    from labloom.store.recorder import Recorder
+
+    assert Recorder.flush_interval < ev.FLUSH_INTERVAL
+
+    class Patient:
+        flush_interval = 3600.0  # its thread never delivers within this test: only the end
+
+        def __init__(self) -> None:
+            self.batches: list[list[ev.Event]] = []
+
+        def __call__(self, batch: Sequence[ev.Event]) -> None:
+            self.batches.append(list(batch))
+
+    gate = threading.Event()
+    run = gated_flow(gate).run(n=3, background=True)
+    patient, eager = Patient(), Patient()
+    eager.flush_interval = 0.001
+    try:
+        run.subscribe(patient, replay=False)
+        run.subscribe(eager, replay=False)
+        # Its task runs start (Running) and wait for the gate: the run goes on meanwhile.
+        wait_for(lambda: any(isinstance(e, ev.StateChanged) for b in eager.batches for e in b),
+                 20, "the eager subscriber's deliveries while the run goes")
+        assert patient.batches == []
+    finally:
+        gate.set()
+        run.wait(30)
+    # The run's end delivers what waited, at once.
+    assert any(isinstance(e, ev.RunFinished) for b in patient.batches for e in b)
