@@ -66,7 +66,8 @@ class Delivery:
     kept, and the news' among themselves. One with ``room()`` (the store's recorder again)
     gets batches of at most that many events, and the engine waits while more wait
     (``limit``): a store slower than the run keeps it a fraction of a second behind.
-    A subscriber's ``flush_interval`` (seconds), when it has one, replaces ``FLUSH_INTERVAL``."""
+    A subscriber's ``flush_interval`` (seconds), when it has one, replaces ``FLUSH_INTERVAL``
+    while events come (a quiet run's delivery still wakes every ``FLUSH_INTERVAL`` at most)."""
 
     def __init__(self, callback: Subscriber, name: str, running: bool = True,
                  news: tuple[type, ...] = ()) -> None:
@@ -166,5 +167,10 @@ class Delivery:
         self.drain()
 
     def _loop(self, stop: threading.Event) -> None:
-        while not stop.wait(self.interval):
+        wait = self.interval
+        while not stop.wait(wait):
+            busy = bool(self.queue)
             self.drain()
+            # A run with nothing new (long task runs) wakes its subscriber at most every
+            # FLUSH_INTERVAL, however short the subscriber's own interval.
+            wait = self.interval if busy else max(self.interval, FLUSH_INTERVAL)
