@@ -120,3 +120,41 @@ def test_states_written_before_version_12_are_followed_after_the_upgrade(
         _, later = follow.node_moves(store, "old", top - 2)  # old.1 Running, old.0 Completed
         assert sorted(later) == [("n0", "step", 1, "Completed", "Running", 1),
                                  ("n0", "step", 1, "Running", "Pending", 1)]
+
+
+def _sqlite_schema(path: Path) -> dict[str, object]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        found: dict[str, object] = {
+            "version": conn.execute("PRAGMA user_version").fetchone()[0]}
+        for kind, name in conn.execute("SELECT type, name FROM sqlite_master ORDER BY name"):
+            if kind == "table":
+                found[name] = conn.execute(f"PRAGMA table_xinfo({name})").fetchall()
+            elif kind == "index":
+                found[name] = conn.execute(f"PRAGMA index_xinfo({name})").fetchall()
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            found[f"{name} indexes"] = conn.execute(f"PRAGMA index_list({name})").fetchall()
+        return found
+    finally:
+        conn.close()
+
+
+def test_a_new_sqlite_store_in_one_go_equals_one_migrated_step_by_step(tmp_path: Path) -> None:
+    # A new store's CREATE TABLEs carry the columns later migrations add (fresh_schema.py):
+    # the same tables, columns in the same order with the same types and defaults, the same
+    # indexes and version as a store brought up one migration at a time.
+    step_url, new_url = f"sqlite:///{tmp_path / 'step.db'}", f"sqlite:///{tmp_path / 'new.db'}"
+    conn = get_database(step_url).connect(migrate=False)
+    ensure_schema(conn, target=1)
+    for version in range(2, SCHEMA_VERSION + 1):
+        ensure_schema(conn, target=version)
+    conn.close()
+    conn = get_database(new_url).connect(migrate=False)
+    ensure_schema(conn)
+    conn.close()
+    step, new = _sqlite_schema(tmp_path / "step.db"), _sqlite_schema(tmp_path / "new.db")
+    assert step["version"] == new["version"] == SCHEMA_VERSION
+    assert "task_states" in new and "experiment_columns" in new
+    assert new == step
