@@ -158,22 +158,3 @@ def test_a_new_sqlite_store_in_one_go_equals_one_migrated_step_by_step(tmp_path:
     assert step["version"] == new["version"] == SCHEMA_VERSION
     assert "task_states" in new and "experiment_columns" in new
     assert new == step
-
-
-def test_columns_are_folded_only_into_tables_not_renamed_or_dropped_since() -> None:
-    from labloom.store.fresh_schema import fold_added_columns
-
-    rebuilt = [
-        "CREATE TABLE t_new (a TEXT, b TEXT DEFAULT 'x,y', PRIMARY KEY (a))",
-        "DROP TABLE t",
-        "ALTER TABLE t_new RENAME TO t",
-        "ALTER TABLE t ADD COLUMN d REAL",  # the rebuilt table's, not the dropped one's
-    ]
-    folded = fold_added_columns([
-        "CREATE TABLE t (a TEXT, b TEXT DEFAULT 'x,y', PRIMARY KEY (a))",
-        "ALTER TABLE t ADD COLUMN c REAL",
-        *rebuilt,
-    ])
-    assert folded[0] == ("CREATE TABLE t (a TEXT, b TEXT DEFAULT 'x,y',\n    c REAL,"
-                         " PRIMARY KEY (a))")
-    assert folded[1:] == rebuilt

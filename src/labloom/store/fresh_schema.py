@@ -25,8 +25,6 @@ def fold_added_columns(statements: list[str]) -> list[str]:
     created: dict[str, int] = {}  # table -> its CREATE's place in ``out``
     for statement in statements:
         added = _ADD_COLUMN.fullmatch(statement)
-        if not added and statement.upper().startswith(("ALTER TABLE", "DROP TABLE")):
-            created.clear()  # a table renamed or rebuilt: what follows goes as written
         if added and added.group(1) in created:
             at = created[added.group(1)]
             out[at] = _with_column(out[at], added.group(2).strip())
