@@ -13,11 +13,9 @@ Later tables (schedules, concurrency limits) go in as new entries appended here.
 from __future__ import annotations
 
 import re
-from functools import cache
 from typing import TYPE_CHECKING
 
 from ..core.errors import StoreVersionError
-from .fresh_schema import fold_added_columns
 
 if TYPE_CHECKING:
     from .db import Conn
@@ -289,24 +287,12 @@ def ensure_schema(conn: Conn, target: int = SCHEMA_VERSION, where: str = "") -> 
         current = version_of(conn)  # another process may have migrated meanwhile
         if current > SCHEMA_VERSION:
             raise _too_new(current, where)
-        if conn.kind == "sqlite" and current == 0 and target == SCHEMA_VERSION:
-            for statement in _new_sqlite_store():  # fewer statements, the same schema
-                conn.execute(statement)
-            _set_version(conn, target)
-            return target
         for version in range(current, target):
             for statement in _statements(MIGRATIONS[version]):
                 for translated in translate_ddl(statement, conn.kind):
                     conn.execute(translated)
             _set_version(conn, version + 1)
     return target
-
-
-@cache
-def _new_sqlite_store() -> tuple[str, ...]:
-    return tuple(fold_added_columns([
-        translated for script in MIGRATIONS for statement in _statements(script)
-        for translated in translate_ddl(statement, "sqlite")]))
 
 
 def _statements(script: str) -> list[str]:
