@@ -6,6 +6,7 @@ memory (``ru_maxrss``) of that interpreter and that peak above the imports per t
     python3 benchmarks/task_runs_scale.py                      # 1k, 10k, 100k, 1M
     python3 benchmarks/task_runs_scale.py --sizes 1000 100000
     python3 benchmarks/task_runs_scale.py --sizes 1000 10000 100000 --repeats 5   # medians
+    python3 benchmarks/task_runs_scale.py --src /other/src src --repeats 3   # trees alternating
 
 Each child gets its own temporary LABLOOM_HOME; progress output is off. Compiled bytecode is
 kept (in a temporary folder shared by the children, a first small child writing it), as after
@@ -73,25 +74,39 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=1,
                         help="fresh processes per size, the sizes taken in turn (medians shown)")
+    parser.add_argument("--src", type=Path, nargs="+", default=[SRC],
+                        help="labloom src/ trees to measure, alternating run by run (a baseline "
+                             "beside a change: the machine's load falls on both alike)")
     args = parser.parse_args()
     # Issue 21's targets: a million task runs at most 400 MB peak, and the time per task run
     # flat within 15% from the smallest size to the largest ("vs first").
     # CPU time (all the process's threads) beside: on a shared machine wall time is mostly the
     # others' load, CPU time much less so.
+    pycache = tempfile.TemporaryDirectory()
+    for src in args.src:
+        measure(10, pycache.name, src)  # writes the bytecode
+    # Round-robin over the sizes (and trees, their order swapped each round), so that a drift
+    # of the machine's speed (single fresh runs of one size spread by +-20% on a quiet VM)
+    # falls on every size alike; medians per size.
+    runs: dict[tuple[Path, int], list[dict[str, float]]] = {
+        (src, n): [] for src in args.src for n in args.sizes}
+    for repeat in range(args.repeats):
+        for n in args.sizes:
+            for src in args.src[::-1] if repeat % 2 else args.src:
+                runs[src, n].append(measure(n, pycache.name, src))
+    for src in args.src:
+        if len(args.src) > 1:
+            print(src)
+        table(args.sizes, [runs[src, n] for n in args.sizes])
+
+
+def table(sizes: list[int], runs: list[list[dict[str, float]]]) -> None:
     print(f"{'task runs':>10} {'time':>9} {'µs/run':>8} {'vs first':>9} {'CPU µs/run':>11} "
           f"{'vs first':>9} {'peak RSS':>9} {'B/run':>6}")
     first: float | None = None
     first_cpu: float | None = None
-    pycache = tempfile.TemporaryDirectory()
-    measure(10, pycache.name)  # writes the bytecode
-    # Round-robin over the sizes, so that a drift of the machine's speed (single fresh runs of
-    # one size spread by +-20% on a quiet VM) falls on every size alike; medians per size.
-    runs: dict[int, list[dict[str, float]]] = {n: [] for n in args.sizes}
-    for _ in range(args.repeats):
-        for n in args.sizes:
-            runs[n].append(measure(n, pycache.name))
-    for n in args.sizes:
-        r = {key: statistics.median(run[key] for run in runs[n]) for key in runs[n][0]}
+    for n, of_n in zip(sizes, runs, strict=True):
+        r = {key: statistics.median(run[key] for run in of_n) for key in of_n[0]}
         per_run = r["seconds"] / n * 1e6
         cpu_per_run = r["cpu"] / n * 1e6
         first, first_cpu = first or per_run, first_cpu or cpu_per_run

@@ -260,3 +260,37 @@ def test_a_batch_of_logging_calls_passes_a_block_once_all_its_task_runs_are_anno
     assert at[id(late)] > last
     assert [(v.task_run_id, v.values) for v in early.each()] == [("r.0", {"auc": 0}),
                                                                   ("r.1", {"auc": 1})]
+
+
+def test_a_subscriber_may_set_its_own_delivery_interval() -> None:
+    # The store's recorder asks for 10 ms (its writer writes along with the run, and a run's
+    # end waits for what is left); others keep the bus's 50 ms.
+    from labloom.store.recorder import Recorder
+
+    assert Recorder.flush_interval < ev.FLUSH_INTERVAL
+
+    class Patient:
+        flush_interval = 3600.0  # its thread never delivers within this test: only the end
+
+        def __init__(self) -> None:
+            self.batches: list[list[ev.Event]] = []
+
+        def __call__(self, batch: Sequence[ev.Event]) -> None:
+            self.batches.append(list(batch))
+
+    gate = threading.Event()
+    run = gated_flow(gate).run(n=3, background=True)
+    patient, eager = Patient(), Patient()
+    eager.flush_interval = 0.001
+    try:
+        run.subscribe(patient, replay=False)
+        run.subscribe(eager, replay=False)
+        # Its task runs start (Running) and wait for the gate: the run goes on meanwhile.
+        wait_for(lambda: any(isinstance(e, ev.StateChanged) for b in eager.batches for e in b),
+                 20, "the eager subscriber's deliveries while the run goes")
+        assert patient.batches == []
+    finally:
+        gate.set()
+        run.wait(30)
+    # The run's end delivers what waited, at once.
+    assert any(isinstance(e, ev.RunFinished) for b in patient.batches for e in b)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("labloom")
 
-FLUSH_INTERVAL = 0.05
+FLUSH_INTERVAL = 0.05  # a subscriber may ask for its own (``flush_interval``: the store's)
 
 # The most events one delivery hands a subscriber: a map of a million children is delivered
 # (and stored) a slice at a time, never as one batch.
@@ -65,7 +65,9 @@ class Delivery:
     announcements, not for all (100,000 took the store seconds). Each task run's order is
     kept, and the news' among themselves. One with ``room()`` (the store's recorder again)
     gets batches of at most that many events, and the engine waits while more wait
-    (``limit``): a store slower than the run keeps it a fraction of a second behind."""
+    (``limit``): a store slower than the run keeps it a fraction of a second behind.
+    A subscriber's ``flush_interval`` (seconds), when it has one, replaces ``FLUSH_INTERVAL``
+    while events come (a quiet run's delivery still wakes every ``FLUSH_INTERVAL`` at most)."""
 
     def __init__(self, callback: Subscriber, name: str, running: bool = True,
                  news: tuple[type, ...] = ()) -> None:
@@ -73,6 +75,7 @@ class Delivery:
         # The event types that may pass a block (the bus says which: a task run's news).
         self.news = news if getattr(callback, "news_first", False) else ()
         self._room: Callable[[], int] | None = getattr(callback, "room", None)
+        self.interval: float = getattr(callback, "flush_interval", FLUSH_INTERVAL)
         # Events, and [block, next index] for an EventBlock being delivered.
         self.queue: deque[Any] = deque()
         self._lock = threading.RLock()  # one delivery at a time, whoever drives it
@@ -167,5 +170,10 @@ class Delivery:
         self.drain()
 
     def _loop(self, stop: threading.Event) -> None:
-        while not stop.wait(FLUSH_INTERVAL):
+        wait = self.interval
+        while not stop.wait(wait):
+            busy = bool(self.queue)
             self.drain()
+            # A run with nothing new (long task runs) wakes its subscriber at most every
+            # FLUSH_INTERVAL, however short the subscriber's own interval.
+            wait = self.interval if busy else max(self.interval, FLUSH_INTERVAL)

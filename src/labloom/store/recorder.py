@@ -42,6 +42,11 @@ class Recorder:
     # Task runs' states before the rest of a map's announcements (see events._Delivery): a
     # view of the store sees a state change within a slice, not after the whole map.
     news_first = True
+    # Handed over every 10 ms, not the bus's 50: the writer writes along with the run, and a
+    # run's end waits only for what is left (issue 21 §2: a fresh run of 1,000 no-op task
+    # runs waited a median 37 ms at its end for the writer to write what the last 50 ms had
+    # queued, 17 ms now). An idle run's delivery still wakes every 50 ms (``Delivery``).
+    flush_interval = 0.01
 
     def __init__(self, run: Any, writer: Writer) -> None:
         self.run_id: str = run.id
