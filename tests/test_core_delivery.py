@@ -278,18 +278,31 @@ def test_a_subscriber_may_set_its_own_delivery_interval() -> None:
         def __call__(self, batch: Sequence[ev.Event]) -> None:
             self.batches.append(list(batch))
 
-    gate = threading.Event()
-    run = gated_flow(gate).run(n=3, background=True)
+    go, gate = threading.Event(), threading.Event()
+
+    @task
+    def held(x: int) -> int:
+        go.wait(60)  # its start may be reported before the subscribers come: news comes after
+        print("going")
+        gate.wait(60)
+        return x
+
+    @flow(executor="threads")
+    def gated(n: int) -> list[int]:
+        return held.map(range(n))  # type: ignore[return-value]
+
+    run = gated.run(n=3, background=True)
     patient, eager = Patient(), Patient()
     eager.flush_interval = 0.001
     try:
         run.subscribe(patient, replay=False)
         run.subscribe(eager, replay=False)
-        # Its task runs start (Running) and wait for the gate: the run goes on meanwhile.
-        wait_for(lambda: any(isinstance(e, ev.StateChanged) for b in eager.batches for e in b),
+        go.set()  # its task runs log a line and wait for the gate: the run goes on meanwhile
+        wait_for(lambda: any(isinstance(e, ev.LogRecord) for b in eager.batches for e in b),
                  20, "the eager subscriber's deliveries while the run goes")
         assert patient.batches == []
     finally:
+        go.set()
         gate.set()
         run.wait(30)
     # The run's end delivers what waited, at once.
