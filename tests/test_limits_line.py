@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 import labloom
+from cli_helpers import wait_for
 from labloom import State, ThreadExecutor, flow, task
 from labloom.store import concurrency_slots
+from labloom.store.concurrency_limiter import StoreLimiter
 
 
 @task(tags=["one-at-a-time"])
@@ -42,3 +44,23 @@ def test_a_freed_slot_asks_the_store_about_the_first_waiters_only(
     # Each task run asks once when it arrives and about twice more in line (when it is next,
     # and when it is granted); asking every waiter on every freed slot made it ~n/2 each.
     assert len(asked) < 6 * n, f"{len(asked)} questions to the store for {n} task runs"
+
+
+def test_the_line_is_asked_in_the_stores_order_not_in_the_order_waiters_came_here() -> None:
+    # Two threads can queue in the store in one order and reach the limiter's own list in the
+    # other (and a place given back late sends its holder to the end of the store's line).
+    # Asked in the list's order, the store's head was never asked: it waited for good.
+    labloom.limits.set("one", 1)
+    limiter = StoreLimiter()
+    granted: list[str] = []
+    assert limiter.acquire(frozenset({"one"}), "first", lambda: granted.append("first"))
+    assert not limiter.acquire(frozenset({"one"}), "second", lambda: granted.append("second"))
+    assert not limiter.acquire(frozenset({"one"}), "third", lambda: granted.append("third"))
+    limiter._waiting.reverse()  # third, then second: the order the race leaves
+    limiter.release(frozenset({"one"}), "first")
+    wait_for(lambda: granted, 10, "the slot given back reaches the line's head")
+    assert granted == ["second"]
+    limiter.release(frozenset({"one"}), "second")
+    wait_for(lambda: len(granted) == 2, 10, "the next in line")
+    assert granted == ["second", "third"]
+    limiter.release(frozenset({"one"}), "third")

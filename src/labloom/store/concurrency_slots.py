@@ -100,6 +100,18 @@ def waiting(tag: str) -> int:
         return int(row[0])
 
 
+def places(tags: Iterable[str]) -> dict[str, int]:
+    """Each holder's place in the line of any of ``tags`` (its earliest ``seq``)."""
+    names = sorted(set(tags))
+    if not names:
+        return {}
+    marks = ",".join("?" * len(names))
+    with _lock:
+        return dict(connection().execute(
+            f"SELECT holder, MIN(seq) FROM concurrency_waiters WHERE tag IN ({marks}) "
+            "GROUP BY holder", names).fetchall())
+
+
 def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
     """Take a slot of every tag in ``limits`` for ``holder``, all or none, unless waiters that
     arrived earlier stand in line for them. With ``queue``, a holder that cannot take them now
