@@ -132,7 +132,7 @@ def test_a_task_thread_goes_on_while_another_waits_for_the_runs_lock() -> None:
 
 def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> None:
     """``add`` only appends (a logging call's values: the same task run's end follows at once
-    and applies both); a timer applies it when no report follows. ``settle`` runs once the
+    and applies both); a timer applies it when no report follows. ``after_batch`` runs once the
     batch is applied, under the lock."""
     after: list[int] = []
     inbox, lock = _inbox(after)
@@ -145,7 +145,7 @@ def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> 
 
     def values() -> None:
         seen.append("more")
-        inbox.settle(lambda: settled.append((list(seen), lock._is_owned())))  # type: ignore[attr-defined]
+        inbox.after_batch(lambda: settled.append((list(seen), lock._is_owned())))  # type: ignore[attr-defined]
 
     inbox.add(values)
     started = time.monotonic()

@@ -115,6 +115,12 @@ class ExperimentValues:
     values: dict[str, Any]
     step: int | None = None
 
+    @property
+    def calls(self) -> tuple[Call, ...]:
+        """This call as ``ExperimentCalls.calls`` gives each: (task run id, kind, values, step,
+        time), so readers take either event alike."""
+        return ((self.task_run_id, self.kind, self.values, self.step, self.time),)
+
 
 # One logging call as a run keeps it, stored and read back in this order (``Logged`` in
 # ``experiments.py``): (task run id, kind, values by name, step, time).

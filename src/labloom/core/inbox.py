@@ -57,8 +57,8 @@ class Inbox:
         self._items: deque[tuple[Apply, tuple[Any, ...], bool]] = deque()
         self._role = threading.Lock()  # held by the thread applying
         # Called under the run's lock once the batch being applied is done, then forgotten
-        # (``settle``): what a report applied leaves to do once per batch.
-        self._settle: list[Callable[[], None]] = []
+        # (``after_batch``): what a report applied leaves to do once per batch.
+        self._after_batch: list[Callable[[], None]] = []
         self._nudge: threading.Timer | None = None  # applies what ``add`` left, if nobody does
         self._nudging = threading.Lock()
 
@@ -93,10 +93,10 @@ class Inbox:
         self._nudge = None  # before draining: what is added from now on starts another
         self.drain()
 
-    def settle(self, call: Callable[[], None]) -> None:
+    def after_batch(self, call: Callable[[], None]) -> None:
         """Call ``call`` (under the run's lock) at the end of the batch being applied; from an
         ``apply`` only."""
-        self._settle.append(call)
+        self._after_batch.append(call)
 
     def put_all(self, reports: list[tuple[Apply, tuple[Any, ...]]]) -> None:
         """Several at once (a Dask chunk's children ended together), in this order."""
@@ -124,9 +124,9 @@ class Inbox:
                             launch = launch or then
                             apply(*args)
                     finally:
-                        settle = self._settle
-                        while settle:
-                            settle.pop(0)()
+                        pending = self._after_batch
+                        while pending:
+                            pending.pop(0)()
                         self._changed.notify_all()
             finally:
                 self._role.release()

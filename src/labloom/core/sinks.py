@@ -189,7 +189,7 @@ class ExecutorSink:
                 when: float) -> None:
         # Under the run's lock: kept here, and sent once the batch of reports is applied.
         if self._sent == len(self._ids):
-            self._engine.launcher.inbox.settle(self._send)
+            self._engine.launcher.inbox.after_batch(self._send)
         self._ids.append(task_run_id)
         self._kinds.append(kind)
         self._values.append(values)

@@ -1,7 +1,7 @@
 """A live run's experiment rows for the cell's Experiments view, folded from its
-``ExperimentCalls`` (and ``ExperimentValues``) events, and answered a page at a time in the shapes of the REST routes
-``GET runs/{id}/experiments`` and ``.../experiments/curves`` (docs/rest-api.md), so the one
-renderer (js/src/experiments.js) reads both hosts alike.
+``ExperimentCalls`` (and ``ExperimentValues``) events, and answered a page at a time in the
+shapes of the REST routes ``GET runs/{id}/experiments`` and ``.../experiments/curves``
+(docs/rest-api.md), so the one renderer (js/src/experiments.js) reads both hosts alike.
 
 The widget's traffic stays bounded: the front end asks for a page of rows (at most
 ``MAX_PAGE``) or one metric's curve points (at most ``MAX_POINTS``), never the whole table; an
@@ -18,7 +18,7 @@ from typing import Any
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import LabloomError
-from ..core.events import Call, Event, ExperimentCalls, ExperimentValues
+from ..core.events import Event, ExperimentCalls, ExperimentValues
 from .model import TaskRunInfo, ViewGraph
 
 MAX_PAGE = 1000
@@ -36,14 +36,10 @@ class ExperimentRows:
         """Fold a batch in; True when it held params or metrics."""
         seen = False
         for event in events:
-            if isinstance(event, ExperimentCalls):
-                calls: Iterable[Call] = event.calls
-            elif isinstance(event, ExperimentValues):
-                calls = ((event.task_run_id, event.kind, event.values, event.step, event.time),)
-            else:
+            if not isinstance(event, (ExperimentCalls, ExperimentValues)):
                 continue
             seen = True
-            for task_run_id, kind, values, step, when in calls:
+            for task_run_id, kind, values, step, when in event.calls:
                 row = self._rows.get(task_run_id)
                 if row is None:
                     row = self._rows[task_run_id] = ex.Experiment(event.run_id, task_run_id)

@@ -24,7 +24,7 @@ import json
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..core import experiments as ex
 from ..core.errors import TargetError
@@ -46,19 +46,11 @@ def row_of(event: Any) -> tuple[Any, ...]:
     return (event.run_id, event)
 
 
-def _calls(event: Any) -> Iterable[Any]:
-    """An event's calls as (task run id, kind, values, step, time), the order stored."""
-    calls = getattr(event, "calls", None)
-    if calls is None:
-        return ((event.task_run_id, event.kind, event.values, event.step, event.time),)
-    return cast(Iterable[Any], calls)
-
-
 def encoded(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A row as the writer writes it alone (``Rows.write_one_by_one``): one row of kind
     ``calls`` holding the event's calls."""
     run_id, event = row
-    calls = list(_calls(event))
+    calls = list(event.calls)
     return (run_id, "", "calls", None, calls[0][4], json.dumps(calls, check_circular=False))
 
 
@@ -78,7 +70,7 @@ def insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
         into = by_run.get(run_id)
         if into is None:
             into = by_run[run_id] = []
-        into += _calls(event)
+        into += event.calls  # (task run id, kind, values, step, time), the order stored
     # No check for cycles: values are numbers, bools, strings and None (``record``), and the
     # check's bookkeeping per tuple and dict was a third of the encoding.
     conn.executemany(_BATCH_SQL, [
