@@ -56,7 +56,10 @@ def train(depth, seed):
     return depth
 '''
 GRID = "[d for d in (2, 4, 6) for s in range(4)], [s for d in (2, 4, 6) for s in range(4)]"
-BIG = 6000  # rows: the server's first look at the run is partial (its first calls only)
+# Rows: the server's first look at the run is partial (its first calls only). The store keeps
+# a writer batch's calls in a row, so a fast writer leaves rows of a few hundred calls: at
+# 6,000 rows the first look's growing reads could reach the run's end (a complete first page).
+BIG = 20_000
 # Records each drawing of the view (its data-partial, data-total and rows shown), as it happens.
 RECORD_DRAWINGS = """(selector) => {
   window.__labloom_drawn = [];
