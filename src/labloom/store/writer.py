@@ -3,8 +3,9 @@
 The event bus hands each run's events to ``Recorder`` in batches, off the hot path; the
 recorder only queues them. The writer thread writes what has queued about 0.1 s of work a
 transaction (``commits.py``): ten commits a second of a busy run, not one per event, and never
-seconds behind it. When a run ends, its recorder waits for the final commit: once
-``run.wait()`` returns, the store agrees.
+seconds behind it; caught up, it lets what comes gather until ``GATHER`` seconds after its
+last transaction began, unless someone waits for it. When a run ends, its recorder waits for
+the final commit: once ``run.wait()`` returns, the store agrees.
 
 While a run of this process is open the writer refreshes its heartbeat; the reader marks a
 run Crashed when its process is gone or its heartbeat is stale (see ``reader.reconcile``).
@@ -50,6 +51,10 @@ log = logging.getLogger("labloom")
 _IDLE_EXIT = 2.0  # seconds a writer with nothing open waits before its thread ends
 # How long SQLite itself waits for another process's write lock before a write is retried.
 BUSY_TIMEOUT = 30.0
+# Seconds a caught-up writer lets a small batch gather after its last transaction began: a
+# run whose tasks were slower than the writer had it commit every delivery (23 transactions
+# per 1,000 task runs sleeping 0.5 ms, against 1.3 when the writer lagged), at twice the CPU.
+GATHER = 0.05
 _HEARTBEAT = "UPDATE flow_runs SET heartbeat = ? WHERE id = ?"
 
 
@@ -75,6 +80,7 @@ class Writer:
         self._emptied = False  # the file at the path has no tables: it is another one
         self._wal: tuple[int, int] | None = None  # that file's journal
         self._spare: Conn | None = None  # see adopt
+        self._hurry = 0  # threads in ``wait``: nothing gathers meanwhile
 
     def adopt(self, conn: Conn) -> None:
         """A connection just made, its schema checked (``store.attach``): the writer's next
@@ -135,7 +141,12 @@ class Writer:
         """Block until everything queued (up to ``seq``) is written or dropped."""
         with self._cond:
             target_seq = self._queued if seq is None else seq
-            return self._cond.wait_for(lambda: self._written >= target_seq, timeout)
+            self._hurry += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: self._written >= target_seq, timeout)
+            finally:
+                self._hurry -= 1
 
     def pending(self) -> bool:
         with self._cond:
@@ -153,13 +164,17 @@ class Writer:
     def _loop(self) -> None:
         with self._cond:
             conn, self._spare = self._spare, None
-        last_beat = 0.0
+        last_beat = began = 0.0
         idle_since = time.monotonic()
         try:
             while True:
                 with self._cond:
                     if not self._queue:
                         self._cond.wait(min(heartbeat_interval(), _IDLE_EXIT))
+                    gathered = began + GATHER
+                    while self._queue and not self._hurry and self._backlog <= self._ahead() \
+                            and (left := gathered - time.monotonic()) > 0:
+                        self._cond.wait(left)
                     items = self.size.cut(self._queue)
                     upto = self._queued - len(self._queue)
                     if items:
