@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from .tasks import Task
 
 
+# The run's wait for its last task run sleeps this long after a wake-up that found some open:
+# woken by every batch of reports, it cost 30-40 µs of CPU per task run when tasks slept.
+FINISH_PAUSE = 0.002
+
 class RunEngine:
     def __init__(
         self,
@@ -143,8 +147,7 @@ class RunEngine:
         return TaskFuture(self, tr)
 
     def map(
-        self, task: Task[Any, Any], iterables: tuple[Any, ...], kwargs: dict[str, Any],
-        wait_for: Any,
+        self, task: Task[Any, Any], iterables: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
     ) -> MappedFuture[Any]:
         if not iterables and not kwargs:
             raise TypeError(f"{task.name}.map() needs at least one iterable to map over")
@@ -242,7 +245,7 @@ class RunEngine:
 
     def _finish(self) -> None:
         try:
-            self.wait_until(lambda: self.graph.open == 0, None)
+            self.wait_until(lambda: self.graph.open == 0, None, pause=FINISH_PAUSE)
         except KeyboardInterrupt:
             self.cancel("interrupted")
             self._finalize()
@@ -359,7 +362,8 @@ class RunEngine:
             raise
         return self.state
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+    def wait_until(self, predicate: Callable[[], bool], timeout: float | None,
+                   pause: float = 0.0) -> bool:  # pause: see FINISH_PAUSE
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._tracing:
             self.executor.result(None)  # says why a traced body cannot wait
@@ -377,6 +381,9 @@ class RunEngine:
                 if remaining <= 0:
                     raise TimeoutError(f"still waiting after {timeout}s (flow run {self.id})")
                 self.changed.wait(min(remaining, 0.1))
+                woken = pause and not predicate()
+            if woken:
+                time.sleep(pause)
 
     def result_of(self, tr: TaskRun, timeout: float | None) -> Any:
         return values.value_of(self, tr, timeout)
