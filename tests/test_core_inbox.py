@@ -162,6 +162,28 @@ def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> 
     assert many == list(range(3 * BATCH - len(inbox._items)))
 
 
+def test_values_past_a_batch_while_another_thread_applies_are_applied_by_that_thread() -> None:
+    """Past a batch's worth, ``add`` leaves what waits to the thread applying when one does
+    (a busy run's reports wait a batch behind most of the time): none is left behind."""
+    inbox, _ = _inbox()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        entered.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=inbox.put, args=(slow,))
+    holder.start()
+    assert entered.wait(10)
+    applied: list[int] = []
+    for i in range(BATCH + 10):
+        inbox.add(applied.append, i)
+    assert applied == []  # this thread never waited for the role
+    release.set()
+    holder.join(10)
+    assert applied == list(range(BATCH + 10)) and not inbox._items
+
+
 def test_a_logging_call_never_waits_for_the_runs_lock_and_shows_while_its_task_runs() -> None:
     """A ``log_metrics`` call in a task used to apply the run's inbox itself, taking the run's
     lock, waking its waiters and launching, as much work per map child as its end (issue 19);

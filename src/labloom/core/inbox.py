@@ -79,8 +79,12 @@ class Inbox:
         never after those put after it."""
         items = self._items
         items.append((apply, args, False))  # values: nothing to launch after them
-        if len(items) >= BATCH:
-            self.drain()  # a task logging in a tight loop: memory stays bounded
+        if len(items) >= BATCH and not self._role.locked():
+            # A task logging in a tight loop: memory stays bounded. While a thread applies,
+            # it applies this too (as ``drain`` leaves it): a run's reports wait a batch or
+            # more behind most of the time, and calling ``drain`` to be refused the role at
+            # each logging call was work for nothing.
+            self.drain()
         elif self._nudge is None:
             with self._nudging:
                 if self._nudge is not None:
