@@ -58,7 +58,7 @@ def test_the_line_is_asked_in_the_stores_order_not_in_the_order_waiters_came_her
     assert limiter.acquire(frozenset({"one"}), "first", lambda: granted.append("first"))
     assert not limiter.acquire(frozenset({"one"}), "second", lambda: granted.append("second"))
     assert not limiter.acquire(frozenset({"one"}), "third", lambda: granted.append("third"))
-    limiter._waiting.reverse()  # third, then second: the order the race leaves
+    limiter._waiting = dict(reversed(limiter._waiting.items()))  # the order the race leaves
     limiter.release(frozenset({"one"}), "first")
     wait_for(lambda: granted, 10, "the slot given back reaches the line's head")
     assert granted == ["second"]
@@ -67,6 +67,40 @@ def test_the_line_is_asked_in_the_stores_order_not_in_the_order_waiters_came_her
     assert granted == ["second", "third"]
     limiter.release(frozenset({"one"}), "third")
 
+
+
+def test_waiters_asking_from_many_threads_are_granted_in_the_stores_line_order() -> None:
+    # The limiter's own list has no order: 12 threads ask at once (they reach the store and
+    # the list in different orders, and the list is then reversed besides); each slot given
+    # back still goes to the next in the store's line.
+    labloom.limits.set("one", 1)
+    limiter = StoreLimiter()
+    granted: list[str] = []
+    assert limiter.acquire(frozenset({"one"}), "head", lambda: None)
+    names = [f"waiter-{i}" for i in range(12)]
+    together = threading.Barrier(len(names))
+
+    def ask(name: str) -> None:
+        together.wait(10)
+        assert not limiter.acquire(frozenset({"one"}), name, lambda: granted.append(name))
+
+    threads = [threading.Thread(target=ask, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    wait_for(lambda: len(limiter._waiting) == len(names), 10, "every waiter in the list")
+    place = concurrency_slots.places(["one"])
+    line = sorted(names, key=place.__getitem__)
+    limiter._waiting = dict(reversed(limiter._waiting.items()))
+    holder = "head"
+    for count in range(1, len(names) + 1):
+        limiter.release(frozenset({"one"}), holder)
+        wait_for(lambda count=count: len(granted) == count, 10, f"grant number {count}")
+        holder = granted[-1]
+    limiter.release(frozenset({"one"}), holder)
+    assert granted == line
+    assert concurrency_slots.holders("one") == 0 and concurrency_slots.waiting("one") == 0
 
 class _LateGiveBack(StoreLimiter):
     """Gives a slot back only once the same holder asked for one again (or after 2 s), as a
