@@ -151,10 +151,6 @@ class Launcher:
         lock = self.engine.lock
         while True:
             with lock:  # the room is read and taken at once: the rest wait, launched as calls end
-                if self._reserved and not self._releases:
-                    # Another thread is launching: it reads the room and ``_ready`` again
-                    # once done. Taking slices of the room beside it made 2-4x the passes.
-                    return
                 room = self.executor.room()
                 ready_n = len(self._ready)
                 take = ready_n if room is None else min(ready_n, room - self._reserved)
