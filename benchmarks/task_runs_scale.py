@@ -98,6 +98,18 @@ def main() -> None:
         if len(args.src) > 1:
             print(src)
         table(args.sizes, [runs[src, n] for n in args.sizes])
+    if len(args.src) == 2:
+        for n in args.sizes:
+            pairs(f"{n:,} task runs", *(runs[src, n] for src in args.src))
+
+
+def pairs(what: str, base: list[dict[str, float]], other: list[dict[str, float]]) -> None:
+    """The second tree's time over the first's, pair by pair (each pair ran back to back, so
+    the machine's drift falls on both): the median and the range, wall and CPU."""
+    for key, name in (("seconds", "wall"), ("cpu", "CPU")):
+        ratios = sorted(b[key] / a[key] for a, b in zip(base, other, strict=True))
+        print(f"{what}, {name}: second/first {statistics.median(ratios):.3f} "
+              f"(pairs {' '.join(f'{r:.2f}' for r in ratios)})", flush=True)
 
 
 def table(sizes: list[int], runs: list[list[dict[str, float]]]) -> None:

@@ -4,14 +4,16 @@ call, the standard pool's thread names, and its behaviour at exit and at shutdow
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import gc
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
-from labloom import ThreadExecutor
+from labloom import State, ThreadExecutor, flow, task
 from labloom.executors.thread_pool import ThreadPool
 from store_helpers import env_for
 
@@ -110,3 +112,74 @@ def test_submitters_in_many_threads_never_start_more_than_max_workers() -> None:
     finally:
         release.set()
         pool.close()
+
+
+class _Gauged(ThreadExecutor):
+    """A thread executor whose queue holds ``cap`` calls, and whose ``room()`` lets the test
+    line up the threads that read it (a barrier: a thread that reads the room waits until
+    the others have read it too, or for ``patience`` when the others cannot come meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.cap = 0
+        self.line: threading.Barrier | None = None
+        self.most = 0
+
+    def room(self) -> int:
+        assert self._pool is not None
+        room = self.cap - self._pool.queued()
+        line = self.line
+        if line is not None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                line.wait(2)
+        return room
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        handle = super().submit(*args, **kwargs)
+        assert self._pool is not None
+        self.most = max(self.most, self._pool.queued())
+        return handle
+
+
+def test_threads_launching_at_once_take_the_executors_room_once() -> None:
+    """Whichever task thread applies end reports launches what became ready, the flow's own
+    thread too: each took the whole ``room()`` it read, so 4 threads at once filled the
+    queue 4 times over (2,400-3,800 calls queued against ``QUEUED = 1000`` in a wide map).
+    The room is now taken under the run's lock: together they launch no more than it."""
+    @task
+    def noop(x: int) -> int:
+        return x
+
+    @flow
+    def wide() -> list[int]:
+        return noop.map(range(500)).result()
+
+    executor = _Gauged()
+    executor.start()
+    assert executor._pool is not None
+    busy, gate = threading.Event(), threading.Event()
+    executor._pool.submit(lambda: (busy.set(), gate.wait(30)))  # the one thread stays busy
+    assert busy.wait(10)
+    try:
+        run = wide.run(executor=executor, background=True)
+        launcher = run._engine.launcher
+        deadline = threading.Event()
+        while len(launcher._ready) < 500:  # no room yet: every child waits in the launcher
+            assert not deadline.wait(0.01) and run.state is not State.FAILED
+        executor.line = threading.Barrier(4)
+        executor.cap = 100
+        threads = [threading.Thread(target=launcher.work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert executor._pool.queued() == 100, executor._pool.queued()
+        assert executor.most <= 100, executor.most
+    finally:
+        executor.line = None
+        executor.cap = 1000
+        gate.set()
+    run.wait(60)
+    executor.shutdown()
+    assert run.state is State.COMPLETED
+    assert run.result() == list(range(500))

@@ -121,7 +121,9 @@ class Executor(ABC):
     def room(self) -> int | None:
         """How many more calls are worth submitting now; None: any number. An executor that
         queues calls in this process says, and the engine keeps the rest as ready task runs
-        (a queued call costs far more memory than a task run waiting, and runs no sooner)."""
+        (a queued call costs far more memory than a task run waiting, and runs no sooner).
+        Read under the run's lock (threads launching at once take the room once between
+        them): answer at once, without waiting or calling into the run."""
         return None
 
     def run_ended(self, run_id: str) -> None:  # noqa: B027 - optional hook

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import Protocol
+
+_Waiter = tuple[dict[str, int], str, Callable[[], None]]  # limits, holder, granted
 
 _warned: set[str] = set()
 
@@ -45,7 +46,9 @@ class StoreLimiter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiting: deque[tuple[dict[str, int], str, Callable[[], None]]] = deque()
+        # Who waits here, by holder: no order of its own, the store's line is read each pass
+        # (``_take_in_line``); the order waiters reached a list could differ from it.
+        self._waiting: dict[str, _Waiter] = {}
         self._held: set[str] = set()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -73,7 +76,7 @@ class StoreLimiter:
             return True
         with self._lock:
             if holder in self._held:  # not released meanwhile
-                self._waiting.append((limits, holder, granted))
+                self._waiting[holder] = (limits, holder, granted)
         return False
 
     def release(self, tags: frozenset[str], holder: str) -> None:
@@ -85,7 +88,7 @@ class StoreLimiter:
             if holder not in self._held:
                 return
             self._held.discard(holder)
-            self._waiting = deque(w for w in self._waiting if w[1] != holder)
+            self._waiting.pop(holder, None)
         store.give_back(holder)
         self._wake.set()
 
@@ -112,14 +115,15 @@ class StoreLimiter:
                 if not self._held:
                     self._thread = None  # nothing held or waiting: the thread ends
                     return
-                waiting, held = list(self._waiting), set(self._held)
+                waiting, held = list(self._waiting.values()), set(self._held)
             try:
                 # The store keeps arrival order across processes: try each in turn, outside
                 # our lock so that acquire and release never wait for the store behind it.
                 taken = _take_in_line(waiting)
                 with self._lock:
-                    granted_ids = {id(w) for w in taken}
-                    self._waiting = deque(w for w in self._waiting if id(w) not in granted_ids)
+                    for w in taken:
+                        if self._waiting.get(w[1]) is w:  # not asked for again meanwhile
+                            del self._waiting[w[1]]
                     grants = [w[2] for w in taken if w[1] in self._held]
                     orphans = [w[1] for w in taken if w[1] not in self._held]
                 for holder in orphans:  # released while the store granted it: hand it back
@@ -137,9 +141,7 @@ class StoreLimiter:
                 granted()
 
 
-def _take_in_line(
-    waiting: list[tuple[dict[str, int], str, Callable[[], None]]],
-) -> list[tuple[dict[str, int], str, Callable[[], None]]]:
+def _take_in_line(waiting: list[_Waiter]) -> list[_Waiter]:
     """Those of ``waiting`` that the store grants now, asked in the store's line order. Once one
     is refused, nobody after it in the line who needs all of its tags is asked: the store would
     refuse them too. Asking each (one store transaction apiece) made every freed slot cost a
