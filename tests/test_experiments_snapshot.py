@@ -239,7 +239,7 @@ async def test_rest_a_deep_sorted_filtered_page(jp_fetch: Any, store_backend: st
 def test_a_store_from_before_snapshots_upgrades_and_its_old_runs_page(store_backend: str
                                                                       ) -> None:
     conn = get_database().connect(migrate=False)
-    ensure_schema(conn, target=SCHEMA_VERSION - 1)  # the schema before snapshots
+    ensure_schema(conn, target=12)  # the schema before snapshots (version 13)
     with conn.transaction():
         conn.execute(
             "INSERT INTO flow_runs (id, flow_name, parameters, state, created, started, ended,"

@@ -40,9 +40,16 @@ class StoreLimiter:
     every 0.1 s (slots freed by other processes) and at once when a slot is given back here,
     and refreshes the heartbeat of what this process holds, so other hosts can tell a live
     holder from a dead one.
+
+    Each pass asks only those of its waiters at the head of their tags' lines (as many places
+    as the tag has slots: no one further back can be granted), so a pass costs the same however
+    long the line. Once every ``FULL_PASS`` seconds it asks in order over all its waiters, as
+    every pass once did: one whose place was lost (given back late, or swept while this process
+    could not beat) is asked first and so joins the line again, and the tags' dead are swept.
     """
 
     POLL = 0.1
+    FULL_PASS = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -50,6 +57,9 @@ class StoreLimiter:
         # (``_take_in_line``); the order waiters reached a list could differ from it.
         self._waiting: dict[str, _Waiter] = {}
         self._held: set[str] = set()
+        # How deep to read each tag's line (its most slots among the waiters here): only that
+        # head can be granted. Tags left by every waiter drop out at the next full pass.
+        self._depths: dict[str, int] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -77,6 +87,8 @@ class StoreLimiter:
         with self._lock:
             if holder in self._held:  # not released meanwhile
                 self._waiting[holder] = (limits, holder, granted)
+                for tag, n in limits.items():
+                    self._depths[tag] = max(n, self._depths.get(tag, 0))
         return False
 
     def release(self, tags: frozenset[str], holder: str) -> None:
@@ -106,20 +118,34 @@ class StoreLimiter:
         from . import concurrency_slots as store
         from .settings import heartbeat_interval
 
-        last_beat = time.monotonic()
+        last_beat = last_full = time.monotonic()
         while True:
             self._wake.wait(self.POLL)
             self._wake.clear()
             grants = []
+            whole = time.monotonic() - last_full >= self.FULL_PASS
             with self._lock:
                 if not self._held:
                     self._thread = None  # nothing held or waiting: the thread ends
                     return
-                waiting, held = list(self._waiting.values()), set(self._held)
+                if whole:
+                    waiting = list(self._waiting.values())
+                    self._depths = {}
+                    for limits, _, _ in waiting:
+                        for tag, n in limits.items():
+                            self._depths[tag] = max(n, self._depths.get(tag, 0))
+                depths = dict(self._depths)
             try:
                 # The store keeps arrival order across processes: try each in turn, outside
                 # our lock so that acquire and release never wait for the store behind it.
-                taken = _take_in_line(waiting)
+                if whole:
+                    last_full = time.monotonic()
+                    taken = _take_in_line(waiting)
+                else:
+                    place = store.line_heads(depths)
+                    with self._lock:
+                        heads = [w for h in place if (w := self._waiting.get(h)) is not None]
+                    taken = _ask_in_order(sorted(heads, key=lambda w: place[w[1]]))
                 with self._lock:
                     for w in taken:
                         if self._waiting.get(w[1]) is w:  # not asked for again meanwhile
@@ -129,6 +155,8 @@ class StoreLimiter:
                 for holder in orphans:  # released while the store granted it: hand it back
                     store.give_back(holder)
                 if time.monotonic() - last_beat >= heartbeat_interval():
+                    with self._lock:
+                        held = set(self._held)
                     store.beat(held)
                     last_beat = time.monotonic()
             except Exception as exc:  # a store that is away for a while: try again next poll
@@ -153,7 +181,13 @@ def _take_in_line(waiting: list[_Waiter]) -> list[_Waiter]:
     from . import concurrency_slots as store
 
     place = store.places({tag for limits, _, _ in waiting for tag in limits})
-    waiting = sorted(waiting, key=lambda waiter: place.get(waiter[1], -1))
+    return _ask_in_order(sorted(waiting, key=lambda waiter: place.get(waiter[1], -1)))
+
+
+def _ask_in_order(waiting: list[_Waiter]) -> list[_Waiter]:
+    """Those of ``waiting`` (in line order) that the store grants now; see ``_take_in_line``."""
+    from . import concurrency_slots as store
+
     taken = []
     refused: list[frozenset[str]] = []  # the tags of each waiter refused in this pass
     for waiter in waiting:

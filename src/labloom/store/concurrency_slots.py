@@ -9,12 +9,19 @@ process cannot take every slot that frees up while another's task runs wait.
 Rows carry their host, pid and a heartbeat (refreshed by the owning ``StoreLimiter``). When a
 tag looks full, rows whose process died on this host, or whose heartbeat is older than
 ``LABLOOM_HEARTBEAT_TIMEOUT`` (any host), are removed: a crash never leaks a slot for good.
+Slots are swept at every refusal (a tag has few); the line at most every ``SWEEP_EVERY``
+seconds per tag and process, since sweeping it reads all of it.
 Each take is one transaction: ``BEGIN IMMEDIATE`` on SQLite, per-tag advisory locks on
 PostgreSQL (``Conn.lock``).
+
+A take reads no more of the line than the tag's slots: its own place by holder (an index), and
+how many stand ahead of it counted up to the free slots only. So a long line (a map of 10,000
+task runs behind 4 slots) costs each take the same as a short one.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -26,6 +33,9 @@ from .settings import heartbeat_timeout
 
 _lock = threading.RLock()
 _connections: dict[str, Conn] = {}
+
+SWEEP_EVERY = 1.0  # seconds between two sweeps of a tag's line for dead waiters, per process
+_swept: dict[tuple[str, str], float] = {}  # (store url, tag): when this process last swept
 
 
 def _host() -> str:
@@ -112,6 +122,22 @@ def places(tags: Iterable[str]) -> dict[str, int]:
             "GROUP BY holder", names).fetchall())
 
 
+def line_heads(depths: dict[str, int]) -> dict[str, int]:
+    """The first ``depths[tag]`` places of each tag's line, as each holder's earliest ``seq``
+    among them. Only those can be granted now (``try_take`` grants a waiter only when fewer
+    stand ahead of it than there are free slots), so a pass over a long line reads these."""
+    place: dict[str, int] = {}
+    with _lock:
+        conn = connection()
+        for tag, depth in sorted(depths.items()):
+            for holder, seq in conn.execute(
+                "SELECT holder, seq FROM concurrency_waiters WHERE tag = ? ORDER BY seq LIMIT ?",
+                (tag, depth),
+            ):
+                place[holder] = min(seq, place.get(holder, seq))
+    return place
+
+
 def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
     """Take a slot of every tag in ``limits`` for ``holder``, all or none, unless waiters that
     arrived earlier stand in line for them. With ``queue``, a holder that cannot take them now
@@ -121,8 +147,7 @@ def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
         with conn.transaction():
             conn.lock(*(f"labloom-limit:{tag}" for tag in limits))
             full = _full_tags(conn, limits, holder)
-            if full:
-                _remove_dead(conn, full)
+            if full and _remove_dead(conn, full):
                 full = _full_tags(conn, limits, holder)
             now = time.time()
             if not full:
@@ -173,34 +198,51 @@ def _full_tags(conn: Conn, limits: dict[str, int], holder: str) -> list[str]:
         (held,) = conn.execute(
             "SELECT COUNT(*) FROM concurrency_slots WHERE tag = ?", (tag,)
         ).fetchone()
-        mine = conn.execute(
-            "SELECT seq FROM concurrency_waiters WHERE tag = ? AND holder = ?", (tag, holder)
-        ).fetchone()
-        if mine is None:  # not in line yet: everyone in line is ahead
-            (ahead,) = conn.execute(
-                "SELECT COUNT(*) FROM concurrency_waiters WHERE tag = ?", (tag,)
+        free, ahead = n - held, 0
+        if free > 0:
+            # Those ahead are counted up to ``free`` only: more than that refuses all the same,
+            # and counting the whole line made each take cost as much as the line is long.
+            mine = conn.execute(
+                "SELECT seq FROM concurrency_waiters WHERE holder = ? AND tag = ?", (holder, tag)
             ).fetchone()
-        else:
-            (ahead,) = conn.execute(
-                "SELECT COUNT(*) FROM concurrency_waiters WHERE tag = ? AND seq < ?",
-                (tag, mine[0]),
-            ).fetchone()
-        if held + ahead >= n:
+            if mine is None:  # not in line yet: everyone in line is ahead
+                (ahead,) = conn.execute(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM concurrency_waiters WHERE tag = ? "
+                    "LIMIT ?) AS ahead", (tag, free),
+                ).fetchone()
+            else:
+                (ahead,) = conn.execute(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM concurrency_waiters WHERE tag = ? "
+                    "AND seq < ? LIMIT ?) AS ahead", (tag, mine[0], free),
+                ).fetchone()
+        if ahead >= free:
             full.append(tag)
     return full
 
 
-def _remove_dead(conn: Conn, tags: list[str]) -> None:
+def _remove_dead(conn: Conn, tags: list[str]) -> bool:
+    """Remove dead holders' slots of ``tags`` (every time: a tag has few) and their dead waiters
+    (at most every ``SWEEP_EVERY`` s per tag: that reads the whole line). True if any went."""
+    removed = _sweep(conn, "concurrency_slots", "COALESCE(beat, acquired)", tags)
+    now, url = time.monotonic(), conn.database.url
+    due = [tag for tag in tags if now - _swept.get((url, tag), -math.inf) >= SWEEP_EVERY]
+    if due:
+        _swept.update(((url, tag), now) for tag in due)
+        removed = _sweep(conn, "concurrency_waiters", "beat", due) or removed
+    return removed
+
+
+def _sweep(conn: Conn, table: str, since: str, tags: list[str]) -> bool:
     marks = ",".join("?" * len(tags))
     oldest = time.time() - heartbeat_timeout()
-    for table, since in (("concurrency_slots", "COALESCE(beat, acquired)"),
-                         ("concurrency_waiters", "beat")):
-        rows = conn.execute(
-            f"SELECT DISTINCT host, pid FROM {table} WHERE tag IN ({marks})", tags
-        ).fetchall()
-        here, me = _host(), os.getpid()
-        dead = [(host, pid) for host, pid in rows
-                if host == here and pid != me and not _home.pid_alive(int(pid))]
+    rows = conn.execute(
+        f"SELECT DISTINCT host, pid FROM {table} WHERE tag IN ({marks})", tags
+    ).fetchall()
+    here, me = _host(), os.getpid()
+    dead = [(host, pid) for host, pid in rows
+            if host == here and pid != me and not _home.pid_alive(int(pid))]
+    if dead:
         conn.executemany(f"DELETE FROM {table} WHERE host = ? AND pid = ?", dead)
-        conn.execute(f"DELETE FROM {table} WHERE tag IN ({marks}) AND {since} < ?",
-                     [*tags, oldest])
+    cursor = conn.execute(f"DELETE FROM {table} WHERE tag IN ({marks}) AND {since} < ?",
+                          [*tags, oldest])
+    return bool(dead) or cursor.rowcount > 0

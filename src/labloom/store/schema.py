@@ -237,8 +237,16 @@ CREATE TABLE experiment_columns (
 )
 """
 
+# Version 14: a concurrency limit's slots and places in line looked up by holder (a grant, a
+# slot given back, a waiter's own place, a heartbeat): without these each scanned the whole line,
+# so a map of n task runs behind a small limit cost O(n) per task run (``concurrency_slots.py``).
+_V14 = """
+CREATE INDEX concurrency_waiters_by_holder ON concurrency_waiters (holder, tag);
+CREATE INDEX concurrency_slots_by_holder ON concurrency_slots (holder)
+"""
+
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
-                               _V12, _V13)
+                               _V12, _V13, _V14)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
