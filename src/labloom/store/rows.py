@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
-from . import experiments, multirow
+from . import experiments, multirow, new_task_runs
 from .storable import NOTE, is_storable, storable_row, to_json
 
 if TYPE_CHECKING:
@@ -40,9 +40,6 @@ _NODE_SQL = (
     "name = excluded.name, kind = excluded.kind, upstream = excluded.upstream, "
     "created = excluded.created"
 )
-_TASK_COLUMNS = ("id", "run_id", "node_id", "task_name", "map_index", "upstream", "state",
-                 "created", "cache_key", "result_path")
-_TASK_CONFLICT = "ON CONFLICT (id) DO NOTHING"
 # The last two: the task run's graph node and its state before (NULL for the first), so that a
 # view counts what moved by node over a range of rows (``follow.node_moves``); both NULL where
 # not known (an older writer, a replay, a retried run), which that view reads the slow way.
@@ -113,7 +110,11 @@ class Rows:
         self.runs = Table("run parameters and names", _RUN_SQL)
         self.flows = Table("flow names", _FLOW_SQL)
         self.nodes = Table("task names", _NODE_SQL)
-        self.tasks = Table("task names", _insert("task_runs", _TASK_COLUMNS, _TASK_CONFLICT))
+        self.tasks = Table("task names", _insert("task_runs", new_task_runs.COLUMNS,
+                                                 new_task_runs.CONFLICT))
+        # New task runs that moved in this write, each with where it stands (no UPDATE).
+        self.born = Table("task names", _insert("task_runs", new_task_runs.BORN_COLUMNS,
+                                                new_task_runs.BORN_CONFLICT))
         self.states = Table("state messages", _insert("task_states", _STATE_COLUMNS))
         self.updates = Table("task messages and tracebacks", _UPDATE_SQL)
         self.keys = Table("result paths", _KEY_SQL)
@@ -130,6 +131,7 @@ class Rows:
         # Task runs created in this write, by id: the row of each in ``tasks``, so that its key
         # goes into its row instead of an UPDATE of its own (a map child is keyed at launch).
         self._new_tasks: dict[str, int] = {}
+        self._stretches: new_task_runs.Stretches = []
         self.recorders: dict[str, Recorder] = {}
         self.escaped: dict[str, set[str]] = {}  # run id -> what of it was escaped
         self.opened: set[str] = set()
@@ -139,8 +141,8 @@ class Rows:
 
     def tables(self) -> list[Table]:
         """In the order they are written."""
-        return [self.runs, self.flows, self.nodes, self.tasks, self.states, self.updates,
-                self.keys, self.logs, self.values, self.cuts, self.run_updates,
+        return [self.runs, self.flows, self.nodes, self.tasks, self.born, self.states,
+                self.updates, self.keys, self.logs, self.values, self.cuts, self.run_updates,
                 self.metadata_updates]
 
     def count(self) -> int:
@@ -247,6 +249,7 @@ class Rows:
 
     def finish(self) -> Rows:
         """The folded updates as rows, every text made storable (with a note per run)."""
+        self._stretches = new_task_runs.split(self.tasks, self._task_updates, self.born)
         for tr_id, (run_id, s, m, a, st, en, tb, w) in self._task_updates.items():
             self.updates.add(run_id, (s, m, a, st, en, tb, tb, w, tr_id))
         for (run_id, who), (kept, cut) in self._cuts.items():
@@ -261,7 +264,9 @@ class Rows:
                 fixed = storable_row(row)
                 if fixed is not None:
                     table.rows[i] = fixed
-                    escaped.setdefault(table.runs[i], set()).add(table.what)
+                    escaped.setdefault(table.runs[i], set()).update(
+                        new_task_runs.where(row, fixed, self.tasks.what, self.updates.what)
+                        if table is self.born else (table.what,))
         for run_id, where in escaped.items():
             rec = self.recorders.get(run_id)
             if rec is None or rec.noted_escapes:
@@ -279,7 +284,7 @@ class Rows:
         for table in (self.runs, self.flows, self.nodes):
             if table:
                 ex(table.sql, table.rows)
-        conn.insert_rows("task_runs", _TASK_COLUMNS, self.tasks.rows, _TASK_CONFLICT)
+        new_task_runs.insert(conn, self.tasks, self.born, self._stretches)
         conn.insert_rows("task_states", _STATE_COLUMNS, self.states.rows)
         if len(self.updates.rows) >= 50 and conn.kind == "postgresql":
             # Thousands of updates as one statement over a staged copy of the new values.
@@ -310,6 +315,8 @@ class Rows:
         """Each row in its own transaction: a row the database refuses is dropped (and
         reported to ``refused``), the others are written. A ``passing`` failure (a busy or
         full disk, a server away) is raised; called again, this goes on where it stopped."""
+        if not self.one_by_one:
+            new_task_runs.join(self.tasks, self.born, self.updates, self._stretches)
         self.one_by_one = True
         refused_runs: set[str] = set()
         for table in self.tables():
