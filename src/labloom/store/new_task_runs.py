@@ -12,6 +12,8 @@ the old way (an INSERT and an UPDATE), so that interleaved ones never cost a sta
 
 from __future__ import annotations
 
+from itertools import groupby, repeat
+from operator import is_not
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,14 +36,8 @@ Stretches = list[list[Any]]  # [born?, how many] of new task runs, in the order 
 
 
 def _stretches(changes: list[Any]) -> Stretches:
-    out: Stretches = []
-    for change in changes:
-        born = change is not None
-        if out and out[-1][0] is born:
-            out[-1][1] += 1
-        else:
-            out.append([born, 1])
-    return out
+    return [[born, sum(1 for _ in group)]
+            for born, group in groupby(map(is_not, changes, repeat(None)))]
 
 
 def split(tasks: Table, moved: dict[str, list[Any]], born: Table) -> Stretches:

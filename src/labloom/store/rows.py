@@ -14,12 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from ..core.states import FINAL_STATES
 from . import experiments, multirow, new_task_runs
 from .storable import NOTE, is_storable, storable_row, to_json
 
 if TYPE_CHECKING:
     from .recorder import Recorder
 
+_FINAL = frozenset(state.value for state in FINAL_STATES)
 _RUN_SQL = (
     "INSERT INTO flow_runs (id, flow_name, source_hash, parameters, state, created, "
     "started, host, pid, executor, origin, metadata, heartbeat, target, retry_of, "
@@ -154,30 +156,26 @@ class Rows:
         self.events += 1
         self.recorders[event.run_id] = rec
         if isinstance(event, ev.StateChanged):
-            before = event.before
+            # The hot path, three times per task run: states read as their text once
+            # (``_value_``: ``.value`` and an enum's hash are Python calls).
+            state, before, tr_id, run_id = event.state._value_, event.before, \
+                event.task_run_id, event.run_id
             node, was = (None, None) if before is None or not rec.moves_known else (
-                event.node_id, before.value)
-            self.states.add(event.run_id, (event.task_run_id, event.run_id, event.state.value,
-                                           event.time, event.message, event.attempt, node, was))
-            row = self._task_updates.get(event.task_run_id)
+                event.node_id, before._value_)
+            self.states.rows.append((tr_id, run_id, state, event.time, event.message,
+                                     event.attempt, node, was))
+            self.states.runs.append(run_id)
+            row = self._task_updates.get(tr_id)
             if row is None:
-                row = self._task_updates[event.task_run_id] = [
-                    event.run_id, None, "", 0, None, None, "", None]
-            row[1], row[2], row[3] = event.state.value, event.message, event.attempt
-            if event.state.value == "Running" and row[4] is None:
+                row = self._task_updates[tr_id] = [run_id, None, "", 0, None, None, "", None]
+            row[1], row[2], row[3] = state, event.message, event.attempt
+            if state == "Running" and row[4] is None:
                 row[4] = event.time
-            row[5] = event.time if event.state.is_final else None
+            row[5] = event.time if state in _FINAL else None
             if event.traceback:
                 row[6] = event.traceback
             if event.worker:
                 row[7] = event.worker
-        elif isinstance(event, ev.LogRecord):
-            self._log(rec, event)
-        elif isinstance(event, ev.LogLinesDropped):
-            rec.log_dropped[event.task_run_id] = event.dropped
-            self._count_cut(rec, event.run_id, event.task_run_id)
-        elif isinstance(event, (ev.ExperimentCalls, ev.ExperimentValues)):
-            self.values.add(event.run_id, experiments.row_of(event))
         elif isinstance(event, ev.TaskRunCreated):
             self._new_tasks[event.task_run_id] = len(self.tasks.rows)
             upstream = json.dumps(list(event.upstream)) if event.upstream else "[]"
@@ -187,6 +185,13 @@ class Rows:
             self.states.add(event.run_id, (event.task_run_id, event.run_id, "Pending",
                                            event.time, "", 0,
                                            event.node_id if rec.moves_known else None, None))
+        elif isinstance(event, ev.LogRecord):
+            self._log(rec, event)
+        elif isinstance(event, ev.LogLinesDropped):
+            rec.log_dropped[event.task_run_id] = event.dropped
+            self._count_cut(rec, event.run_id, event.task_run_id)
+        elif isinstance(event, (ev.ExperimentCalls, ev.ExperimentValues)):
+            self.values.add(event.run_id, experiments.row_of(event))
         elif isinstance(event, ev.NodeCreated):
             self.nodes.add(event.run_id, (event.run_id, event.node_id, event.name, event.kind,
                                           json.dumps(list(event.upstream)), event.time))
