@@ -15,7 +15,7 @@ from labloom.core import events as ev
 from labloom.store.db import Conn, get_database
 from labloom.store.rows import Rows
 
-N = 60  # past 50: PostgreSQL's COPY and staged UPDATE
+N = 80  # past 50 rows of each kind: PostgreSQL's COPY, staged INSERT and UPDATE
 ODD = "caf\udce9 \x00 end"  # a lone surrogate and a NUL: escaped, with a note
 COLUMNS = ("id", "node_id", "task_name", "map_index", "upstream", "state", "attempts", "created",
            "started", "ended", "message", "traceback", "cache_key", "result_path", "worker")
@@ -40,7 +40,7 @@ def interleaved(i: int) -> int:
 
 
 def in_order(i: int) -> int:  # the first ones moved, the last ones still Pending
-    return (0, 1, 3)[i % 3] if i < N - 12 else 2
+    return (0, 1, 3)[i % 3] if i < N - 20 else 2
 
 
 def moved(run: str, kind_of: Callable[[int], int] = interleaved) -> list[Any]:
@@ -125,7 +125,7 @@ def test_a_task_run_created_and_moved_in_one_write_is_one_insert_and_stored_the_
                                   "Traceback 2 caf\\udce9 \\x00 end")
     assert by_id["R.4"][14] == "w9"
     assert by_id["R.5"][5:12] == ("Cancelled", 0, 6.0, None, 8.0, "stopped", "")
-    assert by_id["R.59"][5:12] == ("Pending", 0, 60.0, None, None, "", "")
+    assert by_id["R.79"][5:12] == ("Pending", 0, 80.0, None, None, "", "")
     notes = [r for r in one if r[1] == 30]
     assert len(notes) == 1 and "task messages and tracebacks stored with" in notes[0][2]
 
@@ -141,18 +141,30 @@ def test_task_runs_moved_among_pending_ones_are_stored_the_same_in_order(conn: C
 
 
 def test_a_task_run_already_stored_changes_as_an_update_changed_it(conn: Conn) -> None:
-    # A run written again into a file that holds some of its task runs (the writer's
-    # ``_reopen``): created again in the same write as its moves, its row changes as an
-    # UPDATE changes it: started and worker kept when not known again, the rest replaced.
-    first = [created("old")[0], ev.StateChanged("old", "old.0", State.RUNNING, 2.0, "", 1,
-                                                worker="w1"),
-             ev.StateChanged("old", "old.0", State.FAILED, 3.0, "bad", 1, "Traceback 1")]
-    again = [ev.TaskRunCreated("old", "old.0", "n9", "renamed", 9, (), 5.0),
-             ev.StateChanged("old", "old.0", State.COMPLETED, 6.0, "fine", 2)]
-    assert write(conn, [first, again]) == []
-    [row] = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM task_runs").fetchall()
-    assert tuple(row) == ("old.0", "n0", "t", 0, '["old.up"]', "Completed", 2, 1.0, 2.0, 6.0,
-                          "fine", "Traceback 1", None, None, "w1")
+    # A retry in this process announces its task runs again, as does a run written again into
+    # a file that holds them (the writer's ``_reopen``): created again in the same write as
+    # their moves, their rows change as an UPDATE changed them (started, traceback and worker
+    # kept when not known again, the rest replaced), the rows themselves kept.
+    def again(run: str) -> list[Any]:
+        return [ev.TaskRunCreated(run, f"{run}.{i}", "n9", "renamed", 9, (), 500.0)
+                for i in range(N)]
+
+    def completed(run: str) -> list[Any]:
+        return [ev.StateChanged(run, f"{run}.{i}", State.COMPLETED, 600.0 + i, "fine", 2)
+                for i in range(N)]
+
+    one = [created("one") + moved("one", in_order), again("one") + completed("one")]
+    two = [created("two") + moved("two", in_order), again("two"), completed("two")]
+    assert write(conn, one) == [] and write(conn, two) == []
+    stored_one = stored(conn, "one")
+    assert stored_one == stored(conn, "two")
+    rows = stored_one[:N]
+    assert [r[0] for r in rows] == [f"R.{i}" for i in range(N)]
+    assert {r[1:5] for r in rows} == {("n0", "t", r[3], '["R.up"]') for r in rows}
+    assert {(r[5], r[6], r[10]) for r in rows} == {("Completed", 2, "fine")}
+    assert rows[4][8] == 6.0 and rows[4][11].startswith("Traceback 2")  # kept
+    assert rows[4][14] == "w9" and rows[3][14] == "w0"
+    assert (rows[5][8], rows[5][9]) == (None, 605.0)  # cancelled before it ran
 
 
 def test_a_refused_move_costs_only_itself_and_the_task_run_row_stays(conn: Conn) -> None:
