@@ -37,7 +37,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 # Modules whose every test runs on both store backends.
 BOTH_BACKENDS = {
-    "test_store_schema", "test_store_runs", "test_dask_limits_store",
+    "test_store_schema", "test_store_runs", "test_store_rows", "test_dask_limits_store",
     "test_limits_order", "test_schedule_claims", "test_schedule_cli", "test_schedule_serve",
     "test_cli_history", "test_cli_db", "test_cache", "test_two_hosts", "test_team_access",
     "test_run_at_exit", "test_store_follow", "test_experiments_store", "test_server_launch",

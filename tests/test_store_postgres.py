@@ -116,7 +116,7 @@ def test_one_transaction_stages_new_task_runs_and_their_updates(pg_url: str) -> 
     # A batch with both thousands of new task runs and thousands of state updates stages two
     # copies shaped differently (both were eight columns wide): each needs a table of its own.
     # The store writer's bounded batches of a million-task-run flow meet this every time.
-    from labloom.store.rows import _TASK_COLUMNS
+    from labloom.store.new_task_runs import COLUMNS as _TASK_COLUMNS
 
     update = ("id", "state", "message", "attempts", "started", "ended", "traceback", "worker")
     database = db.get_database(pg_url)

@@ -14,12 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
-from . import experiments, multirow
+from ..core.states import FINAL_STATES
+from . import experiments, multirow, new_task_runs
 from .storable import NOTE, is_storable, storable_row, to_json
 
 if TYPE_CHECKING:
     from .recorder import Recorder
 
+_FINAL = frozenset(state.value for state in FINAL_STATES)
 _RUN_SQL = (
     "INSERT INTO flow_runs (id, flow_name, source_hash, parameters, state, created, "
     "started, host, pid, executor, origin, metadata, heartbeat, target, retry_of, "
@@ -40,9 +42,6 @@ _NODE_SQL = (
     "name = excluded.name, kind = excluded.kind, upstream = excluded.upstream, "
     "created = excluded.created"
 )
-_TASK_COLUMNS = ("id", "run_id", "node_id", "task_name", "map_index", "upstream", "state",
-                 "created", "cache_key", "result_path")
-_TASK_CONFLICT = "ON CONFLICT (id) DO NOTHING"
 # The last two: the task run's graph node and its state before (NULL for the first), so that a
 # view counts what moved by node over a range of rows (``follow.node_moves``); both NULL where
 # not known (an older writer, a replay, a retried run), which that view reads the slow way.
@@ -113,7 +112,11 @@ class Rows:
         self.runs = Table("run parameters and names", _RUN_SQL)
         self.flows = Table("flow names", _FLOW_SQL)
         self.nodes = Table("task names", _NODE_SQL)
-        self.tasks = Table("task names", _insert("task_runs", _TASK_COLUMNS, _TASK_CONFLICT))
+        self.tasks = Table("task names", _insert("task_runs", new_task_runs.COLUMNS,
+                                                 new_task_runs.CONFLICT))
+        # New task runs that moved in this write, each with where it stands (no UPDATE).
+        self.born = Table("task names", _insert("task_runs", new_task_runs.BORN_COLUMNS,
+                                                new_task_runs.BORN_CONFLICT))
         self.states = Table("state messages", _insert("task_states", _STATE_COLUMNS))
         self.updates = Table("task messages and tracebacks", _UPDATE_SQL)
         self.keys = Table("result paths", _KEY_SQL)
@@ -130,6 +133,7 @@ class Rows:
         # Task runs created in this write, by id: the row of each in ``tasks``, so that its key
         # goes into its row instead of an UPDATE of its own (a map child is keyed at launch).
         self._new_tasks: dict[str, int] = {}
+        self._stretches: new_task_runs.Stretches = []
         self.recorders: dict[str, Recorder] = {}
         self.escaped: dict[str, set[str]] = {}  # run id -> what of it was escaped
         self.opened: set[str] = set()
@@ -139,8 +143,8 @@ class Rows:
 
     def tables(self) -> list[Table]:
         """In the order they are written."""
-        return [self.runs, self.flows, self.nodes, self.tasks, self.states, self.updates,
-                self.keys, self.logs, self.values, self.cuts, self.run_updates,
+        return [self.runs, self.flows, self.nodes, self.tasks, self.born, self.states,
+                self.updates, self.keys, self.logs, self.values, self.cuts, self.run_updates,
                 self.metadata_updates]
 
     def count(self) -> int:
@@ -152,30 +156,26 @@ class Rows:
         self.events += 1
         self.recorders[event.run_id] = rec
         if isinstance(event, ev.StateChanged):
-            before = event.before
+            # The hot path, three times per task run: states read as their text once
+            # (``_value_``: ``.value`` and an enum's hash are Python calls).
+            state, before, tr_id, run_id = event.state._value_, event.before, \
+                event.task_run_id, event.run_id
             node, was = (None, None) if before is None or not rec.moves_known else (
-                event.node_id, before.value)
-            self.states.add(event.run_id, (event.task_run_id, event.run_id, event.state.value,
-                                           event.time, event.message, event.attempt, node, was))
-            row = self._task_updates.get(event.task_run_id)
+                event.node_id, before._value_)
+            self.states.rows.append((tr_id, run_id, state, event.time, event.message,
+                                     event.attempt, node, was))
+            self.states.runs.append(run_id)
+            row = self._task_updates.get(tr_id)
             if row is None:
-                row = self._task_updates[event.task_run_id] = [
-                    event.run_id, None, "", 0, None, None, "", None]
-            row[1], row[2], row[3] = event.state.value, event.message, event.attempt
-            if event.state.value == "Running" and row[4] is None:
+                row = self._task_updates[tr_id] = [run_id, None, "", 0, None, None, "", None]
+            row[1], row[2], row[3] = state, event.message, event.attempt
+            if state == "Running" and row[4] is None:
                 row[4] = event.time
-            row[5] = event.time if event.state.is_final else None
+            row[5] = event.time if state in _FINAL else None
             if event.traceback:
                 row[6] = event.traceback
             if event.worker:
                 row[7] = event.worker
-        elif isinstance(event, ev.LogRecord):
-            self._log(rec, event)
-        elif isinstance(event, ev.LogLinesDropped):
-            rec.log_dropped[event.task_run_id] = event.dropped
-            self._count_cut(rec, event.run_id, event.task_run_id)
-        elif isinstance(event, (ev.ExperimentCalls, ev.ExperimentValues)):
-            self.values.add(event.run_id, experiments.row_of(event))
         elif isinstance(event, ev.TaskRunCreated):
             self._new_tasks[event.task_run_id] = len(self.tasks.rows)
             upstream = json.dumps(list(event.upstream)) if event.upstream else "[]"
@@ -185,6 +185,13 @@ class Rows:
             self.states.add(event.run_id, (event.task_run_id, event.run_id, "Pending",
                                            event.time, "", 0,
                                            event.node_id if rec.moves_known else None, None))
+        elif isinstance(event, ev.LogRecord):
+            self._log(rec, event)
+        elif isinstance(event, ev.LogLinesDropped):
+            rec.log_dropped[event.task_run_id] = event.dropped
+            self._count_cut(rec, event.run_id, event.task_run_id)
+        elif isinstance(event, (ev.ExperimentCalls, ev.ExperimentValues)):
+            self.values.add(event.run_id, experiments.row_of(event))
         elif isinstance(event, ev.NodeCreated):
             self.nodes.add(event.run_id, (event.run_id, event.node_id, event.name, event.kind,
                                           json.dumps(list(event.upstream)), event.time))
@@ -247,6 +254,7 @@ class Rows:
 
     def finish(self) -> Rows:
         """The folded updates as rows, every text made storable (with a note per run)."""
+        self._stretches = new_task_runs.split(self.tasks, self._task_updates, self.born)
         for tr_id, (run_id, s, m, a, st, en, tb, w) in self._task_updates.items():
             self.updates.add(run_id, (s, m, a, st, en, tb, tb, w, tr_id))
         for (run_id, who), (kept, cut) in self._cuts.items():
@@ -261,7 +269,9 @@ class Rows:
                 fixed = storable_row(row)
                 if fixed is not None:
                     table.rows[i] = fixed
-                    escaped.setdefault(table.runs[i], set()).add(table.what)
+                    escaped.setdefault(table.runs[i], set()).update(
+                        new_task_runs.where(row, fixed, self.tasks.what, self.updates.what)
+                        if table is self.born else (table.what,))
         for run_id, where in escaped.items():
             rec = self.recorders.get(run_id)
             if rec is None or rec.noted_escapes:
@@ -279,7 +289,7 @@ class Rows:
         for table in (self.runs, self.flows, self.nodes):
             if table:
                 ex(table.sql, table.rows)
-        conn.insert_rows("task_runs", _TASK_COLUMNS, self.tasks.rows, _TASK_CONFLICT)
+        new_task_runs.insert(conn, self.tasks, self.born, self._stretches)
         conn.insert_rows("task_states", _STATE_COLUMNS, self.states.rows)
         if len(self.updates.rows) >= 50 and conn.kind == "postgresql":
             # Thousands of updates as one statement over a staged copy of the new values.
@@ -310,6 +320,8 @@ class Rows:
         """Each row in its own transaction: a row the database refuses is dropped (and
         reported to ``refused``), the others are written. A ``passing`` failure (a busy or
         full disk, a server away) is raised; called again, this goes on where it stopped."""
+        if not self.one_by_one:
+            new_task_runs.join(self.tasks, self.born, self.updates, self._stretches)
         self.one_by_one = True
         refused_runs: set[str] = set()
         for table in self.tables():
