@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .engine import RunEngine
 
 
+# Task runs launched per hold of the run's lock (and per look at the store's pace).
+LAUNCH_BLOCK = 256
+
+
 class _Launching:
     """Stands in for a task run's handle while its call is being submitted."""
 
@@ -176,14 +180,16 @@ class Launcher:
             try:
                 for tr in releases:
                     self.limiter.release(tr.task.tags, tr.id)
-                for i, tr in enumerate(ready):
-                    if i % 256 == 0:
-                        self.engine.bus.pace()  # the store keeps up, or memory grows with its queue
-                    if tr.holds_slot or not tr.task.tags:
-                        submitted += self._launch(tr)
-                    elif self.limiter.acquire(tr.task.tags, tr.id,
-                                              functools.partial(self._granted, tr)):
-                        self._granted(tr, now=True)
+                for first in range(0, len(ready), LAUNCH_BLOCK):
+                    self.engine.bus.pace()  # the store keeps up, or memory grows with its queue
+                    block: list[TaskRun] = []
+                    for tr in ready[first:first + LAUNCH_BLOCK]:
+                        if tr.holds_slot or not tr.task.tags:
+                            block.append(tr)
+                        elif self.limiter.acquire(tr.task.tags, tr.id,
+                                                  functools.partial(self._granted, tr)):
+                            self._granted(tr, now=True)
+                    submitted += self._launch_all(block)
             finally:
                 # What was not submitted (waits for a slot, ended meanwhile, or an error) goes
                 # back; this thread then reads the room again, so nothing ready is left waiting.
@@ -202,47 +208,63 @@ class Launcher:
         if not now:
             self.work()
 
-    def _launch(self, tr: TaskRun) -> int:
-        """Submit ``tr``'s call; 1 when it gave back the room ``work`` reserved for it (the
-        call is then in the executor's queue, or ended), else 0."""
+    def _launch_all(self, trs: list[TaskRun]) -> int:
+        """Submit the calls of ``trs``; returns how many gave back the room ``work`` reserved
+        (their calls are then in the executor's queue, or ended). The run's lock is taken twice
+        per block, not twice per task run, and its waiters woken once (a map's children)."""
+        if not trs:
+            return 0
         engine = self.engine
+        prepared: list[tuple[TaskRun, int, tuple[Any, ...], dict[str, Any]]] = []
         with engine.lock:
-            if tr.done or tr.handle is LAUNCHING:
-                return 0
-            tr.attempts += 1
-            attempt = tr.attempts
-            task = tr.task
-            args, kwargs = tr.inputs()
-            if tr.upstream:  # arguments may hold futures: swap them for executor-side references
-                args = replace_futures(args, self._argument_value)
-                kwargs = replace_futures(kwargs, self._argument_value)
-            tr.handle = LAUNCHING
-        call = TaskCall(task.fn, tr.name, engine.id, tr.id, attempt, task.timeout, task.log_prints,
+            for tr in trs:
+                if tr.done or tr.handle is LAUNCHING:
+                    continue
+                tr.attempts += 1
+                args, kwargs = tr.inputs()
+                if tr.upstream:  # arguments may hold futures: swap them for executor-side refs
+                    args = replace_futures(args, self._argument_value)
+                    kwargs = replace_futures(kwargs, self._argument_value)
+                tr.handle = LAUNCHING
+                prepared.append((tr, tr.attempts, args, kwargs))
+        echo = not prints_shown_elsewhere(engine.id)
+        launched: list[tuple[TaskRun, int, Any, tuple[int, Outcome] | None]] = []
+        try:
+            for tr, attempt, args, kwargs in prepared:
+                launched.append((tr, attempt, *self._submit(tr, attempt, args, kwargs, echo)))
+        finally:  # a KeyboardInterrupt: what was not submitted has no handle (the run cancels)
+            launched += [(tr, attempt, None, None) for tr, attempt, _, _ in prepared[len(launched):]]
+            stale: list[Any] = []
+            with engine.lock:
+                self._reserved -= len(launched)
+                for tr, attempt, handle, early in launched:
+                    if tr.attempts == attempt and tr.handle is LAUNCHING:
+                        tr.handle = handle
+                    early = (self._early.pop(tr.id, None) if self._early else None) or early
+                    if tr.done and handle is not None:
+                        stale.append(handle)
+                    if early is not None:
+                        self.outcome(tr, *early)
+                engine.changed.notify_all()
+            if stale:
+                self.executor.cancel(stale)  # cancelled while they were being submitted
+        return len(launched)
+
+    def _submit(self, tr: TaskRun, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any],
+                echo: bool) -> tuple[Any, tuple[int, Outcome] | None]:
+        """One call to the executor: (its handle, None), or (None, the failed outcome)."""
+        task = tr.task
+        call = TaskCall(task.fn, tr.name, self.engine.id, tr.id, attempt, task.timeout,
+                        task.log_prints,
                         batch_size=task.batch_size if tr.map_index is not None else None,
-                        echo=not prints_shown_elsewhere(engine.id),
-                        record=recording_for(tr, args, kwargs))
+                        echo=echo, record=recording_for(tr, args, kwargs))
         try:
             args, kwargs = self.results.prepare(tr, call, args, kwargs)
-            handle = self.executor.submit(
+            return self.executor.submit(
                 call, args, kwargs, Done(self, tr, attempt), task.resources or None,
-            )
+            ), None
         except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
-            handle = None
-            early: tuple[int, Outcome] | None = (attempt, Outcome(ok=False, error=exc))
-        else:
-            early = None
-        with engine.lock:
-            self._reserved -= 1
-            if tr.attempts == attempt and tr.handle is LAUNCHING:
-                tr.handle = handle
-            early = (self._early.pop(tr.id, None) if self._early else None) or early
-            stale = tr.done and handle is not None
-            if early is not None:
-                self.outcome(tr, *early)
-            engine.changed.notify_all()
-        if stale:
-            self.executor.cancel([handle])  # cancelled while it was being submitted
-        return 1
+            return None, (attempt, Outcome(ok=False, error=exc))
 
     def outcomes(self, items: list[tuple[Done, Outcome]]) -> None:
         """Several attempts ended (``executor.report_all``): applied together, in order."""
