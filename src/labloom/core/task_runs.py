@@ -94,7 +94,12 @@ class TaskRun:
 
     Compact on purpose: a flow of a million task runs holds a million of these, so rare
     fields live in one ``_Rare`` made on first use and the state history is a number until
-    it is unusual (``history`` rebuilds the entries)."""
+    it is unusual (``history`` rebuilds the entries).
+
+    A map child made with others has no ``_own``: its id, task, node, label, times and inputs
+    are read from its ``parent`` at its ``map_index``, neither of them None then. Those reads
+    say so to the type checker with ``type: ignore`` rather than ``typing.cast``, a call each:
+    they are on every child's path (launch, start, end, events) many times."""
 
     __slots__ = (
         "_args",
@@ -140,30 +145,32 @@ class TaskRun:
     @property
     def id(self) -> str:
         own = self._own
-        return own[0] if own is not None else cast("MapNode", self.parent).child_id(
-            cast(int, self.map_index))
+        if own is not None:
+            return own[0]
+        return self.parent.child_id(self.map_index)  # type: ignore[union-attr, arg-type]
 
     @property
     def task(self) -> Task[Any, Any]:
         own = self._own
-        return own[1] if own is not None else cast("MapNode", self.parent).task
+        return own[1] if own is not None else self.parent.task  # type: ignore[union-attr]
 
     @property
     def node_id(self) -> str:
         own = self._own
-        return own[2] if own is not None else cast("MapNode", self.parent).id
+        return own[2] if own is not None else self.parent.id  # type: ignore[union-attr]
 
     @property
     def label(self) -> str:
         """Its node's name where that is not the task's: a repeated call, add-2."""
         own = self._own
-        return own[3] if own is not None else cast("MapNode", self.parent).label
+        return own[3] if own is not None else self.parent.label  # type: ignore[union-attr]
 
     @property
     def created(self) -> float:
         own = self._own
-        return own[4] if own is not None else cast("MapNode", self.parent).child_created(
-            cast(int, self.map_index))
+        if own is not None:
+            return own[4]
+        return self.parent.child_created(self.map_index)  # type: ignore[union-attr, arg-type]
 
     @property
     def attempts(self) -> int:
@@ -187,7 +194,7 @@ class TaskRun:
     @property
     def started(self) -> float | None:
         if self._own is None:
-            when = cast("MapNode", self.parent).times[2 * cast(int, self.map_index)]
+            when = self.parent.times[2 * self.map_index]  # type: ignore[operator, union-attr]
             return None if when != when else when
         times = self._own[5]
         return None if times is None or times.real != times.real else times.real
@@ -195,15 +202,15 @@ class TaskRun:
     @started.setter
     def started(self, value: float | None) -> None:
         if self._own is None:
-            cast("MapNode", self.parent).times[2 * cast(int, self.map_index)] = \
-                NAN if value is None else value
+            when = NAN if value is None else value
+            self.parent.times[2 * self.map_index] = when  # type: ignore[operator, union-attr]
             return
         self._set_times(value, self.ended)
 
     @property
     def ended(self) -> float | None:
         if self._own is None:
-            when = cast("MapNode", self.parent).times[2 * cast(int, self.map_index) + 1]
+            when = self.parent.times[2 * self.map_index + 1]  # type: ignore[operator, union-attr]
             return None if when != when else when
         times = self._own[5]
         return None if times is None or times.imag != times.imag else times.imag
@@ -211,8 +218,8 @@ class TaskRun:
     @ended.setter
     def ended(self, value: float | None) -> None:
         if self._own is None:
-            cast("MapNode", self.parent).times[2 * cast(int, self.map_index) + 1] = \
-                NAN if value is None else value
+            when = NAN if value is None else value
+            self.parent.times[2 * self.map_index + 1] = when  # type: ignore[operator, union-attr]
             return
         self._set_times(self.started, value)
 
@@ -225,7 +232,7 @@ class TaskRun:
     @property
     def args(self) -> tuple[Any, ...]:
         if self._args is None:
-            return cast("MapNode", self.parent).inputs_of(cast(int, self.map_index))[0]
+            return self.parent.inputs_of(self.map_index)[0]  # type: ignore[arg-type, union-attr]
         return self._args
 
     @args.setter
@@ -237,7 +244,7 @@ class TaskRun:
     @property
     def kwargs(self) -> dict[str, Any]:
         if self._args is None:
-            return cast("MapNode", self.parent).inputs_of(cast(int, self.map_index))[1]
+            return self.parent.inputs_of(self.map_index)[1]  # type: ignore[arg-type, union-attr]
         return self._rare.kwargs if self._rare is not None else NO_KWARGS
 
     @kwargs.setter
@@ -253,7 +260,7 @@ class TaskRun:
     def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``(args, kwargs)``, read once."""
         if self._args is None:
-            return cast("MapNode", self.parent).inputs_of(cast(int, self.map_index))
+            return self.parent.inputs_of(self.map_index)  # type: ignore[arg-type, union-attr]
         return self._args, self._rare.kwargs if self._rare is not None else NO_KWARGS
 
     # What few task runs have, kept in their ``_Rare`` record (see ``_rare_field``).
