@@ -15,10 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import events as ev
 from .states import State, overall_state
 from .task_runs import NAN, NO_KWARGS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .task_runs import TaskRun
     from .tasks import Task
 
@@ -115,3 +118,21 @@ def waiting_for_width(item: TaskRun | MapNode) -> list[MapNode]:
     if item.expand_dependents is None:
         item.expand_dependents = []
     return item.expand_dependents
+
+
+def created_events(node: MapNode, children: list[TaskRun],
+                   run_id: str) -> Callable[[int], ev.TaskRunCreated]:
+    """``make`` of the block announcing the children ``node`` made last (its last batch),
+    ``children`` being its list of them: what they share (the run, the node, the name, the
+    ids' prefix, the time) is read once here, not once per child as each is announced."""
+    first, number, created, prefix = node.batches[-1]
+    node_id, name = node.id, node.label or node.task.name
+    announce = ev.TaskRunCreated
+
+    def make(i: int) -> ev.TaskRunCreated:
+        child = children[first + i]
+        upstream = tuple([up.id for up in child.upstream if not isinstance(up, MapNode)]) \
+            if child.upstream else ()
+        return announce(run_id, prefix + str(number + i), node_id, name, first + i, upstream,
+                        created)
+    return make

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from . import events as ev
 from .flatten import growth_for
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures
-from .map_nodes import MapNode, add_dependent, waiting_for_width
+from .map_nodes import MapNode, add_dependent, created_events, waiting_for_width
 from .mapping import MapSources, expand_map
 from .replay import snapshot_of
 from .rerun import reset_bad
@@ -265,7 +265,7 @@ class TaskGraph:
             self._link(child, deps, announce=False)
         # One block, made into events as each subscriber takes them; before any child's state.
         width, number = len(children) - first, node.batches[-1][1]
-        self.owner.emit(ev.EventBlock(lambda i: self.created_event(children[first + i]), width,
+        self.owner.emit(ev.EventBlock(created_events(node, children, self.run_id), width,
                                       ev.numbered(f"{self.run_id}.", number, width)))
         for i in range(first, len(children)):
             if children[i].waiting == 0:
@@ -385,25 +385,6 @@ class TaskGraph:
         return launched
 
     # --- after the run ----------------------------------------------------------------------
-
-    def tolerated(self, tr: TaskRun, _seen: set[int] | None = None) -> bool:
-        """A failure that a downstream task accepted through allow_failure and survived, also
-        through the UpstreamFailed task runs it caused (``step3.map(allow_failure(step2.map(
-        step1.map(xs))))`` handles a failed step1 child: its step2 child arrives as an error)."""
-        consumers = [*tr.dependents, *(tr.parent.dependents if tr.parent else ())]
-        if any(
-            consumer.state.is_success
-            and (consumer.allows(tr) or (tr.parent is not None and consumer.allows(tr.parent)))
-            for consumer in consumers
-        ):
-            return True
-        seen = _seen if _seen is not None else set()
-        seen.add(id(tr))
-        return any(
-            isinstance(consumer, TaskRun) and consumer.state is State.UPSTREAM_FAILED
-            and id(consumer) not in seen and self.tolerated(consumer, seen)
-            for consumer in consumers
-        )
 
     def reset_bad(self) -> None:
         """For a retry: bad task runs and everything downstream go back to Pending, then what

@@ -16,6 +16,26 @@ if TYPE_CHECKING:
     from .engine import RunEngine
 
 
+def tolerated(tr: TaskRun, _seen: set[int] | None = None) -> bool:
+    """A failure that a downstream task accepted through allow_failure and survived, also
+    through the UpstreamFailed task runs it caused (``step3.map(allow_failure(step2.map(
+    step1.map(xs))))`` handles a failed step1 child: its step2 child arrives as an error)."""
+    consumers = [*tr.dependents, *(tr.parent.dependents if tr.parent else ())]
+    if any(
+        consumer.state.is_success
+        and (consumer.allows(tr) or (tr.parent is not None and consumer.allows(tr.parent)))
+        for consumer in consumers
+    ):
+        return True
+    seen = _seen if _seen is not None else set()
+    seen.add(id(tr))
+    return any(
+        isinstance(consumer, TaskRun) and consumer.state is State.UPSTREAM_FAILED
+        and id(consumer) not in seen and tolerated(consumer, seen)
+        for consumer in consumers
+    )
+
+
 def _runs_of(item: Any) -> list[TaskRun]:
     future = item.future if isinstance(item, (allow_failure, Flattened)) else item
     if isinstance(future, MappedFuture):
@@ -147,7 +167,7 @@ def failures(engine: RunEngine, returned: Any) -> list[TaskRun]:
     return [
         tr for tr in graph.task_runs
         if tr.bad and id(tr) not in graph.retired
-        and (id(tr) in needed or (id(tr) not in graph.handled and not graph.tolerated(tr)))
+        and (id(tr) in needed or (id(tr) not in graph.handled and not tolerated(tr)))
     ]
 
 
