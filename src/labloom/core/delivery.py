@@ -28,6 +28,10 @@ NO_PROGRESS = 5.0  # seconds without a shrinking queue before pacing gives up fo
 # Events of a block per batch (and at most a quarter of it) for a subscriber that takes task
 # runs' news first (below).
 BLOCK_SLICE = 2_000
+# Events of a block kept made for the subscribers behind the first (``EventBlock.events``):
+# each was made once per subscriber (twice per map child with the store and the console
+# progress), a block's whole width never at once.
+WINDOW = 20_000
 
 
 class EventBlock:
@@ -36,13 +40,33 @@ class EventBlock:
     a queue at once; ``make`` must read only what no longer changes. ``index_of`` tells which
     ``i`` announces a task run id (None: not in this block)."""
 
-    __slots__ = ("count", "index_of", "make")
+    __slots__ = ("_made", "count", "index_of", "make")
 
     def __init__(self, make: Callable[[int], Event], count: int,
                  index_of: Callable[[str], int | None] | None = None) -> None:
         self.make = make
         self.count = count
         self.index_of = index_of
+        # (i of the first, the events made from it): one tuple, replaced whole, so that the
+        # subscribers' threads reading it never see one half changed.
+        self._made: tuple[int, list[Event]] = (0, [])
+
+    def events(self, start: int, end: int) -> list[Event]:
+        """``make(i)`` for i in ``range(start, end)``, made once for all subscribers: the
+        first to ask makes them, and the last ``WINDOW`` made are kept for those behind (one
+        further behind makes its own, as all did before)."""
+        first, made = self._made
+        if not first <= start <= first + len(made):  # not next to what is kept
+            if start < first:
+                return [self.make(i) for i in range(start, end)]  # far behind: its own
+            first, made = start, []
+        if end > first + len(made):
+            made = made + [self.make(i) for i in range(first + len(made), end)]
+            events = made[start - first:end - first]
+            drop = max(0, len(made) - WINDOW)
+            self._made = (first + drop, made[drop:])
+            return events
+        return made[start - first:end - first]
 
 
 def numbered(prefix: str, first: int, count: int) -> Callable[[str], int | None]:
@@ -128,7 +152,7 @@ class Delivery:
             end = min(block.count, start + most - len(batch))
             if first := bool(self.news) and block.index_of is not None:
                 end = min(end, start + min(BLOCK_SLICE, max(1, most // 4)))
-            batch += [block.make(i) for i in range(start, end)]
+            batch += block.events(start, end)
             item[1] = end
             if end >= block.count:
                 queue.popleft()
