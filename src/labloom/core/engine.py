@@ -127,7 +127,7 @@ class RunEngine:
 
     def on_final(self, tr: TaskRun) -> None:
         self.launcher.release_slot(tr)
-        self.sink.report_dropped(tr.id)
+        self.sink.ended(tr)
 
     def split(self, tr: TaskRun) -> list[Any]:
         return self.executor.split(tr.handle)

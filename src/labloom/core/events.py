@@ -8,6 +8,7 @@ subscriber that raises is reported once and otherwise ignored.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -231,6 +232,7 @@ class EventBus:
         self._closed = False
         self.history: list[Event] | None = [] if history else None
         self._unpaced_until = 0.0
+        self._holding = threading.local()  # .events: what this thread holds (``holding``)
 
     def pace(self) -> None:
         """Wait while a subscriber's queue is over its limit and shrinking (outside any lock)."""
@@ -247,18 +249,58 @@ class EventBus:
                 self._unpaced_until = now + 6 * NO_PROGRESS
                 return
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """What this thread emits inside reaches the subscribers' queues at once, in order, when
+        the outermost ``holding`` ends (also on an error): a Dask chunk's ends, a thousand
+        state changes, take the bus's lock and each queue once, not once per event. Other
+        threads' events go on as before."""
+        if getattr(self._holding, "events", None) is not None:
+            yield  # nested: the outermost hands them on
+            return
+        held: list[Event | EventBlock] = []
+        self._holding.events = held
+        try:
+            yield
+        finally:
+            self._holding.events = None
+            self._emit_all(held)
+
     def emit(self, event: Event | EventBlock) -> None:
+        held = getattr(self._holding, "events", None)
+        if held is not None:
+            held.append(event)
+            return
         with self._lock:
-            if isinstance(event, EventBlock):
-                if self.history is not None:
-                    self.history += [event.make(i) for i in range(event.count)]
-                for delivery in self._deliveries:
-                    delivery.queue.append([event, 0])  # each subscriber's own place in it
+            self._append(event)
+
+    def _emit_all(self, events: list[Event | EventBlock]) -> None:
+        """``emit`` of each, under the bus's lock once."""
+        if not events:
+            return
+        plain = [event for event in events if not isinstance(event, EventBlock)]
+        with self._lock:
+            if len(plain) < len(events):  # a block among them (a map expanded): rare
+                for event in events:
+                    self._append(event)
                 return
             if self.history is not None:
-                self.history.append(event)
+                self.history += plain
             for delivery in self._deliveries:
-                delivery.queue.append(event)
+                delivery.queue.extend(plain)
+
+    def _append(self, event: Event | EventBlock) -> None:
+        """Queue ``event`` for every subscriber (the bus's lock held)."""
+        if isinstance(event, EventBlock):
+            if self.history is not None:
+                self.history += [event.make(i) for i in range(event.count)]
+            for delivery in self._deliveries:
+                delivery.queue.append([event, 0])  # each subscriber's own place in it
+            return
+        if self.history is not None:
+            self.history.append(event)
+        for delivery in self._deliveries:
+            delivery.queue.append(event)
 
     def backlog(self) -> int:
         """The longest queue of a subscriber whose thread delivers it (a block counts once):

@@ -51,6 +51,22 @@ def report_all(ends: Sequence[tuple[DoneCallback, Outcome]]) -> None:
         launcher.outcomes(items)
 
 
+def report_returned(returns: Sequence[tuple[DoneCallback, float, float]]) -> None:
+    """Several calls returned at once (a Dask chunk's children), as (``on_done``, started,
+    ended): as ``report_all`` with a successful ``Outcome`` each, without making one per
+    call, and the calls of one run are one report to it (``Launcher.returned``)."""
+    runs: dict[int, tuple[Any, list[tuple[Any, int, float, float]]]] = {}
+    for on_done, started, ended in returns:
+        launcher = getattr(on_done, "launcher", None)
+        if launcher is None:
+            on_done(Outcome(ok=True, started=started, ended=ended))
+        else:
+            runs.setdefault(id(launcher), (launcher, []))[1].append(
+                (on_done.tr, on_done.attempt, started, ended))  # type: ignore[attr-defined]
+    for launcher, items in runs.values():
+        launcher.returned(items)
+
+
 def check_mappable(value: Any) -> None:
     """A map over a task's result refuses a string, as a map over a literal one does
     (``mapping.map_source``): its items would be characters, never what was meant."""

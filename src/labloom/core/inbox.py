@@ -37,6 +37,7 @@ filled after the call's end, which always follows.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -49,8 +50,12 @@ NUDGE = 0.5  # seconds a report that can wait waits at most for another to apply
 
 class Inbox:
     def __init__(self, lock: threading.RLock, changed: threading.Condition,
-                 after: Callable[[], None]) -> None:
+                 after: Callable[[], None],
+                 hold: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext) -> None:
         self._lock = lock  # the run's
+        # Around each batch applied: the run's events of a batch go to its subscribers at
+        # once (``EventBus.holding``), not one at a time.
+        self._hold = hold
         self._changed = changed  # its waiters are woken once per batch applied
         self._after = after
         # (apply, its arguments, whether ``after`` follows it)
@@ -119,7 +124,7 @@ class Inbox:
                     self._after()
                 return
             try:
-                with self._lock:
+                with self._lock, self._hold():
                     try:
                         # At most a batch per hold: the flow body, a cancel or a view
                         # waiting for the lock get it between batches.

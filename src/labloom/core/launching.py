@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .attempt import TaskCall
@@ -27,8 +28,13 @@ from .task_runs import TaskRun
 
 if TYPE_CHECKING:
     from .engine import RunEngine
+    from .task_graph import Finished
 
 
+# What the calls of one task share: fn, timeout, log_prints, batch_size, resources (None:
+# none), echo.
+CallOptions = tuple[Callable[..., Any], float | None, bool, int | str, dict[str, float] | None,
+                    bool]
 # Task runs launched per hold of the run's lock (and per look at the store's pace).
 LAUNCH_BLOCK = 256
 
@@ -81,7 +87,7 @@ class Launcher:
         self._reserved = 0
         self._releasing: set[str] = set()  # slots taken off ``_releases``, not yet given back
         # Executors' reports (started, ended), applied in order and in batches (``inbox.py``).
-        self.inbox = Inbox(engine.lock, engine.changed, self.work)
+        self.inbox = Inbox(engine.lock, engine.changed, self.work, engine.bus.holding)
 
     # --- under the engine's lock ------------------------------------------------------------
 
@@ -228,10 +234,16 @@ class Launcher:
                 tr.handle = LAUNCHING
                 prepared.append((tr, tr.attempts, args, kwargs))
         echo = not prints_shown_elsewhere(engine.id)
+        shared: dict[int, CallOptions] = {}  # by task: what its calls share, read once
         launched: list[tuple[TaskRun, int, Any, tuple[int, Outcome] | None]] = []
         try:
             for tr, attempt, args, kwargs in prepared:
-                launched.append((tr, attempt, *self._submit(tr, attempt, args, kwargs, echo)))
+                task = tr.task
+                options = shared.get(id(task))
+                if options is None:
+                    options = shared[id(task)] = (task.fn, task.timeout, task.log_prints,
+                                                  task.batch_size, task.resources or None, echo)
+                launched.append((tr, attempt, *self._submit(tr, attempt, args, kwargs, options)))
         finally:  # a KeyboardInterrupt: what was not submitted has no handle (the run cancels)
             launched += [(tr, attempt, None, None) for tr, attempt, _, _ in prepared[len(launched):]]
             stale: list[Any] = []
@@ -251,20 +263,43 @@ class Launcher:
         return len(launched)
 
     def _submit(self, tr: TaskRun, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any],
-                echo: bool) -> tuple[Any, tuple[int, Outcome] | None]:
+                options: CallOptions) -> tuple[Any, tuple[int, Outcome] | None]:
         """One call to the executor: (its handle, None), or (None, the failed outcome)."""
-        task = tr.task
-        call = TaskCall(task.fn, tr.name, self.engine.id, tr.id, attempt, task.timeout,
-                        task.log_prints,
-                        batch_size=task.batch_size if tr.map_index is not None else None,
+        fn, timeout, log_prints, batch_size, resources, echo = options
+        call = TaskCall(fn, tr.name, self.engine.id, tr.id, attempt, timeout, log_prints,
+                        batch_size=batch_size if tr.map_index is not None else None,
                         echo=echo, record=recording_for(tr, args, kwargs))
         try:
             args, kwargs = self.results.prepare(tr, call, args, kwargs)
-            return self.executor.submit(
-                call, args, kwargs, Done(self, tr, attempt), task.resources or None,
-            ), None
+            handle = self.executor.submit(call, args, kwargs, Done(self, tr, attempt), resources)
         except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
             return None, (attempt, Outcome(ok=False, error=exc))
+        return handle, None
+
+    def returned(self, items: list[tuple[TaskRun, int, float, float]]) -> None:
+        """Calls that returned (``executor.report_returned``): (task run, attempt, started,
+        ended) each, one report applied in one step."""
+        self.inbox.put(self._returned, items)
+
+    def _returned(self, items: list[tuple[TaskRun, int, float, float]]) -> None:
+        """``outcome`` of a successful call for each, under the engine's lock, the ends
+        settled together (in order: the first's consequences first, as one by one)."""
+        graph, settled, finished = self.engine.graph, self.executor.settled, self.results.finished
+        ended: Finished = []
+        for tr, attempt, started, when in items:
+            if tr.done or attempt != tr.attempts:
+                continue  # cancelled meanwhile, or a superseded attempt
+            if tr.handle is LAUNCHING:
+                self.outcome(tr, attempt, Outcome(ok=True, started=started, ended=when))
+                continue
+            if started and tr.started is None:
+                tr.started = started
+            tr.handle = settled(tr.handle)
+            state, note = finished(tr)
+            graph.set_final(tr, state, note, when=when or None)
+            ended.append(tr)
+        ended.reverse()  # ``settle`` takes the last first
+        graph.settle(ended)
 
     def outcomes(self, items: list[tuple[Done, Outcome]]) -> None:
         """Several attempts ended (``executor.report_all``): applied together, in order."""

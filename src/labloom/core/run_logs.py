@@ -53,12 +53,16 @@ class RunLogs:
         self.lines: deque[ev.LogRecord] = deque(maxlen=limit or run_line_limit())
         self.per_task: dict[str | None, int] = {}
         self.dropped = 0  # lines pushed out by the run's total bound (they are in the store)
+        # Task runs past their own cap: empty most of the time, so that a task run's end looks
+        # for a count of lines dropped only when one has any (``RunEngine.on_final``).
+        self.capped: set[str | None] = set()
 
     def add(self, record: ev.LogRecord) -> bool:
         """Keep ``record``; False when its task run is over its own cap (not kept, not sent)."""
         count = self.per_task.get(record.task_run_id, 0) + 1
         self.per_task[record.task_run_id] = count
         if count > MAX_TASK_LINES:
+            self.capped.add(record.task_run_id)
             return False
         if len(self.lines) == self.lines.maxlen:
             self.dropped += 1

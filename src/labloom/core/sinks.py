@@ -214,6 +214,12 @@ class ExecutorSink:
             if tr is None or tr.done:  # a late line: the count at the end is already out
                 self.report_dropped(record.task_run_id or "")
 
+    def ended(self, tr: TaskRun) -> None:
+        """``tr`` is final: say how many of its lines were dropped, if any were (most often
+        no task run's were: then not even its id is made)."""
+        if self._engine.logs.capped:
+            self.report_dropped(tr.id)
+
     def report_dropped(self, task_run_id: str) -> None:
         # Lines past the cap are counted, not kept; the store says how many it never saw.
         engine = self._engine

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
 from ..core.errors import SchedulerLostError, WorkerDiedError
-from ..core.executor import DoneCallback, Outcome, report_all
+from ..core.executor import DoneCallback, Outcome, report_all, report_returned
 from ..core.logs import capturing
 from . import dask_events as events
 from .dask_internals import SCHEDULER_LOST, cancel_reason, watch
@@ -84,8 +84,8 @@ def report_chunk(
         return
     times = dispatcher.ended_all([call for call, _ in chunk])
     if times is not None:
-        report_all([(on_done, Outcome(ok=True, started=started, ended=ended))
-                    for (_, on_done), (started, ended) in zip(chunk, times, strict=True)])
+        report_returned([(on_done, started, ended)
+                         for (_, on_done), (started, ended) in zip(chunk, times, strict=True)])
         return
     try:
         client = chunk_future.client

@@ -1,0 +1,275 @@
+"""A Dask chunk's ends reach the run as one report, and its events the subscribers as one
+block (``executor.report_returned``, ``Launcher.returned``, ``EventBus.holding``), while each
+child keeps its own states, in order, its logs, retries, cache and cancel."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import labloom
+from labloom import State, flow, task
+from labloom.core import events as ev
+from labloom.core.executor import Outcome, report_returned
+
+
+def _changed(i: int, state: State = State.RUNNING) -> ev.StateChanged:
+    return ev.StateChanged("r", f"r.{i}", state, float(i))
+
+
+def _bus() -> tuple[ev.EventBus, list[ev.Event]]:
+    """A bus with one subscriber whose queue is delivered only by ``flush`` (no thread)."""
+    bus = ev.EventBus(history=False)
+    got: list[ev.Event] = []
+    bus.subscribe(got.extend, now=False)
+    bus.close()
+    return bus, got
+
+
+def test_returned_calls_reach_each_run_as_one_report_and_other_callbacks_alone() -> None:
+    class Launcher:  # what report_returned needs of launching.Launcher: returned(items)
+        def __init__(self) -> None:
+            self.reports: list[list[Any]] = []
+
+        def returned(self, items: list[Any]) -> None:
+            self.reports.append(items)
+
+    class Done:  # as launching.Done: it names its launcher, task run and attempt
+        def __init__(self, launcher: Launcher, tr: str) -> None:
+            self.launcher, self.tr, self.attempt = launcher, tr, 1
+
+    one, two = Launcher(), Launcher()
+    alone: list[Outcome] = []
+    report_returned([(Done(one, "a"), 1.0, 2.0), (Done(two, "b"), 3.0, 4.0),  # type: ignore
+                     (alone.append, 5.0, 6.0), (Done(one, "c"), 7.0, 8.0)])
+    assert one.reports == [[("a", 1, 1.0, 2.0), ("c", 1, 7.0, 8.0)]]
+    assert two.reports == [[("b", 1, 3.0, 4.0)]]
+    assert [(o.ok, o.started, o.ended) for o in alone] == [(True, 5.0, 6.0)]
+
+
+def test_holding_hands_a_batchs_events_on_at_once_and_in_order() -> None:
+    bus, got = _bus()
+    bus.emit(_changed(0))
+    with bus.holding():
+        for i in (1, 2, 3):
+            bus.emit(_changed(i))
+        bus.flush()
+        assert got == [_changed(0)]  # held: not in the subscriber's queue yet
+    bus.flush()
+    assert got == [_changed(i) for i in range(4)]
+
+
+def test_holding_nested_hands_them_on_when_the_outermost_ends() -> None:
+    bus, got = _bus()
+    with bus.holding():
+        bus.emit(_changed(0))
+        with bus.holding():
+            bus.emit(_changed(1))
+        bus.flush()
+        assert got == []  # the inner hold's end hands nothing on
+        bus.emit(_changed(2))
+    bus.flush()
+    assert got == [_changed(0), _changed(1), _changed(2)]
+
+
+def test_holding_is_released_on_an_error_and_other_threads_are_not_held() -> None:
+    bus, got = _bus()
+    with pytest.raises(RuntimeError, match="boom"), bus.holding():
+        bus.emit(_changed(0))
+        other = threading.Thread(target=bus.emit, args=(_changed(1),))
+        other.start()
+        other.join()
+        bus.flush()
+        assert got == [_changed(1)]  # another thread's event went on at once
+        raise RuntimeError("boom")
+    bus.flush()
+    assert got == [_changed(1), _changed(0)]  # the held one was handed on all the same
+    bus.emit(_changed(2))  # no hold left behind: delivered as usual
+    bus.flush()
+    assert got[-1] == _changed(2)
+
+
+# --- on a real cluster --------------------------------------------------------------------
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
+                                       dashboard_address=":0")
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def executor(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    return labloom.DaskExecutor(cluster=cluster)
+
+
+@pytest.fixture
+def held(monkeypatch) -> list[list[ev.Event]]:
+    """Every block of events a hold handed on (``EventBus._emit_all``), as it was."""
+    blocks: list[list[ev.Event]] = []
+    emit_all = ev.EventBus._emit_all
+
+    def record(bus: ev.EventBus, events: list[Any]) -> None:
+        blocks.append(list(events))
+        emit_all(bus, events)
+    monkeypatch.setattr(ev.EventBus, "_emit_all", record)
+    return blocks
+
+
+def _per_task_run(events: list[ev.Event]) -> dict[str, list[str]]:
+    """Each task run's events in the order a subscriber got them."""
+    seen: dict[str, list[str]] = {}
+    for event in events:
+        if isinstance(event, ev.TaskRunCreated):
+            seen.setdefault(event.task_run_id, []).append("created")
+        elif isinstance(event, ev.StateChanged):
+            seen.setdefault(event.task_run_id, []).append(event.state.value)
+    return seen
+
+
+@task
+def shout(x: int) -> int:
+    print(f"child {x}")
+    return x + 1
+
+
+@flow
+def shouts(n: int) -> list[int]:
+    return shout.map(range(n))  # type: ignore[return-value]
+
+
+def test_a_chunks_ends_reach_the_subscribers_as_one_block_each_child_in_order(
+        executor, held) -> None:
+    from labloom.dag.model import ViewGraph
+
+    n = 300
+    assert shouts.run(n=n, executor=executor).result() == list(range(1, n + 1))  # measured
+    got: list[ev.Event] = []
+    remove = labloom.core.observers.add_run_observer(lambda run: run.subscribe(got.extend))
+    try:
+        run = shouts.run(n=n, executor=executor)
+        assert run.result() == list(range(1, n + 1))
+        run.wait(10)
+    finally:
+        remove()
+    ids = {tr.id for tr in run.tasks}
+    # Children's ends came as blocks of several, never one event at a time.
+    ends = [[e for e in block if isinstance(e, ev.StateChanged) and e.state is State.COMPLETED
+             and e.task_run_id in ids] for block in held]
+    assert sum(len(block) for block in ends) == n and max(len(block) for block in ends) > 1
+    # Each child: announced, running, completed, once each and in that order.
+    assert {tr: states for tr, states in _per_task_run(got).items() if tr in ids} == {
+        tr: ["created", "Running", "Completed"] for tr in ids}
+    graph = ViewGraph()
+    graph.apply(run.events())
+    (node,) = [node for node in graph.nodes.values() if node.name == "shout"]
+    assert node.total == n and node.counts[State.COMPLETED] == n
+    assert [line.text for line in run.logs("shout[123]")] == ["child 123"]
+
+
+def test_in_a_chunk_retries_and_the_cache_stay_per_child(executor, tmp_path: Path) -> None:
+    failed = tmp_path / "failed-once"
+
+    @task(retries=1)
+    def flaky(x: int, trouble: bool) -> int:
+        if trouble and x == 3 and not failed.exists():
+            failed.touch()
+            raise ValueError("first attempt of child 3")
+        return x
+
+    @flow
+    def retried(n: int, trouble: bool) -> list[int]:
+        return flaky.map(range(n), trouble=labloom.unmapped(trouble))  # type: ignore
+
+    @task(cache=True)
+    def kept(x: int) -> int:
+        return x * 2
+
+    @flow
+    def cached(n: int) -> list[int]:
+        return kept.map(range(n))  # type: ignore[return-value]
+
+    assert retried.run(n=100, trouble=False, executor=executor).result() == list(range(100))
+    run = retried.run(n=100, trouble=True, executor=executor)  # measured: chunked
+    assert run.result() == list(range(100))
+    by_index = {tr.map_index: tr for tr in run.tasks}
+    assert {i for i, tr in by_index.items() if tr.attempts != 1} == {3}
+    assert [h.state for h in by_index[3].history][-3:] == [State.RETRYING, State.RUNNING,
+                                                           State.COMPLETED]
+    assert cached.run(n=100, executor=executor).result() == [2 * x for x in range(100)]
+    both = cached.run(n=200, executor=executor)  # children 0-99 stored, 100-199 not
+    assert both.result() == [2 * x for x in range(200)]
+    children = sorted(both.tasks, key=lambda tr: tr.map_index or 0)
+    assert {tr.state for tr in children[:100]} == {State.CACHED}
+    assert {tr.state for tr in children[100:]} == {State.COMPLETED}
+
+
+def test_in_a_chunk_a_timeout_is_one_childs(executor, tmp_path: Path) -> None:
+    from labloom.core.errors import TaskTimeoutError
+
+    slept = tmp_path / "slept-once"
+
+    @task(retries=1, timeout=1, batch_size=10)
+    def napping(x: int) -> int:
+        if x == 7 and not slept.exists():
+            slept.touch()
+            time.sleep(3)  # past its timeout: only this child's attempt fails
+        return x
+
+    @flow
+    def f(n: int) -> list[int]:
+        return napping.map(range(n))  # type: ignore[return-value]
+
+    run = f.run(n=20, executor=executor)
+    assert run.result() == list(range(20))
+    by_index = {tr.map_index: tr for tr in run.tasks}
+    assert {i for i, tr in by_index.items() if tr.attempts != 1} == {7}
+    timed_out = [h.message for h in by_index[7].history if h.state is State.RETRYING]
+    assert len(timed_out) == 1 and TaskTimeoutError.__name__ in timed_out[0]
+    assert all(tr.state is State.COMPLETED for tr in by_index.values())
+
+
+@task(batch_size=4)
+def gated(i: int, gate: str) -> int:
+    # Child 1 of the chunk waits for the test: children 0 and 1 have started, 2 and 3 not.
+    deadline = time.monotonic() + 30
+    while i == 1 and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return i
+
+
+@flow
+def one_gated_chunk(gate: str) -> list[int]:
+    return gated.map(range(4), gate=labloom.unmapped(gate))
+
+
+def test_a_cancelled_chunks_children_each_end_once(executor, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    got: list[ev.Event] = []
+    run = one_gated_chunk.run(gate=str(gate), executor=executor, background=True)
+    run.subscribe(got.extend, replay=True)
+    deadline = time.monotonic() + 20
+    while sum(tr.state is State.RUNNING for tr in run.tasks) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    run.cancel()
+    gate.touch()  # the chunk returns after the cancel: its ends must not end anyone again
+    assert run.wait(20) is State.CANCELLED
+    run.wait(10)
+    ids = {tr.id for tr in run.tasks}
+    finals = {tr: [s for s in states if s != "created" and State(s).is_final]
+              for tr, states in _per_task_run(got).items() if tr in ids}
+    assert len(finals) == 4 and all(len(states) == 1 for states in finals.values()), finals
+    # The chunk reports when all its children end: at the cancel, none had ended.
+    assert all(states == ["Cancelled"] for states in finals.values()), finals
+    assert all(tr.state.is_final for tr in run.tasks)
+
