@@ -276,3 +276,34 @@ def test_nested_task_call_inside_a_task_runs_plainly(executor: str) -> None:
         return outer(1)
 
     assert f() == 4
+
+
+def test_a_map_over_plain_items_skips_the_search_and_one_naming_futures_waits(
+        executor: str) -> None:
+    from labloom.core.map_nodes import MapNode
+    from labloom.core.mapping import MapSource, holds_no_future
+
+    def node(*sources: MapSource) -> MapNode:
+        return MapNode("n", task(lambda *a: None), sources=list(sources))
+
+    assert holds_no_future(node(MapSource("static", range(5), "a"),
+                                MapSource("static", [1, "x", None, 2.5], "b"),
+                                MapSource("unmapped", {"k": [1, 2]}, "c")))
+    assert not holds_no_future(node(MapSource("static", [1, [2]], "a")))  # a list: searched
+
+    @task
+    def six() -> int:
+        return 6
+
+    @task
+    def add(x: int, by: int) -> int:
+        return x + by
+
+    @flow(executor=executor)
+    def f() -> tuple[list[int], list[int]]:
+        first = six()
+        in_a_list = add.map([1, first], by=unmapped(0))
+        given_whole = add.map([1, 2], by=unmapped(first))
+        return in_a_list, given_whole
+
+    assert f() == ([1, 6], [7, 8])  # each child waited for the future its arguments name

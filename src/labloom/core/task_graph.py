@@ -17,7 +17,7 @@ from . import events as ev
 from .flatten import growth_for
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures
 from .map_nodes import MapNode, add_dependent, created_events, waiting_for_width
-from .mapping import MapSources, expand_map
+from .mapping import MapSources, expand_map, holds_no_future
 from .replay import snapshot_of
 from .rerun import reset_bad
 from .states import State
@@ -256,10 +256,11 @@ class TaskGraph:
             children.append(TaskRun(None, index, None, node))  # inputs read from the sources
         self.task_runs.extend(itertools.islice(children, first, None))
         finished: Finished = []
+        searched = bool(specs) or not holds_no_future(node)
         for i in range(first, len(children)):
             child = children[i]
             links = specs[i - first][2] if specs else ()
-            deps = self.dependencies(child.inputs(), None)
+            deps = self.dependencies(child.inputs(), None) if searched else []
             seen = {id(dep) for dep, _ in deps}
             deps += [(dep, False) for dep in (*links, *node.wait_for) if id(dep) not in seen]
             self._link(child, deps, announce=False)
