@@ -3,7 +3,8 @@
 Same LocalCluster(n_workers=2, threads_per_worker=1), alternating, medians; prints the ratio.
 
     python benchmarks/dask_overhead.py [--tasks 5000] [--repeats 5] [--batch-size 100]
-        [--hand-chunk 100] [--no-warmup] [--src DIR] [--prefect-python PATH] [--prefect-tasks N]
+        [--hand-chunk 100] [--no-warmup] [--no-raw] [--threads] [--src DIR]
+        [--prefect-python PATH] [--prefect-tasks N]
 
 The labloom column is the map with no option set (chunked automatically, ``dask_chunking``).
 ``--batch-size B`` adds a column: the same map with ``noop.with_options(batch_size=B)`` (``1``:
@@ -159,6 +160,9 @@ def main() -> None:
     parser.add_argument("--no-raw", action="store_true",
                         help="skip the raw client.map rounds (labloom against the hand-chunked "
                              "map only)")
+    parser.add_argument("--threads", action="store_true",
+                        help="the workers as threads of this process (processes=False): what "
+                             "is left is the engine's share, not the wire's (dask_threads.py)")
     parser.add_argument("--src", default=None,
                         help="the labloom src/ to measure (default: this checkout's), e.g. "
                              "another worktree's, to compare in alternating fresh processes")
@@ -171,7 +175,8 @@ def main() -> None:
                         help="seconds before the Prefect companion is killed")
     args = parser.parse_args()
     print(f"labloom from {os.path.dirname(os.path.dirname(labloom_file))}", flush=True)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
+                           processes=not args.threads)
     client = Client(cluster)
     executor = DaskExecutor(client=client)
     if not args.no_warmup:
