@@ -236,6 +236,7 @@ class Launcher:
         echo = not prints_shown_elsewhere(engine.id)
         shared: dict[int, CallOptions] = {}  # by task: what its calls share, read once
         launched: list[tuple[TaskRun, int, Any, tuple[int, Outcome] | None]] = []
+        submitted = False
         try:
             for tr, attempt, args, kwargs in prepared:
                 task = tr.task
@@ -244,11 +245,13 @@ class Launcher:
                     options = shared[id(task)] = (task.fn, task.timeout, task.log_prints,
                                                   task.batch_size, task.resources or None, echo)
                 launched.append((tr, attempt, *self._submit(tr, attempt, args, kwargs, options)))
+            submitted = True
         finally:  # a KeyboardInterrupt: what was not submitted has no handle (the run cancels)
             launched += [(tr, attempt, None, None) for tr, attempt, _, _ in prepared[len(launched):]]
             stale: list[Any] = []
             with engine.lock:
-                self._reserved -= len(launched)
+                if submitted:  # else ``work`` gives back the whole block's room, as it raises
+                    self._reserved -= len(launched)
                 for tr, attempt, handle, early in launched:
                     if tr.attempts == attempt and tr.handle is LAUNCHING:
                         tr.handle = handle
