@@ -44,14 +44,14 @@ from collections.abc import Callable
 from typing import Any
 
 Apply = Callable[..., None]
+Hold = Callable[[], contextlib.AbstractContextManager[None]]
 BATCH = 1000  # reports applied per hold of the run's lock at most
 NUDGE = 0.5  # seconds a report that can wait waits at most for another to apply it
 
 
 class Inbox:
     def __init__(self, lock: threading.RLock, changed: threading.Condition,
-                 after: Callable[[], None],
-                 hold: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext) -> None:
+                 after: Callable[[], None], hold: Hold = contextlib.nullcontext) -> None:
         self._lock = lock  # the run's
         # Around each batch applied: the run's events of a batch go to its subscribers at
         # once (``EventBus.holding``), not one at a time.

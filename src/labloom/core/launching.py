@@ -247,7 +247,8 @@ class Launcher:
                 launched.append((tr, attempt, *self._submit(tr, attempt, args, kwargs, options)))
             submitted = True
         finally:  # a KeyboardInterrupt: what was not submitted has no handle (the run cancels)
-            launched += [(tr, attempt, None, None) for tr, attempt, _, _ in prepared[len(launched):]]
+            launched += [(tr, attempt, None, None)
+                         for tr, attempt, _, _ in prepared[len(launched):]]
             stale: list[Any] = []
             with engine.lock:
                 if submitted:  # else ``work`` gives back the whole block's room, as it raises
