@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .delivery import BLOCK_SLICE as BLOCK_SLICE
 from .delivery import FLUSH_INTERVAL as FLUSH_INTERVAL
@@ -64,8 +64,13 @@ class TaskRunCreated:
     cache_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StateChanged:
+class StateChanged(NamedTuple):
+    """A task run's new state. A tuple, not a frozen dataclass: two are built per task run
+    (started, ended), and a frozen dataclass's ``__init__`` sets each of its ten fields through
+    ``object.__setattr__`` (1.0 us against 0.3 us for the tuple); a tuple is as immutable for
+    the subscribers that share it. Equal only to a ``StateChanged`` with the same fields, as a
+    dataclass is, never to a plain tuple."""
+
     run_id: str
     task_run_id: str
     state: State
@@ -81,6 +86,15 @@ class StateChanged:
     # (``store/follow.py``); None when the sender does not know them (a replay).
     before: State | None = None
     node_id: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is StateChanged and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
 
 
 @dataclass(frozen=True)
