@@ -34,6 +34,8 @@ class Outcome:
 
 
 DoneCallback = Callable[[Outcome], None]
+# One call as ``Executor.submit_all`` takes it: the call, its arguments, what to do at its end.
+Submission = tuple["TaskCall", tuple[Any, ...], dict[str, Any], DoneCallback]
 
 
 def report_all(ends: Sequence[tuple[DoneCallback, Outcome]]) -> None:
@@ -96,6 +98,15 @@ class Executor(ABC):
         resources: dict[str, float] | None = None,
     ) -> Any:
         """Start ``call(*args, **kwargs)`` soon; call ``on_done`` from any thread when it ends."""
+
+    def submit_all(self, calls: Sequence[Submission], resources: dict[str, float] | None,
+                   handles: list[Any]) -> None:
+        """``submit`` each of ``calls`` (asking the same ``resources``), appending each one's
+        handle to ``handles`` as it goes: if this raises, the calls with a handle were
+        submitted and the rest were not. Executors that can share the work of a block of
+        calls (a map's children) do it once."""
+        for call, args, kwargs, on_done in calls:
+            handles.append(self.submit(call, args, kwargs, on_done, resources))
 
     @abstractmethod
     def value_ref(self, handle: Any) -> Any:

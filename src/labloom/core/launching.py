@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .attempt import TaskCall
 from .errors import TaskCrashedError, UpstreamFailedError
-from .executor import Executor, Outcome
+from .executor import Executor, Outcome, Submission
 from .experiment_values import recording_for
 from .futures import MappedFuture, allow_failure, replace_futures
 from .hooks import Limiter, hooks
@@ -234,17 +234,10 @@ class Launcher:
                 tr.handle = LAUNCHING
                 prepared.append((tr, tr.attempts, args, kwargs))
         echo = not prints_shown_elsewhere(engine.id)
-        shared: dict[int, CallOptions] = {}  # by task: what its calls share, read once
         launched: list[tuple[TaskRun, int, Any, tuple[int, Outcome] | None]] = []
         submitted = False
         try:
-            for tr, attempt, args, kwargs in prepared:
-                task = tr.task
-                options = shared.get(id(task))
-                if options is None:
-                    options = shared[id(task)] = (task.fn, task.timeout, task.log_prints,
-                                                  task.batch_size, task.resources or None, echo)
-                launched.append((tr, attempt, *self._submit(tr, attempt, args, kwargs, options)))
+            self._submit_all(prepared, echo, launched)
             submitted = True
         finally:  # a KeyboardInterrupt: what was not submitted has no handle (the run cancels)
             launched += [(tr, attempt, None, None)
@@ -266,19 +259,62 @@ class Launcher:
                 self.executor.cancel(stale)  # cancelled while they were being submitted
         return len(launched)
 
-    def _submit(self, tr: TaskRun, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any],
-                options: CallOptions) -> tuple[Any, tuple[int, Outcome] | None]:
-        """One call to the executor: (its handle, None), or (None, the failed outcome)."""
-        fn, timeout, log_prints, batch_size, resources, echo = options
-        call = TaskCall(fn, tr.name, self.engine.id, tr.id, attempt, timeout, log_prints,
-                        batch_size=batch_size if tr.map_index is not None else None,
-                        echo=echo, record=recording_for(tr, args, kwargs))
-        try:
-            args, kwargs = self.results.prepare(tr, call, args, kwargs)
-            handle = self.executor.submit(call, args, kwargs, Done(self, tr, attempt), resources)
-        except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
-            return None, (attempt, Outcome(ok=False, error=exc))
-        return handle, None
+    def _submit_all(self, prepared: list[tuple[TaskRun, int, tuple[Any, ...], dict[str, Any]]],
+                    echo: bool, launched: list[tuple[TaskRun, int, Any, tuple[int, Outcome] | None]],
+                    ) -> None:
+        """The executor's calls for ``prepared``, each task's in a row handed over at once
+        (``Executor.submit_all``: a map's children share its look-ups); appends (task run,
+        attempt, handle, None) or (task run, attempt, None, the failed outcome) to
+        ``launched`` in the order of ``prepared``, as each is known."""
+        shared: dict[int, CallOptions] = {}  # by task: what its calls share, read once
+        group: list[tuple[TaskRun, int]] = []
+        calls: list[Submission] = []
+        task: Any = None
+        for tr, attempt, args, kwargs in prepared:
+            if tr.task is not task:
+                self._hand_over(group, calls, shared[id(task)][4] if group else None, launched)
+                task = tr.task
+                if id(task) not in shared:
+                    shared[id(task)] = (task.fn, task.timeout, task.log_prints, task.batch_size,
+                                        task.resources or None, echo)
+            fn, timeout, log_prints, batch_size, _, _ = shared[id(task)]
+            call = TaskCall(fn, tr.name, self.engine.id, tr.id, attempt, timeout, log_prints,
+                            batch_size=batch_size if tr.map_index is not None else None,
+                            echo=echo, record=recording_for(tr, args, kwargs))
+            try:
+                args, kwargs = self.results.prepare(tr, call, args, kwargs)
+            except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
+                self._hand_over(group, calls, shared[id(task)][4], launched)
+                launched.append((tr, attempt, None, (attempt, Outcome(ok=False, error=exc))))
+                continue
+            group.append((tr, attempt))
+            calls.append((call, args, kwargs, Done(self, tr, attempt)))
+        self._hand_over(group, calls, shared[id(task)][4] if group else None, launched)
+
+    def _hand_over(self, group: list[tuple[TaskRun, int]], calls: list[Submission],
+                   resources: dict[str, float] | None,
+                   launched: list[tuple[TaskRun, int, Any, tuple[int, Outcome] | None]]) -> None:
+        """One task's prepared calls to the executor at once; empties ``group`` and ``calls``.
+        A call the executor refuses (it raises) fails alone, as when submitted one by one: the
+        calls after it are handed over again."""
+        start = 0
+        while start < len(group):
+            handles: list[Any] = []
+            error: Exception | None = None
+            try:
+                self.executor.submit_all(calls[start:] if start else calls, resources, handles)
+            except Exception as exc:
+                error = exc
+            finally:  # a KeyboardInterrupt: the calls with a handle were submitted, in order
+                launched += [(tr, attempt, handle, None) for (tr, attempt), handle
+                             in zip(group[start:start + len(handles)], handles, strict=True)]
+                start += len(handles)
+            if error is not None:
+                tr, attempt = group[start]
+                launched.append((tr, attempt, None, (attempt, Outcome(ok=False, error=error))))
+                start += 1
+        group.clear()
+        calls.clear()
 
     def returned(self, items: list[tuple[TaskRun, int, float, float]]) -> None:
         """Calls that returned (``executor.report_returned``): (task run, attempt, started,

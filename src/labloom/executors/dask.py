@@ -17,14 +17,14 @@ from typing import Any
 
 from ..core.attempt import TaskCall
 from ..core.errors import ResourceUnavailableError
-from ..core.executor import DoneCallback, Executor, Outcome
+from ..core.executor import DoneCallback, Executor, Outcome, Submission
 from . import dask_events as events
 from .dask_chunking import chunk_size
 from .dask_clusters import Kept, check_options
 from .dask_internals import is_adaptive
 from .dask_outcomes import scheduler_lost
 from .dask_shared import durations_of, shared_client
-from .dask_submit import Handle, Submitter, item_future, single, task_name_of
+from .dask_submit import Handle, Member, Submitter, item_future, single, task_name_of
 
 
 def active_scheduler_address() -> str | None:
@@ -219,33 +219,64 @@ class DaskExecutor(Executor):
         on_done: DoneCallback,
         resources: dict[str, float] | None = None,
     ) -> Any:
+        handles: list[Any] = []
+        self.submit_all([(call, args, kwargs, on_done)], resources, handles)
+        return handles[0]
+
+    def submit_all(self, calls: Sequence[Submission], resources: dict[str, float] | None,
+                   handles: list[Any]) -> None:
+        """A block of calls (a map's children, launched 256 at a time): the client's state,
+        the run's topic, its handles' list and a task's chunk size read once per block, and
+        the chunk members queued under one hold of the submitter's lock."""
         client = self._client
         if client is None or self._dispatcher is None:  # the first call, or a closed cluster
             client = self.client
         assert self._dispatcher is not None
-        if client.status in ("connecting", "closing", "closed"):
-            # Sent now, the task would wait for a scheduler that may never come back.
-            raise scheduler_lost(client, call.task_name)
-        self._subscribe(call.run_id)
-        handle = Handle()
-        if self._per_run is not None:
-            self._per_run.track(call.run_id, handle)
-        size = self._chunk_size(call)
-        if size is not None:
-            call.batch_size = size  # decided: the submitter need not ask again per child
-        if not resources and (size is None or size > 1):
-            # A map child: it may share a Dask task with its siblings (never one asking for
-            # resources: a chunk would hold them for all its children).
-            self._submitter.add_member((call, args, kwargs, handle, on_done))
-            return handle
+        members: list[Member] = []
+        run_id, first = None, 0  # the run of handles[first:]
+        sizes: dict[tuple[str, int | str | None], int | None] = {}  # by task and batch_size
+        try:
+            for call, args, kwargs, on_done in calls:
+                if call.run_id != run_id:
+                    if client.status in ("connecting", "closing", "closed"):
+                        # Sent now, the task would wait for a scheduler that may never return.
+                        raise scheduler_lost(client, call.task_name)
+                    self._subscribe(call.run_id)
+                    self._track(run_id, handles[first:])
+                    run_id, first = call.run_id, len(handles)
+                handle = Handle()
+                key = (task_name_of(call), call.batch_size)
+                size = sizes[key] if key in sizes else sizes.setdefault(key, self._chunk_size(call))
+                if size is not None:
+                    call.batch_size = size  # decided: the submitter need not ask again per child
+                if not resources and (size is None or size > 1):
+                    # A map child: it may share a Dask task with its siblings (never one asking
+                    # for resources: a chunk would hold them for all its children).
+                    members.append((call, args, kwargs, handle, on_done))
+                else:
+                    self._submit_one(call, args, kwargs, handle, on_done, resources)
+                handles.append(handle)
+        finally:
+            self._track(run_id, handles[first:])
+            self._submitter.add_members(members)
+
+    def _submit_one(self, call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
+                    handle: Handle, on_done: DoneCallback,
+                    resources: dict[str, float] | None) -> None:
+        """A call that is its own Dask task."""
+        assert self._dispatcher is not None
         if resources:
             problem = self._unsatisfiable(resources)
             if problem:
                 error = ResourceUnavailableError(f"task {call.task_name!r} {problem}")
                 self._dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=str(error)))
-                return handle
+                return
         self._submitter.add(*single(self, call, args, kwargs, handle, on_done), resources)
-        return handle
+
+    def _track(self, run_id: str | None, handles: list[Any]) -> None:
+        """The handles of a run's calls, kept for the end of its own cluster (if any)."""
+        if self._per_run is not None and run_id is not None and handles:
+            self._per_run.track_all(run_id, handles)
 
     def value_ref(self, handle: Any) -> Any:
         if isinstance(handle.future, Kept):  # its cluster closed: the value itself

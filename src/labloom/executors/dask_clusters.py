@@ -232,9 +232,9 @@ class RunCluster:
         self.peak = PeakWorkers(cluster, client)
         return client
 
-    def track(self, run_id: str, handle: Any) -> None:
+    def track_all(self, run_id: str, handles: list[Any]) -> None:
         with self.lock:
-            self.handles.setdefault(run_id, []).append(handle)
+            self.handles.setdefault(run_id, []).extend(handles)
 
     def keep_values(self, run_id: str) -> None:
         """The run's finished values, into its handles (one round trip), before closing."""

@@ -112,12 +112,14 @@ class Submitter:
             self._start()
         self._wake.set()
 
-    def add_member(self, member: Member) -> None:
-        """A map child that may share a Dask task: it waits to fill a chunk."""
+    def add_members(self, members: list[Member]) -> None:
+        """Map children that may share a Dask task: they wait to fill a chunk."""
+        if not members:
+            return
         with self._lock:
-            self._members.append(member)
+            self._members += members
             self._start()
-        if not self._wake.is_set():  # a map's children come one by one: one wake-up will do
+        if not self._wake.is_set():  # a map's children come in blocks: one wake-up will do
             self._wake.set()
 
     def _start(self) -> None:
