@@ -445,3 +445,24 @@ def test_the_run_s_own_wait_is_not_woken_by_every_report() -> None:
     elapsed = time.monotonic() - started
     assert run.state is State.COMPLETED
     assert executor.turns <= elapsed / FINISH_PAUSE + 20, (executor.turns, elapsed)
+
+
+def test_plain_progress_names_a_failed_child_and_sums_up_its_node_once() -> None:
+    out = io.StringIO()
+    progress = ConsoleProgress(out, live=False)
+    events: list[ev.Event] = [ev.NodeCreated("r", "n", "sq", "map", (), 1.0)]
+    events += [ev.TaskRunCreated("r", f"r.{i}", "n", "sq", i, (), 1.0) for i in range(3)]
+    events += [ev.StateChanged("r", f"r.{i}", State.RUNNING, 2.0) for i in range(3)]
+    events += [ev.StateChanged("r", "r.2", State.RETRYING, 3.0, "once"),
+               ev.StateChanged("r", "r.2", State.RUNNING, 3.5),
+               ev.StateChanged("r", "r.unknown", State.FAILED, 3.6, "not this run's"),
+               ev.StateChanged("r", "r.0", State.COMPLETED, 4.0),
+               ev.StateChanged("r", "r.1", State.COMPLETED, 4.0)]
+    progress(events)
+    assert "done" not in out.getvalue()  # one child still running
+    progress([ev.StateChanged("r", "r.2", State.FAILED, 5.0, "boom"),
+              ev.StateChanged("r", "r.2", State.FAILED, 5.1, "boom")])
+    lines = [line.strip() for line in out.getvalue().splitlines()]
+    assert lines == ["Retrying  sq[2]: once", "Failed    sq[2]: boom",
+                     "sq                       [####################] 2/3 done, 1 failed",
+                     "Failed    sq[2]: boom"]

@@ -25,20 +25,32 @@ _REDRAW_EVERY = 0.2
 class _NodeCounts:
     name: str
     total: int = 0
-    states: dict[str, State] = field(default_factory=dict)
-    final: int = 0  # how many of ``states`` are final, kept so ``finished`` is O(1)
+    counts: dict[State, int] = field(default_factory=dict)  # task runs by state
+    seen: int = 0  # distinct task runs announced
+    final: int = 0  # how many of them are final, kept so ``finished`` is O(1)
 
-    def set(self, task_run_id: str, state: State) -> None:
-        previous = self.states.get(task_run_id)
-        self.final += int(state.is_final) - int(previous is not None and previous.is_final)
-        self.states[task_run_id] = state
+    def move(self, previous: State | None, state: State) -> None:
+        """One task run from ``previous`` (None: new) to ``state``."""
+        counts = self.counts
+        if previous is None:
+            self.seen += 1
+        else:
+            counts[previous] -= 1
+            self.final -= previous.is_final
+        counts[state] = counts.get(state, 0) + 1
+        self.final += state.is_final
 
     def count(self, *wanted: State) -> int:
-        return sum(1 for state in self.states.values() if state in wanted)
+        return sum(self.counts.get(state, 0) for state in wanted)
 
     @property
     def finished(self) -> bool:
-        return self.total > 0 and self.final == len(self.states)
+        return self.total > 0 and self.final == self.seen
+
+
+# What the progress keeps of a task run, one list each (it kept three dicts' entries): its
+# node's counts, task name, map index, state and node id.
+_Known = list[Any]
 
 
 class ConsoleProgress:
@@ -46,8 +58,7 @@ class ConsoleProgress:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.nodes: dict[str, _NodeCounts] = {}
-        self.node_of: dict[str, str] = {}
-        self.run_names: dict[str, str] = {}
+        self.known: dict[str, _Known] = {}  # by task run id
         self.flow_name = ""
         self.run_id = ""
         self._drawn_lines = 0
@@ -69,18 +80,21 @@ class ConsoleProgress:
         elif isinstance(event, ev.TaskRunCreated):
             node = self.nodes.setdefault(event.node_id, _NodeCounts(event.task_name))
             node.total += 1
-            node.set(event.task_run_id, State.PENDING)
-            self.node_of[event.task_run_id] = event.node_id
-            index = "" if event.map_index is None else f"[{event.map_index}]"
-            self.run_names[event.task_run_id] = event.task_name + index
+            known = self.known.get(event.task_run_id)
+            # Announced again (a replay): its state moves within the node that counted it.
+            node.move(known[3] if known is not None and known[0] is node else None,
+                      State.PENDING)
+            self.known[event.task_run_id] = [node, event.task_name, event.map_index,
+                                             State.PENDING, event.node_id]
         elif isinstance(event, ev.StateChanged):
-            node_id = self.node_of.get(event.task_run_id)
-            if node_id is None:
+            known = self.known.get(event.task_run_id)
+            if known is None:
                 return
-            node = self.nodes[node_id]
-            node.set(event.task_run_id, event.state)
+            node, task_name, index, previous, node_id = known
+            node.move(previous, event.state)
+            known[3] = event.state
             if not self.live and event.state in (State.FAILED, State.RETRYING):
-                name = self.run_names.get(event.task_run_id, node.name)
+                name = task_name if index is None else f"{task_name}[{index}]"
                 self._line(f"  {event.state.value:<9} {name}: {event.message}")
             if not self.live and node.finished and node_id not in self._announced:
                 self._announced.add(node_id)
