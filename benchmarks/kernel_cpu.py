@@ -1,0 +1,89 @@
+"""The kernel's CPU per child of warm 20,000-child no-op maps on Dask (workers as processes),
+and the share of it spent launching (``Launcher._launch_all``, the executor's submit
+included, this thread's CPU), trees side by side in fresh processes, the order swapped every
+pair. Less sensitive to a busy machine than wall time or ratios of short maps.
+
+    python benchmarks/kernel_cpu.py --src /work/main/src src [--pairs 2] [--tasks 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+ROUNDS = 3
+
+
+def measure(tasks: int) -> None:
+    """In this process (its tree first on ``sys.path``): a warm-up map, then ROUNDS timed."""
+    import distributed
+
+    import labloom
+    from labloom import flow, task
+    from labloom.core import launching
+
+    launch = [0.0]
+    original = launching.Launcher._launch_all
+
+    def timed(self: launching.Launcher, trs: list[object]) -> int:
+        started = time.thread_time()
+        try:
+            return original(self, trs)  # type: ignore[arg-type]
+        finally:
+            launch[0] += time.thread_time() - started
+
+    launching.Launcher._launch_all = timed  # type: ignore[method-assign]
+
+    @task
+    def noop(x: int) -> int:
+        return x
+
+    @flow
+    def wide(n: int) -> None:
+        noop.map(range(n)).result()
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        executor = labloom.DaskExecutor(cluster=cluster)
+        wide.run(n=tasks, executor=executor).wait(300)
+        for _ in range(ROUNDS):
+            launch[0], cpu = 0.0, time.process_time()
+            wide.run(n=tasks, executor=executor).wait(300)
+            print(f"ROUND {(time.process_time() - cpu) / tasks * 1e6:.1f} "
+                  f"{launch[0] / tasks * 1e6:.2f}")
+        executor.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--tasks", type=int, default=20000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, args.child)
+        measure(args.tasks)
+        return
+    rounds: dict[str, list[tuple[float, float]]] = {src: [] for src in args.src}
+    for pair in range(args.pairs):
+        for src in args.src if pair % 2 == 0 else list(reversed(args.src)):
+            out = subprocess.run([sys.executable, __file__, "--src", src, "--child", src,
+                                  "--tasks", str(args.tasks)],
+                                 capture_output=True, text=True, check=True).stdout
+            got = [(float(a), float(b)) for line in out.splitlines()
+                   if line.startswith("ROUND ") for a, b in [line.split()[1:3]]]
+            rounds[src] += got
+            print(f"  pair {pair + 1}, {src}: " + ", ".join(f"{a:.1f} us ({b:.2f} launching)"
+                                                           for a, b in got), flush=True)
+    print(f"{args.tasks} no-op children, warm, {ROUNDS} rounds per process (medians of all):")
+    for src, got in rounds.items():
+        print(f"  {src}: kernel CPU per child {statistics.median(a for a, _ in got):.1f} us, "
+              f"launching {statistics.median(b for _, b in got):.2f} us")
+
+
+if __name__ == "__main__":
+    main()
