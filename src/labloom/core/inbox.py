@@ -56,7 +56,9 @@ NUDGE = 0.5  # seconds a report that can wait waits at most for another to apply
 
 class _Nudger:
     """One thread applying, ``NUDGE`` seconds after it was asked, what an inbox's ``add`` left
-    (``Inbox._nudged``), for every inbox of the process: asked in order, due in order."""
+    (``Inbox._nudged``), for every inbox of the process: asked in order, due in order. A run
+    whose lock is held long delays the other runs' nudges as long: only how soon a long task's
+    values show, never whether (the next report applies them anyway)."""
 
     def __init__(self) -> None:
         self._due: queue.SimpleQueue[tuple[float, Inbox]] = queue.SimpleQueue()
