@@ -289,7 +289,7 @@ class RunEngine:
             self._run_finished = ev.RunFinished(self.id, state, self.ended, self.message,
                                                 dict(self.metadata) if changed else {})
             self.emit(self._run_finished)
-        self.launcher.work()  # slots given back by the last task runs
+        self.launcher.given_back()  # slots of the last task runs, by any thread
         self.bus.close()
         unregister_local_run(self.id)
         at_exit.untrack(self.handle)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,9 @@ CallOptions = tuple[Callable[..., Any], float | None, bool, int | str, dict[str,
                     bool]
 # Task runs launched per hold of the run's lock (and per look at the store's pace).
 LAUNCH_BLOCK = 256
+# Seconds a finishing run waits for another thread's give-back of a slot (a store write); a
+# store that hangs must not hang the run's end: a stale holder is swept by its heartbeat.
+RELEASE_WAIT = 10.0
 
 
 class _Launching:
@@ -203,6 +207,18 @@ class Launcher:
                     with lock:
                         self._reserved -= take - submitted
                         self._releasing.difference_update(released)
+                        if released:
+                            self.engine.changed.notify_all()  # ``given_back`` may wait
+
+    def given_back(self, timeout: float = RELEASE_WAIT) -> None:
+        """Give back the slots of the ended task runs, and wait (at most ``timeout`` s) for
+        those another thread is giving back: a run is not finished while the store still shows
+        its slots held (the next run of the same limit would wait for them)."""
+        self.work()
+        deadline = time.monotonic() + timeout
+        with self.engine.lock:
+            while self._releasing and time.monotonic() < deadline:
+                self.engine.changed.wait(0.05)
 
     def _granted(self, tr: TaskRun, now: bool = False) -> None:
         with self.engine.lock:
