@@ -9,10 +9,10 @@ requests (SQLite), result-file lookups and ``executor.submit`` happen outside it
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .attempt import TaskCall
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
     from .task_graph import Finished
 
 
-# What the calls of one task share: fn, timeout, log_prints, batch_size, resources (None:
-# none), echo.
-CallOptions = tuple[Callable[..., Any], float | None, bool, int | str, dict[str, float] | None,
-                    bool]
 # Task runs launched per hold of the run's lock (and per look at the store's pace).
 LAUNCH_BLOCK = 256
 # Seconds a finishing run waits for another thread's give-back of a slot (a store write); a
@@ -282,30 +278,25 @@ class Launcher:
         (``Executor.submit_all``: a map's children share its look-ups); appends (task run,
         attempt, handle, None) or (task run, attempt, None, the failed outcome) to
         ``launched`` in the order of ``prepared``, as each is known."""
-        shared: dict[int, CallOptions] = {}  # by task: what its calls share, read once
-        group: list[tuple[TaskRun, int]] = []
-        calls: list[Submission] = []
-        task: Any = None
-        for tr, attempt, args, kwargs in prepared:
-            if tr.task is not task:
-                self._hand_over(group, calls, shared[id(task)][4] if group else None, launched)
-                task = tr.task
-                if id(task) not in shared:
-                    shared[id(task)] = (task.fn, task.timeout, task.log_prints, task.batch_size,
-                                        task.resources or None, echo)
-            fn, timeout, log_prints, batch_size, _, _ = shared[id(task)]
-            call = TaskCall(fn, tr.name, self.engine.id, tr.id, attempt, timeout, log_prints,
-                            batch_size=batch_size if tr.map_index is not None else None,
-                            echo=echo, record=recording_for(tr, args, kwargs))
-            try:
-                args, kwargs = self.results.prepare(tr, call, args, kwargs)
-            except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
-                self._hand_over(group, calls, shared[id(task)][4], launched)
-                launched.append((tr, attempt, None, (attempt, Outcome(ok=False, error=exc))))
-                continue
-            group.append((tr, attempt))
-            calls.append((call, args, kwargs, Done(self, tr, attempt)))
-        self._hand_over(group, calls, shared[id(task)][4] if group else None, launched)
+        for task, runs in itertools.groupby(prepared, key=lambda item: item[0].task):
+            resources = task.resources or None
+            batch_size = task.batch_size
+            group: list[tuple[TaskRun, int]] = []
+            calls: list[Submission] = []
+            for tr, attempt, args, kwargs in runs:
+                call = TaskCall(task.fn, tr.name, self.engine.id, tr.id, attempt, task.timeout,
+                                task.log_prints,
+                                batch_size=batch_size if tr.map_index is not None else None,
+                                echo=echo, record=recording_for(tr, args, kwargs))
+                try:
+                    args, kwargs = self.results.prepare(tr, call, args, kwargs)
+                except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
+                    self._hand_over(group, calls, resources, launched)
+                    launched.append((tr, attempt, None, (attempt, Outcome(ok=False, error=exc))))
+                    continue
+                group.append((tr, attempt))
+                calls.append((call, args, kwargs, Done(self, tr, attempt)))
+            self._hand_over(group, calls, resources, launched)
 
     def _hand_over(self, group: list[tuple[TaskRun, int]], calls: list[Submission],
                    resources: dict[str, float] | None,
