@@ -90,6 +90,39 @@ def test_a_process_that_exits_runs_the_queued_calls_and_waits_for_its_threads(
     assert sorted(int(x) for x in out.read_text().split()) == list(range(20))
 
 
+def test_a_run_s_own_thread_executor_leaves_no_threads_behind_once_dropped(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """As with ``concurrent.futures``: an executor nobody holds ends its threads. A run given
+    its own ``ThreadExecutor(4)`` left four idle threads for the life of the process, per run
+    (a notebook re-running a cell gathered them by the dozen)."""
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+
+    @task
+    def one(x: int) -> int:
+        return x
+
+    @flow
+    def wide(n: int) -> None:
+        one.map(range(n))
+
+    before = set(threading.enumerate())
+    for _ in range(3):
+        run = wide.run(n=50, executor=ThreadExecutor(4))
+        assert run.state is State.COMPLETED
+    del run
+
+    def left() -> list[threading.Thread]:
+        gc.collect()
+        return [t for t in threading.enumerate()
+                if t not in before and t.name.startswith("labloom-task")]
+
+    deadline = threading.Event()
+    for _ in range(500):
+        if not left() or deadline.wait(0.02):
+            break
+    assert left() == []
+
+
 def test_submitters_in_many_threads_never_start_more_than_max_workers() -> None:
     # Whichever thread applies a run's reports launches what became ready, so calls come
     # from several threads at once; the pool must still stop at max_workers.

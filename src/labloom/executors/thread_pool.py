@@ -6,7 +6,9 @@ end: 8-11 µs of CPU per call, about a tenth of a no-op task run (issue 21 §2),
 labloom never reads (a call reports its own end). Threads start as calls come, up to
 ``max_workers``, named ``<prefix>_<i>`` as the standard pool's. As with it, a process that
 exits runs the calls already queued (the engine cancels its runs first, ``at_exit``: a
-cancelled call returns at once) and waits for the threads; ``shutdown`` drops what waits.
+cancelled call returns at once) and waits for the threads; ``shutdown`` drops what waits; and
+a pool nobody holds any more ends its threads once the calls queued ran (a run given its own
+``ThreadExecutor(4)`` left four idle threads behind for the life of the process, per run).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class ThreadPool:
         self._threads: list[threading.Thread] = []
         self._growing = threading.Lock()
         self._closed = False
+        # The threads hold the queue, never the pool: so the pool can be collected, and then
+        # its threads told to end (``_end_threads``).
+        self._end_threads = weakref.finalize(self, _end_threads, self._queue, self._threads)
         global _registered
         with _registering:
             if not _registered:
@@ -62,7 +67,7 @@ class ThreadPool:
         if len(self._threads) < self.max_workers and self._queue.qsize() > 0:
             with self._growing:
                 if len(self._threads) < self.max_workers:
-                    thread = threading.Thread(target=self._work,
+                    thread = threading.Thread(target=_work, args=(self._queue,),
                                               name=f"{self._prefix}_{len(self._threads)}")
                     self._threads.append(thread)
                     thread.start()
@@ -70,19 +75,6 @@ class ThreadPool:
     def queued(self) -> int:
         """Calls submitted and not started yet."""
         return self._queue.qsize()
-
-    def _work(self) -> None:
-        get = self._queue.get
-        while True:
-            item = get()
-            if item is None:
-                return
-            fn, args = item
-            try:
-                fn(*args)
-            except BaseException:  # never lose a thread (the standard pool kept it in a Future)
-                log.exception("[labloom] a task thread's call raised")
-            del item, fn, args  # nothing of a call kept while the thread waits
 
     def close(self, drop: bool = True) -> None:
         """End the threads once idle; ``drop``: the calls not started never run."""
@@ -93,5 +85,24 @@ class ThreadPool:
                     self._queue.get_nowait()
             except queue.Empty:
                 pass
-        for _ in self._threads:
-            self._queue.put(None)
+        self._end_threads()  # once: then never again when the pool is collected
+
+
+def _work(calls: queue.SimpleQueue[Call | None]) -> None:
+    get = calls.get
+    while True:
+        item = get()
+        if item is None:
+            return
+        fn, args = item
+        try:
+            fn(*args)
+        except BaseException:  # never lose a thread (the standard pool kept it in a Future)
+            log.exception("[labloom] a task thread's call raised")
+        del item, fn, args  # nothing of a call kept while the thread waits
+
+
+def _end_threads(calls: queue.SimpleQueue[Call | None], threads: list[threading.Thread]) -> None:
+    """Each thread ends once it reaches this in the queue (after the calls before it)."""
+    for _ in threads:
+        calls.put(None)
