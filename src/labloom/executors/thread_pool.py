@@ -11,6 +11,7 @@ cancelled call returns at once) and waits for the threads; ``shutdown`` drops wh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -37,9 +38,15 @@ def _at_exit() -> None:
 
 
 class ThreadPool:
-    def __init__(self, max_workers: int | None, prefix: str) -> None:
+    def __init__(self, max_workers: int | None, prefix: str,
+                 busy: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+                 ) -> None:
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
         self._prefix = prefix
+        # Entered by a thread when it takes a call after waiting, left before it waits again:
+        # what each call would set up and undo (the task threads' capture of prints and log
+        # records) is set up once while calls keep coming.
+        self._busy = busy
         self._queue: queue.SimpleQueue[Call | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._growing = threading.Lock()
@@ -72,17 +79,31 @@ class ThreadPool:
         return self._queue.qsize()
 
     def _work(self) -> None:
-        get = self._queue.get
-        while True:
-            item = get()
-            if item is None:
-                return
-            fn, args = item
-            try:
-                fn(*args)
-            except BaseException:  # never lose a thread (the standard pool kept it in a Future)
-                log.exception("[labloom] a task thread's call raised")
-            del item, fn, args  # nothing of a call kept while the thread waits
+        take, wait = self._queue.get_nowait, self._queue.get
+        busy: contextlib.AbstractContextManager[Any] | None = None
+        try:
+            while True:
+                try:
+                    item = take()
+                except queue.Empty:
+                    if busy is not None:
+                        busy.__exit__(None, None, None)
+                        busy = None
+                    item = wait()
+                if item is None:
+                    return
+                if busy is None:
+                    busy = self._busy()
+                    busy.__enter__()
+                fn, args = item
+                try:
+                    fn(*args)
+                except BaseException:  # never lose a thread (the standard pool kept it in a Future)
+                    log.exception("[labloom] a task thread's call raised")
+                del item, fn, args  # nothing of a call kept while the thread waits
+        finally:
+            if busy is not None:
+                busy.__exit__(None, None, None)
 
     def close(self, drop: bool = True) -> None:
         """End the threads once idle; ``drop``: the calls not started never run."""
