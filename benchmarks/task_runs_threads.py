@@ -22,9 +22,9 @@ from pathlib import Path
 import task_runs_scale
 from task_runs_scale import SRC
 
-CHILD = task_runs_scale.WIDE + r"""
-import json, os, sys, threading, time
-
+# A thread's CPU (ns) and voluntary and involuntary switches, and their sum per group of
+# threads (``thread_contention.py`` too).
+READ = r"""
 def read(tid):
     try:
         with open(f"/proc/self/task/{tid}/schedstat") as f:
@@ -35,7 +35,22 @@ def read(tid):
         return None
     field = lambda name: int(text.split(name + ":")[1].split()[0])
     return [cpu_ns, field("\nvoluntary_ctxt_switches"), field("nonvoluntary_ctxt_switches")]
+"""
+GROUP = r"""
+groups = {}
+for tid, reading in last.items():
+    name = names.get(tid) or "?"
+    group = next((p for p in ("labloom-task", "labloom-events", "labloom-store", "MainThread")
+                  if name.startswith(p)), "other")
+    before = base.get(tid) or [0, 0, 0]
+    total = groups.setdefault(group, [0, 0, 0])
+    for i in range(3):
+        total[i] += reading[i] - before[i]
+"""
 
+CHILD = task_runs_scale.WIDE + r"""
+import json, os, sys, threading, time
+""" + READ + r"""
 n = int(sys.argv[1])
 names, last, stop = {}, {}, threading.Event()
 
@@ -60,15 +75,7 @@ elapsed = time.perf_counter() - started
 stop.set()
 sampler.join()
 assert run.state.value == "Completed", (run.state, run.message)
-groups = {}
-for tid, reading in last.items():
-    name = names.get(tid) or "?"
-    group = next((p for p in ("labloom-task", "labloom-events", "labloom-store", "MainThread")
-                  if name.startswith(p)), "other")
-    before = base.get(tid) or [0, 0, 0]
-    total = groups.setdefault(group, [0, 0, 0])
-    for i in range(3):
-        total[i] += reading[i] - before[i]
+""" + GROUP + r"""
 print(json.dumps({"n": n, "seconds": elapsed, "groups": groups}))
 """
 
