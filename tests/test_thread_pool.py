@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import gc
+import io
 import subprocess
 import sys
 import textwrap
@@ -247,3 +248,22 @@ def test_a_task_thread_captures_prints_once_while_calls_keep_coming(
     assert lock.taken <= 4, lock.taken  # one stretch: in and out (400 before, 2 per call)
     assert not isinstance(sys.stdout, logs._StreamProxy)
     assert not isinstance(sys.stderr, logs._StreamProxy)
+
+
+def test_a_nested_capture_puts_back_a_stream_swapped_meanwhile() -> None:
+    """Within a task thread's capture each call's is a count, with no lock; a stream swapped
+    since the outer capture (a test runner, a notebook) is still wrapped again, as each call
+    did when it took the lock."""
+    from labloom.core import logs
+
+    saved = sys.stdout
+    try:
+        with logs.capturing():
+            swapped = io.StringIO()
+            sys.stdout = swapped
+            with logs.capturing():
+                assert isinstance(sys.stdout, logs._StreamProxy)
+                assert sys.stdout._wrapped is swapped
+        assert sys.stdout is swapped  # the outermost capture gave back what it found
+    finally:
+        sys.stdout = saved
