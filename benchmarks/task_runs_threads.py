@@ -35,6 +35,14 @@ def read(tid):
         return None
     field = lambda name: int(text.split(name + ":")[1].split()[0])
     return [cpu_ns, field("\nvoluntary_ctxt_switches"), field("nonvoluntary_ctxt_switches")]
+
+def read_all(into, skip=None):  # every thread's reading into ``into``, its name into ``names``
+    for thread in threading.enumerate():
+        names[thread.native_id] = thread.name
+    for tid in map(int, os.listdir("/proc/self/task")):
+        reading = read(tid) if tid != skip else None
+        if reading:
+            into[tid] = reading
 """
 GROUP = r"""
 groups = {}
@@ -57,16 +65,12 @@ names, last, stop = {}, {}, threading.Event()
 def sample():  # threads end with the run: keep each one's last reading
     me = threading.get_native_id()
     while True:
-        for thread in threading.enumerate():
-            names[thread.native_id] = thread.name
-        for tid in map(int, os.listdir("/proc/self/task")):
-            reading = read(tid) if tid != me else None
-            if reading:
-                last[tid] = reading
+        read_all(last, skip=me)
         if stop.wait(0.01):
             return
 
-base = {tid: read(tid) for tid in map(int, os.listdir("/proc/self/task"))}
+base = {}
+read_all(base)
 sampler = threading.Thread(target=sample, name="sampler", daemon=True)
 sampler.start()
 started = time.perf_counter()

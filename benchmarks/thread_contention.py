@@ -34,14 +34,6 @@ from task_runs_threads import GROUP, READ
 CHILD = task_runs_scale.WIDE + r"""
 import json, os, sys, threading, time
 """ + READ + r"""
-def read_all(into, skip=None):
-    for thread in threading.enumerate():
-        names[thread.native_id] = thread.name
-    for tid in map(int, os.listdir("/proc/self/task")):
-        reading = read(tid) if tid != skip else None
-        if reading:
-            into[tid] = reading
-
 n = int(sys.argv[1])
 names, base, last, stop = {}, {}, {}, threading.Event()
 
