@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,15 @@ print(json.dumps({"n": n, "seconds": elapsed, "cpu": cpu, "peak_mb": peak / 1024
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def measure(n: int, pycache: str, src: Path = SRC, child: str = CHILD) -> dict[str, Any]:
-    """``child`` run with ``n`` in a fresh interpreter on ``src``; its last line's JSON."""
+def measure(n: int, pycache: str, src: Path = SRC, child: str = CHILD,
+            prefix: Sequence[str] = ()) -> dict[str, Any]:
+    """``child`` run with ``n`` in a fresh interpreter on ``src`` (under ``prefix``, a command
+    such as ``taskset -c 0``); its last line's JSON."""
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0", PYTHONPYCACHEPREFIX=pycache,
                    PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        out = subprocess.run([sys.executable, "-c", child, str(n)], env=env, check=True,
+        out = subprocess.run([*prefix, sys.executable, "-c", child, str(n)], env=env, check=True,
                              capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

@@ -22,9 +22,9 @@ from pathlib import Path
 import task_runs_scale
 from task_runs_scale import SRC
 
-CHILD = task_runs_scale.WIDE + r"""
-import json, os, sys, threading, time
-
+# A thread's CPU (ns) and voluntary and involuntary switches, and their sum per group of
+# threads (``thread_contention.py`` too).
+READ = r"""
 def read(tid):
     try:
         with open(f"/proc/self/task/{tid}/schedstat") as f:
@@ -36,30 +36,15 @@ def read(tid):
     field = lambda name: int(text.split(name + ":")[1].split()[0])
     return [cpu_ns, field("\nvoluntary_ctxt_switches"), field("nonvoluntary_ctxt_switches")]
 
-n = int(sys.argv[1])
-names, last, stop = {}, {}, threading.Event()
-
-def sample():  # threads end with the run: keep each one's last reading
-    me = threading.get_native_id()
-    while True:
-        for thread in threading.enumerate():
-            names[thread.native_id] = thread.name
-        for tid in map(int, os.listdir("/proc/self/task")):
-            reading = read(tid) if tid != me else None
-            if reading:
-                last[tid] = reading
-        if stop.wait(0.01):
-            return
-
-base = {tid: read(tid) for tid in map(int, os.listdir("/proc/self/task"))}
-sampler = threading.Thread(target=sample, name="sampler", daemon=True)
-sampler.start()
-started = time.perf_counter()
-run = wide.run(n=n, executor=ThreadExecutor(4))
-elapsed = time.perf_counter() - started
-stop.set()
-sampler.join()
-assert run.state.value == "Completed", (run.state, run.message)
+def read_all(into, skip=None):  # every thread's reading into ``into``, its name into ``names``
+    for thread in threading.enumerate():
+        names[thread.native_id] = thread.name
+    for tid in map(int, os.listdir("/proc/self/task")):
+        reading = read(tid) if tid != skip else None
+        if reading:
+            into[tid] = reading
+"""
+GROUP = r"""
 groups = {}
 for tid, reading in last.items():
     name = names.get(tid) or "?"
@@ -69,6 +54,32 @@ for tid, reading in last.items():
     total = groups.setdefault(group, [0, 0, 0])
     for i in range(3):
         total[i] += reading[i] - before[i]
+"""
+
+CHILD = task_runs_scale.WIDE + r"""
+import json, os, sys, threading, time
+""" + READ + r"""
+n = int(sys.argv[1])
+names, last, stop = {}, {}, threading.Event()
+
+def sample():  # threads end with the run: keep each one's last reading
+    me = threading.get_native_id()
+    while True:
+        read_all(last, skip=me)
+        if stop.wait(0.01):
+            return
+
+base = {}
+read_all(base)
+sampler = threading.Thread(target=sample, name="sampler", daemon=True)
+sampler.start()
+started = time.perf_counter()
+run = wide.run(n=n, executor=ThreadExecutor(4))
+elapsed = time.perf_counter() - started
+stop.set()
+sampler.join()
+assert run.state.value == "Completed", (run.state, run.message)
+""" + GROUP + r"""
 print(json.dumps({"n": n, "seconds": elapsed, "groups": groups}))
 """
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import gc
+import io
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from labloom import State, ThreadExecutor, flow, task
 from labloom.executors.thread_pool import ThreadPool
@@ -216,3 +219,84 @@ def test_threads_launching_at_once_take_the_executors_room_once() -> None:
     executor.shutdown()
     assert run.state is State.COMPLETED
     assert run.result() == list(range(500))
+
+
+class _CountedLock:
+    """A lock that counts how often it was taken."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.taken = 0
+
+    def __enter__(self) -> None:
+        self.inner.acquire()
+        self.taken += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.release()
+
+
+def test_a_task_thread_captures_prints_once_while_calls_keep_coming(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each call took the capture's global lock twice and, as no-op calls rarely overlap, put
+    the stream proxies and the root log handler in and out again (0.5-0.9 times per task run
+    on ``ThreadExecutor(4)``); with both cores free the task threads queued on that lock,
+    each wait a sleep and a wake-up on the other core (session 32). A task thread now holds
+    one capture while calls keep coming: the lock is taken per stretch, every call's print is
+    still captured, and the streams are given back once the thread waits."""
+    from labloom.core import logs
+
+    lock = _CountedLock(logs._capture_lock)
+    monkeypatch.setattr(logs, "_capture_lock", lock)
+
+    @task
+    def say(i: int) -> int:
+        print(f"line {i}")
+        return i
+
+    @flow
+    def wide() -> list[int]:
+        return say.map(range(200)).result()
+
+    executor = ThreadExecutor(1)
+    executor.start()
+    assert executor._pool is not None
+    pool = executor._pool
+    busy, gate = threading.Event(), threading.Event()
+    pool.submit(lambda: (busy.set(), gate.wait(30)))  # the thread's stretch begins here
+    assert busy.wait(10)
+    try:
+        run = wide.run(executor=executor, background=True)
+        deadline = threading.Event()
+        while pool.queued() < 200:  # every child queued behind the busy call
+            assert not deadline.wait(0.01) and run.state is not State.FAILED
+    finally:
+        gate.set()
+    run.wait(60)
+    executor.shutdown()
+    for thread in pool._threads:
+        thread.join(10)
+    assert run.result() == list(range(200))
+    assert {line.text for line in run.logs()} >= {f"line {i}" for i in range(200)}
+    assert lock.taken <= 4, lock.taken  # one stretch: in and out (400 before, 2 per call)
+    assert not isinstance(sys.stdout, logs._StreamProxy)
+    assert not isinstance(sys.stderr, logs._StreamProxy)
+
+
+def test_a_nested_capture_puts_back_a_stream_swapped_meanwhile() -> None:
+    """Within a task thread's capture each call's is a count, with no lock; a stream swapped
+    since the outer capture (a test runner, a notebook) is still wrapped again, as each call
+    did when it took the lock."""
+    from labloom.core import logs
+
+    saved = sys.stdout
+    try:
+        with logs.capturing():
+            swapped = io.StringIO()
+            sys.stdout = swapped
+            with logs.capturing():
+                assert isinstance(sys.stdout, logs._StreamProxy)
+                assert sys.stdout._wrapped is swapped
+        assert sys.stdout is swapped  # the outermost capture gave back what it found
+    finally:
+        sys.stdout = saved

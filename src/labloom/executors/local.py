@@ -10,6 +10,7 @@ from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
 from ..core.executor import DoneCallback, Executor, Outcome
+from ..core.logs import capturing
 from .thread_pool import ThreadPool
 
 
@@ -154,7 +155,9 @@ class ThreadExecutor(_InProcess):
     def start(self) -> None:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPool(self.max_workers, "labloom-task")
+                # A task thread keeps the capture of prints and log records while calls keep
+                # coming: each call's own is then a count (``logs.capturing``).
+                self._pool = ThreadPool(self.max_workers, "labloom-task", busy=capturing)
 
     def submit(
         self,

@@ -13,6 +13,7 @@ a pool nobody holds any more ends its threads once the calls queued ran (a run g
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -39,9 +40,15 @@ def _at_exit() -> None:
 
 
 class ThreadPool:
-    def __init__(self, max_workers: int | None, prefix: str) -> None:
+    def __init__(self, max_workers: int | None, prefix: str,
+                 busy: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+                 ) -> None:
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
         self._prefix = prefix
+        # Entered by a thread when it takes a call after waiting, left before it waits again:
+        # what each call would set up and undo (the task threads' capture of prints and log
+        # records) is set up once while calls keep coming.
+        self._busy = busy
         self._queue: queue.SimpleQueue[Call | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._growing = threading.Lock()
@@ -67,7 +74,7 @@ class ThreadPool:
         if len(self._threads) < self.max_workers and self._queue.qsize() > 0:
             with self._growing:
                 if len(self._threads) < self.max_workers:
-                    thread = threading.Thread(target=_work, args=(self._queue,),
+                    thread = threading.Thread(target=_work, args=(self._queue, self._busy),
                                               name=f"{self._prefix}_{len(self._threads)}")
                     self._threads.append(thread)
                     thread.start()
@@ -88,18 +95,33 @@ class ThreadPool:
         self._end_threads()  # once: then never again when the pool is collected
 
 
-def _work(calls: queue.SimpleQueue[Call | None]) -> None:
-    get = calls.get
-    while True:
-        item = get()
-        if item is None:
-            return
-        fn, args = item
-        try:
-            fn(*args)
-        except BaseException:  # never lose a thread (the standard pool kept it in a Future)
-            log.exception("[labloom] a task thread's call raised")
-        del item, fn, args  # nothing of a call kept while the thread waits
+def _work(calls: queue.SimpleQueue[Call | None],
+          busy_while: Callable[[], contextlib.AbstractContextManager[Any]]) -> None:
+    take, wait = calls.get_nowait, calls.get
+    busy: contextlib.AbstractContextManager[Any] | None = None
+    try:
+        while True:
+            try:
+                item = take()
+            except queue.Empty:
+                if busy is not None:
+                    busy.__exit__(None, None, None)
+                    busy = None
+                item = wait()
+            if item is None:
+                return
+            if busy is None:
+                busy = busy_while()
+                busy.__enter__()
+            fn, args = item
+            try:
+                fn(*args)
+            except BaseException:  # never lose a thread (the standard pool kept it in a Future)
+                log.exception("[labloom] a task thread's call raised")
+            del item, fn, args  # nothing of a call kept while the thread waits
+    finally:
+        if busy is not None:
+            busy.__exit__(None, None, None)
 
 
 def _end_threads(calls: queue.SimpleQueue[Call | None], threads: list[threading.Thread]) -> None:
