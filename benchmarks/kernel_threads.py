@@ -18,6 +18,8 @@ import sys
 import threading
 import time
 
+from noop_dask_map import in_turn, warm_map
+
 ROUNDS = 3
 
 
@@ -47,29 +49,13 @@ def pin_to_one_core() -> None:
 
 
 def measure(tasks: int, pin: bool) -> None:
-    import distributed
-
-    import labloom
-    from labloom import flow, task
-
-    @task
-    def noop(x: int) -> int:
-        return x
-
-    @flow
-    def wide(n: int) -> None:
-        noop.map(range(n)).result()
-
     names: dict[str, str] = {}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
-        executor = labloom.DaskExecutor(cluster=cluster)
-        wide.run(n=tasks, executor=executor).wait(300)
+    with warm_map(tasks) as run:
         for _ in range(ROUNDS):
             if pin:
                 pin_to_one_core()  # threads started since too
             before, cpu, wall = per_thread(), time.process_time(), time.perf_counter()
-            wide.run(n=tasks, executor=executor).wait(300)
+            run()
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             after = per_thread()
             names.update({str(t.native_id): t.name for t in threading.enumerate()})
@@ -86,7 +72,6 @@ def measure(tasks: int, pin: bool) -> None:
                      if s > 0]
             print(f"ROUND wall {wall / tasks * 1e6:.0f} us, CPU {cpu / tasks * 1e6:.1f} us per "
                   f"child | " + " | ".join(parts), flush=True)
-        executor.shutdown()
 
 
 def main() -> None:
@@ -104,15 +89,14 @@ def main() -> None:
     print("per thread: CPU per child, voluntary/involuntary switches per child")
     variants = [(src, False) for src in args.src]
     variants += [(src, True) for src in args.src] if args.pin else []
-    for pair in range(args.pairs):
-        for src, pin in variants if pair % 2 == 0 else list(reversed(variants)):
-            command = [sys.executable, __file__, "--src", src, "--child", src, "--tasks",
-                       str(args.tasks), *(["--pin"] if pin else [])]
-            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            for line in out.splitlines():
-                if line.startswith("ROUND "):
-                    print(f"  pair {pair + 1}, {src}{' pinned' if pin else ''}: {line[6:]}",
-                          flush=True)
+    for pair, (src, pin) in in_turn(variants, args.pairs):
+        command = [sys.executable, __file__, "--src", src, "--child", src, "--tasks",
+                   str(args.tasks), *(["--pin"] if pin else [])]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("ROUND "):
+                print(f"  pair {pair + 1}, {src}{' pinned' if pin else ''}: {line[6:]}",
+                      flush=True)
 
 if __name__ == "__main__":
     main()

@@ -22,13 +22,11 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+from noop_dask_map import rounds_in_turn, warm_map
+
 
 def recorded_batches(tasks: int) -> list[list[Any]]:
     """What the recorder of a warm map of ``tasks`` no-op children was handed."""
-    import distributed
-
-    import labloom
-    from labloom import flow, task
     from labloom.store import recorder
 
     got: list[list[Any]] = []
@@ -39,22 +37,9 @@ def recorded_batches(tasks: int) -> list[list[Any]]:
         handed(self, batch)
 
     recorder.Recorder.__call__ = keep  # type: ignore[method-assign]
-
-    @task
-    def noop(x: int) -> int:
-        return x
-
-    @flow
-    def wide(n: int) -> None:
-        noop.map(range(n)).result()
-
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
-        executor = labloom.DaskExecutor(cluster=cluster)
-        wide.run(n=2000, executor=executor).wait(300)
+    with warm_map(tasks, warm_up=2000) as run:
         got.clear()
-        wide.run(n=tasks, executor=executor).wait(300)
-        executor.shutdown()
+        run()
     recorder.Recorder.__call__ = handed  # type: ignore[method-assign]
     return got
 
@@ -115,18 +100,9 @@ def main() -> None:
     subprocess.run([sys.executable, __file__, "--src", args.src[0], "--child", args.src[0],
                     "--tasks", str(args.tasks), "--batches", batches, "--reps", "0"],
                    capture_output=True, check=True)
-    rounds: dict[str, list[tuple[float, float]]] = {src: [] for src in args.src}
-    for pair in range(args.pairs):
-        for src in args.src if pair % 2 == 0 else list(reversed(args.src)):
-            out = subprocess.run([sys.executable, __file__, "--src", src, "--child", src,
-                                  "--batches", batches, "--reps", str(args.reps),
-                                  "--per", str(args.per)],
-                                 capture_output=True, text=True, check=True).stdout
-            got = [(float(a), float(b)) for line in out.splitlines()
-                   if line.startswith("ROUND ") for a, b in [line.split()[1:3]]]
-            rounds[src] += got
-            print(f"  pair {pair + 1}, {src}: " + ", ".join(f"fold {a:.2f} write {b:.2f} us"
-                                                           for a, b in got), flush=True)
+    rounds = rounds_in_turn(__file__, args.src, args.pairs,
+                            ["--batches", batches, "--reps", str(args.reps), "--per",
+                             str(args.per)], lambda a, b: f"fold {a:.2f} write {b:.2f} us")
     print(f"the store writer's thread CPU per child, {args.tasks} no-op children on Dask "
           f"(medians of all rounds):")
     for src, got in rounds.items():
