@@ -4,8 +4,10 @@ taken in turn, the order swapped every pair."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
@@ -18,7 +20,16 @@ def warm_map(tasks: int, warm_up: int | None = None) -> Iterator[Callable[[], No
     """A function running the flow of ``tasks`` no-op children once, on a
     ``LocalCluster(n_workers=2, threads_per_worker=1)`` of processes, after a first map of
     ``warm_up`` (default ``tasks``). Imports labloom when called: after the caller put its
-    tree first on ``sys.path``."""
+    tree first on ``sys.path``. The run store in a folder of its own (removed at the end)
+    unless LABLOOM_HOME is set: never the user's."""
+    with tempfile.TemporaryDirectory(prefix="labloom-bench-") as home:
+        os.environ.setdefault("LABLOOM_HOME", home)
+        with _warm_map(tasks, warm_up) as run:
+            yield run
+
+
+@contextmanager
+def _warm_map(tasks: int, warm_up: int | None) -> Iterator[Callable[[], None]]:
     import distributed
 
     import labloom

@@ -54,7 +54,8 @@ def measure(path: str, reps: int, per: int) -> None:
     gc.collect()
     gc.freeze()  # what is loaded is not the writer's: not walked by each collection
     for _ in range(reps):
-        conn = Database(f"sqlite:///{tempfile.mkdtemp()}/labloom.db").connect()
+        folder = tempfile.TemporaryDirectory()
+        conn = Database(f"sqlite:///{folder.name}/labloom.db").connect()
         rec = SimpleNamespace(run_id=batches[0][0].run_id, host="h", pid=1, user="u",
                               target=None, log_cap=1000, log_counts={}, log_dropped={},
                               noted_escapes=False, moves_known=True, stale=False)
@@ -75,6 +76,7 @@ def measure(path: str, reps: int, per: int) -> None:
             fold += folded - began
             write += time.thread_time() - folded
         conn.close()
+        folder.cleanup()
         print(f"ROUND {fold / tasks * 1e6:.2f} {write / tasks * 1e6:.2f}", flush=True)
 
 
@@ -96,13 +98,14 @@ def main() -> None:
             with open(args.batches, "wb") as file:
                 pickle.dump(recorded_batches(args.tasks), file)
         return
-    batches = os.path.join(tempfile.mkdtemp(), "batches.pickle")
-    subprocess.run([sys.executable, __file__, "--src", args.src[0], "--child", args.src[0],
-                    "--tasks", str(args.tasks), "--batches", batches, "--reps", "0"],
-                   capture_output=True, check=True)
-    rounds = rounds_in_turn(__file__, args.src, args.pairs,
-                            ["--batches", batches, "--reps", str(args.reps), "--per",
-                             str(args.per)], lambda a, b: f"fold {a:.2f} write {b:.2f} us")
+    with tempfile.TemporaryDirectory() as folder:
+        batches = os.path.join(folder, "batches.pickle")
+        subprocess.run([sys.executable, __file__, "--src", args.src[0], "--child", args.src[0],
+                        "--tasks", str(args.tasks), "--batches", batches, "--reps", "0"],
+                       capture_output=True, check=True)
+        rounds = rounds_in_turn(__file__, args.src, args.pairs,
+                                ["--batches", batches, "--reps", str(args.reps), "--per",
+                                 str(args.per)], lambda a, b: f"fold {a:.2f} write {b:.2f} us")
     print(f"the store writer's thread CPU per child, {args.tasks} no-op children on Dask "
           f"(medians of all rounds):")
     for src, got in rounds.items():
