@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
+
+from noop_dask_map import rounds_in_turn, warm_map
 
 ROUNDS = 3
 
 
 def measure(tasks: int) -> None:
     """In this process (its tree first on ``sys.path``): a warm-up map, then ROUNDS timed."""
-    import distributed
-
-    import labloom
-    from labloom import flow, task
     from labloom.core import launching
 
     launch = [0.0]
@@ -37,24 +34,12 @@ def measure(tasks: int) -> None:
 
     launching.Launcher._launch_all = timed  # type: ignore[method-assign]
 
-    @task
-    def noop(x: int) -> int:
-        return x
-
-    @flow
-    def wide(n: int) -> None:
-        noop.map(range(n)).result()
-
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
-        executor = labloom.DaskExecutor(cluster=cluster)
-        wide.run(n=tasks, executor=executor).wait(300)
+    with warm_map(tasks) as run:
         for _ in range(ROUNDS):
             launch[0], cpu = 0.0, time.process_time()
-            wide.run(n=tasks, executor=executor).wait(300)
+            run()
             print(f"ROUND {(time.process_time() - cpu) / tasks * 1e6:.1f} "
                   f"{launch[0] / tasks * 1e6:.2f}")
-        executor.shutdown()
 
 
 def main() -> None:
@@ -68,17 +53,8 @@ def main() -> None:
         sys.path.insert(0, args.child)
         measure(args.tasks)
         return
-    rounds: dict[str, list[tuple[float, float]]] = {src: [] for src in args.src}
-    for pair in range(args.pairs):
-        for src in args.src if pair % 2 == 0 else list(reversed(args.src)):
-            out = subprocess.run([sys.executable, __file__, "--src", src, "--child", src,
-                                  "--tasks", str(args.tasks)],
-                                 capture_output=True, text=True, check=True).stdout
-            got = [(float(a), float(b)) for line in out.splitlines()
-                   if line.startswith("ROUND ") for a, b in [line.split()[1:3]]]
-            rounds[src] += got
-            print(f"  pair {pair + 1}, {src}: " + ", ".join(f"{a:.1f} us ({b:.2f} launching)"
-                                                           for a, b in got), flush=True)
+    rounds = rounds_in_turn(__file__, args.src, args.pairs, ["--tasks", str(args.tasks)],
+                            lambda a, b: f"{a:.1f} us ({b:.2f} launching)")
     print(f"{args.tasks} no-op children, warm, {ROUNDS} rounds per process (medians of all):")
     for src, got in rounds.items():
         print(f"  {src}: kernel CPU per child {statistics.median(a for a, _ in got):.1f} us, "

@@ -75,8 +75,7 @@ def write(conn: Conn, writes: Sequence[Sequence[Any]],
     for events in writes:
         rows = Rows()
         rec: Any = SimpleNamespace(moves_known=True, noted_escapes=False)
-        for event in events:
-            rows.add(rec, event)
+        rows.add_all(rec, events)  # as the writer folds a delivery's batch
         rows.finish()
         if statements is not None and conn.kind == "sqlite":
             conn.raw.set_trace_callback(statements.append)
@@ -181,3 +180,26 @@ def test_a_refused_move_costs_only_itself_and_the_task_run_row_stays(conn: Conn)
                         "/res/0.pkl", None), *good[1:N]]
     # The run's state rows after a refused one lose their links (``write_one_by_one``).
     assert [r[:5] for r in bad[N:]] == [r[:5] for r in good[N:]]
+
+
+def test_a_batch_folds_to_the_rows_of_its_events_one_by_one() -> None:
+    # A run's end in the middle of a batch: the states after it no longer say what they moved
+    # from (``Recorder.moves_known``), in the batch as one by one.
+    tail = [ev.RunFinished("one", State.FAILED, 90.0),
+            ev.StateChanged("one", "one.7", State.CANCELLED, 91.0, "late", 0,
+                            before=State.PENDING, node_id="n0")]
+    events = [*created("one"), *moved("one"), *tail]
+    single, batch = Rows(), Rows()
+    single_rec: Any = SimpleNamespace(moves_known=True, noted_escapes=False)
+    batch_rec: Any = SimpleNamespace(moves_known=True, noted_escapes=False)
+    for event in events:
+        single.add(single_rec, event)
+    batch.add_all(batch_rec, events)
+    single.finish(), batch.finish()
+    assert [t.rows for t in single.tables() if t is not single.logs] == \
+        [t.rows for t in batch.tables() if t is not batch.logs]
+    assert [r[4] for r in single.logs.rows] == [r[4] for r in batch.logs.rows]  # the note
+    assert batch.events == single.events == len(events)
+    assert batch.states.rows[-1] == ("one.7", "one", "Cancelled", 91.0, "late", 0, None, None)
+    assert batch.states.rows[N] == ("one.0", "one", "Running", 2.0, "", 1, "n0", "Pending")
+    assert batch.states.rows[0] == ("one.0", "one", "Pending", 1.0, "", 0, "n0", None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 ROWS = 128  # rows per statement at most
@@ -39,5 +40,5 @@ def many_rows(raw: Any, head: str, columns: int, rows: Sequence[Sequence[Any]],
         while size > len(rows) - start:
             size //= 2
         chunk = rows[start:start + size]
-        raw.execute(_statement(head, columns, size, tail), [v for row in chunk for v in row])
+        raw.execute(_statement(head, columns, size, tail), list(chain.from_iterable(chunk)))
         start += size

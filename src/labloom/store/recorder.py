@@ -72,7 +72,7 @@ class Recorder:
             return
         seq = self.writer.put(self, batch)
         # A replay delivered on the writer's own thread must not wait for that thread.
-        if any(isinstance(event, ev.RunFinished) for event in batch) and not self.writer.is_me():
+        if ev.RunFinished in map(type, batch) and not self.writer.is_me():
             self.writer.wait(seq, FINAL_WAIT)
 
     def room(self) -> int:

@@ -152,40 +152,56 @@ class Rows:
 
     # --- folding --------------------------------------------------------------------------
 
+    def add_all(self, rec: Recorder, batch: Sequence[ev.Event]) -> None:
+        """A batch of one run's events, in order. The hot path, a task run's creation and its
+        two or three state changes, unrolled here: a call per event, an ``isinstance`` chain
+        and the attribute reads cost a no-op map's writer 1.7 µs of its 4.7 per task run."""
+        self.events += len(batch)
+        recorders, states, runs = self.recorders, self.states.rows, self.states.runs
+        tasks, task_runs, new = self.tasks.rows, self.tasks.runs, self._new_tasks
+        moved, final = self._task_updates, _FINAL
+        for event in batch:
+            if type(event) is ev.StateChanged:
+                run_id, tr_id, to, at, message, attempt, traceback, worker, before, node = event
+                recorders[run_id] = rec
+                state = to._value_  # ``.value`` and an enum's hash are Python calls
+                if before is None or not rec.moves_known:
+                    node = was = None
+                else:
+                    was = before._value_
+                states.append((tr_id, run_id, state, at, message, attempt, node, was))
+                runs.append(run_id)
+                row = moved.get(tr_id)
+                if row is None:
+                    row = moved[tr_id] = [run_id, None, "", 0, None, None, "", None]
+                row[1], row[2], row[3] = state, message, attempt
+                if state == "Running" and row[4] is None:
+                    row[4] = at
+                row[5] = at if state in final else None
+                if traceback:
+                    row[6] = traceback
+                if worker:
+                    row[7] = worker
+            elif type(event) is ev.TaskRunCreated:
+                run_id, tr_id, node, at = event.run_id, event.task_run_id, event.node_id, event.time
+                recorders[run_id] = rec
+                new[tr_id] = len(tasks)
+                upstream = json.dumps(list(event.upstream)) if event.upstream else "[]"
+                tasks.append((tr_id, run_id, node, event.task_name, event.map_index, upstream,
+                              "Pending", at, None, None))
+                task_runs.append(run_id)
+                states.append((tr_id, run_id, "Pending", at, "", 0,
+                               node if rec.moves_known else None, None))
+                runs.append(run_id)
+            else:
+                recorders[event.run_id] = rec
+                self._add(rec, event)
+
     def add(self, rec: Recorder, event: ev.Event) -> None:
-        self.events += 1
-        self.recorders[event.run_id] = rec
-        if isinstance(event, ev.StateChanged):
-            # The hot path, three times per task run: states read as their text once
-            # (``_value_``: ``.value`` and an enum's hash are Python calls).
-            state, before, tr_id, run_id = event.state._value_, event.before, \
-                event.task_run_id, event.run_id
-            node, was = (None, None) if before is None or not rec.moves_known else (
-                event.node_id, before._value_)
-            self.states.rows.append((tr_id, run_id, state, event.time, event.message,
-                                     event.attempt, node, was))
-            self.states.runs.append(run_id)
-            row = self._task_updates.get(tr_id)
-            if row is None:
-                row = self._task_updates[tr_id] = [run_id, None, "", 0, None, None, "", None]
-            row[1], row[2], row[3] = state, event.message, event.attempt
-            if state == "Running" and row[4] is None:
-                row[4] = event.time
-            row[5] = event.time if state in _FINAL else None
-            if event.traceback:
-                row[6] = event.traceback
-            if event.worker:
-                row[7] = event.worker
-        elif isinstance(event, ev.TaskRunCreated):
-            self._new_tasks[event.task_run_id] = len(self.tasks.rows)
-            upstream = json.dumps(list(event.upstream)) if event.upstream else "[]"
-            self.tasks.add(event.run_id, (
-                event.task_run_id, event.run_id, event.node_id, event.task_name,
-                event.map_index, upstream, "Pending", event.time, None, None))
-            self.states.add(event.run_id, (event.task_run_id, event.run_id, "Pending",
-                                           event.time, "", 0,
-                                           event.node_id if rec.moves_known else None, None))
-        elif isinstance(event, ev.LogRecord):
+        self.add_all(rec, (event,))
+
+    def _add(self, rec: Recorder, event: ev.Event) -> None:
+        if isinstance(event, ev.LogRecord):
             self._log(rec, event)
         elif isinstance(event, ev.LogLinesDropped):
             rec.log_dropped[event.task_run_id] = event.dropped
@@ -255,8 +271,10 @@ class Rows:
     def finish(self) -> Rows:
         """The folded updates as rows, every text made storable (with a note per run)."""
         self._stretches = new_task_runs.split(self.tasks, self._task_updates, self.born)
+        updates, runs = self.updates.rows, self.updates.runs
         for tr_id, (run_id, s, m, a, st, en, tb, w) in self._task_updates.items():
-            self.updates.add(run_id, (s, m, a, st, en, tb, tb, w, tr_id))
+            updates.append((s, m, a, st, en, tb, tb, w, tr_id))
+            runs.append(run_id)
         for (run_id, who), (kept, cut) in self._cuts.items():
             self.cuts.add(run_id, (run_id, who, kept, cut))
         escaped = self.escaped

@@ -208,8 +208,7 @@ class Writer:
         for rec, batch in items:
             if rec.stale:  # its run is being written again from the start
                 continue
-            for event in batch:
-                rows.add(rec, event)
+            rows.add_all(rec, batch)
         self._open |= rows.opened
         self._open -= rows.closed
         return rows.finish()
