@@ -266,6 +266,39 @@ def test_a_batch_of_logging_calls_passes_a_block_once_all_its_task_runs_are_anno
                                                                   ("r.1", {"auc": 1})]
 
 
+def test_a_batch_of_logging_calls_waits_for_its_highest_task_run_in_any_order() -> None:
+    """The check looks at the batch's highest task run number once (``_announced_after``), not
+    at each call: the highest by number ("r.2500" over "r.9", which sorts after it as text),
+    wherever it is in the batch; an id outside the block makes it look at each call."""
+    width = 4 * ev.BLOCK_SLICE
+    late_child = ev.BLOCK_SLICE + 500  # not in the first slice
+
+    def make(i: int) -> ev.Event:
+        return ev.TaskRunCreated("r", f"r.{i}", "n", "one", i, (), 0.0)
+
+    def calls(*ids: str) -> ev.ExperimentCalls:
+        return ev.ExperimentCalls("r", list(ids), ["metric"] * len(ids), [{}] * len(ids),
+                                  [None] * len(ids), [1.0] * len(ids))
+
+    bus = ev.EventBus(history=False)
+    first = _NewsFirst(room=2 * ev.BLOCK_SLICE)
+    bus.subscribe(first, now=False)
+    bus.close()
+    bus.emit(ev.EventBlock(make, width, ev.numbered("r.", 0, width)))
+    early = calls("r.9", "r.10", "r.3")
+    by_text = calls("r.9", f"r.{late_child}", "r.1")
+    outside = calls(f"r.{10 * width}", "r.2", f"r.{late_child}")
+    for event in (early, by_text, outside):
+        bus.emit(event)
+    bus.flush()
+    order = [e for batch in first.batches for e in batch]
+    at = {id(e): i for i, e in enumerate(order)}
+    announced = {e.task_run_id: i for i, e in enumerate(order) if isinstance(e, ev.TaskRunCreated)}
+    assert at[id(early)] < ev.BLOCK_SLICE + 3  # with the first slice
+    assert at[id(by_text)] > announced[f"r.{late_child}"]
+    assert at[id(outside)] > announced[f"r.{late_child}"]
+
+
 def test_a_subscriber_may_set_its_own_delivery_interval() -> None:
     # The store's recorder asks for 10 ms (its writer writes along with the run, and a run's
     # end waits for what is left); others keep the bus's 50 ms.

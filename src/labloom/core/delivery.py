@@ -79,6 +79,21 @@ def numbered(prefix: str, first: int, count: int) -> Callable[[str], int | None]
     return index_of
 
 
+def _announced_after(index_of: Callable[[str], int | None], task_run_ids: list[str],
+                     end: int) -> bool:
+    """Whether one of ``task_run_ids`` is announced at ``end`` of the block or later. A task
+    run's id is its run's id, a dot and its number (``numbered``), so the highest number is
+    the longest id, then the greatest text: one ``index_of`` for a batch of logging calls,
+    not one per call (0.6 µs per map child logging once, issue 19). Only when that one is
+    not in the block (a number past it, an id of another shape) is each one looked at."""
+    if not task_run_ids:
+        return False
+    i = index_of(max(zip(map(len, task_run_ids), task_run_ids, strict=True))[1])
+    if i is not None:
+        return i >= end  # the block's highest here: the others come before it
+    return any((i := index_of(each)) is not None and i >= end for each in task_run_ids)
+
+
 class Delivery:
     """One subscriber's queue and pace: its own thread hands it what queued, in order, every
     ``FLUSH_INTERVAL`` seconds, so a slow subscriber only ever delays itself.

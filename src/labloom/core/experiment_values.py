@@ -103,7 +103,7 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
     Outside a task run (a task called as a plain function, a flow body) the checked values go
     nowhere, so tasks stay plain, testable functions.
     """
-    notes: list[str] = []
+    notes: list[str] | None = None  # made only for a cut string: most calls have none
     for name, value in values.items():
         # The common case first, without calls: a metric per map child is a hot path.
         if type(name) is not str or not name or len(name) > MAX_NAME or name.isspace():
@@ -115,12 +115,14 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
         if stored is not value:
             values[name] = stored  # the same keys: safe while iterating
         if note:
+            if notes is None:
+                notes = []
             notes.append(note)
     ctx = current_task()
     if ctx is None or not values:
         return
     when = time.time()
-    for note in notes:
+    for note in notes or ():
         ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
     sink = sink_for(ctx.run_id)
     if sink is not None:
@@ -157,7 +159,9 @@ def log_metrics(
 
     >>> log_metrics(auc=0.93, accuracy=0.88)
     """
-    record("metric", _own("metric", values, metrics), None if step is None else _check_step(step))
+    # Keywords only (the common call) are a dict of our own already: no ``_own`` call.
+    record("metric", metrics if values is None else _own("metric", values, metrics),
+           None if step is None else _check_step(step))
 
 
 def log_metric(name: str, value: Any, step: int | None = None) -> None:

@@ -116,8 +116,9 @@ _CURRENT: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
 )
 
 
-def current_task() -> TaskContext | None:
-    return _CURRENT.get()
+# The current task run's context, or None: the context variable's own ``get``, no Python
+# frame around it (every logging call reads it: a metric per map child is a hot path).
+current_task: Callable[[], TaskContext | None] = _CURRENT.get
 
 
 class _StreamProxy:
