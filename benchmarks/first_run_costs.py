@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 from pathlib import Path
 
 import task_runs_scale
@@ -42,17 +41,8 @@ labloom.store.attach = timed_attach
 def one_run():
     global base, last
     base, last, stop = {}, {}, threading.Event()
-
-    def sample():  # threads end with the run: keep each one's last reading
-        me = threading.get_native_id()
-        while True:
-            read_all(last, skip=me)
-            if stop.wait(0.01):
-                return
-
     read_all(base)
-    sampler = threading.Thread(target=sample, name="sampler", daemon=True)
-    sampler.start()
+    sampler = sampling(last, stop)
     attach_cpu[0] = 0.0
     faults, cpu = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
     run = wide.run(n=n, executor=ThreadExecutor(4))
@@ -78,9 +68,7 @@ def main() -> None:
     parser.add_argument("--src", type=Path, nargs="+", default=[SRC],
                         help="labloom src/ trees, alternating process by process")
     args = parser.parse_args()
-    pycache = tempfile.TemporaryDirectory()
-    for src in args.src:
-        task_runs_scale.measure(10, pycache.name, src)  # writes the bytecode
+    pycache = task_runs_scale.bytecode(args.src)
     results: dict[Path, list[dict]] = {src: [] for src in args.src}
     for repeat in range(args.repeats):
         for src in args.src[::-1] if repeat % 2 else args.src:

@@ -96,6 +96,15 @@ def measure(n: int, pycache: str, src: Path = SRC, child: str = CHILD,
     return result
 
 
+def bytecode(srcs: Sequence[Path], child: str = CHILD) -> tempfile.TemporaryDirectory[str]:
+    """The children's bytecode folder (keep it while measuring), written by a first small child
+    per tree, as after an install."""
+    pycache = tempfile.TemporaryDirectory()
+    for src in srcs:
+        measure(10, pycache.name, src, child)
+    return pycache
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
@@ -112,9 +121,7 @@ def main() -> None:
     # flat within 15% from the smallest size to the largest ("vs first").
     # CPU time (all the process's threads) beside: on a shared machine wall time is mostly the
     # others' load, CPU time much less so.
-    pycache = tempfile.TemporaryDirectory()
-    for src in args.src:
-        measure(10, pycache.name, src)  # writes the bytecode
+    pycache = bytecode(args.src)
     # Round-robin over the sizes (and trees, their order swapped each round), so that a drift
     # of the machine's speed (single fresh runs of one size spread by +-20% on a quiet VM)
     # falls on every size alike; medians per size.
