@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from task_runs_scale import SRC, measure, pairs
+from task_runs_scale import SRC, bytecode, measure, pairs
 
 CHILD = r"""
 import json, resource, sys, time
@@ -55,10 +54,8 @@ def main() -> None:
     parser.add_argument("--src", type=Path, nargs="+", default=[SRC],
                         help="labloom src/ trees, alternating run by run")
     args = parser.parse_args()
-    pycache = tempfile.TemporaryDirectory()
     child = CHILD.replace("int(sys.argv[2])", str(args.limit))
-    for src in args.src:
-        measure(10, pycache.name, src, child)  # writes the bytecode
+    pycache = bytecode(args.src, child)
     runs: dict[tuple[Path, int], list[dict[str, Any]]] = {
         (src, n): [] for src in args.src for n in args.n}
     for repeat in range(args.repeats):

@@ -7,8 +7,22 @@ memory (``ru_maxrss``) of that interpreter and that peak above the imports per t
     python3 benchmarks/task_runs_scale.py --sizes 1000 100000
     python3 benchmarks/task_runs_scale.py --sizes 1000 10000 100000 --repeats 5   # medians
     python3 benchmarks/task_runs_scale.py --src /other/src src --repeats 3   # trees alternating
+    python3 benchmarks/task_runs_scale.py --cases existing      # only the usual case
 
-Each child gets its own temporary LABLOOM_HOME; progress output is off. Compiled bytecode is
+Each child gets its own temporary LABLOOM_HOME; progress output is off. Three cases, each
+printed in its own table (``--cases`` picks; the first two by default):
+
+- "existing store" (what users have: a store is made once): before the measured child, another
+  process runs a flow of one task run in the same LABLOOM_HOME, so the store file, its schema
+  and WAL are there; the measured run still pays its process's first run (the store's modules
+  imported, a connection opened and its schema version read, the writer's and delivery's
+  threads started).
+- "new store": the measured run also makes the store (the file, WAL mode, every migration),
+  once per LABLOOM_HOME; until session 32 the only case measured, so older figures are these.
+- "second run": an existing store, and the measured run is its process's second, after one of
+  the same size (unmeasured): none of the first run's costs. "existing" minus "second" is what
+  a process's first run pays once.
+ Compiled bytecode is
 kept (in a temporary folder shared by the children, a first small child writing it), as after
 an install: with ``PYTHONDONTWRITEBYTECODE`` set, every fresh process compiled the store's
 modules inside its run, about 15 ms that counted at 1,000 task runs only.
@@ -44,6 +58,8 @@ CHILD = WIDE + r"""
 import json, resource, sys, time
 
 n = int(sys.argv[1])
+if sys.argv[2:] == ["second"]:  # the measured run is the process's second
+    wide.run(n=n, executor=ThreadExecutor(4))
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started, cpu = time.perf_counter(), time.process_time()
 run = wide.run(n=n, executor=ThreadExecutor(4))
@@ -58,18 +74,35 @@ print(json.dumps({"n": n, "seconds": elapsed, "cpu": cpu, "peak_mb": peak / 1024
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
+CASES = {"existing": "existing store", "new": "new store", "second": "second run"}
+
+
 def measure(n: int, pycache: str, src: Path = SRC, child: str = CHILD,
-            prefix: Sequence[str] = ()) -> dict[str, Any]:
+            prefix: Sequence[str] = (), case: str = "new") -> dict[str, Any]:
     """``child`` run with ``n`` in a fresh interpreter on ``src`` (under ``prefix``, a command
-    such as ``taskset -c 0``); its last line's JSON."""
+    such as ``taskset -c 0``); its last line's JSON. ``case``: one of ``CASES`` (the docstring
+    above); for "existing" and "second" another process made the store first."""
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0", PYTHONPYCACHEPREFIX=pycache,
                    PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        out = subprocess.run([*prefix, sys.executable, "-c", child, str(n)], env=env, check=True,
+        if case != "new":
+            subprocess.run([sys.executable, "-c", CHILD, "1"], env=env, check=True,
+                           capture_output=True)
+        out = subprocess.run([*prefix, sys.executable, "-c", child, str(n),
+                              *(["second"] if case == "second" else [])], env=env, check=True,
                              capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def bytecode(srcs: Sequence[Path], child: str = CHILD) -> tempfile.TemporaryDirectory[str]:
+    """The children's bytecode folder (keep it while measuring), written by a first small child
+    per tree, as after an install."""
+    pycache = tempfile.TemporaryDirectory()
+    for src in srcs:
+        measure(10, pycache.name, src, child)
+    return pycache
 
 
 def main() -> None:
@@ -80,30 +113,33 @@ def main() -> None:
     parser.add_argument("--src", type=Path, nargs="+", default=[SRC],
                         help="labloom src/ trees to measure, alternating run by run (a baseline "
                              "beside a change: the machine's load falls on both alike)")
+    parser.add_argument("--cases", choices=CASES, nargs="+", default=["existing", "new"],
+                        help="an existing store (made by another process first), a new one "
+                             "made by the measured run, a process's second run (the docstring)")
     args = parser.parse_args()
     # Issue 21's targets: a million task runs at most 400 MB peak, and the time per task run
     # flat within 15% from the smallest size to the largest ("vs first").
     # CPU time (all the process's threads) beside: on a shared machine wall time is mostly the
     # others' load, CPU time much less so.
-    pycache = tempfile.TemporaryDirectory()
-    for src in args.src:
-        measure(10, pycache.name, src)  # writes the bytecode
+    pycache = bytecode(args.src)
     # Round-robin over the sizes (and trees, their order swapped each round), so that a drift
     # of the machine's speed (single fresh runs of one size spread by +-20% on a quiet VM)
     # falls on every size alike; medians per size.
-    runs: dict[tuple[Path, int], list[dict[str, float]]] = {
-        (src, n): [] for src in args.src for n in args.sizes}
+    runs: dict[tuple[str, Path, int], list[dict[str, float]]] = {
+        (case, src, n): [] for case in args.cases for src in args.src for n in args.sizes}
     for repeat in range(args.repeats):
         for n in args.sizes:
-            for src in args.src[::-1] if repeat % 2 else args.src:
-                runs[src, n].append(measure(n, pycache.name, src))
-    for src in args.src:
-        if len(args.src) > 1:
-            print(src)
-        table(args.sizes, [runs[src, n] for n in args.sizes])
-    if len(args.src) == 2:
-        for n in args.sizes:
-            pairs(f"{n:,} task runs", *(runs[src, n] for src in args.src))
+            for case in args.cases:
+                for src in args.src[::-1] if repeat % 2 else args.src:
+                    runs[case, src, n].append(measure(n, pycache.name, src, case=case))
+    for case in args.cases:
+        for src in args.src:
+            print(CASES[case] + (f", {src}" if len(args.src) > 1 else ""))
+            table(args.sizes, [runs[case, src, n] for n in args.sizes])
+        if len(args.src) == 2:
+            for n in args.sizes:
+                pairs(f"{CASES[case]}, {n:,} task runs",
+                      *(runs[case, src, n] for src in args.src))
 
 
 def pairs(what: str, base: list[dict[str, float]], other: list[dict[str, float]]) -> None:

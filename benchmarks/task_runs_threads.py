@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import task_runs_scale
@@ -43,6 +42,18 @@ def read_all(into, skip=None):  # every thread's reading into ``into``, its name
         reading = read(tid) if tid != skip else None
         if reading:
             into[tid] = reading
+
+def sampling(last, stop):  # a started thread: threads end with the run, keep their last reading
+    def sample():
+        me = threading.get_native_id()
+        while True:
+            read_all(last, skip=me)
+            if stop.wait(0.01):
+                return
+
+    sampler = threading.Thread(target=sample, name="sampler", daemon=True)
+    sampler.start()
+    return sampler
 """
 GROUP = r"""
 groups = {}
@@ -61,18 +72,9 @@ import json, os, sys, threading, time
 """ + READ + r"""
 n = int(sys.argv[1])
 names, last, stop = {}, {}, threading.Event()
-
-def sample():  # threads end with the run: keep each one's last reading
-    me = threading.get_native_id()
-    while True:
-        read_all(last, skip=me)
-        if stop.wait(0.01):
-            return
-
 base = {}
 read_all(base)
-sampler = threading.Thread(target=sample, name="sampler", daemon=True)
-sampler.start()
+sampler = sampling(last, stop)
 started = time.perf_counter()
 run = wide.run(n=n, executor=ThreadExecutor(4))
 elapsed = time.perf_counter() - started
@@ -94,8 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     if not Path("/proc/self/task").is_dir():
         sys.exit("task_runs_threads.py reads /proc/self/task: Linux only")
-    pycache = tempfile.TemporaryDirectory()
-    measure(10, pycache.name, args.src)  # writes the bytecode
+    pycache = task_runs_scale.bytecode([args.src])
     print(f"{'task runs':>10} {'µs/run':>7}  per thread group: CPU µs per task run "
           "/ voluntary / involuntary switches per task run")
     for n in args.sizes:

@@ -23,7 +23,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     if not Path("/proc/self/task").is_dir():
         sys.exit("thread_contention.py reads /proc/self/task: Linux only")
-    pycache = tempfile.TemporaryDirectory()
-    for src in args.src:
-        task_runs_scale.measure(10, pycache.name, src)  # writes the bytecode
+    pycache = task_runs_scale.bytecode(args.src)
     print(f"{args.n:,} task runs on ThreadExecutor(4), store on; per run: µs per task run, "
           "then per thread group CPU µs / voluntary / involuntary switches per task run")
     runs: dict[tuple[str, Path], list[dict[str, Any]]] = {

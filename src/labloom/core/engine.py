@@ -33,7 +33,7 @@ from .secrets import recorded_parameters
 from .sinks import ExecutorSink, register_local_run, unregister_local_run
 from .states import State
 from .task_graph import TaskGraph
-from .task_runs import NO_KWARGS, TaskRun
+from .task_runs import TaskRun
 
 if TYPE_CHECKING:
     from .flows import Flow
@@ -410,7 +410,7 @@ class RunEngine:
         for tr in self.graph.task_runs:
             if tr.handle is not LAUNCHING:
                 tr.handle = None
-            tr.args, tr.kwargs = (), NO_KWARGS
+            tr.drop_inputs()
 
     def name_of(self, task_run_id: str | None) -> str:
         tr = self.graph.get(task_run_id or "")

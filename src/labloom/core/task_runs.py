@@ -257,6 +257,13 @@ class TaskRun:
         if value or self._rare is not None:
             self._more().kwargs = value
 
+    def drop_inputs(self) -> None:
+        """Inputs ``()`` and no keywords from now on. A map child's are not read from its map
+        first (``args = ()`` would: the run's release read every child's inputs to drop them)."""
+        self._args = ()
+        if self._rare is not None:
+            self._rare.kwargs = NO_KWARGS
+
     def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``(args, kwargs)``, read once."""
         if self._args is None:
