@@ -18,7 +18,7 @@ import pytest
 
 from labloom import State, ThreadExecutor, flow, task
 from labloom.executors.thread_pool import ThreadPool
-from store_helpers import env_for
+from store_helpers import env_for, wide
 
 
 def test_a_call_waiting_for_a_thread_holds_no_future() -> None:
@@ -99,15 +99,6 @@ def test_a_run_s_own_thread_executor_leaves_no_threads_behind_once_dropped(
     its own ``ThreadExecutor(4)`` left four idle threads for the life of the process, per run
     (a notebook re-running a cell gathered them by the dozen)."""
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
-
-    @task
-    def one(x: int) -> int:
-        return x
-
-    @flow
-    def wide(n: int) -> None:
-        one.map(range(n))
-
     before = set(threading.enumerate())
     for _ in range(3):
         run = wide.run(n=50, executor=ThreadExecutor(4))
