@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labloom import flow, task
+from labloom import ThreadExecutor, flow, task
 from labloom.core.results import result_path
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -75,3 +75,15 @@ def one(x: int) -> int:
 def wide(n: int) -> None:
     """``n`` no-op task runs of one map: what a store or memory test counts by the thousand."""
     one.map(range(n))
+
+
+class ThreadsWithLimiter(ThreadExecutor):
+    """Two task threads whose concurrency limits go through ``limiter`` (a test's own, or a
+    store's), as an executor's own limiter does (Dask's)."""
+
+    def __init__(self, limiter: Any) -> None:
+        super().__init__(2)
+        self._limiter = limiter
+
+    def limiter(self) -> Any:
+        return self._limiter

@@ -15,6 +15,7 @@ from cli_helpers import wait_for
 from labloom import State, ThreadExecutor, flow, task
 from labloom.store import concurrency_slots
 from labloom.store.concurrency_limiter import StoreLimiter
+from store_helpers import ThreadsWithLimiter
 
 
 @task(tags=["one-at-a-time"])
@@ -125,15 +126,6 @@ class _LateGiveBack(StoreLimiter):
         self.gave_back.set()
 
 
-class _LateThreads(ThreadExecutor):
-    def __init__(self, limiter: StoreLimiter) -> None:
-        super().__init__(2)
-        self._limiter = limiter
-
-    def limiter(self) -> StoreLimiter:
-        return self._limiter
-
-
 def test_a_retry_asks_for_its_slot_only_after_its_first_attempt_gave_it_back() -> None:
     # The first attempt's slot is given back by one thread (whichever applied its end) while
     # the retry timer's thread launches the retry. Asked meanwhile, the retry queued in the
@@ -154,7 +146,7 @@ def test_a_retry_asks_for_its_slot_only_after_its_first_attempt_gave_it_back() -
         return flaky()  # type: ignore[return-value]
 
     limiter = _LateGiveBack()
-    run = once.run(executor=_LateThreads(limiter), background=True)
+    run = once.run(executor=ThreadsWithLimiter(limiter), background=True)
     run.wait(20)
     assert run.state is State.COMPLETED, f"{run.state}: stalled on a slot given back late"
     assert run.result() == 2

@@ -8,7 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from labloom import State, ThreadExecutor, flow, task
+from labloom import State, flow, task
+from store_helpers import ThreadsWithLimiter
 
 
 class SlowLimiter:
@@ -33,15 +34,6 @@ class SlowLimiter:
             self.held.discard(holder)
 
 
-class LimitedThreads(ThreadExecutor):
-    def __init__(self, limiter: SlowLimiter) -> None:
-        super().__init__(2)
-        self._limiter = limiter
-
-    def limiter(self) -> SlowLimiter:
-        return self._limiter
-
-
 @task(tags=["db"])
 def query(x: int) -> int:
     return x
@@ -55,6 +47,6 @@ def queries(n: int) -> None:
 def test_a_finished_run_has_given_back_every_slot() -> None:
     limiter = SlowLimiter()
     for n in (1, 6):
-        run = queries.run(n=n, executor=LimitedThreads(limiter))
+        run = queries.run(n=n, executor=ThreadsWithLimiter(limiter))
         assert run.state is State.COMPLETED
         assert limiter.held == set(), f"slots still held after the run of {n}: {limiter.held}"
