@@ -468,6 +468,27 @@ def test_plain_progress_names_a_failed_child_and_sums_up_its_node_once() -> None
                      "Failed    sq[2]: boom"]
 
 
+def test_live_progress_counts_each_child_once_in_its_state_when_announced_again() -> None:
+    # State changes are counted by the state's value, inline (``ConsoleProgress.__call__``); a
+    # replay announces a task run again: it moves within its node, never counted twice.
+    out = io.StringIO()
+    progress = ConsoleProgress(out, live=True)
+    events: list[ev.Event] = [ev.NodeCreated("r", "n", "sq", "map", (), 1.0)]
+    events += [ev.TaskRunCreated("r", f"r.{i}", "n", "sq", i, (), 1.0) for i in range(4)]
+    events += [ev.StateChanged("r", f"r.{i}", State.RUNNING, 2.0) for i in range(4)]
+    events += [ev.StateChanged("r", "r.0", State.COMPLETED, 3.0),
+               ev.StateChanged("r", "r.1", State.FAILED, 3.0, "boom"),
+               ev.TaskRunCreated("r", "r.3", "n", "sq", 3, (), 1.0)]  # announced again: Pending
+    progress(events)
+    node = progress.nodes["n"]
+    assert node.count(State.RUNNING) == 1 and node.count(State.PENDING) == 1
+    assert node.count(State.COMPLETED) == 1 and node.count(State.FAILED) == 1
+    assert node.seen == 4 and node.final == 2 and not node.finished
+    assert "done, 1 running, 1 failed" in out.getvalue()  # the table drawn from those counts
+    progress([ev.StateChanged("r", f"r.{i}", State.COMPLETED, 4.0) for i in (2, 3)])
+    assert node.finished and node.count(State.COMPLETED, State.CACHED) == 3
+
+
 def test_a_run_let_go_drops_its_map_children_s_inputs_without_reading_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
