@@ -64,3 +64,14 @@ def test_state_changed_is_immutable_and_equal_only_to_its_own_kind() -> None:
     assert event != tuple(event) and event != ev.StateChanged("r", "r.1", State.FAILED, 1.0)
     assert pickle.loads(pickle.dumps(event)) == event
     assert event.node_id is None and event.worker == "" and event.before is State.PENDING
+
+
+def test_task_run_created_is_immutable_and_equal_only_to_its_own_kind() -> None:
+    # A tuple too (one is built per task run), compared as the dataclass it was.
+    event = ev.TaskRunCreated("r", "r.1", "n0", "sq", 1, ("r.0",), 1.0)
+    same = ev.TaskRunCreated("r", "r.1", "n0", "sq", 1, ("r.0",), 1.0)
+    with pytest.raises(AttributeError):
+        event.node_id = "n1"  # type: ignore[misc]
+    assert event == same and hash(event) == hash(same) and len({event, same}) == 1
+    assert event != tuple(event) and event != ev.TaskRunCreated("r", "r.1", "n0", "sq", 2, (), 1.0)
+    assert pickle.loads(pickle.dumps(event)) == event and event.cache_key is None

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from .delivery import BLOCK_SLICE as BLOCK_SLICE
 from .delivery import FLUSH_INTERVAL as FLUSH_INTERVAL
@@ -24,6 +24,8 @@ from .delivery import Delivery
 from .delivery import EventBlock as EventBlock
 from .delivery import numbered as numbered
 from .states import State
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,26 @@ class NodeCreated:
     time: float
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRunCreated:
+def _equal_to_its_own_kind(cls: type[T]) -> type[T]:
+    """A tuple event equal only to an event of its class with the same fields, as a
+    dataclass is, never to a plain tuple or another event's tuple."""
+    def __eq__(self: tuple[Any, ...], other: object) -> bool:
+        return type(other) is cls and tuple.__eq__(self, other)
+
+    def __ne__(self: tuple[Any, ...], other: object) -> bool:
+        return not self == other
+
+    cls.__eq__ = __eq__  # type: ignore[method-assign,assignment]
+    cls.__ne__ = __ne__  # type: ignore[method-assign,assignment]
+    cls.__hash__ = tuple.__hash__  # type: ignore[method-assign,assignment]
+    return cls
+
+
+@_equal_to_its_own_kind
+class TaskRunCreated(NamedTuple):
+    """A task run was made. A tuple, as ``StateChanged`` (see there): one is built per task
+    run, and a frozen dataclass's ``__init__`` cost 0.94 µs against 0.25 µs for the tuple."""
+
     run_id: str
     task_run_id: str
     node_id: str
@@ -64,6 +84,7 @@ class TaskRunCreated:
     cache_key: str | None = None
 
 
+@_equal_to_its_own_kind
 class StateChanged(NamedTuple):
     """A task run's new state. A tuple, not a frozen dataclass: two are built per task run
     (started, ended), and a frozen dataclass's ``__init__`` sets each of its ten fields through
@@ -86,15 +107,6 @@ class StateChanged(NamedTuple):
     # (``store/follow.py``); None when the sender does not know them (a replay).
     before: State | None = None
     node_id: str | None = None
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is StateChanged and tuple.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
 
 
 @dataclass(frozen=True)

@@ -183,12 +183,12 @@ class Rows:
                 if worker:
                     row[7] = worker
             elif type(event) is ev.TaskRunCreated:
-                run_id, tr_id, node, at = event.run_id, event.task_run_id, event.node_id, event.time
+                run_id, tr_id, node, name, index, ups, at, _ = event  # a tuple too
                 recorders[run_id] = rec
                 new[tr_id] = len(tasks)
-                upstream = json.dumps(list(event.upstream)) if event.upstream else "[]"
-                tasks.append((tr_id, run_id, node, event.task_name, event.map_index, upstream,
-                              "Pending", at, None, None))
+                upstream = json.dumps(list(ups)) if ups else "[]"
+                tasks.append((tr_id, run_id, node, name, index, upstream, "Pending", at, None,
+                              None))
                 task_runs.append(run_id)
                 states.append((tr_id, run_id, "Pending", at, "", 0,
                                node if rec.moves_known else None, None))
