@@ -11,6 +11,7 @@ kernel's CPU on a shared machine: nothing else of the kernel runs while it is ti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import pickle
@@ -44,12 +45,24 @@ def recorded_batches(tasks: int) -> list[list[Any]]:
     return got
 
 
+def portable(batches: list[list[Any]]) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Each event as its class's name and its fields: a tree whose event classes differ in
+    kind (a dataclass in one, a tuple in another) builds its own from them."""
+    def fields(event: Any) -> dict[str, Any]:
+        if hasattr(event, "_asdict"):
+            return dict(event._asdict())
+        return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    return [[(type(event).__name__, fields(event)) for event in batch] for batch in batches]
+
+
 def measure(path: str, reps: int, per: int) -> None:
+    from labloom.core import events
     from labloom.store.db import Database
     from labloom.store.rows import Rows
 
     with open(path, "rb") as file:
-        batches = pickle.load(file)
+        batches = [[getattr(events, name)(**fields) for name, fields in batch]
+                   for batch in pickle.load(file)]
     tasks = sum(type(e).__name__ == "TaskRunCreated" for batch in batches for e in batch)
     gc.collect()
     gc.freeze()  # what is loaded is not the writer's: not walked by each collection
@@ -96,7 +109,7 @@ def main() -> None:
             measure(args.batches, args.reps, args.per)
         else:
             with open(args.batches, "wb") as file:
-                pickle.dump(recorded_batches(args.tasks), file)
+                pickle.dump(portable(recorded_batches(args.tasks)), file)
         return
     with tempfile.TemporaryDirectory() as folder:
         batches = os.path.join(folder, "batches.pickle")
