@@ -10,19 +10,12 @@ by side in fresh processes, the order swapped every pair.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import io
-import os
 import pickle
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 
-from noop_dask_map import rounds_in_turn
-from store_writer_cpu import portable, recorded_batches
+from store_writer_cpu import recording_parser, replayed_in_turn, show_medians
 
 
 def measure(path: str, reps: int) -> None:
@@ -48,35 +41,12 @@ def measure(path: str, reps: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
-    parser.add_argument("--pairs", type=int, default=4)
-    parser.add_argument("--tasks", type=int, default=20000)
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--batches", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        sys.path.insert(0, args.child)
-        if args.reps:
-            measure(args.batches, args.reps)
-        else:
-            with open(args.batches, "wb") as file:
-                pickle.dump(portable(recorded_batches(args.tasks)), file)
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        batches = os.path.join(folder, "batches.pickle")
-        subprocess.run([sys.executable, __file__, "--src", args.src[0], "--child", args.src[0],
-                        "--tasks", str(args.tasks), "--batches", batches, "--reps", "0"],
-                       capture_output=True, check=True)
-        rounds = rounds_in_turn(__file__, args.src, args.pairs,
-                                ["--batches", batches, "--reps", str(args.reps)],
-                                lambda a, b: f"progress {a:.2f} events {b:.2f} us")
-    print(f"the terminal progress's thread CPU per child, {args.tasks} no-op children on Dask, "
-          f"and the events' making (medians of all rounds):")
-    for src, got in rounds.items():
-        print(f"  {src}: progress {statistics.median(a for a, _ in got):.2f} us, "
-              f"events made {statistics.median(b for _, b in got):.2f} us")
+    args = recording_parser(reps=5).parse_args()
+    rounds = replayed_in_turn(__file__, args, lambda: measure(args.batches, args.reps), [],
+                              lambda a, b: f"progress {a:.2f} events {b:.2f} us")
+    if rounds is not None:
+        show_medians(f"the terminal progress's thread CPU per child, {args.tasks} no-op children "
+                     "on Dask, and the events' making", rounds, "progress", "events made")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -93,37 +94,60 @@ def measure(path: str, reps: int, per: int) -> None:
         print(f"ROUND {fold / tasks * 1e6:.2f} {write / tasks * 1e6:.2f}", flush=True)
 
 
-def main() -> None:
+def recording_parser(reps: int) -> argparse.ArgumentParser:
+    """The options of a benchmark replaying a recorded map's batches (this one,
+    ``progress_cpu.py``)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=20000)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--per", type=int, default=2, help="batches per transaction")
+    parser.add_argument("--reps", type=int, default=reps)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--batches", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def replayed_in_turn(script: str, args: argparse.Namespace, measure: Callable[[], None],
+                     extra: list[str], shown: Callable[[float, float], str],
+                     ) -> dict[str, list[tuple[float, float]]] | None:
+    """In a ``--child`` process: ``measure`` (or, with ``--reps 0``, record the batches),
+    None. Else: the batches recorded once with the first tree, then each tree's ``script``
+    replaying them in turn (``rounds_in_turn``, ``extra`` its options): the rounds by tree."""
     if args.child:
         sys.path.insert(0, args.child)
         if args.reps:
-            measure(args.batches, args.reps, args.per)
+            measure()
         else:
             with open(args.batches, "wb") as file:
                 pickle.dump(portable(recorded_batches(args.tasks)), file)
-        return
+        return None
     with tempfile.TemporaryDirectory() as folder:
         batches = os.path.join(folder, "batches.pickle")
-        subprocess.run([sys.executable, __file__, "--src", args.src[0], "--child", args.src[0],
+        subprocess.run([sys.executable, script, "--src", args.src[0], "--child", args.src[0],
                         "--tasks", str(args.tasks), "--batches", batches, "--reps", "0"],
                        capture_output=True, check=True)
-        rounds = rounds_in_turn(__file__, args.src, args.pairs,
-                                ["--batches", batches, "--reps", str(args.reps), "--per",
-                                 str(args.per)], lambda a, b: f"fold {a:.2f} write {b:.2f} us")
-    print(f"the store writer's thread CPU per child, {args.tasks} no-op children on Dask "
-          f"(medians of all rounds):")
+        return rounds_in_turn(script, args.src, args.pairs,
+                              ["--batches", batches, "--reps", str(args.reps), *extra], shown)
+
+
+def main() -> None:
+    parser = recording_parser(reps=3)
+    parser.add_argument("--per", type=int, default=2, help="batches per transaction")
+    args = parser.parse_args()
+    rounds = replayed_in_turn(__file__, args, lambda: measure(args.batches, args.reps, args.per),
+                              ["--per", str(args.per)],
+                              lambda a, b: f"fold {a:.2f} write {b:.2f} us")
+    if rounds is not None:
+        show_medians(f"the store writer's thread CPU per child, {args.tasks} no-op children on "
+                     "Dask", rounds, "fold", "write")
+
+
+def show_medians(title: str, rounds: dict[str, list[tuple[float, float]]], first: str,
+                 second: str) -> None:
+    print(f"{title} (medians of all rounds):")
     for src, got in rounds.items():
-        print(f"  {src}: fold {statistics.median(a for a, _ in got):.2f} us, "
-              f"write {statistics.median(b for _, b in got):.2f} us")
+        print(f"  {src}: {first} {statistics.median(a for a, _ in got):.2f} us, "
+              f"{second} {statistics.median(b for _, b in got):.2f} us")
 
 
 if __name__ == "__main__":

@@ -447,12 +447,17 @@ def test_the_run_s_own_wait_is_not_woken_by_every_report() -> None:
     assert executor.turns <= elapsed / FINISH_PAUSE + 20, (executor.turns, elapsed)
 
 
+def _started_map(width: int) -> list[ev.Event]:
+    """A map "sq" of ``width`` children announced, each Running."""
+    events: list[ev.Event] = [ev.NodeCreated("r", "n", "sq", "map", (), 1.0)]
+    events += [ev.TaskRunCreated("r", f"r.{i}", "n", "sq", i, (), 1.0) for i in range(width)]
+    return events + [ev.StateChanged("r", f"r.{i}", State.RUNNING, 2.0) for i in range(width)]
+
+
 def test_plain_progress_names_a_failed_child_and_sums_up_its_node_once() -> None:
     out = io.StringIO()
     progress = ConsoleProgress(out, live=False)
-    events: list[ev.Event] = [ev.NodeCreated("r", "n", "sq", "map", (), 1.0)]
-    events += [ev.TaskRunCreated("r", f"r.{i}", "n", "sq", i, (), 1.0) for i in range(3)]
-    events += [ev.StateChanged("r", f"r.{i}", State.RUNNING, 2.0) for i in range(3)]
+    events = _started_map(3)
     events += [ev.StateChanged("r", "r.2", State.RETRYING, 3.0, "once"),
                ev.StateChanged("r", "r.2", State.RUNNING, 3.5),
                ev.StateChanged("r", "r.unknown", State.FAILED, 3.6, "not this run's"),
@@ -473,9 +478,7 @@ def test_live_progress_counts_each_child_once_in_its_state_when_announced_again(
     # replay announces a task run again: it moves within its node, never counted twice.
     out = io.StringIO()
     progress = ConsoleProgress(out, live=True)
-    events: list[ev.Event] = [ev.NodeCreated("r", "n", "sq", "map", (), 1.0)]
-    events += [ev.TaskRunCreated("r", f"r.{i}", "n", "sq", i, (), 1.0) for i in range(4)]
-    events += [ev.StateChanged("r", f"r.{i}", State.RUNNING, 2.0) for i in range(4)]
+    events = _started_map(4)
     events += [ev.StateChanged("r", "r.0", State.COMPLETED, 3.0),
                ev.StateChanged("r", "r.1", State.FAILED, 3.0, "boom"),
                ev.TaskRunCreated("r", "r.3", "n", "sq", 3, (), 1.0)]  # announced again: Pending
