@@ -209,7 +209,8 @@ class TaskGraph:
         if self.cancelled is not None:
             self.set_final(tr, State.CANCELLED, self.cancelled)
             return [tr]
-        blocked = [up for up in tr.upstream if up.bad and not tr.allows(up)]
+        blocked = [up for up in tr.upstream if up.bad and not tr.allows(up)] \
+            if tr.upstream else None  # most map children have none: no list made
         if blocked:
             culprits: list[TaskRun] = []
             for up in blocked:
@@ -257,13 +258,16 @@ class TaskGraph:
         self.task_runs.extend(itertools.islice(children, first, None))
         finished: Finished = []
         searched = bool(specs) or not holds_no_future(node)
-        for i in range(first, len(children)):
-            child = children[i]
-            links = specs[i - first][2] if specs else ()
-            deps = self.dependencies(child.inputs(), None) if searched else []
-            seen = {id(dep) for dep, _ in deps}
-            deps += [(dep, False) for dep in (*links, *node.wait_for) if id(dep) not in seen]
-            self._link(child, deps, announce=False)
+        if not searched and not node.wait_for:  # a map over a range or a list of numbers:
+            self.open += len(children) - first  # no upstream for any child (``_link`` of none)
+        else:
+            for i in range(first, len(children)):
+                child = children[i]
+                links = specs[i - first][2] if specs else ()
+                deps = self.dependencies(child.inputs(), None) if searched else []
+                seen = {id(dep) for dep, _ in deps}
+                deps += [(dep, False) for dep in (*links, *node.wait_for) if id(dep) not in seen]
+                self._link(child, deps, announce=False)
         # One block, made into events as each subscriber takes them; before any child's state.
         width, number = len(children) - first, node.batches[-1][1]
         self.owner.emit(ev.EventBlock(created_events(node, children, self.run_id), width,
