@@ -1,5 +1,5 @@
 """How logged params and metrics are stored (``store/logged_calls.py``, schema 15), on SQLite
-and PostgreSQL: a batch's calls as one msgpack row, or JSON where msgpack cannot hold a value
+and PostgreSQL: a batch's calls as one msgpack row (by column), or JSON where msgpack cannot hold a value
 exactly, every type coming back as logged; rows written by older labloom (one call a row, a
 JSON array of calls) read alongside in id order, also after a v14 store is upgraded; bytes
 labloom did not write are a clear error naming the row."""
@@ -159,9 +159,11 @@ def test_a_v14_store_upgrades_and_keeps_its_rows_readable(store_backend: str) ->
 
 @pytest.mark.parametrize(("odd", "why"), [
     (b"\xc1", "FormatError"),  # a byte msgpack never uses
-    (msgpack.packb([["a", "metric", {"x": 1.0}, None, 1.0]])[:-3], "incomplete"),
+    (msgpack.packb([["a"], ["metric"], [{"x": 1.0}], [None], [1.0]])[:-3], "incomplete"),
     (msgpack.packb([]) + b"\x01", "extra data"),
-    (msgpack.packb({"a": 1}), "not an array of calls"),
+    (msgpack.packb({"a": 1}), "not an array of five columns"),
+    (msgpack.packb([["a"], ["metric"], [{}], [None], []]), "shorter"),  # columns must agree
+    (msgpack.packb([["a"], ["metric"], [{}], [None], 1.0]), "not iterable"),
     (msgpack.packb([msgpack.ExtType(5, b"x")]), "extension type"),
     (b"\x91\xa2\xff\xfe", "utf-8"),  # an array of one string that is not UTF-8
     (None, "bytes-like"),

@@ -47,14 +47,14 @@ def encoded(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """A row as the writer writes it alone (``Rows.write_one_by_one``): one row holding the
     event's calls, as ``insert`` writes them."""
     run_id, event = row
-    return _stored_row(run_id, list(event.calls))
+    return _stored_row(run_id, event.columns)
 
 
-def _stored_row(run_id: str, calls: list[Any]) -> tuple[Any, ...]:
+def _stored_row(run_id: str, columns: Any) -> tuple[Any, ...]:
     from .logged_calls import stored  # msgpack: not on ``import labloom``
 
-    kind, data, packed = stored(calls)
-    return (run_id, "", kind, None, calls[0][4], data, packed)
+    kind, data, packed = stored(columns)
+    return (run_id, "", kind, None, columns[4][0], data, packed)
 
 
 _BATCH_SQL = (f"INSERT INTO experiment_values ({', '.join(COLUMNS)}) "
@@ -63,19 +63,21 @@ _BATCH_SQL = (f"INSERT INTO experiment_values ({', '.join(COLUMNS)}) "
 
 def insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
     """The writer's batch of calls, inside its transaction: per run, one row for each
-    ``CALLS_PER_ROW`` calls, encoded once in C (the calls' tuples as they are: nothing made
-    per call)."""
+    ``CALLS_PER_ROW`` calls, by column as the events hold them (nothing made per call),
+    encoded once in C."""
     if not rows:
         return
-    by_run: dict[str, list[Any]] = {}
+    by_run: dict[str, tuple[list[Any], ...]] = {}
     for run_id, event in rows:
         into = by_run.get(run_id)
         if into is None:
-            into = by_run[run_id] = []
-        into += event.calls  # (task run id, kind, values, step, time), the order stored
+            into = by_run[run_id] = ([], [], [], [], [])
+        for column, more in zip(into, event.columns, strict=True):
+            column += more  # in the order logged
     conn.executemany(_BATCH_SQL, [
-        _stored_row(run_id, calls[i : i + CALLS_PER_ROW])
-        for run_id, calls in by_run.items() for i in range(0, len(calls), CALLS_PER_ROW)
+        _stored_row(run_id, tuple(column[i : i + CALLS_PER_ROW] for column in columns))
+        for run_id, columns in by_run.items()
+        for i in range(0, len(columns[0]), CALLS_PER_ROW)
     ])
 
 

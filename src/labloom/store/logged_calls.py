@@ -3,9 +3,10 @@
 
 Three kinds of row, read alike and mixed in one run in id order:
 
-- ``packed`` (schema 15, what the writer writes): a batch's calls as one msgpack array in the
+- ``packed`` (schema 15, what the writer writes): a batch's calls by column, one msgpack array
+  ``[task_run_ids, kinds, values, steps, times]`` of five arrays of one item per call, in the
   ``packed`` column (SQLite BLOB, PostgreSQL BYTEA), ``data`` empty;
-- ``calls`` (schema 11): the same array as JSON text in ``data``. Still written for a batch
+- ``calls`` (schema 11): an array of the calls as JSON text in ``data``. Still written for a batch
   msgpack cannot hold exactly: an int beyond 64 bits (``OverflowError``), a string with a lone
   surrogate (``UnicodeEncodeError``). Python's JSON keeps both, and NaN and inf as
   ``NaN``/``Infinity``;
@@ -17,7 +18,10 @@ logged metric (issue 19's 1.10x target, benchmarks/README.md): turning floats in
 17,000 instructions of the 51,000 a logging child added. msgpack writes a float as its 8 bytes:
 2.4 µs a call as JSON, 0.25 as msgpack; reading, 1.7 µs and 0.43. It keeps what JSON kept: an
 int stays an int, 1.0 a float, bools, None, NaN, inf and -inf, unicode text; tuples come back as
-lists, as from JSON. msgpack is a dependency of distributed already.
+lists, as from JSON. msgpack is a dependency of distributed already. By column, as the
+writer's events hold them (``events.ExperimentCalls``): an array per call made a tuple per call
+to pack, which cost the writer as much again as msgpack itself in a process holding a big run
+(its garbage collector walking the heap); the readers make them instead.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 import msgpack
 
+from ..core import events as ev
 from ..core import experiments as ex
 from ..core.errors import StoreDataError
 
@@ -34,14 +39,14 @@ PACKED = "packed"
 CALLS = "calls"
 
 
-def stored(calls: list[Any]) -> tuple[str, str, bytes | None]:
-    """A batch's calls as a row holds them: (kind, data, packed)."""
+def stored(columns: ev.Columns) -> tuple[str, str, bytes | None]:
+    """A batch's calls, by column, as a row holds them: (kind, data, packed)."""
     try:
-        return PACKED, "", msgpack.packb(calls)
+        return PACKED, "", msgpack.packb(columns)
     except (OverflowError, UnicodeEncodeError):
         # No cycle check: values are numbers, bools, strings and None (``record``), and the
         # check's bookkeeping per tuple and dict was a third of the encoding.
-        return CALLS, json.dumps(calls, check_circular=False), None
+        return CALLS, json.dumps(list(zip(*columns, strict=True)), check_circular=False), None
 
 
 def _no_extension(code: int, data: bytes) -> Any:
@@ -52,9 +57,11 @@ def unpacked(packed: bytes, row_id: Any) -> list[ex.Logged]:
     """The calls of a ``packed`` row; ``StoreDataError`` for bytes labloom did not write."""
     try:
         # raw=False: strings must be valid UTF-8; strict_map_key: names must be strings.
-        calls = msgpack.unpackb(packed, raw=False, strict_map_key=True, ext_hook=_no_extension)
-        if type(calls) is not list:
-            raise ValueError(f"a {type(calls).__name__}, not an array of calls")
+        columns = msgpack.unpackb(packed, raw=False, strict_map_key=True,
+                                  ext_hook=_no_extension)
+        if type(columns) is not list or len(columns) != 5:
+            raise ValueError("not an array of five columns")
+        calls = list(zip(*columns, strict=True))
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         why = str(exc) or type(exc).__name__
         raise StoreDataError(
