@@ -85,8 +85,9 @@ def insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
 # read holds a snapshot for long (follow.py).
 PAGE = 500
 
-_READ = ("SELECT id, kind, task_run_id, step, time, data, packed FROM experiment_values "
-         "WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?")
+# A row as ``logged_calls.calls_of`` takes it.
+_ROWS = ("SELECT id, kind, task_run_id, step, time, data, packed FROM experiment_values "
+         "WHERE run_id = ?")
 
 
 def read_logged(store: RunStore, run_id: str, after: int = 0, limit: int = PAGE,
@@ -98,7 +99,8 @@ def read_logged(store: RunStore, run_id: str, after: int = 0, limit: int = PAGE,
 
     logged: list[ex.Logged] = []
     count, last = 0, after
-    for row in store.conn.execute(_READ, (run_id, after, limit)):
+    for row in store.conn.execute(f"{_ROWS} AND id > ? ORDER BY id LIMIT ?",
+                                  (run_id, after, limit)):
         logged += calls_of(*row)
         count, last = count + 1, row[0]
     return logged, int(last), count >= limit
@@ -163,8 +165,7 @@ def metric_points(store: RunStore, run_id: str, metric: str,
     points: list[dict[str, Any]] = []
     total = 0
     for row in store.conn.execute(
-        "SELECT id, kind, task_run_id, step, time, data, packed FROM experiment_values "
-        "WHERE run_id = ? AND kind IN ('metric', 'calls', 'packed') ORDER BY id", (run_id,)
+        f"{_ROWS} AND kind IN ('metric', 'calls', 'packed') ORDER BY id", (run_id,)
     ):
         kind, data, packed = row[1], row[5], row[6]
         if not (packed_key in (packed or b"") if kind == PACKED else text_key in data):
