@@ -2,12 +2,12 @@
 (``core/experiments.py``), for one run or across runs.
 
 The writer stores a batch's logging calls (``log_metrics(auc=..., loss=...)``,
-``@task(metrics=[...])``) of one run as one row: a msgpack array of the calls, each
-``[task_run_id, kind, values, step, time]`` (at most ``CALLS_PER_ROW`` calls a row, in the order
-logged), or JSON text where msgpack cannot hold a value exactly; ``logged_calls.py`` says how
-each kind of row holds them, those written by older labloom included, and why msgpack. The
-database never parses the values (SQLite's JSON before 3.42 and PostgreSQL's jsonb refuse NaN),
-it only stores them. One row per batch, not per call: the writer's cost per logged metric is
+``@task(metrics=[...])``) of one run as one row: the calls, each ``[task_run_id, kind, values,
+step, time]``, by column in one msgpack array (at most ``CALLS_PER_ROW`` calls a row, in the
+order logged), or as JSON text where msgpack cannot hold a value exactly; ``logged_calls.py``
+says how each kind of row holds them, those written by older labloom included, and why
+msgpack. The database never parses the values (SQLite's JSON before 3.42 and PostgreSQL's
+jsonb refuse NaN), it only stores them. One row per batch, not per call: the writer's cost per logged metric is
 what issue 19's 1.10x target is about (benchmarks/README.md): a row per call cost 6.4 to 7.7 µs
 of CPU a call (SQLite parsing the batch's JSON into rows, the index), a row per batch 3.1 to
 3.3 µs, and reading a run reads a few hundred rows rather than 200,000. The readers sort and
@@ -34,7 +34,7 @@ RECENT_RUNS = 20
 COLUMNS = ("run_id", "task_run_id", "kind", "step", "time", "data", "packed")
 
 
-CALLS_PER_ROW = 1000  # a row of ~90 KB (3 metrics a call): a first look reads a few rows
+CALLS_PER_ROW = 1000  # a row of ~65 KB (3 metrics a call): a first look reads a few rows
 
 
 def row_of(event: Any) -> tuple[Any, ...]:

@@ -246,11 +246,11 @@ CREATE INDEX concurrency_waiters_by_holder ON concurrency_waiters (holder, tag);
 CREATE INDEX concurrency_slots_by_holder ON concurrency_slots (holder)
 """
 
-# Version 15: experiment_values rows of kind "packed", a batch's logging calls as one msgpack
-# array in the new ``packed`` column (BLOB, BYTEA on PostgreSQL), ``data`` empty: writing JSON
-# text was the writer's largest cost per logged metric (``logged_calls.py``). Rows written
-# before stay as they are and read alongside; the version keeps an older labloom, which would
-# read a packed row's empty ``data``, from reading this store.
+# Version 15: experiment_values rows of kind "packed", a batch's logging calls by column as one
+# msgpack array in the new ``packed`` column (BLOB, BYTEA on PostgreSQL), ``data`` empty:
+# writing JSON text was the writer's largest cost per logged metric (``logged_calls.py``). Rows
+# written before stay as they are and read alongside; the version keeps an older labloom, which
+# would read a packed row's empty ``data``, from reading this store.
 _V15 = """
 ALTER TABLE experiment_values ADD COLUMN packed BLOB
 """
