@@ -181,7 +181,11 @@ def _snapshot_made(run_id: str, started: float) -> None:
         sizes = [store.conn.execute(
             f"SELECT sum(length(data)) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()[0]
             for table in ("experiment_values", "experiment_rows", "experiment_columns")]
-    print(f"  the run's snapshot written by the first server; logged values {sizes[0] / 1e6:.1f} MB, snapshot rows "
+        packed = store.conn.execute(  # msgpack (schema 15); JSON text in ``data`` before
+            "SELECT coalesce(sum(length(packed)), 0) FROM experiment_values WHERE run_id = ?",
+            (run_id,)).fetchone()[0]
+    print(f"  the run's snapshot written by the first server; logged values "
+          f"{(sizes[0] + packed) / 1e6:.1f} MB ({packed / 1e6:.1f} MB msgpack), snapshot rows "
           f"{sizes[1] / 1e6:.1f} MB + columns {sizes[2] / 1e6:.1f} MB of text", flush=True)
 
 

@@ -28,6 +28,7 @@ TREE = {
     "StoreVersionError": (),
     "StoreUnavailableError": (),
     "StoreUnreachableError": (),
+    "StoreDataError": (ValueError,),
     "DatabaseURLError": (ValueError,),
     "NotAllowedError": (PermissionError,),
     "ExperimentValueError": (ValueError,),

@@ -243,7 +243,7 @@ def test_a_batch_of_calls_is_one_row_and_rows_of_one_call_read_alongside(
         kinds = store.conn.execute(
             "SELECT kind, count(*) FROM experiment_values WHERE run_id = ? GROUP BY kind",
             (run.id,)).fetchall()
-        assert [kind for kind, _ in kinds] == ["calls"] and kinds[0][1] < 160
+        assert [kind for kind, _ in kinds] == ["packed"] and kinds[0][1] < 160
         # A row of one call, as stores written before kept every call.
         one = (run.id, f"{run.id}.0", "metric", 7, 1.5, json.dumps({"loss": float("nan")}))
         with store.conn.transaction():

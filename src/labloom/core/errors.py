@@ -17,6 +17,7 @@
     ├── StoreVersionError          the store was written by a newer labloom
     ├── StoreUnavailableError      the state folder cannot be made, or the store file is damaged
     │   └── StoreUnreachableError  the store's database server cannot be reached now
+    ├── StoreDataError             (also a ValueError) a row of the store cannot be read back
     ├── DatabaseURLError           (also a ValueError) a database URL labloom cannot use
     ├── NotAllowedError            (also a PermissionError) acting on another user's run
     ├── ExperimentValueError       (also a ValueError) a param or metric labloom cannot record
@@ -126,6 +127,11 @@ class StoreUnavailableError(LabloomError):
 class StoreUnreachableError(StoreUnavailableError):
     """The store's database server cannot be reached now (down, restarting, a network cut):
     passing, so the writer waits it out; a command stops with the message."""
+
+
+class StoreDataError(LabloomError, ValueError):
+    """A row of the store holds what this labloom cannot read back (damaged, or written by
+    another program); the message names the row."""
 
 
 class DatabaseURLError(LabloomError, ValueError):

@@ -148,10 +148,17 @@ class ExperimentValues:
         time), so readers take either event alike."""
         return ((self.task_run_id, self.kind, self.values, self.step, self.time),)
 
+    @property
+    def columns(self) -> Columns:
+        """This call as ``ExperimentCalls.columns`` gives a batch's."""
+        return [self.task_run_id], [self.kind], [self.values], [self.step], [self.time]
+
 
 # One logging call as a run keeps it, stored and read back in this order (``Logged`` in
 # ``experiments.py``): (task run id, kind, values by name, step, time).
 Call = tuple[str, str, dict[str, Any], int | None, float]
+# Calls by column, in that order: how the store packs a batch of them (``store/logged_calls.py``).
+Columns = tuple[list[str], list[str], list[dict[str, Any]], list[int | None], list[float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +181,11 @@ class ExperimentCalls:
         """Each call as (task run id, kind, values, step, time)."""
         return zip(self.task_run_ids, self.kinds, self.values, self.steps, self.times,
                    strict=True)
+
+    @property
+    def columns(self) -> Columns:
+        """The calls by column: (task run ids, kinds, values, steps, times)."""
+        return self.task_run_ids, self.kinds, self.values, self.steps, self.times
 
     def each(self) -> list[ExperimentValues]:
         return [ExperimentValues(self.run_id, task_run_id, when, kind, values, step)

@@ -2,19 +2,16 @@
 (``core/experiments.py``), for one run or across runs.
 
 The writer stores a batch's logging calls (``log_metrics(auc=..., loss=...)``,
-``@task(metrics=[...])``) of one run as one row of kind ``calls``: ``data`` is a JSON array of
-the calls, each ``[task_run_id, kind, values, step, time]`` with ``values`` a JSON object by
-name (at most ``CALLS_PER_ROW`` calls a row, in the order logged). A row written one call at a
-time (the writer's fallback when a batch is refused, and stores written before) holds one call:
-kind "param" or "metric", task run, step, time as columns and ``data`` its values. JSON keeps
-each value's type as logged (an int stays an int, 1.0 a float, True a bool, big ints exact) and
-Python's encoder writes NaN and inf as ``NaN``/``Infinity``, which it reads back; the database
-never parses ``data`` (SQLite's JSON before 3.42 and PostgreSQL's jsonb refuse NaN), it only
-stores and splices text. One row per batch, not per call: the writer's cost per logged metric
-is what issue 19's 1.10x target is about (benchmarks/README.md): a row per call cost 6.4 to
-7.7 µs of CPU a call (SQLite parsing the batch's JSON into rows, the index), a row per batch
-3.1 to 3.3 µs, and reading a run reads a few hundred rows rather than 200,000. The readers sort and page rows in
-Python (``core/experiments.page``; the server keeps a run's rows between pages,
+``@task(metrics=[...])``) of one run as one row: the calls, each ``[task_run_id, kind, values,
+step, time]``, by column in one msgpack array (at most ``CALLS_PER_ROW`` calls a row, in the
+order logged), or as JSON text where msgpack cannot hold a value exactly; ``logged_calls.py``
+says how each kind of row holds them, those written by older labloom included, and why
+msgpack. The database never parses the values (SQLite's JSON before 3.42 and PostgreSQL's
+jsonb refuse NaN), it only stores them. One row per batch, not per call: the writer's cost per logged metric is
+what issue 19's 1.10x target is about (benchmarks/README.md): a row per call cost 6.4 to 7.7 µs
+of CPU a call (SQLite parsing the batch's JSON into rows, the index), a row per batch 3.1 to
+3.3 µs, and reading a run reads a few hundred rows rather than 200,000. The readers sort and
+page rows in Python (``core/experiments.page``; the server keeps a run's rows between pages,
 ``server_extension/experiment_rows.py``).
 """
 
@@ -34,10 +31,10 @@ if TYPE_CHECKING:
 
 # Runs read across when none are named: the newest 20 (Python, the CLI and the REST API alike).
 RECENT_RUNS = 20
-COLUMNS = ("run_id", "task_run_id", "kind", "step", "time", "data")
+COLUMNS = ("run_id", "task_run_id", "kind", "step", "time", "data", "packed")
 
 
-CALLS_PER_ROW = 1000  # a row of ~60 KB at most: a first look reads a few rows, not all
+CALLS_PER_ROW = 1000  # a row of ~65 KB (3 metrics a call): a first look reads a few rows
 
 
 def row_of(event: Any) -> tuple[Any, ...]:
@@ -47,35 +44,40 @@ def row_of(event: Any) -> tuple[Any, ...]:
 
 
 def encoded(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A row as the writer writes it alone (``Rows.write_one_by_one``): one row of kind
-    ``calls`` holding the event's calls."""
+    """A row as the writer writes it alone (``Rows.write_one_by_one``): one row holding the
+    event's calls, as ``insert`` writes them."""
     run_id, event = row
-    calls = list(event.calls)
-    return (run_id, "", "calls", None, calls[0][4], json.dumps(calls, check_circular=False))
+    return _stored_row(run_id, event.columns)
 
 
-_COLUMNS = ", ".join(COLUMNS)
-_BATCH_SQL = (f"INSERT INTO experiment_values ({_COLUMNS}) "
-              "VALUES (?, '', 'calls', NULL, ?, ?)")
+def _stored_row(run_id: str, columns: Any) -> tuple[Any, ...]:
+    from .logged_calls import stored  # msgpack: not on ``import labloom``
+
+    kind, data, packed = stored(columns)
+    return (run_id, "", kind, None, columns[4][0], data, packed)
+
+
+_BATCH_SQL = (f"INSERT INTO experiment_values ({', '.join(COLUMNS)}) "
+              f"VALUES ({', '.join('?' * len(COLUMNS))})")
 
 
 def insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
     """The writer's batch of calls, inside its transaction: per run, one row for each
-    ``CALLS_PER_ROW`` calls, its data one JSON text encoded once in C (the calls' tuples as
-    they are: nothing made per call)."""
+    ``CALLS_PER_ROW`` calls, by column as the events hold them (nothing made per call),
+    encoded once in C."""
     if not rows:
         return
-    by_run: dict[str, list[Any]] = {}
+    by_run: dict[str, tuple[list[Any], ...]] = {}
     for run_id, event in rows:
         into = by_run.get(run_id)
         if into is None:
-            into = by_run[run_id] = []
-        into += event.calls  # (task run id, kind, values, step, time), the order stored
-    # No check for cycles: values are numbers, bools, strings and None (``record``), and the
-    # check's bookkeeping per tuple and dict was a third of the encoding.
+            into = by_run[run_id] = ([], [], [], [], [])
+        for column, more in zip(into, event.columns, strict=True):
+            column += more  # in the order logged
     conn.executemany(_BATCH_SQL, [
-        (run_id, calls[i][4], json.dumps(calls[i : i + CALLS_PER_ROW], check_circular=False))
-        for run_id, calls in by_run.items() for i in range(0, len(calls), CALLS_PER_ROW)
+        _stored_row(run_id, tuple(column[i : i + CALLS_PER_ROW] for column in columns))
+        for run_id, columns in by_run.items()
+        for i in range(0, len(columns[0]), CALLS_PER_ROW)
     ])
 
 
@@ -83,48 +85,25 @@ def insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
 # read holds a snapshot for long (follow.py).
 PAGE = 500
 
-# A call as JSON text, from a row of one call; a row of kind "calls" is spliced in as it is
-# (its array's text without the brackets). SQLite (3.40 here) has no ORDER BY inside
-# group_concat: its rows come in the order of the subquery, which is materialized in id order
-# for its LIMIT; PostgreSQL says it.
-_SQLITE_ITEM = (
-    "CASE WHEN kind = 'calls' THEN substr(data, 2, length(data) - 2) ELSE '[' || "
-    "json_quote(task_run_id) || ',' || json_quote(kind) || ',' || data || ',' || "
-    "coalesce(step, 'null') || ',' || coalesce(time, 'null') || ']' END"
-)
-_PG_ITEM = (
-    "CASE WHEN kind = 'calls' THEN substr(data, 2, length(data) - 2) ELSE '[' || "
-    "to_json(task_run_id)::text || ',' || to_json(kind)::text || ',' || data || ',' || "
-    "coalesce(step::text, 'null') || ',' || coalesce(time::text, 'null') || ']' END"
-)
-_SQLITE_READ = (
-    f"SELECT '[' || group_concat(item, ',') || ']', max(id), count(*) FROM (SELECT id, "
-    f"{_SQLITE_ITEM} AS item FROM experiment_values WHERE run_id = ? AND id > ? ORDER BY id "
-    "LIMIT ?)"
-)
-_PG_READ = (
-    f"SELECT '[' || string_agg(item, ',' ORDER BY id) || ']', max(id), count(*) FROM (SELECT "
-    f"id, {_PG_ITEM} AS item FROM experiment_values WHERE run_id = ? AND id > ? ORDER BY id "
-    "LIMIT ?) AS chunk"
-)
+# A row as ``logged_calls.calls_of`` takes it.
+_ROWS = ("SELECT id, kind, task_run_id, step, time, data, packed FROM experiment_values "
+         "WHERE run_id = ?")
 
 
 def read_logged(store: RunStore, run_id: str, after: int = 0, limit: int = PAGE,
                 ) -> tuple[list[ex.Logged], int, bool]:
     """The logging calls of up to ``limit`` rows of the run after the row ``after`` (rows are
     append-only, so an id is a cursor), in the order logged, the cursor after them, and
-    whether more rows may follow (``limit`` were read).
+    whether more rows may follow (``limit`` were read)."""
+    from .logged_calls import calls_of
 
-    The database writes the whole chunk as one JSON array and Python parses it in one call:
-    three times faster than a ``json.loads`` per row, and the values never go through SQL's
-    JSON functions, which refuse the NaN and Infinity Python's encoder writes (SQLite before
-    3.42, PostgreSQL's jsonb)."""
-    sql = _SQLITE_READ if store.conn.kind == "sqlite" else _PG_READ
-    text, last, count = store.conn.execute(sql, (run_id, after, limit)).fetchone()
-    if text is None:
-        return [], after, False
-    logged: list[ex.Logged] = json.loads(text)  # [task_run_id, kind, values, step, time] each
-    return logged, int(last), int(count) >= limit
+    logged: list[ex.Logged] = []
+    count, last = 0, after
+    for row in store.conn.execute(f"{_ROWS} AND id > ? ORDER BY id LIMIT ?",
+                                  (run_id, after, limit)):
+        logged += calls_of(*row)
+        count, last = count + 1, row[0]
+    return logged, int(last), count >= limit
 
 
 def _logged(store: RunStore, run_ids: list[str]) -> dict[str, list[ex.Logged]]:
@@ -177,19 +156,21 @@ def metric_points(store: RunStore, run_id: str, metric: str,
                   ) -> tuple[list[dict[str, Any]], int]:
     """Every logged value of ``metric`` in the run (a curve's points, with ``step``), in the
     order logged, long-form for a chart: (at most ``limit`` points, how many there are)."""
+    from .logged_calls import PACKED, calls_of
+
     wanted = set(task_run_ids) if task_run_ids else None
-    key = json.dumps(metric)  # as the name appears in a row's JSON: a cheap first filter
+    # The name as it appears in a row, a cheap first filter: JSON text, or its UTF-8 bytes in
+    # msgpack (surrogatepass: a name that cannot be UTF-8 is in no packed row).
+    text_key, packed_key = json.dumps(metric), metric.encode("utf-8", "surrogatepass")
     points: list[dict[str, Any]] = []
     total = 0
-    for kind, task_run_id, step, when, data in store.conn.execute(
-        "SELECT kind, task_run_id, step, time, data FROM experiment_values "
-        "WHERE run_id = ? AND kind IN ('metric', 'calls') ORDER BY id", (run_id,)
+    for row in store.conn.execute(
+        f"{_ROWS} AND kind IN ('metric', 'calls', 'packed') ORDER BY id", (run_id,)
     ):
-        if key not in data:
+        kind, data, packed = row[1], row[5], row[6]
+        if not (packed_key in (packed or b"") if kind == PACKED else text_key in data):
             continue
-        calls = (json.loads(data) if kind == "calls"
-                 else [[task_run_id, kind, json.loads(data), step, when]])
-        for task_run_id, kind, values, step, when in calls:
+        for task_run_id, kind, values, step, when in calls_of(*row):
             if (kind != "metric" or metric not in values
                     or (wanted is not None and task_run_id not in wanted)):
                 continue
