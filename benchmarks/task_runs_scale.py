@@ -78,10 +78,12 @@ CASES = {"existing": "existing store", "new": "new store", "second": "second run
 
 
 def measure(n: int, pycache: str, src: Path = SRC, child: str = CHILD,
-            prefix: Sequence[str] = (), case: str = "new") -> dict[str, Any]:
-    """``child`` run with ``n`` in a fresh interpreter on ``src`` (under ``prefix``, a command
-    such as ``taskset -c 0``); its last line's JSON. ``case``: one of ``CASES`` (the docstring
-    above); for "existing" and "second" another process made the store first."""
+            prefix: Sequence[str] = (), case: str = "new",
+            args: Sequence[str] = ()) -> dict[str, Any]:
+    """``child`` run with ``n`` (then ``args``) in a fresh interpreter on ``src`` (under
+    ``prefix``, a command such as ``taskset -c 0``); its last line's JSON. ``case``: one of
+    ``CASES`` (the docstring above); for "existing" and "second" another process made the
+    store first."""
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0", PYTHONPYCACHEPREFIX=pycache,
                    PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
@@ -89,7 +91,7 @@ def measure(n: int, pycache: str, src: Path = SRC, child: str = CHILD,
         if case != "new":
             subprocess.run([sys.executable, "-c", CHILD, "1"], env=env, check=True,
                            capture_output=True)
-        out = subprocess.run([*prefix, sys.executable, "-c", child, str(n),
+        out = subprocess.run([*prefix, sys.executable, "-c", child, str(n), *args,
                               *(["second"] if case == "second" else [])], env=env, check=True,
                              capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import StoreUnavailableError
-from . import access
 from .db import Conn, Database, get_database, is_transient
 
 log = logging.getLogger("labloom")
@@ -39,6 +38,8 @@ def request_cancel(run_id: str, reason: str = DEFAULT_REASON, path: Path | None 
     Raises ``KeyError`` for an unknown run, ``NotCancellable`` for a run that has ended and
     ``NotAllowedError`` for another user's run (unless this user is an admin).
     """
+    from . import access  # here: a run's process (the watcher) never needs it
+
     conn = _database(path).connect()
     try:
         row = conn.execute(

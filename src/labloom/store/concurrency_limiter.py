@@ -1,6 +1,7 @@
-"""Concurrency limits for every executor: the ``Limiter`` protocol, ``StoreLimiter`` (slots
-counted in the store, shared by every process and host using it, granted in arrival order) and
-``Chained`` (the store first, then a Dask cluster's own semaphore; see ``executors/dask.py``).
+"""Concurrency limits for every executor (``Limiter``, the protocol, is ``core/hooks.py``'s):
+``StoreLimiter`` (slots counted in the store, shared by every process and host using it,
+granted in arrival order) and ``Chained`` (the store first, then a Dask cluster's own
+semaphore; see ``executors/dask.py``).
 
 Grants to a waiting task run are handed out by a small thread of their own, because the engine
 releases a slot while holding its run's lock and the grant takes another run's lock.
@@ -11,7 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..core.hooks import Limiter
 
 _Waiter = tuple[dict[str, int], str, Callable[[], None]]  # limits, holder, granted
 
@@ -22,14 +26,6 @@ def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         logging.getLogger("labloom").warning("%s", message)
-
-
-class Limiter(Protocol):
-    def acquire(self, tags: frozenset[str], holder: str, granted: Callable[[], None]) -> bool:
-        """True when ``holder`` may start now; else ``granted()`` is called later."""
-        ...
-
-    def release(self, tags: frozenset[str], holder: str) -> None: ...
 
 
 class StoreLimiter:
