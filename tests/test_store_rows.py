@@ -4,7 +4,6 @@ a row the database refuses still costs only itself. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +12,6 @@ import pytest
 
 from labloom import State
 from labloom.core import events as ev
-from labloom.store import follow, open_store
 from labloom.store.db import Conn, get_database
 from labloom.store.rows import Rows
 
@@ -184,46 +182,6 @@ def test_a_refused_move_costs_only_itself_and_the_task_run_row_stays(conn: Conn)
     assert [r[:5] for r in bad[N:]] == [r[:5] for r in good[N:]]
 
 
-def test_a_task_run_started_and_ended_in_one_write_reads_as_when_each_event_was_one(
-    conn: Conn,
-) -> None:
-    # Its Running row is left out (``implied_states``): a reader sees what it saw when every
-    # state had its row: the task runs, each one's history, the counts and moves a view reads.
-    assert write(conn, [[*created("one"), *moved("one")]]) == []
-    assert write(conn, [[event] for event in [*created("two"), *moved("two")]]) == []
-    one, two = stored(conn, "one"), stored(conn, "two")
-    assert one[:N] == two[:N]  # the task runs' rows
-    rows_of = [r for r in one[N:] if len(r) == 7], [r for r in two[N:] if len(r) == 7]
-    ended_at_once = N // 4  # completed: started and ended in the write
-    assert len(rows_of[0]) == len(rows_of[1]) - ended_at_once
-    assert ("R.0", "Completed", 3.0, "", 1, "n0", "Pending") in rows_of[0]
-    with open_store() as store:
-        def read(run: str) -> list[Any]:
-            return [(t.id.replace(f"{run}.", "R."), t.state, t.started, t.history)
-                    for t in store.task_runs(run, history=True)]
-
-        assert read("one") == read("two")
-        (first,) = [t for t in read("one") if t[0] == "R.0"]
-        assert [h["state"] for h in first[3]] == ["Pending", "Running", "Completed"]
-        assert first[3][1] == {"state": "Running", "time": 2.0, "message": "", "attempt": 1}
-        (retried,) = [t for t in read("one") if t[0] == "R.1"]
-        assert [h["state"] for h in retried[3]] == ["Pending", "Running", "Retrying", "Failed"]
-
-        def counted(run: str) -> tuple[list[Any], Counter[Any]]:
-            _, counts = follow.node_counts(store, run)
-            _, moves = follow.node_moves(store, run, 0)
-            net: Counter[Any] = Counter()
-            for node, _, _, state, before, n in moves:
-                net[(node, state)] += n
-                if before is not None:
-                    net[(node, before)] -= n
-            return sorted(counts), +net
-
-        assert counted("one") == counted("two")
-        assert counted("one")[1] == Counter({("n0", "Completed"): 20, ("n0", "Failed"): 20,
-                                             ("n0", "Pending"): 20, ("n0", "Cancelled"): 20})
-
-
 def test_a_batch_folds_to_the_rows_of_its_events_one_by_one() -> None:
     # A run's end in the middle of a batch: the states after it no longer say what they moved
     # from (``Recorder.moves_known``), in the batch as one by one.
@@ -243,10 +201,5 @@ def test_a_batch_folds_to_the_rows_of_its_events_one_by_one() -> None:
     assert [r[4] for r in single.logs.rows] == [r[4] for r in batch.logs.rows]  # the note
     assert batch.events == single.events == len(events)
     assert batch.states.rows[-1] == ("one.7", "one", "Cancelled", 91.0, "late", 0, None, None)
-    # Started and ended in one write: its end in its start's place, moved from Pending
-    # (``implied_states``); a start followed by a retry keeps its row.
-    assert batch.states.rows[N] == ("one.0", "one", "Completed", 3.0, "", 1, "n0", "Pending")
-    assert batch.states.rows[N + 1] == ("one.1", "one", "Running", 3.0, "", 1, "n0", "Pending")
-    assert not [r for r in batch.states.rows if r[2] == "Running" and interleaved(int(r[0][4:]))
-                == 0]
+    assert batch.states.rows[N] == ("one.0", "one", "Running", 2.0, "", 1, "n0", "Pending")
     assert batch.states.rows[0] == ("one.0", "one", "Pending", 1.0, "", 0, "n0", None)

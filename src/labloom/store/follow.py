@@ -2,20 +2,18 @@
 runs that are going on: the server extension's run tabs and runs list).
 
 Every state a task run takes is appended to ``task_states`` (its first, Pending, in the same
-transaction as the task run's own row; a Running that began and ended within one transaction
-is left out, its end saying it moved from Pending: ``implied_states.py``) and nothing there is
-ever updated or deleted, so a row's ``rowid`` is a cursor: the rows after it are everything
-that changed since. A view counts a run's task runs by graph node and state once
-(``node_counts``, one grouped statement that also takes the cursor, so both are of one
-snapshot), then asks only how the task runs that changed after its cursor moved between states
-(``node_moves``): counted in SQL, by node, so following a running run costs about a
-microsecond of the database per state row and a few rows per node for Python, never a row per
-task run (each state row says its task run's node and state before, schema version 12, so that
-count is one grouped read of a range of rows; rows written without them are counted per task
-run, the way before). Task runs themselves are read a page at a time, on demand
-(``task_runs_after``, ``node_task_runs``). Each read is one statement over a bounded range, so
-no read holds a snapshot for long: a long read transaction keeps SQLite from checkpointing the
-WAL the run's writer is filling.
+transaction as the task run's own row) and nothing there is ever updated or deleted, so a row's
+``rowid`` is a cursor: the rows after it are everything that changed since. A view counts a
+run's task runs by graph node and state once (``node_counts``, one grouped statement that also
+takes the cursor, so both are of one snapshot), then asks only how the task runs that changed
+after its cursor moved between states (``node_moves``): counted in SQL, by node, so following a
+running run costs about a microsecond of the database per state row and a few rows per node
+for Python, never a row per task run (each state row says its task run's node and state
+before, schema version 12, so that count is one grouped read of a range of rows; rows written
+without them are counted per task run, the way before). Task runs themselves are read a page
+at a time, on demand (``task_runs_after``, ``node_task_runs``). Each read is one statement
+over a bounded range, so no read holds a snapshot for long: a long read transaction keeps
+SQLite from checkpointing the WAL the run's writer is filling.
 
 Why ``rowid`` order is commit order here: one run's rows are written by one writer thread, one
 transaction after another (``writer.py``), so a row of the run that a reader has not seen yet

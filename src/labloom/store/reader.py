@@ -19,7 +19,6 @@ from typing import Any
 from ..core.run_logs import named
 from .db import Conn, get_database, is_transient
 from .home import host_name, pid_alive
-from .implied_states import history_entries
 from .settings import heartbeat_timeout
 
 _OPEN_STATES = ("Pending", "Running")
@@ -262,12 +261,14 @@ class RunStore:
         tasks = [_task(row) for row in rows]
         if history:
             by_id = {task.id: task for task in tasks}
-            for tr_id, *row in self.conn.execute(
-                "SELECT task_run_id, state, time, message, attempt, before_state FROM "
-                "task_states WHERE run_id = ? ORDER BY rowid", (run_id,)
+            for tr_id, state, when, message, attempt in self.conn.execute(
+                "SELECT task_run_id, state, time, message, attempt FROM task_states "
+                "WHERE run_id = ? ORDER BY rowid", (run_id,)
             ):
-                if (tr := by_id.get(tr_id)) is not None:  # with a Running the writer left out
-                    tr.history += history_entries(row, tr.started)
+                if tr_id in by_id:
+                    by_id[tr_id].history.append(
+                        {"state": state, "time": when, "message": message, "attempt": attempt}
+                    )
         return tasks
 
     def logs(self, run_id: str, task: str | None = None) -> tuple[list[LogEntry], list[LogCut]]:

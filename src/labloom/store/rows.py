@@ -134,9 +134,6 @@ class Rows:
         # goes into its row instead of an UPDATE of its own (a map child is keyed at launch).
         self._new_tasks: dict[str, int] = {}
         self._stretches: new_task_runs.Stretches = []
-        # Task runs whose first start is in this write, and where its state row is: their end
-        # in the same write takes its place (``implied_states``).
-        self._starts: dict[str, int] = {}
         self.recorders: dict[str, Recorder] = {}
         self.escaped: dict[str, set[str]] = {}  # run id -> what of it was escaped
         self.opened: set[str] = set()
@@ -162,7 +159,7 @@ class Rows:
         self.events += len(batch)
         recorders, states, runs = self.recorders, self.states.rows, self.states.runs
         tasks, task_runs, new = self.tasks.rows, self.tasks.runs, self._new_tasks
-        moved, final, starts = self._task_updates, _FINAL, self._starts
+        moved, final = self._task_updates, _FINAL
         for event in batch:
             if type(event) is ev.StateChanged:
                 run_id, tr_id, to, at, message, attempt, traceback, worker, before, node = event
@@ -172,16 +169,8 @@ class Rows:
                     node = was = None
                 else:
                     was = before._value_
-                first = starts.pop(tr_id, None)
-                if first is not None and was == "Running" and state in final:
-                    # Started and ended in this write: the end's row in the start's place,
-                    # moved from Pending (``implied_states``).
-                    states[first] = (tr_id, run_id, state, at, message, attempt, node, "Pending")
-                else:
-                    if was == "Pending" and state == "Running" and not message:
-                        starts[tr_id] = len(states)
-                    states.append((tr_id, run_id, state, at, message, attempt, node, was))
-                    runs.append(run_id)
+                states.append((tr_id, run_id, state, at, message, attempt, node, was))
+                runs.append(run_id)
                 row = moved.get(tr_id)
                 if row is None:
                     row = moved[tr_id] = [run_id, None, "", 0, None, None, "", None]
