@@ -65,6 +65,18 @@ def test_runs_show_logs_and_retry_after_a_fix(tmp_path: Path) -> None:
     states = {t["name"]: t["state"] for t in shown["task_runs"]}
     assert states == {"prepare": "Completed", "fit": "Failed", "side": "Completed",
                       "report": "UpstreamFailed"}
+    # Each state it was in, with the Running the store may leave out put back at its start
+    # (``store/implied_states.py``), whether or not its start and end were in one write.
+    histories = {t["name"]: [(h["state"], h["time"]) for h in t["history"]]
+                 for t in shown["task_runs"]}
+    for t in shown["task_runs"]:
+        ran = t["started"] is not None
+        assert histories[t["name"]] == [
+            ("Pending", histories[t["name"]][0][1]),
+            *([("Running", t["started"])] if ran else []),
+            (t["state"], t["ended"]),
+        ], t
+    assert [t["name"] for t in shown["task_runs"] if t["started"] is None] == ["report"]
     text = cli(home, "show", run["id"]).stdout
     assert "RuntimeError: bad fit" in text and "UpstreamFailed" in text
 
