@@ -24,6 +24,7 @@ from .hooks import Limiter, hooks
 from .inbox import Inbox
 from .logs import prints_shown_elsewhere
 from .results import ResultPlanner
+from .state_blocks import Change, set_states
 from .states import State
 from .task_runs import TaskRun
 
@@ -333,6 +334,9 @@ class Launcher:
         settled together (in order: the first's consequences first, as one by one)."""
         graph, settled, finished = self.engine.graph, self.executor.settled, self.results.finished
         ended: Finished = []
+        # The usual end, set together after the loop (``state_blocks``): a cached child's
+        # event may go before an earlier child's, never before its own start; settled in order.
+        completed: list[Change] = []
         for tr, attempt, started, when in items:
             if tr.done or attempt != tr.attempts:
                 continue  # cancelled meanwhile, or a superseded attempt
@@ -343,8 +347,12 @@ class Launcher:
                 tr.started = started
             tr.handle = settled(tr.handle)
             state, note = finished(tr)
-            graph.set_final(tr, state, note, when=when or None)
+            if state is State.COMPLETED and not note:
+                completed.append((tr, tr.id, when or time.time()))
+            else:
+                graph.set_final(tr, state, note, when=when or None)
             ended.append(tr)
+        set_states(graph, completed, State.COMPLETED, final=True)
         ended.reverse()  # ``settle`` takes the last first
         graph.settle(ended)
 
