@@ -1,8 +1,10 @@
 """The engine's work per child in the Dask event dispatcher's thread, without Dask: a
 20,000-child no-op map on an executor that only records its calls, their starts and returns
 then reported in chunks of 100 from one thread once all are submitted, as ``Dispatcher._route`` (``started_all``) and
-``report_chunk`` (``report_returned``) report them. That thread's CPU per child (medians of
-``--rounds`` warm maps per process), trees side by side, in turn.
+``report_chunk`` (``report_returned``) report them. That thread's CPU per child, and the main
+thread's for the map's expansion and launch (medians of ``--rounds`` warm maps per process),
+trees side by side, in turn. ``LABLOOM_STORE=0 LABLOOM_PROGRESS=0`` leave the engine alone in
+the process; ``NO_GC=1`` keeps the collector (run in whichever thread allocates) out.
 
     python benchmarks/dispatcher_cpu.py --src /work/main/src src [--pairs 3]
 """
@@ -78,9 +80,14 @@ def measure(tasks: int, rounds: int) -> None:
     def noop(x: int) -> int:
         return x
 
+    launch = [0.0]
+
     @flow
     def wide(n: int) -> None:
-        noop.map(range(n)).result()
+        began = time.thread_time()
+        futures = noop.map(range(n))  # expanded and launched here: nothing ends meanwhile
+        launch[0] = time.thread_time() - began
+        futures.result()
 
     if os.environ.get("NO_GC"):
         import gc
@@ -92,7 +99,7 @@ def measure(tasks: int, rounds: int) -> None:
     for _ in range(rounds):
         cpu[0] = 0.0
         wide.run(n=tasks, executor=executor).wait(300)
-        print(f"ROUND {cpu[0] / tasks * 1e6:.3f} 0", flush=True)
+        print(f"ROUND {cpu[0] / tasks * 1e6:.3f} {launch[0] / tasks * 1e6:.3f}", flush=True)
     chunks.put(None)
 
 
@@ -112,11 +119,13 @@ def main() -> None:
         return
     rounds = rounds_in_turn(__file__, args.src, args.pairs,
                             ["--rounds", str(args.rounds), "--tasks", str(args.tasks)],
-                            lambda a, _: f"{a:.2f}")
+                            lambda a, b: f"{a:.2f}/{b:.2f}")
     for tree, got in rounds.items():
-        print(f"{tree}: median {statistics.median(a for a, _ in got):.2f} us per child "
-              f"(dispatcher's thread CPU, {len(got)} rounds; range "
-              f"{min(a for a, _ in got):.2f}-{max(a for a, _ in got):.2f})")
+        for part, name in ((0, "the reports (dispatcher's thread)"),
+                           (1, "the map's expansion and launch (main thread)")):
+            values = [r[part] for r in got]
+            print(f"{tree}: {name}: median {statistics.median(values):.2f} us per child "
+                  f"({len(got)} rounds; range {min(values):.2f}-{max(values):.2f})")
 
 
 if __name__ == "__main__":

@@ -284,11 +284,15 @@ class Launcher:
             batch_size = task.batch_size
             group: list[tuple[TaskRun, int]] = []
             calls: list[Submission] = []
+            # What the task's calls share, read once (each a property, a map's 20,000 calls).
+            fn, run_id, timeout, log_prints = task.fn, self.engine.id, task.timeout, \
+                task.log_prints
+            records = bool(task.params or task.metrics)  # else ``recording_for`` says None
             for tr, attempt, args, kwargs in runs:
-                call = TaskCall(task.fn, tr.name, self.engine.id, tr.id, attempt, task.timeout,
-                                task.log_prints,
+                call = TaskCall(fn, tr.name, run_id, tr.id, attempt, timeout, log_prints,
                                 batch_size=batch_size if tr.map_index is not None else None,
-                                echo=echo, record=recording_for(tr, args, kwargs))
+                                echo=echo,
+                                record=recording_for(tr, args, kwargs) if records else None)
                 try:
                     args, kwargs = self.results.prepare(tr, call, args, kwargs)
                 except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
