@@ -94,6 +94,77 @@ def test_holding_is_released_on_an_error_and_other_threads_are_not_held() -> Non
     assert got[-1] == _changed(2)
 
 
+def test_a_blocks_starts_and_returns_change_each_child_as_one_by_one(tmp_path, monkeypatch) -> None:
+    """``TaskGraph.set_states`` (a chunk's starts, ``started_all``; its returns,
+    ``report_returned``) leaves each child as an outcome reported alone does: the same events
+    (state, time, attempt, worker, before, node), history, times and the run's end."""
+    from labloom.core import sinks
+    from labloom.core.executor import Executor
+
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    submitted: list[Any] = []
+    go = threading.Event()
+
+    class Recording(Executor):  # submits nothing: the test reports each call's end
+        def submit(self, call, args, kwargs, on_done, resources=None):  # type: ignore[override]
+            submitted.append((call, on_done))
+            return call.task_run_id
+
+        def value_ref(self, handle: Any) -> Any:
+            return None
+
+        def result(self, handle: Any, timeout: float | None = None) -> Any:
+            return None
+
+    @task
+    def noop(x: int) -> int:
+        return x
+
+    @flow
+    def wide(n: int) -> None:
+        futures = noop.map(range(n))  # every child launched when map returns
+        go.set()
+        futures.result()
+
+    def report() -> None:
+        go.wait(10)
+        call = submitted[0][0]
+        sink = sinks.local_sink(call.run_id)
+        assert sink is not None
+        block, alone = submitted[:4], submitted[4:]
+        sinks.started_all(sink, call.run_id, [(c.task_run_id, 10.0 + i, c.attempt, "lane")
+                                              for i, (c, _) in enumerate(block)])
+        report_returned([(on_done, 10.0 + i, 20.0 + i) for i, (_, on_done) in enumerate(block)])
+        for i, (c, on_done) in enumerate(alone, start=len(block)):
+            sink.task_started(call.run_id, c.task_run_id, 10.0 + i, c.attempt, "lane")
+            on_done(Outcome(ok=True, started=10.0 + i, ended=20.0 + i))
+
+    got: list[ev.Event] = []
+    remove = labloom.core.observers.add_run_observer(lambda run: run.subscribe(got.extend))
+    reporter = threading.Thread(target=report)
+    reporter.start()
+    try:
+        run = wide.run(n=8, executor=Recording())
+        run.wait(10)
+    finally:
+        remove()
+        reporter.join(10)
+    assert run.state is State.COMPLETED
+    children = sorted((tr for tr in run.tasks if tr.map_index is not None),
+                      key=lambda tr: tr.map_index)
+    assert len(children) == 8
+    for i, tr in enumerate(children):
+        changes = [e for e in got if isinstance(e, ev.StateChanged) and e.task_run_id == tr.id]
+        assert changes == [
+            ev.StateChanged(run.id, tr.id, State.RUNNING, 10.0 + i, "", 1, "", "lane",
+                            State.PENDING, tr.node_id),
+            ev.StateChanged(run.id, tr.id, State.COMPLETED, 20.0 + i, "", 1, "", "lane",
+                            State.RUNNING, tr.node_id)]
+        assert (tr.started, tr.ended, tr.state) == (10.0 + i, 20.0 + i, State.COMPLETED)
+        assert [(h.state, h.time) for h in tr.history][1:] == [
+            (State.RUNNING, 10.0 + i), (State.COMPLETED, 20.0 + i)]
+
+
 # --- on a real cluster --------------------------------------------------------------------
 
 distributed = pytest.importorskip("distributed")

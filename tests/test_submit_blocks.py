@@ -75,3 +75,37 @@ def test_task_run_created_is_immutable_and_equal_only_to_its_own_kind() -> None:
     assert event == same and hash(event) == hash(same) and len({event, same}) == 1
     assert event != tuple(event) and event != ev.TaskRunCreated("r", "r.1", "n0", "sq", 2, (), 1.0)
     assert pickle.loads(pickle.dumps(event)) == event and event.cache_key is None
+
+
+def test_a_blocks_calls_carry_their_tasks_options_read_once_per_task() -> None:
+    """``Launcher._submit_all`` reads what a task's calls share once per task: each call still
+    names its own task's function, timeout, prints, batch size and recording."""
+    seen: list[TaskCall] = []
+
+    class Seeing(labloom.ThreadExecutor):
+        def submit(self, call: TaskCall, *args: Any, **kwargs: Any) -> Any:
+            seen.append(call)
+            return super().submit(call, *args, **kwargs)
+
+    @task(timeout=30.0, log_prints=False, params=True)
+    def recorded(x: int) -> int:
+        return x
+
+    @flow
+    def both(n: int) -> None:
+        recorded.map(range(n))
+        double.map(range(n))
+
+    with Seeing(2) as executor:
+        run = both.run(n=3, executor=executor)
+        run.wait(10)
+    assert run.state is State.COMPLETED
+    calls = {call.task_name: call for call in seen}
+    assert sorted(calls) == [f"{name}[{i}]" for name in ("double", "recorded") for i in range(3)]
+    for i in range(3):
+        mine, plain = calls[f"recorded[{i}]"], calls[f"double[{i}]"]
+        assert (mine.timeout, mine.log_prints, mine.record is not None) == (30.0, False, True)
+        assert (plain.timeout, plain.log_prints, plain.record) == (None, True, None)
+        assert mine.fn is recorded.fn and plain.fn is double.fn
+        assert mine.run_id == plain.run_id == run.id and mine.batch_size == plain.batch_size
+        assert mine.task_run_id.startswith(f"{run.id}.")

@@ -71,6 +71,8 @@ class RunEngine:
         self.finished = threading.Event()
         self._finalizing = False  # one thread finalizes (at exit, two may try)
         self.bus = ev.EventBus(history=False, name=f"labloom-events-{self.id}")
+        # Bound once (``GraphOwner``): a state change per child goes straight to the bus.
+        self.emit, self.emit_all = self.bus.emit, self.bus.emit_all
         self.graph = TaskGraph(self.id, self)
         self.logs = RunLogs()
         self.launcher = Launcher(self, executor, limiter)
@@ -96,9 +98,6 @@ class RunEngine:
         self._handle = weakref.ref(run)
 
     # --- events -----------------------------------------------------------------------------
-
-    def emit(self, event: ev.Event | ev.EventBlock) -> None:
-        self.bus.emit(event)
 
     def subscribe(self, callback: ev.Subscriber, replay: bool = False) -> Callable[[], None]:
         with self.lock:  # nothing is emitted between the account and the subscription

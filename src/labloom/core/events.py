@@ -312,6 +312,14 @@ class EventBus:
         with self._lock:
             self._append(event)
 
+    def emit_all(self, events: list[Event]) -> None:
+        """``emit`` of each (a Dask chunk's children's state changes): one call, not one each."""
+        held = getattr(self._holding, "events", None)
+        if held is not None:
+            held += events
+            return
+        self._emit_all(events)  # type: ignore[arg-type]
+
     def _emit_all(self, events: list[Event | EventBlock]) -> None:
         """``emit`` of each, under the bus's lock once."""
         if not events:

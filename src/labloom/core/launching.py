@@ -24,6 +24,7 @@ from .hooks import Limiter, hooks
 from .inbox import Inbox
 from .logs import prints_shown_elsewhere
 from .results import ResultPlanner
+from .state_blocks import Change, set_states
 from .states import State
 from .task_runs import TaskRun
 
@@ -283,11 +284,15 @@ class Launcher:
             batch_size = task.batch_size
             group: list[tuple[TaskRun, int]] = []
             calls: list[Submission] = []
+            # What the task's calls share, read once (each a property, a map's 20,000 calls).
+            fn, run_id, timeout, log_prints = task.fn, self.engine.id, task.timeout, \
+                task.log_prints
+            records = bool(task.params or task.metrics)  # else ``recording_for`` says None
             for tr, attempt, args, kwargs in runs:
-                call = TaskCall(task.fn, tr.name, self.engine.id, tr.id, attempt, task.timeout,
-                                task.log_prints,
+                call = TaskCall(fn, tr.name, run_id, tr.id, attempt, timeout, log_prints,
                                 batch_size=batch_size if tr.map_index is not None else None,
-                                echo=echo, record=recording_for(tr, args, kwargs))
+                                echo=echo,
+                                record=recording_for(tr, args, kwargs) if records else None)
                 try:
                     args, kwargs = self.results.prepare(tr, call, args, kwargs)
                 except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
@@ -333,6 +338,9 @@ class Launcher:
         settled together (in order: the first's consequences first, as one by one)."""
         graph, settled, finished = self.engine.graph, self.executor.settled, self.results.finished
         ended: Finished = []
+        # The usual end, set together after the loop (``state_blocks``): a cached child's
+        # event may go before an earlier child's, never before its own start; settled in order.
+        completed: list[Change] = []
         for tr, attempt, started, when in items:
             if tr.done or attempt != tr.attempts:
                 continue  # cancelled meanwhile, or a superseded attempt
@@ -343,8 +351,12 @@ class Launcher:
                 tr.started = started
             tr.handle = settled(tr.handle)
             state, note = finished(tr)
-            graph.set_final(tr, state, note, when=when or None)
+            if state is State.COMPLETED and not note:
+                completed.append((tr, tr.id, when or time.time()))
+            else:
+                graph.set_final(tr, state, note, when=when or None)
             ended.append(tr)
+        set_states(graph, completed, State.COMPLETED, final=True)
         ended.reverse()  # ``settle`` takes the last first
         graph.settle(ended)
 

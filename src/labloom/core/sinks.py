@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
 from .run_logs import MAX_TASK_LINES, RunLogs
+from .state_blocks import Change, set_states
 from .states import State
 
 if TYPE_CHECKING:
@@ -132,6 +133,7 @@ class ExecutorSink:
 
     def _started(self, starts: list[tuple[str, float, int, str]]) -> None:
         graph = self._engine.graph  # under the run's lock
+        running: list[Change] = []
         for task_run_id, when, attempt, worker in starts:
             tr = graph.get(task_run_id)
             if tr is None or tr.done or attempt != tr.attempts:
@@ -139,7 +141,8 @@ class ExecutorSink:
             if tr.started is None:
                 tr.started = when
             tr.worker = worker
-            graph.set_state(tr, State.RUNNING, "", when)
+            running.append((tr, task_run_id, when or time.time()))
+        set_states(graph, running, State.RUNNING)
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
                    path: str | None, message: str) -> None:

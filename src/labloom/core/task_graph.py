@@ -36,6 +36,8 @@ class GraphOwner(Protocol):
 
     def emit(self, event: ev.Event | ev.EventBlock) -> None: ...
 
+    def emit_all(self, events: list[ev.Event]) -> None: ...
+
     def ready(self, tr: TaskRun) -> None:
         """Every upstream of ``tr`` succeeded (or is allowed to fail): launch it."""
 
@@ -159,8 +161,10 @@ class TaskGraph:
     def get(self, task_run_id: str) -> TaskRun | None:
         """Read from the id (``run.index``): a dict of a million ids costs as much as their runs."""
         run_id, _, index = task_run_id.rpartition(".")
-        ok = run_id == self.run_id and index.isdigit() and int(index) < len(self.task_runs)
-        return self.task_runs[int(index)] if ok else None
+        if run_id != self.run_id or not index.isdigit():
+            return None
+        number = int(index)
+        return self.task_runs[number] if number < len(self.task_runs) else None
 
     def _new_task_run(
         self, task: Task[Any, Any], node_id: str, map_index: int | None,

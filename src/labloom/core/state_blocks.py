@@ -1,0 +1,42 @@
+"""Many task runs' state changes in one step: a Dask chunk's children, which start together
+and (usually) return together (``ExecutorSink._started``, ``Launcher._returned``).
+
+``TaskGraph.set_state`` per child cost a chain of calls and an event emitted alone each; here
+one loop sets them and their events go to the bus at once (``EventBus.emit_all``). What each
+child is left with is the same: its state, message, end, history entry and event."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import events as ev
+from .states import State
+
+if TYPE_CHECKING:
+    from .task_graph import TaskGraph
+    from .task_runs import TaskRun
+
+# (task run, its id, when): a start has its id already (the worker's message names it), so it
+# is not made again from the task run (a map child's id is built on each read).
+Change = tuple["TaskRun", str, float]
+
+
+def set_states(graph: TaskGraph, changes: list[Change], state: State, final: bool = False,
+               ) -> None:
+    """``graph.set_state`` (``set_final`` if ``final``) of each change, with no message."""
+    run_id, changed = graph.run_id, ev.StateChanged
+    events: list[ev.Event] = []
+    for tr, task_run_id, now in changes:
+        before, tr.state = tr.state, state
+        tr.message = ""
+        if final:
+            tr.ended = now
+        tr.record(state, now, "")
+        events.append(changed(run_id, task_run_id, state, now, "", tr.attempts, "",
+                              tr.worker, before, tr.node_id))
+    graph.owner.emit_all(events)
+    if final:
+        graph.open -= len(changes)
+        on_final = graph.owner.on_final
+        for tr, _, _ in changes:
+            on_final(tr)
