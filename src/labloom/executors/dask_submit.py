@@ -182,11 +182,12 @@ class Submitter:
             and (member[3].future is None or member[3].future.key not in failed)
         ])(error)
 
-    def _known_size(self, call: TaskCall) -> int | None:
-        """Children per Dask task for ``call``'s map, None while its durations are unknown."""
+    def _known_size(self, call: TaskCall, name: str) -> int | None:
+        """Children per Dask task for ``call``'s map (of task ``name``), None while its
+        durations are unknown."""
         if isinstance(call.batch_size, int):
             return call.batch_size
-        mean = self._executor.dispatcher.mean_duration(task_name_of(call))
+        mean = self._executor.dispatcher.mean_duration(name)
         return None if mean is None else chunk_size(mean)
 
     def _gather_members(self) -> bool:
@@ -214,11 +215,12 @@ class Submitter:
                 counted = len(members)
             undecided = []
             for call in calls:
-                size = self._known_size(call)
+                name = task_name_of(call)
+                size = self._known_size(call, name)
                 if size is None:
                     undecided.append(call)
                     continue
-                key = (call.run_id, task_name_of(call), size)
+                key = (call.run_id, name, size)
                 groups[key] = groups.get(key, 0) + 1
             count = sum(groups.values())
             if count in (0, seen):
@@ -295,13 +297,14 @@ class Submitter:
             call, handle = member[0], member[3]
             if handle.cancelled:
                 continue
-            size = self._size(call)
+            name = task_name_of(call)  # once per child and pass (three reads: 0.12 µs more)
+            size = self._size(call, name)
             if size is None:
                 held.append(member)
             elif size == 1:
-                alone.append(self._probe(member))
+                alone.append(self._probe(member, name))
             else:
-                by_task.setdefault((call.run_id, task_name_of(call), size), []).append(member)
+                by_task.setdefault((call.run_id, name, size), []).append(member)
         chunks: dict[str, list[Member]] = {}
         rest: list[Member] = []
         for (_, name, size), group in by_task.items():
@@ -314,10 +317,10 @@ class Submitter:
                 chunks[f"{name}-chunk-{first.task_run_id}-{first.attempt}"] = chunk
         return chunks, alone, rest, held
 
-    def _size(self, call: TaskCall) -> int | None:
+    def _size(self, call: TaskCall, name: str) -> int | None:
         """As ``_known_size``, and for a map not measured yet: 1 for a probe, None to hold."""
-        known = self._known_size(call)
-        key = (call.run_id, task_name_of(call))
+        known = self._known_size(call, name)
+        key = (call.run_id, name)
         if known is not None:
             call.batch_size = known  # decided (``_known_size`` then answers at once)
             if key in self._probes:
@@ -331,11 +334,11 @@ class Submitter:
                 probes = self._probes.setdefault(key, Probes(probe_count(threads)))
         return chunk_size(None, probes.sent, probes.ended, probes.limit)
 
-    def _probe(self, member: Member) -> Member:
-        """A child sent alone: if it is a probe (its task not measured yet), its end wakes
-        this thread, which then decides for the children held back."""
+    def _probe(self, member: Member, name: str) -> Member:
+        """A child (of task ``name``) sent alone: if it is a probe (its task not measured
+        yet), its end wakes this thread, which then decides for the children held back."""
         call, args, kwargs, handle, on_done = member
-        probes = self._probes.get((call.run_id, task_name_of(call)))
+        probes = self._probes.get((call.run_id, name))
         if probes is None or probes.sent >= probes.limit:
             return member
         probes.sent += 1

@@ -1,0 +1,96 @@
+"""The Dask submitter's own work per child of a decided map, without Dask: 20,000 map children
+arriving in blocks of 256 (the launcher's), the next one each time ``_gather_members`` waits
+for more, and passes of the submitter's thread as ``_loop`` makes them (``_gather_members``,
+then ``_chunks`` as ``_send`` calls it, the unfilled rest put back), chunks of 1,000. That thread's CPU per child for gathering and for chunking (medians of
+``--rounds`` per process), trees side by side, in turn.
+
+    python benchmarks/submitter_passes.py --src /work/main/src src [--pairs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+from noop_dask_map import rounds_in_turn
+
+BLOCK = 256
+SIZE = 1000
+
+
+def measure(tasks: int, rounds: int) -> None:
+    from labloom.core.attempt import TaskCall
+    from labloom.executors import dask_submit
+    from labloom.executors.dask_submit import Handle, Submitter
+
+    class Owner:
+        client = None
+        dispatcher = None
+
+    def noop(x: int) -> int:
+        return x
+
+    def one_round(tag: int) -> tuple[float, float]:
+        submitter = Submitter(Owner())
+        members = [(TaskCall(noop, f"noop[{i}]", f"run-{tag}", f"tr-{tag}-{i}", batch_size=SIZE),
+                    (i,), {}, Handle(), print) for i in range(tasks)]
+        blocks = [members[start:start + BLOCK] for start in range(0, tasks, BLOCK)]
+        blocks.reverse()
+
+        class Arriving:
+            """In place of ``time`` in the submitter: its wait lets the next block arrive."""
+
+            @staticmethod
+            def sleep(_: float) -> None:
+                if blocks:
+                    submitter._members += blocks.pop()
+
+        dask_submit.time = Arriving
+        gathering = chunking = 0.0
+        while blocks or submitter._members:
+            if not submitter._members:
+                submitter._members += blocks.pop()
+            began = time.thread_time()
+            growing = submitter._gather_members()
+            mid = time.thread_time()
+            taken, submitter._members = submitter._members, []
+            _, _, rest, held = submitter._chunks(taken, full_only=growing)
+            submitter._members[:0] = rest + held
+            chunking += time.thread_time() - mid
+            gathering += mid - began
+        assert not submitter._members
+        return gathering, chunking
+
+    one_round(-1)  # warm
+    for tag in range(rounds):
+        gathering, chunking = one_round(tag)
+        print(f"ROUND {gathering / tasks * 1e6:.3f} {chunking / tasks * 1e6:.3f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=20000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, os.path.abspath(args.child))
+        measure(args.tasks, args.rounds)
+        return
+    rounds = rounds_in_turn(__file__, args.src, args.pairs,
+                            ["--rounds", str(args.rounds), "--tasks", str(args.tasks)],
+                            lambda a, b: f"{a:.2f}/{b:.2f}")
+    for tree, got in rounds.items():
+        for part, name in ((0, "gathering"), (1, "chunking")):
+            values = [r[part] for r in got]
+            print(f"{tree}: {name}: median {statistics.median(values):.2f} us per child "
+                  f"({len(got)} rounds; range {min(values):.2f}-{max(values):.2f})")
+
+
+if __name__ == "__main__":
+    main()
