@@ -52,7 +52,7 @@ def _members(run_id: str, sizes: list[tuple[int, int]]) -> list[Any]:
             index = len(members)
             call = TaskCall(lambda x: x, f"noop[{index}]", run_id, f"{run_id}.{index}",
                             batch_size=size)
-            members.append((call, (index,), {}, Handle(), lambda outcome: None))
+            members.append((call, (index,), {}, Handle("noop"), lambda outcome: None))
     return members
 
 
@@ -89,7 +89,7 @@ def test_chunks_group_children_by_run_and_task_name_and_probe_an_unmeasured_task
     def child(run_id: str, name: str, index: int, size: int | str) -> Any:
         call = TaskCall(_double, f"{name}[{index}]", run_id, f"{run_id}.{name}.{index}",
                         batch_size=size)
-        return (call, (index,), {}, Handle(), lambda outcome: None)
+        return (call, (index,), {}, Handle(name), lambda outcome: None)
 
     members = [child(run, name, index, 3) for index in range(4)
                for run in ("r1", "r2") for name in ("fit", "score")]
