@@ -1,21 +1,18 @@
 """The Dask submitter's own work per child of a decided map, without Dask: 20,000 map children
 arriving in blocks of 256 (the launcher's), the next one each time ``_gather_members`` waits
 for more, and passes of the submitter's thread as ``_loop`` makes them (``_gather_members``,
-then ``_chunks`` as ``_send`` calls it, the unfilled rest put back), chunks of 1,000. That thread's CPU per child for gathering and for chunking (medians of
-``--rounds`` per process), trees side by side, in turn.
+then ``_chunks`` as ``_send`` calls it, the unfilled rest put back), chunks of 1,000. That
+thread's CPU per child for gathering and for chunking (medians of ``--rounds`` per process),
+trees side by side, in turn.
 
     python benchmarks/submitter_passes.py --src /work/main/src src [--pairs 3]
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import sys
 import time
 
-from noop_dask_map import rounds_in_turn
+from noop_dask_map import compare_per_child
 
 BLOCK = 256
 SIZE = 1000
@@ -77,25 +74,8 @@ def measure(tasks: int, rounds: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
-    parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--tasks", type=int, default=20000)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        sys.path.insert(0, os.path.abspath(args.child))
-        measure(args.tasks, args.rounds)
-        return
-    rounds = rounds_in_turn(__file__, args.src, args.pairs,
-                            ["--rounds", str(args.rounds), "--tasks", str(args.tasks)],
-                            lambda a, b: f"{a:.2f}/{b:.2f}")
-    for tree, got in rounds.items():
-        for part, name in ((0, "gathering"), (1, "chunking")):
-            values = [r[part] for r in got]
-            print(f"{tree}: {name}: median {statistics.median(values):.2f} us per child "
-                  f"({len(got)} rounds; range {min(values):.2f}-{max(values):.2f})")
+    compare_per_child(__doc__, __file__, measure,
+                      ("gathering", "chunking"))
 
 
 if __name__ == "__main__":
