@@ -11,16 +11,12 @@ the process; ``NO_GC=1`` keeps the collector (run in whichever thread allocates)
 
 from __future__ import annotations
 
-import argparse
 import os
 import queue
-import statistics
-import sys
-import tempfile
 import threading
 import time
 
-from noop_dask_map import rounds_in_turn
+from noop_dask_map import compare_per_child
 
 CHUNK = 100
 
@@ -104,28 +100,9 @@ def measure(tasks: int, rounds: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
-    parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--tasks", type=int, default=20000)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        sys.path.insert(0, os.path.abspath(args.child))
-        with tempfile.TemporaryDirectory(prefix="labloom-bench-") as home:
-            os.environ.setdefault("LABLOOM_HOME", home)
-            measure(args.tasks, args.rounds)
-        return
-    rounds = rounds_in_turn(__file__, args.src, args.pairs,
-                            ["--rounds", str(args.rounds), "--tasks", str(args.tasks)],
-                            lambda a, b: f"{a:.2f}/{b:.2f}")
-    for tree, got in rounds.items():
-        for part, name in ((0, "the reports (dispatcher's thread)"),
-                           (1, "the map's expansion and launch (main thread)")):
-            values = [r[part] for r in got]
-            print(f"{tree}: {name}: median {statistics.median(values):.2f} us per child "
-                  f"({len(got)} rounds; range {min(values):.2f}-{max(values):.2f})")
+    compare_per_child(__doc__, __file__, measure,
+                      ("the reports (dispatcher's thread)",
+                       "the map's expansion and launch (main thread)"))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """What the kernel benchmarks on Dask share (``kernel_cpu.py``, ``kernel_threads.py``,
 ``store_writer_cpu.py``): a warm map of no-op children on two worker processes, and the trees
-taken in turn, the order swapped every pair."""
+taken in turn, the order swapped every pair (also the command line of ``dispatcher_cpu.py`` and
+``submitter_passes.py``)."""
 
 from __future__ import annotations
 
+import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,3 +75,31 @@ def rounds_in_turn(script: str, trees: Sequence[str], pairs: int, extra: list[st
         print(f"  pair {pair + 1}, {tree}: " + ", ".join(shown(a, b) for a, b in got),
               flush=True)
     return rounds
+
+
+def compare_per_child(doc: str, script: str, measure: Callable[[int, int], None],
+                      figures: tuple[str, str]) -> None:
+    """The command line of a benchmark whose process for one tree (``measure(tasks, rounds)``)
+    prints a ``ROUND a b`` line (µs per child) per round: the ``--src`` trees in turn, then
+    each figure's median per tree."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=20000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, os.path.abspath(args.child))
+        with tempfile.TemporaryDirectory(prefix="labloom-bench-") as home:
+            os.environ.setdefault("LABLOOM_HOME", home)
+            measure(args.tasks, args.rounds)
+        return
+    rounds = rounds_in_turn(script, args.src, args.pairs,
+                            ["--rounds", str(args.rounds), "--tasks", str(args.tasks)],
+                            lambda a, b: f"{a:.2f}/{b:.2f}")
+    for tree, got in rounds.items():
+        for part, name in enumerate(figures):
+            values = [r[part] for r in got]
+            print(f"{tree}: {name}: median {statistics.median(values):.2f} us per child "
+                  f"({len(got)} rounds; range {min(values):.2f}-{max(values):.2f})")

@@ -52,7 +52,7 @@ def _members(run_id: str, sizes: list[tuple[int, int]]) -> list[Any]:
             index = len(members)
             call = TaskCall(lambda x: x, f"noop[{index}]", run_id, f"{run_id}.{index}",
                             batch_size=size)
-            members.append((call, (index,), {}, Handle(), lambda outcome: None))
+            members.append((call, (index,), {}, Handle("noop"), lambda outcome: None))
     return members
 
 
@@ -77,6 +77,42 @@ def test_a_full_chunk_among_unfilled_ones_is_sent_at_once() -> None:
     chunks, _, rest, _ = submitter._chunks(list(submitter._members), full_only=True)
     assert sorted(len(chunk) for chunk in chunks.values()) == [100, 100]
     assert len(rest) == 60
+
+
+def test_chunks_group_children_by_run_and_task_name_and_probe_an_unmeasured_task() -> None:
+    # Each child's task name is read once per pass (``_chunks``): two maps of size 3 in each of
+    # two runs, their children interleaved, and a map of a task never measured ("auto").
+    class Owner:
+        client = type("Client", (), {"nthreads": lambda self: {"w1": 1}})()
+        dispatcher = type("Dispatcher", (), {"mean_duration": lambda self, name: None})()
+
+    def child(run_id: str, name: str, index: int, size: int | str) -> Any:
+        call = TaskCall(_double, f"{name}[{index}]", run_id, f"{run_id}.{name}.{index}",
+                        batch_size=size)
+        return (call, (index,), {}, Handle(name), lambda outcome: None)
+
+    members = [child(run, name, index, 3) for index in range(4)
+               for run in ("r1", "r2") for name in ("fit", "score")]
+    members += [child("r1", "probe", index, "auto") for index in range(MIN_PROBES + 2)]
+    submitter = Submitter(executor=Owner())  # type: ignore[arg-type]
+    chunks, alone, rest, held = submitter._chunks(members, full_only=True)
+    assert sorted(chunks) == sorted(f"{name}-chunk-{run}.{name}.0-1" for run in ("r1", "r2")
+                                    for name in ("fit", "score"))
+    for key, chunk in chunks.items():
+        assert [call.task_name for call, *_ in chunk] == [f"{key.split('-')[0]}[{i}]"
+                                                          for i in range(3)]
+        assert {call.run_id for call, *_ in chunk} == {key.split("-chunk-")[1].split(".")[0]}
+    assert sorted(call.task_run_id for call, *_ in rest) == sorted(
+        f"{run}.{name}.3" for run in ("r1", "r2") for name in ("fit", "score"))
+    assert [call.task_name for call, *_ in alone] == [f"probe[{i}]" for i in range(MIN_PROBES)]
+    probes = members[16:16 + MIN_PROBES]
+    # A probe's end is wrapped: it wakes the submitter to decide for the children held back.
+    assert all(sent[4] is not member[4] for sent, member in zip(alone, probes, strict=True))
+    assert [call.task_name for call, *_ in held] == ["probe[4]", "probe[5]"]
+    # Gathering counts per task too: two children of each of two maps fill no chunk of 3.
+    submitter._members = [child("r1", name, index, 3) for index in range(2)
+                          for name in ("fit", "score")]
+    assert not submitter._gather_members()
 
 
 def _double(x: int) -> int:

@@ -244,8 +244,8 @@ class DaskExecutor(Executor):
                     self._subscribe(call.run_id)
                     self._track(run_id, handles[first:])
                     run_id, first = call.run_id, len(handles)
-                handle = Handle()
-                key = (task_name_of(call), call.batch_size)
+                handle = Handle(task_name_of(call))
+                key = (handle.task, call.batch_size)
                 size = sizes[key] if key in sizes else sizes.setdefault(key, self._chunk_size(call))
                 if size is not None:
                     call.batch_size = size  # decided: the submitter need not ask again per child

@@ -50,9 +50,12 @@ GATHER_WAIT = 0.005  # how long an unfilled chunk waits for more children to arr
 class Handle:
     """A task run on Dask: its future, or its chunk's future and its place in the chunk."""
 
-    __slots__ = ("cancelled", "future", "index", "item")
+    __slots__ = ("cancelled", "future", "index", "item", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, task: str) -> None:
+        # The task's name (a map child's without its index): taken apart once, when launched,
+        # not on each pass of the submitting thread.
+        self.task = task
         self.future: Any = None
         self.index: int | None = None
         self.item: Any = None  # the future of this child's value alone, made when needed
@@ -75,7 +78,7 @@ def single(
     handle: Handle, on_done: DoneCallback,
 ) -> tuple[str, Entry]:
     """One task run as one Dask task: its key and entry (no resources)."""
-    key = f"{task_name_of(call)}-{call.task_run_id}-{call.attempt}"
+    key = f"{handle.task}-{call.task_run_id}-{call.attempt}"
     # The future exists now; the task reaches the scheduler with the next batch.
     handle.future = future_of(key, executor.client)
     dispatcher = executor.dispatcher
@@ -182,11 +185,12 @@ class Submitter:
             and (member[3].future is None or member[3].future.key not in failed)
         ])(error)
 
-    def _known_size(self, call: TaskCall) -> int | None:
-        """Children per Dask task for ``call``'s map, None while its durations are unknown."""
+    def _known_size(self, call: TaskCall, name: str) -> int | None:
+        """Children per Dask task for ``call``'s map (of task ``name``), None while its
+        durations are unknown."""
         if isinstance(call.batch_size, int):
             return call.batch_size
-        mean = self._executor.dispatcher.mean_duration(task_name_of(call))
+        mean = self._executor.dispatcher.mean_duration(name)
         return None if mean is None else chunk_size(mean)
 
     def _gather_members(self) -> bool:
@@ -203,22 +207,23 @@ class Submitter:
         # undecided): counting all of them each time cost a chunk of 1,000 about 10,000 looks.
         counted = 0
         watched: list[Member] | None = None
-        undecided: list[TaskCall] = []
+        undecided: list[Member] = []
         while True:
             with self._lock:
                 members = self._members
                 if members is not watched:  # a new list (a run forgotten): count again
                     watched, counted, undecided = members, 0, []
                     groups.clear()
-                calls = undecided + [m[0] for m in members[counted:]]
+                looked_at = undecided + members[counted:]
                 counted = len(members)
             undecided = []
-            for call in calls:
-                size = self._known_size(call)
+            for member in looked_at:
+                call, name = member[0], member[3].task
+                size = self._known_size(call, name)
                 if size is None:
-                    undecided.append(call)
+                    undecided.append(member)
                     continue
-                key = (call.run_id, task_name_of(call), size)
+                key = (call.run_id, name, size)
                 groups[key] = groups.get(key, 0) + 1
             count = sum(groups.values())
             if count in (0, seen):
@@ -295,13 +300,14 @@ class Submitter:
             call, handle = member[0], member[3]
             if handle.cancelled:
                 continue
-            size = self._size(call)
+            name = handle.task
+            size = self._size(call, name)
             if size is None:
                 held.append(member)
             elif size == 1:
-                alone.append(self._probe(member))
+                alone.append(self._probe(member, name))
             else:
-                by_task.setdefault((call.run_id, task_name_of(call), size), []).append(member)
+                by_task.setdefault((call.run_id, name, size), []).append(member)
         chunks: dict[str, list[Member]] = {}
         rest: list[Member] = []
         for (_, name, size), group in by_task.items():
@@ -314,10 +320,10 @@ class Submitter:
                 chunks[f"{name}-chunk-{first.task_run_id}-{first.attempt}"] = chunk
         return chunks, alone, rest, held
 
-    def _size(self, call: TaskCall) -> int | None:
+    def _size(self, call: TaskCall, name: str) -> int | None:
         """As ``_known_size``, and for a map not measured yet: 1 for a probe, None to hold."""
-        known = self._known_size(call)
-        key = (call.run_id, task_name_of(call))
+        known = self._known_size(call, name)
+        key = (call.run_id, name)
         if known is not None:
             call.batch_size = known  # decided (``_known_size`` then answers at once)
             if key in self._probes:
@@ -331,11 +337,11 @@ class Submitter:
                 probes = self._probes.setdefault(key, Probes(probe_count(threads)))
         return chunk_size(None, probes.sent, probes.ended, probes.limit)
 
-    def _probe(self, member: Member) -> Member:
-        """A child sent alone: if it is a probe (its task not measured yet), its end wakes
-        this thread, which then decides for the children held back."""
+    def _probe(self, member: Member, name: str) -> Member:
+        """A child (of task ``name``) sent alone: if it is a probe (its task not measured
+        yet), its end wakes this thread, which then decides for the children held back."""
         call, args, kwargs, handle, on_done = member
-        probes = self._probes.get((call.run_id, task_name_of(call)))
+        probes = self._probes.get((call.run_id, name))
         if probes is None or probes.sent >= probes.limit:
             return member
         probes.sent += 1
