@@ -23,6 +23,7 @@ from labloom import (
     task,
     unmapped,
 )
+from labloom.core import experiment_values
 from labloom.core.experiments import page
 
 
@@ -198,6 +199,33 @@ def test_bad_names_steps_and_long_strings() -> None:
     run = f.run(executor="local")
     assert run.experiments()[0]["note"] == "n" * 200
     assert any("cut to 200 of its 500 characters" in line.text for line in run.logs())
+
+
+def test_names_seen_before_still_have_their_values_checked() -> None:
+    """``record`` checks a name once (a metric per map child is a hot path), a value every
+    time: a bad value under names seen before is refused whole, and the names kept are
+    bounded for code that makes a name per call."""
+
+    @task
+    def again() -> None:
+        for i in range(3):
+            log_metrics(auc=0.5 + i, loss=1.0)
+        log_metrics(auc=0.9, loss=[1.0])  # both names seen: refused, auc 0.9 not recorded
+
+    @flow
+    def f() -> Any:
+        return again()
+
+    run = f.run(executor="local")
+    tr = run.tasks[0]
+    assert tr.state.value == "Failed" and "metric 'loss' is a list" in tr.message
+    (row,) = run.experiments()
+    assert row["auc"] == 2.5 and row["loss"] == 1.0
+    with pytest.raises(ExperimentValueError, match="names are at most 100"):
+        log_metrics(auc=1.0, **{"x" * 101: 1.0})  # a name never seen among seen ones
+    for i in range(experiment_values.MAX_SEEN + 10):
+        log_metrics(**{f"m{i}": 1.0})
+    assert len(experiment_values._seen_names) <= experiment_values.MAX_SEEN
 
 
 def test_what_a_run_keeps_per_logging_call_is_no_work_for_the_garbage_collector() -> None:

@@ -103,11 +103,40 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
     Outside a task run (a task called as a plain function, a flow body) the checked values go
     nowhere, so tasks stay plain, testable functions.
     """
+    # The common call (names seen before, plain numbers) checked by two calls in C, without a
+    # Python loop over its items: a metric per map child is a hot path.
+    if _seen_names.issuperset(values) and _PLAIN.issuperset(map(type, values.values())):
+        notes = None
+    else:
+        notes = _checked(kind, values)
+    ctx = current_task()
+    if ctx is None or not values:
+        return
+    when = time.time()
+    for note in notes or ():
+        ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
+    sink = sink_for(ctx.run_id)
+    if sink is not None:
+        sink.task_values(ctx.run_id, ctx.task_run_id, when, kind, values, step)
+
+
+# Types ``check_value`` keeps as they are.
+_PLAIN = frozenset((float, int, bool))
+# Names that passed ``check_name`` (str, not blank, at most MAX_NAME), so that ``record`` need
+# not check them again; at most MAX_SEEN, for code that makes a name per call (f"loss_{i}").
+_seen_names: set[str] = set()
+MAX_SEEN = 1000
+
+
+def _checked(kind: str, values: dict[str, Any]) -> list[str] | None:
+    """``record``'s check of each item, in order (the first bad one raises); the notes of
+    strings cut, if any."""
     notes: list[str] | None = None  # made only for a cut string: most calls have none
     for name, value in values.items():
-        # The common case first, without calls: a metric per map child is a hot path.
         if type(name) is not str or not name or len(name) > MAX_NAME or name.isspace():
             check_name(name, kind)  # raises
+        elif len(_seen_names) < MAX_SEEN:
+            _seen_names.add(name)
         kind_of = type(value)
         if kind_of is float or kind_of is int or kind_of is bool:
             continue
@@ -118,15 +147,7 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
             if notes is None:
                 notes = []
             notes.append(note)
-    ctx = current_task()
-    if ctx is None or not values:
-        return
-    when = time.time()
-    for note in notes or ():
-        ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
-    sink = sink_for(ctx.run_id)
-    if sink is not None:
-        sink.task_values(ctx.run_id, ctx.task_run_id, when, kind, values, step)
+    return notes
 
 
 def _own(kind: str, values: Mapping[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""What a logging call costs the task threads, in instructions (issue 19): one thread, no
+executor, so the count is the same run after run (set PYTHONHASHSEED).
+
+Each of N steps reports a task run's end through the run's real inbox (``Inbox.put``, as a map
+child's end does), after ``log_metrics(a=, b=, c=)`` in mode ``metrics``: the real
+``record`` -> ``ExecutorSink.task_values`` -> ``Inbox.add``, then the apply of the call under
+the run's lock and its event (``ExperimentCalls``; emitted to nobody, so the store's writer is
+not counted). ``--every K`` reports an end every K steps: the calls of K children in one batch
+(a 100,000-child run on ThreadExecutor(4) makes about 16 a batch on average, 1 the median).
+
+    PYTHONHASHSEED=0 PYTHONPATH=SRC valgrind --tool=callgrind --callgrind-out-file=OUT \\
+        python3 benchmarks/logging_call_instructions.py 50000 metrics --every 16
+
+A call's cost is (metrics - none) / N from the two totals (``summary:`` in OUT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import types
+
+from labloom.core import experiment_values, logs, sinks
+from labloom.core.inbox import Inbox
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", type=int)
+    parser.add_argument("mode", choices=["none", "metrics"])
+    parser.add_argument("--every", type=int, default=1, help="steps per reported end")
+    args = parser.parse_args()
+
+    lock = threading.RLock()
+    inbox = Inbox(lock, threading.Condition(lock), after=lambda: None)
+    inbox._nudge = True  # no nudger thread: this thread applies everything
+    engine = types.SimpleNamespace(id="run", launcher=types.SimpleNamespace(inbox=inbox),
+                                   emit=lambda event: None)
+    sink = sinks.ExecutorSink(engine)
+    sinks.register_local_run("run", sink)
+    logs._CURRENT.set(logs.TaskContext("run", "tr", "t", False, lambda *line: None))
+
+    def ended() -> None:
+        pass
+
+    for x in range(args.n):
+        a, b, c = x, x * 0.5, float(x % 7)
+        if args.mode == "metrics":
+            experiment_values.log_metrics(a=a, b=b, c=c)
+        if x % args.every == args.every - 1:
+            inbox.put(ended)
+    assert len(sink._ids) == (args.n if args.mode == "metrics" else 0)
+
+
+if __name__ == "__main__":
+    main()
