@@ -6,6 +6,10 @@ the process's user and system CPU, minor page faults and context switches per ta
 
     python3 benchmarks/gc_by_generation.py --sizes 100000 1000000 --pin
     python3 benchmarks/gc_by_generation.py --sizes 100000 --src /work/main/src src --repeats 3
+    python3 benchmarks/gc_by_generation.py --sizes 100000 --pin --repeats 3 --metrics both
+
+``--metrics``: each child logs 3 metrics (``log_metrics(a=..., b=..., c=...)``, as
+``experiments_overhead.py``), or ``both`` to run the two flows in turn (issue 19's ratio).
 
 Session 32 asked with it whether the collector is what a million task runs add per task run
 over 100,000 (issue 21 §2): see benchmarks/README.md.
@@ -23,7 +27,21 @@ from typing import Any
 import task_runs_scale
 from task_runs_scale import SRC
 
-CHILD = task_runs_scale.WIDE + r"""
+# The same flow whose children each log 3 metrics (``experiments_overhead.py``'s).
+LOGGING = r"""
+from labloom import log_metrics
+
+@task
+def one(x):
+    log_metrics(a=x, b=x * 0.5, c=float(x % 7))
+    return x
+
+@flow
+def wide(n):
+    one.map(range(n))
+"""
+
+BODY = r"""
 import gc, json, resource, sys, threading, time
 
 n = int(sys.argv[1])
@@ -53,6 +71,7 @@ usage = {k: getattr(after, k) - getattr(before, k) for k in FIELDS}
 print(json.dumps({"n": n, "seconds": elapsed, "usage": usage, "generations": by_generation,
                   "threads": by_thread}))
 """
+CHILD = task_runs_scale.WIDE + BODY
 
 
 def line(src: Path, r: dict[str, Any]) -> str:
@@ -75,19 +94,26 @@ def main() -> None:
     parser.add_argument("--src", type=Path, nargs="+", default=[SRC],
                         help="labloom src/ trees, alternating run by run")
     parser.add_argument("--pin", action="store_true", help="each child on core 0 (taskset)")
+    parser.add_argument("--metrics", choices=("no", "yes", "both"), default="no",
+                        help="children log 3 metrics each (both: each flow in turn)")
     args = parser.parse_args()
-    child = CHILD
-    if args.pin:  # the child pins itself: task_runs_scale.measure runs ``python -c``
-        child = "import os; os.sched_setaffinity(0, {0})\n" + CHILD
+    flows = {"no": [""], "yes": [LOGGING], "both": ["", LOGGING]}[args.metrics]
+    pin = "import os; os.sched_setaffinity(0, {0})\n" if args.pin else ""
+    # The child pins itself: task_runs_scale.measure runs ``python -c``.
+    children = [pin + task_runs_scale.WIDE + logging + BODY for logging in flows]
     pycache = tempfile.TemporaryDirectory()
     for src in args.src:
-        task_runs_scale.measure(10, pycache.name, src, child)  # writes the bytecode
+        for child in children:
+            task_runs_scale.measure(10, pycache.name, src, child)  # writes the bytecode
     print(time.strftime("%H:%M:%S"), "load", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print("µs per task run; gc: collections and their CPU per generation, then per thread")
     for repeat in range(args.repeats):
         for n in args.sizes:
             for src in args.src[::-1] if repeat % 2 else args.src:
-                print(line(src, task_runs_scale.measure(n, pycache.name, src, child)), flush=True)
+                for child in children[::-1] if repeat % 2 else children:
+                    logs = "metrics" if LOGGING in child else "none"
+                    print(logs, line(src, task_runs_scale.measure(n, pycache.name, src, child)),
+                          flush=True)
     print(time.strftime("%H:%M:%S"), "load", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
