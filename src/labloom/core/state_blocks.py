@@ -21,20 +21,27 @@ if TYPE_CHECKING:
 Change = tuple["TaskRun", str, float]
 
 
+def changed(run_id: str, tr: TaskRun, task_run_id: str, state: State, now: float,
+            message: str = "", traceback: str = "", final: bool = False) -> ev.StateChanged:
+    """``tr`` moved to ``state``: what a state change does to a task run, and its event (one
+    place for ``TaskGraph.set_state`` and the blocks below)."""
+    before, tr.state = tr.state, state
+    tr.message = message
+    if traceback:
+        tr.traceback = traceback
+    if final:
+        tr.ended = now
+    tr.record(state, now, message)
+    return ev.StateChanged(run_id, task_run_id, state, now, message, tr.attempts, traceback,
+                           tr.worker, before, tr.node_id)
+
+
 def set_states(graph: TaskGraph, changes: list[Change], state: State, final: bool = False,
                ) -> None:
     """``graph.set_state`` (``set_final`` if ``final``) of each change, with no message."""
-    run_id, changed = graph.run_id, ev.StateChanged
-    events: list[ev.Event] = []
-    for tr, task_run_id, now in changes:
-        before, tr.state = tr.state, state
-        tr.message = ""
-        if final:
-            tr.ended = now
-        tr.record(state, now, "")
-        events.append(changed(run_id, task_run_id, state, now, "", tr.attempts, "",
-                              tr.worker, before, tr.node_id))
-    graph.owner.emit_all(events)
+    run_id = graph.run_id
+    graph.owner.emit_all([changed(run_id, tr, task_run_id, state, now, final=final)
+                          for tr, task_run_id, now in changes])
     if final:
         graph.open -= len(changes)
         on_final = graph.owner.on_final

@@ -20,6 +20,7 @@ from .map_nodes import MapNode, add_dependent, created_events, waiting_for_width
 from .mapping import MapSources, expand_map, holds_no_future
 from .replay import snapshot_of
 from .rerun import reset_bad
+from .state_blocks import changed
 from .states import State
 from .task_runs import TaskRun
 
@@ -354,18 +355,8 @@ class TaskGraph:
         self, tr: TaskRun, state: State, message: str = "", when: float | None = None,
         traceback: str = "", final: bool = False,
     ) -> None:
-        now = when or time.time()
-        before, tr.state = tr.state, state
-        tr.message = message
-        if traceback:
-            tr.traceback = traceback
-        if final:
-            tr.ended = now
-        tr.record(state, now, message)
-        self.owner.emit(
-            ev.StateChanged(self.run_id, tr.id, state, now, message, tr.attempts, traceback,
-                            tr.worker, before, tr.node_id)
-        )
+        self.owner.emit(changed(self.run_id, tr, tr.id, state, when or time.time(), message,
+                                traceback, final))
 
     def set_final(
         self, tr: TaskRun, state: State, message: str = "", when: float | None = None,
