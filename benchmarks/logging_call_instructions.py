@@ -20,7 +20,7 @@ import argparse
 import threading
 import types
 
-from labloom.core import experiment_values, logs, sinks
+from labloom.core import experiment_values, gc_policy, logs, sinks
 from labloom.core.inbox import Inbox
 
 
@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("n", type=int)
     parser.add_argument("mode", choices=["none", "metrics"])
     parser.add_argument("--every", type=int, default=1, help="steps per reported end")
+    parser.add_argument("--run-gc", action="store_true",
+                        help="the collector as a run sets it (gc_policy), not Python's default")
     args = parser.parse_args()
 
     lock = threading.RLock()
@@ -38,18 +40,24 @@ def main() -> None:
                                    emit=lambda event: None)
     sink = sinks.ExecutorSink(engine)
     sinks.register_local_run("run", sink)
-    logs._CURRENT.set(logs.TaskContext("run", "tr", "t", False, lambda *line: None))
+    ctx = logs.TaskContext("run", "tr", "t", False, lambda *line: None)
+    # As a task call binds it (``attempt.TaskCall``), on trees that have it (session 34 on).
+    if hasattr(ctx, "add_call"):
+        ctx.add_call = getattr(sink, "add_call", None)
+    logs._CURRENT.set(ctx)
 
     def ended() -> None:
         pass
 
+    if args.run_gc:
+        gc_policy.run_started()  # the collector's thresholds as while a run goes
     for x in range(args.n):
         a, b, c = x, x * 0.5, float(x % 7)
         if args.mode == "metrics":
             experiment_values.log_metrics(a=a, b=b, c=c)
         if x % args.every == args.every - 1:
             inbox.put(ended)
-    assert len(sink._ids) == (args.n if args.mode == "metrics" else 0)
+    assert len(sink.logged) == (args.n if args.mode == "metrics" else 0)
 
 
 if __name__ == "__main__":

@@ -132,20 +132,28 @@ def test_a_task_thread_goes_on_while_another_waits_for_the_runs_lock() -> None:
 
 def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> None:
     """``add`` only appends (a logging call's values: the same task run's end follows at once
-    and applies both); a timer applies it when no report follows. ``after_batch`` runs once the
-    batch is applied, under the lock."""
+    and applies both); a timer applies it when no report follows. ``send_after``'s call runs
+    once a batch that filled its list is applied, under the lock, and only then."""
     after: list[int] = []
     inbox, lock = _inbox(after)
     seen: list[str] = []
+    settled: list[tuple[list[str], bool]] = []
+    filled: list[str] = []
+
+    def send() -> None:
+        settled.append((list(seen), lock._is_owned()))  # type: ignore[attr-defined]
+        filled.clear()
+
+    inbox.send_after(filled, send)
     inbox.add(seen.append, "values")
     assert seen == [] and after == []
     inbox.put(seen.append, "end")
     assert seen == ["values", "end"] and after == [1]
-    settled: list[tuple[list[str], bool]] = []
+    assert settled == []  # nothing filled: nothing sent
 
     def values() -> None:
         seen.append("more")
-        inbox.after_batch(lambda: settled.append((list(seen), lock._is_owned())))  # type: ignore[attr-defined]
+        filled.append("more")
 
     inbox.add(values)
     started = time.monotonic()

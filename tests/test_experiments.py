@@ -107,6 +107,60 @@ def grid_in_chunks() -> Any:
     return score.with_options(batch_size=2).map(configs, [0, 1], unmapped("big data"))
 
 
+def test_a_task_calls_way_straight_to_the_inbox_keeps_and_stores_what_the_sinks_way_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task call in the run's own process sends its logging calls straight to the run's
+    inbox (``TaskContext.add_call``, session 34); the way through ``ExecutorSink.task_values``
+    (the Dask workers' calls, and a context without ``add_call``) stays. Both keep, emit and
+    store the same calls in the same order."""
+    import dataclasses
+
+    from labloom.core import events as ev
+
+    def logged_run(straight: bool) -> tuple[Any, list[Any], list[Any]]:
+        real = experiment_values.current_task
+        if not straight:
+            monkeypatch.setattr(experiment_values, "current_task",
+                                lambda: (ctx := real()) and dataclasses.replace(ctx,
+                                                                                add_call=None))
+        try:
+            run = sweep.run(depths=[3, 1, 2, 5], executor=ThreadExecutor(2))
+        finally:
+            monkeypatch.setattr(experiment_values, "current_task", real)
+        assert run.state.value == "Completed"
+        index = {tr.id: tr.map_index for tr in run.tasks}
+        kept = [(index[tid], kind, values, step) for tid, kind, values, step, _ in
+                run._engine.sink.logged]
+        seen: list[ev.Event] = []
+        run.subscribe(seen.extend, replay=True)()
+        replayed = [(index[e.task_run_id], e.kind, e.values, e.step) for e in seen
+                    if isinstance(e, ev.ExperimentValues)]
+        return run, kept, replayed
+
+    straight, kept, replayed = logged_run(True)
+    through_sink, kept_too, replayed_too = logged_run(False)
+    assert len(kept) == 4 * 5 and kept_too
+
+    def by_child(calls: list[Any]) -> dict[int, list[Any]]:  # threads interleave children
+        out: dict[int, list[Any]] = {}
+        for index, *call in calls:
+            out.setdefault(index, []).append(call)
+        return out
+
+    assert (repr(by_child(kept)) == repr(by_child(kept_too)) == repr(by_child(replayed))
+            == repr(by_child(replayed_too)))  # by their text: NaN is not equal to itself
+    assert by_child(kept)[0][0] == ["param", {"depth": 3, "criterion": "gini", "seed": 7}, None]
+
+    def stored(run: Any) -> list[Any]:
+        rows = labloom.experiments(run=run.id, sort="auc")
+        return [{k: v for k, v in row.items() if k not in ("run_id", "duration", "task_run_id")}
+                for row in rows]
+
+    assert repr(stored(straight)) == repr(stored(through_sink))
+    assert [row["auc"] for row in stored(straight)] == [0.1, 0.2, 0.3, 0.5]
+
+
 def test_the_short_form_takes_the_mapped_elements_and_the_returned_metrics() -> None:
     run = grid.run(executor="threads")
     assert run.state.value == "Completed"
@@ -248,7 +302,8 @@ def test_what_a_run_keeps_per_logging_call_is_no_work_for_the_garbage_collector(
     gc.collect()  # a tuple is untracked once a collection has seen it
     sink = run._engine.sink
     assert len(sink.logged) == 60
-    kept = [*sink._values, *sink._ids, *sink._times]  # and kinds and steps: strings, ints
+    ids, _, values, _, times = sink._columns  # and kinds and steps: strings, ints
+    kept = [*values, *ids, *times]
     assert len(kept) == 180 and not [item for item in kept if gc.is_tracked(item)]
     assert len(run.experiments()) == 20 and run.experiments()[3]["auc"] == 0.3
 

@@ -158,7 +158,9 @@ class ExperimentValues:
 # ``experiments.py``): (task run id, kind, values by name, step, time).
 Call = tuple[str, str, dict[str, Any], int | None, float]
 # Calls by column, in that order: how the store packs a batch of them (``store/logged_calls.py``).
-Columns = tuple[list[str], list[str], list[dict[str, Any]], list[int | None], list[float]]
+# Lists or tuples (a batch's own columns are the tuples ``zip`` made of its calls).
+Columns = tuple[Sequence[str], Sequence[str], Sequence[dict[str, Any]], Sequence[int | None],
+                Sequence[float]]
 
 
 # Not frozen, unlike the other events (nothing changes one once made all the same): a frozen
@@ -173,11 +175,11 @@ class ExperimentCalls:
     column, nothing per call: what waits for the store is no work for the garbage collector."""
 
     run_id: str
-    task_run_ids: list[str]
-    kinds: list[str]
-    values: list[dict[str, Any]]
-    steps: list[int | None]
-    times: list[float]
+    task_run_ids: Sequence[str]
+    kinds: Sequence[str]
+    values: Sequence[dict[str, Any]]
+    steps: Sequence[int | None]
+    times: Sequence[float]
 
     @property
     def calls(self) -> Iterator[Call]:

@@ -47,7 +47,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 Apply = Callable[..., None]
@@ -91,6 +91,10 @@ class _Nudger:
 _nudger = _Nudger()
 
 
+def _nothing() -> None:
+    pass
+
+
 class Inbox:
     def __init__(self, lock: threading.RLock, changed: threading.Condition,
                  after: Callable[[], None], hold: Hold = contextlib.nullcontext) -> None:
@@ -103,9 +107,11 @@ class Inbox:
         # (apply, its arguments, whether ``after`` follows it)
         self._items: deque[tuple[Apply, tuple[Any, ...], bool]] = deque()
         self._role = threading.Lock()  # held by the thread applying
-        # Called under the run's lock once the batch being applied is done, then forgotten
-        # (``after_batch``): what a report applied leaves to do once per batch.
-        self._after_batch: list[Callable[[], None]] = []
+        # What a batch's applies leave to send once it is done (``send_after``): a list they
+        # fill, and the call sending and emptying it, under the run's lock. Checked by its
+        # length alone, in C: no Python call per batch for a run that fills nothing.
+        self._filled: Sized = ()
+        self._send: Callable[[], None] = _nothing
         self._nudge = False  # ``_nudger`` asked to apply what ``add`` left, if nobody does
         self._nudging = threading.Lock()
 
@@ -143,10 +149,11 @@ class Inbox:
         self._nudge = False  # before draining: what is added from now on asks again
         self.drain()
 
-    def after_batch(self, call: Callable[[], None]) -> None:
-        """Call ``call`` (under the run's lock) at the end of the batch being applied; from an
-        ``apply`` only."""
-        self._after_batch.append(call)
+    def send_after(self, filled: Sized, send: Callable[[], None]) -> None:
+        """At the end of each batch applied, call ``send`` (under the run's lock) if ``filled``
+        is not empty: the run's logging calls, appended by their applies (``add``), go out
+        once per batch, not once per call (``sinks.ExecutorSink``)."""
+        self._filled, self._send = filled, send
 
     def put_all(self, reports: list[tuple[Apply, tuple[Any, ...]]]) -> None:
         """Several at once (a Dask chunk's children ended together), in this order."""
@@ -174,9 +181,8 @@ class Inbox:
                             launch = launch or then
                             apply(*args)
                     finally:
-                        pending = self._after_batch
-                        while pending:
-                            pending.pop(0)()
+                        if self._filled:
+                            self._send()
                         self._changed.notify_all()
             finally:
                 self._role.release()

@@ -6,6 +6,7 @@ without the call machinery."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -112,17 +113,21 @@ class ExecutorSink:
         # (task run ids, kinds, values' dicts, steps, times), not as events nor as a tuple per
         # call holding its dict (which the garbage collector never stops tracking): 100,000
         # event objects made each full collection of a fresh process (about 20 in a run of
-        # 100,000 task runs, a quarter of its CPU) walk 100,000 more objects. A batch of
-        # reports' calls go out as one event (``_send``).
-        self._ids: list[str] = []
-        self._kinds: list[str] = []
-        self._values: list[dict[str, Any]] = []
-        self._steps: list[int | None] = []
-        self._times: list[float] = []
-        self._sent = 0  # calls emitted
-        # The run inbox's ``add``, looked up once: three lookups per logging call were 0.4k
-        # instructions of the ~17k a call costs the task threads (benchmarks/README.md).
-        self._add = engine.launcher.inbox.add
+        # 100,000 task runs, a quarter of its CPU) walk 100,000 more objects. Nor the batches
+        # sent: an event and its tuples per batch are as many for a map whose batches hold one
+        # call each.
+        self._columns: tuple[list[Any], ...] = ([], [], [], [], [])
+        # Calls applied since the last batch went out, a tuple each (task run id, kind,
+        # values, step, time), made columns once per batch of reports (``_send``).
+        self._pending: list[ev.Call] = []
+        inbox = engine.launcher.inbox
+        # A logging call's way in (``logs.TaskContext.add_call``): the inbox's ``add`` with
+        # the pending list's own ``append`` as the apply, so no Python frame runs per call
+        # under the run's lock, and each batch's end sends what it applied
+        # (``Inbox.send_after``). Each layer was a frame per call (sink_for, task_values, the
+        # apply's five appends) of the 14.5k instructions a call cost the task threads.
+        self.add_call = functools.partial(inbox.add, self._pending.append)
+        inbox.send_after(self._pending, self._send)
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
                      worker: str = "") -> None:
@@ -169,18 +174,15 @@ class ExecutorSink:
     def logged(self) -> list[ev.Call]:
         """The logging calls so far: (task run id, kind, values, step, time); under the
         engine's lock."""
-        return list(self._batch(0).calls)
+        return list(self._batch().calls)
 
-    def _batch(self, first: int) -> ev.ExperimentCalls:
-        end = self._sent
-        return ev.ExperimentCalls(self._engine.id, self._ids[first:end], self._kinds[first:end],
-                                  self._values[first:end], self._steps[first:end],
-                                  self._times[first:end])
+    def _batch(self) -> ev.ExperimentCalls:
+        return ev.ExperimentCalls(self._engine.id, *self._columns)
 
     @property
     def experiments(self) -> list[ev.ExperimentValues]:
         """The logging calls so far, as events (a late subscriber's replay)."""
-        return self._batch(0).each()
+        return self._batch().each()
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
                     values: dict[str, Any], step: int | None) -> None:
@@ -188,26 +190,25 @@ class ExecutorSink:
         # with the same thread's end of the task run, so never after it. Only appended: the
         # end that follows applies it (a log_metrics call per map child that took the run's
         # lock itself made the task threads queue on it, 1.6-1.9x the flow logging none; one
-        # that applied the inbox itself, 1.1x).
-        # The function and this sink as its first argument, not ``self._logged``: a bound
-        # method made per call was one more object per call for the garbage collector to count
-        # (a young collection every 10,000: a map's logging calls made 2.3 per child, not 1).
-        self._add(ExecutorSink._logged, self, task_run_id, kind, values, step, when)
-
-    def _logged(self, task_run_id: str, kind: str, values: dict[str, Any], step: int | None,
-                when: float) -> None:
-        # Under the run's lock: kept here, and sent once the batch of reports is applied.
-        if self._sent == len(self._ids):
-            self._engine.launcher.inbox.after_batch(self._send)
-        self._ids.append(task_run_id)
-        self._kinds.append(kind)
-        self._values.append(values)
-        self._steps.append(step)
-        self._times.append(when)
+        # that applied the inbox itself, 1.1x). A task call in this process goes straight to
+        # ``add_call`` (``experiment_values.record``); this is the way in of the Dask
+        # workers' calls (``dask_events.Dispatcher``).
+        self.add_call((task_run_id, kind, values, step, when))
 
     def _send(self) -> None:
-        first, self._sent = self._sent, len(self._ids)
-        self._engine.emit(self._batch(first))
+        """The calls applied in this batch of reports, as one event: at its end, under the
+        run's lock (``Inbox.send_after``)."""
+        pending = self._pending
+        # Tuples, shared by the event and nobody else: the run's columns copy them.
+        ids, kinds, values, steps, times = zip(*pending, strict=True)
+        pending.clear()
+        kept_ids, kept_kinds, kept_values, kept_steps, kept_times = self._columns
+        kept_ids += ids
+        kept_kinds += kinds
+        kept_values += values
+        kept_steps += steps
+        kept_times += times
+        self._engine.emit(ev.ExperimentCalls(self._engine.id, ids, kinds, values, steps, times))
 
     def log(self, record: ev.LogRecord) -> None:
         engine = self._engine

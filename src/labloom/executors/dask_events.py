@@ -45,6 +45,8 @@ class WorkerSink:
     """
 
     FLUSH_EVERY = 0.2
+    # A logging call here goes through ``task_values`` (a task call's context reads this).
+    add_call = None
 
     def __init__(self, worker: Any) -> None:
         self._worker = worker
