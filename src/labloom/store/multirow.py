@@ -12,8 +12,8 @@ connection's statement cache keeps each prepared.
 first use of 111 rows of ``task_states`` or of the update: 0.18 / 0.34 ms more than its
 later uses, 1.6 / 3.1 µs a row; run once for each kind and size by a connection), while a row
 written costs about the same in a statement of 64 (1.11 against 1.04 µs). A fresh process's
-first run of 1,000 task runs prepared some 2 ms less in its writer (its statements 9.8 -> 8.0
-ms of CPU, three processes each), and a run of 100,000 was no dearer (issue 21 §2).
+first run of 1,000 task runs spent a little less in its statements (8.5 -> 8.2 ms of CPU,
+medians of 8 processes), and runs of 50,000 and 1,000,000 were no dearer (issue 21 §2).
 """
 
 from __future__ import annotations
