@@ -170,3 +170,52 @@ def test_a_holder_on_another_host_is_freed_when_its_heartbeat_stops(
     assert store.holders("db") == 1
     store.give_back("here")
 
+
+
+LAZY = """
+import json, sys, threading, time
+import labloom
+from labloom import ThreadExecutor, flow, task
+
+running, most, lock = [0], [0], threading.Lock()
+
+def hold(i):
+    with lock:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+    time.sleep(0.05)
+    with lock:
+        running[0] -= 1
+    return i
+
+plain, tagged = task(hold, name="plain"), task(hold, name="tagged", tags=["db"])
+
+@flow
+def untagged():
+    plain.map(range(4))
+
+@flow
+def limited():
+    tagged.map(range(4))
+
+untagged.run(executor=ThreadExecutor(4)).wait()
+before = "labloom.store.concurrency_limiter" in sys.modules
+most[0] = 0
+labloom.limits.set("db", 1)
+run = limited.run(executor=ThreadExecutor(4))
+run.wait()
+print(json.dumps({"before": before, "most": most[0], "state": run.state.value,
+                  "after": "labloom.store.concurrency_limiter" in sys.modules}))
+"""
+
+
+def test_the_store_limiter_is_loaded_by_the_first_tagged_task_run(labloom_home: Path) -> None:
+    # An untagged run passes the limiter without a slot, so it never imports the store's
+    # limiter (0.2 ms of a fresh process's first run); a tagged run is limited through it.
+    out = subprocess.run([sys.executable, "-c", LAZY], env=env_for(labloom_home),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"before": False, "most": 1, "state": "Completed", "after": True}

@@ -261,6 +261,62 @@ def test_a_run_in_a_new_store_connects_once(monkeypatch: pytest.MonkeyPatch,
         conn.close()
 
 
+def test_a_run_that_follows_another_makes_no_connection_of_its_own(
+        monkeypatch: pytest.MonkeyPatch, store_backend: str) -> None:
+    if store_backend == "postgresql":
+        pytest.skip("a PostgreSQL store has no file to know again: every run's start checks it")
+    # The writer's thread still holds the connection that wrote the last run to this very
+    # file: the next run's start needs none to check the store (issue 21 §2: 0.4 ms a run).
+    # Its record is the one made after a check; a store file gone since is checked again.
+    import threading
+
+    from labloom.store import db as store_db
+    from labloom.store import writer as store_writer
+
+    made: list[str] = []  # by the caller's thread (the cancel watcher polls on its own)
+    real = store_db.Database._raw
+
+    def counted(self: store_db.Database, timeout: float) -> object:
+        if threading.current_thread() is threading.main_thread():
+            made.append(str(self.path))
+        return real(self, timeout)
+
+    monkeypatch.setattr(store_db.Database, "_raw", counted)
+    first = wide.run(n=20, executor=ThreadExecutor(2))
+    assert made and first.state is State.COMPLETED
+    made.clear()
+    following = wide.run(n=20, executor=ThreadExecutor(2))
+    assert made == []
+    with monkeypatch.context() as forced:  # the same run again, the store checked
+        forced.setattr(store_writer.Writer, "writing_to", lambda self, file_id: False)
+        checked = wide.run(n=20, executor=ThreadExecutor(2))
+    assert len(made) == 1
+    with open_store() as store:
+        records = [(store.get_run(r.id).state, store.get_run(r.id).counts,
+                    sorted((t.name, t.state) for t in store.task_runs(r.id)))
+                   for r in (following, checked)]
+        path = store_db.get_database().path
+    assert records[0] == records[1] == ("Completed", {"Completed": 20}, records[0][2])
+    assert len(records[0][2]) == 20
+    made.clear()
+    assert path is not None
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    after = wide.run(n=20, executor=ThreadExecutor(2))
+    assert len(made) == 1  # checked: the store file is a new one
+    # The writer finds the file replaced and writes its open runs into the new one again,
+    # on its own time (``Writer._reopen``).
+    deadline = time.monotonic() + 30
+    while True:
+        with open_store() as store:
+            record = store.get_run(after.id)
+        if (record is not None and record.counts == {"Completed": 20}) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert record is not None and record.counts == {"Completed": 20}
+
+
 def test_a_key_known_in_the_write_that_creates_its_task_run_goes_into_its_row() -> None:
     # A map child is keyed as it launches, usually within the same write as its creation: its
     # key rides in its row instead of costing an UPDATE of its own.

@@ -63,11 +63,17 @@ def attach(run: Any) -> None:
     from .writer import attach as attach_writer
     from .writer import writer_for
 
+    database = writer = None
     try:
         database = get_database()  # may make LABLOOM_HOME, which may fail
-        # A PostgreSQL server away or refusing now costs at most LABLOOM_DB_CONNECT_TIMEOUT
-        # seconds; the flow still runs (a scheduled job's work matters more than its record).
-        checked = database.connect()
+        writer = writer_for(database)
+        # A writer whose thread holds a connection that wrote to this very file without
+        # trouble (moments ago: an idle writer's thread ends within seconds) has checked the
+        # store; a connection made here would only be closed again (0.4 ms of every run that
+        # follows another, issue 21 §2). Otherwise a PostgreSQL server away or refusing costs
+        # at most LABLOOM_DB_CONNECT_TIMEOUT seconds; the flow still runs (a scheduled job's
+        # work matters more than its record).
+        checked = None if writer.writing_to(database.file_id()) else database.connect()
     except StoreUnavailableError as exc:
         log.warning("%s. Run %s of %r is not being recorded.", exc, run.id, run.flow_name)
         return
@@ -75,11 +81,12 @@ def attach(run: Any) -> None:
         if not is_transient(exc):
             raise  # a busy or full SQLite disk now: the writer waits it out
     else:
-        # The writer writes with it: closing the last connection of a new SQLite file costs a
-        # checkpoint and a sync, and the writer would connect again at once.
-        writer_for(database).adopt(checked)
-    attach_writer(run)
-    watch(run)  # a cancel request from another process (the Flows panel) reaches the run
+        if checked is not None:
+            # The writer writes with it: closing the last connection of a new SQLite file
+            # costs a checkpoint and a sync, and the writer would connect again at once.
+            writer.adopt(checked)
+    attach_writer(run, writer)
+    watch(run, database=database)  # a cancel request from another process reaches the run
 
 
 def unrecorded(run_id: str, timeout: float = 5.0) -> Any:

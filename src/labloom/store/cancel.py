@@ -151,9 +151,12 @@ def _database(path: Path | None) -> Database:
     return get_database(f"sqlite:///{path}" if path is not None else None)
 
 
-def watch(run: Any, path: Path | None = None) -> CancelWatcher:
-    """Have this process act on cancel requests for ``run`` until it ends."""
-    database = _database(path)
+def watch(
+    run: Any, path: Path | None = None, database: Database | None = None
+) -> CancelWatcher:
+    """Have this process act on cancel requests for ``run`` until it ends: in the store at
+    ``path``, or ``database``, or else the store in force."""
+    database = database or _database(path)
     with _watchers_lock:
         watcher = _watchers.get(database.url)
         if watcher is None:

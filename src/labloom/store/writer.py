@@ -79,6 +79,7 @@ class Writer:
         self._file: tuple[int, int] | None = None  # the SQLite file written so far
         self._emptied = False  # the file at the path has no tables: it is another one
         self._wal: tuple[int, int] | None = None  # that file's journal
+        self._wrote: tuple[int, int] | None = None  # the file of the last write, if it went well
         self._spare: Conn | None = None  # see adopt
         self._hurry = 0  # threads in ``wait``: nothing gathers meanwhile
 
@@ -90,6 +91,13 @@ class Writer:
                 self._spare = conn
                 return
         conn.close()
+
+    def writing_to(self, file_id: tuple[int, int] | None) -> bool:
+        """Whether this writer's thread is running and last wrote, without trouble, to the
+        SQLite file ``file_id`` (the store file now at its path): what ``store.attach`` would
+        learn by connecting. Always False on PostgreSQL (no file)."""
+        with self._cond:
+            return self._thread is not None and file_id is not None and self._wrote == file_id
 
     def is_me(self) -> bool:
         return threading.current_thread() is self._thread
@@ -232,12 +240,13 @@ class Writer:
                         self._emptied or self.database.file_id() != self._file):
                     conn = self._reopen(conn, rows)
                 self._write(conn, rows)
-                self._file = conn.file_id
+                self._file = self._wrote = conn.file_id
                 if self.database.path is not None:
                     self._wal = file_identity(Path(f"{self.database.path}-wal"))
                 self._recovered()
                 return conn
             except Exception as exc:
+                self._wrote = None
                 if conn is not None:
                     with suppress(Exception):  # a fresh connection after any failure
                         conn.close()
@@ -384,8 +393,9 @@ def writer_for(database: Database) -> Writer:
         return writer
 
 
-def attach(run: Any) -> Recorder:
-    recorder = Recorder(run, writer_for(get_database()))
+def attach(run: Any, writer: Writer | None = None) -> Recorder:
+    """Record ``run`` with ``writer`` (default: the writer of the store in force)."""
+    recorder = Recorder(run, writer or writer_for(get_database()))
     run.subscribe(recorder, replay=True)
     return recorder
 
