@@ -472,3 +472,39 @@ def test_a_cached_task_run_records_its_metrics_and_never_the_results_path() -> N
     # are not taken from there (they were recorded with the run that computed the result).
     assert rows[0]["total"] == 4 and rows[1]["total"] == 6
     assert all(".pkl" not in str(value) for row in rows.values() for value in row.values())
+
+
+def test_values_logged_by_a_call_its_run_gave_up_on_are_dropped_once_the_run_finished() -> None:
+    """A timed-out call's thread cannot be stopped; what it logs after its run finished is
+    dropped (review of session 34's straight way to the inbox: it was kept in memory, shown by
+    run.experiments() and never stored)."""
+    import threading
+    import time
+
+    go, logged = threading.Event(), threading.Event()
+
+    @task(timeout=0.2)
+    def slow() -> None:
+        go.wait(10)
+        log_metrics(late=1.0)
+        logged.set()
+
+    @task
+    def quick() -> None:
+        log_metrics(early=2.0)
+
+    @flow
+    def outlived() -> None:
+        quick()
+        slow()
+
+    run = outlived.run(executor=ThreadExecutor(2))
+    assert run.state.value == "Failed"  # the timeout
+    go.set()
+    assert logged.wait(10)
+    inbox = run._engine.launcher.inbox
+    deadline = time.monotonic() + 10
+    while inbox._items and time.monotonic() < deadline:  # the nudger applies it (NUDGE)
+        time.sleep(0.01)
+    inbox.drain()
+    assert [values for _, _, values, _, _ in run._engine.sink.logged] == [{"early": 2.0}]

@@ -92,6 +92,7 @@ class SinkOwner(Protocol):
 
     id: str
     lock: threading.RLock
+    ended: float | None  # set as the run finishes, under ``lock``; None again on a retry
     graph: TaskGraph
     logs: RunLogs
     results: ResultPlanner
@@ -199,6 +200,12 @@ class ExecutorSink:
         """The calls applied in this batch of reports, as one event: at its end, under the
         run's lock (``Inbox.send_after``)."""
         pending = self._pending
+        if self._engine.ended is not None:
+            # A call its run gave up on (a timeout: a thread cannot be stopped) logging after
+            # the run finished: dropped, as its record is closed. Kept, it would show in
+            # run.experiments() and never in the store (or in it only after a retry).
+            pending.clear()
+            return
         # Tuples, shared by the event and nobody else: the run's columns copy them.
         ids, kinds, values, steps, times = zip(*pending, strict=True)
         pending.clear()
