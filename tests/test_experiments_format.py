@@ -17,7 +17,7 @@ import pytest
 from labloom import StoreDataError, flow, log_metrics, task
 from labloom.core import events as ev
 from labloom.store import experiments as store_experiments
-from labloom.store import open_store
+from labloom.store import logged_calls, open_store
 from labloom.store.db import get_database
 from labloom.store.schema import SCHEMA_VERSION, ensure_schema, version_of
 
@@ -107,6 +107,48 @@ def test_a_real_run_writes_packed_rows_that_read_back(store_backend: str) -> Non
     assert len(rows) == 30 and rows[4].metrics == {"auc": 0.4, "loss": 0.2, "seen": 4}
     assert isinstance(rows[4].metrics["seen"], int)
     assert total == 30 and sorted(p["value"] for p in points)[-1] == 1.0
+
+
+def test_a_writes_calls_of_one_run_or_of_several_store_the_same_bytes(
+    store_backend: str
+) -> None:
+    """The writer joins a write's events in C when they are all ``ExperimentCalls`` of one
+    run (``store/experiments._by_run``, ``_joined``); events of several runs, or replayed
+    ``ExperimentValues``, go the other way. Both store the same bytes, call for call, in the
+    order logged, a row per ``CALLS_PER_ROW`` calls."""
+    calls = [(f"tr.{i}", "metric" if i % 3 else "param",
+              {"a": i, "b": i * 0.5, "c": "x" * (i % 4)}, i if i % 2 else None, 10.0 + i)
+             for i in range(7)]
+
+    def batch(run_id: str, part: list[Any]) -> ev.ExperimentCalls:
+        return ev.ExperimentCalls(run_id, *zip(*part, strict=True))
+
+    fast = [(RUN, batch(RUN, calls[:1])), (RUN, batch(RUN, calls[1:5])),
+            (RUN, batch(RUN, calls[5:]))]
+    slow = [(RUN, ev.ExperimentValues(RUN, c[0], c[4], c[1], c[2], c[3])) for c in calls[:2]]
+    slow += [("other", batch("other", calls[:3])), (RUN, batch(RUN, calls[2:6])),
+             ("other", batch("other", calls[3:])), (RUN, batch(RUN, calls[6:]))]
+
+    def stored(rows: list[Any]) -> dict[str, list[Any]]:
+        with open_store() as store:
+            store.conn.execute("DELETE FROM experiment_values")
+            with store.conn.transaction():
+                store_experiments.insert(store.conn, rows)
+            got: dict[str, list[Any]] = {}
+            for run_id, packed in store.conn.execute(
+                    "SELECT run_id, packed FROM experiment_values ORDER BY id"):
+                got.setdefault(run_id, []).append(packed)
+            return got
+
+    for per_row in (1000, 3):
+        store_experiments.CALLS_PER_ROW, saved = per_row, store_experiments.CALLS_PER_ROW
+        try:
+            one, several = stored(fast), stored(slow)
+        finally:
+            store_experiments.CALLS_PER_ROW = saved
+        assert one[RUN] == several[RUN] == several["other"]
+        assert len(one[RUN]) == (1 if per_row == 1000 else 3)
+        _same([call for row in one[RUN] for call in logged_calls.unpacked(row, 0)], calls)
 
 
 def _old_rows(conn: Any) -> None:

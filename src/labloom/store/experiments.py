@@ -18,13 +18,16 @@ page rows in Python (``core/experiments.page``; the server keeps a run's rows be
 from __future__ import annotations
 
 import json
+import operator
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from ..core import experiments as ex
 from ..core.errors import TargetError
+from ..core.events import ExperimentCalls
 
 if TYPE_CHECKING:
     from .reader import RunStore
@@ -67,18 +70,41 @@ def insert(conn: Any, rows: list[tuple[Any, ...]]) -> None:
     encoded once in C."""
     if not rows:
         return
-    by_run: dict[str, tuple[list[Any], ...]] = {}
-    for run_id, event in rows:
-        into = by_run.get(run_id)
-        if into is None:
-            into = by_run[run_id] = ([], [], [], [], [])
-        for column, more in zip(into, event.columns, strict=True):
-            column += more  # in the order logged
     conn.executemany(_BATCH_SQL, [
         _stored_row(run_id, tuple(column[i : i + CALLS_PER_ROW] for column in columns))
-        for run_id, columns in by_run.items()
+        for run_id, events in _by_run(rows).items()
+        for columns in (_joined(events),)
         for i in range(0, len(columns[0]), CALLS_PER_ROW)
     ])
+
+
+_RUN, _EVENT = operator.itemgetter(0), operator.itemgetter(1)
+# An ``ExperimentCalls``'s five columns, read in C; ``columns`` (a property, a Python call) for
+# the other kind, ``ExperimentValues`` (a replay).
+_CALL_COLUMNS = operator.attrgetter("task_run_ids", "kinds", "values", "steps", "times")
+_ANY_COLUMNS = operator.attrgetter("columns")
+
+
+def _by_run(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """The rows' events by run, each run's in the order logged. Most writes hold one run's:
+    no Python step per event then (a map's events hold one call each as often as not, and
+    what the writer did per event cost more than packing its call, issue 19)."""
+    runs = set(map(_RUN, rows))
+    if len(runs) == 1:
+        return {runs.pop(): list(map(_EVENT, rows))}
+    by_run: dict[str, list[Any]] = {}
+    for run_id, event in rows:
+        by_run.setdefault(run_id, []).append(event)
+    return by_run
+
+
+def _joined(events: list[Any]) -> tuple[list[Any], ...]:
+    """The events' calls as five columns (task run ids, kinds, values, steps, times), in order,
+    each joined in C (a list extended by each event's: no iterator per event, as ``chain``
+    made; 0.24 against 0.32 µs an event of one call)."""
+    only_calls = set(map(type, events)) == {ExperimentCalls}
+    each = map(_CALL_COLUMNS if only_calls else _ANY_COLUMNS, events)
+    return tuple(reduce(operator.iadd, column, []) for column in zip(*each, strict=True))
 
 
 # Rows per read (at most half a million calls, most often a few thousand): a short read, so no
