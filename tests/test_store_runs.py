@@ -282,6 +282,9 @@ def test_a_run_that_follows_another_makes_no_connection_of_its_own(
         return real(self, timeout)
 
     monkeypatch.setattr(store_db.Database, "_raw", counted)
+    # The writer's thread ends after _IDLE_EXIT seconds idle: a loaded machine must not make
+    # the following run start after that (it would rightly check the store again).
+    monkeypatch.setattr(store_writer, "_IDLE_EXIT", 60.0)
     first = wide.run(n=20, executor=ThreadExecutor(2))
     assert made and first.state is State.COMPLETED
     made.clear()

@@ -72,7 +72,9 @@ def attach(run: Any) -> None:
         # store; a connection made here would only be closed again (0.4 ms of every run that
         # follows another, issue 21 §2). Otherwise a PostgreSQL server away or refusing costs
         # at most LABLOOM_DB_CONNECT_TIMEOUT seconds; the flow still runs (a scheduled job's
-        # work matters more than its record).
+        # work matters more than its record). A file damaged in place since that write is
+        # found by the writer, not here: the run is attached, its rows refused and counted
+        # (``unrecorded``), as for damage during a run.
         checked = None if writer.writing_to(database.file_id()) else database.connect()
     except StoreUnavailableError as exc:
         log.warning("%s. Run %s of %r is not being recorded.", exc, run.id, run.flow_name)
