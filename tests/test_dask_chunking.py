@@ -213,3 +213,44 @@ def test_a_chunks_arguments_are_searched_for_futures_only_when_one_may_be_there(
     spec = task_spec("chunk", _double, arguments, plain=frozenset((0,)))
     assert spec.args[0] is arguments and not spec.dependencies
     assert not isinstance(spec.args[0], DataNode)
+
+
+def test_an_unmeasured_maps_probes_are_planned_in_the_launching_thread() -> None:
+    # The cluster's thread count is a question to the scheduler: asked by the submitting
+    # thread, it waited while the launching thread held the interpreter, and no probe went out
+    # before the whole map was launched. The launching thread asks it, once per map.
+    import threading
+
+    from labloom.executors.dask import DaskExecutor
+
+    asked_from: list[threading.Thread] = []
+
+    class Client:
+        id = "test-probes-planned-in-the-launching-thread"
+        status = "running"
+
+        def nthreads(self) -> dict[str, int]:
+            asked_from.append(threading.current_thread())
+            return {"w1": 3}
+
+        def subscribe_topic(self, name: str, handler: Any) -> None:
+            pass
+
+        def unsubscribe_topic(self, name: str) -> None:
+            pass
+
+    executor = DaskExecutor(client=Client())
+    executor._submitter._start = lambda: None  # type: ignore[method-assign]  # nothing sent
+    for block in range(2):  # a map's children come in blocks: asked for the first only
+        calls = [(TaskCall(_double, f"double[{i}]", "r1", f"r1.double.{i}", batch_size="auto"),
+                  (i,), {}, lambda outcome: None) for i in range(10 * block, 10 * block + 10)]
+        handles: list[Any] = []
+        executor.submit_all(calls, None, handles)
+        assert len(handles) == 10
+    assert asked_from == [threading.current_thread()]
+    assert executor._submitter._probes[("r1", "double")].limit == probe_count(3)
+    # The submitting thread, deciding, finds them planned: the first six go alone, the rest wait.
+    chunks, alone, rest, held = executor._submitter._chunks(executor._submitter._members)
+    assert (len(chunks), len(alone), len(rest), len(held)) == (0, probe_count(3), 0, 14)
+    assert asked_from == [threading.current_thread()]
+    executor.shutdown()

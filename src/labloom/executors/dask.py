@@ -246,7 +246,11 @@ class DaskExecutor(Executor):
                     run_id, first = call.run_id, len(handles)
                 handle = Handle(task_name_of(call))
                 key = (handle.task, call.batch_size)
-                size = sizes[key] if key in sizes else sizes.setdefault(key, self._chunk_size(call))
+                if key not in sizes:
+                    sizes[key] = self._chunk_size(call)
+                    if sizes[key] is None:  # not measured: its probes planned in this thread
+                        self._submitter.plan_probes(call.run_id, handle.task)
+                size = sizes[key]
                 if size is not None:
                     call.batch_size = size  # decided: the submitter need not ask again per child
                 if not resources and (size is None or size > 1):

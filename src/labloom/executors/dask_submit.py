@@ -330,12 +330,25 @@ class Submitter:
                 with self._lock:
                     self._probes.pop(key, None)
             return known
+        probes = self._probes.get(key) or self.plan_probes(call.run_id, name)
+        return chunk_size(None, probes.sent, probes.ended, probes.limit)
+
+    def plan_probes(self, run_id: str, name: str) -> Probes:
+        """The probes of a map (of task ``name``) not measured yet: as many as keep the
+        cluster's threads busy, whose count is a question to the scheduler.
+
+        The executor asks it in the launching thread, before it hands the map's first children
+        over (``DaskExecutor.submit_all``). Asked from this thread, the answer waited for the
+        event loop, which waited for the interpreter the launching thread held: a fresh
+        process's first map of 5,000 no-op children sent its probes only once every child was
+        launched (the question took 43 ms)."""
+        key = (run_id, name)
         probes = self._probes.get(key)
         if probes is None:
             threads = sum(self._executor.client.nthreads().values())
             with self._lock:
                 probes = self._probes.setdefault(key, Probes(probe_count(threads)))
-        return chunk_size(None, probes.sent, probes.ended, probes.limit)
+        return probes
 
     def _probe(self, member: Member, name: str) -> Member:
         """A child (of task ``name``) sent alone: if it is a probe (its task not measured
