@@ -254,3 +254,51 @@ def test_an_unmeasured_maps_probes_are_planned_in_the_launching_thread() -> None
     assert (len(chunks), len(alone), len(rest), len(held)) == (0, probe_count(3), 0, 14)
     assert asked_from == [threading.current_thread()]
     executor.shutdown()
+
+
+def test_children_held_back_are_looked_at_again_when_a_probe_ends_not_as_others_arrive() -> None:
+    # Kept with the children still arriving, the held ones were decided again on each launch
+    # block's wake-up: a first map of 5,000 took up to 40,000 looks at a size.
+    import time
+
+    class Owner:
+        client = type("Client", (), {"nthreads": lambda self: {"w1": 1}})()
+        dispatcher = type("Dispatcher", (), {"mean_duration": lambda self, name: None})()
+
+    submitter = Submitter(executor=Owner())  # type: ignore[arg-type]
+    looked_at: list[str] = []
+    known_size = submitter._known_size
+
+    def counted(call: TaskCall, name: str) -> int | None:
+        looked_at.append(call.task_run_id)
+        return known_size(call, name)
+
+    submitter._known_size = counted  # type: ignore[method-assign]
+
+    def children(first: int, n: int) -> list[Any]:
+        return [(TaskCall(_double, f"double[{i}]", "r1", f"r1.{i}", batch_size="auto"), (i,), {},
+                 Handle("double"), lambda outcome: None) for i in range(first, first + n)]
+
+    def wait_for(condition: Any) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+
+    probes = submitter.plan_probes("r1", "double")
+    probe = submitter._probe(children(100, 1)[0], "double")  # one probe out, not ended
+    probes.sent = probes.limit  # every probe out: the rest is held, nothing is sent
+    submitter.add_members(children(0, 6))
+    wait_for(lambda: len(submitter._held) == 6)
+    for block in range(3):  # more children arrive: only they are looked at
+        submitter.add_members(children(6 + 2 * block, 2))
+        wait_for(lambda: len(submitter._held) == 8 + 2 * block)
+    assert {f"r1.{i}" for i in range(6)}.isdisjoint(looked_at[looked_at.index("r1.6"):])
+    assert [call.task_run_id for call, *_ in submitter._held] == [f"r1.{i}" for i in range(12)]
+    looked_at.clear()
+    probe[4](None)  # the probe ended (unmeasured here): the held children are decided again
+    wait_for(lambda: set(looked_at) >= {f"r1.{i}" for i in range(12)})
+    wait_for(lambda: len(submitter._held) == 12)  # still held: three probes are still out
+    submitter.forget("r1")
+    assert not submitter._held
+    submitter.stop()
