@@ -292,7 +292,7 @@ def test_children_held_back_are_looked_at_again_when_a_probe_ends_not_as_others_
     wait_for(lambda: len(submitter._held) == 6)
     for block in range(3):  # more children arrive: only they are looked at
         submitter.add_members(children(6 + 2 * block, 2))
-        wait_for(lambda: len(submitter._held) == 8 + 2 * block)
+        wait_for(lambda n=8 + 2 * block: len(submitter._held) == n)
     assert {f"r1.{i}" for i in range(6)}.isdisjoint(looked_at[looked_at.index("r1.6"):])
     assert [call.task_run_id for call, *_ in submitter._held] == [f"r1.{i}" for i in range(12)]
     looked_at.clear()

@@ -11,6 +11,7 @@ and items on the cluster. This is the only module (with its two helpers) that im
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +25,7 @@ from .dask_clusters import Kept, check_options
 from .dask_internals import is_adaptive
 from .dask_outcomes import scheduler_lost
 from .dask_shared import durations_of, shared_client
-from .dask_submit import Handle, Member, Submitter, item_future, single, task_name_of
+from .dask_submit import Handle, Member, Submitter, single, task_name_of
 
 
 def active_scheduler_address() -> str | None:
@@ -283,9 +284,17 @@ class DaskExecutor(Executor):
             self._per_run.track_all(run_id, handles)
 
     def value_ref(self, handle: Any) -> Any:
-        if isinstance(handle.future, Kept):  # its cluster closed: the value itself
+        """The future of one task run's value (a chunk child's: its item, picked on the
+        cluster); the value itself once its cluster per run closed."""
+        if isinstance(handle.future, Kept):
             return self.result(handle)
-        return item_future(self.client, handle)
+        if handle.index is None:
+            return handle.future
+        if handle.item is None:
+            chunk = handle.future
+            handle.item = self.client.submit(operator.getitem, chunk, handle.index,
+                                             key=f"item-{handle.index}-{chunk.key}")
+        return handle.item
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
         value = handle.future.result(timeout=timeout)

@@ -15,7 +15,6 @@ own timeout and cache file, and fails alone (its retry is sent on its own).
 from __future__ import annotations
 
 import logging
-import operator
 import threading
 import time
 import traceback
@@ -100,10 +99,8 @@ class Submitter:
         self._lock = threading.Lock()
         self._pending: dict[str, Entry] = {}
         self._members: list[Member] = []
-        # Children of maps not measured yet, held back: looked at again only when a probe
-        # ended (``_recheck``) or the thread idled, not on each launch block's wake-up (kept
-        # with the others, a fresh process's first map of 5,000 children took 33,000 to 40,000
-        # looks at a size, against 12,000 for a map measured before).
+        # Children held back until their map is measured: looked at again when a probe ended
+        # (``_recheck``) or the thread idled, not on every launch block's wake-up.
         self._held: list[Member] = []
         self._recheck = False
         # Per (run, task name) of automatic maps not measured yet: their probes.
@@ -186,8 +183,7 @@ class Submitter:
         """Each task run of a batch that broke off is told once, except those put back."""
         log.exception("labloom: sending tasks to Dask failed")
         with self._lock:
-            # put back for the next batch
-            waiting = {id(member) for member in (*self._members, *self._held)}
+            waiting = {id(member) for member in (*self._members, *self._held)}  # put back
         for key, entry in batch.items():
             if key not in failed:
                 entry[2](error)
@@ -347,14 +343,10 @@ class Submitter:
         return chunk_size(None, probes.sent, probes.ended, probes.limit)
 
     def plan_probes(self, run_id: str, name: str) -> Probes:
-        """The probes of a map (of task ``name``) not measured yet: as many as keep the
-        cluster's threads busy, whose count is a question to the scheduler.
-
-        The executor asks it in the launching thread, before it hands the map's first children
-        over (``DaskExecutor.submit_all``). Asked from this thread, the answer waited for the
-        event loop, which waited for the interpreter the launching thread held: a fresh
-        process's first map of 5,000 no-op children sent its probes only once every child was
-        launched (the question took 43 ms)."""
+        """The probes of a map (of task ``name``) not measured yet, two per cluster thread:
+        planned by the launching thread (``DaskExecutor.submit_all``), as asking the scheduler
+        from this one waited while the launch held the interpreter (43 ms: no probe went out
+        before the whole map was launched)."""
         key = (run_id, name)
         probes = self._probes.get(key)
         if probes is None:
@@ -404,14 +396,3 @@ def _chunk_not_sent(chunk: list[Member]) -> Callable[[Exception], None]:
             on_done(Outcome(ok=False, error=error, traceback=str(error)))
 
     return not_sent
-
-
-def item_future(client: Any, handle: Handle) -> Any:
-    """The future of one child's value (a chunk's item, picked on the cluster)."""
-    if handle.index is None:
-        return handle.future
-    if handle.item is None:
-        chunk = handle.future
-        handle.item = client.submit(operator.getitem, chunk, handle.index,
-                                    key=f"item-{handle.index}-{chunk.key}")
-    return handle.item
