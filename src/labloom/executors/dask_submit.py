@@ -159,12 +159,14 @@ class Submitter:
         while True:
             woken = self._wake.wait(IDLE_EXIT)
             self._wake.clear()
+            with self._lock:
+                if self._held and (self._recheck or not woken):  # first: gathering counts them
+                    self._members[:0] = self._held
+                    self._held, self._recheck = [], False
             growing = self._gather_members()
             with self._lock:
                 batch, self._pending = self._pending, {}
                 members, self._members = self._members, []
-                if self._held and (self._recheck or not woken):
-                    members, self._held, self._recheck = self._held + members, [], False
                 if not batch and not members and not self._held and (
                         self._stopped or not woken):
                     self._thread = None  # stopped, or idle: a later add starts another
