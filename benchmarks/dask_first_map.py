@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from noop_dask_map import in_turn
+from noop_dask_map import in_tree, in_turn
 
 
 def thread_cpu() -> dict[str, float]:
@@ -91,12 +91,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        import tempfile
-
-        sys.path.insert(0, os.path.abspath(args.child))
-        with tempfile.TemporaryDirectory(prefix="labloom-bench-") as home:
-            os.environ.setdefault("LABLOOM_HOME", home)
-            child(args.tasks)
+        in_tree(args.child, lambda: child(args.tasks))
         return
     trees = [os.path.abspath(src) for src in args.src]
     maps: dict[str, list[list[tuple]]] = {tree: [[], []] for tree in trees}
