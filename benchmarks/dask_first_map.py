@@ -8,10 +8,11 @@ made, the wall time, the process CPU per child and each kernel thread's CPU per 
 
     python benchmarks/dask_first_map.py --src /work/main/src src [--pairs 4] [--tasks 5000]
 
-This machine sets PYTHONDONTWRITEBYTECODE, so a fresh process compiles every module it imports
-during the first run (the store's, the progress printer's: about 12 ms of the kernel's CPU in
-session 34); with ``PYTHONPYCACHEPREFIX=/tmp/pyc`` and the variable unset it reads them from a
-cache, as an installed labloom does.
+Every process reads compiled bytecode, as an installed labloom does (``installed_bytecode.py``:
+one unmeasured process per tree writes it first; the Dask workers inherit the setting). This
+machine sets PYTHONDONTWRITEBYTECODE, so without it a fresh process compiled every module it
+imported during the first run (the store's, the progress printer's: about 12 ms of the
+kernel's CPU, session 34).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 
+from installed_bytecode import bytecode, installed_env
 from noop_dask_map import in_tree, in_turn
 
 
@@ -95,10 +97,15 @@ def main() -> None:
         return
     trees = [os.path.abspath(src) for src in args.src]
     maps: dict[str, list[list[tuple]]] = {tree: [[], []] for tree in trees}
+
+    def process(tree: str, pycache: str) -> str:
+        return subprocess.run([sys.executable, __file__, "--src", tree, "--child", tree,
+                               "--tasks", str(args.tasks)], env=installed_env(pycache),
+                              capture_output=True, text=True, check=True).stdout
+
+    pycache = bytecode(trees, process)
     for pair, tree in in_turn(trees, args.pairs):
-        out = subprocess.run([sys.executable, __file__, "--src", tree, "--child", tree,
-                              "--tasks", str(args.tasks)],
-                             capture_output=True, text=True, check=True).stdout
+        out = process(tree, pycache.name)
         for line in out.splitlines():
             if line.startswith("MAP "):
                 _, index, first, last, dask_tasks, wall, cpu, threads = line.split(" ", 7)
