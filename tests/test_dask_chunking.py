@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from labloom.core.attempt import TaskCall
+from labloom.core.executor import Outcome
 from labloom.executors.dask_chunking import (
     CHUNK_SECONDS,
     MAX_CHUNK,
     MIN_CHUNK,
     MIN_PROBES,
+    Probes,
     chunk_size,
     probe_count,
 )
@@ -30,12 +32,18 @@ def test_experiments_of_a_tenth_of_a_second_and_more_stay_one_per_dask_task() ->
     assert chunk_size(CHUNK_SECONDS / MIN_CHUNK) == MIN_CHUNK  # the smallest chunk made
 
 
-def test_a_task_not_measured_sends_probes_then_holds_until_one_is_measured() -> None:
-    assert [chunk_size(None, sent, 0, probes=4) for sent in range(6)] == [1, 1, 1, 1, None, None]
-    assert chunk_size(None, 4, 3, probes=4) is None
+def test_a_task_not_measured_sends_probes_then_holds_until_they_decide() -> None:
+    probes = Probes(4)
+    sizes = []
+    for _ in range(6):
+        sizes.append(probes.next_size())
+        probes.sent += sizes[-1] == 1
+    assert sizes == [1, 1, 1, 1, None, None]
+    assert [probes.end(0.0, 0.0) for _ in range(3)] == [False] * 3
+    assert probes.next_size() is None
     # Every probe ended without a duration (cancelled, a lost worker): stop holding.
-    assert chunk_size(None, 4, 4, probes=4) == 1
-    assert chunk_size(0.0001, 4, 0, probes=4) == 500  # measured: the probes no longer matter
+    assert probes.end(0.0, 0.0)
+    assert probes.next_size() == 1
 
 
 def test_two_probes_per_worker_thread() -> None:
@@ -256,7 +264,7 @@ def test_an_unmeasured_maps_probes_are_planned_in_the_launching_thread() -> None
     executor.shutdown()
 
 
-def test_children_held_back_are_looked_at_again_when_a_probe_ends_not_as_others_arrive() -> None:
+def test_children_held_back_are_looked_at_again_when_the_probes_decide_not_as_others_arrive() -> None:
     # Kept with the children still arriving, the held ones were decided again on each launch
     # block's wake-up: a first map of 5,000 took up to 40,000 looks at a size.
     import time
@@ -267,13 +275,13 @@ def test_children_held_back_are_looked_at_again_when_a_probe_ends_not_as_others_
 
     submitter = Submitter(executor=Owner())  # type: ignore[arg-type]
     looked_at: list[str] = []
-    known_size = submitter._known_size
+    known_size = submitter.known_size
 
     def counted(call: TaskCall, name: str) -> int | None:
         looked_at.append(call.task_run_id)
         return known_size(call, name)
 
-    submitter._known_size = counted  # type: ignore[method-assign]
+    submitter.known_size = counted  # type: ignore[method-assign]
 
     def children(first: int, n: int) -> list[Any]:
         return [(TaskCall(_double, f"double[{i}]", "r1", f"r1.{i}", batch_size="auto"), (i,), {},
@@ -295,10 +303,16 @@ def test_children_held_back_are_looked_at_again_when_a_probe_ends_not_as_others_
         wait_for(lambda n=8 + 2 * block: len(submitter._held) == n)
     assert {f"r1.{i}" for i in range(6)}.isdisjoint(looked_at[looked_at.index("r1.6"):])
     assert [call.task_run_id for call, *_ in submitter._held] == [f"r1.{i}" for i in range(12)]
-    looked_at.clear()
-    probe[4](None)  # the probe ended (unmeasured here): the held children are decided again
-    wait_for(lambda: set(looked_at) >= {f"r1.{i}" for i in range(12)})
-    wait_for(lambda: len(submitter._held) == 12)  # still held: three probes are still out
+    # A probe's end that decides nothing (three are still out) leaves them be; one that
+    # decides puts them back with the children to send.
+    sent: list[Any] = []
+    submitter._send = (
+        lambda batch, members, growing, failed: sent.extend(members))
+    probe[4](Outcome(ok=True))  # unmeasured
+    assert not submitter._recheck and len(submitter._held) == 12
+    probe[4](Outcome(ok=True, started=1.0, ended=1.5))  # a slow child: decided at once
+    wait_for(lambda: len(sent) == 12)
+    assert not submitter._held
     submitter.forget("r1")
     assert not submitter._held
     submitter.stop()

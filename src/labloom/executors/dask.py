@@ -20,7 +20,6 @@ from ..core.attempt import TaskCall
 from ..core.errors import ResourceUnavailableError
 from ..core.executor import DoneCallback, Executor, Outcome, Submission
 from . import dask_events as events
-from .dask_chunking import chunk_size
 from .dask_clusters import Kept, check_options
 from .dask_internals import is_adaptive
 from .dask_outcomes import scheduler_lost
@@ -335,8 +334,7 @@ class DaskExecutor(Executor):
         size = call.batch_size
         if size is None or isinstance(size, int):
             return size or 1
-        mean = self.dispatcher.mean_duration(task_name_of(call))
-        return None if mean is None else chunk_size(mean)
+        return self._submitter.known_size(call, task_name_of(call))
 
     @property
     def dispatcher(self) -> events.Dispatcher:

@@ -103,7 +103,8 @@ class Submitter:
         # (``_recheck``) or the thread idled, not on every launch block's wake-up.
         self._held: list[Member] = []
         self._recheck = False
-        # Per (run, task name) of automatic maps not measured yet: their probes.
+        # Per (run, task name) of automatic maps launched unmeasured: their probes (and the
+        # size they decided, for the map's life: ``forget`` drops them).
         self._probes: dict[tuple[str, str], Probes] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -194,11 +195,14 @@ class Submitter:
             and (member[3].future is None or member[3].future.key not in failed)
         ])(error)
 
-    def _known_size(self, call: TaskCall, name: str) -> int | None:
-        """Children per Dask task for ``call``'s map (of task ``name``), None while its
-        durations are unknown."""
+    def known_size(self, call: TaskCall, name: str) -> int | None:
+        """Children per Dask task for ``call``'s map (of task ``name``), None while unknown:
+        what its probes decided if it was launched unmeasured, else from the task's mean."""
         if isinstance(call.batch_size, int):
             return call.batch_size
+        probes = self._probes.get((call.run_id, name))
+        if probes is not None:
+            return probes.size
         mean = self._executor.dispatcher.mean_duration(name)
         return None if mean is None else chunk_size(mean)
 
@@ -228,7 +232,7 @@ class Submitter:
             undecided = []
             for member in looked_at:
                 call, name = member[0], member[3].task
-                size = self._known_size(call, name)
+                size = self.known_size(call, name)
                 if size is None:
                     undecided.append(member)
                     continue
@@ -331,18 +335,13 @@ class Submitter:
         return chunks, alone, rest, held
 
     def _size(self, call: TaskCall, name: str) -> int | None:
-        """As ``_known_size``, and for a map not measured yet: 1 for a probe, None to hold."""
-        known = self._known_size(call, name)
-        key = (call.run_id, name)
+        """As ``known_size``, and for a map not measured yet: 1 for a probe, None to hold."""
+        known = self.known_size(call, name)
         if known is not None:
-            call.batch_size = known  # decided (``_known_size`` then answers at once)
-            if key in self._probes:  # measured now: its children held back are decided too
-                with self._lock:
-                    self._probes.pop(key, None)
-                    self._recheck = True
+            call.batch_size = known  # decided (``known_size`` then answers at once)
             return known
-        probes = self._probes.get(key) or self.plan_probes(call.run_id, name)
-        return chunk_size(None, probes.sent, probes.ended, probes.limit)
+        probes = self._probes.get((call.run_id, name)) or self.plan_probes(call.run_id, name)
+        return probes.next_size()
 
     def plan_probes(self, run_id: str, name: str) -> Probes:
         """The probes of a map (of task ``name``) not measured yet, two per cluster thread:
@@ -358,8 +357,8 @@ class Submitter:
         return probes
 
     def _probe(self, member: Member, name: str) -> Member:
-        """A child (of task ``name``) sent alone: if it is a probe (its task not measured
-        yet), its end wakes this thread, which then decides for the children held back."""
+        """A child (of task ``name``) sent alone: if a probe (its map unmeasured), its end
+        counts, and wakes this thread once the children held back can go (``Probes.end``)."""
         call, args, kwargs, handle, on_done = member
         probes = self._probes.get((call.run_id, name))
         if probes is None or probes.sent >= probes.limit:
@@ -368,9 +367,10 @@ class Submitter:
 
         def ended(outcome: Outcome) -> None:
             with self._lock:
-                probes.ended += 1
-                self._recheck = True
-            self._wake.set()
+                decided = probes.end(outcome.started, outcome.ended)
+                self._recheck = self._recheck or decided
+            if decided:
+                self._wake.set()
             on_done(outcome)
 
         return call, args, kwargs, handle, ended
