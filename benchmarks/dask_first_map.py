@@ -112,7 +112,8 @@ def main() -> None:
                 maps[tree][int(index)].append((float(first), float(last), int(dask_tasks),
                                                float(wall), float(cpu), eval(threads)))
         print(f"  pair {pair + 1}, {tree}: " + "; ".join(
-            f"map {i + 1} {m[-1][3]:.0f} ms, CPU {m[-1][4]:.1f} us" for i, m in
+            f"map {i + 1} {m[-1][3]:.0f} ms, {m[-1][2]} Dask tasks, CPU {m[-1][4]:.1f} us"
+            for i, m in
             enumerate(maps[tree])), flush=True)
     print(f"{args.tasks} no-op children, medians of {args.pairs} fresh processes per tree "
           "(times from the run's start):")
