@@ -310,7 +310,9 @@ def test_children_held_back_are_looked_at_again_when_the_probes_decide_not_as_ot
         lambda batch, members, growing, failed: sent.extend(members))
     probe[4](Outcome(ok=True))  # unmeasured
     assert not submitter._recheck and len(submitter._held) == 12
-    probe[4](Outcome(ok=True, started=1.0, ended=1.5))  # a slow child: decided at once
+    probe[4](Outcome(ok=True, started=1.0, ended=1.5))  # one slow child: not yet
+    assert not submitter._recheck and len(submitter._held) == 12
+    probe[4](Outcome(ok=True, started=2.0, ended=2.5))  # two: one per Dask task, decided
     wait_for(lambda: len(sent) == 12)
     assert not submitter._held
     submitter.forget("r1")

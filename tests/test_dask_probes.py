@@ -1,5 +1,5 @@
-"""What an unmeasured map's probes decide (``dask_chunking.Probes``): the fastest probe once
-enough ended, not the first to end; a slow probe at once. Through the submitting thread's own
+"""What an unmeasured map's probes decide (``dask_chunking.Probes``): once enough ended, not
+from the first to end: their median whether to chunk, the fastest how much. Through the submitting thread's own
 decisions (``Submitter._chunks``), with durations given: no cluster, nothing sent."""
 
 from __future__ import annotations
@@ -77,13 +77,25 @@ def test_the_fastest_probe_decides_once_a_threads_second_call_ended() -> None:
     assert _sizes(submitter, _map(3000)[4:])[0] == MAX_CHUNK
 
 
-def test_a_slow_probe_keeps_the_map_one_child_per_dask_task_at_once() -> None:
+def test_a_probe_paused_by_the_machine_does_not_decide_for_a_map_of_no_ops() -> None:
+    # The first probe to end took 13 ms (the process was not running): from the mean of the
+    # ends so far, 4,996 no-ops went one per Dask task.
+    submitter, durations, probes, held = _probes_out(5000)
+    _end(probes[0], durations, 0.013)
+    assert _sizes(submitter, held) == (None, 4996)
+    _end(probes[1], durations, 80e-6)
+    assert _sizes(submitter, held) == (None, 4996)
+    _end(probes[2], durations, 40e-6)
+    assert _sizes(submitter, held) == (MAX_CHUNK, 0)
+
+
+def test_slow_probes_keep_the_map_one_child_per_dask_task_as_two_ended() -> None:
     # A sweep: a child failing fast (1 ms) ends first, then a 0.4 s experiment. From the mean
     # of the ends so far the map was packed 50 per Dask task at the first end.
     submitter, durations, probes, held = _probes_out(350)
     _end(probes[0], durations, 0.001)
     assert _sizes(submitter, held) == (None, 346)
-    _end(probes[1], durations, 0.4)
+    _end(probes[1], durations, 0.4)  # two ended: their median says one per Dask task
     assert _sizes(submitter, held) == (1, 0)
     _end(probes[2], durations, 0.0005)
     assert _sizes(submitter, _map(350)[4:])[0] == 1

@@ -13,6 +13,8 @@ same choice for the same reason.
 
 from __future__ import annotations
 
+import statistics
+
 CHUNK_SECONDS = 0.05  # a chunk should take about this long on a worker
 MAX_CHUNK = 1000
 # Fewer children than this per chunk save little scheduling, and a chunk of a few children
@@ -35,28 +37,29 @@ def probe_count(threads: int) -> int:
 
 class Probes:
     """Per map (run, task name) launched before its task was measured: its probes sent and
-    ended, the fastest measured, and the children per Dask task they decided (kept for the
-    map's other children; later runs decide from the mean of all durations measured).
+    ended, their durations, and the children per Dask task they decided (kept for the map's
+    other children; later runs decide from the mean of all durations measured).
 
-    The fastest probe decides, not the mean: a probe runs alone, the first call of its Dask
-    task, which costs more than a chunk's later children (in a fresh process, session 34, a
-    no-op measured 75-90 µs as a worker's first call, 33-59 µs as its second, 5-25 µs inside
-    a chunk). Deciding from the first probe to end, often a worker's first call, made chunks
-    of 550-850 where later maps made 1,000: 1-3 more Dask tasks, about 1.1 ms of the kernel's
-    CPU each. So a short probe waits for more: until half the probes and one more ended (with
-    two per thread, at least one is a thread's second call). A probe that says "one child per
-    Dask task" decides alone, at once, whatever the others said: a first call's extra is
-    nothing next to it, the workers need not wait, and a map holding a slow child (a sweep's
-    experiment) is not packed after a fast one.
+    Deciding from the first probe to end (the mean of those ended) let one unlucky call decide
+    for the whole map. A probe runs alone, the first call of its Dask task, dearer than a
+    chunk's later children: in a fresh process (session 34) a no-op measured 75-140 µs as a
+    worker's first call, 33-75 µs as its second, 5-25 µs inside a chunk; so a first map of
+    5,000 made chunks of 350-850 where later maps made 1,000. And a probe paused by the
+    machine (12 ms seen under load) sent a no-op map one child per Dask task. So a probe waits
+    for others: the median of those ended says whether to chunk (one slow call cannot), then
+    the fastest says how much (a first call's extra, or a pause, only slows). Slow children
+    decide as soon as two ended (a sweep's experiments: the workers need not wait for more);
+    short ones once half the probes and one more ended (with two per thread, at least one is
+    a thread's second call).
     """
 
-    __slots__ = ("ended", "fastest", "limit", "sent", "size")
+    __slots__ = ("ended", "limit", "measured", "sent", "size")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.sent = 0
         self.ended = 0
-        self.fastest: float | None = None
+        self.measured: list[float] = []  # seconds, in the order the probes ended
         self.size: int | None = None
 
     def next_size(self) -> int | None:
@@ -72,13 +75,13 @@ class Probes:
         """A probe ended: its start and end on its worker (0.0: not measured, e.g. cancelled).
         True when the children held back can now be decided: the size is, or no probe is out."""
         self.ended += 1
-        seconds = ended - started if ended > started > 0 else None
-        if seconds is not None and (self.fastest is None or seconds < self.fastest):
-            self.fastest = seconds
-        if self.size is None:
-            if seconds is not None and chunk_size(seconds) == 1:
-                self.size = 1  # a slow child: the map stays one per Dask task
-            elif self.fastest is not None and (self.ended >= self.limit // 2 + 1
-                                               or self.ended >= self.sent):
-                self.size = chunk_size(self.fastest)
+        if ended > started > 0:
+            self.measured.append(ended - started)
+        if self.size is None and self.measured:
+            enough = self.ended >= self.limit // 2 + 1 or self.ended >= self.sent
+            if chunk_size(statistics.median(self.measured)) == 1:
+                if len(self.measured) >= 2 or enough:
+                    self.size = 1
+            elif enough:
+                self.size = chunk_size(min(self.measured))
         return self.size is not None or self.ended >= self.sent
