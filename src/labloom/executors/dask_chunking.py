@@ -6,9 +6,9 @@ most of the time of a task that takes microseconds. So a chunk gets as many chil
 about ``CHUNK_SECONDS``, from the durations measured on the cluster so far (per task name,
 shared by the runs of a process). A task seen for the first time sends a few children alone
 ("probes", enough to keep every worker thread busy) and holds the rest until the probes'
-durations decide (``Probes``): a slow probe at once, so that the workers never wait for a map
-of slow experiments, which is never packed, whatever order its durations come in. joblib's ``batch_size="auto"`` made the
-same choice for the same reason.
+durations decide (``Probes``): slow ones as soon as two ended, so that the workers never wait
+for a map of slow experiments, which is not packed after one quick child. joblib's
+``batch_size="auto"`` made the same choice for the same reason.
 """
 
 from __future__ import annotations
