@@ -11,7 +11,10 @@ The labloom column is the map with no option set (chunked automatically, ``dask_
 one Dask task per child, the opt-out). Each round also times what a Dask expert writes for
 tiny tasks, ``client.map`` over lists of ``--hand-chunk`` items (0: skip), and prints
 labloom's ratio to it. ``--no-warmup`` skips the 200-task warm-up, so round 1 is a first run
-in a fresh process (and labloom's first map of the task: nothing measured yet).
+in a fresh process (and labloom's first map of the task: nothing measured yet); it runs the
+command again in a child reading compiled bytecode, as after an install, after one unmeasured
+run that writes it (``installed_bytecode.py``; ``dask_threads.py`` sets that up for its
+processes itself).
 
 Reference column: Prefect with its Dask task runner, where it is installed. Prefect is not a
 dependency and must not go into this environment, so it runs from its own interpreter
@@ -34,6 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from installed_bytecode import rerun_as_installed
 
 
 def _src() -> str:
@@ -174,6 +179,8 @@ def main() -> None:
     parser.add_argument("--prefect-timeout", type=float, default=900.0,
                         help="seconds before the Prefect companion is killed")
     args = parser.parse_args()
+    if args.no_warmup and (code := rerun_as_installed()) is not None:
+        raise SystemExit(code)
     print(f"labloom from {os.path.dirname(os.path.dirname(labloom_file))}", flush=True)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
                            processes=not args.threads)

@@ -10,6 +10,10 @@ engine's share) or as processes (``--processes``, as ``dask_overhead.py`` alone)
 ``--repeats`` warm rounds after a warm-up. Printed per tree: the median over its processes of
 labloom's ratio to the hand-chunked ``client.map`` over lists of 100 (the median of its rounds,
 warm) and of the process CPU per child, labloom's and the hand-chunked map's.
+
+Every process reads compiled bytecode, as after an install (``installed_bytecode.py``: before
+the measured ones, one unmeasured process per tree, the same command, writes it; the Dask
+workers inherit the setting), so no fresh map compiles labloom's modules.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import statistics
 import subprocess
 import sys
 
+from installed_bytecode import bytecode, installed_env
+
 OVERHEAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dask_overhead.py")
 SUMMARY = re.compile(r"client\.map over lists of \d+: ([\d.]+)s; labloom / it ([\d.]+) .*"
                      r"median of the rounds' ratios ([\d.]+)\); process CPU per child, median: "
@@ -28,14 +34,16 @@ SUMMARY = re.compile(r"client\.map over lists of \d+: ([\d.]+)s; labloom / it ([
 LABLOOM = re.compile(r"labloom \(no option\) ([\d.]+)s")
 
 
-def one(src: str, args: argparse.Namespace) -> dict[str, float]:
-    """One fresh process of ``dask_overhead.py`` on ``src``: its summary's figures."""
+def one(src: str, args: argparse.Namespace, pycache: str) -> dict[str, float]:
+    """One fresh process of ``dask_overhead.py`` on ``src``, its bytecode under ``pycache``:
+    its summary's figures."""
     command = [sys.executable, OVERHEAD, "--src", src, "--tasks", str(args.tasks), "--no-raw"]
     command += ["--no-warmup", "--repeats", "1"] if args.fresh else ["--repeats",
                                                                      str(args.repeats)]
     if not args.processes:
         command.append("--threads")
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(command, capture_output=True, text=True, check=True,
+                         env=installed_env(pycache)).stdout
     found, seconds = SUMMARY.search(out), LABLOOM.search(out)
     if found is None or seconds is None:
         raise SystemExit(f"no summary from {src}:\n{out}")
@@ -55,9 +63,10 @@ def main() -> None:
     args = parser.parse_args()
     trees = [os.path.abspath(src) for src in args.src]
     runs: dict[str, list[dict[str, float]]] = {tree: [] for tree in trees}
+    pycache = bytecode(trees, lambda tree, folder: one(tree, args, folder))
     for pair in range(args.pairs):
         for tree in trees if pair % 2 == 0 else trees[::-1]:
-            runs[tree].append(one(tree, args))
+            runs[tree].append(one(tree, args, pycache.name))
             got = runs[tree][-1]
             print(f"  pair {pair + 1}, {tree}: labloom {got['labloom s']:.2f}s, hand-chunked "
                   f"{got['hand s']:.2f}s, labloom / it {got['ratio']:.2f}, CPU per child "

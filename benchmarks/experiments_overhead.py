@@ -12,6 +12,9 @@ logging none, on ``ThreadExecutor(4)`` with the store on (SQLite), in one run of
 
 Time is ``wide.run`` until the run is recorded (the writer's final commit included).
 
+Every interpreter reads compiled bytecode, as after an install (``installed_bytecode.py``: a
+first unmeasured interpreter per tree writes it), so no fresh run compiles labloom's modules.
+
 With ``--src`` given more than once (source trees, say main's and a branch's), each fresh pair
 runs every tree's pair in turn, the trees' order rotated every pair, and the warm runs follow
 for each tree: before and after in one sitting, the machine's drift falling on both.
@@ -31,6 +34,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from installed_bytecode import bytecode, installed_env
 
 CHILD = r"""
 import json, resource, sys, time
@@ -66,9 +71,9 @@ for mode in sys.argv[2:]:
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def child(n: int, *modes: str, src: Path = SRC) -> list[dict[str, float | str]]:
+def child(n: int, *modes: str, src: Path, pycache: str) -> list[dict[str, float | str]]:
     with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0",
+        env = dict(installed_env(pycache), LABLOOM_HOME=home, LABLOOM_PROGRESS="0",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(src),
                                                             os.environ.get("PYTHONPATH")])))
         out = subprocess.run([sys.executable, "-c", CHILD, str(n), *modes], env=env, check=True,
@@ -88,18 +93,19 @@ def main() -> None:
     args = parser.parse_args()
     trees = [tree.resolve() for tree in args.src or [SRC]]
     modes = ("none", "metrics")
+    pycache = bytecode(trees, lambda tree, folder: child(100, *modes, src=tree, pycache=folder))
     fresh_runs: dict[Path, list[dict[str, float | str]]] = {tree: [] for tree in trees}
     pair_ratios: dict[Path, list[tuple[float, float]]] = {tree: [] for tree in trees}
     for pair in range(args.fresh_pairs):
         order = modes if pair % 2 == 0 else modes[::-1]
         for tree in trees[pair % len(trees):] + trees[:pair % len(trees)]:
-            runs = {mode: child(args.n, mode, src=tree)[0] for mode in order}
+            runs = {mode: child(args.n, mode, src=tree, pycache=pycache.name)[0] for mode in order}
             fresh_runs[tree] += runs.values()
             pair_ratios[tree].append((
                 float(runs["metrics"]["seconds"]) / float(runs["none"]["seconds"]),
                 float(runs["metrics"]["cpu"]) / float(runs["none"]["cpu"])))
-    warm_runs = {tree: child(args.n, *modes, *(list(modes) * args.rounds), src=tree)[2:]
-                 for tree in trees}
+    warm_runs = {tree: child(args.n, *modes, *(list(modes) * args.rounds), src=tree,
+                             pycache=pycache.name)[2:] for tree in trees}
     for tree in trees:
         if len(trees) > 1:
             print(f"--- {tree}")

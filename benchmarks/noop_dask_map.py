@@ -77,6 +77,15 @@ def rounds_in_turn(script: str, trees: Sequence[str], pairs: int, extra: list[st
     return rounds
 
 
+def in_tree(src: str, measure: Callable[[], None]) -> None:
+    """``measure()`` with the labloom of ``src`` first on the path and a run store of its own
+    (removed at the end) unless LABLOOM_HOME is set: a benchmark's child process."""
+    sys.path.insert(0, os.path.abspath(src))
+    with tempfile.TemporaryDirectory(prefix="labloom-bench-") as home:
+        os.environ.setdefault("LABLOOM_HOME", home)
+        measure()
+
+
 def compare_per_child(doc: str, script: str, measure: Callable[[int, int], None],
                       figures: tuple[str, str]) -> None:
     """The command line of a benchmark whose process for one tree (``measure(tasks, rounds)``)
@@ -90,10 +99,7 @@ def compare_per_child(doc: str, script: str, measure: Callable[[int, int], None]
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        sys.path.insert(0, os.path.abspath(args.child))
-        with tempfile.TemporaryDirectory(prefix="labloom-bench-") as home:
-            os.environ.setdefault("LABLOOM_HOME", home)
-            measure(args.tasks, args.rounds)
+        in_tree(args.child, lambda: measure(args.tasks, args.rounds))
         return
     rounds = rounds_in_turn(script, args.src, args.pairs,
                             ["--rounds", str(args.rounds), "--tasks", str(args.tasks)],

@@ -22,10 +22,11 @@ printed in its own table (``--cases`` picks; the first two by default):
 - "second run": an existing store, and the measured run is its process's second, after one of
   the same size (unmeasured): none of the first run's costs. "existing" minus "second" is what
   a process's first run pays once.
- Compiled bytecode is
-kept (in a temporary folder shared by the children, a first small child writing it), as after
-an install: with ``PYTHONDONTWRITEBYTECODE`` set, every fresh process compiled the store's
-modules inside its run, about 15 ms that counted at 1,000 task runs only.
+
+Compiled bytecode is kept (``installed_bytecode.py``: a temporary folder shared by the
+children, a first small child per tree writing it), as after an install: with
+``PYTHONDONTWRITEBYTECODE`` set, every fresh process compiled the store's modules inside its
+run, about 15 ms that counted at 1,000 task runs only.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from installed_bytecode import bytecode as kept_bytecode
+from installed_bytecode import installed_env
 
 # The flow every child program measures (``task_runs_threads.py`` too).
 WIDE = r"""
@@ -85,9 +89,8 @@ def measure(n: int, pycache: str, src: Path = SRC, child: str = CHILD,
     ``CASES`` (the docstring above); for "existing" and "second" another process made the
     store first."""
     with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, LABLOOM_HOME=home, LABLOOM_PROGRESS="0", PYTHONPYCACHEPREFIX=pycache,
+        env = dict(installed_env(pycache), LABLOOM_HOME=home, LABLOOM_PROGRESS="0",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])))
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
         if case != "new":
             subprocess.run([sys.executable, "-c", CHILD, "1"], env=env, check=True,
                            capture_output=True)
@@ -100,11 +103,8 @@ def measure(n: int, pycache: str, src: Path = SRC, child: str = CHILD,
 
 def bytecode(srcs: Sequence[Path], child: str = CHILD) -> tempfile.TemporaryDirectory[str]:
     """The children's bytecode folder (keep it while measuring), written by a first small child
-    per tree, as after an install."""
-    pycache = tempfile.TemporaryDirectory()
-    for src in srcs:
-        measure(10, pycache.name, src, child)
-    return pycache
+    per tree, as after an install (``installed_bytecode.py``)."""
+    return kept_bytecode(srcs, lambda src, pycache: measure(10, pycache, src, child))
 
 
 def main() -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from labloom.core.attempt import TaskCall
+from labloom.core.executor import Outcome
 from labloom.executors.dask_chunking import (
     CHUNK_SECONDS,
     MAX_CHUNK,
     MIN_CHUNK,
     MIN_PROBES,
+    Probes,
     chunk_size,
     probe_count,
 )
@@ -30,12 +32,18 @@ def test_experiments_of_a_tenth_of_a_second_and_more_stay_one_per_dask_task() ->
     assert chunk_size(CHUNK_SECONDS / MIN_CHUNK) == MIN_CHUNK  # the smallest chunk made
 
 
-def test_a_task_not_measured_sends_probes_then_holds_until_one_is_measured() -> None:
-    assert [chunk_size(None, sent, 0, probes=4) for sent in range(6)] == [1, 1, 1, 1, None, None]
-    assert chunk_size(None, 4, 3, probes=4) is None
+def test_a_task_not_measured_sends_probes_then_holds_until_they_decide() -> None:
+    probes = Probes(4)
+    sizes = []
+    for _ in range(6):
+        sizes.append(probes.next_size())
+        probes.sent += sizes[-1] == 1
+    assert sizes == [1, 1, 1, 1, None, None]
+    assert [probes.end(0.0, 0.0) for _ in range(3)] == [False] * 3
+    assert probes.next_size() is None
     # Every probe ended without a duration (cancelled, a lost worker): stop holding.
-    assert chunk_size(None, 4, 4, probes=4) == 1
-    assert chunk_size(0.0001, 4, 0, probes=4) == 500  # measured: the probes no longer matter
+    assert probes.end(0.0, 0.0)
+    assert probes.next_size() == 1
 
 
 def test_two_probes_per_worker_thread() -> None:
@@ -213,3 +221,100 @@ def test_a_chunks_arguments_are_searched_for_futures_only_when_one_may_be_there(
     spec = task_spec("chunk", _double, arguments, plain=frozenset((0,)))
     assert spec.args[0] is arguments and not spec.dependencies
     assert not isinstance(spec.args[0], DataNode)
+
+
+def test_an_unmeasured_maps_probes_are_planned_in_the_launching_thread() -> None:
+    # The cluster's thread count is a question to the scheduler: asked by the submitting
+    # thread, it waited while the launching thread held the interpreter, and no probe went out
+    # before the whole map was launched. The launching thread asks it, once per map.
+    import threading
+
+    from labloom.executors.dask import DaskExecutor
+
+    asked_from: list[threading.Thread] = []
+
+    class Client:
+        id = "test-probes-planned-in-the-launching-thread"
+        status = "running"
+
+        def nthreads(self) -> dict[str, int]:
+            asked_from.append(threading.current_thread())
+            return {"w1": 3}
+
+        def subscribe_topic(self, name: str, handler: Any) -> None:
+            pass
+
+        def unsubscribe_topic(self, name: str) -> None:
+            pass
+
+    executor = DaskExecutor(client=Client())
+    executor._submitter._start = lambda: None  # type: ignore[method-assign]  # nothing sent
+    for block in range(2):  # a map's children come in blocks: asked for the first only
+        calls = [(TaskCall(_double, f"double[{i}]", "r1", f"r1.double.{i}", batch_size="auto"),
+                  (i,), {}, lambda outcome: None) for i in range(10 * block, 10 * block + 10)]
+        handles: list[Any] = []
+        executor.submit_all(calls, None, handles)
+        assert len(handles) == 10
+    assert asked_from == [threading.current_thread()]
+    assert executor._submitter._probes[("r1", "double")].limit == probe_count(3)
+    # The submitting thread, deciding, finds them planned: the first six go alone, the rest wait.
+    chunks, alone, rest, held = executor._submitter._chunks(executor._submitter._members)
+    assert (len(chunks), len(alone), len(rest), len(held)) == (0, probe_count(3), 0, 14)
+    assert asked_from == [threading.current_thread()]
+    executor.shutdown()
+
+
+def test_children_held_back_are_looked_at_again_when_the_probes_decide_not_as_others_arrive() -> None:
+    # Kept with the children still arriving, the held ones were decided again on each launch
+    # block's wake-up: a first map of 5,000 took up to 40,000 looks at a size.
+    import time
+
+    class Owner:
+        client = type("Client", (), {"nthreads": lambda self: {"w1": 1}})()
+        dispatcher = type("Dispatcher", (), {"mean_duration": lambda self, name: None})()
+
+    submitter = Submitter(executor=Owner())  # type: ignore[arg-type]
+    looked_at: list[str] = []
+    known_size = submitter.known_size
+
+    def counted(call: TaskCall, name: str) -> int | None:
+        looked_at.append(call.task_run_id)
+        return known_size(call, name)
+
+    submitter.known_size = counted  # type: ignore[method-assign]
+
+    def children(first: int, n: int) -> list[Any]:
+        return [(TaskCall(_double, f"double[{i}]", "r1", f"r1.{i}", batch_size="auto"), (i,), {},
+                 Handle("double"), lambda outcome: None) for i in range(first, first + n)]
+
+    def wait_for(condition: Any) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+
+    probes = submitter.plan_probes("r1", "double")
+    probe = submitter._probe(children(100, 1)[0], "double")  # one probe out, not ended
+    probes.sent = probes.limit  # every probe out: the rest is held, nothing is sent
+    submitter.add_members(children(0, 6))
+    wait_for(lambda: len(submitter._held) == 6)
+    for block in range(3):  # more children arrive: only they are looked at
+        submitter.add_members(children(6 + 2 * block, 2))
+        wait_for(lambda n=8 + 2 * block: len(submitter._held) == n)
+    assert {f"r1.{i}" for i in range(6)}.isdisjoint(looked_at[looked_at.index("r1.6"):])
+    assert [call.task_run_id for call, *_ in submitter._held] == [f"r1.{i}" for i in range(12)]
+    # A probe's end that decides nothing (three are still out) leaves them be; one that
+    # decides puts them back with the children to send.
+    sent: list[Any] = []
+    submitter._send = (
+        lambda batch, members, growing, failed: sent.extend(members))
+    probe[4](Outcome(ok=True))  # unmeasured
+    assert not submitter._recheck and len(submitter._held) == 12
+    probe[4](Outcome(ok=True, started=1.0, ended=1.5))  # one slow child: not yet
+    assert not submitter._recheck and len(submitter._held) == 12
+    probe[4](Outcome(ok=True, started=2.0, ended=2.5))  # two: one per Dask task, decided
+    wait_for(lambda: len(sent) == 12)
+    assert not submitter._held
+    submitter.forget("r1")
+    assert not submitter._held
+    submitter.stop()

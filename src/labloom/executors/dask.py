@@ -11,6 +11,7 @@ and items on the cluster. This is the only module (with its two helpers) that im
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -19,12 +20,11 @@ from ..core.attempt import TaskCall
 from ..core.errors import ResourceUnavailableError
 from ..core.executor import DoneCallback, Executor, Outcome, Submission
 from . import dask_events as events
-from .dask_chunking import chunk_size
 from .dask_clusters import Kept, check_options
 from .dask_internals import is_adaptive
 from .dask_outcomes import scheduler_lost
 from .dask_shared import durations_of, shared_client
-from .dask_submit import Handle, Member, Submitter, item_future, single, task_name_of
+from .dask_submit import Handle, Member, Submitter, single, task_name_of
 
 
 def active_scheduler_address() -> str | None:
@@ -246,7 +246,11 @@ class DaskExecutor(Executor):
                     run_id, first = call.run_id, len(handles)
                 handle = Handle(task_name_of(call))
                 key = (handle.task, call.batch_size)
-                size = sizes[key] if key in sizes else sizes.setdefault(key, self._chunk_size(call))
+                if key not in sizes:
+                    sizes[key] = self._chunk_size(call)
+                    if sizes[key] is None:  # not measured: its probes planned in this thread
+                        self._submitter.plan_probes(call.run_id, handle.task)
+                size = sizes[key]
                 if size is not None:
                     call.batch_size = size  # decided: the submitter need not ask again per child
                 if not resources and (size is None or size > 1):
@@ -279,9 +283,17 @@ class DaskExecutor(Executor):
             self._per_run.track_all(run_id, handles)
 
     def value_ref(self, handle: Any) -> Any:
-        if isinstance(handle.future, Kept):  # its cluster closed: the value itself
+        """The future of one task run's value (a chunk child's: its item, picked on the
+        cluster); the value itself once its cluster per run closed."""
+        if isinstance(handle.future, Kept):
             return self.result(handle)
-        return item_future(self.client, handle)
+        if handle.index is None:
+            return handle.future
+        if handle.item is None:
+            chunk = handle.future
+            handle.item = self.client.submit(operator.getitem, chunk, handle.index,
+                                             key=f"item-{handle.index}-{chunk.key}")
+        return handle.item
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
         value = handle.future.result(timeout=timeout)
@@ -322,8 +334,7 @@ class DaskExecutor(Executor):
         size = call.batch_size
         if size is None or isinstance(size, int):
             return size or 1
-        mean = self.dispatcher.mean_duration(task_name_of(call))
-        return None if mean is None else chunk_size(mean)
+        return self._submitter.known_size(call, task_name_of(call))
 
     @property
     def dispatcher(self) -> events.Dispatcher:

@@ -15,7 +15,6 @@ own timeout and cache file, and fails alone (its retry is sent on its own).
 from __future__ import annotations
 
 import logging
-import operator
 import threading
 import time
 import traceback
@@ -100,7 +99,12 @@ class Submitter:
         self._lock = threading.Lock()
         self._pending: dict[str, Entry] = {}
         self._members: list[Member] = []
-        # Per (run, task name) of automatic maps not measured yet: their probes.
+        # Children held back until their map is measured: looked at again when a probe ended
+        # (``_recheck``) or the thread idled, not on every launch block's wake-up.
+        self._held: list[Member] = []
+        self._recheck = False
+        # Per (run, task name) of automatic maps launched unmeasured: their probes (and the
+        # size they decided, for the map's life: ``forget`` drops them).
         self._probes: dict[tuple[str, str], Probes] = {}
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,6 +148,7 @@ class Submitter:
             for key in [k for k in self._probes if k[0] == run_id]:
                 del self._probes[key]
             self._members = [m for m in self._members if m[0].run_id != run_id]
+            self._held = [m for m in self._held if m[0].run_id != run_id]
 
     def stop(self) -> None:
         """End the thread (the executor's shutdown); a later ``add`` starts another."""
@@ -155,11 +160,16 @@ class Submitter:
         while True:
             woken = self._wake.wait(IDLE_EXIT)
             self._wake.clear()
+            with self._lock:
+                if self._held and (self._recheck or not woken):  # first: gathering counts them
+                    self._members[:0] = self._held
+                    self._held, self._recheck = [], False
             growing = self._gather_members()
             with self._lock:
                 batch, self._pending = self._pending, {}
                 members, self._members = self._members, []
-                if not batch and not members and (self._stopped or not woken):
+                if not batch and not members and not self._held and (
+                        self._stopped or not woken):
                     self._thread = None  # stopped, or idle: a later add starts another
                     return
             failed: set[str] = set()  # keys whose task runs were already told they failed
@@ -176,7 +186,7 @@ class Submitter:
         """Each task run of a batch that broke off is told once, except those put back."""
         log.exception("labloom: sending tasks to Dask failed")
         with self._lock:
-            waiting = {id(member) for member in self._members}  # put back for the next batch
+            waiting = {id(member) for member in (*self._members, *self._held)}  # put back
         for key, entry in batch.items():
             if key not in failed:
                 entry[2](error)
@@ -185,11 +195,14 @@ class Submitter:
             and (member[3].future is None or member[3].future.key not in failed)
         ])(error)
 
-    def _known_size(self, call: TaskCall, name: str) -> int | None:
-        """Children per Dask task for ``call``'s map (of task ``name``), None while its
-        durations are unknown."""
+    def known_size(self, call: TaskCall, name: str) -> int | None:
+        """Children per Dask task for ``call``'s map (of task ``name``), None while unknown:
+        what its probes decided if it was launched unmeasured, else from the task's mean."""
         if isinstance(call.batch_size, int):
             return call.batch_size
+        probes = self._probes.get((call.run_id, name))
+        if probes is not None:
+            return probes.size
         mean = self._executor.dispatcher.mean_duration(name)
         return None if mean is None else chunk_size(mean)
 
@@ -219,7 +232,7 @@ class Submitter:
             undecided = []
             for member in looked_at:
                 call, name = member[0], member[3].task
-                size = self._known_size(call, name)
+                size = self.known_size(call, name)
                 if size is None:
                     undecided.append(member)
                     continue
@@ -240,7 +253,8 @@ class Submitter:
         chunks, alone, rest, held = self._chunks(members, full_only=growing)
         if rest or held:
             with self._lock:
-                self._members[:0] = rest + held
+                self._members[:0] = rest
+                self._held += held  # after those held before: they were launched first
         if rest:  # an unfilled chunk waits for the children still arriving
             self._wake.set()
         if not (batch or chunks or alone):
@@ -321,25 +335,30 @@ class Submitter:
         return chunks, alone, rest, held
 
     def _size(self, call: TaskCall, name: str) -> int | None:
-        """As ``_known_size``, and for a map not measured yet: 1 for a probe, None to hold."""
-        known = self._known_size(call, name)
-        key = (call.run_id, name)
+        """As ``known_size``, and for a map not measured yet: 1 for a probe, None to hold."""
+        known = self.known_size(call, name)
         if known is not None:
-            call.batch_size = known  # decided (``_known_size`` then answers at once)
-            if key in self._probes:
-                with self._lock:
-                    self._probes.pop(key, None)
+            call.batch_size = known  # decided (``known_size`` then answers at once)
             return known
+        probes = self._probes.get((call.run_id, name)) or self.plan_probes(call.run_id, name)
+        return probes.next_size()
+
+    def plan_probes(self, run_id: str, name: str) -> Probes:
+        """The probes of a map (of task ``name``) not measured yet, two per cluster thread:
+        planned by the launching thread (``DaskExecutor.submit_all``), as asking the scheduler
+        from this one waited while the launch held the interpreter (43 ms: no probe went out
+        before the whole map was launched)."""
+        key = (run_id, name)
         probes = self._probes.get(key)
         if probes is None:
             threads = sum(self._executor.client.nthreads().values())
             with self._lock:
                 probes = self._probes.setdefault(key, Probes(probe_count(threads)))
-        return chunk_size(None, probes.sent, probes.ended, probes.limit)
+        return probes
 
     def _probe(self, member: Member, name: str) -> Member:
-        """A child (of task ``name``) sent alone: if it is a probe (its task not measured
-        yet), its end wakes this thread, which then decides for the children held back."""
+        """A child (of task ``name``) sent alone: if a probe (its map unmeasured), its end
+        counts, and wakes this thread once the children held back can go (``Probes.end``)."""
         call, args, kwargs, handle, on_done = member
         probes = self._probes.get((call.run_id, name))
         if probes is None or probes.sent >= probes.limit:
@@ -348,8 +367,10 @@ class Submitter:
 
         def ended(outcome: Outcome) -> None:
             with self._lock:
-                probes.ended += 1
-            self._wake.set()
+                decided = probes.end(outcome.started, outcome.ended)
+                self._recheck = self._recheck or decided
+            if decided:
+                self._wake.set()
             on_done(outcome)
 
         return call, args, kwargs, handle, ended
@@ -377,14 +398,3 @@ def _chunk_not_sent(chunk: list[Member]) -> Callable[[Exception], None]:
             on_done(Outcome(ok=False, error=error, traceback=str(error)))
 
     return not_sent
-
-
-def item_future(client: Any, handle: Handle) -> Any:
-    """The future of one child's value (a chunk's item, picked on the cluster)."""
-    if handle.index is None:
-        return handle.future
-    if handle.item is None:
-        chunk = handle.future
-        handle.item = client.submit(operator.getitem, chunk, handle.index,
-                                    key=f"item-{handle.index}-{chunk.key}")
-    return handle.item

@@ -1,0 +1,134 @@
+"""What a fresh process's first Dask map pays that its second does not: for each ``--src``
+tree in turn (fresh processes, the order swapped every pair), two maps of ``--tasks`` no-op
+children with no option on ``LocalCluster(n_workers=2, threads_per_worker=1)`` of processes,
+each timed from its run's start: when the first and the last graph went to the scheduler
+(the first map's first graph holds its probes, ``dask_chunking``), how many Dask tasks the map
+made, the wall time, the process CPU per child and each kernel thread's CPU per child
+(``/proc/self/task/*/schedstat``, ns; Linux only). Medians over the processes.
+
+    python benchmarks/dask_first_map.py --src /work/main/src src [--pairs 4] [--tasks 5000]
+
+Every process reads compiled bytecode, as an installed labloom does (``installed_bytecode.py``:
+one unmeasured process per tree writes it first; the Dask workers inherit the setting). This
+machine sets PYTHONDONTWRITEBYTECODE, so without it a fresh process compiled every module it
+imported during the first run (the store's, the progress printer's: about 12 ms of the
+kernel's CPU, session 34).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+from installed_bytecode import bytecode, installed_env
+from noop_dask_map import in_tree, in_turn
+
+
+def thread_cpu() -> dict[str, float]:
+    """Thread CPU seconds by thread name (digits dropped: a run's threads count together)."""
+    names = {str(t.native_id): t.name for t in threading.enumerate()}
+    out: dict[str, float] = collections.defaultdict(float)
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as stat:
+                ns = int(stat.read().split()[0])
+        except OSError:
+            continue  # ended meanwhile
+        out[re.sub(r"[-_ ]?[0-9a-f]*\d[0-9a-f]*$", "", names.get(tid, "other"))] += ns / 1e9
+    return out
+
+
+def child(tasks: int) -> None:
+    import distributed
+
+    import labloom
+    from labloom.executors import dask_submit
+
+    sends: list[tuple[float, int]] = []
+    send_graph = dask_submit.send_graph
+
+    def timed_send(client: object, graph: dict, resources: object) -> None:
+        sends.append((time.perf_counter(), len(graph)))
+        send_graph(client, graph, resources)
+
+    dask_submit.send_graph = timed_send
+
+    @labloom.task
+    def noop(x: int) -> int:
+        return x
+
+    @labloom.flow
+    def wide(n: int) -> None:
+        noop.map(range(n)).result()
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:  # connected before, as dask_overhead.py
+        executor = labloom.DaskExecutor(client=client)
+        for index in range(2):
+            sends.clear()
+            threads, cpu, start = thread_cpu(), time.process_time(), time.perf_counter()
+            wide.run(n=tasks, executor=executor).wait(300)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            per_thread = {name: (seconds - threads.get(name, 0.0)) / tasks * 1e6
+                          for name, seconds in thread_cpu().items()}
+            print("MAP", index, (sends[0][0] - start) * 1e3, (sends[-1][0] - start) * 1e3,
+                  sum(n for _, n in sends), wall * 1e3, cpu / tasks * 1e6,
+                  repr({k: round(v, 2) for k, v in per_thread.items() if v >= 0.05}), flush=True)
+        executor.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        in_tree(args.child, lambda: child(args.tasks))
+        return
+    trees = [os.path.abspath(src) for src in args.src]
+    maps: dict[str, list[list[tuple]]] = {tree: [[], []] for tree in trees}
+
+    def process(tree: str, pycache: str) -> str:
+        return subprocess.run([sys.executable, __file__, "--src", tree, "--child", tree,
+                               "--tasks", str(args.tasks)], env=installed_env(pycache),
+                              capture_output=True, text=True, check=True).stdout
+
+    pycache = bytecode(trees, process)
+    for pair, tree in in_turn(trees, args.pairs):
+        out = process(tree, pycache.name)
+        for line in out.splitlines():
+            if line.startswith("MAP "):
+                _, index, first, last, dask_tasks, wall, cpu, threads = line.split(" ", 7)
+                maps[tree][int(index)].append((float(first), float(last), int(dask_tasks),
+                                               float(wall), float(cpu), eval(threads)))
+        print(f"  pair {pair + 1}, {tree}: " + "; ".join(
+            f"map {i + 1} {m[-1][3]:.0f} ms, {m[-1][2]} Dask tasks, CPU {m[-1][4]:.1f} us"
+            for i, m in
+            enumerate(maps[tree])), flush=True)
+    print(f"{args.tasks} no-op children, medians of {args.pairs} fresh processes per tree "
+          "(times from the run's start):")
+    for tree, (first, second) in maps.items():
+        print(f"  {tree}")
+        for label, got in (("first map ", first), ("second map", second)):
+            med = [statistics.median(row[i] for row in got) for i in range(5)]
+            names = {name for row in got for name in row[5]}
+            threads = sorted(((statistics.median(row[5].get(n, 0.0) for row in got), n)
+                              for n in names), reverse=True)
+            print(f"    {label}: first graph {med[0]:.0f} ms, last {med[1]:.0f} ms, "
+                  f"{med[2]:.0f} Dask tasks, wall {med[3]:.0f} ms, CPU {med[4]:.1f} us per "
+                  "child; by thread: " + ", ".join(f"{n} {v:.1f}" for v, n in threads
+                                                   if v >= 0.2))
+
+
+if __name__ == "__main__":
+    main()
