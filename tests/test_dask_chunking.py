@@ -103,6 +103,7 @@ def test_chunks_group_children_by_run_and_task_name_and_probe_an_unmeasured_task
                for run in ("r1", "r2") for name in ("fit", "score")]
     members += [child("r1", "probe", index, "auto") for index in range(MIN_PROBES + 2)]
     submitter = Submitter(executor=Owner())  # type: ignore[arg-type]
+    launched = list(members)  # ``_chunks`` puts each probe's wrapped end in its place
     chunks, alone, rest, held = submitter._chunks(members, full_only=True)
     assert sorted(chunks) == sorted(f"{name}-chunk-{run}.{name}.0-1" for run in ("r1", "r2")
                                     for name in ("fit", "score"))
@@ -113,7 +114,7 @@ def test_chunks_group_children_by_run_and_task_name_and_probe_an_unmeasured_task
     assert sorted(call.task_run_id for call, *_ in rest) == sorted(
         f"{run}.{name}.3" for run in ("r1", "r2") for name in ("fit", "score"))
     assert [call.task_name for call, *_ in alone] == [f"probe[{i}]" for i in range(MIN_PROBES)]
-    probes = members[16:16 + MIN_PROBES]
+    probes = launched[16:16 + MIN_PROBES]
     # A probe's end is wrapped: it wakes the submitter to decide for the children held back.
     assert all(sent[4] is not member[4] for sent, member in zip(alone, probes, strict=True))
     assert [call.task_name for call, *_ in held] == ["probe[4]", "probe[5]"]

@@ -4,8 +4,13 @@ decisions (``Submitter._chunks``), with durations given: no cluster, nothing sen
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from labloom import DaskExecutor, State, flow, task
 from labloom.core.attempt import TaskCall
 from labloom.core.executor import Outcome
 from labloom.executors.dask_chunking import MAX_CHUNK, chunk_size
@@ -113,3 +118,88 @@ def test_the_launching_thread_takes_the_probes_decision_not_the_mean() -> None:
     assert submitter.known_size(call, "noop") == MAX_CHUNK
     submitter.forget("r1")  # the run ended: a later run decides from the mean
     assert submitter.known_size(call, "noop") == chunk_size(50e-6)
+
+
+def test_a_failed_probes_duration_does_not_decide() -> None:
+    # A sweep whose first configurations fail at once (invalid ones): their 1 ms says nothing
+    # of the 0.4 s experiments; counted, they packed the sweep 50 children per Dask task.
+    submitter, _, probes, held = _probes_out(350)
+    for probe in probes[:2]:
+        probe[4](Outcome(ok=False, started=100.0, ended=100.001))
+    assert _sizes(submitter, held) == (None, 346)
+    probes[2][4](Outcome(ok=True, started=100.0, ended=100.4))
+    assert _sizes(submitter, held) == (1, 0)
+
+
+# --- with a real cluster: what a broken scheduler or send leaves -------------------------------
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
+@task
+def inc(i: int) -> int:
+    return i + 1
+
+
+@flow
+def incs(n: int) -> None:
+    inc.map(range(n))
+
+
+@task
+def add_one(i: int) -> int:  # a task of its own: not measured by the test before
+    return i + 1
+
+
+@flow
+def add_ones(n: int) -> None:
+    add_one.map(range(n))
+
+
+def test_a_scheduler_that_cannot_say_its_threads_is_asked_once_and_the_map_runs(
+        client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Asked per child, a map of 5,000 held the launching thread for hours behind a connect
+    # timeout each (helper a's review, session 34); now the fewest probes go out.
+    import distributed
+
+    asked: list[int] = []
+
+    def refused(self: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(1)
+        raise OSError("Timed out trying to connect to the scheduler (simulated)")
+
+    monkeypatch.setattr(distributed.Client, "nthreads", refused)
+    run = incs.run(n=200, executor=DaskExecutor(client=client))
+    assert run.state is State.COMPLETED, run.message
+    assert len(asked) == 1
+
+
+def test_a_send_that_breaks_after_its_probes_went_out_strands_no_child(
+        client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The probes were failed through their plain ends, so their map never counted them as
+    # ended, and the children held back for them waited forever (the run stayed Running).
+    from labloom.executors import dask_submit
+
+    real, broken = dask_submit.watch, []
+
+    def once(client: Any, watched: Any) -> Any:
+        if not broken:
+            broken.append(1)
+            raise RuntimeError("watch failed (simulated)")
+        return real(client, watched)
+
+    monkeypatch.setattr(dask_submit, "watch", once)
+    run = add_ones.run(n=100, executor=DaskExecutor(client=client), background=True)
+    run.wait(timeout=60)
+    assert run.state is State.FAILED, "the run never ended: children stranded"
+    states = Counter(tr.state for tr in run.tasks)
+    assert states[State.FAILED] <= 10, states  # the probes the broken send took
+    assert broken and states[State.COMPLETED] >= 90 and sum(states.values()) == 100
+    assert set(states) <= {State.COMPLETED, State.FAILED}

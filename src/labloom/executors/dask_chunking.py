@@ -13,8 +13,6 @@ for a map of slow experiments, which is not packed after one quick child. joblib
 
 from __future__ import annotations
 
-import statistics
-
 CHUNK_SECONDS = 0.05  # a chunk should take about this long on a worker
 MAX_CHUNK = 1000
 # Fewer children than this per chunk save little scheduling, and a chunk of a few children
@@ -79,9 +77,17 @@ class Probes:
             self.measured.append(ended - started)
         if self.size is None and self.measured:
             enough = self.ended >= self.limit // 2 + 1 or self.ended >= self.sent
-            if chunk_size(statistics.median(self.measured)) == 1:
+            if chunk_size(_median(self.measured)) == 1:
                 if len(self.measured) >= 2 or enough:
                     self.size = 1
             elif enough:
                 self.size = chunk_size(min(self.measured))
         return self.size is not None or self.ended >= self.sent
+
+
+def _median(values: list[float]) -> float:
+    # Not ``statistics.median``: importing ``statistics`` was 2 ms of a fresh process's first
+    # Dask map (helper a's review, session 34).
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

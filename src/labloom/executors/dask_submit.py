@@ -310,7 +310,7 @@ class Submitter:
         by_task: dict[tuple[str, str, int], list[Member]] = {}
         alone: list[Member] = []
         held: list[Member] = []
-        for member in members:
+        for i, member in enumerate(members):
             call, handle = member[0], member[3]
             if handle.cancelled:
                 continue
@@ -319,7 +319,9 @@ class Submitter:
             if size is None:
                 held.append(member)
             elif size == 1:
-                alone.append(self._probe(member, name))
+                # In place: a send that breaks fails a probe through its end (``_not_sent``)
+                members[i] = self._probe(member, name)
+                alone.append(members[i])
             else:
                 by_task.setdefault((call.run_id, name, size), []).append(member)
         chunks: dict[str, list[Member]] = {}
@@ -351,7 +353,10 @@ class Submitter:
         key = (run_id, name)
         probes = self._probes.get(key)
         if probes is None:
-            threads = sum(self._executor.client.nthreads().values())
+            try:
+                threads = sum(self._executor.client.nthreads().values())
+            except Exception:  # no answer: the fewest probes; sending finds the rest out
+                threads = 0
             with self._lock:
                 probes = self._probes.setdefault(key, Probes(probe_count(threads)))
         return probes
@@ -367,7 +372,10 @@ class Submitter:
 
         def ended(outcome: Outcome) -> None:
             with self._lock:
-                decided = probes.end(outcome.started, outcome.ended)
+                # A failure's duration says nothing of the experiments' (an invalid
+                # configuration failing at once)
+                decided = probes.end(*((outcome.started, outcome.ended) if outcome.ok
+                                       else (0.0, 0.0)))
                 self._recheck = self._recheck or decided
             if decided:
                 self._wake.set()
