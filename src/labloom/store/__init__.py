@@ -60,7 +60,7 @@ def attach(run: Any) -> None:
     from ..core.errors import StoreUnavailableError
     from .cancel import watch
     from .db import get_database, is_transient
-    from .writer import attach as attach_writer
+    from .recorder import Recorder
     from .writer import writer_for
 
     database = writer = None
@@ -87,7 +87,7 @@ def attach(run: Any) -> None:
             # The writer writes with it: closing the last connection of a new SQLite file
             # costs a checkpoint and a sync, and the writer would connect again at once.
             writer.adopt(checked)
-    attach_writer(run, writer)
+    run.subscribe(Recorder(run, writer or writer_for(get_database())), replay=True)
     watch(run, database=database)  # a cancel request from another process reaches the run
 
 

@@ -36,11 +36,10 @@ import time
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
 from ..core import events as ev
 from .commits import CommitSize
-from .db import Conn, Database, file_identity, get_database, is_transient, short_error, tables_gone
+from .db import Conn, Database, file_identity, is_transient, short_error, tables_gone
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .rows import Rows, Table
 from .settings import backlog_cap, heartbeat_interval, outage_patience
@@ -93,9 +92,8 @@ class Writer:
         conn.close()
 
     def writing_to(self, file_id: tuple[int, int] | None) -> bool:
-        """Whether this writer's thread is running and last wrote, without trouble, to the
-        SQLite file ``file_id`` (the store file now at its path): what ``store.attach`` would
-        learn by connecting. Always False on PostgreSQL (no file)."""
+        """Whether this writer's thread runs and last wrote, without trouble, to the SQLite
+        file ``file_id`` (now at its path): what ``store.attach`` learns by connecting."""
         with self._cond:
             return self._thread is not None and file_id is not None and self._wrote == file_id
 
@@ -391,13 +389,6 @@ def writer_for(database: Database) -> Writer:
         if writer is None:
             writer = _writers[database.url] = Writer(database)
         return writer
-
-
-def attach(run: Any, writer: Writer | None = None) -> Recorder:
-    """Record ``run`` with ``writer`` (default: the writer of the store in force)."""
-    recorder = Recorder(run, writer or writer_for(get_database()))
-    run.subscribe(recorder, replay=True)
-    return recorder
 
 
 def unrecorded(run_id: str, timeout: float = 5.0) -> Unrecorded | None:
