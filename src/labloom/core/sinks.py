@@ -178,6 +178,8 @@ class ExecutorSink:
         return list(self._batch().calls)
 
     def _batch(self) -> ev.ExperimentCalls:
+        """Every call kept, as one event over the kept columns themselves (not copies): read
+        under the run's lock and never handed out, as ``_send`` grows them."""
         return ev.ExperimentCalls(self._engine.id, *self._columns)
 
     @property
