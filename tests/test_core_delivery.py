@@ -280,17 +280,25 @@ def test_a_batch_of_logging_calls_waits_for_its_highest_task_run_in_any_order() 
         return ev.ExperimentCalls("r", list(ids), ["metric"] * len(ids), [{}] * len(ids),
                                   [None] * len(ids), [1.0] * len(ids))
 
+    looked: list[str] = []  # what the delivery asked the block about
+    numbered = ev.numbered("r.", 0, width)
+
+    def index_of(task_run_id: str) -> int | None:
+        looked.append(task_run_id)
+        return numbered(task_run_id)
+
     bus = ev.EventBus(history=False)
     first = _NewsFirst(room=2 * ev.BLOCK_SLICE)
     bus.subscribe(first, now=False)
     bus.close()
-    bus.emit(ev.EventBlock(make, width, ev.numbered("r.", 0, width)))
+    bus.emit(ev.EventBlock(make, width, index_of))
     early = calls("r.9", "r.10", "r.3")
     by_text = calls("r.9", f"r.{late_child}", "r.1")
     outside = calls(f"r.{10 * width}", "r.2", f"r.{late_child}")
     for event in (early, by_text, outside):
         bus.emit(event)
     bus.flush()
+    assert "r.10" in looked and "r.3" not in looked  # the batch's highest only
     order = [e for batch in first.batches for e in batch]
     at = {id(e): i for i, e in enumerate(order)}
     announced = {e.task_run_id: i for i, e in enumerate(order) if isinstance(e, ev.TaskRunCreated)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def numbered(prefix: str, first: int, count: int) -> Callable[[str], int | None]
     return index_of
 
 
-def _announced_after(index_of: Callable[[str], int | None], task_run_ids: list[str],
+def _announced_after(index_of: Callable[[str], int | None], task_run_ids: Sequence[str],
                      end: int) -> bool:
     """Whether one of ``task_run_ids`` is announced at ``end`` of the block or later. A task
     run's id is its run's id, a dot and its number (``numbered``), so the highest number is
@@ -193,8 +193,7 @@ class Delivery:
                 i = index_of(task_run_id)
                 if i is not None and i >= end:
                     break
-            elif any((i := index_of(each)) is not None and i >= end
-                     for each in getattr(event, "task_run_ids", ())):
+            elif _announced_after(index_of, getattr(event, "task_run_ids", ()), end):
                 break  # a batch of logging calls, of a task run not announced yet
             news.append(queue.popleft())
         queue.appendleft(head)
