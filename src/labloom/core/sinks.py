@@ -214,8 +214,8 @@ class ExecutorSink:
         (``Inbox.send_after``): the calls waiting go out as one event once ``SEND_EVERY``
         seconds passed since the first of them waited, or ``SEND_AT`` wait. One event per
         batch was most often one call (four task threads take turns applying, a batch of one
-        or two reports each): 6,000 events of 16 calls on average and of one in the median
-        for a map of 100,000 children logging once, each built, queued, delivered, folded
+        or two reports each): 6,000 to 7,200 events, of one call in the median, for a map
+        of 100,000 children logging once, each built, queued, delivered, folded
         and joined by the store writer. Left waiting, they go out at a later batch's end, at
         the nudge this asks for (a run gone quiet), at a read of the calls (``_batch``) or
         as the run finishes (``RunEngine._finalize``), whichever comes first."""
