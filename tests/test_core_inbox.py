@@ -170,6 +170,33 @@ def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> 
     assert many == list(range(3 * BATCH - len(inbox._items)))
 
 
+def test_what_a_send_left_waiting_goes_at_the_nudge_without_another_report() -> None:
+    """``send`` may leave what a batch filled for later (the sink's calls go out together,
+    session 35) if it asks for a nudge: the nudge then calls ``flush``, under the lock, with
+    nothing else to apply; and not when nothing waits."""
+    inbox, lock = _inbox()
+    filled: list[str] = []
+    flushed: list[tuple[list[str], bool]] = []
+
+    def send() -> None:
+        inbox.nudge()  # left waiting
+
+    def flush() -> None:
+        flushed.append((list(filled), lock._is_owned()))  # type: ignore[attr-defined]
+        filled.clear()
+
+    inbox.send_after(filled, send, flush)
+    inbox.put(filled.append, "values")
+    assert filled == ["values"] and flushed == []
+    started = time.monotonic()
+    while not flushed:
+        assert time.monotonic() - started < NUDGE + 10, "nothing sent what send left"
+        time.sleep(0.01)
+    assert flushed == [(["values"], True)]
+    inbox._nudged()  # as the nudging thread does, with nothing waiting
+    assert flushed == [(["values"], True)]
+
+
 def test_nudges_start_no_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``add`` left is applied within ``NUDGE`` seconds by one thread for the process,
     not a ``threading.Timer`` per nudge: starting one held the logging task thread until the

@@ -508,3 +508,123 @@ def test_values_logged_by_a_call_its_run_gave_up_on_are_dropped_once_the_run_fin
         time.sleep(0.01)
     inbox.drain()
     assert [values for _, _, values, _, _ in run._engine.sink.logged] == [{"early": 2.0}]
+
+
+def test_logging_calls_waiting_to_go_out_reach_every_subscriber_exactly_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Logging calls wait to go out together (``ExecutorSink._send``, session 35): a late
+    subscriber's replay sends those waiting first, so that it and the subscribers before it
+    each get every call once; the calls still waiting at the run's end go out before it; the
+    store and ``run.experiments()`` hold them all."""
+    import threading
+    import time
+
+    from labloom.core import events as ev
+    from labloom.core import inbox, sinks
+
+    monkeypatch.setattr(sinks, "SEND_EVERY", 60.0)  # only a replay or the end sends them
+    monkeypatch.setattr(inbox._nudger, "ask", lambda _inbox: None)  # nor the nudge
+    go, release = threading.Event(), threading.Event()
+
+    @task
+    def child(i: int) -> int:
+        go.wait(30)
+        log_metrics(first=float(i))
+        if i == 3:
+            release.wait(30)
+            log_metrics(second=float(i))
+        return i
+
+    @flow
+    def four() -> Any:
+        return child.map(range(4))
+
+    run = four.run(executor=ThreadExecutor(4), background=True)
+    early: list[ev.Event] = []
+    late: list[ev.Event] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(run.tasks) < 4:  # the map expanded: what ``early`` misses is nothing logged
+            assert time.monotonic() < deadline, "the map never expanded"
+            time.sleep(0.01)
+        unsubscribe_early = run.subscribe(early.extend)
+        go.set()
+        while sorted(tr.state.value for tr in run.tasks) != ["Completed"] * 3 + ["Running"]:
+            assert time.monotonic() < deadline, "the children never ended"
+            time.sleep(0.01)
+        engine = run._engine
+        with engine.lock:
+            # Applied with their ends (child 3's first too, if a later report applied it),
+            # and not sent yet.
+            assert len(engine.sink._pending) >= 3
+            unsubscribe_late = run.subscribe(late.extend, replay=True)
+            assert not engine.sink._pending
+    finally:
+        go.set()
+        release.set()
+    run.wait()
+    unsubscribe_early()
+    unsubscribe_late()
+
+    def calls(events: list[ev.Event]) -> list[tuple[str, dict[str, float]]]:
+        found: list[tuple[str, dict[str, float]]] = []
+        for event in events:
+            if isinstance(event, ev.ExperimentCalls):
+                found += [(tid, values) for tid, _, values, _, _ in event.calls]
+            elif isinstance(event, ev.ExperimentValues):
+                found.append((event.task_run_id, event.values))
+        return sorted(found, key=repr)
+
+    index = {tr.id: tr.map_index for tr in run.tasks}
+    expected = sorted([(i, {"first": float(i)}) for i in range(4)] + [(3, {"second": 3.0})],
+                      key=repr)
+    for seen in (early, late):
+        assert sorted(((index[tid], values) for tid, values in calls(seen)), key=repr) == expected
+    assert len(engine.sink.logged) == 5
+    rows = _by_index(run.experiments())
+    assert rows[3]["first"] == 3.0 and rows[3]["second"] == 3.0
+    stored = _by_index(labloom.experiments(run=run.id))
+    assert [stored[i]["first"] for i in range(4)] == [0.0, 1.0, 2.0, 3.0]
+    assert stored[3]["second"] == 3.0
+
+
+def test_a_quiet_runs_logged_values_go_out_without_another_report() -> None:
+    """A task logging and then working long: no report follows its call, so its values go
+    out at the inbox's nudge (``Inbox._nudged`` calls the sink's ``flush``), while it runs."""
+    import threading
+    import time
+
+    from labloom.core import events as ev
+
+    go, release = threading.Event(), threading.Event()
+
+    @task
+    def long() -> int:
+        go.wait(30)
+        log_metric("loss", 0.5, step=0)
+        release.wait(30)
+        return 1
+
+    @flow
+    def one() -> Any:
+        return long()
+
+    run = one.run(executor="threads", background=True)
+    seen: list[ev.Event] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not run.tasks:
+            assert time.monotonic() < deadline, "the task run never appeared"
+            time.sleep(0.01)
+        unsubscribe = run.subscribe(seen.extend)
+        go.set()
+        while not any(isinstance(e, ev.ExperimentCalls) for e in seen):
+            assert time.monotonic() < deadline, "the values never went out"
+            time.sleep(0.01)
+        assert run.tasks[0].state.value == "Running"
+    finally:
+        go.set()
+        release.set()
+    run.wait()
+    unsubscribe()

@@ -283,6 +283,7 @@ class RunEngine:
                     self.message += f": {first.message}"
             else:
                 state = State.COMPLETED
+            self.sink.flush()  # the logging calls still waiting, before the run's end
             self.ended = time.time()
             self.state = state
             self._run_finished = ev.RunFinished(self.id, state, self.ended, self.message,

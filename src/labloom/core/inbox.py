@@ -112,6 +112,7 @@ class Inbox:
         # length alone, in C: no Python call per batch for a run that fills nothing.
         self._filled: Sized = ()
         self._send: Callable[[], None] = _nothing
+        self._flush: Callable[[], None] = _nothing
         self._nudge = False  # ``_nudger`` asked to apply what ``add`` left, if nobody does
         self._nudging = threading.Lock()
 
@@ -139,21 +140,32 @@ class Inbox:
             # each logging call was work for nothing.
             self.drain()
         elif not self._nudge:
-            with self._nudging:
-                if self._nudge:
-                    return
-                self._nudge = True
-            _nudger.ask(self)
+            self.nudge()
+
+    def nudge(self) -> None:
+        """Have ``_nudger`` apply what waits, and call ``send_after``'s ``flush``, within
+        ``NUDGE`` seconds, unless it is asked already."""
+        with self._nudging:
+            if self._nudge:
+                return
+            self._nudge = True
+        _nudger.ask(self)
 
     def _nudged(self) -> None:
         self._nudge = False  # before draining: what is added from now on asks again
         self.drain()
+        if self._filled:  # what the batches' ``send`` left for later (a quiet run)
+            with self._lock, self._hold():
+                self._flush()
 
-    def send_after(self, filled: Sized, send: Callable[[], None]) -> None:
+    def send_after(self, filled: Sized, send: Callable[[], None],
+                   flush: Callable[[], None] = _nothing) -> None:
         """At the end of each batch applied, call ``send`` (under the run's lock) if ``filled``
         is not empty: the run's logging calls, appended by their applies (``add``), go out
-        once per batch, not once per call (``sinks.ExecutorSink``)."""
-        self._filled, self._send = filled, send
+        once per batch at most, not once per call (``sinks.ExecutorSink``). ``send`` may leave
+        them for a later batch if it calls ``nudge``: the nudge then calls ``flush`` (under
+        the run's lock) when it finds ``filled`` not empty."""
+        self._filled, self._send, self._flush = filled, send, flush
 
     def put_all(self, reports: list[tuple[Apply, tuple[Any, ...]]]) -> None:
         """Several at once (a Dask chunk's children ended together), in this order."""
