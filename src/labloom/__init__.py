@@ -13,49 +13,91 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import defaults, limits
-from .core.cache_keys import CacheContext
-from .core.errors import (
-    ClusterConfigError,
-    DatabaseURLError,
-    ExperimentValueError,
-    ExportError,
-    FlowFailed,
-    GraphvizNotFound,
-    LabloomError,
-    MagicArgsError,
-    NotAllowedError,
-    ResourceUnavailableError,
-    RunCancelledError,
-    ScheduleError,
-    SchedulerLostError,
-    StoreDataError,
-    StoreUnavailableError,
-    StoreUnreachableError,
-    StoreVersionError,
-    TargetError,
-    TaskCrashedError,
-    TaskTimeoutError,
-    UpstreamFailedError,
-    WorkerDiedError,
-)
-from .core.experiment_values import log_metric, log_metrics, log_params
-from .core.flatten import flatten
-from .core.flow_run import FlowRun, LogLine
-from .core.flows import Flow, flow
-from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
-from .core.logs import get_run_logger
-from .core.secrets import Secret
-from .core.states import State
-from .core.task_runs import TaskRun
-from .core.tasks import Task, task
-from .executors import Executor, LocalExecutor, ThreadExecutor
-from .store.experiments import experiments
+from . import defaults
+
+# Every public name by the module it comes from: the look-up below reads this table, a test
+# checks that ``__all__`` (a literal list, as type checkers need it) and the ``TYPE_CHECKING``
+# imports (what they read for types) name the same. A name is imported at its first use, not
+# by ``import labloom``: a Dask worker unpickling a chunk imports ``labloom.executors...`` and
+# so this module, and needs neither the engine nor the store; nor does a CLI command that only
+# reads the store (issue 21).
+_ORIGINS: dict[str, tuple[str, ...]] = {
+    ".": ("limits",),  # the module labloom.limits itself
+    ".core.cache_keys": ("CacheContext",),
+    ".core.errors": (
+        "ClusterConfigError", "DatabaseURLError", "ExperimentValueError", "ExportError",
+        "FlowFailed", "GraphvizNotFound", "LabloomError", "MagicArgsError", "NotAllowedError",
+        "ResourceUnavailableError", "RunCancelledError", "ScheduleError", "SchedulerLostError",
+        "StoreDataError", "StoreUnavailableError", "StoreUnreachableError", "StoreVersionError",
+        "TargetError", "TaskCrashedError", "TaskTimeoutError", "UpstreamFailedError",
+        "WorkerDiedError",
+    ),
+    ".core.experiment_values": ("log_metric", "log_metrics", "log_params"),
+    ".core.flatten": ("flatten",),
+    ".core.flow_run": ("FlowRun", "LogLine"),
+    ".core.flows": ("Flow", "flow"),
+    ".core.futures": ("MappedFuture", "TaskFuture", "allow_failure", "unmapped"),
+    ".core.logs": ("get_run_logger",),
+    ".core.secrets": ("Secret",),
+    ".core.states": ("State",),
+    ".core.task_runs": ("TaskRun",),
+    ".core.tasks": ("Task", "task"),
+    ".executors": ("Executor", "LocalExecutor", "ThreadExecutor"),
+    # distributed is heavy: imported only when someone asks for the Dask executor.
+    ".executors.dask": ("DaskExecutor",),
+    ".store.experiments": ("experiments",),
+}
+_HOME = {name: module for module, names in _ORIGINS.items() for name in names}
+
+if TYPE_CHECKING:
+    from . import limits
+    from .core.cache_keys import CacheContext
+    from .core.errors import (
+        ClusterConfigError,
+        DatabaseURLError,
+        ExperimentValueError,
+        ExportError,
+        FlowFailed,
+        GraphvizNotFound,
+        LabloomError,
+        MagicArgsError,
+        NotAllowedError,
+        ResourceUnavailableError,
+        RunCancelledError,
+        ScheduleError,
+        SchedulerLostError,
+        StoreDataError,
+        StoreUnavailableError,
+        StoreUnreachableError,
+        StoreVersionError,
+        TargetError,
+        TaskCrashedError,
+        TaskTimeoutError,
+        UpstreamFailedError,
+        WorkerDiedError,
+    )
+    from .core.experiment_values import log_metric, log_metrics, log_params
+    from .core.flatten import flatten
+    from .core.flow_run import FlowRun, LogLine
+    from .core.flows import Flow, flow
+    from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
+    from .core.logs import get_run_logger
+    from .core.secrets import Secret
+    from .core.states import State
+    from .core.task_runs import TaskRun
+    from .core.tasks import Task, task
+    from .executors import Executor, LocalExecutor, ThreadExecutor
+    from .executors.dask import DaskExecutor
+    from .store.experiments import experiments
 
 __version__ = "0.1.0"
 
+# The engine's seams get the store, the executors by name and the views; cheap (each hook
+# imports its layer when first called), and done here so that any way into the package, a
+# public name or an internal module, finds them wired.
 defaults.install()
 
 __all__ = [
@@ -111,12 +153,19 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # distributed is heavy: import it only when someone asks for the Dask executor.
-    if name == "DaskExecutor":
-        from .executors.dask import DaskExecutor
+    origin = _HOME.get(name)
+    if origin is None:
+        raise AttributeError(f"module 'labloom' has no attribute {name!r}")
+    if origin == ".":
+        value: Any = importlib.import_module(f"{__name__}.{name}")
+    else:
+        value = getattr(importlib.import_module(origin, __name__), name)
+    globals()[name] = value  # found once: later look-ups do not come here
+    return value
 
-        return DaskExecutor
-    raise AttributeError(f"module 'labloom' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def load_ipython_extension(ipython: Any) -> None:
