@@ -88,6 +88,17 @@ def test_import_labloom_loads_no_engine_nor_store_and_wires_the_defaults() -> No
     assert out == "[] True"
 
 
+def test_the_first_public_name_imports_the_engine_so_the_first_run_does_not() -> None:
+    # Where ``import labloom`` used to: a first run's time holds no import of the engine.
+    out = _fresh(
+        "import sys\n"
+        "from labloom import task\n"
+        "print(all(m in sys.modules for m in ('labloom.core.engine', 'labloom.core.flow_run',"
+        " 'labloom.store.experiments', 'labloom.limits')), 'distributed' in sys.modules)\n"
+    )
+    assert out == "True False"
+
+
 def test_a_dask_workers_entry_loads_no_engine_nor_store() -> None:
     # What a worker imports to run a chunk (``run_chunk``) or a single call.
     out = _fresh(

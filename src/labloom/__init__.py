@@ -20,10 +20,10 @@ from . import defaults
 
 # Every public name by the module it comes from: the look-up below reads this table, a test
 # checks that ``__all__`` (a literal list, as type checkers need it) and the ``TYPE_CHECKING``
-# imports (what they read for types) name the same. A name is imported at its first use, not
-# by ``import labloom``: a Dask worker unpickling a chunk imports ``labloom.executors...`` and
-# so this module, and needs neither the engine nor the store; nor does a CLI command that only
-# reads the store (issue 21).
+# imports (what they read for types) name the same. ``import labloom`` imports none of them:
+# a Dask worker unpickling a chunk imports ``labloom.executors...``, so this module, and needs
+# neither the engine nor the store; nor does the CLI (issue 21). The first look-up of a public
+# name imports them all (``_public_api``).
 _ORIGINS: dict[str, tuple[str, ...]] = {
     ".": ("limits",),  # the module labloom.limits itself
     ".core.cache_keys": ("CacheContext",),
@@ -46,11 +46,11 @@ _ORIGINS: dict[str, tuple[str, ...]] = {
     ".core.task_runs": ("TaskRun",),
     ".core.tasks": ("Task", "task"),
     ".executors": ("Executor", "LocalExecutor", "ThreadExecutor"),
-    # distributed is heavy: imported only when someone asks for the Dask executor.
     ".executors.dask": ("DaskExecutor",),
     ".store.experiments": ("experiments",),
 }
 _HOME = {name: module for module, names in _ORIGINS.items() for name in names}
+_DASK = ".executors.dask"  # distributed is heavy: imported only for the Dask executor
 
 if TYPE_CHECKING:
     from . import limits
@@ -156,12 +156,28 @@ def __getattr__(name: str) -> Any:
     origin = _HOME.get(name)
     if origin is None:
         raise AttributeError(f"module 'labloom' has no attribute {name!r}")
-    if origin == ".":
-        value: Any = importlib.import_module(f"{__name__}.{name}")
-    else:
-        value = getattr(importlib.import_module(origin, __name__), name)
-    globals()[name] = value  # found once: later look-ups do not come here
-    return value
+    if origin in (".", _DASK):  # the CLI's ``from .. import limits``; distributed: just it
+        globals()[name] = value = _imported(origin, name)
+        return value
+    _public_api()
+    return globals()[name]
+
+
+def _public_api() -> None:
+    """Every public name but the Dask executor, bound here (later look-ups do not come to
+    ``__getattr__``). All at once, at the first: whoever asks for one defines and runs flows,
+    and the engine is imported here, as ``import labloom`` did before, rather than inside
+    the first run, where its 20-40 ms would count in the run's time."""
+    for module, names in _ORIGINS.items():
+        if module != _DASK:
+            for name in names:
+                globals()[name] = _imported(module, name)
+
+
+def _imported(module: str, name: str) -> Any:
+    if module == ".":
+        return importlib.import_module(f"{__name__}.{name}")
+    return getattr(importlib.import_module(module, __name__), name)
 
 
 def __dir__() -> list[str]:
