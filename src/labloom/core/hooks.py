@@ -83,7 +83,7 @@ def _unwired(choice: Any, address: str | None = None) -> Executor:
 
 
 def _temporary_results() -> str:
-    # tempfile imported here, not by ``import labloom`` (4 ms of a bare CLI process's start):
+    # tempfile imported here, not by ``import labloom`` (4 ms of it in a bare process):
     # ``defaults`` wires the store's folder, so only a core without it gets here.
     import tempfile
 
