@@ -4,7 +4,13 @@ children with no option on ``LocalCluster(n_workers=2, threads_per_worker=1)`` o
 each timed from its run's start: when the first and the last graph went to the scheduler
 (the first map's first graph holds its probes, ``dask_chunking``), how many Dask tasks the map
 made, the wall time, the process CPU per child and each kernel thread's CPU per child
-(``/proc/self/task/*/schedstat``, ns; Linux only). Medians over the processes.
+(``/proc/self/task/*/schedstat``, ns; Linux only). Then, on the same cluster, what a Dask
+expert writes (``client.map`` over lists of 100, ``dask_overhead.py``'s hand-chunked map), and
+each map's ratio to it. Medians over the processes.
+
+The flow is defined inside the child, so the Dask workers (spawned: they import the script,
+not labloom) import labloom at their first task, as a notebook's workers do; in
+``dask_overhead.py`` they import it as they start (its script imports labloom at the top).
 
     python benchmarks/dask_first_map.py --src /work/main/src src [--pairs 4] [--tasks 5000]
 
@@ -83,6 +89,17 @@ def child(tasks: int) -> None:
                   sum(n for _, n in sends), wall * 1e3, cpu / tasks * 1e6,
                   repr({k: round(v, 2) for k, v in per_thread.items() if v >= 0.05}), flush=True)
         executor.shutdown()
+        # After labloom's maps, so that it finds the cluster warm (as in dask_overhead.py),
+        # and once the store's writer is surely done with them.
+        time.sleep(1.0)
+        lists = [list(range(i, min(i + 100, tasks))) for i in range(0, tasks, 100)]
+        start = time.perf_counter()
+        assert sum(map(len, client.gather(client.map(run_list, lists)))) == tasks
+        print("HAND", (time.perf_counter() - start) * 1e3, flush=True)
+
+
+def run_list(xs: list[int]) -> list[int]:
+    return list(xs)  # a no-op child per item, as dask_overhead.run_list
 
 
 def main() -> None:
@@ -97,6 +114,7 @@ def main() -> None:
         return
     trees = [os.path.abspath(src) for src in args.src]
     maps: dict[str, list[list[tuple]]] = {tree: [[], []] for tree in trees}
+    hands: dict[str, list[float]] = {tree: [] for tree in trees}  # the hand-chunked map, ms
 
     def process(tree: str, pycache: str) -> str:
         return subprocess.run([sys.executable, __file__, "--src", tree, "--child", tree,
@@ -111,21 +129,26 @@ def main() -> None:
                 _, index, first, last, dask_tasks, wall, cpu, threads = line.split(" ", 7)
                 maps[tree][int(index)].append((float(first), float(last), int(dask_tasks),
                                                float(wall), float(cpu), eval(threads)))
+            elif line.startswith("HAND "):
+                hands[tree].append(float(line.split()[1]))
         print(f"  pair {pair + 1}, {tree}: " + "; ".join(
             f"map {i + 1} {m[-1][3]:.0f} ms, {m[-1][2]} Dask tasks, CPU {m[-1][4]:.1f} us"
             for i, m in
-            enumerate(maps[tree])), flush=True)
+            enumerate(maps[tree])) + f"; hand-chunked {hands[tree][-1]:.0f} ms", flush=True)
     print(f"{args.tasks} no-op children, medians of {args.pairs} fresh processes per tree "
           "(times from the run's start):")
     for tree, (first, second) in maps.items():
-        print(f"  {tree}")
+        print(f"  {tree}: hand-chunked map {statistics.median(hands[tree]):.0f} ms")
         for label, got in (("first map ", first), ("second map", second)):
             med = [statistics.median(row[i] for row in got) for i in range(5)]
+            ratio = statistics.median(row[3] / hand for row, hand in zip(got, hands[tree],
+                                                                         strict=True))
             names = {name for row in got for name in row[5]}
             threads = sorted(((statistics.median(row[5].get(n, 0.0) for row in got), n)
                               for n in names), reverse=True)
             print(f"    {label}: first graph {med[0]:.0f} ms, last {med[1]:.0f} ms, "
-                  f"{med[2]:.0f} Dask tasks, wall {med[3]:.0f} ms, CPU {med[4]:.1f} us per "
+                  f"{med[2]:.0f} Dask tasks, wall {med[3]:.0f} ms (/ hand-chunked "
+                  f"{ratio:.2f}), CPU {med[4]:.1f} us per "
                   "child; by thread: " + ", ".join(f"{n} {v:.1f}" for v, n in threads
                                                    if v >= 0.2))
 

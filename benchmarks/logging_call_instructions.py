@@ -26,6 +26,11 @@ import types
 from labloom.core import experiment_values, gc_policy, logs, sinks
 from labloom.core.inbox import Inbox
 
+try:
+    from labloom.core import sink_registry
+except ImportError:  # trees before session 35 kept the registry in sinks.py
+    from labloom.core import sinks as sink_registry
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -44,7 +49,7 @@ def main() -> None:
                                    ended=None,
                                    emit=lambda event: sent.append(len(event.task_run_ids)))
     sink = sinks.ExecutorSink(engine)
-    sinks.register_local_run("run", sink)
+    sink_registry.register_local_run("run", sink)
     ctx = logs.TaskContext("run", "tr", "t", False, lambda *line: None)
     # As a task call binds it (``attempt.TaskCall``), on trees that have it (session 34 on).
     if hasattr(ctx, "add_call"):

@@ -98,7 +98,7 @@ def test_a_blocks_starts_and_returns_change_each_child_as_one_by_one(tmp_path, m
     """``TaskGraph.set_states`` (a chunk's starts, ``started_all``; its returns,
     ``report_returned``) leaves each child as an outcome reported alone does: the same events
     (state, time, attempt, worker, before, node), history, times and the run's end."""
-    from labloom.core import sinks
+    from labloom.core import sink_registry
     from labloom.core.executor import Executor
 
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
@@ -129,11 +129,11 @@ def test_a_blocks_starts_and_returns_change_each_child_as_one_by_one(tmp_path, m
     def report() -> None:
         go.wait(10)
         call = submitted[0][0]
-        sink = sinks.local_sink(call.run_id)
+        sink = sink_registry.local_sink(call.run_id)
         assert sink is not None
         block, alone = submitted[:4], submitted[4:]
-        sinks.started_all(sink, call.run_id, [(c.task_run_id, 10.0 + i, c.attempt, "lane")
-                                              for i, (c, _) in enumerate(block)])
+        sink_registry.started_all(sink, call.run_id, [(c.task_run_id, 10.0 + i, c.attempt, "lane")
+                                                      for i, (c, _) in enumerate(block)])
         report_returned([(on_done, 10.0 + i, 20.0 + i) for i, (_, on_done) in enumerate(block)])
         for i, (c, on_done) in enumerate(alone, start=len(block)):
             sink.task_started(call.run_id, c.task_run_id, 10.0 + i, c.attempt, "lane")

@@ -13,49 +13,91 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import defaults, limits
-from .core.cache_keys import CacheContext
-from .core.errors import (
-    ClusterConfigError,
-    DatabaseURLError,
-    ExperimentValueError,
-    ExportError,
-    FlowFailed,
-    GraphvizNotFound,
-    LabloomError,
-    MagicArgsError,
-    NotAllowedError,
-    ResourceUnavailableError,
-    RunCancelledError,
-    ScheduleError,
-    SchedulerLostError,
-    StoreDataError,
-    StoreUnavailableError,
-    StoreUnreachableError,
-    StoreVersionError,
-    TargetError,
-    TaskCrashedError,
-    TaskTimeoutError,
-    UpstreamFailedError,
-    WorkerDiedError,
-)
-from .core.experiment_values import log_metric, log_metrics, log_params
-from .core.flatten import flatten
-from .core.flow_run import FlowRun, LogLine
-from .core.flows import Flow, flow
-from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
-from .core.logs import get_run_logger
-from .core.secrets import Secret
-from .core.states import State
-from .core.task_runs import TaskRun
-from .core.tasks import Task, task
-from .executors import Executor, LocalExecutor, ThreadExecutor
-from .store.experiments import experiments
+from . import defaults
+
+# Every public name by the module it comes from: the look-up below reads this table, a test
+# checks that ``__all__`` (a literal list, as type checkers need it) and the ``TYPE_CHECKING``
+# imports (what they read for types) name the same. ``import labloom`` imports none of them:
+# a Dask worker unpickling a chunk imports ``labloom.executors...``, so this module, and needs
+# neither the engine nor the store; nor does the CLI (issue 21). The first look-up of a public
+# name imports them all (``_public_api``).
+_ORIGINS: dict[str, tuple[str, ...]] = {
+    ".": ("limits",),  # the module labloom.limits itself
+    ".core.cache_keys": ("CacheContext",),
+    ".core.errors": (
+        "ClusterConfigError", "DatabaseURLError", "ExperimentValueError", "ExportError",
+        "FlowFailed", "GraphvizNotFound", "LabloomError", "MagicArgsError", "NotAllowedError",
+        "ResourceUnavailableError", "RunCancelledError", "ScheduleError", "SchedulerLostError",
+        "StoreDataError", "StoreUnavailableError", "StoreUnreachableError", "StoreVersionError",
+        "TargetError", "TaskCrashedError", "TaskTimeoutError", "UpstreamFailedError",
+        "WorkerDiedError",
+    ),
+    ".core.experiment_values": ("log_metric", "log_metrics", "log_params"),
+    ".core.flatten": ("flatten",),
+    ".core.flow_run": ("FlowRun", "LogLine"),
+    ".core.flows": ("Flow", "flow"),
+    ".core.futures": ("MappedFuture", "TaskFuture", "allow_failure", "unmapped"),
+    ".core.logs": ("get_run_logger",),
+    ".core.secrets": ("Secret",),
+    ".core.states": ("State",),
+    ".core.task_runs": ("TaskRun",),
+    ".core.tasks": ("Task", "task"),
+    ".executors": ("Executor", "LocalExecutor", "ThreadExecutor"),
+    ".executors.dask": ("DaskExecutor",),
+    ".store.experiments": ("experiments",),
+}
+_HOME = {name: module for module, names in _ORIGINS.items() for name in names}
+_DASK = ".executors.dask"  # distributed is heavy: imported only for the Dask executor
+
+if TYPE_CHECKING:
+    from . import limits
+    from .core.cache_keys import CacheContext
+    from .core.errors import (
+        ClusterConfigError,
+        DatabaseURLError,
+        ExperimentValueError,
+        ExportError,
+        FlowFailed,
+        GraphvizNotFound,
+        LabloomError,
+        MagicArgsError,
+        NotAllowedError,
+        ResourceUnavailableError,
+        RunCancelledError,
+        ScheduleError,
+        SchedulerLostError,
+        StoreDataError,
+        StoreUnavailableError,
+        StoreUnreachableError,
+        StoreVersionError,
+        TargetError,
+        TaskCrashedError,
+        TaskTimeoutError,
+        UpstreamFailedError,
+        WorkerDiedError,
+    )
+    from .core.experiment_values import log_metric, log_metrics, log_params
+    from .core.flatten import flatten
+    from .core.flow_run import FlowRun, LogLine
+    from .core.flows import Flow, flow
+    from .core.futures import MappedFuture, TaskFuture, allow_failure, unmapped
+    from .core.logs import get_run_logger
+    from .core.secrets import Secret
+    from .core.states import State
+    from .core.task_runs import TaskRun
+    from .core.tasks import Task, task
+    from .executors import Executor, LocalExecutor, ThreadExecutor
+    from .executors.dask import DaskExecutor
+    from .store.experiments import experiments
 
 __version__ = "0.1.0"
 
+# The engine's seams get the store, the executors by name and the views; cheap (each hook
+# imports its layer when first called), and done here so that any way into the package, a
+# public name or an internal module, finds them wired.
 defaults.install()
 
 __all__ = [
@@ -111,12 +153,35 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # distributed is heavy: import it only when someone asks for the Dask executor.
-    if name == "DaskExecutor":
-        from .executors.dask import DaskExecutor
+    origin = _HOME.get(name)
+    if origin is None:
+        raise AttributeError(f"module 'labloom' has no attribute {name!r}")
+    if origin in (".", _DASK):  # the CLI's ``from .. import limits``; distributed: just it
+        globals()[name] = value = _imported(origin, name)
+        return value
+    _public_api()
+    return globals()[name]
 
-        return DaskExecutor
-    raise AttributeError(f"module 'labloom' has no attribute {name!r}")
+
+def _public_api() -> None:
+    """Every public name but the Dask executor, bound here (later look-ups do not come to
+    ``__getattr__``). All at once, at the first: whoever asks for one defines and runs flows,
+    and the engine is imported here, as ``import labloom`` did before, rather than inside
+    the first run, where its 20-40 ms would count in the run's time."""
+    for module, names in _ORIGINS.items():
+        if module != _DASK:
+            for name in names:
+                globals()[name] = _imported(module, name)
+
+
+def _imported(module: str, name: str) -> Any:
+    if module == ".":
+        return importlib.import_module(f"{__name__}.{name}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -2,7 +2,7 @@
 
 ``TaskCall`` is small and picklable. It reports "running" and log lines to a sink: the engine
 itself when the run lives in this process, else the sink that the Dask executor installs on its
-workers (``sinks.py``). It never imports Jupyter or Dask.
+workers (``sink_registry.py``). It never imports Jupyter or Dask.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import result_files
 from .errors import TaskCrashedError, TaskTimeoutError
 from .logs import TaskContext, capturing, task_context
-from .sinks import sink_for
+from .sink_registry import sink_for
 
 if TYPE_CHECKING:
     from .cache_keys import KeyPlan

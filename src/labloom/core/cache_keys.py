@@ -35,7 +35,7 @@ from .result_files import CacheMissError, load_result, result_path, save_result
 
 if TYPE_CHECKING:
     from .attempt import TaskCall
-    from .sinks import RunSink
+    from .sink_registry import RunSink
     from .task_runs import TaskRun
 
 KEY_VERSION = "labloom-cache-key-2"

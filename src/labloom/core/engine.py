@@ -30,7 +30,8 @@ from .mapping import MapSources, map_source
 from .observers import FailureHooks, run_starts
 from .run_logs import RunLogs
 from .secrets import recorded_parameters
-from .sinks import ExecutorSink, register_local_run, unregister_local_run
+from .sink_registry import register_local_run, unregister_local_run
+from .sinks import ExecutorSink
 from .states import State
 from .task_graph import TaskGraph
 from .task_runs import TaskRun

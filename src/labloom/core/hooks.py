@@ -12,7 +12,6 @@ object: no observers, no limits, cached results in a temporary folder.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -83,6 +82,14 @@ def _unwired(choice: Any, address: str | None = None) -> Executor:
     )
 
 
+def _temporary_results() -> str:
+    # tempfile imported here, not by ``import labloom`` (4 ms of it in a bare process):
+    # ``defaults`` wires the store's folder, so only a core without it gets here.
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), "labloom")
+
+
 @dataclass
 class Hooks:
     resolve_executor: ExecutorResolver = _unwired
@@ -91,7 +98,7 @@ class Hooks:
     # Which results persist: "all" or "cached".
     persist_mode: Callable[[], str] = lambda: "cached"
     # The folder of persisted results.
-    results_folder: Callable[[], str] = lambda: os.path.join(tempfile.gettempdir(), "labloom")
+    results_folder: Callable[[], str] = lambda: _temporary_results()
     # Views, where the notebook layer is there.
     widget: RunWidget | None = None
     draw: Drawing | None = None

@@ -14,10 +14,10 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import events as ev
 from .states import State
 
 if TYPE_CHECKING:
+    from . import events as ev
     from .flow_run import FlowRun
 
 log = logging.getLogger("labloom")
@@ -61,8 +61,12 @@ class FailureHooks:
         run = self._run()
         if run is None:
             return
+        # Imported here: ``import labloom`` registers observers and must not pay for the
+        # event classes (5.6 ms of dataclass creation), which a Dask worker never needs.
+        from .events import RunFinished
+
         for event in batch:
-            if isinstance(event, ev.RunFinished) and event.state in (State.FAILED, State.CRASHED):
+            if isinstance(event, RunFinished) and event.state in (State.FAILED, State.CRASHED):
                 for hook in run.flow.on_failure:
                     try:
                         hook(run)

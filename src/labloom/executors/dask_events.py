@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..core import attempt, sinks
+from ..core import attempt, sink_registry
 from ..core.executor import check_mappable
 from . import dask_messages as messages
 
@@ -158,7 +158,7 @@ def worker_sink() -> WorkerSink:
             sink = _sinks.get(worker)
             if sink is None:
                 sink = _sinks[worker] = WorkerSink(worker)
-                sinks.set_remote_sink(sink)
+                sink_registry.set_remote_sink(sink)
     return sink
 
 
@@ -304,7 +304,7 @@ class Dispatcher:
         return on_event
 
     def _route(self, run_id: str, batch: list[list[Any]]) -> None:
-        sink = sinks.local_sink(run_id)
+        sink = sink_registry.local_sink(run_id)
         # Starts are handed over together (a chunk's children: one step of the engine for all
         # of them), before any other news of theirs.
         starts: list[tuple[str, float, int, str]] = []
@@ -330,7 +330,7 @@ class Dispatcher:
                            for trid, when, attempt, lane in messages.starts_of(msg)]
                 continue
             if starts:
-                sinks.started_all(sink, run_id, starts)
+                sink_registry.started_all(sink, run_id, starts)
                 starts = []
             if kind == "l":
                 sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
@@ -339,7 +339,7 @@ class Dispatcher:
             elif kind == "v":
                 sink.task_values(run_id, msg[1], msg[2], msg[3], msg[4], msg[5])
         if starts and sink is not None:
-            sinks.started_all(sink, run_id, starts)
+            sink_registry.started_all(sink, run_id, starts)
 
     def _loop(self) -> None:
         while True:

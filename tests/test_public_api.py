@@ -1,0 +1,111 @@
+"""``labloom/__init__.py`` names its public API lazily (issue 21): every name of ``__all__``
+comes from one table, each is what its module defines, and ``import labloom`` alone (or a Dask
+worker unpickling a chunk, which imports ``labloom.executors...``) loads neither the engine
+nor the store."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import labloom
+
+INIT = Path(labloom.__file__)
+
+
+def _fresh(code: str) -> str:
+    """``code``'s output in a new interpreter (this process has imported everything)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+        env={"PYTHONPATH": str(INIT.parents[1]), "PATH": ""},
+    ).stdout.strip()
+
+
+def _type_checking_imports() -> dict[str, tuple[str, ...]]:
+    """What the ``if TYPE_CHECKING:`` block imports, as ``_ORIGINS`` writes it."""
+    tree = ast.parse(INIT.read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If)
+                 and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+    found: dict[str, tuple[str, ...]] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.dump(node)
+        module = "." + (node.module or "")
+        found[module] = found.get(module, ()) + tuple(alias.name for alias in node.names)
+    return found
+
+
+def test_the_table_the_type_checking_imports_and_all_name_the_same() -> None:
+    table = {module: tuple(sorted(names)) for module, names in labloom._ORIGINS.items()}
+    read = {module: tuple(sorted(names)) for module, names in _type_checking_imports().items()}
+    assert read == table
+    named = [name for names in table.values() for name in names]
+    assert len(named) == len(set(named)), "a name in two modules"
+    assert sorted(labloom.__all__) == sorted([*named, "load_ipython_extension"])
+
+
+def test_every_public_name_is_its_modules_own() -> None:
+    for module, names in labloom._ORIGINS.items():
+        for name in names:
+            expected = (importlib.import_module(f"labloom.{name}") if module == "."
+                        else getattr(importlib.import_module(module, "labloom"), name))
+            assert getattr(labloom, name) is expected, name
+
+
+def test_from_labloom_import_each_name_in_a_fresh_process() -> None:
+    out = _fresh(
+        "import labloom\n"
+        "for name in labloom.__all__:\n"
+        "    exec(f'from labloom import {name}')\n"
+        "from labloom import *\n"
+        "missing = [n for n in labloom.__all__ if n not in dir(labloom) or n not in globals()]\n"
+        "print(missing)\n"
+    )
+    assert out == "[]"
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    out = _fresh(
+        "import labloom\n"
+        "try:\n"
+        "    labloom.nope\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert out == "module 'labloom' has no attribute 'nope'"
+
+
+def test_import_labloom_loads_no_engine_nor_store_and_wires_the_defaults() -> None:
+    out = _fresh(
+        "import sys, labloom\n"
+        "from labloom.core.hooks import hooks\n"
+        "heavy = [m for m in sys.modules if m.startswith(('labloom.core.engine',"
+        " 'labloom.core.flow_run', 'labloom.store', 'labloom.cli', 'labloom.executors'))]\n"
+        "print(heavy, hooks.resolve_executor is not None)\n"
+    )
+    assert out == "[] True"
+
+
+def test_the_first_public_name_imports_the_engine_so_the_first_run_does_not() -> None:
+    # Where ``import labloom`` used to: a first run's time holds no import of the engine.
+    out = _fresh(
+        "import sys\n"
+        "from labloom import task\n"
+        "print(all(m in sys.modules for m in ('labloom.core.engine', 'labloom.core.flow_run',"
+        " 'labloom.store.experiments', 'labloom.limits')), 'distributed' in sys.modules)\n"
+    )
+    assert out == "True False"
+
+
+def test_a_dask_workers_entry_loads_no_engine_nor_store() -> None:
+    # What a worker imports to run a chunk (``run_chunk``) or a single call.
+    out = _fresh(
+        "import sys\n"
+        "import labloom.executors.dask_outcomes\n"
+        "heavy = [m for m in sys.modules if m.startswith(('labloom.core.engine',"
+        " 'labloom.core.flow_run', 'labloom.core.flows', 'labloom.store', 'labloom.cli'))]\n"
+        "print(heavy)\n"
+    )
+    assert out == "[]"
