@@ -416,6 +416,3 @@ class RunEngine:
     def name_of(self, task_run_id: str | None) -> str:
         tr = self.graph.get(task_run_id or "")
         return tr.name if tr is not None else ""
-
-
-__all__ = ["RunEngine"]
