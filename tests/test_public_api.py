@@ -109,3 +109,23 @@ def test_a_dask_workers_entry_loads_no_engine_nor_store() -> None:
         "print(heavy)\n"
     )
     assert out == "[]"
+
+
+def test_load_ext_imports_the_engine_so_the_first_flow_cell_does_not() -> None:
+    # ``%load_ext labloom`` then ``%%tasks`` and ``%%flow``: a notebook that names no public
+    # name still runs flows, and its first ``%%flow`` cell must not import the engine and the
+    # store in its own time, as it did not before the names were imported at first use.
+    out = _fresh(
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from traitlets.config import Config\n"
+        "config = Config()\n"
+        "config.HistoryManager.enabled = False\n"
+        "InteractiveShell.instance(config=config).run_line_magic('load_ext', 'labloom')\n"
+        "import labloom\n"
+        "bound = [n for n in labloom.__all__ if n != 'DaskExecutor' and n not in vars(labloom)]\n"
+        "print(all(m in sys.modules for m in ('labloom.core.engine', 'labloom.core.flow_run',"
+        " 'labloom.store.experiments')), bound, 'distributed' in sys.modules)\n"
+    )
+    assert out == "True [] False"
+

@@ -188,6 +188,9 @@ def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext labloom``: registers %%tasks, %%flow and %flow_runs."""
     from .notebook.magics import load_ipython_extension as load
 
+    # A notebook that loads the magics runs flows, often naming no public name: the engine is
+    # imported here, as at the first public name, not in its first %%flow cell's run.
+    _public_api()
     load(ipython)
 
 
