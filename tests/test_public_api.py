@@ -129,3 +129,39 @@ def test_load_ext_imports_the_engine_so_the_first_flow_cell_does_not() -> None:
     )
     assert out == "True [] False"
 
+
+# A module of the public API whose import fails with an AttributeError (a dependency that
+# dropped a name): Python takes an AttributeError out of the module's ``__getattr__`` for a
+# missing name, so ``from labloom import task`` would only say "cannot import name 'task'".
+_BROKEN_SECRETS = (
+    "import importlib.abc, importlib.machinery, sys\n"
+    "class Broken(importlib.abc.MetaPathFinder, importlib.abc.Loader):\n"
+    "    def find_spec(self, name, path, target=None):\n"
+    "        if name == 'labloom.core.secrets':\n"
+    "            return importlib.machinery.ModuleSpec(name, self)\n"
+    "    def create_module(self, spec):\n"
+    "        return None\n"
+    "    def exec_module(self, module):\n"
+    "        raise AttributeError(\"module 'somedep' has no attribute 'old_api'\")\n"
+    "sys.meta_path.insert(0, Broken())\n"
+    "import labloom\n"
+)
+
+
+def test_a_failing_import_of_the_api_is_not_taken_for_a_missing_name() -> None:
+    out = _fresh(
+        _BROKEN_SECRETS
+        + "def cause(how):\n"
+        "    try:\n"
+        "        exec(how, {'labloom': labloom})\n"
+        "    except BaseException as exc:\n"
+        "        chain = []\n"
+        "        while exc is not None:\n"
+        "            chain.append(str(exc))\n"
+        "            exc = exc.__cause__ or exc.__context__\n"
+        "        return any('old_api' in text for text in chain)\n"
+        "    return 'no error'\n"
+        "print(cause('from labloom import task'), cause('hasattr(labloom, \"flow\") or 1/0'),"
+        " cause('labloom.Flow'))\n"
+    )
+    assert out == "True True True"
