@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import labloom
 
 INIT = Path(labloom.__file__)
@@ -77,15 +79,34 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     assert out == "module 'labloom' has no attribute 'nope'"
 
 
+# Every hook of the engine's seams is the one ``defaults.install`` sets (each has a default
+# of its own in ``core/hooks.py``, so "is set" would prove nothing), and the store observes runs.
+_WIRED = (
+    "from dataclasses import fields\n"
+    "from labloom import defaults\n"
+    "from labloom.core.hooks import hooks\n"
+    "from labloom.core.observers import run_observers\n"
+    "unwired = [f.name for f in fields(hooks)"
+    " if getattr(getattr(hooks, f.name), '__module__', None) != 'labloom.defaults']\n"
+    "wired = (unwired, defaults.attach_default_observers in run_observers())\n"
+)
+
+
 def test_import_labloom_loads_no_engine_nor_store_and_wires_the_defaults() -> None:
     out = _fresh(
         "import sys, labloom\n"
-        "from labloom.core.hooks import hooks\n"
         "heavy = [m for m in sys.modules if m.startswith(('labloom.core.engine',"
         " 'labloom.core.flow_run', 'labloom.store', 'labloom.cli', 'labloom.executors'))]\n"
-        "print(heavy, hooks.resolve_executor is not None)\n"
+        + _WIRED + "print(heavy, wired)\n"
     )
-    assert out == "[] True"
+    assert out == "[] ([], True)"
+
+
+@pytest.mark.parametrize("entry", ["labloom.cli", "labloom.executors.dask_outcomes",
+                                   "labloom.notebook.magics", "labloom.server_extension"])
+def test_every_way_in_wires_the_defaults(entry: str) -> None:
+    # The CLI, a Dask worker's first chunk, %load_ext, Jupyter's server extension.
+    assert _fresh(f"import {entry}\n" + _WIRED + "print(wired)\n") == "([], True)"
 
 
 def test_the_first_public_name_imports_the_engine_so_the_first_run_does_not() -> None:
