@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import labloom
 
 INIT = Path(labloom.__file__)
@@ -77,15 +79,34 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
     assert out == "module 'labloom' has no attribute 'nope'"
 
 
+# Every hook of the engine's seams is the one ``defaults.install`` sets (each has a default
+# of its own in ``core/hooks.py``, so "is set" would prove nothing), and the store observes runs.
+_WIRED = (
+    "from dataclasses import fields\n"
+    "from labloom import defaults\n"
+    "from labloom.core.hooks import hooks\n"
+    "from labloom.core.observers import run_observers\n"
+    "unwired = [f.name for f in fields(hooks)"
+    " if getattr(getattr(hooks, f.name), '__module__', None) != 'labloom.defaults']\n"
+    "wired = (unwired, defaults.attach_default_observers in run_observers())\n"
+)
+
+
 def test_import_labloom_loads_no_engine_nor_store_and_wires_the_defaults() -> None:
     out = _fresh(
         "import sys, labloom\n"
-        "from labloom.core.hooks import hooks\n"
         "heavy = [m for m in sys.modules if m.startswith(('labloom.core.engine',"
         " 'labloom.core.flow_run', 'labloom.store', 'labloom.cli', 'labloom.executors'))]\n"
-        "print(heavy, hooks.resolve_executor is not None)\n"
+        + _WIRED + "print(heavy, wired)\n"
     )
-    assert out == "[] True"
+    assert out == "[] ([], True)"
+
+
+@pytest.mark.parametrize("entry", ["labloom.cli", "labloom.executors.dask_outcomes",
+                                   "labloom.notebook.magics", "labloom.server_extension"])
+def test_every_way_in_wires_the_defaults(entry: str) -> None:
+    # The CLI, a Dask worker's first chunk, %load_ext, Jupyter's server extension.
+    assert _fresh(f"import {entry}\n" + _WIRED + "print(wired)\n") == "([], True)"
 
 
 def test_the_first_public_name_imports_the_engine_so_the_first_run_does_not() -> None:
@@ -109,3 +130,59 @@ def test_a_dask_workers_entry_loads_no_engine_nor_store() -> None:
         "print(heavy)\n"
     )
     assert out == "[]"
+
+
+def test_load_ext_imports_the_engine_so_the_first_flow_cell_does_not() -> None:
+    # ``%load_ext labloom`` then ``%%tasks`` and ``%%flow``: a notebook that names no public
+    # name still runs flows, and its first ``%%flow`` cell must not import the engine and the
+    # store in its own time, as it did not before the names were imported at first use.
+    out = _fresh(
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from traitlets.config import Config\n"
+        "config = Config()\n"
+        "config.HistoryManager.enabled = False\n"
+        "InteractiveShell.instance(config=config).run_line_magic('load_ext', 'labloom')\n"
+        "import labloom\n"
+        "bound = [n for n in labloom.__all__ if n != 'DaskExecutor' and n not in vars(labloom)]\n"
+        "print(all(m in sys.modules for m in ('labloom.core.engine', 'labloom.core.flow_run',"
+        " 'labloom.store.experiments')), bound, 'distributed' in sys.modules)\n"
+    )
+    assert out == "True [] False"
+
+
+# A module of the public API whose import fails with an AttributeError (a dependency that
+# dropped a name): Python takes an AttributeError out of the module's ``__getattr__`` for a
+# missing name, so ``from labloom import task`` would only say "cannot import name 'task'".
+_BROKEN_SECRETS = (
+    "import importlib.abc, importlib.machinery, sys\n"
+    "class Broken(importlib.abc.MetaPathFinder, importlib.abc.Loader):\n"
+    "    def find_spec(self, name, path, target=None):\n"
+    "        if name == 'labloom.core.secrets':\n"
+    "            return importlib.machinery.ModuleSpec(name, self)\n"
+    "    def create_module(self, spec):\n"
+    "        return None\n"
+    "    def exec_module(self, module):\n"
+    "        raise AttributeError(\"module 'somedep' has no attribute 'old_api'\")\n"
+    "sys.meta_path.insert(0, Broken())\n"
+    "import labloom\n"
+)
+
+
+def test_a_failing_import_of_the_api_is_not_taken_for_a_missing_name() -> None:
+    out = _fresh(
+        _BROKEN_SECRETS
+        + "def cause(how):\n"
+        "    try:\n"
+        "        exec(how, {'labloom': labloom})\n"
+        "    except BaseException as exc:\n"
+        "        chain = []\n"
+        "        while exc is not None:\n"
+        "            chain.append(str(exc))\n"
+        "            exc = exc.__cause__ or exc.__context__\n"
+        "        return any('old_api' in text for text in chain)\n"
+        "    return 'no error'\n"
+        "print(cause('from labloom import task'), cause('hasattr(labloom, \"flow\") or 1/0'),"
+        " cause('labloom.Flow'))\n"
+    )
+    assert out == "True True True"

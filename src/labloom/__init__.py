@@ -156,10 +156,16 @@ def __getattr__(name: str) -> Any:
     origin = _HOME.get(name)
     if origin is None:
         raise AttributeError(f"module 'labloom' has no attribute {name!r}")
-    if origin in (".", _DASK):  # the CLI's ``from .. import limits``; distributed: just it
-        globals()[name] = value = _imported(origin, name)
-        return value
-    _public_api()
+    try:
+        if origin in (".", _DASK):  # the CLI's ``from .. import limits``; distributed: just it
+            globals()[name] = value = _imported(origin, name)
+            return value
+        _public_api()
+    except AttributeError as exc:
+        # A module failed to import (a dependency lacking a name): out of ``__getattr__`` an
+        # AttributeError reads as "no such name", ``from labloom import task`` would say only
+        # "cannot import name" and ``hasattr`` False, and the cause would be lost.
+        raise ImportError(f"[labloom] {name} could not be imported: {exc}") from exc
     return globals()[name]
 
 
@@ -188,6 +194,9 @@ def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext labloom``: registers %%tasks, %%flow and %flow_runs."""
     from .notebook.magics import load_ipython_extension as load
 
+    # A notebook that loads the magics runs flows, often naming no public name: the engine is
+    # imported here, as at the first public name, not in its first %%flow cell's run.
+    _public_api()
     load(ipython)
 
 

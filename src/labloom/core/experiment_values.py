@@ -5,8 +5,9 @@ Nothing is recorded unless the code asks: task data stays where it is, the store
 what is marked. A value is a number, a bool or a short string (params may also be None); NaN
 and inf are kept as such; anything else is refused with the type named, before anything of that
 call is sent, so what was already recorded stays. Values travel like log lines: from where the
-task runs, through its run's sink (``sink_registry.RunSink.task_values``), to the engine, which emits
-them a batch of calls at a time (one ``ExperimentCalls`` event per batch of its reports).
+task runs, through its run's sink (``sink_registry.RunSink.task_values``), to the engine,
+which emits them a batch of calls at a time (one ``ExperimentCalls`` event per batch of its
+reports).
 
 >>> @task
 ... def train(max_depth: int) -> float:

@@ -50,7 +50,7 @@ SEND_AT = 1000
 
 class ExecutorSink:
     """What executors report about one run's task runs (running, log lines), from any thread;
-    registered by run id (``sinks.register_local_run``) for the run's lifetime."""
+    registered by run id (``sink_registry.register_local_run``) for the run's lifetime."""
 
     def __init__(self, engine: SinkOwner) -> None:
         self._engine = engine
