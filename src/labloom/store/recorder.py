@@ -46,7 +46,7 @@ class Unrecorded:
 class Recorder:
     """The bus subscriber of one run."""
 
-    # Task runs' states before the rest of a map's announcements (see events._Delivery): a
+    # Task runs' states before the rest of a map's announcements (see delivery.Delivery): a
     # view of the store sees a state change within a slice, not after the whole map.
     news_first = True
     # Handed over every 10 ms, not the bus's 50: the writer writes along with the run, and a
@@ -83,7 +83,7 @@ class Recorder:
             self.writer.wait(seq, FINAL_WAIT)
 
     def room(self) -> int:
-        """Events the run's delivery hands at once and lets wait (``events._Delivery``)."""
+        """Events the run's delivery hands at once and lets wait (``delivery.Delivery``)."""
         return self.writer.room()
 
     def drop(self, count: int, why: str) -> None:
