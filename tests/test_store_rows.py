@@ -129,6 +129,32 @@ def test_a_task_run_created_and_moved_in_one_write_is_one_insert_and_stored_the_
     assert len(notes) == 1 and "task messages and tracebacks stored with" in notes[0][2]
 
 
+def test_a_few_task_runs_all_moved_in_one_write_are_one_insert_and_stored_the_same(
+    conn: Conn,
+) -> None:
+    # Fewer than a stretch's least (a small flow's whole run in one write), none left Pending:
+    # one INSERT, no UPDATE; stored as an INSERT and then an UPDATE stored them.
+    few = 3
+
+    def made(run: str) -> list[Any]:
+        return [event for event in created(run) if int(event.task_run_id.split(".")[1]) < few]
+
+    def ended(run: str) -> list[Any]:
+        return [event for event in moved(run, lambda i: 0 if i % 2 else 3)
+                if int(event.task_run_id.split(".")[1]) < few]
+
+    statements: list[str] = []
+    assert write(conn, [made("one") + ended("one")], statements) == []
+    assert write(conn, [made("two"), ended("two")]) == []
+    if conn.kind == "sqlite":
+        assert not [s for s in statements if s.startswith("UPDATE")], statements
+        assert sum(s.startswith("INSERT INTO task_runs") for s in statements) == 1, statements
+    one = stored(conn, "one")
+    assert one == stored(conn, "two")
+    assert [(r[0], r[5]) for r in one[:few]] == [
+        ("R.0", "Cancelled"), ("R.1", "Completed"), ("R.2", "Cancelled")]
+
+
 def test_task_runs_moved_among_pending_ones_are_stored_the_same_in_order(conn: Conn) -> None:
     # One of every four still Pending: short stretches, written the old way.
     assert write(conn, [created("one") + moved("one")]) == []
