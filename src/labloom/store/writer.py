@@ -198,10 +198,15 @@ class Writer:
                     self.size.timed(folded, time.monotonic() - began)
                     last_beat = time.monotonic()
                     self._settled(rows)
+                    del rows
                 with self._cond:
                     self._written = upto
                     self._backlog -= folded
                     self._cond.notify_all()
+                # Written: not kept while waiting for more (a run's last transaction, its
+                # events and rows, until the next write or the thread's end, seconds later);
+                # a following run reuses that memory instead of growing the heap.
+                del items
         except Exception as exc:  # a bug of ours, not the database's: never hang a run
             self._fail(exc)
         finally:
