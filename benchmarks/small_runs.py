@@ -26,25 +26,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def child(runs: int, n: int, pause: float) -> None:
-    from labloom import ThreadExecutor, flow, task
+    from task_runs_scale import WIDE  # the flow every scale benchmark measures
 
-    @task
-    def one(x: int) -> int:
-        return x
-
-    @flow
-    def wide(n: int) -> None:
-        one.map(range(n))
-
+    flow: dict[str, Any] = {}
+    exec(WIDE, flow)
+    wide, executor = flow["wide"], flow["ThreadExecutor"]
     process, caller = [], []
     for _ in range(runs):
         cpu, mine = time.process_time(), time.thread_time()
-        run = wide.run(n=n, executor=ThreadExecutor(4))
+        run = wide.run(n=n, executor=executor(4))
         time.sleep(pause)
         process.append(time.process_time() - cpu)
         caller.append(time.thread_time() - mine)
