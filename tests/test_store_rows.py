@@ -74,7 +74,8 @@ def write(conn: Conn, writes: Sequence[Sequence[Any]],
     refused: list[str] = []
     for events in writes:
         rows = Rows()
-        rec: Any = SimpleNamespace(moves_known=True, noted_escapes=False)
+        rec: Any = SimpleNamespace(moves_known=True, noted_escapes=False, host="h", pid=1,
+                                   target={"flow": "f"}, user="u")
         rows.add_all(rec, events)  # as the writer folds a delivery's batch
         rows.finish()
         if statements is not None and conn.kind == "sqlite":
@@ -129,6 +130,32 @@ def test_a_task_run_created_and_moved_in_one_write_is_one_insert_and_stored_the_
     assert len(notes) == 1 and "task messages and tracebacks stored with" in notes[0][2]
 
 
+def test_a_few_task_runs_all_moved_in_one_write_are_one_insert_and_stored_the_same(
+    conn: Conn,
+) -> None:
+    # Fewer than a stretch's least (a small flow's whole run in one write), none left Pending:
+    # one INSERT, no UPDATE; stored as an INSERT and then an UPDATE stored them.
+    few = 3
+
+    def made(run: str) -> list[Any]:
+        return [event for event in created(run) if int(event.task_run_id.split(".")[1]) < few]
+
+    def ended(run: str) -> list[Any]:
+        return [event for event in moved(run, lambda i: 0 if i % 2 else 3)
+                if int(event.task_run_id.split(".")[1]) < few]
+
+    statements: list[str] = []
+    assert write(conn, [made("one") + ended("one")], statements) == []
+    assert write(conn, [made("two"), ended("two")]) == []
+    if conn.kind == "sqlite":
+        assert not [s for s in statements if s.startswith("UPDATE")], statements
+        assert sum(s.startswith("INSERT INTO task_runs") for s in statements) == 1, statements
+    one = stored(conn, "one")
+    assert one == stored(conn, "two")
+    assert [(r[0], r[5]) for r in one[:few]] == [
+        ("R.0", "Cancelled"), ("R.1", "Completed"), ("R.2", "Cancelled")]
+
+
 def test_task_runs_moved_among_pending_ones_are_stored_the_same_in_order(conn: Conn) -> None:
     # One of every four still Pending: short stretches, written the old way.
     assert write(conn, [created("one") + moved("one")]) == []
@@ -164,6 +191,36 @@ def test_a_task_run_already_stored_changes_as_an_update_changed_it(conn: Conn) -
     assert rows[4][8] == 6.0 and rows[4][11].startswith("Traceback 2")  # kept
     assert rows[4][14] == "w9" and rows[3][14] == "w0"
     assert (rows[5][8], rows[5][9]) == (None, 605.0)  # cancelled before it ran
+
+
+def test_a_run_started_and_ended_in_one_write_is_one_insert_and_stored_the_same(
+    conn: Conn,
+) -> None:
+    # A small run's whole life in one write: its row carries its end, no UPDATE of it; stored
+    # as an INSERT and then UPDATEs stored it, its odd message escaped with the same note.
+    def life(run: str) -> list[Any]:
+        return [ev.RunCreated(run, "flow", {"x": 1}, "threads(4)", "script", "h", 10.0, "abc",
+                              {"k": 1}),
+                ev.RunStateChanged(run, State.RUNNING, 10.5),
+                ev.RunFinished(run, State.FAILED, 12.0, f"raised {ODD}", {"workers": 3})]
+
+    def run_row(run: str) -> tuple[Any, ...]:
+        return tuple(conn.execute(
+            "SELECT flow_name, parameters, state, message, created, started, ended, metadata, "
+            "heartbeat, target, username FROM flow_runs WHERE id = ?", (run,)).fetchone())
+
+    statements: list[str] = []
+    assert write(conn, [life("one")], statements) == []
+    assert write(conn, [[event] for event in life("two")]) == []
+    if conn.kind == "sqlite":
+        assert not [s for s in statements if s.startswith("UPDATE flow_runs")], statements
+    one = run_row("one")
+    assert one == run_row("two")
+    assert one[2:4] == ("Failed", "raised caf\\udce9 \\x00 end") and one[6] == 12.0
+    assert '"workers": 3' in one[7]
+    notes = stored(conn, "one")
+    assert notes == stored(conn, "two") and len(notes) == 1
+    assert "run messages" in notes[0][2] and "run parameters" not in notes[0][2]
 
 
 def test_a_refused_move_costs_only_itself_and_the_task_run_row_stays(conn: Conn) -> None:

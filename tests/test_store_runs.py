@@ -339,3 +339,29 @@ def test_a_key_known_in_the_write_that_creates_its_task_run_goes_into_its_row() 
     assert rows.tasks.rows == [("r.0", "r", "n0", "sq", 0, "[]", "Pending", 1.0, "k0",
                                 "/res/k0.pkl")]
     assert rows.keys.rows == [("k9", "/res/k9.pkl", "r.9")]  # created in an earlier write
+
+
+def test_the_writer_keeps_nothing_of_a_write_once_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run's last transaction (its events and rows) was held by the idle writer until its
+    # next write or its thread's end: memory a following run could have reused.
+    import weakref
+
+    from labloom.store import writer as store_writer
+
+    folded: list[weakref.ref[Any]] = []
+    real = store_writer.Writer._fold
+
+    def kept(self: store_writer.Writer, items: Any) -> Any:
+        rows = real(self, items)
+        folded.append(weakref.ref(rows))
+        return rows
+
+    monkeypatch.setattr(store_writer.Writer, "_fold", kept)
+    monkeypatch.setattr(store_writer, "_IDLE_EXIT", 60.0)  # the thread stays, idle
+    run = wide.run(n=20, executor=ThreadExecutor(2))
+    assert run.state is State.COMPLETED and folded
+    # The run's end waited for its last commit; the writer then lets go of what it wrote.
+    deadline = time.monotonic() + 10
+    while any(ref() is not None for ref in folded) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [ref() for ref in folded] == [None] * len(folded)

@@ -259,6 +259,14 @@ class Subscription:
         self._delivery.drain()
 
 
+class _Held(threading.local):
+    """What a thread emitting inside ``EventBus.holding`` holds. None by default on every
+    thread: a ``threading.local`` without the attribute made each read in a thread that never
+    held (the flow body's, about ten emits a run) raise and drop an AttributeError, 0.6 µs."""
+
+    events: list[Event | EventBlock] | None = None
+
+
 class EventBus:
     """One run's event stream. ``subscribe(callback)`` gets lists of events, in order.
 
@@ -275,7 +283,7 @@ class EventBus:
         self._closed = False
         self.history: list[Event] | None = [] if history else None
         self._unpaced_until = 0.0
-        self._holding = threading.local()  # .events: what this thread holds (``holding``)
+        self._holding = _Held()  # .events: what this thread holds (``holding``)
 
     def pace(self) -> None:
         """Wait while a subscriber's queue is over its limit and shrinking (outside any lock)."""
@@ -298,7 +306,7 @@ class EventBus:
         the outermost ``holding`` ends (also on an error): a Dask chunk's ends, a thousand
         state changes, take the bus's lock and each queue once, not once per event. Other
         threads' events go on as before."""
-        if getattr(self._holding, "events", None) is not None:
+        if self._holding.events is not None:
             yield  # nested: the outermost hands them on
             return
         held: list[Event | EventBlock] = []
@@ -310,7 +318,7 @@ class EventBus:
             self._emit_all(held)
 
     def emit(self, event: Event | EventBlock) -> None:
-        held = getattr(self._holding, "events", None)
+        held = self._holding.events
         if held is not None:
             held.append(event)
             return
@@ -319,7 +327,7 @@ class EventBus:
 
     def emit_all(self, events: list[Event]) -> None:
         """``emit`` of each (a Dask chunk's children's state changes): one call, not one each."""
-        held = getattr(self._holding, "events", None)
+        held = self._holding.events
         if held is not None:
             held += events
             return

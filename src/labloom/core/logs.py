@@ -178,10 +178,14 @@ def _only_us(record: logging.LogRecord) -> bool:
 _capture_lock = threading.Lock()
 _capture_depth = 0  # threads capturing (each counts once, however deep it nests)
 _capture_handler = _CaptureHandler()
+class _Captures(threading.local):
+    depth = 0  # a thread's first read finds 0 here, not an AttributeError raised and dropped
+
+
 # How deep this thread's ``capturing`` nests: a task thread holds one capture while calls
 # keep coming (``ThreadPool``'s ``busy``), a Dask chunk one per chunk; each call's own is then
 # a count in this thread, not a global lock taken and the proxies put in and out again.
-_captures = threading.local()
+_captures = _Captures()
 
 
 class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -232,7 +236,7 @@ def capturing() -> Iterator[None]:
     free the task threads queued on that lock, each wait a sleep and a wake-up on the other
     core (session 32)."""
     here = _captures
-    depth = getattr(here, "depth", 0)
+    depth = here.depth
     if depth:
         # Already installed by this thread's outer capture; something (a test runner, a
         # notebook) may have swapped a stream since: put ours back then, as the outer did.

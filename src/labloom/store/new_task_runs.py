@@ -8,6 +8,8 @@ written again into a file that holds it), the INSERT changes it as the UPDATE wo
 Rows go in the order their task runs were created, which readers page by (``follow.py``), a
 stretch of one kind per statement; a short stretch of such rows among Pending ones is written
 the old way (an INSERT and an UPDATE), so that interleaved ones never cost a statement each.
+A write whose new task runs all moved is one stretch however short: a flow of a few task runs
+whose whole run goes in one write is one INSERT of them, not an INSERT and an UPDATE.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ def split(tasks: Table, moved: dict[str, list[Any]], born: Table) -> Stretches:
     changes: list[Any] = [moved.pop(r[0], None) for r in rows]  # a creation there twice: its first row
     stretches = _stretches(changes)
     at = 0
-    for is_born, n in stretches:
-        if is_born and n < LEAST:  # back to an UPDATE
+    for is_born, n in stretches if len(stretches) > 1 else ():
+        # Back to an UPDATE when among Pending ones. A write whose new task runs all moved
+        # (a small flow's whole run in one write) is one stretch: one INSERT, no UPDATE.
+        if is_born and n < LEAST:
             for i in range(at, at + n):
                 moved[rows[i][0]] = changes[i]
                 changes[i] = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
@@ -22,12 +22,15 @@ if TYPE_CHECKING:
     from .recorder import Recorder
 
 _FINAL = frozenset(state.value for state in FINAL_STATES)
+# A run's row with where it stands at the end of the write that creates it: a small run's
+# start, state and end in one write were an INSERT and two UPDATEs of the same row.
 _RUN_SQL = (
-    "INSERT INTO flow_runs (id, flow_name, source_hash, parameters, state, created, "
-    "started, host, pid, executor, origin, metadata, heartbeat, target, retry_of, "
-    "username) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE "
-    "SET parameters = excluded.parameters, state = excluded.state, message = '', "
-    "created = excluded.created, started = excluded.started, ended = NULL, "
+    "INSERT INTO flow_runs (id, flow_name, source_hash, parameters, state, message, created, "
+    "started, ended, host, pid, executor, origin, metadata, heartbeat, target, retry_of, "
+    "username) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE "
+    "SET parameters = excluded.parameters, state = excluded.state, "
+    "message = excluded.message, created = excluded.created, started = excluded.started, "
+    "ended = excluded.ended, "
     "host = excluded.host, pid = excluded.pid, executor = excluded.executor, "
     "origin = excluded.origin, metadata = excluded.metadata, "
     "heartbeat = excluded.heartbeat, retry_of = excluded.retry_of"
@@ -133,6 +136,7 @@ class Rows:
         # Task runs created in this write, by id: the row of each in ``tasks``, so that its key
         # goes into its row instead of an UPDATE of its own (a map child is keyed at launch).
         self._new_tasks: dict[str, int] = {}
+        self._new_runs: dict[str, int] = {}  # the same for runs: their row in ``runs``
         self._stretches: new_task_runs.Stretches = []
         self.recorders: dict[str, Recorder] = {}
         self.escaped: dict[str, set[str]] = {}  # run id -> what of it was escaped
@@ -230,28 +234,38 @@ class Rows:
         elif isinstance(event, ev.RunCreated):
             self._created(rec, event)
         elif isinstance(event, ev.RunStateChanged):
-            self.run_updates.add(event.run_id, (event.state.value, event.message, None,
-                                                event.run_id))
+            self._run_moved(event.run_id, event.state.value, event.message, None)
             if not event.state.is_final:
                 self.opened.add(event.run_id)
                 self.closed.discard(event.run_id)
         elif isinstance(event, ev.RunFinished):
             rec.moves_known = False
-            self.run_updates.add(event.run_id, (event.state.value, event.message, event.time,
-                                                event.run_id))
-            if event.metadata:
-                self.metadata_updates.add(event.run_id, (to_json(dict(event.metadata)),
-                                                         event.run_id))
+            self._run_moved(event.run_id, event.state.value, event.message, event.time,
+                            to_json(dict(event.metadata)) if event.metadata else None)
             self.closed.add(event.run_id)
+
+    def _run_moved(self, run_id: str, state: str, message: str, ended: float | None,
+                   metadata: str | None = None) -> None:
+        """A run's new state: into its row when this write creates it, else an UPDATE."""
+        at = self._new_runs.get(run_id)
+        if at is None:
+            self.run_updates.add(run_id, (state, message, ended, run_id))
+            if metadata is not None:
+                self.metadata_updates.add(run_id, (metadata, run_id))
+            return
+        row = self.runs.rows[at]
+        self.runs.rows[at] = (*row[:4], state, message, row[6], row[7], ended, *row[9:13],
+                              row[13] if metadata is None else metadata, *row[14:])
 
     def _created(self, rec: Recorder, event: ev.RunCreated) -> None:
         metadata = dict(event.metadata)
         parameters = to_json(event.parameters)
         if "\\" in parameters and parameters != to_json(event.parameters, escape=False):
             self.escaped.setdefault(event.run_id, set()).add("run parameters")
+        self._new_runs[event.run_id] = len(self.runs.rows)
         self.runs.add(event.run_id, (
             event.run_id, event.flow_name, event.source_hash, parameters,
-            "Pending", event.time, event.time, rec.host, rec.pid, event.executor,
+            "Pending", "", event.time, event.time, None, rec.host, rec.pid, event.executor,
             event.origin, to_json(metadata), event.time, to_json(rec.target),
             metadata.get("retry_of"), rec.user,
         ))
@@ -296,8 +310,7 @@ class Rows:
                 if fixed is not None:
                     table.rows[i] = fixed
                     escaped.setdefault(table.runs[i], set()).update(
-                        new_task_runs.where(row, fixed, self.tasks.what, self.updates.what)
-                        if table is self.born else (table.what,))
+                        self._escaped_in(table, row, fixed))
         for run_id, where in escaped.items():
             rec = self.recorders.get(run_id)
             if rec is None or rec.noted_escapes:
@@ -306,6 +319,16 @@ class Rows:
             self.logs.add(run_id, (run_id, None, 30, time.time(),
                                    NOTE.format(where=", ".join(sorted(where)))))
         return self
+
+    def _escaped_in(self, table: Table, row: tuple[Any, ...], fixed: tuple[Any, ...]
+                    ) -> Collection[str]:
+        """What of a run an escaped row's text was, for its note."""
+        if table is self.born:
+            return new_task_runs.where(row, fixed, self.tasks.what, self.updates.what)
+        if table is self.runs and row[5] != fixed[5]:  # its message, folded in its row
+            rest = row[:5] + row[6:] != fixed[:5] + fixed[6:]
+            return {self.run_updates.what, *((table.what,) if rest else ())}
+        return (table.what,)
 
     # --- writing --------------------------------------------------------------------------
 

@@ -198,10 +198,12 @@ class Writer:
                     self.size.timed(folded, time.monotonic() - began)
                     last_beat = time.monotonic()
                     self._settled(rows)
+                    del rows  # written: not held until the next write or the thread's end
                 with self._cond:
                     self._written = upto
                     self._backlog -= folded
                     self._cond.notify_all()
+                del items  # nor its events kept while idle: a following run reuses the memory
         except Exception as exc:  # a bug of ours, not the database's: never hang a run
             self._fail(exc)
         finally:
