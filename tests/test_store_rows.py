@@ -316,3 +316,21 @@ def test_a_run_written_one_by_one_ends_in_the_store_after_the_rest_of_its_write(
     assert (state, message, ended) == ("Completed", "", 99.0) and '"workers": 3' in metadata
     assert conn.execute("SELECT COUNT(*) FROM task_runs WHERE run_id = ?",
                         ("bad",)).fetchone()[0] == N
+
+
+def test_a_write_cleared_for_a_store_file_written_again_goes_one_by_one_as_nothing(
+    conn: Conn,
+) -> None:
+    # ``Writer._reopen`` empties a write's tables (its runs are written again from the start);
+    # written one by one then, it writes nothing and fails on nothing.
+    rows = Rows()
+    rec: Any = SimpleNamespace(moves_known=True, noted_escapes=False, host="h", pid=1,
+                               target={"flow": "f"}, user="u")
+    rows.add_all(rec, [ev.RunCreated("gone", "flow", {}, "local", "script", "h", 1.0, "abc", {}),
+                       *created("gone"), ev.RunFinished("gone", State.COMPLETED, 2.0)])
+    rows.finish()
+    for table in rows.tables():
+        table.rows.clear()
+        table.runs.clear()
+    rows.write_one_by_one(conn, is_transient, lambda table, run, exc: None)
+    assert conn.execute("SELECT COUNT(*) FROM flow_runs WHERE id = ?", ("gone",)).fetchone()[0] == 0

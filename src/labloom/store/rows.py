@@ -259,12 +259,12 @@ class Rows:
 
     def _unfold_runs(self) -> None:
         """Back to a Pending row and an UPDATE for each run that moved in the write creating it,
-        to be written one by one: its state and end then go in after the rest of its rows, as
-        in one transaction (a run shown ended with its task runs not yet in, for good if the
-        process dies meanwhile, is never marked Crashed), and a refused message costs only
+        when written one by one: its state and end go in after the rest of its rows, as one
+        transaction has it (else it shows ended without its task runs while they wait, and for
+        good, never marked Crashed, if the process dies then); a refused message costs only
         itself."""
         rows = self.runs.rows
-        for run_id, at in self._new_runs.items():
+        for run_id, at in self._new_runs.items() if rows else ():  # else cleared (``_reopen``)
             row = rows[at]
             if row[4:6] != ("Pending", "") or row[8] is not None:
                 rows[at] = (*row[:4], "Pending", "", row[6], row[7], None, *row[9:])
