@@ -4,6 +4,7 @@ a row the database refuses still costs only itself. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from labloom import State
 from labloom.core import events as ev
-from labloom.store.db import Conn, get_database
+from labloom.store.db import Conn, get_database, is_transient
 from labloom.store.rows import Rows
 
 N = 80  # past 50 rows of each kind: PostgreSQL's COPY, staged INSERT and UPDATE
@@ -260,3 +261,76 @@ def test_a_batch_folds_to_the_rows_of_its_events_one_by_one() -> None:
     assert batch.states.rows[-1] == ("one.7", "one", "Cancelled", 91.0, "late", 0, None, None)
     assert batch.states.rows[N] == ("one.0", "one", "Running", 2.0, "", 1, "n0", "Pending")
     assert batch.states.rows[0] == ("one.0", "one", "Pending", 1.0, "", 0, "n0", None)
+
+
+class _FullOnce:
+    """A connection whose disk fills once, as the first statement starting with ``sql`` runs."""
+
+    def __init__(self, conn: Conn, sql: str) -> None:
+        self.conn, self.sql, self.armed = conn, sql, True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if self.armed and sql.startswith(self.sql):
+            self.armed = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, params)
+
+
+def test_a_run_written_one_by_one_ends_in_the_store_after_the_rest_of_its_write(
+    conn: Conn,
+) -> None:
+    # A batch refused (one move no INTEGER holds) goes row by row, a transaction each; the
+    # disk then fills before its task runs are in. Until they are, the store must not say the
+    # run ended (a reader would show a finished run without its task runs; a process killed
+    # then would leave it so for good, never marked Crashed); once written, all of it is there.
+    events = [ev.RunCreated("bad", "flow", {"x": 1}, "threads(4)", "script", "h", 0.5, "abc",
+                            {"k": 1}),
+              ev.RunStateChanged("bad", State.RUNNING, 0.6),
+              *created("bad"), *moved("bad", in_order),
+              ev.StateChanged("bad", "bad.0", State.COMPLETED, 3.5, "", 2**70),
+              ev.RunFinished("bad", State.COMPLETED, 99.0, "", {"workers": 3})]
+    rows = Rows()
+    rec: Any = SimpleNamespace(moves_known=True, noted_escapes=False, host="h", pid=1,
+                               target={"flow": "f"}, user="u")
+    rows.add_all(rec, events)
+    rows.finish()  # then refused as a batch (not tried here), so written one by one:
+    refused: list[str] = []
+    with pytest.raises(sqlite3.OperationalError):
+        rows.write_one_by_one(_FullOnce(conn, "INSERT INTO task_runs"), is_transient,
+                              lambda table, run, exc: refused.append(table.what))
+
+    def run_row() -> tuple[Any, ...]:
+        return tuple(conn.execute("SELECT state, message, ended, metadata FROM flow_runs "
+                                  "WHERE id = ?", ("bad",)).fetchone())
+
+    assert conn.execute("SELECT COUNT(*) FROM task_runs WHERE run_id = ?",
+                        ("bad",)).fetchone()[0] == 0
+    state, _, ended, _ = run_row()
+    assert (state, ended) == ("Pending", None)
+    rows.write_one_by_one(conn, is_transient, lambda table, run, exc: refused.append(table.what))
+    assert sorted(refused) == ["state messages", "task messages and tracebacks"]
+    state, message, ended, metadata = run_row()
+    assert (state, message, ended) == ("Completed", "", 99.0) and '"workers": 3' in metadata
+    assert conn.execute("SELECT COUNT(*) FROM task_runs WHERE run_id = ?",
+                        ("bad",)).fetchone()[0] == N
+
+
+def test_a_write_cleared_for_a_store_file_written_again_goes_one_by_one_as_nothing(
+    conn: Conn,
+) -> None:
+    # ``Writer._reopen`` empties a write's tables (its runs are written again from the start);
+    # written one by one then, it writes nothing and fails on nothing.
+    rows = Rows()
+    rec: Any = SimpleNamespace(moves_known=True, noted_escapes=False, host="h", pid=1,
+                               target={"flow": "f"}, user="u")
+    rows.add_all(rec, [ev.RunCreated("gone", "flow", {}, "local", "script", "h", 1.0, "abc", {}),
+                       *created("gone"), ev.RunFinished("gone", State.COMPLETED, 2.0)])
+    rows.finish()
+    for table in rows.tables():
+        table.rows.clear()
+        table.runs.clear()
+    rows.write_one_by_one(conn, is_transient, lambda table, run, exc: None)
+    assert conn.execute("SELECT COUNT(*) FROM flow_runs WHERE id = ?", ("gone",)).fetchone()[0] == 0

@@ -178,6 +178,8 @@ def _only_us(record: logging.LogRecord) -> bool:
 _capture_lock = threading.Lock()
 _capture_depth = 0  # threads capturing (each counts once, however deep it nests)
 _capture_handler = _CaptureHandler()
+
+
 class _Captures(threading.local):
     depth = 0  # a thread's first read finds 0 here, not an AttributeError raised and dropped
 

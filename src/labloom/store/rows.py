@@ -257,6 +257,19 @@ class Rows:
         self.runs.rows[at] = (*row[:4], state, message, row[6], row[7], ended, *row[9:13],
                               row[13] if metadata is None else metadata, *row[14:])
 
+    def _unfold_runs(self) -> None:
+        """Back to a Pending row and an UPDATE for each run that moved in the write creating it,
+        when written one by one: its state and end go in after the rest of its rows, as one
+        transaction has it (else it shows ended without its task runs while they wait, and for
+        good, never marked Crashed, if the process dies then); a refused message costs only
+        itself."""
+        rows = self.runs.rows
+        for run_id, at in self._new_runs.items() if rows else ():  # else cleared (``_reopen``)
+            row = rows[at]
+            if row[4:6] != ("Pending", "") or row[8] is not None:
+                rows[at] = (*row[:4], "Pending", "", row[6], row[7], None, *row[9:])
+                self.run_updates.add(run_id, (row[4], row[5], row[8], run_id))
+
     def _created(self, rec: Recorder, event: ev.RunCreated) -> None:
         metadata = dict(event.metadata)
         parameters = to_json(event.parameters)
@@ -371,6 +384,7 @@ class Rows:
         full disk, a server away) is raised; called again, this goes on where it stopped."""
         if not self.one_by_one:
             new_task_runs.join(self.tasks, self.born, self.updates, self._stretches)
+            self._unfold_runs()
         self.one_by_one = True
         refused_runs: set[str] = set()
         for table in self.tables():
