@@ -628,3 +628,49 @@ def test_a_quiet_runs_logged_values_go_out_without_another_report() -> None:
         release.set()
     run.wait()
     unsubscribe()
+
+
+def test_values_a_given_up_call_logged_just_before_a_retry_stay_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call its run gave up on (a timeout) logging after the run finished is dropped by the
+    batch that applies it, not kept waiting to go out with later calls: a retry soon after
+    (``ended`` None again) would otherwise send it as the new attempt's (review of session 35:
+    it waited for the nudge, ``NUDGE`` seconds, and a retry within them stored it)."""
+    import threading
+
+    from labloom.core import inbox as inbox_module
+
+    # No nudge: what the batch that applies the late call leaves waiting stays waiting (the
+    # nudge would drop it ``NUDGE`` seconds later; a retry before that is what this checks).
+    monkeypatch.setattr(inbox_module._nudger, "ask", lambda _inbox: None)
+    go, logged = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    @task(timeout=0.2)
+    def slow() -> None:
+        calls.append(1)
+        if len(calls) == 1:  # the attempt given up on
+            go.wait(10)
+            log_metrics(late=1.0)
+            logged.set()
+            return
+        log_metrics(again=2.0)
+
+    @flow
+    def outlived() -> None:
+        slow()
+
+    run = outlived.run(executor=ThreadExecutor(2))
+    assert run.state.value == "Failed"  # the timeout
+    go.set()
+    assert logged.wait(10)
+    engine = run._engine
+    inbox = engine.launcher.inbox
+    inbox.drain()  # the late call applied (by this thread, or the one reporting its end)
+    with engine.lock:
+        assert not inbox._items
+    run.retry()
+    assert run.state.value == "Completed"
+    assert [values for _, _, values, _, _ in engine.sink.logged] == [{"again": 2.0}]
+    assert [row.get("late") for row in labloom.experiments(run=run.id)] == [None]

@@ -219,6 +219,12 @@ class ExecutorSink:
         and joined by the store writer. Left waiting, they go out at a later batch's end, at
         the nudge this asks for (a run gone quiet), at a read of the calls (``_batch``) or
         as the run finishes (``RunEngine._finalize``), whichever comes first."""
+        if self._engine.ended is not None:
+            # Calls applied after the run finished (a call it gave up on): dropped now by
+            # ``flush``, not left waiting: a retry before the wait is over (``ended`` None
+            # again) would send them as the new attempt's.
+            self.flush()
+            return
         now = time.monotonic()
         if self._due is None:
             self._due = now + SEND_EVERY
