@@ -549,6 +549,8 @@ def test_logging_calls_waiting_to_go_out_reach_every_subscriber_exactly_once(
             assert time.monotonic() < deadline, "the map never expanded"
             time.sleep(0.01)
         unsubscribe_early = run.subscribe(early.extend)
+        with run._engine.lock:  # as if calls had just gone out: the next ones wait
+            run._engine.sink._quiet_until = math.inf
         go.set()
         while sorted(tr.state.value for tr in run.tasks) != ["Completed"] * 3 + ["Running"]:
             assert time.monotonic() < deadline, "the children never ended"
@@ -628,3 +630,98 @@ def test_a_quiet_runs_logged_values_go_out_without_another_report() -> None:
         release.set()
     run.wait()
     unsubscribe()
+
+
+def test_values_a_given_up_call_logged_just_before_a_retry_stay_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call its run gave up on (a timeout) logging after the run finished is dropped by the
+    batch that applies it, not kept waiting to go out with later calls: a retry soon after
+    (``ended`` None again) would otherwise send it as the new attempt's (review of session 35:
+    it waited for the nudge, ``NUDGE`` seconds, and a retry within them stored it)."""
+    import threading
+
+    from labloom.core import inbox as inbox_module
+
+    # No nudge: what the batch that applies the late call leaves waiting stays waiting (the
+    # nudge would drop it ``NUDGE`` seconds later; a retry before that is what this checks).
+    monkeypatch.setattr(inbox_module._nudger, "ask", lambda _inbox: None)
+    go, logged = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    @task(timeout=0.2)
+    def slow() -> None:
+        calls.append(1)
+        if len(calls) == 1:  # the attempt given up on
+            go.wait(10)
+            log_metrics(late=1.0)
+            logged.set()
+            return
+        log_metrics(again=2.0)
+
+    @flow
+    def outlived() -> None:
+        slow()
+
+    run = outlived.run(executor=ThreadExecutor(2))
+    assert run.state.value == "Failed"  # the timeout
+    go.set()
+    assert logged.wait(10)
+    engine = run._engine
+    inbox = engine.launcher.inbox
+    inbox.drain()  # the late call applied (by this thread, or the one reporting its end)
+    with engine.lock:
+        assert not inbox._items
+    run.retry()
+    assert run.state.value == "Completed"
+    assert [values for _, _, values, _, _ in engine.sink.logged] == [{"again": 2.0}]
+    assert [row.get("late") for row in labloom.experiments(run=run.id)] == [None]
+
+
+def test_the_values_of_a_child_ending_after_a_quiet_while_go_out_with_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Calls wait to go out together only while others went out less than ``SEND_EVERY``
+    seconds before: a sweep of slow children shows and stores each one's values as it ends,
+    not at the nudge ``NUDGE`` seconds later (review of session 35: the first call of each
+    quiet while waited for the nudge, 0.5 s, in the live view and the store)."""
+    import threading
+    import time
+
+    from labloom.core import inbox, sinks
+
+    monkeypatch.setattr(sinks, "SEND_EVERY", 0.01, raising=False)
+    monkeypatch.setattr(inbox._nudger, "ask", lambda _inbox: None)  # no nudge sends them
+    release = [threading.Event() for _ in range(3)]
+
+    @task
+    def slow(i: int) -> int:
+        release[i].wait(30)
+        log_metrics(loss=float(i))
+        return i
+
+    @flow
+    def sweep() -> Any:
+        return slow.map(range(3))
+
+    run = sweep.run(executor=ThreadExecutor(3), background=True)
+    engine = run._engine
+    try:
+        deadline = time.monotonic() + 30
+        while len(run.tasks) < 3:
+            assert time.monotonic() < deadline, "the map never expanded"
+            time.sleep(0.01)
+        for i in range(2):
+            time.sleep(0.05)  # a quiet while, past SEND_EVERY
+            release[i].set()
+            child = next(tr for tr in run.tasks if tr.map_index == i)
+            while child.state.value != "Completed":
+                assert time.monotonic() < deadline, "the child never ended"
+                time.sleep(0.005)
+            with engine.lock:  # its end's batch is over: what it sent is out
+                assert not engine.sink._pending, f"child {i}'s values wait"
+    finally:
+        for each in release:
+            each.set()
+    run.wait()
+    assert sorted(row["loss"] for row in run.experiments()) == [0.0, 1.0, 2.0]

@@ -6,8 +6,8 @@ what is marked. A value is a number, a bool or a short string (params may also b
 and inf are kept as such; anything else is refused with the type named, before anything of that
 call is sent, so what was already recorded stays. Values travel like log lines: from where the
 task runs, through its run's sink (``sink_registry.RunSink.task_values``), to the engine,
-which emits them a batch of calls at a time (one ``ExperimentCalls`` event per batch of its
-reports).
+which emits them a batch of calls at a time (one ``ExperimentCalls`` event at most every
+``sinks.SEND_EVERY`` seconds while calls keep coming: ``sinks.ExecutorSink._send``).
 
 >>> @task
 ... def train(max_depth: int) -> float:

@@ -75,6 +75,8 @@ class ExecutorSink:
         self.add_call = functools.partial(inbox.add, self._pending.append)
         self._inbox = inbox
         self._due: float | None = None  # when the calls waiting in ``_pending`` go out
+        # Until when a batch's calls wait for others (``_send``): one went out before.
+        self._quiet_until = 0.0
         inbox.send_after(self._pending, self._send, self.flush)
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
@@ -150,20 +152,29 @@ class ExecutorSink:
 
     def _send(self) -> None:
         """At the end of a batch of reports that applied calls, under the run's lock
-        (``Inbox.send_after``): the calls waiting go out as one event once ``SEND_EVERY``
-        seconds passed since the first of them waited, or ``SEND_AT`` wait. One event per
+        (``Inbox.send_after``): the calls go out as one event at once when none went out in
+        the last ``SEND_EVERY`` seconds, else once those passed, or once ``SEND_AT`` wait.
+        At once: a sweep of slow children, one ending now and then, shows and stores each
+        one's values with its end, as before, not ``inbox.NUDGE`` seconds later. One event per
         batch was most often one call (four task threads take turns applying, a batch of one
         or two reports each): 6,000 to 7,200 events, of one call in the median, for a map
         of 100,000 children logging once, each built, queued, delivered, folded
         and joined by the store writer. Left waiting, they go out at a later batch's end, at
         the nudge this asks for (a run gone quiet), at a read of the calls (``_batch``) or
         as the run finishes (``RunEngine._finalize``), whichever comes first."""
-        now = time.monotonic()
-        if self._due is None:
-            self._due = now + SEND_EVERY
-            self._inbox.nudge()
-        if now >= self._due or len(self._pending) >= SEND_AT:
+        if self._engine.ended is not None:
+            # Calls applied after the run finished (a call it gave up on): dropped now by
+            # ``flush``, not left waiting: a retry before the wait is over (``ended`` None
+            # again) would send them as the new attempt's.
             self.flush()
+            return
+        now = time.monotonic()
+        if now >= self._quiet_until or len(self._pending) >= SEND_AT:
+            self._quiet_until = now + SEND_EVERY
+            self.flush()
+        elif self._due is None:
+            self._due = self._quiet_until
+            self._inbox.nudge()
 
     def flush(self) -> None:
         """Send the calls waiting, as one event (under the run's lock)."""
