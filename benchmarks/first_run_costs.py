@@ -3,7 +3,8 @@ existing store (made by another process first, as users have it) imports the sto
 (timed alone, the caller's CPU), then runs ``one.map(range(N))`` twice on ``ThreadExecutor(4)``.
 For each run: the process's CPU, each thread group's CPU (as ``task_runs_threads.py``), the
 caller's CPU inside ``labloom.store.attach``, and the minor page faults (new memory touched:
-a first run grows the heap, a second reuses what the first freed). Medians over the repeats,
+a first run grows the heap, a second reuses what the first freed), the process's and each
+thread group's (which thread touches the new memory). Medians over the repeats,
 trees alternating. Linux only (``/proc/self/task``).
 
     taskset -c 0 python3 benchmarks/first_run_costs.py --src /work/main/src src --repeats 8
@@ -61,7 +62,8 @@ def one_run():
     assert run.state.value == "Completed", (run.state, run.message)
 """ + GROUP.replace("\n", "\n    ") + r"""
     return {"cpu": cpu, "attach": attach_cpu[0], "faults": faults,
-            **{group: total[0] / 1e9 for group, total in groups.items()}}
+            **{group: total[0] / 1e9 for group, total in groups.items()},
+            **{group + " faults": total[3] for group, total in groups.items()}}
 
 first = one_run()
 time.sleep(float(sys.argv[2]))
@@ -69,6 +71,7 @@ print(json.dumps({"imports": imports, "runs": [first, one_run()]}))
 """
 
 GROUPS = ("MainThread", "labloom-task", "labloom-store", "labloom-events")
+FAULTS = (*GROUPS, "other")  # "other": the cancel watcher, the sampler
 
 
 def main() -> None:
@@ -98,6 +101,13 @@ def main() -> None:
                    for key in ("cpu", "attach", "faults", *GROUPS)}
             print(f"{label:>7} {med['cpu'] * 1e3:>8.1f} {med['attach'] * 1e3:>7.1f} " + " ".join(
                 f"{med[g] * 1e3:>10.1f}" for g in GROUPS) + f" {med['faults']:>7.0f}", flush=True)
+        # Which threads touch the new memory: a task thread's last faults (after the sampler's
+        # last reading, at most 10 ms before its end) go unseen, and medians do not add up.
+        print(f"{'faults':>7} " + " ".join(f"{g.removeprefix('labloom-'):>10}" for g in FAULTS))
+        for i, label in enumerate(("first", "second")):
+            faults = [statistics.median(r["runs"][i].get(g + " faults", 0) for r in runs)
+                      for g in FAULTS]
+            print(f"{label:>7} " + " ".join(f"{f:>10.0f}" for f in faults), flush=True)
 
 
 if __name__ == "__main__":

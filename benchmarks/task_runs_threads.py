@@ -21,8 +21,8 @@ from pathlib import Path
 import task_runs_scale
 from task_runs_scale import SRC
 
-# A thread's CPU (ns) and voluntary and involuntary switches, and their sum per group of
-# threads (``thread_contention.py`` too).
+# A thread's CPU (ns), voluntary and involuntary switches and minor page faults (new memory
+# touched), and their sum per group of threads (``thread_contention.py``, ``first_run_costs.py``).
 READ = r"""
 def read(tid):
     try:
@@ -30,10 +30,13 @@ def read(tid):
             cpu_ns = int(f.read().split()[0])
         with open(f"/proc/self/task/{tid}/status") as f:
             text = f.read()
+        with open(f"/proc/self/task/{tid}/stat") as f:  # minflt: the 8th field after the name
+            minflt = int(f.read().rsplit(")", 1)[1].split()[7])
     except OSError:
         return None
     field = lambda name: int(text.split(name + ":")[1].split()[0])
-    return [cpu_ns, field("\nvoluntary_ctxt_switches"), field("nonvoluntary_ctxt_switches")]
+    return [cpu_ns, field("\nvoluntary_ctxt_switches"), field("nonvoluntary_ctxt_switches"),
+            minflt]
 
 def read_all(into, skip=None):  # every thread's reading into ``into``, its name into ``names``
     for thread in threading.enumerate():
@@ -61,9 +64,9 @@ for tid, reading in last.items():
     name = names.get(tid) or "?"
     group = next((p for p in ("labloom-task", "labloom-events", "labloom-store", "MainThread")
                   if name.startswith(p)), "other")
-    before = base.get(tid) or [0, 0, 0]
-    total = groups.setdefault(group, [0, 0, 0])
-    for i in range(3):
+    before = base.get(tid) or [0, 0, 0, 0]
+    total = groups.setdefault(group, [0, 0, 0, 0])
+    for i in range(4):
         total[i] += reading[i] - before[i]
 """
 
@@ -104,7 +107,7 @@ def main() -> None:
         seconds = float(r["seconds"])  # type: ignore[arg-type]
         groups: dict[str, list[int]] = r["groups"]  # type: ignore[assignment]
         cells = [f"{g.removeprefix('labloom-')} {c / n / 1000:.0f} / {v / n:.2f} / {i / n:.2f}"
-                 for g, (c, v, i) in sorted(groups.items()) if g != "other"]
+                 for g, (c, v, i, _) in sorted(groups.items()) if g != "other"]
         print(f"{n:>10,} {seconds / n * 1e6:>7.0f}  " + "   ".join(cells), flush=True)
 
 

@@ -61,7 +61,7 @@ MODES = {"free": (), "pinned": ("taskset", "-c", "0")}
 def line(r: dict[str, Any]) -> str:
     n = r["n"]
     cells = [f"{g.removeprefix('labloom-')} {c / n / 1000:.0f}/{v / n:.2f}/{i / n:.2f}"
-             for g, (c, v, i) in sorted(r["groups"].items()) if g != "other"]
+             for g, (c, v, i, _) in sorted(r["groups"].items()) if g != "other"]
     return (f"wall {r['seconds'] / n * 1e6:5.0f} CPU {r['cpu'] / n * 1e6:5.0f} | "
             + "  ".join(cells))
 
