@@ -42,8 +42,8 @@ class SinkOwner(Protocol):
     def emit(self, event: ev.Event) -> None: ...
 
 
-# Logging calls go out as one event once the first of them waited this long (seconds: the
-# live views' own pace, ``delivery.FLUSH_INTERVAL``), or once this many wait (``_send``).
+# Logging calls go out as one event at most every this many seconds while they keep coming
+# (the live views' own pace, ``delivery.FLUSH_INTERVAL``), or once this many wait (``_send``).
 SEND_EVERY = 0.05
 SEND_AT = 1000
 
@@ -74,7 +74,7 @@ class ExecutorSink:
         # apply's five appends) of the 14.5k instructions a call cost the task threads.
         self.add_call = functools.partial(inbox.add, self._pending.append)
         self._inbox = inbox
-        self._due: float | None = None  # when the calls waiting in ``_pending`` go out
+        self._nudge_asked = False  # the calls waiting in ``_pending`` go out at the nudge
         # Until when a batch's calls wait for others (``_send``): one went out before.
         self._quiet_until = 0.0
         inbox.send_after(self._pending, self._send, self.flush)
@@ -172,13 +172,13 @@ class ExecutorSink:
         if now >= self._quiet_until or len(self._pending) >= SEND_AT:
             self._quiet_until = now + SEND_EVERY
             self.flush()
-        elif self._due is None:
-            self._due = self._quiet_until
+        elif not self._nudge_asked:
+            self._nudge_asked = True
             self._inbox.nudge()
 
     def flush(self) -> None:
         """Send the calls waiting, as one event (under the run's lock)."""
-        self._due = None
+        self._nudge_asked = False
         pending = self._pending
         if not pending:
             return
