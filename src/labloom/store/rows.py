@@ -35,6 +35,20 @@ _RUN_SQL = (
     "origin = excluded.origin, metadata = excluded.metadata, "
     "heartbeat = excluded.heartbeat, retry_of = excluded.retry_of"
 )
+# Where a run's state, message, end and metadata are in its row (``_RUN_SQL``'s columns).
+_STATE, _MESSAGE, _ENDED, _METADATA = 4, 5, 8, 13
+
+
+def _run_row(row: tuple[Any, ...], state: str, message: str, ended: float | None,
+             metadata: str | None = None) -> tuple[Any, ...]:
+    """A run's row with a new state, message and end (and metadata, if given)."""
+    new = list(row)
+    new[_STATE], new[_MESSAGE], new[_ENDED] = state, message, ended
+    if metadata is not None:
+        new[_METADATA] = metadata
+    return tuple(new)
+
+
 _FLOW_SQL = (
     "INSERT INTO flows (name, source_hash, first_seen, last_seen) VALUES (?,?,?,?) "
     "ON CONFLICT (name, source_hash) DO UPDATE SET last_seen = excluded.last_seen"
@@ -253,9 +267,7 @@ class Rows:
             if metadata is not None:
                 self.metadata_updates.add(run_id, (metadata, run_id))
             return
-        row = self.runs.rows[at]
-        self.runs.rows[at] = (*row[:4], state, message, row[6], row[7], ended, *row[9:13],
-                              row[13] if metadata is None else metadata, *row[14:])
+        self.runs.rows[at] = _run_row(self.runs.rows[at], state, message, ended, metadata)
 
     def _unfold_runs(self) -> None:
         """Back to a Pending row and an UPDATE for each run that moved in the write creating it,
@@ -266,9 +278,10 @@ class Rows:
         rows = self.runs.rows
         for run_id, at in self._new_runs.items() if rows else ():  # else cleared (``_reopen``)
             row = rows[at]
-            if row[4:6] != ("Pending", "") or row[8] is not None:
-                rows[at] = (*row[:4], "Pending", "", row[6], row[7], None, *row[9:])
-                self.run_updates.add(run_id, (row[4], row[5], row[8], run_id))
+            moved = (row[_STATE], row[_MESSAGE], row[_ENDED])
+            if moved != ("Pending", "", None):
+                rows[at] = _run_row(row, "Pending", "", None)
+                self.run_updates.add(run_id, (*moved, run_id))
 
     def _created(self, rec: Recorder, event: ev.RunCreated) -> None:
         metadata = dict(event.metadata)
@@ -338,8 +351,9 @@ class Rows:
         """What of a run an escaped row's text was, for its note."""
         if table is self.born:
             return new_task_runs.where(row, fixed, self.tasks.what, self.updates.what)
-        if table is self.runs and row[5] != fixed[5]:  # its message, folded in its row
-            rest = row[:5] + row[6:] != fixed[:5] + fixed[6:]
+        if table is self.runs and row[_MESSAGE] != fixed[_MESSAGE]:  # folded in its row
+            rest = (row[:_MESSAGE] + row[_MESSAGE + 1:]
+                    != fixed[:_MESSAGE] + fixed[_MESSAGE + 1:])
             return {self.run_updates.what, *((table.what,) if rest else ())}
         return (table.what,)
 
