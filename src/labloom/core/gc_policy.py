@@ -11,7 +11,8 @@ While at least one run goes (``run_started`` .. ``run_ended``, called by ``at_ex
 tracks the runs going):
 
 - the young generation's threshold is at least ``RUN_THRESHOLD``, so what lives shorter than
-  some ten thousand task runs dies young instead of being promoted and walked again;
+  some tens of thousands of task runs (what a busy run holds in flight) dies young instead of
+  being promoted and walked again;
 - after each full collection, what survived it is frozen (``gc.freeze``): it is alive, and
   the next full collections walk only what came since instead of the whole run again.
 
@@ -30,9 +31,12 @@ from typing import Any
 
 # 10,000 until session 29: a run of 100,000 no-op children then made 50 young collections
 # (0.23 s of CPU) logging nothing and 66 (0.52 s) logging 3 metrics per child, each walking
-# what is in flight (reports waiting, events for the store); at 50,000, 4 (0.02 s) and 10
-# (0.14 s). What lives shorter than some ten thousand task runs dies young.
-RUN_THRESHOLD = 50_000
+# what is in flight (reports waiting, events for the store); at 50,000 (until session 36), 3-4
+# (0.01-0.02 s) and 8-11 (0.06-0.10 s): a busy run holds 45,000 to 90,000 young objects in
+# flight (events waiting for the store most of them), so a young collection every 50,000 walked
+# them over and over, the more often the more a run reports (logging calls: issue 19). Well
+# above that, what is in flight dies before a collection sees it: 1-2 and 2 (0.02 s each).
+RUN_THRESHOLD = 200_000
 
 _lock = threading.Lock()
 _going = 0
