@@ -772,3 +772,33 @@ def test_a_timed_out_attempt_logging_late_does_not_overwrite_its_retry_values(
     assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
     said = [line.text for line in run.logs("train")]
     assert any("logged params or metrics after its attempt timed out" in text for text in said)
+
+
+def test_a_retried_task_runs_duration_is_its_last_attempts_live_and_stored_alike(
+    executor: str,
+) -> None:
+    """The store keeps each attempt's start; the live run kept the first's, so a retried
+    child's duration read 0.2 s in run.experiments() and 0.001 s from the store (and in the
+    Lab's run tab after a reload)."""
+    import time
+
+    attempts: list[int] = []
+
+    @task(retries=1, retry_delay=0)
+    def fit() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            time.sleep(0.2)  # the failed attempt's time, not to be counted
+            raise ValueError("diverged")
+        log_metrics(auc=0.9)
+
+    @flow
+    def refit() -> None:
+        fit()
+
+    run = refit.run(executor=executor)
+    assert run.state.value == "Completed" and len(attempts) == 2
+    [live] = run.experiments()
+    [stored] = labloom.experiments(run=run.id)
+    assert live["duration"] == pytest.approx(stored["duration"], abs=1e-6)
+    assert live["duration"] < 0.2

@@ -96,10 +96,11 @@ class ExecutorSink:
             tr = graph.get(task_run_id)
             if tr is None or tr.done or attempt != tr.attempts:
                 continue  # cancelled meanwhile, or a superseded attempt
-            if tr.started is None:
-                tr.started = when
+            # Each attempt's start, as the store keeps it: a retried task run's duration is
+            # its last attempt's, live and stored alike (live, it was from the first's start).
+            tr.started = at = when or time.time()
             tr.worker = worker
-            running.append((tr, task_run_id, when or time.time()))
+            running.append((tr, task_run_id, at))
         set_states(graph, running, State.RUNNING)
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
