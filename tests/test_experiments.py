@@ -674,7 +674,9 @@ def test_values_a_given_up_call_logged_just_before_a_retry_stay_dropped(
         assert not inbox._items
     run.retry()
     assert run.state.value == "Completed"
-    assert [values for _, _, values, _, _ in engine.sink.logged] == [{"again": 2.0}]
+    # The rerun's start over (experiments.RESET), then the new attempt's call only.
+    assert [(kind, values) for _, kind, values, _, _ in engine.sink.logged] == [
+        ("reset", {}), ("metric", {"again": 2.0})]
     assert [row.get("late") for row in labloom.experiments(run=run.id)] == [None]
 
 
@@ -726,79 +728,3 @@ def test_the_values_of_a_child_ending_after_a_quiet_while_go_out_with_its_end(
     run.wait()
     assert sorted(row["loss"] for row in run.experiments()) == [0.0, 1.0, 2.0]
 
-
-def _wait_for_file(path: Any, seconds: float = 20) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path.name} never came"
-        time.sleep(0.01)
-
-
-def test_a_timed_out_attempt_logging_late_does_not_overwrite_its_retry_values(
-    any_executor: Any, tmp_path: Any
-) -> None:
-    """A timed-out attempt's thread runs on (Python cannot stop it); what it logs once given
-    up is not the task run's. It used to be kept while the run went on, so a first attempt
-    finishing late overwrote its retry's metric with its own: the row showed auc 0.1 from an
-    attempt that never completed, and a sweep's best was picked by it. On every executor
-    (files, not thread events: a Dask worker is another process)."""
-    go, logged = tmp_path / "go", tmp_path / "logged"
-
-    @task(timeout=0.5, retries=1, retry_delay=0)
-    def train() -> None:
-        first = tmp_path / "first"
-        if not first.exists():
-            first.touch()
-            _wait_for_file(go)  # given up meanwhile
-            log_metrics(auc=0.1)
-            logged.touch()
-            return
-        log_metrics(auc=0.9)
-        go.touch()
-
-    @task
-    def hold() -> None:
-        _wait_for_file(logged)  # the run stays open while the given-up attempt logs
-
-    @flow
-    def retrained() -> None:
-        hold(wait_for=[train()])
-
-    run = retrained.run(executor=any_executor)
-    assert run.state.value == "Completed"
-    assert [row["auc"] for row in run.experiments()] == [0.9]
-    assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
-    said = [line.text for line in run.logs("train")]
-    assert any("logged params or metrics after its attempt timed out" in text for text in said)
-
-
-def test_a_retried_task_runs_duration_is_its_last_attempts_live_and_stored_alike(
-    executor: str,
-) -> None:
-    """The store keeps each attempt's start; the live run kept the first's, so a retried
-    child's duration read 0.2 s in run.experiments() and 0.001 s from the store (and in the
-    Lab's run tab after a reload)."""
-    import time
-
-    attempts: list[int] = []
-
-    @task(retries=1, retry_delay=0)
-    def fit() -> None:
-        attempts.append(1)
-        if len(attempts) == 1:
-            time.sleep(0.2)  # the failed attempt's time, not to be counted
-            raise ValueError("diverged")
-        log_metrics(auc=0.9)
-
-    @flow
-    def refit() -> None:
-        fit()
-
-    run = refit.run(executor=executor)
-    assert run.state.value == "Completed" and len(attempts) == 2
-    [live] = run.experiments()
-    [stored] = labloom.experiments(run=run.id)
-    assert live["duration"] == pytest.approx(stored["duration"], abs=1e-6)
-    assert live["duration"] < 0.2

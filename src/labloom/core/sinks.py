@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
+from .experiments import RESET
 from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states
 from .states import State
@@ -150,6 +151,12 @@ class ExecutorSink:
         # ``add_call`` (``experiment_values.record``); this is the way in of the Dask
         # workers' calls (``dask_events.Dispatcher``).
         self.add_call((task_run_id, kind, values, step, when))
+
+    def forget_values(self, task_run_id: str) -> None:
+        """``task_run_id`` starts over (a retry, a rerun): a call of kind ``RESET`` after what
+        it logged so far and before anything its new attempt logs (the inbox keeps order), so
+        that every reader drops the former (``experiments.RESET``)."""
+        self.add_call((task_run_id, RESET, {}, None, time.time()))
 
     def _send(self) -> None:
         """At the end of a batch of reports that applied calls, under the run's lock
