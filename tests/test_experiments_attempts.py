@@ -186,3 +186,31 @@ def test_a_rerun_forgets_what_its_failed_children_logged(tmp_path: Path) -> None
         assert sorted(r["metrics"]["loss"] for r in page["rows"]) == [0.0, 1.0, 2.0]
     finally:
         view.close()
+
+
+def test_a_rerun_of_more_failed_children_than_a_batch_forgets_each_ones_values(
+    tmp_path: Path,
+) -> None:
+    """More task runs start over at once than the inbox applies in a batch (1,000): each one's
+    start over is applied under the run's lock as the rerun resets it, never by a drain (and
+    its launches) in the middle of the reset."""
+    failed = tmp_path / "failed"
+
+    @task
+    def fit(i: int) -> None:
+        log_metrics(auc=-1.0 if not failed.exists() else i / 10)
+        if not failed.exists():
+            raise ValueError("first run")
+
+    @flow
+    def sweep() -> None:
+        fit.map(range(1200))
+
+    run = sweep.run(executor="threads")
+    assert run.state.value == "Failed"
+    failed.touch()
+    assert run.retry().state.value == "Completed"
+    rows = run.experiments()
+    assert len(rows) == 1200 and min(row["auc"] for row in rows) == 0.0
+    assert sorted(row["auc"] for row in labloom.experiments(run=run.id)) == sorted(
+        row["auc"] for row in rows)

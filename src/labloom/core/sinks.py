@@ -153,10 +153,12 @@ class ExecutorSink:
         self.add_call((task_run_id, kind, values, step, when))
 
     def forget_values(self, task_run_id: str) -> None:
-        """``task_run_id`` starts over (a retry, a rerun): a call of kind ``RESET`` after what
-        it logged so far and before anything its new attempt logs (the inbox keeps order), so
-        that every reader drops the former (``experiments.RESET``)."""
-        self.add_call((task_run_id, RESET, {}, None, time.time()))
+        """``task_run_id`` starts over (a retry, a rerun): a call of kind ``RESET``, so that
+        every reader drops what it logged before (``experiments.RESET``). Under the run's lock,
+        applied at once: after the failed attempt's calls (applied before its end) and before
+        anything its new attempt logs (it is not launched yet). Not through the inbox: a rerun
+        of more task runs than a batch would have drained it, launches and all, mid-reset."""
+        self._pending.append((task_run_id, RESET, {}, None, time.time()))
 
     def _send(self) -> None:
         """At the end of a batch of reports that applied calls, under the run's lock
