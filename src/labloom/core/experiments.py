@@ -230,5 +230,5 @@ def frame(rows: Sequence[Experiment]) -> Any:
     return pandas.DataFrame.from_records(records, columns=header)
 
 
-__all__ = ["RESET", "Experiment", "answer", "answer_of", "collect", "columns", "frame", "jsonable", "order",
-           "page", "record"]
+__all__ = ["RESET", "Experiment", "answer", "answer_of", "collect", "columns", "frame", "jsonable",
+           "order", "page", "record"]

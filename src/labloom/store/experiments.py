@@ -198,7 +198,7 @@ def metric_points(store: RunStore, run_id: str, metric: str,
     ):
         kind, data, packed = row[1], row[5], row[6]
         if kind == PACKED:
-            packed = packed or b""  # none: unreadable, the read says so below
+            packed = packed or b""  # None (a damaged row): it holds neither, skipped
             if packed_key not in packed and reset_packed not in packed:
                 continue
         elif text_key not in data and reset_text not in data:
