@@ -674,7 +674,9 @@ def test_values_a_given_up_call_logged_just_before_a_retry_stay_dropped(
         assert not inbox._items
     run.retry()
     assert run.state.value == "Completed"
-    assert [values for _, _, values, _, _ in engine.sink.logged] == [{"again": 2.0}]
+    # The rerun's start over (experiments.RESET), then the new attempt's call only.
+    assert [(kind, values) for _, kind, values, _, _ in engine.sink.logged] == [
+        ("reset", {}), ("metric", {"again": 2.0})]
     assert [row.get("late") for row in labloom.experiments(run=run.id)] == [None]
 
 
@@ -725,3 +727,4 @@ def test_the_values_of_a_child_ending_after_a_quiet_while_go_out_with_its_end(
             each.set()
     run.wait()
     assert sorted(row["loss"] for row in run.experiments()) == [0.0, 1.0, 2.0]
+

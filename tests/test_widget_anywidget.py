@@ -124,10 +124,15 @@ def test_importing_the_widget_package_does_not_import_anywidget() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_show_refreshes_the_saved_output_when_the_run_ends(run: FakeRun) -> None:
+def test_show_refreshes_the_saved_output_when_the_run_ends(
+    run: FakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
+    # The shell installs a __main__ without __spec__: put the real one back afterwards, or
+    # the Dask worker processes a later test spawns fail to start.
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     InteractiveShell.instance()
     widget, clock = make(run)
     with capture_output() as captured:

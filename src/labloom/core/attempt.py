@@ -8,6 +8,7 @@ workers (``sink_registry.py``). It never imports Jupyter or Dask.
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import result_files
 from .errors import TaskCrashedError, TaskTimeoutError
-from .logs import TaskContext, capturing, task_context
+from .logs import TaskContext, capturing, current_task, task_context
 from .sink_registry import sink_for
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, 
     worker.start()
     worker.join(call.timeout)
     if worker.is_alive():
+        _stop_recording(current_task())  # this call's context, shared with ``worker``
         raise TaskTimeoutError(
             f"task {call.task_name!r} timed out after {call.timeout:g}s "
             f"(timeout={call.timeout:g}); raise the timeout or make the task faster. "
@@ -110,6 +112,27 @@ def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, 
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def _stop_recording(ctx: TaskContext | None) -> None:
+    """The given-up call's thread runs on, but its task run has moved on (a retry, a failure,
+    the run's end): what it logs from now on is not the task run's. Kept, a timed-out first
+    attempt finishing late overwrote its retry's metric with a stale one (the row showed the
+    value of an attempt that never completed) and a sweep's best was picked by it. Its calls are
+    dropped, with one line in its logs saying so; its prints are still captured."""
+    if ctx is None:
+        return
+    said = False
+
+    def dropped(_call: tuple[Any, ...]) -> None:
+        nonlocal said  # only the given-up thread calls this
+        if not said:
+            said = True
+            ctx.sink(ctx.task_run_id, logging.WARNING, time.time(),
+                     f"[labloom] task {ctx.task_name!r} logged params or metrics after its "
+                     "attempt timed out: not recorded (only a live attempt's values count)")
+
+    ctx.add_call = dropped  # checked first by every logging call (experiment_values.record)
 
 
 def guarded(

@@ -138,7 +138,7 @@ class ExperimentValues:
     run_id: str
     task_run_id: str
     time: float
-    kind: str  # "param" or "metric"
+    kind: str  # "param", "metric", or "reset" (the task run starts over: experiments.RESET)
     values: dict[str, Any]
     step: int | None = None
 

@@ -18,6 +18,13 @@ from typing import Any
 # One logging call: (task_run_id, kind, {name: value}, step, time), in the order logged.
 Logged = tuple[str, str, dict[str, Any], "int | None", float]
 
+# The kind of a call the engine adds (no values) when a task run starts over, a retry of a
+# failed attempt or a rerun (``FlowRun.retry``): what it logged before is not its result's.
+# Every reader folds the calls in order and drops that task run's row and curve points there,
+# so a completed task run shows its last attempt's values, never a failed one's (a curve's
+# step 5 of a first attempt that ran out of memory outranked the retry's steps 0-2).
+RESET = "reset"
+
 # Columns of every row, before its params and metrics.
 FIXED = ("run_id", "task_run_id", "task", "map_index", "state", "duration")
 
@@ -75,6 +82,9 @@ def collect(run_id: str, logged: Iterable[Logged],
     so far, to fold in calls logged since)."""
     rows = {} if rows is None else rows
     for task_run_id, kind, values, step, _time in logged:
+        if kind == RESET:
+            rows.pop(task_run_id, None)
+            continue
         row = rows.get(task_run_id)
         if row is None:
             row = rows[task_run_id] = Experiment(run_id, task_run_id)
@@ -220,5 +230,5 @@ def frame(rows: Sequence[Experiment]) -> Any:
     return pandas.DataFrame.from_records(records, columns=header)
 
 
-__all__ = ["Experiment", "answer", "answer_of", "collect", "columns", "frame", "jsonable", "order",
-           "page", "record"]
+__all__ = ["RESET", "Experiment", "answer", "answer_of", "collect", "columns", "frame", "jsonable",
+           "order", "page", "record"]

@@ -138,6 +138,7 @@ class Launcher:
                 f"retrying in {delay:g}s)",
                 traceback=traceback,
             )
+            self.engine.sink.forget_values(tr.id)
             timer = threading.Timer(delay, self._retry_due, args=(tr, attempt))
             timer.daemon = True
             self._timers[tr.id] = timer

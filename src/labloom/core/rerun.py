@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from array import array
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import events as ev
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
     from .task_graph import TaskGraph
 
 
-def reset_bad(graph: TaskGraph) -> None:
+def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None]) -> None:
+    """Bad task runs and everything downstream back to Pending, each one's logged values
+    forgotten (``forget_values``, before any can start again), then what can start starts."""
     to_reset: dict[int, TaskRun] = {}
     stack = [tr for tr in graph.task_runs if tr.bad]
     while stack:
@@ -59,6 +62,7 @@ def reset_bad(graph: TaskGraph) -> None:
         tr.message, tr.ended, tr.started = "", None, None
         graph.open += 1
         tr.record(State.PENDING, time.time(), "retrying the run")
+        forget_values(tr.id)
         graph.owner.emit(ev.StateChanged(
             graph.run_id, tr.id, State.PENDING, time.time(), "retrying the run"
         ))

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
+from .experiments import RESET
 from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states
 from .states import State
@@ -96,10 +97,11 @@ class ExecutorSink:
             tr = graph.get(task_run_id)
             if tr is None or tr.done or attempt != tr.attempts:
                 continue  # cancelled meanwhile, or a superseded attempt
-            if tr.started is None:
-                tr.started = when
+            # Each attempt's start, as the store keeps it: a retried task run's duration is
+            # its last attempt's, live and stored alike (live, it was from the first's start).
+            tr.started = at = when or time.time()
             tr.worker = worker
-            running.append((tr, task_run_id, when or time.time()))
+            running.append((tr, task_run_id, at))
         set_states(graph, running, State.RUNNING)
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
@@ -149,6 +151,14 @@ class ExecutorSink:
         # ``add_call`` (``experiment_values.record``); this is the way in of the Dask
         # workers' calls (``dask_events.Dispatcher``).
         self.add_call((task_run_id, kind, values, step, when))
+
+    def forget_values(self, task_run_id: str) -> None:
+        """``task_run_id`` starts over (a retry, a rerun): a call of kind ``RESET``, so that
+        every reader drops what it logged before (``experiments.RESET``). Under the run's lock,
+        applied at once: after the failed attempt's calls (applied before its end) and before
+        anything its new attempt logs (it is not launched yet). Not through the inbox: a rerun
+        of more task runs than a batch would have drained it, launches and all, mid-reset."""
+        self._pending.append((task_run_id, RESET, {}, None, time.time()))
 
     def _send(self) -> None:
         """At the end of a batch of reports that applied calls, under the run's lock

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from . import events as ev
@@ -386,10 +386,10 @@ class TaskGraph:
 
     # --- after the run ----------------------------------------------------------------------
 
-    def reset_bad(self) -> None:
-        """For a retry: bad task runs and everything downstream go back to Pending, then what
-        can start starts (``rerun.py``)."""
-        reset_bad(self)
+    def reset_bad(self, forget_values: Callable[[str], None]) -> None:
+        """For a retry: bad task runs and everything downstream go back to Pending, their
+        logged values forgotten, then what can start starts (``rerun.py``)."""
+        reset_bad(self, forget_values)
 
     # --- a late observer's view -------------------------------------------------------------
 

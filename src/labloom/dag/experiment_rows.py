@@ -40,6 +40,9 @@ class ExperimentRows:
                 continue
             seen = True
             for task_run_id, kind, values, step, when in event.calls:
+                if kind == ex.RESET:
+                    self._forget(task_run_id)
+                    continue
                 row = self._rows.get(task_run_id)
                 if row is None:
                     row = self._rows[task_run_id] = ex.Experiment(event.run_id, task_run_id)
@@ -49,6 +52,11 @@ class ExperimentRows:
                         self.steps.setdefault(name)
                         self._points.append((task_run_id, name, step, value, when))
         return seen
+
+    def _forget(self, task_run_id: str) -> None:
+        """A task run starting over (``ex.RESET``): its row and its curve points go."""
+        if self._rows.pop(task_run_id, None) is not None:
+            self._points = [point for point in self._points if point[0] != task_run_id]
 
     def snapshot(self, graph: ViewGraph, node: str | None) -> list[tuple[ex.Experiment, str]]:
         """Copies of the rows of ``node``'s current task runs (every node's without it), each

@@ -186,21 +186,33 @@ def metric_points(store: RunStore, run_id: str, metric: str,
 
     wanted = set(task_run_ids) if task_run_ids else None
     # The name as it appears in a row, a cheap first filter: JSON text, or its UTF-8 bytes in
-    # msgpack (surrogatepass: a name that cannot be UTF-8 is in no packed row).
+    # msgpack (surrogatepass: a name that cannot be UTF-8 is in no packed row); a row holding
+    # a task run's start over (``ex.RESET``) is read too.
     text_key, packed_key = json.dumps(metric), metric.encode("utf-8", "surrogatepass")
+    reset_text, reset_packed = json.dumps(ex.RESET), ex.RESET.encode()
     points: list[dict[str, Any]] = []
     total = 0
+    counted: dict[str, int] = {}  # points by task run, to take back at its start over
     for row in store.conn.execute(
         f"{_ROWS} AND kind IN ('metric', 'calls', 'packed') ORDER BY id", (run_id,)
     ):
         kind, data, packed = row[1], row[5], row[6]
-        if not (packed_key in (packed or b"") if kind == PACKED else text_key in data):
+        if kind == PACKED:
+            packed = packed or b""  # None (a damaged row): it holds neither, skipped
+            if packed_key not in packed and reset_packed not in packed:
+                continue
+        elif text_key not in data and reset_text not in data:
             continue
         for task_run_id, kind, values, step, when in calls_of(*row):
+            if kind == ex.RESET and counted.get(task_run_id):
+                total -= counted.pop(task_run_id)
+                points = [point for point in points if point["task_run_id"] != task_run_id]
+                continue
             if (kind != "metric" or metric not in values
                     or (wanted is not None and task_run_id not in wanted)):
                 continue
             total += 1
+            counted[task_run_id] = counted.get(task_run_id, 0) + 1
             if len(points) < limit:
                 points.append({"task_run_id": task_run_id, "step": step,
                                "value": values[metric], "time": when})

@@ -196,7 +196,7 @@ class Rows:
                 if row is None:
                     row = moved[tr_id] = [run_id, None, "", 0, None, None, "", None]
                 row[1], row[2], row[3] = state, message, attempt
-                if state == "Running" and row[4] is None:
+                if state == "Running":  # each attempt's start: a retry's is its last
                     row[4] = at
                 row[5] = at if state in final else None
                 if traceback:

@@ -255,8 +255,14 @@ _V15 = """
 ALTER TABLE experiment_values ADD COLUMN packed BLOB
 """
 
+# Version 16: logging calls of kind "reset" (``experiments.RESET``), a task run starting over
+# (a retry, a rerun): readers drop what it logged before. No table changes: the version keeps an
+# older labloom, which would read one as an empty metric call (a row for a task run that logged
+# nothing in its last attempt, the failed attempt's values with it), from reading this store.
+_V16 = ""
+
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
-                               _V12, _V13, _V14, _V15)
+                               _V12, _V13, _V14, _V15, _V16)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

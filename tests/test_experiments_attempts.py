@@ -1,0 +1,216 @@
+"""A task run's logged values are its last attempt's (issue 19): a timed-out attempt's thread
+logging late, a failed attempt's metrics and curve points, a run retried with FlowRun.retry():
+none of them shows as the values of the task run that completed, live, stored, in the cell's
+view and in the Lab's curves alike; and its duration is its last attempt's, live and stored."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import labloom
+from labloom import flow, log_metric, log_metrics, task
+from labloom.notebook.widget.view import RunView
+from labloom.store import experiments as store_experiments
+from labloom.store import open_store
+
+
+@pytest.fixture(autouse=True)
+def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows as the list of dicts labloom gives without pandas, installed here or not."""
+    monkeypatch.setitem(sys.modules, "pandas", None)
+
+
+def _wait_for_file(path: Path, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never came"
+        time.sleep(0.01)
+
+
+def test_a_timed_out_attempt_logging_late_does_not_overwrite_its_retry_values(
+    any_executor: Any, tmp_path: Path
+) -> None:
+    """A timed-out attempt's thread runs on (Python cannot stop it); what it logs once given
+    up is not the task run's. It used to be kept while the run went on, so a first attempt
+    finishing late overwrote its retry's metric with its own: the row showed auc 0.1 from an
+    attempt that never completed, and a sweep's best was picked by it. On every executor
+    (files, not thread events: a Dask worker is another process)."""
+    go, logged = tmp_path / "go", tmp_path / "logged"
+
+    @task(timeout=0.5, retries=1, retry_delay=0)
+    def train() -> None:
+        first = tmp_path / "first"
+        if not first.exists():
+            first.touch()
+            _wait_for_file(go)  # given up meanwhile
+            log_metrics(auc=0.1)
+            logged.touch()
+            return
+        log_metrics(auc=0.9)
+        go.touch()
+
+    @task
+    def hold() -> None:
+        _wait_for_file(logged)  # the run stays open while the given-up attempt logs
+
+    @flow
+    def retrained() -> None:
+        hold(wait_for=[train()])
+
+    run = retrained.run(executor=any_executor)
+    assert run.state.value == "Completed"
+    assert [row["auc"] for row in run.experiments()] == [0.9]
+    assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
+    said = [line.text for line in run.logs("train")]
+    assert any("logged params or metrics after its attempt timed out" in text for text in said)
+
+
+def test_a_retried_task_runs_duration_is_its_last_attempts_live_and_stored_alike(
+    executor: str,
+) -> None:
+    """The store keeps each attempt's start; the live run kept the first's, so a retried
+    child's duration read 0.2 s in run.experiments() and 0.001 s from the store (and in the
+    Lab's run tab after a reload)."""
+    attempts: list[int] = []
+
+    @task(retries=1, retry_delay=0)
+    def fit() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            time.sleep(0.2)  # the failed attempt's time, not to be counted
+            raise ValueError("diverged")
+        log_metrics(auc=0.9)
+
+    @flow
+    def refit() -> None:
+        fit()
+
+    run = refit.run(executor=executor)
+    assert run.state.value == "Completed" and len(attempts) == 2
+    [live] = run.experiments()
+    [stored] = labloom.experiments(run=run.id)
+    assert live["duration"] == pytest.approx(stored["duration"], abs=1e-6)
+    assert live["duration"] < 0.2
+
+
+def _curve_then_fail(first: Path) -> None:
+    """A first attempt: a curve to step 5 and an auc, then out of memory."""
+    if not first.exists():
+        first.touch()
+        for step in range(6):
+            log_metric("loss", 10.0 - step, step=step)
+        log_metrics(auc=0.1)
+        raise MemoryError("out of memory at step 5")
+
+
+def test_a_retried_task_run_shows_its_last_attempts_values_and_curve(
+    any_executor: Any, tmp_path: Path
+) -> None:
+    """A failed attempt's values are not the task run's: its step 5 outranked the retry's
+    steps 0-2 (the row read loss 5.0, the stored curve had both attempts' points) and its auc
+    stayed though the attempt that completed logged none. On every executor: the start over
+    follows the failed attempt's calls, which reach the engine before its end (a Dask
+    worker's travel ahead of its completion)."""
+    first = tmp_path / "first"
+
+    @task(retries=1, retry_delay=0)
+    def train() -> None:
+        _curve_then_fail(first)
+        for step in range(3):
+            log_metric("loss", 1.0 - step / 10, step=step)
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor=any_executor)
+    assert run.state.value == "Completed"
+    [live] = run.experiments()
+    [stored] = labloom.experiments(run=run.id)
+    for row in (live, stored):
+        assert row["loss"] == pytest.approx(0.8) and "auc" not in row
+    assert live["duration"] == pytest.approx(stored["duration"], abs=1e-6)
+    with open_store() as store:
+        points, total = store_experiments.metric_points(store, run.id, "loss")
+    assert total == 3 and [p["step"] for p in points] == [0, 1, 2]
+
+
+def test_a_rerun_forgets_what_its_failed_children_logged(tmp_path: Path) -> None:
+    """FlowRun.retry() reruns the failed children from attempt 1: what they logged in the
+    failed run goes, in the run's rows, the store's and its curves, and in a view made
+    after the rerun (the widget's fold); the children that completed keep theirs."""
+    first = tmp_path / "first"
+
+    @task
+    def fit(i: int) -> None:
+        if i == 1:
+            _curve_then_fail(first)
+        log_metric("loss", float(i), step=0)
+
+    @flow
+    def sweep() -> None:
+        fit.map(range(3))
+
+    run = sweep.run(executor="threads")
+    assert run.state.value == "Failed"
+    assert run.retry().state.value == "Completed"
+    rows = {row["map_index"]: row for row in run.experiments()}
+    stored = {row["map_index"]: row for row in labloom.experiments(run=run.id)}
+    for by_index in (rows, stored):
+        assert {i: row["loss"] for i, row in by_index.items()} == {0: 0.0, 1: 1.0, 2: 2.0}
+        assert "auc" not in by_index[1]
+    with open_store() as store:
+        points, total = store_experiments.metric_points(store, run.id, "loss")
+    assert total == 3 and sorted(p["value"] for p in points) == [0.0, 1.0, 2.0]
+
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
+    view.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not view.read(lambda g: g.state.is_final) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        view.handle({"event": "curves", "node": None, "metric": "loss", "req": "c"})
+        view.handle({"event": "experiments", "node": None, "limit": 10, "req": "e"})
+        deadline = time.monotonic() + 10
+        while len(sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        curves, page = sent
+        assert curves["total"] == 3 and sorted(p["value"] for p in curves["points"]) == [0, 1, 2]
+        assert page["total"] == 3
+        assert sorted(r["metrics"]["loss"] for r in page["rows"]) == [0.0, 1.0, 2.0]
+    finally:
+        view.close()
+
+
+def test_a_rerun_of_more_failed_children_than_a_batch_forgets_each_ones_values(
+    tmp_path: Path,
+) -> None:
+    """More task runs start over at once than the inbox applies in a batch (1,000): each one's
+    start over is applied under the run's lock as the rerun resets it, never by a drain (and
+    its launches) in the middle of the reset."""
+    failed = tmp_path / "failed"
+
+    @task
+    def fit(i: int) -> None:
+        log_metrics(auc=-1.0 if not failed.exists() else i / 10)
+        if not failed.exists():
+            raise ValueError("first run")
+
+    @flow
+    def sweep() -> None:
+        fit.map(range(1200))
+
+    run = sweep.run(executor="threads")
+    assert run.state.value == "Failed"
+    failed.touch()
+    assert run.retry().state.value == "Completed"
+    rows = run.experiments()
+    assert len(rows) == 1200 and min(row["auc"] for row in rows) == 0.0
+    assert sorted(row["auc"] for row in labloom.experiments(run=run.id)) == sorted(
+        row["auc"] for row in rows)
