@@ -178,6 +178,10 @@ def _public_api() -> None:
         if module != _DASK:
             for name in names:
                 globals()[name] = _imported(module, name)
+    # And what a run records with (the store's writer and its kin), for the same reason.
+    from .store import import_recording
+
+    import_recording()
 
 
 def _imported(module: str, name: str) -> Any:
