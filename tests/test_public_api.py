@@ -145,6 +145,10 @@ def test_a_first_run_imports_no_module_of_labloom(tmp_path: Path) -> None:
     assert out == "[] True"
 
 
+def test_nor_with_the_terminal_progress(tmp_path: Path) -> None:
+    assert _fresh(_FIRST_RUN, LABLOOM_HOME=str(tmp_path), LABLOOM_PROGRESS="1") == "[] True"
+
+
 def test_with_the_store_off_the_first_public_name_imports_no_writer(tmp_path: Path) -> None:
     out = _fresh(_FIRST_RUN, LABLOOM_HOME=str(tmp_path), LABLOOM_PROGRESS="0",
                  LABLOOM_STORE="0")

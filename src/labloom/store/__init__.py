@@ -93,10 +93,11 @@ def attach(run: Any) -> None:
 
 def import_recording() -> None:
     """Import the modules ``attach`` records a run with (the writer's, its rows', the cancel
-    watcher's, the schema check's): ``labloom``'s first public name calls it, so that they
-    are not imported inside a process's first run, where they were 1.5 ms of a run of 1,000
-    task runs (issue 21 §2). Not ``import labloom.store`` itself: the CLI and the readers
-    import this package and need none of them."""
+    watcher's, the schema check's), when the store is on: ``labloom``'s first public name
+    calls it (``defaults.import_observers``), so that they are not imported inside a
+    process's first run, where they were 1.5 ms of a run of 1,000 task runs (issue 21 §2).
+    Not ``import labloom.store`` itself: the CLI and the readers import this package and
+    need none of them."""
     if enabled():
         from . import cancel, recorder, schema, writer  # noqa: F401
 
