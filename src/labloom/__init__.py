@@ -178,6 +178,9 @@ def _public_api() -> None:
         if module != _DASK:
             for name in names:
                 globals()[name] = _imported(module, name)
+    # And what a run is recorded and shown with (the store's writer and its kin, the terminal
+    # progress), for the same reason.
+    defaults.import_observers()
 
 
 def _imported(module: str, name: str) -> Any:

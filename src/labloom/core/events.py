@@ -8,7 +8,6 @@ subscriber that raises is reported once and otherwise ignored.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +22,7 @@ from .delivery import PACE as PACE
 from .delivery import Delivery
 from .delivery import EventBlock as EventBlock
 from .delivery import numbered as numbered
+from .event_holding import Held, Holding
 from .states import State
 
 T = TypeVar("T")
@@ -259,14 +259,6 @@ class Subscription:
         self._delivery.drain()
 
 
-class _Held(threading.local):
-    """What a thread emitting inside ``EventBus.holding`` holds. None by default on every
-    thread: a ``threading.local`` without the attribute made each read in a thread that never
-    held (the flow body's, about ten emits a run) raise and drop an AttributeError, 0.6 µs."""
-
-    events: list[Event | EventBlock] | None = None
-
-
 class EventBus:
     """One run's event stream. ``subscribe(callback)`` gets lists of events, in order.
 
@@ -283,7 +275,7 @@ class EventBus:
         self._closed = False
         self.history: list[Event] | None = [] if history else None
         self._unpaced_until = 0.0
-        self._holding = _Held()  # .events: what this thread holds (``holding``)
+        self._holding = Held()  # .events: what this thread holds (``holding``)
 
     def pace(self) -> None:
         """Wait while a subscriber's queue is over its limit and shrinking (outside any lock)."""
@@ -300,22 +292,12 @@ class EventBus:
                 self._unpaced_until = now + 6 * NO_PROGRESS
                 return
 
-    @contextlib.contextmanager
-    def holding(self) -> Iterator[None]:
+    def holding(self) -> Holding:
         """What this thread emits inside reaches the subscribers' queues at once, in order, when
         the outermost ``holding`` ends (also on an error): a Dask chunk's ends, a thousand
         state changes, take the bus's lock and each queue once, not once per event. Other
         threads' events go on as before."""
-        if self._holding.events is not None:
-            yield  # nested: the outermost hands them on
-            return
-        held: list[Event | EventBlock] = []
-        self._holding.events = held
-        try:
-            yield
-        finally:
-            self._holding.events = None
-            self._emit_all(held)
+        return Holding(self._holding, self._emit_all)
 
     def emit(self, event: Event | EventBlock) -> None:
         held = self._holding.events

@@ -163,8 +163,12 @@ class Launcher:
         lock = self.engine.lock
         while True:
             with lock:  # the room is read and taken at once: the rest wait, launched as calls end
-                room = self.executor.room()
                 ready_n = len(self._ready)
+                if not ready_n and not self._releases:
+                    # Nothing to launch nor give back, the most common case (a small run
+                    # calls ``work`` after about every task run's end): the room unasked.
+                    return
+                room = self.executor.room()
                 take = ready_n if room is None else min(ready_n, room - self._reserved)
                 if take <= 0 and not self._releases:
                     return

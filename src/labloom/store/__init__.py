@@ -91,6 +91,17 @@ def attach(run: Any) -> None:
     watch(run, database=database)  # a cancel request from another process reaches the run
 
 
+def import_recording() -> None:
+    """Import the modules ``attach`` records a run with (the writer's, its rows', the cancel
+    watcher's, the schema check's), when the store is on: ``labloom``'s first public name
+    calls it (``defaults.import_observers``), so that they are not imported inside a
+    process's first run, where they were 1.5 ms of a run of 1,000 task runs (issue 21 §2).
+    Not ``import labloom.store`` itself: the CLI and the readers import this package and
+    need none of them."""
+    if enabled():
+        from . import cancel, recorder, schema, writer  # noqa: F401
+
+
 def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
     """What of run ``run_id`` (of this process) the store is missing (an ``Unrecorded``:
     ``count``, ``reasons``, ``store``), after waiting up to ``timeout`` seconds for what is
@@ -108,4 +119,5 @@ def open_store(path: Path | None = None, url: str | None = None) -> RunStore:
     return RunStore(path, url)
 
 
-__all__ = ["PERSIST_MODES", "attach", "enabled", "open_store", "persist_mode", "unrecorded"]
+__all__ = ["PERSIST_MODES", "attach", "enabled", "import_recording", "open_store", "persist_mode",
+           "unrecorded"]
