@@ -264,8 +264,10 @@ class Submitter:
             # Numbers and strings hold no future: Dask need not look through a thousand
             # children's arguments for one (about 2 µs a child in this thread).
             plain = frozenset((1,)) if _plain(arguments) else frozenset()
-            spec = task_spec(key, run_chunk, calls, arguments,
-                             keywords if any(keywords) else None, key in limited, plain=plain)
+            # ``limited`` given only when true: a chunk of a measured map calls ``run_chunk``
+            # as a worker of an older labloom knows it.
+            spec = task_spec(key, run_chunk, calls, arguments, keywords if any(keywords) else None,
+                             *((True,) if key in limited else ()), plain=plain)
             batch[key] = (spec, (), _chunk_not_sent(chunk), chunk_future, None)
         groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
         for key, (spec, resources, *_) in batch.items():
