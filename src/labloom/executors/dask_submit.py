@@ -309,8 +309,8 @@ class Submitter:
                 members[i] = self._probe(member, name)
                 alone.append(members[i])
             else:
-                key = (call.run_id, name, size or MAX_CHUNK, size is None)
-                by_task.setdefault(key, []).append(member)
+                by_task.setdefault((call.run_id, name, size or MAX_CHUNK, size is None),
+                                   []).append(member)
         chunks: dict[str, list[Member]] = {}
         limited: set[str] = set()
         rest: list[Member] = []
