@@ -8,7 +8,6 @@ from typing import Any
 from labloom.core.attempt import TaskCall
 from labloom.core.executor import Outcome
 from labloom.executors.dask_chunking import (
-    ALONE_SECONDS,
     CHUNK_SECONDS,
     MAX_CHUNK,
     MIN_CHUNK,
@@ -16,7 +15,6 @@ from labloom.executors.dask_chunking import (
     Probes,
     chunk_size,
     probe_count,
-    runs_next,
 )
 from labloom.executors.dask_submit import Handle, Submitter
 
@@ -106,22 +104,20 @@ def test_chunks_group_children_by_run_and_task_name_and_probe_an_unmeasured_task
     members += [child("r1", "probe", index, "auto") for index in range(MIN_PROBES + 2)]
     submitter = Submitter(executor=Owner())  # type: ignore[arg-type]
     launched = list(members)  # ``_chunks`` puts each probe's wrapped end in its place
-    chunks, alone, rest, limited = submitter._chunks(members, full_only=True)
+    chunks, alone, rest, held = submitter._chunks(members, full_only=True)
     assert sorted(chunks) == sorted(f"{name}-chunk-{run}.{name}.0-1" for run in ("r1", "r2")
                                     for name in ("fit", "score"))
     for key, chunk in chunks.items():
         assert [call.task_name for call, *_ in chunk] == [f"{key.split('-')[0]}[{i}]"
                                                           for i in range(3)]
         assert {call.run_id for call, *_ in chunk} == {key.split("-chunk-")[1].split(".")[0]}
-    # The unmeasured map's children after its probes wait too, to fill a limited chunk.
     assert sorted(call.task_run_id for call, *_ in rest) == sorted(
-        [f"{run}.{name}.3" for run in ("r1", "r2") for name in ("fit", "score")]
-        + ["r1.probe.4", "r1.probe.5"])
-    assert not limited
+        f"{run}.{name}.3" for run in ("r1", "r2") for name in ("fit", "score"))
     assert [call.task_name for call, *_ in alone] == [f"probe[{i}]" for i in range(MIN_PROBES)]
     probes = launched[16:16 + MIN_PROBES]
-    # A probe's end is wrapped: it counts towards the map's size.
+    # A probe's end is wrapped: it wakes the submitter to decide for the children held back.
     assert all(sent[4] is not member[4] for sent, member in zip(alone, probes, strict=True))
+    assert [call.task_name for call, *_ in held] == ["probe[4]", "probe[5]"]
     # Gathering counts per task too: two children of each of two maps fill no chunk of 3.
     submitter._members = [child("r1", name, index, 3) for index in range(2)
                           for name in ("fit", "score")]
@@ -262,64 +258,64 @@ def test_an_unmeasured_maps_probes_are_planned_in_the_launching_thread() -> None
         assert len(handles) == 10
     assert asked_from == [threading.current_thread()]
     assert executor._submitter._probes[("r1", "double")].limit == probe_count(3)
-    # The submitting thread, deciding, finds them planned: the first six go alone, the rest in
-    # a limited chunk.
-    chunks, alone, rest, limited = executor._submitter._chunks(executor._submitter._members)
-    assert (len(alone), len(rest)) == (probe_count(3), 0)
-    assert limited == set(chunks) and [len(chunk) for chunk in chunks.values()] == [14]
+    # The submitting thread, deciding, finds them planned: the first six go alone, the rest wait.
+    chunks, alone, rest, held = executor._submitter._chunks(executor._submitter._members)
+    assert (len(chunks), len(alone), len(rest), len(held)) == (0, probe_count(3), 0, 14)
     assert asked_from == [threading.current_thread()]
     executor.shutdown()
 
 
-def test_a_limited_chunk_runs_children_while_fewer_than_a_chunk_of_their_mean() -> None:
-    assert runs_next(0.0, 0)  # the first child always runs
-    assert not runs_next(0.4, 1)  # a sweep's experiment: the others go back, each alone
-    assert not runs_next(0.02, 1)  # one per Dask task from ALONE_SECONDS on
-    assert runs_next(ALONE_SECONDS * 0.9, 1)
-    assert runs_next(0.010, 1)  # a fresh worker's first call: spread over those that follow
-    assert runs_next(0.010 + 998 * 20e-6, 999) and not runs_next(1000 * 20e-6, 1000)
-    assert runs_next(0.005 * 9, 9) and not runs_next(0.005 * 10, 10)  # 5 ms each: 10
+def test_children_held_back_are_looked_at_again_when_the_probes_decide_not_as_others_arrive() -> None:
+    # Kept with the children still arriving, the held ones were decided again on each launch
+    # block's wake-up: a first map of 5,000 took up to 40,000 looks at a size.
+    import time
 
-
-def test_children_a_limited_chunk_did_not_run_come_back_first_and_unsent() -> None:
     class Owner:
         client = type("Client", (), {"nthreads": lambda self: {"w1": 1}})()
         dispatcher = type("Dispatcher", (), {"mean_duration": lambda self, name: None})()
 
     submitter = Submitter(executor=Owner())  # type: ignore[arg-type]
-    submitter._start = lambda: None  # type: ignore[method-assign]  # nothing sent
-    later = _members("r1", [(3, 2)])
-    submitter._members = list(later)
-    unrun = _members("r1", [(3, 3)])
-    for index, (_, _, _, handle, _) in enumerate(unrun):
-        handle.future, handle.index = "the limited chunk's future", index
-    unrun[1][3].cancelled = True  # cancelled meanwhile: never sent again
-    submitter._take_back(unrun)
-    assert submitter._members == [unrun[0], unrun[2], *later]
-    assert all(handle.future is None and handle.index is None
-               for _, _, _, handle, _ in (unrun[0], unrun[2]))
+    looked_at: list[str] = []
+    known_size = submitter.known_size
 
+    def counted(call: TaskCall, name: str) -> int | None:
+        looked_at.append(call.task_run_id)
+        return known_size(call, name)
 
-def test_a_limited_chunks_children_that_ran_are_reported_the_others_taken_back() -> None:
-    from labloom.executors.dask_outcomes import report_chunk
+    submitter.known_size = counted  # type: ignore[method-assign]
 
-    class Dispatcher:
-        def __init__(self) -> None:  # the end events of the first two children
-            self.times = {("r1.0", 1): (1.0, 2.0, True), ("r1.1", 1): (2.0, 3.0, True)}
+    def children(first: int, n: int) -> list[Any]:
+        return [(TaskCall(_double, f"double[{i}]", "r1", f"r1.{i}", batch_size="auto"), (i,), {},
+                 Handle("double"), lambda outcome: None) for i in range(first, first + n)]
 
-        def ended_all(self, calls: list[TaskCall]) -> list[tuple[float, float]] | None:
-            return [self.times.pop((call.task_run_id, call.attempt))[:2] for call in calls]
+    def wait_for(condition: Any) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
 
-    future = type("Future", (), {"status": "finished"})()
-    ended: list[tuple[str, Outcome]] = []
-    chunk = [(member[0], lambda outcome, i=i: ended.append((f"r1.{i}", outcome)))
-             for i, member in enumerate(_members("r1", [(4, 4)]))]
-    taken_back: list[int] = []
-    report_chunk(future, chunk, Dispatcher(), taken_back.append)  # type: ignore[arg-type]
-    assert taken_back == [2]
-    assert [(name, o.ok, o.started, o.ended) for name, o in ended] == [
-        ("r1.0", True, 1.0, 2.0), ("r1.1", True, 2.0, 3.0)]
-    ended.clear()
-    report_chunk(future, chunk, type("Nothing", (), {"times": {}})(),  # type: ignore[arg-type]
-                 taken_back.append)  # a worker that found the task slow ran none
-    assert taken_back == [2, 0] and not ended
+    probes = submitter.plan_probes("r1", "double")
+    probe = submitter._probe(children(100, 1)[0], "double")  # one probe out, not ended
+    probes.sent = probes.limit  # every probe out: the rest is held, nothing is sent
+    submitter.add_members(children(0, 6))
+    wait_for(lambda: len(submitter._held) == 6)
+    for block in range(3):  # more children arrive: only they are looked at
+        submitter.add_members(children(6 + 2 * block, 2))
+        wait_for(lambda n=8 + 2 * block: len(submitter._held) == n)
+    assert {f"r1.{i}" for i in range(6)}.isdisjoint(looked_at[looked_at.index("r1.6"):])
+    assert [call.task_run_id for call, *_ in submitter._held] == [f"r1.{i}" for i in range(12)]
+    # A probe's end that decides nothing (three are still out) leaves them be; one that
+    # decides puts them back with the children to send.
+    sent: list[Any] = []
+    submitter._send = (
+        lambda batch, members, growing, failed: sent.extend(members))
+    probe[4](Outcome(ok=True))  # unmeasured
+    assert not submitter._recheck and len(submitter._held) == 12
+    probe[4](Outcome(ok=True, started=1.0, ended=1.5))  # one slow child: not yet
+    assert not submitter._recheck and len(submitter._held) == 12
+    probe[4](Outcome(ok=True, started=2.0, ended=2.5))  # two: one per Dask task, decided
+    wait_for(lambda: len(sent) == 12)
+    assert not submitter._held
+    submitter.forget("r1")
+    assert not submitter._held
+    submitter.stop()

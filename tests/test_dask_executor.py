@@ -663,14 +663,11 @@ def dask_keys(executor) -> set[str]:
 
 
 def keys_of(executor, run, name: str) -> tuple[set[str], set[str]]:
-    """The Dask tasks that ran ``run``'s children of ``name``: alone, and in chunks (limited
-    ones too: ``{name}-limited-{number}-{first child}-{attempt}``)."""
+    """The Dask tasks that ran ``run``'s children of ``name``: alone, and in chunks."""
     keys = dask_keys(executor)
-    ids = {tr.id for tr in run.tasks if tr.task.name == name}
+    ids = [tr.id for tr in run.tasks if tr.task.name == name]
     alone = {f"{name}-{i}-1" for i in ids} & keys
-    limited = {key for key in keys if key.startswith(f"{name}-limited-") and key.removeprefix(
-        f"{name}-limited-").split("-", 1)[1].rpartition("-")[0] in ids}
-    return alone, {f"{name}-chunk-{i}-1" for i in ids} & keys | limited
+    return alone, {f"{name}-chunk-{i}-1" for i in ids} & keys
 
 
 def test_a_default_map_of_tiny_tasks_shares_dask_tasks_and_reports_every_child(executor) -> None:
@@ -718,24 +715,18 @@ def test_a_default_map_of_tiny_tasks_shares_dask_tasks_and_reports_every_child(e
 
 def test_a_default_map_of_slow_tasks_runs_one_child_per_dask_task(executor) -> None:
     @task
-    def slow(x: int) -> tuple[int, str]:
-        from distributed import get_worker
-
+    def slow(x: int) -> int:
         time.sleep(0.1)  # the thing under test: slow enough never to be packed into chunks
-        return x, get_worker().get_current_task()
+        return x
 
     @flow
-    def f(n: int) -> list[tuple[int, str]]:
+    def f(n: int) -> list[int]:
         return slow.map(range(n))  # type: ignore[return-value]
 
     run = f.run(n=30, executor=executor)
-    values = run.result()
-    assert [x for x, _ in values] == list(range(30))
-    assert len({key for _, key in values}) == 30  # no Dask task ran two children
-    # Launched unmeasured: beside the probes, limited chunks (each ran one child at most, none
-    # on a worker that had found the task slow), the others given back and sent alone.
+    assert run.result() == list(range(30))
     alone, chunks = keys_of(executor, run, "slow")
-    assert all("-limited-" in key for key in chunks) and len(alone) >= 30 - len(chunks)
+    assert len(alone) == 30 and not chunks
 
 
 def test_batch_size_one_opts_out_of_automatic_chunks(executor) -> None:

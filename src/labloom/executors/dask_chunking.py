@@ -5,10 +5,9 @@ Dask costs about a millisecond of scheduling per task: nothing next to a 0.4 s e
 most of the time of a task that takes microseconds. So a chunk gets as many children as take
 about ``CHUNK_SECONDS``, from the durations measured on the cluster so far (per task name,
 shared by the runs of a process). A task seen for the first time sends a few children alone
-("probes", enough to keep every worker thread busy) and, until the probes' durations decide
-(``Probes``), sends the rest in limited chunks, which the worker stops as soon as their children
-prove slow (``runs_next``): slow ones decide as soon as two probes ended, so that the workers
-never wait for a map of slow experiments, which is not packed after one quick child. joblib's
+("probes", enough to keep every worker thread busy) and holds the rest until the probes'
+durations decide (``Probes``): slow ones as soon as two ended, so that the workers never wait
+for a map of slow experiments, which is not packed after one quick child. joblib's
 ``batch_size="auto"`` made the same choice for the same reason.
 """
 
@@ -26,19 +25,6 @@ def chunk_size(mean: float) -> int:
     """Children per Dask task for a task whose children take ``mean`` seconds each."""
     size = int(CHUNK_SECONDS / max(mean, 1e-9))
     return min(MAX_CHUNK, size) if size >= MIN_CHUNK else 1
-
-
-# A child this slow is its own Dask task (``chunk_size`` is 1 from here on).
-ALONE_SECONDS = CHUNK_SECONDS / MIN_CHUNK
-
-
-def runs_next(elapsed: float, ran: int) -> bool:
-    """Whether a limited chunk (sent while its map's probes are out, ``dask_submit``) runs its
-    next child, after ``ran`` of them took ``elapsed`` seconds on the worker: while it ran fewer
-    than a chunk holds at their mean, so never after a child slow enough to be its own Dask
-    task (a sweep's experiment: the rest go back to the client, which sends each alone). A
-    first call's extra (a fresh worker's imports) is spread over the children that follow."""
-    return ran == 0 or ran < chunk_size(elapsed / ran)
 
 
 def probe_count(threads: int) -> int:
@@ -76,8 +62,7 @@ class Probes:
 
     def next_size(self) -> int | None:
         """For the map's next child: the size decided; else 1 while probes remain to send (it
-        is one) or once every probe ended unmeasured; else None: not known yet (the child goes
-        in a limited chunk)."""
+        is one) or once every probe ended unmeasured (stop waiting); else None: hold it."""
         if self.size is not None:
             return self.size
         if self.sent < self.limit or self.ended >= self.sent:
@@ -86,7 +71,7 @@ class Probes:
 
     def end(self, started: float, ended: float) -> bool:
         """A probe ended: its start and end on its worker (0.0: not measured, e.g. cancelled).
-        True once the map's size is decided, or no probe is out."""
+        True when the children held back can now be decided: the size is, or no probe is out."""
         self.ended += 1
         if ended > started > 0:
             self.measured.append(ended - started)

@@ -23,7 +23,6 @@ from typing import Any
 from ..core import attempt, sink_registry
 from ..core.executor import check_mappable
 from . import dask_messages as messages
-from .dask_chunking import ALONE_SECONDS
 
 TOPIC_PREFIX = "labloom-"
 IDLE_EXIT = 5.0  # seconds a delivery thread waits for work before it ends
@@ -163,12 +162,6 @@ def worker_sink() -> WorkerSink:
     return sink
 
 
-# Per task (by name, without a map index): how many of its children this worker process ran
-# slow enough to be each its own Dask task. From two on, a limited chunk of the task runs none
-# (``dask_outcomes.run_chunk``); one may be a first call paying the process's first imports.
-slow_calls: dict[str, int] = {}
-
-
 def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
            sink: WorkerSink | None = None) -> Any:
     """What a Dask worker runs for one attempt of one task run (``sink``: this worker's, when
@@ -184,9 +177,6 @@ def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
         return value
     finally:
         sink.task_ended(call.run_id, call.task_run_id, call.attempt, started, ok)
-        if time.time() - started >= ALONE_SECONDS:
-            name = call.task_name.split("[", 1)[0]
-            slow_calls[name] = slow_calls.get(name, 0) + 1
 
 
 def check_serializable(task_name: str, value: Any) -> None:

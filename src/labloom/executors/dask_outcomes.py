@@ -10,8 +10,6 @@ moving their values.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
@@ -19,7 +17,6 @@ from ..core.errors import SchedulerLostError, WorkerDiedError
 from ..core.executor import DoneCallback, Outcome, report_all, report_returned
 from ..core.logs import capturing
 from . import dask_events as events
-from .dask_chunking import runs_next
 from .dask_internals import SCHEDULER_LOST, cancel_reason, watch
 from .dask_packing import Packed
 
@@ -47,28 +44,21 @@ class ChunkValues(list):  # type: ignore[type-arg]
 
 
 def run_chunk(
-    packed: Packed, args: list[tuple[Any, ...]], kwargs: list[dict[str, Any]] | None,
-    limited: bool = False,
+    packed: Packed, args: list[tuple[Any, ...]], kwargs: list[dict[str, Any]] | None
 ) -> ChunkValues:
     """On a worker: each child's call in turn (``kwargs`` None: none has any), one failing not
     stopping the others; their ends reach the engine in one message, before the chunk's own
-    result. ``limited`` (sent before the map was measured): stop as ``runs_next`` says, or
-    run none if this worker found the task slow; the values are then of the first children
-    only, and the client sends the others again (``report_chunk``)."""
+    result."""
     out = ChunkValues()
     calls = packed.calls()
-    if not calls or (limited and events.slow_calls.get(calls[0].task_name.split("[", 1)[0],
-                                                       0) >= 2):
+    if not calls:
         return out
     sink = events.worker_sink()
-    start = time.perf_counter()
     # Output captured once for the chunk: each child still has its own task context (its
     # lines are its own), without installing and removing the stream proxies and the log
     # handler per child.
     with sink.holding(calls[0].run_id), capturing():
         for i, call in enumerate(calls):
-            if limited and not runs_next(time.perf_counter() - start, i):
-                break
             try:
                 out.append(events.invoke(call, args[i], kwargs[i] if kwargs else {}, sink))
             except Exception as exc:
@@ -83,29 +73,15 @@ def chunk_outcomes(values: list[Any]) -> list[tuple[bool, BaseException | None, 
 
 def report_chunk(
     chunk_future: Any, chunk: list[tuple[TaskCall, DoneCallback]], dispatcher: events.Dispatcher,
-    unrun: Callable[[int], None] | None = None,
 ) -> None:
     """Each child's Outcome once its chunk ended (in the dispatcher thread). When every child
     returned, their end events (which reach the client before the chunk's own end) say so
     and the engine takes all their outcomes in one step, with no question to the cluster;
-    else ``chunk_outcomes``, a second tiny task, says which child failed and why. A limited
-    chunk (``unrun`` given) may have run only its first children, those with an end event:
-    ``unrun(n)`` takes the others back, unreported."""
+    else ``chunk_outcomes``, a second tiny task, says which child failed and why."""
     if chunk_future.status != "finished":
         for call, on_done in chunk:  # the chunk itself failed: a dead worker, a cancel
             report(chunk_future, call, on_done, dispatcher)
         return
-    if unrun is not None:
-        times_of = dispatcher.times
-        ran = 0
-        while ran < len(chunk) and (chunk[ran][0].task_run_id,
-                                    chunk[ran][0].attempt) in times_of:
-            ran += 1
-        if ran < len(chunk):
-            unrun(ran)
-            chunk = chunk[:ran]
-            if not chunk:
-                return
     times = dispatcher.ended_all([call for call, _ in chunk])
     if times is not None:
         report_returned([(on_done, started, ended)

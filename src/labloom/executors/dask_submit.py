@@ -7,17 +7,13 @@ one took about 1.5x the time of ``client.map``.
 Map children are packed into chunks, each one Dask task (``dask_outcomes.run_chunk``), as many
 per chunk as ``batch_size=N`` says or, by default, as ``dask_chunking`` chooses from measured
 durations: scheduling, transfer and bookkeeping are paid per chunk, not per child, while each
-child keeps its own task run. While a map's probes are out (its task not measured yet), its
-other children go in *limited* chunks: the worker stops such a chunk once its children prove
-slow or it had its share of time, and the children it did not run come back here to be sent
-again as the probes decided (a sweep's experiments: one per Dask task). Inside a chunk each child is a ``TaskCall`` of its own: it
+child keeps its own task run. Inside a chunk each child is a ``TaskCall`` of its own: it
 reports running, its log lines, its start and end to the engine as any task run does, has its
 own timeout and cache file, and fails alone (its retry is sent on its own).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -28,7 +24,7 @@ from typing import Any, Protocol
 from ..core.attempt import TaskCall
 from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
-from .dask_chunking import MAX_CHUNK, Probes, chunk_size, probe_count
+from .dask_chunking import Probes, chunk_size, probe_count
 from .dask_internals import future_of, send_graph, task_spec, watch
 from .dask_outcomes import report, report_chunk, run_chunk
 from .dask_packing import pack
@@ -103,6 +99,10 @@ class Submitter:
         self._lock = threading.Lock()
         self._pending: dict[str, Entry] = {}
         self._members: list[Member] = []
+        # Children held back until their map is measured: looked at again when a probe ended
+        # (``_recheck``) or the thread idled, not on every launch block's wake-up.
+        self._held: list[Member] = []
+        self._recheck = False
         # Per (run, task name) of automatic maps launched unmeasured: their probes (and the
         # size they decided, for the map's life: ``forget`` drops them).
         self._probes: dict[tuple[str, str], Probes] = {}
@@ -148,6 +148,7 @@ class Submitter:
             for key in [k for k in self._probes if k[0] == run_id]:
                 del self._probes[key]
             self._members = [m for m in self._members if m[0].run_id != run_id]
+            self._held = [m for m in self._held if m[0].run_id != run_id]
 
     def stop(self) -> None:
         """End the thread (the executor's shutdown); a later ``add`` starts another."""
@@ -159,11 +160,16 @@ class Submitter:
         while True:
             woken = self._wake.wait(IDLE_EXIT)
             self._wake.clear()
+            with self._lock:
+                if self._held and (self._recheck or not woken):  # first: gathering counts them
+                    self._members[:0] = self._held
+                    self._held, self._recheck = [], False
             growing = self._gather_members()
             with self._lock:
                 batch, self._pending = self._pending, {}
                 members, self._members = self._members, []
-                if not batch and not members and (self._stopped or not woken):
+                if not batch and not members and not self._held and (
+                        self._stopped or not woken):
                     self._thread = None  # stopped, or idle: a later add starts another
                     return
             failed: set[str] = set()  # keys whose task runs were already told they failed
@@ -180,7 +186,7 @@ class Submitter:
         """Each task run of a batch that broke off is told once, except those put back."""
         log.exception("labloom: sending tasks to Dask failed")
         with self._lock:
-            waiting = {id(member) for member in self._members}  # put back
+            waiting = {id(member) for member in (*self._members, *self._held)}  # put back
         for key, entry in batch.items():
             if key not in failed:
                 entry[2](error)
@@ -202,29 +208,34 @@ class Submitter:
 
     def _gather_members(self) -> bool:
         """Children are launched one by one: wait while they keep coming, but no longer than
-        it takes to fill a chunk. True when more were still arriving. Children of a map not
-        measured yet count towards a limited chunk of ``MAX_CHUNK``."""
+        it takes to fill a chunk. True when more were still arriving. Children held back until
+        their task is measured do not count."""
         seen = -1
         # Counted per chunk to fill, as ``_chunks`` packs them: children of one map may have
         # been given different sizes (the measured mean moved between decisions). Comparing
         # all of them with the largest size said "full" while no chunk was, and the thread
         # spun, sending nothing, forever.
         groups: dict[tuple[str, str, int], int] = {}
-        # Each look counts only the children that arrived since the last: counting all of
-        # them each time cost a chunk of 1,000 about 10,000 looks.
+        # Each look counts only the children that arrived since the last (and those still
+        # undecided): counting all of them each time cost a chunk of 1,000 about 10,000 looks.
         counted = 0
         watched: list[Member] | None = None
+        undecided: list[Member] = []
         while True:
             with self._lock:
                 members = self._members
                 if members is not watched:  # a new list (a run forgotten): count again
-                    watched, counted = members, 0
+                    watched, counted, undecided = members, 0, []
                     groups.clear()
-                looked_at = members[counted:]
+                looked_at = undecided + members[counted:]
                 counted = len(members)
+            undecided = []
             for member in looked_at:
                 call, name = member[0], member[3].task
-                size = self.known_size(call, name) or MAX_CHUNK
+                size = self.known_size(call, name)
+                if size is None:
+                    undecided.append(member)
+                    continue
                 key = (call.run_id, name, size)
                 groups[key] = groups.get(key, 0) + 1
             count = sum(groups.values())
@@ -239,16 +250,19 @@ class Submitter:
         self, batch: dict[str, Entry], members: list[Member], growing: bool, failed: set[str]
     ) -> None:
         batch = dict(batch)  # chunks join it here; the caller's copy says what was asked
-        chunks, alone, rest, limited = self._chunks(members, full_only=growing)
-        if rest:  # an unfilled chunk waits for the children still arriving
+        chunks, alone, rest, held = self._chunks(members, full_only=growing)
+        if rest or held:
             with self._lock:
                 self._members[:0] = rest
+                self._held += held  # after those held before: they were launched first
+        if rest:  # an unfilled chunk waits for the children still arriving
             self._wake.set()
         if not (batch or chunks or alone):
             # Nothing to send (e.g. the children of a cancelled run): the client is not asked
             # for, since asking for it after a cluster per run closed would start another.
             return
         client = self._executor.client
+        # (held children wait for a probe's end, which wakes this thread)
         for call, args, kwargs, handle, on_done in alone:
             key, entry = single(self._executor, call, args, kwargs, handle, on_done)
             batch[key] = entry
@@ -264,10 +278,8 @@ class Submitter:
             # Numbers and strings hold no future: Dask need not look through a thousand
             # children's arguments for one (about 2 µs a child in this thread).
             plain = frozenset((1,)) if _plain(arguments) else frozenset()
-            # ``limited`` given only when true: a chunk of a measured map calls ``run_chunk``
-            # as a worker of an older labloom knows it.
-            spec = task_spec(key, run_chunk, calls, arguments, keywords if any(keywords) else None,
-                             *((True,) if key in limited else ()), plain=plain)
+            spec = task_spec(key, run_chunk, calls, arguments,
+                             keywords if any(keywords) else None, plain=plain)
             batch[key] = (spec, (), _chunk_not_sent(chunk), chunk_future, None)
         groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
         for key, (spec, resources, *_) in batch.items():
@@ -283,7 +295,7 @@ class Submitter:
                 continue
             for key in graph:
                 if key in chunks:
-                    watched.append(self._ended_of(chunks[key], key in limited))
+                    watched.append(self._ended_of(chunks[key]))
                 else:
                     done = batch[key][4]
                     assert done is not None
@@ -292,46 +304,40 @@ class Submitter:
 
     def _chunks(
         self, members: list[Member], full_only: bool = False
-    ) -> tuple[dict[str, list[Member]], list[Member], list[Member], set[str]]:
+    ) -> tuple[dict[str, list[Member]], list[Member], list[Member], list[Member]]:
         """The members as chunks by key, those sent alone, those waiting for their chunk to
-        fill, and the keys of the limited chunks (of maps whose probes have not decided)."""
-        # By (run, task, size, limited)
-        by_task: dict[tuple[str, str, int, bool], list[Member]] = {}
+        fill, and those held back until their task is measured."""
+        by_task: dict[tuple[str, str, int], list[Member]] = {}
         alone: list[Member] = []
+        held: list[Member] = []
         for i, member in enumerate(members):
             call, handle = member[0], member[3]
             if handle.cancelled:
                 continue
             name = handle.task
             size = self._size(call, name)
-            if size == 1:
+            if size is None:
+                held.append(member)
+            elif size == 1:
                 # In place: a send that breaks fails a probe through its end (``_not_sent``)
                 members[i] = self._probe(member, name)
                 alone.append(members[i])
             else:
-                by_task.setdefault((call.run_id, name, size or MAX_CHUNK, size is None),
-                                   []).append(member)
+                by_task.setdefault((call.run_id, name, size), []).append(member)
         chunks: dict[str, list[Member]] = {}
-        limited: set[str] = set()
         rest: list[Member] = []
-        for (_, name, size, unmeasured), group in by_task.items():
+        for (_, name, size), group in by_task.items():
             for start in range(0, len(group), size):
                 chunk = group[start:start + size]
                 if full_only and len(chunk) < size:
                     rest += chunk
                     continue
                 first = chunk[0][0]
-                if unmeasured:  # numbered: its first child may come back unrun, and lead another
-                    key = f"{name}-limited-{next(_LIMITED)}-{first.task_run_id}-{first.attempt}"
-                    limited.add(key)
-                else:
-                    key = f"{name}-chunk-{first.task_run_id}-{first.attempt}"
-                chunks[key] = chunk
-        return chunks, alone, rest, limited
+                chunks[f"{name}-chunk-{first.task_run_id}-{first.attempt}"] = chunk
+        return chunks, alone, rest, held
 
     def _size(self, call: TaskCall, name: str) -> int | None:
-        """As ``known_size``, and for a map not measured yet: 1 for a probe, None for a child
-        sent in a limited chunk while the probes are out."""
+        """As ``known_size``, and for a map not measured yet: 1 for a probe, None to hold."""
         known = self.known_size(call, name)
         if known is not None:
             call.batch_size = known  # decided (``known_size`` then answers at once)
@@ -357,7 +363,7 @@ class Submitter:
 
     def _probe(self, member: Member, name: str) -> Member:
         """A child (of task ``name``) sent alone: if a probe (its map unmeasured), its end
-        counts towards the size of the map's later chunks (``Probes.end``)."""
+        counts, and wakes this thread once the children held back can go (``Probes.end``)."""
         call, args, kwargs, handle, on_done = member
         probes = self._probes.get((call.run_id, name))
         if probes is None or probes.sent >= probes.limit:
@@ -368,34 +374,22 @@ class Submitter:
             with self._lock:
                 # A failure's duration says nothing of the experiments' (an invalid
                 # configuration failing at once)
-                probes.end(*((outcome.started, outcome.ended) if outcome.ok else (0.0, 0.0)))
+                decided = probes.end(*((outcome.started, outcome.ended) if outcome.ok
+                                       else (0.0, 0.0)))
+                self._recheck = self._recheck or decided
+            if decided:
+                self._wake.set()
             on_done(outcome)
 
         return call, args, kwargs, handle, ended
 
-    def _ended_of(self, chunk: list[Member],
-                  limited: bool = False) -> tuple[Any, Callable[[Any], None]]:
-        """The chunk's future, and what to do when it is done (a limited chunk: also take back
-        the children its worker did not run)."""
+    def _ended_of(self, chunk: list[Member]) -> tuple[Any, Callable[[Any], None]]:
+        """The chunk's future, and what to do when it is done."""
         dispatcher = self._executor.dispatcher
         children = [(call, on_done) for call, _, _, _, on_done in chunk]
-        unrun = (lambda ran: self._take_back(chunk[ran:])) if limited else None
         return chunk[0][3].future, lambda done: dispatcher.put(report_chunk, done, children,
-                                                               dispatcher, unrun)
+                                                               dispatcher)
 
-    def _take_back(self, members: list[Member]) -> None:
-        """Children a limited chunk did not run: sent again, before those launched after
-        them, as their map's size now says (their probes have mostly decided by then)."""
-        members = [member for member in members if not member[3].cancelled]
-        for member in members:  # not in that chunk any more: a cancel finds nothing sent
-            member[3].future = member[3].index = None
-        with self._lock:
-            self._members[:0] = members
-            self._start()
-        self._wake.set()
-
-
-_LIMITED = itertools.count()  # limited chunks' keys, unique in the process
 
 _PLAIN = frozenset((int, float, str, bytes, bool, type(None)))
 
