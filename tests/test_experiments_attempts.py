@@ -214,3 +214,80 @@ def test_a_rerun_of_more_failed_children_than_a_batch_forgets_each_ones_values(
     assert len(rows) == 1200 and min(row["auc"] for row in rows) == 0.0
     assert sorted(row["auc"] for row in labloom.experiments(run=run.id)) == sorted(
         row["auc"] for row in rows)
+
+
+def test_an_attempt_dask_runs_again_after_its_worker_died_shows_only_the_run_that_ended(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    """A worker dying mid-task (killed, out of memory: the nanny restarts it) makes Dask run
+    the same attempt again on another worker, with no labloom retry: the values the dead run
+    sent before it died are not the task run's either (its step 5 outranked the rerun's steps
+    0-2, its auc stayed)."""
+    import os
+
+    from labloom import DaskExecutor
+
+    first = tmp_path / "first"
+
+    @task
+    def train() -> None:
+        if not first.exists():
+            first.touch()
+            for step in range(6):
+                log_metric("loss", 10.0 - step, step=step)
+            log_metrics(auc=0.1)
+            time.sleep(1.0)  # the worker's sink sends them (every 0.2 s) before it dies
+            os._exit(1)
+        for step in range(3):
+            log_metric("loss", 1.0 - step / 10, step=step)
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor=DaskExecutor(cluster=dask_cluster))
+    assert run.state.value == "Completed" and first.exists()
+    assert [tr.attempts for tr in run.tasks] == [1]  # Dask's own rerun, not a labloom retry
+    [live] = run.experiments()
+    [stored] = labloom.experiments(run=run.id)
+    for row in (live, stored):
+        assert row["loss"] == pytest.approx(0.8) and "auc" not in row
+    with open_store() as store:
+        points, total = store_experiments.metric_points(store, run.id, "loss")
+    assert total == 3 and [p["step"] for p in points] == [0, 1, 2]
+
+
+def test_a_chunk_dask_runs_again_after_its_worker_died_keeps_each_childs_values_once(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    """A chunk of map children runs again whole when its worker dies: the children that ran
+    before the death sent their curves already, and run again; each child's row and points
+    are its run's that ended, counted once."""
+    import os
+
+    from labloom import DaskExecutor
+
+    first = tmp_path / "first"
+
+    @task(batch_size=4)
+    def fit(i: int) -> None:
+        for step in range(3):
+            log_metric("loss", float(i), step=step)
+        if i == 3 and not first.exists():
+            first.touch()
+            log_metric("loss", -1.0, step=5)
+            time.sleep(1.0)  # the worker's sink sends the chunk's values before it dies
+            os._exit(1)
+
+    @flow
+    def sweep() -> None:
+        fit.map(range(4))
+
+    run = sweep.run(executor=DaskExecutor(cluster=dask_cluster))
+    assert run.state.value == "Completed" and first.exists()
+    for rows in (run.experiments(), labloom.experiments(run=run.id)):
+        assert sorted(row["loss"] for row in rows) == [0.0, 1.0, 2.0, 3.0]
+    with open_store() as store:
+        points, total = store_experiments.metric_points(store, run.id, "loss")
+    assert total == 12 and sorted(p["value"] for p in points) == [v for v in (0.0, 1.0, 2.0, 3.0)
+                                                                  for _ in range(3)]

@@ -97,6 +97,13 @@ class ExecutorSink:
             tr = graph.get(task_run_id)
             if tr is None or tr.done or attempt != tr.attempts:
                 continue  # cancelled meanwhile, or a superseded attempt
+            if tr.state is State.RUNNING:
+                # The same attempt started again: Dask runs a task anew when its worker died
+                # (killed, out of memory), with no retry of ours. What the dead run sent
+                # before it died came first (the cluster forwards a worker's messages before
+                # it notices the worker gone): forgotten as a retry's are, or its step 5
+                # outranked the new run's steps 0-2 and its auc stayed.
+                self.forget_values(task_run_id)
             # Each attempt's start, as the store keeps it: a retried task run's duration is
             # its last attempt's, live and stored alike (live, it was from the first's start).
             tr.started = at = when or time.time()
