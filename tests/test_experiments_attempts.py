@@ -291,3 +291,33 @@ def test_a_chunk_dask_runs_again_after_its_worker_died_keeps_each_childs_values_
         points, total = store_experiments.metric_points(store, run.id, "loss")
     assert total == 12 and sorted(p["value"] for p in points) == [v for v in (0.0, 1.0, 2.0, 3.0)
                                                                   for _ in range(3)]
+
+
+def test_a_task_run_waiting_to_retry_or_cancelled_meanwhile_keeps_its_last_attempts_values(
+    executor: str,
+) -> None:
+    """Until its next attempt starts, a task run's last attempt is the one that failed: its
+    row stays while it waits out ``retry_delay`` (the view showed it vanish for the delay),
+    and stays when the run is cancelled meanwhile (it was gone for good: the metrics that
+    said why it failed, live and stored)."""
+
+    @task(retries=1, retry_delay=60)
+    def fit() -> None:
+        log_metrics(auc=0.1)
+        raise ValueError("diverged")
+
+    @flow
+    def refit() -> None:
+        fit()
+
+    run = refit.run(executor=executor, background=True)
+    deadline = time.monotonic() + 20
+    while run.tasks[0].state.value != "Retrying":
+        assert time.monotonic() < deadline, "never retrying"
+        time.sleep(0.01)
+    assert [(row["state"], row["auc"]) for row in run.experiments()] == [("Retrying", 0.1)]
+    run.cancel()
+    run.wait()
+    assert run.tasks[0].state.value == "Cancelled"
+    for rows in (run.experiments(), labloom.experiments(run=run.id)):
+        assert [(row["state"], row["auc"]) for row in rows] == [("Cancelled", 0.1)]

@@ -164,8 +164,12 @@ class ExecutorSink:
         every reader drops what it logged before (``experiments.RESET``). Under the run's lock,
         applied at once: after the failed attempt's calls (applied before its end) and before
         anything its new attempt logs (it is not launched yet). Not through the inbox: a rerun
-        of more task runs than a batch would have drained it, launches and all, mid-reset."""
+        of more task runs than a batch would have drained it, launches and all, mid-reset.
+        Outside a batch of reports (a launch, a rerun) nothing sends it: the nudge does."""
         self._pending.append((task_run_id, RESET, {}, None, time.time()))
+        if not self._nudge_asked:
+            self._nudge_asked = True
+            self._inbox.nudge()
 
     def _send(self) -> None:
         """At the end of a batch of reports that applied calls, under the run's lock
