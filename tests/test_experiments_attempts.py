@@ -321,3 +321,66 @@ def test_a_task_run_waiting_to_retry_or_cancelled_meanwhile_keeps_its_last_attem
     assert run.tasks[0].state.value == "Cancelled"
     for rows in (run.experiments(), labloom.experiments(run=run.id)):
         assert [(row["state"], row["auc"]) for row in rows] == [("Cancelled", 0.1)]
+
+
+def _view_rows(view: RunView, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cell's Experiments view's rows, once its run has ended."""
+    deadline = time.monotonic() + 10
+    while not view.read(lambda g: g.state.is_final) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sent.clear()
+    view.handle({"event": "experiments", "node": None, "limit": 10, "req": "e"})
+    deadline = time.monotonic() + 10
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [page] = sent
+    return list(page["rows"])
+
+
+def test_the_cells_view_watching_a_retry_and_a_rerun_gives_the_last_attempts_duration(
+    tmp_path: Path,
+) -> None:
+    """The cell's view, live through the run, kept a task run's first start: a retried
+    child's duration there took in its failed attempt (0.2 s against run.experiments()' and
+    the Lab's 0.001 s), and a child rerun by the widget's Retry button (``FlowRun.retry``)
+    read from the first run's start to the rerun's end."""
+    go, ledger = tmp_path / "go", tmp_path / "ledger"
+
+    @task(retries=1, retry_delay=0)
+    def fit(i: int) -> None:
+        if i == 0 and not (tmp_path / "first").exists():
+            (tmp_path / "first").touch()
+            _wait_for_file(go)  # the view watches from here on
+            time.sleep(0.2)  # the failed attempt's time, not to be counted
+            raise ValueError("diverged")
+        if i == 1:
+            with open(ledger, "a") as out:
+                out.write("x")
+            if ledger.stat().st_size <= 2:  # its retry fails too: the run fails, is rerun
+                raise ValueError("twice")
+        log_metrics(auc=0.9)
+
+    @task(retries=0)
+    def gate(_: Any) -> None:
+        pass
+
+    @flow
+    def refit() -> None:
+        gate(fit.map(range(2)))
+
+    run = refit.run(executor="threads", background=True)
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
+    view.start()
+    try:
+        go.touch()
+        run.wait()
+        assert run.state.value == "Failed"
+        time.sleep(0.3)  # the rerun's start is later than the first run's by this much
+        assert run.retry().state.value == "Completed"
+        live = {row["task_run_id"]: row["duration"] for row in run.experiments()}
+        assert len(live) == 2 and all(duration < 0.2 for duration in live.values())
+        shown = {row["task_run_id"]: row["duration"] for row in _view_rows(view, sent)}
+        assert shown == pytest.approx(live, abs=1e-6)
+    finally:
+        view.close()
