@@ -384,3 +384,37 @@ def test_the_cells_view_watching_a_retry_and_a_rerun_gives_the_last_attempts_dur
         assert shown == pytest.approx(live, abs=1e-6)
     finally:
         view.close()
+
+
+def test_the_cells_curves_skip_points_before_a_start_over_as_filtering_them_each_time_did(
+) -> None:
+    """The cell's view leaves the points before a task run's start over in place, skipped,
+    and drops them once they are half of all (``ExperimentRows._forget``): the same points,
+    in the same order, as filtering them out at each start over, for any interleaving."""
+    import random
+
+    from labloom.core.events import ExperimentCalls
+    from labloom.dag.experiment_rows import ExperimentRows
+    from labloom.dag.model import ViewGraph
+
+    chance = random.Random(19)
+    for _ in range(50):
+        calls: list[tuple[str, str, dict[str, Any], int | None, float]] = []
+        for at in range(chance.randrange(1, 300)):
+            task_run_id = f"r.{chance.randrange(6)}"
+            if chance.random() < 0.1:
+                calls.append((task_run_id, "reset", {}, None, at))
+            else:
+                calls.append((task_run_id, "metric", {"loss": float(at)}, at, at))
+        expected: list[tuple[str, float]] = []
+        for task_run_id, kind, values, _step, _when in calls:
+            if kind == "reset":
+                expected = [point for point in expected if point[0] != task_run_id]
+            else:
+                expected.append((task_run_id, values["loss"]))
+        rows = ExperimentRows()
+        cut = chance.randrange(len(calls) + 1)  # in two batches, as the bus may deliver them
+        for part in (calls[:cut], calls[cut:]):
+            rows.apply([ExperimentCalls("r", *zip(*part, strict=True))] if part else [])
+        points = rows.points("loss", None, ViewGraph())
+        assert [(p["task_run_id"], p["value"]) for p in points] == expected
