@@ -214,3 +214,207 @@ def test_a_rerun_of_more_failed_children_than_a_batch_forgets_each_ones_values(
     assert len(rows) == 1200 and min(row["auc"] for row in rows) == 0.0
     assert sorted(row["auc"] for row in labloom.experiments(run=run.id)) == sorted(
         row["auc"] for row in rows)
+
+
+def test_an_attempt_dask_runs_again_after_its_worker_died_shows_only_the_run_that_ended(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    """A worker dying mid-task (killed, out of memory: the nanny restarts it) makes Dask run
+    the same attempt again on another worker, with no labloom retry: the values the dead run
+    sent before it died are not the task run's either (its step 5 outranked the rerun's steps
+    0-2, its auc stayed)."""
+    import os
+
+    from labloom import DaskExecutor
+
+    first = tmp_path / "first"
+
+    @task
+    def train() -> None:
+        if not first.exists():
+            first.touch()
+            for step in range(6):
+                log_metric("loss", 10.0 - step, step=step)
+            log_metrics(auc=0.1)
+            time.sleep(1.0)  # the worker's sink sends them (every 0.2 s) before it dies
+            os._exit(1)
+        for step in range(3):
+            log_metric("loss", 1.0 - step / 10, step=step)
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor=DaskExecutor(cluster=dask_cluster))
+    assert run.state.value == "Completed" and first.exists()
+    assert [tr.attempts for tr in run.tasks] == [1]  # Dask's own rerun, not a labloom retry
+    [live] = run.experiments()
+    [stored] = labloom.experiments(run=run.id)
+    for row in (live, stored):
+        assert row["loss"] == pytest.approx(0.8) and "auc" not in row
+    with open_store() as store:
+        points, total = store_experiments.metric_points(store, run.id, "loss")
+    assert total == 3 and [p["step"] for p in points] == [0, 1, 2]
+
+
+def test_a_chunk_dask_runs_again_after_its_worker_died_keeps_each_childs_values_once(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    """A chunk of map children runs again whole when its worker dies: the children that ran
+    before the death sent their curves already, and run again; each child's row and points
+    are its run's that ended, counted once."""
+    import os
+
+    from labloom import DaskExecutor
+
+    first = tmp_path / "first"
+
+    @task(batch_size=4)
+    def fit(i: int) -> None:
+        for step in range(3):
+            log_metric("loss", float(i), step=step)
+        if i == 3 and not first.exists():
+            first.touch()
+            log_metric("loss", -1.0, step=5)
+            time.sleep(1.0)  # the worker's sink sends the chunk's values before it dies
+            os._exit(1)
+
+    @flow
+    def sweep() -> None:
+        fit.map(range(4))
+
+    run = sweep.run(executor=DaskExecutor(cluster=dask_cluster))
+    assert run.state.value == "Completed" and first.exists()
+    for rows in (run.experiments(), labloom.experiments(run=run.id)):
+        assert sorted(row["loss"] for row in rows) == [0.0, 1.0, 2.0, 3.0]
+    with open_store() as store:
+        points, total = store_experiments.metric_points(store, run.id, "loss")
+    assert total == 12 and sorted(p["value"] for p in points) == [v for v in (0.0, 1.0, 2.0, 3.0)
+                                                                  for _ in range(3)]
+
+
+def test_a_task_run_waiting_to_retry_or_cancelled_meanwhile_keeps_its_last_attempts_values(
+    executor: str,
+) -> None:
+    """Until its next attempt starts, a task run's last attempt is the one that failed: its
+    row stays while it waits out ``retry_delay`` (the view showed it vanish for the delay),
+    and stays when the run is cancelled meanwhile (it was gone for good: the metrics that
+    said why it failed, live and stored)."""
+
+    @task(retries=1, retry_delay=60)
+    def fit() -> None:
+        log_metrics(auc=0.1)
+        raise ValueError("diverged")
+
+    @flow
+    def refit() -> None:
+        fit()
+
+    run = refit.run(executor=executor, background=True)
+    deadline = time.monotonic() + 20
+    while run.tasks[0].state.value != "Retrying":
+        assert time.monotonic() < deadline, "never retrying"
+        time.sleep(0.01)
+    assert [(row["state"], row["auc"]) for row in run.experiments()] == [("Retrying", 0.1)]
+    run.cancel()
+    run.wait()
+    assert run.tasks[0].state.value == "Cancelled"
+    for rows in (run.experiments(), labloom.experiments(run=run.id)):
+        assert [(row["state"], row["auc"]) for row in rows] == [("Cancelled", 0.1)]
+
+
+def _view_rows(view: RunView, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cell's Experiments view's rows, once its run has ended."""
+    deadline = time.monotonic() + 10
+    while not view.read(lambda g: g.state.is_final) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sent.clear()
+    view.handle({"event": "experiments", "node": None, "limit": 10, "req": "e"})
+    deadline = time.monotonic() + 10
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [page] = sent
+    return list(page["rows"])
+
+
+def test_the_cells_view_watching_a_retry_and_a_rerun_gives_the_last_attempts_duration(
+    tmp_path: Path,
+) -> None:
+    """The cell's view, live through the run, kept a task run's first start: a retried
+    child's duration there took in its failed attempt (0.2 s against run.experiments()' and
+    the Lab's 0.001 s), and a child rerun by the widget's Retry button (``FlowRun.retry``)
+    read from the first run's start to the rerun's end."""
+    go, ledger = tmp_path / "go", tmp_path / "ledger"
+
+    @task(retries=1, retry_delay=0)
+    def fit(i: int) -> None:
+        if i == 0 and not (tmp_path / "first").exists():
+            (tmp_path / "first").touch()
+            _wait_for_file(go)  # the view watches from here on
+            time.sleep(0.2)  # the failed attempt's time, not to be counted
+            raise ValueError("diverged")
+        if i == 1:
+            with open(ledger, "a") as out:
+                out.write("x")
+            if ledger.stat().st_size <= 2:  # its retry fails too: the run fails, is rerun
+                raise ValueError("twice")
+        log_metrics(auc=0.9)
+
+    @task(retries=0)
+    def gate(_: Any) -> None:
+        pass
+
+    @flow
+    def refit() -> None:
+        gate(fit.map(range(2)))
+
+    run = refit.run(executor="threads", background=True)
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
+    view.start()
+    try:
+        go.touch()
+        run.wait()
+        assert run.state.value == "Failed"
+        time.sleep(0.3)  # the rerun's start is later than the first run's by this much
+        assert run.retry().state.value == "Completed"
+        live = {row["task_run_id"]: row["duration"] for row in run.experiments()}
+        assert len(live) == 2 and all(duration < 0.2 for duration in live.values())
+        shown = {row["task_run_id"]: row["duration"] for row in _view_rows(view, sent)}
+        assert shown == pytest.approx(live, abs=1e-6)
+    finally:
+        view.close()
+
+
+def test_the_cells_curves_skip_points_before_a_start_over_as_filtering_them_each_time_did(
+) -> None:
+    """The cell's view leaves the points before a task run's start over in place, skipped,
+    and drops them once they are half of all (``ExperimentRows._forget``): the same points,
+    in the same order, as filtering them out at each start over, for any interleaving."""
+    import random
+
+    from labloom.core.events import ExperimentCalls
+    from labloom.dag.experiment_rows import ExperimentRows
+    from labloom.dag.model import ViewGraph
+
+    chance = random.Random(19)
+    for _ in range(50):
+        calls: list[tuple[str, str, dict[str, Any], int | None, float]] = []
+        for at in range(chance.randrange(1, 300)):
+            task_run_id = f"r.{chance.randrange(6)}"
+            if chance.random() < 0.1:
+                calls.append((task_run_id, "reset", {}, None, at))
+            else:
+                calls.append((task_run_id, "metric", {"loss": float(at)}, at, at))
+        expected: list[tuple[str, float]] = []
+        for task_run_id, kind, values, _step, _when in calls:
+            if kind == "reset":
+                expected = [point for point in expected if point[0] != task_run_id]
+            else:
+                expected.append((task_run_id, values["loss"]))
+        rows = ExperimentRows()
+        cut = chance.randrange(len(calls) + 1)  # in two batches, as the bus may deliver them
+        for part in (calls[:cut], calls[cut:]):
+            rows.apply([ExperimentCalls("r", *zip(*part, strict=True))] if part else [])
+        points = rows.points("loss", None, ViewGraph())
+        assert [(p["task_run_id"], p["value"]) for p in points] == expected

@@ -138,7 +138,6 @@ class Launcher:
                 f"retrying in {delay:g}s)",
                 traceback=traceback,
             )
-            self.engine.sink.forget_values(tr.id)
             timer = threading.Timer(delay, self._retry_due, args=(tr, attempt))
             timer.daemon = True
             self._timers[tr.id] = timer
@@ -245,6 +244,12 @@ class Launcher:
                 if tr.done or tr.handle is LAUNCHING:
                     continue
                 tr.attempts += 1
+                if tr.attempts > 1:
+                    # A retry starts over: what the attempts before logged goes now, not at
+                    # their failure, so the row (and its metrics that say why it failed)
+                    # stays while it waits out ``retry_delay``, and for good if the run is
+                    # cancelled meanwhile. Their calls came before their ends, applied.
+                    engine.sink.forget_values(tr.id)
                 args, kwargs = tr.inputs()
                 if tr.upstream:  # arguments may hold futures: swap them for executor-side refs
                     args = replace_futures(args, self._argument_value)

@@ -97,6 +97,13 @@ class ExecutorSink:
             tr = graph.get(task_run_id)
             if tr is None or tr.done or attempt != tr.attempts:
                 continue  # cancelled meanwhile, or a superseded attempt
+            if tr.state is State.RUNNING:
+                # The same attempt started again: Dask runs a task anew when its worker died
+                # (killed, out of memory), with no retry of ours. What the dead run sent
+                # before it died came first (the cluster forwards a worker's messages before
+                # it notices the worker gone): forgotten as a retry's are, or its step 5
+                # outranked the new run's steps 0-2 and its auc stayed.
+                self.forget_values(task_run_id)
             # Each attempt's start, as the store keeps it: a retried task run's duration is
             # its last attempt's, live and stored alike (live, it was from the first's start).
             tr.started = at = when or time.time()
@@ -157,8 +164,12 @@ class ExecutorSink:
         every reader drops what it logged before (``experiments.RESET``). Under the run's lock,
         applied at once: after the failed attempt's calls (applied before its end) and before
         anything its new attempt logs (it is not launched yet). Not through the inbox: a rerun
-        of more task runs than a batch would have drained it, launches and all, mid-reset."""
+        of more task runs than a batch would have drained it, launches and all, mid-reset.
+        Outside a batch of reports (a launch, a rerun) nothing sends it: the nudge does."""
         self._pending.append((task_run_id, RESET, {}, None, time.time()))
+        if not self._nudge_asked:
+            self._nudge_asked = True
+            self._inbox.nudge()
 
     def _send(self) -> None:
         """At the end of a batch of reports that applied calls, under the run's lock

@@ -184,10 +184,12 @@ class ViewGraph:
             run.traceback = event.traceback
         if event.worker:
             run.worker = event.worker
-        if event.state is State.RUNNING and run.start is None:
+        if event.state is State.RUNNING:
+            # Each attempt's start, as the engine and the store keep it: a retried task run's
+            # duration and timeline bar are its last attempt's (the first's took in the
+            # failed attempts, a rerun's the time between the runs).
             run.start = event.time
-        if event.state.is_final:
-            run.end = event.time
+        run.end = event.time if event.state.is_final else None  # a rerun opens it again
         changes.states = changes.header = True
         changes.nodes.add(node.id)
         changes.task_runs.add(run.id)
