@@ -225,3 +225,41 @@ def test_bytes_labloom_did_not_write_are_a_clear_error_naming_the_row(
         assert [call[0] for call in calls] == ["a"]
         with pytest.raises(StoreDataError, match=rf"row {bad} of experiment_values .*{why}"):
             store_experiments.read_logged(store, RUN, cursor)
+
+
+def test_a_curve_from_the_store_holds_each_task_runs_points_since_its_last_start_over(
+    store_backend: str,
+) -> None:
+    """``metric_points`` reads a start over (``experiments.RESET``) in any row, also one
+    holding no point of the metric, and takes the task run's points before it back, from the
+    points and from the total; ``limit`` counts current points only (the same points, in the
+    same order, as filtering them out at each start over did)."""
+    import random
+
+    chance = random.Random(36)
+    with open_store() as store:
+        calls: list[tuple[Any, ...]] = []
+        for at in range(400):
+            task_run_id = f"r.{chance.randrange(5)}"
+            if chance.random() < 0.08:
+                call: tuple[Any, ...] = (task_run_id, "reset", {}, None)
+            elif chance.random() < 0.2:
+                call = (task_run_id, "metric", {"other": 1.0}, at)  # a row without "loss"
+            else:
+                call = (task_run_id, "metric", {"loss": float(at)}, at)
+            calls.append(call)
+            _insert(store, call)
+        for limit in (20_000, 25):
+            expected: list[tuple[str, float]] = []
+            counts: dict[str, int] = {}
+            for task_run_id, kind, values, _step in calls:
+                if kind == "reset":
+                    expected = [point for point in expected if point[0] != task_run_id]
+                    counts.pop(task_run_id, None)
+                elif "loss" in values:
+                    counts[task_run_id] = counts.get(task_run_id, 0) + 1
+                    if len(expected) < limit:
+                        expected.append((task_run_id, values["loss"]))
+            points, total = store_experiments.metric_points(store, RUN, "loss", limit=limit)
+            assert [(p["task_run_id"], p["value"]) for p in points] == expected
+            assert total == sum(counts.values())

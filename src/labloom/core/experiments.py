@@ -11,9 +11,9 @@ and inf, which JSON cannot hold, become the strings "NaN", "Infinity" and "-Infi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 # One logging call: (task_run_id, kind, {name: value}, step, time), in the order logged.
 Logged = tuple[str, str, dict[str, Any], "int | None", float]
@@ -96,6 +96,52 @@ def collect(run_id: str, logged: Iterable[Logged],
             for name, value in values.items():
                 row.add(kind, name, value, step)
     return rows
+
+
+Point = TypeVar("Point")
+
+
+class CurvePoints(Generic[Point]):
+    """Curve points in the order logged, each task run's since it last started over
+    (``RESET``): a start over leaves the task run's points so far in place, stale, skipped
+    when read and dropped all at once when they are half of the list. Dropping them at each
+    start over was a pass over every point: 0.9 s of CPU for 200 retries among 200,000 points
+    (the cell's view, under its lock), growing as their product. ``task_run_of``: a point's
+    task run id."""
+
+    def __init__(self, task_run_of: Callable[[Point], str]) -> None:
+        self._items: list[Point] = []
+        self._task_run_of = task_run_of
+        self._live: dict[str, int] = {}  # how many points of each task run are current
+        self._live_from: dict[str, int] = {}  # a task run's points before this index: stale
+        self._stale = 0
+
+    def add(self, task_run_id: str, point: Point) -> None:
+        self._items.append(point)
+        self._live[task_run_id] = self._live.get(task_run_id, 0) + 1
+
+    def forget(self, task_run_id: str) -> None:
+        """``task_run_id`` starts over: its points so far are stale."""
+        stale = self._live.pop(task_run_id, 0)
+        if not stale:
+            return
+        self._live_from[task_run_id] = len(self._items)
+        self._stale += stale
+        if self._stale * 2 > len(self._items):
+            self._items = list(self)
+            self._live_from.clear()
+            self._stale = 0
+
+    def __len__(self) -> int:
+        """The points that are current."""
+        return len(self._items) - self._stale
+
+    def __iter__(self) -> Iterator[Point]:
+        live_from, task_run_of = self._live_from, self._task_run_of
+        if not live_from:
+            return iter(self._items)
+        return (point for at, point in enumerate(self._items)
+                if at >= live_from.get(task_run_of(point), 0))
 
 
 _TYPES = {bool: "bool", int: "number", float: "number", str: "string"}
@@ -230,5 +276,5 @@ def frame(rows: Sequence[Experiment]) -> Any:
     return pandas.DataFrame.from_records(records, columns=header)
 
 
-__all__ = ["RESET", "Experiment", "answer", "answer_of", "collect", "columns", "frame", "jsonable",
-           "order", "page", "record"]
+__all__ = ["RESET", "CurvePoints", "Experiment", "answer", "answer_of", "collect", "columns",
+           "frame", "jsonable", "order", "page", "record"]

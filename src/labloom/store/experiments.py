@@ -190,9 +190,9 @@ def metric_points(store: RunStore, run_id: str, metric: str,
     # a task run's start over (``ex.RESET``) is read too.
     text_key, packed_key = json.dumps(metric), metric.encode("utf-8", "surrogatepass")
     reset_text, reset_packed = json.dumps(ex.RESET), ex.RESET.encode()
-    points: list[dict[str, Any]] = []
+    points: ex.CurvePoints[dict[str, Any]] = ex.CurvePoints(operator.itemgetter("task_run_id"))
     total = 0
-    counted: dict[str, int] = {}  # points by task run, to take back at its start over
+    counted: dict[str, int] = {}  # points by task run (kept or not), taken back at a start over
     for row in store.conn.execute(
         f"{_ROWS} AND kind IN ('metric', 'calls', 'packed') ORDER BY id", (run_id,)
     ):
@@ -204,9 +204,9 @@ def metric_points(store: RunStore, run_id: str, metric: str,
         elif text_key not in data and reset_text not in data:
             continue
         for task_run_id, kind, values, step, when in calls_of(*row):
-            if kind == ex.RESET and counted.get(task_run_id):
-                total -= counted.pop(task_run_id)
-                points = [point for point in points if point["task_run_id"] != task_run_id]
+            if kind == ex.RESET:
+                total -= counted.pop(task_run_id, 0)
+                points.forget(task_run_id)
                 continue
             if (kind != "metric" or metric not in values
                     or (wanted is not None and task_run_id not in wanted)):
@@ -214,15 +214,16 @@ def metric_points(store: RunStore, run_id: str, metric: str,
             total += 1
             counted[task_run_id] = counted.get(task_run_id, 0) + 1
             if len(points) < limit:
-                points.append({"task_run_id": task_run_id, "step": step,
-                               "value": values[metric], "time": when})
-    if points:
-        rows = {p["task_run_id"]: ex.Experiment(run_id, p["task_run_id"]) for p in points}
+                points.add(task_run_id, {"task_run_id": task_run_id, "step": step,
+                                         "value": values[metric], "time": when})
+    kept = list(points)
+    if kept:
+        rows = {p["task_run_id"]: ex.Experiment(run_id, p["task_run_id"]) for p in kept}
         fill(store, run_id, rows)
-        for point in points:
+        for point in kept:
             row = rows[point["task_run_id"]]
             point.update(task=row.task, map_index=row.map_index, state=row.state)
-    return points, total
+    return kept, total
 
 
 def run_experiments(store: RunStore, run_id: str) -> list[ex.Experiment]:
