@@ -32,6 +32,28 @@ def _wait_for_file(path: Path, seconds: float = 20) -> None:
         time.sleep(0.01)
 
 
+def _answers(view: RunView, sent: list[dict[str, Any]],
+             *questions: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cell's view's answers to ``questions`` (what it sends to ``sent``), asked once its
+    run has ended."""
+    deadline = time.monotonic() + 10
+    while not view.read(lambda g: g.state.is_final) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sent.clear()
+    for question in questions:
+        view.handle(question)
+    deadline = time.monotonic() + 10
+    while len(sent) < len(questions) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return list(sent)
+
+
+def _view_rows(view: RunView, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cell's Experiments view's rows, once its run has ended."""
+    [page] = _answers(view, sent, {"event": "experiments", "node": None, "limit": 10, "req": "e"})
+    return list(page["rows"])
+
+
 def test_a_timed_out_attempt_logging_late_does_not_overwrite_its_retry_values(
     any_executor: Any, tmp_path: Path
 ) -> None:
@@ -172,15 +194,9 @@ def test_a_rerun_forgets_what_its_failed_children_logged(tmp_path: Path) -> None
     view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
     view.start()
     try:
-        deadline = time.monotonic() + 10
-        while not view.read(lambda g: g.state.is_final) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        view.handle({"event": "curves", "node": None, "metric": "loss", "req": "c"})
-        view.handle({"event": "experiments", "node": None, "limit": 10, "req": "e"})
-        deadline = time.monotonic() + 10
-        while len(sent) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        curves, page = sent
+        curves, page = _answers(view, sent,
+                                {"event": "curves", "node": None, "metric": "loss", "req": "c"},
+                                {"event": "experiments", "node": None, "limit": 10, "req": "e"})
         assert curves["total"] == 3 and sorted(p["value"] for p in curves["points"]) == [0, 1, 2]
         assert page["total"] == 3
         assert sorted(r["metrics"]["loss"] for r in page["rows"]) == [0.0, 1.0, 2.0]
@@ -321,20 +337,6 @@ def test_a_task_run_waiting_to_retry_or_cancelled_meanwhile_keeps_its_last_attem
     assert run.tasks[0].state.value == "Cancelled"
     for rows in (run.experiments(), labloom.experiments(run=run.id)):
         assert [(row["state"], row["auc"]) for row in rows] == [("Cancelled", 0.1)]
-
-
-def _view_rows(view: RunView, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The cell's Experiments view's rows, once its run has ended."""
-    deadline = time.monotonic() + 10
-    while not view.read(lambda g: g.state.is_final) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    sent.clear()
-    view.handle({"event": "experiments", "node": None, "limit": 10, "req": "e"})
-    deadline = time.monotonic() + 10
-    while not sent and time.monotonic() < deadline:
-        time.sleep(0.02)
-    [page] = sent
-    return list(page["rows"])
 
 
 def test_the_cells_view_watching_a_retry_and_a_rerun_gives_the_last_attempts_duration(
