@@ -101,7 +101,7 @@ def main() -> None:
     executor = DaskExecutor(client=client)
     sweep.run(size=4, executor=executor).result()  # warm up: workers import scikit-learn
     settle(client)
-    raws, times, corrected = [], [], []
+    raws, times, corrected, compute_ratios = [], [], [], []
     for round_ in range(args.rounds):
         # Alternate which side goes first: a round's second half may find the machine warmer
         # (or busier) than its first.
@@ -136,6 +136,7 @@ def main() -> None:
             settle(client)
         raw, lab = sides_seen["raw"], sides_seen["labloom"]  # this round's
         corrected.append(at_raw_speed(lab, raw, WORKERS) / raw["wall"])
+        compute_ratios.append(lab["experiments"] / raw["experiments"])
         print(f"  round {round_ + 1} ({sides[0]} first): raw Dask {raw['wall']:.1f}s, labloom "
               f"{lab['wall']:.1f}s, ratio {lab['wall'] / raw['wall']:.3f}; this process's CPU "
               f"(the scheduler, and labloom's engine) raw {raw['cpu']:.1f}s, labloom "
@@ -156,6 +157,12 @@ def main() -> None:
           f"{raw_best['auc']:.4f}, labloom {ours['auc']:.4f}, same: {raw_best['auc'] == ours['auc']}")
     print(f"at raw Dask's experiment speed (the machine's drift between sides taken out): median "
           f"{statistics.median(corrected):.3f}, rounds {', '.join(f'{c:.3f}' for c in corrected)}")
+    # The correction is fair only if the experiments' speed differs between sides by drift:
+    # labloom slowing the experiments themselves (a busy thread beside them on the worker)
+    # would show as this ratio above 1 in every round, whichever side went first.
+    print("labloom's experiments' compute / raw Dask's, by round: "
+          f"{', '.join(f'{c:.3f}' for c in compute_ratios)} (above 1 in every round would be "
+          "labloom's cost, hidden by the figure above)")
     workers = WORKERS
     if args.no_sequential:
         client.close()
