@@ -61,7 +61,8 @@ class TaskCall:
                 sink.task_log(self.run_id, task_run_id, level, when, text)
 
         ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line,
-                          echo=self.echo, add_call=getattr(sink, "add_call", None))
+                          echo=self.echo, add_call=getattr(sink, "add_call", None),
+                          attempt=self.attempt)
         with capturing(), task_context(ctx):
             if self.record is not None:
                 self.record.before(args, kwargs)

@@ -1,0 +1,169 @@
+"""Each logging call carries its attempt, and a call of an attempt that is no longer its task
+run's is dropped where calls are applied (issue 19, session 37): the last windows the start
+over's reset left open (a given-up thread that read the real ``add_call`` just before its swap,
+a Dask worker's call in flight as the retry starts) land after the reset and no longer show as
+the new attempt's. With that, a task run that logged nothing starts over without a reset."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import labloom
+from labloom import flow, log_metrics, task
+from labloom.core.experiments import RESET
+from labloom.core.logs import current_task
+from labloom.store import experiments as store_experiments
+from labloom.store import open_store
+
+
+@pytest.fixture(autouse=True)
+def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows as the list of dicts labloom gives without pandas, installed here or not."""
+    monkeypatch.setitem(sys.modules, "pandas", None)
+
+
+def _wait_for(done: Any, what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"{what} never came"
+        time.sleep(0.01)
+
+
+def _stored_resets(run_id: str) -> list[str]:
+    """The task run ids of the run's stored calls of kind reset."""
+    with open_store() as store:
+        logged, _cursor, _more = store_experiments.read_logged(store, run_id)
+    return [task_run_id for task_run_id, kind, *_ in logged if kind == RESET]
+
+
+def test_a_given_up_thread_that_read_add_call_before_its_swap_does_not_log_into_the_retry(
+    executor: str,
+) -> None:
+    """The swap of a timed-out attempt's ``add_call`` for a dropper misses a thread that read
+    the real one a few bytecodes before: held there (an event) until the retry logged and
+    its reset went out, its call landed after the reset, and the row read the given-up
+    attempt's auc 0.1 in place of the retry's 0.9, live and stored."""
+    go, landed = threading.Event(), threading.Event()
+    attempts: list[int] = []
+
+    @task(timeout=0.5, retries=1, retry_delay=0)
+    def train() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            ctx = current_task()
+            assert ctx is not None and ctx.add_call is not None
+            real = ctx.add_call
+
+            def read_before_the_swap(call: tuple[Any, ...]) -> None:
+                go.wait(20)  # given up meanwhile: the swap comes too late for this call
+                real(call)
+                landed.set()
+
+            ctx.add_call = read_before_the_swap
+            log_metrics(auc=0.1)
+            return
+        log_metrics(auc=0.9)
+        go.set()
+        assert landed.wait(20)  # the stale call is in before this attempt's end
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor=executor)
+    assert run.state.value == "Completed" and len(attempts) == 2
+    assert [row["auc"] for row in run.experiments()] == [0.9]
+    assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
+
+
+def test_a_dask_workers_call_of_attempt_1_delivered_after_attempt_2_started_is_dropped(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    """A worker's message is forwarded by the scheduler, on its own time: a call of attempt 1
+    delivered once attempt 2 runs and logged (sent here on the run's own topic, as a worker
+    sends it) was kept as attempt 2's and its auc 0.1 won."""
+    from distributed import Client
+
+    from labloom import DaskExecutor
+    from labloom.executors.dask_events import topic
+
+    first, go, landed = tmp_path / "first", tmp_path / "go", tmp_path / "landed"
+
+    @task(retries=1, retry_delay=0)
+    def train() -> None:
+        if not first.exists():
+            first.touch()
+            raise ValueError("diverged")
+        log_metrics(auc=0.9)
+        go.touch()
+        _wait_for(landed.exists, "landed")
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor=DaskExecutor(cluster=dask_cluster), background=True)
+    _wait_for(go.exists, "attempt 2")
+    [tr] = run.tasks
+    assert tr.attempts == 2
+    _wait_for(lambda: [row.get("auc") for row in run.experiments()] == [0.9], "attempt 2's auc")
+    with Client(dask_cluster, set_as_default=False) as client:
+        now = time.time()
+        client.log_event(topic(run.id), [
+            ["v", tr.id, now, "metric", {"auc": 0.1}, None, 1],
+            ["l", tr.id, logging.INFO, now, "attempt 1's call delivered"],  # applied after it
+        ])
+        _wait_for(lambda: any("delivered" in line.text for line in run.logs("train")),
+                  "the late call")
+    landed.touch()
+    run.wait()
+    assert run.state.value == "Completed"
+    assert [row["auc"] for row in run.experiments()] == [0.9]
+    assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
+
+
+def test_a_retry_or_rerun_of_a_task_run_that_logged_nothing_stores_no_reset(
+    executor: str, tmp_path: Path
+) -> None:
+    """A start over sends a reset only for a task run whose calls went out: most retried
+    task runs of a flow log nothing, and each one's reset was a call stored and sent to every
+    view. One that logged still forgets what it logged (retried, then rerun)."""
+    ledger = tmp_path / "ledger"
+
+    def fails_first(times: int) -> None:
+        with open(ledger, "a") as out:
+            out.write("x")
+        if ledger.stat().st_size <= times:
+            raise ValueError("not yet")
+
+    @task(retries=1, retry_delay=0)
+    def quiet(i: int) -> None:
+        if i == 0:
+            fails_first(2)  # both attempts fail: the rerun starts it over again
+
+    @task(retries=1, retry_delay=0)
+    def loud(_: Any) -> None:
+        log_metrics(auc=0.1 if not (tmp_path / "loud").exists() else 0.9)
+        if not (tmp_path / "loud").exists():
+            (tmp_path / "loud").touch()
+            raise ValueError("diverged")
+
+    @flow
+    def sweep() -> None:
+        loud(quiet.map(range(3)))
+
+    run = sweep.run(executor=executor)
+    assert run.state.value == "Failed"
+    assert _stored_resets(run.id) == []
+    assert run.retry().state.value == "Completed"
+    [loud_run] = [tr for tr in run.tasks if tr.name == "loud"]
+    assert _stored_resets(run.id) == [loud_run.id]  # its retry; the rerun's quiet one: none
+    for rows in (run.experiments(), labloom.experiments(run=run.id)):
+        assert [(row["task"], row["auc"]) for row in rows] == [("loud", 0.9)]
