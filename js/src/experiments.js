@@ -81,7 +81,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   const table = createTable(tableBox, sortBy, (row) => { if (!row.group) onPick(row); });
 
   function fresh() {
-    return { mode: "local", total: 0, rows: [], columns: [], steps: [], version: null,
+    // steps: the metrics with curve points (the cell says; the store's answers do not: null)
+    return { mode: "local", total: 0, rows: [], columns: [], steps: null, version: null,
       positions: new Map(), asking: new Set(), bestRow: null, error: "" };
   }
 
@@ -127,7 +128,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       if (first.partial) {
         // A run the server has not read whole yet: the rows read so far (sorted as asked)
         // drawn at once, the complete answer on the next tick (docs/rest-api.md).
-        data = { ...fresh(), total: first.total, columns: first.columns, steps: [], partial: true,
+        data = { ...fresh(), total: first.total, columns: first.columns, partial: true,
           rows: first.rows, mode: "server" };
         first.rows.forEach((row, i) => data.positions.set(i, row));
         stamp++;
@@ -136,7 +137,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         draw();
         return;
       }
-      const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || [],
+      const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || null,
         version: first.version ?? null, filtered: asked,
         mode: first.total <= LOCAL_MAX && !asked ? "local" : "server" };
       if (got.mode === "server" && ui.filter.trim() && !asked) again = true; // a kept filter: ask the server
@@ -272,7 +273,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
 
   let controlsFor = "";
   function controls(all) {
-    const key = JSON.stringify(all.map((c) => c.id));
+    const key = JSON.stringify([all.map((c) => c.id), ui.chart, data.steps]);
     if (key === controlsFor) return;
     controlsFor = key;
     const params = all.filter((c) => c.kind === "param");
@@ -280,7 +281,12 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
     // By default a final score (auc) rather than a curve's last point or a loss (the store's
     // answers do not say which metrics had steps): what a sweep is mostly judged by.
-    const final = metrics.filter((c) => !data.steps.includes(c.name));
+    const steps = data.steps || [];
+    const final = metrics.filter((c) => !steps.includes(c.name));
+    // Step curves of the metrics that have points, where the answers say which: one only a
+    // forgotten attempt logged (a retry, a rerun) has none, and drew nothing.
+    const curved = data.steps ? metrics.filter((c) => steps.includes(c.name)) : metrics;
+    ui.curve = pick(ui.curve, curved);
     ui.best = pick(ui.best, final.filter((c) => !LOWER_IS_BETTER.test(c.name)).concat(final, metrics));
     if (ui.best && !bestMetric.dataset.touched) ui.lowest = LOWER_IS_BETTER.test(ui.best);
     ui.x = pick(ui.x, axes.filter((c) => c.type === "number").concat(axes));
@@ -293,7 +299,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     fill(bestMetric, metrics, ui.best);
     bestDir.value = ui.lowest ? "lowest" : "highest";
     fill(xSel, axes, ui.x);
-    fill(ySel, metrics, ui.y);
+    if (ui.chart === "curves") fill(ySel, curved, ui.curve);
+    else fill(ySel, metrics, ui.y);
     fill(bySel, params, ui.by, "none");
     groupBox.replaceChildren(...params.map((c) => {
       const label = h("label", { class: "labloom-exp-group-key" });
@@ -310,12 +317,15 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
 
   function drawChart(rows, all, cols, bestRow) {
     const find = (id) => all.find((c) => c.id === id) || null;
-    const x = find(ui.x), y = find(ui.y), by = find(ui.by);
-    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.by, ui.filter, ui.best, ui.lowest, ui.vary, rows.length, chartBox.clientWidth]);
+    const x = find(ui.x), y = find(ui.chart === "curves" ? ui.curve : ui.y), by = find(ui.by);
+    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.curve, ui.by, ui.filter, ui.best, ui.lowest, ui.vary, rows.length, chartBox.clientWidth]);
     if (key === shownChart) return;
     shownChart = key;
     chartBox.setAttribute("data-chart", ui.chart);
     const say = (words) => chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" }, words));
+    if (!y && rows.length && ui.chart === "curves") {
+      return say('No step points yet: log_metric("loss", value, step=n) draws curves.');
+    }
     if (!y || !rows.length) return say("Nothing to chart yet: no metric logged.");
     if (ui.chart === "scatter") {
       if (!x) return say("Nothing to chart against: no param logged.");
@@ -331,7 +341,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
 
   async function drawCurves(rows, y, by, bestRow, key) {
     const metric = y.name;
-    if (!data.steps.includes(metric) && data.steps.length) {
+    if (data.steps && data.steps.length && !data.steps.includes(metric)) {
       chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" },
         `${metric} was not logged with a step; metrics with steps: ${data.steps.join(", ")}`));
       return;
@@ -372,7 +382,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   });
   on(kind, "change", () => { ui.chart = kind.value; });
   on(xSel, "change", () => { ui.x = xSel.value; });
-  on(ySel, "change", () => { ui.y = ySel.value; });
+  on(ySel, "change", () => { ui[ui.chart === "curves" ? "curve" : "y"] = ySel.value; });
   on(bySel, "change", () => { ui.by = bySel.value; });
   close.addEventListener("click", () => api.close());
   model.on("msg:custom", onMessage);
