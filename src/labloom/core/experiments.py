@@ -18,8 +18,9 @@ from typing import Any, Generic, TypeVar
 # One logging call: (task_run_id, kind, {name: value}, step, time), in the order logged.
 Logged = tuple[str, str, dict[str, Any], "int | None", float]
 
-# The kind of a call the engine adds (no values) when a task run starts over, a retry of a
-# failed attempt or a rerun (``FlowRun.retry``): what it logged before is not its result's.
+# The kind of a call the engine adds (no values) when a task run that logged starts over, a
+# retry of a failed attempt or a rerun (``FlowRun.retry``): what it logged before is not its
+# result's (a task run that logged nothing needs none: ``sinks.ExecutorSink.forget_values``).
 # Every reader folds the calls in order and drops that task run's row and curve points there,
 # so a completed task run shows its last attempt's values, never a failed one's (a curve's
 # step 5 of a first attempt that ran out of memory outranked the retry's steps 0-2).
