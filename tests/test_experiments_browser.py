@@ -79,10 +79,8 @@ RECORD_DRAWINGS = """(selector) => {
 }"""
 
 
-def check_view(page: Any, host: Any, view: Any, curves: list[str] | None = None) -> None:
-    """What both hosts show for the sweep: 12 rows, one failed; `host` holds the DAG panel.
-    ``curves``: the metrics the step curves offer, where the answers say which have points
-    (the cell's)."""
+def check_view(page: Any, host: Any, view: Any) -> None:
+    """What both hosts show for the sweep: 12 rows, one failed; `host` holds the DAG panel."""
     rows = view.locator(".labloom-exp-row[data-task-run-id]")
     wait_or_shot(page, rows.nth(11), "failed-experiments", timeout=30)
     assert rows.count() == 12
@@ -127,9 +125,9 @@ def check_view(page: Any, host: Any, view: Any, curves: list[str] | None = None)
 
     # Step curves of loss (one line per row) and parallel coordinates.
     view.locator("select.labloom-exp-chart-kind").select_option("curves")
+    # Only loss has points: not score, nor auc, whose only points a forgotten attempt logged.
     offered = view.locator("select.labloom-exp-y option")
-    if curves is not None:  # not score nor auc: auc's only points were a forgotten attempt's
-        assert [o.get_attribute("value") for o in offered.all()] == curves
+    assert [o.get_attribute("value") for o in offered.all()] == ["metrics.loss"]
     view.locator("select.labloom-exp-y").select_option("metrics.loss")
     lines = view.locator(".labloom-exp-chart[data-chart='curves'] svg g[aria-label='line'] path")
     lines.nth(11).wait_for(timeout=10_000)
@@ -163,7 +161,7 @@ def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
     assert widget.get_attribute("data-state") == "Running"  # live: eleven rows so far
     gate.touch()
     in_state(page, widget, "Failed").wait_for(timeout=90_000)
-    check_view(page, widget, view, curves=["metrics.loss"])
+    check_view(page, widget, view)
     shot(page, "cell-experiments", page.locator(".jp-CodeCell").nth(2))
 
 

@@ -167,3 +167,65 @@ def test_a_retry_or_rerun_of_a_task_run_that_logged_nothing_stores_no_reset(
     assert _stored_resets(run.id) == [loud_run.id]  # its retry; the rerun's quiet one: none
     for rows in (run.experiments(), labloom.experiments(run=run.id)):
         assert [(row["task"], row["auc"]) for row in rows] == [("loud", 0.9)]
+
+
+def test_the_columns_mark_the_metrics_with_curve_points_in_the_cell_and_from_the_store(
+    store_backend: str,
+) -> None:
+    """The step curves' selector lists the metrics the columns mark (``"steps": true``):
+    those with points since their task run last started over. grad and auc, whose only points
+    a failed attempt logged, are not marked (grad is gone; auc is its retry's final value),
+    loss is, also when its last value came without a step; alike in the cell's answer, from
+    the server's rows of a run and from the run's snapshot."""
+    from labloom.notebook.widget.view import RunView
+    from labloom.server_extension import experiment_rows
+    from labloom.store import experiment_snapshot as snap
+
+    attempts: list[int] = []
+
+    @task(retries=1, retry_delay=0)
+    def train() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            for step in range(3):
+                log_metrics(grad=1.0, auc=0.1, step=step)
+            raise ValueError("diverged")
+        for step in range(3):
+            log_metrics(loss=1.0 - step / 10, step=step)
+        log_metrics(loss=0.5, auc=0.9)
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor="threads")
+    assert run.state.value == "Completed"
+
+    def marked(columns: list[dict[str, Any]]) -> dict[str, bool]:
+        return {c["name"]: c.get("steps", False) for c in columns if c["kind"] == "metric"}
+
+    wanted = {"loss": True, "auc": False}
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
+    view.start()
+    try:
+        view.handle({"event": "experiments", "node": None, "limit": 10, "req": "e"})
+        _wait_for(lambda: any(m.get("req") == "e" for m in sent), "the cell's answer")
+        [answer] = [m for m in sent if m.get("req") == "e"]
+        assert marked(answer["columns"]) == wanted and answer["steps"] == ["loss"]
+    finally:
+        view.close()
+    pages = experiment_rows.ExperimentRows()
+    with open_store() as store:
+        deadline = time.monotonic() + 30
+        while not (found := store.matching_runs(run.id)) or found[0].state != "Completed":
+            assert time.monotonic() < deadline, "the store never had the run's end"
+            time.sleep(0.05)
+        now = lambda fn, *args: fn(store, *args)  # noqa: E731  (the pool's work, at once)
+        assert marked(pages.page(store, found[0], None, False, 10, 0, later=now)["columns"]) \
+            == wanted
+        meta = snap.read_meta(store, run.id)
+        assert meta is not None and marked(meta.columns) == wanted
+        fresh = experiment_rows.ExperimentRows()
+        assert marked(fresh.page(store, found[0], None, False, 10, 0, later=now)["columns"]) \
+            == wanted

@@ -81,8 +81,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   const table = createTable(tableBox, sortBy, (row) => { if (!row.group) onPick(row); });
 
   function fresh() {
-    // steps: the metrics with curve points (the cell says; the store's answers do not: null)
-    return { mode: "local", total: 0, rows: [], columns: [], steps: null, version: null,
+    return { mode: "local", total: 0, rows: [], columns: [], steps: [], version: null,
       positions: new Map(), asking: new Set(), bestRow: null, error: "" };
   }
 
@@ -128,7 +127,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       if (first.partial) {
         // A run the server has not read whole yet: the rows read so far (sorted as asked)
         // drawn at once, the complete answer on the next tick (docs/rest-api.md).
-        data = { ...fresh(), total: first.total, columns: first.columns, partial: true,
+        data = { ...fresh(), total: first.total, columns: first.columns, steps: [], partial: true,
           rows: first.rows, mode: "server" };
         first.rows.forEach((row, i) => data.positions.set(i, row));
         stamp++;
@@ -137,7 +136,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         draw();
         return;
       }
-      const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || null,
+      const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || [],
         version: first.version ?? null, filtered: asked,
         mode: first.total <= LOCAL_MAX && !asked ? "local" : "server" };
       if (got.mode === "server" && ui.filter.trim() && !asked) again = true; // a kept filter: ask the server
@@ -273,7 +272,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
 
   let controlsFor = "";
   function controls(all) {
-    const key = JSON.stringify([all.map((c) => c.id), ui.chart, data.steps]);
+    const key = JSON.stringify([all.map((c) => c.id + (c.steps ? "~" : "")), ui.chart, data.steps]);
     if (key === controlsFor) return;
     controlsFor = key;
     const params = all.filter((c) => c.kind === "param");
@@ -281,11 +280,12 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
     // By default a final score (auc) rather than a curve's last point or a loss (the store's
     // answers do not say which metrics had steps): what a sweep is mostly judged by.
-    const steps = data.steps || [];
-    const final = metrics.filter((c) => !steps.includes(c.name));
-    // Step curves of the metrics that have points, where the answers say which: one only a
-    // forgotten attempt logged (a retry, a rerun) has none, and drew nothing.
-    const curved = data.steps ? metrics.filter((c) => steps.includes(c.name)) : metrics;
+    const final = metrics.filter((c) => !data.steps.includes(c.name));
+    // Step curves of the metrics that have points (the columns say so): one only a forgotten
+    // attempt logged (a retry, a rerun) has none, and drew nothing. None marked (a run
+    // without curves, a snapshot an older labloom wrote): every metric, as before.
+    const marked = metrics.filter((c) => c.steps);
+    const curved = marked.length ? marked : metrics;
     ui.curve = pick(ui.curve, curved);
     ui.best = pick(ui.best, final.filter((c) => !LOWER_IS_BETTER.test(c.name)).concat(final, metrics));
     if (ui.best && !bestMetric.dataset.touched) ui.lowest = LOWER_IS_BETTER.test(ui.best);
@@ -341,7 +341,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
 
   async function drawCurves(rows, y, by, bestRow, key) {
     const metric = y.name;
-    if (data.steps && data.steps.length && !data.steps.includes(metric)) {
+    if (!data.steps.includes(metric) && data.steps.length) {
       chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" },
         `${metric} was not logged with a step; metrics with steps: ${data.steps.join(", ")}`));
       return;

@@ -41,7 +41,8 @@ class Experiment:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     # Steps of the metric values kept (the curve's last point), to pick the highest; made
-    # by the first value logged with a step.
+    # by the first value logged with a step. None: the name has no point (never logged with
+    # a step); -1: its last value had no step, after points (``curved``).
     _steps: dict[str, int | None] | None = field(default=None, repr=False)
 
     def add(self, kind: str, name: str, value: Any, step: int | None) -> None:
@@ -54,10 +55,12 @@ class Experiment:
             if kept is not None and step < kept:
                 return  # an earlier point of the curve, logged late
         self.metrics[name] = value
-        if step is not None or steps:
+        if step is not None:
             if steps is None:
                 steps = self._steps = {}
             steps[name] = step
+        elif steps:  # outranked by any later point, as None is; -1 keeps that it has points
+            steps[name] = None if steps.get(name) is None else -1
 
     def get(self, column: str) -> Any:
         """A column's value: a fixed column, ``params.x``, ``metrics.x``, or a bare name
@@ -149,9 +152,10 @@ class CurvePoints(Generic[Point]):
 _TYPES = {bool: "bool", int: "number", float: "number", str: "string"}
 
 
-def columns(rows: Sequence[Experiment]) -> list[dict[str, str]]:
+def columns(rows: Sequence[Experiment]) -> list[dict[str, Any]]:
     """The params and metrics the rows hold, each once, with the type of its values
-    ("number", "bool", "string"; "mixed" when they differ): a table's or chart's header."""
+    ("number", "bool", "string"; "mixed" when they differ): a table's or chart's header. A
+    metric with curve points has ``"steps": True``."""
     seen: dict[tuple[str, str], str] = {}
     types = _TYPES
     for row in rows:
@@ -163,8 +167,21 @@ def columns(rows: Sequence[Experiment]) -> list[dict[str, str]]:
                 if before == kind_of or (kind_of == "none" and before is not None):
                     continue
                 seen[key] = kind_of if before in (None, "none") else "mixed"
-    return [{"kind": kind, "name": name, "type": type_}
+    curved = _curved(rows)
+    return [{"kind": kind, "name": name, "type": type_,
+             **({"steps": True} if kind == "metric" and name in curved else {})}
             for (kind, name), type_ in sorted(seen.items(), key=lambda item: item[0][0] != "param")]
+
+
+def _curved(rows: Sequence[Experiment]) -> set[str]:
+    """The metrics some row has curve points of (logged with a step, since its task run last
+    started over): the ones a step-curve chart can draw."""
+    curved: set[str] = set()
+    for row in rows:
+        steps = row._steps
+        if steps:
+            curved.update(name for name, step in steps.items() if step is not None)
+    return curved
 
 
 def _type_of(value: Any) -> str | None:
