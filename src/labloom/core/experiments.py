@@ -40,10 +40,10 @@ class Experiment:
     duration: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
-    # Steps of the metric values kept (the curve's last point), to pick the highest; made
-    # by the first value logged with a step. None: the name has no point (never logged with
-    # a step); -1: its last value had no step, after points (``curved``).
-    _steps: dict[str, int | None] | None = field(default=None, repr=False)
+    # Steps of the metric values kept (the curve's last point), to pick the highest, of the
+    # metrics with curve points (``_curved``); made by the first value logged with a step.
+    # -1: its last value had no step, after points.
+    _steps: dict[str, int] | None = field(default=None, repr=False)
 
     def add(self, kind: str, name: str, value: Any, step: int | None) -> None:
         if kind == "param":
@@ -59,8 +59,8 @@ class Experiment:
             if steps is None:
                 steps = self._steps = {}
             steps[name] = step
-        elif steps:  # outranked by any later point, as None is; -1 keeps that it has points
-            steps[name] = None if steps.get(name) is None else -1
+        elif steps and name in steps:  # outranked by any later point, as a name missing is
+            steps[name] = -1
 
     def get(self, column: str) -> Any:
         """A column's value: a fixed column, ``params.x``, ``metrics.x``, or a bare name
@@ -178,9 +178,8 @@ def _curved(rows: Sequence[Experiment]) -> set[str]:
     started over): the ones a step-curve chart can draw."""
     curved: set[str] = set()
     for row in rows:
-        steps = row._steps
-        if steps:
-            curved.update(name for name, step in steps.items() if step is not None)
+        if row._steps:
+            curved.update(row._steps)
     return curved
 
 
