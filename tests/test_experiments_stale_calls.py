@@ -229,3 +229,32 @@ def test_the_columns_mark_the_metrics_with_curve_points_in_the_cell_and_from_the
         fresh = experiment_rows.ExperimentRows()
         assert marked(fresh.page(store, found[0], None, False, 10, 0, later=now)["columns"]) \
             == wanted
+
+
+def test_a_rows_values_and_its_curved_metrics_follow_the_rule_for_any_order_of_points() -> None:
+    """``Experiment._steps`` keeps only the metrics with points (-1 after a stepless value of
+    one): each metric's value is still the one at its highest step, a stepless value
+    outranked by any later point, as when every stepless value wrote None there; and the
+    metrics marked curved are those logged with a step, for any order of calls."""
+    import random
+
+    from labloom.core import experiments as ex
+
+    chance = random.Random(37)
+    for _ in range(300):
+        row = ex.Experiment("r", "r.0")
+        expected: dict[str, Any] = {}
+        kept_step: dict[str, int | None] = {}  # the rule: None after a stepless value
+        stepped: set[str] = set()
+        for at in range(chance.randrange(1, 12)):
+            name = chance.choice("abc")
+            step = chance.choice([None, 0, 1, 2, 3])
+            row.add("metric", name, float(at), step)
+            kept = kept_step.get(name)
+            if step is not None and name in expected and kept is not None and step < kept:
+                continue  # an earlier point, logged late
+            expected[name], kept_step[name] = float(at), step
+            if step is not None:
+                stepped.add(name)
+        assert row.metrics == expected
+        assert ex._curved([row]) == stepped
