@@ -15,7 +15,7 @@
 import { aggText, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
-import { h, option, pick, seconds } from "./expcontrols.js";
+import { choose, h, option, seconds } from "./expcontrols.js";
 
 const PAGE = 1000;
 const LOCAL_MAX = 5000;
@@ -275,23 +275,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const key = JSON.stringify([all.map((c) => c.id + (c.steps ? "~" : "")), ui.chart, data.steps]);
     if (key === controlsFor) return;
     controlsFor = key;
-    const params = all.filter((c) => c.kind === "param");
-    const metrics = all.filter((c) => c.kind === "metric");
-    const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
-    // By default a final score (auc) rather than a curve's last point or a loss (the store's
-    // answers do not say which metrics had steps): what a sweep is mostly judged by.
-    const final = metrics.filter((c) => !data.steps.includes(c.name));
-    // Step curves of the metrics that have points (the columns say so): one only a forgotten
-    // attempt logged (a retry, a rerun) has none, and drew nothing. None marked (a run
-    // without curves, a snapshot an older labloom wrote): every metric, as before.
-    const marked = metrics.filter((c) => c.steps);
-    const curved = marked.length ? marked : metrics;
-    ui.curve = pick(ui.curve, curved);
-    ui.best = pick(ui.best, final.filter((c) => !LOWER_IS_BETTER.test(c.name)).concat(final, metrics));
+    const { params, metrics, axes, curved } = choose(ui, all, data.steps, LOWER_IS_BETTER);
     if (ui.best && !bestMetric.dataset.touched) ui.lowest = LOWER_IS_BETTER.test(ui.best);
-    ui.x = pick(ui.x, axes.filter((c) => c.type === "number").concat(axes));
-    ui.y = pick(ui.y, metrics.filter((c) => c.id === ui.best).concat(metrics));
-    ui.by = ui.by && all.some((c) => c.id === ui.by) ? ui.by : (params.find((c) => c.id !== ui.x) || { id: "" }).id;
     const fill = (sel, cols, value, none) => {
       sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, c.label)));
       sel.value = value || "";
