@@ -27,9 +27,10 @@ export function choose(ui, all, steps, lowerIsBetter) {
   const params = all.filter((c) => c.kind === "param");
   const metrics = all.filter((c) => c.kind === "metric");
   const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
-  // By default a final score (auc) rather than a curve's last point or a loss (the store's
-  // answers do not say which metrics had steps): what a sweep is mostly judged by.
-  const final = metrics.filter((c) => !steps.includes(c.name));
+  // By default a final score (auc) rather than a curve's last point or a loss: what a sweep
+  // is mostly judged by. A curve: marked on its column (the server's pages, the cell's) or
+  // named in the cell's `steps`.
+  const final = metrics.filter((c) => !c.steps && !steps.includes(c.name));
   // Step curves of the metrics that have points (the columns say so): one only a forgotten
   // attempt logged (a retry, a rerun) has none, and drew nothing. None marked (a run
   // without curves, a snapshot an older labloom wrote): every metric, as before.
