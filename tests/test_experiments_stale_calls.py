@@ -258,3 +258,38 @@ def test_a_rows_values_and_its_curved_metrics_follow_the_rule_for_any_order_of_p
                 stepped.add(name)
         assert row.metrics == expected
         assert ex._curved([row]) == stepped
+
+
+def test_a_cancelled_attempts_thread_logging_on_into_the_reruns_attempt_is_dropped() -> None:
+    """A cancel leaves a running task's thread running (Python cannot stop it), its context
+    still of attempt 1; ``run.retry()`` reruns the task run from attempt 1 again. The old
+    thread's call, made after the rerun's attempt logged, was of "the current attempt" and its
+    auc 0.1 replaced the rerun's 0.9, live and stored."""
+    running, go, landed = threading.Event(), threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    @task
+    def train() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            running.set()
+            go.wait(20)  # cancelled and rerun meanwhile: this thread runs on
+            log_metrics(auc=0.1)
+            landed.set()
+            return
+        log_metrics(auc=0.9)
+        go.set()
+        assert landed.wait(20)  # the stale call is in before the rerun's end
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor="threads", background=True)
+    assert running.wait(20)
+    run.cancel()
+    run.wait()
+    assert run.state.value == "Cancelled"
+    assert run.retry().state.value == "Completed" and len(calls) == 2
+    assert [row["auc"] for row in run.experiments()] == [0.9]
+    assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
