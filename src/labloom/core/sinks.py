@@ -65,7 +65,7 @@ class ExecutorSink:
         # call each.
         self._columns: tuple[list[Any], ...] = ([], [], [], [], [])
         # Calls applied since the last batch went out, a tuple each (task run id, kind,
-        # values, step, time, attempt), made columns once per batch of reports (``_send``).
+        # values, step, time, attempt, rerun), made columns once per batch of reports (``_send``).
         self._pending: list[tuple[Any, ...]] = []
         # Task runs started over so far (``forget_values``): until one has, every call is of
         # its task run's current attempt, and ``flush`` checks none.
@@ -157,8 +157,8 @@ class ExecutorSink:
         return self._batch().each()
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
-                    values: dict[str, Any], step: int | None, attempt: int | None = None
-                    ) -> None:
+                    values: dict[str, Any], step: int | None, attempt: int | None = None,
+                    rerun: int | None = None) -> None:
         # Through the run's inbox, as starts and ends are (``inbox.py``), applied in order
         # with the same thread's end of the task run, so never after it. Only appended: the
         # end that follows applies it (a log_metrics call per map child that took the run's
@@ -166,7 +166,7 @@ class ExecutorSink:
         # that applied the inbox itself, 1.1x). A task call in this process goes straight to
         # ``add_call`` (``experiment_values.record``); this is the way in of the Dask
         # workers' calls (``dask_events.Dispatcher``).
-        self.add_call((task_run_id, kind, values, step, when, attempt))
+        self.add_call((task_run_id, kind, values, step, when, attempt, rerun))
 
     def forget_values(self, task_run_id: str) -> None:
         """``task_run_id`` starts over (a retry, a rerun; under the run's lock, its attempt
@@ -190,7 +190,7 @@ class ExecutorSink:
         a batch would have drained it, launches and all, mid-reset. Outside a batch of
         reports (a launch, a rerun) nothing sends it: the nudge does. Its attempt None:
         ``flush`` keeps it whatever the task run's attempt is by then."""
-        self._pending.append((task_run_id, RESET, {}, None, time.time(), None))
+        self._pending.append((task_run_id, RESET, {}, None, time.time(), None, None))
         if not self._nudge_asked:
             self._nudge_asked = True
             self._inbox.nudge()
@@ -238,7 +238,7 @@ class ExecutorSink:
             if not pending:
                 return
         # Tuples, shared by the event and nobody else: the run's columns copy them.
-        ids, kinds, values, steps, times, _attempts = zip(*pending, strict=True)
+        ids, kinds, values, steps, times, _attempts, _reruns = zip(*pending, strict=True)
         pending.clear()
         if self._logged_ids is not None:
             self._logged_ids.update(ids)
@@ -258,12 +258,17 @@ class ExecutorSink:
         and showed as the new attempt's. Checked here, once per batch under the run's lock,
         not per call as applied (``add_call`` runs no Python frame under the lock). A call
         of an attempt superseded after it was applied goes too: the reset that follows it
-        would have dropped it in every reader."""
+        would have dropped it in every reader. A call of an earlier rerun (``FlowRun.retry``)
+        goes whatever its attempt: a thread that outlived its run (cancelled, given up),
+        whose attempt 1 is the rerun's attempt 1 too."""
         graph = self._engine.graph
+        reruns = self._engine.reruns
         kept = []
         for call in pending:
             attempt = call[5]
             if attempt is not None:
+                if call[6] is not None and call[6] != reruns:
+                    continue
                 tr = graph.get(call[0])
                 if tr is not None and tr.attempts != attempt:
                     continue
