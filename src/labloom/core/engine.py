@@ -65,10 +65,7 @@ class RunEngine:
         self.message = ""
         self.started: float | None = None
         self.ended: float | None = None
-        # Reruns so far (``retry``), carried by each task call launched since: a thread that
-        # outlived its run (cancelled, given up) is of an earlier one, and what it logs is not
-        # the rerun's, though its attempt count is the same (a rerun starts again at 1).
-        self.reruns = 0
+        self.reruns = 0  # ``retry`` calls so far (see ``sinks.SinkOwner.reruns``)
         self.metadata: dict[str, Any] = {}
         self._handle: weakref.ref[Any] | None = None  # the user's FlowRun, set by it
         self.lock = threading.RLock()

@@ -33,6 +33,10 @@ class SinkOwner(Protocol):
     id: str
     lock: threading.RLock
     ended: float | None  # set as the run finishes, under ``lock``; None again on a retry
+    # Reruns so far (``FlowRun.retry``), carried by each task call launched since: a thread
+    # that outlived its run (cancelled, given up) is of an earlier one, and what it logs is
+    # not the rerun's, though its attempt count is the same (a rerun starts again at 1).
+    reruns: int
     graph: TaskGraph
     logs: RunLogs
     results: ResultPlanner
