@@ -42,7 +42,7 @@ BOTH_BACKENDS = {
     "test_cli_history", "test_cli_db", "test_cache", "test_two_hosts", "test_team_access",
     "test_run_at_exit", "test_store_follow", "test_experiments_store", "test_server_launch",
     "test_experiments_pages", "test_experiments_snapshot", "test_limits_heads",
-    "test_experiments_format", "test_experiments_attempts",
+    "test_experiments_format", "test_experiments_attempts", "test_experiments_stale_calls",
 }
 
 

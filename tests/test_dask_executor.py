@@ -299,6 +299,31 @@ def test_retries_and_timeouts_apply_on_workers(executor, tmp_path):
     assert "timed out after 0.5s" in by_name["too_slow"].message
 
 
+
+@task
+def fails_once(marker: str, i: int) -> int:
+    if i == 1 and not os.path.exists(marker):
+        Path(marker).touch()
+        raise ValueError("first run")
+    return i
+
+
+@flow
+def fails_once_alone_and_in_a_map(marker: str) -> tuple[int, int]:
+    return total(fails_once.map(labloom.unmapped(marker), range(3))), fails_once(marker + "-", 1)
+
+
+def test_a_rerun_runs_the_failed_task_runs_again_on_the_workers(executor, tmp_path):
+    """run.retry() starts the failed task run at attempt 1 again: its Dask key was the failed
+    attempt's (task, task run, attempt), which the scheduler still held as erred, and the rerun
+    "failed" with the first run's error at once, without running."""
+    run = fails_once_alone_and_in_a_map.run(marker=str(tmp_path / "marker"), executor=executor)
+    assert run.state is State.FAILED
+    run.retry()
+    assert run.state is State.COMPLETED, [tr.message for tr in run.tasks]
+    assert run.result() == (3, 1)
+
+
 @task
 def die_once(marker: str, i: int) -> int:
     if i == 0 and not os.path.exists(marker):

@@ -1,5 +1,5 @@
 // Small helpers of the Experiments view's controls: elements built with text (never HTML),
-// select options, a default choice, durations.
+// select options, the default choices, durations.
 
 /** An element with attributes, text and children; text is set as text, never parsed. */
 export function h(tag, attrs = {}, text, children = []) {
@@ -18,6 +18,30 @@ export function option(value, label) {
 export function pick(current, columns) {
   if (current && columns.some((c) => c.id === current)) return current;
   return columns.length ? columns[0].id : null;
+}
+
+/** The controls' choices for the view's columns `all`, kept where still offered: `ui.curve`
+ * (step curves), `ui.best`, `ui.x`, `ui.y`, `ui.by`; returns what each select offers.
+ * `steps`: the metrics with curve points as the cell's answer names them ([] elsewhere). */
+export function choose(ui, all, steps, lowerIsBetter) {
+  const params = all.filter((c) => c.kind === "param");
+  const metrics = all.filter((c) => c.kind === "metric");
+  const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
+  // By default a final score (auc) rather than a curve's last point or a loss: what a sweep
+  // is mostly judged by. A curve: marked on its column (the server's pages, the cell's) or
+  // named in the cell's `steps`.
+  const final = metrics.filter((c) => !c.steps && !steps.includes(c.name));
+  // Step curves of the metrics that have points (the columns say so): one only a forgotten
+  // attempt logged (a retry, a rerun) has none, and drew nothing. None marked (a run
+  // without curves, a snapshot an older labloom wrote): every metric, as before.
+  const marked = metrics.filter((c) => c.steps);
+  const curved = marked.length ? marked : metrics;
+  ui.curve = pick(ui.curve, curved);
+  ui.best = pick(ui.best, final.filter((c) => !lowerIsBetter.test(c.name)).concat(final, metrics));
+  ui.x = pick(ui.x, axes.filter((c) => c.type === "number").concat(axes));
+  ui.y = pick(ui.y, metrics.filter((c) => c.id === ui.best).concat(metrics));
+  ui.by = ui.by && all.some((c) => c.id === ui.by) ? ui.by : (params.find((c) => c.id !== ui.x) || { id: "" }).id;
+  return { params, metrics, axes, curved };
 }
 
 /** A task run's duration as the table shows it: "0.52 s", "2 min 5 s". */

@@ -19,6 +19,7 @@ export function columnsOf(answer, extra = []) {
   ];
   const named = (answer.columns || []).map((c) => ({
     id: `${c.kind}s.${c.name}`, label: c.name, name: c.name, kind: c.kind, type: c.type,
+    steps: Boolean(c.steps), // a metric with curve points
   }));
   return fixed.concat(named);
 }

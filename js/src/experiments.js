@@ -15,7 +15,7 @@
 import { aggText, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
-import { h, option, pick, seconds } from "./expcontrols.js";
+import { choose, h, option, seconds } from "./expcontrols.js";
 
 const PAGE = 1000;
 const LOCAL_MAX = 5000;
@@ -272,20 +272,11 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
 
   let controlsFor = "";
   function controls(all) {
-    const key = JSON.stringify(all.map((c) => c.id));
+    const key = JSON.stringify([all.map((c) => c.id + (c.steps ? "~" : "")), ui.chart, data.steps]);
     if (key === controlsFor) return;
     controlsFor = key;
-    const params = all.filter((c) => c.kind === "param");
-    const metrics = all.filter((c) => c.kind === "metric");
-    const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
-    // By default a final score (auc) rather than a curve's last point or a loss (the store's
-    // answers do not say which metrics had steps): what a sweep is mostly judged by.
-    const final = metrics.filter((c) => !data.steps.includes(c.name));
-    ui.best = pick(ui.best, final.filter((c) => !LOWER_IS_BETTER.test(c.name)).concat(final, metrics));
+    const { params, metrics, axes, curved } = choose(ui, all, data.steps, LOWER_IS_BETTER);
     if (ui.best && !bestMetric.dataset.touched) ui.lowest = LOWER_IS_BETTER.test(ui.best);
-    ui.x = pick(ui.x, axes.filter((c) => c.type === "number").concat(axes));
-    ui.y = pick(ui.y, metrics.filter((c) => c.id === ui.best).concat(metrics));
-    ui.by = ui.by && all.some((c) => c.id === ui.by) ? ui.by : (params.find((c) => c.id !== ui.x) || { id: "" }).id;
     const fill = (sel, cols, value, none) => {
       sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, c.label)));
       sel.value = value || "";
@@ -293,7 +284,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     fill(bestMetric, metrics, ui.best);
     bestDir.value = ui.lowest ? "lowest" : "highest";
     fill(xSel, axes, ui.x);
-    fill(ySel, metrics, ui.y);
+    if (ui.chart === "curves") fill(ySel, curved, ui.curve);
+    else fill(ySel, metrics, ui.y);
     fill(bySel, params, ui.by, "none");
     groupBox.replaceChildren(...params.map((c) => {
       const label = h("label", { class: "labloom-exp-group-key" });
@@ -310,12 +302,15 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
 
   function drawChart(rows, all, cols, bestRow) {
     const find = (id) => all.find((c) => c.id === id) || null;
-    const x = find(ui.x), y = find(ui.y), by = find(ui.by);
-    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.by, ui.filter, ui.best, ui.lowest, ui.vary, rows.length, chartBox.clientWidth]);
+    const x = find(ui.x), y = find(ui.chart === "curves" ? ui.curve : ui.y), by = find(ui.by);
+    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.curve, ui.by, ui.filter, ui.best, ui.lowest, ui.vary, rows.length, chartBox.clientWidth]);
     if (key === shownChart) return;
     shownChart = key;
     chartBox.setAttribute("data-chart", ui.chart);
     const say = (words) => chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" }, words));
+    if (!y && rows.length && ui.chart === "curves") {
+      return say('No step points yet: log_metric("loss", value, step=n) draws curves.');
+    }
     if (!y || !rows.length) return say("Nothing to chart yet: no metric logged.");
     if (ui.chart === "scatter") {
       if (!x) return say("Nothing to chart against: no param logged.");
@@ -372,7 +367,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   });
   on(kind, "change", () => { ui.chart = kind.value; });
   on(xSel, "change", () => { ui.x = xSel.value; });
-  on(ySel, "change", () => { ui.y = ySel.value; });
+  on(ySel, "change", () => { ui[ui.chart === "curves" ? "curve" : "y"] = ySel.value; });
   on(bySel, "change", () => { ui.by = bySel.value; });
   close.addEventListener("click", () => api.close());
   model.on("msg:custom", onMessage);

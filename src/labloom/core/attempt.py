@@ -49,6 +49,9 @@ class TaskCall:
     echo: bool = True
     # Params and metrics the call records by itself (@task(params=True, metrics=[...])).
     record: Recording | None = None
+    # The run's reruns before this call's launch (``RunEngine.reruns``): its logging calls
+    # carry it with the attempt, which starts again at 1 in a rerun.
+    rerun: int = 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = sink_for(self.run_id)
@@ -61,7 +64,8 @@ class TaskCall:
                 sink.task_log(self.run_id, task_run_id, level, when, text)
 
         ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line,
-                          echo=self.echo, add_call=getattr(sink, "add_call", None))
+                          echo=self.echo, add_call=getattr(sink, "add_call", None),
+                          attempt=self.attempt, rerun=self.rerun)
         with capturing(), task_context(ctx):
             if self.record is not None:
                 self.record.before(args, kwargs)

@@ -65,6 +65,7 @@ class RunEngine:
         self.message = ""
         self.started: float | None = None
         self.ended: float | None = None
+        self.reruns = 0  # ``retry`` calls so far (see ``sinks.SinkOwner.reruns``)
         self.metadata: dict[str, Any] = {}
         self._handle: weakref.ref[Any] | None = None  # the user's FlowRun, set by it
         self.lock = threading.RLock()
@@ -334,6 +335,7 @@ class RunEngine:
             self.graph.cancelled = None
             self.message = ""
             self.ended = None
+            self.reruns += 1
             self._run_finished = None
             self.bus.reopen()
             register_local_run(self.id, self.sink)

@@ -118,11 +118,12 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
         ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
     add_call = ctx.add_call  # the run's engine is in this process: straight to its inbox
     if add_call is not None:
-        add_call((ctx.task_run_id, kind, values, step, when))
+        add_call((ctx.task_run_id, kind, values, step, when, ctx.attempt, ctx.rerun))
         return
     sink = sink_for(ctx.run_id)
     if sink is not None:
-        sink.task_values(ctx.run_id, ctx.task_run_id, when, kind, values, step)
+        sink.task_values(ctx.run_id, ctx.task_run_id, when, kind, values, step, ctx.attempt,
+                         ctx.rerun)
 
 
 # Types ``check_value`` keeps as they are.

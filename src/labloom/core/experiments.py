@@ -18,8 +18,9 @@ from typing import Any, Generic, TypeVar
 # One logging call: (task_run_id, kind, {name: value}, step, time), in the order logged.
 Logged = tuple[str, str, dict[str, Any], "int | None", float]
 
-# The kind of a call the engine adds (no values) when a task run starts over, a retry of a
-# failed attempt or a rerun (``FlowRun.retry``): what it logged before is not its result's.
+# The kind of a call the engine adds (no values) when a task run that logged starts over, a
+# retry of a failed attempt or a rerun (``FlowRun.retry``): what it logged before is not its
+# result's (a task run that logged nothing needs none: ``sinks.ExecutorSink.forget_values``).
 # Every reader folds the calls in order and drops that task run's row and curve points there,
 # so a completed task run shows its last attempt's values, never a failed one's (a curve's
 # step 5 of a first attempt that ran out of memory outranked the retry's steps 0-2).
@@ -39,9 +40,10 @@ class Experiment:
     duration: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
-    # Steps of the metric values kept (the curve's last point), to pick the highest; made
-    # by the first value logged with a step.
-    _steps: dict[str, int | None] | None = field(default=None, repr=False)
+    # Steps of the metric values kept (the curve's last point), to pick the highest, of the
+    # metrics with curve points (``_curved``); made by the first value logged with a step.
+    # -1: its last value had no step, after points.
+    _steps: dict[str, int] | None = field(default=None, repr=False)
 
     def add(self, kind: str, name: str, value: Any, step: int | None) -> None:
         if kind == "param":
@@ -53,10 +55,12 @@ class Experiment:
             if kept is not None and step < kept:
                 return  # an earlier point of the curve, logged late
         self.metrics[name] = value
-        if step is not None or steps:
+        if step is not None:
             if steps is None:
                 steps = self._steps = {}
             steps[name] = step
+        elif steps and name in steps:  # outranked by any later point, as a name missing is
+            steps[name] = -1
 
     def get(self, column: str) -> Any:
         """A column's value: a fixed column, ``params.x``, ``metrics.x``, or a bare name
@@ -120,17 +124,18 @@ class CurvePoints(Generic[Point]):
         self._items.append(point)
         self._live[task_run_id] = self._live.get(task_run_id, 0) + 1
 
-    def forget(self, task_run_id: str) -> None:
-        """``task_run_id`` starts over: its points so far are stale."""
+    def forget(self, task_run_id: str) -> int:
+        """``task_run_id`` starts over: its points so far are stale (how many: returned)."""
         stale = self._live.pop(task_run_id, 0)
         if not stale:
-            return
+            return 0
         self._live_from[task_run_id] = len(self._items)
         self._stale += stale
         if self._stale * 2 > len(self._items):
             self._items = list(self)
             self._live_from.clear()
             self._stale = 0
+        return stale
 
     def __len__(self) -> int:
         """The points that are current."""
@@ -147,9 +152,10 @@ class CurvePoints(Generic[Point]):
 _TYPES = {bool: "bool", int: "number", float: "number", str: "string"}
 
 
-def columns(rows: Sequence[Experiment]) -> list[dict[str, str]]:
+def columns(rows: Sequence[Experiment]) -> list[dict[str, Any]]:
     """The params and metrics the rows hold, each once, with the type of its values
-    ("number", "bool", "string"; "mixed" when they differ): a table's or chart's header."""
+    ("number", "bool", "string"; "mixed" when they differ): a table's or chart's header. A
+    metric with curve points has ``"steps": True``."""
     seen: dict[tuple[str, str], str] = {}
     types = _TYPES
     for row in rows:
@@ -161,8 +167,20 @@ def columns(rows: Sequence[Experiment]) -> list[dict[str, str]]:
                 if before == kind_of or (kind_of == "none" and before is not None):
                     continue
                 seen[key] = kind_of if before in (None, "none") else "mixed"
-    return [{"kind": kind, "name": name, "type": type_}
+    curved = _curved(rows)
+    return [{"kind": kind, "name": name, "type": type_,
+             **({"steps": True} if kind == "metric" and name in curved else {})}
             for (kind, name), type_ in sorted(seen.items(), key=lambda item: item[0][0] != "param")]
+
+
+def _curved(rows: Sequence[Experiment]) -> set[str]:
+    """The metrics some row has curve points of (logged with a step, since its task run last
+    started over): the ones a step-curve chart can draw."""
+    curved: set[str] = set()
+    for row in rows:
+        if row._steps:
+            curved.update(row._steps)
+    return curved
 
 
 def _type_of(value: Any) -> str | None:

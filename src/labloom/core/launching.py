@@ -297,11 +297,12 @@ class Launcher:
             # What the task's calls share, read once (each a property, a map's 20,000 calls).
             fn, run_id, timeout, log_prints = task.fn, self.engine.id, task.timeout, \
                 task.log_prints
+            rerun = self.engine.reruns
             records = bool(task.params or task.metrics)  # else ``recording_for`` says None
             for tr, attempt, args, kwargs in runs:
                 call = TaskCall(fn, tr.name, run_id, tr.id, attempt, timeout, log_prints,
                                 batch_size=batch_size if tr.map_index is not None else None,
-                                echo=echo,
+                                echo=echo, rerun=rerun,
                                 record=recording_for(tr, args, kwargs) if records else None)
                 try:
                     args, kwargs = self.results.prepare(tr, call, args, kwargs)

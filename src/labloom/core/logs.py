@@ -48,11 +48,15 @@ class TaskContext:
     # the run lives: on a Dask worker the set below is empty, yet the worker's stdout may be
     # the kernel's (a LocalCluster's workers inherit its captured file descriptors).
     echo: bool = True
-    # Where the task run's logging calls go, one (task run id, kind, values, step, time)
-    # each, when its run lives in this process (``sinks.ExecutorSink.add_call``), bound once
-    # per task call; None elsewhere (a Dask worker: ``experiment_values.record`` looks up the
-    # sink per call).
+    # Where the task run's logging calls go, one (task run id, kind, values, step, time,
+    # attempt, rerun) each, when its run lives in this process (``sinks.ExecutorSink.add_call``),
+    # bound once per task call; None elsewhere (a Dask worker: ``experiment_values.record``
+    # looks up the sink per call).
     add_call: Callable[[tuple[Any, ...]], None] | None = None
+    # The attempt this context's call is, carried with each logging call: where the calls
+    # are applied, one of an attempt that is no longer its task run's is dropped.
+    attempt: int = 1
+    rerun: int = 0  # and the run's rerun it is of (``attempt.TaskCall.rerun``)
     _partial: dict[int, str] = field(default_factory=dict)
     _dropped: dict[int, int] = field(default_factory=dict)  # of the partial line, past the cap
     _shown_on: dict[int, TextIO] = field(default_factory=dict)

@@ -26,8 +26,11 @@ class RunSink(Protocol):
         a hit); reported before the call ends."""
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
-                    values: dict[str, Any], step: int | None) -> None:
-        """The params or metrics of one logging call (``experiment_values.record``)."""
+                    values: dict[str, Any], step: int | None, attempt: int | None = None,
+                    rerun: int | None = None) -> None:
+        """The params or metrics of one logging call (``experiment_values.record``) of
+        ``attempt`` in the run's ``rerun`` (None: not said, from a worker of an older
+        labloom)."""
 
 
 # Runs living in this process, by id: their engine receives events directly.

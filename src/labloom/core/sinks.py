@@ -33,6 +33,10 @@ class SinkOwner(Protocol):
     id: str
     lock: threading.RLock
     ended: float | None  # set as the run finishes, under ``lock``; None again on a retry
+    # Reruns so far (``FlowRun.retry``), carried by each task call launched since: a thread
+    # that outlived its run (cancelled, given up) is of an earlier one, and what it logs is
+    # not the rerun's, though its attempt count is the same (a rerun starts again at 1).
+    reruns: int
     graph: TaskGraph
     logs: RunLogs
     results: ResultPlanner
@@ -65,8 +69,15 @@ class ExecutorSink:
         # call each.
         self._columns: tuple[list[Any], ...] = ([], [], [], [], [])
         # Calls applied since the last batch went out, a tuple each (task run id, kind,
-        # values, step, time), made columns once per batch of reports (``_send``).
-        self._pending: list[ev.Call] = []
+        # values, step, time, attempt, rerun), made columns once per batch of reports (``_send``).
+        self._pending: list[tuple[Any, ...]] = []
+        # Task runs started over so far (``forget_values``): until one has, every call is of
+        # its task run's current attempt, and ``flush`` checks none.
+        self._restarts = 0
+        # The task runs whose calls went out, made at the first start over from the kept
+        # columns: a start over of one that logged nothing needs no reset. Nothing for a
+        # run that never starts a task run over, nor for a task run that logs nothing.
+        self._logged_ids: set[str] | None = None
         inbox = engine.launcher.inbox
         # A logging call's way in (``logs.TaskContext.add_call``): the inbox's ``add`` with
         # the pending list's own ``append`` as the apply, so no Python frame runs per call
@@ -102,8 +113,9 @@ class ExecutorSink:
                 # (killed, out of memory), with no retry of ours. What the dead run sent
                 # before it died came first (the cluster forwards a worker's messages before
                 # it notices the worker gone): forgotten as a retry's are, or its step 5
-                # outranked the new run's steps 0-2 and its auc stayed.
-                self.forget_values(task_run_id)
+                # outranked the new run's steps 0-2 and its auc stayed. Always: its calls
+                # still waiting are of the same attempt, which ``flush`` keeps.
+                self._reset(task_run_id)
             # Each attempt's start, as the store keeps it: a retried task run's duration is
             # its last attempt's, live and stored alike (live, it was from the first's start).
             tr.started = at = when or time.time()
@@ -149,7 +161,8 @@ class ExecutorSink:
         return self._batch().each()
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
-                    values: dict[str, Any], step: int | None) -> None:
+                    values: dict[str, Any], step: int | None, attempt: int | None = None,
+                    rerun: int | None = None) -> None:
         # Through the run's inbox, as starts and ends are (``inbox.py``), applied in order
         # with the same thread's end of the task run, so never after it. Only appended: the
         # end that follows applies it (a log_metrics call per map child that took the run's
@@ -157,16 +170,31 @@ class ExecutorSink:
         # that applied the inbox itself, 1.1x). A task call in this process goes straight to
         # ``add_call`` (``experiment_values.record``); this is the way in of the Dask
         # workers' calls (``dask_events.Dispatcher``).
-        self.add_call((task_run_id, kind, values, step, when))
+        self.add_call((task_run_id, kind, values, step, when, attempt, rerun))
 
     def forget_values(self, task_run_id: str) -> None:
-        """``task_run_id`` starts over (a retry, a rerun): a call of kind ``RESET``, so that
-        every reader drops what it logged before (``experiments.RESET``). Under the run's lock,
-        applied at once: after the failed attempt's calls (applied before its end) and before
-        anything its new attempt logs (it is not launched yet). Not through the inbox: a rerun
-        of more task runs than a batch would have drained it, launches and all, mid-reset.
-        Outside a batch of reports (a launch, a rerun) nothing sends it: the nudge does."""
-        self._pending.append((task_run_id, RESET, {}, None, time.time()))
+        """``task_run_id`` starts over (a retry, a rerun; under the run's lock, its attempt
+        count changed already): a call of kind ``RESET``, so that every reader drops what it
+        logged before (``experiments.RESET``), if any of its calls went out. Its earlier
+        attempts' calls not sent yet, or still to come (a given-up thread, a Dask worker's
+        call in flight), ``flush`` drops, by their attempt. Most task runs that start over
+        logged nothing: they send no reset (a retry of each child of a 100,000-wide map was
+        as many calls stored, and sent to every view)."""
+        self._restarts += 1
+        logged = self._logged_ids
+        if logged is None:
+            logged = self._logged_ids = set(self._columns[0])
+        if task_run_id in logged:
+            self._reset(task_run_id)
+
+    def _reset(self, task_run_id: str) -> None:
+        """The call of kind ``RESET``, under the run's lock, applied at once: after the
+        failed attempt's calls (applied before its end) and before anything its new attempt
+        logs (it is not launched yet). Not through the inbox: a rerun of more task runs than
+        a batch would have drained it, launches and all, mid-reset. Outside a batch of
+        reports (a launch, a rerun) nothing sends it: the nudge does. Its attempt None:
+        ``flush`` keeps it whatever the task run's attempt is by then."""
+        self._pending.append((task_run_id, RESET, {}, None, time.time(), None, None))
         if not self._nudge_asked:
             self._nudge_asked = True
             self._inbox.nudge()
@@ -209,9 +237,15 @@ class ExecutorSink:
             # run.experiments() and never in the store (or in it only after a retry).
             pending.clear()
             return
+        if self._restarts:
+            pending[:] = self._current(pending)
+            if not pending:
+                return
         # Tuples, shared by the event and nobody else: the run's columns copy them.
-        ids, kinds, values, steps, times = zip(*pending, strict=True)
+        ids, kinds, values, steps, times, _attempts, _reruns = zip(*pending, strict=True)
         pending.clear()
+        if self._logged_ids is not None:
+            self._logged_ids.update(ids)
         kept_ids, kept_kinds, kept_values, kept_steps, kept_times = self._columns
         kept_ids += ids
         kept_kinds += kinds
@@ -219,6 +253,31 @@ class ExecutorSink:
         kept_steps += steps
         kept_times += times
         self._engine.emit(ev.ExperimentCalls(self._engine.id, ids, kinds, values, steps, times))
+
+    def _current(self, pending: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The calls of ``pending`` whose attempt is their task run's current one (and the
+        resets, of no attempt), once some task run started over: a given-up thread that read
+        the real ``add_call`` just before its swap (``attempt._stop_recording``), or a Dask
+        worker's call of attempt 1 arriving after attempt 2's reset, landed after the reset
+        and showed as the new attempt's. Checked here, once per batch under the run's lock,
+        not per call as applied (``add_call`` runs no Python frame under the lock). A call
+        of an attempt superseded after it was applied goes too: the reset that follows it
+        would have dropped it in every reader. A call of an earlier rerun (``FlowRun.retry``)
+        goes whatever its attempt: a thread that outlived its run (cancelled, given up),
+        whose attempt 1 is the rerun's attempt 1 too."""
+        graph = self._engine.graph
+        reruns = self._engine.reruns
+        kept = []
+        for call in pending:
+            attempt = call[5]
+            if attempt is not None:
+                if call[6] is not None and call[6] != reruns:
+                    continue
+                tr = graph.get(call[0])
+                if tr is not None and tr.attempts != attempt:
+                    continue
+            kept.append(call)
+        return kept
 
     def log(self, record: ev.LogRecord) -> None:
         engine = self._engine

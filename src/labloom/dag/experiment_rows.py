@@ -32,7 +32,12 @@ class ExperimentRows:
         # Curve points of metrics logged with a step: (task_run_id, metric, step, value, time).
         self._points: ex.CurvePoints[tuple[str, str, int, Any, float]] = ex.CurvePoints(
             itemgetter(0))
-        self.steps: dict[str, None] = {}  # metric names logged with a step, in order seen
+        # Metric names with curve points (logged with a step), in order seen: for the curve
+        # selector, which lists only metrics it can draw. Made again from the points after a
+        # start over dropped some (``curve_names``): a metric only a forgotten attempt logged
+        # was listed, and drew nothing.
+        self.steps: dict[str, None] = {}
+        self._steps_stale = False
 
     def apply(self, events: Iterable[Event]) -> bool:
         """Fold a batch in; True when it held params or metrics."""
@@ -58,7 +63,15 @@ class ExperimentRows:
     def _forget(self, task_run_id: str) -> None:
         """A task run starting over (``ex.RESET``): its row and its curve points go."""
         self._rows.pop(task_run_id, None)
-        self._points.forget(task_run_id)
+        if self._points.forget(task_run_id):
+            self._steps_stale = True
+
+    def curve_names(self) -> list[str]:
+        """The metrics with curve points since their task run's last start over."""
+        if self._steps_stale:  # once per answer at most, and only after a start over
+            self._steps_stale = False
+            self.steps = dict.fromkeys(point[1] for point in self._points)
+        return list(self.steps)
 
     def snapshot(self, graph: ViewGraph, node: str | None) -> list[tuple[ex.Experiment, str]]:
         """Copies of the rows of ``node``'s current task runs (every node's without it), each
@@ -92,7 +105,8 @@ class ExperimentRows:
 def _filled(row: ex.Experiment, tr: TaskRunInfo) -> ex.Experiment:
     duration = tr.end - tr.start if tr.start is not None and tr.end is not None else None
     return ex.Experiment(row.run_id, row.task_run_id, tr.name, tr.map_index, tr.state.value,
-                         duration, dict(row.params), dict(row.metrics))
+                         duration, dict(row.params), dict(row.metrics),
+                         dict(row._steps) if row._steps else None)  # which have curve points
 
 
 def page_answer(rows: list[tuple[ex.Experiment, str]], message: dict[str, Any]) -> dict[str, Any]:

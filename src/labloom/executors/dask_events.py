@@ -106,8 +106,9 @@ class WorkerSink:
         self._add(run_id, ["k", task_run_id, attempt, key, path, message])
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
-                    values: dict[str, Any], step: int | None) -> None:
-        self._add(run_id, ["v", task_run_id, when, kind, values, step])
+                    values: dict[str, Any], step: int | None, attempt: int | None = None,
+                    rerun: int | None = None) -> None:
+        self._add(run_id, ["v", task_run_id, when, kind, values, step, attempt, rerun])
 
     def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float,
                    ok: bool | None = None) -> None:
@@ -337,7 +338,12 @@ class Dispatcher:
             elif kind == "k":
                 sink.task_keyed(run_id, *msg[1:6])
             elif kind == "v":
-                sink.task_values(run_id, msg[1], msg[2], msg[3], msg[4], msg[5])
+                # Its attempt and rerun: the engine drops a call of one that is no longer
+                # current (a worker's call still in flight after its task run's retry started,
+                # a cancelled call running on after the run's rerun started).
+                sink.task_values(run_id, msg[1], msg[2], msg[3], msg[4], msg[5],
+                                 msg[6] if len(msg) > 6 else None,
+                                 msg[7] if len(msg) > 7 else None)
         if starts and sink is not None:
             sink_registry.started_all(sink, run_id, starts)
 

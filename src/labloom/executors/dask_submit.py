@@ -72,12 +72,21 @@ def task_name_of(call: TaskCall) -> str:
     return call.task_name.split("[", 1)[0]
 
 
+def attempt_key(call: TaskCall) -> str:
+    """What names one attempt of one task run among Dask keys: its task run, its attempt and,
+    in a rerun (which counts attempts from 1 again), the rerun. Without it the rerun's attempt
+    1 had the key of the failed attempt 1, which the scheduler may still hold as erred: the
+    rerun failed at once with the first run's error, without running."""
+    key = f"{call.task_run_id}-{call.attempt}"
+    return f"{key}-r{call.rerun}" if call.rerun else key
+
+
 def single(
     executor: ClientOwner, call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
     handle: Handle, on_done: DoneCallback,
 ) -> tuple[str, Entry]:
     """One task run as one Dask task: its key and entry (no resources)."""
-    key = f"{handle.task}-{call.task_run_id}-{call.attempt}"
+    key = f"{handle.task}-{attempt_key(call)}"
     # The future exists now; the task reaches the scheduler with the next batch.
     handle.future = future_of(key, executor.client)
     dispatcher = executor.dispatcher
@@ -333,7 +342,7 @@ class Submitter:
                     rest += chunk
                     continue
                 first = chunk[0][0]
-                chunks[f"{name}-chunk-{first.task_run_id}-{first.attempt}"] = chunk
+                chunks[f"{name}-chunk-{attempt_key(first)}"] = chunk
         return chunks, alone, rest, held
 
     def _size(self, call: TaskCall, name: str) -> int | None:

@@ -1,0 +1,34 @@
+import { choose } from '../expcontrols';
+
+const LOWER_IS_BETTER = /loss|err|rmse|mae|mse|time|latency/i;
+const metric = (name: string, steps = false) => ({
+  id: `metrics.${name}`, label: name, name, kind: 'metric', type: 'number', steps
+});
+const param = (name: string) => ({ id: `params.${name}`, label: name, name, kind: 'param', type: 'number', steps: false });
+
+describe("the Experiments view's default choices", () => {
+  // acc is a curve (logged with a step each epoch), auc a final score: the best row is judged
+  // by auc. The cell's answer names the curves (steps); the server's pages (the Lab's run
+  // tab, the compare tab) only mark them on their columns.
+  const all = [param('depth'), metric('acc', true), metric('auc'), metric('loss', true)];
+
+  it('judges by a final score in the cell', () => {
+    const ui: any = {};
+    choose(ui, all, ['acc', 'loss'], LOWER_IS_BETTER);
+    expect(ui.best).toBe('metrics.auc');
+  });
+
+  it("judges by a final score in the Lab too, from the columns' marks", () => {
+    const ui: any = {};
+    choose(ui, all, [], LOWER_IS_BETTER);
+    expect(ui.best).toBe('metrics.auc');
+  });
+
+  it('offers step curves of the marked metrics only, every metric when none is marked', () => {
+    const ui: any = {};
+    expect(choose(ui, all, [], LOWER_IS_BETTER).curved.map((c: any) => c.name)).toEqual(['acc', 'loss']);
+    expect(ui.curve).toBe('metrics.acc');
+    const unmarked = [param('depth'), metric('auc'), metric('loss')];
+    expect(choose({}, unmarked, [], LOWER_IS_BETTER).curved.map((c: any) => c.name)).toEqual(['auc', 'loss']);
+  });
+});

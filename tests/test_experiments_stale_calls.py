@@ -1,0 +1,295 @@
+"""Each logging call carries its attempt, and a call of an attempt that is no longer its task
+run's is dropped where calls are applied (issue 19, session 37): the last windows the start
+over's reset left open (a given-up thread that read the real ``add_call`` just before its swap,
+a Dask worker's call in flight as the retry starts) land after the reset and no longer show as
+the new attempt's. With that, a task run that logged nothing starts over without a reset."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import labloom
+from labloom import flow, log_metrics, task
+from labloom.core.experiments import RESET
+from labloom.core.logs import current_task
+from labloom.store import experiments as store_experiments
+from labloom.store import open_store
+
+
+@pytest.fixture(autouse=True)
+def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows as the list of dicts labloom gives without pandas, installed here or not."""
+    monkeypatch.setitem(sys.modules, "pandas", None)
+
+
+def _wait_for(done: Any, what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"{what} never came"
+        time.sleep(0.01)
+
+
+def _stored_resets(run_id: str) -> list[str]:
+    """The task run ids of the run's stored calls of kind reset."""
+    with open_store() as store:
+        logged, _cursor, _more = store_experiments.read_logged(store, run_id)
+    return [task_run_id for task_run_id, kind, *_ in logged if kind == RESET]
+
+
+def test_a_given_up_thread_that_read_add_call_before_its_swap_does_not_log_into_the_retry(
+    executor: str,
+) -> None:
+    """The swap of a timed-out attempt's ``add_call`` for a dropper misses a thread that read
+    the real one a few bytecodes before: held there (an event) until the retry logged and
+    its reset went out, its call landed after the reset, and the row read the given-up
+    attempt's auc 0.1 in place of the retry's 0.9, live and stored."""
+    go, landed = threading.Event(), threading.Event()
+    attempts: list[int] = []
+
+    @task(timeout=0.5, retries=1, retry_delay=0)
+    def train() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            ctx = current_task()
+            assert ctx is not None and ctx.add_call is not None
+            real = ctx.add_call
+
+            def read_before_the_swap(call: tuple[Any, ...]) -> None:
+                go.wait(20)  # given up meanwhile: the swap comes too late for this call
+                real(call)
+                landed.set()
+
+            ctx.add_call = read_before_the_swap
+            log_metrics(auc=0.1)
+            return
+        log_metrics(auc=0.9)
+        go.set()
+        assert landed.wait(20)  # the stale call is in before this attempt's end
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor=executor)
+    assert run.state.value == "Completed" and len(attempts) == 2
+    assert [row["auc"] for row in run.experiments()] == [0.9]
+    assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
+
+
+def test_a_dask_workers_call_of_attempt_1_delivered_after_attempt_2_started_is_dropped(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    """A worker's message is forwarded by the scheduler, on its own time: a call of attempt 1
+    delivered once attempt 2 runs and logged (sent here on the run's own topic, as a worker
+    sends it) was kept as attempt 2's and its auc 0.1 won."""
+    from distributed import Client
+
+    from labloom import DaskExecutor
+    from labloom.executors.dask_events import topic
+
+    first, go, landed = tmp_path / "first", tmp_path / "go", tmp_path / "landed"
+
+    @task(retries=1, retry_delay=0)
+    def train() -> None:
+        if not first.exists():
+            first.touch()
+            raise ValueError("diverged")
+        log_metrics(auc=0.9)
+        go.touch()
+        _wait_for(landed.exists, "landed")
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor=DaskExecutor(cluster=dask_cluster), background=True)
+    _wait_for(go.exists, "attempt 2")
+    [tr] = run.tasks
+    assert tr.attempts == 2
+    _wait_for(lambda: [row.get("auc") for row in run.experiments()] == [0.9], "attempt 2's auc")
+    with Client(dask_cluster, set_as_default=False) as client:
+        now = time.time()
+        client.log_event(topic(run.id), [
+            ["v", tr.id, now, "metric", {"auc": 0.1}, None, 1],
+            ["l", tr.id, logging.INFO, now, "attempt 1's call delivered"],  # applied after it
+        ])
+        _wait_for(lambda: any("delivered" in line.text for line in run.logs("train")),
+                  "the late call")
+    landed.touch()
+    run.wait()
+    assert run.state.value == "Completed"
+    assert [row["auc"] for row in run.experiments()] == [0.9]
+    assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
+
+
+def test_a_retry_or_rerun_of_a_task_run_that_logged_nothing_stores_no_reset(
+    executor: str, tmp_path: Path
+) -> None:
+    """A start over sends a reset only for a task run whose calls went out: most retried
+    task runs of a flow log nothing, and each one's reset was a call stored and sent to every
+    view. One that logged still forgets what it logged (retried, then rerun)."""
+    ledger = tmp_path / "ledger"
+
+    def fails_first(times: int) -> None:
+        with open(ledger, "a") as out:
+            out.write("x")
+        if ledger.stat().st_size <= times:
+            raise ValueError("not yet")
+
+    @task(retries=1, retry_delay=0)
+    def quiet(i: int) -> None:
+        if i == 0:
+            fails_first(2)  # both attempts fail: the rerun starts it over again
+
+    @task(retries=1, retry_delay=0)
+    def loud(_: Any) -> None:
+        log_metrics(auc=0.1 if not (tmp_path / "loud").exists() else 0.9)
+        if not (tmp_path / "loud").exists():
+            (tmp_path / "loud").touch()
+            raise ValueError("diverged")
+
+    @flow
+    def sweep() -> None:
+        loud(quiet.map(range(3)))
+
+    run = sweep.run(executor=executor)
+    assert run.state.value == "Failed"
+    assert _stored_resets(run.id) == []
+    assert run.retry().state.value == "Completed"
+    [loud_run] = [tr for tr in run.tasks if tr.name == "loud"]
+    assert _stored_resets(run.id) == [loud_run.id]  # its retry; the rerun's quiet one: none
+    for rows in (run.experiments(), labloom.experiments(run=run.id)):
+        assert [(row["task"], row["auc"]) for row in rows] == [("loud", 0.9)]
+
+
+def test_the_columns_mark_the_metrics_with_curve_points_in_the_cell_and_from_the_store(
+    store_backend: str,
+) -> None:
+    """The step curves' selector lists the metrics the columns mark (``"steps": true``):
+    those with points since their task run last started over. grad and auc, whose only points
+    a failed attempt logged, are not marked (grad is gone; auc is its retry's final value),
+    loss is, also when its last value came without a step; alike in the cell's answer, from
+    the server's rows of a run and from the run's snapshot."""
+    from labloom.notebook.widget.view import RunView
+    from labloom.server_extension import experiment_rows
+    from labloom.store import experiment_snapshot as snap
+
+    attempts: list[int] = []
+
+    @task(retries=1, retry_delay=0)
+    def train() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            for step in range(3):
+                log_metrics(grad=1.0, auc=0.1, step=step)
+            raise ValueError("diverged")
+        for step in range(3):
+            log_metrics(loss=1.0 - step / 10, step=step)
+        log_metrics(loss=0.5, auc=0.9)
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor="threads")
+    assert run.state.value == "Completed"
+
+    def marked(columns: list[dict[str, Any]]) -> dict[str, bool]:
+        return {c["name"]: c.get("steps", False) for c in columns if c["kind"] == "metric"}
+
+    wanted = {"loss": True, "auc": False}
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
+    view.start()
+    try:
+        view.handle({"event": "experiments", "node": None, "limit": 10, "req": "e"})
+        _wait_for(lambda: any(m.get("req") == "e" for m in sent), "the cell's answer")
+        [answer] = [m for m in sent if m.get("req") == "e"]
+        assert marked(answer["columns"]) == wanted and answer["steps"] == ["loss"]
+    finally:
+        view.close()
+    pages = experiment_rows.ExperimentRows()
+    with open_store() as store:
+        deadline = time.monotonic() + 30
+        while not (found := store.matching_runs(run.id)) or found[0].state != "Completed":
+            assert time.monotonic() < deadline, "the store never had the run's end"
+            time.sleep(0.05)
+        now = lambda fn, *args: fn(store, *args)  # noqa: E731  (the pool's work, at once)
+        assert marked(pages.page(store, found[0], None, False, 10, 0, later=now)["columns"]) \
+            == wanted
+        meta = snap.read_meta(store, run.id)
+        assert meta is not None and marked(meta.columns) == wanted
+        fresh = experiment_rows.ExperimentRows()
+        assert marked(fresh.page(store, found[0], None, False, 10, 0, later=now)["columns"]) \
+            == wanted
+
+
+def test_a_rows_values_and_its_curved_metrics_follow_the_rule_for_any_order_of_points() -> None:
+    """``Experiment._steps`` keeps only the metrics with points (-1 after a stepless value of
+    one): each metric's value is still the one at its highest step, a stepless value
+    outranked by any later point, as when every stepless value wrote None there; and the
+    metrics marked curved are those logged with a step, for any order of calls."""
+    import random
+
+    from labloom.core import experiments as ex
+
+    chance = random.Random(37)
+    for _ in range(300):
+        row = ex.Experiment("r", "r.0")
+        expected: dict[str, Any] = {}
+        kept_step: dict[str, int | None] = {}  # the rule: None after a stepless value
+        stepped: set[str] = set()
+        for at in range(chance.randrange(1, 12)):
+            name = chance.choice("abc")
+            step = chance.choice([None, 0, 1, 2, 3])
+            row.add("metric", name, float(at), step)
+            kept = kept_step.get(name)
+            if step is not None and name in expected and kept is not None and step < kept:
+                continue  # an earlier point, logged late
+            expected[name], kept_step[name] = float(at), step
+            if step is not None:
+                stepped.add(name)
+        assert row.metrics == expected
+        assert ex._curved([row]) == stepped
+
+
+def test_a_cancelled_attempts_thread_logging_on_into_the_reruns_attempt_is_dropped() -> None:
+    """A cancel leaves a running task's thread running (Python cannot stop it), its context
+    still of attempt 1; ``run.retry()`` reruns the task run from attempt 1 again. The old
+    thread's call, made after the rerun's attempt logged, was of "the current attempt" and its
+    auc 0.1 replaced the rerun's 0.9, live and stored."""
+    running, go, landed = threading.Event(), threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    @task
+    def train() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            running.set()
+            go.wait(20)  # cancelled and rerun meanwhile: this thread runs on
+            log_metrics(auc=0.1)
+            landed.set()
+            return
+        log_metrics(auc=0.9)
+        go.set()
+        assert landed.wait(20)  # the stale call is in before the rerun's end
+
+    @flow
+    def retrained() -> None:
+        train()
+
+    run = retrained.run(executor="threads", background=True)
+    assert running.wait(20)
+    run.cancel()
+    run.wait()
+    assert run.state.value == "Cancelled"
+    assert run.retry().state.value == "Completed" and len(calls) == 2
+    assert [row["auc"] for row in run.experiments()] == [0.9]
+    assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
