@@ -41,17 +41,17 @@ filled after the call's end, which always follows.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sized
-from typing import Any
+from typing import Any, Protocol
+
+from .event_holding import NoHolder
 
 Apply = Callable[..., None]
-Hold = Callable[[], contextlib.AbstractContextManager[None]]
 BATCH = 1000  # reports applied per hold of the run's lock at most
 NUDGE = 0.5  # seconds a report that can wait waits at most for another to apply it
 
@@ -91,17 +91,26 @@ class _Nudger:
 _nudger = _Nudger()
 
 
+class Holds(Protocol):
+    """How an inbox holds a batch's events (``event_holding.Holder``, the run's bus's)."""
+
+    def hold(self) -> list[Any] | None: ...
+
+    def let_go(self, mine: list[Any] | None) -> None: ...
+
+
 def _nothing() -> None:
     pass
 
 
 class Inbox:
     def __init__(self, lock: threading.RLock, changed: threading.Condition,
-                 after: Callable[[], None], hold: Hold = contextlib.nullcontext) -> None:
+                 after: Callable[[], None], holder: Holds | None = None) -> None:
         self._lock = lock  # the run's
         # Around each batch applied: the run's events of a batch go to its subscribers at
-        # once (``EventBus.holding``), not one at a time.
-        self._hold = hold
+        # once (``EventBus.holder``), not one at a time.
+        holds: Holds = holder if holder is not None else NoHolder()
+        self._hold, self._let_go = holds.hold, holds.let_go
         self._changed = changed  # its waiters are woken once per batch applied
         self._after = after
         # (apply, its arguments, whether ``after`` follows it)
@@ -155,8 +164,12 @@ class Inbox:
         self._nudge = False  # before draining: what is added from now on asks again
         self.drain()
         if self._filled:  # what the batches' ``send`` left for later (a quiet run)
-            with self._lock, self._hold():
-                self._flush()
+            with self._lock:
+                mine = self._hold()
+                try:
+                    self._flush()
+                finally:
+                    self._let_go(mine)
 
     def send_after(self, filled: Sized, send: Callable[[], None],
                    flush: Callable[[], None] = _nothing) -> None:
@@ -184,7 +197,8 @@ class Inbox:
                     self._after()
                 return
             try:
-                with self._lock, self._hold():
+                with self._lock:
+                    mine = self._hold()
                     try:
                         # At most a batch per hold: the flow body, a cancel or a view
                         # waiting for the lock get it between batches.
@@ -193,8 +207,11 @@ class Inbox:
                             launch = launch or then
                             apply(*args)
                     finally:
-                        if self._filled:
-                            self._send()
+                        try:
+                            if self._filled:
+                                self._send()
+                        finally:
+                            self._let_go(mine)  # the batch's events to the subscribers
                         self._changed.notify_all()
             finally:
                 self._role.release()
