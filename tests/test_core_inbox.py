@@ -483,3 +483,116 @@ def test_wide_and_limited_maps_never_stall_when_only_reports_launch() -> None:
     assert peak[0] <= 2
     assert {tr.attempts for tr in run.tasks if tr.map_index is not None
             and tr.map_index % 7 == 0} == {2}
+
+
+def test_an_owed_end_goes_with_the_next_start_or_is_settled() -> None:
+    """``Inbox.end`` (a task thread's end, ``_execute_owing``) appends only; the thread's next
+    start (``note``) applies both in one batch, then ``after`` once; ``settle_owed`` applies
+    one on its own; an end owed to another run's inbox is applied first, in order."""
+    from labloom.core.inbox import settle_owed
+
+    after: list[int] = []
+    inbox, lock = _inbox(after)
+    inbox.launch_from([])
+    seen: list[tuple[str, bool]] = []
+    mark = lambda name: seen.append((name, lock._is_owned()))  # type: ignore[attr-defined]  # noqa: E731
+    inbox.end(mark, "end")
+    assert seen == [] and after == []
+    inbox.note(mark, "start")
+    assert seen == [("end", True), ("start", True)]
+    assert after == []  # launch_from empty after the batch: nothing to launch
+    inbox.end(mark, "end 2")
+    settle_owed()
+    assert seen[-1] == ("end 2", True)
+    other, other_lock = _inbox()
+    inbox.end(mark, "end 3")
+    other.note(lambda: seen.append(("another run's start", other_lock._is_owned())))  # type: ignore[attr-defined]
+    assert seen[-2:] == [("end 3", True), ("another run's start", True)]
+    settle_owed()  # nothing owed any more
+    assert len(seen) == 5
+
+
+def test_an_end_is_not_owed_while_the_launcher_waits_for_room_or_the_lock_is_held() -> None:
+    inbox, lock = _inbox()
+    waiting = ["a task run ready"]
+    inbox.launch_from(waiting)
+    seen: list[str] = []
+    inbox.end(seen.append, "end")
+    assert seen == ["end"]  # applied at once, as put
+    waiting.clear()
+    with lock:
+        holder = threading.Thread(target=inbox.end, args=(seen.append, "held"))
+        holder.start()
+        holder.join(0.2)
+        assert holder.is_alive() and seen == ["end"]  # as put: waits for the lock to apply
+    holder.join(5)
+    assert seen == ["end", "held"]
+
+
+def test_a_shared_pool_applies_an_end_before_another_runs_long_call() -> None:
+    """One task thread for two runs: the first run's end is owed when the thread takes the
+    second run's call, whose start applies it before that call runs: the first run finishes
+    while the second's call still runs."""
+    queued, gate = threading.Event(), threading.Event()
+
+    @task
+    def quick() -> int:
+        queued.wait(10)  # until the second run's call waits in the queue behind this one
+        return 1
+
+    @task
+    def slow() -> int:
+        gate.wait(10)
+        return 2
+
+    @flow
+    def first() -> None:
+        quick()
+
+    @flow
+    def second() -> None:
+        slow()
+
+    with ThreadExecutor(1) as executor:
+        one = first.run(executor=executor, background=True)
+        deadline = time.monotonic() + 10
+        while not any(tr.state is State.RUNNING for tr in one.tasks):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        two = second.run(executor=executor, background=True)
+        while executor.room() != QUEUED - 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        queued.set()
+        try:
+            assert one.wait(5) is State.COMPLETED
+            assert two.state is State.RUNNING
+        finally:
+            gate.set()
+        assert two.wait(10) is State.COMPLETED
+
+
+def test_a_thread_task_running_flows_inside_finishes_them() -> None:
+    """A task on a task thread that runs flows itself (local and on threads): their ends are
+    applied as theirs, never owed behind the outer call."""
+    @task
+    def inner(x: int) -> int:
+        return x + 1
+
+    @flow
+    def nested(executor_name: str) -> int:
+        return sum(inner.map(range(3)).result())
+
+    @task
+    def outer() -> list[int]:
+        from labloom import LocalExecutor
+        return [nested.run(executor_name="local", executor=LocalExecutor()).result(),
+                nested.run(executor_name="threads", executor=ThreadExecutor(2)).result()]
+
+    @flow
+    def top() -> list[int]:
+        return outer().result()
+
+    run = top.run(executor=ThreadExecutor(2))
+    assert run.state is State.COMPLETED
+    assert run.result() == [6, 6]

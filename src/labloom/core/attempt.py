@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import result_files
 from .errors import TaskCrashedError, TaskTimeoutError
+from .inbox import settle_owed
 from .logs import TaskContext, capturing, current_task, task_context
 from .sink_registry import sink_for
 
@@ -52,9 +53,11 @@ class TaskCall:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = sink_for(self.run_id)
-        if sink is not None:
+        if sink is not None:  # applies what this thread owes too (``inbox.owing``)
             sink.task_started(self.run_id, self.task_run_id, time.time(), self.attempt,
                               threading.current_thread().name)
+        else:
+            settle_owed()
 
         def log_line(task_run_id: str, level: int, when: float, text: str) -> None:
             if sink is not None:
