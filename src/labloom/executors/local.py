@@ -58,8 +58,13 @@ def _execute(
         on_done(outcome)
 
 
-def _execute_owing(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
-                   handle: _Handle, on_done: DoneCallback) -> None:
+def _execute_owing(
+    call: TaskCall,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    handle: _Handle,
+    on_done: DoneCallback,
+) -> None:
     """``_execute`` on a task thread: the end applied with the thread's next call's start
     (``Inbox.end``; the thread settles it before it waits, ``_busy``)."""
     if type(call) is not TaskCall:
