@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import result_files
 from .errors import TaskCrashedError, TaskTimeoutError
-from .inbox import settle_owed
 from .logs import TaskContext, capturing, current_task, task_context
 from .sink_registry import sink_for
 
@@ -53,11 +52,9 @@ class TaskCall:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sink = sink_for(self.run_id)
-        if sink is not None:  # applies what this thread owes too (``inbox.owing``)
+        if sink is not None:
             sink.task_started(self.run_id, self.task_run_id, time.time(), self.attempt,
                               threading.current_thread().name)
-        else:
-            settle_owed()
 
         def log_line(task_run_id: str, level: int, when: float, text: str) -> None:
             if sink is not None:

@@ -103,23 +103,6 @@ def _nothing() -> None:
     pass
 
 
-class _Owed(threading.local):
-    """The inbox a task thread put a call's end in without applying it (``Inbox.end``)."""
-
-    inbox: Inbox | None = None
-
-
-_owed = _Owed()
-
-
-def settle_owed() -> None:
-    """Apply (or leave to the thread applying) the end this thread owes, now."""
-    owed = _owed.inbox
-    if owed is not None:
-        _owed.inbox = None
-        owed.drain()
-
-
 class Inbox:
     def __init__(self, lock: threading.RLock, changed: threading.Condition,
                  after: Callable[[], None], holder: Holds | None = None) -> None:
@@ -151,40 +134,9 @@ class Inbox:
         self.drain()
 
     def note(self, apply: Apply, *args: Any) -> None:
-        """As ``put``, for a report after which there is nothing to launch (see above). Also
-        applies the end this thread owes (``end``), with this report if of the same run."""
+        """As ``put``, for a report after which there is nothing to launch (see above)."""
         self._items.append((apply, args, False))
-        owed = _owed.inbox
-        if owed is not None:
-            _owed.inbox = None
-            if owed is not self:
-                owed.drain()
         self.drain()
-
-    def end(self, apply: Apply, *args: Any) -> None:
-        """As ``put``, for a call's end on a thread running queued calls back to back (a
-        ``ThreadExecutor``'s): applied with the thread's next report, the next call's start,
-        one batch of two reports, not two of one (a run of 1,000 no-ops made 0.5-2 batches a
-        task run, nearly all of one report, at 2-3 µs each; issue 21 §2). The next call
-        reports its start microseconds later, before any code of its own runs (``TaskCall``;
-        ``settle_owed`` when it has no run to report to), and the thread calls
-        ``settle_owed`` before it waits for more calls: an end never waits for a report that
-        might not come. As ``put`` (applied now, launching after it) while the launcher
-        has task runs waiting for room (``launch_from``; a map wider than the executor's
-        queue): the thread reporting a start launches nothing before its call (see above).
-        And as ``put`` while the run's lock is held elsewhere (the flow body launching, a
-        view, a cancel): this thread waits for the lock now, or leaves its end to the thread
-        that does, not with the next call in hand, which another task thread runs meanwhile."""
-        pending, lock = self._launch_from, self._lock
-        if (pending is None or any(pending)) or not lock.acquire(blocking=False):
-            self.put(apply, *args)
-            return
-        lock.release()
-        self._items.append((apply, args, True))
-        owed = _owed.inbox
-        if owed is not None and owed is not self:
-            owed.drain()
-        _owed.inbox = self
 
     def add(self, apply: Apply, *args: Any) -> None:
         """Apply ``apply(*args)`` with the next report's batch, whichever thread applies it,

@@ -62,11 +62,6 @@ class Done:
         launcher = self.launcher
         launcher.inbox.put(launcher.outcome, self.tr, self.attempt, outcome)
 
-    def owe(self, outcome: Outcome) -> None:
-        """As a call, from a task thread that settles what it owes (``Inbox.end``)."""
-        launcher = self.launcher
-        launcher.inbox.end(launcher.outcome, self.tr, self.attempt, outcome)
-
 
 def executor_limiter(executor: Executor) -> Limiter:
     """The executor's own limiter (Dask's, on a cluster others share), else the store's."""

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
 from ..core.executor import DoneCallback, Executor, Outcome
-from ..core.inbox import settle_owed
 from ..core.logs import capturing
 from .thread_pool import ThreadPool
 
@@ -53,44 +51,22 @@ def _execute(
     handle: _Handle,
     on_done: DoneCallback,
 ) -> None:
-    outcome = _outcome(call, args, kwargs, handle)
-    if outcome is not None:
-        on_done(outcome)
-
-
-def _execute_owing(
-    call: TaskCall,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    handle: _Handle,
-    on_done: DoneCallback,
-) -> None:
-    """``_execute`` on a task thread: the end applied with the thread's next call's start
-    (``Inbox.end``; the thread settles it before it waits, ``_busy``)."""
-    if type(call) is not TaskCall:
-        settle_owed()  # a call that reports no start: what it follows is applied before it
-    outcome = _outcome(call, args, kwargs, handle)
-    if outcome is not None:
-        owe = getattr(on_done, "owe", None)
-        (on_done if owe is None else owe)(outcome)
-
-
-def _outcome(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
-             handle: _Handle) -> Outcome | None:
     if handle.cancelled:
-        return None  # cancelled while it waited in the queue: the engine already ended it
+        return  # cancelled while it waited in the queue: the engine already ended it
     started = time.time()
     try:
         handle.value = call(*args, **kwargs)
     except Exception as exc:
-        return Outcome(
+        outcome = Outcome(
             ok=False,
             error=exc,
             traceback=user_traceback(exc),
             started=started,
             ended=time.time(),
         )
-    return Outcome(ok=True, started=started, ended=time.time())
+    else:
+        outcome = Outcome(ok=True, started=started, ended=time.time())
+    on_done(outcome)
 
 
 class _InProcess(Executor):
@@ -161,17 +137,6 @@ class LocalExecutor(_InProcess):
             handle.cancelled = True
 
 
-@contextlib.contextmanager
-def _busy() -> Iterator[None]:
-    """A task thread's while calls keep coming: the capture kept, and before it waits for
-    more, the end of its last call applied (``_execute_owing``)."""
-    with capturing():
-        try:
-            yield
-        finally:
-            settle_owed()
-
-
 class ThreadExecutor(_InProcess):
     """Runs task runs on a pool of threads in this process (I/O-bound work, quick tasks).
 
@@ -191,9 +156,8 @@ class ThreadExecutor(_InProcess):
         with self._lock:
             if self._pool is None:
                 # A task thread keeps the capture of prints and log records while calls keep
-                # coming: each call's own is then a count (``logs.capturing``); and applies a
-                # call's end with the next call's start (``_execute_owing``).
-                self._pool = ThreadPool(self.max_workers, "labloom-task", busy=_busy)
+                # coming: each call's own is then a count (``logs.capturing``).
+                self._pool = ThreadPool(self.max_workers, "labloom-task", busy=capturing)
 
     def submit(
         self,
@@ -209,7 +173,7 @@ class ThreadExecutor(_InProcess):
             pool = self._pool
             assert pool is not None
         handle = _Handle()
-        pool.submit(_execute_owing, call, args, kwargs, handle, on_done)
+        pool.submit(_execute, call, args, kwargs, handle, on_done)
         return handle
 
     def room(self) -> int:
