@@ -6,14 +6,14 @@ after run.
 
 - ``separate``: K reports, each its own batch (``Inbox.put``, nobody else applying);
 - ``together``: the same K appended first, then applied in batches of ``inbox.BATCH``;
-- ``put-pairs`` / ``owed-pairs``: K task runs' end and the same thread's next start, the end
-  put (its own batch) or owed (``Inbox.end``: one batch of both; trees since session 37).
+- ``put-pairs``: K task runs' end and the same thread's next start, each its own batch (an
+  end owed to the next start, one batch of both, was tried in session 37 and dropped: see
+  benchmarks/README.md, "Session 37 (helper b)").
 
     PYTHONHASHSEED=0 PYTHONPATH=SRC valgrind --tool=callgrind --callgrind-out-file=OUT \\
         python3 benchmarks/report_batch_instructions.py 20000 separate
 
-A batch's cost is (separate - together) / K, a merged end's (put-pairs - owed-pairs) / K, from
-the totals (``summary:`` in OUT).
+A batch's cost is (separate - together) / K, from the totals (``summary:`` in OUT).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def held() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("k", type=int)
-    parser.add_argument("mode", choices=["separate", "together", "put-pairs", "owed-pairs"])
+    parser.add_argument("mode", choices=["separate", "together", "put-pairs"])
     args = parser.parse_args()
     run = held.run(executor=ThreadExecutor(1), background=True)  # a run alive, its inbox real
     while not run.tasks or run.tasks[0].state is not State.RUNNING:
@@ -67,17 +67,10 @@ def main() -> None:
         for i in range(args.k):
             inbox._items.append((apply, (i,), True))
         inbox.drain()
-    elif args.mode == "put-pairs":
+    else:
         for i in range(args.k):
             inbox.put(apply, i)
             inbox.note(apply, i)
-    else:
-        from labloom.core.inbox import settle_owed
-
-        for i in range(args.k):
-            inbox.end(apply, i)
-            inbox.note(apply, i)
-        settle_owed()
     gate.set()
     run.wait(10)
 
