@@ -76,6 +76,26 @@ def test_a_slow_after_never_holds_up_the_reports_of_other_threads() -> None:
     waiting.join(5)
 
 
+def test_after_follows_a_batch_only_while_what_it_launches_from_is_not_empty() -> None:
+    """``launch_from``: a batch that leaves the launcher nothing ready nor to give back skips
+    ``after`` (it would return at once); one that readies something calls it, as before."""
+    after: list[int] = []
+    inbox, _ = _inbox(after)
+    ready: list[str] = []
+    releases: list[str] = []
+    inbox.launch_from(ready, releases)
+    inbox.put(len, ())  # an end that readies nothing
+    assert after == []
+    inbox.put(ready.append, "downstream")
+    assert after == [1]
+    ready.clear()
+    inbox.put(releases.append, "a slot")
+    assert after == [1, 1]
+    releases.clear()
+    inbox.put(len, ())
+    assert after == [1, 1]
+
+
 def test_no_report_is_left_behind_by_many_threads() -> None:
     inbox, _ = _inbox()
     applied: list[tuple[int, int]] = []

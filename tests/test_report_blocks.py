@@ -94,6 +94,54 @@ def test_holding_is_released_on_an_error_and_other_threads_are_not_held() -> Non
     assert got[-1] == _changed(2)
 
 
+def test_a_block_held_among_events_reaches_subscribers_as_emitted_one_by_one() -> None:
+    """A held list with an ``EventBlock`` in it (a map expanded inside a batch of reports) is
+    handed on event by event (``Holder.let_go``), as if nothing were held; the next hold of
+    the same thread, with no block, goes on at once again."""
+    def emit_all(bus: ev.EventBus) -> None:
+        bus.emit(_changed(0))
+        bus.emit(ev.EventBlock(lambda i: _changed(10 + i), 3))
+        bus.emit(_changed(1))
+
+    alone, expected = _bus()
+    emit_all(alone)
+    alone.flush()
+    bus, got = _bus()
+    with bus.holding():
+        emit_all(bus)
+    bus.flush()
+    assert got == expected == [_changed(0), *(_changed(10 + i) for i in range(3)), _changed(1)]
+    with bus.holding():
+        bus.emit(_changed(2))
+    assert not bus._holding.blocks  # said for the hold that held a block, and reset
+    bus.flush()
+    assert got[-1] == _changed(2)
+
+
+def test_an_inbox_batch_whose_send_raises_still_hands_its_events_on() -> None:
+    """``Inbox.drain`` holds a batch's events without a context manager: a ``send_after``
+    that raises must not leave the thread holding (its later events would never go out)."""
+    from labloom.core.inbox import Inbox
+
+    bus, got = _bus()
+    lock = threading.RLock()
+    inbox = Inbox(lock, threading.Condition(lock), lambda: None, bus.holder)
+    pending = [1]
+
+    def send() -> None:
+        raise RuntimeError("send failed")
+
+    inbox.send_after(pending, send)
+    with pytest.raises(RuntimeError, match="send failed"):
+        inbox.put(bus.emit, _changed(0))
+    bus.flush()
+    assert got == [_changed(0)]
+    assert bus._holding.events is None
+    bus.emit(_changed(1))  # not held: goes on at once
+    bus.flush()
+    assert got == [_changed(0), _changed(1)]
+
+
 def test_a_blocks_starts_and_returns_change_each_child_as_one_by_one(tmp_path, monkeypatch) -> None:
     """``TaskGraph.set_states`` (a chunk's starts, ``started_all``; its returns,
     ``report_returned``) leaves each child as an outcome reported alone does: the same events

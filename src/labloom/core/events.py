@@ -22,7 +22,7 @@ from .delivery import PACE as PACE
 from .delivery import Delivery
 from .delivery import EventBlock as EventBlock
 from .delivery import numbered as numbered
-from .event_holding import Held, Holding
+from .event_holding import Held, Holder, Holding
 from .states import State
 
 T = TypeVar("T")
@@ -276,6 +276,7 @@ class EventBus:
         self.history: list[Event] | None = [] if history else None
         self._unpaced_until = 0.0
         self._holding = Held()  # .events: what this thread holds (``holding``)
+        self.holder = Holder(self._holding, self._emit_all, self._emit_each)
 
     def pace(self) -> None:
         """Wait while a subscriber's queue is over its limit and shrinking (outside any lock)."""
@@ -297,12 +298,14 @@ class EventBus:
         the outermost ``holding`` ends (also on an error): a Dask chunk's ends, a thousand
         state changes, take the bus's lock and each queue once, not once per event. Other
         threads' events go on as before."""
-        return Holding(self._holding, self._emit_all)
+        return Holding(self.holder)
 
     def emit(self, event: Event | EventBlock) -> None:
         held = self._holding.events
         if held is not None:
             held.append(event)
+            if type(event) is EventBlock:
+                self._holding.blocks = True
             return
         with self._lock:
             self._append(event)
@@ -313,22 +316,23 @@ class EventBus:
         if held is not None:
             held += events
             return
-        self._emit_all(events)  # type: ignore[arg-type]
+        self._emit_all(events)
 
-    def _emit_all(self, events: list[Event | EventBlock]) -> None:
-        """``emit`` of each, under the bus's lock once."""
+    def _emit_all(self, events: list[Event]) -> None:
+        """``emit`` of each (no block among them), under the bus's lock once."""
         if not events:
             return
-        plain = [event for event in events if not isinstance(event, EventBlock)]
         with self._lock:
-            if len(plain) < len(events):  # a block among them (a map expanded): rare
-                for event in events:
-                    self._append(event)
-                return
             if self.history is not None:
-                self.history += plain
+                self.history += events
             for delivery in self._deliveries:
-                delivery.queue.extend(plain)
+                delivery.queue.extend(events)
+
+    def _emit_each(self, events: list[Event | EventBlock]) -> None:
+        """``emit`` of each, a block among them (a map expanded inside a hold): rare."""
+        with self._lock:
+            for event in events:
+                self._append(event)
 
     def _append(self, event: Event | EventBlock) -> None:
         """Queue ``event`` for every subscriber (the bus's lock held)."""

@@ -41,17 +41,17 @@ filled after the call's end, which always follows.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sized
-from typing import Any
+from typing import Any, Protocol
+
+from .event_holding import NoHolder
 
 Apply = Callable[..., None]
-Hold = Callable[[], contextlib.AbstractContextManager[None]]
 BATCH = 1000  # reports applied per hold of the run's lock at most
 NUDGE = 0.5  # seconds a report that can wait waits at most for another to apply it
 
@@ -91,17 +91,26 @@ class _Nudger:
 _nudger = _Nudger()
 
 
+class Holds(Protocol):
+    """How an inbox holds a batch's events (``event_holding.Holder``, the run's bus's)."""
+
+    def hold(self) -> list[Any] | None: ...
+
+    def let_go(self, mine: list[Any] | None) -> None: ...
+
+
 def _nothing() -> None:
     pass
 
 
 class Inbox:
     def __init__(self, lock: threading.RLock, changed: threading.Condition,
-                 after: Callable[[], None], hold: Hold = contextlib.nullcontext) -> None:
+                 after: Callable[[], None], holder: Holds | None = None) -> None:
         self._lock = lock  # the run's
         # Around each batch applied: the run's events of a batch go to its subscribers at
-        # once (``EventBus.holding``), not one at a time.
-        self._hold = hold
+        # once (``EventBus.holder``), not one at a time.
+        holds: Holds = holder if holder is not None else NoHolder()
+        self._hold, self._let_go = holds.hold, holds.let_go
         self._changed = changed  # its waiters are woken once per batch applied
         self._after = after
         # (apply, its arguments, whether ``after`` follows it)
@@ -114,6 +123,8 @@ class Inbox:
         self._send: Callable[[], None] = _nothing
         self._flush: Callable[[], None] = _nothing
         self._nudge = False  # ``_nudger`` asked to apply what ``add`` left, if nobody does
+        # What ``after`` works on (``launch_from``): None, unknown, ``after`` always follows.
+        self._launch_from: tuple[Sized, ...] | None = None
         self._nudging = threading.Lock()
 
     def put(self, apply: Apply, *args: Any) -> None:
@@ -155,8 +166,12 @@ class Inbox:
         self._nudge = False  # before draining: what is added from now on asks again
         self.drain()
         if self._filled:  # what the batches' ``send`` left for later (a quiet run)
-            with self._lock, self._hold():
-                self._flush()
+            with self._lock:
+                mine = self._hold()
+                try:
+                    self._flush()
+                finally:
+                    self._let_go(mine)
 
     def send_after(self, filled: Sized, send: Callable[[], None],
                    flush: Callable[[], None] = _nothing) -> None:
@@ -166,6 +181,15 @@ class Inbox:
         them for a later batch if it calls ``nudge``: the nudge then calls ``flush`` (under
         the run's lock) when it finds ``filled`` not empty."""
         self._filled, self._send, self._flush = filled, send, flush
+
+    def launch_from(self, *pending: Sized) -> None:
+        """``after`` has something to do only while one of ``pending`` is not empty (the
+        launcher's task runs ready and slots to give back, filled under the run's lock): a
+        thread whose batches leave them all empty skips it. A small run's end reports mostly
+        ready nothing (a map's children): ``after`` took the run's lock again per batch to
+        find so (0.3 of the 3 µs a batch cost, issue 21 §2). Another thread's apply that fills
+        one has its own thread call ``after``, as do the launcher's other ways in."""
+        self._launch_from = pending
 
     def put_all(self, reports: list[tuple[Apply, tuple[Any, ...]]]) -> None:
         """Several at once (a Dask chunk's children ended together), in this order."""
@@ -184,7 +208,8 @@ class Inbox:
                     self._after()
                 return
             try:
-                with self._lock, self._hold():
+                with self._lock:
+                    mine = self._hold()
                     try:
                         # At most a batch per hold: the flow body, a cancel or a view
                         # waiting for the lock get it between batches.
@@ -193,9 +218,14 @@ class Inbox:
                             launch = launch or then
                             apply(*args)
                     finally:
-                        if self._filled:
-                            self._send()
+                        try:
+                            if self._filled:
+                                self._send()
+                        finally:
+                            self._let_go(mine)  # the batch's events to the subscribers
                         self._changed.notify_all()
+                    if launch and self._launch_from is not None and not any(self._launch_from):
+                        launch = False  # ``after`` would find nothing to do
             finally:
                 self._role.release()
             batches += 1

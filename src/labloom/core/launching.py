@@ -88,7 +88,8 @@ class Launcher:
         self._reserved = 0
         self._releasing: set[str] = set()  # slots taken off ``_releases``, not yet given back
         # Executors' reports (started, ended), applied in order and in batches (``inbox.py``).
-        self.inbox = Inbox(engine.lock, engine.changed, self.work, engine.bus.holding)
+        self.inbox = Inbox(engine.lock, engine.changed, self.work, engine.bus.holder)
+        self.inbox.launch_from(self._ready, self._releases)  # what ``work`` takes
 
     # --- under the engine's lock ------------------------------------------------------------
 
