@@ -159,7 +159,7 @@ def test_a_chunks_outcomes_reach_each_run_in_one_step_and_other_callbacks_alone(
         def outcomes(self, items: list[Any]) -> None:
             self.steps.append(items)
 
-    class Done:  # as launching.Done: it names its launcher
+    class Done:  # as call_reports.Done: it names its launcher
         def __init__(self, launcher: Launcher) -> None:
             self.launcher = launcher
 
