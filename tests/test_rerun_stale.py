@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,24 +43,63 @@ def _on_stale_end(run: Any) -> threading.Event:
     return applied
 
 
+class _TwoCalls:
+    """A task's calls: the first (the run's, cancelled while it runs) and the second (the
+    rerun's) each run until the test lets it go; ``old_end`` makes the first one's outcome."""
+
+    def __init__(self, old_end: Callable[[], str]) -> None:
+        self.old_end = old_end
+        self.old_running, self.rerun_running = threading.Event(), threading.Event()
+        self.release_old, self.release_rerun = threading.Event(), threading.Event()
+        self.times: list[float] = []  # when each call began
+
+    def __call__(self) -> str:
+        self.times.append(time.time())
+        if len(self.times) == 1:
+            self.old_running.set()
+            assert self.release_old.wait(30)  # cancelled and rerun meanwhile: it runs on
+            return self.old_end()
+        self.rerun_running.set()
+        assert self.release_rerun.wait(30)
+        return "new"
+
+
+def _lone_task_flow(calls: _TwoCalls) -> Any:
+    """A flow of one task run making ``calls``, returning its result."""
+
+    @task
+    def train() -> str:
+        return calls()
+
+    @flow
+    def retrained() -> str:
+        return train()
+
+    return retrained
+
+
+def _rerun_while_the_old_call_runs(retrained: Any, calls: _TwoCalls) -> Any:
+    """The run on threads, cancelled while its first call runs, then retried: returned once
+    the rerun's call runs, the old one still running."""
+    run = retrained.run(executor="threads", background=True)
+    assert calls.old_running.wait(30)
+    run.cancel()
+    run.wait()
+    assert run.state.value == "Cancelled"
+    run.retry(background=True)
+    assert calls.rerun_running.wait(30)
+    return run
+
+
 def test_a_cancelled_threads_call_ending_during_the_rerun_leaves_the_rerun_running() -> None:
     """The old call ends while the rerun's call runs: the task run stays Running and the run
     waits; then the rerun's own end completes it, with its own result, start and end."""
-    old_running, rerun_running = threading.Event(), threading.Event()
-    release_old, release_rerun = threading.Event(), threading.Event()
-    calls: list[float] = []
+    calls = _TwoCalls(lambda: "old")
     seen: list[str] = []
 
     @task
     def train() -> str:
-        calls.append(time.time())
-        if len(calls) == 1:
-            old_running.set()
-            assert release_old.wait(30)  # cancelled and rerun meanwhile: this thread runs on
-            return "old"
-        rerun_running.set()
-        assert release_rerun.wait(30)
-        return "new"
+        return calls()
 
     @task
     def report(model: str) -> str:
@@ -70,64 +110,39 @@ def test_a_cancelled_threads_call_ending_during_the_rerun_leaves_the_rerun_runni
     def retrained() -> str:
         return report(train())
 
-    run = retrained.run(executor="threads", background=True)
-    assert old_running.wait(30)
-    cancelled_at = time.time()
-    run.cancel()
-    run.wait()
-    assert run.state.value == "Cancelled"
+    run = _rerun_while_the_old_call_runs(retrained, calls)
     stale_end = _on_stale_end(run)
-    run.retry(background=True)
-    assert rerun_running.wait(30)
-    release_old.set()
+    calls.release_old.set()
     assert stale_end.wait(30)  # the old call's end is in, and dropped
     tr = next(t for t in run.tasks if t.name == "train")
     assert tr.state.value == "Running" and run.state.value == "Running"
     assert not run._engine.finished.is_set() and seen == []
     released_at = time.time()
-    release_rerun.set()
+    calls.release_rerun.set()
     run.wait()
     assert run.state.value == "Completed" and tr.state.value == "Completed"
     assert run.result() == "new" and seen == ["new"]
-    # The rerun's own start and end: after the cancel, and after its call was let go.
+    # The rerun's own start and end: after the old call's, and after its call was let go.
+    rerun_began = calls.times[1]
     assert tr.started is not None and tr.ended is not None
-    assert cancelled_at < tr.started <= calls[1] and tr.ended >= released_at
-    assert tr.duration is not None and tr.duration >= released_at - calls[1]
+    assert calls.times[0] < tr.started <= rerun_began and tr.ended >= released_at
+    assert tr.duration is not None and tr.duration >= released_at - rerun_began
 
 
 def test_a_cancelled_threads_call_failing_during_the_rerun_does_not_fail_it() -> None:
     """The old call raises after the relaunch: its failure is not the rerun's."""
-    old_running, rerun_running = threading.Event(), threading.Event()
-    release_old, release_rerun = threading.Event(), threading.Event()
-    calls: list[int] = []
 
-    @task
-    def train() -> str:
-        calls.append(1)
-        if len(calls) == 1:
-            old_running.set()
-            assert release_old.wait(30)
-            raise ValueError("the old call's failure")
-        rerun_running.set()
-        assert release_rerun.wait(30)
-        return "new"
+    def fail() -> str:
+        raise ValueError("the old call's failure")
 
-    @flow
-    def retrained() -> str:
-        return train()
-
-    run = retrained.run(executor="threads", background=True)
-    assert old_running.wait(30)
-    run.cancel()
-    run.wait()
+    calls = _TwoCalls(fail)
+    run = _rerun_while_the_old_call_runs(_lone_task_flow(calls), calls)
     stale_end = _on_stale_end(run)
-    run.retry(background=True)
-    assert rerun_running.wait(30)
-    release_old.set()
+    calls.release_old.set()
     assert stale_end.wait(30)
     [tr] = run.tasks
     assert tr.state.value == "Running" and tr.error is None
-    release_rerun.set()
+    calls.release_rerun.set()
     run.wait()
     assert run.state.value == "Completed" and run.result() == "new"
 
@@ -135,42 +150,18 @@ def test_a_cancelled_threads_call_failing_during_the_rerun_does_not_fail_it() ->
 def test_a_stale_start_report_after_the_relaunch_changes_nothing() -> None:
     """A start of the first run's attempt 1 arriving while the rerun's attempt 1 runs (a Dask
     worker's message on its own time): it set the rerun's start back to the old call's."""
-    old_running, rerun_running = threading.Event(), threading.Event()
-    release_old, release_rerun = threading.Event(), threading.Event()
-    calls: list[int] = []
-
-    @task
-    def train() -> str:
-        calls.append(1)
-        if len(calls) == 1:
-            old_running.set()
-            assert release_old.wait(30)
-            return "old"
-        rerun_running.set()
-        assert release_rerun.wait(30)
-        return "new"
-
-    @flow
-    def retrained() -> str:
-        return train()
-
-    run = retrained.run(executor="threads", background=True)
-    assert old_running.wait(30)
+    calls = _TwoCalls(lambda: "old")
+    run = _rerun_while_the_old_call_runs(_lone_task_flow(calls), calls)
     [tr] = run.tasks
-    old_start = tr.started
-    run.cancel()
-    run.wait()
-    run.retry(background=True)
-    assert rerun_running.wait(30)
     rerun_start = tr.started
-    assert rerun_start is not None and old_start is not None and rerun_start > old_start
-    run._engine.sink.task_started(run.id, tr.id, old_start, 1, "the old thread", 0)
+    assert rerun_start is not None and rerun_start > calls.times[0]
+    run._engine.sink.task_started(run.id, tr.id, calls.times[0], 1, "the old thread", 0)
     # Applied in order with the run's reports: the old call's end after it is dropped too.
     stale_end = _on_stale_end(run)
-    release_old.set()
+    calls.release_old.set()
     assert stale_end.wait(30)
     assert tr.started == rerun_start and tr.worker != "the old thread"
-    release_rerun.set()
+    calls.release_rerun.set()
     run.wait()
     assert run.state.value == "Completed" and run.result() == "new"
     assert tr.started == rerun_start
