@@ -155,16 +155,20 @@ def test_a_stale_start_report_after_the_relaunch_changes_nothing() -> None:
     [tr] = run.tasks
     rerun_start = tr.started
     assert rerun_start is not None and rerun_start > calls.times[0]
-    run._engine.sink.task_started(run.id, tr.id, calls.times[0], 1, "the old thread", 0)
+    sink = run._engine.sink
+    sink.task_started(run.id, tr.id, calls.times[0], 1, "the old thread", 0)
+    # The old call's key, from a stored result (on Dask a worker's message, late as well).
+    sink.task_keyed(run.id, tr.id, 1, "an old key", None, "cached result", 0)
     # Applied in order with the run's reports: the old call's end after it is dropped too.
     stale_end = _on_stale_end(run)
     calls.release_old.set()
     assert stale_end.wait(30)
     assert tr.started == rerun_start and tr.worker != "the old thread"
+    assert tr.cache_key != "an old key"
     calls.release_rerun.set()
     run.wait()
     assert run.state.value == "Completed" and run.result() == "new"
-    assert tr.started == rerun_start
+    assert tr.started == rerun_start and tr.state.value == "Completed"  # not Cached
 
 
 def test_dask_times_of_a_rerun_are_its_own_whatever_the_order_of_the_ends() -> None:

@@ -22,9 +22,9 @@ class RunSink(Protocol):
         ...
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
-                   path: str | None, message: str) -> None:
+                   path: str | None, message: str, rerun: int | None = None) -> None:
         """A cached call made its key where its inputs are (``message``: "cached result" on
-        a hit); reported before the call ends."""
+        a hit); reported before the call ends. ``rerun`` as for ``task_started``."""
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
                     values: dict[str, Any], step: int | None, attempt: int | None = None,

@@ -130,12 +130,12 @@ class ExecutorSink:
         set_states(graph, running, State.RUNNING)
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
-                   path: str | None, message: str) -> None:
+                   path: str | None, message: str, rerun: int | None = None) -> None:
         engine = self._engine
         with engine.lock:
             tr = engine.graph.get(task_run_id)
-            if tr is None or tr.done or attempt != tr.attempts:
-                return
+            if tr is None or is_stale(tr, attempt, rerun, engine.reruns):
+                return  # a cancelled call's "cached result" made its rerun's call show Cached
             engine.results.keyed(tr, key, path, message)
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:

@@ -103,8 +103,8 @@ class WorkerSink:
         self._add(run_id, ["l", task_run_id, level, when, text])
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
-                   path: str | None, message: str) -> None:
-        self._add(run_id, ["k", task_run_id, attempt, key, path, message])
+                   path: str | None, message: str, rerun: int | None = None) -> None:
+        self._add(run_id, ["k", task_run_id, attempt, key, path, message, rerun or 0])
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
                     values: dict[str, Any], step: int | None, attempt: int | None = None,
@@ -343,7 +343,7 @@ class Dispatcher:
             if kind == "l":
                 sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
             elif kind == "k":
-                sink.task_keyed(run_id, *msg[1:6])
+                sink.task_keyed(run_id, *msg[1:6], msg[6] if len(msg) > 6 else None)
             elif kind == "v":
                 # Its attempt and rerun: the engine drops a call of one that is no longer
                 # current (a worker's call still in flight after its task run's retry started,
