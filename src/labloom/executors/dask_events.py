@@ -343,7 +343,8 @@ class Dispatcher:
             if kind == "l":
                 sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
             elif kind == "k":
-                sink.task_keyed(run_id, *msg[1:6], msg[6] if len(msg) > 6 else None)
+                sink.task_keyed(run_id, msg[1], msg[2], msg[3], msg[4], msg[5],
+                                msg[6] if len(msg) > 6 else None)
             elif kind == "v":
                 # Its attempt and rerun: the engine drops a call of one that is no longer
                 # current (a worker's call still in flight after its task run's retry started,
