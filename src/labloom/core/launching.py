@@ -94,7 +94,9 @@ class Launcher:
         """An attempt ended (the engine holds its lock)."""
         graph = self.engine.graph
         if is_stale(tr, attempt, rerun, self.engine.reruns):
-            return  # its result (``outcome`` holds none: the executor's handle does) goes
+            # Ended meanwhile, superseded, or a cancelled call of an earlier rerun: dropped. Its
+            # value stays in its handle, which the task run no longer holds (a rerun reset it).
+            return
         if tr.handle is LAUNCHING:
             self._early[tr.id] = (attempt, rerun, outcome)  # submit() has not returned yet
             return
@@ -256,6 +258,7 @@ class Launcher:
                 if submitted:  # else ``work`` gives back the whole block's room, as it raises
                     self._reserved -= len(launched)
                 for tr, attempt, handle, early in launched:
+                    # (Cancelled, finished and rerun meanwhile: the rerun's launch owns it.)
                     if tr.attempts == attempt and rerun == engine.reruns \
                             and tr.handle is LAUNCHING:
                         tr.handle = handle
