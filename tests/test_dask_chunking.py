@@ -159,7 +159,7 @@ def test_a_chunks_outcomes_reach_each_run_in_one_step_and_other_callbacks_alone(
         def outcomes(self, items: list[Any]) -> None:
             self.steps.append(items)
 
-    class Done:  # as launching.Done: it names its launcher
+    class Done:  # as call_reports.Done: it names its launcher
         def __init__(self, launcher: Launcher) -> None:
             self.launcher = launcher
 
@@ -195,10 +195,10 @@ def test_a_chunks_ends_are_taken_together_only_when_every_child_returned() -> No
     calls = [TaskCall(_double, f"double[{i}]", "r1", f"r1.{i}", batch_size=100)
              for i in range(3)]
     for i, call in enumerate(calls):  # as the workers' "e" events leave them
-        dispatcher.times[(call.task_run_id, 1)] = (10.0 + i, 10.5 + i, i != 1)
+        dispatcher.times[(call.task_run_id, 1, 0)] = (10.0 + i, 10.5 + i, i != 1)
     assert dispatcher.ended_all(calls) is None  # child 1 raised: its chunk must be asked
     assert len(dispatcher.times) == 3 and not dispatcher.durations  # nothing taken
-    dispatcher.times[("r1.1", 1)] = (11.0, 11.5, True)
+    dispatcher.times[("r1.1", 1, 0)] = (11.0, 11.5, True)
     assert dispatcher.ended_all(calls) == [(10.0, 10.5), (11.0, 11.5), (12.0, 12.5)]
     assert not dispatcher.times
     assert dispatcher.durations == {"double": (3, 1.5)}  # counted once for the chunk

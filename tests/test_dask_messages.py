@@ -19,10 +19,10 @@ def _chunk(n: int) -> tuple[Columns, list[list[Any]], list[Any], list[Any]]:
     """As a chunk of ``n`` children leaves them: a start, a log line and an end each."""
     columns, logs, starts, ends = Columns(), [], [], []
     for i in range(n):
-        start = (f"r1.{i}", 100.0 + i, 1 + (i == 3), "tcp://w:1 Thread-0")
+        start = (f"r1.{i}", 100.0 + i, 1 + (i == 3), "tcp://w:1 Thread-0", i // 40)
         columns.started(*start)
         logs.append(["l", f"r1.{i}", 20, 100.5 + i, f"child {i}"])
-        end = (f"r1.{i}", 1 + (i == 3), 100.0 + i, 100.25 + i, i != 5)
+        end = (f"r1.{i}", 1 + (i == 3), 100.0 + i, 100.25 + i, i != 5, i // 40)
         columns.ended(*end)
         starts.append(start)
         ends.append(end)
@@ -46,9 +46,21 @@ def test_shared_fields_travel_once_and_differing_ones_each() -> None:
         columns.ended(f"t{i}", 2, 1.5, 2.5, None)
     columns.started("u", 3.0, 1, "other lane")
     starts, ends = _wire(columns.around([]))
-    assert starts_of(starts)[-1] == ("u", 3.0, 1, "other lane")
-    assert {lane for *_, lane in starts_of(starts)} == {"lane", "other lane"}
-    assert ends[2] == 2 and {ok for *_, ok in ends_of(ends)} == {None}  # unknown stays so
+    assert starts_of(starts)[-1] == ("u", 3.0, 1, "other lane", 0)
+    assert {lane for *_, lane, _ in starts_of(starts)} == {"lane", "other lane"}
+    assert ends[2] == 2 and {ok for *_, ok, _ in ends_of(ends)} == {None}  # unknown stays so
+    assert starts[5] == 0 and ends[6] == 0  # the reruns, one value for all
+
+
+def test_a_message_of_an_older_worker_reads_its_reruns_as_unknown() -> None:
+    """Without the reruns column (a worker of an older labloom) each rerun reads None: the
+    engine then checks the attempt alone, as before."""
+    columns = Columns()
+    columns.started("t", 1.5, 2, "lane")
+    columns.ended("t", 2, 1.5, 2.5, True)
+    starts, ends = _wire(columns.around([]))
+    assert starts_of(starts[:5]) == [("t", 1.5, 2, "lane", None)]
+    assert ends_of(ends[:6]) == [("t", 2, 1.5, 2.5, True, None)]
 
 
 def test_without_starts_or_ends_the_rows_travel_alone() -> None:

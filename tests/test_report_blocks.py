@@ -39,16 +39,16 @@ def test_returned_calls_reach_each_run_as_one_report_and_other_callbacks_alone()
         def returned(self, items: list[Any]) -> None:
             self.reports.append(items)
 
-    class Done:  # as launching.Done: it names its launcher, task run and attempt
+    class Done:  # as call_reports.Done: it names its launcher, task run, attempt and rerun
         def __init__(self, launcher: Launcher, tr: str) -> None:
-            self.launcher, self.tr, self.attempt = launcher, tr, 1
+            self.launcher, self.tr, self.attempt, self.rerun = launcher, tr, 1, 0
 
     one, two = Launcher(), Launcher()
     alone: list[Outcome] = []
     report_returned([(Done(one, "a"), 1.0, 2.0), (Done(two, "b"), 3.0, 4.0),  # type: ignore
                      (alone.append, 5.0, 6.0), (Done(one, "c"), 7.0, 8.0)])
-    assert one.reports == [[("a", 1, 1.0, 2.0), ("c", 1, 7.0, 8.0)]]
-    assert two.reports == [[("b", 1, 3.0, 4.0)]]
+    assert one.reports == [[("a", 1, 0, 1.0, 2.0), ("c", 1, 0, 7.0, 8.0)]]
+    assert two.reports == [[("b", 1, 0, 3.0, 4.0)]]
     assert [(o.ok, o.started, o.ended) for o in alone] == [(True, 5.0, 6.0)]
 
 
@@ -180,8 +180,9 @@ def test_a_blocks_starts_and_returns_change_each_child_as_one_by_one(tmp_path, m
         sink = sink_registry.local_sink(call.run_id)
         assert sink is not None
         block, alone = submitted[:4], submitted[4:]
-        sink_registry.started_all(sink, call.run_id, [(c.task_run_id, 10.0 + i, c.attempt, "lane")
-                                                      for i, (c, _) in enumerate(block)])
+        sink_registry.started_all(sink, call.run_id,
+                                  [(c.task_run_id, 10.0 + i, c.attempt, "lane", c.rerun)
+                                   for i, (c, _) in enumerate(block)])
         report_returned([(on_done, 10.0 + i, 20.0 + i) for i, (_, on_done) in enumerate(block)])
         for i, (c, on_done) in enumerate(alone, start=len(block)):
             sink.task_started(call.run_id, c.task_run_id, 10.0 + i, c.attempt, "lane")

@@ -57,7 +57,7 @@ class TaskCall:
         sink = sink_for(self.run_id)
         if sink is not None:
             sink.task_started(self.run_id, self.task_run_id, time.time(), self.attempt,
-                              threading.current_thread().name)
+                              threading.current_thread().name, self.rerun)
 
         def log_line(task_run_id: str, level: int, when: float, text: str) -> None:
             if sink is not None:

@@ -167,7 +167,8 @@ def run_keyed(call: TaskCall, sink: RunSink | None, args: tuple[Any, ...],
 
     def report(key: str | None, path: str | None, message: str) -> None:
         if sink is not None:
-            sink.task_keyed(call.run_id, call.task_run_id, call.attempt, key, path, message)
+            sink.task_keyed(call.run_id, call.task_run_id, call.attempt, key, path, message,
+                            call.rerun)
 
     try:
         key = plan.key(call.fn, args, kwargs)

@@ -40,7 +40,7 @@ Submission = tuple["TaskCall", tuple[Any, ...], dict[str, Any], DoneCallback]
 
 def report_all(ends: Sequence[tuple[DoneCallback, Outcome]]) -> None:
     """Several calls ended at once (a Dask chunk's children): the callbacks the engine gave
-    (``launching.Done``) take their run's outcomes in one step, under its lock once and with
+    (``call_reports.Done``) take their run's outcomes in one step, under its lock once and with
     one wake-up of its waiters, instead of one step per call; any other is called alone."""
     runs: dict[int, tuple[Any, list[tuple[Any, Outcome]]]] = {}
     for on_done, outcome in ends:
@@ -57,14 +57,15 @@ def report_returned(returns: Sequence[tuple[DoneCallback, float, float]]) -> Non
     """Several calls returned at once (a Dask chunk's children), as (``on_done``, started,
     ended): as ``report_all`` with a successful ``Outcome`` each, without making one per
     call, and the calls of one run are one report to it (``Launcher.returned``)."""
-    runs: dict[int, tuple[Any, list[tuple[Any, int, float, float]]]] = {}
+    runs: dict[int, tuple[Any, list[tuple[Any, int, int, float, float]]]] = {}
     for on_done, started, ended in returns:
         launcher = getattr(on_done, "launcher", None)
         if launcher is None:
             on_done(Outcome(ok=True, started=started, ended=ended))
         else:
             runs.setdefault(id(launcher), (launcher, []))[1].append(
-                (on_done.tr, on_done.attempt, started, ended))  # type: ignore[attr-defined]
+                (on_done.tr, on_done.attempt, on_done.rerun,  # type: ignore[attr-defined]
+                 started, ended))
     for launcher, items in runs.values():
         launcher.returned(items)
 

@@ -16,6 +16,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .attempt import TaskCall
+from .call_reports import Done, is_stale
 from .errors import TaskCrashedError, UpstreamFailedError
 from .executor import Executor, Outcome, Submission
 from .experiment_values import recording_for
@@ -47,22 +48,6 @@ class _Launching:
 LAUNCHING = _Launching()
 
 
-class Done:
-    """What an executor calls when a launched call ends (an ``on_done``); it names its
-    launcher, so that ``executor.report_all`` hands it many outcomes at once."""
-
-    __slots__ = ("attempt", "launcher", "tr")
-
-    def __init__(self, launcher: Launcher, tr: TaskRun, attempt: int) -> None:
-        self.launcher = launcher
-        self.tr = tr
-        self.attempt = attempt
-
-    def __call__(self, outcome: Outcome) -> None:
-        launcher = self.launcher
-        launcher.inbox.put(launcher.outcome, self.tr, self.attempt, outcome)
-
-
 def executor_limiter(executor: Executor) -> Limiter:
     """The executor's own limiter (Dask's, on a cluster others share), else the store's."""
     factory = getattr(executor, "limiter", None)
@@ -80,7 +65,7 @@ class Launcher:
         self.results = ResultPlanner(engine)
         self._ready: deque[TaskRun] = deque()
         self._releases: deque[TaskRun] = deque()
-        self._early: dict[str, tuple[int, Outcome]] = {}
+        self._early: dict[str, tuple[int, int, Outcome]] = {}
         self._timers: dict[str, threading.Timer] = {}
         # Room in the executor's queue taken by a ``work`` call and not yet submitted: several
         # threads run ``work`` at once (each applies end reports), and each took the whole
@@ -106,13 +91,15 @@ class Launcher:
             timer.cancel()
         self._timers.clear()
 
-    def outcome(self, tr: TaskRun, attempt: int, outcome: Outcome) -> None:
+    def outcome(self, tr: TaskRun, attempt: int, rerun: int, outcome: Outcome) -> None:
         """An attempt ended (the engine holds its lock)."""
         graph = self.engine.graph
-        if tr.done or attempt != tr.attempts:
-            return  # cancelled meanwhile, or a superseded attempt
+        if is_stale(tr, attempt, rerun, self.engine.reruns):
+            # Ended meanwhile, superseded, or a cancelled call of an earlier rerun: dropped. Its
+            # value stays in its handle, which the task run no longer holds (a rerun reset it).
+            return
         if tr.handle is LAUNCHING:
-            self._early[tr.id] = (attempt, outcome)  # submit() has not returned yet
+            self._early[tr.id] = (attempt, rerun, outcome)  # submit() has not returned yet
             return
         if outcome.started and tr.started is None:
             tr.started = outcome.started
@@ -241,6 +228,7 @@ class Launcher:
         engine = self.engine
         prepared: list[tuple[TaskRun, int, tuple[Any, ...], dict[str, Any]]] = []
         with engine.lock:
+            rerun = engine.reruns  # read with the attempts: the calls carry both
             for tr in trs:
                 if tr.done or tr.handle is LAUNCHING:
                     continue
@@ -258,10 +246,10 @@ class Launcher:
                 tr.handle = LAUNCHING
                 prepared.append((tr, tr.attempts, args, kwargs))
         echo = not prints_shown_elsewhere(engine.id)
-        launched: list[tuple[TaskRun, int, Any, tuple[int, Outcome] | None]] = []
+        launched: list[tuple[TaskRun, int, Any, tuple[int, int, Outcome] | None]] = []
         submitted = False
         try:
-            self._submit_all(prepared, echo, launched)
+            self._submit_all(prepared, rerun, echo, launched)
             submitted = True
         finally:  # a KeyboardInterrupt: what was not submitted has no handle (the run cancels)
             launched += [(tr, attempt, None, None)
@@ -271,7 +259,9 @@ class Launcher:
                 if submitted:  # else ``work`` gives back the whole block's room, as it raises
                     self._reserved -= len(launched)
                 for tr, attempt, handle, early in launched:
-                    if tr.attempts == attempt and tr.handle is LAUNCHING:
+                    # (Cancelled, finished and rerun meanwhile: the rerun's launch owns it.)
+                    if tr.attempts == attempt and rerun == engine.reruns \
+                            and tr.handle is LAUNCHING:
                         tr.handle = handle
                     early = (self._early.pop(tr.id, None) if self._early else None) or early
                     if tr.done and handle is not None:
@@ -284,11 +274,13 @@ class Launcher:
         return len(launched)
 
     def _submit_all(self, prepared: list[tuple[TaskRun, int, tuple[Any, ...], dict[str, Any]]],
-                    echo: bool, launched: list[tuple[TaskRun, int, Any, tuple[int, Outcome] | None]],
+                    rerun: int, echo: bool,
+                    launched: list[tuple[TaskRun, int, Any, tuple[int, int, Outcome] | None]],
                     ) -> None:
         """The executor's calls for ``prepared``, each task's in a row handed over at once
         (``Executor.submit_all``: a map's children share its look-ups); appends (task run,
-        attempt, handle, None) or (task run, attempt, None, the failed outcome) to
+        attempt, handle, None) or (task run, attempt, None, (attempt, rerun, the failed
+        outcome)) to
         ``launched`` in the order of ``prepared``, as each is known."""
         for task, runs in itertools.groupby(prepared, key=lambda item: item[0].task):
             resources = task.resources or None
@@ -298,7 +290,6 @@ class Launcher:
             # What the task's calls share, read once (each a property, a map's 20,000 calls).
             fn, run_id, timeout, log_prints = task.fn, self.engine.id, task.timeout, \
                 task.log_prints
-            rerun = self.engine.reruns
             records = bool(task.params or task.metrics)  # else ``recording_for`` says None
             for tr, attempt, args, kwargs in runs:
                 call = TaskCall(fn, tr.name, run_id, tr.id, attempt, timeout, log_prints,
@@ -308,16 +299,18 @@ class Launcher:
                 try:
                     args, kwargs = self.results.prepare(tr, call, args, kwargs)
                 except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
-                    self._hand_over(group, calls, resources, launched)
-                    launched.append((tr, attempt, None, (attempt, Outcome(ok=False, error=exc))))
+                    self._hand_over(group, calls, resources, rerun, launched)
+                    launched.append((tr, attempt, None,
+                                     (attempt, rerun, Outcome(ok=False, error=exc))))
                     continue
                 group.append((tr, attempt))
-                calls.append((call, args, kwargs, Done(self, tr, attempt)))
-            self._hand_over(group, calls, resources, launched)
+                calls.append((call, args, kwargs, Done(self, tr, attempt, rerun)))
+            self._hand_over(group, calls, resources, rerun, launched)
 
     def _hand_over(self, group: list[tuple[TaskRun, int]], calls: list[Submission],
-                   resources: dict[str, float] | None,
-                   launched: list[tuple[TaskRun, int, Any, tuple[int, Outcome] | None]]) -> None:
+                   resources: dict[str, float] | None, rerun: int,
+                   launched: list[tuple[TaskRun, int, Any, tuple[int, int, Outcome] | None]],
+                   ) -> None:
         """One task's prepared calls to the executor at once; empties ``group`` and ``calls``.
         A call the executor refuses (it raises) fails alone, as when submitted one by one: the
         calls after it are handed over again."""
@@ -335,17 +328,18 @@ class Launcher:
                 start += len(handles)
             if error is not None:
                 tr, attempt = group[start]
-                launched.append((tr, attempt, None, (attempt, Outcome(ok=False, error=error))))
+                launched.append((tr, attempt, None,
+                                 (attempt, rerun, Outcome(ok=False, error=error))))
                 start += 1
         group.clear()
         calls.clear()
 
-    def returned(self, items: list[tuple[TaskRun, int, float, float]]) -> None:
-        """Calls that returned (``executor.report_returned``): (task run, attempt, started,
-        ended) each, one report applied in one step."""
+    def returned(self, items: list[tuple[TaskRun, int, int, float, float]]) -> None:
+        """Calls that returned (``executor.report_returned``): (task run, attempt, rerun,
+        started, ended) each, one report applied in one step."""
         self.inbox.put(self._returned, items)
 
-    def _returned(self, items: list[tuple[TaskRun, int, float, float]]) -> None:
+    def _returned(self, items: list[tuple[TaskRun, int, int, float, float]]) -> None:
         """``outcome`` of a successful call for each, under the engine's lock, the ends
         settled together (in order: the first's consequences first, as one by one)."""
         graph, settled, finished = self.engine.graph, self.executor.settled, self.results.finished
@@ -353,11 +347,12 @@ class Launcher:
         # The usual end, set together after the loop (``state_blocks``): a cached child's
         # event may go before an earlier child's, never before its own start; settled in order.
         completed: list[Change] = []
-        for tr, attempt, started, when in items:
-            if tr.done or attempt != tr.attempts:
-                continue  # cancelled meanwhile, or a superseded attempt
+        reruns = self.engine.reruns
+        for tr, attempt, rerun, started, when in items:
+            if is_stale(tr, attempt, rerun, reruns):
+                continue
             if tr.handle is LAUNCHING:
-                self.outcome(tr, attempt, Outcome(ok=True, started=started, ended=when))
+                self.outcome(tr, attempt, rerun, Outcome(ok=True, started=started, ended=when))
                 continue
             if started and tr.started is None:
                 tr.started = started
@@ -374,7 +369,7 @@ class Launcher:
 
     def outcomes(self, items: list[tuple[Done, Outcome]]) -> None:
         """Several attempts ended (``executor.report_all``): applied together, in order."""
-        self.inbox.put_all([(self.outcome, (done.tr, done.attempt, outcome))
+        self.inbox.put_all([(self.outcome, (done.tr, done.attempt, done.rerun, outcome))
                             for done, outcome in items])
 
     def _argument_value(self, item: Any) -> Any:

@@ -13,17 +13,18 @@ from typing import Any, Protocol
 
 class RunSink(Protocol):
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
-                     worker: str = "") -> None:
+                     worker: str = "", rerun: int | None = None) -> None:
         """``worker``: where it runs, the lane of the run's timeline (this thread's name; a
-        Dask worker's sink puts its address before it)."""
+        Dask worker's sink puts its address before it). ``rerun``: the run's reruns at the
+        call's launch (None: not said), as for ``task_values``."""
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         ...
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
-                   path: str | None, message: str) -> None:
+                   path: str | None, message: str, rerun: int | None = None) -> None:
         """A cached call made its key where its inputs are (``message``: "cached result" on
-        a hit); reported before the call ends."""
+        a hit); reported before the call ends. ``rerun`` as for ``task_started``."""
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
                     values: dict[str, Any], step: int | None, attempt: int | None = None,
@@ -62,12 +63,13 @@ def sink_for(run_id: str) -> RunSink | None:
 
 
 def started_all(sink: RunSink, run_id: str,
-                starts: list[tuple[str, float, int, str]]) -> None:
-    """Several task runs started, as (task run id, when, attempt, worker): a chunk's children
-    whose starts arrive in one message take one step of their engine (``tasks_started``)."""
+                starts: list[tuple[str, float, int, str, int | None]]) -> None:
+    """Several task runs started, as (task run id, when, attempt, worker, rerun): a chunk's
+    children whose starts arrive in one message take one step of their engine
+    (``tasks_started``)."""
     together = getattr(sink, "tasks_started", None)
     if together is not None:
         together(run_id, starts)
         return
-    for task_run_id, when, attempt, worker in starts:
-        sink.task_started(run_id, task_run_id, when, attempt, worker)
+    for task_run_id, when, attempt, worker, rerun in starts:
+        sink.task_started(run_id, task_run_id, when, attempt, worker, rerun)

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
+from .call_reports import is_stale
 from .experiments import RESET
 from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states
@@ -92,22 +93,27 @@ class ExecutorSink:
         inbox.send_after(self._pending, self._send, self.flush)
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
-                     worker: str = "") -> None:
-        self.tasks_started(run_id, [(task_run_id, when, attempt, worker)])
+                     worker: str = "", rerun: int | None = None) -> None:
+        self.tasks_started(run_id, [(task_run_id, when, attempt, worker, rerun)])
 
-    def tasks_started(self, run_id: str, starts: list[tuple[str, float, int, str]]) -> None:
+    def tasks_started(self, run_id: str,
+                      starts: list[tuple[str, float, int, str, int | None]]) -> None:
         """Several at once (see ``started_all``), applied in order with the run's other
         reports (``inbox.py``): never after the end of the same attempt. Nothing to launch
         after a start (``Inbox.note``): the reporting thread runs its call at once."""
         self._engine.launcher.inbox.note(self._started, starts)
 
-    def _started(self, starts: list[tuple[str, float, int, str]]) -> None:
+    def _started(self, starts: list[tuple[str, float, int, str, int | None]]) -> None:
         graph = self._engine.graph  # under the run's lock
+        reruns = self._engine.reruns
         running: list[Change] = []
-        for task_run_id, when, attempt, worker in starts:
+        for task_run_id, when, attempt, worker, rerun in starts:
             tr = graph.get(task_run_id)
-            if tr is None or tr.done or attempt != tr.attempts:
-                continue  # cancelled meanwhile, or a superseded attempt
+            if tr is None or is_stale(tr, attempt, rerun, reruns):
+                # Cancelled meanwhile, or a superseded attempt, or a call of an earlier rerun
+                # (cancelled, running on) whose start arrives late (a Dask worker's message):
+                # taken, it set the rerun's start back and reset what the rerun logged.
+                continue
             if tr.state is State.RUNNING:
                 # The same attempt started again: Dask runs a task anew when its worker died
                 # (killed, out of memory), with no retry of ours. What the dead run sent
@@ -124,12 +130,12 @@ class ExecutorSink:
         set_states(graph, running, State.RUNNING)
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
-                   path: str | None, message: str) -> None:
+                   path: str | None, message: str, rerun: int | None = None) -> None:
         engine = self._engine
         with engine.lock:
             tr = engine.graph.get(task_run_id)
-            if tr is None or tr.done or attempt != tr.attempts:
-                return
+            if tr is None or is_stale(tr, attempt, rerun, engine.reruns):
+                return  # a cancelled call's "cached result" made its rerun's call show Cached
             engine.results.keyed(tr, key, path, message)
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:

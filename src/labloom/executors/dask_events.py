@@ -87,23 +87,24 @@ class WorkerSink:
         return columns
 
     def task_started(self, run_id: str, task_run_id: str, when: float, attempt: int,
-                     worker: str = "") -> None:
+                     worker: str = "", rerun: int | None = None) -> None:
         # One timeline lane per worker thread, as Dask's own task stream draws them.
         where = f"{self._worker.address} {worker}".strip()
+        rerun = rerun or 0
         with self._lock:
             columns = self._held_columns(run_id)
             if columns is not None:  # a chunk's child: its start travels in a column
-                columns.started(task_run_id, when, attempt, where)
+                columns.started(task_run_id, when, attempt, where, rerun)
                 return
             self._buffers.setdefault(run_id, []).append(
-                ["s", task_run_id, when, attempt, where])
+                ["s", task_run_id, when, attempt, where, rerun])
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
         self._add(run_id, ["l", task_run_id, level, when, text])
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
-                   path: str | None, message: str) -> None:
-        self._add(run_id, ["k", task_run_id, attempt, key, path, message])
+                   path: str | None, message: str, rerun: int | None = None) -> None:
+        self._add(run_id, ["k", task_run_id, attempt, key, path, message, rerun or 0])
 
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
                     values: dict[str, Any], step: int | None, attempt: int | None = None,
@@ -111,17 +112,17 @@ class WorkerSink:
         self._add(run_id, ["v", task_run_id, when, kind, values, step, attempt, rerun])
 
     def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float,
-                   ok: bool | None = None) -> None:
+                   ok: bool | None = None, rerun: int = 0) -> None:
         # ``ok``: whether the call returned (a chunk's children all returned: the client
         # learns their outcomes from these, without asking the cluster).
         now = time.time()
         with self._lock:
             columns = self._held_columns(run_id)
             if columns is not None:  # sent with the chunk's other ends (``holding``)
-                columns.ended(task_run_id, attempt, started, now, ok)
+                columns.ended(task_run_id, attempt, started, now, ok, rerun)
                 return
             batch = self._buffers.pop(run_id, [])
-            batch.append(["e", task_run_id, attempt, started, now, ok])
+            batch.append(["e", task_run_id, attempt, started, now, ok, rerun])
             # Sent before the task's result is announced, on the same ordered stream.
             self._send(run_id, batch)
 
@@ -177,7 +178,7 @@ def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
         ok = True
         return value
     finally:
-        sink.task_ended(call.run_id, call.task_run_id, call.attempt, started, ok)
+        sink.task_ended(call.run_id, call.task_run_id, call.attempt, started, ok, call.rerun)
 
 
 def check_serializable(task_name: str, value: Any) -> None:
@@ -235,9 +236,11 @@ class Dispatcher:
     def __init__(self, durations: dict[str, tuple[int, float]] | None = None) -> None:
         self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]]
         self._queue = queue.SimpleQueue()
-        # (task_run_id, attempt) -> (started, ended, returned), from the worker's "e" events
-        # (returned: None from a worker of an older labloom).
-        self.times: dict[tuple[str, int], tuple[float, float, bool | None]] = {}
+        # (task_run_id, attempt, rerun) -> (started, ended, returned), from the worker's "e"
+        # events (returned: None, rerun: 0 from a worker of an older labloom). The rerun: a
+        # cancelled call running on ends with its rerun's attempt (a rerun counts from 1
+        # again), and keyed by attempt alone its end gave the rerun's call its times.
+        self.times: dict[tuple[str, int, int], tuple[float, float, bool | None]] = {}
         # Per task name: (runs measured, their total seconds), for batch_size="auto"; shared by
         # the executors of one client, so a later run starts from what earlier ones measured.
         self.durations = {} if durations is None else durations
@@ -249,7 +252,8 @@ class Dispatcher:
 
     def ended(self, call: attempt.TaskCall) -> tuple[float, float]:
         """(started, ended) of an attempt, from its worker's events; its duration is counted."""
-        started, ended, _ = self.times.pop((call.task_run_id, call.attempt), (0.0, 0.0, None))
+        started, ended, _ = self.times.pop((call.task_run_id, call.attempt, call.rerun),
+                                           (0.0, 0.0, None))
         if ended > started > 0:
             name = call.task_name.split("[", 1)[0]
             count, total = self.durations.get(name, (0, 0.0))
@@ -261,7 +265,7 @@ class Dispatcher:
         reported that it returned, their durations counted once for the chunk; else None,
         and nothing is taken."""
         times = self.times
-        keys = [(call.task_run_id, call.attempt) for call in calls]
+        keys = [(call.task_run_id, call.attempt, call.rerun) for call in calls]
         found = [times.get(key) for key in keys]
         if not all(t is not None and t[2] is True for t in found):
             return None
@@ -308,27 +312,30 @@ class Dispatcher:
         sink = sink_registry.local_sink(run_id)
         # Starts are handed over together (a chunk's children: one step of the engine for all
         # of them), before any other news of theirs.
-        starts: list[tuple[str, float, int, str]] = []
+        starts: list[tuple[str, float, int, str, int | None]] = []
         lanes = self._lanes
         for msg in batch:
             kind = msg[0]
             if kind == "e":
-                self.times[(msg[1], msg[2])] = (msg[3], msg[4], msg[5] if len(msg) > 5 else None)
+                self.times[(msg[1], msg[2], msg[6] if len(msg) > 6 else 0)] = \
+                    (msg[3], msg[4], msg[5] if len(msg) > 5 else None)
                 continue
             if kind == "E":  # a chunk's ends, packed (``dask_messages``)
-                self.times.update({(trid, attempt): (started, ended, ok) for trid, attempt,
-                                   started, ended, ok in messages.ends_of(msg)})
+                self.times.update({(trid, attempt, rerun or 0): (started, ended, ok)
+                                   for trid, attempt, started, ended, ok, rerun
+                                   in messages.ends_of(msg)})
                 continue
             if sink is None:
                 continue
             if kind == "s":
                 # A worker of an older labloom sends no lane.
                 lane = msg[4] if len(msg) > 4 else ""
-                starts.append((msg[1], msg[2], msg[3], lanes.setdefault(lane, lane)))
+                starts.append((msg[1], msg[2], msg[3], lanes.setdefault(lane, lane),
+                               msg[5] if len(msg) > 5 else None))
                 continue
             if kind == "S":
-                starts += [(trid, when, attempt, lanes.setdefault(lane, lane))
-                           for trid, when, attempt, lane in messages.starts_of(msg)]
+                starts += [(trid, when, attempt, lanes.setdefault(lane, lane), rerun)
+                           for trid, when, attempt, lane, rerun in messages.starts_of(msg)]
                 continue
             if starts:
                 sink_registry.started_all(sink, run_id, starts)
@@ -336,7 +343,8 @@ class Dispatcher:
             if kind == "l":
                 sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
             elif kind == "k":
-                sink.task_keyed(run_id, *msg[1:6])
+                sink.task_keyed(run_id, msg[1], msg[2], msg[3], msg[4], msg[5],
+                                msg[6] if len(msg) > 6 else None)
             elif kind == "v":
                 # Its attempt and rerun: the engine drops a call of one that is no longer
                 # current (a worker's call still in flight after its task run's retry started,
