@@ -232,10 +232,11 @@ def test_the_columns_mark_the_metrics_with_curve_points_in_the_cell_and_from_the
 
 
 def test_a_rows_values_and_its_curved_metrics_follow_the_rule_for_any_order_of_points() -> None:
-    """``Experiment._steps`` keeps only the metrics with points (-1 after a stepless value of
-    one): each metric's value is still the one at its highest step, a stepless value
-    outranked by any later point, as when every stepless value wrote None there; and the
-    metrics marked curved are those logged with a step, for any order of calls."""
+    """``Experiment.curved_metrics`` holds only the metrics with points, each with the step of
+    its value kept (-1 after a stepless value of one): each metric's value is still the one at
+    its highest step, a stepless value outranked by any later point, as when every stepless
+    value wrote None there; and the metrics marked curved are those logged with a step, for
+    any order of calls."""
     import random
 
     from labloom.core import experiments as ex
@@ -258,6 +259,8 @@ def test_a_rows_values_and_its_curved_metrics_follow_the_rule_for_any_order_of_p
                 stepped.add(name)
         assert row.metrics == expected
         assert ex._curved([row]) == stepped
+        assert row.curved_metrics == {name: -1 if kept_step[name] is None else kept_step[name]
+                                      for name in stepped}
 
 
 def test_a_cancelled_attempts_thread_logging_on_into_the_reruns_attempt_is_dropped() -> None:

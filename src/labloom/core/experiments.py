@@ -11,8 +11,9 @@ and inf, which JSON cannot hold, become the strings "NaN", "Infinity" and "-Infi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 # One logging call: (task_run_id, kind, {name: value}, step, time), in the order logged.
@@ -29,6 +30,8 @@ RESET = "reset"
 # Columns of every row, before its params and metrics.
 FIXED = ("run_id", "task_run_id", "task", "map_index", "state", "duration")
 
+_NO_CURVES: Mapping[str, int] = MappingProxyType({})
+
 
 @dataclass(slots=True)  # the server keeps 100,000 of them for a big run's pages
 class Experiment:
@@ -41,9 +44,16 @@ class Experiment:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     # Steps of the metric values kept (the curve's last point), to pick the highest, of the
-    # metrics with curve points (``_curved``); made by the first value logged with a step.
-    # -1: its last value had no step, after points.
+    # metrics with curve points (``curved_metrics``); made by the first value logged with a
+    # step. -1: its last value had no step, after points.
     _steps: dict[str, int] | None = field(default=None, repr=False)
+
+    @property
+    def curved_metrics(self) -> Mapping[str, int]:
+        """The metrics with curve points (logged with a step since the task run last started
+        over: what a step-curve chart can draw), each with the step of the value kept (-1: a
+        value without a step came after the points). Read-only: ``add`` keeps it."""
+        return self._steps or _NO_CURVES
 
     def add(self, kind: str, name: str, value: Any, step: int | None) -> None:
         if kind == "param":
@@ -178,8 +188,8 @@ def _curved(rows: Sequence[Experiment]) -> set[str]:
     started over): the ones a step-curve chart can draw."""
     curved: set[str] = set()
     for row in rows:
-        if row._steps:
-            curved.update(row._steps)
+        if steps := row.curved_metrics:
+            curved.update(steps)
     return curved
 
 

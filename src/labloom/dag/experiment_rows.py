@@ -106,7 +106,7 @@ def _filled(row: ex.Experiment, tr: TaskRunInfo) -> ex.Experiment:
     duration = tr.end - tr.start if tr.start is not None and tr.end is not None else None
     return ex.Experiment(row.run_id, row.task_run_id, tr.name, tr.map_index, tr.state.value,
                          duration, dict(row.params), dict(row.metrics),
-                         dict(row._steps) if row._steps else None)  # which have curve points
+                         dict(row.curved_metrics) or None)  # the columns mark these
 
 
 def page_answer(rows: list[tuple[ex.Experiment, str]], message: dict[str, Any]) -> dict[str, Any]:
