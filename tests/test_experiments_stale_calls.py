@@ -169,6 +169,36 @@ def test_a_retry_or_rerun_of_a_task_run_that_logged_nothing_stores_no_reset(
         assert [(row["task"], row["auc"]) for row in rows] == [("loud", 0.9)]
 
 
+def _marked(columns: list[dict[str, Any]]) -> dict[str, bool]:
+    """Each metric column's curve mark (``"steps": true``): what the curve selector offers."""
+    return {c["name"]: c.get("steps", False) for c in columns if c["kind"] == "metric"}
+
+
+def _cell_marks(view: Any, sent: list[dict[str, Any]], req: str) -> dict[str, bool]:
+    """The marks of the cell's view's page of every row; the list of curve names the cell's
+    answer once had besides is gone: the marks alone say it, as on the REST pages."""
+    view.handle({"event": "experiments", "node": None, "limit": 10, "req": req})
+    _wait_for(lambda: any(m.get("req") == req for m in sent), "the cell's answer")
+    [answer] = [m for m in sent if m.get("req") == req]
+    assert "steps" not in answer
+    return _marked(answer["columns"])
+
+
+def _stored_run(store: Any, run_id: str, state: str) -> Any:
+    """The run's record once the store has its end in ``state`` (the writer is behind)."""
+    deadline = time.monotonic() + 30
+    while not (found := store.matching_runs(run_id)) or found[0].state != state:
+        assert time.monotonic() < deadline, f"the store never had the run's end ({state})"
+        time.sleep(0.05)
+    return found[0]
+
+
+def _page_marks(pages: Any, store: Any, run: Any) -> dict[str, bool]:
+    """The marks of the Lab run tab's first page (``GET runs/{id}/experiments``)."""
+    now = lambda fn, *args: fn(store, *args)  # noqa: E731  (the pool's work, at once)
+    return _marked(pages.page(store, run, None, False, 10, 0, later=now)["columns"])
+
+
 def test_the_columns_mark_the_metrics_with_curve_points_in_the_cell_and_from_the_store(
     store_backend: str,
 ) -> None:
@@ -201,34 +231,79 @@ def test_the_columns_mark_the_metrics_with_curve_points_in_the_cell_and_from_the
     run = retrained.run(executor="threads")
     assert run.state.value == "Completed"
 
-    def marked(columns: list[dict[str, Any]]) -> dict[str, bool]:
-        return {c["name"]: c.get("steps", False) for c in columns if c["kind"] == "metric"}
-
     wanted = {"loss": True, "auc": False}
     sent: list[dict[str, Any]] = []
     view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
     view.start()
     try:
-        view.handle({"event": "experiments", "node": None, "limit": 10, "req": "e"})
-        _wait_for(lambda: any(m.get("req") == "e" for m in sent), "the cell's answer")
-        [answer] = [m for m in sent if m.get("req") == "e"]
-        assert marked(answer["columns"]) == wanted and answer["steps"] == ["loss"]
+        assert _cell_marks(view, sent, "e") == wanted
     finally:
         view.close()
-    pages = experiment_rows.ExperimentRows()
     with open_store() as store:
-        deadline = time.monotonic() + 30
-        while not (found := store.matching_runs(run.id)) or found[0].state != "Completed":
-            assert time.monotonic() < deadline, "the store never had the run's end"
-            time.sleep(0.05)
-        now = lambda fn, *args: fn(store, *args)  # noqa: E731  (the pool's work, at once)
-        assert marked(pages.page(store, found[0], None, False, 10, 0, later=now)["columns"]) \
-            == wanted
+        stored = _stored_run(store, run.id, "Completed")
+        assert _page_marks(experiment_rows.ExperimentRows(), store, stored) == wanted
         meta = snap.read_meta(store, run.id)
-        assert meta is not None and marked(meta.columns) == wanted
-        fresh = experiment_rows.ExperimentRows()
-        assert marked(fresh.page(store, found[0], None, False, 10, 0, later=now)["columns"]) \
-            == wanted
+        assert meta is not None and _marked(meta.columns) == wanted
+        assert _page_marks(experiment_rows.ExperimentRows(), store, stored) == wanted
+
+
+def test_a_rerun_unmarks_the_curve_only_its_failed_run_logged_live_and_in_the_lab(
+    tmp_path: Path, store_backend: str,
+) -> None:
+    """A child logs a curve of lr and fails; the run's rerun (``FlowRun.retry``) logs lr
+    once, without a step: lr is marked before the rerun and not after (its points went with
+    the failed run), in the cell's view open through both, in the Lab's pages of rows kept
+    from before the rerun, and from the rerun's snapshot; loss, the other child's curve,
+    stays marked throughout. The cell's list of curve names was made again from its points
+    after such a start over; the marks come from the rows, which the start over replaced."""
+    from labloom.notebook.widget.view import RunView
+    from labloom.server_extension import experiment_rows
+    from labloom.store import experiment_snapshot as snap
+
+    failed = tmp_path / "failed"
+
+    @task
+    def tune(i: int) -> None:
+        if i == 0:
+            for step in range(3):
+                log_metrics(loss=1.0 - step / 10, step=step)
+            return
+        if not failed.exists():
+            failed.touch()
+            for step in range(3):
+                log_metrics(lr=0.1 * step, step=step)
+            raise ValueError("diverged")
+        log_metrics(lr=0.05)
+
+    @flow
+    def tuned() -> None:
+        tune.map(range(2))
+
+    run = tuned.run(executor="threads")
+    assert run.state.value == "Failed"
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
+    view.start()
+    pages = experiment_rows.ExperimentRows()  # the Lab's, kept across the rerun
+    try:
+        _wait_for(lambda: view.read(lambda g: g.state.value == "Failed"), "the view's run")
+        assert _cell_marks(view, sent, "before") == {"loss": True, "lr": True}
+        with open_store() as store:
+            before = _stored_run(store, run.id, "Failed")
+            assert _page_marks(pages, store, before) == {"loss": True, "lr": True}
+        assert run.retry().state.value == "Completed"
+        wanted = {"loss": True, "lr": False}
+        _wait_for(lambda: view.read(lambda g: g.state.value == "Completed"), "the rerun's end")
+        assert _cell_marks(view, sent, "after") == wanted
+    finally:
+        view.close()
+    assert [row["lr"] for row in run.experiments() if row["map_index"] == 1] == [0.05]
+    with open_store() as store:
+        after = _stored_run(store, run.id, "Completed")
+        assert _page_marks(pages, store, after) == wanted
+        meta = snap.read_meta(store, run.id)
+        assert meta is not None and _marked(meta.columns) == wanted
+        assert _page_marks(experiment_rows.ExperimentRows(), store, after) == wanted
 
 
 def test_a_rows_values_and_its_curved_metrics_follow_the_rule_for_any_order_of_points() -> None:

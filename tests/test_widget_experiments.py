@@ -72,7 +72,10 @@ def test_the_widget_pages_a_map_nodes_experiments_and_curves() -> None:
         first = replies.answer(view, {"event": "experiments", "req": "v1:1", "node": node,
                                       "sort": "auc", "desc": True, "limit": 2})
         assert first["req"] == "v1:1" and first["node"] == node
-        assert first["total"] == 5 and first["next"] == 2 and first["steps"] == ["loss"]
+        assert first["total"] == 5 and first["next"] == 2 and "steps" not in first
+        # The curves the selector offers: the metrics the columns mark, as the REST pages do.
+        assert {c["name"]: c.get("steps", False) for c in first["columns"]
+                if c["kind"] == "metric"} == {"auc": False, "loss": True}
         assert [r["map_index"] for r in first["rows"]] == [4, 3]
         assert {c["name"] for c in first["columns"]} == {"depth", "label", "auc", "loss"}
         assert all(r["node"] == node and r["state"] == "Completed" for r in first["rows"])

@@ -134,18 +134,17 @@ class CurvePoints(Generic[Point]):
         self._items.append(point)
         self._live[task_run_id] = self._live.get(task_run_id, 0) + 1
 
-    def forget(self, task_run_id: str) -> int:
-        """``task_run_id`` starts over: its points so far are stale (how many: returned)."""
+    def forget(self, task_run_id: str) -> None:
+        """``task_run_id`` starts over: its points so far are stale."""
         stale = self._live.pop(task_run_id, 0)
         if not stale:
-            return 0
+            return
         self._live_from[task_run_id] = len(self._items)
         self._stale += stale
         if self._stale * 2 > len(self._items):
             self._items = list(self)
             self._live_from.clear()
             self._stale = 0
-        return stale
 
     def __len__(self) -> int:
         """The points that are current."""

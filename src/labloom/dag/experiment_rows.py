@@ -30,14 +30,10 @@ class ExperimentRows:
     def __init__(self) -> None:
         self._rows: dict[str, ex.Experiment] = {}
         # Curve points of metrics logged with a step: (task_run_id, metric, step, value, time).
+        # Which metrics have some is said by the page's columns (``"steps": true``, from the
+        # rows: ``Experiment.curved_metrics``), as the REST pages say it.
         self._points: ex.CurvePoints[tuple[str, str, int, Any, float]] = ex.CurvePoints(
             itemgetter(0))
-        # Metric names with curve points (logged with a step), in order seen: for the curve
-        # selector, which lists only metrics it can draw. Made again from the points after a
-        # start over dropped some (``curve_names``): a metric only a forgotten attempt logged
-        # was listed, and drew nothing.
-        self.steps: dict[str, None] = {}
-        self._steps_stale = False
 
     def apply(self, events: Iterable[Event]) -> bool:
         """Fold a batch in; True when it held params or metrics."""
@@ -56,22 +52,13 @@ class ExperimentRows:
                 for name, value in values.items():
                     row.add(kind, name, value, step)
                     if step is not None and kind == "metric":
-                        self.steps.setdefault(name)
                         self._points.add(task_run_id, (task_run_id, name, step, value, when))
         return seen
 
     def _forget(self, task_run_id: str) -> None:
         """A task run starting over (``ex.RESET``): its row and its curve points go."""
         self._rows.pop(task_run_id, None)
-        if self._points.forget(task_run_id):
-            self._steps_stale = True
-
-    def curve_names(self) -> list[str]:
-        """The metrics with curve points since their task run's last start over."""
-        if self._steps_stale:  # once per answer at most, and only after a start over
-            self._steps_stale = False
-            self.steps = dict.fromkeys(point[1] for point in self._points)
-        return list(self.steps)
+        self._points.forget(task_run_id)
 
     def snapshot(self, graph: ViewGraph, node: str | None) -> list[tuple[ex.Experiment, str]]:
         """Copies of the rows of ``node``'s current task runs (every node's without it), each

@@ -266,7 +266,6 @@ class RunView:
                     reply["unchanged"] = True
                 else:
                     rows = self.experiments.snapshot(self.graph, message.get("node"))
-                    reply["steps"] = self.experiments.curve_names()
             # Sorting 100,000 rows takes a while: outside the lock that events wait for.
             if kind == "experiments" and not reply.get("unchanged"):
                 reply.update(page_answer(rows, message))
