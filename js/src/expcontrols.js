@@ -20,21 +20,24 @@ export function pick(current, columns) {
   return columns.length ? columns[0].id : null;
 }
 
+/** The metrics with curve points: those whose columns are marked `steps`, the one way the
+ * cell's answers and the server's pages say it. One only a forgotten attempt logged (a retry,
+ * a rerun) is not marked: it has no points. */
+export function curveColumns(all) {
+  return all.filter((c) => c.kind === "metric" && c.steps);
+}
+
 /** The controls' choices for the view's columns `all`, kept where still offered: `ui.curve`
- * (step curves), `ui.best`, `ui.x`, `ui.y`, `ui.by`; returns what each select offers.
- * `steps`: the metrics with curve points as the cell's answer names them ([] elsewhere). */
-export function choose(ui, all, steps, lowerIsBetter) {
+ * (step curves), `ui.best`, `ui.x`, `ui.y`, `ui.by`; returns what each select offers. */
+export function choose(ui, all, lowerIsBetter) {
   const params = all.filter((c) => c.kind === "param");
   const metrics = all.filter((c) => c.kind === "metric");
   const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
   // By default a final score (auc) rather than a curve's last point or a loss: what a sweep
-  // is mostly judged by. A curve: marked on its column (the server's pages, the cell's) or
-  // named in the cell's `steps`.
-  const final = metrics.filter((c) => !c.steps && !steps.includes(c.name));
-  // Step curves of the metrics that have points (the columns say so): one only a forgotten
-  // attempt logged (a retry, a rerun) has none, and drew nothing. None marked (a run
-  // without curves, a snapshot an older labloom wrote): every metric, as before.
-  const marked = metrics.filter((c) => c.steps);
+  // is mostly judged by.
+  const final = metrics.filter((c) => !c.steps);
+  // None marked (a run without curves, a snapshot an older labloom wrote): every metric.
+  const marked = curveColumns(all);
   const curved = marked.length ? marked : metrics;
   ui.curve = pick(ui.curve, curved);
   ui.best = pick(ui.best, final.filter((c) => !lowerIsBetter.test(c.name)).concat(final, metrics));

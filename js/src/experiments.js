@@ -15,7 +15,7 @@
 import { aggText, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
-import { choose, h, option, seconds } from "./expcontrols.js";
+import { choose, curveColumns, h, option, seconds } from "./expcontrols.js";
 
 const PAGE = 1000;
 const LOCAL_MAX = 5000;
@@ -81,7 +81,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   const table = createTable(tableBox, sortBy, (row) => { if (!row.group) onPick(row); });
 
   function fresh() {
-    return { mode: "local", total: 0, rows: [], columns: [], steps: [], version: null,
+    return { mode: "local", total: 0, rows: [], columns: [], version: null,
       positions: new Map(), asking: new Set(), bestRow: null, error: "" };
   }
 
@@ -127,7 +127,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       if (first.partial) {
         // A run the server has not read whole yet: the rows read so far (sorted as asked)
         // drawn at once, the complete answer on the next tick (docs/rest-api.md).
-        data = { ...fresh(), total: first.total, columns: first.columns, steps: [], partial: true,
+        data = { ...fresh(), total: first.total, columns: first.columns, partial: true,
           rows: first.rows, mode: "server" };
         first.rows.forEach((row, i) => data.positions.set(i, row));
         stamp++;
@@ -136,7 +136,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         draw();
         return;
       }
-      const got = { ...fresh(), total: first.total, columns: first.columns, steps: first.steps || [],
+      const got = { ...fresh(), total: first.total, columns: first.columns,
         version: first.version ?? null, filtered: asked,
         mode: first.total <= LOCAL_MAX && !asked ? "local" : "server" };
       if (got.mode === "server" && ui.filter.trim() && !asked) again = true; // a kept filter: ask the server
@@ -272,10 +272,10 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
 
   let controlsFor = "";
   function controls(all) {
-    const key = JSON.stringify([all.map((c) => c.id + (c.steps ? "~" : "")), ui.chart, data.steps]);
+    const key = JSON.stringify([all.map((c) => c.id + (c.steps ? "~" : "")), ui.chart]);
     if (key === controlsFor) return;
     controlsFor = key;
-    const { params, metrics, axes, curved } = choose(ui, all, data.steps, LOWER_IS_BETTER);
+    const { params, metrics, axes, curved } = choose(ui, all, LOWER_IS_BETTER);
     if (ui.best && !bestMetric.dataset.touched) ui.lowest = LOWER_IS_BETTER.test(ui.best);
     const fill = (sel, cols, value, none) => {
       sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, c.label)));
@@ -320,15 +320,17 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       const dims = cols.filter((c) => c.kind === "param" || c.kind === "metric");
       chartBox.replaceChildren(parallel(chartBox, rows, { dims, y, bestRow }));
     } else {
-      drawCurves(rows, y, by, bestRow, key);
+      drawCurves(rows, y, curveColumns(all), by, bestRow, key);
     }
   }
 
-  async function drawCurves(rows, y, by, bestRow, key) {
+  /** `marked`: the metric columns with curve points (none: a snapshot an older labloom wrote,
+   * which marks none, so any metric is asked for). */
+  async function drawCurves(rows, y, marked, by, bestRow, key) {
     const metric = y.name;
-    if (!data.steps.includes(metric) && data.steps.length) {
+    if (!y.steps && marked.length) {
       chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" },
-        `${metric} was not logged with a step; metrics with steps: ${data.steps.join(", ")}`));
+        `${metric} was not logged with a step; metrics with steps: ${marked.map((c) => c.name).join(", ")}`));
       return;
     }
     const ids = rows.length <= MAX_CURVE_IDS ? rows.map((r) => r.task_run_id) : null;

@@ -1,4 +1,4 @@
-import { choose } from '../expcontrols';
+import { choose, curveColumns } from '../expcontrols';
 
 const LOWER_IS_BETTER = /loss|err|rmse|mae|mse|time|latency/i;
 const metric = (name: string, steps = false) => ({
@@ -8,27 +8,30 @@ const param = (name: string) => ({ id: `params.${name}`, label: name, name, kind
 
 describe("the Experiments view's default choices", () => {
   // acc is a curve (logged with a step each epoch), auc a final score: the best row is judged
-  // by auc. The cell's answer names the curves (steps); the server's pages (the Lab's run
-  // tab, the compare tab) only mark them on their columns.
+  // by auc. The columns' marks alone say which are curves, in the cell's answers and the
+  // server's pages (the Lab's run tab, the compare tab) alike.
   const all = [param('depth'), metric('acc', true), metric('auc'), metric('loss', true)];
 
-  it('judges by a final score in the cell', () => {
+  it("judges by a final score, the curves known by their columns' marks", () => {
     const ui: any = {};
-    choose(ui, all, ['acc', 'loss'], LOWER_IS_BETTER);
+    choose(ui, all, LOWER_IS_BETTER);
     expect(ui.best).toBe('metrics.auc');
-  });
-
-  it("judges by a final score in the Lab too, from the columns' marks", () => {
-    const ui: any = {};
-    choose(ui, all, [], LOWER_IS_BETTER);
-    expect(ui.best).toBe('metrics.auc');
+    // acc unmarked (a final score too, or a curve only a forgotten attempt logged): first.
+    const once: any = {};
+    choose(once, [param('depth'), metric('acc'), metric('auc'), metric('loss', true)], LOWER_IS_BETTER);
+    expect(once.best).toBe('metrics.acc');
   });
 
   it('offers step curves of the marked metrics only, every metric when none is marked', () => {
     const ui: any = {};
-    expect(choose(ui, all, [], LOWER_IS_BETTER).curved.map((c: any) => c.name)).toEqual(['acc', 'loss']);
+    expect(choose(ui, all, LOWER_IS_BETTER).curved.map((c: any) => c.name)).toEqual(['acc', 'loss']);
     expect(ui.curve).toBe('metrics.acc');
     const unmarked = [param('depth'), metric('auc'), metric('loss')];
-    expect(choose({}, unmarked, [], LOWER_IS_BETTER).curved.map((c: any) => c.name)).toEqual(['auc', 'loss']);
+    expect(choose({}, unmarked, LOWER_IS_BETTER).curved.map((c: any) => c.name)).toEqual(['auc', 'loss']);
+  });
+
+  it('names the curves a chart of a stepless metric points to: the marked metrics', () => {
+    expect(curveColumns(all).map((c: any) => c.name)).toEqual(['acc', 'loss']);
+    expect(curveColumns([param('depth'), metric('auc')])).toEqual([]);
   });
 });
