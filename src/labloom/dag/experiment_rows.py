@@ -91,9 +91,10 @@ class ExperimentRows:
 
 def _filled(row: ex.Experiment, tr: TaskRunInfo) -> ex.Experiment:
     duration = tr.end - tr.start if tr.start is not None and tr.end is not None else None
+    curved = row.curved_metrics  # the columns mark these
     return ex.Experiment(row.run_id, row.task_run_id, tr.name, tr.map_index, tr.state.value,
                          duration, dict(row.params), dict(row.metrics),
-                         dict(row.curved_metrics) or None)  # the columns mark these
+                         dict(curved) if curved else None)
 
 
 def page_answer(rows: list[tuple[ex.Experiment, str]], message: dict[str, Any]) -> dict[str, Any]:
