@@ -9,10 +9,15 @@ Also raw Dask on the same cluster (``client.map`` of the same function + ``gathe
 alternating with labloom; prints labloom's ratio to it, and how many Dask tasks labloom's map
 used (no option is set, so chunking is automatic: one per experiment is expected).
 
-Each round also says where the time went: the experiments' own compute on each side, the
-workers' idle time, and the ratio with labloom's experiments taken at raw Dask's speed of the
-same round (``at_raw_speed``): the machine's drift between a round's two sides moves the plain
-ratio by more than labloom's whole cost, so both figures are printed, the plain one first.
+Each round also says where the time went: the CPU the experiments took on each side (the
+workers' task threads, read from ``/proc``), how much longer their wall was (the other threads
+and processes on the machine's two cores took turns from them), the CPU of everything else
+(this process: the scheduler and labloom's engine; the workers' other threads), the workers'
+idle time, and the ratio with labloom's experiments taken at raw Dask's experiment CPU of the
+same round (``at_raw_speed``): the machine's speed drifts between a round's two sides by more
+than labloom's whole cost (the same experiments' CPU moved 1.4% between sides), so both figures
+are printed, the plain one first. Only the experiments' own CPU is taken back: what labloom
+costs anywhere else, and the turns it takes from the experiments, stay in.
 """
 
 from __future__ import annotations
@@ -58,6 +63,30 @@ def _task_count(dask_scheduler: object) -> int:
     return len(dask_scheduler.tasks)  # type: ignore[attr-defined]
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads: the Dask task threads' (on a worker: the
+    experiments', and labloom's wrapper around each) and the rest's."""
+    import threading  # (run on the workers: this function travels by value)
+
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    seconds = {"tasks": 0.0, "rest": 0.0}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        kind = "tasks" if "Dask-Default-Threads" in names.get(int(tid), "") else "rest"
+        seconds[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
+def workers_cpu(client: Client) -> dict[str, float]:
+    per_worker = client.run(thread_cpu).values()
+    return {kind: sum(seconds[kind] for seconds in per_worker) for kind in ("tasks", "rest")}
+
+
 def computed(stream: list[dict]) -> float:
     """Seconds the workers spent computing the side's Dask tasks (the task stream's
     ``compute`` spans: not the waits, transfers or gaps between tasks)."""
@@ -66,15 +95,14 @@ def computed(stream: list[dict]) -> float:
 
 
 def at_raw_speed(labloom: dict[str, float], raw: dict[str, float], workers: int) -> float:
-    """labloom's wall had its experiments run as fast as raw Dask's did in the same round.
+    """labloom's wall had its experiments taken the CPU raw Dask's took in the same round.
 
     The machine's speed drifts between a round's two sides (raw Dask alone read 71 to 82 s
-    across rounds), and the experiments' own compute takes the drift with it. Their time is
-    measured on both sides (raw: the task stream's compute spans, each one experiment; labloom:
-    its task runs' own durations, which start and end on the worker around the call), so
-    labloom's wall is taken back by its experiments' extra seconds over the workers. What
-    labloom adds stays in: its wrapper on the worker beyond the call, the data's load, the
-    best-of task, the gaps between tasks, the kernel's side."""
+    across rounds), and the experiments' CPU takes the drift with it; labloom cannot change
+    it (session 38: 139.9 against 140.4 s, then 140.5 against 138.5). So labloom's wall is
+    taken back by its experiments' extra CPU seconds over the workers. Not their wall: it
+    grows with the turns other threads take on the machine's two cores, which is where
+    labloom's own CPU (kernel and workers) shows, and stays in."""
     return labloom["wall"] - (labloom["experiments"] - raw["experiments"]) / workers
 
 
@@ -108,6 +136,7 @@ def main() -> None:
         sides = ["raw", "labloom"] if round_ % 2 == 0 else ["labloom", "raw"]
         sides_seen: dict[str, dict[str, float]] = {}
         for side in sides:
+            workers_before = workers_cpu(client)
             cpu_start, start = time.process_time(), time.perf_counter()
             with get_task_stream(client) as stream:
                 if side == "raw":
@@ -116,7 +145,6 @@ def main() -> None:
                     raw_best = max(client.gather(futures), key=lambda r: r["auc"])
                     wall = time.perf_counter() - start
                     raws.append(wall)
-                    experiments = None
                     del futures, remote
                 else:
                     run = sweep.run(size=args.experiments, executor=executor)
@@ -127,26 +155,31 @@ def main() -> None:
                     evaluated = [tr for tr in run.tasks if tr.task.name == "evaluate"]
                     dask_tasks = len({id(tr.handle.future) for tr in evaluated
                                       if tr.handle is not None})
-                    experiments = sum(tr.duration or 0.0 for tr in evaluated)
                     del run, evaluated  # a run held keeps its results on the cluster
             cpu = time.process_time() - cpu_start
-            on_workers = computed(stream.data)
-            sides_seen[side] = {"wall": wall, "cpu": cpu, "computed": on_workers,
-                                "experiments": on_workers if experiments is None else experiments}
+            workers_after = workers_cpu(client)
+            sides_seen[side] = {
+                "wall": wall, "cpu": cpu, "computed": computed(stream.data),
+                "experiments": workers_after["tasks"] - workers_before["tasks"],
+                "workers_rest": workers_after["rest"] - workers_before["rest"],
+            }
             settle(client)
         raw, lab = sides_seen["raw"], sides_seen["labloom"]  # this round's
         corrected.append(at_raw_speed(lab, raw, WORKERS) / raw["wall"])
         compute_ratios.append(lab["experiments"] / raw["experiments"])
         print(f"  round {round_ + 1} ({sides[0]} first): raw Dask {raw['wall']:.1f}s, labloom "
               f"{lab['wall']:.1f}s, ratio {lab['wall'] / raw['wall']:.3f}; this process's CPU "
-              f"(the scheduler, and labloom's engine) raw {raw['cpu']:.1f}s, labloom "
-              f"{lab['cpu']:.1f}s; labloom's {len(grid)} experiments ran as {dask_tasks} Dask "
+              f"(the scheduler, and labloom's engine) raw {raw['cpu']:.2f}s, labloom "
+              f"{lab['cpu']:.2f}s; labloom's {len(grid)} experiments ran as {dask_tasks} Dask "
               "tasks", flush=True)
-        print(f"    the experiments computed {raw['experiments']:.1f}s (raw) and "
-              f"{lab['experiments']:.1f}s (labloom's task runs; its Dask tasks "
-              f"{lab['computed']:.1f}s); the workers idle raw "
-              f"{WORKERS * raw['wall'] - raw['computed']:.1f}s, labloom "
-              f"{WORKERS * lab['wall'] - lab['computed']:.1f}s; at raw's experiment speed "
+        print(f"    the experiments' CPU raw {raw['experiments']:.1f}s, labloom "
+              f"{lab['experiments']:.1f}s (ratio {compute_ratios[-1]:.3f}); their wall on the "
+              f"workers raw {raw['computed']:.1f}s, labloom {lab['computed']:.1f}s (wall/CPU "
+              f"{raw['computed'] / raw['experiments']:.3f}, "
+              f"{lab['computed'] / lab['experiments']:.3f}); the workers' other threads' CPU "
+              f"raw {raw['workers_rest']:.2f}s, labloom {lab['workers_rest']:.2f}s; the "
+              f"workers idle raw {WORKERS * raw['wall'] - raw['computed']:.1f}s, labloom "
+              f"{WORKERS * lab['wall'] - lab['computed']:.1f}s; at raw's experiment CPU "
               f"labloom's ratio reads {corrected[-1]:.3f}", flush=True)
     t_ours, t_raw = statistics.median(times), statistics.median(raws)
     # A round's two sides run back to back, so its ratio is the paired measure; the machine's
@@ -155,12 +188,12 @@ def main() -> None:
     print(f"labloom / raw Dask: median of the rounds' ratios {paired:.3f}, median labloom / "
           f"median raw {t_ours / t_raw:.3f} (target <= 1.02); best AUC raw "
           f"{raw_best['auc']:.4f}, labloom {ours['auc']:.4f}, same: {raw_best['auc'] == ours['auc']}")
-    print(f"at raw Dask's experiment speed (the machine's drift between sides taken out): median "
+    print(f"at raw Dask's experiment CPU (the machine's drift between sides taken out): median "
           f"{statistics.median(corrected):.3f}, rounds {', '.join(f'{c:.3f}' for c in corrected)}")
-    # The correction is fair only if the experiments' speed differs between sides by drift:
-    # labloom slowing the experiments themselves (a busy thread beside them on the worker)
-    # would show as this ratio above 1 in every round, whichever side went first.
-    print("labloom's experiments' compute / raw Dask's, by round: "
+    # The correction is fair only if the experiments' CPU differs between sides by drift:
+    # labloom making the experiments themselves cost more would show as this ratio above 1 in
+    # every round, whichever side went first.
+    print("labloom's experiments' CPU / raw Dask's, by round: "
           f"{', '.join(f'{c:.3f}' for c in compute_ratios)} (above 1 in every round would be "
           "labloom's cost, hidden by the figure above)")
     workers = WORKERS

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import at_exit, values
+from . import at_exit, values, waiting
 from . import events as ev
 from .context import ACTIVE as _ACTIVE
 from .executor import Executor
@@ -40,10 +40,6 @@ if TYPE_CHECKING:
     from .flows import Flow
     from .tasks import Task
 
-
-# The run's wait for its last task run sleeps this long after a wake-up that found some open:
-# woken by every batch of reports, it cost 30-40 µs of CPU per task run when tasks slept.
-FINISH_PAUSE = 0.002
 
 class RunEngine:
     def __init__(
@@ -70,6 +66,9 @@ class RunEngine:
         self._handle: weakref.ref[Any] | None = None  # the user's FlowRun, set by it
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
+        # ``_finish`` waits on it, not on ``changed``: each batch of reports wakes those (4
+        # wake-ups a Dask task, each taking the lock from the threads applying reports).
+        self.all_final = threading.Condition(self.lock)
         self.finished = threading.Event()
         self._finalizing = False  # one thread finalizes (at exit, two may try)
         self.bus = ev.EventBus(history=False, name=f"labloom-events-{self.id}")
@@ -88,7 +87,7 @@ class RunEngine:
         self._return: Any = None
         self.released = False  # see ``release``
         self._body_done = False
-        self._tracing = False  # Flow.visualize: nothing runs, so nothing may be waited for
+        self.tracing = False  # Flow.visualize: nothing runs, so nothing may be waited for
 
     @property
     def handle(self) -> Any:
@@ -129,6 +128,10 @@ class RunEngine:
     def on_final(self, tr: TaskRun) -> None:
         self.launcher.release_slot(tr)
         self.sink.ended(tr)
+
+    def all_closed(self) -> None:
+        with self.lock:
+            self.all_final.notify_all()
 
     def split(self, tr: TaskRun) -> list[Any]:
         return self.executor.split(tr.handle)
@@ -209,7 +212,7 @@ class RunEngine:
 
     def trace(self) -> list[ev.NodeCreated]:
         """Run only the body, with an executor that runs nothing: the graph's nodes."""
-        self._tracing = True
+        self.tracing = True
         token = _ACTIVE.set(self)
         try:
             self._return = self.flow.fn(**self.parameters)
@@ -246,7 +249,9 @@ class RunEngine:
 
     def _finish(self) -> None:
         try:
-            self.wait_until(lambda: self.graph.open == 0, None, pause=FINISH_PAUSE)
+            # (A local executor's calls run in this thread: it must wake for each launch.)
+            until = self.changed if self.executor.runs_in_caller else self.all_final
+            self.wait_until(lambda: self.graph.open == 0, None, until)
         except KeyboardInterrupt:
             self.cancel("interrupted")
             self._finalize()
@@ -351,42 +356,11 @@ class RunEngine:
     # --- waiting and results ----------------------------------------------------------------
 
     def wait(self, timeout: float | None) -> State:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while not self.finished.is_set():
-                remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-                if remaining <= 0:
-                    break
-                if self.executor.run_pending():
-                    continue
-                self.finished.wait(remaining)
-        except KeyboardInterrupt:
-            self.cancel("interrupted")
-            raise
-        return self.state
+        return waiting.wait_for_end(self, timeout)
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float | None,
-                   pause: float = 0.0) -> bool:  # pause: see FINISH_PAUSE
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if self._tracing:
-            self.executor.result(None)  # says why a traced body cannot wait
-        while True:
-            self.launcher.work()
-            with self.lock:
-                if predicate():
-                    return True
-            if self.executor.run_pending():
-                continue
-            with self.lock:
-                if predicate():
-                    return True
-                remaining = 0.1 if deadline is None else deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"still waiting after {timeout}s (flow run {self.id})")
-                self.changed.wait(min(remaining, 0.1))
-                woken = pause and not predicate()
-            if woken:
-                time.sleep(pause)
+                   woken_by: threading.Condition | None = None) -> bool:
+        return waiting.wait_until(self, predicate, timeout, woken_by or self.changed)
 
     def result_of(self, tr: TaskRun, timeout: float | None) -> Any:
         return values.value_of(self, tr, timeout)

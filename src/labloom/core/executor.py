@@ -85,6 +85,9 @@ class Executor(ABC):
     """Runs task calls. Subclasses: LocalExecutor, ThreadExecutor, DaskExecutor."""
 
     name: str = "executor"
+    # Whether calls run in the thread that waits for the run (``run_pending``): that thread
+    # must then wake for every launch, not only when the run's last task run ends.
+    runs_in_caller: bool = False
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Called once before a run submits anything (start pools, connect clients)."""

@@ -45,6 +45,9 @@ class GraphOwner(Protocol):
     def on_final(self, tr: TaskRun) -> None:
         """``tr`` reached a final state (give back what it held)."""
 
+    def all_closed(self) -> None:
+        """No task run is left open (for now: a map may still add some)."""
+
     def split(self, tr: TaskRun) -> list[Any]:
         """References to the items of a finished task run's iterable result."""
         ...
@@ -233,7 +236,7 @@ class TaskGraph:
         if isinstance(result, tuple):
             return self.fail_map(node, *result)
         node.expanded = True
-        self.open -= 1
+        self._close_one()
         if isinstance(result, int):  # the children's inputs are read from the map's sources
             finished = self.add_children(node, [], width=result)
         else:
@@ -292,7 +295,7 @@ class TaskGraph:
             return finished + self.fail_map(node, *step.end)
         if step.complete:
             node.expanded = True
-            self.open -= 1
+            self._close_one()
             finished += self._expand_downstream(node) + self._grow_dependents(node)
             if node.done:  # no child left to end and say so
                 finished.append(node)
@@ -358,12 +361,17 @@ class TaskGraph:
         self.owner.emit(changed(self.run_id, tr, tr.id, state, when or time.time(), message,
                                 traceback, final))
 
+    def _close_one(self) -> None:
+        self.open -= 1
+        if self.open == 0:
+            self.owner.all_closed()
+
     def set_final(
         self, tr: TaskRun, state: State, message: str = "", when: float | None = None,
         traceback: str = "",
     ) -> None:
         self.set_state(tr, state, message, when, traceback, final=True)
-        self.open -= 1
+        self._close_one()
         self.owner.on_final(tr)
 
     def cancel(self, reason: str, started_too: bool) -> list[TaskRun]:

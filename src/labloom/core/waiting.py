@@ -1,0 +1,61 @@
+"""How a thread waits on a run: for its end (``FlowRun.wait``), for a task run's value (the
+flow body's ``future.result()``), for its last task run (the run's own thread).
+
+A waiting thread drives the local executor, whose calls run in the thread that waits, and
+sleeps on a condition of the run between looks: ``changed`` (each batch of reports) for a
+value, ``all_final`` for the last task run, so that the run's own wait is not woken by every
+report. It also looks every ``LOOK_EVERY`` seconds, for what no condition announces.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .engine import RunEngine
+    from .states import State
+
+LOOK_EVERY = 0.1  # seconds between a waiting thread's looks when nothing woke it
+
+
+def wait_for_end(engine: RunEngine, timeout: float | None) -> State:
+    """Until the run is finished and recorded (or ``timeout``): its state."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while not engine.finished.is_set():
+            remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if remaining <= 0:
+                break
+            if engine.executor.run_pending():
+                continue
+            engine.finished.wait(remaining)
+    except KeyboardInterrupt:
+        engine.cancel("interrupted")
+        raise
+    return engine.state
+
+
+def wait_until(engine: RunEngine, predicate: Callable[[], bool], timeout: float | None,
+               woken_by: threading.Condition) -> bool:
+    """Until ``predicate()`` holds (read under the run's lock), launching what is ready and
+    running the local executor's calls meanwhile; TimeoutError after ``timeout``."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if engine.tracing:
+        engine.executor.result(None)  # says why a traced body cannot wait
+    while True:
+        engine.launcher.work()
+        with engine.lock:
+            if predicate():
+                return True
+        if engine.executor.run_pending():
+            continue
+        with engine.lock:
+            if predicate():
+                return True
+            remaining = LOOK_EVERY if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"still waiting after {timeout}s (flow run {engine.id})")
+            woken_by.wait(min(remaining, LOOK_EVERY))
