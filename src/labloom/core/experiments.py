@@ -187,8 +187,8 @@ def _curved(rows: Sequence[Experiment]) -> set[str]:
     started over): the ones a step-curve chart can draw."""
     curved: set[str] = set()
     for row in rows:
-        if steps := row.curved_metrics:
-            curved.update(steps)
+        if row._steps:  # (its own module: no property call per row of a 100,000-row page)
+            curved.update(row._steps)
     return curved
 
 
