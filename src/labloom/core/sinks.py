@@ -8,10 +8,11 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
-from .call_reports import is_stale
+from .call_reports import is_stale, not_recorded
 from .experiments import RESET
 from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states
@@ -75,6 +76,11 @@ class ExecutorSink:
         # Task runs started over so far (``forget_values``): until one has, every call is of
         # its task run's current attempt, and ``flush`` checks none.
         self._restarts = 0
+        # (task run id, the attempt its start over superseded) -> how many calls waited in
+        # ``_pending`` then: those before were applied in time (the attempt failed; the reset
+        # drops them everywhere, nothing to say), those after arrived late (``_current`` says
+        # so in its logs). Only for start overs with calls waiting; emptied with ``_pending``.
+        self._restarted_at: dict[tuple[str, int], int] = {}
         # The task runs whose calls went out, made at the first start over from the kept
         # columns: a start over of one that logged nothing needs no reset. Nothing for a
         # run that never starts a task run over, nor for a task run that logs nothing.
@@ -187,6 +193,10 @@ class ExecutorSink:
         logged nothing: they send no reset (a retry of each child of a 100,000-wide map was
         as many calls stored, and sent to every view)."""
         self._restarts += 1
+        if self._pending:
+            tr = self._engine.graph.get(task_run_id)
+            if tr is not None and tr.attempts > 1:  # a retry (a rerun's are all late)
+                self._restarted_at[task_run_id, tr.attempts - 1] = len(self._pending)
         logged = self._logged_ids
         if logged is None:
             logged = self._logged_ids = set(self._columns[0])
@@ -242,6 +252,7 @@ class ExecutorSink:
             # the run finished: dropped, as its record is closed. Kept, it would show in
             # run.experiments() and never in the store (or in it only after a retry).
             pending.clear()
+            self._restarted_at.clear()
             return
         if self._restarts:
             pending[:] = self._current(pending)
@@ -270,20 +281,41 @@ class ExecutorSink:
         of an attempt superseded after it was applied goes too: the reset that follows it
         would have dropped it in every reader. A call of an earlier rerun (``FlowRun.retry``)
         goes whatever its attempt: a thread that outlived its run (cancelled, given up),
-        whose attempt 1 is the rerun's attempt 1 too."""
+        whose attempt 1 is the rerun's attempt 1 too. Those that came late (not the failed
+        attempt's own, applied before its start over) are said in their task run's logs,
+        once per task run and batch (``_say_late``): a user missing a metric sees why."""
         graph = self._engine.graph
         reruns = self._engine.reruns
+        restarted_at = self._restarted_at
         kept = []
-        for call in pending:
+        late: dict[str, list[Any]] = {}  # task run id -> what _say_late says of it
+        for at, call in enumerate(pending):
             attempt = call[5]
             if attempt is not None:
-                if call[6] is not None and call[6] != reruns:
-                    continue
+                retried = call[6] is not None and call[6] != reruns
                 tr = graph.get(call[0])
-                if tr is not None and tr.attempts != attempt:
+                if retried or (tr is not None and tr.attempts != attempt):
+                    if tr is not None and (
+                            retried or at >= restarted_at.get((tr.id, attempt), 0)):
+                        said = late.setdefault(tr.id, [tr, 0, set(), set()])
+                        said[1] += 1
+                        said[2].add(attempt)
+                        said[3].add(retried)
                     continue
             kept.append(call)
+        restarted_at.clear()
+        if late:
+            self._say_late(late.values())
         return kept
+
+    def _say_late(self, late: Iterable[list[Any]]) -> None:
+        """A line in each task run's logs for its calls that ``_current`` dropped as late:
+        [task run, how many, of which attempts, {whether of an earlier rerun}] each."""
+        for tr, count, attempts, retried in late:
+            after = [f"the task run started over (attempt {tr.attempts})" if not rerun
+                     else "the run was retried" for rerun in sorted(retried, reverse=True)]
+            self.warn(tr, not_recorded(" and ".join(map(str, sorted(attempts))),
+                                       " and ".join(after), count))
 
     def log(self, record: ev.LogRecord) -> None:
         engine = self._engine
