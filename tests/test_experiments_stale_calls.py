@@ -51,7 +51,7 @@ def _said_late(run: Any, capsys: pytest.CaptureFixture[str], task_name: str | No
     return live
 
 
-NOT_RECORDED = ": not recorded (only a live attempt's values count)"
+NOT_RECORDED = ": not recorded, nor will later ones be (only a live attempt's values count)"
 
 
 def _stored_resets(run_id: str) -> list[str]:
@@ -321,7 +321,8 @@ def test_a_cancelled_attempts_thread_logging_on_into_the_reruns_attempt_is_dropp
     """A cancel leaves a running task's thread running (Python cannot stop it), its context
     still of attempt 1; ``run.retry()`` reruns the task run from attempt 1 again. The old
     thread's call, made after the rerun's attempt logged, was of "the current attempt" and its
-    auc 0.1 replaced the rerun's 0.9, live and stored. Dropped, it is said in its logs."""
+    auc 0.1 replaced the rerun's 0.9, live and stored. Dropped, it is said in its logs, once:
+    the thread's calls after that line (a loop logging on for an hour) are not said again."""
     running, go, landed = threading.Event(), threading.Event(), threading.Event()
     calls: list[int] = []
 
@@ -332,6 +333,10 @@ def test_a_cancelled_attempts_thread_logging_on_into_the_reruns_attempt_is_dropp
             running.set()
             go.wait(20)  # cancelled and rerun meanwhile: this thread runs on
             log_metrics(auc=0.1)
+            _wait_for(lambda: any("came after" in line.text for line in run.logs("train")),
+                      "the line saying so")
+            log_metrics(auc=0.2)
+            log_metrics(auc=0.3)
             landed.set()
             return
         log_metrics(auc=0.9)

@@ -8,7 +8,6 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
@@ -81,6 +80,9 @@ class ExecutorSink:
         # drops them everywhere, nothing to say), those after arrived late (``_current`` says
         # so in its logs). Only for start overs with calls waiting; emptied with ``_pending``.
         self._restarted_at: dict[tuple[str, int], int] = {}
+        # (task run id, attempt, rerun) of late calls said so already: said once, as a thread
+        # that outlived its attempt may log on for an hour, a batch of calls every few ms.
+        self._said_late: set[tuple[str, int, int | None]] = set()
         # The task runs whose calls went out, made at the first start over from the kept
         # columns: a start over of one that logged nothing needs no reset. Nothing for a
         # run that never starts a task run over, nor for a task run that logs nothing.
@@ -282,13 +284,13 @@ class ExecutorSink:
         would have dropped it in every reader. A call of an earlier rerun (``FlowRun.retry``)
         goes whatever its attempt: a thread that outlived its run (cancelled, given up),
         whose attempt 1 is the rerun's attempt 1 too. Those that came late (not the failed
-        attempt's own, applied before its start over) are said in their task run's logs,
-        once per task run and batch (``_say_late``): a user missing a metric sees why."""
+        attempt's own, applied before its start over) are said in their task run's logs
+        (``_say_late``): a user missing a metric sees why."""
         graph = self._engine.graph
         reruns = self._engine.reruns
         restarted_at = self._restarted_at
         kept = []
-        late: dict[str, list[Any]] = {}  # task run id -> what _say_late says of it
+        late: list[tuple[TaskRun, tuple[Any, ...]]] = []
         for at, call in enumerate(pending):
             attempt = call[5]
             if attempt is not None:
@@ -297,23 +299,33 @@ class ExecutorSink:
                 if retried or (tr is not None and tr.attempts != attempt):
                     if tr is not None and (
                             retried or at >= restarted_at.get((tr.id, attempt), 0)):
-                        said = late.setdefault(tr.id, [tr, 0, set(), set()])
-                        said[1] += 1
-                        said[2].add(attempt)
-                        said[3].add(retried)
+                        late.append((tr, call))
                     continue
             kept.append(call)
         restarted_at.clear()
         if late:
-            self._say_late(late.values())
+            self._say_late(late)
         return kept
 
-    def _say_late(self, late: Iterable[list[Any]]) -> None:
-        """A line in each task run's logs for its calls that ``_current`` dropped as late:
-        [task run, how many, of which attempts, {whether of an earlier rerun}] each."""
-        for tr, count, attempts, retried in late:
-            after = [f"the task run started over (attempt {tr.attempts})" if not rerun
-                     else "the run was retried" for rerun in sorted(retried, reverse=True)]
+    def _say_late(self, late: list[tuple[TaskRun, tuple[Any, ...]]]) -> None:
+        """One line in a task run's logs for its calls of a batch that ``_current`` dropped
+        as late (each with its task run), those of an attempt said before left out: at most
+        a line per task run and batch, and one per attempt (never one per call)."""
+        said = self._said_late
+        lines: dict[str, list[Any]] = {}  # task run id -> [task run, count, attempts, keys]
+        for tr, call in late:
+            key = (tr.id, call[5], call[6])
+            if key not in said:
+                line = lines.setdefault(tr.id, [tr, 0, set(), set()])
+                line[1] += 1
+                line[2].add(call[5])
+                line[3].add(key)
+        for tr, count, attempts, keys in lines.values():
+            said.update(keys)
+            earlier = {rerun is not None and rerun != self._engine.reruns for *_, rerun in keys}
+            after = ["the run was retried" if of_earlier_run else
+                     f"the task run started over (attempt {tr.attempts})"
+                     for of_earlier_run in sorted(earlier, reverse=True)]
             self.warn(tr, not_recorded(" and ".join(map(str, sorted(attempts))),
                                        " and ".join(after), count))
 
