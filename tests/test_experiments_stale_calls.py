@@ -224,6 +224,38 @@ def test_a_failed_attempts_own_calls_gone_with_its_retry_are_not_said_to_have_co
     assert _said_late(run, capsys, None) == []
 
 
+def test_a_line_labloom_says_of_a_task_run_from_another_tasks_thread_is_in_its_logs_only(
+    executor: str,
+) -> None:
+    """The calls said late go out with a batch of reports, applied by whichever thread holds
+    the run's lock, a task's too (``Inbox.add`` when a task logs in a tight loop): the
+    line's copy on the process's log (``ExecutorSink.warn``) was captured as a line of the
+    task running there, "labloom: [labloom] other: ...", in a task run it says nothing of."""
+    from labloom.core.sink_registry import sink_for
+
+    @task
+    def other() -> None:
+        pass
+
+    @task
+    def train(_: Any) -> None:
+        ctx = current_task()
+        assert ctx is not None
+        sink: Any = sink_for(ctx.run_id)
+        [said_of] = [tr for tr in sink._engine.graph.task_runs if tr.name == "other"]
+        sink.warn(said_of, "a line about other, said in train's thread")
+
+    @flow
+    def two() -> None:
+        train(other())
+
+    run = two.run(executor=executor)
+    assert run.state.value == "Completed"
+    assert [line.text for line in run.logs("other")] == [
+        "[labloom] a line about other, said in train's thread"]
+    assert [line.text for line in run.logs("train")] == []
+
+
 def test_the_columns_mark_the_metrics_with_curve_points_in_the_cell_and_from_the_store(
     store_backend: str,
 ) -> None:

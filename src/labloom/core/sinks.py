@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import events as ev
 from .call_reports import is_stale, not_recorded
 from .experiments import RESET
+from .logs import outside_task
 from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states
 from .states import State
@@ -153,7 +154,8 @@ class ExecutorSink:
         """A line from labloom itself in a task run's logs (and on the process's log)."""
         self.log(ev.LogRecord(self._engine.id, tr.id, logging.WARNING, time.time(),
                               f"[labloom] {message}"))
-        logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
+        with outside_task():  # else also a line of the task this thread runs, if any
+            logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
 
     @property
     def logged(self) -> list[ev.Call]:
