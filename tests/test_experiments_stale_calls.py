@@ -6,6 +6,7 @@ the new attempt's. With that, a task run that logged nothing starts over without
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -17,6 +18,7 @@ import pytest
 
 import labloom
 from labloom import flow, log_metrics, task
+from labloom.cli import main
 from labloom.core.experiments import RESET
 from labloom.core.logs import current_task
 from labloom.store import experiments as store_experiments
@@ -36,6 +38,22 @@ def _wait_for(done: Any, what: str, seconds: float = 20) -> None:
         time.sleep(0.01)
 
 
+def _said_late(run: Any, capsys: pytest.CaptureFixture[str], task_name: str | None = "train",
+               ) -> list[str]:
+    """labloom's lines in a task's logs (None: the run's) about logging calls that came
+    late, live (``run.logs``) and stored (``labloom logs``) alike."""
+    live = [line.text for line in run.logs(task_name) if "came after" in line.text]
+    capsys.readouterr()
+    named = [] if task_name is None else ["--task", task_name]
+    assert main(["logs", run.id, *named, "--json"]) == 0
+    stored = json.loads(capsys.readouterr().out)["lines"]
+    assert [line["text"] for line in stored if "came after" in line["text"]] == live
+    return live
+
+
+NOT_RECORDED = ": not recorded, nor will later ones be (only a live attempt's values count)"
+
+
 def _stored_resets(run_id: str) -> list[str]:
     """The task run ids of the run's stored calls of kind reset."""
     with open_store() as store:
@@ -44,12 +62,13 @@ def _stored_resets(run_id: str) -> list[str]:
 
 
 def test_a_given_up_thread_that_read_add_call_before_its_swap_does_not_log_into_the_retry(
-    executor: str,
+    executor: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The swap of a timed-out attempt's ``add_call`` for a dropper misses a thread that read
     the real one a few bytecodes before: held there (an event) until the retry logged and
     its reset went out, its call landed after the reset, and the row read the given-up
-    attempt's auc 0.1 in place of the retry's 0.9, live and stored."""
+    attempt's auc 0.1 in place of the retry's 0.9, live and stored. Dropped, it is said in
+    the task run's logs (it left no trace: a user missing a metric could not tell why)."""
     go, landed = threading.Event(), threading.Event()
     attempts: list[int] = []
 
@@ -81,14 +100,18 @@ def test_a_given_up_thread_that_read_add_call_before_its_swap_does_not_log_into_
     assert run.state.value == "Completed" and len(attempts) == 2
     assert [row["auc"] for row in run.experiments()] == [0.9]
     assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
+    assert _said_late(run, capsys) == [
+        "[labloom] 1 logging call of attempt 1 came after the task run started over "
+        f"(attempt 2){NOT_RECORDED}"]
 
 
 def test_a_dask_workers_call_of_attempt_1_delivered_after_attempt_2_started_is_dropped(
-    dask_cluster: Any, tmp_path: Path
+    dask_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A worker's message is forwarded by the scheduler, on its own time: a call of attempt 1
     delivered once attempt 2 runs and logged (sent here on the run's own topic, as a worker
-    sends it) was kept as attempt 2's and its auc 0.1 won."""
+    sends it) was kept as attempt 2's and its auc 0.1 won. Dropped, two such calls are said
+    in one line of the task run's logs."""
     from distributed import Client
 
     from labloom import DaskExecutor
@@ -118,6 +141,7 @@ def test_a_dask_workers_call_of_attempt_1_delivered_after_attempt_2_started_is_d
         now = time.time()
         client.log_event(topic(run.id), [
             ["v", tr.id, now, "metric", {"auc": 0.1}, None, 1],
+            ["v", tr.id, now, "param", {"depth": 3}, None, 1, 0],
             ["l", tr.id, logging.INFO, now, "attempt 1's call delivered"],  # applied after it
         ])
         _wait_for(lambda: any("delivered" in line.text for line in run.logs("train")),
@@ -127,6 +151,10 @@ def test_a_dask_workers_call_of_attempt_1_delivered_after_attempt_2_started_is_d
     assert run.state.value == "Completed"
     assert [row["auc"] for row in run.experiments()] == [0.9]
     assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
+    assert [row.get("depth") for row in run.experiments()] == [None]
+    assert _said_late(run, capsys) == [
+        "[labloom] 2 logging calls of attempt 1 came after the task run started over "
+        f"(attempt 2){NOT_RECORDED}"]
 
 
 def test_a_retry_or_rerun_of_a_task_run_that_logged_nothing_stores_no_reset(
@@ -167,6 +195,65 @@ def test_a_retry_or_rerun_of_a_task_run_that_logged_nothing_stores_no_reset(
     assert _stored_resets(run.id) == [loud_run.id]  # its retry; the rerun's quiet one: none
     for rows in (run.experiments(), labloom.experiments(run=run.id)):
         assert [(row["task"], row["auc"]) for row in rows] == [("loud", 0.9)]
+
+
+def test_a_failed_attempts_own_calls_gone_with_its_retry_are_not_said_to_have_come_late(
+    executor: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failed attempt's calls, applied before its end but still waiting to go out as its
+    retry starts over (a batch goes out at most every ``sinks.SEND_EVERY`` s), are dropped
+    with it, as its reset drops them in every reader: they came in time, nothing to say.
+    Said as late, a map whose children each log, fail once and are retried carried a false
+    line in most of them."""
+
+    @task(retries=1, retry_delay=0)
+    def train(i: int) -> None:
+        first = tmp_path / str(i)
+        log_metrics(auc=0.9 if first.exists() else 0.1)
+        if not first.exists():
+            first.touch()
+            raise ValueError("diverged")
+
+    @flow
+    def sweep() -> None:
+        train.map(range(200))
+
+    run = sweep.run(executor=executor)
+    assert run.state.value == "Completed"
+    assert {row["auc"] for row in run.experiments()} == {0.9}
+    assert _said_late(run, capsys, None) == []
+
+
+def test_a_line_labloom_says_of_a_task_run_from_another_tasks_thread_is_in_its_logs_only(
+    executor: str,
+) -> None:
+    """The calls said late go out with a batch of reports, applied by whichever thread holds
+    the run's lock, a task's too (``Inbox.add`` when a task logs in a tight loop): the
+    line's copy on the process's log (``ExecutorSink.warn``) was captured as a line of the
+    task running there, "labloom: [labloom] other: ...", in a task run it says nothing of."""
+    from labloom.core.sink_registry import sink_for
+
+    @task
+    def other() -> None:
+        pass
+
+    @task
+    def train(_: Any) -> None:
+        ctx = current_task()
+        assert ctx is not None
+        sink: Any = sink_for(ctx.run_id)
+        [said_of] = [tr for tr in sink._engine.graph.task_runs if tr.name == "other"]
+        sink.warn(said_of, "a line about other, said in train's thread")
+
+    @flow
+    def two() -> None:
+        train(other())
+
+    run = two.run(executor=executor)
+    assert run.state.value == "Completed"
+    assert [line.text for line in run.logs("other")] == [
+        "[labloom] a line about other, said in train's thread"]
+    assert [line.text for line in run.logs("train")] == []
 
 
 def _marked(columns: list[dict[str, Any]]) -> dict[str, bool]:
@@ -338,11 +425,14 @@ def test_a_rows_values_and_its_curved_metrics_follow_the_rule_for_any_order_of_p
                                       for name in stepped}
 
 
-def test_a_cancelled_attempts_thread_logging_on_into_the_reruns_attempt_is_dropped() -> None:
+def test_a_cancelled_attempts_thread_logging_on_into_the_reruns_attempt_is_dropped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A cancel leaves a running task's thread running (Python cannot stop it), its context
     still of attempt 1; ``run.retry()`` reruns the task run from attempt 1 again. The old
     thread's call, made after the rerun's attempt logged, was of "the current attempt" and its
-    auc 0.1 replaced the rerun's 0.9, live and stored."""
+    auc 0.1 replaced the rerun's 0.9, live and stored. Dropped, it is said in its logs, once:
+    the thread's calls after that line (a loop logging on for an hour) are not said again."""
     running, go, landed = threading.Event(), threading.Event(), threading.Event()
     calls: list[int] = []
 
@@ -353,6 +443,10 @@ def test_a_cancelled_attempts_thread_logging_on_into_the_reruns_attempt_is_dropp
             running.set()
             go.wait(20)  # cancelled and rerun meanwhile: this thread runs on
             log_metrics(auc=0.1)
+            _wait_for(lambda: any("came after" in line.text for line in run.logs("train")),
+                      "the line saying so")
+            log_metrics(auc=0.2)
+            log_metrics(auc=0.3)
             landed.set()
             return
         log_metrics(auc=0.9)
@@ -371,3 +465,5 @@ def test_a_cancelled_attempts_thread_logging_on_into_the_reruns_attempt_is_dropp
     assert run.retry().state.value == "Completed" and len(calls) == 2
     assert [row["auc"] for row in run.experiments()] == [0.9]
     assert [row["auc"] for row in labloom.experiments(run=run.id)] == [0.9]
+    assert _said_late(run, capsys) == [
+        f"[labloom] 1 logging call of attempt 1 came after the run was retried{NOT_RECORDED}"]

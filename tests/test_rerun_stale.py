@@ -13,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from labloom import flow, task
+from labloom.core import sink_registry
 from labloom.core.attempt import TaskCall
 from labloom.executors.dask_events import Dispatcher
 from labloom.executors.dask_messages import Columns
@@ -171,10 +174,14 @@ def test_a_stale_start_report_after_the_relaunch_changes_nothing() -> None:
     assert tr.started == rerun_start and tr.state.value == "Completed"  # not Cached
 
 
-def test_dask_times_of_a_rerun_are_its_own_whatever_the_order_of_the_ends() -> None:
+def test_dask_times_of_a_rerun_are_its_own_whatever_the_order_of_the_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The worker's ends, keyed by task run and attempt alone: the cancelled call's end
     arriving after the rerun's took its place, and the rerun's duration was the old call's."""
     dispatcher = Dispatcher()
+    # Ends are kept while their run's engine is here (after, nobody waits for them).
+    monkeypatch.setitem(sink_registry._local_sinks, "r1", object())
     rerun = TaskCall(print, "train", "r1", "r1.1", attempt=1, rerun=1)
     dispatcher._route("r1", [["e", "r1.1", 1, 50.0, 60.0, True, 1],
                              ["e", "r1.1", 1, 10.0, 61.0, True, 0]])  # the old call's, late
@@ -195,7 +202,9 @@ def test_dask_a_cancelled_call_ending_during_the_rerun_leaves_the_rerun_its_own(
 ) -> None:
     """On a real LocalCluster: the cancelled call runs on in its worker and ends while the
     rerun's call runs (its end message arrives), and a late start of it comes too; the rerun's
-    task run stays Running, then completes with its own result, start and end."""
+    task run stays Running, then completes with its own result, start and end. The times of
+    the cancelled call's end, which nobody pops, go with the run's end: kept until the
+    executor closed, they grew the dispatcher's for as long as a kernel cancelled runs."""
     from distributed import Client
 
     from labloom import DaskExecutor
@@ -260,3 +269,20 @@ def test_dask_a_cancelled_call_ending_during_the_rerun_leaves_the_rerun_its_own(
     assert tr.started == rerun_start and tr.ended is not None and tr.ended >= released_at
     assert tr.duration is not None
     assert tr.duration >= released_at - float(rerun_running.read_text())
+    _delivered(dispatcher)  # what the run's end queued there (``Dispatcher.forget``)
+    assert not _times_of(run.id, dispatcher)
+    # An end of the run that still comes (the scheduler forwards the topic's events until
+    # it takes the unsubscription) is kept no more: its run's engine is gone.
+    dispatcher._route(run.id, [["e", tr.id, 1, old_start, time.time(), True, 1]])
+    assert not _times_of(run.id, dispatcher)
+
+
+def _delivered(dispatcher: Dispatcher) -> None:
+    """Returns once the dispatcher delivered what was queued before."""
+    through = threading.Event()
+    dispatcher.put(through.set)
+    assert through.wait(30)
+
+
+def _times_of(run_id: str, dispatcher: Dispatcher) -> list[tuple[str, int, int]]:
+    return [key for key in dispatcher.times if key[0].startswith(f"{run_id}.")]

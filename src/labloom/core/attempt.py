@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import result_files
+from .call_reports import not_recorded
 from .errors import TaskCrashedError, TaskTimeoutError
 from .logs import TaskContext, capturing, current_task, task_context
 from .sink_registry import sink_for
@@ -133,8 +134,7 @@ def _stop_recording(ctx: TaskContext | None) -> None:
         if not said:
             said = True
             ctx.sink(ctx.task_run_id, logging.WARNING, time.time(),
-                     f"[labloom] task {ctx.task_name!r} logged params or metrics after its "
-                     "attempt timed out: not recorded (only a live attempt's values count)")
+                     "[labloom] " + not_recorded(str(ctx.attempt), "the attempt timed out"))
 
     ctx.add_call = dropped  # checked first by every logging call (experiment_values.record)
 

@@ -42,3 +42,16 @@ def is_stale(tr: TaskRun, attempt: int, rerun: int | None, reruns: int) -> bool:
     rerun (``reruns``: the run's count now). ``rerun`` None: a report that does not say (a Dask
     worker of an older labloom), checked by its attempt alone."""
     return tr.done or attempt != tr.attempts or (rerun is not None and rerun != reruns)
+
+
+def not_recorded(attempts: str, after: str, count: int | None = None) -> str:
+    """labloom's line in a task run's logs for its logging calls of ``attempts`` dropped as
+    no longer its own, ``after`` what: one wording for a given-up thread's calls
+    (``attempt._stop_recording``, said at the first, ``count`` None) and for those that
+    arrive once their task run moved on (``sinks.ExecutorSink._say_late``, counted in the
+    batch that says it). Said once per attempt either way: the rest are not said again.
+    Without it a metric missing from a row left its user nothing to go by."""
+    calls = ("logging calls" if count is None
+             else f"{count} logging call{'' if count == 1 else 's'}")
+    return (f"{calls} of attempt {attempts} came after {after}: not recorded, nor will later "
+            "ones be (only a live attempt's values count)")

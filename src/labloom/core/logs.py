@@ -130,6 +130,19 @@ _CURRENT: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
 current_task: Callable[[], TaskContext | None] = _CURRENT.get
 
 
+@contextmanager
+def outside_task() -> Iterator[None]:
+    """Within, this thread runs no task (``current_task()`` is None): what labloom says of a
+    task run on the process's log (``sinks.ExecutorSink.warn``), in that run's logs already,
+    is not captured again as a line of the task this thread runs, if any (reports applied in
+    a task's thread: ``Inbox.add``, a cache key made where the inputs are)."""
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
 class _StreamProxy:
     """Stands in for sys.stdout/sys.stderr while tasks run; delegates everything else."""
 

@@ -11,8 +11,9 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import events as ev
-from .call_reports import is_stale
+from .call_reports import is_stale, not_recorded
 from .experiments import RESET
+from .logs import outside_task
 from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states
 from .states import State
@@ -75,6 +76,14 @@ class ExecutorSink:
         # Task runs started over so far (``forget_values``): until one has, every call is of
         # its task run's current attempt, and ``flush`` checks none.
         self._restarts = 0
+        # (task run id, the attempt its start over superseded) -> how many calls waited in
+        # ``_pending`` then: those before were applied in time (the attempt failed; the reset
+        # drops them everywhere, nothing to say), those after arrived late (``_current`` says
+        # so in its logs). Only for start overs with calls waiting; emptied with ``_pending``.
+        self._restarted_at: dict[tuple[str, int], int] = {}
+        # (task run id, attempt, rerun) of late calls said so already: said once, as a thread
+        # that outlived its attempt may log on for an hour, a batch of calls every few ms.
+        self._said_late: set[tuple[str, int, int | None]] = set()
         # The task runs whose calls went out, made at the first start over from the kept
         # columns: a start over of one that logged nothing needs no reset. Nothing for a
         # run that never starts a task run over, nor for a task run that logs nothing.
@@ -145,7 +154,8 @@ class ExecutorSink:
         """A line from labloom itself in a task run's logs (and on the process's log)."""
         self.log(ev.LogRecord(self._engine.id, tr.id, logging.WARNING, time.time(),
                               f"[labloom] {message}"))
-        logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
+        with outside_task():  # else also a line of the task this thread runs, if any
+            logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
 
     @property
     def logged(self) -> list[ev.Call]:
@@ -187,6 +197,10 @@ class ExecutorSink:
         logged nothing: they send no reset (a retry of each child of a 100,000-wide map was
         as many calls stored, and sent to every view)."""
         self._restarts += 1
+        if self._pending:
+            tr = self._engine.graph.get(task_run_id)
+            if tr is not None and tr.attempts > 1:  # a retry (a rerun's are all late)
+                self._restarted_at[task_run_id, tr.attempts - 1] = len(self._pending)
         logged = self._logged_ids
         if logged is None:
             logged = self._logged_ids = set(self._columns[0])
@@ -242,6 +256,7 @@ class ExecutorSink:
             # the run finished: dropped, as its record is closed. Kept, it would show in
             # run.experiments() and never in the store (or in it only after a retry).
             pending.clear()
+            self._restarted_at.clear()
             return
         if self._restarts:
             pending[:] = self._current(pending)
@@ -270,20 +285,51 @@ class ExecutorSink:
         of an attempt superseded after it was applied goes too: the reset that follows it
         would have dropped it in every reader. A call of an earlier rerun (``FlowRun.retry``)
         goes whatever its attempt: a thread that outlived its run (cancelled, given up),
-        whose attempt 1 is the rerun's attempt 1 too."""
+        whose attempt 1 is the rerun's attempt 1 too. Those that came late (not the failed
+        attempt's own, applied before its start over) are said in their task run's logs
+        (``_say_late``): a user missing a metric sees why."""
         graph = self._engine.graph
         reruns = self._engine.reruns
+        restarted_at = self._restarted_at
         kept = []
-        for call in pending:
+        late: list[tuple[TaskRun, tuple[Any, ...]]] = []
+        for at, call in enumerate(pending):
             attempt = call[5]
             if attempt is not None:
-                if call[6] is not None and call[6] != reruns:
-                    continue
+                retried = call[6] is not None and call[6] != reruns
                 tr = graph.get(call[0])
-                if tr is not None and tr.attempts != attempt:
+                if retried or (tr is not None and tr.attempts != attempt):
+                    if tr is not None and (
+                            retried or at >= restarted_at.get((tr.id, attempt), 0)):
+                        late.append((tr, call))
                     continue
             kept.append(call)
+        restarted_at.clear()
+        if late:
+            self._say_late(late)
         return kept
+
+    def _say_late(self, late: list[tuple[TaskRun, tuple[Any, ...]]]) -> None:
+        """One line in a task run's logs for its calls of a batch that ``_current`` dropped
+        as late (each with its task run), those of an attempt said before left out: at most
+        a line per task run and batch, and one per attempt (never one per call)."""
+        said = self._said_late
+        lines: dict[str, list[Any]] = {}  # task run id -> [task run, count, attempts, keys]
+        for tr, call in late:
+            key = (tr.id, call[5], call[6])
+            if key not in said:
+                line = lines.setdefault(tr.id, [tr, 0, set(), set()])
+                line[1] += 1
+                line[2].add(call[5])
+                line[3].add(key)
+        for tr, count, attempts, keys in lines.values():
+            said.update(keys)
+            earlier = {rerun is not None and rerun != self._engine.reruns for *_, rerun in keys}
+            after = ["the run was retried" if of_earlier_run else
+                     f"the task run started over (attempt {tr.attempts})"
+                     for of_earlier_run in sorted(earlier, reverse=True)]
+            self.warn(tr, not_recorded(" and ".join(map(str, sorted(attempts))),
+                                       " and ".join(after), count))
 
     def log(self, record: ev.LogRecord) -> None:
         engine = self._engine

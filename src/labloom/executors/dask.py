@@ -146,6 +146,8 @@ class DaskExecutor(Executor):
             if self._client is not None and self._client.status == "running":
                 self._client.unsubscribe_topic(name)
         self._submitter.forget(run_id)
+        if self._dispatcher is not None:
+            self._dispatcher.put(self._dispatcher.forget, run_id)
         if self._per_run is not None:
             self._per_run.keep_values(run_id)
             with self._lock:

@@ -239,7 +239,10 @@ class Dispatcher:
         # (task_run_id, attempt, rerun) -> (started, ended, returned), from the worker's "e"
         # events (returned: None, rerun: 0 from a worker of an older labloom). The rerun: a
         # cancelled call running on ends with its rerun's attempt (a rerun counts from 1
-        # again), and keyed by attempt alone its end gave the rerun's call its times.
+        # again), and keyed by attempt alone its end gave the rerun's call its times. An end
+        # nobody pops (a cancelled call's, arriving after its report; an earlier rerun's)
+        # goes with its run: kept only while the run's engine is here (``_route``) and
+        # dropped as it ends (``forget``); else a kernel that cancels runs for days grew it.
         self.times: dict[tuple[str, int, int], tuple[float, float, bool | None]] = {}
         # Per task name: (runs measured, their total seconds), for batch_size="auto"; shared by
         # the executors of one client, so a later run starts from what earlier ones measured.
@@ -282,6 +285,17 @@ class Dispatcher:
             self.durations[name] = (before + count, seconds + total)
         return spans
 
+    def forget(self, run_id: str) -> None:
+        """The run ended (``DaskExecutor.run_ended`` puts this): the ends kept of its calls
+        go, none awaited any more. Here, not at each end's arrival: which calls are awaited
+        is the engine's to know, and asking it per end would cost every call. In this thread,
+        after the run's events queued before it; those after it find the run's engine gone
+        (its topic's events still come for a while: the scheduler forwards them until it
+        takes the unsubscription) and keep nothing, or are a rerun's, dropped at its end."""
+        prefix = f"{run_id}."  # a task run's id is its run's, numbered (``TaskGraph``)
+        for key in [key for key in self.times if key[0].startswith(prefix)]:
+            del self.times[key]
+
     def mean_duration(self, task_name: str) -> float | None:
         count, total = self.durations.get(task_name, (0, 0.0))
         return total / count if count else None
@@ -310,6 +324,8 @@ class Dispatcher:
 
     def _route(self, run_id: str, batch: list[list[Any]]) -> None:
         sink = sink_registry.local_sink(run_id)
+        if sink is None:
+            return  # the run ended (its engine is gone): nobody waits for its news any more
         # Starts are handed over together (a chunk's children: one step of the engine for all
         # of them), before any other news of theirs.
         starts: list[tuple[str, float, int, str, int | None]] = []
@@ -324,8 +340,6 @@ class Dispatcher:
                 self.times.update({(trid, attempt, rerun or 0): (started, ended, ok)
                                    for trid, attempt, started, ended, ok, rerun
                                    in messages.ends_of(msg)})
-                continue
-            if sink is None:
                 continue
             if kind == "s":
                 # A worker of an older labloom sends no lane.
@@ -352,7 +366,7 @@ class Dispatcher:
                 sink.task_values(run_id, msg[1], msg[2], msg[3], msg[4], msg[5],
                                  msg[6] if len(msg) > 6 else None,
                                  msg[7] if len(msg) > 7 else None)
-        if starts and sink is not None:
+        if starts:
             sink_registry.started_all(sink, run_id, starts)
 
     def _loop(self) -> None:
