@@ -43,7 +43,7 @@ def set_states(graph: TaskGraph, changes: list[Change], state: State, final: boo
     graph.owner.emit_all([changed(run_id, tr, task_run_id, state, now, final=final)
                           for tr, task_run_id, now in changes])
     if final:
-        graph.open -= len(changes)
+        graph.close(len(changes))
         on_final = graph.owner.on_final
         for tr, _, _ in changes:
             on_final(tr)

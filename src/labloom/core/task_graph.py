@@ -236,7 +236,7 @@ class TaskGraph:
         if isinstance(result, tuple):
             return self.fail_map(node, *result)
         node.expanded = True
-        self._close_one()
+        self.close()
         if isinstance(result, int):  # the children's inputs are read from the map's sources
             finished = self.add_children(node, [], width=result)
         else:
@@ -295,7 +295,7 @@ class TaskGraph:
             return finished + self.fail_map(node, *step.end)
         if step.complete:
             node.expanded = True
-            self._close_one()
+            self.close()
             finished += self._expand_downstream(node) + self._grow_dependents(node)
             if node.done:  # no child left to end and say so
                 finished.append(node)
@@ -361,8 +361,10 @@ class TaskGraph:
         self.owner.emit(changed(self.run_id, tr, tr.id, state, when or time.time(), message,
                                 traceback, final))
 
-    def _close_one(self) -> None:
-        self.open -= 1
+    def close(self, count: int = 1) -> None:
+        """``count`` task runs (or maps) are no longer open: the only way ``open`` goes down,
+        so that the run's wait for its end is told when it reaches 0 (``all_closed``)."""
+        self.open -= count
         if self.open == 0:
             self.owner.all_closed()
 
@@ -371,7 +373,7 @@ class TaskGraph:
         traceback: str = "",
     ) -> None:
         self.set_state(tr, state, message, when, traceback, final=True)
-        self._close_one()
+        self.close()
         self.owner.on_final(tr)
 
     def cancel(self, reason: str, started_too: bool) -> list[TaskRun]:
