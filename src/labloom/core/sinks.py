@@ -14,6 +14,7 @@ from . import events as ev
 from .call_reports import is_stale, not_recorded
 from .experiments import RESET
 from .logs import outside_task
+from .process_log import warn_later
 from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states
 from .states import State
@@ -154,6 +155,10 @@ class ExecutorSink:
         """A line from labloom itself in a task run's logs (and on the process's log)."""
         self.log(ev.LogRecord(self._engine.id, tr.id, logging.WARNING, time.time(),
                               f"[labloom] {message}"))
+        if self._engine.lock._is_owned():  # type: ignore[attr-defined]  # (as Condition asks)
+            # Never through ``logging`` under the run's lock: see ``process_log``.
+            warn_later("[labloom] %s: %s", tr.name, message)
+            return
         with outside_task():  # else also a line of the task this thread runs, if any
             logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
 

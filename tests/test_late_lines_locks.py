@@ -1,0 +1,96 @@
+"""labloom's own lines about a task run (``ExecutorSink.warn``) also go to the process's log,
+through ``logging``: never while the thread holds the run's lock. A task logging with
+``logging`` holds a handler's lock (labloom's capture handler on the root logger, or a
+handler the user made while tasks ran) and then takes the run's lock to keep its line; a
+thread saying labloom's line under the run's lock and then waiting for that handler's lock
+was the other half of a deadlock: the run never ended (session 39)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from labloom import ThreadExecutor, flow, log_metrics, task
+from labloom.core import sinks
+
+
+def _wait_for(done: Any, what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"{what} never came"
+        time.sleep(0.01)
+
+
+def test_a_late_calls_line_said_while_a_task_logs_does_not_hang_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cancelled call's thread logs a metric during the rerun (late: said in its logs, by
+    whichever thread applies it, holding the run's lock) while another task of the rerun
+    logs with ``logging``. Both are held at the point where each holds its first lock (a
+    rendezvous: only the order of events is forced, no lock is taken by the test), then go
+    on: the rerun ends, and the late line is said once."""
+    running, go = threading.Event(), threading.Event()
+    saying, logging_line = threading.Event(), threading.Event()
+    calls: list[int] = []
+    chats: list[int] = []
+
+    @task
+    def train() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            running.set()
+            go.wait(20)  # cancelled and rerun meanwhile: this thread runs on
+            log_metrics(auc=0.1)  # late: its report's thread says so under the run's lock
+            return
+        _wait_for(lambda: len(chats) == 2, "the chatty task's rerun")
+
+    @task
+    def chatty() -> None:
+        chats.append(1)
+        if len(chats) == 1:
+            raise ValueError("rerun me")
+        go.set()
+        logging.getLogger("chatty.user").warning("a line of the task's own")
+
+    say_late = sinks.ExecutorSink._say_late
+    task_log = sinks.ExecutorSink.task_log
+
+    def say_late_held(self: Any, late: Any) -> None:  # the run's lock is held here
+        saying.set()
+        logging_line.wait(10)
+        say_late(self, late)
+
+    def task_log_held(self: Any, run_id: str, task_run_id: str, *rest: Any) -> None:
+        if self._engine.name_of(task_run_id) == "chatty":  # in the capture handler's emit
+            logging_line.set()
+            saying.wait(10)
+        task_log(self, run_id, task_run_id, *rest)
+
+    @flow
+    def retrained() -> None:
+        train()
+        chatty()
+
+    executor = ThreadExecutor(max_workers=4)  # the old call keeps its thread
+    try:
+        run = retrained.run(executor=executor, background=True)
+        assert running.wait(20)
+        _wait_for(lambda: any(tr.state.value == "Failed" for tr in run.tasks), "chatty's end")
+        run.cancel()
+        run.wait()
+        assert run.state.value == "Cancelled"
+        monkeypatch.setattr(sinks.ExecutorSink, "_say_late", say_late_held)
+        monkeypatch.setattr(sinks.ExecutorSink, "task_log", task_log_held)
+        run.retry(background=True)
+        assert run.wait(timeout=30).value == "Completed"
+        assert saying.is_set() and logging_line.is_set()  # both were held as meant
+        assert [line.text for line in run.logs("chatty")][-1:] == [
+            "chatty.user: a line of the task's own"]
+        assert sum("came after" in line.text for line in run.logs("train")) == 1
+    finally:
+        go.set()
+        executor.shutdown()
