@@ -16,6 +16,7 @@ import pytest
 
 from labloom import ThreadExecutor, flow, log_metrics, task
 from labloom.core import sinks
+from labloom.core.threading_internals import held_here
 
 
 def _wait_for(done: Any, what: str, seconds: float = 20) -> None:
@@ -94,3 +95,17 @@ def test_a_late_calls_line_said_while_a_task_logs_does_not_hang_the_run(
     finally:
         go.set()
         executor.shutdown()
+
+
+def test_held_here_tells_the_thread_holding_a_run_s_lock_from_the_others() -> None:
+    # ``warn``'s test of whether to say its line now (``threading_internals.held_here``):
+    # a private name of ``threading``, checked here on this Python.
+    lock = threading.RLock()
+    assert not held_here(lock)
+    seen: list[bool] = []
+    with lock, lock:
+        assert held_here(lock)
+        other = threading.Thread(target=lambda: seen.append(held_here(lock)))
+        other.start()
+        other.join()
+    assert seen == [False] and not held_here(lock)

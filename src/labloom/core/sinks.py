@@ -18,6 +18,7 @@ from .process_log import warn_later
 from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states
 from .states import State
+from .threading_internals import held_here
 
 if TYPE_CHECKING:
     from .inbox import Inbox
@@ -155,8 +156,7 @@ class ExecutorSink:
         """A line from labloom itself in a task run's logs (and on the process's log)."""
         self.log(ev.LogRecord(self._engine.id, tr.id, logging.WARNING, time.time(),
                               f"[labloom] {message}"))
-        if self._engine.lock._is_owned():  # type: ignore[attr-defined]  # (as Condition asks)
-            # Never through ``logging`` under the run's lock: see ``process_log``.
+        if held_here(self._engine.lock):  # never ``logging`` under it: see ``process_log``
             warn_later("[labloom] %s: %s", tr.name, message)
             return
         with outside_task():  # else also a line of the task this thread runs, if any
