@@ -1,9 +1,14 @@
-"""labloom's own lines about a task run (``ExecutorSink.warn``) also go to the process's log,
-through ``logging``: never while the thread holds the run's lock. A task logging with
-``logging`` holds a handler's lock (labloom's capture handler on the root logger, or a
-handler the user made while tasks ran) and then takes the run's lock to keep its line; a
-thread saying labloom's line under the run's lock and then waiting for that handler's lock
-was the other half of a deadlock: the run never ended (session 39)."""
+"""labloom's own lines about a task run (``ExecutorSink.warn``: logging calls that came late,
+session 38) and where they go (session 39).
+
+Also to the process's log, through ``logging``: never while the thread holds the run's lock.
+A task logging with ``logging`` holds a handler's lock (labloom's capture handler on the root
+logger, or a handler the user made while tasks ran) and then takes the run's lock to keep its
+line; a thread saying labloom's line under the run's lock and then waiting for that handler's
+lock was the other half of a deadlock: the run never ended.
+
+To every view, one opening while the line is said included (the replay sends the waiting
+calls, and so says the line, as it is made)."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from typing import Any
 import pytest
 
 from labloom import ThreadExecutor, flow, log_metrics, task
-from labloom.core import sinks
+from labloom.core import inbox, sinks
 from labloom.core.threading_internals import held_here
 
 
@@ -109,3 +114,75 @@ def test_held_here_tells_the_thread_holding_a_run_s_lock_from_the_others() -> No
         other.start()
         other.join()
     assert seen == [False] and not held_here(lock)
+
+
+def test_a_view_subscribing_while_a_late_call_waits_is_replayed_the_line_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A view opening on a running run is replayed the run so far (``RunEngine.events``),
+    whose calls still waiting go out first, dropping the late ones with a line in their
+    task run's logs. That line, said while the replay was made, was neither in the replay
+    (the log lines were read before) nor sent to the view (subscribed after): the view never
+    showed it, the store (subscribed from the start) did."""
+    monkeypatch.setattr(sinks, "SEND_EVERY", 3600.0)  # calls wait once a batch of them went out
+    monkeypatch.setattr(inbox, "NUDGE", 5.0)  # and the nudge that sends them is seconds away
+    running, go, logged, release = (threading.Event() for _ in range(4))
+    calls: list[int] = []
+    others: list[int] = []
+
+    @task
+    def train() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            running.set()
+            go.wait(20)  # cancelled and rerun meanwhile: this thread runs on
+            log_metrics(auc=0.1)  # late, and left waiting with its batch
+            return
+        log_metrics(auc=0.9)
+        logged.set()
+        assert release.wait(20)  # the rerun goes on while the view subscribes
+
+    @task
+    def other() -> None:
+        others.append(1)
+        if len(others) == 1:
+            raise ValueError("rerun me")
+        assert logged.wait(20)  # its end's batch sends train's auc: the quiet window starts
+
+    @flow
+    def retrained() -> None:
+        train()
+        other()
+
+    executor = ThreadExecutor(max_workers=4)  # the old call keeps its thread
+    try:
+        run = retrained.run(executor=executor, background=True)
+        assert running.wait(20)
+        _wait_for(lambda: any(tr.state.value == "Failed" for tr in run.tasks), "other's end")
+        run.cancel()
+        run.wait()
+        launcher = run._engine.launcher
+        stale_end, outcome = threading.Event(), launcher.outcome
+
+        def watched(tr: Any, attempt: int, rerun: int, *rest: Any) -> None:
+            outcome(tr, attempt, rerun, *rest)
+            if rerun == 0:
+                stale_end.set()  # the late call, put before it, is applied: it waits
+
+        launcher.outcome = watched
+        run.retry(background=True)
+        _wait_for(lambda: [tr.state.value for tr in run.tasks if tr.name == "other"]
+                  == ["Completed"], "other's rerun")
+        go.set()
+        assert stale_end.wait(20)
+        seen: list[Any] = []
+        run.subscribe(seen.extend, replay=True)
+        release.set()
+        assert run.wait(timeout=30).value == "Completed"
+        [said] = [line.text for line in run.logs("train") if "came after" in line.text]
+        _wait_for(lambda: any(getattr(e, "text", "") == said for e in seen),
+                  "the late call's line in the view", seconds=10)
+    finally:
+        go.set()
+        release.set()
+        executor.shutdown()
