@@ -17,6 +17,7 @@ import pytest
 import labloom
 from labloom import State, ThreadExecutor, flow, get_run_logger, task
 from labloom.core import events as ev
+from labloom.core.executor import Outcome
 from labloom.core.observers import add_run_observer
 from labloom.dag.console_progress import ConsoleProgress, attach
 from run_helpers import runs_started
@@ -415,6 +416,8 @@ def test_a_run_let_go_frees_its_task_results_without_the_cyclic_collector(
 class _CountedWaits(ThreadExecutor):
     """Counts the turns of the loop in which the flow's thread waits (each asks once)."""
 
+    runs_in_caller = False  # its ``run_pending`` only counts: calls run on the threads
+
     def __init__(self, max_workers: int) -> None:
         super().__init__(max_workers)
         self.turns = 0
@@ -474,6 +477,67 @@ def test_a_run_s_end_wakes_its_wait(
     run = once.run(n=width, executor=any_executor, background=True)
     assert run.wait(timeout=60) is State.COMPLETED
     assert run.result() == list(range(width))
+
+
+class _RunsInTheWaitingThread(labloom.Executor):
+    """A user's executor that runs each call in the thread waiting for the run, as the local
+    executor does (``run_pending``), written without subclassing it (a debugger's own)."""
+
+    name = "waiting-thread"
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[Any, ...]] = []
+
+    def submit(self, call: Any, args: Any, kwargs: Any, on_done: Any,
+               resources: Any = None) -> Any:
+        handle: list[Any] = []
+        self.queue.append((call, args, kwargs, handle, on_done))
+        return handle
+
+    def run_pending(self) -> bool:
+        if not self.queue:
+            return False
+        call, args, kwargs, handle, on_done = self.queue.pop(0)
+        try:
+            handle.append(call(*args, **kwargs))
+        except Exception as exc:
+            on_done(Outcome(ok=False, error=exc))
+        else:
+            on_done(Outcome(ok=True))
+        return True
+
+    def value_ref(self, handle: Any) -> Any:
+        return handle[0]
+
+    def result(self, handle: Any, timeout: float | None = None) -> Any:
+        return handle[0]
+
+
+def test_an_executor_running_calls_in_the_waiting_thread_runs_a_retry_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The retry is queued by its timer's thread; the run's own thread, which runs the calls,
+    # must wake for it, not at its next look (an hour away here). Known by ``run_pending``
+    # alone: the flag the local executor sets was not the user's executor's.
+    from labloom.core import waiting
+
+    monkeypatch.setattr(waiting, "LOOK_EVERY", 3600.0)
+    tries: list[int] = []
+
+    @task(retries=1, retry_delay=0.05)
+    def flaky() -> int:
+        tries.append(1)
+        if len(tries) == 1:
+            raise ValueError("once")
+        return len(tries)
+
+    @flow
+    def once() -> int:
+        return flaky()
+
+    run = once.run(executor=_RunsInTheWaitingThread(), background=True)
+    assert run.wait_finished(30), "the retry was never run"
+    assert run.state is State.COMPLETED and run.result() == 2
 
 
 def _started_map(width: int) -> list[ev.Event]:

@@ -115,7 +115,10 @@ class RunEngine:
                 events.append(self._created)
                 events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time))
             events += self.graph.snapshot()
-            events += [*self.logs.lines, *self.sink.experiments]  # params and metrics too
+            # The calls first: sending those waiting may say a line (late ones, ``_say_late``),
+            # which this replay must hold, as the subscriber is added after it is emitted.
+            calls = self.sink.experiments  # params and metrics too
+            events += [*self.logs.lines, *calls]
             if self._run_finished is not None:
                 events.append(self._run_finished)
             return events

@@ -85,9 +85,13 @@ class Executor(ABC):
     """Runs task calls. Subclasses: LocalExecutor, ThreadExecutor, DaskExecutor."""
 
     name: str = "executor"
-    # Whether calls run in the thread that waits for the run (``run_pending``): that thread
-    # must then wake for every launch, not only when the run's last task run ends.
-    runs_in_caller: bool = False
+
+    @property
+    def runs_in_caller(self) -> bool:
+        """Whether calls run in the thread that waits for the run: that thread must then wake
+        for every launch, not only when the run's last task run ends. Any executor that
+        overrides ``run_pending`` does (the local one; a user's, written without it)."""
+        return type(self).run_pending is not Executor.run_pending
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Called once before a run submits anything (start pools, connect clients)."""

@@ -14,9 +14,11 @@ from . import events as ev
 from .call_reports import is_stale, not_recorded
 from .experiments import RESET
 from .logs import outside_task
+from .process_log import warn_later
 from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states
 from .states import State
+from .threading_internals import held_here
 
 if TYPE_CHECKING:
     from .inbox import Inbox
@@ -154,6 +156,9 @@ class ExecutorSink:
         """A line from labloom itself in a task run's logs (and on the process's log)."""
         self.log(ev.LogRecord(self._engine.id, tr.id, logging.WARNING, time.time(),
                               f"[labloom] {message}"))
+        if held_here(self._engine.lock):  # never ``logging`` under it: see ``process_log``
+            warn_later("[labloom] %s: %s", tr.name, message)
+            return
         with outside_task():  # else also a line of the task this thread runs, if any
             logging.getLogger("labloom").warning("[labloom] %s: %s", tr.name, message)
 

@@ -1,4 +1,4 @@
-"""The one private internal of ``threading`` labloom uses, with its fallback. ``in_use()``
+"""The private internals of ``threading`` labloom uses, each with its fallback. ``in_use()``
 names the path this Python takes; ``tests/test_run_at_exit.py`` checks it and the fallback.
 
 - ``register_at_exit``: ``threading._register_atexit`` (Python >= 3.9; the hook
@@ -6,6 +6,8 @@ names the path this Python takes; ``tests/test_run_at_exit.py`` checks it and th
   a run still going is cancelled before the thread pools run every queued task and before
   distributed's ``atexit`` handler closes the cluster the cancel must reach. Fallback:
   ``atexit.register``, which still ends the run, only later.
+- ``held_here``: ``RLock._is_owned``, what ``threading.Condition`` asks its lock. Fallback:
+  True, the safe answer for a caller that must not wait on others while it holds the lock.
 """
 
 from __future__ import annotations
@@ -35,3 +37,9 @@ def register_at_exit(callback: Callable[[], None]) -> str:
             pass
     atexit.register(callback)
     return AT_EXIT
+
+
+def held_here(lock: threading.RLock) -> bool:
+    """Whether this thread holds ``lock``."""
+    owned = getattr(lock, "_is_owned", None)
+    return True if owned is None else bool(owned())

@@ -97,7 +97,6 @@ class LocalExecutor(_InProcess):
     """
 
     name = "local"
-    runs_in_caller = True
 
     def __init__(self) -> None:
         self._queue: deque[tuple[TaskCall, tuple[Any, ...], dict[str, Any], _Handle, DoneCallback]]
