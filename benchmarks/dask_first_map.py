@@ -104,7 +104,8 @@ def run_list(xs: list[int]) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--src", nargs="+", action="extend", required=True,
+                        help="the src/ trees to compare (one --src or several)")
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--child", help=argparse.SUPPRESS)
