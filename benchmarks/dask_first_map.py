@@ -12,7 +12,7 @@ The flow is defined inside the child, so the Dask workers (spawned: they import 
 not labloom) import labloom at their first task, as a notebook's workers do; in
 ``dask_overhead.py`` they import it as they start (its script imports labloom at the top).
 
-    python benchmarks/dask_first_map.py --src /work/main/src src [--pairs 4] [--tasks 5000]
+    python benchmarks/dask_first_map.py --src /work/main/src src [--pairs 4] [--tasks 5000] [--steps]
 
 Every process reads compiled bytecode, as an installed labloom does (``installed_bytecode.py``:
 one unmeasured process per tree writes it first; the Dask workers inherit the setting). This
@@ -51,11 +51,11 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
-def child(tasks: int) -> None:
+def child(tasks: int, steps: bool) -> None:
     import distributed
 
     import labloom
-    from labloom.executors import dask_submit
+    from labloom.executors import dask_chunking, dask_submit
 
     sends: list[tuple[float, int]] = []
     send_graph = dask_submit.send_graph
@@ -65,6 +65,23 @@ def child(tasks: int) -> None:
         send_graph(client, graph, resources)
 
     dask_submit.send_graph = timed_send
+    # --steps: wall-clock times (time.time(), as the workers' starts) of the first map's way
+    # through its probes: graphs reaching the scheduler, each probe's start on its worker (as
+    # its end event tells the client), the probes' decision.
+    scheduled: list[float] = []
+    probe_starts: list[float] = []
+    decided: list[float] = []
+    if steps:
+        probe_end = dask_chunking.Probes.end
+
+        def timed_end(probes: dask_chunking.Probes, started: float, ended: float) -> bool:
+            done = probe_end(probes, started, ended)
+            probe_starts.append(started)
+            if done and not decided:
+                decided.append(time.time())
+            return done
+
+        dask_chunking.Probes.end = timed_end  # type: ignore[method-assign]
 
     @labloom.task
     def noop(x: int) -> int:
@@ -77,10 +94,21 @@ def child(tasks: int) -> None:
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:  # connected before, as dask_overhead.py
+        if steps:  # the scheduler runs in this process (LocalCluster), on the client's loop
+            handlers = cluster.scheduler.stream_handlers
+            update_graph = handlers["update-graph"]
+
+            async def timed_update(**message: object) -> None:
+                scheduled.append(time.time())
+                await update_graph(**message)
+
+            handlers["update-graph"] = timed_update
         executor = labloom.DaskExecutor(client=client)
         for index in range(2):
-            sends.clear()
+            for kept in (sends, scheduled, probe_starts, decided):
+                kept.clear()
             threads, cpu, start = thread_cpu(), time.process_time(), time.perf_counter()
+            began = time.time()
             wide.run(n=tasks, executor=executor).wait(300)
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
             per_thread = {name: (seconds - threads.get(name, 0.0)) / tasks * 1e6
@@ -88,6 +116,10 @@ def child(tasks: int) -> None:
             print("MAP", index, (sends[0][0] - start) * 1e3, (sends[-1][0] - start) * 1e3,
                   sum(n for _, n in sends), wall * 1e3, cpu / tasks * 1e6,
                   repr({k: round(v, 2) for k, v in per_thread.items() if v >= 0.05}), flush=True)
+            if steps:
+                ms = [(t - began) * 1e3 for t in (*scheduled[:1], *sorted(probe_starts)[:3:2],
+                                                  *decided)]
+                print("STEPS", index, *(ms if len(ms) == 4 else [float("nan")] * 4), flush=True)
         executor.shutdown()
         # After labloom's maps, so that it finds the cluster warm (as in dask_overhead.py),
         # and once the store's writer is surely done with them.
@@ -104,21 +136,27 @@ def run_list(xs: list[int]) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--src", nargs="+", action="extend", required=True,
+                        help="the src/ trees to compare (one --src or several)")
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--steps", action="store_true",
+                        help="also when the first map's probes reach the scheduler, start on "
+                             "the workers and decide")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        in_tree(args.child, lambda: child(args.tasks))
+        in_tree(args.child, lambda: child(args.tasks, args.steps))
         return
     trees = [os.path.abspath(src) for src in args.src]
     maps: dict[str, list[list[tuple]]] = {tree: [[], []] for tree in trees}
     hands: dict[str, list[float]] = {tree: [] for tree in trees}  # the hand-chunked map, ms
+    steps: dict[str, list[list[float]]] = {tree: [] for tree in trees}  # the first map's
 
     def process(tree: str, pycache: str) -> str:
         return subprocess.run([sys.executable, __file__, "--src", tree, "--child", tree,
-                               "--tasks", str(args.tasks)], env=installed_env(pycache),
+                               "--tasks", str(args.tasks), *(["--steps"] if args.steps else [])],
+                              env=installed_env(pycache),
                               capture_output=True, text=True, check=True).stdout
 
     pycache = bytecode(trees, process)
@@ -129,6 +167,8 @@ def main() -> None:
                 _, index, first, last, dask_tasks, wall, cpu, threads = line.split(" ", 7)
                 maps[tree][int(index)].append((float(first), float(last), int(dask_tasks),
                                                float(wall), float(cpu), eval(threads)))
+            elif line.startswith("STEPS 0 "):
+                steps[tree].append([float(v) for v in line.split()[2:]])
             elif line.startswith("HAND "):
                 hands[tree].append(float(line.split()[1]))
         print(f"  pair {pair + 1}, {tree}: " + "; ".join(
@@ -151,6 +191,11 @@ def main() -> None:
                   f"{ratio:.2f}), CPU {med[4]:.1f} us per "
                   "child; by thread: " + ", ".join(f"{n} {v:.1f}" for v, n in threads
                                                    if v >= 0.2))
+        if steps[tree]:
+            at = [statistics.median(row[i] for row in steps[tree]) for i in range(4)]
+            print(f"    first map's probes: first graph at the scheduler {at[0]:.0f} ms, "
+                  f"first probe started on a worker {at[1]:.0f} ms, third {at[2]:.0f} ms, "
+                  f"decided {at[3]:.0f} ms")
 
 
 if __name__ == "__main__":

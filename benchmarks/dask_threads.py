@@ -54,7 +54,8 @@ def one(src: str, args: argparse.Namespace, pycache: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--src", nargs="+", action="extend", required=True,
+                        help="the src/ trees to compare (one --src or several)")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)

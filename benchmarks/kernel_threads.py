@@ -76,7 +76,8 @@ def measure(tasks: int, pin: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--src", nargs="+", action="extend", required=True,
+                        help="the src/ trees to compare (one --src or several)")
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--tasks", type=int, default=20000)
     parser.add_argument("--pin", action="store_true")

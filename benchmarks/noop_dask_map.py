@@ -92,7 +92,8 @@ def compare_per_child(doc: str, script: str, measure: Callable[[int, int], None]
     prints a ``ROUND a b`` line (µs per child) per round: the ``--src`` trees in turn, then
     each figure's median per tree."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--src", nargs="+", action="extend", required=True,
+                        help="the src/ trees to compare (one --src or several)")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tasks", type=int, default=20000)

@@ -98,7 +98,8 @@ def recording_parser(reps: int) -> argparse.ArgumentParser:
     """The options of a benchmark replaying a recorded map's batches (this one,
     ``progress_cpu.py``)."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--src", nargs="+", required=True, help="the src/ trees to compare")
+    parser.add_argument("--src", nargs="+", action="extend", required=True,
+                        help="the src/ trees to compare (one --src or several)")
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=20000)
     parser.add_argument("--reps", type=int, default=reps)
