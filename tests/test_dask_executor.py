@@ -890,3 +890,76 @@ def test_a_lost_scheduler_fails_the_run_at_once_and_says_so(tmp_path, monkeypatc
     (stubborn,) = [tr for tr in run.tasks if tr.name == "stubborn_step"]
     assert stubborn.attempts == 3  # its retries failed at once too, without a scheduler
     assert isinstance(stubborn.error, labloom.SchedulerLostError)
+
+
+# --- Faults inside a chunk of several children (helper s, session 39) ----------------------
+
+
+class HoldsALock(Exception):
+    """An error Dask cannot pickle (it keeps a lock)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+@task(batch_size=4)
+def raises_unpicklable(i: int) -> int:
+    print(f"child {i}")
+    if i == 1:
+        raise HoldsALock("child 1 holds a lock")
+    return i
+
+
+@flow
+def chunk_with_unpicklable_error() -> list[int]:
+    return raises_unpicklable.map(range(4))  # type: ignore[return-value]
+
+
+def test_a_chunk_child_raising_an_error_dask_cannot_pickle_fails_alone(executor, caplog):
+    # The chunk's "which child failed" answer held the error itself: it could not travel, the
+    # answer was lost and the run stayed Running for good. As for a task alone, Dask's
+    # stand-in (an Exception with the error's repr) travels instead.
+    with caplog.at_level(logging.CRITICAL, logger="distributed"):
+        run = chunk_with_unpicklable_error.run(executor=executor, background=True)
+        assert run.wait(30) is State.FAILED
+    children = sorted(run.tasks, key=lambda tr: tr.map_index or 0)
+    assert [tr.state for tr in children] == [State.COMPLETED, State.FAILED, State.COMPLETED,
+                                             State.COMPLETED]
+    assert "HoldsALock('child 1 holds a lock')" in children[1].message
+    assert [line.text for line in run.logs("raises_unpicklable[2]")] == ["child 2"]
+
+
+def _rebuilt_on_a_worker_only(message: str) -> Exception:
+    from distributed import get_worker
+
+    get_worker()  # raises in the kernel: as a module installed on the workers alone
+    return OnTheWorkersOnly(message)
+
+
+class OnTheWorkersOnly(Exception):
+    def __reduce__(self):  # type: ignore[override]
+        return _rebuilt_on_a_worker_only, (str(self),)
+
+
+@task(batch_size=4)
+def raises_unreadable(i: int) -> int:
+    if i == 2:
+        raise OnTheWorkersOnly("child 2 failed")
+    return i
+
+
+@flow
+def chunk_with_unreadable_error() -> list[int]:
+    return raises_unreadable.map(range(4))  # type: ignore[return-value]
+
+
+def test_a_chunk_child_error_the_kernel_cannot_read_still_ends_every_child(executor):
+    # The answer saying which child failed could not be read here: the dispatcher logged it
+    # and the children waited for good. Each ends, by its own end event where it returned.
+    run = chunk_with_unreadable_error.run(executor=executor, background=True)
+    assert run.wait(30) is State.FAILED
+    children = sorted(run.tasks, key=lambda tr: tr.map_index or 0)
+    assert [tr.state for tr in children] == [State.COMPLETED, State.COMPLETED, State.FAILED,
+                                             State.COMPLETED]
+    assert "No worker found" in children[2].message, children[2].message

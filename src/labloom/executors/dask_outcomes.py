@@ -67,8 +67,22 @@ def run_chunk(
 
 
 def chunk_outcomes(values: list[Any]) -> list[tuple[bool, BaseException | None, str]]:
-    return [(False, v.error, v.traceback) if isinstance(v, ChildFailed) else (True, None, "")
-            for v in values]
+    return [(False, _sendable(v.error), v.traceback) if isinstance(v, ChildFailed)
+            else (True, None, "") for v in values]
+
+
+def _sendable(error: BaseException) -> BaseException:
+    """``error``, or Dask's own stand-in for an error it cannot move (an ``Exception`` of its
+    repr), as ``distributed.core.error_message`` makes for a task alone. This answer travels
+    as a value, with no such care: one error that could not be pickled lost the whole answer
+    and left the chunk's children Running for good."""
+    from distributed.protocol import pickle  # on the worker, where distributed is loaded
+
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return Exception(repr(error))
+    return error
 
 
 def report_chunk(
@@ -106,8 +120,14 @@ def report_failures(
         for call, on_done in chunk:
             report(chunk_future, call, on_done, dispatcher)
         return
+    try:
+        outcomes = status.result()
+    except Exception as exc:  # unreadable here (an error's class the kernel lacks): the
+        # children must still end, each returned one as its end event says
+        outcomes = [(returned, None if returned else exc, "" if returned else str(exc))
+                    for returned in dispatcher.returned([call for call, _ in chunk])]
     ends: list[tuple[DoneCallback, Outcome]] = []
-    for (call, on_done), (ok, error, text) in zip(chunk, status.result(), strict=True):
+    for (call, on_done), (ok, error, text) in zip(chunk, outcomes, strict=True):
         started, ended = dispatcher.ended(call)
         ends.append((on_done, Outcome(ok=ok, error=error, traceback=text, started=started,
                                       ended=ended)))
