@@ -963,3 +963,44 @@ def test_a_chunk_child_error_the_kernel_cannot_read_still_ends_every_child(execu
     assert [tr.state for tr in children] == [State.COMPLETED, State.COMPLETED, State.FAILED,
                                              State.COMPLETED]
     assert "No worker found" in children[2].message, children[2].message
+
+
+@task(batch_size=4)
+def one_kills_its_worker(i: int, go: str) -> int:
+    print(f"child {i}")
+    if i == 2:
+        # Dies once the test saw its siblings complete (they were sent alone), or after a
+        # while (in its chunk, where child 3 waits behind it): a worker's death also fails
+        # the tasks running beside it, and only the killer's failure is under test.
+        deadline = time.monotonic() + 3
+        while not os.path.exists(go) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(1)
+    return i
+
+
+@flow
+def chunk_with_a_worker_killer(go: str) -> list[int]:
+    return one_kills_its_worker.map(range(4), go=labloom.unmapped(go))  # type: ignore[return-value]
+
+
+def test_a_chunk_child_that_kills_its_worker_fails_alone(executor, tmp_path, caplog):
+    # Dask gave up on the chunk (KilledWorker) and each of its four children failed with
+    # "the worker running it died", where alone (batch_size=1) only the killer fails. The
+    # children are sent again alone: the others complete, the killer fails and says so.
+    go = tmp_path / "go"
+    with caplog.at_level(logging.CRITICAL, logger="distributed"):
+        run = chunk_with_a_worker_killer.run(go=str(go), executor=executor, background=True)
+        deadline = time.monotonic() + 60
+        while run.state is State.RUNNING and time.monotonic() < deadline and sum(
+                tr.state is State.COMPLETED for tr in run.tasks) < 3:
+            time.sleep(0.02)
+        go.touch()
+        assert run.wait(120) is State.FAILED
+    children = sorted(run.tasks, key=lambda tr: tr.map_index or 0)
+    assert [tr.state for tr in children] == [State.COMPLETED, State.COMPLETED, State.FAILED,
+                                             State.COMPLETED]
+    assert children[2].message.startswith(
+        "WorkerDiedError: the Dask worker running 'one_kills_its_worker[2]' died")
+    assert [executor.result(tr.handle) for tr in children if tr.map_index != 2] == [0, 1, 3]
+    assert [line.text for line in run.logs("one_kills_its_worker[3]")] == ["child 3"]

@@ -10,6 +10,7 @@ moving their values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
@@ -79,7 +80,7 @@ def _sendable(error: BaseException) -> BaseException:
     from distributed.protocol import pickle  # on the worker, where distributed is loaded
 
     try:
-        pickle.loads(pickle.dumps(error))
+        pickle.loads(pickle.dumps(error))  # type: ignore[no-untyped-call]
     except Exception:
         return Exception(repr(error))
     return error
@@ -166,6 +167,24 @@ def report(
         return
     text = user_traceback(error, future.traceback())
     on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
+
+
+def chunk_not_sent(ends: list[DoneCallback]) -> Callable[[Exception], None]:
+    """What tells a chunk's children (their ``on_done``) that it could not be sent."""
+    def not_sent(error: Exception) -> None:
+        for on_done in ends:
+            on_done(Outcome(ok=False, error=error, traceback=str(error)))
+
+    return not_sent
+
+
+def killed_workers(future: Any) -> bool:
+    """Whether Dask gave up on ``future``'s task because the workers running it died."""
+    if future.status != "error":
+        return False
+    from distributed import KilledWorker
+
+    return isinstance(future.exception(), KilledWorker)
 
 
 def scheduler_lost(client: Any, task_name: str) -> SchedulerLostError:
