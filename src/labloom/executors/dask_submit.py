@@ -400,8 +400,8 @@ class Submitter:
     def _chunk_ended(self, chunk_future: Any, chunk: list[Member]) -> None:
         """Report the chunk's children (in the dispatcher thread); if its workers died (a
         child's crash, ``os._exit``, memory), send them alone: only the killer fails then."""
-        if len(chunk) > 1 and not any(m[3].cancelled for m in chunk) and killed_workers(
-                chunk_future):
+        if len(chunk) > 1 and killed_workers(chunk_future) and not any(
+                m[3].cancelled for m in chunk):
             log.warning("labloom: a chunk of %r killed its workers: sent alone", chunk[0][3].task)
             for call, args, kwargs, handle, on_done in chunk:
                 handle.index = handle.item = None
