@@ -116,15 +116,19 @@ def report_failures(
     status: Any, chunk_future: Any, chunk: list[tuple[TaskCall, DoneCallback]],
     dispatcher: events.Dispatcher,
 ) -> None:
-    """Each child's Outcome from ``chunk_outcomes`` (a child of the chunk failed)."""
-    if status.status != "finished":
+    """Each child's Outcome from ``chunk_outcomes`` (a child of the chunk failed). Without
+    that answer (its task's workers died, it was cancelled, it cannot be read here), each
+    child's own end event says whether it returned: reported from the chunk's future, which
+    finished, the child that failed showed Completed."""
+    if status.status != "finished" and chunk_future.status != "finished":
         for call, on_done in chunk:
             report(chunk_future, call, on_done, dispatcher)
         return
     try:
+        if status.status != "finished":
+            raise unanswered(status)
         outcomes = status.result()
-    except Exception as exc:  # unreadable here (an error's class the kernel lacks): the
-        # children must still end, each returned one as its end event says
+    except Exception as exc:  # unreadable here (an error's class the kernel lacks)
         outcomes = [(returned, None if returned else exc, "" if returned else str(exc))
                     for returned in dispatcher.returned([call for call, _ in chunk])]
     ends: list[tuple[DoneCallback, Outcome]] = []
@@ -133,6 +137,12 @@ def report_failures(
         ends.append((on_done, Outcome(ok=ok, error=error, traceback=text, started=started,
                                       ended=ended)))
     report_all(ends)
+
+
+def unanswered(status: Any) -> RuntimeError:
+    why = f": {status.exception()!r}" if status.status == "error" else ""
+    return RuntimeError(f"the call did not return, and Dask could not say why: the task asking "
+                        f"it, {status.key!r}, ended {status.status}{why}")
 
 
 def report(
