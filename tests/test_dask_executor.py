@@ -1042,3 +1042,86 @@ def test_a_chunk_run_again_after_its_worker_died_keeps_each_childs_lines_once(ex
         gate.touch()
     assert run.result() == [0, 1, 2, 3]
     assert [line.text for line in run.logs("waits_in_its_chunk[0]")] == ["child 0"]
+
+
+@task(batch_size=4)
+def misbehaves(i: int) -> object:
+    print(f"child {i}")
+    labloom.log_metrics(m=i)
+    if i == 1:
+        return threading.Lock()
+    if i == 2:
+        raise SystemExit(3)
+    if i == 3:
+        raise KeyboardInterrupt
+    return i
+
+
+@flow
+def a_chunk_that_misbehaves() -> list[object]:
+    return misbehaves.map(range(4))  # type: ignore[return-value]
+
+
+def test_in_a_chunk_a_bad_value_or_base_exception_fails_that_child_alone(executor, caplog):
+    # Each fails with its documented error; the chunk's other child keeps its value, and each
+    # child's lines and values land on its own task run, the stored ones too.
+    with caplog.at_level(logging.CRITICAL, logger="distributed"):
+        run = a_chunk_that_misbehaves.run(executor=executor, background=True)
+        assert run.wait(30) is State.FAILED
+    children = sorted(run.tasks, key=lambda tr: tr.map_index or 0)
+    assert [tr.state for tr in children] == [State.COMPLETED] + [State.FAILED] * 3
+    assert "returned a _thread.lock that Dask cannot serialize" in children[1].message
+    assert children[2].message.startswith("TaskCrashedError: task 'misbehaves[2]' raised "
+                                          "SystemExit: 3 (a BaseException")
+    assert children[3].message.startswith("TaskCrashedError: task 'misbehaves[3]' raised "
+                                          "KeyboardInterrupt (a BaseException")
+    assert executor.result(children[0].handle) == 0
+    for i in range(4):
+        assert [line.text for line in run.logs(f"misbehaves[{i}]")] == [f"child {i}"]
+    stored = labloom.experiments(run=run.id)
+    rows = stored.to_dict("records") if hasattr(stored, "to_dict") else stored
+    assert sorted((row["map_index"], row["m"]) for row in rows) == [(i, i) for i in range(4)]
+
+
+@task(batch_size=4)
+def held_in_its_chunk(i: int, gate: str) -> int:
+    print(f"child {i}")
+    if i == 1:
+        Path(f"{gate}.{i}").touch()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return i
+
+
+@flow
+def two_chunks(gate: str) -> list[int]:
+    return held_in_its_chunk.map(range(8), gate=labloom.unmapped(gate))  # type: ignore[return-value]
+
+
+def test_a_cancel_while_a_chunk_runs_ends_the_run_and_its_retry_runs_only_those_cancelled(
+    executor, tmp_path
+):
+    gate = tmp_path / "gate"
+    run = two_chunks.run(gate=str(gate), executor=executor, background=True)
+    deadline = time.monotonic() + 30
+
+    def by_index(of) -> list:  # type: ignore[no-untyped-def]
+        return [of(tr) for tr in sorted(run.tasks, key=lambda tr: tr.map_index or 0)]
+
+    # Child 1 waits in the first chunk; the second chunk (children 4-7) completed.
+    while not (Path(f"{gate}.1").exists()
+               and by_index(lambda tr: tr.state)[4:] == [State.COMPLETED] * 4):
+        assert time.monotonic() < deadline, by_index(lambda tr: tr.state)
+        time.sleep(0.02)
+    run.cancel()
+    assert run.wait(30) is State.CANCELLED  # while child 1 still waits on its worker
+    assert by_index(lambda tr: tr.state) == [State.CANCELLED] * 4 + [State.COMPLETED] * 4
+    gate.touch()
+    before = dask_keys(executor)
+    rerun = run.retry()
+    assert rerun.state is State.COMPLETED and rerun.result() == list(range(8))
+    ran = {key for key in dask_keys(executor) - before if key.startswith("held_in_its_chunk-")}
+    ids = by_index(lambda tr: tr.id)
+    assert ran and all(any(tr_id in key for tr_id in ids[:4]) for key in ran), ran
+    assert not [key for key in ran for tr_id in ids[4:] if f"{tr_id}-" in key], ran
