@@ -969,11 +969,12 @@ def test_a_chunk_child_error_the_kernel_cannot_read_still_ends_every_child(execu
 def one_kills_its_worker(i: int, go: str) -> int:
     print(f"child {i}")
     if i == 2:
-        # Dies once the test saw its siblings complete (they were sent alone), or after a
-        # while (in its chunk, where child 3 waits behind it): a worker's death also fails
-        # the tasks running beside it, and only the killer's failure is under test.
-        deadline = time.monotonic() + 3
-        while not os.path.exists(go) and time.monotonic() < deadline:
+        # In its chunk it dies at once; sent alone, once the test saw its siblings complete:
+        # a worker's death also fails the tasks running beside it, and only the killer's
+        # failure is under test.
+        alone = "-chunk-" not in str(distributed.get_worker().get_current_task())
+        deadline = time.monotonic() + 30
+        while alone and not os.path.exists(go) and time.monotonic() < deadline:
             time.sleep(0.01)
         os._exit(1)
     return i
