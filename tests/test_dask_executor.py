@@ -1004,7 +1004,9 @@ def test_a_chunk_child_that_kills_its_worker_fails_alone(executor, tmp_path, cap
     assert children[2].message.startswith(
         "WorkerDiedError: the Dask worker running 'one_kills_its_worker[2]' died")
     assert [executor.result(tr.handle) for tr in children if tr.map_index != 2] == [0, 1, 3]
-    assert [line.text for line in run.logs("one_kills_its_worker[3]")] == ["child 3"]
+    # Its lines, on its task run (twice when its result lived on a worker the killer took
+    # down and Dask computed it again: the doubled-lines test below)
+    assert {line.text for line in run.logs("one_kills_its_worker[3]")} == {"child 3"}
 
 
 @task(batch_size=4)
