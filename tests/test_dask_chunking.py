@@ -319,3 +319,33 @@ def test_children_held_back_are_looked_at_again_when_the_probes_decide_not_as_ot
     submitter.forget("r1")
     assert not submitter._held
     submitter.stop()
+
+
+def test_a_chunk_whose_failure_answer_was_lost_does_not_report_its_failed_child_completed() -> None:
+    # The chunk ran (one child raised), but the small task asking which child failed did not
+    # finish (its workers died, it was cancelled): each child was then reported from the
+    # chunk's own future, "finished", and the failed child showed Completed, its "value" the
+    # marker of its failure. Each child's own end event says whether it returned.
+    from labloom.executors.dask_events import Dispatcher
+    from labloom.executors.dask_outcomes import report_failures
+
+    class Ended:
+        def __init__(self, status: str) -> None:
+            self.status = status
+
+        key = "status-t-chunk"
+
+        def exception(self) -> BaseException:
+            return RuntimeError("the workers running the answer died")
+
+    dispatcher = Dispatcher()
+    calls = [TaskCall(fn=print, task_name=f"t[{i}]", run_id="r", task_run_id=f"r.{i}")
+             for i in range(3)]
+    for i, call in enumerate(calls):
+        dispatcher.times[(call.task_run_id, 1, 0)] = (1.0, 2.0, i != 1)  # child 1 raised
+    outcomes: dict[int, Outcome] = {}
+    chunk = [(call, lambda outcome, i=i: outcomes.__setitem__(i, outcome))
+             for i, call in enumerate(calls)]
+    report_failures(Ended("error"), Ended("finished"), chunk, dispatcher)  # type: ignore[arg-type]
+    assert [outcomes[i].ok for i in range(3)] == [True, False, True]
+    assert "the workers running the answer died" in outcomes[1].traceback

@@ -263,6 +263,12 @@ class Dispatcher:
             self.durations[name] = (count + 1, total + ended - started)
         return started, ended
 
+    def returned(self, calls: list[attempt.TaskCall]) -> list[bool]:
+        """Whether each of ``calls`` reported that it returned (nothing is taken)."""
+        times = self.times
+        return [(times.get((call.task_run_id, call.attempt, call.rerun)) or (0, 0, None))[2]
+                is True for call in calls]
+
     def ended_all(self, calls: list[attempt.TaskCall]) -> list[tuple[float, float]] | None:
         """As ``ended`` for each of ``calls`` (a chunk's children, of one task) when each
         reported that it returned, their durations counted once for the chunk; else None,

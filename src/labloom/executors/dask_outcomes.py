@@ -10,6 +10,7 @@ moving their values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
@@ -67,8 +68,22 @@ def run_chunk(
 
 
 def chunk_outcomes(values: list[Any]) -> list[tuple[bool, BaseException | None, str]]:
-    return [(False, v.error, v.traceback) if isinstance(v, ChildFailed) else (True, None, "")
-            for v in values]
+    return [(False, _sendable(v.error), v.traceback) if isinstance(v, ChildFailed)
+            else (True, None, "") for v in values]
+
+
+def _sendable(error: BaseException) -> BaseException:
+    """``error``, or Dask's own stand-in for an error it cannot move (an ``Exception`` of its
+    repr), as ``distributed.core.error_message`` makes for a task alone. This answer travels
+    as a value, with no such care: one error that could not be pickled lost the whole answer
+    and left the chunk's children Running for good."""
+    from distributed.protocol import pickle  # on the worker, where distributed is loaded
+
+    try:
+        pickle.loads(pickle.dumps(error))  # type: ignore[no-untyped-call]
+    except Exception:
+        return Exception(repr(error))
+    return error
 
 
 def report_chunk(
@@ -101,17 +116,33 @@ def report_failures(
     status: Any, chunk_future: Any, chunk: list[tuple[TaskCall, DoneCallback]],
     dispatcher: events.Dispatcher,
 ) -> None:
-    """Each child's Outcome from ``chunk_outcomes`` (a child of the chunk failed)."""
-    if status.status != "finished":
+    """Each child's Outcome from ``chunk_outcomes`` (a child of the chunk failed). Without
+    that answer (its task's workers died, it was cancelled, it cannot be read here), each
+    child's own end event says whether it returned: reported from the chunk's future, which
+    finished, the child that failed showed Completed."""
+    if status.status != "finished" and chunk_future.status != "finished":
         for call, on_done in chunk:
             report(chunk_future, call, on_done, dispatcher)
         return
+    try:
+        if status.status != "finished":
+            raise unanswered(status)
+        outcomes = status.result()
+    except Exception as exc:  # unreadable here (an error's class the kernel lacks)
+        outcomes = [(returned, None if returned else exc, "" if returned else str(exc))
+                    for returned in dispatcher.returned([call for call, _ in chunk])]
     ends: list[tuple[DoneCallback, Outcome]] = []
-    for (call, on_done), (ok, error, text) in zip(chunk, status.result(), strict=True):
+    for (call, on_done), (ok, error, text) in zip(chunk, outcomes, strict=True):
         started, ended = dispatcher.ended(call)
         ends.append((on_done, Outcome(ok=ok, error=error, traceback=text, started=started,
                                       ended=ended)))
     report_all(ends)
+
+
+def unanswered(status: Any) -> RuntimeError:
+    why = f": {status.exception()!r}" if status.status == "error" else ""
+    return RuntimeError(f"the call did not return, and Dask could not say why: the task asking "
+                        f"it, {status.key!r}, ended {status.status}{why}")
 
 
 def report(
@@ -146,6 +177,24 @@ def report(
         return
     text = user_traceback(error, future.traceback())
     on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
+
+
+def chunk_not_sent(ends: list[DoneCallback]) -> Callable[[Exception], None]:
+    """What tells a chunk's children (their ``on_done``) that it could not be sent."""
+    def not_sent(error: Exception) -> None:
+        for on_done in ends:
+            on_done(Outcome(ok=False, error=error, traceback=str(error)))
+
+    return not_sent
+
+
+def killed_workers(future: Any) -> bool:
+    """Whether Dask gave up on ``future``'s task because the workers running it died."""
+    if future.status != "error":
+        return False
+    from distributed import KilledWorker
+
+    return isinstance(future.exception(), KilledWorker)
 
 
 def scheduler_lost(client: Any, task_name: str) -> SchedulerLostError:

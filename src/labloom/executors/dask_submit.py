@@ -26,7 +26,7 @@ from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
 from .dask_chunking import Probes, chunk_size, probe_count
 from .dask_internals import future_of, send_graph, task_spec, watch
-from .dask_outcomes import report, report_chunk, run_chunk
+from .dask_outcomes import chunk_not_sent, killed_workers, report, report_chunk, run_chunk
 from .dask_packing import pack
 
 
@@ -199,8 +199,8 @@ class Submitter:
         for key, entry in batch.items():
             if key not in failed:
                 entry[2](error)
-        _chunk_not_sent([
-            member for member in members if id(member) not in waiting
+        chunk_not_sent([
+            member[4] for member in members if id(member) not in waiting
             and (member[3].future is None or member[3].future.key not in failed)
         ])(error)
 
@@ -289,7 +289,7 @@ class Submitter:
             plain = frozenset((1,)) if _plain(arguments) else frozenset()
             spec = task_spec(key, run_chunk, calls, arguments,
                              keywords if any(keywords) else None, plain=plain)
-            batch[key] = (spec, (), _chunk_not_sent(chunk), chunk_future, None)
+            batch[key] = (spec, (), chunk_not_sent([m[4] for m in chunk]), chunk_future, None)
         groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
         for key, (spec, resources, *_) in batch.items():
             groups.setdefault(resources, {})[key] = spec
@@ -394,10 +394,21 @@ class Submitter:
 
     def _ended_of(self, chunk: list[Member]) -> tuple[Any, Callable[[Any], None]]:
         """The chunk's future, and what to do when it is done."""
-        dispatcher = self._executor.dispatcher
-        children = [(call, on_done) for call, _, _, _, on_done in chunk]
-        return chunk[0][3].future, lambda done: dispatcher.put(report_chunk, done, children,
-                                                               dispatcher)
+        put = self._executor.dispatcher.put
+        return chunk[0][3].future, lambda done: put(self._chunk_ended, done, chunk)
+
+    def _chunk_ended(self, chunk_future: Any, chunk: list[Member]) -> None:
+        """Report the chunk's children (in the dispatcher thread); if its workers died (a
+        child's crash, ``os._exit``, memory), send them alone: only the killer fails then."""
+        if len(chunk) > 1 and killed_workers(chunk_future) and not any(
+                m[3].cancelled for m in chunk):
+            log.warning("labloom: a chunk of %r killed its workers: sent alone", chunk[0][3].task)
+            for call, args, kwargs, handle, on_done in chunk:
+                handle.index = handle.item = None
+                self.add(*single(self._executor, call, args, kwargs, handle, on_done))
+            return
+        report_chunk(chunk_future, [(call, on_done) for call, _, _, _, on_done in chunk],
+                     self._executor.dispatcher)
 
 
 _PLAIN = frozenset((int, float, str, bytes, bool, type(None)))
@@ -407,11 +418,3 @@ def _plain(arguments: list[tuple[Any, ...]]) -> bool:
     """Whether every argument is a number, a string, bytes or None (never a future)."""
     plain = _PLAIN
     return all(type(arg) in plain for args in arguments for arg in args)
-
-
-def _chunk_not_sent(chunk: list[Member]) -> Callable[[Exception], None]:
-    def not_sent(error: Exception) -> None:
-        for _, _, _, _, on_done in chunk:
-            on_done(Outcome(ok=False, error=error, traceback=str(error)))
-
-    return not_sent
