@@ -57,6 +57,11 @@ SEND_EVERY = 0.05
 SEND_AT = 1000
 
 
+# labloom's line in a task run's logs when Dask ran its call again (its worker was lost).
+RAN_AGAIN = ("[labloom] the Dask worker running this call was lost and Dask runs it again, as "
+             "the same attempt: the lines before this one are from the run that was lost")
+
+
 class ExecutorSink:
     """What executors report about one run's task runs (running, log lines), from any thread;
     registered by run id (``sink_registry.register_local_run``) for the run's lifetime."""
@@ -133,6 +138,13 @@ class ExecutorSink:
                 # outranked the new run's steps 0-2 and its auc stayed. Always: its calls
                 # still waiting are of the same attempt, which ``flush`` keeps.
                 self._reset(task_run_id)
+                # Its lines cannot be taken back (the store and the views have them): said
+                # between the two runs' lines, in its logs only (a worker lost mid-map would
+                # put a line per child on the process's log).
+                # At the new run's start, so that the store's lines, in time order, hold it
+                # between the two runs' lines.
+                self.log(ev.LogRecord(self._engine.id, task_run_id, logging.WARNING,
+                                      when or time.time(), RAN_AGAIN))
             # Each attempt's start, as the store keeps it: a retried task run's duration is
             # its last attempt's, live and stored alike (live, it was from the first's start).
             tr.started = at = when or time.time()
