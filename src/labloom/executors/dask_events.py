@@ -12,7 +12,6 @@ delivers events and completions to the engine in arrival order, and ends with th
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import weakref
@@ -22,16 +21,10 @@ from typing import Any
 
 from ..core import attempt, sink_registry
 from ..core.executor import check_mappable
+from ..core.idle_thread import IdleEndingThread
 from . import dask_messages as messages
 
 TOPIC_PREFIX = "labloom-"
-IDLE_EXIT = 5.0  # seconds a delivery thread waits for work before it ends
-
-
-def _STOP() -> None:
-    """Queued by ``Dispatcher.stop``: the thread ends when it gets here."""
-
-
 def topic(run_id: str) -> str:
     return TOPIC_PREFIX + run_id
 
@@ -234,8 +227,9 @@ class Dispatcher:
     """
 
     def __init__(self, durations: dict[str, tuple[int, float]] | None = None) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]]
-        self._queue = queue.SimpleQueue()
+        # Started with work, ended when idle (or by ``stop``).
+        self._delivery = IdleEndingThread("labloom-dask-events",
+                                          "labloom: Dask event delivery failed")
         # (task_run_id, attempt, rerun) -> (started, ended, returned), from the worker's "e"
         # events (returned: None, rerun: 0 from a worker of an older labloom). The rerun: a
         # cancelled call running on ends with its rerun's attempt (a rerun counts from 1
@@ -247,8 +241,6 @@ class Dispatcher:
         # Per task name: (runs measured, their total seconds), for batch_size="auto"; shared by
         # the executors of one client, so a later run starts from what earlier ones measured.
         self.durations = {} if durations is None else durations
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         # Each worker thread's lane, kept once: every child's start names one, and a task run
         # (its state change, its row) holds it for the whole run.
         self._lanes: dict[str, str] = {}
@@ -307,19 +299,11 @@ class Dispatcher:
         return total / count if count else None
 
     def put(self, fn: Callable[..., None], *args: Any) -> None:
-        self._queue.put((fn, args))
-        with self._lock:
-            if self._thread is None:  # started with work, ended when idle (or by stop)
-                self._thread = threading.Thread(
-                    target=self._loop, name="labloom-dask-events", daemon=True
-                )
-                self._thread.start()
+        self._delivery.put(fn, *args)
 
     def stop(self) -> None:
         """End the thread once what is queued is delivered."""
-        with self._lock:
-            if self._thread is not None:
-                self._queue.put((_STOP, ()))
+        self._delivery.stop()
 
     def handler(self, run_id: str) -> Callable[[Any], None]:
         def on_event(event: Any) -> None:
@@ -374,26 +358,3 @@ class Dispatcher:
                                  msg[7] if len(msg) > 7 else None)
         if starts:
             sink_registry.started_all(sink, run_id, starts)
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                fn, args = self._queue.get(timeout=IDLE_EXIT)
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():
-                        self._thread = None
-                        return
-                continue
-            if fn is _STOP:
-                with self._lock:
-                    self._thread = None
-                return
-            try:
-                fn(*args)
-            except Exception:  # a broken callback must not stop the others
-                import logging
-
-                logging.getLogger("labloom").exception("labloom: Dask event delivery failed")
-            # Not kept while waiting: they hold futures, and a run's futures must go with it.
-            del fn, args
