@@ -139,10 +139,9 @@ class ExecutorSink:
                 # still waiting are of the same attempt, which ``flush`` keeps.
                 self._reset(task_run_id)
                 # Its lines cannot be taken back (the store and the views have them): said
-                # between the two runs' lines, in its logs only (a worker lost mid-map would
+                # between the two runs' lines (timed at the new run's start, so the store's
+                # time order holds it there), in its logs only (a worker lost mid-map would
                 # put a line per child on the process's log).
-                # At the new run's start, so that the store's lines, in time order, hold it
-                # between the two runs' lines.
                 self.log(ev.LogRecord(self._engine.id, task_run_id, logging.WARNING,
                                       when or time.time(), RAN_AGAIN))
             # Each attempt's start, as the store keeps it: a retried task run's duration is

@@ -124,13 +124,7 @@ def report_failures(
         for call, on_done in chunk:
             report(chunk_future, call, on_done, dispatcher)
         return
-    try:
-        if status.status != "finished":
-            raise unanswered(status)
-        outcomes = status.result()
-    except Exception as exc:  # unreadable here (an error's class the kernel lacks)
-        outcomes = [(returned, None if returned else exc, "" if returned else str(exc))
-                    for returned in dispatcher.returned([call for call, _ in chunk])]
+    outcomes = _answer(status, [call for call, _ in chunk], dispatcher)
     ends: list[tuple[DoneCallback, Outcome]] = []
     for (call, on_done), (ok, error, text) in zip(chunk, outcomes, strict=True):
         started, ended = dispatcher.ended(call)
@@ -139,10 +133,21 @@ def report_failures(
     report_all(ends)
 
 
-def unanswered(status: Any) -> RuntimeError:
-    why = f": {status.exception()!r}" if status.status == "error" else ""
-    return RuntimeError(f"the call did not return, and Dask could not say why: the task asking "
-                        f"it, {status.key!r}, ended {status.status}{why}")
+def _answer(status: Any, calls: list[TaskCall], dispatcher: events.Dispatcher,
+            ) -> list[tuple[bool, BaseException | None, str]]:
+    """``chunk_outcomes``'s answer; without it, each child's end event: a child that did not
+    return fails with why the answer is missing."""
+    if status.status == "finished":
+        try:
+            return status.result()  # type: ignore[no-any-return]
+        except Exception as exc:  # unreadable here (an error's class the kernel lacks)
+            missing: Exception = exc
+    else:
+        why = f": {status.exception()!r}" if status.status == "error" else ""
+        missing = RuntimeError(f"the call did not return, and Dask could not say why: the "
+                               f"task asking it, {status.key!r}, ended {status.status}{why}")
+    return [(True, None, "") if returned else (False, missing, str(missing))
+            for returned in dispatcher.returned(calls)]
 
 
 def report(
