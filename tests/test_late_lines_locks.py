@@ -203,3 +203,26 @@ def test_a_view_subscribing_while_a_late_call_waits_is_replayed_the_line_saying_
         go.set()
         release.set()
         executor.shutdown()
+
+
+def test_a_line_said_later_reaches_stderr_when_the_process_exits_at_once() -> None:
+    # The CLI exits as its run ends: a line queued for the saying thread (a daemon) was lost
+    # when the process ended first (logging's own exit waits only for a line being said). A
+    # slow handler makes the exit come first on any machine.
+    script = """
+import logging, sys, time
+class Slow(logging.StreamHandler):
+    def emit(self, record):
+        time.sleep(0.3)
+        super().emit(record)
+logging.getLogger("labloom").addHandler(Slow(sys.stderr))
+from labloom.core.process_log import warn_later
+for n in range(3):
+    warn_later("[labloom] %s", f"line {n} said late")
+"""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [f"[labloom] line {n} said late" in out.stderr for n in range(3)] == [True] * 3

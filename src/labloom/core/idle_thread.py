@@ -41,6 +41,16 @@ class IdleEndingThread:
                                                 daemon=True)
                 self._thread.start()
 
+    def wait_done(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for what was put before to be done; False if it
+        was not by then."""
+        done = threading.Event()
+        with self._lock:
+            if self._thread is None:
+                return True  # nothing queued: a piece put always has a thread
+            self._queue.put((done.set, ()))
+        return done.wait(timeout)
+
     def stop(self) -> None:
         """End the thread once what is queued is done."""
         with self._lock:

@@ -11,12 +11,25 @@ logging through that handler held it and waited for the run's lock: the run neve
 
 from __future__ import annotations
 
+import atexit
 import logging
 from typing import Any
 
 from .idle_thread import IdleEndingThread
 
 _sayer = IdleEndingThread("labloom-say", "labloom: saying a line on the process's log failed")
+# At exit, the lines still queued get this long to be said: the thread is a daemon, and a
+# script (the CLI) exiting right after its run ended lost them.
+EXIT_WAIT = 2.0
+
+
+def _said_at_exit() -> None:
+    _sayer.wait_done(EXIT_WAIT)
+
+
+# After ``threading``'s exit callbacks (``at_exit``: a run ended there may say a line), before
+# ``logging``'s own ``shutdown`` (registered earlier, so run later), which flushes the handlers.
+atexit.register(_said_at_exit)
 
 
 def warn_later(message: str, *args: Any) -> None:
