@@ -353,7 +353,8 @@ def test_runs_that_log_nothing_have_no_rows_and_sorting_puts_missing_last() -> N
     assert quiet_run.experiments() == []
     assert quiet_run._engine.sink.experiments == []  # nothing kept per task run
     run = sweep.run(depths=[1], executor="local")
-    assert len(run.experiments(sort="no-such-column")) == 1
+    with pytest.raises(labloom.UnknownColumnError, match="no column 'no-such-column'"):
+        run.experiments(sort="no-such-column")  # a typo, once it ended
     from labloom.core.experiments import Experiment
 
     a, b, c = Experiment("r", "a"), Experiment("r", "b"), Experiment("r", "c")
@@ -446,6 +447,8 @@ def test_rows_are_live_while_the_run_runs() -> None:
             time.sleep(0.02)
         states = {r["map_index"]: r["state"] for r in run.experiments()}
         assert states[1] == "Running"
+        # A metric that may come later is no typo while the run runs: rows as they are.
+        assert len(run.experiments(sort="auc", desc=True)) == 2
     finally:
         release.set()
     run.wait()

@@ -94,6 +94,33 @@ def test_across_runs_by_flow_and_since(store_backend: str) -> None:
         labloom.experiments(run="nope")
 
 
+def test_a_sort_or_since_it_cannot_use_is_a_clear_error(store_backend: str, labloom_home: Path
+                                                        ) -> None:
+    # A typo came back unsorted, looking sorted; "yesterday" matched no run, silently.
+    run = search.run(depths=[1, 2], executor="local")
+    for read in (lambda sort: labloom.experiments(flow="search", sort=sort),
+                 lambda sort: run.experiments(sort=sort)):
+        with pytest.raises(labloom.UnknownColumnError, match=r"no column 'acu'.*depth.*auc"):
+            read("acu")
+        with pytest.raises(labloom.UnknownColumnError, match="no column 'params.auc'"):
+            read("params.auc")  # a metric, not a param
+        assert [row["depth"] for row in read("metrics.auc")] == [1, 2]
+        assert [row["depth"] for row in read("duration")] in ([1, 2], [2, 1])
+    with pytest.raises(ValueError, match="since='yesterday' is not an ISO date; give one"):
+        labloom.experiments(flow="search", since="yesterday")
+    with pytest.raises(TypeError, match="since must be a datetime.*got a list"):
+        labloom.experiments(flow="search", since=[1])
+    today = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
+    assert len(labloom.experiments(flow="search", since=today)) == 2  # from yesterday on
+    assert labloom.experiments(flow="search", since="2999-01-01") == []
+
+    typo = cli(labloom_home, "experiments", run.id, "--sort", "acu")
+    assert typo.returncode == 2 and "no column 'acu' to sort by" in typo.stderr
+    assert "the rows' params and metrics: depth, criterion" in typo.stderr
+    unknown = cli(labloom_home, "experiments", "--flow", "serach")
+    assert unknown.returncode == 0 and "no runs recorded for flow 'serach'" in unknown.stdout
+
+
 class Model:
     pass
 

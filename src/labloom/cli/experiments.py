@@ -48,6 +48,14 @@ def _experiments(args: argparse.Namespace) -> int:
             rows = run_experiments(store, run.id)
         else:
             rows = experiments_across(store, args.flow, limit_runs=max(1, args.runs))
+            if not rows and args.flow and not store.list_runs(args.flow, 1, counts=False):
+                echo(f"no runs recorded for flow {args.flow!r}; `labloom runs` lists the "
+                     "recorded runs with their flows")
+                return 0
+    try:
+        ex.check_sort(rows, args.sort)
+    except ex.UnknownColumnError as exc:
+        raise CLIError(str(exc).removeprefix("[labloom] ")) from None
     total = len(rows)
     shown = ex.page(rows, args.sort, args.desc, args.top)
     names = ex.columns(rows)

@@ -149,6 +149,11 @@ class ExperimentValueError(LabloomError, ValueError):
     recorded; what was recorded before stays."""
 
 
+class UnknownColumnError(LabloomError, ValueError):
+    """A sort (``run.experiments(sort=...)``, ``labloom.experiments``, ``labloom experiments
+    --sort``) names a column no row has; the message lists those they have."""
+
+
 class GraphvizNotFound(LabloomError, RuntimeError):
     """graphviz's ``dot`` program is not installed (or not on PATH)."""
 

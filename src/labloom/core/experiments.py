@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
+from .errors import UnknownColumnError
+
 # One logging call: (task_run_id, kind, {name: value}, step, time), in the order logged.
 Logged = tuple[str, str, dict[str, Any], "int | None", float]
 
@@ -200,6 +202,25 @@ def _type_of(value: Any) -> str | None:
     if isinstance(value, (int, float)):
         return "number"
     return "string"
+
+
+def check_sort(rows: Sequence[Experiment], sort: str | None) -> None:
+    """A sort a user typed (``run.experiments``, ``labloom.experiments``, the CLI) names a
+    column some row has: else most likely a typo ("acu"), and the rows would come back in their
+    own order, looking sorted. Views sort by the columns they were given and page rows that
+    may lose a column for a while (a retry drops its row's values): ``page`` takes any name."""
+    if not sort or not rows or sort in FIXED:
+        return
+    names = columns(rows)
+    kind, _, name = sort.partition(".")
+    for column in names:
+        if column["name"] == sort or (column["kind"] + "s" == kind and column["name"] == name):
+            return  # a bare name, or params.NAME / metrics.NAME
+    known = ", ".join(column["name"] for column in names) or "none"
+    raise UnknownColumnError(
+        f"[labloom] no column {sort!r} to sort by; the rows' params and metrics: {known} "
+        f"(also {', '.join(FIXED)}; params.NAME or metrics.NAME when both have a NAME)"
+    )
 
 
 def page(rows: Sequence[Experiment], sort: str | None = None, desc: bool = False,

@@ -111,7 +111,8 @@ class FlowRun:
     def experiments(self, sort: str | None = None, desc: bool = False) -> Any:
         """The params and metrics its task runs logged, one row per task run (with its map
         index, state and duration), as a pandas DataFrame, or a list of dicts without pandas.
-        Live: a running run gives the rows so far.
+        Live: a running run gives the rows so far. Once it ended, a ``sort`` no row has is an
+        ``UnknownColumnError`` (a typo would come back unsorted).
 
         >>> run.experiments(sort="auc", desc=True).head()
         """
@@ -126,6 +127,8 @@ class FlowRun:
             if tr is not None:
                 row.task, row.map_index, row.state = tr.task.name, tr.map_index, tr.state.value
                 row.duration = tr.duration
+        if self.ended is not None:  # while it runs, a metric may just not have come yet
+            ex.check_sort(list(rows.values()), sort)
         return ex.frame(ex.page(list(rows.values()), sort, desc))
 
     # --- observing --------------------------------------------------------------------------

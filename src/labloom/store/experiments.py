@@ -272,10 +272,7 @@ def experiments(
     """
     from .reader import RunStore  # reading: the writer's rows need not load the reader
 
-    if isinstance(since, timedelta):
-        since = time.time() - since.total_seconds()
-    elif isinstance(since, datetime):
-        since = since.timestamp()
+    since = _epoch(since)
     named = ([run] if run else []) + list(runs or [])
     with RunStore() as store:
         if named:
@@ -286,7 +283,33 @@ def experiments(
                     "`labloom runs` lists the recorded runs"
                 )
         rows = experiments_across(store, flow, since, named or None, limit_runs)
+    ex.check_sort(rows, sort)
     return ex.frame(ex.page(rows, sort, desc))
+
+
+def _epoch(since: Any) -> float | None:
+    """``experiments``'s ``since`` as epoch seconds: a number is one already, a timedelta
+    means that long ago, a datetime or an ISO date string ("2026-12-01", "2026-12-01T08:00";
+    local time unless it says its zone) is that moment."""
+    if since is None or (isinstance(since, (int, float)) and not isinstance(since, bool)):
+        return since
+    if isinstance(since, timedelta):
+        return time.time() - since.total_seconds()
+    if isinstance(since, str):
+        try:
+            since = datetime.fromisoformat(since.strip())
+        except ValueError:
+            raise ValueError(
+                f"[labloom] since={since!r} is not an ISO date; give one such as "
+                "'2026-12-01' or '2026-12-01T08:00', a datetime, epoch seconds, or a "
+                "timedelta such as timedelta(days=7) for the last week"
+            ) from None
+    if isinstance(since, datetime):
+        return since.timestamp()
+    raise TypeError(
+        f"[labloom] since must be a datetime, an ISO date string, epoch seconds or a "
+        f"timedelta (that long ago), got a {type(since).__name__}"
+    )
 
 
 __all__ = ["encoded", "experiments", "experiments_across", "fill", "insert", "metric_points",
