@@ -130,3 +130,46 @@ def test_a_schedule_refuses_to_keep_a_secret(tmp_path: Path) -> None:
                   "-p", f"password={PASSWORD}", "-p", f"patient={PATIENT}", cwd=work)
     assert out.returncode == 2 and "password are secret" in out.stderr, out.stderr
     assert PASSWORD.encode() not in store_bytes(home)
+
+
+class Table:  # a value JSON cannot hold, whose repr shows its rows (as a DataFrame's does)
+    def __init__(self, rows: list[str]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"Table({self.rows!r})"
+
+
+def test_a_parameter_json_cannot_hold_is_stored_as_what_it_is_never_its_content(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    # Its repr (the table's first rows) was kept: task data in the store and the Flows panel.
+    import datetime
+    import importlib.util
+
+    module = tmp_path / "wards.py"
+    module.write_text("from labloom import flow, task\n\n@task\ndef count(rows):\n"
+                      "    return len(rows)\n\n@flow\ndef ward(rows, day, source):\n"
+                      "    return count(rows)\n")
+    spec = importlib.util.spec_from_file_location("wards", module)
+    assert spec is not None and spec.loader is not None
+    wards = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wards)
+    run = wards.ward.run(rows=Table([PATIENT, "patient-0043"]), day=datetime.date(2026, 12, 1),
+                         source=tmp_path / "admissions.csv")
+    assert run.state is State.COMPLETED and run.result() == 2
+    assert stored_parameters(run.id) == {
+        "rows": {"__type__": "test_secrets.Table", "__len__": 2},
+        # Settings, not data: kept as text, so the history says what the run ran with.
+        "day": {"__type__": "datetime.date", "__text__": "2026-12-01"},
+        "source": {"__type__": type(tmp_path).__module__ + "." + type(tmp_path).__qualname__,
+                   "__text__": str(tmp_path / "admissions.csv")},
+    }
+    assert PATIENT.encode() not in store_bytes(labloom_home)
+    again = labloom(labloom_home, "retry", run.id, cwd=tmp_path)
+    assert again.returncode == 1, again.stderr
+    assert "rows, day, source were not JSON values" in again.stderr
+    assert "--param" in again.stderr

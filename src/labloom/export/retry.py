@@ -20,6 +20,7 @@ from ..core.errors import TargetError
 from ..core.results import Reuse
 from ..core.secrets import HIDDEN
 from ..store import access, open_store
+from ..store.storable import is_described
 from .run_targets import load_recorded
 
 _DONE = ("Completed", "Cached")
@@ -60,11 +61,12 @@ def retry_run(
             "wait for it or cancel it first"
         )
     flow = load(record.target or {}, record.id)
-    opaque = [k for k, v in record.parameters.items() if isinstance(v, dict) and "__repr__" in v]
+    opaque = [k for k, v in record.parameters.items() if is_described(v)]
     if opaque:
         raise TargetError(
             f"run {record.id}: parameter(s) {', '.join(opaque)} were not JSON values, so only "
-            "their repr was stored; run the flow again with `labloom run ... --param`"
+            "what they were was stored (a type, a shape), not the values; run the flow again "
+            "with `labloom run ... --param`"
         )
     hidden = [k for k, v in record.parameters.items() if v == HIDDEN]
     if hidden:

@@ -13,7 +13,13 @@ saying so, since an escaped text no longer reads back exactly as it was.
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
 import json
+import os
+import uuid
+from collections.abc import Sized
 from typing import Any
 
 NOTE = (
@@ -51,14 +57,46 @@ def storable_value(value: Any) -> Any:
     return value
 
 
+# Values JSON cannot hold whose text is a setting, not data: kept as text (a nightly run's
+# date, the file it read), so its history says what it ran with.
+_SCALARS = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, uuid.UUID,
+            enum.Enum, os.PathLike)
+
+
+def described(obj: Any) -> dict[str, Any]:
+    """A value JSON cannot hold, as the store keeps it: ``{"__type__": ...}`` with its text for
+    a scalar (``_SCALARS``), else with its shape or length only. Never its repr: a DataFrame or
+    an array given as a flow parameter is task data (a table of patients), which the store
+    never keeps; its repr showed the first rows. (Rows written before held ``{"__repr__":
+    ...}``: read as opaque alike.)"""
+    kind = type(obj).__module__ + "." + type(obj).__qualname__
+    if isinstance(obj, _SCALARS):
+        text = os.fspath(obj) if isinstance(obj, os.PathLike) else str(obj)
+        return {"__type__": kind, "__text__": str(text)[:1000]}
+    shape = getattr(obj, "shape", None)
+    if isinstance(shape, tuple) and all(type(n) is int for n in shape):
+        return {"__type__": kind, "__shape__": list(shape)}
+    if isinstance(obj, Sized):
+        try:
+            return {"__type__": kind, "__len__": len(obj)}
+        except Exception:  # a broken __len__: the type alone
+            pass
+    return {"__type__": kind}
+
+
+def is_described(value: Any) -> bool:
+    """A stored value that stands for one JSON could not hold (not the value itself)."""
+    return isinstance(value, dict) and ("__type__" in value or "__repr__" in value)
+
+
 def to_json(value: Any, escape: bool = True) -> str:
-    """JSON for the store; values JSON cannot hold become ``{"__repr__": ...}``, strings that
+    """JSON for the store; values JSON cannot hold become ``described``'s dict, strings that
     the store cannot hold are escaped (JSON's own ``\\udce9`` would read back as the same
     unstorable string)."""
     def fallback(obj: Any) -> Any:
         if isinstance(obj, (set, frozenset, tuple)):
             return list(obj)
-        return {"__repr__": repr(obj)[:1000]}
+        return described(obj)
 
     text = json.dumps(value, default=fallback, ensure_ascii=False)
     if not escape or is_storable(text):
