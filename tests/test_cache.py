@@ -142,3 +142,41 @@ def test_corrupt_result_file_recomputes() -> None:
     }
     assert CALLS == ["load 1", "square 0", "total", "square 0"]
     assert any("cannot read the stored result" in line.text for line in again.logs("square"))
+
+
+def test_editing_a_helper_or_a_constant_it_reads_invalidates(tmp_path: Path) -> None:
+    # A notebook: the cached task, a helper and a threshold in cells of their own. Editing the
+    # helper's cell (or the threshold) returned last run's answer: the task's source was the same.
+    cells = iter(range(100))
+    space: dict[str, Any] = {"__name__": "notebook_like", "task": task, "CALLS": CALLS}
+
+    def run_cell(text: str) -> None:
+        path = tmp_path / f"cell_{next(cells)}.py"
+        path.write_text(text)
+        exec(compile(text, str(path), "exec"), space)
+
+    run_cell("THRESHOLD = 0.5\n")
+    run_cell("def above(x):\n    return x > THRESHOLD\n")
+    run_cell("class Rule:\n    @staticmethod\n    def name():\n        return 'gt'\n")
+    run_cell("@task(cache=True)\ndef classify(x):\n    CALLS.append('classify')\n"
+             "    return [Rule.name(), above(x)]\n")
+
+    @flow
+    def one() -> Any:
+        return space["classify"](0.6)
+
+    def answer() -> Any:
+        run = one.run(executor="local")
+        assert run.state is State.COMPLETED, run.message
+        return run.result()
+
+    assert answer() == ["gt", True] and answer() == ["gt", True]
+    assert CALLS == ["classify"]  # nothing edited: a hit
+    run_cell("def above(x):\n    return x > THRESHOLD\n")  # the cell run again, as it was
+    assert answer() == ["gt", True] and CALLS == ["classify"]
+    run_cell("THRESHOLD = 0.7\n")
+    assert answer() == ["gt", False] and CALLS == ["classify"] * 2
+    run_cell("def above(x):\n    return x >= THRESHOLD - 0.1\n")
+    assert answer() == ["gt", True] and CALLS == ["classify"] * 3
+    run_cell("class Rule:\n    @staticmethod\n    def name():\n        return 'ge'\n")
+    assert answer() == ["ge", True] and CALLS == ["classify"] * 4

@@ -105,7 +105,9 @@ class CacheContext:
     """
 
     task_name: str
-    task_source: str  # a hash of the task's source: put it in the key to follow code edits
+    # A hash of the task's code (``source.code_hash``: its source and the helpers and constants
+    # it uses from its module): put it in the key to follow code edits.
+    task_source: str
     flow_name: str
     flow_run_id: str
     map_index: int | None

@@ -38,7 +38,7 @@ from .flatten import origin_of
 from .futures import MappedFuture, TaskFuture, allow_failure, replace_futures
 from .hooks import hooks
 from .result_files import CacheMissError, result_path
-from .source import source_hash
+from .source import code_hash
 from .states import State
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ class ResultPlanner:
         fn = tr.task.fn
         known = self._source_hashes.get(id(fn))
         if known is None:
-            known = self._source_hashes[id(fn)] = source_hash(fn)
+            known = self._source_hashes[id(fn)] = code_hash(fn)
         return known
 
     def _inputs(self, tr: TaskRun) -> Any:

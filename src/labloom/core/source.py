@@ -1,19 +1,100 @@
 """A function's source, hashed: what names a version of a flow in the store and a task's code
-in its result keys (``results.py``)."""
+in its result keys (``results.py``).
+
+A task's code key (``code_hash``) follows the code its result depends on where it was written,
+not only its own body: in a notebook, a cached task calling a helper defined in another cell
+returned last run's answer after the helper (or a threshold it reads) was edited, its own
+source unchanged. So the key holds, recursively, the source of each function and class the
+task names that is defined in the task's own module (a notebook's cells are one), and the
+value of each short constant it names there. Not followed: what is imported (a library's
+code), modules, and any other value (a DataFrame read as a global: pass it as an input).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from typing import Any
+
+# A constant named by a task is in its key when its repr is at most this long; longer ones
+# (a big table of settings) are left out, as data is.
+MAX_CONSTANT = 10_000
+MAX_FOLLOWED = 200  # functions and classes followed from one task, at most
+_CONSTANTS = (int, float, complex, str, bytes, bool, type(None))
 
 
 def source_hash(fn: Callable[..., Any]) -> str:
     """A short hash of a function's source (its bytecode when the source is not available)."""
+    return hashlib.sha256(_source(fn).encode()).hexdigest()[:16]
+
+
+def code_hash(fn: Callable[..., Any]) -> str:
+    """A short hash of ``fn``'s source and of the code and short constants it uses from its
+    own module (see above): a task's code in its result keys."""
+    module = getattr(fn, "__module__", None)
+    parts: list[str] = []
+    seen: set[int] = set()
+    todo: list[Any] = [fn]
+    while todo and len(seen) < MAX_FOLLOWED:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        parts.append(_source(item))
+        for name, value in _globals_named(item):
+            value = getattr(value, "fn", value)  # a task named by another: its function
+            if isinstance(value, (types.FunctionType, type)):
+                if getattr(value, "__module__", None) == module and id(value) not in seen:
+                    todo.append(value)
+            elif _is_constant(value):
+                text = repr(value)
+                if len(text) <= MAX_CONSTANT:
+                    parts.append(f"{name}={text}")
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def _source(fn: Any) -> str:
     try:
-        text = inspect.getsource(fn)
+        return inspect.getsource(fn)
     except (OSError, TypeError):
+        if isinstance(fn, type):  # a class of a notebook (no module file): its methods'
+            return repr(fn) + "".join(map(_source, _functions_of(fn)))
         code = getattr(fn, "__code__", None)
-        text = repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
+
+
+def _functions_of(cls: type) -> list[types.FunctionType]:
+    """A class's methods, static and class ones and properties' getters too."""
+    members = [getattr(v, "__func__", v) for v in vars(cls).values()]
+    members += [v.fget for v in vars(cls).values() if isinstance(v, property)]
+    return [v for v in members if isinstance(v, types.FunctionType)]
+
+
+def _globals_named(item: Any) -> Iterator[tuple[str, Any]]:
+    """The module globals a function's code (nested functions and comprehensions included)
+    or a class's methods name, each once."""
+    functions = _functions_of(item) if isinstance(item, type) else [item]
+    named: dict[str, Any] = {}
+    for function in functions:
+        space = function.__globals__
+        for name in _names(function.__code__):
+            if name in space and name not in named:
+                named[name] = space[name]
+    return iter(sorted(named.items()))
+
+
+def _names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _names(const)
+
+
+def _is_constant(value: Any) -> bool:
+    if isinstance(value, _CONSTANTS):
+        return True
+    if isinstance(value, (tuple, frozenset)) and len(value) <= 1000:
+        return all(_is_constant(item) for item in value)
+    return False
