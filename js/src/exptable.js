@@ -47,6 +47,47 @@ export function createTable(box, onSort, onPick) {
     head.replaceChildren(...cells);
   }
 
+  // The row elements of the last drawing, by key. A redraw (each live reload, each scroll)
+  // updates them in place: a browser fires no click when the element pressed left the page
+  // before the release, so rows replaced in between lost the click; a focused row kept too.
+  let drawn = new Map();
+  const rowOf = new WeakMap(); // row element -> the row it shows now (none: a placeholder)
+
+  function setCell(el, j, column, value) {
+    let cell = el.children[j];
+    if (!cell) el.append(cell = h("div", { class: "labloom-exp-td" }));
+    const attrs = column ? { role: "cell", "data-column": column.id, title: value } : {};
+    for (const name of ["role", "data-column", "title"]) {
+      if (!(name in attrs)) cell.removeAttribute(name);
+      else if (cell.getAttribute(name) !== attrs[name]) cell.setAttribute(name, attrs[name]);
+    }
+    if (cell.textContent !== value) cell.textContent = value;
+  }
+
+  function setAttr(el, name, value) {
+    if (value == null) el.removeAttribute(name);
+    else if (el.getAttribute(name) !== String(value)) el.setAttribute(name, String(value));
+  }
+
+  function showRow(el, i, row, key) {
+    el.style.top = `${i * ROW_HEIGHT}px`;
+    el.style.gridTemplateColumns = template;
+    setAttr(el, "data-pos", i);
+    el.classList.toggle("labloom-exp-loading", !row);
+    const best = !!row && key === view.best;
+    el.classList.toggle("labloom-exp-best", best);
+    setAttr(el, "title", best ? "best for the chosen metric" : null);
+    setAttr(el, "data-key", row ? key : null);
+    setAttr(el, "data-task-run-id", row && row.task_run_id ? row.task_run_id : null);
+    setAttr(el, "data-state", row && row.state ? row.state : null);
+    setAttr(el, "tabindex", row ? "0" : null);
+    const values = row ? view.columns.map((c) => view.cell(row, c)) : ["…"];
+    values.forEach((value, j) => setCell(el, j, row ? view.columns[j] : null, value));
+    while (el.children.length > values.length) el.lastChild.remove();
+    if (row) rowOf.set(el, row);
+    else rowOf.delete(el);
+  }
+
   function drawRows() {
     frame = 0;
     const top = scroller.scrollTop;
@@ -55,36 +96,36 @@ export function createTable(box, onSort, onPick) {
     const last = Math.min(view.count, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
     view.need(first, last);
     const rows = [];
+    const kept = new Map();
     for (let i = first; i < last; i++) {
       const row = view.rowAt(i);
-      const el = h("div", { class: "labloom-exp-row", role: "row", "data-pos": i });
-      el.style.top = `${i * ROW_HEIGHT}px`;
-      el.style.gridTemplateColumns = template;
-      if (!row) {
-        el.classList.add("labloom-exp-loading");
-        el.append(h("div", { class: "labloom-exp-td" }, "…"));
-        rows.push(el);
-        continue;
-      }
-      const key = view.keyOf(row);
-      el.setAttribute("data-key", key);
-      if (row.task_run_id) el.setAttribute("data-task-run-id", row.task_run_id);
-      if (row.state) el.setAttribute("data-state", row.state);
-      el.setAttribute("tabindex", "0");
-      if (key === view.best) {
-        el.classList.add("labloom-exp-best");
-        el.setAttribute("title", "best for the chosen metric");
-      }
-      for (const c of view.columns) {
-        const value = view.cell(row, c);
-        el.append(h("div", { class: "labloom-exp-td", role: "cell", "data-column": c.id, title: value }, value));
-      }
-      el.addEventListener("click", () => onPick(row, el));
-      el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") onPick(row, el); });
+      // A placeholder (not loaded yet) is kept by its position, a row by its key.
+      const key = row ? `k:${view.keyOf(row)}` : `p:${i}`;
+      const el = (!kept.has(key) && drawn.get(key)) || h("div", { class: "labloom-exp-row", role: "row" });
+      kept.set(key, el);
+      showRow(el, i, row, key.slice(2));
       rows.push(el);
     }
-    body.replaceChildren(...rows);
+    drawn = kept;
+    // Only what left goes, and only what moved moves (rows sit at their `top`; the order is for
+    // assistive technology and Tab).
+    const staying = new Set(rows);
+    for (const el of Array.from(body.children)) if (!staying.has(el)) el.remove();
+    let at = body.firstChild;
+    for (const el of rows) {
+      if (el === at) at = at.nextSibling;
+      else body.insertBefore(el, at);
+    }
   }
+
+  function picked(ev) {
+    const el = ev.target instanceof Element ? ev.target.closest(".labloom-exp-row") : null;
+    const row = el ? rowOf.get(el) : undefined;
+    if (row) onPick(row, el);
+  }
+
+  body.addEventListener("click", picked);
+  body.addEventListener("keydown", (ev) => { if (ev.key === "Enter") picked(ev); });
 
   scroller.addEventListener("scroll", () => {
     if (!frame) frame = requestAnimationFrame(drawRows);
