@@ -32,24 +32,9 @@ export function createTable(box, onSort, onPick) {
   let template = "";
   let frame = 0;
 
-  function drawHead() {
-    const cells = view.columns.map((c) => {
-      const sorted = view.sort === c.id;
-      const cell = h("div", { class: "labloom-exp-th", role: "columnheader", tabindex: 0,
-        "data-column": c.id, "data-kind": c.kind || "",
-        "aria-sort": sorted ? (view.desc ? "descending" : "ascending") : "none",
-        title: `${c.label}${c.kind === "param" || c.kind === "metric" ? ` (${c.kind})` : ""}: click to sort` },
-      `${c.label}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`);
-      cell.addEventListener("click", () => onSort(c));
-      cell.addEventListener("keydown", (ev) => { if (ev.key === "Enter") onSort(c); });
-      return cell;
-    });
-    head.replaceChildren(...cells);
-  }
-
   // The row elements of the last drawing, by key. A redraw (each live reload, each scroll)
   // updates them in place: a browser fires no click when the element pressed left the page
-  // before the release, so rows replaced in between lost the click; a focused row kept too.
+  // before the release, so rows replaced in between lost the click; a focused row keeps the focus.
   let drawn = new Map();
   const rowOf = new WeakMap(); // row element -> the row it shows now (none: a placeholder)
 
@@ -101,31 +86,69 @@ export function createTable(box, onSort, onPick) {
       const row = view.rowAt(i);
       // A placeholder (not loaded yet) is kept by its position, a row by its key.
       const key = row ? `k:${view.keyOf(row)}` : `p:${i}`;
-      const el = (!kept.has(key) && drawn.get(key)) || h("div", { class: "labloom-exp-row", role: "row" });
+      const el = (!kept.has(key) && drawn.get(key))
+        || h("div", { class: "labloom-exp-row", role: "row" });
       kept.set(key, el);
       showRow(el, i, row, key.slice(2));
       rows.push(el);
     }
     drawn = kept;
-    // Only what left goes, and only what moved moves (rows sit at their `top`; the order is for
-    // assistive technology and Tab).
-    const staying = new Set(rows);
-    for (const el of Array.from(body.children)) if (!staying.has(el)) el.remove();
-    let at = body.firstChild;
-    for (const el of rows) {
+    place(body, rows);
+  }
+
+  // `parent`'s children become `els`: only what left goes, and only what moved moves (rows sit
+  // at their `top`; the order is for assistive technology and Tab).
+  function place(parent, els) {
+    const staying = new Set(els);
+    for (const el of Array.from(parent.children)) if (!staying.has(el)) el.remove();
+    let at = parent.firstChild;
+    for (const el of els) {
       if (el === at) at = at.nextSibling;
-      else body.insertBefore(el, at);
+      else parent.insertBefore(el, at);
     }
   }
 
-  function picked(ev) {
+  // The header cells by column id, kept as the rows are (a sort click across a live reload).
+  let heads = new Map();
+  const columnOf = new WeakMap(); // header cell -> its column
+
+  function drawHead() {
+    const kept = new Map();
+    const cells = view.columns.map((c) => {
+      const sorted = view.sort === c.id;
+      const cell = heads.get(c.id)
+        || h("div", { class: "labloom-exp-th", role: "columnheader", tabindex: 0 });
+      kept.set(c.id, cell);
+      columnOf.set(cell, c);
+      setAttr(cell, "data-column", c.id);
+      setAttr(cell, "data-kind", c.kind || "");
+      setAttr(cell, "aria-sort", sorted ? (view.desc ? "descending" : "ascending") : "none");
+      const kind = c.kind === "param" || c.kind === "metric" ? ` (${c.kind})` : "";
+      setAttr(cell, "title", `${c.label}${kind}: click to sort`);
+      const label = `${c.label}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`;
+      if (cell.textContent !== label) cell.textContent = label;
+      return cell;
+    });
+    heads = kept;
+    place(head, cells);
+  }
+
+  function rowClicked(ev) {
     const el = ev.target instanceof Element ? ev.target.closest(".labloom-exp-row") : null;
     const row = el ? rowOf.get(el) : undefined;
     if (row) onPick(row, el);
   }
 
-  body.addEventListener("click", picked);
-  body.addEventListener("keydown", (ev) => { if (ev.key === "Enter") picked(ev); });
+  function headerClicked(ev) {
+    const cell = ev.target instanceof Element ? ev.target.closest(".labloom-exp-th") : null;
+    const column = cell ? columnOf.get(cell) : undefined;
+    if (column) onSort(column);
+  }
+
+  head.addEventListener("click", headerClicked);
+  head.addEventListener("keydown", (ev) => { if (ev.key === "Enter") headerClicked(ev); });
+  body.addEventListener("click", rowClicked);
+  body.addEventListener("keydown", (ev) => { if (ev.key === "Enter") rowClicked(ev); });
 
   scroller.addEventListener("scroll", () => {
     if (!frame) frame = requestAnimationFrame(drawRows);

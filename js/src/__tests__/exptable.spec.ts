@@ -23,9 +23,10 @@ function setUp() {
   const box = document.createElement('div');
   document.body.replaceChildren(box);
   const picked: any[] = [];
-  const table = createTable(box, () => undefined, (row: any) => picked.push(row));
+  const sorts: any[] = [];
+  const table = createTable(box, (column: any) => sorts.push(column), (row: any) => picked.push(row));
   const rowEl = (key: string) => box.querySelector(`.labloom-exp-row[data-key="${key}"]`) as HTMLElement;
-  return { box, table, picked, rowEl };
+  return { box, table, picked, sorts, rowEl };
 }
 
 describe("the Experiments table's rows across redraws", () => {
@@ -89,5 +90,17 @@ describe("the Experiments table's rows across redraws", () => {
     expect(loading.textContent).toBe('…');
     loading.click();
     expect(picked).toEqual([]);
+  });
+
+  it('keeps the header cells too: a sort click across a live reload sorts', () => {
+    const { box, table, sorts } = setUp();
+    table.set(viewOf([run(0, 'Running')]));
+    const header = box.querySelector(".labloom-exp-th[data-column='state']") as HTMLElement;
+    table.set({ ...viewOf([run(0, 'Completed')]), sort: 'state', desc: true } as any);
+    expect(box.querySelector(".labloom-exp-th[data-column='state']")).toBe(header);
+    expect(header.getAttribute('aria-sort')).toBe('descending');
+    expect(header.textContent).toBe('state ▼');
+    header.click();
+    expect(sorts.map((c) => c.id)).toEqual(['state']);
   });
 });
