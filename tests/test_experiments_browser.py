@@ -79,6 +79,28 @@ RECORD_DRAWINGS = """(selector) => {
 }"""
 
 
+# The table's own redraw (its scroll handler draws on the next frame), then two frames: done.
+REDRAW_ROWS = """(table) => new Promise((done) => {
+  table.dispatchEvent(new Event('scroll'));
+  requestAnimationFrame(() => requestAnimationFrame(done));
+})"""
+
+
+def click_across_a_redraw(page: Any, view: Any, row: Any) -> None:
+    """Press on ``row``, redraw the view's rows, release: a click only if the row stayed."""
+    row.scroll_into_view_if_needed()
+    box = row.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    at = page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y)?.closest('.labloom-exp-row')?.dataset.key",
+        [x, y])
+    assert at == row.get_attribute("data-key"), at  # nothing over the row
+    page.mouse.move(x, y)
+    page.mouse.down()
+    view.locator(".labloom-exp-table").evaluate(REDRAW_ROWS)
+    page.mouse.up()
+
+
 def check_view(page: Any, host: Any, view: Any) -> None:
     """What both hosts show for the sweep: 12 rows, one failed; `host` holds the DAG panel."""
     rows = view.locator(".labloom-exp-row[data-task-run-id]")
@@ -133,6 +155,14 @@ def check_view(page: Any, host: Any, view: Any) -> None:
     lines.nth(11).wait_for(timeout=10_000)
     view.locator("select.labloom-exp-chart-kind").select_option("parallel")
     assert view.locator(".labloom-exp-chart[data-chart='parallel'] svg g[aria-label='line'] path").count() >= 12
+
+    # A press and release with a redraw of the rows between them (each live reload redraws
+    # them, so does a scroll by a pixel; a loaded machine's frame may land there) still pick
+    # the row: the redraw updates the row pressed in place.
+    best = view.locator(".labloom-exp-row.labloom-exp-best")
+    click_across_a_redraw(page, view, best)
+    picked = best.get_attribute("data-task-run-id")
+    host.locator(f".labloom-panel[data-task-run-id='{picked}']").wait_for(timeout=20_000)
 
     # A click on the failed row: the DAG's panel shows its traceback and its logs.
     view.locator(".labloom-exp-row[data-state='Failed']").click()

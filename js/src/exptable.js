@@ -32,19 +32,45 @@ export function createTable(box, onSort, onPick) {
   let template = "";
   let frame = 0;
 
-  function drawHead() {
-    const cells = view.columns.map((c) => {
-      const sorted = view.sort === c.id;
-      const cell = h("div", { class: "labloom-exp-th", role: "columnheader", tabindex: 0,
-        "data-column": c.id, "data-kind": c.kind || "",
-        "aria-sort": sorted ? (view.desc ? "descending" : "ascending") : "none",
-        title: `${c.label}${c.kind === "param" || c.kind === "metric" ? ` (${c.kind})` : ""}: click to sort` },
-      `${c.label}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`);
-      cell.addEventListener("click", () => onSort(c));
-      cell.addEventListener("keydown", (ev) => { if (ev.key === "Enter") onSort(c); });
-      return cell;
-    });
-    head.replaceChildren(...cells);
+  // The row elements of the last drawing, by key. A redraw (each live reload, each scroll)
+  // updates them in place: a browser fires no click when the element pressed left the page
+  // before the release, so rows replaced in between lost the click; a focused row keeps the focus.
+  let drawn = new Map();
+  const rowOf = new WeakMap(); // row element -> the row it shows now (none: a placeholder)
+
+  function setCell(el, j, column, value) {
+    let cell = el.children[j];
+    if (!cell) el.append(cell = h("div", { class: "labloom-exp-td" }));
+    const attrs = column ? { role: "cell", "data-column": column.id, title: value } : {};
+    for (const name of ["role", "data-column", "title"]) {
+      if (!(name in attrs)) cell.removeAttribute(name);
+      else if (cell.getAttribute(name) !== attrs[name]) cell.setAttribute(name, attrs[name]);
+    }
+    if (cell.textContent !== value) cell.textContent = value;
+  }
+
+  function setAttr(el, name, value) {
+    if (value == null) el.removeAttribute(name);
+    else if (el.getAttribute(name) !== String(value)) el.setAttribute(name, String(value));
+  }
+
+  function showRow(el, i, row, key) {
+    el.style.top = `${i * ROW_HEIGHT}px`;
+    el.style.gridTemplateColumns = template;
+    setAttr(el, "data-pos", i);
+    el.classList.toggle("labloom-exp-loading", !row);
+    const best = !!row && key === view.best;
+    el.classList.toggle("labloom-exp-best", best);
+    setAttr(el, "title", best ? "best for the chosen metric" : null);
+    setAttr(el, "data-key", row ? key : null);
+    setAttr(el, "data-task-run-id", row && row.task_run_id ? row.task_run_id : null);
+    setAttr(el, "data-state", row && row.state ? row.state : null);
+    setAttr(el, "tabindex", row ? "0" : null);
+    const values = row ? view.columns.map((c) => view.cell(row, c)) : ["…"];
+    values.forEach((value, j) => setCell(el, j, row ? view.columns[j] : null, value));
+    while (el.children.length > values.length) el.lastChild.remove();
+    if (row) rowOf.set(el, row);
+    else rowOf.delete(el);
   }
 
   function drawRows() {
@@ -55,36 +81,74 @@ export function createTable(box, onSort, onPick) {
     const last = Math.min(view.count, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
     view.need(first, last);
     const rows = [];
+    const kept = new Map();
     for (let i = first; i < last; i++) {
       const row = view.rowAt(i);
-      const el = h("div", { class: "labloom-exp-row", role: "row", "data-pos": i });
-      el.style.top = `${i * ROW_HEIGHT}px`;
-      el.style.gridTemplateColumns = template;
-      if (!row) {
-        el.classList.add("labloom-exp-loading");
-        el.append(h("div", { class: "labloom-exp-td" }, "…"));
-        rows.push(el);
-        continue;
-      }
-      const key = view.keyOf(row);
-      el.setAttribute("data-key", key);
-      if (row.task_run_id) el.setAttribute("data-task-run-id", row.task_run_id);
-      if (row.state) el.setAttribute("data-state", row.state);
-      el.setAttribute("tabindex", "0");
-      if (key === view.best) {
-        el.classList.add("labloom-exp-best");
-        el.setAttribute("title", "best for the chosen metric");
-      }
-      for (const c of view.columns) {
-        const value = view.cell(row, c);
-        el.append(h("div", { class: "labloom-exp-td", role: "cell", "data-column": c.id, title: value }, value));
-      }
-      el.addEventListener("click", () => onPick(row, el));
-      el.addEventListener("keydown", (ev) => { if (ev.key === "Enter") onPick(row, el); });
+      // A placeholder (not loaded yet) is kept by its position, a row by its key.
+      const key = row ? `k:${view.keyOf(row)}` : `p:${i}`;
+      const el = (!kept.has(key) && drawn.get(key))
+        || h("div", { class: "labloom-exp-row", role: "row" });
+      kept.set(key, el);
+      showRow(el, i, row, key.slice(2));
       rows.push(el);
     }
-    body.replaceChildren(...rows);
+    drawn = kept;
+    place(body, rows);
   }
+
+  // `parent`'s children become `els`: only what left goes, and only what moved moves (rows sit
+  // at their `top`; the order is for assistive technology and Tab).
+  function place(parent, els) {
+    const staying = new Set(els);
+    for (const el of Array.from(parent.children)) if (!staying.has(el)) el.remove();
+    let at = parent.firstChild;
+    for (const el of els) {
+      if (el === at) at = at.nextSibling;
+      else parent.insertBefore(el, at);
+    }
+  }
+
+  // The header cells by column id, kept as the rows are (a sort click across a live reload).
+  let heads = new Map();
+  const columnOf = new WeakMap(); // header cell -> its column
+
+  function drawHead() {
+    const kept = new Map();
+    const cells = view.columns.map((c) => {
+      const sorted = view.sort === c.id;
+      const cell = heads.get(c.id)
+        || h("div", { class: "labloom-exp-th", role: "columnheader", tabindex: 0 });
+      kept.set(c.id, cell);
+      columnOf.set(cell, c);
+      setAttr(cell, "data-column", c.id);
+      setAttr(cell, "data-kind", c.kind || "");
+      setAttr(cell, "aria-sort", sorted ? (view.desc ? "descending" : "ascending") : "none");
+      const kind = c.kind === "param" || c.kind === "metric" ? ` (${c.kind})` : "";
+      setAttr(cell, "title", `${c.label}${kind}: click to sort`);
+      const label = `${c.label}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`;
+      if (cell.textContent !== label) cell.textContent = label;
+      return cell;
+    });
+    heads = kept;
+    place(head, cells);
+  }
+
+  function rowClicked(ev) {
+    const el = ev.target instanceof Element ? ev.target.closest(".labloom-exp-row") : null;
+    const row = el ? rowOf.get(el) : undefined;
+    if (row) onPick(row, el);
+  }
+
+  function headerClicked(ev) {
+    const cell = ev.target instanceof Element ? ev.target.closest(".labloom-exp-th") : null;
+    const column = cell ? columnOf.get(cell) : undefined;
+    if (column) onSort(column);
+  }
+
+  head.addEventListener("click", headerClicked);
+  head.addEventListener("keydown", (ev) => { if (ev.key === "Enter") headerClicked(ev); });
+  body.addEventListener("click", rowClicked);
+  body.addEventListener("keydown", (ev) => { if (ev.key === "Enter") rowClicked(ev); });
 
   scroller.addEventListener("scroll", () => {
     if (!frame) frame = requestAnimationFrame(drawRows);
