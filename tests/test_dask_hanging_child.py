@@ -123,6 +123,28 @@ def test_a_hanging_child_does_not_hold_its_siblings_until_its_timeout(executor, 
     assert sorted((row["map_index"], row["m"]) for row in rows) == [(i, i) for i in range(8)]
 
 
+def test_a_cancel_while_the_child_hangs_keeps_the_values_of_its_siblings_that_completed(
+        executor, tmp_path):
+    # Those before it were reported Completed while their values are still in the chunk's
+    # result: the cancel (of the hanging child) must not make Dask drop that result.
+    gate = tmp_path / "gate"
+    run = one_chunk_one_hanging.run(gate=str(gate), executor=executor, background=True)
+    try:
+        deadline = time.monotonic() + 60
+        while sum(tr.state is State.COMPLETED for tr in run.tasks) < 7:
+            assert time.monotonic() < deadline, "the siblings to complete"
+            time.sleep(0.02)
+        run.cancel()
+        assert run.wait(30) is State.CANCELLED
+    finally:
+        gate.touch()
+    children = sorted(run.tasks, key=lambda tr: tr.map_index or 0)
+    assert [tr.state for tr in children] == [State.COMPLETED] * 2 + [State.CANCELLED] + [
+        State.COMPLETED] * 5
+    assert [executor.result(tr.handle) for tr in children if tr.map_index != 2] == [
+        0, 1, 3, 4, 5, 6, 7]
+
+
 def test_a_child_timing_out_in_an_automatic_chunk_retries_alone_and_the_task_is_chunked_no_more(
         executor, tmp_path):
     gate = str(tmp_path / "never")  # never opened: child 5's first attempt times out

@@ -326,8 +326,10 @@ class DaskExecutor(Executor):
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
             handle.cancelled = True  # a child still waiting for its chunk stays out of it
+        keeps = self._submitter.chunk_ends.keeps  # its early children's values: left to end
         futures = list({id(h.future): h.future for h in handles
-                        if h.future is not None and not isinstance(h.future, Kept)}.values())
+                        if h.future is not None and not isinstance(h.future, Kept)
+                        and not keeps(h.future)}.values())
         self._submitter.drop({future.key for future in futures})
         if futures and self._client is not None:
             self._client.cancel(futures)

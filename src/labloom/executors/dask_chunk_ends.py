@@ -10,7 +10,8 @@ back: the chunk runs none after it and says so at once (``dask_outcomes.giving_b
 message on the run's topic, after the ends of the children that ran before it). Here, those before it end
 now, those after it go out again one per Dask task, and "auto" packs that task no more. The
 child itself ends with the chunk (its value is the chunk's last), by its own timeout if it
-comes to that.
+comes to that. The values of those that ended early are in the chunk's result too: a cancel
+of the run leaves that chunk alone (``keeps``) rather than drop them.
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ class ChunkEnds:
         self._resend = resend
         self._may_hang = may_hang
         self._lock = threading.Lock()
-        # Only chunks whose children have a timeout (only those can give children back): the common
-        # chunk costs nothing more.
+        # Only chunks whose children have a timeout (only those give children back): the
+        # common chunk costs nothing more.
         self._out: dict[ChunkId, _Out] = {}
+        # Keys of the chunks out whose result holds values of children reported Completed.
+        self._keeping: set[str] = set()
 
     def ended_of(self, chunk: list[Member]) -> Callable[[Any], None]:
         """What to do once the chunk's future is done (called before it is sent)."""
@@ -71,6 +74,7 @@ class ChunkEnds:
     def _out_ended(self, chunk_future: Any, key: ChunkId, out: _Out) -> None:
         with self._lock:
             self._out.pop(key, None)
+            self._keeping.discard(chunk_future.key)
         self.ended(chunk_future, out.members, out.start)
 
     def ended(self, chunk_future: Any, chunk: list[Member], start: int = 0) -> None:
@@ -103,11 +107,18 @@ class ChunkEnds:
             report_returned([(m[4], started, ended)
                              for m, (started, ended) in zip(before, times, strict=True)])
             out.members, out.start = [members[slow]], slow
+            with self._lock:
+                self._keeping.add(members[slow][3].future.key)
         for member in after:
             if member[3].cancelled:  # its run was cancelled: it ends so, not sent again
                 member[4](cancelled(member[0]))
             else:
                 self._send_alone([member])
+
+    def keeps(self, future: Any) -> bool:
+        """Whether ``future`` is a chunk still running that holds values of children already
+        reported Completed (not to be cancelled: Dask would drop them)."""
+        return future.key in self._keeping
 
     def _send_alone(self, members: list[Member]) -> None:
         for call, args, kwargs, handle, on_done in members:
@@ -118,4 +129,4 @@ class ChunkEnds:
         """The run ended: its chunks still out are no one's concern any more."""
         with self._lock:
             for key in [k for k, out in self._out.items() if out.members[0][0].run_id == run_id]:
-                del self._out[key]
+                self._keeping.discard(self._out.pop(key).members[0][3].future.key)

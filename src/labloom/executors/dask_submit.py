@@ -336,9 +336,10 @@ class Submitter:
     def may_hang(self, run_id: str, name: str) -> None:
         """A child of task ``name`` held its chunk's siblings: "auto" packs that task no more
         (counted as endless: ``chunk_size`` of it is 1), this run's map included."""
-        probes = self._probes.get((run_id, name))
-        if probes is not None:
-            probes.size = 1
+        with self._lock:
+            probes = self._probes.get((run_id, name))
+            if probes is not None:
+                probes.size = 1
         durations = self._executor.dispatcher.durations
         count, _ = durations.get(name, (0, 0.0))
         durations[name] = (max(count, 1), math.inf)
