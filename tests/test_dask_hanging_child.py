@@ -45,6 +45,35 @@ def test_a_call_with_calls_behind_it_says_when_it_ran_past_their_patience_then_k
     assert told == [False, True]
 
 
+def test_a_short_answer_from_a_chunk_that_gave_children_back_fails_only_those_not_run() -> None:
+    # The news that the chunk gave its last children back was not taken (their run had
+    # ended): the answer saying which child failed is shorter than the chunk. Those it covers
+    # end as it says; the others never ran, and say so (unpadded, the strict zip failed in the
+    # dispatcher thread and no child of the chunk ended).
+    from labloom.core.executor import Outcome
+    from labloom.executors.dask_events import Dispatcher
+    from labloom.executors.dask_outcomes import report_failures
+
+    class Answer:
+        status, key = "finished", "status-t-chunk"
+
+        def result(self) -> list[tuple[bool, BaseException | None, str]]:
+            return [(True, None, ""), (False, TaskTimeoutError("timed out"), "timed out")]
+
+    dispatcher = Dispatcher()
+    calls = [TaskCall(fn=print, task_name=f"t[{i}]", run_id="r", task_run_id=f"r.{i}")
+             for i in range(4)]
+    for i in range(2):
+        dispatcher.times[(f"r.{i}", 1, 0)] = (1.0, 2.0, i == 0)
+    outcomes: dict[int, Outcome] = {}
+    chunk = [(call, lambda outcome, i=i: outcomes.__setitem__(i, outcome))
+             for i, call in enumerate(calls)]
+    report_failures(Answer(), Answer(), chunk, dispatcher)  # type: ignore[arg-type]
+    assert [outcomes[i].ok for i in range(4)] == [True, False, False, False]
+    assert outcomes[1].traceback == "timed out"
+    assert all("the call did not run" in outcomes[i].traceback for i in (2, 3))
+
+
 @pytest.fixture(scope="module")
 def cluster():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,

@@ -173,12 +173,11 @@ def _answer(status: Any, calls: list[TaskCall], dispatcher: events.Dispatcher,
         except Exception as exc:  # unreadable here (an error's class the kernel lacks)
             missing: Exception = exc
         else:
-            if len(answer) == len(calls):
-                return answer
-            # Short: the chunk gave the last ones back (``dask_chunk_ends``) and no one here took
-            # that news (their run had ended); they never ran.
+            # Short when the chunk gave its last children back (``dask_chunk_ends``) and no
+            # one here took that news (their run had ended): those never ran.
             missing = RuntimeError("the call did not run: a sibling before it in its Dask "
-                                   "chunk held it, and the chunk let it go")
+                                   "chunk held it, and the chunk gave it back")
+            return answer + [(False, missing, str(missing))] * (len(calls) - len(answer))
     else:
         why = f": {status.exception()!r}" if status.status == "error" else ""
         missing = RuntimeError(f"the call did not return, and Dask could not say why: the "
