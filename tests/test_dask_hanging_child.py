@@ -152,6 +152,46 @@ def test_a_hanging_child_does_not_hold_its_siblings_until_its_timeout(executor, 
     assert sorted((row["map_index"], row["m"]) for row in rows) == [(i, i) for i in range(8)]
 
 
+@task(batch_size=8, timeout=600)
+def hangs_after_a_failure(i: int, gate: str) -> int:
+    print(f"child {i}")
+    if i == 0:
+        raise ValueError("child 0 fails")
+    if i == 2:
+        _wait_for(gate, 120)
+    return i
+
+
+@flow
+def a_failure_then_a_hang(gate: str) -> list[int]:
+    return hangs_after_a_failure.map(range(8), gate=labloom.unmapped(gate))  # type: ignore[return-value]
+
+
+def test_with_a_failure_before_the_hanging_child_those_after_it_still_go(executor, tmp_path):
+    # Which child before it failed, and why, only the chunk's end says: those before it end
+    # with the chunk (child 0 Failed with its own error, child 1 Completed), those after it
+    # go out alone and complete while child 2 still runs.
+    gate = tmp_path / "gate"
+    run = a_failure_then_a_hang.run(gate=str(gate), executor=executor, background=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            states = {tr.map_index: tr.state for tr in run.tasks}
+            if len(states) == 8 and all(states[i] is State.COMPLETED for i in range(3, 8)):
+                break
+            assert time.monotonic() < deadline, f"the siblings after child 2 to complete: {states}"
+            time.sleep(0.02)
+        assert states[2] is State.RUNNING
+    finally:
+        gate.touch()
+    assert run.wait(60) is State.FAILED
+    children = sorted(run.tasks, key=lambda tr: tr.map_index or 0)
+    assert [tr.state for tr in children] == [State.FAILED] + [State.COMPLETED] * 7
+    assert "ValueError: child 0 fails" in children[0].message
+    assert [executor.result(tr.handle) for tr in children[1:]] == list(range(1, 8))
+    assert _sent_alone(executor, run, "hangs_after_a_failure") == {3, 4, 5, 6, 7}
+
+
 def test_a_cancel_while_the_child_hangs_keeps_the_values_of_its_siblings_that_completed(
         executor, tmp_path):
     # Those before it were reported Completed while their values are still in the chunk's
