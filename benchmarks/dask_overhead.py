@@ -4,11 +4,13 @@ Same LocalCluster(n_workers=2, threads_per_worker=1), alternating, medians; prin
 
     python benchmarks/dask_overhead.py [--tasks 5000] [--repeats 5] [--batch-size 100]
         [--hand-chunk 100] [--no-warmup] [--no-raw] [--threads] [--src DIR]
-        [--prefect-python PATH] [--prefect-tasks N]
+        [--timeout S] [--prefect-python PATH] [--prefect-tasks N]
 
 The labloom column is the map with no option set (chunked automatically, ``dask_chunking``).
 ``--batch-size B`` adds a column: the same map with ``noop.with_options(batch_size=B)`` (``1``:
-one Dask task per child, the opt-out). Each round also times what a Dask expert writes for
+one Dask task per child, the opt-out). ``--timeout S`` gives labloom's maps ``timeout=S``: a
+task with a timeout, none firing (each call then waits on a thread of its own, and a chunk's
+children may give their siblings back: ``dask_chunk_ends``). Each round also times what a Dask expert writes for
 tiny tasks, ``client.map`` over lists of ``--hand-chunk`` items (0: skip), and prints
 labloom's ratio to it. ``--no-warmup`` skips the 200-task warm-up, so round 1 is a first run
 in a fresh process (and labloom's first map of the task: nothing measured yet); it runs the
@@ -70,8 +72,9 @@ noop_task = task(noop, name="noop")
 
 
 @flow(name="overhead")
-def mapped(n: int, batch_size: int = 0) -> list[int]:
+def mapped(n: int, batch_size: int = 0, timeout: float = 0.0) -> list[int]:
     chosen = noop_task.with_options(batch_size=batch_size) if batch_size else noop_task
+    chosen = chosen.with_options(timeout=timeout) if timeout else chosen
     return chosen.map(range(n))
 
 
@@ -106,9 +109,12 @@ def hand_chunked(client: Client, n: int, size: int, rep: int) -> float:
 CPU: dict[str, list[float]] = {"labloom": [], "hand": []}
 
 
+TIMEOUT = 0.0  # --timeout
+
+
 def through_labloom(executor: DaskExecutor, n: int, batch_size: int = 0) -> float:
     start, cpu = time.perf_counter(), time.process_time()
-    run = mapped.run(n=n, batch_size=batch_size, executor=executor)
+    run = mapped.run(n=n, batch_size=batch_size, timeout=TIMEOUT, executor=executor)
     run.result()
     elapsed = time.perf_counter() - start
     if not batch_size:
@@ -171,6 +177,8 @@ def main() -> None:
     parser.add_argument("--src", default=None,
                         help="the labloom src/ to measure (default: this checkout's), e.g. "
                              "another worktree's, to compare in alternating fresh processes")
+    parser.add_argument("--timeout", type=float, default=0.0,
+                        help="labloom's maps with timeout=S (none fires): a task with a timeout")
     parser.add_argument("--prefect-python", default=os.environ.get("LABLOOM_BENCH_PREFECT_PYTHON"),
                         help="interpreter with prefect and prefect-dask installed "
                              "(default: $LABLOOM_BENCH_PREFECT_PYTHON; none: skip the column)")
@@ -179,6 +187,8 @@ def main() -> None:
     parser.add_argument("--prefect-timeout", type=float, default=900.0,
                         help="seconds before the Prefect companion is killed")
     args = parser.parse_args()
+    global TIMEOUT
+    TIMEOUT = args.timeout
     if args.no_warmup and (code := rerun_as_installed()) is not None:
         raise SystemExit(code)
     print(f"labloom from {os.path.dirname(os.path.dirname(labloom_file))}", flush=True)

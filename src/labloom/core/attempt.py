@@ -13,7 +13,8 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -88,10 +89,11 @@ class TaskCall:
     def _compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.timeout is None:
             return guarded(self.task_name, self.fn, args, kwargs)
-        return _call_with_timeout(self, args, kwargs)
+        return _call_with_timeout(self, self.timeout, args, kwargs)
 
 
-def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _call_with_timeout(call: TaskCall, timeout: float, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
     # Python cannot stop a thread: the call runs in a helper thread that we stop waiting for.
     # The task run fails now and the flow goes on; the abandoned call's output is still captured.
     outcome: dict[str, Any] = {}
@@ -105,7 +107,15 @@ def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, 
 
     worker = threading.Thread(target=target, name=f"labloom-timeout-{call.task_name}", daemon=True)
     worker.start()
-    worker.join(call.timeout)
+    behind = _behind.calls
+    if behind is None:
+        worker.join(timeout)
+    else:  # calls wait behind this one: past the caller's patience, tell it
+        patience = min(timeout, behind[0])
+        worker.join(patience)
+        if worker.is_alive():
+            behind[1]()
+            worker.join(timeout - patience)
     if worker.is_alive():
         _stop_recording(current_task())  # this call's context, shared with ``worker``
         raise TaskTimeoutError(
@@ -117,6 +127,28 @@ def _call_with_timeout(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, 
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+class _Behind(threading.local):
+    # (patience, what to call once a call has run that long) while calls wait behind this
+    # thread's, else None.
+    calls: tuple[float, Callable[[], None]] | None = None
+
+
+_behind = _Behind()
+
+
+@contextmanager
+def waiting_behind(patience: float, hold_no_longer: Callable[[], None]) -> Iterator[None]:
+    """Within, in this thread: other calls wait behind each call with a timeout (a Dask chunk
+    runs its children in turn), and one still running after ``patience`` seconds (or its
+    timeout, if shorter) calls ``hold_no_longer`` (in this thread) before it goes on waiting
+    for it. Calls without a timeout run in this thread, unwatched."""
+    _behind.calls = (patience, hold_no_longer)
+    try:
+        yield
+    finally:
+        _behind.calls = None
 
 
 def _stop_recording(ctx: TaskContext | None) -> None:

@@ -21,10 +21,11 @@ from ..core.errors import ResourceUnavailableError
 from ..core.executor import DoneCallback, Executor, Outcome, Submission
 from . import dask_events as events
 from .dask_clusters import Kept, check_options
+from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
 from .dask_outcomes import scheduler_lost
 from .dask_shared import durations_of, shared_client
-from .dask_submit import Handle, Member, Submitter, single, task_name_of
+from .dask_submit import Submitter
 
 
 def active_scheduler_address() -> str | None:
@@ -127,6 +128,7 @@ class DaskExecutor(Executor):
                 self._client = self._connect()
             if self._dispatcher is None:
                 self._dispatcher = events.Dispatcher(durations_of(self._client))
+                self._dispatcher.given_back = self._submitter.chunk_ends.given_back
 
     def _connect(self) -> Any:
         from distributed import Client
@@ -324,8 +326,10 @@ class DaskExecutor(Executor):
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
             handle.cancelled = True  # a child still waiting for its chunk stays out of it
+        keeps = self._submitter.chunk_ends.keeps  # its early children's values: left to end
         futures = list({id(h.future): h.future for h in handles
-                        if h.future is not None and not isinstance(h.future, Kept)}.values())
+                        if h.future is not None and not isinstance(h.future, Kept)
+                        and not keeps(h.future)}.values())
         self._submitter.drop({future.key for future in futures})
         if futures and self._client is not None:
             self._client.cancel(futures)

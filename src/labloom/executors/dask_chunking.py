@@ -19,6 +19,13 @@ MAX_CHUNK = 1000
 # whose durations vary (a sweep's) would leave one worker finishing alone at the end.
 MIN_CHUNK = 4
 MIN_PROBES = 4
+# How long a chunk's child with a timeout may hold its siblings after it (they run in turn on
+# one worker thread) before the chunk gives them back, to go out one per Dask task
+# (``dask_chunk_ends``).
+# "auto" packs only children measured under CHUNK_SECONDS / MIN_CHUNK (12.5 ms): one running
+# 80 times that is not a short child any more, and a pause of the machine (12 ms seen under
+# load) is far from it. Not a share of the timeout: a child's timeout should cost only it.
+GIVE_BACK_AFTER = 1.0
 
 
 def chunk_size(mean: float) -> int:

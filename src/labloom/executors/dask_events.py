@@ -119,6 +119,15 @@ class WorkerSink:
             # Sent before the task's result is announced, on the same ordered stream.
             self._send(run_id, batch)
 
+    def give_back(self, run_id: str, task_run_id: str, attempt: int, rerun: int,
+                  slow: int) -> None:
+        """The chunk first run by that attempt runs none of its children after ``slow``, which
+        holds them (``dask_chunk_ends``): said at once, after the ends of those before it."""
+        with self._lock:
+            batch = self._buffers.pop(run_id, [])
+            batch.append(["g", task_run_id, attempt, rerun, slow])
+            self._send(run_id, batch)
+
     def _add(self, run_id: str, msg: list[Any]) -> None:
         with self._lock:
             self._buffers.setdefault(run_id, []).append(msg)
@@ -244,6 +253,9 @@ class Dispatcher:
         # Each worker thread's lane, kept once: every child's start names one, and a task run
         # (its state change, its row) holds it for the whole run.
         self._lanes: dict[str, str] = {}
+        # What a chunk giving children back calls (its first child's attempt, the slow one's
+        # place: ``ChunkEnds.given_back``), set by the executor.
+        self.given_back: Callable[[tuple[str, int, int], int], None] | None = None
 
     def ended(self, call: attempt.TaskCall) -> tuple[float, float]:
         """(started, ended) of an attempt, from its worker's events; its duration is counted."""
@@ -319,6 +331,7 @@ class Dispatcher:
         # Starts are handed over together (a chunk's children: one step of the engine for all
         # of them), before any other news of theirs.
         starts: list[tuple[str, float, int, str, int | None]] = []
+        given_back: list[list[Any]] = []
         lanes = self._lanes
         for msg in batch:
             kind = msg[0]
@@ -356,5 +369,11 @@ class Dispatcher:
                 sink.task_values(run_id, msg[1], msg[2], msg[3], msg[4], msg[5],
                                  msg[6] if len(msg) > 6 else None,
                                  msg[7] if len(msg) > 7 else None)
+            elif kind == "g":
+                given_back.append(msg)
         if starts:
             sink_registry.started_all(sink, run_id, starts)
+        # Last: the ends of the children that ran before the slow one come after its "g".
+        for msg in given_back:
+            if self.given_back is not None:
+                self.given_back((msg[1], msg[2], msg[3]), msg[4])

@@ -10,14 +10,15 @@ moving their values.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..core.attempt import TaskCall, user_traceback
+from ..core.attempt import TaskCall, user_traceback, waiting_behind
 from ..core.errors import SchedulerLostError, WorkerDiedError
 from ..core.executor import DoneCallback, Outcome, report_all, report_returned
 from ..core.logs import capturing
 from . import dask_events as events
+from .dask_chunking import GIVE_BACK_AFTER
 from .dask_internals import SCHEDULER_LOST, cancel_reason, watch
 from .dask_packing import Packed
 
@@ -55,11 +56,13 @@ def run_chunk(
     if not calls:
         return out
     sink = events.worker_sink()
+    # Children with a timeout (all of a chunk's or none) may give their siblings back.
+    children = calls if calls[0].timeout is None else giving_back(calls, sink)
     # Output captured once for the chunk: each child still has its own task context (its
     # lines are its own), without installing and removing the stream proxies and the log
     # handler per child.
     with sink.holding(calls[0].run_id), capturing():
-        for i, call in enumerate(calls):
+        for i, call in enumerate(children):
             try:
                 out.append(events.invoke(call, args[i], kwargs[i] if kwargs else {}, sink))
             except Exception as exc:
@@ -67,9 +70,33 @@ def run_chunk(
     return out
 
 
-def chunk_outcomes(values: list[Any]) -> list[tuple[bool, BaseException | None, str]]:
+def giving_back(calls: list[TaskCall], sink: events.WorkerSink) -> Iterator[TaskCall]:
+    """The calls in turn; once one has run ``GIVE_BACK_AFTER`` (or its timeout, if shorter),
+    the client is told at once that the chunk runs none after it (``dask_chunk_ends``), and
+    none comes after it: the chunk's values end with its own."""
+    first = calls[0]
+    running = [0]  # the place of the child running
+    given_back: list[int] = []  # the slow child's, once its siblings were given back
+
+    def hold_no_longer() -> None:  # in this chunk's thread, while that child runs on
+        if not given_back:
+            given_back.append(running[0])
+            sink.give_back(first.run_id, first.task_run_id, first.attempt, first.rerun,
+                           running[0])
+
+    with waiting_behind(GIVE_BACK_AFTER, hold_no_longer):
+        for place, call in enumerate(calls):
+            running[0] = place
+            yield call
+            if given_back:
+                return
+
+
+def chunk_outcomes(values: list[Any], start: int = 0, stop: int | None = None,
+                   ) -> list[tuple[bool, BaseException | None, str]]:
+    """Each child's (returned, error, traceback), of ``values[start:stop]``."""
     return [(False, _sendable(v.error), v.traceback) if isinstance(v, ChildFailed)
-            else (True, None, "") for v in values]
+            else (True, None, "") for v in values[start:stop]]
 
 
 def _sendable(error: BaseException) -> BaseException:
@@ -88,10 +115,12 @@ def _sendable(error: BaseException) -> BaseException:
 
 def report_chunk(
     chunk_future: Any, chunk: list[tuple[TaskCall, DoneCallback]], dispatcher: events.Dispatcher,
+    start: int = 0,
 ) -> None:
-    """Each child's Outcome once its chunk ended (in the dispatcher thread). When every child
-    returned, their end events (which reach the client before the chunk's own end) say so
-    and the engine takes all their outcomes in one step, with no question to the cluster;
+    """Each child's Outcome once its chunk ended (in the dispatcher thread; ``start``: the
+    first one's place in the chunk's values, when those before it ended earlier). When every
+    child returned, their end events (which reach the client before the chunk's own end) say
+    so and the engine takes all their outcomes in one step, with no question to the cluster;
     else ``chunk_outcomes``, a second tiny task, says which child failed and why."""
     if chunk_future.status != "finished":
         for call, on_done in chunk:  # the chunk itself failed: a dead worker, a cancel
@@ -104,7 +133,8 @@ def report_chunk(
         return
     try:
         client = chunk_future.client
-        status = client.submit(chunk_outcomes, chunk_future, key=f"status-{chunk_future.key}")
+        status = client.submit(chunk_outcomes, chunk_future, start, start + len(chunk),
+                               key=f"status-{chunk_future.key}")
         watch(client, [(status, lambda done: dispatcher.put(report_failures, done, chunk_future,
                                                             chunk, dispatcher))])
     except Exception as exc:  # the client closed meanwhile: the children must still end
@@ -139,9 +169,15 @@ def _answer(status: Any, calls: list[TaskCall], dispatcher: events.Dispatcher,
     return fails with why the answer is missing."""
     if status.status == "finished":
         try:
-            return status.result()  # type: ignore[no-any-return]
+            answer: list[tuple[bool, BaseException | None, str]] = status.result()
         except Exception as exc:  # unreadable here (an error's class the kernel lacks)
             missing: Exception = exc
+        else:
+            # Short when the chunk gave its last children back (``dask_chunk_ends``) and no
+            # one here took that news (their run had ended): those never ran.
+            missing = RuntimeError("the call did not run: a sibling before it in its Dask "
+                                   "chunk held it, and the chunk gave it back")
+            return answer + [(False, missing, str(missing))] * (len(calls) - len(answer))
     else:
         why = f": {status.exception()!r}" if status.status == "error" else ""
         missing = RuntimeError(f"the call did not return, and Dask could not say why: the "
@@ -165,9 +201,7 @@ def report(
             on_done(Outcome(ok=False, error=error, traceback=str(error), started=started,
                             ended=ended, infrastructure=True))
             return
-        from concurrent.futures import CancelledError
-
-        on_done(Outcome(ok=False, error=CancelledError(f"{call.task_name} was cancelled")))
+        on_done(cancelled(call))
         return
     from distributed import KilledWorker
 
@@ -182,6 +216,12 @@ def report(
         return
     text = user_traceback(error, future.traceback())
     on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
+
+
+def cancelled(call: TaskCall) -> Outcome:
+    from concurrent.futures import CancelledError
+
+    return Outcome(ok=False, error=CancelledError(f"{call.task_name} was cancelled"))
 
 
 def chunk_not_sent(ends: list[DoneCallback]) -> Callable[[Exception], None]:

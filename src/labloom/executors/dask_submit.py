@@ -9,97 +9,37 @@ per chunk as ``batch_size=N`` says or, by default, as ``dask_chunking`` chooses 
 durations: scheduling, transfer and bookkeeping are paid per chunk, not per child, while each
 child keeps its own task run. Inside a chunk each child is a ``TaskCall`` of its own: it
 reports running, its log lines, its start and end to the engine as any task run does, has its
-own timeout and cache file, and fails alone (its retry is sent on its own).
+own timeout and cache file, and fails alone (its retry is sent on its own). One that runs on
+holds its siblings after it no longer than ``dask_chunking.GIVE_BACK_AFTER``: they go out again
+one per Dask task (``dask_chunk_ends``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from ..core.attempt import TaskCall
-from ..core.executor import DoneCallback, Outcome
-from . import dask_events as events
+from ..core.executor import Outcome
+from .dask_chunk_ends import ChunkEnds
 from .dask_chunking import Probes, chunk_size, probe_count
+from .dask_entries import ClientOwner, Entry, Handle, Member, attempt_key, single, task_name_of
 from .dask_internals import future_of, send_graph, task_spec, watch
-from .dask_outcomes import chunk_not_sent, killed_workers, report, report_chunk, run_chunk
+from .dask_outcomes import chunk_not_sent, run_chunk
 from .dask_packing import pack
 
-
-class ClientOwner(Protocol):
-    """What submitting needs of the executor (``dask.DaskExecutor``): its client and the
-    dispatcher of its workers' events. A protocol, so this module need not import that one."""
-
-    @property
-    def client(self) -> Any: ...
-
-    @property
-    def dispatcher(self) -> events.Dispatcher: ...
+# (``Handle`` and the rest were here before ``dask_entries``: tests and benchmarks import them
+# from this module.)
+__all__ = ["ClientOwner", "Handle", "Member", "Submitter", "single", "task_name_of"]
 
 log = logging.getLogger("labloom")
 
 IDLE_EXIT = 5.0  # seconds the submitting thread waits for work before it ends
 GATHER_WAIT = 0.005  # how long an unfilled chunk waits for more children to arrive
-
-
-class Handle:
-    """A task run on Dask: its future, or its chunk's future and its place in the chunk."""
-
-    __slots__ = ("cancelled", "future", "index", "item", "task")
-
-    def __init__(self, task: str) -> None:
-        # The task's name (a map child's without its index): taken apart once, when launched,
-        # not on each pass of the submitting thread.
-        self.task = task
-        self.future: Any = None
-        self.index: int | None = None
-        self.item: Any = None  # the future of this child's value alone, made when needed
-        self.cancelled = False
-
-
-Member = tuple[TaskCall, tuple[Any, ...], dict[str, Any], Handle, DoneCallback]
-# What one Dask task needs to be sent: its spec, resources, what to do if it cannot be sent,
-# its future, what to do once it finished.
-Entry = tuple[Any, tuple[tuple[str, float], ...], Callable[[Exception], None], Any,
-              Callable[[Any], None] | None]
-
-
-def task_name_of(call: TaskCall) -> str:
-    return call.task_name.split("[", 1)[0]
-
-
-def attempt_key(call: TaskCall) -> str:
-    """What names one attempt of one task run among Dask keys: its task run, its attempt and,
-    in a rerun (which counts attempts from 1 again), the rerun. Without it the rerun's attempt
-    1 had the key of the failed attempt 1, which the scheduler may still hold as erred: the
-    rerun failed at once with the first run's error, without running."""
-    key = f"{call.task_run_id}-{call.attempt}"
-    return f"{key}-r{call.rerun}" if call.rerun else key
-
-
-def single(
-    executor: ClientOwner, call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
-    handle: Handle, on_done: DoneCallback,
-) -> tuple[str, Entry]:
-    """One task run as one Dask task: its key and entry (no resources)."""
-    key = f"{handle.task}-{attempt_key(call)}"
-    # The future exists now; the task reaches the scheduler with the next batch.
-    handle.future = future_of(key, executor.client)
-    dispatcher = executor.dispatcher
-
-    def not_sent(error: Exception) -> None:
-        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=text))
-
-    def done(future: Any) -> None:
-        dispatcher.put(report, future, call, on_done, dispatcher)
-
-    spec = task_spec(key, events.invoke, call, args, kwargs)
-    return key, (spec, (), not_sent, handle.future, done)
 
 
 class Submitter:
@@ -118,6 +58,7 @@ class Submitter:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self.chunk_ends = ChunkEnds(executor, self.add, self.may_hang)
 
     def add(self, key: str, entry: Entry, resources: dict[str, float] | None = None) -> None:
         """Send ``entry`` with the next batch; its ``done(future)`` runs once it finished."""
@@ -158,6 +99,7 @@ class Submitter:
                 del self._probes[key]
             self._members = [m for m in self._members if m[0].run_id != run_id]
             self._held = [m for m in self._held if m[0].run_id != run_id]
+        self.chunk_ends.forget(run_id)
 
     def stop(self) -> None:
         """End the thread (the executor's shutdown); a later ``add`` starts another."""
@@ -289,7 +231,9 @@ class Submitter:
             plain = frozenset((1,)) if _plain(arguments) else frozenset()
             spec = task_spec(key, run_chunk, calls, arguments,
                              keywords if any(keywords) else None, plain=plain)
-            batch[key] = (spec, (), chunk_not_sent([m[4] for m in chunk]), chunk_future, None)
+            # Its ending known before it is sent: a hanging child may give siblings back at once.
+            batch[key] = (spec, (), chunk_not_sent([m[4] for m in chunk]), chunk_future,
+                          self.chunk_ends.ended_of(chunk))
         groups: dict[tuple[tuple[str, float], ...], dict[str, Any]] = {}
         for key, (spec, resources, *_) in batch.items():
             groups.setdefault(resources, {})[key] = spec
@@ -303,12 +247,9 @@ class Submitter:
                 failed.update(graph)
                 continue
             for key in graph:
-                if key in chunks:
-                    watched.append(self._ended_of(chunks[key]))
-                else:
-                    done = batch[key][4]
-                    assert done is not None
-                    watched.append((batch[key][3], done))
+                done = batch[key][4]
+                assert done is not None
+                watched.append((batch[key][3], done))
         watch(client, watched)
 
     def _chunks(
@@ -392,23 +333,16 @@ class Submitter:
 
         return call, args, kwargs, handle, ended
 
-    def _ended_of(self, chunk: list[Member]) -> tuple[Any, Callable[[Any], None]]:
-        """The chunk's future, and what to do when it is done."""
-        put = self._executor.dispatcher.put
-        return chunk[0][3].future, lambda done: put(self._chunk_ended, done, chunk)
-
-    def _chunk_ended(self, chunk_future: Any, chunk: list[Member]) -> None:
-        """Report the chunk's children (in the dispatcher thread); if its workers died (a
-        child's crash, ``os._exit``, memory), send them alone: only the killer fails then."""
-        if len(chunk) > 1 and killed_workers(chunk_future) and not any(
-                m[3].cancelled for m in chunk):
-            log.warning("labloom: a chunk of %r killed its workers: sent alone", chunk[0][3].task)
-            for call, args, kwargs, handle, on_done in chunk:
-                handle.index = handle.item = None
-                self.add(*single(self._executor, call, args, kwargs, handle, on_done))
-            return
-        report_chunk(chunk_future, [(call, on_done) for call, _, _, _, on_done in chunk],
-                     self._executor.dispatcher)
+    def may_hang(self, run_id: str, name: str) -> None:
+        """A child of task ``name`` held its chunk's siblings: "auto" packs that task no more
+        (counted as endless: ``chunk_size`` of it is 1), this run's map included."""
+        with self._lock:
+            probes = self._probes.get((run_id, name))
+            if probes is not None:
+                probes.size = 1
+        durations = self._executor.dispatcher.durations
+        count, _ = durations.get(name, (0, 0.0))
+        durations[name] = (max(count, 1), math.inf)
 
 
 _PLAIN = frozenset((int, float, str, bytes, bool, type(None)))
