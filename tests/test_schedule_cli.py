@@ -135,3 +135,19 @@ def test_a_notebook_can_be_scheduled(tmp_path: Path) -> None:
     out = labloom(tmp_path, "schedule", "add", "nb.ipynb", "--every", "1d", "-p", "m=2",
                   "--name", "other")
     assert out.returncode == 2 and "unknown parameter(s) m" in out.stderr
+
+
+def test_a_six_field_cron_is_refused_not_read_as_seconds(tmp_path: Path) -> None:
+    # Quartz and Spring put seconds first: "0 0 2 * * *" means 2 a.m. there. croniter reads a
+    # sixth field as seconds at the end, so this was stored as "every second of 00:00 on the
+    # 2nd of each month": never at 2 a.m., and a burst of slots once a month.
+    write(tmp_path / "flows.py", FLOW)
+    for expr in ("0 0 2 * * *", "0 2 * * * 0"):
+        out = labloom(tmp_path, "schedule", "add", "flows.py", "--cron", expr, "-p", "day=x")
+        assert out.returncode == 2, out.stdout
+        assert "Traceback" not in out.stderr
+        assert f"bad cron expression {expr!r}" in out.stderr and "five fields" in out.stderr
+        assert "seconds" in out.stderr
+    assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []
+    out = labloom(tmp_path, "schedule", "add", "flows.py", "--cron", "@daily", "-p", "day=x")
+    assert out.returncode == 0, out.stderr  # croniter's named shorthands stay accepted

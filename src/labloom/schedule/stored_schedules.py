@@ -34,6 +34,7 @@ from ..store.storable import is_storable, storable
 from .liveness import health as health  # re-exported: where callers look for it
 from .liveness import settle_running
 from .times import CronSlots, IntervalSlots, duration_ms
+from .times import check_cron as check_cron  # re-exported: where callers look for it
 
 log = logging.getLogger("labloom")
 
@@ -68,24 +69,6 @@ def parse_duration(text: str) -> float:
     if duration_ms(seconds) < 1:
         raise ScheduleError(f"bad duration {text!r}: the shortest interval is 1ms (0.001s)")
     return seconds
-
-
-def check_cron(expr: str) -> str:
-    from croniter import CroniterError, croniter
-
-    if not croniter.is_valid(expr):
-        raise ScheduleError(
-            f"bad cron expression {expr!r}: five fields, minute hour day month weekday, "
-            "e.g. '0 2 * * *' for 2 a.m. every day"
-        )
-    try:  # valid fields can still name no date at all: 30 February, 31 April
-        croniter(expr, datetime.now(timezone.utc)).get_next(datetime)
-    except CroniterError:
-        raise ScheduleError(
-            f"cron expression {expr!r} never fires: no date matches its day and month fields; "
-            "check them (e.g. '0 0 28 2 *' for 28 February)"
-        ) from None
-    return expr
 
 
 # A name is one segment of the API's URLs (schedules/{name}/pause): a slash would split it and
