@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_helpers import Hook, labloom, start_labloom, stop, wait_for, write
+from cli_helpers import Hook, labloom, slot_rows, start_labloom, stop, wait_for, write
 from labloom.schedule import alerts as _notify
 
 FLOWS = """
@@ -140,3 +143,65 @@ def test_payload_and_mask() -> None:
     assert masked == "https://hooks.slack.com/***"
     with pytest.raises(ValueError, match="webhook URL"):
         _notify.check_url("ftp://example.com/x")
+
+
+SLOW_FAIL = """
+    import os, time
+    from labloom import flow, task
+
+    @task
+    def check(out):
+        with open(out, "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(4)  # long enough for its scheduler to be killed meanwhile
+        raise ValueError("row PATIENT-4711 is malformed")
+
+    @flow
+    def etl(out: str):
+        check(out)
+"""
+
+
+def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
+    tmp_path: Path, hook_factory: Any
+) -> None:
+    # serve killed (OOM killer, a reboot of the service) while its run goes on: the run fails
+    # later and the next serve records the slot as failed. It must alert, as a run it started
+    # itself would: before, the slot turned failed silently.
+    hook = hook_factory()
+    write(tmp_path / "flows.py", SLOW_FAIL)
+    out = tmp_path / "pid.txt"
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
+                    "nightly-etl", "-p", f"out={out}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    first = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    second = None
+    try:
+        wait_for(lambda: any(r["status"] == "running" and r["run_id"]
+                             for r in slot_rows(tmp_path)), 30, "a running slot with its run")
+        wait_for(lambda: out.exists() and out.read_text(), 30, "the run's task")
+        assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
+        [orphan] = [r for r in slot_rows(tmp_path) if r["status"] == "running"]
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        second = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+        wait_for(lambda: [r for r in slot_rows(tmp_path) if r["slot_time"] == orphan["slot_time"]
+                          and r["status"] == "failed"], 40, "the orphaned run's slot to fail")
+        wait_for(lambda: hook.bodies, 20, "the failure alert")
+        second.terminate()
+        stdout, stderr = second.communicate(timeout=20)
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+        if out.exists() and out.read_text():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(out.read_text()), signal.SIGKILL)
+    assert second.returncode == 0, stderr
+    assert hook.connections_so_far() == 1  # once: not again by the next tick or server
+    [body] = hook.bodies
+    assert body["run_id"] == orphan["run_id"] and body["schedule"] == "nightly-etl"
+    assert body["flow"] == "etl" and body["state"] == "Failed"
+    assert body["failed_tasks"] == ["check"]
+    assert SECRET_VALUE not in json.dumps(body)
+    assert "secret-token" not in stdout + stderr

@@ -102,25 +102,46 @@ class ScheduleServer:
             liveness.beat(conn, self.id, self.started)
             self._last_beat = now
         self._reap(conn)
+        settled: list[liveness.Settled] = []
         if self._orphans_checked + sched.HEARTBEAT_EVERY <= now:
             self._orphans_checked = now
             # Slots a killed scheduler left running: follow their runs to their end.
             if conn.execute("SELECT 1 FROM schedule_slots WHERE status = 'running' AND "
                             "scheduler != ?", (self.id,)).fetchone():
                 with sched.transaction(conn):
-                    liveness.settle_running(conn, now)
+                    liveness.settle_running(conn, now, settled=settled)
         for schedule in sched.get_all(conn):
             if schedule.paused or self.stopping.is_set():
                 continue
             if sched.next_run(conn, schedule) > time.time():
                 continue  # a read: no write transaction for schedules that are not due
+            ended: list[liveness.Settled] = []  # kept only once its transaction committed
             try:
-                claim = sched.claim_due(conn, schedule, self.id, time.time())
+                claim = sched.claim_due(conn, schedule, self.id, time.time(), ended)
             except Exception:
                 log.exception("[labloom] schedule %r: could not check it", schedule.name)
                 continue
+            settled += ended
             if claim is not None:
                 self._launch(conn, claim)
+        if settled:
+            self._alert_settled(conn, settled)
+
+    def _alert_settled(self, conn: Any, settled: list[liveness.Settled]) -> None:
+        """Alerts for runs a gone scheduler started that ended badly: nobody else sends them
+        (the settling transaction made this scheduler the one that saw them end)."""
+        urls = {s.name: s.notify for s in sched.get_all(conn)}
+        for slot in settled:
+            url = urls.get(slot.schedule)
+            self._say(f"labloom: schedule {slot.schedule!r}: run {slot.run_id or '-'} "
+                      f"{slot.status} ({slot.note})")
+            if slot.status == "completed" or not url:
+                continue
+            flow, state, failed = _run_outcome(conn, slot.run_id)
+            self.notifier.send(url, failure_payload(
+                flow or slot.schedule, slot.run_id, state or slot.status.capitalize(), failed,
+                slot.note, schedule=slot.schedule,
+            ))
 
     def _launch(self, conn: Any, claim: sched.Claim) -> None:
         s = claim.schedule
@@ -229,6 +250,26 @@ def run_argv(s: sched.Schedule) -> list[str]:
     if s.cluster:
         argv += ["--cluster", s.cluster]
     return argv
+
+
+def _run_outcome(conn: Any, run_id: str | None) -> tuple[str | None, str | None,
+                                                         list[tuple[str, str]]]:
+    """A stored run's flow name, its final state (None while the store has it open) and its
+    task runs that did not complete, as (name, state): states only, never messages (data)."""
+    if run_id is None:
+        return None, None, []
+    row = conn.execute("SELECT flow_name, state FROM flow_runs WHERE id = ?",
+                       (run_id,)).fetchone()
+    if row is None:
+        return None, None, []
+    failed = [
+        (name if index is None else f"{name}[{index}]", state)
+        for name, index, state in conn.execute(
+            "SELECT task_name, map_index, state FROM task_runs WHERE run_id = ? AND state IN "
+            "('Failed', 'UpstreamFailed', 'Cancelled', 'Crashed') ORDER BY created", (run_id,))
+    ]
+    final = None if row[1] in ("Pending", "Running") else row[1]
+    return row[0], final, failed
 
 
 def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:

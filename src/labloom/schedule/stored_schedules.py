@@ -31,8 +31,8 @@ from ..store import access
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 from ..store.storable import is_storable, storable
+from .liveness import Settled, settle_running
 from .liveness import health as health  # re-exported: where callers look for it
-from .liveness import settle_running
 from .times import CronSlots, IntervalSlots, duration_ms
 from .times import check_cron as check_cron  # re-exported: where callers look for it
 
@@ -289,13 +289,15 @@ class Claim:
 
 
 def claim_due(
-    conn: Conn, schedule: Schedule, scheduler_id: str, now: float
+    conn: Conn, schedule: Schedule, scheduler_id: str, now: float,
+    settled: list[Settled] | None = None,
 ) -> Claim | None:
     """Claim the schedule's due slot for this scheduler, if it has one and may run it now.
 
     Missed slots (the scheduler was down) become one catch-up run of the latest, or with
     catchup "skip" are recorded as skipped; a slot due while a run of the schedule is still
-    going is recorded as skipped unless the schedule allows overlap.
+    going is recorded as skipped unless the schedule allows overlap. Slots a gone scheduler
+    left that end meanwhile go to ``settled`` (see ``liveness.settle_running``).
     """
     with transaction(conn):
         # The row lock serializes claimers of this schedule on every host (PostgreSQL).
@@ -311,7 +313,8 @@ def claim_due(
         if latest is None or latest < first:
             latest = first
         missed = latest > first or now - latest > schedule.grace(latest)
-        if not schedule.overlap and _running(conn, schedule.name, now):
+        if not schedule.overlap and schedule.name in settle_running(
+                conn, now, schedule.name, settled):
             _record(conn, schedule.name, latest, "skipped", scheduler_id, now,
                     "the previous run was still running")
             return None
@@ -322,10 +325,6 @@ def claim_due(
         note = "catch-up run for missed slots" if missed else None
         _record(conn, schedule.name, latest, "running", scheduler_id, now, note)
         return Claim(schedule, latest, missed)
-
-
-def _running(conn: Conn, name: str, now: float) -> bool:
-    return name in settle_running(conn, now, name)
 
 
 def point_slot_at_run(run_id: str) -> None:
