@@ -205,3 +205,32 @@ def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
     assert body["failed_tasks"] == ["check"]
     assert SECRET_VALUE not in json.dumps(body)
     assert "secret-token" not in stdout + stderr
+
+
+def test_a_scheduled_target_that_no_longer_imports_alerts_with_where_to_read_why(
+    tmp_path: Path, hook_factory: Any
+) -> None:
+    # The module was fine when scheduled; then someone removed a package it imports. The run
+    # process refuses it (exit 2) before any run exists, so the alert has no run id to point
+    # at: it must say which target and where the scheduler kept the process's output.
+    hook = hook_factory()
+    write(tmp_path / "flows.py", FLOWS)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
+                    "nightly-etl", "-p", "secret_rows=[1]", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    module = tmp_path / "flows.py"
+    module.write_text("import labloom_gone_package\n" + module.read_text(), encoding="utf-8")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    try:
+        wait_for(lambda: hook.bodies, 40, "the refusal's alert")
+        proc.terminate()
+        stdout, _ = proc.communicate(timeout=20)
+    finally:
+        stop(proc)
+    body = hook.bodies[0]
+    assert body["schedule"] == "nightly-etl" and body["run_id"] is None
+    assert "flows.py:etl" in body["text"]
+    log = sorted((tmp_path / "schedule-logs").glob("nightly-etl-*.log"))[0]
+    assert "labloom_gone_package" in log.read_text()
+    assert str(log) in body["text"]  # where the reason is, on the scheduler's host
+    assert str(log) in stdout

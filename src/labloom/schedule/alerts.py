@@ -49,8 +49,11 @@ def failure_payload(
     failed_tasks: Sequence[tuple[str, str]] = (),
     error: str = "",
     schedule: str | None = None,
+    log: str | None = None,
 ) -> dict[str, Any]:
-    """The alert body. ``failed_tasks`` holds (task run name, state or exception type)."""
+    """The alert body. ``failed_tasks`` holds (task run name, state or exception type);
+    ``log`` is the file on the scheduler's host holding the run process's output (where the
+    reason is when no run was made: the alert itself carries no exception messages)."""
     names = [name for name, _ in failed_tasks]
     summary = error or (
         "; ".join(f"{name}: {kind}" for name, kind in failed_tasks[:5])
@@ -63,6 +66,8 @@ def failure_payload(
         text += f": {summary}"
     if run_id:
         text += f". Details: labloom show {run_id}"
+    if log:
+        text += f". Output: {log} on {socket.gethostname()}"
     body: dict[str, Any] = {
         "text": text,
         "flow": flow,
@@ -74,6 +79,8 @@ def failure_payload(
     }
     if schedule:
         body["schedule"] = schedule
+    if log:
+        body["log"] = log
     return body
 
 

@@ -204,12 +204,14 @@ class ScheduleServer:
         if status != "completed" and s.notify:
             failed = [tuple(item) for item in data.get("failed_tasks", [])]
             error = data.get("error") or {
-                "refused": "the scheduled run refused its target or parameters (exit status 2)",
+                "refused": f"the run process refused its target {s.target} or its parameters "
+                           "(exit status 2)",
                 "terminated": "terminated when the scheduler shut down",
             }.get(status, f"the run process ended with exit status {code}")
+            # Without a report no run was made: the flow is known only as the target names it.
             self.notifier.send(s.notify, failure_payload(
-                data.get("flow") or s.name, data.get("run_id"), data.get("state") or status,
-                failed, error, schedule=s.name,
+                data.get("flow") or s.target, data.get("run_id"), data.get("state") or status,
+                failed, error, schedule=s.name, log=child.log_file.name,
             ))
 
     def _shut_down(self, conn: Any) -> None:
