@@ -273,3 +273,38 @@ def test_a_clean_stop_after_an_unclean_one_is_what_list_reports(tmp_path: Path) 
     listing = labloom(tmp_path, "schedule", "list")
     assert "scheduler: not running; start it with `labloom serve`" in listing.stdout, listing.stdout
     assert "uncleanly" not in listing.stdout
+
+
+def test_a_schedule_this_host_cannot_compute_does_not_stop_the_others(tmp_path: Path) -> None:
+    # A team's store is shared by hosts: a schedule added on one whose time zone database knows
+    # a zone this host's does not (or by a newer labloom) must not take this host's scheduler
+    # down, nor the schedules that work; it is named once, with what to do.
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--cron", "0 2 * * *", "--timezone", "Europe/Berlin",
+        "--name", "a-elsewhere", "-p", f"out={out}")
+    add(tmp_path, "flows.py:job", "--every", "1s", "--name", "b-here", "-p", f"out={out}")
+    conn = store_of(tmp_path)
+    assert conn is not None
+    with conn:
+        conn.execute("UPDATE schedules SET timezone = 'Mars/Olympus_Mons' "
+                     "WHERE name = 'a-elsewhere'")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 2 or proc.poll() is not None,
+                 40, "two runs of the schedule that works")
+        assert proc.poll() is None, proc.communicate(timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+    said = stdout + stderr
+    assert "Traceback" not in said
+    assert said.count("Mars/Olympus_Mons") == 1, said  # once, not at every tick
+    assert "'a-elsewhere'" in said and "labloom schedule remove a-elsewhere" in said
+    listing = labloom(tmp_path, "schedule", "list")  # was a traceback: the list names it
+    assert listing.returncode == 0, listing.stderr
+    assert "cannot compute its times" in listing.stdout and "Mars/Olympus_Mons" in listing.stdout
+    rows = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"]
+    assert [r["problem"] is not None for r in rows] == [True, False]

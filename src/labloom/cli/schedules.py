@@ -152,6 +152,9 @@ def list_command(args: argparse.Namespace) -> int:
               f"{'  PAUSED' if row['paused'] else ''}")
         print(f"    next {row['next_run'] or '-'}  last {last_text}"
               + (f"  alerts {row['notify']}" if row["notify"] else ""))
+        if row["problem"]:
+            print(f"    {row['problem']}: `labloom schedule remove {row['name']}`, then add it "
+                  "again with a timezone and cron expression this host knows")
     print(_health_text(health))
     return 0
 

@@ -63,6 +63,7 @@ class ScheduleServer:
         self.started = time.time()
         self._last_beat = 0.0
         self._orphans_checked = 0.0
+        self._uncomputable: set[str] = set()  # said once each
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
         self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -111,7 +112,7 @@ class ScheduleServer:
                 with sched.transaction(conn):
                     liveness.settle_running(conn, now, settled=settled)
         for schedule in sched.get_all(conn):
-            if schedule.paused or self.stopping.is_set():
+            if schedule.paused or self.stopping.is_set() or not self._computable(schedule):
                 continue
             if sched.next_run(conn, schedule) > time.time():
                 continue  # a read: no write transaction for schedules that are not due
@@ -142,6 +143,23 @@ class ScheduleServer:
                 flow or slot.schedule, slot.run_id, state or slot.status.capitalize(), failed,
                 slot.note, schedule=slot.schedule,
             ))
+
+    def _computable(self, schedule: sched.Schedule) -> bool:
+        """Whether this host can tell when the schedule is due. In a store several hosts share,
+        one may have added it with a time zone (or cron syntax) this host's libraries lack:
+        said once, and the other schedules go on."""
+        try:
+            schedule.next_after(time.time())
+        except Exception as exc:
+            if schedule.name not in self._uncomputable:
+                self._uncomputable.add(schedule.name)
+                log.error("[labloom] schedule %r cannot run from this host (%s: %s); the other "
+                          "schedules go on. `labloom schedule remove %s`, then add it again "
+                          "with a timezone and cron expression this host knows",
+                          schedule.name, type(exc).__name__, exc, schedule.name)
+            return False
+        self._uncomputable.discard(schedule.name)
+        return True
 
     def _launch(self, conn: Any, claim: sched.Claim) -> None:
         s = claim.schedule

@@ -386,13 +386,19 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
     for s in get_all(conn):
         history = slots(conn, s.name)
         last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
+        zone, problem = s.timezone, None
+        try:  # another host sharing the store may have added it with a zone this one lacks
+            upcoming = None if s.paused else iso(next_run(conn, s), zone)
+        except Exception as exc:
+            upcoming, zone = None, None
+            problem = f"this host cannot compute its times ({type(exc).__name__}: {exc})"
         rows.append({
             "name": s.name, "target": s.target, "when": s.spec, "cron": s.cron,
             "every": s.every, "timezone": s.timezone, "paused": s.paused,
-            "catchup": s.catchup, "allow_overlap": s.overlap,
-            "next_run": None if s.paused else iso(next_run(conn, s), s.timezone),
+            "catchup": s.catchup, "allow_overlap": s.overlap, "next_run": upcoming,
+            "problem": problem,
             "last_run": None if last is None else {
-                "slot": iso(last["slot_time"], s.timezone), "status": last["status"],
+                "slot": iso(last["slot_time"], zone), "status": last["status"],
                 "run_id": last["run_id"],
             },
             "notify": mask_url(s.notify) or None,
