@@ -28,7 +28,7 @@ from types import FrameType
 from typing import IO, Any
 
 from ..store import home as _home
-from ..store.db import get_database
+from ..store.db import get_database, is_transient
 from . import liveness
 from . import stored_schedules as sched
 from .alerts import Notifier, delays_from_env, failure_payload
@@ -63,6 +63,7 @@ class ScheduleServer:
         self.started = time.time()
         self._last_beat = 0.0
         self._orphans_checked = 0.0
+        self._store_away = False
         self._uncomputable: set[str] = set()  # said once each
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
@@ -82,20 +83,57 @@ class ScheduleServer:
     # --- the loop --------------------------------------------------------------------------
 
     def serve(self) -> int:
-        with sched.store() as conn:
-            liveness.beat(conn, self.id, self.started)
-            self._say(f"labloom: scheduler {self.id} serving {get_database().display}")
-            try:
-                while not self.stopping.is_set():
-                    self._step(conn)
-                    self.stopping.wait(self.tick)
-                self._shut_down(conn)
-            finally:
-                liveness.sign_off(conn, self.id)
-                self.notifier.close(timeout=10)
-                shutil.rmtree(self._reports, ignore_errors=True)
+        conn: Any = get_database().connect(named_rows=True)
+        liveness.beat(conn, self.id, self.started)
+        self._say(f"labloom: scheduler {self.id} serving {get_database().display}")
+        try:
+            while not self.stopping.is_set():
+                conn = self._tick(conn)
+                self.stopping.wait(self.tick)
+            self._shut_down(conn)
+        finally:
+            self._quietly(lambda: liveness.sign_off(conn, self.id))
+            self._quietly(lambda: conn.close())
+            self.notifier.close(timeout=10)
+            shutil.rmtree(self._reports, ignore_errors=True)
         self._say("labloom: scheduler stopped")
         return 0
+
+    def _tick(self, conn: Any) -> Any:
+        """One step, through a store that goes away for a while (a PostgreSQL server
+        restarting, a SQLite file busy past every wait, a full disk): said once, the runs
+        already started go on (reaped when it is back), and each tick tries a new connection.
+        Returns the connection to use next (None while the store is away)."""
+        try:
+            if conn is None:
+                conn = get_database().connect(named_rows=True)
+            self._step(conn)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if not self._store_away:
+                self._store_away = True
+                print(f"labloom: the store {get_database().display} cannot be reached now "
+                      f"({type(exc).__name__}); the scheduler waits for it, runs already "
+                      "started go on", file=sys.stderr, flush=True)
+            if conn is not None:
+                self._quietly(conn.close)
+            return None
+        if self._store_away:
+            self._store_away = False
+            self._say("labloom: the store is back; scheduling again")
+        return conn
+
+    def _quietly(self, action: Any) -> bool:
+        """Run a store action on the way out, where a store that is away must not keep the
+        scheduler from stopping its runs."""
+        try:
+            action()
+            return True
+        except Exception as exc:
+            log.warning("[labloom] scheduler %s: %s while stopping", self.id,
+                        type(exc).__name__)
+            return False
 
     def _step(self, conn: Any) -> None:
         now = time.time()
@@ -184,29 +222,29 @@ class ScheduleServer:
             sched.finish_slot(conn, s.name, claim.slot, "crashed", started=started,
                               ended=time.time(), note=f"could not start: {type(exc).__name__}")
             return
-        sched.finish_slot(conn, s.name, claim.slot, "running", started=started)
+        # Tracked first: a store gone meanwhile must not leave the run without its reaper.
+        self.children.append(_Child(claim, proc, report, log_file, started))
         what = "catch-up run" if claim.catchup else "run"
         self._say(f"labloom: schedule {s.name!r}: {what} for {sched.iso(claim.slot, s.timezone)}"
                   f" started (pid {proc.pid}, log {log_path})")
-        self.children.append(_Child(claim, proc, report, log_file, started))
+        sched.finish_slot(conn, s.name, claim.slot, "running", started=started)
 
     def _reap(self, conn: Any) -> None:
         for child in list(self.children):
             code = child.proc.poll()
             if code is None:
                 continue
+            # Recorded before it is let go: a store away now leaves it for the next reap.
+            self._finished(conn, child, code)
             self.children.remove(child)
             child.log_file.close()
-            self._finished(conn, child, code)
+            child.report.unlink(missing_ok=True)
 
     def _finished(self, conn: Any, child: _Child, code: int) -> None:
         s = child.claim.schedule
         data: dict[str, Any] = {}
-        try:
+        with contextlib.suppress(OSError, ValueError):  # no report: the run was never made
             data = json.loads(child.report.read_text(encoding="utf-8"))
-            child.report.unlink()
-        except (OSError, ValueError):
-            pass
         if data:
             status = "completed" if data.get("state") == "Completed" else data["state"].lower()
         elif child.terminated:
@@ -238,21 +276,22 @@ class ScheduleServer:
                       f"{len(self.children)} run(s)")
         deadline = time.monotonic() + self.grace
         while self.children and time.monotonic() < deadline and not self.hurry.is_set():
-            self._reap(conn)
-            liveness.beat(conn, self.id, self.started)
+            self._quietly(lambda: self._reap(conn))
+            self._quietly(lambda: liveness.beat(conn, self.id, self.started))
             self.hurry.wait(min(self.tick, 0.2))
-        self._reap(conn)
+        self._quietly(lambda: self._reap(conn))
         for child in self.children:
             child.terminated = True
             _signal(child.proc, signal.SIGTERM)
         deadline = time.monotonic() + _TERMINATE_WAIT
         while self.children and time.monotonic() < deadline:
-            self._reap(conn)
+            if not self._quietly(lambda: self._reap(conn)):
+                break  # the store is away: the runs are stopped all the same
             time.sleep(0.05)
         for child in self.children:
             _signal(child.proc, signal.SIGKILL)
             child.proc.wait(timeout=5)
-        self._reap(conn)
+        self._quietly(lambda: self._reap(conn))
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
