@@ -308,3 +308,34 @@ def test_a_schedule_this_host_cannot_compute_does_not_stop_the_others(tmp_path: 
     assert "cannot compute its times" in listing.stdout and "Mars/Olympus_Mons" in listing.stdout
     rows = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"]
     assert [r["problem"] is not None for r in rows] == [True, False]
+
+
+def test_slots_recorded_while_the_clock_ran_ahead_do_not_silence_the_schedule(
+    tmp_path: Path,
+) -> None:
+    # A machine booted with its clock a year ahead (a dead RTC battery, a restored VM) until NTP
+    # set it back: the slot its scheduler ran meanwhile is stamped a year from now. Slots are
+    # handled up to the latest recorded one, so the schedule then ran nothing for a year, while
+    # `schedule list` named that far date as the next run.
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}")
+    conn = store_of(tmp_path)
+    assert conn is not None
+    with conn:
+        [anchor] = conn.execute("SELECT anchor FROM schedules").fetchone()
+        ahead = anchor + 365 * 86400  # a slot of the schedule's, as that scheduler claimed it
+        conn.execute("INSERT INTO schedule_slots (schedule, slot_time, status, scheduler, "
+                     "claimed, started, ended, note) VALUES ('job', ?, 'completed', 'gone', ?, "
+                     "?, ?, NULL)", (ahead, ahead, ahead, ahead + 1))
+    listing = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)
+    assert listing["schedules"][0]["next_run"] < time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                                               time.gmtime(ahead - 86400))
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 3, 40,
+                 "runs of the schedule now, not in a year")
+        code, _ = terminate(proc)
+    finally:
+        stop(proc)
+    assert code == 0

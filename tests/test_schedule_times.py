@@ -145,6 +145,6 @@ def test_ticking_on_time_claims_each_slot_once_and_never_as_catch_up(
             assert not claim.catchup, (claim, now)
             sched.finish_slot(conn, "s", claim.slot, "completed")
             claimed.append(claim.slot)
-            assert sched.next_run(conn, s) > claim.slot  # `schedule list`: next is not last
+            assert sched.next_run(conn, s, now) > claim.slot  # `schedule list`: next is not last
     assert len(claimed) == len(set(claimed)) == 10
     assert [row["status"] for row in sched.slots(conn, "s")] == ["completed"] * 10

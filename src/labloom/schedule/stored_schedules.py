@@ -268,17 +268,21 @@ def set_paused(conn: Conn, name: str, paused: bool) -> None:
         )
 
 
-def watermark(conn: Conn, schedule: Schedule) -> float:
-    """Slots at or before this are handled."""
+def watermark(conn: Conn, schedule: Schedule, now: float | None = None) -> float:
+    """Slots at or before this are handled. A slot is claimed once due, so one recorded after
+    ``now`` was claimed by a clock that ran ahead and has been set back since: it counts once
+    it is due again, not before (it would silence the schedule until then)."""
+    now = time.time() if now is None else now
     row = conn.execute(
-        "SELECT MAX(slot_time) FROM schedule_slots WHERE schedule = ?", (schedule.name,)
+        "SELECT MAX(slot_time) FROM schedule_slots WHERE schedule = ? AND slot_time <= ?",
+        (schedule.name, now),
     ).fetchone()
     last = row[0] if row and row[0] is not None else float("-inf")
     return float(max(last, schedule.not_before))
 
 
-def next_run(conn: Conn, schedule: Schedule) -> float:
-    return schedule.next_after(watermark(conn, schedule))
+def next_run(conn: Conn, schedule: Schedule, now: float | None = None) -> float:
+    return schedule.next_after(watermark(conn, schedule, now))
 
 
 @dataclass(frozen=True)
@@ -306,7 +310,7 @@ def claim_due(
         ).fetchone()
         if row is None or row[0]:
             return None
-        first = schedule.next_after(watermark(conn, schedule))
+        first = schedule.next_after(watermark(conn, schedule, now))
         if first > now:
             return None
         latest = schedule.latest_at(now)
