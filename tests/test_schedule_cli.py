@@ -151,3 +151,17 @@ def test_a_six_field_cron_is_refused_not_read_as_seconds(tmp_path: Path) -> None
     assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []
     out = labloom(tmp_path, "schedule", "add", "flows.py", "--cron", "@daily", "-p", "day=x")
     assert out.returncode == 0, out.stderr  # croniter's named shorthands stay accepted
+
+
+def test_a_cron_without_timezone_follows_the_tz_variable(tmp_path: Path) -> None:
+    # Containers and servers set the local zone with TZ (the Debian/Docker way); `date` and
+    # cron follow it. The schedule's "local" zone came from /etc/localtime alone, so with
+    # TZ=America/New_York on a UTC image a 2 a.m. job ran at 9 p.m. New York time.
+    write(tmp_path / "flows.py", FLOW)
+    for tz, name in ((":America/New_York", "colon"), ("America/New_York", "plain")):
+        out = labloom(tmp_path, "schedule", "add", "flows.py", "--cron", "0 2 * * *",
+                      "--name", name, "-p", "day=x", TZ=tz)
+        assert out.returncode == 0, out.stderr
+        assert "(America/New_York)" in out.stdout and "T02:00:00-05:00" in out.stdout, out.stdout
+    rows = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"]
+    assert {r["timezone"] for r in rows} == {"America/New_York"}

@@ -96,15 +96,15 @@ def check_timezone(name: str) -> str:
 
 
 def local_timezone() -> str:
-    """The system's IANA timezone name where it can be found, else UTC."""
-    try:
-        import os
-
-        link = os.path.realpath("/etc/localtime")
-        if "zoneinfo/" in link:
-            return check_timezone(link.split("zoneinfo/", 1)[1])
-    except (OSError, ScheduleError):
-        pass
+    """The local IANA timezone name where it can be found, else UTC: the TZ variable first,
+    as ``date`` and cron read it (a container's zone is often set there alone)."""
+    for where in (os.environ.get("TZ", "").removeprefix(":"), "/etc/localtime"):
+        try:
+            named = os.path.realpath(where) if where.startswith("/") else where
+            if named:
+                return check_timezone(named.split("zoneinfo/", 1)[-1])
+        except (OSError, ScheduleError):
+            pass
     return "UTC"
 
 
