@@ -6,13 +6,15 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_helpers import Hook, labloom, slot_rows, start_labloom, stop, wait_for, write
+from cli_helpers import Hook, cli_env, labloom, slot_rows, start_labloom, stop, wait_for, write
 from labloom.schedule import alerts as _notify
 
 FLOWS = """
@@ -234,3 +236,36 @@ def test_a_scheduled_target_that_no_longer_imports_alerts_with_where_to_read_why
     assert "labloom_gone_package" in log.read_text()
     assert str(log) in body["text"]  # where the reason is, on the scheduler's host
     assert str(log) in stdout
+
+
+def test_a_run_the_scheduler_cannot_start_alerts(tmp_path: Path, hook_factory: Any) -> None:
+    # The virtualenv `labloom serve` runs from was removed or rebuilt under it (an upgrade):
+    # every run process fails to start. Before, each slot was recorded "crashed" with no
+    # alert and no line in serve's output: the nightly job stopped without a word.
+    hook = hook_factory()
+    write(tmp_path / "flows.py", FLOWS)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
+                    "nightly-etl", "-p", "secret_rows=[1]", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    python = venv / "python3"
+    python.symlink_to(os.path.realpath(sys.executable))
+    proc = subprocess.Popen([str(python), "-m", "labloom", "serve", "--tick", "0.1"],
+                            cwd=tmp_path, env=cli_env(tmp_path, **FAST), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: any(r["status"] == "completed" or r["status"] == "failed"
+                             for r in slot_rows(tmp_path)), 40, "a first run")
+        python.unlink()  # the interpreter's path is gone; the running server lives on
+        wait_for(lambda: any(r["status"] == "crashed" for r in slot_rows(tmp_path)), 40,
+                 "a run that could not start")
+        wait_for(lambda: any(b["run_id"] is None for b in hook.bodies), 20, "its alert")
+        proc.terminate()
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        stop(proc)
+    body = next(b for b in hook.bodies if b["run_id"] is None)
+    assert body["schedule"] == "nightly-etl" and "could not start" in body["text"]
+    assert "FileNotFoundError" in body["text"]
+    assert "could not start" in stdout + stderr

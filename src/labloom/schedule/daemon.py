@@ -217,10 +217,17 @@ class ScheduleServer:
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        except OSError as exc:
+        except OSError as exc:  # its interpreter gone (a venv rebuilt under serve), no memory
             log_file.close()
+            note = f"could not start: {type(exc).__name__}"
             sched.finish_slot(conn, s.name, claim.slot, "crashed", started=started,
-                              ended=time.time(), note=f"could not start: {type(exc).__name__}")
+                              ended=time.time(), note=note)
+            why = (f"the run process {note} ({exc.strerror or 'no reason given'}) from "
+                   f"{argv[0]}; restart `labloom serve` where that works")
+            self._say(f"labloom: schedule {s.name!r}: {why}")
+            if s.notify:
+                self.notifier.send(s.notify, failure_payload(
+                    s.target, None, "crashed", [], why, schedule=s.name))
             return
         # Tracked first: a store gone meanwhile must not leave the run without its reaper.
         self.children.append(_Child(claim, proc, report, log_file, started))
