@@ -339,3 +339,33 @@ def test_slots_recorded_while_the_clock_ran_ahead_do_not_silence_the_schedule(
     finally:
         stop(proc)
     assert code == 0
+
+
+def test_a_scheduled_run_gets_a_text_parameter_as_typed(tmp_path: Path) -> None:
+    # `labloom run -p version=1.10` gives a `str` parameter "1.10" (the text as typed), but the
+    # schedule stored the JSON reading 1.1, so every scheduled run got "1.1": another model
+    # version than the one the user ran by hand and then scheduled.
+    write(tmp_path / "flows.py", """
+        from labloom import flow
+
+        @flow
+        def release(version: str, out: str, tries: int = 1):
+            with open(out, "a") as f:
+                f.write(repr((version, tries)) + "\\n")
+    """)
+    out = tmp_path / "out.txt"
+    by_hand = labloom(tmp_path, "run", "flows.py:release", "-p", "version=1.10",
+                      "-p", f"out={out}", "-p", "tries=2")
+    assert by_hand.returncode == 0, by_hand.stderr
+    add(tmp_path, "flows.py:release", "--every", "1s", "-p", "version=1.10", "-p", f"out={out}",
+        "-p", "tries=2")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 1, 40, "a scheduled run")
+        code, _ = terminate(proc)
+    finally:
+        stop(proc)
+    assert code == 0
+    lines = out.read_text().splitlines()
+    assert len(set(lines)) == 1, lines  # the scheduled runs got what the run by hand got
+    assert lines[0] == repr(("1.10", 2))

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import PurePath
 from typing import Any
 
 from .options import seconds
@@ -100,8 +101,12 @@ def add_command(args: argparse.Namespace) -> int:
             "credentials file) instead of --param"
         )
     # Store what the user gave (as JSON read it), not the defaults: a later default change
-    # applies, and each run checks the values against the flow's annotations again.
+    # applies, and each run checks the values against the flow's annotations again. Text the
+    # flow takes as typed stays that text: `-p version=1.10` for a str is "1.10", not 1.1.
     given = parse_params(args.param)
+    for key, value in given.items():
+        if isinstance(params.get(key), (str, PurePath)) and not isinstance(value, str):
+            given[key] = str(params[key])
     if target.flow is None:
         target = type(target)(target.path, flow.name)
     now = time.time()
