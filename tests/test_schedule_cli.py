@@ -165,3 +165,21 @@ def test_a_cron_without_timezone_follows_the_tz_variable(tmp_path: Path) -> None
         assert "(America/New_York)" in out.stdout and "T02:00:00-05:00" in out.stdout, out.stdout
     rows = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"]
     assert {r["timezone"] for r in rows} == {"America/New_York"}
+
+
+def test_a_flow_taking_keyword_arguments_can_be_scheduled(tmp_path: Path) -> None:
+    # `labloom run` takes extra --param items for a flow with **options; schedule add
+    # stopped with a KeyError traceback looking each given name up among the named ones.
+    write(tmp_path / "kw.py", """
+        from labloom import flow
+
+        @flow
+        def tuned(model: str, **options):
+            return options
+    """)
+    assert labloom(tmp_path, "run", "kw.py:tuned", "-p", "model=m", "-p", "depth=3",
+                   "-p", "tag=1.10").returncode == 0
+    out = labloom(tmp_path, "schedule", "add", "kw.py:tuned", "--every", "1h", "-p", "model=m",
+                  "-p", "depth=3", "-p", "tag=1.10")
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr

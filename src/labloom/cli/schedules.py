@@ -92,7 +92,8 @@ def add_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise cli_error(str(exc)) from None
     executor_choice(args)
-    target, flow, params = prepare(args.target, args.param)
+    target, flow, bound = prepare(args.target, args.param)
+    params = _by_name(flow, bound)
     secret = [key for key in _given_names(args.param) if is_secret_value(params[key])]
     if secret:
         raise cli_error(
@@ -129,6 +130,17 @@ def add_command(args: argparse.Namespace) -> int:
         if not liveness.health(conn)["running"]:
             print("no scheduler is running: start one with `labloom serve`")
     return 0
+
+
+def _by_name(flow: Any, bound: dict[str, Any]) -> dict[str, Any]:
+    """The flow's checked parameters by the names given: those its ``**kwargs`` took too."""
+    import inspect
+
+    named = dict(bound)
+    for p in flow.signature.parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(named.pop(p.name, {}))
+    return named
 
 
 def _given_names(items: list[str]) -> list[str]:
