@@ -269,3 +269,41 @@ def test_a_run_the_scheduler_cannot_start_alerts(tmp_path: Path, hook_factory: A
     assert body["schedule"] == "nightly-etl" and "could not start" in body["text"]
     assert "FileNotFoundError" in body["text"]
     assert "could not start" in stdout + stderr
+
+
+def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
+    tmp_path: Path, hook_factory: Any
+) -> None:
+    # A scheduler frozen (SIGSTOP here; a host paused or cut off) past the heartbeat's
+    # staleness: another one settles its failed run and alerts. When the frozen one wakes and
+    # reaps that run, the slot is no longer its to finish: no second alert.
+    hook = hook_factory()
+    write(tmp_path / "flows.py", SLOW_FAIL)
+    out = tmp_path / "pid.txt"
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
+                    "nightly-etl", "-p", f"out={out}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    frozen = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    other = None
+    try:
+        wait_for(lambda: any(r["status"] == "running" and r["run_id"]
+                             for r in slot_rows(tmp_path)), 30, "a running slot with its run")
+        assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
+        frozen.send_signal(signal.SIGSTOP)
+        other = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+        wait_for(lambda: any(r["status"] == "failed" for r in slot_rows(tmp_path)), 90,
+                 "the other scheduler to settle the frozen one's failed run")
+        wait_for(lambda: hook.bodies, 20, "its alert")
+        frozen.send_signal(signal.SIGCONT)
+        frozen.terminate()  # it reaps the run on its way out, and sends what it would send
+        frozen.communicate(timeout=30)
+        other.terminate()
+        other.communicate(timeout=30)
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+        stop(frozen)
+        if other is not None:
+            stop(other)
+    assert frozen.returncode == 0 and other.returncode == 0
+    assert hook.connections_so_far() == 1, hook.bodies
+    assert [r["status"] for r in slot_rows(tmp_path)] == ["failed"]

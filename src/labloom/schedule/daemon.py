@@ -261,10 +261,11 @@ class ScheduleServer:
         else:
             status = "crashed"
         note = data.get("error") or (f"exit status {code}" if status != "completed" else None)
-        sched.finish_slot(conn, s.name, child.claim.slot, status, ended=time.time(),
-                          run_id=data.get("run_id"), exit_code=code, note=note)
-        self._say(f"labloom: schedule {s.name!r}: run {data.get('run_id') or '-'} {status}")
-        if status != "completed" and s.notify:
+        mine = sched.finish_slot(conn, s.name, child.claim.slot, status, ended=time.time(),
+                                 run_id=data.get("run_id"), exit_code=code, note=note)
+        self._say(f"labloom: schedule {s.name!r}: run {data.get('run_id') or '-'} {status}"
+                  + ("" if mine else " (recorded meanwhile by another scheduler)"))
+        if mine and status != "completed" and s.notify:
             failed = [tuple(item) for item in data.get("failed_tasks", [])]
             error = data.get("error") or {
                 "refused": f"the run process refused its target {s.target} or its parameters "

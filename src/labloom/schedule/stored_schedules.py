@@ -361,16 +361,18 @@ def _record(
 
 def finish_slot(
     conn: Conn, name: str, slot: float, status: str, **fields: Any
-) -> None:
-    """Update a claimed slot; fields given as None keep their value (a catch-up note stays)."""
+) -> bool:
+    """Update a claimed slot still running; fields given as None keep their value (a catch-up
+    note stays). False when another scheduler settled it meanwhile (this one was frozen past
+    its heartbeat): that one has recorded it, and alerted."""
     allowed = {"started", "ended", "run_id", "exit_code", "note"}
     given = {key: value for key, value in fields.items() if key in allowed and value is not None}
     sets = ["status = ?"] + [f"{key} = ?" for key in given]
     values = [status, *given.values()]
-    conn.execute(
-        f"UPDATE schedule_slots SET {', '.join(sets)} WHERE schedule = ? AND slot_time = ?",
-        (*values, name, slot),
-    )
+    return bool(conn.execute(
+        f"UPDATE schedule_slots SET {', '.join(sets)} WHERE schedule = ? AND slot_time = ?"
+        " AND status = 'running'", (*values, name, slot),
+    ).rowcount)
 
 
 def slots(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
