@@ -6,8 +6,10 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,3 +309,34 @@ def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
     assert frozen.returncode == 0 and other.returncode == 0
     assert hook.connections_so_far() == 1, hook.bodies
     assert [r["status"] for r in slot_rows(tmp_path)] == ["failed"]
+
+
+def test_alerts_a_hanging_webhook_kept_back_are_counted_when_serve_stops(tmp_path: Path) -> None:
+    # A webhook that accepts and never answers: serve keeps scheduling (each post times out on
+    # the alert thread) and stops in bounded time. Before, the alerts still queued then were
+    # dropped without a word: the log said one alert was given up, not that the rest were.
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    accepting = threading.Thread(target=lambda: [held.append(listener.accept()[0])
+                                                 for _ in range(100)], daemon=True)
+    accepting.start()
+    write(tmp_path / "flows.py", FLOWS)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hooks/T0/secret-token"
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s",
+                    "-p", "secret_rows=[1]", "--notify", url)
+    assert added.returncode == 0, added.stderr
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    try:
+        wait_for(lambda: held and sum(r["status"] == "failed"
+                                      for r in slot_rows(tmp_path)) >= 3, 60,
+                 "three failed runs while the webhook hangs")
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert proc.returncode == 0
+    assert "alert(s) not sent" in stderr, stderr
+    assert "secret-token" not in stderr
