@@ -183,3 +183,15 @@ def test_a_flow_taking_keyword_arguments_can_be_scheduled(tmp_path: Path) -> Non
                   "-p", "depth=3", "-p", "tag=1.10")
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_timezone_with_every_is_refused_naming_cron(tmp_path: Path) -> None:
+    # `--every 1d --timezone Europe/Berlin` was taken and the zone ignored: an interval counts
+    # exact time, so the "daily at 17:00 Berlin" run moved to 18:00 at the spring change.
+    write(tmp_path / "flows.py", FLOW)
+    out = labloom(tmp_path, "schedule", "add", "flows.py", "--every", "1d", "--timezone",
+                  "Europe/Berlin", "-p", "day=x")
+    assert out.returncode == 2, out.stdout
+    assert "Traceback" not in out.stderr
+    assert "--timezone" in out.stderr and "--cron" in out.stderr
+    assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []

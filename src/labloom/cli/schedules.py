@@ -81,6 +81,12 @@ def add_command(args: argparse.Namespace) -> int:
     from ..schedule.alerts import check_url, mask_url
 
     schedule_error, cli_error = _errors()
+    if args.every and args.timezone:
+        raise cli_error(
+            "--timezone applies to --cron: --every counts exact time, so a daily run moves by "
+            "an hour when the clocks change; for a wall-clock time write --cron '0 2 * * *' "
+            f"--timezone {args.timezone}"
+        )
     try:
         every = sched.parse_duration(args.every) if args.every else None
         cron = sched.check_cron(args.cron) if args.cron else None
