@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_helpers import Hook, labloom, start_labloom, stop, wait_for, write
+from cli_helpers import Hook, cli_env, labloom, slot_rows, start_labloom, stop, wait_for, write
 from labloom.schedule import alerts as _notify
 
 FLOWS = """
@@ -140,3 +147,196 @@ def test_payload_and_mask() -> None:
     assert masked == "https://hooks.slack.com/***"
     with pytest.raises(ValueError, match="webhook URL"):
         _notify.check_url("ftp://example.com/x")
+
+
+SLOW_FAIL = """
+    import os, time
+    from labloom import flow, task
+
+    @task
+    def check(out):
+        with open(out, "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(4)  # long enough for its scheduler to be killed meanwhile
+        raise ValueError("row PATIENT-4711 is malformed")
+
+    @flow
+    def etl(out: str):
+        check(out)
+"""
+
+
+def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
+    tmp_path: Path, hook_factory: Any
+) -> None:
+    # serve killed (OOM killer, a reboot of the service) while its run goes on: the run fails
+    # later and the next serve records the slot as failed. It must alert, as a run it started
+    # itself would: before, the slot turned failed silently.
+    hook = hook_factory()
+    write(tmp_path / "flows.py", SLOW_FAIL)
+    out = tmp_path / "pid.txt"
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
+                    "nightly-etl", "-p", f"out={out}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    first = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    second = None
+    try:
+        wait_for(lambda: any(r["status"] == "running" and r["run_id"]
+                             for r in slot_rows(tmp_path)), 30, "a running slot with its run")
+        wait_for(lambda: out.exists() and out.read_text(), 30, "the run's task")
+        assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
+        [orphan] = [r for r in slot_rows(tmp_path) if r["status"] == "running"]
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        second = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+        wait_for(lambda: [r for r in slot_rows(tmp_path) if r["slot_time"] == orphan["slot_time"]
+                          and r["status"] == "failed"], 40, "the orphaned run's slot to fail")
+        wait_for(lambda: hook.bodies, 20, "the failure alert")
+        second.terminate()
+        stdout, stderr = second.communicate(timeout=20)
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+        if out.exists() and out.read_text():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(out.read_text()), signal.SIGKILL)
+    assert second.returncode == 0, stderr
+    assert hook.connections_so_far() == 1  # once: not again by the next tick or server
+    [body] = hook.bodies
+    assert body["run_id"] == orphan["run_id"] and body["schedule"] == "nightly-etl"
+    assert body["flow"] == "etl" and body["state"] == "Failed"
+    assert body["failed_tasks"] == ["check"]
+    assert SECRET_VALUE not in json.dumps(body)
+    assert "secret-token" not in stdout + stderr
+
+
+def test_a_scheduled_target_that_no_longer_imports_alerts_with_where_to_read_why(
+    tmp_path: Path, hook_factory: Any
+) -> None:
+    # The module was fine when scheduled; then someone removed a package it imports. The run
+    # process refuses it (exit 2) before any run exists, so the alert has no run id to point
+    # at: it must say which target and where the scheduler kept the process's output.
+    hook = hook_factory()
+    write(tmp_path / "flows.py", FLOWS)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
+                    "nightly-etl", "-p", "secret_rows=[1]", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    module = tmp_path / "flows.py"
+    module.write_text("import labloom_gone_package\n" + module.read_text(), encoding="utf-8")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    try:
+        wait_for(lambda: hook.bodies, 40, "the refusal's alert")
+        proc.terminate()
+        stdout, _ = proc.communicate(timeout=20)
+    finally:
+        stop(proc)
+    body = hook.bodies[0]
+    assert body["schedule"] == "nightly-etl" and body["run_id"] is None
+    assert "flows.py:etl" in body["text"]
+    log = sorted((tmp_path / "schedule-logs").glob("nightly-etl-*.log"))[0]
+    assert "labloom_gone_package" in log.read_text()
+    assert str(log) in body["text"]  # where the reason is, on the scheduler's host
+    assert str(log) in stdout
+
+
+def test_a_run_the_scheduler_cannot_start_alerts(tmp_path: Path, hook_factory: Any) -> None:
+    # The virtualenv `labloom serve` runs from was removed or rebuilt under it (an upgrade):
+    # every run process fails to start. Before, each slot was recorded "crashed" with no
+    # alert and no line in serve's output: the nightly job stopped without a word.
+    hook = hook_factory()
+    write(tmp_path / "flows.py", FLOWS)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
+                    "nightly-etl", "-p", "secret_rows=[1]", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    python = venv / "python3"
+    python.symlink_to(os.path.realpath(sys.executable))
+    proc = subprocess.Popen([str(python), "-m", "labloom", "serve", "--tick", "0.1"],
+                            cwd=tmp_path, env=cli_env(tmp_path, **FAST), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: any(r["status"] == "completed" or r["status"] == "failed"
+                             for r in slot_rows(tmp_path)), 40, "a first run")
+        python.unlink()  # the interpreter's path is gone; the running server lives on
+        wait_for(lambda: any(r["status"] == "crashed" for r in slot_rows(tmp_path)), 40,
+                 "a run that could not start")
+        wait_for(lambda: any(b["run_id"] is None for b in hook.bodies), 20, "its alert")
+        proc.terminate()
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        stop(proc)
+    body = next(b for b in hook.bodies if b["run_id"] is None)
+    assert body["schedule"] == "nightly-etl" and "could not start" in body["text"]
+    assert "FileNotFoundError" in body["text"]
+    assert "could not start" in stdout + stderr
+
+
+def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
+    tmp_path: Path, hook_factory: Any
+) -> None:
+    # A scheduler frozen (SIGSTOP here; a host paused or cut off) past the heartbeat's
+    # staleness: another one settles its failed run and alerts. When the frozen one wakes and
+    # reaps that run, the slot is no longer its to finish: no second alert.
+    hook = hook_factory()
+    write(tmp_path / "flows.py", SLOW_FAIL)
+    out = tmp_path / "pid.txt"
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
+                    "nightly-etl", "-p", f"out={out}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    frozen = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    other = None
+    try:
+        wait_for(lambda: any(r["status"] == "running" and r["run_id"]
+                             for r in slot_rows(tmp_path)), 30, "a running slot with its run")
+        assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
+        frozen.send_signal(signal.SIGSTOP)
+        other = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+        wait_for(lambda: any(r["status"] == "failed" for r in slot_rows(tmp_path)), 90,
+                 "the other scheduler to settle the frozen one's failed run")
+        wait_for(lambda: hook.bodies, 20, "its alert")
+        frozen.send_signal(signal.SIGCONT)
+        frozen.terminate()  # it reaps the run on its way out, and sends what it would send
+        frozen.communicate(timeout=30)
+        other.terminate()
+        other.communicate(timeout=30)
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+        stop(frozen)
+        if other is not None:
+            stop(other)
+    assert frozen.returncode == 0 and other.returncode == 0
+    assert hook.connections_so_far() == 1, hook.bodies
+    assert [r["status"] for r in slot_rows(tmp_path)] == ["failed"]
+
+
+def test_alerts_a_hanging_webhook_kept_back_are_counted_when_serve_stops(tmp_path: Path) -> None:
+    # A webhook that accepts and never answers: serve keeps scheduling (each post times out on
+    # the alert thread) and stops in bounded time. Before, the alerts still queued then were
+    # dropped without a word: the log said one alert was given up, not that the rest were.
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    accepting = threading.Thread(target=lambda: [held.append(listener.accept()[0])
+                                                 for _ in range(100)], daemon=True)
+    accepting.start()
+    write(tmp_path / "flows.py", FLOWS)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hooks/T0/secret-token"
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s",
+                    "-p", "secret_rows=[1]", "--notify", url)
+    assert added.returncode == 0, added.stderr
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    try:
+        wait_for(lambda: held and sum(r["status"] == "failed"
+                                      for r in slot_rows(tmp_path)) >= 3, 60,
+                 "three failed runs while the webhook hangs")
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert proc.returncode == 0
+    assert "alert(s) not sent" in stderr, stderr
+    assert "secret-token" not in stderr

@@ -135,3 +135,63 @@ def test_a_notebook_can_be_scheduled(tmp_path: Path) -> None:
     out = labloom(tmp_path, "schedule", "add", "nb.ipynb", "--every", "1d", "-p", "m=2",
                   "--name", "other")
     assert out.returncode == 2 and "unknown parameter(s) m" in out.stderr
+
+
+def test_a_six_field_cron_is_refused_not_read_as_seconds(tmp_path: Path) -> None:
+    # Quartz and Spring put seconds first: "0 0 2 * * *" means 2 a.m. there. croniter reads a
+    # sixth field as seconds at the end, so this was stored as "every second of 00:00 on the
+    # 2nd of each month": never at 2 a.m., and a burst of slots once a month.
+    write(tmp_path / "flows.py", FLOW)
+    for expr in ("0 0 2 * * *", "0 2 * * * 0"):
+        out = labloom(tmp_path, "schedule", "add", "flows.py", "--cron", expr, "-p", "day=x")
+        assert out.returncode == 2, out.stdout
+        assert "Traceback" not in out.stderr
+        assert f"bad cron expression {expr!r}" in out.stderr and "five fields" in out.stderr
+        assert "seconds" in out.stderr
+    assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []
+    out = labloom(tmp_path, "schedule", "add", "flows.py", "--cron", "@daily", "-p", "day=x")
+    assert out.returncode == 0, out.stderr  # croniter's named shorthands stay accepted
+
+
+def test_a_cron_without_timezone_follows_the_tz_variable(tmp_path: Path) -> None:
+    # Containers and servers set the local zone with TZ (the Debian/Docker way); `date` and
+    # cron follow it. The schedule's "local" zone came from /etc/localtime alone, so with
+    # TZ=America/New_York on a UTC image a 2 a.m. job ran at 9 p.m. New York time.
+    write(tmp_path / "flows.py", FLOW)
+    for tz, name in ((":America/New_York", "colon"), ("America/New_York", "plain")):
+        out = labloom(tmp_path, "schedule", "add", "flows.py", "--cron", "0 2 * * *",
+                      "--name", name, "-p", "day=x", TZ=tz)
+        assert out.returncode == 0, out.stderr
+        assert "(America/New_York)" in out.stdout and "T02:00:00-05:00" in out.stdout, out.stdout
+    rows = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"]
+    assert {r["timezone"] for r in rows} == {"America/New_York"}
+
+
+def test_a_flow_taking_keyword_arguments_can_be_scheduled(tmp_path: Path) -> None:
+    # `labloom run` takes extra --param items for a flow with **options; schedule add
+    # stopped with a KeyError traceback looking each given name up among the named ones.
+    write(tmp_path / "kw.py", """
+        from labloom import flow
+
+        @flow
+        def tuned(model: str, **options):
+            return options
+    """)
+    assert labloom(tmp_path, "run", "kw.py:tuned", "-p", "model=m", "-p", "depth=3",
+                   "-p", "tag=1.10").returncode == 0
+    out = labloom(tmp_path, "schedule", "add", "kw.py:tuned", "--every", "1h", "-p", "model=m",
+                  "-p", "depth=3", "-p", "tag=1.10")
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_timezone_with_every_is_refused_naming_cron(tmp_path: Path) -> None:
+    # `--every 1d --timezone Europe/Berlin` was taken and the zone ignored: an interval counts
+    # exact time, so the "daily at 17:00 Berlin" run moved to 18:00 at the spring change.
+    write(tmp_path / "flows.py", FLOW)
+    out = labloom(tmp_path, "schedule", "add", "flows.py", "--every", "1d", "--timezone",
+                  "Europe/Berlin", "-p", "day=x")
+    assert out.returncode == 2, out.stdout
+    assert "Traceback" not in out.stderr
+    assert "--timezone" in out.stderr and "--cron" in out.stderr
+    assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []

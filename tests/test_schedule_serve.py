@@ -273,3 +273,99 @@ def test_a_clean_stop_after_an_unclean_one_is_what_list_reports(tmp_path: Path) 
     listing = labloom(tmp_path, "schedule", "list")
     assert "scheduler: not running; start it with `labloom serve`" in listing.stdout, listing.stdout
     assert "uncleanly" not in listing.stdout
+
+
+def test_a_schedule_this_host_cannot_compute_does_not_stop_the_others(tmp_path: Path) -> None:
+    # A team's store is shared by hosts: a schedule added on one whose time zone database knows
+    # a zone this host's does not (or by a newer labloom) must not take this host's scheduler
+    # down, nor the schedules that work; it is named once, with what to do.
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--cron", "0 2 * * *", "--timezone", "Europe/Berlin",
+        "--name", "a-elsewhere", "-p", f"out={out}")
+    add(tmp_path, "flows.py:job", "--every", "1s", "--name", "b-here", "-p", f"out={out}")
+    conn = store_of(tmp_path)
+    assert conn is not None
+    with conn:
+        conn.execute("UPDATE schedules SET timezone = 'Mars/Olympus_Mons' "
+                     "WHERE name = 'a-elsewhere'")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 2 or proc.poll() is not None,
+                 40, "two runs of the schedule that works")
+        assert proc.poll() is None, proc.communicate(timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+    said = stdout + stderr
+    assert "Traceback" not in said
+    assert said.count("Mars/Olympus_Mons") == 1, said  # once, not at every tick
+    assert "'a-elsewhere'" in said and "labloom schedule remove a-elsewhere" in said
+    listing = labloom(tmp_path, "schedule", "list")  # was a traceback: the list names it
+    assert listing.returncode == 0, listing.stderr
+    assert "cannot compute its times" in listing.stdout and "Mars/Olympus_Mons" in listing.stdout
+    rows = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"]
+    assert [r["problem"] is not None for r in rows] == [True, False]
+
+
+def test_slots_recorded_while_the_clock_ran_ahead_do_not_silence_the_schedule(
+    tmp_path: Path,
+) -> None:
+    # A machine booted with its clock a year ahead (a dead RTC battery, a restored VM) until NTP
+    # set it back: the slot its scheduler ran meanwhile is stamped a year from now. Slots are
+    # handled up to the latest recorded one, so the schedule then ran nothing for a year, while
+    # `schedule list` named that far date as the next run.
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}")
+    conn = store_of(tmp_path)
+    assert conn is not None
+    with conn:
+        [anchor] = conn.execute("SELECT anchor FROM schedules").fetchone()
+        ahead = anchor + 365 * 86400  # a slot of the schedule's, as that scheduler claimed it
+        conn.execute("INSERT INTO schedule_slots (schedule, slot_time, status, scheduler, "
+                     "claimed, started, ended, note) VALUES ('job', ?, 'completed', 'gone', ?, "
+                     "?, ?, NULL)", (ahead, ahead, ahead, ahead + 1))
+    listing = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)
+    assert listing["schedules"][0]["next_run"] < time.strftime("%Y-%m-%dT%H:%M:%S+00:00",
+                                                               time.gmtime(ahead - 86400))
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 3, 40,
+                 "runs of the schedule now, not in a year")
+        code, _ = terminate(proc)
+    finally:
+        stop(proc)
+    assert code == 0
+
+
+def test_a_scheduled_run_gets_a_text_parameter_as_typed(tmp_path: Path) -> None:
+    # `labloom run -p version=1.10` gives a `str` parameter "1.10" (the text as typed), but the
+    # schedule stored the JSON reading 1.1, so every scheduled run got "1.1": another model
+    # version than the one the user ran by hand and then scheduled.
+    write(tmp_path / "flows.py", """
+        from labloom import flow
+
+        @flow
+        def release(version: str, out: str, tries: int = 1):
+            with open(out, "a") as f:
+                f.write(repr((version, tries)) + "\\n")
+    """)
+    out = tmp_path / "out.txt"
+    by_hand = labloom(tmp_path, "run", "flows.py:release", "-p", "version=1.10",
+                      "-p", f"out={out}", "-p", "tries=2")
+    assert by_hand.returncode == 0, by_hand.stderr
+    add(tmp_path, "flows.py:release", "--every", "1s", "-p", "version=1.10", "-p", f"out={out}",
+        "-p", "tries=2")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 1, 40, "a scheduled run")
+        code, _ = terminate(proc)
+    finally:
+        stop(proc)
+    assert code == 0
+    lines = out.read_text().splitlines()
+    assert len(set(lines)) == 1, lines  # the scheduled runs got what the run by hand got
+    assert lines[0] == repr(("1.10", 2))

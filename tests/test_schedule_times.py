@@ -23,6 +23,9 @@ CRONS = [
     "* * * * *", "*/5 * * * *", "0 * * * *", "30 2 * * *", "0 2 * * *", "15,45 9-17 * * 1-5",
     "0 0 1 * *", "0 0 29 2 *", "@hourly", "@daily", "@weekly", "@monthly", "*/10 * * * * *",
 ]
+# Refused at `schedule add` since session 40 (seconds last, where Quartz puts them first), but
+# schedules stored before still run: their slots stay exact.
+STORED_ONLY = {"*/10 * * * * *"}
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
 
 
@@ -75,7 +78,7 @@ def test_interval_slots_are_exact_for_random_anchors(every: str) -> None:
 @pytest.mark.parametrize("cron", CRONS)
 def test_cron_slots_are_exact_for_random_times(cron: str, zone: str) -> None:
     rng = random.Random(f"{RNG_SEED}-{cron}-{zone}")
-    s = schedule(cron=sched.check_cron(cron), timezone=zone)
+    s = schedule(cron=cron if cron in STORED_ONLY else sched.check_cron(cron), timezone=zone)
     for when in anchors(rng, 40):
         check_exact(s, when)
         check_exact(s, s.next_after(when))
@@ -142,6 +145,6 @@ def test_ticking_on_time_claims_each_slot_once_and_never_as_catch_up(
             assert not claim.catchup, (claim, now)
             sched.finish_slot(conn, "s", claim.slot, "completed")
             claimed.append(claim.slot)
-            assert sched.next_run(conn, s) > claim.slot  # `schedule list`: next is not last
+            assert sched.next_run(conn, s, now) > claim.slot  # `schedule list`: next is not last
     assert len(claimed) == len(set(claimed)) == 10
     assert [row["status"] for row in sched.slots(conn, "s")] == ["completed"] * 10

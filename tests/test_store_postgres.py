@@ -128,3 +128,54 @@ def test_one_transaction_stages_new_task_runs_and_their_updates(pg_url: str) -> 
             (f"r.{i}", "Completed", "", 1, 1.0, 2.0, "", "w") for i in range(60)])
         assert new != changed
         assert conn.execute(f"SELECT count(*) FROM {changed}").fetchone()[0] == 60
+
+
+def test_labloom_serve_waits_out_a_server_restart(
+    pg_url: str, postgres_server: Any, tmp_path: Path
+) -> None:
+    # A team's scheduler runs for weeks; the PostgreSQL server restarts (an upgrade, a
+    # failover). Before, the scheduler's next heartbeat raised and `labloom serve` exited with
+    # a traceback: no schedule ran again until someone restarted it by hand.
+    import signal
+    import subprocess
+
+    from cli_helpers import cli_env, labloom, slot_rows, stop, wait_for, write
+
+    write(tmp_path / "flows.py", "from labloom import flow\n\n@flow\ndef tick():\n    return 1\n")
+    assert labloom(tmp_path, "schedule", "add", "flows.py:tick", "--every", "1s").returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labloom", "serve", "--tick", "0.1"], cwd=tmp_path, text=True,
+        env=cli_env(tmp_path, LABLOOM_DB_CONNECT_TIMEOUT="1"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: [said.append(line) for line in proc.stdout or ()],
+                              daemon=True)
+    reader.start()
+
+    def completed() -> int:
+        return sum(r["status"] == "completed" for r in slot_rows(tmp_path))
+
+    try:
+        wait_for(completed, 60, "a first scheduled run")
+        postgres_server.stop("fast")  # every connection dies
+        try:
+            wait_for(lambda: proc.poll() is not None
+                     or any("waits for it" in line for line in said), 60,
+                     "the scheduler to notice that the store is away")
+        finally:
+            postgres_server.start()
+        assert proc.poll() is None, "".join(said)
+        before = completed()
+        wait_for(lambda: completed() >= before + 2, 60, "scheduled runs after the restart")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        stop(proc)
+        reader.join(10)
+    text = "".join(said)
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text
+    assert sum("waits for it" in line for line in said) == 1, text  # said once, not per tick
+    assert "the store is back" in text
+    assert "hunter2" not in text

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import PurePath
 from typing import Any
 
 from .options import seconds
@@ -80,6 +81,12 @@ def add_command(args: argparse.Namespace) -> int:
     from ..schedule.alerts import check_url, mask_url
 
     schedule_error, cli_error = _errors()
+    if args.every and args.timezone:
+        raise cli_error(
+            "--timezone applies to --cron: --every counts exact time, so a daily run moves by "
+            "an hour when the clocks change; for a wall-clock time write --cron '0 2 * * *' "
+            f"--timezone {args.timezone}"
+        )
     try:
         every = sched.parse_duration(args.every) if args.every else None
         cron = sched.check_cron(args.cron) if args.cron else None
@@ -91,7 +98,8 @@ def add_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise cli_error(str(exc)) from None
     executor_choice(args)
-    target, flow, params = prepare(args.target, args.param)
+    target, flow, bound = prepare(args.target, args.param)
+    params = _by_name(flow, bound)
     secret = [key for key in _given_names(args.param) if is_secret_value(params[key])]
     if secret:
         raise cli_error(
@@ -100,8 +108,12 @@ def add_command(args: argparse.Namespace) -> int:
             "credentials file) instead of --param"
         )
     # Store what the user gave (as JSON read it), not the defaults: a later default change
-    # applies, and each run checks the values against the flow's annotations again.
+    # applies, and each run checks the values against the flow's annotations again. Text the
+    # flow takes as typed stays that text: `-p version=1.10` for a str is "1.10", not 1.1.
     given = parse_params(args.param)
+    for key, value in given.items():
+        if isinstance(params.get(key), (str, PurePath)) and not isinstance(value, str):
+            given[key] = str(params[key])
     if target.flow is None:
         target = type(target)(target.path, flow.name)
     now = time.time()
@@ -124,6 +136,17 @@ def add_command(args: argparse.Namespace) -> int:
         if not liveness.health(conn)["running"]:
             print("no scheduler is running: start one with `labloom serve`")
     return 0
+
+
+def _by_name(flow: Any, bound: dict[str, Any]) -> dict[str, Any]:
+    """The flow's checked parameters by the names given: those its ``**kwargs`` took too."""
+    import inspect
+
+    named = dict(bound)
+    for p in flow.signature.parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(named.pop(p.name, {}))
+    return named
 
 
 def _given_names(items: list[str]) -> list[str]:
@@ -152,6 +175,9 @@ def list_command(args: argparse.Namespace) -> int:
               f"{'  PAUSED' if row['paused'] else ''}")
         print(f"    next {row['next_run'] or '-'}  last {last_text}"
               + (f"  alerts {row['notify']}" if row["notify"] else ""))
+        if row["problem"]:
+            print(f"    {row['problem']}: `labloom schedule remove {row['name']}`, then add it "
+                  "again with a timezone and cron expression this host knows")
     print(_health_text(health))
     return 0
 

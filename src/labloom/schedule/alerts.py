@@ -49,8 +49,11 @@ def failure_payload(
     failed_tasks: Sequence[tuple[str, str]] = (),
     error: str = "",
     schedule: str | None = None,
+    log: str | None = None,
 ) -> dict[str, Any]:
-    """The alert body. ``failed_tasks`` holds (task run name, state or exception type)."""
+    """The alert body. ``failed_tasks`` holds (task run name, state or exception type);
+    ``log`` is the file on the scheduler's host holding the run process's output (where the
+    reason is when no run was made: the alert itself carries no exception messages)."""
     names = [name for name, _ in failed_tasks]
     summary = error or (
         "; ".join(f"{name}: {kind}" for name, kind in failed_tasks[:5])
@@ -63,6 +66,8 @@ def failure_payload(
         text += f": {summary}"
     if run_id:
         text += f". Details: labloom show {run_id}"
+    if log:
+        text += f". Output: {log} on {socket.gethostname()}"
     body: dict[str, Any] = {
         "text": text,
         "flow": flow,
@@ -74,6 +79,8 @@ def failure_payload(
     }
     if schedule:
         body["schedule"] = schedule
+    if log:
+        body["log"] = log
     return body
 
 
@@ -147,12 +154,17 @@ class Notifier:
         self.delays = tuple(delays)
         self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="labloom-notify", daemon=True)
-        self._thread.start()
         self.delivered = 0
         self.failed = 0
+        self.unsent = 0
+        self._pending = 0  # sent here, not yet delivered or given up
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="labloom-notify", daemon=True)
+        self._thread.start()
 
     def send(self, url: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending += 1
         self._queue.put((url, body))
 
     def _loop(self) -> None:
@@ -160,23 +172,34 @@ class Notifier:
             item = self._queue.get()
             if item is None:
                 return
-            url, body = item
-            try:
-                ok = deliver(url, body, self.delays, self._stop)
-            except Exception:
-                ok = False
-            if ok:
-                self.delivered += 1
+            if self._stop.is_set():
+                self.unsent += 1  # closing: the rest are kept back, and counted
             else:
-                self.failed += 1
+                url, body = item
+                try:
+                    ok = deliver(url, body, self.delays, self._stop)
+                except Exception:
+                    ok = False
+                if ok:
+                    self.delivered += 1
+                else:
+                    self.failed += 1
+            with self._lock:
+                self._pending -= 1
 
     def close(self, timeout: float = 30.0) -> None:
-        """Let queued alerts go out for up to ``timeout`` seconds, then stop retrying."""
+        """Let queued alerts go out for up to ``timeout`` seconds, then stop retrying; say how
+        many were kept back (a webhook that does not answer holds each one for a while)."""
         self._queue.put(None)
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._stop.set()
             self._thread.join(5.0)
+        with self._lock:
+            kept_back = self._pending + self.unsent  # still queued or on their way, or skipped
+        if kept_back:
+            log.error("[labloom] %d alert(s) not sent: stopped while the webhook was not "
+                      "taking them", kept_back)
 
 
 def delays_from_env(text: str | None) -> tuple[float, ...]:

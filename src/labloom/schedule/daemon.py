@@ -28,7 +28,7 @@ from types import FrameType
 from typing import IO, Any
 
 from ..store import home as _home
-from ..store.db import get_database
+from ..store.db import get_database, is_transient
 from . import liveness
 from . import stored_schedules as sched
 from .alerts import Notifier, delays_from_env, failure_payload
@@ -63,6 +63,8 @@ class ScheduleServer:
         self.started = time.time()
         self._last_beat = 0.0
         self._orphans_checked = 0.0
+        self._store_away = False
+        self._uncomputable: set[str] = set()  # said once each
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
         self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -81,20 +83,57 @@ class ScheduleServer:
     # --- the loop --------------------------------------------------------------------------
 
     def serve(self) -> int:
-        with sched.store() as conn:
-            liveness.beat(conn, self.id, self.started)
-            self._say(f"labloom: scheduler {self.id} serving {get_database().display}")
-            try:
-                while not self.stopping.is_set():
-                    self._step(conn)
-                    self.stopping.wait(self.tick)
-                self._shut_down(conn)
-            finally:
-                liveness.sign_off(conn, self.id)
-                self.notifier.close(timeout=10)
-                shutil.rmtree(self._reports, ignore_errors=True)
+        conn: Any = get_database().connect(named_rows=True)
+        liveness.beat(conn, self.id, self.started)
+        self._say(f"labloom: scheduler {self.id} serving {get_database().display}")
+        try:
+            while not self.stopping.is_set():
+                conn = self._tick(conn)
+                self.stopping.wait(self.tick)
+            self._shut_down(conn)
+        finally:
+            self._quietly(lambda: liveness.sign_off(conn, self.id))
+            self._quietly(lambda: conn.close())
+            self.notifier.close(timeout=10)
+            shutil.rmtree(self._reports, ignore_errors=True)
         self._say("labloom: scheduler stopped")
         return 0
+
+    def _tick(self, conn: Any) -> Any:
+        """One step, through a store that goes away for a while (a PostgreSQL server
+        restarting, a SQLite file busy past every wait, a full disk): said once, the runs
+        already started go on (reaped when it is back), and each tick tries a new connection.
+        Returns the connection to use next (None while the store is away)."""
+        try:
+            if conn is None:
+                conn = get_database().connect(named_rows=True)
+            self._step(conn)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if not self._store_away:
+                self._store_away = True
+                print(f"labloom: the store {get_database().display} cannot be reached now "
+                      f"({type(exc).__name__}); the scheduler waits for it, runs already "
+                      "started go on", file=sys.stderr, flush=True)
+            if conn is not None:
+                self._quietly(conn.close)
+            return None
+        if self._store_away:
+            self._store_away = False
+            self._say("labloom: the store is back; scheduling again")
+        return conn
+
+    def _quietly(self, action: Any) -> bool:
+        """Run a store action on the way out, where a store that is away must not keep the
+        scheduler from stopping its runs."""
+        try:
+            action()
+            return True
+        except Exception as exc:
+            log.warning("[labloom] scheduler %s: %s while stopping", self.id,
+                        type(exc).__name__)
+            return False
 
     def _step(self, conn: Any) -> None:
         now = time.time()
@@ -102,25 +141,63 @@ class ScheduleServer:
             liveness.beat(conn, self.id, self.started)
             self._last_beat = now
         self._reap(conn)
+        settled: list[liveness.Settled] = []
         if self._orphans_checked + sched.HEARTBEAT_EVERY <= now:
             self._orphans_checked = now
             # Slots a killed scheduler left running: follow their runs to their end.
             if conn.execute("SELECT 1 FROM schedule_slots WHERE status = 'running' AND "
                             "scheduler != ?", (self.id,)).fetchone():
                 with sched.transaction(conn):
-                    liveness.settle_running(conn, now)
+                    liveness.settle_running(conn, now, settled=settled)
         for schedule in sched.get_all(conn):
-            if schedule.paused or self.stopping.is_set():
+            if schedule.paused or self.stopping.is_set() or not self._computable(schedule):
                 continue
             if sched.next_run(conn, schedule) > time.time():
                 continue  # a read: no write transaction for schedules that are not due
+            ended: list[liveness.Settled] = []  # kept only once its transaction committed
             try:
-                claim = sched.claim_due(conn, schedule, self.id, time.time())
+                claim = sched.claim_due(conn, schedule, self.id, time.time(), ended)
             except Exception:
                 log.exception("[labloom] schedule %r: could not check it", schedule.name)
                 continue
+            settled += ended
             if claim is not None:
                 self._launch(conn, claim)
+        if settled:
+            self._alert_settled(conn, settled)
+
+    def _alert_settled(self, conn: Any, settled: list[liveness.Settled]) -> None:
+        """Alerts for runs a gone scheduler started that ended badly: nobody else sends them
+        (the settling transaction made this scheduler the one that saw them end)."""
+        urls = {s.name: s.notify for s in sched.get_all(conn)}
+        for slot in settled:
+            url = urls.get(slot.schedule)
+            self._say(f"labloom: schedule {slot.schedule!r}: run {slot.run_id or '-'} "
+                      f"{slot.status} ({slot.note})")
+            if slot.status == "completed" or not url:
+                continue
+            flow, state, failed = _run_outcome(conn, slot.run_id)
+            self.notifier.send(url, failure_payload(
+                flow or slot.schedule, slot.run_id, state or slot.status.capitalize(), failed,
+                slot.note, schedule=slot.schedule,
+            ))
+
+    def _computable(self, schedule: sched.Schedule) -> bool:
+        """Whether this host can tell when the schedule is due. In a store several hosts share,
+        one may have added it with a time zone (or cron syntax) this host's libraries lack:
+        said once, and the other schedules go on."""
+        try:
+            schedule.next_after(time.time())
+        except Exception as exc:
+            if schedule.name not in self._uncomputable:
+                self._uncomputable.add(schedule.name)
+                log.error("[labloom] schedule %r cannot run from this host (%s: %s); the other "
+                          "schedules go on. `labloom schedule remove %s`, then add it again "
+                          "with a timezone and cron expression this host knows",
+                          schedule.name, type(exc).__name__, exc, schedule.name)
+            return False
+        self._uncomputable.discard(schedule.name)
+        return True
 
     def _launch(self, conn: Any, claim: sched.Claim) -> None:
         s = claim.schedule
@@ -140,34 +217,41 @@ class ScheduleServer:
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        except OSError as exc:
+        except OSError as exc:  # its interpreter gone (a venv rebuilt under serve), no memory
             log_file.close()
+            note = f"could not start: {type(exc).__name__}"
             sched.finish_slot(conn, s.name, claim.slot, "crashed", started=started,
-                              ended=time.time(), note=f"could not start: {type(exc).__name__}")
+                              ended=time.time(), note=note)
+            why = (f"the run process {note} ({exc.strerror or 'no reason given'}) from "
+                   f"{argv[0]}; restart `labloom serve` where that works")
+            self._say(f"labloom: schedule {s.name!r}: {why}")
+            if s.notify:
+                self.notifier.send(s.notify, failure_payload(
+                    s.target, None, "crashed", [], why, schedule=s.name))
             return
-        sched.finish_slot(conn, s.name, claim.slot, "running", started=started)
+        # Tracked first: a store gone meanwhile must not leave the run without its reaper.
+        self.children.append(_Child(claim, proc, report, log_file, started))
         what = "catch-up run" if claim.catchup else "run"
         self._say(f"labloom: schedule {s.name!r}: {what} for {sched.iso(claim.slot, s.timezone)}"
                   f" started (pid {proc.pid}, log {log_path})")
-        self.children.append(_Child(claim, proc, report, log_file, started))
+        sched.finish_slot(conn, s.name, claim.slot, "running", started=started)
 
     def _reap(self, conn: Any) -> None:
         for child in list(self.children):
             code = child.proc.poll()
             if code is None:
                 continue
+            # Recorded before it is let go: a store away now leaves it for the next reap.
+            self._finished(conn, child, code)
             self.children.remove(child)
             child.log_file.close()
-            self._finished(conn, child, code)
+            child.report.unlink(missing_ok=True)
 
     def _finished(self, conn: Any, child: _Child, code: int) -> None:
         s = child.claim.schedule
         data: dict[str, Any] = {}
-        try:
+        with contextlib.suppress(OSError, ValueError):  # no report: the run was never made
             data = json.loads(child.report.read_text(encoding="utf-8"))
-            child.report.unlink()
-        except (OSError, ValueError):
-            pass
         if data:
             status = "completed" if data.get("state") == "Completed" else data["state"].lower()
         elif child.terminated:
@@ -177,18 +261,21 @@ class ScheduleServer:
         else:
             status = "crashed"
         note = data.get("error") or (f"exit status {code}" if status != "completed" else None)
-        sched.finish_slot(conn, s.name, child.claim.slot, status, ended=time.time(),
-                          run_id=data.get("run_id"), exit_code=code, note=note)
-        self._say(f"labloom: schedule {s.name!r}: run {data.get('run_id') or '-'} {status}")
-        if status != "completed" and s.notify:
+        mine = sched.finish_slot(conn, s.name, child.claim.slot, status, ended=time.time(),
+                                 run_id=data.get("run_id"), exit_code=code, note=note)
+        self._say(f"labloom: schedule {s.name!r}: run {data.get('run_id') or '-'} {status}"
+                  + ("" if mine else " (recorded meanwhile by another scheduler)"))
+        if mine and status != "completed" and s.notify:
             failed = [tuple(item) for item in data.get("failed_tasks", [])]
             error = data.get("error") or {
-                "refused": "the scheduled run refused its target or parameters (exit status 2)",
+                "refused": f"the run process refused its target {s.target} or its parameters "
+                           "(exit status 2)",
                 "terminated": "terminated when the scheduler shut down",
             }.get(status, f"the run process ended with exit status {code}")
+            # Without a report no run was made: the flow is known only as the target names it.
             self.notifier.send(s.notify, failure_payload(
-                data.get("flow") or s.name, data.get("run_id"), data.get("state") or status,
-                failed, error, schedule=s.name,
+                data.get("flow") or s.target, data.get("run_id"), data.get("state") or status,
+                failed, error, schedule=s.name, log=child.log_file.name,
             ))
 
     def _shut_down(self, conn: Any) -> None:
@@ -197,21 +284,22 @@ class ScheduleServer:
                       f"{len(self.children)} run(s)")
         deadline = time.monotonic() + self.grace
         while self.children and time.monotonic() < deadline and not self.hurry.is_set():
-            self._reap(conn)
-            liveness.beat(conn, self.id, self.started)
+            self._quietly(lambda: self._reap(conn))
+            self._quietly(lambda: liveness.beat(conn, self.id, self.started))
             self.hurry.wait(min(self.tick, 0.2))
-        self._reap(conn)
+        self._quietly(lambda: self._reap(conn))
         for child in self.children:
             child.terminated = True
             _signal(child.proc, signal.SIGTERM)
         deadline = time.monotonic() + _TERMINATE_WAIT
         while self.children and time.monotonic() < deadline:
-            self._reap(conn)
+            if not self._quietly(lambda: self._reap(conn)):
+                break  # the store is away: the runs are stopped all the same
             time.sleep(0.05)
         for child in self.children:
             _signal(child.proc, signal.SIGKILL)
             child.proc.wait(timeout=5)
-        self._reap(conn)
+        self._quietly(lambda: self._reap(conn))
 
     def _say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -229,6 +317,26 @@ def run_argv(s: sched.Schedule) -> list[str]:
     if s.cluster:
         argv += ["--cluster", s.cluster]
     return argv
+
+
+def _run_outcome(conn: Any, run_id: str | None) -> tuple[str | None, str | None,
+                                                         list[tuple[str, str]]]:
+    """A stored run's flow name, its final state (None while the store has it open) and its
+    task runs that did not complete, as (name, state): states only, never messages (data)."""
+    if run_id is None:
+        return None, None, []
+    row = conn.execute("SELECT flow_name, state FROM flow_runs WHERE id = ?",
+                       (run_id,)).fetchone()
+    if row is None:
+        return None, None, []
+    failed = [
+        (name if index is None else f"{name}[{index}]", state)
+        for name, index, state in conn.execute(
+            "SELECT task_name, map_index, state FROM task_runs WHERE run_id = ? AND state IN "
+            "('Failed', 'UpstreamFailed', 'Cancelled', 'Crashed') ORDER BY created", (run_id,))
+    ]
+    final = None if row[1] in ("Pending", "Running") else row[1]
+    return row[0], final, failed
 
 
 def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..store import home as _home
@@ -43,13 +44,26 @@ def sign_off(conn: Conn, scheduler_id: str) -> None:
                 conn.execute("DELETE FROM schedulers WHERE id = ?", (other,))
 
 
+@dataclass(frozen=True)
+class Settled:
+    """A slot a gone scheduler left, now ended: its alert is the settling scheduler's to send."""
+
+    schedule: str
+    slot_time: float
+    run_id: str | None
+    status: str
+    note: str
+
+
 def settle_running(
-    conn: Conn, now: float, name: str | None = None
+    conn: Conn, now: float, name: str | None = None, settled: list[Settled] | None = None
 ) -> set[str]:
     """The schedules with a run still going. A running slot whose scheduler is gone (its pid
     is dead on this host, or its heartbeat stale) takes its run's outcome: a run that
     completed makes the slot completed, one still going keeps it running; only a slot with no
-    run to show is lost. Call inside a write transaction."""
+    run to show is lost. The slots ended here are added to ``settled``: the update below
+    happens once, in one transaction, so whoever collects a slot there alerts for it alone.
+    Call inside a write transaction."""
     from ..store.settings import heartbeat_timeout
 
     run_stale_after = heartbeat_timeout()
@@ -90,6 +104,8 @@ def settle_running(
             " WHERE schedule = ? AND slot_time = ?",
             (status, note, now, schedule, slot_time),
         )
+        if settled is not None:
+            settled.append(Settled(schedule, slot_time, run_id, status, note))
     return going
 
 

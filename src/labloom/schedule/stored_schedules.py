@@ -31,9 +31,10 @@ from ..store import access
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 from ..store.storable import is_storable, storable
+from .liveness import Settled, settle_running
 from .liveness import health as health  # re-exported: where callers look for it
-from .liveness import settle_running
 from .times import CronSlots, IntervalSlots, duration_ms
+from .times import check_cron as check_cron  # re-exported: where callers look for it
 
 log = logging.getLogger("labloom")
 
@@ -70,24 +71,6 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def check_cron(expr: str) -> str:
-    from croniter import CroniterError, croniter
-
-    if not croniter.is_valid(expr):
-        raise ScheduleError(
-            f"bad cron expression {expr!r}: five fields, minute hour day month weekday, "
-            "e.g. '0 2 * * *' for 2 a.m. every day"
-        )
-    try:  # valid fields can still name no date at all: 30 February, 31 April
-        croniter(expr, datetime.now(timezone.utc)).get_next(datetime)
-    except CroniterError:
-        raise ScheduleError(
-            f"cron expression {expr!r} never fires: no date matches its day and month fields; "
-            "check them (e.g. '0 0 28 2 *' for 28 February)"
-        ) from None
-    return expr
-
-
 # A name is one segment of the API's URLs (schedules/{name}/pause): a slash would split it and
 # "." or ".." would be resolved away by the browser, so the panel's buttons could not reach it.
 _NAME = re.compile(r"(?!\.{1,2}\Z)[^/\\\x00-\x1f\x7f]{1,200}")
@@ -113,15 +96,15 @@ def check_timezone(name: str) -> str:
 
 
 def local_timezone() -> str:
-    """The system's IANA timezone name where it can be found, else UTC."""
-    try:
-        import os
-
-        link = os.path.realpath("/etc/localtime")
-        if "zoneinfo/" in link:
-            return check_timezone(link.split("zoneinfo/", 1)[1])
-    except (OSError, ScheduleError):
-        pass
+    """The local IANA timezone name where it can be found, else UTC: the TZ variable first,
+    as ``date`` and cron read it (a container's zone is often set there alone)."""
+    for where in (os.environ.get("TZ", "").removeprefix(":"), "/etc/localtime"):
+        try:
+            named = os.path.realpath(where) if where.startswith("/") else where
+            if named:
+                return check_timezone(named.split("zoneinfo/", 1)[-1])
+        except (OSError, ScheduleError):
+            pass
     return "UTC"
 
 
@@ -285,17 +268,21 @@ def set_paused(conn: Conn, name: str, paused: bool) -> None:
         )
 
 
-def watermark(conn: Conn, schedule: Schedule) -> float:
-    """Slots at or before this are handled."""
+def watermark(conn: Conn, schedule: Schedule, now: float | None = None) -> float:
+    """Slots at or before this are handled. A slot is claimed once due, so one recorded after
+    ``now`` was claimed by a clock that ran ahead and has been set back since: it counts once
+    it is due again, not before (it would silence the schedule until then)."""
+    now = time.time() if now is None else now
     row = conn.execute(
-        "SELECT MAX(slot_time) FROM schedule_slots WHERE schedule = ?", (schedule.name,)
+        "SELECT MAX(slot_time) FROM schedule_slots WHERE schedule = ? AND slot_time <= ?",
+        (schedule.name, now),
     ).fetchone()
     last = row[0] if row and row[0] is not None else float("-inf")
     return float(max(last, schedule.not_before))
 
 
-def next_run(conn: Conn, schedule: Schedule) -> float:
-    return schedule.next_after(watermark(conn, schedule))
+def next_run(conn: Conn, schedule: Schedule, now: float | None = None) -> float:
+    return schedule.next_after(watermark(conn, schedule, now))
 
 
 @dataclass(frozen=True)
@@ -306,13 +293,15 @@ class Claim:
 
 
 def claim_due(
-    conn: Conn, schedule: Schedule, scheduler_id: str, now: float
+    conn: Conn, schedule: Schedule, scheduler_id: str, now: float,
+    settled: list[Settled] | None = None,
 ) -> Claim | None:
     """Claim the schedule's due slot for this scheduler, if it has one and may run it now.
 
     Missed slots (the scheduler was down) become one catch-up run of the latest, or with
     catchup "skip" are recorded as skipped; a slot due while a run of the schedule is still
-    going is recorded as skipped unless the schedule allows overlap.
+    going is recorded as skipped unless the schedule allows overlap. Slots a gone scheduler
+    left that end meanwhile go to ``settled`` (see ``liveness.settle_running``).
     """
     with transaction(conn):
         # The row lock serializes claimers of this schedule on every host (PostgreSQL).
@@ -321,14 +310,15 @@ def claim_due(
         ).fetchone()
         if row is None or row[0]:
             return None
-        first = schedule.next_after(watermark(conn, schedule))
+        first = schedule.next_after(watermark(conn, schedule, now))
         if first > now:
             return None
         latest = schedule.latest_at(now)
         if latest is None or latest < first:
             latest = first
         missed = latest > first or now - latest > schedule.grace(latest)
-        if not schedule.overlap and _running(conn, schedule.name, now):
+        if not schedule.overlap and schedule.name in settle_running(
+                conn, now, schedule.name, settled):
             _record(conn, schedule.name, latest, "skipped", scheduler_id, now,
                     "the previous run was still running")
             return None
@@ -339,10 +329,6 @@ def claim_due(
         note = "catch-up run for missed slots" if missed else None
         _record(conn, schedule.name, latest, "running", scheduler_id, now, note)
         return Claim(schedule, latest, missed)
-
-
-def _running(conn: Conn, name: str, now: float) -> bool:
-    return name in settle_running(conn, now, name)
 
 
 def point_slot_at_run(run_id: str) -> None:
@@ -375,16 +361,18 @@ def _record(
 
 def finish_slot(
     conn: Conn, name: str, slot: float, status: str, **fields: Any
-) -> None:
-    """Update a claimed slot; fields given as None keep their value (a catch-up note stays)."""
+) -> bool:
+    """Update a claimed slot still running; fields given as None keep their value (a catch-up
+    note stays). False when another scheduler settled it meanwhile (this one was frozen past
+    its heartbeat): that one has recorded it, and alerted."""
     allowed = {"started", "ended", "run_id", "exit_code", "note"}
     given = {key: value for key, value in fields.items() if key in allowed and value is not None}
     sets = ["status = ?"] + [f"{key} = ?" for key in given]
     values = [status, *given.values()]
-    conn.execute(
-        f"UPDATE schedule_slots SET {', '.join(sets)} WHERE schedule = ? AND slot_time = ?",
-        (*values, name, slot),
-    )
+    return bool(conn.execute(
+        f"UPDATE schedule_slots SET {', '.join(sets)} WHERE schedule = ? AND slot_time = ?"
+        " AND status = 'running'", (*values, name, slot),
+    ).rowcount)
 
 
 def slots(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
@@ -404,13 +392,19 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
     for s in get_all(conn):
         history = slots(conn, s.name)
         last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
+        zone, problem = s.timezone, None
+        try:  # another host sharing the store may have added it with a zone this one lacks
+            upcoming = None if s.paused else iso(next_run(conn, s), zone)
+        except Exception as exc:
+            upcoming, zone = None, None
+            problem = f"this host cannot compute its times ({type(exc).__name__}: {exc})"
         rows.append({
             "name": s.name, "target": s.target, "when": s.spec, "cron": s.cron,
             "every": s.every, "timezone": s.timezone, "paused": s.paused,
-            "catchup": s.catchup, "allow_overlap": s.overlap,
-            "next_run": None if s.paused else iso(next_run(conn, s), s.timezone),
+            "catchup": s.catchup, "allow_overlap": s.overlap, "next_run": upcoming,
+            "problem": problem,
             "last_run": None if last is None else {
-                "slot": iso(last["slot_time"], s.timezone), "status": last["status"],
+                "slot": iso(last["slot_time"], zone), "status": last["status"],
                 "run_id": last["run_id"],
             },
             "notify": mask_url(s.notify) or None,

@@ -14,8 +14,10 @@ half a millisecond made ``next`` equal ``last``), so the arithmetic is done once
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from ..core.errors import ScheduleError
 
 
 def to_ms(seconds: float) -> int:
@@ -44,6 +46,33 @@ class IntervalSlots:
     def latest_at(self, now: float) -> float | None:
         k = (to_ms(now) - self.anchor) // self.every
         return (self.anchor + k * self.every) / 1000 if k >= 1 else None
+
+
+def check_cron(expr: str) -> str:
+    from croniter import CroniterError, croniter
+
+    fields = expr.split()
+    if len(fields) == 6 and not expr.strip().startswith("@"):
+        # croniter reads a sixth field as seconds at the end; Quartz and Spring put seconds
+        # first. Either way "0 0 2 * * *" would not mean what its writer meant.
+        raise ScheduleError(
+            f"bad cron expression {expr!r}: five fields, minute hour day month weekday, no "
+            "seconds field; e.g. '0 2 * * *' for 2 a.m. every day (for runs seconds apart, "
+            "--every 10s)"
+        )
+    if not croniter.is_valid(expr):
+        raise ScheduleError(
+            f"bad cron expression {expr!r}: five fields, minute hour day month weekday, "
+            "e.g. '0 2 * * *' for 2 a.m. every day"
+        )
+    try:  # valid fields can still name no date at all: 30 February, 31 April
+        croniter(expr, datetime.now(timezone.utc)).get_next(datetime)
+    except CroniterError:
+        raise ScheduleError(
+            f"cron expression {expr!r} never fires: no date matches its day and month fields; "
+            "check them (e.g. '0 0 28 2 *' for 28 February)"
+        ) from None
+    return expr
 
 
 class CronSlots:
