@@ -369,3 +369,29 @@ def test_a_scheduled_run_gets_a_text_parameter_as_typed(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert len(set(lines)) == 1, lines  # the scheduled runs got what the run by hand got
     assert lines[0] == repr(("1.10", 2))
+
+
+def test_run_log_files_are_kept_their_days_then_deleted(tmp_path: Path) -> None:
+    # One file per scheduled run, never deleted: a schedule every minute left 40,000 a month.
+    write(tmp_path / "flows.py", FLOW)
+    logs = tmp_path / "schedule-logs"
+    logs.mkdir()
+    old, recent, other = logs / "job-old.log", logs / "job-recent.log", logs / "notes.txt"
+    for path, days in ((old, 8), (recent, 6), (other, 60)):
+        path.write_text("a run's output\n")
+        os.utime(path, (time.time() - days * 86400,) * 2)
+    bad = labloom(tmp_path, "serve", LABLOOM_SCHEDULE_LOG_DAYS="a week")
+    assert bad.returncode == 2 and "LABLOOM_SCHEDULE_LOG_DAYS must be a number of days" in (
+        bad.stderr)
+    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={tmp_path / 'out.txt'}")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", LABLOOM_SCHEDULE_LOG_DAYS="7")
+    try:
+        wait_for(lambda: statuses(tmp_path).count("completed") >= 1, 40, "a scheduled run")
+        wait_for(lambda: not old.exists(), 20, "the 8-day-old log deleted")
+        code, _ = terminate(proc)
+    finally:
+        stop(proc)
+    assert code == 0
+    assert recent.exists() and other.exists()  # within its days; not a run's log
+    runs = [p for p in logs.glob("*.log") if p not in (recent,)]
+    assert runs and all(p.stat().st_size > 0 for p in runs)  # this serve's own runs' logs

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from ..store import home as _home
 from ..store.db import get_database, is_transient
-from . import liveness
+from . import liveness, log_files
 from . import stored_schedules as sched
 from .alerts import Notifier, delays_from_env, failure_payload
 from .times import to_ms
@@ -68,6 +68,8 @@ class ScheduleServer:
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
         self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._log_days = log_files.kept_days()
+        self._logs_pruned = 0.0
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -141,6 +143,12 @@ class ScheduleServer:
             liveness.beat(conn, self.id, self.started)
             self._last_beat = now
         self._reap(conn)
+        if self._logs_pruned + log_files.PRUNE_EVERY <= now:
+            self._logs_pruned = now
+            try:
+                log_files.prune(self._logs, self._log_days, now)
+            except OSError as exc:  # a full or read-only disk must not stop the schedules
+                log.warning("[labloom] old run logs in %s not deleted: %s", self._logs, exc)
         settled: list[liveness.Settled] = []
         if self._orphans_checked + sched.HEARTBEAT_EVERY <= now:
             self._orphans_checked = now
