@@ -340,3 +340,54 @@ def test_alerts_a_hanging_webhook_kept_back_are_counted_when_serve_stops(tmp_pat
     assert proc.returncode == 0
     assert "alert(s) not sent" in stderr, stderr
     assert "secret-token" not in stderr
+
+
+HANGING = """
+    import time
+    from pathlib import Path
+    from labloom import flow, task
+
+    @task
+    def wait_for_release(release):
+        while not Path(release).exists():  # a run that hangs until the test lets it go
+            time.sleep(0.05)
+
+    @flow
+    def nightly(release: str):
+        wait_for_release(release)
+"""
+
+
+def test_a_run_still_going_at_its_next_due_time_alerts_once(tmp_path: Path,
+                                                               hook_factory: Any) -> None:
+    # A nightly run that hung skipped every night after it (no overlap), each slot recorded
+    # skipped, and nobody was told.
+    hook = hook_factory()
+    write(tmp_path / "flows.py", HANGING)
+    release = tmp_path / "release"
+    added = labloom(tmp_path, "schedule", "add", "flows.py:nightly", "--every", "1s", "--name",
+                    "nightly", "-p", f"release={release}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    try:
+        wait_for(lambda: hook.bodies, 40, "the overdue alert")
+        wait_for(lambda: len([r for r in slot_rows(tmp_path) if r["status"] == "skipped"]) >= 3,
+                 40, "three slots skipped behind the hanging run")
+        # No run after it: under load a run of its own takes over the 1 s between slots.
+        assert labloom(tmp_path, "schedule", "pause", "nightly").returncode == 0
+        release.write_text("go")
+        wait_for(lambda: [r for r in slot_rows(tmp_path) if r["status"] == "completed"], 40,
+                 "the released run's end")
+        proc.terminate()
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        stop(proc)
+        release.write_text("go")
+    assert proc.returncode == 0, stderr
+    [first] = [r for r in slot_rows(tmp_path) if r["status"] == "completed"]
+    overdue = [b for b in hook.bodies if b["state"] == "overdue"]
+    assert len(overdue) == 1, hook.bodies  # once for the run, not once per slot skipped
+    [body] = overdue
+    assert body["schedule"] == "nightly" and body["run_id"] == first["run_id"]
+    assert "still running after" in body["error"] and "--allow-overlap" in body["error"]
+    assert "still running after" in stdout

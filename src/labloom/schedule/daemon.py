@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -47,7 +47,7 @@ class _Child:
     log_file: IO[bytes]
     started: float
     terminated: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    overdue_said: bool = False  # its next slot came while it ran (``_say_overdue``)
 
 
 class ScheduleServer:
@@ -162,6 +162,8 @@ class ScheduleServer:
                 continue
             if sched.next_run(conn, schedule) > time.time():
                 continue  # a read: no write transaction for schedules that are not due
+            if not schedule.overlap:
+                self._say_overdue(conn, schedule)
             ended: list[liveness.Settled] = []  # kept only once its transaction committed
             try:
                 claim = sched.claim_due(conn, schedule, self.id, time.time(), ended)
@@ -189,6 +191,29 @@ class ScheduleServer:
                 flow or slot.schedule, slot.run_id, state or slot.status.capitalize(), failed,
                 slot.note, schedule=slot.schedule,
             ))
+
+    def _say_overdue(self, conn: Any, schedule: sched.Schedule) -> None:
+        """A run of ``schedule`` still going when its next slot is due: that slot, and each
+        one due while it goes on, is skipped (no overlap). Said, and alerted, once per run: a
+        nightly run that hung skipped every night after it, each slot recorded skipped, in
+        silence."""
+        child = next((c for c in self.children if c.claim.schedule.name == schedule.name
+                      and not c.overdue_said), None)
+        if child is None:
+            return
+        child.overdue_said = True
+        row = conn.execute("SELECT run_id FROM schedule_slots WHERE schedule = ? AND "
+                           "slot_time = ?", (schedule.name, child.claim.slot)).fetchone()
+        run_id = row[0] if row else None
+        why = (f"still running after {time.time() - child.started:.0f}s when the next run was "
+               f"due: the runs due while it goes on are skipped (no overlap). Cancel it from "
+               f"the Flows panel or stop its process (pid {child.proc.pid}), give its tasks a "
+               f"timeout, or add the schedule again with --allow-overlap")
+        self._say(f"labloom: schedule {schedule.name!r}: run {run_id or '-'} {why}")
+        if schedule.notify:
+            self.notifier.send(schedule.notify, failure_payload(
+                schedule.target, run_id, "overdue", [], why, schedule=schedule.name,
+                log=child.log_file.name))
 
     def _computable(self, schedule: sched.Schedule) -> bool:
         """Whether this host can tell when the schedule is due. In a store several hosts share,
