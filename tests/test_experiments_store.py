@@ -102,13 +102,13 @@ def test_a_sort_or_since_it_cannot_use_is_a_clear_error(store_backend: str, labl
                  lambda sort: run.experiments(sort=sort)):
         with pytest.raises(labloom.UnknownColumnError, match=r"no column 'acu'.*depth.*auc"):
             read("acu")
-        with pytest.raises(labloom.UnknownColumnError, match="no column 'params.auc'"):
+        with pytest.raises(labloom.UnknownColumnError, match=r"no column 'params\.auc'"):
             read("params.auc")  # a metric, not a param
         assert [row["depth"] for row in read("metrics.auc")] == [1, 2]
         assert [row["depth"] for row in read("duration")] in ([1, 2], [2, 1])
     with pytest.raises(ValueError, match="since='yesterday' is not an ISO date; give one"):
         labloom.experiments(flow="search", since="yesterday")
-    with pytest.raises(TypeError, match="since must be a datetime.*got a list"):
+    with pytest.raises(TypeError, match=r"since must be a datetime.*got a list"):
         labloom.experiments(flow="search", since=[1])
     today = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
     assert len(labloom.experiments(flow="search", since=today)) == 2  # from yesterday on

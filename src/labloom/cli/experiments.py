@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from ..core import experiments as ex
+from ..core.errors import UnknownColumnError
 from ..store import open_store
 from ..store.experiments import RECENT_RUNS, experiments_across, run_experiments
 from .history import _find, _seconds, _table
@@ -54,7 +55,7 @@ def _experiments(args: argparse.Namespace) -> int:
                 return 0
     try:
         ex.check_sort(rows, args.sort)
-    except ex.UnknownColumnError as exc:
+    except UnknownColumnError as exc:
         raise CLIError(str(exc).removeprefix("[labloom] ")) from None
     total = len(rows)
     shown = ex.page(rows, args.sort, args.desc, args.top)
