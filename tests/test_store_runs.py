@@ -365,3 +365,77 @@ def test_the_writer_keeps_nothing_of_a_write_once_written(monkeypatch: pytest.Mo
     while any(ref() is not None for ref in folded) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert [ref() for ref in folded] == [None] * len(folded)
+
+
+FROZEN_FLOW = """
+import sys, time
+from pathlib import Path
+from labloom import flow, task
+
+@task
+def wait_for(release):
+    while not Path(release).exists():
+        time.sleep(0.05)
+
+@flow
+def frozen(release):
+    wait_for(release)
+
+if __name__ == "__main__":
+    frozen.run(release=sys.argv[1])
+"""
+
+
+def _one_run(home: Path) -> Any:
+    with open_store() as store:  # a read: it reconciles
+        runs = store.list_runs()
+        return (runs[0], store.task_runs(runs[0].id)) if runs else (None, [])
+
+
+def test_a_frozen_process_past_its_heartbeat_is_not_called_crashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A laptop asleep (here SIGSTOP) stops the run's heartbeat; on waking, the first read of
+    # the store (the Flows panel polling) marked the run Crashed and its task run Cancelled
+    # while its process was about to go on.
+    script, home, release = tmp_path / "frozen.py", tmp_path / "home", tmp_path / "release"
+    script.write_text(FROZEN_FLOW)
+    proc = subprocess.Popen([sys.executable, str(script), str(release)],
+                            env={**env_for(home), "LABLOOM_HEARTBEAT_TIMEOUT": "1"})
+    os.environ["LABLOOM_HOME"] = str(home)  # read that store (the fixture restores it)
+    monkeypatch.setenv("LABLOOM_HEARTBEAT_TIMEOUT", "1")  # as the reader judges it too
+    try:
+        deadline = time.monotonic() + 60
+        while not any(t.state == "Running" for t in _one_run(home)[1]):
+            assert time.monotonic() < deadline, "the task never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(3)  # three heartbeat timeouts without a beat
+            run, tasks = _one_run(home)
+            assert run.state == "Running", run.message
+            assert [t.state for t in tasks] == ["Running"]
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        release.write_text("go")
+        proc.wait(timeout=60)
+    finally:
+        release.write_text("go")
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    run, tasks = _one_run(home)
+    assert run.state == "Completed" and [t.state for t in tasks] == ["Completed"]
+
+
+def test_a_live_pid_that_started_after_the_run_is_not_its_process(tmp_path: Path) -> None:
+    # Its process died and the pid went to another process: that one's life is not the run's.
+    run = wide.run(n=2, executor="local")
+    with open_store() as store, store.conn.transaction():
+        store.conn.execute("UPDATE flow_runs SET state = 'Running', ended = NULL, pid = ?, "
+                           "heartbeat = ?, created = ? WHERE id = ?",
+                           (os.getpid(), time.time() - 3600, time.time() - 7200, run.id))
+    with open_store() as store:
+        again = store.get_run(run.id)
+    assert again is not None and again.state == "Crashed"
+    assert "a later process has its pid" in again.message

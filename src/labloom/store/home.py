@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from ..core.errors import StoreUnavailableError
+from .settings import heartbeat_timeout
 
 _made: set[Path] = set()
 
@@ -110,6 +111,38 @@ def pid_alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def started_after(pid: int, when: float) -> bool:
+    """Whether the live process ``pid`` of this host started after ``when`` (epoch seconds):
+    then it is not the process that was running at ``when``, its pid was reused. False when
+    its start cannot be read."""
+    try:
+        import psutil  # a dependency of distributed
+
+        return bool(psutil.Process(pid).create_time() > when + 1.0)  # its clock ticks
+    except Exception:  # gone meanwhile, no access, no psutil: not shown reused
+        return False
+
+
+def why_gone(host: str | None, pid: int | None, beat: float | None, created: float | None,
+             now: float) -> str | None:
+    """Why a run recorded as going (``host``, ``pid``, last ``beat``, ``created``) is not, its
+    process dead; None while it may live. On its own host the process is asked: one that
+    lives but has not beaten (frozen: a laptop asleep, SIGSTOP; or starved) beats again when
+    it wakes. Marked Crashed for its silence alone, the run showed Crashed, its running task
+    runs Cancelled, until it wrote its end. Elsewhere the heartbeat decides."""
+    timeout = heartbeat_timeout()
+    stale = beat is None or now - beat > timeout
+    if host == host_name() and pid is not None:
+        if not pid_alive(int(pid)):
+            return f"its process (pid {pid} on {host}) is gone"
+        if stale and started_after(int(pid), created or 0.0):
+            return f"its process (pid {pid} on {host}) is gone; a later process has its pid"
+        return None
+    if stale:
+        return f"no sign of life from pid {pid} on {host} for over {timeout:g}s"
+    return None
 
 
 def host_name() -> str:

@@ -18,8 +18,7 @@ from typing import Any
 
 from ..core.run_logs import named
 from .db import Conn, get_database, is_transient
-from .home import host_name, pid_alive
-from .settings import heartbeat_timeout
+from .home import why_gone
 
 _OPEN_STATES = ("Pending", "Running")
 
@@ -342,19 +341,14 @@ class RunStore:
     def reconcile(self, now: float | None = None) -> list[str]:
         """Mark runs whose process died as Crashed; returns their ids."""
         now = time.time() if now is None else now
-        here = host_name()
-        timeout = heartbeat_timeout()
         suspects = self.conn.execute(
-            "SELECT id, host, pid, heartbeat FROM flow_runs WHERE state IN (?, ?)", _OPEN_STATES
+            "SELECT id, host, pid, heartbeat, created FROM flow_runs WHERE state IN (?, ?)",
+            _OPEN_STATES,
         ).fetchall()
         crashed: list[str] = []
-        for run_id, host, pid, beat in suspects:
-            stale = beat is None or now - beat > timeout
-            if host == here and pid is not None and not pid_alive(int(pid)):
-                why = f"its process (pid {pid} on {host}) is gone"
-            elif stale:
-                why = f"no sign of life from pid {pid} on {host} for over {timeout:g}s"
-            else:
+        for run_id, host, pid, beat, created in suspects:
+            why = why_gone(host, pid, beat, created, now)
+            if why is None:
                 continue
             try:
                 marked = self._mark_crashed(run_id, beat, why, now)
