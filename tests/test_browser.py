@@ -1,4 +1,5 @@
-"""A real JupyterLab in headless Chromium: the live DAG, its logs, tracebacks and Cancel.
+"""A real JupyterLab in headless Chromium: the live DAG, its logs, tracebacks and Cancel; a
+click on a running map's child across the list's update.
 
 Run with ``pytest -m browser``. The test starts JupyterLab on loopback with a random token and
 every Jupyter/IPython/labloom folder in tmp, drives it with Playwright, and stops it again.
@@ -163,3 +164,68 @@ def test_the_widget_links_only_a_web_page_as_the_dashboard(lab: Any, page: Any) 
     for index in (2, 3):
         link = cell_widget(page, index).locator("a.labloom-dashboard")
         assert link.is_hidden() and link.get_attribute("href") is None, index
+
+
+GATED_TASKS = '''%%tasks
+import os, time
+
+MAP_GATE = END_GATE = ""  # files the test writes when it is ready (set by the test)
+
+def wait_for(gate):
+    # The deadline only keeps a broken test from hanging.
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+def part(i):
+    if i == 2:
+        wait_for(MAP_GATE)
+    return i
+
+def last():
+    print("waiting for the end")
+    wait_for(END_GATE)
+    raise ValueError("kaboom at the end")
+'''
+
+
+def press_child_across_an_update(page: Any, child: Any, update: Any) -> None:
+    """Press on ``child``, call ``update`` (which waits until the kernel sent the list
+    again), release: a click only if the element pressed stayed in the page."""
+    box = child.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    at = page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y)?.closest('.labloom-child')?.dataset.taskRunId",
+        [x, y])
+    assert at == child.get_attribute("data-task-run-id"), at  # nothing over the child
+    page.mouse.move(x, y)
+    page.mouse.down()
+    update()
+    page.mouse.up()
+
+
+def test_a_click_on_a_running_maps_child_survives_the_lists_update(lab: Any, page: Any) -> None:
+    map_gate, end_gate = lab[1] / "map-gate", lab[1] / "end-gate"
+    tasks = GATED_TASKS.replace(
+        'MAP_GATE = END_GATE = ""', f"MAP_GATE, END_GATE = {str(map_gate)!r}, {str(end_gate)!r}")
+    flow = "%%flow gated --executor threads\nparts = part.map(range(4))\nend = last()\n"
+    open_notebook(page, lab, "redraws.ipynb", ["%load_ext labloom", tasks, flow])
+    widget = cell_widget(page, 2)
+
+    # A running map's children: the kernel sends the list again whenever one changes. A press
+    # on a child, the list sent again (child 2 done), the release: the child's panel opens.
+    node(widget, "n0").click(timeout=90_000)
+    child = lambda index, state: in_state(  # noqa: E731
+        page, widget.locator(f".labloom-child[data-index='{index}']"), state)
+    for index in (0, 1, 3):
+        wait_or_shot(page, child(index, "Completed"), "failed-children", timeout=60)
+    child(2, "Running").wait_for(timeout=30_000)
+    first = child(0, "Completed")
+    picked = first.get_attribute("data-task-run-id")
+
+    def map_goes_on() -> None:
+        map_gate.touch()
+        child(2, "Completed").wait_for(timeout=30_000)
+
+    press_child_across_an_update(page, first, map_goes_on)
+    widget.locator(f".labloom-panel[data-task-run-id='{picked}']").wait_for(timeout=20_000)

@@ -17,6 +17,7 @@
 // side, sorted, grouped, charted) opens from the node's panel; the header's Experiments button
 // opens it for the whole run. It asks for rows a page at a time ({event: "experiments" |
 // "curves"}); a click on a row selects that task run here, so the panel shows its logs.
+import { createChildList } from "./childlist.js";
 import { mountExperiments } from "./experiments.js";
 import { drawTimeline } from "./timeline.js";
 
@@ -125,6 +126,11 @@ export function render({ model, el }) {
   const experimentsBox = h("div", { class: "labloom-experiments-box" });
   root.append(header, error, graphBox, timelineBox, experimentsBox, panel);
   el.append(root);
+  const childList = createChildList(children, {
+    colours: COLOURS,
+    onPick: (node, taskRun) => model.send({ event: "select", node, task_run: taskRun }),
+    onPage: (node, page) => model.send({ event: "page", node, page }),
+  });
   const experiments = mountExperiments({
     model, box: experimentsBox, visible: () => visible(),
     live: () => !FINAL.has((model.get("header") || {}).state),
@@ -337,7 +343,7 @@ export function render({ model, el }) {
     const what = run ? `${run.name}${index} · ${run.state}` : `${msg.name} · ${msg.state}`;
     title.textContent = run && run.message ? `${what} · ${run.message}` : what;
     title.setAttribute("data-state", run ? run.state : msg.state);
-    if (msg.kind !== "map") children.replaceChildren();
+    if (msg.kind !== "map") childList.clear();
     experimentsOpen.hidden = msg.kind !== "map";
     experimentsOpen.setAttribute("data-node", msg.node);
     experimentsOpen.setAttribute("data-name", msg.name || "");
@@ -348,32 +354,9 @@ export function render({ model, el }) {
     appendLogs(msg.lines || []);
   }
 
-  function showChildren(msg) {
-    const rows = msg.children.map((c) => {
-      const row = h("div", { class: "labloom-child", "data-task-run-id": c.id, "data-state": c.state,
-        "data-index": c.index, role: "button", tabindex: 0 }, `[${c.index}] ${c.state}`);
-      row.style.borderLeftColor = COLOURS[c.state] || "#a1a1aa";
-      row.addEventListener("click", () => model.send({ event: "select", node: msg.node, task_run: c.id }));
-      return row;
-    });
-    const pager = h("div", { class: "labloom-pager" });
-    const prev = h("button", { class: "labloom-page-prev", type: "button" }, "‹");
-    const next = h("button", { class: "labloom-page-next", type: "button" }, "›");
-    const where = h("span", { class: "labloom-page", "data-page": msg.page },
-      `page ${msg.page + 1} of ${msg.pages} · ${msg.total} runs`);
-    prev.disabled = msg.page <= 0;
-    next.disabled = msg.page >= msg.pages - 1;
-    prev.addEventListener("click", () => model.send({ event: "page", node: msg.node, page: msg.page - 1 }));
-    next.addEventListener("click", () => model.send({ event: "page", node: msg.node, page: msg.page + 1 }));
-    pager.append(prev, where, next);
-    const list = h("div", { class: "labloom-child-list" });
-    list.append(...rows);
-    children.replaceChildren(pager, list);
-  }
-
   function onMessage(msg) {
     if (msg.event === "detail") showDetail(msg);
-    else if (msg.event === "children" && msg.node === selected) showChildren(msg);
+    else if (msg.event === "children" && msg.node === selected) childList.set(msg);
     else if (msg.event === "log" && panel.getAttribute("data-task-run-id") === msg.task_run) appendLogs(msg.lines);
     else if (msg.event === "timeline") showTimeline(msg);
     else if (msg.event === "error") error.textContent = msg.message;
