@@ -1,5 +1,5 @@
-"""A real JupyterLab in headless Chromium: the live DAG, its logs, tracebacks and Cancel; a
-click on a running map's child across the list's update.
+"""A real JupyterLab in headless Chromium: the live DAG, its logs, tracebacks and Cancel; its
+panel across the redraws of a running map's children and of the output at the run's end.
 
 Run with ``pytest -m browser``. The test starts JupyterLab on loopback with a random token and
 every Jupyter/IPython/labloom folder in tmp, drives it with Playwright, and stops it again.
@@ -204,7 +204,7 @@ def press_child_across_an_update(page: Any, child: Any, update: Any) -> None:
     page.mouse.up()
 
 
-def test_a_click_on_a_running_maps_child_survives_the_lists_update(lab: Any, page: Any) -> None:
+def test_the_panel_keeps_a_click_and_its_task_run_across_redraws(lab: Any, page: Any) -> None:
     map_gate, end_gate = lab[1] / "map-gate", lab[1] / "end-gate"
     tasks = GATED_TASKS.replace(
         'MAP_GATE = END_GATE = ""', f"MAP_GATE, END_GATE = {str(map_gate)!r}, {str(end_gate)!r}")
@@ -229,3 +229,23 @@ def test_a_click_on_a_running_maps_child_survives_the_lists_update(lab: Any, pag
 
     press_child_across_an_update(page, first, map_goes_on)
     widget.locator(f".labloom-panel[data-task-run-id='{picked}']").wait_for(timeout=20_000)
+
+    # A task's logs open while it runs; the run ends (the task fails) and the output is redrawn:
+    # the new drawing's panel still shows that task run, in its final state.
+    node(widget, "n1").click()
+    panel = widget.locator(".labloom-panel")
+    panel.locator(".labloom-log-line", has_text="waiting for the end").wait_for(timeout=20_000)
+    followed = panel.get_attribute("data-task-run-id")
+    assert followed and followed != picked
+    assert panel.locator(".labloom-panel-title").get_attribute("data-state") == "Running"
+    widget.evaluate("el => el.setAttribute('data-drawn-while-running', '')")
+    end_gate.touch()
+    redrawn = page.locator(".jp-CodeCell").nth(2).locator(
+        ".labloom-widget:not([data-drawn-while-running])")
+    wait_or_shot(page, in_state(page, redrawn, "Failed"), "failed-redrawn", timeout=60)
+    shown = redrawn.locator(f".labloom-panel[data-task-run-id='{followed}']")
+    wait_or_shot(page, shown.locator(".labloom-traceback", has_text="kaboom at the end"),
+                 "failed-panel-after-the-end", timeout=20)
+    assert shown.locator(".labloom-panel-title").get_attribute("data-state") == "Failed"
+    shown.locator(".labloom-log-line", has_text="waiting for the end").wait_for(timeout=5_000)
+    shot(page, "dag-panel-after-the-end", page.locator(".jp-CodeCell").nth(2))

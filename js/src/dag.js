@@ -7,6 +7,9 @@
 // model, or RestRunModel. All geometry comes from Python (`graph`, `states`, `header`); this
 // file only draws, and sends clicks back as messages ({event: "select" | "page" | "cancel" |
 // "retry" | "timeline"}). User text is always set through textContent, never parsed as HTML.
+// The selection is the model's (the kernel's): a new drawing asks for it ({event:
+// "selection"}), so the panel the user had open stays open when the cell's output is redrawn
+// at the run's end (a model that keeps no selection, as RestRunModel, ignores the question).
 //
 // The run's timeline (timeline.js, drawn with Observable Plot) sits under the DAG behind the
 // Timeline button: while it shows, the renderer asks for it ({event: "timeline"}) once a second
@@ -375,6 +378,7 @@ export function render({ model, el }) {
   const timer = setInterval(everySecond, 1000);
   drawGraph();
   drawHeader();
+  model.send({ event: "selection" });
 
   return () => {
     clearInterval(timer);
