@@ -51,15 +51,17 @@ export function createChildList(box, { colours, onPick, onPage }) {
     next.disabled = msg.page >= msg.pages - 1;
     const kept = new Map();
     const els = msg.children.map((child) => {
-      const el = drawn.get(child.id) || h("div", { class: "labloom-child", "data-task-run-id": child.id,
-        role: "button", tabindex: 0 });
+      const el = drawn.get(child.id)
+        || h("div", { class: "labloom-child", "data-task-run-id": child.id, role: "button", tabindex: 0 });
       kept.set(child.id, el);
       showChild(el, child);
       return el;
     });
     drawn = kept;
     // Only what left goes, and only what moved moves.
-    for (const el of Array.from(list.children)) if (!kept.has(el.getAttribute("data-task-run-id"))) el.remove();
+    for (const el of Array.from(list.children)) {
+      if (!kept.has(el.getAttribute("data-task-run-id"))) el.remove();
+    }
     let at = list.firstChild;
     for (const el of els) {
       if (el === at) at = at.nextSibling;
