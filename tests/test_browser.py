@@ -1,5 +1,5 @@
 """A real JupyterLab in headless Chromium: the live DAG, its logs, tracebacks and Cancel; its
-panel across the redraws of a running map's children and of the output at the run's end.
+panel across the redraws of a running map's bar and children and of the output at the run's end.
 
 Run with ``pytest -m browser``. The test starts JupyterLab on loopback with a random token and
 every Jupyter/IPython/labloom folder in tmp, drives it with Playwright, and stops it again.
@@ -169,7 +169,7 @@ def test_the_widget_links_only_a_web_page_as_the_dashboard(lab: Any, page: Any) 
 GATED_TASKS = '''%%tasks
 import os, time
 
-MAP_GATE = END_GATE = ""  # files the test writes when it is ready (set by the test)
+NODE_GATE = MAP_GATE = END_GATE = ""  # files the test writes when it is ready (set by it)
 
 def wait_for(gate):
     # The deadline only keeps a broken test from hanging.
@@ -178,8 +178,8 @@ def wait_for(gate):
         time.sleep(0.02)
 
 def part(i):
-    if i == 2:
-        wait_for(MAP_GATE)
+    if i in (1, 2):
+        wait_for(NODE_GATE if i == 1 else MAP_GATE)
     return i
 
 def last():
@@ -189,15 +189,13 @@ def last():
 '''
 
 
-def press_child_across_an_update(page: Any, child: Any, update: Any) -> None:
-    """Press on ``child``, call ``update`` (which waits until the kernel sent the list
-    again), release: a click only if the element pressed stayed in the page."""
-    box = child.bounding_box()
+def press_across_an_update(page: Any, target: Any, update: Any) -> None:
+    """Press on ``target``, call ``update`` (which waits until the kernel's update is drawn),
+    release: a click only if the element pressed stayed in the page."""
+    box = target.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    at = page.evaluate(
-        "([x, y]) => document.elementFromPoint(x, y)?.closest('.labloom-child')?.dataset.taskRunId",
-        [x, y])
-    assert at == child.get_attribute("data-task-run-id"), at  # nothing over the child
+    # Nothing over the target.
+    assert target.evaluate("(el, [x, y]) => el.contains(document.elementFromPoint(x, y))", [x, y])
     page.mouse.move(x, y)
     page.mouse.down()
     update()
@@ -205,16 +203,30 @@ def press_child_across_an_update(page: Any, child: Any, update: Any) -> None:
 
 
 def test_the_panel_keeps_a_click_and_its_task_run_across_redraws(lab: Any, page: Any) -> None:
-    map_gate, end_gate = lab[1] / "map-gate", lab[1] / "end-gate"
+    gates = [lab[1] / f"{name}-gate" for name in ("node", "map", "end")]
+    node_gate, map_gate, end_gate = gates
     tasks = GATED_TASKS.replace(
-        'MAP_GATE = END_GATE = ""', f"MAP_GATE, END_GATE = {str(map_gate)!r}, {str(end_gate)!r}")
+        'NODE_GATE = MAP_GATE = END_GATE = ""',
+        f"NODE_GATE, MAP_GATE, END_GATE = {tuple(str(gate) for gate in gates)!r}")
     flow = "%%flow gated --executor threads\nparts = part.map(range(4))\nend = last()\n"
     open_notebook(page, lab, "redraws.ipynb", ["%load_ext labloom", tasks, flow])
     widget = cell_widget(page, 2)
 
-    # A running map's children: the kernel sends the list again whenever one changes. A press
-    # on a child, the list sent again (child 2 done), the release: the child's panel opens.
-    node(widget, "n0").click(timeout=90_000)
+    # A running map's progress bar is updated with its node's states (up to ten times a second).
+    # A press on it, an update (child 1 done), the release: the map's panel opens.
+    running = widget.locator("g.labloom-node[data-node-id='n0'][data-done='2']")
+    wait_or_shot(page, running, "failed-map-running", timeout=90)
+    bar = running.locator(".labloom-progress-part[data-state='Completed']")
+
+    def node_goes_on() -> None:
+        node_gate.touch()
+        widget.locator("g.labloom-node[data-node-id='n0'][data-done='3']").wait_for(timeout=30_000)
+
+    press_across_an_update(page, bar, node_goes_on)
+    widget.locator(".labloom-panel[data-selected-node='n0']").wait_for(timeout=20_000)
+
+    # Its children: the kernel sends the list again whenever one changes. A press on a child,
+    # the list sent again (child 2 done), the release: the child's panel opens.
     child = lambda index, state: in_state(  # noqa: E731
         page, widget.locator(f".labloom-child[data-index='{index}']"), state)
     for index in (0, 1, 3):
@@ -227,7 +239,7 @@ def test_the_panel_keeps_a_click_and_its_task_run_across_redraws(lab: Any, page:
         map_gate.touch()
         child(2, "Completed").wait_for(timeout=30_000)
 
-    press_child_across_an_update(page, first, map_goes_on)
+    press_across_an_update(page, first, map_goes_on)
     widget.locator(f".labloom-panel[data-task-run-id='{picked}']").wait_for(timeout=20_000)
 
     # A task's logs open while it runs; the run ends (the task fails) and the output is redrawn:

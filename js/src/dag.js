@@ -186,6 +186,12 @@ export function render({ model, el }) {
       if (n.kind === "map") {
         bar = s("g", { class: "labloom-progress", transform: `translate(10,${n.h - 14})` });
         bar.append(s("rect", { class: "labloom-progress-track", width: n.w - 20, height: 6, rx: 3, fill: "#e4e4e7" }));
+        // One part per state, kept and resized by each update (up to ten a second): a part
+        // replaced between a press on it and the release would lose the click on the node.
+        for (const k of ORDER) {
+          if (k === "Pending") continue;
+          bar.append(s("rect", { class: "labloom-progress-part", "data-state": k, height: 6, fill: COLOURS[k] }));
+        }
         g.append(bar);
       }
       g.addEventListener("click", () => select(n.id));
@@ -212,14 +218,14 @@ export function render({ model, el }) {
         parts.sub.textContent = `${done}/${info.total} · ${info.state}`;
         parts.g.setAttribute("data-done", done);
         parts.g.setAttribute("data-total", info.total);
-        while (parts.bar.childNodes.length > 1) parts.bar.lastChild.remove();
         let x = 0;
-        for (const k of ORDER) {
-          const n = info.counts[k] || 0;
-          if (!n || !info.total || k === "Pending") continue;
-          const w = (parts.width * n) / info.total;
-          parts.bar.append(s("rect", { class: "labloom-progress-part", "data-state": k, x, width: w,
-            height: 6, fill: COLOURS[k] }));
+        for (const part of parts.bar.querySelectorAll(".labloom-progress-part")) {
+          const n = info.counts[part.getAttribute("data-state")] || 0;
+          const w = n && info.total ? (parts.width * n) / info.total : 0;
+          if (w) part.removeAttribute("display");
+          else part.setAttribute("display", "none");
+          part.setAttribute("x", x);
+          part.setAttribute("width", w);
           x += w;
         }
       } else {
