@@ -1,4 +1,5 @@
-"""A real JupyterLab in headless Chromium: the live DAG, its logs, tracebacks and Cancel.
+"""A real JupyterLab in headless Chromium: the live DAG, its logs, tracebacks and Cancel; its
+panel across the redraws of a running map's bar and children and of the output at the run's end.
 
 Run with ``pytest -m browser``. The test starts JupyterLab on loopback with a random token and
 every Jupyter/IPython/labloom folder in tmp, drives it with Playwright, and stops it again.
@@ -163,3 +164,100 @@ def test_the_widget_links_only_a_web_page_as_the_dashboard(lab: Any, page: Any) 
     for index in (2, 3):
         link = cell_widget(page, index).locator("a.labloom-dashboard")
         assert link.is_hidden() and link.get_attribute("href") is None, index
+
+
+GATED_TASKS = '''%%tasks
+import os, time
+
+NODE_GATE = MAP_GATE = END_GATE = ""  # files the test writes when it is ready (set by it)
+
+def wait_for(gate):
+    # The deadline only keeps a broken test from hanging.
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+def part(i):
+    if i in (1, 2):
+        wait_for(NODE_GATE if i == 1 else MAP_GATE)
+    return i
+
+def last():
+    print("waiting for the end")
+    wait_for(END_GATE)
+    raise ValueError("kaboom at the end")
+'''
+
+
+def press_across_an_update(page: Any, target: Any, update: Any) -> None:
+    """Press on ``target``, call ``update`` (which waits until the kernel's update is drawn),
+    release: a click only if the element pressed stayed in the page."""
+    box = target.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    # Nothing over the target.
+    assert target.evaluate("(el, [x, y]) => el.contains(document.elementFromPoint(x, y))", [x, y])
+    page.mouse.move(x, y)
+    page.mouse.down()
+    update()
+    page.mouse.up()
+
+
+def test_the_panel_keeps_a_click_and_its_task_run_across_redraws(lab: Any, page: Any) -> None:
+    gates = [lab[1] / f"{name}-gate" for name in ("node", "map", "end")]
+    node_gate, map_gate, end_gate = gates
+    tasks = GATED_TASKS.replace(
+        'NODE_GATE = MAP_GATE = END_GATE = ""',
+        f"NODE_GATE, MAP_GATE, END_GATE = {tuple(str(gate) for gate in gates)!r}")
+    flow = "%%flow gated --executor threads\nparts = part.map(range(4))\nend = last()\n"
+    open_notebook(page, lab, "redraws.ipynb", ["%load_ext labloom", tasks, flow])
+    widget = cell_widget(page, 2)
+
+    # A running map's progress bar is updated with its node's states (up to ten times a second).
+    # A press on it, an update (child 1 done), the release: the map's panel opens.
+    running = widget.locator("g.labloom-node[data-node-id='n0'][data-done='2']")
+    wait_or_shot(page, running, "failed-map-running", timeout=90)
+    bar = running.locator(".labloom-progress-part[data-state='Completed']")
+
+    def node_goes_on() -> None:
+        node_gate.touch()
+        widget.locator("g.labloom-node[data-node-id='n0'][data-done='3']").wait_for(timeout=30_000)
+
+    press_across_an_update(page, bar, node_goes_on)
+    widget.locator(".labloom-panel[data-selected-node='n0']").wait_for(timeout=20_000)
+
+    # Its children: the kernel sends the list again whenever one changes. A press on a child,
+    # the list sent again (child 2 done), the release: the child's panel opens.
+    child = lambda index, state: in_state(  # noqa: E731
+        page, widget.locator(f".labloom-child[data-index='{index}']"), state)
+    for index in (0, 1, 3):
+        wait_or_shot(page, child(index, "Completed"), "failed-children", timeout=60)
+    child(2, "Running").wait_for(timeout=30_000)
+    first = child(0, "Completed")
+    picked = first.get_attribute("data-task-run-id")
+
+    def map_goes_on() -> None:
+        map_gate.touch()
+        child(2, "Completed").wait_for(timeout=30_000)
+
+    press_across_an_update(page, first, map_goes_on)
+    widget.locator(f".labloom-panel[data-task-run-id='{picked}']").wait_for(timeout=20_000)
+
+    # A task's logs open while it runs; the run ends (the task fails) and the output is redrawn:
+    # the new drawing's panel still shows that task run, in its final state.
+    node(widget, "n1").click()
+    panel = widget.locator(".labloom-panel")
+    panel.locator(".labloom-log-line", has_text="waiting for the end").wait_for(timeout=20_000)
+    followed = panel.get_attribute("data-task-run-id")
+    assert followed and followed != picked
+    assert panel.locator(".labloom-panel-title").get_attribute("data-state") == "Running"
+    widget.evaluate("el => el.setAttribute('data-drawn-while-running', '')")
+    end_gate.touch()
+    redrawn = page.locator(".jp-CodeCell").nth(2).locator(
+        ".labloom-widget:not([data-drawn-while-running])")
+    wait_or_shot(page, in_state(page, redrawn, "Failed"), "failed-redrawn", timeout=60)
+    shown = redrawn.locator(f".labloom-panel[data-task-run-id='{followed}']")
+    wait_or_shot(page, shown.locator(".labloom-traceback", has_text="kaboom at the end"),
+                 "failed-panel-after-the-end", timeout=20)
+    assert shown.locator(".labloom-panel-title").get_attribute("data-state") == "Failed"
+    shown.locator(".labloom-log-line", has_text="waiting for the end").wait_for(timeout=5_000)
+    shot(page, "dag-panel-after-the-end", page.locator(".jp-CodeCell").nth(2))

@@ -193,6 +193,34 @@ def test_select_map_pages_children_and_a_child_shows_its_logs() -> None:
     assert h.take() == [{"event": "detail", "node": None}]
 
 
+def test_a_new_drawing_asking_for_the_selection_gets_the_open_panel_again() -> None:
+    # The run's end redraws the cell's output: the new drawing asks, and shows the task run
+    # (and the map's page) the user had open, in its final state.
+    run = FakeRun()
+    run.emit(run_created(), *map_events("m", "train", 300))
+    h = Harness(run, layout_engine="builtin")
+    h.view.handle({"event": "selection"})
+    assert h.take() == []  # nothing selected: nothing to show
+    h.view.handle({"event": "select", "node": "m"})
+    h.view.handle({"event": "page", "node": "m", "page": 2})
+    h.view.handle({"event": "select", "node": "m", "task_run": "m-250"})
+    h.take()
+    run.emit(log("m-250", "alpha=0.25"), state("m-250", State.FAILED, tb="boom"))
+    run.emit(finished(State.FAILED))
+    h.clock.advance(1)
+    h.take()
+    h.view.handle({"event": "selection"})
+    detail, children = h.take()
+    assert detail["event"] == "detail" and detail["node"] == "m"
+    assert detail["task_run"]["id"] == "m-250" and detail["task_run"]["state"] == "Failed"
+    assert detail["traceback"] == "boom" and detail["lines"][0]["text"] == "alpha=0.25"
+    assert children["event"] == "children" and children["page"] == 2
+    h.view.handle({"event": "select", "node": None})
+    h.take()
+    h.view.handle({"event": "selection"})
+    assert h.take() == []
+
+
 def test_cancel_and_retry_call_the_run(run: FakeRun) -> None:
     h = Harness(run)
     h.view.handle({"event": "cancel"})

@@ -7,6 +7,9 @@
 // model, or RestRunModel. All geometry comes from Python (`graph`, `states`, `header`); this
 // file only draws, and sends clicks back as messages ({event: "select" | "page" | "cancel" |
 // "retry" | "timeline"}). User text is always set through textContent, never parsed as HTML.
+// The selection is the model's (the kernel's): a new drawing asks for it ({event:
+// "selection"}), so the panel the user had open stays open when the cell's output is redrawn
+// at the run's end (a model that keeps no selection, as RestRunModel, ignores the question).
 //
 // The run's timeline (timeline.js, drawn with Observable Plot) sits under the DAG behind the
 // Timeline button: while it shows, the renderer asks for it ({event: "timeline"}) once a second
@@ -17,6 +20,7 @@
 // side, sorted, grouped, charted) opens from the node's panel; the header's Experiments button
 // opens it for the whole run. It asks for rows a page at a time ({event: "experiments" |
 // "curves"}); a click on a row selects that task run here, so the panel shows its logs.
+import { createChildList } from "./childlist.js";
 import { mountExperiments } from "./experiments.js";
 import { drawTimeline } from "./timeline.js";
 
@@ -125,6 +129,11 @@ export function render({ model, el }) {
   const experimentsBox = h("div", { class: "labloom-experiments-box" });
   root.append(header, error, graphBox, timelineBox, experimentsBox, panel);
   el.append(root);
+  const childList = createChildList(children, {
+    colours: COLOURS,
+    onPick: (node, taskRun) => model.send({ event: "select", node, task_run: taskRun }),
+    onPage: (node, page) => model.send({ event: "page", node, page }),
+  });
   const experiments = mountExperiments({
     model, box: experimentsBox, visible: () => visible(),
     live: () => !FINAL.has((model.get("header") || {}).state),
@@ -177,6 +186,12 @@ export function render({ model, el }) {
       if (n.kind === "map") {
         bar = s("g", { class: "labloom-progress", transform: `translate(10,${n.h - 14})` });
         bar.append(s("rect", { class: "labloom-progress-track", width: n.w - 20, height: 6, rx: 3, fill: "#e4e4e7" }));
+        // One part per state, kept and resized by each update (up to ten a second): a part
+        // replaced between a press on it and the release would lose the click on the node.
+        for (const k of ORDER) {
+          if (k === "Pending") continue;
+          bar.append(s("rect", { class: "labloom-progress-part", "data-state": k, height: 6, fill: COLOURS[k] }));
+        }
         g.append(bar);
       }
       g.addEventListener("click", () => select(n.id));
@@ -203,14 +218,14 @@ export function render({ model, el }) {
         parts.sub.textContent = `${done}/${info.total} · ${info.state}`;
         parts.g.setAttribute("data-done", done);
         parts.g.setAttribute("data-total", info.total);
-        while (parts.bar.childNodes.length > 1) parts.bar.lastChild.remove();
         let x = 0;
-        for (const k of ORDER) {
-          const n = info.counts[k] || 0;
-          if (!n || !info.total || k === "Pending") continue;
-          const w = (parts.width * n) / info.total;
-          parts.bar.append(s("rect", { class: "labloom-progress-part", "data-state": k, x, width: w,
-            height: 6, fill: COLOURS[k] }));
+        for (const part of parts.bar.querySelectorAll(".labloom-progress-part")) {
+          const n = info.counts[part.getAttribute("data-state")] || 0;
+          const w = n && info.total ? (parts.width * n) / info.total : 0;
+          if (w) part.removeAttribute("display");
+          else part.setAttribute("display", "none");
+          part.setAttribute("x", x);
+          part.setAttribute("width", w);
           x += w;
         }
       } else {
@@ -337,7 +352,7 @@ export function render({ model, el }) {
     const what = run ? `${run.name}${index} · ${run.state}` : `${msg.name} · ${msg.state}`;
     title.textContent = run && run.message ? `${what} · ${run.message}` : what;
     title.setAttribute("data-state", run ? run.state : msg.state);
-    if (msg.kind !== "map") children.replaceChildren();
+    if (msg.kind !== "map") childList.clear();
     experimentsOpen.hidden = msg.kind !== "map";
     experimentsOpen.setAttribute("data-node", msg.node);
     experimentsOpen.setAttribute("data-name", msg.name || "");
@@ -348,32 +363,9 @@ export function render({ model, el }) {
     appendLogs(msg.lines || []);
   }
 
-  function showChildren(msg) {
-    const rows = msg.children.map((c) => {
-      const row = h("div", { class: "labloom-child", "data-task-run-id": c.id, "data-state": c.state,
-        "data-index": c.index, role: "button", tabindex: 0 }, `[${c.index}] ${c.state}`);
-      row.style.borderLeftColor = COLOURS[c.state] || "#a1a1aa";
-      row.addEventListener("click", () => model.send({ event: "select", node: msg.node, task_run: c.id }));
-      return row;
-    });
-    const pager = h("div", { class: "labloom-pager" });
-    const prev = h("button", { class: "labloom-page-prev", type: "button" }, "‹");
-    const next = h("button", { class: "labloom-page-next", type: "button" }, "›");
-    const where = h("span", { class: "labloom-page", "data-page": msg.page },
-      `page ${msg.page + 1} of ${msg.pages} · ${msg.total} runs`);
-    prev.disabled = msg.page <= 0;
-    next.disabled = msg.page >= msg.pages - 1;
-    prev.addEventListener("click", () => model.send({ event: "page", node: msg.node, page: msg.page - 1 }));
-    next.addEventListener("click", () => model.send({ event: "page", node: msg.node, page: msg.page + 1 }));
-    pager.append(prev, where, next);
-    const list = h("div", { class: "labloom-child-list" });
-    list.append(...rows);
-    children.replaceChildren(pager, list);
-  }
-
   function onMessage(msg) {
     if (msg.event === "detail") showDetail(msg);
-    else if (msg.event === "children" && msg.node === selected) showChildren(msg);
+    else if (msg.event === "children" && msg.node === selected) childList.set(msg);
     else if (msg.event === "log" && panel.getAttribute("data-task-run-id") === msg.task_run) appendLogs(msg.lines);
     else if (msg.event === "timeline") showTimeline(msg);
     else if (msg.event === "error") error.textContent = msg.message;
@@ -392,6 +384,7 @@ export function render({ model, el }) {
   const timer = setInterval(everySecond, 1000);
   drawGraph();
   drawHeader();
+  model.send({ event: "selection" });
 
   return () => {
     clearInterval(timer);

@@ -2,9 +2,9 @@
 
 ``RunView`` subscribes to a run, folds events into a ``ViewGraph``, and at most ten times a second
 pushes what changed (graph with positions, node states, header) through ``push``. Messages from
-the front end (select, page, cancel, retry) arrive through ``handle``; replies and the live log
-tail leave through ``send``. Nothing here imports Jupyter, so the tests drive it directly and the
-anywidget class stays a thin shell.
+the front end (select, selection, page, cancel, retry) arrive through ``handle``; replies and
+the live log tail leave through ``send``. Nothing here imports Jupyter, so the tests drive it
+directly and the anywidget class stays a thin shell.
 """
 
 from __future__ import annotations
@@ -134,6 +134,8 @@ class RunView:
         event = message.get("event")
         if event == "select":
             self.select(message.get("node"), message.get("task_run"))
+        elif event == "selection":
+            self.resend_selection()
         elif event == "page":
             with self._lock:
                 if message.get("node") == self._node:
@@ -204,6 +206,19 @@ class RunView:
                 self._page = 0
                 if self.graph.nodes[node].kind == "map":
                     self._send_children()
+
+    def resend_selection(self) -> None:
+        """What is selected, sent again: a new drawing of the widget asks for it as it starts.
+
+        The end of a run redraws the cell's output (``RunWidget.show``), and the new drawing's
+        panel starts hidden; the kernel owns the selection, so it tells the new drawing (and
+        the others, which show the same) which task run's panel the user had open."""
+        with self._lock:
+            if self._node is None or self._node not in self.graph.nodes:
+                return
+            self._send_detail()
+            if self.graph.nodes[self._node].kind == "map":
+                self._send_children()  # the page the user had turned to
 
     def _target(self) -> TaskRunInfo | None:
         """The task run whose logs the selection shows: a picked child, or a task's run."""
