@@ -32,6 +32,7 @@ TREE = {
     "DatabaseURLError": (ValueError,),
     "NotAllowedError": (PermissionError,),
     "ExperimentValueError": (ValueError,),
+    "UnknownColumnError": (ValueError,),
     "GraphvizNotFound": (RuntimeError,),
 }
 

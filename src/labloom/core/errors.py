@@ -21,6 +21,7 @@
     ├── DatabaseURLError           (also a ValueError) a database URL labloom cannot use
     ├── NotAllowedError            (also a PermissionError) acting on another user's run
     ├── ExperimentValueError       (also a ValueError) a param or metric labloom cannot record
+    ├── UnknownColumnError         (also a ValueError) a sort names no column of the rows
     └── GraphvizNotFound           (also a RuntimeError) graphviz's ``dot`` is not installed
 
 Every public one is exported by ``labloom`` (``tests/test_exceptions.py`` checks the tree).
