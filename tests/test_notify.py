@@ -166,6 +166,17 @@ SLOW_FAIL = """
 """
 
 
+def add_nightly_etl(home: Path, hook: Hook, param: str) -> None:
+    """The schedule these cases drive: flows.py:etl every second, alerting ``hook``."""
+    added = labloom(home, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
+                    "nightly-etl", "-p", param, "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+
+
+def running_with_its_run(home: Path) -> bool:
+    return any(r["status"] == "running" and r["run_id"] for r in slot_rows(home))
+
+
 def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
     tmp_path: Path, hook_factory: Any
 ) -> None:
@@ -175,14 +186,11 @@ def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
     hook = hook_factory()
     write(tmp_path / "flows.py", SLOW_FAIL)
     out = tmp_path / "pid.txt"
-    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
-                    "nightly-etl", "-p", f"out={out}", "--notify", hook.url)
-    assert added.returncode == 0, added.stderr
+    add_nightly_etl(tmp_path, hook, f"out={out}")
     first = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
     second = None
     try:
-        wait_for(lambda: any(r["status"] == "running" and r["run_id"]
-                             for r in slot_rows(tmp_path)), 30, "a running slot with its run")
+        wait_for(lambda: running_with_its_run(tmp_path), 30, "a running slot with its run")
         wait_for(lambda: out.exists() and out.read_text(), 30, "the run's task")
         assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
         [orphan] = [r for r in slot_rows(tmp_path) if r["status"] == "running"]
@@ -219,9 +227,7 @@ def test_a_scheduled_target_that_no_longer_imports_alerts_with_where_to_read_why
     # at: it must say which target and where the scheduler kept the process's output.
     hook = hook_factory()
     write(tmp_path / "flows.py", FLOWS)
-    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
-                    "nightly-etl", "-p", "secret_rows=[1]", "--notify", hook.url)
-    assert added.returncode == 0, added.stderr
+    add_nightly_etl(tmp_path, hook, "secret_rows=[1]")
     module = tmp_path / "flows.py"
     module.write_text("import labloom_gone_package\n" + module.read_text(), encoding="utf-8")
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
@@ -246,9 +252,7 @@ def test_a_run_the_scheduler_cannot_start_alerts(tmp_path: Path, hook_factory: A
     # alert and no line in serve's output: the nightly job stopped without a word.
     hook = hook_factory()
     write(tmp_path / "flows.py", FLOWS)
-    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
-                    "nightly-etl", "-p", "secret_rows=[1]", "--notify", hook.url)
-    assert added.returncode == 0, added.stderr
+    add_nightly_etl(tmp_path, hook, "secret_rows=[1]")
     venv = tmp_path / "venv"
     venv.mkdir()
     python = venv / "python3"
@@ -282,14 +286,11 @@ def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
     hook = hook_factory()
     write(tmp_path / "flows.py", SLOW_FAIL)
     out = tmp_path / "pid.txt"
-    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
-                    "nightly-etl", "-p", f"out={out}", "--notify", hook.url)
-    assert added.returncode == 0, added.stderr
+    add_nightly_etl(tmp_path, hook, f"out={out}")
     frozen = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
     other = None
     try:
-        wait_for(lambda: any(r["status"] == "running" and r["run_id"]
-                             for r in slot_rows(tmp_path)), 30, "a running slot with its run")
+        wait_for(lambda: running_with_its_run(tmp_path), 30, "a running slot with its run")
         assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
         frozen.send_signal(signal.SIGSTOP)
         other = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)

@@ -18,6 +18,8 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .tasks import Task
+
 # A constant named by a task is in its key when its repr is at most this long; longer ones
 # (a big table of settings) are left out, as data is.
 MAX_CONSTANT = 10_000
@@ -44,7 +46,8 @@ def code_hash(fn: Callable[..., Any]) -> str:
         seen.add(id(item))
         parts.append(_source(item))
         for name, value in _globals_named(item):
-            value = getattr(value, "fn", value)  # a task named by another: its function
+            if isinstance(value, Task):  # a task named by another: its function
+                value = value.fn
             if isinstance(value, (types.FunctionType, type)):
                 if getattr(value, "__module__", None) == module and id(value) not in seen:
                     todo.append(value)
