@@ -164,3 +164,53 @@ def test_a_prefix_of_several_run_ids_is_ambiguous_and_names_them(tmp_path: Path)
         assert all(run_id in done.stderr for run_id in sharing[:10]), done.stderr
     # the whole id still names its run
     assert cli(tmp_path, "show", sharing[0]).returncode == 0
+
+
+RETRIED = """
+from labloom import flow, task
+
+tries = []
+
+@task(retries=1, retry_delay=0)
+def flaky():
+    tries.append(1)
+    if len(tries) == 1:
+        raise KeyError("first attempt")
+    return 1
+
+@task
+def broken(i):
+    raise ValueError(f"broken {i}")
+
+@flow
+def pipeline():
+    return flaky(), broken.map(range(5))
+
+if __name__ == "__main__":
+    pipeline.run()
+"""
+
+
+def test_logs_tell_why_each_attempt_and_task_run_failed(tmp_path: Path) -> None:
+    """A task run that Completed on its second attempt has the first's traceback in its logs,
+    not shown as its failure; `labloom logs RUN` ends with the failed task runs' tracebacks
+    (before: "no log lines" and nothing of why the run failed)."""
+    home = tmp_path / "home"
+    script = tmp_path / "pipeline.py"
+    script.write_text(RETRIED)
+    run_script(home, script)
+    [run] = cli_json(home, "runs")
+
+    shown = cli(home, "show", run["id"]).stdout
+    assert "flaky Completed" not in shown and "KeyError" not in shown, shown
+    assert "broken[0] Failed, attempt 1:" in shown and "ValueError: broken 0" in shown
+
+    flaky = cli(home, "logs", run["id"], "--task", "flaky").stdout
+    assert "[labloom] attempt 1 of 2 failed; retrying in 0s" in flaky
+    assert "KeyError: 'first attempt'" in flaky and "Completed" not in flaky
+
+    whole = cli(home, "logs", run["id"]).stdout
+    assert "broken[0] Failed, attempt 1:" in whole and "ValueError: broken 2" in whole
+    assert "2 more failed task run(s) have a traceback" in whole
+    tracebacks = cli_json(home, "logs", run["id"])["tracebacks"]
+    assert sorted(t["task"] for t in tracebacks) == [f"broken[{i}]" for i in range(5)]

@@ -29,6 +29,7 @@ def test_retries_with_a_delay_per_attempt(executor: str) -> None:
     @task(retries=2, retry_delay=[0.2, 0.4])
     def flaky() -> str:
         calls.append(time.time())
+        print(f"attempt {len(calls)}")
         if len(calls) < 3:
             raise ConnectionError(f"attempt {len(calls)} lost the connection")
         return "ok"
@@ -45,6 +46,14 @@ def test_retries_with_a_delay_per_attempt(executor: str) -> None:
     assert states.count(State.RETRYING) == 2
     assert "attempt 1 of 3; retrying in 0.2s" in tr.history[states.index(State.RETRYING)].message
     assert calls[1] - calls[0] >= 0.2 and calls[2] - calls[1] >= 0.4
+    # Each failed attempt's traceback is in the task run's logs, between the attempts' lines
+    # (before, only the last one was kept, as the traceback of a task run that Completed).
+    texts = [line.text for line in run.logs()]
+    assert [text.split("\n")[0] for text in texts] == [
+        "attempt 1", "[labloom] attempt 1 of 3 failed; retrying in 0.2s",
+        "attempt 2", "[labloom] attempt 2 of 3 failed; retrying in 0.4s", "attempt 3"]
+    assert "ConnectionError: attempt 2 lost the connection" in texts[3]
+    assert "in flaky" in texts[3]  # the traceback, not only the message
 
 
 def test_retries_exhausted_end_failed() -> None:
@@ -86,6 +95,13 @@ def test_a_timeout_fails_only_its_task(executor: str) -> None:
     assert "timed out after 0.3s" in by_name["stuck"].message
     assert by_name["fine"].state is State.COMPLETED
     assert isinstance(by_name["stuck"].error, labloom.TaskTimeoutError)
+    # Its traceback is where the task was stuck (before: labloom's line raising the timeout).
+    shown = by_name["stuck"].traceback
+    assert shown.startswith("Traceback (most recent call last), where the task was when it "
+                            "timed out:\n"), shown
+    assert "in stuck\n    release.wait(10)\n" in shown and "labloom/core" not in shown
+    assert shown.splitlines()[-1].startswith(
+        "labloom.core.errors.TaskTimeoutError: task 'stuck' timed out after 0.3s")
 
 
 def test_cancel_marks_pending_task_runs_cancelled() -> None:

@@ -299,6 +299,14 @@ def test_retries_and_timeouts_apply_on_workers(executor, tmp_path):
     assert by_name["flaky"].state is State.COMPLETED and by_name["flaky"].attempts == 2
     assert by_name["too_slow"].state is State.FAILED
     assert "timed out after 0.5s" in by_name["too_slow"].message
+    # Why the first attempt failed, with the worker's traceback, in the task run's logs.
+    [said] = [line.text for line in run.logs("flaky")]
+    assert said.startswith("[labloom] attempt 1 of 2 failed; retrying in 0s\n"), said
+    raised_at = flaky.fn.__code__.co_firstlineno + 4  # the line of @task
+    assert "RuntimeError: first attempt fails" in said and f"line {raised_at}, in flaky" in said
+    # A timed-out call's traceback is where it was stuck (time.sleep), taken on the worker.
+    stuck_at = too_slow.fn.__code__.co_firstlineno + 2  # the line of @task
+    assert f"line {stuck_at}, in too_slow\n" in by_name["too_slow"].traceback
 
 
 

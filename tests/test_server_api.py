@@ -218,6 +218,34 @@ async def test_logs_read_on_from_a_cursor(jp_fetch: Any) -> None:
     assert info["state"] == "Failed" and "kaboom" in info["traceback"]
 
 
+async def test_a_task_run_that_completed_on_a_retry_shows_no_traceback(jp_fetch: Any) -> None:
+    """Its first attempt's traceback is a line of its logs, not its failure: the run tab
+    showed it red under "Completed" (the last failed attempt's, kept by the store)."""
+    tries: list[int] = []
+
+    @task(retries=1, retry_delay=0)
+    def flaky() -> int:
+        tries.append(1)
+        if len(tries) == 1:
+            raise ValueError("first attempt")
+        return 1
+
+    @flow
+    def recovers() -> int:
+        return flaky()
+
+    run = recovers.run()
+    detail = await get(jp_fetch, "runs", run.id, tasks="0")
+    [node_id] = [n["id"] for n in detail["graph"]["nodes"]]
+    node = await get(jp_fetch, "runs", run.id, "nodes", node_id)
+    assert node["task_run"]["state"] == "Completed" and node["task_run"]["traceback"] == ""
+    page = await get(jp_fetch, "runs", run.id, "logs", task="flaky")
+    assert page["task_runs"][0]["traceback"] == ""
+    [line] = page["lines"]
+    assert line["text"].startswith("[labloom] attempt 1 of 2 failed; retrying in 0s\n")
+    assert "ValueError: first attempt" in line["text"]
+
+
 async def test_cancel_a_running_run_of_this_process(jp_fetch: Any) -> None:
     release = threading.Event()
 

@@ -148,6 +148,22 @@ def test_a_failure_on_the_selected_task_sends_its_traceback(run: FakeRun) -> Non
     assert detail["traceback"].endswith("KeyError: 'auc'")
 
 
+def test_a_task_run_completed_on_a_retry_shows_no_traceback(run: FakeRun) -> None:
+    """While it waits to retry, why; once it completed, none (the failed attempt's is in
+    its logs): the panel showed it red under "Completed"."""
+    h = Harness(run)
+    h.view.handle({"event": "select", "node": "n-best"})
+    h.take()
+    run.emit(state("t-best", State.RETRYING, tb="Traceback...\nKeyError: 'auc'", msg="KeyError"))
+    h.clock.advance(1)
+    [detail] = h.take()
+    assert detail["traceback"].endswith("KeyError: 'auc'")
+    run.emit(state("t-best", State.COMPLETED))
+    h.clock.advance(1)
+    [detail] = h.take()
+    assert detail["task_run"]["state"] == "Completed" and detail["traceback"] == ""
+
+
 def test_a_rerun_of_the_selected_task_is_followed(run: FakeRun) -> None:
     h = Harness(run)
     h.view.handle({"event": "select", "node": "n-best"})

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from ..core.run_logs import named
+from ..core.states import shown_traceback
 from ..store import open_store
 from ..store.reader import RunStore
 from .options import count
@@ -120,32 +121,35 @@ def _show(args: argparse.Namespace) -> int:
         for t in tasks
     ]
     _table(["TASK RUN", "STATE", "ATTEMPTS", "DURATION", "MESSAGE"], rows)
-    failed = [t for t in tasks if t.traceback]
-    for t in failed[:_TRACEBACKS_SHOWN]:
-        echo()
-        _traceback(t)
-    if len(failed) > _TRACEBACKS_SHOWN:
-        echo(f"\n{len(failed) - _TRACEBACKS_SHOWN} more failed task run(s) have a traceback: "
-             f"`labloom logs {run.id} --task NAME` ends with it")
+    _tracebacks(run.id, tasks, gap=True)
     return 0
 
 
 _TRACEBACKS_SHOWN = 3
 
 
-def _traceback(task: Any) -> None:
-    echo(f"{task.name} {task.state}, attempt {task.attempts}:")
-    for line in task.traceback.rstrip().splitlines():
-        echo(f"  {line}")
+def _tracebacks(run_id: str, tasks: list[Any], gap: bool = False) -> None:
+    """Why the first task runs that failed did (or wait to retry): a task run that succeeded
+    in the end has its failed attempts' tracebacks in its logs instead."""
+    failed = [t for t in tasks if shown_traceback(t.state, t.traceback)]
+    for t in failed[:_TRACEBACKS_SHOWN]:
+        if gap:
+            echo()
+        echo(f"{t.name} {t.state}, attempt {t.attempts}:")
+        for line in t.traceback.rstrip().splitlines():
+            echo(f"  {line}")
+    if len(failed) > _TRACEBACKS_SHOWN:
+        echo(f"\n{len(failed) - _TRACEBACKS_SHOWN} more failed task run(s) have a traceback: "
+             f"`labloom logs {run_id} --task NAME` (NAME[i]: a map's child) ends with it, "
+             "--json gives them all")
 
 
 def _logs(args: argparse.Namespace) -> int:
     with open_store() as store:
         run = _find(store, args.run_id)
         lines, cuts = store.logs(run.id, args.task)
-        named_runs = [] if args.task is None else [
-            t for t in store.task_runs(run.id) if named(args.task, t.id, t.name)
-        ]
+        named_runs = [t for t in store.task_runs(run.id)
+                      if args.task is None or named(args.task, t.id, t.name)]
     if args.json:
         print(json.dumps({
             "run_id": run.id,
@@ -153,7 +157,7 @@ def _logs(args: argparse.Namespace) -> int:
             "cut": [{"task": c.task, "task_run_id": c.task_run_id, "kept": c.kept, "cut": c.cut}
                     for c in cuts],
             "tracebacks": [{"task": t.name, "task_run_id": t.id, "traceback": t.traceback}
-                           for t in named_runs if t.traceback],
+                           for t in named_runs if shown_traceback(t.state, t.traceback)],
         }, indent=1))
         return 0
     for line in lines:
@@ -164,9 +168,7 @@ def _logs(args: argparse.Namespace) -> int:
               f"(the store keeps {cut.kept} per task run; LABLOOM_LOG_LINES raises it)")
     if not lines and not cuts:
         echo("no log lines" + (f" for task {args.task!r}" if args.task else ""))
-    for task in named_runs:  # the logs of a failed task run end with why it failed
-        if task.traceback:
-            _traceback(task)
+    _tracebacks(run.id, named_runs)  # the logs of a failed task run end with why it failed
     return 0
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import result_files
@@ -118,12 +119,15 @@ def _call_with_timeout(call: TaskCall, timeout: float, args: tuple[Any, ...],
             worker.join(timeout - patience)
     if worker.is_alive():
         _stop_recording(current_task())  # this call's context, shared with ``worker``
-        raise TaskTimeoutError(
+        where = sys._current_frames().get(worker.ident or 0)
+        error = TaskTimeoutError(
             f"task {call.task_name!r} timed out after {call.timeout:g}s "
             f"(timeout={call.timeout:g}); raise the timeout or make the task faster. "
             "Python cannot kill a thread: the call may still be running in the background "
             "(it holds no concurrency slot); on Dask, a worker can be restarted instead"
         )
+        error.task_traceback = _timed_out_at(where, error)
+        raise error
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
@@ -209,11 +213,26 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def user_traceback(exc: BaseException, tb: TracebackType | None = None) -> str:
     """The traceback text from the user's code on: labloom's own frames above it say nothing
     about what went wrong in a task."""
-    if isinstance(exc, TaskCrashedError) and exc.task_traceback:
-        return exc.task_traceback  # the task's own, taken where it crashed
+    if isinstance(exc, (TaskCrashedError, TaskTimeoutError)) and exc.task_traceback:
+        return exc.task_traceback  # the task's own, taken where it crashed or was stuck
     tb = tb or exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):
             break
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _timed_out_at(frame: FrameType | None, error: TaskTimeoutError) -> str:
+    """Where a timed-out call's code was (its thread's stack from the task's function on, as
+    a traceback reads) and the error: what it was waiting for, rather than labloom's line that
+    raised the timeout."""
+    stack = traceback.extract_stack(frame) if frame is not None else []
+    ours = (_PACKAGE_DIR, threading.__file__)
+    while stack and os.path.abspath(stack[0].filename).startswith(ours):
+        stack.pop(0)  # the thread's start and labloom's call of the task
+    if not stack:
+        return ""
+    return ("Traceback (most recent call last), where the task was when it timed out:\n"
+            + "".join(traceback.format_list(stack))
+            + "".join(traceback.format_exception_only(type(error), error)))

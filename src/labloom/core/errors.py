@@ -55,7 +55,16 @@ class RunCancelledError(LabloomError):
 
 
 class TaskTimeoutError(LabloomError, TimeoutError):
-    """A task run exceeded its ``timeout``."""
+    """A task run exceeded its ``timeout``. ``task_traceback`` is where the task's code was
+    when it timed out, as text (kept across processes), the one thing that says what it was
+    waiting for."""
+
+    def __init__(self, message: str, task_traceback: str = "") -> None:
+        super().__init__(message)
+        self.task_traceback = task_traceback
+
+    def __reduce__(self) -> tuple[Any, ...]:  # Dask pickles it back from the worker
+        return (type(self), (str(self), self.task_traceback))
 
 
 class TaskCrashedError(LabloomError):

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from . import events as ev
 from .attempt import TaskCall
 from .call_reports import Done, is_stale
 from .errors import TaskCrashedError, UpstreamFailedError
@@ -120,12 +122,16 @@ class Launcher:
         if retry and tr.attempts <= tr.task.retries and graph.cancelled is None:
             delay = tr.task.delay_before(tr.attempts + 1)
             self.release_slot(tr)
-            graph.set_state(
-                tr, State.RETRYING,
-                f"{message} (attempt {tr.attempts} of {tr.task.retries + 1}; "
-                f"retrying in {delay:g}s)",
-                traceback=traceback,
-            )
+            which = f"attempt {tr.attempts} of {tr.task.retries + 1}"
+            graph.set_state(tr, State.RETRYING, f"{message} ({which}; retrying in {delay:g}s)",
+                            traceback=traceback)
+            # Between the failed attempt's lines and the next one's, in its logs only (the
+            # console says "Retrying" already): a task run that ends Completed still tells, in
+            # every view of its logs, why an attempt failed.
+            self.engine.sink.log(ev.LogRecord(
+                self.engine.id, tr.id, logging.WARNING, time.time(),
+                f"[labloom] {which} failed; retrying in {delay:g}s\n"
+                f"{traceback.rstrip() or message}"))
             timer = threading.Timer(delay, self._retry_due, args=(tr, attempt))
             timer.daemon = True
             self._timers[tr.id] = timer

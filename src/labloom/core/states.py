@@ -46,6 +46,15 @@ FINAL_STATES = frozenset(
 # A downstream task does not run after any of these (unless wrapped in allow_failure).
 BAD_STATES = frozenset({State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED})
 
+
+
+def shown_traceback(state: str, traceback: str) -> str:
+    """The traceback a view shows for a task run in ``state``: why it failed, or why it waits
+    to retry; none once it succeeded (a retried attempt's traceback is kept in its logs, at its
+    place between the attempts' lines, ``launching.py``)."""
+    return "" if state in (State.COMPLETED, State.CACHED) else traceback
+
+
 # Which state a node shows when its task runs disagree: the first present wins.
 _ACTIVE_ORDER = (State.RUNNING, State.RETRYING)
 _FINAL_ORDER = (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED)

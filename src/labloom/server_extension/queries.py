@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ..core.states import shown_traceback
 from ..dag.model import PAGE_SIZE
 from ..dag.payload import lay_out
 from ..dag.stored import child_page, task_run_info
@@ -355,7 +356,7 @@ def node_detail(
         "kind": kind,
         "state": state,
         "task_run": None if current is None else {
-            **current.to_json(), "traceback": current.traceback
+            **current.to_json(), "traceback": shown_traceback(current.state, current.traceback)
         },
         "children": child_page(
             node_id, total, page, PAGE_SIZE,
@@ -400,7 +401,7 @@ def log_page(
         "more": len(lines) == limit,
         "task_runs": [
             {"id": t.id, "name": t.name, "state": t.state, "message": t.message,
-             "traceback": t.traceback, "attempts": t.attempts}
+             "traceback": shown_traceback(t.state, t.traceback), "attempts": t.attempts}
             for t in chosen
         ],
         "cut": [{"task_run_id": c.task_run_id, "task": names.get(c.task_run_id, ""),

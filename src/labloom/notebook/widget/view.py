@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from ...core.errors import LabloomError
 from ...core.events import Event
+from ...core.states import shown_traceback
 from ...dag.experiment_rows import ExperimentRows, curve_answer, page_answer
 from ...dag.model import PAGE_SIZE, Changes, TaskRunInfo, ViewGraph, log_lines
 from ...dag.payload import graph_payload, graph_shape, lay_out
@@ -245,7 +246,7 @@ class RunView:
                 "state": self.graph.node_state(node).value,
                 "task_run": target.to_json() if target else None,
                 "lines": log_lines(target.logs) if target else [],
-                "traceback": target.traceback if target else "",
+                "traceback": shown_traceback(target.state, target.traceback) if target else "",
             }
         )
 
