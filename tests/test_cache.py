@@ -180,3 +180,44 @@ def test_editing_a_helper_or_a_constant_it_reads_invalidates(tmp_path: Path) -> 
     assert answer() == ["gt", True] and CALLS == ["classify"] * 3
     run_cell("class Rule:\n    @staticmethod\n    def name():\n        return 'ge'\n")
     assert answer() == ["ge", True] and CALLS == ["classify"] * 4
+
+
+def test_a_default_argument_or_a_closed_over_value_edited_invalidates(tmp_path: Path) -> None:
+    """The values a task's source only names: ``factor=FACTOR`` (a default, read once when
+    the cell ran) and ``th`` of a task made by a function. Both returned last run's answer
+    after the value changed, the source being the same."""
+    space: dict[str, Any] = {"__name__": "notebook_like", "task": task, "CALLS": CALLS}
+    cell = tmp_path / "cell.py"
+
+    def run_cell(factor: float, th: float) -> None:
+        cell.write_text(
+            f"FACTOR = {factor}\n"
+            "@task(cache=True)\n"
+            "def scaled(x, factor=FACTOR, *, offset=FACTOR):\n"
+            "    CALLS.append('scaled')\n"
+            "    return x * factor + offset\n"
+            "def make(th):\n"
+            "    @task(cache=True)\n"
+            "    def above(x):\n"
+            "        CALLS.append('above')\n"
+            "        return x > th\n"
+            "    return above\n"
+            f"above = make({th})\n")
+        exec(compile(cell.read_text(), str(cell), "exec"), space)
+
+    @flow
+    def both() -> Any:
+        return space["scaled"](1.0), space["above"](1.0)
+
+    def answer() -> Any:
+        run = both.run(executor="local")
+        assert run.state is State.COMPLETED, run.message
+        return run.result()
+
+    run_cell(0.5, 0.5)
+    assert answer() == (1.0, True) and answer() == (1.0, True)
+    assert CALLS == ["scaled", "above"]  # nothing changed: hits
+    run_cell(2.0, 0.5)
+    assert answer() == (4.0, True) and CALLS == ["scaled", "above", "scaled"]
+    run_cell(2.0, 2.0)
+    assert answer() == (4.0, False) and CALLS == ["scaled", "above", "scaled", "above"]

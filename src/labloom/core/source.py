@@ -6,8 +6,9 @@ not only its own body: in a notebook, a cached task calling a helper defined in 
 returned last run's answer after the helper (or a threshold it reads) was edited, its own
 source unchanged. So the key holds, recursively, the source of each function and class the
 task names that is defined in the task's own module (a notebook's cells are one), and the
-value of each short constant it names there. Not followed: what is imported (a library's
-code), modules, and any other value (a DataFrame read as a global: pass it as an input).
+value of each short constant it names there, or holds as a default argument or a closed-over
+variable. Not followed: what is imported (a library's code), modules, and any other value (a
+DataFrame read as a global: pass it as an input).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def code_hash(fn: Callable[..., Any]) -> str:
             continue
         seen.add(id(item))
         parts.append(_source(item))
-        for name, value in _globals_named(item):
+        for name, value in [*_globals_named(item), *_bound_values(item)]:
             if isinstance(value, Task):  # a task named by another: its function
                 value = value.fn
             if isinstance(value, (types.FunctionType, type)):
@@ -86,6 +87,23 @@ def _globals_named(item: Any) -> Iterator[tuple[str, Any]]:
             if name in space and name not in named:
                 named[name] = space[name]
     return iter(sorted(named.items()))
+
+
+def _bound_values(item: Any) -> Iterator[tuple[str, Any]]:
+    """The values a function holds that its source only names: its defaults (``factor=TH``)
+    and the variables it closes over (``th`` of a task made in a function): an edited TH or a
+    task made again with another ``th`` returned the old answer."""
+    for function in _functions_of(item) if isinstance(item, type) else [item]:
+        code = function.__code__
+        positional = code.co_varnames[:code.co_argcount]
+        defaults = function.__defaults__ or ()
+        yield from zip(positional[len(positional) - len(defaults):], defaults, strict=True)
+        yield from sorted((function.__kwdefaults__ or {}).items())
+        for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=True):
+            try:
+                yield f"<closure>{name}", cell.cell_contents
+            except ValueError:  # a cell not filled yet (a name assigned after the def)
+                continue
 
 
 def _names(code: types.CodeType) -> Iterator[str]:
