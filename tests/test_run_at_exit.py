@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +15,7 @@ import pytest
 from kernel_helpers import kernel
 from labloom.core import threading_internals
 from labloom.store import open_store
-from store_helpers import run_script
+from store_helpers import env_for, run_script
 
 REASON = "the process exited while the run was running"
 
@@ -83,6 +88,63 @@ while not any(t.name == "slow" and t.state.value == "Running" for t in run.tasks
     time.sleep(0.01)
 """,
 ]
+
+
+INTERRUPTED = """
+import sys, threading
+from pathlib import Path
+from labloom import flow, task
+
+@task
+def train(i):
+    Path(sys.argv[1]).touch()
+    threading.Event().wait(120)  # an hour's training: still running when Ctrl-C comes
+
+@flow
+def sweep():
+    train.map(range(2))
+
+sweep()
+"""
+
+
+def test_ctrl_c_of_a_script_says_why_it_has_not_exited_and_a_second_exits(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C cancels the run at once, but the process waits for the calls still running on
+    its (non-daemon) task threads, as Python's thread pools do: that wait was silent, as long
+    as the task's code ran, and looked like a hang."""
+    script, started = tmp_path / "sweep.py", tmp_path / "started"
+    script.write_text(INTERRUPTED)
+    process = subprocess.Popen([sys.executable, str(script), str(started)],
+                               env=env_for(tmp_path / "home"), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        said = threading.Event()
+        lines: list[str] = []
+
+        def read() -> None:
+            assert process.stderr is not None
+            for line in process.stderr:
+                lines.append(line)
+                if line.startswith("[labloom] waiting for 2 task call(s) still running"):
+                    said.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        assert said.wait(30), "".join(lines)
+        assert "Press Ctrl-C again to exit now" in lines[-1]
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+    finally:
+        process.kill()
+        process.wait()
+    run, states = store_rows(tmp_path / "home")
+    assert run.state == "Cancelled"  # type: ignore[attr-defined]
+    assert set(states.values()) == {"Cancelled"}
 
 
 def test_a_kernel_shut_down_mid_run_records_the_run(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ import contextlib
 import logging
 import os
 import queue
+import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +30,8 @@ log = logging.getLogger("labloom")
 Call = tuple[Callable[..., None], tuple[Any, ...]]
 
 _pools: weakref.WeakSet[ThreadPool] = weakref.WeakSet()
+# Every pool's threads, also those of a pool already collected (they end after its last calls).
+_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 _registered = False
 _registering = threading.Lock()
 
@@ -37,6 +41,34 @@ def _at_exit() -> None:
     queued before this ran."""
     for pool in list(_pools):
         pool.close(drop=False)
+
+
+# How long the exit lets idle threads end before it counts the ones still in a call.
+_IDLE_ENDS_WITHIN = 0.2
+STILL_RUNNING = (
+    "[labloom] waiting for {count} task call(s) still running before the process exits: Python "
+    "cannot stop a thread, and a call returns when its code does (their runs are recorded "
+    "already). Press Ctrl-C again to exit now."
+)
+
+
+def _say_calls_still_running() -> None:
+    """The last of labloom's exit hooks (registered first, at import: they run in reverse),
+    after the runs still going were cancelled and the pools closed: a thread still in a call
+    holds the exit until the call returns, which is said, so that a Ctrl-C that cancelled a run
+    is not followed by a silent wait as long as the task's code runs (a training of an hour)."""
+    # A daemon thread (made by a background run's thread, whose kind it takes) holds nothing.
+    threads = [thread for thread in _threads if not thread.daemon]
+    deadline = time.monotonic() + _IDLE_ENDS_WITHIN
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    busy = sum(thread.is_alive() for thread in threads)
+    if busy:
+        sys.stderr.write(STILL_RUNNING.format(count=busy) + "\n")
+        sys.stderr.flush()
+
+
+register_at_exit(_say_calls_still_running)
 
 
 class ThreadPool:
@@ -77,6 +109,7 @@ class ThreadPool:
                     thread = threading.Thread(target=_work, args=(self._queue, self._busy),
                                               name=f"{self._prefix}_{len(self._threads)}")
                     self._threads.append(thread)
+                    _threads.add(thread)
                     thread.start()
 
     def queued(self) -> int:
