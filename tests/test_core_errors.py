@@ -33,6 +33,12 @@ def _f(x: Any = None) -> Any:
         ({"log_prints": 1}, TypeError, r"log_prints must be True or False"),
         ({"retires": 2}, TypeError, r"unknown option\(s\) retires; the options are name, retries"),
         ({"name": ""}, TypeError, r"name must be a non-empty string"),
+        ({"retry_on": "ConnectionError"}, TypeError,
+         r"retry_on must be an exception class \(retry_on=ConnectionError\) or a tuple"),
+        ({"retry_on": ConnectionError("x")}, TypeError, r"retry_on must be an exception class"),
+        ({"retry_on": (ConnectionError, int)}, TypeError, r"retry_on must be an exception"),
+        ({"retry_on": ()}, TypeError, r"retry_on must be an exception class"),
+        ({"retry_on": lambda exc: True}, TypeError, r"retry_on must be an exception class"),
     ],
 )
 def test_bad_task_options(options: dict[str, Any], error: type[Exception], match: str) -> None:

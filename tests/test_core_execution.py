@@ -56,6 +56,33 @@ def test_retries_with_a_delay_per_attempt(executor: str) -> None:
     assert "in flaky" in texts[3]  # the traceback, not only the message
 
 
+def test_retry_on_retries_only_the_failures_it_names(executor: str) -> None:
+    attempts = {"network": 0, "bug": 0, "slow": 0}
+
+    @task(retries=2, retry_on=[ConnectionError, labloom.TaskTimeoutError], timeout=5)
+    def fetch(kind: str) -> str:
+        attempts[kind] += 1
+        if kind == "network" and attempts[kind] < 3:
+            raise ConnectionResetError("the server dropped the connection")
+        if kind == "bug":
+            raise KeyError("a typo: retried, it fails alike every time")
+        return kind
+
+    @flow(executor=executor)
+    def f() -> object:
+        return fetch.map(["network", "bug"])
+
+    run = f.run()
+    network, bug = run.tasks
+    assert (network.state, network.attempts) == (State.COMPLETED, 3)
+    assert (bug.state, bug.attempts) == (State.FAILED, 1) and attempts["bug"] == 1
+    [said] = [line.text for line in run.logs("fetch[1]")]
+    assert said == ("[labloom] attempt 1 of 3 failed, not retried: KeyError is not among "
+                    "retry_on (ConnectionError, TaskTimeoutError)")
+    assert fetch.retry_on == (ConnectionError, labloom.TaskTimeoutError)
+    assert fetch.with_options(retry_on=None).retry_on is None
+
+
 def test_retries_exhausted_end_failed() -> None:
     @task(retries=1)
     def always_fails() -> None:

@@ -27,6 +27,7 @@ from .hooks import Limiter, hooks
 from .inbox import Inbox
 from .logs import prints_shown_elsewhere
 from .results import ResultPlanner
+from .retry_policy import why_not_retried
 from .state_blocks import Change, set_states
 from .states import State
 from .task_runs import TaskRun
@@ -118,8 +119,15 @@ class Launcher:
         error = outcome.error
         message = f"{type(error).__name__}: {error}" if error is not None else "failed"
         traceback = hooks.traceback_text(outcome.traceback) if outcome.traceback else ""
-        retry = not isinstance(error, TaskCrashedError)  # sys.exit() and the like mean stop
-        if retry and tr.attempts <= tr.task.retries and graph.cancelled is None:
+        retry = (not isinstance(error, TaskCrashedError)  # sys.exit() and the like mean stop
+                 and tr.attempts <= tr.task.retries and graph.cancelled is None)
+        why_not = why_not_retried(tr.task.retry_on, error) if retry else ""
+        if why_not:  # said in its logs: retries=3 and no retry would puzzle
+            retry = False
+            self.engine.sink.log(ev.LogRecord(
+                self.engine.id, tr.id, logging.WARNING, time.time(),
+                f"[labloom] attempt {tr.attempts} of {tr.task.retries + 1} failed, {why_not}"))
+        if retry:
             delay = tr.task.delay_before(tr.attempts + 1)
             self.release_slot(tr)
             which = f"attempt {tr.attempts} of {tr.task.retries + 1}"

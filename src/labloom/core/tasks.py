@@ -14,6 +14,7 @@ from .experiment_values import check_options as check_experiment_options
 from .logs import current_task
 from .numbers import is_number as _is_number
 from .numbers import is_seconds
+from .retry_policy import RetryOn, check_retry_on
 
 if TYPE_CHECKING:  # the engine makes futures; a definition only names them
     from .futures import MappedFuture, TaskFuture
@@ -25,6 +26,7 @@ _OPTIONS = (
     "name",
     "retries",
     "retry_delay",
+    "retry_on",
     "timeout",
     "tags",
     "resources",
@@ -146,6 +148,7 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
         "name": name,
         "retries": retries,
         "retry_delay": delay,
+        "retry_on": check_retry_on(where, opts.get("retry_on")),
         "timeout": None if timeout is None else float(timeout),
         "tags": frozenset(tags),
         "resources": {k: float(v) for k, v in resources.items()},
@@ -204,6 +207,12 @@ class Task(Generic[P, R]):
     def retry_delay(self) -> float | list[float]:
         delay: float | list[float] = self._options["retry_delay"]
         return delay
+
+    @property
+    def retry_on(self) -> RetryOn | None:
+        """Which failures are retried (``retry_policy.py``); None: all."""
+        retry_on: RetryOn | None = self._options["retry_on"]
+        return retry_on
 
     @property
     def timeout(self) -> float | None:
@@ -345,6 +354,7 @@ def task(
     name: str | None = None,
     retries: int = 0,
     retry_delay: float | Sequence[float] = 0,
+    retry_on: RetryOn | None = None,
     timeout: float | None = None,
     tags: Iterable[str] = (),
     resources: Mapping[str, float] | None = None,

@@ -1,0 +1,47 @@
+"""Which failures a task retries: ``@task(retries=3, retry_on=ConnectionError)``.
+
+Retrying a bug (a ``KeyError`` in the task's own code) spends every retry and its delay on
+each child of a sweep for the same answer; what is worth another attempt is most often the
+outside world's (a connection dropped, a server busy, a worker lost). ``retry_on`` says which:
+``None`` (the default) retries every failure, up to ``retries``; an exception class or a tuple
+of them only a failure that is an instance of one (``TaskTimeoutError`` and ``WorkerDiedError``
+are labloom's, for a timeout and a lost Dask worker). A ``BaseException`` that is not an
+``Exception`` (``TaskCrashedError``) is never retried.
+
+Classes, not a function of the exception: the engine decides under its run's lock, where a
+user's function that logs could wait on a task thread's handler that waits on that lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RetryOn = type[BaseException] | tuple[type[BaseException], ...]
+
+
+def check_retry_on(where: str, retry_on: Any) -> RetryOn | None:
+    """``retry_on`` as given (a list made a tuple), checked where the task is defined."""
+    if isinstance(retry_on, list):
+        retry_on = tuple(retry_on)
+    if retry_on is None or _is_error_class(retry_on):
+        return retry_on  # type: ignore[no-any-return]
+    if isinstance(retry_on, tuple) and retry_on and all(map(_is_error_class, retry_on)):
+        return retry_on
+    raise TypeError(
+        f"{where}: retry_on must be an exception class (retry_on=ConnectionError) or a tuple "
+        f"of them (retry_on=(ConnectionError, TimeoutError)); got {retry_on!r}"
+    )
+
+
+def _is_error_class(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseException)
+
+
+def why_not_retried(retry_on: RetryOn | None, error: BaseException | None) -> str:
+    """"" when a failure with ``error`` is retried under ``retry_on``, else why not (a line
+    for the task run's logs)."""
+    if retry_on is None or isinstance(error, retry_on):
+        return ""
+    names = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    return (f"not retried: {type(error).__name__} is not among retry_on "
+            f"({', '.join(kind.__name__ for kind in names)})")
