@@ -9,9 +9,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import database, experiments, history, limit_commands, running, schedules
+from . import database, deleting, experiments, history, limit_commands, running, schedules
 
-_GROUPS = (running, history, experiments, schedules, limit_commands, database)
+_GROUPS = (running, history, experiments, schedules, limit_commands, database, deleting)
 
 
 class CLIError(Exception):

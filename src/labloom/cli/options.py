@@ -39,3 +39,9 @@ def seconds(option: str, zero: bool = True) -> Callable[[str], float]:
     """A finite number of seconds, >= 0 (``zero=False``: > 0)."""
     return _checked(option, f"a finite number of seconds {'>= 0' if zero else '> 0'}", float,
                     lambda value: is_seconds(value, zero=zero))
+
+
+def days(option: str) -> Callable[[str], float]:
+    """A finite number of days > 0 (0.5: twelve hours)."""
+    return _checked(option, "a finite number of days > 0", float,
+                    lambda value: is_seconds(value, zero=False))

@@ -1,0 +1,69 @@
+"""`labloom delete`: runs deleted from the store, named or older than some days
+(``store/pruning.py``): a history that only grew, and logs kept past a retention period."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from ..store import open_store
+from .options import days
+from .terminal import echo
+
+DAY = 86_400.0
+
+
+def register(subparsers: Any) -> None:
+    """Add this module's subcommands to the parser."""
+    delete = subparsers.add_parser(
+        "delete", help="delete ended runs from the store: named, or older than some days",
+        description="Delete ended runs with their task runs, states, logs, params and metrics. "
+        "A run still going is kept; another user's only by an admin (LABLOOM_ADMINS). Result "
+        "files are kept (a cached result is shared by every run with its key).",
+    )
+    delete.add_argument("run_ids", metavar="RUN_ID", nargs="*", help="runs to delete")
+    delete.add_argument("--older-than", metavar="DAYS", type=days("--older-than"),
+                        help="every run created more than DAYS days ago (0.5: 12 hours)")
+    delete.add_argument("--flow", help="only runs of this flow")
+    delete.add_argument("--dry-run", action="store_true",
+                        help="say what would be deleted, delete nothing")
+    delete.add_argument("--json", action="store_true", help="print JSON")
+    delete.set_defaults(handler=_delete)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from ..store.pruning import delete_runs, older_runs
+    from . import CLIError
+    from .history import _find
+
+    if bool(args.run_ids) == (args.older_than is not None):
+        raise CLIError("name the runs to delete (RUN_ID ...) or give --older-than DAYS, "
+                       "not both and not neither")
+    with open_store() as store:
+        if args.run_ids:
+            runs = [_find(store, run_id) for run_id in args.run_ids]
+            wrong = [run.id for run in runs if args.flow and run.flow_name != args.flow]
+            if wrong:
+                raise CLIError(f"run(s) {', '.join(wrong)} are not runs of flow {args.flow!r}")
+        else:
+            runs = older_runs(store, time.time() - args.older_than * DAY, args.flow)
+        pruned = delete_runs(store, runs, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, "deleted": pruned.deleted,
+                          "task_runs": pruned.task_runs, "kept_running": pruned.running,
+                          "kept_not_allowed": pruned.not_allowed}, indent=1))
+    else:
+        verb = "would delete" if args.dry_run else "deleted"
+        echo(f"{verb} {len(pruned.deleted)} run(s) ({pruned.task_runs} task runs)")
+        if pruned.running:
+            echo(f"kept {len(pruned.running)} run(s) still going: {_listed(pruned.running)}")
+        if pruned.not_allowed:
+            echo(f"kept {len(pruned.not_allowed)} run(s) of other users (only an admin may "
+                 f"delete them, LABLOOM_ADMINS): {_listed(pruned.not_allowed)}")
+    return 0 if not (args.run_ids and (pruned.running or pruned.not_allowed)) else 1
+
+
+def _listed(ids: list[str], shown: int = 10) -> str:
+    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
