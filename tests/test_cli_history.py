@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
-from store_helpers import cli, cli_json, run_script
+from store_helpers import cli, cli_json, env_for, run_script
 
 FLOW = """
+import json
 from pathlib import Path
 from labloom import flow, task
 
@@ -214,3 +220,69 @@ def test_logs_tell_why_each_attempt_and_task_run_failed(tmp_path: Path) -> None:
     assert "2 more failed task run(s) have a traceback" in whole
     tracebacks = cli_json(home, "logs", run["id"])["tracebacks"]
     assert sorted(t["task"] for t in tracebacks) == [f"broken[{i}]" for i in range(5)]
+
+
+FOLLOWED = """
+import sys, time
+import json
+from pathlib import Path
+from labloom import flow, task
+
+@task
+def step(path):
+    print("before the wait")
+    while not Path(path).exists():
+        time.sleep(0.05)
+    print("after the wait")
+    return 1
+
+@flow
+def watched(path: str):
+    return step(path)
+
+watched.run(path=sys.argv[1])
+"""
+
+
+def test_logs_follow_prints_lines_as_written_until_the_run_ends(tmp_path: Path) -> None:
+    """`labloom logs RUN -f`: a CLI or scheduled run watched from a terminal; before, a
+    running run's logs were read once."""
+    home, script, release = tmp_path / "home", tmp_path / "watched.py", tmp_path / "release"
+    script.write_text(FOLLOWED)
+    run = subprocess.Popen([sys.executable, str(script), str(release)], env=env_for(home),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    follower = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (runs := cli_json(home, "runs")):
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.1)
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "labloom", "logs", runs[0]["id"], "--follow", "--json"],
+            env=env_for(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        first = threading.Event()
+
+        def read() -> None:
+            assert follower is not None and follower.stdout is not None
+            for line in follower.stdout:
+                lines.append(line)
+                first.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert first.wait(30)  # shown while the run still waits
+        assert json.loads(lines[0])["text"] == "before the wait" and run.poll() is None
+        release.touch()
+        assert follower.wait(60) == 0
+        reader.join(10)
+    finally:
+        release.touch()
+        run.wait(60)
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+    said = [json.loads(line) for line in lines]
+    assert [(s["task"], s["text"]) for s in said] == [("step", "before the wait"),
+                                                      ("step", "after the wait")]
+    text = cli(home, "logs", runs[0]["id"], "-f", "--task", "step").stdout  # ended: at once
+    assert text.endswith(f"run {runs[0]['id']} Completed\n") and "after the wait" in text

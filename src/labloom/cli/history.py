@@ -36,7 +36,10 @@ def register(subparsers: Any) -> None:
     logs = subparsers.add_parser("logs", help="log lines of a run or of one task")
     logs.add_argument("run_id", metavar="RUN_ID")
     logs.add_argument("--task", help="a task name, name[i] or task run id")
-    logs.add_argument("--json", action="store_true", help="print JSON")
+    logs.add_argument("--json", action="store_true",
+                      help="print JSON (with --follow: one JSON object a line)")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="print lines as they are written, until the run ends")
     logs.set_defaults(handler=_logs)
 
     retry = subparsers.add_parser(
@@ -145,6 +148,8 @@ def _tracebacks(run_id: str, tasks: list[Any], gap: bool = False) -> None:
 
 
 def _logs(args: argparse.Namespace) -> int:
+    if args.follow:
+        return _follow(args)
     with open_store() as store:
         run = _find(store, args.run_id)
         lines, cuts = store.logs(run.id, args.task)
@@ -170,6 +175,25 @@ def _logs(args: argparse.Namespace) -> int:
         echo("no log lines" + (f" for task {args.task!r}" if args.task else ""))
     _tracebacks(run.id, named_runs)  # the logs of a failed task run end with why it failed
     return 0
+
+
+def _follow(args: argparse.Namespace) -> int:
+    from .log_follow import follow
+
+    with open_store() as store:  # the run named (an ambiguous prefix is said here)
+        run_id = _find(store, args.run_id).id
+    run = follow(run_id, args.task, args.json)
+    if run is None:
+        from . import CLIError
+
+        raise CLIError(f"run {run_id} was deleted while its lines were followed")
+    if not args.json:
+        with open_store() as store:
+            tasks = [t for t in store.task_runs(run_id)
+                     if args.task is None or named(args.task, t.id, t.name)]
+        _tracebacks(run_id, tasks)
+        echo(f"run {run_id} {run.state}" + (f": {run.message}" if run.message else ""))
+    return 0 if run.state == "Completed" else 1
 
 
 def _retry(args: argparse.Namespace) -> int:

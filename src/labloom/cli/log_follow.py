@@ -1,0 +1,55 @@
+"""`labloom logs RUN --follow`: a run's lines as they are written, until it ends (as
+`tail -f` or `kubectl logs -f`): a CLI or scheduled run watched from a terminal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..core.run_logs import named
+from ..store import open_store
+from ..store.reader import LogEntry
+from .terminal import echo
+
+LOOK_EVERY = 0.5  # seconds between reads of a run still going
+_PAGE = 1000
+_ENDED = ("Completed", "Failed", "Cancelled", "Crashed")
+
+
+def follow(run_id: str, task: str | None, as_json: bool,
+           say: Callable[[LogEntry, str], None] | None = None) -> Any:
+    """Print the run's lines (of task runs matching ``task``) from the first on, then each new
+    one, until the run has ended and its last lines are read; returns its record then."""
+    say = say or (_json_line if as_json else _text_line)
+    names: dict[str, str] = {}
+    after = 0
+    with open_store() as store:
+        while True:
+            run = store.get_run(run_id)  # its state: Crashed too, once its process is gone
+            ended = run is None or run.state in _ENDED
+            while True:  # every line written so far, a page at a time
+                lines = store.log_page(run_id, None, after, _PAGE)
+                if any(line.task_run_id and line.task_run_id not in names for line in lines):
+                    names = {t.id: t.name for t in store.task_runs(run_id)}
+                for line in lines:
+                    name = names.get(line.task_run_id or "", "")
+                    if task is None or (line.task_run_id and named(task, line.task_run_id, name)):
+                        say(line, name)
+                after = lines[-1].id if lines else after
+                if len(lines) < _PAGE:
+                    break
+            if ended:  # read after the end was seen: its last lines are in
+                return run
+            time.sleep(LOOK_EVERY)
+
+
+def _text_line(line: LogEntry, name: str) -> None:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(line.time))
+    echo(f"{when} {logging.getLevelName(line.level):<7} {name or '(flow)'} | {line.text}")
+
+
+def _json_line(line: LogEntry, name: str) -> None:
+    print(json.dumps({**line.to_json(), "task": name}), flush=True)
