@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import json
 import os
 import socket
+import socketserver
 import subprocess
 import sys
 import textwrap
@@ -125,6 +128,69 @@ class Hook:
         with socket.create_connection(self.server.server_address[:2], timeout=10):
             wait_for(lambda: self.accepted > before, 10, "the hook to accept a probe")
         return self.accepted - 1
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class MailRelay:
+    """A real SMTP server on 127.0.0.1 (RFC 5321's dialogue, nothing relayed on): the mails it
+    took, after answering the scripted refusal codes to MAIL FROM first."""
+
+    def __init__(self, refusals: list[int] | None = None) -> None:
+        self.refusals = list(refusals or [])
+        self.mails: list[Any] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        relay = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def say(self, line: str) -> None:
+                self.wfile.write(line.encode() + b"\r\n")
+                self.wfile.flush()
+
+            def handle(self) -> None:
+                self.say("220 relay.test ESMTP")
+                sender, recipients = "", []
+                while line := self.rfile.readline():
+                    command = line.decode().strip()
+                    verb = command[:4].upper()
+                    if verb in ("HELO", "EHLO", "RSET", "NOOP"):
+                        self.say("250 relay.test")
+                    elif verb == "MAIL" and relay.refusals:
+                        self.say(f"{relay.refusals.pop(0)} try again later")
+                    elif verb == "MAIL":
+                        sender, recipients = command[10:].strip(" <>"), []
+                        self.say("250 OK")
+                    elif verb == "RCPT":
+                        recipients.append(command[8:].strip(" <>"))
+                        self.say("250 OK")
+                    elif verb == "DATA":
+                        self.say("354 end with a line holding a dot")
+                        data = []
+                        while (part := self.rfile.readline()) not in (b".\r\n", b""):
+                            data.append(part[1:] if part.startswith(b"..") else part)
+                        relay.mails.append(email.message_from_bytes(
+                            b"".join(data), policy=email.policy.default))
+                        relay.envelopes.append((sender, recipients))
+                        self.say("250 queued")
+                    elif verb == "QUIT":
+                        self.say("221 bye")
+                        return
+                    else:
+                        self.say("502 not implemented")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def env(self) -> dict[str, str]:
+        """The settings that send labloom's alerts here."""
+        return {"LABLOOM_SMTP_HOST": "127.0.0.1", "LABLOOM_SMTP_PORT": str(self.port),
+                "LABLOOM_SMTP_FROM": "labloom@lab.test"}
 
     def close(self) -> None:
         self.server.shutdown()

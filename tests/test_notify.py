@@ -16,7 +16,17 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import Hook, cli_env, labloom, slot_rows, start_labloom, stop, wait_for, write
+from cli_helpers import (
+    Hook,
+    MailRelay,
+    cli_env,
+    labloom,
+    slot_rows,
+    start_labloom,
+    stop,
+    wait_for,
+    write,
+)
 from labloom.schedule import alerts as _notify
 
 FLOWS = """
@@ -139,6 +149,44 @@ def test_scheduled_failure_alert(tmp_path: Path, hook_factory: Any) -> None:
     assert "secret-token" not in home_text
 
 
+def test_a_failed_run_mails_an_alert_through_the_smtp_relay(tmp_path: Path) -> None:
+    """--notify mailto: for places without Slack (a hospital's internal relay): the mail holds
+    what the webhook's body holds, never a parameter value or an exception message; a relay
+    that refuses for now (451) is tried again."""
+    relay = MailRelay(refusals=[451])
+    try:
+        write(tmp_path / "flows.py", FLOWS)
+        out = labloom(tmp_path, "run", "flows.py:etl", "-p", f'secret_rows=["{SECRET_VALUE}"]',
+                      "--notify", "mailto:ops@hospital.test, oncall@hospital.test",
+                      **FAST, **relay.env())
+    finally:
+        relay.close()
+    assert out.returncode == 1 and "failure alert delivered" in out.stderr, out.stderr
+    assert "not delivered (SMTP 451); retrying" in out.stderr
+    [mail] = relay.mails
+    assert relay.envelopes == [("labloom@lab.test", ["ops@hospital.test", "oncall@hospital.test"])]
+    run_id = mail["Subject"].split(" run ")[1].split()[0]
+    assert mail["Subject"] == f"[labloom] flow 'etl' run {run_id} Failed" and len(run_id) == 12
+    assert mail["To"] == "ops@hospital.test, oncall@hospital.test"
+    text = mail.get_content()
+    assert f"Details: labloom show {run_id}" in text and "check (ValueError)" in text
+    assert SECRET_VALUE not in mail.as_string() and "malformed" not in mail.as_string()
+    assert "ops@hospital.test" not in out.stdout + out.stderr
+
+
+def test_a_relay_that_cannot_be_reached_does_not_change_the_run(tmp_path: Path) -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    write(tmp_path / "flows.py", FLOWS)
+    out = labloom(tmp_path, "run", "flows.py:etl", "-p", "secret_rows=[1]", "--notify",
+                  "mailto:ops@hospital.test", LABLOOM_SMTP_HOST="127.0.0.1",
+                  LABLOOM_SMTP_PORT=str(port), **FAST)
+    assert out.returncode == 1  # the run's own status: Failed
+    assert "not delivered (connection failed (ConnectionRefusedError))" in out.stderr
+    assert "failure alert not delivered" in out.stderr
+
+
 def test_payload_and_mask() -> None:
     body = _notify.failure_payload("f", "r1", "Failed", [("a[3]", "KeyError")], schedule="s")
     assert body["failed_tasks"] == ["a[3]"] and body["error"] == "a[3]: KeyError"
@@ -147,6 +195,13 @@ def test_payload_and_mask() -> None:
     assert masked == "https://hooks.slack.com/***"
     with pytest.raises(ValueError, match="webhook URL"):
         _notify.check_url("ftp://example.com/x")
+    for bad in ("mailto:", "mailto:ops", "mailto:a@b.org,", "mailto:a@b.org\r\nBcc: x@y.org",
+                "mailto:a b@c.org"):
+        with pytest.raises(ValueError, match="mailto: takes email addresses separated by "):
+            _notify.check_url(bad)
+    assert _notify.check_url("MAILTO:ops@hospital.test") == "MAILTO:ops@hospital.test"
+    assert (_notify.mask_url("mailto:ops@hospital.test,me@lab.test")
+            == "mailto:***@hospital.test,***@lab.test")
 
 
 SLOW_FAIL = """

@@ -26,7 +26,9 @@ def register(subparsers: Any) -> None:
     run.add_argument("target", metavar="TARGET", help="file.py[:flow] or notebook.ipynb[:flow]")
     add_run_options(run)
     run.add_argument(
-        "--notify", metavar="URL", help="post a Slack-compatible alert here if the run fails"
+        "--notify", metavar="URL",
+        help="if the run fails, post a Slack-compatible alert to this webhook URL, or mail it "
+        "(mailto:ADDRESS[,ADDRESS]; the relay: LABLOOM_SMTP_HOST, README)"
     )
     # Set by `labloom serve` for the runs it starts; not for people.
     run.add_argument("--origin", default="script", help=argparse.SUPPRESS)

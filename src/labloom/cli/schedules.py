@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
     when.add_argument("--every", metavar="DURATION", help="e.g. 30s, 5m, 2h, 1d, 1h30m")
     add.add_argument("--timezone", metavar="TZ", help="IANA name for --cron (default: local)")
     add.add_argument("--name", metavar="N", help="default: the flow's name")
-    add.add_argument("--notify", metavar="URL", help="post a Slack-compatible alert on failure")
+    add.add_argument("--notify", metavar="URL",
+                     help="on failure, post a Slack-compatible alert to this webhook URL, or "
+                     "mail it (mailto:ADDRESS[,ADDRESS]; the relay: LABLOOM_SMTP_HOST, README)")
     add.add_argument(
         "--catchup", choices=("once", "skip"), default="once",
         help="slots missed while no scheduler ran: one catch-up run (default) or none",

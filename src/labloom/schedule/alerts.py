@@ -1,4 +1,5 @@
-"""Failure alerts: a Slack-compatible JSON post to a webhook the user configured (``--notify``).
+"""Failure alerts: a Slack-compatible JSON post to a webhook the user configured (``--notify``),
+or an email (``--notify mailto:...``, ``mail_alerts.py``).
 
 The body names the flow, the run, the failed task runs and their exception types; never
 parameter values, task data or exception messages, which can hold data. Posting happens on a
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.states import State
+from . import mail_alerts
 
 log = logging.getLogger("labloom")
 
@@ -28,16 +30,22 @@ DEFAULT_DELAYS = (1.0, 4.0, 15.0)  # waits before the 2nd, 3rd and 4th attempt
 
 
 def check_url(url: str) -> str:
+    if mail_alerts.is_mail(url):
+        mail_alerts.addresses(url)  # raises, naming the form
+        return url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("--notify takes an http(s) webhook URL (the value is not shown)")
+        raise ValueError("--notify takes an http(s) webhook URL or mailto:ADDRESS[,ADDRESS] "
+                         "(the value is not shown)")
     return url
 
 
 def mask_url(url: str | None) -> str:
-    """What may be shown of a webhook URL: its scheme and host."""
+    """What may be shown of a webhook URL: its scheme and host (of mailto: the domains)."""
     if not url:
         return ""
+    if mail_alerts.is_mail(url):
+        return mail_alerts.masked(url)
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or '?'}/***"
 
@@ -105,7 +113,11 @@ def run_summary(run: Any) -> tuple[list[tuple[str, str]], str]:
 
 
 def post(url: str, body: dict[str, Any], timeout: float = 10.0) -> None:
-    """One attempt; raises on a network error or a status other than 2xx."""
+    """One attempt; raises on a network error or a status other than 2xx (for mailto:, a relay
+    that cannot be reached or refuses the mail)."""
+    if mail_alerts.is_mail(url):
+        mail_alerts.send(url, body, timeout)
+        return
     data = json.dumps(body).encode()
     request = urllib.request.Request(
         url, data=data, method="POST", headers={"Content-Type": "application/json"}
@@ -120,6 +132,11 @@ def _reason(exc: BaseException) -> str:
         return f"HTTP {exc.code}"
     if isinstance(exc, urllib.error.URLError):
         return f"connection failed ({type(exc.reason).__name__})"
+    said = mail_alerts.reason(exc)  # before OSError: smtplib's errors are OSErrors
+    if said is not None:
+        return said
+    if isinstance(exc, OSError):  # an SMTP relay not reached
+        return f"connection failed ({type(exc).__name__})"
     return type(exc).__name__
 
 

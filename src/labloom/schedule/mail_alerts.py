@@ -1,0 +1,91 @@
+"""Failure alerts by email: ``--notify mailto:ops@example.org,oncall@example.org``.
+
+Where Slack is not allowed (many hospitals), an internal SMTP relay is how operators hear of a
+failed nightly run. The mail holds what a webhook's body holds (``alerts.failure_payload``: the
+flow, the run, the failed task runs and their exception types, never parameter values or
+exception messages). The relay comes from the environment of the process that sends (``labloom
+serve``, ``labloom run``), read at each alert:
+
+- ``LABLOOM_SMTP_HOST`` (default ``localhost``), ``LABLOOM_SMTP_PORT`` (default 25; 465 with
+  ``ssl``, 587 with ``starttls``);
+- ``LABLOOM_SMTP_TLS``: ``starttls``, ``ssl`` or empty (none: a relay on the host or network);
+- ``LABLOOM_SMTP_USER`` and ``LABLOOM_SMTP_PASSWORD`` to log in (never logged);
+- ``LABLOOM_SMTP_FROM`` (default ``labloom@<this host>``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from typing import Any
+
+SCHEME = "mailto:"
+# One address: no spaces, commas or line breaks (a header injected through --notify), one @.
+_ADDRESS = re.compile(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+")
+_TLS = ("", "starttls", "ssl")
+
+
+def is_mail(target: str) -> bool:
+    return target.lower().startswith(SCHEME)
+
+
+def addresses(target: str) -> list[str]:
+    """The addresses of ``mailto:a@x.org,b@y.org``; ``ValueError`` unless each is one."""
+    found = [part.strip() for part in target[len(SCHEME):].split(",")]
+    if not found or not all(_ADDRESS.fullmatch(part) for part in found):
+        raise ValueError("--notify mailto: takes email addresses separated by commas "
+                         "(mailto:ops@example.org,oncall@example.org)")
+    return found
+
+
+def masked(target: str) -> str:
+    """What may be shown: the addresses' domains."""
+    domains = sorted({part.rsplit("@", 1)[-1] for part in target[len(SCHEME):].split(",")})
+    return SCHEME + ",".join(f"***@{domain}" for domain in domains)
+
+
+def send(target: str, body: dict[str, Any], timeout: float = 10.0) -> None:
+    """One attempt; raises on a connection error or a refusal of the relay."""
+    tls = os.environ.get("LABLOOM_SMTP_TLS", "").strip().lower()
+    if tls not in _TLS:
+        raise ValueError(f"LABLOOM_SMTP_TLS must be starttls, ssl or empty, got {tls!r}")
+    host = os.environ.get("LABLOOM_SMTP_HOST", "").strip() or "localhost"
+    default_port = {"ssl": 465, "starttls": 587}.get(tls, 25)
+    port = int(os.environ.get("LABLOOM_SMTP_PORT", "").strip() or default_port)
+    message = _message(addresses(target), body)
+    kind = smtplib.SMTP_SSL if tls == "ssl" else smtplib.SMTP
+    with kind(host, port, timeout=timeout) as relay:
+        if tls == "starttls":
+            relay.starttls(context=ssl.create_default_context())
+        user = os.environ.get("LABLOOM_SMTP_USER", "")
+        if user:
+            relay.login(user, os.environ.get("LABLOOM_SMTP_PASSWORD", ""))
+        relay.send_message(message)
+
+
+def _message(to: list[str], body: dict[str, Any]) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = (f"[labloom] flow {body.get('flow')!r} run {body.get('run_id') or '-'} "
+                          f"{body.get('state')}")
+    message["From"] = (os.environ.get("LABLOOM_SMTP_FROM", "").strip()
+                       or f"labloom@{socket.gethostname()}")
+    message["To"] = ", ".join(to)
+    facts = "\n".join(f"{key}: {value}" for key, value in body.items() if key != "text")
+    message.set_content(f"{body.get('text', '')}\n\n{facts}\n")
+    return message
+
+
+def reason(exc: BaseException) -> str | None:
+    """Why a send failed, without the relay's words (they may echo an address), or None for an
+    error that is not the relay's."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"SMTP {exc.smtp_code}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "SMTP recipients refused"
+    if isinstance(exc, smtplib.SMTPException):
+        return type(exc).__name__
+    return None
