@@ -1,0 +1,126 @@
+"""Experiments read outside the cell, as an ML engineer choosing a model reads them (issue 19,
+item 4): the CLI watching a sweep that still runs, its CSV opened in a spreadsheet and its
+table in a terminal, the REST routes' query parameters as HTTP clients send them, and runs
+named twice across runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import labloom
+from labloom import flow, log_params, task
+from store_helpers import cli
+
+
+@pytest.fixture(autouse=True)
+def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+
+
+gate = threading.Event()
+
+
+@task(params=True, metrics=["auc"])
+def fit(depth: int) -> dict[str, float]:
+    gate.wait(60)  # its params are recorded as it starts, its auc once it returns
+    return {"auc": depth / 10}
+
+
+@flow
+def slow_sweep() -> Any:
+    return fit.map([1, 2, 3])
+
+
+def _stored_rows(run_id: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            rows = labloom.experiments(run=run_id)
+        except labloom.TargetError:  # the writer has not recorded the run yet
+            rows = []
+        if len(rows) >= count or time.monotonic() > deadline:
+            return list(rows)
+        time.sleep(0.1)
+
+
+def test_a_sort_by_a_metric_still_to_come_is_no_error_while_the_run_runs(
+    labloom_home: Path,
+) -> None:
+    # `watch labloom experiments RUN --sort auc --desc --top 10` beside a sweep: it said
+    # "no column 'auc' to sort by" (exit 2) until the first child returned its auc, where
+    # run.experiments(sort="auc") gave the rows so far.
+    gate.clear()
+    run = slow_sweep.run(executor="threads", background=True)
+    try:
+        assert [r["depth"] for r in _stored_rows(run.id, 3)] == [1, 2, 3]
+        rows = labloom.experiments(run=run.id, sort="auc", desc=True)
+        assert [r["state"] for r in rows] == ["Running"] * 3
+        assert len(labloom.experiments(flow="slow_sweep", sort="auc")) == 3
+        for args in ((run.id,), ("--flow", "slow_sweep")):
+            shown = cli(labloom_home, "experiments", *args, "--sort", "auc", "--desc", "--top", "10")
+            assert shown.returncode == 0, shown.stderr
+            assert shown.stdout.count("Running") == 3, shown.stdout
+    finally:
+        gate.set()
+    run.wait()
+    done = cli(labloom_home, "experiments", run.id, "--sort", "auc", "--desc")
+    assert done.returncode == 0 and done.stdout.index("fit[2]") < done.stdout.index("fit[0]")
+    typo = cli(labloom_home, "experiments", run.id, "--sort", "acu")  # once ended: a typo
+    assert typo.returncode == 2 and "no column 'acu' to sort by" in typo.stderr
+    with pytest.raises(labloom.UnknownColumnError, match="no column 'acu'"):
+        labloom.experiments(run=run.id, sort="acu")
+
+
+@task
+def noted(note: str) -> None:
+    log_params(note=note)
+
+
+@flow
+def notes(values: list[str]) -> Any:
+    return noted.map(values)
+
+
+# What a spreadsheet would run as a formula (CSV injection), and text it must not touch.
+FORMULAS = ['=HYPERLINK("http://x.example","click")', "+1+2", "-2+3", "@SUM(A1)",
+            "\t=1", "=cmd|' /C calc'!A0"]
+PLAIN = ["-3", "+1.5", "-1e-3", 'a,"b"\nc', "ünï 🧪", "x=1", ""]
+
+
+def test_csv_text_a_spreadsheet_would_run_is_quoted_and_the_rest_kept(labloom_home: Path
+                                                                      ) -> None:
+    run = notes.run(values=FORMULAS + PLAIN, executor="local")
+    done = cli(labloom_home, "experiments", run.id, "--csv")
+    assert done.returncode == 0, done.stderr
+    got = [r["note"] for r in csv.DictReader(io.StringIO(done.stdout))]
+    assert got == ["'" + text for text in FORMULAS] + PLAIN
+    exact = json.loads(cli(labloom_home, "experiments", run.id, "--json").stdout)
+    assert [r["params"]["note"] for r in exact["rows"]] == FORMULAS + PLAIN  # as logged
+
+
+def test_the_terminal_table_keeps_one_line_a_row(labloom_home: Path) -> None:
+    # A value holding a newline (or an escape sequence) broke the table across lines.
+    run = notes.run(values=["first\nsecond", "bell\x07 esc\x1b[31m", "ok"], executor="local")
+    done = cli(labloom_home, "experiments", run.id)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4, lines
+    assert "first\\nsecond" in lines[1] and "bell\\x07 esc\\x1b[31m" in lines[2]
+    assert "\x1b" not in done.stdout
+
+
+def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:
+    # A run named by its id and by a prefix (or twice) gave each of its rows twice.
+    run = notes.run(values=["a", "b"], executor="local")
+    rows = labloom.experiments(runs=[run.id, run.id[:6]])
+    assert [r["note"] for r in rows] == ["a", "b"]
+    assert len(labloom.experiments(run=run.id, runs=[run.id])) == 2
