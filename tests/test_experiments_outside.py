@@ -15,15 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tornado.httpclient import HTTPClientError
 
 import labloom
-from labloom import flow, log_params, task
+from labloom import flow, log_metrics, log_params, task
+from labloom.server_extension import experiment_rows
+from labloom.store import experiments as store_experiments
 from store_helpers import cli
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
 @pytest.fixture(autouse=True)
 def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
+                          "allow_unauthenticated_access": False}}
 
 
 gate = threading.Event()
@@ -124,3 +135,60 @@ def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:
     rows = labloom.experiments(runs=[run.id, run.id[:6]])
     assert [r["note"] for r in rows] == ["a", "b"]
     assert len(labloom.experiments(run=run.id, runs=[run.id])) == 2
+
+
+async def _get(jp_fetch: Any, *path: str, **params: str) -> Any:
+    response = await jp_fetch("labloom", "api", *path, params=params)
+    return json.loads(response.body)
+
+
+async def test_rest_desc_reads_as_clients_send_it(jp_fetch: Any) -> None:
+    # `requests.get(url, params={"desc": False})` sends desc=False: it sorted descending.
+    run = notes.run(values=["b", "c", "a"], executor="local")
+    for text, order in [("False", "abc"), ("false", "abc"), ("off", "abc"), ("0", "abc"),
+                        ("", "abc"), ("True", "cba"), ("1", "cba"), ("yes", "cba")]:
+        for path in (("runs", run.id, "experiments"), ("experiments",)):
+            page = await _get(jp_fetch, *path, sort="note", desc=text)
+            assert "".join(r["params"]["note"] for r in page["rows"]) == order, (text, path)
+            assert page["desc"] is (order == "cba")
+    for path in (("runs", run.id, "experiments"), ("experiments",)):
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("labloom", "api", *path, params={"sort": "note", "desc": "maybe"})
+        assert caught.value.code == 400
+        assert b"desc must be 1 or 0" in caught.value.response.body
+    # The run route's flag reads alike: tasks=False leaves its task runs out, as tasks=0 does.
+    assert "task_runs" not in await _get(jp_fetch, "runs", run.id, tasks="False")
+    assert "task_runs" in await _get(jp_fetch, "runs", run.id, tasks="true")
+    again = await _get(jp_fetch, "experiments", runs=f"{run.id},{run.id[:6]}")
+    assert again["total"] == 3 and again["runs"] == [run.id]
+
+
+@task
+def two_calls(i: int) -> None:
+    log_params(i=i)
+    log_metrics(score=float(i % 7))
+
+
+@flow
+def pairs(n: int) -> Any:
+    return two_calls.map(range(n))
+
+
+async def test_a_client_following_next_gets_every_row_once(jp_fetch: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # A big run's first look, partial, read exactly the page's rows: its `next` was null, so a
+    # client paging "while next" stopped at 20 rows of 60 (a store row of 10 calls here, 1,000
+    # in a 100,000-child run; the first look reads 4 rows, here 20 children's calls).
+    monkeypatch.setattr(store_experiments, "CALLS_PER_ROW", 10)
+    monkeypatch.setattr(experiment_rows, "FIRST_LOOK", 100)
+    run = pairs.run(n=60, executor="local")
+    seen: list[int] = []
+    offset: int | None = 0
+    partial = False
+    while offset is not None:
+        page = await _get(jp_fetch, "runs", run.id, "experiments", limit="20", offset=str(offset))
+        partial = partial or page.get("partial", False)
+        seen += [row["map_index"] for row in page["rows"]]
+        offset = page["next"]
+    assert partial  # the case: a first page answered from the first look
+    assert seen == list(range(60))

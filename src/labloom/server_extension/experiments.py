@@ -73,7 +73,7 @@ def curve(access: Any, store: RunStore, run_id: str, metric: str, task_run_ids: 
 class _Paged(LabloomHandler):
     def paging(self) -> tuple[str | None, bool, int, int, str]:
         sort = self.get_argument("sort", None) or None
-        desc = self.get_argument("desc", "0") not in ("0", "false", "no", "")
+        desc = self.bool_argument("desc", False)
         limit = self.int_argument("limit", 100, 0, MAX_PAGE)
         offset = self.int_argument("offset", 0, 0, 2**62)
         query = self.get_argument("filter", "")
