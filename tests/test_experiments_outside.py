@@ -192,3 +192,18 @@ async def test_a_client_following_next_gets_every_row_once(jp_fetch: Any,
         offset = page["next"]
     assert partial  # the case: a first page answered from the first look
     assert seen == list(range(60))
+
+
+async def test_rest_across_runs_filters_by_the_run_column_as_the_compare_view_does(
+    jp_fetch: Any,
+) -> None:
+    # The compare tab's run column is labelled "run": `run=ID` in its filter box kept that
+    # run's rows while the browser filtered (up to 5,000 rows), and none once the server did.
+    one = notes.run(values=["a", "b"], executor="local")
+    two = notes.run(values=["c"], executor="local")
+    runs = f"{one.id},{two.id}"
+    for term in (f"run={one.id}", f"run_id={one.id}", one.id):
+        page = await _get(jp_fetch, "experiments", runs=runs, filter=term)
+        assert [r["params"]["note"] for r in page["rows"]] == ["a", "b"], term
+    page = await _get(jp_fetch, "experiments", runs=runs, filter=f"run!={one.id}")
+    assert [r["params"]["note"] for r in page["rows"]] == ["c"]
