@@ -20,11 +20,7 @@ from tornado import web
 
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
-from ..store.experiments import (
-    RECENT_RUNS,
-    experiments_across,
-    metric_points,
-)
+from ..store.experiments import RECENT_RUNS, metric_points, rows_of, runs_to_read
 from ..store.reader import RunStore
 from . import validate
 from .base import LabloomHandler
@@ -53,10 +49,13 @@ def run_page(access: StoreAccess, store: RunStore, run_id: str, sort: str | None
 def across_page(access: Any, store: RunStore, flow: str | None, since: float | None,
                 runs: list[str], max_runs: int, sort: str | None, desc: bool, limit: int,
                 offset: int, query: str = "") -> dict[str, Any]:
-    rows = experiments_across(store, flow, since, runs or None, max_runs)
+    records = runs_to_read(store, flow, since, runs or None, max_runs)
+    rows = rows_of(store, records)
     run_ids = list(dict.fromkeys(row.run_id for row in rows))
-    return {"runs": run_ids, **ef.answer(rows, sort, desc, limit, offset, query,
-                                                  extra=("run_id",))}
+    # The runs that may still log: the compare tab asks again while there are any.
+    running = [record.id for record in records if record.ended is None]
+    return {"runs": run_ids, "running": running,
+            **ef.answer(rows, sort, desc, limit, offset, query, extra=("run_id",))}
 
 
 def curve(access: Any, store: RunStore, run_id: str, metric: str, task_run_ids: list[str],
