@@ -137,6 +137,40 @@ def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:
     assert len(labloom.experiments(run=run.id, runs=[run.id])) == 2
 
 
+
+@task
+def multitask(i: int) -> None:
+    # Names an ML sweep uses for its own params: the task learnt, a clip's duration, a state.
+    log_params(task="sentiment", duration=30, state="CA", run_id="exp-7", map_index=i * 100)
+    log_metrics(auc=i / 10)
+    if i == 1:
+        raise ValueError("diverged")
+
+
+@flow
+def clashing() -> Any:
+    return labloom.allow_failure(multitask.map(range(3)))
+
+
+def test_a_param_named_like_a_fixed_column_keeps_both(labloom_home: Path) -> None:
+    # log_params(task=..., state=...) overwrote the task run's own columns in the rows: the
+    # failed child read state "CA", every row run_id "exp-7", and the CLI table left them out.
+    run = clashing.run(executor="local")
+    for rows in (run.experiments(), labloom.experiments(run=run.id)):
+        assert [r["state"] for r in rows] == ["Completed", "Failed", "Completed"]
+        assert {r["run_id"] for r in rows} == {run.id} and {r["task"] for r in rows} == {"multitask"}
+        assert [r["map_index"] for r in rows] == [0, 1, 2]
+        assert [r["params.map_index"] for r in rows] == [0, 100, 200]
+        assert {(r["params.task"], r["params.state"], r["params.duration"], r["params.run_id"])
+                for r in rows} == {("sentiment", "CA", 30, "exp-7")}
+    records = list(csv.DictReader(io.StringIO(
+        cli(labloom_home, "experiments", run.id, "--csv").stdout)))
+    assert [r["state"] for r in records] == ["Completed", "Failed", "Completed"]
+    assert records[1]["params.state"] == "CA" and records[1]["auc"] == "0.1"
+    table = cli(labloom_home, "experiments", run.id).stdout.splitlines()
+    assert "params.task" in table[0] and "sentiment" in table[2] and "Failed" in table[2]
+
+
 async def _get(jp_fetch: Any, *path: str, **params: str) -> Any:
     response = await jp_fetch("labloom", "api", *path, params=params)
     return json.loads(response.body)
