@@ -5,6 +5,7 @@ named twice across runs."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -241,3 +242,33 @@ async def test_rest_across_runs_filters_by_the_run_column_as_the_compare_view_do
         assert [r["params"]["note"] for r in page["rows"]] == ["a", "b"], term
     page = await _get(jp_fetch, "experiments", runs=runs, filter=f"run!={one.id}")
     assert [r["params"]["note"] for r in page["rows"]] == ["c"]
+
+
+async def test_the_flows_panel_never_waits_behind_a_compare_tab(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A compare tab of 50 runs asks pages that read every run (0.5 s each here), on the pool
+    # the Flows panel's list is read on: GET runs took 2.7 s instead of 0.02 s while it
+    # scrolled. Held here: two reads across runs hold the pool, the list must still answer.
+    from labloom.server_extension import experiments as routes
+
+    run = notes.run(values=["a"], executor="local")
+    held, release = threading.Event(), threading.Event()
+    reads = routes.rows_of
+
+    def slow_rows(*args: Any) -> Any:
+        held.set()
+        release.wait(30)
+        return reads(*args)
+
+    monkeypatch.setattr(routes, "rows_of", slow_rows)
+    asks = [asyncio.ensure_future(_get(jp_fetch, "experiments", runs=run.id, offset=str(i)))
+            for i in range(4)]
+    try:
+        while not held.is_set():
+            await asyncio.sleep(0.01)
+        listed = await asyncio.wait_for(_get(jp_fetch, "runs"), timeout=10)
+        assert [r["id"] for r in listed["runs"]] == [run.id]
+    finally:
+        release.set()
+    assert [len(page["rows"]) for page in await asyncio.gather(*asks)] == [1, 0, 0, 0]

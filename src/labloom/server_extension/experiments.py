@@ -96,6 +96,10 @@ class RunExperimentsHandler(_Paged):
 
 
 class ExperimentsHandler(_Paged):
+    # The compare tab's: each page reads every run named (0.5 s for 50 runs of 350 rows), and
+    # on the panel's lane the runs list waited behind a scroll through them (2.7 s, not 0.02).
+    lane = "run"
+
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
