@@ -139,6 +139,21 @@ def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:
 
 
 
+
+def test_no_runs_of_a_flow_is_empty_output_for_a_script(labloom_home: Path) -> None:
+    # `labloom experiments --flow retrain --json` before its first run printed a sentence on
+    # stdout: a script's json.loads failed there (`labloom runs --flow retrain --json`: []).
+    notes.run(values=["a"], executor="local")
+    shown = cli(labloom_home, "experiments", "--flow", "retrain", "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["rows"] == []
+    assert "no runs recorded for flow 'retrain'" in shown.stderr
+    shown = cli(labloom_home, "experiments", "--flow", "retrain", "--csv")
+    assert shown.returncode == 0 and shown.stdout.startswith("run_id,task_run_id,")
+    assert len(shown.stdout.splitlines()) == 1 and "no runs recorded" in shown.stderr
+    shown = cli(labloom_home, "experiments", "--flow", "retrain")  # for people: the sentence
+    assert "no runs recorded for flow 'retrain'" in shown.stdout
+
+
 @task
 def multitask(i: int) -> None:
     # Names an ML sweep uses for its own params: the task learnt, a clip's duration, a state.

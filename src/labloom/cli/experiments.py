@@ -15,7 +15,7 @@ from ..core.errors import UnknownColumnError
 from ..store import open_store
 from ..store.experiments import RECENT_RUNS, check_sort, rows_of, runs_to_read
 from .history import _find, _seconds, _table
-from .terminal import echo
+from .terminal import echo, printable
 
 
 def register(subparsers: Any) -> None:
@@ -54,9 +54,14 @@ def _experiments(args: argparse.Namespace) -> int:
         else:
             records = runs_to_read(store, args.flow, limit_runs=max(1, args.runs))
             if not records and args.flow:
-                echo(f"no runs recorded for flow {args.flow!r}; `labloom runs` lists the "
-                     "recorded runs with their flows")
-                return 0
+                note = (f"no runs recorded for flow {args.flow!r}; `labloom runs` lists the "
+                        "recorded runs with their flows")
+                if not (args.json or args.csv):
+                    echo(note)
+                    return 0
+                # A script reading the output gets it empty, in its format (`labloom runs
+                # --json` gives []), the note beside it.
+                print(f"labloom: {printable(note)}", file=sys.stderr)
         rows = rows_of(store, records)
     try:
         check_sort(records, rows, args.sort)
