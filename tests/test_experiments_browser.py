@@ -3,7 +3,8 @@ cell's live DAG (a map node opens it, the kernel answers) and in a Lab run tab o
 `labloom` command made (the REST routes answer), drawn by the one renderer: rows sorted,
 filtered, grouped, the best marked, Plot charts drawn, a row's logs and traceback on a click,
 a param holding HTML shown as text, NaN as NaN; and the Flows panel comparing two runs
-(their step curves too); a big run's view drawing its first rows from a partial page.
+(their step curves too), one of them still running (followed until it ends); a big run's view
+drawing its first rows from a partial page.
 
 Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 """

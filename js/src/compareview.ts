@@ -45,7 +45,7 @@ class RunsModel {
       }
     }
     const answer = await requestAPI<any>(`experiments?${query}`);
-    this.running = !Array.isArray(answer.running) || answer.running.length > 0;
+    this.running = Array.isArray(answer.running) && answer.running.length > 0;
     return answer;
   }
 
