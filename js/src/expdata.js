@@ -132,18 +132,23 @@ function stats(values) {
   return { mean, std, min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
 }
 
-/** Rows grouped by the values of `keys` (columns); each other number column aggregated.
- * A group: {group: true, id, key: {colId: value}, n, agg: {colId: stats}, rows}. */
+/** Rows grouped by the values of `keys` (columns), a value and its text alike (3 and "3",
+ * which runs may log for one setting, show alike and the filter depth=3 keeps both: one
+ * group; not rounded as shown, so close settings stay apart); each other number column
+ * aggregated. A group: {group: true, id, key: {colId: value}, n, agg: {colId: stats}, rows};
+ * its key holds its first row's values. */
 export function group(rows, keys, columns) {
   const numeric = columns.filter((c) => !keys.includes(c) && c.type === "number");
   const groups = new Map();
   for (const row of rows) {
     const values = keys.map((k) => raw(row, k.id));
-    const id = JSON.stringify(values);
-    if (!groups.has(id)) groups.set(id, { group: true, id, key: {}, rows: [] });
-    const g = groups.get(id);
-    keys.forEach((k, i) => { g.key[k.id] = values[i]; });
-    g.rows.push(row);
+    const id = JSON.stringify(values.map((v) => (v === null || v === undefined ? null : String(v))));
+    if (!groups.has(id)) {
+      const key = {};
+      keys.forEach((k, i) => { key[k.id] = values[i]; });
+      groups.set(id, { group: true, id, key, rows: [] });
+    }
+    groups.get(id).rows.push(row);
   }
   for (const g of groups.values()) {
     g.n = g.rows.length;
