@@ -138,6 +138,18 @@ def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:
     assert len(labloom.experiments(run=run.id, runs=[run.id])) == 2
 
 
+def test_runs_are_named_by_id_or_given_themselves() -> None:
+    # labloom.experiments(runs=[run, yesterday]) said "Error binding parameter 1: type
+    # 'FlowRun' is not supported"; runs="3f2a..." looked for a run '3' (its characters).
+    one = notes.run(values=["a"], executor="local")
+    two = notes.run(values=["b", "c"], executor="local")
+    assert len(labloom.experiments(run=one)) == 1
+    assert len(labloom.experiments(runs=[one, two.id])) == 3
+    assert len(labloom.experiments(runs=two.id)) == 2
+    with pytest.raises(TypeError, match="named by its id .* got a int"):
+        labloom.experiments(runs=[1])
+
+
 
 
 def test_no_runs_of_a_flow_is_empty_output_for_a_script(labloom_home: Path) -> None:

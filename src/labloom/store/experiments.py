@@ -280,8 +280,8 @@ def rows_of(store: RunStore, records: list[RunRecord]) -> list[ex.Experiment]:
 def experiments(
     flow: str | None = None,
     since: float | datetime | timedelta | None = None,
-    run: str | None = None,
-    runs: Iterable[str] | None = None,
+    run: Any = None,
+    runs: Iterable[Any] | str | None = None,
     sort: str | None = None,
     desc: bool = False,
     limit_runs: int | None = RECENT_RUNS,
@@ -289,14 +289,17 @@ def experiments(
     """Params and metrics from the store, one row per task run that logged any, across runs:
     the newest ``limit_runs`` runs of ``flow`` (all flows if None) created ``since`` (epoch
     seconds, a datetime, or a timedelta meaning that long ago), or the runs ``run``/``runs``
-    (ids or unique prefixes). A pandas DataFrame, or a list of dicts without pandas.
+    (ids or unique prefixes, or the runs themselves). A pandas DataFrame, or a list of dicts
+    without pandas.
 
     >>> labloom.experiments(flow="sweep", since=timedelta(days=7), sort="auc", desc=True)
     """
     from .reader import RunStore  # reading: the writer's rows need not load the reader
 
     since = _epoch(since)
-    named = ([run] if run else []) + list(runs or [])
+    if isinstance(runs, str):  # one id, not its characters
+        runs = [runs]
+    named = [_run_id(each) for each in ([run] if run else []) + list(runs or [])]
     with RunStore() as store:
         if named:
             missing = [run_id for run_id in named if store.get_run(run_id) is None]
@@ -309,6 +312,18 @@ def experiments(
         rows = rows_of(store, records)
     check_sort(records, rows, sort)
     return ex.frame(ex.page(rows, sort, desc))
+
+
+def _run_id(run: Any) -> str:
+    """A run named by its id (or a unique prefix), or given itself (a ``FlowRun``, a stored
+    record): its ``id``. Handed to the database, a run object was an error about binding."""
+    if isinstance(run, str):
+        return run
+    run_id = getattr(run, "id", None)
+    if isinstance(run_id, str):
+        return run_id
+    raise TypeError(f"[labloom] a run is named by its id (a string) or given as a run, got a "
+                    f"{type(run).__name__}")
 
 
 def _epoch(since: Any) -> float | None:
