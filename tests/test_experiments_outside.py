@@ -146,7 +146,7 @@ def test_runs_are_named_by_id_or_given_themselves() -> None:
     assert len(labloom.experiments(run=one)) == 1
     assert len(labloom.experiments(runs=[one, two.id])) == 3
     assert len(labloom.experiments(runs=two.id)) == 2
-    with pytest.raises(TypeError, match="named by its id .* got a int"):
+    with pytest.raises(TypeError, match=r"named by its id .* got a int"):
         labloom.experiments(runs=[1])
 
 
