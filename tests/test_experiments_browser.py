@@ -326,6 +326,12 @@ def nightly():
         assert today.wait(timeout=60) == 0
         wait_or_shot(page, in_state(page, held, "Completed"), "compare-followed", timeout=30)
         assert auc.text_content() == "0.2"
+        # A click on a row: its run's tab, its panel on that task run (logs, traceback); a
+        # click only opened the run's tab, nothing picked.
+        held.click()
+        tab = page.locator(f"#labloom-run-{runs[0].id}")
+        panel = tab.locator(f".labloom-panel[data-task-run-id='{runs[0].id}.2']")
+        wait_or_shot(page, panel, "compare-picked", timeout=30)
         assert alerts == []
     finally:
         stop(today)

@@ -69,7 +69,7 @@ export class CompareView extends Widget {
   constructor(
     readonly runIds: string[],
     flow: string,
-    openRun: (runId: string) => void
+    openRun: (runId: string, taskRun?: string) => void
   ) {
     super();
     this.id = `labloom-compare-${runIds.join('-')}`;
@@ -84,7 +84,7 @@ export class CompareView extends Widget {
       model,
       box,
       extra: [{ id: 'run_id', label: 'run', kind: 'fixed', type: 'string' }],
-      onPick: (row: any) => openRun(row.run_id),
+      onPick: (row: any) => openRun(row.run_id, row.task_run_id),
       // A compared run still running (today's beside last night's): asked again, as a run
       // tab's view is, until a read made after every compared run ended.
       live: () => model.live,
