@@ -326,6 +326,15 @@ def nightly():
         assert today.wait(timeout=60) == 0
         wait_or_shot(page, in_state(page, held, "Completed"), "compare-followed", timeout=30)
         assert auc.text_content() == "0.2"
+        # Coloured by run, grouped by run (each run's mean auc): the two runs told apart.
+        assert compare.locator("select.labloom-exp-by").input_value() == "run_id"
+        legend = compare.locator(".labloom-exp-chart").inner_text()
+        assert runs[0].id in legend and runs[1].id in legend, legend
+        compare.locator(".labloom-exp-group input[value='run_id']").check()
+        assert compare.locator(".labloom-exp-row").count() == 2
+        means = compare.locator(".labloom-exp-td[data-column='metrics.auc']").all_text_contents()
+        assert means == ["0.1 ± 0.1 (0\u20130.2)"] * 2, means
+        compare.locator(".labloom-exp-group input[value='run_id']").uncheck()
         # A click on a row: its run's tab, its panel on that task run (logs, traceback); a
         # click only opened the run's tab, nothing picked.
         held.click()
