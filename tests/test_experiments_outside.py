@@ -1,7 +1,9 @@
 """Experiments read outside the cell, as an ML engineer choosing a model reads them (issue 19,
-item 4): the CLI watching a sweep that still runs, its CSV opened in a spreadsheet and its
-table in a terminal, the REST routes' query parameters as HTTP clients send them, and runs
-named twice across runs."""
+item 4): the CLI watching a sweep that still runs, its CSV opened in a spreadsheet, its table
+in a terminal and its JSON read by a script; params named like a row's own columns; runs named
+twice or given as run objects; the REST routes' query parameters as HTTP clients send them, a
+client paging by `next`, the compare tab's filter by run, and the Flows panel's list while a
+compare tab reads across runs."""
 
 from __future__ import annotations
 
