@@ -69,9 +69,23 @@ export function sortRows(rows, column, desc, valueOf = (row, c) => raw(row, c.id
     if (nx !== null && ny !== null) return sign * (nx - ny || 0);
     if (nx !== null) return -sign;
     if (ny !== null) return sign;
-    return sign * String(x).localeCompare(String(y));
+    return sign * byCodePoint(String(x), String(y));
   });
   return present.concat(absent);
+}
+
+/** Text in the server's order (Python's, by code point; JavaScript's < compares UTF-16 units,
+ * which differ only past U+FFFF), not the locale's: the same order whether a run's rows sort
+ * here or on the server, in the CLI or pandas. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+function byCodePoint(x, y) {
+  if (x === y) return 0;
+  if (!SURROGATE.test(x) && !SURROGATE.test(y)) return x < y ? -1 : 1;
+  const a = Array.from(x), b = Array.from(y);
+  for (let i = 0; i < a.length && i < b.length; i++) {
+    if (a[i] !== b[i]) return a[i].codePointAt(0) - b[i].codePointAt(0);
+  }
+  return a.length - b.length;
 }
 
 /** Columns whose value differs between rows (a column with one value everywhere says

@@ -1,4 +1,4 @@
-import { group, groupValue } from '../expdata';
+import { group, groupValue, sortRows } from '../expdata';
 
 const param = (name: string, type = 'number') => ({
   id: `params.${name}`, label: name, name, kind: 'param', type
@@ -28,5 +28,20 @@ describe('group-by in the Experiments view', () => {
     const groups = group([row(0, 0.0001, 0.5), row(1, 0.000100001, 0.7)].map(r => ({
       ...r, params: { lr: r.params.depth } })), [lr], [lr]);
     expect(groups.map(g => g.n)).toEqual([1, 1]);
+  });
+});
+
+describe('sorting in the Experiments view', () => {
+  // Up to 5,000 rows sort in the browser, more on the server (core/experiments.order, which the
+  // CLI, run.experiments() and pandas share): text sorted by locale here (a, B, b, Z) came in
+  // another order there (B, Z, a, b), and a live run's table reordered as it grew past 5,000.
+  it('orders text as the server does, by code point', () => {
+    const model = param('model', 'string');
+    const names = ['vit', 'ResNet50', 'efficientnet', 'Bert', 'ünï', 'bert', 'Zeta', 'x\uFB01', 'x🧪'];
+    const rows = names.map((name, i) => ({ ...row(i, null, 0), params: { model: name } }));
+    const sorted = sortRows(rows, model, false).map((r: any) => r.params.model);
+    expect(sorted).toEqual(['Bert', 'ResNet50', 'Zeta', 'bert', 'efficientnet', 'vit', 'x\uFB01', 'x🧪', 'ünï']);
+    const down = sortRows(rows, model, true).map((r: any) => r.params.model);
+    expect(down).toEqual([...sorted].reverse());
   });
 });
