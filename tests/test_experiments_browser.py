@@ -3,7 +3,8 @@ cell's live DAG (a map node opens it, the kernel answers) and in a Lab run tab o
 `labloom` command made (the REST routes answer), drawn by the one renderer: rows sorted,
 filtered, grouped, the best marked, Plot charts drawn, a row's logs and traceback on a click,
 a param holding HTML shown as text, NaN as NaN; and the Flows panel comparing two runs
-(their step curves too); a big run's view drawing its first rows from a partial page.
+(their step curves too), one of them still running (followed until it ends); a big run's view
+drawing its first rows from a partial page.
 
 Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import labloom
+from cli_helpers import labloom, stop, wait_for
 from lab_helpers import (
     cell_widget,
     flows_folder,
@@ -25,6 +26,7 @@ from lab_helpers import (
     open_run,
     run_row,
     shot,
+    start_run,
     stored_runs,
     wait_or_shot,
 )
@@ -276,3 +278,69 @@ def big():
     assert shown.count() > 0 and all(float(cell.text_content()) > 0.9
                                      for cell in shown.all()[:20])
     assert alerts == []
+
+
+@pytest.mark.lab_extension
+def test_the_compare_tab_follows_a_run_still_running(lab: Any, page: Any, tmp_path: Path
+                                                     ) -> None:
+    # Last night's run beside today's, still running: the compare tab read its rows once, as
+    # it opened, and kept today's children Running with no auc after they ended.
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, f'''
+import os, time
+from labloom import flow, log_metrics, log_params, task
+
+HOLD = {str(tmp_path / "hold")!r}  # while it exists, child 2 waits before logging
+
+@task
+def trial(i):
+    log_params(i=i)
+    if i == 2:
+        deadline = time.monotonic() + 120  # a broken test does not hang
+        while os.path.exists(HOLD) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    log_metrics(auc=i / 10)
+
+@flow(executor="threads")
+def nightly():
+    return trial.map(range(3))
+''')
+    done = labloom(home, "run", "flows.py:nightly", cwd=work, LABLOOM_PROGRESS="0")
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "hold").write_text("")
+    today = start_run(home, work, "nightly")
+    try:
+        runs = wait_for(lambda: len(stored_runs(home, "nightly")) == 2 and stored_runs(
+            home, "nightly"), 60, "today's run in the store")
+        panel, alerts = open_lab(page, url)
+        for run in runs:
+            run_row(panel, run.id).locator("input.labloom-run-pick").check()
+        panel.locator("button.labloom-compare").click()
+        compare = page.locator(".labloom-CompareView .labloom-experiments")
+        held = compare.locator(f".labloom-exp-row[data-task-run-id='{runs[0].id}.2']")
+        wait_or_shot(page, held, "compare-running", timeout=30)
+        auc = held.locator(".labloom-exp-td[data-column='metrics.auc']")
+        assert auc.text_content() == ""  # child 2 of today's run holds: no auc yet
+        assert held.get_attribute("data-state") == "Running"
+        (tmp_path / "hold").unlink()
+        assert today.wait(timeout=60) == 0
+        wait_or_shot(page, in_state(page, held, "Completed"), "compare-followed", timeout=30)
+        assert auc.text_content() == "0.2"
+        # Coloured by run, grouped by run (each run's mean auc): the two runs told apart.
+        assert compare.locator("select.labloom-exp-by").input_value() == "run_id"
+        legend = compare.locator(".labloom-exp-chart").inner_text()
+        assert runs[0].id in legend and runs[1].id in legend, legend
+        compare.locator(".labloom-exp-group input[value='run_id']").check()
+        assert compare.locator(".labloom-exp-row").count() == 2
+        means = compare.locator(".labloom-exp-td[data-column='metrics.auc']").all_text_contents()
+        assert means == ["0.1 ± 0.1 (0\u20130.2)"] * 2, means
+        compare.locator(".labloom-exp-group input[value='run_id']").uncheck()
+        # A click on a row: its run's tab, its panel on that task run (logs, traceback); a
+        # click only opened the run's tab, nothing picked.
+        held.click()
+        tab = page.locator(f"#labloom-run-{runs[0].id}")
+        panel = tab.locator(f".labloom-panel[data-task-run-id='{runs[0].id}.2']")
+        wait_or_shot(page, panel, "compare-picked", timeout=30)
+        assert alerts == []
+    finally:
+        stop(today)

@@ -2,7 +2,7 @@
 // experiments in one table with a run column, from `GET experiments?runs=...`, drawn by the
 // same Experiments view as a run's (experiments.js). A click on a row opens that run's tab,
 // where the DAG's panel shows the task run's logs. Step curves as in a run's tab
-// (comparecurves.ts).
+// (comparecurves.ts). While a compared run runs, the view asks again as a run tab's does.
 import { Widget } from '@lumino/widgets';
 
 import { requestAPI } from './api';
@@ -32,14 +32,21 @@ class RunsModel {
     );
   }
 
-  private rows(message: any): Promise<any> {
+  /** Whether a compared run may still log (true until an answer says none does). */
+  get live(): boolean {
+    return this.running;
+  }
+
+  private async rows(message: any): Promise<any> {
     const query = new URLSearchParams({ runs: this.runIds.join(','), desc: message.desc ? '1' : '0' });
     for (const name of ['sort', 'offset', 'limit', 'filter']) {
       if (message[name] !== null && message[name] !== undefined) {
         query.set(name, String(message[name]));
       }
     }
-    return requestAPI<any>(`experiments?${query}`);
+    const answer = await requestAPI<any>(`experiments?${query}`);
+    this.running = Array.isArray(answer.running) && answer.running.length > 0;
+    return answer;
   }
 
   private async curves(message: any): Promise<any> {
@@ -55,13 +62,14 @@ class RunsModel {
   }
 
   private handlers = new Set<Callback>();
+  private running = true;
 }
 
 export class CompareView extends Widget {
   constructor(
     readonly runIds: string[],
     flow: string,
-    openRun: (runId: string) => void
+    openRun: (runId: string, taskRun?: string) => void
   ) {
     super();
     this.id = `labloom-compare-${runIds.join('-')}`;
@@ -71,19 +79,27 @@ export class CompareView extends Widget {
     const box = document.createElement('div');
     box.className = 'labloom-widget';
     this.node.append(box);
+    const model = new RunsModel(runIds);
     this.view = mountExperiments({
-      model: new RunsModel(runIds),
+      model,
       box,
       extra: [{ id: 'run_id', label: 'run', kind: 'fixed', type: 'string' }],
-      onPick: (row: any) => openRun(row.run_id)
+      onPick: (row: any) => openRun(row.run_id, row.task_run_id),
+      // A compared run still running (today's beside last night's): asked again, as a run
+      // tab's view is, until a read made after every compared run ended.
+      live: () => model.live,
+      visible: () => this.isVisible
     });
     this.view.open(null, `Experiments · ${flow} · runs ${runIds.join(', ')}`);
+    this.ticker = window.setInterval(() => this.view.tick(), 1000);
   }
 
   dispose(): void {
+    window.clearInterval(this.ticker);
     this.view.destroy();
     super.dispose();
   }
 
   private view: any;
+  private ticker: number;
 }

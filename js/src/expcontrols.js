@@ -28,9 +28,12 @@ export function curveColumns(all) {
 }
 
 /** The controls' choices for the view's columns `all`, kept where still offered: `ui.curve`
- * (step curves), `ui.best`, `ui.x`, `ui.y`, `ui.by`; returns what each select offers. */
+ * (step curves), `ui.best`, `ui.x`, `ui.y`, `ui.by`; returns what each select offers. `keys`:
+ * what rows are coloured and grouped by, the params and, in the compare tab, the run first
+ * (its reason to be: a run's rows against another's; colouring by run by default). */
 export function choose(ui, all, lowerIsBetter) {
   const params = all.filter((c) => c.kind === "param");
+  const keys = all.filter((c) => c.id === "run_id").concat(params);
   const metrics = all.filter((c) => c.kind === "metric");
   const axes = params.concat(all.filter((c) => c.id === "duration" || c.id === "map_index"));
   // By default a final score (auc) rather than a curve's last point or a loss: what a sweep
@@ -43,8 +46,8 @@ export function choose(ui, all, lowerIsBetter) {
   ui.best = pick(ui.best, final.filter((c) => !lowerIsBetter.test(c.name)).concat(final, metrics));
   ui.x = pick(ui.x, axes.filter((c) => c.type === "number").concat(axes));
   ui.y = pick(ui.y, metrics.filter((c) => c.id === ui.best).concat(metrics));
-  ui.by = ui.by && all.some((c) => c.id === ui.by) ? ui.by : (params.find((c) => c.id !== ui.x) || { id: "" }).id;
-  return { params, metrics, axes, curved };
+  ui.by = ui.by && all.some((c) => c.id === ui.by) ? ui.by : (keys.find((c) => c.id !== ui.x) || { id: "" }).id;
+  return { params, metrics, axes, curved, keys };
 }
 
 /** A task run's duration as the table shows it: "0.52 s", "2 min 5 s". */

@@ -69,9 +69,23 @@ export function sortRows(rows, column, desc, valueOf = (row, c) => raw(row, c.id
     if (nx !== null && ny !== null) return sign * (nx - ny || 0);
     if (nx !== null) return -sign;
     if (ny !== null) return sign;
-    return sign * String(x).localeCompare(String(y));
+    return sign * byCodePoint(String(x), String(y));
   });
   return present.concat(absent);
+}
+
+/** Text in the server's order (Python's, by code point; JavaScript's < compares UTF-16 units,
+ * which differ only past U+FFFF), not the locale's: the same order whether a run's rows sort
+ * here or on the server, in the CLI or pandas. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+function byCodePoint(x, y) {
+  if (x === y) return 0;
+  if (!SURROGATE.test(x) && !SURROGATE.test(y)) return x < y ? -1 : 1;
+  const a = Array.from(x), b = Array.from(y);
+  for (let i = 0; i < a.length && i < b.length; i++) {
+    if (a[i] !== b[i]) return a[i].codePointAt(0) - b[i].codePointAt(0);
+  }
+  return a.length - b.length;
 }
 
 /** Columns whose value differs between rows (a column with one value everywhere says
@@ -132,18 +146,23 @@ function stats(values) {
   return { mean, std, min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
 }
 
-/** Rows grouped by the values of `keys` (columns); each other number column aggregated.
- * A group: {group: true, id, key: {colId: value}, n, agg: {colId: stats}, rows}. */
+/** Rows grouped by the values of `keys` (columns), a value and its text alike (3 and "3",
+ * which runs may log for one setting, show alike and the filter depth=3 keeps both: one
+ * group; not rounded as shown, so close settings stay apart); each other number column
+ * aggregated. A group: {group: true, id, key: {colId: value}, n, agg: {colId: stats}, rows};
+ * its key holds its first row's values. */
 export function group(rows, keys, columns) {
   const numeric = columns.filter((c) => !keys.includes(c) && c.type === "number");
   const groups = new Map();
   for (const row of rows) {
     const values = keys.map((k) => raw(row, k.id));
-    const id = JSON.stringify(values);
-    if (!groups.has(id)) groups.set(id, { group: true, id, key: {}, rows: [] });
-    const g = groups.get(id);
-    keys.forEach((k, i) => { g.key[k.id] = values[i]; });
-    g.rows.push(row);
+    const id = JSON.stringify(values.map((v) => (v === null || v === undefined ? null : String(v))));
+    if (!groups.has(id)) {
+      const key = {};
+      keys.forEach((k, i) => { key[k.id] = values[i]; });
+      groups.set(id, { group: true, id, key, rows: [] });
+    }
+    groups.get(id).rows.push(row);
   }
   for (const g of groups.values()) {
     g.n = g.rows.length;

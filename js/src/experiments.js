@@ -275,7 +275,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const key = JSON.stringify([all.map((c) => c.id + (c.steps ? "~" : "")), ui.chart]);
     if (key === controlsFor) return;
     controlsFor = key;
-    const { params, metrics, axes, curved } = choose(ui, all, LOWER_IS_BETTER);
+    const { metrics, axes, curved, keys } = choose(ui, all, LOWER_IS_BETTER);
     if (ui.best && !bestMetric.dataset.touched) ui.lowest = LOWER_IS_BETTER.test(ui.best);
     const fill = (sel, cols, value, none) => {
       sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, c.label)));
@@ -286,8 +286,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     fill(xSel, axes, ui.x);
     if (ui.chart === "curves") fill(ySel, curved, ui.curve);
     else fill(ySel, metrics, ui.y);
-    fill(bySel, params, ui.by, "none");
-    groupBox.replaceChildren(...params.map((c) => {
+    fill(bySel, keys, ui.by, "none");
+    groupBox.replaceChildren(...keys.map((c) => {
       const label = h("label", { class: "labloom-exp-group-key" });
       const box = h("input", { type: "checkbox", value: c.id });
       box.checked = ui.groups.includes(c.id);

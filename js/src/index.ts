@@ -66,9 +66,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (!id) {
           return null;
         }
+        // A compare tab's row: that task run's logs and traceback in the run's panel.
+        const taskRun = args.task_run ? String(args.task_run) : null;
         const open = tracker.find(w => w.content.runId === id);
         if (open) {
           app.shell.activateById(open.id);
+          if (taskRun) {
+            open.content.showTaskRun(taskRun);
+          }
           return open;
         }
         const content = new RunView(id, app.commands, live, trans);
@@ -89,11 +94,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         app.shell.add(widget, labShell ? 'main' : 'down');
         app.shell.activateById(widget.id);
+        if (taskRun) {
+          content.showTaskRun(taskRun);
+        }
         return widget;
       }
     });
 
-    const openRun = (id: string) => void app.commands.execute(CommandIDs.openRun, { id });
+    const openRun = (id: string, taskRun?: string) =>
+      void app.commands.execute(CommandIDs.openRun, taskRun ? { id, task_run: taskRun } : { id });
     const compare = (ids: string[], flow: string) => {
       const widget = new MainAreaWidget({ content: new CompareView(ids, flow, openRun) });
       widget.id = `labloom-compare-tab-${ids.join('-')}`;

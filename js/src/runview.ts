@@ -82,10 +82,19 @@ export class RunView extends Widget {
     }
   }
 
+  /** Show a task run's logs and traceback in the DAG's panel (a compare tab's row), once the
+   * run is drawn. */
+  showTaskRun(taskRunId: string): void {
+    void this.drawn.then(() =>
+      this.model.send({ event: 'select', node: null, task_run: taskRunId })
+    );
+  }
+
   async refresh(): Promise<void> {
     await this.model.refresh();
     const run = this.model.detail;
     this.showRun(run);
+    this.markDrawn();
     this.poll.pace(); // once the server pushes, the run is read only as a safety net
     if (this.clusters === null) {
       this.clusters = await requestAPI<any>('clusters').catch(() => ({ clusters: [] }));
@@ -170,6 +179,10 @@ export class RunView extends Widget {
   }
 
   private model: RestRunModel;
+  private markDrawn: () => void = () => undefined;
+  private drawn = new Promise<void>(resolve => {
+    this.markDrawn = resolve;
+  });
   private facts: HTMLElement;
   private notice: HTMLElement;
   private cleanup: () => void;

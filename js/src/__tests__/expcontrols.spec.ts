@@ -30,6 +30,19 @@ describe("the Experiments view's default choices", () => {
     expect(choose({}, unmarked, LOWER_IS_BETTER).curved.map((c: any) => c.name)).toEqual(['auc', 'loss']);
   });
 
+  it("in the compare tab, colours and groups by run: last night's rows against today's", () => {
+    // Only params were offered: two runs' dots (and curves) could not be told apart, nor
+    // each run's rows aggregated (mean auc per run).
+    const run = { id: 'run_id', label: 'run', kind: 'fixed', type: 'string' };
+    const ui: any = {};
+    const { keys } = choose(ui, [run, ...all], LOWER_IS_BETTER);
+    expect(ui.by).toBe('run_id');
+    expect(keys.map((c: any) => c.id)).toEqual(['run_id', 'params.depth']);
+    const single: any = {};
+    expect(choose(single, all, LOWER_IS_BETTER).keys.map((c: any) => c.id)).toEqual(['params.depth']);
+    expect(single.by).toBe('');  // depth is the x axis: no other param to colour by
+  });
+
   it('names the curves a chart of a stepless metric points to: the marked metrics', () => {
     expect(curveColumns(all).map((c: any) => c.name)).toEqual(['acc', 'loss']);
     expect(curveColumns([param('depth'), metric('auc')])).toEqual([]);

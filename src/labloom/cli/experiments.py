@@ -6,15 +6,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from typing import Any
 
 from ..core import experiments as ex
 from ..core.errors import UnknownColumnError
 from ..store import open_store
-from ..store.experiments import RECENT_RUNS, experiments_across, run_experiments
+from ..store.experiments import RECENT_RUNS, check_sort, rows_of, runs_to_read
 from .history import _find, _seconds, _table
-from .terminal import echo
+from .terminal import echo, printable
 
 
 def register(subparsers: Any) -> None:
@@ -33,8 +34,12 @@ def register(subparsers: Any) -> None:
     cmd.add_argument("--desc", action="store_true", help="sort descending (best AUC first)")
     cmd.add_argument("--top", type=int, metavar="N", help="only the first N rows")
     out = cmd.add_mutually_exclusive_group()
-    out.add_argument("--csv", action="store_true", help="print CSV (one column per name)")
-    out.add_argument("--json", action="store_true", help="print JSON")
+    out.add_argument("--csv", action="store_true",
+                     help="print CSV (one column per name; text a spreadsheet would run as a "
+                          "formula, starting with = + - or @, gets a leading ')")
+    out.add_argument("--json", action="store_true",
+                     help="print JSON (the REST API's shape: every value as logged, NaN and inf "
+                          'as the strings "NaN", "Infinity", "-Infinity")')
     cmd.set_defaults(handler=_experiments)
 
 
@@ -45,16 +50,21 @@ def _experiments(args: argparse.Namespace) -> int:
         raise CLIError(f"--top must be a number >= 0, got {args.top}")
     with open_store() as store:
         if args.run_id:
-            run = _find(store, args.run_id)
-            rows = run_experiments(store, run.id)
+            records = [_find(store, args.run_id)]
         else:
-            rows = experiments_across(store, args.flow, limit_runs=max(1, args.runs))
-            if not rows and args.flow and not store.list_runs(args.flow, 1, counts=False):
-                echo(f"no runs recorded for flow {args.flow!r}; `labloom runs` lists the "
-                     "recorded runs with their flows")
-                return 0
+            records = runs_to_read(store, args.flow, limit_runs=max(1, args.runs))
+            if not records and args.flow:
+                note = (f"no runs recorded for flow {args.flow!r}; `labloom runs` lists the "
+                        "recorded runs with their flows")
+                if not (args.json or args.csv):
+                    echo(note)
+                    return 0
+                # A script reading the output gets it empty, in its format (`labloom runs
+                # --json` gives []), the note beside it.
+                print(f"labloom: {printable(note)}", file=sys.stderr)
+        rows = rows_of(store, records)
     try:
-        ex.check_sort(rows, args.sort)
+        check_sort(records, rows, args.sort)
     except UnknownColumnError as exc:
         raise CLIError(str(exc).removeprefix("[labloom] ")) from None
     total = len(rows)
@@ -69,7 +79,7 @@ def _experiments(args: argparse.Namespace) -> int:
     if args.csv:
         writer = csv.writer(sys.stdout)
         header = list(ex.record(ex.Experiment("", ""), names))
-        writer.writerow(header)
+        writer.writerow([_inert(name) for name in header])
         writer.writerows([[_cell(record[key], csv=True) for key in header] for record in records])
         return 0
     if not rows:
@@ -100,4 +110,21 @@ def _cell(value: Any, csv: bool = False) -> str:
     if isinstance(value, float):
         text = ex.jsonable(value)
         return text if isinstance(text, str) else (repr(value) if csv else f"{value:.6g}")
+    if csv and isinstance(value, str):
+        return _inert(value)
     return str(value)
+
+
+# Text a spreadsheet reads as a formula (CSV injection, OWASP): its first character is one of
+# these and it is not a plain number ("-3" stays, Excel reads it as the number it is).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _inert(text: str) -> str:
+    """``text`` for a CSV cell: a leading ' when a spreadsheet would run it (a param such as
+    ``=HYPERLINK(...)`` from a data set's column), which Excel and LibreOffice show as the
+    text itself; ``--json`` keeps every value as logged."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text

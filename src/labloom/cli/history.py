@@ -225,10 +225,16 @@ def _retry(args: argparse.Namespace) -> int:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+    # A cell is one line: a newline or tab in a value (a param, a message) broke the rows.
+    lines = [[_one_line(str(cell)) for cell in row] for row in [header, *rows]]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
         echo("  ".join(cells).rstrip())
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\n", "\\n").replace("\t", "\\t")
 
 
 def _cluster(metadata: dict[str, Any]) -> str:

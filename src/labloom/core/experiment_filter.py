@@ -3,8 +3,8 @@
 are (``GET runs/{id}/experiments?filter=...``) rather than on the view's first 1,000.
 
 A term ``name OP value`` (OP one of ``>= <= != = > <``) names a column by its label (a param or
-metric name, ``index``, ``state``, ``duration``, ``task``; a param first when a name is both, as
-the view lists params first) or id (``params.x``, ``metrics.x``, ``map_index``); any other term
+metric name, ``index``, ``state``, ``duration``, ``task``, and across runs ``run``; a param
+first when a name is both, as the view lists params first) or id (``params.x``, ``metrics.x``, ``map_index``); any other term
 is words looked for, case-insensitively, in the text of every cell. A row is kept when every
 term holds. Numbers read as the view reads them: bools as 1 and 0, NaN never compares, and
 ``=`` holds for the same text or the same number.
@@ -28,6 +28,8 @@ _JS_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\
 # The view's fixed columns by label (js/src/expdata.js columnsOf).
 _FIXED = {"index": "map_index", "map_index": "map_index", "state": "state",
           "duration": "duration", "task": "task", "run_id": "run_id"}
+# Across runs, the compare view's run column too, labelled "run" (js/src/compareview.ts).
+_ACROSS = {**_FIXED, "run": "run_id"}
 MAX_FILTER = 2000
 WORDS_IN = ("map_index", "state", "duration", "task")  # the view's fixed columns (run_id aside)
 
@@ -53,9 +55,11 @@ class Term:
         return n is not None and COMPARE[self.op](n, self.wanted)
 
 
-def parse(query: str | None, names: Sequence[dict[str, str]]) -> list[Term]:
+def parse(query: str | None, names: Sequence[dict[str, str]], across: bool = False,
+          ) -> list[Term]:
     """The terms of ``query`` (space-separated) against the columns ``names`` (a page's
-    ``columns``); an empty list keeps every row."""
+    ``columns``; ``across``: rows of several runs, with a run column); an empty list keeps
+    every row."""
     if not query:
         return []
     if len(query) > MAX_FILTER:
@@ -70,7 +74,7 @@ def parse(query: str | None, names: Sequence[dict[str, str]]) -> list[Term]:
     for word in query.split():
         match = _TERM.match(word)
         label = match.group(1) if match else ""
-        named = _FIXED.get(label) or ids.get(label)
+        named = (_ACROSS if across else _FIXED).get(label) or ids.get(label)
         if match and named:
             terms.append(Term(named, match.group(2), match.group(3), _wanted(match.group(3))))
         else:
@@ -103,7 +107,7 @@ def answer(rows: Sequence[ex.Experiment], sort: str | None, desc: bool, limit: i
     are every row's (the filter's own terms name them). Words are looked for in the view's
     columns: ``extra`` (the compare view's ``run_id``), the fixed ones, the params, metrics."""
     names = ex.columns(rows)
-    terms = parse(query, names)
+    terms = parse(query, names, across="run_id" in extra)
     if terms:
         words = (*extra, *WORDS_IN, *(f"{c['kind']}s.{c['name']}" for c in names))
         rows = list(filter(row_matcher(terms, words, ex.Experiment.get), rows))

@@ -284,15 +284,19 @@ def answer(rows: Sequence[Experiment], sort: str | None, desc: bool, limit: int,
 
 def record(row: Experiment, names: Sequence[dict[str, str]]) -> dict[str, Any]:
     """One flat dict: the fixed columns, then each param and metric under its name (a name
-    that is both a param and a metric is written ``params.x`` and ``metrics.x``)."""
-    both = _both(names)
+    that is both a param and a metric, or a fixed column's such as ``task`` or ``state``, is
+    written ``params.x`` and ``metrics.x``: it overwrote the task run's own state)."""
+    prefixed = _both(names) | _FIXED_NAMES
     out: dict[str, Any] = {column: getattr(row, column) for column in FIXED}
     for column in names:
         name, kind = column["name"], column["kind"]
         values = row.params if kind == "param" else row.metrics
-        key = f"{kind}s.{name}" if name in both else name
+        key = f"{kind}s.{name}" if name in prefixed else name
         out[key] = values.get(name)
     return out
+
+
+_FIXED_NAMES = frozenset(FIXED)
 
 
 def _both(names: Sequence[dict[str, str]]) -> set[str]:

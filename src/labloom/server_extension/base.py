@@ -62,6 +62,19 @@ class LabloomHandler(APIHandler):
             raise web.HTTPError(400, f"{name} must be between {low} and {high}")
         return value
 
+    # What HTTP clients send for a flag: desc=1, desc=true, and Python's desc=False (requests'
+    # params={"desc": False}), which a test against "false" alone read as true.
+    _TRUE = frozenset(("1", "true", "yes", "on"))
+    _FALSE = frozenset(("0", "false", "no", "off"))
+
+    def bool_argument(self, name: str, default: bool) -> bool:
+        text = (self.get_argument(name, None) or "").strip().lower()
+        if not text:
+            return default
+        if text in self._TRUE or text in self._FALSE:
+            return text in self._TRUE
+        raise web.HTTPError(400, f"{name} must be 1 or 0 (true or false), not {text!r}")
+
     def float_argument(self, name: str) -> float | None:
         text = self.get_argument(name, None)
         if text is None or text == "":

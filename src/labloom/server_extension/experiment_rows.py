@@ -198,6 +198,8 @@ class RunRows:
         fill(store, self.run_id, {row.task_run_id: row for row in shown}, by_id=True)
         answer = ex.answer_of(shown, names, len(rows), sort, desc, limit, offset)
         answer["partial"] = True
+        if answer["next"] is None and limit:  # rows not read yet may follow this page's
+            answer["next"] = offset + limit
         return answer
 
     def ids(self, store: RunStore, task: str) -> set[str]:

@@ -4,8 +4,8 @@ Store calls block, so none of them runs on tornado's event loop: ``StoreAccess.c
 each query to a pool thread, which keeps its own connection (``RunStore``) to the store
 (a SQLite file or PostgreSQL, whichever ``LABLOOM_DATABASE_URL`` names). Two lanes, each its
 own pool: "list" (the runs list, schedules, actions: what the Flows panel asks) and "run" (a
-run's detail, nodes, task runs and logs: what run tabs poll), so the panel never queues behind
-run tabs. The reads reuse ``labloom.store.reader`` and ``labloom.store.follow``; nothing here
+run's detail, nodes, task runs, logs and experiments, also across runs: what run and compare
+tabs poll), so the panel never queues behind them. The reads reuse ``labloom.store.reader`` and ``labloom.store.follow``; nothing here
 writes SQL of its own. No query returns task data: run parameters, states, timings, log lines
 and tracebacks only.
 """

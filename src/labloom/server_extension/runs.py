@@ -44,7 +44,7 @@ class RunHandler(LabloomHandler):
         """The run: parameters, executor, host, dashboard, its graph, node states, header, a
         ``cursor`` and (unless ``tasks=0``) its first task runs. With ``since=<cursor>``: only
         what changed since that answer (and ``lines`` new log lines, 0 to 5,000)."""
-        with_tasks = self.get_argument("tasks", "1") not in ("0", "false", "no")
+        with_tasks = self.bool_argument("tasks", True)
         since = validate.cursor(self.get_argument("since", None))
         lines = self.int_argument("lines", 200, 0, queries.MAX_LOG_LINES)
         detail = await self.in_pool(

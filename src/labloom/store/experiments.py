@@ -30,7 +30,7 @@ from ..core.errors import TargetError
 from ..core.events import ExperimentCalls
 
 if TYPE_CHECKING:
-    from .reader import RunStore
+    from .reader import RunRecord, RunStore
 
 # Runs read across when none are named: the newest 20 (Python, the CLI and the REST API alike).
 RECENT_RUNS = 20
@@ -240,11 +240,34 @@ def experiments_across(
 ) -> list[ex.Experiment]:
     """The rows of the newest ``limit_runs`` runs (of ``flow``, created ``since``), or of the
     runs named in ``runs``; newest run first, each run's rows in the order logged."""
-    if runs:
-        found = [store.get_run(run_id) for run_id in runs]
-        run_ids = [run.id for run in found if run is not None]
-    else:
-        run_ids = [run.id for run in store.list_runs(flow, limit_runs, since=since)]
+    return rows_of(store, runs_to_read(store, flow, since, runs, limit_runs))
+
+
+def runs_to_read(
+    store: RunStore, flow: str | None = None, since: float | None = None,
+    runs: list[str] | None = None, limit_runs: int | None = RECENT_RUNS,
+) -> list[RunRecord]:
+    """``experiments_across``'s runs: each once, though named twice (an id and its prefix)."""
+    if not runs:
+        return store.list_runs(flow, limit_runs, since=since)
+    found: dict[str, RunRecord] = {}
+    for record in map(store.get_run, runs):
+        if record is not None:
+            found.setdefault(record.id, record)
+    return list(found.values())
+
+
+def check_sort(records: list[RunRecord], rows: list[ex.Experiment], sort: str | None) -> None:
+    """``ex.check_sort`` once every run read has ended: while one runs, a metric its task runs
+    will log may not have come yet (as ``FlowRun.experiments`` takes it), and a sweep watched
+    from the shell sorted by its auc is no typo."""
+    if all(record.ended is not None for record in records):
+        ex.check_sort(rows, sort)
+
+
+def rows_of(store: RunStore, records: list[RunRecord]) -> list[ex.Experiment]:
+    """The rows of these runs, in their order, each run's in the order logged."""
+    run_ids = [record.id for record in records]
     by_run = _logged(store, run_ids)
     out: list[ex.Experiment] = []
     for run_id in run_ids:
@@ -257,8 +280,8 @@ def experiments_across(
 def experiments(
     flow: str | None = None,
     since: float | datetime | timedelta | None = None,
-    run: str | None = None,
-    runs: Iterable[str] | None = None,
+    run: Any = None,
+    runs: Iterable[Any] | str | None = None,
     sort: str | None = None,
     desc: bool = False,
     limit_runs: int | None = RECENT_RUNS,
@@ -266,14 +289,17 @@ def experiments(
     """Params and metrics from the store, one row per task run that logged any, across runs:
     the newest ``limit_runs`` runs of ``flow`` (all flows if None) created ``since`` (epoch
     seconds, a datetime, or a timedelta meaning that long ago), or the runs ``run``/``runs``
-    (ids or unique prefixes). A pandas DataFrame, or a list of dicts without pandas.
+    (ids or unique prefixes, or the runs themselves). A pandas DataFrame, or a list of dicts
+    without pandas.
 
     >>> labloom.experiments(flow="sweep", since=timedelta(days=7), sort="auc", desc=True)
     """
     from .reader import RunStore  # reading: the writer's rows need not load the reader
 
     since = _epoch(since)
-    named = ([run] if run else []) + list(runs or [])
+    if isinstance(runs, str):  # one id, not its characters
+        runs = [runs]
+    named = [_run_id(each) for each in ([run] if run else []) + list(runs or [])]
     with RunStore() as store:
         if named:
             missing = [run_id for run_id in named if store.get_run(run_id) is None]
@@ -282,9 +308,22 @@ def experiments(
                     f"[labloom] no run {missing[0]!r} in the store {store.database.display}; "
                     "`labloom runs` lists the recorded runs"
                 )
-        rows = experiments_across(store, flow, since, named or None, limit_runs)
-    ex.check_sort(rows, sort)
+        records = runs_to_read(store, flow, since, named or None, limit_runs)
+        rows = rows_of(store, records)
+    check_sort(records, rows, sort)
     return ex.frame(ex.page(rows, sort, desc))
+
+
+def _run_id(run: Any) -> str:
+    """A run named by its id (or a unique prefix), or given itself (a ``FlowRun``, a stored
+    record): its ``id``. Handed to the database, a run object was an error about binding."""
+    if isinstance(run, str):
+        return run
+    run_id = getattr(run, "id", None)
+    if isinstance(run_id, str):
+        return run_id
+    raise TypeError(f"[labloom] a run is named by its id (a string) or given as a run, got a "
+                    f"{type(run).__name__}")
 
 
 def _epoch(since: Any) -> float | None:
@@ -312,5 +351,6 @@ def _epoch(since: Any) -> float | None:
     )
 
 
-__all__ = ["encoded", "experiments", "experiments_across", "fill", "insert", "metric_points",
-           "read_logged", "row_of", "run_experiments", "task_run_ids"]
+__all__ = ["check_sort", "encoded", "experiments", "experiments_across", "fill", "insert",
+           "metric_points", "read_logged", "row_of", "rows_of", "run_experiments", "runs_to_read",
+           "task_run_ids"]

@@ -1,0 +1,47 @@
+import { group, groupValue, sortRows } from '../expdata';
+
+const param = (name: string, type = 'number') => ({
+  id: `params.${name}`, label: name, name, kind: 'param', type
+});
+const metric = (name: string) => ({
+  id: `metrics.${name}`, label: name, name, kind: 'metric', type: 'number'
+});
+const row = (i: number, depth: any, auc: number) => ({
+  run_id: 'r', task_run_id: `r.${i}`, map_index: i, params: { depth }, metrics: { auc }
+});
+
+describe('group-by in the Experiments view', () => {
+  // Last night's run logged depth 3 (a number), today's "3" (read from a config file): the
+  // table shows both as 3, the filter depth=3 keeps both, and grouping made two groups "3".
+  it('puts values that read the same in one group', () => {
+    const depth = param('depth', 'mixed');
+    const auc = metric('auc');
+    const rows = [row(0, 3, 0.5), row(1, '3', 0.7), row(2, 4, 0.9), row(3, '4', 0.1), row(4, null, 0.2)];
+    const groups = group(rows, [depth], [depth, auc]);
+    expect(groups.map(g => g.n)).toEqual([2, 2, 1]);
+    expect(groups.map(g => groupValue(g, depth))).toEqual([3, 4, null]);
+    expect(groupValue(groups[0], auc)).toBeCloseTo(0.6);
+  });
+
+  it('keeps close settings apart, though the table rounds them alike', () => {
+    const lr = param('lr');
+    const groups = group([row(0, 0.0001, 0.5), row(1, 0.000100001, 0.7)].map(r => ({
+      ...r, params: { lr: r.params.depth } })), [lr], [lr]);
+    expect(groups.map(g => g.n)).toEqual([1, 1]);
+  });
+});
+
+describe('sorting in the Experiments view', () => {
+  // Up to 5,000 rows sort in the browser, more on the server (core/experiments.order, which the
+  // CLI, run.experiments() and pandas share): text sorted by locale here (a, B, b, Z) came in
+  // another order there (B, Z, a, b), and a live run's table reordered as it grew past 5,000.
+  it('orders text as the server does, by code point', () => {
+    const model = param('model', 'string');
+    const names = ['vit', 'ResNet50', 'efficientnet', 'Bert', 'ünï', 'bert', 'Zeta', 'x\uFB01', 'x🧪'];
+    const rows = names.map((name, i) => ({ ...row(i, null, 0), params: { model: name } }));
+    const sorted = sortRows(rows, model, false).map((r: any) => r.params.model);
+    expect(sorted).toEqual(['Bert', 'ResNet50', 'Zeta', 'bert', 'efficientnet', 'vit', 'x\uFB01', 'x🧪', 'ünï']);
+    const down = sortRows(rows, model, true).map((r: any) => r.params.model);
+    expect(down).toEqual([...sorted].reverse());
+  });
+});

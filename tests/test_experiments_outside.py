@@ -1,0 +1,303 @@
+"""Experiments read outside the cell, as an ML engineer choosing a model reads them (issue 19,
+item 4): the CLI watching a sweep that still runs, its CSV opened in a spreadsheet, its table
+in a terminal and its JSON read by a script; params named like a row's own columns; runs named
+twice or given as run objects; the REST routes' query parameters as HTTP clients send them, a
+client paging by `next`, the compare tab's filter by run, and the Flows panel's list while a
+compare tab reads across runs."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+import labloom
+from labloom import flow, log_metrics, log_params, task
+from labloom.server_extension import experiment_rows
+from labloom.store import experiments as store_experiments
+from store_helpers import cli
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture(autouse=True)
+def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
+                          "allow_unauthenticated_access": False}}
+
+
+gate = threading.Event()
+
+
+@task(params=True, metrics=["auc"])
+def fit(depth: int) -> dict[str, float]:
+    gate.wait(60)  # its params are recorded as it starts, its auc once it returns
+    return {"auc": depth / 10}
+
+
+@flow
+def slow_sweep() -> Any:
+    return fit.map([1, 2, 3])
+
+
+def _stored_rows(run_id: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            rows = labloom.experiments(run=run_id)
+        except labloom.TargetError:  # the writer has not recorded the run yet
+            rows = []
+        if len(rows) >= count or time.monotonic() > deadline:
+            return list(rows)
+        time.sleep(0.1)
+
+
+def test_a_sort_by_a_metric_still_to_come_is_no_error_while_the_run_runs(
+    labloom_home: Path,
+) -> None:
+    # `watch labloom experiments RUN --sort auc --desc --top 10` beside a sweep: it said
+    # "no column 'auc' to sort by" (exit 2) until the first child returned its auc, where
+    # run.experiments(sort="auc") gave the rows so far.
+    gate.clear()
+    run = slow_sweep.run(executor="threads", background=True)
+    try:
+        assert [r["depth"] for r in _stored_rows(run.id, 3)] == [1, 2, 3]
+        rows = labloom.experiments(run=run.id, sort="auc", desc=True)
+        assert [r["state"] for r in rows] == ["Running"] * 3
+        assert len(labloom.experiments(flow="slow_sweep", sort="auc")) == 3
+        for args in ((run.id,), ("--flow", "slow_sweep")):
+            shown = cli(labloom_home, "experiments", *args, "--sort", "auc", "--desc", "--top", "10")
+            assert shown.returncode == 0, shown.stderr
+            assert shown.stdout.count("Running") == 3, shown.stdout
+    finally:
+        gate.set()
+    run.wait()
+    done = cli(labloom_home, "experiments", run.id, "--sort", "auc", "--desc")
+    assert done.returncode == 0 and done.stdout.index("fit[2]") < done.stdout.index("fit[0]")
+    typo = cli(labloom_home, "experiments", run.id, "--sort", "acu")  # once ended: a typo
+    assert typo.returncode == 2 and "no column 'acu' to sort by" in typo.stderr
+    with pytest.raises(labloom.UnknownColumnError, match="no column 'acu'"):
+        labloom.experiments(run=run.id, sort="acu")
+
+
+@task
+def noted(note: str) -> None:
+    log_params(note=note)
+
+
+@flow
+def notes(values: list[str]) -> Any:
+    return noted.map(values)
+
+
+# What a spreadsheet would run as a formula (CSV injection), and text it must not touch.
+FORMULAS = ['=HYPERLINK("http://x.example","click")', "+1+2", "-2+3", "@SUM(A1)",
+            "\t=1", "=cmd|' /C calc'!A0"]
+PLAIN = ["-3", "+1.5", "-1e-3", 'a,"b"\nc', "ünï 🧪", "x=1", ""]
+
+
+def test_csv_text_a_spreadsheet_would_run_is_quoted_and_the_rest_kept(labloom_home: Path
+                                                                      ) -> None:
+    run = notes.run(values=FORMULAS + PLAIN, executor="local")
+    done = cli(labloom_home, "experiments", run.id, "--csv")
+    assert done.returncode == 0, done.stderr
+    got = [r["note"] for r in csv.DictReader(io.StringIO(done.stdout))]
+    assert got == ["'" + text for text in FORMULAS] + PLAIN
+    exact = json.loads(cli(labloom_home, "experiments", run.id, "--json").stdout)
+    assert [r["params"]["note"] for r in exact["rows"]] == FORMULAS + PLAIN  # as logged
+
+
+def test_the_terminal_table_keeps_one_line_a_row(labloom_home: Path) -> None:
+    # A value holding a newline (or an escape sequence) broke the table across lines.
+    run = notes.run(values=["first\nsecond", "bell\x07 esc\x1b[31m", "ok"], executor="local")
+    done = cli(labloom_home, "experiments", run.id)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4, lines
+    assert "first\\nsecond" in lines[1] and "bell\\x07 esc\\x1b[31m" in lines[2]
+    assert "\x1b" not in done.stdout
+
+
+def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:
+    # A run named by its id and by a prefix (or twice) gave each of its rows twice.
+    run = notes.run(values=["a", "b"], executor="local")
+    rows = labloom.experiments(runs=[run.id, run.id[:6]])
+    assert [r["note"] for r in rows] == ["a", "b"]
+    assert len(labloom.experiments(run=run.id, runs=[run.id])) == 2
+
+
+def test_runs_are_named_by_id_or_given_themselves() -> None:
+    # labloom.experiments(runs=[run, yesterday]) said "Error binding parameter 1: type
+    # 'FlowRun' is not supported"; runs="3f2a..." looked for a run '3' (its characters).
+    one = notes.run(values=["a"], executor="local")
+    two = notes.run(values=["b", "c"], executor="local")
+    assert len(labloom.experiments(run=one)) == 1
+    assert len(labloom.experiments(runs=[one, two.id])) == 3
+    assert len(labloom.experiments(runs=two.id)) == 2
+    with pytest.raises(TypeError, match=r"named by its id .* got a int"):
+        labloom.experiments(runs=[1])
+
+
+
+
+def test_no_runs_of_a_flow_is_empty_output_for_a_script(labloom_home: Path) -> None:
+    # `labloom experiments --flow retrain --json` before its first run printed a sentence on
+    # stdout: a script's json.loads failed there (`labloom runs --flow retrain --json`: []).
+    notes.run(values=["a"], executor="local")
+    shown = cli(labloom_home, "experiments", "--flow", "retrain", "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["rows"] == []
+    assert "no runs recorded for flow 'retrain'" in shown.stderr
+    shown = cli(labloom_home, "experiments", "--flow", "retrain", "--csv")
+    assert shown.returncode == 0 and shown.stdout.startswith("run_id,task_run_id,")
+    assert len(shown.stdout.splitlines()) == 1 and "no runs recorded" in shown.stderr
+    shown = cli(labloom_home, "experiments", "--flow", "retrain")  # for people: the sentence
+    assert "no runs recorded for flow 'retrain'" in shown.stdout
+
+
+@task
+def multitask(i: int) -> None:
+    # Names an ML sweep uses for its own params: the task learnt, a clip's duration, a state.
+    log_params(task="sentiment", duration=30, state="CA", run_id="exp-7", map_index=i * 100)
+    log_metrics(auc=i / 10)
+    if i == 1:
+        raise ValueError("diverged")
+
+
+@flow
+def clashing() -> Any:
+    return labloom.allow_failure(multitask.map(range(3)))
+
+
+def test_a_param_named_like_a_fixed_column_keeps_both(labloom_home: Path) -> None:
+    # log_params(task=..., state=...) overwrote the task run's own columns in the rows: the
+    # failed child read state "CA", every row run_id "exp-7", and the CLI table left them out.
+    run = clashing.run(executor="local")
+    for rows in (run.experiments(), labloom.experiments(run=run.id)):
+        assert [r["state"] for r in rows] == ["Completed", "Failed", "Completed"]
+        assert {r["run_id"] for r in rows} == {run.id} and {r["task"] for r in rows} == {"multitask"}
+        assert [r["map_index"] for r in rows] == [0, 1, 2]
+        assert [r["params.map_index"] for r in rows] == [0, 100, 200]
+        assert {(r["params.task"], r["params.state"], r["params.duration"], r["params.run_id"])
+                for r in rows} == {("sentiment", "CA", 30, "exp-7")}
+    records = list(csv.DictReader(io.StringIO(
+        cli(labloom_home, "experiments", run.id, "--csv").stdout)))
+    assert [r["state"] for r in records] == ["Completed", "Failed", "Completed"]
+    assert records[1]["params.state"] == "CA" and records[1]["auc"] == "0.1"
+    table = cli(labloom_home, "experiments", run.id).stdout.splitlines()
+    assert "params.task" in table[0] and "sentiment" in table[2] and "Failed" in table[2]
+
+
+async def _get(jp_fetch: Any, *path: str, **params: str) -> Any:
+    response = await jp_fetch("labloom", "api", *path, params=params)
+    return json.loads(response.body)
+
+
+async def test_rest_desc_reads_as_clients_send_it(jp_fetch: Any) -> None:
+    # `requests.get(url, params={"desc": False})` sends desc=False: it sorted descending.
+    run = notes.run(values=["b", "c", "a"], executor="local")
+    for text, order in [("False", "abc"), ("false", "abc"), ("off", "abc"), ("0", "abc"),
+                        ("", "abc"), ("True", "cba"), ("1", "cba"), ("yes", "cba")]:
+        for path in (("runs", run.id, "experiments"), ("experiments",)):
+            page = await _get(jp_fetch, *path, sort="note", desc=text)
+            assert "".join(r["params"]["note"] for r in page["rows"]) == order, (text, path)
+            assert page["desc"] is (order == "cba")
+    for path in (("runs", run.id, "experiments"), ("experiments",)):
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("labloom", "api", *path, params={"sort": "note", "desc": "maybe"})
+        assert caught.value.code == 400
+        assert b"desc must be 1 or 0" in caught.value.response.body
+    # The run route's flag reads alike: tasks=False leaves its task runs out, as tasks=0 does.
+    assert "task_runs" not in await _get(jp_fetch, "runs", run.id, tasks="False")
+    assert "task_runs" in await _get(jp_fetch, "runs", run.id, tasks="true")
+    again = await _get(jp_fetch, "experiments", runs=f"{run.id},{run.id[:6]}")
+    assert again["total"] == 3 and again["runs"] == [run.id]
+
+
+@task
+def two_calls(i: int) -> None:
+    log_params(i=i)
+    log_metrics(score=float(i % 7))
+
+
+@flow
+def pairs(n: int) -> Any:
+    return two_calls.map(range(n))
+
+
+async def test_a_client_following_next_gets_every_row_once(jp_fetch: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # A big run's first look, partial, read exactly the page's rows: its `next` was null, so a
+    # client paging "while next" stopped at 20 rows of 60 (a store row of 10 calls here, 1,000
+    # in a 100,000-child run; the first look reads 4 rows, here 20 children's calls).
+    monkeypatch.setattr(store_experiments, "CALLS_PER_ROW", 10)
+    monkeypatch.setattr(experiment_rows, "FIRST_LOOK", 100)
+    run = pairs.run(n=60, executor="local")
+    seen: list[int] = []
+    offset: int | None = 0
+    partial = False
+    while offset is not None:
+        page = await _get(jp_fetch, "runs", run.id, "experiments", limit="20", offset=str(offset))
+        partial = partial or page.get("partial", False)
+        seen += [row["map_index"] for row in page["rows"]]
+        offset = page["next"]
+    assert partial  # the case: a first page answered from the first look
+    assert seen == list(range(60))
+
+
+async def test_rest_across_runs_filters_by_the_run_column_as_the_compare_view_does(
+    jp_fetch: Any,
+) -> None:
+    # The compare tab's run column is labelled "run": `run=ID` in its filter box kept that
+    # run's rows while the browser filtered (up to 5,000 rows), and none once the server did.
+    one = notes.run(values=["a", "b"], executor="local")
+    two = notes.run(values=["c"], executor="local")
+    runs = f"{one.id},{two.id}"
+    for term in (f"run={one.id}", f"run_id={one.id}", one.id):
+        page = await _get(jp_fetch, "experiments", runs=runs, filter=term)
+        assert [r["params"]["note"] for r in page["rows"]] == ["a", "b"], term
+    page = await _get(jp_fetch, "experiments", runs=runs, filter=f"run!={one.id}")
+    assert [r["params"]["note"] for r in page["rows"]] == ["c"]
+
+
+async def test_the_flows_panel_never_waits_behind_a_compare_tab(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A compare tab of 50 runs asks pages that read every run (0.5 s each here), on the pool
+    # the Flows panel's list is read on: GET runs took 2.7 s instead of 0.02 s while it
+    # scrolled. Held here: two reads across runs hold the pool, the list must still answer.
+    from labloom.server_extension import experiments as routes
+
+    run = notes.run(values=["a"], executor="local")
+    held, release = threading.Event(), threading.Event()
+    reads = routes.rows_of
+
+    def slow_rows(*args: Any) -> Any:
+        held.set()
+        release.wait(30)
+        return reads(*args)
+
+    monkeypatch.setattr(routes, "rows_of", slow_rows)
+    asks = [asyncio.ensure_future(_get(jp_fetch, "experiments", runs=run.id, offset=str(i)))
+            for i in range(4)]
+    try:
+        while not held.is_set():
+            await asyncio.sleep(0.01)
+        listed = await asyncio.wait_for(_get(jp_fetch, "runs"), timeout=10)
+        assert [r["id"] for r in listed["runs"]] == [run.id]
+    finally:
+        release.set()
+    assert [len(page["rows"]) for page in await asyncio.gather(*asks)] == [1, 0, 0, 0]
