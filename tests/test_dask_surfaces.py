@@ -171,6 +171,61 @@ def test_cli_address_overrides_the_flows_declared_executor(cluster, labloom_home
     assert "needs the dask executor, not 'local'; drop --executor or --address" in clash.stderr
 
 
+FAILS_ONCE_FILE = '''
+import os
+from labloom import flow, task
+
+
+@task
+def where(marker: str) -> int:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("fails the first time")
+    return os.getpid()
+
+
+@flow
+def sweep(marker: str):
+    return where(marker)
+'''
+
+
+def test_a_retry_runs_on_the_scheduler_its_run_was_given(cluster, labloom_home, tmp_path):
+    """`labloom retry` (the Flows panel's Retry too) of a run given a scheduler on the command
+    line reruns there, not on the declared executor: local threads, the server's machine."""
+    (tmp_path / "fails_once.py").write_text(FAILS_ONCE_FILE)
+    address = cluster.scheduler_address
+    done = labloom(labloom_home, "run", "fails_once.py:sweep", "--address", address,
+                   "-p", f"marker={tmp_path / 'marker'}", cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert done.returncode == 1, done.stderr
+    (failed,) = json.loads(labloom(labloom_home, "runs", "--json").stdout)
+    retried = labloom(labloom_home, "retry", failed["id"], cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert retried.returncode == 0, retried.stderr
+    rerun = json.loads(labloom(labloom_home, "runs", "--limit", "1", "--json").stdout)[0]
+    assert rerun["retry_of"] == failed["id"]
+    assert rerun["executor"] == f"dask({address})"
+    shown = json.loads(labloom(labloom_home, "show", rerun["id"], "--json").stdout)
+    (where,) = shown["task_runs"]
+    assert where["state"] == "Completed"
+
+
+def test_a_retry_whose_scheduler_is_gone_says_how_to_retry_elsewhere(labloom_home, tmp_path):
+    (tmp_path / "fails_once.py").write_text(FAILS_ONCE_FILE)
+    with distributed.LocalCluster(n_workers=1, processes=False, protocol="tcp",
+                                  dashboard_address=":0") as gone:
+        done = labloom(labloom_home, "run", "fails_once.py:sweep", "--address",
+                       gone.scheduler_address, "-p", f"marker={tmp_path / 'marker'}",
+                       cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert done.returncode == 1, done.stderr
+    (failed,) = json.loads(labloom(labloom_home, "runs", "--json").stdout)
+    retried = labloom(labloom_home, "retry", failed["id"], cwd=tmp_path,
+                      DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")
+    assert retried.returncode == 1
+    assert "Traceback" not in retried.stderr
+    assert f"labloom retry {failed['id']} --executor dask" in retried.stderr
+    assert len(json.loads(labloom(labloom_home, "runs", "--json").stdout)) == 1  # no stray run
+
+
 NOTEBOOK_TASKS = """
 import os
 
