@@ -247,6 +247,37 @@ def test_unsatisfiable_resource_fails_at_once(executor):
     assert "GPU>=1" in message and "memory_gb=8" in message
 
 
+@flow
+def only_gpu() -> int:
+    return needs_gpu(1)
+
+
+def test_a_resource_no_worker_offers_fails_once_workers_joined_after_an_empty_look(
+        tmp_path, monkeypatch):
+    """A scheduler without workers yet (they start after it): a task asking a resource waits,
+    as they may offer it. Once workers joined without it, a later run on the same executor
+    fails at once: the empty look was kept, and every later one waited silently forever."""
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as bare:
+        executor = DaskExecutor(cluster=bare)
+        early = only_gpu.run(executor=executor, background=True)
+        deadline = time.monotonic() + 30
+        while not bare.scheduler.tasks and time.monotonic() < deadline:
+            time.sleep(0.05)  # sent: the scheduler holds it for a worker to come
+        assert bare.scheduler.tasks and early.state is State.RUNNING
+        early.cancel()
+        early.wait(30)
+        bare.scale(1)
+        executor.client.wait_for_workers(1, timeout=30)
+        later = only_gpu.run(executor=executor, background=True)
+        try:
+            assert later.wait(30) is State.FAILED
+        finally:
+            later.cancel()
+        (tr,) = later.tasks
+        assert "GPU>=1" in tr.message and "1 worker(s) offer: no resources" in tr.message
+
+
 @task(tags=["db"])
 def tagged(i: int) -> int:
     time.sleep(0.2)  # held long enough that the two runs' children overlap: the limit is tested

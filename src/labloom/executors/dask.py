@@ -367,7 +367,10 @@ class DaskExecutor(Executor):
                 info = self._client.scheduler_info(n_workers=-1)
                 offers = self._offers = [w.get("resources") or {} for w in info["workers"].values()]
             if not offers:
-                return ""  # no workers yet: they may still be starting
+                # No workers yet: they may still be starting, and may offer it. Not kept: an
+                # empty look would answer every later call, after workers without it joined.
+                self._offers = None
+                return ""
             if any(all(o.get(k, 0) >= v for k, v in resources.items()) for o in offers):
                 return ""
         offered = sorted({f"{k}={v:g}" for o in offers for k, v in o.items()})
