@@ -519,6 +519,23 @@ def test_a_result_dask_cannot_serialize_fails_its_task_run(executor, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]
 
 
+def test_checking_that_a_large_result_can_travel_makes_no_copy_of_it() -> None:
+    """Checked on the worker before Dask keeps it: pickled whole into bytes, a 1.5 GB raw
+    result doubled its worker's memory for a moment (a worker near its limit was killed)."""
+    import tracemalloc
+
+    from labloom.executors.dask_events import check_serializable
+
+    for value in (b"x" * 50_000_000, [b"z" * 10_000_000] * 3, {"raw": bytearray(30_000_000)}):
+        tracemalloc.start()
+        try:
+            check_serializable("large", value)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 5_000_000, peak
+
+
 def test_the_submitting_thread_ends_when_its_executor_shuts_down(executor) -> None:
     @flow
     def f() -> list[int]:

@@ -188,7 +188,9 @@ def check_serializable(task_name: str, value: Any) -> None:
     client: otherwise it is recorded Completed and breaks later, far from its cause.
 
     Pickled as Dask does (pickle, then cloudpickle; calling distributed's own function would log
-    its traceback), with array data passed out of band, so a large array costs no copy.
+    its traceback), with array data passed out of band, into a sink that keeps nothing: a
+    large result (bytes, text, a DataFrame of strings) costs no copy of itself, which on a
+    worker near its memory limit would get it killed.
     """
     import pickle
 
@@ -199,9 +201,9 @@ def check_serializable(task_name: str, value: Any) -> None:
 
     try:
         try:
-            pickle.dumps(value, protocol=5, buffer_callback=drop)
+            pickle.Pickler(_Discard(), protocol=5, buffer_callback=drop).dump(value)
         except Exception:
-            cloudpickle.dumps(value, protocol=5, buffer_callback=drop)
+            cloudpickle.Pickler(_Discard(), protocol=5, buffer_callback=drop).dump(value)
     except Exception as exc:
         kind = type(value)
         raise TypeError(
@@ -211,6 +213,13 @@ def check_serializable(task_name: str, value: Any) -> None:
             "lists, dicts, arrays, DataFrames), or create the object inside the task that "
             "uses it"
         ) from None
+
+
+class _Discard:
+    """A file that keeps nothing written to it."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
 
 
 def item_count(value: Any) -> int:
