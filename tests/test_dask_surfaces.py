@@ -226,6 +226,23 @@ def test_a_retry_whose_scheduler_is_gone_says_how_to_retry_elsewhere(labloom_hom
     assert len(json.loads(labloom(labloom_home, "runs", "--json").stdout)) == 1  # no stray run
 
 
+def test_a_scheduler_address_that_does_not_answer_is_one_clear_error_in_a_notebook(ip):
+    import dask
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{free.getsockname()[1]}"
+    ip.run_cell_magic("tasks", "", NOTEBOOK_TASKS)
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(OSError) as caught:
+            ip.run_cell_magic("flow", f"typo --address {address}", FLOW_CELL)
+    message = str(caught.value)
+    assert message.startswith(f"[labloom] cannot reach {address} (a Dask scheduler)")
+    assert "--address" in message and "the scheduler is running" in message
+    assert caught.value.__suppress_context__  # not three chained tracebacks of Dask's
+
+
 NOTEBOOK_TASKS = """
 import os
 

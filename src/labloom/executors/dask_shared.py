@@ -35,7 +35,10 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
         if address is not None:
             client = _connected.get(address)
             if client is None or client.status in ("closed", "closing"):
-                client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+                try:
+                    client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+                except OSError as exc:
+                    raise unreachable(address, exc) from None
                 _connected[address] = client
                 _close_at_exit()
             return client
@@ -49,6 +52,17 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
             _embedded[key] = (cluster, client)
             _close_at_exit()
         return _embedded[key][1]
+
+
+def unreachable(address: str, exc: OSError) -> OSError:
+    """What a user sees for a scheduler address that does not answer (a typo, a scheduler not
+    started or gone): Dask's reason and where the address came from, not three chained
+    tracebacks of Dask's connection code."""
+    return OSError(
+        f"[labloom] cannot reach {address} (a Dask scheduler): {exc}; check the address "
+        "(DaskExecutor(address), --address, Labloom.address / LABLOOM_ADDRESS) and that the "
+        "scheduler is running"
+    )
 
 
 def refuse_inside_a_worker() -> None:
