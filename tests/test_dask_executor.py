@@ -185,6 +185,38 @@ def test_worker_logs_reach_the_run_in_order(executor):
 
 
 @task
+def fans_out(n: int) -> int:
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    def part(i: int) -> int:
+        print(f"part {i}")
+        return i
+
+    with ThreadPoolExecutor(2) as pool:  # the README's recipe: a context copied per call
+        parts = [pool.submit(contextvars.copy_context().run, part, i) for i in range(n)]
+        got = [p.result() for p in parts]
+    done = subprocess.run([sys.executable, "-c", "print('from a subprocess')"],
+                          capture_output=True, text=True, check=True)
+    print(done.stdout, end="")
+    return sum(got)
+
+
+@flow
+def fan_out_once(n: int) -> int:
+    return fans_out(n)
+
+
+def test_lines_of_threads_a_task_starts_and_of_its_subprocess_reach_its_logs_as_documented(
+        executor):
+    run = fan_out_once.run(n=3, executor=executor)
+    assert run.result() == 3
+    texts = [line.text for line in run.logs("fans_out")]
+    assert sorted(texts[:3]) == ["part 0", "part 1", "part 2"]
+    assert texts[3:] == ["from a subprocess"]
+
+
+@task
 def print_then_wait(marker: str) -> str:
     print("started")
     # Ends only once the test saw "started" among the run's events: a line that arrived with
