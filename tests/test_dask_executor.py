@@ -551,6 +551,30 @@ def test_a_result_dask_cannot_serialize_fails_its_task_run(executor, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]
 
 
+@task
+def given(x: int, resource: object) -> int:
+    return x
+
+
+@flow
+def one_argument_cannot_travel() -> list[int]:
+    lock = threading.Lock()  # a connection, an open file: what cannot be pickled
+    return [square(1), square(2), given(3, lock), square(4)]
+
+
+def test_an_argument_dask_cannot_serialize_fails_its_task_run_alone_saying_so(executor):
+    """Sent in one graph with it, the other task runs failed too, and every message was
+    Dask's "Could not serialize object of type LLGExpr" (labloom's graph, not the lock)."""
+    run = one_argument_cannot_travel.run(executor=executor)
+    states = {tr.name: tr.state for tr in run.tasks}
+    assert states.pop("given") is State.FAILED
+    assert set(states.values()) == {State.COMPLETED}, states
+    (message,) = [tr.message for tr in run.tasks if tr.name == "given"]
+    assert "arguments cannot be sent to a Dask worker" in message
+    assert "cannot pickle '_thread.lock' object" in message
+    assert "inside the task that uses it" in message
+
+
 def test_checking_that_a_large_result_can_travel_makes_no_copy_of_it() -> None:
     """Checked on the worker before Dask keeps it: pickled whole into bytes, a 1.5 GB raw
     result doubled its worker's memory for a moment (a worker near its limit was killed)."""
