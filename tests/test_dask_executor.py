@@ -310,6 +310,18 @@ def test_a_resource_no_worker_offers_fails_once_workers_joined_after_an_empty_lo
         assert "GPU>=1" in tr.message and "1 worker(s) offer: no resources" in tr.message
 
 
+def test_executors_given_one_cluster_share_one_client(tmp_path, monkeypatch):
+    """``f.run(executor=DaskExecutor(cluster=c))`` in a loop: each executor opened a client
+    of its own, none ever closed, each connected to the scheduler until the process ended."""
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as own:
+        before = len(own.scheduler.clients)
+        for n in range(5):
+            assert three_stages.run(n=n, executor=DaskExecutor(cluster=own)).result()[1] == [
+                i * i + 3 for i in range(n)]
+        assert len(own.scheduler.clients) <= before + 1
+
+
 @task(tags=["db"])
 def tagged(i: int) -> int:
     time.sleep(0.2)  # held long enough that the two runs' children overlap: the limit is tested

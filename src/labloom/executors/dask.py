@@ -24,7 +24,7 @@ from .dask_clusters import Kept, check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
 from .dask_outcomes import scheduler_lost
-from .dask_shared import durations_of, shared_client
+from .dask_shared import cluster_client, durations_of, shared_client
 from .dask_submit import Submitter
 
 
@@ -131,10 +131,8 @@ class DaskExecutor(Executor):
                 self._dispatcher.given_back = self._submitter.chunk_ends.given_back
 
     def _connect(self) -> Any:
-        from distributed import Client
-
         if self.cluster is not None:
-            return Client(self.cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+            return cluster_client(self.cluster)
         if self._per_run is not None:
             return self._per_run.start()
         return shared_client(self.address, self.cluster_kwargs)
