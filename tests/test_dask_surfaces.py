@@ -243,6 +243,70 @@ def test_a_scheduler_address_that_does_not_answer_is_one_clear_error_in_a_notebo
     assert caught.value.__suppress_context__  # not three chained tracebacks of Dask's
 
 
+USES_A_LOCAL_MODULE = '''
+import helper_beside_the_flow
+from labloom import flow, task
+
+
+@task
+def cleaned(x: int) -> int:
+    return helper_beside_the_flow.clean(x)
+
+
+@flow
+def etl():
+    return cleaned(1)
+'''
+
+
+@pytest.fixture
+def bare_scheduler(tmp_path):
+    """A scheduler of its own process, started where the flow's folder is not importable (a
+    remote cluster's), with no workers: it fails a task it cannot unpickle."""
+    import socket
+    import time
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--dashboard-address", ":0", "--no-show"],
+        cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and scheduler.poll() is None
+                time.sleep(0.1)
+        yield f"tcp://127.0.0.1:{port}"
+    finally:
+        scheduler.terminate()
+        scheduler.wait(30)
+
+
+def test_a_module_the_cluster_cannot_import_is_named_in_the_task_runs_message(
+        bare_scheduler, labloom_home, tmp_path):
+    """It was only Dask's "Error during deserialization of the task graph ... different
+    environments": which module, only a click away, in the traceback."""
+    (tmp_path / "helper_beside_the_flow.py").write_text("def clean(x):\n    return x\n")
+    (tmp_path / "local_module.py").write_text(USES_A_LOCAL_MODULE)
+    done = labloom(labloom_home, "run", "local_module.py:etl", "--address", bare_scheduler,
+                   cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert done.returncode == 1, done.stderr
+    (record,) = json.loads(labloom(labloom_home, "runs", "--json").stdout)
+    (failed,) = json.loads(labloom(labloom_home, "show", record["id"], "--json").stdout)[
+        "task_runs"]
+    assert failed["message"].startswith(
+        "ModuleNotFoundError: No module named 'helper_beside_the_flow' on the Dask cluster")
+
+
 NOTEBOOK_TASKS = """
 import os
 
