@@ -322,6 +322,26 @@ def test_executors_given_one_cluster_share_one_client(tmp_path, monkeypatch):
         assert len(own.scheduler.clients) <= before + 1
 
 
+def test_a_scheduler_without_workers_is_said_once_per_run_and_the_run_goes_on_when_one_joins(
+        tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as bare:
+        with caplog.at_level(logging.WARNING, logger="labloom"):
+            run = three_stages.run(n=3, executor=DaskExecutor(cluster=bare), background=True)
+            deadline = time.monotonic() + 30
+            while not bare.scheduler.tasks and time.monotonic() < deadline:
+                time.sleep(0.05)
+            bare.scale(1)
+            assert run.result(60) == (14, [3, 4, 7])
+        said = [r.getMessage() for r in caplog.records if "has no workers" in r.getMessage()]
+        assert len(said) == 1, said
+        assert said[0].startswith(f"[labloom] run {run.id}: the Dask scheduler at ")
+        assert "dask worker" in said[0]
+        caplog.clear()
+        assert three_stages.run(n=2, executor=DaskExecutor(cluster=bare)).result()[0] == 7
+        assert not [r for r in caplog.records if "has no workers" in r.getMessage()]
+
+
 @task(tags=["db"])
 def tagged(i: int) -> int:
     time.sleep(0.2)  # held long enough that the two runs' children overlap: the limit is tested

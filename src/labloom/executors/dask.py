@@ -353,6 +353,35 @@ class DaskExecutor(Executor):
             assert self._dispatcher is not None
             self._topics.add(name)
             self._client.subscribe_topic(name, self._dispatcher.handler(run_id))
+            # A question to the scheduler: asked off the launching thread.
+            self._dispatcher.put(self._say_if_no_workers, run_id)
+
+    def _say_if_no_workers(self, run_id: str) -> None:
+        """A scheduler with no workers (none started, none could connect) holds every task
+        run Pending with nothing to say why: said once per run, as it starts sending."""
+        if self.source.startswith("embedded") or self._per_run is not None or (
+                self.cluster is not None and is_adaptive(self.cluster)):
+            return  # workers of its own, or ones that come with the work
+        client = self._client
+        try:
+            try:
+                info = client.scheduler_info(n_workers=1)
+            except TypeError:  # a release without the argument
+                info = client.scheduler_info()
+        except Exception:
+            return  # only a notice: a client closing meanwhile says enough on its own
+        if info.get("n_workers", len(info.get("workers", ()))):
+            return
+        import logging
+
+        from ..core.logs import outside_task
+
+        address = client.scheduler.address
+        with outside_task():
+            logging.getLogger("labloom").warning(
+                "[labloom] run %s: the Dask scheduler at %s has no workers; its task runs "
+                "wait (Pending) until one joins: start some (dask worker %s), or read the "
+                "workers' logs for why they could not connect", run_id, address, address)
 
     def _unsatisfiable(self, resources: dict[str, float]) -> str:
         """Why no worker can ever run a task asking ``resources`` ('' when one can)."""
