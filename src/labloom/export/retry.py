@@ -42,8 +42,9 @@ def ran_on(record: Any, declared: Any) -> Any:
     --address``, a schedule's address, ``Flow.run(executor=DaskExecutor(ADDRESS))``), else the
     kind of executor it ran on. The flow's declared executor may be local threads: a sweep
     retried from the Flows panel would then run on the Jupyter server's machine. A cluster
-    started for the run (its profile is not recorded) or an embedded one: the declared
-    executor when it is Dask too, as its options make that cluster again."""
+    started for the run (its profile is not recorded), an embedded one, or one the flow's
+    code makes (``DaskExecutor(cluster=LocalCluster())``): the declared executor when it is
+    Dask too, as it makes that cluster again."""
     from ..core.executor import Executor
 
     kind = str(record.executor or "").partition("(")[0]
@@ -59,7 +60,11 @@ def ran_on(record: Any, declared: Any) -> Any:
     if "cluster_class" in facts:
         return declared
     if kind == "dask" and address and facts.get("cluster") != "embedded LocalCluster":
-        return declared if declared_address == address else str(address)
+        if declared_address == address or (
+                isinstance(declared, Executor) and declared_kind == "dask"
+                and declared_address is None):
+            return declared  # the same scheduler, or a cluster the flow's own code makes
+        return str(address)
     if kind in ("local", "threads", "dask") and kind != declared_kind:
         return kind
     return declared
