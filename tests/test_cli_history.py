@@ -182,6 +182,7 @@ def test_a_retry_runs_on_what_its_run_ran_on_unless_the_flow_declares_the_same()
     assert ran_on(given, declared) is declared  # its options kept
     made = DaskExecutor(client=object())  # the flow's code makes its cluster (and client)
     assert ran_on(given, made) is made  # not the address of the one the run's process made
+    assert ran_on(given, DaskExecutor()) == "tcp://10.0.0.5:8786"  # run given it: --address
     embedded = record("dask(tcp://127.0.0.1:40000)", address="tcp://127.0.0.1:40000",
                       cluster="embedded LocalCluster")
     assert ran_on(embedded, "threads") == "dask"  # a new embedded cluster, not a dead address

@@ -60,9 +60,8 @@ def ran_on(record: Any, declared: Any) -> Any:
     if "cluster_class" in facts:
         return declared
     if kind == "dask" and address and facts.get("cluster") != "embedded LocalCluster":
-        if declared_address == address or (
-                isinstance(declared, Executor) and declared_kind == "dask"
-                and declared_address is None):
+        if declared_address == address or (  # a cluster or client object it was given
+                getattr(declared, "source", None) == "given" and declared_address is None):
             return declared  # the same scheduler, or a cluster the flow's own code makes
         return str(address)
     if kind in ("local", "threads", "dask") and kind != declared_kind:
