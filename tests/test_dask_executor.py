@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -340,6 +341,34 @@ def test_a_scheduler_without_workers_is_said_once_per_run_and_the_run_goes_on_wh
         caplog.clear()
         assert three_stages.run(n=2, executor=DaskExecutor(cluster=bare)).result()[0] == 7
         assert not [r for r in caplog.records if "has no workers" in r.getMessage()]
+
+
+def test_a_resource_whose_only_worker_left_since_the_last_run_fails_the_next_run_at_once(
+        tmp_path, monkeypatch):
+    """What the workers offer was looked at once per executor: after the GPU worker left, a
+    later run on the same executor waited Pending for good, with other workers idle."""
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0",
+                                  resources={"GPU": 1}) as cluster:
+        executor = DaskExecutor(cluster=cluster)
+        assert only_gpu.run(executor=executor).result() == 1
+
+        async def plain_worker() -> Any:
+            return await distributed.Worker(cluster.scheduler_address, nthreads=1)
+
+        plain = cluster.sync(plain_worker)
+        cluster.scale(0)  # the GPU worker leaves; the plain one stays
+        deadline = time.monotonic() + 30
+        while len(cluster.scheduler.workers) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        later = only_gpu.run(executor=executor, background=True)
+        try:
+            assert later.wait(30) is State.FAILED
+        finally:
+            later.cancel()
+            cluster.sync(plain.close)
+        (tr,) = later.tasks
+        assert "GPU>=1" in tr.message and "1 worker(s) offer: no resources" in tr.message
 
 
 @task(tags=["db"])

@@ -353,6 +353,8 @@ class DaskExecutor(Executor):
             assert self._dispatcher is not None
             self._topics.add(name)
             self._client.subscribe_topic(name, self._dispatcher.handler(run_id))
+            # Workers came and went since the last run: what they offer is looked at afresh.
+            self._offers = None
             # A question to the scheduler: asked off the launching thread.
             self._dispatcher.put(self._say_if_no_workers, run_id)
 
