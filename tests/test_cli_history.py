@@ -286,3 +286,32 @@ def test_logs_follow_prints_lines_as_written_until_the_run_ends(tmp_path: Path) 
                                                       ("step", "after the wait")]
     text = cli(home, "logs", runs[0]["id"], "-f", "--task", "step").stdout  # ended: at once
     assert text.endswith(f"run {runs[0]['id']} Completed\n") and "after the wait" in text
+
+
+def test_a_retry_runs_on_what_its_run_ran_on_unless_the_flow_declares_the_same() -> None:
+    from types import SimpleNamespace
+
+    from labloom import DaskExecutor
+    from labloom.export.retry import ran_on
+
+    def record(executor: str, **facts: str) -> SimpleNamespace:
+        return SimpleNamespace(executor=executor, metadata=facts)
+
+    given = record("dask(tcp://10.0.0.5:8786)", address="tcp://10.0.0.5:8786", cluster="given")
+    assert ran_on(given, None) == "tcp://10.0.0.5:8786"
+    assert ran_on(given, "threads") == "tcp://10.0.0.5:8786"
+    declared = DaskExecutor("tcp://10.0.0.5:8786")
+    assert ran_on(given, declared) is declared  # its options kept
+    made = DaskExecutor(client=object())  # the flow's code makes its cluster (and client)
+    assert ran_on(given, made) is made  # not the address of the one the run's process made
+    assert ran_on(given, DaskExecutor()) == "tcp://10.0.0.5:8786"  # run given it: --address
+    embedded = record("dask(tcp://127.0.0.1:40000)", address="tcp://127.0.0.1:40000",
+                      cluster="embedded LocalCluster")
+    assert ran_on(embedded, "threads") == "dask"  # a new embedded cluster, not a dead address
+    assert ran_on(embedded, "dask") == "dask"
+    per_run = record("dask(tcp://10.0.0.9:8786)", address="tcp://10.0.0.9:8786",
+                     cluster="KubeCluster per run", cluster_class="dask_kubernetes.KubeCluster")
+    assert ran_on(per_run, "cluster:k8s") == "cluster:k8s"
+    assert ran_on(record("threads(auto)"), "dask") == "threads"
+    assert ran_on(record("threads(auto)"), None) is None
+    assert ran_on(record("local"), None) == "local"

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,6 +186,38 @@ def test_worker_logs_reach_the_run_in_order(executor):
 
 
 @task
+def fans_out(n: int) -> int:
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    def part(i: int) -> int:
+        print(f"part {i}")
+        return i
+
+    with ThreadPoolExecutor(2) as pool:  # the README's recipe: a context copied per call
+        parts = [pool.submit(contextvars.copy_context().run, part, i) for i in range(n)]
+        got = [p.result() for p in parts]
+    done = subprocess.run([sys.executable, "-c", "print('from a subprocess')"],
+                          capture_output=True, text=True, check=True)
+    print(done.stdout, end="")
+    return sum(got)
+
+
+@flow
+def fan_out_once(n: int) -> int:
+    return fans_out(n)
+
+
+def test_lines_of_threads_a_task_starts_and_of_its_subprocess_reach_its_logs_as_documented(
+        executor):
+    run = fan_out_once.run(n=3, executor=executor)
+    assert run.result() == 3
+    texts = [line.text for line in run.logs("fans_out")]
+    assert sorted(texts[:3]) == ["part 0", "part 1", "part 2"]
+    assert texts[3:] == ["from a subprocess"]
+
+
+@task
 def print_then_wait(marker: str) -> str:
     print("started")
     # Ends only once the test saw "started" among the run's events: a line that arrived with
@@ -245,6 +278,97 @@ def test_unsatisfiable_resource_fails_at_once(executor):
     assert states["needs_gpu"] is State.FAILED
     message = next(tr.message for tr in run.tasks if tr.name == "needs_gpu")
     assert "GPU>=1" in message and "memory_gb=8" in message
+
+
+@flow
+def only_gpu() -> int:
+    return needs_gpu(1)
+
+
+def test_a_resource_no_worker_offers_fails_once_workers_joined_after_an_empty_look(
+        tmp_path, monkeypatch):
+    """A scheduler without workers yet (they start after it): a task asking a resource waits,
+    as they may offer it. Once workers joined without it, a later run on the same executor
+    fails at once: the empty look was kept, and every later one waited silently forever."""
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as bare:
+        executor = DaskExecutor(cluster=bare)
+        early = only_gpu.run(executor=executor, background=True)
+        deadline = time.monotonic() + 30
+        while not bare.scheduler.tasks and time.monotonic() < deadline:
+            time.sleep(0.05)  # sent: the scheduler holds it for a worker to come
+        assert bare.scheduler.tasks and early.state is State.RUNNING
+        early.cancel()
+        early.wait(30)
+        bare.scale(1)
+        executor.client.wait_for_workers(1, timeout=30)
+        later = only_gpu.run(executor=executor, background=True)
+        try:
+            assert later.wait(30) is State.FAILED
+        finally:
+            later.cancel()
+        (tr,) = later.tasks
+        assert "GPU>=1" in tr.message and "1 worker(s) offer: no resources" in tr.message
+
+
+def test_executors_given_one_cluster_share_one_client(tmp_path, monkeypatch):
+    """``f.run(executor=DaskExecutor(cluster=c))`` in a loop: each executor opened a client
+    of its own, none ever closed, each connected to the scheduler until the process ended."""
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as own:
+        before = len(own.scheduler.clients)
+        for n in range(5):
+            assert three_stages.run(n=n, executor=DaskExecutor(cluster=own)).result()[1] == [
+                i * i + 3 for i in range(n)]
+        assert len(own.scheduler.clients) <= before + 1
+
+
+def test_a_scheduler_without_workers_is_said_once_per_run_and_the_run_goes_on_when_one_joins(
+        tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as bare:
+        with caplog.at_level(logging.WARNING, logger="labloom"):
+            run = three_stages.run(n=3, executor=DaskExecutor(cluster=bare), background=True)
+            deadline = time.monotonic() + 30
+            while not bare.scheduler.tasks and time.monotonic() < deadline:
+                time.sleep(0.05)
+            bare.scale(1)
+            assert run.result(60) == (14, [3, 4, 7])
+        said = [r.getMessage() for r in caplog.records if "has no workers" in r.getMessage()]
+        assert len(said) == 1, said
+        assert said[0].startswith(f"[labloom] run {run.id}: the Dask scheduler at ")
+        assert "dask worker" in said[0]
+        caplog.clear()
+        assert three_stages.run(n=2, executor=DaskExecutor(cluster=bare)).result()[0] == 7
+        assert not [r for r in caplog.records if "has no workers" in r.getMessage()]
+
+
+def test_a_resource_whose_only_worker_left_since_the_last_run_fails_the_next_run_at_once(
+        tmp_path, monkeypatch):
+    """What the workers offer was looked at once per executor: after the GPU worker left, a
+    later run on the same executor waited Pending for good, with other workers idle."""
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0",
+                                  resources={"GPU": 1}) as cluster:
+        executor = DaskExecutor(cluster=cluster)
+        assert only_gpu.run(executor=executor).result() == 1
+
+        async def plain_worker() -> Any:
+            return await distributed.Worker(cluster.scheduler_address, nthreads=1)
+
+        plain = cluster.sync(plain_worker)
+        cluster.scale(0)  # the GPU worker leaves; the plain one stays
+        deadline = time.monotonic() + 30
+        while len(cluster.scheduler.workers) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        later = only_gpu.run(executor=executor, background=True)
+        try:
+            assert later.wait(30) is State.FAILED
+        finally:
+            later.cancel()
+            cluster.sync(plain.close)
+        (tr,) = later.tasks
+        assert "GPU>=1" in tr.message and "1 worker(s) offer: no resources" in tr.message
 
 
 @task(tags=["db"])
@@ -494,6 +618,47 @@ def test_a_result_dask_cannot_serialize_fails_its_task_run(executor, caplog):
     with pytest.raises(labloom.FlowFailed, match="cannot serialize"):
         run.result()
     assert not [r for r in caplog.records if r.levelno >= logging.CRITICAL]
+
+
+@task
+def given(x: int, resource: object) -> int:
+    return x
+
+
+@flow
+def one_argument_cannot_travel() -> list[int]:
+    lock = threading.Lock()  # a connection, an open file: what cannot be pickled
+    return [square(1), square(2), given(3, lock), square(4)]
+
+
+def test_an_argument_dask_cannot_serialize_fails_its_task_run_alone_saying_so(executor):
+    """Sent in one graph with it, the other task runs failed too, and every message was
+    Dask's "Could not serialize object of type LLGExpr" (labloom's graph, not the lock)."""
+    run = one_argument_cannot_travel.run(executor=executor)
+    states = {tr.name: tr.state for tr in run.tasks}
+    assert states.pop("given") is State.FAILED
+    assert set(states.values()) == {State.COMPLETED}, states
+    (message,) = [tr.message for tr in run.tasks if tr.name == "given"]
+    assert "arguments cannot be sent to a Dask worker" in message
+    assert "cannot pickle '_thread.lock' object" in message
+    assert "inside the task that uses it" in message
+
+
+def test_checking_that_a_large_result_can_travel_makes_no_copy_of_it() -> None:
+    """Checked on the worker before Dask keeps it: pickled whole into bytes, a 1.5 GB raw
+    result doubled its worker's memory for a moment (a worker near its limit was killed)."""
+    import tracemalloc
+
+    from labloom.executors.dask_events import check_serializable
+
+    for value in (b"x" * 50_000_000, [b"z" * 10_000_000] * 3, {"raw": bytearray(30_000_000)}):
+        tracemalloc.start()
+        try:
+            check_serializable("large", value)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 5_000_000, peak
 
 
 def test_the_submitting_thread_ends_when_its_executor_shuts_down(executor) -> None:

@@ -171,6 +171,142 @@ def test_cli_address_overrides_the_flows_declared_executor(cluster, labloom_home
     assert "needs the dask executor, not 'local'; drop --executor or --address" in clash.stderr
 
 
+FAILS_ONCE_FILE = '''
+import os
+from labloom import flow, task
+
+
+@task
+def where(marker: str) -> int:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("fails the first time")
+    return os.getpid()
+
+
+@flow
+def sweep(marker: str):
+    return where(marker)
+'''
+
+
+def test_a_retry_runs_on_the_scheduler_its_run_was_given(cluster, labloom_home, tmp_path):
+    """`labloom retry` (the Flows panel's Retry too) of a run given a scheduler on the command
+    line reruns there, not on the declared executor: local threads, the server's machine."""
+    (tmp_path / "fails_once.py").write_text(FAILS_ONCE_FILE)
+    address = cluster.scheduler_address
+    done = labloom(labloom_home, "run", "fails_once.py:sweep", "--address", address,
+                   "-p", f"marker={tmp_path / 'marker'}", cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert done.returncode == 1, done.stderr
+    (failed,) = json.loads(labloom(labloom_home, "runs", "--json").stdout)
+    retried = labloom(labloom_home, "retry", failed["id"], cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert retried.returncode == 0, retried.stderr
+    rerun = json.loads(labloom(labloom_home, "runs", "--limit", "1", "--json").stdout)[0]
+    assert rerun["retry_of"] == failed["id"]
+    assert rerun["executor"] == f"dask({address})"
+    shown = json.loads(labloom(labloom_home, "show", rerun["id"], "--json").stdout)
+    (where,) = shown["task_runs"]
+    assert where["state"] == "Completed"
+
+
+def test_a_retry_whose_scheduler_is_gone_says_how_to_retry_elsewhere(labloom_home, tmp_path):
+    (tmp_path / "fails_once.py").write_text(FAILS_ONCE_FILE)
+    with distributed.LocalCluster(n_workers=1, processes=False, protocol="tcp",
+                                  dashboard_address=":0") as gone:
+        done = labloom(labloom_home, "run", "fails_once.py:sweep", "--address",
+                       gone.scheduler_address, "-p", f"marker={tmp_path / 'marker'}",
+                       cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert done.returncode == 1, done.stderr
+    (failed,) = json.loads(labloom(labloom_home, "runs", "--json").stdout)
+    retried = labloom(labloom_home, "retry", failed["id"], cwd=tmp_path,
+                      DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")
+    assert retried.returncode == 1
+    assert "Traceback" not in retried.stderr
+    assert f"labloom retry {failed['id']} --executor dask" in retried.stderr
+    assert len(json.loads(labloom(labloom_home, "runs", "--json").stdout)) == 1  # no stray run
+
+
+def test_a_scheduler_address_that_does_not_answer_is_one_clear_error_in_a_notebook(ip):
+    import dask
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{free.getsockname()[1]}"
+    ip.run_cell_magic("tasks", "", NOTEBOOK_TASKS)
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(OSError) as caught:
+            ip.run_cell_magic("flow", f"typo --address {address}", FLOW_CELL)
+    message = str(caught.value)
+    assert message.startswith(f"[labloom] cannot reach {address} (a Dask scheduler)")
+    assert "--address" in message and "the scheduler is running" in message
+    assert caught.value.__suppress_context__  # not three chained tracebacks of Dask's
+
+
+USES_A_LOCAL_MODULE = '''
+import helper_beside_the_flow
+from labloom import flow, task
+
+
+@task
+def cleaned(x: int) -> int:
+    return helper_beside_the_flow.clean(x)
+
+
+@flow
+def etl():
+    return cleaned(1)
+'''
+
+
+@pytest.fixture
+def bare_scheduler(tmp_path):
+    """A scheduler of its own process, started where the flow's folder is not importable (a
+    remote cluster's), with no workers: it fails a task it cannot unpickle."""
+    import socket
+    import time
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--dashboard-address", ":0", "--no-show"],
+        cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and scheduler.poll() is None
+                time.sleep(0.1)
+        yield f"tcp://127.0.0.1:{port}"
+    finally:
+        scheduler.terminate()
+        scheduler.wait(30)
+
+
+def test_a_module_the_cluster_cannot_import_is_named_in_the_task_runs_message(
+        bare_scheduler, labloom_home, tmp_path):
+    """It was only Dask's "Error during deserialization of the task graph ... different
+    environments": which module, only a click away, in the traceback."""
+    (tmp_path / "helper_beside_the_flow.py").write_text("def clean(x):\n    return x\n")
+    (tmp_path / "local_module.py").write_text(USES_A_LOCAL_MODULE)
+    done = labloom(labloom_home, "run", "local_module.py:etl", "--address", bare_scheduler,
+                   cwd=tmp_path, LABLOOM_PROGRESS="0")
+    assert done.returncode == 1, done.stderr
+    (record,) = json.loads(labloom(labloom_home, "runs", "--json").stdout)
+    (failed,) = json.loads(labloom(labloom_home, "show", record["id"], "--json").stdout)[
+        "task_runs"]
+    assert failed["message"].startswith(
+        "ModuleNotFoundError: No module named 'helper_beside_the_flow' on the Dask cluster")
+
+
 NOTEBOOK_TASKS = """
 import os
 

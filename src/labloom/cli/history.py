@@ -209,6 +209,10 @@ def _retry(args: argparse.Namespace) -> int:
         raise _unknown(args.run_id) from None
     except (TargetError, NotAllowedError) as exc:
         raise CLIError(str(exc), status=1) from None
+    except OSError as exc:  # the Dask scheduler the run ran on, gone since
+        raise CLIError(f"cannot start the retry: {exc}; if that scheduler is gone, retry "
+                       f"elsewhere: labloom retry {run_id} --executor dask (a new local "
+                       "cluster), threads or another scheduler's address", status=1) from None
     reused = [t for t in run.tasks if t.message.startswith("reused")]
     ran = [t for t in run.tasks if t not in reused]
     echo(f"retry of run {run.metadata['retry_of']}: new run {run.id} {run.state}")

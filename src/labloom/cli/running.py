@@ -172,6 +172,8 @@ def run_command(args: argparse.Namespace) -> int:
     except OSError as exc:  # a Dask scheduler that cannot be reached
         where = args.address or args.executor or (
             f"cluster profile {args.cluster!r}" if args.cluster else "the executor")
+        if str(exc).startswith("[labloom]"):  # said already, naming the address
+            raise CLIError(str(exc).removeprefix("[labloom] ")) from None
         raise CLIError(f"cannot reach {where}: {exc}; check the address and that the "
                        "scheduler is running") from None
     finally:

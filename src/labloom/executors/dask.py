@@ -24,7 +24,7 @@ from .dask_clusters import Kept, check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
 from .dask_outcomes import scheduler_lost
-from .dask_shared import durations_of, shared_client
+from .dask_shared import cluster_client, durations_of, shared_client
 from .dask_submit import Submitter
 
 
@@ -131,10 +131,8 @@ class DaskExecutor(Executor):
                 self._dispatcher.given_back = self._submitter.chunk_ends.given_back
 
     def _connect(self) -> Any:
-        from distributed import Client
-
         if self.cluster is not None:
-            return Client(self.cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+            return cluster_client(self.cluster)
         if self._per_run is not None:
             return self._per_run.start()
         return shared_client(self.address, self.cluster_kwargs)
@@ -355,6 +353,37 @@ class DaskExecutor(Executor):
             assert self._dispatcher is not None
             self._topics.add(name)
             self._client.subscribe_topic(name, self._dispatcher.handler(run_id))
+            # Workers came and went since the last run: what they offer is looked at afresh.
+            self._offers = None
+            # A question to the scheduler: asked off the launching thread.
+            self._dispatcher.put(self._say_if_no_workers, run_id)
+
+    def _say_if_no_workers(self, run_id: str) -> None:
+        """A scheduler with no workers (none started, none could connect) holds every task
+        run Pending with nothing to say why: said once per run, as it starts sending."""
+        if self.source.startswith("embedded") or self._per_run is not None or (
+                self.cluster is not None and is_adaptive(self.cluster)):
+            return  # workers of its own, or ones that come with the work
+        client = self._client
+        try:
+            try:
+                info = client.scheduler_info(n_workers=1)
+            except TypeError:  # a release without the argument
+                info = client.scheduler_info()
+        except Exception:
+            return  # only a notice: a client closing meanwhile says enough on its own
+        if info.get("n_workers", len(info.get("workers", ()))):
+            return
+        import logging
+
+        from ..core.logs import outside_task
+
+        address = client.scheduler.address
+        with outside_task():
+            logging.getLogger("labloom").warning(
+                "[labloom] run %s: the Dask scheduler at %s has no workers; its task runs "
+                "wait (Pending) until one joins: start some (dask worker %s), or read the "
+                "workers' logs for why they could not connect", run_id, address, address)
 
     def _unsatisfiable(self, resources: dict[str, float]) -> str:
         """Why no worker can ever run a task asking ``resources`` ('' when one can)."""
@@ -367,7 +396,10 @@ class DaskExecutor(Executor):
                 info = self._client.scheduler_info(n_workers=-1)
                 offers = self._offers = [w.get("resources") or {} for w in info["workers"].values()]
             if not offers:
-                return ""  # no workers yet: they may still be starting
+                # No workers yet: they may still be starting, and may offer it. Not kept: an
+                # empty look would answer every later call, after workers without it joined.
+                self._offers = None
+                return ""
             if any(all(o.get(k, 0) >= v for k, v in resources.items()) for o in offers):
                 return ""
         offered = sorted({f"{k}={v:g}" for o in offers for k, v in o.items()})

@@ -188,8 +188,25 @@ def check_serializable(task_name: str, value: Any) -> None:
     client: otherwise it is recorded Completed and breaks later, far from its cause.
 
     Pickled as Dask does (pickle, then cloudpickle; calling distributed's own function would log
-    its traceback), with array data passed out of band, so a large array costs no copy.
+    its traceback), with array data passed out of band, into a sink that keeps nothing: a
+    large result (bytes, a bytearray) costs no copy of itself, which on a
+    worker near its memory limit would get it killed.
     """
+    exc = pickling_error(value)
+    if exc is not None:
+        kind = type(value)
+        raise TypeError(
+            f"task {task_name!r} returned a {kind.__module__}.{kind.__qualname__} that Dask "
+            f"cannot serialize ({type(exc).__name__}: {exc}); Dask must serialize a result to "
+            "pass it to another task or back to you. Return plain data (numbers, strings, "
+            "lists, dicts, arrays, DataFrames), or create the object inside the task that "
+            "uses it"
+        ) from None
+
+
+def pickling_error(value: Any) -> Exception | None:
+    """Why Dask could not serialize ``value`` (None: it can), found as Dask would (pickle, then
+    cloudpickle), with array data out of band and into a sink that keeps nothing."""
     import pickle
 
     import cloudpickle
@@ -199,18 +216,29 @@ def check_serializable(task_name: str, value: Any) -> None:
 
     try:
         try:
-            pickle.dumps(value, protocol=5, buffer_callback=drop)
+            pickle.Pickler(_Discard(), protocol=5, buffer_callback=drop).dump(value)
         except Exception:
-            cloudpickle.dumps(value, protocol=5, buffer_callback=drop)
+            cloudpickle.Pickler(_Discard(), protocol=5, buffer_callback=drop).dump(value)
     except Exception as exc:
-        kind = type(value)
-        raise TypeError(
-            f"task {task_name!r} returned a {kind.__module__}.{kind.__qualname__} that Dask "
-            f"cannot serialize ({type(exc).__name__}: {exc}); Dask must serialize a result to "
-            "pass it to another task or back to you. Return plain data (numbers, strings, "
-            "lists, dicts, arrays, DataFrames), or create the object inside the task that "
-            "uses it"
-        ) from None
+        return exc
+    return None
+
+
+def unsendable(exc: Exception) -> TypeError:
+    """A task's arguments Dask cannot serialize (a lock, a connection, an open file)."""
+    return TypeError(
+        f"the task's arguments cannot be sent to a Dask worker ({type(exc).__name__}: {exc}): "
+        "Dask must serialize them. Pass plain data (numbers, strings, lists, dicts, arrays, "
+        "DataFrames, paths), or create the object (a database connection, a lock, an open "
+        "file) inside the task that uses it"
+    )
+
+
+class _Discard:
+    """A file that keeps nothing written to it."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
 
 
 def item_count(value: Any) -> int:

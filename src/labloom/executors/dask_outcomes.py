@@ -215,7 +215,25 @@ def report(
                         started=started, ended=ended, infrastructure=True))
         return
     text = user_traceback(error, future.traceback())
-    on_done(Outcome(ok=False, error=error, traceback=text, started=started, ended=ended))
+    on_done(Outcome(ok=False, error=_import_named(error), traceback=text, started=started,
+                    ended=ended))
+
+
+def _import_named(error: BaseException) -> BaseException:
+    """Dask's "Error during deserialization of the task graph" (the scheduler could not
+    unpickle a task: a module beside the notebook, a package not installed there) names the
+    module only in its cause, which the task run's message did not show."""
+    cause = error.__cause__
+    if not isinstance(cause, ImportError) or isinstance(error, ImportError):
+        return error
+    kind = ModuleNotFoundError if isinstance(cause, ModuleNotFoundError) else ImportError
+    named = kind(
+        f"{cause} on the Dask cluster: its scheduler and workers must import what a task's "
+        "code and arguments use. Install it there (the environment the flow runs in), or "
+        "define what the task uses in the notebook or the flow's file"
+    )
+    named.__cause__ = error
+    return named
 
 
 def cancelled(call: TaskCall) -> Outcome:

@@ -14,6 +14,10 @@ from typing import Any
 _embedded: dict[str, tuple[Any, Any]] = {}
 # Clients opened for a scheduler address, reused by later runs.
 _connected: dict[str, Any] = {}
+# Clients opened for a cluster object the user gave (``DaskExecutor(cluster=...)``), by its
+# id: an executor made per run (``f.run(executor=DaskExecutor(cluster=c))`` in a loop) left
+# a client of its own connected to the scheduler, never closed.
+_of_clusters: dict[int, tuple[Any, Any]] = {}
 _shared_lock = threading.Lock()
 # Per client (by id): durations measured for batch_size="auto" (data only: threads belong to
 # executors).
@@ -35,7 +39,10 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
         if address is not None:
             client = _connected.get(address)
             if client is None or client.status in ("closed", "closing"):
-                client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+                try:
+                    client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+                except OSError as exc:
+                    raise unreachable(address, exc) from None
                 _connected[address] = client
                 _close_at_exit()
             return client
@@ -49,6 +56,34 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
             _embedded[key] = (cluster, client)
             _close_at_exit()
         return _embedded[key][1]
+
+
+def unreachable(address: str, exc: OSError) -> OSError:
+    """What a user sees for a scheduler address that does not answer (a typo, a scheduler not
+    started or gone): Dask's reason and where the address came from, not three chained
+    tracebacks of Dask's connection code."""
+    return OSError(
+        f"[labloom] cannot reach {address} (a Dask scheduler): {exc}; check the address "
+        "(DaskExecutor(address), --address, Labloom.address / LABLOOM_ADDRESS) and that the "
+        "scheduler is running"
+    )
+
+
+def cluster_client(cluster: Any) -> Any:
+    """The client for a cluster object the caller started (theirs to close), made on first
+    use and shared by every executor given that cluster."""
+    from distributed import Client
+
+    with _shared_lock:
+        for key, (kept, client) in list(_of_clusters.items()):
+            if client.status in ("closed", "closing"):
+                del _of_clusters[key]  # its cluster closed (or it did): let both go
+        kept_client = _of_clusters.get(id(cluster))
+        if kept_client is None or kept_client[0] is not cluster:
+            client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+            _of_clusters[id(cluster)] = (cluster, client)
+            _close_at_exit()
+        return _of_clusters[id(cluster)][1]
 
 
 def refuse_inside_a_worker() -> None:
@@ -92,7 +127,7 @@ def _close_shared() -> None:
     logging.getLogger("distributed.scheduler").setLevel(logging.ERROR)
     with _shared_lock:
         _durations.clear()
-        for client in _connected.values():
+        for client in [*_connected.values(), *(client for _, client in _of_clusters.values())]:
             # A client whose scheduler went away keeps trying to reconnect; closing it then
             # only prints the cancelled attempt's traceback.
             if client.status == "running":
@@ -101,4 +136,5 @@ def _close_shared() -> None:
             client.close()
             cluster.close()
         _connected.clear()
+        _of_clusters.clear()
         _embedded.clear()

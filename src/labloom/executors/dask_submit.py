@@ -25,6 +25,7 @@ from typing import Any
 
 from ..core.attempt import TaskCall
 from ..core.executor import Outcome
+from . import dask_events as events
 from .dask_chunk_ends import ChunkEnds
 from .dask_chunking import Probes, chunk_size, probe_count
 from .dask_entries import ClientOwner, Entry, Handle, Member, attempt_key, single, task_name_of
@@ -242,15 +243,38 @@ class Submitter:
             try:
                 send_graph(client, graph, dict(resources) or None)
             except Exception as exc:  # e.g. an argument that cannot be pickled
-                for key in graph:
-                    batch[key][2](exc)
-                failed.update(graph)
-                continue
+                sent = self._send_those_that_can_travel(client, graph, resources, exc, batch)
+                failed.update(key for key in graph if key not in sent)
+                if not sent:
+                    continue
+                graph = sent
             for key in graph:
                 done = batch[key][4]
                 assert done is not None
                 watched.append((batch[key][3], done))
         watch(client, watched)
+
+    def _send_those_that_can_travel(
+        self, client: Any, graph: dict[str, Any], resources: tuple[tuple[str, float], ...],
+        error: Exception, batch: dict[str, Entry],
+    ) -> dict[str, Any]:
+        """A graph Dask could not send: its tasks whose arguments cannot be serialized fail,
+        saying so; the others are sent again (one task's lock or connection failed every
+        task sent with it). Returns what was sent."""
+        bad = {key: events.pickling_error(spec) for key, spec in graph.items()}
+        rest = {key: spec for key, spec in graph.items() if bad[key] is None}
+        for key, why in bad.items():
+            if why is not None:
+                batch[key][2](events.unsendable(why))
+        if rest and len(rest) < len(graph):
+            try:
+                send_graph(client, rest, dict(resources) or None)
+                return rest
+            except Exception as exc:
+                error = exc
+        for key in rest:  # nothing to blame on an argument: the send itself broke
+            batch[key][2](error)
+        return {}
 
     def _chunks(
         self, members: list[Member], full_only: bool = False

@@ -37,6 +37,38 @@ def retry_source(target: dict[str, Any]) -> str | None:
     return str(file) if file else None
 
 
+def ran_on(record: Any, declared: Any) -> Any:
+    """What a retry runs on when not told: the scheduler the run was given (``labloom run
+    --address``, a schedule's address, ``Flow.run(executor=DaskExecutor(ADDRESS))``), else the
+    kind of executor it ran on. The flow's declared executor may be local threads: a sweep
+    retried from the Flows panel would then run on the Jupyter server's machine. A cluster
+    started for the run (its profile is not recorded), an embedded one, or one the flow's
+    code makes (``DaskExecutor(cluster=LocalCluster())``): the declared executor when it is
+    Dask too, as it makes that cluster again."""
+    from ..core.executor import Executor
+
+    kind = str(record.executor or "").partition("(")[0]
+    facts = record.metadata or {}
+    if isinstance(declared, Executor):
+        declared_kind, declared_address = declared.name, getattr(declared, "address", None)
+    else:
+        declared_kind = declared or "threads"
+        declared_address = declared if declared_kind.startswith(("tcp://", "tls://")) else None
+        if declared_address or declared_kind.startswith("cluster:"):
+            declared_kind = "dask"
+    address = facts.get("address")
+    if "cluster_class" in facts:
+        return declared
+    if kind == "dask" and address and facts.get("cluster") != "embedded LocalCluster":
+        if declared_address == address or (  # a cluster or client object it was given
+                getattr(declared, "source", None) == "given" and declared_address is None):
+            return declared  # the same scheduler, or a cluster the flow's own code makes
+        return str(address)
+    if kind in ("local", "threads", "dask") and kind != declared_kind:
+        return kind
+    return declared
+
+
 def retry_run(
     run_id: str, executor: Any = None,
     load: Callable[[dict[str, Any], str], Any] = load_recorded,
@@ -84,7 +116,7 @@ def retry_run(
         else:
             notes.append(f"{tr.name}: its result was not persisted in run {record.id}; "
                          "it runs again if needed")
-    choice = executor if executor is not None else flow.executor
+    choice = executor if executor is not None else ran_on(record, flow.executor)
     run = FlowRun(
         flow, flow.bind(**record.parameters), hooks.resolve_executor(choice, None), origin="retry",
         owns_executor=not isinstance(choice, Executor), reuse=reuse,
