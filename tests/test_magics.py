@@ -262,6 +262,31 @@ def slow(x):
     assert next(iter(table)).state is State.CANCELLED
 
 
+def test_an_interrupt_while_the_widget_shows_cancels_the_run(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first widget of a kernel takes a second or more to import: an interrupt then comes
+    before the cell waits for its run, and must still cancel it, not leave it running unseen."""
+    from labloom.notebook import magics
+
+    release = threading.Event()
+    ip.user_ns.update(release=release)
+    ok(ip, "%%tasks\ndef slow(x):\n    release.wait(30)\n    return x\n")
+
+    def interrupted_while_showing(run: FlowRun) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(magics, "_show_widget", interrupted_while_showing)
+    ok(ip, "%config Labloom.widget = True")
+    try:
+        result = run(ip, "%%flow early\nout = slow(1)\n")
+    finally:
+        release.set()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    cell_run = next(iter(ip.run_line_magic("flow_runs", "early")))
+    assert cell_run.wait(timeout=30) is State.CANCELLED
+
+
 class Weights:
     """A result that can be referenced weakly (a model's weights, say)."""
 

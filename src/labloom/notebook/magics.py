@@ -135,22 +135,25 @@ class LabloomMagics(Magics):
             run = flow.run(background=True, origin="notebook")
         finally:
             stop_watching()
-        history.keep_cell_run(run)
         widget = None
-        if showing:
-            widget = _show_widget(run)
-            for tail in tails:
-                tail.show()
-        if args.background:
-            name_thread = f"labloom-names-{run.id}"
-            threading.Thread(
-                target=_publish_later, args=(run, user_ns), name=name_thread, daemon=True
-            ).start()
-            return run
         try:
+            history.keep_cell_run(run)
+            if showing:
+                widget = _show_widget(run)
+                for tail in tails:
+                    tail.show()
+            if args.background:
+                name_thread = f"labloom-names-{run.id}"
+                threading.Thread(
+                    target=_publish_later, args=(run, user_ns), name=name_thread, daemon=True
+                ).start()
+                return run
             run.wait()
         except KeyboardInterrupt:
-            # FlowRun.wait cancelled the run; let it settle so the widget shows the end.
+            # FlowRun.wait cancels the run it waits for; an interrupt before that (the first
+            # widget of a kernel takes a while to import) must too, or the run goes on unseen.
+            run.cancel("interrupted")
+            # Let it settle so the widget shows the end.
             try:
                 run.wait(timeout=10)
             finally:
