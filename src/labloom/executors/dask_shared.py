@@ -46,6 +46,9 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
             refuse_inside_a_worker()
             cluster = LocalCluster(**cluster_kwargs)  # type: ignore[no-untyped-call]
             client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+            from .dask_worker_signals import ignore_interrupts
+
+            ignore_interrupts(client)  # the kernel's Interrupt must not kill its workers
             _embedded[key] = (cluster, client)
             _close_at_exit()
         return _embedded[key][1]
