@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from labloom import Flow, FlowFailed, FlowRun, State, Task
+from labloom import Flow, FlowFailed, FlowRun, MagicArgsError, State, Task
 
 
 def run(ip: InteractiveShell, cell: str) -> Any:
@@ -130,6 +130,30 @@ def test_syntax_error_points_at_the_cell_line(ip: InteractiveShell) -> None:
     result = run(ip, "%%flow broken\nx = 1\ny = (\n")
     assert isinstance(result.error_in_exec, SyntaxError)
     assert result.error_in_exec.lineno == 3
+
+
+@pytest.mark.parametrize(("taken", "what"), [
+    ("%%tasks\ndef train(x):\n    return x + 1", "the task train"),
+    ("def train(x):\n    return x + 1", "the function train"),
+])
+def test_a_flow_named_like_a_notebook_name_is_refused_before_it_replaces_it(
+    ip: InteractiveShell, taken: str, what: str
+) -> None:
+    """`%%flow train` over the task train: the body's `train(1)` called the flow itself (a
+    TypeError about positional arguments) and the notebook lost its task."""
+    ok(ip, taken)
+    before = ip.user_ns["train"]
+    result = run(ip, "%%flow train\ny = train(1)\n")
+    assert isinstance(result.error_in_exec, MagicArgsError)
+    assert f"'train' already holds {what}" in str(result.error_in_exec)
+    assert "such as %%flow train_flow" in str(result.error_in_exec)
+    assert ip.user_ns["train"] is before
+    ok(ip, "%%flow train_flow\ny = 1\n")
+    ok(ip, "%%flow train_flow\ny = 2\n")  # the same flow cell, run again
+    assert ip.user_ns["y"] == 2
+    ok(ip, "%%flow y\ny = 3\n")  # a value is not refused: a cell may assign its own name
+    ok(ip, "%%flow y\ny = 4\n")
+    assert ip.user_ns["y"] == 4
 
 
 def test_failed_task_raises_and_sets_the_names_that_resolved(ip: InteractiveShell) -> None:

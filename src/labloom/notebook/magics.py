@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ast
 import threading
+import types
 from collections.abc import Sequence
 from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..core.errors import FlowFailed, RunCancelledError
+from ..core.errors import FlowFailed, MagicArgsError, RunCancelledError
 from ..core.observers import add_run_observer
 from ..core.states import State
 from ..core.tasks import Task, task
@@ -104,6 +105,7 @@ class LabloomMagics(Magics):
         args = parse_flow_line(line)
         name = args.name
         user_ns = self.shell.user_ns
+        _refuse_a_taken_name(name, user_ns)
         params: dict[str, Any] = {}
         for param in args.params:
             if param not in user_ns:
@@ -179,6 +181,24 @@ class LabloomMagics(Magics):
         args = parse_argstring(self.flow_runs, line)
         entries = history.history(args.name, args.limit, everywhere=args.all)
         return history.RunTable(entries, args.name)
+
+
+def _refuse_a_taken_name(name: str, user_ns: dict[str, Any]) -> None:
+    """The cell binds NAME to its flow: refuse to replace a task or function of the notebook
+    (naming the flow after its main task is natural, and the body's ``train(...)`` then called
+    the flow itself). An exported notebook refuses the same clash."""
+    taken = user_ns.get(name)
+    if isinstance(taken, Task):
+        what = f"the task {name}"
+    elif isinstance(taken, types.FunctionType):
+        what = f"the function {name}"
+    else:
+        # New, this flow cell run again, or a value (one the cell itself assigned, say).
+        return
+    raise MagicArgsError(
+        f"[labloom] %%flow {name}: {name!r} already holds {what} in the notebook, and the cell "
+        f"would rebind it to the flow; name the flow otherwise, such as %%flow {name}_flow"
+    )
 
 
 def _show_widget(run: Any) -> Any:
