@@ -193,6 +193,37 @@ def test_does_not_overwrite_a_hand_written_module(tmp_path: Path) -> None:
     export_notebook(path, check=False)  # as is a module labloom wrote
 
 
+@pytest.mark.parametrize(("notebook", "hidden"), [
+    ("json.ipynb", "Python's own module json"),
+    ("statistics.ipynb", "Python's own module statistics"),
+    ("nbformat.ipynb", "the installed module nbformat"),
+])
+def test_a_module_that_would_hide_another_is_refused(
+    tmp_path: Path, notebook: str, hidden: str
+) -> None:
+    """json.py beside the notebook is what `import json` found in a Python started there:
+    `python -m labloom`, as `labloom serve` runs a schedule, failed before it began."""
+    path = write_notebook(tmp_path, ["x = 1"], name=notebook)
+    stem = notebook.removesuffix(".ipynb")
+    with pytest.raises(ExportError, match=rf"as {stem}.py: .* in place of {hidden}.*"
+                                          rf"such as {stem}_flow.py"):
+        export_notebook(path, check=False)
+    assert not (tmp_path / f"{stem}.py").exists()
+    export_notebook(path, tmp_path / f"{stem}_flow.py", check=False)
+    assert (tmp_path / f"{stem}_flow.py").exists()
+
+
+def test_a_module_exported_before_is_not_taken_for_one_it_hides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exported again from its folder (on sys.path, as in a kernel), the module finds itself."""
+    path = write_notebook(tmp_path, ["x = 1"], name="sweep_report.ipynb")
+    export_notebook(path, check=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert export_notebook(path, check=False).path == tmp_path / "sweep_report.py"
+    assert export_notebook(write_notebook(tmp_path, ["x = 1"], name="test.ipynb"), check=False)
+
+
 def test_undefined_names_are_noted(tmp_path: Path) -> None:
     path = write_notebook(
         tmp_path,

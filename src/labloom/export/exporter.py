@@ -109,6 +109,14 @@ def export_notebook(
     """
     notebook = Path(path)
     target = Path(out) if out is not None else notebook.with_suffix(".py")
+    hidden = _module_hidden_by(target)
+    if hidden is not None:
+        raise ExportError(
+            f"[labloom] cannot export {notebook.name} as {target.name}: Python started in its "
+            f"folder would import it in place of {hidden} (a script there, `python -m`, and so "
+            f"each run that `labloom serve` starts); pass out= (-o) another name, such as "
+            f"{target.stem}_flow.py"
+        )
     if out is None and target.exists() and not _generated(target):
         raise ExportError(
             f"[labloom] cannot export {notebook.name}: {target} exists and was not written "
@@ -192,6 +200,31 @@ def _in_context(notebook: Path) -> Iterator[None]:
             raise
         message = f"[labloom] cannot export {notebook.name}: {e}"
         raise ExportError(message, cell=e.cell, line=e.line) from e.__cause__
+
+
+# A stdlib module nothing imports unasked: hiding it harms nobody, and test.ipynb is common.
+_HARMLESS = frozenset({"test"})
+
+
+def _module_hidden_by(target: Path) -> str | None:
+    """What module ``target`` would shadow: Python puts a script's folder (and the working
+    folder of ``python -m``) first on ``sys.path``, so a ``json.py`` there is what ``import
+    json`` finds, in labloom itself too: a scheduled run failed before it started."""
+    import importlib.util
+
+    name = target.stem
+    if not name.isidentifier() or name in _HARMLESS:
+        return None  # not importable by that name: it hides nothing
+    if name in getattr(sys, "stdlib_module_names", ()):
+        return f"Python's own module {name}"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    if origin is None or Path(origin).resolve().parent == target.resolve().parent:
+        return None  # none, or found in the target's own folder: this module exported earlier
+    return f"the installed module {name} ({origin})"
 
 
 def _generated(file: Path) -> bool:
