@@ -224,6 +224,26 @@ def test_a_module_exported_before_is_not_taken_for_one_it_hides(
     assert export_notebook(write_notebook(tmp_path, ["x = 1"], name="test.ipynb"), check=False)
 
 
+def test_a_name_a_flow_uses_bound_again_below_it_is_refused(tmp_path: Path) -> None:
+    """In the module every cell runs before a flow does: flow m called the t of cell 3
+    (101), not the one it ran with in the notebook (2), and said nothing."""
+    redefined = ["%%tasks\ndef t(x):\n    return x + 1", "%%flow m\ny = t(1)",
+                 "%%tasks\ndef t(x):\n    return x + 100", "%%flow m2\ny = t(1)"]
+    path = write_notebook(tmp_path, redefined)
+    with pytest.raises(ExportError, match=r"flow m \(cell 2\) uses t as cell 1 binds it, but "
+                       r"cell 3, line 2 binds it again: .* move the flow cell below cell 3"):
+        export_notebook(path, check=False)
+    export_notebook(path, flow="m2", check=False)  # m2 runs with cell 3's t, as in the notebook
+    changed = ["SCALE = 2", "%%tasks\ndef mul(x):\n    return x * SCALE", "%%flow f\ny = mul(3)",
+               "SCALE = 10"]  # read through the task the flow calls
+    with pytest.raises(ExportError, match=r"flow f \(cell 3\) uses SCALE as cell 1 binds it"):
+        export_notebook(write_notebook(tmp_path, changed), check=False)
+    # The same code again (an import, a definition pasted) binds the same thing.
+    again = ["import math\nSCALE = 2", "%%flow f\ny = math.floor(SCALE)",
+             "import math\nSCALE = 2"]
+    export_notebook(write_notebook(tmp_path, again), check=False)
+
+
 def test_undefined_names_are_noted(tmp_path: Path) -> None:
     path = write_notebook(
         tmp_path,

@@ -69,6 +69,7 @@ def write_module(pieces: NotebookPieces, notebook: str, flow: str | None = None)
         ]
     kept = _needed(pieces.kept, flows, module.left_out)
     _check_names(kept, flows)
+    _check_not_rebound_after(kept, flows)
 
     module.add(HEADER.format(name=notebook))
     for piece in kept:
@@ -151,6 +152,44 @@ def _check_names(kept: list[Kept], flows: list[FlowCell]) -> None:
                 cell=piece.cell,
                 line=piece.lines[0][0],
             )
+
+
+def _check_not_rebound_after(kept: list[Kept], flows: list[FlowCell]) -> None:
+    """Each flow must mean in the module what it did in the notebook run top to bottom. A
+    name it reads (itself, or through the definitions above it) that a later cell binds again
+    means that later binding in the module, where every cell has run before the flow does: a
+    task redefined for another flow, a constant changed after the run, and the result changed
+    with no word said."""
+    for f in flows:
+        above = [k for k in kept if k.cell < f.cell]
+        reads = set(f.free)
+        grew = True
+        while grew:
+            grew = False
+            for piece in above:
+                if piece.defines & reads and not piece.uses <= reads:
+                    reads |= piece.uses
+                    grew = True
+        for later in (k for k in kept if k.cell > f.cell and k.kind in ("def", "assign")):
+            for name in sorted(later.defines & reads):
+                first = [k for k in above if name in k.defines]
+                if not first or _same_code(first[-1], later):
+                    continue
+                line = later.lines[0][0]
+                raise ExportError(
+                    f"flow {f.options.name} (cell {f.cell}) uses {name} as cell "
+                    f"{first[-1].cell} binds it, but cell {later.cell}, line {line} binds it "
+                    f"again: in the module the flow would run with cell {later.cell}'s; rename "
+                    f"one of them, or move the flow cell below cell {later.cell}",
+                    cell=later.cell,
+                    line=line,
+                )
+
+
+def _same_code(a: Kept, b: Kept) -> bool:
+    """The same statement pasted into two cells binds the same thing."""
+    return (a.decorator, [t.strip() for _, t in a.lines]) == (
+        b.decorator, [t.strip() for _, t in b.lines])
 
 
 def _needed(kept: list[Kept], flows: list[FlowCell], left_out: list[LeftOut]) -> list[Kept]:
