@@ -311,6 +311,39 @@ def test_an_interrupt_while_the_widget_shows_cancels_the_run(
     assert cell_run.wait(timeout=30) is State.CANCELLED
 
 
+def test_an_interrupt_on_the_local_executor_records_the_run_cancelled_at_once(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local executor runs a call in any thread that waits for the run: in the run's own
+    one (it takes the first call while the cell shows its widget) no interrupt reaches it. The
+    cell then waited 10 s, and left the run Running until the call returned."""
+    from labloom.notebook import magics
+
+    started, release = threading.Event(), threading.Event()
+    ip.user_ns.update(started=started, release=release)
+    ok(ip, "%%tasks\ndef slow(x):\n    started.set()\n    release.wait(60)\n    return x\n")
+    # As a kernel's first widget takes a while to import: the run's thread takes the call.
+    monkeypatch.setattr(magics, "_show_widget", lambda run: time.sleep(0.5))
+    ok(ip, "%config Labloom.widget = True")
+
+    def interrupt() -> None:
+        if started.wait(30):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt)
+    interrupter.start()
+    try:
+        result = run(ip, "%%flow local_stop --executor local\nout = slow(1)\n")
+        cell_run = next(iter(ip.run_line_magic("flow_runs", "local_stop")))
+        state_while_the_call_runs = cell_run.state
+    finally:
+        release.set()
+        interrupter.join(30)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert state_while_the_call_runs is State.CANCELLED
+    assert [tr.state for tr in cell_run.tasks] == [State.CANCELLED]
+
+
 class Weights:
     """A result that can be referenced weakly (a model's weights, say)."""
 

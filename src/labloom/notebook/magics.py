@@ -129,12 +129,21 @@ class LabloomMagics(Magics):
         user_ns[name] = flow
         showing = args.widget and config.effective("widget")
         tails: list[PrintTail] = []
-        # Made as the run starts, before any task prints: those go under the DAG, bounded.
-        stop_watching = add_run_observer(
-            lambda started: tails.append(PrintTail(started)) if started.flow is flow else None
-        ) if showing else (lambda: None)
+        started_runs: list[Any] = []
+
+        def on_start(started: Any) -> None:
+            if started.flow is flow:
+                started_runs.append(started)
+                if showing:  # made as the run starts, before any task prints: under the DAG
+                    tails.append(PrintTail(started))
+
+        stop_watching = add_run_observer(on_start)
         try:
             run = flow.run(background=True, origin="notebook")
+        except KeyboardInterrupt:
+            for started in started_runs:  # while the run's thread started: its call may run
+                _end_interrupted(started)
+            raise
         finally:
             stop_watching()
         widget = None
@@ -154,10 +163,8 @@ class LabloomMagics(Magics):
         except KeyboardInterrupt:
             # FlowRun.wait cancels the run it waits for; an interrupt before that (the first
             # widget of a kernel takes a while to import) must too, or the run goes on unseen.
-            run.cancel("interrupted")
-            # Let it settle so the widget shows the end.
             try:
-                run.wait(timeout=10)
+                _end_interrupted(run)
             finally:
                 user_ns.update(resolved_names(run)[0])
                 _final_frame(widget, tails)
@@ -181,6 +188,22 @@ class LabloomMagics(Magics):
         args = parse_argstring(self.flow_runs, line)
         entries = history.history(args.name, args.limit, everywhere=args.all)
         return history.RunTable(entries, args.name)
+
+
+# Seconds an interrupted run gets to end by itself before the cell records its end.
+_SETTLE = 3.0
+
+
+def _end_interrupted(run: Any) -> None:
+    """Cancel the run of an interrupted cell and let it settle, so the widget shows the end.
+    Its own thread may be inside a call that no interrupt reaches (the local executor runs
+    calls there too): then record the end now, not when that call returns."""
+    run.cancel("interrupted")
+    try:
+        run.wait(timeout=_SETTLE)
+    finally:
+        if not run.wait_finished(0):
+            run.finish_now()
 
 
 def _refuse_a_taken_name(name: str, user_ns: dict[str, Any]) -> None:
