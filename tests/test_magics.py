@@ -192,6 +192,28 @@ def wait_for_gate(x):
     assert ip.user_ns["answer"] == 42
 
 
+def test_a_background_run_of_a_cell_run_again_since_leaves_the_newer_names(
+    ip: InteractiveShell
+) -> None:
+    """Edited and run again while its first run still went on: when that older run ended, it
+    put its stale value back into the notebook over the newer run's."""
+    gate = threading.Event()
+    ip.user_ns["gate"] = gate
+    ok(ip, "%%tasks\ndef pick(x, wait):\n    if wait:\n        gate.wait(30)\n    return x\n")
+    older = ip.run_cell("%%flow sweep --background\nbest = pick('old', True)\n").result
+    newer = ip.run_cell("%%flow sweep --background\nbest = pick('new', False)\n").result
+    assert newer.wait(10) is State.COMPLETED
+    deadline = time.monotonic() + 10
+    while ip.user_ns.get("best") != "new" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    gate.set()
+    assert older.wait(10) is State.COMPLETED
+    for thread in threading.enumerate():
+        if thread.name == f"labloom-names-{older.id}":
+            thread.join(10)
+    assert ip.user_ns["best"] == "new"
+
+
 def test_flow_runs_lists_this_kernels_runs(ip: InteractiveShell) -> None:
     ok(ip, TASKS)
     ok(ip, "%%flow listed\nv = double(1)")

@@ -297,6 +297,8 @@ def _publish_completed(run: Any, user_ns: dict[str, Any]) -> bool:
 
 def _publish_later(run: Any, user_ns: dict[str, Any]) -> None:
     run.wait()
+    if not history.is_latest_cell_run(run):
+        return  # the cell ran again meanwhile: its names are the newer run's, not stale ones
     if _publish_completed(run, user_ns):
         return
     user_ns.update(resolved_names(run)[0])
