@@ -116,7 +116,7 @@ def test_tricky_notebook_left_out(tmp_path: Path) -> None:
         (10, 2, "`grid` is a bare expression shown as output"),
         (11, 4, "shell command `!echo running`"),
         (11, 6, "`display(best)` only shows output in the notebook (flow sweep)"),
-        (12, None, "cell magic %%time"),
+        (12, 2, "`best` is a bare expression shown as output"),  # %%time runs it as written
     ]
     assert left == expected
     assert str(report.left_out[0]) == "cell 2, line 1: line magic `%load_ext labloom`"
@@ -344,6 +344,16 @@ def test_exported_flow_imports_and_runs(tmp_path: Path) -> None:
         "note": "first\nsecond",
     }
     assert module.sweep(n=3, grid=[1])["best"] == 576
+
+
+def test_time_and_capture_cells_are_exported_as_the_code_they_run(tmp_path: Path) -> None:
+    """A timed setup cell was left out whole: the module lacked its names and the exported
+    flow failed at run time (NameError in the task), after an export that said only a note."""
+    cells = ["%%time\nSCALE = 3", "%%capture\nimport math\ndef root(x):\n    return math.sqrt(x)",
+             "%%tasks\ndef scaled_root(x):\n    return root(x) * SCALE", "%%flow f\ny = scaled_root(4)"]
+    report = export_notebook(write_notebook(tmp_path, cells))
+    assert not report.notes and not report.left_out
+    assert import_file(report.path).f() == {"y": 6.0}
 
 
 def test_name_error_at_import_names_the_cell(tmp_path: Path) -> None:

@@ -102,6 +102,11 @@ class NotebookPieces:
     assignments: list[Assignment] = field(default_factory=list)
 
 
+# Cell magics that run their body once, as written: %%time measures it, %%capture hides its
+# output. Their cells' definitions belong in the module (a setup cell is often timed).
+RUN_AS_WRITTEN = frozenset({"time", "capture"})
+
+
 def read_cells(cells: Sequence[Any]) -> NotebookPieces:
     """Sort the code cells of a notebook (``nbformat`` cell objects) into pieces."""
     pieces = NotebookPieces()
@@ -123,6 +128,8 @@ def read_cells(cells: Sequence[Any]) -> NotebookPieces:
                     _read_code(pieces, number, body, tasks=parse_tasks_line(args))
                 elif magic == "flow":
                     _read_flow(pieces, number, body, parse_flow_line(args))
+                elif magic in RUN_AS_WRITTEN:
+                    _read_code(pieces, number, body, parameters=PARAMETERS_TAG in tags)
                 else:
                     reads = _reads(body)
                     pieces.left_out.append(LeftOut(number, f"cell magic %%{magic}", uses=reads))
