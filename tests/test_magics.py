@@ -366,6 +366,24 @@ def test_an_interrupt_on_the_local_executor_records_the_run_cancelled_at_once(
     assert [tr.state for tr in cell_run.tasks] == [State.CANCELLED]
 
 
+def test_a_scheduler_address_nothing_listens_on_is_refused_saying_so(
+    ip: InteractiveShell
+) -> None:
+    """A mistyped port: distributed retried the refused connection for 30 s, then showed a long
+    traceback of its internals ("Timed out trying to connect")."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ok(ip, "%%tasks\ndef t(x):\n    return x\n")
+    result = run(ip, f"%%flow remote --address tcp://127.0.0.1:{port}\ny = t(1)\n")
+    assert isinstance(result.error_in_exec, ConnectionError)
+    assert f"no Dask scheduler at tcp://127.0.0.1:{port}: the connection was refused" in str(
+        result.error_in_exec)
+    assert "check the address (--address" in str(result.error_in_exec)
+
+
 class Weights:
     """A result that can be referenced weakly (a model's weights, say)."""
 

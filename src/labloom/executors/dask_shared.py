@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from typing import Any
 
 # One embedded LocalCluster (and client) per process and set of cluster options, reused by
@@ -35,6 +36,7 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
         if address is not None:
             client = _connected.get(address)
             if client is None or client.status in ("closed", "closing"):
+                refuse_an_address_nothing_answers(address)
                 client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
                 _connected[address] = client
                 _close_at_exit()
@@ -52,6 +54,49 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
             _embedded[key] = (cluster, client)
             _close_at_exit()
         return _embedded[key][1]
+
+
+REFUSED_FOR = 3.0  # seconds a scheduler address may refuse connections before that is an error
+
+
+def refuse_an_address_nothing_answers(address: str) -> None:
+    """A mistyped scheduler address (a wrong port, a host that does not exist) fails now, saying
+    so. distributed retries a refused connection until its connect timeout: 30 s, then a long
+    traceback of its own internals, and the run was not even recorded. A host that does not
+    answer at all (a firewall) is left to distributed's timeout."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location)
+    except ValueError:
+        return  # not host:port (inproc://...): distributed says what is wrong with it
+    if scheme not in ("tcp", "tls"):
+        return
+    deadline = time.monotonic() + REFUSED_FOR
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except ConnectionRefusedError:
+            # A scheduler that is starting (restarted for a nightly run, say) binds its port
+            # within moments: refused for REFUSED_FOR seconds, nothing is coming.
+            if time.monotonic() < deadline:
+                time.sleep(0.25)
+                continue
+            reason = "the connection was refused: no scheduler listens on that port"
+        except socket.gaierror:
+            reason = f"the host {host!r} is not known"
+        except OSError:
+            return  # slow or filtered: distributed's own timeout decides
+        else:
+            return
+        break
+    raise ConnectionError(
+        f"[labloom] no Dask scheduler at {address}: {reason}; check the address "
+        "(--address, Labloom.address, LABLOOM_ADDRESS), or start one: dask scheduler"
+    )
 
 
 def refuse_inside_a_worker() -> None:
