@@ -244,6 +244,25 @@ def test_a_name_a_flow_uses_bound_again_below_it_is_refused(tmp_path: Path) -> N
     export_notebook(write_notebook(tmp_path, again), check=False)
 
 
+def test_a_value_a_flow_reads_changed_by_a_left_out_line_is_refused(tmp_path: Path) -> None:
+    """The module leaves top-level side effects out: the flow ran with config as first
+    assigned (k 1, where the notebook's run had 3), and the export said only "left out"."""
+    changed = ["config = {'k': 1}", "config['k'] = 3", "%%tasks\ndef t(c):\n    return c['k']",
+               "%%flow f\ny = t(config)"]
+    with pytest.raises(ExportError, match=r"flow f \(cell 4\) reads config, which cell 2, "
+                       r"line 1 changes in place, .* tag cell 2 labloom-skip") as e:
+        export_notebook(write_notebook(tmp_path, changed), check=False)
+    assert (e.value.cell, e.value.line) == (2, 1)
+    grown = ["tables = []", "for name in ['a', 'b']:\n    if name:\n        tables.append(name)",
+             "%%flow g\ny = len(tables)"]
+    with pytest.raises(ExportError, match=r"flow g \(cell 3\) reads tables, which cell 2"):
+        export_notebook(write_notebook(tmp_path, grown), check=False)
+    # Shown, not changed; a module's state; a change after the flow: the flow's result holds.
+    fine = ["import random\nconfig = {'k': 1}", "print(config['k'])\nrandom.seed(1)",
+            "%%flow f\ny = random.random() + config['k']", "config['k'] = 5"]
+    export_notebook(write_notebook(tmp_path, fine), check=False)
+
+
 def test_undefined_names_are_noted(tmp_path: Path) -> None:
     path = write_notebook(
         tmp_path,
