@@ -263,6 +263,22 @@ def test_a_value_a_flow_reads_changed_by_a_left_out_line_is_refused(tmp_path: Pa
     export_notebook(write_notebook(tmp_path, fine), check=False)
 
 
+def test_the_import_check_looks_where_labloom_run_will(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exported into another folder, the module passed the check (made with the notebook's
+    folder on sys.path) and then failed every `labloom run`: No module named 'helpers'."""
+    (tmp_path / "helpers.py").write_text("def clean(x):\n    return x * 2\n")
+    path = write_notebook(tmp_path, ["from helpers import clean", "%%flow f\ny = clean(2)"])
+    with pytest.raises(ExportError, match=r"at cell 1, line 1: ModuleNotFoundError: No module "
+                       r"named 'helpers' \(the module imports from its own folder, .*flows"):
+        export_notebook(path, tmp_path / "flows" / "nb_flow.py")
+    assert not (tmp_path / "flows" / "nb_flow.py").exists()
+    exported = export_notebook(path).path  # beside the notebook
+    monkeypatch.syspath_prepend(str(tmp_path))  # as labloom run puts the module's folder
+    assert import_file(exported).f() == {"y": 4}
+
+
 def test_undefined_names_are_noted(tmp_path: Path) -> None:
     path = write_notebook(
         tmp_path,
