@@ -126,6 +126,14 @@ def test_error_in_cell_points_at_the_cell_line(ip: InteractiveShell, capsys: Any
     assert "line 3" in shown and "undefined_name" in shown
 
 
+def test_a_mistyped_option_shows_one_error_naming_it(ip: InteractiveShell, capsys: Any) -> None:
+    result = run(ip, "%%flow f -p\ny = 1\n")
+    assert isinstance(result.error_in_exec, MagicArgsError)
+    shown = capsys.readouterr().out
+    assert "argument -p/--param: expected at least one argument" in shown
+    assert "During handling" not in shown and shown.count("Traceback") == 1
+
+
 def test_syntax_error_points_at_the_cell_line(ip: InteractiveShell) -> None:
     result = run(ip, "%%flow broken\nx = 1\ny = (\n")
     assert isinstance(result.error_in_exec, SyntaxError)
