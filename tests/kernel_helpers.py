@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,31 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Kernel:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, manager: Any = None) -> None:
         self.client = client
+        self.manager = manager
         self.count = 0  # the last cell's execution count: In[count]
+
+    def run_interrupted(
+        self, code: str, when: Callable[[], bool], timeout: float = 60
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """Run a cell and interrupt the kernel once ``when()`` holds, as JupyterLab's Interrupt
+        button does: SIGINT to the kernel's whole process group (its subprocesses too)."""
+
+        def interrupt() -> None:
+            deadline = time.monotonic() + timeout
+            while not when():
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+            self.manager.interrupt_kernel()
+
+        interrupter = threading.Thread(target=interrupt, daemon=True)
+        interrupter.start()
+        try:
+            return self.run(code, timeout)
+        finally:
+            interrupter.join(timeout)
 
     def run(self, code: str, timeout: float = 60) -> tuple[str, list[dict[str, Any]]]:
         """Run a cell: its status ("ok" or "error") and the iopub messages it produced."""
@@ -63,7 +87,7 @@ def kernel(tmp_path: Path, home: Path, capture_fds: bool = False) -> Iterator[Ke
     try:
         client.start_channels()
         client.wait_for_ready(timeout=60)
-        yield Kernel(client)
+        yield Kernel(client, manager)
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=False)

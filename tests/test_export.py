@@ -116,7 +116,7 @@ def test_tricky_notebook_left_out(tmp_path: Path) -> None:
         (10, 2, "`grid` is a bare expression shown as output"),
         (11, 4, "shell command `!echo running`"),
         (11, 6, "`display(best)` only shows output in the notebook (flow sweep)"),
-        (12, None, "cell magic %%time"),
+        (12, 2, "`best` is a bare expression shown as output"),  # %%time runs it as written
     ]
     assert left == expected
     assert str(report.left_out[0]) == "cell 2, line 1: line magic `%load_ext labloom`"
@@ -191,6 +191,92 @@ def test_does_not_overwrite_a_hand_written_module(tmp_path: Path) -> None:
     assert (tmp_path / "nb.py").read_text() == "# mine\n"
     export_notebook(path, tmp_path / "nb.py", check=False)  # an explicit target is overwritten
     export_notebook(path, check=False)  # as is a module labloom wrote
+
+
+@pytest.mark.parametrize(("notebook", "hidden"), [
+    ("json.ipynb", "Python's own module json"),
+    ("statistics.ipynb", "Python's own module statistics"),
+    ("nbformat.ipynb", "the installed module nbformat"),
+])
+def test_a_module_that_would_hide_another_is_refused(
+    tmp_path: Path, notebook: str, hidden: str
+) -> None:
+    """json.py beside the notebook is what `import json` found in a Python started there:
+    `python -m labloom`, as `labloom serve` runs a schedule, failed before it began."""
+    path = write_notebook(tmp_path, ["x = 1"], name=notebook)
+    stem = notebook.removesuffix(".ipynb")
+    with pytest.raises(ExportError, match=rf"as {stem}.py: .* in place of {hidden}.*"
+                                          rf"such as {stem}_flow.py"):
+        export_notebook(path, check=False)
+    assert not (tmp_path / f"{stem}.py").exists()
+    export_notebook(path, tmp_path / f"{stem}_flow.py", check=False)
+    assert (tmp_path / f"{stem}_flow.py").exists()
+
+
+def test_a_module_exported_before_is_not_taken_for_one_it_hides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exported again from its folder (on sys.path, as in a kernel), the module finds itself."""
+    path = write_notebook(tmp_path, ["x = 1"], name="sweep_report.ipynb")
+    export_notebook(path, check=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert export_notebook(path, check=False).path == tmp_path / "sweep_report.py"
+    assert export_notebook(write_notebook(tmp_path, ["x = 1"], name="test.ipynb"), check=False)
+
+
+def test_a_name_a_flow_uses_bound_again_below_it_is_refused(tmp_path: Path) -> None:
+    """In the module every cell runs before a flow does: flow m called the t of cell 3
+    (101), not the one it ran with in the notebook (2), and said nothing."""
+    redefined = ["%%tasks\ndef t(x):\n    return x + 1", "%%flow m\ny = t(1)",
+                 "%%tasks\ndef t(x):\n    return x + 100", "%%flow m2\ny = t(1)"]
+    path = write_notebook(tmp_path, redefined)
+    with pytest.raises(ExportError, match=r"flow m \(cell 2\) uses t as cell 1 binds it, but "
+                       r"cell 3, line 2 binds it again: .* move the flow cell below cell 3"):
+        export_notebook(path, check=False)
+    export_notebook(path, flow="m2", check=False)  # m2 runs with cell 3's t, as in the notebook
+    changed = ["SCALE = 2", "%%tasks\ndef mul(x):\n    return x * SCALE", "%%flow f\ny = mul(3)",
+               "SCALE = 10"]  # read through the task the flow calls
+    with pytest.raises(ExportError, match=r"flow f \(cell 3\) uses SCALE as cell 1 binds it"):
+        export_notebook(write_notebook(tmp_path, changed), check=False)
+    # The same code again (an import, a definition pasted) binds the same thing.
+    again = ["import math\nSCALE = 2", "%%flow f\ny = math.floor(SCALE)",
+             "import math\nSCALE = 2"]
+    export_notebook(write_notebook(tmp_path, again), check=False)
+
+
+def test_a_value_a_flow_reads_changed_by_a_left_out_line_is_refused(tmp_path: Path) -> None:
+    """The module leaves top-level side effects out: the flow ran with config as first
+    assigned (k 1, where the notebook's run had 3), and the export said only "left out"."""
+    changed = ["config = {'k': 1}", "config['k'] = 3", "%%tasks\ndef t(c):\n    return c['k']",
+               "%%flow f\ny = t(config)"]
+    with pytest.raises(ExportError, match=r"flow f \(cell 4\) reads config, which cell 2, "
+                       r"line 1 changes in place, .* tag cell 2 labloom-skip") as e:
+        export_notebook(write_notebook(tmp_path, changed), check=False)
+    assert (e.value.cell, e.value.line) == (2, 1)
+    grown = ["tables = []", "for name in ['a', 'b']:\n    if name:\n        tables.append(name)",
+             "%%flow g\ny = len(tables)"]
+    with pytest.raises(ExportError, match=r"flow g \(cell 3\) reads tables, which cell 2"):
+        export_notebook(write_notebook(tmp_path, grown), check=False)
+    # Shown, not changed; a module's state; a change after the flow: the flow's result holds.
+    fine = ["import random\nconfig = {'k': 1}", "print(config['k'])\nrandom.seed(1)",
+            "%%flow f\ny = random.random() + config['k']", "config['k'] = 5"]
+    export_notebook(write_notebook(tmp_path, fine), check=False)
+
+
+def test_the_import_check_looks_where_labloom_run_will(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exported into another folder, the module passed the check (made with the notebook's
+    folder on sys.path) and then failed every `labloom run`: No module named 'helpers'."""
+    (tmp_path / "helpers.py").write_text("def clean(x):\n    return x * 2\n")
+    path = write_notebook(tmp_path, ["from helpers import clean", "%%flow f\ny = clean(2)"])
+    with pytest.raises(ExportError, match=r"at cell 1, line 1: ModuleNotFoundError: No module "
+                       r"named 'helpers' \(the module imports from its own folder, .*flows"):
+        export_notebook(path, tmp_path / "flows" / "nb_flow.py")
+    assert not (tmp_path / "flows" / "nb_flow.py").exists()
+    exported = export_notebook(path).path  # beside the notebook
+    monkeypatch.syspath_prepend(str(tmp_path))  # as labloom run puts the module's folder
+    assert import_file(exported).f() == {"y": 4}
 
 
 def test_undefined_names_are_noted(tmp_path: Path) -> None:
@@ -293,6 +379,16 @@ def test_exported_flow_imports_and_runs(tmp_path: Path) -> None:
         "note": "first\nsecond",
     }
     assert module.sweep(n=3, grid=[1])["best"] == 576
+
+
+def test_time_and_capture_cells_are_exported_as_the_code_they_run(tmp_path: Path) -> None:
+    """A timed setup cell was left out whole: the module lacked its names and the exported
+    flow failed at run time (NameError in the task), after an export that said only a note."""
+    cells = ["%%time\nSCALE = 3", "%%capture\nimport math\ndef root(x):\n    return math.sqrt(x)",
+             "%%tasks\ndef scaled_root(x):\n    return root(x) * SCALE", "%%flow f\ny = scaled_root(4)"]
+    report = export_notebook(write_notebook(tmp_path, cells))
+    assert not report.notes and not report.left_out
+    assert import_file(report.path).f() == {"y": 6.0}
 
 
 def test_name_error_at_import_names_the_cell(tmp_path: Path) -> None:

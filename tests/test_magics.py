@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from labloom import Flow, FlowFailed, FlowRun, State, Task
+from labloom import Flow, FlowFailed, FlowRun, MagicArgsError, State, Task
 
 
 def run(ip: InteractiveShell, cell: str) -> Any:
@@ -126,10 +126,42 @@ def test_error_in_cell_points_at_the_cell_line(ip: InteractiveShell, capsys: Any
     assert "line 3" in shown and "undefined_name" in shown
 
 
+def test_a_mistyped_option_shows_one_error_naming_it(ip: InteractiveShell, capsys: Any) -> None:
+    result = run(ip, "%%flow f -p\ny = 1\n")
+    assert isinstance(result.error_in_exec, MagicArgsError)
+    shown = capsys.readouterr().out
+    assert "argument -p/--param: expected at least one argument" in shown
+    assert "During handling" not in shown and shown.count("Traceback") == 1
+
+
 def test_syntax_error_points_at_the_cell_line(ip: InteractiveShell) -> None:
     result = run(ip, "%%flow broken\nx = 1\ny = (\n")
     assert isinstance(result.error_in_exec, SyntaxError)
     assert result.error_in_exec.lineno == 3
+
+
+@pytest.mark.parametrize(("taken", "what"), [
+    ("%%tasks\ndef train(x):\n    return x + 1", "the task train"),
+    ("def train(x):\n    return x + 1", "the function train"),
+])
+def test_a_flow_named_like_a_notebook_name_is_refused_before_it_replaces_it(
+    ip: InteractiveShell, taken: str, what: str
+) -> None:
+    """`%%flow train` over the task train: the body's `train(1)` called the flow itself (a
+    TypeError about positional arguments) and the notebook lost its task."""
+    ok(ip, taken)
+    before = ip.user_ns["train"]
+    result = run(ip, "%%flow train\ny = train(1)\n")
+    assert isinstance(result.error_in_exec, MagicArgsError)
+    assert f"'train' already holds {what}" in str(result.error_in_exec)
+    assert "such as %%flow train_flow" in str(result.error_in_exec)
+    assert ip.user_ns["train"] is before
+    ok(ip, "%%flow train_flow\ny = 1\n")
+    ok(ip, "%%flow train_flow\ny = 2\n")  # the same flow cell, run again
+    assert ip.user_ns["y"] == 2
+    ok(ip, "%%flow y\ny = 3\n")  # a value is not refused: a cell may assign its own name
+    ok(ip, "%%flow y\ny = 4\n")
+    assert ip.user_ns["y"] == 4
 
 
 def test_failed_task_raises_and_sets_the_names_that_resolved(ip: InteractiveShell) -> None:
@@ -166,6 +198,28 @@ def wait_for_gate(x):
     while "answer" not in ip.user_ns and time.monotonic() < deadline:
         time.sleep(0.02)
     assert ip.user_ns["answer"] == 42
+
+
+def test_a_background_run_of_a_cell_run_again_since_leaves_the_newer_names(
+    ip: InteractiveShell
+) -> None:
+    """Edited and run again while its first run still went on: when that older run ended, it
+    put its stale value back into the notebook over the newer run's."""
+    gate = threading.Event()
+    ip.user_ns["gate"] = gate
+    ok(ip, "%%tasks\ndef pick(x, wait):\n    if wait:\n        gate.wait(30)\n    return x\n")
+    older = ip.run_cell("%%flow sweep --background\nbest = pick('old', True)\n").result
+    newer = ip.run_cell("%%flow sweep --background\nbest = pick('new', False)\n").result
+    assert newer.wait(10) is State.COMPLETED
+    deadline = time.monotonic() + 10
+    while ip.user_ns.get("best") != "new" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    gate.set()
+    assert older.wait(10) is State.COMPLETED
+    for thread in threading.enumerate():
+        if thread.name == f"labloom-names-{older.id}":
+            thread.join(10)
+    assert ip.user_ns["best"] == "new"
 
 
 def test_flow_runs_lists_this_kernels_runs(ip: InteractiveShell) -> None:
@@ -260,6 +314,82 @@ def slow(x):
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
     table = ip.run_line_magic("flow_runs", "stoppable")
     assert next(iter(table)).state is State.CANCELLED
+
+
+def test_an_interrupt_while_the_widget_shows_cancels_the_run(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first widget of a kernel takes a second or more to import: an interrupt then comes
+    before the cell waits for its run, and must still cancel it, not leave it running unseen."""
+    from labloom.notebook import magics
+
+    release = threading.Event()
+    ip.user_ns.update(release=release)
+    ok(ip, "%%tasks\ndef slow(x):\n    release.wait(30)\n    return x\n")
+
+    def interrupted_while_showing(run: FlowRun) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(magics, "_show_widget", interrupted_while_showing)
+    ok(ip, "%config Labloom.widget = True")
+    try:
+        result = run(ip, "%%flow early\nout = slow(1)\n")
+    finally:
+        release.set()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    cell_run = next(iter(ip.run_line_magic("flow_runs", "early")))
+    assert cell_run.wait(timeout=30) is State.CANCELLED
+
+
+def test_an_interrupt_on_the_local_executor_records_the_run_cancelled_at_once(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local executor runs a call in any thread that waits for the run: in the run's own
+    one (it takes the first call while the cell shows its widget) no interrupt reaches it. The
+    cell then waited 10 s, and left the run Running until the call returned."""
+    from labloom.notebook import magics
+
+    started, release = threading.Event(), threading.Event()
+    ip.user_ns.update(started=started, release=release)
+    ok(ip, "%%tasks\ndef slow(x):\n    started.set()\n    release.wait(60)\n    return x\n")
+    # As a kernel's first widget takes a while to import: the run's thread takes the call.
+    monkeypatch.setattr(magics, "_show_widget", lambda run: time.sleep(0.5))
+    ok(ip, "%config Labloom.widget = True")
+
+    def interrupt() -> None:
+        if started.wait(30):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    interrupter = threading.Thread(target=interrupt)
+    interrupter.start()
+    try:
+        result = run(ip, "%%flow local_stop --executor local\nout = slow(1)\n")
+        cell_run = next(iter(ip.run_line_magic("flow_runs", "local_stop")))
+        state_while_the_call_runs = cell_run.state
+    finally:
+        release.set()
+        interrupter.join(30)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert state_while_the_call_runs is State.CANCELLED
+    assert [tr.state for tr in cell_run.tasks] == [State.CANCELLED]
+
+
+def test_a_scheduler_address_nothing_listens_on_is_refused_saying_so(
+    ip: InteractiveShell
+) -> None:
+    """A mistyped port: distributed retried the refused connection for 30 s, then showed a long
+    traceback of its internals ("Timed out trying to connect")."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ok(ip, "%%tasks\ndef t(x):\n    return x\n")
+    result = run(ip, f"%%flow remote --address tcp://127.0.0.1:{port}\ny = t(1)\n")
+    assert isinstance(result.error_in_exec, ConnectionError)
+    assert (f"cannot reach tcp://127.0.0.1:{port} (a Dask scheduler): the connection was "
+            "refused") in str(result.error_in_exec)
+    assert "check the address (DaskExecutor(address), --address" in str(result.error_in_exec)
 
 
 class Weights:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 from typing import Any
 
 # One embedded LocalCluster (and client) per process and set of cluster options, reused by
@@ -39,6 +40,7 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
         if address is not None:
             client = _connected.get(address)
             if client is None or client.status in ("closed", "closing"):
+                refuse_an_address_nothing_answers(address)
                 try:
                     client = Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
                 except OSError as exc:
@@ -53,19 +55,22 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
             refuse_inside_a_worker()
             cluster = LocalCluster(**cluster_kwargs)  # type: ignore[no-untyped-call]
             client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
+            from .dask_worker_signals import ignore_interrupts
+
+            ignore_interrupts(client)  # the kernel's Interrupt must not kill its workers
             _embedded[key] = (cluster, client)
             _close_at_exit()
         return _embedded[key][1]
 
 
-def unreachable(address: str, exc: OSError) -> OSError:
+def unreachable(address: str, why: object) -> ConnectionError:
     """What a user sees for a scheduler address that does not answer (a typo, a scheduler not
-    started or gone): Dask's reason and where the address came from, not three chained
+    started or gone): the reason and where the address came from, not three chained
     tracebacks of Dask's connection code."""
-    return OSError(
-        f"[labloom] cannot reach {address} (a Dask scheduler): {exc}; check the address "
+    return ConnectionError(
+        f"[labloom] cannot reach {address} (a Dask scheduler): {why}; check the address "
         "(DaskExecutor(address), --address, Labloom.address / LABLOOM_ADDRESS) and that the "
-        "scheduler is running"
+        "scheduler is running (dask scheduler)"
     )
 
 
@@ -75,7 +80,7 @@ def cluster_client(cluster: Any) -> Any:
     from distributed import Client
 
     with _shared_lock:
-        for key, (kept, client) in list(_of_clusters.items()):
+        for key, (_kept, client) in list(_of_clusters.items()):
             if client.status in ("closed", "closing"):
                 del _of_clusters[key]  # its cluster closed (or it did): let both go
         kept_client = _of_clusters.get(id(cluster))
@@ -84,6 +89,46 @@ def cluster_client(cluster: Any) -> Any:
             _of_clusters[id(cluster)] = (cluster, client)
             _close_at_exit()
         return _of_clusters[id(cluster)][1]
+
+
+REFUSED_FOR = 3.0  # seconds a scheduler address may refuse connections before that is an error
+
+
+def refuse_an_address_nothing_answers(address: str) -> None:
+    """A mistyped scheduler address (a wrong port, a host that does not exist) fails now, saying
+    so. distributed retries a refused connection until its connect timeout: 30 s, then a long
+    traceback of its own internals, and the run was not even recorded. A host that does not
+    answer at all (a firewall) is left to distributed's timeout."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location)
+    except ValueError:
+        return  # not host:port (inproc://...): distributed says what is wrong with it
+    if scheme not in ("tcp", "tls"):
+        return
+    deadline = time.monotonic() + REFUSED_FOR
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except ConnectionRefusedError:
+            # A scheduler that is starting (restarted for a nightly run, say) binds its port
+            # within moments: refused for REFUSED_FOR seconds, nothing is coming.
+            if time.monotonic() < deadline:
+                time.sleep(0.25)
+                continue
+            reason = "the connection was refused: no scheduler listens on that port"
+        except socket.gaierror:
+            reason = f"the host {host!r} is not known"
+        except OSError:
+            return  # slow or filtered: distributed's own timeout decides
+        else:
+            return
+        break
+    raise unreachable(address, reason) from None
 
 
 def refuse_inside_a_worker() -> None:

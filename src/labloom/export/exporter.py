@@ -109,6 +109,14 @@ def export_notebook(
     """
     notebook = Path(path)
     target = Path(out) if out is not None else notebook.with_suffix(".py")
+    hidden = _module_hidden_by(target)
+    if hidden is not None:
+        raise ExportError(
+            f"[labloom] cannot export {notebook.name} as {target.name}: Python started in its "
+            f"folder would import it in place of {hidden} (a script there, `python -m`, and so "
+            f"each run that `labloom serve` starts); pass out= (-o) another name, such as "
+            f"{target.stem}_flow.py"
+        )
     if out is None and target.exists() and not _generated(target):
         raise ExportError(
             f"[labloom] cannot export {notebook.name}: {target} exists and was not written "
@@ -121,7 +129,8 @@ def export_notebook(
             with tempfile.TemporaryDirectory(prefix="labloom-export-") as tmp:
                 trial = Path(tmp) / target.name
                 trial.write_text(module.text, encoding="utf-8")
-                _check_imports(module, trial, notebook.resolve().parent, timeout)
+                _check_imports(module, trial, notebook.resolve().parent, timeout,
+                               search=target.resolve().parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(module.text, encoding="utf-8")
     left_out = sorted(module.left_out, key=lambda item: (item.cell, item.line or 0))
@@ -194,6 +203,31 @@ def _in_context(notebook: Path) -> Iterator[None]:
         raise ExportError(message, cell=e.cell, line=e.line) from e.__cause__
 
 
+# A stdlib module nothing imports unasked: hiding it harms nobody, and test.ipynb is common.
+_HARMLESS = frozenset({"test"})
+
+
+def _module_hidden_by(target: Path) -> str | None:
+    """What module ``target`` would shadow: Python puts a script's folder (and the working
+    folder of ``python -m``) first on ``sys.path``, so a ``json.py`` there is what ``import
+    json`` finds, in labloom itself too: a scheduled run failed before it started."""
+    import importlib.util
+
+    name = target.stem
+    if not name.isidentifier() or name in _HARMLESS:
+        return None  # not importable by that name: it hides nothing
+    if name in getattr(sys, "stdlib_module_names", ()):
+        return f"Python's own module {name}"
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    if origin is None or Path(origin).resolve().parent == target.resolve().parent:
+        return None  # none, or found in the target's own folder: this module exported earlier
+    return f"the installed module {name} ({origin})"
+
+
 def _generated(file: Path) -> bool:
     with file.open(encoding="utf-8", errors="replace") as f:
         first = f.readline()
@@ -239,6 +273,7 @@ def _check_compiles(module: ModuleSource, target: Path) -> None:
 _CHECKER = r"""
 import faulthandler, importlib.util, json, sys, traceback
 path, limit = sys.argv[1], float(sys.argv[2])
+sys.path[0] = sys.argv[3]  # as `labloom run` imports it: from its own folder, not the cwd
 faulthandler.dump_traceback_later(limit, exit=True)
 try:
     spec = importlib.util.spec_from_file_location("labloom_export_check", path)
@@ -255,12 +290,16 @@ except BaseException as e:
 """
 
 
-def _check_imports(module: ModuleSource, file: Path, cwd: Path, timeout: float) -> None:
+def _check_imports(
+    module: ModuleSource, file: Path, cwd: Path, timeout: float, search: Path
+) -> None:
+    """Import ``file`` in a fresh interpreter, in ``cwd`` (the notebook's folder, for relative
+    paths) with ``search`` (the module's folder) first on sys.path, as ``labloom run`` has it."""
     env = dict(os.environ)
     # The fresh interpreter must import this labloom, installed or not.
     package_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    command = [sys.executable, "-c", _CHECKER, str(file), str(timeout)]
+    command = [sys.executable, "-c", _CHECKER, str(file), str(timeout), str(search)]
     try:
         done = subprocess.run(
             command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout + 30
@@ -272,7 +311,11 @@ def _check_imports(module: ModuleSource, file: Path, cwd: Path, timeout: float) 
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("LABLOOM-CHECK "):
             result = json.loads(line.removeprefix("LABLOOM-CHECK "))
-            raise _import_error(module, result["error"], result["lines"])
+            error = result["error"]
+            if error.startswith("ModuleNotFoundError") and search != cwd:
+                error += (f" (the module imports from its own folder, {search}, not the "
+                          "notebook's: put that module there too, or export beside the notebook)")
+            raise _import_error(module, error, result["lines"])
     # faulthandler lists the most recent call first; our frames read `File "path", line N`.
     pattern = re.compile(r'File "' + re.escape(str(file)) + r'", line (\d+)')
     hung = [int(m) for m in pattern.findall(done.stderr)]

@@ -25,7 +25,9 @@ from ..core.numbers import is_seconds
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise MagicArgsError(f"{self.prog}: {message}")
+        # Raised while argparse handles its own ArgumentError: without `from None` a cell
+        # showed that traceback of argparse's internals first, then this one.
+        raise MagicArgsError(f"{self.prog}: {message}") from None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .magic_grammar import (
 from .source import (
     assigned_names,
     call_name,
+    changed_in_place,
     expansion_source,
     expression_names,
     free_names,
@@ -51,6 +52,8 @@ class LeftOut:
     line: int | None = None  # in the cell, when only part of it is left out
     # names the left-out code reads: an import only it needs is left out too
     uses: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    # names whose object it changes in place (config["k"] = 3, tables.append(t))
+    changes: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __str__(self) -> str:
         where = f"cell {self.cell}" + (f", line {self.line}" if self.line else "")
@@ -102,6 +105,11 @@ class NotebookPieces:
     assignments: list[Assignment] = field(default_factory=list)
 
 
+# Cell magics that run their body once, as written: %%time measures it, %%capture hides its
+# output. Their cells' definitions belong in the module (a setup cell is often timed).
+RUN_AS_WRITTEN = frozenset({"time", "capture"})
+
+
 def read_cells(cells: Sequence[Any]) -> NotebookPieces:
     """Sort the code cells of a notebook (``nbformat`` cell objects) into pieces."""
     pieces = NotebookPieces()
@@ -123,6 +131,8 @@ def read_cells(cells: Sequence[Any]) -> NotebookPieces:
                     _read_code(pieces, number, body, tasks=parse_tasks_line(args))
                 elif magic == "flow":
                     _read_flow(pieces, number, body, parse_flow_line(args))
+                elif magic in RUN_AS_WRITTEN:
+                    _read_code(pieces, number, body, parameters=PARAMETERS_TAG in tags)
                 else:
                     reads = _reads(body)
                     pieces.left_out.append(LeftOut(number, f"cell magic %%{magic}", uses=reads))
@@ -198,7 +208,8 @@ def _read_code(
         if kept is None:
             reason = _left_out_reason(stmt, text, plot=plot)
             uses = frozenset(free_names([stmt]))
-            pieces.left_out.append(LeftOut(number, reason, stmt.lineno, uses))
+            changes = changed_in_place(stmt)
+            pieces.left_out.append(LeftOut(number, reason, stmt.lineno, uses, changes))
             continue
         pieces.kept.append(kept)
         if kept.kind == "assign":

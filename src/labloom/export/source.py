@@ -7,7 +7,7 @@ import ast
 import io
 import re
 import tokenize
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 # Lines IPython rewrites before Python sees them: `!cmd`, `%magic`, `x = !cmd`, `obj?`.
 _IPYTHON_LINE = re.compile(
@@ -195,3 +195,36 @@ def expansion_source(text: str) -> str | None:
 def expression_names(source: str) -> set[str]:
     """The names an expression reads."""
     return free_names(ast.parse(source, mode="exec").body)
+
+
+def changed_in_place(stmt: ast.stmt) -> frozenset[str]:
+    """Names whose object ``stmt`` changes in place: ``x[k] = v``, ``x.a = v``, ``del x[k]``,
+    a method called as a statement (``x.append(v)``), also inside loops and conditions."""
+    names: set[str] = set()
+    for node in _statements(stmt):
+        if isinstance(node, (ast.Assign, ast.Delete)):
+            targets = list(node.targets)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            targets = [node.value.func]
+        else:
+            continue
+        for target in targets:
+            base = target
+            while isinstance(base, (ast.Subscript, ast.Attribute)):
+                base = base.value
+            if base is not target and isinstance(base, ast.Name):
+                names.add(base.id)
+    return frozenset(names)
+
+
+def _statements(stmt: ast.stmt) -> Iterator[ast.stmt]:
+    """``stmt`` and the statements of its blocks, not those of functions or classes."""
+    yield stmt
+    blocks = [getattr(stmt, name, []) for name in ("body", "orelse", "finalbody")]
+    blocks += [handler.body for handler in getattr(stmt, "handlers", [])]
+    for block in blocks:
+        for child in block:
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                yield from _statements(child)

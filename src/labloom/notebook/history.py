@@ -31,6 +31,12 @@ def keep_cell_run(run: Any) -> None:
         _cell_runs[run.flow_name] = run
 
 
+def is_latest_cell_run(run: Any) -> bool:
+    """Whether ``run`` is still the latest run of its %%flow cell (not run again since)."""
+    with _lock:
+        return _cell_runs.get(run.flow_name) is run
+
+
 def _remember(run: Any) -> None:
     with _lock:
         _runs.append(weakref.ref(run))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ast
 import threading
+import types
 from collections.abc import Sequence
 from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..core.errors import FlowFailed, RunCancelledError
+from ..core.errors import FlowFailed, MagicArgsError, RunCancelledError
 from ..core.observers import add_run_observer
 from ..core.states import State
 from ..core.tasks import Task, task
@@ -104,6 +105,7 @@ class LabloomMagics(Magics):
         args = parse_flow_line(line)
         name = args.name
         user_ns = self.shell.user_ns
+        _refuse_a_taken_name(name, user_ns)
         params: dict[str, Any] = {}
         for param in args.params:
             if param not in user_ns:
@@ -127,32 +129,42 @@ class LabloomMagics(Magics):
         user_ns[name] = flow
         showing = args.widget and config.effective("widget")
         tails: list[PrintTail] = []
-        # Made as the run starts, before any task prints: those go under the DAG, bounded.
-        stop_watching = add_run_observer(
-            lambda started: tails.append(PrintTail(started)) if started.flow is flow else None
-        ) if showing else (lambda: None)
+        started_runs: list[Any] = []
+
+        def on_start(started: Any) -> None:
+            if started.flow is flow:
+                started_runs.append(started)
+                if showing:  # made as the run starts, before any task prints: under the DAG
+                    tails.append(PrintTail(started))
+
+        stop_watching = add_run_observer(on_start)
         try:
             run = flow.run(background=True, origin="notebook")
+        except KeyboardInterrupt:
+            for started in started_runs:  # while the run's thread started: its call may run
+                _end_interrupted(started)
+            raise
         finally:
             stop_watching()
-        history.keep_cell_run(run)
         widget = None
-        if showing:
-            widget = _show_widget(run)
-            for tail in tails:
-                tail.show()
-        if args.background:
-            name_thread = f"labloom-names-{run.id}"
-            threading.Thread(
-                target=_publish_later, args=(run, user_ns), name=name_thread, daemon=True
-            ).start()
-            return run
         try:
+            history.keep_cell_run(run)
+            if showing:
+                widget = _show_widget(run)
+                for tail in tails:
+                    tail.show()
+            if args.background:
+                name_thread = f"labloom-names-{run.id}"
+                threading.Thread(
+                    target=_publish_later, args=(run, user_ns), name=name_thread, daemon=True
+                ).start()
+                return run
             run.wait()
         except KeyboardInterrupt:
-            # FlowRun.wait cancelled the run; let it settle so the widget shows the end.
+            # FlowRun.wait cancels the run it waits for; an interrupt before that (the first
+            # widget of a kernel takes a while to import) must too, or the run goes on unseen.
             try:
-                run.wait(timeout=10)
+                _end_interrupted(run)
             finally:
                 user_ns.update(resolved_names(run)[0])
                 _final_frame(widget, tails)
@@ -176,6 +188,40 @@ class LabloomMagics(Magics):
         args = parse_argstring(self.flow_runs, line)
         entries = history.history(args.name, args.limit, everywhere=args.all)
         return history.RunTable(entries, args.name)
+
+
+# Seconds an interrupted run gets to end by itself before the cell records its end.
+_SETTLE = 3.0
+
+
+def _end_interrupted(run: Any) -> None:
+    """Cancel the run of an interrupted cell and let it settle, so the widget shows the end.
+    Its own thread may be inside a call that no interrupt reaches (the local executor runs
+    calls there too): then record the end now, not when that call returns."""
+    run.cancel("interrupted")
+    try:
+        run.wait(timeout=_SETTLE)
+    finally:
+        if not run.wait_finished(0):
+            run.finish_now()
+
+
+def _refuse_a_taken_name(name: str, user_ns: dict[str, Any]) -> None:
+    """The cell binds NAME to its flow: refuse to replace a task or function of the notebook
+    (naming the flow after its main task is natural, and the body's ``train(...)`` then called
+    the flow itself). An exported notebook refuses the same clash."""
+    taken = user_ns.get(name)
+    if isinstance(taken, Task):
+        what = f"the task {name}"
+    elif isinstance(taken, types.FunctionType):
+        what = f"the function {name}"
+    else:
+        # New, this flow cell run again, or a value (one the cell itself assigned, say).
+        return
+    raise MagicArgsError(
+        f"[labloom] %%flow {name}: {name!r} already holds {what} in the notebook, and the cell "
+        f"would rebind it to the flow; name the flow otherwise, such as %%flow {name}_flow"
+    )
 
 
 def _show_widget(run: Any) -> Any:
@@ -251,6 +297,8 @@ def _publish_completed(run: Any, user_ns: dict[str, Any]) -> bool:
 
 def _publish_later(run: Any, user_ns: dict[str, Any]) -> None:
     run.wait()
+    if not history.is_latest_cell_run(run):
+        return  # the cell ran again meanwhile: its names are the newer run's, not stale ones
     if _publish_completed(run, user_ns):
         return
     user_ns.update(resolved_names(run)[0])
