@@ -227,16 +227,17 @@ def test_a_retry_whose_scheduler_is_gone_says_how_to_retry_elsewhere(labloom_hom
 
 
 def test_a_scheduler_address_that_does_not_answer_is_one_clear_error_in_a_notebook(ip):
-    import dask
     import socket
+
+    import dask
 
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{free.getsockname()[1]}"
     ip.run_cell_magic("tasks", "", NOTEBOOK_TASKS)
-    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
-        with pytest.raises(OSError) as caught:
-            ip.run_cell_magic("flow", f"typo --address {address}", FLOW_CELL)
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(OSError) as caught:
+        ip.run_cell_magic("flow", f"typo --address {address}", FLOW_CELL)
     message = str(caught.value)
     assert message.startswith(f"[labloom] cannot reach {address} (a Dask scheduler)")
     assert "--address" in message and "the scheduler is running" in message
