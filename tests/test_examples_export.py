@@ -236,6 +236,12 @@ def test_etl_notebook_on_a_schedule(work: Path, served: Any) -> None:
     assert after["scheduler"]["running"] is False
 
 
+def failures(hook: Hook) -> list[dict[str, Any]]:
+    """The failure alerts, without "overdue" ones: a run slower than its 2 s schedule (a busy
+    machine) is also alerted as still going when its next run was due, once, by design."""
+    return [body for body in hook.bodies if body["state"] != "overdue"]
+
+
 def test_failing_scheduled_etl_posts_one_alert_per_run(work: Path, served: Any) -> None:
     hook = Hook([])
     try:
@@ -247,7 +253,7 @@ def test_failing_scheduled_etl_posts_one_alert_per_run(work: Path, served: Any) 
         assert "secret-token" not in added.stdout
         proc = served()
         try:
-            wait_for(lambda: len(hook.bodies) >= 1, 60, "a failure alert")
+            wait_for(lambda: failures(hook), 60, "a failure alert")
             stdout = sigterm(proc)
         finally:
             stop(proc)
@@ -256,8 +262,8 @@ def test_failing_scheduled_etl_posts_one_alert_per_run(work: Path, served: Any) 
     failed = [r for r in runs(work) if r["origin"] == "schedule"]
     assert failed and all(r["state"] == "Failed" for r in failed)
     # one alert for each failed run, none twice
-    assert sorted(b["run_id"] for b in hook.bodies) == sorted(r["id"] for r in failed)
-    body = hook.bodies[0]
+    assert sorted(b["run_id"] for b in failures(hook)) == sorted(r["id"] for r in failed)
+    body = failures(hook)[0]
     assert body["flow"] == "etl" and body["schedule"] == "etl" and body["state"] == "Failed"
     assert body["failed_tasks"][0] == "extract[0]"
     assert {"transform[0]", "load[0]"} <= set(body["failed_tasks"])
