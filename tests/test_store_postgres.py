@@ -3,6 +3,7 @@ event, and a password in the URL is never printed or logged, even when the serve
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -78,6 +79,10 @@ def test_a_server_restart_mid_run_loses_no_event(
     assert sum("cannot be written now" in m for m in said) == 1  # it did go away: said once
     assert sum("is written again" in m for m in said) == 1
     assert not any("hunter2" in r.getMessage() for r in caplog.records)
+    # Nothing else on stderr: the pool's "discarding closed connection: <psycopg.Connection
+    # [BAD] at 0x...>", once per connection the restart broke, printed there before.
+    assert [r.getMessage() for r in caplog.records
+            if r.name.startswith("psycopg") and r.levelno >= logging.WARNING] == []
 
 
 def test_the_password_is_never_printed_or_logged(pg_url: str, tmp_path: Path) -> None:
