@@ -171,6 +171,11 @@ class Conn:
         # restored backup, a clean-up script) is written no more, though writes still succeed.
         self.file_id = database.file_id()
 
+    @property
+    def broken(self) -> bool:
+        """PostgreSQL: the server dropped this connection (a restart); it never works again."""
+        return self.kind == "postgresql" and bool(self.raw.closed or self.raw.broken)
+
     def file_changed(self) -> bool:
         """SQLite: whether the store file is gone, or another file now has its name."""
         return self.kind == "sqlite" and self.database.file_id() != self.file_id
