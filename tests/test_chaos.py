@@ -484,12 +484,22 @@ def mount_namespace() -> list[str]:
     return command
 
 
-def fill_the_disk(tmp_path: Path, hold: float, **extra: str) -> dict[str, Any]:
-    write(tmp_path / "flows.py", FILLS)
+def fill_the_disk(tmp_path: Path, hold: float, limited: bool = False,
+                  **extra: str) -> dict[str, Any]:
+    """``limited``: the 120 task runs tagged ``db``, limited to 2 at once (each take and give
+    back is a write of its own: 16 MB, so that their WAL fits once space is back)."""
+    flows, script = FILLS, IN_NAMESPACE
+    if limited:
+        flows = flows.replace("    @task\n    def work(", "    @task(tags=['db'])\n    def work(")
+        script = script.replace("size=4m", "size=16m").replace(
+            'cd "$OUT"\n', 'cd "$OUT"\npython3 -m labloom limit set db 2 > /dev/null\n').replace(
+            "python3 -m labloom run flows", "timeout 120 python3 -m labloom run flows")  # hung
+        assert flows != FILLS and script.count("limit set") == script.count("timeout 120") == 1
+    write(tmp_path / "flows.py", flows)
     store = tmp_path / "store"
     store.mkdir()
     began = time.monotonic()
-    subprocess.run([*mount_namespace(), IN_NAMESPACE], check=True, timeout=300, env=cli_env(
+    subprocess.run([*mount_namespace(), script], check=True, timeout=300, env=cli_env(
         store, OUT=str(tmp_path), HOLD=f"-p hold={hold}", LABLOOM_PROGRESS="0", **extra))
     return {
         "status": int((tmp_path / "run.status").read_text()),
@@ -523,6 +533,18 @@ def test_the_store_disk_full_for_seconds_loses_nothing(tmp_path: Path) -> None:
         "`labloom runs` while full": "listed" if looked["status"] == 0 else "one line",
         "seconds": got["seconds"],
     }
+
+
+def test_the_store_disk_full_under_a_concurrency_limit(tmp_path: Path) -> None:
+    # The slots of `labloom limit set` are taken and given back in the store. Before, a give
+    # back that met the full disk raised into the task thread (a traceback each) and the run
+    # never ended: its waiting task runs were not asked again.
+    got = fill_the_disk(tmp_path, hold=3.0, limited=True, LABLOOM_STORE_OUTAGE="60")
+    assert got["status"] == 0, got["stderr"]
+    assert "Traceback" not in got["stderr"], got["stderr"]
+    [run] = got["runs"]
+    assert (run["state"], run["counts"]) == ("Completed", {"Completed": 122})
+    assert sum(line["text"].startswith("line ") for line in got["lines"]) == 120
 
 
 @pytest.mark.parametrize("limit", ["LABLOOM_STORE_OUTAGE=1", "LABLOOM_STORE_BACKLOG=50"])

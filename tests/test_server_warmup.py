@@ -104,3 +104,27 @@ async def test_a_store_that_hangs_holds_up_neither_the_start_nor_the_routes(
     message = json.loads(caught.value.response.body)["message"]
     assert "cannot reach the store" in message and "127.0.0.1" in message
     assert "secret" not in message and "Traceback" not in message
+
+
+async def test_the_routes_answer_again_once_a_restarted_server_is_back(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch, jp_fetch: Any
+) -> None:
+    # The team's PostgreSQL restarts (an upgrade, a failover) under a JupyterLab that runs
+    # for weeks. Before, each pool thread kept its dropped connection: the Flows panel got
+    # 500 ("the connection is closed") on every request until Jupyter itself was restarted.
+    name = postgres_server.new_database()
+    url = postgres_server.url(name)
+    monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
+    try:
+        assert json.loads((await jp_fetch("labloom", "api", "runs")).body)["runs"] == []
+        postgres_server.stop("fast")  # every connection dies
+        with pytest.raises(HTTPClientError) as caught:  # while it is away: the store's reason
+            await jp_fetch("labloom", "api", "runs")
+        assert caught.value.code == 503, caught.value
+        postgres_server.start()
+        for _ in range(POOL_THREADS):  # whichever thread answers: its connection is new
+            answer = await jp_fetch("labloom", "api", "runs")
+            assert json.loads(answer.body)["runs"] == []
+    finally:
+        db.forget(url)
+        postgres_server.drop_database(name)

@@ -3,6 +3,7 @@ event, and a password in the URL is never printed or logged, even when the serve
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -78,6 +79,10 @@ def test_a_server_restart_mid_run_loses_no_event(
     assert sum("cannot be written now" in m for m in said) == 1  # it did go away: said once
     assert sum("is written again" in m for m in said) == 1
     assert not any("hunter2" in r.getMessage() for r in caplog.records)
+    # Nothing else on stderr: the pool's "discarding closed connection: <psycopg.Connection
+    # [BAD] at 0x...>", once per connection the restart broke, printed there before.
+    assert [r.getMessage() for r in caplog.records
+            if r.name.startswith("psycopg") and r.levelno >= logging.WARNING] == []
 
 
 def test_the_password_is_never_printed_or_logged(pg_url: str, tmp_path: Path) -> None:
@@ -179,3 +184,47 @@ def test_labloom_serve_waits_out_a_server_restart(
     assert sum("waits for it" in line for line in said) == 1, text  # said once, not per tick
     assert "the store is back" in text
     assert "hunter2" not in text
+
+
+@task(tags=["warehouse"])
+def load(i: int) -> int:
+    print("load", i)
+    time.sleep(0.02)
+    return i
+
+
+@flow
+def loads(n: int) -> object:
+    return load.map(range(n))
+
+
+def test_a_server_restart_mid_run_under_a_concurrency_limit(
+    pg_url: str, postgres_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A team's nightly load behind `labloom limit set warehouse 2`; the server restarts (an
+    # upgrade, a failover). Before, the limits' own connection stayed broken: each slot given
+    # back raised into the task thread (a traceback each), the line was never asked again
+    # ("the store is unavailable (the connection is closed)" every second) and the run hung.
+    import labloom
+    from labloom.store import concurrency_slots
+
+    labloom.limits.set("warehouse", 2)
+    run = loads.run(n=200, executor=ThreadExecutor(4), background=True)
+    deadline = time.monotonic() + 60
+    while sum(tr.state is State.COMPLETED for tr in run.tasks) < 20:
+        assert time.monotonic() < deadline, "no task run completed before the restart"
+        time.sleep(0.01)
+    postgres_server.stop("fast")  # every connection dies
+    time.sleep(1.0)
+    postgres_server.start()
+    assert run.wait(60) is State.COMPLETED, [tr.state for tr in run.tasks].count(State.PENDING)
+    assert len(run.tasks) == 200
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert not tracebacks, tracebacks[0].getMessage()
+    said = [r.getMessage() for r in caplog.records if "concurrency limits" in r.getMessage()]
+    assert len(said) <= 2, said  # away once, back once: not a line a second
+    with open_store() as store:
+        record = store.get_run(run.id)
+        assert record is not None and record.counts == {"Completed": 200}
+    conn = concurrency_slots.connection()  # the slots were all given back, none leaked
+    assert conn.execute("SELECT count(*) FROM concurrency_slots").fetchone()[0] == 0

@@ -439,3 +439,51 @@ def test_a_live_pid_that_started_after_the_run_is_not_its_process(tmp_path: Path
         again = store.get_run(run.id)
     assert again is not None and again.state == "Crashed"
     assert "a later process has its pid" in again.message
+
+
+@task
+def plod(i: int) -> int:
+    time.sleep(0.05)
+    return i
+
+
+@flow
+def plodding(n: int) -> object:
+    return plod.map(range(n))
+
+
+def test_a_run_marked_crashed_elsewhere_while_it_lives_is_running_again(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A team's PostgreSQL away for longer than LABLOOM_HEARTBEAT_TIMEOUT (a failover): the
+    # first read from another host once it is back (the Flows panel polling) marks the run
+    # Crashed, before its writer has caught up. Before, it stayed Crashed until it ended (a
+    # run of hours showed Crashed for hours), though it beat again within the second.
+    run = plodding.run(n=200, executor=ThreadExecutor(2), background=True)
+    deadline = time.monotonic() + 60
+    while sum(tr.state is State.COMPLETED for tr in run.tasks) < 10:
+        assert time.monotonic() < deadline, "no task run completed"
+        time.sleep(0.01)
+    with open_store() as store, store.conn.transaction():  # silent for an hour, as it seems
+        store.conn.execute("UPDATE flow_runs SET heartbeat = heartbeat - 3600 WHERE id = ?",
+                           (run.id,))
+    monkeypatch.setenv("LABLOOM_HOST", "another-host")  # where the heartbeat alone decides
+    with open_store() as store:
+        assert store.reconcile() == [run.id]
+    monkeypatch.delenv("LABLOOM_HOST")
+    deadline = time.monotonic() + 30
+    while True:  # its next write says it lives
+        with open_store() as store:
+            record = store.get_run(run.id)
+        assert record is not None
+        if record.state == "Running":
+            break
+        assert not run.state.is_final, "the run ended before its record said it lives"
+        assert time.monotonic() < deadline, (record.state, record.message)
+        time.sleep(0.05)
+    assert "crashed" not in record.message and record.ended is None
+    assert run.wait(60) is State.COMPLETED
+    with open_store() as store:
+        record = store.get_run(run.id)
+        assert record is not None and record.state == "Completed"
+        assert record.counts == {"Completed": 200}

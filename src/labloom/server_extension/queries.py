@@ -107,6 +107,16 @@ class StoreAccess:
         store = stores.get(url)
         if store is None:
             store = stores[url] = RunStore(url=url)
+        try:
+            return fn(self, store, *args)
+        except Exception:
+            if not store.conn.broken:
+                raise
+        # The server dropped this thread's connection (a restart): once more on a new one, or
+        # the store's reason (503) while it is away; never 500 until Jupyter is restarted.
+        with contextlib.suppress(Exception):
+            stores.pop(url).close()
+        store = stores[url] = RunStore(url=url)
         return fn(self, store, *args)
 
     def close(self) -> None:

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .db import is_transient, short_error
+
 if TYPE_CHECKING:
     from ..core.hooks import Limiter
 
@@ -53,6 +55,10 @@ class StoreLimiter:
         # (``_take_in_line``); the order waiters reached a list could differ from it.
         self._waiting: dict[str, _Waiter] = {}
         self._held: set[str] = set()
+        # Holders whose slots the store could not take back when released (a server
+        # restarting, a full disk): the thread gives them back once it can.
+        self._owed: set[str] = set()
+        self._away = False  # the store failed the last pass: said once, and once when back
         # How deep to read each tag's line (its most slots among the waiters here): only that
         # head can be granted. Tags left by every waiter drop out at the next full pass.
         self._depths: dict[str, int] = {}
@@ -75,11 +81,17 @@ class StoreLimiter:
             return True
         with self._lock:
             self._held.add(holder)
+            self._owed.discard(holder)  # a retry of a task run whose release was not taken
             self._ensure_thread()
         # The store is asked outside our lock (it may wait on another process's write); the
         # store's own line keeps arrival order, and the loop retries what waits here.
-        if store.try_take(limits, holder, queue=True):
-            return True
+        try:
+            if store.try_take(limits, holder, queue=True):
+                return True
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._trouble(exc)  # it waits here: the thread asks again when the store is back
         with self._lock:
             if holder in self._held:  # not released meanwhile
                 self._waiting[holder] = (limits, holder, granted)
@@ -97,8 +109,21 @@ class StoreLimiter:
                 return
             self._held.discard(holder)
             self._waiting.pop(holder, None)
-        store.give_back(holder)
+        try:
+            store.give_back(holder)
+        except Exception as exc:  # raised here, it broke the engine's bookkeeping of the run
+            with self._lock:
+                self._owed.add(holder)
+                self._ensure_thread()
+            self._trouble(exc)
         self._wake.set()
+
+    def _trouble(self, exc: BaseException) -> None:
+        if not self._away:  # once per outage: the loop tries again every second meanwhile
+            self._away = True
+            logging.getLogger("labloom").warning(
+                "[labloom] concurrency limits: the store is unavailable (%s); slots are "
+                "asked for and given back when it is back", short_error(exc))
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
@@ -121,9 +146,10 @@ class StoreLimiter:
             grants = []
             whole = time.monotonic() - last_full >= self.FULL_PASS
             with self._lock:
-                if not self._held:
-                    self._thread = None  # nothing held or waiting: the thread ends
+                if not self._held and not self._owed:
+                    self._thread = None  # nothing held, waiting or owed: the thread ends
                     return
+                owed = list(self._owed)
                 if whole:
                     waiting = list(self._waiting.values())
                     self._depths = {}
@@ -132,6 +158,10 @@ class StoreLimiter:
                             self._depths[tag] = max(n, self._depths.get(tag, 0))
                 depths = dict(self._depths)
             try:
+                for holder in owed:
+                    store.give_back(holder)
+                    with self._lock:
+                        self._owed.discard(holder)
                 # The store keeps arrival order across processes: try each in turn, outside
                 # our lock so that acquire and release never wait for the store behind it.
                 if whole:
@@ -155,10 +185,12 @@ class StoreLimiter:
                         held = set(self._held)
                     store.beat(held)
                     last_beat = time.monotonic()
+                if self._away:
+                    self._away = False
+                    logging.getLogger("labloom").warning(
+                        "[labloom] concurrency limits: the store is back")
             except Exception as exc:  # a store that is away for a while: try again next poll
-                logging.getLogger("labloom").warning(
-                    "[labloom] concurrency limits: the store is unavailable (%s)", exc
-                )
+                self._trouble(exc)
                 time.sleep(1.0)
             # Outside our lock: a grant takes the run's lock, whose holder may be releasing here.
             for granted in grants:

@@ -55,6 +55,10 @@ def connection() -> Conn:
     if url is None:
         url = _urls[key] = get_database().url
     conn = _connections.get(url)
+    if conn is not None and conn.broken:  # the server restarted: this one never works again
+        del _connections[url]
+        conn.close()
+        conn = None
     if conn is None:
         conn = _connections[url] = get_database(url).connect()
     return conn
@@ -95,12 +99,21 @@ def limits_for(tags: Iterable[str]) -> dict[str, int]:
     tags = list(tags)
     if not tags:
         return {}
+    sql = f"SELECT tag, slots FROM concurrency_limits WHERE tag IN ({','.join('?' * len(tags))})"
     with _lock:
-        rows = connection().execute(
-            f"SELECT tag, slots FROM concurrency_limits WHERE tag IN ({','.join('?' * len(tags))})",
-            tags,
-        )
+        try:
+            rows = connection().execute(sql, tags).fetchall()
+        except Exception:
+            if not connection_broken():
+                raise
+            rows = connection().execute(sql, tags).fetchall()  # once more, on a new connection
         return {tag: slots for tag, slots in rows}
+
+
+def connection_broken() -> bool:
+    """Whether this process's limits connection was dropped by the server (it is replaced at
+    the next ``connection()``): the first statement after a restart fails on it."""
+    return any(conn.broken for conn in _connections.values())
 
 
 def holders(tag: str) -> int:

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..core.errors import DatabaseURLError, StoreUnavailableError, StoreUnreachableError
 from .multirow import many_rows
 from .postgres import URL_ENV as URL_ENV
+from .storable import is_storable, storable
 
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _PASSING_SQLITE = ("locked", "busy", "database or disk is full", "disk I/O error")
@@ -170,11 +171,21 @@ class Conn:
         # restored backup, a clean-up script) is written no more, though writes still succeed.
         self.file_id = database.file_id()
 
+    @property
+    def broken(self) -> bool:
+        """PostgreSQL: the server dropped this connection (a restart); it never works again."""
+        return self.kind == "postgresql" and bool(self.raw.closed or self.raw.broken)
+
     def file_changed(self) -> bool:
         """SQLite: whether the store file is gone, or another file now has its name."""
         return self.kind == "sqlite" and self.database.file_id() != self.file_id
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        # A tag, a name filtered by, a run id from argv may hold what the store cannot take
+        # (a lone surrogate; NUL on PostgreSQL): escaped as the writer escaped what it wrote,
+        # so the statement matches that text instead of raising in the flow or the command.
+        if any(type(p) is str and not is_storable(p) for p in params):
+            params = [storable(p) if type(p) is str else p for p in params]
         if self.kind == "sqlite":
             return self.raw.execute(sql, params)
         cursor = self.raw.cursor(row_factory=_row_factory) if self._named else self.raw.cursor()

@@ -125,6 +125,18 @@ def started_after(pid: int, when: float) -> bool:
         return False
 
 
+# The writer's beat. A run its writer still holds lives: one marked Crashed by a read from
+# another host while its beats could not be written (a PostgreSQL server away for longer than
+# LABLOOM_HEARTBEAT_TIMEOUT) is Running again with its next beat, not Crashed until it ends.
+# (Its task runs marked Cancelled then get their states back as they move.)
+HEARTBEAT = (
+    "UPDATE flow_runs SET heartbeat = ?, "
+    "message = CASE WHEN state = 'Crashed' THEN '' ELSE message END, "
+    "ended = CASE WHEN state = 'Crashed' THEN NULL ELSE ended END, "
+    "state = CASE WHEN state = 'Crashed' THEN 'Running' ELSE state END WHERE id = ?"
+)
+
+
 def why_gone(host: str | None, pid: int | None, beat: float | None, created: float | None,
              now: float) -> str | None:
     """Why a run recorded as going (``host``, ``pid``, last ``beat``, ``created``) is not, its

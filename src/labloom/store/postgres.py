@@ -41,11 +41,18 @@ def without_secret(text: str, url: str) -> str:
 
 class _QuietPool(logging.Filter):
     """Drops the pool's per-attempt connection warnings for labloom's pool: the store says
-    once what happened instead of the 14 lines a 90-second outage used to print."""
+    once what happened instead of the 14 lines a 90-second outage used to print. Some name
+    the pool; others name a connection of it ("discarding closed connection: <psycopg.
+    Connection [BAD] at 0x...>", one per connection a server restart broke)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        return not (record.levelno == logging.WARNING and args and args[0] == POOL_NAME)
+        if record.levelno != logging.WARNING or not args:
+            return True
+        first = args[0]
+        ours = first == POOL_NAME or getattr(getattr(first, "_pool", None), "name",
+                                             None) == POOL_NAME
+        return not ours
 
 
 _quiet = _QuietPool()

@@ -40,6 +40,7 @@ from pathlib import Path
 from ..core import events as ev
 from .commits import CommitSize
 from .db import Conn, Database, file_identity, is_transient, short_error, tables_gone
+from .home import HEARTBEAT
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .rows import Rows, Table
 from .settings import backlog_cap, heartbeat_interval, outage_patience
@@ -54,7 +55,6 @@ BUSY_TIMEOUT = 30.0
 # run whose tasks were slower than the writer had it commit every delivery (23 transactions
 # per 1,000 task runs sleeping 0.5 ms, against 1.3 when the writer lagged), at twice the CPU.
 GATHER = 0.05
-_HEARTBEAT = "UPDATE flow_runs SET heartbeat = ? WHERE id = ?"
 
 
 class Writer:
@@ -264,7 +264,7 @@ class Writer:
             try:
                 with conn.transaction():
                     rows.write(conn)
-                    conn.executemany(_HEARTBEAT, beat)
+                    conn.executemany(HEARTBEAT, beat)
                 return
             except Exception as exc:
                 if tables_gone(exc):
@@ -280,7 +280,7 @@ class Writer:
                                "those it refuses")
         rows.write_one_by_one(conn, is_transient, lambda t, r, e: self._refused(rows, t, r, e))
         with conn.transaction():
-            conn.executemany(_HEARTBEAT, beat)
+            conn.executemany(HEARTBEAT, beat)
 
     def _refused(self, rows: Rows, table: Table, run_id: str, exc: BaseException) -> None:
         why = f"{table.what} refused by the store ({short_error(exc)})"
