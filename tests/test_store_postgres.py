@@ -186,16 +186,9 @@ def test_labloom_serve_waits_out_a_server_restart(
     assert "hunter2" not in text
 
 
-@task(tags=["warehouse"])
-def load(i: int) -> int:
-    print("load", i)
-    time.sleep(0.02)
-    return i
-
-
 @flow
 def loads(n: int) -> object:
-    return load.map(range(n))
+    return step.with_options(tags=["warehouse"]).map(range(n))
 
 
 def test_a_server_restart_mid_run_under_a_concurrency_limit(

@@ -182,15 +182,19 @@ def _check_not_rebound_after(kept: list[Kept], flows: list[FlowCell]) -> None:
 
 def _reads_of(f: FlowCell, above: list[Kept]) -> set[str]:
     """The names flow ``f`` reads: in its body, and through the definitions above it."""
-    reads = set(f.free)
+    return _read_through(set(f.free), above)
+
+
+def _read_through(names: set[str], pieces: list[Kept]) -> set[str]:
+    """``names`` and, until nothing more is added, what each piece defining one of them uses."""
     grew = True
     while grew:
         grew = False
-        for piece in above:
-            if piece.defines & reads and not piece.uses <= reads:
-                reads |= piece.uses
+        for piece in pieces:
+            if piece.defines & names and not piece.uses <= names:
+                names |= piece.uses
                 grew = True
-    return reads
+    return names
 
 
 def _check_not_changed_in_left_out(
@@ -237,13 +241,7 @@ def _needed(kept: list[Kept], flows: list[FlowCell], left_out: list[LeftOut]) ->
         needed |= f.free
         params.update(f.options.params)
     assigns = [p for p in kept if p.kind == "assign"]
-    grew = True
-    while grew:
-        grew = False
-        for piece in assigns:
-            if piece.defines & needed and not piece.uses <= needed:
-                needed |= piece.uses
-                grew = True
+    needed = _read_through(needed, assigns)
 
     # Names only left-out code reads: an import of them alone would make the module need
     # matplotlib (say) on a scheduler host for nothing. Imports nothing reads stay: they may
