@@ -69,9 +69,14 @@ def test_the_chain_runs_depth_first_as_the_lists_arrive(
 ) -> None:
     signals = str(tmp_path)
 
+    # One split per Dask task: lists 1 and 2 wait for item 0's end, which a chunk holding all
+    # three would hold back (the first test measured split fast on this cluster's client,
+    # which executors given the same cluster share).
+    one_each = split.with_options(batch_size=1)
+
     @flow(executor=any_executor)
     def chain() -> list[int]:
-        lists = split.map(range(3), signals=unmapped(signals))
+        lists = one_each.map(range(3), signals=unmapped(signals))
         return mark.map(plus_one.map(flatten(lists)), signals=unmapped(signals))  # type: ignore[return-value]
 
     run = chain.run()

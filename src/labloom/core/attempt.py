@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
-import sys
 import threading
 import time
 import traceback
@@ -25,6 +24,7 @@ from .call_reports import not_recorded
 from .errors import TaskCrashedError, TaskTimeoutError
 from .logs import TaskContext, capturing, current_task, task_context
 from .sink_registry import sink_for
+from .threading_internals import stack_of
 
 if TYPE_CHECKING:
     from .cache_keys import KeyPlan
@@ -119,7 +119,7 @@ def _call_with_timeout(call: TaskCall, timeout: float, args: tuple[Any, ...],
             worker.join(timeout - patience)
     if worker.is_alive():
         _stop_recording(current_task())  # this call's context, shared with ``worker``
-        where = sys._current_frames().get(worker.ident or 0)
+        where = stack_of(worker)
         error = TaskTimeoutError(
             f"task {call.task_name!r} timed out after {call.timeout:g}s "
             f"(timeout={call.timeout:g}); raise the timeout or make the task faster. "

@@ -8,13 +8,16 @@ names the path this Python takes; ``tests/test_run_at_exit.py`` checks it and th
   ``atexit.register``, which still ends the run, only later.
 - ``held_here``: ``RLock._is_owned``, what ``threading.Condition`` asks its lock. Fallback:
   True, the safe answer for a caller that must not wait on others while it holds the lock.
+- ``stack_of``: ``sys._current_frames``, where a thread is now. Fallback: None.
 """
 
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 from collections.abc import Callable
+from types import FrameType
 
 BEFORE_THREADS_JOIN = "threading._register_atexit"
 AT_EXIT = "atexit.register"
@@ -43,3 +46,13 @@ def held_here(lock: threading.RLock) -> bool:
     """Whether this thread holds ``lock``."""
     owned = getattr(lock, "_is_owned", None)
     return True if owned is None else bool(owned())
+
+
+def stack_of(thread: threading.Thread) -> FrameType | None:
+    """The frame ``thread`` runs now (a timed-out task's, to say where it was stuck):
+    ``sys._current_frames``, CPython's and PyPy's. Fallback: None (no stack said)."""
+    frames = getattr(sys, "_current_frames", None)
+    if frames is None or thread.ident is None:
+        return None
+    frame: FrameType | None = frames().get(thread.ident)
+    return frame

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.errors import DatabaseURLError, StoreUnavailableError, StoreUnreachableError
+from .psycopg_internals import pool_name_of
 
 URL_ENV = "LABLOOM_DATABASE_URL"
 POSTGRES_HINT = "pip install 'labloom[postgres]' (psycopg and psycopg-pool)"
@@ -50,8 +51,7 @@ class _QuietPool(logging.Filter):
         if record.levelno != logging.WARNING or not args:
             return True
         first = args[0]
-        ours = first == POOL_NAME or getattr(getattr(first, "_pool", None), "name",
-                                             None) == POOL_NAME
+        ours = first == POOL_NAME or pool_name_of(first) == POOL_NAME
         return not ours
 
 
