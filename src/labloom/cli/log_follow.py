@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core.run_logs import named
 from ..store import open_store
+from ..store.follow import task_runs_by_id
 from ..store.reader import LogEntry
 from .terminal import echo
 
@@ -28,12 +29,18 @@ def follow(run_id: str, task: str | None, as_json: bool,
     after = 0
     with open_store() as store:
         while True:
-            run = store.get_run(run_id)  # its state: Crashed too, once its process is gone
+            # Its state (Crashed too, once its process is gone), not its task runs counted:
+            # read every half second, a count would read a map's 100,000 rows each time.
+            found = store.matching_runs(run_id, limit=1)
+            run = found[0] if found and found[0].id == run_id else None
             ended = run is None or run.state in _ENDED
             while True:  # every line written so far, a page at a time
                 lines = store.log_page(run_id, None, after, _PAGE)
-                if any(line.task_run_id and line.task_run_id not in names for line in lines):
-                    names = {t.id: t.name for t in store.task_runs(run_id)}
+                new = {line.task_run_id for line in lines
+                       if line.task_run_id and line.task_run_id not in names}
+                if new:  # the names of task runs not seen yet, by their primary keys
+                    names.update((tr_id, tr.name) for tr_id, tr in
+                                 task_runs_by_id(store, sorted(new)).items())
                 for line in lines:
                     name = names.get(line.task_run_id or "", "")
                     if task is None or (line.task_run_id and named(task, line.task_run_id, name)):

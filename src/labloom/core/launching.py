@@ -16,7 +16,6 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from . import events as ev
 from .attempt import TaskCall
 from .call_reports import Done, is_stale
 from .errors import TaskCrashedError, UpstreamFailedError
@@ -124,9 +123,8 @@ class Launcher:
         why_not = why_not_retried(tr.task.retry_on, error) if retry else ""
         if why_not:  # said in its logs: retries=3 and no retry would puzzle
             retry = False
-            self.engine.sink.log(ev.LogRecord(
-                self.engine.id, tr.id, logging.WARNING, time.time(),
-                f"[labloom] attempt {tr.attempts} of {tr.task.retries + 1} failed, {why_not}"))
+            self._say_in_logs(tr, f"attempt {tr.attempts} of {tr.task.retries + 1} failed, "
+                                  f"{why_not}")
         if retry:
             delay = tr.task.delay_before(tr.attempts + 1)
             self.release_slot(tr)
@@ -136,10 +134,8 @@ class Launcher:
             # Between the failed attempt's lines and the next one's, in its logs only (the
             # console says "Retrying" already): a task run that ends Completed still tells, in
             # every view of its logs, why an attempt failed.
-            self.engine.sink.log(ev.LogRecord(
-                self.engine.id, tr.id, logging.WARNING, time.time(),
-                f"[labloom] {which} failed; retrying in {delay:g}s\n"
-                f"{traceback.rstrip() or message}"))
+            self._say_in_logs(tr, f"{which} failed; retrying in {delay:g}s\n"
+                                  f"{traceback.rstrip() or message}")
             timer = threading.Timer(delay, self._retry_due, args=(tr, attempt))
             timer.daemon = True
             self._timers[tr.id] = timer
@@ -148,6 +144,11 @@ class Launcher:
         tr.error = error
         graph.set_final(tr, State.FAILED, message, traceback=traceback)
         graph.settle([tr])
+
+    def _say_in_logs(self, tr: TaskRun, text: str) -> None:
+        """A line of labloom's in ``tr``'s logs only (the console has its progress lines)."""
+        self.engine.sink.task_log(self.engine.id, tr.id, logging.WARNING, time.time(),
+                                  f"[labloom] {text}")
 
     def _retry_due(self, tr: TaskRun, attempt: int) -> None:
         with self.engine.lock:

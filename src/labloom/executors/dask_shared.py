@@ -114,6 +114,7 @@ def refuse_an_address_nothing_answers(address: str) -> None:
     while True:
         try:
             socket.create_connection((host, port), timeout=5).close()
+            return
         except ConnectionRefusedError:
             # A scheduler that is starting (restarted for a nightly run, say) binds its port
             # within moments: refused for REFUSED_FOR seconds, nothing is coming.
@@ -125,10 +126,7 @@ def refuse_an_address_nothing_answers(address: str) -> None:
             reason = f"the host {host!r} is not known"
         except OSError:
             return  # slow or filtered: distributed's own timeout decides
-        else:
-            return
-        break
-    raise unreachable(address, reason) from None
+        raise unreachable(address, reason) from None
 
 
 def refuse_inside_a_worker() -> None:
