@@ -64,3 +64,64 @@ def test_both_sides_parse_with_the_same_functions() -> None:
 def test_bad_tasks_lines_fail_the_same_way_in_the_kernel(ip: Any, line: str, match: str) -> None:
     with pytest.raises(MagicArgsError, match=match):
         ip.run_cell_magic("tasks", line, "def f():\n    return 1")
+
+
+RETRY_ON_CELL = """import socket
+
+def flaky(marks):
+    marks.append(1)
+    if len(marks) < 3:
+        raise socket.timeout("slow server")
+    return len(marks)
+
+def buggy(marks):
+    marks.append(1)
+    raise KeyError("a bug")
+"""
+
+
+def test_retry_on_retries_only_the_named_classes_in_the_kernel(ip: Any) -> None:
+    ip.run_cell_magic("tasks", "--retries 3 --retry-on ConnectionError,socket.timeout",
+                      RETRY_ON_CELL)
+    import socket
+    assert ip.user_ns["flaky"].retry_on == (ConnectionError, socket.timeout)
+    assert ip.user_ns["buggy"].retry_on == (ConnectionError, socket.timeout)
+    ip.run_cell("flaky_marks, buggy_marks = [], []")
+    result = ip.run_cell("%%flow both\nok = flaky(flaky_marks)\nbad = buggy(buggy_marks)")
+    assert ip.user_ns["flaky_marks"] == [1, 1, 1]  # retried twice, then it worked
+    assert ip.user_ns["buggy_marks"] == [1]  # a KeyError is not retried
+    run = result.error_in_exec.run  # FlowFailed: buggy failed
+    states = {t.name: (t.state.value, t.attempts) for t in run.tasks}
+    assert states == {"flaky": ("Completed", 3), "buggy": ("Failed", 1)}
+    assert [line.text for line in run.logs("buggy")] == [
+        "[labloom] attempt 1 of 4 failed, not retried: KeyError is not among retry_on "
+        "(ConnectionError, TimeoutError)"]  # socket.timeout is TimeoutError
+
+
+@pytest.mark.parametrize(("line", "match"), [
+    ("--retry-on Nowhere", r"--retry-on Nowhere: no such name in the notebook; import it"),
+    ("--retry-on socket.nowhere", r"--retry-on socket.nowhere: no such name"),
+    ("--retry-on socket", r"--retry-on socket is module .* not an exception class"),
+    ("--retry-on 3x", r"'3x' is not the name of an exception class"),
+    ("--retry-on ,", r"name one exception class or more"),
+])
+def test_bad_retry_on_names_the_fix(ip: Any, line: str, match: str) -> None:
+    with pytest.raises(MagicArgsError, match=match):
+        ip.run_cell_magic("tasks", line, "import socket\ndef f():\n    return 1")
+
+
+def test_the_exporter_writes_retry_on_and_keeps_its_import(tmp_path: Path) -> None:
+    cells = ["%load_ext labloom", "import socket\nimport os",
+             "%%tasks --retries 2 --retry-on socket.timeout\n" + RETRY_ON_CELL.split("\n", 1)[1],
+             "%%tasks --retry-on ConnectionError,socket.timeout\ndef other():\n    return 1",
+             "%%flow nightly\nvalue = flaky([])"]
+    report = export_notebook(write_notebook(tmp_path, cells), check=False)
+    source = report.path.read_text()
+    assert "@task(retries=2, retry_on=socket.timeout)\ndef flaky(marks):" in source
+    assert "@task(retry_on=(ConnectionError, socket.timeout))\ndef other():" in source
+    assert "import socket\n" in source
+    namespace: dict[str, Any] = {}
+    exec(compile(source, str(report.path), "exec"), namespace)
+    import socket
+    assert namespace["flaky"].retry_on == socket.timeout
+    assert namespace["nightly"]() == {"value": 3}

@@ -4,7 +4,8 @@ The one grammar of the two magics: the kernel's magics (``notebook/magics.py``) 
 line with these functions and the exporter reads notebook files with them, so both accept
 exactly the same lines. It lives here, below the notebook layer, so both import it::
 
-    %%tasks [--retries N] [--retry-delay S] [--tags a,b] [--timeout S] [--cache]
+    %%tasks [--retries N] [--retry-delay S] [--retry-on E,F] [--tags a,b] [--timeout S]
+            [--cache]
     %%flow NAME [-p PARAM ...] [--executor E] [--address ADDR] [--cluster PROFILE]
           [--background] [--no-widget]
 
@@ -37,9 +38,13 @@ class TasksOptions:
     tags: tuple[str, ...] = ()
     timeout: float | None = None
     cache: bool = False
+    # Exception classes by name as written (``ConnectionError``, ``requests.Timeout``): the
+    # kernel looks them up in the notebook's names, the exporter writes them as source.
+    retry_on: tuple[str, ...] = ()
 
     def task_kwargs(self) -> dict[str, Any]:
-        """The options as ``task(...)`` keyword arguments, leaving out the defaults."""
+        """The options as ``task(...)`` keyword arguments, leaving out the defaults and
+        ``retry_on`` (names, which the kernel and the exporter each turn into their own)."""
         kwargs: dict[str, Any] = {}
         if self.retries is not None:
             kwargs["retries"] = self.retries
@@ -91,11 +96,28 @@ def _positive(text: str) -> float:
     return int(value) if value.is_integer() else value
 
 
+def _class_names(text: str) -> tuple[str, ...]:
+    """``ConnectionError,requests.Timeout``: names of classes, dotted through modules."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    for name in names:
+        if not all(p.isidentifier() and not keyword.iskeyword(p) for p in name.split(".")):
+            raise argparse.ArgumentTypeError(
+                f"{name!r} is not the name of an exception class (ConnectionError, "
+                "requests.Timeout)"
+            )
+    if not names:
+        raise argparse.ArgumentTypeError("name one exception class or more: ConnectionError")
+    return names
+
+
 def _tasks_parser() -> _Parser:
     parser = _Parser(prog="%%tasks", add_help=False)
     parser.add_argument("--retries", type=int, metavar="N", help="Retries after a failed attempt.")
     parser.add_argument("--retry-delay", type=_seconds, metavar="S",
                         help="Seconds before each retry, or a comma list per attempt (1,10,60).")
+    parser.add_argument("--retry-on", type=_class_names, default=(), metavar="E,F",
+                        help="Retry only failures of these exception classes (ConnectionError, "
+                        "requests.Timeout); others fail at once.")
     parser.add_argument("--tags", default="", help="Comma-separated tags, e.g. db,gpu.")
     parser.add_argument("--timeout", type=_positive, metavar="S",
                         help="Seconds before an attempt fails.")
@@ -135,7 +157,7 @@ def parse_tasks_line(line: str) -> TasksOptions:
     if ns.retries is not None and ns.retries < 0:
         raise MagicArgsError("%%tasks: --retries cannot be negative")
     tags = tuple(t.strip() for t in ns.tags.split(",") if t.strip())
-    return TasksOptions(ns.retries, ns.retry_delay, tags, ns.timeout, ns.cache)
+    return TasksOptions(ns.retries, ns.retry_delay, tags, ns.timeout, ns.cache, ns.retry_on)
 
 
 def parse_flow_line(line: str) -> FlowOptions:

@@ -243,6 +243,7 @@ def _keep(number: int, stmt: ast.stmt, text: Lines, tasks: TasksOptions | None) 
         decorator = None
         if tasks is not None and not isinstance(stmt, ast.ClassDef) and not _is_task(stmt):
             decorator = _task_decorator(tasks)
+            uses |= {name.split(".")[0] for name in tasks.retry_on}  # imports the module needs
         return Kept(number, "def", text, frozenset([stmt.name]), uses, decorator)
     targets = simple_targets(stmt)
     if targets:
@@ -263,10 +264,11 @@ def _is_task(stmt: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 
 def _task_decorator(options: TasksOptions) -> str:
-    kwargs = options.task_kwargs()
-    if not kwargs:
-        return "@task"
-    return "@task(" + ", ".join(f"{k}={_source(v)}" for k, v in kwargs.items()) + ")"
+    words = [f"{k}={_source(v)}" for k, v in options.task_kwargs().items()]
+    if options.retry_on:
+        names = options.retry_on
+        words.append("retry_on=" + (names[0] if len(names) == 1 else f"({', '.join(names)})"))
+    return "@task(" + ", ".join(words) + ")" if words else "@task"
 
 
 def _source(value: object) -> str:

@@ -9,6 +9,7 @@ Thin over the public API: ``%%tasks`` is ``@task(...)`` on every function a cell
 from __future__ import annotations
 
 import ast
+import builtins
 import threading
 import types
 from collections.abc import Sequence
@@ -68,7 +69,8 @@ class LabloomMagics(Magics):
             def clean(rows): ...
         """
         __tracebackhide__ = True
-        options = parse_tasks_line(line).task_kwargs()
+        parsed = parse_tasks_line(line)
+        options = parsed.task_kwargs()
         source, filename = self._compile_target("tasks", line, cell)
         tree = ast.parse("\n" + source, filename=filename)
         defined = [
@@ -82,6 +84,8 @@ class LabloomMagics(Magics):
         code = compiler(tree, filename, "exec")
         user_ns = self.shell.user_ns
         exec(code, user_ns)
+        if parsed.retry_on:  # looked up after the cell ran: it may define or import them
+            options["retry_on"] = tuple(_exception_class(n, user_ns) for n in parsed.retry_on)
         for name in defined:
             fn = user_ns.get(name)
             if isinstance(fn, Task) or not callable(fn):
@@ -204,6 +208,29 @@ def _end_interrupted(run: Any) -> None:
     finally:
         if not run.wait_finished(0):
             run.finish_now()
+
+
+def _exception_class(name: str, user_ns: dict[str, Any]) -> type[BaseException]:
+    """The class a ``%%tasks --retry-on`` name means in the notebook (``requests.Timeout``
+    through the notebook's ``requests``), or an error naming the fix."""
+    head, *rest = name.split(".")
+    found: Any = user_ns.get(head, getattr(builtins, head, _MISSING))
+    for part in rest:
+        found = getattr(found, part, _MISSING)
+    if found is _MISSING:
+        raise MagicArgsError(
+            f"%%tasks: --retry-on {name}: no such name in the notebook; import it (or define "
+            "it) in this cell or one run before"
+        )
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise MagicArgsError(
+            f"%%tasks: --retry-on {name} is {type(found).__name__} {found!r}, not an exception "
+            "class (ConnectionError, requests.Timeout)"
+        )
+    return found
+
+
+_MISSING = object()
 
 
 def _refuse_a_taken_name(name: str, user_ns: dict[str, Any]) -> None:
