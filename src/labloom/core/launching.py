@@ -113,6 +113,9 @@ class Launcher:
             return
         if self.results.load_failed(tr, outcome):
             tr.attempts -= 1  # reading a stored result is not an attempt of the task
+            # Nor a start: the call launched again starts it (``ExecutorSink._started`` took a
+            # second start of a started attempt for a Dask worker lost, and said so).
+            tr.started = None
             self._ready.append(tr)
             return
         error = outcome.error

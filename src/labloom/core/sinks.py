@@ -130,7 +130,7 @@ class ExecutorSink:
                 # (cancelled, running on) whose start arrives late (a Dask worker's message):
                 # taken, it set the rerun's start back and reset what the rerun logged.
                 continue
-            if tr.state is State.RUNNING:
+            if tr.state is State.RUNNING and tr.started is not None:
                 # The same attempt started again: Dask runs a task anew when its worker died
                 # (killed, out of memory), with no retry of ours. What the dead run sent
                 # before it died came first (the cluster forwards a worker's messages before
