@@ -279,18 +279,18 @@ async def test_the_flows_panel_never_waits_behind_a_compare_tab(
     # A compare tab of 50 runs asks pages that read every run (0.5 s each here), on the pool
     # the Flows panel's list is read on: GET runs took 2.7 s instead of 0.02 s while it
     # scrolled. Held here: two reads across runs hold the pool, the list must still answer.
-    from labloom.server_extension import experiments as routes
+    from labloom.server_extension import across_rows as routes
 
     run = notes.run(values=["a"], executor="local")
     held, release = threading.Event(), threading.Event()
-    reads = routes.rows_of
+    reads = routes.rows_by_run
 
     def slow_rows(*args: Any) -> Any:
         held.set()
         release.wait(30)
         return reads(*args)
 
-    monkeypatch.setattr(routes, "rows_of", slow_rows)
+    monkeypatch.setattr(routes, "rows_by_run", slow_rows)
     asks = [asyncio.ensure_future(_get(jp_fetch, "experiments", runs=run.id, offset=str(i)))
             for i in range(4)]
     try:

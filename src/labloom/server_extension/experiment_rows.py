@@ -58,7 +58,6 @@ from .experiment_snapshot_pages import Snapshots, UnknownTask
 
 MAX_ROWS = 300_000  # about 0.9 KB each (a run of 3 params and 3 metrics): some 270 MB at worst
 FIRST_LOOK = 20_000  # calls read at most for a partial first page: about 0.1 s of CPU
-_OPEN = ("Pending", "Running")
 
 Later = Callable[..., None]  # runs ``fn(store, *args)`` on the pool, not waited for
 
@@ -228,7 +227,7 @@ class RunRows:
              ) -> tuple[list[ex.Experiment], list[dict[str, str]], int]:
         """The rows of one page, their task-run columns read, the columns and the total;
         ``query`` filters them (``core/experiment_filter.py``)."""
-        ended = (run.state, run.ended) if run.state not in _OPEN else None
+        ended = (run.state, run.ended) if not run.is_open else None
         by_task_run = sort in ex.FIXED
         terms = ef.parse(query, self.header(store, task, ended)) if query else []
         if (by_task_run or any(t.column is None or t.column in ex.FIXED for t in terms)) and (
@@ -286,7 +285,7 @@ class ExperimentRows:
         """One page; ``later``: the pool to read the whole run on after a partial page (without
         it, a page of a run not read whole yet waits for the whole read), and to write an ended
         run's snapshot on once it is read whole; ``query`` filters the rows."""
-        ended = run.state not in _OPEN
+        ended = not run.is_open
         if ended:
             answer = self.snapshots.page(store, run, sort, desc, limit, offset, task, query)
             if answer is not None:

@@ -6,7 +6,7 @@ Every answer has one shape (docs/rest-api.md): ``columns`` (kind, name, type), `
 ``core/experiments.Experiment.as_dict``). One run's pages come from the rows the server keeps
 (``experiment_rows.py``: read once, then followed by cursor; until a big run is read whole
 its pages are partial, ``"partial": true``, answered from the rows read so far); pages across
-runs are read whole each time. NaN and inf travel as "NaN", "Infinity", "-Infinity", since
+runs are read whole each time, but ended runs' rows once (``across_rows.py``). NaN and inf travel as "NaN", "Infinity", "-Infinity", since
 JSON has no such numbers.
 """
 
@@ -20,7 +20,7 @@ from tornado import web
 
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
-from ..store.experiments import RECENT_RUNS, metric_points, rows_of, runs_to_read
+from ..store.experiments import RECENT_RUNS, metric_points, runs_to_read
 from ..store.reader import RunStore
 from . import validate
 from .base import LabloomHandler
@@ -50,7 +50,7 @@ def across_page(access: Any, store: RunStore, flow: str | None, since: float | N
                 runs: list[str], max_runs: int, sort: str | None, desc: bool, limit: int,
                 offset: int, query: str = "") -> dict[str, Any]:
     records = runs_to_read(store, flow, since, runs or None, max_runs)
-    rows = rows_of(store, records)
+    rows = access.across.rows(store, records)
     run_ids = list(dict.fromkeys(row.run_id for row in rows))
     # The runs that may still log: the compare tab asks again while there are any.
     running = [record.id for record in records if record.ended is None]

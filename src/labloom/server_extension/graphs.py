@@ -33,7 +33,6 @@ from ..store import follow
 from ..store.reader import RunRecord, RunStore
 
 FRESH_FOR = 0.5  # seconds during which looks at a running run share one read of the store
-_OPEN = ("Pending", "Running")
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ class RunGraphs:
         busy run move every tick rather than once a long read is done."""
         entry = self._entry(run.id)
         last = entry.look
-        due = run.state in _OPEN and time.monotonic() - entry.looked >= fresh_for
+        due = run.is_open and time.monotonic() - entry.looked >= fresh_for
         if last is not None and not due and not self._stale(entry.graph, run):
             return last
         must = last is None or self._stale(entry.graph, run)  # a new run, or its row changed
@@ -162,7 +161,7 @@ class RunGraphs:
             # Also when the run's row changed (it ended): an ended run is counted afresh, in
             # one grouped read, so that what a view keeps of it is exactly what the store says.
             entry.graph = graph = _build(store, run)
-        elif run.state in _OPEN and time.monotonic() - entry.looked >= fresh_for:
+        elif run.is_open and time.monotonic() - entry.looked >= fresh_for:
             _catch_up(store, run, graph, most)
         else:
             return

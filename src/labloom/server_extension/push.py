@@ -43,7 +43,6 @@ RECONCILE_EVERY = 5.0  # seconds: mark runs whose process died as Crashed
 FOLLOWED = 48  # open runs followed by node, newest first (``RunGraphs`` keeps 64)
 MOST = 20_000  # state changes folded in per look and run: a look takes ~0.1 s, not seconds
 FIRST_ENDED = 100  # ended runs the first look sends (the panel's first page)
-_OPEN = ("Pending", "Running")
 _SUMMARY = ("id", "flow", "state", "origin", "host", "user", "created", "started", "ended",
             "duration", "counts", "done", "total")
 
@@ -76,7 +75,7 @@ class StoreFollower:
         self.lines, tops = (follow.log_tops(store, self.lines) if self.started
                             else (follow.last_log_line(store), {}))
         followed = {run.id for run in sorted(
-            (r for r in runs if r.state in _OPEN), key=lambda r: r.created or 0.0, reverse=True
+            (r for r in runs if r.is_open), key=lambda r: r.created or 0.0, reverse=True
         )[:FOLLOWED]}
         if not self.started:
             # The others created lately (a sweep's thousands) are only remembered.
@@ -89,7 +88,7 @@ class StoreFollower:
                                   and _row(run) != self.rows.get(run.id)])
         deltas = [delta for run in runs if (delta := self._delta(access, store, run, followed,
                                                                  tops.get(run.id)))]
-        self.open = {run.id for run in runs if run.state in _OPEN}
+        self.open = {run.id for run in runs if run.is_open}
         for gone in set(self.rows) - {run.id for run in runs} - set(recent):
             self.rows.pop(gone)
             self.cursors.pop(gone, None)

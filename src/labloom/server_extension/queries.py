@@ -1,13 +1,12 @@
 """What the API reads from the store, as plain JSON-ready data, run on small thread pools.
 
-Store calls block, so none of them runs on tornado's event loop: ``StoreAccess.call`` hands
-each query to a pool thread, which keeps its own connection (``RunStore``) to the store
-(a SQLite file or PostgreSQL, whichever ``LABLOOM_DATABASE_URL`` names). Two lanes, each its
-own pool: "list" (the runs list, schedules, actions: what the Flows panel asks) and "run" (a
-run's detail, nodes, task runs, logs and experiments, also across runs: what run and compare
-tabs poll), so the panel never queues behind them. The reads reuse ``labloom.store.reader`` and ``labloom.store.follow``; nothing here
-writes SQL of its own. No query returns task data: run parameters, states, timings, log lines
-and tracebacks only.
+Store calls block, so none runs on tornado's event loop: ``StoreAccess.call`` hands each query
+to a pool thread, which keeps its own connection (``RunStore``) to the store (SQLite or
+PostgreSQL, as ``LABLOOM_DATABASE_URL`` names). Two lanes, each its own pool: "list" (the runs
+list, schedules, actions: what the Flows panel asks) and "run" (a run's detail, nodes, task
+runs, logs, experiments: what run and compare tabs poll), so the panel never queues behind
+them. The reads reuse ``store.reader`` and ``store.follow``; no SQL of their own. No query
+returns task data: run parameters, states, timings, log lines and tracebacks only.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from ..store import follow
 from ..store.db import database_url, get_database
 from ..store.reader import RunRecord, RunStore
 from . import EVENTS_SCHEMA_ID
+from .across_rows import AcrossRows
 from .experiment_rows import ExperimentRows
 from .graphs import Cursor, RunGraphs
 
@@ -57,6 +57,7 @@ class StoreAccess:
         self.graphs = RunGraphs()
         self.counts = ListCounts(self.graphs)
         self.experiments = ExperimentRows()
+        self.across = AcrossRows()
 
     async def call(self, fn: Callable[..., T], *args: Any, lane: str = "run") -> T:
         loop = asyncio.get_running_loop()
@@ -168,7 +169,7 @@ class ListCounts:
     def fill(self, store: RunStore, runs: list[RunRecord]) -> None:
         missing = []
         for run in runs:
-            if run.state in _OPEN:
+            if run.is_open:
                 look = self._graphs.recent(run, self.RECENT)
                 found = None if look is None else look.counts
             else:
@@ -181,13 +182,10 @@ class ListCounts:
         follow.add_counts(store, missing)
         with self._lock:
             for run in missing:
-                if run.state not in _OPEN:
+                if not run.is_open:
                     if len(self._ended) >= self._size:
                         self._ended.pop(next(iter(self._ended)))
                     self._ended[(run.id, run.state, run.ended)] = dict(run.counts)
-
-
-_OPEN = ("Pending", "Running")
 
 
 # --- the queries (each runs on a pool thread: ``fn(access, store, *args)``) ----------------

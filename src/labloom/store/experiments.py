@@ -267,13 +267,18 @@ def check_sort(records: list[RunRecord], rows: list[ex.Experiment], sort: str | 
 
 def rows_of(store: RunStore, records: list[RunRecord]) -> list[ex.Experiment]:
     """The rows of these runs, in their order, each run's in the order logged."""
+    return [row for rows in rows_by_run(store, records).values() for row in rows]
+
+
+def rows_by_run(store: RunStore, records: list[RunRecord]) -> dict[str, list[ex.Experiment]]:
+    """Each run's rows, in the order logged, by run id in the runs' order."""
     run_ids = [record.id for record in records]
     by_run = _logged(store, run_ids)
-    out: list[ex.Experiment] = []
+    out: dict[str, list[ex.Experiment]] = {}
     for run_id in run_ids:
         rows = ex.collect(run_id, by_run[run_id])
         fill(store, run_id, rows)
-        out += rows.values()
+        out[run_id] = list(rows.values())
     return out
 
 
@@ -352,5 +357,5 @@ def _epoch(since: Any) -> float | None:
 
 
 __all__ = ["check_sort", "encoded", "experiments", "experiments_across", "fill", "insert",
-           "metric_points", "read_logged", "row_of", "rows_of", "run_experiments", "runs_to_read",
+           "metric_points", "read_logged", "row_of", "rows_by_run", "rows_of", "run_experiments", "runs_to_read",
            "task_run_ids"]

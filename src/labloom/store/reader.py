@@ -48,6 +48,11 @@ class RunRecord:
     def duration(self) -> float | None:
         return None if self.started is None or self.ended is None else self.ended - self.started
 
+    @property
+    def is_open(self) -> bool:
+        """Pending or Running: what the views keep of it may still change."""
+        return self.state in ("Pending", "Running")
+
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "duration": self.duration}
 
