@@ -296,6 +296,32 @@ def test_a_huge_log_line_is_cut_where_it_is_captured(tmp_path: Path) -> None:
         assert short == "short"
 
 
+def test_a_progress_bar_logs_what_a_terminal_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    # tqdm's way: each refresh starts with a carriage return, the bar's line ends once at its
+    # close. A line of all its refreshes was cut at 10,000 characters: the task's logs kept
+    # a long training's first seconds of progress and never its end.
+    import sys
+
+    @task
+    def train() -> None:
+        for step in range(1, 501):
+            sys.stderr.write(f"\r{step * 100 // 500:3d}%|{'#' * (step // 50):10s}| {step}/500")
+        sys.stderr.write("\n")
+        sys.stdout.write("windows line\r\nnext\r")  # CRLF ends; a last CR at the task's end
+        sys.stderr.write("x" * 15_000 + "\rafter a long line written over\n")
+
+    @flow(executor="threads")
+    def f() -> None:
+        train()
+
+    run = f.run()
+    texts = sorted(line.text for line in run.logs())
+    assert texts == sorted(["100%|##########| 500/500", "windows line", "next",
+                            "after a long line written over"])
+    echoed = capsys.readouterr().err
+    assert "train | 100%|##########| 500/500\n" in echoed and " 0%|" not in echoed
+
+
 def test_log_prints_false_does_not_capture_prints(capsys: pytest.CaptureFixture[str]) -> None:
     @task(log_prints=False)
     def quiet() -> None:

@@ -37,6 +37,18 @@ def cut_line(text: str, dropped: int = 0) -> str:
             f"keeps {MAX_LINE_CHARS:,}]")
 
 
+def shown_line(line: str, ended: bool) -> str:
+    """What a terminal shows of ``line`` that carriage returns wrote over (each refresh of a
+    progress bar: tqdm writes ``"\\r 45%|####5     | 45/100"`` ten times a second, and a
+    line of them all was cut at ``MAX_LINE_CHARS`` to its first refreshes): what follows the
+    last one. A final one is the line's CRLF end when ``ended``, else kept for what comes."""
+    body = line[:-1] if line.endswith("\r") else line
+    at = body.rfind("\r")
+    if at >= 0:
+        body = body[at + 1:]
+    return body if ended or not line.endswith("\r") else body + "\r"
+
+
 @dataclass
 class TaskContext:
     run_id: str
@@ -69,6 +81,14 @@ class TaskContext:
         """
         buffered = self._partial.get(level, "") + text
         *lines, rest = buffered.split("\n")
+        if "\r" in buffered:  # a progress bar's refreshes (tqdm, Keras), or CRLF ends
+            # What was kept of the line has no carriage return but a last one: a return
+            # before the end of the first line (or of the rest) is in ``text``, after what
+            # the line had cut, which it writes over too.
+            if "\r" in (lines[0] if lines else rest)[:-1]:
+                self._dropped.pop(level, None)
+            lines = [shown_line(line, ended=True) for line in lines]
+            rest = shown_line(rest, ended=False)
         if lines:
             dropped = self._dropped.pop(level, 0)
             lines = [cut_line(lines[0], dropped), *map(cut_line, lines[1:])]
@@ -83,7 +103,8 @@ class TaskContext:
     def flush(self) -> None:
         for level, rest in list(self._partial.items()):
             if rest:
-                self._emit(level, [cut_line(rest, self._dropped.pop(level, 0))])
+                self._emit(level, [cut_line(shown_line(rest, ended=True),
+                                            self._dropped.pop(level, 0))])
         self._partial.clear()
         self._dropped.clear()
 
