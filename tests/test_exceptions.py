@@ -16,6 +16,7 @@ TREE = {
     "UpstreamFailedError": (),
     "RunCancelledError": (),
     "TaskTimeoutError": (TimeoutError,),
+    "FlowTimeoutError": (TimeoutError,),
     "TaskCrashedError": (),
     "WorkerDiedError": (RuntimeError,),
     "SchedulerLostError": (ConnectionError,),

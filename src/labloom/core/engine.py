@@ -23,6 +23,7 @@ from . import at_exit, values, waiting
 from . import events as ev
 from .context import ACTIVE as _ACTIVE
 from .executor import Executor
+from .flow_timeout import FlowClock
 from .futures import MappedFuture, TaskFuture, find_futures
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
@@ -58,6 +59,7 @@ class RunEngine:
         self.origin = origin
         self.owns_executor = owns_executor
         self.state = State.PENDING
+        self.clock = FlowClock(self)  # @flow(timeout=...)
         self.message = ""
         self.started: float | None = None
         self.ended: float | None = None
@@ -183,6 +185,7 @@ class RunEngine:
             raise
         self._announce()
         self._set_run_state(State.RUNNING)
+        self.clock.start()
         if background:
             context = contextvars.copy_context()
             driver = threading.Thread(
@@ -278,9 +281,10 @@ class RunEngine:
             changed = {k: v for k, v in learned.items() if self.metadata.get(k) != v}
             self.metadata.update(changed)
             self.launcher.stop_timers()
+            self.clock.stop()
             failed = values.failures(self, self._return)
             if self.graph.cancelled is not None:
-                state = State.CANCELLED
+                state = State.FAILED if self.clock.expired else State.CANCELLED
             elif self.body_error is not None:
                 state = State.FAILED
                 self.message = self.message or (f"flow body raised "
@@ -350,6 +354,7 @@ class RunEngine:
             at_exit.track(self.handle)
             self._set_run_state(State.RUNNING)
             self.graph.reset_bad(self.sink.forget_values)
+        self.clock.start()
         self.launcher.work()
         if background:
             threading.Thread(target=self._finish, name=f"labloom-{self.id}", daemon=True).start()

@@ -5,6 +5,7 @@
     ├── UpstreamFailedError        .result() of a task run that never ran: an upstream failed
     ├── RunCancelledError          .result() of a cancelled task run or flow run
     ├── TaskTimeoutError           (also a TimeoutError) a task run exceeded its timeout
+    ├── FlowTimeoutError           (also a TimeoutError) a flow run exceeded its timeout
     ├── TaskCrashedError           a task raised a BaseException that is not an Exception
     ├── WorkerDiedError            (also a RuntimeError) Dask gave up: the workers running it died
     ├── SchedulerLostError         (also a ConnectionError) the Dask scheduler went away mid-run
@@ -52,6 +53,11 @@ class UpstreamFailedError(LabloomError):
 
 class RunCancelledError(LabloomError):
     """The task run or flow run was cancelled."""
+
+
+class FlowTimeoutError(LabloomError, TimeoutError):
+    """A flow run exceeded its ``timeout`` (``@flow(timeout=...)``): what had not ended was
+    cancelled and the run is Failed; raised by calling the flow and by ``run.result()``."""
 
 
 class TaskTimeoutError(LabloomError, TimeoutError):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from .executor import Executor
 from .hooks import hooks
+from .numbers import is_seconds
 from .source import source_hash
 from .tasks import check_function
 from .values import resolved as resolved_values
@@ -40,6 +42,7 @@ class Flow(Generic[P, R]):
         executor: Any = None,
         description: str | None = None,
         on_failure: FailureHook | list[FailureHook] | None = None,
+        timeout: float | timedelta | None = None,
     ) -> None:
         check_function(fn, "@flow")
         self.fn = fn
@@ -55,6 +58,13 @@ class Flow(Generic[P, R]):
             if not callable(hook):
                 raise TypeError(f"@flow: on_failure takes callables (run) -> None, got {hook!r}")
         self.on_failure: list[FailureHook] = on_fail
+        if isinstance(timeout, timedelta):
+            timeout = timeout.total_seconds()
+        if timeout is not None and not is_seconds(timeout):
+            raise TypeError(f"@flow: timeout must be a finite number of seconds > 0, got "
+                            f"{timeout!r}; give timeout=None for no timeout")
+        # Seconds a run may take; then what has not ended is cancelled and the run Failed.
+        self.timeout = None if timeout is None else float(timeout)
         self.signature = inspect.signature(fn)
         self.source_hash = source_hash(fn)
         # The notebook file a %%flow cell came from, where the kernel knows it: a retry in
@@ -153,21 +163,22 @@ def flow(
     executor: Any = None,
     description: str | None = None,
     on_failure: FailureHook | list[FailureHook] | None = None,
+    timeout: float | timedelta | None = None,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(fn: Any = None, **options: Any) -> Any:
     """Make a function a flow, bare (``@flow``) or with options.
 
-    >>> @flow(name="nightly-scoring", executor="dask")
+    >>> @flow(name="nightly-scoring", executor="dask", timeout=3600)
     ... def score(day: str) -> int:
     ...     ...
     """
-    unknown = set(options) - {"name", "executor", "description", "on_failure"}
+    unknown = set(options) - {"name", "executor", "description", "on_failure", "timeout"}
     if unknown:
         raise TypeError(
             f"@flow: unknown option(s) {', '.join(sorted(unknown))}; the options are name, "
-            "executor, description, on_failure"
+            "executor, description, on_failure, timeout"
         )
     if fn is None:
         return lambda f: Flow(f, **options)

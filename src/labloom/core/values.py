@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .context import active_engine
-from .errors import FlowFailed, LabloomError, RunCancelledError, UpstreamFailedError
+from .errors import (
+    FlowFailed,
+    FlowTimeoutError,
+    LabloomError,
+    RunCancelledError,
+    UpstreamFailedError,
+)
 from .futures import Flattened, MappedFuture, allow_failure, find_futures, replace_futures
 from .map_nodes import MapNode
 from .states import State
@@ -102,6 +108,8 @@ def flow_value(engine: RunEngine, returned: Any) -> Any:
     """The finished run's value. Raises the flow body's own exception if it raised,
     ``RunCancelledError`` if the run was cancelled, ``FlowFailed`` if the value needs a task
     run that did not succeed."""
+    if engine.clock.expired:  # the body's own wait was cancelled by it: not its error
+        raise FlowTimeoutError(f"[labloom] run {engine.id}: {engine.clock.expired}")
     if engine.body_error is not None:
         raise engine.body_error
     if engine.state is State.CANCELLED:

@@ -7,7 +7,7 @@ exactly the same lines. It lives here, below the notebook layer, so both import 
     %%tasks [--retries N] [--retry-delay S] [--retry-on E,F] [--tags a,b] [--timeout S]
             [--cache]
     %%flow NAME [-p PARAM ...] [--executor E] [--address ADDR] [--cluster PROFILE]
-          [--background] [--no-widget]
+          [--timeout S] [--background] [--no-widget]
 
 ``tasks_help()`` and ``flow_help()`` give the usage text the magics show (``%%flow?``).
 """
@@ -68,6 +68,7 @@ class FlowOptions:
     background: bool = False
     widget: bool = True
     cluster: str | None = None  # a named cluster profile: a cluster started for each run
+    timeout: float | None = None  # seconds a run may take (``@flow(timeout=...)``)
 
 
 def _seconds(text: str) -> float | list[float]:
@@ -137,6 +138,9 @@ def _flow_parser() -> _Parser:
     parser.add_argument("--cluster", metavar="PROFILE",
                         help="A cluster profile of Labloom.clusters: a Dask cluster started "
                         "for each run and closed after it.")
+    parser.add_argument("--timeout", type=_positive, metavar="S",
+                        help="Seconds a run may take; then what has not ended is cancelled "
+                        "and the run fails.")
     parser.add_argument("--background", action="store_true",
                         help="Return at once; names are set when it ends.")
     parser.add_argument("--no-widget", action="store_true", help="Do not show the live DAG.")
@@ -193,4 +197,5 @@ def parse_flow_line(line: str) -> FlowOptions:
         background=ns.background,
         widget=not ns.no_widget,
         cluster=ns.cluster,
+        timeout=ns.timeout,
     )

@@ -1,0 +1,121 @@
+"""``@flow(timeout=...)``: a run that takes longer ends Failed, naming its timeout, with what
+had not ended cancelled; calling the flow raises ``FlowTimeoutError``. A nightly run whose
+database hangs must end (and alert), not hold the schedule for good."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labloom import FlowTimeoutError, State, flow, task
+from labloom.export.exporter import export_notebook
+from labloom.store import open_store
+from test_export import write_notebook
+
+RELEASE = threading.Event()
+
+
+@task
+def quick(i: int) -> int:
+    return i
+
+
+@task
+def hangs(x: int) -> int:
+    RELEASE.wait(30)
+    return x
+
+
+@flow(timeout=1)
+def nightly() -> Any:
+    first = quick.map(range(3))
+    return quick(hangs(first[0]))
+
+
+@pytest.fixture(autouse=True)
+def released() -> Any:
+    RELEASE.clear()
+    yield
+    RELEASE.set()
+
+
+def test_a_run_past_its_timeout_ends_failed_naming_it() -> None:
+    started = time.monotonic()
+    with pytest.raises(FlowTimeoutError, match=r"flow 'nightly' timed out after 1s \(timeout=1\)"):
+        nightly()
+    assert time.monotonic() - started < 10  # not the 30 s the task waits
+    run = nightly.run()
+    assert run.state is State.FAILED and "timed out after 1s" in run.message
+    states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
+    assert [states[f"quick[{i}]"][0] for i in range(3)] == [State.COMPLETED] * 3
+    assert states["hangs"][0] is State.CANCELLED and "timed out" in states["hangs"][1]
+    assert states["quick-2"][0] is State.CANCELLED
+    with open_store() as store:
+        stored = store.get_run(run.id)
+    assert stored is not None and stored.state == "Failed" and "timeout=1" in stored.message
+
+
+def test_a_run_in_time_is_untouched_and_leaves_no_clock() -> None:
+    RELEASE.set()
+    run = nightly.run()
+    assert run.state is State.COMPLETED and run.result() == 0
+    time.sleep(1.2)  # past the timeout: the clock was stopped with the run
+    clock = f"labloom-timeout-{run.id}"
+    assert run.state is State.COMPLETED
+    assert clock not in [thread.name for thread in threading.enumerate()]
+
+
+def test_a_retry_has_the_timeout_anew() -> None:
+    run = nightly.run()
+    assert run.state is State.FAILED
+    run.retry()
+    assert run.state is State.FAILED and "timed out" in run.message  # it hung again
+    RELEASE.set()
+    run.retry()
+    assert run.state is State.COMPLETED and run.result() == 0
+
+
+def test_a_cancel_before_the_timeout_stays_cancelled() -> None:
+    run = nightly.run(background=True)
+    time.sleep(0.2)
+    run.cancel()
+    run.wait()
+    time.sleep(1.2)
+    assert run.state is State.CANCELLED and "timed out" not in run.message
+
+
+def test_on_the_local_executor_the_call_running_ends_first() -> None:
+    @task
+    def slow() -> int:
+        time.sleep(1.5)
+        return 1
+
+    @flow(timeout=timedelta(seconds=0.5), executor="local")
+    def short() -> Any:
+        return quick(slow())
+
+    run = short.run()
+    assert run.state is State.FAILED and "timed out after 0.5s" in run.message
+    assert [tr.state for tr in run.tasks] == [State.CANCELLED, State.CANCELLED]
+
+
+@pytest.mark.parametrize("bad", [0, -5, math.nan, math.inf, "60", True])
+def test_a_bad_timeout_is_refused_where_the_flow_is_defined(bad: Any) -> None:
+    with pytest.raises(TypeError, match=r"@flow: timeout must be a finite number of seconds > 0"):
+        flow(timeout=bad)(lambda: None)
+
+
+def test_flow_cells_take_a_timeout_and_export_it(ip: Any, tmp_path: Path) -> None:
+    ip.push({"hangs": hangs, "quick": quick})
+    result = ip.run_cell("%%flow cellflow --timeout 1 --no-widget\nvalue = quick(hangs(2))")
+    assert isinstance(result.error_in_exec, FlowTimeoutError)
+    cells = ["%load_ext labloom", "%%tasks\ndef one():\n    return 1",
+             "%%flow nightly --timeout 3600\nvalue = one()"]
+    source = export_notebook(write_notebook(tmp_path, cells), check=False).path.read_text()
+    assert '@flow(name="nightly", timeout=3600)' in source
