@@ -450,3 +450,25 @@ def test_a_run_still_going_at_its_next_due_time_alerts_once(tmp_path: Path,
     assert body["schedule"] == "nightly" and body["run_id"] == first["run_id"]
     assert "still running after" in body["error"] and "--allow-overlap" in body["error"]
     assert "still running after" in stdout
+
+
+def test_a_run_past_its_flow_timeout_alerts_saying_so(tmp_path: Path, hook_factory: Any) -> None:
+    # A nightly run whose database hangs: the run ends Failed at its timeout and the alert
+    # says why (no task of it failed: the one that hung was cancelled).
+    hook = hook_factory()
+    write(tmp_path / "flows.py", """
+        import time
+        from labloom import flow, task
+
+        @task
+        def query():
+            time.sleep(30)
+
+        @flow(timeout=1)
+        def nightly():
+            query()
+    """)
+    out = labloom(tmp_path, "run", "flows.py:nightly", "--notify", hook.url, **FAST)
+    assert out.returncode == 1 and "timed out after 1s (timeout=1)" in out.stderr
+    [body] = hook.bodies
+    assert body["state"] == "Failed" and "timed out after 1s" in body["text"], body

@@ -85,6 +85,11 @@ class FlowRun:
         return self._engine.body_error
 
     @property
+    def timed_out(self) -> bool:
+        """Whether the run was stopped by its flow's ``timeout`` (it is then Failed)."""
+        return self._engine.clock.expired is not None
+
+    @property
     def notes(self) -> list[str]:
         """What a retry had to rerun although it completed before, and why."""
         return list(self._engine.results.notes)

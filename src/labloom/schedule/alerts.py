@@ -100,6 +100,8 @@ def run_summary(run: Any) -> tuple[list[tuple[str, str]], str]:
         if tr.state in (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED):
             kind = type(tr.error).__name__ if tr.error is not None else tr.state.value
             failed.append((tr.name, kind))
+    if getattr(run, "timed_out", False):  # its tasks were cancelled by it: not the reason
+        return failed, f"timed out after {run.flow.timeout:g}s (@flow(timeout=...))"
     body_error = getattr(run, "body_error", None)
     if body_error is not None:
         return failed, f"the flow body raised {type(body_error).__name__}"
