@@ -38,7 +38,7 @@ def _drop_values(store: Any, run_id: str) -> None:
         conn.execute("DELETE FROM experiment_values WHERE run_id = ?", (run_id,))
 
 
-def test_ended_runs_are_read_once_running_ones_each_time() -> None:
+def test_ended_runs_are_read_once_running_ones_each_time(store_backend: str) -> None:
     one, two = sweep.run(n=2, executor="local"), sweep.run(n=1, executor="local")
     GATE.clear()
     going = sweep.run(n=1, wait=True, executor="threads", background=True)
@@ -64,7 +64,7 @@ def _read(store: Any, run_id: str) -> bool:
     return bool(AcrossRows().rows(store, [store.get_run(run_id)]))
 
 
-def test_a_run_whose_state_or_end_changed_is_read_again() -> None:
+def test_a_run_whose_state_or_end_changed_is_read_again(store_backend: str) -> None:
     run = sweep.run(n=2, executor="local")
     across = AcrossRows()
     with open_store() as store:
@@ -76,7 +76,9 @@ def test_a_run_whose_state_or_end_changed_is_read_again() -> None:
         assert across.rows(store, [record]) == []
 
 
-def test_at_most_max_rows_are_kept_the_least_recently_asked_dropped_first() -> None:
+def test_at_most_max_rows_are_kept_the_least_recently_asked_dropped_first(
+    store_backend: str,
+) -> None:
     runs = [sweep.run(n=2, executor="local") for _ in range(3)]
     across = AcrossRows(max_rows=4)
     with open_store() as store:

@@ -449,6 +449,7 @@ def test_a_run_still_going_at_its_next_due_time_alerts_once(tmp_path: Path,
     [body] = overdue
     assert body["schedule"] == "nightly" and body["run_id"] == first["run_id"]
     assert "still running after" in body["error"] and "--allow-overlap" in body["error"]
+    assert f"`labloom cancel {first['run_id']}`" in body["error"]
     assert "still running after" in stdout
 
 

@@ -9,9 +9,19 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import database, deleting, experiments, history, limit_commands, running, schedules
+from . import (
+    cancelling,
+    database,
+    deleting,
+    experiments,
+    history,
+    limit_commands,
+    running,
+    schedules,
+)
 
-_GROUPS = (running, history, experiments, schedules, limit_commands, database, deleting)
+_GROUPS = (running, cancelling, history, experiments, schedules, limit_commands, database,
+           deleting)
 
 
 class CLIError(Exception):

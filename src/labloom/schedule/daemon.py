@@ -206,9 +206,10 @@ class ScheduleServer:
                            "slot_time = ?", (schedule.name, child.claim.slot)).fetchone()
         run_id = row[0] if row else None
         why = (f"still running after {time.time() - child.started:.0f}s when the next run was "
-               f"due: the runs due while it goes on are skipped (no overlap). Cancel it from "
-               f"the Flows panel or stop its process (pid {child.proc.pid}), give its tasks a "
-               f"timeout, or add the schedule again with --allow-overlap")
+               f"due: the runs due while it goes on are skipped (no overlap). Cancel it "
+               f"(`labloom cancel {run_id or 'RUN_ID'}`, the Flows panel) or stop its process "
+               f"(pid {child.proc.pid}), give the flow or its tasks a timeout, or add the "
+               f"schedule again with --allow-overlap")
         self._say(f"labloom: schedule {schedule.name!r}: run {run_id or '-'} {why}")
         if schedule.notify:
             self.notifier.send(schedule.notify, failure_payload(

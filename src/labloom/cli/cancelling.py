@@ -1,0 +1,73 @@
+"""`labloom cancel RUN...`: stop a run from another terminal, as the Flows panel's Cancel does
+(a request through the store, ``store/cancel.py``, that the run's own process acts on within
+half a second): a `labloom run` started elsewhere, a scheduled run that hung."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from ..store import open_store
+from .options import seconds
+from .terminal import echo
+
+REASON = "cancelled from the command line (labloom cancel)"
+
+
+def register(subparsers: Any) -> None:
+    """Add this module's subcommands to the parser."""
+    cancel = subparsers.add_parser(
+        "cancel", help="cancel running runs",
+        description="Cancel runs still going (Pending or Running), in whatever process or on "
+        "whatever host they run: their process cancels them within about half a second. What "
+        "has not ended is Cancelled; a task call running on threads may go on until it returns. "
+        "Another user's runs only by an admin (LABLOOM_ADMINS).",
+    )
+    cancel.add_argument("run_ids", metavar="RUN_ID", nargs="+", help="runs to cancel")
+    cancel.add_argument("--wait", metavar="S", type=seconds("--wait"), default=10.0,
+                        help="seconds to wait for the runs to end (default 10; 0: do not wait)")
+    cancel.set_defaults(handler=_cancel)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from ..core.errors import NotAllowedError
+    from ..store.cancel import NotCancellable, request_cancel
+    from . import CLIError, one_line
+    from .history import _find
+
+    asked: list[str] = []
+    refused = 0
+    with open_store() as store:
+        runs = [_find(store, run_id) for run_id in args.run_ids]
+        for run in runs:
+            try:
+                request_cancel(run.id, REASON, store.path)
+            except NotCancellable as exc:
+                echo(f"run {run.id}: not cancelled: {one_line(exc)}")
+                refused += 1
+            except NotAllowedError as exc:
+                raise CLIError(one_line(exc)) from None
+            else:
+                asked.append(run.id)
+        left = _wait(store, asked, args.wait)
+    for run_id, state in left.items():
+        if state in ("Pending", "Running"):
+            echo(f"run {run_id}: cancel requested; still {state} after {args.wait:g}s (its "
+                 "process acts on it at its next look, or the run is marked Crashed once its "
+                 "process is found gone)")
+        else:
+            echo(f"run {run_id}: {state}")
+    return 1 if refused else 0
+
+
+def _wait(store: Any, run_ids: list[str], wait: float) -> dict[str, str]:
+    """Each run's state once it ended, or as it stands after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        # matching_runs marks a run whose process is gone Crashed first (``reconcile``).
+        states = {run_id: store.matching_runs(run_id, limit=1)[0].state for run_id in run_ids}
+        going = [s for s in states.values() if s in ("Pending", "Running")]
+        if not going or time.monotonic() >= deadline:
+            return states
+        time.sleep(0.2)
