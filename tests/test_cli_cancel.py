@@ -1,6 +1,7 @@
 """`labloom cancel RUN`: a run going in another process (a `labloom run` in another terminal,
 a scheduled run that hung) cancelled from the command line through the real entry point, as
-the Flows panel's Cancel does; runs that ended, unknown runs and other users' runs refused."""
+the Flows panel's Cancel does; runs that ended, unknown runs and other users' runs refused.
+And `labloom runs --state` lists them."""
 
 from __future__ import annotations
 
@@ -83,3 +84,19 @@ def test_unknown_runs_and_other_users_runs_are_refused(labloom_home: Path, tmp_p
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_runs_lists_by_state(labloom_home: Path, tmp_path: Path, store_backend: str) -> None:
+    proc, run_id = _start(labloom_home, tmp_path)
+    try:
+        assert cli(labloom_home, "cancel", run_id).returncode == 0
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    listed = json.loads(cli(labloom_home, "runs", "--state", "cancelled", "--json").stdout)
+    assert [run["id"] for run in listed] == [run_id]
+    none = cli(labloom_home, "runs", "--state", "Failed")
+    assert none.stdout.strip() == "no runs recorded in state Failed"
+    bad = cli(labloom_home, "runs", "--state", "done")
+    assert bad.returncode == 2 and "--state must be one of pending, running, completed, " \
+        "failed, cancelled, crashed, got 'done'" in bad.stderr

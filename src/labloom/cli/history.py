@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from ..core.run_logs import named
-from ..core.states import shown_traceback
+from ..core.states import RUN_STATES, shown_traceback
 from ..store import open_store
 from ..store.reader import RunStore
 from .options import count
@@ -25,6 +25,8 @@ def register(subparsers: Any) -> None:
                       help="at most N runs (default 20)")
     runs.add_argument("--user", help="only runs of this user (`me`: yours)")
     runs.add_argument("--host", help="only runs started on this host (`here`: this one)")
+    runs.add_argument("--state", type=_run_state,
+                      help="only runs in this state: " + ", ".join(RUN_STATES).lower())
     runs.add_argument("--json", action="store_true", help="print JSON")
     runs.set_defaults(handler=_runs)
 
@@ -77,18 +79,30 @@ def _find(store: RunStore, run_id: str) -> Any:
     raise _unknown(run_id)
 
 
+def _run_state(text: str) -> str:
+    """``failed`` or ``Failed``: the state as the store spells it."""
+    from . import CLIError
+
+    for state in RUN_STATES:
+        if text.strip().lower() == state.lower():
+            return state
+    raise CLIError(f"--state must be one of {', '.join(RUN_STATES).lower()}, got {text!r}")
+
+
 def _runs(args: argparse.Namespace) -> int:
     from ..store.home import host_name, user_name
 
     user = user_name() if args.user == "me" else args.user
     host = host_name() if args.host == "here" else args.host
     with open_store() as store:
-        runs = store.list_runs(flow=args.flow, limit=args.limit, user=user, host=host)
+        runs = store.list_runs(flow=args.flow, limit=args.limit, user=user, host=host,
+                               state=args.state)
     if args.json:
         print(json.dumps([run.to_json() for run in runs], indent=1))
         return 0
     if not runs:
-        echo("no runs recorded" + (f" for flow {args.flow!r}" if args.flow else ""))
+        echo("no runs recorded" + (f" for flow {args.flow!r}" if args.flow else "")
+             + (f" in state {args.state}" if args.state else ""))
         return 0
     rows = [
         [run.id, run.flow_name, run.state, _when(run.started), _seconds(run.duration),

@@ -45,7 +45,8 @@ FINAL_STATES = frozenset(
 )
 # A downstream task does not run after any of these (unless wrapped in allow_failure).
 BAD_STATES = frozenset({State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED})
-
+# What a flow run's state can be, as the store spells it.
+RUN_STATES = ("Pending", "Running", "Completed", "Failed", "Cancelled", "Crashed")
 
 
 def shown_traceback(state: str, traceback: str) -> str:

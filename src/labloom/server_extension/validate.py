@@ -10,14 +10,14 @@ from typing import Any
 from tornado import web
 
 from ..core.errors import NotAllowedError, ScheduleError
-from ..core.states import State
+from ..core.states import RUN_STATES, State
 from ..schedule import stored_schedules as sched
 from ..store import access as permissions
 from .graphs import Cursor
 
 _RUN_ID = re.compile(r"^[0-9a-f]{4,64}$")
 _NODE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
-STATES = ("Pending", "Running", "Completed", "Failed", "Cancelled", "Crashed")
+STATES = RUN_STATES
 TASK_STATES = tuple(state.value for state in State if state is not State.CRASHED)
 
 
