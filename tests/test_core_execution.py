@@ -322,6 +322,40 @@ def test_a_progress_bar_logs_what_a_terminal_shows(capsys: pytest.CaptureFixture
     assert "train | 100%|##########| 500/500\n" in echoed and " 0%|" not in echoed
 
 
+def test_a_long_progress_bar_shows_in_the_logs_while_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A training of an hour with a tqdm bar: its logs showed nothing of it until it ended.
+    import sys
+
+    from labloom.core import logs
+
+    monkeypatch.setattr(logs, "PROGRESS_EVERY", 0.3)
+    seen_live: list[str] = []
+
+    @task
+    def train() -> None:
+        for step in range(1, 31):
+            sys.stderr.write(f"\r{step}/30 steps")
+            time.sleep(0.05)
+        seen_live.extend(line.text for line in run_box[0].logs("train"))
+        sys.stderr.write("\n")
+
+    @flow(executor="threads")
+    def f() -> None:
+        train()
+
+    run_box: list[Any] = []
+    run = f.run(background=True)
+    run_box.append(run)
+    run.wait()
+    texts = [line.text for line in run.logs("train")]
+    assert texts[-1] == "30/30 steps" and 3 <= len(texts) <= 8, texts
+    assert len(seen_live) >= 2 and all(t.endswith("/30 steps") for t in texts)
+    counts = [int(t.split("/")[0]) for t in texts]
+    assert counts == sorted(counts) and len(set(counts)) == len(counts)
+
+
 def test_log_prints_false_does_not_capture_prints(capsys: pytest.CaptureFixture[str]) -> None:
     @task(log_prints=False)
     def quiet() -> None:

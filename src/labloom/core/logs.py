@@ -25,6 +25,7 @@ LogSink = Callable[[str, int, float, str], None]  # (task_run_id, level, time, t
 # where it is captured: a 20 MB line would otherwise travel whole to the store, the widget and
 # the Flows panel (seconds to draw). The rest is counted in a note at the end of the line.
 MAX_LINE_CHARS = 10_000
+PROGRESS_EVERY = 10.0  # seconds between the lines of a progress bar still going (``_progress``)
 
 
 def cut_line(text: str, dropped: int = 0) -> str:
@@ -72,6 +73,7 @@ class TaskContext:
     _partial: dict[int, str] = field(default_factory=dict)
     _dropped: dict[int, int] = field(default_factory=dict)  # of the partial line, past the cap
     _shown_on: dict[int, TextIO] = field(default_factory=dict)
+    _bar_since: dict[int, float] = field(default_factory=dict)  # a bar's last line (``_progress``)
 
     def write(self, level: int, text: str, shown_on: TextIO | None = None) -> None:
         """Streams arrive in arbitrary pieces: record and show whole lines, keep the rest.
@@ -89,6 +91,10 @@ class TaskContext:
                 self._dropped.pop(level, None)
             lines = [shown_line(line, ended=True) for line in lines]
             rest = shown_line(rest, ended=False)
+            if lines:
+                self._bar_since.pop(level, None)
+            elif rest.rstrip("\r"):
+                lines = self._progress(level, rest.rstrip("\r"))
         if lines:
             dropped = self._dropped.pop(level, 0)
             lines = [cut_line(lines[0], dropped), *map(cut_line, lines[1:])]
@@ -99,6 +105,17 @@ class TaskContext:
         if shown_on is not None:
             self._shown_on[level] = shown_on
         self._emit(level, lines)
+
+    def _progress(self, level: int, shown: str) -> list[str]:
+        """A progress bar still going, as a line every ``PROGRESS_EVERY`` seconds (its state
+        then), so that a long training's progress can be followed in its logs while it runs;
+        a bar shorter than that logs its last state only, once its line ends."""
+        now = time.monotonic()
+        since = self._bar_since.setdefault(level, now)
+        if now - since < PROGRESS_EVERY:
+            return []
+        self._bar_since[level] = now
+        return [shown]
 
     def flush(self) -> None:
         for level, rest in list(self._partial.items()):
