@@ -148,6 +148,9 @@ def test_sigkill_mid_run_marks_it_crashed_and_keeps_finished_task_runs(tmp_path:
         tasks = {t.name: t for t in store.task_runs(run.id)}
     assert [tasks[f"quick[{i}]"].state for i in range(3)] == ["Completed"] * 3
     assert tasks["slow"].state == "Cancelled" and "died" in tasks["slow"].message
+    # Its end is when it was last seen alive, not when it stopped: said so, not "took".
+    shown = cli(home, "show", run.id).stdout
+    assert "last seen alive" in shown and "took" not in shown
 
 
 MANY_FLOW = """

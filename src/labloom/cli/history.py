@@ -124,8 +124,10 @@ def _show(args: argparse.Namespace) -> int:
     echo(f"run {run.id} of flow {run.flow_name!r}: {run.state}")
     if run.message:
         echo(f"  {run.message}")
-    echo(f"  started {_when(run.started)}, took {_seconds(run.duration)}, on {run.host} "
-          f"({run.executor}, {run.origin})")
+    # A Crashed run's end is its last sign of life (its writer's beat), not when it stopped.
+    took = (f"last seen alive {_seconds(run.duration)} later" if run.state == "Crashed"
+            else f"took {_seconds(run.duration)}")
+    echo(f"  started {_when(run.started)}, {took}, on {run.host} ({run.executor}, {run.origin})")
     if run.parameters:
         echo(f"  parameters: {json.dumps(run.parameters)}")
     if run.retry_of:
