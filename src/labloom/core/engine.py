@@ -284,7 +284,7 @@ class RunEngine:
             self.clock.stop()
             failed = values.failures(self, self._return)
             if self.graph.cancelled is not None:
-                state = State.FAILED if self.clock.expired else State.CANCELLED
+                state = State.FAILED if self.clock.stopped_it else State.CANCELLED
             elif self.body_error is not None:
                 state = State.FAILED
                 self.message = self.message or (f"flow body raised "

@@ -87,7 +87,7 @@ class FlowRun:
     @property
     def timed_out(self) -> bool:
         """Whether the run was stopped by its flow's ``timeout`` (it is then Failed)."""
-        return self._engine.clock.expired is not None
+        return self._engine.clock.stopped_it
 
     @property
     def notes(self) -> list[str]:

@@ -35,6 +35,12 @@ class FlowClock:
         self._timer.daemon = True
         self._timer.start()
 
+    @property
+    def stopped_it(self) -> bool:
+        """Whether the timeout cancelled the run: it may also have ended, or been cancelled
+        by its user, between the timer's look and its cancel (which then did nothing)."""
+        return self.expired is not None and self._engine.graph.cancelled == self.expired
+
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -108,7 +108,7 @@ def flow_value(engine: RunEngine, returned: Any) -> Any:
     """The finished run's value. Raises the flow body's own exception if it raised,
     ``RunCancelledError`` if the run was cancelled, ``FlowFailed`` if the value needs a task
     run that did not succeed."""
-    if engine.clock.expired:  # the body's own wait was cancelled by it: not its error
+    if engine.clock.stopped_it:  # the body's own wait was cancelled by it: not its error
         raise FlowTimeoutError(f"[labloom] run {engine.id}: {engine.clock.expired}")
     if engine.body_error is not None:
         raise engine.body_error
