@@ -113,6 +113,8 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
     ctx = current_task()
     if ctx is None or not values:
         return
+    if ctx.kept is not None:
+        ctx.kept.append((kind, values, step))
     when = time.time()
     for note in notes or ():
         ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
@@ -124,6 +126,14 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
     if sink is not None:
         sink.task_values(ctx.run_id, ctx.task_run_id, when, kind, values, step, ctx.attempt,
                          ctx.rerun)
+
+
+def replay(calls: list[tuple[str, dict[str, Any], int | None]]) -> None:
+    """Log again, for the current task run, the calls a stored result was computed with
+    (``TaskContext.kept``): a task run answered from the cache, or reusing a result for
+    ``labloom retry``, shows the params and metrics of the run that computed it."""
+    for kind, values, step in calls:
+        record(kind, dict(values), step)
 
 
 # Types ``check_value`` keeps as they are.
