@@ -24,7 +24,7 @@ import logging
 import numbers
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from .errors import ExperimentValueError
@@ -239,11 +239,19 @@ class Recording:
                 value = kwargs[where]
             else:
                 continue
-            if isinstance(value, Mapping):
-                values.update({str(k): v for k, v in value.items()})
+            items = _items_of(value)
+            if items is not None:
+                values.update({str(k): v for k, v in items.items()})
             else:
                 values[arg_name] = value
-        record("param", values)
+        try:
+            record("param", values)
+        except ExperimentValueError as exc:
+            raise ExperimentValueError(
+                f"{exc}\n[labloom] params=True records each mapped argument: map over dicts, "
+                "dataclasses or named tuples (their items are recorded), or call "
+                "log_params(...) in the task and leave params=True off"
+            ) from None
 
     def after(self, task_name: str, value: Any) -> None:
         if not self.metrics:
@@ -262,6 +270,17 @@ class Recording:
                 f"{sorted(map(str, value))[:10]!r}"
             )
         record("metric", {name: value[name] for name in self.metrics})
+
+
+def _items_of(value: Any) -> Mapping[str, Any] | None:
+    """The named items of a map element: a dict's, a dataclass's or a named tuple's fields."""
+    if isinstance(value, Mapping):
+        return value
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return value._asdict()  # type: ignore[no-any-return]
+    return None
 
 
 def check_options(where: str, params: Any, metrics: Any) -> tuple[bool, tuple[str, ...]]:
