@@ -36,10 +36,30 @@ function titleOf(row, columns) {
   return index + columns.map((c) => `${c.label}=${text(raw(row, c.id), c.type)}`).join(", ");
 }
 
+/** Why rows with a value have no dot: "2 rows not drawn: auc is NaN (1), inf (1)", or
+ * undefined (NaN and inf have no place on an axis: said, as the table shows them). */
+function notDrawn(rows, axes) {
+  const byAxis = new Map(); // axis label -> (value as shown -> rows)
+  let out = 0;
+  for (const r of rows) {
+    const axis = axes.find((c) => { const v = value(r, c); return v !== null && !Number.isFinite(v); });
+    if (!axis) continue;
+    out++;
+    const counts = byAxis.get(axis.label) || new Map();
+    const shown = text(value(r, axis), "number");
+    byAxis.set(axis.label, counts.set(shown, (counts.get(shown) || 0) + 1));
+  }
+  if (!out) return undefined;
+  const why = [...byAxis].map(([label, counts]) =>
+    `${label} is ${[...counts].map(([shown, n]) => `${shown} (${n})`).join(", ")}`);
+  return `${out} row${out === 1 ? "" : "s"} not drawn: ${why.join("; ")}`;
+}
+
 /** y against x, one dot per row, coloured by `by`; the best row ringed. */
 export function scatter(box, rows, { x, y, by, bestRow, columns }) {
   const finite = (v) => v !== null && Number.isFinite(v);
   const shown = rows.filter((r) => finite(value(r, y)) && (x.type !== "number" || finite(value(r, x))));
+  const caption = notDrawn(rows, x.type === "number" ? [y, x] : [y]);
   const c = colour(shown, by);
   const marks = [
     Plot.dot(shown, { x: (r) => value(r, x), y: (r) => value(r, y), stroke: c.fill, fill: c.fill,
@@ -50,7 +70,7 @@ export function scatter(box, rows, { x, y, by, bestRow, columns }) {
       stroke: "currentColor", strokeWidth: 2, className: "labloom-exp-best-mark" }));
   }
   return Plot.plot({
-    ...size(box), marginLeft: 56, grid: true,
+    ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption } : {}),
     x: { label: x.label, ...(x.type === "number" ? {} : { type: "point" }) },
     y: { label: y.label },
     color: c.options,
@@ -77,8 +97,10 @@ export function parallel(box, rows, { dims, y, bestRow }) {
   rows.forEach((r, i) => {
     const tint = num(raw(r, y.id), y.type);
     dims.forEach((d, j) => {
+      // No place on this axis (NaN, inf, missing): NaN, which breaks the row's line there; left
+      // out, the line went straight across the axis, through a value the row never had.
       const at = scales[j].at(value(r, d));
-      if (at !== null) points.push({ row: i, dim: d.label, at, tint, best: r === bestRow });
+      points.push({ row: i, dim: d.label, at: at === null ? NaN : at, tint, best: r === bestRow });
     });
   });
   const labels = dims.map((d) => d.label);
