@@ -15,14 +15,13 @@
 import { aggText, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
-import { choose, curveColumns, h, option, seconds } from "./expcontrols.js";
+import { LOWER_IS_BETTER, choose, curveColumns, h, option, seconds } from "./expcontrols.js";
 
 const PAGE = 1000;
 const LOCAL_MAX = 5000;
 const SAMPLE = 1000; // one page: a second would queue up before the rows a scroll asks for
 const SERVER_PAGE = 200;
 const MAX_CURVE_IDS = 200; // more rows than this: ask for every curve, keep the shown ones here
-const LOWER_IS_BETTER = /loss|err|rmse|mae|mse|time|latency/i;
 let views = 0;
 // What each run's open view showed (scope and choices), by run id: when the cell's output is
 // redrawn (the widget refreshes its display as the run ends) the new drawing, which gets a new
