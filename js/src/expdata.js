@@ -155,7 +155,7 @@ function stats(values) {
  * aggregated. A group: {group: true, id, key: {colId: value}, n, agg: {colId: stats}, rows};
  * its key holds its first row's values. */
 export function group(rows, keys, columns) {
-  const numeric = columns.filter((c) => !keys.includes(c) && c.type === "number");
+  const numeric = columns.filter((c) => !keys.includes(c) && aggregated(c));
   const groups = new Map();
   for (const row of rows) {
     const values = keys.map((k) => raw(row, k.id));
@@ -175,6 +175,11 @@ export function group(rows, keys, columns) {
   return [...groups.values()];
 }
 
+/** Whether a column is aggregated in a group: numbers, and bools (as 1 and 0: how many true). */
+export function aggregated(column) {
+  return column.type === "number" || column.type === "bool";
+}
+
 /** A group's value for sorting and the best mark: its key, its count, or a column's mean. */
 export function groupValue(g, column) {
   if (column.id === "n") return g.n;
@@ -184,10 +189,11 @@ export function groupValue(g, column) {
 }
 
 /** How a group's aggregate reads in a cell: "mean ± std (min–max)", and how many of its
- * values were NaN ("· 1 NaN"; all of them: "NaN"). */
+ * values were NaN ("· 1 NaN"; all of them: "NaN"); a bool's, "2 of 3 true". */
 export function aggText(s, type) {
   if (!s) return "";
   if (!s.n) return "NaN";
+  if (type === "bool") return `${Math.round(s.mean * s.n)} of ${s.n} true`;
   const t = (v) => text(v, type);
   const shown = s.n > 1 ? `${t(s.mean)} ± ${t(s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
   return s.nan ? `${shown} · ${s.nan} NaN` : shown;

@@ -12,7 +12,7 @@
 // filtered by the server (the same filter grammar, core/experiment_filter.py), and groups and
 // charts use the first SAMPLE rows by the current sort and filter (said so in the summary). While the run is live the view asks again once a second at most (less often
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
-import { aggText, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
+import { aggText, aggregated, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
 import { LOWER_IS_BETTER, choose, curveColumns, h, option, seconds } from "./expcontrols.js";
@@ -232,7 +232,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       const keys = ui.groups.map(find).filter(Boolean);
       const groups = group(list, keys, all);
       const gcols = [...keys, { id: "n", label: "n", kind: "fixed", type: "number" },
-        ...cols.filter((c) => !keys.includes(c) && c.type === "number" && c.id !== "map_index")
+        ...cols.filter((c) => !keys.includes(c) && aggregated(c) && c.id !== "map_index")
           .map((c) => ({ ...c, wide: true }))];
       const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
       const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;

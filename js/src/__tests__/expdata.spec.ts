@@ -54,6 +54,20 @@ describe('a group whose rows hold NaN', () => {
   });
 });
 
+describe('a group of rows with a bool metric', () => {
+  // Seeds grouped by depth: converged (true or false) vanished from the grouped table.
+  it('says how many of its rows were true', () => {
+    const depth = param('depth');
+    const converged = { ...metric('converged'), type: 'bool' };
+    const rows = [row(0, 3, 0), row(1, 3, 0), row(2, 3, 0), row(3, 4, 0)].map((r, i) => ({
+      ...r, metrics: { converged: i !== 1 } }));
+    const groups = group(rows, [depth], [depth, converged]);
+    expect(groups.map(g => aggText(g.agg['metrics.converged'], 'bool'))).toEqual(
+      ['2 of 3 true', '1 of 1 true']);
+    expect(groupValue(groups[0], converged)).toBeCloseTo(2 / 3);
+  });
+});
+
 describe('sorting in the Experiments view', () => {
   // Up to 5,000 rows sort in the browser, more on the server (core/experiments.order, which the
   // CLI, run.experiments() and pandas share): text sorted by locale here (a, B, b, Z) came in
