@@ -103,3 +103,29 @@ def test_a_retried_sweep_shows_every_child_not_only_those_that_ran_again() -> No
     again, _notes = retry_run(failed.id, load=lambda target, run_id: failing_sweep)
     rows = {row["map_index"]: (row["depth"], row["auc"]) for row in again.experiments()}
     assert rows == {0: (1, 0.1), 1: (2, 0.2), 2: (3, 0.3)}
+
+
+@task
+def configs() -> list[dict[str, int]]:
+    return [{"depth": 1}, {"depth": 2}]
+
+
+@task(cache=True)
+def keyed_in_call(config: dict[str, int]) -> float:
+    log_params(config)
+    log_metric("loss", 0.5, step=0)
+    return config["depth"] / 10
+
+
+@flow
+def upstream_sweep() -> None:
+    keyed_in_call.map(configs())
+
+
+def test_a_cached_child_keyed_where_it_runs_shows_its_values_too() -> None:
+    # Mapped over an upstream's result: the key needs the values, so the call makes it.
+    first = upstream_sweep.run(executor="threads")
+    again = upstream_sweep.run(executor="threads")
+    assert {tr.state.value for tr in again.tasks if tr.map_index is not None} == {"Cached"}
+    assert _same(_rows(again), _rows(first)), (_rows(again), _rows(first))
+    assert {row["depth"] for row in again.experiments()} == {1, 2}
