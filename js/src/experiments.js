@@ -164,6 +164,12 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
           ...(asked ? { filter: asked } : {}) });
         got.bestRow = top.rows[0] || null;
       }
+      if (got.bestRow) {
+        // The first by the metric, values missing and NaN last: none of the rows has one when
+        // the first has none (the filter kept only failed rows, which logged no auc).
+        const column = columnsOf({ columns: got.columns }, extra).find((c) => c.id === ui.best);
+        got.bestRow = (column && best([got.bestRow], column, ui.lowest)) || null;
+      }
       data = got;
       stamp++;
       settled = final; // read after the run ended: nothing will change any more
