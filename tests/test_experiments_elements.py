@@ -67,3 +67,24 @@ def test_an_element_params_true_cannot_record_says_so_and_how_to_fix_it() -> Non
     message = str(child.error)
     assert "params=True" in message and "'config' is a tuple" in message, message
     assert "dict" in message and "log_params" in message, message
+
+
+@task(params=True)
+def nested(config: dict[str, Any]) -> int:
+    return 1
+
+
+@flow
+def nested_sweep() -> None:
+    nested.map([{"model": {"depth": 3, "kind": Config(4)}, "optim": {"lr": 0.1}, "seed": 0}])
+
+
+def test_a_nested_config_gives_its_leaves_under_dotted_names() -> None:
+    # A Hydra-style config (dicts in a dict) failed every child: "param 'model' is a dict".
+    run = nested_sweep.run(executor="threads")
+    assert run.state.value == "Completed", run.message
+    (row,) = run.experiments()
+    assert {k: row[k] for k in ("model.depth", "model.kind.depth", "model.kind.criterion",
+                                "optim.lr", "seed")} == {
+        "model.depth": 3, "model.kind.depth": 4, "model.kind.criterion": "gini",
+        "optim.lr": 0.1, "seed": 0}

@@ -241,7 +241,7 @@ class Recording:
                 continue
             items = _items_of(value)
             if items is not None:
-                values.update({str(k): v for k, v in items.items()})
+                _flatten("", items, values)
             else:
                 values[arg_name] = value
         try:
@@ -270,6 +270,19 @@ class Recording:
                 f"{sorted(map(str, value))[:10]!r}"
             )
         record("metric", {name: value[name] for name in self.metrics})
+
+
+def _flatten(prefix: str, items: Mapping[Any, Any], into: dict[str, Any], depth: int = 0,
+             ) -> None:
+    """A nested config's items under dotted names ({"model": {"depth": 3}}: model.depth), as
+    a Hydra or JSON config is written; each value is checked when recorded."""
+    for key, value in items.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        nested = _items_of(value) if depth < 10 else None
+        if nested is not None:
+            _flatten(name, nested, into, depth + 1)
+        else:
+            into[name] = value
 
 
 def _items_of(value: Any) -> Mapping[str, Any] | None:
