@@ -8,7 +8,7 @@ jest.mock('@observablehq/plot', () => {
   };
 });
 
-import { parallel, scatter } from '../expcharts';
+import { curves, parallel, scatter } from '../expcharts';
 
 const column = (kind: string, name: string) => ({
   id: `${kind}s.${name}`, label: name, name, kind, type: 'number'
@@ -57,5 +57,21 @@ describe('metric against a param', () => {
     const chart: any = scatter(box, [row(0, 1, 0.9)], { x: depth, y: auc, by: null,
       bestRow: null, columns: [depth, auc] });
     expect(chart.options.caption).toBeUndefined();
+  });
+});
+
+describe('step curves', () => {
+  // A loss that diverged (NaN from step 2 on, or inf) was left out: its line went on across
+  // the gap, or just ended, as if the run had stopped.
+  it('breaks a line at its NaN and inf points, and says how many', () => {
+    const rows = [row(0, 1, 0.9), row(1, 1, 0.8)];
+    const points = [[0, 0, 1], [0, 1, 'NaN'], [0, 2, 0.5], [1, 0, 1], [1, 1, 'Infinity'],
+      [1, 2, 'NaN']].map(([i, step, value]) => ({ task_run_id: `r.${i}`, task: 'train', step, value }));
+    const { chart, drawn }: any = curves(box, { points }, rows, { by: null, bestRow: null, label: 'loss' });
+    const line = chart.options.marks[0].data;
+    expect(line.map((p: any) => p.step)).toEqual([0, 1, 2, 0, 1, 2]);
+    expect(line.filter((p: any) => Number.isNaN(p.value)).length).toBe(3);
+    expect(drawn).toBe(6); // NaN points only: a chart, not "no step points"
+    expect(chart.options.caption).toBe('3 points not drawn: loss is NaN (2), inf (1), in 2 rows');
   });
 });
