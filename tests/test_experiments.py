@@ -472,8 +472,9 @@ def test_a_cached_task_run_records_its_metrics_and_never_the_results_path() -> N
     assert {tr.state.value for tr in again.tasks} == {"Cached"}
     rows = _by_index(again.experiments())
     # The cached call receives the stored result's path, not the task's inputs: its params
-    # are not taken from there (they were recorded with the run that computed the result).
+    # are those saved with the result by the run that computed it (test_experiments_cached).
     assert rows[0]["total"] == 4 and rows[1]["total"] == 6
+    assert (rows[0]["a"], rows[1]["b"]) == (1, 4)
     assert all(".pkl" not in str(value) for row in rows.values() for value in row.values())
 
 

@@ -34,6 +34,7 @@ from lab_helpers import (
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
 XSS = "<img src=x onerror=window.__labloom_xss=1>"
+XSS_NAME = "<img src=x onerror=window.__labloom_xss_name=1>"  # a param's name, from a config
 TASKS = f'''
 import os, time
 from labloom import log_metric, log_metrics, log_params
@@ -55,6 +56,7 @@ def train(depth, seed):
             time.sleep(0.02)
     label = {XSS!r} if (depth, seed) == (4, 0) else "plain"
     log_params(depth=depth, seed=seed, label=label, criterion="gini")
+    log_params({{{XSS_NAME!r}: "x"}})
     print(f"training depth={{depth}} seed={{seed}}")
     for epoch in range(4):
         log_metric("loss", 1.0 / (depth + epoch + seed + 1), step=epoch)
@@ -110,7 +112,13 @@ def check_view(page: Any, host: Any, view: Any) -> None:
     assert rows.count() == 12
     cells = view.locator(".labloom-exp-td[data-column='params.label']")
     assert XSS in cells.all_text_contents()  # the param's text, as logged
+    # A param's name, as text in every place it shows: its column's header, the group-by
+    # choices, the chart's colour choices.
+    assert XSS_NAME in view.locator(".labloom-exp-th").all_text_contents()
+    assert XSS_NAME in view.locator(".labloom-exp-group").inner_text()
+    assert XSS_NAME in view.locator("select.labloom-exp-by option").all_text_contents()
     assert view.locator("img").count() == 0 and page.evaluate("window.__labloom_xss") is None
+    assert page.evaluate("window.__labloom_xss_name") is None
     assert "NaN" in view.locator(".labloom-exp-td[data-column='metrics.score']").all_text_contents()
 
     # Sorted by auc, highest first; the best (highest auc) marked; rows without auc last.
@@ -128,6 +136,13 @@ def check_view(page: Any, host: Any, view: Any) -> None:
     chart.first.wait_for(timeout=10_000)
     assert chart.locator("g[aria-label='dot']:not(.labloom-exp-best-mark) circle").count() == 11
     assert chart.locator("g.labloom-exp-best-mark circle").count() == 1
+    # A param's name as an axis label and a legend's title: text too.
+    view.locator("select.labloom-exp-x").select_option(label=XSS_NAME)
+    view.locator("select.labloom-exp-by").select_option(label=XSS_NAME)
+    view.locator(".labloom-exp-chart svg text", has_text=XSS_NAME).first.wait_for(timeout=10_000)
+    assert view.locator("img").count() == 0 and page.evaluate("window.__labloom_xss_name") is None
+    view.locator("select.labloom-exp-x").select_option("params.depth")
+    view.locator("select.labloom-exp-by").select_option("params.seed")
 
     # Filter, and only the columns that vary (criterion is "gini" everywhere).
     view.locator("input.labloom-exp-filter").fill("depth=6")

@@ -36,10 +36,39 @@ function titleOf(row, columns) {
   return index + columns.map((c) => `${c.label}=${text(raw(row, c.id), c.type)}`).join(", ");
 }
 
+/** Why rows with a value have no dot: "2 rows not drawn: auc is NaN (1), inf (1)", or
+ * undefined (NaN and inf have no place on an axis: said, as the table shows them). */
+function notDrawn(rows, axes) {
+  const byAxis = new Map(); // axis label -> the values not drawn
+  let out = 0;
+  for (const r of rows) {
+    const axis = axes.find((c) => { const v = value(r, c); return v !== null && !Number.isFinite(v); });
+    if (!axis) continue;
+    out++;
+    byAxis.set(axis.label, (byAxis.get(axis.label) || []).concat(value(r, axis)));
+  }
+  if (!out) return undefined;
+  const why = [...byAxis].map(([label, values]) => `${label} is ${tally(values)}`);
+  return `${out} row${out === 1 ? "" : "s"} not drawn: ${why.join("; ")}`;
+}
+
+function rowsOf(points) {
+  const n = new Set(points.map((p) => p.task_run_id)).size;
+  return `${n} row${n === 1 ? "" : "s"}`;
+}
+
+/** Non-finite numbers counted as shown: "NaN (2), inf (1)". */
+function tally(values) {
+  const counts = new Map();
+  for (const v of values) counts.set(text(v, "number"), (counts.get(text(v, "number")) || 0) + 1);
+  return [...counts].map(([shown, n]) => `${shown} (${n})`).join(", ");
+}
+
 /** y against x, one dot per row, coloured by `by`; the best row ringed. */
 export function scatter(box, rows, { x, y, by, bestRow, columns }) {
   const finite = (v) => v !== null && Number.isFinite(v);
   const shown = rows.filter((r) => finite(value(r, y)) && (x.type !== "number" || finite(value(r, x))));
+  const caption = notDrawn(rows, x.type === "number" ? [y, x] : [y]);
   const c = colour(shown, by);
   const marks = [
     Plot.dot(shown, { x: (r) => value(r, x), y: (r) => value(r, y), stroke: c.fill, fill: c.fill,
@@ -50,7 +79,7 @@ export function scatter(box, rows, { x, y, by, bestRow, columns }) {
       stroke: "currentColor", strokeWidth: 2, className: "labloom-exp-best-mark" }));
   }
   return Plot.plot({
-    ...size(box), marginLeft: 56, grid: true,
+    ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption } : {}),
     x: { label: x.label, ...(x.type === "number" ? {} : { type: "point" }) },
     y: { label: y.label },
     color: c.options,
@@ -77,8 +106,10 @@ export function parallel(box, rows, { dims, y, bestRow }) {
   rows.forEach((r, i) => {
     const tint = num(raw(r, y.id), y.type);
     dims.forEach((d, j) => {
+      // No place on this axis (NaN, inf, missing): NaN, which breaks the row's line there; left
+      // out, the line went straight across the axis, through a value the row never had.
       const at = scales[j].at(value(r, d));
-      if (at !== null) points.push({ row: i, dim: d.label, at, tint, best: r === bestRow });
+      points.push({ row: i, dim: d.label, at: at === null ? NaN : at, tint, best: r === bestRow });
     });
   });
   const labels = dims.map((d) => d.label);
@@ -103,11 +134,17 @@ export function parallel(box, rows, { dims, y, bestRow }) {
 /** A metric's points by step, one line per task run, coloured by `by` of its row. */
 export function curves(box, answer, rows, { by, bestRow, label }) {
   const byId = new Map(rows.map((r) => [r.task_run_id, r]));
-  const points = answer.points
+  const logged = answer.points
     .filter((p) => p.step !== null && byId.has(p.task_run_id))
     .map((p) => ({ ...p, value: num(p.value, "number"), row: byId.get(p.task_run_id) }))
-    .filter((p) => p.value !== null && Number.isFinite(p.value))
+    .filter((p) => p.value !== null);
+  // A NaN or inf point (a diverged loss) is a gap in its line, said under the chart: left
+  // out, the line went on across it, or just ended, as if the run had stopped there.
+  const undrawn = logged.filter((p) => !Number.isFinite(p.value));
+  const points = logged.map((p) => (Number.isFinite(p.value) ? p : { ...p, value: NaN }))
     .sort((a, b) => (a.task_run_id < b.task_run_id ? -1 : a.task_run_id > b.task_run_id ? 1 : a.step - b.step));
+  const caption = undrawn.length ? `${undrawn.length} point${undrawn.length === 1 ? "" : "s"} not drawn: ` +
+    `${label} is ${tally(undrawn.map((p) => p.value))}, in ${rowsOf(undrawn)}` : undefined;
   const c = colour(rows, by);
   const marks = [
     Plot.line(points, { x: "step", y: "value", z: "task_run_id", stroke: c.fill ? (p) => c.fill(p.row) : undefined,
@@ -118,7 +155,8 @@ export function curves(box, answer, rows, { by, bestRow, label }) {
     marks.push(Plot.line(points.filter((p) => p.row === bestRow), { x: "step", y: "value",
       stroke: "currentColor", strokeWidth: 2.5, className: "labloom-exp-best-mark" }));
   }
-  const chart = Plot.plot({ ...size(box), marginLeft: 56, grid: true,
+  const chart = Plot.plot({ ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption } : {}),
     x: { label: "step" }, y: { label }, color: c.options, marks });
+  // Points NaN only still draw the chart, its caption saying so (not "no step points").
   return { chart, drawn: points.length };
 }

@@ -14,6 +14,13 @@ export function option(value, label) {
   return h("option", { value }, label);
 }
 
+/** Metrics whose best is the lowest by default (the user may choose the other way): losses
+ * and errors, and the common scores of that kind by their usual names (perplexity, word and
+ * character error rates, FID, negative log-likelihood), the short ones only as a whole word
+ * ("val_wer", not "power"). */
+export const LOWER_IS_BETTER =
+  /loss|err|rmse|mae|mse|msle|mape|time|latency|perplexity|distance|(^|[^a-z])(ppl|nll|wer|cer|fid|cost|regret)([^a-z]|$)/i;
+
 /** `current` if one of `columns` has that id, else the first column's id (or null). */
 export function pick(current, columns) {
   if (current && columns.some((c) => c.id === current)) return current;

@@ -137,13 +137,16 @@ export function best(rows, column, lowest, valueOf = (row, c) => num(raw(row, c.
   return found;
 }
 
-/** Numbers of a column, NaN left out (it has no place in a mean); null when none. */
+/** Numbers of a column, NaN left out (it has no place in a mean) but counted (`nan`: said
+ * in the cell, so a diverged seed is not hidden in its group's mean); null when none. */
 function stats(values) {
-  const xs = values.filter((v) => v !== null && !Number.isNaN(v));
-  if (!xs.length) return null;
+  const numbers = values.filter((v) => v !== null);
+  const xs = numbers.filter((v) => !Number.isNaN(v));
+  const nan = numbers.length - xs.length;
+  if (!xs.length) return nan ? { mean: NaN, std: NaN, min: NaN, max: NaN, n: 0, nan } : null;
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
-  return { mean, std, min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
+  return { mean, std, min: Math.min(...xs), max: Math.max(...xs), n: xs.length, nan };
 }
 
 /** Rows grouped by the values of `keys` (columns), a value and its text alike (3 and "3",
@@ -152,7 +155,7 @@ function stats(values) {
  * aggregated. A group: {group: true, id, key: {colId: value}, n, agg: {colId: stats}, rows};
  * its key holds its first row's values. */
 export function group(rows, keys, columns) {
-  const numeric = columns.filter((c) => !keys.includes(c) && c.type === "number");
+  const numeric = columns.filter((c) => !keys.includes(c) && aggregated(c));
   const groups = new Map();
   for (const row of rows) {
     const values = keys.map((k) => raw(row, k.id));
@@ -172,6 +175,11 @@ export function group(rows, keys, columns) {
   return [...groups.values()];
 }
 
+/** Whether a column is aggregated in a group: numbers, and bools (as 1 and 0: how many true). */
+export function aggregated(column) {
+  return column.type === "number" || column.type === "bool";
+}
+
 /** A group's value for sorting and the best mark: its key, its count, or a column's mean. */
 export function groupValue(g, column) {
   if (column.id === "n") return g.n;
@@ -180,9 +188,13 @@ export function groupValue(g, column) {
   return s ? s.mean : null;
 }
 
-/** How a group's aggregate reads in a cell: "mean ± std (min–max)". */
+/** How a group's aggregate reads in a cell: "mean ± std (min–max)", and how many of its
+ * values were NaN ("· 1 NaN"; all of them: "NaN"); a bool's, "2 of 3 true". */
 export function aggText(s, type) {
   if (!s) return "";
+  if (!s.n) return "NaN";
+  if (type === "bool") return `${Math.round(s.mean * s.n)} of ${s.n} true`;
   const t = (v) => text(v, type);
-  return s.n > 1 ? `${t(s.mean)} ± ${t(s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
+  const shown = s.n > 1 ? `${t(s.mean)} ± ${t(s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
+  return s.nan ? `${shown} · ${s.nan} NaN` : shown;
 }

@@ -12,17 +12,16 @@
 // filtered by the server (the same filter grammar, core/experiment_filter.py), and groups and
 // charts use the first SAMPLE rows by the current sort and filter (said so in the summary). While the run is live the view asks again once a second at most (less often
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
-import { aggText, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
+import { aggText, aggregated, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
-import { choose, curveColumns, h, option, seconds } from "./expcontrols.js";
+import { LOWER_IS_BETTER, choose, curveColumns, h, option, seconds } from "./expcontrols.js";
 
 const PAGE = 1000;
 const LOCAL_MAX = 5000;
 const SAMPLE = 1000; // one page: a second would queue up before the rows a scroll asks for
 const SERVER_PAGE = 200;
 const MAX_CURVE_IDS = 200; // more rows than this: ask for every curve, keep the shown ones here
-const LOWER_IS_BETTER = /loss|err|rmse|mae|mse|time|latency/i;
 let views = 0;
 // What each run's open view showed (scope and choices), by run id: when the cell's output is
 // redrawn (the widget refreshes its display as the run ends) the new drawing, which gets a new
@@ -165,6 +164,12 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
           ...(asked ? { filter: asked } : {}) });
         got.bestRow = top.rows[0] || null;
       }
+      if (got.bestRow) {
+        // The first by the metric, values missing and NaN last: none of the rows has one when
+        // the first has none (the filter kept only failed rows, which logged no auc).
+        const column = columnsOf({ columns: got.columns }, extra).find((c) => c.id === ui.best);
+        got.bestRow = (column && best([got.bestRow], column, ui.lowest)) || null;
+      }
       data = got;
       stamp++;
       settled = final; // read after the run ended: nothing will change any more
@@ -233,7 +238,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       const keys = ui.groups.map(find).filter(Boolean);
       const groups = group(list, keys, all);
       const gcols = [...keys, { id: "n", label: "n", kind: "fixed", type: "number" },
-        ...cols.filter((c) => !keys.includes(c) && c.type === "number" && c.id !== "map_index")
+        ...cols.filter((c) => !keys.includes(c) && aggregated(c) && c.id !== "map_index")
           .map((c) => ({ ...c, wide: true }))];
       const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
       const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;

@@ -1,10 +1,24 @@
-import { choose, curveColumns } from '../expcontrols';
-
-const LOWER_IS_BETTER = /loss|err|rmse|mae|mse|time|latency/i;
+import { LOWER_IS_BETTER, choose, curveColumns } from '../expcontrols';
 const metric = (name: string, steps = false) => ({
   id: `metrics.${name}`, label: name, name, kind: 'metric', type: 'number', steps
 });
 const param = (name: string) => ({ id: `params.${name}`, label: name, name, kind: 'param', type: 'number', steps: false });
+
+describe("the best row's default direction", () => {
+  // A language model's sweep logged perplexity: the view starred the highest, its worst run,
+  // as "best perplexity".
+  it('is lowest for losses, errors and the usual lower-is-better scores', () => {
+    const lower = ['loss', 'val_loss', 'error', 'rmse', 'rmsle', 'mape', 'perplexity', 'ppl',
+      'val_ppl', 'nll', 'wer', 'test_wer', 'cer', 'fid', 'edit_distance', 'latency_ms', 'cost'];
+    expect(lower.filter(name => !LOWER_IS_BETTER.test(name))).toEqual([]);
+  });
+
+  it('is highest for scores', () => {
+    const higher = ['auc', 'accuracy', 'f1', 'bleu', 'map', 'power', 'answer_rate', 'fidelity',
+      'precision', 'recall', 'r2'];
+    expect(higher.filter(name => LOWER_IS_BETTER.test(name))).toEqual([]);
+  });
+});
 
 describe("the Experiments view's default choices", () => {
   // acc is a curve (logged with a step each epoch), auc a final score: the best row is judged

@@ -1,4 +1,4 @@
-import { group, groupValue, sortRows } from '../expdata';
+import { aggText, group, groupValue, sortRows } from '../expdata';
 
 const param = (name: string, type = 'number') => ({
   id: `params.${name}`, label: name, name, kind: 'param', type
@@ -28,6 +28,43 @@ describe('group-by in the Experiments view', () => {
     const groups = group([row(0, 0.0001, 0.5), row(1, 0.000100001, 0.7)].map(r => ({
       ...r, params: { lr: r.params.depth } })), [lr], [lr]);
     expect(groups.map(g => g.n)).toEqual([1, 1]);
+  });
+});
+
+describe('a group whose rows hold NaN', () => {
+  // Seeds grouped: one diverged (auc NaN) read as the others' mean with nothing said, and a
+  // setting where every seed diverged showed an empty cell, as if it had logged nothing.
+  const depth = param('depth');
+  const auc = metric('auc');
+  const rows = [row(0, 3, 0.5), row(1, 3, 0.7), row(2, 3, NaN), row(3, 4, NaN), row(4, 4, NaN),
+    row(5, 5, 0.9)].map(r => ({ ...r, metrics: { auc: Number.isNaN(r.metrics.auc) ? 'NaN' : r.metrics.auc } }));
+  const cells = group(rows, [depth], [depth, auc]).map(g => aggText(g.agg['metrics.auc'], 'number'));
+
+  it('says how many of its values were NaN', () => {
+    expect(cells[0]).toBe('0.6 ± 0.14142 (0.5\u20130.7) · 1 NaN');
+  });
+
+  it('shows NaN when all of them were, not an empty cell', () => {
+    expect(cells[1]).toBe('NaN');
+    expect(groupValue(group(rows, [depth], [depth, auc])[1], auc)).toBeNaN();
+  });
+
+  it('shows a lone value as it is', () => {
+    expect(cells[2]).toBe('0.9');
+  });
+});
+
+describe('a group of rows with a bool metric', () => {
+  // Seeds grouped by depth: converged (true or false) vanished from the grouped table.
+  it('says how many of its rows were true', () => {
+    const depth = param('depth');
+    const converged = { ...metric('converged'), type: 'bool' };
+    const rows = [row(0, 3, 0), row(1, 3, 0), row(2, 3, 0), row(3, 4, 0)].map((r, i) => ({
+      ...r, metrics: { converged: i !== 1 } }));
+    const groups = group(rows, [depth], [depth, converged]);
+    expect(groups.map(g => aggText(g.agg['metrics.converged'], 'bool'))).toEqual(
+      ['2 of 3 true', '1 of 1 true']);
+    expect(groupValue(groups[0], converged)).toBeCloseTo(2 / 3);
   });
 });
 

@@ -68,7 +68,8 @@ class TaskCall:
 
         ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line,
                           echo=self.echo, add_call=getattr(sink, "add_call", None),
-                          attempt=self.attempt, rerun=self.rerun)
+                          attempt=self.attempt, rerun=self.rerun,
+                          kept=[] if self.save_to is not None or self.keying is not None else None)
         with capturing(), task_context(ctx):
             if self.record is not None:
                 self.record.before(args, kwargs)
@@ -84,7 +85,7 @@ class TaskCall:
                 self.record.after(self.task_name, value)
             if self.save_to is not None:
                 # Inside the task's context, so a warning from saving lands in its logs.
-                result_files.save_result(self.save_to, value)
+                result_files.save_result(self.save_to, value, ctx.kept)
         return value
 
     def _compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

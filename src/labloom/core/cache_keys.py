@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import result_files
 from .futures import MappedFuture, TaskFuture, allow_failure, find_futures, replace_futures
-from .result_files import CacheMissError, load_result, result_path, save_result
+from .logs import current_task
+from .result_files import CacheMissError, load_cached, result_path, save_result
 
 if TYPE_CHECKING:
     from .attempt import TaskCall
@@ -186,7 +187,7 @@ def run_keyed(call: TaskCall, sink: RunSink | None, args: tuple[Any, ...],
         if saved is not None and (plan.expiration is None
                                   or time.time() - saved <= plan.expiration):
             try:
-                value = load_result(path)
+                value = load_cached(path)
             except CacheMissError as exc:
                 log.warning("[labloom] %s; computing it again", exc)
             else:
@@ -194,7 +195,8 @@ def run_keyed(call: TaskCall, sink: RunSink | None, args: tuple[Any, ...],
                 return value
     report(key, path, "")
     value = compute()
-    save_result(path, value)
+    ctx = current_task()
+    save_result(path, value, None if ctx is None else ctx.kept)
     return value
 
 

@@ -24,7 +24,7 @@ import logging
 import numbers
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from .errors import ExperimentValueError
@@ -113,6 +113,8 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
     ctx = current_task()
     if ctx is None or not values:
         return
+    if ctx.kept is not None:
+        ctx.kept.append((kind, values, step))
     when = time.time()
     for note in notes or ():
         ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
@@ -124,6 +126,14 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
     if sink is not None:
         sink.task_values(ctx.run_id, ctx.task_run_id, when, kind, values, step, ctx.attempt,
                          ctx.rerun)
+
+
+def replay(calls: list[tuple[str, dict[str, Any], int | None]]) -> None:
+    """Log again, for the current task run, the calls a stored result was computed with
+    (``TaskContext.kept``): a task run answered from the cache, or reusing a result for
+    ``labloom retry``, shows the params and metrics of the run that computed it."""
+    for kind, values, step in calls:
+        record(kind, dict(values), step)
 
 
 # Types ``check_value`` keeps as they are.
@@ -229,11 +239,19 @@ class Recording:
                 value = kwargs[where]
             else:
                 continue
-            if isinstance(value, Mapping):
-                values.update({str(k): v for k, v in value.items()})
+            items = _items_of(value)
+            if items is not None:
+                _flatten("", items, values)
             else:
                 values[arg_name] = value
-        record("param", values)
+        try:
+            record("param", values)
+        except ExperimentValueError as exc:
+            raise ExperimentValueError(
+                f"{exc}\n[labloom] params=True records each mapped argument: map over dicts, "
+                "dataclasses or named tuples (their items are recorded), or call "
+                "log_params(...) in the task and leave params=True off"
+            ) from None
 
     def after(self, task_name: str, value: Any) -> None:
         if not self.metrics:
@@ -252,6 +270,30 @@ class Recording:
                 f"{sorted(map(str, value))[:10]!r}"
             )
         record("metric", {name: value[name] for name in self.metrics})
+
+
+def _flatten(prefix: str, items: Mapping[Any, Any], into: dict[str, Any], depth: int = 0,
+             ) -> None:
+    """A nested config's items under dotted names ({"model": {"depth": 3}}: model.depth), as
+    a Hydra or JSON config is written; each value is checked when recorded."""
+    for key, value in items.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        nested = _items_of(value) if depth < 10 else None
+        if nested is not None:
+            _flatten(name, nested, into, depth + 1)
+        else:
+            into[name] = value
+
+
+def _items_of(value: Any) -> Mapping[str, Any] | None:
+    """The named items of a map element: a dict's, a dataclass's or a named tuple's fields."""
+    if isinstance(value, Mapping):
+        return value
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return value._asdict()  # type: ignore[no-any-return]
+    return None
 
 
 def check_options(where: str, params: Any, metrics: Any) -> tuple[bool, tuple[str, ...]]:

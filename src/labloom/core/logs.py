@@ -70,6 +70,10 @@ class TaskContext:
     # are applied, one of an attempt that is no longer its task run's is dropped.
     attempt: int = 1
     rerun: int = 0  # and the run's rerun it is of (``attempt.TaskCall.rerun``)
+    # The logging calls of this attempt, (kind, values, step) each, kept when its result is
+    # saved (a cached task's): saved with it, so that a task run answered from the file shows
+    # them (``result_files.load_cached``). None: nothing kept.
+    kept: list[tuple[str, dict[str, Any], int | None]] | None = None
     _partial: dict[int, str] = field(default_factory=dict)
     _dropped: dict[int, int] = field(default_factory=dict)  # of the partial line, past the cap
     _shown_on: dict[int, TextIO] = field(default_factory=dict)

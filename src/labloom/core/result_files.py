@@ -98,13 +98,19 @@ class CacheMissError(Exception):
     """A result file could not be read (gone, truncated, unpicklable): compute instead."""
 
 
-def save_result(path: str, value: Any) -> None:
+def save_result(path: str, value: Any, calls: list[Any] | None = None) -> None:
     """Write ``value`` atomically (temp file, rename). A value that does not pickle is logged
-    (in the task run's logs, as this runs inside the task) and otherwise ignored."""
+    (in the task run's logs, as this runs inside the task) and otherwise ignored.
+
+    ``calls``: the params and metrics the task run logged computing it, written after the
+    value, so that a task run answered from this file shows them too (``load_cached``).
+    ``pickle.loads`` ignores what follows the value: a file with calls reads as the value."""
     import cloudpickle
 
     try:
         data = cloudpickle.dumps(value)
+        if calls:
+            data += cloudpickle.dumps(calls)
     except Exception as exc:
         logging.getLogger("labloom.cache").warning(
             "[labloom] result not persisted: it does not pickle (%s: %s); the run goes on, "
@@ -118,14 +124,25 @@ def save_result(path: str, value: Any) -> None:
 
 def load_result(path: str) -> Any:
     """Read a result file; anything wrong with it raises ``CacheMissError``."""
-    import cloudpickle
+    return load_with_calls(path)[0]
+
+
+def load_with_calls(path: str) -> tuple[Any, list[Any]]:
+    """A result file's value and the logging calls saved with it (``save_result``); anything
+    wrong with it raises ``CacheMissError``."""
+    import io
+    import pickle
 
     try:
-        return cloudpickle.loads(read_bytes(path))
+        data = read_bytes(path)
+        stream = io.BytesIO(data)
+        value = pickle.load(stream)
+        calls = pickle.load(stream) if stream.tell() < len(data) else []
     except Exception as exc:
         raise CacheMissError(
             f"cannot read the stored result {path} ({type(exc).__name__}: {exc})"
         ) from None
+    return value, calls
 
 
 def result_path(key: str, folder: str | None = None) -> str:
@@ -135,5 +152,11 @@ def result_path(key: str, folder: str | None = None) -> str:
 
 
 def load_cached(path: str) -> Any:
-    """Runs where a cached task would have run: the value never passes through the kernel."""
-    return load_result(path)
+    """Runs where a cached task would have run: the value never passes through the kernel.
+    The params and metrics logged computing it are logged again, for this task run's row."""
+    value, calls = load_with_calls(path)
+    if calls:
+        from .experiment_values import replay
+
+        replay(calls)
+    return value

@@ -107,7 +107,8 @@ class ResultPlanner:
             if path is not None:
                 self._loading[tr.id] = message
                 call.fn = result_files.load_cached
-                if call.record is not None:  # the call gets the result's path, not the inputs
+                if call.record is not None:  # the call gets the result's path, not the inputs:
+                    # its params come from the file, logged with the result (load_cached)
                     call.record = replace(call.record, params=())
                 self._emit_key(tr, key, path)
                 return (path,), {}

@@ -1,0 +1,72 @@
+// The Experiments view mounted on a model standing in for the kernel (or the REST routes),
+// with Observable Plot stood in for (it ships as ES modules, which these tests do not load).
+jest.mock('@observablehq/plot', () => {
+  const mark = (kind: string) => (data: any, options: any = {}) => ({ kind, data, options });
+  return {
+    plot: () => document.createElementNS('http://www.w3.org/2000/svg', 'svg'),
+    dot: mark('dot'), line: mark('line'), ruleX: mark('ruleX'), text: mark('text')
+  };
+});
+
+import { mountExperiments } from '../experiments';
+
+const TOTAL = 6000; // past the rows the view sorts itself: the server sorts, filters and pages
+const columns = [{ kind: 'param', name: 'depth', type: 'number' },
+  { kind: 'metric', name: 'auc', type: 'number' }];
+// Every 100th child failed, before it logged its auc.
+const rows: any[] = Array.from({ length: TOTAL }, (_, i) => ({
+  run_id: 'r', task_run_id: `r.${i}`, task: 'train', map_index: i, duration: 1,
+  state: i % 100 ? 'Completed' : 'Failed', params: { depth: i % 7 },
+  metrics: i % 100 ? { auc: (i % 7) / 10 } : {}
+}));
+
+function answer(msg: any) {
+  let kept = msg.filter === 'state=Failed' ? rows.filter(r => r.state === 'Failed') : rows.slice();
+  if (msg.sort === 'metrics.auc') {
+    const present = kept.filter(r => r.metrics.auc !== undefined);
+    present.sort((a, b) => (msg.desc ? -1 : 1) * ((a.metrics.auc as number) - (b.metrics.auc as number)));
+    kept = present.concat(kept.filter(r => r.metrics.auc === undefined));
+  }
+  const page = kept.slice(msg.offset, msg.offset + msg.limit);
+  const end = msg.offset + page.length;
+  return { event: 'experiments', req: msg.req, columns, total: kept.length, offset: msg.offset,
+    limit: msg.limit, sort: msg.sort, desc: msg.desc, next: end < kept.length ? end : null,
+    rows: page, version: 1 };
+}
+
+function modelAnsweringFrom() {
+  const handlers: any[] = [];
+  return {
+    send: (msg: any) => setTimeout(() => handlers.forEach(h => h(answer(msg))), 0),
+    on: (_: string, h: any) => handlers.push(h),
+    off: () => undefined,
+    get: () => null
+  };
+}
+
+const settle = () => new Promise(done => setTimeout(done, 300));
+
+describe('the best row of a big run', () => {
+  // Filtered to its failed children (none logged an auc), a big run's view starred the
+  // first of them as "best auc" with no value: the server's answer, sorted by auc, was
+  // taken as the best whatever its value.
+  it('is none when no row the filter keeps has the metric', async () => {
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const view = mountExperiments({ model: modelAnsweringFrom(), box, onPick: () => undefined });
+    view.open(null, 'train');
+    await settle();
+    const summary = () => box.querySelector('.labloom-exp-summary')!.textContent || '';
+    expect(box.querySelector('.labloom-experiments')!.getAttribute('data-mode')).toBe('server');
+    expect(summary()).toContain('best auc 0.6');
+    const filter = box.querySelector('input.labloom-exp-filter') as HTMLInputElement;
+    filter.value = 'state=Failed';
+    filter.dispatchEvent(new Event('input'));
+    await new Promise(done => setTimeout(done, 400)); // the filter waits for typing to pause
+    await settle();
+    expect(summary()).toContain('match the filter');
+    expect(summary()).not.toContain('best auc');
+    expect(box.querySelectorAll('.labloom-exp-best').length).toBe(0);
+    view.destroy();
+  });
+});
