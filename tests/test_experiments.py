@@ -180,7 +180,7 @@ def test_short_form_options_are_checked_at_decoration() -> None:
     assert task(metrics=("a",))(lambda: None).with_options(retries=1).metrics == ("a",)
 
 
-@task(metrics=["auc"])
+@task(metrics=["auc"], retries=2)
 def forgets() -> dict[str, float]:
     log_params(tried=1)
     return {"acc": 1.0}
@@ -197,6 +197,9 @@ def test_a_returned_dict_without_the_metric_fails_the_task_clearly() -> None:
     assert tr.state.value == "Failed"
     assert "returned dict has no 'auc'" in tr.message
     assert run.experiments()[0]["tried"] == 1  # what was logged before stays
+    # Not retried: each attempt would do all its work again to return the same dict.
+    assert tr.attempts == 1
+    assert "not retried: ExperimentValueError" in run.logs("forgets")[-1].text
 
 
 class Model:

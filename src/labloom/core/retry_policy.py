@@ -6,7 +6,8 @@ outside world's (a connection dropped, a server busy, a worker lost). ``retry_on
 ``None`` (the default) retries every failure, up to ``retries``; an exception class or a tuple
 of them only a failure that is an instance of one (``TaskTimeoutError`` and ``WorkerDiedError``
 are labloom's, for a timeout and a lost Dask worker). A ``BaseException`` that is not an
-``Exception`` (``TaskCrashedError``) is never retried.
+``Exception`` (``TaskCrashedError``) is never retried, nor is labloom's refusal of a logged
+value (``ExperimentValueError``), which each attempt would meet again after all its work.
 
 Classes, not a function of the exception: the engine decides under its run's lock, where a
 user's function that logs could wait on a task thread's handler that waits on that lock.
@@ -15,6 +16,8 @@ user's function that logs could wait on a task thread's handler that waits on th
 from __future__ import annotations
 
 from typing import Any
+
+from .errors import ExperimentValueError
 
 RetryOn = type[BaseException] | tuple[type[BaseException], ...]
 
@@ -40,6 +43,11 @@ def _is_error_class(value: Any) -> bool:
 def why_not_retried(retry_on: RetryOn | None, error: BaseException | None) -> str:
     """"" when a failure with ``error`` is retried under ``retry_on``, else why not (a line
     for the task run's logs)."""
+    if isinstance(error, ExperimentValueError):
+        # labloom's refusal of what the task logged (or returned for metrics=): another
+        # attempt would compute it all again to log the same value.
+        return "not retried: ExperimentValueError (a value labloom cannot record) comes back " \
+            "at each attempt; fix what the task logs or returns"
     if retry_on is None or isinstance(error, retry_on):
         return ""
     names = retry_on if isinstance(retry_on, tuple) else (retry_on,)
