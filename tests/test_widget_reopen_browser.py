@@ -27,6 +27,7 @@ from lab_helpers import (
     shot,
     stored_runs,
     wait_for_idle_kernel,
+    wait_in_page,
     wait_or_shot,
 )
 
@@ -110,13 +111,26 @@ def test_a_reopened_notebook_shows_its_run_not_a_widget_error(lab: Any, page: An
     again.locator('g.labloom-node[data-node-id="n1"]').click()
     again.locator(".labloom-log-line", has_text="log line 1").wait_for(timeout=20_000)
 
-    # The kernel restarted under the open notebook: the widget's model is closed with it.
+    # The page reloaded on the running kernel: the live widget again, once Lab's widget manager
+    # has its model back from the kernel (the store's drawing may show until then).
     page.keyboard.press("Control+s")
     wait_for(lambda: run_id not in json.dumps(saved_output(folder / "reopen.ipynb")),
              30, "the second run saved")
     second = saved_output(folder / "reopen.ipynb")["data"]["application/vnd.labloom.run+json"]
     second_id = second["run_id"]
+    page.goto(url.format("lab/tree/reopen.ipynb") + "&reset")
     wait_for_idle_kernel(page)
+    cell = page.locator(".jp-CodeCell").nth(2)
+    back = cell.locator(".labloom-widget:not(.labloom-CellRun .labloom-widget)")
+    wait_or_shot(page, in_state(page, back, "Completed"), "failed-reload-live", timeout=60)
+    wait_in_page(page, lambda: cell.locator(".labloom-CellRun").count() == 0, 20,
+                 "the store's drawing replaced by the live widget")
+    # (n1 is selected still: the selection is the kernel's, and a click on it would close it)
+    back.locator('g.labloom-node[data-node-id="n0"]').click()
+    back.locator(".labloom-panel-title", has_text="step ·").wait_for(timeout=20_000)
+    back.locator(".labloom-log-line", has_text="log line 1").wait_for(timeout=20_000)
+
+    # The kernel restarted under the open notebook: the widget's model is closed with it.
     page.get_by_role("menuitem", name="Kernel", exact=True).click()
     page.get_by_text("Restart Kernel…", exact=True).click()
     accept = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
