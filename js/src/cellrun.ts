@@ -25,7 +25,7 @@ import { ISignal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { el, requestAPI } from './api';
-import { noStoredRun } from './cellrunnotice';
+import { noStoredRun, notARunId } from './cellrunnotice';
 import { LiveRuns } from './live';
 import { RunView } from './runview';
 
@@ -207,11 +207,13 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
     const box = new Panel();
     box.addClass('labloom-CellRun');
     box.node.setAttribute('data-run-id', runId);
-    let problem: string | null = null;
-    try {
-      await requestAPI<any>(`runs/${encodeURIComponent(runId)}?tasks=0`);
-    } catch (error) {
-      problem = noStoredRun(error, runId, trans);
+    let problem = notARunId(runId, trans);
+    if (problem === null) {
+      try {
+        await requestAPI<any>(`runs/${runId}?tasks=0`);
+      } catch (error) {
+        problem = noStoredRun(error, runId, trans);
+      }
     }
     if (turn !== this.shown || this.isDisposed) {
       return;

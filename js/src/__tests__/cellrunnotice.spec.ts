@@ -1,4 +1,4 @@
-import { noStoredRun } from '../cellrunnotice';
+import { noStoredRun, notARunId } from '../cellrunnotice';
 
 // nullTranslator's bundle, without importing @jupyterlab in jest: %1, %2 filled in.
 const trans: any = {
@@ -27,5 +27,13 @@ describe('noStoredRun', () => {
     expect(line).toBe(
       'labloom cannot read run abc123 (Failed to fetch); the summary saved with the notebook:'
     );
+  });
+});
+
+describe('notARunId', () => {
+  it('lets a run id through to the server, and nothing else', () => {
+    expect(notARunId('0db0fc361c30', trans)).toBeNull();
+    expect(notARunId('../../api/contents', trans)).toContain('names no labloom run');
+    expect(notARunId('', trans)).toContain('names no labloom run');
   });
 });
