@@ -154,3 +154,30 @@ def test_a_reopened_notebook_shows_its_run_not_a_widget_error(lab: Any, page: An
     text = output.text_content() or ""
     assert "Error displaying widget" not in text and "model not found" not in text, text
     shot(page, "reopened-run-deleted", page.locator(".jp-CodeCell").nth(2))
+
+
+def test_with_widget_state_saved_a_reopened_cell_draws_the_run_from_the_store(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    """Settings > Save Widget State Automatically: the saved notebook holds the widget's state,
+    and jupyterlab-manager makes its model again from it, with no kernel behind it: a drawing
+    whose clicks nobody answers. The run from the store instead, whose clicks the server does."""
+    url, folder = lab
+    settings = (tmp_path / "config" / "lab" / "user-settings" / "@jupyter-widgets"
+                / "jupyterlab-manager" / "plugin.jupyterlab-settings")
+    settings.parent.mkdir(parents=True)
+    settings.write_text('{"saveState": true}')
+    open_notebook(page, lab, "state.ipynb", CELLS)
+    wait_or_shot(page, in_state(page, cell_widget(page, 2), "Completed"), "failed-state-live",
+                 timeout=90)
+    wait_for_idle_kernel(page)
+    page.keyboard.press("Control+s")
+    wait_for(lambda: "Completed" in json.dumps(saved_output(folder / "state.ipynb"))
+             and "widget-state" in (folder / "state.ipynb").read_text(), 30,
+             "the notebook saved with its widget state")
+    output = reopen(page, url, "state.ipynb")
+    drawn = output.locator(".labloom-CellRun")
+    wait_or_shot(page, in_state(page, drawn.locator(".labloom-widget"), "Completed"),
+                 "failed-state-from-store", timeout=60)
+    drawn.locator('g.labloom-node[data-node-id="n0"]').click()
+    drawn.locator(".labloom-log-line", has_text="log line 1").wait_for(timeout=20_000)

@@ -137,8 +137,8 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
   }
 
   /**
-   * jupyterlab-manager's renderer for the widget, once its manager holds the model; null when
-   * the manager has restored the kernel's widgets without it (a new kernel). A renderer made
+   * jupyterlab-manager's renderer for the widget, once its manager holds the model from the
+   * kernel; null when the manager has restored the kernel's widgets without it (a new kernel). A renderer made
    * before the notebook's manager is bound (its kernel starting) never gets it: then ask the
    * registry again, until the bound factory has replaced the placeholder. The manager is read
    * from the renderer's `_manager`, the one private name used; a jupyterlab-manager without it
@@ -158,8 +158,13 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
       }
       const manager = await Promise.race([pending, sleep(MANAGER_POLL_MS).then(() => null)]);
       if (manager) {
-        if (await modelOnceRestored(manager, modelId)) {
-          return { renderer: inner, widgetModel: await manager.get_model(modelId)! };
+        const widgetModel = (await modelOnceRestored(manager, modelId))
+          ? await manager.get_model(modelId)!
+          : null;
+        // Made again from the widget state saved in the notebook (Settings > Save Widget State
+        // Automatically), it has no kernel behind it: a drawing whose clicks nobody answers.
+        if (widgetModel && widgetModel.comm_live) {
+          return { renderer: inner, widgetModel };
         }
         inner.dispose();
         return null;
