@@ -2,7 +2,9 @@
 panel across the redraws of a running map's bar and children and of the output at the run's end.
 
 Run with ``pytest -m browser``. The test starts JupyterLab on loopback with a random token and
-every Jupyter/IPython/labloom folder in tmp, drives it with Playwright, and stops it again.
+every Jupyter/IPython/labloom folder in tmp, drives it with Playwright, and stops it again. Lab
+loads labloom's extensions, as `pip install labloom` gives them: the widget is drawn through
+the extension's renderer of a cell's run (js/src/cellrun.ts), as users see it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from lab_helpers import (
     wait_or_shot,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
+pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
 CELLS = [
     "%load_ext labloom",

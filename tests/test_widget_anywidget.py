@@ -74,11 +74,30 @@ def test_mimebundle_has_the_widget_view_and_a_static_summary(run: FakeRun) -> No
     widget, _ = make(run)
     data, _metadata = widget._repr_mimebundle_()
     assert data[WIDGET_MIME]["model_id"] == widget.model_id
+    # For labloom's Lab extension: the run, once no kernel holds the widget's model.
+    assert data["application/vnd.labloom.run+json"] == {"run_id": run.id}
     html = data["text/html"]
     assert '<tr data-node-id="n-train">' in html
     assert "<td>2/3</td>" in html and "1 Completed, 1 Failed, 1 Running" in html
     assert 'href="http://127.0.0.1:8787/status"' in html
     widget.close()
+
+
+def test_nbconvert_shows_the_summary_not_the_lab_extensions_run_id(run: FakeRun) -> None:
+    """The bundle's labloom type is for the Lab extension alone: an HTML export (and GitHub,
+    which renders alike) still shows the summary."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    widget, _ = make(run)
+    data, metadata = widget._repr_mimebundle_()
+    widget.close()
+    output = nbformat.v4.new_output("display_data", data=data, metadata=metadata)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%%flow sweep",
+                                                                         outputs=[output])])
+    body, _resources = HTMLExporter().from_notebook_node(notebook)
+    assert '<tr data-node-id="n-train">' in body
+    assert "vnd.labloom.run" not in body
 
 
 def test_summary_is_per_node_and_escapes_user_text() -> None:

@@ -10,12 +10,14 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { INotebookTree } from '@jupyter-notebook/tree';
 
+import { cellRunFactory } from './cellrun';
 import { LiveRuns } from './live';
 import { CompareView } from './compareview';
 import { addCommands, askRunId, CommandIDs } from './commands';
@@ -41,7 +43,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ISettingRegistry,
     ICommandPalette,
     ITranslator,
-    INotebookTree
+    INotebookTree,
+    IRenderMimeRegistry
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -51,7 +54,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null,
     palette: ICommandPalette | null,
     translator: ITranslator | null,
-    notebookTree: INotebookTree | null
+    notebookTree: INotebookTree | null,
+    rendermime: IRenderMimeRegistry | null
   ) => {
     const trans = (translator || nullTranslator).load('labloom');
     const tracker = new WidgetTracker<MainAreaWidget<RunView>>({ namespace: 'labloom-run' });
@@ -111,6 +115,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       app.shell.add(widget, 'main');
       app.shell.activateById(widget.id);
     };
+    if (rendermime) {
+      // A %%flow cell's output: its live widget, or its run from the store once the kernel that
+      // drew it is gone (notebooks clone this registry as they open).
+      const { factory, rank } = cellRunFactory(app.commands, live, trans, id => openRun(id));
+      rendermime.addFactory(factory, rank);
+    }
     const panel = new FlowsPanel(openRun, live, trans, compare);
     panel.title.icon = labloomIcon;
     if (notebookTree) {

@@ -17,6 +17,7 @@ from .html import summary_html
 from .view import Payload, RunHandle, RunView
 
 _HERE = pathlib.Path(__file__).resolve().parent
+RUN_MIME = "application/vnd.labloom.run+json"  # in step with js/src/cellrun.ts
 
 
 def asset(name: str) -> pathlib.Path:
@@ -101,6 +102,12 @@ class RunWidget(anywidget.AnyWidget):
         if bundle is None:
             return None
         data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
-        # Where widgets cannot render (nbconvert HTML, GitHub), this summary shows instead.
-        data = {**data, "text/html": self.summary_html()}
+        html, run_id = self.view.read(lambda graph: (summary_html(graph, time.time()), graph.run_id))
+        # Where widgets cannot render (nbconvert HTML, GitHub), this summary shows instead. The
+        # run's id is for labloom's Lab extension: a notebook saved and opened again with a new
+        # kernel has no widget model any more, and the extension draws the run from the store
+        # (js/src/cellrun.ts). A run not yet created has no id: then the widget alone.
+        data = {**data, "text/html": html}
+        if run_id:
+            data[RUN_MIME] = {"run_id": run_id}
         return data, metadata
