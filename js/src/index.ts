@@ -112,6 +112,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       app.shell.activateById(widget.id);
     };
     const panel = new FlowsPanel(openRun, live, trans, compare);
+    panel.runsDeleted.connect((_, ids) => {
+      tracker.forEach(tab => {
+        if (ids.includes(tab.content.runId)) {
+          tab.content.markDeleted();
+        }
+      });
+    });
     panel.title.icon = labloomIcon;
     if (notebookTree) {
       // Notebook 7's file browser page: a tab beside Files and Running.
