@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -248,7 +249,8 @@ def test_a_run_marked_crashed_while_its_process_lives_is_kept(
             assert kept.returncode == 1, kept
             assert (f"kept run {run['id']}: it was marked Crashed for its silence, but its "
                     "process (pid") in kept.stdout
-            assert "on far-host) beat 120s ago and may still be writing" in kept.stdout
+            assert re.search(r"on far-host\) beat 1[2-4]\ds ago and may still be writing",
+                             kept.stdout), kept.stdout  # two minutes and the seconds since
             assert rows_of(run["id"])["flow_runs"] == 1
         finally:
             going.send_signal(signal.SIGCONT)
