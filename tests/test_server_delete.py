@@ -13,7 +13,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 import test_server_api as api
-from labloom import flow, task
+from labloom import flow, log_metrics, task
 from labloom.store.db import get_database
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -27,6 +27,7 @@ def jp_server_config() -> dict[str, Any]:
 
 @task(cache=True)
 def cube(i: int) -> int:
+    log_metrics(cube=i ** 3)  # rows the server keeps for the experiments table
     return i ** 3
 
 
@@ -61,13 +62,19 @@ async def test_delete_an_ended_run_and_its_unshared_result_files(
     first, second = cubes.run(n=3), cubes.run(n=2)  # the second hits two of three files
     seen = await api.get(jp_fetch, "runs", first.id)  # read (and kept by the server) first
     assert seen["state"] == "Completed"
+    node = seen["graph"]["nodes"][0]["id"]
+    for path in (["experiments"], ["timeline"], ["tasks"], ["nodes", node]):
+        assert await api.status_of(jp_fetch, "runs", first.id, *path) == 200, path
+    assert (await api.get(jp_fetch, "runs", first.id, "experiments"))["total"] == 3
     code, answer = await delete(jp_fetch, first.id)
     assert code == 200, answer
     assert answer == {"run_id": first.id, "deleted": True, "task_runs": 3,
                       "result_files": {"deleted": 1, "bytes": answer["result_files"]["bytes"],
                                        "kept_shared": 2}}
     assert await api.status_of(jp_fetch, "runs", first.id) == 404
-    assert await api.status_of(jp_fetch, "runs", first.id, "logs") == 404
+    for path in (["logs"], ["experiments"], ["timeline"], ["tasks"], ["nodes", node]):
+        assert await api.status_of(jp_fetch, "runs", first.id, *path) == 404, path
+    assert (await api.get(jp_fetch, "experiments", runs=first.id))["runs"] == []
     listed = await api.get(jp_fetch, "runs")
     assert [run["id"] for run in listed["runs"]] == [second.id]
     assert len(list((labloom_home / "results").rglob("*.pkl"))) == 2
