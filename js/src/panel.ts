@@ -300,7 +300,7 @@ export class FlowsPanel extends Widget {
     const pick = el('input', {
       class: 'labloom-run-pick',
       type: 'checkbox',
-      'aria-label': `compare run ${run.id}`,
+      'aria-label': `select run ${run.id} (compare, delete)`,
       title: 'tick runs of one flow, then Compare experiments or Delete'
     }) as HTMLInputElement;
     pick.checked = this.picked.has(run.id);
