@@ -263,8 +263,12 @@ def test_a_run_marked_crashed_while_its_process_lives_is_kept(
             going.wait()
     assert cli_json(labloom_home, "show", run["id"])["state"] == "Completed"
 
-    # Past the heartbeat timeout and the store outage its writer waits out, it cannot come
-    # back; and on this host its pid tells at once.
+    # Its own host saw its process gone (a reader there asked the pid): it is dead for good,
+    # whichever host deletes it; past the heartbeat timeout and the store outage its writer
+    # waits out, it cannot come back either; and on this host its pid tells at once.
+    _fake_crashed(run["id"], heartbeat=time.time() - 90, message=(
+        "crashed: its process (pid 4321 on far-host) is gone; finished task runs are kept"))
+    assert cli(labloom_home, "delete", run["id"], "--dry-run").returncode == 0
     _fake_crashed(run["id"], heartbeat=time.time() - 700)
     assert cli_json(labloom_home, "delete", run["id"])["deleted"] == [run["id"]]
     assert run_script(labloom_home, script, "nightly").returncode == 0

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import NotAllowedError
 from . import access
-from .home import host_name, pid_alive, started_after
+from .home import host_name, pid_alive, seen_gone, started_after
 from .settings import heartbeat_timeout, outage_patience
 from .unreferenced_results import FilesFreed, delete_unnamed, named_by
 
@@ -81,8 +81,10 @@ def delete_runs(store: RunStore, runs: Sequence[RunRecord], dry_run: bool = Fals
 
 
 def why_kept_alive(host: str | None, pid: int | None, beat: float | None,
-                   created: float | None, now: float) -> str | None:
+                   created: float | None, message: str, now: float) -> str | None:
     """Why a run marked Crashed may still be writing to the store; None when it cannot be."""
+    if seen_gone(message):
+        return None  # its own host asked its pid: dead, whichever host deletes
     if host == host_name() and pid is not None:
         if pid_alive(int(pid)) and not started_after(int(pid), created or 0.0):
             return (f"its process (pid {pid} on {host}) still lives; cancel or stop it, "
@@ -113,12 +115,13 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
         marks = ",".join("?" * len(run_ids))
         lock = " FOR UPDATE" if conn.kind == "postgresql" else ""
         now = time.time()
-        for run_id, state, host, pid, beat, created in conn.execute(
-            f"SELECT id, state, host, pid, heartbeat, created FROM flow_runs WHERE id IN "
-            f"({marks}){lock}", run_ids
+        for run_id, state, host, pid, beat, created, message in conn.execute(
+            f"SELECT id, state, host, pid, heartbeat, created, message FROM flow_runs WHERE id "
+            f"IN ({marks}){lock}", run_ids
         ).fetchall():
             why = (f"it is {state} again: its process beat" if state not in _ENDED else
-                   why_kept_alive(host, pid, beat, created, now) if state == "Crashed" else None)
+                   why_kept_alive(host, pid, beat, created, message or "", now)
+                   if state == "Crashed" else None)
             if why is not None:
                 may_live[run_id] = why
         run_ids = [run_id for run_id in run_ids if run_id not in may_live]
