@@ -70,7 +70,7 @@ async def test_delete_an_ended_run_and_its_unshared_result_files(
     assert code == 200, answer
     assert answer == {"run_id": first.id, "deleted": True, "task_runs": 3,
                       "result_files": {"deleted": 1, "bytes": answer["result_files"]["bytes"],
-                                       "kept_shared": 2}}
+                                       "kept_shared": 2, "errors": []}}
     assert await api.status_of(jp_fetch, "runs", first.id) == 404
     for path in (["logs"], ["experiments"], ["timeline"], ["tasks"], ["nodes", node]):
         assert await api.status_of(jp_fetch, "runs", first.id, *path) == 404, path
@@ -147,3 +147,34 @@ async def test_delete_needs_jupyters_auth(jp_fetch: Any) -> None:
                            body=b"{}" if method == "POST" else None,
                            headers={"Authorization": ""})
         assert caught.value.code == 403, (method, path)
+
+
+async def test_result_files_at_a_url_go_and_one_that_cannot_costs_only_itself(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A team's shared result folder (LABLOOM_RESULTS_URL, any fsspec URL): the server deletes
+    # there too. An object store refusing one delete (gcsfs' HttpError, botocore's
+    # ClientError: not OSErrors) must not turn a deletion whose rows are gone into a 500.
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", "memory://labloom-delete-test")
+    fs = fsspec.filesystem("memory")
+    first, second = cubes.run(n=2), cubes.run(n=3)  # the second computes the third cube
+    assert len(fs.find("/labloom-delete-test")) == 3
+    code, answer = await delete(jp_fetch, second.id)
+    assert code == 200 and answer["result_files"]["deleted"] == 1, answer
+    assert len(fs.find("/labloom-delete-test")) == 2
+
+    def refuse(self: Any, path: str) -> None:
+        raise RuntimeError("403 Forbidden: storage.objects.delete")
+
+    allowed = MemoryFileSystem.rm_file
+    monkeypatch.setattr(MemoryFileSystem, "rm_file", refuse)
+    code, answer = await delete(jp_fetch, first.id)
+    assert code == 200, answer
+    assert answer["result_files"]["deleted"] == 0
+    assert "403 Forbidden" in answer["result_files"]["errors"][0]
+    assert await api.status_of(jp_fetch, "runs", first.id) == 404
+    monkeypatch.setattr(MemoryFileSystem, "rm_file", allowed)
+    fs.rm("/labloom-delete-test", recursive=True)

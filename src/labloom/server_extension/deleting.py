@@ -65,4 +65,4 @@ def _counts(pruned: Pruned) -> dict[str, Any]:
     files = pruned.files
     return {"task_runs": pruned.task_runs,
             "result_files": {"deleted": files.deleted, "bytes": files.freed,
-                             "kept_shared": files.shared}}
+                             "kept_shared": files.shared, "errors": files.errors[:20]}}

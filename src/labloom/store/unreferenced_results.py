@@ -90,8 +90,10 @@ def delete_unnamed(conn: Conn, ends: dict[str, float], leaving: set[str],
                 result.deleted += 1
                 continue
             freed = result_files.remove(path)
-        except OSError as exc:  # a permission, a shared folder away: the rows are gone anyway
-            result.errors.append(f"{path}: {exc}")
+        # The rows are gone already: a file that cannot go is said, not raised. Object stores
+        # refuse with their own errors (gcsfs' HttpError, botocore's ClientError), not OSError.
+        except Exception as exc:
+            result.errors.append(f"{path}: {type(exc).__name__}: {exc}")
             continue
         result.deleted += 1
         result.freed += freed
