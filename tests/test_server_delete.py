@@ -178,3 +178,24 @@ async def test_result_files_at_a_url_go_and_one_that_cannot_costs_only_itself(
     assert await api.status_of(jp_fetch, "runs", first.id) == 404
     monkeypatch.setattr(MemoryFileSystem, "rm_file", allowed)
     fs.rm("/labloom-delete-test", recursive=True)
+
+
+async def test_a_delete_with_a_cookie_needs_the_xsrf_token(
+    http_server_client: Any, jp_base_url: str, jp_serverapp: Any
+) -> None:
+    token = jp_serverapp.identity_provider.token
+    login = await http_server_client.fetch(f"{jp_base_url}lab?token={token}",
+                                           raise_error=False, follow_redirects=False)
+    cookies = "; ".join(c.split(";", 1)[0] for c in login.headers.get_list("Set-Cookie"))
+    run = cubes.run(n=1)
+    path = f"{jp_base_url}labloom/api/runs/{run.id}"
+    refused = await http_server_client.fetch(path, method="DELETE", raise_error=False,
+                                             headers={"Cookie": cookies})
+    assert refused.code == 403 and b"_xsrf" in refused.body
+    xsrf = "2|00000000|abcdef0123456789abcdef0123456789|1700000000"
+    deleted = await http_server_client.fetch(
+        path, method="DELETE", raise_error=False,
+        headers={"Cookie": f"{cookies}; _xsrf={xsrf}", "X-XSRFToken": xsrf},
+    )
+    assert deleted.code == 200, deleted.body
+    assert json.loads(deleted.body)["deleted"] is True
