@@ -13,8 +13,8 @@ marked Crashed for its silence alone (from another host: no heartbeat for
 ``LABLOOM_HEARTBEAT_TIMEOUT``) may still live, its beats kept from the store (a host cut off,
 a PostgreSQL failover): its writer tries again for ``LABLOOM_STORE_OUTAGE`` seconds and its
 next beat makes it Running. Such a run is kept until its last beat is older than both
-together; on its own host, while its process lives. Another user's run only by an admin
-(``access.py``).
+together; on its own host, while its process lives. (One its own host saw dead, the pid asked
+there, goes at once.) Another user's run only by an admin (``access.py``).
 
 Each batch of runs is its own short transaction, so a big prune never holds the store's write
 lock for long: runs going meanwhile keep recording.
@@ -87,8 +87,8 @@ def why_kept_alive(host: str | None, pid: int | None, beat: float | None,
         return None  # its own host asked its pid: dead, whichever host deletes
     if host == host_name() and pid is not None:
         if pid_alive(int(pid)) and not started_after(int(pid), created or 0.0):
-            return (f"its process (pid {pid} on {host}) still lives; cancel or stop it, "
-                    "then delete the run")
+            return (f"its process (pid {pid} on {host}) still lives (frozen, or cut off "
+                    "from the store); stop that process, then delete the run")
         return None
     wait = heartbeat_timeout() + outage_patience()
     if beat is None or now - beat >= wait:
