@@ -61,6 +61,11 @@ def test_delete_ticked_runs_from_the_panel_and_their_tabs_say_so(
     try:
         going = wait_for(lambda: [r.id for r in stored_runs(home, "nightly")
                                   if r.state == "Running"], 60, "the held run")[0]
+        # A second window of the same Lab, a tab of a run the first one deletes open in it.
+        window = page.context.new_page()
+        panel2, alerts2 = open_lab(window, url)
+        view2 = open_run(window, panel2, middle)
+        view2.locator('g.labloom-node[data-state="Completed"]').wait_for(timeout=20_000)
         panel, alerts = open_lab(page, url)
         run_row(panel, going, "Running").wait_for(timeout=20_000)
         # Two tabs open: one of a run the panel deletes, one of a run deleted from a terminal.
@@ -103,6 +108,11 @@ def test_delete_ticked_runs_from_the_panel_and_their_tabs_say_so(
         assert view.get_attribute("data-state") == "deleted"
         view_tab.filter(has_text="deleted").wait_for(timeout=10_000)
         shot(page, "lab-deleted-run-tab")
+        # The other window learns it from the server's pushed event: its tab of an ended run,
+        # shown all along, reads nothing more by itself.
+        view2.locator(".labloom-RunView-notice", has_text=f"Run {middle} was deleted from the "
+                      "store").wait_for(timeout=20_000)
+        run_row(panel2, middle).wait_for(state="detached", timeout=20_000)
         # The tab of the run deleted from a terminal says so once it is shown again.
         page.locator(f'.lm-TabBar-tab[data-id="labloom-run-tab-{oldest}"]').click()
         elsewhere.locator(".labloom-RunView-notice", has_text="was deleted from the store"
@@ -118,5 +128,5 @@ def test_delete_ticked_runs_from_the_panel_and_their_tabs_say_so(
         if holding.poll() is None:
             holding.kill()
         holding.communicate(timeout=10)
-    assert alerts == []
+    assert alerts == [] and alerts2 == []
 

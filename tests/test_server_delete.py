@@ -199,3 +199,24 @@ async def test_a_delete_with_a_cookie_needs_the_xsrf_token(
     )
     assert deleted.code == 200, deleted.body
     assert json.loads(deleted.body)["deleted"] is True
+
+
+async def test_a_deletion_is_pushed_to_this_servers_other_views(
+    jp_fetch: Any, jp_ws_fetch: Any, store_backend: str
+) -> None:
+    # Another browser window of the same server drops the rows and marks its tabs at once,
+    # not at its next safety-net read: the store keeps no trace of a deleted run to push.
+    from test_server_push import Socket
+
+    socket = Socket(await jp_ws_fetch("api", "events", "subscribe"))
+    one, two, three = cubes.run(n=1), cubes.run(n=1), cubes.run(n=1)
+    assert (await delete(jp_fetch, one.id))[0] == 200
+    code, answer = await delete(jp_fetch, "delete", method="POST",
+                                body={"runs": [two.id, three.id]})
+    assert code == 200 and answer["deleted"] == [two.id, three.id]
+    deleted: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(deleted) < 3:
+        event = await socket.event(max(0.1, deadline - time.monotonic()))
+        deleted += event.get("deleted", [])
+    assert deleted == [one.id, two.id, three.id]

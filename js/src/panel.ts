@@ -184,6 +184,9 @@ export class FlowsPanel extends Widget {
     if (!this.list) {
       return;
     }
+    if (event.deleted?.length) {
+      this.dropRuns(new Set(event.deleted)); // deleted from another window of this server
+    }
     const state = this.stateChoice.value;
     const listed = this.list.runs;
     const oldest = listed.length ? listed[listed.length - 1].created || 0 : 0;
@@ -391,7 +394,14 @@ export class FlowsPanel extends Widget {
     if (!result) {
       return;
     }
-    const gone = new Set(result.deleted);
+    this.deleteNote.textContent = result.kept.length ? deletedLabel(result, this.trans) : '';
+    this.dropRuns(new Set(result.deleted));
+    this.runsDeleted.emit(result.deleted);
+    void this.poll();
+  }
+
+  /** Runs gone from the store: their rows and ticks go. */
+  private dropRuns(gone: Set<string>): void {
     gone.forEach(id => this.picked.delete(id));
     this.pickedFlow = this.picked.size ? this.pickedFlow : null;
     if (this.selectedRun && gone.has(this.selectedRun)) {
@@ -400,10 +410,7 @@ export class FlowsPanel extends Widget {
     if (this.list) {
       this.list.runs = this.list.runs.filter(run => !gone.has(run.id));
     }
-    this.deleteNote.textContent = result.kept.length ? deletedLabel(result, this.trans) : '';
     this.showPicked();
-    this.runsDeleted.emit(result.deleted);
-    void this.poll();
   }
 
   async pollSchedules(): Promise<void> {

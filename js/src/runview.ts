@@ -60,6 +60,10 @@ export class RunView extends Widget {
 
   private onEvent(_: LiveRuns, event: IRunsEvent): void {
     this.poll.pace();
+    if (!this.deleted && event.deleted?.includes(this.runId)) {
+      this.markDeleted(); // from another window of this server
+      return;
+    }
     for (const delta of event.runs) {
       if (delta.id !== this.runId || this.deleted) {
         continue;

@@ -59,7 +59,9 @@ class RunHandler(LabloomHandler):
         rules of ``labloom delete``: 409 for a run going on (or whose process may still
         write), 403 for another user's, each saying why."""
         self.lane = "list"  # an action: it queues with the panel's reads, not the run tabs'
-        self.reply(await self.in_pool(deleting.delete_one, validate.run_id(run_id)))
+        answer = await self.in_pool(deleting.delete_one, validate.run_id(run_id))
+        self.pushed_deleted([run_id])
+        self.reply(answer)
 
 
 class DeleteRunsHandler(LabloomHandler):
@@ -75,7 +77,9 @@ class DeleteRunsHandler(LabloomHandler):
             raise web.HTTPError(400, 'the body must be {"runs": [run id, ...]}, at least one')
         if len(ids) > deleting.MAX_RUNS:
             raise web.HTTPError(400, f"at most {deleting.MAX_RUNS} runs at once")
-        self.reply(await self.in_pool(deleting.delete_many, ids))
+        answer = await self.in_pool(deleting.delete_many, ids)
+        self.pushed_deleted(answer["deleted"])
+        self.reply(answer)
 
 
 class TasksHandler(LabloomHandler):
