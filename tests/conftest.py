@@ -43,7 +43,8 @@ BOTH_BACKENDS = {
     "test_run_at_exit", "test_store_follow", "test_experiments_store", "test_server_launch",
     "test_experiments_pages", "test_experiments_snapshot", "test_limits_heads",
     "test_experiments_format", "test_experiments_attempts", "test_experiments_stale_calls",
-    "test_cli_delete", "test_store_odd_text", "test_cli_cancel", "test_experiments_across_rows",
+    "test_cli_delete", "test_store_odd_text", "test_server_delete", "test_cli_cancel",
+    "test_experiments_across_rows",
 }
 
 

@@ -423,7 +423,7 @@ ENDPOINTS = [
     ("POST", "schedules/x/pause"), ("POST", "schedules/x/resume"), ("POST", "schedules/x/run"),
     ("GET", "clusters"), ("GET", "no/such/route"), ("POST", "runs/abcdef012345/bogus"),
     ("GET", "runs/abcdef012345/timeline"), ("GET", "flows"), ("GET", "flows/params"),
-    ("POST", "flows/run"),
+    ("POST", "flows/run"), ("DELETE", "runs/abcdef012345"), ("POST", "runs/delete"),
 ]
 
 
@@ -511,7 +511,7 @@ def test_every_handler_is_authenticated_like_the_template_checks(
         spec.matcher.regex.pattern for rule in app.web_app.default_router.rules
         for spec in getattr(rule.target, "rules", []) if "labloom/api" in spec.matcher.regex.pattern
     ]
-    assert len(labloom_routes) == 18, labloom_routes  # 17 routes and the JSON 404
+    assert len(labloom_routes) == 19, labloom_routes  # 18 routes and the JSON 404
     import asyncio
 
     asyncio.run(app.cleanup_extensions())  # stops what the extension started (its watcher)

@@ -122,6 +122,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       rendermime.addFactory(factory, rank);
     }
     const panel = new FlowsPanel(openRun, live, trans, compare);
+    panel.runsDeleted.connect((_, ids) => {
+      tracker.forEach(tab => {
+        if (ids.includes(tab.content.runId)) {
+          tab.content.markDeleted();
+        }
+      });
+    });
     panel.title.icon = labloomIcon;
     if (notebookTree) {
       // Notebook 7's file browser page: a tab beside Files and Running.

@@ -27,6 +27,7 @@ export interface IRunsEvent {
   now: number;
   running: number;
   runs: IRunDelta[];
+  deleted?: string[]; // runs this server deleted since its last event: views drop them
 }
 
 export class LiveRuns {

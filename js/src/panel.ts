@@ -16,6 +16,7 @@ import {
   seconds,
   when
 } from './api';
+import { confirmAndDelete, deletedLabel } from './deleting';
 import { IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { LaunchSection } from './launch';
 import { DEFAULT_SETTINGS, IPanelSettings } from './settings';
@@ -94,7 +95,15 @@ export class FlowsPanel extends Widget {
         this.compare([...this.picked], this.pickedFlow);
       }
     });
-    head.append(this.filter, this.stateChoice, this.compareButton);
+    // Ticked runs deleted, after a confirm dialog, by labloom delete's rules (the server's).
+    this.deleteButton = el(
+      'button',
+      { class: 'labloom-delete jp-mod-styled jp-mod-warn', type: 'button' },
+      trans.__('Delete')
+    ) as HTMLButtonElement;
+    this.deleteButton.disabled = true;
+    this.deleteButton.addEventListener('click', () => void this.deletePicked());
+    head.append(this.filter, this.stateChoice, this.compareButton, this.deleteButton);
 
     this.runs = el('div', { class: 'labloom-runs', role: 'list' });
     // The run a command (cancel the selected run) acts on: the row last focused or clicked.
@@ -108,10 +117,13 @@ export class FlowsPanel extends Widget {
     }, trans);
     this.schedules = el('div', { class: 'labloom-schedules' });
     this.error = el('div', { class: 'labloom-FlowsPanel-error' });
+    // What the last Delete kept and why: it stays until the next Delete (a poll clears errors).
+    this.deleteNote = el('div', { class: 'labloom-FlowsPanel-error labloom-delete-note' });
     this.node.append(
       head,
       this.launch.node,
       this.error,
+      this.deleteNote,
       this.runs,
       el('h3', {}, trans.__('Schedules')),
       this.schedules
@@ -145,6 +157,9 @@ export class FlowsPanel extends Widget {
   /** The run the "cancel the selected run" command acts on. */
   selectedRun: string | null = null;
 
+  /** Runs this panel deleted: their open tabs say so. */
+  readonly runsDeleted = new Signal<this, string[]>(this);
+
   protected onAfterShow(): void {
     this.readAgain();
   }
@@ -168,6 +183,9 @@ export class FlowsPanel extends Widget {
     this.ticker.pace();
     if (!this.list) {
       return;
+    }
+    if (event.deleted?.length) {
+      this.dropRuns(new Set(event.deleted)); // deleted from another window of this server
     }
     const state = this.stateChoice.value;
     const listed = this.list.runs;
@@ -285,8 +303,8 @@ export class FlowsPanel extends Widget {
     const pick = el('input', {
       class: 'labloom-run-pick',
       type: 'checkbox',
-      'aria-label': `compare run ${run.id}`,
-      title: 'tick runs of one flow, then Compare experiments'
+      'aria-label': `select run ${run.id} (compare, delete)`,
+      title: 'tick runs of one flow, then Compare experiments or Delete'
     }) as HTMLInputElement;
     pick.checked = this.picked.has(run.id);
     pick.disabled = this.pickedFlow !== null && this.pickedFlow !== run.flow;
@@ -345,11 +363,54 @@ export class FlowsPanel extends Widget {
       this.picked.delete(run.id);
     }
     this.pickedFlow = this.picked.size ? run.flow : null;
-    this.compareButton.disabled = !this.picked.size;
-    this.compareButton.textContent = this.picked.size
-      ? `Compare experiments (${this.picked.size})`
-      : 'Compare experiments';
+    this.showPicked();
+  }
+
+  private showPicked(): void {
+    const n = this.picked.size;
+    this.compareButton.disabled = this.deleteButton.disabled = !n;
+    this.compareButton.textContent = n ? `Compare experiments (${n})` : 'Compare experiments';
+    this.deleteButton.textContent = n
+      ? this.trans.__('Delete (%1)', n)
+      : this.trans.__('Delete');
     this.drawRuns();
+  }
+
+  private async deletePicked(): Promise<void> {
+    if (!this.picked.size || this.pickedFlow === null) {
+      return;
+    }
+    let result;
+    this.deleteNote.textContent = '';
+    try {
+      result = await confirmAndDelete([...this.picked], this.pickedFlow, this.trans);
+    } catch (error: any) {
+      this.deleteNote.textContent = this.trans.__(
+        '[labloom] delete failed: %1',
+        error.message || error
+      );
+      return;
+    }
+    if (!result) {
+      return;
+    }
+    this.deleteNote.textContent = result.kept.length ? deletedLabel(result, this.trans) : '';
+    this.dropRuns(new Set(result.deleted));
+    this.runsDeleted.emit(result.deleted);
+    void this.poll();
+  }
+
+  /** Runs gone from the store: their rows and ticks go. */
+  private dropRuns(gone: Set<string>): void {
+    gone.forEach(id => this.picked.delete(id));
+    this.pickedFlow = this.picked.size ? this.pickedFlow : null;
+    if (this.selectedRun && gone.has(this.selectedRun)) {
+      this.selectedRun = null;
+    }
+    if (this.list) {
+      this.list.runs = this.list.runs.filter(run => !gone.has(run.id));
+    }
+    this.showPicked();
   }
 
   async pollSchedules(): Promise<void> {
@@ -450,12 +511,14 @@ export class FlowsPanel extends Widget {
 
   private filter: HTMLInputElement;
   private compareButton: HTMLButtonElement;
+  private deleteButton: HTMLButtonElement;
   private picked = new Set<string>();
   private pickedFlow: string | null = null;
   private stateChoice: HTMLSelectElement;
   private runs: HTMLElement;
   private schedules: HTMLElement;
   private error: HTMLElement;
+  private deleteNote: HTMLElement;
   private ticker: SafetyNet;
   private rows = new Map<string, HTMLElement>();
   private more = this.moreButton();

@@ -60,8 +60,12 @@ export class RunView extends Widget {
 
   private onEvent(_: LiveRuns, event: IRunsEvent): void {
     this.poll.pace();
+    if (!this.deleted && event.deleted?.includes(this.runId)) {
+      this.markDeleted(); // from another window of this server
+      return;
+    }
     for (const delta of event.runs) {
-      if (delta.id !== this.runId) {
+      if (delta.id !== this.runId || this.deleted) {
         continue;
       }
       if (!FINAL_STATES.has(delta.state)) {
@@ -91,7 +95,18 @@ export class RunView extends Widget {
   }
 
   async refresh(): Promise<void> {
-    await this.model.refresh();
+    if (this.deleted) {
+      return;
+    }
+    try {
+      await this.model.refresh();
+    } catch (error: any) {
+      if (error?.response?.status === 404) {
+        this.markDeleted(); // deleted since (the panel, labloom delete), or never there
+        return;
+      }
+      throw error;
+    }
     const run = this.model.detail;
     this.showRun(run);
     this.markDrawn();
@@ -112,6 +127,12 @@ export class RunView extends Widget {
   }
 
   protected onAfterShow(): void {
+    if (this.ended && !this.deleted) {
+      // An ended run's tab stands by; shown again, one small read by cursor tells whether the
+      // run is still in the store (`labloom delete`, another user's panel).
+      void this.refresh().catch(error => console.warn('[labloom]', error));
+      return;
+    }
     this.catchUp();
   }
 
@@ -126,8 +147,25 @@ export class RunView extends Widget {
     super.dispose();
   }
 
+  /** The run left the store: the tab stays, saying so, and stops asking for it. */
+  markDeleted(): void {
+    this.deleted = this.ended = true;
+    this.title.label = this.trans.__('run %1 · deleted', this.runId);
+    this.node.setAttribute('data-state', 'deleted');
+    this.notice.textContent = this.model.detail
+      ? this.trans.__(
+          'Run %1 was deleted from the store; what this tab shows is all that is left of it.',
+          this.runId
+        )
+      : this.trans.__('Run %1 is not in the store: deleted, or a mistyped id.', this.runId);
+    this.notice.setAttribute('data-error', 'true');
+  }
+
   /** After Retry the same tab may be asked to follow again. */
   reopen(): void {
+    if (this.deleted) {
+      return;
+    }
     this.ended = false;
     this.catchUp();
   }
@@ -188,5 +226,6 @@ export class RunView extends Widget {
   private cleanup: () => void;
   private poll: SafetyNet;
   private ended = false;
+  private deleted = false;
   private clusters: any = null;
 }

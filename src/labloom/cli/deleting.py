@@ -20,8 +20,10 @@ def register(subparsers: Any) -> None:
     delete = subparsers.add_parser(
         "delete", help="delete ended runs from the store: named, or older than some days",
         description="Delete ended runs with their task runs, states, logs, params and metrics. "
-        "A run still going is kept; another user's only by an admin (LABLOOM_ADMINS). Result "
-        "files are kept (a cached result is shared by every run with its key).",
+        "A run still going is kept, and so is a run marked Crashed whose process may still "
+        "write; another user's only by an admin (LABLOOM_ADMINS). Their result files go too, "
+        "unless a run left in the store names them (a cached result is shared by every run "
+        "with its key).",
     )
     delete.add_argument("run_ids", metavar="RUN_ID", nargs="*", help="runs to delete")
     delete.add_argument("--older-than", metavar="DAYS", type=days("--older-than"),
@@ -50,19 +52,41 @@ def _delete(args: argparse.Namespace) -> int:
         else:
             runs = older_runs(store, time.time() - args.older_than * DAY, args.flow)
         pruned = delete_runs(store, runs, dry_run=args.dry_run)
+    files = pruned.files
     if args.json:
         print(json.dumps({"dry_run": args.dry_run, "deleted": pruned.deleted,
                           "task_runs": pruned.task_runs, "kept_running": pruned.running,
-                          "kept_not_allowed": pruned.not_allowed}, indent=1))
+                          "kept_not_allowed": pruned.not_allowed,
+                          "kept_may_live": pruned.may_live,
+                          "result_files": {"deleted": files.deleted, "bytes": files.freed,
+                                           "kept_shared": files.shared,
+                                           "errors": files.errors}}, indent=1))
     else:
         verb = "would delete" if args.dry_run else "deleted"
-        echo(f"{verb} {len(pruned.deleted)} run(s) ({pruned.task_runs} task runs)")
+        freed = "" if args.dry_run else f", {_size(files.freed)}"
+        with_files = f", {files.deleted} result file(s){freed}" if files.deleted else ""
+        echo(f"{verb} {len(pruned.deleted)} run(s) ({pruned.task_runs} task runs{with_files})")
+        if files.shared:
+            echo(f"kept {files.shared} result file(s) that runs left in the store still name")
+        for error in files.errors[:10]:
+            echo(f"could not delete result file {error}")
         if pruned.running:
             echo(f"kept {len(pruned.running)} run(s) still going: {_listed(pruned.running)}")
+        for run_id, why in pruned.may_live.items():
+            echo(f"kept run {run_id}: {why}")
         if pruned.not_allowed:
             echo(f"kept {len(pruned.not_allowed)} run(s) of other users (only an admin may "
                  f"delete them, LABLOOM_ADMINS): {_listed(pruned.not_allowed)}")
-    return 0 if not (args.run_ids and (pruned.running or pruned.not_allowed)) else 1
+    kept = pruned.running or pruned.not_allowed or pruned.may_live
+    return 0 if not (args.run_ids and kept) else 1
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return ""
 
 
 def _listed(ids: list[str], shown: int = 10) -> str:

@@ -94,6 +94,25 @@ def modified(location: str) -> float | None:
         return None
 
 
+def remove(location: str) -> int:
+    """Delete a result file; the bytes it held (0 when it was gone already)."""
+    if is_url(location):
+        fs, path = _fs(location)
+        try:
+            size = int(fs.size(path) or 0)
+            fs.rm_file(path)
+        except FileNotFoundError:
+            return 0
+        return size
+    path = local_path(location)
+    try:
+        size = os.stat(path).st_size
+        os.remove(path)
+    except FileNotFoundError:
+        return 0
+    return size
+
+
 class CacheMissError(Exception):
     """A result file could not be read (gone, truncated, unpicklable): compute instead."""
 

@@ -39,6 +39,13 @@ class LabloomHandler(APIHandler):
         except StoreUnavailableError as exc:
             raise web.HTTPError(503, str(exc)) from None
 
+    def pushed_deleted(self, run_ids: list[str]) -> None:
+        """Runs this request deleted: the watcher's next event names them, so this server's
+        other views (another browser window) drop them at once (``push.py``)."""
+        watcher = self.settings.get(SETTINGS_KEY + "_watcher")
+        if watcher is not None:
+            watcher.deleted(run_ids)
+
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")

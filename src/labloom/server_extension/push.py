@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -58,6 +59,14 @@ class StoreFollower:
         self.open: set[str] = set()
         self.lines = 0  # the last log line seen
         self.reconciled = 0.0
+        # Runs this server deleted (its REST actions, on their pool's threads), for the next
+        # event: a store keeps no trace of a deleted run for a look to find.
+        self._deleted: list[str] = []
+        self._deleted_lock = threading.Lock()
+
+    def deleted(self, run_ids: list[str]) -> None:
+        with self._deleted_lock:
+            self._deleted.extend(run_ids)
 
     def look(self, access: StoreAccess, store: RunStore) -> dict[str, Any] | None:
         """What changed since the last look, as an event's data (None: nothing). The first look
@@ -66,6 +75,12 @@ class StoreFollower:
         again by cursor (the other recent ones are only remembered: one event stays small).
         A run is read whole only while it goes on, and once when it is new to the watcher."""
         now = time.time()
+        with self._deleted_lock:
+            deleted, self._deleted = self._deleted, []
+        for run_id in deleted:
+            self.rows.pop(run_id, None)
+            self.cursors.pop(run_id, None)
+            self.open.discard(run_id)
         if time.monotonic() - self.reconciled >= RECONCILE_EVERY:
             store.reconcile()
             self.reconciled = time.monotonic()
@@ -93,10 +108,13 @@ class StoreFollower:
             self.rows.pop(gone)
             self.cursors.pop(gone, None)
         self.started = True
-        if not deltas:
+        if not deltas and not deleted:
             return None
-        return {"now": now, "running": sum(run.state == "Running" for run in runs),
+        data = {"now": now, "running": sum(run.state == "Running" for run in runs),
                 "runs": deltas}
+        if deleted:
+            data["deleted"] = deleted
+        return data
 
     def _delta(self, access: StoreAccess, store: RunStore, run: RunRecord, followed: set[str],
                lines: int | None) -> dict[str, Any] | None:
@@ -156,6 +174,11 @@ class Watcher:
         self.server = uuid.uuid4().hex[:12]
         self.seq = 0
         self.looks = 0  # for tests and benchmarks: how many looks read the store
+
+    def deleted(self, run_ids: list[str]) -> None:
+        """Runs this server deleted: the next event names them (``deleted``)."""
+        if run_ids:
+            self._follower.deleted(run_ids)
 
     @property
     def running(self) -> bool:

@@ -12,6 +12,7 @@ from .experiments import CurvesHandler, ExperimentsHandler, RunExperimentsHandle
 from .launch import FlowParamsHandler, FlowsHandler, LaunchHandler
 from .runs import (
     CancelHandler,
+    DeleteRunsHandler,
     LogsHandler,
     NodeHandler,
     RetryHandler,
@@ -32,6 +33,7 @@ def handlers(base_url: str) -> list[tuple[str, Any]]:
 
     return [
         (at("runs"), RunsHandler),
+        (at("runs/delete"), DeleteRunsHandler),  # before runs/{id}, which would match it
         (at(f"runs/{_ID}"), RunHandler),
         (at(f"runs/{_ID}/nodes/(?P<node_id>[^/]+)"), NodeHandler),
         (at(f"runs/{_ID}/logs"), LogsHandler),

@@ -1,4 +1,4 @@
-"""``runs``, ``runs/{id}``, its nodes and logs, and the two actions on a run."""
+"""``runs``, ``runs/{id}``, its nodes and logs, and the actions on runs: cancel, retry, delete."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from . import control, queries, validate
+from . import control, deleting, queries, validate
 from .base import LabloomHandler
 
 
@@ -51,6 +51,35 @@ class RunHandler(LabloomHandler):
             queries.run_detail, validate.run_id(run_id), with_tasks, since, lines
         )
         self.reply_for_run(detail)
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, run_id: str) -> None:
+        """Delete an ended run with its rows and the result files no other run names, by the
+        rules of ``labloom delete``: 409 for a run going on (or whose process may still
+        write), 403 for another user's, each saying why."""
+        self.lane = "list"  # an action: it queues with the panel's reads, not the run tabs'
+        answer = await self.in_pool(deleting.delete_one, validate.run_id(run_id))
+        self.pushed_deleted([run_id])
+        self.reply(answer)
+
+
+class DeleteRunsHandler(LabloomHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """``{"runs": [id, ...]}``: the runs the panel ticked. Those that may go go; ``kept``
+        says per run why one stayed (status and message, as ``DELETE runs/{id}`` would)."""
+        body = self.get_json_body()
+        ids = body.get("runs") if isinstance(body, dict) else None
+        if (not isinstance(ids, list) or not ids
+                or not all(isinstance(i, str) and validate.is_run_id(i) for i in ids)):
+            raise web.HTTPError(400, 'the body must be {"runs": [run id, ...]}, at least one')
+        if len(ids) > deleting.MAX_RUNS:
+            raise web.HTTPError(400, f"at most {deleting.MAX_RUNS} runs at once")
+        answer = await self.in_pool(deleting.delete_many, ids)
+        self.pushed_deleted(answer["deleted"])
+        self.reply(answer)
 
 
 class TasksHandler(LabloomHandler):

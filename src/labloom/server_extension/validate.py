@@ -27,6 +27,10 @@ def run_id(text: str) -> str:
     return text
 
 
+def is_run_id(text: str) -> bool:
+    return bool(_RUN_ID.match(text))
+
+
 def node_id(text: str) -> str:
     if not _NODE_ID.match(text):
         raise web.HTTPError(404, "no such node")

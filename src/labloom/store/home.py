@@ -148,13 +148,22 @@ def why_gone(host: str | None, pid: int | None, beat: float | None, created: flo
     stale = beat is None or now - beat > timeout
     if host == host_name() and pid is not None:
         if not pid_alive(int(pid)):
-            return f"its process (pid {pid} on {host}) is gone"
+            return f"its process (pid {pid} on {host}){_GONE}"
         if stale and started_after(int(pid), created or 0.0):
-            return f"its process (pid {pid} on {host}) is gone; a later process has its pid"
+            return f"its process (pid {pid} on {host}){_GONE}; a later process has its pid"
         return None
     if stale:
         return f"no sign of life from pid {pid} on {host} for over {timeout:g}s"
     return None
+
+
+_GONE = " is gone"
+
+
+def seen_gone(message: str) -> bool:
+    """Whether a Crashed run's message (``why_gone``'s) says its own host saw its process gone:
+    then nothing of it writes again, wherever this is asked. (Marked for silence, it may.)"""
+    return f"){_GONE}" in message
 
 
 def host_name() -> str:

@@ -6,9 +6,15 @@ only grows (and a place that must not keep logs past a retention period could no
 
 A run is deleted with everything of it the store holds (its task runs, their states, logs and
 cut notes, logged params and metrics and their folded rows, its graph's nodes, a cancel
-request). Only an ended run: one still running is kept (a run whose process is gone is Crashed,
-``RunStore.reconcile``, and so ended). Another user's run only by an admin (``access.py``).
-Result files are not deleted: a cached result is shared by every run with its key.
+request), and the result files no run left in the store names (``unreferenced_results.py``: a
+cached result is shared by every run with its key). Only an ended run: one still running is
+kept (a run whose process is gone is Crashed, ``RunStore.reconcile``, and so ended). A run
+marked Crashed for its silence alone (from another host: no heartbeat for
+``LABLOOM_HEARTBEAT_TIMEOUT``) may still live, its beats kept from the store (a host cut off,
+a PostgreSQL failover): its writer tries again for ``LABLOOM_STORE_OUTAGE`` seconds and its
+next beat makes it Running. Such a run is kept until its last beat is older than both
+together; on its own host, while its process lives. (One its own host saw dead, the pid asked
+there, goes at once.) Another user's run only by an admin (``access.py``).
 
 Each batch of runs is its own short transaction, so a big prune never holds the store's write
 lock for long: runs going meanwhile keep recording.
@@ -16,12 +22,16 @@ lock for long: runs going meanwhile keep recording.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..core.errors import NotAllowedError
 from . import access
+from .home import host_name, pid_alive, seen_gone, started_after
+from .settings import heartbeat_timeout, outage_patience
+from .unreferenced_results import FilesFreed, delete_unnamed, named_by
 
 if TYPE_CHECKING:
     from .reader import RunRecord, RunStore
@@ -41,13 +51,16 @@ class Pruned:
     deleted: list[str] = field(default_factory=list)  # run ids
     running: list[str] = field(default_factory=list)  # kept: not ended
     not_allowed: list[str] = field(default_factory=list)  # kept: another user's
+    # kept: marked Crashed, but its process may still write (run id -> why)
+    may_live: dict[str, str] = field(default_factory=dict)
     task_runs: int = 0
+    files: FilesFreed = field(default_factory=FilesFreed)
 
 
 def delete_runs(store: RunStore, runs: Sequence[RunRecord], dry_run: bool = False) -> Pruned:
     """Delete ``runs`` (as the store read them) that may be deleted; say which were kept."""
     result = Pruned()
-    chosen: list[RunRecord] = []
+    chosen: list[str] = []
     for run in runs:
         if run.state not in _ENDED:
             result.running.append(run.id)
@@ -57,11 +70,34 @@ def delete_runs(store: RunStore, runs: Sequence[RunRecord], dry_run: bool = Fals
         except NotAllowedError:
             result.not_allowed.append(run.id)
             continue
-        chosen.append(run)
-    for batch in _batches([run.id for run in chosen]):
-        result.task_runs += _delete(store, batch, dry_run)
-        result.deleted += batch
+        chosen.append(run.id)
+    files: dict[str, float] = {}
+    for batch in _batches(chosen):
+        result.task_runs += _delete(store, batch, dry_run, result.may_live, files)
+        result.deleted += [run_id for run_id in batch if run_id not in result.may_live]
+    if files:
+        result.files = delete_unnamed(store.conn, files, set(result.deleted), dry_run)
     return result
+
+
+def why_kept_alive(host: str | None, pid: int | None, beat: float | None,
+                   created: float | None, message: str, now: float) -> str | None:
+    """Why a run marked Crashed may still be writing to the store; None when it cannot be."""
+    if seen_gone(message):
+        return None  # its own host asked its pid: dead, whichever host deletes
+    if host == host_name() and pid is not None:
+        if pid_alive(int(pid)) and not started_after(int(pid), created or 0.0):
+            return (f"its process (pid {pid} on {host}) still lives (frozen, or cut off "
+                    "from the store); stop that process, then delete the run")
+        return None
+    wait = heartbeat_timeout() + outage_patience()
+    if beat is None or now - beat >= wait:
+        return None
+    return (f"it was marked Crashed for its silence, but its process (pid {pid} on {host}) "
+            f"beat {now - beat:.0f}s ago and may still be writing (a host cut off from the "
+            f"store beats again when it is back); delete it after {wait - (now - beat):.0f}s "
+            "more, when it can no longer come back (LABLOOM_HEARTBEAT_TIMEOUT + "
+            "LABLOOM_STORE_OUTAGE after its last beat)")
 
 
 def _batches(ids: list[str]) -> Iterator[list[str]]:
@@ -69,13 +105,35 @@ def _batches(ids: list[str]) -> Iterator[list[str]]:
         yield ids[start : start + _BATCH]
 
 
-def _delete(store: RunStore, run_ids: list[str], dry_run: bool) -> int:
-    marks = ",".join("?" * len(run_ids))
-    count_sql = f"SELECT COUNT(*) FROM task_runs WHERE run_id IN ({marks})"
-    if dry_run:
-        return int(store.conn.execute(count_sql, run_ids).fetchone()[0])
+def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[str, str],
+            files: dict[str, float]) -> int:
+    """Delete a batch in one transaction; the runs found alive meanwhile go to ``may_live``
+    instead, and the result files the deleted ones named to ``files``."""
     with store.conn.transaction() as conn:
-        count = int(conn.execute(count_sql, run_ids).fetchone()[0])
+        # Read in the transaction (PostgreSQL: rows locked), so a beat that makes a run Running
+        # again comes before this read or after the delete, never between.
+        marks = ",".join("?" * len(run_ids))
+        lock = " FOR UPDATE" if conn.kind == "postgresql" else ""
+        now = time.time()
+        for run_id, state, host, pid, beat, created, message in conn.execute(
+            f"SELECT id, state, host, pid, heartbeat, created, message FROM flow_runs WHERE id "
+            f"IN ({marks}){lock}", run_ids
+        ).fetchall():
+            why = (f"it is {state} again: its process beat" if state not in _ENDED else
+                   why_kept_alive(host, pid, beat, created, message or "", now)
+                   if state == "Crashed" else None)
+            if why is not None:
+                may_live[run_id] = why
+        run_ids = [run_id for run_id in run_ids if run_id not in may_live]
+        if not run_ids:
+            return 0
+        marks = ",".join("?" * len(run_ids))
+        count = int(conn.execute(f"SELECT COUNT(*) FROM task_runs WHERE run_id IN ({marks})",
+                                 run_ids).fetchone()[0])
+        for path, ended in named_by(conn, run_ids).items():
+            files[path] = max(files.get(path, 0.0), ended)
+        if dry_run:
+            return count
         conn.execute("DELETE FROM task_states WHERE task_run_id IN (SELECT id FROM task_runs "
                      f"WHERE run_id IN ({marks}))", run_ids)
         for table in _RUN_TABLES:
