@@ -90,3 +90,15 @@ def test_at_most_max_rows_are_kept_the_least_recently_asked_dropped_first(
             _drop_values(store, run.id)
         kept = {record.id: len(across.rows(store, [record])) for record in records}
         assert kept == {runs[0].id: 0, runs[1].id: 2, runs[2].id: 2}
+
+
+def test_a_deleted_run_is_forgotten(store_backend: str) -> None:
+    runs = [sweep.run(n=2, executor="local") for _ in range(2)]
+    across = AcrossRows()
+    with open_store() as store:
+        records = [store.get_run(r.id) for r in runs]
+        assert len(across.rows(store, records)) == 4
+        across.forget([runs[0].id])
+        for run in runs:
+            _drop_values(store, run.id)
+        assert [row.run_id for row in across.rows(store, records)] == [runs[1].id] * 2

@@ -9,7 +9,7 @@ final), so they are read and folded once and kept here, keyed by the run's state
 the question's own read of the runs gives them: a run that goes on (marked Crashed, then
 Running again on its next beat) or is retried in place is read afresh. Runs still going are
 read at every question, as before. At most ``MAX_ROWS`` rows are kept, the runs asked least
-recently dropped first; a deleted run is no longer named, so its rows age out.
+recently dropped first; a run deleted through this server is dropped at once.
 
 One run's own pages are kept elsewhere (``experiment_rows.py``, with a store snapshot); those
 rows are followed by cursor while the run runs, these are only ever whole.
@@ -49,6 +49,13 @@ class AcrossRows:
             if not record.is_open:
                 self._keep(key, rows)
         return out
+
+    def forget(self, run_ids: list[str]) -> None:
+        """Drop what is kept of these runs (deleted from the store: ``deleting.py``)."""
+        gone = set(run_ids)
+        with self._lock:
+            for key in [key for key in self._kept if key[0] in gone]:
+                self._count -= len(self._kept.pop(key))
 
     def _keep(self, key: _Key, rows: list[ex.Experiment]) -> None:
         with self._lock:

@@ -23,6 +23,7 @@ def delete_one(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
     if run is None:
         raise web.HTTPError(404, "no such run")
     pruned = delete_runs(store, [run])
+    access.across.forget(pruned.deleted)
     if run_id not in pruned.deleted:
         status, message = refusal(run, pruned)
         raise web.HTTPError(status, message)
@@ -40,6 +41,7 @@ def delete_many(access: Any, store: RunStore, run_ids: list[str]) -> dict[str, A
         else:
             runs.append(run)
     pruned = delete_runs(store, runs)
+    access.across.forget(pruned.deleted)
     for run in runs:
         if run.id not in pruned.deleted:
             status, message = refusal(run, pruned)
