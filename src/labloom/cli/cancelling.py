@@ -51,23 +51,22 @@ def _cancel(args: argparse.Namespace) -> int:
             else:
                 asked.append(run.id)
         left = _wait(store, asked, args.wait)
-    for run_id, state in left.items():
-        if state in ("Pending", "Running"):
-            echo(f"run {run_id}: cancel requested; still {state} after {args.wait:g}s (its "
+    for run in left:
+        if run.is_open:
+            echo(f"run {run.id}: cancel requested; still {run.state} after {args.wait:g}s (its "
                  "process acts on it at its next look, or the run is marked Crashed once its "
                  "process is found gone)")
         else:
-            echo(f"run {run_id}: {state}")
+            echo(f"run {run.id}: {run.state}")
     return 1 if refused else 0
 
 
-def _wait(store: Any, run_ids: list[str], wait: float) -> dict[str, str]:
-    """Each run's state once it ended, or as it stands after ``wait`` seconds."""
+def _wait(store: Any, run_ids: list[str], wait: float) -> list[Any]:
+    """The runs once they ended, or as they stand after ``wait`` seconds."""
     deadline = time.monotonic() + wait
     while True:
         # matching_runs marks a run whose process is gone Crashed first (``reconcile``).
-        states = {run_id: store.matching_runs(run_id, limit=1)[0].state for run_id in run_ids}
-        going = [s for s in states.values() if s in ("Pending", "Running")]
-        if not going or time.monotonic() >= deadline:
-            return states
+        runs = [store.matching_runs(run_id, limit=1)[0] for run_id in run_ids]
+        if not any(run.is_open for run in runs) or time.monotonic() >= deadline:
+            return runs
         time.sleep(0.2)
