@@ -106,6 +106,9 @@ class DaskExecutor(Executor):
         self._submitter = Submitter(self)
         self._cluster_limiter: Any = None
         self._facts: tuple[Any, dict[str, Any]] | None = None
+        # The cluster profile this executor was made from (``cluster:NAME``): recorded, so
+        # that a retry of the run starts that profile's cluster again.
+        self.profile: str | None = None
 
     # --- connection ------------------------------------------------------------------------
 
@@ -188,6 +191,8 @@ class DaskExecutor(Executor):
         facts = dict(self._facts[1])
         if self._per_run is not None and self._per_run.cluster is not None:
             facts.update(self._per_run.metadata())
+        if self.profile:
+            facts["profile"] = self.profile
         return facts
 
     def describe(self) -> str:
