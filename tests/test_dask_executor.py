@@ -1069,6 +1069,43 @@ def test_a_lost_scheduler_fails_the_run_at_once_and_says_so(tmp_path, monkeypatc
     assert isinstance(stubborn.error, labloom.SchedulerLostError)
 
 
+@task(retries=2, retry_delay=0.2)
+def brief_stubborn_step() -> int:
+    time.sleep(2)  # running when the cluster closes: its retries must fail at once
+    return 0
+
+
+@flow
+def brief_steps(n: int) -> list[int]:
+    brief_stubborn_step()
+    return patient_step.map(range(n))  # type: ignore[return-value]
+
+
+def test_a_cluster_closed_under_a_run_fails_its_task_runs_saying_so(tmp_path, monkeypatch):
+    # Session 41's review: `cluster.close()` in another cell while a run ran failed every
+    # task run with only "CancelledError: patient_step[3] was cancelled": Dask cancels the
+    # futures of a client its cluster closed with reason "unknown", as if the run had been
+    # cancelled, and nothing said that the cluster was gone or what to do.
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster:
+        run = brief_steps.run(n=20, executor=DaskExecutor(cluster=cluster), background=True)
+        deadline = time.monotonic() + 60
+        while sum(tr.state is State.COMPLETED for tr in run.tasks) < 2:
+            assert time.monotonic() < deadline, "two steps to finish"
+            time.sleep(0.05)
+        cluster.close()
+        assert run.wait(20) is State.FAILED
+    unfinished = [tr for tr in run.tasks if tr.state is not State.COMPLETED]
+    assert unfinished and all(tr.state is State.FAILED for tr in unfinished)
+    closed = "SchedulerLostError: the Dask cluster or client of this run was closed while"
+    assert all(tr.message.startswith(closed) for tr in unfinished), {
+        tr.message for tr in unfinished}
+    assert "cluster.close()" in unfinished[0].message and "retry" in unfinished[0].message
+    (stubborn,) = [tr for tr in run.tasks if tr.name == "brief_stubborn_step"]
+    assert stubborn.attempts == 3 and isinstance(stubborn.error, labloom.SchedulerLostError)
+
+
 # --- Faults inside a chunk of several children (helper s, session 39) ----------------------
 
 
