@@ -252,6 +252,11 @@ def test_an_unmeasured_maps_probes_are_planned_in_the_launching_thread() -> None
         def unsubscribe_topic(self, name: str) -> None:
             pass
 
+        class loop:  # noqa: N801  # where the workers are watched (dask_worker_watch): not here
+            @staticmethod
+            def add_callback(*args: Any) -> None:
+                pass
+
     executor = DaskExecutor(client=Client())
     executor._submitter._start = lambda: None  # type: ignore[method-assign]  # nothing sent
     for block in range(2):  # a map's children come in blocks: asked for the first only
