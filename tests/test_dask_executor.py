@@ -1146,6 +1146,30 @@ def test_a_cluster_closed_under_a_run_fails_its_task_runs_saying_so(tmp_path, mo
     assert stubborn.attempts == 3 and isinstance(stubborn.error, labloom.SchedulerLostError)
 
 
+def test_a_cluster_restarted_under_a_run_fails_its_task_runs_saying_so(tmp_path, monkeypatch):
+    # `client.restart()` (or Restart in the Dask dashboard) while a run ran failed every task
+    # run with only "CancelledError: half_second[3] was cancelled", as for a run cancelled on
+    # purpose: Dask's reason ("scheduler-restart") was not said.
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        run = half_seconds.run(n=12, executor=DaskExecutor(client=client), background=True)
+        deadline = time.monotonic() + 60
+        while not any(tr.state is State.COMPLETED for tr in run.tasks):
+            assert time.monotonic() < deadline, "a first child to end"
+            time.sleep(0.05)
+        client.restart()
+        assert run.wait(30) is State.FAILED
+        unfinished = [tr for tr in run.tasks if tr.state is not State.COMPLETED]
+        restarted = "WorkerDiedError: the Dask scheduler restarted while 'half_second["
+        assert unfinished and all(tr.message.startswith(restarted) for tr in unfinished), {
+            tr.message for tr in unfinished}
+        assert "client.restart()" in unfinished[0].message
+        # The cluster is there again for a new run.
+        assert half_seconds.run(n=3, executor=DaskExecutor(client=client)).result() == [0, 1, 2]
+
+
 # --- Faults inside a chunk of several children (helper s, session 39) ----------------------
 
 

@@ -120,6 +120,7 @@ def is_adaptive(cluster: Any) -> bool:
 
 
 SCHEDULER_LOST = "scheduler-connection-lost"
+SCHEDULER_RESTART = "scheduler-restart"  # client.restart(), the dashboard's Restart
 # Not Dask's: a future cancelled with no reason ("unknown") by a client that is closed, which is
 # what a cluster closed under a run leaves (``cluster.close()`` in another cell).
 CLIENT_CLOSED = "client-closed"
