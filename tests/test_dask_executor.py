@@ -1146,6 +1146,27 @@ def test_a_cluster_closed_under_a_run_fails_its_task_runs_saying_so(tmp_path, mo
     assert stubborn.attempts == 3 and isinstance(stubborn.error, labloom.SchedulerLostError)
 
 
+def test_a_run_on_a_client_or_cluster_closed_since_says_so(tmp_path, monkeypatch):
+    # Closed in another cell after a first run, then the flow's cell run again: the run was
+    # an AttributeError ("'NoneType' object has no attribute 'address'") from inside labloom.
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster:
+        client = distributed.Client(cluster, set_as_default=False)
+        given_client, given_cluster = DaskExecutor(client=client), DaskExecutor(cluster=cluster)
+        assert three_stages.run(n=2, executor=given_client).result()[0] == 7
+        assert three_stages.run(n=2, executor=given_cluster).result()[0] == 7
+        client.close()
+        with pytest.raises(ConnectionError, match=r"the Dask client given to "
+                           r"DaskExecutor\(client=\.\.\.\) is closed \(client.close\(\)"):
+            three_stages.run(n=2, executor=given_client)
+        cluster.close()
+        with pytest.raises(ConnectionError, match=r"the Dask cluster given to "
+                           r"DaskExecutor\(cluster=\.\.\.\) is closed \(cluster.close\(\)\); "
+                           "start a new one"):
+            three_stages.run(n=2, executor=given_cluster)
+
+
 def test_a_cluster_restarted_under_a_run_fails_its_task_runs_saying_so(tmp_path, monkeypatch):
     # `client.restart()` (or Restart in the Dask dashboard) while a run ran failed every task
     # run with only "CancelledError: half_second[3] was cancelled", as for a run cancelled on

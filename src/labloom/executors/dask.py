@@ -24,7 +24,7 @@ from .dask_clusters import Kept, check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
 from .dask_outcomes import scheduler_lost
-from .dask_shared import cluster_client, durations_of, shared_client
+from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client
 from .dask_submit import Submitter
 from .dask_worker_watch import WorkersGone, say_if_no_workers
 
@@ -129,6 +129,10 @@ class DaskExecutor(Executor):
 
     def _ready(self) -> None:
         with self._lock:
+            if self._client is not None and self._client.status in ("closing", "closed"):
+                # Closed since the last run: a new one where this executor makes its own.
+                refuse_closed(self.cluster, self.source == "given" and self.address is None)
+                self._client = None
             if self._client is None:
                 self._client = self._connect()
             if self._dispatcher is None:
@@ -198,8 +202,9 @@ class DaskExecutor(Executor):
         return facts
 
     def describe(self) -> str:
-        if self._client is not None:
-            return f"dask({self._client.scheduler.address})"
+        scheduler = getattr(self._client, "scheduler", None)  # None once the client closed
+        if scheduler is not None:
+            return f"dask({scheduler.address})"
         return "dask"
 
     def limiter(self) -> Any:
