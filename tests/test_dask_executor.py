@@ -1167,6 +1167,11 @@ def test_a_run_on_a_client_or_cluster_closed_since_says_so(tmp_path, monkeypatch
             three_stages.run(n=2, executor=given_cluster)
 
 
+@flow
+def sum_of_halves(n: int) -> int:
+    return total(half_second.map(range(n)))  # type: ignore[return-value]
+
+
 def test_a_cluster_restarted_under_a_run_fails_its_task_runs_saying_so(tmp_path, monkeypatch):
     # `client.restart()` (or Restart in the Dask dashboard) while a run ran failed every task
     # run with only "CancelledError: half_second[3] was cancelled", as for a run cancelled on
@@ -1187,8 +1192,10 @@ def test_a_cluster_restarted_under_a_run_fails_its_task_runs_saying_so(tmp_path,
         assert unfinished and all(tr.message.startswith(restarted) for tr in unfinished), {
             tr.message for tr in unfinished}
         assert "client.restart()" in unfinished[0].message
-        # The cluster is there again for a new run.
-        assert half_seconds.run(n=3, executor=DaskExecutor(client=client)).result() == [0, 1, 2]
+        # The cluster is there again. A retry runs the children that had completed too:
+        # reused, their values lost in the restart, they failed what used them ("cancelled").
+        assert run.retry().result(60) == list(range(12))
+        assert sum_of_halves.run(n=3, executor=DaskExecutor(client=client)).result() == 3
 
 
 # --- Faults inside a chunk of several children (helper s, session 39) ----------------------

@@ -107,9 +107,7 @@ class DaskExecutor(Executor):
         self._submitter = Submitter(self)
         self._cluster_limiter: Any = None
         self._facts: tuple[Any, dict[str, Any]] | None = None
-        # The cluster profile this executor was made from (``cluster:NAME``): recorded, so
-        # that a retry of the run starts that profile's cluster again.
-        self.profile: str | None = None
+        self.profile: str | None = None  # ``cluster:NAME``'s, recorded: a retry starts it again
         self._workers_gone: WorkersGone | None = None
 
     # --- connection ------------------------------------------------------------------------
@@ -203,9 +201,7 @@ class DaskExecutor(Executor):
 
     def describe(self) -> str:
         scheduler = getattr(self._client, "scheduler", None)  # None once the client closed
-        if scheduler is not None:
-            return f"dask({scheduler.address})"
-        return "dask"
+        return "dask" if scheduler is None else f"dask({scheduler.address})"
 
     def limiter(self) -> Any:
         """Limits are kept by the store, one limit for every process and host on it whatever
@@ -323,6 +319,9 @@ class DaskExecutor(Executor):
         return [fetched[id(h.future)] if h.index is None else fetched[id(h.future)][h.index]
                 for h in handles]
 
+    def lost(self, handle: Any) -> bool:
+        return handle.lost
+
     def split(self, handle: Any) -> list[Any]:
         if isinstance(handle.future, Kept):
             return list(self.result(handle))
@@ -380,8 +379,8 @@ class DaskExecutor(Executor):
     def _watch_workers(self) -> None:
         """Say it when the scheduler loses its last worker while this executor's runs wait
         (``dask_worker_watch``); not for an adaptive cluster, which starts workers again."""
-        if (self.cluster is not None and is_adaptive(self.cluster)) or (
-                self._per_run is not None and self._per_run.adapt is not None):
+        if self._per_run is not None and self._per_run.adapt is not None or (
+                self.cluster is not None and is_adaptive(self.cluster)):
             return
         if self._workers_gone is None:
             self._workers_gone = WorkersGone(

@@ -43,6 +43,12 @@ class Handle:
         self.item: Any = None  # the future of this child's value alone, made when needed
         self.cancelled = False
 
+    @property
+    def lost(self) -> bool:
+        """Whether Dask forgot this finished task run's value (its scheduler restarted: every
+        future it held is cancelled); a value kept in this process (``Kept``) is not."""
+        return getattr(self.future, "status", None) == "cancelled"
+
 
 Member = tuple[TaskCall, tuple[Any, ...], dict[str, Any], Handle, DoneCallback]
 # What one Dask task needs to be sent: its spec, resources, what to do if it cannot be sent,
