@@ -379,6 +379,7 @@ def test_a_scheduler_that_lost_its_last_worker_is_said_and_the_run_goes_on_when_
                        if "no workers left" in r.getMessage()]
             assert said.startswith(f"[labloom] run {run.id}: the Dask scheduler at ")
             assert "dask worker" in said and "cancel the run" in said
+            assert "no-workers-timeout" in said
             cluster.scale(1)
             assert run.result(60) == list(range(12))
 

@@ -104,7 +104,8 @@ def _tell(address: str, runs: list[str]) -> None:
                 "killed, out of memory, a batch job's time up, or they could not read a task; "
                 "their logs say which); its task runs wait until a worker joins, those shown "
                 "Running too: start workers (dask worker %s; cluster.scale(N) for a cluster "
-                "object) or cancel the run",
+                "object) or cancel the run (to fail such task runs after a while instead, set "
+                "distributed.scheduler.no-workers-timeout where the scheduler runs)",
                 run_id, address, address)
 
 
