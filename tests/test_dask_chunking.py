@@ -252,7 +252,7 @@ def test_an_unmeasured_maps_probes_are_planned_in_the_launching_thread() -> None
         def unsubscribe_topic(self, name: str) -> None:
             pass
 
-        class loop:  # noqa: N801  # where the workers are watched (dask_worker_watch): not here
+        class loop:  # where the workers are watched (dask_worker_watch): not here
             @staticmethod
             def add_callback(*args: Any) -> None:
                 pass

@@ -361,27 +361,27 @@ def test_a_scheduler_that_lost_its_last_worker_is_said_and_the_run_goes_on_when_
     # to join, and so does labloom, but it says so.
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=":0") as cluster:
-        with caplog.at_level(logging.WARNING, logger="labloom"):
-            run = half_seconds.run(n=12, executor=DaskExecutor(cluster=cluster),
-                                   background=True)
-            deadline = time.monotonic() + 60
-            while not any(tr.state is State.COMPLETED for tr in run.tasks):
-                assert time.monotonic() < deadline, "a first child to end"
-                time.sleep(0.05)
-            cluster.scale(0)
-            deadline = time.monotonic() + 30
-            while not [r for r in caplog.records if "no workers left" in r.getMessage()]:
-                assert time.monotonic() < deadline, "the lost workers to be said"
-                assert run.state is State.RUNNING
-                time.sleep(0.1)
-            (said,) = [r.getMessage() for r in caplog.records
-                       if "no workers left" in r.getMessage()]
-            assert said.startswith(f"[labloom] run {run.id}: the Dask scheduler at ")
-            assert "dask worker" in said and "cancel the run" in said
-            assert "no-workers-timeout" in said
-            cluster.scale(1)
-            assert run.result(60) == list(range(12))
+                                  dashboard_address=":0") as cluster, \
+            caplog.at_level(logging.WARNING, logger="labloom"):
+        run = half_seconds.run(n=12, executor=DaskExecutor(cluster=cluster),
+                               background=True)
+        deadline = time.monotonic() + 60
+        while not any(tr.state is State.COMPLETED for tr in run.tasks):
+            assert time.monotonic() < deadline, "a first child to end"
+            time.sleep(0.05)
+        cluster.scale(0)
+        deadline = time.monotonic() + 30
+        while not [r for r in caplog.records if "no workers left" in r.getMessage()]:
+            assert time.monotonic() < deadline, "the lost workers to be said"
+            assert run.state is State.RUNNING
+            time.sleep(0.1)
+        (said,) = [r.getMessage() for r in caplog.records
+                   if "no workers left" in r.getMessage()]
+        assert said.startswith(f"[labloom] run {run.id}: the Dask scheduler at ")
+        assert "dask worker" in said and "cancel the run" in said
+        assert "no-workers-timeout" in said
+        cluster.scale(1)
+        assert run.result(60) == list(range(12))
 
 
 def test_a_resource_whose_only_worker_left_since_the_last_run_fails_the_next_run_at_once(

@@ -320,7 +320,7 @@ class DaskExecutor(Executor):
                 for h in handles]
 
     def lost(self, handle: Any) -> bool:
-        return handle.lost
+        return bool(handle.lost)
 
     def split(self, handle: Any) -> list[Any]:
         if isinstance(handle.future, Kept):
@@ -379,7 +379,7 @@ class DaskExecutor(Executor):
     def _watch_workers(self) -> None:
         """Say it when the scheduler loses its last worker while this executor's runs wait
         (``dask_worker_watch``); not for an adaptive cluster, which starts workers again."""
-        if self._per_run is not None and self._per_run.adapt is not None or (
+        if (self._per_run is not None and self._per_run.adapt is not None) or (
                 self.cluster is not None and is_adaptive(self.cluster)):
             return
         if self._workers_gone is None:

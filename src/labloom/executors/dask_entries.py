@@ -95,5 +95,5 @@ def shipped(call: TaskCall) -> TaskCall:
     """A copy of ``call`` whose function travels apart (``dask_shipping``); the engine keeps
     its own."""
     sent = copy.copy(call)
-    sent.fn = Shipped(call.fn)
+    sent.fn = Shipped(call.fn)  # type: ignore[assignment]  # not callable: unshipped first
     return sent

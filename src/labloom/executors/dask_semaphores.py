@@ -12,13 +12,13 @@ request per tag is outstanding at the scheduler however many task runs wait.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from .. import limits
 from . import dask_internals
-
 
 # A wait this long at the cluster's semaphore, once the store granted the slot, is said: a
 # live holder gives its lease back within moments of its store slot.
@@ -78,7 +78,7 @@ class DaskLimiter:
             async with lock:
                 if not await _awaited(semaphore.acquire(timeout=SAY_AFTER)):
                     address = self._client.scheduler.address
-                    self._deliver(lambda tag=tag, n=n: _say_waiting(holder, tag, n, address))
+                    self._deliver(functools.partial(_say_waiting, holder, tag, n, address))
                     await _awaited(semaphore.acquire(timeout=None))
             held.append(semaphore)
         # The grant takes the run's lock: never on the event loop.

@@ -28,7 +28,7 @@ class Shipped:
         # (a function of the notebook or of a flow's file loaded by path).
         from distributed.protocol import pickle
 
-        return Arrived, (pickle.dumps(self.fn),)
+        return Arrived, (pickle.dumps(self.fn),)  # type: ignore[no-untyped-call]
 
 
 class Arrived:
@@ -52,7 +52,7 @@ def unship(fn: Any, task_name: str) -> Any:
         from distributed.protocol import pickle
 
         try:
-            fn.fn = pickle.loads(fn.payload)
+            fn.fn = pickle.loads(fn.payload)  # type: ignore[no-untyped-call]
         except ImportError as exc:
             raise missing_on_worker(exc, task_name) from exc
     return fn.fn
