@@ -203,3 +203,40 @@ def test_the_flow_grammar_and_the_export(tmp_path: Path) -> None:
                    path)
     source = export_notebook(path, check=False).path.read_text()
     assert '@flow(name="nightly", executor="cluster:k8s")\n' in source
+
+
+def test_a_retry_of_a_run_on_a_profile_runs_on_that_profile_s_cluster(
+    tmp_path: Path, config_dirs: dict[str, str]
+) -> None:
+    # Session 41's review: `labloom retry` (and the panel's Retry, which calls it) of a run
+    # started with --cluster ran on the flow's declared executor (threads here), on the
+    # machine that retried it, not on the cluster the user chose.
+    write(tmp_path / "flows.py", """
+        from pathlib import Path
+        from labloom import flow, task
+
+        @task
+        def once_broken(i):
+            if i == 1 and not Path("fixed").exists():
+                raise RuntimeError("not yet")
+            return i
+
+        @flow
+        def sweep(n: int = 3):
+            return once_broken.map(range(n))
+    """)
+    profiles = json.dumps({"tiny": TINY})
+    failed = labloom(tmp_path, "run", "flows.py:sweep", "--cluster", "tiny", timeout=120,
+                     LABLOOM_CLUSTERS=profiles, **config_dirs)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    (first,) = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    (tmp_path / "fixed").touch()
+    retried = labloom(tmp_path, "retry", first["id"], timeout=120, LABLOOM_CLUSTERS=profiles,
+                      **config_dirs)
+    assert retried.returncode == 0, retried.stderr[-3000:]
+    second = next(r for r in json.loads(labloom(tmp_path, "runs", "--json").stdout)
+                  if r["id"] != first["id"])
+    shown = json.loads(labloom(tmp_path, "show", second["id"], "--json").stdout)
+    assert shown["executor"].startswith("dask("), shown["executor"]
+    assert shown["metadata"]["cluster_class"] == "distributed.LocalCluster"
+    assert shown["metadata"]["profile"] == "tiny"

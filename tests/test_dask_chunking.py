@@ -134,15 +134,19 @@ def test_a_chunks_calls_travel_packed_and_come_back_as_they_were() -> None:
     import cloudpickle
 
     from labloom.executors.dask_packing import pack
+    from labloom.executors.dask_shipping import unship
 
     calls = [TaskCall(_double, f"double[{i}]", "r1", f"r1.{i}", attempt=1 + (i == 3),
                       batch_size=1000, save_to=f"/results/{i:02}/key{i}.pkl") for i in range(50)]
     packed = pack(calls)
     # What the children share travels once; what differs, as columns.
     assert set(packed.columns) == {"task_name", "task_run_id", "attempt", "save_to"}
-    assert packed.shared["fn"] is _double and packed.shared["batch_size"] == 1000
+    # The function travels apart, unpickled on the worker by the call (``dask_shipping``).
+    assert packed.shared["fn"].fn is _double and packed.shared["batch_size"] == 1000
     for dumps in (pickle.dumps, cloudpickle.dumps):
         back = pickle.loads(dumps(packed)).calls()
+        for call in back:
+            call.fn = unship(call.fn, call.task_name)
         assert back == calls  # every field of every call (dataclass equality)
     # No call object travels, only strings, numbers and the function (once).
     data = pickle.dumps(packed)
@@ -247,6 +251,11 @@ def test_an_unmeasured_maps_probes_are_planned_in_the_launching_thread() -> None
 
         def unsubscribe_topic(self, name: str) -> None:
             pass
+
+        class loop:  # where the workers are watched (dask_worker_watch): not here
+            @staticmethod
+            def add_callback(*args: Any) -> None:
+                pass
 
     executor = DaskExecutor(client=Client())
     executor._submitter._start = lambda: None  # type: ignore[method-assign]  # nothing sent

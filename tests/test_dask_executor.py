@@ -343,6 +343,47 @@ def test_a_scheduler_without_workers_is_said_once_per_run_and_the_run_goes_on_wh
         assert not [r for r in caplog.records if "has no workers" in r.getMessage()]
 
 
+@task(batch_size=1)
+def half_second(i: int) -> int:
+    time.sleep(0.5)
+    return i
+
+
+@flow
+def half_seconds(n: int) -> list[int]:
+    return half_second.map(range(n))  # type: ignore[return-value]
+
+
+def test_a_scheduler_that_lost_its_last_worker_is_said_and_the_run_goes_on_when_one_joins(
+        tmp_path, monkeypatch, caplog):
+    # Session 41's review: every worker gone mid-run (killed, stopped) left the run's task
+    # runs Running and Pending for good with nothing said anywhere. Dask waits for a worker
+    # to join, and so does labloom, but it says so.
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            caplog.at_level(logging.WARNING, logger="labloom"):
+        run = half_seconds.run(n=12, executor=DaskExecutor(cluster=cluster),
+                               background=True)
+        deadline = time.monotonic() + 60
+        while not any(tr.state is State.COMPLETED for tr in run.tasks):
+            assert time.monotonic() < deadline, "a first child to end"
+            time.sleep(0.05)
+        cluster.scale(0)
+        deadline = time.monotonic() + 30
+        while not [r for r in caplog.records if "no workers left" in r.getMessage()]:
+            assert time.monotonic() < deadline, "the lost workers to be said"
+            assert run.state is State.RUNNING
+            time.sleep(0.1)
+        (said,) = [r.getMessage() for r in caplog.records
+                   if "no workers left" in r.getMessage()]
+        assert said.startswith(f"[labloom] run {run.id}: the Dask scheduler at ")
+        assert "dask worker" in said and "cancel the run" in said
+        assert "no-workers-timeout" in said
+        cluster.scale(1)
+        assert run.result(60) == list(range(12))
+
+
 def test_a_resource_whose_only_worker_left_since_the_last_run_fails_the_next_run_at_once(
         tmp_path, monkeypatch):
     """What the workers offer was looked at once per executor: after the GPU worker left, a
@@ -1067,6 +1108,95 @@ def test_a_lost_scheduler_fails_the_run_at_once_and_says_so(tmp_path, monkeypatc
     (stubborn,) = [tr for tr in run.tasks if tr.name == "stubborn_step"]
     assert stubborn.attempts == 3  # its retries failed at once too, without a scheduler
     assert isinstance(stubborn.error, labloom.SchedulerLostError)
+
+
+@task(retries=2, retry_delay=0.2)
+def brief_stubborn_step() -> int:
+    time.sleep(2)  # running when the cluster closes: its retries must fail at once
+    return 0
+
+
+@flow
+def brief_steps(n: int) -> list[int]:
+    brief_stubborn_step()
+    return patient_step.map(range(n))  # type: ignore[return-value]
+
+
+def test_a_cluster_closed_under_a_run_fails_its_task_runs_saying_so(tmp_path, monkeypatch):
+    # Session 41's review: `cluster.close()` in another cell while a run ran failed every
+    # task run with only "CancelledError: patient_step[3] was cancelled": Dask cancels the
+    # futures of a client its cluster closed with reason "unknown", as if the run had been
+    # cancelled, and nothing said that the cluster was gone or what to do.
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster:
+        run = brief_steps.run(n=20, executor=DaskExecutor(cluster=cluster), background=True)
+        deadline = time.monotonic() + 60
+        while sum(tr.state is State.COMPLETED for tr in run.tasks) < 2:
+            assert time.monotonic() < deadline, "two steps to finish"
+            time.sleep(0.05)
+        cluster.close()
+        assert run.wait(20) is State.FAILED
+    unfinished = [tr for tr in run.tasks if tr.state is not State.COMPLETED]
+    assert unfinished and all(tr.state is State.FAILED for tr in unfinished)
+    closed = "SchedulerLostError: the Dask cluster or client of this run was closed while"
+    assert all(tr.message.startswith(closed) for tr in unfinished), {
+        tr.message for tr in unfinished}
+    assert "cluster.close()" in unfinished[0].message and "retry" in unfinished[0].message
+    (stubborn,) = [tr for tr in run.tasks if tr.name == "brief_stubborn_step"]
+    assert stubborn.attempts == 3 and isinstance(stubborn.error, labloom.SchedulerLostError)
+
+
+def test_a_run_on_a_client_or_cluster_closed_since_says_so(tmp_path, monkeypatch):
+    # Closed in another cell after a first run, then the flow's cell run again: the run was
+    # an AttributeError ("'NoneType' object has no attribute 'address'") from inside labloom.
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster:
+        client = distributed.Client(cluster, set_as_default=False)
+        given_client, given_cluster = DaskExecutor(client=client), DaskExecutor(cluster=cluster)
+        assert three_stages.run(n=2, executor=given_client).result()[0] == 7
+        assert three_stages.run(n=2, executor=given_cluster).result()[0] == 7
+        client.close()
+        with pytest.raises(ConnectionError, match=r"the Dask client given to "
+                           r"DaskExecutor\(client=\.\.\.\) is closed \(client.close\(\)"):
+            three_stages.run(n=2, executor=given_client)
+        cluster.close()
+        with pytest.raises(ConnectionError, match=r"the Dask cluster given to "
+                           r"DaskExecutor\(cluster=\.\.\.\) is closed \(cluster.close\(\)\); "
+                           "start a new one"):
+            three_stages.run(n=2, executor=given_cluster)
+
+
+@flow
+def sum_of_halves(n: int) -> int:
+    return total(half_second.map(range(n)))  # type: ignore[return-value]
+
+
+def test_a_cluster_restarted_under_a_run_fails_its_task_runs_saying_so(tmp_path, monkeypatch):
+    # `client.restart()` (or Restart in the Dask dashboard) while a run ran failed every task
+    # run with only "CancelledError: half_second[3] was cancelled", as for a run cancelled on
+    # purpose: Dask's reason ("scheduler-restart") was not said.
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        run = half_seconds.run(n=12, executor=DaskExecutor(client=client), background=True)
+        deadline = time.monotonic() + 60
+        while not any(tr.state is State.COMPLETED for tr in run.tasks):
+            assert time.monotonic() < deadline, "a first child to end"
+            time.sleep(0.05)
+        client.restart()
+        assert run.wait(30) is State.FAILED
+        unfinished = [tr for tr in run.tasks if tr.state is not State.COMPLETED]
+        restarted = "WorkerDiedError: the Dask scheduler restarted while 'half_second["
+        assert unfinished and all(tr.message.startswith(restarted) for tr in unfinished), {
+            tr.message for tr in unfinished}
+        assert "client.restart()" in unfinished[0].message
+        # The cluster is there again. A retry runs the children that had completed too:
+        # reused, their values lost in the restart, they failed what used them ("cancelled").
+        assert run.retry().result(60) == list(range(12))
+        assert sum_of_halves.run(n=3, executor=DaskExecutor(client=client)).result() == 3
 
 
 # --- Faults inside a chunk of several children (helper s, session 39) ----------------------

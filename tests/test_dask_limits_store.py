@@ -113,3 +113,72 @@ def test_thread_runs_share_slots_with_another_process(home):
     # while the other process held a slot, only one task ran here at a time
     assert peak([s for s in spans if s[1] < released]) == 1
     assert store.holders("db") == 0
+
+
+@task(tags=["db"])
+def quick_query() -> int:
+    return 1
+
+
+@flow
+def one_query() -> int:
+    return quick_query()
+
+
+KILLED_HOLDER = """
+import pathlib, sys, time
+from labloom import DaskExecutor, flow, task
+
+@task(tags=["db"])
+def long_query(marker):
+    pathlib.Path(marker).touch()  # on the worker: the lease is held
+    time.sleep(6)  # killed meanwhile; the lease stays with the dead client
+
+@flow
+def holds(marker: str):
+    long_query(marker)
+
+if __name__ == "__main__":
+    holds.run(marker=sys.argv[2], executor=DaskExecutor(sys.argv[1]))
+"""
+
+
+def test_a_slot_held_on_the_dask_cluster_by_a_killed_process_is_said_while_a_run_waits(
+        home, tmp_path, caplog):
+    # Session 41's review: a process killed mid-task (kill -9 of the client) keeps its lease of
+    # the cluster's semaphore until Dask's lease timeout (30 s by default, 6 s here); the
+    # store's slot comes back at once (its process is dead), so a run started meanwhile waited
+    # Pending at the cluster with nothing said anywhere.
+    import logging
+
+    import dask
+    import distributed
+
+    labloom.limits.set("db", 1)
+    (tmp_path / "holder.py").write_text(KILLED_HOLDER)
+    with dask.config.set({"distributed.scheduler.locks.lease-timeout": "6s",
+                          "distributed.scheduler.locks.lease-validation-interval": "1s"}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                     protocol="tcp", dashboard_address=":0") as cluster:
+        held = tmp_path / "held"
+        holder = subprocess.Popen(
+            [sys.executable, str(tmp_path / "holder.py"), cluster.scheduler_address, str(held)],
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LABLOOM_PROGRESS": "0",
+                 # The client that makes the semaphore sets its lease timeout.
+                 "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_TIMEOUT": "6s"})
+        try:
+            wait_for(held.exists, 60, "the slot to be held")
+            holder.kill()
+            holder.wait(10)
+            with caplog.at_level(logging.WARNING, logger="labloom"):
+                run = one_query.run(executor=labloom.DaskExecutor(cluster.scheduler_address),
+                                    background=True)
+                said = wait_for(lambda: [line for line in run.logs("quick_query")
+                                         if "concurrency limit 'db'" in line.text], 30,
+                                "the wait for the slot to be said in the task run's logs")
+                assert run.result(60) == 1
+        finally:
+            stop(holder)
+    assert "Dask's lease timeout" in said[0].text and "lease-timeout" in said[0].text, said
+    assert [r for r in caplog.records if "concurrency limit 'db'" in r.getMessage()]

@@ -260,23 +260,30 @@ def etl():
 '''
 
 
-@pytest.fixture
-def bare_scheduler(tmp_path):
-    """A scheduler of its own process, started where the flow's folder is not importable (a
-    remote cluster's), with no workers: it fails a task it cannot unpickle."""
+@pytest.fixture(params=["scheduler and workers", "workers only"])
+def cluster_elsewhere(request, tmp_path):
+    """A scheduler and a worker of their own processes, started where the flow's folder
+    (``tmp_path``) is not importable (a remote cluster's): by either, or by the worker alone
+    (the scheduler started beside the flow). Both import this tree's labloom."""
     import socket
     import time
+
+    from cli_helpers import SRC
 
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    plain = dict(os.environ, PYTHONPATH=str(SRC))
+    beside = dict(plain, PYTHONPATH=os.pathsep.join([str(SRC), str(tmp_path)]))
     scheduler = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
          "--port", str(port), "--dashboard-address", ":0", "--no-show"],
         cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        env=plain if request.param == "scheduler and workers" else beside)
+    started = [scheduler]
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -286,26 +293,35 @@ def bare_scheduler(tmp_path):
             except OSError:
                 assert time.monotonic() < deadline and scheduler.poll() is None
                 time.sleep(0.1)
-        yield f"tcp://127.0.0.1:{port}"
+        started.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+             "--no-dashboard"], cwd=elsewhere, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env=plain))
+        yield address
     finally:
-        scheduler.terminate()
-        scheduler.wait(30)
+        for process in reversed(started):
+            process.terminate()
+            process.wait(30)
 
 
 def test_a_module_the_cluster_cannot_import_is_named_in_the_task_runs_message(
-        bare_scheduler, labloom_home, tmp_path):
+        cluster_elsewhere, labloom_home, tmp_path):
     """It was only Dask's "Error during deserialization of the task graph ... different
-    environments": which module, only a click away, in the traceback."""
+    environments": which module, only a click away, in the traceback. Where the scheduler
+    could import it and the workers not (session 41's review), each worker that was given the
+    task closed, and the run waited for good for workers that never came back."""
     (tmp_path / "helper_beside_the_flow.py").write_text("def clean(x):\n    return x\n")
     (tmp_path / "local_module.py").write_text(USES_A_LOCAL_MODULE)
-    done = labloom(labloom_home, "run", "local_module.py:etl", "--address", bare_scheduler,
-                   cwd=tmp_path, LABLOOM_PROGRESS="0")
+    done = labloom(labloom_home, "run", "local_module.py:etl", "--address", cluster_elsewhere,
+                   cwd=tmp_path, LABLOOM_PROGRESS="0", timeout=90)
     assert done.returncode == 1, done.stderr
     (record,) = json.loads(labloom(labloom_home, "runs", "--json").stdout)
     (failed,) = json.loads(labloom(labloom_home, "show", record["id"], "--json").stdout)[
         "task_runs"]
     assert failed["message"].startswith(
-        "ModuleNotFoundError: No module named 'helper_beside_the_flow' on the Dask cluster")
+        "ModuleNotFoundError: No module named 'helper_beside_the_flow' on the Dask worker "
+        "tcp://"), failed["message"]
+    assert "Install it where the workers run" in failed["message"]
 
 
 NOTEBOOK_TASKS = """

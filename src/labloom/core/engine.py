@@ -353,7 +353,7 @@ class RunEngine:
             register_local_run(self.id, self.sink)
             at_exit.track(self.handle)
             self._set_run_state(State.RUNNING)
-            self.graph.reset_bad(self.sink.forget_values)
+            self.graph.reset_bad(self.sink.forget_values, self.executor.lost)
         self.clock.start()
         self.launcher.work()
         if background:

@@ -135,6 +135,11 @@ class Executor(ABC):
         task runs then hold no handle object each)."""
         return handle
 
+    def lost(self, handle: Any) -> bool:
+        """Whether a successful call's value is gone from where it was kept (a Dask cluster
+        restarted since): a retry of the run runs that task run again."""
+        return False
+
     def split(self, handle: Any) -> list[Any]:
         """Value references for the items of a finished task run's (iterable) result."""
         value = self.result(handle)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from .map_nodes import MapNode, waiting_for_width
@@ -19,11 +19,15 @@ if TYPE_CHECKING:
     from .task_graph import TaskGraph
 
 
-def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None]) -> None:
+def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
+              lost: Callable[[Any], bool] = lambda handle: False) -> None:
     """Bad task runs and everything downstream back to Pending, each one's logged values
-    forgotten (``forget_values``, before any can start again), then what can start starts."""
+    forgotten (``forget_values``, before any can start again), then what can start starts.
+    A completed task run whose value the executor ``lost`` (a Dask cluster restarted since:
+    its downstream failed as "cancelled" when reused) counts as bad."""
     to_reset: dict[int, TaskRun] = {}
-    stack = [tr for tr in graph.task_runs if tr.bad]
+    stack = [tr for tr in graph.task_runs if tr.bad or (
+        tr.state is State.COMPLETED and tr.handle is not None and lost(tr.handle))]
     while stack:
         tr = stack.pop()
         if id(tr) in to_reset:

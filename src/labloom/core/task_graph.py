@@ -396,10 +396,12 @@ class TaskGraph:
 
     # --- after the run ----------------------------------------------------------------------
 
-    def reset_bad(self, forget_values: Callable[[str], None]) -> None:
-        """For a retry: bad task runs and everything downstream go back to Pending, their
-        logged values forgotten, then what can start starts (``rerun.py``)."""
-        reset_bad(self, forget_values)
+    def reset_bad(self, forget_values: Callable[[str], None],
+                  lost: Callable[[Any], bool]) -> None:
+        """For a retry: bad task runs (and completed ones whose value was ``lost``) and
+        everything downstream go back to Pending, their logged values forgotten, then what
+        can start starts (``rerun.py``)."""
+        reset_bad(self, forget_values, lost)
 
     # --- a late observer's view -------------------------------------------------------------
 

@@ -99,9 +99,11 @@ def profile_executor(name: str) -> Any:
     from .dask import DaskExecutor
 
     profile = found[name]
-    return DaskExecutor(cluster_class=profile["cluster_class"],
-                        cluster_kwargs=profile.get("cluster_kwargs"),
-                        adapt_kwargs=profile.get("adapt_kwargs"))
+    executor = DaskExecutor(cluster_class=profile["cluster_class"],
+                            cluster_kwargs=profile.get("cluster_kwargs"),
+                            adapt_kwargs=profile.get("adapt_kwargs"))
+    executor.profile = name
+    return executor
 
 
 def _from_config_files(unread: list[str]) -> dict[str, dict[str, Any]]:

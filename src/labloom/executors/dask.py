@@ -24,8 +24,9 @@ from .dask_clusters import Kept, check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
 from .dask_outcomes import scheduler_lost
-from .dask_shared import cluster_client, durations_of, shared_client
+from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client
 from .dask_submit import Submitter
+from .dask_worker_watch import WorkersGone, say_if_no_workers
 
 
 def active_scheduler_address() -> str | None:
@@ -106,6 +107,8 @@ class DaskExecutor(Executor):
         self._submitter = Submitter(self)
         self._cluster_limiter: Any = None
         self._facts: tuple[Any, dict[str, Any]] | None = None
+        self.profile: str | None = None  # ``cluster:NAME``'s, recorded: a retry starts it again
+        self._workers_gone: WorkersGone | None = None
 
     # --- connection ------------------------------------------------------------------------
 
@@ -124,6 +127,10 @@ class DaskExecutor(Executor):
 
     def _ready(self) -> None:
         with self._lock:
+            if self._client is not None and self._client.status in ("closing", "closed"):
+                # Closed since the last run: a new one where this executor makes its own.
+                refuse_closed(self.cluster, self.source == "given" and self.address is None)
+                self._client = None
             if self._client is None:
                 self._client = self._connect()
             if self._dispatcher is None:
@@ -188,12 +195,13 @@ class DaskExecutor(Executor):
         facts = dict(self._facts[1])
         if self._per_run is not None and self._per_run.cluster is not None:
             facts.update(self._per_run.metadata())
+        if self.profile:
+            facts["profile"] = self.profile
         return facts
 
     def describe(self) -> str:
-        if self._client is not None:
-            return f"dask({self._client.scheduler.address})"
-        return "dask"
+        scheduler = getattr(self._client, "scheduler", None)  # None once the client closed
+        return "dask" if scheduler is None else f"dask({scheduler.address})"
 
     def limiter(self) -> Any:
         """Limits are kept by the store, one limit for every process and host on it whatever
@@ -311,6 +319,9 @@ class DaskExecutor(Executor):
         return [fetched[id(h.future)] if h.index is None else fetched[id(h.future)][h.index]
                 for h in handles]
 
+    def lost(self, handle: Any) -> bool:
+        return bool(handle.lost)
+
     def split(self, handle: Any) -> list[Any]:
         if isinstance(handle.future, Kept):
             return list(self.result(handle))
@@ -356,34 +367,26 @@ class DaskExecutor(Executor):
             # Workers came and went since the last run: what they offer is looked at afresh.
             self._offers = None
             # A question to the scheduler: asked off the launching thread.
-            self._dispatcher.put(self._say_if_no_workers, run_id)
+            if not self._starts_workers():
+                self._dispatcher.put(say_if_no_workers, self._client, run_id)
+            self._watch_workers()
 
-    def _say_if_no_workers(self, run_id: str) -> None:
-        """A scheduler with no workers (none started, none could connect) holds every task
-        run Pending with nothing to say why: said once per run, as it starts sending."""
-        if self.source.startswith("embedded") or self._per_run is not None or (
+    def _starts_workers(self) -> bool:
+        """Whether the cluster starts workers of its own (embedded, per run, adaptive)."""
+        return self.source.startswith("embedded") or self._per_run is not None or (
+            self.cluster is not None and is_adaptive(self.cluster))
+
+    def _watch_workers(self) -> None:
+        """Say it when the scheduler loses its last worker while this executor's runs wait
+        (``dask_worker_watch``); not for an adaptive cluster, which starts workers again."""
+        if (self._per_run is not None and self._per_run.adapt is not None) or (
                 self.cluster is not None and is_adaptive(self.cluster)):
-            return  # workers of its own, or ones that come with the work
-        client = self._client
-        try:
-            try:
-                info = client.scheduler_info(n_workers=1)
-            except TypeError:  # a release without the argument
-                info = client.scheduler_info()
-        except Exception:
-            return  # only a notice: a client closing meanwhile says enough on its own
-        if info.get("n_workers", len(info.get("workers", ()))):
             return
-        import logging
-
-        from ..core.logs import outside_task
-
-        address = client.scheduler.address
-        with outside_task():
-            logging.getLogger("labloom").warning(
-                "[labloom] run %s: the Dask scheduler at %s has no workers; its task runs "
-                "wait (Pending) until one joins: start some (dask worker %s), or read the "
-                "workers' logs for why they could not connect", run_id, address, address)
+        if self._workers_gone is None:
+            self._workers_gone = WorkersGone(
+                lambda: [name.removeprefix(events.TOPIC_PREFIX) for name in list(self._topics)],
+                self.dispatcher.put, self.cluster)
+        self._workers_gone.watch(self._client)
 
     def _unsatisfiable(self, resources: dict[str, float]) -> str:
         """Why no worker can ever run a task asking ``resources`` ('' when one can)."""

@@ -5,6 +5,7 @@ alone (``single``)."""
 
 from __future__ import annotations
 
+import copy
 import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
 from .dask_internals import future_of, task_spec
 from .dask_outcomes import report
+from .dask_shipping import Shipped
 
 
 class ClientOwner(Protocol):
@@ -40,6 +42,12 @@ class Handle:
         self.index: int | None = None
         self.item: Any = None  # the future of this child's value alone, made when needed
         self.cancelled = False
+
+    @property
+    def lost(self) -> bool:
+        """Whether Dask forgot this finished task run's value (its scheduler restarted: every
+        future it held is cancelled); a value kept in this process (``Kept``) is not."""
+        return getattr(self.future, "status", None) == "cancelled"
 
 
 Member = tuple[TaskCall, tuple[Any, ...], dict[str, Any], Handle, DoneCallback]
@@ -79,5 +87,13 @@ def single(
     def done(future: Any) -> None:
         dispatcher.put(report, future, call, on_done, dispatcher)
 
-    spec = task_spec(key, events.invoke, call, args, kwargs)
+    spec = task_spec(key, events.invoke, shipped(call), args, kwargs)
     return key, (spec, (), not_sent, handle.future, done)
+
+
+def shipped(call: TaskCall) -> TaskCall:
+    """A copy of ``call`` whose function travels apart (``dask_shipping``); the engine keeps
+    its own."""
+    sent = copy.copy(call)
+    sent.fn = Shipped(call.fn)  # type: ignore[assignment]  # not callable: unshipped first
+    return sent

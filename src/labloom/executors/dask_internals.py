@@ -25,7 +25,8 @@ and its fallback against the installed release.
   ``FutureCancelledError``; ``Future.exception()`` answers None for a cancelled future). The
   client cancels every future with "scheduler-connection-lost" when its scheduler goes away,
   which labloom then says instead of "cancelled". Fallback: a client reconnecting (status
-  "connecting") counts as a lost scheduler too.
+  "connecting") counts as a lost scheduler too, and one closed (its cluster was closed: Dask
+  says "unknown") is said as such.
 - ``semaphore``: ``Semaphore(scheduler_rpc=client.scheduler, loop=client.loop)`` binds a
   semaphore to the executor's own client (the keywords are undocumented: the public form finds
   "the current client"). Fallback: the public form, built while the executor's client is
@@ -119,6 +120,10 @@ def is_adaptive(cluster: Any) -> bool:
 
 
 SCHEDULER_LOST = "scheduler-connection-lost"
+SCHEDULER_RESTART = "scheduler-restart"  # client.restart(), the dashboard's Restart
+# Not Dask's: a future cancelled with no reason ("unknown") by a client that is closed, which is
+# what a cluster closed under a run leaves (``cluster.close()`` in another cell).
+CLIENT_CLOSED = "client-closed"
 
 
 def cancel_reason(future: Any) -> str | None:
@@ -127,6 +132,8 @@ def cancel_reason(future: Any) -> str | None:
     if isinstance(reason, str) and reason != "unknown":
         return reason
     status = getattr(getattr(future, "client", None), "status", None)
+    if status in ("closing", "closed"):
+        return CLIENT_CLOSED
     return SCHEDULER_LOST if status == "connecting" else None
 
 

@@ -19,7 +19,13 @@ from ..core.executor import DoneCallback, Outcome, report_all, report_returned
 from ..core.logs import capturing
 from . import dask_events as events
 from .dask_chunking import GIVE_BACK_AFTER
-from .dask_internals import SCHEDULER_LOST, cancel_reason, watch
+from .dask_internals import (
+    CLIENT_CLOSED,
+    SCHEDULER_LOST,
+    SCHEDULER_RESTART,
+    cancel_reason,
+    watch,
+)
 from .dask_packing import Packed
 
 
@@ -196,8 +202,10 @@ def report(
         on_done(Outcome(ok=True, started=started, ended=ended))
         return
     if status == "cancelled":
-        if cancel_reason(future) == SCHEDULER_LOST:
-            error: BaseException = scheduler_lost(future.client, call.task_name)
+        reason = cancel_reason(future)
+        if reason in (SCHEDULER_LOST, CLIENT_CLOSED, SCHEDULER_RESTART):
+            error: BaseException = scheduler_lost(future.client, call.task_name) if (
+                reason != SCHEDULER_RESTART) else restarted(call.task_name)
             on_done(Outcome(ok=False, error=error, traceback=str(error), started=started,
                             ended=ended, infrastructure=True))
             return
@@ -261,9 +269,25 @@ def killed_workers(future: Any) -> bool:
 
 
 def scheduler_lost(client: Any, task_name: str) -> SchedulerLostError:
+    if getattr(client, "status", None) in ("closing", "closed"):
+        return SchedulerLostError(
+            f"the Dask cluster or client of this run was closed while {task_name!r} was queued "
+            "or running (cluster.close() or client.close(), in another cell say, or its "
+            "scheduler shut down); keep it open until the run ends, or start it again and "
+            "retry the run"
+        )
     address = getattr(getattr(client, "scheduler", None), "address", None) or "its address"
     return SchedulerLostError(
         f"the Dask scheduler was lost while {task_name!r} was queued or running: the client's "
         f"connection to {address} broke (the scheduler died or the network failed); start the "
         "scheduler or cluster again, then retry the run"
+    )
+
+
+def restarted(task_name: str) -> WorkerDiedError:
+    """Dask's "scheduler-restart": every task it held was dropped and its workers restarted."""
+    return WorkerDiedError(
+        f"the Dask scheduler restarted while {task_name!r} was queued or running "
+        "(client.restart(), or Restart in the Dask dashboard or its JupyterLab panel): Dask "
+        "dropped every task it held and restarted the workers; retry the run"
     )

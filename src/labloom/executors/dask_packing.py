@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any
 
 from ..core.attempt import TaskCall
+from .dask_shipping import Shipped
 
 _FIELDS = tuple(field.name for field in dataclasses.fields(TaskCall))
 _VALUES = (int, float, str)  # equal ones may be distinct objects (a size > 256, a path)
@@ -58,4 +59,9 @@ def pack(calls: list[TaskCall]) -> Packed:
             shared[name] = first
         else:
             columns[name] = values
+    # The function travels apart, unpickled by the chunk on its worker (``dask_shipping``).
+    if "fn" in shared:
+        shared["fn"] = Shipped(shared["fn"])
+    else:
+        columns["fn"] = [Shipped(fn) for fn in columns["fn"]]
     return Packed(shared, columns, len(calls))

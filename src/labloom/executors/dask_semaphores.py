@@ -3,7 +3,7 @@
 The engine acquires a lease *before* it submits a task run, so a waiting task run is a line in
 the scheduler's semaphore queue, not a worker thread sleeping. Every client of the scheduler
 shares the semaphore, so the limit holds across flow runs, kernels and machines; a client that
-dies loses its leases after distributed's lease timeout.
+dies loses its leases after distributed's lease timeout (a wait for one is said: ``SAY_AFTER``).
 
 Within one executor, acquisitions for one tag queue on an asyncio lock, so at most one acquire
 request per tag is outstanding at the scheduler however many task runs wait.
@@ -12,12 +12,17 @@ request per tag is outstanding at the scheduler however many task runs wait.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from .. import limits
 from . import dask_internals
+
+# A wait this long at the cluster's semaphore, once the store granted the slot, is said: a
+# live holder gives its lease back within moments of its store slot.
+SAY_AFTER = 2.0
 
 
 def semaphore_name(tag: str, n: int) -> str:
@@ -71,7 +76,10 @@ class DaskLimiter:
             semaphore = self._semaphore(tag, n)
             lock = self._tag_locks.setdefault(tag, asyncio.Lock())
             async with lock:
-                await _awaited(semaphore.acquire(timeout=None))
+                if not await _awaited(semaphore.acquire(timeout=SAY_AFTER)):
+                    address = self._client.scheduler.address
+                    self._deliver(functools.partial(_say_waiting, holder, tag, n, address))
+                    await _awaited(semaphore.acquire(timeout=None))
             held.append(semaphore)
         # The grant takes the run's lock: never on the event loop.
         self._deliver(granted)
@@ -88,3 +96,30 @@ async def _awaited(result: Any) -> Any:
     # Semaphore's public methods return a coroutine when called on the client's event loop
     # (where this module calls them), and the value itself elsewhere.
     return await result if inspect.isawaitable(result) else result
+
+
+def _say_waiting(holder: str, tag: str, n: int, address: str) -> None:
+    """Said in the waiting task run's logs and on the process's log (in the executor's event
+    delivery, holding no lock). The store counts live holders only (a dead process's slot is
+    swept at once), so a task run that it granted but whose lease the cluster refuses waits
+    for a lease no live run of this store holds: most often one of a process killed mid-task,
+    which Dask gives back only after its lease timeout, in silence until now."""
+    import logging
+    import time
+
+    from ..core import sink_registry
+    from ..core.logs import outside_task
+
+    text = (
+        f"[labloom] waiting for a slot of concurrency limit {tag!r} ({n}) on the Dask cluster "
+        f"at {address}: all {n} are held there, at least one by no live run of this store. A "
+        "slot held by a run whose process ended without giving it back (killed) comes back "
+        "after Dask's lease timeout (distributed.scheduler.locks.lease-timeout, 30s by "
+        "default); a run on another store may also hold it"
+    )
+    run_id = holder.rpartition(".")[0]  # a task run's id is its run's, numbered
+    sink = sink_registry.local_sink(run_id)
+    if sink is not None:
+        sink.task_log(run_id, holder, logging.WARNING, time.time(), text)
+    with outside_task():
+        logging.getLogger("labloom").warning("%s (task run %s)", text, holder)

@@ -91,6 +91,21 @@ def cluster_client(cluster: Any) -> Any:
         return _of_clusters[id(cluster)][1]
 
 
+def refuse_closed(cluster: Any, client_given: bool) -> None:
+    """A cluster or client the caller gave, closed since (``cluster.close()`` or
+    ``client.close()`` in another cell): said plainly (it was an AttributeError from deep
+    inside labloom as the next run started)."""
+    if cluster is None and client_given:
+        raise ConnectionError(
+            "[labloom] the Dask client given to DaskExecutor(client=...) is closed "
+            "(client.close(), or its cluster was closed); pass an open one")
+    status = getattr(cluster, "status", None)
+    if getattr(status, "name", status) in ("closing", "closed"):
+        raise ConnectionError(
+            "[labloom] the Dask cluster given to DaskExecutor(cluster=...) is closed "
+            "(cluster.close()); start a new one and pass it")
+
+
 REFUSED_FOR = 3.0  # seconds a scheduler address may refuse connections before that is an error
 
 

@@ -41,9 +41,10 @@ def ran_on(record: Any, declared: Any) -> Any:
     """What a retry runs on when not told: the scheduler the run was given (``labloom run
     --address``, a schedule's address, ``Flow.run(executor=DaskExecutor(ADDRESS))``), else the
     kind of executor it ran on. The flow's declared executor may be local threads: a sweep
-    retried from the Flows panel would then run on the Jupyter server's machine. A cluster
-    started for the run (its profile is not recorded), an embedded one, or one the flow's
-    code makes (``DaskExecutor(cluster=LocalCluster())``): the declared executor when it is
+    retried from the Flows panel would then run on the Jupyter server's machine. A run on a
+    cluster profile (``--cluster NAME``) starts that profile's cluster again, as the settings
+    hold it now. A cluster started for the run from options in the flow's code, an embedded
+    one, or one the flow's code makes (``DaskExecutor(cluster=LocalCluster())``): the declared executor when it is
     Dask too, as it makes that cluster again."""
     from ..core.executor import Executor
 
@@ -57,6 +58,8 @@ def ran_on(record: Any, declared: Any) -> Any:
         if declared_address or declared_kind.startswith("cluster:"):
             declared_kind = "dask"
     address = facts.get("address")
+    if facts.get("profile"):
+        return f"cluster:{facts['profile']}"
     if "cluster_class" in facts:
         return declared
     if kind == "dask" and address and facts.get("cluster") != "embedded LocalCluster":
