@@ -461,14 +461,18 @@ async def test_every_endpoint_refuses_requests_without_token_or_cookie(jp_fetch:
     assert (await jp_fetch("labloom", "api", "runs")).code == 200
 
 
+async def login_cookies(http_server_client: Any, jp_base_url: str, jp_serverapp: Any) -> str:
+    """Log in as a browser does (the token once, then the cookie): its Cookie header."""
+    token = jp_serverapp.identity_provider.token
+    login = await http_server_client.fetch(f"{jp_base_url}lab?token={token}",
+                                           raise_error=False, follow_redirects=False)
+    return "; ".join(c.split(";", 1)[0] for c in login.headers.get_list("Set-Cookie"))
+
+
 async def test_posts_with_a_cookie_need_the_xsrf_token(
     http_server_client: Any, jp_base_url: str, jp_serverapp: Any
 ) -> None:
-    token = jp_serverapp.identity_provider.token
-    # Log in as a browser does: the token once, then the cookie.
-    login = await http_server_client.fetch(f"{jp_base_url}lab?token={token}",
-                                           raise_error=False, follow_redirects=False)
-    cookies = "; ".join(c.split(";", 1)[0] for c in login.headers.get_list("Set-Cookie"))
+    cookies = await login_cookies(http_server_client, jp_base_url, jp_serverapp)
     assert "username-" in cookies, cookies
     run = failing.run()
     path = f"{jp_base_url}labloom/api/runs/{run.id}/retry"

@@ -183,10 +183,7 @@ async def test_result_files_at_a_url_go_and_one_that_cannot_costs_only_itself(
 async def test_a_delete_with_a_cookie_needs_the_xsrf_token(
     http_server_client: Any, jp_base_url: str, jp_serverapp: Any
 ) -> None:
-    token = jp_serverapp.identity_provider.token
-    login = await http_server_client.fetch(f"{jp_base_url}lab?token={token}",
-                                           raise_error=False, follow_redirects=False)
-    cookies = "; ".join(c.split(";", 1)[0] for c in login.headers.get_list("Set-Cookie"))
+    cookies = await api.login_cookies(http_server_client, jp_base_url, jp_serverapp)
     run = cubes.run(n=1)
     path = f"{jp_base_url}labloom/api/runs/{run.id}"
     refused = await http_server_client.fetch(path, method="DELETE", raise_error=False,
