@@ -149,11 +149,25 @@ function stats(values) {
   return { mean, std, min: Math.min(...xs), max: Math.max(...xs), n: xs.length, nan };
 }
 
+/** A group's values of a text (or mixed) column, as [text, how many] most common first: a
+ * param that varies within the groups (criterion, when grouped by depth) or the task runs'
+ * states, which were left out of the grouped table. */
+function tally(values, type) {
+  const counts = new Map();
+  for (const v of values) {
+    if (v === null || v === undefined) continue;
+    const shown = text(v, type);
+    counts.set(shown, (counts.get(shown) || 0) + 1);
+  }
+  if (!counts.size) return null;
+  return { tally: [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)) };
+}
+
 /** Rows grouped by the values of `keys` (columns), a value and its text alike (3 and "3",
  * which runs may log for one setting, show alike and the filter depth=3 keeps both: one
- * group; not rounded as shown, so close settings stay apart); each other number column
- * aggregated. A group: {group: true, id, key: {colId: value}, n, agg: {colId: stats}, rows};
- * its key holds its first row's values. */
+ * group; not rounded as shown, so close settings stay apart); each other column aggregated
+ * (numbers and bools by `stats`, text by `tally`). A group: {group: true, id, key: {colId:
+ * value}, n, agg: {colId: stats or tally}, rows}; its key holds its first row's values. */
 export function group(rows, keys, columns) {
   const numeric = columns.filter((c) => !keys.includes(c) && aggregated(c));
   const groups = new Map();
@@ -170,14 +184,19 @@ export function group(rows, keys, columns) {
   for (const g of groups.values()) {
     g.n = g.rows.length;
     g.agg = {};
-    for (const c of numeric) g.agg[c.id] = stats(g.rows.map((r) => num(raw(r, c.id), c.type)));
+    for (const c of numeric) {
+      g.agg[c.id] = c.type === "number" || c.type === "bool"
+        ? stats(g.rows.map((r) => num(raw(r, c.id), c.type)))
+        : tally(g.rows.map((r) => raw(r, c.id)), c.type);
+    }
   }
   return [...groups.values()];
 }
 
-/** Whether a column is aggregated in a group: numbers, and bools (as 1 and 0: how many true). */
+/** Whether a column is aggregated in a group: numbers, bools (as 1 and 0: how many true) and
+ * text (how many of each value); not a column no row has a value of. */
 export function aggregated(column) {
-  return column.type === "number" || column.type === "bool";
+  return column.type !== "none";
 }
 
 /** A group's value for sorting and the best mark: its key, its count, or a column's mean. */
@@ -185,6 +204,7 @@ export function groupValue(g, column) {
   if (column.id === "n") return g.n;
   if (column.id in g.key) return g.key[column.id];
   const s = g.agg[column.id];
+  if (s && s.tally) return s.tally[0][0];  // its most common value
   return s ? s.mean : null;
 }
 
@@ -192,6 +212,11 @@ export function groupValue(g, column) {
  * values were NaN ("· 1 NaN"; all of them: "NaN"); a bool's, "2 of 3 true". */
 export function aggText(s, type) {
   if (!s) return "";
+  if (s.tally) {  // "gini" alone; else "2 values: gini ×3, entropy ×2"
+    if (s.tally.length === 1) return s.tally[0][0];
+    const most = s.tally.slice(0, 3).map(([value, n]) => `${value} ×${n}`).join(", ");
+    return `${s.tally.length} values: ${most}${s.tally.length > 3 ? ", …" : ""}`;
+  }
   if (!s.n) return "NaN";
   if (type === "bool") return `${Math.round(s.mean * s.n)} of ${s.n} true`;
   const t = (v) => text(v, type);

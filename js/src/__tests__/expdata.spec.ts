@@ -68,6 +68,24 @@ describe('a group of rows with a bool metric', () => {
   });
 });
 
+describe('a group of rows with a text column', () => {
+  // Grouped by depth, a criterion that varied within the groups (and the task runs' states)
+  // vanished from the grouped table: text was not aggregated.
+  it('says which values it holds, most common first', () => {
+    const depth = param('depth');
+    const criterion = param('criterion', 'string');
+    const state = { id: 'state', label: 'state', kind: 'fixed', type: 'string' };
+    const rows = [row(0, 3, 0), row(1, 3, 0), row(2, 3, 0), row(3, 4, 0), row(4, 5, 0)].map(
+      (r, i) => ({ ...r, params: { ...r.params, criterion: ['gini', 'entropy', 'gini', 'gini', null][i] },
+                   state: i === 2 ? 'Failed' : 'Completed' }));
+    const groups = group(rows, [depth], [depth, criterion, state]);
+    expect(groups.map(g => aggText(g.agg['params.criterion'], 'string'))).toEqual(
+      ['2 values: gini ×2, entropy ×1', 'gini', '']);
+    expect(aggText(groups[0].agg.state, 'string')).toBe('2 values: Completed ×2, Failed ×1');
+    expect(groups.map(g => groupValue(g, criterion))).toEqual(['gini', 'gini', null]);
+  });
+});
+
 describe('sorting in the Experiments view', () => {
   // Up to 5,000 rows sort in the browser, more on the server (core/experiments.order, which the
   // CLI, run.experiments() and pandas share): text sorted by locale here (a, B, b, Z) came in
