@@ -25,7 +25,7 @@ LogSink = Callable[[str, int, float, str], None]  # (task_run_id, level, time, t
 # where it is captured: a 20 MB line would otherwise travel whole to the store, the widget and
 # the Flows panel (seconds to draw). The rest is counted in a note at the end of the line.
 MAX_LINE_CHARS = 10_000
-PROGRESS_EVERY = 10.0  # seconds between the lines of a progress bar still going (``_progress``)
+PROGRESS_EVERY = 10.0  # seconds between the lines of a progress bar still going (``_written_over``)
 
 
 def cut_line(text: str, dropped: int = 0) -> str:
@@ -77,7 +77,7 @@ class TaskContext:
     _partial: dict[int, str] = field(default_factory=dict)
     _dropped: dict[int, int] = field(default_factory=dict)  # of the partial line, past the cap
     _shown_on: dict[int, TextIO] = field(default_factory=dict)
-    _bar_since: dict[int, float] = field(default_factory=dict)  # a bar's last line (``_progress``)
+    _bar_since: dict[int, float] = field(default_factory=dict)  # a bar's last line logged
 
     def write(self, level: int, text: str, shown_on: TextIO | None = None) -> None:
         """Streams arrive in arbitrary pieces: record and show whole lines, keep the rest.
@@ -85,20 +85,12 @@ class TaskContext:
         On ``shown_on`` (the real stdout or stderr) each line is written whole, in one call and
         prefixed with the task run's name, so concurrent tasks never mix within a line.
         """
+        if shown_on is not None:
+            self._shown_on[level] = shown_on
         buffered = self._partial.get(level, "") + text
         *lines, rest = buffered.split("\n")
         if "\r" in buffered:  # a progress bar's refreshes (tqdm, Keras), or CRLF ends
-            # What was kept of the line has no carriage return but a last one: a return
-            # before the end of the first line (or of the rest) is in ``text``, after what
-            # the line had cut, which it writes over too.
-            if "\r" in (lines[0] if lines else rest)[:-1]:
-                self._dropped.pop(level, None)
-            lines = [shown_line(line, ended=True) for line in lines]
-            rest = shown_line(rest, ended=False)
-            if lines:
-                self._bar_since.pop(level, None)
-            elif rest.rstrip("\r"):
-                lines = self._progress(level, rest.rstrip("\r"))
+            lines, rest = self._written_over(level, lines, rest)
         if lines:
             dropped = self._dropped.pop(level, 0)
             lines = [cut_line(lines[0], dropped), *map(cut_line, lines[1:])]
@@ -106,20 +98,29 @@ class TaskContext:
             self._dropped[level] = self._dropped.get(level, 0) + len(rest) - MAX_LINE_CHARS
             rest = rest[:MAX_LINE_CHARS]
         self._partial[level] = rest
-        if shown_on is not None:
-            self._shown_on[level] = shown_on
         self._emit(level, lines)
 
-    def _progress(self, level: int, shown: str) -> list[str]:
-        """A progress bar still going, as a line every ``PROGRESS_EVERY`` seconds (its state
-        then), so that a long training's progress can be followed in its logs while it runs;
-        a bar shorter than that logs its last state only, once its line ends."""
+    def _written_over(self, level: int, lines: list[str], rest: str) -> tuple[list[str], str]:
+        """The lines and the rest as a terminal shows them (``shown_line``). A bar still going
+        is logged as a line every ``PROGRESS_EVERY`` seconds (its state then), so that a long
+        training's progress can be followed in its logs while it runs; a bar shorter than that
+        logs its last state only, once its line ends."""
+        # What was kept of the line has no carriage return but a last one: a return before
+        # the end of the first line (or of the rest) is in the new text, after what the line
+        # had cut, which it writes over too.
+        if "\r" in (lines[0] if lines else rest)[:-1]:
+            self._dropped.pop(level, None)
+        lines = [shown_line(line, ended=True) for line in lines]
+        rest = shown_line(rest, ended=False)
+        if lines:
+            self._bar_since.pop(level, None)
+            return lines, rest
         now = time.monotonic()
         since = self._bar_since.setdefault(level, now)
-        if now - since < PROGRESS_EVERY:
-            return []
-        self._bar_since[level] = now
-        return [shown]
+        if rest.rstrip("\r") and now - since >= PROGRESS_EVERY:
+            self._bar_since[level] = now
+            self._emit(level, [cut_line(rest.rstrip("\r"))])  # the rest stays the line's
+        return lines, rest
 
     def flush(self) -> None:
         for level, rest in list(self._partial.items()):

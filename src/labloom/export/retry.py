@@ -44,8 +44,8 @@ def ran_on(record: Any, declared: Any) -> Any:
     retried from the Flows panel would then run on the Jupyter server's machine. A run on a
     cluster profile (``--cluster NAME``) starts that profile's cluster again, as the settings
     hold it now. A cluster started for the run from options in the flow's code, an embedded
-    one, or one the flow's code makes (``DaskExecutor(cluster=LocalCluster())``): the declared executor when it is
-    Dask too, as it makes that cluster again."""
+    one, or one the flow's code makes (``DaskExecutor(cluster=LocalCluster())``): the declared
+    executor when it is Dask too, as it makes that cluster again."""
     from ..core.executor import Executor
 
     kind = str(record.executor or "").partition("(")[0]

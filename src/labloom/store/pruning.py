@@ -119,11 +119,12 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
             f"SELECT id, state, host, pid, heartbeat, created, message FROM flow_runs WHERE id "
             f"IN ({marks}){lock}", run_ids
         ).fetchall():
-            why = (f"it is {state} again: its process beat" if state not in _ENDED else
-                   why_kept_alive(host, pid, beat, created, message or "", now)
-                   if state == "Crashed" else None)
-            if why is not None:
-                may_live[run_id] = why
+            if state not in _ENDED:
+                may_live[run_id] = f"it is {state} again: its process beat"
+            elif state == "Crashed":
+                why = why_kept_alive(host, pid, beat, created, message or "", now)
+                if why is not None:
+                    may_live[run_id] = why
         run_ids = [run_id for run_id in run_ids if run_id not in may_live]
         if not run_ids:
             return 0
