@@ -31,10 +31,12 @@ def test_a_call_waiting_for_a_thread_holds_no_future() -> None:
         executor.start()
         assert executor._pool is not None
         executor._pool.submit(gate.wait, 5)
+        before = _futures_alive()
         for i in range(100):
             executor._pool.submit(ran.append, i)
-        futures = sum(isinstance(o, concurrent.futures.Future) for o in gc.get_objects())
-        assert futures == 0
+        # A delta, not a count: a Future another test's thread (a Dask client's loop) still
+        # holds is not this pool's, and failed this test in CI; a Future per call would be 100.
+        assert _futures_alive() - before < 10
         assert executor.room() is not None and executor.room() <= 1000 - 100
     finally:
         gate.set()
@@ -43,6 +45,11 @@ def test_a_call_waiting_for_a_thread_holds_no_future() -> None:
         pass
     executor.shutdown()
     assert ran == list(range(100))
+
+
+def _futures_alive() -> int:
+    gc.collect()
+    return sum(isinstance(o, concurrent.futures.Future) for o in gc.get_objects())
 
 
 def test_threads_are_named_as_the_standard_pools_and_a_raising_call_keeps_its_thread() -> None:
