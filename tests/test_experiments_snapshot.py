@@ -211,6 +211,22 @@ def test_the_cells_view_filters_as_the_server_does() -> None:
         page_answer(rows, {"filter": 3})
 
 
+def test_double_quotes_name_a_param_and_a_value_with_spaces() -> None:
+    """A param named "learning rate" could not be filtered on (terms split at every space),
+    nor a value "random forest": quotes hold the spaces, as in the view (js/src/expdata.js)."""
+    rows = [ex.Experiment("r", f"r.{i}", "t", i, "Completed", 1.0,
+                          {"learning rate": rate, "model": "random forest" if i else "tree"},
+                          {"auc": i / 10}) for i, rate in enumerate((0.1, 0.01, 0.001))]
+
+    def kept(query: str) -> list[int | None]:
+        return [row["map_index"] for row in ef.answer(rows, None, False, 10, 0, query)["rows"]]
+
+    assert kept('"learning rate">0.005') == [0, 1]
+    assert kept('model="random forest" auc>0.15') == [2]
+    assert kept('"random forest"') == [1, 2]
+    assert kept("model=tree") == [0] and kept("forest") == [1, 2] and kept('""') == [0, 1, 2]
+
+
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:
     return {"ServerApp": {"jpserver_extensions": {"labloom": True},

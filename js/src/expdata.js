@@ -101,16 +101,21 @@ export function varying(columns, rows) {
   });
 }
 
-// One filter term: "auc>0.9", "criterion=gini", "depth!=3", or words looked for in any cell.
-const TERM = /^([^<>=!]+?)(>=|<=|!=|=|>|<)(.*)$/;
+// One filter term: "auc>0.9", "criterion=gini", "depth!=3", or words looked for in any cell;
+// "double quotes" hold spaces ("learning rate">0.01, model="random forest"), as on the server
+// (core/experiment_filter.py).
+const WORD = /(?:"[^"]*"?|[^\s"])+/g;
+const TERM = /^((?:"[^"]*"|[^<>=!"])+?)(>=|<=|!=|=|>|<)(.*)$/s;
+const unquoted = (text) => text.replace(/"/g, "");
 
 /** Keeps the rows that match every term of `query` (space-separated). */
 export function filterRows(rows, columns, query) {
-  const terms = query.trim().split(/\s+/).filter(Boolean).map((term) => {
+  const terms = (query.match(WORD) || []).map((term) => {
     const m = TERM.exec(term);
-    const column = m && columns.find((c) => c.label === m[1] || c.id === m[1]);
-    return column ? { column, op: m[2], value: m[3] } : { words: term.toLowerCase() };
-  });
+    const label = m && unquoted(m[1]);
+    const column = m && columns.find((c) => c.label === label || c.id === label);
+    return column ? { column, op: m[2], value: unquoted(m[3]) } : { words: unquoted(term).toLowerCase() };
+  }).filter((t) => t.column || t.words);
   if (!terms.length) return rows;
   return rows.filter((row) => terms.every((t) => {
     if (t.words) return columns.some((c) => text(raw(row, c.id), c.type).toLowerCase().includes(t.words));

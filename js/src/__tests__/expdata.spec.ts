@@ -1,4 +1,4 @@
-import { aggText, group, groupValue, sortRows } from '../expdata';
+import { aggText, filterRows, group, groupValue, sortRows } from '../expdata';
 
 const param = (name: string, type = 'number') => ({
   id: `params.${name}`, label: name, name, kind: 'param', type
@@ -98,5 +98,31 @@ describe('sorting in the Experiments view', () => {
     expect(sorted).toEqual(['Bert', 'ResNet50', 'Zeta', 'bert', 'efficientnet', 'vit', 'x\uFB01', 'x🧪', 'ünï']);
     const down = sortRows(rows, model, true).map((r: any) => r.params.model);
     expect(down).toEqual([...sorted].reverse());
+  });
+});
+
+describe('the filter', () => {
+  // A param named "learning rate" could not be named (terms split at every space), nor a
+  // value "random forest": double quotes hold the spaces, as the server's filter reads them.
+  const lr = param('learning rate');
+  const model = param('model', 'string');
+  const auc = metric('auc');
+  const rows = [0.1, 0.01, 0.001].map((rate, i) => ({
+    ...row(i, 0, i / 10),
+    params: { 'learning rate': rate, model: i ? 'random forest' : 'tree' }
+  }));
+  const kept = (query: string) => filterRows(rows, [lr, model, auc], query).map((r: any) => r.map_index);
+
+  it('names a column and a value with spaces in double quotes', () => {
+    expect(kept('"learning rate">0.005')).toEqual([0, 1]);
+    expect(kept('model="random forest" auc>0.15')).toEqual([2]);
+    expect(kept('"random forest"')).toEqual([1, 2]);
+  });
+
+  it('reads unquoted terms as before', () => {
+    expect(kept('auc>=0.1 model=tree')).toEqual([]);
+    expect(kept('model=tree')).toEqual([0]);
+    expect(kept('forest')).toEqual([1, 2]);
+    expect(kept('  ')).toEqual([0, 1, 2]);
   });
 });

@@ -2,7 +2,9 @@
 ``filterRows`` ("auc>0.9 criterion=gini words"), so a 100,000-row run is filtered where its rows
 are (``GET runs/{id}/experiments?filter=...``) rather than on the view's first 1,000.
 
-A term ``name OP value`` (OP one of ``>= <= != = > <``) names a column by its label (a param or
+Terms are separated by spaces; "double quotes" hold a name, value or words with spaces in
+them (``"learning rate">0.01 model="random forest"``). A term ``name OP value`` (OP one of
+``>= <= != = > <``) names a column by its label (a param or
 metric name, ``index``, ``state``, ``duration``, ``task``, and across runs ``run``; a param
 first when a name is both, as the view lists params first) or id (``params.x``, ``metrics.x``, ``map_index``); any other term
 is words looked for, case-insensitively, in the text of every cell. A row is kept when every
@@ -22,7 +24,10 @@ from typing import Any
 from . import experiments as ex
 from .errors import LabloomError
 
-_TERM = re.compile(r"^([^<>=!]+?)(>=|<=|!=|=|>|<)(.*)$", re.S)
+# A term is a run of characters without spaces, but for spaces "in double quotes": a param
+# named "learning rate", a value "random forest", words "out of memory".
+_WORD = re.compile(r'(?:"[^"]*"?|[^\s"])+')
+_TERM = re.compile(r'^((?:"[^"]*"|[^<>=!"])+?)(>=|<=|!=|=|>|<)(.*)$', re.S)
 # What JavaScript's Number() reads as a number (not Python's float(): "inf", "1_0", "nan").
 _JS_NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|Infinity)$")
 # The view's fixed columns by label (js/src/expdata.js columnsOf).
@@ -71,15 +76,20 @@ def parse(query: str | None, names: Sequence[dict[str, str]], across: bool = Fal
         ids.setdefault(column["name"], key)
         ids[key] = key
     terms = []
-    for word in query.split():
+    for word in _WORD.findall(query):
         match = _TERM.match(word)
-        label = match.group(1) if match else ""
+        label = _unquoted(match.group(1)) if match else ""
         named = (_ACROSS if across else _FIXED).get(label) or ids.get(label)
         if match and named:
-            terms.append(Term(named, match.group(2), match.group(3), _wanted(match.group(3))))
-        else:
-            terms.append(Term(None, "words", word.lower()))
+            value = _unquoted(match.group(3))
+            terms.append(Term(named, match.group(2), value, _wanted(value)))
+        elif words := _unquoted(word):
+            terms.append(Term(None, "words", words.lower()))
     return terms
+
+
+def _unquoted(text: str) -> str:
+    return text.replace('"', "")
 
 
 def row_matcher(terms: Sequence[Term], columns: Sequence[str],
