@@ -58,7 +58,7 @@ class LaunchForm(w.VBox):  # type: ignore[misc]
         self.message = w.HTML()
         self.dag = w.Box()
         self.button.on_click(lambda _button: self.start())
-        title = w.HTML(f"<b>{flow.name}</b> {flow.description}".strip())
+        title = w.HTML(f"<b>{_escape(flow.name)}</b> {_escape(flow.description)}".strip())
         super().__init__([title, *self.inputs.values(), self.button, self.message, self.dag])
         self.add_class("labloom-launcher")
 
