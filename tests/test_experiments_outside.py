@@ -201,6 +201,25 @@ def test_a_param_named_like_a_fixed_column_keeps_both(labloom_home: Path) -> Non
     assert "params.task" in table[0] and "sentiment" in table[2] and "Failed" in table[2]
 
 
+def test_the_cli_filters_as_the_view_does(labloom_home: Path) -> None:
+    """`labloom experiments --filter`: the view's and REST's grammar, in the shell too."""
+    run = clashing.run(executor="local")
+    exact = json.loads(cli(labloom_home, "experiments", run.id, "--json", "--filter",
+                           "auc>0.05 state=Completed").stdout)
+    assert [r["map_index"] for r in exact["rows"]] == [2] and exact["total"] == 1
+    table = cli(labloom_home, "experiments", run.id, "--filter", "diverged").stdout
+    assert table.count("multitask[") == 0  # a traceback's words are not a cell's
+    failed = cli(labloom_home, "experiments", run.id, "--filter", "failed").stdout
+    assert failed.count("multitask[") == 1 and "multitask[1]" in failed
+    across = cli(labloom_home, "experiments", "--flow", "clashing", "--csv", "--filter",
+                 f"run={run.id} auc<0.05")
+    assert [r["map_index"] for r in csv.DictReader(io.StringIO(across.stdout))] == ["0"]
+    none = cli(labloom_home, "experiments", run.id, "--filter", "auc>5")
+    assert none.returncode == 0 and "none of the 3 rows match the filter 'auc>5'" in none.stdout
+    long = cli(labloom_home, "experiments", run.id, "--filter", "x" * 3000)
+    assert long.returncode != 0 and "at most 2000" in long.stderr
+
+
 async def _get(jp_fetch: Any, *path: str, **params: str) -> Any:
     response = await jp_fetch("labloom", "api", *path, params=params)
     return json.loads(response.body)

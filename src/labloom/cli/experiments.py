@@ -10,8 +10,9 @@ import re
 import sys
 from typing import Any
 
+from ..core import experiment_filter as ef
 from ..core import experiments as ex
-from ..core.errors import UnknownColumnError
+from ..core.errors import LabloomError
 from ..store import open_store
 from ..store.experiments import RECENT_RUNS, check_sort, rows_of, runs_to_read
 from .history import _find, _seconds, _table
@@ -33,6 +34,9 @@ def register(subparsers: Any) -> None:
                      help="sort by a metric or param (or params.x, metrics.x, duration, ...)")
     cmd.add_argument("--desc", action="store_true", help="sort descending (best AUC first)")
     cmd.add_argument("--top", type=int, metavar="N", help="only the first N rows")
+    cmd.add_argument("--filter", metavar="QUERY",
+                     help="only rows matching every term, as in the Experiments view: "
+                          "'auc>0.9 criterion=gini', '\"learning rate\"<0.01', or words")
     out = cmd.add_mutually_exclusive_group()
     out.add_argument("--csv", action="store_true",
                      help="print CSV (one column per name; text a spreadsheet would run as a "
@@ -63,13 +67,15 @@ def _experiments(args: argparse.Namespace) -> int:
                 # --json` gives []), the note beside it.
                 print(f"labloom: {printable(note)}", file=sys.stderr)
         rows = rows_of(store, records)
+    names = ex.columns(rows)
+    logged = len(rows)
     try:
         check_sort(records, rows, args.sort)
-    except UnknownColumnError as exc:
+        rows = ef.kept(rows, args.filter, names, () if args.run_id else ("run_id",))
+    except LabloomError as exc:  # an unknown column, a filter too long
         raise CLIError(str(exc).removeprefix("[labloom] ")) from None
     total = len(rows)
     shown = ex.page(rows, args.sort, args.desc, args.top)
-    names = ex.columns(rows)
     if args.json:
         print(json.dumps(ex.jsonable({
             "columns": names, "total": total, "rows": [row.as_dict() for row in shown],
@@ -81,6 +87,9 @@ def _experiments(args: argparse.Namespace) -> int:
         header = list(ex.record(ex.Experiment("", ""), names))
         writer.writerow([_inert(name) for name in header])
         writer.writerows([[_cell(record[key], csv=True) for key in header] for record in records])
+        return 0
+    if logged and not rows:
+        echo(f"none of the {logged} rows match the filter {args.filter!r}")
         return 0
     if not rows:
         echo("no params or metrics recorded: tasks record them with labloom.log_params(...), "

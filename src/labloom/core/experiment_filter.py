@@ -117,12 +117,19 @@ def answer(rows: Sequence[ex.Experiment], sort: str | None, desc: bool, limit: i
     are every row's (the filter's own terms name them). Words are looked for in the view's
     columns: ``extra`` (the compare view's ``run_id``), the fixed ones, the params, metrics."""
     names = ex.columns(rows)
-    terms = parse(query, names, across="run_id" in extra)
-    if terms:
-        words = (*extra, *WORDS_IN, *(f"{c['kind']}s.{c['name']}" for c in names))
-        rows = list(filter(row_matcher(terms, words, ex.Experiment.get), rows))
+    rows = kept(rows, query, names, extra)
     shown = ex.page(rows, sort, desc, limit, offset)
     return ex.answer_of(shown, names, len(rows), sort, desc, limit, offset, more)
+
+
+def kept(rows: Sequence[ex.Experiment], query: str | None, names: Sequence[dict[str, str]],
+         extra: Sequence[str] = ()) -> list[ex.Experiment]:
+    """The rows ``query`` keeps, in their order (``names``: the rows' ``ex.columns``)."""
+    terms = parse(query, names, across="run_id" in extra)
+    if not terms:
+        return list(rows)
+    words = (*extra, *WORDS_IN, *(f"{c['kind']}s.{c['name']}" for c in names))
+    return list(filter(row_matcher(terms, words, ex.Experiment.get), rows))
 
 
 def number(value: Any) -> float | None:
