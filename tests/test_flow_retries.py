@@ -5,6 +5,7 @@ A nightly run whose source is not there yet must not wake anyone before it tried
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import Hook, labloom, wait_for, write
+from cli_helpers import Hook, labloom, start_labloom, stop, wait_for, write
 from labloom import FlowFailed, FlowTimeoutError, RunCancelledError, State, flow, task
 from labloom.export.exporter import export_notebook
 from labloom.store import open_store
@@ -65,6 +66,8 @@ def test_a_failed_task_is_retried_in_place_and_what_completed_is_reused(
         assert loads == [1]  # completed: reused, not run again
     lines = [line.text for line in run.logs() if line.task_run_id is None]
     assert any("attempt 1 of 3 failed" in text and "ConnectionError" in text for text in lines)
+    kept = "\n".join(line.text for line in run.logs("flaky"))  # its first traceback, kept
+    assert "run attempt 1 of 3 failed here" in kept and "fails_once" in kept
     with open_store() as store:
         stored = store.get_run(run.id)
     assert stored is not None and stored.state == "Completed" and "attempt 2 of 3" in stored.message
@@ -113,6 +116,8 @@ def test_the_end_waits_for_the_last_attempt(tmp_path: Path) -> None:
     assert len(starts) == 1 and starts[0].attempts == 1  # the same task run, run three times
     said = [line.text for line in run.logs() if line.task_run_id is None]
     assert sum("failed: 1 task run(s) did not succeed" in text for text in said) == 2
+    run.retry()  # by hand: the retries anew, as the timeout is
+    assert run.state is State.FAILED and run.attempt == 3 and hooked == [3, 3, 3]
 
 
 def test_while_it_waits_the_store_shows_it_running_and_why(tmp_path: Path) -> None:
@@ -250,3 +255,76 @@ def test_labloom_run_alerts_once_after_the_last_attempt(tmp_path: Path) -> None:
         assert "attempt 1 of 3 failed" in out.stdout + out.stderr
     finally:
         hook.close()
+
+
+def test_a_scheduled_run_alerts_once_after_its_last_attempt(tmp_path: Path) -> None:
+    hook = Hook([])
+    marker = tmp_path / "tries"
+    write(tmp_path / "flows.py", FLOWS)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "10s", "--name",
+                    "nightly", "-p", f"marker={marker}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", LABLOOM_NOTIFY_DELAYS="0.2")
+    try:
+        failures = lambda: [b for b in hook.bodies if b["state"] != "overdue"]  # noqa: E731
+        wait_for(failures, 60, "the scheduled run's failure alert")
+        assert marker.read_text() == "3"  # its three attempts ran before the alert
+        [body] = failures()
+        assert body["schedule"] == "nightly" and body["error"].endswith("(after 3 attempts)")
+        proc.terminate()
+        proc.communicate(timeout=30)
+    finally:
+        stop(proc)
+        hook.close()
+
+
+LATE = FLOWS.replace("retry_delay=0.2", "retry_delay=60")
+
+
+def test_a_run_waiting_for_its_next_attempt_is_cancelled_from_another_process(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "flows.py", LATE)
+    proc = start_labloom(tmp_path, "run", "flows.py:etl", "-p", f"marker={tmp_path / 'tries'}")
+    try:
+        def waiting() -> Any:
+            listed = labloom(tmp_path, "runs", "--json")
+            runs = json.loads(listed.stdout) if listed.returncode == 0 else []
+            return runs and "starts in 60s" in runs[0]["message"] and runs[0]["id"]
+
+        run_id = wait_for(waiting, 30, "the run to wait for its second attempt")
+        started = time.monotonic()
+        assert labloom(tmp_path, "cancel", run_id).returncode == 0
+        _, err = proc.communicate(timeout=30)
+        assert time.monotonic() - started < 20  # not the 60 s delay
+        assert proc.returncode == 1 and "Cancelled" in err
+        shown = labloom(tmp_path, "show", run_id).stdout
+        assert "Cancelled" in shown and "before attempt 2 of 3" in shown
+    finally:
+        stop(proc)
+
+
+def test_the_live_view_shows_the_wait_then_the_new_attempts_states(tmp_path: Path) -> None:
+    from labloom.dag.model import ViewGraph
+
+    @flow(retries=1, retry_delay=0.3)
+    def nightly(marker: str) -> int:
+        return flaky(load(1), marker)
+
+    view, seen = ViewGraph(), []
+    lock = threading.Lock()
+
+    def watch(batch: Any) -> None:
+        with lock:
+            view.apply(batch)
+            header = view.header_json(time.time())
+            seen.append((header["state"], header["message"], header["counts"]))
+
+    run = nightly.run(marker=str(tmp_path / "m"), background=True)
+    run.subscribe(watch, replay=True)
+    assert run.wait(timeout=20) is State.COMPLETED
+    wait_for(lambda: seen and seen[-1][0] == "Completed", 10, "the view to see the end")
+    waiting = [item for item in seen if "attempt 2 starts in 0.3s" in item[1]]
+    assert waiting and waiting[0][0] == "Running" and waiting[0][2].get("Failed") == 1
+    assert seen[-1][1].startswith("completed at attempt 2 of 2")
+    assert seen[-1][2] == {"Completed": 2}  # the failed task run shows its new attempt's state

@@ -78,7 +78,9 @@ class FlowAttempts:
             when = f"in {delay:g}s" if delay else "now"
             note = (f"attempt {self.number} of {self.total} failed: {why}; attempt "
                     f"{self.number + 1} starts {when}")
-            self._say(note, body_error)
+            where = ("".join(traceback.format_exception(body_error)) if body_error is not None
+                     else self._keep_tracebacks())
+            self._say(note, where)
             deadline = time.monotonic() + delay
             while engine.graph.cancelled is None and time.monotonic() < deadline:
                 engine.changed.wait(deadline - time.monotonic())  # a cancel notifies it
@@ -96,16 +98,28 @@ class FlowAttempts:
         engine.launcher.work()
         return body_error is not None
 
-    def _say(self, note: str, error: BaseException | None = None, said: str = "") -> None:
+    def _keep_tracebacks(self) -> str:
+        """Each failed task run's traceback, said in its logs before the retry resets it (as a
+        task's own retry says it): a run that ends Completed still tells why an attempt
+        failed. Returns the first, for the run's own line."""
+        engine, first = self._engine, ""
+        which = f"run attempt {self.number} of {self.total}"
+        for tr in engine.graph.task_runs:
+            if tr.state is State.FAILED and id(tr) not in engine.graph.retired:
+                why = tr.traceback.rstrip() or tr.message
+                first = first or why
+                engine.sink.log(ev.LogRecord(engine.id, tr.id, logging.WARNING, time.time(),
+                                             f"[labloom] {which} failed here\n{why}"))
+        return first
+
+    def _say(self, note: str, where: str = "", said: str = "") -> None:
         """The run's message (its row in the store, the Flows panel) and a line of its log
         (``said``, or the message)."""
         engine = self._engine
         engine.message = self.note = note
         now = time.time()
         engine.emit(ev.RunStateChanged(engine.id, State.RUNNING, now, note))
-        text = f"[labloom] {said or note}"
-        if error is not None:
-            text += "\n" + "".join(traceback.format_exception(error)).rstrip()
+        text = f"[labloom] {said or note}" + (f"\n{where.rstrip()}" if where else "")
         engine.sink.log(ev.LogRecord(engine.id, None, logging.WARNING, now, text))
 
     def replayed(self, task: Task[Any, Any], kind: type[Any]) -> Any:
