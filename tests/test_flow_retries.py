@@ -184,6 +184,13 @@ def test_a_timed_out_attempt_is_retried_with_the_timeout_anew(tmp_path: Path) ->
     assert run.state is State.COMPLETED and run.result() == 1 and not run.timed_out
     assert "attempt 1 failed: flow 'nightly' timed out after 1s" in run.message
 
+    @flow(timeout=1, retries=1, retry_delay=1.5)
+    def quick_failure(marker: str) -> int:
+        return flaky(load(1), marker)
+
+    run = quick_failure.run(marker=str(tmp_path / "m2"))  # the first clock must not run on
+    assert run.state is State.COMPLETED and run.attempt == 2, run.message
+
     @task
     def sleeps() -> int:
         time.sleep(2)

@@ -74,6 +74,7 @@ class FlowAttempts:
             # The failure is history now: a cancel during the delay must find the run open to
             # it (not already cancelled by its timeout), and end it Cancelled, not raising.
             engine.body_error, engine.graph.cancelled, engine.clock.expired = None, None, None
+            engine.clock.stop()  # else it expires during the delay: each attempt has its own
             self.failures.append(why)
             when = f"in {delay:g}s" if delay else "now"
             note = (f"attempt {self.number} of {self.total} failed: {why}; attempt "
