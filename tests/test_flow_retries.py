@@ -335,3 +335,32 @@ def test_the_live_view_shows_the_wait_then_the_new_attempts_states(tmp_path: Pat
     assert waiting and waiting[0][0] == "Running" and waiting[0][2].get("Failed") == 1
     assert seen[-1][1].startswith("completed at attempt 2 of 2")
     assert seen[-1][2] == {"Completed": 2}  # the failed task run shows its new attempt's state
+
+
+def test_an_interrupt_while_it_waits_cancels_it_at_once() -> None:
+    """Ctrl-C in a terminal, a kernel's interrupt in a notebook: the wait is not 30 s long."""
+    import _thread
+
+    from labloom.core.observers import add_run_observer
+
+    @flow(retries=2, retry_delay=30)
+    def nightly() -> int:
+        return always_fails(load(1))
+
+    runs: list[Any] = []
+    remove = add_run_observer(runs.append)
+
+    def interrupt_when_waiting() -> None:
+        wait_for(lambda: runs and "starts in 30s" in runs[0].message, 20, "the wait")
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_when_waiting, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            nightly.run()
+    finally:
+        remove()
+    assert time.monotonic() - started < 15
+    assert runs[0].state is State.CANCELLED
+    assert runs[0].message.startswith("interrupted before attempt 2 of 3")

@@ -34,6 +34,7 @@ from . import values
 from .retry_policy import delay_before
 from .states import State
 from .task_runs import TaskRun
+from .waiting import LOOK_EVERY
 
 if TYPE_CHECKING:
     from .engine import RunEngine
@@ -84,7 +85,8 @@ class FlowAttempts:
             self._say(note, where)
             deadline = time.monotonic() + delay
             while engine.graph.cancelled is None and time.monotonic() < deadline:
-                engine.changed.wait(deadline - time.monotonic())  # a cancel notifies it
+                # A cancel notifies it; the slices let a Ctrl-C (a kernel's interrupt) in.
+                engine.changed.wait(min(LOOK_EVERY, deadline - time.monotonic()))
             if engine.graph.cancelled is not None:
                 return None
             self.number += 1
