@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     from .map_nodes import MapNode
     from .tasks import Task
 
-log = logging.getLogger("labloom")
-
 
 class FlowAttempts:
     def __init__(self, engine: RunEngine) -> None:
@@ -80,8 +78,9 @@ class FlowAttempts:
             when = f"in {delay:g}s" if delay else "now"
             note = (f"attempt {self.number} of {self.total} failed: {why}; attempt "
                     f"{self.number + 1} starts {when}")
-            where = ("".join(traceback.format_exception(body_error)) if body_error is not None
-                     else self._keep_tracebacks())
+            where = self._keep_tracebacks()
+            if body_error is not None:
+                where = "".join(traceback.format_exception(body_error))
             self._say(note, where)
             deadline = time.monotonic() + delay
             while engine.graph.cancelled is None and time.monotonic() < deadline:
