@@ -138,6 +138,11 @@ def test_while_it_waits_the_store_shows_it_running_and_why(tmp_path: Path) -> No
 
     stored = wait_for(stored_waiting, 20, "the store to have the run waiting")
     assert stored.state == "Running" and "attempt 1 of 2 failed: 1 task run" in stored.message
+    from labloom.dag.model import ViewGraph
+
+    late = ViewGraph()  # a widget shown now, the Flows panel opened now
+    run.subscribe(late.apply, replay=True)()
+    assert "attempt 2 starts in 30s" in late.header_json(time.time())["message"]
     started = time.monotonic()
     run.cancel()
     assert run.wait(timeout=10) is State.CANCELLED

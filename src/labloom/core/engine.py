@@ -117,7 +117,8 @@ class RunEngine:
             events: list[ev.Event] = []
             if self._created is not None:
                 events.append(self._created)
-                events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time))
+                events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time,
+                                                 self.attempts.note))  # a retry's
             events += self.graph.snapshot()
             # The calls first: sending those waiting may say a line (late ones, ``_say_late``),
             # which this replay must hold, as the subscriber is added after it is emitted.
