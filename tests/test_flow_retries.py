@@ -232,6 +232,12 @@ def test_flow_cells_take_retries_and_export_them(ip: Any, tmp_path: Path) -> Non
     assert result.error_in_exec is None and ip.user_ns["value"] == 2
     assert ip.user_ns["cellflow"].retries == 1
     assert ip.run_cell("%%flow bad --retries -1\nx = 1").error_in_exec is not None
+    ip.push({"always_fails": always_fails})
+    failed = ip.run_cell("%%flow failing --retries 1 --no-widget\nvalue = always_fails(load(1))")
+    assert isinstance(failed.error_in_exec, FlowFailed)  # raised after the second attempt
+    with open_store() as store:
+        [stored] = [r for r in store.list_runs(limit=5) if r.flow_name == "failing"]
+    assert stored.state == "Failed" and "attempt 2 of 2: every attempt failed" in stored.message
     cells = ["%load_ext labloom", "%%tasks\ndef one():\n    return 1",
              "%%flow nightly --retries 2 --retry-delay 60,600\nvalue = one()"]
     source = export_notebook(write_notebook(tmp_path, cells), check=False).path.read_text()
