@@ -64,9 +64,11 @@ class FlowAttempts:
         """Called when an attempt has nothing left open. None: the run ends now. Else the next
         attempt has begun (after its delay): True when the flow body must run again."""
         engine = self._engine
+        if self.number >= self.total:
+            return None  # the last (most often the only) attempt: no second look at a big graph
         with engine.lock:
             state, why = outcome(engine)
-            if state is not State.FAILED or self.number >= self.total:
+            if state is not State.FAILED:
                 return None
             delay = delay_before(engine.flow.retry_delay, self.number + 1)
             body_error = engine.body_error
