@@ -9,6 +9,9 @@ are labloom's, for a timeout and a lost Dask worker). A ``BaseException`` that i
 ``Exception`` (``TaskCrashedError``) is never retried, nor is labloom's refusal of a logged
 value (``ExperimentValueError``), which each attempt would meet again after all its work.
 
+``check_retries`` and ``delay_before`` are the one rule for ``retries`` and ``retry_delay``,
+which tasks and flows (``@flow(retries=2)``, ``flow_retries.py``) both take.
+
 Classes, not a function of the exception: the engine decides under its run's lock, where a
 user's function that logs could wait on a task thread's handler that waits on that lock.
 """
