@@ -188,8 +188,9 @@ def test_bad_wait_for_and_executor_and_flow_options() -> None:
         f()
     with pytest.raises(ValueError, match=r"unknown executor 'gpu'; use one of local, threads, dask"):
         flow(executor="gpu")(_f)
-    with pytest.raises(TypeError, match=r"@flow: unknown option\(s\) retries"):
-        flow(retries=2)(_f)
+    with pytest.raises(TypeError, match=r"@flow: unknown option\(s\) retry_delay_seconds; .*"
+                       r"the delay is retry_delay="):  # Prefect's spelling
+        flow(retry_delay_seconds=2)(_f)
 
 
 def test_a_future_has_no_truth_value() -> None:

@@ -23,10 +23,12 @@ from . import at_exit, values, waiting
 from . import events as ev
 from .context import ACTIVE as _ACTIVE
 from .executor import Executor
+from .flow_retries import FlowAttempts, outcome
 from .flow_timeout import FlowClock
 from .futures import MappedFuture, TaskFuture, find_futures
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
+from .map_nodes import MapNode
 from .mapping import MapSources, map_source
 from .observers import FailureHooks, run_starts
 from .run_logs import RunLogs
@@ -60,6 +62,7 @@ class RunEngine:
         self.owns_executor = owns_executor
         self.state = State.PENDING
         self.clock = FlowClock(self)  # @flow(timeout=...)
+        self.attempts = FlowAttempts(self)  # @flow(retries=...)
         self.message = ""
         self.started: float | None = None
         self.ended: float | None = None
@@ -86,9 +89,8 @@ class RunEngine:
         # Emitted under the lock but `finished` is set later: a subscriber arriving in
         # between must still be replayed the end of the run.
         self._run_finished: ev.RunFinished | None = None
-        self._return: Any = None
+        self.returned: Any = None
         self.released = False  # see ``release``
-        self._body_done = False
         self.tracing = False  # Flow.visualize: nothing runs, so nothing may be waited for
 
     @property
@@ -115,7 +117,8 @@ class RunEngine:
             events: list[ev.Event] = []
             if self._created is not None:
                 events.append(self._created)
-                events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time))
+                events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time,
+                                                 self.attempts.note))  # a retry's
             events += self.graph.snapshot()
             # The calls first: sending those waiting may say a line (late ones, ``_say_late``),
             # which this replay must hold, as the subscriber is added after it is emitted.
@@ -150,8 +153,10 @@ class RunEngine:
         self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
     ) -> TaskFuture[Any]:
         with self.lock:
-            deps = self.graph.dependencies((args, kwargs), wait_for)
-            tr = self.graph.add_task(task, args, kwargs, deps)
+            tr = self.attempts.replayed(task, TaskRun)  # the body's rerun (flow_retries.py)
+            if tr is None:
+                deps = self.graph.dependencies((args, kwargs), wait_for)
+                tr = self.graph.add_task(task, args, kwargs, deps)
         self.launcher.work()
         return TaskFuture(self, tr)
 
@@ -160,6 +165,10 @@ class RunEngine:
     ) -> MappedFuture[Any]:
         if not iterables and not kwargs:
             raise TypeError(f"{task.name}.map() needs at least one iterable to map over")
+        with self.lock:
+            node = self.attempts.replayed(task, MapNode)
+        if node is not None:
+            return MappedFuture(self, node)
         check = self.graph.check_owned
         sources = MapSources(
             [map_source(check, task, f"argument {i + 1}", v) for i, v in enumerate(iterables)],
@@ -221,21 +230,28 @@ class RunEngine:
         self.tracing = True
         token = _ACTIVE.set(self)
         try:
-            self._return = self.flow.fn(**self.parameters)
+            self.returned = self.flow.fn(**self.parameters)
         finally:
             _ACTIVE.reset(token)
             self.graph.cancelled = "traced"
         return list(self.graph.nodes)
 
     def _drive(self) -> None:
+        try:
+            self._run_body()
+        except KeyboardInterrupt:
+            self._finish()
+            raise
+        self._finish()
+
+    def _run_body(self) -> None:
         token = _ACTIVE.set(self)
         try:
-            self._return = self.flow.fn(**self.parameters)
+            self.returned = self.flow.fn(**self.parameters)
         except KeyboardInterrupt:
             self.body_error = KeyboardInterrupt()
             _ACTIVE.reset(token)
             self.cancel("interrupted")
-            self._finish()
             raise
         except BaseException as exc:
             self.body_error = exc
@@ -244,20 +260,23 @@ class RunEngine:
                                   started_too=False)
         else:
             found: list[Any] = []
-            find_futures(self._return, found)
+            find_futures(self.returned, found)
             for item in found:
                 self.graph.check_owned(getattr(item, "future", item))
         finally:
             if _ACTIVE.get() is self:
                 _ACTIVE.reset(token)
-            self._body_done = True
-        self._finish()
+            self.attempts.body_ended()
 
     def _finish(self) -> None:
         try:
             # (A local executor's calls run in this thread: it must wake for each launch.)
             until = self.changed if self.executor.runs_in_caller else self.all_final
             self.wait_until(lambda: self.graph.open == 0, None, until)
+            while (body_again := self.attempts.again()) is not None:  # @flow(retries=...)
+                if body_again:
+                    self._run_body()
+                self.wait_until(lambda: self.graph.open == 0, None, until)
         except KeyboardInterrupt:
             self.cancel("interrupted")
             self._finalize()
@@ -282,21 +301,8 @@ class RunEngine:
             self.metadata.update(changed)
             self.launcher.stop_timers()
             self.clock.stop()
-            failed = values.failures(self, self._return)
-            if self.graph.cancelled is not None:
-                state = State.FAILED if self.clock.stopped_it else State.CANCELLED
-            elif self.body_error is not None:
-                state = State.FAILED
-                self.message = self.message or (f"flow body raised "
-                                                f"{type(self.body_error).__name__}: {self.body_error}")
-            elif failed:
-                state = State.FAILED
-                first = failed[0]
-                self.message = f"{len(failed)} task run(s) did not succeed; first: {first.name}"
-                if first.message:
-                    self.message += f": {first.message}"
-            else:
-                state = State.COMPLETED
+            state, message = outcome(self)
+            self.message = self.attempts.final_message(state, message)
             self.sink.flush()  # the logging calls still waiting, before the run's end
             self.ended = time.time()
             self.state = state
@@ -348,6 +354,7 @@ class RunEngine:
             self.message = ""
             self.ended = None
             self.reruns += 1
+            self.attempts.start_over()
             self._run_finished = None
             self.bus.reopen()
             register_local_run(self.id, self.sink)
@@ -380,7 +387,7 @@ class RunEngine:
         self.wait(timeout)
         if not self.finished.is_set():
             raise TimeoutError(f"flow run {self.id} is still {self.state} after {timeout}s")
-        return values.flow_value(self, self._return)
+        return values.flow_value(self, self.returned)
 
     def task_runs(self) -> list[TaskRun]:
         with self.lock:
@@ -391,7 +398,7 @@ class RunEngine:
         task inputs and the return value now, not when the cyclic collector reaches the
         engine's cycles. No lock: nothing reaches the run, and a finalizer must never wait."""
         self.released = True
-        self._return = None
+        self.returned = None
         for tr in self.graph.task_runs:
             if tr.handle is not LAUNCHING:
                 tr.handle = None

@@ -90,6 +90,12 @@ class FlowRun:
         return self._engine.clock.stopped_it
 
     @property
+    def attempt(self) -> int:
+        """Which attempt the run is at (or ended at): 1, or more under ``@flow(retries=N)``,
+        up to ``N + 1``."""
+        return self._engine.attempts.number
+
+    @property
     def notes(self) -> list[str]:
         """What a retry had to rerun although it completed before, and why."""
         return list(self._engine.results.notes)

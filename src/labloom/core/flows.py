@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from .executor import Executor
 from .hooks import hooks
 from .numbers import is_seconds
+from .retry_policy import check_retries
 from .source import source_hash
 from .tasks import check_function
 from .values import resolved as resolved_values
@@ -22,6 +23,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 FailureHook = Callable[[Any], None]
+_OPTIONS = ("name", "executor", "description", "on_failure", "timeout", "retries", "retry_delay")
 
 
 class Flow(Generic[P, R]):
@@ -43,6 +45,8 @@ class Flow(Generic[P, R]):
         description: str | None = None,
         on_failure: FailureHook | list[FailureHook] | None = None,
         timeout: float | timedelta | None = None,
+        retries: int = 0,
+        retry_delay: float | timedelta | list[float] = 0,
     ) -> None:
         check_function(fn, "@flow")
         self.fn = fn
@@ -65,6 +69,8 @@ class Flow(Generic[P, R]):
                             f"{timeout!r}; give timeout=None for no timeout")
         # Seconds a run may take; then what has not ended is cancelled and the run Failed.
         self.timeout = None if timeout is None else float(timeout)
+        # A run that ends Failed runs again in place, up to ``retries`` times (flow_retries.py).
+        self.retries, self.retry_delay = check_retries("@flow", retries, retry_delay)
         self.signature = inspect.signature(fn)
         self.source_hash = source_hash(fn)
         # The notebook file a %%flow cell came from, where the kernel knows it: a retry in
@@ -164,21 +170,24 @@ def flow(
     description: str | None = None,
     on_failure: FailureHook | list[FailureHook] | None = None,
     timeout: float | timedelta | None = None,
+    retries: int = 0,
+    retry_delay: float | timedelta | list[float] = 0,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
 def flow(fn: Any = None, **options: Any) -> Any:
     """Make a function a flow, bare (``@flow``) or with options.
 
-    >>> @flow(name="nightly-scoring", executor="dask", timeout=3600)
+    >>> @flow(name="nightly-scoring", executor="dask", timeout=3600, retries=2, retry_delay=600)
     ... def score(day: str) -> int:
     ...     ...
     """
-    unknown = set(options) - {"name", "executor", "description", "on_failure", "timeout"}
+    unknown = set(options) - set(_OPTIONS)
     if unknown:
+        hint = "; the delay is retry_delay=" if "retry_delay_seconds" in unknown else ""
         raise TypeError(
-            f"@flow: unknown option(s) {', '.join(sorted(unknown))}; the options are name, "
-            "executor, description, on_failure, timeout"
+            f"@flow: unknown option(s) {', '.join(sorted(unknown))}; the options are "
+            f"{', '.join(_OPTIONS)}{hint}"
         )
     if fn is None:
         return lambda f: Flow(f, **options)

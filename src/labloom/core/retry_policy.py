@@ -9,17 +9,59 @@ are labloom's, for a timeout and a lost Dask worker). A ``BaseException`` that i
 ``Exception`` (``TaskCrashedError``) is never retried, nor is labloom's refusal of a logged
 value (``ExperimentValueError``), which each attempt would meet again after all its work.
 
+``check_retries`` and ``delay_before`` are the one rule for ``retries`` and ``retry_delay``,
+which tasks and flows (``@flow(retries=2)``, ``flow_retries.py``) both take.
+
 Classes, not a function of the exception: the engine decides under its run's lock, where a
 user's function that logs could wait on a task thread's handler that waits on that lock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from .errors import ExperimentValueError
+from .numbers import is_seconds
 
 RetryOn = type[BaseException] | tuple[type[BaseException], ...]
+
+
+def check_retries(where: str, retries: Any, delay: Any) -> tuple[int, float | list[float]]:
+    """``retries`` and ``retry_delay`` as a task or a flow takes them (seconds, a timedelta,
+    or a list of seconds per retry), checked where it is defined."""
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(
+            f"{where}: retries must be a whole number >= 0, got {retries!r}; "
+            "use retries=0 for no retries"
+        )
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    if isinstance(delay, (list, tuple)):
+        if not all(is_seconds(d, zero=True) for d in delay):
+            raise ValueError(
+                f"{where}: retry_delay must hold finite seconds >= 0, got {delay!r}"
+            )
+        if len(delay) > retries:
+            raise ValueError(
+                f"{where}: retry_delay lists {len(delay)} delays but retries={retries}; "
+                "give at most one delay per retry, or raise retries"
+            )
+        return retries, [float(d) for d in delay]
+    if not is_seconds(delay, zero=True):
+        raise ValueError(
+            f"{where}: retry_delay must be finite seconds >= 0 or a list of them, got {delay!r}"
+        )
+    return retries, float(delay)
+
+
+def delay_before(delay: float | Sequence[float], attempt: int) -> float:
+    """Seconds to wait before attempt number ``attempt`` (2 is the first retry); a list's
+    last delay holds for the retries past its end."""
+    if isinstance(delay, Sequence):
+        return delay[min(attempt - 2, len(delay) - 1)] if delay else 0.0
+    return delay
 
 
 def check_retry_on(where: str, retry_on: Any) -> RetryOn | None:

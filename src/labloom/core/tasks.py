@@ -14,7 +14,7 @@ from .experiment_values import check_options as check_experiment_options
 from .logs import current_task
 from .numbers import is_number as _is_number
 from .numbers import is_seconds
-from .retry_policy import RetryOn, check_retry_on
+from .retry_policy import RetryOn, check_retries, check_retry_on, delay_before
 
 if TYPE_CHECKING:  # the engine makes futures; a definition only names them
     from .futures import MappedFuture, TaskFuture
@@ -52,33 +52,7 @@ def _check_options(fn_name: str, opts: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(name, str) or not name.strip():
         raise TypeError(f"{where}: name must be a non-empty string, got {name!r}")
 
-    retries = opts.get("retries", 0)
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise ValueError(
-            f"{where}: retries must be a whole number >= 0, got {retries!r}; "
-            "use retries=0 for no retries"
-        )
-
-    delay = opts.get("retry_delay", 0)
-    if isinstance(delay, timedelta):
-        delay = delay.total_seconds()
-    if isinstance(delay, (list, tuple)):
-        if not all(is_seconds(d, zero=True) for d in delay):
-            raise ValueError(
-                f"{where}: retry_delay must hold finite seconds >= 0, got {delay!r}"
-            )
-        if len(delay) > retries:
-            raise ValueError(
-                f"{where}: retry_delay lists {len(delay)} delays but retries={retries}; "
-                "give at most one delay per retry, or raise retries"
-            )
-        delay = [float(d) for d in delay]
-    elif not is_seconds(delay, zero=True):
-        raise ValueError(
-            f"{where}: retry_delay must be finite seconds >= 0 or a list of them, got {delay!r}"
-        )
-    else:
-        delay = float(delay)
+    retries, delay = check_retries(where, opts.get("retries", 0), opts.get("retry_delay", 0))
 
     timeout = opts.get("timeout")
     if isinstance(timeout, timedelta):
@@ -269,12 +243,7 @@ class Task(Generic[P, R]):
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (2 is the first retry)."""
-        delay = self.retry_delay
-        if isinstance(delay, list):
-            if not delay:
-                return 0.0
-            return delay[min(attempt - 2, len(delay) - 1)]
-        return delay
+        return delay_before(self.retry_delay, attempt)
 
     def with_options(self, **options: Any) -> Task[P, R]:
         """A copy with some options changed: ``train.with_options(retries=3)``."""

@@ -111,6 +111,8 @@ class ConsoleProgress:
             self.started = event.time
         elif isinstance(event, ev.NodeCreated):
             self.nodes[event.node_id] = _NodeCounts(event.name)
+        elif isinstance(event, ev.RunStateChanged) and event.message:
+            self._line(f"labloom: run {event.run_id}: {event.message}")  # a flow's retry
         elif isinstance(event, ev.RunFinished):
             if self.live:
                 self._draw()

@@ -7,7 +7,7 @@ exactly the same lines. It lives here, below the notebook layer, so both import 
     %%tasks [--retries N] [--retry-delay S] [--retry-on E,F] [--tags a,b] [--timeout S]
             [--cache]
     %%flow NAME [-p PARAM ...] [--executor E] [--address ADDR] [--cluster PROFILE]
-          [--timeout S] [--background] [--no-widget]
+          [--timeout S] [--retries N] [--retry-delay S] [--background] [--no-widget]
 
 ``tasks_help()`` and ``flow_help()`` give the usage text the magics show (``%%flow?``).
 """
@@ -69,6 +69,19 @@ class FlowOptions:
     widget: bool = True
     cluster: str | None = None  # a named cluster profile: a cluster started for each run
     timeout: float | None = None  # seconds a run may take (``@flow(timeout=...)``)
+    retries: int = 0  # ``@flow(retries=...)``: a failed run runs again in place
+    retry_delay: float | list[float] = 0
+
+    def flow_kwargs(self) -> dict[str, Any]:
+        """The run options as ``flow(...)`` keyword arguments, leaving out the defaults."""
+        kwargs: dict[str, Any] = {}
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        if self.retries:
+            kwargs["retries"] = self.retries
+        if self.retry_delay:
+            kwargs["retry_delay"] = self.retry_delay
+        return kwargs
 
 
 def _seconds(text: str) -> float | list[float]:
@@ -141,6 +154,10 @@ def _flow_parser() -> _Parser:
     parser.add_argument("--timeout", type=_positive, metavar="S",
                         help="Seconds a run may take; then what has not ended is cancelled "
                         "and the run fails.")
+    parser.add_argument("--retries", type=int, default=0, metavar="N",
+                        help="Runs again in place, up to N times, a run that failed.")
+    parser.add_argument("--retry-delay", type=_seconds, default=0, metavar="S",
+                        help="Seconds before each retry of the run, or a comma list (60,600).")
     parser.add_argument("--background", action="store_true",
                         help="Return at once; names are set when it ends.")
     parser.add_argument("--no-widget", action="store_true", help="Do not show the live DAG.")
@@ -189,6 +206,12 @@ def parse_flow_line(line: str) -> FlowOptions:
     if ns.cluster is not None and (not ns.cluster.strip() or ":" in ns.cluster):
         raise MagicArgsError(f"%%flow: --cluster takes a profile name such as k8s, "
                              f"got {ns.cluster!r}")
+    if ns.retries < 0:
+        raise MagicArgsError("%%flow: --retries cannot be negative; --retries 0 for none")
+    delays = ns.retry_delay if isinstance(ns.retry_delay, list) else [ns.retry_delay]
+    if len(delays) > max(ns.retries, 1):
+        raise MagicArgsError(f"%%flow: --retry-delay lists {len(delays)} delays but --retries "
+                             f"is {ns.retries}; give at most one delay per retry")
     return FlowOptions(
         name=ns.name,
         params=params,
@@ -198,4 +221,6 @@ def parse_flow_line(line: str) -> FlowOptions:
         widget=not ns.no_widget,
         cluster=ns.cluster,
         timeout=ns.timeout,
+        retries=ns.retries,
+        retry_delay=ns.retry_delay,
     )

@@ -299,8 +299,7 @@ def _add_flow(module: ModuleSource, f: FlowCell, assignments: list[Assignment]) 
         args.append(f"executor={_option('cluster:' + options.cluster)}")
     elif options.executor:
         args.append(f"executor={_option(options.executor)}")
-    if options.timeout is not None:
-        args.append(f"timeout={options.timeout!r}")
+    args += [f"{key}={value!r}" for key, value in options.flow_kwargs().items()]
     origin = (f.cell, 1)
     module.add(f"@flow({', '.join(args)})", origin)
     module.add(f"def {exported.signature()}:", origin)

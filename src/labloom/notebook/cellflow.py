@@ -47,9 +47,10 @@ def cell_flow(
     compiler: Any,
     filename: str,
     executor: Any = None,
-    timeout: float | None = None,
+    **options: Any,
 ) -> tuple[Flow[Any, dict[str, Any]], list[str]]:
     """Compile ``cell`` as a flow named ``name``; returns it and the names it assigns.
+    ``options``: the %%flow line's run options (``FlowOptions.flow_kwargs``).
 
     Calling the flow returns ``{name: value}`` for every name the cell assigned.
     """
@@ -96,7 +97,7 @@ def cell_flow(
     fn.__qualname__ = name
     fn.__module__ = "__main__"
     fn.__doc__ = f"The %%flow cell {name}."
-    flow: Flow[Any, dict[str, Any]] = Flow(fn, name=name, executor=executor, timeout=timeout)
+    flow: Flow[Any, dict[str, Any]] = Flow(fn, name=name, executor=executor, **options)
     # inspect.getsource cannot see a cell body; hash the cell instead.
     flow.source_hash = hashlib.sha256(cell.encode()).hexdigest()[:16]
     flow.notebook = kernel_notebook()

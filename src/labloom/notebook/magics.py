@@ -128,7 +128,8 @@ class LabloomMagics(Magics):
             executor = f"cluster:{args.cluster}"
         source, filename = self._compile_target("flow", line, cell)
         flow, _names = cell_flow(
-            name, source, params, user_ns, self.shell.compile, filename, executor, args.timeout
+            name, source, params, user_ns, self.shell.compile, filename, executor,
+            **args.flow_kwargs(),
         )
         user_ns[name] = flow
         showing = args.widget and config.effective("widget")

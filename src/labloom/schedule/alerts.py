@@ -95,6 +95,14 @@ def failure_payload(
 def run_summary(run: Any) -> tuple[list[tuple[str, str]], str]:
     """Failed task runs of a finished ``FlowRun`` as (name, kind), and an error summary that
     carries exception types only."""
+    failed, error = _run_summary(run)
+    attempts = getattr(run, "attempt", 1)
+    if attempts > 1 and run.state is State.FAILED:  # @flow(retries=...): each one failed
+        error = f"{error or 'failed'} (after {attempts} attempts)"
+    return failed, error
+
+
+def _run_summary(run: Any) -> tuple[list[tuple[str, str]], str]:
     failed: list[tuple[str, str]] = []
     for tr in run.tasks:
         if tr.state in (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED):

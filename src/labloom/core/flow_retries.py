@@ -1,0 +1,180 @@
+"""``@flow(retries=2, retry_delay=600)``: a run that ends Failed runs again, in place.
+
+What a nightly run needs when what it reads is not there yet or a server is down for a while,
+and what a Prefect user expects of a flow's retries. An attempt fails when the run would end
+Failed: a task run it needs failed, the flow body raised, or the flow's timeout stopped it
+(Prefect retries a timed-out run too; the timeout holds for each attempt). A cancel (the
+user's, an interrupt, the process exiting) is never retried, and a cancel while the run waits
+for its next attempt ends it Cancelled at once.
+
+In place: the same run id and the same task runs. Completed task runs are reused, as
+``run.retry()`` reuses them; failed, upstream-failed and cancelled ones and everything
+downstream run again. When the flow body itself raised, the body runs again, and its task
+calls are matched in order to the earlier attempt's (by task, as Prefect matches a retried
+flow's task calls): a call that completed gives its result at once, the others are the
+earlier task runs, run again with the inputs they had; calls past them are new task runs.
+
+The run's end waits for its last attempt: no ``RunFinished`` before it, so no on_failure hook,
+failure alert, ``FlowFailed`` or ``labloom run`` exit either. Meanwhile the run stays Running
+(so every reader that waits for, cancels or counts an open run sees it open) with a message
+that says which attempt failed, why, and when the next starts; the run's log says it too,
+with the flow body's traceback when the body raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from . import events as ev
+from . import values
+from .retry_policy import delay_before
+from .states import State
+from .task_runs import TaskRun
+from .waiting import LOOK_EVERY
+
+if TYPE_CHECKING:
+    from .engine import RunEngine
+    from .map_nodes import MapNode
+    from .tasks import Task
+
+
+class FlowAttempts:
+    def __init__(self, engine: RunEngine) -> None:
+        self._engine = engine
+        self.number = 1  # the attempt under way
+        self.failures: list[str] = []  # why each earlier attempt failed
+        self.note = ""  # the run's message while it waits for or runs a retry
+        # The earlier attempt's graph nodes, in the order the body made them, while the body
+        # runs again (``replayed``).
+        self._replay: deque[TaskRun | MapNode] = deque()
+
+    @property
+    def total(self) -> int:
+        return self._engine.flow.retries + 1
+
+    def start_over(self) -> None:
+        """``run.retry()``: the flow's retries anew, as its timeout is."""
+        self.number, self.failures = 1, []
+
+    def again(self) -> bool | None:
+        """Called when an attempt has nothing left open. None: the run ends now. Else the next
+        attempt has begun (after its delay): True when the flow body must run again."""
+        engine = self._engine
+        if self.number >= self.total:
+            return None  # the last (most often the only) attempt: no second look at a big graph
+        with engine.lock:
+            state, why = outcome(engine)
+            if state is not State.FAILED:
+                return None
+            delay = delay_before(engine.flow.retry_delay, self.number + 1)
+            body_error = engine.body_error
+            # The failure is history now: a cancel during the delay must find the run open to
+            # it (not already cancelled by its timeout), and end it Cancelled, not raising.
+            engine.body_error, engine.graph.cancelled, engine.clock.expired = None, None, None
+            engine.clock.stop()  # else it expires during the delay: each attempt has its own
+            self.failures.append(why)
+            when = f"in {delay:g}s" if delay else "now"
+            note = (f"attempt {self.number} of {self.total} failed: {why}; attempt "
+                    f"{self.number + 1} starts {when}")
+            where = self._keep_tracebacks()
+            if body_error is not None:
+                where = "".join(traceback.format_exception(body_error))
+            self._say(note, where)
+            deadline = time.monotonic() + delay
+            while engine.graph.cancelled is None and time.monotonic() < deadline:
+                # A cancel notifies it; the slices let a Ctrl-C (a kernel's interrupt) in.
+                engine.changed.wait(min(LOOK_EVERY, deadline - time.monotonic()))
+            if engine.graph.cancelled is not None:
+                return None
+            self.number += 1
+            engine.reruns += 1  # what the earlier attempt's calls still report is stale
+            self._say(f"attempt {self.number} of {self.total} (attempt {self.number - 1} "
+                      f"failed: {why})", said=f"attempt {self.number} of {self.total} starts")
+            if body_error is not None:
+                self._replay = deque(earlier_nodes(engine))
+                engine.graph.handled.clear()
+            engine.graph.reset_bad(engine.sink.forget_values, engine.executor.lost)
+        engine.clock.start()
+        engine.launcher.work()
+        return body_error is not None
+
+    def _keep_tracebacks(self) -> str:
+        """Each failed task run's traceback, said in its logs before the retry resets it (as a
+        task's own retry says it): a run that ends Completed still tells why an attempt
+        failed. Returns the first, for the run's own line."""
+        engine, first = self._engine, ""
+        which = f"run attempt {self.number} of {self.total}"
+        for tr in engine.graph.task_runs:
+            if tr.state is State.FAILED and id(tr) not in engine.graph.retired:
+                why = tr.traceback.rstrip() or tr.message
+                first = first or why
+                engine.sink.log(ev.LogRecord(engine.id, tr.id, logging.WARNING, time.time(),
+                                             f"[labloom] {which} failed here\n{why}"))
+        return first
+
+    def _say(self, note: str, where: str = "", said: str = "") -> None:
+        """The run's message (its row in the store, the Flows panel) and a line of its log
+        (``said``, or the message)."""
+        engine = self._engine
+        engine.message = self.note = note
+        now = time.time()
+        engine.emit(ev.RunStateChanged(engine.id, State.RUNNING, now, note))
+        text = f"[labloom] {said or note}" + (f"\n{where.rstrip()}" if where else "")
+        engine.sink.log(ev.LogRecord(engine.id, None, logging.WARNING, now, text))
+
+    def replayed(self, task: Task[Any, Any], kind: type[Any]) -> Any:
+        """The earlier attempt's node that this call of the body made then (a ``TaskRun`` for
+        a call, a ``MapNode`` for a map), or None: a new one is made."""
+        if not self._replay:
+            return None
+        earlier = self._replay.popleft()
+        if isinstance(earlier, kind) and earlier.task.name == task.name:
+            return earlier
+        self._replay.clear()  # the body took another way this time: the rest is new
+        return None
+
+    def body_ended(self) -> None:
+        self._replay.clear()
+
+    def final_message(self, state: State, message: str) -> str:
+        """The run's message at its end, saying how many attempts it took."""
+        if not self.failures:
+            return message
+        if len(self.failures) == self.number:  # cancelled while it waited for the next one
+            return (f"{message} before attempt {self.number + 1} of {self.total} (attempt "
+                    f"{self.number} failed: {self.failures[-1]})")
+        if state is State.COMPLETED:
+            return (f"completed at attempt {self.number} of {self.total}; attempt "
+                    f"{self.number - 1} failed: {self.failures[-1]}")
+        if state is State.FAILED:
+            return f"{message} (attempt {self.number} of {self.total}: every attempt failed)"
+        return f"{message} (at attempt {self.number} of {self.total})"
+
+
+def outcome(engine: RunEngine) -> tuple[State, str]:
+    """How the run would end now that nothing is open: its state and message."""
+    if engine.graph.cancelled is not None:
+        return (State.FAILED if engine.clock.stopped_it else State.CANCELLED), engine.message
+    if engine.body_error is not None:
+        # The executor that could not start said why; an attempt's note is not why.
+        error, said = engine.body_error, engine.message != engine.attempts.note and engine.message
+        return State.FAILED, said or f"flow body raised {type(error).__name__}: {error}"
+    failed = values.failures(engine, engine.returned)
+    if not failed:
+        return State.COMPLETED, engine.message
+    first = failed[0]
+    message = f"{len(failed)} task run(s) did not succeed; first: {first.name}"
+    return State.FAILED, message + (f": {first.message}" if first.message else "")
+
+
+def earlier_nodes(engine: RunEngine) -> list[TaskRun | MapNode]:
+    """The graph's nodes in the order the body made them: a plain task's run, or a map."""
+    by_id: dict[str, TaskRun | MapNode] = {
+        tr.node_id: tr for tr in engine.graph.task_runs if tr.parent is None
+    }
+    by_id.update((node.id, node) for node in engine.graph.maps)
+    return [by_id[node.node_id] for node in engine.graph.nodes if node.node_id in by_id]

@@ -1,0 +1,380 @@
+"""``@flow(retries=N, retry_delay=S)``: a run that ends Failed runs again in place (the same
+run id, completed task runs reused, the body again if it raised), and its end (the state,
+``FlowFailed``, on_failure hooks, alerts, ``labloom run``'s exit) waits for the last attempt.
+A nightly run whose source is not there yet must not wake anyone before it tried again."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_helpers import Hook, labloom, start_labloom, stop, wait_for, write
+from labloom import FlowFailed, FlowTimeoutError, RunCancelledError, State, flow, task
+from labloom.export.exporter import export_notebook
+from labloom.store import open_store
+from test_export import write_notebook
+
+
+def fails_once(marker: Path) -> None:
+    """Fails the first time (a file, so a Dask worker process sees it too)."""
+    if not marker.exists():
+        marker.write_text("failed once")
+        raise ConnectionError("the database is not up yet")
+
+
+@task
+def load(n: int) -> int:
+    return n
+
+
+@task
+def flaky(x: int, marker: str) -> int:
+    fails_once(Path(marker))
+    return x + 1
+
+
+@task
+def always_fails(x: int) -> int:
+    raise ValueError("bad row")
+
+
+def test_a_failed_task_is_retried_in_place_and_what_completed_is_reused(
+    tmp_path: Path, any_executor: Any,
+) -> None:
+    loads: list[int] = []
+
+    @task
+    def counted(n: int) -> int:
+        loads.append(n)
+        return n
+
+    @flow(retries=2, retry_delay=0.1)
+    def nightly(marker: str) -> int:
+        return flaky(counted(1), marker)
+
+    run = nightly.run(marker=str(tmp_path / "m"), executor=any_executor)
+    assert run.state is State.COMPLETED and run.result() == 2 and run.attempt == 2
+    assert run.message.startswith("completed at attempt 2 of 3; attempt 1 failed: 1 task run")
+    assert [tr.state for tr in run.tasks] == [State.COMPLETED, State.COMPLETED]  # same runs
+    if any_executor != "dask" and not hasattr(any_executor, "client"):
+        assert loads == [1]  # completed: reused, not run again
+    lines = [line.text for line in run.logs() if line.task_run_id is None]
+    assert any("attempt 1 of 3 failed" in text and "ConnectionError" in text for text in lines)
+    kept = "\n".join(line.text for line in run.logs("flaky"))  # its first traceback, kept
+    assert "run attempt 1 of 3 failed here" in kept and "fails_once" in kept
+    with open_store() as store:
+        stored = store.get_run(run.id)
+    assert stored is not None and stored.state == "Completed" and "attempt 2 of 3" in stored.message
+
+
+def test_a_body_that_raised_runs_again_reusing_its_completed_calls(tmp_path: Path) -> None:
+    loads: list[int] = []
+    marker = tmp_path / "m"
+
+    @task
+    def counted(n: int) -> int:
+        loads.append(n)
+        return n
+
+    @flow(retries=1)
+    def nightly() -> int:
+        first = counted(1).result()
+        parts = counted.map([10, 20])
+        fails_once(marker)  # the body itself: a listing that is not there yet
+        return load(first + 1).result() + sum(parts.result())
+
+    run = nightly.run()
+    assert run.state is State.COMPLETED and run.result() == 32 and run.attempt == 2
+    assert sorted(loads) == [1, 10, 20]  # each ran once: the second attempt reused them
+    names = [tr.name for tr in run.tasks]
+    assert names == ["counted", "counted-2[0]", "counted-2[1]", "load"]  # no new nodes
+    said = "\n".join(line.text for line in run.logs() if line.task_run_id is None)
+    assert "attempt 1 of 2 failed: flow body raised ConnectionError" in said
+    assert "Traceback" in said and "fails_once" in said  # why, where
+
+
+def test_the_end_waits_for_the_last_attempt(tmp_path: Path) -> None:
+    hooked: list[int] = []
+
+    @flow(retries=2, retry_delay=[0.1, 0.2], on_failure=lambda run: hooked.append(run.attempt))
+    def nightly() -> int:
+        return always_fails(load(1))
+
+    with pytest.raises(FlowFailed):
+        nightly()
+    run = nightly.run()
+    assert run.state is State.FAILED and run.attempt == 3
+    assert "every attempt failed" in run.message and "bad row" in run.message
+    wait_for(lambda: len(hooked) == 2, 10, "the hooks (on the run's event thread)")
+    assert hooked == [3, 3]  # once per run, after its last attempt
+    starts = [tr for tr in run.tasks if tr.name == "always_fails"]
+    assert len(starts) == 1 and starts[0].attempts == 1  # the same task run, run three times
+    said = [line.text for line in run.logs() if line.task_run_id is None]
+    assert sum("failed: 1 task run(s) did not succeed" in text for text in said) == 2
+    run.retry()  # by hand: the retries anew, as the timeout is
+    assert run.state is State.FAILED and run.attempt == 3
+    wait_for(lambda: len(hooked) == 3, 10, "the retry's hook")
+
+
+def test_while_it_waits_the_store_shows_it_running_and_why(tmp_path: Path) -> None:
+    @flow(retries=1, retry_delay=30)
+    def nightly(marker: str) -> int:
+        return flaky(load(1), marker)
+
+    run = nightly.run(marker=str(tmp_path / "m"), background=True)
+    deadline = time.monotonic() + 20
+    while "attempt 2 starts in 30s" not in run.message and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.state is State.RUNNING and "attempt 1 of 2 failed" in run.message
+
+    def stored_waiting() -> Any:
+        with open_store() as store:
+            stored = store.get_run(run.id)
+        return stored if stored is not None and "starts in 30s" in stored.message else None
+
+    stored = wait_for(stored_waiting, 20, "the store to have the run waiting")
+    assert stored.state == "Running" and "attempt 1 of 2 failed: 1 task run" in stored.message
+    from labloom.dag.model import ViewGraph
+
+    late = ViewGraph()  # a widget shown now, the Flows panel opened now
+    run.subscribe(late.apply, replay=True)()
+    assert "attempt 2 starts in 30s" in late.header_json(time.time())["message"]
+    started = time.monotonic()
+    run.cancel()
+    assert run.wait(timeout=10) is State.CANCELLED
+    assert time.monotonic() - started < 5  # at once, not after the 30 s
+    assert run.message.startswith("cancelled by user before attempt 2 of 2 (attempt 1 failed")
+    with pytest.raises(RunCancelledError):
+        run.result()
+
+
+def test_a_cancelled_run_is_not_retried() -> None:
+    release = threading.Event()
+
+    @task
+    def hangs() -> int:
+        release.wait(20)
+        return 1
+
+    @flow(retries=3)
+    def nightly() -> int:
+        return hangs()
+
+    run = nightly.run(background=True)
+    time.sleep(0.2)
+    run.cancel()
+    release.set()
+    assert run.wait(timeout=10) is State.CANCELLED and run.attempt == 1
+
+
+def test_a_timed_out_attempt_is_retried_with_the_timeout_anew(tmp_path: Path) -> None:
+    marker = tmp_path / "m"
+
+    @task
+    def hangs_once() -> int:
+        if not marker.exists():
+            marker.write_text("hung")
+            time.sleep(3)
+        return 1
+
+    @flow(timeout=1, retries=1)
+    def nightly() -> int:
+        return load(hangs_once())
+
+    run = nightly.run()
+    assert run.state is State.COMPLETED and run.result() == 1 and not run.timed_out
+    assert "attempt 1 failed: flow 'nightly' timed out after 1s" in run.message
+
+    @flow(timeout=1, retries=1, retry_delay=1.5)
+    def quick_failure(marker: str) -> int:
+        return flaky(load(1), marker)
+
+    run = quick_failure.run(marker=str(tmp_path / "m2"))  # the first clock must not run on
+    assert run.state is State.COMPLETED and run.attempt == 2, run.message
+
+    @task
+    def sleeps() -> int:
+        time.sleep(2)
+        return 1
+
+    @flow(timeout=0.5, retries=1)
+    def stuck() -> int:
+        return load(sleeps())
+
+    with pytest.raises(FlowTimeoutError, match=r"timed out after 0\.5s"):
+        stuck()  # each attempt hung: the last one's timeout is the run's error
+    run = stuck.run()
+    assert run.state is State.FAILED and run.timed_out and run.attempt == 2
+
+
+@pytest.mark.parametrize("options, fix", [
+    ({"retries": -1}, "retries must be a whole number >= 0"),
+    ({"retries": "2"}, "retries must be a whole number >= 0"),
+    ({"retries": 1, "retry_delay": math.nan}, "retry_delay must be finite seconds >= 0"),
+    ({"retries": 1, "retry_delay": "60"}, "retry_delay must be finite seconds >= 0"),
+    ({"retries": 1, "retry_delay": [1, 2]}, "retry_delay lists 2 delays but retries=1"),
+])
+def test_bad_retries_are_refused_where_the_flow_is_defined(options: Any, fix: str) -> None:
+    with pytest.raises(ValueError, match=rf"^@flow: {fix}"):
+        flow(**options)(lambda: None)
+
+
+def test_flow_cells_take_retries_and_export_them(ip: Any, tmp_path: Path) -> None:
+    ip.push({"flaky": flaky, "load": load, "marker": str(tmp_path / "m")})
+    result = ip.run_cell("%%flow cellflow --retries 1 --retry-delay 0.1 --no-widget\n"
+                         "value = flaky(load(1), marker)")
+    assert result.error_in_exec is None and ip.user_ns["value"] == 2
+    assert ip.user_ns["cellflow"].retries == 1
+    assert ip.run_cell("%%flow bad --retries -1\nx = 1").error_in_exec is not None
+    ip.push({"always_fails": always_fails})
+    failed = ip.run_cell("%%flow failing --retries 1 --no-widget\nvalue = always_fails(load(1))")
+    assert isinstance(failed.error_in_exec, FlowFailed)  # raised after the second attempt
+    with open_store() as store:
+        [stored] = [r for r in store.list_runs(limit=5) if r.flow_name == "failing"]
+    assert stored.state == "Failed" and "attempt 2 of 2: every attempt failed" in stored.message
+    cells = ["%load_ext labloom", "%%tasks\ndef one():\n    return 1",
+             "%%flow nightly --retries 2 --retry-delay 60,600\nvalue = one()"]
+    source = export_notebook(write_notebook(tmp_path, cells), check=False).path.read_text()
+    assert '@flow(name="nightly", retries=2, retry_delay=[60, 600])' in source
+
+
+FLOWS = """
+    from pathlib import Path
+    from labloom import flow, task
+
+    @task
+    def check(marker: str) -> int:
+        tries = Path(marker)
+        count = int(tries.read_text()) + 1 if tries.exists() else 1
+        tries.write_text(str(count))
+        raise ValueError(f"attempt {count}: the export is not there yet")
+
+    @flow(retries=2, retry_delay=0.2)
+    def etl(marker: str) -> int:
+        return check(marker)
+"""
+
+
+def test_labloom_run_alerts_once_after_the_last_attempt(tmp_path: Path) -> None:
+    hook = Hook([])
+    try:
+        write(tmp_path / "flows.py", FLOWS)
+        marker = tmp_path / "tries"
+        out = labloom(tmp_path, "run", "flows.py:etl", "-p", f"marker={marker}",
+                      "--notify", hook.url, LABLOOM_NOTIFY_DELAYS="0.2")
+        assert out.returncode == 1, out.stderr
+        assert marker.read_text() == "3"  # every attempt ran before the process ended
+        assert hook.connections_so_far() == 1 and len(hook.bodies) == 1
+        assert hook.bodies[0]["error"].endswith("(after 3 attempts)")
+        assert "attempt 1 of 3 failed" in out.stdout + out.stderr
+    finally:
+        hook.close()
+
+
+def test_a_scheduled_run_alerts_once_after_its_last_attempt(tmp_path: Path) -> None:
+    hook = Hook([])
+    marker = tmp_path / "tries"
+    write(tmp_path / "flows.py", FLOWS)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "10s", "--name",
+                    "nightly", "-p", f"marker={marker}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", LABLOOM_NOTIFY_DELAYS="0.2")
+    try:
+        failures = lambda: [b for b in hook.bodies if b["state"] != "overdue"]  # noqa: E731
+        wait_for(failures, 60, "the scheduled run's failure alert")
+        assert marker.read_text() == "3"  # its three attempts ran before the alert
+        [body] = failures()
+        assert body["schedule"] == "nightly" and body["error"].endswith("(after 3 attempts)")
+        proc.terminate()
+        proc.communicate(timeout=30)
+    finally:
+        stop(proc)
+        hook.close()
+
+
+LATE = FLOWS.replace("retry_delay=0.2", "retry_delay=60")
+
+
+def test_a_run_waiting_for_its_next_attempt_is_cancelled_from_another_process(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "flows.py", LATE)
+    proc = start_labloom(tmp_path, "run", "flows.py:etl", "-p", f"marker={tmp_path / 'tries'}")
+    try:
+        def waiting() -> Any:
+            listed = labloom(tmp_path, "runs", "--json")
+            runs = json.loads(listed.stdout) if listed.returncode == 0 else []
+            return runs and "starts in 60s" in runs[0]["message"] and runs[0]["id"]
+
+        run_id = wait_for(waiting, 30, "the run to wait for its second attempt")
+        started = time.monotonic()
+        assert labloom(tmp_path, "cancel", run_id).returncode == 0
+        _, err = proc.communicate(timeout=30)
+        assert time.monotonic() - started < 20  # not the 60 s delay
+        assert proc.returncode == 1 and "Cancelled" in err
+        shown = labloom(tmp_path, "show", run_id).stdout
+        assert "Cancelled" in shown and "before attempt 2 of 3" in shown
+    finally:
+        stop(proc)
+
+
+def test_the_live_view_shows_the_wait_then_the_new_attempts_states(tmp_path: Path) -> None:
+    from labloom.dag.model import ViewGraph
+
+    @flow(retries=1, retry_delay=0.3)
+    def nightly(marker: str) -> int:
+        return flaky(load(1), marker)
+
+    view, seen = ViewGraph(), []
+    lock = threading.Lock()
+
+    def watch(batch: Any) -> None:
+        with lock:
+            for event in batch:  # one at a time: a slow thread may get both attempts at once
+                view.apply([event])
+                header = view.header_json(time.time())
+                seen.append((header["state"], header["message"], header["counts"]))
+
+    run = nightly.run(marker=str(tmp_path / "m"), background=True)
+    run.subscribe(watch, replay=True)
+    assert run.wait(timeout=20) is State.COMPLETED
+    wait_for(lambda: seen and seen[-1][0] == "Completed", 10, "the view to see the end")
+    waiting = [item for item in seen if "attempt 2 starts in 0.3s" in item[1]]
+    assert waiting and waiting[0][0] == "Running" and waiting[0][2].get("Failed") == 1
+    assert seen[-1][1].startswith("completed at attempt 2 of 2")
+    assert seen[-1][2] == {"Completed": 2}  # the failed task run shows its new attempt's state
+
+
+def test_an_interrupt_while_it_waits_cancels_it_at_once() -> None:
+    """Ctrl-C in a terminal, a kernel's interrupt in a notebook: the wait is not 30 s long."""
+    import _thread
+
+    from labloom.core.observers import add_run_observer
+
+    @flow(retries=2, retry_delay=30)
+    def nightly() -> int:
+        return always_fails(load(1))
+
+    runs: list[Any] = []
+    remove = add_run_observer(runs.append)
+
+    def interrupt_when_waiting() -> None:
+        wait_for(lambda: runs and "starts in 30s" in runs[0].message, 20, "the wait")
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_when_waiting, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            nightly.run()
+    finally:
+        remove()
+    assert time.monotonic() - started < 15
+    assert runs[0].state is State.CANCELLED
+    assert runs[0].message.startswith("interrupted before attempt 2 of 3")
