@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import labloom
-from labloom import State, ThreadExecutor, flow, get_run_logger, task
+from labloom import State, ThreadExecutor, flow, get_run_logger, task, unmapped
 from labloom.core import events as ev
 from labloom.core.executor import Outcome
 from labloom.core.observers import add_run_observer
@@ -708,3 +708,30 @@ def test_a_run_let_go_drops_its_map_children_s_inputs_without_reading_them(
     run._engine.release()
     assert reads == []
     assert [(tr.args, tr.kwargs) for tr in children] == [((), {})] * 5
+
+
+def test_a_task_gets_its_arguments_as_they_were_at_the_call(any_executor: Any) -> None:
+    # A sweep's usual loop edits one dict of settings and calls the task with it each time.
+    # The calls ran later (the local executor while the run is waited for, Dask after the body
+    # submitted its block) with the dict as the loop left it: every child trained with the
+    # last learning rate, and a cached one stored that answer under the first one's key.
+    @task
+    def train(settings: dict[str, Any], seen: list[int]) -> tuple[float, int]:
+        return settings["lr"], len(seen)
+
+    @flow
+    def sweep() -> list[Any]:
+        settings: dict[str, Any] = {"depth": 3}
+        seen: list[int] = []
+        out = []
+        for lr in [0.1, 0.2, 0.3]:
+            settings["lr"] = lr
+            out.append(train(settings, seen))
+            seen.append(1)
+        out.append(train.map(unmapped(settings), [[]]))  # given whole to each child
+        settings["lr"] = 0.4
+        return out
+
+    run = sweep.run(executor=any_executor, background=True)
+    assert run.wait(timeout=60) is State.COMPLETED
+    assert run.result() == [(0.1, 0), (0.2, 1), (0.3, 2), [(0.3, 0)]]

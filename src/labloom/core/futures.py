@@ -292,6 +292,19 @@ def replace_futures(obj: Any, resolve: Callable[[Any], Any]) -> Any:
     return obj
 
 
+def as_called(obj: Any) -> Any:
+    """``obj`` with its lists, dicts, tuples and sets copied (their futures and other values
+    kept): what a task call's arguments were at the call. A task runs later (the local
+    executor's calls when the run is waited for, Dask's once the flow body submitted its
+    block), and a sweep's loop editing one dict of settings between calls gave every call
+    the loop's last settings."""
+    return replace_futures(obj, _same)
+
+
+def _same(future: Any) -> Any:
+    return future
+
+
 # Indexing, the one expression a future supports (the others: ``expressions.py``).
 
 
