@@ -224,3 +224,37 @@ def test_a_default_argument_or_a_closed_over_value_edited_invalidates(tmp_path: 
     assert answer() == (4.0, True) and CALLS == ["scaled", "above", "scaled"]
     run_cell(2.0, 2.0)
     assert answer() == (4.0, False) and CALLS == ["scaled", "above", "scaled", "above"]
+
+
+def test_editing_a_list_or_dict_of_settings_it_reads_invalidates(tmp_path: Path) -> None:
+    # FEATURES = ["age", "bmi"] and PARAMS = {"depth": 3} at the top of a script or a cell:
+    # edited, the cached task still returned the old columns' answer (only numbers, strings
+    # and tuples of them were in its key).
+    space: dict[str, Any] = {"__name__": "script_like", "task": task, "CALLS": CALLS}
+    cell = tmp_path / "cell.py"
+
+    def run_cell(features: list[str], params: dict[str, Any]) -> None:
+        cell.write_text(
+            f"FEATURES = {features!r}\nPARAMS = {params!r}\n"
+            "@task(cache=True)\n"
+            "def columns(n):\n"
+            "    CALLS.append('columns')\n"
+            "    return FEATURES[:n], PARAMS['depth']\n")
+        exec(compile(cell.read_text(), str(cell), "exec"), space)
+
+    @flow
+    def one() -> Any:
+        return space["columns"](5)
+
+    def answer() -> Any:
+        run = one.run(executor="local")
+        assert run.state is State.COMPLETED, run.message
+        return run.result()
+
+    run_cell(["age", "bmi"], {"depth": 3})
+    assert answer() == (["age", "bmi"], 3) and answer() == (["age", "bmi"], 3)
+    assert CALLS == ["columns"]  # nothing edited: a hit
+    run_cell(["age", "bmi", "sex"], {"depth": 3})
+    assert answer() == (["age", "bmi", "sex"], 3) and CALLS == ["columns"] * 2
+    run_cell(["age", "bmi", "sex"], {"depth": 9})
+    assert answer() == (["age", "bmi", "sex"], 9) and CALLS == ["columns"] * 3

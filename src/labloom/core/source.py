@@ -6,13 +6,15 @@ not only its own body: in a notebook, a cached task calling a helper defined in 
 returned last run's answer after the helper (or a threshold it reads) was edited, its own
 source unchanged. So the key holds, recursively, the source of each function and class the
 task names that is defined in the task's own module (a notebook's cells are one), and the
-value of each short constant it names there, or holds as a default argument or a closed-over
-variable. Not followed: what is imported (a library's code), modules, and any other value (a
-DataFrame read as a global: pass it as an input).
+value of each short constant it names there (numbers, strings, and small tuples, lists and
+dicts of them; not one the task changes in place, a record it keeps), or holds as a default
+argument or a closed-over variable. Not followed: what is imported (a library's code),
+modules, and any other value (a DataFrame read as a global: pass it as an input).
 """
 
 from __future__ import annotations
 
+import dis
 import hashlib
 import inspect
 import types
@@ -83,10 +85,32 @@ def _globals_named(item: Any) -> Iterator[tuple[str, Any]]:
     named: dict[str, Any] = {}
     for function in functions:
         space = function.__globals__
+        written = _written(function.__code__)
         for name in _names(function.__code__):
-            if name in space and name not in named:
+            if name in space and name not in named and name not in written:
                 named[name] = space[name]
     return iter(sorted(named.items()))
+
+
+# Methods that change a list, dict or set in place.
+_MUTATORS = frozenset(("append", "extend", "insert", "add", "update", "setdefault", "pop",
+                       "popitem", "remove", "discard", "clear"))
+
+
+def _written(code: types.CodeType) -> set[str]:
+    """Globals the code changes in place (``SEEN.append(x)``): a record the task keeps, not a
+    setting it reads; in its key, each call's append would miss the next run's cache."""
+    written: set[str] = set()
+    loaded = None
+    for instruction in dis.get_instructions(code):
+        if loaded is not None and instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") \
+                and instruction.argval in _MUTATORS:
+            written.add(loaded)
+        loaded = instruction.argval if instruction.opname == "LOAD_GLOBAL" else None
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            written |= _written(const)
+    return written
 
 
 def _bound_values(item: Any) -> Iterator[tuple[str, Any]]:
@@ -113,9 +137,17 @@ def _names(code: types.CodeType) -> Iterator[str]:
             yield from _names(const)
 
 
-def _is_constant(value: Any) -> bool:
+def _is_constant(value: Any, depth: int = 0) -> bool:
+    """Numbers and strings, and small tuples, lists and dicts of them: settings such as
+    ``FEATURES = ["age", "bmi"]`` or ``PARAMS = {"depth": 3}``, whose edit left a cached task
+    returning the old answer while only tuples were followed."""
     if isinstance(value, _CONSTANTS):
         return True
-    if isinstance(value, (tuple, frozenset)) and len(value) <= 1000:
-        return all(_is_constant(item) for item in value)
+    if depth > 10:  # deep nesting, or a list holding itself, is data
+        return False
+    if isinstance(value, (tuple, list, frozenset)) and len(value) <= 1000:
+        return all(_is_constant(item, depth + 1) for item in value)
+    if isinstance(value, dict) and len(value) <= 1000:
+        return all(_is_constant(key, depth + 1) and _is_constant(item, depth + 1)
+                   for key, item in value.items())
     return False
