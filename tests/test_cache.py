@@ -258,3 +258,44 @@ def test_editing_a_list_or_dict_of_settings_it_reads_invalidates(tmp_path: Path)
     assert answer() == (["age", "bmi", "sex"], 3) and CALLS == ["columns"] * 2
     run_cell(["age", "bmi", "sex"], {"depth": 9})
     assert answer() == (["age", "bmi", "sex"], 9) and CALLS == ["columns"] * 3
+
+
+HELPERS = "SCALE = {scale}\ndef prep(x):\n    return x * SCALE\n"
+SCRIPT = """
+import helpers
+from helpers import prep
+from labloom import flow, task
+
+@task(cache=True)
+def features(x):
+    return prep(x), helpers.prep(x)
+
+@flow
+def f():
+    return features(5)
+
+run = f.run(executor="local")
+print(run.result(), run.tasks[0].state.value)
+"""
+
+
+def test_editing_a_helper_in_the_user_s_own_module_invalidates(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # A script beside a helpers.py of the user's (not a library): edited, the cached task
+    # still returned the old answer, as only the task's own module was followed.
+    import subprocess
+    import sys
+
+    (tmp_path / "flow_script.py").write_text(SCRIPT)
+
+    def run_with(scale: int) -> str:
+        (tmp_path / "helpers.py").write_text(HELPERS.format(scale=scale))
+        done = subprocess.run([sys.executable, "flow_script.py"], cwd=tmp_path, env=subprocess_env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    assert run_with(2) == "(10, 10) Completed"
+    assert run_with(2) == "(10, 10) Cached"  # nothing edited: a hit
+    assert run_with(3) == "(15, 15) Completed"

@@ -5,18 +5,25 @@ A task's code key (``code_hash``) follows the code its result depends on where i
 not only its own body: in a notebook, a cached task calling a helper defined in another cell
 returned last run's answer after the helper (or a threshold it reads) was edited, its own
 source unchanged. So the key holds, recursively, the source of each function and class the
-task names that is defined in the task's own module (a notebook's cells are one), and the
+task names that is defined in the task's own module (a notebook's cells are one) or in another
+module of the user's own code (a file outside Python's installation and labloom), and the
 value of each short constant it names there (numbers, strings, and small tuples, lists and
 dicts of them; not one the task changes in place, a record it keeps), or holds as a default
-argument or a closed-over variable. Not followed: what is imported (a library's code),
-modules, and any other value (a DataFrame read as a global: pass it as an input).
+argument or a closed-over variable. Not followed: libraries (the standard library and what
+is installed in site-packages), and any other value (a DataFrame read as a global: pass it as
+an input).
 """
 
 from __future__ import annotations
 
 import dis
+import functools
 import hashlib
 import inspect
+import os
+import site
+import sys
+import sysconfig
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -52,13 +59,49 @@ def code_hash(fn: Callable[..., Any]) -> str:
             if isinstance(value, Task):  # a task named by another: its function
                 value = value.fn
             if isinstance(value, (types.FunctionType, type)):
-                if getattr(value, "__module__", None) == module and id(value) not in seen:
+                if id(value) not in seen and _followed(value, module):
                     todo.append(value)
+            elif isinstance(value, types.ModuleType) and _users_own(value.__name__):
+                # ``helpers.prep(x)``: what the code names in the user's module
+                for attribute in _names(item.__code__) if hasattr(item, "__code__") else ():
+                    found = getattr(value, attribute, None)
+                    if isinstance(found, (types.FunctionType, type)) and id(found) not in seen:
+                        todo.append(found)
             elif _is_constant(value):
                 text = repr(value)
                 if len(text) <= MAX_CONSTANT:
                     parts.append(f"{name}={text}")
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def _followed(value: Any, module: str | None) -> bool:
+    """A function or class of the task's own module, or of another module of the user's own
+    code (``from helpers import prep`` beside the flow's script): an edited ``prep`` returned
+    the old answer from the cache."""
+    named = getattr(value, "__module__", None)
+    return named == module or (named is not None and _users_own(named))
+
+
+@functools.lru_cache(maxsize=1024)
+def _users_own(module_name: str) -> bool:
+    """True for a module of the user's code: a file outside Python's installation (the
+    standard library, site-packages) and outside labloom; libraries change with their version."""
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False
+    path = os.path.realpath(path)
+    return not any(path.startswith(root) for root in _installed_roots())
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    roots |= {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    roots |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # labloom's own
+    return tuple(os.path.join(os.path.realpath(root), "") for root in roots if root)
 
 
 def _source(fn: Any) -> str:
