@@ -299,3 +299,38 @@ def test_editing_a_helper_in_the_user_s_own_module_invalidates(
     assert run_with(2) == "(10, 10) Completed"
     assert run_with(2) == "(10, 10) Cached"  # nothing edited: a hit
     assert run_with(3) == "(15, 15) Completed"
+
+
+FROZEN = """
+from labloom import flow, task
+STOP = frozenset({"a", "the", "an", "of", "to", "in", "on", "at"})
+
+@task(cache=True)
+def clean(words):
+    return [w for w in words if w not in STOP]
+
+@flow
+def f():
+    return clean(["the", "cat"])
+
+run = f.run(executor="local")
+print(run.result(), run.tasks[0].state.value)
+"""
+
+
+def test_a_frozenset_constant_keys_the_same_in_every_process(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # Its repr's order follows the strings' hashes, salted per process: a cached task reading
+    # STOPWORDS = frozenset({...}) never hit in a later process.
+    import subprocess
+    import sys
+
+    (tmp_path / "stop.py").write_text(FROZEN)
+    states = [
+        subprocess.run([sys.executable, "stop.py"], cwd=tmp_path, capture_output=True, text=True,
+                       env={**subprocess_env, "PYTHONHASHSEED": seed}, timeout=120,
+                       ).stdout.strip().splitlines()[-1]
+        for seed in ("1", "2", "3")
+    ]
+    assert states == ["['cat'] Completed", "['cat'] Cached", "['cat'] Cached"]

@@ -68,7 +68,7 @@ def code_hash(fn: Callable[..., Any]) -> str:
                     if isinstance(found, (types.FunctionType, type)) and id(found) not in seen:
                         todo.append(found)
             elif _is_constant(value):
-                text = repr(value)
+                text = _constant_text(value)
                 if len(text) <= MAX_CONSTANT:
                     parts.append(f"{name}={text}")
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
@@ -178,6 +178,23 @@ def _names(code: types.CodeType) -> Iterator[str]:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             yield from _names(const)
+
+
+def _constant_text(value: Any) -> str:
+    """A constant's repr, its frozensets' items sorted: their order follows the strings'
+    hashes, salted per process, and a task reading ``STOP = frozenset({...})`` never hit the
+    cache in a later process."""
+    kind = type(value)  # otherwise its repr, as keys were made before
+    if kind is frozenset:
+        return "frozenset({" + ", ".join(sorted(map(_constant_text, value))) + "})"
+    if kind is tuple:
+        return "(" + ", ".join(map(_constant_text, value)) + ("," if len(value) == 1 else "") + ")"
+    if kind is list:
+        return "[" + ", ".join(map(_constant_text, value)) + "]"
+    if kind is dict:
+        return "{" + ", ".join(f"{_constant_text(key)}: {_constant_text(item)}"
+                               for key, item in value.items()) + "}"
+    return repr(value)
 
 
 def _is_constant(value: Any, depth: int = 0) -> bool:
