@@ -451,6 +451,36 @@ def total(values: list[int]) -> int:
     return sum(values)
 
 
+def test_in_memory_retry_runs_the_task_as_it_is_defined_now(executor: str) -> None:
+    # A notebook: the task fails, its cell is fixed and run again, then run.retry(). The
+    # retry ran the old function again (and failed the same way) while the CLI's retry,
+    # loading the file afresh, ran the fixed one.
+    space: dict[str, Any] = {"__name__": "notebook_like", "task": task}
+
+    def run_cell(text: str) -> None:
+        exec(compile(text, "<cell>", "exec"), space)
+
+    run_cell("@task(retries=1)\ndef score(x):\n    if x == 2:\n        raise ValueError('bug')\n"
+             "    return x * 10\n")
+    run_cell("@task\ndef best(xs):\n    raise ValueError('bug too')\n")
+
+    @flow(executor=executor)
+    def f() -> Any:
+        return space["score"](1), space["best"](space["score"].map(range(4)))
+
+    run = f.run(background=True)
+    assert run.wait(timeout=30) is State.FAILED
+    run_cell("@task(retries=1)\ndef score(x):\n    return x * 100\n")  # fixed
+    run_cell("@task\ndef best(xs):\n    return max(xs)\n")
+    run.retry()
+    assert run.state is State.COMPLETED, run.message
+    # The task runs that had completed are reused: score(1) and the children but score[2].
+    assert run.result() == (10, 200)
+    scores = [tr for tr in run.tasks if tr.task.name == "score"]
+    assert all(tr.task.retries == 1 for tr in scores)  # its options are kept
+
+
+
 def test_plain_progress_lines() -> None:
     out = io.StringIO()
 
