@@ -402,7 +402,9 @@ class Launcher:
         if tr.state.is_success:
             return self.executor.value_ref(tr.handle)
         if allowed:
-            return tr.error or UpstreamFailedError(f"{tr.name} ended {tr.state}: {tr.message}")
+            if tr.error is not None:
+                return self.executor.failure_ref(tr.error)
+            return UpstreamFailedError(f"{tr.name} ended {tr.state}: {tr.message}")
         raise AssertionError(f"{tr.name} is {tr.state}, yet a dependent was launched")
 
 
