@@ -334,3 +334,29 @@ def test_a_frozenset_constant_keys_the_same_in_every_process(
         for seed in ("1", "2", "3")
     ]
     assert states == ["['cat'] Completed", "['cat'] Cached", "['cat'] Cached"]
+
+
+def test_a_large_result_is_saved_and_read_without_a_second_copy_in_memory(tmp_path: Path) -> None:
+    # The value's pickle was made whole in memory beside the value to be written, and the
+    # file read whole beside the value unpickled from it: a cached 1 GB DataFrame took 2 GB
+    # on the worker that saved it and on the one that loaded it.
+    import tracemalloc
+
+    from labloom.core.result_files import load_with_calls, save_result
+
+    size = 40_000_000
+    path = str(tmp_path / "big.pkl")
+    value = bytes(size)
+    tracemalloc.start()
+    try:
+        save_result(path, value, [("metric", 1)])
+        _, saving = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        del value
+        loaded, calls = load_with_calls(path)
+        _, loading = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(loaded) == size and calls == [("metric", 1)]
+    assert saving < size / 4, f"saving took {saving / 1e6:.0f} MB more for a {size / 1e6:.0f} MB value"
+    assert loading < size * 1.25, f"loading peaked at {loading / 1e6:.0f} MB"
