@@ -24,7 +24,7 @@ from . import events as ev
 from .context import ACTIVE as _ACTIVE
 from .executor import Executor
 from .flow_timeout import FlowClock
-from .futures import MappedFuture, TaskFuture, as_called, find_futures
+from .futures import MappedFuture, TaskFuture, arguments_as_called, find_futures
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
 from .mapping import MapSources, map_source
@@ -149,7 +149,7 @@ class RunEngine:
     def submit(
         self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
     ) -> TaskFuture[Any]:
-        args, kwargs = as_called((args, kwargs))
+        args, kwargs = arguments_as_called(args, kwargs)
         with self.lock:
             deps = self.graph.dependencies((args, kwargs), wait_for)
             tr = self.graph.add_task(task, args, kwargs, deps)

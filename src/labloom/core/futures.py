@@ -301,6 +301,20 @@ def as_called(obj: Any) -> Any:
     return replace_futures(obj, _same)
 
 
+def arguments_as_called(args: tuple[Any, ...], kwargs: dict[str, Any],
+                        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """A task call's arguments as they were at the call (``as_called``); as they are when
+    none is a container, the most common call (``train(i, lr)``), with no copy made."""
+    if any(type(v) in _HOLDERS for v in args) or any(
+            type(v) in _HOLDERS for v in kwargs.values()):
+        copied: tuple[tuple[Any, ...], dict[str, Any]] = as_called((args, kwargs))
+        return copied
+    return args, kwargs
+
+
+_HOLDERS = frozenset((list, dict, tuple, set))
+
+
 def _same(future: Any) -> Any:
     return future
 
