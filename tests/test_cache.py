@@ -360,3 +360,25 @@ def test_a_large_result_is_saved_and_read_without_a_second_copy_in_memory(tmp_pa
     assert len(loaded) == size and calls == [("metric", 1)]
     assert saving < size / 4, f"saving took {saving / 1e6:.0f} MB more for a {size / 1e6:.0f} MB value"
     assert loading < size * 1.25, f"loading peaked at {loading / 1e6:.0f} MB"
+
+
+def test_a_result_that_cannot_be_written_is_not_persisted_and_the_task_run_completes(
+    labloom_home: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A full disk, a shared folder without write access, a Dask worker on which the kernel's
+    # results folder cannot be made: the task had done its work, and its run failed with the
+    # OSError of writing its cache file.
+    results = labloom_home / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for prefix in range(256):  # each key's folder is a file: no result file can be made
+        (results / f"{prefix:02x}").write_text("")
+
+    @flow
+    def once() -> list[int]:
+        return load(3)  # type: ignore[return-value]
+
+    with caplog.at_level(logging.WARNING):
+        run = once.run(executor="threads")
+    assert run.state is State.COMPLETED, run.message
+    assert run.result() == [0, 1, 2]
+    assert "result not persisted" in "\n".join(line.text for line in run.logs())

@@ -123,8 +123,9 @@ class CacheMissError(Exception):
 
 
 def save_result(path: str, value: Any, calls: list[Any] | None = None) -> None:
-    """Write ``value`` atomically (temp file, rename). A value that does not pickle is logged
-    (in the task run's logs, as this runs inside the task) and otherwise ignored.
+    """Write ``value`` atomically (temp file, rename). A value that does not pickle, or a file
+    that cannot be written, is logged (in the task run's logs, as this runs inside the task)
+    and otherwise ignored.
 
     ``calls``: the params and metrics the task run logged computing it, written after the
     value, so that a task run answered from this file shows them too (``load_cached``).
@@ -144,13 +145,16 @@ def save_result(path: str, value: Any, calls: list[Any] | None = None) -> None:
     try:
         write_with(path, write)
     except _NotPickled as not_pickled:
-        exc = not_pickled.args[0]
-        logging.getLogger("labloom.cache").warning(
-            "[labloom] result not persisted: it does not pickle (%s: %s); the run goes on, "
-            "but a later retry or cache lookup will compute this task again",
-            type(exc).__name__,
-            exc,
-        )
+        exc, why = not_pickled.args[0], "it does not pickle"
+    except OSError as exc_:
+        # A full disk, a folder without write access, a Dask worker where the kernel's
+        # results folder cannot be made: the task did its work, its run failed for the copy.
+        exc, why = exc_, f"it cannot be written to {path}"
+    else:
+        return
+    logging.getLogger("labloom.cache").warning(
+        "[labloom] result not persisted: %s (%s: %s); the run goes on, but a later retry or "
+        "cache lookup will compute this task again", why, type(exc).__name__, exc)
 
 
 class _NotPickled(Exception):
