@@ -99,7 +99,9 @@ def _installed_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     roots |= {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    roots |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    for listed in ("getsitepackages", "getusersitepackages"):  # an old virtualenv's site
+        found: str | list[str] = getattr(site, listed, lambda: [])()  # lacks them
+        roots |= {found} if isinstance(found, str) else set(found)
     roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # labloom's own
     return tuple(os.path.join(os.path.realpath(root), "") for root in roots if root)
 
