@@ -224,3 +224,161 @@ def test_a_default_argument_or_a_closed_over_value_edited_invalidates(tmp_path: 
     assert answer() == (4.0, True) and CALLS == ["scaled", "above", "scaled"]
     run_cell(2.0, 2.0)
     assert answer() == (4.0, False) and CALLS == ["scaled", "above", "scaled", "above"]
+
+
+def test_editing_a_list_or_dict_of_settings_it_reads_invalidates(tmp_path: Path) -> None:
+    # FEATURES = ["age", "bmi"] and PARAMS = {"depth": 3} at the top of a script or a cell:
+    # edited, the cached task still returned the old columns' answer (only numbers, strings
+    # and tuples of them were in its key).
+    space: dict[str, Any] = {"__name__": "script_like", "task": task, "CALLS": CALLS}
+    cell = tmp_path / "cell.py"
+
+    def run_cell(features: list[str], params: dict[str, Any]) -> None:
+        cell.write_text(
+            f"FEATURES = {features!r}\nPARAMS = {params!r}\n"
+            "@task(cache=True)\n"
+            "def columns(n):\n"
+            "    CALLS.append('columns')\n"
+            "    return FEATURES[:n], PARAMS['depth']\n")
+        exec(compile(cell.read_text(), str(cell), "exec"), space)
+
+    @flow
+    def one() -> Any:
+        return space["columns"](5)
+
+    def answer() -> Any:
+        run = one.run(executor="local")
+        assert run.state is State.COMPLETED, run.message
+        return run.result()
+
+    run_cell(["age", "bmi"], {"depth": 3})
+    assert answer() == (["age", "bmi"], 3) and answer() == (["age", "bmi"], 3)
+    assert CALLS == ["columns"]  # nothing edited: a hit
+    run_cell(["age", "bmi", "sex"], {"depth": 3})
+    assert answer() == (["age", "bmi", "sex"], 3) and CALLS == ["columns"] * 2
+    run_cell(["age", "bmi", "sex"], {"depth": 9})
+    assert answer() == (["age", "bmi", "sex"], 9) and CALLS == ["columns"] * 3
+
+
+HELPERS = "SCALE = {scale}\ndef prep(x):\n    return x * SCALE\n"
+SCRIPT = """
+import helpers
+from helpers import prep
+from labloom import flow, task
+
+@task(cache=True)
+def features(x):
+    return prep(x), helpers.prep(x)
+
+@flow
+def f():
+    return features(5)
+
+run = f.run(executor="local")
+print(run.result(), run.tasks[0].state.value)
+"""
+
+
+def test_editing_a_helper_in_the_user_s_own_module_invalidates(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # A script beside a helpers.py of the user's (not a library): edited, the cached task
+    # still returned the old answer, as only the task's own module was followed.
+    import subprocess
+    import sys
+
+    (tmp_path / "flow_script.py").write_text(SCRIPT)
+
+    def run_with(scale: int) -> str:
+        (tmp_path / "helpers.py").write_text(HELPERS.format(scale=scale))
+        done = subprocess.run([sys.executable, "flow_script.py"], cwd=tmp_path, env=subprocess_env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    assert run_with(2) == "(10, 10) Completed"
+    assert run_with(2) == "(10, 10) Cached"  # nothing edited: a hit
+    assert run_with(3) == "(15, 15) Completed"
+
+
+FROZEN = """
+from labloom import flow, task
+STOP = frozenset({"a", "the", "an", "of", "to", "in", "on", "at"})
+
+@task(cache=True)
+def clean(words):
+    return [w for w in words if w not in STOP]
+
+@flow
+def f():
+    return clean(["the", "cat"])
+
+run = f.run(executor="local")
+print(run.result(), run.tasks[0].state.value)
+"""
+
+
+def test_a_frozenset_constant_keys_the_same_in_every_process(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # Its repr's order follows the strings' hashes, salted per process: a cached task reading
+    # STOPWORDS = frozenset({...}) never hit in a later process.
+    import subprocess
+    import sys
+
+    (tmp_path / "stop.py").write_text(FROZEN)
+    states = [
+        subprocess.run([sys.executable, "stop.py"], cwd=tmp_path, capture_output=True, text=True,
+                       env={**subprocess_env, "PYTHONHASHSEED": seed}, timeout=120,
+                       ).stdout.strip().splitlines()[-1]
+        for seed in ("1", "2", "3")
+    ]
+    assert states == ["['cat'] Completed", "['cat'] Cached", "['cat'] Cached"]
+
+
+def test_a_large_result_is_saved_and_read_without_a_second_copy_in_memory(tmp_path: Path) -> None:
+    # The value's pickle was made whole in memory beside the value to be written, and the
+    # file read whole beside the value unpickled from it: a cached 1 GB DataFrame took 2 GB
+    # on the worker that saved it and on the one that loaded it.
+    import tracemalloc
+
+    from labloom.core.result_files import load_with_calls, save_result
+
+    size = 40_000_000
+    path = str(tmp_path / "big.pkl")
+    value = bytes(size)
+    tracemalloc.start()
+    try:
+        save_result(path, value, [("metric", 1)])
+        _, saving = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        del value
+        loaded, calls = load_with_calls(path)
+        _, loading = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(loaded) == size and calls == [("metric", 1)]
+    assert saving < size / 4, f"saving took {saving / 1e6:.0f} MB more for a {size / 1e6:.0f} MB value"
+    assert loading < size * 1.25, f"loading peaked at {loading / 1e6:.0f} MB"
+
+
+def test_a_result_that_cannot_be_written_is_not_persisted_and_the_task_run_completes(
+    labloom_home: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A full disk, a shared folder without write access, a Dask worker on which the kernel's
+    # results folder cannot be made: the task had done its work, and its run failed with the
+    # OSError of writing its cache file.
+    results = labloom_home / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for prefix in range(256):  # each key's folder is a file: no result file can be made
+        (results / f"{prefix:02x}").write_text("")
+
+    @flow
+    def once() -> list[int]:
+        return load(3)  # type: ignore[return-value]
+
+    with caplog.at_level(logging.WARNING):
+        run = once.run(executor="threads")
+    assert run.state is State.COMPLETED, run.message
+    assert run.result() == [0, 1, 2]
+    assert "result not persisted" in "\n".join(line.text for line in run.logs())

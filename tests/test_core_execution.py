@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import labloom
-from labloom import State, ThreadExecutor, flow, get_run_logger, task
+from labloom import State, ThreadExecutor, flow, get_run_logger, task, unmapped
 from labloom.core import events as ev
 from labloom.core.executor import Outcome
 from labloom.core.observers import add_run_observer
@@ -451,6 +451,36 @@ def total(values: list[int]) -> int:
     return sum(values)
 
 
+def test_in_memory_retry_runs_the_task_as_it_is_defined_now(executor: str) -> None:
+    # A notebook: the task fails, its cell is fixed and run again, then run.retry(). The
+    # retry ran the old function again (and failed the same way) while the CLI's retry,
+    # loading the file afresh, ran the fixed one.
+    space: dict[str, Any] = {"__name__": "notebook_like", "task": task}
+
+    def run_cell(text: str) -> None:
+        exec(compile(text, "<cell>", "exec"), space)
+
+    run_cell("@task(retries=1)\ndef score(x):\n    if x == 2:\n        raise ValueError('bug')\n"
+             "    return x * 10\n")
+    run_cell("@task\ndef best(xs):\n    raise ValueError('bug too')\n")
+
+    @flow(executor=executor)
+    def f() -> Any:
+        return space["score"](1), space["best"](space["score"].map(range(4)))
+
+    run = f.run(background=True)
+    assert run.wait(timeout=30) is State.FAILED
+    run_cell("@task(retries=1)\ndef score(x):\n    return x * 100\n")  # fixed
+    run_cell("@task\ndef best(xs):\n    return max(xs)\n")
+    run.retry()
+    assert run.state is State.COMPLETED, run.message
+    # The task runs that had completed are reused: score(1) and the children but score[2].
+    assert run.result() == (10, 200)
+    scores = [tr for tr in run.tasks if tr.task.name == "score"]
+    assert all(tr.task.retries == 1 for tr in scores)  # its options are kept
+
+
+
 def test_plain_progress_lines() -> None:
     out = io.StringIO()
 
@@ -708,3 +738,30 @@ def test_a_run_let_go_drops_its_map_children_s_inputs_without_reading_them(
     run._engine.release()
     assert reads == []
     assert [(tr.args, tr.kwargs) for tr in children] == [((), {})] * 5
+
+
+def test_a_task_gets_its_arguments_as_they_were_at_the_call(any_executor: Any) -> None:
+    # A sweep's usual loop edits one dict of settings and calls the task with it each time.
+    # The calls ran later (the local executor while the run is waited for, Dask after the body
+    # submitted its block) with the dict as the loop left it: every child trained with the
+    # last learning rate, and a cached one stored that answer under the first one's key.
+    @task
+    def train(settings: dict[str, Any], seen: list[int]) -> tuple[float, int]:
+        return settings["lr"], len(seen)
+
+    @flow
+    def sweep() -> list[Any]:
+        settings: dict[str, Any] = {"depth": 3}
+        seen: list[int] = []
+        out = []
+        for lr in [0.1, 0.2, 0.3]:
+            settings["lr"] = lr
+            out.append(train(settings, seen))
+            seen.append(1)
+        out.append(train.map(unmapped(settings), [[]]))  # given whole to each child
+        settings["lr"] = 0.4
+        return out
+
+    run = sweep.run(executor=any_executor, background=True)
+    assert run.wait(timeout=60) is State.COMPLETED
+    assert run.result() == [(0.1, 0), (0.2, 1), (0.3, 2), [(0.3, 0)]]

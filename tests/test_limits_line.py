@@ -152,3 +152,25 @@ def test_a_retry_asks_for_its_slot_only_after_its_first_attempt_gave_it_back() -
     assert run.result() == 2
     assert limiter.gave_back.is_set()
     assert concurrency_slots.holders("one") == 0 and concurrency_slots.waiting("one") == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("change", ["raised", "deleted"])
+def test_a_limit_changed_while_task_runs_wait_applies_to_them(change: str) -> None:
+    # `labloom limit set db 3` during a night's run, its map queued behind limit 1: the
+    # waiters kept the limit they had queued under, one at a time to the run's end.
+    labloom.limits.set("one", 1)
+    limiter = StoreLimiter()
+    granted: list[str] = []
+    assert limiter.acquire(frozenset({"one"}), "first", lambda: granted.append("first"))
+    for holder in ("second", "third"):
+        assert not limiter.acquire(frozenset({"one"}), holder, lambda h=holder: granted.append(h))
+    if change == "raised":
+        labloom.limits.set("one", 3)
+    else:
+        labloom.limits.delete("one")
+    # "first" still holds its slot: granted by the new limit, not by a slot given back
+    wait_for(lambda: len(granted) == 2, 10, "both waiters granted")
+    assert granted == ["second", "third"]
+    for holder in ("first", "second", "third"):
+        limiter.release(frozenset({"one"}), holder)

@@ -123,3 +123,61 @@ def test_retry_of_a_map_that_could_not_expand_completes_the_run(tmp_path: Any) -
     # The placeholder that said why the map could not expand is history now, not a failure.
     assert run.state is State.COMPLETED, run.message
     assert run.result() == [2, 3]
+
+
+
+ERRORS = """
+class APIError(Exception):
+    def __init__(self, status, body):  # what it reports, not one message: as users write them
+        super().__init__(f"{status}: {body}")
+        self.status = status
+"""
+SWEEP = """
+import distributed
+from errors import APIError
+from labloom import DaskExecutor, allow_failure, flow, task
+
+@task
+def call_api():
+    raise APIError(503, "busy")
+
+@task
+def describe(value):
+    return f"{type(value).__name__}: {value}"
+
+@task
+def other(x):
+    return x + 1
+
+@flow
+def f():
+    return describe(allow_failure(call_api())), other.map(range(3))
+
+if __name__ == "__main__":
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, dashboard_address=":0") as c:
+        run = f.run(executor=DaskExecutor(cluster=c))
+        print(run.state.value)
+        print(run.result() if run.state.value == "Completed" else run.message)
+"""
+
+
+def test_on_dask_an_error_pickle_cannot_rebuild_still_reaches_the_task_allowing_it(
+    tmp_path: Any, subprocess_env: dict[str, str]
+) -> None:
+    # pickle rebuilds an error by calling its class with the message alone: Dask's scheduler
+    # failed the task receiving APIError(status, body) with "Error during deserialization of
+    # the task graph", and every task sent in the same graph with it.
+    import subprocess
+    import sys
+
+    (tmp_path / "errors.py").write_text(ERRORS)
+    (tmp_path / "sweep.py").write_text(SWEEP)
+    env = {**subprocess_env, "PYTHONPATH": f"{tmp_path}:{subprocess_env['PYTHONPATH']}"}
+    done = subprocess.run([sys.executable, "sweep.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=180)
+    state, described = done.stdout.strip().splitlines()[-2:]
+    assert state == "Completed", done.stdout[-2000:] + done.stderr[-3000:]
+    assert described.startswith(("('", '("'))  # a tuple's repr: the error's text first
+    assert described[2:].startswith("RuntimeError: APIError: 503: busy [labloom: this error "
+                                    "cannot be sent to a Dask worker"), described
+    assert described.endswith("[1, 2, 3])")

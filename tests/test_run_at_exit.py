@@ -177,3 +177,47 @@ def test_without_threadings_hook_atexit_ends_the_runs(monkeypatch: pytest.Monkey
         assert atexit._ncallbacks() == before + 1  # atexit holds it now
     finally:
         atexit.unregister(callback)
+
+
+LONG_TASK = """
+import sys, threading
+from pathlib import Path
+from labloom import flow, task
+
+@task
+def train(started):
+    Path(started).touch()
+    threading.Event().wait(120)  # inside a call that no interrupt reaches
+
+@flow
+def nightly(started: str):
+    train(started)
+"""
+
+
+def test_ctrl_c_of_labloom_run_on_the_local_executor_records_the_run_cancelled(
+    tmp_path: Path,
+) -> None:
+    # `labloom run` runs the flow in a thread of its own; on the local executor the task's
+    # call runs there too, so the run could not finish its cancel: the command waited 10 s
+    # for it, then exited, leaving the run to be found Crashed.
+    script, started = tmp_path / "nightly.py", tmp_path / "started"
+    script.write_text(LONG_TASK)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labloom", "run", f"{script}:nightly", "--executor", "local",
+         "--param", f"started={started}"],
+        env=env_for(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, err
+    run, states = store_rows(tmp_path / "home")
+    assert run.state == "Cancelled", err  # type: ignore[attr-defined]
+    assert states == {"train": "Cancelled"}

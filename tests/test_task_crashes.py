@@ -141,3 +141,31 @@ def test_on_dask_the_task_run_fails_and_the_worker_lives(one_worker_cluster, kin
         # the worker that ran it is the same one: it was not killed (nor restarted)
         assert set(client.scheduler_info()["workers"]) == workers
         executor.shutdown()
+
+
+class _Unprintable(Exception):
+    """A library's error whose ``__str__`` reads what its ``__init__`` did not set."""
+
+    def __str__(self) -> str:
+        return f"status {self.status}"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("executor", ["threads", "local"])
+def test_an_error_that_cannot_be_printed_fails_its_task_run(executor: str) -> None:
+    # Its message was made in the engine's report of the attempt: the AttributeError there
+    # left the run Running forever on threads, and came out of the flow's call on local.
+    @task(retries=1)
+    def fetch() -> int:
+        raise _Unprintable()
+
+    @flow(executor=executor)
+    def f() -> int:
+        return fetch()
+
+    with runs_started() as runs, pytest.raises(FlowFailed, match="_Unprintable"):
+        f()
+    (run,) = runs
+    assert run.wait(timeout=30) is State.FAILED
+    (tr,) = run.tasks
+    assert tr.state is State.FAILED and tr.attempts == 2
+    assert tr.message.startswith("_Unprintable: <unprintable: AttributeError")

@@ -134,6 +134,7 @@ def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[st
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from ..core.at_exit import end_interrupted
     from ..core.states import State
     from ..schedule.alerts import check_url
     from . import CLIError
@@ -165,8 +166,7 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         if run is not None:
-            run.cancel("interrupted")
-            run.wait(timeout=10)  # let it finish as Cancelled so the store records it
+            end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
     except ValueError as exc:  # an executor that cannot be made
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a Dask scheduler that cannot be reached

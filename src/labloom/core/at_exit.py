@@ -56,3 +56,22 @@ def end_unfinished_runs() -> None:
         if not run.wait_finished(_DRIVER_GRACE):
             run.finish_now()  # its thread is busy in the flow body: finish from here
             run.wait_finished(_FINAL_COMMIT)
+
+
+# Seconds an interrupted run gets to end by itself before it is ended from the caller.
+_SETTLE = 3.0
+
+
+def end_interrupted(run: Any, reason: str = "interrupted") -> None:
+    """Cancel the run whose caller was interrupted (Ctrl-C, a cell's Interrupt) and let it
+    settle, so the store and the widget show its end. Its own thread may be inside a call that
+    no interrupt reaches (the local executor runs calls there too): then end it from here, not
+    when that call returns (``labloom run`` exited first, and left the run to be found
+    Crashed)."""
+    run.cancel(reason)
+    try:
+        run.wait(timeout=_SETTLE)
+    finally:
+        if not run.wait_finished(0):
+            run.finish_now()
+            run.wait_finished(_FINAL_COMMIT)

@@ -25,7 +25,7 @@ from .context import ACTIVE as _ACTIVE
 from .executor import Executor
 from .flow_retries import FlowAttempts, outcome
 from .flow_timeout import FlowClock
-from .futures import MappedFuture, TaskFuture, find_futures
+from .futures import MappedFuture, TaskFuture, arguments_as_called, find_futures
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
 from .map_nodes import MapNode
@@ -152,6 +152,7 @@ class RunEngine:
     def submit(
         self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
     ) -> TaskFuture[Any]:
+        args, kwargs = arguments_as_called(args, kwargs)
         with self.lock:
             tr = self.attempts.replayed(task, TaskRun)  # the body's rerun (flow_retries.py)
             if tr is None:

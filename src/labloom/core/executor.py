@@ -120,6 +120,11 @@ class Executor(ABC):
     def value_ref(self, handle: Any) -> Any:
         """What a downstream call receives for this (successful) task run."""
 
+    def failure_ref(self, error: BaseException) -> BaseException:
+        """What a downstream call under ``allow_failure`` receives for a failed task run's
+        error: the error itself, unless the executor must send it elsewhere (Dask)."""
+        return error
+
     @abstractmethod
     def result(self, handle: Any, timeout: float | None = None) -> Any:
         """Bring the value of a successful task run to the caller."""

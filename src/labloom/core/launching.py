@@ -119,7 +119,7 @@ class Launcher:
             self._ready.append(tr)
             return
         error = outcome.error
-        message = f"{type(error).__name__}: {error}" if error is not None else "failed"
+        message = error_text(error) if error is not None else "failed"
         traceback = hooks.traceback_text(outcome.traceback) if outcome.traceback else ""
         retry = (not isinstance(error, TaskCrashedError)  # sys.exit() and the like mean stop
                  and tr.attempts <= tr.task.retries and graph.cancelled is None)
@@ -402,5 +402,18 @@ class Launcher:
         if tr.state.is_success:
             return self.executor.value_ref(tr.handle)
         if allowed:
-            return tr.error or UpstreamFailedError(f"{tr.name} ended {tr.state}: {tr.message}")
+            if tr.error is not None:
+                return self.executor.failure_ref(tr.error)
+            return UpstreamFailedError(f"{tr.name} ended {tr.state}: {tr.message}")
         raise AssertionError(f"{tr.name} is {tr.state}, yet a dependent was launched")
+
+
+def error_text(error: BaseException) -> str:
+    """"ValueError: bad input": a failed attempt's message. An error whose ``__str__`` raises
+    (a library's, reading what its ``__init__`` did not set) is named without it: raised
+    here, in the engine's report of the attempt, it left a run on threads Running forever."""
+    try:
+        text = str(error)
+    except Exception as exc:
+        text = f"<unprintable: {type(exc).__name__} in its __str__>"
+    return f"{type(error).__name__}: {text}"

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .flatten import check_growing
-from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures, unmapped
+from .futures import (
+    Flattened,
+    MappedFuture,
+    TaskFuture,
+    allow_failure,
+    as_called,
+    find_futures,
+    unmapped,
+)
 from .map_nodes import MapNode
 from .states import State
 from .task_runs import TaskRun
@@ -32,8 +40,8 @@ class MapSource:
 def map_source(
     check_owned: Callable[[Any], None], task: Task[Any, Any], label: str, value: Any
 ) -> MapSource:
-    if isinstance(value, unmapped):
-        return MapSource("unmapped", value.value, label)
+    if isinstance(value, unmapped):  # given whole to every child, as it is now (as_called)
+        return MapSource("unmapped", as_called(value.value), label)
     if isinstance(value, MappedFuture):
         check_owned(value)
         return MapSource("mapped", value.node, label)

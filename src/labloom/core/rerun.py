@@ -1,6 +1,7 @@
 """Retrying a finished run in its own process (``FlowRun.retry``): bad task runs and everything
 downstream of them go back to Pending, maps that could not expand (or, growing, ended early)
-expand again, then what can start starts. The engine holds its lock."""
+expand again, then what can start starts; each runs its task's function as defined now (a
+notebook's fixed cell). The engine holds its lock."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .map_nodes import MapNode, waiting_for_width
 from .mapping import MapSources
 from .states import State
 from .task_runs import TaskRun
+from .tasks import as_defined_now
 
 if TYPE_CHECKING:
     from .task_graph import TaskGraph
@@ -58,7 +60,10 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
         node.children_done = 0
         node.waiting_to_expand = 0
         maps_to_expand.append(node)
+    for node in [*maps_to_expand, *grown]:
+        node.task = as_defined_now(node.task)  # its children to come run the fixed code
     for tr in to_reset.values():
+        tr.task = as_defined_now(tr.task)
         if tr.parent is not None:
             tr.parent.children_done -= 1
         tr.keep_history()  # its entries are rebuilt from the fields reset here

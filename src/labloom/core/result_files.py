@@ -9,12 +9,14 @@ fsspec is imported only for a URL; a local folder keeps plain files written atom
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import posixpath
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .hooks import hooks
 
@@ -43,12 +45,16 @@ def _fs(url: str) -> tuple[Any, str]:
     return url_to_fs(url)  # type: ignore[no-any-return]
 
 
-def write_bytes(location: str, data: bytes) -> None:
-    """Write whole or not at all: a temp file renamed locally; one put on object stores."""
+def write_with(location: str, write: Callable[[BinaryIO], None]) -> None:
+    """Write whole or not at all what ``write`` writes to the file it is given: a temp file
+    renamed locally, written as it goes (a value's pickle is never whole in memory beside
+    the value); one put on object stores."""
     if is_url(location):
         fs, path = _fs(location)
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        fs.pipe_file(path, data)
+        buffer = io.BytesIO()
+        write(buffer)
+        fs.pipe_file(path, buffer.getvalue())
         return
     target = Path(local_path(location))
     try:
@@ -58,19 +64,18 @@ def write_bytes(location: str, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def read_bytes(location: str) -> bytes:
+def open_to_read(location: str) -> BinaryIO:
     if is_url(location):
         fs, path = _fs(location)
-        return fs.cat_file(path)  # type: ignore[no-any-return]
-    with open(local_path(location), "rb") as handle:
-        return handle.read()
+        return fs.open(path, "rb")  # type: ignore[no-any-return]
+    return open(local_path(location), "rb")
 
 
 def exists(location: str) -> bool:
@@ -118,27 +123,42 @@ class CacheMissError(Exception):
 
 
 def save_result(path: str, value: Any, calls: list[Any] | None = None) -> None:
-    """Write ``value`` atomically (temp file, rename). A value that does not pickle is logged
-    (in the task run's logs, as this runs inside the task) and otherwise ignored.
+    """Write ``value`` atomically (temp file, rename). A value that does not pickle, or a file
+    that cannot be written, is logged (in the task run's logs, as this runs inside the task)
+    and otherwise ignored.
 
     ``calls``: the params and metrics the task run logged computing it, written after the
     value, so that a task run answered from this file shows them too (``load_cached``).
     ``pickle.loads`` ignores what follows the value: a file with calls reads as the value."""
     import cloudpickle
 
+    def write(handle: BinaryIO) -> None:
+        try:
+            cloudpickle.dump(value, handle)
+            if calls:
+                cloudpickle.dump(calls, handle)
+        except OSError:
+            raise
+        except Exception as exc:
+            raise _NotPickled(exc) from exc
+
     try:
-        data = cloudpickle.dumps(value)
-        if calls:
-            data += cloudpickle.dumps(calls)
-    except Exception as exc:
-        logging.getLogger("labloom.cache").warning(
-            "[labloom] result not persisted: it does not pickle (%s: %s); the run goes on, "
-            "but a later retry or cache lookup will compute this task again",
-            type(exc).__name__,
-            exc,
-        )
+        write_with(path, write)
+    except _NotPickled as not_pickled:
+        exc, why = not_pickled.args[0], "it does not pickle"
+    except OSError as exc_:
+        # A full disk, a folder without write access, a Dask worker where the kernel's
+        # results folder cannot be made: the task did its work, its run failed for the copy.
+        exc, why = exc_, f"it cannot be written to {path}"
+    else:
         return
-    write_bytes(path, data)
+    logging.getLogger("labloom.cache").warning(
+        "[labloom] result not persisted: %s (%s: %s); the run goes on, but a later retry or "
+        "cache lookup will compute this task again", why, type(exc).__name__, exc)
+
+
+class _NotPickled(Exception):
+    """The value's pickling failed (not the file's writing): said, and the run goes on."""
 
 
 def load_result(path: str) -> Any:
@@ -149,14 +169,17 @@ def load_result(path: str) -> Any:
 def load_with_calls(path: str) -> tuple[Any, list[Any]]:
     """A result file's value and the logging calls saved with it (``save_result``); anything
     wrong with it raises ``CacheMissError``."""
-    import io
     import pickle
 
     try:
-        data = read_bytes(path)
-        stream = io.BytesIO(data)
-        value = pickle.load(stream)
-        calls = pickle.load(stream) if stream.tell() < len(data) else []
+        # Read as it is unpickled: the file's bytes whole beside the value doubled the memory
+        # a large cached value took to load.
+        with open_to_read(path) as stream:
+            value = pickle.load(stream)
+            try:
+                calls = pickle.load(stream)
+            except EOFError:  # nothing after the value: no calls
+                calls = []
     except Exception as exc:
         raise CacheMissError(
             f"cannot read the stored result {path} ({type(exc).__name__}: {exc})"

@@ -154,6 +154,16 @@ class TaskRun:
         own = self._own
         return own[1] if own is not None else self.parent.task  # type: ignore[union-attr]
 
+    @task.setter
+    def task(self, task: Task[Any, Any]) -> None:
+        # A retry runs the task as defined now (``tasks.as_defined_now``); a map's child made
+        # with others runs its map's.
+        own = self._own
+        if own is None:
+            self.parent.task = task  # type: ignore[union-attr]
+        else:
+            self._own = (own[0], task, own[2], own[3], own[4], own[5])
+
     @property
     def node_id(self) -> str:
         own = self._own

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -310,6 +311,21 @@ def _require_engine(task: Task[Any, Any], method: str) -> Any:
             f"a %%flow cell; outside a flow, call {task.name}(...) to run the function itself"
         )
     return run
+
+
+
+def as_defined_now(task: Task[Any, Any]) -> Task[Any, Any]:
+    """``task`` with its function as its module (a notebook's namespace) defines it now, its
+    options kept: a run retried in its process after the task's cell was fixed and run again
+    ran the old function, and failed the same way. ``task`` itself when its function is
+    unchanged or was not defined at the top of its module."""
+    fn = task.fn
+    name, qualname = getattr(fn, "__name__", ""), getattr(fn, "__qualname__", "")
+    now = getattr(fn, "__globals__", {}).get(name) if name == qualname else None
+    now = now.fn if isinstance(now, Task) else now
+    if now is fn or not isinstance(now, types.FunctionType) or now.__qualname__ != qualname:
+        return task
+    return Task(now, **{**task._options, "tags": list(task._options["tags"])})
 
 
 @overload

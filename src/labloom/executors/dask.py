@@ -2,8 +2,7 @@
 
 The engine keeps Dask futures, never data: an upstream future goes straight into
 ``client.submit``, so results move worker to worker, and a map over a future learns its width
-and items on the cluster. This is the only module (with its two helpers) that imports
-``distributed``.
+and items on the cluster. Only this module (with its helpers) imports ``distributed``.
 
 >>> @flow(executor=DaskExecutor("tcp://10.0.0.5:8786"))
 ... def sweep(grid): ...
@@ -23,7 +22,7 @@ from . import dask_events as events
 from .dask_clusters import Kept, check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
-from .dask_outcomes import scheduler_lost
+from .dask_outcomes import scheduler_lost, sendable_error
 from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client
 from .dask_submit import Submitter
 from .dask_worker_watch import WorkersGone, say_if_no_workers
@@ -291,6 +290,8 @@ class DaskExecutor(Executor):
         """The handles of a run's calls, kept for the end of its own cluster (if any)."""
         if self._per_run is not None and run_id is not None and handles:
             self._per_run.track_all(run_id, handles)
+
+    failure_ref = staticmethod(sendable_error)
 
     def value_ref(self, handle: Any) -> Any:
         """The future of one task run's value (a chunk child's: its item, picked on the

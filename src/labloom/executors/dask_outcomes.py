@@ -16,6 +16,7 @@ from typing import Any
 from ..core.attempt import TaskCall, user_traceback, waiting_behind
 from ..core.errors import SchedulerLostError, WorkerDiedError
 from ..core.executor import DoneCallback, Outcome, report_all, report_returned
+from ..core.launching import error_text
 from ..core.logs import capturing
 from . import dask_events as events
 from .dask_chunking import GIVE_BACK_AFTER
@@ -291,3 +292,24 @@ def restarted(task_name: str) -> WorkerDiedError:
         "(client.restart(), or Restart in the Dask dashboard or its JupyterLab panel): Dask "
         "dropped every task it held and restarted the workers; retry the run"
     )
+
+
+def sendable_error(error: BaseException) -> BaseException:
+    """``error`` when a Dask worker can receive it (under ``allow_failure``), else a
+    ``RuntimeError`` naming it. pickle rebuilds an error by calling its class with its message
+    alone: a user's ``APIError(status, body)`` could not be, and Dask's scheduler failed the
+    task receiving it, and every task sent with it, with "Error during deserialization of the
+    task graph"."""
+    import pickle
+
+    import cloudpickle
+
+    try:
+        pickle.loads(cloudpickle.dumps(error))
+    except Exception as exc:
+        return RuntimeError(
+            f"{error_text(error)} [labloom: this error cannot be sent to a Dask worker, as "
+            f"pickle cannot rebuild it ({type(exc).__name__}: {exc}); give "
+            f"{type(error).__name__}.__init__ defaults for the arguments after the message, "
+            "or a __reduce__]")
+    return error

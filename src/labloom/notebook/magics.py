@@ -18,6 +18,7 @@ from typing import Any
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from ..core.at_exit import end_interrupted
 from ..core.errors import FlowFailed, MagicArgsError, RunCancelledError
 from ..core.observers import add_run_observer
 from ..core.states import State
@@ -147,7 +148,7 @@ class LabloomMagics(Magics):
             run = flow.run(background=True, origin="notebook")
         except KeyboardInterrupt:
             for started in started_runs:  # while the run's thread started: its call may run
-                _end_interrupted(started)
+                end_interrupted(started)
             raise
         finally:
             stop_watching()
@@ -169,7 +170,7 @@ class LabloomMagics(Magics):
             # FlowRun.wait cancels the run it waits for; an interrupt before that (the first
             # widget of a kernel takes a while to import) must too, or the run goes on unseen.
             try:
-                _end_interrupted(run)
+                end_interrupted(run)
             finally:
                 user_ns.update(resolved_names(run)[0])
                 _final_frame(widget, tails)
@@ -193,22 +194,6 @@ class LabloomMagics(Magics):
         args = parse_argstring(self.flow_runs, line)
         entries = history.history(args.name, args.limit, everywhere=args.all)
         return history.RunTable(entries, args.name)
-
-
-# Seconds an interrupted run gets to end by itself before the cell records its end.
-_SETTLE = 3.0
-
-
-def _end_interrupted(run: Any) -> None:
-    """Cancel the run of an interrupted cell and let it settle, so the widget shows the end.
-    Its own thread may be inside a call that no interrupt reaches (the local executor runs
-    calls there too): then record the end now, not when that call returns."""
-    run.cancel("interrupted")
-    try:
-        run.wait(timeout=_SETTLE)
-    finally:
-        if not run.wait_finished(0):
-            run.finish_now()
 
 
 def _exception_class(name: str, user_ns: dict[str, Any]) -> type[BaseException]:

@@ -166,7 +166,7 @@ class StoreLimiter:
                 # our lock so that acquire and release never wait for the store behind it.
                 if whole:
                     last_full = time.monotonic()
-                    taken = _take_in_line(waiting)
+                    taken = _take_in_line(self._with_limits_now(waiting))
                 else:
                     place = store.line_heads(depths)
                     with self._lock:
@@ -195,6 +195,27 @@ class StoreLimiter:
             # Outside our lock: a grant takes the run's lock, whose holder may be releasing here.
             for granted in grants:
                 granted()
+
+
+    def _with_limits_now(self, waiting: list[_Waiter]) -> list[_Waiter]:
+        """``waiting`` with their tags' limits as the store has them now (read once a full
+        pass). Each waiter kept the limits it queued under: ``labloom limit set db 10`` during
+        a night's run left its map queued behind limit 2 going two at a time to the end (and
+        a lowered one let the queued through at the old number)."""
+        from . import concurrency_slots as store
+
+        now = store.limits_for({tag for limits, _, _ in waiting for tag in limits})
+        renewed = []
+        with self._lock:
+            for waiter in waiting:
+                limits, holder, granted = waiter
+                fresh = {tag: now[tag] for tag in limits if tag in now}
+                if fresh != limits and self._waiting.get(holder) is waiter:
+                    waiter = self._waiting[holder] = (fresh, holder, granted)
+                renewed.append(waiter)
+                for tag, n in fresh.items():
+                    self._depths[tag] = max(n, self._depths.get(tag, 0))
+        return renewed
 
 
 def _take_in_line(waiting: list[_Waiter]) -> list[_Waiter]:
