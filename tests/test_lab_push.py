@@ -39,6 +39,19 @@ def wait(i):
 @flow(executor="threads")
 def gated(n: int = 3):
     return wait.map(range(n))
+
+@task
+def fails_at_the_gate():
+    print("waiting at the gate")
+    gate = Path(os.environ["GATE"]) / "fail"
+    while not gate.exists():
+        time.sleep(0.05)
+    raise ValueError("the gate opened on a failure")
+
+@flow(executor="threads")
+def mixed(n: int = 2):
+    fails_at_the_gate()
+    return wait.map(range(n))
 '''
 
 
@@ -108,6 +121,53 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
     finally:
         for i in range(3):
             (gate / str(i)).touch()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    assert alerts == []
+
+
+def test_the_node_shown_in_a_run_tab_follows_its_state(
+    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node clicked in a run tab while it runs: its side panel moves with it (a task's
+    failure and traceback, a map's child list and state), as the notebook widget's does. The
+    tab's panel showed the node as it was when clicked, Running, until clicked again."""
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    gate = work / "gate"
+    gate.mkdir()
+    panel, alerts = open_lab(page, url)
+    monkeypatch.setenv("GATE", str(gate))
+    proc = start_run(home, work, "mixed")
+    try:
+        run = wait_for_run(home, "mixed")
+        view = open_run(page, panel, run.id)
+        side = view.locator(".labloom-panel")
+        title = side.locator(".labloom-panel-title")
+
+        view.locator('g.labloom-node[data-kind="task"][data-state="Running"]').click()
+        side.locator(".labloom-log-line", has_text="waiting at the gate").wait_for(timeout=20_000)
+        assert title.text_content().startswith("fails_at_the_gate · Running")
+        (gate / "fail").touch()  # it fails without a log line more
+        side.locator("pre.labloom-traceback", has_text="the gate opened on a failure").wait_for(
+            timeout=10_000
+        )
+        assert title.text_content().startswith("fails_at_the_gate · Failed")
+
+        view.locator('g.labloom-node[data-kind="map"]').click()
+        title.filter(has_text="wait · Running").wait_for(timeout=10_000)
+        child = side.locator('.labloom-child[data-index="0"]')
+        child.and_(page.locator('[data-state="Running"]')).wait_for(timeout=10_000)
+        (gate / "0").touch()
+        child.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=10_000)
+        (gate / "1").touch()
+        assert proc.wait(timeout=60) == 1  # the failed task fails the run
+        title.filter(has_text="wait · Completed").wait_for(timeout=10_000)
+        assert side.locator('.labloom-child[data-state="Completed"]').count() == 2
+    finally:
+        for name in ("fail", "0", "1"):
+            (gate / name).touch()
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)

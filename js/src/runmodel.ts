@@ -96,12 +96,53 @@ export class RestRunModel {
     if (this.followed) {
       await this.followInTurn();
     }
+    if (this.selectedIn(answer.states)) {
+      await this.rereadMap();
+    }
   }
 
   /** Reads of the followed log one after another: two at once would add lines twice. */
   private followInTurn(): Promise<void> {
     this.following = this.following.then(() => (this.followed ? this.follow(false) : undefined));
     this.following = this.following.catch(error => console.warn('[labloom]', error));
+    return this.following;
+  }
+
+  /** Whether the node the side panel shows is among `nodes` (the states that changed). */
+  private selectedIn(nodes: Record<string, any> | null | undefined): boolean {
+    return !!this.node && !!this.node.node && !!nodes && this.node.node in nodes;
+  }
+
+  /**
+   * The map node the side panel shows changed: its state and the child page shown are read
+   * again, as the kernel sends them again to the notebook's widget (else the tab showed the
+   * children as they were when clicked). In turn with the log reads; one queued at most.
+   */
+  private rereadMap(): Promise<void> {
+    if (this.node?.kind !== 'map' || this.mapQueued) {
+      return this.following;
+    }
+    this.mapQueued = true;
+    this.following = this.following
+      .then(async () => {
+        this.mapQueued = false;
+        const shown = this.node;
+        if (shown?.kind !== 'map') {
+          return;
+        }
+        const node = await requestAPI<any>(
+          `runs/${this.runId}/nodes/${encodeURIComponent(shown.node)}?page=${this.childPage}`
+        );
+        if (this.node !== shown) {
+          return; // another node was picked meanwhile
+        }
+        this.node = node;
+        if (!this.followed && node.state !== shown.state) {
+          this.emitDetail();
+        }
+        this.emit('msg:custom', { event: 'children', ...node.children });
+      })
+      .catch(error => console.warn('[labloom]', error));
     return this.following;
   }
 
@@ -140,8 +181,12 @@ export class RestRunModel {
     };
     delete this.seen.header;
     this.emit('change:header');
-    if (lines !== undefined && this.followed) {
+    const selectedChanged = this.selectedIn(nodes);
+    if ((lines !== undefined || selectedChanged) && this.followed) {
       void this.followInTurn();
+    }
+    if (selectedChanged) {
+      void this.rereadMap();
     }
     return true;
   }
@@ -167,6 +212,9 @@ export class RestRunModel {
       const node = await requestAPI<any>(
         `${run}/nodes/${encodeURIComponent(message.node)}?page=${message.page}`
       );
+      if (this.node?.node === message.node) {
+        this.childPage = node.children.page;
+      }
       this.emit('msg:custom', { event: 'children', ...node.children });
     } else if (message.event === 'select') {
       await this.select(message.node, message.task_run);
@@ -215,6 +263,7 @@ export class RestRunModel {
   private async select(nodeId: string | null, child?: string): Promise<void> {
     this.followed = null;
     if ((nodeId === null || nodeId === undefined) && !child) {
+      this.node = null; // closed: a change of the node must not open it again
       this.emit('msg:custom', { event: 'detail', node: null });
       return;
     }
@@ -229,6 +278,9 @@ export class RestRunModel {
     const node = await requestAPI<any>(
       `runs/${this.runId}/nodes/${encodeURIComponent(nodeId)}`
     );
+    if (!child || this.node?.node !== node.node) {
+      this.childPage = 0; // a child picked in the list keeps the page it is on
+    }
     this.node = node;
     const taskRun = child || (node.task_run ? node.task_run.id : null);
     if (taskRun) {
@@ -301,7 +353,9 @@ export class RestRunModel {
   private handlers = new Map<string, Set<Callback>>();
   private values: Record<string, any> = { graph: {}, states: {}, header: {} };
   private seen: Record<string, string> = {};
-  private node: any = null;
+  private node: any = null; // the node the side panel shows, as GET runs/{id}/nodes read it
+  private childPage = 0; // the page of a map node's children the side panel shows
+  private mapQueued = false;
   private followed: {
     id: string;
     after: number;
