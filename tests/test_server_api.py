@@ -397,6 +397,25 @@ async def test_a_damaged_store_answers_503_with_the_reason(
         raise AssertionError("a damaged store was read")
 
 
+async def test_a_store_file_deleted_while_the_server_runs_is_read_afresh(
+    jp_fetch: Any, labloom_home: Path
+) -> None:
+    """`rm ~/.labloom/labloom.db*` to start afresh (or a backup moved in place) while Lab is
+    open: the panel showed the old file's runs, held open by the server's connections, and
+    never the runs written to the new file, until Jupyter was restarted."""
+    old = squares.run(n=2).id
+    assert [r["id"] for r in (await get(jp_fetch, "runs"))["runs"]] == [old]
+    for name in ("labloom.db", "labloom.db-wal", "labloom.db-shm"):
+        (labloom_home / name).unlink(missing_ok=True)
+    new = failing.run().id  # the run's writer makes a new store file
+
+    async def listed() -> list[str]:
+        return [r["id"] for r in (await get(jp_fetch, "runs"))["runs"]]
+
+    assert await until(listed, 10) == [new]  # the writer commits off the run's path
+    assert await status_of(jp_fetch, "runs", old) == 404
+
+
 async def test_clusters_without_dask_labextension(jp_fetch: Any) -> None:
     answer = await get(jp_fetch, "clusters")
     assert answer["available"] is False and answer["clusters"] == []
