@@ -52,6 +52,18 @@ def fails_at_the_gate():
 def mixed(n: int = 2):
     fails_at_the_gate()
     return wait.map(range(n))
+
+@task
+def chatty(n):
+    for i in range(n):
+        print(f"line {i}")
+    gate = Path(os.environ["GATE"]) / "chatty"
+    while not gate.exists():
+        time.sleep(0.05)
+
+@flow(executor="threads")
+def talkative(n: int = 8):
+    chatty(n)
 '''
 
 
@@ -168,6 +180,44 @@ def test_the_node_shown_in_a_run_tab_follows_its_state(
     finally:
         for name in ("fail", "0", "1"):
             (gate / name).touch()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    assert alerts == []
+
+
+def test_a_run_tab_says_how_many_log_lines_the_store_did_not_keep(
+    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store keeps a task run's first LABLOOM_LOG_LINES lines: a tab following a chatty
+    task (a training loop printing each batch) stopped at the last line kept, as if the task
+    hung, with no word of the rest (`labloom logs` says it)."""
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    gate = work / "gate"
+    gate.mkdir()
+    panel, alerts = open_lab(page, url)
+    monkeypatch.setenv("GATE", str(gate))
+    monkeypatch.setenv("LABLOOM_LOG_LINES", "5")
+    proc = start_run(home, work, "talkative")
+    try:
+        run = wait_for_run(home, "talkative")
+        view = open_run(page, panel, run.id)
+        view.locator('g.labloom-node[data-kind="task"]').click()
+        side = view.locator(".labloom-panel")
+        side.locator(".labloom-log-line", has_text="line 4").wait_for(timeout=20_000)
+        cut = side.locator(".labloom-log-cut")
+        cut.filter(has_text="3 more line(s) not stored").wait_for(timeout=10_000)
+        assert "LABLOOM_LOG_LINES" in cut.text_content()
+        (gate / "chatty").touch()
+        assert proc.wait(timeout=60) == 0
+        side.locator(".labloom-panel-title", has_text="chatty · Completed").wait_for(
+            timeout=10_000
+        )
+        assert side.locator(".labloom-log-line").count() == 5
+        assert cut.is_visible()
+    finally:
+        (gate / "chatty").touch()
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)

@@ -118,10 +118,13 @@ export function render({ model, el }) {
   const children = h("div", { class: "labloom-children" });
   const traceback = h("pre", { class: "labloom-traceback" });
   const logs = h("div", { class: "labloom-logs" });
+  // Lines the store did not keep (the Lab run tab's model says how many; the kernel's none).
+  const logCut = h("div", { class: "labloom-log-cut" });
+  logCut.hidden = true;
   const experimentsOpen = h("button", { class: "labloom-experiments-open", type: "button" },
     "Experiments");
   experimentsOpen.hidden = true;
-  panel.append(title, experimentsOpen, children, traceback, logs);
+  panel.append(title, experimentsOpen, children, traceback, logs, logCut);
   panel.hidden = true;
   const timelineBox = h("div", { class: "labloom-timeline", role: "figure",
     "aria-label": "timeline of the run's task runs by lane" });
@@ -334,6 +337,11 @@ export function render({ model, el }) {
     if (atBottom) logs.scrollTop = logs.scrollHeight;
   }
 
+  function showCut(text) {
+    logCut.textContent = text || "";
+    logCut.hidden = !text;
+  }
+
   function showDetail(msg) {
     if (msg.node == null) {
       panel.hidden = true;
@@ -361,12 +369,16 @@ export function render({ model, el }) {
     logs.replaceChildren();
     logs.hidden = !run;
     appendLogs(msg.lines || []);
+    showCut(run && msg.cut);
   }
 
   function onMessage(msg) {
     if (msg.event === "detail") showDetail(msg);
     else if (msg.event === "children" && msg.node === selected) childList.set(msg);
-    else if (msg.event === "log" && panel.getAttribute("data-task-run-id") === msg.task_run) appendLogs(msg.lines);
+    else if (msg.event === "log" && panel.getAttribute("data-task-run-id") === msg.task_run) {
+      appendLogs(msg.lines);
+      if ("cut" in msg) showCut(msg.cut);
+    }
     else if (msg.event === "timeline") showTimeline(msg);
     else if (msg.event === "error") error.textContent = msg.message;
   }

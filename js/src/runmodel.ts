@@ -26,6 +26,17 @@ interface ILogPage {
     message: string;
     traceback: string;
   }[];
+  cut: { task_run_id: string; kept: number; cut: number }[];
+}
+
+/** What the side panel says under a task run's log when the store did not keep all of it
+ * (it keeps the first LABLOOM_LOG_LINES lines of each task run), as `labloom logs` says. */
+function cutNote(page: ILogPage, taskRun: string): string {
+  const found = (page.cut || []).find(c => c.task_run_id === taskRun);
+  return found && found.cut
+    ? `[labloom] ${found.cut.toLocaleString()} more line(s) not stored: the store keeps ` +
+        `the first ${found.kept.toLocaleString()} of a task run (LABLOOM_LOG_LINES raises it)`
+    : '';
 }
 
 /** A cursor as the server hands it out: "states.lines.digest" (see docs/rest-api.md). */
@@ -271,7 +282,7 @@ export class RestRunModel {
       // A row of the Experiments view picked without its node (the REST rows have none):
       // the task run alone, its logs and traceback.
       this.node = { node: '', name: '', kind: 'task', state: '' };
-      this.followed = { id: child!, after: 0, lines: [], info: null };
+      this.followed = { id: child!, after: 0, lines: [], info: null, cut: '' };
       await this.follow(true);
       return;
     }
@@ -284,7 +295,7 @@ export class RestRunModel {
     this.node = node;
     const taskRun = child || (node.task_run ? node.task_run.id : null);
     if (taskRun) {
-      this.followed = { id: taskRun, after: 0, lines: [], info: null };
+      this.followed = { id: taskRun, after: 0, lines: [], info: null, cut: '' };
       await this.follow(true);
     } else {
       this.emitDetail();
@@ -299,6 +310,7 @@ export class RestRunModel {
     const followed = this.followed!;
     let changed = fresh;
     const added: ITaskLine[] = [];
+    const cutBefore = followed.cut;
     for (;;) {
       const page = await requestAPI<ILogPage>(
         `runs/${this.runId}/logs?task=${encodeURIComponent(followed.id)}&after=${followed.after}`
@@ -313,6 +325,7 @@ export class RestRunModel {
         followed.info = info;
         changed = true;
       }
+      followed.cut = cutNote(page, followed.id);
       if (!page.more) {
         break;
       }
@@ -320,8 +333,9 @@ export class RestRunModel {
     followed.lines = followed.lines.concat(added).slice(-MAX_LINES);
     if (changed) {
       this.emitDetail();
-    } else if (added.length) {
-      this.emit('msg:custom', { event: 'log', task_run: followed.id, lines: added });
+    } else if (added.length || followed.cut !== cutBefore) {
+      const log = { event: 'log', task_run: followed.id, lines: added, cut: followed.cut };
+      this.emit('msg:custom', log);
     }
   }
 
@@ -339,6 +353,7 @@ export class RestRunModel {
         ? { id: info.id, name: info.name, index: null, state: info.state, message: info.message }
         : null,
       lines: followed ? followed.lines : [],
+      cut: followed ? followed.cut : '',
       traceback: info ? info.traceback : ''
     });
   }
@@ -361,5 +376,6 @@ export class RestRunModel {
     after: number;
     lines: ITaskLine[];
     info: any;
+    cut: string; // the note on lines the store did not keep, '' for none
   } | null = null;
 }
