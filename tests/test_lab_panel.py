@@ -300,6 +300,15 @@ def test_the_run_tab_follows_a_running_task_s_log(
         route.continue_()
     page.unroute(listing)
 
+    # A filter matching only runs older than the page says so, and they are one click away:
+    # it said "No run matches the filter." and hid the button that shows older runs.
+    panel.locator("input.labloom-filter").fill("ticking")
+    panel.locator(".labloom-empty", has_text="No run among the 100 newest").wait_for(
+        timeout=10_000
+    )
+    panel.locator("button.labloom-more").click()
+    run_row(panel, run.id).wait_for(timeout=20_000)
+
 
 def test_cancel_from_the_run_tab_and_pause_a_schedule(
     lab: Any, page: Any, tmp_path: Path
