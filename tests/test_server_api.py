@@ -416,6 +416,35 @@ async def test_a_store_file_deleted_while_the_server_runs_is_read_afresh(
     assert await status_of(jp_fetch, "runs", old) == 404
 
 
+async def test_a_store_locked_by_a_long_write_answers_503_saying_so(
+    jp_fetch: Any, labloom_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delete (or any action) while another process holds a long write on the SQLite store
+    (`labloom delete --older-than` of a big store, a backup tool): after the busy wait, a 503
+    that says the store is busy and to try again; it was a 500 "Unhandled error"."""
+    import sqlite3
+
+    from labloom.store import home
+
+    run_id = squares.run(n=2).id
+    real_connect = home.connect
+    # The server's connections wait 0.3 s for the lock, not 30: the test's time.
+    monkeypatch.setattr(home, "connect", lambda path=None, timeout=30.0: real_connect(path, 0.3))
+    holder = sqlite3.connect(labloom_home / "labloom.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(HTTPClientError) as refused:
+            await jp_fetch("labloom", "api", "runs", run_id, method="DELETE")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert refused.value.code == 503 and refused.value.response is not None
+    message = json.loads(refused.value.response.body)["message"]
+    assert "database is locked" in message and "try again" in message
+    assert str(labloom_home / "labloom.db") in message
+    assert (await get(jp_fetch, "runs", run_id))["state"] == "Completed"
+
+
 async def test_clusters_without_dask_labextension(jp_fetch: Any) -> None:
     answer = await get(jp_fetch, "clusters")
     assert answer["available"] is False and answer["clusters"] == []
