@@ -327,6 +327,24 @@ async def test_retry_is_refused_for_cell_code_and_open_runs(jp_fetch: Any) -> No
     assert code == 409 and "run.retry() in the kernel" in answer["message"]
 
 
+async def test_retry_is_refused_when_the_runs_file_is_gone(
+    jp_fetch: Any, tmp_path: Path
+) -> None:
+    """A flow's file renamed or deleted since its run (or its notebook): Retry answered 202
+    and the tab said "Retry started", then nothing came, the reason only in a log file."""
+    run = failing.run()
+    for target, gone in [({"flow": "failing", "function": "failing",
+                           "file": str(tmp_path / "renamed.py")}, "the flow's file"),
+                         ({"flow": "failing", "notebook": str(tmp_path / "moved.ipynb")},
+                          "its notebook")]:
+        with open_store() as store:
+            store.conn.execute("UPDATE flow_runs SET target = ? WHERE id = ?",
+                               (json.dumps(target), run.id))
+        code, answer = await post(jp_fetch, "runs", run.id, "retry")
+        assert code == 409, answer
+        assert gone in answer["message"] and "is gone" in answer["message"], answer
+
+
 async def test_schedules_pause_resume_and_run_now(jp_fetch: Any, labloom_home: Path,
                                                   tmp_path: Path) -> None:
     work = tmp_path / "work"
