@@ -32,7 +32,7 @@ export class RunView extends Widget {
     this.title.closable = true;
     this.facts = el('dl', { class: 'labloom-RunView-facts' });
     this.notice = el('div', { class: 'labloom-RunView-notice' });
-    const dag = el('div', { class: 'labloom-RunView-dag' });
+    const dag = (this.dag = el('div', { class: 'labloom-RunView-dag' }));
     this.node.append(this.facts, this.notice, dag);
     this.model = new RestRunModel(runId, (text, error) => this.say(text, error));
     this.cleanup = render({ model: this.model, el: dag });
@@ -159,6 +159,9 @@ export class RunView extends Widget {
         )
       : this.trans.__('Run %1 is not in the store: deleted, or a mistyped id.', this.runId);
     this.notice.setAttribute('data-error', 'true');
+    // Never read (a tab restored from yesterday's layout): no empty DAG, and no Cancel,
+    // Timeline or Experiments button that could only fail.
+    this.dag.hidden = !this.model.detail;
   }
 
   /** After Retry the same tab may be asked to follow again. */
@@ -223,6 +226,7 @@ export class RunView extends Widget {
   });
   private facts: HTMLElement;
   private notice: HTMLElement;
+  private dag: HTMLElement;
   private cleanup: () => void;
   private poll: SafetyNet;
   private ended = false;
