@@ -64,6 +64,14 @@ def chatty(n):
 @flow(executor="threads")
 def talkative(n: int = 8):
     chatty(n)
+
+@task
+def spoof():
+    print("total: \\u202e0001 EUR")
+
+@flow(name="odd\\u202e-name")
+def bidi():
+    spoof()
 '''
 
 
@@ -218,6 +226,39 @@ def test_a_run_tab_says_how_many_log_lines_the_store_did_not_keep(
         assert cut.is_visible()
     finally:
         (gate / "chatty").touch()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    assert alerts == []
+
+
+def test_bidirectional_overrides_in_names_and_logs_do_not_reorder_the_screen(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    """A right-to-left override in a flow's name or a log line (pasted text, a hostile
+    notebook) reversed what followed it on screen: the run tab's title read
+    "odddetelpmoC · eman-" (its state spoofed) and "total: \\u202e0001" read "total: 1000".
+    Shown escaped, as the CLI shows them; the API keeps every character."""
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    panel, alerts = open_lab(page, url)
+    proc = start_run(home, work, "bidi")
+    try:
+        assert proc.wait(timeout=60) == 0
+        run = wait_for_run(home, "odd\u202e-name")
+        row = run_row(panel, run.id, "Completed")
+        row.wait_for(timeout=20_000)
+        view = open_run(page, panel, run.id)
+        view.locator('g.labloom-node[data-state="Completed"]').click()
+        line = view.locator(".labloom-log-line", has_text="total:")
+        line.wait_for(timeout=20_000)
+        assert line.text_content().endswith("total: \\u202e0001 EUR")
+        tab = page.locator(f'.lm-TabBar-tab[data-id="labloom-run-tab-{run.id}"]')
+        assert tab.text_content() == "odd\\u202e-name · Completed"
+        assert row.locator(".labloom-run-flow").text_content() == "odd\\u202e-name"
+        for shown in (view, panel, tab):
+            assert "\u202e" not in shown.text_content()
+    finally:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)

@@ -16,6 +16,7 @@ import {
   seconds,
   when
 } from './api';
+import { escapeBidi } from './bidi';
 import { confirmAndDelete, deletedLabel } from './deleting';
 import { IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { LaunchSection } from './launch';
@@ -348,12 +349,12 @@ export class FlowsPanel extends Widget {
       }
     };
     attr(row, 'data-state', run.state);
-    attr(row, 'title', run.message || this.trans.__('run %1', run.id));
+    attr(row, 'title', escapeBidi(run.message) || this.trans.__('run %1', run.id));
     const [pick, flow, state, origin, start, duration, done] = Array.from(row.children);
     (pick as HTMLInputElement).checked = this.picked.has(run.id);
     (pick as HTMLInputElement).disabled =
       this.pickedFlow !== null && this.pickedFlow !== run.flow;
-    set(flow, run.flow);
+    set(flow, escapeBidi(run.flow));
     set(state, run.state);
     attr(state, 'data-state', run.state);
     set(origin, originLabel(run.origin));

@@ -9,6 +9,7 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { el, FINAL_STATES, originLabel, requestAPI, seconds, when } from './api';
+import { escapeBidi } from './bidi';
 import { render } from './dag';
 import { IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { RestRunModel } from './runmodel';
@@ -118,7 +119,7 @@ export class RunView extends Widget {
   }
 
   private showRun(run: any): void {
-    this.title.label = `${run.flow} · ${this.trans.__(run.state)}`;
+    this.title.label = `${escapeBidi(run.flow)} · ${this.trans.__(run.state)}`;
     this.node.setAttribute('data-state', run.state);
     this.showFacts(run);
     if (FINAL_STATES.has(run.state)) {
@@ -192,7 +193,7 @@ export class RunView extends Widget {
     }
     const rows: HTMLElement[] = [];
     for (const [key, value] of facts) {
-      rows.push(el('dt', {}, trans.__(key)), el('dd', { 'data-fact': key }, value));
+      rows.push(el('dt', {}, trans.__(key)), el('dd', { 'data-fact': key }, escapeBidi(value)));
     }
     this.facts.replaceChildren(...rows);
   }
