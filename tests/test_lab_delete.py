@@ -118,6 +118,14 @@ def test_delete_ticked_runs_from_the_panel_and_their_tabs_say_so(
         elsewhere.locator(".labloom-RunView-notice", has_text="was deleted from the store"
                           ).wait_for(timeout=20_000)
         run_row(panel, oldest).wait_for(state="detached", timeout=30_000)
+        # Lab opened again, its layout restored: the tab of a run no longer in the store says
+        # so, without an empty DAG whose Cancel, Timeline and Experiments buttons only failed.
+        page.goto(page.url.split("?")[0])  # its own workspace (the other window has one)
+        notice = page.locator(".labloom-RunView-notice", has_text="is not in the store")
+        notice.wait_for(timeout=60_000)  # the tab shown: the last one clicked, or another
+        restored = page.locator(".labloom-RunView", has=notice)
+        assert restored.get_attribute("data-state") == "deleted"
+        assert not restored.locator("button.labloom-cancel").is_visible()
         release.touch()
         assert holding.wait(timeout=60) == 0
     except Exception:

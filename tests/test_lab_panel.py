@@ -111,6 +111,23 @@ READS_OBSERVER = """() => {
 }"""
 
 
+# A run row's texts (but the flow's name, cut with an ellipsis when long) cut by their box or
+# by the row's edge, or lying over another text of the row.
+ROW_TEXTS_CLIPPED_OR_OVERLAPPING = """row => {
+    const edge = row.getBoundingClientRect();
+    const kids = Array.from(row.children);
+    const boxes = kids.map(k => k.getBoundingClientRect());
+    const bad = kids.filter((k, i) => !k.classList.contains('labloom-run-flow') &&
+        (k.scrollWidth > k.clientWidth + 1 || boxes[i].right > edge.right + 1));
+    kids.forEach((k, i) => kids.slice(i + 1).forEach((o, j) => {
+        const [a, b] = [boxes[i], boxes[i + 1 + j]];
+        if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 &&
+            b.top < a.bottom - 1) bad.push(k, o);
+    }));
+    return bad.map(k => k.className);
+}"""
+
+
 def contrast(foreground: str, background: str) -> float:
     """WCAG contrast ratio of two CSS rgb()/rgba() colours."""
 
@@ -150,6 +167,10 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
         done = row.locator(".labloom-run-done")
         assert done.text_content() == "8 ✓"
         assert done.get_attribute("title") == "8 of 8 task runs finished"
+        # Each text of the row shows whole, apart from the others, at Lab's default side bar
+        # width: the tick box had taken the start time's column, which drew it under the
+        # duration ("12:09:28 AM" in 37 px).
+        assert row.evaluate(ROW_TEXTS_CLIPPED_OR_OVERLAPPING) == []
         page.locator(".labloom-StatusItem", has_text="no flows running").wait_for(
             timeout=15_000
         )
@@ -299,6 +320,15 @@ def test_the_run_tab_follows_a_running_task_s_log(
     for route in held:
         route.continue_()
     page.unroute(listing)
+
+    # A filter matching only runs older than the page says so, and they are one click away:
+    # it said "No run matches the filter." and hid the button that shows older runs.
+    panel.locator("input.labloom-filter").fill("ticking")
+    panel.locator(".labloom-empty", has_text="No run among the 100 newest").wait_for(
+        timeout=10_000
+    )
+    panel.locator("button.labloom-more").click()
+    run_row(panel, run.id).wait_for(timeout=20_000)
 
 
 def test_cancel_from_the_run_tab_and_pause_a_schedule(

@@ -39,6 +39,39 @@ def wait(i):
 @flow(executor="threads")
 def gated(n: int = 3):
     return wait.map(range(n))
+
+@task
+def fails_at_the_gate():
+    print("waiting at the gate")
+    gate = Path(os.environ["GATE"]) / "fail"
+    while not gate.exists():
+        time.sleep(0.05)
+    raise ValueError("the gate opened on a failure")
+
+@flow(executor="threads")
+def mixed(n: int = 2):
+    fails_at_the_gate()
+    return wait.map(range(n))
+
+@task
+def chatty(n):
+    for i in range(n):
+        print(f"line {i}")
+    gate = Path(os.environ["GATE"]) / "chatty"
+    while not gate.exists():
+        time.sleep(0.05)
+
+@flow(executor="threads")
+def talkative(n: int = 8):
+    chatty(n)
+
+@task
+def spoof():
+    print("total: \\u202e0001 EUR")
+
+@flow(name="odd\\u202e-name")
+def bidi():
+    spoof()
 '''
 
 
@@ -108,6 +141,124 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
     finally:
         for i in range(3):
             (gate / str(i)).touch()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    assert alerts == []
+
+
+def test_the_node_shown_in_a_run_tab_follows_its_state(
+    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node clicked in a run tab while it runs: its side panel moves with it (a task's
+    failure and traceback, a map's child list and state), as the notebook widget's does. The
+    tab's panel showed the node as it was when clicked, Running, until clicked again."""
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    gate = work / "gate"
+    gate.mkdir()
+    panel, alerts = open_lab(page, url)
+    monkeypatch.setenv("GATE", str(gate))
+    proc = start_run(home, work, "mixed")
+    try:
+        run = wait_for_run(home, "mixed")
+        view = open_run(page, panel, run.id)
+        side = view.locator(".labloom-panel")
+        title = side.locator(".labloom-panel-title")
+
+        view.locator('g.labloom-node[data-kind="task"][data-state="Running"]').click()
+        side.locator(".labloom-log-line", has_text="waiting at the gate").wait_for(timeout=20_000)
+        assert title.text_content().startswith("fails_at_the_gate · Running")
+        (gate / "fail").touch()  # it fails without a log line more
+        side.locator("pre.labloom-traceback", has_text="the gate opened on a failure").wait_for(
+            timeout=10_000
+        )
+        assert title.text_content().startswith("fails_at_the_gate · Failed")
+
+        view.locator('g.labloom-node[data-kind="map"]').click()
+        title.filter(has_text="wait · Running").wait_for(timeout=10_000)
+        child = side.locator('.labloom-child[data-index="0"]')
+        child.and_(page.locator('[data-state="Running"]')).wait_for(timeout=10_000)
+        (gate / "0").touch()
+        child.and_(page.locator('[data-state="Completed"]')).wait_for(timeout=10_000)
+        (gate / "1").touch()
+        assert proc.wait(timeout=60) == 1  # the failed task fails the run
+        title.filter(has_text="wait · Completed").wait_for(timeout=10_000)
+        assert side.locator('.labloom-child[data-state="Completed"]').count() == 2
+    finally:
+        for name in ("fail", "0", "1"):
+            (gate / name).touch()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    assert alerts == []
+
+
+def test_a_run_tab_says_how_many_log_lines_the_store_did_not_keep(
+    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store keeps a task run's first LABLOOM_LOG_LINES lines: a tab following a chatty
+    task (a training loop printing each batch) stopped at the last line kept, as if the task
+    hung, with no word of the rest (`labloom logs` says it)."""
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    gate = work / "gate"
+    gate.mkdir()
+    panel, alerts = open_lab(page, url)
+    monkeypatch.setenv("GATE", str(gate))
+    monkeypatch.setenv("LABLOOM_LOG_LINES", "5")
+    proc = start_run(home, work, "talkative")
+    try:
+        run = wait_for_run(home, "talkative")
+        view = open_run(page, panel, run.id)
+        view.locator('g.labloom-node[data-kind="task"]').click()
+        side = view.locator(".labloom-panel")
+        side.locator(".labloom-log-line", has_text="line 4").wait_for(timeout=20_000)
+        cut = side.locator(".labloom-log-cut")
+        cut.filter(has_text="3 more line(s) not stored").wait_for(timeout=10_000)
+        assert "LABLOOM_LOG_LINES" in cut.text_content()
+        (gate / "chatty").touch()
+        assert proc.wait(timeout=60) == 0
+        side.locator(".labloom-panel-title", has_text="chatty · Completed").wait_for(
+            timeout=10_000
+        )
+        assert side.locator(".labloom-log-line").count() == 5
+        assert cut.is_visible()
+    finally:
+        (gate / "chatty").touch()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    assert alerts == []
+
+
+def test_bidirectional_overrides_in_names_and_logs_do_not_reorder_the_screen(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    """A right-to-left override in a flow's name or a log line (pasted text, a hostile
+    notebook) reversed what followed it on screen: the run tab's title read
+    "odddetelpmoC · eman-" (its state spoofed) and "total: \\u202e0001" read "total: 1000".
+    Shown escaped, as the CLI shows them; the API keeps every character."""
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    panel, alerts = open_lab(page, url)
+    proc = start_run(home, work, "bidi")
+    try:
+        assert proc.wait(timeout=60) == 0
+        run = wait_for_run(home, "odd\u202e-name")
+        row = run_row(panel, run.id, "Completed")
+        row.wait_for(timeout=20_000)
+        view = open_run(page, panel, run.id)
+        view.locator('g.labloom-node[data-state="Completed"]').click()
+        line = view.locator(".labloom-log-line", has_text="total:")
+        line.wait_for(timeout=20_000)
+        assert line.text_content().endswith("total: \\u202e0001 EUR")
+        tab = page.locator(f'.lm-TabBar-tab[data-id="labloom-run-tab-{run.id}"]')
+        assert tab.text_content() == "odd\\u202e-name · Completed"
+        assert row.locator(".labloom-run-flow").text_content() == "odd\\u202e-name"
+        for shown in (view, panel, tab):
+            assert "\u202e" not in shown.text_content()
+    finally:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)

@@ -66,3 +66,21 @@ def test_a_flow_cell_outside_jupyter_still_says_what_to_do(
         [run] = store.list_runs(flow="nbflow")
     done = labloom(labloom_home, "retry", run.id, cwd=tmp_path)
     assert done.returncode == 1 and "run.retry()" in done.stderr
+
+
+def test_a_retry_of_a_flow_cell_s_run_is_retried_from_its_notebook_too(
+    ip: Any, monkeypatch: pytest.MonkeyPatch, labloom_home: Path, tmp_path: Path
+) -> None:
+    """A sweep retried that fails again is retried again (from the Flows panel, or here): the
+    retry's run had recorded the temporary module its notebook was exported to, deleted as
+    `labloom retry` ended, so the next Retry failed ("the flow's file
+    /tmp/labloom-export-.../analysis.py is gone") and the launch form listed that file."""
+    run_id, notebook = run_in_kernel(ip, monkeypatch, tmp_path)
+    (tmp_path / "fixed").unlink()  # not fixed after all
+    assert labloom(labloom_home, "retry", run_id, cwd=tmp_path).returncode == 1
+    with open_store() as store:
+        [retry] = [r for r in store.list_runs(flow="nbflow") if r.retry_of == run_id]
+    assert retry.target is not None and retry.target["notebook"] == str(notebook)
+    (tmp_path / "fixed").write_text("yes")
+    done = labloom(labloom_home, "retry", retry.id, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr

@@ -327,6 +327,24 @@ async def test_retry_is_refused_for_cell_code_and_open_runs(jp_fetch: Any) -> No
     assert code == 409 and "run.retry() in the kernel" in answer["message"]
 
 
+async def test_retry_is_refused_when_the_runs_file_is_gone(
+    jp_fetch: Any, tmp_path: Path
+) -> None:
+    """A flow's file renamed or deleted since its run (or its notebook): Retry answered 202
+    and the tab said "Retry started", then nothing came, the reason only in a log file."""
+    run = failing.run()
+    for target, gone in [({"flow": "failing", "function": "failing",
+                           "file": str(tmp_path / "renamed.py")}, "the flow's file"),
+                         ({"flow": "failing", "notebook": str(tmp_path / "moved.ipynb")},
+                          "its notebook")]:
+        with open_store() as store:
+            store.conn.execute("UPDATE flow_runs SET target = ? WHERE id = ?",
+                               (json.dumps(target), run.id))
+        code, answer = await post(jp_fetch, "runs", run.id, "retry")
+        assert code == 409, answer
+        assert gone in answer["message"] and "is gone" in answer["message"], answer
+
+
 async def test_schedules_pause_resume_and_run_now(jp_fetch: Any, labloom_home: Path,
                                                   tmp_path: Path) -> None:
     work = tmp_path / "work"
@@ -395,6 +413,54 @@ async def test_a_damaged_store_answers_503_with_the_reason(
         assert "labloom.db" in message and "Traceback" not in message
     else:
         raise AssertionError("a damaged store was read")
+
+
+async def test_a_store_file_deleted_while_the_server_runs_is_read_afresh(
+    jp_fetch: Any, labloom_home: Path
+) -> None:
+    """`rm ~/.labloom/labloom.db*` to start afresh (or a backup moved in place) while Lab is
+    open: the panel showed the old file's runs, held open by the server's connections, and
+    never the runs written to the new file, until Jupyter was restarted."""
+    old = squares.run(n=2).id
+    assert [r["id"] for r in (await get(jp_fetch, "runs"))["runs"]] == [old]
+    for name in ("labloom.db", "labloom.db-wal", "labloom.db-shm"):
+        (labloom_home / name).unlink(missing_ok=True)
+    new = failing.run().id  # the run's writer makes a new store file
+
+    async def listed() -> list[str]:
+        return [r["id"] for r in (await get(jp_fetch, "runs"))["runs"]]
+
+    assert await until(listed, 10) == [new]  # the writer commits off the run's path
+    assert await status_of(jp_fetch, "runs", old) == 404
+
+
+async def test_a_store_locked_by_a_long_write_answers_503_saying_so(
+    jp_fetch: Any, labloom_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delete (or any action) while another process holds a long write on the SQLite store
+    (`labloom delete --older-than` of a big store, a backup tool): after the busy wait, a 503
+    that says the store is busy and to try again; it was a 500 "Unhandled error"."""
+    import sqlite3
+
+    from labloom.store import home
+
+    run_id = squares.run(n=2).id
+    real_connect = home.connect
+    # The server's connections wait 0.3 s for the lock, not 30: the test's time.
+    monkeypatch.setattr(home, "connect", lambda path=None, timeout=30.0: real_connect(path, 0.3))
+    holder = sqlite3.connect(labloom_home / "labloom.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(HTTPClientError) as refused:
+            await jp_fetch("labloom", "api", "runs", run_id, method="DELETE")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert refused.value.code == 503 and refused.value.response is not None
+    message = json.loads(refused.value.response.body)["message"]
+    assert "database is locked" in message and "try again" in message
+    assert str(labloom_home / "labloom.db") in message
+    assert (await get(jp_fetch, "runs", run_id))["state"] == "Completed"
 
 
 async def test_clusters_without_dask_labextension(jp_fetch: Any) -> None:

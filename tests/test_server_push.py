@@ -19,7 +19,7 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from cli_helpers import start_labloom, stop, write
+from cli_helpers import start_labloom, stop, wait_for, write
 from labloom import LocalExecutor, flow, task
 from labloom.server_extension import push
 from labloom.server_extension.push import SCHEMA_ID
@@ -263,4 +263,66 @@ def test_the_first_look_sends_the_runs_going_on_and_only_the_newest_ended_ones(
             (new,) = follower.look(access, store)["runs"]  # type: ignore[index]
             assert new["id"] == later and new["counts"] == {"Completed": 2}
     finally:
+        access.close()
+
+
+
+@task
+def say(n: int) -> None:
+    for i in range(n):
+        print("line", i)
+
+
+@flow
+def chatty(n: int = 2) -> None:
+    say(n)
+
+
+GO_ON, END = threading.Event(), threading.Event()
+
+
+@task
+def held() -> None:
+    print("before")
+    GO_ON.wait(30)
+    print("after")
+    END.wait(30)
+
+
+@flow
+def holding() -> None:
+    held()
+
+
+def test_a_store_file_replaced_is_watched_from_its_start(labloom_home: Path) -> None:
+    """The store deleted (a fresh start) or a backup moved in place while Jupyter runs: the new
+    file numbers its log lines from 1, and the watcher, still past the old file's last line,
+    pushed none of a running task's new lines until the new file had written as many (a tab
+    following the task's log then moved only at the safety net's read, every 10 s)."""
+    follower, access = push.StoreFollower(), StoreAccess()
+    run = None
+    try:
+        chatty.run(n=50, executor=LocalExecutor())
+        with open_store() as store:
+            assert follower.look(access, store) is not None
+        for name in ("labloom.db", "labloom.db-wal", "labloom.db-shm"):
+            (labloom_home / name).unlink(missing_ok=True)
+        run = holding.run(executor=LocalExecutor(), background=True)
+
+        def look_once_logged(text: str) -> Any:
+            with open_store() as store:  # the writer writes the new file off the run's path
+                wait_for(lambda: text in [e.text for e in store.logs(run.id)[0]], 10, text)
+                return follower.look(access, store)
+
+        look_once_logged("before")
+        GO_ON.set()
+        event = look_once_logged("after")
+        assert event is not None
+        [delta] = [d for d in event["runs"] if d["id"] == run.id]
+        assert delta.get("lines"), delta
+    finally:
+        GO_ON.set()
+        END.set()
+        if run is not None:
+            run.wait()
         access.close()

@@ -6,6 +6,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { requestAPI } from './api';
+import { escapeBidi } from './bidi';
 import { curvePaths, mergeCurves } from './comparecurves';
 import { mountExperiments } from './experiments';
 
@@ -74,7 +75,7 @@ export class CompareView extends Widget {
     super();
     this.id = `labloom-compare-${runIds.join('-')}`;
     this.addClass('labloom-CompareView');
-    this.title.label = `${flow} · ${runIds.length} runs`;
+    this.title.label = `${escapeBidi(flow)} · ${runIds.length} runs`;
     this.title.closable = true;
     const box = document.createElement('div');
     box.className = 'labloom-widget';

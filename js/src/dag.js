@@ -20,6 +20,7 @@
 // side, sorted, grouped, charted) opens from the node's panel; the header's Experiments button
 // opens it for the whole run. It asks for rows a page at a time ({event: "experiments" |
 // "curves"}); a click on a row selects that task run here, so the panel shows its logs.
+import { escapeBidi } from "./bidi.js";
 import { createChildList } from "./childlist.js";
 import { mountExperiments } from "./experiments.js";
 import { drawTimeline } from "./timeline.js";
@@ -118,10 +119,13 @@ export function render({ model, el }) {
   const children = h("div", { class: "labloom-children" });
   const traceback = h("pre", { class: "labloom-traceback" });
   const logs = h("div", { class: "labloom-logs" });
+  // Lines the store did not keep (the Lab run tab's model says how many; the kernel's none).
+  const logCut = h("div", { class: "labloom-log-cut" });
+  logCut.hidden = true;
   const experimentsOpen = h("button", { class: "labloom-experiments-open", type: "button" },
     "Experiments");
   experimentsOpen.hidden = true;
-  panel.append(title, experimentsOpen, children, traceback, logs);
+  panel.append(title, experimentsOpen, children, traceback, logs, logCut);
   panel.hidden = true;
   const timelineBox = h("div", { class: "labloom-timeline", role: "figure",
     "aria-label": "timeline of the run's task runs by lane" });
@@ -176,10 +180,10 @@ export function render({ model, el }) {
         "data-state": "Pending", transform: `translate(${n.x - n.w / 2},${n.y - n.h / 2})`,
         tabindex: 0, role: "button" });
       const tip = s("title");
-      tip.textContent = n.name;
+      tip.textContent = escapeBidi(n.name);
       const rect = s("rect", { class: "labloom-node-box", width: n.w, height: n.h, rx: 6 });
       const label = s("text", { class: "labloom-node-name", x: 10, y: 17 });
-      label.textContent = clip(n.name, 22);
+      label.textContent = clip(escapeBidi(n.name), 22);
       const sub = s("text", { class: "labloom-node-sub", x: 10, y: 32 });
       g.append(tip, rect, label, sub);
       let bar = null;
@@ -237,7 +241,7 @@ export function render({ model, el }) {
   function drawHeader() {
     const head = model.get("header") || {};
     headerAt = Date.now() / 1000;
-    flow.textContent = head.flow || "flow run";
+    flow.textContent = escapeBidi(head.flow) || "flow run";
     runState.textContent = head.state || "";
     runState.setAttribute("data-state", head.state || "");
     root.setAttribute("data-run-id", head.run_id || "");
@@ -324,7 +328,7 @@ export function render({ model, el }) {
 
   function logLine(line) {
     const t = new Date(line.time * 1000).toLocaleTimeString();
-    return h("div", { class: "labloom-log-line", "data-level": line.level }, `${t}  ${line.text}`);
+    return h("div", { class: "labloom-log-line", "data-level": line.level }, `${t}  ${escapeBidi(line.text)}`);
   }
 
   function appendLogs(lines) {
@@ -332,6 +336,11 @@ export function render({ model, el }) {
     logs.append(...lines.map(logLine));
     while (logs.childNodes.length > MAX_LOG_LINES) logs.firstChild.remove();
     if (atBottom) logs.scrollTop = logs.scrollHeight;
+  }
+
+  function showCut(text) {
+    logCut.textContent = text || "";
+    logCut.hidden = !text;
   }
 
   function showDetail(msg) {
@@ -350,23 +359,27 @@ export function render({ model, el }) {
     panel.setAttribute("data-task-run-id", run ? run.id : "");
     const index = run && run.index != null ? `[${run.index}]` : "";
     const what = run ? `${run.name}${index} · ${run.state}` : `${msg.name} · ${msg.state}`;
-    title.textContent = run && run.message ? `${what} · ${run.message}` : what;
+    title.textContent = escapeBidi(run && run.message ? `${what} · ${run.message}` : what);
     title.setAttribute("data-state", run ? run.state : msg.state);
     if (msg.kind !== "map") childList.clear();
     experimentsOpen.hidden = msg.kind !== "map";
     experimentsOpen.setAttribute("data-node", msg.node);
     experimentsOpen.setAttribute("data-name", msg.name || "");
-    traceback.textContent = msg.traceback || "";
+    traceback.textContent = escapeBidi(msg.traceback);
     traceback.hidden = !msg.traceback;
     logs.replaceChildren();
     logs.hidden = !run;
     appendLogs(msg.lines || []);
+    showCut(run && msg.cut);
   }
 
   function onMessage(msg) {
     if (msg.event === "detail") showDetail(msg);
     else if (msg.event === "children" && msg.node === selected) childList.set(msg);
-    else if (msg.event === "log" && panel.getAttribute("data-task-run-id") === msg.task_run) appendLogs(msg.lines);
+    else if (msg.event === "log" && panel.getAttribute("data-task-run-id") === msg.task_run) {
+      appendLogs(msg.lines);
+      if ("cut" in msg) showCut(msg.cut);
+    }
     else if (msg.event === "timeline") showTimeline(msg);
     else if (msg.event === "error") error.textContent = msg.message;
   }

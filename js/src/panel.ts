@@ -16,6 +16,7 @@ import {
   seconds,
   when
 } from './api';
+import { escapeBidi } from './bidi';
 import { confirmAndDelete, deletedLabel } from './deleting';
 import { IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { LaunchSection } from './launch';
@@ -247,14 +248,22 @@ export class FlowsPanel extends Widget {
           v.toLowerCase().includes(words)
         )
     );
+    const older = !!this.list.next && this.limit < MAX_PAGE;
+    this.more.textContent = this.trans.__('Show %1 older runs', this.settings.runsShown);
     if (!shown.length) {
-      const empty = this.list.runs.length
-        ? this.trans.__('No run matches the filter.')
-        : this.trans.__(
+      // The filter sees the runs read so far: older ones may match, one click away.
+      const empty = !this.list.runs.length
+        ? this.trans.__(
             'No runs yet: try %%flow in a notebook, or `labloom run file.py:flow` in a terminal.'
-          );
+          )
+        : this.list.next
+          ? this.trans.__('No run among the %1 newest matches the filter.', this.list.runs.length)
+          : this.trans.__('No run matches the filter.');
       this.rows.clear();
       this.runs.replaceChildren(el('p', { class: 'labloom-empty' }, empty));
+      if (older) {
+        this.runs.append(this.more);
+      }
       return;
     }
     // Rows are kept by run id and patched: only new rows are made, and nodes move only when
@@ -274,8 +283,7 @@ export class FlowsPanel extends Widget {
         this.rows.delete(id);
       }
     }
-    if (this.list.next && this.limit < MAX_PAGE) {
-      this.more.textContent = this.trans.__('Show %1 older runs', this.settings.runsShown);
+    if (older) {
       rows.push(this.more);
     }
     for (const child of Array.from(this.runs.children)) {
@@ -283,7 +291,7 @@ export class FlowsPanel extends Widget {
         child.remove();
       }
     }
-    if (!(this.list.next && this.limit < MAX_PAGE)) {
+    if (!older) {
       this.more.remove();
     }
     rows.forEach((row, i) => {
@@ -341,12 +349,12 @@ export class FlowsPanel extends Widget {
       }
     };
     attr(row, 'data-state', run.state);
-    attr(row, 'title', run.message || this.trans.__('run %1', run.id));
+    attr(row, 'title', escapeBidi(run.message) || this.trans.__('run %1', run.id));
     const [pick, flow, state, origin, start, duration, done] = Array.from(row.children);
     (pick as HTMLInputElement).checked = this.picked.has(run.id);
     (pick as HTMLInputElement).disabled =
       this.pickedFlow !== null && this.pickedFlow !== run.flow;
-    set(flow, run.flow);
+    set(flow, escapeBidi(run.flow));
     set(state, run.state);
     attr(state, 'data-state', run.state);
     set(origin, originLabel(run.origin));

@@ -26,6 +26,17 @@ interface ILogPage {
     message: string;
     traceback: string;
   }[];
+  cut: { task_run_id: string; kept: number; cut: number }[];
+}
+
+/** What the side panel says under a task run's log when the store did not keep all of it
+ * (it keeps the first LABLOOM_LOG_LINES lines of each task run), as `labloom logs` says. */
+function cutNote(page: ILogPage, taskRun: string): string {
+  const found = (page.cut || []).find(c => c.task_run_id === taskRun);
+  return found && found.cut
+    ? `[labloom] ${found.cut.toLocaleString()} more line(s) not stored: the store keeps ` +
+        `the first ${found.kept.toLocaleString()} of a task run (LABLOOM_LOG_LINES raises it)`
+    : '';
 }
 
 /** A cursor as the server hands it out: "states.lines.digest" (see docs/rest-api.md). */
@@ -96,12 +107,53 @@ export class RestRunModel {
     if (this.followed) {
       await this.followInTurn();
     }
+    if (this.selectedIn(answer.states)) {
+      await this.rereadMap();
+    }
   }
 
   /** Reads of the followed log one after another: two at once would add lines twice. */
   private followInTurn(): Promise<void> {
     this.following = this.following.then(() => (this.followed ? this.follow(false) : undefined));
     this.following = this.following.catch(error => console.warn('[labloom]', error));
+    return this.following;
+  }
+
+  /** Whether the node the side panel shows is among `nodes` (the states that changed). */
+  private selectedIn(nodes: Record<string, any> | null | undefined): boolean {
+    return !!this.node && !!this.node.node && !!nodes && this.node.node in nodes;
+  }
+
+  /**
+   * The map node the side panel shows changed: its state and the child page shown are read
+   * again, as the kernel sends them again to the notebook's widget (else the tab showed the
+   * children as they were when clicked). In turn with the log reads; one queued at most.
+   */
+  private rereadMap(): Promise<void> {
+    if (this.node?.kind !== 'map' || this.mapQueued) {
+      return this.following;
+    }
+    this.mapQueued = true;
+    this.following = this.following
+      .then(async () => {
+        this.mapQueued = false;
+        const shown = this.node;
+        if (shown?.kind !== 'map') {
+          return;
+        }
+        const node = await requestAPI<any>(
+          `runs/${this.runId}/nodes/${encodeURIComponent(shown.node)}?page=${this.childPage}`
+        );
+        if (this.node !== shown) {
+          return; // another node was picked meanwhile
+        }
+        this.node = node;
+        if (!this.followed && node.state !== shown.state) {
+          this.emitDetail();
+        }
+        this.emit('msg:custom', { event: 'children', ...node.children });
+      })
+      .catch(error => console.warn('[labloom]', error));
     return this.following;
   }
 
@@ -140,8 +192,12 @@ export class RestRunModel {
     };
     delete this.seen.header;
     this.emit('change:header');
-    if (lines !== undefined && this.followed) {
+    const selectedChanged = this.selectedIn(nodes);
+    if ((lines !== undefined || selectedChanged) && this.followed) {
       void this.followInTurn();
+    }
+    if (selectedChanged) {
+      void this.rereadMap();
     }
     return true;
   }
@@ -167,6 +223,9 @@ export class RestRunModel {
       const node = await requestAPI<any>(
         `${run}/nodes/${encodeURIComponent(message.node)}?page=${message.page}`
       );
+      if (this.node?.node === message.node) {
+        this.childPage = node.children.page;
+      }
       this.emit('msg:custom', { event: 'children', ...node.children });
     } else if (message.event === 'select') {
       await this.select(message.node, message.task_run);
@@ -215,6 +274,7 @@ export class RestRunModel {
   private async select(nodeId: string | null, child?: string): Promise<void> {
     this.followed = null;
     if ((nodeId === null || nodeId === undefined) && !child) {
+      this.node = null; // closed: a change of the node must not open it again
       this.emit('msg:custom', { event: 'detail', node: null });
       return;
     }
@@ -222,17 +282,20 @@ export class RestRunModel {
       // A row of the Experiments view picked without its node (the REST rows have none):
       // the task run alone, its logs and traceback.
       this.node = { node: '', name: '', kind: 'task', state: '' };
-      this.followed = { id: child!, after: 0, lines: [], info: null };
+      this.followed = { id: child!, after: 0, lines: [], info: null, cut: '' };
       await this.follow(true);
       return;
     }
     const node = await requestAPI<any>(
       `runs/${this.runId}/nodes/${encodeURIComponent(nodeId)}`
     );
+    if (!child || this.node?.node !== node.node) {
+      this.childPage = 0; // a child picked in the list keeps the page it is on
+    }
     this.node = node;
     const taskRun = child || (node.task_run ? node.task_run.id : null);
     if (taskRun) {
-      this.followed = { id: taskRun, after: 0, lines: [], info: null };
+      this.followed = { id: taskRun, after: 0, lines: [], info: null, cut: '' };
       await this.follow(true);
     } else {
       this.emitDetail();
@@ -247,6 +310,7 @@ export class RestRunModel {
     const followed = this.followed!;
     let changed = fresh;
     const added: ITaskLine[] = [];
+    const cutBefore = followed.cut;
     for (;;) {
       const page = await requestAPI<ILogPage>(
         `runs/${this.runId}/logs?task=${encodeURIComponent(followed.id)}&after=${followed.after}`
@@ -261,6 +325,7 @@ export class RestRunModel {
         followed.info = info;
         changed = true;
       }
+      followed.cut = cutNote(page, followed.id);
       if (!page.more) {
         break;
       }
@@ -268,8 +333,9 @@ export class RestRunModel {
     followed.lines = followed.lines.concat(added).slice(-MAX_LINES);
     if (changed) {
       this.emitDetail();
-    } else if (added.length) {
-      this.emit('msg:custom', { event: 'log', task_run: followed.id, lines: added });
+    } else if (added.length || followed.cut !== cutBefore) {
+      const log = { event: 'log', task_run: followed.id, lines: added, cut: followed.cut };
+      this.emit('msg:custom', log);
     }
   }
 
@@ -287,6 +353,7 @@ export class RestRunModel {
         ? { id: info.id, name: info.name, index: null, state: info.state, message: info.message }
         : null,
       lines: followed ? followed.lines : [],
+      cut: followed ? followed.cut : '',
       traceback: info ? info.traceback : ''
     });
   }
@@ -301,11 +368,14 @@ export class RestRunModel {
   private handlers = new Map<string, Set<Callback>>();
   private values: Record<string, any> = { graph: {}, states: {}, header: {} };
   private seen: Record<string, string> = {};
-  private node: any = null;
+  private node: any = null; // the node the side panel shows, as GET runs/{id}/nodes read it
+  private childPage = 0; // the page of a map node's children the side panel shows
+  private mapQueued = false;
   private followed: {
     id: string;
     after: number;
     lines: ITaskLine[];
     info: any;
+    cut: string; // the note on lines the store did not keep, '' for none
   } | null = null;
 }

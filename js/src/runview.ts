@@ -9,6 +9,7 @@ import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { el, FINAL_STATES, originLabel, requestAPI, seconds, when } from './api';
+import { escapeBidi } from './bidi';
 import { render } from './dag';
 import { IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { RestRunModel } from './runmodel';
@@ -32,7 +33,7 @@ export class RunView extends Widget {
     this.title.closable = true;
     this.facts = el('dl', { class: 'labloom-RunView-facts' });
     this.notice = el('div', { class: 'labloom-RunView-notice' });
-    const dag = el('div', { class: 'labloom-RunView-dag' });
+    const dag = (this.dag = el('div', { class: 'labloom-RunView-dag' }));
     this.node.append(this.facts, this.notice, dag);
     this.model = new RestRunModel(runId, (text, error) => this.say(text, error));
     this.cleanup = render({ model: this.model, el: dag });
@@ -118,7 +119,7 @@ export class RunView extends Widget {
   }
 
   private showRun(run: any): void {
-    this.title.label = `${run.flow} · ${this.trans.__(run.state)}`;
+    this.title.label = `${escapeBidi(run.flow)} · ${this.trans.__(run.state)}`;
     this.node.setAttribute('data-state', run.state);
     this.showFacts(run);
     if (FINAL_STATES.has(run.state)) {
@@ -159,6 +160,9 @@ export class RunView extends Widget {
         )
       : this.trans.__('Run %1 is not in the store: deleted, or a mistyped id.', this.runId);
     this.notice.setAttribute('data-error', 'true');
+    // Never read (a tab restored from yesterday's layout): no empty DAG, and no Cancel,
+    // Timeline or Experiments button that could only fail.
+    this.dag.hidden = !this.model.detail;
   }
 
   /** After Retry the same tab may be asked to follow again. */
@@ -189,7 +193,7 @@ export class RunView extends Widget {
     }
     const rows: HTMLElement[] = [];
     for (const [key, value] of facts) {
-      rows.push(el('dt', {}, trans.__(key)), el('dd', { 'data-fact': key }, value));
+      rows.push(el('dt', {}, trans.__(key)), el('dd', { 'data-fact': key }, escapeBidi(value)));
     }
     this.facts.replaceChildren(...rows);
   }
@@ -223,6 +227,7 @@ export class RunView extends Widget {
   });
   private facts: HTMLElement;
   private notice: HTMLElement;
+  private dag: HTMLElement;
   private cleanup: () => void;
   private poll: SafetyNet;
   private ended = false;

@@ -174,6 +174,9 @@ def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) ->
             raise _import_error(module, _exception_text(e), lines) from e
     found = getattr(loaded, flow)
     assert isinstance(found, Flow), f"{flow} is {found!r}"  # names are checked on export
+    # Its runs record the notebook, as a %%flow cell's do, not the temporary module (gone at
+    # exit): a retry of them is exported afresh from the notebook too.
+    found.notebook = os.path.abspath(notebook)
     return found
 
 

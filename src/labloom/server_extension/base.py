@@ -12,6 +12,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..core.errors import StoreUnavailableError
+from ..store.db import database_url, is_transient, redact, short_error
 from . import SETTINGS_KEY
 from .queries import StoreAccess
 
@@ -33,11 +34,19 @@ class LabloomHandler(APIHandler):
 
     async def in_pool(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(store, *args)`` on the store's thread pool: never on the event loop. A store
-        that cannot be read answers 503 with the store's one-line reason, not a traceback."""
+        that cannot be read answers 503 with the store's one-line reason, not a traceback; so
+        does one busy past the wait (another process's long write, a full disk)."""
         try:
             return await self.access.call(fn, *args, lane=self.lane)
         except StoreUnavailableError as exc:
             raise web.HTTPError(503, str(exc)) from None
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            raise web.HTTPError(
+                503, f"[labloom] the store {redact(database_url())} cannot be used now "
+                f"({short_error(exc)}): another process may hold a long write; try again later"
+            ) from None
 
     def pushed_deleted(self, run_ids: list[str]) -> None:
         """Runs this request deleted: the watcher's next event names them, so this server's

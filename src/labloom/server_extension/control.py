@@ -58,6 +58,11 @@ def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
             f"({target.get('note') or 'no file recorded'}); call run.retry() in the kernel "
             "that ran it, or export the notebook with `labloom export` and run the module",
         )
+    if not os.path.isfile(source):  # said now: the new process would say it only in its log
+        what = "its notebook" if target.get("notebook") else "the flow's file"
+        raise web.HTTPError(
+            409, f"run {run_id}: {what} {source} is gone; restore it, or run the flow afresh"
+        )
     # A %%flow cell's run is retried from its notebook (exported afresh), as `labloom retry`.
     workdir = os.path.dirname(source)
     proc = spawn([sys.executable, "-m", "labloom", "retry", run_id], f"retry-{run_id}", workdir)

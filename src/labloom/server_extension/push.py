@@ -58,6 +58,7 @@ class StoreFollower:
         self.cursors: dict[str, str] = {}  # run id -> the cursor its last delta reached
         self.open: set[str] = set()
         self.lines = 0  # the last log line seen
+        self.file: Any = None  # the SQLite file looked at: (device, inode)
         self.reconciled = 0.0
         # Runs this server deleted (its REST actions, on their pool's threads), for the next
         # event: a store keeps no trace of a deleted run for a look to find.
@@ -75,6 +76,13 @@ class StoreFollower:
         again by cursor (the other recent ones are only remembered: one event stays small).
         A run is read whole only while it goes on, and once when it is new to the watcher."""
         now = time.time()
+        if self.started and store.conn.file_id != self.file:
+            # Another store file (the old one deleted, a backup moved in place) numbers its log
+            # lines afresh: looked at as a new store, the views read their runs again by cursor.
+            self.started, self.lines = False, 0
+            for known in (self.rows, self.cursors, self.open):
+                known.clear()
+        self.file = store.conn.file_id
         with self._deleted_lock:
             deleted, self._deleted = self._deleted, []
         for run_id in deleted:

@@ -106,15 +106,17 @@ class StoreAccess:
         stores: dict[str, RunStore] = getattr(self._local, "stores", None) or {}
         self._local.stores = stores
         store = stores.get(url)
-        if store is None:
+        # A SQLite file deleted or replaced (rm, a backup restored): its connection reads the old.
+        if store is None or store.conn.file_changed():
+            with contextlib.suppress(Exception):  # KeyError: none open yet
+                stores.pop(url).close()
             store = stores[url] = RunStore(url=url)
         try:
             return fn(self, store, *args)
         except Exception:
             if not store.conn.broken:
                 raise
-        # The server dropped this thread's connection (a restart): once more on a new one, or
-        # the store's reason (503) while it is away; never 500 until Jupyter is restarted.
+        # PostgreSQL dropped the connection (a restart): once more on a new one (503 while away).
         with contextlib.suppress(Exception):
             stores.pop(url).close()
         store = stores[url] = RunStore(url=url)
