@@ -330,6 +330,22 @@ def test_the_run_tab_follows_a_running_task_s_log(
     panel.locator("button.labloom-more").click()
     run_row(panel, run.id).wait_for(timeout=20_000)
 
+    # Past the API's largest page (500), older runs come a page a click (`before`): the
+    # button stopped at the 500 newest, and older runs could not be reached from Lab. Runs
+    # that new ones push out of the polled page stay listed.
+    panel.locator("input.labloom-filter").fill("")
+    for _ in range(410):
+        tiny.run()
+    for shown in (300, 400, 500, 515):
+        panel.locator("button.labloom-more").click()
+        wait_for(lambda: rows.count() == shown, 20, f"{shown} runs listed")  # noqa: B023
+    assert panel.locator("button.labloom-more").count() == 0
+    for _ in range(3):
+        tiny.run()
+    wait_for(lambda: rows.count() == 518, 30, "new runs, and none of the older ones lost")
+    assert len(set(panel.locator(".labloom-run").evaluate_all(
+        "rows => rows.map(r => r.dataset.runId)"))) == 518
+
 
 def test_cancel_from_the_run_tab_and_pause_a_schedule(
     lab: Any, page: Any, tmp_path: Path

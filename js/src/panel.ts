@@ -217,8 +217,14 @@ export class FlowsPanel extends Widget {
   async poll(): Promise<void> {
     const state = this.stateChoice.value;
     const query = `runs?limit=${this.limit}` + (state ? `&state=${state}` : '');
+    if (state !== this.olderState) {
+      this.older = [];
+      this.olderNext = true;
+      this.olderState = state;
+    }
     try {
       this.list = await requestAPI<IRunList>(query);
+      await this.bridgeToOlder(state);
       this.error.textContent = '';
     } catch (error: any) {
       this.error.textContent = this.trans.__(
@@ -241,14 +247,15 @@ export class FlowsPanel extends Widget {
       return;
     }
     const words = this.filter.value.trim().toLowerCase();
-    const shown = this.list.runs.filter(
+    const read = this.older.length ? this.list.runs.concat(this.older) : this.list.runs;
+    const shown = read.filter(
       run =>
         !words ||
         [run.flow, run.state, run.origin || '', run.host || '', run.id].some(v =>
           v.toLowerCase().includes(words)
         )
     );
-    const older = !!this.list.next && this.limit < MAX_PAGE;
+    const older = !!this.list.next && (this.limit < MAX_PAGE || this.olderNext);
     this.more.textContent = this.trans.__('Show %1 older runs', this.settings.runsShown);
     if (!shown.length) {
       // The filter sees the runs read so far: older ones may match, one click away.
@@ -256,8 +263,8 @@ export class FlowsPanel extends Widget {
         ? this.trans.__(
             'No runs yet: try %%flow in a notebook, or `labloom run file.py:flow` in a terminal.'
           )
-        : this.list.next
-          ? this.trans.__('No run among the %1 newest matches the filter.', this.list.runs.length)
+        : older
+          ? this.trans.__('No run among the %1 newest matches the filter.', read.length)
           : this.trans.__('No run matches the filter.');
       this.rows.clear();
       this.runs.replaceChildren(el('p', { class: 'labloom-empty' }, empty));
@@ -418,6 +425,7 @@ export class FlowsPanel extends Widget {
     if (this.list) {
       this.list.runs = this.list.runs.filter(run => !gone.has(run.id));
     }
+    this.older = this.older.filter(run => !gone.has(run.id));
     this.showPicked();
   }
 
@@ -497,10 +505,62 @@ export class FlowsPanel extends Widget {
       ''
     );
     more.addEventListener('click', () => {
-      this.limit = Math.min(MAX_PAGE, this.limit + this.settings.runsShown);
-      void this.poll();
+      if (this.limit < MAX_PAGE) {
+        this.limit = Math.min(MAX_PAGE, this.limit + this.settings.runsShown);
+        void this.poll();
+      } else {
+        void this.readOlder();
+      }
     });
     return more;
+  }
+
+  /** Past the newest MAX_PAGE runs (the page polled), older ones a page per click, by the
+   * API's `before`: they are kept, not polled (they have ended, most of them). */
+  private async readOlder(): Promise<void> {
+    const read = this.older.length ? this.older : this.list?.runs || [];
+    const oldest = read[read.length - 1];
+    if (!oldest) {
+      return;
+    }
+    const state = this.stateChoice.value;
+    try {
+      const page = await requestAPI<IRunList>(
+        `runs?limit=${this.settings.runsShown}&before=${oldest.id}` + (state ? `&state=${state}` : '')
+      );
+      if (state === this.olderState) {
+        this.older = this.older.concat(page.runs);
+        this.olderNext = page.next !== null;
+      }
+    } catch (error: any) {
+      this.error.textContent = this.trans.__('[labloom] cannot read runs: %1', error.message || error);
+      return;
+    }
+    this.drawRuns();
+  }
+
+  /** New runs push the polled page's oldest runs out of it: they are read again as older
+   * ones, so that none falls between the page and the older runs already read. */
+  private async bridgeToOlder(state: string): Promise<void> {
+    const page = this.list!.runs;
+    const last = page[page.length - 1];
+    if (!this.older.length || !last || this.bridgedFrom === last.id) {
+      return;
+    }
+    this.bridgedFrom = last.id;
+    const known = new Set(this.older.map(run => run.id));
+    const between = await requestAPI<IRunList>(
+      `runs?limit=${MAX_PAGE}&before=${last.id}` + (state ? `&state=${state}` : '')
+    );
+    const fresh = [];
+    for (const run of between.runs) {
+      if (known.has(run.id)) {
+        break;
+      }
+      fresh.push(run);
+    }
+    const listed = new Set(page.map(run => run.id));
+    this.older = fresh.concat(this.older).filter(run => !listed.has(run.id));
   }
 
   private async act(name: string, action: string): Promise<void> {
@@ -533,6 +593,11 @@ export class FlowsPanel extends Widget {
   private list: IRunList | null = null;
   private ticks = 0;
   private limit = DEFAULT_SETTINGS.runsShown;
+  // Runs older than the polled page (its MAX_PAGE newest), read on request and kept.
+  private older: IRunSummary[] = [];
+  private olderNext = true; // whether runs older than those are left
+  private olderState = ''; // the state filter they were read with
+  private bridgedFrom = ''; // the polled page's oldest run when the gap to them was read
   private settings = DEFAULT_SETTINGS;
   readonly launch: LaunchSection;
 }
