@@ -60,3 +60,32 @@ def test_dask_workers_write_results_to_the_shared_folder(
     again = squares.run(n=4, executor="threads")  # another executor reads the same folder
     assert {tr.state for tr in again.tasks} == {State.CACHED} and CALLS == []
     executor.shutdown()
+
+
+@pytest.mark.parametrize("persisting", ["cache", "all"])
+def test_a_result_folder_that_cannot_be_written_costs_the_file_not_the_task(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, persisting: str
+) -> None:
+    # A Dask worker on another host where the kernel's LABLOOM_HOME path cannot be created (no
+    # such user there, a read-only mount, a full disk): the value was computed; only its file
+    # is missing. It failed the task run with a bare OSError before, every cached task of the run.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the result folder should be")
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", str(blocker / "results"))
+
+    @task(cache=persisting == "cache")
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def doubles(n: int) -> object:
+        return double.map(range(n))
+
+    if persisting == "all":
+        monkeypatch.setenv("LABLOOM_RESULTS", "all")
+    run = doubles.run(n=2, executor="threads")
+    assert run.state == State.COMPLETED and run.result() == [0, 2]
+    lines = [line.text for line in run.logs("double")]
+    assert len(lines) == 2, lines
+    assert all("result not persisted" in text and "not-a-folder" in text
+               and "LABLOOM_RESULTS_URL" in text for text in lines), lines

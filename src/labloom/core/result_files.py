@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,21 @@ def save_result(path: str, value: Any, calls: list[Any] | None = None) -> None:
             exc,
         )
         return
-    write_bytes(path, data)
+    try:
+        write_bytes(path, data)
+    except Exception as exc:
+        # The value is computed: a folder this host cannot write (a Dask worker on a host
+        # without the kernel's LABLOOM_HOME, a read-only mount, a full disk) costs its file only.
+        logging.getLogger("labloom.cache").warning(
+            "[labloom] result not persisted: cannot write %s on host %s (%s: %s); the run goes "
+            "on, but a later retry or cache lookup will compute this task again. Set "
+            "LABLOOM_RESULTS_URL to a folder every host running tasks can write (Dask workers "
+            "too) and the kernel can read",
+            path,
+            socket.gethostname(),
+            type(exc).__name__,
+            exc,
+        )
 
 
 def load_result(path: str) -> Any:
