@@ -3,6 +3,8 @@ worker that computed them, read back for the cache, and never enter the store.""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import fsspec
@@ -89,3 +91,39 @@ def test_a_result_folder_that_cannot_be_written_costs_the_file_not_the_task(
     assert len(lines) == 2, lines
     assert all("result not persisted" in text and "not-a-folder" in text
                and "LABLOOM_RESULTS_URL" in text for text in lines), lines
+
+
+def test_a_shared_result_folder_is_shared_as_its_umask_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A team's folder (group-owned, setgid, umask 002 on JupyterHub): every user's runs write
+    # there. Files were 0600 in 0700 folders, so another user's cache hit could not read them
+    # nor `labloom retry` reuse them, and a user whose run made a key's folder (results/4c/)
+    # locked the others out of writing any result filed under it.
+    shared = tmp_path / "team-results"
+    shared.mkdir()
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", f"file://{shared}")
+    before = os.umask(0o002)
+    try:
+        CALLS.clear()
+        run = squares.run(n=2, executor="threads")
+    finally:
+        os.umask(before)
+    assert run.state == State.COMPLETED
+    files = list(shared.rglob("*.pkl"))
+    assert len(files) == 2
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o664, oct(file.stat().st_mode)
+        assert stat.S_IMODE(file.parent.stat().st_mode) == 0o775, oct(file.parent.stat().st_mode)
+
+
+def test_results_in_the_state_folder_stay_private(labloom_home: Path) -> None:
+    # LABLOOM_HOME/results is the owner's alone: the folder itself is 0700, whatever the umask.
+    before = os.umask(0o002)
+    try:
+        run = squares.run(n=1, executor="threads")
+    finally:
+        os.umask(before)
+    assert run.state == State.COMPLETED
+    assert stat.S_IMODE((labloom_home / "results").stat().st_mode) == 0o700
+    assert stat.S_IMODE(labloom_home.stat().st_mode) == 0o700

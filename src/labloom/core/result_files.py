@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import secrets
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,10 @@ def write_bytes(location: str, data: bytes) -> None:
         return
     target = Path(local_path(location))
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
+        fd, tmp = _new_temp_file(target.parent)
     except FileNotFoundError:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _new_temp_file(target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -64,6 +64,18 @@ def write_bytes(location: str, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _new_temp_file(folder: Path) -> tuple[int, str]:
+    """A new file for writing, with the modes the umask gives (unlike mkstemp's 0600): a team's
+    shared folder is shared as its owners set it up; LABLOOM_HOME/results is private by its
+    own 0700 mode."""
+    while True:
+        tmp = str(folder / f".tmp-{secrets.token_hex(8)}.pkl")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def read_bytes(location: str) -> bytes:
