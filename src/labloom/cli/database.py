@@ -79,7 +79,7 @@ def check_command(args: argparse.Namespace) -> int:
                         f"{SCHEMA_VERSION}: upgrade labloom")
     if skew is not None and abs(skew) > SKEW_WARNING:
         problems.append(f"this host's clock is {skew:+.1f}s off the database server's: "
-                        "heartbeats compare clocks, so sync it (NTP)")
+                        "times shown and schedulers' heartbeats compare clocks, so sync it (NTP)")
     report["ok"] = not problems
     report["problems"] = problems
     if args.json:
