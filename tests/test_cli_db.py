@@ -80,6 +80,27 @@ def test_database_url_flag_picks_the_store(labloom_home: Path, tmp_path: Path) -
     assert "hunter2" not in bad.stderr and "u:***@db" in bad.stderr
 
 
+def test_check_on_a_new_team_store_names_the_sqlite_history_left_behind(
+    labloom_home: Path, store_backend: str, tmp_path: Path
+) -> None:
+    # Moving to the team's PostgreSQL, a user's runs seemed gone: nothing said they were still
+    # in LABLOOM_HOME/labloom.db, nor how to read them.
+    if store_backend != "postgresql":
+        pytest.skip("the history is in the store in force")
+    script = tmp_path / "tiny.py"
+    script.write_text(FLOW)
+    local = labloom_home / "labloom.db"
+    assert run_script(labloom_home, script, LABLOOM_DATABASE_URL="").returncode == 0
+    assert local.exists()
+    assert cli(labloom_home, "db", "upgrade").returncode == 0
+    report = cli_json(labloom_home, "db", "check")
+    assert report["ok"] and report["left_behind"] == {"store": str(local), "runs": 1}, report
+    text = cli(labloom_home, "db", "check").stdout
+    assert f"{local} holds 1 run(s)" in text
+    assert f"labloom --database-url sqlite:///{local} runs" in text, text
+    assert cli_json(labloom_home, "runs") == []  # the move copied nothing, as it says
+
+
 def test_runs_filter_by_user_and_host(labloom_home: Path, tmp_path: Path) -> None:
     script = tmp_path / "tiny.py"
     script.write_text(FLOW)

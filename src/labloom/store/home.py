@@ -16,9 +16,14 @@ from .settings import heartbeat_timeout
 _made: set[Path] = set()
 
 
+def home_path() -> Path:
+    """Where the state folder is, without creating it."""
+    return Path(os.environ.get("LABLOOM_HOME") or Path.home() / ".labloom").expanduser()
+
+
 def home() -> Path:
     """The state folder, created (owner-only) on first use."""
-    path = Path(os.environ.get("LABLOOM_HOME") or Path.home() / ".labloom").expanduser()
+    path = home_path()
     if path not in _made:  # a tagged task's launch asks for it: no mkdir per launch
         make_folder(path)
         _made.add(path)
