@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,17 @@ def test_the_notebook_setting_names_the_store_but_holds_no_password(
     settings.apply_home()
     assert get_database().path == tmp_path / "team.db"
     assert os.environ["LABLOOM_ADMINS"] == "ada,bob"
+
+
+def test_a_database_the_server_lacks_is_named_with_the_fix(
+    labloom_home: Path, postgres_server: Any
+) -> None:
+    # A team's first `labloom db upgrade` before anyone made the database: it said "check that
+    # the server runs", which it did.
+    url = postgres_server.url("labloom_not_created")
+    for args in (("db", "upgrade"), ("runs",)):
+        done = cli(labloom_home, *args, LABLOOM_DATABASE_URL=url)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "has no database 'labloom_not_created'" in done.stderr, done.stderr
+        assert "createdb labloom_not_created" in done.stderr, done.stderr
+        assert "check that the server runs" not in done.stderr
