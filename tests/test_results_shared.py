@@ -127,3 +127,25 @@ def test_results_in_the_state_folder_stay_private(labloom_home: Path) -> None:
     assert run.state == State.COMPLETED
     assert stat.S_IMODE((labloom_home / "results").stat().st_mode) == 0o700
     assert stat.S_IMODE(labloom_home.stat().st_mode) == 0o700
+
+
+def test_a_relative_result_folder_is_where_the_setting_was_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # LABLOOM_RESULTS_URL=results: each Dask worker wrote under its own working directory and
+    # the kernel looked under its own, so the cache never hit; the store recorded the relative
+    # path, which `labloom retry` or `delete` from elsewhere could not find.
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", "results")
+    CALLS.clear()
+    first = squares.run(n=2, executor="threads")
+    with open_store() as store:
+        paths = {tr.result_path for tr in store.task_runs(first.id)}
+    assert paths and all(Path(str(p)).is_absolute() for p in paths), paths
+    assert all(str(p).startswith(str(tmp_path / "project" / "results")) for p in paths)
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a worker's, a scheduler's working directory
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", str(tmp_path / "project" / "results"))
+    again = squares.run(n=2, executor="threads")
+    assert {tr.state for tr in again.tasks} == {State.CACHED} and sorted(CALLS) == [0, 1]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from ..core.errors import StoreUnavailableError
+from ..core.result_files import is_url, local_path
 from .settings import heartbeat_timeout
 
 _made: set[Path] = set()
@@ -51,8 +52,14 @@ def db_path() -> Path:
 def results_location() -> str:
     """Where results are written: ``LABLOOM_RESULTS_URL`` (a folder or any fsspec URL,
     shared by every host of a team), else ``LABLOOM_HOME/results``."""
-    url = os.environ.get("LABLOOM_RESULTS_URL", "").strip()
-    return url.rstrip("/") if url else str(results_dir())
+    url = os.environ.get("LABLOOM_RESULTS_URL", "").strip().rstrip("/")
+    if not url:
+        return str(results_dir())
+    if is_url(url):
+        return url
+    # A relative folder is this process's: Dask workers and other processes have working
+    # directories of their own, so they are handed (and the store records) the absolute path.
+    return os.path.abspath(os.path.expanduser(local_path(url)))
 
 
 def results_dir() -> Path:
