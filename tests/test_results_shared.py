@@ -149,3 +149,17 @@ def test_a_relative_result_folder_is_where_the_setting_was_read(
     monkeypatch.setenv("LABLOOM_RESULTS_URL", str(tmp_path / "project" / "results"))
     again = squares.run(n=2, executor="threads")
     assert {tr.state for tr in again.tasks} == {State.CACHED} and sorted(CALLS) == [0, 1]
+
+
+def test_a_relative_state_folder_hands_out_absolute_result_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # LABLOOM_HOME=.labloom (a project's own state): its results/ went to workers as a
+    # relative path too, each writing under its own working directory.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LABLOOM_HOME", ".labloom-project")
+    monkeypatch.delenv("LABLOOM_RESULTS_URL", raising=False)
+    run = squares.run(n=1, executor="threads")
+    with open_store() as store:
+        [path] = {tr.result_path for tr in store.task_runs(run.id)}
+    assert str(path).startswith(str(tmp_path / ".labloom-project" / "results")), path

@@ -53,13 +53,12 @@ def results_location() -> str:
     """Where results are written: ``LABLOOM_RESULTS_URL`` (a folder or any fsspec URL,
     shared by every host of a team), else ``LABLOOM_HOME/results``."""
     url = os.environ.get("LABLOOM_RESULTS_URL", "").strip().rstrip("/")
-    if not url:
-        return str(results_dir())
     if is_url(url):
         return url
     # A relative folder is this process's: Dask workers and other processes have working
     # directories of their own, so they are handed (and the store records) the absolute path.
-    return os.path.abspath(os.path.expanduser(local_path(url)))
+    folder = os.path.expanduser(local_path(url)) if url else results_dir()
+    return os.path.abspath(folder)
 
 
 def results_dir() -> Path:
