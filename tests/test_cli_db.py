@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +81,27 @@ def test_database_url_flag_picks_the_store(labloom_home: Path, tmp_path: Path) -
     assert "hunter2" not in bad.stderr and "u:***@db" in bad.stderr
 
 
+def test_check_on_a_new_team_store_names_the_sqlite_history_left_behind(
+    labloom_home: Path, store_backend: str, tmp_path: Path
+) -> None:
+    # Moving to the team's PostgreSQL, a user's runs seemed gone: nothing said they were still
+    # in LABLOOM_HOME/labloom.db, nor how to read them.
+    if store_backend != "postgresql":
+        pytest.skip("the history is in the store in force")
+    script = tmp_path / "tiny.py"
+    script.write_text(FLOW)
+    local = labloom_home / "labloom.db"
+    assert run_script(labloom_home, script, LABLOOM_DATABASE_URL="").returncode == 0
+    assert local.exists()
+    assert cli(labloom_home, "db", "upgrade").returncode == 0
+    report = cli_json(labloom_home, "db", "check")
+    assert report["ok"] and report["left_behind"] == {"store": str(local), "runs": 1}, report
+    text = cli(labloom_home, "db", "check").stdout
+    assert f"{local} holds 1 run(s)" in text
+    assert f"labloom --database-url sqlite:///{local} runs" in text, text
+    assert cli_json(labloom_home, "runs") == []  # the move copied nothing, as it says
+
+
 def test_runs_filter_by_user_and_host(labloom_home: Path, tmp_path: Path) -> None:
     script = tmp_path / "tiny.py"
     script.write_text(FLOW)
@@ -133,3 +155,17 @@ def test_the_notebook_setting_names_the_store_but_holds_no_password(
     settings.apply_home()
     assert get_database().path == tmp_path / "team.db"
     assert os.environ["LABLOOM_ADMINS"] == "ada,bob"
+
+
+def test_a_database_the_server_lacks_is_named_with_the_fix(
+    labloom_home: Path, postgres_server: Any
+) -> None:
+    # A team's first `labloom db upgrade` before anyone made the database: it said "check that
+    # the server runs", which it did.
+    url = postgres_server.url("labloom_not_created")
+    for args in (("db", "upgrade"), ("runs",)):
+        done = cli(labloom_home, *args, LABLOOM_DATABASE_URL=url)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "has no database 'labloom_not_created'" in done.stderr, done.stderr
+        assert "createdb labloom_not_created" in done.stderr, done.stderr
+        assert "check that the server runs" not in done.stderr

@@ -3,6 +3,8 @@ worker that computed them, read back for the cache, and never enter the store.""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import fsspec
@@ -60,3 +62,104 @@ def test_dask_workers_write_results_to_the_shared_folder(
     again = squares.run(n=4, executor="threads")  # another executor reads the same folder
     assert {tr.state for tr in again.tasks} == {State.CACHED} and CALLS == []
     executor.shutdown()
+
+
+@pytest.mark.parametrize("persisting", ["cache", "all"])
+def test_a_result_folder_that_cannot_be_written_costs_the_file_not_the_task(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, persisting: str
+) -> None:
+    # A Dask worker on another host where the kernel's LABLOOM_HOME path cannot be created (no
+    # such user there, a read-only mount, a full disk): the value was computed; only its file
+    # is missing. It failed the task run with a bare OSError before, every cached task of the run.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the result folder should be")
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", str(blocker / "results"))
+
+    @task(cache=persisting == "cache")
+    def double(x: int) -> int:
+        return 2 * x
+
+    @flow
+    def doubles(n: int) -> object:
+        return double.map(range(n))
+
+    if persisting == "all":
+        monkeypatch.setenv("LABLOOM_RESULTS", "all")
+    run = doubles.run(n=2, executor="threads")
+    assert run.state == State.COMPLETED and run.result() == [0, 2]
+    lines = [line.text for line in run.logs("double")]
+    assert len(lines) == 2, lines
+    assert all("result not persisted" in text and "not-a-folder" in text
+               and "LABLOOM_RESULTS_URL" in text for text in lines), lines
+
+
+def test_a_shared_result_folder_is_shared_as_its_umask_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A team's folder (group-owned, setgid, umask 002 on JupyterHub): every user's runs write
+    # there. Files were 0600 in 0700 folders, so another user's cache hit could not read them
+    # nor `labloom retry` reuse them, and a user whose run made a key's folder (results/4c/)
+    # locked the others out of writing any result filed under it.
+    shared = tmp_path / "team-results"
+    shared.mkdir()
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", f"file://{shared}")
+    before = os.umask(0o002)
+    try:
+        CALLS.clear()
+        run = squares.run(n=2, executor="threads")
+    finally:
+        os.umask(before)
+    assert run.state == State.COMPLETED
+    files = list(shared.rglob("*.pkl"))
+    assert len(files) == 2
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o664, oct(file.stat().st_mode)
+        assert stat.S_IMODE(file.parent.stat().st_mode) == 0o775, oct(file.parent.stat().st_mode)
+
+
+def test_results_in_the_state_folder_stay_private(labloom_home: Path) -> None:
+    # LABLOOM_HOME/results is the owner's alone: the folder itself is 0700, whatever the umask.
+    before = os.umask(0o002)
+    try:
+        run = squares.run(n=1, executor="threads")
+    finally:
+        os.umask(before)
+    assert run.state == State.COMPLETED
+    assert stat.S_IMODE((labloom_home / "results").stat().st_mode) == 0o700
+    assert stat.S_IMODE(labloom_home.stat().st_mode) == 0o700
+
+
+def test_a_relative_result_folder_is_where_the_setting_was_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # LABLOOM_RESULTS_URL=results: each Dask worker wrote under its own working directory and
+    # the kernel looked under its own, so the cache never hit; the store recorded the relative
+    # path, which `labloom retry` or `delete` from elsewhere could not find.
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", "results")
+    CALLS.clear()
+    first = squares.run(n=2, executor="threads")
+    with open_store() as store:
+        paths = {tr.result_path for tr in store.task_runs(first.id)}
+    assert paths and all(Path(str(p)).is_absolute() for p in paths), paths
+    assert all(str(p).startswith(str(tmp_path / "project" / "results")) for p in paths)
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a worker's, a scheduler's working directory
+    monkeypatch.setenv("LABLOOM_RESULTS_URL", str(tmp_path / "project" / "results"))
+    again = squares.run(n=2, executor="threads")
+    assert {tr.state for tr in again.tasks} == {State.CACHED} and sorted(CALLS) == [0, 1]
+
+
+def test_a_relative_state_folder_hands_out_absolute_result_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # LABLOOM_HOME=.labloom (a project's own state): its results/ went to workers as a
+    # relative path too, each writing under its own working directory.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LABLOOM_HOME", ".labloom-project")
+    monkeypatch.delenv("LABLOOM_RESULTS_URL", raising=False)
+    run = squares.run(n=1, executor="threads")
+    with open_store() as store:
+        [path] = {tr.result_path for tr in store.task_runs(run.id)}
+    assert str(path).startswith(str(tmp_path / ".labloom-project" / "results")), path

@@ -92,6 +92,28 @@ def test_cancel_of_another_users_run_is_refused(monkeypatch: pytest.MonkeyPatch)
         assert conn.execute("SELECT run_id FROM cancel_requests").fetchall() == [("r1",)]
 
 
+def test_an_admin_s_cancel_of_another_users_run_names_the_admin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ada found her nightly run Cancelled "from the command line" and could not tell who: the
+    # run's message (labloom show, the Flows panel) names the admin who cancelled it.
+    with get_database().connect() as conn:
+        for run_id, owner in (("r1", "ada"), ("r2", "bob")):
+            conn.execute(
+                "INSERT INTO flow_runs (id, flow_name, state, created, host, pid, heartbeat, "
+                "username) VALUES (?, 'f', 'Running', ?, 'elsewhere', 1, ?, ?)",
+                (run_id, time.time(), time.time(), owner),
+            )
+    monkeypatch.setenv("JUPYTERHUB_USER", "bob")
+    monkeypatch.setenv("LABLOOM_ADMINS", "bob")
+    request_cancel("r1", "cancelled from the Flows panel")
+    request_cancel("r2", "cancelled from the Flows panel")
+    with get_database().connect() as conn:
+        reasons = dict(conn.execute("SELECT run_id, reason FROM cancel_requests").fetchall())
+    assert reasons == {"r1": "cancelled from the Flows panel by bob (an admin)",
+                       "r2": "cancelled from the Flows panel"}  # one's own: as before
+
+
 def test_the_flows_panel_refuses_with_403_and_the_reason(
     labloom_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

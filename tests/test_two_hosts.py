@@ -41,6 +41,17 @@ def hold(i):
 def limited(n):
     return hold.map(range(n))
 
+@task(tags=["db"])
+def hold_long(i):
+    started = time.time()
+    note(f"hold{i}")
+    time.sleep(1.0)
+    return [started, time.time()]
+
+@flow
+def limited_long(n):
+    return hold_long.map(range(n))
+
 @task
 def load(i):
     note(f"load{i}")
@@ -88,10 +99,12 @@ def ticking(out: str):
 
 if __name__ == "__main__":
     name, out = sys.argv[1], sys.argv[2]
-    run = {"limited": lambda: limited.run(n=5), "pipeline": lambda: pipeline.run(n=3),
+    run = {"limited": lambda: limited.run(n=5), "limited_long": lambda: limited_long.run(n=3),
+           "pipeline": lambda: pipeline.run(n=3),
            "stuck": lambda: stuck.run(), "napping": lambda: napping.run()}[name]()
     Path(out).write_text(json.dumps({"id": run.id, "state": run.state.value,
-                                     "value": run.result() if name == "limited" else None}))
+                                     "value": run.result() if name.startswith("limited")
+                                     else None}))
 """
 
 
@@ -182,6 +195,47 @@ def test_a_killed_hosts_run_is_marked_crashed_by_the_other(hosts: tuple[Host, Ho
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+AHEAD = 60.0  # seconds host B's clock runs ahead: well past the heartbeat timeout
+
+SKEWED_CLOCK = """
+import os, time
+_real = time.time
+time.time = lambda: _real() + float(os.environ["CLOCK_AHEAD"])
+"""
+
+
+def test_a_host_whose_clock_runs_ahead_judges_the_others_by_the_servers_clock(
+    hosts: tuple[Host, Host], store_backend: str, tmp_path: Path
+) -> None:
+    # B's clock a minute ahead (no NTP): it marked A's live run Crashed at its first read, and
+    # swept A's slot as dead, so a limit of 1 let two task runs in at once.
+    if store_backend != "postgresql":
+        pytest.skip("one SQLite file is one machine's: one clock")
+    a, b = hosts
+    (tmp_path / "skew").mkdir()
+    (tmp_path / "skew" / "sitecustomize.py").write_text(SKEWED_CLOCK)
+    b.env.update(PYTHONPATH=f"{tmp_path / 'skew'}{os.pathsep}{SRC}", CLOCK_AHEAD=str(AHEAD))
+    proc = a.flow("stuck")
+    try:
+        wait_for(lambda: any(r["state"] == "Running" for r in a.runs()), 60, "A's run")
+        [run] = b.runs()
+        assert run["state"] == "Running", run["message"]
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert a.cli("limit", "set", "db", "1").returncode == 0
+    first = a.flow("limited_long")
+    trace = tmp_path / "trace.txt"
+    wait_for(lambda: trace.exists() and "hold0 host-a" in trace.read_text(), 60, "A's slot")
+    second = b.flow("limited_long")  # finds the tag full, with A's slot fresh
+    for proc in (first, second):
+        finish(proc)
+    spans = a.result("limited_long")["value"] + [
+        [start - AHEAD, end - AHEAD] for start, end in b.result("limited_long")["value"]
+    ]
+    assert len(spans) == 6 and peak(spans) == 1
 
 
 def test_a_cancel_requested_on_b_stops_the_run_on_a(hosts: tuple[Host, Host]) -> None:

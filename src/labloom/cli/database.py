@@ -79,7 +79,8 @@ def check_command(args: argparse.Namespace) -> int:
                         f"{SCHEMA_VERSION}: upgrade labloom")
     if skew is not None and abs(skew) > SKEW_WARNING:
         problems.append(f"this host's clock is {skew:+.1f}s off the database server's: "
-                        "heartbeats compare clocks, so sync it (NTP)")
+                        "times shown and schedulers' heartbeats compare clocks, so sync it (NTP)")
+    left = report["left_behind"] = _left_behind(database)
     report["ok"] = not problems
     report["problems"] = problems
     if args.json:
@@ -89,9 +90,32 @@ def check_command(args: argparse.Namespace) -> int:
         print(f"schema version {version} (this labloom: {SCHEMA_VERSION})")
         print("clock skew: none (a local file)" if skew is None
               else f"clock skew to the database server: {skew:+.3f}s")
+        if left:
+            print(f"note: {left['store']} holds {left['runs']} run(s) of this user's history "
+                  "before this store; labloom does not copy them here. Read them with "
+                  f"`labloom --database-url sqlite:///{left['store']} runs`")
         for problem in problems:
             print(f"problem: {problem}")
     return 0 if not problems else 1
+
+
+def _left_behind(database: Any) -> dict[str, Any] | None:
+    """The runs a team store's user left in LABLOOM_HOME/labloom.db (SQLite) when moving to it:
+    not copied, so they seem gone; read only, and never created here."""
+    import sqlite3
+    from contextlib import closing
+
+    from ..store.home import home_path
+
+    local = home_path() / "labloom.db"
+    if database.kind == "sqlite" or not local.exists():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{local.as_uri()}?mode=ro", uri=True, timeout=5)) as conn:
+            (runs,) = conn.execute("SELECT COUNT(*) FROM flow_runs").fetchone()
+    except sqlite3.Error:
+        return None  # not a store, damaged, or an empty file: nothing to say
+    return {"store": str(local), "runs": runs} if runs else None
 
 
 def _clock_skew(conn: Any) -> float | None:

@@ -13,7 +13,8 @@ import io
 import logging
 import os
 import posixpath
-import tempfile
+import secrets
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -58,10 +59,10 @@ def write_with(location: str, write: Callable[[BinaryIO], None]) -> None:
         return
     target = Path(local_path(location))
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
+        fd, tmp = _new_temp_file(target.parent)
     except FileNotFoundError:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pkl")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _new_temp_file(target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -69,6 +70,18 @@ def write_with(location: str, write: Callable[[BinaryIO], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _new_temp_file(folder: Path) -> tuple[int, str]:
+    """A new file for writing, with the modes the umask gives (unlike mkstemp's 0600): a team's
+    shared folder is shared as its owners set it up; LABLOOM_HOME/results is private by its
+    own 0700 mode."""
+    while True:
+        tmp = str(folder / f".tmp-{secrets.token_hex(8)}.pkl")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def open_to_read(location: str) -> BinaryIO:
@@ -147,9 +160,11 @@ def save_result(path: str, value: Any, calls: list[Any] | None = None) -> None:
     except _NotPickled as not_pickled:
         exc, why = not_pickled.args[0], "it does not pickle"
     except OSError as exc_:
-        # A full disk, a folder without write access, a Dask worker where the kernel's
-        # results folder cannot be made: the task did its work, its run failed for the copy.
-        exc, why = exc_, f"it cannot be written to {path}"
+        # A full disk, a read-only mount, a Dask worker on a host without the kernel's
+        # LABLOOM_HOME: the task did its work; its run must not fail for the copy.
+        exc, why = exc_, (f"cannot write {path} on host {socket.gethostname()}; set "
+                          "LABLOOM_RESULTS_URL to a folder every host running tasks can write "
+                          "(Dask workers too) and the kernel can read")
     else:
         return
     logging.getLogger("labloom.cache").warning(

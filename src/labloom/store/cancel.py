@@ -20,6 +20,7 @@ from typing import Any
 
 from ..core.errors import StoreUnavailableError
 from .db import Conn, Database, get_database, is_transient
+from .home import user_name
 
 log = logging.getLogger("labloom")
 
@@ -47,9 +48,12 @@ def request_cancel(run_id: str, reason: str = DEFAULT_REASON, path: Path | None 
         ).fetchone()
         if row is None:
             raise KeyError(run_id)
-        access.check("cancel", f"run {run_id}", row[1])
+        actor = user_name()
+        access.check("cancel", f"run {run_id}", row[1], actor)
         if row[0] not in _OPEN_STATES:
             raise NotCancellable(f"run {run_id} has already ended ({row[0]})")
+        if row[1] is not None and row[1] != actor:
+            reason = f"{reason} by {actor} (an admin)"  # the owner sees who stopped their run
         conn.execute(
             "INSERT INTO cancel_requests (run_id, requested, reason) VALUES (?, ?, ?) "
             "ON CONFLICT (run_id) DO UPDATE SET requested = excluded.requested, "

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable
 
 from . import home as _home
+from . import store_clock
 from .db import Conn, get_database, on_forget
 from .settings import heartbeat_timeout
 
@@ -171,7 +172,7 @@ def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
             full = _full_tags(conn, limits, holder)
             if full and _remove_dead(conn, full):
                 full = _full_tags(conn, limits, holder)
-            now = time.time()
+            now = store_clock.now(conn)
             if not full:
                 conn.executemany(
                     "INSERT INTO concurrency_slots (tag, holder, host, pid, acquired, beat) "
@@ -206,9 +207,9 @@ def beat(holders: Iterable[str]) -> None:
     names = list(holders)
     if not names:
         return
-    now = time.time()
     with _lock:
         conn = connection()
+        now = store_clock.now(conn)
         for table in ("concurrency_slots", "concurrency_waiters"):
             conn.executemany(
                 f"UPDATE {table} SET beat = ? WHERE holder = ?", [(now, h) for h in names]
@@ -257,7 +258,7 @@ def _remove_dead(conn: Conn, tags: list[str]) -> bool:
 
 def _sweep(conn: Conn, table: str, since: str, tags: list[str]) -> bool:
     marks = ",".join("?" * len(tags))
-    oldest = time.time() - heartbeat_timeout()
+    oldest = store_clock.now(conn) - heartbeat_timeout()
     rows = conn.execute(
         f"SELECT DISTINCT host, pid FROM {table} WHERE tag IN ({marks})", tags
     ).fetchall()

@@ -11,14 +11,20 @@ import time
 from pathlib import Path
 
 from ..core.errors import StoreUnavailableError
+from ..core.result_files import is_url, local_path
 from .settings import heartbeat_timeout
 
 _made: set[Path] = set()
 
 
+def home_path() -> Path:
+    """Where the state folder is, without creating it."""
+    return Path(os.environ.get("LABLOOM_HOME") or Path.home() / ".labloom").expanduser()
+
+
 def home() -> Path:
     """The state folder, created (owner-only) on first use."""
-    path = Path(os.environ.get("LABLOOM_HOME") or Path.home() / ".labloom").expanduser()
+    path = home_path()
     if path not in _made:  # a tagged task's launch asks for it: no mkdir per launch
         make_folder(path)
         _made.add(path)
@@ -46,8 +52,13 @@ def db_path() -> Path:
 def results_location() -> str:
     """Where results are written: ``LABLOOM_RESULTS_URL`` (a folder or any fsspec URL,
     shared by every host of a team), else ``LABLOOM_HOME/results``."""
-    url = os.environ.get("LABLOOM_RESULTS_URL", "").strip()
-    return url.rstrip("/") if url else str(results_dir())
+    url = os.environ.get("LABLOOM_RESULTS_URL", "").strip().rstrip("/")
+    if is_url(url):
+        return url
+    # A relative folder is this process's: Dask workers and other processes have working
+    # directories of their own, so they are handed (and the store records) the absolute path.
+    folder = os.path.expanduser(local_path(url)) if url else results_dir()
+    return os.path.abspath(folder)
 
 
 def results_dir() -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -115,6 +116,14 @@ def failure(exc: BaseException, url: str, display: str) -> StoreUnavailableError
         return StoreUnavailableError(
             f"[labloom] the store {display} refused the credentials ({text}): check the user "
             f"and password in {URL_ENV} (or --database-url); waiting will not help"
+        )
+    missing = re.search(r'database "([^"]+)" does not exist', text)
+    if state == "3D000" or missing:
+        name = missing.group(1) if missing else urlsplit(url).path.lstrip("/")
+        return StoreUnavailableError(
+            f"[labloom] the server of the store {display} has no database '{name}': have its "
+            f"owner create it (createdb {name}, or CREATE DATABASE), or fix the name in "
+            f"{URL_ENV} (or --database-url); waiting will not help"
         )
     return StoreUnreachableError(
         f"[labloom] cannot reach the store {display} ({text}): check that the server runs and "

@@ -22,13 +22,12 @@ lock for long: runs going meanwhile keep recording.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..core.errors import NotAllowedError
-from . import access
+from . import access, store_clock
 from .home import host_name, pid_alive, seen_gone, started_after
 from .settings import heartbeat_timeout, outage_patience
 from .unreferenced_results import FilesFreed, delete_unnamed, named_by
@@ -114,7 +113,7 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
         # again comes before this read or after the delete, never between.
         marks = ",".join("?" * len(run_ids))
         lock = " FOR UPDATE" if conn.kind == "postgresql" else ""
-        now = time.time()
+        now = store_clock.now(conn)  # beats are stamped by the server's clock
         for run_id, state, host, pid, beat, created, message in conn.execute(
             f"SELECT id, state, host, pid, heartbeat, created, message FROM flow_runs WHERE id "
             f"IN ({marks}){lock}", run_ids

@@ -10,13 +10,13 @@ runs marked by whoever looks next.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ..core.run_logs import named
+from . import store_clock
 from .db import Conn, get_database, is_transient
 from .home import why_gone
 
@@ -345,7 +345,7 @@ class RunStore:
 
     def reconcile(self, now: float | None = None) -> list[str]:
         """Mark runs whose process died as Crashed; returns their ids."""
-        now = time.time() if now is None else now
+        now = store_clock.now(self.conn) if now is None else now
         suspects = self.conn.execute(
             "SELECT id, host, pid, heartbeat, created FROM flow_runs WHERE state IN (?, ?)",
             _OPEN_STATES,

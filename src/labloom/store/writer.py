@@ -38,6 +38,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from ..core import events as ev
+from . import store_clock
 from .commits import CommitSize
 from .db import Conn, Database, file_identity, is_transient, short_error, tables_gone
 from .home import HEARTBEAT
@@ -46,7 +47,6 @@ from .rows import Rows, Table
 from .settings import backlog_cap, heartbeat_interval, outage_patience
 
 log = logging.getLogger("labloom")
-
 
 _IDLE_EXIT = 2.0  # seconds a writer with nothing open waits before its thread ends
 # How long SQLite itself waits for another process's write lock before a write is retried.
@@ -259,7 +259,7 @@ class Writer:
                 delay = min(delay * 3, 5.0)
 
     def _write(self, conn: Conn, rows: Rows) -> None:
-        beat = [(time.time(), run_id) for run_id in self._open | rows.closed]
+        beat = [(store_clock.now(conn), run_id) for run_id in self._open | rows.closed]
         if not rows.one_by_one:
             try:
                 with conn.transaction():
