@@ -51,7 +51,9 @@ BOTH_BACKENDS = {
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
     if module in BOTH_BACKENDS and "store_backend" in metafunc.fixturenames:
-        metafunc.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
+        only = metafunc.definition.get_closest_marker("postgresql_only")
+        metafunc.parametrize("store_backend", ["postgresql"] if only else ["sqlite", "postgresql"],
+                             indirect=True)
 
 
 @pytest.fixture(scope="session")

@@ -81,13 +81,12 @@ def test_database_url_flag_picks_the_store(labloom_home: Path, tmp_path: Path) -
     assert "hunter2" not in bad.stderr and "u:***@db" in bad.stderr
 
 
+@pytest.mark.postgresql_only  # on SQLite the history is the store in force
 def test_check_on_a_new_team_store_names_the_sqlite_history_left_behind(
     labloom_home: Path, store_backend: str, tmp_path: Path
 ) -> None:
     # Moving to the team's PostgreSQL, a user's runs seemed gone: nothing said they were still
     # in LABLOOM_HOME/labloom.db, nor how to read them.
-    if store_backend != "postgresql":
-        pytest.skip("the history is in the store in force")
     script = tmp_path / "tiny.py"
     script.write_text(FLOW)
     local = labloom_home / "labloom.db"

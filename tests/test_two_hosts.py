@@ -206,13 +206,12 @@ time.time = lambda: _real() + float(os.environ["CLOCK_AHEAD"])
 """
 
 
+@pytest.mark.postgresql_only  # one SQLite file is one machine's: one clock
 def test_a_host_whose_clock_runs_ahead_judges_the_others_by_the_servers_clock(
     hosts: tuple[Host, Host], store_backend: str, tmp_path: Path
 ) -> None:
     # B's clock a minute ahead (no NTP): it marked A's live run Crashed at its first read, and
     # swept A's slot as dead, so a limit of 1 let two task runs in at once.
-    if store_backend != "postgresql":
-        pytest.skip("one SQLite file is one machine's: one clock")
     a, b = hosts
     (tmp_path / "skew").mkdir()
     (tmp_path / "skew" / "sitecustomize.py").write_text(SKEWED_CLOCK)
