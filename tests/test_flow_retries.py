@@ -99,6 +99,54 @@ def test_a_body_that_raised_runs_again_reusing_its_completed_calls(tmp_path: Pat
     assert "Traceback" in said and "fails_once" in said  # why, where
 
 
+def test_a_body_rerun_calls_its_failed_task_with_this_attempts_inputs() -> None:
+    listing: list[list[str]] = [[], ["a.csv", "b.csv"]]  # the export is there at attempt 2
+    seen: list[list[str]] = []
+
+    @task
+    def process(files: list[str]) -> int:
+        seen.append(files)
+        if not files:
+            raise ValueError("nothing to process yet")
+        return len(files)
+
+    @flow(retries=1)
+    def nightly() -> int:
+        return process(listing.pop(0)).result()  # the body reads what is there now
+
+    run = nightly.run()
+    assert seen == [[], ["a.csv", "b.csv"]]  # not the first attempt's empty list again
+    assert run.state is State.COMPLETED and run.result() == 2, run.message
+    assert [tr.name for tr in run.tasks] == ["process"]  # the same task run, in place
+
+
+def test_a_body_rerun_that_takes_another_way_is_not_failed_by_the_call_it_left() -> None:
+    attempts: list[int] = []
+    ran: list[str] = []
+
+    @task
+    def primary() -> int:
+        ran.append("primary")
+        raise ConnectionError("the primary is down")
+
+    @task
+    def replica() -> int:
+        ran.append("replica")
+        return 7
+
+    @flow(retries=1)
+    def nightly() -> int:
+        attempts.append(1)
+        source = primary if len(attempts) == 1 else replica  # the retry reads the replica
+        return source().result()
+
+    run = nightly.run()
+    assert ran == ["primary", "replica"]  # the primary not called again by the second body
+    assert run.state is State.COMPLETED and run.result() == 7, run.message
+    left = next(tr for tr in run.tasks if tr.name == "primary")
+    assert left.state is State.FAILED  # what attempt 1 saw, kept as history
+
+
 def test_the_end_waits_for_the_last_attempt(tmp_path: Path) -> None:
     hooked: list[int] = []
 
