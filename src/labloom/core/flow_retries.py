@@ -98,7 +98,10 @@ class FlowAttempts:
             if engine.graph.cancelled is not None:
                 return None
             self.number += 1
-            engine.reruns += 1  # what the earlier attempt's calls still report is stale
+            # The logging calls of task runs that completed, still waiting, are theirs: in
+            # before the count that makes what the earlier attempt still reports stale.
+            engine.sink.flush()
+            engine.reruns += 1
             self._say(f"attempt {self.number} of {self.total} (attempt {self.number - 1} "
                       f"failed: {why})", said=f"attempt {self.number} of {self.total} starts")
             if body_error is not None:  # each bad one is reset when the body calls it again
