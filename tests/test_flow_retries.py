@@ -120,6 +120,29 @@ def test_a_body_rerun_calls_its_failed_task_with_this_attempts_inputs() -> None:
     assert [tr.name for tr in run.tasks] == ["process"]  # the same task run, in place
 
 
+def test_a_cached_task_called_with_new_inputs_by_a_body_rerun_is_keyed_by_them() -> None:
+    listing: list[list[str]] = [[], ["a.csv", "b.csv"]]
+
+    @task(cache=True)
+    def count(files: list[str]) -> int:
+        if not files:
+            raise ValueError("nothing to count yet")
+        return len(files)
+
+    @flow(retries=1)
+    def nightly() -> int:
+        return count(listing.pop(0)).result()
+
+    assert nightly() == 2
+
+    @flow
+    def empty() -> int:
+        return count([])
+
+    run = empty.run()  # its result is not the one of ["a.csv", "b.csv"]
+    assert run.state is State.FAILED and "nothing to count yet" in run.message, run.message
+
+
 def test_a_body_rerun_that_takes_another_way_is_not_failed_by_the_call_it_left() -> None:
     attempts: list[int] = []
     ran: list[str] = []
