@@ -170,6 +170,32 @@ def test_a_body_rerun_that_takes_another_way_is_not_failed_by_the_call_it_left()
     assert left.state is State.FAILED  # what attempt 1 saw, kept as history
 
 
+def test_a_map_that_could_not_expand_twice_is_expanded_once_at_the_third_attempt() -> None:
+    tries: list[int] = []
+
+    @task
+    def rows() -> list[int]:
+        tries.append(1)
+        if len(tries) < 3:
+            raise ConnectionError(f"the source is down ({len(tries)})")
+        return [1, 2]
+
+    @task
+    def scale(x: int) -> int:
+        return x * 10
+
+    @flow(retries=2)
+    def nightly() -> Any:
+        return scale.map(rows())
+
+    run = nightly.run()
+    assert run.state is State.COMPLETED and run.result() == [10, 20], run.message
+    # The first attempt's placeholder was not launched again, a call of scale() with nothing.
+    assert not any("missing 1 required positional argument" in tr.message for tr in run.tasks)
+    assert sorted(tr.state.value for tr in run.tasks) == [
+        "Completed", "Completed", "Completed", "UpstreamFailed", "UpstreamFailed"]
+
+
 def test_the_end_waits_for_the_last_attempt(tmp_path: Path) -> None:
     hooked: list[int] = []
 

@@ -29,8 +29,11 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
     when given (a flow body's rerun calls it again: what is downstream, it calls later).
     Returns the task runs reset."""
     to_reset: dict[int, TaskRun] = {}
-    stack = [tr for tr in (graph.task_runs if within is None else within.children) if tr.bad
-             or (tr.state is State.COMPLETED and tr.handle is not None and lost(tr.handle))]
+    # A placeholder an earlier retry replaced is history (``retired``): reset, it launched
+    # as a call of the map's task with no inputs.
+    stack = [tr for tr in (graph.task_runs if within is None else within.children)
+             if id(tr) not in graph.retired and (tr.bad or (
+                 tr.state is State.COMPLETED and tr.handle is not None and lost(tr.handle)))]
     while stack:
         tr = stack.pop()
         if id(tr) in to_reset:
