@@ -475,3 +475,33 @@ def test_an_interrupt_while_it_waits_cancels_it_at_once() -> None:
     assert time.monotonic() - started < 15
     assert runs[0].state is State.CANCELLED
     assert runs[0].message.startswith("interrupted before attempt 2 of 3")
+
+
+def test_a_subflow_waiting_for_its_next_attempt_ends_with_its_caller() -> None:
+    """A subflow runs in its caller's body: while it waited for its next attempt, cancelling
+    the caller (or the caller's timeout) waited out the delay and the attempts after it."""
+
+    @flow(retries=1, retry_delay=30)
+    def extract() -> int:
+        return always_fails(load(1))
+
+    @flow
+    def nightly() -> int:
+        return extract()
+
+    @flow(timeout=1)
+    def bounded() -> int:
+        return extract()
+
+    def subflows() -> list[Any]:
+        with open_store() as store:
+            return [r for r in store.list_runs(limit=10) if r.flow_name == "extract"]
+
+    run = nightly.run(background=True)
+    wait_for(lambda: any("starts in 30s" in r.message for r in subflows()), 20,
+             "the subflow to wait")
+    run.cancel()
+    assert run.wait(timeout=10) is State.CANCELLED  # not after the subflow's 30 s
+    run = bounded.run(background=True)
+    assert run.wait(timeout=10) is State.FAILED and run.timed_out
+    assert [r.state for r in subflows()] == ["Cancelled", "Cancelled"]

@@ -29,11 +29,13 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import values
+from .context import ACTIVE
 from .map_nodes import MapNode
 from .rerun import reset_bad, reset_call
 from .retry_policy import delay_before
@@ -58,6 +60,11 @@ class FlowAttempts:
         # The earlier attempt's bad task runs that the rerun body has not called again yet
         # (by id): those it never calls are history when it ends, not the run's failures.
         self._left: dict[int, TaskRun] = {}
+        # The run whose flow body called this flow (a subflow), or None: its cancel (its
+        # timeout's) ends this one's wait too, as it waits in that body. Weak: a run kept
+        # (a notebook's variable) must not keep its caller's results.
+        caller = ACTIVE.get()
+        self._caller = None if caller is None else weakref.ref(caller)
 
     @property
     def total(self) -> int:
@@ -93,8 +100,13 @@ class FlowAttempts:
             self._say(note, where)
             deadline = time.monotonic() + delay
             while engine.graph.cancelled is None and time.monotonic() < deadline:
+                if self._caller_cancelled():
+                    break
                 # A cancel notifies it; the slices let a Ctrl-C (a kernel's interrupt) in.
                 engine.changed.wait(min(LOOK_EVERY, deadline - time.monotonic()))
+            if engine.graph.cancelled is None and (why := self._caller_cancelled()):
+                # Nothing of it is open: what cancel() would do is only to say so.
+                engine.graph.cancelled = engine.message = why
             if engine.graph.cancelled is not None:
                 return None
             self.number += 1
@@ -114,6 +126,12 @@ class FlowAttempts:
         engine.clock.start()
         engine.launcher.work()
         return body_error is not None
+
+    def _caller_cancelled(self) -> str:
+        caller = None if self._caller is None else self._caller()
+        if caller is None or caller.graph.cancelled is None:
+            return ""
+        return f"its caller's run {caller.id} was cancelled: {caller.message}"
 
     def _keep_tracebacks(self) -> str:
         """Each failed task run's traceback, said in its logs before the retry resets it (as a
