@@ -120,6 +120,27 @@ def test_a_body_rerun_calls_its_failed_task_with_this_attempts_inputs() -> None:
     assert [tr.name for tr in run.tasks] == ["process"]  # the same task run, in place
 
 
+def test_a_body_that_raised_before_its_failed_call_still_reruns_it_in_place() -> None:
+    attempts: list[int] = []
+
+    @task
+    def fetch() -> int:
+        if len(attempts) < 3:
+            raise ConnectionError("the export is not there yet")
+        return 3
+
+    @flow(retries=2)
+    def nightly() -> int:
+        attempts.append(1)
+        if len(attempts) == 2:
+            raise OSError("the share is not mounted")  # before the call, this time
+        return fetch().result()
+
+    run = nightly.run()
+    assert run.state is State.COMPLETED and run.result() == 3, run.message
+    assert [(tr.name, tr.state) for tr in run.tasks] == [("fetch", State.COMPLETED)]
+
+
 def test_a_cached_task_called_with_new_inputs_by_a_body_rerun_is_keyed_by_them() -> None:
     listing: list[list[str]] = [[], ["a.csv", "b.csv"]]
 

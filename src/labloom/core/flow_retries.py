@@ -200,7 +200,8 @@ class FlowAttempts:
 
     def body_ended(self) -> None:
         self._replay.clear()
-        if self._left:
+        # A body that raised may not have reached them: the next attempt's may.
+        if self._left and self._engine.body_error is None:
             with self._engine.lock:
                 self._engine.graph.retired.update(self._left)
                 self._left.clear()
