@@ -337,6 +337,7 @@ def test_a_timed_out_attempt_is_retried_with_the_timeout_anew(tmp_path: Path) ->
     ({"retries": 1, "retry_delay": math.nan}, "retry_delay must be finite seconds >= 0"),
     ({"retries": 1, "retry_delay": "60"}, "retry_delay must be finite seconds >= 0"),
     ({"retries": 1, "retry_delay": [1, 2]}, "retry_delay lists 2 delays but retries=1"),
+    ({"retry_delay": 600}, r"retry_delay=600\.0 without retries does nothing: give retries=N"),
 ])
 def test_bad_retries_are_refused_where_the_flow_is_defined(options: Any, fix: str) -> None:
     with pytest.raises(ValueError, match=rf"^@flow: {fix}"):
@@ -350,6 +351,8 @@ def test_flow_cells_take_retries_and_export_them(ip: Any, tmp_path: Path) -> Non
     assert result.error_in_exec is None and ip.user_ns["value"] == 2
     assert ip.user_ns["cellflow"].retries == 1
     assert ip.run_cell("%%flow bad --retries -1\nx = 1").error_in_exec is not None
+    forgot = ip.run_cell("%%flow slip --retry-delay 600 --no-widget\nx = 1")  # no --retries
+    assert "without retries does nothing" in str(forgot.error_in_exec or forgot.error_before_exec)
     ip.push({"always_fails": always_fails})
     failed = ip.run_cell("%%flow failing --retries 1 --no-widget\nvalue = always_fails(load(1))")
     assert isinstance(failed.error_in_exec, FlowFailed)  # raised after the second attempt
