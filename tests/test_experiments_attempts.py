@@ -421,3 +421,32 @@ def test_the_cells_curves_skip_points_before_a_start_over_as_filtering_them_each
             rows.apply([ExperimentCalls("r", *zip(*part, strict=True))] if part else [])
         points = rows.points("loss", None, ViewGraph())
         assert [(p["task_run_id"], p["value"]) for p in points] == expected
+
+
+def test_a_flow_retry_keeps_what_its_completed_task_runs_logged(
+    any_executor: Any, tmp_path: Path, store_backend: str
+) -> None:
+    """@flow(retries=...): the task runs that completed at the failed attempt are reused, so
+    are their values. Their logging calls still on their way when the retry began were
+    dropped as an earlier rerun's: a sweep retried for one lost GPU lost the rows of those
+    that had completed (with retry_delay=0, the default, nearly always)."""
+    failed = tmp_path / "failed"
+
+    @task
+    def train(depth: int) -> float:
+        log_metrics(auc=depth / 10)
+        if depth == 5 and not failed.exists():
+            failed.touch()
+            raise ConnectionError("the GPU was lost")
+        return depth / 10
+
+    @flow(retries=1)
+    def sweep() -> Any:
+        return train.map([3, 5, 8])
+
+    run = sweep.run(executor=any_executor)
+    assert run.state is labloom.State.COMPLETED and run.attempt == 2, run.message
+    expected = [(0, 0.3), (1, 0.5), (2, 0.8)]
+    assert sorted((row["map_index"], row["auc"]) for row in run.experiments()) == expected
+    stored = labloom.experiments(flow="sweep")
+    assert sorted((row["map_index"], row["auc"]) for row in stored) == expected

@@ -99,6 +99,124 @@ def test_a_body_that_raised_runs_again_reusing_its_completed_calls(tmp_path: Pat
     assert "Traceback" in said and "fails_once" in said  # why, where
 
 
+def test_a_body_rerun_calls_its_failed_task_with_this_attempts_inputs() -> None:
+    listing: list[list[str]] = [[], ["a.csv", "b.csv"]]  # the export is there at attempt 2
+    seen: list[list[str]] = []
+
+    @task
+    def process(files: list[str]) -> int:
+        seen.append(files)
+        if not files:
+            raise ValueError("nothing to process yet")
+        return len(files)
+
+    @flow(retries=1)
+    def nightly() -> int:
+        return process(listing.pop(0)).result()  # the body reads what is there now
+
+    run = nightly.run()
+    assert seen == [[], ["a.csv", "b.csv"]]  # not the first attempt's empty list again
+    assert run.state is State.COMPLETED and run.result() == 2, run.message
+    assert [tr.name for tr in run.tasks] == ["process"]  # the same task run, in place
+
+
+def test_a_body_that_raised_before_its_failed_call_still_reruns_it_in_place() -> None:
+    attempts: list[int] = []
+
+    @task
+    def fetch() -> int:
+        if len(attempts) < 3:
+            raise ConnectionError("the export is not there yet")
+        return 3
+
+    @flow(retries=2)
+    def nightly() -> int:
+        attempts.append(1)
+        if len(attempts) == 2:
+            raise OSError("the share is not mounted")  # before the call, this time
+        return fetch().result()
+
+    run = nightly.run()
+    assert run.state is State.COMPLETED and run.result() == 3, run.message
+    assert [(tr.name, tr.state) for tr in run.tasks] == [("fetch", State.COMPLETED)]
+
+
+def test_a_cached_task_called_with_new_inputs_by_a_body_rerun_is_keyed_by_them() -> None:
+    listing: list[list[str]] = [[], ["a.csv", "b.csv"]]
+
+    @task(cache=True)
+    def count(files: list[str]) -> int:
+        if not files:
+            raise ValueError("nothing to count yet")
+        return len(files)
+
+    @flow(retries=1)
+    def nightly() -> int:
+        return count(listing.pop(0)).result()
+
+    assert nightly() == 2
+
+    @flow
+    def empty() -> int:
+        return count([])
+
+    run = empty.run()  # its result is not the one of ["a.csv", "b.csv"]
+    assert run.state is State.FAILED and "nothing to count yet" in run.message, run.message
+
+
+def test_a_body_rerun_that_takes_another_way_is_not_failed_by_the_call_it_left() -> None:
+    attempts: list[int] = []
+    ran: list[str] = []
+
+    @task
+    def primary() -> int:
+        ran.append("primary")
+        raise ConnectionError("the primary is down")
+
+    @task
+    def replica() -> int:
+        ran.append("replica")
+        return 7
+
+    @flow(retries=1)
+    def nightly() -> int:
+        attempts.append(1)
+        source = primary if len(attempts) == 1 else replica  # the retry reads the replica
+        return source().result()
+
+    run = nightly.run()
+    assert ran == ["primary", "replica"]  # the primary not called again by the second body
+    assert run.state is State.COMPLETED and run.result() == 7, run.message
+    left = next(tr for tr in run.tasks if tr.name == "primary")
+    assert left.state is State.FAILED  # what attempt 1 saw, kept as history
+
+
+def test_a_map_that_could_not_expand_twice_is_expanded_once_at_the_third_attempt() -> None:
+    tries: list[int] = []
+
+    @task
+    def rows() -> list[int]:
+        tries.append(1)
+        if len(tries) < 3:
+            raise ConnectionError(f"the source is down ({len(tries)})")
+        return [1, 2]
+
+    @task
+    def scale(x: int) -> int:
+        return x * 10
+
+    @flow(retries=2)
+    def nightly() -> Any:
+        return scale.map(rows())
+
+    run = nightly.run()
+    assert run.state is State.COMPLETED and run.result() == [10, 20], run.message
+    # The first attempt's placeholder was not launched again, a call of scale() with nothing.
+    assert not any("missing 1 required positional argument" in tr.message for tr in run.tasks)
+    assert sorted(tr.state.value for tr in run.tasks) == [
+        "Completed", "Completed", "Completed", "UpstreamFailed", "UpstreamFailed"]
+
+
 def test_the_end_waits_for_the_last_attempt(tmp_path: Path) -> None:
     hooked: list[int] = []
 
@@ -219,6 +337,7 @@ def test_a_timed_out_attempt_is_retried_with_the_timeout_anew(tmp_path: Path) ->
     ({"retries": 1, "retry_delay": math.nan}, "retry_delay must be finite seconds >= 0"),
     ({"retries": 1, "retry_delay": "60"}, "retry_delay must be finite seconds >= 0"),
     ({"retries": 1, "retry_delay": [1, 2]}, "retry_delay lists 2 delays but retries=1"),
+    ({"retry_delay": 600}, r"retry_delay=600\.0 without retries does nothing: give retries=N"),
 ])
 def test_bad_retries_are_refused_where_the_flow_is_defined(options: Any, fix: str) -> None:
     with pytest.raises(ValueError, match=rf"^@flow: {fix}"):
@@ -232,6 +351,8 @@ def test_flow_cells_take_retries_and_export_them(ip: Any, tmp_path: Path) -> Non
     assert result.error_in_exec is None and ip.user_ns["value"] == 2
     assert ip.user_ns["cellflow"].retries == 1
     assert ip.run_cell("%%flow bad --retries -1\nx = 1").error_in_exec is not None
+    forgot = ip.run_cell("%%flow slip --retry-delay 600 --no-widget\nx = 1")  # no --retries
+    assert "without retries does nothing" in str(forgot.error_in_exec or forgot.error_before_exec)
     ip.push({"always_fails": always_fails})
     failed = ip.run_cell("%%flow failing --retries 1 --no-widget\nvalue = always_fails(load(1))")
     assert isinstance(failed.error_in_exec, FlowFailed)  # raised after the second attempt
@@ -378,3 +499,33 @@ def test_an_interrupt_while_it_waits_cancels_it_at_once() -> None:
     assert time.monotonic() - started < 15
     assert runs[0].state is State.CANCELLED
     assert runs[0].message.startswith("interrupted before attempt 2 of 3")
+
+
+def test_a_subflow_waiting_for_its_next_attempt_ends_with_its_caller() -> None:
+    """A subflow runs in its caller's body: while it waited for its next attempt, cancelling
+    the caller (or the caller's timeout) waited out the delay and the attempts after it."""
+
+    @flow(retries=1, retry_delay=30)
+    def extract() -> int:
+        return always_fails(load(1))
+
+    @flow
+    def nightly() -> int:
+        return extract()
+
+    @flow(timeout=1)
+    def bounded() -> int:
+        return extract()
+
+    def subflows() -> list[Any]:
+        with open_store() as store:
+            return [r for r in store.list_runs(limit=10) if r.flow_name == "extract"]
+
+    run = nightly.run(background=True)
+    wait_for(lambda: any("starts in 30s" in r.message for r in subflows()), 20,
+             "the subflow to wait")
+    run.cancel()
+    assert run.wait(timeout=10) is State.CANCELLED  # not after the subflow's 30 s
+    run = bounded.run(background=True)
+    assert run.wait(timeout=10) is State.FAILED and run.timed_out
+    assert [r.state for r in subflows()] == ["Cancelled", "Cancelled"]

@@ -98,6 +98,18 @@ def ticker(n):
 @flow(executor="threads")
 def ticking(n: int = 100):
     return ticker(n)
+
+@task
+def export_ready():
+    wait_for_file("retry-go")  # fails once the tab shows the run going on
+    if not os.path.exists("retry-failed"):
+        open("retry-failed", "w").close()
+        raise ConnectionError("the export is not there yet")
+    return 1
+
+@flow(executor="threads", retries=1, retry_delay=60)
+def retrying():
+    return export_ready()
 '''
 
 
@@ -503,3 +515,35 @@ def test_the_dashboard_link_opens_dask_labextension(lab: Any, page: Any, tmp_pat
         proc.communicate(timeout=10)
     [record] = stored_runs(home, "on_dask")
     assert record.state == "Cancelled"
+
+
+def test_a_run_waiting_for_its_next_attempt_says_so_in_its_tab_and_the_panel(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    """@flow(retries=1, retry_delay=60): while the run waits it stays Running, and its tab
+    (the run's facts) and its row in the panel (the row's title) say why and when the next
+    attempt starts; a cancel then ends it Cancelled at once, said there too."""
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    panel, _alerts = open_lab(page, url)
+    proc = start_run(home, work, "retrying")
+    try:
+        run = wait_for_run(home, "retrying")
+        view = open_run(page, panel, run.id)
+        view.locator(".labloom-run-state", has_text="Running").wait_for(timeout=20_000)
+        (work / "retry-go").touch()
+        waiting = re.compile(r"attempt 1 of 2 failed: .*ConnectionError.*attempt 2 starts in 60s")
+        view.get_by_text(waiting).wait_for(timeout=30_000)
+        assert view.locator(".labloom-run-state").text_content() == "Running"
+        row = run_row(panel, run.id)
+        wait_for(lambda: waiting.search(row.get_attribute("title") or ""), 30,
+                 "the panel's row to say the run waits")
+        cancelled = labloom(home, "cancel", run.id, cwd=work)
+        assert cancelled.returncode == 0, cancelled.stderr
+        view.locator(".labloom-run-state", has_text="Cancelled").wait_for(timeout=20_000)
+        view.get_by_text(re.compile(r"before attempt 2 of 2")).wait_for(timeout=20_000)
+        assert proc.wait(timeout=30) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)

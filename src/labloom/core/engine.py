@@ -28,7 +28,6 @@ from .flow_timeout import FlowClock
 from .futures import MappedFuture, TaskFuture, arguments_as_called, find_futures
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
-from .map_nodes import MapNode
 from .mapping import MapSources, map_source
 from .observers import FailureHooks, run_starts
 from .run_logs import RunLogs
@@ -154,7 +153,7 @@ class RunEngine:
     ) -> TaskFuture[Any]:
         args, kwargs = arguments_as_called(args, kwargs)
         with self.lock:
-            tr = self.attempts.replayed(task, TaskRun)  # the body's rerun (flow_retries.py)
+            tr = self.attempts.replayed_call(task, args, kwargs, wait_for)  # flow_retries.py
             if tr is None:
                 deps = self.graph.dependencies((args, kwargs), wait_for)
                 tr = self.graph.add_task(task, args, kwargs, deps)
@@ -167,8 +166,9 @@ class RunEngine:
         if not iterables and not kwargs:
             raise TypeError(f"{task.name}.map() needs at least one iterable to map over")
         with self.lock:
-            node = self.attempts.replayed(task, MapNode)
+            node = self.attempts.replayed_map(task)
         if node is not None:
+            self.launcher.work()  # its bad children, reset
             return MappedFuture(self, node)
         check = self.graph.check_owned
         sources = MapSources(

@@ -12,7 +12,10 @@ In place: the same run id and the same task runs. Completed task runs are reused
 downstream run again. When the flow body itself raised, the body runs again, and its task
 calls are matched in order to the earlier attempt's (by task, as Prefect matches a retried
 flow's task calls): a call that completed gives its result at once, the others are the
-earlier task runs, run again with the inputs they had; calls past them are new task runs.
+earlier task runs, run again with this call's inputs (what the body read may have changed; a
+map's, with its earlier inputs); calls past them are new task runs. An earlier task run that
+the body did not call again (it took another way) is kept as it ended, as history, and does
+not fail the run.
 
 The run's end waits for its last attempt: no ``RunFinished`` before it, so no on_failure hook,
 failure alert, ``FlowFailed`` or ``labloom run`` exit either. Meanwhile the run stays Running
@@ -26,11 +29,15 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
 from . import values
+from .context import ACTIVE
+from .map_nodes import MapNode
+from .rerun import reset_bad, reset_call
 from .retry_policy import delay_before
 from .states import State
 from .task_runs import TaskRun
@@ -38,7 +45,6 @@ from .waiting import LOOK_EVERY
 
 if TYPE_CHECKING:
     from .engine import RunEngine
-    from .map_nodes import MapNode
     from .tasks import Task
 
 
@@ -51,6 +57,14 @@ class FlowAttempts:
         # The earlier attempt's graph nodes, in the order the body made them, while the body
         # runs again (``replayed``).
         self._replay: deque[TaskRun | MapNode] = deque()
+        # The earlier attempt's bad task runs that the rerun body has not called again yet
+        # (by id): those it never calls are history when it ends, not the run's failures.
+        self._left: dict[int, TaskRun] = {}
+        # The run whose flow body called this flow (a subflow), or None: its cancel (its
+        # timeout's) ends this one's wait too, as it waits in that body. Weak: a run kept
+        # (a notebook's variable) must not keep its caller's results.
+        caller = ACTIVE.get()
+        self._caller = None if caller is None else weakref.ref(caller)
 
     @property
     def total(self) -> int:
@@ -86,21 +100,38 @@ class FlowAttempts:
             self._say(note, where)
             deadline = time.monotonic() + delay
             while engine.graph.cancelled is None and time.monotonic() < deadline:
+                if self._caller_cancelled():
+                    break
                 # A cancel notifies it; the slices let a Ctrl-C (a kernel's interrupt) in.
                 engine.changed.wait(min(LOOK_EVERY, deadline - time.monotonic()))
+            if engine.graph.cancelled is None and (why := self._caller_cancelled()):
+                # Nothing of it is open: what cancel() would do is only to say so.
+                engine.graph.cancelled = engine.message = why
             if engine.graph.cancelled is not None:
                 return None
             self.number += 1
-            engine.reruns += 1  # what the earlier attempt's calls still report is stale
+            # The logging calls of task runs that completed, still waiting, are theirs: in
+            # before the count that makes what the earlier attempt still reports stale.
+            engine.sink.flush()
+            engine.reruns += 1
             self._say(f"attempt {self.number} of {self.total} (attempt {self.number - 1} "
                       f"failed: {why})", said=f"attempt {self.number} of {self.total} starts")
-            if body_error is not None:
+            if body_error is not None:  # each bad one is reset when the body calls it again
                 self._replay = deque(earlier_nodes(engine))
+                self._left = {id(tr): tr for tr in engine.graph.task_runs
+                              if tr.bad and id(tr) not in engine.graph.retired}
                 engine.graph.handled.clear()
-            engine.graph.reset_bad(engine.sink.forget_values, engine.executor.lost)
+            else:
+                engine.graph.reset_bad(engine.sink.forget_values, engine.executor.lost)
         engine.clock.start()
         engine.launcher.work()
         return body_error is not None
+
+    def _caller_cancelled(self) -> str:
+        caller = None if self._caller is None else self._caller()
+        if caller is None or caller.graph.cancelled is None:
+            return ""
+        return f"its caller's run {caller.id} was cancelled: {caller.message}"
 
     def _keep_tracebacks(self) -> str:
         """Each failed task run's traceback, said in its logs before the retry resets it (as a
@@ -126,6 +157,36 @@ class FlowAttempts:
         text = f"[labloom] {said or note}" + (f"\n{where.rstrip()}" if where else "")
         engine.sink.log(ev.LogRecord(engine.id, None, logging.WARNING, now, text))
 
+    def replayed_call(self, task: Task[Any, Any], args: tuple[Any, ...],
+                      kwargs: dict[str, Any], wait_for: Any) -> TaskRun | None:
+        """The earlier task run this call of the rerun body is (under the engine's lock), run
+        again with this call's inputs unless it completed; None: a new one is made."""
+        tr: TaskRun | None = self.replayed(task, TaskRun)
+        engine = self._engine
+        if tr is None or (tr.state is State.COMPLETED and not self._lost(tr)):
+            return tr
+        deps = engine.graph.dependencies((args, kwargs), wait_for)
+        if {id(dep) for dep, _ in deps} != {id(up) for up in tr.upstream}:
+            self._replay.clear()  # it waits for other task runs now: a new one, and the rest
+            return None
+        tr.args, tr.kwargs = args, kwargs
+        self._left.pop(id(tr), None)
+        reset_call(engine.graph, tr, engine.sink.forget_values)
+        return tr
+
+    def replayed_map(self, task: Task[Any, Any]) -> MapNode | None:
+        """The earlier map this ``.map()`` of the rerun body is, its bad children reset."""
+        node: MapNode | None = self.replayed(task, MapNode)
+        if node is not None:
+            engine = self._engine
+            for tr in reset_bad(engine.graph, engine.sink.forget_values, engine.executor.lost,
+                                within=node):
+                self._left.pop(id(tr), None)
+        return node
+
+    def _lost(self, tr: TaskRun) -> bool:
+        return tr.handle is not None and self._engine.executor.lost(tr.handle)
+
     def replayed(self, task: Task[Any, Any], kind: type[Any]) -> Any:
         """The earlier attempt's node that this call of the body made then (a ``TaskRun`` for
         a call, a ``MapNode`` for a map), or None: a new one is made."""
@@ -139,6 +200,11 @@ class FlowAttempts:
 
     def body_ended(self) -> None:
         self._replay.clear()
+        # A body that raised may not have reached them: the next attempt's may.
+        if self._left and self._engine.body_error is None:
+            with self._engine.lock:
+                self._engine.graph.retired.update(self._left)
+                self._left.clear()
 
     def final_message(self, state: State, message: str) -> str:
         """The run's message at its end, saying how many attempts it took."""
@@ -174,7 +240,8 @@ def outcome(engine: RunEngine) -> tuple[State, str]:
 def earlier_nodes(engine: RunEngine) -> list[TaskRun | MapNode]:
     """The graph's nodes in the order the body made them: a plain task's run, or a map."""
     by_id: dict[str, TaskRun | MapNode] = {
-        tr.node_id: tr for tr in engine.graph.task_runs if tr.parent is None
+        tr.node_id: tr for tr in engine.graph.task_runs
+        if tr.parent is None and id(tr) not in engine.graph.retired  # left by an earlier body
     }
     by_id.update((node.id, node) for node in engine.graph.maps)
     return [by_id[node.node_id] for node in engine.graph.nodes if node.node_id in by_id]

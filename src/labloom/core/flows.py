@@ -71,6 +71,10 @@ class Flow(Generic[P, R]):
         self.timeout = None if timeout is None else float(timeout)
         # A run that ends Failed runs again in place, up to ``retries`` times (flow_retries.py).
         self.retries, self.retry_delay = check_retries("@flow", retries, retry_delay)
+        if self.retry_delay and not self.retries:
+            # A delay alone retries nothing: the run would fail at once, found the next day.
+            raise ValueError(f"@flow: retry_delay={self.retry_delay!r} without retries does "
+                             "nothing: give retries=N too (--retries N in a %%flow cell)")
         self.signature = inspect.signature(fn)
         self.source_hash = source_hash(fn)
         # The notebook file a %%flow cell came from, where the kernel knows it: a retry in

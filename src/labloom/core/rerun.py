@@ -22,25 +22,33 @@ if TYPE_CHECKING:
 
 
 def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
-              lost: Callable[[Any], bool] = lambda handle: False) -> None:
+              lost: Callable[[Any], bool] = lambda handle: False,
+              within: MapNode | None = None) -> list[TaskRun]:
     """Bad task runs and everything downstream back to Pending, each one's logged values
     forgotten (``forget_values``, before any can start again), then what can start starts.
     A completed task run whose value the executor ``lost`` (a Dask cluster restarted since:
-    its downstream failed as "cancelled" when reused) counts as bad."""
+    its downstream failed as "cancelled" when reused) counts as bad. Only the map ``within``
+    when given (a flow body's rerun calls it again: what is downstream, it calls later).
+    Returns the task runs reset."""
     to_reset: dict[int, TaskRun] = {}
-    stack = [tr for tr in graph.task_runs if tr.bad or (
-        tr.state is State.COMPLETED and tr.handle is not None and lost(tr.handle))]
+    # A placeholder an earlier retry replaced is history (``retired``): reset, it launched
+    # as a call of the map's task with no inputs.
+    stack = [tr for tr in (graph.task_runs if within is None else within.children)
+             if id(tr) not in graph.retired and (tr.bad or (
+                 tr.state is State.COMPLETED and tr.handle is not None and lost(tr.handle)))]
     while stack:
         tr = stack.pop()
         if id(tr) in to_reset:
             continue
         to_reset[id(tr)] = tr
+        if within is not None:
+            continue
         stack += tr.dependents
         if tr.parent is not None and tr.parent.done:
             stack += tr.parent.dependents
     maps_to_expand: list[MapNode] = []
     grown: list[MapNode] = []
-    for node in graph.maps:
+    for node in graph.maps if within is None else [within]:
         placeholder = node.placeholder
         if placeholder is None:
             continue
@@ -64,17 +72,7 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
         node.task = as_defined_now(node.task)  # its children to come run the fixed code
     for tr in to_reset.values():
         tr.task = as_defined_now(tr.task)
-        if tr.parent is not None:
-            tr.parent.children_done -= 1
-        tr.keep_history()  # its entries are rebuilt from the fields reset here
-        tr.state, tr.attempts, tr.error, tr.handle = State.PENDING, 0, None, None
-        tr.message, tr.ended, tr.started = "", None, None
-        graph.open += 1
-        tr.record(State.PENDING, time.time(), "retrying the run")
-        forget_values(tr.id)
-        graph.owner.emit(ev.StateChanged(
-            graph.run_id, tr.id, State.PENDING, time.time(), "retrying the run"
-        ))
+        _back_to_pending(graph, tr, forget_values)
     for tr in to_reset.values():
         tr.waiting = sum(1 for up in tr.upstream if not up.done)
     finished: list[TaskRun | MapNode] = []
@@ -93,3 +91,27 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
         if tr.waiting == 0:
             finished += graph.resolve(tr)
     graph.settle(finished)
+    return list(to_reset.values())
+
+
+def reset_call(graph: TaskGraph, tr: TaskRun, forget_values: Callable[[str], None]) -> None:
+    """A task run the flow body calls again at its retry (``flow_retries.py``) back to
+    Pending, alone: its downstream are the body's later calls, each reset when made."""
+    _back_to_pending(graph, tr, forget_values)
+    tr.waiting = sum(1 for up in tr.upstream if not up.done)
+    if tr.waiting == 0:
+        graph.settle(graph.resolve(tr))
+
+
+def _back_to_pending(graph: TaskGraph, tr: TaskRun, forget_values: Callable[[str], None]) -> None:
+    if tr.parent is not None:
+        tr.parent.children_done -= 1
+    tr.keep_history()  # its entries are rebuilt from the fields reset here
+    tr.state, tr.attempts, tr.error, tr.handle = State.PENDING, 0, None, None
+    tr.message, tr.ended, tr.started = "", None, None
+    graph.open += 1
+    tr.record(State.PENDING, time.time(), "retrying the run")
+    forget_values(tr.id)
+    graph.owner.emit(ev.StateChanged(
+        graph.run_id, tr.id, State.PENDING, time.time(), "retrying the run"
+    ))
