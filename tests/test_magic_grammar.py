@@ -69,13 +69,13 @@ def test_bad_tasks_lines_fail_the_same_way_in_the_kernel(ip: Any, line: str, mat
 RETRY_ON_CELL = """import socket
 
 def flaky(marks):
-    marks.append(1)
-    if len(marks) < 3:
+    marks.calls += 1  # an object of the notebook's (a list argument is copied at the call)
+    if marks.calls < 3:
         raise socket.timeout("slow server")
-    return len(marks)
+    return marks.calls
 
 def buggy(marks):
-    marks.append(1)
+    marks.calls += 1
     raise KeyError("a bug")
 """
 
@@ -86,10 +86,11 @@ def test_retry_on_retries_only_the_named_classes_in_the_kernel(ip: Any) -> None:
     import socket
     assert ip.user_ns["flaky"].retry_on == (ConnectionError, socket.timeout)
     assert ip.user_ns["buggy"].retry_on == (ConnectionError, socket.timeout)
-    ip.run_cell("flaky_marks, buggy_marks = [], []")
+    ip.run_cell("from types import SimpleNamespace as Marks\n"
+                "flaky_marks, buggy_marks = Marks(calls=0), Marks(calls=0)")
     result = ip.run_cell("%%flow both\nok = flaky(flaky_marks)\nbad = buggy(buggy_marks)")
-    assert ip.user_ns["flaky_marks"] == [1, 1, 1]  # retried twice, then it worked
-    assert ip.user_ns["buggy_marks"] == [1]  # a KeyError is not retried
+    assert ip.user_ns["flaky_marks"].calls == 3  # retried twice, then it worked
+    assert ip.user_ns["buggy_marks"].calls == 1  # a KeyError is not retried
     run = result.error_in_exec.run  # FlowFailed: buggy failed
     states = {t.name: (t.state.value, t.attempts) for t in run.tasks}
     assert states == {"flaky": ("Completed", 3), "buggy": ("Failed", 1)}
@@ -111,10 +112,10 @@ def test_bad_retry_on_names_the_fix(ip: Any, line: str, match: str) -> None:
 
 
 def test_the_exporter_writes_retry_on_and_keeps_its_import(tmp_path: Path) -> None:
-    cells = ["%load_ext labloom", "import socket\nimport os",
+    cells = ["%load_ext labloom", "import socket\nimport os\nfrom types import SimpleNamespace",
              "%%tasks --retries 2 --retry-on socket.timeout\n" + RETRY_ON_CELL.split("\n", 1)[1],
              "%%tasks --retry-on ConnectionError,socket.timeout\ndef other():\n    return 1",
-             "%%flow nightly\nvalue = flaky([])"]
+             "%%flow nightly\nvalue = flaky(SimpleNamespace(calls=0))"]
     report = export_notebook(write_notebook(tmp_path, cells), check=False)
     source = report.path.read_text()
     assert "@task(retries=2, retry_on=socket.timeout)\ndef flaky(marks):" in source
