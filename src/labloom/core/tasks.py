@@ -313,7 +313,6 @@ def _require_engine(task: Task[Any, Any], method: str) -> Any:
     return run
 
 
-
 def as_defined_now(task: Task[Any, Any]) -> Task[Any, Any]:
     """``task`` with its function as its module (a notebook's namespace) defines it now, its
     options kept: a run retried in its process after the task's cell was fixed and run again
