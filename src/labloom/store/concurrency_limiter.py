@@ -196,7 +196,6 @@ class StoreLimiter:
             for granted in grants:
                 granted()
 
-
     def _with_limits_now(self, waiting: list[_Waiter]) -> list[_Waiter]:
         """``waiting`` with their tags' limits as the store has them now (read once a full
         pass). Each waiter kept the limits it queued under: ``labloom limit set db 10`` during
