@@ -529,3 +529,22 @@ def test_a_subflow_waiting_for_its_next_attempt_ends_with_its_caller() -> None:
     run = bounded.run(background=True)
     assert run.wait(timeout=10) is State.FAILED and run.timed_out
     assert [r.state for r in subflows()] == ["Cancelled", "Cancelled"]
+
+
+def test_a_failed_task_runs_traceback_is_said_once_per_attempt() -> None:
+    """`labloom logs` of a retried run printed each failed attempt's traceback twice: in the
+    task run's logs and again under the run's own line, which names the task already."""
+
+    @task
+    def fetch() -> None:
+        raise ConnectionError("server down")
+
+    @flow(retries=1)
+    def nightly() -> None:
+        fetch()
+
+    run = nightly.run()
+    assert run.state is State.FAILED
+    everything = "\n".join(line.text for line in run.logs())
+    assert everything.count("Traceback") == 1  # attempt 1's, in fetch's logs
+    assert "attempt 1 of 2 failed: 1 task run(s) did not succeed; first: fetch" in everything

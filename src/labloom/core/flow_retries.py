@@ -94,9 +94,10 @@ class FlowAttempts:
             when = f"in {delay:g}s" if delay else "now"
             note = (f"attempt {self.number} of {self.total} failed: {why}; attempt "
                     f"{self.number + 1} starts {when}")
-            where = self._keep_tracebacks()
-            if body_error is not None:
-                where = "".join(traceback.format_exception(body_error))
+            self._keep_tracebacks()
+            # The body's traceback has no task run's logs to be in: the run's line holds it. A
+            # task run's is in its own logs (the note names the task), not said twice.
+            where = "" if body_error is None else "".join(traceback.format_exception(body_error))
             self._say(note, where)
             deadline = time.monotonic() + delay
             while engine.graph.cancelled is None and time.monotonic() < deadline:
@@ -133,19 +134,17 @@ class FlowAttempts:
             return ""
         return f"its caller's run {caller.id} was cancelled: {caller.message}"
 
-    def _keep_tracebacks(self) -> str:
+    def _keep_tracebacks(self) -> None:
         """Each failed task run's traceback, said in its logs before the retry resets it (as a
         task's own retry says it): a run that ends Completed still tells why an attempt
-        failed. Returns the first, for the run's own line."""
-        engine, first = self._engine, ""
+        failed."""
+        engine = self._engine
         which = f"run attempt {self.number} of {self.total}"
         for tr in engine.graph.task_runs:
             if tr.state is State.FAILED and id(tr) not in engine.graph.retired:
                 why = tr.traceback.rstrip() or tr.message
-                first = first or why
                 engine.sink.log(ev.LogRecord(engine.id, tr.id, logging.WARNING, time.time(),
                                              f"[labloom] {which} failed here\n{why}"))
-        return first
 
     def _say(self, note: str, where: str = "", said: str = "") -> None:
         """The run's message (its row in the store, the Flows panel) and a line of its log
