@@ -422,6 +422,26 @@ def test_a_scheduled_run_alerts_once_after_its_last_attempt(tmp_path: Path) -> N
 LATE = FLOWS.replace("retry_delay=0.2", "retry_delay=60")
 
 
+def test_an_overdue_alert_says_the_run_waits_for_its_next_attempt(tmp_path: Path) -> None:
+    # The next slot came while the run waited for its retry: the alert said it hung ("give the
+    # flow or its tasks a timeout"), not that it waits to retry.
+    hook = Hook([])
+    write(tmp_path / "flows.py", LATE)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "2s", "--name",
+                    "often", "-p", f"marker={tmp_path / 'tries'}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", LABLOOM_NOTIFY_DELAYS="0.2")
+    try:
+        overdue = lambda: [b for b in hook.bodies if b["state"] == "overdue"]  # noqa: E731
+        [body] = wait_for(overdue, 60, "the overdue alert")
+        assert "(attempt 1 of 3 failed: " in body["error"]
+        assert "fewer retries or a shorter retry_delay" in body["error"]
+        assert "a timeout" not in body["error"]
+    finally:
+        stop(proc)
+        hook.close()
+
+
 def test_a_run_waiting_for_its_next_attempt_is_cancelled_from_another_process(
     tmp_path: Path,
 ) -> None:

@@ -27,6 +27,7 @@ with the flow body's traceback when the body raised.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 import weakref
@@ -46,6 +47,10 @@ from .waiting import LOOK_EVERY
 if TYPE_CHECKING:
     from .engine import RunEngine
     from .tasks import Task
+
+
+# How a run's message begins while it waits for, or runs, a retry (``FlowAttempts.again``).
+RETRY_NOTE = re.compile(r"attempt \d+ of \d+ ")
 
 
 class FlowAttempts:

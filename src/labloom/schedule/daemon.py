@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from ..core.flow_retries import RETRY_NOTE
 from ..store import home as _home
 from ..store.db import get_database, is_transient
 from . import liveness, log_files
@@ -205,11 +206,17 @@ class ScheduleServer:
         row = conn.execute("SELECT run_id FROM schedule_slots WHERE schedule = ? AND "
                            "slot_time = ?", (schedule.name, child.claim.slot)).fetchone()
         run_id = row[0] if row else None
+        # A run waiting for its next attempt (@flow(retries=...)) is not hung: say so.
+        note = run_id and conn.execute("SELECT message FROM flow_runs WHERE id = ?",
+                                       (run_id,)).fetchone()
+        retrying = note[0] if note and RETRY_NOTE.match(note[0] or "") else ""
         why = (f"still running after {time.time() - child.started:.0f}s when the next run was "
-               f"due: the runs due while it goes on are skipped (no overlap). Cancel it "
-               f"(`labloom cancel {run_id or 'RUN_ID'}`, the Flows panel) or stop its process "
-               f"(pid {child.proc.pid}), give the flow or its tasks a timeout, or add the "
-               f"schedule again with --allow-overlap")
+               f"due{f' ({retrying})' if retrying else ''}: the runs due while it goes on are "
+               f"skipped (no overlap). Cancel it (`labloom cancel {run_id or 'RUN_ID'}`, the "
+               f"Flows panel) or stop its process (pid {child.proc.pid}), "
+               + ("give its flow fewer retries or a shorter retry_delay" if retrying else
+                  "give the flow or its tasks a timeout")
+               + ", or add the schedule again with --allow-overlap")
         self._say(f"labloom: schedule {schedule.name!r}: run {run_id or '-'} {why}")
         if schedule.notify:
             self.notifier.send(schedule.notify, failure_payload(
