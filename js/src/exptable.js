@@ -2,8 +2,10 @@
 // in the page, at fixed height, so 100,000 rows scroll as smoothly as 100. Rows come from
 // `rowAt(i)`, which may answer null for a row not loaded yet (drawn as a placeholder); `need(a,
 // b)` is told which rows are in sight, so the view can ask the server for their page.
-// Every value is set as text (textContent), never parsed as HTML.
+// Every value is set as text (textContent), never parsed as HTML, its bidirectional controls
+// written out (bidi.js) as the run tab's names and log lines are.
 
+import { escapeBidi } from "./bidi.js";
 import { h } from "./expcontrols.js";
 
 export const ROW_HEIGHT = 24;
@@ -38,7 +40,8 @@ export function createTable(box, onSort, onPick) {
   let drawn = new Map();
   const rowOf = new WeakMap(); // row element -> the row it shows now (none: a placeholder)
 
-  function setCell(el, j, column, value) {
+  function setCell(el, j, column, shown) {
+    const value = escapeBidi(shown);
     let cell = el.children[j];
     if (!cell) el.append(cell = h("div", { class: "labloom-exp-td" }));
     const attrs = column ? { role: "cell", "data-column": column.id, title: value } : {};
@@ -124,8 +127,8 @@ export function createTable(box, onSort, onPick) {
       setAttr(cell, "data-kind", c.kind || "");
       setAttr(cell, "aria-sort", sorted ? (view.desc ? "descending" : "ascending") : "none");
       const kind = c.kind === "param" || c.kind === "metric" ? ` (${c.kind})` : "";
-      setAttr(cell, "title", `${c.label}${kind}: click to sort`);
-      const label = `${c.label}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`;
+      setAttr(cell, "title", `${escapeBidi(c.label)}${kind}: click to sort`);
+      const label = `${escapeBidi(c.label)}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`;
       if (cell.textContent !== label) cell.textContent = label;
       return cell;
     });

@@ -104,3 +104,17 @@ describe("the Experiments table's rows across redraws", () => {
     expect(sorts.map((c) => c.id)).toEqual(['state']);
   });
 });
+
+describe('text that would reorder the screen', () => {
+  // A param value (or name) holding a right-to-left override read backwards in the table,
+  // while the run tab's names and log lines showed it escaped.
+  it('shows bidirectional controls written out, in cells and headers', () => {
+    const { box, table } = setUp();
+    const note = { id: 'params.n\u202eote', label: 'n\u202eote', kind: 'param', type: 'text' };
+    table.set(viewOf([{ task_run_id: 'r.0', map_index: 0, state: 'ok', 'params.n\u202eote': 'total: \u202e0001' }],
+      [...columns, note]));
+    const cell = box.querySelector('.labloom-exp-row [role="cell"]:last-child') as HTMLElement;
+    expect(cell.textContent).toBe('total: \\u202e0001');
+    expect(box.textContent).not.toContain('\u202e');
+  });
+});
