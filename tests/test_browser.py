@@ -263,3 +263,28 @@ def test_the_panel_keeps_a_click_and_its_task_run_across_redraws(lab: Any, page:
     assert shown.locator(".labloom-panel-title").get_attribute("data-state") == "Failed"
     shown.locator(".labloom-log-line", has_text="waiting for the end").wait_for(timeout=5_000)
     shot(page, "dag-panel-after-the-end", page.locator(".jp-CodeCell").nth(2))
+
+
+RETRY_CELLS = [
+    "%load_ext labloom",
+    '''%%tasks
+def fetch():
+    raise ConnectionError("the export is not there yet")
+''',
+    "%%flow nightly --retries 1 --retry-delay 600 --background\nfetch()",
+]
+
+
+def test_the_cell_says_a_run_waits_for_its_next_attempt(lab: Any, page: Any) -> None:
+    # Through a flow retry's delay the cell showed a bare "Running" (the message was in the
+    # store, the panel and the run tab, not the cell).
+    open_notebook(page, lab, "retrying.ipynb", RETRY_CELLS)
+    widget = cell_widget(page, 2)
+    note = widget.locator(".labloom-run-message")
+    wait_or_shot(page, note.filter(has_text="attempt 2 starts in 600s"), "failed-retry-note",
+                 timeout=60)
+    assert "attempt 1 of 2 failed" in (note.text_content() or "")
+    assert in_state(page, widget, "Running").count() == 1
+    widget.locator("button.labloom-cancel").click()
+    in_state(page, widget, "Cancelled").wait_for(timeout=30_000)
+    assert note.is_hidden()

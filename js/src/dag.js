@@ -112,6 +112,11 @@ export function render({ model, el }) {
     "aria-pressed": "false" }, "Experiments");
   header.append(flow, runState, elapsed, counts, dashboard, cancel, retry, timelineToggle,
     experimentsToggle);
+  // What the run says while it goes on (a flow's retry: "attempt 1 of 3 failed: ...; attempt 2
+  // starts in 600s"), else the cell showed a bare Running through the wait. A Lab run tab says
+  // the run's message among its facts (runview.ts): there the line is hidden (style/base.css).
+  const note = h("div", { class: "labloom-run-message" });
+  note.hidden = true;
   const error = h("div", { class: "labloom-error" });
   const graphBox = h("div", { class: "labloom-graph" });
   const panel = h("div", { class: "labloom-panel" });
@@ -131,7 +136,7 @@ export function render({ model, el }) {
     "aria-label": "timeline of the run's task runs by lane" });
   timelineBox.hidden = true;
   const experimentsBox = h("div", { class: "labloom-experiments-box" });
-  root.append(header, error, graphBox, timelineBox, experimentsBox, panel);
+  root.append(header, note, error, graphBox, timelineBox, experimentsBox, panel);
   el.append(root);
   const childList = createChildList(children, {
     colours: COLOURS,
@@ -247,11 +252,13 @@ export function render({ model, el }) {
     root.setAttribute("data-run-id", head.run_id || "");
     root.setAttribute("data-state", head.state || "");
     counts.textContent = countsText(head.counts) || "no task runs yet";
+    const running = !FINAL.has(head.state);
+    note.textContent = running ? escapeBidi(head.message || "") : "";
+    note.hidden = !note.textContent;
     const link = webLink(head.dashboard);
     dashboard.hidden = !link;
     if (link) dashboard.setAttribute("href", link);
     else dashboard.removeAttribute("href");
-    const running = !FINAL.has(head.state);
     cancel.disabled = !running;
     const c = head.counts || {};
     retry.disabled = running || !(c.Failed || c.UpstreamFailed || c.Cancelled || c.Crashed);
