@@ -237,24 +237,25 @@ def test_flow_runs_all_shows_runs_from_other_processes_too(
     ip: InteractiveShell, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
     """The scheduler's and the CLI's runs live in the same store: ``--all`` shows them, the
-    default is this kernel's runs, as documented."""
+    default is this kernel's runs, as documented. (A flow name no other test runs: this
+    process's runs of a "nightly" from other test files are this kernel's too.)"""
     script = tmp_path / "nightly.py"
     script.write_text(
         "from labloom import flow, task\n"
         "@task\ndef one():\n    return 1\n"
-        "@flow\ndef nightly():\n    return one()\n"
+        "@flow\ndef nightly_and_kernel():\n    return one()\n"
     )
     env = {**subprocess_env, "LABLOOM_HOME": os.environ["LABLOOM_HOME"]}  # the shell's store
     done = subprocess.run(
-        [sys.executable, "-m", "labloom", "run", f"{script}:nightly"],
+        [sys.executable, "-m", "labloom", "run", f"{script}:nightly_and_kernel"],
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
     ok(ip, TASKS)
-    ok(ip, "%%flow nightly\nv = double(1)")
-    mine = ip.run_line_magic("flow_runs", "nightly")
+    ok(ip, "%%flow nightly_and_kernel\nv = double(1)")
+    mine = ip.run_line_magic("flow_runs", "nightly_and_kernel")
     assert [row[6] for row in mine.rows()] == ["notebook"]
-    table = ip.run_line_magic("flow_runs", "nightly --all")
+    table = ip.run_line_magic("flow_runs", "nightly_and_kernel --all")
     origins = [row[6] for row in table.rows()]
     assert origins == ["notebook", "script"]
     assert [row[2] for row in table.rows()] == ["Completed", "Completed"]
