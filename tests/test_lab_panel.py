@@ -533,15 +533,17 @@ def test_a_run_waiting_for_its_next_attempt_says_so_in_its_tab_and_the_panel(
         view.locator(".labloom-run-state", has_text="Running").wait_for(timeout=20_000)
         (work / "retry-go").touch()
         waiting = re.compile(r"attempt 1 of 2 failed: .*ConnectionError.*attempt 2 starts in 60s")
-        view.get_by_text(waiting).wait_for(timeout=30_000)
+        facts = view.locator(".labloom-RunView-facts")
+        facts.get_by_text(waiting).wait_for(timeout=30_000)
         assert view.locator(".labloom-run-state").text_content() == "Running"
+        assert view.locator(".labloom-run-message").is_hidden()  # the facts say it, once
         row = run_row(panel, run.id)
         wait_for(lambda: waiting.search(row.get_attribute("title") or ""), 30,
                  "the panel's row to say the run waits")
         cancelled = labloom(home, "cancel", run.id, cwd=work)
         assert cancelled.returncode == 0, cancelled.stderr
         view.locator(".labloom-run-state", has_text="Cancelled").wait_for(timeout=20_000)
-        view.get_by_text(re.compile(r"before attempt 2 of 2")).wait_for(timeout=20_000)
+        facts.get_by_text(re.compile(r"before attempt 2 of 2")).wait_for(timeout=20_000)
         assert proc.wait(timeout=30) != 0
     finally:
         if proc.poll() is None:
