@@ -5,10 +5,12 @@ A nightly run whose source is not there yet must not wake anyone before it tried
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -398,25 +400,34 @@ def test_labloom_run_alerts_once_after_the_last_attempt(tmp_path: Path) -> None:
         hook.close()
 
 
-def test_a_scheduled_run_alerts_once_after_its_last_attempt(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def serving(tmp_path: Path, flows: str, every: str, name: str) -> Iterator[Hook]:
+    """``flows.py:etl`` scheduled ``--every`` with a local alert hook, ``labloom serve``
+    running it; after, SIGTERM stops it within its grace of 1 s and the runs' terminate wait,
+    a run waiting for its next attempt included."""
     hook = Hook([])
-    marker = tmp_path / "tries"
-    write(tmp_path / "flows.py", FLOWS)
-    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "10s", "--name",
-                    "nightly", "-p", f"marker={marker}", "--notify", hook.url)
+    write(tmp_path / "flows.py", flows)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", every, "--name",
+                    name, "-p", f"marker={tmp_path / 'tries'}", "--notify", hook.url)
     assert added.returncode == 0, added.stderr
-    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", LABLOOM_NOTIFY_DELAYS="0.2")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", "--grace", "1",
+                         LABLOOM_NOTIFY_DELAYS="0.2")
     try:
-        failures = lambda: [b for b in hook.bodies if b["state"] != "overdue"]  # noqa: E731
-        wait_for(failures, 60, "the scheduled run's failure alert")
-        assert marker.read_text() == "3"  # its three attempts ran before the alert
-        [body] = failures()
-        assert body["schedule"] == "nightly" and body["error"].endswith("(after 3 attempts)")
+        yield hook
         proc.terminate()
         proc.communicate(timeout=30)
     finally:
         stop(proc)
         hook.close()
+
+
+def test_a_scheduled_run_alerts_once_after_its_last_attempt(tmp_path: Path) -> None:
+    with serving(tmp_path, FLOWS, "10s", "nightly") as hook:
+        failures = lambda: [b for b in hook.bodies if b["state"] != "overdue"]  # noqa: E731
+        wait_for(failures, 60, "the scheduled run's failure alert")
+        assert (tmp_path / "tries").read_text() == "3"  # its three attempts ran before the alert
+        [body] = failures()
+        assert body["schedule"] == "nightly" and body["error"].endswith("(after 3 attempts)")
 
 
 LATE = FLOWS.replace("retry_delay=0.2", "retry_delay=60")
@@ -425,21 +436,12 @@ LATE = FLOWS.replace("retry_delay=0.2", "retry_delay=60")
 def test_an_overdue_alert_says_the_run_waits_for_its_next_attempt(tmp_path: Path) -> None:
     # The next slot came while the run waited for its retry: the alert said it hung ("give the
     # flow or its tasks a timeout"), not that it waits to retry.
-    hook = Hook([])
-    write(tmp_path / "flows.py", LATE)
-    added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "2s", "--name",
-                    "often", "-p", f"marker={tmp_path / 'tries'}", "--notify", hook.url)
-    assert added.returncode == 0, added.stderr
-    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", LABLOOM_NOTIFY_DELAYS="0.2")
-    try:
+    with serving(tmp_path, LATE, "2s", "often") as hook:
         overdue = lambda: [b for b in hook.bodies if b["state"] == "overdue"]  # noqa: E731
         [body] = wait_for(overdue, 60, "the overdue alert")
         assert "(attempt 1 of 3 failed: " in body["error"]
         assert "fewer retries or a shorter retry_delay" in body["error"]
         assert "a timeout" not in body["error"]
-    finally:
-        stop(proc)
-        hook.close()
 
 
 def test_a_run_waiting_for_its_next_attempt_is_cancelled_from_another_process(
