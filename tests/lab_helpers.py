@@ -247,11 +247,12 @@ def flows_folder(tmp_path: Path, source: str) -> tuple[Path, Path]:
     return home, work
 
 
-def start_run(home: Path, work: Path, target: str) -> subprocess.Popen[str]:
-    """``labloom run flows.py:TARGET`` beside the Lab server, in its own process."""
+def start_run(home: Path, work: Path, target: str, **env: str) -> subprocess.Popen[str]:
+    """``labloom run flows.py:TARGET`` beside the Lab server, in its own process (``env``:
+    more of its environment)."""
     return subprocess.Popen(
         [sys.executable, "-m", "labloom", "run", f"flows.py:{target}"],
-        env=cli_env(home, LABLOOM_PROGRESS="0"), cwd=work, stdout=subprocess.PIPE,
+        env=cli_env(home, LABLOOM_PROGRESS="0", **env), cwd=work, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )
 

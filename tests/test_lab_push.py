@@ -6,7 +6,10 @@ panel's rows are patched in place (a focused row keeps focus).
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +78,29 @@ def bidi():
 '''
 
 
+@contextlib.contextmanager
+def gated(home: Path, work: Path, target: str, *gates: str,
+          **env: str) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """``flows.py:TARGET`` run by the real `labloom run`, its tasks waiting for files in the
+    folder GATE; after, every gate named opened and the process stopped."""
+    gate = work / "gate"
+    gate.mkdir()
+    proc = start_run(home, work, target, GATE=str(gate), **env)
+    try:
+        yield proc, gate
+    finally:
+        for name in gates:
+            (gate / name).touch()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
 def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
-    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lab: Any, page: Any, tmp_path: Path
 ) -> None:
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
-    gate = work / "gate"
-    gate.mkdir()
     gets: list[tuple[float, str]] = []
     answered: list[str] = []
     page.on("request", lambda r: gets.append((time.monotonic(), r.url))
@@ -90,9 +109,7 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
         page.on(ended, lambda r: answered.append(r.url) if "/labloom/api/runs" in r.url else None)
     panel, alerts = open_lab(page, url)
     panel.get_by_text("No runs yet").wait_for(timeout=30_000)
-    monkeypatch.setenv("GATE", str(gate))
-    proc = start_run(home, work, "gated")
-    try:
+    with gated(home, work, "gated", "0", "1", "2") as (proc, gate):
         run = wait_for_run(home, "gated")
         row = run_row(panel, run.id)
         row.wait_for(timeout=5_000)
@@ -138,29 +155,19 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
         )
         list_gets = [u for t, u in gets if t >= start and "/labloom/api/runs?" in u]
         assert len(list_gets) <= 4, list_gets
-    finally:
-        for i in range(3):
-            (gate / str(i)).touch()
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
     assert alerts == []
 
 
 def test_the_node_shown_in_a_run_tab_follows_its_state(
-    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lab: Any, page: Any, tmp_path: Path
 ) -> None:
     """A node clicked in a run tab while it runs: its side panel moves with it (a task's
     failure and traceback, a map's child list and state), as the notebook widget's does. The
     tab's panel showed the node as it was when clicked, Running, until clicked again."""
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
-    gate = work / "gate"
-    gate.mkdir()
     panel, alerts = open_lab(page, url)
-    monkeypatch.setenv("GATE", str(gate))
-    proc = start_run(home, work, "mixed")
-    try:
+    with gated(home, work, "mixed", "fail", "0", "1") as (proc, gate):
         run = wait_for_run(home, "mixed")
         view = open_run(page, panel, run.id)
         side = view.locator(".labloom-panel")
@@ -185,30 +192,19 @@ def test_the_node_shown_in_a_run_tab_follows_its_state(
         assert proc.wait(timeout=60) == 1  # the failed task fails the run
         title.filter(has_text="wait · Completed").wait_for(timeout=10_000)
         assert side.locator('.labloom-child[data-state="Completed"]').count() == 2
-    finally:
-        for name in ("fail", "0", "1"):
-            (gate / name).touch()
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
     assert alerts == []
 
 
 def test_a_run_tab_says_how_many_log_lines_the_store_did_not_keep(
-    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lab: Any, page: Any, tmp_path: Path
 ) -> None:
     """The store keeps a task run's first LABLOOM_LOG_LINES lines: a tab following a chatty
     task (a training loop printing each batch) stopped at the last line kept, as if the task
     hung, with no word of the rest (`labloom logs` says it)."""
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
-    gate = work / "gate"
-    gate.mkdir()
     panel, alerts = open_lab(page, url)
-    monkeypatch.setenv("GATE", str(gate))
-    monkeypatch.setenv("LABLOOM_LOG_LINES", "5")
-    proc = start_run(home, work, "talkative")
-    try:
+    with gated(home, work, "talkative", "chatty", LABLOOM_LOG_LINES="5") as (proc, gate):
         run = wait_for_run(home, "talkative")
         view = open_run(page, panel, run.id)
         view.locator('g.labloom-node[data-kind="task"]').click()
@@ -224,11 +220,6 @@ def test_a_run_tab_says_how_many_log_lines_the_store_did_not_keep(
         )
         assert side.locator(".labloom-log-line").count() == 5
         assert cut.is_visible()
-    finally:
-        (gate / "chatty").touch()
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
     assert alerts == []
 
 
