@@ -158,7 +158,7 @@ def check_view(page: Any, host: Any, view: Any) -> None:
     assert groups.count() == 3
     assert set(view.locator(".labloom-exp-td[data-column='n']").all_text_contents()) == {"4"}
     means = view.locator(".labloom-exp-td[data-column='metrics.auc']").all_text_contents()
-    assert means[0].startswith("0.615 ± 0.01") and "(0.6\u20130.63)" in means[0], means
+    assert means[0] == "0.615 ± 0.013 (0.600\u20130.630)", means  # to the std's 2nd digit
     shot(page, "experiments-grouped", view)
     view.locator(".labloom-exp-group input[value='params.depth']").uncheck()
 
@@ -348,7 +348,7 @@ def nightly():
         compare.locator(".labloom-exp-group input[value='run_id']").check()
         assert compare.locator(".labloom-exp-row").count() == 2
         means = compare.locator(".labloom-exp-td[data-column='metrics.auc']").all_text_contents()
-        assert means == ["0.1 ± 0.1 (0\u20130.2)"] * 2, means
+        assert means == ["0.10 ± 0.10 (0.00\u20130.20)"] * 2, means
         compare.locator(".labloom-exp-group input[value='run_id']").uncheck()
         # A click on a row: its run's tab, its panel on that task run (logs, traceback); a
         # click only opened the run's tab, nothing picked.

@@ -24,10 +24,15 @@ function colour(rows, column) {
   const numeric = column.type === "number";
   const distinct = new Set(rows.map((r) => text(raw(r, column.id), column.type)));
   const ordinal = !numeric || distinct.size <= MAX_COLOURS;
+  // A few numbers (n_estimators 50, 100, 200) are colours by their text, in the legend in
+  // their order as numbers: Plot's own order of texts put 100 and 200 before 50.
+  const domain = numeric && ordinal
+    ? { domain: [...distinct].sort((a, b) => (Number(a) - Number(b)) || (a < b ? -1 : a > b ? 1 : 0)) }
+    : {};
   return {
     fill: (r) => (ordinal ? text(raw(r, column.id), column.type) : num(raw(r, column.id), column.type)),
     options: { legend: true, label: column.label, type: ordinal ? "ordinal" : "linear",
-      ...(ordinal ? { scheme: "tableau10" } : {}) },
+      ...(ordinal ? { scheme: "tableau10" } : {}), ...domain },
   };
 }
 

@@ -214,8 +214,10 @@ export function groupValue(g, column) {
 }
 
 /** How a group's aggregate reads in a cell: "mean ± std (min–max)", and how many of its
- * values were NaN ("· 1 NaN"; all of them: "NaN"); a bool's, "2 of 3 true". */
-export function aggText(s, type) {
+ * values were NaN ("· 1 NaN"; all of them: "NaN"); a bool's, "2 of 3 true". `shown`: how
+ * each number reads (durations in seconds); by default to the std's second significant
+ * digit, "0.9333 ± 0.0034 (0.9290–0.9370)": digits past it are noise, and cut the cell. */
+export function aggText(s, type, shown = spread(s, type)) {
   if (!s) return "";
   if (s.tally) {  // "gini" alone; else "2 values: gini ×3, entropy ×2"
     if (s.tally.length === 1) return s.tally[0][0];
@@ -224,7 +226,15 @@ export function aggText(s, type) {
   }
   if (!s.n) return "NaN";
   if (type === "bool") return `${Math.round(s.mean * s.n)} of ${s.n} true`;
-  const t = (v) => text(v, type);
-  const shown = s.n > 1 ? `${t(s.mean)} ± ${t(s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
-  return s.nan ? `${shown} · ${s.nan} NaN` : shown;
+  const t = shown;
+  const cell = s.n > 1 ? `${t(s.mean)} ± ${t(s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
+  return s.nan ? `${cell} · ${s.nan} NaN` : cell;
+}
+
+/** Numbers to the decimal of the std's second significant digit (a std of 0, or one value:
+ * as `text` shows them). */
+function spread(s, type) {
+  if (!s || s.tally || !(s.n > 1) || !Number.isFinite(s.std) || !(s.std > 0)) return (v) => text(v, type);
+  const decimals = Math.min(12, Math.max(0, 1 - Math.floor(Math.log10(s.std))));
+  return (v) => (Number.isFinite(v) ? v.toFixed(decimals) : text(v, type));
 }

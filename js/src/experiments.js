@@ -237,14 +237,18 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (ui.groups.length) {
       const keys = ui.groups.map(find).filter(Boolean);
       const groups = group(list, keys, all);
+      // The metrics first after the keys and n: what a grouping is for (the seeds' mean auc)
+      // in sight; the other params, then the states and durations, after them.
+      const rest = cols.filter((c) => !keys.includes(c) && aggregated(c) && c.id !== "map_index");
+      const rank = (c) => (c.kind === "metric" ? 0 : c.kind === "param" ? 1 : 2);
       const gcols = [...keys, { id: "n", label: "n", kind: "fixed", type: "number" },
-        ...cols.filter((c) => !keys.includes(c) && aggregated(c) && c.id !== "map_index")
-          .map((c) => ({ ...c, wide: true }))];
+        ...[0, 1, 2].flatMap((r) => rest.filter((c) => rank(c) === r)).map((c) => ({ ...c, wide: true }))];
       const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
       const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
       view = { columns: gcols, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
         best: top ? top.id : null,
-        cell: (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? text(g.key[c.id], c.type) : aggText(g.agg[c.id], c.type)) };
+        cell: (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? text(g.key[c.id], c.type)
+          : aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined)) };
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);
       bestRow = bestCol ? best(list, bestCol, ui.lowest) : null;
@@ -269,7 +273,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (data.partial) s += " read so far (reading the rest of the run)";
     if (list.length !== data.rows.length) s += ` (${list.length} of ${data.rows.length} match the filter)`;
     if (data.mode === "server" && data.filtered) s += ` match the filter "${data.filtered}"`;
-    if (cols.length < all.length) s += ` · ${all.length - cols.length} columns hidden`;
+    const hidden = all.length - cols.length;
+    if (hidden) s += ` · ${hidden} ${hidden === 1 ? "column" : "columns"} hidden`;
     if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}`;
     if (!data.partial && data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; groups and charts use the first ${data.rows.length} by the sort`;
     return s;

@@ -75,3 +75,14 @@ describe('step curves', () => {
     expect(chart.options.caption).toBe('3 points not drawn: loss is NaN (2), inf (1), in 2 rows');
   });
 });
+
+describe('colour by a param of a few numbers', () => {
+  // n_estimators 50, 100, 200: the legend read 100, 200, 50 (the order of their texts).
+  it('orders the legend as numbers', () => {
+    const trees = column('param', 'trees');
+    const rows = [200, 50, 100, 50].map((n, i) => ({ ...row(i, 1, 0.9), params: { depth: i, trees: n } }));
+    const chart: any = scatter(box, rows, { x: depth, y: auc, by: trees, bestRow: null,
+      columns: [depth, auc, trees] });
+    expect(chart.options.color.domain).toEqual(['50', '100', '200']);
+  });
+});

@@ -41,7 +41,7 @@ describe('a group whose rows hold NaN', () => {
   const cells = group(rows, [depth], [depth, auc]).map(g => aggText(g.agg['metrics.auc'], 'number'));
 
   it('says how many of its values were NaN', () => {
-    expect(cells[0]).toBe('0.6 ± 0.14142 (0.5\u20130.7) · 1 NaN');
+    expect(cells[0]).toBe('0.60 ± 0.14 (0.50\u20130.70) · 1 NaN');
   });
 
   it('shows NaN when all of them were, not an empty cell', () => {
@@ -51,6 +51,20 @@ describe('a group whose rows hold NaN', () => {
 
   it('shows a lone value as it is', () => {
     expect(cells[2]).toBe('0.9');
+  });
+});
+
+describe('a group\'s mean and spread', () => {
+  // Five digits of a std and as many of its mean cut the cell: "0.93333 ± 0.0034436 (0.929…".
+  it('reads to the std\'s second significant digit', () => {
+    const depth = param('depth');
+    const auc = metric('auc');
+    const rows = [0.9290, 0.9333, 0.9377].map((v, i) => row(i, 3, v));
+    expect(aggText(group(rows, [depth], [depth, auc])[0].agg['metrics.auc'], 'number')).toBe(
+      '0.9333 ± 0.0044 (0.9290\u20130.9377)');
+    const same = [5, 5].map((v, i) => row(i, 3, v));
+    expect(aggText(group(same, [depth], [depth, auc])[0].agg['metrics.auc'], 'number')).toBe(
+      '5 ± 0 (5\u20135)');
   });
 });
 

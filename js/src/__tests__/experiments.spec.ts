@@ -70,3 +70,48 @@ describe('the best row of a big run', () => {
     view.destroy();
   });
 });
+
+describe('a sweep grouped by a param', () => {
+  // Grouped by depth, the seeds' aggregated auc sat right of the states, durations and the
+  // other params, out of sight in a narrow pane; durations read "0.000048836 ± 0.00001...".
+  const seeds: any[] = Array.from({ length: 12 }, (_, i) => ({
+    run_id: 'r', task_run_id: `r.${i}`, task: 'train', map_index: i, duration: 1.5 + (i % 2),
+    state: 'Completed', params: { depth: i % 3, seed: i % 4, criterion: 'gini' },
+    metrics: { auc: 0.9 + (i % 3) / 100 }
+  }));
+  const small = [{ kind: 'param', name: 'depth', type: 'number' },
+    { kind: 'param', name: 'seed', type: 'number' }, { kind: 'param', name: 'criterion', type: 'string' },
+    { kind: 'metric', name: 'auc', type: 'number' }];
+  const model = () => {
+    const handlers: any[] = [];
+    return {
+      send: (msg: any) => setTimeout(() => handlers.forEach(h => h({
+        event: 'experiments', req: msg.req, columns: small, total: seeds.length, offset: 0,
+        limit: msg.limit, sort: msg.sort, desc: msg.desc, next: null, rows: seeds, version: 1
+      })), 0),
+      on: (_: string, h: any) => handlers.push(h),
+      off: () => undefined,
+      get: () => null
+    };
+  };
+
+  it('shows the metrics first after the keys and n, durations in seconds', async () => {
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const view = mountExperiments({ model: model(), box, onPick: () => undefined });
+    view.open(null, 'train');
+    await settle();
+    const summary = () => box.querySelector('.labloom-exp-summary')!.textContent || '';
+    expect(summary()).toContain('12 rows · 1 column hidden'); // the one task's column
+    const depth = box.querySelector(".labloom-exp-group input[value='params.depth']") as HTMLInputElement;
+    depth.checked = true;
+    depth.dispatchEvent(new Event('change'));
+    await settle();
+    const headers = Array.from(box.querySelectorAll('.labloom-exp-th')).map(th => th.getAttribute('data-column'));
+    expect(headers.slice(0, 3)).toEqual(['params.depth', 'n', 'metrics.auc']);
+    expect(headers.indexOf('duration')).toBeGreaterThan(headers.indexOf('params.seed'));
+    const duration = box.querySelector(".labloom-exp-td[data-column='duration']")!.textContent;
+    expect(duration).toBe('2.00 s ± 0.58 s (1.50 s–2.50 s)');
+    view.destroy();
+  });
+});
