@@ -62,6 +62,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   const xSel = h("select", { class: "labloom-exp-x", "aria-label": "x" });
   const ySel = h("select", { class: "labloom-exp-y", "aria-label": "metric" });
   const bySel = h("select", { class: "labloom-exp-by", "aria-label": "colour by" });
+  const xLabel = h("span", {}, "x:"), yLabel = h("span", {}, "y:"), byLabel = h("span", {}, "colour:");
   const summary = h("div", { class: "labloom-exp-summary", "aria-live": "polite" });
   const tableBox = h("div", { class: "labloom-exp-table-box" });
   const chartBox = h("div", { class: "labloom-exp-chart", role: "figure" });
@@ -72,8 +73,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     h("div", { class: "labloom-exp-bar" }, undefined, [filter, varyLabel, h("span", {}, "best:"), bestMetric, bestDir,
       h("span", {}, "group by:"), groupBox]),
     summary, tableBox,
-    h("div", { class: "labloom-exp-bar" }, undefined, [h("span", {}, "chart:"), kind, h("span", {}, "x:"), xSel,
-      h("span", {}, "y:"), ySel, h("span", {}, "colour:"), bySel]),
+    h("div", { class: "labloom-exp-bar" }, undefined, [h("span", {}, "chart:"), kind, xLabel, xSel,
+      yLabel, ySel, byLabel, bySel]),
     chartBox);
   root.hidden = true;
   box.append(root);
@@ -294,6 +295,11 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     fill(bestMetric, metrics, ui.best);
     bestDir.value = ui.lowest ? "lowest" : "highest";
     fill(xSel, axes, ui.x);
+    // Only what the chart drawn reads: curves run along their steps, parallel coordinates
+    // take every column as an axis and their colour from the metric.
+    xLabel.hidden = xSel.hidden = ui.chart !== "scatter";
+    byLabel.hidden = bySel.hidden = ui.chart === "parallel";
+    yLabel.textContent = ui.chart === "parallel" ? "colour:" : "y:";
     if (ui.chart === "curves") fill(ySel, curved, ui.curve);
     else fill(ySel, metrics, ui.y);
     fill(bySel, keys, ui.by, "none");

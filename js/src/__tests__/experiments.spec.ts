@@ -114,4 +114,23 @@ describe('a sweep grouped by a param', () => {
     expect(duration).toBe('2.00 s ± 0.58 s (1.50 s–2.50 s)');
     view.destroy();
   });
+
+  // The x and colour choices stayed beside charts that do not read them: a curve runs along
+  // its steps, parallel coordinates take their colour from the metric.
+  it('offers only the choices the chart drawn reads', async () => {
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const view = mountExperiments({ model: model(), box, onPick: () => undefined });
+    view.open(null, 'train');
+    await settle();
+    const shown = () => ['x', 'by'].filter(
+      name => !(box.querySelector(`select.labloom-exp-${name}`) as HTMLSelectElement).hidden);
+    expect(shown()).toEqual(['x', 'by']);
+    const kind = box.querySelector('select.labloom-exp-chart-kind') as HTMLSelectElement;
+    kind.value = 'parallel';
+    kind.dispatchEvent(new Event('change'));
+    await settle();
+    expect(shown()).toEqual([]);
+    view.destroy();
+  });
 });
