@@ -115,6 +115,18 @@ describe('a sweep grouped by a param', () => {
     view.destroy();
   });
 
+  // Two runs compared: "best auc 0.92 at index 2" named a child of each run.
+  it('names the best row\'s run when comparing runs', async () => {
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const view = mountExperiments({ model: model(), box, onPick: () => undefined,
+      extra: [{ id: 'run_id', label: 'run', kind: 'fixed', type: 'string' }] });
+    view.open(null, 'train');
+    await settle();
+    expect(box.querySelector('.labloom-exp-summary')!.textContent).toContain('best auc 0.92 at run r index 2');
+    view.destroy();
+  });
+
   // The x and colour choices stayed beside charts that do not read them: a curve runs along
   // its steps, parallel coordinates take their colour from the metric.
   it('offers only the choices the chart drawn reads', async () => {
