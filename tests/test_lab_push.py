@@ -77,6 +77,18 @@ def bidi():
     spoof()
 '''
 
+# Where the text of the status bar's items sits: labloom's and JupyterLab's own text items.
+TEXT_TOPS = """() => {
+  const top = (e) => { const r = document.createRange(); r.selectNodeContents(e);
+                       return r.getBoundingClientRect().top; };
+  const bar = document.querySelector('#jp-main-statusbar');
+  return {
+    ours: [...bar.querySelectorAll('.labloom-StatusItem')].map(top),
+    others: [...bar.querySelectorAll('.jp-StatusBar-TextItem')]
+      .filter((e) => e.offsetParent && !e.closest('.labloom-StatusItem')).map(top),
+  };
+}"""
+
 
 @contextlib.contextmanager
 def gated(home: Path, work: Path, target: str, *gates: str,
@@ -114,6 +126,10 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
         row = run_row(panel, run.id)
         row.wait_for(timeout=5_000)
         page.locator(".labloom-StatusItem", has_text="1 flow running").wait_for(timeout=10_000)
+        # Its text sits on the bar's line, as JupyterLab's own text items do (it sat lower).
+        tops = page.evaluate(TEXT_TOPS)
+        assert len(tops["ours"]) == 1 and tops["others"], tops
+        assert {round(t) for t in tops["ours"] + tops["others"]} == {round(tops["others"][0])}, tops
         view = open_run(page, panel, run.id)
         node = view.locator('g.labloom-node[data-kind="map"]')
         node.wait_for(timeout=20_000)

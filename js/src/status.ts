@@ -40,10 +40,15 @@ export class RunningStatus extends Widget {
   }
 
   private showCount(running: number): void {
-    this.node.textContent =
+    // In JupyterLab's own text item (its line height and font, as the kernel's status
+    // beside it): bare text sat a few pixels below the bar's other items.
+    const text = document.createElement('span');
+    text.className = 'jp-StatusBar-TextItem';
+    text.textContent =
       running === 0
         ? this.trans.__('no flows running')
         : this.trans._n('%1 flow running', '%1 flows running', running);
+    this.node.replaceChildren(text);
     this.node.setAttribute('data-running', String(running));
   }
 
