@@ -126,7 +126,7 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
         row = run_row(panel, run.id)
         row.wait_for(timeout=5_000)
         page.locator(".labloom-StatusItem", has_text="1 flow running").wait_for(timeout=10_000)
-        # Its text sits on the bar's line, as JupyterLab's own text items do (it sat lower).
+        # Its text sits on the bar's line, as JupyterLab's own text items do (it sat 4 px higher).
         tops = page.evaluate(TEXT_TOPS)
         assert len(tops["ours"]) == 1 and tops["others"], tops
         assert {round(t) for t in tops["ours"] + tops["others"]} == {round(tops["others"][0])}, tops

@@ -41,7 +41,7 @@ export class RunningStatus extends Widget {
 
   private showCount(running: number): void {
     // In JupyterLab's own text item (its line height and font, as the kernel's status
-    // beside it): bare text sat a few pixels below the bar's other items.
+    // beside it): bare text sat 4 px above the bar's other texts.
     const text = document.createElement('span');
     text.className = 'jp-StatusBar-TextItem';
     text.textContent =
