@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import gc_policy, gil_policy
+from . import gc_policy
 from .threading_internals import register_at_exit
 
 EXIT_REASON = "the process exited while the run was running"
@@ -35,7 +35,6 @@ def track(run: Any) -> None:
     with _lock:
         if run.id not in _unfinished:
             gc_policy.run_started()  # the collector's settings while runs go
-            gil_policy.run_started()  # and the GIL's switch interval
         _unfinished[run.id] = run
         if not _registered:
             _registered = True
@@ -46,7 +45,6 @@ def untrack(run: Any) -> None:
     with _lock:
         if _unfinished.pop(run.id, None) is not None:
             gc_policy.run_ended()
-            gil_policy.run_ended()
 
 
 def end_unfinished_runs() -> None:
