@@ -30,7 +30,9 @@ def sendable_text(text: str) -> str | bytes:
 
 
 def received_text(text: str | bytes) -> str:
-    return text.decode("utf-8", "surrogatepass") if type(text) is bytes else text
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "surrogatepass")
+    return text
 
 
 def sendable_values(values: dict[str, Any]) -> dict[str, Any] | bytes:
@@ -45,4 +47,7 @@ def sendable_values(values: dict[str, Any]) -> dict[str, Any] | bytes:
 def received_values(values: dict[str, Any] | bytes) -> dict[str, Any]:
     # Bytes only ever come from ``sendable_values`` on a worker of this cluster: Dask trusts
     # its workers' pickles as it unpickles their results.
-    return pickle.loads(values) if type(values) is bytes else values  # type: ignore[no-any-return]
+    if isinstance(values, bytes):
+        unpickled: dict[str, Any] = pickle.loads(values)
+        return unpickled
+    return values
