@@ -63,7 +63,7 @@ def test_odd_text_comes_back_from_the_store_as_logged(store_backend: str, any_ex
     # the run waited for ever.
     run = _odd_run(any_executor)
     assert [line.text for line in run.logs()] == ["reading " + LONE] * 2
-    for rows in (run.experiments(), labloom.experiments(run=run)):
+    for rows in (run.experiments(sort="auc"), labloom.experiments(run=run, sort="auc")):
         assert [(r["path"], r["sep"], r["label"], r[ODD_NAME], r["n\x00ul"]) for r in rows] == [
             (LONE, NUL, RTL, 0, 0), (LONE, NUL, RTL, 1, 1)]
 
@@ -84,7 +84,7 @@ def test_the_cli_prints_odd_text_as_escapes_and_json_keeps_it(store_backend: str
     assert [r["file caf\\udce9.csv"] for r in rows] == ["0", "1"], sheet.stdout
     filtered = cli(labloom_home, "experiments", run.id, "--filter", "auc>0.05")
     assert filtered.returncode == 0 and "caf\\udce9.csv" in filtered.stdout, filtered.stderr
-    exact = cli(labloom_home, "experiments", run.id, "--json")
+    exact = cli(labloom_home, "experiments", run.id, "--json", "--sort", "auc")
     assert exact.returncode == 0, exact.stderr
     params = [row["params"] for row in json.loads(exact.stdout)["rows"]]
     assert [(p["path"], p["sep"], p["label"], p[ODD_NAME]) for p in params] == [
@@ -93,8 +93,9 @@ def test_the_cli_prints_odd_text_as_escapes_and_json_keeps_it(store_backend: str
 
 async def test_rest_pages_carry_odd_text(jp_fetch: Any, store_backend: str) -> None:
     run = _odd_run()
+    across = {"flow": "odd_files", "filter": f'label="{RTL}"', "sort": "auc"}
     for path, params in ((("runs", run.id, "experiments"), {"sort": "auc"}),
-                         (("experiments",), {"flow": "odd_files", "filter": f'label="{RTL}"'})):
+                         (("experiments",), across)):
         response = await jp_fetch("labloom", "api", *path, params=params)
         page = json.loads(response.body)
         assert page["total"] == 2, page
