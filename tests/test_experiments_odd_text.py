@@ -101,3 +101,28 @@ async def test_rest_pages_carry_odd_text(jp_fetch: Any, store_backend: str) -> N
         assert page["total"] == 2, page
         assert [(r["params"]["path"], r["params"]["label"], r["params"][ODD_NAME])
                 for r in page["rows"]] == [(LONE, RTL, 0), (LONE, RTL, 1)]
+
+
+def test_an_ended_runs_snapshot_keeps_odd_text(store_backend: str) -> None:
+    # The rows an ended run is folded into (``store/experiment_snapshot.py``), so that any
+    # server pages it without reading the logged values. Before: its write failed on a name
+    # holding a lone surrogate (UnicodeEncodeError, both stores) or NUL (PostgreSQL), and
+    # every fresh server read the whole run again.
+    from labloom.server_extension import experiment_rows
+    from labloom.store import experiment_snapshot as snap
+    from labloom.store import open_store
+
+    run = _odd_run()
+    with open_store() as store:
+        record = store.matching_runs(run.id)[0]
+        experiment_rows.ExperimentRows().page(store, record, None, False, 5, 0,
+                                              later=lambda fn, *args: fn(store, *args))
+        assert snap.read_meta(store, run.id) is not None
+        fresh = experiment_rows.ExperimentRows()  # another server: pages from the snapshot
+        page = fresh.page(store, record, ODD_NAME, True, 5, 0, query=f'label="{RTL}"')
+        assert [(r["params"]["path"], r["params"]["sep"], r["params"][ODD_NAME],
+                 r["params"]["n\x00ul"]) for r in page["rows"]] == [
+            (LONE, NUL, 1, 1), (LONE, NUL, 0, 0)]
+        page = fresh.page(store, record, "n\x00ul", False, 5, 0, query="sep=" + NUL)
+        assert [r["params"][ODD_NAME] for r in page["rows"]] == [0, 1]
+        assert not fresh._runs  # never read the logged values
