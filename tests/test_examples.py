@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -93,3 +94,25 @@ def test_etl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (tmp_path / "labloom-output" / "lake-2" / "orders" / "part-0.jsonl").exists()
     assert not (tmp_path / "labloom-output" / "lake-2" / "customers").exists()
     assert "rows" in outputs(nb)
+
+
+def test_sweep_script_as_its_docstring_says(tmp_path: Path) -> None:
+    # `labloom run examples/sweep.py:sweep`, then `labloom experiments RUN --sort auc --desc
+    # --top 10`: the best settings from the store are those the flow's `best` task chose.
+    from store_helpers import cli
+
+    home = tmp_path / "home"
+    ran = cli(home, "run", f"{EXAMPLES / 'sweep.py'}:sweep", "--param", "size=12")
+    assert ran.returncode == 0, ran.stderr
+    [run] = json.loads(cli(home, "runs", "--json").stdout)
+    shown = cli(home, "experiments", run["id"], "--sort", "auc", "--desc", "--top", "10",
+                "--json")
+    assert shown.returncode == 0, shown.stderr
+    answer = json.loads(shown.stdout)
+    assert answer["total"] == 12 and len(answer["rows"]) == 10
+    top = answer["rows"][0]
+    assert set(top["params"]) == {"learning_rate", "max_depth", "n_estimators"}
+    aucs = [row["metrics"]["auc"] for row in answer["rows"]]
+    assert aucs == sorted(aucs, reverse=True)
+    best = {**top["params"], "auc": top["metrics"]["auc"]}
+    assert f"best of 12 experiments: AUC {best['auc']:.4f} with {best}" in ran.stdout + ran.stderr

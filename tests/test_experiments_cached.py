@@ -8,12 +8,15 @@ sweep showed only the children that ran again."""
 from __future__ import annotations
 
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from labloom import flow, log_metric, log_metrics, log_params, task
+import labloom
+from labloom import flow, log_metric, log_metrics, log_params, task, unmapped
 
 
 @pytest.fixture(autouse=True)
@@ -129,3 +132,37 @@ def test_a_cached_child_keyed_where_it_runs_shows_its_values_too() -> None:
     assert {tr.state.value for tr in again.tasks if tr.map_index is not None} == {"Cached"}
     assert _same(_rows(again), _rows(first)), (_rows(again), _rows(first))
     assert {row["depth"] for row in again.experiments()} == {1, 2}
+
+
+@task(cache=True)
+def until_fixed(depth: int, fixed: str) -> float:
+    log_params(depth=depth)
+    log_metric("loss", 1 / depth, step=0)
+    log_metrics(auc=depth / 10)
+    if depth == 2 and not os.path.exists(fixed):  # a file: Dask workers see it too
+        raise RuntimeError("depth 2 failed")
+    return depth / 10
+
+
+@flow
+def fixable_sweep(fixed: str) -> None:
+    until_fixed.map([1, 2, 3], fixed=unmapped(fixed))
+
+
+def test_a_retried_sweep_shows_every_child_on_every_executor(any_executor: Any,
+                                                              tmp_path: Path) -> None:
+    from labloom.export.retry import retry_run
+
+    fixed = tmp_path / "fixed"
+    failed = fixable_sweep.run(fixed=str(fixed), executor=any_executor)
+    assert failed.state.value == "Failed"
+    fixed.touch()
+    again, _notes = retry_run(failed.id, load=lambda target, run_id: fixable_sweep,
+                              executor=any_executor)
+    assert again.state.value == "Completed", again.message
+    rows = {row["map_index"]: (row["depth"], row["auc"], row["loss"])
+            for row in again.experiments()}
+    assert rows == {0: (1, 0.1, 1.0), 1: (2, 0.2, 0.5), 2: (3, 0.3, 1 / 3)}
+    stored = {row["map_index"]: (row["depth"], row["auc"])
+              for row in labloom.experiments(run=again)}
+    assert stored == {0: (1, 0.1), 1: (2, 0.2), 2: (3, 0.3)}

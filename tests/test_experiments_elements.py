@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import attrs
+import pydantic
 import pytest
 
 from labloom import flow, task
@@ -88,3 +90,54 @@ def test_a_nested_config_gives_its_leaves_under_dotted_names() -> None:
                                 "optim.lr", "seed")} == {
         "model.depth": 3, "model.kind.depth": 4, "model.kind.criterion": "gini",
         "optim.lr": 0.1, "seed": 0}
+
+
+class PydanticConfig(pydantic.BaseModel):
+    depth: int
+    optim: dict[str, float] = {"lr": 0.1}
+
+
+class Guarded(pydantic.BaseModel):
+    depth: int
+    api_key: pydantic.SecretStr
+
+
+@attrs.define
+class AttrsConfig:
+    depth: int
+    criterion: str = "gini"
+
+
+@task(params=True, metrics=["auc"])
+def fit_any(config: Any) -> dict[str, float]:
+    depth = config["depth"] if isinstance(config, dict) else config.depth
+    return {"auc": depth / 10}
+
+
+@flow
+def every_element_sweep() -> None:
+    fit_any.map([{"depth": 1}, Config(2), Point(3, 0.3), PydanticConfig(depth=4),
+             AttrsConfig(5)])
+
+
+def test_every_kind_of_config_gives_its_fields_on_every_executor(any_executor: Any) -> None:
+    # A pydantic model or an attrs class (typed configs as common as dataclasses) failed every
+    # child: "param 'config' is a PydanticConfig".
+    run = every_element_sweep.run(executor=any_executor)
+    assert run.state.value == "Completed", [str(t.error) for t in run.tasks if t.error]
+    rows = {r["depth"]: r for r in run.experiments()}
+    assert sorted(rows) == [1, 2, 3, 4, 5] and all(r["auc"] == d / 10 for d, r in rows.items())
+    assert (rows[2]["criterion"], rows[3]["lr"], rows[4]["optim.lr"], rows[5]["criterion"]) == (
+        "gini", 0.3, 0.1, "gini")
+
+
+@flow
+def guarded_sweep() -> None:
+    fit.map([Guarded(depth=1, api_key="s3cr3t")])
+
+
+def test_a_secret_field_of_a_config_is_refused() -> None:
+    run = guarded_sweep.run(executor="threads")
+    (child,) = run.tasks
+    assert "'api_key' is a secret" in str(child.error) and "s3cr3t" not in str(child.error)
+    assert run.experiments() == []

@@ -148,8 +148,11 @@ def test_runs_are_named_by_id_or_given_themselves() -> None:
     assert len(labloom.experiments(run=one)) == 1
     assert len(labloom.experiments(runs=[one, two.id])) == 3
     assert len(labloom.experiments(runs=two.id)) == 2
+    assert len(labloom.experiments(runs=two)) == 2  # was "'FlowRun' object is not iterable"
     with pytest.raises(TypeError, match=r"named by its id .* got a int"):
         labloom.experiments(runs=[1])
+    with pytest.raises(TypeError, match=r"runs takes run ids or runs .* got a int"):
+        labloom.experiments(runs=1)
 
 
 

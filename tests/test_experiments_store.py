@@ -262,13 +262,17 @@ async def test_rest_across_runs_and_errors(jp_fetch: Any, store_backend: str) ->
         (("runs", run_id_hostile(), "experiments"), {}, 404),
         (("runs", one.id, "experiments"), {"limit": "5000"}, 400),
         (("experiments",), {"since": "yesterday"}, 400),
+        (("experiments",), {"since": "nan"}, 400),  # was 200 with no rows, as if none ran
+        (("runs",), {"until": "NaN"}, 400),  # was every run
     ]:
         with pytest.raises(HTTPClientError) as caught:
             await jp_fetch("labloom", "api", *path, params=params or None)
         assert caught.value.code == code, (path, params)
-    for path in (("runs", one.id, "experiments"), ("experiments",)):
+    for path in (("runs", one.id, "experiments"), ("experiments",),
+                 ("runs", one.id, "experiments", "curves")):
         with pytest.raises(HTTPClientError) as caught:
-            await jp_fetch("labloom", "api", *path, headers={"Authorization": ""})
+            await jp_fetch("labloom", "api", *path, params={"metric": "auc"},
+                           headers={"Authorization": ""})
         assert caught.value.code == 403
 
 

@@ -16,7 +16,7 @@ from ..core.errors import LabloomError
 from ..store import open_store
 from ..store.experiments import RECENT_RUNS, check_sort, rows_of, runs_to_read
 from .history import _find, _seconds, _table
-from .terminal import echo, printable
+from .terminal import echo, encodable, printable
 
 
 def register(subparsers: Any) -> None:
@@ -133,7 +133,9 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 def _inert(text: str) -> str:
     """``text`` for a CSV cell: a leading ' when a spreadsheet would run it (a param such as
     ``=HYPERLINK(...)`` from a data set's column), which Excel and LibreOffice show as the
-    text itself; ``--json`` keeps every value as logged."""
+    text itself; a lone surrogate escaped, as UTF-8 cannot hold it. ``--json`` keeps every
+    value as logged."""
+    text = encodable(text)
     if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
         return "'" + text
     return text

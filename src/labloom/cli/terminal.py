@@ -1,15 +1,20 @@
 """Text that labloom prints for people: log lines, names and messages come from tasks, so their
 control characters are shown escaped, never sent. A task could otherwise rewrite the screen or
 the window title (ANSI and OSC sequences), hide text (carriage return, NUL) or reorder it
-(bidirectional overrides). ``--json`` output keeps every character as it was recorded.
+(bidirectional overrides). A lone surrogate (a file name's byte that is not UTF-8, as
+``os.listdir`` gives it) is shown escaped too: UTF-8 output cannot hold it, and printing it was
+a traceback. ``--json`` output keeps every character as it was recorded.
 """
 
 from __future__ import annotations
 
 import re
 
-# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional marks and overrides.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0 controls but tab and newline, DEL, C1 controls, the bidirectional marks and overrides,
+# and lone surrogates.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -20,6 +25,12 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """``text`` with every character that would drive a terminal written as an escape."""
     return _UNSAFE.sub(_escape, text)
+
+
+def encodable(text: str) -> str:
+    """``text`` with each lone surrogate written as an escape (``caf\\udce9.csv``), the rest
+    kept: for output that is data (``--csv``), which UTF-8 must be able to hold."""
+    return _SURROGATE.sub(_escape, text)
 
 
 def echo(text: str = "") -> None:

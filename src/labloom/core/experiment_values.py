@@ -249,8 +249,8 @@ class Recording:
         except ExperimentValueError as exc:
             raise ExperimentValueError(
                 f"{exc}\n[labloom] params=True records each mapped argument: map over dicts, "
-                "dataclasses or named tuples (their items are recorded), or call "
-                "log_params(...) in the task and leave params=True off"
+                "dataclasses, named tuples, pydantic models or attrs classes (their fields are "
+                "recorded), or call log_params(...) in the task and leave params=True off"
             ) from None
 
     def after(self, task_name: str, value: Any) -> None:
@@ -286,13 +286,22 @@ def _flatten(prefix: str, items: Mapping[Any, Any], into: dict[str, Any], depth:
 
 
 def _items_of(value: Any) -> Mapping[str, Any] | None:
-    """The named items of a map element: a dict's, a dataclass's or a named tuple's fields."""
+    """The named items of a map element: a dict's, a dataclass's, a named tuple's, a pydantic
+    model's or an attrs class's fields (typed configs, as common as dicts)."""
     if isinstance(value, Mapping):
         return value
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in fields(value)}
     if isinstance(value, tuple) and hasattr(value, "_asdict"):
         return value._asdict()  # type: ignore[no-any-return]
+    kind = type(value)
+    if hasattr(kind, "model_fields") and hasattr(kind, "model_dump"):  # pydantic 2
+        # Its fields only, read as they are (model_dump would turn a nested model into a
+        # dict, a SecretStr into text: the secret check must see the SecretStr).
+        return {name: getattr(value, name) for name in kind.model_fields}
+    attributes = getattr(kind, "__attrs_attrs__", None)  # attrs, without importing it
+    if attributes is not None:
+        return {attribute.name: getattr(value, attribute.name) for attribute in attributes}
     return None
 
 

@@ -24,6 +24,7 @@ from ..core.executor import check_mappable
 from ..core.idle_thread import IdleEndingThread
 from . import dask_messages as messages
 from .dask_shipping import unship
+from .dask_text import received_text, received_values, sendable_text, sendable_values
 
 TOPIC_PREFIX = "labloom-"
 def topic(run_id: str) -> str:
@@ -94,7 +95,7 @@ class WorkerSink:
                 ["s", task_run_id, when, attempt, where, rerun])
 
     def task_log(self, run_id: str, task_run_id: str, level: int, when: float, text: str) -> None:
-        self._add(run_id, ["l", task_run_id, level, when, text])
+        self._add(run_id, ["l", task_run_id, level, when, sendable_text(text)])
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
                    path: str | None, message: str, rerun: int | None = None) -> None:
@@ -103,7 +104,8 @@ class WorkerSink:
     def task_values(self, run_id: str, task_run_id: str, when: float, kind: str,
                     values: dict[str, Any], step: int | None, attempt: int | None = None,
                     rerun: int | None = None) -> None:
-        self._add(run_id, ["v", task_run_id, when, kind, values, step, attempt, rerun])
+        self._add(run_id, ["v", task_run_id, when, kind, sendable_values(values), step, attempt,
+                           rerun])
 
     def task_ended(self, run_id: str, task_run_id: str, attempt: int, started: float,
                    ok: bool | None = None, rerun: int = 0) -> None:
@@ -388,7 +390,7 @@ class Dispatcher:
                 sink_registry.started_all(sink, run_id, starts)
                 starts = []
             if kind == "l":
-                sink.task_log(run_id, msg[1], msg[2], msg[3], msg[4])
+                sink.task_log(run_id, msg[1], msg[2], msg[3], received_text(msg[4]))
             elif kind == "k":
                 sink.task_keyed(run_id, msg[1], msg[2], msg[3], msg[4], msg[5],
                                 msg[6] if len(msg) > 6 else None)
@@ -396,8 +398,8 @@ class Dispatcher:
                 # Its attempt and rerun: the engine drops a call of one that is no longer
                 # current (a worker's call still in flight after its task run's retry started,
                 # a cancelled call running on after the run's rerun started).
-                sink.task_values(run_id, msg[1], msg[2], msg[3], msg[4], msg[5],
-                                 msg[6] if len(msg) > 6 else None,
+                sink.task_values(run_id, msg[1], msg[2], msg[3], received_values(msg[4]),
+                                 msg[5], msg[6] if len(msg) > 6 else None,
                                  msg[7] if len(msg) > 7 else None)
             elif kind == "g":
                 given_back.append(msg)

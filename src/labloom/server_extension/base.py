@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -96,9 +97,12 @@ class LabloomHandler(APIHandler):
         if text is None or text == "":
             return None
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
-            raise web.HTTPError(400, f"{name} must be a number (seconds since the epoch)") from None
+            value = math.nan
+        if math.isnan(value):  # a NaN bound keeps nothing: no run's time compares with it
+            raise web.HTTPError(400, f"{name} must be a number (seconds since the epoch)")
+        return value
 
 
 class NotFoundHandler(LabloomHandler):

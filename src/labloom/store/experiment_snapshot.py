@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core import experiments as ex
+from .storable import is_storable, storable
 
 if TYPE_CHECKING:
     from .reader import RunRecord, RunStore
@@ -65,13 +66,18 @@ class Meta:
 
 
 def column_name(kind: str, name: str) -> str:
-    """The stored column of a param or metric (``kind`` "param" or "metric")."""
-    return f"{kind}:{name}"
+    """The stored column of a param or metric (``kind`` "param" or "metric"). A name the
+    store cannot hold as text (a lone surrogate, as a file name that is not UTF-8 gives; NUL,
+    which PostgreSQL refuses) is kept escaped, after ``kind~``: never the column of a name
+    written with the escape's characters, and the snapshot's write no longer fails on it."""
+    if is_storable(name):
+        return f"{kind}:{name}"
+    return f"{kind}~{storable(name)}"
 
 
 def none_name(kind: str, name: str) -> str:
     """The stored positions of the rows that logged None for a param or metric."""
-    return f"none:{kind}:{name}"
+    return "none:" + column_name(kind, name)
 
 
 def last_logged(store: RunStore, run_id: str) -> int:

@@ -302,8 +302,11 @@ def experiments(
     from .reader import RunStore  # reading: the writer's rows need not load the reader
 
     since = _epoch(since)
-    if isinstance(runs, str):  # one id, not its characters
-        runs = [runs]
+    if isinstance(runs, str) or isinstance(getattr(runs, "id", None), str):
+        runs = [runs]  # one run, by its id (not its characters) or itself
+    elif runs is not None and not isinstance(runs, Iterable):
+        raise TypeError(f"[labloom] runs takes run ids or runs (a list, or one), got a "
+                        f"{type(runs).__name__}")
     named = [_run_id(each) for each in ([run] if run else []) + list(runs or [])]
     with RunStore() as store:
         if named:
