@@ -165,17 +165,17 @@ class RunEngine:
     ) -> MappedFuture[Any]:
         if not iterables and not kwargs:
             raise TypeError(f"{task.name}.map() needs at least one iterable to map over")
-        with self.lock:
-            node = self.attempts.replayed_map(task)
-        if node is not None:
-            self.launcher.work()  # its bad children, reset
-            return MappedFuture(self, node)
         check = self.graph.check_owned
         sources = MapSources(
             [map_source(check, task, f"argument {i + 1}", v) for i, v in enumerate(iterables)],
             {key: map_source(check, task, f"{key}=", v) for key, v in kwargs.items()},
         )
         sources.check_known_widths(task.name)
+        with self.lock:
+            node = self.attempts.replayed_map(task, sources)  # flow_retries.py
+        if node is not None:
+            self.launcher.work()  # its children to run again
+            return MappedFuture(self, node)
         with self.lock:
             waits = self.graph.dependencies((), wait_for)
             node = self.graph.add_map(task, sources, waits)

@@ -11,9 +11,10 @@ In place: the same run id and the same task runs. Completed task runs are reused
 ``run.retry()`` reuses them; failed, upstream-failed and cancelled ones and everything
 downstream run again. When the flow body itself raised, the body runs again, and its task
 calls are matched in order to the earlier attempt's (by task, as Prefect matches a retried
-flow's task calls): a call that completed gives its result at once, the others are the
-earlier task runs, run again with this call's inputs (what the body read may have changed; a
-map's, with its earlier inputs); calls past them are new task runs. An earlier task run that
+flow's task calls): a call that completed with the same inputs (``same_inputs.py``), nothing
+it waited for having run again, gives its result at once; the others are the earlier task
+runs, run again with this call's inputs (what the body read may have changed); a map's children
+match by position (``map_replay.py``); calls past them are new task runs. An earlier task run that
 the body did not call again (it took another way) is kept as it ended, as history, and does
 not fail the run.
 
@@ -38,14 +39,17 @@ from . import events as ev
 from . import values
 from .context import ACTIVE
 from .map_nodes import MapNode
+from .map_replay import remap
 from .rerun import reset_bad, reset_call
 from .retry_policy import delay_before
+from .same_inputs import same_inputs
 from .states import State
 from .task_runs import TaskRun
 from .waiting import LOOK_EVERY
 
 if TYPE_CHECKING:
     from .engine import RunEngine
+    from .mapping import MapSources
     from .tasks import Task
 
 
@@ -65,6 +69,9 @@ class FlowAttempts:
         # The earlier attempt's bad task runs that the rerun body has not called again yet
         # (by id): those it never calls are history when it ends, not the run's failures.
         self._left: dict[int, TaskRun] = {}
+        # Ids of the task runs (and maps) the rerun body runs again or anew: what waited for
+        # one of them is not reused, its input may differ now.
+        self._ran_again: set[int] = set()
         # The run whose flow body called this flow (a subflow), or None: its cancel (its
         # timeout's) ends this one's wait too, as it waits in that body. Weak: a run kept
         # (a notebook's variable) must not keep its caller's results.
@@ -110,9 +117,9 @@ class FlowAttempts:
                     break
                 # A cancel notifies it; the slices let a Ctrl-C (a kernel's interrupt) in.
                 engine.changed.wait(min(LOOK_EVERY, deadline - time.monotonic()))
-            if engine.graph.cancelled is None and (why := self._caller_cancelled()):
+            if engine.graph.cancelled is None and (ended_by := self._caller_cancelled()):
                 # Nothing of it is open: what cancel() would do is only to say so.
-                engine.graph.cancelled = engine.message = why
+                engine.graph.cancelled = engine.message = ended_by
             if engine.graph.cancelled is not None:
                 return None
             self.number += 1
@@ -124,6 +131,7 @@ class FlowAttempts:
                       f"failed: {why})", said=f"attempt {self.number} of {self.total} starts")
             if body_error is not None:  # each bad one is reset when the body calls it again
                 self._replay = deque(earlier_nodes(engine))
+                self._ran_again = set()
                 self._left = {id(tr): tr for tr in engine.graph.task_runs
                               if tr.bad and id(tr) not in engine.graph.retired}
                 engine.graph.handled.clear()
@@ -163,29 +171,52 @@ class FlowAttempts:
 
     def replayed_call(self, task: Task[Any, Any], args: tuple[Any, ...],
                       kwargs: dict[str, Any], wait_for: Any) -> TaskRun | None:
-        """The earlier task run this call of the rerun body is (under the engine's lock), run
-        again with this call's inputs unless it completed; None: a new one is made."""
+        """The earlier task run this call of the rerun body is (under the engine's lock),
+        reused if it completed with these inputs, else run again with them; None: a new one
+        is made."""
         tr: TaskRun | None = self.replayed(task, TaskRun)
         engine = self._engine
-        if tr is None or (tr.state is State.COMPLETED and not self._lost(tr)):
-            return tr
+        if tr is None:
+            return None
         deps = engine.graph.dependencies((args, kwargs), wait_for)
         if {id(dep) for dep, _ in deps} != {id(up) for up in tr.upstream}:
             self._replay.clear()  # it waits for other task runs now: a new one, and the rest
             return None
+        if tr.state is State.COMPLETED and not self._lost(tr) and \
+                not self.upstream_ran_again(tr) and same_inputs(tr.inputs(), (args, kwargs)):
+            return tr
         tr.args, tr.kwargs = args, kwargs
         self._left.pop(id(tr), None)
+        self._ran_again.add(id(tr))
         reset_call(engine.graph, tr, engine.sink.forget_values)
         return tr
 
-    def replayed_map(self, task: Task[Any, Any]) -> MapNode | None:
-        """The earlier map this ``.map()`` of the rerun body is, its bad children reset."""
+    def upstream_ran_again(self, tr: TaskRun) -> bool:
+        """A task run ``tr`` waited for runs again in this attempt: its result may differ."""
+        return any(id(up) in self._ran_again for up in tr.upstream)
+
+    def replayed_map(self, task: Task[Any, Any], sources: MapSources) -> MapNode | None:
+        """The earlier map this ``.map()`` of the rerun body is, its children that must run
+        again (failed, or with other inputs now: ``map_replay.py``) reset; None: a new one."""
         node: MapNode | None = self.replayed(task, MapNode)
-        if node is not None:
-            engine = self._engine
-            for tr in reset_bad(engine.graph, engine.sink.forget_values, engine.executor.lost,
-                                within=node):
-                self._left.pop(id(tr), None)
+        if node is None:
+            return None
+        engine = self._engine
+        if node.placeholder is None and node.growth is None:
+            again = remap(engine.graph, node, task, sources, self._ran_again,
+                          engine.sink.forget_values, engine.executor.lost)
+            if again is None:
+                return None  # a new map; the earlier one's bad children are history at the end
+        else:  # it could not expand (or grows from another): it expands anew, from these
+            if node.growth is None:
+                node.sources, node.keywords = sources.positional, sources.keywords
+            again = reset_bad(engine.graph, engine.sink.forget_values, engine.executor.lost,
+                              within=node)
+        for tr in again:
+            self._left.pop(id(tr), None)
+            self._ran_again.add(id(tr))
+        if again:
+            self._ran_again.add(id(node))
         return node
 
     def _lost(self, tr: TaskRun) -> bool:

@@ -274,6 +274,21 @@ class TaskRun:
         if self._rare is not None:
             self._rare.kwargs = NO_KWARGS
 
+    def leave_map(self) -> None:
+        """No longer its map's child (a map run again over a shorter list: ``map_replay.py``):
+        its id, times and inputs kept on it, as the map's next children reuse its index."""
+        parent = self.parent
+        if parent is None:
+            return
+        if self._own is None:
+            started, ended = self.started, self.ended
+            self._own = (self.id, parent.task, parent.id, parent.label, self.created, None)
+            self._set_times(started, ended)
+        if self._args is None:
+            self._args, kwargs = self.inputs()
+            self._set_kwargs(kwargs)
+        self.parent = None
+
     def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``(args, kwargs)``, read once."""
         if self._args is None:
