@@ -182,3 +182,29 @@ def test_unchanged_inputs_that_have_no_plain_equality_are_reused() -> None:
     run = nightly.run()
     assert run.state is State.COMPLETED and run.result() == 10.0, run.message
     assert ran == [1]
+
+
+def test_the_message_of_the_next_attempt_says_why_the_last_one_failed() -> None:
+    """It said "attempt 2 of 2 (attempt 1 failed: )" while attempt 2 ran: the reason was
+    overwritten by the check for a cancelled caller."""
+    from labloom.core.observers import add_run_observer
+
+    runs: list[Any] = []
+    seen: list[str] = []
+
+    @flow(retries=1)
+    def nightly() -> int:
+        if not seen:
+            seen.append("")
+            raise ConnectionError("the share is not mounted yet")
+        seen.append(runs[0].message)  # what the Flows panel and `labloom show` say now
+        return 1
+
+    remove = add_run_observer(runs.append)
+    try:
+        run = nightly.run()
+    finally:
+        remove()
+    assert run.state is State.COMPLETED
+    assert seen[1] == ("attempt 2 of 2 (attempt 1 failed: flow body raised ConnectionError: "
+                       "the share is not mounted yet)")
