@@ -3,10 +3,10 @@ process's output without terminal progress (a scheduler's log), ``labloom show``
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from pathlib import Path
-from typing import Any
 
 from cli_helpers import labloom, start_labloom, stop, wait_for, write
 
@@ -72,3 +72,21 @@ def test_without_progress_each_attempt_is_said_once(tmp_path: Path) -> None:
     said = re.findall(r"of flow 'quick': (attempt \d of \d(?: failed)?)", out.stderr)
     assert said == ["attempt 1 of 3 failed", "attempt 2 of 3", "attempt 2 of 3 failed",
                     "attempt 3 of 3"], out.stderr
+
+
+def test_show_counts_a_task_runs_attempts_across_the_flows_and_says_the_flows(
+    tmp_path: Path,
+) -> None:
+    """`labloom show` of a run that took 3 attempts said ATTEMPTS 1 for its task run, which
+    ran three times: the count started over at each attempt of the flow."""
+    write(tmp_path / "flows.py", FLOWS)
+    out = labloom(tmp_path, "run", "flows.py:quick", "-p", f"marker={tmp_path / 'tries'}")
+    assert out.returncode == 0, out.stderr
+    run_id = json.loads(labloom(tmp_path, "runs", "--json").stdout)[0]["id"]
+    shown = labloom(tmp_path, "show", run_id).stdout
+    assert f"run {run_id} of flow 'quick': Completed, attempt 3 of 3" in shown, shown
+    [row] = [line.split() for line in shown.splitlines() if line.startswith("check ")]
+    assert row[:3] == ["check", "Completed", "3"], shown
+    stored = json.loads(labloom(tmp_path, "show", run_id, "--json").stdout)
+    assert stored["task_runs"][0]["attempts"] == 3
+    assert stored["metadata"]["attempt"] == 3 and stored["metadata"]["attempts_allowed"] == 3

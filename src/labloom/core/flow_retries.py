@@ -82,6 +82,13 @@ class FlowAttempts:
     def total(self) -> int:
         return self._engine.flow.retries + 1
 
+    def facts(self) -> dict[str, int]:
+        """What the run's record keeps of its attempts (its metadata: ``labloom show``'s
+        "attempt 3 of 3"); nothing for a flow without retries."""
+        if not self._engine.flow.retries:
+            return {}
+        return {"attempt": self.number, "attempts_allowed": self.total}
+
     def start_over(self) -> None:
         """``run.retry()``: the flow's retries anew, as its timeout is."""
         self.number, self.failures = 1, []
@@ -96,39 +103,9 @@ class FlowAttempts:
             state, why = outcome(engine)
             if state is not State.FAILED:
                 return None
-            delay = delay_before(engine.flow.retry_delay, self.number + 1)
             body_error = engine.body_error
-            # The failure is history now: a cancel during the delay must find the run open to
-            # it (not already cancelled by its timeout), and end it Cancelled, not raising.
-            engine.body_error, engine.graph.cancelled, engine.clock.expired = None, None, None
-            engine.clock.stop()  # else it expires during the delay: each attempt has its own
-            self.failures.append(why)
-            when = f"in {delay:g}s" if delay else "now"
-            note = (f"attempt {self.number} of {self.total} failed: {why}; attempt "
-                    f"{self.number + 1} starts {when}")
-            self._keep_tracebacks()
-            # The body's traceback has no task run's logs to be in: the run's line holds it. A
-            # task run's is in its own logs (the note names the task), not said twice.
-            where = "" if body_error is None else "".join(traceback.format_exception(body_error))
-            self._say(note, where)
-            deadline = time.monotonic() + delay
-            while engine.graph.cancelled is None and time.monotonic() < deadline:
-                if self._caller_cancelled():
-                    break
-                # A cancel notifies it; the slices let a Ctrl-C (a kernel's interrupt) in.
-                engine.changed.wait(min(LOOK_EVERY, deadline - time.monotonic()))
-            if engine.graph.cancelled is None and (ended_by := self._caller_cancelled()):
-                # Nothing of it is open: what cancel() would do is only to say so.
-                engine.graph.cancelled = engine.message = ended_by
-            if engine.graph.cancelled is not None:
+            if not self._wait_for_next(why):
                 return None
-            self.number += 1
-            # The logging calls of task runs that completed, still waiting, are theirs: in
-            # before the count that makes what the earlier attempt still reports stale.
-            engine.sink.flush()
-            engine.reruns += 1
-            self._say(f"attempt {self.number} of {self.total} (attempt {self.number - 1} "
-                      f"failed: {why})", said=f"attempt {self.number} of {self.total} starts")
             if body_error is not None:  # each bad one is reset when the body calls it again
                 self._replay = deque(earlier_nodes(engine))
                 self._ran_again = set()
@@ -140,6 +117,79 @@ class FlowAttempts:
         engine.clock.start()
         engine.launcher.work()
         return body_error is not None
+
+    def could_not_start(self, exc: BaseException) -> bool:
+        """The executor could not start: the attempt's failure; True when a next attempt may
+        try again. A scheduler that cannot be reached now (a cluster restarting for the
+        night) may be up then; a bad option never will be."""
+        engine = self._engine
+        engine.body_error, engine.message = exc, f"the executor could not start: {exc}"
+        return isinstance(exc, OSError) and self.total > 1
+
+    def start_late(self) -> bool:
+        """The executor could not start (``RunEngine.start``): try again at each next
+        attempt. True once it started (the body runs then); False: the run ends as it is."""
+        engine = self._engine
+        while self.again_to_start():
+            try:
+                engine.executor.start()
+            except BaseException as exc:
+                if not self.could_not_start(exc):
+                    return False
+                continue
+            engine.clock.start()
+            return True
+        return False
+
+    def again_to_start(self) -> bool:
+        """The executor could not start (a cluster restarting for the night, a scheduler not
+        up yet: ``RunEngine.start``): True when the next attempt may try again, after its
+        delay; False: the run ends now (the last attempt, or cancelled while it waited)."""
+        engine = self._engine
+        if self.number >= self.total:
+            return False
+        with engine.lock:
+            return self._wait_for_next(outcome(engine)[1])
+
+    def _wait_for_next(self, why: str) -> bool:
+        """The attempt under way failed (``why``): say so, wait out the next one's delay, and
+        start it; False when the run was cancelled meanwhile. Under the engine's lock (its
+        condition's wait lets it go)."""
+        engine = self._engine
+        delay = delay_before(engine.flow.retry_delay, self.number + 1)
+        body_error = engine.body_error
+        # The failure is history now: a cancel during the delay must find the run open to
+        # it (not already cancelled by its timeout), and end it Cancelled, not raising.
+        engine.body_error, engine.graph.cancelled, engine.clock.expired = None, None, None
+        engine.clock.stop()  # else it expires during the delay: each attempt has its own
+        self.failures.append(why)
+        when = f"in {delay:g}s" if delay else "now"
+        note = (f"attempt {self.number} of {self.total} failed: {why}; attempt "
+                f"{self.number + 1} starts {when}")
+        self._keep_tracebacks()
+        # The body's traceback has no task run's logs to be in: the run's line holds it. A
+        # task run's is in its own logs (the note names the task), not said twice.
+        where = "" if body_error is None else "".join(traceback.format_exception(body_error))
+        self._say(note, where)
+        deadline = time.monotonic() + delay
+        while engine.graph.cancelled is None and time.monotonic() < deadline:
+            if self._caller_cancelled():
+                break
+            # A cancel notifies it; the slices let a Ctrl-C (a kernel's interrupt) in.
+            engine.changed.wait(min(LOOK_EVERY, deadline - time.monotonic()))
+        if engine.graph.cancelled is None and (ended_by := self._caller_cancelled()):
+            # Nothing of it is open: what cancel() would do is only to say so.
+            engine.graph.cancelled = engine.message = ended_by
+        if engine.graph.cancelled is not None:
+            return False
+        self.number += 1
+        # The logging calls of task runs that completed, still waiting, are theirs: in
+        # before the count that makes what the earlier attempt still reports stale.
+        engine.sink.flush()
+        engine.reruns += 1
+        self._say(f"attempt {self.number} of {self.total} (attempt {self.number - 1} "
+                  f"failed: {why})", said=f"attempt {self.number} of {self.total} starts")
+        return True
 
     def _caller_cancelled(self) -> str:
         caller = None if self._caller is None else self._caller()

@@ -77,7 +77,7 @@ def _plan(graph: TaskGraph, node: MapNode, sources: MapSources, ran_again: Colle
     if len(earlier.positional) != len(sources.positional) or \
             list(earlier.keywords) != list(sources.keywords):
         return None
-    pairs = list(zip(earlier.all(), sources.all()))
+    pairs = list(zip(earlier.all(), sources.all(), strict=True))
     if not all(_comparable(old, new) for old, new in pairs) or sources.unresolved():
         return None
     probe = MapNode(node.id, node.task, sources.positional, sources.keywords)
@@ -86,6 +86,7 @@ def _plan(graph: TaskGraph, node: MapNode, sources: MapSources, ran_again: Colle
     if isinstance(expanded, tuple):
         return None  # it fails: a new map says why
     read = isinstance(expanded, int)
+    inputs_at: Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]
     if isinstance(expanded, int):
         width, inputs_at = expanded, node.inputs_of  # the sources are the node's next
     else:

@@ -107,11 +107,12 @@ def _back_to_pending(graph: TaskGraph, tr: TaskRun, forget_values: Callable[[str
     if tr.parent is not None:
         tr.parent.children_done -= 1
     tr.keep_history()  # its entries are rebuilt from the fields reset here
+    tr.earlier_attempts = tr.all_attempts  # ``attempts`` counts this retry's, as retries do
     tr.state, tr.attempts, tr.error, tr.handle = State.PENDING, 0, None, None
     tr.message, tr.ended, tr.started = "", None, None
     graph.open += 1
     tr.record(State.PENDING, time.time(), "retrying the run")
     forget_values(tr.id)
     graph.owner.emit(ev.StateChanged(
-        graph.run_id, tr.id, State.PENDING, time.time(), "retrying the run"
+        graph.run_id, tr.id, State.PENDING, time.time(), "retrying the run", tr.all_attempts
     ))

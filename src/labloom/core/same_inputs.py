@@ -39,7 +39,7 @@ def same_value(earlier: Any, now: Any, depth: int = 0) -> bool:
         return bool(earlier == now)
     if depth < 20 and (kind is list or kind is tuple):
         return len(earlier) == len(now) and all(
-            same_value(a, b, depth + 1) for a, b in zip(earlier, now))
+            same_value(a, b, depth + 1) for a, b in zip(earlier, now, strict=True))
     if depth < 20 and kind is dict:
         return list(earlier) == list(now) and all(
             same_value(earlier[key], now[key], depth + 1) for key in earlier)

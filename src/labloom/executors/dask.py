@@ -210,12 +210,12 @@ class DaskExecutor(Executor):
 
         if not self._shared_cluster:
             return process_limiter()
-        self._ready()
-        with self._lock:
+        with self._lock:  # connected at its first limit (not here: the run does not exist yet)
             if self._cluster_limiter is None:
                 from .dask_semaphores import DaskLimiter
 
-                self._cluster_limiter = DaskLimiter(self._client, self.dispatcher.put)
+                self._cluster_limiter = DaskLimiter(lambda: self.client,
+                                                    lambda fn: self.dispatcher.put(fn))
         return Chained(process_limiter(), self._cluster_limiter)
 
     # --- the Executor interface -----------------------------------------------------------------
