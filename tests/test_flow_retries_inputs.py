@@ -5,6 +5,7 @@ longer list adds children, a shorter one leaves the earlier ones past its end as
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,34 @@ def test_the_message_of_the_next_attempt_says_why_the_last_one_failed() -> None:
     assert run.state is State.COMPLETED
     assert seen[1] == ("attempt 2 of 2 (attempt 1 failed: flow body raised ConnectionError: "
                        "the share is not mounted yet)")
+
+
+def test_a_map_over_futures_in_another_order_waits_for_the_ones_it_gets_now() -> None:
+    """Child i's upstream is the future at i now: a child given another task run's future
+    must wait for that one (it ran again), not for the one it had."""
+    attempts: list[int] = []
+    ran: list[str] = []
+
+    @task
+    def fetch(name: str) -> str:
+        ran.append(name)
+        if name == "b" and len(attempts) == 1:
+            raise ConnectionError("b's server is down")
+        if name == "b":
+            time.sleep(0.5)  # back, but slow: shout(b) must wait for it
+        return name
+
+    @task
+    def shout(text: str) -> str:
+        return text.upper()
+
+    @flow(retries=1)
+    def nightly() -> Any:
+        attempts.append(1)
+        a, b = fetch("a"), fetch("b")
+        order = [a, b] if len(attempts) == 1 else [b, a]
+        loud = shout.map(order)
+        return loud.result()
+
+    run = nightly.run()
+    assert run.state is State.COMPLETED and run.result() == ["B", "A"], run.message

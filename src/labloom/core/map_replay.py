@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .futures import TaskFuture
 from .map_nodes import MapNode
-from .mapping import MapSource, MapSources, expand_map
+from .mapping import MapSource, MapSources, expand_map, holds_no_future
 from .rerun import reset_call
 from .same_inputs import same_value
 from .states import State
@@ -88,9 +88,10 @@ def _plan(graph: TaskGraph, node: MapNode, sources: MapSources, ran_again: Colle
     read = isinstance(expanded, int)
     inputs_at: Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]
     if isinstance(expanded, int):
-        width, inputs_at = expanded, node.inputs_of  # the sources are the node's next
+        width, inputs_at = expanded, probe.inputs_of  # read from the new sources
     else:
         width, inputs_at = len(expanded), expanded.__getitem__
+    plain = read and holds_no_future(probe)  # no child's inputs wait for a task run
     whole = [old.kind != "static" and not _same_whole(old, new, ran_again) for old, new in pairs]
     again = []
     for i, child in enumerate(node.children[:width]):
@@ -98,7 +99,7 @@ def _plan(graph: TaskGraph, node: MapNode, sources: MapSources, ran_again: Colle
                 and not any(whole) and all(_same_item(old, new, i) for old, new in pairs) \
                 and not any(id(up) in ran_again for up in child.upstream):
             continue
-        if not read and not _same_links(graph, node, child, inputs_at(i)):
+        if not plain and not _same_links(graph, node, child, inputs_at(i)):
             return None
         again.append(child)
     return width, inputs_at, again, read
