@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labloom import State, flow, task
+from labloom import State, flow, task, unmapped
 
 
 def listing_by_attempt(*lists: list[str]) -> Any:
@@ -240,3 +240,37 @@ def test_a_map_over_futures_in_another_order_waits_for_the_ones_it_gets_now() ->
 
     run = nightly.run()
     assert run.state is State.COMPLETED and run.result() == ["B", "A"], run.message
+
+
+@task
+def stamp(name: str, folder: str) -> str:
+    """Leaves a file per call (a Dask worker process's calls count too)."""
+    import uuid
+
+    Path(folder, f"{name}.{uuid.uuid4().hex}").write_text("ran")
+    if name.endswith(".partial"):
+        raise ValueError(f"{name} is still being written")
+    return name.upper()
+
+
+def test_a_replayed_map_takes_its_new_inputs_on_every_executor(
+    tmp_path: Path, any_executor: Any,
+) -> None:
+    listing = listing_by_attempt(["a", "b.partial"], ["a", "b", "c"])
+    attempts: list[int] = []
+
+    @flow(retries=1)
+    def nightly(folder: str) -> list[str]:
+        attempts.append(1)
+        parts = stamp.map(listing(), unmapped(folder))
+        if len(attempts) == 1:
+            parts.result()
+        return parts.result()
+
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    run = nightly.run(folder=str(folder), executor=any_executor)
+    assert run.state is State.COMPLETED and run.result() == ["A", "B", "C"], run.message
+    ran = sorted(p.name.split(".")[0] + (".partial" if ".partial." in p.name else "")
+                 for p in folder.iterdir())
+    assert ran == ["a", "b", "b.partial", "c"]  # a reused
