@@ -88,3 +88,47 @@ def test_a_run_waiting_to_reach_its_scheduler_is_cancelled_at_once() -> None:
     run.cancel()
     assert done.wait(20) and run.state is State.CANCELLED
     assert run.message.startswith("cancelled by user before attempt 2 of 3")
+
+
+def flaky_backend_cluster() -> type:
+    """A cluster class whose backend is down at its first start (as a Kubernetes API that
+    restarts), up at the next."""
+    from distributed import LocalCluster
+
+    class FlakyBackendCluster(LocalCluster):  # type: ignore[misc]
+        starts = 0
+
+        def __init__(self, **options: Any) -> None:
+            FlakyBackendCluster.starts += 1
+            if FlakyBackendCluster.starts == 1:
+                raise ConnectionRefusedError("connection refused by https://k8s.lab.internal")
+            super().__init__(**options)
+
+    return FlakyBackendCluster
+
+
+def test_a_cluster_whose_backend_is_down_at_start_is_started_at_the_next_attempt() -> None:
+    @flow(retries=1, retry_delay=0.1)
+    def nightly() -> int:
+        return add_one(1)
+
+    executor = DaskExecutor(cluster_class=flaky_backend_cluster(), cluster_kwargs={
+        "n_workers": 1, "processes": False, "dashboard_address": ":0"})
+    run = nightly.run(executor=executor)
+    assert run.state is State.COMPLETED and run.result() == 2, run.message
+    assert "attempt 1 failed: the executor could not start" in run.message
+    assert "connection refused by https://k8s.lab.internal" in run.message
+
+
+def test_options_a_cluster_refuses_fail_the_run_at_once_despite_retries() -> None:
+    @flow(retries=2, retry_delay=60)
+    def nightly() -> int:
+        return add_one(1)
+
+    from labloom import ClusterConfigError
+
+    executor = DaskExecutor(cluster_class="distributed.LocalCluster",
+                            cluster_kwargs={"n_workers": 1, "processes": False,
+                                            "dashboard_address": ":0", "no_such_option": 1})
+    with pytest.raises(ClusterConfigError, match="refused its options"):
+        nightly.run(executor=executor)  # not after 2 minutes of retries

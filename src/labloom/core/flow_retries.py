@@ -120,11 +120,12 @@ class FlowAttempts:
 
     def could_not_start(self, exc: BaseException) -> bool:
         """The executor could not start: the attempt's failure; True when a next attempt may
-        try again. A scheduler that cannot be reached now (a cluster restarting for the
-        night) may be up then; a bad option never will be."""
+        try again. A scheduler (or a cluster's backend: Kubernetes, a gateway) that cannot be
+        reached now (restarting for the night) may be up then; a bad option never will be."""
         engine = self._engine
         engine.body_error, engine.message = exc, f"the executor could not start: {exc}"
-        return isinstance(exc, OSError) and self.total > 1
+        unreachable = isinstance(exc, OSError) or isinstance(exc.__cause__, OSError)
+        return unreachable and self.total > 1
 
     def start_late(self) -> bool:
         """The executor could not start (``RunEngine.start``): try again at each next
