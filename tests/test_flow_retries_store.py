@@ -4,7 +4,6 @@ restarts: the wait, the next attempt and the end are all recorded once the serve
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +11,13 @@ import pytest
 
 from cli_helpers import wait_for
 from labloom import State, flow, task
-from labloom.store import db, open_store
+from labloom.store import open_store
+from test_store_postgres import pg_url  # noqa: F401  (the fixture: a database of its own)
 
 
-@pytest.fixture
-def pg_url(postgres_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    name = postgres_server.new_database()
-    url = postgres_server.url(name)
-    monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
-    yield url
-    db.forget(url)
-    postgres_server.drop_database(name)
-
-
+@pytest.mark.usefixtures("pg_url")
 def test_a_store_restart_during_the_wait_loses_nothing_of_the_attempts(
-    pg_url: str, postgres_server: Any, tmp_path: Path,
+    postgres_server: Any, tmp_path: Path,
 ) -> None:
     marker = tmp_path / "failed-once"
 
