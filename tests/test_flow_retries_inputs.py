@@ -274,3 +274,27 @@ def test_a_replayed_map_takes_its_new_inputs_on_every_executor(
     ran = sorted(p.name.split(".")[0] + (".partial" if ".partial." in p.name else "")
                  for p in folder.iterdir())
     assert ran == ["a", "b", "b.partial", "c"]  # a reused
+
+
+def test_a_value_given_to_every_child_that_changed_runs_every_child_again() -> None:
+    attempts: list[int] = []
+    ran: list[tuple[int, int]] = []
+
+    @task
+    def scale(x: int, factor: int) -> int:
+        ran.append((x, factor))
+        return x * factor
+
+    @flow(retries=1)
+    def nightly() -> Any:
+        attempts.append(1)
+        factor = 10 if len(attempts) == 1 else 100  # read from a config that was fixed
+        scaled = scale.map([1, 2], unmapped(factor))
+        if len(attempts) == 1:
+            scaled.result()
+            raise ValueError("factor 10 is out of date")
+        return scaled
+
+    run = nightly.run()
+    assert run.state is State.COMPLETED and run.result() == [100, 200], run.message
+    assert sorted(ran) == [(1, 10), (1, 100), (2, 10), (2, 100)]

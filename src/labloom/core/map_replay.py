@@ -92,11 +92,13 @@ def _plan(graph: TaskGraph, node: MapNode, sources: MapSources, ran_again: Colle
     else:
         width, inputs_at = len(expanded), expanded.__getitem__
     plain = read and holds_no_future(probe)  # no child's inputs wait for a task run
-    whole = [old.kind != "static" and not _same_whole(old, new, ran_again) for old, new in pairs]
+    # A source that changed for every child: an unmapped value, a task run's list run again.
+    every = any(old.kind != "static" and not _same_whole(old, new, ran_again)
+                for old, new in pairs)
     again = []
     for i, child in enumerate(node.children[:width]):
         if child.state is State.COMPLETED and not (child.handle is not None and lost(child.handle)) \
-                and not any(whole) and all(_same_item(old, new, i) for old, new in pairs) \
+                and not every and all(_same_item(old, new, i) for old, new in pairs) \
                 and not any(id(up) in ran_again for up in child.upstream):
             continue
         if not plain and not _same_links(graph, node, child, inputs_at(i)):
