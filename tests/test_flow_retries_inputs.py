@@ -298,3 +298,34 @@ def test_a_value_given_to_every_child_that_changed_runs_every_child_again() -> N
     run = nightly.run()
     assert run.state is State.COMPLETED and run.result() == [100, 200], run.message
     assert sorted(ran) == [(1, 10), (1, 100), (2, 10), (2, 100)]
+
+
+def test_retrying_a_run_whose_body_left_a_map_does_not_run_that_map_again() -> None:
+    """The first attempt's map over a source that failed, left by the second attempt (it read
+    the replica): `run.retry()` expanded it again, and the completed run ended Failed."""
+    attempts: list[int] = []
+
+    @task
+    def primary() -> list[int]:
+        raise ConnectionError("the primary is down")
+
+    @task
+    def replica() -> list[int]:
+        return [1, 2]
+
+    @task
+    def scale(x: int) -> int:
+        return 10 * x
+
+    @flow(retries=1)
+    def nightly() -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            return scale.map(primary()).result()
+        return replica().result()
+
+    run = nightly.run()
+    assert run.state is State.COMPLETED, run.message
+    run.retry()
+    assert run.state is State.COMPLETED and run.result() == [1, 2], run.message
+

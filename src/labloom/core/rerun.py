@@ -50,8 +50,8 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
     grown: list[MapNode] = []
     for node in graph.maps if within is None else [within]:
         placeholder = node.placeholder
-        if placeholder is None:
-            continue
+        if placeholder is None or (within is None and id(placeholder) in graph.retired):
+            continue  # (retired: a map the rerun flow body no longer made, left as history)
         to_reset.pop(id(placeholder), None)
         graph.retired.add(id(placeholder))  # else the run would still count it as failed
         placeholder.parent = None
