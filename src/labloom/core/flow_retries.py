@@ -134,7 +134,7 @@ class FlowAttempts:
         while self.again_to_start():
             try:
                 engine.executor.start()
-            except BaseException as exc:
+            except Exception as exc:  # (a Ctrl-C goes on: the driver cancels the run)
                 if not self.could_not_start(exc):
                     return False
                 continue
