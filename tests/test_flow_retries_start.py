@@ -132,3 +132,31 @@ def test_options_a_cluster_refuses_fail_the_run_at_once_despite_retries() -> Non
                                             "dashboard_address": ":0", "no_such_option": 1})
     with pytest.raises(ClusterConfigError, match="refused its options"):
         nightly.run(executor=executor)  # not after 2 minutes of retries
+
+
+def test_an_interrupt_while_the_executor_starts_again_cancels_the_run() -> None:
+    from labloom import LocalExecutor
+    from labloom.core.observers import add_run_observer
+
+    class DownThenInterrupted(LocalExecutor):
+        starts = 0
+
+        def start(self) -> None:
+            DownThenInterrupted.starts += 1
+            if DownThenInterrupted.starts == 1:
+                raise ConnectionRefusedError("the scheduler is restarting")
+            raise KeyboardInterrupt  # Ctrl-C while it connects again
+
+    @flow(retries=2, retry_delay=0)
+    def nightly() -> int:
+        return add_one(1)
+
+    runs: list[Any] = []
+    remove = add_run_observer(runs.append)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            nightly.run(executor=DownThenInterrupted())
+    finally:
+        remove()
+    assert runs[0].state is State.CANCELLED, runs[0].message  # not Failed "could not start"
+    assert runs[0].message.startswith("interrupted")
