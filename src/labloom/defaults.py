@@ -39,6 +39,10 @@ def attach_default_observers(run: Any, progress: bool | None = None) -> None:
         from .dag.console_progress import attach
 
         attach(run)
+    elif not progress_enabled() and not in_kernel() and run.flow.retries:
+        from .dag import attempt_lines  # each failed attempt said as it fails, not at the end
+
+        attempt_lines.attach(run)
 
 
 def import_observers() -> None:

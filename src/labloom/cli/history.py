@@ -121,7 +121,10 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**run.to_json(), "task_runs": [t.to_json() for t in tasks]}, indent=1))
         return 0
-    echo(f"run {run.id} of flow {run.flow_name!r}: {run.state}")
+    # Under @flow(retries=N): which attempt it ended at (its message says why they failed).
+    attempt = (f", attempt {run.metadata['attempt']} of {run.metadata['attempts_allowed']}"
+               if "attempts_allowed" in run.metadata else "")
+    echo(f"run {run.id} of flow {run.flow_name!r}: {run.state}{attempt}")
     if run.message:
         echo(f"  {run.message}")
     # A Crashed run's end is its last sign of life (its writer's beat), not when it stopped.

@@ -165,17 +165,17 @@ class RunEngine:
     ) -> MappedFuture[Any]:
         if not iterables and not kwargs:
             raise TypeError(f"{task.name}.map() needs at least one iterable to map over")
-        with self.lock:
-            node = self.attempts.replayed_map(task)
-        if node is not None:
-            self.launcher.work()  # its bad children, reset
-            return MappedFuture(self, node)
         check = self.graph.check_owned
         sources = MapSources(
             [map_source(check, task, f"argument {i + 1}", v) for i, v in enumerate(iterables)],
             {key: map_source(check, task, f"{key}=", v) for key, v in kwargs.items()},
         )
         sources.check_known_widths(task.name)
+        with self.lock:
+            node = self.attempts.replayed_map(task, sources)  # flow_retries.py
+        if node is not None:
+            self.launcher.work()  # its children to run again
+            return MappedFuture(self, node)
         with self.lock:
             waits = self.graph.dependencies((), wait_for)
             node = self.graph.add_map(task, sources, waits)
@@ -188,26 +188,29 @@ class RunEngine:
         run_starts(self.handle)  # the store, progress, views: before anything can happen
         try:
             self.executor.start()
+            started = True
         except BaseException as exc:  # a cluster for the run that cannot start: still recorded
             self._announce()
-            self.body_error, self.message = exc, f"the executor could not start: {exc}"
-            self._finalize()
-            raise
-        self._announce()
+            started = False  # its driver tries again at each of the flow's retries, if any
+            if not self.attempts.could_not_start(exc):
+                self._finalize()
+                raise
+        else:
+            self._announce()
         self._set_run_state(State.RUNNING)
-        self.clock.start()
+        if started:
+            self.clock.start()
         if background:
             context = contextvars.copy_context()
-            driver = threading.Thread(
-                target=context.run, args=(self._drive,), name=f"labloom-{self.id}", daemon=True
-            )
+            driver = threading.Thread(target=context.run, args=(self._drive, started),
+                                      name=f"labloom-{self.id}", daemon=True)
             try:
                 driver.start()
             except KeyboardInterrupt:  # Ctrl-C while the run's thread starts: meant for the run
                 self.cancel("interrupted")
                 raise
-        else:
-            self._drive()
+        elif not self._drive(started) and self.body_error is not None:
+            raise self.body_error  # its executor never started: as it would at once
 
     def _announce(self) -> None:
         """The run's own hooks attach, then the run's first event: it exists."""
@@ -237,13 +240,19 @@ class RunEngine:
             self.graph.cancelled = "traced"
         return list(self.graph.nodes)
 
-    def _drive(self) -> None:
+    def _drive(self, started: bool = True) -> bool:  # False: its executor never started
         try:
+            if not started and not self.attempts.start_late():
+                self._finalize()
+                return False
             self._run_body()
         except KeyboardInterrupt:
+            if not started:
+                self.cancel("interrupted")  # (else the body's own cancel said it)
             self._finish()
             raise
         self._finish()
+        return True
 
     def _run_body(self) -> None:
         token = _ACTIVE.set(self)
@@ -294,6 +303,7 @@ class RunEngine:
 
     def _finalize(self) -> None:
         learned = self.executor.metadata()  # outside the lock: it may ask the cluster
+        learned.update(self.attempts.facts())
         with self.lock:
             if self.finished.is_set() or self._finalizing:
                 return

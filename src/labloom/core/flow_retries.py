@@ -11,9 +11,10 @@ In place: the same run id and the same task runs. Completed task runs are reused
 ``run.retry()`` reuses them; failed, upstream-failed and cancelled ones and everything
 downstream run again. When the flow body itself raised, the body runs again, and its task
 calls are matched in order to the earlier attempt's (by task, as Prefect matches a retried
-flow's task calls): a call that completed gives its result at once, the others are the
-earlier task runs, run again with this call's inputs (what the body read may have changed; a
-map's, with its earlier inputs); calls past them are new task runs. An earlier task run that
+flow's task calls): a call that completed with the same inputs (``same_inputs.py``), nothing
+it waited for having run again, gives its result at once; the others are the earlier task
+runs, run again with this call's inputs (what the body read may have changed); a map's children
+match by position (``map_replay.py``); calls past them are new task runs. An earlier task run that
 the body did not call again (it took another way) is kept as it ended, as history, and does
 not fail the run.
 
@@ -38,14 +39,17 @@ from . import events as ev
 from . import values
 from .context import ACTIVE
 from .map_nodes import MapNode
+from .map_replay import remap
 from .rerun import reset_bad, reset_call
 from .retry_policy import delay_before
+from .same_inputs import same_inputs
 from .states import State
 from .task_runs import TaskRun
 from .waiting import LOOK_EVERY
 
 if TYPE_CHECKING:
     from .engine import RunEngine
+    from .mapping import MapSources
     from .tasks import Task
 
 
@@ -65,6 +69,9 @@ class FlowAttempts:
         # The earlier attempt's bad task runs that the rerun body has not called again yet
         # (by id): those it never calls are history when it ends, not the run's failures.
         self._left: dict[int, TaskRun] = {}
+        # Ids of the task runs (and maps) the rerun body runs again or anew: what waited for
+        # one of them is not reused, its input may differ now.
+        self._ran_again: set[int] = set()
         # The run whose flow body called this flow (a subflow), or None: its cancel (its
         # timeout's) ends this one's wait too, as it waits in that body. Weak: a run kept
         # (a notebook's variable) must not keep its caller's results.
@@ -74,6 +81,13 @@ class FlowAttempts:
     @property
     def total(self) -> int:
         return self._engine.flow.retries + 1
+
+    def facts(self) -> dict[str, int]:
+        """What the run's record keeps of its attempts (its metadata: ``labloom show``'s
+        "attempt 3 of 3"); nothing for a flow without retries."""
+        if not self._engine.flow.retries:
+            return {}
+        return {"attempt": self.number, "attempts_allowed": self.total}
 
     def start_over(self) -> None:
         """``run.retry()``: the flow's retries anew, as its timeout is."""
@@ -89,41 +103,12 @@ class FlowAttempts:
             state, why = outcome(engine)
             if state is not State.FAILED:
                 return None
-            delay = delay_before(engine.flow.retry_delay, self.number + 1)
             body_error = engine.body_error
-            # The failure is history now: a cancel during the delay must find the run open to
-            # it (not already cancelled by its timeout), and end it Cancelled, not raising.
-            engine.body_error, engine.graph.cancelled, engine.clock.expired = None, None, None
-            engine.clock.stop()  # else it expires during the delay: each attempt has its own
-            self.failures.append(why)
-            when = f"in {delay:g}s" if delay else "now"
-            note = (f"attempt {self.number} of {self.total} failed: {why}; attempt "
-                    f"{self.number + 1} starts {when}")
-            self._keep_tracebacks()
-            # The body's traceback has no task run's logs to be in: the run's line holds it. A
-            # task run's is in its own logs (the note names the task), not said twice.
-            where = "" if body_error is None else "".join(traceback.format_exception(body_error))
-            self._say(note, where)
-            deadline = time.monotonic() + delay
-            while engine.graph.cancelled is None and time.monotonic() < deadline:
-                if self._caller_cancelled():
-                    break
-                # A cancel notifies it; the slices let a Ctrl-C (a kernel's interrupt) in.
-                engine.changed.wait(min(LOOK_EVERY, deadline - time.monotonic()))
-            if engine.graph.cancelled is None and (why := self._caller_cancelled()):
-                # Nothing of it is open: what cancel() would do is only to say so.
-                engine.graph.cancelled = engine.message = why
-            if engine.graph.cancelled is not None:
+            if not self._wait_for_next(why):
                 return None
-            self.number += 1
-            # The logging calls of task runs that completed, still waiting, are theirs: in
-            # before the count that makes what the earlier attempt still reports stale.
-            engine.sink.flush()
-            engine.reruns += 1
-            self._say(f"attempt {self.number} of {self.total} (attempt {self.number - 1} "
-                      f"failed: {why})", said=f"attempt {self.number} of {self.total} starts")
             if body_error is not None:  # each bad one is reset when the body calls it again
                 self._replay = deque(earlier_nodes(engine))
+                self._ran_again = set()
                 self._left = {id(tr): tr for tr in engine.graph.task_runs
                               if tr.bad and id(tr) not in engine.graph.retired}
                 engine.graph.handled.clear()
@@ -132,6 +117,80 @@ class FlowAttempts:
         engine.clock.start()
         engine.launcher.work()
         return body_error is not None
+
+    def could_not_start(self, exc: BaseException) -> bool:
+        """The executor could not start: the attempt's failure; True when a next attempt may
+        try again. A scheduler (or a cluster's backend: Kubernetes, a gateway) that cannot be
+        reached now (restarting for the night) may be up then; a bad option never will be."""
+        engine = self._engine
+        engine.body_error, engine.message = exc, f"the executor could not start: {exc}"
+        unreachable = isinstance(exc, OSError) or isinstance(exc.__cause__, OSError)
+        return unreachable and self.total > 1
+
+    def start_late(self) -> bool:
+        """The executor could not start (``RunEngine.start``): try again at each next
+        attempt. True once it started (the body runs then); False: the run ends as it is."""
+        engine = self._engine
+        while self.again_to_start():
+            try:
+                engine.executor.start()
+            except Exception as exc:  # (a Ctrl-C goes on: the driver cancels the run)
+                if not self.could_not_start(exc):
+                    return False
+                continue
+            engine.clock.start()
+            return True
+        return False
+
+    def again_to_start(self) -> bool:
+        """The executor could not start (a cluster restarting for the night, a scheduler not
+        up yet: ``RunEngine.start``): True when the next attempt may try again, after its
+        delay; False: the run ends now (the last attempt, or cancelled while it waited)."""
+        engine = self._engine
+        if self.number >= self.total:
+            return False
+        with engine.lock:
+            return self._wait_for_next(outcome(engine)[1])
+
+    def _wait_for_next(self, why: str) -> bool:
+        """The attempt under way failed (``why``): say so, wait out the next one's delay, and
+        start it; False when the run was cancelled meanwhile. Under the engine's lock (its
+        condition's wait lets it go)."""
+        engine = self._engine
+        delay = delay_before(engine.flow.retry_delay, self.number + 1)
+        body_error = engine.body_error
+        # The failure is history now: a cancel during the delay must find the run open to
+        # it (not already cancelled by its timeout), and end it Cancelled, not raising.
+        engine.body_error, engine.graph.cancelled, engine.clock.expired = None, None, None
+        engine.clock.stop()  # else it expires during the delay: each attempt has its own
+        self.failures.append(why)
+        when = f"in {delay:g}s" if delay else "now"
+        note = (f"attempt {self.number} of {self.total} failed: {why}; attempt "
+                f"{self.number + 1} starts {when}")
+        self._keep_tracebacks()
+        # The body's traceback has no task run's logs to be in: the run's line holds it. A
+        # task run's is in its own logs (the note names the task), not said twice.
+        where = "" if body_error is None else "".join(traceback.format_exception(body_error))
+        self._say(note, where)
+        deadline = time.monotonic() + delay
+        while engine.graph.cancelled is None and time.monotonic() < deadline:
+            if self._caller_cancelled():
+                break
+            # A cancel notifies it; the slices let a Ctrl-C (a kernel's interrupt) in.
+            engine.changed.wait(min(LOOK_EVERY, deadline - time.monotonic()))
+        if engine.graph.cancelled is None and (ended_by := self._caller_cancelled()):
+            # Nothing of it is open: what cancel() would do is only to say so.
+            engine.graph.cancelled = engine.message = ended_by
+        if engine.graph.cancelled is not None:
+            return False
+        self.number += 1
+        # The logging calls of task runs that completed, still waiting, are theirs: in
+        # before the count that makes what the earlier attempt still reports stale.
+        engine.sink.flush()
+        engine.reruns += 1
+        self._say(f"attempt {self.number} of {self.total} (attempt {self.number - 1} "
+                  f"failed: {why})", said=f"attempt {self.number} of {self.total} starts")
+        return True
 
     def _caller_cancelled(self) -> str:
         caller = None if self._caller is None else self._caller()
@@ -163,29 +222,52 @@ class FlowAttempts:
 
     def replayed_call(self, task: Task[Any, Any], args: tuple[Any, ...],
                       kwargs: dict[str, Any], wait_for: Any) -> TaskRun | None:
-        """The earlier task run this call of the rerun body is (under the engine's lock), run
-        again with this call's inputs unless it completed; None: a new one is made."""
+        """The earlier task run this call of the rerun body is (under the engine's lock),
+        reused if it completed with these inputs, else run again with them; None: a new one
+        is made."""
         tr: TaskRun | None = self.replayed(task, TaskRun)
         engine = self._engine
-        if tr is None or (tr.state is State.COMPLETED and not self._lost(tr)):
-            return tr
+        if tr is None:
+            return None
         deps = engine.graph.dependencies((args, kwargs), wait_for)
         if {id(dep) for dep, _ in deps} != {id(up) for up in tr.upstream}:
             self._replay.clear()  # it waits for other task runs now: a new one, and the rest
             return None
+        if tr.state is State.COMPLETED and not self._lost(tr) and \
+                not self.upstream_ran_again(tr) and same_inputs(tr.inputs(), (args, kwargs)):
+            return tr
         tr.args, tr.kwargs = args, kwargs
         self._left.pop(id(tr), None)
+        self._ran_again.add(id(tr))
         reset_call(engine.graph, tr, engine.sink.forget_values)
         return tr
 
-    def replayed_map(self, task: Task[Any, Any]) -> MapNode | None:
-        """The earlier map this ``.map()`` of the rerun body is, its bad children reset."""
+    def upstream_ran_again(self, tr: TaskRun) -> bool:
+        """A task run ``tr`` waited for runs again in this attempt: its result may differ."""
+        return any(id(up) in self._ran_again for up in tr.upstream)
+
+    def replayed_map(self, task: Task[Any, Any], sources: MapSources) -> MapNode | None:
+        """The earlier map this ``.map()`` of the rerun body is, its children that must run
+        again (failed, or with other inputs now: ``map_replay.py``) reset; None: a new one."""
         node: MapNode | None = self.replayed(task, MapNode)
-        if node is not None:
-            engine = self._engine
-            for tr in reset_bad(engine.graph, engine.sink.forget_values, engine.executor.lost,
-                                within=node):
-                self._left.pop(id(tr), None)
+        if node is None:
+            return None
+        engine = self._engine
+        if node.placeholder is None and node.growth is None:
+            again = remap(engine.graph, node, task, sources, self._ran_again,
+                          engine.sink.forget_values, engine.executor.lost)
+            if again is None:
+                return None  # a new map; the earlier one's bad children are history at the end
+        else:  # it could not expand (or grows from another): it expands anew, from these
+            if node.growth is None:
+                node.sources, node.keywords = sources.positional, sources.keywords
+            again = reset_bad(engine.graph, engine.sink.forget_values, engine.executor.lost,
+                              within=node)
+        for tr in again:
+            self._left.pop(id(tr), None)
+            self._ran_again.add(id(tr))
+        if again:
+            self._ran_again.add(id(node))
         return node
 
     def _lost(self, tr: TaskRun) -> bool:

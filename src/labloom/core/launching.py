@@ -50,10 +50,10 @@ class _Launching:
 LAUNCHING = _Launching()
 
 
-def executor_limiter(executor: Executor) -> Limiter:
+def executor_limiter(executor: Executor, connect: bool = True) -> Limiter:
     """The executor's own limiter (Dask's, on a cluster others share), else the store's."""
     factory = getattr(executor, "limiter", None)
-    limiter = factory() if callable(factory) else None
+    limiter = factory(connect) if callable(factory) else None
     return limiter if limiter is not None else hooks.default_limiter()
 
 
@@ -63,7 +63,8 @@ class Launcher:
     ) -> None:
         self.engine = engine
         self.executor = executor
-        self.limiter = limiter if limiter is not None else executor_limiter(executor)
+        self.limiter = limiter if limiter is not None else executor_limiter(
+            executor, connect=not engine.flow.retries)  # see ``FlowAttempts.could_not_start``
         self.results = ResultPlanner(engine)
         self._ready: deque[TaskRun] = deque()
         self._releases: deque[TaskRun] = deque()

@@ -19,12 +19,12 @@ def snapshot_of(graph: TaskGraph) -> list[ev.Event]:
         events.append(graph.created_event(tr))
         if tr.started is not None and tr.state is not State.RUNNING:
             states.append(ev.StateChanged(
-                graph.run_id, tr.id, State.RUNNING, tr.started, "", tr.attempts, "", tr.worker,
+                graph.run_id, tr.id, State.RUNNING, tr.started, "", tr.all_attempts, "", tr.worker,
             ))
         history = tr.history
         if tr.state is not State.PENDING or len(history) > 1:
             states.append(ev.StateChanged(
-                graph.run_id, tr.id, tr.state, history[-1].time, tr.message, tr.attempts,
+                graph.run_id, tr.id, tr.state, history[-1].time, tr.message, tr.all_attempts,
                 tr.traceback, tr.worker,
             ))
     return events + states

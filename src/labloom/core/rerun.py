@@ -50,8 +50,8 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
     grown: list[MapNode] = []
     for node in graph.maps if within is None else [within]:
         placeholder = node.placeholder
-        if placeholder is None:
-            continue
+        if placeholder is None or (within is None and id(placeholder) in graph.retired):
+            continue  # (retired: a map the rerun flow body no longer made, left as history)
         to_reset.pop(id(placeholder), None)
         graph.retired.add(id(placeholder))  # else the run would still count it as failed
         placeholder.parent = None
@@ -107,11 +107,12 @@ def _back_to_pending(graph: TaskGraph, tr: TaskRun, forget_values: Callable[[str
     if tr.parent is not None:
         tr.parent.children_done -= 1
     tr.keep_history()  # its entries are rebuilt from the fields reset here
+    tr.earlier_attempts = tr.all_attempts  # ``attempts`` counts this retry's, as retries do
     tr.state, tr.attempts, tr.error, tr.handle = State.PENDING, 0, None, None
     tr.message, tr.ended, tr.started = "", None, None
     graph.open += 1
     tr.record(State.PENDING, time.time(), "retrying the run")
     forget_values(tr.id)
     graph.owner.emit(ev.StateChanged(
-        graph.run_id, tr.id, State.PENDING, time.time(), "retrying the run"
+        graph.run_id, tr.id, State.PENDING, time.time(), "retrying the run", tr.all_attempts
     ))

@@ -32,7 +32,7 @@ def changed(run_id: str, tr: TaskRun, task_run_id: str, state: State, now: float
     if final:
         tr.ended = now
     tr.record(state, now, message)
-    return ev.StateChanged(run_id, task_run_id, state, now, message, tr.attempts, traceback,
+    return ev.StateChanged(run_id, task_run_id, state, now, message, tr.all_attempts, traceback,
                            tr.worker, before, tr.node_id)
 
 

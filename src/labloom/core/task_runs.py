@@ -36,8 +36,8 @@ class _Rare:
     """What few task runs have (a failure, a cache key, allow_failure links): one shared
     attribute on the task run instead of five, so a million plain task runs carry none."""
 
-    __slots__ = ("allowed", "cache_key", "error", "expand_dependents", "holds_slot", "kwargs",
-                 "message", "traceback")
+    __slots__ = ("allowed", "cache_key", "earlier_attempts", "error", "expand_dependents",
+                 "holds_slot", "kwargs", "message", "traceback")
 
     def __init__(self) -> None:
         self.message = ""
@@ -48,6 +48,7 @@ class _Rare:
         self.cache_key: str | None = None
         self.allowed: set[int] | None = None  # ids of upstreams under allow_failure
         self.expand_dependents: list[MapNode] | None = None
+        self.earlier_attempts = 0  # before a retry of its run reset it (``all_attempts``)
 
 
 V = TypeVar("V")
@@ -191,6 +192,15 @@ class TaskRun:
         self._counts = self._counts & ~_ATTEMPTS | value
 
     @property
+    def all_attempts(self) -> int:
+        """Its attempts across its run's retries (``@flow(retries=...)``, ``run.retry()``),
+        which start ``attempts`` over: what a user reading the run is told (events, the
+        store, ``labloom show``), how many times it ran."""
+        rare = self._rare
+        attempts = self._counts & _ATTEMPTS
+        return attempts if rare is None else attempts + rare.earlier_attempts
+
+    @property
     def waiting(self) -> int:
         """Upstreams not yet final."""
         return self._counts >> 32
@@ -274,6 +284,21 @@ class TaskRun:
         if self._rare is not None:
             self._rare.kwargs = NO_KWARGS
 
+    def leave_map(self) -> None:
+        """No longer its map's child (a map run again over a shorter list: ``map_replay.py``):
+        its id, times and inputs kept on it, as the map's next children reuse its index."""
+        parent = self.parent
+        if parent is None:
+            return
+        if self._own is None:
+            started, ended = self.started, self.ended
+            self._own = (self.id, parent.task, parent.id, parent.label, self.created, None)
+            self._set_times(started, ended)
+        if self._args is None:
+            self._args, kwargs = self.inputs()
+            self._set_kwargs(kwargs)
+        self.parent = None
+
     def inputs(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """``(args, kwargs)``, read once."""
         if self._args is None:
@@ -288,6 +313,7 @@ class TaskRun:
     cache_key: _RareField[str | None] = _rare_field("cache_key", None)
     allowed: _RareField[set[int] | None] = _rare_field("allowed", None)
     expand_dependents: _RareField[list[MapNode] | None] = _rare_field("expand_dependents", None)
+    earlier_attempts = _rare_field("earlier_attempts", 0)
 
     def _more(self) -> _Rare:
         if self._rare is None:

@@ -202,20 +202,20 @@ class DaskExecutor(Executor):
         scheduler = getattr(self._client, "scheduler", None)  # None once the client closed
         return "dask" if scheduler is None else f"dask({scheduler.address})"
 
-    def limiter(self) -> Any:
-        """Limits are kept by the store, one limit for every process and host on it whatever
-        the executor; on a cluster this process did not start, also by the cluster, which
-        machines with stores of their own may share."""
+    def limiter(self, connect: bool = True) -> Any:
+        """Limits are kept by the store, for every process and host on it; on a cluster this
+        process did not start, also by the cluster, which machines with other stores share."""
         from ..store.concurrency_limiter import Chained, process_limiter
+        from .dask_semaphores import DaskLimiter
 
         if not self._shared_cluster:
             return process_limiter()
-        self._ready()
+        if connect:  # else at its first limit: a flow that retries exists first, and retries
+            self._ready()
         with self._lock:
             if self._cluster_limiter is None:
-                from .dask_semaphores import DaskLimiter
-
-                self._cluster_limiter = DaskLimiter(self._client, self.dispatcher.put)
+                self._cluster_limiter = DaskLimiter(lambda: self.client,
+                                                    lambda fn: self.dispatcher.put(fn))
         return Chained(process_limiter(), self._cluster_limiter)
 
     # --- the Executor interface -----------------------------------------------------------------

@@ -33,10 +33,14 @@ def semaphore_name(tag: str, n: int) -> str:
 
 class DaskLimiter:
     """An executor's limits on its cluster. ``deliver(fn)`` calls ``fn`` off the event loop
-    (the executor's event-delivery thread)."""
+    (the executor's event-delivery thread). ``connect()`` gives the client, asked for at the
+    first limit: a run made while its scheduler is down (a cluster restarting) starts, and
+    may retry (``@flow(retries=...)``), instead of raising before it exists."""
 
-    def __init__(self, client: Any, deliver: Callable[[Callable[[], None]], None]) -> None:
-        self._client = client
+    def __init__(self, connect: Callable[[], Any],
+                 deliver: Callable[[Callable[[], None]], None]) -> None:
+        self._connect = connect
+        self._client: Any = None
         self._deliver = deliver
         self._semaphores: dict[tuple[str, int], Any] = {}
         self._tag_locks: dict[str, asyncio.Lock] = {}
@@ -57,6 +61,8 @@ class DaskLimiter:
             self._run(self._release(holder))
 
     def _run(self, coro: Any) -> None:
+        # Here, not on the event loop: what the coroutine reads of ``_client`` is this one.
+        self._client = self._connect()
         asyncio.run_coroutine_threadsafe(coro, self._client.loop.asyncio_loop)
 
     def _semaphore(self, tag: str, n: int) -> Any:
