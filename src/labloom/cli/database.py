@@ -79,7 +79,8 @@ def check_command(args: argparse.Namespace) -> int:
                         f"{SCHEMA_VERSION}: upgrade labloom")
     if skew is not None and abs(skew) > SKEW_WARNING:
         problems.append(f"this host's clock is {skew:+.1f}s off the database server's: "
-                        "times shown and schedulers' heartbeats compare clocks, so sync it (NTP)")
+                        "times shown and the times schedules fire at are this clock's, so sync it "
+                        "(NTP)")
     left = report["left_behind"] = _left_behind(database)
     report["ok"] = not problems
     report["problems"] = problems
