@@ -44,7 +44,7 @@ BOTH_BACKENDS = {
     "test_experiments_pages", "test_experiments_snapshot", "test_limits_heads",
     "test_experiments_format", "test_experiments_attempts", "test_experiments_stale_calls",
     "test_cli_delete", "test_store_odd_text", "test_server_delete", "test_cli_cancel",
-    "test_experiments_across_rows",
+    "test_experiments_across_rows", "test_store_copy",
 }
 
 
