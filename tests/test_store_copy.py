@@ -263,3 +263,34 @@ def test_a_team_store_can_be_copied_back_to_a_file(labloom_home: Path, tmp_path:
     for table in TABLES:
         assert rows(Database(f"sqlite:///{back}"), table) == rows(
             Database(f"sqlite:///{source}"), table), table
+
+
+@pytest.mark.postgresql_only
+def test_a_copy_stopped_by_a_server_restart_says_to_run_it_again_and_the_next_finishes(
+    labloom_home: Path, tmp_path: Path, postgres_server: Any,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The team's server restarted (an upgrade, a failover) in the middle of a copy: it said
+    # only "the store cannot be used now ...; try again later", as if the copy had to start
+    # over or might double what went in.
+    from labloom.cli import main
+
+    source = laptop(tmp_path, runs=4)  # five runs
+    monkeypatch.setattr(copying, "RUNS_PER_TRANSACTION", 2)
+    copy_run, started = copying._copy_run, []
+
+    def restart_in_the_second_transaction(*args: Any) -> None:
+        started.append(1)
+        if len(started) == 3:
+            postgres_server.stop("fast")  # every connection dies
+            postgres_server.start()
+        copy_run(*args)
+
+    monkeypatch.setattr(copying, "_copy_run", restart_in_the_second_transaction)
+    assert main(["db", "copy", "--from", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert "the copy stopped after 2 run(s)" in err and "run the same command again" in err, err
+    assert "Traceback" not in err
+    report = copy(labloom_home, source)
+    assert report["copied"]["flow_runs"] == 3 and report["runs_already_there"] == 2
+    same_stores(source)

@@ -122,7 +122,8 @@ def copy_command(args: argparse.Namespace) -> int:
     import sys
 
     from ..store.copying import CopyReport, copy_store, open_source, open_target, rows_in_order
-    from ..store.db import database_url
+    from ..store.db import database_url, is_transient, short_error
+    from . import CLIError
 
     source, target = _copy_ends(args.source, args.target or database_url())
     report = CopyReport(source.display, target.display)
@@ -138,6 +139,15 @@ def copy_command(args: argparse.Namespace) -> int:
         target_conn, report.created = open_target(target)
         opened.append(target_conn)
         copy_store(opened[0], target_conn, report, progress)
+    except (Exception, KeyboardInterrupt) as exc:
+        if not isinstance(exc, KeyboardInterrupt) and not is_transient(exc):
+            raise
+        # A server restarting, Ctrl-C: what went in is whole runs, and the next copy skips them.
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else short_error(exc)
+        raise CLIError(f"the copy stopped after {report.rows['flow_runs']} run(s) ({why}); the "
+                       "runs copied went in whole: run the same command again, it goes on "
+                       "from there and copies nothing twice",
+                       130 if isinstance(exc, KeyboardInterrupt) else 2) from None
     finally:
         for conn in opened:
             conn.close()
