@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -221,6 +222,16 @@ def test_a_source_of_another_schema_the_same_store_or_no_file_is_refused(
     source = laptop(tmp_path, runs=1)
     same = cli(labloom_home, "db", "copy", "--from", str(source), "--to", f"sqlite:///{source}")
     assert same.returncode == 2 and "is the store to copy into" in same.stderr
+    # A script given for the store: it said "move it aside (labloom then starts a new one)".
+    script = tmp_path / "flows.py"
+    assert "is not a SQLite file" in copy(labloom_home, script, status=2)
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    refused = cli(labloom_home, "db", "copy", "--from", str(source), "--to",
+                  f"postgresql://nobody@127.0.0.1:{port}/team")
+    assert refused.returncode == 2 and "cannot reach the store" in refused.stderr
+    assert "copy stopped" not in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_a_large_run_is_streamed_not_read_whole(tmp_path: Path) -> None:

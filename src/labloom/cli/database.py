@@ -138,6 +138,13 @@ def copy_command(args: argparse.Namespace) -> int:
         opened.append(open_source(source))
         target_conn, report.created = open_target(target)
         opened.append(target_conn)
+    except BaseException:
+        for conn in opened:
+            conn.close()
+        source.close()
+        target.close()
+        raise
+    try:
         copy_store(opened[0], target_conn, report, progress)
     except (Exception, KeyboardInterrupt) as exc:
         if not isinstance(exc, KeyboardInterrupt) and not is_transient(exc):
@@ -188,6 +195,10 @@ def _copy_ends(source_text: str, target_url: str) -> tuple[Any, Any]:
         if not path.is_file():
             raise CLIError(f"--from {source_text}: no such file (give a labloom.db file, or a "
                            "sqlite:///PATH or postgresql://... URL)")
+        with path.open("rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                raise CLIError(f"--from {source_text} is not a SQLite file: give the labloom.db "
+                               "of a LABLOOM_HOME, or a sqlite:///PATH or postgresql://... URL")
         source_text = f"sqlite:///{path}"
     try:
         source, target = Database(source_text), Database(target_url)
