@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -173,12 +174,19 @@ def test_a_copy_killed_half_way_is_finished_by_the_next_with_nothing_doubled(
 
 
 def test_a_run_still_going_is_left_for_the_next_copy(labloom_home: Path, tmp_path: Path) -> None:
-    source = laptop(tmp_path, runs=1)
+    source = laptop(tmp_path, runs=2)
     with sqlite3.connect(source) as conn:
-        (going,) = conn.execute("SELECT id FROM flow_runs ORDER BY rowid LIMIT 1").fetchone()
-        conn.execute("UPDATE flow_runs SET state = 'Running' WHERE id = ?", (going,))
+        going, dead = (row[0] for row in conn.execute(
+            "SELECT id FROM flow_runs ORDER BY rowid LIMIT 2").fetchall())
+        # One whose process lives (this one, beating now); one whose process is gone, never
+        # marked Crashed since (its kernel killed, the store not read): it was 'not ended,
+        # copy again once it ends' at every copy, for good.
+        conn.execute("UPDATE flow_runs SET state = 'Running', pid = ?, heartbeat = ? "
+                     "WHERE id = ?", (os.getpid(), time.time(), going))
+        conn.execute("UPDATE flow_runs SET state = 'Running' WHERE id = ?", (dead,))
     report = copy(labloom_home, source)
-    assert report["runs_not_ended"] == [going] and report["copied"]["flow_runs"] == 1
+    assert "Crashed" in cli(labloom_home, "show", dead).stdout
+    assert report["runs_not_ended"] == [going] and report["copied"]["flow_runs"] == 2
     text = cli(labloom_home, "db", "copy", "--from", str(source)).stdout
     assert "1 run(s) not ended" in text and going in text and "copy again" in text
     with sqlite3.connect(source) as conn:

@@ -145,6 +145,7 @@ def copy_command(args: argparse.Namespace) -> int:
         target.close()
         raise
     try:
+        _settle_dead_runs(source.url)
         copy_store(opened[0], target_conn, report, progress)
     except (Exception, KeyboardInterrupt) as exc:
         if not isinstance(exc, KeyboardInterrupt) and not is_transient(exc):
@@ -180,6 +181,16 @@ def copy_command(args: argparse.Namespace) -> int:
     print("Result files were not copied: the runs name them where they are (copy the folder "
           "to the same path, or to the team's LABLOOM_RESULTS_URL for new runs).")
     return 0
+
+
+def _settle_dead_runs(url: str) -> None:
+    """Runs of the source whose process died are marked Crashed first, as any read of that
+    store marks them: left Running (a kernel killed, the store not read since), a run was
+    'not ended, copy again once it ends' at every copy, for good."""
+    from ..store import open_store
+
+    with open_store(url=url) as store:
+        store.reconcile()
 
 
 def _copy_ends(source_text: str, target_url: str) -> tuple[Any, Any]:
