@@ -156,7 +156,8 @@ class ResultPlanner:
             return State.CACHED, message
         if "://" in tr.worker and tr.cache_key and (tr.task.cache or self.mode == "all"):
             # Computed on a Dask worker and saved there: is it where this process looks?
-            missing = self._worker_folders.written(tr, self._path(tr.cache_key))
+            key = tr.cache_key
+            missing = self._worker_folders.written(tr, lambda: self._path(key))
             if missing:
                 self._warn(tr, missing)
         return State.COMPLETED, ""

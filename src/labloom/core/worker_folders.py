@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .result_files import is_url, local_path
@@ -28,16 +29,19 @@ class WorkerFolders:
         self._seen: set[str] = set()  # worker addresses whose first result was looked for
         self._said = False
 
-    def written(self, tr: TaskRun, path: str) -> str | None:
-        """The warning to give when ``tr``'s result, written at ``path`` by the Dask worker
-        it ran on (``tr.worker``: its address and thread), is not there for this process."""
-        if self._said or is_url(path):
+    def written(self, tr: TaskRun, path_of: Callable[[], str]) -> str | None:
+        """The warning to give when ``tr``'s result, written at ``path_of()`` by the Dask
+        worker it ran on (``tr.worker``: its address and thread), is not there for this
+        process. (The path is made only for a worker not seen yet: a map's 10,000 children
+        cost a set look-up each.)"""
+        if self._said:
             return None
         address = tr.worker.split(" ", 1)[0]
         if address in self._seen:
             return None
         self._seen.add(address)
-        if os.path.exists(local_path(path)):
+        path = path_of()
+        if is_url(path) or os.path.exists(local_path(path)):
             return None
         self._said = True
         folder = os.path.dirname(os.path.dirname(local_path(path)))
