@@ -313,3 +313,39 @@ def test_a_copy_stopped_by_a_server_restart_says_to_run_it_again_and_the_next_fi
     report = copy(labloom_home, source)
     assert report["copied"]["flow_runs"] == 3 and report["runs_already_there"] == 2
     same_stores(source)
+
+
+@pytest.mark.postgresql_only  # SQLite's write transaction holds the whole file meanwhile
+def test_a_teammates_schedule_and_limit_made_during_the_copy_are_kept(
+    labloom_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A teammate's `limit set db 5` and `schedule add ... --name sweep` between the copy's look
+    # at the target and its insert: the copy failed with a UniqueViolation traceback.
+    source = laptop(tmp_path, runs=1)
+    columns_of = copying._Columns.of
+
+    def teammate_first(self: Any, table: str) -> list[str]:
+        if table in ("schedules", "concurrency_limits") and table not in self._known:
+            with get_database().connect() as other:
+                if table == "schedules":
+                    other.execute("INSERT INTO schedules (name, target, workdir, every, anchor, "
+                                  "not_before, created) VALUES ('sweep', 'x.py:f', '/', 60, 0, "
+                                  "0, 0)")
+                else:
+                    other.execute("INSERT INTO concurrency_limits (tag, slots, updated) "
+                                  "VALUES ('db', 5, 0)")
+        return columns_of(self, table)
+
+    monkeypatch.setattr(copying._Columns, "of", teammate_first)
+    src = copying.open_source(Database(f"sqlite:///{source}"))
+    dst, _ = copying.open_target(get_database())
+    try:
+        report = copying.copy_store(src, dst, copying.CopyReport("laptop", "team"))
+    finally:
+        src.close()
+        dst.close()
+    assert report.schedules_present == ["sweep"] and report.limits_present == ["db"]
+    assert report.rows["flow_runs"] == 2 and not report.rows["schedule_slots"]
+    with get_database().connect() as conn:
+        assert conn.execute("SELECT slots FROM concurrency_limits").fetchall() == [(5,)]
+        assert conn.execute("SELECT target FROM schedules").fetchall() == [("x.py:f",)]

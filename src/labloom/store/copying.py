@@ -203,26 +203,41 @@ def _copy_schedules(source: Conn, target: Conn, columns: _Columns, report: CopyR
         copied: Counter[str] = Counter()
         with target.transaction():
             target.lock("labloom-copy")
-            if present_keys(target, "schedules", "name", [name]):
+            if not _insert_new(source, target, columns, "schedules", "name", name):
                 report.schedules_present.append(name)
                 continue
-            for table, where in (("schedules", "WHERE name = ?"),
-                                 ("schedule_slots", "WHERE schedule = ? ORDER BY slot_time")):
-                _copy_rows(source, target, columns, table, where, (name,), copied)
+            copied["schedules"] += 1
+            _copy_rows(source, target, columns, "schedule_slots",
+                       "WHERE schedule = ? ORDER BY slot_time", (name,), copied,
+                       "ON CONFLICT (schedule, slot_time) DO NOTHING")
         report.rows.update(copied)
 
 
 def _copy_limits(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:
     tags = [row[0] for row in source.execute("SELECT tag FROM concurrency_limits ORDER BY tag")]
-    copied: Counter[str] = Counter()
+    copied, present = 0, []
     with target.transaction():
-        present = present_keys(target, "concurrency_limits", "tag", tags)
         for tag in tags:
-            if tag not in present:
-                _copy_rows(source, target, columns, "concurrency_limits", "WHERE tag = ?",
-                           (tag,), copied)
-    report.rows.update(copied)
-    report.limits_present = sorted(present)
+            if _insert_new(source, target, columns, "concurrency_limits", "tag", tag):
+                copied += 1
+            else:
+                present.append(tag)
+    report.rows["concurrency_limits"] += copied
+    report.limits_present = present
+
+
+def _insert_new(source: Conn, target: Conn, columns: _Columns, table: str, key: str,
+                value: Any) -> bool:
+    """The source's row of ``table`` keyed ``value``, inserted unless the target has that key,
+    a teammate's ``schedule add`` or ``limit set`` of a moment ago included (a look, then an
+    insert, failed on it). True when inserted."""
+    names = columns.of(table)
+    row = source.execute(f"SELECT {', '.join(names)} FROM {table} WHERE {key} = ?",
+                         (value,)).fetchone()
+    marks = ",".join("?" * len(names))
+    return row is not None and target.execute(
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks}) "
+        f"ON CONFLICT ({key}) DO NOTHING", list(row)).rowcount == 1
 
 
 def _count(conn: Conn, table: str) -> int:
