@@ -349,3 +349,15 @@ def test_a_teammates_schedule_and_limit_made_during_the_copy_are_kept(
     with get_database().connect() as conn:
         assert conn.execute("SELECT slots FROM concurrency_limits").fetchall() == [(5,)]
         assert conn.execute("SELECT target FROM schedules").fetchall() == [("x.py:f",)]
+
+
+@pytest.mark.postgresql_only  # SQLite holds NUL in text; PostgreSQL refuses it
+def test_text_postgresql_cannot_hold_goes_in_escaped(labloom_home: Path, tmp_path: Path) -> None:
+    source = laptop(tmp_path, runs=1)
+    with sqlite3.connect(source) as conn:  # a SQLite file may hold it (another writer's)
+        conn.execute("UPDATE logs SET text = ? WHERE id = (SELECT MIN(id) FROM logs)",
+                     ("a\x00b",))
+    assert copy(labloom_home, source)["copied"]["logs"] == 5
+    with get_database().connect() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM logs WHERE text = ?",
+                            ("a\\x00b",)).fetchone()[0] == 1
