@@ -13,6 +13,7 @@ from typing import Any
 # Hosts compare each other's heartbeats: a clock this far off the database's makes a live run
 # look dead (or a dead one alive) sooner than the heartbeat timeout says.
 SKEW_WARNING = 2.0
+PROGRESS_EVERY = 2.0  # seconds between a long copy's lines of progress
 
 
 def register(subparsers: Any) -> None:
@@ -128,8 +129,11 @@ def copy_command(args: argparse.Namespace) -> int:
     source, target = _copy_ends(args.source, args.target or database_url())
     report = CopyReport(source.display, target.display)
 
+    said = [time.monotonic()]
+
     def progress(report: CopyReport) -> None:  # a page of runs committed: a long copy moves
-        if not args.json:
+        if not args.json and time.monotonic() - said[0] >= PROGRESS_EVERY:
+            said[0] = time.monotonic()
             print(f"... {report.rows['flow_runs']} run(s) copied, {report.runs_present} "
                   "already there", file=sys.stderr, flush=True)
 
