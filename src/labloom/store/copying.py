@@ -2,11 +2,13 @@
 a team's PostgreSQL, run and task-run ids kept.
 
 What moves: every ended run with its task runs, states, log lines, log cuts, graph nodes and
-logged params and metrics (with their folded pages); the flows seen; schedules with their
-slots; concurrency limits. What does not: what belongs to live processes (schedulers'
-heartbeats, held limit slots, places in line, cancel requests); runs not ended yet, whose
-process still writes to the source (copy again once they end); result files, which the runs
-name where they are.
+logged params and metrics; the flows seen; schedules with their slots; concurrency limits.
+What does not: what belongs to live processes (schedulers' heartbeats, held limit slots,
+places in line, cancel requests); runs not ended yet, whose process still writes to the source
+(copy again once they end); an ended run's folded experiment pages (``experiment_snapshot.py``:
+they name the last logged value's id, which the target numbers anew, so the copy would be
+stale at once; the first view folds them again); result files, which the runs name where they
+are.
 
 Runs are copied whole, a page of them per transaction of the target, so a copy killed half-way
 leaves whole runs only and the next copy goes on from there: a run the target has is skipped
@@ -44,8 +46,6 @@ _RUN_ROWS = (
     ("logs", "WHERE run_id = ? ORDER BY id"),
     ("log_cuts", "WHERE run_id = ?"),
     ("experiment_values", "WHERE run_id = ? ORDER BY id"),
-    ("experiment_rows", "WHERE run_id = ? ORDER BY pos"),
-    ("experiment_columns", "WHERE run_id = ? ORDER BY name"),
 )
 _NUMBERED_BY_TARGET = ("logs", "experiment_values")
 
