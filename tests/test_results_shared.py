@@ -195,9 +195,8 @@ def test_results_the_workers_write_where_the_kernel_cannot_read_are_said_once_a_
     import socket
     import subprocess
     import sys
-    import time
 
-    from cli_helpers import SRC, labloom
+    from cli_helpers import SRC, dask_scheduler, labloom
     from test_chaos import mount_namespace
 
     namespace = mount_namespace()
@@ -205,26 +204,13 @@ def test_results_the_workers_write_where_the_kernel_cannot_read_are_said_once_a_
     for folder in (results, elsewhere):
         folder.mkdir()
     (tmp_path / "sweep.py").write_text(SWEEP)
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
     plain = {k: v for k, v in os.environ.items() if not k.startswith("LABLOOM_")}
     plain.update(PYTHONPATH=str(SRC), LABLOOM_HOME=str(worker_home), RESULTS=str(results),
-                 PYTHON=sys.executable, ADDRESS=address)
-    started = [subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", str(port), "--dashboard-address", ":0", "--no-show"],
-        cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=plain)]
+                 PYTHON=sys.executable)
+    scheduler, address = dask_scheduler(elsewhere, plain)
+    plain["ADDRESS"] = address
+    started = [scheduler]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and started[0].poll() is None
-                time.sleep(0.1)
         started.append(subprocess.Popen([*namespace, ON_ITS_OWN_DISK], cwd=elsewhere,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         env=plain))
