@@ -361,3 +361,19 @@ def test_text_postgresql_cannot_hold_goes_in_escaped(labloom_home: Path, tmp_pat
     with get_database().connect() as conn:
         assert conn.execute("SELECT COUNT(*) FROM logs WHERE text = ?",
                             ("a\\x00b",)).fetchone()[0] == 1
+
+
+def test_two_copies_at_once_copy_each_run_once(labloom_home: Path, tmp_path: Path) -> None:
+    # Two terminals (or two teammates with one laptop file on a share) copying together.
+    source = laptop(tmp_path, runs=6)
+    argv = [sys.executable, "-m", "labloom", "db", "copy", "--from", str(source), "--json"]
+    both = [subprocess.Popen(argv, env=env_for(labloom_home), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    reports = []
+    for proc in both:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        reports.append(json.loads(out))
+    assert sum(r["copied"].get("flow_runs", 0) for r in reports) == 7
+    assert sum(r["copied"].get("schedules", 0) for r in reports) == 1
+    same_stores(source)
