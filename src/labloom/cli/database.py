@@ -19,7 +19,7 @@ PROGRESS_EVERY = 2.0  # seconds between a long copy's lines of progress
 def register(subparsers: Any) -> None:
     """Add this module's subcommands to the parser."""
     db = subparsers.add_parser(
-        "db", help="the store's database: upgrade its schema, check it",
+        "db", help="the store's database: upgrade its schema, check it, copy another into it",
         description="The store is LABLOOM_HOME/labloom.db (SQLite) or the database that "
         "--database-url / LABLOOM_DATABASE_URL names (postgresql://user@host/dbname).",
     )
