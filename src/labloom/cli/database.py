@@ -182,8 +182,9 @@ def copy_command(args: argparse.Namespace) -> int:
                         ("limit", report.limits_present)):
         if names:
             print(f"  {what}(s) {', '.join(names)} already in the target: kept as they are there")
-    print("Result files were not copied: the runs name them where they are (copy the folder "
-          "to the same path, or to the team's LABLOOM_RESULTS_URL for new runs).")
+    print("Result files were not copied: the runs name them where they are, for `labloom "
+          "retry` from this host; copy them into the result folder in force (the same "
+          "KEY[:2]/KEY.pkl layout) to keep their cache hits.")
     return 0
 
 
