@@ -80,6 +80,28 @@ def wait_for(
         pause(0.05)
 
 
+def dask_scheduler(cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """A `dask scheduler` process of its own on a free local port, once it accepts
+    connections: the process and its address (the caller terminates it)."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--dashboard-address", ":0", "--no-show"],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return scheduler, f"tcp://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline or scheduler.poll() is not None:
+                scheduler.kill()
+                raise AssertionError("the dask scheduler did not start") from None
+            time.sleep(0.1)
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text), encoding="utf-8")

@@ -99,6 +99,12 @@ def test_check_on_a_new_team_store_names_the_sqlite_history_left_behind(
     assert f"{local} holds 1 run(s)" in text
     assert f"labloom --database-url sqlite:///{local} runs" in text, text
     assert cli_json(labloom_home, "runs") == []  # the move copied nothing, as it says
+    # Brought along, nothing is left behind: the note went on naming the copied runs.
+    assert f"`labloom db copy --from {local}`" in text
+    assert cli(labloom_home, "db", "copy", "--from", str(local)).returncode == 0
+    assert len(cli_json(labloom_home, "runs")) == 1
+    report = cli_json(labloom_home, "db", "check")
+    assert report["ok"] and report["left_behind"] is None, report
 
 
 def test_runs_filter_by_user_and_host(labloom_home: Path, tmp_path: Path) -> None:

@@ -265,34 +265,16 @@ def cluster_elsewhere(request, tmp_path):
     """A scheduler and a worker of their own processes, started where the flow's folder
     (``tmp_path``) is not importable (a remote cluster's): by either, or by the worker alone
     (the scheduler started beside the flow). Both import this tree's labloom."""
-    import socket
-    import time
+    from cli_helpers import SRC, dask_scheduler
 
-    from cli_helpers import SRC
-
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     plain = dict(os.environ, PYTHONPATH=str(SRC))
     beside = dict(plain, PYTHONPATH=os.pathsep.join([str(SRC), str(tmp_path)]))
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", str(port), "--dashboard-address", ":0", "--no-show"],
-        cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=plain if request.param == "scheduler and workers" else beside)
+    scheduler, address = dask_scheduler(
+        elsewhere, plain if request.param == "scheduler and workers" else beside)
     started = [scheduler]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and scheduler.poll() is None
-                time.sleep(0.1)
         started.append(subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
              "--no-dashboard"], cwd=elsewhere, stdout=subprocess.DEVNULL,

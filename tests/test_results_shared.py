@@ -59,6 +59,8 @@ def test_dask_workers_write_results_to_the_shared_folder(
     assert run.state == State.COMPLETED
     assert CALLS == []  # computed in the worker processes, not here
     assert len(list(shared.rglob("*.pkl"))) == 4
+    # The workers' folder is this process's: nothing said of results it cannot read.
+    assert not [line.text for line in run.logs() if "LABLOOM_RESULTS_URL" in line.text]
     again = squares.run(n=4, executor="threads")  # another executor reads the same folder
     assert {tr.state for tr in again.tasks} == {State.CACHED} and CALLS == []
     executor.shutdown()
@@ -163,3 +165,73 @@ def test_a_relative_state_folder_hands_out_absolute_result_paths(
     with open_store() as store:
         [path] = {tr.result_path for tr in store.task_runs(run.id)}
     assert str(path).startswith(str(tmp_path / ".labloom-project" / "results")), path
+
+
+SWEEP = """
+from labloom import flow, task
+
+@task(cache=True)
+def square(x):
+    return x * x
+
+@flow
+def squares():
+    return square.map(range(3))
+"""
+
+# A worker whose result folder, at the kernel's path, is a disk of its own: another host's.
+ON_ITS_OWN_DISK = ('mount -t tmpfs tmpfs "$RESULTS" && exec "$PYTHON" -m '
+                   'distributed.cli.dask_worker "$ADDRESS" --nthreads 1 --no-dashboard')
+
+
+@pytest.mark.timeout(240)
+def test_results_the_workers_write_where_the_kernel_cannot_read_are_said_once_a_run(
+    tmp_path: Path, labloom_home: Path
+) -> None:
+    # LABLOOM_RESULTS_URL=/scratch/labloom, a folder each host has but not shared: the dask
+    # worker processes wrote each result to their own disk, the kernel looked in its own; no
+    # run ever hit the cache, and nothing said why.
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from cli_helpers import SRC, dask_scheduler, labloom
+    from test_chaos import mount_namespace
+
+    namespace = mount_namespace()
+    results, worker_home, elsewhere = (tmp_path / name for name in ("results", "wh", "w"))
+    for folder in (results, elsewhere):
+        folder.mkdir()
+    (tmp_path / "sweep.py").write_text(SWEEP)
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("LABLOOM_")}
+    plain.update(PYTHONPATH=str(SRC), LABLOOM_HOME=str(worker_home), RESULTS=str(results),
+                 PYTHON=sys.executable)
+    scheduler, address = dask_scheduler(elsewhere, plain)
+    plain["ADDRESS"] = address
+    started = [scheduler]
+    try:
+        started.append(subprocess.Popen([*namespace, ON_ITS_OWN_DISK], cwd=elsewhere,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        env=plain))
+        for _ in range(2):
+            done = labloom(labloom_home, "run", "sweep.py:squares", "--address", address,
+                           cwd=tmp_path, timeout=120, LABLOOM_RESULTS_URL=str(results),
+                           LABLOOM_PROGRESS="0")
+            assert done.returncode == 0, done.stderr
+            assert done.stderr.count("LABLOOM_RESULTS_URL") == 1, done.stderr
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            process.wait(30)
+    assert not list(results.rglob("*.pkl"))  # all on the worker's disk, gone with it
+    runs = json.loads(labloom(labloom_home, "runs", "--json").stdout)
+    assert len(runs) == 2
+    for run in runs:
+        shown = json.loads(labloom(labloom_home, "show", run["id"], "--json").stdout)
+        assert {tr["state"] for tr in shown["task_runs"]} == {"Completed"}  # never Cached
+        lines = json.loads(labloom(labloom_home, "logs", run["id"], "--json").stdout)["lines"]
+        said = [line["text"] for line in lines if "LABLOOM_RESULTS_URL" in line["text"]]
+        assert len(said) == 1, lines
+        assert "the Dask worker tcp://127.0.0.1:" in said[0] and str(results) in said[0], said
+        assert f"host {socket.gethostname()}" in said[0]

@@ -237,6 +237,49 @@ def test_a_host_whose_clock_runs_ahead_judges_the_others_by_the_servers_clock(
     assert len(spans) == 6 and peak(spans) == 1
 
 
+def running_slots(conn: Any) -> list[Any]:
+    return conn.execute(
+        "SELECT s.status, s.run_id, r.state FROM schedule_slots s JOIN flow_runs r "
+        "ON r.id = s.run_id WHERE s.status = 'running' AND r.state = 'Running'"
+    ).fetchall()
+
+
+@pytest.mark.postgresql_only  # one SQLite file is one machine's: one clock
+@pytest.mark.timeout(180)
+def test_a_host_whose_clock_runs_ahead_sees_the_others_scheduler_alive(
+    hosts: tuple[Host, Host], tmp_path: Path
+) -> None:
+    # Schedulers' heartbeats were stamped and judged by each host's clock: B, a minute ahead,
+    # saw A's `labloom serve` as NOT RUNNING and, at its first look, settled the slot of A's
+    # live scheduled run as crashed (its run's heartbeat, stamped by the server's clock,
+    # judged by B's).
+    from labloom.store.db import get_database
+
+    a, b = hosts
+    (tmp_path / "skew").mkdir()
+    (tmp_path / "skew" / "sitecustomize.py").write_text(SKEWED_CLOCK)
+    b.env.update(PYTHONPATH=f"{tmp_path / 'skew'}{os.pathsep}{SRC}", CLOCK_AHEAD=str(AHEAD))
+    added = a.cli("schedule", "add", f"{tmp_path / 'flows.py'}:stuck", "--every", "2s")
+    assert added.returncode == 0, added.stderr
+    server = a.start("-m", "labloom", "serve", "--tick", "0.05", "--grace", "1")
+    try:
+        with get_database().connect() as conn:
+            wait_for(lambda: running_slots(conn), 60, "A's scheduled run")
+            listed = b.cli("schedule", "list", "--json")
+            assert listed.returncode == 0, listed.stderr
+            [seen] = json.loads(listed.stdout)["scheduler"]["schedulers"]
+            assert seen["host"] == "host-a" and seen["alive"], seen
+            assert abs(seen["heartbeat_age"]) < 10, seen
+            assert running_slots(conn)  # not settled as crashed by B's look
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
+
+
 def test_a_cancel_requested_on_b_stops_the_run_on_a(hosts: tuple[Host, Host]) -> None:
     a, b = hosts
     proc = a.flow("napping")

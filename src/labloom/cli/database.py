@@ -1,6 +1,7 @@
-"""`labloom db upgrade` and `labloom db check`: the store's schema and health, for the person who
-runs a team's PostgreSQL (or anyone curious about their SQLite file). The URL is shown with its
-password masked."""
+"""`labloom db upgrade`, `labloom db check` and `labloom db copy`: the store's schema and health,
+for the person who runs a team's PostgreSQL (or anyone curious about their SQLite file), and a
+history brought along to a new store (``store/copying.py``). The URL is shown with its password
+masked."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from typing import Any
 # Hosts compare each other's heartbeats: a clock this far off the database's makes a live run
 # look dead (or a dead one alive) sooner than the heartbeat timeout says.
 SKEW_WARNING = 2.0
+PROGRESS_EVERY = 2.0  # seconds between a long copy's lines of progress
 
 
 def register(subparsers: Any) -> None:
     """Add this module's subcommands to the parser."""
     db = subparsers.add_parser(
-        "db", help="the store's database: upgrade its schema, check it",
+        "db", help="the store's database: upgrade its schema, check it, copy another into it",
         description="The store is LABLOOM_HOME/labloom.db (SQLite) or the database that "
         "--database-url / LABLOOM_DATABASE_URL names (postgresql://user@host/dbname).",
     )
@@ -29,6 +31,21 @@ def register(subparsers: Any) -> None:
     )
     check.add_argument("--json", action="store_true", help="print JSON")
     check.set_defaults(handler=check_command)
+    copy = actions.add_parser(
+        "copy", help="copy another store's runs, logs, schedules and limits into this one",
+        description="Copy every ended run (task runs, states, logs, params and metrics, graph "
+        "nodes, ids kept), the schedules and the concurrency limits of the store FROM into "
+        "the store in force (or --to). Runs the target has are skipped: run it again after an "
+        "interruption, or once runs still going have ended. Result files are not copied.",
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="PATH_OR_URL",
+                      help="the store to copy from: a labloom.db file, sqlite:///PATH or "
+                      "postgresql://user@host/dbname")
+    copy.add_argument("--to", dest="target", metavar="URL",
+                      help="the store to copy into (default: the store in force, as "
+                      "--database-url / LABLOOM_DATABASE_URL name it)")
+    copy.add_argument("--json", action="store_true", help="print JSON")
+    copy.set_defaults(handler=copy_command)
 
 
 def _database() -> Any:
@@ -65,6 +82,7 @@ def check_command(args: argparse.Namespace) -> int:
     with _connected(database) as conn:
         version = version_of(conn)
         skew = _clock_skew(conn)
+        left = _left_behind(database, conn if version == SCHEMA_VERSION else None)
     report: dict[str, Any] = {
         "store": database.display, "backend": database.kind, "connected": True,
         "schema_version": version, "labloom_schema_version": SCHEMA_VERSION,
@@ -79,8 +97,9 @@ def check_command(args: argparse.Namespace) -> int:
                         f"{SCHEMA_VERSION}: upgrade labloom")
     if skew is not None and abs(skew) > SKEW_WARNING:
         problems.append(f"this host's clock is {skew:+.1f}s off the database server's: "
-                        "times shown and schedulers' heartbeats compare clocks, so sync it (NTP)")
-    left = report["left_behind"] = _left_behind(database)
+                        "times shown and the times schedules fire at are this clock's, so sync it "
+                        "(NTP)")
+    report["left_behind"] = left
     report["ok"] = not problems
     report["problems"] = problems
     if args.json:
@@ -92,29 +111,144 @@ def check_command(args: argparse.Namespace) -> int:
               else f"clock skew to the database server: {skew:+.3f}s")
         if left:
             print(f"note: {left['store']} holds {left['runs']} run(s) of this user's history "
-                  "before this store; labloom does not copy them here. Read them with "
+                  "that this store lacks. Bring them here with `labloom db copy --from "
+                  f"{left['store']}`, or read them there with "
                   f"`labloom --database-url sqlite:///{left['store']} runs`")
         for problem in problems:
             print(f"problem: {problem}")
     return 0 if not problems else 1
 
 
-def _left_behind(database: Any) -> dict[str, Any] | None:
-    """The runs a team store's user left in LABLOOM_HOME/labloom.db (SQLite) when moving to it:
-    not copied, so they seem gone; read only, and never created here."""
+def copy_command(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..store.copying import CopyReport, copy_store, open_source, open_target, rows_in_order
+    from ..store.db import database_url, is_transient, short_error
+    from . import CLIError
+
+    source, target = _copy_ends(args.source, args.target or database_url())
+    report = CopyReport(source.display, target.display)
+
+    said = [time.monotonic()]
+
+    def progress(report: CopyReport) -> None:  # a page of runs committed: a long copy moves
+        if not args.json and time.monotonic() - said[0] >= PROGRESS_EVERY:
+            said[0] = time.monotonic()
+            print(f"... {report.rows['flow_runs']} run(s) copied, {report.runs_present} "
+                  "already there", file=sys.stderr, flush=True)
+
+    opened: list[Any] = []  # refusals (a schema, a server away) reach main() as one line
+    try:
+        opened.append(open_source(source))
+        target_conn, report.created = open_target(target)
+        opened.append(target_conn)
+    except BaseException:
+        for conn in opened:
+            conn.close()
+        source.close()
+        target.close()
+        raise
+    try:
+        _settle_dead_runs(source.url)
+        copy_store(opened[0], target_conn, report, progress)
+    except (Exception, KeyboardInterrupt) as exc:
+        if not isinstance(exc, KeyboardInterrupt) and not is_transient(exc):
+            raise
+        # A server restarting, Ctrl-C: what went in is whole runs, and the next copy skips them.
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else short_error(exc)
+        raise CLIError(f"the copy stopped after {report.rows['flow_runs']} run(s) ({why}); the "
+                       "runs copied went in whole: run the same command again, it goes on "
+                       "from there and copies nothing twice",
+                       130 if isinstance(exc, KeyboardInterrupt) else 2) from None
+    finally:
+        for conn in opened:
+            conn.close()
+        source.close()
+        target.close()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+        return 0
+    made = " (its schema made now)" if report.created else ""
+    print(f"copied {source.display} into {target.display}{made}:")
+    print(f"  runs: {report.rows['flow_runs']} copied, {report.runs_present} already there "
+          "(skipped)")
+    if report.not_ended:
+        print(f"  {len(report.not_ended)} run(s) not ended, not copied (their processes still "
+              f"write to {source.display}): copy again once they end: "
+              + " ".join(report.not_ended[:10]) + (" ..." if len(report.not_ended) > 10 else ""))
+    rows = ", ".join(f"{table} {count}" for table, count in rows_in_order(report.rows))
+    print(f"  rows: {rows or 'none'}")
+    for what, names in (("schedule", report.schedules_present),
+                        ("limit", report.limits_present)):
+        if names:
+            print(f"  {what}(s) {', '.join(names)} already in the target: kept as they are there")
+    print("Result files were not copied: the runs name them where they are, for `labloom "
+          "retry` from this host; copy them into the result folder in force (the same "
+          "KEY[:2]/KEY.pkl layout) to keep their cache hits.")
+    return 0
+
+
+def _settle_dead_runs(url: str) -> None:
+    """Runs of the source whose process died are marked Crashed first, as any read of that
+    store marks them: left Running (a kernel killed, the store not read since), a run was
+    'not ended, copy again once it ends' at every copy, for good."""
+    from ..store import open_store
+
+    with open_store(url=url) as store:
+        store.reconcile()
+
+
+def _copy_ends(source_text: str, target_url: str) -> tuple[Any, Any]:
+    """The two stores of a copy: FROM as a path or URL, refused when missing or the same."""
+    from pathlib import Path
+
+    from ..core.errors import DatabaseURLError
+    from ..store.db import Database
+    from . import CLIError
+
+    if "://" not in source_text:
+        path = Path(source_text).expanduser().resolve()
+        if not path.is_file():
+            raise CLIError(f"--from {source_text}: no such file (give a labloom.db file, or a "
+                           "sqlite:///PATH or postgresql://... URL)")
+        with path.open("rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                raise CLIError(f"--from {source_text} is not a SQLite file: give the labloom.db "
+                               "of a LABLOOM_HOME, or a sqlite:///PATH or postgresql://... URL")
+        source_text = f"sqlite:///{path}"
+    try:
+        source, target = Database(source_text), Database(target_url)
+    except DatabaseURLError as exc:
+        raise CLIError(str(exc).removeprefix("[labloom] ")) from None
+    if source.path is not None and not source.path.is_file():
+        raise CLIError(f"--from {source.display}: no such file")
+    same = (source.path.resolve() == target.path.resolve() if source.path and target.path
+            else source.url == target.url)
+    if same:
+        raise CLIError(f"--from {source.display} is the store to copy into: name the other "
+                       "store with --to, or set --database-url / LABLOOM_DATABASE_URL to it")
+    return source, target
+
+
+def _left_behind(database: Any, conn: Any) -> dict[str, Any] | None:
+    """The runs a team store's user left in LABLOOM_HOME/labloom.db (SQLite) when moving to it
+    and has not copied (``labloom db copy``) into it (``conn``; None: it has no runs table
+    yet), so they seem gone; read only, and never created here."""
     import sqlite3
     from contextlib import closing
 
+    from ..store.copying import present_keys
     from ..store.home import home_path
 
     local = home_path() / "labloom.db"
     if database.kind == "sqlite" or not local.exists():
         return None
     try:
-        with closing(sqlite3.connect(f"{local.as_uri()}?mode=ro", uri=True, timeout=5)) as conn:
-            (runs,) = conn.execute("SELECT COUNT(*) FROM flow_runs").fetchone()
+        with closing(sqlite3.connect(f"{local.as_uri()}?mode=ro", uri=True, timeout=5)) as ro:
+            ids = [row[0] for row in ro.execute("SELECT id FROM flow_runs")]
     except sqlite3.Error:
         return None  # not a store, damaged, or an empty file: nothing to say
+    runs = len(ids) - (len(present_keys(conn, "flow_runs", "id", ids)) if conn else 0)
     return {"store": str(local), "runs": runs} if runs else None
 
 

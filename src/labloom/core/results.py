@@ -20,7 +20,8 @@ What gets persisted (``LABLOOM_RESULTS``, read when a run starts):
 
 With the store off (``LABLOOM_STORE=0``) only cached tasks persist. On Dask, workers need a
 shared results folder (``LABLOOM_RESULTS_URL``) for another worker, host or the kernel to find
-a file; without one a lookup misses and the task simply computes again.
+a file; without one a lookup misses and the task simply computes again, as a warning says once
+per run (``worker_folders.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .hooks import hooks
 from .result_files import CacheMissError, result_path
 from .source import code_hash
 from .states import State
+from .worker_folders import WorkerFolders
 
 if TYPE_CHECKING:
     from .attempt import TaskCall
@@ -78,6 +80,7 @@ class ResultPlanner:
         self._loading: dict[str, str] = {}  # task run id -> message for its Cached state
         self._no_load: set[str] = set()
         self._folder: str | None = None
+        self._worker_folders = WorkerFolders()
 
     # --- engine hooks ----------------------------------------------------------------
 
@@ -149,7 +152,15 @@ class ResultPlanner:
         """The final state of a successful call: Cached if it only loaded a stored result."""
         # (empty unless a cache hit loads: no id to make for each of a map's children)
         message = self._loading.pop(tr.id, None) if self._loading else None
-        return (State.COMPLETED, "") if message is None else (State.CACHED, message)
+        if message is not None:
+            return State.CACHED, message
+        if "://" in tr.worker and tr.cache_key and (tr.task.cache or self.mode == "all"):
+            # Computed on a Dask worker and saved there: is it where this process looks?
+            key = tr.cache_key
+            missing = self._worker_folders.written(tr, lambda: self._path(key))
+            if missing:
+                self._warn(tr, missing)
+        return State.COMPLETED, ""
 
     def load_failed(self, tr: TaskRun, outcome: Outcome) -> bool:
         """True when a stored result could not be read: the engine then computes instead."""

@@ -3,6 +3,11 @@
 A scheduler beats a heartbeat into the store; on its own host its pid tells at once whether it
 still lives, elsewhere only the heartbeat's age does. A slot left running by a scheduler that
 is gone follows its run (the run's process writes the slot's run id when it starts).
+
+Heartbeats (the schedulers' here, the runs' by the store's writer) are stamped by the store's
+clock (``store_clock``: the PostgreSQL server's), so each ``now`` given here, this host's
+clock, is set right by this host's offset to it before a heartbeat is judged: a host whose clock
+ran a minute ahead saw every other host's scheduler gone and settled their live runs' slots.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..store import home as _home
+from ..store import store_clock
 from ..store.db import Conn
 
 # A scheduler whose heartbeat is this old is gone (on its own host, its dead pid says so
@@ -26,7 +32,7 @@ def beat(conn: Conn, scheduler_id: str, started: float) -> None:
     conn.execute(
         "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET beat = excluded.beat",
-        (scheduler_id, _home.host_name(), os.getpid(), started, time.time()),
+        (scheduler_id, _home.host_name(), os.getpid(), started, store_clock.now(conn)),
     )
 
 
@@ -34,7 +40,7 @@ def sign_off(conn: Conn, scheduler_id: str) -> None:
     """A clean stop. The rows of schedulers that died before it go too: the latest word on
     the scheduler is this clean stop, not an older unclean one. (A live one beats its row back;
     the slots a dead one left follow their runs without it.)"""
-    now = time.time()
+    now = store_clock.now(conn)
     with conn.transaction():
         conn.execute("DELETE FROM schedulers WHERE id = ?", (scheduler_id,))
         for other, host, pid, last in conn.execute(
@@ -67,6 +73,7 @@ def settle_running(
     from ..store.settings import heartbeat_timeout
 
     run_stale_after = heartbeat_timeout()
+    beats_now = now - store_clock.offset(conn)  # the heartbeats' clock
 
     query = (
         "SELECT s.schedule, s.slot_time, s.run_id, s.claimed, h.host, h.pid, h.beat,"
@@ -81,11 +88,11 @@ def settle_running(
     going: set[str] = set()
     for (schedule, slot_time, run_id, claimed, host, pid, beat,
          run_state, run_host, run_pid, run_beat) in conn.execute(query, args).fetchall():
-        if _home.owner_alive(host, pid, beat, now, STALE_AFTER):
+        if _home.owner_alive(host, pid, beat, beats_now, STALE_AFTER):
             going.add(schedule)
             continue
         if run_state in ("Pending", "Running"):
-            if _home.owner_alive(run_host, run_pid, run_beat, now, run_stale_after):
+            if _home.owner_alive(run_host, run_pid, run_beat, beats_now, run_stale_after):
                 going.add(schedule)
                 continue
             status, note = "crashed", "its scheduler and its run's process stopped"
@@ -110,8 +117,9 @@ def settle_running(
 
 
 def health(conn: Conn, now: float | None = None) -> dict[str, Any]:
-    """The schedulers' heartbeats: who runs, and how fresh their last beat is."""
-    now = time.time() if now is None else now
+    """The schedulers' heartbeats: who runs, and how fresh their last beat is (``now``: this
+    host's clock, by default its time now)."""
+    now = (time.time() if now is None else now) - store_clock.offset(conn)
     rows = conn.execute("SELECT * FROM schedulers ORDER BY beat DESC").fetchall()
     daemons = [
         {

@@ -150,7 +150,7 @@ def _row_factory(cursor: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=512)
-def _pg_sql(sql: str) -> str:
+def pg_sql(sql: str) -> str:
     # The store's SQL holds no '?' or '%' in literals; escape '%' all the same.
     return sql.replace("%", "%%").replace("?", "%s")
 
@@ -189,7 +189,7 @@ class Conn:
         if self.kind == "sqlite":
             return self.raw.execute(sql, params)
         cursor = self.raw.cursor(row_factory=_row_factory) if self._named else self.raw.cursor()
-        return cursor.execute(_pg_sql(sql), params or None)
+        return cursor.execute(pg_sql(sql), params or None)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         if self.kind == "sqlite":
@@ -197,7 +197,7 @@ class Conn:
         if not rows:
             return None
         cursor = self.raw.cursor()
-        cursor.executemany(_pg_sql(sql), rows)
+        cursor.executemany(pg_sql(sql), rows)
         return cursor
 
     def insert_rows(

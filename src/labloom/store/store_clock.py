@@ -1,10 +1,11 @@
 """The clock heartbeats are written and judged by: the database server's, where there is one.
 
-Hosts sharing a PostgreSQL store judge each other's runs, concurrency slots and places in line
-by heartbeat age. Each stamped by its own clock, one host running a couple of minutes ahead (a
+Hosts sharing a PostgreSQL store judge each other's runs, concurrency slots, places in line
+and schedulers (``labloom serve``) by heartbeat age. Each stamped by its own clock, one host running a couple of minutes ahead (a
 laptop without NTP, a VM resumed from a snapshot) saw every other host's live runs as silent
 past ``LABLOOM_HEARTBEAT_TIMEOUT``: it marked them Crashed (their task runs Cancelled) and
-swept their slots, so a limit of 1 let two task runs in at once. Stamped and judged by the
+swept their slots, so a limit of 1 let two task runs in at once; and it saw the other hosts'
+schedulers gone, settling their slots of live runs as crashed. Stamped and judged by the
 server's clock, the hosts' clocks no longer matter. Each process measures its offset to the
 server once, and again every ``REMEASURE`` seconds (clocks drift); on SQLite the store is on
 this machine and its clock is this one.
@@ -32,11 +33,11 @@ def measure(conn: Any) -> float:
     return (before + after) / 2 - float(server)
 
 
-def now(conn: Any) -> float:
-    """The store's time now (seconds since the epoch): this clock, set right by its offset to
-    the server's as last measured through ``conn``."""
+def offset(conn: Any) -> float:
+    """This host's clock minus the store's as last measured through ``conn`` (0 on SQLite):
+    ``time.time() - offset(conn)`` is the store's time; so is a clock given to judge by."""
     if conn.kind == "sqlite":
-        return time.time()
+        return 0.0
     url = conn.database.url
     with _lock:
         known = _offsets.get(url)
@@ -44,4 +45,10 @@ def now(conn: Any) -> float:
         known = (measure(conn), time.monotonic())
         with _lock:
             _offsets[url] = known
-    return time.time() - known[0]
+    return known[0]
+
+
+def now(conn: Any) -> float:
+    """The store's time now (seconds since the epoch): this clock, set right by its offset to
+    the server's as last measured through ``conn``."""
+    return time.time() - offset(conn)

@@ -1,0 +1,272 @@
+"""One store's history copied into another (``labloom db copy``): a laptop's SQLite file into
+a team's PostgreSQL, run and task-run ids kept.
+
+What moves: every ended run with its task runs, states, log lines, log cuts, graph nodes and
+logged params and metrics; the flows seen; schedules with their slots; concurrency limits.
+What does not: what belongs to live processes (schedulers' heartbeats, held limit slots,
+places in line, cancel requests); runs not ended yet, whose process still writes to the source
+(copy again once they end); an ended run's folded experiment pages (``experiment_snapshot.py``:
+they name the last logged value's id, which the target numbers anew, so the copy would be
+stale at once; the first view folds them again); result files, which the runs name where they
+are.
+
+Runs are copied whole, a page of them per transaction of the target, so a copy killed half-way
+leaves whole runs only and the next copy goes on from there: a run the target has is skipped
+and counted, whoever wrote it. A schedule or limit the target has by name keeps the target's.
+Rows move in batches of ``BATCH``: a run of a million log lines is never in memory at once (a
+PostgreSQL source is read through a server-side cursor; psycopg's ordinary cursor fetches a
+whole result). Log lines and logged values get the target's ids (their tables' sequences,
+which the target's own rows use too), in the source's order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import StoreVersionError
+from .db import Conn, Database, auto_migrate, pg_sql
+from .schema import SCHEMA_VERSION, ensure_schema, version_of
+from .storable import storable
+
+BATCH = 5000  # rows read and written at once
+RUNS_PER_TRANSACTION = 100
+ENDED = ("Completed", "Failed", "Cancelled", "Crashed")
+
+# A run's rows, table by table, in the order its views read them. task_states by its task runs:
+# SQLite indexes it by task run only (a scan of the whole table per run otherwise).
+_RUN_ROWS = (
+    ("task_runs", "WHERE run_id = ? ORDER BY rowid"),
+    ("task_states", "WHERE task_run_id IN (SELECT id FROM task_runs WHERE run_id = ?) "
+                    "ORDER BY rowid"),
+    ("run_nodes", "WHERE run_id = ? ORDER BY rowid"),
+    ("logs", "WHERE run_id = ? ORDER BY id"),
+    ("log_cuts", "WHERE run_id = ?"),
+    ("experiment_values", "WHERE run_id = ? ORDER BY id"),
+)
+_NUMBERED_BY_TARGET = ("logs", "experiment_values")
+
+
+@dataclass
+class CopyReport:
+    """What a copy did: rows copied by table, runs skipped (already there, not ended)."""
+
+    source: str
+    target: str
+    created: bool = False  # the target had no schema: made here
+    rows: Counter[str] = field(default_factory=Counter)
+    runs_present: int = 0
+    not_ended: list[str] = field(default_factory=list)
+    schedules_present: list[str] = field(default_factory=list)
+    limits_present: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "created": self.created,
+                "copied": {table: n for table, n in sorted(self.rows.items()) if n},
+                "runs_already_there": self.runs_present, "runs_not_ended": self.not_ended,
+                "schedules_already_there": self.schedules_present,
+                "limits_already_there": self.limits_present}
+
+
+def open_source(database: Database) -> Conn:
+    """The store to copy from, refused unless on this labloom's schema (never upgraded here:
+    it may be another labloom's)."""
+    conn = database.connect(migrate=False)
+    version = version_of(conn)
+    if version != SCHEMA_VERSION:
+        conn.close()
+        if version == 0:
+            why = "holds no labloom store (schema version 0): check the path or URL"
+        elif version < SCHEMA_VERSION:
+            why = (f"has schema version {version}, older than this labloom's "
+                   f"({SCHEMA_VERSION}): upgrade it first (`labloom --database-url "
+                   f"{database.display} db upgrade`), then copy")
+        else:
+            why = (f"has schema version {version}, newer than this labloom's "
+                   f"({SCHEMA_VERSION}): copy with the labloom that wrote it, or upgrade "
+                   "labloom (pip install -U labloom)")
+        raise StoreVersionError(f"[labloom] the store to copy from, {database.display}, {why}")
+    return conn
+
+
+def open_target(database: Database) -> tuple[Conn, bool]:
+    """The store to copy into and whether its schema was made here: an empty database gets
+    this labloom's; one on another version is refused (the team's other hosts use it)."""
+    conn = database.connect(migrate=False)
+    version = version_of(conn)
+    if version == 0 and auto_migrate():
+        ensure_schema(conn, where=database.display)
+        return conn, True
+    if version != SCHEMA_VERSION:
+        conn.close()
+        fix = (f"run `labloom --database-url {database.display} db upgrade` first (with "
+               "LABLOOM_AUTO_MIGRATE=0 labloom makes no schema itself)" if version < SCHEMA_VERSION
+               else "upgrade labloom (pip install -U labloom) before copying into it")
+        raise StoreVersionError(
+            f"[labloom] the store to copy into, {database.display}, has schema version "
+            f"{version}, not this labloom's ({SCHEMA_VERSION}): {fix}"
+        )
+    return conn, False
+
+
+def copy_store(
+    source: Conn, target: Conn, report: CopyReport,
+    progress: Callable[[CopyReport], None] | None = None,
+) -> CopyReport:
+    """Copy everything ``source`` holds that ``target`` lacks (see the module's docstring)."""
+    columns = _Columns(source, target)
+    _copy_flows(source, target, columns, report)
+    after = -1
+    while True:
+        page = source.execute(
+            "SELECT rowid, id, state FROM flow_runs WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (after, RUNS_PER_TRANSACTION),
+        ).fetchall()
+        if not page:
+            break
+        after = page[-1][0]
+        ended = [run_id for _, run_id, state in page if state in ENDED]
+        report.not_ended += [run_id for _, run_id, state in page if state not in ENDED]
+        copied: Counter[str] = Counter()
+        with target.transaction():
+            target.lock("labloom-copy")  # two copies at once: the second skips, not fails
+            present = present_keys(target, "flow_runs", "id", ended)
+            for run_id in ended:
+                if run_id not in present:
+                    _copy_run(source, target, columns, run_id, copied)
+        report.rows.update(copied)  # counted once committed
+        report.runs_present += len(present)
+        if progress is not None:
+            progress(report)
+    _copy_schedules(source, target, columns, report)
+    _copy_limits(source, target, columns, report)
+    return report
+
+
+def _copy_run(source: Conn, target: Conn, columns: _Columns, run_id: str,
+              copied: Counter[str]) -> None:
+    _copy_rows(source, target, columns, "flow_runs", "WHERE id = ?", (run_id,), copied)
+    for table, where in _RUN_ROWS:
+        _copy_rows(source, target, columns, table, where, (run_id,), copied)
+
+
+def _copy_rows(source: Conn, target: Conn, columns: _Columns, table: str, where: str,
+               params: Sequence[Any], copied: Counter[str], on_conflict: str = "") -> None:
+    names = columns.of(table)
+    select = f"SELECT {', '.join(names)} FROM {table} {where}"
+    for batch in _stream(source, select, params):
+        if target.kind == "postgresql":  # NUL, which an old SQLite store may hold
+            batch = [[storable(v) if type(v) is str else v for v in row] for row in batch]
+        target.insert_rows(table, names, batch, on_conflict)
+        copied[table] += len(batch)
+
+
+def _stream(conn: Conn, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
+    """The rows of ``sql``, ``BATCH`` at a time, without reading them all first."""
+    if conn.kind == "sqlite":
+        cursor = conn.raw.execute(sql, params)
+        while batch := cursor.fetchmany(BATCH):
+            yield batch
+        return
+    with conn.raw.transaction(), conn.raw.cursor(name="labloom_copy") as cursor:
+        cursor.itersize = BATCH
+        cursor.execute(pg_sql(sql), params)
+        while batch := cursor.fetchmany(BATCH):
+            yield batch
+
+
+def present_keys(conn: Conn, table: str, key: str, values: Sequence[Any]) -> set[Any]:
+    """Which of ``values`` the rows of ``table`` hold in ``key`` (asked 500 at a time)."""
+    found: set[Any] = set()
+    for start in range(0, len(values), 500):
+        chunk = values[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT {key} FROM {table} WHERE {key} IN ({marks})", chunk)
+        found.update(row[0] for row in rows.fetchall())
+    return found
+
+
+def _copy_flows(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:
+    before = _count(target, "flows")
+    with target.transaction():
+        _copy_rows(source, target, columns, "flows", "", (), Counter(),
+                   "ON CONFLICT (name, source_hash) DO NOTHING")
+    report.rows["flows"] += _count(target, "flows") - before
+
+
+def _copy_schedules(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:
+    names = [row[0] for row in source.execute("SELECT name FROM schedules ORDER BY name")]
+    for name in names:
+        copied: Counter[str] = Counter()
+        with target.transaction():
+            target.lock("labloom-copy")
+            if not _insert_new(source, target, columns, "schedules", "name", name):
+                report.schedules_present.append(name)
+                continue
+            copied["schedules"] += 1
+            _copy_rows(source, target, columns, "schedule_slots",
+                       "WHERE schedule = ? ORDER BY slot_time", (name,), copied,
+                       "ON CONFLICT (schedule, slot_time) DO NOTHING")
+        report.rows.update(copied)
+
+
+def _copy_limits(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:
+    tags = [row[0] for row in source.execute("SELECT tag FROM concurrency_limits ORDER BY tag")]
+    copied, present = 0, []
+    with target.transaction():
+        for tag in tags:
+            if _insert_new(source, target, columns, "concurrency_limits", "tag", tag):
+                copied += 1
+            else:
+                present.append(tag)
+    report.rows["concurrency_limits"] += copied
+    report.limits_present = present
+
+
+def _insert_new(source: Conn, target: Conn, columns: _Columns, table: str, key: str,
+                value: Any) -> bool:
+    """The source's row of ``table`` keyed ``value``, inserted unless the target has that key,
+    a teammate's ``schedule add`` or ``limit set`` of a moment ago included (a look, then an
+    insert, failed on it). True when inserted."""
+    names = columns.of(table)
+    row = source.execute(f"SELECT {', '.join(names)} FROM {table} WHERE {key} = ?",
+                         (value,)).fetchone()
+    marks = ",".join("?" * len(names))
+    return row is not None and target.execute(
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks}) "
+        f"ON CONFLICT ({key}) DO NOTHING", list(row)).rowcount == 1
+
+
+def _count(conn: Conn, table: str) -> int:
+    return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+class _Columns:
+    """Each table's columns to copy: the source's, less the row numbers the target gives
+    (``rowid``, and the ids of log lines and logged values)."""
+
+    def __init__(self, source: Conn, target: Conn) -> None:
+        self.source, self.target = source, target
+        self._known: dict[str, list[str]] = {}
+
+    def of(self, table: str) -> list[str]:
+        if table not in self._known:
+            skip = {"rowid", "id"} if table in _NUMBERED_BY_TARGET else {"rowid"}
+            mine, theirs = (_names(conn, table) for conn in (self.source, self.target))
+            self._known[table] = [name for name in mine if name not in skip and name in theirs]
+        return self._known[table]
+
+
+def _names(conn: Conn, table: str) -> list[str]:
+    cursor = conn.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+    return [column[0] for column in cursor.description]
+
+
+def rows_in_order(rows: Counter[str]) -> Iterator[tuple[str, int]]:
+    """The report's rows by table, a run's tables first (as the command prints them)."""
+    order = ["flow_runs", *(table for table, _ in _RUN_ROWS)]
+    rest = sorted(set(rows) - set(order))
+    return ((table, rows[table]) for table in itertools.chain(order, rest) if rows[table])

@@ -1,0 +1,379 @@
+"""`labloom db copy`: a laptop's SQLite history brought into the store in force (a fresh
+SQLite file, or a real PostgreSQL database): whole, ids kept, twice without doubles, resumed
+after a kill, refused onto a store of another schema, streamed. Through the real CLI in fresh
+processes; the stores compared table by table."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labloom.store import copying
+from labloom.store.db import Database, get_database
+from labloom.store.schema import SCHEMA_VERSION, ensure_schema
+from store_helpers import cli, env_for, run_script
+
+FLOWS = """
+import sys
+from labloom import flow, task, log_metrics, log_params
+
+@task
+def step(i):
+    print(f"line {i} " + "x" * 40)
+    log_params(i=i)
+    log_metrics(loss=1.0 / (i + 1))
+    return i
+
+@task
+def fail(values):
+    raise ValueError("broken on purpose")
+
+@flow
+def sweep(n):
+    return step.map(range(n))
+
+@flow
+def broken():
+    fail(step.map(range(2)))
+
+if __name__ == "__main__":
+    for _ in range(int(sys.argv[1])):
+        sweep.run(n=3)
+    broken.run()
+"""
+
+# The tables a copy fills, and the columns the target numbers itself.
+TABLES = ("flows", "flow_runs", "task_runs", "task_states", "run_nodes", "logs", "log_cuts",
+          "experiment_values", "schedules", "schedule_slots", "concurrency_limits")
+OWN_NUMBERS = {"rowid", "id"}
+
+
+def laptop(tmp_path: Path, runs: int = 2) -> Path:
+    """A user's SQLite store: ``runs`` sweeps and one failed run, a schedule, a limit."""
+    home = tmp_path / "laptop"
+    script = tmp_path / "flows.py"
+    script.write_text(FLOWS)
+    local = {"LABLOOM_DATABASE_URL": ""}
+    done = run_script(home, script, str(runs), **local)
+    assert done.returncode == 0, done.stderr
+    assert cli(home, "limit", "set", "db", "2", **local).returncode == 0
+    added = cli(home, "schedule", "add", f"{script}:sweep", "--every", "1h", "-p", "n=1",
+                **local)
+    assert added.returncode == 0, added.stderr
+    return home / "labloom.db"
+
+
+def copy(home: Path, source: Path, *more: str, status: int = 0) -> Any:
+    done = cli(home, "db", "copy", "--from", str(source), *more, "--json")
+    assert done.returncode == status, done.stderr
+    return json.loads(done.stdout) if status == 0 else done.stderr
+
+
+def rows(database: Database, table: str) -> Counter[tuple[Any, ...]]:
+    """A table's rows without the numbers each store gives its own (rowid, log ids)."""
+    with database.connect(migrate=False) as conn:
+        cursor = conn.execute(f"SELECT * FROM {table}")
+        names = [column[0] for column in cursor.description]
+        keep = [i for i, name in enumerate(names)
+                if name != "rowid" and not (name == "id" and table in ("logs",
+                                                                          "experiment_values"))]
+        return Counter(tuple(row[i] for i in keep) for row in cursor.fetchall())
+
+
+def log_order(database: Database) -> list[tuple[Any, ...]]:
+    """Each run's log lines in their order (a run copied later is numbered after the others)."""
+    with database.connect(migrate=False) as conn:
+        return [tuple(row) for row in conn.execute(
+            "SELECT run_id, task_run_id, text FROM logs ORDER BY run_id, id").fetchall()]
+
+
+def same_stores(source: Path) -> None:
+    mine, theirs = Database(f"sqlite:///{source}"), get_database()
+    for table in TABLES:
+        assert rows(theirs, table) == rows(mine, table), table
+    assert log_order(theirs) == log_order(mine)
+
+
+def test_a_copy_brings_the_whole_history_and_a_second_copies_nothing(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    source = laptop(tmp_path)
+    report = copy(labloom_home, source)
+    assert report["created"] and report["runs_already_there"] == 0
+    assert report["copied"]["flow_runs"] == 3 and report["copied"]["logs"] == 8
+    assert report["copied"]["schedules"] == 1 and report["copied"]["concurrency_limits"] == 1
+    same_stores(source)
+    # What a user reads of the moved history, the same from either store.
+    laptop_env = {"LABLOOM_DATABASE_URL": f"sqlite:///{source}"}
+    for command in (["runs", "--json"], ["limit", "list", "--json"]):
+        here, there = cli(labloom_home, *command), cli(labloom_home, *command, **laptop_env)
+        assert here.returncode == 0 and here.stdout == there.stdout, command
+    failed = next(r for r in json.loads(cli(labloom_home, "runs", "--json").stdout)
+                  if r["state"] == "Failed")
+    shown = cli(labloom_home, "show", failed["id"])
+    assert "broken on purpose" in shown.stdout
+    assert shown.stdout == cli(labloom_home, "show", failed["id"], **laptop_env).stdout
+    again = copy(labloom_home, source)
+    assert again["copied"] == {} and again["runs_already_there"] == 3
+    assert again["schedules_already_there"] == ["sweep"]
+    assert again["limits_already_there"] == ["db"]
+    same_stores(source)
+
+
+# Kills the copy in the middle of its second transaction: two runs a transaction, the third
+# run's rows written, not committed.
+KILLED = """
+import os, signal, sys
+from labloom.cli import main
+from labloom.store import copying
+
+copying.RUNS_PER_TRANSACTION = 2
+copy_run, done = copying._copy_run, []
+
+def copy_then_die(*args):
+    copy_run(*args)
+    done.append(1)
+    if len(done) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+copying._copy_run = copy_then_die
+sys.exit(main(["db", "copy", "--from", sys.argv[1]]))
+"""
+
+
+def test_a_copy_killed_half_way_is_finished_by_the_next_with_nothing_doubled(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    source = laptop(tmp_path, runs=4)  # five runs
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(source)],
+                            env=env_for(labloom_home), capture_output=True, text=True,
+                            timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with get_database().connect() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM flow_runs").fetchone()[0] == 2
+        # The third run's rows went with its transaction: none left without their run.
+        assert conn.execute("SELECT COUNT(*) FROM task_runs WHERE run_id NOT IN "
+                            "(SELECT id FROM flow_runs)").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM logs WHERE run_id NOT IN "
+                            "(SELECT id FROM flow_runs)").fetchone()[0] == 0
+    report = copy(labloom_home, source)
+    assert report["copied"]["flow_runs"] == 3 and report["runs_already_there"] == 2
+    same_stores(source)
+
+
+def test_a_run_still_going_is_left_for_the_next_copy(labloom_home: Path, tmp_path: Path) -> None:
+    source = laptop(tmp_path, runs=2)
+    with sqlite3.connect(source) as conn:
+        going, dead = (row[0] for row in conn.execute(
+            "SELECT id FROM flow_runs ORDER BY rowid LIMIT 2").fetchall())
+        # One whose process lives (this one, beating now); one whose process is gone, never
+        # marked Crashed since (its kernel killed, the store not read): it was 'not ended,
+        # copy again once it ends' at every copy, for good.
+        conn.execute("UPDATE flow_runs SET state = 'Running', pid = ?, heartbeat = ? "
+                     "WHERE id = ?", (os.getpid(), time.time(), going))
+        conn.execute("UPDATE flow_runs SET state = 'Running' WHERE id = ?", (dead,))
+    report = copy(labloom_home, source)
+    assert "Crashed" in cli(labloom_home, "show", dead).stdout
+    assert report["runs_not_ended"] == [going] and report["copied"]["flow_runs"] == 2
+    text = cli(labloom_home, "db", "copy", "--from", str(source)).stdout
+    assert "1 run(s) not ended" in text and going in text and "copy again" in text
+    with sqlite3.connect(source) as conn:
+        conn.execute("UPDATE flow_runs SET state = 'Completed' WHERE id = ?", (going,))
+    report = copy(labloom_home, source)
+    assert report["copied"]["flow_runs"] == 1 and report["runs_not_ended"] == []
+    same_stores(source)
+
+
+def test_a_target_of_another_schema_is_refused_naming_the_fix(
+    labloom_home: Path, tmp_path: Path, store_backend: str
+) -> None:
+    source = laptop(tmp_path, runs=1)
+    with get_database().connect(migrate=False) as conn:
+        ensure_schema(conn, target=SCHEMA_VERSION - 1)
+    older = copy(labloom_home, source, status=2)
+    assert f"schema version {SCHEMA_VERSION - 1}" in older and "db upgrade` first" in older
+    assert "Traceback" not in older
+    with get_database().connect(migrate=False) as conn:
+        ensure_schema(conn)
+        if store_backend == "sqlite":
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        else:
+            conn.execute("UPDATE labloom_schema SET version = ?", (SCHEMA_VERSION + 1,))
+    newer = copy(labloom_home, source, status=2)
+    assert "upgrade labloom" in newer
+    with get_database().connect(migrate=False) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM flow_runs").fetchone()[0] == 0
+
+
+def test_a_source_of_another_schema_the_same_store_or_no_file_is_refused(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old.db"
+    conn = Database(f"sqlite:///{old}").connect(migrate=False)
+    ensure_schema(conn, target=3)
+    conn.close()
+    refused = copy(labloom_home, old, status=2)
+    assert "schema version 3, older" in refused and "db upgrade`" in refused
+    assert "no such file" in copy(labloom_home, tmp_path / "missing.db", status=2)
+    source = laptop(tmp_path, runs=1)
+    same = cli(labloom_home, "db", "copy", "--from", str(source), "--to", f"sqlite:///{source}")
+    assert same.returncode == 2 and "is the store to copy into" in same.stderr
+    # A script given for the store: it said "move it aside (labloom then starts a new one)".
+    script = tmp_path / "flows.py"
+    assert "is not a SQLite file" in copy(labloom_home, script, status=2)
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    refused = cli(labloom_home, "db", "copy", "--from", str(source), "--to",
+                  f"postgresql://nobody@127.0.0.1:{port}/team")
+    assert refused.returncode == 2 and "cannot reach the store" in refused.stderr
+    assert "copy stopped" not in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_large_run_is_streamed_not_read_whole(tmp_path: Path) -> None:
+    # 200,000 log lines of 200 characters (40 MB of text): read whole, as a fetchall would, the
+    # copy held them all at once; streamed, a batch at a time.
+    source = laptop(tmp_path, runs=1)
+    lines, text = 200_000, "y" * 200
+    with sqlite3.connect(source) as conn:
+        run_id, task_run = conn.execute(
+            "SELECT run_id, id FROM task_runs WHERE task_name = 'step' LIMIT 1").fetchone()
+        conn.executemany("INSERT INTO logs (run_id, task_run_id, level, time, text) "
+                         "VALUES (?, ?, 20, 0, ?)", ((run_id, task_run, text),) * lines)
+    src = copying.open_source(Database(f"sqlite:///{source}"))
+    dst, _ = copying.open_target(get_database())
+    report = copying.CopyReport("laptop", "team")
+    tracemalloc.start()
+    try:
+        copying.copy_store(src, dst, report)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        src.close()
+        dst.close()
+    assert report.rows["logs"] == lines + 5  # and the other runs' five
+    assert peak < 15 * 2**20, f"{peak / 2**20:.1f} MB held at once"
+    with get_database().connect() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM logs WHERE run_id = ?",
+                            (run_id,)).fetchone()[0] == lines + 3
+
+
+@pytest.mark.postgresql_only
+def test_a_team_store_can_be_copied_back_to_a_file(labloom_home: Path, tmp_path: Path) -> None:
+    # PostgreSQL as the source (read through a server-side cursor), SQLite as the target.
+    source = laptop(tmp_path, runs=1)
+    assert copy(labloom_home, source)["copied"]["flow_runs"] == 2
+    back = tmp_path / "back.db"
+    report = json.loads(cli(labloom_home, "db", "copy", "--from", os.environ[
+        "LABLOOM_DATABASE_URL"], "--to", f"sqlite:///{back}", "--json").stdout)
+    assert report["copied"]["flow_runs"] == 2
+    for table in TABLES:
+        assert rows(Database(f"sqlite:///{back}"), table) == rows(
+            Database(f"sqlite:///{source}"), table), table
+
+
+@pytest.mark.postgresql_only
+def test_a_copy_stopped_by_a_server_restart_says_to_run_it_again_and_the_next_finishes(
+    labloom_home: Path, tmp_path: Path, postgres_server: Any,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The team's server restarted (an upgrade, a failover) in the middle of a copy: it said
+    # only "the store cannot be used now ...; try again later", as if the copy had to start
+    # over or might double what went in.
+    from labloom.cli import main
+
+    source = laptop(tmp_path, runs=4)  # five runs
+    monkeypatch.setattr(copying, "RUNS_PER_TRANSACTION", 2)
+    copy_run, started = copying._copy_run, []
+
+    def restart_in_the_second_transaction(*args: Any) -> None:
+        started.append(1)
+        if len(started) == 3:
+            postgres_server.stop("fast")  # every connection dies
+            postgres_server.start()
+        copy_run(*args)
+
+    monkeypatch.setattr(copying, "_copy_run", restart_in_the_second_transaction)
+    assert main(["db", "copy", "--from", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert "the copy stopped after 2 run(s)" in err and "run the same command again" in err, err
+    assert "Traceback" not in err
+    report = copy(labloom_home, source)
+    assert report["copied"]["flow_runs"] == 3 and report["runs_already_there"] == 2
+    same_stores(source)
+
+
+@pytest.mark.postgresql_only  # SQLite's write transaction holds the whole file meanwhile
+def test_a_teammates_schedule_and_limit_made_during_the_copy_are_kept(
+    labloom_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A teammate's `limit set db 5` and `schedule add ... --name sweep` between the copy's look
+    # at the target and its insert: the copy failed with a UniqueViolation traceback.
+    source = laptop(tmp_path, runs=1)
+    columns_of = copying._Columns.of
+
+    def teammate_first(self: Any, table: str) -> list[str]:
+        if table in ("schedules", "concurrency_limits") and table not in self._known:
+            with get_database().connect() as other:
+                if table == "schedules":
+                    other.execute("INSERT INTO schedules (name, target, workdir, every, anchor, "
+                                  "not_before, created) VALUES ('sweep', 'x.py:f', '/', 60, 0, "
+                                  "0, 0)")
+                else:
+                    other.execute("INSERT INTO concurrency_limits (tag, slots, updated) "
+                                  "VALUES ('db', 5, 0)")
+        return columns_of(self, table)
+
+    monkeypatch.setattr(copying._Columns, "of", teammate_first)
+    src = copying.open_source(Database(f"sqlite:///{source}"))
+    dst, _ = copying.open_target(get_database())
+    try:
+        report = copying.copy_store(src, dst, copying.CopyReport("laptop", "team"))
+    finally:
+        src.close()
+        dst.close()
+    assert report.schedules_present == ["sweep"] and report.limits_present == ["db"]
+    assert report.rows["flow_runs"] == 2 and not report.rows["schedule_slots"]
+    with get_database().connect() as conn:
+        assert conn.execute("SELECT slots FROM concurrency_limits").fetchall() == [(5,)]
+        assert conn.execute("SELECT target FROM schedules").fetchall() == [("x.py:f",)]
+
+
+@pytest.mark.postgresql_only  # SQLite holds NUL in text; PostgreSQL refuses it
+def test_text_postgresql_cannot_hold_goes_in_escaped(labloom_home: Path, tmp_path: Path) -> None:
+    source = laptop(tmp_path, runs=1)
+    with sqlite3.connect(source) as conn:  # a SQLite file may hold it (another writer's)
+        conn.execute("UPDATE logs SET text = ? WHERE id = (SELECT MIN(id) FROM logs)",
+                     ("a\x00b",))
+    assert copy(labloom_home, source)["copied"]["logs"] == 5
+    with get_database().connect() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM logs WHERE text = ?",
+                            ("a\\x00b",)).fetchone()[0] == 1
+
+
+def test_two_copies_at_once_copy_each_run_once(labloom_home: Path, tmp_path: Path) -> None:
+    # Two terminals (or two teammates with one laptop file on a share) copying together.
+    source = laptop(tmp_path, runs=6)
+    argv = [sys.executable, "-m", "labloom", "db", "copy", "--from", str(source), "--json"]
+    both = [subprocess.Popen(argv, env=env_for(labloom_home), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    reports = []
+    for proc in both:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        reports.append(json.loads(out))
+    assert sum(r["copied"].get("flow_runs", 0) for r in reports) == 7
+    assert sum(r["copied"].get("schedules", 0) for r in reports) == 1
+    same_stores(source)
