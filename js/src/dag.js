@@ -23,6 +23,7 @@
 import { escapeBidi } from "./bidi.js";
 import { createChildList } from "./childlist.js";
 import { mountExperiments } from "./experiments.js";
+import { pressesButton } from "./keys.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -205,7 +206,7 @@ export function render({ model, el, showsMessage = false }) {
         g.append(bar);
       }
       g.addEventListener("click", () => select(n.id));
-      g.addEventListener("keydown", (ev) => { if (ev.key === "Enter") select(n.id); });
+      g.addEventListener("keydown", (ev) => { if (pressesButton(ev)) select(n.id); });
       nodeEls.set(n.id, { g, rect, sub, bar, width: n.w - 20 });
     }
     graphBox.append(svg);
