@@ -269,7 +269,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (data.partial) s += " read so far (reading the rest of the run)";
     if (list.length !== data.rows.length) s += ` (${list.length} of ${data.rows.length} match the filter)`;
     if (data.mode === "server" && data.filtered) s += ` match the filter "${data.filtered}"`;
-    if (cols.length < all.length) s += ` · ${all.length - cols.length} columns hidden`;
+    const hidden = all.length - cols.length;
+    if (hidden) s += ` · ${hidden} ${hidden === 1 ? "column" : "columns"} hidden`;
     if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}`;
     if (!data.partial && data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; groups and charts use the first ${data.rows.length} by the sort`;
     return s;

@@ -70,3 +70,18 @@ describe('the best row of a big run', () => {
     view.destroy();
   });
 });
+
+describe('the summary of a run of one task', () => {
+  // Its task column is left out (every row names the same task): the summary said
+  // "1 columns hidden".
+  it('says one column hidden in the singular', async () => {
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const view = mountExperiments({ model: modelAnsweringFrom(), box, onPick: () => undefined });
+    view.open(null, 'train');
+    await settle();
+    const summary = box.querySelector('.labloom-exp-summary')!.textContent || '';
+    expect(summary).toContain('· 1 column hidden ·');
+    view.destroy();
+  });
+});
