@@ -85,3 +85,18 @@ describe('the summary of a run of one task', () => {
     view.destroy();
   });
 });
+
+describe('the best row among several runs (Compare)', () => {
+  // Runs compared side by side share their indexes: "best auc 0.6 at index 6" named no run.
+  it('names its run', async () => {
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const extra = [{ id: 'run_id', label: 'run', kind: 'fixed', type: 'string' }];
+    const view = mountExperiments({ model: modelAnsweringFrom(), box, onPick: () => undefined, extra });
+    view.open(null, 'train');
+    await settle();
+    const summary = box.querySelector('.labloom-exp-summary')!.textContent || '';
+    expect(summary).toMatch(/best auc 0\.6 at index \d+ of run r\b/);
+    view.destroy();
+  });
+});
