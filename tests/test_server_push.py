@@ -294,19 +294,43 @@ def holding() -> None:
     held()
 
 
-def test_a_store_file_replaced_is_watched_from_its_start(labloom_home: Path) -> None:
+@pytest.mark.parametrize("how", ["deleted", "backup copied over"])
+def test_a_store_file_replaced_is_watched_from_its_start(labloom_home: Path, how: str) -> None:
     """The store deleted (a fresh start) or a backup moved in place while Jupyter runs: the new
     file numbers its log lines from 1, and the watcher, still past the old file's last line,
     pushed none of a running task's new lines until the new file had written as many (a tab
-    following the task's log then moved only at the safety net's read, every 10 s)."""
+    following the task's log then moved only at the safety net's read, every 10 s). A backup
+    copied over the file (`cp backup.db labloom.db`: the same inode) numbers its lines on from
+    its own last one: the watcher took the file for the same store, and pushed none either."""
+    import contextlib
+    import sqlite3
+
+    GO_ON.clear()
+    END.clear()
     follower, access = push.StoreFollower(), StoreAccess()
+    db, backup = labloom_home / "labloom.db", labloom_home / "backup.db"
     run = None
     try:
+        chatty.run(n=1, executor=LocalExecutor())
+        with contextlib.closing(sqlite3.connect(db)) as live:
+            live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        backup.write_bytes(db.read_bytes())
         chatty.run(n=50, executor=LocalExecutor())
         with open_store() as store:
             assert follower.look(access, store) is not None
-        for name in ("labloom.db", "labloom.db-wal", "labloom.db-shm"):
-            (labloom_home / name).unlink(missing_ok=True)
+        if how == "deleted":
+            for name in ("labloom.db", "labloom.db-wal", "labloom.db-shm"):
+                (labloom_home / name).unlink(missing_ok=True)
+        else:
+            wait_for(lambda: "labloom-store" not in {t.name for t in threading.enumerate()},
+                     30, "this process's writer to let go of the file")
+            with contextlib.closing(sqlite3.connect(db)) as live:
+                live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            inode = db.stat().st_ino
+            with open(backup, "rb") as source, open(db, "r+b") as target:  # what cp does
+                target.truncate(0)
+                target.write(source.read())
+            assert db.stat().st_ino == inode
         run = holding.run(executor=LocalExecutor(), background=True)
 
         def look_once_logged(text: str) -> Any:
@@ -327,69 +351,3 @@ def test_a_store_file_replaced_is_watched_from_its_start(labloom_home: Path) -> 
             run.wait()
         access.close()
 
-
-HOLD_ON, HOLD_END = threading.Event(), threading.Event()
-
-
-@task
-def held_again() -> None:
-    print("before")
-    HOLD_ON.wait(30)
-    print("after")
-    HOLD_END.wait(30)
-
-
-@flow
-def holding_again() -> None:
-    held_again()
-
-
-def test_a_backup_copied_over_the_store_file_is_watched_from_its_start(
-    labloom_home: Path,
-) -> None:
-    """`cp backup.db labloom.db` while Jupyter runs writes an older store into the same file
-    (the same inode): its log lines are numbered from where the backup stopped, and the
-    watcher, which took the file for the same store, was still past the lines it had seen and
-    pushed none of a running task's new lines until the file had written as many again."""
-    import contextlib
-    import sqlite3
-
-    follower, access = push.StoreFollower(), StoreAccess()
-    db, backup = labloom_home / "labloom.db", labloom_home / "backup.db"
-    run = None
-    try:
-        chatty.run(n=1, executor=LocalExecutor())
-        with contextlib.closing(sqlite3.connect(db)) as live:
-            live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        backup.write_bytes(db.read_bytes())
-        chatty.run(n=50, executor=LocalExecutor())
-        with open_store() as store:
-            assert follower.look(access, store) is not None
-        wait_for(lambda: "labloom-store" not in {t.name for t in threading.enumerate()}, 30,
-                 "this process's writer to let go of the file")
-        with contextlib.closing(sqlite3.connect(db)) as live:
-            live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        inode = db.stat().st_ino
-        with open(backup, "rb") as source, open(db, "r+b") as target:  # what cp does
-            target.truncate(0)
-            target.write(source.read())
-        assert db.stat().st_ino == inode
-        run = holding_again.run(executor=LocalExecutor(), background=True)
-
-        def look_once_logged(text: str) -> Any:
-            with open_store() as store:
-                wait_for(lambda: text in [e.text for e in store.logs(run.id)[0]], 10, text)
-                return follower.look(access, store)
-
-        look_once_logged("before")
-        HOLD_ON.set()
-        event = look_once_logged("after")
-        assert event is not None
-        [delta] = [d for d in event["runs"] if d["id"] == run.id]
-        assert delta.get("lines"), delta
-    finally:
-        HOLD_ON.set()
-        HOLD_END.set()
-        if run is not None:
-            run.wait()
-        access.close()
