@@ -398,3 +398,13 @@ def sweep():
     text, background = colours()
     assert contrast(text, background) >= 4.5, (text, background)
     shot(page, "lab-dark-best-row", tab)
+
+    # A narrow tab: no control wider than the view (a select as wide as its longest option, a
+    # param named by 60 characters, pushed the chart's controls out of sight).
+    page.set_viewport_size({"width": 640, "height": 900})
+    view = tab.locator(".labloom-experiments")
+    wait_for(lambda: view.evaluate("v => v.clientWidth") < 400, 20, "the tab narrowed")
+    wide = view.evaluate("""v => Array.from(v.querySelectorAll('select, input'))
+        .filter(e => e.getBoundingClientRect().right > v.getBoundingClientRect().right + 1)
+        .map(e => e.className)""")
+    assert wide == [], wide
