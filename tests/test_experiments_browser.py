@@ -362,9 +362,12 @@ def nightly():
 
 
 @pytest.mark.lab_extension
-def test_the_best_row_is_legible_in_the_dark_theme(lab: Any, page: Any, tmp_path: Path) -> None:
+def test_the_experiments_view_in_the_dark_theme_and_a_narrow_tab(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
     """The best row's light yellow stayed under the dark theme's light text: the row a user
-    looks for first could not be read (a contrast of about 1.1 to 1)."""
+    looks for first could not be read (a contrast of about 1.1 to 1). In a narrow tab, selects
+    as wide as a long param name went past its edge."""
     from test_lab_panel import contrast
 
     url, _notebooks = lab
