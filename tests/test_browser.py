@@ -98,6 +98,20 @@ def test_live_dag_logs_traceback_and_cancel(lab: Any, page: Any) -> None:
     shot(page, "notebook")
 
 
+def test_the_cell_widget_says_nothing_in_the_browser_console(lab: Any, page: Any) -> None:
+    """Every widget shown made anywidget warn in the console ("Deprecation Warning ... Direct
+    export of a 'render' will likely be deprecated"): the module exported its renderer by
+    name besides its default export. A user reading the console for their own errors saw it."""
+    said: list[str] = []
+    page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
+    open_notebook(page, lab, "quiet.ipynb", CELLS[:3])
+    widget = cell_widget(page, 2)
+    wait_or_shot(page, in_state(page, widget, "Completed"), "failed-quiet-flow", timeout=90)
+    wait_for_idle_kernel(page, timeout=60)
+    ours = [text for text in said if "[anywidget]" in text or "labloom" in text.lower()]
+    assert not ours, ours
+
+
 def test_notebook_7_shows_the_live_dag(lab: Any, page: Any) -> None:
     """The same widget in Notebook 7's interface (served by the same Jupyter server)."""
     open_notebook(page, lab, "nb7.ipynb", CELLS[:3], notebook_7=True)

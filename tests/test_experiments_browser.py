@@ -359,3 +359,55 @@ def nightly():
         assert alerts == []
     finally:
         stop(today)
+
+
+@pytest.mark.lab_extension
+def test_the_experiments_view_in_the_dark_theme_and_a_narrow_tab(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    """The best row's light yellow stayed under the dark theme's light text: the row a user
+    looks for first could not be read (a contrast of about 1.1 to 1). In a narrow tab, selects
+    as wide as a long param name went past its edge."""
+    from test_lab_panel import contrast
+
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, TASKS.replace("from labloom import", "from labloom import flow, task,").replace(
+        "def train", "@task\ndef train") + f'''
+
+@flow(executor="threads")
+def sweep():
+    return train.map({GRID})
+''')
+    done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
+    assert done.returncode == 1, done.stderr  # one child fails
+    [run] = stored_runs(home, "sweep")
+    panel, _alerts = open_lab(page, url)
+    page.get_by_role("menuitem", name="Settings", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
+    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+    page.locator('body[data-jp-theme-light="false"]').wait_for(state="attached", timeout=20_000)
+    tab = open_run(page, panel, run.id)
+    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
+    tab.locator("button.labloom-experiments-toggle").click()
+    best = tab.locator(".labloom-exp-best")
+    best.wait_for(timeout=30_000)
+
+    def colours() -> list[str]:
+        return list(best.evaluate(
+            "row => [getComputedStyle(row).color, getComputedStyle(row).backgroundColor]"))
+
+    # The theme's stylesheet may come after the body's flag: wait for its light text.
+    wait_for(lambda: contrast(colours()[0], "rgb(0, 0, 0)") > 10, 20, "the dark theme's text")
+    text, background = colours()
+    assert contrast(text, background) >= 4.5, (text, background)
+    shot(page, "lab-dark-best-row", tab)
+
+    # A narrow tab: no control wider than the view (a select as wide as its longest option, a
+    # param named by 60 characters, pushed the chart's controls out of sight).
+    page.set_viewport_size({"width": 640, "height": 900})
+    view = tab.locator(".labloom-experiments")
+    wait_for(lambda: view.evaluate("v => v.clientWidth") < 400, 20, "the tab narrowed")
+    wide = view.evaluate("""v => Array.from(v.querySelectorAll('select, input'))
+        .filter(e => e.getBoundingClientRect().right > v.getBoundingClientRect().right + 1)
+        .map(e => e.className)""")
+    assert wide == [], wide

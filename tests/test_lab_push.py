@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cli_helpers import labloom, wait_for
 from lab_helpers import (
     flows_folder,
     open_lab,
@@ -24,6 +25,7 @@ from lab_helpers import (
     wait_for_run,
     wait_in_page,
 )
+from labloom import flow, task
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
@@ -270,3 +272,49 @@ def test_bidirectional_overrides_in_names_and_logs_do_not_reorder_the_screen(
             proc.kill()
         proc.communicate(timeout=10)
     assert alerts == []
+
+
+@task
+def one() -> int:
+    return 1
+
+
+@flow
+def tiny() -> int:
+    return one()  # type: ignore[return-value]
+
+
+def test_runs_older_than_the_polled_page_follow_pushes_and_deletions(
+    lab: Any, page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the 500 newest runs (the page the panel polls), older ones are read a page a
+    click and were kept as read: a run among them still going on stayed Running after it
+    ended, and one deleted from a terminal stayed listed, until Lab was reloaded."""
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    monkeypatch.setenv("LABLOOM_HOME", str(home))
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
+    proc = start_run(home, work, "gated")
+    try:
+        running = wait_for_run(home, "gated")
+        gone = tiny.run().id
+        for _ in range(500):
+            tiny.run()
+        panel, _alerts = open_lab(page, url)
+        rows = panel.locator(".labloom-run")
+        for shown in (100, 200, 300, 400, 500):
+            wait_for(lambda: rows.count() == shown, 30, f"{shown} runs listed")  # noqa: B023
+            panel.locator("button.labloom-more").click()
+        run_row(panel, running.id, "Running").wait_for(timeout=30_000)
+        assert rows.count() == 502
+        for gate in range(3):
+            (work / str(gate)).touch()
+        assert proc.wait(timeout=60) == 0
+        run_row(panel, running.id, "Completed").wait_for(timeout=30_000)
+        assert labloom(home, "delete", gone).returncode == 0
+        run_row(panel, gone).wait_for(state="detached", timeout=45_000)
+        assert rows.count() == 501
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)

@@ -7,6 +7,7 @@ without Jupyter's token or cookie.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -432,6 +433,48 @@ async def test_a_store_file_deleted_while_the_server_runs_is_read_afresh(
 
     assert await until(listed, 10) == [new]  # the writer commits off the run's path
     assert await status_of(jp_fetch, "runs", old) == 404
+
+
+@pytest.mark.parametrize("made_by", ["cp", "sqlite backup"])
+async def test_a_backup_copied_over_the_store_file_is_read_though_its_inode_is_the_same(
+    jp_fetch: Any, labloom_home: Path, made_by: str
+) -> None:
+    """`cp backup.db labloom.db` while Lab is open writes the backup into the same file (the
+    same inode): the server's connections, reopened only when the inode changed, went on
+    answering from their cached pages of the file as it was, listing a run the restored file
+    does not hold, until Jupyter was restarted. A backup made by SQLite (``.backup``, ``VACUUM
+    INTO``) is in rollback-journal mode: opening it again waits for every connection on the old
+    file to close, so the server must let go of all of its own, not only the one that noticed."""
+    import sqlite3
+
+    kept = squares.run(n=2).id
+    db, backup = labloom_home / "labloom.db", labloom_home / "backup.db"
+    with contextlib.closing(sqlite3.connect(db)) as source:
+        if made_by == "cp":
+            source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            backup.write_bytes(db.read_bytes())
+        else:
+            source.execute("VACUUM INTO ?", (str(backup),))
+    lost = failing.run().id
+
+    async def listed() -> list[str]:
+        return [r["id"] for r in (await get(jp_fetch, "runs"))["runs"]]
+
+    assert set(await until(listed, 10)) == {kept, lost}
+    with contextlib.closing(sqlite3.connect(db)) as live:  # the file holds every write now
+        live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for _ in range(4):  # every thread of both lanes reads the file as it is now
+        assert len(await listed()) == 2
+        await get(jp_fetch, "runs", lost)
+    # This process's runs' writer lets go of the file (a kernel's does within seconds too).
+    await until(lambda: "labloom-store" not in {t.name for t in threading.enumerate()}, 30)
+    inode = db.stat().st_ino
+    with open(backup, "rb") as source_file, open(db, "r+b") as target:  # what cp does
+        target.truncate(0)
+        target.write(source_file.read())
+    assert db.stat().st_ino == inode
+    assert await listed() == [kept]
+    assert await status_of(jp_fetch, "runs", lost) == 404
 
 
 async def test_a_store_locked_by_a_long_write_answers_503_saying_so(

@@ -294,19 +294,43 @@ def holding() -> None:
     held()
 
 
-def test_a_store_file_replaced_is_watched_from_its_start(labloom_home: Path) -> None:
+@pytest.mark.parametrize("how", ["deleted", "backup copied over"])
+def test_a_store_file_replaced_is_watched_from_its_start(labloom_home: Path, how: str) -> None:
     """The store deleted (a fresh start) or a backup moved in place while Jupyter runs: the new
     file numbers its log lines from 1, and the watcher, still past the old file's last line,
     pushed none of a running task's new lines until the new file had written as many (a tab
-    following the task's log then moved only at the safety net's read, every 10 s)."""
+    following the task's log then moved only at the safety net's read, every 10 s). A backup
+    copied over the file (`cp backup.db labloom.db`: the same inode) numbers its lines on from
+    its own last one: the watcher took the file for the same store, and pushed none either."""
+    import contextlib
+    import sqlite3
+
+    GO_ON.clear()
+    END.clear()
     follower, access = push.StoreFollower(), StoreAccess()
+    db, backup = labloom_home / "labloom.db", labloom_home / "backup.db"
     run = None
     try:
+        chatty.run(n=1, executor=LocalExecutor())
+        with contextlib.closing(sqlite3.connect(db)) as live:
+            live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        backup.write_bytes(db.read_bytes())
         chatty.run(n=50, executor=LocalExecutor())
         with open_store() as store:
             assert follower.look(access, store) is not None
-        for name in ("labloom.db", "labloom.db-wal", "labloom.db-shm"):
-            (labloom_home / name).unlink(missing_ok=True)
+        if how == "deleted":
+            for name in ("labloom.db", "labloom.db-wal", "labloom.db-shm"):
+                (labloom_home / name).unlink(missing_ok=True)
+        else:
+            wait_for(lambda: "labloom-store" not in {t.name for t in threading.enumerate()},
+                     30, "this process's writer to let go of the file")
+            with contextlib.closing(sqlite3.connect(db)) as live:
+                live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            inode = db.stat().st_ino
+            with open(backup, "rb") as source, open(db, "r+b") as target:  # what cp does
+                target.truncate(0)
+                target.write(source.read())
+            assert db.stat().st_ino == inode
         run = holding.run(executor=LocalExecutor(), background=True)
 
         def look_once_logged(text: str) -> Any:
@@ -326,3 +350,4 @@ def test_a_store_file_replaced_is_watched_from_its_start(labloom_home: Path) -> 
         if run is not None:
             run.wait()
         access.close()
+

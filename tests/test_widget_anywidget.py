@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,10 @@ def test_the_widget_sends_the_renderer_the_lab_run_view_bundles(run: FakeRun) ->
     assert asset("widget.js") == ROOT / "src" / "labloom" / "notebook" / "widget" / "static" / (
         "widget.js")
     assert "export{" in js.replace(" ", "") and "import " not in js and "from\"" not in js
+    # The renderer as the default export only: anywidget warns in the browser console, for
+    # every widget shown, when the module also exports `render` by name (a Deprecation Warning).
+    [exported] = re.findall(r"export\s*\{([^}]*)\}", js)
+    assert [name.split(" as ")[-1].strip() for name in exported.split(",")] == ["default"]
     assert "https://" not in js  # nothing is fetched from a CDN
     assert asset("widget.css").read_bytes() == (ROOT / "js" / "style" / "dag.css").read_bytes()
     widget, _ = make(run)

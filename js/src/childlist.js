@@ -6,6 +6,8 @@
 // Experiments table's rows did, see exptable.js). One delegated listener picks the task run an
 // element shows now. Every value is set as text (textContent), never parsed as HTML.
 
+import { pressesButton } from "./keys.js";
+
 function h(tag, attrs = {}, text) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
@@ -83,7 +85,9 @@ export function createChildList(box, { colours, onPick, onPage }) {
   }
 
   list.addEventListener("click", picked);
-  list.addEventListener("keydown", (ev) => { if (ev.key === "Enter") picked(ev); });
+  list.addEventListener("keydown", (ev) => {
+    if (ev.target instanceof Element && ev.target.closest(".labloom-child") && pressesButton(ev)) picked(ev);
+  });
   prev.addEventListener("click", () => { if (shown) onPage(shown.node, shown.page - 1); });
   next.addEventListener("click", () => { if (shown) onPage(shown.node, shown.page + 1); });
   return { set, clear };

@@ -23,6 +23,7 @@
 import { escapeBidi } from "./bidi.js";
 import { createChildList } from "./childlist.js";
 import { mountExperiments } from "./experiments.js";
+import { pressesButton } from "./keys.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -92,10 +93,11 @@ function curve(points) {
 
 /**
  * Draw the run that `model` describes into `el`; returns a function that undoes it.
- * @param {{ model: any, el: HTMLElement }} args
+ * `showsMessage`: the host says the run's message itself (a Lab run tab, among its facts).
+ * @param {{ model: any, el: HTMLElement, showsMessage?: boolean }} args
  * @returns {() => void}
  */
-export function render({ model, el }) {
+export function render({ model, el, showsMessage = false }) {
   const arrowId = `labloom-arrow-${++drawings}`;
   const root = h("div", { class: "labloom-widget" });
   const header = h("div", { class: "labloom-header" });
@@ -114,9 +116,9 @@ export function render({ model, el }) {
     experimentsToggle);
   // What the run says while it goes on (a flow's retry: "attempt 1 of 3 failed: ...; attempt 2
   // starts in 600s"), else the cell showed a bare Running through the wait. A Lab run tab says
-  // the run's message among its facts (runview.ts): there the line is hidden (style/base.css).
-  const note = h("div", { class: "labloom-run-message" });
-  note.hidden = true;
+  // the run's message among its facts (runview.ts): there no line is made.
+  const note = showsMessage ? null : h("div", { class: "labloom-run-message" });
+  if (note) note.hidden = true;
   const error = h("div", { class: "labloom-error" });
   const graphBox = h("div", { class: "labloom-graph" });
   const panel = h("div", { class: "labloom-panel" });
@@ -136,7 +138,7 @@ export function render({ model, el }) {
     "aria-label": "timeline of the run's task runs by lane" });
   timelineBox.hidden = true;
   const experimentsBox = h("div", { class: "labloom-experiments-box" });
-  root.append(header, note, error, graphBox, timelineBox, experimentsBox, panel);
+  root.append(...[header, note, error, graphBox, timelineBox, experimentsBox, panel].filter(Boolean));
   el.append(root);
   const childList = createChildList(children, {
     colours: COLOURS,
@@ -204,7 +206,7 @@ export function render({ model, el }) {
         g.append(bar);
       }
       g.addEventListener("click", () => select(n.id));
-      g.addEventListener("keydown", (ev) => { if (ev.key === "Enter") select(n.id); });
+      g.addEventListener("keydown", (ev) => { if (pressesButton(ev)) select(n.id); });
       nodeEls.set(n.id, { g, rect, sub, bar, width: n.w - 20 });
     }
     graphBox.append(svg);
@@ -253,8 +255,10 @@ export function render({ model, el }) {
     root.setAttribute("data-state", head.state || "");
     counts.textContent = countsText(head.counts) || "no task runs yet";
     const running = !FINAL.has(head.state);
-    note.textContent = running ? escapeBidi(head.message || "") : "";
-    note.hidden = !note.textContent;
+    if (note) {
+      note.textContent = running ? escapeBidi(head.message || "") : "";
+      note.hidden = !note.textContent;
+    }
     const link = webLink(head.dashboard);
     dashboard.hidden = !link;
     if (link) dashboard.setAttribute("href", link);
@@ -416,5 +420,3 @@ export function render({ model, el }) {
     model.off("msg:custom", onMessage);
   };
 }
-
-export default { render };

@@ -276,9 +276,9 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (data.mode === "server" && data.filtered) s += ` match the filter "${data.filtered}"`;
     const hidden = all.length - cols.length;
     if (hidden) s += ` · ${hidden} ${hidden === 1 ? "column" : "columns"} hidden`;
-    // Across runs (Compare experiments) an index alone names a child of each run.
-    const where = all.some((c) => c.id === "run_id") ? `run ${bestRow?.run_id} ` : "";
-    if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at ${where}index ${bestRow.map_index}`;
+    // Several runs side by side (Compare) share their indexes: the best row's run is named.
+    const ofRun = extra.some((c) => c.id === "run_id") && bestRow ? ` of run ${bestRow.run_id}` : "";
+    if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}${ofRun}`;
     if (!data.partial && data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; groups and charts use the first ${data.rows.length} by the sort`;
     return s;
   }

@@ -18,7 +18,7 @@ import {
 } from './api';
 import { escapeBidi } from './bidi';
 import { confirmAndDelete, deletedLabel } from './deleting';
-import { IRunsEvent, LiveRuns, SafetyNet } from './live';
+import { IRunDelta, IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { LaunchSection } from './launch';
 import { DEFAULT_SETTINGS, IPanelSettings } from './settings';
 
@@ -197,6 +197,9 @@ export class FlowsPanel extends Widget {
       const belongs =
         (!state || delta.state === state) && (!this.list.next || (delta.created || 0) >= oldest);
       const at = listed.findIndex(run => run.id === delta.id);
+      if (at < 0 && this.patchOlder(delta, state)) {
+        continue;
+      }
       if (at < 0 || !belongs) {
         unknown = unknown || belongs || at >= 0; // a new run, or one leaving the page
         continue;
@@ -214,6 +217,28 @@ export class FlowsPanel extends Widget {
     }
   }
 
+  /** A pushed delta of a run older than the polled page (read on request): its row follows
+   * the run as the page's rows do; one its state filter no longer takes leaves. Whether the
+   * run is one of them. */
+  private patchOlder(delta: IRunDelta, state: string): boolean {
+    const at = this.older.findIndex(run => run.id === delta.id);
+    if (at < 0) {
+      return false;
+    }
+    if (state && delta.state !== state) {
+      this.older.splice(at, 1);
+      this.drawRuns();
+      return true;
+    }
+    const { from, to, nodes, lines, ...summary } = delta;
+    const run = (this.older[at] = { ...this.older[at], ...summary });
+    const row = this.rows.get(run.id);
+    if (row) {
+      this.fill(row, run);
+    }
+    return true;
+  }
+
   async poll(): Promise<void> {
     const state = this.stateChoice.value;
     const query = `runs?limit=${this.limit}` + (state ? `&state=${state}` : '');
@@ -224,7 +249,7 @@ export class FlowsPanel extends Widget {
     }
     try {
       this.list = await requestAPI<IRunList>(query);
-      await this.bridgeToOlder(state);
+      await this.readOlderAgain(state);
       this.error.textContent = '';
     } catch (error: any) {
       this.error.textContent = this.trans.__(
@@ -539,28 +564,33 @@ export class FlowsPanel extends Widget {
     this.drawRuns();
   }
 
-  /** New runs push the polled page's oldest runs out of it: they are read again as older
-   * ones, so that none falls between the page and the older runs already read. */
-  private async bridgeToOlder(state: string): Promise<void> {
+  /** The older runs read so far, read again with each read of the page, from the page's
+   * oldest run down to the oldest of them: new runs push the page's oldest ones out of it
+   * (listed with these, none falls between), and what pushes do not say reaches them too (a
+   * run deleted by another process, by `labloom delete --older-than` most often). */
+  private async readOlderAgain(state: string): Promise<void> {
     const page = this.list!.runs;
     const last = page[page.length - 1];
-    if (!this.older.length || !last || this.bridgedFrom === last.id) {
+    const oldest = this.older[this.older.length - 1];
+    if (!oldest || !last) {
       return;
     }
-    this.bridgedFrom = last.id;
-    const known = new Set(this.older.map(run => run.id));
-    const between = await requestAPI<IRunList>(
-      `runs?limit=${MAX_PAGE}&before=${last.id}` + (state ? `&state=${state}` : '')
-    );
-    const fresh = [];
-    for (const run of between.runs) {
-      if (known.has(run.id)) {
-        break;
-      }
-      fresh.push(run);
+    const fresh: IRunSummary[] = [];
+    for (let before: string | null = last.id; before !== null; ) {
+      const between: IRunList = await requestAPI<IRunList>(
+        `runs?limit=${MAX_PAGE}&before=${before}` + (state ? `&state=${state}` : '')
+      );
+      const reached = between.runs.findIndex(
+        run => run.id === oldest.id || (run.created || 0) < (oldest.created || 0)
+      );
+      const through = reached >= 0 && between.runs[reached].id === oldest.id ? reached + 1 : reached;
+      fresh.push(...(reached >= 0 ? between.runs.slice(0, through) : between.runs));
+      before = reached >= 0 ? null : between.next;
     }
-    const listed = new Set(page.map(run => run.id));
-    this.older = fresh.concat(this.older).filter(run => !listed.has(run.id));
+    if (state === this.olderState && this.older[this.older.length - 1] === oldest) {
+      const listed = new Set(page.map(run => run.id));
+      this.older = fresh.filter(run => !listed.has(run.id));
+    }
   }
 
   private async act(name: string, action: string): Promise<void> {
@@ -597,7 +627,6 @@ export class FlowsPanel extends Widget {
   private older: IRunSummary[] = [];
   private olderNext = true; // whether runs older than those are left
   private olderState = ''; // the state filter they were read with
-  private bridgedFrom = ''; // the polled page's oldest run when the gap to them was read
   private settings = DEFAULT_SETTINGS;
   readonly launch: LaunchSection;
 }

@@ -36,7 +36,8 @@ export class RunView extends Widget {
     const dag = (this.dag = el('div', { class: 'labloom-RunView-dag' }));
     this.node.append(this.facts, this.notice, dag);
     this.model = new RestRunModel(runId, (text, error) => this.say(text, error));
-    this.cleanup = render({ model: this.model, el: dag });
+    // The facts above say the run's message: the DAG makes no line of its own for it.
+    this.cleanup = render({ model: this.model, el: dag, showsMessage: true });
     // The dashboard link opens dask-labextension's panes inside Lab when it is installed.
     dag.addEventListener(
       'click',

@@ -115,18 +115,6 @@ describe('a sweep grouped by a param', () => {
     view.destroy();
   });
 
-  // Two runs compared: "best auc 0.92 at index 2" named a child of each run.
-  it('names the best row\'s run when comparing runs', async () => {
-    const box = document.createElement('div');
-    document.body.replaceChildren(box);
-    const view = mountExperiments({ model: model(), box, onPick: () => undefined,
-      extra: [{ id: 'run_id', label: 'run', kind: 'fixed', type: 'string' }] });
-    view.open(null, 'train');
-    await settle();
-    expect(box.querySelector('.labloom-exp-summary')!.textContent).toContain('best auc 0.92 at run r index 2');
-    view.destroy();
-  });
-
   // The x and colour choices stayed beside charts that do not read them: a curve runs along
   // its steps, parallel coordinates take their colour from the metric.
   it('offers only the choices the chart drawn reads', async () => {
@@ -143,6 +131,36 @@ describe('a sweep grouped by a param', () => {
     kind.dispatchEvent(new Event('change'));
     await settle();
     expect(shown()).toEqual([]);
+    view.destroy();
+  });
+});
+
+describe('the summary of a run of one task', () => {
+  // Its task column is left out (every row names the same task): the summary said
+  // "1 columns hidden".
+  it('says one column hidden in the singular', async () => {
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const view = mountExperiments({ model: modelAnsweringFrom(), box, onPick: () => undefined });
+    view.open(null, 'train');
+    await settle();
+    const summary = box.querySelector('.labloom-exp-summary')!.textContent || '';
+    expect(summary).toContain('· 1 column hidden ·');
+    view.destroy();
+  });
+});
+
+describe('the best row among several runs (Compare)', () => {
+  // Runs compared side by side share their indexes: "best auc 0.6 at index 6" named no run.
+  it('names its run', async () => {
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const extra = [{ id: 'run_id', label: 'run', kind: 'fixed', type: 'string' }];
+    const view = mountExperiments({ model: modelAnsweringFrom(), box, onPick: () => undefined, extra });
+    view.open(null, 'train');
+    await settle();
+    const summary = box.querySelector('.labloom-exp-summary')!.textContent || '';
+    expect(summary).toMatch(/best auc 0\.6 at index \d+ of run r\b/);
     view.destroy();
   });
 });

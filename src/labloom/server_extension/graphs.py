@@ -116,6 +116,11 @@ class RunGraphs:
         finally:
             entry.lock.release()
 
+    def clear(self) -> None:
+        """Forget every graph: the store is another one (a backup in place of the file)."""
+        with self._lock:
+            self._items.clear()
+
     @contextmanager
     def use(self, store: RunStore, run: RunRecord) -> Iterator[FollowedGraph]:
         """The run's graph itself, up to date with ``run`` at least; held only for the

@@ -58,7 +58,7 @@ class StoreFollower:
         self.cursors: dict[str, str] = {}  # run id -> the cursor its last delta reached
         self.open: set[str] = set()
         self.lines = 0  # the last log line seen
-        self.file: Any = None  # the SQLite file looked at: (device, inode)
+        self.file: Any = None  # the SQLite file looked at: ``Conn.file_stamp``
         self.reconciled = 0.0
         # Runs this server deleted (its REST actions, on their pool's threads), for the next
         # event: a store keeps no trace of a deleted run for a look to find.
@@ -76,13 +76,15 @@ class StoreFollower:
         again by cursor (the other recent ones are only remembered: one event stays small).
         A run is read whole only while it goes on, and once when it is new to the watcher."""
         now = time.time()
-        if self.started and store.conn.file_id != self.file:
-            # Another store file (the old one deleted, a backup moved in place) numbers its log
-            # lines afresh: looked at as a new store, the views read their runs again by cursor.
+        if self.started and self._another_store(store):
+            # Another store file (the old one deleted, a backup moved or copied in place)
+            # numbers its log lines afresh: looked at as a new store, the views read their runs
+            # again by cursor, and the graphs kept of them are built again.
             self.started, self.lines = False, 0
             for known in (self.rows, self.cursors, self.open):
                 known.clear()
-        self.file = store.conn.file_id
+            access.graphs.clear()
+        self.file = store.conn.file_stamp
         with self._deleted_lock:
             deleted, self._deleted = self._deleted, []
         for run_id in deleted:
@@ -123,6 +125,18 @@ class StoreFollower:
         if deleted:
             data["deleted"] = deleted
         return data
+
+    def _another_store(self, store: RunStore) -> bool:
+        """Whether the file looked at is not the one looked at last: another file at its path,
+        or the same file written over by a backup (``cp``: the same inode), whose last log line
+        is then below the last one seen. A checkpoint changes the file's stamp too, but the
+        lines go on from where they were."""
+        stamp = store.conn.file_stamp
+        if stamp == self.file:
+            return False
+        if stamp is None or self.file is None or stamp[:2] != self.file[:2]:
+            return True
+        return follow.last_log_line(store) < self.lines
 
     def _delta(self, access: StoreAccess, store: RunStore, run: RunRecord, followed: set[str],
                lines: int | None) -> dict[str, Any] | None:

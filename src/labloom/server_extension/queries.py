@@ -32,6 +32,7 @@ from . import EVENTS_SCHEMA_ID
 from .across_rows import AcrossRows
 from .experiment_rows import ExperimentRows
 from .graphs import Cursor, RunGraphs
+from .thread_stores import ThreadStores
 
 T = TypeVar("T")
 
@@ -52,7 +53,7 @@ class StoreAccess:
             lane: ThreadPoolExecutor(n, thread_name_prefix=f"labloom-api-{lane}")
             for lane, n in self._workers.items()
         }
-        self._local = threading.local()
+        self._stores = ThreadStores()
         self.layouts = LayoutCache()
         self.graphs = RunGraphs()
         self.counts = ListCounts(self.graphs)
@@ -102,25 +103,8 @@ class StoreAccess:
             together.wait()
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        url = database_url()  # read per call: LABLOOM_HOME may differ between servers in tests
-        stores: dict[str, RunStore] = getattr(self._local, "stores", None) or {}
-        self._local.stores = stores
-        store = stores.get(url)
-        # A SQLite file deleted or replaced (rm, a backup restored): its connection reads the old.
-        if store is None or store.conn.file_changed():
-            with contextlib.suppress(Exception):  # KeyError: none open yet
-                stores.pop(url).close()
-            store = stores[url] = RunStore(url=url)
-        try:
-            return fn(self, store, *args)
-        except Exception:
-            if not store.conn.broken:
-                raise
-        # PostgreSQL dropped the connection (a restart): once more on a new one (503 while away).
-        with contextlib.suppress(Exception):
-            stores.pop(url).close()
-        store = stores[url] = RunStore(url=url)
-        return fn(self, store, *args)
+        # The URL is read per call: LABLOOM_HOME may differ between servers in tests.
+        return self._stores.call(database_url(), lambda store: fn(self, store, *args))
 
     def close(self) -> None:
         for pool in self._pools.values():

@@ -88,13 +88,14 @@ def kind_of(url: str) -> str:
     )
 
 
-def file_identity(path: Path) -> tuple[int, int] | None:
-    """Which file is at ``path`` now (a store file replaced under a writer is another one)."""
+def file_identity(path: Path, stamp: bool = False) -> Any:
+    """Which file is at ``path`` now (a store file replaced under a writer is another one):
+    (device, inode), and with ``stamp`` its size and modification time too; None if none."""
     try:
         found = os.stat(path)
     except OSError:
         return None
-    return (found.st_dev, found.st_ino)
+    return (found.st_dev, found.st_ino, *((found.st_size, found.st_mtime_ns) if stamp else ()))
 
 
 def tables_gone(exc: BaseException) -> bool:
@@ -169,7 +170,8 @@ class Conn:
         self.for_update = " FOR UPDATE" if self.kind == "postgresql" else ""
         # The SQLite file this connection opened: a file deleted or replaced under it (a
         # restored backup, a clean-up script) is written no more, though writes still succeed.
-        self.file_id = database.file_id()
+        self.file_stamp = stamp = database.file_stamp()  # also its size and time
+        self.file_id = None if stamp is None else (stamp[0], stamp[1])
 
     @property
     def broken(self) -> bool:
@@ -177,8 +179,8 @@ class Conn:
         return self.kind == "postgresql" and bool(self.raw.closed or self.raw.broken)
 
     def file_changed(self) -> bool:
-        """SQLite: whether the store file is gone, or another file now has its name."""
-        return self.kind == "sqlite" and self.database.file_id() != self.file_id
+        """SQLite: whether the file at the path is not as opened (``Database.file_stamp``)."""
+        return self.kind == "sqlite" and self.database.file_stamp() != self.file_stamp
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         # A tag, a name filtered by, a run id from argv may hold what the store cannot take
@@ -335,13 +337,13 @@ class Database:
 
     def file_id(self) -> tuple[int, int] | None:
         """The SQLite file's identity (device, inode); None when missing, or on PostgreSQL."""
-        if self.path is None:
-            return None
-        try:
-            found = os.stat(self.path)
-        except OSError:
-            return None
-        return (found.st_dev, found.st_ino)
+        return None if self.path is None else file_identity(self.path)
+
+    def file_stamp(self) -> tuple[int, ...] | None:
+        """``file_id``, size and modification time: a backup copied over the file (``cp``:
+        the same inode) changes these, and a connection open on it would answer from its cached
+        pages of the file as it was. In WAL mode SQLite writes the file only at a checkpoint."""
+        return None if self.path is None else file_identity(self.path, stamp=True)
 
     def _raw(self, timeout: float) -> Any:
         if self.kind == "sqlite":

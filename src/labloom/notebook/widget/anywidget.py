@@ -23,9 +23,10 @@ RUN_MIME = "application/vnd.labloom.run+json"  # in step with js/src/cellrun.ts
 def asset(name: str) -> pathlib.Path:
     """The widget's ``widget.js`` or ``widget.css``, from ``static/``.
 
-    ``widget.js`` is a build output: the DAG renderer (js/src/dag.js) bundled with its charting
-    library, written there by the JS build (``cd js && jlpm build``, which ``pip install .``
-    and ``pip install -e .`` run). ``widget.css`` is copied into a wheel; a source checkout
+    ``widget.js`` is a build output: the DAG renderer (js/src/dag.js, as js/src/cellwidget.js
+    exports it: the default export only) bundled with its charting library, written there by
+    the JS build (``cd js && jlpm build``, which ``pip install .`` and ``pip install -e .``
+    run). ``widget.css`` is copied into a wheel; a source checkout
     reads it from js/ (editing the style needs no rebuild)."""
     packaged = _HERE / "static" / name
     if packaged.is_file():
