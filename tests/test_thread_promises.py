@@ -43,3 +43,39 @@ def test_resources_on_the_local_executor_are_not_said(caplog: pytest.LogCaptureF
     assert gpu_sweep.run(executor="local").result() == [0, 1, 2]
     process_log._sayer.wait_done(10)
     assert not [r for r in caplog.records if "cannot honour" in r.getMessage()]
+
+
+def test_the_retry_of_a_timed_out_call_waits_for_its_slot_until_the_call_returned(executor):
+    """With a limit of 1, the retry ran beside the first attempt's call, still running."""
+    import threading
+    import time
+
+    import labloom
+
+    labloom.limits.set("seat", 1)
+    release, first_returned, calls = threading.Event(), threading.Event(), []
+
+    @task(timeout=0.3, retries=1, retry_delay=0, tags=["seat"])
+    def licensed() -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            release.wait(60)
+            first_returned.set()
+        return first_returned.is_set()
+
+    @flow
+    def once() -> bool:
+        return licensed()  # type: ignore[return-value]
+
+    run = once.run(executor=executor, background=True)
+    # Long enough for a retry that did not wait to have started (it starts 0.3 s in).
+    end = time.monotonic() + 3
+    while len(calls) < 2 and time.monotonic() < end:
+        time.sleep(0.02)
+    started_before_release = len(calls)
+    release.set()
+    assert run.wait(timeout=60)
+    assert started_before_release == 1
+    assert run.result() is True
+    (tr,) = run.tasks
+    assert tr.attempts == 2

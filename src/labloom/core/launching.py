@@ -16,9 +16,9 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .attempt import TaskCall
+from .attempt import TaskCall, still_running
 from .call_reports import Done, is_stale
-from .errors import TaskCrashedError, UpstreamFailedError
+from .errors import TaskCrashedError, UpstreamFailedError, error_text
 from .executor import Executor, Outcome, Submission
 from .experiment_values import recording_for
 from .futures import MappedFuture, allow_failure, replace_futures
@@ -128,9 +128,12 @@ class Launcher:
             retry = False
             self._say_in_logs(tr, f"attempt {tr.attempts} of {tr.task.retries + 1} failed, "
                                   f"{why_not}")
+        # A timed-out call running on keeps its slot (a GPU, a licence seat) until it returns.
+        running = still_running(error) if tr.holds_slot else None
         if retry:
             delay = tr.task.delay_before(tr.attempts + 1)
-            self.release_slot(tr)
+            if running is None:
+                self.release_slot(tr)
             which = f"attempt {tr.attempts} of {tr.task.retries + 1}"
             graph.set_state(tr, State.RETRYING, f"{message} ({which}; retrying in {delay:g}s)",
                             traceback=traceback)
@@ -139,12 +142,15 @@ class Launcher:
             # every view of its logs, why an attempt failed.
             self._say_in_logs(tr, f"{which} failed; retrying in {delay:g}s\n"
                                   f"{traceback.rstrip() or message}")
-            timer = threading.Timer(delay, self._retry_due, args=(tr, attempt))
+            timer = threading.Timer(delay, self._retry_due, args=(tr, attempt, running))
             timer.daemon = True
             self._timers[tr.id] = timer
             timer.start()
             return
         tr.error = error
+        if running is not None:  # given back when the call returns, not now (``on_final``)
+            tr.holds_slot = False
+            running.when_ended(functools.partial(self.limiter.release, tr.task.tags, tr.id))
         graph.set_final(tr, State.FAILED, message, traceback=traceback)
         graph.settle([tr])
 
@@ -153,7 +159,10 @@ class Launcher:
         self.engine.sink.task_log(self.engine.id, tr.id, logging.WARNING, time.time(),
                                   f"[labloom] {text}")
 
-    def _retry_due(self, tr: TaskRun, attempt: int) -> None:
+    def _retry_due(self, tr: TaskRun, attempt: int, running: Any = None) -> None:
+        if running is not None:  # the retry takes the slot once the timed-out call returned
+            running.when_ended(functools.partial(self._retry_due, tr, attempt))
+            return
         with self.engine.lock:
             self._timers.pop(tr.id, None)
             if tr.done or tr.attempts != attempt:
@@ -406,14 +415,3 @@ class Launcher:
                 return self.executor.failure_ref(tr.error)
             return UpstreamFailedError(f"{tr.name} ended {tr.state}: {tr.message}")
         raise AssertionError(f"{tr.name} is {tr.state}, yet a dependent was launched")
-
-
-def error_text(error: BaseException) -> str:
-    """"ValueError: bad input": a failed attempt's message. An error whose ``__str__`` raises
-    (a library's, reading what its ``__init__`` did not set) is named without it: raised
-    here, in the engine's report of the attempt, it left a run on threads Running forever."""
-    try:
-        text = str(error)
-    except Exception as exc:
-        text = f"<unprintable: {type(exc).__name__} in its __str__>"
-    return f"{type(error).__name__}: {text}"
