@@ -65,24 +65,24 @@ def executor(dask_cluster: Any) -> DaskExecutor:
     return DaskExecutor(cluster=dask_cluster)
 
 
-def states(run: Any) -> Counter[State]:
-    return Counter(tr.state for tr in run.tasks)
+def only_child_7_failed(run: Any) -> str:
+    """Asserts that ``sweep``'s bad child alone failed; returns its message."""
+    assert run.wait(timeout=120)
+    assert Counter(tr.state for tr in run.tasks) == Counter({State.COMPLETED: 23,
+                                                              State.FAILED: 1})
+    (failed,) = [tr for tr in run.tasks if tr.state is State.FAILED]
+    assert failed.name == "fit[7]"
+    return str(failed.message)
 
 
 @pytest.mark.parametrize("bad", ["nowhere", "here only"])
 def test_an_argument_that_cannot_be_loaded_fails_its_map_child_alone(executor, dask_cluster,
                                                                       bad):
     workers = set(dask_cluster.scheduler_info["workers"])
-    run = sweep.run(bad=bad, executor=executor, background=True)
-    assert run.wait(timeout=120)
-    assert states(run) == Counter({State.COMPLETED: 23, State.FAILED: 1})
-    (failed,) = [tr for tr in run.tasks if tr.state is State.FAILED]
-    assert failed.name == "fit[7]"
-    assert "argument 'extra' of task 'fit[7]' cannot be loaded on the Dask worker" in \
-        failed.message
-    assert "cannot be rebuilt" in failed.message or "loads only in process" in failed.message
-    assert "in a module the workers import" in failed.message
-    assert "pass plain data" in failed.message
+    message = only_child_7_failed(sweep.run(bad=bad, executor=executor, background=True))
+    assert "argument 'extra' of task 'fit[7]' cannot be loaded on the Dask worker" in message
+    assert "cannot be rebuilt" in message or "loads only in process" in message
+    assert "in a module the workers import" in message and "pass plain data" in message
     # No worker was closed for it (a worker that cannot read a task's message is).
     assert set(dask_cluster.scheduler_info["workers"]) == workers
 
@@ -99,14 +99,10 @@ def test_an_argument_that_cannot_be_loaded_fails_only_its_task_run(executor, bad
 
 def test_a_map_childs_argument_that_cannot_be_pickled_fails_that_child_alone(executor):
     """A child that would share a Dask task with its siblings failed them all."""
-    run = sweep.run(bad="lock", executor=executor, background=True)
-    assert run.wait(timeout=120)
-    assert states(run) == Counter({State.COMPLETED: 23, State.FAILED: 1})
-    (failed,) = [tr for tr in run.tasks if tr.state is State.FAILED]
-    assert failed.name == "fit[7]"
+    message = only_child_7_failed(sweep.run(bad="lock", executor=executor, background=True))
     assert "arguments cannot be sent to a Dask worker: argument 'extra' of task 'fit[7]'" in \
-        failed.message
-    assert "cannot pickle '_thread.lock' object" in failed.message
+        message
+    assert "cannot pickle '_thread.lock' object" in message
 
 
 @task
