@@ -243,9 +243,10 @@ class DaskExecutor(Executor):
         members: list[Member] = []
         run_id, first = None, 0  # the run of handles[first:]
         sizes: dict[tuple[str, int | str | None], int | None] = {}  # by task and batch_size
+        shipped: dict[int, Any] = {}  # arguments pickled apart (``dask_arguments``), by id
         try:
             for call, args, kwargs, on_done in calls:
-                args, kwargs = ship_arguments(call, args, kwargs)  # raises: this call fails alone
+                args, kwargs = ship_arguments(call, args, kwargs, shipped)  # raises: fails alone
                 if call.run_id != run_id:
                     if client.status in ("connecting", "closing", "closed"):
                         # Sent now, the task would wait for a scheduler that may never return.
@@ -263,8 +264,7 @@ class DaskExecutor(Executor):
                 if size is not None:
                     call.batch_size = size  # decided: the submitter need not ask again per child
                 if not resources and (size is None or size > 1):
-                    # A map child: it may share a Dask task with its siblings (never one asking
-                    # for resources: a chunk would hold them for all its children).
+                    # A map child may share a Dask task (not asking resources, held per chunk).
                     members.append((call, args, kwargs, handle, on_done))
                 else:
                     self._submit_one(call, args, kwargs, handle, on_done, resources)

@@ -31,6 +31,7 @@ _CONTAINERS = (list, tuple, set, frozenset)
 # Containers longer than this are first judged by their items' types, gathered in C.
 _LOOK_AT_TYPES_FROM = 32
 SAFE, SHIP, HOLDS_FUTURE = 0, 1, 2
+_NOT_LOADED = object()
 
 
 class ShippedArgument:
@@ -53,13 +54,15 @@ class ShippedArgument:
 
 class ArrivedArgument:
     """An argument pickled apart, where Dask unpickled the task (the scheduler, the worker):
-    bytes until the task run loads them."""
+    bytes until a task run loads them, once for the calls that share it (an ``unmapped``
+    value given to a chunk's children, as one unpickled with the graph was)."""
 
-    __slots__ = ("buffers", "payload")
+    __slots__ = ("buffers", "payload", "value")
 
     def __init__(self, payload: bytes, buffers: list[Any]) -> None:
         self.payload = payload
         self.buffers = buffers
+        self.value: Any = _NOT_LOADED
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Sent on again (scheduler to worker): the buffers arrived as memoryviews of the
@@ -94,9 +97,11 @@ def _kind(value: Any, future_type: type) -> int:
 
 
 def ship_arguments(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
-                   ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+                   shipped: dict[int, ShippedArgument]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``args`` and ``kwargs`` with each argument that is not plain data pickled apart; raises
-    ``TypeError`` naming the argument that cannot be pickled."""
+    ``TypeError`` naming the argument that cannot be pickled. ``shipped``: what was pickled
+    for the calls before, by id (the caller keeps the values alive): a value given to many
+    calls (``unmapped(table)``) is pickled and sent once per graph, not once per call."""
     from distributed import Future
 
     shipped_args: tuple[Any, ...] = args
@@ -104,19 +109,24 @@ def ship_arguments(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
         if type(value) not in _PLAIN and _kind(value, Future) == SHIP:
             if shipped_args is args:
                 shipped_args = list(args)  # type: ignore[assignment]
-            shipped_args[i] = _shipped(call, i, value)  # type: ignore[index]
+            shipped_args[i] = _shipped(call, i, value, shipped)  # type: ignore[index]
     shipped_kwargs = kwargs
     for name, value in kwargs.items():
         if type(value) not in _PLAIN and _kind(value, Future) == SHIP:
             if shipped_kwargs is kwargs:
                 shipped_kwargs = dict(kwargs)
-            shipped_kwargs[name] = _shipped(call, name, value)
+            shipped_kwargs[name] = _shipped(call, name, value, shipped)
     return tuple(shipped_args), shipped_kwargs
 
 
-def _shipped(call: TaskCall, where: int | str, value: Any) -> ShippedArgument:
+def _shipped(call: TaskCall, where: int | str, value: Any,
+             shipped: dict[int, ShippedArgument]) -> ShippedArgument:
+    known = shipped.get(id(value))
+    if known is not None and known.value is value:
+        return known
     try:
-        return ShippedArgument(value)
+        shipped[id(value)] = known = ShippedArgument(value)
+        return known
     except Exception as exc:
         kind = type(value)
         raise TypeError(
@@ -147,11 +157,14 @@ _ARRIVED = frozenset((ShippedArgument, ArrivedArgument))
 def _loaded(call: TaskCall, where: int | str, value: ShippedArgument | ArrivedArgument) -> Any:
     if isinstance(value, ShippedArgument):
         return value.value  # never left this process (an in-process worker)
+    if value.value is not _NOT_LOADED:
+        return value.value
     from distributed.protocol import pickle
 
     try:
-        return pickle.loads(value.payload,  # type: ignore[no-untyped-call]
-                            buffers=value.buffers)
+        value.value = pickle.loads(value.payload,  # type: ignore[no-untyped-call]
+                                   buffers=value.buffers)
+        return value.value
     except Exception as exc:
         raise RuntimeError(
             f"{_named(call, where)} of task {call.task_name!r} cannot be loaded on the Dask "
