@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from labloom import ThreadExecutor, flow, task
+from labloom import State, ThreadExecutor, flow, task
 from labloom.core import process_log
 
 pytestmark = pytest.mark.timeout(120)
@@ -79,3 +79,90 @@ def test_the_retry_of_a_timed_out_call_waits_for_its_slot_until_the_call_returne
     assert run.result() is True
     (tr,) = run.tasks
     assert tr.attempts == 2
+
+
+def test_a_cancelled_call_on_threads_keeps_its_slot_until_it_returned():
+    """Cancelled while its call ran (a thread cannot be stopped), a task run gave its slot back
+    at once, and with a limit of 1 the next run's call ran beside the one still running. (On
+    the local executor the cancelled run itself waits for the call, in its own thread.)"""
+    import threading
+    import time
+
+    import labloom
+
+    labloom.limits.set("licence", 1)
+    release, first_returned, saw = threading.Event(), threading.Event(), []
+
+    @task(tags=["licence"])
+    def holding() -> None:
+        release.wait(60)
+        first_returned.set()
+
+    @task(tags=["licence"])
+    def next_user() -> None:
+        saw.append(first_returned.is_set())
+
+    @flow
+    def first() -> None:
+        holding()
+
+    @flow
+    def second() -> None:
+        next_user()
+
+    run = first.run(executor="threads", background=True)
+    end = time.monotonic() + 60
+    while not any(tr.state is State.RUNNING for tr in run.tasks) and time.monotonic() < end:
+        time.sleep(0.02)
+    run.cancel()
+    assert run.wait(timeout=60) and run.state is State.CANCELLED
+    later = second.run(executor="threads", background=True)
+    # Long enough for a call that did not wait for the slot to have run.
+    assert later.wait(timeout=2) is State.RUNNING
+    assert saw == []
+    release.set()
+    assert later.wait(timeout=60)
+    assert later.state is State.COMPLETED and saw == [True]
+
+
+@pytest.mark.parametrize("ended", ["timed out", "cancelled"])
+def test_a_rerun_while_the_old_call_runs_on_takes_its_slot_over(ended: str):
+    """The old call's end gave back the slot under the task run's id, which the rerun stood
+    in line for: its place was dropped with it, and the rerun would have waited for good."""
+    import threading
+    import time
+
+    import labloom
+
+    labloom.limits.set("gpu", 1)
+    release, calls = threading.Event(), []
+
+    @task(tags=["gpu"], timeout=0.3 if ended == "timed out" else None)
+    def train() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            release.wait(60)
+        return len(calls)
+
+    @flow
+    def training() -> int:
+        return train()  # type: ignore[return-value]
+
+    @flow
+    def after() -> int:
+        return train()  # type: ignore[return-value]
+
+    run = training.run(executor="threads", background=True)
+    if ended == "cancelled":
+        end = time.monotonic() + 60
+        while not calls and time.monotonic() < end:
+            time.sleep(0.02)
+        run.cancel()
+    run.wait(timeout=60)
+    assert run.state in (State.FAILED, State.CANCELLED)
+    run.retry(background=True)
+    assert run.wait(timeout=30) is State.COMPLETED
+    assert run.result() == 2
+    release.set()
+    # The old call's end gave nothing back twice: the next run gets the slot.
+    assert after.run(executor="threads", background=True).wait(timeout=30) is State.COMPLETED

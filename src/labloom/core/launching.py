@@ -22,8 +22,9 @@ from .errors import TaskCrashedError, UpstreamFailedError, error_text
 from .executor import Executor, Outcome, Submission
 from .experiment_values import recording_for
 from .futures import MappedFuture, allow_failure, replace_futures
-from .hooks import Limiter, hooks
+from .hooks import Limiter, executor_limiter, hooks
 from .inbox import Inbox
+from .late_slots import LateSlots
 from .logs import prints_shown_elsewhere
 from .results import ResultPlanner
 from .retry_policy import why_not_retried
@@ -50,13 +51,6 @@ class _Launching:
 LAUNCHING = _Launching()
 
 
-def executor_limiter(executor: Executor) -> Limiter:
-    """The executor's own limiter (Dask's, on a cluster others share), else the store's."""
-    factory = getattr(executor, "limiter", None)
-    limiter = factory() if callable(factory) else None
-    return limiter if limiter is not None else hooks.default_limiter()
-
-
 class Launcher:
     def __init__(
         self, engine: RunEngine, executor: Executor, limiter: Limiter | None = None
@@ -74,6 +68,7 @@ class Launcher:
         # room before (the queue held 2,400-3,800 calls against 1,000).
         self._reserved = 0
         self._releasing: set[str] = set()  # slots taken off ``_releases``, not yet given back
+        self.late = LateSlots()  # slots a call still running keeps (``late_slots``)
         # Executors' reports (started, ended), applied in order and in batches (``inbox.py``).
         self.inbox = Inbox(engine.lock, engine.changed, self.work, engine.bus.holder)
         self.inbox.launch_from(self._ready, self._releases)  # what ``work`` takes
@@ -86,7 +81,10 @@ class Launcher:
     def release_slot(self, tr: TaskRun) -> None:
         if tr.holds_slot:
             tr.holds_slot = False
-            self._releases.append(tr)
+            if tr.state is not State.CANCELLED or tr.started is None \
+                    or not self.executor.reports_cancelled_calls \
+                    or self.late.keep(tr.id, tr.attempts, self.engine.reruns):  # call runs on
+                self._releases.append(tr)
 
     def stop_timers(self) -> None:
         for timer in self._timers.values():
@@ -99,6 +97,8 @@ class Launcher:
         if is_stale(tr, attempt, rerun, self.engine.reruns):
             # Ended meanwhile, superseded, or a cancelled call of an earlier rerun: dropped. Its
             # value stays in its handle, which the task run no longer holds (a rerun reset it).
+            if self.late.call_ended(tr.id, attempt, rerun):  # a cancelled call returned
+                self._releases.append(tr)
             return
         if tr.handle is LAUNCHING:
             self._early[tr.id] = (attempt, rerun, outcome)  # submit() has not returned yet
@@ -150,7 +150,8 @@ class Launcher:
         tr.error = error
         if running is not None:  # given back when the call returns, not now (``on_final``)
             tr.holds_slot = False
-            running.when_ended(functools.partial(self.limiter.release, tr.task.tags, tr.id))
+            self.late.keep_until_returned(running, self.limiter, tr.task.tags, tr.id, attempt,
+                                          rerun)
         graph.set_final(tr, State.FAILED, message, traceback=traceback)
         graph.settle([tr])
 
@@ -210,6 +211,8 @@ class Launcher:
                     self.engine.bus.pace()  # the store keeps up, or memory grows with its queue
                     block: list[TaskRun] = []
                     for tr in ready[first:first + LAUNCH_BLOCK]:
+                        if not tr.holds_slot and self.late.take_over(tr.id):
+                            tr.holds_slot = True  # a rerun: its old call's slots are its own
                         if tr.holds_slot or not tr.task.tags:
                             block.append(tr)
                         elif self.limiter.acquire(tr.task.tags, tr.id,

@@ -73,6 +73,8 @@ def _execute(
 
 
 class _InProcess(Executor):
+    reports_cancelled_calls = True  # Python cannot stop the thread: the call returns in time
+
     def settled(self, handle: Any) -> Any:
         # The value in place of its handle once the call succeeded (``Executor.settled``):
         # 48 bytes less per finished task run. A value that is itself a handle (never from a
