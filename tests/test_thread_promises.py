@@ -166,3 +166,41 @@ def test_a_rerun_while_the_old_call_runs_on_takes_its_slot_over(ended: str):
     release.set()
     # The old call's end gave nothing back twice: the next run gets the slot.
     assert after.run(executor="threads", background=True).wait(timeout=30) is State.COMPLETED
+
+
+def test_cancelled_while_a_retry_waits_for_the_timed_out_call_the_slot_is_not_lost():
+    """The slot was kept for a call's end that no report would say: held for good."""
+    import threading
+    import time
+
+    import labloom
+
+    labloom.limits.set("quota", 1)
+    release, calls = threading.Event(), []
+
+    @task(tags=["quota"], timeout=0.3, retries=1, retry_delay=0)
+    def fetch() -> int:
+        calls.append(1)
+        release.wait(60)
+        return 1
+
+    @task(tags=["quota"])
+    def later_use() -> int:
+        return 2
+
+    @flow
+    def fetching() -> int:
+        return fetch()  # type: ignore[return-value]
+
+    @flow
+    def using() -> int:
+        return later_use()  # type: ignore[return-value]
+
+    run = fetching.run(executor="threads", background=True)
+    end = time.monotonic() + 60
+    while not any(tr.state is State.RETRYING for tr in run.tasks) and time.monotonic() < end:
+        time.sleep(0.02)
+    run.cancel()
+    assert run.wait(timeout=60) is State.CANCELLED
+    release.set()
+    assert using.run(executor="threads", background=True).wait(timeout=30) is State.COMPLETED

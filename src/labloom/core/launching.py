@@ -81,7 +81,7 @@ class Launcher:
     def release_slot(self, tr: TaskRun) -> None:
         if tr.holds_slot:
             tr.holds_slot = False
-            if tr.state is not State.CANCELLED or tr.started is None \
+            if tr.state is not State.CANCELLED or tr.started is None or tr.id in self._timers \
                     or not self.executor.reports_cancelled_calls \
                     or self.late.keep(tr.id, tr.attempts, self.engine.reruns):  # call runs on
                 self._releases.append(tr)
@@ -128,8 +128,7 @@ class Launcher:
             retry = False
             self._say_in_logs(tr, f"attempt {tr.attempts} of {tr.task.retries + 1} failed, "
                                   f"{why_not}")
-        # A timed-out call running on keeps its slot (a GPU, a licence seat) until it returns.
-        running = still_running(error) if tr.holds_slot else None
+        running = still_running(error) if tr.holds_slot else None  # keeps it (``late_slots``)
         if retry:
             delay = tr.task.delay_before(tr.attempts + 1)
             if running is None:
