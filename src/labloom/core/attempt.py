@@ -100,12 +100,15 @@ def _call_with_timeout(call: TaskCall, timeout: float, args: tuple[Any, ...],
     # The task run fails now and the flow goes on; the abandoned call's output is still captured.
     outcome: dict[str, Any] = {}
     context = contextvars.copy_context()
+    running = StillRunning()
 
     def target() -> None:
         try:
             outcome["value"] = context.run(guarded, call.task_name, call.fn, args, kwargs)
         except BaseException as exc:
             outcome["error"] = exc
+        finally:
+            running.ended()
 
     worker = threading.Thread(target=target, name=f"labloom-timeout-{call.task_name}", daemon=True)
     worker.start()
@@ -125,13 +128,50 @@ def _call_with_timeout(call: TaskCall, timeout: float, args: tuple[Any, ...],
             f"task {call.task_name!r} timed out after {call.timeout:g}s "
             f"(timeout={call.timeout:g}); raise the timeout or make the task faster. "
             "Python cannot kill a thread: the call may still be running in the background "
-            "(it holds no concurrency slot); on Dask, a worker can be restarted instead"
+            "(on threads it keeps its task run's concurrency slots until it returns, and a "
+            "retry waits for them); on Dask, a worker can be restarted instead"
         )
         error.task_traceback = _timed_out_at(where, error)
+        error.still_running = running
         raise error
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+class StillRunning:
+    """A timed-out call's thread, which runs on: ``when_ended(fn)`` calls ``fn`` once it
+    returned (at once if it has). Kept on its ``TaskTimeoutError`` (``still_running``), so that
+    the engine holds the task run's concurrency slots until then: a limit of 1 on a GPU or a
+    licence seat let a second call start beside the first, still running, at its timeout.
+    Not pickled with its error (a Dask worker's): the kernel cannot see a worker's thread."""
+
+    __slots__ = ("_callbacks", "_lock", "done")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self.done = False
+
+    def ended(self) -> None:
+        with self._lock:
+            self.done = True
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def when_ended(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if not self.done:
+                self._callbacks.append(callback)
+                return
+        callback()
+
+
+def still_running(error: BaseException | None) -> StillRunning | None:
+    """The thread of a timed-out call in this process, if it has not returned."""
+    running = getattr(error, "still_running", None)
+    return None if running is None or running.done else running
 
 
 class _Behind(threading.local):

@@ -65,6 +65,9 @@ class TaskTimeoutError(LabloomError, TimeoutError):
     when it timed out, as text (kept across processes), the one thing that says what it was
     waiting for."""
 
+    # In the process that gave up the call: its thread, running on (``attempt.StillRunning``).
+    still_running: Any = None
+
     def __init__(self, message: str, task_traceback: str = "") -> None:
         super().__init__(message)
         self.task_traceback = task_traceback
@@ -197,3 +200,14 @@ __all__ = [
     "UpstreamFailedError",
     "WorkerDiedError",
 ]
+
+
+def error_text(error: BaseException) -> str:
+    """"ValueError: bad input": a failed attempt's message. An error whose ``__str__`` raises
+    (a library's, reading what its ``__init__`` did not set) is named without it: raised
+    here, in the engine's report of the attempt, it left a run on threads Running forever."""
+    try:
+        text = str(error)
+    except Exception as exc:
+        text = f"<unprintable: {type(exc).__name__} in its __str__>"
+    return f"{type(error).__name__}: {text}"

@@ -85,6 +85,9 @@ class Executor(ABC):
     """Runs task calls. Subclasses: LocalExecutor, ThreadExecutor, DaskExecutor."""
 
     name: str = "executor"
+    # Whether a call that started reports its end (``on_done``) also after its run cancelled
+    # it: its concurrency slots are then given back at that end, not at the cancel.
+    reports_cancelled_calls: bool = False
 
     @property
     def runs_in_caller(self) -> bool:

@@ -111,3 +111,10 @@ class Hooks:
 
 
 hooks = Hooks()
+
+
+def executor_limiter(executor: Executor, connect: bool = True) -> Limiter:
+    """The executor's own limiter (Dask's, on a cluster others share), else the store's."""
+    factory = getattr(executor, "limiter", None)
+    limiter = factory(connect) if callable(factory) else None
+    return limiter if limiter is not None else hooks.default_limiter()

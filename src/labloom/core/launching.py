@@ -16,14 +16,15 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .attempt import TaskCall
+from .attempt import TaskCall, still_running
 from .call_reports import Done, is_stale
-from .errors import TaskCrashedError, UpstreamFailedError
+from .errors import TaskCrashedError, UpstreamFailedError, error_text
 from .executor import Executor, Outcome, Submission
 from .experiment_values import recording_for
 from .futures import MappedFuture, allow_failure, replace_futures
-from .hooks import Limiter, hooks
+from .hooks import Limiter, executor_limiter, hooks
 from .inbox import Inbox
+from .late_slots import LateSlots
 from .logs import prints_shown_elsewhere
 from .results import ResultPlanner
 from .retry_policy import why_not_retried
@@ -50,13 +51,6 @@ class _Launching:
 LAUNCHING = _Launching()
 
 
-def executor_limiter(executor: Executor, connect: bool = True) -> Limiter:
-    """The executor's own limiter (Dask's, on a cluster others share), else the store's."""
-    factory = getattr(executor, "limiter", None)
-    limiter = factory(connect) if callable(factory) else None
-    return limiter if limiter is not None else hooks.default_limiter()
-
-
 class Launcher:
     def __init__(
         self, engine: RunEngine, executor: Executor, limiter: Limiter | None = None
@@ -75,6 +69,7 @@ class Launcher:
         # room before (the queue held 2,400-3,800 calls against 1,000).
         self._reserved = 0
         self._releasing: set[str] = set()  # slots taken off ``_releases``, not yet given back
+        self.late = LateSlots()  # slots a call still running keeps (``late_slots``)
         # Executors' reports (started, ended), applied in order and in batches (``inbox.py``).
         self.inbox = Inbox(engine.lock, engine.changed, self.work, engine.bus.holder)
         self.inbox.launch_from(self._ready, self._releases)  # what ``work`` takes
@@ -87,7 +82,10 @@ class Launcher:
     def release_slot(self, tr: TaskRun) -> None:
         if tr.holds_slot:
             tr.holds_slot = False
-            self._releases.append(tr)
+            if tr.state is not State.CANCELLED or tr.started is None or tr.id in self._timers \
+                    or not self.executor.reports_cancelled_calls \
+                    or self.late.keep(tr.id, tr.attempts, self.engine.reruns):  # call runs on
+                self._releases.append(tr)
 
     def stop_timers(self) -> None:
         for timer in self._timers.values():
@@ -100,6 +98,8 @@ class Launcher:
         if is_stale(tr, attempt, rerun, self.engine.reruns):
             # Ended meanwhile, superseded, or a cancelled call of an earlier rerun: dropped. Its
             # value stays in its handle, which the task run no longer holds (a rerun reset it).
+            if self.late.call_ended(tr.id, attempt, rerun):  # a cancelled call returned
+                self._releases.append(tr)
             return
         if tr.handle is LAUNCHING:
             self._early[tr.id] = (attempt, rerun, outcome)  # submit() has not returned yet
@@ -129,9 +129,11 @@ class Launcher:
             retry = False
             self._say_in_logs(tr, f"attempt {tr.attempts} of {tr.task.retries + 1} failed, "
                                   f"{why_not}")
+        running = still_running(error) if tr.holds_slot else None  # keeps it (``late_slots``)
         if retry:
             delay = tr.task.delay_before(tr.attempts + 1)
-            self.release_slot(tr)
+            if running is None:
+                self.release_slot(tr)
             which = f"attempt {tr.attempts} of {tr.task.retries + 1}"
             graph.set_state(tr, State.RETRYING, f"{message} ({which}; retrying in {delay:g}s)",
                             traceback=traceback)
@@ -140,12 +142,16 @@ class Launcher:
             # every view of its logs, why an attempt failed.
             self._say_in_logs(tr, f"{which} failed; retrying in {delay:g}s\n"
                                   f"{traceback.rstrip() or message}")
-            timer = threading.Timer(delay, self._retry_due, args=(tr, attempt))
+            timer = threading.Timer(delay, self._retry_due, args=(tr, attempt, running))
             timer.daemon = True
             self._timers[tr.id] = timer
             timer.start()
             return
         tr.error = error
+        if running is not None:  # given back when the call returns, not now (``on_final``)
+            tr.holds_slot = False
+            self.late.keep_until_returned(running, self.limiter, tr.task.tags, tr.id, attempt,
+                                          rerun)
         graph.set_final(tr, State.FAILED, message, traceback=traceback)
         graph.settle([tr])
 
@@ -154,7 +160,10 @@ class Launcher:
         self.engine.sink.task_log(self.engine.id, tr.id, logging.WARNING, time.time(),
                                   f"[labloom] {text}")
 
-    def _retry_due(self, tr: TaskRun, attempt: int) -> None:
+    def _retry_due(self, tr: TaskRun, attempt: int, running: Any = None) -> None:
+        if running is not None:  # the retry takes the slot once the timed-out call returned
+            running.when_ended(functools.partial(self._retry_due, tr, attempt))
+            return
         with self.engine.lock:
             self._timers.pop(tr.id, None)
             if tr.done or tr.attempts != attempt:
@@ -202,6 +211,8 @@ class Launcher:
                     self.engine.bus.pace()  # the store keeps up, or memory grows with its queue
                     block: list[TaskRun] = []
                     for tr in ready[first:first + LAUNCH_BLOCK]:
+                        if not tr.holds_slot and self.late.take_over(tr.id):
+                            tr.holds_slot = True  # a rerun: its old call's slots are its own
                         if tr.holds_slot or not tr.task.tags:
                             block.append(tr)
                         elif self.limiter.acquire(tr.task.tags, tr.id,
@@ -407,14 +418,3 @@ class Launcher:
                 return self.executor.failure_ref(tr.error)
             return UpstreamFailedError(f"{tr.name} ended {tr.state}: {tr.message}")
         raise AssertionError(f"{tr.name} is {tr.state}, yet a dependent was launched")
-
-
-def error_text(error: BaseException) -> str:
-    """"ValueError: bad input": a failed attempt's message. An error whose ``__str__`` raises
-    (a library's, reading what its ``__init__`` did not set) is named without it: raised
-    here, in the engine's report of the attempt, it left a run on threads Running forever."""
-    try:
-        text = str(error)
-    except Exception as exc:
-        text = f"<unprintable: {type(exc).__name__} in its __str__>"
-    return f"{type(error).__name__}: {text}"

@@ -19,6 +19,7 @@ from ..core.attempt import TaskCall
 from ..core.errors import ResourceUnavailableError
 from ..core.executor import DoneCallback, Executor, Outcome, Submission
 from . import dask_events as events
+from .dask_arguments import ship_arguments
 from .dask_clusters import Kept, check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
@@ -90,8 +91,7 @@ class DaskExecutor(Executor):
         if not given and not local_cluster_kwargs and self._per_run is None:
             active = active_scheduler_address()
             if active:
-                # dask-labextension made a cluster the kernel's active one: use it rather than
-                # start a private cluster beside it.
+                # dask-labextension made a cluster the kernel's active one: use it, not our own.
                 address, given = active, ["address"]
                 self.source = "active Dask cluster (dask config scheduler-address)"
         self.address = address
@@ -240,12 +240,13 @@ class DaskExecutor(Executor):
         client = self._client
         if client is None or self._dispatcher is None:  # the first call, or a closed cluster
             client = self.client
-        assert self._dispatcher is not None
         members: list[Member] = []
         run_id, first = None, 0  # the run of handles[first:]
         sizes: dict[tuple[str, int | str | None], int | None] = {}  # by task and batch_size
+        shipped: dict[int, Any] = {}  # arguments pickled apart (``dask_arguments``), by id
         try:
             for call, args, kwargs, on_done in calls:
+                args, kwargs = ship_arguments(call, args, kwargs, shipped)  # raises: fails alone
                 if call.run_id != run_id:
                     if client.status in ("connecting", "closing", "closed"):
                         # Sent now, the task would wait for a scheduler that may never return.
@@ -263,8 +264,7 @@ class DaskExecutor(Executor):
                 if size is not None:
                     call.batch_size = size  # decided: the submitter need not ask again per child
                 if not resources and (size is None or size > 1):
-                    # A map child: it may share a Dask task with its siblings (never one asking
-                    # for resources: a chunk would hold them for all its children).
+                    # A map child may share a Dask task (not asking resources, held per chunk).
                     members.append((call, args, kwargs, handle, on_done))
                 else:
                     self._submit_one(call, args, kwargs, handle, on_done, resources)

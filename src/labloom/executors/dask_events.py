@@ -23,6 +23,7 @@ from ..core import attempt, sink_registry
 from ..core.executor import check_mappable
 from ..core.idle_thread import IdleEndingThread
 from . import dask_messages as messages
+from .dask_arguments import unship_arguments
 from .dask_shipping import unship
 from .dask_text import received_text, received_values, sendable_text, sendable_values
 
@@ -179,6 +180,7 @@ def invoke(call: attempt.TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
     ok = False
     try:
         call.fn = unship(call.fn, call.task_name)
+        args, kwargs = unship_arguments(call, args, kwargs)
         value = call(*args, **kwargs)
         check_serializable(call.task_name, value)
         ok = True

@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback, waiting_behind
-from ..core.errors import SchedulerLostError, WorkerDiedError
+from ..core.errors import SchedulerLostError, WorkerDiedError, error_text
 from ..core.executor import DoneCallback, Outcome, report_all, report_returned
-from ..core.launching import error_text
 from ..core.logs import capturing
 from . import dask_events as events
 from .dask_chunking import GIVE_BACK_AFTER

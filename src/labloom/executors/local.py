@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -9,8 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core.attempt import TaskCall, user_traceback
-from ..core.executor import DoneCallback, Executor, Outcome
+from ..core.executor import DoneCallback, Executor, Outcome, Submission
 from ..core.logs import capturing
+from ..core.process_log import warn_later
+from ..core.sink_registry import sink_for
 from .thread_pool import ThreadPool
 
 
@@ -70,6 +73,8 @@ def _execute(
 
 
 class _InProcess(Executor):
+    reports_cancelled_calls = True  # Python cannot stop the thread: the call returns in time
+
     def settled(self, handle: Any) -> Any:
         # The value in place of its handle once the call succeeded (``Executor.settled``):
         # 48 bytes less per finished task run. A value that is itself a handle (never from a
@@ -151,6 +156,17 @@ class ThreadExecutor(_InProcess):
         self.max_workers = max_workers
         self._pool: ThreadPool | None = None
         self._lock = threading.Lock()
+        # (run, task function) whose ``resources=`` were said to be ignored.
+        self._said: set[tuple[str, Any]] = set()
+
+    def submit_all(self, calls: Sequence[Submission], resources: dict[str, float] | None,
+                   handles: list[Any]) -> None:
+        if resources and calls:
+            call = calls[0][0]
+            if (call.run_id, call.fn) not in self._said:
+                self._said.add((call.run_id, call.fn))
+                say_resources_ignored(call, resources, self.name)
+        super().submit_all(calls, resources, handles)
 
     def start(self) -> None:
         with self._lock:
@@ -192,3 +208,20 @@ class ThreadExecutor(_InProcess):
 
     def describe(self) -> str:
         return f"threads({self.max_workers or 'auto'})"
+
+
+def say_resources_ignored(call: TaskCall, resources: dict[str, float], executor: str) -> None:
+    """Once per task and run, on the process's log and in the first call's task run logs: on
+    threads, task runs asking a GPU each ran beside the others, each one taking the GPU, and
+    nothing said that ``resources=`` was not honoured."""
+    task = call.task_name.partition("[")[0]
+    asked = ", ".join(f"{name}={amount:g}" for name, amount in resources.items())
+    text = (f"task {task!r} asks for resources {asked}, which the {executor} executor "
+            "cannot honour: its calls run as many at once as it has threads. Run the flow on "
+            "a DaskExecutor whose workers offer them (dask worker --resources \"GPU=1\"), or "
+            "bound the calls with a tag and a concurrency limit (labloom.limits.set(tag, n))")
+    warn_later("[labloom] %s", text)
+    sink = sink_for(call.run_id)
+    if sink is not None:
+        sink.task_log(call.run_id, call.task_run_id, logging.WARNING, time.time(),
+                      f"[labloom] {text}")

@@ -1,0 +1,172 @@
+"""A task argument that cannot travel to a Dask worker fails its own task run only (session 44),
+on a real LocalCluster with worker processes: before, one that could not be rebuilt on the
+scheduler failed every task sent in its graph ("Error during deserialization of the task
+graph": a sweep's whole chunk of children), and one that the scheduler could rebuild but a
+worker could not closed each worker it was given to, and the run waited for workers forever."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from labloom import DaskExecutor, State, flow, task
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def refuse_to_load() -> None:
+    raise RuntimeError("this object cannot be rebuilt")
+
+
+class LoadsNowhere:
+    """Pickles, but its pickle raises wherever it is loaded."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return refuse_to_load, ()
+
+
+def load_in(pid: int) -> LoadsOnlyHere:
+    if os.getpid() != pid:
+        raise RuntimeError(f"this object loads only in process {pid}")
+    return LoadsOnlyHere()
+
+
+class LoadsOnlyHere:
+    """Loads in this process (where the LocalCluster's scheduler runs), not on a worker."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return load_in, (os.getpid(),)
+
+
+@task
+def fit(i: int, extra: object = None) -> int:
+    return i * 2
+
+
+@flow
+def sweep(bad: str) -> list[int]:
+    makers = {"nowhere": LoadsNowhere, "here only": LoadsOnlyHere, "lock": threading.Lock}
+    extras = [makers[bad]() if i == 7 else {"lr": i / 10} for i in range(24)]
+    return fit.map(range(24), extras)  # type: ignore[return-value]
+
+
+@flow
+def three_calls(bad: str) -> list[int]:
+    makers = {"nowhere": LoadsNowhere, "here only": LoadsOnlyHere}
+    return [fit(1), fit(2, extra=makers[bad]()), fit(3)]  # type: ignore[list-item]
+
+
+@pytest.fixture
+def executor(dask_cluster: Any) -> DaskExecutor:
+    return DaskExecutor(cluster=dask_cluster)
+
+
+def only_child_7_failed(run: Any) -> str:
+    """Asserts that ``sweep``'s bad child alone failed; returns its message."""
+    assert run.wait(timeout=120)
+    assert Counter(tr.state for tr in run.tasks) == Counter({State.COMPLETED: 23,
+                                                              State.FAILED: 1})
+    (failed,) = [tr for tr in run.tasks if tr.state is State.FAILED]
+    assert failed.name == "fit[7]"
+    return str(failed.message)
+
+
+@pytest.mark.parametrize("bad", ["nowhere", "here only"])
+def test_an_argument_that_cannot_be_loaded_fails_its_map_child_alone(executor, dask_cluster,
+                                                                      bad):
+    workers = set(dask_cluster.scheduler_info["workers"])
+    message = only_child_7_failed(sweep.run(bad=bad, executor=executor, background=True))
+    assert "argument 'extra' of task 'fit[7]' cannot be loaded on the Dask worker" in message
+    assert "cannot be rebuilt" in message or "loads only in process" in message
+    assert "in a module the workers import" in message and "pass plain data" in message
+    # No worker was closed for it (a worker that cannot read a task's message is).
+    assert set(dask_cluster.scheduler_info["workers"]) == workers
+
+
+@pytest.mark.parametrize("bad", ["nowhere", "here only"])
+def test_an_argument_that_cannot_be_loaded_fails_only_its_task_run(executor, bad):
+    run = three_calls.run(bad=bad, executor=executor, background=True)
+    assert run.wait(timeout=120)
+    by_name = {tr.name: tr for tr in run.tasks}
+    assert by_name["fit"].state is State.COMPLETED and by_name["fit-3"].state is State.COMPLETED
+    assert by_name["fit-2"].state is State.FAILED
+    assert "argument 'extra' of task 'fit-2'" in by_name["fit-2"].message
+
+
+def test_a_map_childs_argument_that_cannot_be_pickled_fails_that_child_alone(executor):
+    """A child that would share a Dask task with its siblings failed them all."""
+    message = only_child_7_failed(sweep.run(bad="lock", executor=executor, background=True))
+    assert "arguments cannot be sent to a Dask worker: argument 'extra' of task 'fit[7]'" in \
+        message
+    assert "cannot pickle '_thread.lock' object" in message
+
+
+@task
+def shape_of(table: Any) -> tuple[int, ...]:
+    return tuple(table.shape)
+
+
+class Table:
+    """A user's object holding an array: shipped apart, its array out of band."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape  # type: ignore[no-any-return]
+
+
+def test_objects_and_plain_data_still_arrive_whole(executor):
+    numpy = pytest.importorskip("numpy")
+
+    @flow
+    def given() -> list[Any]:
+        return [shape_of(numpy.zeros((3, 4))), shape_of(Table(numpy.ones((5, 2)))),
+                shape_of(table=Table(numpy.ones(7)))]
+
+    assert given.run(executor=executor).result() == [(3, 4), (5, 2), (7,)]
+
+
+pickled_here: list[int] = []
+
+
+def rebuild_settings(values: dict[str, float]) -> Settings:
+    return Settings(values)
+
+
+class Settings:
+    """A user's object given to every child of a map; counts its pickles in this process."""
+
+    def __init__(self, values: dict[str, float]) -> None:
+        self.values = values
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if os.getpid() == MAIN_PID:
+            pickled_here.append(1)
+        return rebuild_settings, (self.values,)
+
+
+MAIN_PID = os.getpid()
+
+
+@task
+def scaled(i: int, settings: Settings) -> float:
+    return i * settings.values["scale"]
+
+
+def test_a_value_given_to_every_child_is_pickled_once_not_per_child(executor):
+    """Pickled apart per call, an ``unmapped(table)`` of a 500-child map went 500 times."""
+    from labloom import unmapped
+
+    @flow
+    def sweep_with_settings() -> list[float]:
+        return scaled.map(range(200), unmapped(Settings({"scale": 2.0})))  # type: ignore
+
+    pickled_here.clear()
+    assert sweep_with_settings.run(executor=executor).result() == [i * 2.0 for i in range(200)]
+    assert 1 <= len(pickled_here) <= 2, len(pickled_here)  # once per launch block of 256
