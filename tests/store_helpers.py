@@ -85,5 +85,5 @@ class ThreadsWithLimiter(ThreadExecutor):
         super().__init__(2)
         self._limiter = limiter
 
-    def limiter(self) -> Any:
+    def limiter(self, connect: bool = True) -> Any:  # as DaskExecutor.limiter
         return self._limiter
