@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import sqlite3
@@ -377,3 +378,49 @@ def test_two_copies_at_once_copy_each_run_once(labloom_home: Path, tmp_path: Pat
     assert sum(r["copied"].get("flow_runs", 0) for r in reports) == 7
     assert sum(r["copied"].get("schedules", 0) for r in reports) == 1
     same_stores(source)
+
+
+def test_a_run_changed_in_the_source_after_a_copy_is_replaced_whole(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    source = laptop(tmp_path, runs=1)
+    copy(labloom_home, source)
+    # As a retry in place leaves it (same run id): the failed task run ends Completed, with a
+    # new state and log line, and the run's state and end change.
+    with sqlite3.connect(source) as conn:
+        run_id, = conn.execute("SELECT id FROM flow_runs WHERE state = 'Failed'").fetchone()
+        task_run, = conn.execute("SELECT id FROM task_runs WHERE run_id = ? AND state = "
+                                 "'Failed'", (run_id,)).fetchone()
+        conn.execute("UPDATE task_runs SET state = 'Completed' WHERE id = ?", (task_run,))
+        conn.execute("INSERT INTO task_states (task_run_id, run_id, state, time) "
+                     "VALUES (?, ?, 'Completed', 2e9)", (task_run, run_id))
+        conn.execute("INSERT INTO logs (run_id, task_run_id, level, time, text) "
+                     "VALUES (?, ?, 20, 2e9, 'second attempt works')", (run_id, task_run))
+        conn.execute("UPDATE flow_runs SET state = 'Completed', ended = 2e9 WHERE id = ?",
+                     (run_id,))
+    report = copy(labloom_home, source)
+    assert report["runs_updated"] == [run_id] and report["runs_already_there"] == 1
+    assert "flow_runs" not in report["copied"]  # no new run
+    same_stores(source)
+    text = cli(labloom_home, "db", "copy", "--from", str(source)).stdout
+    assert "0 updated" in text and "2 already there" in text
+
+
+def test_the_fix_a_refusal_prints_can_be_pasted_into_a_shell(tmp_path: Path) -> None:
+    """A URL with a space, '&' or '?' was printed bare: pasted, the shell cut the command."""
+    home = tmp_path / "home"
+    source = laptop(tmp_path, runs=1)
+    team = tmp_path / "team & co" / "labloom.db"
+    team.parent.mkdir()
+    url = f"sqlite:///{team}"
+    conn = Database(url).connect(migrate=False)
+    ensure_schema(conn, target=SCHEMA_VERSION - 1)
+    conn.close()
+    refused = cli(home, "db", "copy", "--from", str(source), "--to", url)
+    assert refused.returncode == 2
+    assert "LABLOOM_AUTO_MIGRATE" not in refused.stderr  # not set: not the reason
+    command = refused.stderr.split("run `", 1)[1].split("`", 1)[0]
+    words = shlex.split(command)
+    assert words[0] == "labloom"
+    assert cli(home, *words[1:]).returncode == 0  # the upgrade, as pasted
+    assert copy(home, source, "--to", url)["copied"]["flow_runs"] == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from typing import Any
 
@@ -110,10 +111,11 @@ def check_command(args: argparse.Namespace) -> int:
         print("clock skew: none (a local file)" if skew is None
               else f"clock skew to the database server: {skew:+.3f}s")
         if left:
+            local = shlex.quote(left["store"])
             print(f"note: {left['store']} holds {left['runs']} run(s) of this user's history "
-                  "that this store lacks. Bring them here with `labloom db copy --from "
-                  f"{left['store']}`, or read them there with "
-                  f"`labloom --database-url sqlite:///{left['store']} runs`")
+                  f"that this store lacks. Bring them here with `labloom db copy --from {local}`"
+                  ", or read them there with `labloom --database-url "
+                  f"{shlex.quote('sqlite:///' + left['store'])} runs`")
         for problem in problems:
             print(f"problem: {problem}")
     return 0 if not problems else 1
@@ -170,8 +172,9 @@ def copy_command(args: argparse.Namespace) -> int:
         return 0
     made = " (its schema made now)" if report.created else ""
     print(f"copied {source.display} into {target.display}{made}:")
-    print(f"  runs: {report.rows['flow_runs']} copied, {report.runs_present} already there "
-          "(skipped)")
+    print(f"  runs: {report.rows['flow_runs']} copied, {len(report.runs_updated)} updated "
+          f"(changed since copied: retried, or ended after being marked Crashed), "
+          f"{report.runs_present} already there (skipped)")
     if report.not_ended:
         print(f"  {len(report.not_ended)} run(s) not ended, not copied (their processes still "
               f"write to {source.display}): copy again once they end: "

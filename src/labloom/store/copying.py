@@ -12,7 +12,9 @@ are.
 
 Runs are copied whole, a page of them per transaction of the target, so a copy killed half-way
 leaves whole runs only and the next copy goes on from there: a run the target has is skipped
-and counted, whoever wrote it. A schedule or limit the target has by name keeps the target's.
+and counted, whoever wrote it, unless its state or end differs from the source's (retried in
+place, or marked Crashed there and then really ended): then it is replaced whole, its old rows
+deleted in the same transaction, and counted as updated. A schedule or limit the target has by name keeps the target's.
 Rows move in batches of ``BATCH``: a run of a million log lines is never in memory at once (a
 PostgreSQL source is read through a server-side cursor; psycopg's ordinary cursor fetches a
 whole result). Log lines and logged values get the target's ids (their tables' sequences,
@@ -22,6 +24,7 @@ which the target's own rows use too), in the source's order.
 from __future__ import annotations
 
 import itertools
+import shlex
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from typing import Any
 
 from ..core.errors import StoreVersionError
 from .db import Conn, Database, auto_migrate, pg_sql
+from .pruning import delete_run_rows
 from .schema import SCHEMA_VERSION, ensure_schema, version_of
 from .storable import storable
 
@@ -59,6 +63,7 @@ class CopyReport:
     created: bool = False  # the target had no schema: made here
     rows: Counter[str] = field(default_factory=Counter)
     runs_present: int = 0
+    runs_updated: list[str] = field(default_factory=list)  # changed in the source: replaced
     not_ended: list[str] = field(default_factory=list)
     schedules_present: list[str] = field(default_factory=list)
     limits_present: list[str] = field(default_factory=list)
@@ -66,7 +71,8 @@ class CopyReport:
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "created": self.created,
                 "copied": {table: n for table, n in sorted(self.rows.items()) if n},
-                "runs_already_there": self.runs_present, "runs_not_ended": self.not_ended,
+                "runs_already_there": self.runs_present, "runs_updated": self.runs_updated,
+                "runs_not_ended": self.not_ended,
                 "schedules_already_there": self.schedules_present,
                 "limits_already_there": self.limits_present}
 
@@ -83,7 +89,7 @@ def open_source(database: Database) -> Conn:
         elif version < SCHEMA_VERSION:
             why = (f"has schema version {version}, older than this labloom's "
                    f"({SCHEMA_VERSION}): upgrade it first (`labloom --database-url "
-                   f"{database.display} db upgrade`), then copy")
+                   f"{shlex.quote(database.display)} db upgrade`), then copy")
         else:
             why = (f"has schema version {version}, newer than this labloom's "
                    f"({SCHEMA_VERSION}): copy with the labloom that wrote it, or upgrade "
@@ -102,8 +108,9 @@ def open_target(database: Database) -> tuple[Conn, bool]:
         return conn, True
     if version != SCHEMA_VERSION:
         conn.close()
-        fix = (f"run `labloom --database-url {database.display} db upgrade` first (with "
-               "LABLOOM_AUTO_MIGRATE=0 labloom makes no schema itself)" if version < SCHEMA_VERSION
+        unset = " (LABLOOM_AUTO_MIGRATE=0 is set: labloom makes no schema itself)"
+        fix = (f"run `labloom --database-url {shlex.quote(database.display)} db upgrade` first"
+               f"{unset if version == 0 else ''}" if version < SCHEMA_VERSION
                else "upgrade labloom (pip install -U labloom) before copying into it")
         raise StoreVersionError(
             f"[labloom] the store to copy into, {database.display}, has schema version "
@@ -133,12 +140,18 @@ def copy_store(
         copied: Counter[str] = Counter()
         with target.transaction():
             target.lock("labloom-copy")  # two copies at once: the second skips, not fails
-            present = present_keys(target, "flow_runs", "id", ended)
+            theirs = _run_ends(target, ended)
+            changed = [run_id for run_id, end in _run_ends(source, ended).items()
+                       if run_id in theirs and theirs[run_id] != end]
+            if changed:  # retried in place, or marked Crashed and then really ended
+                delete_run_rows(target, changed)
             for run_id in ended:
-                if run_id not in present:
+                if run_id not in theirs or run_id in changed:
                     _copy_run(source, target, columns, run_id, copied)
         report.rows.update(copied)  # counted once committed
-        report.runs_present += len(present)
+        report.rows["flow_runs"] -= len(changed)
+        report.runs_updated += changed
+        report.runs_present += len(theirs) - len(changed)
         if progress is not None:
             progress(report)
     _copy_schedules(source, target, columns, report)
@@ -176,6 +189,18 @@ def _stream(conn: Conn, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
         cursor.execute(pg_sql(sql), params)
         while batch := cursor.fetchmany(BATCH):
             yield batch
+
+
+def _run_ends(conn: Conn, run_ids: Sequence[str]) -> dict[str, tuple[Any, Any]]:
+    """The state and end of each of ``run_ids`` that ``conn`` holds: a run whose state or end
+    differs between the stores changed in the source after it was copied."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        found.update((run_id, (state, ended)) for run_id, state, ended in conn.execute(
+            f"SELECT id, state, ended FROM flow_runs WHERE id IN ({marks})", chunk).fetchall())
+    return found
 
 
 def present_keys(conn: Conn, table: str, key: str, values: Sequence[Any]) -> set[Any]:
