@@ -87,9 +87,10 @@ def rows(database: Database, table: str) -> Counter[tuple[Any, ...]]:
     with database.connect(migrate=False) as conn:
         cursor = conn.execute(f"SELECT * FROM {table}")
         names = [column[0] for column in cursor.description]
+        # paused: a schedule copied into PostgreSQL is copied paused (checked on its own).
         keep = [i for i, name in enumerate(names)
-                if name != "rowid" and not (name == "id" and table in ("logs",
-                                                                          "experiment_values"))]
+                if name not in ("rowid", "paused")
+                and not (name == "id" and table in ("logs", "experiment_values"))]
         return Counter(tuple(row[i] for i in keep) for row in cursor.fetchall())
 
 
@@ -345,7 +346,7 @@ def test_a_teammates_schedule_and_limit_made_during_the_copy_are_kept(
     finally:
         src.close()
         dst.close()
-    assert report.schedules_present == ["sweep"] and report.limits_present == ["db"]
+    assert report.schedules_differing == ["sweep"] and report.limits_differing == [("db", 2, 5)]
     assert report.rows["flow_runs"] == 2 and not report.rows["schedule_slots"]
     with get_database().connect() as conn:
         assert conn.execute("SELECT slots FROM concurrency_limits").fetchall() == [(5,)]
@@ -424,3 +425,38 @@ def test_the_fix_a_refusal_prints_can_be_pasted_into_a_shell(tmp_path: Path) -> 
     assert words[0] == "labloom"
     assert cli(home, *words[1:]).returncode == 0  # the upgrade, as pasted
     assert copy(home, source, "--to", url)["copied"]["flow_runs"] == 2
+
+
+def test_a_teammates_schedule_and_limit_are_reported_as_differing_and_new_slots_arrive(
+    labloom_home: Path, tmp_path: Path, store_backend: str
+) -> None:
+    source = laptop(tmp_path, runs=1)
+    first = copy(labloom_home, source)
+    # Into PostgreSQL (other hosts' `labloom serve` fire from it) a schedule arrives paused.
+    paused = [] if store_backend == "sqlite" else ["sweep"]
+    assert first["schedules_copied_paused"] == paused
+    listed = json.loads(cli(labloom_home, "schedule", "list", "--json").stdout)
+    assert [bool(s["paused"]) for s in listed["schedules"]] == [bool(paused)]
+    # The laptop's schedule fires twice after the copy: those slots were never copied.
+    with sqlite3.connect(source) as conn:
+        conn.executemany("INSERT INTO schedule_slots (schedule, slot_time, status) "
+                         "VALUES ('sweep', ?, 'done')", [(1e9,), (1e9 + 3600,)])
+    again = copy(labloom_home, source)
+    assert again["copied"] == {"schedule_slots": 2}
+    assert again["schedules_already_there"] == ["sweep"]
+    same_stores(source)
+    # A teammate's laptop: a schedule and a limit of the same names, other content.
+    other = tmp_path / "teammate"
+    other.mkdir()
+    theirs = laptop(other, runs=1)
+    local = {"LABLOOM_DATABASE_URL": ""}
+    assert cli(other / "laptop", "limit", "set", "db", "7", **local).returncode == 0
+    report = copy(labloom_home, theirs)
+    assert report["schedules_differing"] == ["sweep"] and report["schedules_already_there"] == []
+    assert report["limits_differing"] == {"db": {"source": 7, "target": 2}}
+    text = cli(labloom_home, "db", "copy", "--from", str(theirs)).stdout
+    assert "schedule 'sweep' differs in the target" in text and "kept the target's" in text
+    assert "limit 'db' is 7 in" in text and "limit set db 7`" in text
+    mine = Database(f"sqlite:///{source}")
+    for table in ("schedules", "schedule_slots", "concurrency_limits"):  # the first laptop's
+        assert rows(get_database(), table) == rows(mine, table), table

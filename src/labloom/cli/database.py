@@ -181,14 +181,35 @@ def copy_command(args: argparse.Namespace) -> int:
               + " ".join(report.not_ended[:10]) + (" ..." if len(report.not_ended) > 10 else ""))
     rows = ", ".join(f"{table} {count}" for table, count in rows_in_order(report.rows))
     print(f"  rows: {rows or 'none'}")
-    for what, names in (("schedule", report.schedules_present),
-                        ("limit", report.limits_present)):
-        if names:
-            print(f"  {what}(s) {', '.join(names)} already in the target: kept as they are there")
+    _print_schedules_and_limits(report, shlex.quote(target.display))
     print("Result files were not copied: the runs name them where they are, for `labloom "
           "retry` from this host; copy them into the result folder in force (the same "
           "KEY[:2]/KEY.pkl layout) to keep their cache hits.")
     return 0
+
+
+def _print_schedules_and_limits(report: Any, target: str) -> None:
+    """The schedules and limits the copy left as the target has them, and why; those it
+    copied paused and how to resume them."""
+    for what, names in (("schedule", report.schedules_present),
+                        ("limit", report.limits_present)):
+        if names:
+            print(f"  {what}(s) {', '.join(names)} already in the target, the same: kept")
+    for name in report.schedules_differing:
+        print(f"  schedule '{name}' differs in the target (another's of the same name): kept "
+              "the target's; to bring yours, add it there under another name (`labloom "
+              f"--database-url {target} schedule add FILE.py:FLOW --name OTHER ...`, its "
+              "times as `labloom schedule list` shows them here)")
+    for tag, ours, theirs in report.limits_differing:
+        print(f"  limit '{tag}' is {ours} in the source and {theirs} in the target: kept the "
+              f"target's; if yours should win: `labloom --database-url {target} limit set "
+              f"{shlex.quote(tag)} {ours}`")
+    if report.schedules_paused:
+        names = " ".join(shlex.quote(name) for name in report.schedules_paused)
+        print(f"  schedule(s) {', '.join(report.schedules_paused)} copied PAUSED: the team's "
+              "`labloom serve` may run on another host, without this host's files; resume on "
+              "the host that has them, with its `labloom serve` running: `labloom "
+              f"--database-url {target} schedule resume NAME` ({names})")
 
 
 def _settle_dead_runs(url: str) -> None:

@@ -2,7 +2,11 @@
 a team's PostgreSQL, run and task-run ids kept.
 
 What moves: every ended run with its task runs, states, log lines, log cuts, graph nodes and
-logged params and metrics; the flows seen; schedules with their slots; concurrency limits.
+logged params and metrics; the flows seen; schedules with their slots (paused when the target is
+PostgreSQL: a team's ``labloom serve`` on another host would fire them and find this host's
+files missing; the slots a schedule the target has fired since the last copy are added too);
+concurrency limits. A schedule or limit of the same name but other content in the target (a
+teammate's) is kept and reported as differing.
 What does not: what belongs to live processes (schedulers' heartbeats, held limit slots,
 places in line, cancel requests); runs not ended yet, whose process still writes to the source
 (copy again once they end); an ended run's folded experiment pages (``experiment_snapshot.py``:
@@ -14,7 +18,7 @@ Runs are copied whole, a page of them per transaction of the target, so a copy k
 leaves whole runs only and the next copy goes on from there: a run the target has is skipped
 and counted, whoever wrote it, unless its state or end differs from the source's (retried in
 place, or marked Crashed there and then really ended): then it is replaced whole, its old rows
-deleted in the same transaction, and counted as updated. A schedule or limit the target has by name keeps the target's.
+deleted in the same transaction, and counted as updated.
 Rows move in batches of ``BATCH``: a run of a million log lines is never in memory at once (a
 PostgreSQL source is read through a server-side cursor; psycopg's ordinary cursor fetches a
 whole result). Log lines and logged values get the target's ids (their tables' sequences,
@@ -65,8 +69,11 @@ class CopyReport:
     runs_present: int = 0
     runs_updated: list[str] = field(default_factory=list)  # changed in the source: replaced
     not_ended: list[str] = field(default_factory=list)
-    schedules_present: list[str] = field(default_factory=list)
+    schedules_present: list[str] = field(default_factory=list)  # the same one: slots added
+    schedules_differing: list[str] = field(default_factory=list)  # a teammate's: kept
+    schedules_paused: list[str] = field(default_factory=list)  # copied paused
     limits_present: list[str] = field(default_factory=list)
+    limits_differing: list[tuple[str, int, int]] = field(default_factory=list)  # tag, ours, theirs
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "created": self.created,
@@ -74,7 +81,11 @@ class CopyReport:
                 "runs_already_there": self.runs_present, "runs_updated": self.runs_updated,
                 "runs_not_ended": self.not_ended,
                 "schedules_already_there": self.schedules_present,
-                "limits_already_there": self.limits_present}
+                "schedules_differing": self.schedules_differing,
+                "schedules_copied_paused": self.schedules_paused,
+                "limits_already_there": self.limits_present,
+                "limits_differing": {tag: {"source": ours, "target": theirs}
+                                     for tag, ours, theirs in self.limits_differing}}
 
 
 def open_source(database: Database) -> Conn:
@@ -222,33 +233,56 @@ def _copy_flows(source: Conn, target: Conn, columns: _Columns, report: CopyRepor
     report.rows["flows"] += _count(target, "flows") - before
 
 
+# What makes a schedule the same one in both stores (a re-copy of one's own) rather than a
+# teammate's of the same name: what it runs, where, when, and when it was made; not its pause.
+_SCHEDULE_IDENTITY = ("target", "workdir", "cron", "every", "timezone", "params", "created")
+
+
 def _copy_schedules(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:
+    """New schedules copied with their slots (paused onto a store other hosts' ``labloom
+    serve`` may fire from: its files are this host's); of one the target has already, the
+    slots fired since the last copy; a teammate's of the same name is kept and reported."""
     names = [row[0] for row in source.execute("SELECT name FROM schedules ORDER BY name")]
+    pause = target.kind != "sqlite"
+    identity = ", ".join(_SCHEDULE_IDENTITY)
     for name in names:
         copied: Counter[str] = Counter()
         with target.transaction():
             target.lock("labloom-copy")
-            if not _insert_new(source, target, columns, "schedules", "name", name):
+            if _insert_new(source, target, columns, "schedules", "name", name):
+                copied["schedules"] += 1
+                if pause:
+                    target.execute("UPDATE schedules SET paused = 1 WHERE name = ?", (name,))
+                    report.schedules_paused.append(name)
+            else:
+                mine, theirs = (conn.execute(f"SELECT {identity} FROM schedules WHERE name = ?",
+                                             (name,)).fetchone() for conn in (source, target))
+                if tuple(mine) != tuple(theirs):
+                    report.schedules_differing.append(name)
+                    continue
                 report.schedules_present.append(name)
-                continue
-            copied["schedules"] += 1
+            before = _count(target, "schedule_slots", "schedule", name)
             _copy_rows(source, target, columns, "schedule_slots",
-                       "WHERE schedule = ? ORDER BY slot_time", (name,), copied,
+                       "WHERE schedule = ? ORDER BY slot_time", (name,), Counter(),
                        "ON CONFLICT (schedule, slot_time) DO NOTHING")
+            copied["schedule_slots"] += _count(target, "schedule_slots", "schedule", name) - before
         report.rows.update(copied)
 
 
 def _copy_limits(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:
-    tags = [row[0] for row in source.execute("SELECT tag FROM concurrency_limits ORDER BY tag")]
-    copied, present = 0, []
+    limits = source.execute("SELECT tag, slots FROM concurrency_limits ORDER BY tag").fetchall()
+    copied, present, differing = 0, [], []
     with target.transaction():
-        for tag in tags:
+        for tag, slots in limits:
             if _insert_new(source, target, columns, "concurrency_limits", "tag", tag):
                 copied += 1
-            else:
-                present.append(tag)
+                continue
+            theirs = target.execute("SELECT slots FROM concurrency_limits WHERE tag = ?",
+                                    (tag,)).fetchone()[0]
+            (present if theirs == slots else differing).append((tag, slots, theirs))
     report.rows["concurrency_limits"] += copied
-    report.limits_present = present
+    report.limits_present = [tag for tag, _, _ in present]
+    report.limits_differing = differing
 
 
 def _insert_new(source: Conn, target: Conn, columns: _Columns, table: str, key: str,
@@ -265,8 +299,10 @@ def _insert_new(source: Conn, target: Conn, columns: _Columns, table: str, key: 
         f"ON CONFLICT ({key}) DO NOTHING", list(row)).rowcount == 1
 
 
-def _count(conn: Conn, table: str) -> int:
-    return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+def _count(conn: Conn, table: str, key: str = "", value: Any = None) -> int:
+    where = f" WHERE {key} = ?" if key else ""
+    return int(conn.execute(f"SELECT COUNT(*) FROM {table}{where}",
+                            (value,) if key else ()).fetchone()[0])
 
 
 class _Columns:
