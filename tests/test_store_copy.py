@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import Counter
@@ -460,3 +462,105 @@ def test_a_teammates_schedule_and_limit_are_reported_as_differing_and_new_slots_
     mine = Database(f"sqlite:///{source}")
     for table in ("schedules", "schedule_slots", "concurrency_limits"):  # the first laptop's
         assert rows(get_database(), table) == rows(mine, table), table
+
+
+def as_other_user(home: Path, *args: str) -> Any:
+    """The CLI as a user who may not write what root made (root ignores file modes)."""
+    env = env_for(home, LABLOOM_DATABASE_URL="")
+    # As root: as the postgres user (the server's), with the system's Python (root's own
+    # may be in a folder only root may read).
+    runner = (["runuser", "-u", "postgres", "--", "env", *(f"{k}={v}" for k, v in env.items()),
+               "/usr/bin/python3"] if os.geteuid() == 0 else [sys.executable])
+    return subprocess.run([*runner, "-m", "labloom", *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_source_in_a_folder_this_user_cannot_write_is_read_read_only(tmp_path: Path) -> None:
+    """A backup, a read-only mount, a colleague's folder: it was refused with 'if it is
+    damaged, move it aside (labloom then starts a new one)'."""
+    source = laptop(tmp_path, runs=1)
+    shared = Path(tempfile.mkdtemp(dir="/tmp", prefix="labloom-ro-"))
+    try:
+        shared.chmod(0o755)
+        folder, mine = shared / "backup", shared / "me"
+        folder.mkdir()
+        mine.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(mine, "postgres")
+        clean = folder / "labloom.db"
+        with sqlite3.connect(source) as live, sqlite3.connect(clean) as copied:
+            live.backup(copied)  # a whole file, no -wal beside it, as a backup holds it
+        # Another store whose newest rows are still in its -wal file.
+        logged = shared / "logged.db"
+        held = sqlite3.connect(logged)
+        live = sqlite3.connect(source)
+        live.backup(held)
+        live.close()
+        held.execute("PRAGMA journal_mode=WAL")
+        held.execute("PRAGMA wal_autocheckpoint=0")
+        held.execute("UPDATE flow_runs SET message = 'in the log'")
+        held.commit()
+        (folder / "logged").mkdir()
+        for name in ("logged.db", "logged.db-wal"):
+            shutil.copy(shared / name, folder / "logged" / name)
+        held.close()
+        for path in (clean, *(folder / "logged").iterdir()):
+            path.chmod(0o444)
+        for path in (folder / "logged", folder):
+            path.chmod(0o555)
+        team = f"sqlite:///{mine / 'team.db'}"
+        done = as_other_user(mine, "db", "copy", "--from", str(clean), "--to", team, "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["copied"]["flow_runs"] == 2
+        assert sorted(os.listdir(folder)) == ["labloom.db", "logged"]  # nothing made there
+        refused = as_other_user(mine, "db", "copy", "--from",
+                                str(folder / "logged" / "logged.db"), "--to", team)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert "move it aside" not in refused.stderr
+        assert "copy the folder somewhere you can write" in refused.stderr, refused.stderr
+    finally:
+        for path in (shared / "backup", shared / "backup" / "logged"):
+            if path.exists():
+                path.chmod(0o755)
+        shutil.rmtree(shared)
+
+
+# Ctrl-C lands just after the second transaction commits, before its runs are counted.
+INTERRUPTED = """
+import sys
+from collections import Counter
+from labloom.cli import main
+from labloom.store import copying
+
+copying.RUNS_PER_TRANSACTION = 2
+
+class Late(Counter):
+    pages = 0
+
+    def update(self, *args, **kwargs):
+        Late.pages += 1
+        if Late.pages == 3:  # the first: Counter()
+            raise KeyboardInterrupt
+        super().update(*args, **kwargs)
+
+class Report(copying.CopyReport):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.rows = Late()
+
+copying.CopyReport = Report
+sys.exit(main(["db", "copy", "--from", sys.argv[1]]))
+"""
+
+
+def test_a_copy_interrupted_just_after_a_commit_counts_the_runs_the_target_holds(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    source = laptop(tmp_path, runs=4)  # five runs
+    stopped = subprocess.run([sys.executable, "-c", INTERRUPTED, str(source)],
+                             env=env_for(labloom_home), capture_output=True, text=True,
+                             timeout=120)
+    assert stopped.returncode == 130, stopped.stderr
+    with get_database().connect() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM flow_runs").fetchone()[0] == 4
+    assert "stopped after 4 run(s) (interrupted)" in stopped.stderr  # it said 2

@@ -124,7 +124,10 @@ def check_command(args: argparse.Namespace) -> int:
 def copy_command(args: argparse.Namespace) -> int:
     import sys
 
-    from ..store.copying import CopyReport, copy_store, open_source, open_target, rows_in_order
+    from ..store.copying import (
+        CopyReport, copy_store, count_committed, may_write, open_source, open_target,
+        rows_in_order,
+    )
     from ..store.db import database_url, is_transient, short_error
     from . import CLIError
 
@@ -151,13 +154,15 @@ def copy_command(args: argparse.Namespace) -> int:
         target.close()
         raise
     try:
-        _settle_dead_runs(source.url)
+        if source.path is None or may_write(source.path):  # else it is read as it is
+            _settle_dead_runs(source.url)
         copy_store(opened[0], target_conn, report, progress)
     except (Exception, KeyboardInterrupt) as exc:
         if not isinstance(exc, KeyboardInterrupt) and not is_transient(exc):
             raise
         # A server restarting, Ctrl-C: what went in is whole runs, and the next copy skips them.
         why = "interrupted" if isinstance(exc, KeyboardInterrupt) else short_error(exc)
+        count_committed(report, target)
         raise CLIError(f"the copy stopped after {report.rows['flow_runs']} run(s) ({why}); the "
                        "runs copied went in whole: run the same command again, it goes on "
                        "from there and copies nothing twice",
@@ -261,16 +266,19 @@ def _left_behind(database: Any, conn: Any) -> dict[str, Any] | None:
     import sqlite3
     from contextlib import closing
 
-    from ..store.copying import present_keys
+    from ..core.errors import StoreUnavailableError
+    from ..store.copying import present_keys, read_only_sqlite
     from ..store.home import home_path
 
     local = home_path() / "labloom.db"
     if database.kind == "sqlite" or not local.exists():
         return None
-    try:
-        with closing(sqlite3.connect(f"{local.as_uri()}?mode=ro", uri=True, timeout=5)) as ro:
+    try:  # immutable in a folder this user may not write (mode=ro would need its -shm)
+        raw = read_only_sqlite(local) or sqlite3.connect(f"{local.as_uri()}?mode=ro", uri=True,
+                                                         timeout=5)
+        with closing(raw) as ro:
             ids = [row[0] for row in ro.execute("SELECT id FROM flow_runs")]
-    except sqlite3.Error:
+    except (sqlite3.Error, StoreUnavailableError):
         return None  # not a store, damaged, or an empty file: nothing to say
     runs = len(ids) - (len(present_keys(conn, "flow_runs", "id", ids)) if conn else 0)
     return {"store": str(local), "runs": runs} if runs else None

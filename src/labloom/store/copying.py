@@ -28,13 +28,16 @@ which the target's own rows use too), in the source's order.
 from __future__ import annotations
 
 import itertools
+import os
 import shlex
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ..core.errors import StoreVersionError
+from ..core.errors import StoreUnavailableError, StoreVersionError
 from .db import Conn, Database, auto_migrate, pg_sql
 from .pruning import delete_run_rows
 from .schema import SCHEMA_VERSION, ensure_schema, version_of
@@ -75,6 +78,10 @@ class CopyReport:
     limits_present: list[str] = field(default_factory=list)
     limits_differing: list[tuple[str, int, int]] = field(default_factory=list)  # tag, ours, theirs
 
+    # The new runs of the transaction under way: a Ctrl-C just after its commit, before they
+    # were counted, left the count a page short (``count_committed``).
+    in_flight: list[str] = field(default_factory=list)
+
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "created": self.created,
                 "copied": {table: n for table, n in sorted(self.rows.items()) if n},
@@ -90,8 +97,10 @@ class CopyReport:
 
 def open_source(database: Database) -> Conn:
     """The store to copy from, refused unless on this labloom's schema (never upgraded here:
-    it may be another labloom's)."""
-    conn = database.connect(migrate=False)
+    it may be another labloom's). A SQLite file this user may not write (a backup, a read-only
+    mount, a colleague's folder) is opened read-only."""
+    raw = None if database.path is None else read_only_sqlite(database.path)
+    conn = database.connect(migrate=False) if raw is None else Conn(database, raw, False)
     version = version_of(conn)
     if version != SCHEMA_VERSION:
         conn.close()
@@ -106,6 +115,34 @@ def open_source(database: Database) -> Conn:
                    f"({SCHEMA_VERSION}): copy with the labloom that wrote it, or upgrade "
                    "labloom (pip install -U labloom)")
         raise StoreVersionError(f"[labloom] the store to copy from, {database.display}, {why}")
+    return conn
+
+
+def may_write(path: Path) -> bool:
+    """Whether this user may write the SQLite file ``path`` and make its -wal and -shm."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def read_only_sqlite(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection to the SQLite file ``path`` when this user may not write it or
+    its folder (None otherwise: an ordinary connection can then settle its dead runs). Opened
+    ``immutable`` (no lock, no -shm file to make) unless a write-ahead log holds part of it,
+    which only a ``mode=ro`` connection reads."""
+    if may_write(path):
+        return None
+    wal = path.with_name(path.name + "-wal")
+    logged = wal.exists() and wal.stat().st_size > 0
+    try:
+        how = "mode=ro" if logged else "immutable=1"
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{how}", uri=True,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreUnavailableError(
+            f"[labloom] the store {path} cannot be read ({exc}): its folder is not writable "
+            f"and {wal.name} holds part of it, which SQLite reads only with write access to "
+            f"the folder: copy the folder somewhere you can write (cp -a), and copy from there"
+        ) from None
     return conn
 
 
@@ -156,10 +193,12 @@ def copy_store(
                        if run_id in theirs and theirs[run_id] != end]
             if changed:  # retried in place, or marked Crashed and then really ended
                 delete_run_rows(target, changed)
+            report.in_flight = [run_id for run_id in ended if run_id not in theirs]
             for run_id in ended:
                 if run_id not in theirs or run_id in changed:
                     _copy_run(source, target, columns, run_id, copied)
         report.rows.update(copied)  # counted once committed
+        report.in_flight = []
         report.rows["flow_runs"] -= len(changed)
         report.runs_updated += changed
         report.runs_present += len(theirs) - len(changed)
@@ -200,6 +239,21 @@ def _stream(conn: Conn, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
         cursor.execute(pg_sql(sql), params)
         while batch := cursor.fetchmany(BATCH):
             yield batch
+
+
+def count_committed(report: CopyReport, target: Database) -> None:
+    """After an interruption: count the runs of the last transaction if it committed (read
+    again, on a new connection: the copy's may be broken); left as counted when the target
+    cannot be asked."""
+    if not report.in_flight:
+        return
+    try:
+        with target.connect(migrate=False) as conn:
+            report.rows["flow_runs"] += len(present_keys(conn, "flow_runs", "id",
+                                                         report.in_flight))
+    except Exception:  # the server still away: the count stays a lower bound
+        pass
+    report.in_flight = []
 
 
 def _run_ends(conn: Conn, run_ids: Sequence[str]) -> dict[str, tuple[Any, Any]]:
