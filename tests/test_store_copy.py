@@ -564,3 +564,27 @@ def test_a_copy_interrupted_just_after_a_commit_counts_the_runs_the_target_holds
     with get_database().connect() as conn:
         assert conn.execute("SELECT COUNT(*) FROM flow_runs").fetchone()[0] == 4
     assert "stopped after 4 run(s) (interrupted)" in stopped.stderr  # it said 2
+
+
+@pytest.mark.postgresql_only  # SQLite has no users
+def test_an_empty_target_this_user_may_not_create_tables_in_is_one_line_naming_the_fix(
+    tmp_path: Path
+) -> None:
+    import psycopg
+
+    source = laptop(tmp_path, runs=1)
+    admin = get_database().url
+    with psycopg.connect(admin, autocommit=True) as conn:  # PostgreSQL 15: public is the owner's
+        conn.execute("DROP ROLE IF EXISTS labloom_reader")
+        conn.execute("CREATE ROLE labloom_reader LOGIN")
+    try:
+        reader = admin.replace("postgresql://postgres@", "postgresql://labloom_reader@")
+        home = tmp_path / "reader"
+        for command in (["db", "copy", "--from", str(source)], ["db", "upgrade"]):
+            refused = cli(home, *command, LABLOOM_DATABASE_URL=reader)
+            assert refused.returncode == 2, refused.stderr  # it was a 24-line traceback
+            assert len(refused.stderr.splitlines()) == 1, refused.stderr
+            assert "labloom db upgrade" in refused.stderr and "GRANT CREATE" in refused.stderr
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("DROP ROLE labloom_reader")

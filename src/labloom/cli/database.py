@@ -56,6 +56,7 @@ def _database() -> Any:
 
 
 def upgrade_command(args: argparse.Namespace) -> int:
+    from ..store.db import tables_refused
     from ..store.schema import SCHEMA_VERSION, ensure_schema, version_of
     from . import CLIError
 
@@ -67,7 +68,13 @@ def upgrade_command(args: argparse.Namespace) -> int:
                 f"the store {database.display} has schema version {before}, newer than this "
                 f"labloom's ({SCHEMA_VERSION}): upgrade labloom instead"
             )
-        ensure_schema(conn, where=database.display)
+        try:
+            ensure_schema(conn, where=database.display)
+        except Exception as exc:
+            refused = tables_refused(exc, database.display)
+            if refused is None:
+                raise
+            raise CLIError(str(refused).removeprefix("[labloom] ")) from None
     if before == SCHEMA_VERSION:
         print(f"store {database.display}: schema version {SCHEMA_VERSION}, already current")
     else:
@@ -125,7 +132,12 @@ def copy_command(args: argparse.Namespace) -> int:
     import sys
 
     from ..store.copying import (
-        CopyReport, copy_store, count_committed, may_write, open_source, open_target,
+        CopyReport,
+        copy_store,
+        count_committed,
+        may_write,
+        open_source,
+        open_target,
         rows_in_order,
     )
     from ..store.db import database_url, is_transient, short_error

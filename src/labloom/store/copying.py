@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import StoreUnavailableError, StoreVersionError
-from .db import Conn, Database, auto_migrate, pg_sql
+from .db import Conn, Database, auto_migrate, pg_sql, tables_refused
 from .pruning import delete_run_rows
 from .schema import SCHEMA_VERSION, ensure_schema, version_of
 from .storable import storable
@@ -152,7 +152,14 @@ def open_target(database: Database) -> tuple[Conn, bool]:
     conn = database.connect(migrate=False)
     version = version_of(conn)
     if version == 0 and auto_migrate():
-        ensure_schema(conn, where=database.display)
+        try:
+            ensure_schema(conn, where=database.display)
+        except BaseException as exc:
+            conn.close()
+            refused = tables_refused(exc, database.display)
+            if refused is not None:
+                raise refused from None
+            raise
         return conn, True
     if version != SCHEMA_VERSION:
         conn.close()
@@ -325,7 +332,9 @@ def _copy_schedules(source: Conn, target: Conn, columns: _Columns, report: CopyR
 
 def _copy_limits(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:
     limits = source.execute("SELECT tag, slots FROM concurrency_limits ORDER BY tag").fetchall()
-    copied, present, differing = 0, [], []
+    copied = 0
+    present: list[tuple[str, int, int]] = []
+    differing: list[tuple[str, int, int]] = []
     with target.transaction():
         for tag, slots in limits:
             if _insert_new(source, target, columns, "concurrency_limits", "tag", tag):
