@@ -544,8 +544,8 @@ class Late(Counter):
         super().update(*args, **kwargs)
 
 class Report(copying.CopyReport):
-    def __init__(self, *args):
-        super().__init__(*args)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.rows = Late()
 
 copying.CopyReport = Report
@@ -588,3 +588,25 @@ def test_an_empty_target_this_user_may_not_create_tables_in_is_one_line_naming_t
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("DROP ROLE labloom_reader")
+
+
+def test_a_run_deleted_from_the_target_is_not_copied_again_unless_asked(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    source = laptop(tmp_path, runs=2)
+    copy(labloom_home, source)
+    with sqlite3.connect(source) as conn:
+        gone, = conn.execute("SELECT id FROM flow_runs ORDER BY rowid LIMIT 1").fetchone()
+    deleted = cli(labloom_home, "delete", gone)
+    assert deleted.returncode == 0, deleted.stderr
+    again = copy(labloom_home, source)  # it came back, whole
+    assert again["runs_deleted_in_target"] == 1 and again["copied"] == {}
+    assert again["runs_already_there"] == 2
+    assert gone not in cli(labloom_home, "runs").stdout
+    text = cli(labloom_home, "db", "copy", "--from", str(source)).stdout
+    assert "1 run(s) deleted in the target: not copied again" in text
+    back = copy(labloom_home, source, "--include-deleted")
+    assert back["copied"]["flow_runs"] == 1 and back["runs_deleted_in_target"] == 0
+    same_stores(source)
+    # Copied back, it is the target's again: a later copy counts it as there.
+    assert copy(labloom_home, source)["runs_already_there"] == 3

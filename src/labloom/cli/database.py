@@ -36,8 +36,10 @@ def register(subparsers: Any) -> None:
         "copy", help="copy another store's runs, logs, schedules and limits into this one",
         description="Copy every ended run (task runs, states, logs, params and metrics, graph "
         "nodes, ids kept), the schedules and the concurrency limits of the store FROM into "
-        "the store in force (or --to). Runs the target has are skipped: run it again after an "
-        "interruption, or once runs still going have ended. Result files are not copied.",
+        "the store in force (or --to). Runs the target has are skipped (replaced when they changed "
+        "since: retried, or ended): run it again after an interruption, or once runs still "
+        "going have ended. Runs deleted from the target are not copied again. Result files "
+        "are not copied.",
     )
     copy.add_argument("--from", dest="source", required=True, metavar="PATH_OR_URL",
                       help="the store to copy from: a labloom.db file, sqlite:///PATH or "
@@ -45,6 +47,9 @@ def register(subparsers: Any) -> None:
     copy.add_argument("--to", dest="target", metavar="URL",
                       help="the store to copy into (default: the store in force, as "
                       "--database-url / LABLOOM_DATABASE_URL name it)")
+    copy.add_argument("--include-deleted", action="store_true",
+                      help="copy again the runs deleted from the target since an earlier copy "
+                      "(by default a run deleted there stays deleted)")
     copy.add_argument("--json", action="store_true", help="print JSON")
     copy.set_defaults(handler=copy_command)
 
@@ -144,7 +149,7 @@ def copy_command(args: argparse.Namespace) -> int:
     from . import CLIError
 
     source, target = _copy_ends(args.source, args.target or database_url())
-    report = CopyReport(source.display, target.display)
+    report = CopyReport(source.display, target.display, include_deleted=args.include_deleted)
 
     said = [time.monotonic()]
 
@@ -192,6 +197,9 @@ def copy_command(args: argparse.Namespace) -> int:
     print(f"  runs: {report.rows['flow_runs']} copied, {len(report.runs_updated)} updated "
           f"(changed since copied: retried, or ended after being marked Crashed), "
           f"{report.runs_present} already there (skipped)")
+    if report.deleted_in_target:
+        print(f"  {report.deleted_in_target} run(s) deleted in the target: not copied again "
+              "(--include-deleted copies them back)")
     if report.not_ended:
         print(f"  {len(report.not_ended)} run(s) not ended, not copied (their processes still "
               f"write to {source.display}): copy again once they end: "

@@ -18,7 +18,10 @@ Runs are copied whole, a page of them per transaction of the target, so a copy k
 leaves whole runs only and the next copy goes on from there: a run the target has is skipped
 and counted, whoever wrote it, unless its state or end differs from the source's (retried in
 place, or marked Crashed there and then really ended): then it is replaced whole, its old rows
-deleted in the same transaction, and counted as updated.
+deleted in the same transaction, and counted as updated. A run deleted from the target
+(``labloom delete``, prune, the Lab: its id is kept in ``deleted_runs``) is not copied again,
+and counted, unless the copy is asked to (``include_deleted``): deleting on the team's store
+sticks though the laptop still holds the run.
 Rows move in batches of ``BATCH``: a run of a million log lines is never in memory at once (a
 PostgreSQL source is read through a server-side cursor; psycopg's ordinary cursor fetches a
 whole result). Log lines and logged values get the target's ids (their tables' sequences,
@@ -71,6 +74,8 @@ class CopyReport:
     rows: Counter[str] = field(default_factory=Counter)
     runs_present: int = 0
     runs_updated: list[str] = field(default_factory=list)  # changed in the source: replaced
+    deleted_in_target: int = 0  # runs deleted from the target since an earlier copy: skipped
+    include_deleted: bool = False  # copy those too (``--include-deleted``)
     not_ended: list[str] = field(default_factory=list)
     schedules_present: list[str] = field(default_factory=list)  # the same one: slots added
     schedules_differing: list[str] = field(default_factory=list)  # a teammate's: kept
@@ -86,6 +91,7 @@ class CopyReport:
         return {"source": self.source, "target": self.target, "created": self.created,
                 "copied": {table: n for table, n in sorted(self.rows.items()) if n},
                 "runs_already_there": self.runs_present, "runs_updated": self.runs_updated,
+                "runs_deleted_in_target": self.deleted_in_target,
                 "runs_not_ended": self.not_ended,
                 "schedules_already_there": self.schedules_present,
                 "schedules_differing": self.schedules_differing,
@@ -200,10 +206,17 @@ def copy_store(
                        if run_id in theirs and theirs[run_id] != end]
             if changed:  # retried in place, or marked Crashed and then really ended
                 delete_run_rows(target, changed)
-            report.in_flight = [run_id for run_id in ended if run_id not in theirs]
-            for run_id in ended:
-                if run_id not in theirs or run_id in changed:
-                    _copy_run(source, target, columns, run_id, copied)
+            new = [run_id for run_id in ended if run_id not in theirs]
+            deleted = present_keys(target, "deleted_runs", "id", new)
+            if report.include_deleted:  # brought back: deleted no more
+                target.executemany("DELETE FROM deleted_runs WHERE id = ?",
+                                   [(run_id,) for run_id in deleted])
+            else:
+                new = [run_id for run_id in new if run_id not in deleted]
+                report.deleted_in_target += len(deleted)
+            report.in_flight = new
+            for run_id in [*changed, *new]:
+                _copy_run(source, target, columns, run_id, copied)
         report.rows.update(copied)  # counted once committed
         report.in_flight = []
         report.rows["flow_runs"] -= len(changed)

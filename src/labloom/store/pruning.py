@@ -136,6 +136,9 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
         if dry_run:
             return count
         delete_run_rows(conn, run_ids)
+        # Remembered: a copy from the store they came from skips them (``copying.py``).
+        conn.executemany("INSERT INTO deleted_runs (id, deleted) VALUES (?, ?) "
+                         "ON CONFLICT (id) DO NOTHING", [(run_id, now) for run_id in run_ids])
     return count
 
 
