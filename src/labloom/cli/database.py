@@ -194,9 +194,10 @@ def copy_command(args: argparse.Namespace) -> int:
         return 0
     made = " (its schema made now)" if report.created else ""
     print(f"copied {source.display} into {target.display}{made}:")
-    print(f"  runs: {report.rows['flow_runs']} copied, {len(report.runs_updated)} updated "
-          f"(changed since copied: retried, or ended after being marked Crashed), "
-          f"{report.runs_present} already there (skipped)")
+    updated = (f"{len(report.runs_updated)} updated (changed since copied: retried, or ended "
+               "after being marked Crashed), " if report.runs_updated else "")
+    print(f"  runs: {report.rows['flow_runs']} copied, {updated}{report.runs_present} already "
+          "there (skipped)")
     if report.deleted_in_target:
         print(f"  {report.deleted_in_target} run(s) deleted in the target: not copied again "
               "(--include-deleted copies them back)")
