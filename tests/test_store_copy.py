@@ -610,3 +610,24 @@ def test_a_run_deleted_from_the_target_is_not_copied_again_unless_asked(
     same_stores(source)
     # Copied back, it is the target's again: a later copy counts it as there.
     assert copy(labloom_home, source)["runs_already_there"] == 3
+
+
+@pytest.mark.postgresql_only  # the note is a PostgreSQL store's user's
+def test_db_checks_note_on_history_left_behind_can_be_pasted_into_a_shell(
+    tmp_path: Path
+) -> None:
+    """A LABLOOM_HOME with a space: the commands of the note were printed with the path bare."""
+    source = laptop(tmp_path, runs=1)
+    home = tmp_path / "old home"
+    home.mkdir()
+    local = home / "labloom.db"
+    with sqlite3.connect(source) as live, sqlite3.connect(local) as copied:
+        live.backup(copied)
+    assert cli(home, "db", "upgrade").returncode == 0
+    done = cli(home, "db", "check")
+    assert done.returncode == 0, done.stderr
+    assert f"{local} holds 2 run(s)" in done.stdout, done.stdout
+    pasted = done.stdout.split("Bring them here with `", 1)[1].split("`", 1)[0]
+    assert shlex.split(pasted)[-1] == str(local)
+    pasted = done.stdout.split("read them there with `", 1)[1].split("`", 1)[0]
+    assert shlex.split(pasted)[2] == f"sqlite:///{local}"
