@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import Counter
@@ -86,9 +89,10 @@ def rows(database: Database, table: str) -> Counter[tuple[Any, ...]]:
     with database.connect(migrate=False) as conn:
         cursor = conn.execute(f"SELECT * FROM {table}")
         names = [column[0] for column in cursor.description]
+        # paused: a schedule copied into PostgreSQL is copied paused (checked on its own).
         keep = [i for i, name in enumerate(names)
-                if name != "rowid" and not (name == "id" and table in ("logs",
-                                                                          "experiment_values"))]
+                if name not in ("rowid", "paused")
+                and not (name == "id" and table in ("logs", "experiment_values"))]
         return Counter(tuple(row[i] for i in keep) for row in cursor.fetchall())
 
 
@@ -344,7 +348,7 @@ def test_a_teammates_schedule_and_limit_made_during_the_copy_are_kept(
     finally:
         src.close()
         dst.close()
-    assert report.schedules_present == ["sweep"] and report.limits_present == ["db"]
+    assert report.schedules_differing == ["sweep"] and report.limits_differing == [("db", 2, 5)]
     assert report.rows["flow_runs"] == 2 and not report.rows["schedule_slots"]
     with get_database().connect() as conn:
         assert conn.execute("SELECT slots FROM concurrency_limits").fetchall() == [(5,)]
@@ -377,3 +381,253 @@ def test_two_copies_at_once_copy_each_run_once(labloom_home: Path, tmp_path: Pat
     assert sum(r["copied"].get("flow_runs", 0) for r in reports) == 7
     assert sum(r["copied"].get("schedules", 0) for r in reports) == 1
     same_stores(source)
+
+
+def test_a_run_changed_in_the_source_after_a_copy_is_replaced_whole(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    source = laptop(tmp_path, runs=1)
+    copy(labloom_home, source)
+    # As a retry in place leaves it (same run id): the failed task run ends Completed, with a
+    # new state and log line, and the run's state and end change.
+    with sqlite3.connect(source) as conn:
+        run_id, = conn.execute("SELECT id FROM flow_runs WHERE state = 'Failed'").fetchone()
+        task_run, = conn.execute("SELECT id FROM task_runs WHERE run_id = ? AND state = "
+                                 "'Failed'", (run_id,)).fetchone()
+        conn.execute("UPDATE task_runs SET state = 'Completed' WHERE id = ?", (task_run,))
+        conn.execute("INSERT INTO task_states (task_run_id, run_id, state, time) "
+                     "VALUES (?, ?, 'Completed', 2e9)", (task_run, run_id))
+        conn.execute("INSERT INTO logs (run_id, task_run_id, level, time, text) "
+                     "VALUES (?, ?, 20, 2e9, 'second attempt works')", (run_id, task_run))
+        conn.execute("UPDATE flow_runs SET state = 'Completed', ended = 2e9 WHERE id = ?",
+                     (run_id,))
+    report = copy(labloom_home, source)
+    assert report["runs_updated"] == [run_id] and report["runs_already_there"] == 1
+    assert "flow_runs" not in report["copied"]  # no new run
+    same_stores(source)
+    text = cli(labloom_home, "db", "copy", "--from", str(source)).stdout
+    assert "updated" not in text and "0 copied, 2 already there" in text
+
+
+def test_the_fix_a_refusal_prints_can_be_pasted_into_a_shell(tmp_path: Path) -> None:
+    """A URL with a space, '&' or '?' was printed bare: pasted, the shell cut the command."""
+    home = tmp_path / "home"
+    source = laptop(tmp_path, runs=1)
+    team = tmp_path / "team & co" / "labloom.db"
+    team.parent.mkdir()
+    url = f"sqlite:///{team}"
+    conn = Database(url).connect(migrate=False)
+    ensure_schema(conn, target=SCHEMA_VERSION - 1)
+    conn.close()
+    refused = cli(home, "db", "copy", "--from", str(source), "--to", url)
+    assert refused.returncode == 2
+    assert "LABLOOM_AUTO_MIGRATE" not in refused.stderr  # not set: not the reason
+    command = refused.stderr.split("run `", 1)[1].split("`", 1)[0]
+    words = shlex.split(command)
+    assert words[0] == "labloom"
+    assert cli(home, *words[1:]).returncode == 0  # the upgrade, as pasted
+    assert copy(home, source, "--to", url)["copied"]["flow_runs"] == 2
+
+
+def test_a_teammates_schedule_and_limit_are_reported_as_differing_and_new_slots_arrive(
+    labloom_home: Path, tmp_path: Path, store_backend: str
+) -> None:
+    source = laptop(tmp_path, runs=1)
+    first = copy(labloom_home, source)
+    # Into PostgreSQL (other hosts' `labloom serve` fire from it) a schedule arrives paused.
+    paused = [] if store_backend == "sqlite" else ["sweep"]
+    assert first["schedules_copied_paused"] == paused
+    listed = json.loads(cli(labloom_home, "schedule", "list", "--json").stdout)
+    assert [bool(s["paused"]) for s in listed["schedules"]] == [bool(paused)]
+    # The laptop's schedule fires twice after the copy: those slots were never copied.
+    with sqlite3.connect(source) as conn:
+        conn.executemany("INSERT INTO schedule_slots (schedule, slot_time, status) "
+                         "VALUES ('sweep', ?, 'done')", [(1e9,), (1e9 + 3600,)])
+    again = copy(labloom_home, source)
+    assert again["copied"] == {"schedule_slots": 2}
+    assert again["schedules_already_there"] == ["sweep"]
+    same_stores(source)
+    # A teammate's laptop: a schedule and a limit of the same names, other content.
+    other = tmp_path / "teammate"
+    other.mkdir()
+    theirs = laptop(other, runs=1)
+    local = {"LABLOOM_DATABASE_URL": ""}
+    assert cli(other / "laptop", "limit", "set", "db", "7", **local).returncode == 0
+    report = copy(labloom_home, theirs)
+    assert report["schedules_differing"] == ["sweep"] and report["schedules_already_there"] == []
+    assert report["limits_differing"] == {"db": {"source": 7, "target": 2}}
+    text = cli(labloom_home, "db", "copy", "--from", str(theirs)).stdout
+    assert "schedule 'sweep' differs in the target" in text and "kept the target's" in text
+    assert "limit 'db' is 7 in" in text and "limit set db 7`" in text
+    mine = Database(f"sqlite:///{source}")
+    for table in ("schedules", "schedule_slots", "concurrency_limits"):  # the first laptop's
+        assert rows(get_database(), table) == rows(mine, table), table
+
+
+def as_other_user(home: Path, *args: str) -> Any:
+    """The CLI as a user who may not write what root made (root ignores file modes)."""
+    env = env_for(home, LABLOOM_DATABASE_URL="")
+    # As root: as the postgres user (the server's), with the system's Python (root's own
+    # may be in a folder only root may read).
+    runner = (["runuser", "-u", "postgres", "--", "env", *(f"{k}={v}" for k, v in env.items()),
+               "/usr/bin/python3"] if os.geteuid() == 0 else [sys.executable])
+    return subprocess.run([*runner, "-m", "labloom", *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_source_in_a_folder_this_user_cannot_write_is_read_read_only(tmp_path: Path) -> None:
+    """A backup, a read-only mount, a colleague's folder: it was refused with 'if it is
+    damaged, move it aside (labloom then starts a new one)'."""
+    source = laptop(tmp_path, runs=1)
+    shared = Path(tempfile.mkdtemp(dir="/tmp", prefix="labloom-ro-"))
+    try:
+        shared.chmod(0o755)
+        folder, mine = shared / "backup", shared / "me"
+        folder.mkdir()
+        mine.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(mine, "postgres")
+        clean = folder / "labloom.db"
+        with sqlite3.connect(source) as live, sqlite3.connect(clean) as copied:
+            live.backup(copied)  # a whole file, no -wal beside it, as a backup holds it
+        # Another store whose newest rows are still in its -wal file.
+        logged = shared / "logged.db"
+        held = sqlite3.connect(logged)
+        live = sqlite3.connect(source)
+        live.backup(held)
+        live.close()
+        held.execute("PRAGMA journal_mode=WAL")
+        held.execute("PRAGMA wal_autocheckpoint=0")
+        held.execute("UPDATE flow_runs SET message = 'in the log'")
+        held.commit()
+        (folder / "logged").mkdir()
+        for name in ("logged.db", "logged.db-wal"):
+            shutil.copy(shared / name, folder / "logged" / name)
+        held.close()
+        for path in (clean, *(folder / "logged").iterdir()):
+            path.chmod(0o444)
+        for path in (folder / "logged", folder):
+            path.chmod(0o555)
+        team = f"sqlite:///{mine / 'team.db'}"
+        done = as_other_user(mine, "db", "copy", "--from", str(clean), "--to", team, "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["copied"]["flow_runs"] == 2
+        assert sorted(os.listdir(folder)) == ["labloom.db", "logged"]  # nothing made there
+        refused = as_other_user(mine, "db", "copy", "--from",
+                                str(folder / "logged" / "logged.db"), "--to", team)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert "move it aside" not in refused.stderr
+        assert "copy the folder somewhere you can write" in refused.stderr, refused.stderr
+    finally:
+        for path in (shared / "backup", shared / "backup" / "logged"):
+            if path.exists():
+                path.chmod(0o755)
+        shutil.rmtree(shared)
+
+
+# Ctrl-C lands just after the second transaction commits, before its runs are counted.
+INTERRUPTED = """
+import sys
+from collections import Counter
+from labloom.cli import main
+from labloom.store import copying
+
+copying.RUNS_PER_TRANSACTION = 2
+
+class Late(Counter):
+    pages = 0
+
+    def update(self, *args, **kwargs):
+        Late.pages += 1
+        if Late.pages == 3:  # the first: Counter()
+            raise KeyboardInterrupt
+        super().update(*args, **kwargs)
+
+class Report(copying.CopyReport):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rows = Late()
+
+copying.CopyReport = Report
+sys.exit(main(["db", "copy", "--from", sys.argv[1]]))
+"""
+
+
+def test_a_copy_interrupted_just_after_a_commit_counts_the_runs_the_target_holds(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    source = laptop(tmp_path, runs=4)  # five runs
+    stopped = subprocess.run([sys.executable, "-c", INTERRUPTED, str(source)],
+                             env=env_for(labloom_home), capture_output=True, text=True,
+                             timeout=120)
+    assert stopped.returncode == 130, stopped.stderr
+    with get_database().connect() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM flow_runs").fetchone()[0] == 4
+    assert "stopped after 4 run(s) (interrupted)" in stopped.stderr  # it said 2
+
+
+@pytest.mark.postgresql_only  # SQLite has no users
+def test_an_empty_target_this_user_may_not_create_tables_in_is_one_line_naming_the_fix(
+    tmp_path: Path
+) -> None:
+    import psycopg
+
+    source = laptop(tmp_path, runs=1)
+    admin = get_database().url
+    with psycopg.connect(admin, autocommit=True) as conn:  # PostgreSQL 15: public is the owner's
+        conn.execute("DROP ROLE IF EXISTS labloom_reader")
+        conn.execute("CREATE ROLE labloom_reader LOGIN")
+    try:
+        reader = admin.replace("postgresql://postgres@", "postgresql://labloom_reader@")
+        home = tmp_path / "reader"
+        for command in (["db", "copy", "--from", str(source)], ["db", "upgrade"]):
+            refused = cli(home, *command, LABLOOM_DATABASE_URL=reader)
+            assert refused.returncode == 2, refused.stderr  # it was a 24-line traceback
+            assert len(refused.stderr.splitlines()) == 1, refused.stderr
+            assert "labloom db upgrade" in refused.stderr and "GRANT CREATE" in refused.stderr
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("DROP ROLE labloom_reader")
+
+
+def test_a_run_deleted_from_the_target_is_not_copied_again_unless_asked(
+    labloom_home: Path, tmp_path: Path
+) -> None:
+    source = laptop(tmp_path, runs=2)
+    copy(labloom_home, source)
+    with sqlite3.connect(source) as conn:
+        gone, = conn.execute("SELECT id FROM flow_runs ORDER BY rowid LIMIT 1").fetchone()
+    deleted = cli(labloom_home, "delete", gone)
+    assert deleted.returncode == 0, deleted.stderr
+    again = copy(labloom_home, source)  # it came back, whole
+    assert again["runs_deleted_in_target"] == 1 and again["copied"] == {}
+    assert again["runs_already_there"] == 2
+    assert gone not in cli(labloom_home, "runs").stdout
+    text = cli(labloom_home, "db", "copy", "--from", str(source)).stdout
+    assert "1 run(s) deleted in the target: not copied again" in text
+    back = copy(labloom_home, source, "--include-deleted")
+    assert back["copied"]["flow_runs"] == 1 and back["runs_deleted_in_target"] == 0
+    same_stores(source)
+    # Copied back, it is the target's again: a later copy counts it as there.
+    assert copy(labloom_home, source)["runs_already_there"] == 3
+
+
+@pytest.mark.postgresql_only  # the note is a PostgreSQL store's user's
+def test_db_checks_note_on_history_left_behind_can_be_pasted_into_a_shell(
+    tmp_path: Path
+) -> None:
+    """A LABLOOM_HOME with a space: the commands of the note were printed with the path bare."""
+    source = laptop(tmp_path, runs=1)
+    home = tmp_path / "old home"
+    home.mkdir()
+    local = home / "labloom.db"
+    with sqlite3.connect(source) as live, sqlite3.connect(local) as copied:
+        live.backup(copied)
+    assert cli(home, "db", "upgrade").returncode == 0
+    done = cli(home, "db", "check")
+    assert done.returncode == 0, done.stderr
+    assert f"{local} holds 2 run(s)" in done.stdout, done.stdout
+    pasted = done.stdout.split("Bring them here with `", 1)[1].split("`", 1)[0]
+    assert shlex.split(pasted)[-1] == str(local)
+    pasted = done.stdout.split("read them there with `", 1)[1].split("`", 1)[0]
+    assert shlex.split(pasted)[2] == f"sqlite:///{local}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from typing import Any
 
@@ -35,8 +36,10 @@ def register(subparsers: Any) -> None:
         "copy", help="copy another store's runs, logs, schedules and limits into this one",
         description="Copy every ended run (task runs, states, logs, params and metrics, graph "
         "nodes, ids kept), the schedules and the concurrency limits of the store FROM into "
-        "the store in force (or --to). Runs the target has are skipped: run it again after an "
-        "interruption, or once runs still going have ended. Result files are not copied.",
+        "the store in force (or --to). Runs the target has are skipped (replaced when they changed "
+        "since: retried, or ended): run it again after an interruption, or once runs still "
+        "going have ended. Runs deleted from the target are not copied again. Result files "
+        "are not copied.",
     )
     copy.add_argument("--from", dest="source", required=True, metavar="PATH_OR_URL",
                       help="the store to copy from: a labloom.db file, sqlite:///PATH or "
@@ -44,6 +47,9 @@ def register(subparsers: Any) -> None:
     copy.add_argument("--to", dest="target", metavar="URL",
                       help="the store to copy into (default: the store in force, as "
                       "--database-url / LABLOOM_DATABASE_URL name it)")
+    copy.add_argument("--include-deleted", action="store_true",
+                      help="copy again the runs deleted from the target since an earlier copy "
+                      "(by default a run deleted there stays deleted)")
     copy.add_argument("--json", action="store_true", help="print JSON")
     copy.set_defaults(handler=copy_command)
 
@@ -55,6 +61,7 @@ def _database() -> Any:
 
 
 def upgrade_command(args: argparse.Namespace) -> int:
+    from ..store.db import tables_refused
     from ..store.schema import SCHEMA_VERSION, ensure_schema, version_of
     from . import CLIError
 
@@ -66,7 +73,13 @@ def upgrade_command(args: argparse.Namespace) -> int:
                 f"the store {database.display} has schema version {before}, newer than this "
                 f"labloom's ({SCHEMA_VERSION}): upgrade labloom instead"
             )
-        ensure_schema(conn, where=database.display)
+        try:
+            ensure_schema(conn, where=database.display)
+        except Exception as exc:
+            refused = tables_refused(exc, database.display)
+            if refused is None:
+                raise
+            raise CLIError(str(refused).removeprefix("[labloom] ")) from None
     if before == SCHEMA_VERSION:
         print(f"store {database.display}: schema version {SCHEMA_VERSION}, already current")
     else:
@@ -110,10 +123,11 @@ def check_command(args: argparse.Namespace) -> int:
         print("clock skew: none (a local file)" if skew is None
               else f"clock skew to the database server: {skew:+.3f}s")
         if left:
+            local = shlex.quote(left["store"])
             print(f"note: {left['store']} holds {left['runs']} run(s) of this user's history "
-                  "that this store lacks. Bring them here with `labloom db copy --from "
-                  f"{left['store']}`, or read them there with "
-                  f"`labloom --database-url sqlite:///{left['store']} runs`")
+                  f"that this store lacks. Bring them here with `labloom db copy --from {local}`"
+                  ", or read them there with `labloom --database-url "
+                  f"{shlex.quote('sqlite:///' + left['store'])} runs`")
         for problem in problems:
             print(f"problem: {problem}")
     return 0 if not problems else 1
@@ -122,12 +136,20 @@ def check_command(args: argparse.Namespace) -> int:
 def copy_command(args: argparse.Namespace) -> int:
     import sys
 
-    from ..store.copying import CopyReport, copy_store, open_source, open_target, rows_in_order
+    from ..store.copying import (
+        CopyReport,
+        copy_store,
+        count_committed,
+        may_write,
+        open_source,
+        open_target,
+        rows_in_order,
+    )
     from ..store.db import database_url, is_transient, short_error
     from . import CLIError
 
     source, target = _copy_ends(args.source, args.target or database_url())
-    report = CopyReport(source.display, target.display)
+    report = CopyReport(source.display, target.display, include_deleted=args.include_deleted)
 
     said = [time.monotonic()]
 
@@ -149,13 +171,15 @@ def copy_command(args: argparse.Namespace) -> int:
         target.close()
         raise
     try:
-        _settle_dead_runs(source.url)
+        if source.path is None or may_write(source.path):  # else it is read as it is
+            _settle_dead_runs(source.url)
         copy_store(opened[0], target_conn, report, progress)
     except (Exception, KeyboardInterrupt) as exc:
         if not isinstance(exc, KeyboardInterrupt) and not is_transient(exc):
             raise
         # A server restarting, Ctrl-C: what went in is whole runs, and the next copy skips them.
         why = "interrupted" if isinstance(exc, KeyboardInterrupt) else short_error(exc)
+        count_committed(report, target)
         raise CLIError(f"the copy stopped after {report.rows['flow_runs']} run(s) ({why}); the "
                        "runs copied went in whole: run the same command again, it goes on "
                        "from there and copies nothing twice",
@@ -170,22 +194,48 @@ def copy_command(args: argparse.Namespace) -> int:
         return 0
     made = " (its schema made now)" if report.created else ""
     print(f"copied {source.display} into {target.display}{made}:")
-    print(f"  runs: {report.rows['flow_runs']} copied, {report.runs_present} already there "
-          "(skipped)")
+    updated = (f"{len(report.runs_updated)} updated (changed since copied: retried, or ended "
+               "after being marked Crashed), " if report.runs_updated else "")
+    print(f"  runs: {report.rows['flow_runs']} copied, {updated}{report.runs_present} already "
+          "there (skipped)")
+    if report.deleted_in_target:
+        print(f"  {report.deleted_in_target} run(s) deleted in the target: not copied again "
+              "(--include-deleted copies them back)")
     if report.not_ended:
         print(f"  {len(report.not_ended)} run(s) not ended, not copied (their processes still "
               f"write to {source.display}): copy again once they end: "
               + " ".join(report.not_ended[:10]) + (" ..." if len(report.not_ended) > 10 else ""))
     rows = ", ".join(f"{table} {count}" for table, count in rows_in_order(report.rows))
     print(f"  rows: {rows or 'none'}")
-    for what, names in (("schedule", report.schedules_present),
-                        ("limit", report.limits_present)):
-        if names:
-            print(f"  {what}(s) {', '.join(names)} already in the target: kept as they are there")
+    _print_schedules_and_limits(report, shlex.quote(target.display))
     print("Result files were not copied: the runs name them where they are, for `labloom "
           "retry` from this host; copy them into the result folder in force (the same "
           "KEY[:2]/KEY.pkl layout) to keep their cache hits.")
     return 0
+
+
+def _print_schedules_and_limits(report: Any, target: str) -> None:
+    """The schedules and limits the copy left as the target has them, and why; those it
+    copied paused and how to resume them."""
+    for what, names in (("schedule", report.schedules_present),
+                        ("limit", report.limits_present)):
+        if names:
+            print(f"  {what}(s) {', '.join(names)} already in the target, the same: kept")
+    for name in report.schedules_differing:
+        print(f"  schedule '{name}' differs in the target (another's of the same name): kept "
+              "the target's; to bring yours, add it there under another name (`labloom "
+              f"--database-url {target} schedule add FILE.py:FLOW --name OTHER ...`, its "
+              "times as `labloom schedule list` shows them here)")
+    for tag, ours, theirs in report.limits_differing:
+        print(f"  limit '{tag}' is {ours} in the source and {theirs} in the target: kept the "
+              f"target's; if yours should win: `labloom --database-url {target} limit set "
+              f"{shlex.quote(tag)} {ours}`")
+    if report.schedules_paused:
+        names = " ".join(shlex.quote(name) for name in report.schedules_paused)
+        print(f"  schedule(s) {', '.join(report.schedules_paused)} copied PAUSED: the team's "
+              "`labloom serve` may run on another host, without this host's files; resume on "
+              "the host that has them, with its `labloom serve` running: `labloom "
+              f"--database-url {target} schedule resume NAME` ({names})")
 
 
 def _settle_dead_runs(url: str) -> None:
@@ -237,16 +287,19 @@ def _left_behind(database: Any, conn: Any) -> dict[str, Any] | None:
     import sqlite3
     from contextlib import closing
 
-    from ..store.copying import present_keys
+    from ..core.errors import StoreUnavailableError
+    from ..store.copying import present_keys, read_only_sqlite
     from ..store.home import home_path
 
     local = home_path() / "labloom.db"
     if database.kind == "sqlite" or not local.exists():
         return None
-    try:
-        with closing(sqlite3.connect(f"{local.as_uri()}?mode=ro", uri=True, timeout=5)) as ro:
+    try:  # immutable in a folder this user may not write (mode=ro would need its -shm)
+        raw = read_only_sqlite(local) or sqlite3.connect(f"{local.as_uri()}?mode=ro", uri=True,
+                                                         timeout=5)
+        with closing(raw) as ro:
             ids = [row[0] for row in ro.execute("SELECT id FROM flow_runs")]
-    except sqlite3.Error:
+    except (sqlite3.Error, StoreUnavailableError):
         return None  # not a store, damaged, or an empty file: nothing to say
     runs = len(ids) - (len(present_keys(conn, "flow_runs", "id", ids)) if conn else 0)
     return {"store": str(local), "runs": runs} if runs else None

@@ -2,7 +2,11 @@
 a team's PostgreSQL, run and task-run ids kept.
 
 What moves: every ended run with its task runs, states, log lines, log cuts, graph nodes and
-logged params and metrics; the flows seen; schedules with their slots; concurrency limits.
+logged params and metrics; the flows seen; schedules with their slots (paused when the target is
+PostgreSQL: a team's ``labloom serve`` on another host would fire them and find this host's
+files missing; the slots a schedule the target has fired since the last copy are added too);
+concurrency limits. A schedule or limit of the same name but other content in the target (a
+teammate's) is kept and reported as differing.
 What does not: what belongs to live processes (schedulers' heartbeats, held limit slots,
 places in line, cancel requests); runs not ended yet, whose process still writes to the source
 (copy again once they end); an ended run's folded experiment pages (``experiment_snapshot.py``:
@@ -12,7 +16,12 @@ are.
 
 Runs are copied whole, a page of them per transaction of the target, so a copy killed half-way
 leaves whole runs only and the next copy goes on from there: a run the target has is skipped
-and counted, whoever wrote it. A schedule or limit the target has by name keeps the target's.
+and counted, whoever wrote it, unless its state or end differs from the source's (retried in
+place, or marked Crashed there and then really ended): then it is replaced whole, its old rows
+deleted in the same transaction, and counted as updated. A run deleted from the target
+(``labloom delete``, prune, the Lab: its id is kept in ``deleted_runs``) is not copied again,
+and counted, unless the copy is asked to (``include_deleted``): deleting on the team's store
+sticks though the laptop still holds the run.
 Rows move in batches of ``BATCH``: a run of a million log lines is never in memory at once (a
 PostgreSQL source is read through a server-side cursor; psycopg's ordinary cursor fetches a
 whole result). Log lines and logged values get the target's ids (their tables' sequences,
@@ -22,13 +31,18 @@ which the target's own rows use too), in the source's order.
 from __future__ import annotations
 
 import itertools
+import os
+import shlex
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ..core.errors import StoreVersionError
-from .db import Conn, Database, auto_migrate, pg_sql
+from ..core.errors import StoreUnavailableError, StoreVersionError
+from .db import Conn, Database, auto_migrate, pg_sql, tables_refused
+from .pruning import delete_run_rows
 from .schema import SCHEMA_VERSION, ensure_schema, version_of
 from .storable import storable
 
@@ -59,22 +73,40 @@ class CopyReport:
     created: bool = False  # the target had no schema: made here
     rows: Counter[str] = field(default_factory=Counter)
     runs_present: int = 0
+    runs_updated: list[str] = field(default_factory=list)  # changed in the source: replaced
+    deleted_in_target: int = 0  # runs deleted from the target since an earlier copy: skipped
+    include_deleted: bool = False  # copy those too (``--include-deleted``)
     not_ended: list[str] = field(default_factory=list)
-    schedules_present: list[str] = field(default_factory=list)
+    schedules_present: list[str] = field(default_factory=list)  # the same one: slots added
+    schedules_differing: list[str] = field(default_factory=list)  # a teammate's: kept
+    schedules_paused: list[str] = field(default_factory=list)  # copied paused
     limits_present: list[str] = field(default_factory=list)
+    limits_differing: list[tuple[str, int, int]] = field(default_factory=list)  # tag, ours, theirs
+
+    # The new runs of the transaction under way: a Ctrl-C just after its commit, before they
+    # were counted, left the count a page short (``count_committed``).
+    in_flight: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "created": self.created,
                 "copied": {table: n for table, n in sorted(self.rows.items()) if n},
-                "runs_already_there": self.runs_present, "runs_not_ended": self.not_ended,
+                "runs_already_there": self.runs_present, "runs_updated": self.runs_updated,
+                "runs_deleted_in_target": self.deleted_in_target,
+                "runs_not_ended": self.not_ended,
                 "schedules_already_there": self.schedules_present,
-                "limits_already_there": self.limits_present}
+                "schedules_differing": self.schedules_differing,
+                "schedules_copied_paused": self.schedules_paused,
+                "limits_already_there": self.limits_present,
+                "limits_differing": {tag: {"source": ours, "target": theirs}
+                                     for tag, ours, theirs in self.limits_differing}}
 
 
 def open_source(database: Database) -> Conn:
     """The store to copy from, refused unless on this labloom's schema (never upgraded here:
-    it may be another labloom's)."""
-    conn = database.connect(migrate=False)
+    it may be another labloom's). A SQLite file this user may not write (a backup, a read-only
+    mount, a colleague's folder) is opened read-only."""
+    raw = None if database.path is None else read_only_sqlite(database.path)
+    conn = database.connect(migrate=False) if raw is None else Conn(database, raw, False)
     version = version_of(conn)
     if version != SCHEMA_VERSION:
         conn.close()
@@ -83,12 +115,40 @@ def open_source(database: Database) -> Conn:
         elif version < SCHEMA_VERSION:
             why = (f"has schema version {version}, older than this labloom's "
                    f"({SCHEMA_VERSION}): upgrade it first (`labloom --database-url "
-                   f"{database.display} db upgrade`), then copy")
+                   f"{shlex.quote(database.display)} db upgrade`), then copy")
         else:
             why = (f"has schema version {version}, newer than this labloom's "
                    f"({SCHEMA_VERSION}): copy with the labloom that wrote it, or upgrade "
                    "labloom (pip install -U labloom)")
         raise StoreVersionError(f"[labloom] the store to copy from, {database.display}, {why}")
+    return conn
+
+
+def may_write(path: Path) -> bool:
+    """Whether this user may write the SQLite file ``path`` and make its -wal and -shm."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def read_only_sqlite(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection to the SQLite file ``path`` when this user may not write it or
+    its folder (None otherwise: an ordinary connection can then settle its dead runs). Opened
+    ``immutable`` (no lock, no -shm file to make) unless a write-ahead log holds part of it,
+    which only a ``mode=ro`` connection reads."""
+    if may_write(path):
+        return None
+    wal = path.with_name(path.name + "-wal")
+    logged = wal.exists() and wal.stat().st_size > 0
+    try:
+        how = "mode=ro" if logged else "immutable=1"
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?{how}", uri=True,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreUnavailableError(
+            f"[labloom] the store {path} cannot be read ({exc}): its folder is not writable "
+            f"and {wal.name} holds part of it, which SQLite reads only with write access to "
+            f"the folder: copy the folder somewhere you can write (cp -a), and copy from there"
+        ) from None
     return conn
 
 
@@ -98,12 +158,20 @@ def open_target(database: Database) -> tuple[Conn, bool]:
     conn = database.connect(migrate=False)
     version = version_of(conn)
     if version == 0 and auto_migrate():
-        ensure_schema(conn, where=database.display)
+        try:
+            ensure_schema(conn, where=database.display)
+        except BaseException as exc:
+            conn.close()
+            refused = tables_refused(exc, database.display)
+            if refused is not None:
+                raise refused from None
+            raise
         return conn, True
     if version != SCHEMA_VERSION:
         conn.close()
-        fix = (f"run `labloom --database-url {database.display} db upgrade` first (with "
-               "LABLOOM_AUTO_MIGRATE=0 labloom makes no schema itself)" if version < SCHEMA_VERSION
+        unset = " (LABLOOM_AUTO_MIGRATE=0 is set: labloom makes no schema itself)"
+        fix = (f"run `labloom --database-url {shlex.quote(database.display)} db upgrade` first"
+               f"{unset if version == 0 else ''}" if version < SCHEMA_VERSION
                else "upgrade labloom (pip install -U labloom) before copying into it")
         raise StoreVersionError(
             f"[labloom] the store to copy into, {database.display}, has schema version "
@@ -133,12 +201,27 @@ def copy_store(
         copied: Counter[str] = Counter()
         with target.transaction():
             target.lock("labloom-copy")  # two copies at once: the second skips, not fails
-            present = present_keys(target, "flow_runs", "id", ended)
-            for run_id in ended:
-                if run_id not in present:
-                    _copy_run(source, target, columns, run_id, copied)
+            theirs = _run_ends(target, ended)
+            changed = [run_id for run_id, end in _run_ends(source, ended).items()
+                       if run_id in theirs and theirs[run_id] != end]
+            if changed:  # retried in place, or marked Crashed and then really ended
+                delete_run_rows(target, changed)
+            new = [run_id for run_id in ended if run_id not in theirs]
+            deleted = present_keys(target, "deleted_runs", "id", new)
+            if report.include_deleted:  # brought back: deleted no more
+                target.executemany("DELETE FROM deleted_runs WHERE id = ?",
+                                   [(run_id,) for run_id in deleted])
+            else:
+                new = [run_id for run_id in new if run_id not in deleted]
+                report.deleted_in_target += len(deleted)
+            report.in_flight = new
+            for run_id in [*changed, *new]:
+                _copy_run(source, target, columns, run_id, copied)
         report.rows.update(copied)  # counted once committed
-        report.runs_present += len(present)
+        report.in_flight = []
+        report.rows["flow_runs"] -= len(changed)
+        report.runs_updated += changed
+        report.runs_present += len(theirs) - len(changed)
         if progress is not None:
             progress(report)
     _copy_schedules(source, target, columns, report)
@@ -178,6 +261,33 @@ def _stream(conn: Conn, sql: str, params: Sequence[Any]) -> Iterator[list[Any]]:
             yield batch
 
 
+def count_committed(report: CopyReport, target: Database) -> None:
+    """After an interruption: count the runs of the last transaction if it committed (read
+    again, on a new connection: the copy's may be broken); left as counted when the target
+    cannot be asked."""
+    if not report.in_flight:
+        return
+    try:
+        with target.connect(migrate=False) as conn:
+            report.rows["flow_runs"] += len(present_keys(conn, "flow_runs", "id",
+                                                         report.in_flight))
+    except Exception:  # the server still away: the count stays a lower bound
+        pass
+    report.in_flight = []
+
+
+def _run_ends(conn: Conn, run_ids: Sequence[str]) -> dict[str, tuple[Any, Any]]:
+    """The state and end of each of ``run_ids`` that ``conn`` holds: a run whose state or end
+    differs between the stores changed in the source after it was copied."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        found.update((run_id, (state, ended)) for run_id, state, ended in conn.execute(
+            f"SELECT id, state, ended FROM flow_runs WHERE id IN ({marks})", chunk).fetchall())
+    return found
+
+
 def present_keys(conn: Conn, table: str, key: str, values: Sequence[Any]) -> set[Any]:
     """Which of ``values`` the rows of ``table`` hold in ``key`` (asked 500 at a time)."""
     found: set[Any] = set()
@@ -197,33 +307,58 @@ def _copy_flows(source: Conn, target: Conn, columns: _Columns, report: CopyRepor
     report.rows["flows"] += _count(target, "flows") - before
 
 
+# What makes a schedule the same one in both stores (a re-copy of one's own) rather than a
+# teammate's of the same name: what it runs, where, when, and when it was made; not its pause.
+_SCHEDULE_IDENTITY = ("target", "workdir", "cron", "every", "timezone", "params", "created")
+
+
 def _copy_schedules(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:
+    """New schedules copied with their slots (paused onto a store other hosts' ``labloom
+    serve`` may fire from: its files are this host's); of one the target has already, the
+    slots fired since the last copy; a teammate's of the same name is kept and reported."""
     names = [row[0] for row in source.execute("SELECT name FROM schedules ORDER BY name")]
+    pause = target.kind != "sqlite"
+    identity = ", ".join(_SCHEDULE_IDENTITY)
     for name in names:
         copied: Counter[str] = Counter()
         with target.transaction():
             target.lock("labloom-copy")
-            if not _insert_new(source, target, columns, "schedules", "name", name):
+            if _insert_new(source, target, columns, "schedules", "name", name):
+                copied["schedules"] += 1
+                if pause:
+                    target.execute("UPDATE schedules SET paused = 1 WHERE name = ?", (name,))
+                    report.schedules_paused.append(name)
+            else:
+                mine, theirs = (conn.execute(f"SELECT {identity} FROM schedules WHERE name = ?",
+                                             (name,)).fetchone() for conn in (source, target))
+                if tuple(mine) != tuple(theirs):
+                    report.schedules_differing.append(name)
+                    continue
                 report.schedules_present.append(name)
-                continue
-            copied["schedules"] += 1
+            before = _count(target, "schedule_slots", "schedule", name)
             _copy_rows(source, target, columns, "schedule_slots",
-                       "WHERE schedule = ? ORDER BY slot_time", (name,), copied,
+                       "WHERE schedule = ? ORDER BY slot_time", (name,), Counter(),
                        "ON CONFLICT (schedule, slot_time) DO NOTHING")
+            copied["schedule_slots"] += _count(target, "schedule_slots", "schedule", name) - before
         report.rows.update(copied)
 
 
 def _copy_limits(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:
-    tags = [row[0] for row in source.execute("SELECT tag FROM concurrency_limits ORDER BY tag")]
-    copied, present = 0, []
+    limits = source.execute("SELECT tag, slots FROM concurrency_limits ORDER BY tag").fetchall()
+    copied = 0
+    present: list[tuple[str, int, int]] = []
+    differing: list[tuple[str, int, int]] = []
     with target.transaction():
-        for tag in tags:
+        for tag, slots in limits:
             if _insert_new(source, target, columns, "concurrency_limits", "tag", tag):
                 copied += 1
-            else:
-                present.append(tag)
+                continue
+            theirs = target.execute("SELECT slots FROM concurrency_limits WHERE tag = ?",
+                                    (tag,)).fetchone()[0]
+            (present if theirs == slots else differing).append((tag, slots, theirs))
     report.rows["concurrency_limits"] += copied
-    report.limits_present = present
+    report.limits_present = [tag for tag, _, _ in present]
+    report.limits_differing = differing
 
 
 def _insert_new(source: Conn, target: Conn, columns: _Columns, table: str, key: str,
@@ -240,8 +375,10 @@ def _insert_new(source: Conn, target: Conn, columns: _Columns, table: str, key: 
         f"ON CONFLICT ({key}) DO NOTHING", list(row)).rowcount == 1
 
 
-def _count(conn: Conn, table: str) -> int:
-    return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+def _count(conn: Conn, table: str, key: str = "", value: Any = None) -> int:
+    where = f" WHERE {key} = ?" if key else ""
+    return int(conn.execute(f"SELECT COUNT(*) FROM {table}{where}",
+                            (value,) if key else ()).fetchone()[0])
 
 
 class _Columns:

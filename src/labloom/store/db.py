@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..core.errors import DatabaseURLError, StoreUnavailableError, StoreUnreachableError
+from ..core.errors import DatabaseURLError, StoreUnreachableError
 from .multirow import many_rows
 from .postgres import URL_ENV as URL_ENV
+from .postgres import tables_refused as tables_refused
 from .storable import is_storable, storable
 
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -320,12 +321,9 @@ class Database:
                     check_schema(conn, where=self.display)
             except BaseException as exc:
                 conn.close()
-                if getattr(exc, "sqlstate", None) == "42501":  # insufficient privilege
-                    raise StoreUnavailableError(
-                        f"[labloom] the store {self.display} refused labloom's tables "
-                        f"({' '.join(str(exc).split())}): grant this user the right to create "
-                        "them, or have the database's owner run `labloom db upgrade` once"
-                    ) from None
+                refused = tables_refused(exc, self.display)
+                if refused is not None:
+                    raise refused from None
                 raise
             self._ready = True
             self._ready_id = conn.file_id

@@ -129,3 +129,16 @@ def failure(exc: BaseException, url: str, display: str) -> StoreUnavailableError
         f"[labloom] cannot reach the store {display} ({text}): check that the server runs and "
         f"that {URL_ENV} (or --database-url) names it"
     )
+
+
+def tables_refused(exc: BaseException, display: str) -> StoreUnavailableError | None:
+    """The one-line error for a PostgreSQL user who may not create labloom's tables (None
+    for any other failure)."""
+    if getattr(exc, "sqlstate", None) != "42501":  # insufficient privilege
+        return None
+    return StoreUnavailableError(
+        f"[labloom] the store {display} refused labloom's tables "
+        f"({' '.join(str(exc).split())}): grant this user the right to create "
+        "them (GRANT CREATE ON SCHEMA public TO ...), or have the database's owner run "
+        "`labloom db upgrade` once"
+    )

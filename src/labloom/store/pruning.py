@@ -33,6 +33,7 @@ from .settings import heartbeat_timeout, outage_patience
 from .unreferenced_results import FilesFreed, delete_unnamed, named_by
 
 if TYPE_CHECKING:
+    from .db import Conn
     from .reader import RunRecord, RunStore
 
 # The tables that hold rows of a run, by its ``run_id``; ``task_states`` is looked up through
@@ -134,13 +135,23 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
             files[path] = max(files.get(path, 0.0), ended)
         if dry_run:
             return count
-        conn.execute("DELETE FROM task_states WHERE task_run_id IN (SELECT id FROM task_runs "
-                     f"WHERE run_id IN ({marks}))", run_ids)
-        for table in _RUN_TABLES:
-            conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", run_ids)
-        conn.execute(f"DELETE FROM task_runs WHERE run_id IN ({marks})", run_ids)
-        conn.execute(f"DELETE FROM flow_runs WHERE id IN ({marks})", run_ids)
+        delete_run_rows(conn, run_ids)
+        # Remembered: a copy from the store they came from skips them (``copying.py``).
+        conn.executemany("INSERT INTO deleted_runs (id, deleted) VALUES (?, ?) "
+                         "ON CONFLICT (id) DO NOTHING", [(run_id, now) for run_id in run_ids])
     return count
+
+
+def delete_run_rows(conn: Conn, run_ids: Sequence[str]) -> None:
+    """Every row of ``run_ids`` in every table, in the caller's transaction (``labloom
+    delete``, and ``db copy`` replacing a run that changed in its source)."""
+    marks = ",".join("?" * len(run_ids))
+    conn.execute("DELETE FROM task_states WHERE task_run_id IN (SELECT id FROM task_runs "
+                 f"WHERE run_id IN ({marks}))", list(run_ids))
+    for table in _RUN_TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", list(run_ids))
+    conn.execute(f"DELETE FROM task_runs WHERE run_id IN ({marks})", list(run_ids))
+    conn.execute(f"DELETE FROM flow_runs WHERE id IN ({marks})", list(run_ids))
 
 
 def older_runs(store: RunStore, before: float, flow: str | None = None) -> list[RunRecord]:

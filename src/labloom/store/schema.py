@@ -261,8 +261,14 @@ ALTER TABLE experiment_values ADD COLUMN packed BLOB
 # nothing in its last attempt, the failed attempt's values with it), from reading this store.
 _V16 = ""
 
+# Version 17: the ids of the runs deleted from this store (``labloom delete``, prune, the
+# Lab), so that ``labloom db copy`` from the laptop they came from does not bring them back.
+_V17 = """
+CREATE TABLE deleted_runs (id TEXT PRIMARY KEY, deleted REAL NOT NULL)
+"""
+
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
-                               _V12, _V13, _V14, _V15, _V16)
+                               _V12, _V13, _V14, _V15, _V16, _V17)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
