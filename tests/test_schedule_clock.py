@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -91,6 +93,19 @@ def serve(host: Host) -> subprocess.Popen[str]:
     return host.start("-m", "labloom", "serve", "--tick", "0.05")
 
 
+@contextmanager
+def stepped_scheduler(a: Host, root: Path, out: Path) -> Iterator[subprocess.Popen[str]]:
+    """A's `labloom serve`, its clock set by signals, once it has run two slots; stopped after."""
+    host_clock(a, root, step=STEP)
+    ticking(a, root, out)
+    server = serve(a)
+    try:
+        wait_for(lambda: len(stamps(out)) >= 2, 60, "two scheduled runs")
+        yield server
+    finally:
+        stop([server])
+
+
 def stop(servers: list[subprocess.Popen[str]]) -> None:
     for server in servers:
         server.send_signal(signal.SIGTERM)
@@ -164,21 +179,15 @@ def test_hosts_ahead_and_behind_fire_each_slot_at_the_servers_time(
 def test_a_hosts_clock_set_back_and_forward_fires_every_slot_once_at_the_servers_time(
     hosts: tuple[Host, Host], tmp_path: Path
 ) -> None:
-    # The offset to the server was measured once in 10 min: set back 30 s, the scheduler
-    # started nothing for 30 s (and beat no heartbeat); set forward, it fired slots 30 s early.
-    a, _ = hosts
-    host_clock(a, tmp_path, step=STEP)
+    # Slots were due by the host's clock, and its offset to the server measured once in
+    # 10 min: set back 30 s, the scheduler started nothing for 30 s (nor beat); set forward,
+    # it would have started runs 30 s before their slots.
     out = tmp_path / "ticks.txt"
-    ticking(a, tmp_path, out)
-    server = serve(a)
-    try:
-        wait_for(lambda: len(stamps(out)) >= 2, 60, "two scheduled runs")
+    with stepped_scheduler(hosts[0], tmp_path, out) as server:
         server.send_signal(signal.SIGUSR2)
         more_runs(out, 2, "runs after the host's clock was set back")
         server.send_signal(signal.SIGUSR1)
         more_runs(out, 2, "runs after the host's clock was set forward")
-    finally:
-        stop([server])
     slots = assert_fired_at_the_stores_time(out)
     gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
     assert max(gaps) < 5, slots  # none skipped for the steps
@@ -193,23 +202,16 @@ def test_a_scheduler_whose_clock_is_set_back_beats_on_and_runs_no_slot_twice(
     # clock reaches them again; on PostgreSQL the server's clock never went back.
     from labloom.store.db import get_database
 
-    a, _ = hosts
-    host_clock(a, tmp_path, step=STEP)
     out = tmp_path / "ticks.txt"
-    ticking(a, tmp_path, out)
-    server = serve(a)
-    try:
-        wait_for(lambda: len(stamps(out)) >= 2, 60, "two scheduled runs")
-        with get_database(a.env["LABLOOM_DATABASE_URL"]).connect() as conn:
-            def last_beat() -> float:
-                return float(conn.execute("SELECT beat FROM schedulers").fetchone()[0])
+    store = get_database(hosts[0].env["LABLOOM_DATABASE_URL"])
+    with stepped_scheduler(hosts[0], tmp_path, out) as server, store.connect() as conn:
+        def last_beat() -> float:
+            return float(conn.execute("SELECT beat FROM schedulers").fetchone()[0])
 
-            beats = [last_beat()]
-            server.send_signal(signal.SIGUSR2)
-            # Two beats after: one may have been on its way as the clock was set.
-            wait_for(lambda: beats.append(last_beat()) or len(set(beats)) >= 3, 10,
-                     "heartbeats after the clock was set back")
-    finally:
-        stop([server])
+        beats = [last_beat()]
+        server.send_signal(signal.SIGUSR2)
+        # Two beats after: one may have been on its way as the clock was set.
+        wait_for(lambda: beats.append(last_beat()) or len(set(beats)) >= 3, 10,
+                 "heartbeats after the clock was set back")
     slots = [slot for slot, _, _ in stamps(out)]
     assert len(slots) == len(set(slots)) >= 2
