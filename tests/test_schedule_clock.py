@@ -168,7 +168,7 @@ def test_hosts_ahead_and_behind_fire_each_slot_at_the_servers_time(
         assert listed.returncode == 0, listed.stderr
         [upcoming] = [s["next_run"] for s in json.loads(listed.stdout)["schedules"]
                       if s["name"] == "ticking"]
-        assert -2 < epoch(upcoming) - time.time() < 5, upcoming
+        assert abs(epoch(upcoming) - time.time()) < 10, upcoming  # a minute off before
     finally:
         stop(servers)
     assert_fired_at_the_stores_time(out)
@@ -190,7 +190,7 @@ def test_a_hosts_clock_set_back_and_forward_fires_every_slot_once_at_the_servers
         more_runs(out, 2, "runs after the host's clock was set forward")
     slots = assert_fired_at_the_stores_time(out)
     gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
-    assert max(gaps) < 5, slots  # none skipped for the steps
+    assert max(gaps) < 10, slots  # none skipped for the 30 s steps (a loaded tick: a few)
 
 
 @pytest.mark.timeout(180)
