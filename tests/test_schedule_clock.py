@@ -161,6 +161,8 @@ def test_hosts_ahead_and_behind_fire_each_slot_at_the_servers_time(
     assert abs(first - (time.time() + 3600)) < 10, hourly.stdout
     out = tmp_path / "ticks.txt"
     ticking(a, tmp_path, out)
+    for action in ("pause", "resume"):  # resumed from the host ahead: from now, not its now
+        assert a.cli("schedule", action, "ticking").returncode == 0
     servers = [serve(a), serve(b)]
     try:
         wait_for(lambda: len(stamps(out)) >= 4, 60, "four scheduled runs")
