@@ -110,8 +110,8 @@ def check_command(args: argparse.Namespace) -> int:
                         f"{SCHEMA_VERSION}: upgrade labloom")
     if skew is not None and abs(skew) > SKEW_WARNING:
         problems.append(f"this host's clock is {skew:+.1f}s off the database server's: "
-                        "times shown and the times schedules fire at are this clock's, so sync it "
-                        "(NTP)")
+                        "times shown (a run's start, its logs) are this clock's, so sync it "
+                        "(NTP); heartbeats and schedules go by the server's")
     report["left_behind"] = left
     report["ok"] = not problems
     report["problems"] = problems
@@ -307,12 +307,9 @@ def _left_behind(database: Any, conn: Any) -> dict[str, Any] | None:
 
 def _clock_skew(conn: Any) -> float | None:
     """This host's clock minus the database server's (None for SQLite: same machine)."""
-    if conn.kind == "sqlite":
-        return None
-    before = time.time()
-    (server,) = conn.execute("SELECT extract(epoch from clock_timestamp())").fetchone()
-    after = time.time()
-    return (before + after) / 2 - float(server)
+    from ..store import store_clock
+
+    return None if conn.kind == "sqlite" else store_clock.measure(conn)
 
 
 class _connected:

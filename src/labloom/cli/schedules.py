@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import PurePath
 from typing import Any
 
@@ -81,6 +80,7 @@ def add_command(args: argparse.Namespace) -> int:
     from ..schedule import liveness
     from ..schedule import stored_schedules as sched
     from ..schedule.alerts import check_url, mask_url
+    from ..store import store_clock
 
     schedule_error, cli_error = _errors()
     if args.every and args.timezone:
@@ -118,15 +118,16 @@ def add_command(args: argparse.Namespace) -> int:
             given[key] = str(params[key])
     if target.flow is None:
         target = type(target)(target.path, flow.name)
-    now = time.time()
-    schedule = sched.Schedule(
-        name=args.name or flow.name, target=str(target), workdir=os.getcwd(), cron=cron,
-        every=every, timezone=tz, params=given, notify=args.notify, executor=args.executor,
-        address=args.address, catchup=args.catchup, overlap=args.allow_overlap, paused=False,
-        anchor=now, not_before=now, created=now, cluster=args.cluster,
-    )
     try:
         with sched.store() as conn:
+            now = store_clock.now(conn)  # slots count from the store's time, as they fire by it
+            schedule = sched.Schedule(
+                name=args.name or flow.name, target=str(target), workdir=os.getcwd(),
+                cron=cron, every=every, timezone=tz, params=given, notify=args.notify,
+                executor=args.executor, address=args.address, catchup=args.catchup,
+                overlap=args.allow_overlap, paused=False, anchor=now, not_before=now,
+                created=now, cluster=args.cluster,
+            )
             sched.add(conn, schedule)
             first = sched.next_run(conn, schedule)
     except schedule_error as exc:
@@ -158,9 +159,10 @@ def _given_names(items: list[str]) -> list[str]:
 def list_command(args: argparse.Namespace) -> int:
     from ..schedule import liveness
     from ..schedule import stored_schedules as sched
+    from ..store import store_clock
 
-    now = time.time()
     with sched.store() as conn:
+        now = store_clock.now(conn)  # the scheduler's clock: "next" and health as it judges
         with sched.transaction(conn):  # slots a killed scheduler left: as their runs ended
             liveness.settle_running(conn, now)
         rows = sched.describe_all(conn)

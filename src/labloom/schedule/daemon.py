@@ -1,11 +1,16 @@
 """``labloom serve``: the embedded scheduler, one process.
 
 Every tick it beats its heartbeat, reaps finished runs, and claims the due slot of each
-schedule (see ``stored_schedules.claim_due``). Each run is ``python -m labloom run ... --origin
-schedule`` in its own subprocess and session, so a crashing flow cannot take the scheduler
-down and a terminal's Ctrl-C reaches only the scheduler. SIGTERM (or SIGINT) stops new runs
-and waits up to ``grace`` seconds for running ones before terminating them; a second signal
-terminates them at once. Failure alerts go out from a background thread.
+schedule (see ``stored_schedules.claim_due``). It tells when a slot is due by the store's clock
+(``store_clock``: the PostgreSQL server's), so schedulers on hosts whose clocks disagree, or a
+host whose clock is set, fire each slot once at its time; its own cadences (heartbeat, looks
+for orphans, log pruning) go by the monotonic clock, which no setting of the clock moves.
+
+Each run is ``python -m labloom run ... --origin schedule`` in its own subprocess and session,
+so a crashing flow cannot take the scheduler down and a terminal's Ctrl-C reaches only the
+scheduler. SIGTERM (or SIGINT) stops new runs and waits up to ``grace`` seconds for running
+ones before terminating them; a second signal terminates them at once. Failure alerts go out
+from a background thread.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -29,6 +35,7 @@ from typing import IO, Any
 
 from ..core.flow_retries import RETRY_NOTE
 from ..store import home as _home
+from ..store import store_clock
 from ..store.db import get_database, is_transient
 from . import liveness, log_files
 from . import stored_schedules as sched
@@ -62,15 +69,15 @@ class ScheduleServer:
         self.hurry = threading.Event()
         self.notifier = Notifier(delays_from_env(os.environ.get("LABLOOM_NOTIFY_DELAYS")))
         self.started = time.time()
-        self._last_beat = 0.0
-        self._orphans_checked = 0.0
+        self._last_beat = -math.inf  # monotonic, as the other cadences
+        self._orphans_checked = -math.inf
         self._store_away = False
         self._uncomputable: set[str] = set()  # said once each
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
         self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._log_days = log_files.kept_days()
-        self._logs_pruned = 0.0
+        self._logs_pruned = -math.inf
 
     # --- signals ---------------------------------------------------------------------------
 
@@ -139,35 +146,36 @@ class ScheduleServer:
             return False
 
     def _step(self, conn: Any) -> None:
-        now = time.time()
-        if now - self._last_beat >= sched.HEARTBEAT_EVERY:
-            liveness.beat(conn, self.id, self.started)
-            self._last_beat = now
+        ticked = time.monotonic()
+        if ticked - self._last_beat >= sched.HEARTBEAT_EVERY:
+            liveness.beat(conn, self.id, self.started)  # measures the store's clock again
+            self._last_beat = ticked
         self._reap(conn)
-        if self._logs_pruned + log_files.PRUNE_EVERY <= now:
-            self._logs_pruned = now
-            try:
-                log_files.prune(self._logs, self._log_days, now)
+        if self._logs_pruned + log_files.PRUNE_EVERY <= ticked:
+            self._logs_pruned = ticked
+            try:  # the files' times are this host's
+                log_files.prune(self._logs, self._log_days, time.time())
             except OSError as exc:  # a full or read-only disk must not stop the schedules
                 log.warning("[labloom] old run logs in %s not deleted: %s", self._logs, exc)
         settled: list[liveness.Settled] = []
-        if self._orphans_checked + sched.HEARTBEAT_EVERY <= now:
-            self._orphans_checked = now
+        if self._orphans_checked + sched.HEARTBEAT_EVERY <= ticked:
+            self._orphans_checked = ticked
             # Slots a killed scheduler left running: follow their runs to their end.
             if conn.execute("SELECT 1 FROM schedule_slots WHERE status = 'running' AND "
                             "scheduler != ?", (self.id,)).fetchone():
                 with sched.transaction(conn):
-                    liveness.settle_running(conn, now, settled=settled)
+                    liveness.settle_running(conn, store_clock.now(conn), settled=settled)
         for schedule in sched.get_all(conn):
-            if schedule.paused or self.stopping.is_set() or not self._computable(schedule):
+            now = store_clock.now(conn)  # no round trip: the offset measured at the last beat
+            if schedule.paused or self.stopping.is_set() or not self._computable(schedule, now):
                 continue
-            if sched.next_run(conn, schedule) > time.time():
+            if sched.next_run(conn, schedule, now) > now:
                 continue  # a read: no write transaction for schedules that are not due
             if not schedule.overlap:
                 self._say_overdue(conn, schedule)
             ended: list[liveness.Settled] = []  # kept only once its transaction committed
             try:
-                claim = sched.claim_due(conn, schedule, self.id, time.time(), ended)
+                claim = sched.claim_due(conn, schedule, self.id, now, ended)
             except Exception:
                 log.exception("[labloom] schedule %r: could not check it", schedule.name)
                 continue
@@ -210,7 +218,8 @@ class ScheduleServer:
         note = run_id and conn.execute("SELECT message FROM flow_runs WHERE id = ?",
                                        (run_id,)).fetchone()
         retrying = note[0] if note and RETRY_NOTE.match(note[0] or "") else ""
-        why = (f"still running after {time.time() - child.started:.0f}s when the next run was "
+        ran = store_clock.now(conn) - child.started
+        why = (f"still running after {ran:.0f}s when the next run was "
                f"due{f' ({retrying})' if retrying else ''}: the runs due while it goes on are "
                f"skipped (no overlap). Cancel it (`labloom cancel {run_id or 'RUN_ID'}`, the "
                f"Flows panel) or stop its process (pid {child.proc.pid}), "
@@ -223,12 +232,12 @@ class ScheduleServer:
                 schedule.target, run_id, "overdue", [], why, schedule=schedule.name,
                 log=child.log_file.name))
 
-    def _computable(self, schedule: sched.Schedule) -> bool:
+    def _computable(self, schedule: sched.Schedule, now: float) -> bool:
         """Whether this host can tell when the schedule is due. In a store several hosts share,
         one may have added it with a time zone (or cron syntax) this host's libraries lack:
         said once, and the other schedules go on."""
         try:
-            schedule.next_after(time.time())
+            schedule.next_after(now)
         except Exception as exc:
             if schedule.name not in self._uncomputable:
                 self._uncomputable.add(schedule.name)
@@ -251,7 +260,7 @@ class ScheduleServer:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(claim.slot))
         log_path = self._logs / f"{_safe(s.name)}-{stamp}-{to_ms(claim.slot) % 1000:03d}.log"
         log_file = open(log_path, "ab")  # noqa: SIM115 - closed when the run is reaped
-        started = time.time()
+        started = store_clock.now(conn)  # as the slot's time: the store's
         try:
             proc = subprocess.Popen(
                 argv, cwd=s.workdir if Path(s.workdir).is_dir() else None, env=env,
@@ -262,7 +271,7 @@ class ScheduleServer:
             log_file.close()
             note = f"could not start: {type(exc).__name__}"
             sched.finish_slot(conn, s.name, claim.slot, "crashed", started=started,
-                              ended=time.time(), note=note)
+                              ended=store_clock.now(conn), note=note)
             why = (f"the run process {note} ({exc.strerror or 'no reason given'}) from "
                    f"{argv[0]}; restart `labloom serve` where that works")
             self._say(f"labloom: schedule {s.name!r}: {why}")
@@ -302,8 +311,9 @@ class ScheduleServer:
         else:
             status = "crashed"
         note = data.get("error") or (f"exit status {code}" if status != "completed" else None)
-        mine = sched.finish_slot(conn, s.name, child.claim.slot, status, ended=time.time(),
-                                 run_id=data.get("run_id"), exit_code=code, note=note)
+        mine = sched.finish_slot(conn, s.name, child.claim.slot, status, note=note,
+                                 ended=store_clock.now(conn), run_id=data.get("run_id"),
+                                 exit_code=code)
         self._say(f"labloom: schedule {s.name!r}: run {data.get('run_id') or '-'} {status}"
                   + ("" if mine else " (recorded meanwhile by another scheduler)"))
         if mine and status != "completed" and s.notify:

@@ -5,9 +5,9 @@ still lives, elsewhere only the heartbeat's age does. A slot left running by a s
 is gone follows its run (the run's process writes the slot's run id when it starts).
 
 Heartbeats (the schedulers' here, the runs' by the store's writer) are stamped by the store's
-clock (``store_clock``: the PostgreSQL server's), so each ``now`` given here, this host's
-clock, is set right by this host's offset to it before a heartbeat is judged: a host whose clock
-ran a minute ahead saw every other host's scheduler gone and settled their live runs' slots.
+clock (``store_clock``: the PostgreSQL server's), and each ``now`` given here is the store's
+time too (``store_clock.now``), as are the slots' times: a host whose clock ran a minute ahead
+saw every other host's scheduler gone and settled their live runs' slots.
 """
 
 from __future__ import annotations
@@ -29,11 +29,19 @@ START_GRACE = 10.0
 
 
 def beat(conn: Conn, scheduler_id: str, started: float) -> None:
-    conn.execute(
-        "INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT(id) DO UPDATE SET beat = excluded.beat",
-        (scheduler_id, _home.host_name(), os.getpid(), started, store_clock.now(conn)),
-    )
+    """One heartbeat. On PostgreSQL the server stamps it and says when: the same round trip
+    measures this host's offset to it again (``store_clock.remember``), so a scheduler's clock,
+    which decides when its slots are due, is never older than its last beat."""
+    upsert = ("INSERT INTO schedulers (id, host, pid, started, beat) VALUES (?, ?, ?, ?, {})"
+              " ON CONFLICT(id) DO UPDATE SET beat = excluded.beat")
+    values = (scheduler_id, _home.host_name(), os.getpid(), started)
+    if conn.kind == "sqlite":  # this machine's clock; and RETURNING needs SQLite 3.35
+        conn.execute(upsert.format("?"), (*values, time.time()))
+        return
+    before = time.time()
+    (server,) = conn.execute(upsert.format(store_clock.SERVER_TIME) + " RETURNING beat",
+                             values).fetchone()
+    store_clock.remember(conn, before, time.time(), float(server))
 
 
 def sign_off(conn: Conn, scheduler_id: str) -> None:
@@ -69,11 +77,10 @@ def settle_running(
     completed makes the slot completed, one still going keeps it running; only a slot with no
     run to show is lost. The slots ended here are added to ``settled``: the update below
     happens once, in one transaction, so whoever collects a slot there alerts for it alone.
-    Call inside a write transaction."""
+    ``now`` is the store's time (``store_clock.now``). Call inside a write transaction."""
     from ..store.settings import heartbeat_timeout
 
     run_stale_after = heartbeat_timeout()
-    beats_now = now - store_clock.offset(conn)  # the heartbeats' clock
 
     query = (
         "SELECT s.schedule, s.slot_time, s.run_id, s.claimed, h.host, h.pid, h.beat,"
@@ -88,11 +95,11 @@ def settle_running(
     going: set[str] = set()
     for (schedule, slot_time, run_id, claimed, host, pid, beat,
          run_state, run_host, run_pid, run_beat) in conn.execute(query, args).fetchall():
-        if _home.owner_alive(host, pid, beat, beats_now, STALE_AFTER):
+        if _home.owner_alive(host, pid, beat, now, STALE_AFTER):
             going.add(schedule)
             continue
         if run_state in ("Pending", "Running"):
-            if _home.owner_alive(run_host, run_pid, run_beat, beats_now, run_stale_after):
+            if _home.owner_alive(run_host, run_pid, run_beat, now, run_stale_after):
                 going.add(schedule)
                 continue
             status, note = "crashed", "its scheduler and its run's process stopped"
@@ -117,9 +124,9 @@ def settle_running(
 
 
 def health(conn: Conn, now: float | None = None) -> dict[str, Any]:
-    """The schedulers' heartbeats: who runs, and how fresh their last beat is (``now``: this
-    host's clock, by default its time now)."""
-    now = (time.time() if now is None else now) - store_clock.offset(conn)
+    """The schedulers' heartbeats: who runs, and how fresh their last beat is (``now``: the
+    store's time, by default its time now)."""
+    now = store_clock.now(conn) if now is None else now
     rows = conn.execute("SELECT * FROM schedulers ORDER BY beat DESC").fetchall()
     daemons = [
         {

@@ -6,6 +6,8 @@ handled once, by one scheduler on any host: claiming inserts ``(schedule, slot_t
 ``schedule_slots`` (its primary key: a unique claim) inside one transaction that first locks
 the schedule's row (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on PostgreSQL), and
 also checks that no run of the schedule is still going (no overlap) and what was missed.
+Every time here (slots, when a slot is due, anchors) is the store's (``store_clock``): the
+hosts sharing a PostgreSQL store fire each slot at the server's time, whatever their clocks say.
 
     >>> parse_duration("1h30m")
     5400.0
@@ -18,7 +20,6 @@ import json
 import logging
 import os
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..core.errors import ScheduleError
-from ..store import access
+from ..store import access, store_clock
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 from ..store.storable import is_storable, storable
@@ -263,16 +264,15 @@ def set_paused(conn: Conn, name: str, paused: bool) -> None:
         conn.execute("UPDATE schedules SET paused = 1 WHERE name = ?", (name,))
     else:
         # Slots that passed while paused are not caught up.
-        conn.execute(
-            "UPDATE schedules SET paused = 0, not_before = ? WHERE name = ?", (time.time(), name)
-        )
+        conn.execute("UPDATE schedules SET paused = 0, not_before = ? WHERE name = ?",
+                     (store_clock.now(conn), name))
 
 
 def watermark(conn: Conn, schedule: Schedule, now: float | None = None) -> float:
     """Slots at or before this are handled. A slot is claimed once due, so one recorded after
     ``now`` was claimed by a clock that ran ahead and has been set back since: it counts once
     it is due again, not before (it would silence the schedule until then)."""
-    now = time.time() if now is None else now
+    now = store_clock.now(conn) if now is None else now
     row = conn.execute(
         "SELECT MAX(slot_time) FROM schedule_slots WHERE schedule = ? AND slot_time <= ?",
         (schedule.name, now),
@@ -301,7 +301,8 @@ def claim_due(
     Missed slots (the scheduler was down) become one catch-up run of the latest, or with
     catchup "skip" are recorded as skipped; a slot due while a run of the schedule is still
     going is recorded as skipped unless the schedule allows overlap. Slots a gone scheduler
-    left that end meanwhile go to ``settled`` (see ``liveness.settle_running``).
+    left that end meanwhile go to ``settled`` (see ``liveness.settle_running``). ``now`` is
+    the store's time (``store_clock.now``).
     """
     with transaction(conn):
         # The row lock serializes claimers of this schedule on every host (PostgreSQL).
@@ -389,12 +390,13 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
     from .alerts import mask_url
 
     rows: list[dict[str, Any]] = []
+    now = store_clock.now(conn)  # the time slots are claimed by, whichever host reads
     for s in get_all(conn):
         history = slots(conn, s.name)
         last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
         zone, problem = s.timezone, None
         try:  # another host sharing the store may have added it with a zone this one lacks
-            upcoming = None if s.paused else iso(next_run(conn, s), zone)
+            upcoming = None if s.paused else iso(next_run(conn, s, now), zone)
         except Exception as exc:
             upcoming, zone = None, None
             problem = f"this host cannot compute its times ({type(exc).__name__}: {exc})"

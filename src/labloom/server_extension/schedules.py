@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import tornado
 from jupyter_server.auth.decorator import authorized
 
 from ..schedule import stored_schedules as sched
+from ..store import store_clock
 from ..store.reader import RunStore
 from . import control, validate
 from .base import LabloomHandler
@@ -16,7 +16,8 @@ from .base import LabloomHandler
 
 def list_schedules(access: Any, store: RunStore) -> dict[str, Any]:
     with store.database.connect(named_rows=True) as conn:  # slots reads columns by name
-        return {"schedules": sched.describe_all(conn), "scheduler": sched.health(conn, time.time())}
+        # Both judged by the store's clock, as the schedulers judge: not this server's.
+        return {"schedules": sched.describe_all(conn), "scheduler": sched.health(conn)}
 
 
 def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:
 
         proc = control.spawn(
             run_argv(schedule), f"schedule-{validate.safe_label(name)}", schedule.workdir,
-            {"LABLOOM_SCHEDULE": name, "LABLOOM_SCHEDULED_TIME": repr(time.time())},
+            {"LABLOOM_SCHEDULE": name, "LABLOOM_SCHEDULED_TIME": repr(store_clock.now(conn))},
         )
         return {"name": name, "started": True, "pid": proc.pid}
 
