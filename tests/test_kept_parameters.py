@@ -18,6 +18,7 @@ import test_server_api as api
 from cli_helpers import labloom, write
 from labloom import LabloomError, State
 from labloom.store import open_store
+from test_server_api import jp_server_config  # noqa: F401  (fixture: the server with labloom)
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -53,12 +54,6 @@ def sweep(xs, grid, marker, threshold=0.5):
 def odd(threshold, config, name, pairs):
     return check([], 0)
 '''
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
-                          "allow_unauthenticated_access": False}}
 
 
 @pytest.fixture(autouse=True)
