@@ -108,7 +108,8 @@ def test_a_big_list_is_kept_as_its_type_and_length_and_not_replayed(
     refused = labloom(labloom_home, "retry", big.id, cwd=tmp_path)
     assert refused.returncode == 1, refused.stderr
     assert f"run {big.id}: parameter xs was kept as a summary" in refused.stderr
-    assert "LABLOOM_PARAMETER_BYTES" in refused.stderr and "labloom run" in refused.stderr
+    assert "LABLOOM_PARAMETER_BYTES" in refused.stderr
+    assert f"`labloom run {tmp_path / 'work' / 'sweeps.py'}:sweep --param xs=...`" in refused.stderr
     assert run_count() == 1  # nothing was started
 
     # A grid of 350 configs is kept whole, and a run with it replays from the store.

@@ -82,12 +82,14 @@ def replay_refusal(record: Any) -> str | None:
         limit = params[summarised[0]].get(OVER)
         names = (f"parameter {summarised[0]} was" if len(summarised) == 1
                  else f"parameters {', '.join(summarised)} were")
+        source = retry_source(record.target or {}) or "FILE.py"
         return (
             f"run {record.id}: {names} kept as a summary (type and length only: over "
-            f"{ENV}={limit} bytes of JSON, or not JSON at all), not the value, so the run cannot be replayed from the "
-            "store; run the flow from its module or notebook with the value (`labloom run "
-            f"FILE.py:FLOW --param NAME=...`, or call it in the notebook), or raise {ENV} for "
-            "the runs to come"
+            f"{ENV}={limit} bytes of JSON, or not JSON at all), not the value, so the run "
+            "cannot be replayed from the store; run the flow with the value (`labloom run "
+            f"{source}:{record.flow_name} --param {summarised[0]}=...`, or call it in the "
+            "notebook; `run.retry()` in the process that ran it still has the value), or "
+            f"raise {ENV} for the runs to come"
         )
     opaque = [k for k, v in params.items() if is_described(v)]
     if opaque:
