@@ -16,7 +16,7 @@ import pytest
 
 import test_server_api as api
 from cli_helpers import labloom, write
-from labloom import LabloomError, State
+from labloom import LabloomError, State, flow
 from labloom.store import open_store
 from test_server_api import jp_server_config  # noqa: F401  (fixture: the server with labloom)
 
@@ -24,6 +24,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 GRID = [{"learning_rate": 10.0 ** -k, "max_depth": d, "model": "xgboost", "seed": s}
         for k in range(1, 8) for d in range(2, 12) for s in range(5)]  # 350 configs
+WARD_IDS = tuple(range(200_000))
 MILLION = {"__type__": "builtins.list", "__len__": 1_000_000, "__over_bytes__": 100_000}
 FLOWS = '''
 import math
@@ -191,3 +192,15 @@ async def test_the_lab_sees_the_summary_and_its_retry_is_refused_at_once(
     assert "parameter xs was kept as a summary" in answer["message"]
     assert "LABLOOM_PARAMETER_BYTES" in answer["message"]
     assert run_count() == 1
+
+
+def test_the_launch_form_leaves_a_big_default_out(flows: ModuleType) -> None:
+    # Before: the Flows panel's "Run with..." form got the whole list as the field's text.
+    from labloom.export.form import describe_params
+
+    @flow
+    def ward(ids: tuple[int, ...] = WARD_IDS, day: str = "2026-12-06") -> None:
+        pass
+
+    defaults = {f["name"]: f["default"] for f in describe_params(ward)}
+    assert defaults == {"ids": None, "day": "2026-12-06"}  # empty: the flow's default applies
