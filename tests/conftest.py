@@ -45,7 +45,7 @@ BOTH_BACKENDS = {
     "test_experiments_format", "test_experiments_attempts", "test_experiments_stale_calls",
     "test_cli_delete", "test_store_odd_text", "test_server_delete", "test_cli_cancel",
     "test_experiments_across_rows", "test_experiments_odd_text", "test_experiments_killed",
-    "test_store_copy", "test_schedule_clock",
+    "test_store_copy", "test_schedule_clock", "test_kept_parameters",
 }
 
 

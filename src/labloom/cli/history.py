@@ -9,6 +9,7 @@ import logging
 import time
 from typing import Any
 
+from ..core.kept_parameters import shown_parameters
 from ..core.run_logs import named
 from ..core.states import RUN_STATES, shown_traceback
 from ..store import open_store
@@ -132,7 +133,7 @@ def _show(args: argparse.Namespace) -> int:
             else f"took {_seconds(run.duration)}")
     echo(f"  started {_when(run.started)}, {took}, on {run.host} ({run.executor}, {run.origin})")
     if run.parameters:
-        echo(f"  parameters: {json.dumps(run.parameters)}")
+        echo(f"  parameters: {json.dumps(shown_parameters(run.parameters))}")
     if run.retry_of:
         echo(f"  retry of run {run.retry_of}")
     if run.metadata.get("cluster_class"):

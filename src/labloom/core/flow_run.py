@@ -16,6 +16,7 @@ from .context import active_engine
 from .engine import RunEngine
 from .executor import Executor
 from .hooks import Limiter, hooks
+from .kept_parameters import parameter_bytes
 from .results import Reuse
 from .run_logs import LogLine
 from .states import State
@@ -43,6 +44,7 @@ class FlowRun:
         owns_executor: bool = False,
         reuse: dict[str, Reuse] | None = None,
     ) -> None:
+        parameter_bytes()  # a bad LABLOOM_PARAMETER_BYTES is said before anything starts
         self._engine = RunEngine(flow, parameters, executor, origin, limiter, owns_executor)
         self._engine.handle = self
         # The engine holds this handle weakly: when the user drops it, the run's data goes.

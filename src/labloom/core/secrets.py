@@ -18,6 +18,8 @@ import os
 import typing
 from typing import Any
 
+from .kept_parameters import kept, parameter_bytes
+
 HIDDEN = "***"
 _OFF = ("0", "false", "no", "off")
 
@@ -88,11 +90,13 @@ def annotations_of(fn: Any) -> dict[str, Any]:
 
 def recorded_parameters(fn: Any, parameters: dict[str, Any]) -> dict[str, Any]:
     """The parameters as labloom records and shows them: secrets (and, with the setting off,
-    every value) replaced by ``***``."""
+    every value) replaced by ``***``, a value too big to keep by its summary (``kept``)."""
     if not store_parameters():
         return dict.fromkeys(parameters, HIDDEN)
     hints = annotations_of(fn)
+    limit = parameter_bytes()
     return {
-        name: HIDDEN if is_secret_type(hints.get(name)) or is_secret_value(value) else value
+        name: HIDDEN if is_secret_type(hints.get(name)) or is_secret_value(value)
+        else kept(value, limit)
         for name, value in parameters.items()
     }

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..core import events as ev
+from ..core.kept_parameters import shown_parameters
 from ..core.states import State
 from .model import NodeInfo, TaskRunInfo, ViewGraph
 
@@ -190,7 +191,8 @@ class FollowedGraph:
 
 def _created_events(run: Any, nodes: Sequence[Any], start: float) -> Iterator[ev.Event]:
     yield ev.RunCreated(
-        run.id, run.flow_name, dict(run.parameters), run.executor or "", run.origin or "",
+        run.id, run.flow_name, shown_parameters(run.parameters), run.executor or "",
+        run.origin or "",
         run.host or "", start, run.source_hash or "", dict(run.metadata),
     )
     for node in nodes:

@@ -19,6 +19,7 @@ import types
 import typing
 from typing import Any
 
+from ..core.kept_parameters import is_over, parameter_bytes_or_default
 from ..core.secrets import Secret, annotations_of
 from .params import type_name
 
@@ -55,6 +56,8 @@ def _default_text(kind: str, default: Any) -> str | None:
     """The default as the text the CLI would take for it (None: none, or secret)."""
     if default is inspect.Parameter.empty or kind == "secret" or isinstance(default, Secret):
         return None
+    if is_over(default, parameter_bytes_or_default()):
+        return None  # as a run's record keeps it: a list of ids is not sent to the browser
     if kind == "str" and isinstance(default, (str, pathlib.PurePath, datetime.date)):
         return default.isoformat() if isinstance(default, datetime.date) else str(default)
     try:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import TargetError
+from ..core.kept_parameters import ENV, OVER, is_summary
 from ..core.results import Reuse
 from ..core.secrets import HIDDEN
 from ..store import access, open_store
@@ -72,6 +73,40 @@ def ran_on(record: Any, declared: Any) -> Any:
     return declared
 
 
+def replay_refusal(record: Any) -> str | None:
+    """Why the run ``record`` cannot be replayed from its stored parameters, or None. Said by
+    ``labloom retry`` and, before any process starts, by the REST retry (the Lab's button)."""
+    params = record.parameters
+    summarised = [k for k, v in params.items() if is_summary(v)]
+    if summarised:
+        limit = params[summarised[0]].get(OVER)
+        names = (f"parameter {summarised[0]} was" if len(summarised) == 1
+                 else f"parameters {', '.join(summarised)} were")
+        source = retry_source(record.target or {}) or "FILE.py"
+        return (
+            f"run {record.id}: {names} kept as a summary (type and length only: over "
+            f"{ENV}={limit} bytes of JSON, or not JSON at all), not the value, so the run "
+            "cannot be replayed from the store; run the flow with the value (`labloom run "
+            f"{source}:{record.flow_name} --param {summarised[0]}=...`, or call it in the "
+            "notebook; `run.retry()` in the process that ran it still has the value), or "
+            f"raise {ENV} for the runs to come"
+        )
+    opaque = [k for k, v in params.items() if is_described(v)]
+    if opaque:
+        return (
+            f"run {record.id}: parameter(s) {', '.join(opaque)} were not JSON values, so only "
+            "what they were was stored (a type, a shape), not the values; run the flow again "
+            "with `labloom run ... --param`"
+        )
+    hidden = [k for k, v in params.items() if v == HIDDEN]
+    if hidden:
+        return (
+            f"run {record.id}: parameter(s) {', '.join(hidden)} were not stored (secret, or "
+            "LABLOOM_STORE_PARAMETERS=0); run the flow again with `labloom run ... --param`"
+        )
+    return None
+
+
 def retry_run(
     run_id: str, executor: Any = None,
     load: Callable[[dict[str, Any], str], Any] = load_recorded,
@@ -96,19 +131,9 @@ def retry_run(
             "wait for it or cancel it first"
         )
     flow = load(record.target or {}, record.id)
-    opaque = [k for k, v in record.parameters.items() if is_described(v)]
-    if opaque:
-        raise TargetError(
-            f"run {record.id}: parameter(s) {', '.join(opaque)} were not JSON values, so only "
-            "what they were was stored (a type, a shape), not the values; run the flow again "
-            "with `labloom run ... --param`"
-        )
-    hidden = [k for k, v in record.parameters.items() if v == HIDDEN]
-    if hidden:
-        raise TargetError(
-            f"run {record.id}: parameter(s) {', '.join(hidden)} were not stored (secret, or "
-            "LABLOOM_STORE_PARAMETERS=0); run the flow again with `labloom run ... --param`"
-        )
+    refusal = replay_refusal(record)
+    if refusal:
+        raise TargetError(refusal)
     notes: list[str] = []
     reuse: dict[str, Reuse] = {}
     for tr in tasks:

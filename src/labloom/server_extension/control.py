@@ -18,7 +18,7 @@ from typing import Any
 from tornado import web
 
 from ..core.errors import NotAllowedError
-from ..export.retry import retry_source
+from ..export.retry import replay_refusal, retry_source
 from ..store.cancel import NotCancellable, request_cancel
 from ..store.home import home
 from ..store.reader import RunStore
@@ -63,6 +63,9 @@ def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
         raise web.HTTPError(
             409, f"run {run_id}: {what} {source} is gone; restore it, or run the flow afresh"
         )
+    refusal = replay_refusal(run)  # said now, not in the new process's log
+    if refusal:
+        raise web.HTTPError(409, refusal)
     # A %%flow cell's run is retried from its notebook (exported afresh), as `labloom retry`.
     workdir = os.path.dirname(source)
     proc = spawn([sys.executable, "-m", "labloom", "retry", run_id], f"retry-{run_id}", workdir)

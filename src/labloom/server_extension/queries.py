@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ..core.kept_parameters import shown_parameters
 from ..core.states import shown_traceback
 from ..dag.model import PAGE_SIZE
 from ..dag.payload import lay_out
@@ -246,7 +247,8 @@ def run_detail(
     detail: dict[str, Any] = run_summary(run)
     if since is None:
         detail.update(
-            parameters=run.parameters, dashboard=run.metadata.get("dashboard"),
+            parameters=shown_parameters(run.parameters),
+            dashboard=run.metadata.get("dashboard"),
             cluster=run.metadata.get("cluster"), metadata=run.metadata, target=run.target,
         )
     if whole:

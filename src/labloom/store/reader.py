@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..core.kept_parameters import shown_parameters
 from ..core.run_logs import named
 from . import store_clock
 from .db import Conn, get_database, is_transient
@@ -54,7 +55,8 @@ class RunRecord:
         return self.state in ("Pending", "Running")
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "duration": self.duration}
+        return {**asdict(self), "parameters": shown_parameters(self.parameters),
+                "duration": self.duration}
 
 
 @dataclass
@@ -393,7 +395,6 @@ class RunStore:
                     [(tr_id, run_id, now, note) for tr_id in open_tasks],
                 )
         return bool(changed)
-
 
 
 def _loads(text: str | None) -> Any:

@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Sized
 from typing import Any
 
+from ..core.kept_parameters import type_name
+
 NOTE = (
     "[labloom] some text of this run held characters the store cannot hold (a lone surrogate, "
     "as Python makes from a file name that is not UTF-8, or NUL): {where} stored with them "
@@ -69,7 +71,7 @@ def described(obj: Any) -> dict[str, Any]:
     an array given as a flow parameter is task data (a table of patients), which the store
     never keeps; its repr showed the first rows. (Rows written before held ``{"__repr__":
     ...}``: read as opaque alike.)"""
-    kind = type(obj).__module__ + "." + type(obj).__qualname__
+    kind = type_name(obj)
     if isinstance(obj, _SCALARS):
         text = os.fspath(obj) if isinstance(obj, os.PathLike) else str(obj)
         return {"__type__": kind, "__text__": str(text)[:1000]}

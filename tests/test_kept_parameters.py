@@ -1,0 +1,206 @@
+"""What a run keeps of its parameters: a value whole while its JSON is small (a grid of 350
+configs replays), else its type and length, never its content; a run whose parameter was kept
+as a summary is refused at once by `labloom retry` and the REST retry, naming the parameter and
+the fix. Checked through the real CLI, a real Jupyter server and both stores."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import test_server_api as api
+from cli_helpers import labloom, write
+from labloom import LabloomError, State, flow
+from labloom.store import open_store
+from test_server_api import jp_server_config  # noqa: F401  (fixture: the server with labloom)
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+GRID = [{"learning_rate": 10.0 ** -k, "max_depth": d, "model": "xgboost", "seed": s}
+        for k in range(1, 8) for d in range(2, 12) for s in range(5)]  # 350 configs
+WARD_IDS = tuple(range(200_000))
+MILLION = {"__type__": "builtins.list", "__len__": 1_000_000, "__over_bytes__": 100_000}
+FLOWS = '''
+import math
+import os
+
+from labloom import flow, task
+
+@task
+def check(xs, expected):
+    assert len(xs) == expected and (not xs or xs[-1] == expected - 1), "not the value given"
+    return len(xs)
+
+@task
+def fail_once(marker):
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("the first attempt fails")
+    return "ok"
+
+@flow(executor="local")
+def sweep(xs, grid, marker, threshold=0.5):
+    n = check(xs, len(xs))
+    fail_once(marker)
+    assert len(grid) == 350 and (threshold == 0.5 or math.isnan(threshold))
+    return n
+
+@flow(executor="local")
+def odd(threshold, config, name, pairs):
+    return check([], 0)
+'''
+
+
+@pytest.fixture(autouse=True)
+def child_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(api.SRC))
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
+    monkeypatch.delenv("LABLOOM_PARAMETER_BYTES", raising=False)
+
+
+@pytest.fixture
+def flows(tmp_path: Path) -> ModuleType:
+    """The flows, imported from a file: a retry loads them again from there."""
+    path = write(tmp_path / "work" / "sweeps.py", FLOWS)
+    spec = importlib.util.spec_from_file_location("sweeps", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def recorded(run_id: str) -> Any:
+    with open_store() as store:
+        return store.get_run(run_id)
+
+
+def run_count() -> int:
+    with open_store() as store:
+        return len(store.list_runs(limit=100))
+
+
+def strict_json(text: str | bytes) -> Any:
+    """JSON as a browser reads it: NaN and Infinity are not JSON."""
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in the answer: JSON.parse refuses it")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_big_list_is_kept_as_its_type_and_length_and_not_replayed(
+    flows: ModuleType, tmp_path: Path, labloom_home: Path
+) -> None:
+    # Before: the million ints were stored whole (6.9 MB of JSON in the run's row, and in
+    # every answer that read the run), and `labloom retry` replayed them.
+    marker = str(tmp_path / "first-attempt")
+    big = flows.sweep.run(xs=list(range(1_000_000)), grid=GRID, marker=marker)
+    assert big.state is State.FAILED
+    record = recorded(big.id)
+    assert record.parameters == {"xs": MILLION, "grid": GRID, "marker": marker,
+                                 "threshold": 0.5}
+    shown = labloom(labloom_home, "show", big.id, cwd=tmp_path)
+    assert '"__over_bytes__": 100000' in shown.stdout and len(shown.stdout) < 100_000
+
+    refused = labloom(labloom_home, "retry", big.id, cwd=tmp_path)
+    assert refused.returncode == 1, refused.stderr
+    assert f"run {big.id}: parameter xs was kept as a summary" in refused.stderr
+    assert "LABLOOM_PARAMETER_BYTES" in refused.stderr
+    assert f"`labloom run {tmp_path / 'work' / 'sweeps.py'}:sweep --param xs=...`" in refused.stderr
+    assert run_count() == 1  # nothing was started
+
+    # A grid of 350 configs is kept whole, and a run with it replays from the store.
+    small = flows.sweep.run(xs=[0, 1, 2], grid=GRID, marker=str(tmp_path / "second"))
+    assert small.state is State.FAILED and recorded(small.id).parameters["grid"] == GRID
+    again = labloom(labloom_home, "retry", small.id, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    retry = next(r for r in json.loads(labloom(labloom_home, "runs", "--json", cwd=tmp_path).stdout)
+                 if r["retry_of"] == small.id)
+    assert retry["state"] == "Completed" and retry["parameters"]["grid"] == GRID
+
+
+def test_a_run_recorded_whole_by_an_older_labloom_still_replays(
+    flows: ModuleType, tmp_path: Path, labloom_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An older labloom kept every parameter whole: a limit this high does the same.
+    monkeypatch.setenv("LABLOOM_PARAMETER_BYTES", "10_000_000")
+    old = flows.sweep.run(xs=list(range(200_000)), grid=GRID, marker=str(tmp_path / "m"))
+    assert old.state is State.FAILED and len(recorded(old.id).parameters["xs"]) == 200_000
+    monkeypatch.delenv("LABLOOM_PARAMETER_BYTES")
+
+    # Its views show the summary now; the record itself is not changed.
+    shown = json.loads(labloom(labloom_home, "show", old.id, "--json", cwd=tmp_path).stdout)
+    assert shown["parameters"]["xs"] == {**MILLION, "__len__": 200_000}
+    again = labloom(labloom_home, "retry", old.id, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr  # `check` saw all 200,000 values
+    retry = next(r for r in json.loads(labloom(labloom_home, "runs", "--json", cwd=tmp_path).stdout)
+                 if r["retry_of"] == old.id)
+    assert retry["state"] == "Completed"
+    assert recorded(retry["id"]).parameters["xs"] == {**MILLION, "__len__": 200_000}
+
+
+def test_odd_values_are_kept_or_summarised_and_shown_as_json(
+    flows: ModuleType, tmp_path: Path, labloom_home: Path
+) -> None:
+    run = flows.odd.run(
+        threshold=math.nan, config={"notes": {"text": "x" * 5_000_000}}, name="caf\udce9.csv",
+        pairs={(0, 1): 2},
+    )
+    assert run.state is State.COMPLETED
+    kept = recorded(run.id).parameters
+    assert math.isnan(kept["threshold"])  # Python's JSON keeps NaN: a retry replays it
+    assert kept["config"] == {"__type__": "builtins.dict", "__len__": 1,
+                              "__over_bytes__": 100_000}
+    assert kept["name"] == "caf\\udce9.csv"  # escaped, as any text the store cannot hold
+    # A key JSON cannot hold: before, the run's row could not be written at all.
+    assert kept["pairs"] == {"__type__": "builtins.dict", "__len__": 1,
+                             "__over_bytes__": 100_000}
+    shown = strict_json(labloom(labloom_home, "show", run.id, "--json", cwd=tmp_path).stdout)
+    assert shown["parameters"]["threshold"] == "NaN"
+    refused = labloom(labloom_home, "retry", run.id, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "parameters config, pairs were kept as a summary" in refused.stderr
+
+
+def test_a_bad_limit_is_said_before_anything_runs(
+    flows: ModuleType, tmp_path: Path, labloom_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABLOOM_PARAMETER_BYTES", "lots")
+    with pytest.raises(LabloomError, match="LABLOOM_PARAMETER_BYTES='lots' is not a number"):
+        flows.sweep.run(xs=[], grid=GRID, marker=str(tmp_path / "m"))
+    assert run_count() == 0
+
+
+async def test_the_lab_sees_the_summary_and_its_retry_is_refused_at_once(
+    jp_fetch: Any, flows: ModuleType, tmp_path: Path
+) -> None:
+    big = flows.sweep.run(xs=list(range(1_000_000)), grid=GRID, marker=str(tmp_path / "m"),
+                          threshold=math.nan)
+    assert big.state is State.FAILED
+    response = await jp_fetch("labloom", "api", "runs", big.id)
+    detail = strict_json(response.body)  # the run tab's JSON.parse failed on NaN before
+    assert detail["parameters"]["xs"] == MILLION and detail["parameters"]["threshold"] == "NaN"
+    assert len(response.body) < 100_000
+
+    code, answer = await api.post(jp_fetch, "runs", big.id, "retry")
+    # Before: 202, and `labloom retry` refused in a log nobody reads.
+    assert code == 409, answer
+    assert "parameter xs was kept as a summary" in answer["message"]
+    assert "LABLOOM_PARAMETER_BYTES" in answer["message"]
+    assert run_count() == 1
+
+
+def test_the_launch_form_leaves_a_big_default_out(flows: ModuleType) -> None:
+    # Before: the Flows panel's "Run with..." form got the whole list as the field's text.
+    from labloom.export.form import describe_params
+
+    @flow
+    def ward(ids: tuple[int, ...] = WARD_IDS, day: str = "2026-12-06") -> None:
+        pass
+
+    defaults = {f["name"]: f["default"] for f in describe_params(ward)}
+    assert defaults == {"ids": None, "day": "2026-12-06"}  # empty: the flow's default applies
