@@ -260,7 +260,8 @@ class Writer:
                 delay = min(delay * 3, 5.0)
 
     def _write(self, conn: Conn, rows: Rows) -> None:
-        beat = [(store_clock.now(conn), run_id) for run_id in self._open | rows.closed]
+        now = store_clock.now(conn)  # read once: every open run beats at this write's time
+        beat = [(now, run_id) for run_id in self._open | rows.closed]
         if not rows.one_by_one:
             try:
                 with conn.transaction():
