@@ -172,7 +172,9 @@ class RunEngine:
                 raise
         else:
             self._announce()
-        self._set_run_state(State.RUNNING)
+        # An executor that could not start: why is said by the attempt's note that follows
+        # (``FlowAttempts``), not by this state too.
+        self._set_run_state(State.RUNNING, self.message if started else "")
         if started:
             self.clock.start()
         if background:
@@ -306,9 +308,10 @@ class RunEngine:
         with self.lock:
             self.changed.notify_all()
 
-    def _set_run_state(self, state: State) -> None:
+    def _set_run_state(self, state: State, message: str | None = None) -> None:
         self.state = state
-        self.emit(ev.RunStateChanged(self.id, state, time.time(), self.message))
+        said = self.message if message is None else message
+        self.emit(ev.RunStateChanged(self.id, state, time.time(), said))
 
     def cancel(self, reason: str) -> None:
         with self.lock:
