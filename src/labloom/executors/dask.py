@@ -23,6 +23,7 @@ from .dask_arguments import ship_arguments
 from .dask_clusters import Kept, check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
+from .dask_loading import gathered, loaded
 from .dask_outcomes import scheduler_lost, sendable_error
 from .dask_resources import ResourceOffers
 from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client
@@ -309,7 +310,7 @@ class DaskExecutor(Executor):
         return handle.item
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
-        value = handle.future.result(timeout=timeout)
+        value = loaded(handle, timeout)  # one this process cannot load: ``dask_loading``
         return value if handle.index is None else value[handle.index]
 
     def results(self, handles: list[Any]) -> list[Any]:
@@ -318,7 +319,8 @@ class DaskExecutor(Executor):
         live = [f for f in futures if not isinstance(f, Kept)]
         fetched = {id(f): f.value for f in futures if isinstance(f, Kept)}
         if live:
-            fetched.update(zip((id(f) for f in live), self.client.gather(live), strict=True))
+            fetched.update(zip((id(f) for f in live), gathered(self.client, live, handles),
+                               strict=True))
         return [fetched[id(h.future)] if h.index is None else fetched[id(h.future)][h.index]
                 for h in handles]
 
