@@ -21,6 +21,7 @@ TREE = {
     "WorkerDiedError": (RuntimeError,),
     "SchedulerLostError": (ConnectionError,),
     "ResourceUnavailableError": (RuntimeError,),
+    "ResultLoadError": (),
     "ClusterConfigError": (ValueError,),
     "TargetError": (),
     "ExportError": (),

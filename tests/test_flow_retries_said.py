@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from cli_helpers import labloom, start_labloom, stop, wait_for, write
+from lab_helpers import free_port
 
 FLOWS = """
     from pathlib import Path
@@ -30,6 +31,14 @@ FLOWS = """
     @flow(retries=2, retry_delay=0.1)
     def quick(marker: str) -> int:
         return check(marker)
+
+    @task
+    def one() -> int:
+        return 1
+
+    @flow(retries=1, retry_delay=0)
+    def remote() -> int:
+        return one()
 """
 
 
@@ -72,6 +81,22 @@ def test_without_progress_each_attempt_is_said_once(tmp_path: Path) -> None:
     said = re.findall(r"of flow 'quick': (attempt \d of \d(?: failed)?)", out.stderr)
     assert said == ["attempt 1 of 3 failed", "attempt 2 of 3", "attempt 2 of 3 failed",
                     "attempt 3 of 3"], out.stderr
+
+
+def test_an_executor_that_cannot_start_is_said_once_by_its_attempt(tmp_path: Path) -> None:
+    """With the terminal's progress, the run's first line said "the executor could not start:
+    ..." and the attempt's note said it again at once: two long lines of the same error."""
+    write(tmp_path / "flows.py", FLOWS)
+    out = labloom(tmp_path, "run", "flows.py:remote", "--address",
+                  f"tcp://127.0.0.1:{free_port()}", timeout=120, LABLOOM_PROGRESS="1",
+                  DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+    assert out.returncode == 1, out.stderr
+    # What each line says before the error: the run's own line said nothing but the error.
+    said = [re.sub(r"^labloom: run \w+:? | in [\d.]+s$", "",
+                   line.split(": the executor could not start")[0])
+            for line in out.stderr.splitlines() if "the executor could not start" in line]
+    assert said == ["attempt 1 of 2 failed", "attempt 2 of 2 (attempt 1 failed", "Failed"], \
+        out.stderr
 
 
 def test_show_counts_a_task_runs_attempts_across_the_flows_and_says_the_flows(

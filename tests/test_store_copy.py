@@ -84,6 +84,18 @@ def copy(home: Path, source: Path, *more: str, status: int = 0) -> Any:
     return json.loads(done.stdout) if status == 0 else done.stderr
 
 
+def copy_here(source: Path) -> copying.CopyReport:
+    """The SQLite file ``source`` copied into the store in force by this process (where a
+    test's patch reaches the copy), both stores closed after."""
+    src = copying.open_source(Database(f"sqlite:///{source}"))
+    dst, _ = copying.open_target(get_database())
+    try:
+        return copying.copy_store(src, dst, copying.CopyReport("laptop", "team"))
+    finally:
+        src.close()
+        dst.close()
+
+
 def rows(database: Database, table: str) -> Counter[tuple[Any, ...]]:
     """A table's rows without the numbers each store gives its own (rowid, log ids)."""
     with database.connect(migrate=False) as conn:
@@ -256,17 +268,12 @@ def test_a_large_run_is_streamed_not_read_whole(tmp_path: Path) -> None:
             "SELECT run_id, id FROM task_runs WHERE task_name = 'step' LIMIT 1").fetchone()
         conn.executemany("INSERT INTO logs (run_id, task_run_id, level, time, text) "
                          "VALUES (?, ?, 20, 0, ?)", ((run_id, task_run, text),) * lines)
-    src = copying.open_source(Database(f"sqlite:///{source}"))
-    dst, _ = copying.open_target(get_database())
-    report = copying.CopyReport("laptop", "team")
     tracemalloc.start()
     try:
-        copying.copy_store(src, dst, report)
+        report = copy_here(source)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-        src.close()
-        dst.close()
     assert report.rows["logs"] == lines + 5  # and the other runs' five
     assert peak < 15 * 2**20, f"{peak / 2**20:.1f} MB held at once"
     with get_database().connect() as conn:
@@ -341,13 +348,7 @@ def test_a_teammates_schedule_and_limit_made_during_the_copy_are_kept(
         return columns_of(self, table)
 
     monkeypatch.setattr(copying._Columns, "of", teammate_first)
-    src = copying.open_source(Database(f"sqlite:///{source}"))
-    dst, _ = copying.open_target(get_database())
-    try:
-        report = copying.copy_store(src, dst, copying.CopyReport("laptop", "team"))
-    finally:
-        src.close()
-        dst.close()
+    report = copy_here(source)
     assert report.schedules_differing == ["sweep"] and report.limits_differing == [("db", 2, 5)]
     assert report.rows["flow_runs"] == 2 and not report.rows["schedule_slots"]
     with get_database().connect() as conn:

@@ -490,3 +490,47 @@ def test_a_run_marked_crashed_elsewhere_while_it_lives_is_running_again(
         record = store.get_run(run.id)
         assert record is not None and record.state == "Completed"
         assert record.counts == {"Completed": 200}
+
+
+@task
+def held(gate: str) -> None:
+    while not Path(gate).exists():
+        time.sleep(0.01)
+
+
+@flow
+def holding(gate: str) -> None:
+    held(gate)
+
+
+def test_the_open_runs_beat_at_one_time_each_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer read the store's clock once per open run per write (on PostgreSQL the
+    # offset's look-up and lock too): each run's beat had a time of its own.
+    monkeypatch.setenv("LABLOOM_HEARTBEAT_TIMEOUT", "1")  # a beat every 1/12 s
+    gate = tmp_path / "gate"
+    runs = [holding.run(gate=str(gate), background=True) for _ in range(3)]
+    try:
+        ids = sorted(run.id for run in runs)
+
+        def beats() -> dict[str, float]:
+            with open_store() as store:
+                rows = store.conn.execute(
+                    "SELECT id, heartbeat FROM flow_runs WHERE state = 'Running'").fetchall()
+            return {row[0]: row[1] for row in rows}
+
+        deadline = time.monotonic() + 60
+        while sorted(beats()) != ids:
+            assert time.monotonic() < deadline, "the runs were not all recorded Running"
+            time.sleep(0.02)
+        since = time.time()  # a beat after this one is a write with all three open
+        while min((found := beats()).values()) <= since:
+            assert time.monotonic() < deadline, "no beat after all three were open"
+            time.sleep(0.02)
+        assert len(set(found.values())) == 1, found
+    finally:
+        gate.touch()
+        for run in runs:
+            run.wait(60)
+    assert all(run.state is State.COMPLETED for run in runs)

@@ -78,7 +78,7 @@ def test_task_run_created_is_immutable_and_equal_only_to_its_own_kind() -> None:
 
 
 def test_a_blocks_calls_carry_their_tasks_options_read_once_per_task() -> None:
-    """``Launcher._submit_all`` reads what a task's calls share once per task: each call still
+    """``handing_over.submit_all`` reads what a task's calls share once per task: each call still
     names its own task's function, timeout, prints, batch size and recording."""
     seen: list[TaskCall] = []
 

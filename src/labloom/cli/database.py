@@ -61,8 +61,8 @@ def _database() -> Any:
 
 
 def upgrade_command(args: argparse.Namespace) -> int:
-    from ..store.db import tables_refused
-    from ..store.schema import SCHEMA_VERSION, ensure_schema, version_of
+    from ..store.db import settle_schema
+    from ..store.schema import SCHEMA_VERSION, version_of
     from . import CLIError
 
     database = _database()
@@ -73,13 +73,7 @@ def upgrade_command(args: argparse.Namespace) -> int:
                 f"the store {database.display} has schema version {before}, newer than this "
                 f"labloom's ({SCHEMA_VERSION}): upgrade labloom instead"
             )
-        try:
-            ensure_schema(conn, where=database.display)
-        except Exception as exc:
-            refused = tables_refused(exc, database.display)
-            if refused is None:
-                raise
-            raise CLIError(str(refused).removeprefix("[labloom] ")) from None
+        settle_schema(conn)  # a refusal is one line naming the fix (main says it)
     if before == SCHEMA_VERSION:
         print(f"store {database.display}: schema version {SCHEMA_VERSION}, already current")
     else:

@@ -19,16 +19,15 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import at_exit, values, waiting
+from . import at_exit, body_calls, values, waiting
 from . import events as ev
 from .context import ACTIVE as _ACTIVE
 from .executor import Executor
 from .flow_retries import FlowAttempts, outcome
 from .flow_timeout import FlowClock
-from .futures import MappedFuture, TaskFuture, arguments_as_called, find_futures
+from .futures import MappedFuture, TaskFuture, find_futures
 from .hooks import Limiter
 from .launching import LAUNCHING, Launcher
-from .mapping import MapSources, map_source
 from .observers import FailureHooks, run_starts
 from .run_logs import RunLogs
 from .secrets import recorded_parameters
@@ -151,36 +150,12 @@ class RunEngine:
     def submit(
         self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
     ) -> TaskFuture[Any]:
-        args, kwargs = arguments_as_called(args, kwargs)
-        with self.lock:
-            tr = self.attempts.replayed_call(task, args, kwargs, wait_for)  # flow_retries.py
-            if tr is None:
-                deps = self.graph.dependencies((args, kwargs), wait_for)
-                tr = self.graph.add_task(task, args, kwargs, deps)
-        self.launcher.work()
-        return TaskFuture(self, tr)
+        return body_calls.submit(self, task, args, kwargs, wait_for)
 
     def map(
         self, task: Task[Any, Any], iterables: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
     ) -> MappedFuture[Any]:
-        if not iterables and not kwargs:
-            raise TypeError(f"{task.name}.map() needs at least one iterable to map over")
-        check = self.graph.check_owned
-        sources = MapSources(
-            [map_source(check, task, f"argument {i + 1}", v) for i, v in enumerate(iterables)],
-            {key: map_source(check, task, f"{key}=", v) for key, v in kwargs.items()},
-        )
-        sources.check_known_widths(task.name)
-        with self.lock:
-            node = self.attempts.replayed_map(task, sources)  # flow_retries.py
-        if node is not None:
-            self.launcher.work()  # its children to run again
-            return MappedFuture(self, node)
-        with self.lock:
-            waits = self.graph.dependencies((), wait_for)
-            node = self.graph.add_map(task, sources, waits)
-        self.launcher.work()
-        return MappedFuture(self, node)
+        return body_calls.map_calls(self, task, iterables, kwargs, wait_for)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -197,7 +172,9 @@ class RunEngine:
                 raise
         else:
             self._announce()
-        self._set_run_state(State.RUNNING)
+        # An executor that could not start: why is said by the attempt's note that follows
+        # (``FlowAttempts``), not by this state too.
+        self._set_run_state(State.RUNNING, self.message if started else "")
         if started:
             self.clock.start()
         if background:
@@ -331,9 +308,10 @@ class RunEngine:
         with self.lock:
             self.changed.notify_all()
 
-    def _set_run_state(self, state: State) -> None:
+    def _set_run_state(self, state: State, message: str | None = None) -> None:
         self.state = state
-        self.emit(ev.RunStateChanged(self.id, state, time.time(), self.message))
+        said = self.message if message is None else message
+        self.emit(ev.RunStateChanged(self.id, state, time.time(), said))
 
     def cancel(self, reason: str) -> None:
         with self.lock:

@@ -10,6 +10,7 @@
     ├── WorkerDiedError            (also a RuntimeError) Dask gave up: the workers running it died
     ├── SchedulerLostError         (also a ConnectionError) the Dask scheduler went away mid-run
     ├── ResourceUnavailableError   (also a RuntimeError) no Dask worker offers the resources
+    ├── ResultLoadError            a task run's value, made on a Dask worker, cannot be loaded here
     ├── ClusterConfigError         (also a ValueError) a cluster class, its options or a profile
     ├── TargetError                a file, notebook or recorded run cannot be loaded or run
     ├── ExportError                a notebook cannot be exported to a module
@@ -103,6 +104,20 @@ class SchedulerLostError(LabloomError, ConnectionError):
 
 class ResourceUnavailableError(LabloomError, RuntimeError):
     """No worker of a (non-adaptive) cluster offers what a task asks in ``resources``."""
+
+
+class ResultLoadError(LabloomError):
+    """A task run completed, but its value cannot be loaded in this process: the Dask worker
+    that made it could import what it is made of (a class of a module only the workers have)
+    and this process cannot. Raised by ``.result()``, by calling the flow and by
+    ``run.result()``; the run stays recorded as it ended. The loader's own error is its
+    ``__cause__``."""
+
+    def __init__(self, message: str, handles: tuple[Any, ...] = ()) -> None:
+        super().__init__(message)
+        # The executor's handles of the value (a map's children computed in one Dask task
+        # travel together): the engine names their task runs, and leaves this empty.
+        self.handles = handles
 
 
 class ClusterConfigError(LabloomError, ValueError):

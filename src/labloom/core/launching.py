@@ -1,5 +1,6 @@
-"""Launching inside one flow run: concurrency slots, the call each launch submits, what an
-executor's outcome means (done, retry, failed) and the retry timers.
+"""Launching inside one flow run: concurrency slots, the call each launch submits (handed to
+the executor by ``handing_over.py``), what an executor's outcome means (done, retry, failed)
+and the retry timers.
 
 ``Launcher`` belongs to a ``RunEngine``. Graph decisions happen under the engine's lock; slot
 requests (SQLite), result-file lookups and ``executor.submit`` happen outside it, in
@@ -9,19 +10,18 @@ requests (SQLite), result-file lookups and ``executor.submit`` happen outside it
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .attempt import TaskCall, still_running
+from .attempt import still_running
 from .call_reports import Done, is_stale
 from .errors import TaskCrashedError, UpstreamFailedError, error_text
-from .executor import Executor, Outcome, Submission
-from .experiment_values import recording_for
+from .executor import Executor, Outcome
 from .futures import MappedFuture, allow_failure, replace_futures
+from .handing_over import Launched, Prepared, submit_all
 from .hooks import Limiter, executor_limiter, hooks
 from .inbox import Inbox
 from .late_slots import LateSlots
@@ -256,7 +256,7 @@ class Launcher:
         if not trs:
             return 0
         engine = self.engine
-        prepared: list[tuple[TaskRun, int, tuple[Any, ...], dict[str, Any]]] = []
+        prepared: Prepared = []
         with engine.lock:
             rerun = engine.reruns  # read with the attempts: the calls carry both
             for tr in trs:
@@ -276,10 +276,10 @@ class Launcher:
                 tr.handle = LAUNCHING
                 prepared.append((tr, tr.attempts, args, kwargs))
         echo = not prints_shown_elsewhere(engine.id)
-        launched: list[tuple[TaskRun, int, Any, tuple[int, int, Outcome] | None]] = []
+        launched: Launched = []
         submitted = False
         try:
-            self._submit_all(prepared, rerun, echo, launched)
+            submit_all(self, prepared, rerun, echo, launched)
             submitted = True
         finally:  # a KeyboardInterrupt: what was not submitted has no handle (the run cancels)
             launched += [(tr, attempt, None, None)
@@ -302,67 +302,6 @@ class Launcher:
             if stale:
                 self.executor.cancel(stale)  # cancelled while they were being submitted
         return len(launched)
-
-    def _submit_all(self, prepared: list[tuple[TaskRun, int, tuple[Any, ...], dict[str, Any]]],
-                    rerun: int, echo: bool,
-                    launched: list[tuple[TaskRun, int, Any, tuple[int, int, Outcome] | None]],
-                    ) -> None:
-        """The executor's calls for ``prepared``, each task's in a row handed over at once
-        (``Executor.submit_all``: a map's children share its look-ups); appends (task run,
-        attempt, handle, None) or (task run, attempt, None, (attempt, rerun, the failed
-        outcome)) to
-        ``launched`` in the order of ``prepared``, as each is known."""
-        for task, runs in itertools.groupby(prepared, key=lambda item: item[0].task):
-            resources = task.resources or None
-            batch_size = task.batch_size
-            group: list[tuple[TaskRun, int]] = []
-            calls: list[Submission] = []
-            # What the task's calls share, read once (each a property, a map's 20,000 calls).
-            fn, run_id, timeout, log_prints = task.fn, self.engine.id, task.timeout, \
-                task.log_prints
-            records = bool(task.params or task.metrics)  # else ``recording_for`` says None
-            for tr, attempt, args, kwargs in runs:
-                call = TaskCall(fn, tr.name, run_id, tr.id, attempt, timeout, log_prints,
-                                batch_size=batch_size if tr.map_index is not None else None,
-                                echo=echo, rerun=rerun,
-                                record=recording_for(tr, args, kwargs) if records else None)
-                try:
-                    args, kwargs = self.results.prepare(tr, call, args, kwargs)
-                except Exception as exc:  # a KeyboardInterrupt propagates: the run cancels
-                    self._hand_over(group, calls, resources, rerun, launched)
-                    launched.append((tr, attempt, None,
-                                     (attempt, rerun, Outcome(ok=False, error=exc))))
-                    continue
-                group.append((tr, attempt))
-                calls.append((call, args, kwargs, Done(self, tr, attempt, rerun)))
-            self._hand_over(group, calls, resources, rerun, launched)
-
-    def _hand_over(self, group: list[tuple[TaskRun, int]], calls: list[Submission],
-                   resources: dict[str, float] | None, rerun: int,
-                   launched: list[tuple[TaskRun, int, Any, tuple[int, int, Outcome] | None]],
-                   ) -> None:
-        """One task's prepared calls to the executor at once; empties ``group`` and ``calls``.
-        A call the executor refuses (it raises) fails alone, as when submitted one by one: the
-        calls after it are handed over again."""
-        start = 0
-        while start < len(group):
-            handles: list[Any] = []
-            error: Exception | None = None
-            try:
-                self.executor.submit_all(calls[start:] if start else calls, resources, handles)
-            except Exception as exc:
-                error = exc
-            finally:  # a KeyboardInterrupt: the calls with a handle were submitted, in order
-                launched += [(tr, attempt, handle, None) for (tr, attempt), handle
-                             in zip(group[start:start + len(handles)], handles, strict=True)]
-                start += len(handles)
-            if error is not None:
-                tr, attempt = group[start]
-                launched.append((tr, attempt, None,
-                                 (attempt, rerun, Outcome(ok=False, error=error))))
-                start += 1
-        group.clear()
-        calls.clear()
 
     def returned(self, items: list[tuple[TaskRun, int, int, float, float]]) -> None:
         """Calls that returned (``executor.report_returned``): (task run, attempt, rerun,

@@ -3,6 +3,7 @@ return value with its futures replaced by their values."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .context import active_engine
@@ -10,6 +11,7 @@ from .errors import (
     FlowFailed,
     FlowTimeoutError,
     LabloomError,
+    ResultLoadError,
     RunCancelledError,
     UpstreamFailedError,
 )
@@ -79,11 +81,32 @@ def _handled_by_the_body(engine: RunEngine, tr: TaskRun) -> None:
         stack += [up for up in upstream if up.bad]
 
 
+def _fetched(engine: RunEngine, runs: list[TaskRun], fetch: Callable[[Any], Any],
+             handles: Any) -> Any:
+    """``fetch(handles)``: the executor's values of ``runs``. One that this process cannot load
+    (made on a Dask worker of what only the workers import) names its task run and the fix."""
+    try:
+        return fetch(handles)
+    except ResultLoadError as exc:
+        if not exc.handles:  # named already
+            raise
+        names = [tr.name for tr in runs if any(tr.handle is h for h in exc.handles)] or ["?"]
+        which = (f"task run {names[0]}" if len(names) == 1 else
+                 f"task runs {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+        raise ResultLoadError(
+            f"[labloom] {which} of flow run {engine.id} completed, but a value made on a Dask "
+            f"worker cannot be loaded in this process ({exc}): the worker can import what the "
+            "value is made of, and this process cannot. Install that module here too (or put "
+            "its folder on sys.path), or have the task return plain data (numbers, str, lists, "
+            f"dicts, arrays). The run stays recorded as it ended: `labloom show {engine.id}`"
+        ) from exc.__cause__
+
+
 def value_of(engine: RunEngine, tr: TaskRun, timeout: float | None) -> Any:
     engine.wait_until(lambda: tr.done, timeout)
     if tr.state.is_success:
         _check_kept(engine, tr)
-        return engine.executor.result(tr.handle)
+        return _fetched(engine, [tr], engine.executor.result, tr.handle)
     _handled_by_the_body(engine, tr)
     if tr.state is State.FAILED and tr.error is not None:
         raise tr.error
@@ -101,7 +124,9 @@ def values_of(engine: RunEngine, runs: list[TaskRun], timeout: float | None) -> 
         value_of(engine, tr, timeout)  # raises what went wrong
     if runs:
         _check_kept(engine, runs[0])
-    return engine.executor.results([tr.handle for tr in runs])
+    values: list[Any] = _fetched(engine, runs, engine.executor.results,
+                                 [tr.handle for tr in runs])
+    return values
 
 
 def flow_value(engine: RunEngine, returned: Any) -> Any:
@@ -120,7 +145,8 @@ def flow_value(engine: RunEngine, returned: Any) -> Any:
         succeeded.update((id(tr), tr) for tr in _runs_of(item) if tr.state.is_success)
 
     replace_futures(returned, collect)
-    fetched = engine.executor.results([tr.handle for tr in succeeded.values()])
+    fetched = _fetched(engine, list(succeeded.values()), engine.executor.results,
+                       [tr.handle for tr in succeeded.values()])
     values_by_run = dict(zip(succeeded, fetched, strict=True))
     needed: list[TaskRun] = []
 

@@ -23,7 +23,9 @@ from .dask_arguments import ship_arguments
 from .dask_clusters import Kept, check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
+from .dask_loading import gathered, loaded
 from .dask_outcomes import scheduler_lost, sendable_error
+from .dask_resources import ResourceOffers
 from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client
 from .dask_submit import Submitter
 from .dask_worker_watch import WorkersGone, say_if_no_workers
@@ -102,7 +104,7 @@ class DaskExecutor(Executor):
         self._dispatcher: events.Dispatcher | None = None
         self._topics: set[str] = set()
         self._lock = threading.Lock()
-        self._offers: list[dict[str, float]] | None = None
+        self._offers = ResourceOffers()
         self._submitter = Submitter(self)
         self._cluster_limiter: Any = None
         self._facts: tuple[Any, dict[str, Any]] | None = None
@@ -166,7 +168,8 @@ class DaskExecutor(Executor):
         """The last run on the cluster per run ended: close it (a later run starts another)."""
         assert self._per_run is not None
         with self._lock:
-            self._client, self._offers = None, None
+            self._client = None
+            self._offers.forget()
             self._topics.clear()
         self._per_run.close()
 
@@ -278,8 +281,8 @@ class DaskExecutor(Executor):
                     resources: dict[str, float] | None) -> None:
         """A call that is its own Dask task."""
         assert self._dispatcher is not None
-        if resources:
-            problem = self._unsatisfiable(resources)
+        if resources and not self._adapts():  # an adaptive cluster may start a worker for it
+            problem = self._offers.unsatisfiable(self._client, resources)
             if problem:
                 error = ResourceUnavailableError(f"task {call.task_name!r} {problem}")
                 self._dispatcher.put(on_done, Outcome(ok=False, error=error, traceback=str(error)))
@@ -307,7 +310,7 @@ class DaskExecutor(Executor):
         return handle.item
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
-        value = handle.future.result(timeout=timeout)
+        value = loaded(handle, timeout)  # one this process cannot load: ``dask_loading``
         return value if handle.index is None else value[handle.index]
 
     def results(self, handles: list[Any]) -> list[Any]:
@@ -316,7 +319,8 @@ class DaskExecutor(Executor):
         live = [f for f in futures if not isinstance(f, Kept)]
         fetched = {id(f): f.value for f in futures if isinstance(f, Kept)}
         if live:
-            fetched.update(zip((id(f) for f in live), self.client.gather(live), strict=True))
+            fetched.update(zip((id(f) for f in live), gathered(self.client, live, handles),
+                               strict=True))
         return [fetched[id(h.future)] if h.index is None else fetched[id(h.future)][h.index]
                 for h in handles]
 
@@ -366,7 +370,7 @@ class DaskExecutor(Executor):
             self._topics.add(name)
             self._client.subscribe_topic(name, self._dispatcher.handler(run_id))
             # Workers came and went since the last run: what they offer is looked at afresh.
-            self._offers = None
+            self._offers.forget()
             # A question to the scheduler: asked off the launching thread.
             if not self._starts_workers():
                 self._dispatcher.put(say_if_no_workers, self._client, run_id)
@@ -377,44 +381,18 @@ class DaskExecutor(Executor):
         return self.source.startswith("embedded") or self._per_run is not None or (
             self.cluster is not None and is_adaptive(self.cluster))
 
+    def _adapts(self) -> bool:
+        """Whether the cluster adds and removes workers by itself (``adapt``)."""
+        return (self._per_run is not None and self._per_run.adapt is not None) or (
+            self.cluster is not None and is_adaptive(self.cluster))
+
     def _watch_workers(self) -> None:
         """Say it when the scheduler loses its last worker while this executor's runs wait
         (``dask_worker_watch``); not for an adaptive cluster, which starts workers again."""
-        if (self._per_run is not None and self._per_run.adapt is not None) or (
-                self.cluster is not None and is_adaptive(self.cluster)):
+        if self._adapts():
             return
         if self._workers_gone is None:
             self._workers_gone = WorkersGone(
                 lambda: [name.removeprefix(events.TOPIC_PREFIX) for name in list(self._topics)],
                 self.dispatcher.put, self.cluster)
         self._workers_gone.watch(self._client)
-
-    def _unsatisfiable(self, resources: dict[str, float]) -> str:
-        """Why no worker can ever run a task asking ``resources`` ('' when one can)."""
-        if (self.cluster is not None and is_adaptive(self.cluster)) or (
-                self._per_run is not None and self._per_run.adapt is not None):
-            return ""  # an adaptive cluster may add workers that offer it
-        offers: list[dict[str, float]] = self._offers or []
-        for fresh in (False, True):
-            if self._offers is None or fresh:
-                info = self._client.scheduler_info(n_workers=-1)
-                offers = self._offers = [w.get("resources") or {} for w in info["workers"].values()]
-            if not offers:
-                # No workers yet: they may still be starting, and may offer it. Not kept: an
-                # empty look would answer every later call, after workers without it joined.
-                self._offers = None
-                return ""
-            if any(all(o.get(k, 0) >= v for k, v in resources.items()) for o in offers):
-                return ""
-        offered = sorted({f"{k}={v:g}" for o in offers for k, v in o.items()})
-        missing = sorted(
-            k for k, v in resources.items() if not any(o.get(k, 0) >= v for o in offers)
-        )
-        wanted = " and ".join(f"{k}>={resources[k]:g}" for k in missing)
-        return (
-            f"asks for resources {resources}, but no worker of the Dask cluster offers "
-            f"{wanted or 'all of them at once'}; "
-            f"the {len(offers)} worker(s) offer: {', '.join(offered) or 'no resources'}. "
-            "Start workers with --resources (e.g. 'dask worker ADDRESS --resources "
-            f"\"{missing[0] if missing else 'GPU'}=1\"') or change the task's resources"
-        )

@@ -9,8 +9,8 @@ children for one bad configuration. One that the scheduler could rebuild but a w
 not broke that worker's connection: Dask closed it, gave the task to the next worker, which
 closed too, and the run waited for workers that never came back. Unpickled by the task run, it
 fails that task run alone, naming the argument; the others run and the workers live on. One that
-cannot be pickled at all fails at its launch, alone (``Launcher._hand_over``), also when it is a
-map child that would share a Dask task with its siblings.
+cannot be pickled at all fails at its launch, alone (``handing_over.hand_over``), also when it
+is a map child that would share a Dask task with its siblings.
 
 Array data inside an argument travels out of band (pickle protocol 5), as Dask sends it: no
 copy of a large DataFrame is made here. An argument holding a future (an upstream's value, to

@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import StoreUnavailableError, StoreVersionError
-from .db import Conn, Database, auto_migrate, pg_sql, tables_refused
+from .db import Conn, Database, auto_migrate, pg_sql, settle_schema
 from .pruning import delete_run_rows
-from .schema import SCHEMA_VERSION, ensure_schema, version_of
+from .schema import SCHEMA_VERSION, version_of
 from .storable import storable
 
 BATCH = 5000  # rows read and written at once
@@ -158,14 +158,7 @@ def open_target(database: Database) -> tuple[Conn, bool]:
     conn = database.connect(migrate=False)
     version = version_of(conn)
     if version == 0 and auto_migrate():
-        try:
-            ensure_schema(conn, where=database.display)
-        except BaseException as exc:
-            conn.close()
-            refused = tables_refused(exc, database.display)
-            if refused is not None:
-                raise refused from None
-            raise
+        settle_schema(conn)
         return conn, True
     if version != SCHEMA_VERSION:
         conn.close()

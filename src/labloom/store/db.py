@@ -131,6 +131,21 @@ def is_integrity_error(exc: BaseException) -> bool:
     )
 
 
+def settle_schema(conn: Conn, make: bool = True) -> None:
+    """Bring ``conn``'s store to this labloom's schema (``make``) or check it is (closed on
+    failure); a user who may not create tables gets the one line naming the fix."""
+    from .schema import check_schema, ensure_schema
+
+    try:
+        (ensure_schema if make else check_schema)(conn, where=conn.database.display)
+    except BaseException as exc:
+        conn.close()
+        refused = tables_refused(exc, conn.database.display)
+        if refused is not None:
+            raise refused from None
+        raise
+
+
 class Row(tuple):  # type: ignore[type-arg]
     """A PostgreSQL row read by position or by name, as ``sqlite3.Row`` is."""
 
@@ -173,6 +188,7 @@ class Conn:
         # restored backup, a clean-up script) is written no more, though writes still succeed.
         self.file_stamp = stamp = database.file_stamp()  # also its size and time
         self.file_id = None if stamp is None else (stamp[0], stamp[1])
+        self.closed = False
 
     @property
     def broken(self) -> bool:
@@ -279,8 +295,10 @@ class Conn:
             for key in sorted(set(keys)):
                 self.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
-    def close(self) -> None:
-        self.database._release(self)
+    def close(self) -> None:  # once: a pool given a connection back twice lends it twice
+        if not self.closed:
+            self.closed = True
+            self.database._release(self)
 
     def __enter__(self) -> Conn:
         return self
@@ -312,21 +330,8 @@ class Database:
         how long SQLite waits for another process's write lock."""
         conn = Conn(self, self._raw(timeout), named_rows)
         if migrate and (not self._ready or conn.file_id != self._ready_id):
-            from .schema import check_schema, ensure_schema
-
-            try:
-                if auto_migrate():
-                    ensure_schema(conn, where=self.display)
-                else:
-                    check_schema(conn, where=self.display)
-            except BaseException as exc:
-                conn.close()
-                refused = tables_refused(exc, self.display)
-                if refused is not None:
-                    raise refused from None
-                raise
-            self._ready = True
-            self._ready_id = conn.file_id
+            settle_schema(conn, make=auto_migrate())
+            self._ready, self._ready_id = True, conn.file_id
         return conn
 
     def forget_schema(self) -> None:
@@ -376,8 +381,8 @@ class Database:
 
 _databases: dict[str, Database] = {}
 _databases_lock = threading.Lock()
-# What else holds a connection per url (concurrency_slots.py keeps its own): each is told to
-# drop it on ``forget``. Registered by the holder, so this module imports none of them.
+
+
 def get_database(url: str | None = None) -> Database:
     """The ``Database`` for ``url`` (default: the one in force), one per URL and process."""
     url = url or database_url()

@@ -12,7 +12,8 @@ run Crashed when its process is gone or its heartbeat is stale (see ``reader.rec
 
 The writer never stops recording:
 - a failure that passes (a busy SQLite file, a full disk, a PostgreSQL server restarting) is
-  said once on stderr and the same rows are tried again with backoff for up to
+  said once on stderr (``write_trouble.py`` says each trouble once and counts what is
+  dropped) and the same rows are tried again with backoff for up to
   ``LABLOOM_STORE_OUTAGE`` seconds (default 600), then dropped and counted. Events that arrive
   meanwhile wait in memory, at most ``LABLOOM_STORE_BACKLOG`` of them (default 100,000); past
   that, log lines are dropped and counted (state changes are kept: a few per task run);
@@ -43,8 +44,9 @@ from .commits import CommitSize
 from .db import Conn, Database, file_identity, is_transient, short_error, tables_gone
 from .home import HEARTBEAT
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
-from .rows import Rows, Table
+from .rows import Rows
 from .settings import backlog_cap, heartbeat_interval, outage_patience
+from .write_trouble import WriteTrouble
 
 log = logging.getLogger("labloom")
 
@@ -73,8 +75,7 @@ class Writer:
         self._live: dict[str, Recorder] = {}  # runs open, or with rows not yet written
         self._rows: Rows | None = None  # being written now
         self.lost: dict[str, Recorder] = {}  # runs that lost records, for ``unrecorded``
-        self._said: set[str] = set()
-        self._trouble: float | None = None  # since when writes fail
+        self.trouble = WriteTrouble(database.display)  # what it says and counts of failures
         self._file: tuple[int, int] | None = None  # the SQLite file written so far
         self._emptied = False  # the file at the path has no tables: it is another one
         self._wal: tuple[int, int] | None = None  # that file's journal
@@ -109,8 +110,8 @@ class Writer:
                     why = (f"log lines not kept while the store could not be written (more than "
                            f"{cap} events waited; LABLOOM_STORE_BACKLOG)")
                     rec.drop(len(batch) - len(kept), why)
-                    self._say_once("backlog", f"[labloom] {why}: further log lines are dropped "
-                                   "and counted until it can")
+                    self.trouble.say_once("backlog", f"[labloom] {why}: further log lines are "
+                                          "dropped and counted until it can")
                 batch = kept
             self._queue.append((rec, batch))
             self._queued += 1
@@ -243,7 +244,7 @@ class Writer:
                 self._file = self._wrote = conn.file_id
                 if self.database.path is not None:
                     self._wal = file_identity(Path(f"{self.database.path}-wal"))
-                self._recovered()
+                self.trouble.recovered()
                 return conn
             except Exception as exc:
                 self._wrote = None
@@ -252,14 +253,15 @@ class Writer:
                         conn.close()
                     conn = None
                 if time.monotonic() + delay > deadline:
-                    self._give_up(rows, exc)
+                    self.trouble.gave_up(rows, exc)
                     return None
-                self._troubled(exc)
+                self.trouble.failing(exc)
                 time.sleep(delay)
                 delay = min(delay * 3, 5.0)
 
     def _write(self, conn: Conn, rows: Rows) -> None:
-        beat = [(store_clock.now(conn), run_id) for run_id in self._open | rows.closed]
+        now = store_clock.now(conn)  # read once: every open run beats at this write's time
+        beat = [(now, run_id) for run_id in self._open | rows.closed]
         if not rows.one_by_one:
             try:
                 with conn.transaction():
@@ -274,23 +276,11 @@ class Writer:
                     raise
                 if is_transient(exc):
                     raise
-                self._say_once(f"batch {type(exc).__name__}",
-                               f"[labloom] the run store {self.database.display} refused a batch "
-                               f"of rows ({short_error(exc)}); writing them one by one, dropping only "
-                               "those it refuses")
-        rows.write_one_by_one(conn, is_transient, lambda t, r, e: self._refused(rows, t, r, e))
+                self.trouble.batch_refused(exc)
+        rows.write_one_by_one(conn, is_transient,
+                              lambda t, r, e: self.trouble.row_refused(rows, t, r, e))
         with conn.transaction():
             conn.executemany(HEARTBEAT, beat)
-
-    def _refused(self, rows: Rows, table: Table, run_id: str, exc: BaseException) -> None:
-        why = f"{table.what} refused by the store ({short_error(exc)})"
-        rec = rows.recorders.get(run_id)
-        if rec is not None:
-            rec.drop(1, why)
-        self._say_once(f"row {table.what} {type(exc).__name__}",
-                       f"[labloom] the run store {self.database.display} refused a row of run "
-                       f"{run_id} ({why}); that row is dropped and counted, the others are "
-                       "written")
 
     def _reopen(self, conn: Conn, rows: Rows) -> Conn:
         """The store file was deleted or replaced: write the open runs into the file now at
@@ -333,41 +323,6 @@ class Writer:
         # The stale subscription stays (it ignores what it gets): unsubscribing here would
         # wait for its delivery, which may be waiting for this very thread.
         run.subscribe(fresh, replay=True)
-
-    def _give_up(self, rows: Rows, exc: BaseException) -> None:
-        counts: dict[str, int] = {}
-        for table in rows.tables():
-            for run_id in table.runs[table.done:]:
-                counts[run_id] = counts.get(run_id, 0) + 1
-            table.done = len(table.rows)
-        why = (f"the store could not be written for {outage_patience():g}s "
-               f"(LABLOOM_STORE_OUTAGE): {short_error(exc)}")
-        for run_id, count in counts.items():
-            rec = rows.recorders.get(run_id)
-            if rec is not None:
-                rec.drop(count, why)
-        log.error("[labloom] %s; %d record(s) of run(s) %s dropped, recording goes on with the "
-                  "next ones", why.replace("the store", f"the run store {self.database.display}"),
-                  sum(counts.values()), ", ".join(sorted(counts)) or "-")
-        self._trouble = None
-
-    def _troubled(self, exc: BaseException) -> None:
-        if self._trouble is None:
-            self._trouble = time.monotonic()
-            log.warning("[labloom] the run store %s cannot be written now (%s); trying again for "
-                        "up to %gs, keeping at most %d events in memory meanwhile",
-                        self.database.display, short_error(exc), outage_patience(), backlog_cap())
-
-    def _recovered(self) -> None:
-        if self._trouble is not None:
-            log.warning("[labloom] the run store %s is written again after %.1fs",
-                        self.database.display, time.monotonic() - self._trouble)
-            self._trouble = None
-
-    def _say_once(self, key: str, message: str) -> None:
-        if key not in self._said:
-            self._said.add(key)
-            log.warning("%s", message)
 
     def _fail(self, exc: Exception) -> None:
         log.exception("[labloom] the run store %s writer failed: %s", self.database.display, exc)

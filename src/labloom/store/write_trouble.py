@@ -1,0 +1,81 @@
+"""What a store's writer says when it cannot write as it meant to, and what it counts.
+
+Each kind of trouble is said once on stderr (a busy store must not print a line per commit):
+an outage when it starts and when it ends, a refused batch or row once per kind of error, a
+backlog past its cap once; what is dropped is counted against its run (``Recorder.drop``),
+which ``unrecorded`` and ``labloom run``'s exit status tell. The writer (``writer.py``) decides
+when; this says it and keeps the count.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .db import short_error
+from .rows import Rows, Table
+from .settings import backlog_cap, outage_patience
+
+log = logging.getLogger("labloom")
+
+
+class WriteTrouble:
+    """One writer's trouble with its store ``display`` (the URL, its password masked)."""
+
+    def __init__(self, display: str) -> None:
+        self.display = display
+        self._said: set[str] = set()
+        self._since: float | None = None  # since when writes fail
+
+    def say_once(self, key: str, message: str) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            log.warning("%s", message)
+
+    def failing(self, exc: BaseException) -> None:
+        """A write failed in a way that passes: said at the first failure of an outage."""
+        if self._since is None:
+            self._since = time.monotonic()
+            log.warning("[labloom] the run store %s cannot be written now (%s); trying again for "
+                        "up to %gs, keeping at most %d events in memory meanwhile",
+                        self.display, short_error(exc), outage_patience(), backlog_cap())
+
+    def recovered(self) -> None:
+        if self._since is not None:
+            log.warning("[labloom] the run store %s is written again after %.1fs",
+                        self.display, time.monotonic() - self._since)
+            self._since = None
+
+    def batch_refused(self, exc: BaseException) -> None:
+        self.say_once(f"batch {type(exc).__name__}",
+                      f"[labloom] the run store {self.display} refused a batch of rows "
+                      f"({short_error(exc)}); writing them one by one, dropping only those it "
+                      "refuses")
+
+    def row_refused(self, rows: Rows, table: Table, run_id: str, exc: BaseException) -> None:
+        why = f"{table.what} refused by the store ({short_error(exc)})"
+        rec = rows.recorders.get(run_id)
+        if rec is not None:
+            rec.drop(1, why)
+        self.say_once(f"row {table.what} {type(exc).__name__}",
+                      f"[labloom] the run store {self.display} refused a row of run {run_id} "
+                      f"({why}); that row is dropped and counted, the others are written")
+
+    def gave_up(self, rows: Rows, exc: BaseException) -> None:
+        """The outage outlasted ``LABLOOM_STORE_OUTAGE``: the rows not written yet are dropped,
+        counted per run; recording goes on with the next ones."""
+        counts: dict[str, int] = {}
+        for table in rows.tables():
+            for run_id in table.runs[table.done:]:
+                counts[run_id] = counts.get(run_id, 0) + 1
+            table.done = len(table.rows)
+        why = (f"the store could not be written for {outage_patience():g}s "
+               f"(LABLOOM_STORE_OUTAGE): {short_error(exc)}")
+        for run_id, count in counts.items():
+            rec = rows.recorders.get(run_id)
+            if rec is not None:
+                rec.drop(count, why)
+        log.error("[labloom] %s; %d record(s) of run(s) %s dropped, recording goes on with the "
+                  "next ones", why.replace("the store", f"the run store {self.display}"),
+                  sum(counts.values()), ", ".join(sorted(counts)) or "-")
+        self._since = None
