@@ -239,6 +239,18 @@ def open_lab(page: Any, url: str) -> tuple[Any, list[str]]:
     return panel, alerts
 
 
+# The Flows panel reads the run list again this often once the server pushes (js/src/panel.ts
+# SAFETY_NET): what no event carries (a run's message, a run another process deleted) shows then.
+PANEL_SAFETY_NET = 15.0
+
+
+def next_list_read(page: Any) -> None:
+    """Bring the panel's next read of the run list (its safety net) forward to now: the page's
+    clock jumps past it, so a test of what that read shows does not sit out its 15 s. The page
+    must run on Playwright's clock, installed before Lab opened (``page.clock.install()``)."""
+    page.clock.fast_forward(int(PANEL_SAFETY_NET * 1000))
+
+
 def flows_folder(tmp_path: Path, source: str) -> tuple[Path, Path]:
     """The Lab server's LABLOOM_HOME (see ``lab``) and a work folder holding ``source`` as
     flows.py, for ``start_run`` and ``labloom run flows.py:NAME``."""

@@ -19,6 +19,7 @@ from lab_helpers import (
     click_flows_icon,
     flows_folder,
     in_state,
+    next_list_read,
     open_lab,
     open_notebook,
     open_run,
@@ -525,6 +526,7 @@ def test_a_run_waiting_for_its_next_attempt_says_so_in_its_tab_and_the_panel(
     attempt starts; a cancel then ends it Cancelled at once, said there too."""
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
+    page.clock.install()  # see next_list_read
     panel, _alerts = open_lab(page, url)
     proc = start_run(home, work, "retrying")
     try:
@@ -539,6 +541,7 @@ def test_a_run_waiting_for_its_next_attempt_says_so_in_its_tab_and_the_panel(
         # The facts say it, once: the DAG makes no line of its own for it there.
         assert view.locator(".labloom-run-message").count() == 0
         row = run_row(panel, run.id)
+        next_list_read(page)  # the row's title is the run's message, which no event carries
         wait_for(lambda: waiting.search(row.get_attribute("title") or ""), 30,
                  "the panel's row to say the run waits")
         cancelled = labloom(home, "cancel", run.id, cwd=work)

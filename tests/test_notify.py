@@ -20,6 +20,7 @@ from cli_helpers import (
     Hook,
     MailRelay,
     cli_env,
+    first_slot_in,
     labloom,
     slot_rows,
     start_labloom,
@@ -133,6 +134,7 @@ def test_scheduled_failure_alert(tmp_path: Path, hook_factory: Any) -> None:
                     "-p", f'secret_rows=["{SECRET_VALUE}"]', "--name", "nightly-etl",
                     "--notify", hook.url)
     assert added.returncode == 0, added.stderr
+    first_slot_in(tmp_path, "nightly-etl", 1.0)  # not 10 s after the add
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
     try:
         failures = lambda: [b for b in hook.bodies if b["state"] != "overdue"]  # noqa: E731
