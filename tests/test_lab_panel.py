@@ -92,7 +92,7 @@ def ticker(n):
         if i == n // 2:
             wait_for_file("ticks-seen")  # the rest is written once the tab showed the first lines
         print(f"tick {{i}}")
-        time.sleep(0.05)  # log lines that keep coming while the tab follows them
+        time.sleep(0.02)  # log lines that keep coming while the tab follows them
     wait_for_file("ticks-all-seen")  # still running while the tab shows the last line
     return n
 

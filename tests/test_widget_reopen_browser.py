@@ -47,9 +47,18 @@ def step(x):
 
 def saved_output(path: Path) -> dict[str, Any]:
     """The flow cell's saved widget output ({} before the notebook is saved with one)."""
-    cells = json.loads(path.read_text())["cells"]
+    cells = wait_for(lambda: whole_notebook(path), 30, f"{path.name} read whole")["cells"]
     shown = [o for o in cells[2]["outputs"] if WIDGET_VIEW in o.get("data", {})]
     return shown[0] if shown else {}
+
+
+def whole_notebook(path: Path) -> dict[str, Any] | None:
+    """The notebook as saved; None while Lab is saving it: Jupyter writes the file in place
+    (its old copy kept aside until the write ends), so a read may find it cut short."""
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except json.JSONDecodeError:
+        return None
 
 
 def reopen(page: Any, url: str, name: str) -> Any:
