@@ -17,7 +17,6 @@ import pytest
 from cli_helpers import cli_env, labloom, wait_for
 from lab_helpers import (
     flows_folder,
-    next_list_read,
     open_lab,
     open_run,
     run_row,
@@ -67,7 +66,6 @@ def test_delete_ticked_runs_from_the_panel_and_their_tabs_say_so(
         panel2, alerts2 = open_lab(window, url)
         view2 = open_run(window, panel2, middle)
         view2.locator('g.labloom-node[data-state="Completed"]').wait_for(timeout=20_000)
-        page.clock.install()  # see next_list_read
         panel, alerts = open_lab(page, url)
         run_row(panel, going, "Running").wait_for(timeout=20_000)
         # Two tabs open: one of a run the panel deletes, one of a run deleted from a terminal.
@@ -119,7 +117,6 @@ def test_delete_ticked_runs_from_the_panel_and_their_tabs_say_so(
         page.locator(f'.lm-TabBar-tab[data-id="labloom-run-tab-{oldest}"]').click()
         elsewhere.locator(".labloom-RunView-notice", has_text="was deleted from the store"
                           ).wait_for(timeout=20_000)
-        next_list_read(page)  # the panel learns a deletion made elsewhere from the list
         run_row(panel, oldest).wait_for(state="detached", timeout=30_000)
         # Lab opened again, its layout restored: the tab of a run no longer in the store says
         # so, without an empty DAG whose Cancel, Timeline and Experiments buttons only failed.
