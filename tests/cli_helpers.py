@@ -237,3 +237,17 @@ def slot_rows(home: Path) -> list[dict[str, object]]:
     with conn:
         rows = conn.execute("SELECT * FROM schedule_slots ORDER BY slot_time").fetchall()
         return [dict(row) for row in rows]
+
+
+def first_slot_in(home: Path, name: str, seconds: float) -> None:
+    """Move the first slot of the ``--every`` schedule ``name`` to ``seconds`` from now (it
+    comes a whole interval after `schedule add`; the slots after it keep their interval): a
+    test of what a scheduled run does, not of when it starts, then waits no 10 s interval out."""
+    conn = store_of(home)
+    assert conn is not None, "add the schedule first"
+    with conn:
+        moved = conn.execute(
+            "UPDATE schedules SET anchor = ? - every WHERE name = ? AND every IS NOT NULL",
+            (time.time() + seconds, name),
+        ).rowcount
+    assert moved == 1, f"no --every schedule {name!r}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import Hook, cli_env, labloom, start_labloom, stop, wait_for
+from cli_helpers import Hook, cli_env, first_slot_in, labloom, start_labloom, stop, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 QUIET = {"LABLOOM_PROGRESS": "0"}
@@ -209,6 +209,7 @@ def test_etl_notebook_on_a_schedule(work: Path, served: Any) -> None:
                     "--name", "nightly-etl")
     assert added.returncode == 0, added.stderr
     assert "first run" in added.stdout
+    first_slot_in(work, "nightly-etl", 0.5)  # then every 2 s
     proc = served()
 
     def scheduled() -> list[dict[str, Any]]:
@@ -251,6 +252,7 @@ def test_failing_scheduled_etl_posts_one_alert_per_run(work: Path, served: Any) 
                         "--param", f"lake=lake-{SECRET}", "--notify", hook.url)
         assert added.returncode == 0, added.stderr
         assert "secret-token" not in added.stdout
+        first_slot_in(work, "etl", 0.5)  # not 2 s after the add
         proc = served()
         try:
             wait_for(lambda: failures(hook), 60, "a failure alert")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import Hook, labloom, start_labloom, stop, wait_for, write
+from cli_helpers import Hook, first_slot_in, labloom, start_labloom, stop, wait_for, write
 from labloom import FlowFailed, FlowTimeoutError, RunCancelledError, State, flow, task
 from labloom.export.exporter import export_notebook
 from labloom.store import open_store
@@ -410,6 +410,7 @@ def serving(tmp_path: Path, flows: str, every: str, name: str) -> Iterator[Hook]
     added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", every, "--name",
                     name, "-p", f"marker={tmp_path / 'tries'}", "--notify", hook.url)
     assert added.returncode == 0, added.stderr
+    first_slot_in(tmp_path, name, 1.0)  # not a whole interval after the add
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1", "--grace", "1",
                          LABLOOM_NOTIFY_DELAYS="0.2")
     try:

@@ -19,6 +19,7 @@ from lab_helpers import (
     click_flows_icon,
     flows_folder,
     in_state,
+    next_list_read,
     open_lab,
     open_notebook,
     open_run,
@@ -91,7 +92,7 @@ def ticker(n):
         if i == n // 2:
             wait_for_file("ticks-seen")  # the rest is written once the tab showed the first lines
         print(f"tick {{i}}")
-        time.sleep(0.05)  # log lines that keep coming while the tab follows them
+        time.sleep(0.02)  # log lines that keep coming while the tab follows them
     wait_for_file("ticks-all-seen")  # still running while the tab shows the last line
     return n
 
@@ -525,6 +526,7 @@ def test_a_run_waiting_for_its_next_attempt_says_so_in_its_tab_and_the_panel(
     attempt starts; a cancel then ends it Cancelled at once, said there too."""
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
+    page.clock.install()  # see next_list_read
     panel, _alerts = open_lab(page, url)
     proc = start_run(home, work, "retrying")
     try:
@@ -539,6 +541,7 @@ def test_a_run_waiting_for_its_next_attempt_says_so_in_its_tab_and_the_panel(
         # The facts say it, once: the DAG makes no line of its own for it there.
         assert view.locator(".labloom-run-message").count() == 0
         row = run_row(panel, run.id)
+        next_list_read(page)  # the row's title is the run's message, which no event carries
         wait_for(lambda: waiting.search(row.get_attribute("title") or ""), 30,
                  "the panel's row to say the run waits")
         cancelled = labloom(home, "cancel", run.id, cwd=work)

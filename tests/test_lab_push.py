@@ -18,6 +18,7 @@ import pytest
 from cli_helpers import labloom, wait_for
 from lab_helpers import (
     flows_folder,
+    next_list_read,
     open_lab,
     open_run,
     run_row,
@@ -300,6 +301,7 @@ def test_runs_older_than_the_polled_page_follow_pushes_and_deletions(
         gone = tiny.run().id
         for _ in range(500):
             tiny.run()
+        page.clock.install()  # see next_list_read
         panel, _alerts = open_lab(page, url)
         rows = panel.locator(".labloom-run")
         for shown in (100, 200, 300, 400, 500):
@@ -312,6 +314,7 @@ def test_runs_older_than_the_polled_page_follow_pushes_and_deletions(
         assert proc.wait(timeout=60) == 0
         run_row(panel, running.id, "Completed").wait_for(timeout=30_000)
         assert labloom(home, "delete", gone).returncode == 0
+        next_list_read(page)  # no event says a run was deleted elsewhere: the list read does
         run_row(panel, gone).wait_for(state="detached", timeout=45_000)
         assert rows.count() == 501
     finally:

@@ -20,6 +20,7 @@ from cli_helpers import (
     Hook,
     MailRelay,
     cli_env,
+    first_slot_in,
     labloom,
     slot_rows,
     start_labloom,
@@ -133,6 +134,7 @@ def test_scheduled_failure_alert(tmp_path: Path, hook_factory: Any) -> None:
                     "-p", f'secret_rows=["{SECRET_VALUE}"]', "--name", "nightly-etl",
                     "--notify", hook.url)
     assert added.returncode == 0, added.stderr
+    first_slot_in(tmp_path, "nightly-etl", 1.0)  # not 10 s after the add
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
     try:
         failures = lambda: [b for b in hook.bodies if b["state"] != "overdue"]  # noqa: E731
@@ -224,11 +226,15 @@ SLOW_FAIL = """
 """
 
 
-def add_nightly_etl(home: Path, hook: Hook, param: str) -> None:
-    """The schedule these cases drive: flows.py:etl every second, alerting ``hook``."""
-    added = labloom(home, "schedule", "add", "flows.py:etl", "--every", "1s", "--name",
-                    "nightly-etl", "-p", param, "--notify", hook.url)
+def add_nightly_etl(home: Path, hook: Hook, param: str, once: bool = False) -> None:
+    """The schedule these cases drive: flows.py:etl every second, alerting ``hook``; or
+    (``once``) hourly, its first slot now: a case about one run's alert. A 4 s run of a 1 s
+    schedule was also alerted overdue when the pause that ends it came late (a loaded machine)."""
+    added = labloom(home, "schedule", "add", "flows.py:etl", "--every", "1h" if once else "1s",
+                    "--name", "nightly-etl", "-p", param, "--notify", hook.url)
     assert added.returncode == 0, added.stderr
+    if once:
+        first_slot_in(home, "nightly-etl", 0.5)
 
 
 def running_with_its_run(home: Path) -> bool:
@@ -244,7 +250,7 @@ def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
     hook = hook_factory()
     write(tmp_path / "flows.py", SLOW_FAIL)
     out = tmp_path / "pid.txt"
-    add_nightly_etl(tmp_path, hook, f"out={out}")
+    add_nightly_etl(tmp_path, hook, f"out={out}", once=True)
     first = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
     second = None
     try:
@@ -344,7 +350,7 @@ def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
     hook = hook_factory()
     write(tmp_path / "flows.py", SLOW_FAIL)
     out = tmp_path / "pid.txt"
-    add_nightly_etl(tmp_path, hook, f"out={out}")
+    add_nightly_etl(tmp_path, hook, f"out={out}", once=True)
     frozen = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
     other = None
     try:

@@ -47,9 +47,18 @@ def step(x):
 
 def saved_output(path: Path) -> dict[str, Any]:
     """The flow cell's saved widget output ({} before the notebook is saved with one)."""
-    cells = json.loads(path.read_text())["cells"]
+    cells = wait_for(lambda: whole_notebook(path), 30, f"{path.name} read whole")["cells"]
     shown = [o for o in cells[2]["outputs"] if WIDGET_VIEW in o.get("data", {})]
     return shown[0] if shown else {}
+
+
+def whole_notebook(path: Path) -> dict[str, Any] | None:
+    """The notebook as saved; None while Lab is saving it: Jupyter writes the file in place
+    (its old copy kept aside until the write ends), so a read may find it cut short."""
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except json.JSONDecodeError:
+        return None
 
 
 def reopen(page: Any, url: str, name: str) -> Any:
@@ -114,9 +123,10 @@ def test_a_reopened_notebook_shows_its_run_not_a_widget_error(lab: Any, page: An
     # The page reloaded on the running kernel: the live widget again, once Lab's widget manager
     # has its model back from the kernel (the store's drawing may show until then).
     page.keyboard.press("Control+s")
-    wait_for(lambda: run_id not in json.dumps(saved_output(folder / "reopen.ipynb")),
-             30, "the second run saved")
-    second = saved_output(folder / "reopen.ipynb")["data"]["application/vnd.labloom.run+json"]
+    # Waited for as a whole: the output saved, and it is the second run's.
+    saved = wait_for(lambda: (out := saved_output(folder / "reopen.ipynb"))
+                     and run_id not in json.dumps(out) and out, 30, "the second run saved")
+    second = saved["data"]["application/vnd.labloom.run+json"]
     second_id = second["run_id"]
     page.goto(url.format("lab/tree/reopen.ipynb") + "&reset")
     wait_for_idle_kernel(page)
