@@ -45,9 +45,14 @@ def step(x):
 ]
 
 
-def saved_output(path: Path) -> dict[str, Any]:
-    """The flow cell's saved widget output ({} before the notebook is saved with one)."""
-    cells = json.loads(path.read_text())["cells"]
+def saved_output(path: Path) -> dict[str, Any] | None:
+    """The flow cell's saved widget output ({} before the notebook is saved with one; None
+    while Jupyter writes the file: it saves in place, so a read meanwhile may find it empty or
+    cut short)."""
+    try:
+        cells = json.loads(path.read_text())["cells"]
+    except json.JSONDecodeError:
+        return None
     shown = [o for o in cells[2]["outputs"] if WIDGET_VIEW in o.get("data", {})]
     return shown[0] if shown else {}
 
@@ -114,9 +119,12 @@ def test_a_reopened_notebook_shows_its_run_not_a_widget_error(lab: Any, page: An
     # The page reloaded on the running kernel: the live widget again, once Lab's widget manager
     # has its model back from the kernel (the store's drawing may show until then).
     page.keyboard.press("Control+s")
-    wait_for(lambda: run_id not in json.dumps(saved_output(folder / "reopen.ipynb")),
-             30, "the second run saved")
-    second = saved_output(folder / "reopen.ipynb")["data"]["application/vnd.labloom.run+json"]
+    def second_run_saved() -> dict[str, Any] | None:
+        shown = saved_output(folder / "reopen.ipynb")
+        return shown if shown and run_id not in json.dumps(shown) else None
+
+    second = wait_for(second_run_saved, 30, "the second run saved")["data"][
+        "application/vnd.labloom.run+json"]
     second_id = second["run_id"]
     page.goto(url.format("lab/tree/reopen.ipynb") + "&reset")
     wait_for_idle_kernel(page)
