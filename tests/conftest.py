@@ -24,6 +24,16 @@ from system_programs import require_program, require_system
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    # pyproject's addopts hand the suite to pytest-xdist's workers. Without xdist (`-p
+    # no:xdist`, or not installed) its two options there would be an error: take them and run
+    # in this one process, as `-n 0` does.
+    if not pluginmanager.has_plugin("xdist"):
+        group = parser.getgroup("xdist")
+        group.addoption("--numprocesses", help="without pytest-xdist: ignored, tests run here")
+        group.addoption("--dist", help="without pytest-xdist: ignored, tests run here")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "needs(program): skip without this system program (fail in CI); see system_programs"

@@ -22,7 +22,8 @@ def pytest_without_programs(tmp_path: Path, **env: str) -> subprocess.CompletedP
     child_env = {k: v for k, v in os.environ.items() if k != "LABLOOM_REQUIRE_SYSTEM"}
     child_env.update(PATH=str(tmp_path), **env)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", NEEDS_DOT],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         NEEDS_DOT],
         cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=120,
     )
 
