@@ -10,7 +10,9 @@ fail instead."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,18 @@ def postgres_server() -> Iterator[Any]:
     server = pg_server.PostgresServer()
     yield server
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_reaches_the_test() -> None:
+    """SIGINT raises KeyboardInterrupt in every test, as in a terminal, whatever the process
+    started with or an earlier test left: a shell starts a background job (a CI runner's `cmd
+    &`, `nohup`) with SIGINT ignored, a test may put back the handler it found, a Jupyter
+    server sets its own. The tests that press Ctrl-C (a kernel's interrupt, `labloom run` in a
+    terminal: its child inherits an ignored SIGINT) passed or failed by which test had run
+    before them in the same process."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
