@@ -135,56 +135,16 @@ def lab_address(
 
 
 @pytest.fixture
-def page(lab: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A page of its own browser context (cookies, storage, cache, clock: a fresh profile) in
-    the test module's Chromium."""
-    context = module_chromium(request).new_context(viewport={"width": 1400, "height": 1000})
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-# The Chromium of each test module being run, by the module's node id, with its Playwright.
-_CHROMIUMS: dict[str, tuple[Any, Any]] = {}
-
-
-def module_chromium(request: pytest.FixtureRequest) -> Any:
-    """One headless Chromium for a test module, closed when the module ends: starting
-    Playwright and a Chromium for each test cost it a second or two. A test's own context
-    keeps the tests apart; a browser that died (a crashed test) is started again."""
+def page(lab: Any) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    module = request.node.getparent(pytest.Module)
-    key = module.nodeid
-    held = _CHROMIUMS.get(key)
-    if held is not None and held[1].is_connected():
-        return held[1]
-    if held is not None:
-        _close_chromium(key)
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(
-            executable_path=require_program("chromium"), args=CHROMIUM_ARGS, headless=True
-        )
-    except BaseException:
-        playwright.stop()
-        raise
-    _CHROMIUMS[key] = (playwright, browser)
-    module.addfinalizer(lambda: _close_chromium(key))
-    return browser
-
-
-def _close_chromium(key: str) -> None:
-    held = _CHROMIUMS.pop(key, None)
-    if held is None:
-        return
-    playwright, browser = held
-    try:
-        with contextlib.suppress(Exception):  # already gone with its process
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=require_program("chromium"), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            yield context.new_page()
+        finally:
             browser.close()
-    finally:
-        playwright.stop()
 
 
 def wait_for_kernel_connected(url: str, notebook: str, timeout: float = 90.0) -> None:
