@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import wait_for
-from store_helpers import SRC
-from test_two_hosts import Host
+from test_two_hosts import Host, host_clock
 
 CLOCKED = """
 import os, time
@@ -42,22 +41,6 @@ def ticking(out: str):
     stamp(out)
 """
 
-# This host's clock: CLOCK_AHEAD seconds ahead of the machine's (behind when negative), set
-# CLOCK_STEP seconds forward on SIGUSR1 and back on SIGUSR2, as an NTP step sets it.
-HOST_CLOCK = """
-import os, signal, time
-_real = time.time
-_ahead = [float(os.environ.get("CLOCK_AHEAD", "0"))]
-time.time = lambda: _real() + _ahead[0]
-
-def _set(signum, frame):
-    _ahead[0] += float(os.environ["CLOCK_STEP"]) * (1 if signum == signal.SIGUSR1 else -1)
-
-if os.environ.get("CLOCK_STEP"):
-    signal.signal(signal.SIGUSR1, _set)
-    signal.signal(signal.SIGUSR2, _set)
-"""
-
 AHEAD = 60.0
 STEP = 30.0
 # A run starts after its slot, by a tick and a process start (a loaded machine: seconds); one
@@ -72,15 +55,6 @@ def hosts(tmp_path: Path, store_backend: str) -> tuple[Host, Host]:
     (tmp_path / "clocked.py").write_text(CLOCKED)
     shared = tmp_path / "shared-results"
     return Host("host-a", tmp_path, url, shared), Host("host-b", tmp_path, url, shared)
-
-
-def host_clock(host: Host, root: Path, ahead: float = 0.0, step: float | None = None) -> None:
-    folder = root / "host-clock"
-    folder.mkdir(exist_ok=True)
-    (folder / "sitecustomize.py").write_text(HOST_CLOCK)
-    host.env.update(PYTHONPATH=f"{folder}{os.pathsep}{SRC}", CLOCK_AHEAD=str(ahead))
-    if step is not None:
-        host.env["CLOCK_STEP"] = str(step)
 
 
 def ticking(host: Host, root: Path, out: Path) -> str:

@@ -199,11 +199,31 @@ def test_a_killed_hosts_run_is_marked_crashed_by_the_other(hosts: tuple[Host, Ho
 
 AHEAD = 60.0  # seconds host B's clock runs ahead: well past the heartbeat timeout
 
-SKEWED_CLOCK = """
-import os, time
+# This host's clock: CLOCK_AHEAD seconds ahead of the machine's (behind when negative), set
+# CLOCK_STEP seconds forward on SIGUSR1 and back on SIGUSR2, as an NTP step sets it.
+HOST_CLOCK = """
+import os, signal, time
 _real = time.time
-time.time = lambda: _real() + float(os.environ["CLOCK_AHEAD"])
+_ahead = [float(os.environ.get("CLOCK_AHEAD", "0"))]
+time.time = lambda: _real() + _ahead[0]
+
+def _set(signum, frame):
+    _ahead[0] += float(os.environ["CLOCK_STEP"]) * (1 if signum == signal.SIGUSR1 else -1)
+
+if os.environ.get("CLOCK_STEP"):
+    signal.signal(signal.SIGUSR1, _set)
+    signal.signal(signal.SIGUSR2, _set)
 """
+
+
+def host_clock(host: Host, root: Path, ahead: float = 0.0, step: float | None = None) -> None:
+    """The host's processes read HOST_CLOCK's time (test_schedule_clock sets it, too)."""
+    folder = root / "host-clock"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(HOST_CLOCK)
+    host.env.update(PYTHONPATH=f"{folder}{os.pathsep}{SRC}", CLOCK_AHEAD=str(ahead))
+    if step is not None:
+        host.env["CLOCK_STEP"] = str(step)
 
 
 @pytest.mark.postgresql_only  # one SQLite file is one machine's: one clock
@@ -213,9 +233,7 @@ def test_a_host_whose_clock_runs_ahead_judges_the_others_by_the_servers_clock(
     # B's clock a minute ahead (no NTP): it marked A's live run Crashed at its first read, and
     # swept A's slot as dead, so a limit of 1 let two task runs in at once.
     a, b = hosts
-    (tmp_path / "skew").mkdir()
-    (tmp_path / "skew" / "sitecustomize.py").write_text(SKEWED_CLOCK)
-    b.env.update(PYTHONPATH=f"{tmp_path / 'skew'}{os.pathsep}{SRC}", CLOCK_AHEAD=str(AHEAD))
+    host_clock(b, tmp_path, ahead=AHEAD)
     proc = a.flow("stuck")
     try:
         wait_for(lambda: any(r["state"] == "Running" for r in a.runs()), 60, "A's run")
@@ -256,9 +274,7 @@ def test_a_host_whose_clock_runs_ahead_sees_the_others_scheduler_alive(
     from labloom.store.db import get_database
 
     a, b = hosts
-    (tmp_path / "skew").mkdir()
-    (tmp_path / "skew" / "sitecustomize.py").write_text(SKEWED_CLOCK)
-    b.env.update(PYTHONPATH=f"{tmp_path / 'skew'}{os.pathsep}{SRC}", CLOCK_AHEAD=str(AHEAD))
+    host_clock(b, tmp_path, ahead=AHEAD)
     added = a.cli("schedule", "add", f"{tmp_path / 'flows.py'}:stuck", "--every", "2s")
     assert added.returncode == 0, added.stderr
     server = a.start("-m", "labloom", "serve", "--tick", "0.05", "--grace", "1")
