@@ -45,6 +45,14 @@ function modelAnsweringFrom() {
 }
 
 const settle = () => new Promise(done => setTimeout(done, 300));
+// Waits for what the view shows, not a fixed time: with the suite's other worker busy, a page
+// of 6,000 rows took longer than any fixed pause here.
+async function until(check: () => boolean, ms = 20000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check() && Date.now() < end) {
+    await new Promise(done => setTimeout(done, 50));
+  }
+}
 
 describe('the best row of a big run', () => {
   // Filtered to its failed children (none logged an auc), a big run's view starred the
@@ -55,20 +63,21 @@ describe('the best row of a big run', () => {
     document.body.replaceChildren(box);
     const view = mountExperiments({ model: modelAnsweringFrom(), box, onPick: () => undefined });
     view.open(null, 'train');
-    await settle();
-    const summary = () => box.querySelector('.labloom-exp-summary')!.textContent || '';
+    const summary = () => box.querySelector('.labloom-exp-summary')?.textContent || '';
+    await until(() => summary().includes('best auc'));
     expect(box.querySelector('.labloom-experiments')!.getAttribute('data-mode')).toBe('server');
     expect(summary()).toContain('best auc 0.6');
     const filter = box.querySelector('input.labloom-exp-filter') as HTMLInputElement;
     filter.value = 'state=Failed';
     filter.dispatchEvent(new Event('input'));
-    await new Promise(done => setTimeout(done, 400)); // the filter waits for typing to pause
+    // the filter waits for typing to pause, then asks the server again
+    await until(() => summary().includes('match the filter'));
     await settle();
     expect(summary()).toContain('match the filter');
     expect(summary()).not.toContain('best auc');
     expect(box.querySelectorAll('.labloom-exp-best').length).toBe(0);
     view.destroy();
-  });
+  }, 60000);
 });
 
 describe('a sweep grouped by a param', () => {
