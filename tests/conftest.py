@@ -5,7 +5,11 @@ The store, schedule and limit tests run twice, on SQLite and on a real PostgreSQ
 the session starts (``pg_server.py``): ``store_backend`` is "sqlite" or "postgresql", and for
 "postgresql" each test gets a fresh database through ``LABLOOM_DATABASE_URL``. Without a server
 installed those cases skip with the install hint; with ``LABLOOM_REQUIRE_SYSTEM=1`` (CI) they
-fail instead."""
+fail instead.
+
+What a test leaves running (its runs, its stores' writers and pools) is stopped at its end,
+named in its report when it cannot be (``nothing_left_running``, ``teardown_helpers.py``): a
+test that fails mid-run stays one failure, not the cause of the worker's next ones."""
 
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ import pytest
 from every_executor import any_executor, dask_cluster  # noqa: F401  (fixtures: see there)
 from lab_helpers import lab, page  # noqa: F401  (fixtures: a real JupyterLab, a browser page)
 from system_programs import require_program, require_system
+from teardown_helpers import LeftBehind
+
+pytest_plugins = ["pytester"]  # tests of the suite's own fixtures run a pytest inside
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -57,7 +64,7 @@ BOTH_BACKENDS = {
     "test_experiments_format", "test_experiments_attempts", "test_experiments_stale_calls",
     "test_cli_delete", "test_store_odd_text", "test_server_delete", "test_cli_cancel",
     "test_experiments_across_rows", "test_experiments_odd_text", "test_experiments_killed",
-    "test_store_copy", "test_schedule_clock", "test_kept_parameters",
+    "test_store_copy", "test_schedule_clock", "test_kept_parameters", "test_store_stop_writing",
 }
 
 
@@ -93,7 +100,25 @@ def ctrl_c_reaches_the_test() -> None:
 
 
 @pytest.fixture(autouse=True)
-def labloom_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def nothing_left_running() -> Iterator[LeftBehind]:
+    """Set up before every other fixture of the test (``labloom_home`` asks for it), so torn
+    down after them all: the stores the test opened are let go of (their writers stop rather
+    than retry for minutes), what still runs after that is named once, as this test's error.
+    ``store_backend`` cancels the test's runs first, while its environment holds."""
+    left = LeftBehind()
+    yield left
+    left.cancel_runs()
+    left.let_go_of_stores()
+    named = left.still_running()
+    if named:
+        pytest.fail("left running after the test, abandoned (a later test may see it): "
+                    + "; ".join(named), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def labloom_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nothing_left_running: LeftBehind
+) -> Iterator[Path]:
     """Every test gets its own state folder; nothing touches ~/.labloom."""
     home = tmp_path / "labloom-home"
     monkeypatch.setenv("LABLOOM_HOME", str(home))
@@ -105,19 +130,22 @@ def labloom_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 
 @pytest.fixture(autouse=True)
 def store_backend(
-    request: pytest.FixtureRequest, labloom_home: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, labloom_home: Path, monkeypatch: pytest.MonkeyPatch,
+    nothing_left_running: LeftBehind,
 ) -> Iterator[str]:
     """The store's backend for this test: SQLite in LABLOOM_HOME, or a fresh PostgreSQL
     database (only in the modules listed in BOTH_BACKENDS)."""
     kind = getattr(request, "param", "sqlite")
     if kind != "postgresql":
         yield kind
+        nothing_left_running.cancel_runs()
         return
     server = request.getfixturevalue("postgres_server")
     name = server.new_database()
     url = server.url(name)
     monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
     yield kind
+    nothing_left_running.cancel_runs()  # their ends are written before the database goes
     from labloom.store import db
 
     db.forget(url)  # close this process's pool before the database goes

@@ -5,6 +5,7 @@
   act on cancel requests for it from other processes (see ``cancel.py``);
 - ``open_store()``: a ``RunStore`` to read runs, task runs and logs (see ``reader.py``);
 - ``unrecorded(run_id)``: what of a run the store could not take (``labloom run`` says it);
+- ``stop_writing()``: let go of a store gone for good, at once (its writer would retry);
 - ``enabled()``: False when ``LABLOOM_STORE=0`` (nothing is written);
 - ``persist_mode()``: which task results persist (see ``core/results.py``).
 
@@ -113,6 +114,21 @@ def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
     return missing(run_id, timeout)
 
 
+def stop_writing(url: str | None = None) -> None:
+    """Let go of the store ``url`` (default: the one in force) in this process, for a store gone
+    for good (a dropped database, a retired server, an unplugged disk): its writer stops now
+    instead of retrying for ``LABLOOM_STORE_OUTAGE`` seconds (600), and its connections close.
+    What waits to be written, and what runs still going send to it later, is dropped and
+    counted (``unrecorded``); runs started afterwards are recorded again (a new writer).
+
+    >>> import labloom.store
+    >>> labloom.store.stop_writing()  # the warning said the store cannot be written now
+    """
+    from .db import database_url, forget
+
+    forget(url or database_url())
+
+
 def open_store(path: Path | None = None, url: str | None = None) -> RunStore:
     from .reader import RunStore
 
@@ -120,4 +136,4 @@ def open_store(path: Path | None = None, url: str | None = None) -> RunStore:
 
 
 __all__ = ["PERSIST_MODES", "attach", "enabled", "import_recording", "open_store", "persist_mode",
-           "unrecorded"]
+           "stop_writing", "unrecorded"]

@@ -25,7 +25,6 @@ A URL's password is never printed or logged: everything shows ``Database.display
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import sqlite3
 import threading
@@ -39,6 +38,8 @@ from urllib.parse import urlsplit, urlunsplit
 from ..core.errors import DatabaseURLError, StoreUnreachableError
 from .multirow import many_rows
 from .postgres import URL_ENV as URL_ENV
+from .postgres import pg_sql as pg_sql
+from .postgres import row_factory
 from .postgres import tables_refused as tables_refused
 from .storable import is_storable, storable
 
@@ -146,32 +147,6 @@ def settle_schema(conn: Conn, make: bool = True) -> None:
         raise
 
 
-class Row(tuple):  # type: ignore[type-arg]
-    """A PostgreSQL row read by position or by name, as ``sqlite3.Row`` is."""
-
-    _names: tuple[str, ...] = ()
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            return tuple.__getitem__(self, self._names.index(key))
-        return tuple.__getitem__(self, key)
-
-    def keys(self) -> list[str]:
-        return list(self._names)
-
-
-def _row_factory(cursor: Any) -> Any:
-    names = tuple(col.name for col in cursor.description or ())
-    kind = type("Row", (Row,), {"_names": names})
-    return lambda values: kind(values)
-
-
-@functools.lru_cache(maxsize=512)
-def pg_sql(sql: str) -> str:
-    # The store's SQL holds no '?' or '%' in literals; escape '%' all the same.
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
 class Conn:
     """One connection of either backend, with the same methods as ``sqlite3.Connection``'s
     that the store uses, plus ``transaction()``. Autocommit outside transactions."""
@@ -207,7 +182,7 @@ class Conn:
             params = [storable(p) if type(p) is str else p for p in params]
         if self.kind == "sqlite":
             return self.raw.execute(sql, params)
-        cursor = self.raw.cursor(row_factory=_row_factory) if self._named else self.raw.cursor()
+        cursor = self.raw.cursor(row_factory=row_factory) if self._named else self.raw.cursor()
         return cursor.execute(pg_sql(sql), params or None)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
@@ -371,6 +346,8 @@ class Database:
             conn.raw.close()
         elif self._pool is not None:
             self._pool.putconn(conn.raw)  # a broken connection is discarded by the pool
+        else:  # its pool was closed meanwhile (``forget``)
+            conn.raw.close()
 
     def close(self) -> None:
         with self._lock:
@@ -393,6 +370,13 @@ def get_database(url: str | None = None) -> Database:
         return database
 
 
+def known_urls() -> list[str]:
+    """The stores this process holds a ``Database`` for (its pool, a writer): each is what
+    ``forget`` lets go of; a test's teardown lets go of those its test opened."""
+    with _databases_lock:
+        return list(_databases)
+
+
 # What else keeps connections of its own per URL (``concurrency_slots.py``): told by ``forget``.
 _forgetters: list[Callable[[str], None]] = []
 
@@ -405,7 +389,8 @@ def on_forget(close: Callable[[str], None]) -> None:
 
 def forget(url: str) -> None:
     """Close and drop everything this process holds for ``url`` (its pool, the limiter's
-    connection): for a store that goes away, as a test's database does."""
+    connection, its writer: see ``writer.Writer.retire``): for a store that goes away, as a
+    test's database does (``labloom.store.stop_writing``)."""
     with _databases_lock:
         database = _databases.pop(url, None)
     for close in list(_forgetters):

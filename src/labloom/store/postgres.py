@@ -9,6 +9,7 @@ not logged one by one (``psycopg.pool`` would print each); the store says once w
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -142,3 +143,29 @@ def tables_refused(exc: BaseException, display: str) -> StoreUnavailableError | 
         "them (GRANT CREATE ON SCHEMA public TO ...), or have the database's owner run "
         "`labloom db upgrade` once"
     )
+
+
+class Row(tuple):  # type: ignore[type-arg]
+    """A PostgreSQL row read by position or by name, as ``sqlite3.Row`` is."""
+
+    _names: tuple[str, ...] = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names.index(key))
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def row_factory(cursor: Any) -> Any:
+    names = tuple(col.name for col in cursor.description or ())
+    kind = type("Row", (Row,), {"_names": names})
+    return lambda values: kind(values)
+
+
+@functools.lru_cache(maxsize=512)
+def pg_sql(sql: str) -> str:
+    # The store's SQL holds no '?' or '%' in literals; escape '%' all the same.
+    return sql.replace("%", "%%").replace("?", "%s")

@@ -37,7 +37,8 @@ class WriteTrouble:
         if self._since is None:
             self._since = time.monotonic()
             log.warning("[labloom] the run store %s cannot be written now (%s); trying again for "
-                        "up to %gs, keeping at most %d events in memory meanwhile",
+                        "up to %gs, keeping at most %d events in memory meanwhile (a store gone "
+                        "for good: labloom.store.stop_writing() gives up now)",
                         self.display, short_error(exc), outage_patience(), backlog_cap())
 
     def recovered(self) -> None:
@@ -61,21 +62,30 @@ class WriteTrouble:
                       f"[labloom] the run store {self.display} refused a row of run {run_id} "
                       f"({why}); that row is dropped and counted, the others are written")
 
-    def gave_up(self, rows: Rows, exc: BaseException) -> None:
-        """The outage outlasted ``LABLOOM_STORE_OUTAGE``: the rows not written yet are dropped,
-        counted per run; recording goes on with the next ones."""
+    def gave_up(self, rows: Rows, exc: BaseException, let_go: str | None = None) -> None:
+        """The outage outlasted ``LABLOOM_STORE_OUTAGE`` (or the store was let go of, saying
+        ``let_go``): the rows not written yet are dropped, counted per run; recording goes on
+        with the next ones (not for a store let go of: see ``let_go``)."""
         counts: dict[str, int] = {}
         for table in rows.tables():
             for run_id in table.runs[table.done:]:
                 counts[run_id] = counts.get(run_id, 0) + 1
             table.done = len(table.rows)
-        why = (f"the store could not be written for {outage_patience():g}s "
-               f"(LABLOOM_STORE_OUTAGE): {short_error(exc)}")
+        cause = let_go or (f"the store could not be written for {outage_patience():g}s "
+                           "(LABLOOM_STORE_OUTAGE)")
+        why = f"{cause}: {short_error(exc)}"
         for run_id, count in counts.items():
             rec = rows.recorders.get(run_id)
             if rec is not None:
                 rec.drop(count, why)
-        log.error("[labloom] %s; %d record(s) of run(s) %s dropped, recording goes on with the "
-                  "next ones", why.replace("the store", f"the run store {self.display}"),
-                  sum(counts.values()), ", ".join(sorted(counts)) or "-")
+        log.error("[labloom] %s; %d record(s) of run(s) %s dropped%s",
+                  why.replace("the store", f"the run store {self.display}", 1),
+                  sum(counts.values()), ", ".join(sorted(counts)) or "-",
+                  "" if let_go else ", recording goes on with the next ones")
         self._since = None
+
+    def let_go(self, count: int, why: str) -> None:
+        """The store was let go of (``Writer.retire``) with ``count`` records waiting."""
+        log.warning("[labloom] %s: %d record(s) waiting for the run store %s are dropped, and so "
+                    "is what its runs still send (counted: labloom.store.unrecorded)",
+                    why, count, self.display)

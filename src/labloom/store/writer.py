@@ -24,6 +24,8 @@ The writer never stops recording:
   what the kernel still holds (``_reopen``).
 What was dropped is counted per run: ``unrecorded(run_id)`` tells it (``labloom run`` says it
 and exits with status 3).
+A store gone for good is let go of (``labloom.store.stop_writing``, ``db.forget``): its writer
+retires at once, what waits and what its runs still send dropped and counted (``retire``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pathlib import Path
 from ..core import events as ev
 from . import store_clock
 from .commits import CommitSize
-from .db import Conn, Database, file_identity, is_transient, short_error, tables_gone
+from .db import Conn, Database, file_identity, is_transient, on_forget, short_error, tables_gone
 from .home import HEARTBEAT
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .rows import Rows
@@ -82,6 +84,7 @@ class Writer:
         self._wrote: tuple[int, int] | None = None  # the file of the last write, if it went well
         self._spare: Conn | None = None  # see adopt
         self._hurry = 0  # threads in ``wait``: nothing gathers meanwhile
+        self.retired: str | None = None  # why this process let go of the store (``retire``)
 
     def adopt(self, conn: Conn) -> None:
         """A connection just made, its schema checked (``store.attach``): the writer's next
@@ -103,6 +106,9 @@ class Writer:
 
     def put(self, rec: Recorder, batch: Sequence[ev.Event]) -> int:
         with self._cond:
+            if self.retired is not None:
+                rec.drop(len(batch), self.retired)
+                return self._queued
             cap = backlog_cap()
             if self._backlog >= cap:
                 kept = [e for e in batch if not isinstance(e, ev.LogRecord)]
@@ -133,6 +139,32 @@ class Writer:
                                            ev.NO_PROGRESS):
                     self._unpaced_until = time.monotonic() + 6 * ev.NO_PROGRESS
             return seq
+
+    def retire(self, why: str, timeout: float = 5.0) -> bool:
+        """Let go of the store: what waits and what runs send later is dropped, counted
+        (``why``); a retry gives up now. Whether the thread ended within ``timeout``."""
+        with self._cond:
+            if self.retired is None:
+                self.retired = why
+                if dropped := self._drop_queued(why):  # it notifies the thread too
+                    self.trouble.let_go(dropped, why)
+            thread = self._thread
+        self.database.close()  # a connection being waited for from the pool gives up now
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self.database.close()  # and a pool that a write under way opened meanwhile
+        return thread is None or thread is threading.current_thread() or not thread.is_alive()
+
+    def _drop_queued(self, why: str) -> int:
+        dropped = 0
+        for rec, batch in self._queue:
+            rec.drop(len(batch), why)
+            dropped += len(batch)
+        self._queue.clear()
+        self._backlog -= dropped
+        self._written = self._queued
+        self._cond.notify_all()
+        return dropped
 
     def _ahead(self) -> int:
         return min(ev.PACE, self.size.events)
@@ -176,7 +208,7 @@ class Writer:
         try:
             while True:
                 with self._cond:
-                    if not self._queue:
+                    if not self._queue and self.retired is None:
                         self._cond.wait(min(heartbeat_interval(), _IDLE_EXIT))
                     gathered = began + GATHER
                     while self._queue and not self._hurry and self._backlog <= self._ahead() \
@@ -186,7 +218,8 @@ class Writer:
                     upto = self._queued - len(self._queue)
                     if items:
                         idle_since = time.monotonic()
-                    elif not self._open and time.monotonic() - idle_since > _IDLE_EXIT:
+                    elif self.retired or (  # nothing queues for a retired writer
+                            not self._open and time.monotonic() - idle_since > _IDLE_EXIT):
                         self._thread = None
                         return
                 beat = bool(self._open) and time.monotonic() - last_beat >= heartbeat_interval()
@@ -201,7 +234,7 @@ class Writer:
                     self._settled(rows)
                     del rows  # written: not held until the next write or the thread's end
                 with self._cond:
-                    self._written = upto
+                    self._written = max(self._written, upto)  # past it when retired meanwhile
                     self._backlog -= folded
                     self._cond.notify_all()
                 del items  # nor its events kept while idle: a following run reuses the memory
@@ -256,7 +289,11 @@ class Writer:
                     self.trouble.gave_up(rows, exc)
                     return None
                 self.trouble.failing(exc)
-                time.sleep(delay)
+                with self._cond:  # a backoff that ``retire`` cuts short
+                    retired = self._cond.wait_for(lambda: self.retired, delay)
+                if retired:
+                    self.trouble.gave_up(rows, exc, retired)
+                    return None
                 delay = min(delay * 3, 5.0)
 
     def _write(self, conn: Conn, rows: Rows) -> None:
@@ -327,13 +364,9 @@ class Writer:
     def _fail(self, exc: Exception) -> None:
         log.exception("[labloom] the run store %s writer failed: %s", self.database.display, exc)
         with self._cond:
-            for rec, batch in self._queue:
-                rec.drop(len(batch), f"the store writer failed ({short_error(exc)})")
-            self._queue.clear()
+            self._drop_queued(f"the store writer failed ({short_error(exc)})")
             self._backlog = 0
-            self._written = self._queued
             self._thread = None
-            self._cond.notify_all()
 
 
 _writers: dict[str, Writer] = {}
@@ -343,9 +376,20 @@ _writers_lock = threading.Lock()
 def writer_for(database: Database) -> Writer:
     with _writers_lock:
         writer = _writers.get(database.url)
-        if writer is None:
-            writer = _writers[database.url] = Writer(database)
+        if writer is None or writer.retired is not None:
+            fresh = _writers[database.url] = Writer(database)
+            if writer is not None:  # what the retired one could not write is still told
+                fresh.lost = writer.lost
+            writer = fresh
         return writer
+
+
+def _let_go(url: str) -> None:  # ``db.forget(url)``: the store goes away, so does its writer
+    if (writer := _writers.get(url)) is not None:
+        writer.retire("this process let go of the store (labloom.store.stop_writing)")
+
+
+on_forget(_let_go)
 
 
 def unrecorded(run_id: str, timeout: float = 5.0) -> Unrecorded | None:
