@@ -287,7 +287,7 @@ def test_a_cancelled_run_is_not_retried() -> None:
         return hangs()
 
     run = nightly.run(background=True)
-    time.sleep(0.2)
+    wait_for(lambda: [tr.state for tr in run.tasks] == [State.RUNNING], 30, "hangs() to run")
     run.cancel()
     release.set()
     assert run.wait(timeout=10) is State.CANCELLED and run.attempt == 1

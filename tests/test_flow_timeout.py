@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cli_helpers import wait_for
 from labloom import FlowTimeoutError, State, flow, task
 from labloom.export.exporter import export_notebook
 from labloom.store import open_store
@@ -83,7 +84,8 @@ def test_a_retry_has_the_timeout_anew() -> None:
 
 def test_a_cancel_before_the_timeout_stays_cancelled() -> None:
     run = nightly.run(background=True)
-    time.sleep(0.2)
+    wait_for(lambda: run.state.is_final or any(
+        tr.name == "hangs" and tr.state is State.RUNNING for tr in run.tasks), 30, "hangs() to run")
     run.cancel()
     run.wait()
     time.sleep(1.2)
