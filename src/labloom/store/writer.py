@@ -148,7 +148,9 @@ class Writer:
                 self.retired = why
                 if dropped := self._drop_queued(why):  # it notifies the thread too
                     self.trouble.let_go(dropped, why)
-            thread = self._thread
+            thread, spare, self._spare = self._thread, self._spare, None
+        if spare is not None:  # adopted for a thread that will not start now
+            spare.close()
         self.database.close()  # a connection being waited for from the pool gives up now
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -156,10 +158,9 @@ class Writer:
         return thread is None or thread is threading.current_thread() or not thread.is_alive()
 
     def _drop_queued(self, why: str) -> int:
-        dropped = 0
         for rec, batch in self._queue:
             rec.drop(len(batch), why)
-            dropped += len(batch)
+        dropped = sum(len(batch) for _, batch in self._queue)
         self._queue.clear()
         self._backlog -= dropped
         self._written = self._queued
