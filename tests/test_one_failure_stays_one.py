@@ -52,8 +52,10 @@ INNER = textwrap.dedent('''
 
 
     @pytest.mark.parametrize("store_backend", [BACKEND], indirect=True)
-    def test_fails_mid_run_while_the_writer_retries(store_backend, labloom_home, request, caplog):
+    def test_fails_mid_run_while_the_writer_retries(store_backend, labloom_home, request, caplog,
+                                                    monkeypatch):
         caplog.set_level(logging.WARNING, logger="labloom")
+        monkeypatch.setenv("LABLOOM_HEARTBEAT_TIMEOUT", "12")  # its next write within 1 s
         run = going.run(n=2, executor="threads", background=True)
 
         def recorded():

@@ -54,9 +54,10 @@ def recorded(run_id: str) -> Any:
 
 def test_a_store_gone_for_good_is_let_go_of_at_once(
     store_backend: str, labloom_home: Path, request: pytest.FixtureRequest,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="labloom")
+    monkeypatch.setenv("LABLOOM_HEARTBEAT_TIMEOUT", "12")  # its next write within 1 s, not 5
     run = steps.run(n=3, executor="threads", background=True)
     wait_for(lambda: recorded(run.id), 60, "the run in the store")
     if store_backend == "postgresql":
