@@ -102,3 +102,61 @@ def test_a_test_failing_while_its_writer_retries_stays_one_failure(
         *workers, "-p", "no:cacheprovider", "-o", "timeout=240", timeout=600)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*AssertionError: fails mid-run*"])
+
+
+STUCK = textwrap.dedent('''
+    import sqlite3
+    import threading
+
+    from cli_helpers import wait_for
+    from labloom import flow, task
+    from labloom.store import open_store
+
+    LOCKS = []  # the other process's lock, as a module global: it outlives the first test
+
+
+    @task
+    def one(i):
+        return i
+
+
+    @flow
+    def quick(n):
+        return one.map(range(n))
+
+
+    def test_leaves_a_writer_stuck_in_a_locked_store(labloom_home, monkeypatch):
+        monkeypatch.setenv("LABLOOM_HEARTBEAT_TIMEOUT", "12")
+        quick.run(n=2, executor="threads")
+        lock = sqlite3.connect(labloom_home / "labloom.db", isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")  # another process's long write: SQLite waits 30 s
+        LOCKS.append(lock)
+        run = quick.run(n=2, executor="threads", background=True)  # its writer waits in SQLite
+        wait_for(lambda: [tr.state.value for tr in run.tasks] == ["Completed"] * 2, 60,
+                 "the run's task runs")
+
+
+    def test_the_next_test_still_passes():
+        LOCKS.pop().rollback()  # the lock goes: the stuck writer's wait ends
+        wait_for(lambda: "labloom-store" not in {t.name for t in threading.enumerate()}, 60,
+                 "the stuck writer to end")
+''')
+
+
+def test_a_writer_that_cannot_be_stopped_is_named_once_in_its_tests_report(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite write waiting for another process's lock cannot be cut short (SQLite's busy
+    wait ignores ``interrupt()``): the teardown abandons that writer and says so in that
+    test's report, once; the next test is not blamed."""
+    pytester.makeconftest((TESTS / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makepyfile(test_inner=STUCK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")])))
+    result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:cacheprovider",
+                                           "-o", "timeout=240", timeout=600)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_leaves_a_writer_stuck_in_a_locked_store*",
+        "*left running after the test, abandoned*thread labloom-store*"])
+    assert result.stdout.str().count("left running after the test") == 1
