@@ -101,8 +101,8 @@ def ctrl_c_reaches_the_test() -> None:
 
 @pytest.fixture(autouse=True)
 def nothing_left_running() -> Iterator[LeftBehind]:
-    """Set up before every other fixture of the test (``labloom_home`` asks for it), so torn
-    down after them all: the stores the test opened are let go of (their writers stop rather
+    """Set up before the test's other function fixtures (``labloom_home`` asks for it), so
+    torn down after them all: the stores the test opened are let go of (their writers stop rather
     than retry for minutes), what still runs after that is named once, as this test's error.
     ``store_backend`` cancels the test's runs first, while its environment holds."""
     left = LeftBehind()
