@@ -17,11 +17,8 @@ from typing import Any
 
 from ..core.kept_parameters import shown_parameters
 from ..core.run_logs import named
-from . import store_clock
-from .db import Conn, get_database, is_transient
-from .home import why_gone
-
-_OPEN_STATES = ("Pending", "Running")
+from .crashed_runs import mark_crashed_runs
+from .db import Conn, get_database
 
 
 @dataclass
@@ -346,55 +343,8 @@ class RunStore:
     # --- crash detection ------------------------------------------------------------------
 
     def reconcile(self, now: float | None = None) -> list[str]:
-        """Mark runs whose process died as Crashed; returns their ids."""
-        now = store_clock.now(self.conn) if now is None else now
-        suspects = self.conn.execute(
-            "SELECT id, host, pid, heartbeat, created FROM flow_runs WHERE state IN (?, ?)",
-            _OPEN_STATES,
-        ).fetchall()
-        crashed: list[str] = []
-        for run_id, host, pid, beat, created in suspects:
-            why = why_gone(host, pid, beat, created, now)
-            if why is None:
-                continue
-            try:
-                marked = self._mark_crashed(run_id, beat, why, now)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                return crashed  # a full or busy disk: reading goes on, the next read marks
-            if marked:
-                crashed.append(run_id)
-        return crashed
-
-    def _mark_crashed(self, run_id: str, beat: float | None, why: str, now: float) -> bool:
-        message = (
-            f"crashed: {why}; finished task runs are kept, `labloom retry {run_id}` reruns "
-            "the rest"
-        )
-        with self.conn.transaction():
-            # Only if nothing was written meanwhile (the run may be alive after all).
-            changed = self.conn.execute(
-                "UPDATE flow_runs SET state = 'Crashed', message = ?, ended = ? WHERE id = ? "
-                "AND state IN (?, ?) AND COALESCE(heartbeat, -1.0) = ?",
-                (message, beat or now, run_id, *_OPEN_STATES, -1.0 if beat is None else beat),
-            ).rowcount
-            if changed:
-                note = "not finished: the run's process died"
-                open_tasks = [row[0] for row in self.conn.execute(
-                    "SELECT id FROM task_runs WHERE run_id = ? AND state IN "
-                    "('Pending', 'Running', 'Retrying')", (run_id,)
-                )]
-                self.conn.executemany(
-                    "UPDATE task_runs SET state = 'Cancelled', message = ? WHERE id = ?",
-                    [(note, tr_id) for tr_id in open_tasks],
-                )
-                self.conn.executemany(
-                    "INSERT INTO task_states (task_run_id, run_id, state, time, message, "
-                    "attempt) VALUES (?, ?, 'Cancelled', ?, ?, 0)",
-                    [(tr_id, run_id, now, note) for tr_id in open_tasks],
-                )
-        return bool(changed)
+        """Mark runs whose process died as Crashed; returns their ids (``crashed_runs.py``)."""
+        return mark_crashed_runs(self.conn, now)
 
 
 def _loads(text: str | None) -> Any:
