@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from .call_copies import PLAIN as _PLAIN
 from .context import active_engine
 from .expressions import missing_attribute, refuse_equality, refuse_operators
 from .states import State
@@ -298,41 +299,6 @@ def replace_futures(obj: Any, resolve: Callable[[Any], Any]) -> Any:
     if kind is set or kind is frozenset:
         return kind(replace_futures(item, resolve) for item in obj)
     return obj
-
-
-def as_called(obj: Any) -> Any:
-    """``obj`` with its lists, dicts, tuples and sets copied (their futures and other values
-    kept): what a task call's arguments were at the call. A task runs later (the local
-    executor's calls when the run is waited for, Dask's once the flow body submitted its
-    block), and a sweep's loop editing one dict of settings between calls gave every call
-    the loop's last settings. A list of plain values (a million floats) is copied whole,
-    without a look at each of them from Python."""
-    kind = type(obj)
-    if kind is list or kind is tuple or kind is set:
-        if set(map(type, obj)) <= _PLAIN:
-            return obj if kind is tuple else kind(obj)
-        return kind(map(as_called, obj))
-    if kind is dict:
-        return {key: as_called(value) for key, value in obj.items()}
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
-        return kind(*map(as_called, obj))
-    return obj  # a future, or a value not copied (frozen, or not a plain container)
-
-
-_PLAIN = frozenset((int, float, complex, str, bytes, bool, type(None)))
-
-
-def arguments_as_called(args: tuple[Any, ...], kwargs: dict[str, Any],
-                        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """A task call's arguments as they were at the call (``as_called``); as they are when
-    none is a container, the most common call (``train(i, lr)``), with no copy made."""
-    if any(type(v) in _HOLDERS for v in args) or any(
-            type(v) in _HOLDERS for v in kwargs.values()):
-        return as_called(args), as_called(kwargs)
-    return args, kwargs
-
-
-_HOLDERS = frozenset((list, dict, tuple, set))
 
 
 # Indexing, the one expression a future supports (the others: ``expressions.py``).
