@@ -54,6 +54,14 @@ def sweep(xs, grid, marker, threshold=0.5):
 @flow(executor="local")
 def odd(threshold, config, name, pairs):
     return check([], 0)
+
+@task
+def size(value):
+    return len(value)
+
+@flow(executor="local")
+def nested(value):
+    return size(value)
 '''
 
 
@@ -204,3 +212,29 @@ def test_the_launch_form_leaves_a_big_default_out(flows: ModuleType) -> None:
 
     defaults = {f["name"]: f["default"] for f in describe_params(ward)}
     assert defaults == {"ids": None, "day": "2026-12-06"}  # empty: the flow's default applies
+
+
+def test_a_parameter_that_contains_itself_or_nests_deep_is_recorded_as_a_summary(
+    flows: ModuleType, tmp_path: Path, labloom_home: Path
+) -> None:
+    """Before: flow.run raised a bare RecursionError (searching the parameters for futures)
+    before anything was recorded."""
+    itself: list[Any] = [1, 2]
+    itself.append(itself)
+    deep: list[Any] = []
+    inner = deep
+    for _ in range(5_000):
+        inner.append([])
+        inner = inner[0]
+    runs = [flows.nested.run(value=itself), flows.nested.run(value=deep)]
+    assert [run.result() for run in runs] == [3, 1]
+    for run, length in zip(runs, (3, 1), strict=True):
+        assert recorded(run.id).parameters == {"value": {
+            "__type__": "builtins.list", "__len__": length, "__over_bytes__": 100_000}}
+        shown = strict_json(labloom(labloom_home, "show", run.id, "--json", cwd=tmp_path).stdout)
+        assert shown["state"] == "Completed" and shown["parameters"]["value"]["__len__"] == length
+        refused = labloom(labloom_home, "retry", run.id, cwd=tmp_path)
+        assert refused.returncode == 1
+        assert f"run {run.id}: parameter value was kept as a summary" in refused.stderr
+    listed = json.loads(labloom(labloom_home, "runs", "--json", cwd=tmp_path).stdout)
+    assert [r["state"] for r in listed] == ["Completed", "Completed"]
