@@ -62,6 +62,15 @@ def size(value):
 @flow(executor="local")
 def nested(value):
     return size(value)
+
+@task
+def write_down(name, path, ready):
+    with open(path, "w", encoding="utf-8", errors="surrogatepass") as file:
+        file.write(name)
+
+@flow(executor="local")
+def named(name, marker):
+    return write_down(name, marker + ".name", fail_once(marker))
 '''
 
 
@@ -163,7 +172,7 @@ def test_odd_values_are_kept_or_summarised_and_shown_as_json(
     assert math.isnan(kept["threshold"])  # Python's JSON keeps NaN: a retry replays it
     assert kept["config"] == {"__type__": "builtins.dict", "__len__": 1,
                               "__over_bytes__": 100_000}
-    assert kept["name"] == "caf\\udce9.csv"  # escaped, as any text the store cannot hold
+    assert kept["name"] == "caf\udce9.csv"  # exactly: a retry replays it (before: escaped)
     # A key JSON cannot hold: before, the run's row could not be written at all.
     assert kept["pairs"] == {"__type__": "builtins.dict", "__len__": 1,
                              "__over_bytes__": 100_000}
@@ -238,3 +247,22 @@ def test_a_parameter_that_contains_itself_or_nests_deep_is_recorded_as_a_summary
         assert f"run {run.id}: parameter value was kept as a summary" in refused.stderr
     listed = json.loads(labloom(labloom_home, "runs", "--json", cwd=tmp_path).stdout)
     assert [r["state"] for r in listed] == ["Completed", "Completed"]
+
+
+def test_a_parameter_with_a_lone_surrogate_replays_exactly_and_shows_escaped(
+    flows: ModuleType, tmp_path: Path, labloom_home: Path
+) -> None:
+    """A file name that is not UTF-8, as os.listdir gives it. Before: stored escaped, so
+    `labloom retry` ran the flow with another name (a backslash, then "udce9")."""
+    name = b"caf\xe9.csv".decode("utf-8", "surrogateescape")
+    marker = str(tmp_path / "first")
+    run = flows.named.run(name=name, marker=marker)
+    assert run.state is State.FAILED and recorded(run.id).parameters["name"] == name
+    shown = strict_json(labloom(labloom_home, "show", run.id, "--json", cwd=tmp_path).stdout)
+    assert shown["parameters"]["name"] == "caf\\udce9.csv"  # readable: the character escaped
+    assert "caf\\\\udce9.csv" in labloom(labloom_home, "show", run.id, cwd=tmp_path).stdout
+
+    again = labloom(labloom_home, "retry", run.id, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    written = Path(marker + ".name").read_text(encoding="utf-8", errors="surrogatepass")
+    assert written == name

@@ -96,12 +96,31 @@ def is_summary(value: Any) -> bool:
 
 def shown_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     """Recorded parameters as a view shows them: JSON-safe (NaN and inf as strings, as in the
-    experiments' answers), and a value recorded whole by a labloom from before the limit but
-    over it now as its summary (it still replays: ``labloom retry`` reads the record)."""
+    experiments' answers), a value recorded whole by a labloom from before the limit but
+    over it now as its summary (it still replays: ``labloom retry`` reads the record), and a
+    string holding a lone surrogate (a file name that is not UTF-8) with it escaped,
+    ``caf\\udce9.csv``: the record keeps it exactly, for a retry, but no terminal or page can
+    show it."""
     from .experiments import jsonable
 
     limit = parameter_bytes_or_default()
-    return {name: jsonable(kept(value, limit)) for name, value in parameters.items()}
+    return {readable(name): readable(jsonable(kept(value, limit)))
+            for name, value in parameters.items()}
+
+
+def readable(value: Any) -> Any:
+    """``value`` (JSON-like) with each lone surrogate in its strings backslash-escaped."""
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if type(value) is dict:
+        return {readable(key): readable(item) for key, item in value.items()}
+    if type(value) is list:
+        return [readable(item) for item in value]
+    return value
 
 
 def parameter_bytes_or_default() -> int:

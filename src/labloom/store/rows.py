@@ -285,9 +285,7 @@ class Rows:
 
     def _created(self, rec: Recorder, event: ev.RunCreated) -> None:
         metadata = dict(event.metadata)
-        parameters = to_json(event.parameters)
-        if "\\" in parameters and parameters != to_json(event.parameters, escape=False):
-            self.escaped.setdefault(event.run_id, set()).add("run parameters")
+        parameters = to_json(event.parameters, exact=True)  # a retry replays them as they were
         self._new_runs[event.run_id] = len(self.runs.rows)
         self.runs.add(event.run_id, (
             event.run_id, event.flow_name, event.source_hash, parameters,
