@@ -266,3 +266,30 @@ def test_a_parameter_with_a_lone_surrogate_replays_exactly_and_shows_escaped(
     assert again.returncode == 0, again.stderr
     written = Path(marker + ".name").read_text(encoding="utf-8", errors="surrogatepass")
     assert written == name
+
+
+async def test_a_list_of_runs_does_not_read_an_older_runs_big_parameters(
+    jp_fetch: Any, flows: ModuleType, tmp_path: Path, labloom_home: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: every list (`labloom runs`, %flow_runs, the Flows panel's) parsed each listed
+    run's parameters, tens of MB for a run an older labloom stored whole: about 1 s a read
+    (benchmarks/big_parameter.py --older), and to_json copied them again."""
+    monkeypatch.setenv("LABLOOM_PARAMETER_BYTES", "10_000_000")  # as an older labloom did
+    old = flows.sweep.run(xs=list(range(200_000)), grid=GRID, marker=str(tmp_path / "m"))
+    monkeypatch.delenv("LABLOOM_PARAMETER_BYTES")
+    new = flows.sweep.run(xs=[0, 1, 2], grid=GRID, marker=str(tmp_path / "n"))
+    none = flows.nested.run(value=[])
+
+    with open_store() as store:
+        listed = {run.id: run.parameters for run in store.list_runs()}
+        assert listed[old.id] == {"__type__": "builtins.dict", "__over_bytes__": 100_000}
+        assert listed[new.id]["grid"] == GRID and listed[none.id] == {"value": []}
+        assert {run.id: run.parameters for run in store.list_runs(parameters=False)} == {
+            old.id: {}, new.id: {}, none.id: {}}
+        assert len(store.get_run(old.id).parameters["xs"]) == 200_000  # the record: whole
+    shown = json.loads(labloom(labloom_home, "runs", "--json", cwd=tmp_path).stdout)
+    assert {run["id"]: run["parameters"] for run in shown}[old.id] == listed[old.id]
+
+    response = await jp_fetch("labloom", "api", "runs")
+    assert len(response.body) < 10_000 and "parameters" not in json.loads(response.body)["runs"][0]

@@ -90,6 +90,13 @@ def kept(value: Any, limit: int) -> Any:
     return summary(value, limit) if is_over(value, limit) else value
 
 
+def listed_summary(limit: int) -> dict[str, Any]:
+    """What a list of runs (``labloom runs --json``, ``%flow_runs``) holds for a run's
+    parameters whose JSON is over ``limit`` in all: this summary, not them (never read for the
+    list); ``labloom show RUN`` and the run tab show each."""
+    return {"__type__": "builtins.dict", OVER: limit}
+
+
 def is_summary(value: Any) -> bool:
     return isinstance(value, dict) and OVER in value and "__type__" in value
 

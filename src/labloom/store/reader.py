@@ -19,6 +19,7 @@ from ..core.kept_parameters import shown_parameters
 from ..core.run_logs import named
 from .crashed_runs import mark_crashed_runs
 from .db import Conn, get_database
+from .listed_parameters import add_parameters, listed_columns
 
 
 @dataclass
@@ -163,11 +164,14 @@ class RunStore:
         user: str | None = None,
         pid: int | None = None,
         counts: bool = True,
+        parameters: bool = True,
     ) -> list[RunRecord]:
         """Newest first, optionally filtered (``host``, ``user`` and ``pid`` as recorded with the run);
         ``since``/``until`` bound the creation time and ``before`` (a run id, the last one of
         the previous page) continues a listing. ``counts=False``: without the task runs
-        counted by state (a read of every task run of the page's runs)."""
+        counted by state (a read of every task run of the page's runs). ``parameters=False``:
+        without the runs' parameters (``{}``), for a list that shows none; with them, a run's
+        are read only while their JSON is small (``listed_parameters``)."""
         self.reconcile()
         where: list[str] = []
         params: list[Any] = []
@@ -190,14 +194,17 @@ class RunStore:
                 return []
             where.append("(created < ? OR (created = ? AND id < ?))")
             params += [cursor[0], cursor[0], cursor[1]]
-        sql = f"SELECT {_RUN_COLUMNS} FROM flow_runs"
+        sql = f"SELECT {listed_columns(_RUN_COLUMNS, self.conn.kind, parameters)} FROM flow_runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created DESC, id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        runs = [_run(row) for row in self.conn.execute(sql, params)]
+        rows = self.conn.execute(sql, params).fetchall()
+        runs = [_run(row, listed=True) for row in rows]
+        if parameters:
+            add_parameters(self.conn, runs, [row[4] for row in rows])
         if counts:
             self._add_counts(runs)
         return runs
@@ -351,11 +358,12 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
-def _run(row: tuple[Any, ...]) -> RunRecord:
+def _run(row: tuple[Any, ...], listed: bool = False) -> RunRecord:
     (run_id, flow, state, message, params, created, started, ended, host, pid, executor,
      origin, source_hash, target, retry_of, metadata, user) = row
-    return RunRecord(
-        run_id, flow, state, message or "", _loads(params) or {}, created, started, ended, host,
+    return RunRecord(  # (listed: ``listed_parameters.py`` reads them after, or not)
+        run_id, flow, state, message or "", {} if listed else _loads(params) or {}, created,
+        started, ended, host,
         pid, executor, origin, source_hash, _loads(target), retry_of, _loads(metadata) or {},
         user=user,
     )
