@@ -293,3 +293,26 @@ async def test_a_list_of_runs_does_not_read_an_older_runs_big_parameters(
 
     response = await jp_fetch("labloom", "api", "runs")
     assert len(response.body) < 10_000 and "parameters" not in json.loads(response.body)["runs"][0]
+
+
+async def test_a_run_whose_parameters_an_older_labloom_stored_escaped_is_refused_replay(
+    jp_fetch: Any, flows: ModuleType, tmp_path: Path, labloom_home: Path
+) -> None:
+    """Before session 46 the writer stored such a parameter escaped, with a note in the run's
+    log; a retry replayed the escaped text, another name than the run was given."""
+    from labloom.store.storable import NOTE
+
+    run = flows.named.run(name="caf\udce9.csv", marker=str(tmp_path / "first"))
+    with open_store() as store:  # the row and the note as that writer left them
+        store.conn.execute("UPDATE flow_runs SET parameters = ? WHERE id = ?", (json.dumps(
+            {"name": "caf\\udce9.csv", "marker": str(tmp_path / "first")}), run.id))
+        store.conn.execute(
+            "INSERT INTO logs (run_id, task_run_id, level, time, text) VALUES (?, NULL, 30, 0, ?)",
+            (run.id, NOTE.format(where="run parameters")))
+    refused = labloom(labloom_home, "retry", run.id, cwd=tmp_path)
+    assert refused.returncode == 1, refused.stderr
+    assert f"run {run.id}: parameter(s) name held text the store could not hold" in refused.stderr
+    code, answer = await api.post(jp_fetch, "runs", run.id, "retry")
+    assert code == 409 and "a labloom before session 46 stored it backslash-escaped" in \
+        answer["message"]
+    assert run_count() == 1

@@ -20,6 +20,7 @@ from ..core.run_logs import named
 from .crashed_runs import mark_crashed_runs
 from .db import Conn, get_database
 from .listed_parameters import add_parameters, listed_columns
+from .storable import NOTE
 
 
 @dataclass
@@ -231,6 +232,14 @@ class RunStore:
                 (run_id.replace("%", "").replace("_", "") + "%", limit),
             ).fetchall()
         return [_run(row) for row in rows]
+
+    def parameters_escaped(self, run_id: str) -> bool:
+        """Whether the run's log says its parameters were stored with text escaped (a lone
+        surrogate, NUL), as labloom did before session 46: they do not read back as given."""
+        return self.conn.execute(
+            "SELECT 1 FROM logs WHERE run_id = ? AND task_run_id IS NULL AND text LIKE ? "
+            "LIMIT 1", (run_id, NOTE.partition("{where}")[0] + "%run parameters%"),
+        ).fetchone() is not None
 
     def _add_counts(self, runs: list[RunRecord]) -> None:
         by_id = {run.id: run for run in runs}

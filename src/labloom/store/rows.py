@@ -126,7 +126,7 @@ class Rows:
     ``finish``)."""
 
     def __init__(self) -> None:
-        self.runs = Table("run parameters and names", _RUN_SQL)
+        self.runs = Table("run names", _RUN_SQL)  # (parameters are stored exactly: _created)
         self.flows = Table("flow names", _FLOW_SQL)
         self.nodes = Table("task names", _NODE_SQL)
         self.tasks = Table("task names", _insert("task_runs", new_task_runs.COLUMNS,
