@@ -5,6 +5,13 @@ view's JSON). Each tree in a fresh process with its own SQLite store, trees alte
 of ``--repeat``.
 
     python3 benchmarks/big_parameter.py --src /work/main/src src -n 10000000
+
+``--older`` (session 46): the run recorded as an older labloom did, the list kept whole (a limit
+of 1e9 bytes while it runs, the default after), and the lists read with five small runs
+beside it: ``list_runs`` and each run's ``to_json`` (``labloom runs --json``, ``%flow_runs``),
+and the REST runs list's read (``counts=False``, and no parameters where the tree has that).
+
+    python3 benchmarks/big_parameter.py --src /work/main/src src -n 10000000 --older
 """
 
 from __future__ import annotations
@@ -20,11 +27,14 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def child(n: int) -> None:
+def child(n: int, older: bool) -> None:
     import time
 
     from labloom import flow, task
     from labloom.store import open_store
+
+    if older:
+        os.environ["LABLOOM_PARAMETER_BYTES"] = "1000000000"
 
     @task
     def size(values: object) -> int:
@@ -38,6 +48,22 @@ def child(n: int) -> None:
     start = time.perf_counter()
     run = sweep.run(xs=xs)
     ran = time.perf_counter() - start
+    if older:
+        del os.environ["LABLOOM_PARAMETER_BYTES"]
+        for i in range(5):
+            sweep.run(xs=[i])
+        with open_store() as store:
+            start = time.perf_counter()
+            listed = json.dumps([record.to_json() for record in store.list_runs()])
+            cli = time.perf_counter() - start
+            start = time.perf_counter()
+            try:
+                store.list_runs(limit=51, counts=False, parameters=False)
+            except TypeError:  # a tree from before session 46
+                store.list_runs(limit=51, counts=False)
+            rest = time.perf_counter() - start
+        print(json.dumps({"runs --json s": cli, "its bytes": len(listed), "REST list read s": rest}))
+        return
     with open_store() as store:
         start = time.perf_counter()
         record = store.get_run(run.id)
@@ -56,10 +82,11 @@ def main() -> None:
     parser.add_argument("--src", nargs="+", default=[str(SRC)])
     parser.add_argument("-n", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--older", action="store_true", help="a run stored whole, then lists")
     parser.add_argument("--child", action="store_true")
     args = parser.parse_args()
     if args.child:
-        child(args.n)
+        child(args.n, args.older)
         return
     best: dict[str, dict[str, float]] = {}
     for _ in range(args.repeat):
@@ -68,7 +95,8 @@ def main() -> None:
                 env = {**os.environ, "PYTHONPATH": src, "LABLOOM_HOME": home,
                        "LABLOOM_PROGRESS": "0"}
                 env.pop("LABLOOM_DATABASE_URL", None)
-                out = subprocess.run([sys.executable, __file__, "--child", "-n", str(args.n)],
+                out = subprocess.run([sys.executable, __file__, "--child", "-n", str(args.n),
+                                      *(["--older"] if args.older else [])],
                                      env=env, capture_output=True, text=True, check=True)
             figures = json.loads(out.stdout.strip().splitlines()[-1])
             kept = best.setdefault(src, figures)

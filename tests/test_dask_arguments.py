@@ -170,3 +170,20 @@ def test_a_value_given_to_every_child_is_pickled_once_not_per_child(executor):
     pickled_here.clear()
     assert sweep_with_settings.run(executor=executor).result() == [i * 2.0 for i in range(200)]
     assert 1 <= len(pickled_here) <= 2, len(pickled_here)  # once per launch block of 256
+
+
+@task
+def length(values: list[Any]) -> int:
+    return len(values)
+
+
+def test_a_value_that_contains_itself_reaches_its_task_on_a_worker(executor):
+    """Before: the task run failed with RecursionError (the look at whether it is plain data
+    recursed forever); pickled apart, the cycle arrives as a cycle."""
+    @flow
+    def given(values: list[Any]) -> int:
+        return length(values)  # type: ignore[return-value]
+
+    values: list[Any] = [1, {"lr": 0.1}]
+    values.append(values)
+    assert given.run(values=values, executor=executor).result() == 3

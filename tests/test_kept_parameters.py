@@ -54,6 +54,23 @@ def sweep(xs, grid, marker, threshold=0.5):
 @flow(executor="local")
 def odd(threshold, config, name, pairs):
     return check([], 0)
+
+@task
+def size(value):
+    return len(value)
+
+@flow(executor="local")
+def nested(value):
+    return size(value)
+
+@task
+def write_down(name, path, ready):
+    with open(path, "w", encoding="utf-8", errors="surrogatepass") as file:
+        file.write(name)
+
+@flow(executor="local")
+def named(name, marker):
+    return write_down(name, marker + ".name", fail_once(marker))
 '''
 
 
@@ -155,7 +172,7 @@ def test_odd_values_are_kept_or_summarised_and_shown_as_json(
     assert math.isnan(kept["threshold"])  # Python's JSON keeps NaN: a retry replays it
     assert kept["config"] == {"__type__": "builtins.dict", "__len__": 1,
                               "__over_bytes__": 100_000}
-    assert kept["name"] == "caf\\udce9.csv"  # escaped, as any text the store cannot hold
+    assert kept["name"] == "caf\udce9.csv"  # exactly: a retry replays it (before: escaped)
     # A key JSON cannot hold: before, the run's row could not be written at all.
     assert kept["pairs"] == {"__type__": "builtins.dict", "__len__": 1,
                              "__over_bytes__": 100_000}
@@ -204,3 +221,98 @@ def test_the_launch_form_leaves_a_big_default_out(flows: ModuleType) -> None:
 
     defaults = {f["name"]: f["default"] for f in describe_params(ward)}
     assert defaults == {"ids": None, "day": "2026-12-06"}  # empty: the flow's default applies
+
+
+def test_a_parameter_that_contains_itself_or_nests_deep_is_recorded_as_a_summary(
+    flows: ModuleType, tmp_path: Path, labloom_home: Path
+) -> None:
+    """Before: flow.run raised a bare RecursionError (searching the parameters for futures)
+    before anything was recorded."""
+    itself: list[Any] = [1, 2]
+    itself.append(itself)
+    deep: list[Any] = []
+    inner = deep
+    for _ in range(5_000):
+        inner.append([])
+        inner = inner[0]
+    runs = [flows.nested.run(value=itself), flows.nested.run(value=deep)]
+    assert [run.result() for run in runs] == [3, 1]
+    for run, length in zip(runs, (3, 1), strict=True):
+        assert recorded(run.id).parameters == {"value": {
+            "__type__": "builtins.list", "__len__": length, "__over_bytes__": 100_000}}
+        shown = strict_json(labloom(labloom_home, "show", run.id, "--json", cwd=tmp_path).stdout)
+        assert shown["state"] == "Completed" and shown["parameters"]["value"]["__len__"] == length
+        refused = labloom(labloom_home, "retry", run.id, cwd=tmp_path)
+        assert refused.returncode == 1
+        assert f"run {run.id}: parameter value was kept as a summary" in refused.stderr
+    listed = json.loads(labloom(labloom_home, "runs", "--json", cwd=tmp_path).stdout)
+    assert [r["state"] for r in listed] == ["Completed", "Completed"]
+
+
+def test_a_parameter_with_a_lone_surrogate_replays_exactly_and_shows_escaped(
+    flows: ModuleType, tmp_path: Path, labloom_home: Path
+) -> None:
+    """A file name that is not UTF-8, as os.listdir gives it. Before: stored escaped, so
+    `labloom retry` ran the flow with another name (a backslash, then "udce9")."""
+    name = b"caf\xe9.csv".decode("utf-8", "surrogateescape")
+    marker = str(tmp_path / "first")
+    run = flows.named.run(name=name, marker=marker)
+    assert run.state is State.FAILED and recorded(run.id).parameters["name"] == name
+    shown = strict_json(labloom(labloom_home, "show", run.id, "--json", cwd=tmp_path).stdout)
+    assert shown["parameters"]["name"] == "caf\\udce9.csv"  # readable: the character escaped
+    assert "caf\\\\udce9.csv" in labloom(labloom_home, "show", run.id, cwd=tmp_path).stdout
+
+    again = labloom(labloom_home, "retry", run.id, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    written = Path(marker + ".name").read_text(encoding="utf-8", errors="surrogatepass")
+    assert written == name
+
+
+async def test_a_list_of_runs_does_not_read_an_older_runs_big_parameters(
+    jp_fetch: Any, flows: ModuleType, tmp_path: Path, labloom_home: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: every list (`labloom runs`, %flow_runs, the Flows panel's) parsed each listed
+    run's parameters, tens of MB for a run an older labloom stored whole: about 1 s a read
+    (benchmarks/big_parameter.py --older), and to_json copied them again."""
+    monkeypatch.setenv("LABLOOM_PARAMETER_BYTES", "10_000_000")  # as an older labloom did
+    old = flows.sweep.run(xs=list(range(200_000)), grid=GRID, marker=str(tmp_path / "m"))
+    monkeypatch.delenv("LABLOOM_PARAMETER_BYTES")
+    new = flows.sweep.run(xs=[0, 1, 2], grid=GRID, marker=str(tmp_path / "n"))
+    none = flows.nested.run(value=[])
+
+    with open_store() as store:
+        listed = {run.id: run.parameters for run in store.list_runs()}
+        assert listed[old.id] == {"__type__": "builtins.dict", "__over_bytes__": 100_000}
+        assert listed[new.id]["grid"] == GRID and listed[none.id] == {"value": []}
+        assert {run.id: run.parameters for run in store.list_runs(parameters=False)} == {
+            old.id: {}, new.id: {}, none.id: {}}
+        assert len(store.get_run(old.id).parameters["xs"]) == 200_000  # the record: whole
+    shown = json.loads(labloom(labloom_home, "runs", "--json", cwd=tmp_path).stdout)
+    assert {run["id"]: run["parameters"] for run in shown}[old.id] == listed[old.id]
+
+    response = await jp_fetch("labloom", "api", "runs")
+    assert len(response.body) < 10_000 and "parameters" not in json.loads(response.body)["runs"][0]
+
+
+async def test_a_run_whose_parameters_an_older_labloom_stored_escaped_is_refused_replay(
+    jp_fetch: Any, flows: ModuleType, tmp_path: Path, labloom_home: Path
+) -> None:
+    """Before session 46 the writer stored such a parameter escaped, with a note in the run's
+    log; a retry replayed the escaped text, another name than the run was given."""
+    from labloom.store.storable import NOTE
+
+    run = flows.named.run(name="caf\udce9.csv", marker=str(tmp_path / "first"))
+    with open_store() as store:  # the row and the note as that writer left them
+        store.conn.execute("UPDATE flow_runs SET parameters = ? WHERE id = ?", (json.dumps(
+            {"name": "caf\\udce9.csv", "marker": str(tmp_path / "first")}), run.id))
+        store.conn.execute(
+            "INSERT INTO logs (run_id, task_run_id, level, time, text) VALUES (?, NULL, 30, 0, ?)",
+            (run.id, NOTE.format(where="run parameters")))
+    refused = labloom(labloom_home, "retry", run.id, cwd=tmp_path)
+    assert refused.returncode == 1, refused.stderr
+    assert f"run {run.id}: parameter(s) name held text the store could not hold" in refused.stderr
+    code, answer = await api.post(jp_fetch, "runs", run.id, "retry")
+    assert code == 409 and "a labloom before session 46 stored it backslash-escaped" in \
+        answer["message"]
+    assert run_count() == 1

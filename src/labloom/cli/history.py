@@ -97,7 +97,7 @@ def _runs(args: argparse.Namespace) -> int:
     host = host_name() if args.host == "here" else args.host
     with open_store() as store:
         runs = store.list_runs(flow=args.flow, limit=args.limit, user=user, host=host,
-                               state=args.state)
+                               state=args.state, parameters=args.json)
     if args.json:
         print(json.dumps([run.to_json() for run in runs], indent=1))
         return 0

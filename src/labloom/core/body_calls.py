@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .futures import MappedFuture, TaskFuture, arguments_as_called
+from .call_copies import arguments_as_called
+from .futures import MappedFuture, TaskFuture
 from .mapping import MapSources, map_source
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from .call_copies import PLAIN as _PLAIN
 from .context import active_engine
 from .expressions import missing_attribute, refuse_equality, refuse_operators
 from .states import State
@@ -220,7 +221,14 @@ class allow_failure:
             marker.future = future
             return marker
         if type(future) in (list, tuple, dict):
-            wrapped = _allow_each(future)
+            try:
+                wrapped = _allow_each(future)
+            except RecursionError:
+                raise TypeError(
+                    "allow_failure() was given a list, tuple or dict that contains itself or "
+                    "is nested deeper than Python's recursion limit; wrap each future in it "
+                    "instead: allow_failure(future)"
+                ) from None
             found: list[Any] = []
             find_futures(wrapped, found)
             if found:
@@ -258,13 +266,32 @@ class Flattened:
 
 
 _CONTAINERS = (list, tuple, set, frozenset)
+_MARKERS = (TaskFuture, MappedFuture, allow_failure, Flattened)
 # Containers shorter than this are walked item by item at once (cheaper than a look at types).
 _LOOK_AT_TYPES_FROM = 32
 
 
 def find_futures(obj: Any, found: list[Any]) -> None:
     """Collect futures (and allow_failure, flatten markers) anywhere in lists, tuples, sets and
-    dicts."""
+    dicts. A value that contains itself (``x = [1]; x.append(x)``) or is nested deeper than
+    Python's recursion limit is searched again without recursion (``_search``); the common
+    call pays nothing for that. A future inside such a value where ``replace_futures`` could
+    not put its value in its place (in the cycle, or that deep) is refused here, at the call."""
+    start = len(found)
+    try:
+        _find(obj, found)
+    except RecursionError:
+        del found[start:]
+        found += _search(obj)
+        if len(found) > start:
+            _replaced_sparing(obj, _same)
+
+
+def _same(item: Any) -> Any:
+    return item
+
+
+def _find(obj: Any, found: list[Any]) -> None:
     kind = type(obj)
     if kind is TaskFuture or kind is MappedFuture or kind is allow_failure or kind is Flattened:
         found.append(obj)
@@ -276,63 +303,87 @@ def find_futures(obj: Any, found: list[Any]) -> None:
         if len(obj) > _LOOK_AT_TYPES_FROM and set(map(type, obj)) <= _PLAIN:
             return
         for item in obj:
-            find_futures(item, found)
+            _find(item, found)
     elif kind is dict:
         for item in obj.values():
-            find_futures(item, found)
+            _find(item, found)
+
+
+def _search(obj: Any) -> list[Any]:
+    """What ``_find`` finds, without recursion: each container once (a cycle leads back to one
+    searched already)."""
+    found: list[Any] = []
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind in _MARKERS:
+            found.append(value)
+            continue
+        if kind is dict:
+            items: Any = value.values()
+        elif kind in _CONTAINERS or isinstance(value, tuple):
+            items = value
+        else:
+            continue
+        if id(value) not in seen:
+            seen.add(id(value))
+            if not (len(items) > _LOOK_AT_TYPES_FROM and set(map(type, items)) <= _PLAIN):
+                stack.extend(reversed(list(items)))  # in order, as ``_find`` finds them
+    return found
 
 
 def replace_futures(obj: Any, resolve: Callable[[Any], Any]) -> Any:
     """A copy of ``obj`` with every future replaced by ``resolve(future)``."""
+    try:
+        return _replaced(obj, resolve)
+    except RecursionError:
+        return _replaced_sparing(obj, resolve)
+
+
+def _replaced_sparing(obj: Any, resolve: Callable[[Any], Any]) -> Any:
+    """``replace_futures`` for a value that contains itself or is nested too deep: only the
+    containers on the way to a future are copied, the others given back as they are."""
+    try:
+        return _rebuilt(obj, resolve)
+    except RecursionError:
+        raise TypeError(
+            "a future is inside a list, tuple, set or dict that contains itself or is nested "
+            "deeper than Python's recursion limit, where labloom cannot put its value in its "
+            "place; pass the future to the task as an argument of its own"
+        ) from None
+
+
+def _rebuilt(obj: Any, resolve: Callable[[Any], Any]) -> Any:
+    kind = type(obj)
+    if kind in _MARKERS:
+        return resolve(obj)
+    if not _search(obj):
+        return obj
+    each = [_rebuilt(item, resolve) for item in (obj.values() if kind is dict else obj)]
+    if kind is dict:
+        return dict(zip(obj, each, strict=True))
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
+        return kind(*each)
+    return kind(each)  # a list, tuple, set or frozenset
+
+
+def _replaced(obj: Any, resolve: Callable[[Any], Any]) -> Any:
     kind = type(obj)
     if kind is TaskFuture or kind is MappedFuture or kind is allow_failure or kind is Flattened:
         return resolve(obj)
     if kind is list:
-        return [replace_futures(item, resolve) for item in obj]
+        return [_replaced(item, resolve) for item in obj]
     if kind is dict:
-        return {key: replace_futures(value, resolve) for key, value in obj.items()}
+        return {key: _replaced(value, resolve) for key, value in obj.items()}
     if kind is tuple:
-        return tuple(replace_futures(item, resolve) for item in obj)
+        return tuple(_replaced(item, resolve) for item in obj)
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
-        return kind(*(replace_futures(item, resolve) for item in obj))
+        return kind(*(_replaced(item, resolve) for item in obj))
     if kind is set or kind is frozenset:
-        return kind(replace_futures(item, resolve) for item in obj)
+        return kind(_replaced(item, resolve) for item in obj)
     return obj
-
-
-def as_called(obj: Any) -> Any:
-    """``obj`` with its lists, dicts, tuples and sets copied (their futures and other values
-    kept): what a task call's arguments were at the call. A task runs later (the local
-    executor's calls when the run is waited for, Dask's once the flow body submitted its
-    block), and a sweep's loop editing one dict of settings between calls gave every call
-    the loop's last settings. A list of plain values (a million floats) is copied whole,
-    without a look at each of them from Python."""
-    kind = type(obj)
-    if kind is list or kind is tuple or kind is set:
-        if set(map(type, obj)) <= _PLAIN:
-            return obj if kind is tuple else kind(obj)
-        return kind(map(as_called, obj))
-    if kind is dict:
-        return {key: as_called(value) for key, value in obj.items()}
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
-        return kind(*map(as_called, obj))
-    return obj  # a future, or a value not copied (frozen, or not a plain container)
-
-
-_PLAIN = frozenset((int, float, complex, str, bytes, bool, type(None)))
-
-
-def arguments_as_called(args: tuple[Any, ...], kwargs: dict[str, Any],
-                        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """A task call's arguments as they were at the call (``as_called``); as they are when
-    none is a container, the most common call (``train(i, lr)``), with no copy made."""
-    if any(type(v) in _HOLDERS for v in args) or any(
-            type(v) in _HOLDERS for v in kwargs.values()):
-        return as_called(args), as_called(kwargs)
-    return args, kwargs
-
-
-_HOLDERS = frozenset((list, dict, tuple, set))
 
 
 # Indexing, the one expression a future supports (the others: ``expressions.py``).

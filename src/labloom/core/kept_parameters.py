@@ -90,18 +90,44 @@ def kept(value: Any, limit: int) -> Any:
     return summary(value, limit) if is_over(value, limit) else value
 
 
+def listed_summary(limit: int) -> dict[str, Any]:
+    """What a list of runs (``labloom runs --json``, ``%flow_runs``) holds for a run's
+    parameters whose JSON is over ``limit`` in all: this summary, not them (never read for the
+    list); ``labloom show RUN`` and the run tab show each."""
+    return {"__type__": "builtins.dict", OVER: limit}
+
+
 def is_summary(value: Any) -> bool:
     return isinstance(value, dict) and OVER in value and "__type__" in value
 
 
 def shown_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     """Recorded parameters as a view shows them: JSON-safe (NaN and inf as strings, as in the
-    experiments' answers), and a value recorded whole by a labloom from before the limit but
-    over it now as its summary (it still replays: ``labloom retry`` reads the record)."""
+    experiments' answers), a value recorded whole by a labloom from before the limit but
+    over it now as its summary (it still replays: ``labloom retry`` reads the record), and a
+    string holding a lone surrogate (a file name that is not UTF-8) with it escaped,
+    ``caf\\udce9.csv``: the record keeps it exactly, for a retry, but no terminal or page can
+    show it."""
     from .experiments import jsonable
 
     limit = parameter_bytes_or_default()
-    return {name: jsonable(kept(value, limit)) for name, value in parameters.items()}
+    return {readable(name): readable(jsonable(kept(value, limit)))
+            for name, value in parameters.items()}
+
+
+def readable(value: Any) -> Any:
+    """``value`` (JSON-like) with each lone surrogate in its strings backslash-escaped."""
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if type(value) is dict:
+        return {readable(key): readable(item) for key, item in value.items()}
+    if type(value) is list:
+        return [readable(item) for item in value]
+    return value
 
 
 def parameter_bytes_or_default() -> int:

@@ -11,16 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .call_copies import as_called
 from .flatten import check_growing
-from .futures import (
-    Flattened,
-    MappedFuture,
-    TaskFuture,
-    allow_failure,
-    as_called,
-    find_futures,
-    unmapped,
-)
+from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures, unmapped
 from .map_nodes import MapNode
 from .states import State
 from .task_runs import TaskRun

@@ -97,6 +97,13 @@ def _kind(value: Any, future_type: type) -> int:
     return worst
 
 
+def _argument_kind(value: Any, future_type: type) -> int:
+    try:
+        return _kind(value, future_type)
+    except RecursionError:  # it contains itself, or is nested deeper than recursion goes:
+        return SHIP  # pickled apart whole (pickle follows a cycle), or refused naming it
+
+
 def ship_arguments(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
                    shipped: dict[int, ShippedArgument]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``args`` and ``kwargs`` with each argument that is not plain data pickled apart; raises
@@ -114,13 +121,13 @@ def ship_arguments(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
 
     shipped_args: tuple[Any, ...] = args
     for i, value in enumerate(args):
-        if type(value) not in _PLAIN and _kind(value, future) == SHIP:
+        if type(value) not in _PLAIN and _argument_kind(value, future) == SHIP:
             if shipped_args is args:
                 shipped_args = list(args)  # type: ignore[assignment]
             shipped_args[i] = _shipped(call, i, value, shipped)  # type: ignore[index]
     shipped_kwargs = kwargs
     for name, value in kwargs.items():
-        if type(value) not in _PLAIN and _kind(value, future) == SHIP:
+        if type(value) not in _PLAIN and _argument_kind(value, future) == SHIP:
             if shipped_kwargs is kwargs:
                 shipped_kwargs = dict(kwargs)
             shipped_kwargs[name] = _shipped(call, name, value, shipped)

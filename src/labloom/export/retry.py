@@ -13,6 +13,8 @@ task's source changes its key and the keys downstream, so exactly the fixed part
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,8 @@ from ..store.storable import is_described
 from .run_targets import load_recorded
 
 _DONE = ("Completed", "Cached")
+# How an older writer escaped a lone surrogate or NUL, as JSON text: ``\\udce9``, ``\\x00``.
+_ESCAPE = re.compile(r"\\\\(ud[89a-f][0-9a-f]{2}|x00)")
 
 
 def retry_source(target: dict[str, Any]) -> str | None:
@@ -73,10 +77,20 @@ def ran_on(record: Any, declared: Any) -> Any:
     return declared
 
 
-def replay_refusal(record: Any) -> str | None:
+def replay_refusal(record: Any, escaped: bool = False) -> str | None:
     """Why the run ``record`` cannot be replayed from its stored parameters, or None. Said by
-    ``labloom retry`` and, before any process starts, by the REST retry (the Lab's button)."""
+    ``labloom retry`` and, before any process starts, by the REST retry (the Lab's button).
+    ``escaped``: its log says its parameters were stored escaped (``parameters_escaped``)."""
     params = record.parameters
+    odd = [k for k, v in params.items() if escaped and _ESCAPE.search(json.dumps(v))]
+    if odd:
+        return (
+            f"run {record.id}: parameter(s) {', '.join(odd)} held text the store could not "
+            "hold as it was (a lone surrogate, as a file name that is not UTF-8 gives, or NUL) "
+            "and a labloom before session 46 stored it backslash-escaped, so a replay would "
+            "run with other text; run the flow again with the value (`labloom run ... "
+            "--param`, or call it): runs recorded now keep such text exactly"
+        )
     summarised = [k for k, v in params.items() if is_summary(v)]
     if summarised:
         limit = params[summarised[0]].get(OVER)
@@ -124,6 +138,7 @@ def retry_run(
         if record is None:
             raise KeyError(run_id)
         tasks = store.task_runs(record.id)
+        escaped = store.parameters_escaped(record.id)
     access.check("retry", f"run {record.id}", record.user)
     if record.state in ("Pending", "Running"):
         raise TargetError(
@@ -131,7 +146,7 @@ def retry_run(
             "wait for it or cancel it first"
         )
     flow = load(record.target or {}, record.id)
-    refusal = replay_refusal(record)
+    refusal = replay_refusal(record, escaped)
     if refusal:
         raise TargetError(refusal)
     notes: list[str] = []

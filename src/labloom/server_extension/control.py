@@ -63,7 +63,7 @@ def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
         raise web.HTTPError(
             409, f"run {run_id}: {what} {source} is gone; restore it, or run the flow afresh"
         )
-    refusal = replay_refusal(run)  # said now, not in the new process's log
+    refusal = replay_refusal(run, store.parameters_escaped(run.id))  # said now, not in a log
     if refusal:
         raise web.HTTPError(409, refusal)
     # A %%flow cell's run is retried from its notebook (exported afresh), as `labloom retry`.

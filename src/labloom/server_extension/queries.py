@@ -210,7 +210,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
 def list_runs(
     access: StoreAccess, store: RunStore, filters: dict[str, Any], limit: int
 ) -> dict[str, Any]:
-    runs = store.list_runs(limit=limit + 1, counts=False, **filters)
+    runs = store.list_runs(limit=limit + 1, counts=False, parameters=False, **filters)
     more = len(runs) > limit
     runs = runs[:limit]
     access.counts.fill(store, runs)

@@ -249,7 +249,7 @@ def runs_to_read(
 ) -> list[RunRecord]:
     """``experiments_across``'s runs: each once, though named twice (an id and its prefix)."""
     if not runs:
-        return store.list_runs(flow, limit_runs, since=since)
+        return store.list_runs(flow, limit_runs, since=since, parameters=False)
     found: dict[str, RunRecord] = {}
     for record in map(store.get_run, runs):
         if record is not None:

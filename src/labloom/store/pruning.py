@@ -156,5 +156,5 @@ def delete_run_rows(conn: Conn, run_ids: Sequence[str]) -> None:
 
 def older_runs(store: RunStore, before: float, flow: str | None = None) -> list[RunRecord]:
     """The runs created before ``before`` (a time), of ``flow`` if given, oldest first."""
-    runs = store.list_runs(flow=flow, limit=None, until=before, counts=False)
+    runs = store.list_runs(flow=flow, limit=None, until=before, counts=False, parameters=False)
     return runs[::-1]

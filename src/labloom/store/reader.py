@@ -17,11 +17,10 @@ from typing import Any
 
 from ..core.kept_parameters import shown_parameters
 from ..core.run_logs import named
-from . import store_clock
-from .db import Conn, get_database, is_transient
-from .home import why_gone
-
-_OPEN_STATES = ("Pending", "Running")
+from .crashed_runs import mark_crashed_runs
+from .db import Conn, get_database
+from .listed_parameters import add_parameters, listed_columns
+from .storable import NOTE
 
 
 @dataclass
@@ -166,11 +165,14 @@ class RunStore:
         user: str | None = None,
         pid: int | None = None,
         counts: bool = True,
+        parameters: bool = True,
     ) -> list[RunRecord]:
         """Newest first, optionally filtered (``host``, ``user`` and ``pid`` as recorded with the run);
         ``since``/``until`` bound the creation time and ``before`` (a run id, the last one of
         the previous page) continues a listing. ``counts=False``: without the task runs
-        counted by state (a read of every task run of the page's runs)."""
+        counted by state (a read of every task run of the page's runs). ``parameters=False``:
+        without the runs' parameters (``{}``), for a list that shows none; with them, a run's
+        are read only while their JSON is small (``listed_parameters``)."""
         self.reconcile()
         where: list[str] = []
         params: list[Any] = []
@@ -193,14 +195,17 @@ class RunStore:
                 return []
             where.append("(created < ? OR (created = ? AND id < ?))")
             params += [cursor[0], cursor[0], cursor[1]]
-        sql = f"SELECT {_RUN_COLUMNS} FROM flow_runs"
+        sql = f"SELECT {listed_columns(_RUN_COLUMNS, self.conn.kind, parameters)} FROM flow_runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created DESC, id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        runs = [_run(row) for row in self.conn.execute(sql, params)]
+        rows = self.conn.execute(sql, params).fetchall()
+        runs = [_run(row, listed=True) for row in rows]
+        if parameters:
+            add_parameters(self.conn, runs, [row[4] for row in rows])
         if counts:
             self._add_counts(runs)
         return runs
@@ -227,6 +232,14 @@ class RunStore:
                 (run_id.replace("%", "").replace("_", "") + "%", limit),
             ).fetchall()
         return [_run(row) for row in rows]
+
+    def parameters_escaped(self, run_id: str) -> bool:
+        """Whether the run's log says its parameters were stored with text escaped (a lone
+        surrogate, NUL), as labloom did before session 46: they do not read back as given."""
+        return self.conn.execute(
+            "SELECT 1 FROM logs WHERE run_id = ? AND task_run_id IS NULL AND text LIKE ? "
+            "LIMIT 1", (run_id, NOTE.partition("{where}")[0] + "%run parameters%"),
+        ).fetchone() is not None
 
     def _add_counts(self, runs: list[RunRecord]) -> None:
         by_id = {run.id: run for run in runs}
@@ -346,66 +359,20 @@ class RunStore:
     # --- crash detection ------------------------------------------------------------------
 
     def reconcile(self, now: float | None = None) -> list[str]:
-        """Mark runs whose process died as Crashed; returns their ids."""
-        now = store_clock.now(self.conn) if now is None else now
-        suspects = self.conn.execute(
-            "SELECT id, host, pid, heartbeat, created FROM flow_runs WHERE state IN (?, ?)",
-            _OPEN_STATES,
-        ).fetchall()
-        crashed: list[str] = []
-        for run_id, host, pid, beat, created in suspects:
-            why = why_gone(host, pid, beat, created, now)
-            if why is None:
-                continue
-            try:
-                marked = self._mark_crashed(run_id, beat, why, now)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                return crashed  # a full or busy disk: reading goes on, the next read marks
-            if marked:
-                crashed.append(run_id)
-        return crashed
-
-    def _mark_crashed(self, run_id: str, beat: float | None, why: str, now: float) -> bool:
-        message = (
-            f"crashed: {why}; finished task runs are kept, `labloom retry {run_id}` reruns "
-            "the rest"
-        )
-        with self.conn.transaction():
-            # Only if nothing was written meanwhile (the run may be alive after all).
-            changed = self.conn.execute(
-                "UPDATE flow_runs SET state = 'Crashed', message = ?, ended = ? WHERE id = ? "
-                "AND state IN (?, ?) AND COALESCE(heartbeat, -1.0) = ?",
-                (message, beat or now, run_id, *_OPEN_STATES, -1.0 if beat is None else beat),
-            ).rowcount
-            if changed:
-                note = "not finished: the run's process died"
-                open_tasks = [row[0] for row in self.conn.execute(
-                    "SELECT id FROM task_runs WHERE run_id = ? AND state IN "
-                    "('Pending', 'Running', 'Retrying')", (run_id,)
-                )]
-                self.conn.executemany(
-                    "UPDATE task_runs SET state = 'Cancelled', message = ? WHERE id = ?",
-                    [(note, tr_id) for tr_id in open_tasks],
-                )
-                self.conn.executemany(
-                    "INSERT INTO task_states (task_run_id, run_id, state, time, message, "
-                    "attempt) VALUES (?, ?, 'Cancelled', ?, ?, 0)",
-                    [(tr_id, run_id, now, note) for tr_id in open_tasks],
-                )
-        return bool(changed)
+        """Mark runs whose process died as Crashed; returns their ids (``crashed_runs.py``)."""
+        return mark_crashed_runs(self.conn, now)
 
 
 def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
-def _run(row: tuple[Any, ...]) -> RunRecord:
+def _run(row: tuple[Any, ...], listed: bool = False) -> RunRecord:
     (run_id, flow, state, message, params, created, started, ended, host, pid, executor,
      origin, source_hash, target, retry_of, metadata, user) = row
-    return RunRecord(
-        run_id, flow, state, message or "", _loads(params) or {}, created, started, ended, host,
+    return RunRecord(  # (listed: ``listed_parameters.py`` reads them after, or not)
+        run_id, flow, state, message or "", {} if listed else _loads(params) or {}, created,
+        started, ended, host,
         pid, executor, origin, source_hash, _loads(target), retry_of, _loads(metadata) or {},
         user=user,
     )

@@ -126,7 +126,7 @@ class Rows:
     ``finish``)."""
 
     def __init__(self) -> None:
-        self.runs = Table("run parameters and names", _RUN_SQL)
+        self.runs = Table("run names", _RUN_SQL)  # (parameters are stored exactly: _created)
         self.flows = Table("flow names", _FLOW_SQL)
         self.nodes = Table("task names", _NODE_SQL)
         self.tasks = Table("task names", _insert("task_runs", new_task_runs.COLUMNS,
@@ -285,9 +285,7 @@ class Rows:
 
     def _created(self, rec: Recorder, event: ev.RunCreated) -> None:
         metadata = dict(event.metadata)
-        parameters = to_json(event.parameters)
-        if "\\" in parameters and parameters != to_json(event.parameters, escape=False):
-            self.escaped.setdefault(event.run_id, set()).add("run parameters")
+        parameters = to_json(event.parameters, exact=True)  # a retry replays them as they were
         self._new_runs[event.run_id] = len(self.runs.rows)
         self.runs.add(event.run_id, (
             event.run_id, event.flow_name, event.source_hash, parameters,

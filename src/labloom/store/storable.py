@@ -91,18 +91,22 @@ def is_described(value: Any) -> bool:
     return isinstance(value, dict) and ("__type__" in value or "__repr__" in value)
 
 
-def to_json(value: Any, escape: bool = True) -> str:
+def to_json(value: Any, exact: bool = False) -> str:
     """JSON for the store; values JSON cannot hold become ``described``'s dict, strings that
     the store cannot hold are escaped (JSON's own ``\\udce9`` would read back as the same
-    unstorable string)."""
+    unstorable string). ``exact``: they are written as JSON's own escapes, which the store
+    holds as ASCII, so the value reads back exactly as it was: a run's parameters, which a
+    retry replays (``kept_parameters.shown_parameters`` shows such a string escaped)."""
     def fallback(obj: Any) -> Any:
         if isinstance(obj, (set, frozenset, tuple)):
             return list(obj)
         return described(obj)
 
     text = json.dumps(value, default=fallback, ensure_ascii=False)
-    if not escape or is_storable(text):
+    if is_storable(text):  # (JSON escapes NUL itself: \u0000)
         return text
+    if exact:
+        return json.dumps(value, default=fallback)
     return json.dumps(storable_value(json.loads(text)), ensure_ascii=False)
 
 
