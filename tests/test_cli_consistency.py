@@ -71,10 +71,16 @@ BIG = "99999999999999999999"
         (["schedule", "add", "flows.py:f", "--every", "nan"], "it must be longer than zero"),
         (["schedule", "add", "flows.py:f", "--cron", "0 0 30 2 *"],
          "cron expression '0 0 30 2 \\*' never fires"),
+        # session 46: an OverflowError traceback from the store's LIMIT; a negative count
+        # silently read one run
+        (["experiments", "--runs", BIG], "--runs must be a whole number from 1 to 2147483647"),
+        (["experiments", "--runs", "-3"], "--runs must be a whole number from 1"),
+        (["experiments", "--top", "-1"], "--top must be a whole number from 0 to 2147483647"),
     ],
     ids=["runs limit huge", "runs limit negative", "runs limit zero", "runs limit text",
          "limit set huge", "limit set negative", "serve grace nan", "serve grace negative",
-         "serve tick zero", "every huge", "every nan", "cron never fires"],
+         "serve tick zero", "every huge", "every nan", "cron never fires",
+         "experiments runs huge", "experiments runs negative", "experiments top negative"],
 )
 def test_numbers_out_of_range_are_one_line_with_status_2(
     tmp_path: Path, args: list[str], message: str
