@@ -132,3 +132,42 @@ def test_a_flow_called_from_a_function_in_a_kernel_is_a_notebook_run(tmp_path: P
              "assert helper() == 1\n")
     runs = json.loads(labloom(tmp_path / "home", "runs", "--json", cwd=tmp_path).stdout)
     assert [(r["flow_name"], r["origin"]) for r in runs] == [("called", "notebook")]
+
+
+@pytest.mark.parametrize("url", ["sqlite://labloom.db", "sqlite:///", "sqlite:////"])
+@pytest.mark.parametrize("given", ["--database-url", "LABLOOM_DATABASE_URL"])
+def test_a_sqlite_url_that_names_no_file_is_refused(tmp_path: Path, url: str, given: str) -> None:
+    # Two slashes made a store at "abloom.db" (the path lost its first letter), and the user
+    # saw "no runs recorded"; three slashes alone named the working directory (session 46).
+    write(tmp_path / "flows.py", FLOW)
+    for args in (["runs"], ["run", "flows.py:f"]):
+        argv = ["--database-url", url, *args] if given == "--database-url" else args
+        env = {"LABLOOM_DATABASE_URL": url} if given != "--database-url" else {}
+        out = labloom(tmp_path, *argv, **env)
+        assert out.returncode == 2, (out.stdout, out.stderr)
+        assert out.stderr == (f"labloom: error: SQLite URL {url!r} names no file: write three "
+                              "slashes before a relative path and four before an absolute one "
+                              "(sqlite:///labloom.db, sqlite:////home/me/labloom.db)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flows.py"]  # no store made
+
+
+def test_a_relative_sqlite_url_reaches_child_processes_absolute(tmp_path: Path) -> None:
+    # `labloom --database-url sqlite:///team.db serve` handed its runs the relative URL
+    # through the environment, and each ran in its schedule's folder: recorded in a team.db
+    # of that folder, not in the store serve read (session 46).
+    write(tmp_path / "seen.py", """
+        import os
+        from pathlib import Path
+
+        from labloom import flow
+
+        Path("seen.txt").write_text(os.environ["LABLOOM_DATABASE_URL"])
+
+        @flow
+        def f():
+            return 1
+    """)
+    out = labloom(tmp_path, "--database-url", "sqlite:///team.db", "run", "seen.py:f")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "seen.txt").read_text() == f"sqlite:///{tmp_path / 'team.db'}"
+    assert (tmp_path / "team.db").exists()

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..core.errors import DatabaseURLError, StoreUnreachableError
 from .multirow import many_rows
+from .sqlite_urls import sqlite_path
 from .postgres import URL_ENV as URL_ENV
 from .postgres import tables_refused as tables_refused
 from .storable import is_storable, storable
@@ -316,8 +317,7 @@ class Database:
         self.display = redact(url)
         self.path: Path | None = None
         if self.kind == "sqlite":
-            # sqlite:////abs/path.db (absolute) or sqlite:///relative.db, as SQLAlchemy reads them
-            self.path = Path(url[len("sqlite:///"):]).expanduser()
+            self.path = sqlite_path(url)  # sqlite:///relative.db or sqlite:////absolute.db
         self._pool: Any = None
         self._lock = threading.Lock()
         self._ready = False
