@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..core.errors import ExportError
 from .module_writer import HEADER, ExportedFlow, ModuleSource, write_module
@@ -149,9 +149,12 @@ def _write_whole(target: Path, text: str) -> None:
     first, then failed)."""
     from ..core.result_files import write_with
 
+    def write(handle: BinaryIO) -> None:
+        handle.write(text.encode("utf-8"))
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_with(str(target.resolve()), lambda handle: handle.write(text.encode("utf-8")))
+        write_with(str(target.resolve()), write)
     except OSError as exc:
         kept = f"; the {target.name} there is as it was" if target.exists() else ""
         room = "free some space there, or " if exc.errno in (errno.ENOSPC, errno.EFBIG) else ""

@@ -38,9 +38,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..core.errors import DatabaseURLError, StoreUnreachableError
 from .multirow import many_rows
-from .sqlite_urls import sqlite_path
 from .postgres import URL_ENV as URL_ENV
 from .postgres import tables_refused as tables_refused
+from .sqlite_urls import sqlite_path
 from .storable import is_storable, storable
 
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
