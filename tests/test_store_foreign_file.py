@@ -18,12 +18,12 @@ FLOW = """
     from labloom import flow, task
 
     @task
-    def one():
-        return 1
+    def admit(patient: int) -> int:
+        return patient
 
     @flow
-    def f():
-        return one()
+    def f() -> list[int]:
+        return admit.map([1, 2])
 """
 
 
