@@ -70,3 +70,20 @@ def test_the_cli_says_it_in_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert re.match(r"labloom: error: cannot write afile/job_flow.py \(.+\): pass out= \(-o\) "
                     "a path in a folder you can write", out.stderr), out.stderr
+
+
+def test_a_folder_as_out_writes_into_it_and_a_name_not_py_is_refused(tmp_path: Path) -> None:
+    # `-o flows` (a folder) and `-o job.txt` said "the exported module fails to import:
+    # AttributeError: 'NoneType' object has no attribute 'loader'" (session 46).
+    notebook(tmp_path)
+    (tmp_path / "flows").mkdir()
+    for out, written in (("flows", "flows/job.py"), ("new/", "new/job.py")):
+        done = labloom(tmp_path, "export", "job.ipynb", "-o", out)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"wrote {written} from job.ipynb"), done.stdout
+        assert "def twice" in (tmp_path / written).read_text()
+    refused = labloom(tmp_path, "export", "job.ipynb", "-o", "job.txt")
+    assert refused.returncode == 2 and refused.stderr == (
+        "labloom: error: cannot export job.ipynb as job.txt: a module's file name ends in .py "
+        "(Python and `labloom run` import it); pass out= (-o) job.py or a folder\n")
+    assert not (tmp_path / "job.txt").exists()

@@ -110,6 +110,14 @@ def export_notebook(
     """
     notebook = Path(path)
     target = Path(out) if out is not None else notebook.with_suffix(".py")
+    if target.is_dir() or str(out).endswith(("/", os.sep)):  # -o flows/: into that folder
+        target = target / notebook.with_suffix(".py").name
+    if target.suffix != ".py":  # its trial import said "'NoneType' object has no attribute"
+        raise ExportError(
+            f"[labloom] cannot export {notebook.name} as {target.name}: a module's file name "
+            f"ends in .py (Python and `labloom run` import it); pass out= (-o) "
+            f"{target.with_suffix('.py').name} or a folder"
+        )
     hidden = _module_hidden_by(target)
     if hidden is not None:
         raise ExportError(
