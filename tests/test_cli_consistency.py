@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,26 @@ def test_a_relative_sqlite_url_reaches_child_processes_absolute(tmp_path: Path) 
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "seen.txt").read_text() == f"sqlite:///{tmp_path / 'team.db'}"
     assert (tmp_path / "team.db").exists()
+
+
+@pytest.mark.parametrize(("source", "target", "said"), [
+    ("def f():\n    return 1\n", "plain.py:f",
+     "plain.py: f is not a flow; decorate it with @flow (from labloom import flow)"),
+    ("def f():\n    return 1\n", "plain.py",
+     "plain.py defines no flow; decorate the function to run with @flow (from labloom import "
+     "flow)"),
+    ("import argparse\nargparse.ArgumentParser().parse_args()\n" + textwrap.dedent(FLOW),
+     "plain.py:f",
+     "importing plain.py called sys.exit(2): a script's top-level code runs on import; put it "
+     "under `if __name__ == \"__main__\":`"),
+], ids=["a function", "no flow", "argparse at import"])
+def test_a_target_without_its_flow_says_what_to_do(
+    tmp_path: Path, source: str, target: str, said: str
+) -> None:
+    # Session 46: "has no flow 'f'; its flows are none", "holds 0 flows (none); name one:
+    # plain.py:NAME", and a script's top-level argparse ended `labloom run` with its own usage
+    # error and status 2, nothing else said.
+    (tmp_path / "plain.py").write_text(source)
+    out = labloom(tmp_path, "run", target)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stderr.splitlines()[-1] == f"labloom: error: {said}", out.stderr
