@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -71,10 +72,16 @@ BIG = "99999999999999999999"
         (["schedule", "add", "flows.py:f", "--every", "nan"], "it must be longer than zero"),
         (["schedule", "add", "flows.py:f", "--cron", "0 0 30 2 *"],
          "cron expression '0 0 30 2 \\*' never fires"),
+        # session 46: an OverflowError traceback from the store's LIMIT; a negative count
+        # silently read one run
+        (["experiments", "--runs", BIG], "--runs must be a whole number from 1 to 2147483647"),
+        (["experiments", "--runs", "-3"], "--runs must be a whole number from 1"),
+        (["experiments", "--top", "-1"], "--top must be a whole number from 0 to 2147483647"),
     ],
     ids=["runs limit huge", "runs limit negative", "runs limit zero", "runs limit text",
          "limit set huge", "limit set negative", "serve grace nan", "serve grace negative",
-         "serve tick zero", "every huge", "every nan", "cron never fires"],
+         "serve tick zero", "every huge", "every nan", "cron never fires",
+         "experiments runs huge", "experiments runs negative", "experiments top negative"],
 )
 def test_numbers_out_of_range_are_one_line_with_status_2(
     tmp_path: Path, args: list[str], message: str
@@ -126,3 +133,65 @@ def test_a_flow_called_from_a_function_in_a_kernel_is_a_notebook_run(tmp_path: P
              "assert helper() == 1\n")
     runs = json.loads(labloom(tmp_path / "home", "runs", "--json", cwd=tmp_path).stdout)
     assert [(r["flow_name"], r["origin"]) for r in runs] == [("called", "notebook")]
+
+
+@pytest.mark.parametrize("url", ["sqlite://labloom.db", "sqlite:///", "sqlite:////"])
+@pytest.mark.parametrize("given", ["--database-url", "LABLOOM_DATABASE_URL"])
+def test_a_sqlite_url_that_names_no_file_is_refused(tmp_path: Path, url: str, given: str) -> None:
+    # Two slashes made a store at "abloom.db" (the path lost its first letter), and the user
+    # saw "no runs recorded"; three slashes alone named the working directory (session 46).
+    write(tmp_path / "flows.py", FLOW)
+    for args in (["runs"], ["run", "flows.py:f"]):
+        argv = ["--database-url", url, *args] if given == "--database-url" else args
+        env = {"LABLOOM_DATABASE_URL": url} if given != "--database-url" else {}
+        out = labloom(tmp_path, *argv, **env)
+        assert out.returncode == 2, (out.stdout, out.stderr)
+        assert out.stderr == (f"labloom: error: SQLite URL {url!r} names no file: write three "
+                              "slashes before a relative path and four before an absolute one "
+                              "(sqlite:///labloom.db, sqlite:////home/me/labloom.db)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flows.py"]  # no store made
+
+
+def test_a_relative_sqlite_url_reaches_child_processes_absolute(tmp_path: Path) -> None:
+    # `labloom --database-url sqlite:///team.db serve` handed its runs the relative URL
+    # through the environment, and each ran in its schedule's folder: recorded in a team.db
+    # of that folder, not in the store serve read (session 46).
+    write(tmp_path / "seen.py", """
+        import os
+        from pathlib import Path
+
+        from labloom import flow
+
+        Path("seen.txt").write_text(os.environ["LABLOOM_DATABASE_URL"])
+
+        @flow
+        def f():
+            return 1
+    """)
+    out = labloom(tmp_path, "--database-url", "sqlite:///team.db", "run", "seen.py:f")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "seen.txt").read_text() == f"sqlite:///{tmp_path / 'team.db'}"
+    assert (tmp_path / "team.db").exists()
+
+
+@pytest.mark.parametrize(("source", "target", "said"), [
+    ("def f():\n    return 1\n", "plain.py:f",
+     "plain.py: f is not a flow; decorate it with @flow (from labloom import flow)"),
+    ("def f():\n    return 1\n", "plain.py",
+     "plain.py defines no flow; decorate the function to run with @flow (from labloom import "
+     "flow)"),
+    ("import argparse\nargparse.ArgumentParser().parse_args()\n" + textwrap.dedent(FLOW),
+     "plain.py:f",
+     "importing plain.py called sys.exit(2): a script's top-level code runs on import; put it "
+     "under `if __name__ == \"__main__\":`"),
+], ids=["a function", "no flow", "argparse at import"])
+def test_a_target_without_its_flow_says_what_to_do(
+    tmp_path: Path, source: str, target: str, said: str
+) -> None:
+    # Session 46: "has no flow 'f'; its flows are none", "holds 0 flows (none); name one:
+    # plain.py:NAME", and a script's top-level argparse ended `labloom run` with its own usage
+    # error and status 2, nothing else said.
+    (tmp_path / "plain.py").write_text(source)
+    out = labloom(tmp_path, "run", target)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stderr.splitlines()[-1] == f"labloom: error: {said}", out.stderr

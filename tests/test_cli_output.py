@@ -171,3 +171,35 @@ def test_a_failed_tasks_traceback_is_in_show_and_ends_its_logs(tmp_path: Path) -
     assert data["tracebacks"][0]["task"] == "train"
     assert "ZeroDivisionError" in data["tracebacks"][0]["traceback"]
     assert "Traceback" not in labloom(tmp_path, "logs", run_id, "--task", "load").stdout
+
+
+def test_a_task_name_that_names_no_task_run_is_said_with_the_names_there_are(
+    tmp_path: Path,
+) -> None:
+    # A typo in --task printed "no log lines for task 'trian'" and exit status 0, as if the
+    # task had run and said nothing (session 46).
+    write(tmp_path / "flows.py", FAILING)
+    assert labloom(tmp_path, "run", "flows.py:pipeline", LABLOOM_PROGRESS="0").returncode == 1
+    run_id = json.loads(labloom(tmp_path, "runs", "--json").stdout)[0]["id"]
+    for args in (["--task", "trian"], ["--task", "train[3]"], ["--task", "trian", "--json"],
+                 ["--task", "trian", "--follow"]):
+        out = labloom(tmp_path, "logs", run_id, *args)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        assert out.stderr == (f"labloom: error: run {run_id} has no task run {args[1]!r}; its "
+                              "tasks: load, train (NAME[i] names a map's child, `labloom show "
+                              "RUN_ID` lists them all)\n"), out.stderr
+    assert labloom(tmp_path, "logs", run_id, "--task", "load").returncode == 0
+
+
+def test_a_limits_tag_is_printed_escaped(tmp_path: Path) -> None:
+    # `limit set/list/remove` printed the tag raw: a byte that is not UTF-8 (a lone surrogate
+    # in argv) was a UnicodeEncodeError traceback on a UTF-8 terminal, after the limit was
+    # set; an escape sequence in it drove the terminal (session 46).
+    tag = "gpu\udcff\x1b[2J"
+    strict = {"PYTHONIOENCODING": "utf-8:strict"}
+    for args, said in ((["set", tag, "2"], "limit gpu\\udcff\\x1b[2J: 2\n"),
+                       (["list"], "gpu\\udcff\\x1b[2J      2        0\n"),
+                       (["remove", tag], "limit gpu\\udcff\\x1b[2J deleted\n")):
+        out = labloom(tmp_path, "limit", *args, **strict)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.endswith(said) and "\x1b" not in out.stdout, out.stdout

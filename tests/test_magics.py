@@ -126,12 +126,27 @@ def test_error_in_cell_points_at_the_cell_line(ip: InteractiveShell, capsys: Any
     assert "line 3" in shown and "undefined_name" in shown
 
 
-def test_a_mistyped_option_shows_one_error_naming_it(ip: InteractiveShell, capsys: Any) -> None:
-    result = run(ip, "%%flow f -p\ny = 1\n")
+@pytest.mark.parametrize(("cell", "said"), [
+    ("%%flow f -p\ny = 1\n", "%%flow: argument -p/--param: expected at least one argument"),
+    ("%%flow\ny = 1\n", "%%flow: the following arguments are required: name"),
+    ("%%tasks --retries abc\ndef f(x):\n    return x\n",
+     "%%tasks: argument --retries: invalid int value: 'abc'"),
+    ("%%tasks --retry-on NoSuchError\ndef f(x):\n    return x\n",
+     "%%tasks: --retry-on NoSuchError: no such name in the notebook"),
+    ("def g():\n    pass\n%%flow g\ny = 1\n", "%%flow g: 'g' already holds the function g"),
+])
+def test_a_mistyped_option_shows_one_line_naming_it(
+    ip: InteractiveShell, capsys: Any, cell: str, said: str
+) -> None:
+    # As IPython shows its own magics' mistakes: before session 46 each was a traceback
+    # through IPython's run_cell_magic, labloom's grammar and argparse's internals.
+    if cell.startswith("def g"):
+        ok(ip, cell.split("%%flow")[0])
+        cell = "%%flow" + cell.split("%%flow")[1]
+    result = run(ip, cell)
     assert isinstance(result.error_in_exec, MagicArgsError)
     shown = capsys.readouterr().out
-    assert "argument -p/--param: expected at least one argument" in shown
-    assert "During handling" not in shown and shown.count("Traceback") == 1
+    assert shown.startswith(f"MagicArgsError: {said}") and shown.count("\n") == 1, shown
 
 
 def test_syntax_error_points_at_the_cell_line(ip: InteractiveShell) -> None:

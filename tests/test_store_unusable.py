@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,49 @@ def test_a_plain_flow_call_runs_with_one_warning(
         assert plain(1) == 2
     [warning] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert what in warning and "is not being recorded" in warning
+
+
+@pytest.fixture
+def read_only_home(tmp_path: Path) -> Iterator[Path]:
+    """A state folder with a store in it that this user may read, not write: a read-only
+    mount (a backup, a snapshot). Root writes through permissions, so for root it is a
+    read-only tmpfs (CI runs as root)."""
+    home = tmp_path / "ro-home"
+    home.mkdir()
+    made = labloom(home, "limit", "set", "db", "2")  # a store with something in it
+    assert made.returncode == 0, made.stderr
+    if os.geteuid() != 0:
+        (home / "labloom.db").chmod(0o444)
+        home.chmod(0o555)
+        yield home
+        home.chmod(0o755)
+        return
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (not root in a container that may)")
+    try:
+        shutil.copytree(home, mount / "home")
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        yield mount / "home"
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_read_only_store_is_not_called_damaged_and_its_runs_stay_reachable(
+    tmp_path: Path, read_only_home: Path
+) -> None:
+    # Session 46: "cannot be opened (unable to open database file): if it is damaged, move it
+    # aside (labloom then starts a new one)", advice that hides the history it names.
+    store = read_only_home / "labloom.db"
+    for env, args in (({}, ["--database-url", f"sqlite:///{store}", "runs"]),
+                      ({"LABLOOM_HOME": str(read_only_home)}, ["runs"])):
+        out = labloom(tmp_path / "home", *args, cwd=tmp_path, **env)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert "move it aside" not in out.stderr, out.stderr
+        assert out.stderr.rstrip().endswith(
+            f"the runs in {store} stay readable: `labloom db copy --from {store}` (it reads "
+            "the file as it is) brings them into a store you can write"), out.stderr
+    copied = labloom(tmp_path / "home", "db", "copy", "--from", str(store), cwd=tmp_path)
+    assert copied.returncode == 0, copied.stderr

@@ -111,9 +111,12 @@ def _use_database_url(url: str | None) -> None:
         return
     from ..core.errors import DatabaseURLError
     from ..store.db import URL_ENV, kind_of
+    from ..store.sqlite_urls import absolute
 
     try:
-        kind_of(url)
+        kind = kind_of(url)
+        if kind == "sqlite":  # the runs `labloom serve` starts work in their schedules' folders
+            url = absolute(url)
     except DatabaseURLError as exc:
         raise CLIError(str(exc).removeprefix("[labloom] ")) from None
     os.environ[URL_ENV] = url

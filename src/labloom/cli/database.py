@@ -62,12 +62,13 @@ def _database() -> Any:
 
 def upgrade_command(args: argparse.Namespace) -> int:
     from ..store.db import settle_schema
-    from ..store.schema import SCHEMA_VERSION, version_of
+    from ..store.schema import SCHEMA_VERSION, refuse_foreign, version_of
     from . import CLIError
 
     database = _database()
     with _connected(database) as conn:
         before = version_of(conn)
+        refuse_foreign(conn, before, database.display)
         if before > SCHEMA_VERSION:
             raise CLIError(
                 f"the store {database.display} has schema version {before}, newer than this "
@@ -83,11 +84,12 @@ def upgrade_command(args: argparse.Namespace) -> int:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    from ..store.schema import SCHEMA_VERSION, version_of
+    from ..store.schema import SCHEMA_VERSION, refuse_foreign, version_of
 
     database = _database()
     with _connected(database) as conn:
         version = version_of(conn)
+        refuse_foreign(conn, version, database.display)  # not "run db upgrade" on it
         skew = _clock_skew(conn)
         left = _left_behind(database, conn if version == SCHEMA_VERSION else None)
     report: dict[str, Any] = {

@@ -16,6 +16,7 @@ from ..core.errors import LabloomError
 from ..store import open_store
 from ..store.experiments import RECENT_RUNS, check_sort, rows_of, runs_to_read
 from .history import _find, _seconds, _table
+from .options import count
 from .terminal import echo, encodable, printable
 
 
@@ -28,12 +29,13 @@ def register(subparsers: Any) -> None:
     cmd.add_argument("run_id", metavar="RUN", nargs="?",
                      help="a run id (or a unique prefix); without it, the newest runs")
     cmd.add_argument("--flow", help="without RUN: only runs of this flow")
-    cmd.add_argument("--runs", type=int, default=RECENT_RUNS, metavar="N",
+    cmd.add_argument("--runs", type=count("--runs"), default=RECENT_RUNS, metavar="N",
                      help=f"without RUN: the newest N runs (default {RECENT_RUNS})")
     cmd.add_argument("--sort", metavar="COLUMN",
                      help="sort by a metric or param (or params.x, metrics.x, duration, ...)")
     cmd.add_argument("--desc", action="store_true", help="sort descending (best AUC first)")
-    cmd.add_argument("--top", type=int, metavar="N", help="only the first N rows")
+    cmd.add_argument("--top", type=count("--top", low=0), metavar="N",
+                     help="only the first N rows")
     cmd.add_argument("--filter", metavar="QUERY",
                      help="only rows matching every term, as in the Experiments view: "
                           "'auc>0.9 criterion=gini', '\"learning rate\"<0.01', or words")
@@ -50,13 +52,11 @@ def register(subparsers: Any) -> None:
 def _experiments(args: argparse.Namespace) -> int:
     from . import CLIError
 
-    if args.top is not None and args.top < 0:
-        raise CLIError(f"--top must be a number >= 0, got {args.top}")
     with open_store() as store:
         if args.run_id:
             records = [_find(store, args.run_id)]
         else:
-            records = runs_to_read(store, args.flow, limit_runs=max(1, args.runs))
+            records = runs_to_read(store, args.flow, limit_runs=args.runs)
             if not records and args.flow:
                 note = (f"no runs recorded for flow {args.flow!r}; `labloom runs` lists the "
                         "recorded runs with their flows")

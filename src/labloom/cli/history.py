@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -173,8 +174,11 @@ def _logs(args: argparse.Namespace) -> int:
     with open_store() as store:
         run = _find(store, args.run_id)
         lines, cuts = store.logs(run.id, args.task)
-        named_runs = [t for t in store.task_runs(run.id)
+        task_runs = store.task_runs(run.id)
+        named_runs = [t for t in task_runs
                       if args.task is None or named(args.task, t.id, t.name)]
+    if args.task is not None and not named_runs:
+        _no_such_task(run, args.task, task_runs)
     if args.json:
         print(json.dumps({
             "run_id": run.id,
@@ -197,6 +201,24 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
+_TASKS_NAMED = 20
+
+
+def _no_such_task(run: Any, task: str, task_runs: list[Any]) -> None:
+    """A ``--task`` that names none of the run's task runs (a typo, a task of another flow):
+    said with the names there are, not as "no log lines". A run still going may create it."""
+    from . import CLIError
+
+    names = list(dict.fromkeys(re.sub(r"\[\d+\]$", "", t.name) for t in task_runs))
+    listed = ", ".join(names[:_TASKS_NAMED]) + (" ..." if len(names) > _TASKS_NAMED else "")
+    theirs = f"its tasks: {listed}" if names else "it has no task runs"
+    if run.state in ("Pending", "Running"):
+        echo(f"run {run.id} has no task run {task!r} yet; {theirs}")
+        return
+    raise CLIError(f"run {run.id} has no task run {task!r}; {theirs} (NAME[i] names a map's "
+                   "child, `labloom show RUN_ID` lists them all)")
+
+
 def _follow(args: argparse.Namespace) -> int:
     from .log_follow import follow
 
@@ -209,8 +231,10 @@ def _follow(args: argparse.Namespace) -> int:
         raise CLIError(f"run {run_id} was deleted while its lines were followed")
     if not args.json:
         with open_store() as store:
-            tasks = [t for t in store.task_runs(run_id)
-                     if args.task is None or named(args.task, t.id, t.name)]
+            task_runs = store.task_runs(run_id)
+        tasks = [t for t in task_runs if args.task is None or named(args.task, t.id, t.name)]
+        if args.task is not None and not tasks:
+            _no_such_task(run, args.task, task_runs)
         _tracebacks(run_id, tasks)
         echo(f"run {run_id} {run.state}" + (f": {run.message}" if run.message else ""))
     return 0 if run.state == "Completed" else 1

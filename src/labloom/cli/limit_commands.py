@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from .options import count
+from .terminal import echo
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +37,7 @@ def _set(args: argparse.Namespace) -> int:
         limits.set(args.tag, args.n)
     except (TypeError, ValueError) as exc:
         raise CLIError(str(exc)) from None
-    print(f"limit {args.tag}: {args.n}")
+    echo(f"limit {args.tag}: {args.n}")  # a tag is any text: its controls shown escaped
     return 0
 
 
@@ -53,9 +54,9 @@ def _list(args: argparse.Namespace) -> int:
         print("no limits; add one with: labloom limit set TAG N")
         return 0
     width = max(len(tag) for tag in current)
-    print(f"{'TAG'.ljust(width)}  LIMIT  RUNNING (local and thread runs)")
+    echo(f"{'TAG'.ljust(width)}  LIMIT  RUNNING (local and thread runs)")
     for tag, n in current.items():
-        print(f"{tag.ljust(width)}  {n:>5}  {store.holders(tag):>7}")
+        echo(f"{tag.ljust(width)}  {n:>5}  {store.holders(tag):>7}")
     return 0
 
 
@@ -67,5 +68,5 @@ def _delete(args: argparse.Namespace) -> int:
         limits.delete(args.tag)
     except KeyError as exc:
         raise CLIError(str(exc.args[0])) from None
-    print(f"limit {args.tag} deleted")
+    echo(f"limit {args.tag} deleted")
     return 0

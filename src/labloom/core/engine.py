@@ -167,6 +167,10 @@ class RunEngine:
         except BaseException as exc:  # a cluster for the run that cannot start: still recorded
             self._announce()
             started = False  # its driver tries again at each of the flow's retries, if any
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C while a cluster starts: a cancel
+                self.graph.cancelled = self.message = "interrupted"  # (was Failed, "could
+                self._finalize()                                     # not start: ")
+                raise
             if not self.attempts.could_not_start(exc):
                 self._finalize()
                 raise

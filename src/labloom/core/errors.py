@@ -148,6 +148,11 @@ class ScheduleError(LabloomError, ValueError):
 class MagicArgsError(LabloomError, ValueError):
     """The option line of a ``%%tasks`` or ``%%flow`` cell is not valid."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython's hook for how an exception shows in a cell: one line, as IPython shows its
+        # own magics' mistakes, not a traceback through the magic, its grammar and argparse.
+        return [f"MagicArgsError: {str(self).removeprefix('[labloom] ')}"]
+
 
 class StoreVersionError(LabloomError):
     """The store file was written by a newer labloom than this one."""

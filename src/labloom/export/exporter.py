@@ -13,6 +13,7 @@ must import cleanly in a fresh interpreter, or the export fails naming the cell 
 from __future__ import annotations
 
 import atexit
+import errno
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..core.errors import ExportError
 from .module_writer import HEADER, ExportedFlow, ModuleSource, write_module
@@ -109,6 +110,14 @@ def export_notebook(
     """
     notebook = Path(path)
     target = Path(out) if out is not None else notebook.with_suffix(".py")
+    if target.is_dir() or str(out).endswith(("/", os.sep)):  # -o flows/: into that folder
+        target = target / notebook.with_suffix(".py").name
+    if target.suffix != ".py":  # its trial import said "'NoneType' object has no attribute"
+        raise ExportError(
+            f"[labloom] cannot export {notebook.name} as {target.name}: a module's file name "
+            f"ends in .py (Python and `labloom run` import it); pass out= (-o) "
+            f"{target.with_suffix('.py').name} or a folder"
+        )
     hidden = _module_hidden_by(target)
     if hidden is not None:
         raise ExportError(
@@ -128,13 +137,39 @@ def export_notebook(
             _check_compiles(module, target)
             with tempfile.TemporaryDirectory(prefix="labloom-export-") as tmp:
                 trial = Path(tmp) / target.name
-                trial.write_text(module.text, encoding="utf-8")
+                try:
+                    trial.write_text(module.text, encoding="utf-8")
+                except OSError as exc:
+                    raise ExportError(
+                        f"[labloom] cannot try the module in {tmp} ({exc.strerror or exc}): "
+                        "free some space there, or set TMPDIR to a folder with room"
+                    ) from None
                 _check_imports(module, trial, notebook.resolve().parent, timeout,
                                search=target.resolve().parent)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(module.text, encoding="utf-8")
+    _write_whole(target, module.text)
     left_out = sorted(module.left_out, key=lambda item: (item.cell, item.line or 0))
     return ExportReport(notebook, target, tuple(module.flows), tuple(left_out), tuple(module.notes))
+
+
+def _write_whole(target: Path, text: str) -> None:
+    """The module whole or not at all: a full disk or a read-only folder is one error naming
+    the fix, and a module exported there before stays as it was (``write_text`` emptied it
+    first, then failed)."""
+    from ..core.result_files import write_with
+
+    def write(handle: BinaryIO) -> None:
+        handle.write(text.encode("utf-8"))
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_with(str(target.resolve()), write)
+    except OSError as exc:
+        kept = f"; the {target.name} there is as it was" if target.exists() else ""
+        room = "free some space there, or " if exc.errno in (errno.ENOSPC, errno.EFBIG) else ""
+        raise ExportError(
+            f"[labloom] cannot write {target} ({exc.strerror or exc}){kept}: {room}pass out= "
+            "(-o) a path in a folder you can write"
+        ) from None
 
 
 def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) -> Flow[..., Any]:

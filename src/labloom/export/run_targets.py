@@ -72,10 +72,16 @@ def load_flow(target: Target) -> Flow[..., Any]:
         by_name = [f for f in flows if f.name == target.flow]
         if by_name:
             return by_name[0]
+        if callable(found):  # a function the user meant as the flow
+            raise TargetError(f"{target.path.name}: {target.flow} is not a flow; decorate it "
+                              "with @flow (from labloom import flow)")
         raise TargetError(
             f"{target.path.name} has no flow {target.flow!r}; its flows are "
             f"{_names(module, flows)}"
         )
+    if not flows:  # said "holds 0 flows (none); name one: FILE:NAME"
+        raise TargetError(f"{target.path.name} defines no flow; decorate the function to run "
+                          "with @flow (from labloom import flow)")
     if len(flows) != 1:
         raise TargetError(
             f"{target.path.name} holds {len(flows)} flows ({_names(module, flows)}); "
@@ -198,6 +204,11 @@ def _import_file(path: Path) -> Any:
     name = f"labloom_target_{path.stem}_{abs(hash(str(path))):x}"
     try:
         return import_file(path, name)
+    except SystemExit as exc:  # top-level sys.exit() or argparse: it ended labloom silently
+        raise TargetError(
+            f"importing {path.name} called sys.exit({exc.code!r}): a script's top-level code "
+            "runs on import; put it under `if __name__ == \"__main__\":`"
+        ) from None
     except Exception as exc:
         raise TargetError(
             f"importing {path.name} raised {type(exc).__name__}: {exc}; fix the file, then "

@@ -43,7 +43,7 @@ from typing import Any
 from ..core.errors import StoreUnavailableError, StoreVersionError
 from .db import Conn, Database, auto_migrate, pg_sql, settle_schema
 from .pruning import delete_run_rows
-from .schema import SCHEMA_VERSION, version_of
+from .schema import SCHEMA_VERSION, refuse_foreign, version_of
 from .storable import storable
 
 BATCH = 5000  # rows read and written at once
@@ -109,7 +109,12 @@ def open_source(database: Database) -> Conn:
     conn = database.connect(migrate=False) if raw is None else Conn(database, raw, False)
     version = version_of(conn)
     if version != SCHEMA_VERSION:
-        conn.close()
+        try:  # another program's database: said as such, not "upgrade it first"
+            refuse_foreign(conn, version, f"the store to copy from, {database.display},",
+                           "Give --from the labloom.db of a LABLOOM_HOME, or a labloom store's "
+                           "URL")
+        finally:
+            conn.close()
         if version == 0:
             why = "holds no labloom store (schema version 0): check the path or URL"
         elif version < SCHEMA_VERSION:

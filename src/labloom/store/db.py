@@ -41,6 +41,7 @@ from .postgres import URL_ENV as URL_ENV
 from .postgres import pg_sql as pg_sql
 from .postgres import row_factory
 from .postgres import tables_refused as tables_refused
+from .sqlite_urls import sqlite_path
 from .storable import is_storable, storable
 
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -291,8 +292,7 @@ class Database:
         self.display = redact(url)
         self.path: Path | None = None
         if self.kind == "sqlite":
-            # sqlite:////abs/path.db (absolute) or sqlite:///relative.db, as SQLAlchemy reads them
-            self.path = Path(url[len("sqlite:///"):]).expanduser()
+            self.path = sqlite_path(url)  # sqlite:///relative.db or sqlite:////absolute.db
         self._pool: Any = None
         self._lock = threading.Lock()
         self._ready = False

@@ -41,8 +41,18 @@ def make_folder(path: Path) -> Path:
         raise StoreUnavailableError(
             f"[labloom] cannot use {path} for labloom's state ({exc.strerror or exc}): set "
             "LABLOOM_HOME to a folder you can write, or fix that folder's permissions"
+            + _read_only_history(path / "labloom.db")
         ) from None
     return path
+
+
+def _read_only_history(store: Path) -> str:
+    """How to reach the runs of a store this user can read but not write (a read-only mount,
+    a backup): labloom writes to its store even to read it."""
+    if not (store.is_file() and os.access(store, os.R_OK)):
+        return ""
+    return (f"; the runs in {store} stay readable: `labloom db copy --from {store}` (it reads "
+            "the file as it is) brings them into a store you can write")
 
 
 def db_path() -> Path:
@@ -86,6 +96,12 @@ def connect(path: Path | None = None, timeout: float = 30.0) -> sqlite3.Connecti
             raise StoreUnavailableError(
                 f"[labloom] the store {path} cannot be opened now: the disk holding it is full "
                 f"({exc}); free some space, then try again"
+            ) from None
+        if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            raise StoreUnavailableError(  # not damaged: "move it aside" would hide the runs
+                f"[labloom] the store {path} cannot be opened ({exc}): labloom writes to its "
+                "store, and this one (or its folder) is read-only here; set LABLOOM_HOME or "
+                "--database-url to a store you can write" + _read_only_history(path)
             ) from None
         raise StoreUnavailableError(
             f"[labloom] the store {path} cannot be opened ({exc}): if it is damaged, move it "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..core.errors import StoreVersionError
+from ..core.errors import StoreUnavailableError, StoreVersionError
 
 if TYPE_CHECKING:
     from .db import Conn
@@ -289,9 +289,32 @@ def _set_version(conn: Conn, version: int) -> None:
         conn.execute("INSERT INTO labloom_schema (version) VALUES (?)", (version,))
 
 
+def refuse_foreign(conn: Conn, current: int, where: str = "", fix: str = "") -> None:
+    """Refuse a SQLite file that another program made (``--database-url`` or ``LABLOOM_HOME``
+    pointing at a data set's database): labloom would write its tables into it, or misread
+    its ``user_version`` as a schema version. A store has ``flow_runs`` from version 1 on; an
+    empty file (version 0, no tables) becomes a new store."""
+    if conn.kind != "sqlite" or current == SCHEMA_VERSION:
+        return
+    tables = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name")]
+    if "flow_runs" in tables or not (tables or current):
+        return
+    held = f"its tables {', '.join(tables[:5])}{' ...' if len(tables) > 5 else ''}" if tables \
+        else f"no tables but user_version {current}"
+    raise StoreUnavailableError(
+        f"[labloom] {where or 'the file'} is not a labloom store but another program's SQLite "
+        f"database ({held}); labloom leaves it untouched. "
+        + (fix or "Point --database-url or LABLOOM_DATABASE_URL at a file of labloom's own (a "
+           "new path makes a new store), or unset them to use LABLOOM_HOME/labloom.db")
+    )
+
+
 def check_schema(conn: Conn, where: str = "") -> int:
     """The store's version, refused unless it is this labloom's (no upgrade attempted)."""
     current = version_of(conn)
+    refuse_foreign(conn, current, where)
     if current > SCHEMA_VERSION:
         raise _too_new(current, where)
     if current < SCHEMA_VERSION:
@@ -308,6 +331,7 @@ def ensure_schema(conn: Conn, target: int = SCHEMA_VERSION, where: str = "") -> 
     current = version_of(conn)
     if current == target:
         return current
+    refuse_foreign(conn, current, where)
     if current > SCHEMA_VERSION:
         raise _too_new(current, where)
     with conn.transaction():
