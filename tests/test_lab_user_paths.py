@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.la
 
 # A sweep's grid as examples/sweep.ipynb passes it (`-p grid`): a parameter of 300 entries.
 FLOWS = '''
-from labloom import flow, task
+from labloom import flow, log_metrics, log_params, task
 
 GRID = [{"max_depth": d, "min_samples_leaf": m, "seed": s}
         for d in range(1, 7) for m in (1, 2, 4, 8, 16) for s in range(10)]
@@ -46,6 +46,20 @@ def sweep(grid: list = GRID):
 @task
 def one():
     return 1
+
+@task
+def fit(depth):
+    import logging, sys
+    log_params(depth=depth)
+    print(f"slow convergence at depth {depth}", file=sys.stderr)  # a warning line
+    logging.getLogger("fit").error("depth %d diverged", depth)
+    if depth == 2:
+        raise ValueError("diverged")
+    log_metrics(auc=depth / 10)
+
+@flow(executor="local")
+def noisy():
+    return fit.map([1, 2])
 
 @flow(executor="local")
 def tiny():
@@ -179,3 +193,60 @@ def test_a_run_tab_and_the_panel_say_when_the_run_cannot_be_read(
     page.unroute(list_reads)
     panel.locator("select.labloom-state-filter").select_option("")
     wait_in_page(page, lambda: (error.text_content() or "") == "", 20, "the panel's error gone")
+
+
+def test_the_dark_theme_s_state_and_log_colours_read_on_its_background(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    """The state, log and failure colours were chosen for a light background: on the dark
+    theme's an error line, a stderr line (a warning), a traceback, a Failed state and a metric's header read
+    at about 2 to 3.3 to 1."""
+    from test_lab_panel import contrast
+
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    done = labloom(home, "run", "flows.py:noisy", cwd=work, LABLOOM_PROGRESS="0")
+    assert done.returncode == 1, done.stderr
+    [run] = stored_runs(home, "noisy")
+    panel, _alerts = open_lab(page, url)
+    page.get_by_role("menuitem", name="Settings", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
+    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+    page.locator('body[data-jp-theme-light="false"]').wait_for(state="attached", timeout=20_000)
+    view = open_run(page, panel, run.id)
+    view.locator('g.labloom-node[data-kind="map"]').click()
+    view.locator('.labloom-child[data-state="Failed"]').click()
+    view.locator(".labloom-log-line[data-level='40']").wait_for(timeout=30_000)
+    view.locator("button.labloom-experiments-toggle").click()
+    view.locator(".labloom-exp-row[data-state='Failed']").wait_for(timeout=30_000)
+    def colours() -> dict[str, list[str]]:
+        """Each text's colour and the background it is drawn on (its own, or its nearest
+        ancestor's that is not transparent)."""
+        return dict(view.evaluate("""v => {
+            const under = e => {
+                for (; e; e = e.parentElement) {
+                    const c = getComputedStyle(e).backgroundColor;
+                    if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') return c;
+                }
+                return 'rgb(255, 255, 255)';
+            };
+            return Object.fromEntries([
+                ['state', '.labloom-run-state'], ['error line', ".labloom-log-line[data-level='40']"],
+                ['warning line', ".labloom-log-line[data-level='30']"],
+                ['traceback', '.labloom-traceback'],
+                ['failed row', ".labloom-exp-row[data-state='Failed'] [data-column='state']"],
+                ['metric header', ".labloom-exp-th[data-kind='metric']"],
+            ].map(([name, sel]) => {
+                const e = v.querySelector(sel);
+                return [name, [getComputedStyle(e).color, under(e)]];
+            }));
+        }"""))
+
+    # The theme's stylesheet may come after the body's flag: wait for its background.
+    wait_for(lambda: contrast(colours()["state"][1], "rgb(255, 255, 255)") > 10, 20,
+             "the dark theme's background")
+    shown = colours()
+    low = {name: round(contrast(*pair), 2) for name, pair in shown.items()
+           if contrast(*pair) < 4.5}
+    assert low == {}, (low, shown)
+    shot(page, "lab-dark-failed-run")
