@@ -376,6 +376,7 @@ export function render({ model, el, showsMessage = false }) {
     title.textContent = escapeBidi(run && run.message ? `${what} · ${run.message}` : what);
     title.setAttribute("data-state", run ? run.state : msg.state);
     if (msg.kind !== "map") childList.clear();
+    else childList.shown(run ? run.id : null);
     experimentsOpen.hidden = msg.kind !== "map";
     experimentsOpen.setAttribute("data-node", msg.node);
     experimentsOpen.setAttribute("data-name", msg.name || "");

@@ -85,4 +85,24 @@ describe("a map node's child list across the kernel's updates", () => {
     child('m-1').click();
     expect(picked).toEqual([['other', 'm-1']]);
   });
+
+  it("marks the child whose logs the panel shows, through the kernel's updates", () => {
+    // Among a page of alike chips ("[7] Completed") nothing said which one a click opened.
+    const { list, child } = setUp();
+    list.set(page(['Completed', 'Failed', 'Running']));
+    list.shown('m-1');
+    const marked = () =>
+      Array.from(document.querySelectorAll('.labloom-child-current')).map(e =>
+        e.getAttribute('data-task-run-id')
+      );
+    expect(marked()).toEqual(['m-1']);
+    expect(child('m-1').getAttribute('aria-current')).toBe('true');
+    list.set(page(['Completed', 'Failed', 'Completed']));
+    expect(marked()).toEqual(['m-1']);
+    list.shown('m-2');
+    expect(marked()).toEqual(['m-2']);
+    expect(child('m-1').hasAttribute('aria-current')).toBe(false);
+    list.shown(null);
+    expect(marked()).toEqual([]);
+  });
 });
