@@ -132,9 +132,32 @@ def test_the_panel_s_buttons_a_sweep_s_tab_compare_and_schedules_as_a_user_reads
     assert "labloom serve" in (idle.text_content() or "")
     nxt = schedule.locator(".labloom-schedule-next")
     assert "+00:00" not in (nxt.text_content() or "") and "+00:00" in (nxt.get_attribute("title") or "")
+    # "Run now" says it started the run (under a long list the run shows at its top, out of
+    # sight: the click seemed to do nothing).
+    schedule.get_by_role("button", name="Run now").click()
+    note = panel.locator(".labloom-schedule-note")
+    wait_for(lambda: "Started hourly-tiny now" in (note.text_content() or ""), 20, "its note")
+    wait_for(lambda: [r for r in stored_runs(home, "tiny") if r.state == "Completed"], 60,
+             "the schedule's run")
     schedule.get_by_role("button", name="Pause").click()
     panel.locator('.labloom-schedule[data-paused="true"]').wait_for(timeout=10_000)
     assert idle.count() == 0  # nothing left to run: nothing to say
+    assert (note.text_content() or "") == ""  # the next action's note replaces the last
+
+    # An action that fails (the schedule removed meanwhile, by another user) says why, and
+    # that stays past the panel's next read of the list (it was gone at the next poll).
+    removed = labloom(home, "schedule", "remove", "hourly-tiny", cwd=work)
+    assert removed.returncode == 0, removed.stderr
+    schedule.get_by_role("button", name="Resume").click()
+    wait_for(lambda: "no such schedule" in (note.text_content() or ""), 20, "the failure")
+    assert note.get_attribute("data-error") == "true"
+    # A read of the list, at once on a change of its state filter, then of the schedules:
+    # their section drawn again (a new element) says it is done.
+    shown = panel.locator(".labloom-schedules > *").first
+    shown.evaluate("e => { e.dataset.before = '1'; }")
+    panel.locator("select.labloom-state-filter").select_option("Completed")
+    panel.locator(".labloom-schedules > [data-before]").wait_for(state="detached", timeout=20_000)
+    assert "resume hourly-tiny failed: no such schedule" in (note.text_content() or "")
     assert alerts == []
 
 
@@ -262,3 +285,9 @@ def test_an_experiments_row_s_logs_in_sight_and_the_dark_theme_s_colours(
            if contrast(*pair) < 4.5}
     assert low == {}, (low, shown)
     shot(page, "lab-dark-failed-run")
+
+    # The map's child whose logs the panel shows is marked among its alike chips.
+    view.locator('g.labloom-node[data-kind="map"]').click()
+    view.locator('.labloom-child[data-state="Failed"]').click()
+    view.locator('.labloom-child-current[data-state="Failed"]').wait_for(timeout=20_000)
+    assert view.locator(".labloom-child-current").count() == 1

@@ -127,6 +127,9 @@ export class FlowsPanel extends Widget {
       void this.poll();
     }, trans);
     this.schedules = el('div', { class: 'labloom-schedules' });
+    // What the last schedule action did, kept until the next one (a poll clears this.error):
+    // "Run now" under a long list started a run at its top, out of sight, and said nothing.
+    this.scheduleNote = el('div', { class: 'labloom-schedule-note', role: 'status' });
     this.error = el('div', { class: 'labloom-FlowsPanel-error' });
     // What the last Delete kept and why: it stays until the next Delete (a poll clears errors).
     this.deleteNote = el('div', { class: 'labloom-FlowsPanel-error labloom-delete-note' });
@@ -137,6 +140,7 @@ export class FlowsPanel extends Widget {
       this.deleteNote,
       this.runs,
       el('h3', {}, trans.__('Schedules')),
+      this.scheduleNote,
       this.schedules
     );
     this.ticker = new SafetyNet(live, {
@@ -624,15 +628,29 @@ export class FlowsPanel extends Widget {
   }
 
   private async act(name: string, action: string): Promise<void> {
+    const note = this.scheduleNote;
+    note.textContent = '';
+    note.removeAttribute('data-error');
     try {
-      await requestAPI(`schedules/${encodeURIComponent(name)}/${action}`, { method: 'POST' });
+      const answer = await requestAPI<{ pid?: number }>(
+        `schedules/${encodeURIComponent(name)}/${action}`,
+        { method: 'POST' }
+      );
+      if (action === 'run') {
+        note.textContent = this.trans.__(
+          'Started %1 now (pid %2): its run shows at the top of the list.',
+          name,
+          answer.pid ?? '?'
+        );
+      }
     } catch (error: any) {
-      this.error.textContent = this.trans.__(
+      note.textContent = this.trans.__(
         '[labloom] %1 %2 failed: %3',
         action,
         name,
         error.message || error
       );
+      note.setAttribute('data-error', 'true');
     }
     await this.pollSchedules();
   }
@@ -645,6 +663,7 @@ export class FlowsPanel extends Widget {
   private stateChoice: HTMLSelectElement;
   private runs: HTMLElement;
   private schedules: HTMLElement;
+  private scheduleNote: HTMLElement;
   private error: HTMLElement;
   private deleteNote: HTMLElement;
   private ticker: SafetyNet;
