@@ -291,3 +291,9 @@ def test_an_experiments_row_s_logs_in_sight_and_the_dark_theme_s_colours(
     view.locator('.labloom-child[data-state="Failed"]').click()
     view.locator('.labloom-child-current[data-state="Failed"]').wait_for(timeout=20_000)
     assert view.locator(".labloom-child-current").count() == 1
+
+    # Buttons drawn as glyphs have names a screen reader (and a test) can say: "×" was read
+    # "times", the pager's "‹ ›" as quotation marks.
+    view.get_by_role("button", name="next page of children").wait_for(timeout=10_000)
+    view.get_by_role("button", name="close the experiments view").click()
+    view.locator(".labloom-experiments").wait_for(state="hidden", timeout=10_000)

@@ -31,8 +31,10 @@ function setText(el, text) {
  */
 export function createChildList(box, { colours, onPick, onPage }) {
   const pager = h("div", { class: "labloom-pager" });
-  const prev = h("button", { class: "labloom-page-prev", type: "button" }, "‹");
-  const next = h("button", { class: "labloom-page-next", type: "button" }, "›");
+  // Named for a screen reader, which read the bare glyphs as "single left-pointing angle
+  // quotation mark".
+  const prev = h("button", { class: "labloom-page-prev", type: "button", "aria-label": "previous page of children" }, "‹");
+  const next = h("button", { class: "labloom-page-next", type: "button", "aria-label": "next page of children" }, "›");
   const where = h("span", { class: "labloom-page" });
   pager.append(prev, where, next);
   const list = h("div", { class: "labloom-child-list" });

@@ -57,6 +57,11 @@ describe("a map node's child list across the kernel's updates", () => {
     const next = box.querySelector('button.labloom-page-next') as HTMLButtonElement;
     const prev = box.querySelector('button.labloom-page-prev') as HTMLButtonElement;
     expect(prev.disabled).toBe(true);
+    // Named for a screen reader (the glyphs alone are read as quotation marks).
+    expect([prev, next].map(b => b.getAttribute('aria-label'))).toEqual([
+      'previous page of children',
+      'next page of children'
+    ]);
     list.set(page(['Completed', 'Running']));
     expect(box.querySelector('button.labloom-page-next')).toBe(next);
     next.click();
