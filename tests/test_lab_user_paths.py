@@ -23,6 +23,7 @@ from lab_helpers import (
     run_row,
     shot,
     stored_runs,
+    use_dark_theme,
     wait_in_page,
 )
 
@@ -233,10 +234,7 @@ def test_an_experiments_row_s_logs_in_sight_and_the_dark_theme_s_colours(
     assert done.returncode == 1, done.stderr
     [run] = stored_runs(home, "noisy")
     panel, _alerts = open_lab(page, url)
-    page.get_by_role("menuitem", name="Settings", exact=True).click()
-    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
-    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
-    page.locator('body[data-jp-theme-light="false"]').wait_for(state="attached", timeout=20_000)
+    use_dark_theme(page)
     view = open_run(page, panel, run.id)
     # A click on an Experiments row shows that task run's logs and traceback in the DAG's
     # panel, brought into sight: it opened under the chart, out of sight, as if the click had
@@ -292,8 +290,8 @@ def test_an_experiments_row_s_logs_in_sight_and_the_dark_theme_s_colours(
     view.locator('.labloom-child-current[data-state="Failed"]').wait_for(timeout=20_000)
     assert view.locator(".labloom-child-current").count() == 1
 
-    # Buttons drawn as glyphs have names a screen reader (and a test) can say: "×" was read
-    # "times", the pager's "‹ ›" as quotation marks.
+    # Buttons drawn as glyphs have names a screen reader (and a test) can say: the close
+    # button's multiplication sign was read "times", the pager's angle marks as quotation marks.
     view.get_by_role("button", name="next page of children").wait_for(timeout=10_000)
     view.get_by_role("button", name="close the experiments view").click()
     view.locator(".labloom-experiments").wait_for(state="hidden", timeout=10_000)
