@@ -215,6 +215,15 @@ def open_notebook(
     run_all_cells(page)
 
 
+def use_dark_theme(page: Any) -> None:
+    """Settings > Theme > JupyterLab Dark, as a user picks it; returns once the page says so
+    (its stylesheet may come a moment later: wait for a colour it sets)."""
+    page.get_by_role("menuitem", name="Settings", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
+    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+    page.locator('body[data-jp-theme-light="false"]').wait_for(state="attached", timeout=20_000)
+
+
 FLOWS_ICON = '.jp-SideBar [title="Flows (labloom)"]'  # the Flows panel's icon in Lab
 
 

@@ -28,6 +28,7 @@ from lab_helpers import (
     shot,
     start_run,
     stored_runs,
+    use_dark_theme,
     wait_or_shot,
 )
 
@@ -382,10 +383,7 @@ def sweep():
     assert done.returncode == 1, done.stderr  # one child fails
     [run] = stored_runs(home, "sweep")
     panel, _alerts = open_lab(page, url)
-    page.get_by_role("menuitem", name="Settings", exact=True).click()
-    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
-    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
-    page.locator('body[data-jp-theme-light="false"]').wait_for(state="attached", timeout=20_000)
+    use_dark_theme(page)
     tab = open_run(page, panel, run.id)
     tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
     tab.locator("button.labloom-experiments-toggle").click()

@@ -27,6 +27,7 @@ from lab_helpers import (
     shot,
     start_run,
     stored_runs,
+    use_dark_theme,
     wait_for_run,
     wait_in_page,
 )
@@ -231,12 +232,7 @@ def test_cli_runs_appear_open_as_tabs_with_dag_logs_and_traceback(
             return str(panel.evaluate("panel => getComputedStyle(panel).backgroundColor"))
 
         light = background()
-        page.get_by_role("menuitem", name="Settings", exact=True).click()
-        page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
-        page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
-        page.locator('body[data-jp-theme-light="false"]').wait_for(
-            state="attached", timeout=20_000
-        )
+        use_dark_theme(page)
         # The body's flag comes before the theme's stylesheet: wait for its colours.
         wait_for(lambda: background() != light, 20, "the dark theme's colours on the panel")
         colours = panel.evaluate(

@@ -36,6 +36,12 @@ export interface ISchedule {
   paused: boolean;
   next_run: string | null;
   last_run: { slot: string; status: string; run_id: string | null } | null;
+  problem?: string | null; // why this host cannot compute its times (a time zone it lacks)
+}
+
+export interface IScheduleList {
+  schedules: ISchedule[];
+  scheduler?: { running: boolean }; // whether a `labloom serve` is alive
 }
 
 export const FINAL_STATES = new Set([
@@ -53,7 +59,17 @@ export async function requestAPI<T>(
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
   const url = URLExt.join(settings.baseUrl, 'labloom', 'api', path);
-  const response = await ServerConnection.makeRequest(url, init, settings);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error: any) {
+    // The browser's bare "Failed to fetch" said nothing of what failed: the server is gone
+    // (stopped, restarting, the network). Views show this and read again once it answers.
+    if (error instanceof ServerConnection.NetworkError) {
+      throw new Error(`the Jupyter server does not answer (${error.message}): stopped or restarting?`);
+    }
+    throw error;
+  }
   const text = await response.text();
   let data: any = text;
   try {

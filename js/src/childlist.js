@@ -26,17 +26,30 @@ function setText(el, text) {
 /**
  * The child list in `box`. `onPick(node, taskRunId)` on a child's click (or Enter),
  * `onPage(node, page)` on the pager's buttons; `colours` maps a state to its colour.
- * @returns {{ set: (msg: any) => void, clear: () => void }}
+ * `shown(taskRunId)` marks the child whose logs the panel shows (null: none).
+ * @returns {{ set: (msg: any) => void, clear: () => void, shown: (id: string | null) => void }}
  */
 export function createChildList(box, { colours, onPick, onPage }) {
   const pager = h("div", { class: "labloom-pager" });
-  const prev = h("button", { class: "labloom-page-prev", type: "button" }, "‹");
-  const next = h("button", { class: "labloom-page-next", type: "button" }, "›");
+  // Named for a screen reader, which read the bare glyphs as "single left-pointing angle
+  // quotation mark".
+  const prev = h("button", { class: "labloom-page-prev", type: "button", "aria-label": "previous page of children" }, "‹");
+  const next = h("button", { class: "labloom-page-next", type: "button", "aria-label": "next page of children" }, "›");
   const where = h("span", { class: "labloom-page" });
   pager.append(prev, where, next);
   const list = h("div", { class: "labloom-child-list" });
   let shown = null; // the last `children` message drawn
   let drawn = new Map(); // task run id -> its element
+  // The child whose logs the panel shows: among 100 alike chips ("[7] Completed") nothing said
+  // which one a click had opened.
+  let current = null;
+
+  function markCurrent(el, id) {
+    const on = id === current;
+    el.classList.toggle("labloom-child-current", on);
+    if (on) setAttr(el, "aria-current", "true");
+    else el.removeAttribute("aria-current");
+  }
 
   function showChild(el, child) {
     setAttr(el, "data-state", child.state);
@@ -57,6 +70,7 @@ export function createChildList(box, { colours, onPick, onPage }) {
         || h("div", { class: "labloom-child", "data-task-run-id": child.id, role: "button", tabindex: 0 });
       kept.set(child.id, el);
       showChild(el, child);
+      markCurrent(el, child.id);
       return el;
     });
     drawn = kept;
@@ -74,6 +88,7 @@ export function createChildList(box, { colours, onPick, onPage }) {
 
   function clear() {
     shown = null;
+    current = null;
     drawn = new Map();
     list.replaceChildren();
     box.replaceChildren();
@@ -90,5 +105,10 @@ export function createChildList(box, { colours, onPick, onPage }) {
   });
   prev.addEventListener("click", () => { if (shown) onPage(shown.node, shown.page - 1); });
   next.addEventListener("click", () => { if (shown) onPage(shown.node, shown.page + 1); });
-  return { set, clear };
+  function showing(id) {
+    current = id;
+    for (const [childId, el] of drawn) markCurrent(el, childId);
+  }
+
+  return { set, clear, shown: showing };
 }

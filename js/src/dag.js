@@ -140,6 +140,7 @@ export function render({ model, el, showsMessage = false }) {
   const experimentsBox = h("div", { class: "labloom-experiments-box" });
   root.append(...[header, note, error, graphBox, timelineBox, experimentsBox, panel].filter(Boolean));
   el.append(root);
+  let revealFor = null; // the task run an Experiments row picked: its panel is scrolled to
   const childList = createChildList(children, {
     colours: COLOURS,
     onPick: (node, taskRun) => model.send({ event: "select", node, task_run: taskRun }),
@@ -151,7 +152,9 @@ export function render({ model, el, showsMessage = false }) {
     onPick: (row) => {
       const scope = experiments.scope;
       model.send({ event: "select", node: row.node ?? (scope ? scope.node : null), task_run: row.task_run_id });
-      panel.scrollIntoView({ block: "nearest" });
+      // Shown once its answer comes (showDetail): scrolled to now, the panel was still hidden
+      // or empty, and stayed under the chart, out of sight: the click seemed to do nothing.
+      revealFor = row.task_run_id;
     },
   });
   // Reopened by a redrawn output (experiments.js remembers it): the button says so.
@@ -373,6 +376,7 @@ export function render({ model, el, showsMessage = false }) {
     title.textContent = escapeBidi(run && run.message ? `${what} · ${run.message}` : what);
     title.setAttribute("data-state", run ? run.state : msg.state);
     if (msg.kind !== "map") childList.clear();
+    else childList.shown(run ? run.id : null);
     experimentsOpen.hidden = msg.kind !== "map";
     experimentsOpen.setAttribute("data-node", msg.node);
     experimentsOpen.setAttribute("data-name", msg.name || "");
@@ -382,6 +386,10 @@ export function render({ model, el, showsMessage = false }) {
     logs.hidden = !run;
     appendLogs(msg.lines || []);
     showCut(run && msg.cut);
+    if (run && run.id === revealFor) {
+      revealFor = null;
+      panel.scrollIntoView({ block: "nearest" });
+    }
   }
 
   function onMessage(msg) {

@@ -48,7 +48,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
 
   const root = h("div", { class: "labloom-experiments", role: "region", "aria-label": "experiments" });
   const titleEl = h("div", { class: "labloom-exp-title" });
-  const close = h("button", { class: "labloom-exp-close", type: "button", title: "close" }, "×");
+  const close = h("button", { class: "labloom-exp-close", type: "button", title: "close",
+    "aria-label": "close the experiments view" }, "×"); // named: "×" is read "times"
   const filter = h("input", { class: "labloom-exp-filter", type: "search",
     placeholder: "filter: auc>0.9 criterion=gini words", "aria-label": "filter rows" });
   const vary = h("input", { class: "labloom-exp-vary", type: "checkbox" });

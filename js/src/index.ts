@@ -107,9 +107,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const openRun = (id: string, taskRun?: string) =>
       void app.commands.execute(CommandIDs.openRun, taskRun ? { id, task_run: taskRun } : { id });
+    // One compare tab per set of runs: a second click on Compare (or the same runs ticked in
+    // another order) brings it to the front; it opened a twin tab of the same id.
+    const compareTabs = new Map<string, MainAreaWidget<CompareView>>();
     const compare = (ids: string[], flow: string) => {
+      const key = [...ids].sort().join('-');
+      const open = compareTabs.get(key);
+      if (open) {
+        app.shell.activateById(open.id);
+        return;
+      }
       const widget = new MainAreaWidget({ content: new CompareView(ids, flow, openRun) });
-      widget.id = `labloom-compare-tab-${ids.join('-')}`;
+      widget.id = `labloom-compare-tab-${key}`;
+      compareTabs.set(key, widget);
+      widget.disposed.connect(() => compareTabs.delete(key));
       widget.title.icon = labloomIcon;
       widget.title.label = widget.content.title.label;
       app.shell.add(widget, 'main');

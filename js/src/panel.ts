@@ -12,6 +12,7 @@ import {
   originLabel,
   IRunSummary,
   ISchedule,
+  IScheduleList,
   requestAPI,
   seconds,
   when
@@ -50,6 +51,15 @@ function countsLabel(counts: Record<string, number>, trans: TranslationBundle): 
   const shown = parts.filter(([n]) => n > 0).map(([n, word]) => `${n} ${word}`);
   return shown.join(' · ') || trans.__('no task runs');
 }
+/** A schedule's next run as the panel says times; its ISO stamp when the browser cannot read it. */
+function nextRun(iso: string | null): string {
+  if (!iso) {
+    return '-';
+  }
+  const stamp = Date.parse(iso);
+  return Number.isNaN(stamp) ? iso : when(stamp / 1000);
+}
+
 const SAFETY_NET = 15000; // ms between list reads once the server pushes
 const MAX_PAGE = 500; // the API's largest page
 
@@ -117,6 +127,9 @@ export class FlowsPanel extends Widget {
       void this.poll();
     }, trans);
     this.schedules = el('div', { class: 'labloom-schedules' });
+    // What the last schedule action did, kept until the next one (a poll clears this.error):
+    // "Run now" under a long list started a run at its top, out of sight, and said nothing.
+    this.scheduleNote = el('div', { class: 'labloom-schedule-note', role: 'status' });
     this.error = el('div', { class: 'labloom-FlowsPanel-error' });
     // What the last Delete kept and why: it stays until the next Delete (a poll clears errors).
     this.deleteNote = el('div', { class: 'labloom-FlowsPanel-error labloom-delete-note' });
@@ -127,6 +140,7 @@ export class FlowsPanel extends Widget {
       this.deleteNote,
       this.runs,
       el('h3', {}, trans.__('Schedules')),
+      this.scheduleNote,
       this.schedules
     );
     this.ticker = new SafetyNet(live, {
@@ -455,9 +469,9 @@ export class FlowsPanel extends Widget {
   }
 
   async pollSchedules(): Promise<void> {
-    let answer: { schedules: ISchedule[] };
+    let answer: IScheduleList;
     try {
-      answer = await requestAPI<{ schedules: ISchedule[] }>('schedules');
+      answer = await requestAPI<IScheduleList>('schedules');
     } catch (error: any) {
       this.schedules.replaceChildren(
         el('p', { class: 'labloom-empty' }, `[labloom] ${error.message || error}`)
@@ -476,7 +490,21 @@ export class FlowsPanel extends Widget {
       );
       return;
     }
-    this.schedules.replaceChildren(...answer.schedules.map(s => this.scheduleRow(s)));
+    const rows = answer.schedules.map(s => this.scheduleRow(s));
+    // The panel read "next 10:50" while nothing would run it: schedules fire only from a
+    // `labloom serve` (`labloom schedule list` says so too).
+    if (answer.scheduler?.running === false && answer.schedules.some(s => !s.paused)) {
+      rows.unshift(
+        el(
+          'p',
+          { class: 'labloom-schedules-idle', role: 'note' },
+          this.trans.__(
+            'No scheduler is running: these schedules run only while `labloom serve` runs (start it in a terminal).'
+          )
+        )
+      );
+    }
+    this.schedules.replaceChildren(...rows);
   }
 
   private scheduleRow(s: ISchedule): HTMLElement {
@@ -494,11 +522,17 @@ export class FlowsPanel extends Widget {
       el('span', { class: 'labloom-schedule-when' }, s.when),
       el(
         'span',
-        { class: 'labloom-schedule-next' },
-        s.paused ? trans.__('paused') : trans.__('next %1', s.next_run || '-')
+        { class: 'labloom-schedule-next', title: s.next_run || '' },
+        // In the runs' own words (their start times are local): it read the store's ISO
+        // stamp in UTC, "2026-12-06T10:50:32+00:00", beside runs started "9:50:47 AM".
+        s.paused ? trans.__('paused') : trans.__('next %1', nextRun(s.next_run))
       ),
       el('span', { class: 'labloom-schedule-last' }, last)
     );
+    if (s.problem) {
+      // This host cannot compute its times: said as `labloom schedule list` says it.
+      row.append(el('span', { class: 'labloom-schedule-problem' }, s.problem));
+    }
     const toggle = el(
       'button',
       { class: 'labloom-schedule-toggle jp-mod-styled', type: 'button' },
@@ -594,15 +628,29 @@ export class FlowsPanel extends Widget {
   }
 
   private async act(name: string, action: string): Promise<void> {
+    const note = this.scheduleNote;
+    note.textContent = '';
+    note.removeAttribute('data-error');
     try {
-      await requestAPI(`schedules/${encodeURIComponent(name)}/${action}`, { method: 'POST' });
+      const answer = await requestAPI<{ pid?: number }>(
+        `schedules/${encodeURIComponent(name)}/${action}`,
+        { method: 'POST' }
+      );
+      if (action === 'run') {
+        note.textContent = this.trans.__(
+          'Started %1 now (pid %2): its run shows at the top of the list.',
+          name,
+          answer.pid ?? '?'
+        );
+      }
     } catch (error: any) {
-      this.error.textContent = this.trans.__(
+      note.textContent = this.trans.__(
         '[labloom] %1 %2 failed: %3',
         action,
         name,
         error.message || error
       );
+      note.setAttribute('data-error', 'true');
     }
     await this.pollSchedules();
   }
@@ -615,6 +663,7 @@ export class FlowsPanel extends Widget {
   private stateChoice: HTMLSelectElement;
   private runs: HTMLElement;
   private schedules: HTMLElement;
+  private scheduleNote: HTMLElement;
   private error: HTMLElement;
   private deleteNote: HTMLElement;
   private ticker: SafetyNet;

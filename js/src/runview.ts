@@ -107,7 +107,21 @@ export class RunView extends Widget {
         this.markDeleted(); // deleted since (the panel, labloom delete), or never there
         return;
       }
-      throw error;
+      // The server gone, or its store (a PostgreSQL down, a locked file): the tab kept
+      // showing the run as last read, "Running" with its clock ticking, and said nothing.
+      this.unreadable = true;
+      this.notice.textContent = this.trans.__(
+        '[labloom] cannot read run %1 now: %2. This tab shows it as last read, and reads it again.',
+        this.runId,
+        error?.message || String(error)
+      );
+      this.notice.setAttribute('data-error', 'true');
+      throw error; // the poll backs off
+    }
+    if (this.unreadable) {
+      this.unreadable = false;
+      this.notice.textContent = '';
+      this.notice.setAttribute('data-error', 'false');
     }
     const run = this.model.detail;
     this.showRun(run);
@@ -121,6 +135,8 @@ export class RunView extends Widget {
 
   private showRun(run: any): void {
     this.title.label = `${escapeBidi(run.flow)} · ${this.trans.__(run.state)}`;
+    // Tabs of one flow's runs read alike ("grid · Completed"): the tab's tooltip names the run.
+    this.title.caption = this.trans.__('run %1 of %2: %3', this.runId, escapeBidi(run.flow), run.state);
     this.node.setAttribute('data-state', run.state);
     this.showFacts(run);
     if (FINAL_STATES.has(run.state)) {
@@ -192,11 +208,27 @@ export class RunView extends Widget {
     if (cluster) {
       facts.push(['cluster', cluster]);
     }
-    const rows: HTMLElement[] = [];
-    for (const [key, value] of facts) {
-      rows.push(el('dt', {}, trans.__(key)), el('dd', { 'data-fact': key }, escapeBidi(value)));
+    // Kept and patched, not made again at each pushed update of a running run: a user
+    // selecting the run id to copy it, or scrolling a long parameter list, lost it each time.
+    const keys = facts.map(([key]) => key).join('\n');
+    if (keys !== this.factKeys) {
+      this.factKeys = keys;
+      this.factValues = new Map();
+      const rows: HTMLElement[] = [];
+      for (const [key] of facts) {
+        const value = el('dd', { 'data-fact': key });
+        this.factValues.set(key, value);
+        rows.push(el('dt', {}, trans.__(key)), value);
+      }
+      this.facts.replaceChildren(...rows);
     }
-    this.facts.replaceChildren(...rows);
+    for (const [key, value] of facts) {
+      const node = this.factValues.get(key)!;
+      const text = escapeBidi(value);
+      if (node.textContent !== text) {
+        node.textContent = text;
+      }
+    }
   }
 
   private clusterOf(run: any): string {
@@ -214,6 +246,7 @@ export class RunView extends Widget {
   }
 
   private say(text: string, error: boolean): void {
+    this.unreadable = false; // this says more than a read that failed before it
     this.notice.textContent = text;
     this.notice.setAttribute('data-error', error ? 'true' : 'false');
     if (!error) {
@@ -233,5 +266,8 @@ export class RunView extends Widget {
   private poll: SafetyNet;
   private ended = false;
   private deleted = false;
+  private unreadable = false; // the last read failed: the notice says so until one succeeds
+  private factKeys = '';
+  private factValues = new Map<string, HTMLElement>();
   private clusters: any = null;
 }

@@ -57,6 +57,11 @@ describe("a map node's child list across the kernel's updates", () => {
     const next = box.querySelector('button.labloom-page-next') as HTMLButtonElement;
     const prev = box.querySelector('button.labloom-page-prev') as HTMLButtonElement;
     expect(prev.disabled).toBe(true);
+    // Named for a screen reader (the glyphs alone are read as quotation marks).
+    expect([prev, next].map(b => b.getAttribute('aria-label'))).toEqual([
+      'previous page of children',
+      'next page of children'
+    ]);
     list.set(page(['Completed', 'Running']));
     expect(box.querySelector('button.labloom-page-next')).toBe(next);
     next.click();
@@ -84,5 +89,25 @@ describe("a map node's child list across the kernel's updates", () => {
     expect(box.querySelectorAll('.labloom-child').length).toBe(2);
     child('m-1').click();
     expect(picked).toEqual([['other', 'm-1']]);
+  });
+
+  it("marks the child whose logs the panel shows, through the kernel's updates", () => {
+    // Among a page of alike chips ("[7] Completed") nothing said which one a click opened.
+    const { list, child } = setUp();
+    list.set(page(['Completed', 'Failed', 'Running']));
+    list.shown('m-1');
+    const marked = () =>
+      Array.from(document.querySelectorAll('.labloom-child-current')).map(e =>
+        e.getAttribute('data-task-run-id')
+      );
+    expect(marked()).toEqual(['m-1']);
+    expect(child('m-1').getAttribute('aria-current')).toBe('true');
+    list.set(page(['Completed', 'Failed', 'Completed']));
+    expect(marked()).toEqual(['m-1']);
+    list.shown('m-2');
+    expect(marked()).toEqual(['m-2']);
+    expect(child('m-1').hasAttribute('aria-current')).toBe(false);
+    list.shown(null);
+    expect(marked()).toEqual([]);
   });
 });
