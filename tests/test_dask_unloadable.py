@@ -24,7 +24,8 @@ def fit(i: int) -> Any:
     """A model of a class whose module only the worker can import."""
     folder = Path(tempfile.mkdtemp(prefix="worker-only-"))
     (folder / f"{MODULE}.py").write_text("class Model:\n    def __init__(self, n):\n"
-                                         "        self.n = n\n")
+                                         "        self.n = n\n"
+                                         "class Refused(Exception):\n    pass\n")
     sys.path.insert(0, str(folder))
     importlib.invalidate_caches()
     return importlib.import_module(MODULE).Model(i)
@@ -33,6 +34,54 @@ def fit(i: int) -> Any:
 @task(batch_size=1)
 def fit_one(i: int) -> Any:
     return fit.fn(i) if i == 1 else i
+
+
+@task(batch_size=3)
+def fit_chunked(i: int) -> Any:
+    """Three children, one Dask task: the middle one's value only the worker can load."""
+    return fit.fn(i) if i == 1 else i * 10
+
+
+@task(batch_size=3)
+def fail_chunked(i: int) -> Any:
+    """The middle child raises an error whose class only the worker can import."""
+    if i == 1:
+        fit.fn(i)
+        raise importlib.import_module(MODULE).Refused("no")
+    return i * 10
+
+
+@task
+def kind(value: Any) -> str:
+    return type(value).__name__
+
+
+@flow
+def chunk_sweep() -> Any:
+    values = fit_chunked.map(range(3))
+    kinds = kind.map(values)  # downstream of each child, on the worker
+    read = {i: values[i].result() for i in (0, 2)}  # the siblings, read in the body
+    try:
+        values[1].result()
+    except ResultLoadError as exc:
+        read[1] = str(exc)
+    return read, kinds
+
+
+@flow
+def chunk_values() -> Any:
+    return fit_chunked.map(range(3))
+
+
+@flow
+def chunk_failing() -> Any:
+    values = fail_chunked.map(range(3))
+    read = [values[i].result() for i in (0, 2)]
+    try:
+        values[1].result()
+    except Exception:  # its failure, handled: the run completes
+        pass
+    return read
 
 
 @flow
@@ -83,3 +132,41 @@ def test_of_a_maps_values_the_one_that_cannot_be_loaded_is_named(one_worker_clus
     assert failed.state is State.FAILED
     assert failed.message.startswith(
         "flow body raised ResultLoadError: [labloom] task run fit of flow run"), failed.message
+
+
+
+def test_a_chunk_child_that_cannot_be_loaded_fails_alone(one_worker_cluster: Any) -> None:
+    """Three map children computed in one Dask task, the middle one's value not loadable in
+    this process: reading it fails, naming it alone; its siblings' values are read, in the
+    body and after, and every child's downstream task ran. Before, one value travelled for
+    all three: reading any failed, naming all three."""
+    executor = DaskExecutor(cluster=one_worker_cluster)
+    run = chunk_sweep.run(executor=executor)
+    assert run.state is State.COMPLETED, run.message
+    read, kinds = run.result()
+    assert (read[0], read[2], kinds) == (0, 20, ["int", "Model", "int"])
+    assert read[1].startswith(f"[labloom] task run fit_chunked[1] of flow run {run.id} "
+                              "completed, but a value made on a Dask worker cannot be loaded "
+                              f"in this process (ModuleNotFoundError: No module named "
+                              f"'{MODULE}')"), read[1]
+    whole = chunk_values.run(executor=executor)
+    assert whole.state is State.COMPLETED, whole.message
+    for _ in range(2):  # the second time, the chunk is read child by child at once
+        with pytest.raises(ResultLoadError) as raised:
+            whole.result()
+        assert str(raised.value).startswith(
+            f"[labloom] task run fit_chunked[1] of flow run {whole.id} completed"), raised.value
+        assert isinstance(raised.value.__cause__, ModuleNotFoundError)
+
+
+def test_a_chunk_child_whose_error_cannot_be_loaded_leaves_its_siblings_readable(
+    one_worker_cluster: Any,
+) -> None:
+    """The failed child's error (a class only the worker imports) travelled in its chunk's
+    value: its siblings' values could not be read."""
+    run = chunk_failing.run(executor=DaskExecutor(cluster=one_worker_cluster))
+    assert run.state is State.COMPLETED, run.message
+    assert [t.state for t in sorted(run.tasks, key=lambda t: t.name)
+            if t.name.startswith("fail_chunked[")] == [
+        State.COMPLETED, State.FAILED, State.COMPLETED]
+    assert run.result() == [0, 20]
