@@ -6,6 +6,8 @@ fix. On a real LocalCluster with worker processes."""
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
 import sys
 import tempfile
 from pathlib import Path
@@ -170,3 +172,58 @@ def test_a_chunk_child_whose_error_cannot_be_loaded_leaves_its_siblings_readable
             if t.name.startswith("fail_chunked[")] == [
         State.COMPLETED, State.FAILED, State.COMPLETED]
     assert run.result() == [0, 20]
+
+
+def _deserialize_failures(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    return [r for r in records if r.name == "distributed.protocol.core"
+            and r.getMessage() == "Failed to deserialize"]
+
+
+def test_dasks_own_log_of_the_failure_is_left_to_labloom(
+    one_worker_cluster: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Dask logged a CRITICAL "Failed to deserialize" with the loader's traceback before
+    labloom's error said the same (naming the task run and the fix, that error as its cause):
+    for labloom's reads it is not said twice. A read of the user's own through Dask, after,
+    still logs it."""
+    from distributed import Client
+
+    executor = DaskExecutor(cluster=one_worker_cluster)
+    run = train.run(executor=executor)
+    with caplog.at_level(logging.INFO):
+        with pytest.raises(ResultLoadError):
+            run.result()
+        assert not _deserialize_failures(caplog.records)
+        with Client(one_worker_cluster, set_as_default=False) as client:
+            own = client.submit(fit.fn, 2)
+            with pytest.raises(ModuleNotFoundError):
+                own.result()
+        assert len(_deserialize_failures(caplog.records)) == 1
+
+
+def test_a_failure_logged_by_another_read_meanwhile_is_let_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What labloom holds back while it reads is only the failures its read took up: another
+    thread's, logged meanwhile, comes out as the read ends."""
+    from labloom.executors.dask_load_logs import said_by_us
+
+    logger = logging.getLogger("distributed.protocol.core")
+    ours, theirs = ModuleNotFoundError("ours"), ModuleNotFoundError("theirs")
+
+    def failed(error: BaseException) -> None:
+        try:
+            raise error
+        except ModuleNotFoundError:
+            logger.critical("Failed to deserialize", exc_info=True)
+
+    with caplog.at_level(logging.INFO):
+        with said_by_us() as absorb:
+            other = threading.Thread(target=failed, args=(theirs,))
+            other.start()
+            other.join()
+            failed(ours)
+            absorb(ours)
+            assert not _deserialize_failures(caplog.records)  # held back while the read runs
+        assert [r.exc_info[1] for r in _deserialize_failures(caplog.records)  # type: ignore[index]
+                ] == [theirs]
