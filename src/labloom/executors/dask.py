@@ -40,12 +40,6 @@ def active_scheduler_address() -> str | None:
     return str(address) if address else None
 
 
-def _kept_value(handle: Handle) -> Any:
-    """The value of a task run whose cluster per run closed (brought over before)."""
-    value = handle.future.value
-    return value if handle.index is None else value[handle.index]
-
-
 class DaskExecutor(Executor):
     """Runs task runs on a Dask cluster.
 
@@ -317,14 +311,10 @@ class DaskExecutor(Executor):
         return handle.item
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
-        if isinstance(handle.future, Kept):
-            return _kept_value(handle)
         return self._reader.one(handle, timeout)  # one this process cannot load: ``dask_loading``
 
     def results(self, handles: list[Any]) -> list[Any]:
-        live = [h for h in handles if not isinstance(h.future, Kept)]
-        read = iter(self._reader.many(live) if live else ())
-        return [_kept_value(h) if isinstance(h.future, Kept) else next(read) for h in handles]
+        return self._reader.many(handles)
 
     def lost(self, handle: Any) -> bool:
         return bool(handle.lost)

@@ -19,11 +19,12 @@ The chunk is remembered, so that its other children's reads go that way at once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
 from ..core.errors import ResultLoadError
+from .dask_clusters import Kept
 from .dask_load_logs import said_by_us
 
 
@@ -38,7 +39,7 @@ def _not_loadable(future: Any, error: BaseException) -> bool:
 def children_pickled(chunk: Sequence[Any], indices: list[int]) -> list[bytes]:
     """On a worker: the values of a chunk's children at ``indices``, each serialized on its
     own (as Dask would a task's result), so that one that cannot be loaded fails alone."""
-    from distributed.protocol import serialize_bytes
+    from distributed.protocol.serialize import serialize_bytes
 
     return [serialize_bytes(chunk[i]) for i in indices]
 
@@ -69,6 +70,8 @@ class ValueReader:
     def one(self, handle: Any, timeout: float | None = None) -> Any:
         """The value of ``handle``'s task run (a chunk's child: its own value)."""
         future = handle.future
+        if isinstance(future, Kept):
+            return _kept_value(handle)
         with said_by_us() as absorb:
             if handle.index is None or not self._read_apart(future):
                 try:
@@ -92,17 +95,45 @@ class ValueReader:
         """The values of ``handles``' task runs, in one round trip (a chunk travels once,
         whatever the number of its children asked for); those that cannot be loaded raise one
         ``ResultLoadError`` naming their handles."""
+        if not handles:
+            return []  # no client asked for: a cluster per run that closed is not started again
+        futures = {id(handle.future): handle.future for handle in handles}
+        if any(isinstance(future, Kept) for future in futures.values()):
+            return _with_kept(handles, self.many)
+        with said_by_us() as absorb:
+            failure = None
+            if not self._any_apart(futures.values()):
+                try:
+                    fetched = dict(zip(futures, self._client_of().gather(list(futures.values())),
+                                       strict=True))
+                except Exception as error:
+                    if not any(_not_loadable(future, error) for future in futures.values()):
+                        raise
+                    absorb(error)
+                    failure = error
+                else:
+                    return [fetched[id(handle.future)] if handle.index is None
+                            else fetched[id(handle.future)][handle.index] for handle in handles]
+            return self._many_apart(handles, absorb, failure)
+
+    def _any_apart(self, futures: Iterable[Any]) -> bool:
+        with self._lock:
+            return bool(self._apart) and any(future.key in self._apart for future in futures)
+
+    def _many_apart(self, handles: Sequence[Any], absorb: Callable[[BaseException], None],
+                    failure: BaseException | None) -> list[Any]:
+        """``many`` when a value cannot be loaded (``failure``, of their gather) or a chunk is
+        read child by child: the chunks' children one by one, the rest whole."""
         by_future: dict[int, tuple[Any, list[Any]]] = {}
         for handle in handles:
             by_future.setdefault(id(handle.future), (handle.future, []))[1].append(handle)
         failures: list[tuple[Any, BaseException]] = []
-        with said_by_us() as absorb:
-            fetched = self._whole({key: asked for key, asked in by_future.items()
-                                   if not (_chunk(asked) and self._read_apart(asked[0]))},
-                                  absorb, failures)
-            apart = {key: asked for key, asked in by_future.items()
-                     if key not in fetched and _chunk(asked)}
-            values = self._children(apart, None, failures) if apart else {}
+        fetched = self._whole({key: asked for key, asked in by_future.items()
+                               if not (_chunk(asked) and self._read_apart(asked[0]))},
+                              absorb, failures, failure)
+        apart = {key: asked for key, asked in by_future.items()
+                 if key not in fetched and _chunk(asked)}
+        values = self._children(apart, None, failures) if apart else {}
         if failures:
             first = failures[0][1]
             raise _failed(first, tuple(handle for handle, _ in failures)) from first
@@ -112,19 +143,22 @@ class ValueReader:
 
     def _whole(self, asked: dict[int, tuple[Any, list[Any]]],
                absorb: Callable[[BaseException], None],
-               failures: list[tuple[Any, BaseException]]) -> dict[int, Any]:
-        """The values of the futures ``asked`` (by id), each brought whole; one that cannot be
-        loaded is left out: a chunk is set apart, a task run alone goes into ``failures``."""
+               failures: list[tuple[Any, BaseException]],
+               failure: BaseException | None) -> dict[int, Any]:
+        """The values of the futures ``asked`` (by id), each brought whole (one round trip,
+        unless their gather failed already: ``failure``); one that cannot be loaded is left
+        out: a chunk is set apart, a task run alone goes into ``failures``."""
         futures = [future for future, _ in asked.values()]
         if not futures:
             return {}
-        try:
-            return dict(zip(asked, self._client_of().gather(futures), strict=True))
-        except Exception as error:
-            if not any(_not_loadable(future, error) for future in futures):
-                raise
-            absorb(error)
-            failure = error
+        if failure is None:
+            try:
+                return dict(zip(asked, self._client_of().gather(futures), strict=True))
+            except Exception as error:
+                if not any(_not_loadable(future, error) for future in futures):
+                    raise
+                absorb(error)
+                failure = error
         # Which one: each on its own (after a failure only; Dask's error does not say).
         fetched: dict[int, Any] = {}
         for key, (future, handles) in asked.items():
@@ -146,7 +180,7 @@ class ValueReader:
                   failures: list[tuple[Any, BaseException]]) -> dict[int, Any]:
         """The values of chunks' children asked (by handle id), each loaded on its own; a
         child whose value cannot be loaded goes into ``failures``, with why."""
-        from distributed.protocol import deserialize_bytes
+        from distributed.protocol.serialize import deserialize_bytes
 
         client = self._client_of()
         asked = [(handles, client.submit(children_pickled, future,
@@ -172,3 +206,15 @@ class ValueReader:
 def _chunk(asked: tuple[Any, list[Any]]) -> bool:
     """Whether the future of ``(future, handles)`` is a chunk's (its children's handles)."""
     return asked[1][0].index is not None
+
+
+def _kept_value(handle: Any) -> Any:
+    """The value of a task run whose cluster per run closed (brought over before)."""
+    value = handle.future.value
+    return value if handle.index is None else value[handle.index]
+
+
+def _with_kept(handles: Sequence[Any], many: Callable[[list[Any]], list[Any]]) -> list[Any]:
+    """The values of ``handles``, some of them kept here (``Kept``): the others by ``many``."""
+    read = iter(many([h for h in handles if not isinstance(h.future, Kept)]))
+    return [_kept_value(h) if isinstance(h.future, Kept) else next(read) for h in handles]
