@@ -57,7 +57,10 @@ def close_embedded(cluster: Any, client: Any) -> None:
     try:
         workers = list(getattr(cluster, "workers", {}).values())
         if workers:
-            cluster.sync(_close_workers, workers, busy)
+            try:
+                cluster.sync(_close_workers, workers, busy)
+            except Exception as exc:  # its loop is gone: the cluster's own close says why
+                log.debug("closing the embedded cluster's workers: %r", exc)
         cluster.close()
     finally:
         nanny_log.removeFilter(kills)
@@ -72,6 +75,8 @@ def close_embedded(cluster: Any, client: Any) -> None:
 def _busy_workers(client: Any) -> set[str]:
     """The addresses of the workers running a task, by the scheduler's account (all of them,
     if it cannot say: then no worker gets more than distributed's time)."""
+    if client.status != "running":  # closed by the user: not asked (it could not answer)
+        return {"*"}
     try:
         processing = client.processing()
     except Exception:
