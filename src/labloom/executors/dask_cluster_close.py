@@ -38,10 +38,13 @@ class _Kills(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
+        self.idle = 0  # of them, those given IDLE_EXIT_GRACE (their line says how long)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if str(record.msg).startswith(_KILLING):
+        line = record.getMessage()
+        if line.startswith(_KILLING):
             self.count += 1
+            self.idle += f" {IDLE_EXIT_GRACE:.1f} seconds" in line
             return False
         return True
 
@@ -64,6 +67,13 @@ def close_embedded(cluster: Any, client: Any) -> None:
         cluster.close()
     finally:
         nanny_log.removeFilter(kills)
+    if kills.idle:
+        log.warning(
+            "[labloom] closing the embedded Dask cluster: %d worker process%s with no task "
+            "running did not end within %.0f s of being asked and %s killed (the machine "
+            "too loaded to let it exit?)", kills.idle, "" if kills.idle == 1 else "es",
+            IDLE_EXIT_GRACE, "was" if kills.idle == 1 else "were")
+    kills.count -= kills.idle
     if kills.count:
         log.warning(
             "[labloom] closing the embedded Dask cluster: %d worker process%s still running "
