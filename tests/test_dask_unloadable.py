@@ -77,6 +77,12 @@ def chunk_values() -> Any:
 
 
 @flow
+def chunk_siblings() -> Any:
+    values = fit_chunked.map(range(3))
+    return values[0], values[2]
+
+
+@flow
 def chunk_failing() -> Any:
     values = fail_chunked.map(range(3))
     read = [values[i].result() for i in (0, 2)]
@@ -226,3 +232,20 @@ def test_a_failure_logged_by_another_read_meanwhile_is_let_through(
             assert not _deserialize_failures(caplog.records)  # held back while the read runs
         assert [r.exc_info[1] for r in _deserialize_failures(caplog.records)  # type: ignore[index]
                 ] == [theirs]
+
+
+def test_a_cluster_per_run_keeps_the_loadable_children_of_a_chunk() -> None:
+    """A cluster per run closes as its run ends, its values brought over first: a chunk with
+    one child whose value cannot be loaded here was not kept at all, and its siblings' values
+    were gone with the cluster."""
+    executor = DaskExecutor(cluster_class="distributed.LocalCluster", cluster_kwargs={
+        "n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"})
+    siblings = chunk_siblings.run(executor=executor)
+    assert siblings.state is State.COMPLETED, siblings.message
+    assert siblings.result() == (0, 20)  # read after its cluster closed
+    whole = chunk_values.run(executor=executor)
+    assert whole.state is State.COMPLETED, whole.message
+    with pytest.raises(ResultLoadError) as raised:
+        whole.result()
+    assert str(raised.value).startswith(
+        f"[labloom] task run fit_chunked[1] of flow run {whole.id} completed"), raised.value

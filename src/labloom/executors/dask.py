@@ -20,10 +20,10 @@ from ..core.errors import ResourceUnavailableError
 from ..core.executor import DoneCallback, Executor, Outcome, Submission
 from . import dask_events as events
 from .dask_arguments import ship_arguments
-from .dask_clusters import Kept, check_options
+from .dask_clusters import check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
-from .dask_loading import ValueReader
+from .dask_loading import Kept, ValueReader
 from .dask_outcomes import scheduler_lost, sendable_error
 from .dask_resources import ResourceOffers
 from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client

@@ -24,7 +24,6 @@ from concurrent.futures import CancelledError
 from typing import Any
 
 from ..core.errors import ResultLoadError
-from .dask_clusters import Kept
 from .dask_load_logs import said_by_us
 
 
@@ -46,6 +45,20 @@ def children_pickled(chunk: Sequence[Any], indices: list[int]) -> list[bytes]:
 
 def _failed(error: BaseException, handles: tuple[Any, ...]) -> ResultLoadError:
     return ResultLoadError(f"{type(error).__name__}: {error}", handles)
+
+
+class Kept:
+    """A finished task run's value, brought over before its cluster closed; stands in for the
+    Dask future in the executor's handle."""
+
+    __slots__ = ("key", "value")
+    status = "finished"
+
+    def __init__(self, key: str, value: Any) -> None:
+        self.key, self.value = key, value
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self.value
 
 
 class ValueReader:
@@ -176,6 +189,19 @@ class ValueReader:
             raise failure  # each loads on its own now: what failed was the gather itself
         return fetched
 
+    def kept_apart(self, future: Any, handles: list[Any]) -> list[Any]:
+        """The values of a chunk's children ``handles`` (all of them), read one by one, in the
+        order of their places in the chunk; one that cannot be loaded is ``Unloadable`` (a
+        cluster per run that closes keeps them so: ``dask_clusters.RunCluster``)."""
+        failures: list[tuple[Any, BaseException]] = []
+        values = self._children({id(future): (future, handles)}, None, failures)
+        failed = {id(handle): error for handle, error in failures}
+        kept: list[Any] = [None] * (max(handle.index for handle in handles) + 1)
+        for handle in handles:
+            kept[handle.index] = (Unloadable(failed[id(handle)]) if id(handle) in failed
+                                  else values[id(handle)])
+        return kept
+
     def _children(self, chunks: dict[int, tuple[Any, list[Any]]], timeout: float | None,
                   failures: list[tuple[Any, BaseException]]) -> dict[int, Any]:
         """The values of chunks' children asked (by handle id), each loaded on its own; a
@@ -208,10 +234,24 @@ def _chunk(asked: tuple[Any, list[Any]]) -> bool:
     return asked[1][0].index is not None
 
 
+class Unloadable:
+    """Kept in place of a chunk child's value that could not be loaded here."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 def _kept_value(handle: Any) -> Any:
     """The value of a task run whose cluster per run closed (brought over before)."""
     value = handle.future.value
-    return value if handle.index is None else value[handle.index]
+    if handle.index is None:
+        return value
+    item = value[handle.index]
+    if isinstance(item, Unloadable):
+        raise _failed(item.error, (handle,)) from item.error
+    return item
 
 
 def _with_kept(handles: Sequence[Any], many: Callable[[list[Any]], list[Any]]) -> list[Any]:
