@@ -115,8 +115,9 @@ class ResultLoadError(LabloomError):
 
     def __init__(self, message: str, handles: tuple[Any, ...] = ()) -> None:
         super().__init__(message)
-        # The executor's handles of the value (a map's children computed in one Dask task
-        # travel together): the engine names their task runs, and leaves this empty.
+        # The executor's handles of the values that cannot be loaded (several when a read of
+        # many values met more than one): the engine names their task runs, and leaves this
+        # empty.
         self.handles = handles
 
 

@@ -20,10 +20,10 @@ from ..core.errors import ResourceUnavailableError
 from ..core.executor import DoneCallback, Executor, Outcome, Submission
 from . import dask_events as events
 from .dask_arguments import ship_arguments
-from .dask_clusters import Kept, check_options
+from .dask_clusters import check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import is_adaptive
-from .dask_loading import gathered, loaded
+from .dask_loading import Kept, ValueReader
 from .dask_outcomes import scheduler_lost, sendable_error
 from .dask_resources import ResourceOffers
 from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client
@@ -110,6 +110,7 @@ class DaskExecutor(Executor):
         self._facts: tuple[Any, dict[str, Any]] | None = None
         self.profile: str | None = None  # ``cluster:NAME``'s, recorded: a retry starts it again
         self._workers_gone: WorkersGone | None = None
+        self._reader = ValueReader(lambda: self.client)
 
     # --- connection ------------------------------------------------------------------------
 
@@ -310,19 +311,10 @@ class DaskExecutor(Executor):
         return handle.item
 
     def result(self, handle: Any, timeout: float | None = None) -> Any:
-        value = loaded(handle, timeout)  # one this process cannot load: ``dask_loading``
-        return value if handle.index is None else value[handle.index]
+        return self._reader.one(handle, timeout)  # one this process cannot load: ``dask_loading``
 
     def results(self, handles: list[Any]) -> list[Any]:
-        # A chunk travels once, whatever the number of its children asked for.
-        futures = list({id(h.future): h.future for h in handles}.values())
-        live = [f for f in futures if not isinstance(f, Kept)]
-        fetched = {id(f): f.value for f in futures if isinstance(f, Kept)}
-        if live:
-            fetched.update(zip((id(f) for f in live), gathered(self.client, live, handles),
-                               strict=True))
-        return [fetched[id(h.future)] if h.index is None else fetched[id(h.future)][h.index]
-                for h in handles]
+        return self._reader.many(handles)
 
     def lost(self, handle: Any) -> bool:
         return bool(handle.lost)

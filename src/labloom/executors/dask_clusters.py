@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import ClusterConfigError
+from .dask_loading import Kept, ValueReader
 
 log = logging.getLogger("labloom")
 
@@ -175,20 +176,6 @@ def check_options(
                       None if adapt_kwargs is None else dict(adapt_kwargs))
 
 
-class Kept:
-    """A finished task run's value, brought over before its cluster closed; stands in for the
-    Dask future in the executor's handle."""
-
-    __slots__ = ("key", "value")
-    status = "finished"
-
-    def __init__(self, key: str, value: Any) -> None:
-        self.key, self.value = key, value
-
-    def result(self, timeout: float | None = None) -> Any:
-        return self.value
-
-
 class RunCluster:
     """The cluster of ``DaskExecutor(cluster_class=...)``: started for the runs that use it,
     closed when the last of them ends."""
@@ -252,12 +239,25 @@ class RunCluster:
             log.warning("[labloom] %s: some results could not be brought over before the "
                         "cluster closed: %s", self.path, exc)
             values = [_gathered(self.client, future) for future in futures]
+            self._keep_apart(futures, values, handles)
         kept = {id(f): Kept(f.key, v) for f, v in zip(futures, values, strict=True)
                 if not isinstance(v, _Lost)}
         for handle in handles:
             replacement = kept.get(id(handle.future))
             if replacement is not None:
                 handle.future, handle.item = replacement, None
+
+    def _keep_apart(self, futures: list[Any], values: list[Any], handles: list[Any]) -> None:
+        """A chunk whose value could not be brought over whole (one child's value cannot be
+        loaded here): its children's values one by one, in ``values``."""
+        reader = ValueReader(lambda: self.client)
+        for i, future in enumerate(futures):
+            children = [h for h in handles if h.future is future and h.index is not None]
+            if isinstance(values[i], _Lost) and children and future.status == "finished":
+                try:
+                    values[i] = reader.kept_apart(future, children)
+                except Exception:  # lost with its worker: nothing to keep
+                    continue
 
     def close(self) -> None:
         """Stop counting, close the client and the cluster (nothing is left running)."""

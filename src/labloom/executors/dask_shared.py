@@ -190,9 +190,10 @@ def _close_shared() -> None:
             # only prints the cancelled attempt's traceback.
             if client.status == "running":
                 client.close()
+        from .dask_cluster_close import close_embedded
+
         for cluster, client in _embedded.values():
-            client.close()
-            cluster.close()
+            close_embedded(cluster, client)  # its workers given time to end: see there
         _connected.clear()
         _of_clusters.clear()
         _embedded.clear()

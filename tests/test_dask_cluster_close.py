@@ -1,0 +1,88 @@
+"""The embedded LocalCluster closing as its process exits (`labloom run`, a script), on real
+worker processes: a worker that only takes long to exit is not killed, and one stuck in a call
+is, said once by labloom.
+
+`labloom run` of examples/sweep.py ended under load on distributed's "Worker process still
+alive after 4.0 seconds, killing", once per worker: their interpreters, having imported
+scikit-learn, took longer than the nanny's 4 s to exit once the workers had closed. Here a
+worker's exit is made that slow by an exit handler that waits (as that teardown did), so the
+case does not depend on the machine's load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from cli_helpers import cli_env, labloom
+
+SLOW_EXIT = textwrap.dedent('''
+    import atexit
+    import time
+    from pathlib import Path
+
+    from labloom import DaskExecutor, flow, task
+
+    @task
+    def fit(done: str) -> int:
+        def slow_exit() -> None:  # as a worker that imported scikit-learn, under load
+            time.sleep(5)
+            Path(done).write_text("exited")
+        atexit.register(slow_exit)
+        return 1
+
+    @flow(executor=DaskExecutor(n_workers=1, threads_per_worker=1, dashboard_address=":0"))
+    def sweep(done: str) -> int:
+        return fit(done)
+''')
+
+STUCK = textwrap.dedent('''
+    import ctypes
+    import sys
+    import time
+    from pathlib import Path
+
+    from labloom import DaskExecutor
+
+    def stuck(started: str) -> None:
+        Path(started).write_text("in")
+        ctypes.PyDLL(None).sleep(60)  # C, holding the GIL: the worker cannot even stop
+
+    if __name__ == "__main__":
+        client = DaskExecutor(n_workers=1, threads_per_worker=1, dashboard_address=":0").client
+        future = client.submit(stuck, sys.argv[1])
+        while not Path(sys.argv[1]).exists():
+            time.sleep(0.05)
+        print("exiting", flush=True)
+''')  # the cluster is closed at exit
+
+
+def test_a_worker_slow_to_exit_is_not_killed(tmp_path: Path) -> None:
+    """Before: "Worker process still alive after 4.0 seconds, killing", and the worker's exit
+    handler never finished."""
+    (tmp_path / "sweep.py").write_text(SLOW_EXIT)
+    done = tmp_path / "exited"
+    run = labloom(tmp_path, "run", "sweep.py:sweep", "--param", f"done={done}", timeout=120,
+                  LABLOOM_PROGRESS="0")
+    assert run.returncode == 0, run.stderr
+    assert "still alive" not in run.stderr and "killed" not in run.stderr, run.stderr
+    assert done.read_text() == "exited"  # it ended by itself
+
+
+def test_a_worker_stuck_in_a_call_is_killed_and_that_is_said_once(tmp_path: Path) -> None:
+    """Before: distributed's "Worker process still alive after 4.0 seconds, killing" (once per
+    worker), with nothing saying that a task was still running."""
+    (tmp_path / "stuck.py").write_text(STUCK)
+    ended = subprocess.run([sys.executable, "stuck.py", str(tmp_path / "started")],
+                           cwd=tmp_path, env=cli_env(tmp_path / "home"), capture_output=True,
+                           text=True, timeout=120)
+    assert ended.returncode == 0, ended.stderr
+    assert "exiting" in ended.stdout
+    assert "still alive" not in ended.stderr, ended.stderr
+    said = [line for line in ended.stderr.splitlines() if "[labloom] closing" in line]
+    assert len(said) == 1, ended.stderr
+    assert said[0].endswith(
+        "[labloom] closing the embedded Dask cluster: 1 worker process still running a task "
+        "did not stop within 4 s and was killed (a call that does not return, such as one "
+        "stuck in C code)"), said
