@@ -10,6 +10,7 @@ from pathlib import Path
 
 import labloom
 from labloom import ThreadExecutor, flow, task
+from labloom.store import open_store
 from store_helpers import cli, cli_json
 
 # What os.listdir gives for a file named caf\xe9.csv on a UTF-8 system.
@@ -52,3 +53,18 @@ def test_filtering_by_a_name_the_store_cannot_hold_finds_it(labloom_home: Path) 
     shown = cli(labloom_home, "show", "id" + NAME)
     assert shown.returncode != 0 and "Traceback" not in shown.stderr, shown.stderr
     assert shown.stderr.count("\n") == 1, shown.stderr
+
+
+def test_a_run_id_prefix_names_the_same_runs_on_both_stores(labloom_home: Path) -> None:
+    # Before: a LIKE pattern, case-insensitive on SQLite only, and '%' or '_' (stripped) an
+    # empty prefix: `labloom show %` named every run.
+    run = plain.run()
+    other = plain.run()
+    store = open_store()
+    assert store.get_run(run.id[:6].upper()).id == run.id
+    assert {r.id for r in store.matching_runs("")} == set()
+    for pattern in ("%", "_", run.id[:3] + "%", "_" + run.id[1:]):
+        assert store.matching_runs(pattern) == [], pattern
+    assert [r.id for r in store.matching_runs(other.id[:8])] == [other.id]
+    shown = cli(labloom_home, "show", "%")
+    assert shown.returncode != 0 and run.id not in shown.stdout

@@ -226,10 +226,14 @@ class RunStore:
             f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id = ?", (run_id,)
         ).fetchall()
         if not rows and run_id:
+            # A prefix compared as text, not a LIKE pattern: LIKE matched case-insensitively
+            # on SQLite and not on PostgreSQL, and '%' (stripped) named every run. Ids are
+            # lowercase hex, so a prefix copied in capitals names the same run on both.
+            prefix = run_id.lower()
             rows = self.conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id LIKE ? "
+                f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE substr(id, 1, ?) = ? "
                 "ORDER BY created DESC, id DESC LIMIT ?",
-                (run_id.replace("%", "").replace("_", "") + "%", limit),
+                (len(prefix), prefix, limit),
             ).fetchall()
         return [_run(row) for row in rows]
 
