@@ -174,11 +174,7 @@ def _logs(args: argparse.Namespace) -> int:
     with open_store() as store:
         run = _find(store, args.run_id)
         lines, cuts = store.logs(run.id, args.task)
-        task_runs = store.task_runs(run.id)
-        named_runs = [t for t in task_runs
-                      if args.task is None or named(args.task, t.id, t.name)]
-    if args.task is not None and not named_runs:
-        _no_such_task(run, args.task, task_runs)
+        named_runs = _named_task_runs(run, args.task, store.task_runs(run.id))
     if args.json:
         print(json.dumps({
             "run_id": run.id,
@@ -202,6 +198,16 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 _TASKS_NAMED = 20
+
+
+def _named_task_runs(run: Any, task: str | None, task_runs: list[Any]) -> list[Any]:
+    """The task runs ``--task`` names (all without it); one that names none is said."""
+    if task is None:
+        return task_runs
+    found = [t for t in task_runs if named(task, t.id, t.name)]
+    if not found:
+        _no_such_task(run, task, task_runs)
+    return found
 
 
 def _no_such_task(run: Any, task: str, task_runs: list[Any]) -> None:
@@ -231,10 +237,7 @@ def _follow(args: argparse.Namespace) -> int:
         raise CLIError(f"run {run_id} was deleted while its lines were followed")
     if not args.json:
         with open_store() as store:
-            task_runs = store.task_runs(run_id)
-        tasks = [t for t in task_runs if args.task is None or named(args.task, t.id, t.name)]
-        if args.task is not None and not tasks:
-            _no_such_task(run, args.task, task_runs)
+            tasks = _named_task_runs(run, args.task, store.task_runs(run_id))
         _tracebacks(run_id, tasks)
         echo(f"run {run_id} {run.state}" + (f": {run.message}" if run.message else ""))
     return 0 if run.state == "Completed" else 1

@@ -67,19 +67,17 @@ def close_embedded(cluster: Any, client: Any) -> None:
         cluster.close()
     finally:
         nanny_log.removeFilter(kills)
-    if kills.idle:
-        log.warning(
-            "[labloom] closing the embedded Dask cluster: %d worker process%s with no task "
-            "running did not end within %.0f s of being asked and %s killed (the machine "
-            "too loaded to let it exit?)", kills.idle, "" if kills.idle == 1 else "es",
-            IDLE_EXIT_GRACE, "was" if kills.idle == 1 else "were")
-    kills.count -= kills.idle
-    if kills.count:
-        log.warning(
-            "[labloom] closing the embedded Dask cluster: %d worker process%s still running "
-            "a task did not stop within %.0f s and %s killed (a call that does not return, "
-            "such as one stuck in C code)", kills.count, "" if kills.count == 1 else "es",
-            BUSY_EXIT_GRACE, "was" if kills.count == 1 else "were")
+    _say_killed(kills.idle, "with no task running did not end within", IDLE_EXIT_GRACE,
+                " of being asked", "the machine too loaded to let it exit?")
+    _say_killed(kills.count - kills.idle, "still running a task did not stop within",
+                BUSY_EXIT_GRACE, "", "a call that does not return, such as one stuck in C code")
+
+
+def _say_killed(count: int, what: str, grace: float, after: str, why: str) -> None:
+    if count:
+        log.warning("[labloom] closing the embedded Dask cluster: %d worker process%s %s "
+                    "%.0f s%s and %s killed (%s)", count, "" if count == 1 else "es", what,
+                    grace, after, "was" if count == 1 else "were", why)
 
 
 def _busy_workers(client: Any) -> set[str]:

@@ -16,6 +16,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from ..core.kept_parameters import listed_summary, parameter_bytes_or_default
+from .multirow import rows_in
 
 if TYPE_CHECKING:
     from .db import Conn
@@ -42,14 +43,9 @@ def add_parameters(conn: Conn, runs: list[RunRecord], keys: list[Any]) -> None:
             run.parameters = listed_summary(limit)
         elif size:
             small[run.id] = run
-    ids = list(small)
-    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for run_id, text in conn.execute(
-            f"SELECT id, parameters FROM flow_runs WHERE id IN ({marks})", chunk
-        ):
-            small[run_id].parameters = json.loads(text) if text else {}
+    for run_id, text in rows_in(
+            conn, "SELECT id, parameters FROM flow_runs WHERE id IN ({marks})", list(small)):
+        small[run_id].parameters = json.loads(text) if text else {}
 
 
 def _sqlite_size(conn: Conn, rowid: int) -> int | None:

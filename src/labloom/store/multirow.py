@@ -20,13 +20,22 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import Any
 
 ROWS = 64  # rows per statement at most
 VARIABLES = 999  # SQLite's least limit of parameters per statement (before 3.32)
 UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
+IN_CHUNK = 500  # values of a read's ``IN (...)`` per statement: under VARIABLES, with room
+
+
+def rows_in(conn: Any, sql: str, values: Sequence[Any]) -> Iterator[Any]:
+    """The rows of ``sql`` whose ``IN ({marks})`` is given ``values``, ``IN_CHUNK`` of them
+    a statement (SQLite's limit of parameters), one statement after the other."""
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = list(values[start:start + IN_CHUNK])
+        yield from conn.execute(sql.replace("{marks}", ",".join("?" * len(chunk))), chunk)
 
 
 @functools.lru_cache(maxsize=256)

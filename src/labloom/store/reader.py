@@ -20,6 +20,7 @@ from ..core.run_logs import named
 from .crashed_runs import mark_crashed_runs
 from .db import Conn, get_database
 from .listed_parameters import add_parameters, listed_columns
+from .multirow import rows_in
 from .storable import NOTE
 
 
@@ -247,15 +248,10 @@ class RunStore:
 
     def _add_counts(self, runs: list[RunRecord]) -> None:
         by_id = {run.id: run for run in runs}
-        ids = list(by_id)
-        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for run_id, state, count in self.conn.execute(
-                f"SELECT run_id, state, COUNT(*) FROM task_runs WHERE run_id IN ({marks}) "
-                "GROUP BY run_id, state", chunk
-            ):
-                by_id[run_id].counts[state] = count
+        for run_id, state, count in rows_in(
+                self.conn, "SELECT run_id, state, COUNT(*) FROM task_runs WHERE run_id IN "
+                "({marks}) GROUP BY run_id, state", list(by_id)):
+            by_id[run_id].counts[state] = count
 
     # --- task runs and logs ---------------------------------------------------------------
 
