@@ -23,7 +23,8 @@
 import { escapeBidi } from "./bidi.js";
 import { createChildList } from "./childlist.js";
 import { mountExperiments } from "./experiments.js";
-import { pressesButton } from "./keys.js";
+import { closesOnEscape, pressesButton } from "./keys.js";
+import { createLogPane } from "./logpane.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -35,7 +36,6 @@ const COLOURS = {
 };
 const ORDER = Object.keys(COLOURS);
 const FINAL = new Set(["Completed", "Cached", "Failed", "UpstreamFailed", "Cancelled", "Crashed"]);
-const MAX_LOG_LINES = 2000;
 // Each drawing gets its own arrow marker id: url(#id) resolves to the first element with that
 // id in the whole page, which may sit in a hidden tab, where the marker would not render.
 let drawings = 0;
@@ -125,14 +125,11 @@ export function render({ model, el, showsMessage = false }) {
   const title = h("div", { class: "labloom-panel-title" });
   const children = h("div", { class: "labloom-children" });
   const traceback = h("pre", { class: "labloom-traceback" });
-  const logs = h("div", { class: "labloom-logs" });
-  // Lines the store did not keep (the Lab run tab's model says how many; the kernel's none).
-  const logCut = h("div", { class: "labloom-log-cut" });
-  logCut.hidden = true;
+  const logs = createLogPane();
   const experimentsOpen = h("button", { class: "labloom-experiments-open", type: "button" },
     "Experiments");
   experimentsOpen.hidden = true;
-  panel.append(title, experimentsOpen, children, traceback, logs, logCut);
+  panel.append(title, experimentsOpen, children, traceback, ...logs.nodes);
   panel.hidden = true;
   const timelineBox = h("div", { class: "labloom-timeline", role: "figure",
     "aria-label": "timeline of the run's task runs by lane" });
@@ -140,6 +137,7 @@ export function render({ model, el, showsMessage = false }) {
   const experimentsBox = h("div", { class: "labloom-experiments-box" });
   root.append(...[header, note, error, graphBox, timelineBox, experimentsBox, panel].filter(Boolean));
   el.append(root);
+  let experimentsOpener = null; // the button that opened the Experiments view: Escape's focus
   let revealFor = null; // the task run an Experiments row picked: its panel is scrolled to
   const childList = createChildList(children, {
     colours: COLOURS,
@@ -331,6 +329,7 @@ export function render({ model, el, showsMessage = false }) {
     const scope = experiments.scope;
     if (scope && scope.node === node) experiments.close();
     else experiments.open(node, node === null ? "Experiments · the whole run" : `Experiments · ${name}`);
+    experimentsOpener = node === null ? experimentsToggle : experimentsOpen;
     experimentsToggle.setAttribute("aria-pressed", String(!!experiments.scope && experiments.scope.node === null));
   }
 
@@ -338,23 +337,6 @@ export function render({ model, el, showsMessage = false }) {
     selected = selected === id ? null : id;
     for (const [nid, parts] of nodeEls) parts.g.classList.toggle("labloom-selected", nid === selected);
     model.send({ event: "select", node: selected });
-  }
-
-  function logLine(line) {
-    const t = new Date(line.time * 1000).toLocaleTimeString();
-    return h("div", { class: "labloom-log-line", "data-level": line.level }, `${t}  ${escapeBidi(line.text)}`);
-  }
-
-  function appendLogs(lines) {
-    const atBottom = logs.scrollHeight - logs.scrollTop - logs.clientHeight < 24;
-    logs.append(...lines.map(logLine));
-    while (logs.childNodes.length > MAX_LOG_LINES) logs.firstChild.remove();
-    if (atBottom) logs.scrollTop = logs.scrollHeight;
-  }
-
-  function showCut(text) {
-    logCut.textContent = text || "";
-    logCut.hidden = !text;
   }
 
   function showDetail(msg) {
@@ -382,10 +364,8 @@ export function render({ model, el, showsMessage = false }) {
     experimentsOpen.setAttribute("data-name", msg.name || "");
     traceback.textContent = escapeBidi(msg.traceback);
     traceback.hidden = !msg.traceback;
-    logs.replaceChildren();
-    logs.hidden = !run;
-    appendLogs(msg.lines || []);
-    showCut(run && msg.cut);
+    logs.show(run, msg.lines);
+    logs.showCut(run && msg.cut);
     if (run && run.id === revealFor) {
       revealFor = null;
       panel.scrollIntoView({ block: "nearest" });
@@ -396,13 +376,46 @@ export function render({ model, el, showsMessage = false }) {
     if (msg.event === "detail") showDetail(msg);
     else if (msg.event === "children" && msg.node === selected) childList.set(msg);
     else if (msg.event === "log" && panel.getAttribute("data-task-run-id") === msg.task_run) {
-      appendLogs(msg.lines);
-      if ("cut" in msg) showCut(msg.cut);
+      logs.append(msg.lines);
+      if ("cut" in msg) logs.showCut(msg.cut);
     }
     else if (msg.event === "timeline") showTimeline(msg);
     else if (msg.event === "error") error.textContent = msg.message;
   }
 
+  // Escape closes the innermost thing open, as Lab's own panels do: the Experiments view when
+  // the focus is in it, else the task run's panel (its logs), else the view, else the timeline;
+  // the focus goes back to what opened it (kept on a hidden element, it would be lost). A key
+  // that closed nothing goes on to Lab (a notebook's command mode).
+  function closeInnermost(target) {
+    const inExperiments = experiments.scope && experimentsBox.contains(target);
+    if (!inExperiments && !panel.hidden) {
+      const node = selected !== null ? nodeEls.get(selected) : null;
+      select(selected);
+      panel.hidden = true; // at once: the model's answer (no node) follows
+      if (node) node.g.focus();
+      return true;
+    }
+    if (experiments.scope) {
+      experiments.close();
+      experimentsToggle.setAttribute("aria-pressed", "false");
+      if (experimentsOpener && !experimentsOpener.hidden) experimentsOpener.focus();
+      return true;
+    }
+    if (timeline.shown) {
+      toggleTimeline();
+      timelineToggle.focus();
+      return true;
+    }
+    return false;
+  }
+
+  root.addEventListener("keydown", (ev) => {
+    if (closesOnEscape(ev) && closeInnermost(ev.target)) {
+      ev.preventDefault();
+      ev.stopPropagation();
+    }
+  });
   cancel.addEventListener("click", () => model.send({ event: "cancel" }));
   retry.addEventListener("click", () => { error.textContent = ""; model.send({ event: "retry" }); });
   timelineToggle.addEventListener("click", toggleTimeline);

@@ -74,6 +74,21 @@ export function sortRows(rows, column, desc, valueOf = (row, c) => raw(row, c.id
   return present.concat(absent);
 }
 
+/** Rows unsorted, as both hosts show them: by map index within each run and task (runs and
+ * tasks in the order they first come). The kernel answers a node's rows by index, the REST
+ * routes in the order their values were logged: a sweep whose children finished out of order
+ * read [3, 0, 2, 1] in the run's tab and [0, 1, 2, 3] in the cell. Stable otherwise. */
+export function byIndex(rows) {
+  const rank = new Map();
+  const rankOf = (key) => {
+    if (!rank.has(key)) rank.set(key, rank.size);
+    return rank.get(key);
+  };
+  const keyed = rows.map((row, at) => [rankOf(`${row.run_id}\u0000${row.task}`), row.map_index ?? -1, at, row]);
+  keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+  return keyed.map((k) => k[3]);
+}
+
 /** Text in the server's order (Python's, by code point; JavaScript's < compares UTF-16 units,
  * which differ only past U+FFFF), not the locale's: the same order whether a run's rows sort
  * here or on the server, in the CLI or pandas. */

@@ -12,7 +12,7 @@
 // filtered by the server (the same filter grammar, core/experiment_filter.py), and groups and
 // charts use the first SAMPLE rows by the current sort and filter (said so in the summary). While the run is live the view asks again once a second at most (less often
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
-import { aggText, aggregated, best, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
+import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
 import { LOWER_IS_BETTER, choose, curveColumns, h, option, seconds } from "./expcontrols.js";
@@ -234,7 +234,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const find = (id) => all.find((c) => c.id === id) || null;
     const sortCol = find(ui.sort), bestCol = find(ui.best);
     const local = data.mode === "local" || ui.groups.length > 0;
-    const list = data.mode === "local" ? filterRows(source, all, ui.filter) : source;
+    // In index order (byIndex), whichever host answered: sorts and groups keep it for ties.
+    const list = data.mode === "local" ? byIndex(filterRows(source, all, ui.filter)) : source;
     let view, bestRow = null;
     if (ui.groups.length) {
       const keys = ui.groups.map(find).filter(Boolean);

@@ -6,3 +6,8 @@ export function pressesButton(ev) {
   ev.preventDefault();
   return true;
 }
+
+// Escape meant for this view: not one something inside already took (a Lab dialog's own).
+export function closesOnEscape(ev) {
+  return ev.key === "Escape" && !ev.defaultPrevented;
+}
