@@ -2,72 +2,29 @@
 // (LiveRuns) update its rows in place (a row keeps its element, so focus and scroll stay); a
 // run it does not list yet, or missed events, make it read the list again. A Poll stays as a
 // safety net (every second only until the server is seen pushing), standing by while hidden.
+// Its rows are runrow.ts's, the runs past its page olderruns.ts's, its schedules
+// schedulelist.ts's.
 import { Signal } from '@lumino/signaling';
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
-import {
-  el,
-  IRunList,
-  originLabel,
-  IRunSummary,
-  ISchedule,
-  IScheduleList,
-  requestAPI,
-  seconds,
-  when
-} from './api';
-import { escapeBidi } from './bidi';
+import { el, IRunList, IRunSummary, requestAPI } from './api';
 import { confirmAndDelete, deletedLabel } from './deleting';
 import { IRunDelta, IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { LaunchSection } from './launch';
+import { MAX_PAGE, OlderRuns } from './olderruns';
+import { fillRunRow, IRowHost, makeRunRow } from './runrow';
+import { ScheduleList } from './schedulelist';
 import { DEFAULT_SETTINGS, IPanelSettings } from './settings';
 
 const STATES = ['', 'Running', 'Completed', 'Failed', 'Cancelled', 'Crashed'];
-// A run's task runs by state, in this order: "85 ✓ · 5 cancelled". A done/total count read
-// "90/90" for a cancelled run, which looks complete.
-const COUNT_WORDS: [string[], string][] = [
-  [['Completed', 'Cached'], '✓'],
-  [['Running', 'Retrying'], 'running'],
-  [['Pending'], 'pending'],
-  [['Failed'], 'failed'],
-  [['UpstreamFailed'], 'upstream failed'],
-  [['Cancelled'], 'cancelled']
-];
-
-function countsLabel(counts: Record<string, number>, trans: TranslationBundle): string {
-  const named = new Set(([] as string[]).concat(...COUNT_WORDS.map(([states]) => states)));
-  const parts = COUNT_WORDS.map(
-    ([states, word]): [number, string] => [
-      states.reduce((sum, state) => sum + (counts[state] || 0), 0),
-      trans.__(word)
-    ]
-  );
-  for (const [state, n] of Object.entries(counts)) {
-    if (!named.has(state)) {
-      parts.push([n, state.toLowerCase()]); // a state this panel does not know yet
-    }
-  }
-  const shown = parts.filter(([n]) => n > 0).map(([n, word]) => `${n} ${word}`);
-  return shown.join(' · ') || trans.__('no task runs');
-}
-/** A schedule's next run as the panel says times; its ISO stamp when the browser cannot read it. */
-function nextRun(iso: string | null): string {
-  if (!iso) {
-    return '-';
-  }
-  const stamp = Date.parse(iso);
-  return Number.isNaN(stamp) ? iso : when(stamp / 1000);
-}
-
 const SAFETY_NET = 15000; // ms between list reads once the server pushes
-const MAX_PAGE = 500; // the API's largest page
 
-export class FlowsPanel extends Widget {
+export class FlowsPanel extends Widget implements IRowHost {
   constructor(
-    private open: (runId: string) => void,
+    readonly open: (runId: string) => void,
     private live: LiveRuns,
-    private trans: TranslationBundle = nullTranslator.load('labloom'),
+    readonly trans: TranslationBundle = nullTranslator.load('labloom'),
     private compare: (runIds: string[], flow: string) => void = () => undefined
   ) {
     super();
@@ -126,10 +83,7 @@ export class FlowsPanel extends Widget {
       this.selectedRun = id;
       void this.poll();
     }, trans);
-    this.schedules = el('div', { class: 'labloom-schedules' });
-    // What the last schedule action did, kept until the next one (a poll clears this.error):
-    // "Run now" under a long list started a run at its top, out of sight, and said nothing.
-    this.scheduleNote = el('div', { class: 'labloom-schedule-note', role: 'status' });
+    this.schedules = new ScheduleList(this.launch, trans);
     this.error = el('div', { class: 'labloom-FlowsPanel-error' });
     // What the last Delete kept and why: it stays until the next Delete (a poll clears errors).
     this.deleteNote = el('div', { class: 'labloom-FlowsPanel-error labloom-delete-note' });
@@ -139,9 +93,7 @@ export class FlowsPanel extends Widget {
       this.error,
       this.deleteNote,
       this.runs,
-      el('h3', {}, trans.__('Schedules')),
-      this.scheduleNote,
-      this.schedules
+      ...this.schedules.nodes
     );
     this.ticker = new SafetyNet(live, {
       factory: () => this.poll(),
@@ -219,11 +171,7 @@ export class FlowsPanel extends Widget {
         continue;
       }
       const { from, to, nodes, lines, ...summary } = delta;
-      const run = (listed[at] = { ...listed[at], ...summary });
-      const row = this.rows.get(run.id);
-      if (row) {
-        this.fill(row, run);
-      }
+      this.refill((listed[at] = { ...listed[at], ...summary }));
     }
     this.list.running = event.running;
     if (unknown) {
@@ -235,35 +183,36 @@ export class FlowsPanel extends Widget {
    * the run as the page's rows do; one its state filter no longer takes leaves. Whether the
    * run is one of them. */
   private patchOlder(delta: IRunDelta, state: string): boolean {
-    const at = this.older.findIndex(run => run.id === delta.id);
+    const older = this.older.runs;
+    const at = older.findIndex(run => run.id === delta.id);
     if (at < 0) {
       return false;
     }
     if (state && delta.state !== state) {
-      this.older.splice(at, 1);
+      older.splice(at, 1);
       this.drawRuns();
       return true;
     }
     const { from, to, nodes, lines, ...summary } = delta;
-    const run = (this.older[at] = { ...this.older[at], ...summary });
+    this.refill((older[at] = { ...older[at], ...summary }));
+    return true;
+  }
+
+  /** A run's row, if drawn, made to say what the run now says. */
+  private refill(run: IRunSummary): void {
     const row = this.rows.get(run.id);
     if (row) {
-      this.fill(row, run);
+      fillRunRow(row, run, this);
     }
-    return true;
   }
 
   async poll(): Promise<void> {
     const state = this.stateChoice.value;
     const query = `runs?limit=${this.limit}` + (state ? `&state=${state}` : '');
-    if (state !== this.olderState) {
-      this.older = [];
-      this.olderNext = true;
-      this.olderState = state;
-    }
+    this.older.readingFor(state);
     try {
       this.list = await requestAPI<IRunList>(query);
-      await this.readOlderAgain(state);
+      await this.older.readAgain(this.list.runs, state);
       this.error.textContent = '';
     } catch (error: any) {
       this.error.textContent = this.trans.__(
@@ -277,8 +226,13 @@ export class FlowsPanel extends Widget {
     this.ticker.pace();
     // Schedules change rarely: every fifth poll, and after each action.
     if (this.live.pushing || this.ticks++ % 5 === 0) {
-      await this.pollSchedules();
+      await this.schedules.refresh();
     }
+  }
+
+  /** The schedules read again now. */
+  pollSchedules(): Promise<void> {
+    return this.schedules.refresh();
   }
 
   private drawRuns(): void {
@@ -286,7 +240,8 @@ export class FlowsPanel extends Widget {
       return;
     }
     const words = this.filter.value.trim().toLowerCase();
-    const read = this.older.length ? this.list.runs.concat(this.older) : this.list.runs;
+    const older = this.older.runs;
+    const read = older.length ? this.list.runs.concat(older) : this.list.runs;
     const shown = read.filter(
       run =>
         !words ||
@@ -294,7 +249,7 @@ export class FlowsPanel extends Widget {
           v.toLowerCase().includes(words)
         )
     );
-    const older = !!this.list.next && (this.limit < MAX_PAGE || this.olderNext);
+    const more = !!this.list.next && (this.limit < MAX_PAGE || this.older.next);
     this.more.textContent = this.trans.__('Show %1 older runs', this.settings.runsShown);
     if (!shown.length) {
       // The filter sees the runs read so far: older ones may match, one click away.
@@ -302,12 +257,12 @@ export class FlowsPanel extends Widget {
         ? this.trans.__(
             'No runs yet: try %%flow in a notebook, or `labloom run file.py:flow` in a terminal.'
           )
-        : older
+        : more
           ? this.trans.__('No run among the %1 newest matches the filter.', read.length)
           : this.trans.__('No run matches the filter.');
       this.rows.clear();
       this.runs.replaceChildren(el('p', { class: 'labloom-empty' }, empty));
-      if (older) {
+      if (more) {
         this.runs.append(this.more);
       }
       return;
@@ -317,10 +272,10 @@ export class FlowsPanel extends Widget {
     const rows = shown.map(run => {
       let row = this.rows.get(run.id);
       if (!row) {
-        row = this.row(run);
+        row = makeRunRow(run, this);
         this.rows.set(run.id, row);
       }
-      this.fill(row, run);
+      fillRunRow(row, run, this);
       return row;
     });
     const keep = new Set(rows);
@@ -329,7 +284,7 @@ export class FlowsPanel extends Widget {
         this.rows.delete(id);
       }
     }
-    if (older) {
+    if (more) {
       rows.push(this.more);
     }
     for (const child of Array.from(this.runs.children)) {
@@ -337,7 +292,7 @@ export class FlowsPanel extends Widget {
         child.remove();
       }
     }
-    if (!older) {
+    if (!more) {
       this.more.remove();
     }
     rows.forEach((row, i) => {
@@ -347,70 +302,8 @@ export class FlowsPanel extends Widget {
     });
   }
 
-  private row(run: IRunSummary): HTMLElement {
-    const row = el('div', {
-      class: 'labloom-run',
-      role: 'listitem',
-      tabindex: '0',
-      'data-run-id': run.id
-    });
-    const pick = el('input', {
-      class: 'labloom-run-pick',
-      type: 'checkbox',
-      'aria-label': `select run ${run.id} (compare, delete)`,
-      title: 'tick runs of one flow, then Compare experiments or Delete'
-    }) as HTMLInputElement;
-    pick.checked = this.picked.has(run.id);
-    pick.disabled = this.pickedFlow !== null && this.pickedFlow !== run.flow;
-    pick.addEventListener('click', event => event.stopPropagation());
-    pick.addEventListener('change', () => this.pick(run, pick.checked));
-    row.append(
-      pick,
-      el('span', { class: 'labloom-run-flow' }),
-      el('span', { class: 'labloom-state' }),
-      el('span', { class: 'labloom-run-origin' }),
-      el('span', { class: 'labloom-run-start' }),
-      el('span', { class: 'labloom-run-duration' }),
-      el('span', { class: 'labloom-run-done' })
-    );
-    row.addEventListener('click', () => this.open(run.id));
-    row.addEventListener('keydown', event => {
-      if (event.key === 'Enter') {
-        this.open(run.id);
-      }
-    });
-    return row;
-  }
-
-  /** Set a row's texts from its run: only what differs is written. */
-  private fill(row: HTMLElement, run: IRunSummary): void {
-    const set = (node: Element, text: string) => {
-      if (node.textContent !== text) {
-        node.textContent = text;
-      }
-    };
-    const attr = (node: Element, name: string, value: string) => {
-      if (node.getAttribute(name) !== value) {
-        node.setAttribute(name, value);
-      }
-    };
-    attr(row, 'data-state', run.state);
-    attr(row, 'title', escapeBidi(run.message) || this.trans.__('run %1', run.id));
-    const [pick, flow, state, origin, start, duration, done] = Array.from(row.children);
-    (pick as HTMLInputElement).checked = this.picked.has(run.id);
-    (pick as HTMLInputElement).disabled =
-      this.pickedFlow !== null && this.pickedFlow !== run.flow;
-    set(flow, escapeBidi(run.flow));
-    set(state, run.state);
-    attr(state, 'data-state', run.state);
-    set(origin, originLabel(run.origin));
-    set(start, when(run.started));
-    set(duration, seconds(run.duration));
-    set(done, countsLabel(run.counts || {}, this.trans));
-    attr(done, 'title', this.trans.__('%1 of %2 task runs finished', run.done, run.total));
-  }
-
-  private pick(run: IRunSummary, on: boolean): void {
+  /** A run ticked or unticked (runs of one flow: compare, delete). */
+  pick(run: IRunSummary, on: boolean): void {
     if (on) {
       this.picked.add(run.id);
     } else {
@@ -464,97 +357,8 @@ export class FlowsPanel extends Widget {
     if (this.list) {
       this.list.runs = this.list.runs.filter(run => !gone.has(run.id));
     }
-    this.older = this.older.filter(run => !gone.has(run.id));
+    this.older.runs = this.older.runs.filter(run => !gone.has(run.id));
     this.showPicked();
-  }
-
-  async pollSchedules(): Promise<void> {
-    let answer: IScheduleList;
-    try {
-      answer = await requestAPI<IScheduleList>('schedules');
-    } catch (error: any) {
-      this.schedules.replaceChildren(
-        el('p', { class: 'labloom-empty' }, `[labloom] ${error.message || error}`)
-      );
-      return;
-    }
-    if (!answer.schedules.length) {
-      this.schedules.replaceChildren(
-        el(
-          'p',
-          { class: 'labloom-empty' },
-          this.trans.__(
-            'No schedules: add one with `labloom schedule add file.py:flow --every 1h`, then run `labloom serve`.'
-          )
-        )
-      );
-      return;
-    }
-    const rows = answer.schedules.map(s => this.scheduleRow(s));
-    // The panel read "next 10:50" while nothing would run it: schedules fire only from a
-    // `labloom serve` (`labloom schedule list` says so too).
-    if (answer.scheduler?.running === false && answer.schedules.some(s => !s.paused)) {
-      rows.unshift(
-        el(
-          'p',
-          { class: 'labloom-schedules-idle', role: 'note' },
-          this.trans.__(
-            'No scheduler is running: these schedules run only while `labloom serve` runs (start it in a terminal).'
-          )
-        )
-      );
-    }
-    this.schedules.replaceChildren(...rows);
-  }
-
-  private scheduleRow(s: ISchedule): HTMLElement {
-    const row = el('div', {
-      class: 'labloom-schedule',
-      'data-schedule': s.name,
-      'data-paused': String(s.paused)
-    });
-    const trans = this.trans;
-    const last = s.last_run
-      ? trans.__('last %1', trans.__(s.last_run.status))
-      : trans.__('never ran');
-    row.append(
-      el('span', { class: 'labloom-schedule-name' }, s.name),
-      el('span', { class: 'labloom-schedule-when' }, s.when),
-      el(
-        'span',
-        { class: 'labloom-schedule-next', title: s.next_run || '' },
-        // In the runs' own words (their start times are local): it read the store's ISO
-        // stamp in UTC, "2026-12-06T10:50:32+00:00", beside runs started "9:50:47 AM".
-        s.paused ? trans.__('paused') : trans.__('next %1', nextRun(s.next_run))
-      ),
-      el('span', { class: 'labloom-schedule-last' }, last)
-    );
-    if (s.problem) {
-      // This host cannot compute its times: said as `labloom schedule list` says it.
-      row.append(el('span', { class: 'labloom-schedule-problem' }, s.problem));
-    }
-    const toggle = el(
-      'button',
-      { class: 'labloom-schedule-toggle jp-mod-styled', type: 'button' },
-      s.paused ? trans.__('Resume') : trans.__('Pause')
-    );
-    toggle.addEventListener('click', () =>
-      this.act(s.name, s.paused ? 'resume' : 'pause')
-    );
-    const now = el(
-      'button',
-      { class: 'labloom-schedule-run jp-mod-styled', type: 'button' },
-      trans.__('Run now')
-    );
-    now.addEventListener('click', () => this.act(s.name, 'run'));
-    const withParams = el(
-      'button',
-      { class: 'labloom-schedule-launch jp-mod-styled', type: 'button' },
-      trans.__('Run with…')
-    );
-    withParams.addEventListener('click', () => void this.launch.open({ schedule: s.name }));
-    row.append(toggle, now, withParams);
-    return row;
   }
 
   private moreButton(): HTMLElement {
@@ -574,23 +378,10 @@ export class FlowsPanel extends Widget {
     return more;
   }
 
-  /** Past the newest MAX_PAGE runs (the page polled), older ones a page per click, by the
-   * API's `before`: they are kept, not polled (they have ended, most of them). */
+  /** Past the newest MAX_PAGE runs (the page polled), older ones a page per click. */
   private async readOlder(): Promise<void> {
-    const read = this.older.length ? this.older : this.list?.runs || [];
-    const oldest = read[read.length - 1];
-    if (!oldest) {
-      return;
-    }
-    const state = this.stateChoice.value;
     try {
-      const page = await requestAPI<IRunList>(
-        `runs?limit=${this.settings.runsShown}&before=${oldest.id}` + (state ? `&state=${state}` : '')
-      );
-      if (state === this.olderState) {
-        this.older = this.older.concat(page.runs);
-        this.olderNext = page.next !== null;
-      }
+      await this.older.readMore(this.list?.runs || [], this.settings.runsShown, this.stateChoice.value);
     } catch (error: any) {
       this.error.textContent = this.trans.__('[labloom] cannot read runs: %1', error.message || error);
       return;
@@ -598,72 +389,14 @@ export class FlowsPanel extends Widget {
     this.drawRuns();
   }
 
-  /** The older runs read so far, read again with each read of the page, from the page's
-   * oldest run down to the oldest of them: new runs push the page's oldest ones out of it
-   * (listed with these, none falls between), and what pushes do not say reaches them too (a
-   * run deleted by another process, by `labloom delete --older-than` most often). */
-  private async readOlderAgain(state: string): Promise<void> {
-    const page = this.list!.runs;
-    const last = page[page.length - 1];
-    const oldest = this.older[this.older.length - 1];
-    if (!oldest || !last) {
-      return;
-    }
-    const fresh: IRunSummary[] = [];
-    for (let before: string | null = last.id; before !== null; ) {
-      const between: IRunList = await requestAPI<IRunList>(
-        `runs?limit=${MAX_PAGE}&before=${before}` + (state ? `&state=${state}` : '')
-      );
-      const reached = between.runs.findIndex(
-        run => run.id === oldest.id || (run.created || 0) < (oldest.created || 0)
-      );
-      const through = reached >= 0 && between.runs[reached].id === oldest.id ? reached + 1 : reached;
-      fresh.push(...(reached >= 0 ? between.runs.slice(0, through) : between.runs));
-      before = reached >= 0 ? null : between.next;
-    }
-    if (state === this.olderState && this.older[this.older.length - 1] === oldest) {
-      const listed = new Set(page.map(run => run.id));
-      this.older = fresh.filter(run => !listed.has(run.id));
-    }
-  }
-
-  private async act(name: string, action: string): Promise<void> {
-    const note = this.scheduleNote;
-    note.textContent = '';
-    note.removeAttribute('data-error');
-    try {
-      const answer = await requestAPI<{ pid?: number }>(
-        `schedules/${encodeURIComponent(name)}/${action}`,
-        { method: 'POST' }
-      );
-      if (action === 'run') {
-        note.textContent = this.trans.__(
-          'Started %1 now (pid %2): its run shows at the top of the list.',
-          name,
-          answer.pid ?? '?'
-        );
-      }
-    } catch (error: any) {
-      note.textContent = this.trans.__(
-        '[labloom] %1 %2 failed: %3',
-        action,
-        name,
-        error.message || error
-      );
-      note.setAttribute('data-error', 'true');
-    }
-    await this.pollSchedules();
-  }
-
   private filter: HTMLInputElement;
   private compareButton: HTMLButtonElement;
   private deleteButton: HTMLButtonElement;
-  private picked = new Set<string>();
-  private pickedFlow: string | null = null;
+  readonly picked = new Set<string>();
+  pickedFlow: string | null = null;
   private stateChoice: HTMLSelectElement;
   private runs: HTMLElement;
-  private schedules: HTMLElement;
-  private scheduleNote: HTMLElement;
+  private schedules: ScheduleList;
   private error: HTMLElement;
   private deleteNote: HTMLElement;
   private ticker: SafetyNet;
@@ -673,9 +406,7 @@ export class FlowsPanel extends Widget {
   private ticks = 0;
   private limit = DEFAULT_SETTINGS.runsShown;
   // Runs older than the polled page (its MAX_PAGE newest), read on request and kept.
-  private older: IRunSummary[] = [];
-  private olderNext = true; // whether runs older than those are left
-  private olderState = ''; // the state filter they were read with
+  private older = new OlderRuns();
   private settings = DEFAULT_SETTINGS;
   readonly launch: LaunchSection;
 }
