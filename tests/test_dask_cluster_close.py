@@ -10,10 +10,13 @@ case does not depend on the machine's load."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from cli_helpers import cli_env, labloom
 
@@ -86,3 +89,42 @@ def test_a_worker_stuck_in_a_call_is_killed_and_that_is_said_once(tmp_path: Path
         "[labloom] closing the embedded Dask cluster: 1 worker process still running a task "
         "did not stop within 4 s and was killed (a call that does not return, such as one "
         "stuck in C code)"), said
+
+
+def test_an_idle_worker_past_its_grace_is_killed_said_once_and_the_run_kept(
+    tmp_path: Path,
+) -> None:
+    """The idle worker's grace (15 s) is a setting, ``LABLOOM_WORKER_EXIT_GRACE``: past it,
+    the worker is killed and that is said in one line naming the setting; the run's record is
+    as it ended. Before, the grace was fixed, and this path had no test (it took over 15 s)."""
+    (tmp_path / "sweep.py").write_text(SLOW_EXIT)
+    done = tmp_path / "exited"
+    run = labloom(tmp_path, "run", "sweep.py:sweep", "--param", f"done={done}", timeout=120,
+                  LABLOOM_PROGRESS="0", LABLOOM_WORKER_EXIT_GRACE="1")
+    assert run.returncode == 0, run.stderr
+    assert "still alive" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+    said = [line for line in run.stderr.splitlines() if "killed" in line]
+    assert len(said) == 1, run.stderr
+    assert said[0].endswith(
+        "[labloom] closing the embedded Dask cluster: 1 worker process with no task running "
+        "did not end within 1 s of being asked and was killed (the machine too loaded to let "
+        "it exit? LABLOOM_WORKER_EXIT_GRACE gives it longer)"), said
+    assert not done.exists()  # its exit handler was cut short: killed, not waited for
+    runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    assert [(r["flow_name"], r["state"]) for r in runs] == [("sweep", "Completed")], runs
+
+
+def test_a_grace_that_is_not_a_number_is_said_and_the_default_kept(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from labloom.executors.dask_cluster_close import IDLE_EXIT_GRACE, idle_exit_grace
+
+    for text in ("soon", "0", "-3", "nan", "inf"):
+        monkeypatch.setenv("LABLOOM_WORKER_EXIT_GRACE", text)
+        caplog.clear()
+        assert idle_exit_grace() == IDLE_EXIT_GRACE
+        assert [r.getMessage() for r in caplog.records] == [
+            f"[labloom] LABLOOM_WORKER_EXIT_GRACE={text!r} is not a number of seconds above 0: "
+            "using 15; set it to one (such as 30), or unset it"]
+    monkeypatch.setenv("LABLOOM_WORKER_EXIT_GRACE", "2.5")
+    assert idle_exit_grace() == 2.5
