@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import ClusterConfigError
-from .dask_loading import Kept, ValueReader
+from .dask_keeping import keep_values
 
 log = logging.getLogger("labloom")
 
@@ -227,37 +227,8 @@ class RunCluster:
         """The run's finished values, into its handles (one round trip), before closing."""
         with self.lock:
             handles = self.handles.pop(run_id, [])
-        live = {id(h.future): h.future for h in handles
-                if h.future is not None and not isinstance(h.future, Kept)
-                and h.future.status == "finished"}
-        if not live or self.client is None:
-            return
-        futures = list(live.values())
-        try:
-            values = self.client.gather(futures)
-        except Exception as exc:  # a value lost with a worker: keep the others
-            log.warning("[labloom] %s: some results could not be brought over before the "
-                        "cluster closed: %s", self.path, exc)
-            values = [_gathered(self.client, future) for future in futures]
-            self._keep_apart(futures, values, handles)
-        kept = {id(f): Kept(f.key, v) for f, v in zip(futures, values, strict=True)
-                if not isinstance(v, _Lost)}
-        for handle in handles:
-            replacement = kept.get(id(handle.future))
-            if replacement is not None:
-                handle.future, handle.item = replacement, None
-
-    def _keep_apart(self, futures: list[Any], values: list[Any], handles: list[Any]) -> None:
-        """A chunk whose value could not be brought over whole (one child's value cannot be
-        loaded here): its children's values one by one, in ``values``."""
-        reader = ValueReader(lambda: self.client)
-        for i, future in enumerate(futures):
-            children = [h for h in handles if h.future is future and h.index is not None]
-            if isinstance(values[i], _Lost) and children and future.status == "finished":
-                try:
-                    values[i] = reader.kept_apart(future, children)
-                except Exception:  # lost with its worker: nothing to keep
-                    continue
+        if handles and self.client is not None:
+            keep_values(self.client, f"run {run_id} on a {self.path}", handles)
 
     def close(self) -> None:
         """Stop counting, close the client and the cluster (nothing is left running)."""
@@ -279,17 +250,6 @@ class RunCluster:
         if self.adapt is not None:
             facts["adapt"] = {k: v for k, v in self.adapt.items() if k in BOUNDS}
         return facts
-
-
-class _Lost:
-    """A value that could not be gathered."""
-
-
-def _gathered(client: Any, future: Any) -> Any:
-    try:
-        return client.gather(future)
-    except Exception:
-        return _Lost()
 
 
 def _close(cluster: Any) -> None:
