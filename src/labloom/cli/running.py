@@ -135,6 +135,7 @@ def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[st
 
 def run_command(args: argparse.Namespace) -> int:
     from ..core.at_exit import end_interrupted
+    from ..core.process_internals import release_before_hard_exit
     from ..core.states import State
     from ..schedule.alerts import check_url
     from . import CLIError
@@ -187,7 +188,9 @@ def run_command(args: argparse.Namespace) -> int:
         print("labloom: interrupted", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
-        # Task threads still sleeping in user code would keep the interpreter alive.
+        # Task threads still sleeping in user code would keep the interpreter alive. What
+        # multiprocessing holds (the embedded cluster's semaphores) is let go of first.
+        release_before_hard_exit()
         os._exit(_INTERRUPTED)
     if run is None or run.state is not State.COMPLETED:
         return 1

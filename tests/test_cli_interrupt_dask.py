@@ -1,0 +1,78 @@
+"""Ctrl-C of `labloom run` while a map runs on the embedded Dask cluster: the run is recorded
+Cancelled and the command ends at once with two lines. Before session 47 multiprocessing's
+resource tracker then added its own, after the shell's prompt was back ("UserWarning:
+resource_tracker: There appear to be 12 leaked semaphore objects to clean up at shutdown" and
+the ``warnings.warn`` line under it): ``labloom run`` ends with ``os._exit`` on Ctrl-C, which
+skipped multiprocessing's exit step that lets the worker processes' semaphores go
+(``core/process_internals.py``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cli_helpers import cli_env, labloom, stop, write
+from labloom.core import process_internals
+
+FLOW = """
+    import os
+    import time
+    from pathlib import Path
+
+    from labloom import DaskExecutor, flow, task
+
+    @task
+    def train(x: int) -> int:
+        Path(os.environ["STARTED"], str(os.getpid())).touch()  # the test's cue, and the worker
+        time.sleep(60)
+        return x
+
+    @flow(executor=DaskExecutor(n_workers=2, threads_per_worker=1, dashboard_address=":0"))
+    def sweep() -> list[int]:
+        return train.map(range(4))  # type: ignore[return-value]
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_mid_map_on_the_embedded_cluster_ends_in_two_lines(tmp_path: Path) -> None:
+    assert process_internals.in_use() == process_internals.RUN_FINALIZERS
+    write(tmp_path / "flows.py", FLOW)
+    started = tmp_path / "started"
+    started.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labloom", "run", "flows.py:sweep"],
+        env=cli_env(tmp_path, LABLOOM_PROGRESS="0", STARTED=str(started)), cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(started.iterdir()):
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal does: to the whole group
+        # Read to the end: the resource tracker and the workers hold stderr until they end.
+        _out, err = process.communicate(timeout=60)
+    finally:
+        stop(process)
+    assert process.returncode == 130, err
+    [run] = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    assert (run["state"], run["message"]) == ("Cancelled", "interrupted"), run
+    assert err == (f"labloom: run {run['id']} of flow 'sweep' Cancelled: interrupted\n"
+                   "labloom: interrupted\n"), err
+    workers = [int(path.name) for path in started.iterdir()]
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers):  # none outlives the command for long
+        assert time.monotonic() < deadline, workers
+        time.sleep(0.1)
