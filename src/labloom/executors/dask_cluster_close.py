@@ -75,9 +75,9 @@ class _Kills(logging.Filter):
         return True
 
 
-def close_embedded(cluster: Any, client: Any) -> None:
-    """Close ``client`` and then ``cluster`` (a LocalCluster of labloom's own), its workers
-    first."""
+def close_embedded(cluster: Any, client: Any, name: str = "the embedded Dask cluster") -> None:
+    """Close ``client`` and then ``cluster`` (a LocalCluster of labloom's own: the embedded
+    one, or a run's), its workers first; ``name`` says which, if a worker is killed."""
     busy = _busy_workers(client)
     client.close()
     idle_grace = idle_exit_grace()
@@ -94,18 +94,18 @@ def close_embedded(cluster: Any, client: Any) -> None:
         cluster.close()
     finally:
         nanny_log.removeFilter(kills)
-    _say_killed(kills.idle, "with no task running did not end within", idle_grace,
+    _say_killed(name, kills.idle, "with no task running did not end within", idle_grace,
                 " of being asked",
                 f"the machine too loaded to let it exit? {GRACE_SETTING} gives it longer")
-    _say_killed(kills.count - kills.idle, "still running a task did not stop within",
+    _say_killed(name, kills.count - kills.idle, "still running a task did not stop within",
                 BUSY_EXIT_GRACE, "", "a call that does not return, such as one stuck in C code")
 
 
-def _say_killed(count: int, what: str, grace: float, after: str, why: str) -> None:
+def _say_killed(name: str, count: int, what: str, grace: float, after: str, why: str) -> None:
     if count:
-        log.warning("[labloom] closing the embedded Dask cluster: %d worker process%s %s "
-                    "%g s%s and %s killed (%s)", count, "" if count == 1 else "es", what,
-                    grace, after, "was" if count == 1 else "were", why)
+        log.warning("[labloom] closing %s: %d worker process%s %s %g s%s and %s killed (%s)",
+                    name, count, "" if count == 1 else "es", what, grace, after,
+                    "was" if count == 1 else "were", why)
 
 
 def _busy_workers(client: Any) -> set[str]:

@@ -215,6 +215,13 @@ class RunCluster:
         except BaseException:
             _close(cluster)
             raise
+        if _local(cluster):
+            from .dask_worker_signals import ignore_interrupts
+
+            # Its workers are this process's children, in its process group: a terminal's
+            # Ctrl-C (a kernel's Interrupt) is meant for the run, which it cancels. They died
+            # of it, each with a KeyboardInterrupt traceback, as the cluster closed.
+            ignore_interrupts(client)
         self.cluster, self.client = cluster, client
         self.peak = PeakWorkers(cluster, client)
         return client
@@ -239,6 +246,14 @@ class RunCluster:
         if cluster is None:
             return
         self.peak.stop()
+        if _local(cluster):  # its workers first, a killed one said once (as the embedded one)
+            from .dask_cluster_close import close_embedded
+
+            try:
+                close_embedded(cluster, client, f"the run's {self.cls.__name__}")
+            except Exception as exc:  # already closing
+                log.warning("[labloom] closing the run's cluster failed: %s", exc)
+            return
         try:
             client.close()
         finally:
@@ -250,6 +265,13 @@ class RunCluster:
         if self.adapt is not None:
             facts["adapt"] = {k: v for k, v in self.adapt.items() if k in BOUNDS}
         return facts
+
+
+def _local(cluster: Any) -> bool:
+    """Whether ``cluster`` is a ``distributed.LocalCluster``: its workers on this machine."""
+    from distributed import LocalCluster
+
+    return isinstance(cluster, LocalCluster)
 
 
 def _close(cluster: Any) -> None:
