@@ -30,6 +30,7 @@ SLOW_EXIT = textwrap.dedent('''
     @task
     def fit(done: str) -> int:
         def slow_exit() -> None:  # as a worker that imported scikit-learn, under load
+            Path(done + ".exiting").touch()
             time.sleep(5)
             Path(done).write_text("exited")
         atexit.register(slow_exit)
@@ -128,3 +129,37 @@ def test_a_grace_that_is_not_a_number_is_said_and_the_default_kept(
             "using 15; set it to one (such as 30), or unset it"]
     monkeypatch.setenv("LABLOOM_WORKER_EXIT_GRACE", "2.5")
     assert idle_exit_grace() == 2.5
+
+
+def test_ctrl_c_while_the_cluster_closes_kills_its_workers_in_one_line(tmp_path: Path) -> None:
+    """Ctrl-C during an idle worker's grace, at the end of `labloom run`: "Exception ignored in
+    atexit callback" and a KeyboardInterrupt traceback through labloom's and distributed's
+    code, then distributed's "reaping stray process" once per worker."""
+    import os
+    import signal
+    import time
+
+    from cli_helpers import stop
+
+    (tmp_path / "sweep.py").write_text(SLOW_EXIT)
+    done = tmp_path / "exited"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labloom", "run", "sweep.py:sweep", "--param", f"done={done}"],
+        env=cli_env(tmp_path, LABLOOM_PROGRESS="0"), cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        exiting = tmp_path / "exited.exiting"  # the worker's exit handler began: closing
+        deadline = time.monotonic() + 120
+        while not exiting.exists():
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal does
+        _out, err = process.communicate(timeout=60)
+    finally:
+        stop(process)
+    assert process.returncode == 0, err  # the run had completed
+    assert err == ("[labloom] closing the embedded Dask cluster: interrupted; 1 worker process "
+                   "was killed\n"), err
+    assert not done.exists()
+    runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    assert [(r["flow_name"], r["state"]) for r in runs] == [("sweep", "Completed")], runs

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import time
 from typing import Any
 
 log = logging.getLogger("labloom")
@@ -84,14 +86,22 @@ def close_embedded(cluster: Any, client: Any, name: str = "the embedded Dask clu
     nanny_log = logging.getLogger("distributed.nanny")
     kills = _Kills(idle_grace)
     nanny_log.addFilter(kills)
+    workers = list(getattr(cluster, "workers", {}).values())
     try:
-        workers = list(getattr(cluster, "workers", {}).values())
         if workers:
             try:
                 cluster.sync(_close_workers, workers, busy, idle_grace)
             except Exception as exc:  # its loop is gone: the cluster's own close says why
                 log.debug("closing the embedded cluster's workers: %r", exc)
         cluster.close()
+    except KeyboardInterrupt:
+        # Ctrl-C while it closes (an impatient user, during an idle worker's grace): not
+        # waited for further, and not an "Exception ignored in atexit callback" traceback
+        # with distributed's "reaping stray process" lines after it.
+        killed = _kill_now(workers)
+        log.warning("[labloom] closing %s: interrupted; %d worker process%s killed", name,
+                    killed, " was" if killed == 1 else "es were")
+        return
     finally:
         nanny_log.removeFilter(kills)
     _say_killed(name, kills.idle, "with no task running did not end within", idle_grace,
@@ -106,6 +116,27 @@ def _say_killed(name: str, count: int, what: str, grace: float, after: str, why:
         log.warning("[labloom] closing %s: %d worker process%s %s %g s%s and %s killed (%s)",
                     name, count, "" if count == 1 else "es", what, grace, after,
                     "was" if count == 1 else "were", why)
+
+
+def _kill_now(workers: list[Any]) -> int:
+    """Kill the worker processes of ``workers`` (nannies) still alive; how many were."""
+    processes = [getattr(getattr(nanny, "process", None), "process", None)  # AsyncProcess
+                 for nanny in workers]
+    killed = []
+    for process in processes:
+        if process is None or not process.is_alive():
+            continue
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except OSError:  # ended meanwhile
+            continue
+        killed.append(process)
+    # Seen ended (by the thread distributed watches each with), so that its exit does not
+    # find them still running ("reaping stray process").
+    deadline = time.monotonic() + 5
+    while any(process.is_alive() for process in killed) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(killed)
 
 
 def _busy_workers(client: Any) -> set[str]:
