@@ -163,3 +163,43 @@ def test_ctrl_c_while_the_cluster_closes_kills_its_workers_in_one_line(tmp_path:
     assert not done.exists()
     runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
     assert [(r["flow_name"], r["state"]) for r in runs] == [("sweep", "Completed")], runs
+
+
+def test_a_cancelled_runs_calls_still_running_are_not_taken_for_idle_workers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A LocalCluster per run closing after its run was cancelled mid-call: the scheduler had
+    forgotten the cancelled calls, so each worker was taken as idle, waited for 15 s, and said
+    to have had "no task running". Now it keeps distributed's 4 s, said for what it is."""
+    import logging
+    import time
+
+    from labloom import DaskExecutor, State, flow, task
+
+    started = tmp_path / "started"
+
+    @task
+    def long_fit() -> int:
+        started.touch()
+        time.sleep(60)
+        return 1
+
+    @flow
+    def sweep() -> int:
+        return long_fit()  # type: ignore[return-value]
+
+    executor = DaskExecutor(cluster_class="distributed.LocalCluster", cluster_kwargs={
+        "n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"})
+    with caplog.at_level(logging.INFO):
+        run = sweep.run(executor=executor, background=True)
+        deadline = time.monotonic() + 120
+        while not started.exists():
+            assert time.monotonic() < deadline and not run.state.is_final, run.message
+            time.sleep(0.05)
+        run.cancel()
+        assert run.wait(timeout=120) is State.CANCELLED
+    said = [r.getMessage() for r in caplog.records if r.name == "labloom"
+            and r.levelno >= logging.WARNING]
+    assert said == [
+        "[labloom] closing the run's LocalCluster: 1 worker process still running a task did "
+        "not stop within 4 s and was killed (a call of the cancelled run, still running)"], said

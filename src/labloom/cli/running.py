@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -167,7 +168,12 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         if run is not None:
-            end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
+            # A second Ctrl-C while the run settles (a cluster per run closing, its busy
+            # workers given 4 s): recorded Cancelled all the same (``end_interrupted`` ends
+            # it), and the command ends now. It went on to the interpreter's exit, which
+            # waited for that close, and did not say how the run ended.
+            with contextlib.suppress(KeyboardInterrupt):
+                end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
     except ValueError as exc:  # an executor that cannot be made
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a Dask scheduler that cannot be reached

@@ -77,10 +77,14 @@ class _Kills(logging.Filter):
         return True
 
 
-def close_embedded(cluster: Any, client: Any, name: str = "the embedded Dask cluster") -> None:
+def close_embedded(cluster: Any, client: Any, name: str = "the embedded Dask cluster",
+                   cancelled_calls: bool = False) -> None:
     """Close ``client`` and then ``cluster`` (a LocalCluster of labloom's own: the embedded
-    one, or a run's), its workers first; ``name`` says which, if a worker is killed."""
-    busy = _busy_workers(client)
+    one, or a run's), its workers first; ``name`` says which, if a worker is killed.
+    ``cancelled_calls``: a run cancelled on it may have left calls running, which the
+    scheduler no longer counts (their futures were cancelled): every worker is taken as busy.
+    Taken as idle, each was waited for 15 s and then said to have had no task running."""
+    busy = {"*"} if cancelled_calls else _busy_workers(client)
     client.close()
     idle_grace = idle_exit_grace()
     nanny_log = logging.getLogger("distributed.nanny")
@@ -108,7 +112,8 @@ def close_embedded(cluster: Any, client: Any, name: str = "the embedded Dask clu
                 " of being asked",
                 f"the machine too loaded to let it exit? {GRACE_SETTING} gives it longer")
     _say_killed(name, kills.count - kills.idle, "still running a task did not stop within",
-                BUSY_EXIT_GRACE, "", "a call that does not return, such as one stuck in C code")
+                BUSY_EXIT_GRACE, "", "a call of the cancelled run, still running" if
+                cancelled_calls else "a call that does not return, such as one stuck in C code")
 
 
 def _say_killed(name: str, count: int, what: str, grace: float, after: str, why: str) -> None:

@@ -187,6 +187,8 @@ class RunCluster:
         self.client: Any = None
         self.runs = 0  # runs started and not ended, under the executor's lock
         self.handles: dict[str, list[Any]] = {}  # per run: what to keep before closing
+        # A run ended with calls not finished (cancelled, interrupted): they may still run.
+        self.calls_left = False
         self.peak = PeakWorkers()
         self.lock = threading.Lock()
 
@@ -234,6 +236,8 @@ class RunCluster:
         """The run's finished values, into its handles (one round trip), before closing."""
         with self.lock:
             handles = self.handles.pop(run_id, [])
+        self.calls_left = self.calls_left or any(
+            getattr(h.future, "status", None) in ("pending", "cancelled") for h in handles)
         if handles and self.client is not None:
             keep_values(self.client, f"run {run_id} on a {self.path}", handles)
 
@@ -241,6 +245,7 @@ class RunCluster:
         """Stop counting, close the client and the cluster (nothing is left running)."""
         cluster, client = self.cluster, self.client
         self.cluster = self.client = None
+        calls_left, self.calls_left = self.calls_left, False
         with self.lock:
             self.handles.clear()
         if cluster is None:
@@ -250,7 +255,8 @@ class RunCluster:
             from .dask_cluster_close import close_embedded
 
             try:
-                close_embedded(cluster, client, f"the run's {self.cls.__name__}")
+                close_embedded(cluster, client, f"the run's {self.cls.__name__}",
+                               cancelled_calls=calls_left)
             except Exception as exc:  # already closing
                 log.warning("[labloom] closing the run's cluster failed: %s", exc)
             return
