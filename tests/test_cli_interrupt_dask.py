@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import cli_env, labloom, stop, write
+from cli_helpers import alive, cli_env, labloom, stop, wait_for, write
 from labloom.core import process_internals
 
 FLOW = """
@@ -48,14 +48,6 @@ FLOW = """
     def sweep() -> list[int]:
         return train.map(range(4))  # type: ignore[return-value]
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _interrupted(tmp_path: Path, cluster: str, presses: int, sleep: float) -> tuple[str, Path]:
@@ -115,7 +107,4 @@ def test_ctrl_c_mid_map_on_a_local_cluster_ends_in_two_lines(tmp_path: Path, clu
     assert err == (f"labloom: run {run['id']} of flow 'sweep' Cancelled: interrupted\n"
                    "labloom: interrupted\n"), err
     workers = [int(path.name) for path in started.iterdir()]
-    deadline = time.monotonic() + 30
-    while any(_alive(pid) for pid in workers):  # none outlives the command for long
-        assert time.monotonic() < deadline, workers
-        time.sleep(0.1)
+    wait_for(lambda: not any(alive(pid) for pid in workers), 30, "the workers to end")

@@ -62,6 +62,13 @@ STUCK = textwrap.dedent('''
 ''')  # the cluster is closed at exit
 
 
+def assert_said_once(stderr: str, kill: str) -> None:
+    """``stderr`` says ``kill`` of the embedded cluster's workers once, and no other kill."""
+    said = [line for line in stderr.splitlines() if "killed" in line or "closing" in line]
+    assert len(said) == 1, stderr
+    assert said[0].endswith(f"[labloom] closing the embedded Dask cluster: {kill}"), said
+
+
 def test_a_worker_slow_to_exit_is_not_killed(tmp_path: Path) -> None:
     """Before: "Worker process still alive after 4.0 seconds, killing", and the worker's exit
     handler never finished."""
@@ -84,12 +91,8 @@ def test_a_worker_stuck_in_a_call_is_killed_and_that_is_said_once(tmp_path: Path
     assert ended.returncode == 0, ended.stderr
     assert "exiting" in ended.stdout
     assert "still alive" not in ended.stderr, ended.stderr
-    said = [line for line in ended.stderr.splitlines() if "[labloom] closing" in line]
-    assert len(said) == 1, ended.stderr
-    assert said[0].endswith(
-        "[labloom] closing the embedded Dask cluster: 1 worker process still running a task "
-        "did not stop within 4 s and was killed (a call that does not return, such as one "
-        "stuck in C code)"), said
+    assert_said_once(ended.stderr, "1 worker process still running a task did not stop within "
+                     "4 s and was killed (a call that does not return, such as one stuck in C code)")
 
 
 def test_an_idle_worker_past_its_grace_is_killed_said_once_and_the_run_kept(
@@ -104,12 +107,9 @@ def test_an_idle_worker_past_its_grace_is_killed_said_once_and_the_run_kept(
                   LABLOOM_PROGRESS="0", LABLOOM_WORKER_EXIT_GRACE="1")
     assert run.returncode == 0, run.stderr
     assert "still alive" not in run.stderr and "Traceback" not in run.stderr, run.stderr
-    said = [line for line in run.stderr.splitlines() if "killed" in line]
-    assert len(said) == 1, run.stderr
-    assert said[0].endswith(
-        "[labloom] closing the embedded Dask cluster: 1 worker process with no task running "
-        "did not end within 1 s of being asked and was killed (the machine too loaded to let "
-        "it exit? LABLOOM_WORKER_EXIT_GRACE gives it longer)"), said
+    assert_said_once(run.stderr, "1 worker process with no task running did not end within "
+                     "1 s of being asked and was killed (the machine too loaded to let it exit? "
+                     "LABLOOM_WORKER_EXIT_GRACE gives it longer)")
     assert not done.exists()  # its exit handler was cut short: killed, not waited for
     runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
     assert [(r["flow_name"], r["state"]) for r in runs] == [("sweep", "Completed")], runs
