@@ -242,9 +242,9 @@ def test_an_argument_nested_too_deep_fails_its_task_run_naming_the_fix(
         assert message == (
             "TypeError: the task's arguments cannot be sent to a Dask worker: argument 'tree' "
             f"of task 'depth_of', a builtins.list nested {levels} levels deep: Dask walks and "
-            "pickles a task's arguments one Python call per level, and labloom refuses over "
-            "300 levels before they fail with a RecursionError. Flatten it (a list of rows, a "
-            "dict keyed by path), or write it to a file and pass the file's path"), message
+            "pickles a task's arguments recursively, and labloom refuses over 300 levels "
+            "before that fails with a RecursionError. Flatten it (a list of rows, a dict keyed "
+            "by path), or write it to a file and pass the file's path"), message
         assert str(by_name["depth_of-2"].message).startswith(
             "TypeError: the task's arguments cannot be sent to a Dask worker: argument 'tree' "
             f"of task 'depth_of-2', a {__name__}.Link holding objects nested too deep for "

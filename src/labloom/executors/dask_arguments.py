@@ -32,11 +32,11 @@ _PLAIN = frozenset((int, float, complex, str, bytes, bool, type(None)))
 _CONTAINERS = (list, tuple, set, frozenset)
 SAFE, SHIP, HOLDS_FUTURE, TOO_DEEP = 0, 1, 2, 3
 # Containers deeper than _DEEP are looked into without recursion, and pickled apart; deeper
-# than _TOO_DEEP, refused naming the argument and the fix. Both Dask's walk of a task's
-# arguments and pickle take two Python calls per level: near 450 levels (less on a deep
-# stack) one failed with a bare RecursionError, naming no argument, the other with
-# distributed's "Failed to serialize" and pickle's traceback. A sweep's configuration is a
-# few levels deep.
+# than _TOO_DEEP, refused naming the argument and the fix. Dask's walk of a task's arguments
+# and pickle both recurse, about two frames of the interpreter's recursion limit per level:
+# near 450 levels (less on a deep stack) one failed with a bare RecursionError, naming no
+# argument, the other with distributed's "Failed to serialize" and pickle's traceback. A
+# sweep's configuration is a few levels deep.
 _DEEP = 100
 _TOO_DEEP = 300
 _NOT_LOADED = object()
@@ -232,10 +232,10 @@ def _recursed(error: BaseException | None) -> bool:
 def _too_deep(call: TaskCall, where: int | str, value: Any) -> TypeError:
     kind = type(value)
     depth = _depth(value)
-    why = (f"nested {depth} levels deep: Dask walks and pickles a task's arguments one Python "
-           f"call per level, and labloom refuses over {_TOO_DEEP} levels before they fail "
-           "with a RecursionError" if depth > _TOO_DEEP else
-           "holding objects nested too deep for pickle, which takes one Python call per level "
+    why = (f"nested {depth} levels deep: Dask walks and pickles a task's arguments "
+           f"recursively, and labloom refuses over {_TOO_DEEP} levels before that fails with "
+           "a RecursionError" if depth > _TOO_DEEP else
+           "holding objects nested too deep for pickle, which recurses at each level "
            "(RecursionError)")
     return TypeError(
         f"the task's arguments cannot be sent to a Dask worker: {_named(call, where)} of task "

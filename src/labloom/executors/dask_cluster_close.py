@@ -13,6 +13,11 @@ Here the workers are closed first, through their nannies, before the cluster: an
 ``LABLOOM_WORKER_EXIT_GRACE`` seconds); one still running a task keeps distributed's own 4 s, as
 a call that does not return (a C call holding the GIL) would never let it stop. One killed is
 said once, plainly, for all of them.
+
+A ``LocalCluster`` per run (``dask_clusters.RunCluster``) closes the same way, named as the
+run's; after a cancelled run every worker counts as busy (the scheduler forgot the cancelled
+calls that still run). A Ctrl-C while either closes kills the workers left at once, said in
+one line.
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ _KILLING = "Worker process still alive after"
 
 
 def idle_exit_grace() -> float:
-    """Seconds an idle worker of the embedded cluster may take to exit once asked (the setting,
-    read as the cluster closes). Not a number, or not above 0: said, and the default used (at
+    """Seconds an idle worker of labloom's local cluster may take to exit once asked (the
+    setting, read as the cluster closes). Not a number, or not above 0: said, and the default used (at
     exit, an error would only leave the workers to distributed's 4 s)."""
     text = os.environ.get(GRACE_SETTING, "").strip()
     if not text:
