@@ -64,6 +64,15 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
         proc.communicate(timeout=timeout)
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def wait_for(
     check: Callable[[], Any], timeout: float, what: str,
     pause: Callable[[float], Any] = time.sleep,

@@ -6,6 +6,7 @@ worker could not closed each worker it was given to, and the run waited for work
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import Counter
@@ -187,3 +188,96 @@ def test_a_value_that_contains_itself_reaches_its_task_on_a_worker(executor):
     values: list[Any] = [1, {"lr": 0.1}]
     values.append(values)
     assert given.run(values=values, executor=executor).result() == 3
+
+
+@task
+def depth_of(tree: Any) -> int:
+    depth = 0
+    while isinstance(tree, list) and tree:
+        tree, depth = tree[0], depth + 1
+    return depth
+
+
+class Link:
+    def __init__(self, after: Link | None) -> None:
+        self.after = after
+
+
+def nested(levels: int) -> list[Any]:
+    tree: list[Any] = []
+    for _ in range(levels - 1):
+        tree = [tree]
+    return tree
+
+
+@flow
+def deep_arguments(levels: int) -> list[int]:
+    chain = None
+    for _ in range(5000):
+        chain = Link(chain)
+    return [depth_of(nested(levels)), depth_of(tree=chain), depth_of(nested(3))]  # type: ignore[list-item]
+
+
+def _serialize_failures(records: list[Any]) -> list[Any]:
+    return [r for r in records if r.name == "distributed.protocol.pickle"]
+
+
+def test_an_argument_nested_too_deep_fails_its_task_run_naming_the_fix(
+    executor: DaskExecutor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A list nested 5,000 deep failed with pickle's "RecursionError ... while getting the repr
+    of an object", told to "pass plain data (... lists ...)", after distributed's ERROR "Failed
+    to serialize" and pages of pickle's traceback; one 400 deep failed with a bare
+    "RecursionError: maximum recursion depth exceeded" from inside Dask, naming nothing."""
+    from labloom.store import open_store
+
+    for levels in (5000, 400):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            run = deep_arguments.run(levels=levels, executor=executor)
+        assert run.state is State.FAILED
+        by_name = {tr.name: tr for tr in run.tasks}
+        assert by_name["depth_of-3"].state is State.COMPLETED  # the others ran
+        message = str(by_name["depth_of"].message)
+        assert message == (
+            "TypeError: the task's arguments cannot be sent to a Dask worker: argument 'tree' "
+            f"of task 'depth_of', a builtins.list nested {levels} levels deep: Dask walks and "
+            "pickles a task's arguments recursively, and labloom refuses over 300 levels "
+            "before that fails with a RecursionError. Flatten it (a list of rows, a dict keyed "
+            "by path), or write it to a file and pass the file's path"), message
+        assert str(by_name["depth_of-2"].message).startswith(
+            "TypeError: the task's arguments cannot be sent to a Dask worker: argument 'tree' "
+            f"of task 'depth_of-2', a {__name__}.Link holding objects nested too deep for "
+            "pickle"), by_name["depth_of-2"].message
+        assert not _serialize_failures(caplog.records)  # said once, by labloom
+        with open_store() as store:
+            record = store.get_run(run.id)
+            assert record is not None and record.state == "Failed"
+            assert {t.name: t.state for t in store.task_runs(run.id)} == {
+                "depth_of": "Failed", "depth_of-2": "Failed", "depth_of-3": "Completed"}
+
+
+def test_an_argument_nested_deeper_than_dasks_walk_arrives_pickled_apart(
+    executor: DaskExecutor,
+) -> None:
+    """250 levels: under the refusal, over the depth Dask's own walk is spared (it failed near
+    450 levels, less on a deep stack)."""
+    assert depth_of.fn(nested(250)) == 249
+
+    @flow
+    def one(levels: int) -> int:
+        return depth_of(nested(levels))  # type: ignore[return-value]
+
+    run = one.run(levels=250, executor=executor)
+    assert run.state is State.COMPLETED, run.message
+    assert run.result() == 249
+
+
+def test_an_argument_that_cannot_be_pickled_is_said_once(
+    executor: DaskExecutor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """distributed's ERROR "Failed to serialize" and pickle's traceback came first."""
+    with caplog.at_level(logging.INFO):
+        message = only_child_7_failed(sweep.run(bad="lock", executor=executor))
+    assert "cannot pickle '_thread.lock' object" in message
+    assert not _serialize_failures(caplog.records)

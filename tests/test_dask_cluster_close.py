@@ -10,10 +10,13 @@ case does not depend on the machine's load."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from cli_helpers import cli_env, labloom
 
@@ -27,6 +30,7 @@ SLOW_EXIT = textwrap.dedent('''
     @task
     def fit(done: str) -> int:
         def slow_exit() -> None:  # as a worker that imported scikit-learn, under load
+            Path(done + ".exiting").touch()
             time.sleep(5)
             Path(done).write_text("exited")
         atexit.register(slow_exit)
@@ -58,6 +62,13 @@ STUCK = textwrap.dedent('''
 ''')  # the cluster is closed at exit
 
 
+def assert_said_once(stderr: str, kill: str) -> None:
+    """``stderr`` says ``kill`` of the embedded cluster's workers once, and no other kill."""
+    said = [line for line in stderr.splitlines() if "killed" in line or "closing" in line]
+    assert len(said) == 1, stderr
+    assert said[0].endswith(f"[labloom] closing the embedded Dask cluster: {kill}"), said
+
+
 def test_a_worker_slow_to_exit_is_not_killed(tmp_path: Path) -> None:
     """Before: "Worker process still alive after 4.0 seconds, killing", and the worker's exit
     handler never finished."""
@@ -80,9 +91,115 @@ def test_a_worker_stuck_in_a_call_is_killed_and_that_is_said_once(tmp_path: Path
     assert ended.returncode == 0, ended.stderr
     assert "exiting" in ended.stdout
     assert "still alive" not in ended.stderr, ended.stderr
-    said = [line for line in ended.stderr.splitlines() if "[labloom] closing" in line]
-    assert len(said) == 1, ended.stderr
-    assert said[0].endswith(
-        "[labloom] closing the embedded Dask cluster: 1 worker process still running a task "
-        "did not stop within 4 s and was killed (a call that does not return, such as one "
-        "stuck in C code)"), said
+    assert_said_once(ended.stderr, "1 worker process still running a task did not stop within "
+                     "4 s and was killed (a call that does not return, such as one stuck in C code)")
+
+
+def test_an_idle_worker_past_its_grace_is_killed_said_once_and_the_run_kept(
+    tmp_path: Path,
+) -> None:
+    """The idle worker's grace (15 s) is a setting, ``LABLOOM_WORKER_EXIT_GRACE``: past it,
+    the worker is killed and that is said in one line naming the setting; the run's record is
+    as it ended. Before, the grace was fixed, and this path had no test (it took over 15 s)."""
+    (tmp_path / "sweep.py").write_text(SLOW_EXIT)
+    done = tmp_path / "exited"
+    run = labloom(tmp_path, "run", "sweep.py:sweep", "--param", f"done={done}", timeout=120,
+                  LABLOOM_PROGRESS="0", LABLOOM_WORKER_EXIT_GRACE="1")
+    assert run.returncode == 0, run.stderr
+    assert "still alive" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert_said_once(run.stderr, "1 worker process with no task running did not end within "
+                     "1 s of being asked and was killed (the machine too loaded to let it exit? "
+                     "LABLOOM_WORKER_EXIT_GRACE gives it longer)")
+    assert not done.exists()  # its exit handler was cut short: killed, not waited for
+    runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    assert [(r["flow_name"], r["state"]) for r in runs] == [("sweep", "Completed")], runs
+
+
+def test_a_grace_that_is_not_a_number_is_said_and_the_default_kept(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from labloom.executors.dask_cluster_close import IDLE_EXIT_GRACE, idle_exit_grace
+
+    for text in ("soon", "0", "-3", "nan", "inf"):
+        monkeypatch.setenv("LABLOOM_WORKER_EXIT_GRACE", text)
+        caplog.clear()
+        assert idle_exit_grace() == IDLE_EXIT_GRACE
+        assert [r.getMessage() for r in caplog.records] == [
+            f"[labloom] LABLOOM_WORKER_EXIT_GRACE={text!r} is not a number of seconds above 0: "
+            "using 15; set it to one (such as 30), or unset it"]
+    monkeypatch.setenv("LABLOOM_WORKER_EXIT_GRACE", "2.5")
+    assert idle_exit_grace() == 2.5
+
+
+def test_ctrl_c_while_the_cluster_closes_kills_its_workers_in_one_line(tmp_path: Path) -> None:
+    """Ctrl-C during an idle worker's grace, at the end of `labloom run`: "Exception ignored in
+    atexit callback" and a KeyboardInterrupt traceback through labloom's and distributed's
+    code, then distributed's "reaping stray process" once per worker."""
+    import os
+    import signal
+    import time
+
+    from cli_helpers import stop
+
+    (tmp_path / "sweep.py").write_text(SLOW_EXIT)
+    done = tmp_path / "exited"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labloom", "run", "sweep.py:sweep", "--param", f"done={done}"],
+        env=cli_env(tmp_path, LABLOOM_PROGRESS="0"), cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        exiting = tmp_path / "exited.exiting"  # the worker's exit handler began: closing
+        deadline = time.monotonic() + 120
+        while not exiting.exists():
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal does
+        _out, err = process.communicate(timeout=60)
+    finally:
+        stop(process)
+    assert process.returncode == 0, err  # the run had completed
+    assert err == ("[labloom] closing the embedded Dask cluster: interrupted; 1 worker process "
+                   "was killed\n"), err
+    assert not done.exists()
+    runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    assert [(r["flow_name"], r["state"]) for r in runs] == [("sweep", "Completed")], runs
+
+
+def test_a_cancelled_runs_calls_still_running_are_not_taken_for_idle_workers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A LocalCluster per run closing after its run was cancelled mid-call: the scheduler had
+    forgotten the cancelled calls, so each worker was taken as idle, waited for 15 s, and said
+    to have had "no task running". Now it keeps distributed's 4 s, said for what it is."""
+    import logging
+    import time
+
+    from labloom import DaskExecutor, State, flow, task
+
+    started = tmp_path / "started"
+
+    @task
+    def long_fit() -> int:
+        started.touch()
+        time.sleep(60)
+        return 1
+
+    @flow
+    def sweep() -> int:
+        return long_fit()  # type: ignore[return-value]
+
+    executor = DaskExecutor(cluster_class="distributed.LocalCluster", cluster_kwargs={
+        "n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"})
+    with caplog.at_level(logging.INFO):
+        run = sweep.run(executor=executor, background=True)
+        deadline = time.monotonic() + 120
+        while not started.exists():
+            assert time.monotonic() < deadline and not run.state.is_final, run.message
+            time.sleep(0.05)
+        run.cancel()
+        assert run.wait(timeout=120) is State.CANCELLED
+    said = [r.getMessage() for r in caplog.records if r.name == "labloom"
+            and r.levelno >= logging.WARNING]
+    assert said == [
+        "[labloom] closing the run's LocalCluster: 1 worker process still running a task did "
+        "not stop within 4 s and was killed (a call of the cancelled run, still running)"], said

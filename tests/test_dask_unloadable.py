@@ -249,3 +249,37 @@ def test_a_cluster_per_run_keeps_the_loadable_children_of_a_chunk() -> None:
         whole.result()
     assert str(raised.value).startswith(
         f"[labloom] task run fit_chunked[1] of flow run {whole.id} completed"), raised.value
+
+
+def test_a_cluster_per_run_says_once_what_it_could_not_keep(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Bringing a run's values over as its cluster per run closed, distributed's CRITICAL
+    "Failed to deserialize" (with the loader's traceback, once per try) came before labloom's
+    own warning; and a task run's value (not a chunk's) that cannot be loaded here was not kept:
+    reading it after raised Dask's "Cannot gather Futures created by another client". Now one
+    line says it, and reading it raises the ResultLoadError naming its task run."""
+    executor = DaskExecutor(cluster_class="distributed.LocalCluster", cluster_kwargs={
+        "n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"})
+    for flow_of, task_run in ((train, "fit"), (chunk_values, "fit_chunked[1]")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            run = flow_of.run(executor=executor)
+        assert run.state is State.COMPLETED, run.message
+        assert not _deserialize_failures(caplog.records)
+        said = [r.getMessage() for r in caplog.records
+                if r.name == "labloom" and r.levelno >= logging.WARNING]
+        task_name = task_run.split("[")[0]
+        assert said == [
+            f"[labloom] run {run.id} on a distributed.LocalCluster: as its cluster closed, the "
+            f"value of 1 task run of {task_name!r} could not be loaded in this process "
+            f"(ModuleNotFoundError: No module named '{MODULE}'): reading it raises "
+            "labloom.ResultLoadError, naming the fix"], said
+        with pytest.raises(ResultLoadError) as raised:
+            run.result()
+        assert str(raised.value).startswith(
+            f"[labloom] task run {task_run} of flow run {run.id} completed, but a value made "
+            "on a Dask worker cannot be loaded in this process"), raised.value
+        with open_store() as store:
+            record = store.get_run(run.id)
+            assert record is not None and record.state == "Completed" and not record.message

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cli_helpers import labloom, slot_rows, start_labloom, stop, store_of, wait_for, write
+from cli_helpers import alive, labloom, slot_rows, start_labloom, stop, store_of, wait_for, write
 
 FLOW = """
     import os, time
@@ -178,15 +178,7 @@ def test_sigterm_terminates_runs_after_the_grace_period(tmp_path: Path) -> None:
     row = slot_rows(tmp_path)[0]
     assert row["status"] == "cancelled"  # the run saw SIGTERM and finished as Cancelled
     assert row["run_id"]
-    wait_for(lambda: not _alive(pid), 10, "the run's process to exit")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    wait_for(lambda: not alive(pid), 10, "the run's process to exit")
 
 
 def test_two_schedulers_never_run_the_same_slot(tmp_path: Path) -> None:
@@ -243,7 +235,7 @@ def test_a_sigkilled_server_is_replaced_without_losing_its_running_slot(tmp_path
         stop(first)
         if second is not None:
             stop(second)
-        if orphan_pid is not None and _alive(orphan_pid):
+        if orphan_pid is not None and alive(orphan_pid):
             os.kill(orphan_pid, signal.SIGKILL)
     rows = {r["slot_time"]: r for r in slot_rows(tmp_path)}
     followed = rows[orphan["slot_time"]]

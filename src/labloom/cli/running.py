@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -135,6 +136,7 @@ def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[st
 
 def run_command(args: argparse.Namespace) -> int:
     from ..core.at_exit import end_interrupted
+    from ..core.process_internals import release_before_hard_exit
     from ..core.states import State
     from ..schedule.alerts import check_url
     from . import CLIError
@@ -166,7 +168,12 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         if run is not None:
-            end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
+            # A second Ctrl-C while the run settles (a cluster per run closing, its busy
+            # workers given 4 s): recorded Cancelled all the same (``end_interrupted`` ends
+            # it), and the command ends now. It went on to the interpreter's exit, which
+            # waited for that close, and did not say how the run ended.
+            with contextlib.suppress(KeyboardInterrupt):
+                end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
     except ValueError as exc:  # an executor that cannot be made
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a Dask scheduler that cannot be reached
@@ -187,7 +194,9 @@ def run_command(args: argparse.Namespace) -> int:
         print("labloom: interrupted", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
-        # Task threads still sleeping in user code would keep the interpreter alive.
+        # Task threads still sleeping in user code would keep the interpreter alive. What
+        # multiprocessing holds (the embedded cluster's semaphores) is let go of first.
+        release_before_hard_exit()
         os._exit(_INTERRUPTED)
     if run is None or run.state is not State.COMPLETED:
         return 1

@@ -22,13 +22,23 @@ from __future__ import annotations
 
 import inspect
 import pickle as std_pickle
+from collections.abc import Iterator
 from typing import Any
 
 from ..core.attempt import TaskCall
+from .dask_load_logs import pickling_said_by_us
 
 _PLAIN = frozenset((int, float, complex, str, bytes, bool, type(None)))
 _CONTAINERS = (list, tuple, set, frozenset)
-SAFE, SHIP, HOLDS_FUTURE = 0, 1, 2
+SAFE, SHIP, HOLDS_FUTURE, TOO_DEEP = 0, 1, 2, 3
+# Containers deeper than _DEEP are looked into without recursion, and pickled apart; deeper
+# than _TOO_DEEP, refused naming the argument and the fix. Dask's walk of a task's arguments
+# and pickle both recurse, about two frames of the interpreter's recursion limit per level:
+# near 450 levels (less on a deep stack) one failed with a bare RecursionError, naming no
+# argument, the other with distributed's "Failed to serialize" and pickle's traceback. A
+# sweep's configuration is a few levels deep.
+_DEEP = 100
+_TOO_DEEP = 300
 _NOT_LOADED = object()
 _future: type | None = None  # distributed.Future, imported by the first call that needs it
 
@@ -69,8 +79,10 @@ class ArrivedArgument:
         return ArrivedArgument, (self.payload, [std_pickle.PickleBuffer(b) for b in self.buffers])
 
 
-def _kind(value: Any, future_type: type) -> int:
+def _kind(value: Any, future_type: type, depth: int = 0) -> int:
     """SAFE (plain data), HOLDS_FUTURE (Dask fetches what it names) or SHIP."""
+    if depth > _DEEP:
+        return _deep_kind(value, future_type)
     kind = type(value)
     if kind in _PLAIN:
         return SAFE
@@ -90,18 +102,62 @@ def _kind(value: Any, future_type: type) -> int:
         return SAFE
     worst = SAFE
     for item in items:
-        found = _kind(item, future_type)
-        if found == HOLDS_FUTURE:
-            return HOLDS_FUTURE
+        found = _kind(item, future_type, depth + 1)
+        if found >= HOLDS_FUTURE:
+            return found
         worst = max(worst, found)
     return worst
 
 
-def _argument_kind(value: Any, future_type: type) -> int:
+def _deep_kind(value: Any, future_type: type) -> int:
+    """``_kind`` of what is nested past ``_DEEP`` levels, without recursion: TOO_DEEP past
+    ``_TOO_DEEP``, HOLDS_FUTURE if a future is inside, else SHIP (pickled apart, out of the
+    reach of Dask's walk of a task's arguments)."""
+    if _depth(value) + _DEEP > _TOO_DEEP:
+        return TOO_DEEP
+    for item in _nested(value):
+        if isinstance(item, future_type):
+            return HOLDS_FUTURE
+    return SHIP
+
+
+def _nested(value: Any) -> Iterator[Any]:
+    """``value`` and every container's item inside it, each once (a cycle ends), with no
+    recursion."""
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        yield item
+        if type(item) in _CONTAINERS or type(item) is dict:
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            stack.extend(item.values() if type(item) is dict else item)
+
+
+def _depth(value: Any) -> int:
+    """How many containers deep ``value`` goes (lists in lists...), with no recursion."""
+    deepest, seen, stack = 0, set(), [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if (type(item) in _CONTAINERS or type(item) is dict) and id(item) not in seen:
+            seen.add(id(item))
+            deepest = max(deepest, depth + 1)
+            stack.extend((inner, depth + 1)
+                         for inner in (item.values() if type(item) is dict else item))
+    return deepest
+
+
+def _argument_kind(call: TaskCall, where: int | str, value: Any, future_type: type) -> int:
+    """As ``_kind``; an argument too deep to be sent raises ``TypeError`` naming it."""
     try:
-        return _kind(value, future_type)
-    except RecursionError:  # it contains itself, or is nested deeper than recursion goes:
-        return SHIP  # pickled apart whole (pickle follows a cycle), or refused naming it
+        kind = _kind(value, future_type)
+    except RecursionError:  # nested objects' own recursion (``_kind`` stops at ``_DEEP``)
+        return SHIP  # pickled apart whole, or refused naming it
+    if kind == TOO_DEEP:
+        raise _too_deep(call, where, value)
+    return kind
 
 
 def ship_arguments(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -121,13 +177,13 @@ def ship_arguments(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any]
 
     shipped_args: tuple[Any, ...] = args
     for i, value in enumerate(args):
-        if type(value) not in _PLAIN and _argument_kind(value, future) == SHIP:
+        if type(value) not in _PLAIN and _argument_kind(call, i, value, future) == SHIP:
             if shipped_args is args:
                 shipped_args = list(args)  # type: ignore[assignment]
             shipped_args[i] = _shipped(call, i, value, shipped)  # type: ignore[index]
     shipped_kwargs = kwargs
     for name, value in kwargs.items():
-        if type(value) not in _PLAIN and _argument_kind(value, future) == SHIP:
+        if type(value) not in _PLAIN and _argument_kind(call, name, value, future) == SHIP:
             if shipped_kwargs is kwargs:
                 shipped_kwargs = dict(kwargs)
             shipped_kwargs[name] = _shipped(call, name, value, shipped)
@@ -139,18 +195,53 @@ def _shipped(call: TaskCall, where: int | str, value: Any,
     known = shipped.get(id(value))
     if known is not None and known.value is value:
         return known
-    try:
-        shipped[id(value)] = known = ShippedArgument(value)
-        return known
-    except Exception as exc:
-        kind = type(value)
-        raise TypeError(
-            f"the task's arguments cannot be sent to a Dask worker: {_named(call, where)} of "
-            f"task {call.task_name!r}, a {kind.__module__}.{kind.__qualname__} "
-            f"({type(exc).__name__}: {exc}). Dask must serialize them. Pass plain data "
-            "(numbers, strings, lists, dicts, arrays, DataFrames, paths), or create the object "
-            "(a database connection, a lock, an open file) inside the task that uses it"
-        ) from None
+    with pickling_said_by_us() as absorb:
+        try:
+            shipped[id(value)] = known = ShippedArgument(value)
+            return known
+        except Exception as exc:
+            absorb(exc)
+            error = exc
+    raise _not_sent(call, where, value, error) from None
+
+
+def _not_sent(call: TaskCall, where: int | str, value: Any, exc: Exception) -> TypeError:
+    """The error of an argument that cannot be pickled, naming it and the fix."""
+    if _recursed(exc):  # objects nested too deep (containers are refused before)
+        return _too_deep(call, where, value)
+    kind = type(value)
+    return TypeError(
+        f"the task's arguments cannot be sent to a Dask worker: {_named(call, where)} of "
+        f"task {call.task_name!r}, a {kind.__module__}.{kind.__qualname__} "
+        f"({type(exc).__name__}: {exc}). Dask must serialize them. Pass plain data "
+        "(numbers, strings, lists, dicts, arrays, DataFrames, paths), or create the object "
+        "(a database connection, a lock, an open file) inside the task that uses it"
+    )
+
+
+def _recursed(error: BaseException | None) -> bool:
+    """Whether ``error`` is, or comes of, a RecursionError (cloudpickle's PicklingError, after
+    pickle's)."""
+    while error is not None:
+        if isinstance(error, RecursionError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _too_deep(call: TaskCall, where: int | str, value: Any) -> TypeError:
+    kind = type(value)
+    depth = _depth(value)
+    why = (f"nested {depth} levels deep: Dask walks and pickles a task's arguments "
+           f"recursively, and labloom refuses over {_TOO_DEEP} levels before that fails with "
+           "a RecursionError" if depth > _TOO_DEEP else
+           "holding objects nested too deep for pickle, which recurses at each level "
+           "(RecursionError)")
+    return TypeError(
+        f"the task's arguments cannot be sent to a Dask worker: {_named(call, where)} of task "
+        f"{call.task_name!r}, a {kind.__module__}.{kind.__qualname__} {why}. Flatten it (a "
+        "list of rows, a dict keyed by path), or write it to a file and pass the file's path"
+    )
 
 
 def unship_arguments(call: TaskCall, args: tuple[Any, ...], kwargs: dict[str, Any],

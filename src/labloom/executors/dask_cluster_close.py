@@ -9,22 +9,32 @@ said "Worker closed"; what remained was Python tearing its modules down): so `la
 a sweep often ended on two such lines, read as a fault, for workers that were only exiting.
 
 Here the workers are closed first, through their nannies, before the cluster: an idle worker
-(no task running, by the scheduler's account) gets ``IDLE_EXIT_GRACE``; one still running a
-task keeps distributed's own 4 s, as a call that does not return (a C call holding the GIL)
-would never let it stop. One killed is said once, plainly, for all of them.
+(no task running, by the scheduler's account) gets ``idle_exit_grace()`` (15 s, or
+``LABLOOM_WORKER_EXIT_GRACE`` seconds); one still running a task keeps distributed's own 4 s, as
+a call that does not return (a C call holding the GIL) would never let it stop. One killed is
+said once, plainly, for all of them.
+
+A ``LocalCluster`` per run (``dask_clusters.RunCluster``) closes the same way, named as the
+run's; after a cancelled run every worker counts as busy (the scheduler forgot the cancelled
+calls that still run). A Ctrl-C while either closes kills the workers left at once, said in
+one line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import time
 from typing import Any
 
 log = logging.getLogger("labloom")
 
 # Seconds an idle worker process may take to end once asked (then it is killed): its
-# interpreter's exit under load, with room to spare.
+# interpreter's exit under load, with room to spare. ``LABLOOM_WORKER_EXIT_GRACE`` sets it.
 IDLE_EXIT_GRACE = 15.0
+GRACE_SETTING = "LABLOOM_WORKER_EXIT_GRACE"
 # What distributed gives a worker (``Nanny.close``'s default): kept for a busy one.
 BUSY_EXIT_GRACE = 4.0
 # The nanny waits this share of the timeout it is given, then kills (``Nanny.kill``).
@@ -32,52 +42,111 @@ _NANNY_WAIT_SHARE = 0.8
 _KILLING = "Worker process still alive after"
 
 
+def idle_exit_grace() -> float:
+    """Seconds an idle worker of labloom's local cluster may take to exit once asked (the
+    setting, read as the cluster closes). Not a number, or not above 0: said, and the default used (at
+    exit, an error would only leave the workers to distributed's 4 s)."""
+    text = os.environ.get(GRACE_SETTING, "").strip()
+    if not text:
+        return IDLE_EXIT_GRACE
+    try:
+        grace = float(text)
+    except ValueError:
+        grace = -1.0
+    if not 0 < grace < float("inf"):
+        log.warning("[labloom] %s=%r is not a number of seconds above 0: using %g; set it to "
+                    "one (such as 30), or unset it", GRACE_SETTING, text, IDLE_EXIT_GRACE)
+        return IDLE_EXIT_GRACE
+    if f"{grace:.1f}" == f"{BUSY_EXIT_GRACE:.1f}":
+        # The nanny's line gives only the time waited: kept apart from a busy worker's, so
+        # that each kill is said with its own reason.
+        grace += 0.1
+    return grace
+
+
 class _Kills(logging.Filter):
     """On distributed's nanny logger while we close: counts its kills and keeps their lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_grace: float) -> None:
         super().__init__()
         self.count = 0
-        self.idle = 0  # of them, those given IDLE_EXIT_GRACE (their line says how long)
+        self.idle = 0  # of them, those given the idle grace (their line says how long)
+        self._idle_wait = f" {idle_grace:.1f} seconds"
 
     def filter(self, record: logging.LogRecord) -> bool:
         line = record.getMessage()
         if line.startswith(_KILLING):
             self.count += 1
-            self.idle += f" {IDLE_EXIT_GRACE:.1f} seconds" in line
+            self.idle += self._idle_wait in line
             return False
         return True
 
 
-def close_embedded(cluster: Any, client: Any) -> None:
-    """Close ``client`` and then ``cluster`` (a LocalCluster of labloom's own), its workers
-    first."""
-    busy = _busy_workers(client)
+def close_embedded(cluster: Any, client: Any, name: str = "the embedded Dask cluster",
+                   cancelled_calls: bool = False) -> None:
+    """Close ``client`` and then ``cluster`` (a LocalCluster of labloom's own: the embedded
+    one, or a run's), its workers first; ``name`` says which, if a worker is killed.
+    ``cancelled_calls``: a run cancelled on it may have left calls running, which the
+    scheduler no longer counts (their futures were cancelled): every worker is taken as busy.
+    Taken as idle, each was waited for 15 s and then said to have had no task running."""
+    busy = {"*"} if cancelled_calls else _busy_workers(client)
     client.close()
+    idle_grace = idle_exit_grace()
     nanny_log = logging.getLogger("distributed.nanny")
-    kills = _Kills()
+    kills = _Kills(idle_grace)
     nanny_log.addFilter(kills)
+    workers = list(getattr(cluster, "workers", {}).values())
     try:
-        workers = list(getattr(cluster, "workers", {}).values())
         if workers:
             try:
-                cluster.sync(_close_workers, workers, busy)
+                cluster.sync(_close_workers, workers, busy, idle_grace)
             except Exception as exc:  # its loop is gone: the cluster's own close says why
                 log.debug("closing the embedded cluster's workers: %r", exc)
         cluster.close()
+    except KeyboardInterrupt:
+        # Ctrl-C while it closes (an impatient user, during an idle worker's grace): not
+        # waited for further, and not an "Exception ignored in atexit callback" traceback
+        # with distributed's "reaping stray process" lines after it.
+        killed = _kill_now(workers)
+        log.warning("[labloom] closing %s: interrupted; %d worker process%s killed", name,
+                    killed, " was" if killed == 1 else "es were")
+        return
     finally:
         nanny_log.removeFilter(kills)
-    _say_killed(kills.idle, "with no task running did not end within", IDLE_EXIT_GRACE,
-                " of being asked", "the machine too loaded to let it exit?")
-    _say_killed(kills.count - kills.idle, "still running a task did not stop within",
-                BUSY_EXIT_GRACE, "", "a call that does not return, such as one stuck in C code")
+    _say_killed(name, kills.idle, "with no task running did not end within", idle_grace,
+                " of being asked",
+                f"the machine too loaded to let it exit? {GRACE_SETTING} gives it longer")
+    _say_killed(name, kills.count - kills.idle, "still running a task did not stop within",
+                BUSY_EXIT_GRACE, "", "a call of the cancelled run, still running" if
+                cancelled_calls else "a call that does not return, such as one stuck in C code")
 
 
-def _say_killed(count: int, what: str, grace: float, after: str, why: str) -> None:
+def _say_killed(name: str, count: int, what: str, grace: float, after: str, why: str) -> None:
     if count:
-        log.warning("[labloom] closing the embedded Dask cluster: %d worker process%s %s "
-                    "%.0f s%s and %s killed (%s)", count, "" if count == 1 else "es", what,
-                    grace, after, "was" if count == 1 else "were", why)
+        log.warning("[labloom] closing %s: %d worker process%s %s %g s%s and %s killed (%s)",
+                    name, count, "" if count == 1 else "es", what, grace, after,
+                    "was" if count == 1 else "were", why)
+
+
+def _kill_now(workers: list[Any]) -> int:
+    """Kill the worker processes of ``workers`` (nannies) still alive; how many were."""
+    processes = [getattr(getattr(nanny, "process", None), "process", None)  # AsyncProcess
+                 for nanny in workers]
+    killed = []
+    for process in processes:
+        if process is None or not process.is_alive():
+            continue
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except OSError:  # ended meanwhile
+            continue
+        killed.append(process)
+    # Seen ended (by the thread distributed watches each with), so that its exit does not
+    # find them still running ("reaping stray process").
+    deadline = time.monotonic() + 5
+    while any(process.is_alive() for process in killed) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(killed)
 
 
 def _busy_workers(client: Any) -> set[str]:
@@ -92,10 +161,10 @@ def _busy_workers(client: Any) -> set[str]:
     return {address for address, keys in processing.items() if keys}
 
 
-async def _close_workers(workers: list[Any], busy: set[str]) -> None:
+async def _close_workers(workers: list[Any], busy: set[str], idle_grace: float) -> None:
     async def close(worker: Any) -> None:
         address = getattr(worker, "worker_address", None) or getattr(worker, "address", None)
-        grace = BUSY_EXIT_GRACE if ("*" in busy or address in busy) else IDLE_EXIT_GRACE
+        grace = BUSY_EXIT_GRACE if ("*" in busy or address in busy) else idle_grace
         try:
             await worker.close(timeout=grace / _NANNY_WAIT_SHARE)
         except Exception as exc:  # the cluster's own close tries again, and says why

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.errors import ClusterConfigError
-from .dask_loading import Kept, ValueReader
+from .dask_keeping import keep_values
 
 log = logging.getLogger("labloom")
 
@@ -187,6 +187,8 @@ class RunCluster:
         self.client: Any = None
         self.runs = 0  # runs started and not ended, under the executor's lock
         self.handles: dict[str, list[Any]] = {}  # per run: what to keep before closing
+        # A run ended with calls not finished (cancelled, interrupted): they may still run.
+        self.calls_left = False
         self.peak = PeakWorkers()
         self.lock = threading.Lock()
 
@@ -215,6 +217,13 @@ class RunCluster:
         except BaseException:
             _close(cluster)
             raise
+        if _local(cluster):
+            from .dask_worker_signals import ignore_interrupts
+
+            # Its workers are this process's children, in its process group: a terminal's
+            # Ctrl-C (a kernel's Interrupt) is meant for the run, which it cancels. They died
+            # of it, each with a KeyboardInterrupt traceback, as the cluster closed.
+            ignore_interrupts(client)
         self.cluster, self.client = cluster, client
         self.peak = PeakWorkers(cluster, client)
         return client
@@ -227,47 +236,30 @@ class RunCluster:
         """The run's finished values, into its handles (one round trip), before closing."""
         with self.lock:
             handles = self.handles.pop(run_id, [])
-        live = {id(h.future): h.future for h in handles
-                if h.future is not None and not isinstance(h.future, Kept)
-                and h.future.status == "finished"}
-        if not live or self.client is None:
-            return
-        futures = list(live.values())
-        try:
-            values = self.client.gather(futures)
-        except Exception as exc:  # a value lost with a worker: keep the others
-            log.warning("[labloom] %s: some results could not be brought over before the "
-                        "cluster closed: %s", self.path, exc)
-            values = [_gathered(self.client, future) for future in futures]
-            self._keep_apart(futures, values, handles)
-        kept = {id(f): Kept(f.key, v) for f, v in zip(futures, values, strict=True)
-                if not isinstance(v, _Lost)}
-        for handle in handles:
-            replacement = kept.get(id(handle.future))
-            if replacement is not None:
-                handle.future, handle.item = replacement, None
-
-    def _keep_apart(self, futures: list[Any], values: list[Any], handles: list[Any]) -> None:
-        """A chunk whose value could not be brought over whole (one child's value cannot be
-        loaded here): its children's values one by one, in ``values``."""
-        reader = ValueReader(lambda: self.client)
-        for i, future in enumerate(futures):
-            children = [h for h in handles if h.future is future and h.index is not None]
-            if isinstance(values[i], _Lost) and children and future.status == "finished":
-                try:
-                    values[i] = reader.kept_apart(future, children)
-                except Exception:  # lost with its worker: nothing to keep
-                    continue
+        self.calls_left = self.calls_left or any(
+            getattr(h.future, "status", None) in ("pending", "cancelled") for h in handles)
+        if handles and self.client is not None:
+            keep_values(self.client, f"run {run_id} on a {self.path}", handles)
 
     def close(self) -> None:
         """Stop counting, close the client and the cluster (nothing is left running)."""
         cluster, client = self.cluster, self.client
         self.cluster = self.client = None
+        calls_left, self.calls_left = self.calls_left, False
         with self.lock:
             self.handles.clear()
         if cluster is None:
             return
         self.peak.stop()
+        if _local(cluster):  # its workers first, a killed one said once (as the embedded one)
+            from .dask_cluster_close import close_embedded
+
+            try:
+                close_embedded(cluster, client, f"the run's {self.cls.__name__}",
+                               cancelled_calls=calls_left)
+            except Exception as exc:  # already closing
+                log.warning("[labloom] closing the run's cluster failed: %s", exc)
+            return
         try:
             client.close()
         finally:
@@ -281,15 +273,11 @@ class RunCluster:
         return facts
 
 
-class _Lost:
-    """A value that could not be gathered."""
+def _local(cluster: Any) -> bool:
+    """Whether ``cluster`` is a ``distributed.LocalCluster``: its workers on this machine."""
+    from distributed import LocalCluster
 
-
-def _gathered(client: Any, future: Any) -> Any:
-    try:
-        return client.gather(future)
-    except Exception:
-        return _Lost()
+    return isinstance(cluster, LocalCluster)
 
 
 def _close(cluster: Any) -> None:

@@ -27,7 +27,7 @@ from ..core.errors import ResultLoadError
 from .dask_load_logs import said_by_us
 
 
-def _not_loadable(future: Any, error: BaseException) -> bool:
+def not_loadable(future: Any, error: BaseException) -> bool:
     """Whether ``error``, raised bringing the value of ``future`` here, is this process failing
     to load a value the cluster holds: the task finished, and the value did not fail to arrive
     (a timeout, a connection or worker lost, a cancel)."""
@@ -90,7 +90,7 @@ class ValueReader:
                 try:
                     value = future.result(timeout=timeout)
                 except Exception as error:
-                    if not _not_loadable(future, error):
+                    if not not_loadable(future, error):
                         raise
                     absorb(error)
                     if handle.index is None:
@@ -120,7 +120,7 @@ class ValueReader:
                     fetched = dict(zip(futures, self._client_of().gather(list(futures.values())),
                                        strict=True))
                 except Exception as error:
-                    if not any(_not_loadable(future, error) for future in futures.values()):
+                    if not any(not_loadable(future, error) for future in futures.values()):
                         raise
                     absorb(error)
                     failure = error
@@ -168,7 +168,7 @@ class ValueReader:
             try:
                 return dict(zip(asked, self._client_of().gather(futures), strict=True))
             except Exception as error:
-                if not any(_not_loadable(future, error) for future in futures):
+                if not any(not_loadable(future, error) for future in futures):
                     raise
                 absorb(error)
                 failure = error
@@ -178,7 +178,7 @@ class ValueReader:
             try:
                 fetched[key] = future.result()
             except Exception as error:
-                if not _not_loadable(future, error):
+                if not not_loadable(future, error):
                     raise
                 absorb(error)
                 if _chunk((future, handles)):
@@ -235,7 +235,7 @@ def _chunk(asked: tuple[Any, list[Any]]) -> bool:
 
 
 class Unloadable:
-    """Kept in place of a chunk child's value that could not be loaded here."""
+    """Kept in place of a value (a task run's, a chunk child's) that could not be loaded here."""
 
     __slots__ = ("error",)
 
@@ -246,9 +246,7 @@ class Unloadable:
 def _kept_value(handle: Any) -> Any:
     """The value of a task run whose cluster per run closed (brought over before)."""
     value = handle.future.value
-    if handle.index is None:
-        return value
-    item = value[handle.index]
+    item = value if handle.index is None else value[handle.index]
     if isinstance(item, Unloadable):
         raise _failed(item.error, (handle,)) from item.error
     return item

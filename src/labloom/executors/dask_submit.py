@@ -346,12 +346,15 @@ class Submitter:
 
         def ended(outcome: Outcome) -> None:
             with self._lock:
+                undecided = probes.size is None
                 # A failure's duration says nothing of the experiments' (an invalid
                 # configuration failing at once)
                 decided = probes.end(*((outcome.started, outcome.ended) if outcome.ok
                                        else (0.0, 0.0)))
                 self._recheck = self._recheck or decided
             if decided:
+                if undecided and probes.size is not None:
+                    _said_decided(call.run_id, name, probes)
                 self._wake.set()
             on_done(outcome)
 
@@ -367,6 +370,15 @@ class Submitter:
         durations = self._executor.dispatcher.durations
         count, _ = durations.get(name, (0, 0.0))
         durations[name] = (max(count, 1), math.inf)
+
+
+def _said_decided(run_id: str, name: str, probes: Probes) -> None:
+    """On labloom's log (debug): what a map's probes measured, and the chunks they decided
+    (why a map of quick tasks went one child per Dask task: the machine paused its probes);
+    the record carries them as ``labloom_probes``, (size, seconds measured)."""
+    log.debug("[labloom] run %s: the probes of %r measured %s ms: %d per Dask task", run_id,
+              name, ", ".join(f"{seconds * 1000:.2f}" for seconds in probes.measured),
+              probes.size, extra={"labloom_probes": (probes.size, list(probes.measured))})
 
 
 _PLAIN = frozenset((int, float, str, bytes, bool, type(None)))
