@@ -420,10 +420,11 @@ def test_an_interrupt_on_the_local_executor_records_the_run_cancelled_at_once(
 
 
 def test_a_scheduler_address_nothing_listens_on_is_refused_saying_so(
-    ip: InteractiveShell
+    ip: InteractiveShell, capsys: Any
 ) -> None:
     """A mistyped port: distributed retried the refused connection for 30 s, then showed a long
-    traceback of its internals ("Timed out trying to connect")."""
+    traceback of its internals ("Timed out trying to connect"); until session 47, a traceback
+    through the magic, the engine and the executor (90 lines) above the one that says it."""
     import socket
 
     with socket.socket() as probe:  # a port nothing listens on
@@ -435,6 +436,9 @@ def test_a_scheduler_address_nothing_listens_on_is_refused_saying_so(
     assert (f"cannot reach tcp://127.0.0.1:{port} (a Dask scheduler): the connection was "
             "refused") in str(result.error_in_exec)
     assert "check the address (DaskExecutor(address), --address" in str(result.error_in_exec)
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"ConnectionError: cannot reach tcp://127.0.0.1:{port}"), shown
+    assert shown.count("\n") == 1, shown
 
 
 class Weights:

@@ -28,7 +28,7 @@ from . import history
 from .cellflow import cell_flow, resolved_names
 from .print_tail import PrintTail
 from .settings import ENV, settings
-from .tracebacks import show_from_cells
+from .tracebacks import in_one_line, show_from_cells
 
 
 def _in_cell(exc: BaseException, filename: str) -> BaseException:
@@ -147,6 +147,10 @@ class LabloomMagics(Magics):
         except KeyboardInterrupt:
             for started in started_runs:  # while the run's thread started: its call may run
                 end_interrupted(started)
+            raise
+        except ConnectionError as exc:
+            if str(exc).startswith("[labloom] "):  # a scheduler nothing answers at, and the fix
+                raise in_one_line(exc) from None
             raise
         finally:
             stop_watching()
