@@ -54,10 +54,10 @@ def start_deaf_to_interrupts(start: Callable[[], Started], close: Callable[[Star
     lock = threading.Lock()
 
     def run() -> None:
-        if hasattr(signal, "pthread_sigmask"):  # not on Windows, which has no process groups
-            _start_resource_tracker()
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
+            if hasattr(signal, "pthread_sigmask"):  # not on Windows: no process groups there
+                _start_resource_tracker()
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             value = start()
         except BaseException as exc:  # given to the waiting thread, which raises it
             box["error"] = exc
