@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from cli_helpers import cli_env, labloom, stop, write
 
 FLOW = """
@@ -95,16 +97,20 @@ def _catching_sigint_children(pid: int) -> list[int]:
     return found
 
 
-def test_ctrl_c_while_the_dask_cluster_starts_prints_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cluster", [[], ["--cluster", "local"]], ids=["embedded", "per-run"])
+def test_ctrl_c_while_the_dask_cluster_starts_prints_one_line(
+    tmp_path: Path, cluster: list[str]
+) -> None:
     # A terminal's Ctrl-C goes to the whole process group: the CLI and the embedded cluster's
     # worker processes, which were still importing. Before, each worker printed its
     # KeyboardInterrupt traceback (pages, for one key press), and multiprocessing's resource
     # tracker warned of "leaked semaphore objects" after "labloom: interrupted".
     write(tmp_path / "flows.py", DASK_FLOW)
     process = subprocess.Popen(
-        [sys.executable, "-m", "labloom", "run", "flows.py:sweep"],
-        env=cli_env(tmp_path, LABLOOM_PROGRESS="0"), cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "labloom", "run", "flows.py:sweep", *cluster],
+        env=cli_env(tmp_path, LABLOOM_PROGRESS="0", LABLOOM_CLUSTERS=json.dumps(
+            {"local": {"cluster_class": "distributed.LocalCluster"}})),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     try:
