@@ -57,7 +57,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options `run` and `schedule add` share."""
     parser.add_argument(
         "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-        help="a flow parameter; VALUE is read as JSON where it parses, else as a string",
+        help="a flow parameter; VALUE is read as JSON where it parses, else as a string, and "
+        "must fit the parameter's type (a notebook's: its annotation, else its default's)",
     )
     parser.add_argument(
         "--executor", metavar="E", help="local, threads, dask, or a scheduler address"
