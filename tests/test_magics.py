@@ -162,7 +162,7 @@ def test_error_in_cell_points_at_the_cell_line(ip: InteractiveShell, capsys: Any
      "%%flow f: --address must look like tcp://host:8786, got 'nope'"),
     ("%%flow f --cluster nope\ny = 1\n", "%%flow f: no cluster profile named 'nope'"),
     ("%%flow f --retry-delay 3\ny = 1\n",
-     "%%flow: --retry-delay without --retries retries nothing; give --retries N too"),
+     "%%flow: --retry-delay without --retries does nothing; give --retries N too"),
 ])
 def test_a_mistyped_option_shows_one_line_naming_it(
     ip: InteractiveShell, capsys: Any, cell: str, said: str
