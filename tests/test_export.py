@@ -552,5 +552,7 @@ def test_parameters_are_typed_by_the_notebooks_annotations_or_their_defaults(
     from labloom.export.run_targets import check_params, parse_params, raw_params
 
     items = ["day=2026-01-02", "out=o", "n=4"]
-    got = check_params(load_notebook_flow(path, "f"), parse_params(items), raw_params(items))
+    # imported apart (not load_notebook_flow: its folder on sys.path, this nb.py would then
+    # hide another test's nb, as the exporter says)
+    got = check_params(import_file(report.path).f, parse_params(items), raw_params(items))
     assert (got["day"], got["out"], got["n"]) == (date(2026, 1, 2), Path("o"), 4)
