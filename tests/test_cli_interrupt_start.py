@@ -10,12 +10,16 @@ machine and too slow to bound on a busy one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from cli_helpers import cli_env, labloom, stop, write
 
@@ -61,5 +65,66 @@ def test_ctrl_c_while_the_executor_starts_records_the_run_cancelled(tmp_path: Pa
         stop(process)
     assert process.returncode == 130, err
     assert err.endswith("labloom: interrupted\n") and "Traceback" not in err, err
+    [run] = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    assert (run["state"], run["message"]) == ("Cancelled", "interrupted"), run
+
+
+DASK_FLOW = """
+    from labloom import flow, task
+
+    @task
+    def train(x: int) -> int:
+        return x
+
+    @flow(executor="dask")
+    def sweep() -> int:
+        return train(1)
+"""
+
+
+def _catching_sigint_children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (of any of its threads) whose Python is up: it catches
+    SIGINT. A worker process of the embedded cluster is then importing distributed."""
+    found = []
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{pid}/task/{thread}/children").read_text().split()
+            for child in children:
+                status = Path(f"/proc/{child}/status").read_text()
+                caught = next(line for line in status.splitlines() if line.startswith("SigCgt"))
+                if int(caught.split()[1], 16) & (1 << (signal.SIGINT - 1)):
+                    found.append(int(child))
+    return found
+
+
+@pytest.mark.parametrize("cluster", [[], ["--cluster", "local"]], ids=["embedded", "per-run"])
+def test_ctrl_c_while_the_dask_cluster_starts_prints_one_line(
+    tmp_path: Path, cluster: list[str]
+) -> None:
+    # A terminal's Ctrl-C goes to the whole process group: the CLI and the embedded cluster's
+    # worker processes, which were still importing. Before, each worker printed its
+    # KeyboardInterrupt traceback (pages, for one key press), and multiprocessing's resource
+    # tracker warned of "leaked semaphore objects" after "labloom: interrupted".
+    write(tmp_path / "flows.py", DASK_FLOW)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "labloom", "run", "flows.py:sweep", *cluster],
+        env=cli_env(tmp_path, LABLOOM_PROGRESS="0", LABLOOM_CLUSTERS=json.dumps(
+            {"local": {"cluster_class": "distributed.LocalCluster"}})),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _catching_sigint_children(process.pid):
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        _out, err = process.communicate(timeout=60)
+    finally:
+        stop(process)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # workers of ours left behind, if any
+    assert process.returncode == 130, err
+    assert err == "labloom: interrupted\n", err
     [run] = json.loads(labloom(tmp_path, "runs", "--json").stdout)
     assert (run["state"], run["message"]) == ("Cancelled", "interrupted"), run

@@ -87,8 +87,8 @@ def test_etl_exports_to_a_module_that_runs(work: Path) -> None:
     out = run_cli(work, "export", "examples-copy/etl.ipynb", "-o", "etl_flow.py")
     assert out.returncode == 0, out.stderr
     report = out.stdout
-    assert ("flow etl(tables=['Customers', 'Orders', 'Products'], "
-            "lake='labloom-output/lake')") in report
+    assert ("flow etl(tables: list = ['Customers', 'Orders', 'Products'], "
+            "lake: str = 'labloom-output/lake')") in report
     # what only makes sense in the notebook is listed, not exported
     assert "top-level `for` statement `for path in written:` would run on import" in report
     assert '`again["written"]` is a bare expression shown as output' in report

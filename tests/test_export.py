@@ -6,6 +6,7 @@ import ast
 import importlib.util
 import json
 import sqlite3
+from datetime import date
 from pathlib import Path
 from types import ModuleType
 
@@ -76,7 +77,7 @@ def test_tricky_notebook_source(tmp_path: Path) -> None:
 
     # the flow: -p names as parameters, the one without a literal first and required
     assert (
-        '@flow(name="sweep", executor="threads")\ndef sweep(n, grid=[0.5, 1.0, 2.0]):\n'
+        '@flow(name="sweep", executor="threads")\ndef sweep(n, grid: list = [0.5, 1.0, 2.0]):\n'
         "    values = load.map(grid)\n    squares = square.map(values)\n"
         "    best = total(squares)\n"
         # a multi-line string keeps its lines as they were
@@ -133,7 +134,7 @@ def test_parameters_cell_gives_the_default(tmp_path: Path) -> None:
         ],
     )
     (flow,) = export_notebook(path, check=False).flows
-    assert flow.signature() == "etl(missing, rows=100, name='etl')"
+    assert flow.signature() == "etl(missing, rows: int = 100, name: str = 'etl')"
     assert flow.required == {"missing": "it is not assigned in the notebook before the flow cell"}
 
 
@@ -517,7 +518,7 @@ def test_etl_round_trip_with_sqlite(tmp_path: Path) -> None:
     )
     report = export_notebook(path, flow="etl")
     assert [f.signature() for f in report.flows] == [
-        "etl(tables=['patients', 'visits'], lake='lake')"
+        "etl(tables: list = ['patients', 'visits'], lake: str = 'lake')"
     ]
     assert report.notes == ()
     module = import_file(report.path)
@@ -527,3 +528,31 @@ def test_etl_round_trip_with_sqlite(tmp_path: Path) -> None:
     assert module.etl(tables=["visits"], lake=str(tmp_path / "lake2"))["clean"] == [
         [[1, "icu"], [3, "er"]]
     ]
+
+
+def test_parameters_are_typed_by_the_notebooks_annotations_or_their_defaults(
+    tmp_path: Path,
+) -> None:
+    path = write_notebook(
+        tmp_path,
+        [
+            "import datetime\nfrom pathlib import Path",
+            ("Kind = int", ["labloom-skip"]),  # an annotation the module cannot read
+            "day: datetime.date = datetime.date.today()\nout: Path = Path('out')\n"
+            "ids: list[int] = [1, 2]\nn: Kind = 3\nratio = 0.5\npairs = (1, 2)\nnothing = None",
+            "%%flow f -p day -p out -p ids -p n -p ratio -p pairs -p nothing\nk = (day, out)",
+        ],
+    )
+    report = export_notebook(path)  # imports cleanly: each annotation's names are defined
+    (flow,) = report.flows
+    assert flow.signature() == (
+        "f(day: datetime.date, out: Path, ids: list[int] = [1, 2], n: int = 3, "
+        "ratio: float = 0.5, pairs: tuple = (1, 2), nothing=None)")
+    assert report.as_dict()["flows"][0]["annotations"]["ids"] == "list[int]"
+    from labloom.export.run_targets import check_params, parse_params, raw_params
+
+    items = ["day=2026-01-02", "out=o", "n=4"]
+    # imported apart (not load_notebook_flow: its folder on sys.path, this nb.py would then
+    # hide another test's nb, as the exporter says)
+    got = check_params(import_file(report.path).f, parse_params(items), raw_params(items))
+    assert (got["day"], got["out"], got["n"]) == (date(2026, 1, 2), Path("o"), 4)

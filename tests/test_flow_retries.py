@@ -354,7 +354,8 @@ def test_flow_cells_take_retries_and_export_them(ip: Any, tmp_path: Path) -> Non
     assert ip.user_ns["cellflow"].retries == 1
     assert ip.run_cell("%%flow bad --retries -1\nx = 1").error_in_exec is not None
     forgot = ip.run_cell("%%flow slip --retry-delay 600 --no-widget\nx = 1")  # no --retries
-    assert "without retries does nothing" in str(forgot.error_in_exec or forgot.error_before_exec)
+    said = str(forgot.error_in_exec or forgot.error_before_exec)
+    assert "--retry-delay without --retries does nothing" in said  # one line since session 47
     ip.push({"always_fails": always_fails})
     failed = ip.run_cell("%%flow failing --retries 1 --no-widget\nvalue = always_fails(load(1))")
     assert isinstance(failed.error_in_exec, FlowFailed)  # raised after the second attempt

@@ -37,7 +37,7 @@ def test_the_exporter_takes_every_option_of_both(tmp_path: Path) -> None:
     assert '@task(retries=2, retry_delay=[1, 5], tags=["db", "io"], timeout=30, cache=True)' \
         in source
     assert '@flow(name="every", executor=DaskExecutor(address="tcp://127.0.0.1:8786"))' in source
-    assert "def every(grid=[1, 2], n=3, seed=7):" in source
+    assert "def every(grid: list = [1, 2], n: int = 3, seed: int = 7):" in source
 
 
 def test_both_sides_parse_with_the_same_functions() -> None:

@@ -110,8 +110,26 @@ def test_several_parameters_and_options(ip: InteractiveShell) -> None:
 
 def test_unknown_parameter_says_what_to_do(ip: InteractiveShell) -> None:
     result = run(ip, "%%flow f -p nowhere\nx = 1")
-    assert isinstance(result.error_in_exec, NameError)
+    assert isinstance(result.error_in_exec, NameError)  # as before it showed in one line
     assert "assign it in an earlier cell" in str(result.error_in_exec)
+
+
+def test_an_executor_setting_that_names_none_is_one_line_naming_it(
+    ip: InteractiveShell, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABLOOM_EXECUTOR", "threds")
+    result = run(ip, "%%flow f\nx = 1")
+    assert isinstance(result.error_in_exec, MagicArgsError)
+    shown = capsys.readouterr().out
+    assert shown == ("MagicArgsError: %%flow f: LABLOOM_EXECUTOR (or Labloom.executor): unknown "
+                     "executor 'threds'; use one of local, threads, dask, a scheduler address "
+                     "such as tcp://10.0.0.5:8786 or a cluster profile (--cluster)\n")
+    monkeypatch.delenv("LABLOOM_EXECUTOR")
+    monkeypatch.setenv("LABLOOM_ADDRESS", "scheduler:8786")
+    run(ip, "%%flow f\nx = 1")
+    assert capsys.readouterr().out == (
+        "MagicArgsError: %%flow f: LABLOOM_ADDRESS (or Labloom.address) must look like "
+        "tcp://host:8786, got 'scheduler:8786'\n")
 
 
 def test_error_in_cell_points_at_the_cell_line(ip: InteractiveShell, capsys: Any) -> None:
@@ -134,6 +152,17 @@ def test_error_in_cell_points_at_the_cell_line(ip: InteractiveShell, capsys: Any
     ("%%tasks --retry-on NoSuchError\ndef f(x):\n    return x\n",
      "%%tasks: --retry-on NoSuchError: no such name in the notebook"),
     ("def g():\n    pass\n%%flow g\ny = 1\n", "%%flow g: 'g' already holds the function g"),
+    # session 47: each of these was a traceback through the magic, Flow() and the executors
+    ("%%flow f -p undefined_name\ny = 1\n", "%%flow f: -p undefined_name names a notebook "
+     "variable, but 'undefined_name' is not defined; assign it in an earlier cell"),
+    ("%%flow f --executor nope\ny = 1\n", "%%flow f: --executor: unknown executor 'nope'; use "
+     "one of local, threads, dask, a scheduler address such as tcp://10.0.0.5:8786 or a "
+     "cluster profile (--cluster)"),
+    ("%%flow f --address nope\ny = 1\n",
+     "%%flow f: --address must look like tcp://host:8786, got 'nope'"),
+    ("%%flow f --cluster nope\ny = 1\n", "%%flow f: no cluster profile named 'nope'"),
+    ("%%flow f --retry-delay 3\ny = 1\n",
+     "%%flow: --retry-delay without --retries does nothing; give --retries N too"),
 ])
 def test_a_mistyped_option_shows_one_line_naming_it(
     ip: InteractiveShell, capsys: Any, cell: str, said: str
@@ -391,10 +420,11 @@ def test_an_interrupt_on_the_local_executor_records_the_run_cancelled_at_once(
 
 
 def test_a_scheduler_address_nothing_listens_on_is_refused_saying_so(
-    ip: InteractiveShell
+    ip: InteractiveShell, capsys: Any
 ) -> None:
     """A mistyped port: distributed retried the refused connection for 30 s, then showed a long
-    traceback of its internals ("Timed out trying to connect")."""
+    traceback of its internals ("Timed out trying to connect"); until session 47, a traceback
+    through the magic, the engine and the executor (90 lines) above the one that says it."""
     import socket
 
     with socket.socket() as probe:  # a port nothing listens on
@@ -406,6 +436,9 @@ def test_a_scheduler_address_nothing_listens_on_is_refused_saying_so(
     assert (f"cannot reach tcp://127.0.0.1:{port} (a Dask scheduler): the connection was "
             "refused") in str(result.error_in_exec)
     assert "check the address (DaskExecutor(address), --address" in str(result.error_in_exec)
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"ConnectionError: cannot reach tcp://127.0.0.1:{port}"), shown
+    assert shown.count("\n") == 1, shown
 
 
 class Weights:

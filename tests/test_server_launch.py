@@ -89,7 +89,9 @@ async def test_launch_a_recorded_flow_with_checked_parameters(
 
     # Bad values are refused by the CLI's own rules, with its message; no run is made.
     for params, says in [
-        ({"n": "abc"}, "takes n: int, and 'abc' is not one"),
+        ({"n": "abc"}, "takes n: int, and 'abc' is not one (e.g. 3)"),
+        # the example in the form's words: the field's value, not a shell's -p 'rows=[1, 2]'
+        ({"n": "2", "rows": "x"}, "takes rows: list[int], and 'x' is not one (e.g. [1, 2])"),
         ({"n": "2", "mode": "slow"}, "mode"),
         ({"label": "x"}, "missing parameter(s) n"),
         ({"n": "2", "bogus": "1"}, "unknown parameter(s) bogus"),
@@ -129,3 +131,32 @@ async def test_launch_a_recorded_flow_with_checked_parameters(
     assert code == 202, answer
     run = await api.until(ended)
     assert run["origin"] == "lab" and run["parameters"]["n"] == 4
+
+
+async def test_a_notebook_flows_parameters_are_typed_in_the_form_and_checked(
+    jp_fetch: Any, labloom_home: Path, tmp_path: Path
+) -> None:
+    # Before, an exported notebook's parameters had no types: "Run with..." tables=Orders for a
+    # list default started a run whose flow body failed on the string.
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    work = tmp_path / "work"
+    work.mkdir()
+    cells = ["from labloom import task", 'tables = ["Orders"]',
+             "@task\ndef count(t):\n    return len(t)", "%%flow etl -p tables\nn = count(tables)"]
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), work / "orders.ipynb")
+    added = labloom(labloom_home, "schedule", "add", "orders.ipynb:etl", "--every", "1d",
+                    "--executor", "local", cwd=work)
+    assert added.returncode == 0, added.stderr
+
+    form = await api.get(jp_fetch, "flows", "params", schedule="etl")
+    (field,) = form["params"]
+    assert (field["name"], field["type"], field["kind"], field["default"]) == (
+        "tables", "list", "json", '["Orders"]')
+    code, answer = await launch(jp_fetch, {"schedule": "etl", "params": {"tables": "Orders"}})
+    assert code == 400, answer
+    assert answer["message"] == (
+        """tables=Orders: flow 'etl' takes tables: list, and 'Orders' is not one """
+        """(e.g. ["Orders"])""")
+    assert (await api.get(jp_fetch, "runs"))["runs"] == []

@@ -58,7 +58,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options `run` and `schedule add` share."""
     parser.add_argument(
         "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-        help="a flow parameter; VALUE is read as JSON where it parses, else as a string",
+        help="a flow parameter; VALUE is read as JSON where it parses, else as a string, and "
+        "must fit the parameter's type (a notebook's: its annotation, else its default's)",
     )
     parser.add_argument(
         "--executor", metavar="E", help="local, threads, dask, or a scheduler address"
@@ -91,7 +92,7 @@ def executor_choice(args: argparse.Namespace) -> str | None:
 
 def check_executor(choice: str | None, address: str | None = None) -> None:
     from ..core.errors import ClusterConfigError
-    from ..executors import EXECUTOR_NAMES, PREFIX
+    from ..executors import PREFIX, unknown_executor
     from . import CLIError
 
     if address and choice not in (None, "dask", address):
@@ -99,10 +100,11 @@ def check_executor(choice: str | None, address: str | None = None) -> None:
             f"the scheduler address {address} needs the dask executor, not {choice!r}; "
             "drop --executor or --address"
         )
-    if choice is None or choice in EXECUTOR_NAMES:
+    if choice is None:
         return
-    if choice.startswith(("tcp://", "tls://", "inproc://")):
-        return
+    problem = unknown_executor(choice)
+    if problem:
+        raise CLIError(problem)
     if choice.startswith(PREFIX):
         from ..executors.cluster_profiles import profile_executor
 
@@ -110,11 +112,6 @@ def check_executor(choice: str | None, address: str | None = None) -> None:
             profile_executor(choice.removeprefix(PREFIX))
         except ClusterConfigError as exc:
             raise CLIError(str(exc)) from None
-        return
-    raise CLIError(
-        f"unknown executor {choice!r}; use one of {', '.join(EXECUTOR_NAMES)}, "
-        "a scheduler address such as tcp://10.0.0.5:8786 or a cluster profile (--cluster)"
-    )
 
 
 def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[str, Any]]:

@@ -9,6 +9,16 @@ from .local import LocalExecutor, ThreadExecutor
 
 EXECUTOR_NAMES = ("local", "threads", "dask")
 PREFIX = "cluster:"  # "cluster:k8s": a DaskExecutor for the cluster profile k8s
+ADDRESS_SCHEMES = ("tcp://", "tls://", "inproc://")  # a Dask scheduler's address
+
+
+def unknown_executor(choice: str) -> str | None:
+    """Why ``choice``, an executor named on a command or magic line, is none, or None when it
+    names one (a cluster profile's own options are checked when it is resolved)."""
+    if choice in EXECUTOR_NAMES or choice.startswith((*ADDRESS_SCHEMES, PREFIX)):
+        return None
+    return (f"unknown executor {choice!r}; use one of {', '.join(EXECUTOR_NAMES)}, a scheduler "
+            "address such as tcp://10.0.0.5:8786 or a cluster profile (--cluster)")
 
 
 def resolve_executor(choice: Any, address: str | None = None) -> Executor:
@@ -42,7 +52,7 @@ def resolve_executor(choice: Any, address: str | None = None) -> Executor:
 
         per_run: Executor = profile_executor(choice.removeprefix(PREFIX).strip())
         return per_run
-    if isinstance(choice, str) and choice.startswith(("tcp://", "tls://", "inproc://")):
+    if isinstance(choice, str) and choice.startswith(ADDRESS_SCHEMES):
         from .dask import DaskExecutor
 
         remote: Executor = DaskExecutor(address=choice)

@@ -197,8 +197,10 @@ class RunCluster:
         from distributed import Client
         from distributed.deploy.cluster import Cluster
 
-        try:
-            cluster = self.cls(**self.kwargs)
+        from .dask_worker_signals import start_deaf_to_interrupts
+
+        try:  # a LocalCluster's workers deaf to the terminal's Ctrl-C, as the embedded one's
+            cluster = start_deaf_to_interrupts(lambda: self.cls(**self.kwargs), _close)
         except TypeError as exc:  # an option the class's workers or scheduler refuse
             raise _fail(f"{self.path}(**cluster_kwargs) refused its options: {exc}; fix "
                         "cluster_kwargs") from exc

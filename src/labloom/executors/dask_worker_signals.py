@@ -1,4 +1,4 @@
-"""The embedded LocalCluster's worker processes ignore SIGINT.
+"""The embedded LocalCluster's worker processes ignore SIGINT, from their start.
 
 They are the kernel's children, in its process group, and JupyterLab's Interrupt button (like a
 terminal's Ctrl-C) sends SIGINT to the whole group: each worker process died of it
@@ -10,6 +10,12 @@ cancelled run ends) says, once per task, "Async instruction for <Task cancelled
 name="execute('...')" ...> ended with CancelledError": a warning that distributed gives only
 for a close (its own comment says so), two long lines after a Ctrl-C that had said what
 happened. On these workers, labloom's own, it is not printed.
+
+While the cluster starts, the plugin is not yet there: a Ctrl-C then reached each worker
+process in the middle of its imports, and each printed a KeyboardInterrupt traceback (pages,
+for one key press). So the cluster is started from a thread that blocks SIGINT
+(``start_deaf_to_interrupts``): the threads of its event loop, which spawn the workers, inherit
+that mask, and a spawned process keeps the mask it was born with.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from distributed.diagnostics.plugin import WorkerPlugin
+
+Started = TypeVar("Started")
 
 
 class IgnoreInterrupts(WorkerPlugin):
@@ -50,3 +60,61 @@ def _cancelled_by_close(record: logging.LogRecord) -> bool:
 def ignore_interrupts(client: Any) -> None:
     """Make the worker processes of ``client``'s (embedded) cluster ignore SIGINT."""
     client.register_plugin(IgnoreInterrupts(), name=IgnoreInterrupts.name)
+
+
+def start_deaf_to_interrupts(start: Callable[[], Started], close: Callable[[Started], Any]) -> Started:
+    """``start()`` run in a thread that blocks SIGINT, waited for here (where a Ctrl-C still
+    interrupts: it is meant for this process, which cancels the run). What an interrupted wait
+    leaves starting is closed with ``close`` once it is up: nobody will use it."""
+    box: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            if hasattr(signal, "pthread_sigmask"):  # not on Windows: no process groups there
+                _start_resource_tracker()
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            value = start()
+        except BaseException as exc:  # given to the waiting thread, which raises it
+            box["error"] = exc
+            return
+        with lock:
+            box["value"] = value
+            abandoned = box.get("abandoned", False)
+        if abandoned:
+            close(value)
+
+    thread = threading.Thread(target=run, name="labloom-cluster-start", daemon=True)
+    thread.start()
+    try:
+        thread.join()
+    except BaseException:
+        with lock:
+            box["abandoned"] = True
+            value = box.get("value")
+        if value is not None:  # it came up as the interrupt came
+            close(value)
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def _start_resource_tracker() -> None:
+    """multiprocessing's resource tracker process, started now if it is not running.
+
+    Started later, by the cluster's event loop, it would unblock SIGINT in that thread (its
+    start blocks and then unblocks SIGINT in whatever thread starts it), and the workers spawned
+    after would hear Ctrl-C again. Its warning of "leaked semaphore objects to clean up at
+    shutdown" is held back: ``labloom run`` ends at once on Ctrl-C, with the Nanny's queues
+    still open, and the tracker cleans them up all the same (it reads the -W options of the
+    process that starts it).
+    """
+    from multiprocessing import resource_tracker
+
+    quiet = "ignore:resource_tracker:UserWarning"
+    sys.warnoptions.append(quiet)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(quiet)

@@ -69,6 +69,7 @@ class ExportReport:
                     "parameters": list(f.parameters),
                     "defaults": f.defaults,
                     "required": f.required,
+                    "annotations": f.annotations,
                 }
                 for f in self.flows
             ],

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..core.kept_parameters import is_over, parameter_bytes_or_default
 from ..core.secrets import Secret, annotations_of
-from .params import type_name
+from .params import default_text, type_name
 
 _TEXT = (str, pathlib.Path, pathlib.PurePath, datetime.date, datetime.datetime)
 _SIMPLE = {bool: "bool", int: "int", float: "float"}
@@ -60,10 +60,7 @@ def _default_text(kind: str, default: Any) -> str | None:
         return None  # as a run's record keeps it: a list of ids is not sent to the browser
     if kind == "str" and isinstance(default, (str, pathlib.PurePath, datetime.date)):
         return default.isoformat() if isinstance(default, datetime.date) else str(default)
-    try:
-        return json.dumps(default)
-    except (TypeError, ValueError):
-        return None  # a default JSON cannot spell: the field starts empty and may stay so
+    return default_text(default)  # None: JSON cannot spell it; the field starts empty
 
 
 def describe_params(flow: Any) -> list[dict[str, Any]]:

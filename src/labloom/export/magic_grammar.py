@@ -209,6 +209,9 @@ def parse_flow_line(line: str) -> FlowOptions:
     if ns.retries < 0:
         raise MagicArgsError("%%flow: --retries cannot be negative; --retries 0 for none")
     delays = ns.retry_delay if isinstance(ns.retry_delay, list) else [ns.retry_delay]
+    if any(delays) and not ns.retries:  # as Flow() refuses retry_delay alone, in one line
+        raise MagicArgsError("%%flow: --retry-delay without --retries does nothing; give "
+                             "--retries N too")
     if len(delays) > max(ns.retries, 1):
         raise MagicArgsError(f"%%flow: --retry-delay lists {len(delays)} delays but --retries "
                              f"is {ns.retries}; give at most one delay per retry")

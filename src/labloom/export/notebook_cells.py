@@ -85,6 +85,7 @@ class Assignment:
     value: ast.expr | None  # None: bound without a single value expression
     source: str
     in_parameters_cell: bool = False
+    annotation: ast.expr | None = None  # `tables: list[str] = [...]`: the flow parameter's type
 
 
 @dataclass
@@ -281,9 +282,9 @@ def _source(value: object) -> str:
 
 
 def _assignments(number: int, stmt: ast.stmt, source: str, parameters: bool) -> list[Assignment]:
-    def one(name: str, value: ast.expr | None) -> Assignment:
+    def one(name: str, value: ast.expr | None, annotation: ast.expr | None = None) -> Assignment:
         text = ast.get_source_segment(source, value or stmt) or ast.unparse(value or stmt)
-        return Assignment(number, name, value, text, parameters)
+        return Assignment(number, name, value, text, parameters, annotation)
 
     if isinstance(stmt, ast.Assign):
         found = []
@@ -302,7 +303,7 @@ def _assignments(number: int, stmt: ast.stmt, source: str, parameters: bool) -> 
                 found += [one(n, None) for n in simple_targets(stmt)]
         return found
     if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-        return [one(stmt.target.id, stmt.value)]
+        return [one(stmt.target.id, stmt.value, stmt.annotation)]
     return [one(n, None) for n in simple_targets(stmt)]
 
 

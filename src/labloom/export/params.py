@@ -11,14 +11,22 @@ cannot check (a class of the user's, say) pass the value through unchanged.
 from __future__ import annotations
 
 import datetime
+import inspect
+import json
 import pathlib
+import shlex
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.errors import TargetError
-from ..core.secrets import Secret, annotations_of
+from ..core.secrets import Secret, annotations_of, is_secret_type
+
+_EXAMPLE_WIDTH = 60  # a longer default is no example: the kind's own is shown instead
+
+
+_NOT_JSON = object()
 
 
 class _Mismatch(Exception):
@@ -38,7 +46,7 @@ def convert_params(flow: Any, params: dict[str, Any], raw: Mapping[str, str]) ->
             raise TargetError(
                 f"--param {name}={raw[name]}: flow {flow.name!r} takes {name}: "
                 f"{type_name(hints[name])}, and {raw[name]!r} is not one"
-                + _example(hints[name])
+                + _example(name, hints[name], _default(flow, name))
             ) from None
     return converted
 
@@ -49,10 +57,48 @@ def type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
-def _example(annotation: Any) -> str:
-    examples = {int: "3", float: "0.5", bool: "true", list: "'[1, 2]'", dict: """'{"a": 1}'"""}
+def _default(flow: Any, name: str) -> Any:
+    param = flow.signature.parameters.get(name)
+    return inspect.Parameter.empty if param is None else param.default
+
+
+def _example(name: str, annotation: Any, default: Any) -> str:
+    """`` (e.g. -p 'tables=["Orders"]')``: the parameter's default as the text that gives it
+    (a form that surely fits), else a value of the annotation's kind; "" when neither."""
+    examples = {int: "3", float: "0.5", bool: "true", list: "[1, 2]", dict: '{"a": 1}',
+                datetime.date: "2026-01-31", datetime.datetime: "2026-01-31T02:00:00"}
     origin = typing.get_origin(annotation) or annotation
-    return f" (e.g. --param NAME={examples[origin]})" if origin in examples else ""
+    text = examples.get(origin)
+    # None fits (else the value would not be refused): the example shows the other kind
+    shown = default is not None and not is_secret_type(annotation)
+    spelled = default_text(default) if shown else None
+    if spelled is not None and len(spelled) <= _EXAMPLE_WIDTH:
+        text = spelled
+    return f" (e.g. -p {shlex.quote(f'{name}={text}')})" if text is not None else ""
+
+
+def default_text(default: Any) -> str | None:
+    """The ``--param`` text that gives ``default`` (the Flows panel's form starts with it too);
+    None when there is none to show."""
+    if default is inspect.Parameter.empty:
+        return None
+    if isinstance(default, str) and _read_as_json(default) in (_NOT_JSON, default):
+        return default  # read back as this text: no quotes needed
+    if isinstance(default, (datetime.date, pathlib.PurePath)):
+        return default.isoformat() if isinstance(default, datetime.date) else str(default)
+    if isinstance(default, (tuple, set, frozenset)):
+        default = list(default)
+    try:
+        return json.dumps(default)
+    except (TypeError, ValueError):
+        return None  # an object of the user's: JSON cannot spell it
+
+
+def _read_as_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _NOT_JSON
 
 
 def _fit(value: Any, annotation: Any, raw: str | None) -> Any:

@@ -19,7 +19,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..core.at_exit import end_interrupted
-from ..core.errors import FlowFailed, MagicArgsError, RunCancelledError
+from ..core.errors import ClusterConfigError, FlowFailed, MagicArgsError, RunCancelledError
 from ..core.observers import add_run_observer
 from ..core.states import State
 from ..core.tasks import Task, task
@@ -27,8 +27,8 @@ from ..export.magic_grammar import flow_help, parse_flow_line, parse_tasks_line,
 from . import history
 from .cellflow import cell_flow, resolved_names
 from .print_tail import PrintTail
-from .settings import settings
-from .tracebacks import show_from_cells
+from .settings import ENV, settings
+from .tracebacks import in_one_line, show_from_cells
 
 
 def _in_cell(exc: BaseException, filename: str) -> BaseException:
@@ -114,24 +114,22 @@ class LabloomMagics(Magics):
         params: dict[str, Any] = {}
         for param in args.params:
             if param not in user_ns:
-                raise NameError(
+                raise _UndefinedParameter(
                     f"[labloom] %%flow {name}: -p {param} names a notebook variable, but "
                     f"{param!r} is not defined; assign it in an earlier cell"
                 )
             params[param] = user_ns[param]
         config = settings(self.shell)
-        address = args.address or config.effective("address") or None
-        executor = args.executor or ("dask" if address else config.effective("executor"))
-        if address and executor == "dask":
-            executor = address  # an address is itself an executor choice
-        if args.cluster is not None:
-            # Resolved per run (a cluster each), checked now: Flow() validates the choice.
-            executor = f"cluster:{args.cluster}"
+        executor = _executor_choice(name, args, config)
         source, filename = self._compile_target("flow", line, cell)
-        flow, _names = cell_flow(
-            name, source, params, user_ns, self.shell.compile, filename, executor,
-            **args.flow_kwargs(),
-        )
+        try:
+            flow, _names = cell_flow(
+                name, source, params, user_ns, self.shell.compile, filename, executor,
+                **args.flow_kwargs(),
+            )
+        except ClusterConfigError as exc:  # Flow() resolved the profile: it is not usable
+            raise _ClusterProfileMistake(
+                f"[labloom] %%flow {name}: {str(exc).removeprefix('[labloom] ')}") from None
         user_ns[name] = flow
         showing = args.widget and config.effective("widget")
         tails: list[PrintTail] = []
@@ -149,6 +147,10 @@ class LabloomMagics(Magics):
         except KeyboardInterrupt:
             for started in started_runs:  # while the run's thread started: its call may run
                 end_interrupted(started)
+            raise
+        except ConnectionError as exc:
+            if str(exc).startswith("[labloom] "):  # a scheduler nothing answers at, and the fix
+                raise in_one_line(exc) from None
             raise
         finally:
             stop_watching()
@@ -194,6 +196,39 @@ class LabloomMagics(Magics):
         args = parse_argstring(self.flow_runs, line)
         entries = history.history(args.name, args.limit, everywhere=args.all)
         return history.RunTable(entries, args.name)
+
+
+class _UndefinedParameter(MagicArgsError, NameError):
+    """``-p NAME`` for a variable the notebook lacks: a NameError as it always was, shown in
+    one line as the magic's other mistakes are (not a traceback through the magic)."""
+
+
+class _ClusterProfileMistake(MagicArgsError, ClusterConfigError):
+    """``--cluster NAME`` for a profile that is missing or unusable: a ClusterConfigError as it
+    always was, shown in one line."""
+
+
+def _executor_choice(name: str, args: Any, config: Any) -> str | None:
+    """The cell's executor: ``--cluster``, ``--executor``, ``--address``, else the settings;
+    a name that is no executor is refused now, naming where it came from."""
+    from ..executors import PREFIX, unknown_executor
+
+    if args.cluster is not None:
+        # Resolved per run (a cluster each), checked now: Flow() resolves the profile.
+        return f"{PREFIX}{args.cluster}"
+    address = args.address or config.effective("address") or None
+    executor = args.executor or ("dask" if address else config.effective("executor"))
+    if address and executor == "dask":
+        if "://" not in str(address):  # "nope" was taken for an executor's name
+            where = "--address" if args.address else f"{ENV['address']} (or Labloom.address)"
+            raise MagicArgsError(f"[labloom] %%flow {name}: {where} must look like "
+                                 f"tcp://host:8786, got {address!r}")
+        return str(address)  # an address is itself an executor choice
+    problem = unknown_executor(executor) if isinstance(executor, str) else None
+    if problem:
+        where = "--executor" if args.executor else f"{ENV['executor']} (or Labloom.executor)"
+        raise MagicArgsError(f"[labloom] %%flow {name}: {where}: {problem}")
+    return executor
 
 
 def _exception_class(name: str, user_ns: dict[str, Any]) -> type[BaseException]:

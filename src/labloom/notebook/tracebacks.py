@@ -49,6 +49,14 @@ def show_from_cells(exc: BaseException, shell: Any) -> BaseException:
     return exc
 
 
+def in_one_line(exc: BaseException) -> BaseException:
+    """Have IPython show ``exc`` as its class and message, no frames, as a magic's mistake: for
+    labloom's errors whose message names what to check (a scheduler nothing answers at)."""
+    text = f"{type(exc).__name__}: {str(exc).removeprefix('[labloom] ')}"
+    exc._render_traceback_ = lambda: [text]  # type: ignore[attr-defined]
+    return exc
+
+
 def _machinery() -> tuple[str, ...]:
     """Folders of the code between a cell and the user's functions."""
     import sys

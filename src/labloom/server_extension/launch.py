@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -121,7 +122,10 @@ def _cli_error(text: str) -> str:
     errors = [ln for ln in lines if ln.startswith("labloom: error: ")]
     line = (errors or lines or ["the launch command failed without a message"])[-1]
     line = line.removeprefix("labloom: error: ").removeprefix("--param ")
-    line = re.sub(r" \(e\.g\. --param NAME=(.*)\)$", r" (e.g. \1)", line)
+    example = re.search(r" \(e\.g\. -p (.*)\)$", line)
+    if example:  # the form's field takes the value alone: -p 'tables=["a"]' is ["a"] there
+        value = shlex.split(example.group(1))[0].partition("=")[2]
+        line = f"{line[:example.start()]} (e.g. {value})"
     return line.replace(" (pass them as --param NAME=VALUE)", "")
 
 
