@@ -10,7 +10,6 @@ import re
 import time
 from typing import Any
 
-from ..core.kept_parameters import shown_parameters
 from ..core.run_logs import named
 from ..core.states import RUN_STATES, shown_traceback
 from ..store import open_store
@@ -133,8 +132,9 @@ def _show(args: argparse.Namespace) -> int:
     took = (f"last seen alive {_seconds(run.duration)} later" if run.state == "Crashed"
             else f"took {_seconds(run.duration)}")
     echo(f"  started {_when(run.started)}, {took}, on {run.host} ({run.executor}, {run.origin})")
-    if run.parameters:
-        echo(f"  parameters: {json.dumps(shown_parameters(run.parameters))}")
+    shown = run.shown_parameters()
+    if shown:
+        echo(f"  parameters: {json.dumps(shown)}")
     if run.retry_of:
         echo(f"  retry of run {run.retry_of}")
     if run.metadata.get("cluster_class"):

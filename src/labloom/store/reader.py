@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..core.kept_parameters import shown_parameters
+from ..core.kept_parameters import parameter_bytes_or_default, shown_parameters
 from ..core.run_logs import named
 from .crashed_runs import mark_crashed_runs
 from .db import Conn, get_database
 from .listed_parameters import add_parameters, listed_columns
 from .multirow import rows_in
 from .storable import NOTE
+from .stored_parameters import shown_stored
 
 
 @dataclass
@@ -30,7 +32,9 @@ class RunRecord:
     flow_name: str
     state: str
     message: str
-    parameters: dict[str, Any]
+    # The parameters' JSON as stored, parsed on first use of ``parameters`` (a retry, Python);
+    # None when not read (a list reads them itself, ``listed_parameters``).
+    parameters_text: str | None = field(repr=False, compare=False)
     created: float | None
     started: float | None
     ended: float | None
@@ -54,9 +58,23 @@ class RunRecord:
         """Pending or Running: what the views keep of it may still change."""
         return self.state in ("Pending", "Running")
 
+    @cached_property
+    def parameters(self) -> dict[str, Any]:
+        """The run's parameters, every value whole as stored (what ``labloom retry`` replays)."""
+        return _loads(self.parameters_text) or {}
+
+    def shown_parameters(self) -> dict[str, Any]:
+        """The parameters as views show them (``kept_parameters.shown_parameters``), without
+        parsing a big value an older labloom stored whole (``stored_parameters.py``)."""
+        if "parameters" in self.__dict__ or not self.parameters_text:  # parsed, or none read
+            return shown_parameters(self.parameters)
+        return shown_stored(self.parameters_text, parameter_bytes_or_default())
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "parameters": shown_parameters(self.parameters),
-                "duration": self.duration}
+        fields = asdict(self)
+        return {**{("parameters" if name == "parameters_text" else name):
+                   (self.shown_parameters() if name == "parameters_text" else value)
+                   for name, value in fields.items()}, "duration": self.duration}
 
 
 @dataclass
@@ -371,7 +389,7 @@ def _run(row: tuple[Any, ...], listed: bool = False) -> RunRecord:
     (run_id, flow, state, message, params, created, started, ended, host, pid, executor,
      origin, source_hash, target, retry_of, metadata, user) = row
     return RunRecord(  # (listed: ``listed_parameters.py`` reads them after, or not)
-        run_id, flow, state, message or "", {} if listed else _loads(params) or {}, created,
+        run_id, flow, state, message or "", None if listed else params, created,
         started, ended, host,
         pid, executor, origin, source_hash, _loads(target), retry_of, _loads(metadata) or {},
         user=user,
