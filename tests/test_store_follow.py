@@ -246,3 +246,35 @@ def test_a_run_recorded_before_nodes_were_stored_is_drawn_from_its_task_runs(
         assert graph.store_counts() == {"Completed": 6}
         children = follow.node_task_runs(store, run.id, "task:add", 0, 100)
         assert [t.map_index for t in children] == [0, 1, 2, 3, 4]
+
+
+@task
+def noop(i: int) -> int:
+    return i
+
+
+@flow(executor="local")
+def wide(n: int) -> int:
+    return total(noop.map(range(n)))  # type: ignore[return-value]
+
+
+def test_reads_and_deletes_by_more_ids_than_a_statement_takes(store_backend: str) -> None:
+    """``multirow.rows_in`` and ``in_chunks`` ask 500 ids a statement (SQLite's bound
+    parameters): each reader and the deletion by ids see every row of 1,201 ids and more."""
+    from labloom.store.copying import present_keys
+    from labloom.store.multirow import IN_CHUNK
+    from labloom.store.pruning import delete_run_rows
+
+    run = wide.run(n=1_200)
+    assert run.state.value == "Completed"
+    others = [f"{i:012x}" for i in range(IN_CHUNK + 100)]  # ids that name nothing
+    with open_store() as store:
+        ids = [task.id for task in store.task_runs(run.id)]
+        assert len(ids) == 1_201 > 2 * IN_CHUNK
+        assert set(follow.task_runs_by_id(store, ids + others)) == set(ids)
+        assert present_keys(store.conn, "task_runs", "id", others + ids) == set(ids)
+        watched, _ = follow.runs_to_watch(store, {run.id, *others}, time.time() + 60)
+        assert [r.id for r in watched] == [run.id] and watched[0].parameters == {}
+        with store.conn.transaction() as conn:
+            delete_run_rows(conn, [*others, run.id])
+        assert store.get_run(run.id) is None and not follow.task_runs_by_id(store, ids)

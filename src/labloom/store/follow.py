@@ -28,6 +28,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from .listed_parameters import listed_columns
+from .multirow import rows_in
 from .reader import (
     _RUN_COLUMNS,
     _TASK_COLUMNS,
@@ -130,16 +131,9 @@ def timeline_rows(store: RunStore, run_id: str) -> Iterator[tuple[Any, ...]]:
 
 
 def task_runs_by_id(store: RunStore, ids: list[str]) -> dict[str, TaskRunRecord]:
-    found: dict[str, TaskRunRecord] = {}
-    for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in store.conn.execute(
-            f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE id IN ({marks})", chunk
-        ):
-            record = _task(row)
-            found[record.id] = record
-    return found
+    records = map(_task, rows_in(
+        store.conn, f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE id IN ({{marks}})", ids))
+    return {record.id: record for record in records}
 
 
 # A task run's graph node (one per task call or map): runs recorded before node ids were
@@ -277,11 +271,8 @@ def runs_to_watch(
     ).fetchall()
     seen = {str(row[0]) for row in rows}
     wanted = [run_id for run_id in wanted if run_id not in seen]
-    for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-        chunk = wanted[start:start + 500]
-        rows += store.conn.execute(
-            f"SELECT {columns} FROM flow_runs WHERE id IN ({','.join('?' * len(chunk))})",
-            chunk).fetchall()
+    rows += rows_in(store.conn, f"SELECT {columns} FROM flow_runs WHERE id IN ({{marks}})",
+                    wanted)
     return [_run(row, listed=True) for row in rows], recent
 
 
