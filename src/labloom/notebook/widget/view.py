@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from ...core.errors import LabloomError
 from ...core.events import Event
+from ...core.kept_parameters import readable
 from ...core.states import shown_traceback
 from ...dag.experiment_rows import ExperimentRows, curve_answer, page_answer
 from ...dag.model import PAGE_SIZE, Changes, TaskRunInfo, ViewGraph, log_lines
@@ -61,7 +62,11 @@ class RunView:
         self.experiments = ExperimentRows()
         self._version = 0  # bumped by each batch of events: a re-asked page may be unchanged
         self._push = push
-        self._send = send
+        # A comm message is sent as UTF-8 with ``surrogateescape`` and read back with
+        # ``replace``: a lone surrogate (a file name's byte that is not UTF-8, logged as a
+        # param or printed) arrived as U+FFFD, the byte lost. Escaped, as the run's views show
+        # it (``caf\\udce9.csv``).
+        self._send = lambda message: send(readable(message))
         self._layout_engine = layout_engine
         self._page_size = page_size
         # One lock for the model and for sending, so replies and pushes leave in model order.
