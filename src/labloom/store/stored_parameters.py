@@ -7,7 +7,7 @@ summary (type and length, ``kept_parameters.summary``). So the text is walked at
 level: a value whose text is within the limit is parsed and shown as ``shown_parameters``
 shows it; one over the limit (its text is never shorter than the JSON ``kept`` measures) is
 summed up with C-level string scans, never parsed: its length is the count of commas at its
-own depth, strings skipped whole with the JSON decoder's ``scanstring``. A value with too
+own depth, strings skipped whole with the JSON decoder's scanner. A value with too
 many strings or nested values to walk quickly is parsed after all (what it cost before).
 A retry and ``run.parameters`` in Python parse the whole text: they need every value.
 
@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from json.decoder import scanstring
-from typing import Any
+from json.scanner import make_scanner
+from typing import Any, cast
 
 from ..core.kept_parameters import OVER, readable, shown_parameters
 
 _MARKS = '"[]{}'
 _STEPS = 10_000  # marks walked in Python in a value before it is parsed instead
-_SCALAR = json.JSONDecoder().scan_once  # (C) a number, true, false, null
+# (C) the value at a position of the text, and where it ends: a string (from its quote), a
+# number, true, false or null
+_SCAN = make_scanner(cast(Any, json.JSONDecoder()))  # (typeshed names its argument oddly)
 _TYPES = {"[": "builtins.list", "{": "builtins.dict", '"': "builtins.str"}
 
 
@@ -64,7 +66,7 @@ def _members(text: str) -> Iterator[tuple[str, int, int, int | None]]:
     while True:
         if text[pos:pos + 1] != '"':
             raise ValueError("a name expected")
-        name, pos = scanstring(text, pos + 1)
+        name, pos = _scanned(text, pos)
         pos = _skip(text, pos)
         if text[pos:pos + 1] != ":":
             raise ValueError("':' expected")
@@ -83,17 +85,20 @@ def _value(text: str, start: int) -> tuple[int, int | None]:
     """Where the value at ``start`` ends, and its length: its elements, keys or characters
     (None for a number, true, false or null)."""
     char = text[start:start + 1]
-    if char == '"':
-        value, end = scanstring(text, start + 1)
-        return int(end), len(value)
     if char in ("[", "{"):
         end, commas = _walk(text, start)
         return end, 0 if _skip(text, start + 1) == end - 1 else commas + 1
+    value, end = _scanned(text, start)
+    return end, len(value) if char == '"' else None
+
+
+def _scanned(text: str, start: int) -> tuple[Any, int]:
+    """The string, number, true, false or null at ``start``, and where it ends."""
     try:
-        _, end = _SCALAR(text, start)
+        value, end = _SCAN(text, start)
     except StopIteration:
         raise ValueError("a value expected") from None
-    return int(end), None
+    return value, int(end)
 
 
 def _walk(text: str, start: int) -> tuple[int, int]:
@@ -114,7 +119,7 @@ def _walk(text: str, start: int) -> tuple[int, int]:
         if depth == 1:
             commas += text.count(",", pos, at)
         if text[at] == '"':
-            pos = int(scanstring(text, at + 1)[1])
+            pos = _scanned(text, at)[1]
         else:
             depth += 1 if text[at] in "[{" else -1
             pos = at + 1

@@ -62,11 +62,7 @@ class RunView:
         self.experiments = ExperimentRows()
         self._version = 0  # bumped by each batch of events: a re-asked page may be unchanged
         self._push = push
-        # A comm message is sent as UTF-8 with ``surrogateescape`` and read back with
-        # ``replace``: a lone surrogate (a file name's byte that is not UTF-8, logged as a
-        # param or printed) arrived as U+FFFD, the byte lost. Escaped, as the run's views show
-        # it (``caf\\udce9.csv``).
-        self._send = lambda message: send(readable(message))
+        self._deliver = send
         self._layout_engine = layout_engine
         self._page_size = page_size
         # One lock for the model and for sending, so replies and pushes leave in model order.
@@ -270,6 +266,13 @@ class RunView:
         answer = timeline(spans, now)
         answer.update(event="timeline", run=run_id, state=state)
         self._send(answer)
+
+    def _send(self, message: Payload) -> None:
+        # A comm message is sent as UTF-8 with ``surrogateescape`` and read back with
+        # ``replace``: a lone surrogate (a file name's byte that is not UTF-8, logged as a
+        # param or printed) arrived as U+FFFD, the byte lost. Escaped, as the run's views show
+        # it (``caf\\udce9.csv``).
+        self._deliver(readable(message))
 
     def _send_experiments(self, message: Payload) -> None:
         """A page of the Experiments view's rows, or one metric's curve points, asked for by
