@@ -278,3 +278,41 @@ def test_reads_and_deletes_by_more_ids_than_a_statement_takes(store_backend: str
         with store.conn.transaction() as conn:
             delete_run_rows(conn, [*others, run.id])
         assert store.get_run(run.id) is None and not follow.task_runs_by_id(store, ids)
+
+
+@task
+def talker(i: int) -> None:
+    for line in range(5 if i == 3 else 1):
+        print(f"child {i} line {line}")
+
+
+@flow(executor="local")
+def talkers(n: int) -> None:
+    talker.map(range(n))
+
+
+def test_a_tasks_logs_are_those_of_the_whole_run_it_names(
+    store_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RunStore.logs(run, task)`` (``labloom logs RUN --task``, ``run.logs(task)`` from the
+    store) reads only the lines of the task runs ``task`` names: the same lines, names, order
+    and cut notes as the whole run's kept by ``run_logs.named``; a map's name that names more
+    task runs than an ``IN`` takes reads the run's lines (benchmarks/task_logs.py: the speed)."""
+    from labloom.core.run_logs import named
+
+    monkeypatch.setenv("LABLOOM_LOG_LINES", "2")
+    run = talkers.run(n=620)
+    assert run.state.value == "Completed"
+    with open_store() as store:
+        every, all_cuts = store.logs(run.id)
+        assert len(every) == 621 and [c.task for c in all_cuts] == ["talker[3]"]
+        child = next(line.task_run_id for line in every if line.task == "talker[7]")
+        assert child is not None
+        for spec in ("talker", "talker[3]", child, "talker[619]", "talker[620]", "nothing"):
+            lines, cuts = store.logs(run.id, spec)
+            kept = [line for line in every
+                    if line.task_run_id and named(spec, line.task_run_id, line.task)]
+            assert [(line.id, line.task, line.text, line.time) for line in lines] == [
+                (line.id, line.task, line.text, line.time) for line in kept], spec
+            assert cuts == [cut for cut in all_cuts if named(spec, cut.task_run_id, cut.task)]
+        assert len(store.logs(run.id, "talker")[0]) == 621

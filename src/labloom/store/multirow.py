@@ -30,11 +30,13 @@ UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
 IN_CHUNK = 500  # values of a read's ``IN (...)`` per statement: under VARIABLES, with room
 
 
-def rows_in(conn: Any, sql: str, values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Any]:
+def rows_in(conn: Any, sql: str, values: Sequence[Any], size: int = IN_CHUNK,
+            before: Sequence[Any] = ()) -> Iterator[Any]:
     """The rows of ``sql`` whose ``IN ({marks})`` is given ``values``, ``size`` of them a
-    statement (SQLite's limit of parameters), one statement after the other."""
+    statement (SQLite's limit of parameters), one statement after the other; ``before``: the
+    statement's parameters that come before the ``IN``'s."""
     for statement, chunk in in_chunks(sql, values, size):
-        yield from conn.execute(statement, chunk)
+        yield from conn.execute(statement, [*before, *chunk])
 
 
 def in_chunks(
