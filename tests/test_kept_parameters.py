@@ -365,3 +365,31 @@ async def test_opening_an_older_run_shows_its_big_parameter_without_building_it(
             "threshold": "Infinity", "config": {"a": [1, "x,]"]}, "name": "caf\\udce9",
             "pairs": [[1, 2]]}
         assert odd_record.parameters["name"] == "caf\udce9"
+
+
+async def test_experiments_across_runs_read_no_parameters_nor_counts(
+    jp_fetch: Any, flows: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compare tab (REST GET experiments?runs=...), its curves and labloom.experiments(runs=)
+    read the runs they name. Before: each by get_run, which counted every task run of it by
+    state and read its parameters (tens of MB for a run an older labloom stored whole), for
+    rows that show neither (benchmarks/README.md, session 47 helper b: the across page)."""
+    from labloom.store.experiments import experiments as labloom_experiments
+    from labloom.store.experiments import runs_to_read
+
+    monkeypatch.setenv("LABLOOM_PARAMETER_BYTES", "10_000_000")  # as an older labloom did
+    old = flows.nested.run(value=list(range(200_000)))
+    monkeypatch.delenv("LABLOOM_PARAMETER_BYTES")
+    new = flows.nested.run(value=[1])
+    with open_store() as store:
+        named = runs_to_read(store, runs=[old.id[:8], new.id, old.id, "f" * 12])
+        assert [(r.id, r.parameters, r.counts) for r in named] == [
+            (old.id, {}, {}), (new.id, {}, {})]
+        assert [r.id for r in runs_to_read(store, "nested")] == [new.id, old.id]
+        assert all(r.counts == {} for r in runs_to_read(store, "nested"))
+    page = await api.get(jp_fetch, "experiments", runs=f"{old.id},{new.id}")
+    assert page["runs"] == [] and page["total"] == 0  # (they log nothing: no rows)
+    assert (await api.get(jp_fetch, "runs", old.id, "experiments", "curves",
+                          metric="auc"))["points"] == []
+    with pytest.raises(LabloomError, match="no run 'ffffffffffff'"):
+        labloom_experiments(runs=[old.id, "f" * 12])

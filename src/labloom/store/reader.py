@@ -237,12 +237,15 @@ class RunStore:
         self._add_counts(runs)
         return runs[0]
 
-    def matching_runs(self, run_id: str, limit: int = 10) -> list[RunRecord]:
+    def matching_runs(self, run_id: str, limit: int = 10, parameters: bool = True
+                      ) -> list[RunRecord]:
         """The run with this id, else up to ``limit`` runs whose id starts with it (newest
-        first): more than one says the prefix is ambiguous, and which runs it names."""
+        first): more than one says the prefix is ambiguous, and which runs it names.
+        ``parameters=False``: without them (``{}``), for a view that shows none."""
         self.reconcile()
+        columns = _RUN_COLUMNS if parameters else listed_columns(_RUN_COLUMNS, self.conn.kind, False)
         rows = self.conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id = ?", (run_id,)
+            f"SELECT {columns} FROM flow_runs WHERE id = ?", (run_id,)
         ).fetchall()
         if not rows and run_id:
             # A prefix compared as text, not a LIKE pattern: LIKE matched case-insensitively
@@ -250,11 +253,11 @@ class RunStore:
             # lowercase hex, so a prefix copied in capitals names the same run on both.
             prefix = run_id.lower()
             rows = self.conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE substr(id, 1, ?) = ? "
+                f"SELECT {columns} FROM flow_runs WHERE substr(id, 1, ?) = ? "
                 "ORDER BY created DESC, id DESC LIMIT ?",
                 (len(prefix), prefix, limit),
             ).fetchall()
-        return [_run(row) for row in rows]
+        return [_run(row, listed=not parameters) for row in rows]
 
     def parameters_escaped(self, run_id: str) -> bool:
         """Whether the run's log says its parameters were stored with text escaped (a lone
