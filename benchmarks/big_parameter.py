@@ -132,23 +132,30 @@ def main() -> None:
     if args.child:
         child(args.n, args.older)
         return
+    older = ["--older"] if args.older else []
+    for src, figures in best_of_fresh_trees(__file__, ["-n", str(args.n), *older], args.src,
+                                            args.repeat).items():
+        print(src, json.dumps(figures))
+
+
+def best_of_fresh_trees(script: str, child_args: list[str], srcs: list[str],
+                        repeat: int) -> dict[str, dict[str, float]]:
+    """``script --child child_args`` for each source tree in turn, ``repeat`` times, each in a
+    fresh process with its own SQLite store: the least of each figure (its last line's JSON)."""
     best: dict[str, dict[str, float]] = {}
-    for _ in range(args.repeat):
-        for src in args.src:
+    for _ in range(repeat):
+        for src in srcs:
             with tempfile.TemporaryDirectory() as home:
                 env = {**os.environ, "PYTHONPATH": src, "LABLOOM_HOME": home,
                        "LABLOOM_PROGRESS": "0"}
                 env.pop("LABLOOM_DATABASE_URL", None)
-                out = subprocess.run([sys.executable, __file__, "--child", "-n", str(args.n),
-                                      *(["--older"] if args.older else [])],
+                out = subprocess.run([sys.executable, script, "--child", *child_args],
                                      env=env, capture_output=True, text=True, check=True)
             figures = json.loads(out.stdout.strip().splitlines()[-1])
             kept = best.setdefault(src, figures)
             for name, value in figures.items():
                 kept[name] = min(kept[name], value)
-    for src, figures in best.items():
-        print(src, json.dumps(figures))
-
+    return best
 
 if __name__ == "__main__":
     main()

@@ -13,9 +13,6 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -59,23 +56,11 @@ def main() -> None:
     if args.child:
         child(args.n, args.lines)
         return
-    best: dict[str, dict[str, float]] = {}
-    for _ in range(args.repeat):
-        for src in args.src:
-            with tempfile.TemporaryDirectory() as home:
-                env = {**os.environ, "PYTHONPATH": src, "LABLOOM_HOME": home,
-                       "LABLOOM_PROGRESS": "0"}
-                env.pop("LABLOOM_DATABASE_URL", None)
-                out = subprocess.run([sys.executable, __file__, "--child", "-n", str(args.n),
-                                      "--lines", str(args.lines)],
-                                     env=env, capture_output=True, text=True, check=True)
-            figures = json.loads(out.stdout.strip().splitlines()[-1])
-            kept = best.setdefault(src, figures)
-            for name, value in figures.items():
-                kept[name] = min(kept[name], value)
-    for src, figures in best.items():
-        print(src, json.dumps(figures))
+    from big_parameter import best_of_fresh_trees  # (this folder: the script's own)
 
+    child_args = ["-n", str(args.n), "--lines", str(args.lines)]
+    for src, figures in best_of_fresh_trees(__file__, child_args, args.src, args.repeat).items():
+        print(src, json.dumps(figures))
 
 if __name__ == "__main__":
     main()
