@@ -66,9 +66,10 @@ class RunRecord:
     def shown_parameters(self) -> dict[str, Any]:
         """The parameters as views show them (``kept_parameters.shown_parameters``), without
         parsing a big value an older labloom stored whole (``stored_parameters.py``)."""
-        if "parameters" in self.__dict__ or not self.parameters_text:  # parsed, or none read
+        text, limit = self.parameters_text, parameter_bytes_or_default()
+        if "parameters" in self.__dict__ or not text or len(text) <= limit:  # parsed, or small
             return shown_parameters(self.parameters)
-        return shown_stored(self.parameters_text, parameter_bytes_or_default())
+        return shown_stored(text, limit)
 
     def to_json(self) -> dict[str, Any]:
         fields = asdict(self)
