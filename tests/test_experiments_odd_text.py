@@ -126,3 +126,27 @@ def test_an_ended_runs_snapshot_keeps_odd_text(store_backend: str) -> None:
         page = fresh.page(store, record, "n\x00ul", False, 5, 0, query="sep=" + NUL)
         assert [r["params"][ODD_NAME] for r in page["rows"]] == [0, 1]
         assert not fresh._runs  # never read the logged values
+
+
+def test_the_cells_experiments_view_gets_a_lone_surrogate_escaped(store_backend: str) -> None:
+    """The cell widget's answers travel as a comm message: packed as UTF-8 with
+    surrogateescape, read back with replace. Before: the view showed caf\ufffd.csv (the byte
+    lost); now caf\\udce9.csv, as the run's parameters views show such text."""
+    from jupyter_client.session import json_packer, json_unpacker
+
+    from labloom.notebook.widget.view import RunView
+
+    run = _odd_run()
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
+    view.start()
+    try:
+        node = view.read(lambda g: next(n.id for n in g.nodes.values()))
+        view.handle({"event": "experiments", "req": "r1", "node": node, "sort": "auc"})
+        page = json_unpacker(json_packer(sent[-1]))  # what the front end reads
+    finally:
+        view.close()
+    escaped = "caf\\udce9.csv"
+    assert [(r["params"]["path"], r["params"]["file " + escaped]) for r in page["rows"]] == [
+        (escaped, 0), (escaped, 1)], page
+    assert "file " + escaped in {c["name"] for c in page["columns"]}

@@ -316,3 +316,80 @@ async def test_a_run_whose_parameters_an_older_labloom_stored_escaped_is_refused
     assert code == 409 and "a labloom before session 46 stored it backslash-escaped" in \
         answer["message"]
     assert run_count() == 1
+
+
+async def test_opening_an_older_run_shows_its_big_parameter_without_building_it(
+    jp_fetch: Any, flows: ModuleType, tmp_path: Path, labloom_home: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: `labloom show RUN`, its --json and the run tab (REST GET runs/{id}, and each of
+    its polls) parsed the whole stored parameters of a run an older labloom kept whole, to show
+    a summary: a second or more for tens of MB (benchmarks/big_parameter.py --older). Parsed,
+    a million floats take about 32 MB beside their 5 MB of text; the views now walk the text."""
+    import tracemalloc
+
+    monkeypatch.setenv("LABLOOM_PARAMETER_BYTES", "10_000_000")  # as an older labloom did
+    old = flows.nested.run(value=[0.5] * 1_000_000)
+    monkeypatch.delenv("LABLOOM_PARAMETER_BYTES")
+    summary = {**MILLION, "__type__": "builtins.list"}
+    odd = flows.odd.run(threshold=math.inf, config={"a": [1, "x,]"]}, name="caf\udce9",
+                        pairs=[[1, 2]])
+
+    tracemalloc.start()
+    try:
+        with open_store() as store:
+            size = len(store.conn.execute("SELECT parameters FROM flow_runs WHERE id = ?",
+                                          (old.id,)).fetchone()[0])
+            tracemalloc.reset_peak()
+            record = store.get_run(old.id)
+            assert record.shown_parameters() == {"value": summary}
+            assert json.loads(json.dumps(record.to_json()))["parameters"] == {"value": summary}
+            del record
+        detail = strict_json((await jp_fetch("labloom", "api", "runs", old.id)).body)
+        assert detail["parameters"] == {"value": summary}
+        poll = await api.get(jp_fetch, "runs", old.id, since=detail["cursor"])
+        assert "parameters" not in poll
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * size, f"{peak} bytes at most, for {size} bytes of text"
+
+    shown = strict_json(labloom(labloom_home, "show", old.id, "--json", cwd=tmp_path).stdout)
+    assert shown["parameters"] == {"value": summary}
+    assert json.dumps({"value": summary}) in labloom(labloom_home, "show", old.id,
+                                                     cwd=tmp_path).stdout
+    with open_store() as store:  # what a retry and Python read: every value, whole
+        assert store.get_run(old.id).parameters["value"] == [0.5] * 1_000_000
+        odd_record = store.get_run(odd.id)
+        assert odd_record.shown_parameters() == {
+            "threshold": "Infinity", "config": {"a": [1, "x,]"]}, "name": "caf\\udce9",
+            "pairs": [[1, 2]]}
+        assert odd_record.parameters["name"] == "caf\udce9"
+
+
+async def test_experiments_across_runs_read_no_parameters_nor_counts(
+    jp_fetch: Any, flows: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compare tab (REST GET experiments?runs=...), its curves and labloom.experiments(runs=)
+    read the runs they name. Before: each by get_run, which counted every task run of it by
+    state and read its parameters (tens of MB for a run an older labloom stored whole), for
+    rows that show neither (benchmarks/README.md, session 47 helper b: the across page)."""
+    from labloom.store.experiments import experiments as labloom_experiments
+    from labloom.store.experiments import runs_to_read
+
+    monkeypatch.setenv("LABLOOM_PARAMETER_BYTES", "10_000_000")  # as an older labloom did
+    old = flows.nested.run(value=list(range(200_000)))
+    monkeypatch.delenv("LABLOOM_PARAMETER_BYTES")
+    new = flows.nested.run(value=[1])
+    with open_store() as store:
+        named = runs_to_read(store, runs=[old.id[:8], new.id, old.id, "f" * 12])
+        assert [(r.id, r.parameters, r.counts) for r in named] == [
+            (old.id, {}, {}), (new.id, {}, {})]
+        assert [r.id for r in runs_to_read(store, "nested")] == [new.id, old.id]
+        assert all(r.counts == {} for r in runs_to_read(store, "nested"))
+    page = await api.get(jp_fetch, "experiments", runs=f"{old.id},{new.id}")
+    assert page["runs"] == [] and page["total"] == 0  # (they log nothing: no rows)
+    assert (await api.get(jp_fetch, "runs", old.id, "experiments", "curves",
+                          metric="auc"))["points"] == []
+    with pytest.raises(LabloomError, match="no run 'ffffffffffff'"):
+        labloom_experiments(runs=[old.id, "f" * 12])

@@ -246,3 +246,73 @@ def test_a_run_recorded_before_nodes_were_stored_is_drawn_from_its_task_runs(
         assert graph.store_counts() == {"Completed": 6}
         children = follow.node_task_runs(store, run.id, "task:add", 0, 100)
         assert [t.map_index for t in children] == [0, 1, 2, 3, 4]
+
+
+@task
+def noop(i: int) -> int:
+    return i
+
+
+@flow(executor="local")
+def wide(n: int) -> int:
+    return total(noop.map(range(n)))  # type: ignore[return-value]
+
+
+def test_reads_and_deletes_by_more_ids_than_a_statement_takes(store_backend: str) -> None:
+    """``multirow.rows_in`` and ``in_chunks`` ask 500 ids a statement (SQLite's bound
+    parameters): each reader and the deletion by ids see every row of 1,201 ids and more."""
+    from labloom.store.copying import present_keys
+    from labloom.store.multirow import IN_CHUNK
+    from labloom.store.pruning import delete_run_rows
+
+    run = wide.run(n=1_200)
+    assert run.state.value == "Completed"
+    others = [f"{i:012x}" for i in range(IN_CHUNK + 100)]  # ids that name nothing
+    with open_store() as store:
+        ids = [task.id for task in store.task_runs(run.id)]
+        assert len(ids) == 1_201 > 2 * IN_CHUNK
+        assert set(follow.task_runs_by_id(store, ids + others)) == set(ids)
+        assert present_keys(store.conn, "task_runs", "id", others + ids) == set(ids)
+        watched, _ = follow.runs_to_watch(store, {run.id, *others}, time.time() + 60)
+        assert [r.id for r in watched] == [run.id] and watched[0].parameters == {}
+        with store.conn.transaction() as conn:
+            delete_run_rows(conn, [*others, run.id])
+        assert store.get_run(run.id) is None and not follow.task_runs_by_id(store, ids)
+
+
+@task
+def talker(i: int) -> None:
+    for line in range(5 if i == 3 else 1):
+        print(f"child {i} line {line}")
+
+
+@flow(executor="local")
+def talkers(n: int) -> None:
+    talker.map(range(n))
+
+
+def test_a_tasks_logs_are_those_of_the_whole_run_it_names(
+    store_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RunStore.logs(run, task)`` (``labloom logs RUN --task``, ``run.logs(task)`` from the
+    store) reads only the lines of the task runs ``task`` names: the same lines, names, order
+    and cut notes as the whole run's kept by ``run_logs.named``; a map's name that names more
+    task runs than an ``IN`` takes reads the run's lines (benchmarks/task_logs.py: the speed)."""
+    from labloom.core.run_logs import named
+
+    monkeypatch.setenv("LABLOOM_LOG_LINES", "2")
+    run = talkers.run(n=620)
+    assert run.state.value == "Completed"
+    with open_store() as store:
+        every, all_cuts = store.logs(run.id)
+        assert len(every) == 621 and [c.task for c in all_cuts] == ["talker[3]"]
+        child = next(line.task_run_id for line in every if line.task == "talker[7]")
+        assert child is not None
+        for spec in ("talker", "talker[3]", child, "talker[619]", "talker[620]", "nothing"):
+            lines, cuts = store.logs(run.id, spec)
+            kept = [line for line in every
+                    if line.task_run_id and named(spec, line.task_run_id, line.task)]
+            assert [(line.id, line.task, line.text, line.time) for line in lines] == [
+                (line.id, line.task, line.text, line.time) for line in kept], spec
+            assert cuts == [cut for cut in all_cuts if named(spec, cut.task_run_id, cut.task)]
+        assert len(store.logs(run.id, "talker")[0]) == 621

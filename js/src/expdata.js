@@ -18,7 +18,7 @@ export function columnsOf(answer, extra = []) {
     { id: "task", label: "task", kind: "fixed", type: "string" },
   ];
   const named = (answer.columns || []).map((c) => ({
-    id: `${c.kind}s.${c.name}`, label: c.name, name: c.name, kind: c.kind, type: c.type,
+    id: `${c.kind}s.${c.name}`, label: readable(c.name), name: c.name, kind: c.kind, type: c.type,
     steps: Boolean(c.steps), // a metric with curve points
   }));
   return fixed.concat(named);
@@ -44,11 +44,21 @@ export function num(value, type) {
 export function text(value, type) {
   if (value === null || value === undefined) return "";
   const n = typeof value === "boolean" ? null : num(value, type);
-  if (n === null) return String(value);
+  if (n === null) return readable(String(value));
   if (Number.isNaN(n)) return "NaN";
   if (!Number.isFinite(n)) return n > 0 ? "inf" : "-inf";
   if (Number.isInteger(n)) return String(n);
   return String(Number(n.toPrecision(5)));
+}
+
+// A lone surrogate: half of a UTF-16 pair without its other half.
+const LONE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** `text` with each lone surrogate written as its escape, `caf\udce9.csv`: what a file name
+ * that is not UTF-8 holds (the REST answers carry it exactly, as JSON's escape), which a page
+ * draws as U+FFFD, the byte lost. The run's parameters, the CLI and the cell show it so. */
+export function readable(text) {
+  return text.replace(LONE, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
 }
 
 function missing(value, type) {

@@ -1,4 +1,4 @@
-import { aggText, filterRows, group, groupValue, sortRows } from '../expdata';
+import { aggText, columnsOf, filterRows, group, groupValue, sortRows, text } from '../expdata';
 
 const param = (name: string, type = 'number') => ({
   id: `params.${name}`, label: name, name, kind: 'param', type
@@ -138,5 +138,18 @@ describe('the filter', () => {
     expect(kept('model=tree')).toEqual([0]);
     expect(kept('forest')).toEqual([1, 2]);
     expect(kept('  ')).toEqual([0, 1, 2]);
+  });
+});
+
+describe('a lone surrogate in the Experiments view', () => {
+  // A file name that is not UTF-8 (os.listdir's caf\udce9.csv) comes in the REST answer as
+  // JSON's escape: JSON.parse gives the lone half, which the page drew as U+FFFD.
+  it('is shown escaped, in a cell and in a column name, as the run parameters are', () => {
+    const name = 'caf\udce9.csv';
+    expect(text(name, 'string')).toBe('caf\\udce9.csv');
+    expect(text('\ud83d\ude00 ok', 'string')).toBe('\ud83d\ude00 ok'); // a pair is a character
+    expect(text('a\ud83d', 'string')).toBe('a\\ud83d');
+    const columns = columnsOf({ columns: [{ kind: 'param', name: `file ${name}`, type: 'number' }] });
+    expect(columns[columns.length - 1]).toMatchObject({ label: 'file caf\\udce9.csv', id: `params.file ${name}` });
   });
 });

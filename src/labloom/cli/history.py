@@ -10,8 +10,6 @@ import re
 import time
 from typing import Any
 
-from ..core.kept_parameters import shown_parameters
-from ..core.run_logs import named
 from ..core.states import RUN_STATES, shown_traceback
 from ..store import open_store
 from ..store.reader import RunStore
@@ -133,8 +131,9 @@ def _show(args: argparse.Namespace) -> int:
     took = (f"last seen alive {_seconds(run.duration)} later" if run.state == "Crashed"
             else f"took {_seconds(run.duration)}")
     echo(f"  started {_when(run.started)}, {took}, on {run.host} ({run.executor}, {run.origin})")
-    if run.parameters:
-        echo(f"  parameters: {json.dumps(shown_parameters(run.parameters))}")
+    shown = run.shown_parameters()
+    if shown:
+        echo(f"  parameters: {json.dumps(shown)}")
     if run.retry_of:
         echo(f"  retry of run {run.retry_of}")
     if run.metadata.get("cluster_class"):
@@ -174,7 +173,7 @@ def _logs(args: argparse.Namespace) -> int:
     with open_store() as store:
         run = _find(store, args.run_id)
         lines, cuts = store.logs(run.id, args.task)
-        named_runs = _named_task_runs(run, args.task, store.task_runs(run.id))
+        named_runs = _named_task_runs(store, run, args.task)
     if args.json:
         print(json.dumps({
             "run_id": run.id,
@@ -200,13 +199,14 @@ def _logs(args: argparse.Namespace) -> int:
 _TASKS_NAMED = 20
 
 
-def _named_task_runs(run: Any, task: str | None, task_runs: list[Any]) -> list[Any]:
-    """The task runs ``--task`` names (all without it); one that names none is said."""
+def _named_task_runs(store: RunStore, run: Any, task: str | None) -> list[Any]:
+    """The task runs ``--task`` names (all without it), read alone; one that names none is
+    said (with the names the run's task runs have)."""
     if task is None:
-        return task_runs
-    found = [t for t in task_runs if named(task, t.id, t.name)]
+        return store.task_runs(run.id)
+    found = store.find_task_runs(run.id, task, children=True)
     if not found:
-        _no_such_task(run, task, task_runs)
+        _no_such_task(run, task, store.task_runs(run.id))
     return found
 
 
@@ -237,7 +237,7 @@ def _follow(args: argparse.Namespace) -> int:
         raise CLIError(f"run {run_id} was deleted while its lines were followed")
     if not args.json:
         with open_store() as store:
-            tasks = _named_task_runs(run, args.task, store.task_runs(run_id))
+            tasks = _named_task_runs(store, run, args.task)
         _tracebacks(run_id, tasks)
         echo(f"run {run_id} {run.state}" + (f": {run.message}" if run.message else ""))
     return 0 if run.state == "Completed" else 1

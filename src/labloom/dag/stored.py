@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..core import events as ev
-from ..core.kept_parameters import shown_parameters
 from ..core.states import State
 from .model import NodeInfo, TaskRunInfo, ViewGraph
 
@@ -190,8 +189,10 @@ class FollowedGraph:
 
 
 def _created_events(run: Any, nodes: Sequence[Any], start: float) -> Iterator[ev.Event]:
+    # No parameters: a graph never shows them (the run's REST answer does), and a big one an
+    # older labloom stored whole would be parsed for nothing at each look.
     yield ev.RunCreated(
-        run.id, run.flow_name, shown_parameters(run.parameters), run.executor or "",
+        run.id, run.flow_name, {}, run.executor or "",
         run.origin or "",
         run.host or "", start, run.source_hash or "", dict(run.metadata),
     )

@@ -35,7 +35,8 @@ MAX_POINTS = 20_000
 def run_page(access: StoreAccess, store: RunStore, run_id: str, sort: str | None, desc: bool,
              limit: int, offset: int, query: str = "", task: str | None = None,
              ) -> dict[str, Any] | None:
-    runs = store.matching_runs(run_id, limit=2)  # get_run would count every task run
+    # (get_run would count every task run, and read the parameters)
+    runs = store.matching_runs(run_id, limit=2, parameters=False)
     if len(runs) != 1:
         return None
     try:
@@ -60,11 +61,11 @@ def across_page(access: Any, store: RunStore, flow: str | None, since: float | N
 
 def curve(access: Any, store: RunStore, run_id: str, metric: str, task_run_ids: list[str],
           limit: int) -> dict[str, Any] | None:
-    run = store.get_run(run_id)
-    if run is None:
+    runs = store.matching_runs(run_id, limit=2, parameters=False)  # (as run_page)
+    if len(runs) != 1:
         return None
-    points, total = metric_points(store, run.id, metric, task_run_ids, limit)
-    answer: dict[str, Any] = ex.jsonable({"run_id": run.id, "metric": metric, "total": total,
+    points, total = metric_points(store, runs[0].id, metric, task_run_ids, limit)
+    answer: dict[str, Any] = ex.jsonable({"run_id": runs[0].id, "metric": metric, "total": total,
                                           "truncated": total > len(points), "points": points})
     return answer
 

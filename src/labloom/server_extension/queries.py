@@ -20,7 +20,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..core.kept_parameters import shown_parameters
 from ..core.states import shown_traceback
 from ..dag.model import PAGE_SIZE
 from ..dag.payload import lay_out
@@ -237,7 +236,7 @@ def run_detail(
 ) -> dict[str, Any] | None:
     """The run, bounded by its graph's nodes. Without ``since``: everything a run tab draws and
     a ``cursor``; with ``since`` (a previous answer's cursor): only what changed after it."""
-    run = follow.run_without_counts(store, run_id)
+    run = follow.run_without_counts(store, run_id, parameters=since is None)  # (a poll: none)
     if run is None:
         return None
     now = time.time()
@@ -247,7 +246,7 @@ def run_detail(
     detail: dict[str, Any] = run_summary(run)
     if since is None:
         detail.update(
-            parameters=shown_parameters(run.parameters),
+            parameters=run.shown_parameters(),
             dashboard=run.metadata.get("dashboard"),
             cluster=run.metadata.get("cluster"), metadata=run.metadata, target=run.target,
         )

@@ -42,6 +42,7 @@ from typing import Any
 
 from ..core.errors import StoreUnavailableError, StoreVersionError
 from .db import Conn, Database, auto_migrate, pg_sql, settle_schema
+from .multirow import rows_in
 from .pruning import delete_run_rows
 from .schema import SCHEMA_VERSION, refuse_foreign, version_of
 from .storable import storable
@@ -277,24 +278,14 @@ def count_committed(report: CopyReport, target: Database) -> None:
 def _run_ends(conn: Conn, run_ids: Sequence[str]) -> dict[str, tuple[Any, Any]]:
     """The state and end of each of ``run_ids`` that ``conn`` holds: a run whose state or end
     differs between the stores changed in the source after it was copied."""
-    found: dict[str, tuple[Any, Any]] = {}
-    for start in range(0, len(run_ids), 500):
-        chunk = list(run_ids[start:start + 500])
-        marks = ",".join("?" * len(chunk))
-        found.update((run_id, (state, ended)) for run_id, state, ended in conn.execute(
-            f"SELECT id, state, ended FROM flow_runs WHERE id IN ({marks})", chunk).fetchall())
-    return found
+    return {run_id: (state, ended) for run_id, state, ended in rows_in(
+        conn, "SELECT id, state, ended FROM flow_runs WHERE id IN ({marks})", run_ids)}
 
 
 def present_keys(conn: Conn, table: str, key: str, values: Sequence[Any]) -> set[Any]:
     """Which of ``values`` the rows of ``table`` hold in ``key`` (asked 500 at a time)."""
-    found: set[Any] = set()
-    for start in range(0, len(values), 500):
-        chunk = values[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(f"SELECT {key} FROM {table} WHERE {key} IN ({marks})", chunk)
-        found.update(row[0] for row in rows.fetchall())
-    return found
+    return {row[0] for row in rows_in(
+        conn, f"SELECT {key} FROM {table} WHERE {key} IN ({{marks}})", values)}
 
 
 def _copy_flows(source: Conn, target: Conn, columns: _Columns, report: CopyReport) -> None:

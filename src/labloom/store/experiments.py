@@ -248,12 +248,15 @@ def runs_to_read(
     runs: list[str] | None = None, limit_runs: int | None = RECENT_RUNS,
 ) -> list[RunRecord]:
     """``experiments_across``'s runs: each once, though named twice (an id and its prefix)."""
+    # Neither their task runs counted by state nor their parameters: rows never show them, and
+    # each is a read of the whole run (an older run's parameters may be tens of MB).
     if not runs:
-        return store.list_runs(flow, limit_runs, since=since, parameters=False)
+        return store.list_runs(flow, limit_runs, since=since, counts=False, parameters=False)
     found: dict[str, RunRecord] = {}
-    for record in map(store.get_run, runs):
-        if record is not None:
-            found.setdefault(record.id, record)
+    for run_id in runs:
+        named = store.matching_runs(run_id, limit=2, parameters=False)
+        if len(named) == 1:  # (a prefix naming two runs names none, as for ``get_run``)
+            found.setdefault(named[0].id, named[0])
     return list(found.values())
 
 
@@ -310,7 +313,8 @@ def experiments(
     named = [_run_id(each) for each in ([run] if run else []) + list(runs or [])]
     with RunStore() as store:
         if named:
-            missing = [run_id for run_id in named if store.get_run(run_id) is None]
+            missing = [run_id for run_id in named
+                       if len(store.matching_runs(run_id, 2, parameters=False)) != 1]
             if missing:
                 raise TargetError(
                     f"[labloom] no run {missing[0]!r} in the store {store.database.display}; "

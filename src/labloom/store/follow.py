@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from typing import Any
 
+from .listed_parameters import listed_columns
+from .multirow import rows_in
 from .reader import (
     _RUN_COLUMNS,
     _TASK_COLUMNS,
@@ -53,13 +55,19 @@ def add_counts(store: RunStore, runs: list[RunRecord]) -> None:
     store._add_counts(runs)
 
 
-def run_without_counts(store: RunStore, run_id: str) -> RunRecord | None:
+def run_without_counts(
+    store: RunStore, run_id: str, parameters: bool = True
+) -> RunRecord | None:
     """The run with exactly this id, without its counts by state (``get_run`` counts every
-    task run of it: a read of the whole run)."""
+    task run of it: a read of the whole run). ``parameters=False``: without them (``{}``), for
+    a view that does not show them (an older labloom may have stored tens of MB)."""
     store.reconcile()
+    columns = _RUN_COLUMNS if parameters else listed_columns(_RUN_COLUMNS, store.conn.kind, False)
     row = store.conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id = ?", (run_id,)
+        f"SELECT {columns} FROM flow_runs WHERE id = ?", (run_id,)
     ).fetchone()
+    if row is not None and not parameters:
+        return _run(row, listed=True)
     return None if row is None else _run(row)
 
 
@@ -123,16 +131,9 @@ def timeline_rows(store: RunStore, run_id: str) -> Iterator[tuple[Any, ...]]:
 
 
 def task_runs_by_id(store: RunStore, ids: list[str]) -> dict[str, TaskRunRecord]:
-    found: dict[str, TaskRunRecord] = {}
-    for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in store.conn.execute(
-            f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE id IN ({marks})", chunk
-        ):
-            record = _task(row)
-            found[record.id] = record
-    return found
+    records = map(_task, rows_in(
+        store.conn, f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE id IN ({{marks}})", ids))
+    return {record.id: record for record in records}
 
 
 # A task run's graph node (one per task call or map): runs recorded before node ids were
@@ -264,17 +265,15 @@ def runs_to_watch(
     ).fetchall()]
     new = [run_id for run_id in recent if run_id not in known][:most_new]
     wanted = sorted(ids.union(new))
+    columns = listed_columns(_RUN_COLUMNS, store.conn.kind, False)  # a watch shows none
     rows = store.conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE state IN (?, ?)", ("Pending", "Running")
+        f"SELECT {columns} FROM flow_runs WHERE state IN (?, ?)", ("Pending", "Running")
     ).fetchall()
     seen = {str(row[0]) for row in rows}
     wanted = [run_id for run_id in wanted if run_id not in seen]
-    for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-        chunk = wanted[start:start + 500]
-        rows += store.conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id IN ({','.join('?' * len(chunk))})",
-            chunk).fetchall()
-    return [_run(row) for row in rows], recent
+    rows += rows_in(store.conn, f"SELECT {columns} FROM flow_runs WHERE id IN ({{marks}})",
+                    wanted)
+    return [_run(row, listed=True) for row in rows], recent
 
 
 def log_tops(store: RunStore, after: int) -> tuple[int, dict[str, int]]:

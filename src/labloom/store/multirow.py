@@ -30,12 +30,23 @@ UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
 IN_CHUNK = 500  # values of a read's ``IN (...)`` per statement: under VARIABLES, with room
 
 
-def rows_in(conn: Any, sql: str, values: Sequence[Any]) -> Iterator[Any]:
-    """The rows of ``sql`` whose ``IN ({marks})`` is given ``values``, ``IN_CHUNK`` of them
-    a statement (SQLite's limit of parameters), one statement after the other."""
-    for start in range(0, len(values), IN_CHUNK):
-        chunk = list(values[start:start + IN_CHUNK])
-        yield from conn.execute(sql.replace("{marks}", ",".join("?" * len(chunk))), chunk)
+def rows_in(conn: Any, sql: str, values: Sequence[Any], size: int = IN_CHUNK,
+            before: Sequence[Any] = ()) -> Iterator[Any]:
+    """The rows of ``sql`` whose ``IN ({marks})`` is given ``values``, ``size`` of them a
+    statement (SQLite's limit of parameters), one statement after the other; ``before``: the
+    statement's parameters that come before the ``IN``'s."""
+    for statement, chunk in in_chunks(sql, values, size):
+        yield from conn.execute(statement, [*before, *chunk])
+
+
+def in_chunks(
+    sql: str, values: Sequence[Any], size: int = IN_CHUNK
+) -> Iterator[tuple[str, list[Any]]]:
+    """``sql`` with its ``IN ({marks})`` made for each ``size`` of ``values`` in turn, and
+    those values: for a statement that returns no rows (a ``DELETE``)."""
+    for start in range(0, len(values), size):
+        chunk = list(values[start:start + size])
+        yield sql.replace("{marks}", ",".join("?" * len(chunk))), chunk
 
 
 @functools.lru_cache(maxsize=256)

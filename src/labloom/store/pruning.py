@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from ..core.errors import NotAllowedError
 from . import access, store_clock
 from .home import host_name, pid_alive, seen_gone, started_after
+from .multirow import in_chunks, rows_in
 from .settings import heartbeat_timeout, outage_patience
 from .unreferenced_results import FilesFreed, delete_unnamed, named_by
 
@@ -112,13 +113,12 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
     with store.conn.transaction() as conn:
         # Read in the transaction (PostgreSQL: rows locked), so a beat that makes a run Running
         # again comes before this read or after the delete, never between.
-        marks = ",".join("?" * len(run_ids))
         lock = " FOR UPDATE" if conn.kind == "postgresql" else ""
         now = store_clock.now(conn)  # beats are stamped by the server's clock
-        for run_id, state, host, pid, beat, created, message in conn.execute(
-            f"SELECT id, state, host, pid, heartbeat, created, message FROM flow_runs WHERE id "
-            f"IN ({marks}){lock}", run_ids
-        ).fetchall():
+        for run_id, state, host, pid, beat, created, message in list(rows_in(
+            conn, "SELECT id, state, host, pid, heartbeat, created, message FROM flow_runs "
+            f"WHERE id IN ({{marks}}){lock}", run_ids
+        )):
             if state not in _ENDED:
                 may_live[run_id] = f"it is {state} again: its process beat"
             elif state == "Crashed":
@@ -128,9 +128,8 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
         run_ids = [run_id for run_id in run_ids if run_id not in may_live]
         if not run_ids:
             return 0
-        marks = ",".join("?" * len(run_ids))
-        count = int(conn.execute(f"SELECT COUNT(*) FROM task_runs WHERE run_id IN ({marks})",
-                                 run_ids).fetchone()[0])
+        count = sum(int(n) for (n,) in rows_in(
+            conn, "SELECT COUNT(*) FROM task_runs WHERE run_id IN ({marks})", run_ids))
         for path, ended in named_by(conn, run_ids).items():
             files[path] = max(files.get(path, 0.0), ended)
         if dry_run:
@@ -145,13 +144,14 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
 def delete_run_rows(conn: Conn, run_ids: Sequence[str]) -> None:
     """Every row of ``run_ids`` in every table, in the caller's transaction (``labloom
     delete``, and ``db copy`` replacing a run that changed in its source)."""
-    marks = ",".join("?" * len(run_ids))
-    conn.execute("DELETE FROM task_states WHERE task_run_id IN (SELECT id FROM task_runs "
-                 f"WHERE run_id IN ({marks}))", list(run_ids))
-    for table in _RUN_TABLES:
-        conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", list(run_ids))
-    conn.execute(f"DELETE FROM task_runs WHERE run_id IN ({marks})", list(run_ids))
-    conn.execute(f"DELETE FROM flow_runs WHERE id IN ({marks})", list(run_ids))
+    deletes = ["DELETE FROM task_states WHERE task_run_id IN (SELECT id FROM task_runs "
+               "WHERE run_id IN ({marks}))",
+               *(f"DELETE FROM {table} WHERE run_id IN ({{marks}})" for table in _RUN_TABLES),
+               "DELETE FROM task_runs WHERE run_id IN ({marks})",
+               "DELETE FROM flow_runs WHERE id IN ({marks})"]
+    for sql in deletes:
+        for statement, chunk in in_chunks(sql, run_ids):
+            conn.execute(statement, chunk)
 
 
 def older_runs(store: RunStore, before: float, flow: str | None = None) -> list[RunRecord]:

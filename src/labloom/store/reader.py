@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..core.kept_parameters import shown_parameters
+from ..core.kept_parameters import parameter_bytes_or_default, shown_parameters
 from ..core.run_logs import named
 from .crashed_runs import mark_crashed_runs
 from .db import Conn, get_database
 from .listed_parameters import add_parameters, listed_columns
-from .multirow import rows_in
+from .multirow import IN_CHUNK, rows_in
 from .storable import NOTE
+from .stored_parameters import shown_stored
 
 
 @dataclass
@@ -30,7 +32,9 @@ class RunRecord:
     flow_name: str
     state: str
     message: str
-    parameters: dict[str, Any]
+    # The parameters' JSON as stored, parsed on first use of ``parameters`` (a retry, Python);
+    # None when not read (a list reads them itself, ``listed_parameters``).
+    parameters_text: str | None = field(repr=False, compare=False)
     created: float | None
     started: float | None
     ended: float | None
@@ -54,9 +58,24 @@ class RunRecord:
         """Pending or Running: what the views keep of it may still change."""
         return self.state in ("Pending", "Running")
 
+    @cached_property
+    def parameters(self) -> dict[str, Any]:
+        """The run's parameters, every value whole as stored (what ``labloom retry`` replays)."""
+        return _loads(self.parameters_text) or {}
+
+    def shown_parameters(self) -> dict[str, Any]:
+        """The parameters as views show them (``kept_parameters.shown_parameters``), without
+        parsing a big value an older labloom stored whole (``stored_parameters.py``)."""
+        text, limit = self.parameters_text, parameter_bytes_or_default()
+        if "parameters" in self.__dict__ or not text or len(text) <= limit:  # parsed, or small
+            return shown_parameters(self.parameters)
+        return shown_stored(text, limit)
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "parameters": shown_parameters(self.parameters),
-                "duration": self.duration}
+        fields = asdict(self)
+        return {**{("parameters" if name == "parameters_text" else name):
+                   (self.shown_parameters() if name == "parameters_text" else value)
+                   for name, value in fields.items()}, "duration": self.duration}
 
 
 @dataclass
@@ -219,12 +238,15 @@ class RunStore:
         self._add_counts(runs)
         return runs[0]
 
-    def matching_runs(self, run_id: str, limit: int = 10) -> list[RunRecord]:
+    def matching_runs(self, run_id: str, limit: int = 10, parameters: bool = True
+                      ) -> list[RunRecord]:
         """The run with this id, else up to ``limit`` runs whose id starts with it (newest
-        first): more than one says the prefix is ambiguous, and which runs it names."""
+        first): more than one says the prefix is ambiguous, and which runs it names.
+        ``parameters=False``: without them (``{}``), for a view that shows none."""
         self.reconcile()
+        columns = _RUN_COLUMNS if parameters else listed_columns(_RUN_COLUMNS, self.conn.kind, False)
         rows = self.conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE id = ?", (run_id,)
+            f"SELECT {columns} FROM flow_runs WHERE id = ?", (run_id,)
         ).fetchall()
         if not rows and run_id:
             # A prefix compared as text, not a LIKE pattern: LIKE matched case-insensitively
@@ -232,11 +254,11 @@ class RunStore:
             # lowercase hex, so a prefix copied in capitals names the same run on both.
             prefix = run_id.lower()
             rows = self.conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE substr(id, 1, ?) = ? "
+                f"SELECT {columns} FROM flow_runs WHERE substr(id, 1, ?) = ? "
                 "ORDER BY created DESC, id DESC LIMIT ?",
                 (len(prefix), prefix, limit),
             ).fetchall()
-        return [_run(row) for row in rows]
+        return [_run(row, listed=not parameters) for row in rows]
 
     def parameters_escaped(self, run_id: str) -> bool:
         """Whether the run's log says its parameters were stored with text escaped (a lone
@@ -255,22 +277,27 @@ class RunStore:
 
     # --- task runs and logs ---------------------------------------------------------------
 
-    def find_task_runs(self, run_id: str, task: str) -> list[TaskRunRecord]:
+    def find_task_runs(self, run_id: str, task: str, children: bool = False
+                       ) -> list[TaskRunRecord]:
         """The task runs of a run that ``task`` names: an id, a task's name (a plain call, also
-        ``cfg[0]``, an indexed future) or ``name[i]`` (child i of a map). One indexed query."""
+        ``cfg[0]``, an indexed future) or ``name[i]`` (child i of a map). One indexed query.
+        ``children``: a map's name names its children too (``run_logs.named``, ``--task``)."""
         name, index = task, None
         if task.endswith("]") and "[" in task:
             head, _, tail = task[:-1].rpartition("[")
-            if tail.isdigit():
+            if tail.isdigit() and len(tail) < 10:
                 name, index = head, int(tail)
         sql = f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? AND (id = ? OR "
         params: list[Any] = [run_id, task, name]
+        plain = "task_name = ?" if children else "(task_name = ? AND map_index IS NULL)"
         if index is None:
-            sql += "(task_name = ? AND map_index IS NULL))"
+            sql += plain + ")"
         else:
-            sql += "(task_name = ? AND map_index = ?) OR (task_name = ? AND map_index IS NULL))"
+            sql += f"(task_name = ? AND map_index = ?) OR {plain})"
             params += [index, task]
-        return [_task(row) for row in self.conn.execute(sql + " ORDER BY created, id", params)]
+        rows = self.conn.execute(sql + " ORDER BY created, rowid", params).fetchall()
+        found = [_task(row) for row in rows]
+        return [t for t in found if named(task, t.id, t.name)] if children else found
 
     def task_runs(self, run_id: str, history: bool = False) -> list[TaskRunRecord]:
         rows = self.conn.execute(
@@ -292,26 +319,28 @@ class RunStore:
 
     def logs(self, run_id: str, task: str | None = None) -> tuple[list[LogEntry], list[LogCut]]:
         """Log lines of a run (or of task runs matching ``task``: an id, name or ``name[i]``),
-        and a note per task run whose lines were cut."""
-        names = {tr.id: tr.name for tr in self.task_runs(run_id)}
-        wanted: set[str | None] | None = None
-        if task is not None:
-            wanted = {tr_id for tr_id, name in names.items() if named(task, tr_id, name)}
-        lines = [
-            LogEntry(tr_id, names.get(tr_id, "") if tr_id else "", level, when, text, line_id)
-            for line_id, tr_id, level, when, text in self.conn.execute(
-                "SELECT id, task_run_id, level, time, text FROM logs WHERE run_id = ? "
-                "ORDER BY time, id", (run_id,)
-            )
-            if wanted is None or tr_id in wanted
-        ]
-        cuts = [
-            LogCut(tr_id, names.get(tr_id, ""), kept, cut)
-            for tr_id, kept, cut in self.conn.execute(
-                "SELECT task_run_id, kept, cut FROM log_cuts WHERE run_id = ?", (run_id,)
-            )
-            if wanted is None or (tr_id or None) in wanted
-        ]
+        and a note per task run whose lines were cut. A few task runs named: only their lines
+        are read (``logs_by_run``: run, task run), not all the run's lines and task runs (0.48
+        s for one child of 20,000 before, 0.03 s now: benchmarks/task_logs.py)."""
+        sql = "SELECT id, task_run_id, level, time, text FROM logs WHERE run_id = ?"
+        if task is None:
+            names = {tr_id: name if index is None else f"{name}[{index}]"
+                     for tr_id, name, index in self.conn.execute(
+                         "SELECT id, task_name, map_index FROM task_runs WHERE run_id = ?",
+                         (run_id,))}
+        else:
+            names = {tr.id: tr.name for tr in self.find_task_runs(run_id, task, children=True)}
+        if task is not None and len(names) <= IN_CHUNK:
+            rows = sorted(rows_in(self.conn, sql + " AND task_run_id IN ({marks})", list(names),
+                                  before=[run_id]), key=lambda row: (row[3], row[0]))
+        else:  # the whole run, or most of it (a map's name): its lines read in one go
+            rows = [row for row in self.conn.execute(sql + " ORDER BY time, id", (run_id,))
+                    if task is None or row[1] in names]
+        lines = [LogEntry(tr_id, names.get(tr_id, "") if tr_id else "", level, when, text, line_id)
+                 for line_id, tr_id, level, when, text in rows]
+        cuts = [LogCut(tr_id, names.get(tr_id, ""), kept, cut) for tr_id, kept, cut in
+                self.conn.execute("SELECT task_run_id, kept, cut FROM log_cuts WHERE run_id = ?",
+                                  (run_id,)) if task is None or (tr_id or None) in names]
         return lines, cuts
 
     def nodes(self, run_id: str) -> list[NodeRecord]:
@@ -371,7 +400,7 @@ def _run(row: tuple[Any, ...], listed: bool = False) -> RunRecord:
     (run_id, flow, state, message, params, created, started, ended, host, pid, executor,
      origin, source_hash, target, retry_of, metadata, user) = row
     return RunRecord(  # (listed: ``listed_parameters.py`` reads them after, or not)
-        run_id, flow, state, message or "", {} if listed else _loads(params) or {}, created,
+        run_id, flow, state, message or "", None if listed else params, created,
         started, ended, host,
         pid, executor, origin, source_hash, _loads(target), retry_of, _loads(metadata) or {},
         user=user,

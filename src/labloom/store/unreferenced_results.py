@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..core import result_files
+from .multirow import rows_in
 from .settings import heartbeat_interval
 
 if TYPE_CHECKING:
@@ -43,11 +44,10 @@ class FilesFreed:
 
 def named_by(conn: Conn, run_ids: list[str]) -> dict[str, float]:
     """The result files ``run_ids``' task runs name, each with the latest end of those runs."""
-    marks = ",".join("?" * len(run_ids))
     ends: dict[str, float] = {}
-    for path, ended in conn.execute(
-        "SELECT DISTINCT t.result_path, f.ended FROM task_runs t JOIN flow_runs f ON "
-        f"f.id = t.run_id WHERE t.run_id IN ({marks}) AND t.result_path IS NOT NULL", run_ids
+    for path, ended in rows_in(
+        conn, "SELECT DISTINCT t.result_path, f.ended FROM task_runs t JOIN flow_runs f ON "
+        "f.id = t.run_id WHERE t.run_id IN ({marks}) AND t.result_path IS NOT NULL", run_ids
     ):
         ends[path] = max(ends.get(path, 0.0), float(ended or 0.0))
     return ends
@@ -55,16 +55,9 @@ def named_by(conn: Conn, run_ids: list[str]) -> dict[str, float]:
 
 def still_named(conn: Conn, paths: Iterable[str], leaving: set[str]) -> set[str]:
     """Those of ``paths`` that a task run of a run not in ``leaving`` names."""
-    wanted, named = list(paths), set()
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for path, run_id in conn.execute(
-            f"SELECT result_path, run_id FROM task_runs WHERE result_path IN ({marks})", chunk
-        ):
-            if run_id not in leaving:
-                named.add(path)
-    return named
+    return {path for path, run_id in rows_in(
+        conn, "SELECT result_path, run_id FROM task_runs WHERE result_path IN ({marks})",
+        list(paths), _CHUNK) if run_id not in leaving}
 
 
 def delete_unnamed(conn: Conn, ends: dict[str, float], leaving: set[str],

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from ...core.errors import LabloomError
 from ...core.events import Event
+from ...core.kept_parameters import readable
 from ...core.states import shown_traceback
 from ...dag.experiment_rows import ExperimentRows, curve_answer, page_answer
 from ...dag.model import PAGE_SIZE, Changes, TaskRunInfo, ViewGraph, log_lines
@@ -61,7 +62,7 @@ class RunView:
         self.experiments = ExperimentRows()
         self._version = 0  # bumped by each batch of events: a re-asked page may be unchanged
         self._push = push
-        self._send = send
+        self._deliver = send
         self._layout_engine = layout_engine
         self._page_size = page_size
         # One lock for the model and for sending, so replies and pushes leave in model order.
@@ -265,6 +266,13 @@ class RunView:
         answer = timeline(spans, now)
         answer.update(event="timeline", run=run_id, state=state)
         self._send(answer)
+
+    def _send(self, message: Payload) -> None:
+        # A comm message is sent as UTF-8 with ``surrogateescape`` and read back with
+        # ``replace``: a lone surrogate (a file name's byte that is not UTF-8, logged as a
+        # param or printed) arrived as U+FFFD, the byte lost. Escaped, as the run's views show
+        # it (``caf\\udce9.csv``).
+        self._deliver(readable(message))
 
     def _send_experiments(self, message: Payload) -> None:
         """A page of the Experiments view's rows, or one metric's curve points, asked for by
