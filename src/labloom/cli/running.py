@@ -143,7 +143,7 @@ def run_command(args: argparse.Namespace) -> int:
         return _describe(args.target)
     if args.params_env:
         args.param = [*args.param, *_params_from_env(args.params_env)]
-    if args.notify:
+    if args.notify is not None:  # an empty one too: see check_url
         try:
             check_url(args.notify)
         except ValueError as exc:

@@ -83,19 +83,21 @@ def add_command(args: argparse.Namespace) -> int:
     from ..store import store_clock
 
     schedule_error, cli_error = _errors()
-    if args.every and args.timezone:
+    if args.every is not None and args.timezone is not None:
         raise cli_error(
             "--timezone applies to --cron: --every counts exact time, so a daily run moves by "
             "an hour when the clocks change; for a wall-clock time write --cron '0 2 * * *' "
             f"--timezone {args.timezone}"
         )
     try:
-        every = sched.parse_duration(args.every) if args.every else None
-        cron = sched.check_cron(args.cron) if args.cron else None
-        tz = sched.check_timezone(args.timezone) if args.timezone else None
+        # `is not None`: an empty value (a variable not set) is an error, not the option
+        # left out (an empty --cron made a schedule of neither kind: a traceback).
+        every = sched.parse_duration(args.every) if args.every is not None else None
+        cron = sched.check_cron(args.cron) if args.cron is not None else None
+        tz = sched.check_timezone(args.timezone) if args.timezone is not None else None
         if cron and tz is None:
             tz = sched.local_timezone()
-        if args.notify:
+        if args.notify is not None:
             check_url(args.notify)
     except ValueError as exc:
         raise cli_error(str(exc)) from None

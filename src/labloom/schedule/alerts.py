@@ -30,13 +30,32 @@ DEFAULT_DELAYS = (1.0, 4.0, 15.0)  # waits before the 2nd, 3rd and 4th attempt
 
 
 def check_url(url: str) -> str:
+    """``url`` if an alert can be posted (or mailed) to it; else ValueError naming the fix,
+    never the value (a webhook URL is a secret). Checked where it is given: a URL that cannot
+    work must not wait for the first failure at night to say so."""
+    if not url.strip():
+        # `--notify "$SLACK_URL"` with the variable unset (cron, a systemd unit): taken as
+        # no --notify, it scheduled a flow whose failures alerted nobody.
+        raise ValueError("--notify is empty (a variable not set where `--notify \"$VAR\"` "
+                         "was typed?): give the webhook URL or mailto:ADDRESS, or leave "
+                         "--notify out for no alerts")
     if mail_alerts.is_mail(url):
         mail_alerts.addresses(url)  # raises, naming the form
         return url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError:
+        raise ValueError("--notify has a host or port no request can reach (a port past "
+                         "65535, an unclosed [ of an IPv6 address); check the URL (the value "
+                         "is not shown)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("--notify takes an http(s) webhook URL or mailto:ADDRESS[,ADDRESS] "
                          "(the value is not shown)")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ValueError("--notify holds a space, line break or control character (cut from "
+                         "a wrapped line?): no request can carry it; paste the URL again, "
+                         "quoted (the value is not shown)")
     return url
 
 
