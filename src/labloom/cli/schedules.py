@@ -158,6 +158,10 @@ def _given_names(items: list[str]) -> list[str]:
     return list(dict.fromkeys(item.partition("=")[0].strip() for item in items))
 
 
+class _ShownOnly(Exception):
+    """Rolls back what ``list`` settled only to show it."""
+
+
 def list_command(args: argparse.Namespace) -> int:
     from ..schedule import liveness
     from ..schedule import stored_schedules as sched
@@ -165,10 +169,17 @@ def list_command(args: argparse.Namespace) -> int:
 
     with sched.store() as conn:
         now = store_clock.now(conn)  # the scheduler's clock: "next" and health as it judges
-        with sched.transaction(conn):  # slots a killed scheduler left: as their runs ended
-            liveness.settle_running(conn, now)
-        rows = sched.describe_all(conn)
-        health = liveness.health(conn, now)
+        # Slots a killed scheduler left are shown as their runs ended, and left as they were:
+        # the next `serve` settles them and alerts for the runs that failed. Settled here,
+        # they were alerted by nobody, and `list` is what one types when serve has died.
+        try:
+            with sched.transaction(conn):
+                liveness.settle_running(conn, now)
+                rows = sched.describe_all(conn)
+                health = liveness.health(conn, now)
+                raise _ShownOnly
+        except _ShownOnly:
+            pass
     if args.json:
         print(json.dumps({"schedules": rows, "scheduler": health}, indent=2))
         return 0
