@@ -203,3 +203,56 @@ def test_a_limits_tag_is_printed_escaped(tmp_path: Path) -> None:
         out = labloom(tmp_path, "limit", *args, **strict)
         assert out.returncode == 0, out.stderr
         assert out.stdout.endswith(said) and "\x1b" not in out.stdout, out.stdout
+
+
+FULL_DISK = """
+    from labloom import flow, task
+
+    @task
+    def extract():
+        print("extracting")
+        return 3
+
+    @task
+    def loud(x):
+        for i in range(50):
+            print(f"line {i}")
+        return x
+
+    @flow
+    def nightly(fail: bool = False):
+        out = loud(extract())
+        if fail:
+            raise ValueError("the body failed")
+        return out
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_output_to_a_full_disk_fails_no_task_and_keeps_the_report(
+    tmp_path: Path, fail: bool
+) -> None:
+    # `labloom serve` sends a run's stdout and stderr to a file in labloom's home. With that
+    # disk full, each task that printed failed with "No space left on device" (its lines were
+    # in the store already: only their copy to the file failed), and the progress line's write
+    # ended the run process as "cannot reach the executor" before its report: serve recorded
+    # a run that completed as crashed, with no run id. /dev/full is that disk.
+    write(tmp_path / "flows.py", FULL_DISK)
+    report = tmp_path / "report.json"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "labloom", "run", "flows.py:nightly", "-p",
+             f"fail={json.dumps(fail)}", "--origin", "schedule", "--report", str(report)],
+            env=cli_env(tmp_path), cwd=tmp_path, stdout=full, stderr=full, timeout=120,
+        )
+    assert done.returncode == (1 if fail else 0)
+    said = json.loads(report.read_text())
+    assert said["state"] == ("Failed" if fail else "Completed")
+    assert said["failed_tasks"] == [] and said["unrecorded"] == 0
+    logs = labloom(tmp_path, "logs", said["run_id"], "--json")
+    assert logs.returncode == 0, logs.stderr
+    lines = [line["text"] for line in json.loads(logs.stdout)["lines"]]
+    assert [t for t in lines if t.startswith("line ")] == [f"line {i}" for i in range(50)]
+    assert "extracting" in lines
+    warned = [t for t in lines if "could not also be written to the process's stdout" in t]
+    assert len(warned) == 1 and "No space left on device" in warned[0]
