@@ -250,6 +250,7 @@ def run_detail(
             parameters=shown_parameters(run.parameters),
             dashboard=run.metadata.get("dashboard"),
             cluster=run.metadata.get("cluster"), metadata=run.metadata, target=run.target,
+            retried_by=[rid for rid, _ in store.retries(run.id)],
         )
     if whole:
         # What the DAG renderer draws (the same shapes as the notebook widget's traits).
