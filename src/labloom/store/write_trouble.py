@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .db import short_error
+from .db import is_disk_trouble, is_transient, short_error
 from .rows import Rows, Table
 from .settings import backlog_cap, outage_patience
 
@@ -32,14 +32,30 @@ class WriteTrouble:
             self._said.add(key)
             log.warning("%s", message)
 
-    def failing(self, exc: BaseException) -> None:
-        """A write failed in a way that passes: said at the first failure of an outage."""
+    def failing(self, exc: BaseException, rows: Rows | None = None) -> None:
+        """A write failed in a way that passes: said at the first failure of an outage. When
+        for want of room, ``rows`` are tried again one by one, states first (``Rows.tables``):
+        a batch made large by a task's log lines never fit again whole, and the run's states
+        in it went with its lines (a completed run left Crashed, or not in the store at all)."""
+        if rows is not None and is_disk_trouble(exc):
+            rows.split = True
         if self._since is None:
             self._since = time.monotonic()
             log.warning("[labloom] the run store %s cannot be written now (%s); trying again for "
                         "up to %gs, keeping at most %d events in memory meanwhile (a store gone "
                         "for good: labloom.store.stop_writing() gives up now)",
                         self.display, short_error(exc), outage_patience(), backlog_cap())
+
+    def passes(self, exc: BaseException, rows: Rows) -> bool:
+        """Whether a row's failure is waited out (tried again later), or costs the row. Of a
+        batch split for want of room, once its states are in, a log line, metric or count
+        that does not fit is dropped and counted: waited for, it held the states of every
+        batch after it (the run's end), all lost when the outage outlasted the run."""
+        said = (rows.logs, rows.values, rows.cuts)  # written last (``Rows.tables``)
+        if rows.split and is_disk_trouble(exc) and all(
+                t.done >= len(t.rows) for t in rows.tables() if t not in said):
+            return False
+        return is_transient(exc)
 
     def recovered(self) -> None:
         if self._since is not None:
