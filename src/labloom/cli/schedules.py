@@ -231,7 +231,20 @@ def _named(args: argparse.Namespace, change: Any, done: str) -> int:
 def remove_command(args: argparse.Namespace) -> int:
     from ..schedule import stored_schedules as sched
 
-    return _named(args, sched.remove, "removed")
+    going: list[str] = []
+
+    def remove(conn: Any, name: str) -> None:
+        going.extend(row[0] for row in conn.execute(
+            "SELECT s.run_id FROM schedule_slots s JOIN flow_runs r ON r.id = s.run_id WHERE "
+            "s.schedule = ? AND s.status = 'running' AND r.state IN ('Pending', 'Running')",
+            (name,)))
+        sched.remove(conn, name)
+
+    status = _named(args, remove, "removed")
+    for run_id in going:  # removing stops no run: one expecting it to would not know
+        print(f"its run {run_id} is still going: it runs to its end and is recorded; "
+              f"`labloom cancel {run_id}` stops it")
+    return status
 
 
 def pause_command(args: argparse.Namespace) -> int:
