@@ -149,6 +149,8 @@ def test_scheduled_failure_alert(tmp_path: Path, hook_factory: Any) -> None:
     body = failures()[2]
     assert body["schedule"] == "nightly-etl" and body["flow"] == "etl"
     assert body["failed_tasks"] == ["check", "publish"] and body["run_id"]
+    # how to read the failed task's lines, not only its run's summary
+    assert f"labloom logs {body['run_id']} --task check" in body["text"]
     assert SECRET_VALUE not in json.dumps(hook.bodies)
     assert "secret-token" not in stdout + stderr
     home_text = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.log"))

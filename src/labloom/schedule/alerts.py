@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shlex
 import socket
 import threading
 import time
@@ -93,6 +94,11 @@ def failure_payload(
         text += f": {summary}"
     if run_id:
         text += f". Details: labloom show {run_id}"
+        # The failed task's own lines, the command to copy from the alert at 3 a.m.: `show`
+        # holds its traceback, not what it printed before it failed.
+        first = next((name for name, kind in failed_tasks if kind != "UpstreamFailed"), None)
+        if first:
+            text += f"; its logs: labloom logs {run_id} --task {shlex.quote(first)}"
     if log:
         text += f". Output: {log} on {socket.gethostname()}"
     body: dict[str, Any] = {
