@@ -532,3 +532,30 @@ def test_a_run_past_its_flow_timeout_alerts_saying_so(tmp_path: Path, hook_facto
     assert out.returncode == 1 and "timed out after 1s (timeout=1)" in out.stderr
     [body] = hook.bodies
     assert body["state"] == "Failed" and "timed out after 1s" in body["text"], body
+
+
+def test_a_test_alert_says_now_whether_the_webhook_takes_alerts(
+    tmp_path: Path, hook_factory: Any
+) -> None:
+    # A Slack webhook whose token was revoked (the app reinstalled) or whose channel was
+    # archived answers 404 or 410: that was learnt from the first failure at night, said only
+    # in serve's output. `schedule test-alert` asks the webhook now.
+    write(tmp_path / "flows.py", FLOWS)
+    hook = hook_factory([404])
+    for name, url in (("etl", hook.url), ("quiet", None)):
+        added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1d", "--name",
+                        name, "-p", "secret_rows=[1]", *(["--notify", url] if url else []))
+        assert added.returncode == 0, added.stderr
+    refused = labloom(tmp_path, "schedule", "test-alert", "etl")
+    assert refused.returncode == 1, refused.stdout
+    assert "not taken" in refused.stderr and "HTTP 404" in refused.stderr
+    assert "revoked" in refused.stderr and "secret-token" not in refused.stderr
+    taken = labloom(tmp_path, "schedule", "test-alert", "etl")
+    assert taken.returncode == 0, taken.stderr
+    assert "test alert delivered to http://127.0.0.1/***" in taken.stdout
+    assert [b["state"] for b in hook.bodies] == ["test", "test"]
+    assert "test alert for schedule 'etl'" in hook.bodies[-1]["text"]
+    nobody = labloom(tmp_path, "schedule", "test-alert", "quiet")
+    assert nobody.returncode == 2 and "has no --notify" in nobody.stderr
+    assert "no schedule named 'gone'" in labloom(tmp_path, "schedule", "test-alert",
+                                                 "gone").stderr

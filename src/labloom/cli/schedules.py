@@ -49,6 +49,8 @@ def register(subparsers: Any) -> None:
         ("remove", ["delete"], remove_command, "remove a schedule"),
         ("pause", [], pause_command, "stop starting runs of a schedule"),
         ("resume", [], resume_command, "start runs again (missed slots are not caught up)"),
+        ("test-alert", [], test_alert_command, "send a test alert to the schedule's --notify "
+         "now, and say whether it was taken"),
     ):
         sub = actions.add_parser(action, aliases=aliases, help=text)
         sub.add_argument("name", metavar="NAME")
@@ -257,6 +259,35 @@ def resume_command(args: argparse.Namespace) -> int:
     from ..schedule import stored_schedules as sched
 
     return _named(args, lambda conn, name: sched.set_paused(conn, name, False), "resumed")
+
+
+def test_alert_command(args: argparse.Namespace) -> int:
+    """A webhook whose token was revoked, or a channel archived, answers 404 or 410 to the
+    first failure at night, said only on serve's output: this asks it now."""
+    import socket
+
+    from ..schedule import stored_schedules as sched
+    from ..schedule.alerts import mask_url, try_post
+
+    schedule_error, cli_error = _errors()
+    try:
+        with sched.store() as conn:
+            schedule = sched.get(conn, args.name)
+    except schedule_error as exc:
+        raise cli_error(str(exc)) from None
+    if not schedule.notify:
+        raise cli_error(f"schedule {args.name!r} has no --notify: its failures alert nobody; "
+                        "add it again with --notify URL")
+    where = mask_url(schedule.notify)
+    refused = try_post(schedule.notify, {
+        "text": f"labloom: test alert for schedule {schedule.name!r} ({schedule.target}) from "
+                f"{socket.gethostname()}: its failed runs are alerted here",
+        "schedule": schedule.name, "state": "test", "host": socket.gethostname(),
+    })
+    if refused:
+        raise cli_error(f"the test alert was not taken by {where}: {refused}", 1)
+    print(f"test alert delivered to {where}")
+    return 0
 
 
 def serve_command(args: argparse.Namespace) -> int:

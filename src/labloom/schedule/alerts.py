@@ -175,6 +175,20 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def try_post(url: str, body: dict[str, Any]) -> str | None:
+    """One attempt now: None once taken, else why not, never naming the URL (an HTTP status
+    says what: 404 or 410, a token revoked or a channel gone; 403, not allowed)."""
+    try:
+        post(url, body)
+        return None
+    except Exception as exc:
+        reason = _reason(exc)
+    hints = {"HTTP 403": "the webhook does not allow this sender",
+             "HTTP 404": "no such webhook: a token mistyped or revoked?",
+             "HTTP 410": "the webhook or its channel is gone"}
+    return f"{reason} ({hints[reason]})" if reason in hints else reason
+
+
 def deliver(
     url: str, body: dict[str, Any], delays: Sequence[float] = DEFAULT_DELAYS,
     stop: threading.Event | None = None,
