@@ -546,6 +546,7 @@ def test_a_test_alert_says_now_whether_the_webhook_takes_alerts(
         added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1d", "--name",
                         name, "-p", "secret_rows=[1]", *(["--notify", url] if url else []))
         assert added.returncode == 0, added.stderr
+        assert ("labloom schedule test-alert" in added.stdout) == bool(url)
     refused = labloom(tmp_path, "schedule", "test-alert", "etl")
     assert refused.returncode == 1, refused.stdout
     assert "not taken" in refused.stderr and "HTTP 404" in refused.stderr

@@ -139,6 +139,8 @@ def add_command(args: argparse.Namespace) -> int:
     alert = f", alerts to {mask_url(args.notify)}" if args.notify else ""
     print(f"added schedule {schedule.name!r}: {target} {schedule.spec}{alert}; "
           f"first run {sched.iso(first, tz)}")
+    if args.notify:
+        print(f"to see that its alerts arrive: `labloom schedule test-alert {schedule.name}`")
     with sched.store() as conn:
         if not liveness.health(conn)["running"]:
             print("no scheduler is running: start one with `labloom serve`")
