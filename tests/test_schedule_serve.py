@@ -419,3 +419,46 @@ def test_removing_a_schedule_whose_run_is_going_says_how_to_stop_it(tmp_path: Pa
         assert code == 0
     finally:
         stop(proc)
+
+
+def test_a_failed_scheduled_run_retried_is_listed_with_its_retry(tmp_path: Path) -> None:
+    # The nightly run failed; the operator fixed the cause and ran `labloom retry`. The
+    # schedule went on listing "last failed", as if nothing had been done about it.
+    write(tmp_path / "flows.py", """
+        from pathlib import Path
+        from labloom import flow, task
+
+        @task(cache=True)
+        def load():
+            return 3
+
+        @task
+        def score(x):
+            if not Path("fixed").exists():
+                raise RuntimeError("not fixed yet")
+            return x
+
+        @flow
+        def nightly():
+            return score(load())
+    """)
+    add(tmp_path, "flows.py:nightly", "--every", "1s")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: "failed" in statuses(tmp_path), 40, "a failed run")
+        assert labloom(tmp_path, "schedule", "pause", "nightly").returncode == 0
+        code, _ = terminate(proc)
+        assert code == 0
+    finally:
+        stop(proc)
+    last = [r for r in slot_rows(tmp_path) if r["status"] != "skipped"][-1]
+    assert last["status"] == "failed" and last["run_id"]
+    (tmp_path / "fixed").write_text("yes")
+    retried = labloom(tmp_path, "retry", str(last["run_id"]))
+    assert retried.returncode == 0, retried.stderr
+    listing = labloom(tmp_path, "schedule", "list")
+    [row] = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"]
+    [retry] = row["last_run"]["retries"]
+    assert retry["state"] == "Completed" and row["last_run"]["run_id"] == last["run_id"]
+    assert f"last failed ({row['last_run']['slot']}), retried by run {retry['id']} (Completed)" \
+        in listing.stdout

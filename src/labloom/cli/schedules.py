@@ -192,6 +192,9 @@ def list_command(args: argparse.Namespace) -> int:
     for row in rows:
         last = row["last_run"]
         last_text = f"{last['status']} ({last['slot']})" if last else "never"
+        if last and last["retries"]:  # a failed night fixed by a retry says so
+            retry = last["retries"][-1]
+            last_text += f", retried by run {retry['id']} ({retry['state']})"
         print(f"{row['name']}: {row['target']}  {row['when']}"
               f"{'  PAUSED' if row['paused'] else ''}")
         print(f"    next {row['next_run'] or '-'}  last {last_text}"
