@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .db import is_disk_trouble, is_transient, short_error
 from .rows import Rows, Table
@@ -54,8 +56,37 @@ class WriteTrouble:
         said = (rows.logs, rows.values, rows.cuts)  # written last (``Rows.tables``)
         if rows.split and is_disk_trouble(exc) and all(
                 t.done >= len(t.rows) for t in rows.tables() if t not in said):
+            self._no_room_for_the_rest(rows, said, exc)
             return False
         return is_transient(exc)
+
+    @contextmanager
+    def spared(self, rows: Rows) -> Iterator[None]:
+        """Around the heartbeat after a split batch's rows: with no room for it either, the
+        beat waits for the next write, rather than the rows after these (the run's end) for
+        the disk: tried again and again, it held them until the run's final wait was over."""
+        try:
+            yield
+        except Exception as exc:
+            if not (rows.split and is_disk_trouble(exc)):
+                raise
+
+    def _no_room_for_the_rest(self, rows: Rows, said: tuple[Table, ...],
+                              exc: BaseException) -> None:
+        """The rows of ``said`` after the one refused now go too, counted: each tried alone on
+        a full disk cost a failed transaction (30,000 lines outlasted the run's final wait)."""
+        current = next(t for t in said if t.done < len(t.rows))  # the row refused now
+        for table in said:
+            start = table.done + 1 if table is current else table.done
+            if table is current or start < len(table.rows):
+                counts: dict[str, int] = {}
+                for run_id in table.runs[start:]:
+                    counts[run_id] = counts.get(run_id, 0) + 1
+                why = f"{table.what} refused by the store ({short_error(exc)})"
+                for run_id, count in counts.items():
+                    if (rec := rows.recorders.get(run_id)) is not None:
+                        rec.drop(count, why)
+                table.done = len(table.rows) - (table is current)
 
     def recovered(self) -> None:
         if self._since is not None:

@@ -317,7 +317,7 @@ class Writer:
                 self.trouble.batch_refused(exc)
         rows.write_one_by_one(conn, lambda e: self.trouble.passes(e, rows),
                               lambda t, r, e: self.trouble.row_refused(rows, t, r, e))
-        with conn.transaction():
+        with self.trouble.spared(rows), conn.transaction():
             conn.executemany(HEARTBEAT, beat)
 
     def _reopen(self, conn: Conn, rows: Rows) -> Conn:
