@@ -102,6 +102,11 @@ def test_runs_show_logs_and_retry_after_a_fix(tmp_path: Path) -> None:
     newest = cli_json(home, "runs", "--limit", "1")[0]
     assert newest["retry_of"] == run["id"] and newest["state"] == "Completed"
     assert newest["origin"] == "retry"
+    # The failed run names its retry: one who reads the failure (an alert's `labloom show`)
+    # sees it was retried, and how that went, rather than retrying it again.
+    assert f"retried by run {newest['id']} (Completed)" in cli(home, "show", run["id"]).stdout
+    assert cli_json(home, "show", run["id"])["retried_by"] == [newest["id"]]
+    assert cli_json(home, "show", newest["id"])["retried_by"] == []
 
 
 def test_retry_reruns_an_upstream_whose_result_is_gone(tmp_path: Path) -> None:

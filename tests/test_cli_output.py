@@ -203,3 +203,111 @@ def test_a_limits_tag_is_printed_escaped(tmp_path: Path) -> None:
         out = labloom(tmp_path, "limit", *args, **strict)
         assert out.returncode == 0, out.stderr
         assert out.stdout.endswith(said) and "\x1b" not in out.stdout, out.stdout
+
+
+FULL_DISK = """
+    from labloom import flow, task
+
+    @task
+    def extract():
+        print("extracting")
+        return 3
+
+    @task
+    def loud(x):
+        for i in range(50):
+            print(f"line {i}")
+        return x
+
+    @flow
+    def nightly(fail: bool = False):
+        out = loud(extract())
+        if fail:
+            raise ValueError("the body failed")
+        return out
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_output_to_a_full_disk_fails_no_task_and_keeps_the_report(
+    tmp_path: Path, fail: bool
+) -> None:
+    # `labloom serve` sends a run's stdout and stderr to a file in labloom's home. With that
+    # disk full, each task that printed failed with "No space left on device" (its lines were
+    # in the store already: only their copy to the file failed), and the progress line's write
+    # ended the run process as "cannot reach the executor" before its report: serve recorded
+    # a run that completed as crashed, with no run id. /dev/full is that disk.
+    write(tmp_path / "flows.py", FULL_DISK)
+    report = tmp_path / "report.json"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "labloom", "run", "flows.py:nightly", "-p",
+             f"fail={json.dumps(fail)}", "--origin", "schedule", "--report", str(report)],
+            env=cli_env(tmp_path), cwd=tmp_path, stdout=full, stderr=full, timeout=120,
+        )
+    assert done.returncode == (1 if fail else 0)
+    said = json.loads(report.read_text())
+    assert said["state"] == ("Failed" if fail else "Completed")
+    assert said["failed_tasks"] == [] and said["unrecorded"] == 0
+    logs = labloom(tmp_path, "logs", said["run_id"], "--json")
+    assert logs.returncode == 0, logs.stderr
+    lines = [line["text"] for line in json.loads(logs.stdout)["lines"]]
+    assert [t for t in lines if t.startswith("line ")] == [f"line {i}" for i in range(50)]
+    assert "extracting" in lines
+    warned = [t for t in lines if "could not also be written to the process's stdout" in t]
+    assert len(warned) == 1 and "No space left on device" in warned[0]
+
+
+LOUD = """
+    from labloom import flow, task
+
+    @task
+    def first():
+        return 1
+
+    @task
+    def loud(x):
+        for i in range(400):
+            print(f"line {i} " + "x" * 9000)  # 3.6 MB of lines: past the store's room
+        return x
+
+    @task
+    def after(x):
+        return x
+
+    @flow
+    def nightly():
+        return after(loud(first()))
+"""
+
+
+def test_a_store_without_room_for_a_runs_lines_keeps_its_states(tmp_path: Path) -> None:
+    # The store's disk filled up under a task printing much (a tmpfs, a quota; here a file
+    # size limit, which SQLite meets the same way). The batch holding those lines never fit,
+    # and tried again whole it held the run's later states behind it: the run that completed
+    # was left Crashed, or was not in the store at all. Now its states are kept and the lines
+    # that found no room are dropped, counted and said (exit status 3).
+    import resource
+
+    write(tmp_path / "flows.py", LOUD)
+    assert labloom(tmp_path, "runs").returncode == 0  # the store made, within the limit
+    room = (tmp_path / "labloom.db").stat().st_size + 400_000
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (room, resource.getrlimit(
+            resource.RLIMIT_FSIZE)[1]))
+
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "labloom", "run", "flows.py:nightly", "--report", str(report)],
+        env=cli_env(tmp_path, LABLOOM_PROGRESS="0"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=limited,
+    )
+    assert done.returncode == 3, done.stderr
+    said = json.loads(report.read_text())
+    assert said["state"] == "Completed" and said["unrecorded"] > 0
+    assert f"missing {said['unrecorded']} record(s) of run {said['run_id']}" in done.stderr
+    shown = json.loads(labloom(tmp_path, "show", said["run_id"], "--json").stdout)
+    assert shown["state"] == "Completed"
+    assert {t["name"]: t["state"] for t in shown["task_runs"]} == {
+        "first": "Completed", "loud": "Completed", "after": "Completed"}

@@ -25,6 +25,7 @@ from cli_helpers import (
     slot_rows,
     start_labloom,
     stop,
+    store_of,
     wait_for,
     write,
 )
@@ -148,6 +149,8 @@ def test_scheduled_failure_alert(tmp_path: Path, hook_factory: Any) -> None:
     body = failures()[2]
     assert body["schedule"] == "nightly-etl" and body["flow"] == "etl"
     assert body["failed_tasks"] == ["check", "publish"] and body["run_id"]
+    # how to read the failed task's lines, not only its run's summary
+    assert f"labloom logs {body['run_id']} --task check" in body["text"]
     assert SECRET_VALUE not in json.dumps(hook.bodies)
     assert "secret-token" not in stdout + stderr
     home_text = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*.log"))
@@ -241,12 +244,24 @@ def running_with_its_run(home: Path) -> bool:
     return any(r["status"] == "running" and r["run_id"] for r in slot_rows(home))
 
 
+def orphan_ended(home: Path, run_id: object) -> Any:
+    conn = store_of(home)
+    assert conn is not None
+    with conn:
+        row = conn.execute("SELECT state FROM flow_runs WHERE id = ?", (run_id,)).fetchone()
+    return row and row[0] not in ("Pending", "Running") and row[0]
+
+
+@pytest.mark.parametrize("listed_first", [False, True])
 def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
-    tmp_path: Path, hook_factory: Any
+    tmp_path: Path, hook_factory: Any, listed_first: bool
 ) -> None:
     # serve killed (OOM killer, a reboot of the service) while its run goes on: the run fails
     # later and the next serve records the slot as failed. It must alert, as a run it started
-    # itself would: before, the slot turned failed silently.
+    # itself would: before, the slot turned failed silently. ``listed_first``: the operator
+    # types `labloom schedule list` (it says the scheduler is not running) once the run ended,
+    # then starts serve: `list` recorded the slot failed itself, so the new serve found
+    # nothing to settle and the failure alerted nobody (session 47).
     hook = hook_factory()
     write(tmp_path / "flows.py", SLOW_FAIL)
     out = tmp_path / "pid.txt"
@@ -260,6 +275,11 @@ def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
         [orphan] = [r for r in slot_rows(tmp_path) if r["status"] == "running"]
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
+        if listed_first:
+            assert wait_for(lambda: orphan_ended(tmp_path, orphan["run_id"]), 40,
+                            "the orphaned run to end") == "Failed"
+            listing = labloom(tmp_path, "schedule", "list")
+            assert "last failed" in listing.stdout and "NOT RUNNING" in listing.stdout
         second = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
         wait_for(lambda: [r for r in slot_rows(tmp_path) if r["slot_time"] == orphan["slot_time"]
                           and r["status"] == "failed"], 40, "the orphaned run's slot to fail")
@@ -279,6 +299,9 @@ def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
     assert body["run_id"] == orphan["run_id"] and body["schedule"] == "nightly-etl"
     assert body["flow"] == "etl" and body["state"] == "Failed"
     assert body["failed_tasks"] == ["check"]
+    # named as a run serve started itself is: its failed task, its output file (session 47)
+    assert "first: check" in body["text"]
+    assert Path(body["log"]).is_file() and body["log"] in body["text"]
     assert SECRET_VALUE not in json.dumps(body)
     assert "secret-token" not in stdout + stderr
 
@@ -479,3 +502,31 @@ def test_a_run_past_its_flow_timeout_alerts_saying_so(tmp_path: Path, hook_facto
     assert out.returncode == 1 and "timed out after 1s (timeout=1)" in out.stderr
     [body] = hook.bodies
     assert body["state"] == "Failed" and "timed out after 1s" in body["text"], body
+
+
+def test_a_test_alert_says_now_whether_the_webhook_takes_alerts(
+    tmp_path: Path, hook_factory: Any
+) -> None:
+    # A Slack webhook whose token was revoked (the app reinstalled) or whose channel was
+    # archived answers 404 or 410: that was learnt from the first failure at night, said only
+    # in serve's output. `schedule test-alert` asks the webhook now.
+    write(tmp_path / "flows.py", FLOWS)
+    hook = hook_factory([404])
+    for name, url in (("etl", hook.url), ("quiet", None)):
+        added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "1d", "--name",
+                        name, "-p", "secret_rows=[1]", *(["--notify", url] if url else []))
+        assert added.returncode == 0, added.stderr
+        assert ("labloom schedule test-alert" in added.stdout) == bool(url)
+    refused = labloom(tmp_path, "schedule", "test-alert", "etl")
+    assert refused.returncode == 1, refused.stdout
+    assert "not taken" in refused.stderr and "HTTP 404" in refused.stderr
+    assert "revoked" in refused.stderr and "secret-token" not in refused.stderr
+    taken = labloom(tmp_path, "schedule", "test-alert", "etl")
+    assert taken.returncode == 0, taken.stderr
+    assert "test alert delivered to http://127.0.0.1/***" in taken.stdout
+    assert [b["state"] for b in hook.bodies] == ["test", "test"]
+    assert "test alert for schedule 'etl'" in hook.bodies[-1]["text"]
+    nobody = labloom(tmp_path, "schedule", "test-alert", "quiet")
+    assert nobody.returncode == 2 and "has no --notify" in nobody.stderr
+    assert "no schedule named 'gone'" in labloom(tmp_path, "schedule", "test-alert",
+                                                 "gone").stderr

@@ -195,3 +195,37 @@ def test_a_timezone_with_every_is_refused_naming_cron(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     assert "--timezone" in out.stderr and "--cron" in out.stderr
     assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []
+
+
+def test_an_empty_or_broken_value_is_refused_when_added_not_taken_as_left_out(
+    tmp_path: Path,
+) -> None:
+    # `--notify "$SLACK_URL"` in a cron line or a unit file where the variable is not set: the
+    # empty value was read as no --notify, and the schedule's failures alerted nobody. An empty
+    # --cron made a schedule of neither kind (a traceback), and a URL that no request can carry
+    # (a space from a wrapped line, a port past 65535) was stored, to fail at the first alert.
+    write(tmp_path / "flows.py", FLOW)
+
+    def refused(*args: str) -> str:
+        out = labloom(tmp_path, "schedule", "add", "flows.py", "-p", "day=x", *args)
+        assert out.returncode == 2, out.stdout
+        assert "Traceback" not in out.stderr
+        assert "very-secret-token" not in out.stderr
+        return out.stderr
+
+    assert "--notify is empty" in refused("--every", "1h", "--notify", "")
+    assert "--notify is empty" in refused("--every", "1h", "--notify", "  ")
+    assert "bad cron expression ''" in refused("--cron", "")
+    assert "bad duration ''" in refused("--every", "")
+    assert "unknown timezone ''" in refused("--cron", "0 2 * * *", "--timezone", "")
+    wrapped = SECRET.replace("/B000/", "/B000/ ")
+    for broken in (wrapped, SECRET + "\n"):
+        assert "space, line break or control character" in refused("--every", "1h",
+                                                                  "--notify", broken)
+    for unreachable in ("https://hooks.example.com:99999/very-secret-token",
+                        "http://[::1/very-secret-token"):
+        err = refused("--every", "1h", "--notify", unreachable)
+        assert "--notify has a host or port" in err
+    assert json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"] == []
+    out = labloom(tmp_path, "run", "flows.py", "-p", "day=x", "--notify", "")
+    assert out.returncode == 2 and "--notify is empty" in out.stderr

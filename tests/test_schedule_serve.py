@@ -387,3 +387,70 @@ def test_run_log_files_are_kept_their_days_then_deleted(tmp_path: Path) -> None:
     assert recent.exists() and other.exists()  # within its days; not a run's log
     runs = [p for p in logs.glob("*.log") if p not in (recent,)]
     assert runs and all(p.stat().st_size > 0 for p in runs)  # this serve's own runs' logs
+
+
+def test_removing_a_schedule_whose_run_is_going_says_how_to_stop_it(tmp_path: Path) -> None:
+    # `schedule remove` while its nightly run was going said only "removed": the run went on
+    # (and alerted when it failed), which one who removed the schedule to stop it could not know.
+    write(tmp_path / "flows.py", FLOW)
+    out = tmp_path / "out.txt"
+    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=60")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: [r for r in slot_rows(tmp_path) if r["status"] == "running"
+                          and r["run_id"]], 40, "a running slot with its run")
+        wait_for(lambda: out.exists() and "start" in out.read_text(), 30, "the run's task")
+        [run_id] = [r["run_id"] for r in slot_rows(tmp_path) if r["status"] == "running"]
+        removed = labloom(tmp_path, "schedule", "remove", "job")
+        assert removed.returncode == 0, removed.stderr
+        assert "removed schedule 'job'" in removed.stdout
+        assert f"its run {run_id} is still going" in removed.stdout
+        assert f"`labloom cancel {run_id}` stops it" in removed.stdout
+        assert labloom(tmp_path, "cancel", str(run_id)).returncode == 0
+        code, _ = terminate(proc, timeout=40)
+        assert code == 0
+    finally:
+        stop(proc)
+
+
+def test_a_failed_scheduled_run_retried_is_listed_with_its_retry(tmp_path: Path) -> None:
+    # The nightly run failed; the operator fixed the cause and ran `labloom retry`. The
+    # schedule went on listing "last failed", as if nothing had been done about it.
+    write(tmp_path / "flows.py", """
+        from pathlib import Path
+        from labloom import flow, task
+
+        @task(cache=True)
+        def load():
+            return 3
+
+        @task
+        def score(x):
+            if not Path("fixed").exists():
+                raise RuntimeError("not fixed yet")
+            return x
+
+        @flow
+        def nightly():
+            return score(load())
+    """)
+    add(tmp_path, "flows.py:nightly", "--every", "1s")
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: "failed" in statuses(tmp_path), 40, "a failed run")
+        assert labloom(tmp_path, "schedule", "pause", "nightly").returncode == 0
+        code, _ = terminate(proc)
+        assert code == 0
+    finally:
+        stop(proc)
+    last = [r for r in slot_rows(tmp_path) if r["status"] != "skipped"][-1]
+    assert last["status"] == "failed" and last["run_id"]
+    (tmp_path / "fixed").write_text("yes")
+    retried = labloom(tmp_path, "retry", str(last["run_id"]))
+    assert retried.returncode == 0, retried.stderr
+    listing = labloom(tmp_path, "schedule", "list")
+    [row] = json.loads(labloom(tmp_path, "schedule", "list", "--json").stdout)["schedules"]
+    [retry] = row["last_run"]["retries"]
+    assert retry["state"] == "Completed" and row["last_run"]["run_id"] == last["run_id"]
+    assert f"last failed ({row['last_run']['slot']}), retried by run {retry['id']} (Completed)" \
+        in listing.stdout

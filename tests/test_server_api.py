@@ -314,6 +314,8 @@ async def test_retry_reruns_in_a_new_process(jp_fetch: Any, labloom_home: Path,
 
     again = await until(retried)
     assert again["state"] == "Completed" and again["origin"] == "retry"
+    assert (await get(jp_fetch, "runs", failed_id))["retried_by"] == [again["id"]]
+    assert (await get(jp_fetch, "runs", again["id"]))["retried_by"] == []
 
 
 async def test_retry_is_refused_for_cell_code_and_open_runs(jp_fetch: Any) -> None:

@@ -118,8 +118,10 @@ def _show(args: argparse.Namespace) -> int:
     with open_store() as store:
         run = _find(store, args.run_id)
         tasks = store.task_runs(run.id, history=args.json)
+        retries = store.retries(run.id)
     if args.json:
-        print(json.dumps({**run.to_json(), "task_runs": [t.to_json() for t in tasks]}, indent=1))
+        print(json.dumps({**run.to_json(), "retried_by": [rid for rid, _ in retries],
+                          "task_runs": [t.to_json() for t in tasks]}, indent=1))
         return 0
     # Under @flow(retries=N): which attempt it ended at (its message says why they failed).
     attempt = (f", attempt {run.metadata['attempt']} of {run.metadata['attempts_allowed']}"
@@ -136,6 +138,8 @@ def _show(args: argparse.Namespace) -> int:
         echo(f"  parameters: {json.dumps(shown)}")
     if run.retry_of:
         echo(f"  retry of run {run.retry_of}")
+    for rid, state in retries:  # a failed run already retried is not retried again unseen
+        echo(f"  retried by run {rid} ({state})")
     if run.metadata.get("cluster_class"):
         echo(f"  {_cluster(run.metadata)}")
     echo()

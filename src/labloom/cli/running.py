@@ -142,7 +142,7 @@ def run_command(args: argparse.Namespace) -> int:
         return _describe(args.target)
     if args.params_env:
         args.param = [*args.param, *_params_from_env(args.params_env)]
-    if args.notify:
+    if args.notify is not None:  # an empty one too: see check_url
         try:
             check_url(args.notify)
         except ValueError as exc:
@@ -231,9 +231,16 @@ def _say_unrecorded(run: Any) -> int:
     lost = unrecorded(run.id)
     if lost is None:
         return 0
-    print(f"labloom: the store {lost.store} is missing {lost.count} record(s) of run {run.id}: "
-          f"{'; '.join(lost.reasons)}", file=sys.stderr)
+    _tell(f"labloom: the store {lost.store} is missing {lost.count} record(s) of run {run.id}: "
+          f"{'; '.join(lost.reasons)}")
     return int(lost.count)
+
+
+def _tell(text: str) -> None:
+    """A line on stderr after the run, which must not keep the report and exit status from
+    `labloom serve` when stderr is a file on a full disk."""
+    with contextlib.suppress(OSError):
+        print(text, file=sys.stderr)
 
 
 def _say_failure(run: Any) -> None:
@@ -245,8 +252,7 @@ def _say_failure(run: Any) -> None:
     if run.state is State.COMPLETED or progress_enabled():
         return
     why = f": {run.message}" if run.message else ""
-    print(f"labloom: run {run.id} of flow {run.flow_name!r} {run.state.value}{why}",
-          file=sys.stderr)
+    _tell(f"labloom: run {run.id} of flow {run.flow_name!r} {run.state.value}{why}")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -273,10 +279,8 @@ def _after(run: Any, args: argparse.Namespace, lost: int = 0) -> None:
         notifier.send(args.notify, failure_payload(run.flow_name, run.id, run.state.value,
                                                    failed, error))
         notifier.close(timeout=60)
-        if notifier.delivered:
-            print("labloom: failure alert delivered", file=sys.stderr)
-        else:
-            print("labloom: failure alert not delivered (see the log above)", file=sys.stderr)
+        _tell("labloom: failure alert delivered" if notifier.delivered else
+              "labloom: failure alert not delivered (see the log above)")
 
 
 def export_command(args: argparse.Namespace) -> int:

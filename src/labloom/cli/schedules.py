@@ -49,6 +49,8 @@ def register(subparsers: Any) -> None:
         ("remove", ["delete"], remove_command, "remove a schedule"),
         ("pause", [], pause_command, "stop starting runs of a schedule"),
         ("resume", [], resume_command, "start runs again (missed slots are not caught up)"),
+        ("test-alert", [], test_alert_command, "send a test alert to the schedule's --notify "
+         "now, and say whether it was taken"),
     ):
         sub = actions.add_parser(action, aliases=aliases, help=text)
         sub.add_argument("name", metavar="NAME")
@@ -83,19 +85,21 @@ def add_command(args: argparse.Namespace) -> int:
     from ..store import store_clock
 
     schedule_error, cli_error = _errors()
-    if args.every and args.timezone:
+    if args.every is not None and args.timezone is not None:
         raise cli_error(
             "--timezone applies to --cron: --every counts exact time, so a daily run moves by "
             "an hour when the clocks change; for a wall-clock time write --cron '0 2 * * *' "
             f"--timezone {args.timezone}"
         )
     try:
-        every = sched.parse_duration(args.every) if args.every else None
-        cron = sched.check_cron(args.cron) if args.cron else None
-        tz = sched.check_timezone(args.timezone) if args.timezone else None
+        # `is not None`: an empty value (a variable not set) is an error, not the option
+        # left out (an empty --cron made a schedule of neither kind: a traceback).
+        every = sched.parse_duration(args.every) if args.every is not None else None
+        cron = sched.check_cron(args.cron) if args.cron is not None else None
+        tz = sched.check_timezone(args.timezone) if args.timezone is not None else None
         if cron and tz is None:
             tz = sched.local_timezone()
-        if args.notify:
+        if args.notify is not None:
             check_url(args.notify)
     except ValueError as exc:
         raise cli_error(str(exc)) from None
@@ -135,6 +139,8 @@ def add_command(args: argparse.Namespace) -> int:
     alert = f", alerts to {mask_url(args.notify)}" if args.notify else ""
     print(f"added schedule {schedule.name!r}: {target} {schedule.spec}{alert}; "
           f"first run {sched.iso(first, tz)}")
+    if args.notify:
+        print(f"to see that its alerts arrive: `labloom schedule test-alert {schedule.name}`")
     with sched.store() as conn:
         if not liveness.health(conn)["running"]:
             print("no scheduler is running: start one with `labloom serve`")
@@ -156,6 +162,10 @@ def _given_names(items: list[str]) -> list[str]:
     return list(dict.fromkeys(item.partition("=")[0].strip() for item in items))
 
 
+class _ShownOnly(Exception):
+    """Rolls back what ``list`` settled only to show it."""
+
+
 def list_command(args: argparse.Namespace) -> int:
     from ..schedule import liveness
     from ..schedule import stored_schedules as sched
@@ -163,10 +173,17 @@ def list_command(args: argparse.Namespace) -> int:
 
     with sched.store() as conn:
         now = store_clock.now(conn)  # the scheduler's clock: "next" and health as it judges
-        with sched.transaction(conn):  # slots a killed scheduler left: as their runs ended
-            liveness.settle_running(conn, now)
-        rows = sched.describe_all(conn)
-        health = liveness.health(conn, now)
+        # Slots a killed scheduler left are shown as their runs ended, and left as they were:
+        # the next `serve` settles them and alerts for the runs that failed. Settled here,
+        # they were alerted by nobody, and `list` is what one types when serve has died.
+        try:
+            with sched.transaction(conn):
+                liveness.settle_running(conn, now)
+                rows = sched.describe_all(conn)
+                health = liveness.health(conn, now)
+                raise _ShownOnly
+        except _ShownOnly:
+            pass
     if args.json:
         print(json.dumps({"schedules": rows, "scheduler": health}, indent=2))
         return 0
@@ -175,6 +192,9 @@ def list_command(args: argparse.Namespace) -> int:
     for row in rows:
         last = row["last_run"]
         last_text = f"{last['status']} ({last['slot']})" if last else "never"
+        if last and last["retries"]:  # a failed night fixed by a retry says so
+            retry = last["retries"][-1]
+            last_text += f", retried by run {retry['id']} ({retry['state']})"
         print(f"{row['name']}: {row['target']}  {row['when']}"
               f"{'  PAUSED' if row['paused'] else ''}")
         print(f"    next {row['next_run'] or '-'}  last {last_text}"
@@ -218,7 +238,20 @@ def _named(args: argparse.Namespace, change: Any, done: str) -> int:
 def remove_command(args: argparse.Namespace) -> int:
     from ..schedule import stored_schedules as sched
 
-    return _named(args, sched.remove, "removed")
+    going: list[str] = []
+
+    def remove(conn: Any, name: str) -> None:
+        going.extend(row[0] for row in conn.execute(
+            "SELECT s.run_id FROM schedule_slots s JOIN flow_runs r ON r.id = s.run_id WHERE "
+            "s.schedule = ? AND s.status = 'running' AND r.state IN ('Pending', 'Running')",
+            (name,)))
+        sched.remove(conn, name)
+
+    status = _named(args, remove, "removed")
+    for run_id in going:  # removing stops no run: one expecting it to would not know
+        print(f"its run {run_id} is still going: it runs to its end and is recorded; "
+              f"`labloom cancel {run_id}` stops it")
+    return status
 
 
 def pause_command(args: argparse.Namespace) -> int:
@@ -231,6 +264,35 @@ def resume_command(args: argparse.Namespace) -> int:
     from ..schedule import stored_schedules as sched
 
     return _named(args, lambda conn, name: sched.set_paused(conn, name, False), "resumed")
+
+
+def test_alert_command(args: argparse.Namespace) -> int:
+    """A webhook whose token was revoked, or a channel archived, answers 404 or 410 to the
+    first failure at night, said only on serve's output: this asks it now."""
+    import socket
+
+    from ..schedule import stored_schedules as sched
+    from ..schedule.alerts import mask_url, try_post
+
+    schedule_error, cli_error = _errors()
+    try:
+        with sched.store() as conn:
+            schedule = sched.get(conn, args.name)
+    except schedule_error as exc:
+        raise cli_error(str(exc)) from None
+    if not schedule.notify:
+        raise cli_error(f"schedule {args.name!r} has no --notify: its failures alert nobody; "
+                        "add it again with --notify URL")
+    where = mask_url(schedule.notify)
+    refused = try_post(schedule.notify, {
+        "text": f"labloom: test alert for schedule {schedule.name!r} ({schedule.target}) from "
+                f"{socket.gethostname()}: its failed runs are alerted here",
+        "schedule": schedule.name, "state": "test", "host": socket.gethostname(),
+    })
+    if refused:
+        raise cli_error(f"the test alert was not taken by {where}: {refused}", 1)
+    print(f"test alert delivered to {where}")
+    return 0
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -138,14 +138,31 @@ class TaskContext:
             for line in lines:
                 self.sink(self.task_run_id, level, now, line)
         out = self._shown_on.get(level)
-        if out is not None and self.echoes:
-            out.write("".join(f"{self.task_name} | {line}\n" for line in lines))
+        if out is not None and self.echoes and self.run_id not in _echo_failed:
+            try:
+                out.write("".join(f"{self.task_name} | {line}\n" for line in lines))
+            except OSError as exc:
+                # The copy to the terminal or a file (`labloom serve`'s run log on a full disk,
+                # past `ulimit -f`) failed: the lines are in the run's logs, so the task goes
+                # on, as logging's handlers let a program go on, instead of failing with
+                # "No space left on device" for a print. Said once a run, in its logs; the
+                # run's tasks copy no more lines there.
+                _echo_failed.add(self.run_id)
+                if self.log_prints:
+                    self.sink(self.task_run_id, logging.WARNING, now,
+                              f"[labloom] this task's output could not also be written to the "
+                              f"process's {'stderr' if level >= logging.WARNING else 'stdout'} "
+                              f"({type(exc).__name__}: {exc.strerror or exc}); its lines are "
+                              "kept in the run's logs only")
 
     @property
     def echoes(self) -> bool:
         """Whether the task's prints and run-logger records are also written to the terminal."""
         return self.echo and self.run_id not in _shown_elsewhere
 
+
+# Runs whose copy of their tasks' lines to stdout or stderr failed (``TaskContext._emit``).
+_echo_failed: set[str] = set()
 
 # Runs whose task prints a view shows from the run's log lines (a notebook cell's bounded
 # area under the live DAG), so they are recorded but not also written to stdout and stderr.

@@ -72,6 +72,7 @@ class ConsoleProgress:
         self._last_draw = 0.0
         self._announced: set[str] = set()
         self.started = time.time()
+        self.stream_failed = False  # see ``_write``
 
     def __call__(self, batch: Sequence[ev.Event]) -> None:
         # A state change, most of a run's events, handled here: a call and an ``isinstance``
@@ -147,19 +148,27 @@ class ConsoleProgress:
     def _draw(self) -> None:
         self._last_draw = time.time()
         rows = [self._summary(node) for node in self.nodes.values() if node.total]
-        out = self.stream
-        if self._drawn_lines:
-            out.write(f"\x1b[{self._drawn_lines}F\x1b[J")  # back to the table's top, clear
-        for row in rows:
-            out.write(f"  {row}\n")
+        back = f"\x1b[{self._drawn_lines}F\x1b[J" if self._drawn_lines else ""  # to the top
         self._drawn_lines = len(rows)
-        out.flush()
+        self._write(back + "".join(f"  {row}\n" for row in rows))
 
     def _line(self, text: str) -> None:
         if self.live:
             self._drawn_lines = 0
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self._write(text + "\n")
+
+    def _write(self, text: str) -> None:
+        """A view that cannot write (stderr a file on a full disk: `labloom serve`'s run log)
+        stops writing; the run goes on, and so does `labloom run`, to its report and exit
+        status. It failed the run's start as "cannot reach the executor", and serve recorded
+        a run that completed as crashed, with no run id."""
+        if self.stream_failed:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:
+            self.stream_failed = True
 
 
 def attach(run: Any, stream: TextIO | None = None) -> ConsoleProgress:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import shlex
 import socket
 import threading
 import time
@@ -30,13 +31,32 @@ DEFAULT_DELAYS = (1.0, 4.0, 15.0)  # waits before the 2nd, 3rd and 4th attempt
 
 
 def check_url(url: str) -> str:
+    """``url`` if an alert can be posted (or mailed) to it; else ValueError naming the fix,
+    never the value (a webhook URL is a secret). Checked where it is given: a URL that cannot
+    work must not wait for the first failure at night to say so."""
+    if not url.strip():
+        # `--notify "$SLACK_URL"` with the variable unset (cron, a systemd unit): taken as
+        # no --notify, it scheduled a flow whose failures alerted nobody.
+        raise ValueError("--notify is empty (a variable not set where `--notify \"$VAR\"` "
+                         "was typed?): give the webhook URL or mailto:ADDRESS, or leave "
+                         "--notify out for no alerts")
     if mail_alerts.is_mail(url):
         mail_alerts.addresses(url)  # raises, naming the form
         return url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError:
+        raise ValueError("--notify has a host or port no request can reach (a port past "
+                         "65535, an unclosed [ of an IPv6 address); check the URL (the value "
+                         "is not shown)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("--notify takes an http(s) webhook URL or mailto:ADDRESS[,ADDRESS] "
                          "(the value is not shown)")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ValueError("--notify holds a space, line break or control character (cut from "
+                         "a wrapped line?): no request can carry it; paste the URL again, "
+                         "quoted (the value is not shown)")
     return url
 
 
@@ -74,6 +94,11 @@ def failure_payload(
         text += f": {summary}"
     if run_id:
         text += f". Details: labloom show {run_id}"
+        # The failed task's own lines, the command to copy from the alert at 3 a.m.: `show`
+        # holds its traceback, not what it printed before it failed.
+        first = next((name for name, kind in failed_tasks if kind != "UpstreamFailed"), None)
+        if first:
+            text += f"; its logs: labloom logs {run_id} --task {shlex.quote(first)}"
     if log:
         text += f". Output: {log} on {socket.gethostname()}"
     body: dict[str, Any] = {
@@ -148,6 +173,20 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):  # an SMTP relay not reached
         return f"connection failed ({type(exc).__name__})"
     return type(exc).__name__
+
+
+def try_post(url: str, body: dict[str, Any]) -> str | None:
+    """One attempt now: None once taken, else why not, never naming the URL (an HTTP status
+    says what: 404 or 410, a token revoked or a channel gone; 403, not allowed)."""
+    try:
+        post(url, body)
+        return None
+    except Exception as exc:
+        reason = _reason(exc)
+    hints = {"HTTP 403": "the webhook does not allow this sender",
+             "HTTP 404": "no such webhook: a token mistyped or revoked?",
+             "HTTP 410": "the webhook or its channel is gone"}
+    return f"{reason} ({hints[reason]})" if reason in hints else reason
 
 
 def deliver(

@@ -196,9 +196,15 @@ class ScheduleServer:
             if slot.status == "completed" or not url:
                 continue
             flow, state, failed = _run_outcome(conn, slot.run_id)
+            # Said as a run this scheduler started is: which task failed, and the file its
+            # process wrote (when this host holds it); the note alone named neither.
+            hard = [name for name, kind in failed if kind != "UpstreamFailed"]
+            note = slot.note + (f"; {len(hard)} task run(s) failed; first: {hard[0]}"
+                                if hard else "")
+            log_path = self._log_path(slot.schedule, slot.slot_time)
             self.notifier.send(url, failure_payload(
                 flow or slot.schedule, slot.run_id, state or slot.status.capitalize(), failed,
-                slot.note, schedule=slot.schedule,
+                note, schedule=slot.schedule, log=str(log_path) if log_path.exists() else None,
             ))
 
     def _say_overdue(self, conn: Any, schedule: sched.Schedule) -> None:
@@ -249,6 +255,11 @@ class ScheduleServer:
         self._uncomputable.discard(schedule.name)
         return True
 
+    def _log_path(self, schedule: str, slot: float) -> Path:
+        """The file a slot's run process writes its output to (any scheduler of this home)."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(slot))
+        return self._logs / f"{_safe(schedule)}-{stamp}-{to_ms(slot) % 1000:03d}.log"
+
     def _launch(self, conn: Any, claim: sched.Claim) -> None:
         s = claim.schedule
         report = self._reports / f"{uuid.uuid4().hex}.json"
@@ -257,8 +268,7 @@ class ScheduleServer:
         env["LABLOOM_SCHEDULE"] = s.name
         env["LABLOOM_SCHEDULED_TIME"] = repr(claim.slot)
         env.pop("LABLOOM_NOTIFY_DELAYS", None)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(claim.slot))
-        log_path = self._logs / f"{_safe(s.name)}-{stamp}-{to_ms(claim.slot) % 1000:03d}.log"
+        log_path = self._log_path(s.name, claim.slot)
         log_file = open(log_path, "ab")  # noqa: SIM115 - closed when the run is reaped
         started = store_clock.now(conn)  # as the slot's time: the store's
         try:

@@ -407,7 +407,9 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
             "problem": problem,
             "last_run": None if last is None else {
                 "slot": iso(last["slot_time"], zone), "status": last["status"],
-                "run_id": last["run_id"],
+                "run_id": last["run_id"], "retries": [  # `labloom retry` of it, oldest first
+                    {"id": rid, "state": state} for rid, state in conn.execute("SELECT id, state "
+                    "FROM flow_runs WHERE retry_of = ? ORDER BY created, id", (last["run_id"],))],
             },
             "notify": mask_url(s.notify) or None,
             "executor": s.executor, "address": s.address, "cluster": s.cluster,

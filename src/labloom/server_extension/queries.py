@@ -249,6 +249,7 @@ def run_detail(
             parameters=run.shown_parameters(),
             dashboard=run.metadata.get("dashboard"),
             cluster=run.metadata.get("cluster"), metadata=run.metadata, target=run.target,
+            retried_by=[rid for rid, _ in store.retries(run.id)],
         )
     if whole:
         # What the DAG renderer draws (the same shapes as the notebook widget's traits).

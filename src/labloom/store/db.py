@@ -127,6 +127,14 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def is_disk_trouble(exc: BaseException) -> bool:
+    """A write refused for want of room: a full disk, a file size limit (SQLite says "disk
+    I/O error" for EFBIG), PostgreSQL's DiskFull."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "disk is full" in str(exc) or "disk I/O error" in str(exc)
+    return type(exc).__name__ == "DiskFull"
+
+
 def is_integrity_error(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.IntegrityError) or type(exc).__name__ in (
         "IntegrityError", "UniqueViolation"

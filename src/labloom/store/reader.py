@@ -260,6 +260,12 @@ class RunStore:
             ).fetchall()
         return [_run(row, listed=not parameters) for row in rows]
 
+    def retries(self, run_id: str) -> list[tuple[str, str]]:
+        """The runs made by retrying ``run_id`` (``labloom retry``, the panel's Retry), oldest
+        first, as (id, state): the other end of their ``retry_of``."""
+        return [(row[0], row[1]) for row in self.conn.execute(
+            "SELECT id, state FROM flow_runs WHERE retry_of = ? ORDER BY created, id", (run_id,))]
+
     def parameters_escaped(self, run_id: str) -> bool:
         """Whether the run's log says its parameters were stored with text escaped (a lone
         surrogate, NUL), as labloom did before session 46: they do not read back as given."""

@@ -158,12 +158,14 @@ class Rows:
         self.closed: set[str] = set()
         self.events = 0
         self.one_by_one = False
+        self.split = False  # refused for want of room: next time one by one (WriteTrouble.failing)
 
     def tables(self) -> list[Table]:
-        """In the order they are written."""
+        """In the order they are written one by one: what happened before what was said, so
+        a disk that fills keeps the run's and its task runs' states first (``split``)."""
         return [self.runs, self.flows, self.nodes, self.tasks, self.born, self.states,
-                self.updates, self.keys, self.logs, self.values, self.cuts, self.run_updates,
-                self.metadata_updates]
+                self.updates, self.keys, self.run_updates, self.metadata_updates, self.logs,
+                self.values, self.cuts]
 
     def count(self) -> int:
         return sum(len(t.rows) - t.done for t in self.tables())

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from .db import short_error
+from .db import is_disk_trouble, is_transient, short_error
 from .rows import Rows, Table
 from .settings import backlog_cap, outage_patience
 
@@ -32,14 +34,59 @@ class WriteTrouble:
             self._said.add(key)
             log.warning("%s", message)
 
-    def failing(self, exc: BaseException) -> None:
-        """A write failed in a way that passes: said at the first failure of an outage."""
+    def failing(self, exc: BaseException, rows: Rows | None = None) -> None:
+        """A write failed in a way that passes: said at the first failure of an outage. When
+        for want of room, ``rows`` are tried again one by one, states first (``Rows.tables``):
+        a batch made large by a task's log lines never fit again whole, and the run's states
+        in it went with its lines (a completed run left Crashed, or not in the store at all)."""
+        if rows is not None and is_disk_trouble(exc):
+            rows.split = True
         if self._since is None:
             self._since = time.monotonic()
             log.warning("[labloom] the run store %s cannot be written now (%s); trying again for "
                         "up to %gs, keeping at most %d events in memory meanwhile (a store gone "
                         "for good: labloom.store.stop_writing() gives up now)",
                         self.display, short_error(exc), outage_patience(), backlog_cap())
+
+    def passes(self, exc: BaseException, rows: Rows) -> bool:
+        """Whether a row's failure is waited out (tried again later), or costs the row. Of a
+        batch split for want of room, once its states are in, a log line, metric or count
+        that does not fit is dropped and counted: waited for, it held the states of every
+        batch after it (the run's end), all lost when the outage outlasted the run."""
+        said = (rows.logs, rows.values, rows.cuts)  # written last (``Rows.tables``)
+        if rows.split and is_disk_trouble(exc) and all(
+                t.done >= len(t.rows) for t in rows.tables() if t not in said):
+            self._no_room_for_the_rest(rows, said, exc)
+            return False
+        return is_transient(exc)
+
+    @contextmanager
+    def spared(self, rows: Rows) -> Iterator[None]:
+        """Around the heartbeat after a split batch's rows: with no room for it either, the
+        beat waits for the next write, rather than the rows after these (the run's end) for
+        the disk: tried again and again, it held them until the run's final wait was over."""
+        try:
+            yield
+        except Exception as exc:
+            if not (rows.split and is_disk_trouble(exc)):
+                raise
+
+    def _no_room_for_the_rest(self, rows: Rows, said: tuple[Table, ...],
+                              exc: BaseException) -> None:
+        """The rows of ``said`` after the one refused now go too, counted: each tried alone on
+        a full disk cost a failed transaction (30,000 lines outlasted the run's final wait)."""
+        current = next(t for t in said if t.done < len(t.rows))  # the row refused now
+        for table in said:
+            start = table.done + 1 if table is current else table.done
+            if table is current or start < len(table.rows):
+                counts: dict[str, int] = {}
+                for run_id in table.runs[start:]:
+                    counts[run_id] = counts.get(run_id, 0) + 1
+                why = f"{table.what} refused by the store ({short_error(exc)})"
+                for run_id, count in counts.items():
+                    if (rec := rows.recorders.get(run_id)) is not None:
+                        rec.drop(count, why)
+                table.done = len(table.rows) - (table is current)
 
     def recovered(self) -> None:
         if self._since is not None:

@@ -289,7 +289,7 @@ class Writer:
                 if time.monotonic() + delay > deadline:
                     self.trouble.gave_up(rows, exc)
                     return None
-                self.trouble.failing(exc)
+                self.trouble.failing(exc, rows)
                 with self._cond:  # a backoff that ``retire`` cuts short
                     retired = self._cond.wait_for(lambda: self.retired, delay)
                 if retired:
@@ -300,7 +300,7 @@ class Writer:
     def _write(self, conn: Conn, rows: Rows) -> None:
         now = store_clock.now(conn)  # read once: every open run beats at this write's time
         beat = [(now, run_id) for run_id in self._open | rows.closed]
-        if not rows.one_by_one:
+        if not rows.one_by_one and not rows.split:  # split: see ``WriteTrouble.failing``
             try:
                 with conn.transaction():
                     rows.write(conn)
@@ -315,9 +315,9 @@ class Writer:
                 if is_transient(exc):
                     raise
                 self.trouble.batch_refused(exc)
-        rows.write_one_by_one(conn, is_transient,
+        rows.write_one_by_one(conn, lambda e: self.trouble.passes(e, rows),
                               lambda t, r, e: self.trouble.row_refused(rows, t, r, e))
-        with conn.transaction():
+        with self.trouble.spared(rows), conn.transaction():
             conn.executemany(HEARTBEAT, beat)
 
     def _reopen(self, conn: Conn, rows: Rows) -> Conn:
