@@ -12,7 +12,7 @@ from typing import Any
 from ..core.run_logs import named
 from ..store import open_store
 from ..store.follow import task_runs_by_id
-from ..store.reader import LogEntry
+from ..store.log_records import LogEntry
 from .terminal import echo
 
 LOOK_EVERY = 0.5  # seconds between reads of a run still going

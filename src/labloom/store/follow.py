@@ -28,11 +28,11 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from .listed_parameters import listed_columns
+from .log_records import NodeRecord
 from .multirow import rows_in
 from .reader import (
     _RUN_COLUMNS,
     _TASK_COLUMNS,
-    NodeRecord,
     RunRecord,
     RunStore,
     TaskRunRecord,

@@ -21,6 +21,7 @@ from ..core.run_logs import named
 from .crashed_runs import mark_crashed_runs
 from .db import Conn, get_database
 from .listed_parameters import add_parameters, listed_columns
+from .log_records import LogCut, LogEntry, NodeRecord
 from .multirow import IN_CHUNK, rows_in
 from .storable import NOTE
 from .stored_parameters import shown_stored
@@ -106,37 +107,6 @@ class TaskRunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "name": self.name, "duration": self.duration}
-
-
-@dataclass
-class LogEntry:
-    task_run_id: str | None
-    task: str
-    level: int
-    time: float
-    text: str
-    id: int = 0  # the line's row: a cursor for reading on from here (``log_page``)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class NodeRecord:
-    """A node of a run's graph: one task call, or one map whatever its width."""
-
-    id: str
-    name: str
-    kind: str
-    upstream: list[str]
-
-
-@dataclass
-class LogCut:
-    task_run_id: str
-    task: str
-    kept: int
-    cut: int
 
 
 _RUN_COLUMNS = (
