@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -105,16 +104,10 @@ def _start_resource_tracker() -> None:
 
     Started later, by the cluster's event loop, it would unblock SIGINT in that thread (its
     start blocks and then unblocks SIGINT in whatever thread starts it), and the workers spawned
-    after would hear Ctrl-C again. Its warning of "leaked semaphore objects to clean up at
-    shutdown" is held back: ``labloom run`` ends at once on Ctrl-C, with the Nanny's queues
-    still open, and the tracker cleans them up all the same (it reads the -W options of the
-    process that starts it).
+    after would hear Ctrl-C again. (Its warning of "leaked semaphore objects" after an
+    interrupted ``labloom run`` is not held back here: that exit lets go of them first,
+    ``core/process_internals.release_before_hard_exit``, so a real leak is still said.)
     """
     from multiprocessing import resource_tracker
 
-    quiet = "ignore:resource_tracker:UserWarning"
-    sys.warnoptions.append(quiet)
-    try:
-        resource_tracker.ensure_running()
-    finally:
-        sys.warnoptions.remove(quiet)
+    resource_tracker.ensure_running()
