@@ -222,7 +222,8 @@ FULL_DISK = """
     @flow
     def nightly(fail: bool = False):
         out = loud(extract())
-        if fail:
+        if fail:  # once loud has printed: the body's failure then cancels nothing
+            out.result()
             raise ValueError("the body failed")
         return out
 """
