@@ -41,6 +41,14 @@ def add(home: Path, *args: str) -> None:
     assert out.returncode == 0, out.stderr
 
 
+def add_every_second_job(home: Path, seconds: float) -> Path:
+    """FLOW's job scheduled every second, each run taking ``seconds``; the file it writes."""
+    write(home / "flows.py", FLOW)
+    out = home / "out.txt"
+    add(home, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", f"seconds={seconds}")
+    return out
+
+
 def terminate(proc: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
     """SIGTERM, then a bounded wait for a clean exit."""
     proc.send_signal(signal.SIGTERM)
@@ -79,9 +87,7 @@ def test_every_two_seconds_then_sigterm(tmp_path: Path) -> None:
 
 
 def test_runs_of_one_schedule_do_not_overlap(tmp_path: Path) -> None:
-    write(tmp_path / "flows.py", FLOW)
-    out = tmp_path / "out.txt"
-    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=2.5")
+    out = add_every_second_job(tmp_path, seconds=2.5)
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
     try:
         wait_for(lambda: statuses(tmp_path).count("completed") >= 2, 40, "two long runs")
@@ -146,9 +152,7 @@ def test_one_catch_up_run_after_downtime(tmp_path: Path) -> None:
 
 
 def test_sigterm_waits_for_a_run_within_the_grace_period(tmp_path: Path) -> None:
-    write(tmp_path / "flows.py", FLOW)
-    out = tmp_path / "out.txt"
-    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=1.5")
+    out = add_every_second_job(tmp_path, seconds=1.5)
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1", "--grace", "20")
     try:
         wait_for(lambda: out.exists() and "start" in out.read_text(), 30, "a run to start")
@@ -162,9 +166,7 @@ def test_sigterm_waits_for_a_run_within_the_grace_period(tmp_path: Path) -> None
 
 
 def test_sigterm_terminates_runs_after_the_grace_period(tmp_path: Path) -> None:
-    write(tmp_path / "flows.py", FLOW)
-    out = tmp_path / "out.txt"
-    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=120")
+    out = add_every_second_job(tmp_path, seconds=120)
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1", "--grace", "1")
     try:
         wait_for(lambda: out.exists() and "start" in out.read_text(), 30, "a run to start")
@@ -205,9 +207,7 @@ def test_two_schedulers_never_run_the_same_slot(tmp_path: Path) -> None:
 
 
 def test_a_sigkilled_server_is_replaced_without_losing_its_running_slot(tmp_path: Path) -> None:
-    write(tmp_path / "flows.py", FLOW)
-    out = tmp_path / "out.txt"
-    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=3")
+    out = add_every_second_job(tmp_path, seconds=3)
     first = start_labloom(tmp_path, "serve", "--tick", "0.1")
     second = None
     orphan_pid = None
@@ -392,9 +392,7 @@ def test_run_log_files_are_kept_their_days_then_deleted(tmp_path: Path) -> None:
 def test_removing_a_schedule_whose_run_is_going_says_how_to_stop_it(tmp_path: Path) -> None:
     # `schedule remove` while its nightly run was going said only "removed": the run went on
     # (and alerted when it failed), which one who removed the schedule to stop it could not know.
-    write(tmp_path / "flows.py", FLOW)
-    out = tmp_path / "out.txt"
-    add(tmp_path, "flows.py:job", "--every", "1s", "-p", f"out={out}", "-p", "seconds=60")
+    out = add_every_second_job(tmp_path, seconds=60)
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1")
     try:
         wait_for(lambda: [r for r in slot_rows(tmp_path) if r["status"] == "running"
