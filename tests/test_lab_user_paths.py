@@ -147,11 +147,23 @@ def test_the_panel_s_buttons_a_sweep_s_tab_compare_and_schedules_as_a_user_reads
 
     # An action that fails (the schedule removed meanwhile, by another user) says why, and
     # that stays past the panel's next read of the list (it was gone at the next poll).
+    # The panel's reads of the list are held from the removal to the click, as when the user
+    # clicks before its next read: a read in between (every fifth poll) took the row away
+    # under the click and the test waited 30 s for a button no longer there (CI, 40ea847).
+    held: list[Any] = []
+
+    def list_reads(url: str) -> bool:
+        return url.split("?")[0].endswith("/labloom/api/schedules")
+
+    page.route(list_reads, lambda route: held.append(route))
     removed = labloom(home, "schedule", "remove", "hourly-tiny", cwd=work)
     assert removed.returncode == 0, removed.stderr
     schedule.get_by_role("button", name="Resume").click()
     wait_for(lambda: "no such schedule" in (note.text_content() or ""), 20, "the failure")
     assert note.get_attribute("data-error") == "true"
+    for route in held:
+        route.continue_()
+    page.unroute(list_reads)
     # A read of the list, at once on a change of its state filter, then of the schedules:
     # their section drawn again (a new element) says it is done.
     shown = panel.locator(".labloom-schedules > *").first
