@@ -77,6 +77,24 @@ def opacity(locator: Any) -> float:
     return float(locator.evaluate("b => getComputedStyle(b).opacity"))
 
 
+def is_schedules_read(url: str) -> bool:
+    return url.split("?")[0].endswith("/labloom/api/schedules")
+
+
+def read_schedules(page: Any, panel: Any, ask: Any, meanwhile: Any = lambda: None) -> None:
+    """``ask()`` makes the panel read the schedules; that read is held (the list busy) while
+    ``meanwhile()`` runs, then let through, and drawn when this returns."""
+    held: list[Any] = []
+    page.route(is_schedules_read, lambda route: held.append(route))
+    ask()
+    panel.locator('.labloom-schedules[aria-busy="true"]').wait_for(timeout=20_000)
+    meanwhile()
+    for route in list(held):
+        route.continue_()
+    page.unroute(is_schedules_read)  # (lets through a read held meanwhile)
+    panel.locator(".labloom-schedules:not([aria-busy])").wait_for(timeout=20_000)
+
+
 def test_the_panel_s_buttons_a_sweep_s_tab_compare_and_schedules_as_a_user_reads_them(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
@@ -140,7 +158,22 @@ def test_the_panel_s_buttons_a_sweep_s_tab_compare_and_schedules_as_a_user_reads
     wait_for(lambda: "Started hourly-tiny now" in (note.text_content() or ""), 20, "its note")
     wait_for(lambda: [r for r in stored_runs(home, "tiny") if r.state == "Completed"], 60,
              "the schedule's run")
-    schedule.get_by_role("button", name="Pause").click()
+    # A click that lands as the panel reads the schedules again (every fifth poll; here a
+    # change of its state filter) still acts: the list was redrawn whole on each read, so a
+    # press on Pause released on the Pause drawn in its place clicked nothing.
+    pause = schedule.get_by_role("button", name="Pause").element_handle()
+
+    def press() -> None:  # where the button is once the runs of the new filter are drawn
+        box = pause.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+
+    read_schedules(
+        page, panel,
+        lambda: panel.locator("select.labloom-state-filter").select_option("Failed"), press)
+    assert pause.evaluate("button => button.isConnected")
+    page.mouse.up()
     panel.locator('.labloom-schedule[data-paused="true"]').wait_for(timeout=10_000)
     assert idle.count() == 0  # nothing left to run: nothing to say
     assert (note.text_content() or "") == ""  # the next action's note replaces the last
@@ -151,25 +184,20 @@ def test_the_panel_s_buttons_a_sweep_s_tab_compare_and_schedules_as_a_user_reads
     # clicks before its next read: a read in between (every fifth poll) took the row away
     # under the click and the test waited 30 s for a button no longer there (CI, 40ea847).
     held: list[Any] = []
-
-    def list_reads(url: str) -> bool:
-        return url.split("?")[0].endswith("/labloom/api/schedules")
-
-    page.route(list_reads, lambda route: held.append(route))
+    page.route(is_schedules_read, lambda route: held.append(route))
     removed = labloom(home, "schedule", "remove", "hourly-tiny", cwd=work)
     assert removed.returncode == 0, removed.stderr
     schedule.get_by_role("button", name="Resume").click()
     wait_for(lambda: "no such schedule" in (note.text_content() or ""), 20, "the failure")
     assert note.get_attribute("data-error") == "true"
-    for route in held:
+    for route in list(held):
         route.continue_()
-    page.unroute(list_reads)
+    page.unroute(is_schedules_read)  # (lets through a read held meanwhile)
     # A read of the list, at once on a change of its state filter, then of the schedules:
-    # their section drawn again (a new element) says it is done.
-    shown = panel.locator(".labloom-schedules > *").first
-    shown.evaluate("e => { e.dataset.before = '1'; }")
-    panel.locator("select.labloom-state-filter").select_option("Completed")
-    panel.locator(".labloom-schedules > [data-before]").wait_for(state="detached", timeout=20_000)
+    # the note stays once that read is drawn (the list no longer busy).
+    read_schedules(
+        page, panel,
+        lambda: panel.locator("select.labloom-state-filter").select_option("Completed"))
     assert "resume hourly-tiny failed: no such schedule" in (note.text_content() or "")
     assert alerts == []
 
