@@ -95,6 +95,48 @@ def read_schedules(page: Any, panel: Any, ask: Any, meanwhile: Any = lambda: Non
     panel.locator(".labloom-schedules:not([aria-busy])").wait_for(timeout=20_000)
 
 
+
+# Every state a run row's text can say; set on a real row of the panel (runs in each of nine
+# states would take minutes to make), its colours then read as the browser draws them.
+ROW_STATES = ("Pending", "Running", "Retrying", "Completed", "Cached", "Failed", "Crashed",
+              "UpstreamFailed", "Cancelled")
+
+STATE_TEXT_COLOURS = """(row, states) => {
+    const under = e => {
+        for (; e; e = e.parentElement) {
+            const c = getComputedStyle(e).backgroundColor;
+            if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') return c;
+        }
+        return 'rgb(255, 255, 255)';
+    };
+    const text = row.querySelector('.labloom-state');
+    const was = [row.dataset.state, text.dataset.state];
+    const out = {};
+    for (const state of states) {
+        row.dataset.state = text.dataset.state = state;
+        out[state] = [getComputedStyle(text).color, under(text)];
+    }
+    [row.dataset.state, text.dataset.state] = was;
+    return out;
+}"""
+
+
+def low_state_contrasts(page: Any, row: Any) -> dict[str, Any]:
+    """Each state's text on ``row`` and on it hovered (a focused row looks the same): those
+    that read under 4.5:1, with their colours."""
+    from test_lab_panel import contrast
+
+    row.evaluate("r => r.contains(document.activeElement) && document.activeElement.blur()")
+    page.mouse.move(0, 0)
+    still = row.evaluate(STATE_TEXT_COLOURS, list(ROW_STATES))
+    row.hover()
+    hovered = row.evaluate(STATE_TEXT_COLOURS, list(ROW_STATES))
+    assert hovered["Completed"][1] != still["Completed"][1], (still, hovered)  # hover drawn
+    return {f"{where}{state}": (round(contrast(*colours), 2), colours)
+            for where, shown in (("", still), ("hovered ", hovered))
+            for state, colours in shown.items() if contrast(*colours) < 4.5}
+
+
 def test_the_panel_s_buttons_a_sweep_s_tab_compare_and_schedules_as_a_user_reads_them(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
@@ -108,6 +150,10 @@ def test_the_panel_s_buttons_a_sweep_s_tab_compare_and_schedules_as_a_user_reads
     newer, older = stored_runs(home, "sweep")
     panel, alerts = open_lab(page, url)
     run_row(panel, older.id).wait_for(timeout=30_000)
+
+    # Each state's text reads at 4.5:1 or more on its row, hovered or not (the dark theme's:
+    # below); on the light theme's hovered row they read 2.3 to 4.3:1.
+    assert low_state_contrasts(page, run_row(panel, older.id)) == {}
 
     # Compare and Delete act on ticked runs: with none ticked they look it (they looked as
     # live as when they act, and a click did nothing).
@@ -322,6 +368,8 @@ def test_an_experiments_row_s_logs_in_sight_and_the_dark_theme_s_colours(
     low = {name: round(contrast(*pair), 2) for name, pair in shown.items()
            if contrast(*pair) < 4.5}
     assert low == {}, (low, shown)
+    # The Flows panel's states, on a run's row and on it hovered.
+    assert low_state_contrasts(page, run_row(panel, run.id)) == {}
     shot(page, "lab-dark-failed-run")
 
     # The map's child whose logs the panel shows is marked among its alike chips.
