@@ -12,8 +12,9 @@ them), then times the route:
   each kind to the fresh server, then warm rounds; "server" is tornado's own request time from
   the server's log (handler start to finish, the store read on the thread pool included).
 
-Pages asked: unsorted, sorted by a metric (descending), by a param, a deep page, deep pages
-sorted on task-run columns (state, duration, index) and filtered ones. The server is started
+Pages asked: unsorted, sorted by a metric (descending), by a param, the first page by map
+index and in the views' own order (``index_order``: by task, then map index), a deep page,
+deep pages sorted on task-run columns (state, duration, index) and filtered ones. The server is started
 twice: first on the store as the run left it (the first server ever to see the run: it reads
 the logged values whole and writes the run's snapshot, ``store/experiment_snapshot.py``), then
 a fresh one once the snapshot is there (every later server); the handler's function last.
@@ -64,6 +65,8 @@ ASKS = {
     "first page, unsorted": "",
     "first page, by auc desc": "sort=auc&desc=1",
     "first page, by depth (a param)": "sort=depth",
+    "first page, by map_index": "sort=map_index",
+    "first page, index_order (the views')": "sort=index_order",
     "page at offset 50,000, by auc desc": "sort=auc&desc=1&offset=50000",
     "offset 90,000, by state": "sort=state&offset=90000",
     "offset 70,000, by duration desc": "sort=duration&desc=1&offset=70000",

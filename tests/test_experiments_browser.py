@@ -225,10 +225,14 @@ def test_the_run_tab_and_the_flows_panel_compare_experiments(
 def sweep():
     return train.map({GRID})
 
-@task
+@task(retries=1, retry_delay=0)
 def tiny(i):
     log_params(i=i, parity=i % 2)
     log_metrics(auc=(i * 7919 % 1000) / 1000)
+    from pathlib import Path
+    if i == 0 and not Path("tiny-0-failed").exists():  # logged again after its siblings
+        Path("tiny-0-failed").touch()
+        raise RuntimeError("a first attempt that failed once it had logged")
 
 @flow(executor="threads")
 def big():
@@ -284,6 +288,10 @@ def big():
     _, total, rows = drawn[0]
     assert 0 < int(total) < BIG and rows > 0, drawn  # its rows shown, its total of those read
     assert tab.locator(".labloom-exp-summary").inner_text().startswith(f"{BIG} rows")
+    # Its rows by map index, as a small run's and the cell's (the server paged them in the
+    # order logged: child 0's retry logged after its siblings).
+    index = tab.locator(".labloom-exp-td[data-column='map_index']")
+    assert index.all_text_contents()[:10] == [str(i) for i in range(10)]
     # Filtered by the server: the whole run's rows that match, not those of the first 1,000.
     tab.locator("input.labloom-exp-filter").fill("auc>0.9 parity=1")
     wanted = sum((i * 7919 % 1000) / 1000 > 0.9 and i % 2 == 1 for i in range(BIG))

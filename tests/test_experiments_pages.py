@@ -1,7 +1,8 @@
 """The pages of ``GET runs/{id}/experiments`` (issue 19), on SQLite and PostgreSQL: a first
 look at a big run answers from its first calls (marked partial) while the whole run is read,
 then the complete page; ``task=`` keeps one map node's children; the cell's view and the REST
-route answer in one shape, row for row."""
+route answer in one shape, row for row; ``sort=index_order`` pages rows as the views show them
+unsorted (by task, then map index), also from a first look."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from labloom import flow, log_metrics, log_params, task
+from labloom import ThreadExecutor, flow, log_metrics, log_params, task, unmapped
 from labloom.notebook.widget.view import RunView
 from labloom.server_extension import experiment_rows
 from labloom.store import experiments as store_experiments
@@ -257,3 +258,78 @@ def test_a_batch_of_calls_is_one_row_and_rows_of_one_call_read_alongside(
     assert str(rows[0].metrics["loss"]) == "nan"  # step 7, the curve's highest: the row's value
     assert total == 4 and [p["step"] for p in points] == [0, 1, 2, 7]
     assert points[3]["time"] == 1.5 and all(p["time"] > 1.5 for p in points[:3])
+
+
+# Child i logs once child i + 1 has: the map's children log from the last index to the first.
+_logged: dict[int, threading.Event] = {}
+
+
+@task
+def prepare() -> int:
+    log_params(seed=1)  # logs before every child (they take its result)
+    return 1
+
+
+@task
+def backwards(i: int, token: int, n: int) -> None:
+    if i + 1 < n:
+        assert _logged[i + 1].wait(60), f"child {i + 1} never logged"
+    log_metrics(score=float(i))
+    _logged[i].set()
+
+
+@flow
+def out_of_order(n: int) -> Any:
+    return backwards.map(range(n), unmapped(prepare()), unmapped(n))
+
+
+def run_out_of_order(n: int) -> Any:
+    _logged.clear()
+    _logged.update({i: threading.Event() for i in range(n)})
+    # A thread per child: each waits for the next one's values.
+    return out_of_order.run(n=n, executor=ThreadExecutor(max_workers=n + 2))
+
+
+def _order(answer: dict[str, Any]) -> list[tuple[str, int | None]]:
+    return [(row["task"], row["map_index"]) for row in answer["rows"]]
+
+
+async def test_a_runs_rows_by_task_then_map_index(jp_fetch: Any, store_backend: str) -> None:
+    run = run_out_of_order(8)
+    logged = await _get(jp_fetch, "runs", run.id, "experiments", limit="20")
+    assert _order(logged) == [("prepare", None)] + [("backwards", i) for i in range(7, -1, -1)]
+
+    page = await _get(jp_fetch, "runs", run.id, "experiments", sort="index_order", limit="20")
+    assert _order(page) == [("prepare", None)] + [("backwards", i) for i in range(8)]
+    assert page["sort"] == "index_order" and page["total"] == 9
+    # (by map index alone, the task outside the map came last)
+    assert _order(await _get(jp_fetch, "runs", run.id, "experiments", sort="map_index", limit="1")) == [
+        ("backwards", 0)]
+    down = await _get(jp_fetch, "runs", run.id, "experiments", sort="index_order", desc="1", limit="3", offset="1")
+    assert _order(down) == [("backwards", 6), ("backwards", 5), ("backwards", 4)]
+    # A map node's rows, as its run tab's view asks for them.
+    with open_store() as store:
+        node = next(n.id for n in store.nodes(run.id) if n.name == "backwards")
+    children = await _get(jp_fetch, "runs", run.id, "experiments", sort="index_order", task=node, limit="3",
+                          offset="2")
+    assert _order(children) == [("backwards", i) for i in (2, 3, 4)]
+    assert children["total"] == 8 and children["next"] == 5
+
+
+async def test_a_big_runs_first_look_in_index_order_then_the_whole_run(
+    jp_fetch: Any, store_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first look (the run's first calls) answers at once in index order, partial; the
+    whole read's answer follows."""
+    monkeypatch.setattr(store_experiments, "CALLS_PER_ROW", 10)
+    monkeypatch.setattr(experiment_rows, "FIRST_LOOK", 100)
+    run = run_out_of_order(60)
+    first = await _get(jp_fetch, "runs", run.id, "experiments", sort="index_order", limit="5")
+    assert first.get("partial") is True and 5 <= first["total"] < 61, first["total"]
+    shown = _order(first)
+    assert shown[0] == ("prepare", None) and shown[1:] == sorted(shown[1:]), shown
+    whole = await _whole(jp_fetch, run.id, sort="index_order", limit="5")
+    assert _order(whole) == [("prepare", None)] + [("backwards", i) for i in range(4)]
+    deep = await _whole(jp_fetch, run.id, sort="index_order", limit="5", offset="56")
+    assert _order(deep) == [("backwards", i) for i in range(55, 60)]
+    assert deep["total"] == 61

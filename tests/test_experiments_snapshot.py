@@ -66,7 +66,7 @@ def _now(store: Any) -> Any:
     return lambda fn, *args: fn(store, *args)
 
 
-SORTS = [None, "map_index", "state", "duration", "task", "task_run_id", "run_id", "depth",
+SORTS = [None, "map_index", "index_order", "state", "duration", "task", "task_run_id", "run_id", "depth",
          "params.kind", "mix", "flag", "auc", "metrics.loss", "both", "params.both", "nosuch"]
 FILTERS = ["", "auc>0.5", "depth=2 kind=b", "mix!=3", "B", "flag=true", "index>=100 index<120",
            "state=Completed auc<=0.3", "auc=NaN", "both>0", "s2", "auc=inf"]

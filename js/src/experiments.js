@@ -21,6 +21,7 @@ const PAGE = 1000;
 const LOCAL_MAX = 5000;
 const SAMPLE = 1000; // one page: a second would queue up before the rows a scroll asks for
 const SERVER_PAGE = 200;
+const INDEX_ORDER = "index_order"; // the hosts' sort for byIndex's order (docs/rest-api.md)
 const MAX_CURVE_IDS = 200; // more rows than this: ask for every curve, keep the shown ones here
 let views = 0;
 // What each run's open view showed (scope and choices), by run id: when the cell's output is
@@ -105,11 +106,14 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (done) { pending.delete(msg.req); done(msg); }
   }
 
-  // A big run's filter is the server's (the whole run, not the first SAMPLE rows).
+  // A big run's filter is the server's (the whole run, not the first SAMPLE rows). Sorted on
+  // nothing, rows come in the views' own order (INDEX_ORDER: by task, then map index), as
+  // byIndex shows a small run's: a big run's pages came in the order logged, a sweep's
+  // children finished out of order reading [3, 0, 2, 1] in the run tab, [0, 1, 2, 3] in the cell.
   function query(offset, limit, known) {
     const serverFilter = data.mode === "server" ? ui.filter.trim() : "";
-    return { event: "experiments", sort: ui.sort, desc: ui.desc, offset, limit, known,
-      ...(serverFilter ? { filter: serverFilter } : {}) };
+    return { event: "experiments", sort: ui.sort || INDEX_ORDER, desc: ui.sort ? ui.desc : false,
+      offset, limit, known, ...(serverFilter ? { filter: serverFilter } : {}) };
   }
 
   async function load() {

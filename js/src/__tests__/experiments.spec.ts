@@ -173,3 +173,40 @@ describe('the best row among several runs (Compare)', () => {
     view.destroy();
   });
 });
+
+describe('a big run sorted on nothing', () => {
+  // Past LOCAL_MAX rows the server pages them: asked with no sort, it gave them in the order
+  // logged (here the children finished last first), while a small run's are shown by index.
+  it('asks the server for them by task and map index', async () => {
+    const asked: any[] = [];
+    const handlers: any[] = [];
+    const logged = rows.slice().reverse();
+    const model = {
+      send: (msg: any) => {
+        asked.push(msg);
+        const answer_ = answer(msg);
+        if (msg.sort !== 'index_order') {
+          answer_.rows = logged.slice(msg.offset, msg.offset + msg.limit);
+        }
+        setTimeout(() => handlers.forEach(h => h(answer_)), 0);
+      },
+      on: (_: string, h: any) => handlers.push(h),
+      off: () => undefined,
+      get: () => null
+    };
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const view = mountExperiments({ model, box, onPick: () => undefined });
+    view.open(null, 'train');
+    const indexes = () =>
+      Array.from(box.querySelectorAll(".labloom-exp-td[data-column='map_index']")).map(
+        td => td.textContent
+      );
+    await until(() => indexes().length > 3);
+    expect(box.querySelector('.labloom-experiments')!.getAttribute('data-mode')).toBe('server');
+    expect(indexes().slice(0, 3)).toEqual(['0', '1', '2']);
+    const pages = asked.filter(msg => msg.event === 'experiments' && msg.limit > 1);
+    expect(pages.every(msg => msg.sort === 'index_order' && msg.desc === false)).toBe(true);
+    view.destroy();
+  }, 60000);
+});

@@ -32,6 +32,15 @@ RESET = "reset"
 # Columns of every row, before its params and metrics.
 FIXED = ("run_id", "task_run_id", "task", "map_index", "state", "duration")
 
+# The sort of the views' own order, the one they show when sorted on nothing (js/src/expdata.js
+# ``byIndex``): each run's tasks in the order they first logged, a task's rows by map index (a
+# task run outside a map first), then as logged. Logged order put a sweep's children finished
+# out of order as [3, 0, 2, 1] in a big run's tab (its pages are the server's), [0, 1, 2, 3] in
+# the cell.
+INDEX_ORDER = "index_order"
+# Sorts that read each row's task run (its name, map index, state, duration).
+TASK_RUN_SORTS = frozenset((*FIXED, INDEX_ORDER))
+
 _NO_CURVES: Mapping[str, int] = MappingProxyType({})
 
 
@@ -209,7 +218,7 @@ def check_sort(rows: Sequence[Experiment], sort: str | None) -> None:
     column some row has: else most likely a typo ("acu"), and the rows would come back in their
     own order, looking sorted. Views sort by the columns they were given and page rows that
     may lose a column for a while (a retry drops its row's values): ``page`` takes any name."""
-    if not sort or not rows or sort in FIXED:
+    if not sort or not rows or sort in TASK_RUN_SORTS:
         return
     names = columns(rows)
     kind, _, name = sort.partition(".")
@@ -219,7 +228,8 @@ def check_sort(rows: Sequence[Experiment], sort: str | None) -> None:
     known = ", ".join(column["name"] for column in names) or "none"
     raise UnknownColumnError(
         f"[labloom] no column {sort!r} to sort by; the rows' params and metrics: {known} "
-        f"(also {', '.join(FIXED)}; params.NAME or metrics.NAME when both have a NAME)"
+        f"(also {', '.join(FIXED)}, {INDEX_ORDER}; params.NAME or metrics.NAME when both "
+        f"have a NAME)"
     )
 
 
@@ -238,6 +248,9 @@ def order(rows: Sequence[Experiment], sort: str | None = None, desc: bool = Fals
     """Every row, in the order ``page`` pages them: one value read per row, then one sort."""
     if not sort:
         return list(rows)
+    if sort == INDEX_ORDER:
+        return [rows[i] for i in index_positions(
+            [(row.run_id, row.task) for row in rows], [row.map_index for row in rows], desc)]
     present: list[tuple[tuple[int, Any], int]] = []
     absent: list[int] = []
     for i, row in enumerate(rows):
@@ -255,6 +268,16 @@ def order(rows: Sequence[Experiment], sort: str | None = None, desc: bool = Fals
 
 def _key(pair: tuple[tuple[int, Any], int]) -> tuple[int, Any]:
     return pair[0]
+
+
+def index_positions(tasks: Sequence[Any], indexes: Sequence[int | None], desc: bool = False,
+                    ) -> list[int]:
+    """Positions in ``INDEX_ORDER`` of rows of these tasks (any hashable: a run's and task's
+    names) and map indexes, ties in position order either way."""
+    rank: dict[Any, int] = {}
+    keys = [(rank.setdefault(task, len(rank)), -1 if index is None else index)
+            for task, index in zip(tasks, indexes, strict=True)]
+    return sorted(range(len(keys)), key=keys.__getitem__, reverse=desc)
 
 
 def answer_of(shown: Sequence[Experiment], names: list[dict[str, str]], total: int,
@@ -328,5 +351,6 @@ def frame(rows: Sequence[Experiment]) -> Any:
     return pandas.DataFrame.from_records(records, columns=header)
 
 
-__all__ = ["RESET", "CurvePoints", "Experiment", "answer", "answer_of", "collect", "columns",
-           "frame", "jsonable", "order", "page", "record"]
+__all__ = ["INDEX_ORDER", "RESET", "TASK_RUN_SORTS", "CurvePoints", "Experiment", "answer",
+           "answer_of", "collect", "columns", "frame", "index_positions", "jsonable", "order",
+           "page", "record"]

@@ -29,7 +29,9 @@ sort of a growing set per question, which at 100,000 rows cost as much as the re
 waited on). The view asks again on its next tick and gets the complete answer once the read is
 done. Waits for the whole read: a page the first look's rows cannot fill (an unsorted page
 past them, any page past their count), a sort on a task-run column (state, duration, index:
-each would need every task run read), and a small run (its first calls are all of it).
+each would need every task run read), and a small run (its first calls are all of it). The
+views' own order (``index_order``: by task, then map index) is answered from the first look's
+rows, their task runs read: as unsorted pages, the first look stops once the page is full.
 
 Invalidation follows the store's cursor: values are only ever appended, so each page first
 reads the values logged after the last one read (an index seek, nothing when the run has
@@ -80,6 +82,7 @@ class RunRows:
         self.first: list[ex.Experiment] | None = None
         self.first_orders: dict[tuple[str | None, bool], list[ex.Experiment]] = {}
         self.first_names: list[dict[str, str]] | None = None
+        self.first_filled = False  # their task runs read (an index order of them asked)
         self.rows: dict[str, ex.Experiment] = {}
         self.listed: list[ex.Experiment] = []
         self.orders: dict[tuple[str | None, str, bool], list[ex.Experiment]] = {}
@@ -133,6 +136,7 @@ class RunRows:
                 with self.lock:
                     self.whole = ended or self.whole
                     self.first, self.first_orders, self.first_names = None, {}, None
+                    self.first_filled = False
                     self.settle()
                     if self.names is None:
                         self.names = ex.columns(self.listed)
@@ -146,7 +150,7 @@ class RunRows:
                 ) -> dict[str, Any] | None:
         """A page from the first look's rows, marked partial, while the run is not read whole;
         None when the complete page is to be read (see the module's comment)."""
-        if self.whole or sort in ex.FIXED:
+        if self.whole or (sort in ex.TASK_RUN_SORTS and sort != ex.INDEX_ORDER):
             return None
         ids = None if task is None else self.ids(store, task)
         if self.first is None and self.reader.acquire(blocking=False):
@@ -155,7 +159,9 @@ class RunRows:
                 def enough(read: int) -> bool:
                     if read >= FIRST_LOOK:
                         return True
-                    if sort or not read:  # a sorted page: FIRST_LOOK calls; any page: one read
+                    # A sorted page: FIRST_LOOK calls; any page: one read. In index order, as
+                    # unsorted: a map's children mostly log in index order.
+                    if (sort and sort != ex.INDEX_ORDER) or not read:
                         return False
                     return sum(ids is None or row.task_run_id in ids  # an unsorted page: full
                                for row in self.rows.values()) >= offset + limit
@@ -185,6 +191,11 @@ class RunRows:
             return None
         ordered = self.first_orders.get((sort, desc)) if ids is None else None
         if ordered is None:
+            if sort == ex.INDEX_ORDER and not self.first_filled:
+                for at in range(0, len(self.first), PAGE):  # (a few of a run's task runs)
+                    fill(store, self.run_id, {row.task_run_id: row
+                                              for row in self.first[at : at + PAGE]}, by_id=True)
+                self.first_filled = True
             ordered = ex.order(rows, sort, desc)
             if ids is None:
                 self.first_orders[(sort, desc)] = ordered
@@ -228,14 +239,14 @@ class RunRows:
         """The rows of one page, their task-run columns read, the columns and the total;
         ``query`` filters them (``core/experiment_filter.py``)."""
         ended = (run.state, run.ended) if not run.is_open else None
-        by_task_run = sort in ex.FIXED
+        by_task_run = sort in ex.TASK_RUN_SORTS
         terms = ef.parse(query, self.header(store, task, ended)) if query else []
         if (by_task_run or any(t.column is None or t.column in ex.FIXED for t in terms)) and (
                 ended is None or self.filled != ended):
             fill(store, self.run_id, self.rows)
             self.filled = ended
             self.orders = {key: rows for key, rows in self.orders.items()
-                           if key[1] not in ex.FIXED}
+                           if key[1] not in ex.TASK_RUN_SORTS}
         chosen = self.chosen(store, task, ended)
         if sort:
             ordered = self.orders.get((task, sort, desc))

@@ -88,7 +88,8 @@ class RunExperimentsHandler(_Paged):
     @authorized
     async def get(self, run_id: str) -> None:
         """One run's rows: ``sort`` (a metric or param name, ``params.x``, ``metrics.x``,
-        ``duration``, ``map_index``, ``state``), ``desc``, ``limit`` (<= 1000), ``offset``,
+        ``duration``, ``map_index``, ``state``; ``index_order``: the views' order, by task then
+        map index), ``desc``, ``limit`` (<= 1000), ``offset``,
         ``filter`` (the view's: ``auc>0.9 criterion=gini words``); ``task``: only those of one
         node's task runs (a map node: its children) or task's."""
         task = self.get_argument("task", None) or None
