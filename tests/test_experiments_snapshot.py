@@ -108,6 +108,16 @@ def test_every_page_of_a_snapshot_is_the_full_sorts_and_filters(store_backend: s
                 assert _ids(page) == _ids(want), (query, sort, desc)
                 assert page["total"] == want["total"] and page["columns"] == want["columns"]
         assert not fresh._runs  # never read the logged values
+        # A snapshot written before it kept the views' order: that order from its columns.
+        assert snap.read_order(store, meta, ex.INDEX_ORDER, True) is not None
+        with store.conn.transaction():
+            store.conn.execute("DELETE FROM experiment_columns WHERE run_id = ? AND name LIKE ?",
+                               (run.id, f"order:%:{ex.INDEX_ORDER}"))
+        older = experiment_rows.ExperimentRows()
+        for desc in (False, True):
+            page = older.page(store, record, ex.INDEX_ORDER, desc, 20, 97)
+            want = ex.order(reference, ex.INDEX_ORDER, desc)[97:117]
+            assert _ids(page) == [r.task_run_id for r in want], desc
 
     by_hand = {
         "depth=2 kind=b": sum(i % 4 == 2 and i % 3 == 1 for i in range(N)),

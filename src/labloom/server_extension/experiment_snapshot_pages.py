@@ -113,9 +113,12 @@ class SnapshotRows:
         if not sort:
             return None
         found = self.orders.get((sort, desc))
-        if found is None and sort == ex.INDEX_ORDER:  # (the columns it reads are kept)
-            found = self.orders[(sort, desc)] = array("i", ex.index_positions(
-                self.column(store, "task"), self.column(store, "map_index"), desc))
+        if found is None and sort == ex.INDEX_ORDER:
+            found = snap.read_order(store, self.meta, sort, desc)
+            if found is None:  # a snapshot written before it kept this order
+                found = array("i", ex.index_positions(
+                    self.column(store, "task"), self.column(store, "map_index"), desc))
+            self.orders[(sort, desc)] = found
         if found is None:
             stored = _stored(sort, self.meta)
             kept = (snap.read_order(store, self.meta, stored, desc)

@@ -212,6 +212,9 @@ def write(store: RunStore, run: RunRecord, rows: Sequence[ex.Experiment], cursor
     # reads 4 bytes a row (base64) instead of parsing the values and sorting them.
     orders = [(order_name(name, desc), _encoded(order_of(values, desc)))
               for name, values in columns if name not in _UNSORTED for desc in (False, True)]
+    # And the views' own order (by task, then map index): a big run's tab asks it first.
+    orders += [(order_name(ex.INDEX_ORDER, desc), _encoded(array("i", ex.index_positions(
+        columns[2][1], columns[3][1], desc)))) for desc in (False, True)]
     columns += nones
     meta = Meta(run.id, len(rows), cursor, run.state, run.ended, names,
                 [name for name, _ in nones])
