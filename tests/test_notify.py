@@ -20,6 +20,7 @@ from cli_helpers import (
     Hook,
     MailRelay,
     cli_env,
+    due_every,
     first_slot_in,
     labloom,
     slot_rows,
@@ -461,11 +462,17 @@ def test_a_run_still_going_at_its_next_due_time_alerts_once(tmp_path: Path,
     hook = hook_factory()
     write(tmp_path / "flows.py", HANGING)
     release = tmp_path / "release"
-    added = labloom(tmp_path, "schedule", "add", "flows.py:nightly", "--every", "1s", "--name",
+    added = labloom(tmp_path, "schedule", "add", "flows.py:nightly", "--every", "1h", "--name",
                     "nightly", "-p", f"release={release}", "--notify", hook.url)
     assert added.returncode == 0, added.stderr
+    first_slot_in(tmp_path, "nightly", 0.5)
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
     try:
+        # Its run named in its slot first: the alert names the run to cancel. Every second
+        # from the start, a loaded machine's run was still importing at the next slot, and
+        # the alert rightly had no run id to name (session 48).
+        wait_for(lambda: running_with_its_run(tmp_path), 40, "the run named in its slot")
+        due_every(tmp_path, "nightly", 1)
         wait_for(lambda: hook.bodies, 40, "the overdue alert")
         wait_for(lambda: len([r for r in slot_rows(tmp_path) if r["status"] == "skipped"]) >= 3,
                  40, "three slots skipped behind the hanging run")
