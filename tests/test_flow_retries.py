@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 
 from cli_helpers import (
-    Hook, due_every, first_slot_in, labloom, start_labloom, stop, wait_for, write,
+    Hook,
+    due_every,
+    first_slot_in,
+    labloom,
+    start_labloom,
+    stop,
+    wait_for,
+    write,
 )
 from labloom import FlowFailed, FlowTimeoutError, RunCancelledError, State, flow, task
 from labloom.export.exporter import export_notebook
