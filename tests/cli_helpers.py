@@ -260,3 +260,19 @@ def first_slot_in(home: Path, name: str, seconds: float) -> None:
             (time.time() + seconds, name),
         ).rowcount
     assert moved == 1, f"no --every schedule {name!r}"
+
+
+def due_every(home: Path, name: str, seconds: float) -> None:
+    """Make the ``--every`` schedule ``name`` due every ``seconds`` from now on (its next slot
+    ``seconds`` from now). A case about a run still going at its next due time runs it on a
+    long interval until the run is where the case needs it (its id in its slot, waiting for
+    its retry), then brings the next slots near: with a short interval from the start, a loaded
+    machine's run was not there yet when the next slot came (still importing)."""
+    conn = store_of(home)
+    assert conn is not None, "add the schedule first"
+    with conn:
+        changed = conn.execute(
+            "UPDATE schedules SET every = ?, anchor = ? WHERE name = ? AND every IS NOT NULL",
+            (seconds, time.time(), name),
+        ).rowcount
+    assert changed == 1, f"no --every schedule {name!r}"

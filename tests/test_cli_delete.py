@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from cli_helpers import wait_for
 from labloom.store.db import get_database
 from store_helpers import cli, cli_json, env_for, run_script
 
@@ -63,6 +64,14 @@ if __name__ == "__main__":
 
 # Every table that holds rows of a run, by its run_id column.
 RUN_TABLES = ("task_runs", "task_states", "logs", "log_cuts", "experiment_values", "run_nodes")
+
+
+def listed_running(home: Path) -> str | None:
+    """The id of the nightly run `labloom runs` lists Running. Not as soon as its task has
+    started: the run's row is written by its store's writer a moment later (a batch), and
+    under load a read then could find no run yet (session 48)."""
+    return next((run["id"] for run in cli_json(home, "runs")
+                 if run["flow_name"] == "nightly" and run["state"] == "Running"), None)
 
 
 def rows_of(run_id: str) -> dict[str, int]:
@@ -141,8 +150,7 @@ def test_a_run_still_going_and_another_users_run_are_kept(
         while not release.with_suffix(".started").exists():
             assert time.monotonic() < deadline and going.poll() is None
             time.sleep(0.05)
-        running = next(run["id"] for run in cli_json(labloom_home, "runs")
-                       if run["flow_name"] == "nightly")
+        running = wait_for(lambda: listed_running(labloom_home), 60, "the run in the store")
         age([alices, running], 40)
         kept = cli(labloom_home, "delete", running, alices, USER="bob", LOGNAME="bob")
         assert kept.returncode == 1
@@ -235,7 +243,7 @@ def test_a_run_marked_crashed_while_its_process_lives_is_kept(
         while not release.with_suffix(".started").exists():
             assert time.monotonic() < deadline and going.poll() is None
             time.sleep(0.05)
-        [run] = cli_json(labloom_home, "runs")
+        run = {"id": wait_for(lambda: listed_running(labloom_home), 60, "the run in the store")}
         going.send_signal(signal.SIGSTOP)
         try:
             conn = get_database().connect()

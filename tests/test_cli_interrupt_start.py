@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import cli_env, labloom, stop, write
+from cli_helpers import alive, cli_env, labloom, stop, wait_for, write
 
 FLOW = """
     import os
@@ -82,14 +82,18 @@ DASK_FLOW = """
 """
 
 
-def _catching_sigint_children(pid: int) -> list[int]:
-    """The child processes of ``pid`` (of any of its threads) whose Python is up: it catches
-    SIGINT. A worker process of the embedded cluster is then importing distributed."""
+def _importing_workers(pid: int) -> list[int]:
+    """The worker processes ``pid`` (any of its threads) spawned whose Python is up: it catches
+    SIGINT. Such a worker is then importing distributed, and reading its start-up data from
+    ``pid``. Not multiprocessing's resource tracker, started first, which also catches SIGINT
+    for a moment: this waited for it, so the Ctrl-C came before any worker (session 48)."""
     found = []
     for thread in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(OSError):
             children = Path(f"/proc/{pid}/task/{thread}/children").read_text().split()
             for child in children:
+                if b"spawn_main" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                    continue
                 status = Path(f"/proc/{child}/status").read_text()
                 caught = next(line for line in status.splitlines() if line.startswith("SigCgt"))
                 if int(caught.split()[1], 16) & (1 << (signal.SIGINT - 1)):
@@ -104,7 +108,9 @@ def test_ctrl_c_while_the_dask_cluster_starts_prints_one_line(
     # A terminal's Ctrl-C goes to the whole process group: the CLI and the embedded cluster's
     # worker processes, which were still importing. Before, each worker printed its
     # KeyboardInterrupt traceback (pages, for one key press), and multiprocessing's resource
-    # tracker warned of "leaked semaphore objects" after "labloom: interrupted".
+    # tracker warned of "leaked semaphore objects" after "labloom: interrupted". Then each
+    # worker failed, with a FileNotFoundError traceback, on a semaphore the command had let go
+    # of at its exit (before session 48): they are killed first (core/abandoned_children).
     write(tmp_path / "flows.py", DASK_FLOW)
     process = subprocess.Popen(
         [sys.executable, "-m", "labloom", "run", "flows.py:sweep", *cluster],
@@ -115,11 +121,12 @@ def test_ctrl_c_while_the_dask_cluster_starts_prints_one_line(
     )
     try:
         deadline = time.monotonic() + 120
-        while not _catching_sigint_children(process.pid):
+        while not (workers := _importing_workers(process.pid)):
             assert time.monotonic() < deadline and process.poll() is None, process.stderr
             time.sleep(0.01)
         os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
         _out, err = process.communicate(timeout=60)
+        wait_for(lambda: not any(alive(pid) for pid in workers), 30, "the workers to end")
     finally:
         stop(process)
         with contextlib.suppress(ProcessLookupError):

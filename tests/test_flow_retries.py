@@ -16,7 +16,16 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import Hook, first_slot_in, labloom, start_labloom, stop, wait_for, write
+from cli_helpers import (
+    Hook,
+    due_every,
+    first_slot_in,
+    labloom,
+    start_labloom,
+    stop,
+    wait_for,
+    write,
+)
 from labloom import FlowFailed, FlowTimeoutError, RunCancelledError, State, flow, task
 from labloom.export.exporter import export_notebook
 from labloom.store import open_store
@@ -435,10 +444,21 @@ def test_a_scheduled_run_alerts_once_after_its_last_attempt(tmp_path: Path) -> N
 LATE = FLOWS.replace("retry_delay=0.2", "retry_delay=60")
 
 
+def waiting_for_its_retry(home: Path) -> Any:
+    """The id of the run ``labloom runs`` shows waiting 60 s for its second attempt."""
+    listed = labloom(home, "runs", "--json")
+    runs = json.loads(listed.stdout) if listed.returncode == 0 else []
+    return runs and "starts in 60s" in runs[0]["message"] and runs[0]["id"]
+
+
 def test_an_overdue_alert_says_the_run_waits_for_its_next_attempt(tmp_path: Path) -> None:
     # The next slot came while the run waited for its retry: the alert said it hung ("give the
     # flow or its tasks a timeout"), not that it waits to retry.
-    with serving(tmp_path, LATE, "2s", "often") as hook:
+    with serving(tmp_path, LATE, "1h", "often") as hook:
+        # Waiting for its retry first, then its next slots near: 2 s apart from the start, a
+        # loaded machine's run was still in its first attempt at the next slot (session 48).
+        wait_for(lambda: waiting_for_its_retry(tmp_path), 60, "the run to wait for its retry")
+        due_every(tmp_path, "often", 1)
         overdue = lambda: [b for b in hook.bodies if b["state"] == "overdue"]  # noqa: E731
         [body] = wait_for(overdue, 60, "the overdue alert")
         assert "(attempt 1 of 3 failed: " in body["error"]
@@ -452,12 +472,8 @@ def test_a_run_waiting_for_its_next_attempt_is_cancelled_from_another_process(
     write(tmp_path / "flows.py", LATE)
     proc = start_labloom(tmp_path, "run", "flows.py:etl", "-p", f"marker={tmp_path / 'tries'}")
     try:
-        def waiting() -> Any:
-            listed = labloom(tmp_path, "runs", "--json")
-            runs = json.loads(listed.stdout) if listed.returncode == 0 else []
-            return runs and "starts in 60s" in runs[0]["message"] and runs[0]["id"]
-
-        run_id = wait_for(waiting, 30, "the run to wait for its second attempt")
+        run_id = wait_for(lambda: waiting_for_its_retry(tmp_path), 30,
+                          "the run to wait for its second attempt")
         started = time.monotonic()
         assert labloom(tmp_path, "cancel", run_id).returncode == 0
         _, err = proc.communicate(timeout=30)

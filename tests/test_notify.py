@@ -20,6 +20,7 @@ from cli_helpers import (
     Hook,
     MailRelay,
     cli_env,
+    due_every,
     first_slot_in,
     labloom,
     slot_rows,
@@ -306,6 +307,14 @@ def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
     assert "secret-token" not in stdout + stderr
 
 
+def alerts(hook: Hook, state: str) -> list[Any]:
+    """The alerts ``hook`` took of runs ended in ``state``. Not the first alert, nor any without
+    a run id: a run slower than its 1 s schedule (a loaded machine: its Python still importing)
+    is also alerted, "overdue" and before its run has an id, and was taken for the one a case
+    is about (session 48)."""
+    return [b for b in hook.bodies if b["state"] == state]
+
+
 def test_a_scheduled_target_that_no_longer_imports_alerts_with_where_to_read_why(
     tmp_path: Path, hook_factory: Any
 ) -> None:
@@ -319,12 +328,12 @@ def test_a_scheduled_target_that_no_longer_imports_alerts_with_where_to_read_why
     module.write_text("import labloom_gone_package\n" + module.read_text(), encoding="utf-8")
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
     try:
-        wait_for(lambda: hook.bodies, 40, "the refusal's alert")
+        wait_for(lambda: alerts(hook, "refused"), 40, "the refusal's alert")
         proc.terminate()
         stdout, _ = proc.communicate(timeout=20)
     finally:
         stop(proc)
-    body = hook.bodies[0]
+    body = alerts(hook, "refused")[0]
     assert body["schedule"] == "nightly-etl" and body["run_id"] is None
     assert "flows.py:etl" in body["text"]
     log = sorted((tmp_path / "schedule-logs").glob("nightly-etl-*.log"))[0]
@@ -353,12 +362,12 @@ def test_a_run_the_scheduler_cannot_start_alerts(tmp_path: Path, hook_factory: A
         python.unlink()  # the interpreter's path is gone; the running server lives on
         wait_for(lambda: any(r["status"] == "crashed" for r in slot_rows(tmp_path)), 40,
                  "a run that could not start")
-        wait_for(lambda: any(b["run_id"] is None for b in hook.bodies), 20, "its alert")
+        wait_for(lambda: alerts(hook, "crashed"), 20, "its alert")
         proc.terminate()
         stdout, stderr = proc.communicate(timeout=20)
     finally:
         stop(proc)
-    body = next(b for b in hook.bodies if b["run_id"] is None)
+    body = alerts(hook, "crashed")[0]  # one a second since: the schedule is every second
     assert body["schedule"] == "nightly-etl" and "could not start" in body["text"]
     assert "FileNotFoundError" in body["text"]
     assert "could not start" in stdout + stderr
@@ -453,11 +462,17 @@ def test_a_run_still_going_at_its_next_due_time_alerts_once(tmp_path: Path,
     hook = hook_factory()
     write(tmp_path / "flows.py", HANGING)
     release = tmp_path / "release"
-    added = labloom(tmp_path, "schedule", "add", "flows.py:nightly", "--every", "1s", "--name",
+    added = labloom(tmp_path, "schedule", "add", "flows.py:nightly", "--every", "1h", "--name",
                     "nightly", "-p", f"release={release}", "--notify", hook.url)
     assert added.returncode == 0, added.stderr
+    first_slot_in(tmp_path, "nightly", 0.5)
     proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
     try:
+        # Its run named in its slot first: the alert names the run to cancel. Every second
+        # from the start, a loaded machine's run was still importing at the next slot, and
+        # the alert rightly had no run id to name (session 48).
+        wait_for(lambda: running_with_its_run(tmp_path), 40, "the run named in its slot")
+        due_every(tmp_path, "nightly", 1)
         wait_for(lambda: hook.bodies, 40, "the overdue alert")
         wait_for(lambda: len([r for r in slot_rows(tmp_path) if r["status"] == "skipped"]) >= 3,
                  40, "three slots skipped behind the hanging run")

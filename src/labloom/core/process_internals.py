@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sys
 
+from .abandoned_children import end_abandoned
+
 RUN_FINALIZERS = "multiprocessing.util._run_finalizers"
 NOTHING = "nothing"
 
@@ -30,9 +32,13 @@ def release_before_hard_exit() -> str:
     """What multiprocessing holds for this process (its semaphores, its queues' threads),
     let go of as at a normal exit, before ``os._exit``; returns the path taken. Nothing is
     imported if multiprocessing never was."""
+    # A cluster's workers still starting for a start an interrupt abandoned would each fail,
+    # loudly, on a semaphore let go of here: ended first, and any forked meanwhile after.
+    end_abandoned()
     util = sys.modules.get("multiprocessing.util")
     run_finalizers = getattr(util, "_run_finalizers", None)
     if run_finalizers is None:
         return NOTHING
     run_finalizers(0)  # those at or above 0: a semaphore's unlink is 0
+    end_abandoned()
     return RUN_FINALIZERS

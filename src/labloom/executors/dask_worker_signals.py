@@ -15,7 +15,8 @@ While the cluster starts, the plugin is not yet there: a Ctrl-C then reached eac
 process in the middle of its imports, and each printed a KeyboardInterrupt traceback (pages,
 for one key press). So the cluster is started from a thread that blocks SIGINT
 (``start_deaf_to_interrupts``): the threads of its event loop, which spawn the workers, inherit
-that mask, and a spawned process keeps the mask it was born with.
+that mask, and a spawned process keeps the mask it was born with. If `labloom run` exits on
+that Ctrl-C before the workers are up, it kills them first (``core/abandoned_children``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from distributed.diagnostics.plugin import WorkerPlugin
+
+from ..core.abandoned_children import ChildStart
 
 Started = TypeVar("Started")
 
@@ -67,12 +70,14 @@ def start_deaf_to_interrupts(start: Callable[[], Started], close: Callable[[Star
     leaves starting is closed with ``close`` once it is up: nobody will use it."""
     box: dict[str, Any] = {}
     lock = threading.Lock()
+    children = ChildStart()  # the workers, killed if `labloom run` exits before they are up
 
     def run() -> None:
         try:
             if hasattr(signal, "pthread_sigmask"):  # not on Windows: no process groups there
                 _start_resource_tracker()
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            children.begin()
             value = start()
         except BaseException as exc:  # given to the waiting thread, which raises it
             box["error"] = exc
@@ -82,6 +87,7 @@ def start_deaf_to_interrupts(start: Callable[[], Started], close: Callable[[Star
             abandoned = box.get("abandoned", False)
         if abandoned:
             close(value)
+            children.closed()
 
     thread = threading.Thread(target=run, name="labloom-cluster-start", daemon=True)
     thread.start()
@@ -93,6 +99,8 @@ def start_deaf_to_interrupts(start: Callable[[], Started], close: Callable[[Star
             value = box.get("value")
         if value is not None:  # it came up as the interrupt came
             close(value)
+        else:
+            children.abandon()
         raise
     if "error" in box:
         raise box["error"]
