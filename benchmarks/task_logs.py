@@ -27,9 +27,9 @@ CASES = (("--task noop[3]", ["--task", "noop[3]"]), ("--task noop", ["--task", "
          ("-f --task noop", ["-f", "--task", "noop"]))
 
 
-def child(n: int, lines: int) -> None:
+def make_run(n: int, lines: int) -> str:
+    """The run read: a map of ``n`` children logging ``lines`` lines each; returns its id."""
     from labloom import ThreadExecutor, flow, get_run_logger, task
-    from labloom.cli import main
 
     @task
     def noop(i: int) -> int:
@@ -43,16 +43,23 @@ def child(n: int, lines: int) -> None:
 
     run = wide.run(n=n)
     assert run.state.value == "Completed", run.message
+    return run.id
+
+
+def child(n: int, lines: int) -> None:
+    from labloom.cli import main
+
+    run_id = make_run(n, lines)
     figures: dict[str, float] = {}
     for label, extra in CASES:
         # Fresh: `labloom logs` as a terminal runs it, its own interpreter and connection.
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "labloom", "logs", run.id, *extra],
+        subprocess.run([sys.executable, "-m", "labloom", "logs", run_id, *extra],
                        stdout=subprocess.DEVNULL, check=True)
         figures[f"{label} fresh s"] = time.perf_counter() - start
         with open(os.devnull, "w") as out, contextlib.redirect_stdout(out):
             start = time.perf_counter()
-            assert main(["logs", run.id, *extra]) == 0
+            assert main(["logs", run_id, *extra]) == 0
             figures[f"{label} warm s"] = time.perf_counter() - start
     print(json.dumps(figures))
 
