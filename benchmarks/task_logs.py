@@ -5,7 +5,10 @@ as the CLI reads them (``labloom.cli.main``, output to /dev/null), in a warm pro
 tree in a fresh process with its own SQLite store, trees alternating, best of ``--repeat``.
 
     python3 benchmarks/task_logs.py --src /work/main/src src -n 20000 --lines 5
-"""
+
+Session 48: also ``labloom logs -f --task`` of the ended run (its lines, then its end), and
+each read twice: ``fresh``, ``python -m labloom logs ...`` in a process of its own (as a
+terminal runs it: interpreter, imports, connection), then ``warm`` in the child's process."""
 
 from __future__ import annotations
 
@@ -13,15 +16,20 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+CASES = (("--task noop[3]", ["--task", "noop[3]"]), ("--task noop", ["--task", "noop"]),
+         ("whole run", []), ("-f --task noop[3]", ["-f", "--task", "noop[3]"]),
+         ("-f --task noop", ["-f", "--task", "noop"]))
 
 
-def child(n: int, lines: int) -> None:
+def make_run(n: int, lines: int) -> str:
+    """The run read: a map of ``n`` children logging ``lines`` lines each; returns its id."""
     from labloom import ThreadExecutor, flow, get_run_logger, task
-    from labloom.cli import main
 
     @task
     def noop(i: int) -> int:
@@ -35,13 +43,24 @@ def child(n: int, lines: int) -> None:
 
     run = wide.run(n=n)
     assert run.state.value == "Completed", run.message
+    return run.id
+
+
+def child(n: int, lines: int) -> None:
+    from labloom.cli import main
+
+    run_id = make_run(n, lines)
     figures: dict[str, float] = {}
-    with open(os.devnull, "w") as out, contextlib.redirect_stdout(out):
-        for label, extra in (("--task noop[3] s", ["--task", "noop[3]"]),
-                             ("--task noop s", ["--task", "noop"]), ("whole run s", [])):
+    for label, extra in CASES:
+        # Fresh: `labloom logs` as a terminal runs it, its own interpreter and connection.
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "labloom", "logs", run_id, *extra],
+                       stdout=subprocess.DEVNULL, check=True)
+        figures[f"{label} fresh s"] = time.perf_counter() - start
+        with open(os.devnull, "w") as out, contextlib.redirect_stdout(out):
             start = time.perf_counter()
-            assert main(["logs", run.id, *extra]) == 0
-            figures[label] = time.perf_counter() - start
+            assert main(["logs", run_id, *extra]) == 0
+            figures[f"{label} warm s"] = time.perf_counter() - start
     print(json.dumps(figures))
 
 

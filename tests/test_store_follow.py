@@ -308,7 +308,10 @@ def test_a_tasks_logs_are_those_of_the_whole_run_it_names(
         assert len(every) == 621 and [c.task for c in all_cuts] == ["talker[3]"]
         child = next(line.task_run_id for line in every if line.task == "talker[7]")
         assert child is not None
-        for spec in ("talker", "talker[3]", child, "talker[619]", "talker[620]", "nothing"):
+        # talker[03] names no child (as run_logs.named says); talker[²] is no index (int()
+        # refused it: `labloom logs RUN --task 'talker[²]'` was a traceback).
+        for spec in ("talker", "talker[3]", child, "talker[619]", "talker[620]", "nothing",
+                     "talker[03]", "talker[²]"):
             lines, cuts = store.logs(run.id, spec)
             kept = [line for line in every
                     if line.task_run_id and named(spec, line.task_run_id, line.task)]
@@ -316,3 +319,31 @@ def test_a_tasks_logs_are_those_of_the_whole_run_it_names(
                 (line.id, line.task, line.text, line.time) for line in kept], spec
             assert cuts == [cut for cut in all_cuts if named(spec, cut.task_run_id, cut.task)]
         assert len(store.logs(run.id, "talker")[0]) == 621
+
+
+def test_following_a_tasks_lines_gives_the_lines_its_logs_give(
+    store_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``labloom logs -f RUN --task NAME`` reads the named task runs' lines after its cursor
+    filtered in SQL (``named_logs.named_lines_after``; before, every line of the run was read
+    a page at a time and named, then kept by ``run_logs.named``): the lines, names and order
+    of ``labloom logs --task`` (written order), and the run's end said once they are read.
+    Without ``--task`` (None), the run's lines a page at a time, as before."""
+    from labloom.cli import log_follow
+
+    monkeypatch.setattr(log_follow, "_PAGE", 4)  # the whole run's pages end inside task runs
+    run = talkers.run(n=12)
+    with open_store() as store:
+        every, _ = store.logs(run.id)
+        child = next(line.task_run_id for line in every if line.task == "talker[7]")
+        for spec in ("talker", "talker[3]", child, "talker[11]", "talker[12]", "nothing", None):
+            said: list[tuple[int, str, str]] = []
+
+            def say(line: Any, name: str, said: list[tuple[int, str, str]] = said) -> None:
+                said.append((line.id, name, line.text))
+
+            ended = log_follow.follow(run.id, spec, False, say=say)
+            lines = sorted(store.logs(run.id, spec)[0], key=lambda line: line.id)
+            assert said == [(line.id, line.task, line.text) for line in lines], spec
+            assert ended is not None and ended.state == "Completed"
+        assert len(said) == len(every) == 16

@@ -134,7 +134,7 @@ def retry_run(
     from ..core.hooks import hooks
 
     with open_store() as store:
-        record = store.get_run(run_id)
+        record = store.get_run(run_id, counts=False)  # its parameters, to replay them
         if record is None:
             raise KeyError(run_id)
         tasks = store.task_runs(record.id)

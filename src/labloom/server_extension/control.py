@@ -43,7 +43,7 @@ def cancel(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
 
 
 def retry(access: Any, store: RunStore, run_id: str) -> dict[str, Any]:
-    run = exact_run(store, run_id)
+    run = exact_run(store, run_id, parameters=True)  # replay_refusal reads them
     if run is None:
         raise web.HTTPError(404, "no such run")
     allowed("retry", f"run {run_id}", run.user)

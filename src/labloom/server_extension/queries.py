@@ -224,9 +224,11 @@ def list_runs(
     }
 
 
-def exact_run(store: RunStore, run_id: str) -> RunRecord | None:
-    """The run with exactly this id (the CLI also accepts a prefix; the API does not)."""
-    run = store.get_run(run_id)
+def exact_run(store: RunStore, run_id: str, parameters: bool = False) -> RunRecord | None:
+    """The run with exactly this id (the CLI also accepts a prefix; the API does not), without
+    its task runs counted (no action reads them) and without its parameters unless asked (a
+    retry replays them; a delete does not)."""
+    run = store.get_run(run_id, counts=False, parameters=parameters)
     return run if run is not None and run.id == run_id else None
 
 

@@ -17,12 +17,12 @@ from types import TracebackType
 from typing import Any
 
 from ..core.kept_parameters import parameter_bytes_or_default, shown_parameters
-from ..core.run_logs import named
 from .crashed_runs import mark_crashed_runs
 from .db import Conn, get_database
 from .listed_parameters import add_parameters, listed_columns
 from .log_records import LogCut, LogEntry, NodeRecord
-from .multirow import IN_CHUNK, rows_in
+from .multirow import rows_in
+from .named_logs import named_clause, named_logs
 from .storable import NOTE
 from .stored_parameters import shown_stored
 
@@ -200,12 +200,16 @@ class RunStore:
             self._add_counts(runs)
         return runs
 
-    def get_run(self, run_id: str) -> RunRecord | None:
-        """A run by id, or by a prefix of its id that names exactly one run."""
-        runs = self.matching_runs(run_id, limit=2)
+    def get_run(self, run_id: str, *, counts: bool = True, parameters: bool = True
+                ) -> RunRecord | None:
+        """A run by id, or by a prefix of its id that names exactly one run. ``counts=False``:
+        without its task runs counted by state (a read of every task run); ``parameters=False``:
+        without its parameters (``{}``), for a reader that needs neither."""
+        runs = self.matching_runs(run_id, limit=2, parameters=parameters)
         if len(runs) != 1:
             return None
-        self._add_counts(runs)
+        if counts:
+            self._add_counts(runs)
         return runs[0]
 
     def matching_runs(self, run_id: str, limit: int = 10, parameters: bool = True
@@ -253,27 +257,25 @@ class RunStore:
 
     # --- task runs and logs ---------------------------------------------------------------
 
-    def find_task_runs(self, run_id: str, task: str, children: bool = False
-                       ) -> list[TaskRunRecord]:
+    def find_task_runs(self, run_id: str, task: str, children: bool = False,
+                       limit: int | None = None) -> list[TaskRunRecord]:
         """The task runs of a run that ``task`` names: an id, a task's name (a plain call, also
         ``cfg[0]``, an indexed future) or ``name[i]`` (child i of a map). One indexed query.
         ``children``: a map's name names its children too (``run_logs.named``, ``--task``)."""
-        name, index = task, None
-        if task.endswith("]") and "[" in task:
-            head, _, tail = task[:-1].rpartition("[")
-            if tail.isdigit() and len(tail) < 10:
-                name, index = head, int(tail)
-        sql = f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? AND (id = ? OR "
-        params: list[Any] = [run_id, task, name]
-        plain = "task_name = ?" if children else "(task_name = ? AND map_index IS NULL)"
-        if index is None:
-            sql += plain + ")"
-        else:
-            sql += f"(task_name = ? AND map_index = ?) OR {plain})"
-            params += [index, task]
-        rows = self.conn.execute(sql + " ORDER BY created, rowid", params).fetchall()
-        found = [_task(row) for row in rows]
-        return [t for t in found if named(task, t.id, t.name)] if children else found
+        named, params = named_clause(task, children)
+        sql = f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? AND {named}"
+        sql += " ORDER BY created, rowid" + (" LIMIT ?" if limit is not None else "")
+        more = [] if limit is None else [limit]
+        return [_task(row) for row in self.conn.execute(sql, [run_id, *params, *more])]
+
+    def tracebacks(self, run_id: str, task: str | None = None) -> list[TaskRunRecord]:
+        """The task runs that hold a traceback (of those ``task`` names, a map's children too),
+        in creation order: what ``labloom logs`` ends with, not every task run of a wide run
+        (``states.shown_traceback`` says which of them a view shows)."""
+        named, params = named_clause(task, children=True) if task is not None else ("1 = 1", [])
+        return [_task(row) for row in self.conn.execute(
+            f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? AND {named} "
+            "AND traceback <> '' ORDER BY created, rowid", [run_id, *params])]
 
     def task_runs(self, run_id: str, history: bool = False) -> list[TaskRunRecord]:
         rows = self.conn.execute(
@@ -283,9 +285,13 @@ class RunStore:
         tasks = [_task(row) for row in rows]
         if history:
             by_id = {task.id: task for task in tasks}
+            # Through the run's task runs (``task_states_by_task_run``): SQLite has no index of
+            # task_states by run, and ``WHERE run_id = ?`` read the whole table (every run's
+            # states: 0.35 s for one run of 350 in a store of 2,000, benchmarks/show_run.py).
             for tr_id, state, when, message, attempt in self.conn.execute(
-                "SELECT task_run_id, state, time, message, attempt FROM task_states "
-                "WHERE run_id = ? ORDER BY rowid", (run_id,)
+                "SELECT s.task_run_id, s.state, s.time, s.message, s.attempt FROM task_runs t "
+                "CROSS JOIN task_states s WHERE t.run_id = ? AND s.task_run_id = t.id "
+                "AND s.run_id = t.run_id ORDER BY s.rowid", (run_id,)
             ):
                 if tr_id in by_id:
                     by_id[tr_id].history.append(
@@ -294,29 +300,21 @@ class RunStore:
         return tasks
 
     def logs(self, run_id: str, task: str | None = None) -> tuple[list[LogEntry], list[LogCut]]:
-        """Log lines of a run (or of task runs matching ``task``: an id, name or ``name[i]``),
-        and a note per task run whose lines were cut. A few task runs named: only their lines
-        are read (``logs_by_run``: run, task run), not all the run's lines and task runs (0.48
-        s for one child of 20,000 before, 0.03 s now: benchmarks/task_logs.py)."""
-        sql = "SELECT id, task_run_id, level, time, text FROM logs WHERE run_id = ?"
-        if task is None:
-            names = {tr_id: name if index is None else f"{name}[{index}]"
-                     for tr_id, name, index in self.conn.execute(
-                         "SELECT id, task_name, map_index FROM task_runs WHERE run_id = ?",
-                         (run_id,))}
-        else:
-            names = {tr.id: tr.name for tr in self.find_task_runs(run_id, task, children=True)}
-        if task is not None and len(names) <= IN_CHUNK:
-            rows = sorted(rows_in(self.conn, sql + " AND task_run_id IN ({marks})", list(names),
-                                  before=[run_id]), key=lambda row: (row[3], row[0]))
-        else:  # the whole run, or most of it (a map's name): its lines read in one go
-            rows = [row for row in self.conn.execute(sql + " ORDER BY time, id", (run_id,))
-                    if task is None or row[1] in names]
+        """Log lines of a run (or of task runs matching ``task``: an id, name or ``name[i]``,
+        read through them in SQL: ``named_logs``), and a note per task run whose lines were
+        cut."""
+        if task is not None:
+            return named_logs(self.conn, run_id, task)
+        names = {tr_id: name if index is None else f"{name}[{index}]"
+                 for tr_id, name, index in self.conn.execute(
+                     "SELECT id, task_name, map_index FROM task_runs WHERE run_id = ?", (run_id,))}
+        rows = self.conn.execute("SELECT id, task_run_id, level, time, text FROM logs "
+                                 "WHERE run_id = ? ORDER BY time, id", (run_id,))
         lines = [LogEntry(tr_id, names.get(tr_id, "") if tr_id else "", level, when, text, line_id)
                  for line_id, tr_id, level, when, text in rows]
         cuts = [LogCut(tr_id, names.get(tr_id, ""), kept, cut) for tr_id, kept, cut in
                 self.conn.execute("SELECT task_run_id, kept, cut FROM log_cuts WHERE run_id = ?",
-                                  (run_id,)) if task is None or (tr_id or None) in names]
+                                  (run_id,))]
         return lines, cuts
 
     def nodes(self, run_id: str) -> list[NodeRecord]:
