@@ -32,6 +32,7 @@ from ..store import access, store_clock
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 from ..store.storable import is_storable, storable
+from .alert_outbox import forget as forget_alerts
 from .liveness import Settled, settle_running
 from .liveness import health as health  # re-exported: where callers look for it
 from .times import CronSlots, IntervalSlots, duration_ms
@@ -249,13 +250,15 @@ def get(conn: Conn, name: str) -> Schedule:
     return Schedule.from_row(row)
 
 
-def remove(conn: Conn, name: str) -> None:
+def remove(conn: Conn, name: str) -> int:
+    """Remove a schedule; how many of its alerts, still to send, went with its URL."""
     access.check("remove", f"schedule {name!r}", get(conn, name).owner)
     with transaction(conn):
         conn.execute("DELETE FROM schedules WHERE name = ?", (name,))
         conn.execute(
             "DELETE FROM schedule_slots WHERE schedule = ? AND status != 'running'", (name,)
         )
+        return forget_alerts(conn, name)
 
 
 def set_paused(conn: Conn, name: str, paused: bool) -> None:
@@ -383,36 +386,3 @@ def slots(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
         query += " WHERE schedule = ?"
         args = (name,)
     return [dict(row) for row in conn.execute(query + " ORDER BY slot_time", args)]
-
-
-def describe_all(conn: Conn) -> list[dict[str, Any]]:
-    """Every schedule as plain data: what ``schedule list --json`` and the Flows panel show."""
-    from .alerts import mask_url
-
-    rows: list[dict[str, Any]] = []
-    now = store_clock.now(conn)  # the time slots are claimed by, whichever host reads
-    for s in get_all(conn):
-        history = slots(conn, s.name)
-        last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
-        zone, problem = s.timezone, None
-        try:  # another host sharing the store may have added it with a zone this one lacks
-            upcoming = None if s.paused else iso(next_run(conn, s, now), zone)
-        except Exception as exc:
-            upcoming, zone = None, None
-            problem = f"this host cannot compute its times ({type(exc).__name__}: {exc})"
-        rows.append({
-            "name": s.name, "target": s.target, "when": s.spec, "cron": s.cron,
-            "every": s.every, "timezone": s.timezone, "paused": s.paused,
-            "catchup": s.catchup, "allow_overlap": s.overlap, "next_run": upcoming,
-            "problem": problem,
-            "last_run": None if last is None else {
-                "slot": iso(last["slot_time"], zone), "status": last["status"],
-                "run_id": last["run_id"], "retries": [  # `labloom retry` of it, oldest first
-                    {"id": rid, "state": state} for rid, state in conn.execute("SELECT id, state "
-                    "FROM flow_runs WHERE retry_of = ? ORDER BY created, id", (last["run_id"],))],
-            },
-            "notify": mask_url(s.notify) or None,
-            "executor": s.executor, "address": s.address, "cluster": s.cluster,
-            "owner": s.owner,
-        })
-    return rows
