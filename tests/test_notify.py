@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -480,6 +481,38 @@ def test_a_run_still_going_at_its_next_due_time_alerts_once(tmp_path: Path,
     assert "still running after" in body["error"] and "--allow-overlap" in body["error"]
     assert f"`labloom cancel {first['run_id']}`" in body["error"]
     assert "still running after" in stdout
+
+
+def test_an_overdue_run_slow_to_start_is_alerted_by_its_id(tmp_path: Path,
+                                                           hook_factory: Any) -> None:
+    # The run process imports the flow's module before it makes its run: a module slow to
+    # import (a big library, a network share) was still importing when the next slot came,
+    # and the overdue alert said `labloom cancel RUN_ID`, no run named (seen under load with
+    # the 1 s schedule above). It waits for the run's id (a few seconds at most).
+    hook = hook_factory()
+    write(tmp_path / "flows.py", "import os, time\n"
+          "if os.environ.get('LABLOOM_SCHEDULE'):\n    time.sleep(3)  # importing, slowly\n"
+          + textwrap.dedent(HANGING))
+    release = tmp_path / "release"
+    added = labloom(tmp_path, "schedule", "add", "flows.py:nightly", "--every", "1s", "--name",
+                    "nightly", "-p", f"release={release}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    proc = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    try:
+        wait_for(lambda: hook.bodies, 40, "the overdue alert")
+        assert labloom(tmp_path, "schedule", "pause", "nightly").returncode == 0
+        release.write_text("go")
+        wait_for(lambda: [r for r in slot_rows(tmp_path) if r["status"] == "completed"], 40,
+                 "the released run's end")
+        proc.terminate()
+        proc.communicate(timeout=20)
+    finally:
+        stop(proc)
+        release.write_text("go")
+    [first] = [r for r in slot_rows(tmp_path) if r["status"] == "completed"]
+    [body] = [b for b in hook.bodies if b["state"] == "overdue"]
+    assert body["run_id"] == first["run_id"] and first["run_id"]
+    assert f"`labloom cancel {first['run_id']}`" in body["error"]
 
 
 def test_a_run_past_its_flow_timeout_alerts_saying_so(tmp_path: Path, hook_factory: Any) -> None:

@@ -220,10 +220,12 @@ class ScheduleServer:
                       and not c.overdue_said), None)
         if child is None:
             return
-        child.overdue_said = True
         row = conn.execute("SELECT run_id FROM schedule_slots WHERE schedule = ? AND "
                            "slot_time = ?", (schedule.name, child.claim.slot)).fetchone()
         run_id = row[0] if row else None
+        if run_id is None and store_clock.now(conn) - child.started < liveness.START_GRACE:
+            return  # its process still imports the flow: said once it names its run
+        child.overdue_said = True
         # A run waiting for its next attempt (@flow(retries=...)) is not hung: say so.
         note = run_id and conn.execute("SELECT message FROM flow_runs WHERE id = ?",
                                        (run_id,)).fetchone()
