@@ -262,3 +262,46 @@ def test_a_bad_notify_timeout_stops_serve_naming_the_fix(labloom_home: Path,
     assert out.returncode != 0
     assert "LABLOOM_NOTIFY_TIMEOUT must be a number of seconds above 0" in out.stderr
     assert "'ten'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_alerts_waiting_behind_one_given_up_go_with_it(labloom_home: Path) -> None:
+    # A webhook that refuses every alert (a token revoked) while the schedule fails again:
+    # each alert waits behind the one before it for the webhook, and would wait its whole
+    # retry window in turn, a backlog that grows with each failure. When the first is given
+    # up, those behind it go with it, counted and said.
+    home = labloom_home
+    write(home / "flows.py", FLOWS)
+    down = socket.socket()  # bound, never listening: connections refused
+    down.bind(("127.0.0.1", 0))
+    port = down.getsockname()[1]
+    add(home, "etl", f"http://127.0.0.1:{port}/hooks/T0/secret-token")
+    first = start_labloom(home, "serve", "--tick", "0.1", **PATIENT)
+    second, hook = None, None
+    try:
+        wait_for(lambda: [r for r in pending_rows(home) if r["attempts"] >= 1], 60,
+                 "a refused attempt at the first alert")
+        first_slot_in(home, "etl", 0.5)  # the next failure, its alert behind the first
+        wait_for(lambda: len(pending_rows(home)) == 2, 60, "the second failure's alert")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        down.close()
+        hook = Hook([404] * 10, port=port)
+        second = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_NOTIFY_DELAYS="0.2")
+        lost = wait_for(lambda: listed(home)["etl"]["undelivered_alert"], 60,
+                        "the alerts given up")
+        wait_for(lambda: serving(home, second), 60, "the second serve")
+        _, stderr = end(second)
+        assert hook.connections_so_far() == 1  # the first alert's last try; none behind it
+    finally:
+        down.close()
+        stop(first)
+        if second is not None:
+            stop(second)
+        if hook is not None:
+            hook.close()
+    assert pending_rows(home) == []
+    later = slot_rows(home)[-1]
+    assert lost["count"] == 2 and lost["run_id"] == later["run_id"] and lost["attempts"] == 0
+    assert lost["reason"].startswith("not sent: its webhook refused the alert before it (HTTP "
+                                     "404 (no such webhook"), lost
+    assert "1 alert(s) waiting behind it for the same webhook given up with it" in stderr

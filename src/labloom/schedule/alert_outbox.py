@@ -15,9 +15,10 @@ between the webhook's answer and the row's deletion leaves the alert to be sent 
 The alerts to one URL go in the order they were made, the oldest first (``claim``): a webhook
 that is down holds its own alerts back, one attempt at a time, never another URL's. Retries wait
 in the row (``next_try``), not in a sleeping thread, so they survive a restart. An alert whose
-retries are spent is given up: its row goes, and the schedule's row of ``undelivered_alerts``
-says when and why (and how many since the first), shown by ``schedule list``, its ``--json``
-and ``GET schedules`` until an alert of that schedule is delivered.
+retries are spent is given up, with those waiting behind it for its URL: their rows go, and
+each schedule's row of ``undelivered_alerts`` says when and why (and how many since the first),
+shown by ``schedule list``, its ``--json`` and ``GET schedules`` until an alert of that schedule
+is delivered.
 """
 
 from __future__ import annotations
@@ -151,20 +152,40 @@ def record(conn: Conn, sender: str, now: float, outcomes: Sequence[Outcome],
 
 
 def _give_up(conn: Conn, sender: str, now: float, item: Pending, reason: str) -> None:
+    """The alert goes, noted; so do those waiting behind it for its URL: the webhook refused
+    this one through its whole retry window, and each would wait as long again, a backlog
+    that grew with each failure while it was down."""
     attempts = item.attempts + 1
     if not conn.execute("DELETE FROM pending_alerts WHERE id = ? AND sender = ?",
                         (item.id, sender)).rowcount:
         return  # another scheduler took it over meanwhile (this one was frozen): its to end
+    _note(conn, item.schedule, item.run_id, item.body.get("state"), now, attempts, reason)
+    log.error("[labloom] alert for run %s (schedule %r) not delivered after %d attempts (%s); "
+              "giving up: `labloom schedule list` shows it until an alert of the schedule is "
+              "delivered", item.run_id, item.schedule, attempts, reason)
+    behind = conn.execute(
+        "SELECT a.id, a.schedule, a.run_id, a.body, a.attempts FROM pending_alerts a JOIN"
+        " schedules s ON s.name = a.schedule WHERE s.notify = (SELECT notify FROM schedules"
+        " WHERE name = ?) AND a.id > ? ORDER BY a.id", (item.schedule, item.id)).fetchall()
+    why = f"not sent: its webhook refused the alert before it ({reason}) through every retry"
+    for alert_id, schedule, run_id, body, tried in behind:
+        conn.execute("DELETE FROM pending_alerts WHERE id = ?", (alert_id,))
+        _note(conn, schedule, run_id, json.loads(body).get("state"), now, tried, why)
+    if behind:
+        log.error("[labloom] %d alert(s) waiting behind it for the same webhook given up with "
+                  "it", len(behind))
+
+
+def _note(conn: Conn, schedule: str, run_id: str | None, state: str | None, now: float,
+          attempts: int, reason: str) -> None:
+    """One more alert of ``schedule`` given up: the note says the latest, and how many."""
     conn.execute(
         "INSERT INTO undelivered_alerts (schedule, run_id, state, given_up, first_given_up,"
         " alerts, attempts, reason) VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (schedule)"
         " DO UPDATE SET run_id = excluded.run_id, state = excluded.state, given_up ="
         " excluded.given_up, alerts = undelivered_alerts.alerts + 1, attempts ="
         " excluded.attempts, reason = excluded.reason",
-        (item.schedule, item.run_id, item.body.get("state"), now, now, attempts, reason))
-    log.error("[labloom] alert for run %s (schedule %r) not delivered after %d attempts (%s); "
-              "giving up: `labloom schedule list` shows it until an alert of the schedule is "
-              "delivered", item.run_id, item.schedule, attempts, reason)
+        (schedule, run_id, state, now, now, attempts, reason))
 
 
 def release(conn: Conn, sender: str) -> None:

@@ -29,6 +29,10 @@ from .alerts import delays_from_env, try_post
 log = logging.getLogger("labloom")
 
 MAX_SENDERS = 4  # webhooks posted to at once; a fifth waits for one of them to finish
+# Waits before each retry: kept in the store, they cost nothing while they last, so a webhook
+# down for a few minutes (a restart, a deploy) still gets its alerts (``labloom run``'s thread
+# waits 1, 4 and 15 s).
+DELAYS = (1.0, 4.0, 15.0, 60.0, 300.0)
 TIMEOUT = 10.0  # seconds a webhook (or relay) has to answer one alert
 
 
@@ -64,8 +68,8 @@ class AlertSender:
     @classmethod
     def from_env(cls, sender: str) -> AlertSender:
         """Retried after ``LABLOOM_NOTIFY_DELAYS``, each post given ``LABLOOM_NOTIFY_TIMEOUT``."""
-        return cls(sender, delays_from_env(os.environ.get("LABLOOM_NOTIFY_DELAYS")),
-                   timeout_from_env())
+        given = os.environ.get("LABLOOM_NOTIFY_DELAYS")
+        return cls(sender, delays_from_env(given) if given else DELAYS, timeout_from_env())
 
     def enqueue(self, conn: Conn, schedule: str, body: dict[str, Any]) -> None:
         """Keep an alert for sending (inside the transaction recording its failure)."""
