@@ -158,16 +158,15 @@ class ScheduleServer:
                 log_files.prune(self._logs, self._log_days, time.time())
             except OSError as exc:  # a full or read-only disk must not stop the schedules
                 log.warning("[labloom] old run logs in %s not deleted: %s", self._logs, exc)
-        settled: list[liveness.Settled] = []
         if self._orphans_checked + sched.HEARTBEAT_EVERY <= ticked:
             self._orphans_checked = ticked
             # Slots a killed scheduler left running: follow their runs to their end.
             if conn.execute("SELECT 1 FROM schedule_slots WHERE status = 'running' AND "
                             "scheduler != ?", (self.id,)).fetchone():
+                settled: list[liveness.Settled] = []
                 with sched.transaction(conn):  # their alerts kept in it too
                     liveness.settle_running(conn, store_clock.now(conn), settled=settled)
                     self._alert_settled(conn, settled)
-                    settled = []
         for schedule in sched.get_all(conn):
             now = store_clock.now(conn)  # no round trip: the offset measured at the last beat
             if schedule.paused or self.stopping.is_set() or not self._computable(schedule, now):
@@ -176,17 +175,13 @@ class ScheduleServer:
                 continue  # a read: no write transaction for schedules that are not due
             if not schedule.overlap:
                 self._say_overdue(conn, schedule)
-            ended: list[liveness.Settled] = []  # kept only once its transaction committed
-            try:
-                claim = sched.claim_due(conn, schedule, self.id, now, ended)
+            try:  # runs settled meanwhile are alerted in the transaction that records them
+                claim = sched.claim_due(conn, schedule, self.id, now, [], self._alert_settled)
             except Exception:
                 log.exception("[labloom] schedule %r: could not check it", schedule.name)
                 continue
-            settled += ended
             if claim is not None:
                 self._launch(conn, claim)
-        if settled:
-            self._alert_settled(conn, settled)
         self.alerts.step(conn)
 
     def _alert_settled(self, conn: Any, settled: list[liveness.Settled]) -> None:

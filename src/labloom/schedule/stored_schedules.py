@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -298,14 +298,16 @@ class Claim:
 def claim_due(
     conn: Conn, schedule: Schedule, scheduler_id: str, now: float,
     settled: list[Settled] | None = None,
+    on_settled: Callable[[Conn, list[Settled]], None] | None = None,
 ) -> Claim | None:
     """Claim the schedule's due slot for this scheduler, if it has one and may run it now.
 
     Missed slots (the scheduler was down) become one catch-up run of the latest, or with
     catchup "skip" are recorded as skipped; a slot due while a run of the schedule is still
     going is recorded as skipped unless the schedule allows overlap. Slots a gone scheduler
-    left that end meanwhile go to ``settled`` (see ``liveness.settle_running``). ``now`` is
-    the store's time (``store_clock.now``).
+    left that end meanwhile go to ``settled`` (see ``liveness.settle_running``), and to
+    ``on_settled`` inside the transaction that records them (their alerts kept with them).
+    ``now`` is the store's time (``store_clock.now``).
     """
     with transaction(conn):
         # The row lock serializes claimers of this schedule on every host (PostgreSQL).
@@ -321,8 +323,10 @@ def claim_due(
         if latest is None or latest < first:
             latest = first
         missed = latest > first or now - latest > schedule.grace(latest)
-        if not schedule.overlap and schedule.name in settle_running(
-                conn, now, schedule.name, settled):
+        going = set() if schedule.overlap else settle_running(conn, now, schedule.name, settled)
+        if settled and on_settled is not None:
+            on_settled(conn, settled)
+        if schedule.name in going:
             _record(conn, schedule.name, latest, "skipped", scheduler_id, now,
                     "the previous run was still running")
             return None
