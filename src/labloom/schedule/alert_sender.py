@@ -138,9 +138,9 @@ class AlertSender:
             log.error("[labloom] alerts not sent yet stay in the store (not reached now): the "
                       "next `labloom serve` sends them")
             return
-        while time.monotonic() < deadline:
+        while True:  # each thread's results kept may let the next alerts of its URL go
             self.step(conn)
-            if not self._threads and not outbox.any_due(conn, store_clock.now(conn)):
+            if not self._threads or time.monotonic() >= deadline:
                 break
             self._keep(conn, wait=min(0.2, max(0.01, deadline - time.monotonic())))
         self._stop.set()
