@@ -6,6 +6,7 @@ delivered. The real CLI in subprocesses, webhooks on 127.0.0.1, both store backe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -86,9 +87,12 @@ class HangingHook:
         self.ended += 1
 
     def close(self) -> None:
-        self.listener.close()
-        for conn in self.held:
-            conn.close()
+        """Hang up: shut down first, as a close alone leaves a socket another thread reads
+        from open (no FIN sent until that read returns)."""
+        for sock in (self.listener, *self.held):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
 
 def add(home: Path, name: str, url: str, due: bool = True) -> None:
@@ -305,3 +309,37 @@ def test_alerts_waiting_behind_one_given_up_go_with_it(labloom_home: Path) -> No
     assert lost["reason"].startswith("not sent: its webhook refused the alert before it (HTTP "
                                      "404 (no such webhook"), lost
     assert "1 alert(s) waiting behind it for the same webhook given up with it" in stderr
+
+
+def beats(home: Path) -> float:
+    conn = store_of(home)
+    assert conn is not None
+    with conn:
+        return float(conn.execute("SELECT MAX(beat) FROM schedulers").fetchone()[0] or 0)
+
+
+def test_at_most_four_webhooks_are_posted_to_at_once(labloom_home: Path) -> None:
+    # A thread per webhook, bounded: five schedules whose webhooks all hang hold four threads,
+    # and the fifth webhook's alert waits in the store until one of the four lets go.
+    home = labloom_home
+    write(home / "flows.py", FLOWS)
+    hooks = [HangingHook() for _ in range(5)]
+    for number, hook in enumerate(hooks):
+        add(home, f"etl-{number}", hook.url)
+    proc = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_NOTIFY_TIMEOUT="600", **FAST)
+    try:
+        wait_for(lambda: len(pending_rows(home)) == 5 and sum(h.requests for h in hooks) == 4,
+                 90, "five alerts, four of them posted")
+        beat = beats(home)  # two heartbeats later, many ticks have passed: none took the fifth
+        wait_for(lambda: beats(home) > beat + 1.5, 60, "two more heartbeats")
+        assert sum(h.requests for h in hooks) == 4
+        [waiting] = [r for r in pending_rows(home) if r["sender"] is None]
+        [fifth] = [h for h in hooks if not h.requests]
+        assert waiting["schedule"] == f"etl-{hooks.index(fifth)}"
+        next(h for h in hooks if h.requests).close()  # one webhook hangs up: its thread ends
+        wait_for(lambda: fifth.requests, 60, "the fifth webhook's alert")
+        end(proc)
+    finally:
+        stop(proc)
+        for hook in hooks:
+            hook.close()
