@@ -343,3 +343,52 @@ def test_at_most_four_webhooks_are_posted_to_at_once(labloom_home: Path) -> None
         stop(proc)
         for hook in hooks:
             hook.close()
+
+
+SLOW_TO_IMPORT = """
+    import os, time
+    from pathlib import Path
+    from labloom import flow, task
+
+    if os.environ.get("LABLOOM_SCHEDULE"):
+        time.sleep(3)  # the run process imports this module slowly (a big library, a share)
+
+    @task
+    def wait_for_release(release):
+        while not Path(release).exists():  # a run that hangs until the test lets it go
+            time.sleep(0.05)
+
+    @flow
+    def nightly(release: str):
+        wait_for_release(release)
+"""
+
+
+def test_an_overdue_run_slow_to_start_is_alerted_by_its_id(labloom_home: Path) -> None:
+    # The run process imports the flow's module before it makes its run: a module slow to
+    # import was still importing when the next slot came (every second here), and the overdue
+    # alert said `labloom cancel RUN_ID`, no run named (seen under load). It waits for the
+    # run's id, a few seconds at most.
+    home = labloom_home
+    write(home / "flows.py", SLOW_TO_IMPORT)
+    release = home / "release"
+    hook = Hook([])
+    added = labloom(home, "schedule", "add", "flows.py:nightly", "--every", "1s", "--name",
+                    "nightly", "-p", f"release={release}", "--notify", hook.url)
+    assert added.returncode == 0, added.stderr
+    proc = start_labloom(home, "serve", "--tick", "0.1", **FAST)
+    try:
+        wait_for(lambda: hook.bodies, 40, "the overdue alert")
+        assert labloom(home, "schedule", "pause", "nightly").returncode == 0
+        release.write_text("go")
+        wait_for(lambda: [r for r in slot_rows(home) if r["status"] == "completed"], 40,
+                 "the released run's end")
+        end(proc)
+    finally:
+        stop(proc)
+        release.write_text("go")
+        hook.close()
+    [first] = [r for r in slot_rows(home) if r["status"] == "completed"]
+    [body] = [b for b in hook.bodies if b["state"] == "overdue"]
+    assert body["run_id"] == first["run_id"] and first["run_id"]
+    assert f"`labloom cancel {first['run_id']}`" in body["error"]
