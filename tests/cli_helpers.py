@@ -118,9 +118,10 @@ def write(path: Path, text: str) -> Path:
 
 
 class Hook:
-    """A webhook that answers with the scripted statuses, then 200."""
+    """A webhook that answers with the scripted statuses, then 200; on ``port``, where one
+    went down (0: a free port)."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], port: int = 0) -> None:
         self.statuses = list(statuses)
         self.bodies: list[dict[str, Any]] = []
         self.paths: list[str] = []
@@ -146,7 +147,7 @@ class Hook:
                 super().process_request(request, client_address)
 
         self.accepted = 0
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T0/secret-token"

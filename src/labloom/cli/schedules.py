@@ -169,6 +169,7 @@ class _ShownOnly(Exception):
 def list_command(args: argparse.Namespace) -> int:
     from ..schedule import liveness
     from ..schedule import stored_schedules as sched
+    from ..schedule.listing import describe_all
     from ..store import store_clock
 
     with sched.store() as conn:
@@ -179,7 +180,7 @@ def list_command(args: argparse.Namespace) -> int:
         try:
             with sched.transaction(conn):
                 liveness.settle_running(conn, now)
-                rows = sched.describe_all(conn)
+                rows = describe_all(conn)
                 health = liveness.health(conn, now)
                 raise _ShownOnly
         except _ShownOnly:
@@ -202,8 +203,30 @@ def list_command(args: argparse.Namespace) -> int:
         if row["problem"]:
             print(f"    {row['problem']}: `labloom schedule remove {row['name']}`, then add it "
                   "again with a timezone and cron expression this host knows")
+        for line in _alert_lines(row):
+            print(f"    {line}")
     print(_health_text(health))
     return 0
+
+
+def _alert_lines(row: dict[str, Any]) -> list[str]:
+    """What became of the schedule's alerts, when not all were delivered: those still to send
+    and those given up (until one of the schedule's alerts is delivered)."""
+    lines = []
+    pending, lost = row["pending_alerts"], row["undelivered_alert"]
+    if pending:
+        tried = (f"; the oldest tried {pending['attempts']} time(s): {pending['last_error']}, "
+                 f"next try {pending['next_try']}" if pending["attempts"] else "")
+        lines.append(f"{pending['count']} alert(s) waiting to be sent{tried}")
+    if lost:
+        what = f"run {lost['run_id']} {lost['state']}" if lost["run_id"] else lost["state"]
+        many = (f"{lost['count']} alerts NOT DELIVERED since {lost['since']}; the last"
+                if lost["count"] > 1 else "alert NOT DELIVERED")
+        lines.append(f"{many} ({what}) given up {lost['at']} after {lost['attempts']} "
+                     f"attempt(s): {lost['reason']}. Check the webhook with `labloom schedule "
+                     f"test-alert {row['name']}`"
+                     + (f"; the run: `labloom show {lost['run_id']}`" if lost["run_id"] else ""))
+    return lines
 
 
 def _health_text(health: dict[str, Any]) -> str:
@@ -239,15 +262,19 @@ def remove_command(args: argparse.Namespace) -> int:
     from ..schedule import stored_schedules as sched
 
     going: list[str] = []
+    dropped: list[int] = []
 
     def remove(conn: Any, name: str) -> None:
         going.extend(row[0] for row in conn.execute(
             "SELECT s.run_id FROM schedule_slots s JOIN flow_runs r ON r.id = s.run_id WHERE "
             "s.schedule = ? AND s.status = 'running' AND r.state IN ('Pending', 'Running')",
             (name,)))
-        sched.remove(conn, name)
+        dropped.append(sched.remove(conn, name))
 
     status = _named(args, remove, "removed")
+    if dropped and dropped[0]:  # their URL went with the schedule: said, not dropped silently
+        print(f"{dropped[0]} of its failure alert(s) not sent yet went with it (its --notify "
+              "did); `labloom runs --flow FLOW --state failed` lists the runs")
     for run_id in going:  # removing stops no run: one expecting it to would not know
         print(f"its run {run_id} is still going: it runs to its end and is recorded; "
               f"`labloom cancel {run_id}` stops it")

@@ -2,8 +2,9 @@
 or an email (``--notify mailto:...``, ``mail_alerts.py``).
 
 The body names the flow, the run, the failed task runs and their exception types; never
-parameter values, task data or exception messages, which can hold data. Posting happens on a
-background thread with retries and backoff, so an alert never blocks or fails a run. The URL
+parameter values, task data or exception messages, which can hold data. Posting happens off
+the run, with retries and backoff, so an alert never blocks or fails a run: ``labloom run``'s on
+a thread of its own (``Notifier``), ``labloom serve``'s from the store (``alert_sender``). The URL
 is a secret (webhook URLs carry their token): it is never logged or printed, see ``mask_url``.
 """
 
@@ -165,6 +166,9 @@ def _reason(exc: BaseException) -> str:
     # Never str(exc) of a URLError: it can echo the URL.
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code}"
+    if isinstance(exc, TimeoutError) or (isinstance(exc, urllib.error.URLError)
+                                         and isinstance(exc.reason, TimeoutError)):
+        return "no answer in time (LABLOOM_NOTIFY_TIMEOUT: 10 s by default)"
     if isinstance(exc, urllib.error.URLError):
         return f"connection failed ({type(exc.reason).__name__})"
     said = mail_alerts.reason(exc)  # before OSError: smtplib's errors are OSErrors
@@ -175,11 +179,11 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def try_post(url: str, body: dict[str, Any]) -> str | None:
+def try_post(url: str, body: dict[str, Any], timeout: float = 10.0) -> str | None:
     """One attempt now: None once taken, else why not, never naming the URL (an HTTP status
     says what: 404 or 410, a token revoked or a channel gone; 403, not allowed)."""
     try:
-        post(url, body)
+        post(url, body, timeout)
         return None
     except Exception as exc:
         reason = _reason(exc)

@@ -9,8 +9,8 @@ for orphans, log pruning) go by the monotonic clock, which no setting of the clo
 Each run is ``python -m labloom run ... --origin schedule`` in its own subprocess and session,
 so a crashing flow cannot take the scheduler down and a terminal's Ctrl-C reaches only the
 scheduler. SIGTERM (or SIGINT) stops new runs and waits up to ``grace`` seconds for running
-ones before terminating them; a second signal terminates them at once. Failure alerts go out
-from a background thread.
+ones before terminating them; a second signal terminates them at once. Failure alerts are kept
+in the store with what they tell of, and sent from there (``alert_sender``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from ..store import store_clock
 from ..store.db import get_database, is_transient
 from . import liveness, log_files
 from . import stored_schedules as sched
-from .alerts import Notifier, delays_from_env, failure_payload
+from .alert_sender import AlertSender
+from .alerts import failure_payload
 from .times import to_ms
 
 log = logging.getLogger("labloom")
@@ -67,7 +68,7 @@ class ScheduleServer:
         self.children: list[_Child] = []
         self.stopping = threading.Event()
         self.hurry = threading.Event()
-        self.notifier = Notifier(delays_from_env(os.environ.get("LABLOOM_NOTIFY_DELAYS")))
+        self.alerts = AlertSender.from_env(self.id)
         self.started = time.time()
         self._last_beat = -math.inf  # monotonic, as the other cadences
         self._orphans_checked = -math.inf
@@ -101,10 +102,10 @@ class ScheduleServer:
                 conn = self._tick(conn)
                 self.stopping.wait(self.tick)
             self._shut_down(conn)
-        finally:
+        finally:  # alerts first: their claims end with this scheduler's row
+            self._quietly(lambda: self.alerts.close(conn, timeout=10))
             self._quietly(lambda: liveness.sign_off(conn, self.id))
             self._quietly(lambda: conn.close())
-            self.notifier.close(timeout=10)
             shutil.rmtree(self._reports, ignore_errors=True)
         self._say("labloom: scheduler stopped")
         return 0
@@ -157,14 +158,15 @@ class ScheduleServer:
                 log_files.prune(self._logs, self._log_days, time.time())
             except OSError as exc:  # a full or read-only disk must not stop the schedules
                 log.warning("[labloom] old run logs in %s not deleted: %s", self._logs, exc)
-        settled: list[liveness.Settled] = []
         if self._orphans_checked + sched.HEARTBEAT_EVERY <= ticked:
             self._orphans_checked = ticked
             # Slots a killed scheduler left running: follow their runs to their end.
             if conn.execute("SELECT 1 FROM schedule_slots WHERE status = 'running' AND "
                             "scheduler != ?", (self.id,)).fetchone():
-                with sched.transaction(conn):
+                settled: list[liveness.Settled] = []
+                with sched.transaction(conn):  # their alerts kept in it too
                     liveness.settle_running(conn, store_clock.now(conn), settled=settled)
+                    self._alert_settled(conn, settled)
         for schedule in sched.get_all(conn):
             now = store_clock.now(conn)  # no round trip: the offset measured at the last beat
             if schedule.paused or self.stopping.is_set() or not self._computable(schedule, now):
@@ -173,17 +175,14 @@ class ScheduleServer:
                 continue  # a read: no write transaction for schedules that are not due
             if not schedule.overlap:
                 self._say_overdue(conn, schedule)
-            ended: list[liveness.Settled] = []  # kept only once its transaction committed
-            try:
-                claim = sched.claim_due(conn, schedule, self.id, now, ended)
+            try:  # runs settled meanwhile are alerted in the transaction that records them
+                claim = sched.claim_due(conn, schedule, self.id, now, [], self._alert_settled)
             except Exception:
                 log.exception("[labloom] schedule %r: could not check it", schedule.name)
                 continue
-            settled += ended
             if claim is not None:
                 self._launch(conn, claim)
-        if settled:
-            self._alert_settled(conn, settled)
+        self.alerts.step(conn)
 
     def _alert_settled(self, conn: Any, settled: list[liveness.Settled]) -> None:
         """Alerts for runs a gone scheduler started that ended badly: nobody else sends them
@@ -195,14 +194,14 @@ class ScheduleServer:
                       f"{slot.status} ({slot.note})")
             if slot.status == "completed" or not url:
                 continue
-            flow, state, failed = _run_outcome(conn, slot.run_id)
+            flow, state, failed = liveness.run_outcome(conn, slot.run_id)
             # Said as a run this scheduler started is: which task failed, and the file its
             # process wrote (when this host holds it); the note alone named neither.
             hard = [name for name, kind in failed if kind != "UpstreamFailed"]
             note = slot.note + (f"; {len(hard)} task run(s) failed; first: {hard[0]}"
                                 if hard else "")
             log_path = self._log_path(slot.schedule, slot.slot_time)
-            self.notifier.send(url, failure_payload(
+            self.alerts.enqueue(conn, slot.schedule, failure_payload(
                 flow or slot.schedule, slot.run_id, state or slot.status.capitalize(), failed,
                 note, schedule=slot.schedule, log=str(log_path) if log_path.exists() else None,
             ))
@@ -216,10 +215,12 @@ class ScheduleServer:
                       and not c.overdue_said), None)
         if child is None:
             return
-        child.overdue_said = True
         row = conn.execute("SELECT run_id FROM schedule_slots WHERE schedule = ? AND "
                            "slot_time = ?", (schedule.name, child.claim.slot)).fetchone()
         run_id = row[0] if row else None
+        if run_id is None and store_clock.now(conn) - child.started < liveness.START_GRACE:
+            return  # its process still imports the flow: said once it names its run
+        child.overdue_said = True
         # A run waiting for its next attempt (@flow(retries=...)) is not hung: say so.
         note = run_id and conn.execute("SELECT message FROM flow_runs WHERE id = ?",
                                        (run_id,)).fetchone()
@@ -234,7 +235,7 @@ class ScheduleServer:
                + ", or add the schedule again with --allow-overlap")
         self._say(f"labloom: schedule {schedule.name!r}: run {run_id or '-'} {why}")
         if schedule.notify:
-            self.notifier.send(schedule.notify, failure_payload(
+            self.alerts.enqueue(conn, schedule.name, failure_payload(
                 schedule.target, run_id, "overdue", [], why, schedule=schedule.name,
                 log=child.log_file.name))
 
@@ -280,14 +281,15 @@ class ScheduleServer:
         except OSError as exc:  # its interpreter gone (a venv rebuilt under serve), no memory
             log_file.close()
             note = f"could not start: {type(exc).__name__}"
-            sched.finish_slot(conn, s.name, claim.slot, "crashed", started=started,
-                              ended=store_clock.now(conn), note=note)
             why = (f"the run process {note} ({exc.strerror or 'no reason given'}) from "
                    f"{argv[0]}; restart `labloom serve` where that works")
+            with sched.transaction(conn):  # the slot and its alert, or neither
+                sched.finish_slot(conn, s.name, claim.slot, "crashed", started=started,
+                                  ended=store_clock.now(conn), note=note)
+                if s.notify:
+                    self.alerts.enqueue(conn, s.name, failure_payload(
+                        s.target, None, "crashed", [], why, schedule=s.name))
             self._say(f"labloom: schedule {s.name!r}: {why}")
-            if s.notify:
-                self.notifier.send(s.notify, failure_payload(
-                    s.target, None, "crashed", [], why, schedule=s.name))
             return
         # Tracked first: a store gone meanwhile must not leave the run without its reaper.
         self.children.append(_Child(claim, proc, report, log_file, started))
@@ -321,23 +323,14 @@ class ScheduleServer:
         else:
             status = "crashed"
         note = data.get("error") or (f"exit status {code}" if status != "completed" else None)
-        mine = sched.finish_slot(conn, s.name, child.claim.slot, status, note=note,
-                                 ended=store_clock.now(conn), run_id=data.get("run_id"),
-                                 exit_code=code)
+        with sched.transaction(conn):  # the slot's end and its alert, or neither
+            mine = sched.finish_slot(conn, s.name, child.claim.slot, status, note=note,
+                                     ended=store_clock.now(conn), run_id=data.get("run_id"),
+                                     exit_code=code)
+            if mine and status != "completed" and s.notify:
+                self.alerts.enqueue(conn, s.name, _failure_alert(s, child, data, status, code))
         self._say(f"labloom: schedule {s.name!r}: run {data.get('run_id') or '-'} {status}"
                   + ("" if mine else " (recorded meanwhile by another scheduler)"))
-        if mine and status != "completed" and s.notify:
-            failed = [tuple(item) for item in data.get("failed_tasks", [])]
-            error = data.get("error") or {
-                "refused": f"the run process refused its target {s.target} or its parameters "
-                           "(exit status 2)",
-                "terminated": "terminated when the scheduler shut down",
-            }.get(status, f"the run process ended with exit status {code}")
-            # Without a report no run was made: the flow is known only as the target names it.
-            self.notifier.send(s.notify, failure_payload(
-                data.get("flow") or s.target, data.get("run_id"), data.get("state") or status,
-                failed, error, schedule=s.name, log=child.log_file.name,
-            ))
 
     def _shut_down(self, conn: Any) -> None:
         if self.children:
@@ -380,24 +373,19 @@ def run_argv(s: sched.Schedule) -> list[str]:
     return argv
 
 
-def _run_outcome(conn: Any, run_id: str | None) -> tuple[str | None, str | None,
-                                                         list[tuple[str, str]]]:
-    """A stored run's flow name, its final state (None while the store has it open) and its
-    task runs that did not complete, as (name, state): states only, never messages (data)."""
-    if run_id is None:
-        return None, None, []
-    row = conn.execute("SELECT flow_name, state FROM flow_runs WHERE id = ?",
-                       (run_id,)).fetchone()
-    if row is None:
-        return None, None, []
-    failed = [
-        (name if index is None else f"{name}[{index}]", state)
-        for name, index, state in conn.execute(
-            "SELECT task_name, map_index, state FROM task_runs WHERE run_id = ? AND state IN "
-            "('Failed', 'UpstreamFailed', 'Cancelled', 'Crashed') ORDER BY created", (run_id,))
-    ]
-    final = None if row[1] in ("Pending", "Running") else row[1]
-    return row[0], final, failed
+def _failure_alert(s: sched.Schedule, child: _Child, data: dict[str, Any], status: str,
+                   code: int) -> dict[str, Any]:
+    """The alert of a run this scheduler started that did not complete (``data``: its report,
+    empty when the run process made no run: then the target names the flow)."""
+    failed = [tuple(item) for item in data.get("failed_tasks", [])]
+    error = data.get("error") or {
+        "refused": f"the run process refused its target {s.target} or its parameters "
+                   "(exit status 2)",
+        "terminated": "terminated when the scheduler shut down",
+    }.get(status, f"the run process ended with exit status {code}")
+    return failure_payload(data.get("flow") or s.target, data.get("run_id"),
+                           data.get("state") or status, failed, error, schedule=s.name,
+                           log=child.log_file.name)
 
 
 def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:

@@ -123,6 +123,26 @@ def settle_running(
     return going
 
 
+def run_outcome(conn: Conn, run_id: str | None) -> tuple[str | None, str | None,
+                                                        list[tuple[str, str]]]:
+    """A stored run's flow name, its final state (None while the store has it open) and its
+    task runs that did not complete, as (name, state): states only, never messages (data)."""
+    if run_id is None:
+        return None, None, []
+    row = conn.execute("SELECT flow_name, state FROM flow_runs WHERE id = ?",
+                       (run_id,)).fetchone()
+    if row is None:
+        return None, None, []
+    failed = [
+        (name if index is None else f"{name}[{index}]", state)
+        for name, index, state in conn.execute(
+            "SELECT task_name, map_index, state FROM task_runs WHERE run_id = ? AND state IN "
+            "('Failed', 'UpstreamFailed', 'Cancelled', 'Crashed') ORDER BY created", (run_id,))
+    ]
+    final = None if row[1] in ("Pending", "Running") else row[1]
+    return row[0], final, failed
+
+
 def health(conn: Conn, now: float | None = None) -> dict[str, Any]:
     """The schedulers' heartbeats: who runs, and how fresh their last beat is (``now``: the
     store's time, by default its time now)."""

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,6 +32,7 @@ from ..store import access, store_clock
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 from ..store.storable import is_storable, storable
+from .alert_outbox import forget as forget_alerts
 from .liveness import Settled, settle_running
 from .liveness import health as health  # re-exported: where callers look for it
 from .times import CronSlots, IntervalSlots, duration_ms
@@ -249,13 +250,15 @@ def get(conn: Conn, name: str) -> Schedule:
     return Schedule.from_row(row)
 
 
-def remove(conn: Conn, name: str) -> None:
+def remove(conn: Conn, name: str) -> int:
+    """Remove a schedule; how many of its alerts, still to send, went with its URL."""
     access.check("remove", f"schedule {name!r}", get(conn, name).owner)
     with transaction(conn):
         conn.execute("DELETE FROM schedules WHERE name = ?", (name,))
         conn.execute(
             "DELETE FROM schedule_slots WHERE schedule = ? AND status != 'running'", (name,)
         )
+        return forget_alerts(conn, name)
 
 
 def set_paused(conn: Conn, name: str, paused: bool) -> None:
@@ -295,14 +298,16 @@ class Claim:
 def claim_due(
     conn: Conn, schedule: Schedule, scheduler_id: str, now: float,
     settled: list[Settled] | None = None,
+    on_settled: Callable[[Conn, list[Settled]], None] | None = None,
 ) -> Claim | None:
     """Claim the schedule's due slot for this scheduler, if it has one and may run it now.
 
     Missed slots (the scheduler was down) become one catch-up run of the latest, or with
     catchup "skip" are recorded as skipped; a slot due while a run of the schedule is still
     going is recorded as skipped unless the schedule allows overlap. Slots a gone scheduler
-    left that end meanwhile go to ``settled`` (see ``liveness.settle_running``). ``now`` is
-    the store's time (``store_clock.now``).
+    left that end meanwhile go to ``settled`` (see ``liveness.settle_running``), and to
+    ``on_settled`` inside the transaction that records them (their alerts kept with them).
+    ``now`` is the store's time (``store_clock.now``).
     """
     with transaction(conn):
         # The row lock serializes claimers of this schedule on every host (PostgreSQL).
@@ -318,8 +323,10 @@ def claim_due(
         if latest is None or latest < first:
             latest = first
         missed = latest > first or now - latest > schedule.grace(latest)
-        if not schedule.overlap and schedule.name in settle_running(
-                conn, now, schedule.name, settled):
+        going = set() if schedule.overlap else settle_running(conn, now, schedule.name, settled)
+        if settled and on_settled is not None:
+            on_settled(conn, settled)
+        if schedule.name in going:
             _record(conn, schedule.name, latest, "skipped", scheduler_id, now,
                     "the previous run was still running")
             return None
@@ -383,36 +390,3 @@ def slots(conn: Conn, name: str | None = None) -> list[dict[str, Any]]:
         query += " WHERE schedule = ?"
         args = (name,)
     return [dict(row) for row in conn.execute(query + " ORDER BY slot_time", args)]
-
-
-def describe_all(conn: Conn) -> list[dict[str, Any]]:
-    """Every schedule as plain data: what ``schedule list --json`` and the Flows panel show."""
-    from .alerts import mask_url
-
-    rows: list[dict[str, Any]] = []
-    now = store_clock.now(conn)  # the time slots are claimed by, whichever host reads
-    for s in get_all(conn):
-        history = slots(conn, s.name)
-        last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
-        zone, problem = s.timezone, None
-        try:  # another host sharing the store may have added it with a zone this one lacks
-            upcoming = None if s.paused else iso(next_run(conn, s, now), zone)
-        except Exception as exc:
-            upcoming, zone = None, None
-            problem = f"this host cannot compute its times ({type(exc).__name__}: {exc})"
-        rows.append({
-            "name": s.name, "target": s.target, "when": s.spec, "cron": s.cron,
-            "every": s.every, "timezone": s.timezone, "paused": s.paused,
-            "catchup": s.catchup, "allow_overlap": s.overlap, "next_run": upcoming,
-            "problem": problem,
-            "last_run": None if last is None else {
-                "slot": iso(last["slot_time"], zone), "status": last["status"],
-                "run_id": last["run_id"], "retries": [  # `labloom retry` of it, oldest first
-                    {"id": rid, "state": state} for rid, state in conn.execute("SELECT id, state "
-                    "FROM flow_runs WHERE retry_of = ? ORDER BY created, id", (last["run_id"],))],
-            },
-            "notify": mask_url(s.notify) or None,
-            "executor": s.executor, "address": s.address, "cluster": s.cluster,
-            "owner": s.owner,
-        })
-    return rows

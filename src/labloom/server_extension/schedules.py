@@ -8,6 +8,7 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 
 from ..schedule import stored_schedules as sched
+from ..schedule.listing import describe_all
 from ..store import store_clock
 from ..store.reader import RunStore
 from . import control, validate
@@ -17,7 +18,7 @@ from .base import LabloomHandler
 def list_schedules(access: Any, store: RunStore) -> dict[str, Any]:
     with store.database.connect(named_rows=True) as conn:  # slots reads columns by name
         # Both judged by the store's clock, as the schedulers judge: not this server's.
-        return {"schedules": sched.describe_all(conn), "scheduler": sched.health(conn)}
+        return {"schedules": describe_all(conn), "scheduler": sched.health(conn)}
 
 
 def act(access: Any, store: RunStore, name: str, action: str) -> dict[str, Any]:

@@ -267,8 +267,38 @@ _V17 = """
 CREATE TABLE deleted_runs (id TEXT PRIMARY KEY, deleted REAL NOT NULL)
 """
 
+# Version 18: `labloom serve`'s failure alerts kept until a webhook takes them
+# (``schedule/alert_outbox.py``): a serve killed or a machine restarted before then lost them.
+# A pending alert names its schedule, whose row keeps the URL (a secret, kept once), and the
+# scheduler sending it now (``sender``, a claim that counts while it lives); an alert whose
+# retries are spent leaves one row per schedule saying when and why, until one is delivered.
+_V18 = """
+CREATE TABLE pending_alerts (
+    id INTEGER PRIMARY KEY,
+    schedule TEXT NOT NULL,
+    run_id TEXT,
+    body TEXT NOT NULL,
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL,
+    sender TEXT,
+    last_error TEXT
+);
+CREATE INDEX pending_alerts_by_next_try ON pending_alerts (next_try);
+CREATE TABLE undelivered_alerts (
+    schedule TEXT PRIMARY KEY,
+    run_id TEXT,
+    state TEXT,
+    given_up REAL NOT NULL,
+    first_given_up REAL NOT NULL,
+    alerts INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL
+)
+"""
+
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
-                               _V12, _V13, _V14, _V15, _V16, _V17)
+                               _V12, _V13, _V14, _V15, _V16, _V17, _V18)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
