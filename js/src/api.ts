@@ -37,6 +37,27 @@ export interface ISchedule {
   next_run: string | null;
   last_run: { slot: string; status: string; run_id: string | null } | null;
   problem?: string | null; // why this host cannot compute its times (a time zone it lacks)
+  pending_alerts?: IPendingAlerts | null; // failure alerts still to send (session 48)
+  undelivered_alert?: IUndeliveredAlert | null; // alerts given up since the last delivered one
+}
+
+/** A schedule's failure alerts still to send; the oldest one's attempts, last error, next try. */
+export interface IPendingAlerts {
+  count: number;
+  attempts: number;
+  last_error: string | null;
+  next_try: string | null;
+}
+
+/** The latest of a schedule's alerts given up (retries spent), `count` of them since `since`. */
+export interface IUndeliveredAlert {
+  at: string;
+  reason: string;
+  run_id: string | null;
+  state: string;
+  attempts: number;
+  count: number;
+  since: string;
 }
 
 export interface IScheduleList {

@@ -2,6 +2,7 @@
 // Run with… (the launch form), and whether a scheduler runs them at all.
 import { TranslationBundle } from '@jupyterlab/translation';
 
+import { alertLines } from './alertnote';
 import { el, ISchedule, IScheduleList, requestAPI, when } from './api';
 import { LaunchSection } from './launch';
 
@@ -182,6 +183,20 @@ export class ScheduleList {
     row.querySelector('.labloom-schedule-problem')?.remove();
     if (s.problem) {
       part('last').after(el('span', { class: 'labloom-schedule-problem' }, s.problem));
+    }
+    // Alerts given up or being retried: `labloom schedule list` said so, the panel did not.
+    // Redrawn only when the schedule reads differently (rowOf), so a title hovered stays.
+    row.querySelectorAll('.labloom-schedule-alert').forEach(line => line.remove());
+    const { lost, retrying } = alertLines(s, trans, nextRun);
+    for (const [line, kind] of [
+      [lost, 'lost'],
+      [retrying, 'retrying']
+    ] as const) {
+      if (line) {
+        const note = el('div', { class: 'labloom-schedule-alert', 'data-alert': kind }, line.text);
+        note.setAttribute('title', line.title);
+        row.append(note);
+      }
     }
     part('toggle').textContent = s.paused ? trans.__('Resume') : trans.__('Pause');
   }

@@ -1,0 +1,87 @@
+// What a schedule's row says of its failure alerts when not all went out: those given up (the
+// webhook refused them until their retries were spent) and those still being retried. Only
+// `labloom schedule list` said so; a panel user never learnt that a failure told nobody.
+// Plain text for textContent (the reasons hold a server's words); no @jupyterlab import, so
+// jest reads it as it is.
+import type { TranslationBundle } from '@jupyterlab/translation';
+
+import type { ISchedule } from './api';
+
+/** One line of a row, and its whole story for the line's title. */
+export interface IAlertLine {
+  text: string;
+  title: string;
+}
+
+/** The row's lines: `lost` while alerts given up since the last delivered one, `retrying`
+ * while one has failed and waits for its next try; `time` says an ISO stamp as the panel
+ * says times. */
+export function alertLines(
+  s: ISchedule,
+  trans: TranslationBundle,
+  time: (iso: string | null) => string
+): { lost: IAlertLine | null; retrying: IAlertLine | null } {
+  return { lost: lostLine(s, trans, time), retrying: retryingLine(s, trans, time) };
+}
+
+function lostLine(
+  s: ISchedule,
+  trans: TranslationBundle,
+  time: (iso: string | null) => string
+): IAlertLine | null {
+  const lost = s.undelivered_alert;
+  if (!lost) {
+    return null;
+  }
+  const what = lost.run_id ? trans.__('run %1 %2', lost.run_id, lost.state) : lost.state;
+  const head =
+    lost.count > 1
+      ? trans.__('%1 failure alerts not delivered since %2', lost.count, time(lost.since))
+      : trans.__('Failure alert not delivered');
+  const text = `${head}: ${lost.reason} · ${what} · ${time(lost.at)}`;
+  const title = [
+    trans.__(
+      '%1 (%2) given up %3 after %4 attempt(s): %5.',
+      lost.count > 1 ? trans.__('%1 failure alerts not delivered; the last', lost.count) : head,
+      what,
+      lost.at,
+      lost.attempts,
+      lost.reason
+    ),
+    trans.__('Check the webhook with `labloom schedule test-alert %1`.', s.name),
+    lost.run_id ? trans.__('The run: `labloom show %1`.', lost.run_id) : '',
+    trans.__('This note goes once an alert of this schedule is delivered.')
+  ]
+    .filter(Boolean)
+    .join(' ');
+  return { text, title };
+}
+
+function retryingLine(
+  s: ISchedule,
+  trans: TranslationBundle,
+  time: (iso: string | null) => string
+): IAlertLine | null {
+  const pending = s.pending_alerts;
+  // Not yet tried: on its way (most go at once), nothing to say.
+  if (!pending || !pending.attempts) {
+    return null;
+  }
+  const text =
+    pending.count > 1
+      ? trans.__(
+          '%1 alerts retrying: %2, next %3',
+          pending.count,
+          pending.last_error ?? '?',
+          time(pending.next_try)
+        )
+      : trans.__('alert retrying: %1, next %2', pending.last_error ?? '?', time(pending.next_try));
+  const title = trans.__(
+    '%1 failure alert(s) waiting to be sent; the oldest tried %2 time(s): %3, next try %4.',
+    pending.count,
+    pending.attempts,
+    pending.last_error ?? '?',
+    pending.next_try ?? '-'
+  );
+  return { text, title };
+}

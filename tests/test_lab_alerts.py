@@ -1,0 +1,109 @@
+"""A schedule's failure alerts that did not go out, as the Flows panel's schedule row says them,
+in a real JupyterLab in headless Chromium beside a real `labloom serve` posting to a webhook on
+127.0.0.1: retried (a quiet line), given up (a warning line with its reason and run, legible on
+both themes), and gone once the schedule's next alert is delivered. Before, only `labloom
+schedule list` said so: a panel user never learnt that a failure had told nobody."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_helpers import (
+    Hook,
+    first_slot_in,
+    slot_rows,
+    start_labloom,
+    stop,
+    store_of,
+    wait_for,
+    write,
+)
+from lab_helpers import open_lab, shot, use_dark_theme
+from test_alerts_kept import FLOWS, add, end, pending_rows
+
+pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
+
+# The colour of a line's text and of what it is drawn on (its nearest painted ancestor).
+COLOURS = """line => {
+    let under = 'rgb(255, 255, 255)';
+    for (let e = line; e; e = e.parentElement) {
+        const c = getComputedStyle(e).backgroundColor;
+        if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { under = c; break; }
+    }
+    return [getComputedStyle(line).color, under];
+}"""
+
+
+def legible(line: Any) -> float:
+    from test_lab_panel import contrast
+
+    return contrast(*line.evaluate(COLOURS))
+
+
+def retry_now(home: Path) -> None:
+    """The alert waiting for its next try (600 s away) tried now, as if those had passed."""
+    conn = store_of(home)
+    assert conn is not None
+    with conn:
+        assert conn.execute("UPDATE pending_alerts SET next_try = ?", (time.time(),)).rowcount
+
+
+def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_delivered(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    url, _notebooks = lab
+    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME
+    write(home / "flows.py", FLOWS)
+    hook = Hook([500, 404, 404])  # down, then revoked; fixed (200) from the next alert on
+    add(home, "nightly", hook.url, due=False)
+    panel, _alerts = open_lab(page, url)
+    row = panel.locator('.labloom-schedule[data-schedule="nightly"]')
+    row.wait_for(timeout=30_000)
+    assert row.locator(".labloom-schedule-alert").count() == 0
+    first_slot_in(home, "nightly", 0.5)
+    proc = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_NOTIFY_DELAYS="600,0.2")
+    try:
+        # The webhook answered 500: retried in 600 s, said quietly (legible all the same).
+        retrying = row.locator('.labloom-schedule-alert[data-alert="retrying"]')
+        retrying.wait_for(timeout=90_000)
+        assert (retrying.text_content() or "").startswith("alert retrying: HTTP 500, next ")
+        assert "tried 1 time(s): HTTP 500" in (retrying.get_attribute("title") or "")
+        assert legible(retrying) >= 4.5
+
+        # Tried again: 404 twice, given up. The row says why, of which run, and when.
+        retry_now(home)
+        lost = row.locator('.labloom-schedule-alert[data-alert="lost"]')
+        lost.wait_for(timeout=90_000)
+        [slot] = slot_rows(home)
+        text = lost.text_content() or ""
+        assert text.startswith("Failure alert not delivered: HTTP 404 (no such webhook"), text
+        assert f" · run {slot['run_id']} Failed · " in text
+        title = lost.get_attribute("title") or ""
+        assert "after 3 attempt(s)" in title and "`labloom schedule test-alert nightly`" in title
+        assert "secret-token" not in text + title
+        retrying.wait_for(state="detached", timeout=60_000)
+        assert legible(lost) >= 4.5
+        light = lost.evaluate(COLOURS)
+        use_dark_theme(page)
+        # The body's flag comes before the theme's stylesheet: wait for its colours.
+        wait_for(lambda: lost.evaluate(COLOURS)[1] != light[1], 20, "the dark theme's colours")
+        assert legible(lost) >= 4.5, lost.evaluate(COLOURS)
+        shot(page, "lab-schedule-alert-dark", panel)
+
+        # The schedule fails again; its alert is delivered: the note goes (a poll later).
+        first_slot_in(home, "nightly", 0.5)
+        wait_for(lambda: len(hook.bodies) == 4, 60, "the next failure's alert")
+        lost.wait_for(state="detached", timeout=90_000)
+        assert row.locator(".labloom-schedule-alert").count() == 0
+        assert pending_rows(home) == []
+        end(proc)
+    except Exception:
+        shot(page, "failed-lab-schedule-alert")
+        raise
+    finally:
+        stop(proc)
+        hook.close()
