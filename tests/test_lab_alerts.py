@@ -27,6 +27,8 @@ from test_alerts_kept import FLOWS, add, end, pending_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
+HOSTILE = 'HTTP 502 (<img src=x onerror="document.title=1">)'
+
 # The colour of a line's text and of what it is drawn on (its nearest painted ancestor).
 COLOURS = """line => {
     let under = 'rgb(255, 255, 255)';
@@ -93,6 +95,13 @@ def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_deliv
         wait_for(lambda: lost.evaluate(COLOURS)[1] != light[1], 20, "the dark theme's colours")
         assert legible(lost) >= 4.5, lost.evaluate(COLOURS)
         shot(page, "lab-schedule-alert-dark", panel)
+        # The reason holds a server's words: shown as text, never read as markup.
+        conn = store_of(home)
+        assert conn is not None
+        with conn:
+            conn.execute("UPDATE undelivered_alerts SET reason = ?", (HOSTILE,))
+        wait_for(lambda: HOSTILE in (lost.text_content() or ""), 60, "the reason as text")
+        assert row.locator("img").count() == 0
 
         # The schedule fails again; its alert is delivered: the note goes (a poll later).
         first_slot_in(home, "nightly", 0.5)
