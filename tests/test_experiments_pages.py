@@ -16,6 +16,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from labloom import ThreadExecutor, flow, log_metrics, log_params, task, unmapped
+from labloom.dag.experiment_rows import PageOrder
 from labloom.notebook.widget.view import RunView
 from labloom.server_extension import experiment_rows
 from labloom.store import experiments as store_experiments
@@ -220,6 +221,79 @@ async def test_the_cell_and_the_route_answer_one_shape(jp_fetch: Any, store_back
         assert ours.pop("node")
         ours.pop("duration"), theirs.pop("duration")  # clocks of the event and of the row
         assert ours == theirs
+
+
+def _cell_answers(run: Any, node_name: str, messages: list[dict[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """The cell's answers to ``messages`` asked one after another of one view, as it asks a
+    big run's pages while the user scrolls."""
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda _payload: None, sent.append, layout_engine="builtin")
+    view.start()
+    try:
+        node = view.read(lambda g: next(n.id for n in g.nodes.values() if n.name == node_name))
+        for message in messages:
+            view.handle({"event": "experiments", "node": node, **message})
+        return sent
+    finally:
+        view.close()
+
+
+@task
+def scored(i: int) -> None:
+    log_params(group=i % 3)
+    log_metrics(score=(i * 7) % 11)
+
+
+@flow
+def scored_map(n: int) -> Any:
+    return scored.map(range(n))
+
+
+@pytest.mark.parametrize("asked", [
+    {"sort": "index_order"}, {"sort": "score", "desc": True}, {"filter": "group=1"}, {},
+], ids=["index_order", "score", "filtered", "unsorted"])
+def test_the_cells_pages_asked_one_after_another_are_its_whole_answer_cut(asked: dict[str, Any]
+                                                                          ) -> None:
+    """A big run's pages are asked one after another of one view (a scroll): after the first,
+    the cell answers them from the order it kept, not by sorting every row again; page by
+    page they are the rows of one whole answer, and the same columns and total."""
+    run = scored_map.run(n=23, executor="local")
+    whole, *pages = _cell_answers(run, "scored", [
+        {**asked, "limit": 23},
+        *({**asked, "offset": offset, "limit": 5} for offset in range(0, 23, 5)),
+    ])
+    assert whole["total"] == (8 if "filter" in asked else 23)
+    paged = [row for page in pages for row in page["rows"]]
+    assert paged == whole["rows"] and len(paged) == whole["total"]
+    for page in pages:
+        assert (page["columns"], page["total"], page["version"]) == (
+            whole["columns"], whole["total"], whole["version"])
+    assert [page["next"] for page in pages][-2:] == [20 if whole["total"] > 20 else None, None]
+
+
+def test_a_kept_order_answers_only_its_own_question_at_its_version() -> None:
+    """The order kept answers the same question (node, sort, desc, filter) at the same version
+    (no event since): any other reads and sorts the rows again."""
+    run = scored_map.run(n=4, executor="local")
+    view = RunView(run, lambda _payload: None, lambda _answer: None, layout_engine="builtin")
+    view.start()
+    try:
+        rows = view.read(lambda _g: view.experiments.snapshot(view.graph, None))
+    finally:
+        view.close()
+    pages = PageOrder()
+    asked = {"sort": "score", "desc": True, "limit": 2}
+    first = pages.answer(7, rows, asked)
+    assert [r["metrics"]["score"] for r in first["rows"]] == [10, 7]
+    assert pages.kept_for(7, {**asked, "offset": 2, "limit": 2}) is not None
+    for other in ({**asked, "desc": False}, {**asked, "sort": "group"}, {**asked, "filter": "x"},
+                  {**asked, "node": "n1"}):
+        assert pages.kept_for(7, other) is None, other
+    assert pages.kept_for(8, asked) is None  # an event arrived since
+    assert PageOrder().kept_for(7, asked) is None
+    pages.answer(None, rows, asked)  # not kept: the order of version 7 stays
+    assert pages.kept_for(7, asked) is not None
 
 
 @task

@@ -19,7 +19,7 @@ from ...core.errors import LabloomError
 from ...core.events import Event
 from ...core.kept_parameters import readable
 from ...core.states import shown_traceback
-from ...dag.experiment_rows import ExperimentRows, curve_answer, page_answer
+from ...dag.experiment_rows import ExperimentRows, PageOrder, curve_answer
 from ...dag.model import PAGE_SIZE, Changes, TaskRunInfo, ViewGraph, log_lines
 from ...dag.payload import graph_payload, graph_shape, lay_out
 from ...dag.timeline import Span, timeline
@@ -61,6 +61,7 @@ class RunView:
         self.graph = ViewGraph()
         self.experiments = ExperimentRows()
         self._version = 0  # bumped by each batch of events: a re-asked page may be unchanged
+        self._pages = PageOrder()  # the order of the rows last asked for, while unchanged
         self._push = push
         self._deliver = send
         self._layout_engine = layout_engine
@@ -281,18 +282,21 @@ class RunView:
         answered "unchanged" when no event arrived since."""
         kind = message["event"]
         reply: Payload = {"event": kind, "req": message.get("req"), "node": message.get("node")}
+        rows = None
         try:
             with self._lock:
-                reply["version"] = self._version
+                version = reply["version"] = self._version
                 if kind == "curves":
                     reply.update(curve_answer(self.experiments, self.graph, message))
-                elif message.get("known") == self._version:
+                elif message.get("known") == version:
                     reply["unchanged"] = True
+                elif kept := self._pages.kept_for(version, message):  # the same rows' next page
+                    reply.update(PageOrder.page(kept, self.experiments, self.graph, message))
                 else:
                     rows = self.experiments.snapshot(self.graph, message.get("node"))
             # Sorting 100,000 rows takes a while: outside the lock that events wait for.
-            if kind == "experiments" and not reply.get("unchanged"):
-                reply.update(page_answer(rows, message))
+            if rows is not None:
+                reply.update(self._pages.answer(version, rows, message))
         except LabloomError as exc:
             reply["error"] = str(exc)
         self._send(reply)
