@@ -176,7 +176,7 @@ class ScheduleServer:
             if not schedule.overlap:
                 self._say_overdue(conn, schedule)
             try:  # runs settled meanwhile are alerted in the transaction that records them
-                claim = sched.claim_due(conn, schedule, self.id, now, [], self._alert_settled)
+                claim = sched.claim_due(conn, schedule, self.id, now, self._alert_settled)
             except Exception:
                 log.exception("[labloom] schedule %r: could not check it", schedule.name)
                 continue

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..store import store_clock
 from ..store.db import Conn
+from ..store.reader import retries_of
 from . import alert_outbox
 from .alerts import mask_url
 from .stored_schedules import get_all, iso, next_run, slots
@@ -34,8 +35,7 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
             "last_run": None if last is None else {
                 "slot": iso(last["slot_time"], zone), "status": last["status"],
                 "run_id": last["run_id"], "retries": [  # `labloom retry` of it, oldest first
-                    {"id": rid, "state": state} for rid, state in conn.execute("SELECT id, state "
-                    "FROM flow_runs WHERE retry_of = ? ORDER BY created, id", (last["run_id"],))],
+                    {"id": rid, "state": state} for rid, state in retries_of(conn, last["run_id"])],
             },
             "notify": mask_url(s.notify) or None,
             **_alerts(alerts.get(s.name, {}), zone),

@@ -297,7 +297,6 @@ class Claim:
 
 def claim_due(
     conn: Conn, schedule: Schedule, scheduler_id: str, now: float,
-    settled: list[Settled] | None = None,
     on_settled: Callable[[Conn, list[Settled]], None] | None = None,
 ) -> Claim | None:
     """Claim the schedule's due slot for this scheduler, if it has one and may run it now.
@@ -305,8 +304,8 @@ def claim_due(
     Missed slots (the scheduler was down) become one catch-up run of the latest, or with
     catchup "skip" are recorded as skipped; a slot due while a run of the schedule is still
     going is recorded as skipped unless the schedule allows overlap. Slots a gone scheduler
-    left that end meanwhile go to ``settled`` (see ``liveness.settle_running``), and to
-    ``on_settled`` inside the transaction that records them (their alerts kept with them).
+    left that end meanwhile (see ``liveness.settle_running``) go to ``on_settled`` inside the
+    transaction that records them (their alerts kept with them).
     ``now`` is the store's time (``store_clock.now``).
     """
     with transaction(conn):
@@ -323,6 +322,7 @@ def claim_due(
         if latest is None or latest < first:
             latest = first
         missed = latest > first or now - latest > schedule.grace(latest)
+        settled: list[Settled] = []
         going = set() if schedule.overlap else settle_running(conn, now, schedule.name, settled)
         if settled and on_settled is not None:
             on_settled(conn, settled)

@@ -119,6 +119,13 @@ _TASK_COLUMNS = (
 )
 
 
+def retries_of(conn: Conn, run_id: str) -> list[tuple[str, str]]:
+    """The runs made by retrying ``run_id`` (``labloom retry``, the panel's Retry), oldest
+    first, as (id, state): the other end of their ``retry_of``."""
+    return [(row[0], row[1]) for row in conn.execute(
+        "SELECT id, state FROM flow_runs WHERE retry_of = ? ORDER BY created, id", (run_id,))]
+
+
 class RunStore:
     """Read access to the store (``open_store()``); also a context manager. ``path``: a
     SQLite file; ``url``: any database URL; neither: the store in force (``db.database_url``)."""
@@ -235,10 +242,7 @@ class RunStore:
         return [_run(row, listed=not parameters) for row in rows]
 
     def retries(self, run_id: str) -> list[tuple[str, str]]:
-        """The runs made by retrying ``run_id`` (``labloom retry``, the panel's Retry), oldest
-        first, as (id, state): the other end of their ``retry_of``."""
-        return [(row[0], row[1]) for row in self.conn.execute(
-            "SELECT id, state FROM flow_runs WHERE retry_of = ? ORDER BY created, id", (run_id,))]
+        return retries_of(self.conn, run_id)
 
     def parameters_escaped(self, run_id: str) -> bool:
         """Whether the run's log says its parameters were stored with text escaped (a lone
