@@ -117,15 +117,18 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from ..schedule import run_alerts
+
     with open_store() as store:
         run = _find(store, args.run_id, parameters=True)
         tasks = store.task_runs(run.id, history=args.json)
         retries = store.retries(run.id)
+        alert = run_alerts.of_run(store.conn, run.id)
     # Counted from the task runs shown, not read again (``get_run``: every task run twice).
     run.counts.update(sorted(Counter(t.state for t in tasks).items()))
     if args.json:
         print(json.dumps({**run.to_json(), "retried_by": [rid for rid, _ in retries],
-                          "task_runs": [t.to_json() for t in tasks]}, indent=1))
+                          "alert": alert, "task_runs": [t.to_json() for t in tasks]}, indent=1))
         return 0
     # Under @flow(retries=N): which attempt it ended at (its message says why they failed).
     attempt = (f", attempt {run.metadata['attempt']} of {run.metadata['attempts_allowed']}"
@@ -146,6 +149,8 @@ def _show(args: argparse.Namespace) -> int:
         echo(f"  retried by run {rid} ({state})")
     if run.metadata.get("cluster_class"):
         echo(f"  {_cluster(run.metadata)}")
+    if alert is not None:
+        echo(f"  failure alert: {_alert_text(alert)}")
     echo()
     rows = [
         [t.name, t.state, str(t.attempts), _seconds(t.duration), _short(t.message)]
@@ -154,6 +159,18 @@ def _show(args: argparse.Namespace) -> int:
     _table(["TASK RUN", "STATE", "ATTEMPTS", "DURATION", "MESSAGE"], rows)
     _tracebacks(run.id, tasks, gap=True)
     return 0
+
+
+def _alert_text(alert: dict[str, Any]) -> str:
+    """What became of the run's failure alert (``run_alerts.of_run``): a cron job's run whose
+    webhook was down says here that its alert still waits for a `labloom serve`."""
+    if alert["state"] == "pending":
+        why = f" ({alert['reason']})" if alert["reason"] else ""
+        return (f"not delivered yet{why}; kept in the store, `labloom serve` sends it "
+                f"(next try {_when(alert['next_try'])})")
+    if alert["state"] == "delivered":
+        return f"delivered {_when(alert['at'])}"
+    return f"given up {_when(alert['at'])} after {alert['attempts']} attempt(s): {alert['reason']}"
 
 
 _TRACEBACKS_SHOWN = 3

@@ -261,7 +261,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _after(run: Any, args: argparse.Namespace, lost: int = 0) -> None:
     from ..core.states import State
-    from ..schedule.alerts import Notifier, delays_from_env, failure_payload, run_summary
+    from ..schedule.alerts import failure_payload, run_summary
 
     failed, error = run_summary(run)
     if args.report:
@@ -275,12 +275,17 @@ def _after(run: Any, args: argparse.Namespace, lost: int = 0) -> None:
         }
         Path(args.report).write_text(json.dumps(report), encoding="utf-8")
     if args.notify and run.state is not State.COMPLETED:
-        notifier = Notifier(delays_from_env(os.environ.get("LABLOOM_NOTIFY_DELAYS")))
-        notifier.send(args.notify, failure_payload(run.flow_name, run.id, run.state.value,
-                                                   failed, error))
-        notifier.close(timeout=60)
-        _tell("labloom: failure alert delivered" if notifier.delivered else
-              "labloom: failure alert not delivered (see the log above)")
+        from ..schedule import run_alerts
+
+        sent = run_alerts.send(args.notify, failure_payload(run.flow_name, run.id,
+                                                           run.state.value, failed, error))
+        if sent.reason is None:
+            _tell("labloom: failure alert delivered")
+        elif sent.kept:
+            _tell(f"labloom: failure alert not delivered yet ({sent.reason}); kept in the store: "
+                  f"the next `labloom serve` on it sends it (`labloom show {run.id}` says when)")
+        else:
+            _tell("labloom: failure alert not delivered (see the log above)")
 
 
 def export_command(args: argparse.Namespace) -> int:

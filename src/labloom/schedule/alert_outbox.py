@@ -19,12 +19,18 @@ retries are spent is given up, with those waiting behind it for its URL: their r
 each schedule's row of ``undelivered_alerts`` says when and why (and how many since the first),
 shown by ``schedule list``, its ``--json`` and ``GET schedules`` until an alert of that schedule
 is delivered.
+
+``labloom run --notify``'s alerts (``run_alerts``) wait here too, under no schedule
+(``NO_SCHEDULE``), their URL in their own row: what the run could not deliver before it exited,
+or an alert left by a run killed while it posted. What became of each alert of a run once it
+left (delivered, or given up and why) is kept in ``run_alerts``, which `labloom show` reads.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +42,11 @@ from .liveness import STALE_AFTER
 log = logging.getLogger("labloom")
 
 BATCH = 20  # alerts of one URL handed to its sender at once
+NO_SCHEDULE = ""  # the ``schedule`` of an alert kept by `labloom run --notify` (no name is '')
+# An alert's URL: its own (a run's), else its schedule's (read at each attempt: a schedule
+# whose --notify changed sends its waiting alerts to the new one).
+_URL = "COALESCE(a.url, s.notify)"
+_RUN_HOLDER = "run:"  # a ``sender`` that is a `labloom run` posting its own alert: run:PID@HOST
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Pending:
     run_id: str | None
     body: dict[str, Any]
     attempts: int  # made before this one
+    url: str
 
 
 @dataclass(frozen=True)
@@ -77,9 +89,10 @@ def enqueue(conn: Conn, schedule: str, body: dict[str, Any], now: float) -> None
 
 
 def any_due(conn: Conn, now: float) -> bool:
-    """A read: no write transaction on the ticks with nothing to send."""
-    return conn.execute("SELECT 1 FROM pending_alerts WHERE next_try <= ? LIMIT 1",
-                        (now,)).fetchone() is not None
+    """A read: no write transaction on the ticks with nothing to send (a `labloom run`'s alert
+    counts while it holds it: ``claim`` looks whether it was killed)."""
+    return conn.execute("SELECT 1 FROM pending_alerts WHERE next_try <= ? OR sender LIKE ? "
+                        "LIMIT 1", (now, f"{_RUN_HOLDER}%")).fetchone() is not None
 
 
 def claim(conn: Conn, sender: str, now: float, busy: set[str], room: int) -> list[Batch]:
@@ -92,8 +105,8 @@ def claim(conn: Conn, sender: str, now: float, busy: set[str], room: int) -> lis
     with conn.transaction():
         conn.lock("labloom-alerts")
         rows = conn.execute(
-            "SELECT a.id, a.schedule, a.run_id, a.body, a.attempts, a.next_try, a.sender,"
-            " s.notify, h.host, h.pid, h.beat FROM pending_alerts a"
+            f"SELECT a.id, a.schedule, a.run_id, a.body, a.attempts, a.next_try, a.sender,"
+            f" {_URL}, h.host, h.pid, h.beat FROM pending_alerts a"
             " LEFT JOIN schedules s ON s.name = a.schedule"
             " LEFT JOIN schedulers h ON h.id = a.sender ORDER BY a.id"
         ).fetchall()
@@ -104,6 +117,10 @@ def claim(conn: Conn, sender: str, now: float, busy: set[str], room: int) -> lis
                 continue
             if url in held:
                 continue
+            if holder is not None and holder.startswith(_RUN_HOLDER):
+                if _run_holder_gone(holder):  # killed while it posted: its alert is due now
+                    next_try = now
+                holder = None  # else its row is not due until the command's window is over
             claimed = holder is not None and _home.owner_alive(host, pid, beat, now,
                                                                 STALE_AFTER)
             if claimed or next_try > now or len(batches.get(url, ())) >= BATCH:
@@ -112,7 +129,7 @@ def claim(conn: Conn, sender: str, now: float, busy: set[str], room: int) -> lis
             if url not in batches and len(batches) >= room:
                 continue
             batches.setdefault(url, []).append(
-                Pending(alert_id, schedule, run_id, json.loads(body), attempts))
+                Pending(alert_id, schedule, run_id, json.loads(body), attempts, url))
         ids = [item.id for items in batches.values() for item in items]
         for alert_id in ids:
             conn.execute("UPDATE pending_alerts SET sender = ? WHERE id = ?", (sender, alert_id))
@@ -122,6 +139,18 @@ def claim(conn: Conn, sender: str, now: float, busy: set[str], room: int) -> lis
         log.warning("[labloom] %d alert(s) dropped: their schedule was removed, and its "
                     "--notify with it", len(gone))
     return [Batch(url, items) for url, items in batches.items()]
+
+
+def run_holder() -> str:
+    """The ``sender`` of an alert this `labloom run` process is posting itself."""
+    return f"{_RUN_HOLDER}{os.getpid()}@{_home.host_name()}"
+
+
+def _run_holder_gone(holder: str) -> bool:
+    """Whether the `labloom run` that holds an alert is known dead: its pid, on this host.
+    On another host nothing says so before the row's ``next_try`` (the end of its window)."""
+    pid, _, host = holder.removeprefix(_RUN_HOLDER).partition("@")
+    return host == _home.host_name() and pid.isdigit() and not _home.pid_alive(int(pid))
 
 
 def record(conn: Conn, sender: str, now: float, outcomes: Sequence[Outcome],
@@ -139,14 +168,15 @@ def record(conn: Conn, sender: str, now: float, outcomes: Sequence[Outcome],
                 conn.execute("DELETE FROM pending_alerts WHERE id = ?", (item.id,))
                 conn.execute("DELETE FROM undelivered_alerts WHERE schedule = ?",
                              (item.schedule,))
+                note_run(conn, item.run_id, "delivered", now, item.attempts + 1)
             elif item.attempts + 1 <= len(delays):
                 wait = delays[item.attempts]
                 conn.execute(
                     "UPDATE pending_alerts SET attempts = ?, next_try = ?, last_error = ?, "
                     "sender = NULL WHERE id = ? AND sender = ?",
                     (item.attempts + 1, now + wait, outcome.reason, item.id, sender))
-                log.warning("[labloom] alert for run %s (schedule %r) not delivered (%s); "
-                            "retrying in %gs", item.run_id, item.schedule, outcome.reason, wait)
+                log.warning("[labloom] alert for run %s (%s) not delivered (%s); retrying in "
+                            "%gs", item.run_id, _whose(item), outcome.reason, wait)
             else:
                 _give_up(conn, sender, now, item, outcome.reason)
 
@@ -160,13 +190,14 @@ def _give_up(conn: Conn, sender: str, now: float, item: Pending, reason: str) ->
                         (item.id, sender)).rowcount:
         return  # another scheduler took it over meanwhile (this one was frozen): its to end
     _note(conn, item.schedule, item.run_id, item.body.get("state"), now, attempts, reason)
-    log.error("[labloom] alert for run %s (schedule %r) not delivered after %d attempts (%s); "
-              "giving up: `labloom schedule list` shows it until an alert of the schedule is "
-              "delivered", item.run_id, item.schedule, attempts, reason)
+    where = (f"`labloom show {item.run_id}` says so" if item.schedule == NO_SCHEDULE else
+             "`labloom schedule list` shows it until an alert of the schedule is delivered")
+    log.error("[labloom] alert for run %s (%s) not delivered after %d attempts (%s); giving "
+              "up: %s", item.run_id, _whose(item), attempts, reason, where)
     behind = conn.execute(
-        "SELECT a.id, a.schedule, a.run_id, a.body, a.attempts FROM pending_alerts a JOIN"
-        " schedules s ON s.name = a.schedule WHERE s.notify = (SELECT notify FROM schedules"
-        " WHERE name = ?) AND a.id > ? ORDER BY a.id", (item.schedule, item.id)).fetchall()
+        f"SELECT a.id, a.schedule, a.run_id, a.body, a.attempts FROM pending_alerts a LEFT JOIN"
+        f" schedules s ON s.name = a.schedule WHERE {_URL} = ? AND a.id > ? ORDER BY a.id",
+        (item.url, item.id)).fetchall()
     why = f"not sent: its webhook refused the alert before it ({reason}) through every retry"
     for alert_id, schedule, run_id, body, tried in behind:
         conn.execute("DELETE FROM pending_alerts WHERE id = ?", (alert_id,))
@@ -176,9 +207,18 @@ def _give_up(conn: Conn, sender: str, now: float, item: Pending, reason: str) ->
                   "it", len(behind))
 
 
+def _whose(item: Pending) -> str:
+    return "labloom run --notify" if item.schedule == NO_SCHEDULE else \
+        f"schedule {item.schedule!r}"
+
+
 def _note(conn: Conn, schedule: str, run_id: str | None, state: str | None, now: float,
           attempts: int, reason: str) -> None:
-    """One more alert of ``schedule`` given up: the note says the latest, and how many."""
+    """One more alert of ``schedule`` given up: the note says the latest, and how many (of a
+    run's alert, the run's note says it)."""
+    note_run(conn, run_id, "given up", now, attempts, reason)
+    if schedule == NO_SCHEDULE:
+        return
     conn.execute(
         "INSERT INTO undelivered_alerts (schedule, run_id, state, given_up, first_given_up,"
         " alerts, attempts, reason) VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (schedule)"
@@ -186,6 +226,18 @@ def _note(conn: Conn, schedule: str, run_id: str | None, state: str | None, now:
         " excluded.given_up, alerts = undelivered_alerts.alerts + 1, attempts ="
         " excluded.attempts, reason = excluded.reason",
         (schedule, run_id, state, now, now, attempts, reason))
+
+
+def note_run(conn: Conn, run_id: str | None, outcome: str, now: float, attempts: int,
+             reason: str = "") -> None:
+    """What became of the alert of run ``run_id`` (the latest, for a run alerted twice)."""
+    if run_id is None:
+        return
+    conn.execute(
+        "INSERT INTO run_alerts (run_id, outcome, at, attempts, reason) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (run_id) DO UPDATE SET outcome = excluded.outcome, at = excluded.at,"
+        " attempts = excluded.attempts, reason = excluded.reason",
+        (run_id, outcome, now, attempts, reason))
 
 
 def release(conn: Conn, sender: str) -> None:
@@ -210,7 +262,8 @@ def by_schedule(conn: Conn) -> dict[str, dict[str, Any]]:
     of those given up), times as the store's seconds."""
     found: dict[str, dict[str, Any]] = {}
     for schedule, attempts, error, next_try in conn.execute(
-            "SELECT schedule, attempts, last_error, next_try FROM pending_alerts ORDER BY id"):
+            "SELECT schedule, attempts, last_error, next_try FROM pending_alerts WHERE"
+            " schedule <> ? ORDER BY id", (NO_SCHEDULE,)):
         entry = found.setdefault(schedule, {"pending": None, "undelivered": None})
         if entry["pending"] is None:
             entry["pending"] = {"alerts": 0, "attempts": attempts, "last_error": error,

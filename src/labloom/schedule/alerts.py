@@ -2,21 +2,19 @@
 or an email (``--notify mailto:...``, ``mail_alerts.py``).
 
 The body names the flow, the run, the failed task runs and their exception types; never
-parameter values, task data or exception messages, which can hold data. Posting happens off
-the run, with retries and backoff, so an alert never blocks or fails a run: ``labloom run``'s on
-a thread of its own (``Notifier``), ``labloom serve``'s from the store (``alert_sender``). The URL
-is a secret (webhook URLs carry their token): it is never logged or printed, see ``mask_url``.
+parameter values, task data or exception messages, which can hold data. Posting happens after
+the run, with retries and backoff, so an alert never fails a run. Each alert is kept in the
+store until it is delivered (``alert_outbox``): ``labloom run``'s is posted by the command before
+it exits (``run_alerts``), what that could not deliver and ``labloom serve``'s by a serve
+(``alert_sender``). The URL is a secret (webhook URLs carry their token): it is never logged or printed, see ``mask_url``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import shlex
 import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -191,85 +189,6 @@ def try_post(url: str, body: dict[str, Any], timeout: float = 10.0) -> str | Non
              "HTTP 404": "no such webhook: a token mistyped or revoked?",
              "HTTP 410": "the webhook or its channel is gone"}
     return f"{reason} ({hints[reason]})" if reason in hints else reason
-
-
-def deliver(
-    url: str, body: dict[str, Any], delays: Sequence[float] = DEFAULT_DELAYS,
-    stop: threading.Event | None = None,
-) -> bool:
-    """Post with retries; True once the webhook took it."""
-    for attempt in range(len(delays) + 1):
-        try:
-            post(url, body)
-            return True
-        except Exception as exc:
-            reason = _reason(exc)
-        if attempt < len(delays):
-            log.warning(
-                "[labloom] alert for run %s not delivered (%s); retrying in %gs",
-                body.get("run_id"), reason, delays[attempt],
-            )
-            if stop is not None and stop.wait(delays[attempt]):
-                break
-            if stop is None:
-                time.sleep(delays[attempt])
-    log.error("[labloom] alert for run %s not delivered; giving up", body.get("run_id"))
-    return False
-
-
-class Notifier:
-    """A background sender: ``send`` returns at once, ``close`` waits a bounded time."""
-
-    def __init__(self, delays: Sequence[float] = DEFAULT_DELAYS) -> None:
-        self.delays = tuple(delays)
-        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
-        self._stop = threading.Event()
-        self.delivered = 0
-        self.failed = 0
-        self.unsent = 0
-        self._pending = 0  # sent here, not yet delivered or given up
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="labloom-notify", daemon=True)
-        self._thread.start()
-
-    def send(self, url: str, body: dict[str, Any]) -> None:
-        with self._lock:
-            self._pending += 1
-        self._queue.put((url, body))
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._stop.is_set():
-                self.unsent += 1  # closing: the rest are kept back, and counted
-            else:
-                url, body = item
-                try:
-                    ok = deliver(url, body, self.delays, self._stop)
-                except Exception:
-                    ok = False
-                if ok:
-                    self.delivered += 1
-                else:
-                    self.failed += 1
-            with self._lock:
-                self._pending -= 1
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Let queued alerts go out for up to ``timeout`` seconds, then stop retrying; say how
-        many were kept back (a webhook that does not answer holds each one for a while)."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            self._stop.set()
-            self._thread.join(5.0)
-        with self._lock:
-            kept_back = self._pending + self.unsent  # still queued or on their way, or skipped
-        if kept_back:
-            log.error("[labloom] %d alert(s) not sent: stopped while the webhook was not "
-                      "taking them", kept_back)
 
 
 def delays_from_env(text: str | None) -> tuple[float, ...]:

@@ -8,7 +8,7 @@ environment variable, so the runs ``labloom serve`` starts inherit it), ``LABLOO
 Why psycopg with a seam, not SQLAlchemy Core: the store is a few dozen hand-written statements
 that both databases accept as they are once placeholders are written ``%s`` for psycopg and the
 migrations' column types are mapped (``REAL`` is 4 bytes in PostgreSQL; SQLite's implicit
-``rowid`` becomes a column). That mapping is ``Conn`` below and ``schema.translate_ddl``,
+``rowid`` becomes a column). That mapping is ``Conn`` below and ``ddl.translate_ddl``,
 tested on both backends by the whole store suite; ``Conn.insert_rows`` and ``Conn.stage`` add
 PostgreSQL's ``COPY`` where the writer's batches need it. SQLAlchemy would put a large import on
 every kernel that records a run and every ``labloom`` command, a second way of writing queries
