@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections import Counter
 from typing import Any
 
@@ -244,7 +243,7 @@ def _no_such_task(run: Any, task: str, task_runs: list[Any]) -> None:
     said with the names there are, not as "no log lines". A run still going may create it."""
     from . import CLIError
 
-    names = list(dict.fromkeys(re.sub(r"\[\d+\]$", "", t.name) for t in task_runs))
+    names = list(dict.fromkeys(t.task_name for t in task_runs))  # a map's once, fold[3] whole
     listed = ", ".join(names[:_TASKS_NAMED]) + (" ..." if len(names) > _TASKS_NAMED else "")
     theirs = f"its tasks: {listed}" if names else "it has no task runs"
     if run.state in ("Pending", "Running"):

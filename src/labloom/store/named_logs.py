@@ -2,7 +2,8 @@
 logs RUN --task NAME`` (with ``--follow`` too) and ``run.logs(NAME)`` from the store.
 
 A name is a task run's id, a task's name (a plain call, also ``cfg[0]``, an indexed future) or
-``name[i]`` (child i of a map); with ``children`` a map's name names its children too, as
+``name[i]`` (child i of a map, unless a task is called ``name[i]`` itself: ``named_clause``);
+with ``children`` a map's name names its children too, as
 ``run_logs.named`` says for the lines a kernel keeps. The lines are read by a join that starts
 from the run's task runs (``task_runs_by_run``) and looks up each one's lines
 (``logs_by_run``: run, task run, and the line's id after them on SQLite), so a map's name reads
@@ -43,22 +44,29 @@ def split_index(task: str) -> tuple[str, int | None]:
     return task, None
 
 
-def named_clause(task: str, children: bool, table: str = "") -> tuple[str, list[Any]]:
-    """A condition on ``task_runs`` (``table``: its alias) true for the task runs ``task``
-    names, and its parameters."""
+def named_clause(run_id: str, task: str, children: bool, table: str = ""
+                 ) -> tuple[str, list[Any]]:
+    """A condition on ``task_runs`` (``table``: its alias) true for the task runs of run
+    ``run_id`` that ``task`` names, and its parameters.
+
+    ``name[i]`` is a task's own name first: ``@task(name="fold[3]")`` is that task, and child 3
+    of a map ``fold`` only in a run with no task of that name. Both at once read the task's
+    lines with the child's. The look for a task of that name is made once a question (its
+    subquery names no outer row): the run's task runs by ``task_runs_by_run``, until one has it."""
     name, index = split_index(task)
     t = f"{table}." if table else ""
     plain = f"{t}task_name = ?" if children else f"({t}task_name = ? AND {t}map_index IS NULL)"
     if index is None:
         return f"({t}id = ? OR {plain})", [task, name]
-    return (f"({t}id = ? OR ({t}task_name = ? AND {t}map_index = ?) OR {plain})",
-            [task, name, index, task])
+    return (f"({t}id = ? OR {plain} OR ({t}task_name = ? AND {t}map_index = ? AND NOT EXISTS "
+            f"(SELECT 1 FROM task_runs own WHERE own.run_id = ? AND own.task_name = ?)))",
+            [task, task, name, index, run_id, task])
 
 
 def named_logs(conn: Any, run_id: str, task: str) -> tuple[list[LogEntry], list[LogCut]]:
     """The lines of the task runs ``task`` names (a map's children too), in time order, and
     a note per one of them whose lines were cut."""
-    named, params = named_clause(task, children=True, table="t")
+    named, params = named_clause(run_id, task, children=True, table="t")
     rows = conn.execute(_LINES.format(named=named) + " ORDER BY l.time, l.id",
                         [run_id, *params]).fetchall()
     names: dict[str, str] = {}
@@ -76,7 +84,7 @@ def named_lines_after(conn: Any, run_id: str, task: str, after: int) -> list[Log
     range of ``logs_by_run`` on SQLite, so a look at a run going on reads what is new, in 18 ms
     for a map of 20,000 children. All of them in one statement: pages of them (``LIMIT``) each
     joined and sorted every named line after the cursor again, 4 s for that map's 100,000."""
-    named, params = named_clause(task, children=True, table="t")
+    named, params = named_clause(run_id, task, children=True, table="t")
     names: dict[str, str] = {}
     return [LogEntry(tr_id, _name(names, tr_id, name, index), level, when, text, line_id)
             for line_id, tr_id, level, when, text, name, index in conn.execute(

@@ -264,9 +264,10 @@ class RunStore:
     def find_task_runs(self, run_id: str, task: str, children: bool = False,
                        limit: int | None = None) -> list[TaskRunRecord]:
         """The task runs of a run that ``task`` names: an id, a task's name (a plain call, also
-        ``cfg[0]``, an indexed future) or ``name[i]`` (child i of a map). One indexed query.
+        ``cfg[0]``, an indexed future) or ``name[i]`` (child i of a map, where no task is called so
+        itself). One indexed query.
         ``children``: a map's name names its children too (``run_logs.named``, ``--task``)."""
-        named, params = named_clause(task, children)
+        named, params = named_clause(run_id, task, children)
         sql = f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? AND {named}"
         sql += " ORDER BY created, rowid" + (" LIMIT ?" if limit is not None else "")
         more = [] if limit is None else [limit]
@@ -276,7 +277,8 @@ class RunStore:
         """The task runs that hold a traceback (of those ``task`` names, a map's children too),
         in creation order: what ``labloom logs`` ends with, not every task run of a wide run
         (``states.shown_traceback`` says which of them a view shows)."""
-        named, params = named_clause(task, children=True) if task is not None else ("1 = 1", [])
+        named, params = (named_clause(run_id, task, children=True) if task is not None
+                         else ("1 = 1", []))
         return [_task(row) for row in self.conn.execute(
             f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? AND {named} "
             "AND traceback <> '' ORDER BY created, rowid", [run_id, *params])]
