@@ -153,3 +153,42 @@ def test_a_run_killed_while_it_posts_its_alert_leaves_it_to_a_serve(labloom_home
     assert hook.bodies[0]["run_id"] == row["run_id"]
     alert, _ = shown_alert(home, str(row["run_id"]))
     assert alert is not None and alert["state"] == "delivered"
+
+
+def test_an_alert_a_serve_gives_up_is_said_by_show(labloom_home: Path) -> None:
+    # The webhook's token was revoked (404): the command's tries and then the serve's are
+    # refused. The serve gives it up, and the run says so; `schedule list` has no schedule to
+    # show it under.
+    home = labloom_home
+    once = {"LABLOOM_NOTIFY_DELAYS": "0.1"}  # two attempts each, the command's and the serve's
+    hook = Hook([404] * 4)
+    try:
+        out, run_id = failed_run(home, hook.url, **once)
+        assert "failure alert not delivered yet (HTTP 404 (no such webhook" in out.stderr
+        serve = start_labloom(home, "serve", "--tick", "0.1", **once)
+        try:
+            wait_for(lambda: not pending_rows(home), 60, "the serve to give the alert up")
+            _, stderr = end(serve)
+        finally:
+            stop(serve)
+        assert hook.connections_so_far() == 4
+    finally:
+        hook.close()
+    assert f"alert for run {run_id} (labloom run --notify) not delivered after 2 attempts" \
+        in stderr and f"`labloom show {run_id}` says so" in stderr, stderr
+    alert, text = shown_alert(home, run_id)
+    assert alert is not None and alert["state"] == "given up" and alert["attempts"] == 2
+    assert "failure alert: given up" in text and "after 2 attempt(s): HTTP 404" in text, text
+    listed = labloom(home, "schedule", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout)["schedules"] == []
+
+
+def test_a_bad_notify_timeout_stops_the_run_before_it_starts(labloom_home: Path) -> None:
+    # The command's posts now take LABLOOM_NOTIFY_TIMEOUT, as a serve's do: a wrong one is
+    # refused before the run starts, not found after its failure (a traceback, the alert lost).
+    write(labloom_home / "flows.py", FLOWS)
+    out = labloom(labloom_home, "run", "flows.py:etl", "--notify", "http://127.0.0.1:9/x",
+                  LABLOOM_NOTIFY_TIMEOUT="ten")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "LABLOOM_NOTIFY_TIMEOUT must be a number of seconds above 0" in out.stderr
+    assert json.loads(labloom(labloom_home, "runs", "--json").stdout) == []

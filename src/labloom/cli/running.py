@@ -143,9 +143,13 @@ def run_command(args: argparse.Namespace) -> int:
     if args.params_env:
         args.param = [*args.param, *_params_from_env(args.params_env)]
     if args.notify is not None:  # an empty one too: see check_url
+        from ..core.errors import ScheduleError
+        from ..schedule.alert_sender import timeout_from_env
+
         try:
             check_url(args.notify)
-        except ValueError as exc:
+            timeout_from_env()  # now, not after the run: its alert would be lost to it
+        except (ValueError, ScheduleError) as exc:
             raise CLIError(str(exc)) from None
     choice = executor_choice(args)
     _target, flow, params = prepare(args.target, args.param)
