@@ -17,8 +17,16 @@ import pytest
 
 from cli_helpers import Hook, labloom, start_labloom, stop, store_of, wait_for, write
 from test_alerts_kept import FLOWS, HangingHook, beats, end, pending_rows
+from test_server_api import get
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 FAST = {"LABLOOM_NOTIFY_DELAYS": "0.1,0.1"}  # three attempts by the command
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"labloom": True}}}
 
 
 def failed_run(home: Path, url: str, **env: str) -> tuple[subprocess.CompletedProcess[str], str]:
@@ -192,3 +200,17 @@ def test_a_bad_notify_timeout_stops_the_run_before_it_starts(labloom_home: Path)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert "LABLOOM_NOTIFY_TIMEOUT must be a number of seconds above 0" in out.stderr
     assert json.loads(labloom(labloom_home, "runs", "--json").stdout) == []
+
+
+async def test_the_runs_rest_answer_says_what_became_of_its_alert(
+    labloom_home: Path, jp_fetch: Any
+) -> None:
+    # The Lab's run tab reads GET runs/{id}: the alert waiting for a serve is there too.
+    port = free_port()  # nothing listens: refused
+    _, run_id = failed_run(labloom_home, f"http://127.0.0.1:{port}/hooks/T0/secret-token",
+                           LABLOOM_NOTIFY_DELAYS="0.1")
+    detail = await get(jp_fetch, "runs", run_id)
+    assert detail["alert"]["state"] == "pending", detail["alert"]
+    assert detail["alert"]["reason"] == ("connection failed (ConnectionRefusedError) "
+                                         "(labloom run: 2 attempt(s))")
+    assert "secret-token" not in json.dumps(detail)

@@ -247,11 +247,14 @@ def run_detail(
     whole = since is None or since.digest != look.digest or since.states > look.cursor
     detail: dict[str, Any] = run_summary(run)
     if since is None:
+        from ..schedule import run_alerts
+
         detail.update(
             parameters=run.shown_parameters(),
             dashboard=run.metadata.get("dashboard"),
             cluster=run.metadata.get("cluster"), metadata=run.metadata, target=run.target,
             retried_by=[rid for rid, _ in store.retries(run.id)],
+            alert=run_alerts.of_run(store.conn, run.id),  # `labloom show`'s "failure alert"
         )
     if whole:
         # What the DAG renderer draws (the same shapes as the notebook widget's traits).
