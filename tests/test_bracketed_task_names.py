@@ -1,6 +1,7 @@
 """A task whose own name holds ``[digits]`` (``@task(name="fold[3]")``) is named by that name
 from the store, before child 3 of a map ``fold``: ``labloom logs RUN --task`` (text, --json,
---follow), ``RunStore.find_task_runs`` and ``GET runs/{id}/logs?task=``. ``fold[2]``, which no
+--follow), ``RunStore.find_task_runs``, ``GET runs/{id}/logs?task=`` and, by the same rule, the
+kernel's ``run.logs(NAME)``. ``fold[2]``, which no
 task is called, still names the map's child. Both store backends."""
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ def test_a_tasks_own_bracketed_name_names_it_before_a_maps_child(
             f"child of the map fold, x={x}" for x in range(5)], more
         assert logs_of(labloom_home, run.id, "grid[1]", *more) == [
             "child of the map grid[1], x=10", "child of the map grid[1], x=11"], more
+    # The kernel's lines (run.logs) by the same rule: before, run.logs("fold") had the task
+    # fold[3]'s line too (a shown name fold[3] read as child 3), and fold[3] both.
+    for name in ("fold[3]", "fold[2]", "fold", "grid[1]", "grid[1][0]"):
+        with open_store() as store:
+            stored = [(line.task, line.text) for line in store.logs(run.id, name)[0]]
+        assert [(line.task_name, line.text) for line in run.logs(name)] == stored, name
+    assert [line.text for line in run.logs("fold[3]")] == own
+    assert len(run.logs()) == 8
     with open_store() as store:
         [found] = store.find_task_runs(run.id, "fold[3]")
         assert (found.task_name, found.map_index) == ("fold[3]", None)

@@ -396,7 +396,3 @@ class RunEngine:
             if tr.handle is not LAUNCHING:
                 tr.handle = None
             tr.drop_inputs()
-
-    def name_of(self, task_run_id: str | None) -> str:
-        tr = self.graph.get(task_run_id or "")
-        return tr.name if tr is not None else ""

@@ -114,7 +114,7 @@ class FlowRun:
         ones come from the store when it is on.
         """
         logs = self._engine.logs
-        kept = logs.select(task, self._engine.name_of)
+        kept = logs.select(task, self._engine.graph)
         if logs.dropped and hooks.older_logs is not None:
             older = hooks.older_logs(self.id, task)
             first = kept[0].time if kept else float("inf")

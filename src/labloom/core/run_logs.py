@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import events as ev
 
 if TYPE_CHECKING:
-    pass
+    from .task_graph import TaskGraph
 
 # Log lines kept in memory per task run; the store keeps its own (capped) copy.
 MAX_TASK_LINES = 10_000
@@ -69,12 +69,20 @@ class RunLogs:
         self.lines.append(record)
         return True
 
-    def select(self, task: str | None, name_of: Callable[[str | None], str]) -> list[LogLine]:
-        return select(
-            (LogLine(r.task_run_id, name_of(r.task_run_id), r.level, r.time, r.text)
-             for r in list(self.lines)),
-            task,
-        )
+    def select(self, task: str | None, graph: TaskGraph) -> list[LogLine]:
+        """The lines ``task`` names, told by each line's task run (its task's name and map
+        index): a task called ``fold[3]`` itself is not child 3 of a map ``fold``."""
+        lines = []
+        called = task is not None and split_index(task)[1] is not None and any(
+            tr.base_name == task for tr in list(graph.task_runs))
+        for r in list(self.lines):
+            tr = graph.get(r.task_run_id or "")
+            if task is not None and (tr is None or not names(
+                    task, tr.id, tr.base_name, tr.map_index, called)):
+                continue
+            lines.append(LogLine(r.task_run_id, "" if tr is None else tr.name, r.level, r.time,
+                                 r.text))
+        return lines
 
 
 def select(lines: Iterable[LogLine], task: str | None) -> list[LogLine]:
@@ -85,12 +93,33 @@ def select(lines: Iterable[LogLine], task: str | None) -> list[LogLine]:
 
 
 def named(task: str, task_run_id: str | None, name: str) -> bool:
-    """Whether ``task`` names this task run: its id, its name, or the name of its map (for
-    ``name[i]``; not for an indexed future's ``name['key']``). The one rule, live and stored."""
-    if task in (task_run_id, name):
+    """Whether ``task`` names a task run known by its shown name only (``fold[3]``: a task
+    called so, or child 3 of a map ``fold``, the two alike here): see ``names``."""
+    base, index = split_index(name)
+    return names(task, task_run_id, base, index, called=False)
+
+
+def names(task: str, task_run_id: str | None, base: str, index: int | None, called: bool
+          ) -> bool:
+    """Whether ``task`` names the task run ``task_run_id`` of task ``base`` (map child
+    ``index``): its id; its task's name (a map's names its children); or ``name[i]``, child i
+    of the map ``name``, unless a task of the run is called ``task`` itself (``called``). The
+    one rule, live and stored (``store.named_logs.named_clause`` says it in SQL)."""
+    if task in (task_run_id, base):
         return True
-    child = f"{task}["
-    return name.startswith(child) and name.endswith("]") and name[len(child):-1].isdigit()
+    wanted, i = split_index(task)
+    return i is not None and not called and index == i and base == wanted
 
 
-__all__ = ["LogLine", "RunLogs", "named", "select"]
+def split_index(task: str) -> tuple[str, int | None]:
+    """``name[i]`` as (name, i), anything else as (task, None). Only an index written as a
+    task run's name shows it (ASCII digits, no leading zero): ``noop[03]`` names no child,
+    and ``noop[²]`` is no index (``int`` refused it: a traceback)."""
+    if task.endswith("]") and "[" in task:
+        head, _, tail = task[:-1].rpartition("[")
+        if tail.isascii() and tail.isdigit() and len(tail) < 10 and str(int(tail)) == tail:
+            return head, int(tail)
+    return task, None
+
+
+__all__ = ["LogLine", "RunLogs", "named", "names", "select", "split_index"]

@@ -4,7 +4,7 @@ logs RUN --task NAME`` (with ``--follow`` too) and ``run.logs(NAME)`` from the s
 A name is a task run's id, a task's name (a plain call, also ``cfg[0]``, an indexed future) or
 ``name[i]`` (child i of a map, unless a task is called ``name[i]`` itself: ``named_clause``);
 with ``children`` a map's name names its children too, as
-``run_logs.named`` says for the lines a kernel keeps. The lines are read by a join that starts
+``run_logs.names`` says for the lines a kernel keeps. The lines are read by a join that starts
 from the run's task runs (``task_runs_by_run``) and looks up each one's lines
 (``logs_by_run``: run, task run, and the line's id after them on SQLite), so a map's name reads
 its children's lines and no other, and one child's reads its few: not a set of ids built in
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.run_logs import split_index
 from .log_records import LogCut, LogEntry
 
 # SQLite takes CROSS JOIN's order as written: the task runs first, then their lines by index.
@@ -31,17 +32,6 @@ _CUTS = (
     "FROM task_runs t CROSS JOIN log_cuts c WHERE t.run_id = ? AND {named} "
     "AND c.run_id = t.run_id AND c.task_run_id = t.id"
 )
-
-
-def split_index(task: str) -> tuple[str, int | None]:
-    """``name[i]`` as (name, i), anything else as (task, None). Only an index written as a
-    task run's name shows it (ASCII digits, no leading zero): ``noop[03]`` names no child, as
-    ``run_logs.named`` says, and ``noop[²]`` is no index (``int`` refused it: a traceback)."""
-    if task.endswith("]") and "[" in task:
-        head, _, tail = task[:-1].rpartition("[")
-        if tail.isascii() and tail.isdigit() and len(tail) < 10 and str(int(tail)) == tail:
-            return head, int(tail)
-    return task, None
 
 
 def named_clause(run_id: str, task: str, children: bool, table: str = ""
