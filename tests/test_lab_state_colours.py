@@ -101,7 +101,7 @@ def compose(layers: list[str]) -> tuple[float, float, float]:
     seen = rgba(layers[-1])[:3]
     for layer in reversed(layers[:-1]):
         *rgb, alpha = rgba(layer)
-        seen = tuple(alpha * c + (1 - alpha) * s for c, s in zip(rgb, seen))
+        seen = tuple(alpha * c + (1 - alpha) * s for c, s in zip(rgb, seen, strict=True))
     return seen  # type: ignore[return-value]
 
 
@@ -119,7 +119,7 @@ def too_faint(view: Any) -> dict[str, float]:
     low = {}
     for what, front, back, least in view.evaluate(PAIRS):
         under = compose(back)
-        shown = ratio(compose(front + [f"rgb{under}"]), under)
+        shown = ratio(compose([*front, f"rgb{under}"]), under)
         if shown < least:
             low[what] = round(shown, 2)
     return low
