@@ -97,6 +97,10 @@ def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_deliv
             if width:
                 drag_side_bar_to(page, panel, width)
             assert clipped(row, panel) == [], (width, clipped(row, panel))
+            # So is the failed run's row above it (at 200 px it reached out of the panel, its
+            # state and start time cut).
+            run = panel.locator(".labloom-run").first
+            assert clipped(run, panel) == [], (width, clipped(run, panel))
             shown = lost.inner_text()
             assert "HTTP 404 (no such webhook: a token mistyped or revoked?)" in shown, shown
             assert shown.endswith("Check the webhook: `labloom schedule test-alert nightly`"), shown
