@@ -270,15 +270,18 @@ def drag_side_bar_to(page: Any, panel: Any, width: float) -> None:
 
 
 # What of ``element`` and the blocks in it the user cannot see without hovering or scrolling:
-# a box wider than it shows (its text cut), or reaching out of the side bar's panel.
+# a box wider or taller than it shows (its text cut, or wrapped out of a fixed height), or
+# reaching out of the side bar's panel.
 CLIPPED = """(element, panel) => {
     const edge = panel.getBoundingClientRect();
     const cut = [];
     for (const e of [element, ...element.querySelectorAll('*')]) {
         const style = getComputedStyle(e);
         if (style.display === 'inline') continue;  // no box of its own: its block's says it
+        if (!e.getClientRects().length) continue;  // not drawn (hidden, a select's options)
         const box = e.getBoundingClientRect();
-        if (e.scrollWidth > e.clientWidth || box.left < edge.left || box.right > edge.right)
+        if (e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight
+            || box.left < edge.left || box.right > edge.right)
             cut.push([e.className, e.scrollWidth, e.clientWidth, box.left, box.right, edge.right]);
     }
     if (panel.scrollWidth > panel.clientWidth) cut.push(['the panel scrolls sideways']);
