@@ -271,7 +271,9 @@ def drag_side_bar_to(page: Any, panel: Any, width: float) -> None:
 
 # What of ``element`` and the blocks in it the user cannot see without hovering or scrolling:
 # a box wider or taller than it shows (its text cut, or wrapped out of a fixed height), or
-# reaching out of the side bar's panel.
+# reaching out of the side bar's panel. Taller by a few pixels is no cut: Lab's 32 px buttons
+# with a padding overflow by their line's leading, the glyphs whole; a wrapped line overflows
+# by a whole line.
 CLIPPED = """(element, panel) => {
     const edge = panel.getBoundingClientRect();
     const cut = [];
@@ -280,7 +282,7 @@ CLIPPED = """(element, panel) => {
         if (style.display === 'inline') continue;  // no box of its own: its block's says it
         if (!e.getClientRects().length) continue;  // not drawn (hidden, a select's options)
         const box = e.getBoundingClientRect();
-        if (e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight
+        if (e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight + 4
             || box.left < edge.left || box.right > edge.right)
             cut.push([e.className, e.scrollWidth, e.clientWidth, box.left, box.right, edge.right]);
     }
