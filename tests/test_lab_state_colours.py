@@ -106,12 +106,10 @@ def compose(layers: list[str]) -> tuple[float, float, float]:
 
 
 def ratio(front: tuple[float, ...], back: tuple[float, ...]) -> float:
-    def luminance(rgb: tuple[float, ...]) -> float:
-        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (v / 255 for v in rgb)]
-        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    """The WCAG ratio of two colours already composed (opaque)."""
+    from test_lab_panel import contrast
 
-    high, low = sorted([luminance(front), luminance(back)], reverse=True)
-    return (high + 0.05) / (low + 0.05)
+    return contrast(f"rgb{tuple(front)}", f"rgb{tuple(back)}")
 
 
 def too_faint(view: Any) -> dict[str, float]:
