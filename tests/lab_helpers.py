@@ -248,6 +248,54 @@ def open_lab(page: Any, url: str) -> tuple[Any, list[str]]:
     return panel, alerts
 
 
+def drag_side_bar_to(page: Any, panel: Any, width: float) -> None:
+    """Drag the handle between Lab's left side bar and its main area, as a user does, until
+    ``panel`` (shown in that side bar) is ``width`` CSS pixels wide. Lab's side bar is 250 px
+    at least (its default width, --jp-sidebar-min-width): narrower, the variable is set first,
+    as a user's own stylesheet (Settings > Theme's custom CSS) or a theme may set it, and the
+    Flows panel hidden and shown again (Lab reads the side bar's least width as it shows it)."""
+    if width < 250:
+        page.add_style_tag(content=f":root:root {{ --jp-sidebar-min-width: {width}px; }}")
+        click_flows_icon(page).wait_for(state="hidden", timeout=20_000)
+        click_flows_icon(page).wait_for(timeout=20_000)
+    box = panel.bounding_box()
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    grip = handle.bounding_box()
+    x, y = grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + width - box["width"], y, steps=5)
+    page.mouse.up()
+    wait_for(lambda: abs(panel.bounding_box()["width"] - width) < 2, 20, f"the side bar {width} px wide")
+
+
+# What of ``element`` and the blocks in it the user cannot see without hovering or scrolling:
+# a box wider or taller than it shows (its text cut, or wrapped out of a fixed height), or
+# reaching out of the side bar's panel. Taller by a few pixels is no cut: Lab's 32 px buttons
+# with a padding overflow by their line's leading, the glyphs whole; a wrapped line overflows
+# by a whole line.
+CLIPPED = """(element, panel) => {
+    const edge = panel.getBoundingClientRect();
+    const cut = [];
+    for (const e of [element, ...element.querySelectorAll('*')]) {
+        const style = getComputedStyle(e);
+        if (style.display === 'inline') continue;  // no box of its own: its block's says it
+        if (!e.getClientRects().length) continue;  // not drawn (hidden, a select's options)
+        const box = e.getBoundingClientRect();
+        if (e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight + 4
+            || box.left < edge.left || box.right > edge.right)
+            cut.push([e.className, e.scrollWidth, e.clientWidth, box.left, box.right, edge.right]);
+    }
+    if (panel.scrollWidth > panel.clientWidth) cut.push(['the panel scrolls sideways']);
+    return cut;
+}"""
+
+
+def clipped(element: Any, panel: Any) -> list[Any]:
+    """The boxes of ``element`` (itself and inside) cut or out of ``panel``: [] when whole."""
+    return list(element.evaluate(CLIPPED, panel.element_handle()))
+
+
 # The Flows panel reads the run list again this often once the server pushes (js/src/panel.ts
 # SAFETY_NET): what no event carries (a run's message, a run another process deleted) shows then.
 PANEL_SAFETY_NET = 15.0

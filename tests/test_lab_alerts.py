@@ -22,7 +22,7 @@ from cli_helpers import (
     wait_for,
     write,
 )
-from lab_helpers import open_lab, shot, use_dark_theme
+from lab_helpers import clipped, drag_side_bar_to, open_lab, shot, use_dark_theme
 from test_alerts_kept import FLOWS, add, end, pending_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
@@ -75,6 +75,7 @@ def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_deliv
         assert (retrying.text_content() or "").startswith("alert retrying: HTTP 500, next ")
         assert "tried 1 time(s): HTTP 500" in (retrying.get_attribute("title") or "")
         assert legible(retrying) >= 4.5
+        assert clipped(row, panel) == [], clipped(row, panel)
 
         # Tried again: 404 twice, given up. The row says why, of which run, and when.
         retry_now(home)
@@ -89,6 +90,24 @@ def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_deliv
         assert "secret-token" not in text + title
         retrying.wait_for(state="detached", timeout=60_000)
         assert legible(lost) >= 4.5
+        # Read whole without hovering, at Lab's default side bar width and at 200 px: the
+        # reason, then the fix. It was one line cut to "Failure alert not delivered: HTTP ...",
+        # the rest only in its title.
+        for width in (None, 200):
+            if width:
+                drag_side_bar_to(page, panel, width)
+            assert clipped(row, panel) == [], (width, clipped(row, panel))
+            # So is the failed run's row above it (at 200 px it reached out of the panel, its
+            # state and start time cut).
+            run = panel.locator(".labloom-run").first
+            assert clipped(run, panel) == [], (width, clipped(run, panel))
+            shown = lost.inner_text()
+            assert "HTTP 404 (no such webhook: a token mistyped or revoked?)" in shown, shown
+            assert shown.endswith("Check the webhook: `labloom schedule test-alert nightly`"), shown
+            # The note lines up under the schedule's name, as the rows above and below it do.
+            note, name = lost.bounding_box(), row.locator(".labloom-schedule-name").bounding_box()
+            assert abs(note["x"] - name["x"]) < 1, (note, name)
+        shot(page, "lab-schedule-alert-200px", panel)
         light = lost.evaluate(COLOURS)
         use_dark_theme(page)
         # The body's flag comes before the theme's stylesheet: wait for its colours.

@@ -7,9 +7,12 @@ import type { TranslationBundle } from '@jupyterlab/translation';
 
 import type { ISchedule } from './api';
 
-/** One line of a row, and its whole story for the line's title. */
+/** One note of a row: what happened, what to do about it (shown under it: in the title only,
+ * the panel's narrow side bar cut the line before the reason and never showed the fix), and
+ * its whole story for the title. */
 export interface IAlertLine {
   text: string;
+  fix: string | null;
   title: string;
 }
 
@@ -39,6 +42,7 @@ function lostLine(
       ? trans.__('%1 failure alerts not delivered since %2', lost.count, time(lost.since))
       : trans.__('Failure alert not delivered');
   const text = `${head}: ${lost.reason} · ${what} · ${time(lost.at)}`;
+  const fix = trans.__('Check the webhook: `labloom schedule test-alert %1`', s.name);
   const title = [
     trans.__(
       '%1 (%2) given up %3 after %4 attempt(s): %5.',
@@ -54,7 +58,7 @@ function lostLine(
   ]
     .filter(Boolean)
     .join(' ');
-  return { text, title };
+  return { text, fix, title };
 }
 
 function retryingLine(
@@ -83,5 +87,6 @@ function retryingLine(
     pending.last_error ?? '?',
     pending.next_try ?? '-'
   );
-  return { text, title };
+  // Still being retried: nothing for the user to do yet.
+  return { text, fix: null, title };
 }

@@ -25,11 +25,11 @@ function setText(el, text) {
 
 /**
  * The child list in `box`. `onPick(node, taskRunId)` on a child's click (or Enter),
- * `onPage(node, page)` on the pager's buttons; `colours` maps a state to its colour.
+ * `onPage(node, page)` on the pager's buttons. A chip's colour is its data-state's (dag.css).
  * `shown(taskRunId)` marks the child whose logs the panel shows (null: none).
  * @returns {{ set: (msg: any) => void, clear: () => void, shown: (id: string | null) => void }}
  */
-export function createChildList(box, { colours, onPick, onPage }) {
+export function createChildList(box, { onPick, onPage }) {
   const pager = h("div", { class: "labloom-pager" });
   // Named for a screen reader, which read the bare glyphs as "single left-pointing angle
   // quotation mark".
@@ -55,7 +55,6 @@ export function createChildList(box, { colours, onPick, onPage }) {
     setAttr(el, "data-state", child.state);
     setAttr(el, "data-index", child.index);
     setText(el, `[${child.index}] ${child.state}`);
-    el.style.borderLeftColor = colours[child.state] || "#a1a1aa";
   }
 
   function set(msg) {

@@ -28,7 +28,9 @@ import { createLogPane } from "./logpane.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-// Keep in step with STATE_COLOURS in src/labloom/notebook/widget/html.py.
+// Keep in step with STATE_COLOURS in src/labloom/notebook/widget/html.py. The boxes' tints and
+// the timeline's bars; each state's line and text colours, which read on the theme's
+// background, are dag.css's (--labloom-mark).
 const COLOURS = {
   Pending: "#a1a1aa", Running: "#3b82f6", Retrying: "#f59e0b", Completed: "#22c55e",
   Cached: "#14b8a6", Failed: "#ef4444", UpstreamFailed: "#f97316", Cancelled: "#71717a",
@@ -140,7 +142,6 @@ export function render({ model, el, showsMessage = false }) {
   let experimentsOpener = null; // the button that opened the Experiments view: Escape's focus
   let revealFor = null; // the task run an Experiments row picked: its panel is scrolled to
   const childList = createChildList(children, {
-    colours: COLOURS,
     onPick: (node, taskRun) => model.send({ event: "select", node, task_run: taskRun }),
     onPage: (node, page) => model.send({ event: "page", node, page }),
   });

@@ -97,6 +97,7 @@ export function fillRunRow(row: HTMLElement, run: IRunSummary, host: IRowHost): 
   (pick as HTMLInputElement).checked = host.picked.has(run.id);
   (pick as HTMLInputElement).disabled = host.pickedFlow !== null && host.pickedFlow !== run.flow;
   set(flow, escapeBidi(run.flow));
+  attr(flow, 'title', escapeBidi(run.flow)); // its whole name where the side bar cuts it
   set(state, run.state);
   attr(state, 'data-state', run.state);
   set(origin, originLabel(run.origin));

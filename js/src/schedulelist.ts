@@ -193,7 +193,11 @@ export class ScheduleList {
       [retrying, 'retrying']
     ] as const) {
       if (line) {
-        const note = el('div', { class: 'labloom-schedule-alert', 'data-alert': kind }, line.text);
+        const note = el('div', { class: 'labloom-schedule-alert', 'data-alert': kind });
+        note.append(el('span', { class: 'labloom-schedule-alert-why' }, line.text));
+        if (line.fix) {
+          note.append(el('span', { class: 'labloom-schedule-alert-fix' }, line.fix));
+        }
         note.setAttribute('title', line.title);
         row.append(note);
       }

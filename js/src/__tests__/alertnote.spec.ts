@@ -32,12 +32,13 @@ describe('alertLines', () => {
     expect(alertLines(schedule, trans, time)).toEqual({ lost: null, retrying: null });
   });
 
-  it('says an alert given up in one line: why, which run, when; the fix in its title', () => {
+  it('says an alert given up: why, which run, when; the fix under it and in its title', () => {
     const { lost: line } = alertLines({ ...schedule, undelivered_alert: lost }, trans, time);
     expect(line!.text).toBe(
       'Failure alert not delivered: HTTP 404 (no such webhook: a token mistyped or revoked?)' +
         ' · run abc123 Failed · 17:02'
     );
+    expect(line!.fix).toBe('Check the webhook: `labloom schedule test-alert nightly`');
     expect(line!.title).toContain('given up 2026-12-06T17:02:10+00:00 after 2 attempt(s)');
     expect(line!.title).toContain('`labloom schedule test-alert nightly`');
     expect(line!.title).toContain('`labloom show abc123`');
@@ -58,6 +59,7 @@ describe('alertLines', () => {
     const tried = { ...pending, attempts: 2, last_error: 'HTTP 500' };
     const { retrying } = alertLines({ ...schedule, pending_alerts: tried }, trans, time);
     expect(retrying!.text).toBe('alert retrying: HTTP 500, next 17:03');
+    expect(retrying!.fix).toBeNull(); // nothing to do while it may yet go
     expect(retrying!.title).toContain('tried 2 time(s): HTTP 500');
   });
 });

@@ -1,0 +1,72 @@
+"""The Flows panel in Lab's left side bar at its default width (250 px) and at 200 px, in a real
+JupyterLab in headless Chromium, with a run of a long-named flow made by the real `labloom`
+command: what a user reads there is whole, nothing cut or reaching out of the panel. Before,
+the launch form's Run button showed "Run" alone (the flow's name wrapped out of its one 32 px
+line) and at 200 px pushed the panel sideways; a run's row left the flow's name 80 px
+("nightly_e…", its whole name nowhere, not even on hover) and at 200 px reached out of the
+panel, its state and start time cut.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_helpers import labloom
+from lab_helpers import (
+    clipped,
+    drag_side_bar_to,
+    flows_folder,
+    open_lab,
+    run_row,
+    shot,
+    stored_runs,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
+
+NAME = "nightly_feature_refresh"
+FLOWS = f'''
+from labloom import flow, task
+
+@task
+def step(i):
+    return i
+
+@flow(executor="local")
+def {NAME}(n: int = 3):
+    return step.map(range(n))
+'''
+
+
+def test_the_panel_s_rows_and_launch_form_are_whole_at_250_and_200_px(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    done = labloom(home, "run", f"flows.py:{NAME}", cwd=work, LABLOOM_PROGRESS="0")
+    assert done.returncode == 0, done.stderr
+    [run] = stored_runs(home, NAME)
+    panel, _alerts = open_lab(page, url)
+    row = run_row(panel, run.id)
+    row.wait_for(timeout=30_000)
+    assert panel.bounding_box()["width"] == 250  # Lab's default side bar
+    panel.locator(".labloom-launch > summary").click()
+    panel.locator(".labloom-launch-choice").select_option(label=f"{NAME} (flows.py)")
+    button = panel.locator(".labloom-launch-run")
+    button.wait_for(timeout=30_000)
+    for width in (250, 200):
+        if width != 250:
+            drag_side_bar_to(page, panel, width)
+        launch = panel.locator(".labloom-launch")
+        assert clipped(launch, panel) == [], (width, clipped(launch, panel))
+        assert button.inner_text() == f"Run {NAME}"
+        cut = clipped(row, panel)
+        if width == 200:
+            # The name wraps, three lines at most (57 px a line here): the rest on hover.
+            cut = [box for box in cut if box[0] != "labloom-run-flow"]
+            assert row.locator(".labloom-run-flow").get_attribute("title") == NAME
+        assert cut == [], (width, cut)
+        shot(page, f"lab-panel-{width}px", panel)
