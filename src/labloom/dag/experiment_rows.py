@@ -12,7 +12,7 @@ step; nothing for task runs that log nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from operator import itemgetter
 from typing import Any
 
@@ -59,6 +59,10 @@ class ExperimentRows:
         """A task run starting over (``ex.RESET``): its row and its curve points go."""
         self._rows.pop(task_run_id, None)
         self._points.forget(task_run_id)
+
+    def by_task_run(self) -> Mapping[str, ex.Experiment]:
+        """The live rows by task run id (read, never written), for a pass over many."""
+        return self._rows
 
     def row(self, task_run_id: str) -> ex.Experiment | None:
         """The live row of ``task_run_id``, None if it logged nothing (since it last started

@@ -5,7 +5,8 @@ of the kernel's at 100,000 rows, each time a live run's view reloads).
 
 Each row is known by its position (``live_order``: rows are listed in that order) and by its
 signature: its params' and metrics' names and value types, in the order the row holds them,
-and its curved metrics. Counts of each signature part give the columns' types; the order of
+and its curved metrics. Rows are counted by signature (most rows of a sweep share one), and
+the signatures some row has give the columns and their types; the order of
 the columns is the order ``experiments.columns`` finds them in, row after row: it only moves
 when a column comes or goes, or a row before the last first sighting changes (``_horizon``).
 """
@@ -26,9 +27,9 @@ class LiveColumns:
     def __init__(self) -> None:
         self._signatures: dict[int, Signature] = {}  # by row position
         self._same: dict[Signature, Signature] = {}  # one copy of each: most rows share one
-        self._types: dict[Column, Counter[str]] = {}
-        self._rows_with: Counter[Column] = Counter()
-        self._curved: Counter[str] = Counter()
+        self._seen: dict[tuple[tuple[Any, ...], ...], Signature] = {}
+        self._rows_with: Counter[Signature] = Counter()  # rows of each signature
+        self._columns: set[Column] = set()
         self._first: list[Column] | None = None  # the columns in the order rows show them
         self._horizon = -1  # the position of the row where the last column was first seen
         self._names: list[dict[str, Any]] | None = None
@@ -47,13 +48,20 @@ class LiveColumns:
         self._names = None
         if position <= self._horizon:
             self._first = None
-        moved = False
+        crossed = False  # a signature no row had, or that no row has any more
         if old is not None:
-            moved |= self._count(old, -1)
+            self._rows_with[old] -= 1
+            crossed = not self._rows_with[old]
             del self._signatures[position]
         if new is not None:
-            moved |= self._count(new, 1)
+            self._rows_with[new] += 1
+            crossed |= self._rows_with[new] == 1
             self._signatures[position] = new
+        if not crossed:
+            return False
+        columns = {(kind, name) for signature, n in self._rows_with.items() if n
+                   for kind, name, _type in signature[0]}
+        moved, self._columns = columns != self._columns, columns
         if moved:
             self._first = None
         return moved
@@ -65,18 +73,24 @@ class LiveColumns:
             if self._first is None:
                 self._find_first(positions)
             assert self._first is not None
+            types: dict[Column, set[str]] = {column: set() for column in self._first}
+            curved: set[str] = set()
+            for signature, n in self._rows_with.items():
+                if n:
+                    for kind, name, type_ in signature[0]:
+                        types[(kind, name)].add(type_)
+                    curved.update(signature[1])
             names = []
             for kind, name in sorted(self._first, key=lambda column: column[0] != "param"):
-                types = [t for t, n in self._types[(kind, name)].items() if n and t != "none"]
-                shown = "none" if not types else types[0] if len(types) == 1 else "mixed"
-                curved = kind == "metric" and self._curved[name] > 0
-                names.append({"kind": kind, "name": name, "type": shown,
-                              **({"steps": True} if curved else {})})
+                shown = types[(kind, name)] - {"none"}
+                type_ = "none" if not shown else shown.pop() if len(shown) == 1 else "mixed"
+                steps = {"steps": True} if kind == "metric" and name in curved else {}
+                names.append({"kind": kind, "name": name, "type": type_, **steps})
             self._names = names
         return self._names
 
     def _find_first(self, positions: Iterable[int]) -> None:
-        wanted = sum(1 for n in self._rows_with.values() if n)
+        wanted = len(self._columns)
         first: dict[Column, None] = {}
         horizon = -1
         for position in positions:
@@ -89,19 +103,16 @@ class LiveColumns:
         self._first, self._horizon = list(first), horizon
 
     def _signature(self, row: ex.Experiment) -> Signature:
-        values = tuple(("param", name, ex.value_type(value)) for name, value in row.params.items())
-        values += tuple(("metric", name, ex.value_type(value))
-                        for name, value in row.metrics.items())
-        signature = (values, tuple(row.curved_metrics))
-        return self._same.setdefault(signature, signature)
-
-    def _count(self, signature: Signature, step: int) -> bool:
-        moved = False
-        for kind, name, type_ in signature[0]:
-            column = (kind, name)
-            self._types.setdefault(column, Counter())[type_] += step
-            self._rows_with[column] += step
-            moved |= self._rows_with[column] == (1 if step > 0 else 0)
-        for name in signature[1]:
-            self._curved[name] += step
-        return moved
+        # Looked up by names and Python types, read without a Python call per value (a type
+        # says its column type: ``value_type``); made once for each.
+        params, metrics = row.params, row.metrics
+        seen = (tuple(params), tuple(map(type, params.values())), tuple(metrics),
+                tuple(map(type, metrics.values())), tuple(row.curved_metrics))
+        signature = self._seen.get(seen)
+        if signature is None:
+            values = tuple(("param", name, ex.value_type(value)) for name, value in params.items())
+            values += tuple(("metric", name, ex.value_type(value))
+                            for name, value in metrics.items())
+            made = (values, seen[4])
+            signature = self._seen[seen] = self._same.setdefault(made, made)
+        return signature

@@ -37,7 +37,7 @@ SCOPES = 2  # nodes whose rows are kept (the views open at once)
 ORDERS = 4  # orders kept a node: a view asks two each time (its page, its best row)
 _RUN_BITS = 32
 _RUN_MASK = (1 << _RUN_BITS) - 1
-_FEW = 64  # rows moved one by one; more, by one pass and one merge
+_FEW = 16  # rows moved one by one; more, in one pass
 Found = tuple[ex.Experiment, TaskRunInfo]
 
 
@@ -198,11 +198,11 @@ class _Scope:
 
     def present(self) -> Iterator[tuple[int, ex.Experiment, TaskRunInfo]]:
         """The rows there are, in the order of a full answer's, with their positions."""
-        rows, task_runs = self.rows, self.graph.task_runs
+        row_of, task_run_of = self.rows.by_task_run().get, self.graph.task_runs.get
         for node_rank, node_id in enumerate(self._nodes):
             base = node_rank << _RUN_BITS
             for run_rank, task_run_id in enumerate(self.graph.nodes[node_id].runs.values()):
-                row, tr = rows.row(task_run_id), task_runs.get(task_run_id)
+                row, tr = row_of(task_run_id), task_run_of(task_run_id)
                 if row is not None and tr is not None:
                     yield base | run_rank, row, tr
 
@@ -240,17 +240,18 @@ class _Order:
         self.task_keys: list[tuple[str, str]] = []
         self.task_rows: Counter[tuple[str, str]] = Counter()
         self.horizon = -1  # where the last task was first seen
+        match, by_index = self.match, self.by_index
         for position, row, tr in self.scope.present():
-            if self.by_index and (self.match is None or self.match((row, tr))):
+            found = (row, tr)
+            if match is not None and not match(found):
+                continue
+            if by_index:
                 key = (row.run_id, tr.name)
                 if key not in self.tasks:
                     self.tasks[key], self.horizon = len(self.tasks), position
                     self.task_keys.append(key)
-            entry = self._entry(position, (row, tr))
-            if entry is not None:
-                self.entries[position] = entry
-                if self.by_index:
-                    self.task_rows[self.task_keys[entry[0]]] += 1  # type: ignore[index]
+                self.task_rows[key] += 1
+            self.entries[position] = self._entry(position, found, kept=True)
         self.ranked = [e for e in self.entries.values() if type(e) is tuple]
         self.last = [e for e in self.entries.values() if type(e) is int]
         self.sorted = False
@@ -274,9 +275,10 @@ class _Order:
             shown = [e[2] for e in ranked[offset:end]]
         return shown + self.last[max(0, offset - len(ranked)):max(0, end - len(ranked))]
 
-    def _entry(self, position: int, found: Found | None) -> Entry | int | None:
-        """The row's place (None: not shown: none there, or the filter leaves it out)."""
-        if found is None or (self.match is not None and not self.match(found)):
+    def _entry(self, position: int, found: Found | None, kept: bool = False) -> Any:
+        """The row's place (None: not shown: none there, or the filter leaves it out;
+        ``kept``: the filter was asked)."""
+        if found is None or (not kept and self.match is not None and not self.match(found)):
             return None
         row, tr = found
         tie = -position if self.desc else position
@@ -316,10 +318,9 @@ class _Order:
             return self._remake()
         if recount and self._tasks_moved():
             return self._remake()
-        _take(self.ranked, [e for e in gone if type(e) is tuple])
-        _take(self.last, [e for e in gone if type(e) is int])
-        _put(self.ranked, [e for e in come if type(e) is tuple])
-        _put(self.last, [e for e in come if type(e) is int])
+        _splice(self.ranked, [e for e in gone if type(e) is tuple],
+                [e for e in come if type(e) is tuple])
+        _splice(self.last, [e for e in gone if type(e) is int], [e for e in come if type(e) is int])
 
     def _counts(self, old: Any, new: Any) -> bool:
         """index_order's rows a task counted; True when a task's first or last came or went."""
@@ -357,22 +358,29 @@ def _cell_of(found: Found, column: str) -> Any:
     return cell(found[0], found[1], column)
 
 
-def _take(ordered: list[Any], gone: list[Any]) -> None:
-    if len(gone) <= _FEW:
+def _splice(ordered: list[Any], gone: list[Any], come: list[Any]) -> None:
+    """``ordered`` without the entries ``gone`` and with the entries ``come``, still sorted."""
+    if len(gone) + len(come) <= _FEW:
         for entry in gone:
             del ordered[bisect_left(ordered, entry)]
-    elif gone:
-        drop = set(gone)
-        ordered[:] = [entry for entry in ordered if entry not in drop]
-
-
-def _put(ordered: list[Any], come: list[Any]) -> None:
-    if len(come) <= _FEW:
         for entry in come:
             insort(ordered, entry)
-    elif come:
-        ordered.extend(sorted(come))
-        ordered.sort()  # two sorted runs: one merge
+        return
+    # Where each goes in the list as it is (a bisection each), then one pass copying the
+    # runs between those places: sorting again read every entry (35 ms at 100,000).
+    places = sorted([(bisect_left(ordered, entry), 1, None) for entry in gone]
+                    + [(bisect_left(ordered, entry), 0, entry) for entry in come])
+    out: list[Any] = []
+    done = 0
+    for at, leaving, entry in places:
+        out += ordered[done:at]
+        if leaving:
+            done = at + 1
+        else:
+            done = at
+            out.append(entry)
+    out += ordered[done:]
+    ordered[:] = out
 
 
 __all__ = ["LiveOrders", "cell", "touched"]
