@@ -13,6 +13,7 @@ import pytest
 from labloom.core import experiments as ex
 from labloom.core.events import ExperimentCalls, TaskRunCreated
 from labloom.core.states import State
+from labloom.dag import live_order
 from labloom.dag.experiment_rows import page_answer
 from labloom.dag.live_order import LiveOrders
 from labloom.notebook.widget.view import RunView
@@ -117,7 +118,20 @@ def _same(ours: dict[str, Any], fresh: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("sort", SORTS, ids=[str(s) for s in SORTS])
 def test_kept_orders_answer_as_a_fresh_full_sort_after_each_batch(sort: str | None) -> None:
-    sweep = Sweep(seed=len(SORTS) + SORTS.index(sort))
+    _asked_after_each_batch(sort, seed=len(SORTS) + SORTS.index(sort))
+
+
+@pytest.mark.parametrize("sort", ["auc", ex.INDEX_ORDER])
+def test_orders_made_again_after_more_touched_than_rows_answer_the_same(
+        sort: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node touched more than its rows since last asked (a view closed a while) notes
+    nothing more and makes its orders again when asked: the same answers."""
+    monkeypatch.setattr(live_order, "REMAKE_MARGIN", 0)
+    _asked_after_each_batch(sort, seed=99)
+
+
+def _asked_after_each_batch(sort: str | None, seed: int) -> None:
+    sweep = Sweep(seed=seed)
     questions = [{"node": node_id, "sort": sort, "desc": desc, "filter": query}
                  for node_id in ("n-a", None)
                  for desc, query in ((False, ""), (True, ""), (False, FILTERS[SORTS.index(sort)

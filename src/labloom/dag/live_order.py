@@ -38,6 +38,9 @@ ORDERS = 4  # orders kept a node: a view asks two each time (its page, its best 
 _RUN_BITS = 32
 _RUN_MASK = (1 << _RUN_BITS) - 1
 _FEW = 16  # rows moved one by one; more, in one pass
+# Task runs touched since a node's last question beyond its rows' count (a view closed a
+# while): its orders are made again when next asked, and nothing more is noted meanwhile.
+REMAKE_MARGIN = 1000
 Found = tuple[ex.Experiment, TaskRunInfo]
 
 
@@ -142,7 +145,7 @@ class _Scope:
         if self._stale:
             return
         self._dirty |= ids
-        if len(self._dirty) > len(self.columns) + 1000:  # placing each would cost more than a remake
+        if len(self._dirty) > len(self.columns) + REMAKE_MARGIN:  # a remake costs less
             self._stale, self._dirty = True, set()
 
     def order(self, sort: str | None, desc: bool, query: str) -> _Order:
