@@ -17,7 +17,8 @@ cell's view does while the run is live: its first page (1,000 rows) and its best
 49 each reload copied, filtered and sorted every row; now the orders kept take the rows
 touched. Milliseconds: the first reload (fresh process: the orders made), the median of the
 next ones (warm), and the median time to fold a batch into the view (what each event costs
-the kernel's thread of events).
+the kernel's thread of events). With ``--memory``, instead: the megabytes the first reload
+keeps (the orders) and its peak (tracemalloc).
 
     python3 benchmarks/cell_pages.py --live --src /tmp/base49/src src -n 100000
 """
@@ -149,6 +150,20 @@ def live(path: str, n: int, batch: int) -> None:
     view.start()
     node = view.read(lambda g: next(v.id for v in g.nodes.values() if v.name == "scored"))
     label = sys.argv[sys.argv.index("--scenario") + 1]
+    if "--memory" in sys.argv:  # what the first reload keeps, and its peak (no timing)
+        import gc
+        import tracemalloc
+
+        gc.collect()
+        tracemalloc.start()
+        for asked in RELOADS[label]:
+            view.handle({"event": "experiments", "node": node, "offset": 0, "limit": 1000,
+                         **asked})
+        answers.clear()
+        gc.collect()
+        kept, peak = tracemalloc.get_traced_memory()
+        print(json.dumps({f"{label} kept MB": kept / 1e6, f"{label} peak MB": peak / 1e6}))
+        return
     reloads, folds, version = [], [], None
     for start, end in itertools.pairwise(cuts):
         began = time.perf_counter()
@@ -181,6 +196,7 @@ def main() -> None:
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--events")
     parser.add_argument("--scenario")
+    parser.add_argument("--memory", action="store_true")
     args = parser.parse_args()
     if args.child and args.live:
         live(args.events, args.n, args.batch)
@@ -206,7 +222,7 @@ def main() -> None:
         figures: dict[str, dict[str, float]] = {src: {} for src in args.src}
         for label in RELOADS:
             child_args = ["--live", "--events", events, "--scenario", label, "-n", str(args.n),
-                          "--batch", str(args.batch)]
+                          "--batch", str(args.batch), *(["--memory"] if args.memory else [])]
             for src, got in best_of_fresh_trees(__file__, child_args, args.src,
                                                 args.repeat).items():
                 figures[src].update(got)
