@@ -42,9 +42,9 @@ ORDERS = {"index_order": {"sort": "index_order"}, "by score": {"sort": "score", 
           "filtered": {"sort": "score", "filter": "group=1"}}
 
 
-def child(n: int, pages: int) -> None:
+def scored_run(n: int) -> Any:
+    """A real run of a map of ``n`` children, each logging a param and a metric."""
     from labloom import flow, log_metrics, log_params, task
-    from labloom.notebook.widget.view import RunView
 
     @task
     def scored(i: int) -> None:
@@ -55,7 +55,13 @@ def child(n: int, pages: int) -> None:
     def scored_map(n: int) -> None:
         scored.map(range(n))
 
-    run = scored_map.run(n=n)
+    return scored_map.run(n=n)
+
+
+def child(n: int, pages: int) -> None:
+    from labloom.notebook.widget.view import RunView
+
+    run = scored_run(n)
     answers: list[dict[str, Any]] = []
     view = RunView(run, lambda _payload: None, answers.append, layout_engine="builtin")
     view.start()
@@ -89,19 +95,8 @@ def record(n: int, path: str) -> None:
     """One real run of ``n`` children, its events pickled to ``path``."""
     import pickle
 
-    from labloom import flow, log_metrics, log_params, task
-
-    @task
-    def scored(i: int) -> None:
-        log_params(group=i % 3)
-        log_metrics(score=(i * 7919) % 1000)
-
-    @flow(executor="local")
-    def scored_map(n: int) -> None:
-        scored.map(range(n))
-
     events: list[Any] = []
-    scored_map.run(n=n).subscribe(events.extend, replay=True)
+    scored_run(n).subscribe(events.extend, replay=True)
     with open(path, "wb") as out:
         pickle.dump(events, out)
 
