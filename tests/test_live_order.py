@@ -194,3 +194,25 @@ def test_index_order_follows_a_task_whose_first_row_moves_to_an_earlier_node() -
             _same(ours, fresh)
     finally:
         sweep.view.close()
+
+
+@pytest.mark.parametrize("sort", ["auc", ex.INDEX_ORDER])
+def test_events_folded_while_a_new_order_sorts_are_placed_before_its_page(sort: str) -> None:
+    """A new question's order is sorted outside the view's lock; the events folded meanwhile
+    are placed before its page is read: the page is a full sort's of the rows by then."""
+    sweep = Sweep(seed=5)
+    sweep.batch(120)
+    view = sweep.view
+    orders = LiveOrders()
+    # Told of each batch after the view folded it into its graph and rows, as the view does.
+    unsubscribe = sweep.run.subscribe(orders.note, replay=False)
+    try:
+        asked = {"node": "n-a", "sort": sort, "desc": True, "limit": 1000}
+        order = view.read(lambda graph: orders.order_for(graph, view.experiments, asked))
+        assert not order.sorted
+        sweep.batch(150)  # folded while the order is not sorted yet
+        ours = view.read(lambda _graph: LiveOrders.page(order, asked))
+        _same(ours, sweep.full_sort(asked))
+    finally:
+        unsubscribe()
+        view.close()
