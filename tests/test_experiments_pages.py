@@ -16,7 +16,6 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from labloom import ThreadExecutor, flow, log_metrics, log_params, task, unmapped
-from labloom.dag.experiment_rows import PageOrder
 from labloom.notebook.widget.view import RunView
 from labloom.server_extension import experiment_rows
 from labloom.store import experiments as store_experiments
@@ -256,7 +255,8 @@ def scored_map(n: int) -> Any:
 def test_the_cells_pages_asked_one_after_another_are_its_whole_answer_cut(asked: dict[str, Any]
                                                                           ) -> None:
     """A big run's pages are asked one after another of one view (a scroll): after the first,
-    the cell answers them from the order it kept, not by sorting every row again; page by
+    the cell answers them from the order it kept (dag/live_order.py; tests/test_live_order.py
+    asks while events arrive), not by sorting every row again; page by
     page they are the rows of one whole answer, and the same columns and total."""
     run = scored_map.run(n=23, executor="local")
     whole, *pages = _cell_answers(run, "scored", [
@@ -270,30 +270,6 @@ def test_the_cells_pages_asked_one_after_another_are_its_whole_answer_cut(asked:
         assert (page["columns"], page["total"], page["version"]) == (
             whole["columns"], whole["total"], whole["version"])
     assert [page["next"] for page in pages][-2:] == [20 if whole["total"] > 20 else None, None]
-
-
-def test_a_kept_order_answers_only_its_own_question_at_its_version() -> None:
-    """The order kept answers the same question (node, sort, desc, filter) at the same version
-    (no event since): any other reads and sorts the rows again."""
-    run = scored_map.run(n=4, executor="local")
-    view = RunView(run, lambda _payload: None, lambda _answer: None, layout_engine="builtin")
-    view.start()
-    try:
-        rows = view.read(lambda _g: view.experiments.snapshot(view.graph, None))
-    finally:
-        view.close()
-    pages = PageOrder()
-    asked = {"sort": "score", "desc": True, "limit": 2}
-    first = pages.answer(7, rows, asked)
-    assert [r["metrics"]["score"] for r in first["rows"]] == [10, 7]
-    assert pages.kept_for(7, {**asked, "offset": 2, "limit": 2}) is not None
-    for other in ({**asked, "desc": False}, {**asked, "sort": "group"}, {**asked, "filter": "x"},
-                  {**asked, "node": "n1"}):
-        assert pages.kept_for(7, other) is None, other
-    assert pages.kept_for(8, asked) is None  # an event arrived since
-    assert PageOrder().kept_for(7, asked) is None
-    pages.answer(None, rows, asked)  # not kept: the order of version 7 stays
-    assert pages.kept_for(7, asked) is not None
 
 
 @task

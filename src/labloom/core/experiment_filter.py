@@ -125,11 +125,19 @@ def answer(rows: Sequence[ex.Experiment], sort: str | None, desc: bool, limit: i
 def kept(rows: Sequence[ex.Experiment], query: str | None, names: Sequence[dict[str, str]],
          extra: Sequence[str] = ()) -> list[ex.Experiment]:
     """The rows ``query`` keeps, in their order (``names``: the rows' ``ex.columns``)."""
+    matches = matcher(query, names, ex.Experiment.get, extra)
+    return list(rows) if matches is None else list(filter(matches, rows))
+
+
+def matcher(query: str | None, names: Sequence[dict[str, str]], get: Callable[[Any, str], Any],
+            extra: Sequence[str] = ()) -> Callable[[Any], bool] | None:
+    """The test of a row ``query`` makes against the columns ``names`` (``get(row, column
+    id)`` reads a cell), or None when it keeps every row."""
     terms = parse(query, names, across="run_id" in extra)
     if not terms:
-        return list(rows)
+        return None
     words = (*extra, *WORDS_IN, *(f"{c['kind']}s.{c['name']}" for c in names))
-    return list(filter(row_matcher(terms, words, ex.Experiment.get), rows))
+    return row_matcher(terms, words, get)
 
 
 def number(value: Any) -> float | None:
@@ -170,5 +178,5 @@ def _wanted(value: str) -> float:
     return float(stripped.replace("Infinity", "inf"))
 
 
-__all__ = ["COMPARE", "MAX_FILTER", "WORDS_IN", "Term", "answer", "number", "parse", "row_matcher",
-           "text"]
+__all__ = ["COMPARE", "MAX_FILTER", "WORDS_IN", "Term", "answer", "kept", "matcher", "number",
+           "parse", "row_matcher", "text"]

@@ -181,7 +181,7 @@ def columns(rows: Sequence[Experiment]) -> list[dict[str, Any]]:
     for row in rows:
         for kind, values in (("param", row.params), ("metric", row.metrics)):
             for name, value in values.items():
-                kind_of = types.get(type(value)) or _type_of(value) or "none"
+                kind_of = types.get(type(value)) or value_type(value)
                 key = (kind, name)
                 before = seen.get(key)
                 if before == kind_of or (kind_of == "none" and before is not None):
@@ -203,9 +203,13 @@ def _curved(rows: Sequence[Experiment]) -> set[str]:
     return curved
 
 
-def _type_of(value: Any) -> str | None:
+def value_type(value: Any) -> str:
+    """A value's type as a column says it: "number", "bool", "string", or "none"."""
+    kind = _TYPES.get(type(value))
+    if kind is not None:
+        return kind
     if value is None:
-        return None
+        return "none"
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, (int, float)):
@@ -254,16 +258,24 @@ def order(rows: Sequence[Experiment], sort: str | None = None, desc: bool = Fals
     present: list[tuple[tuple[int, Any], int]] = []
     absent: list[int] = []
     for i, row in enumerate(rows):
-        value = row.get(sort)
-        if value is None or value != value:  # NaN is the one value unequal to itself
+        key = sort_key(row.get(sort))
+        if key is None:
             absent.append(i)
-        elif isinstance(value, (bool, int, float)):
-            present.append(((0, float(value)), i))
         else:
-            present.append(((1, str(value)), i))
+            present.append((key, i))
     # Sorting (key, index) pairs by the key alone keeps ties in the rows' order, descending too.
     present.sort(key=_key, reverse=desc)
     return [rows[i] for _, i in present] + [rows[i] for i in absent]
+
+
+def sort_key(value: Any) -> tuple[int, Any] | None:
+    """What ``order`` sorts a value by: numbers (bools too) before text; None for a value
+    missing or NaN, which goes last either way."""
+    if value is None or value != value:  # NaN is the one value unequal to itself
+        return None
+    if isinstance(value, (bool, int, float)):
+        return (0, float(value))
+    return (1, str(value))
 
 
 def _key(pair: tuple[tuple[int, Any], int]) -> tuple[int, Any]:
@@ -353,4 +365,4 @@ def frame(rows: Sequence[Experiment]) -> Any:
 
 __all__ = ["INDEX_ORDER", "RESET", "TASK_RUN_SORTS", "CurvePoints", "Experiment", "answer",
            "answer_of", "collect", "columns", "frame", "index_positions", "jsonable", "order",
-           "page", "record"]
+           "page", "record", "sort_key", "value_type"]

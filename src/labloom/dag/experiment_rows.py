@@ -12,9 +12,9 @@ step; nothing for task runs that log nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
@@ -60,9 +60,14 @@ class ExperimentRows:
         self._rows.pop(task_run_id, None)
         self._points.forget(task_run_id)
 
-    def row(self, task_run_id: str) -> ex.Experiment:
-        """The live row of ``task_run_id`` (one that logged)."""
-        return self._rows[task_run_id]
+    def by_task_run(self) -> Mapping[str, ex.Experiment]:
+        """The live rows by task run id (read, never written), for a pass over many."""
+        return self._rows
+
+    def row(self, task_run_id: str) -> ex.Experiment | None:
+        """The live row of ``task_run_id``, None if it logged nothing (since it last started
+        over)."""
+        return self._rows.get(task_run_id)
 
     def snapshot(self, graph: ViewGraph, node: str | None) -> list[tuple[ex.Experiment, str]]:
         """Copies of the rows of ``node``'s current task runs (every node's without it), each
@@ -76,7 +81,7 @@ class ExperimentRows:
                 row = self._rows.get(task_run_id)
                 tr = graph.task_runs.get(task_run_id)
                 if row is not None and tr is not None:
-                    out.append((_filled(row, tr), info.id))
+                    out.append((filled(row, tr), info.id))
         return out
 
     def points(self, metric: str, task_runs: set[str] | None,
@@ -93,74 +98,33 @@ class ExperimentRows:
         return out
 
 
-def _filled(row: ex.Experiment, tr: TaskRunInfo) -> ex.Experiment:
-    duration = tr.end - tr.start if tr.start is not None and tr.end is not None else None
+def filled(row: ex.Experiment, tr: TaskRunInfo) -> ex.Experiment:
+    """A copy of ``row`` with its task run's name, map index, state and duration."""
     curved = row.curved_metrics  # the columns mark these
     return ex.Experiment(row.run_id, row.task_run_id, tr.name, tr.map_index, tr.state.value,
-                         duration, dict(row.params), dict(row.metrics),
+                         duration(tr), dict(row.params), dict(row.metrics),
                          dict(curved) if curved else None)
+
+
+def duration(tr: TaskRunInfo) -> float | None:
+    return tr.end - tr.start if tr.start is not None and tr.end is not None else None
 
 
 def page_answer(rows: list[tuple[ex.Experiment, str]], message: dict[str, Any]) -> dict[str, Any]:
     """The answer ``GET runs/{id}/experiments`` gives, with each row's ``node`` too (a click
     on it selects that node's task run), for the message's ``sort``, ``desc``, ``limit``,
-    ``offset`` and ``filter``; bad ones raise ``LabloomError`` naming the fix."""
-    return PageOrder().answer(None, rows, message)
+    ``offset`` and ``filter``; bad ones raise ``LabloomError`` naming the fix. Every row
+    sorted again: the live view keeps its orders instead (``live_order.LiveOrders``)."""
+    sort, desc, limit, offset, query = question(message)
+    nodes = {id(row): node for row, node in rows}
+    plain = [row for row, _node in rows]
+    names = ex.columns(plain)
+    ordered = ex.order(ef.kept(plain, query, names), sort, desc)
+    return ex.answer_of(ordered[offset:offset + limit], names, len(ordered), sort, desc,
+                        limit, offset, lambda row: {"node": nodes[id(row)]})
 
 
-class PageOrder:
-    """The order of the rows a view's last question read (its filter kept, its sort made),
-    kept while no event arrives (``version``): the view asks a big run's pages one after
-    another (200 rows a page as it scrolls, its sample after its first page), and each question
-    copied, filtered and sorted every row again (0.1-0.3 s of the kernel's at 100,000 rows).
-    Kept: the rows' task run ids in order, with their nodes and the columns; a page's rows are
-    copied when asked (``page``), under the view's lock as ``snapshot`` is."""
-
-    def __init__(self) -> None:
-        self._kept: _Kept | None = None  # replaced whole: read by one question, written by another
-
-    def kept_for(self, version: int, message: dict[str, Any]) -> _Kept | None:
-        """The order kept, if it answers ``message`` at ``version`` (nothing changed since)."""
-        kept = self._kept
-        return kept if kept is not None and kept.asked == _asked(version, message) else None
-
-    def answer(self, version: int | None, rows: list[tuple[ex.Experiment, str]],
-               message: dict[str, Any]) -> dict[str, Any]:
-        """A page of ``rows`` (a ``snapshot``) as the message asks; their order kept for the
-        next questions at ``version`` (None: not kept)."""
-        sort, desc, limit, offset, query = _question(message)
-        nodes = {id(row): node for row, node in rows}
-        plain = [row for row, _node in rows]
-        names = ex.columns(plain)
-        ordered = ex.order(ef.kept(plain, query, names), sort, desc)
-        if version is not None:
-            self._kept = _Kept(_asked(version, message),
-                               [(row.task_run_id, nodes[id(row)]) for row in ordered], names)
-        return ex.answer_of(ordered[offset:offset + limit], names, len(ordered), sort, desc,
-                            limit, offset, lambda row: {"node": nodes[id(row)]})
-
-    @staticmethod
-    def page(kept: _Kept, rows: ExperimentRows, graph: ViewGraph,
-             message: dict[str, Any]) -> dict[str, Any]:
-        """A page of the order ``kept`` (``kept_for``), its rows copied now."""
-        sort, desc, limit, offset, _query = _question(message)
-        shown: list[ex.Experiment] = []
-        nodes: dict[int, str] = {}
-        for task_run_id, node in kept.order[offset:offset + limit]:
-            row = _filled(rows.row(task_run_id), graph.task_runs[task_run_id])
-            shown.append(row)
-            nodes[id(row)] = node
-        return ex.answer_of(shown, kept.names, len(kept.order), sort, desc, limit, offset,
-                            lambda row: {"node": nodes[id(row)]})
-
-
-class _Kept(NamedTuple):
-    asked: tuple[Any, ...]  # (version, node, sort, desc, filter)
-    order: list[tuple[str, str]]  # (task_run_id, node id), as paged
-    names: list[dict[str, Any]]  # the rows' columns
-
-
-def _question(message: dict[str, Any]) -> tuple[str | None, bool, int, int, str]:
+def question(message: dict[str, Any]) -> tuple[str | None, bool, int, int, str]:
     """The message's sort, desc, limit, offset and filter; bad ones raise naming the fix."""
     sort = message.get("sort") or None
     if sort is not None and not isinstance(sort, str):
@@ -171,11 +135,6 @@ def _question(message: dict[str, Any]) -> tuple[str | None, bool, int, int, str]
     if not isinstance(query, str):
         raise LabloomError(f"[labloom] filter must be text like 'auc>0.9 gini', got {query!r}")
     return sort, desc, limit, offset, query
-
-
-def _asked(version: int, message: dict[str, Any]) -> tuple[Any, ...]:
-    return (version, message.get("node"), message.get("sort") or None,
-            bool(message.get("desc")), message.get("filter") or "")
 
 
 def curve_answer(rows: ExperimentRows, graph: ViewGraph, message: dict[str, Any]) -> dict[str, Any]:
@@ -205,4 +164,4 @@ def _int(message: dict[str, Any], name: str, default: int, high: int, low: int =
     return value
 
 
-__all__ = ["ExperimentRows", "PageOrder", "curve_answer", "page_answer"]
+__all__ = ["ExperimentRows", "curve_answer", "duration", "filled", "page_answer", "question"]

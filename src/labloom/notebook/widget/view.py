@@ -19,7 +19,8 @@ from ...core.errors import LabloomError
 from ...core.events import Event
 from ...core.kept_parameters import readable
 from ...core.states import shown_traceback
-from ...dag.experiment_rows import ExperimentRows, PageOrder, curve_answer
+from ...dag.experiment_rows import ExperimentRows, curve_answer
+from ...dag.live_order import LiveOrders
 from ...dag.model import PAGE_SIZE, Changes, TaskRunInfo, ViewGraph, log_lines
 from ...dag.payload import graph_payload, graph_shape, lay_out
 from ...dag.timeline import Span, timeline
@@ -61,7 +62,8 @@ class RunView:
         self.graph = ViewGraph()
         self.experiments = ExperimentRows()
         self._version = 0  # bumped by each batch of events: a re-asked page may be unchanged
-        self._pages = PageOrder()  # the order of the rows last asked for, while unchanged
+        self._orders = LiveOrders()  # the orders of the rows asked for, kept as events arrive
+        self._asking = threading.Lock()  # one question at a time: its order is sorted unlocked
         self._push = push
         self._deliver = send
         self._layout_engine = layout_engine
@@ -95,6 +97,7 @@ class RunView:
         with self._lock:
             self._pending.merge(self.graph.apply(batch))
             self.experiments.apply(batch)
+            self._orders.note(batch)
             self._version += 1
         self._throttle.request()
 
@@ -190,6 +193,7 @@ class RunView:
         with self._lock:
             self.run, self.graph, self._pending = run, ViewGraph(), Changes()
             self.experiments = ExperimentRows()
+            self._orders = LiveOrders()
             self._laid_out, self._shown, self._finished = -1, None, False
             self._node = self._child = None
             self._send({"event": "detail", "node": None})
@@ -279,24 +283,29 @@ class RunView:
         """A page of the Experiments view's rows, or one metric's curve points, asked for by
         the front end (``dag/experiment_rows.py``); ``req`` comes back so each open view
         takes only its own answers. A page asked again with the ``version`` it last got is
-        answered "unchanged" when no event arrived since."""
+        answered "unchanged" when no event arrived since; else from the order kept for its
+        question, the rows events touched since placed again (``dag/live_order.py``)."""
         kind = message["event"]
         reply: Payload = {"event": kind, "req": message.get("req"), "node": message.get("node")}
-        rows = None
         try:
-            with self._lock:
-                version = reply["version"] = self._version
-                if kind == "curves":
-                    reply.update(curve_answer(self.experiments, self.graph, message))
-                elif message.get("known") == version:
-                    reply["unchanged"] = True
-                elif kept := self._pages.kept_for(version, message):  # the same rows' next page
-                    reply.update(PageOrder.page(kept, self.experiments, self.graph, message))
-                else:
-                    rows = self.experiments.snapshot(self.graph, message.get("node"))
-            # Sorting 100,000 rows takes a while: outside the lock that events wait for.
-            if rows is not None:
-                reply.update(self._pages.answer(version, rows, message))
+            with self._asking:
+                with self._lock:
+                    version = reply["version"] = self._version
+                    order = None
+                    if kind == "curves":
+                        reply.update(curve_answer(self.experiments, self.graph, message))
+                    elif message.get("known") == version:
+                        reply["unchanged"] = True
+                    else:
+                        order = self._orders.order_for(self.graph, self.experiments, message)
+                # A new question sorts every row, a while at 100,000: outside the lock that
+                # events wait for (then the events meanwhile are placed, under it).
+                if order is not None and not order.sorted:
+                    order.sort()
+                if order is not None:
+                    with self._lock:
+                        reply["version"] = self._version
+                        reply.update(LiveOrders.page(order, message))
         except LabloomError as exc:
             reply["error"] = str(exc)
         self._send(reply)
