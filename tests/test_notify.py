@@ -401,6 +401,8 @@ def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
         assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
         frozen.send_signal(signal.SIGSTOP)
         other = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+        wait_for(lambda: serving(tmp_path, other), 60, "the other serve")
+        Path(f"{out}.release").touch()  # the run fails while its scheduler is frozen
         wait_for(lambda: any(r["status"] == "failed" for r in slot_rows(tmp_path)), 90,
                  "the other scheduler to settle the frozen one's failed run")
         wait_for(lambda: hook.bodies, 20, "its alert")
@@ -410,6 +412,7 @@ def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
         other.terminate()
         other.communicate(timeout=30)
     finally:
+        Path(f"{out}.release").touch()  # a run left waiting ends (a case failed before)
         frozen.send_signal(signal.SIGCONT)
         stop(frozen)
         if other is not None:
