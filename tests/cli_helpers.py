@@ -249,6 +249,15 @@ def slot_rows(home: Path) -> list[dict[str, object]]:
         return [dict(row) for row in rows]
 
 
+def serving(home: Path, proc: subprocess.Popen[str]) -> bool:
+    """Whether ``proc``'s serve beats its heartbeat: it handles SIGTERM from then on."""
+    conn = store_of(home)
+    assert conn is not None
+    with conn:
+        return conn.execute("SELECT 1 FROM schedulers WHERE pid = ?",
+                            (proc.pid,)).fetchone() is not None
+
+
 def first_slot_in(home: Path, name: str, seconds: float) -> None:
     """Move the first slot of the ``--every`` schedule ``name`` to ``seconds`` from now (it
     comes a whole interval after `schedule add`; the slots after it keep their interval): a

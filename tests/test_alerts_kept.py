@@ -21,6 +21,7 @@ from cli_helpers import (
     Hook,
     first_slot_in,
     labloom,
+    serving,
     slot_rows,
     start_labloom,
     stop,
@@ -117,15 +118,6 @@ def listed(home: Path) -> dict[str, Any]:
     out = labloom(home, "schedule", "list", "--json")
     assert out.returncode == 0, out.stderr
     return {row["name"]: row for row in json.loads(out.stdout)["schedules"]}
-
-
-def serving(home: Path, proc: subprocess.Popen[str]) -> bool:
-    """Whether ``proc``'s serve beats its heartbeat: it handles SIGTERM from then on."""
-    conn = store_of(home)
-    assert conn is not None
-    with conn:
-        return conn.execute("SELECT 1 FROM schedulers WHERE pid = ?",
-                            (proc.pid,)).fetchone() is not None
 
 
 def end(proc: subprocess.Popen[str]) -> tuple[str, str]:

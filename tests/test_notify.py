@@ -23,6 +23,7 @@ from cli_helpers import (
     due_every,
     first_slot_in,
     labloom,
+    serving,
     slot_rows,
     start_labloom,
     stop,
@@ -221,7 +222,12 @@ SLOW_FAIL = """
     def check(out):
         with open(out, "w") as f:
             f.write(str(os.getpid()))
-        time.sleep(4)  # long enough for its scheduler to be killed meanwhile
+        # Fails once the test lets it (its scheduler killed meanwhile): a fixed 4 s ended the
+        # run before the kill when the CLI the test runs first started slowly (session 49).
+        # The deadline is only so that a broken test cannot hang.
+        release, deadline = out + ".release", time.monotonic() + 300
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.05)
         raise ValueError("row PATIENT-4711 is malformed")
 
     @flow
@@ -276,12 +282,17 @@ def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
         [orphan] = [r for r in slot_rows(tmp_path) if r["status"] == "running"]
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
+        release = Path(f"{out}.release")
         if listed_first:
+            release.touch()
             assert wait_for(lambda: orphan_ended(tmp_path, orphan["run_id"]), 40,
                             "the orphaned run to end") == "Failed"
             listing = labloom(tmp_path, "schedule", "list")
             assert "last failed" in listing.stdout and "NOT RUNNING" in listing.stdout
         second = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+        if not listed_first:  # the run fails while the next serve looks after its slot
+            wait_for(lambda: serving(tmp_path, second), 60, "the next serve")
+            release.touch()
         wait_for(lambda: [r for r in slot_rows(tmp_path) if r["slot_time"] == orphan["slot_time"]
                           and r["status"] == "failed"], 40, "the orphaned run's slot to fail")
         wait_for(lambda: hook.bodies, 20, "the failure alert")
@@ -390,6 +401,8 @@ def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
         assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
         frozen.send_signal(signal.SIGSTOP)
         other = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+        wait_for(lambda: serving(tmp_path, other), 60, "the other serve")
+        Path(f"{out}.release").touch()  # the run fails while its scheduler is frozen
         wait_for(lambda: any(r["status"] == "failed" for r in slot_rows(tmp_path)), 90,
                  "the other scheduler to settle the frozen one's failed run")
         wait_for(lambda: hook.bodies, 20, "its alert")
@@ -399,6 +412,7 @@ def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
         other.terminate()
         other.communicate(timeout=30)
     finally:
+        Path(f"{out}.release").touch()  # a run left waiting ends (a case failed before)
         frozen.send_signal(signal.SIGCONT)
         stop(frozen)
         if other is not None:
