@@ -121,11 +121,12 @@ def _show(args: argparse.Namespace) -> int:
         run = _find(store, args.run_id, parameters=True)
         tasks = store.task_runs(run.id, history=args.json)
         retries = store.retries(run.id)
+        notes = store.notes(run.id)
     # Counted from the task runs shown, not read again (``get_run``: every task run twice).
     run.counts.update(sorted(Counter(t.state for t in tasks).items()))
     if args.json:
         print(json.dumps({**run.to_json(), "retried_by": [rid for rid, _ in retries],
-                          "task_runs": [t.to_json() for t in tasks]}, indent=1))
+                          "notes": notes, "task_runs": [t.to_json() for t in tasks]}, indent=1))
         return 0
     # Under @flow(retries=N): which attempt it ended at (its message says why they failed).
     attempt = (f", attempt {run.metadata['attempt']} of {run.metadata['attempts_allowed']}"
@@ -146,6 +147,8 @@ def _show(args: argparse.Namespace) -> int:
         echo(f"  retried by run {rid} ({state})")
     if run.metadata.get("cluster_class"):
         echo(f"  {_cluster(run.metadata)}")
+    for note in notes:  # what of the run is not in the store, and why
+        echo(f"  {note}")
     echo()
     rows = [
         [t.name, t.state, str(t.attempts), _seconds(t.duration), _short(t.message)]

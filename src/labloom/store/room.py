@@ -1,0 +1,167 @@
+"""Room on the store's disk kept for what must not be lost: the runs' states.
+
+A task that prints much fills the disk holding the store in batches that each fit; once it is
+full nothing fits, and the run's later states (its task runs' ends, its own) were lost with
+its lines: a run that completed was left Crashed. So a writer keeps a reserve beside a SQLite
+store, ``<store>-reserve`` (``LABLOOM_STORE_RESERVE`` MB, default 8, allocated, not sparse),
+made at its first write. The first write refused for want of room (``db.is_disk_trouble``:
+SQLITE_FULL, or the EFBIG of a file size limit) deletes it and makes the writer *short*: it
+then sheds the log lines and logged values of what it writes (dropped, counted per run, said
+on stderr, and noted in the run's logs with its end: ``notes``) and writes the states alone,
+for which the reserve has room. Once a reserve can be made again with as much room besides
+(tried every ``PROBE`` seconds), lines are written again.
+
+Why this holds for SQLite in WAL mode: the database file grows only at a checkpoint, when the
+pages in the WAL are copied into it; until then every commit grows the WAL, and the WAL starts
+over at its beginning only after a checkpoint copied all of it. When the disk fills, the WAL may
+hold up to ``wal_autocheckpoint`` pages (1,000 of 4 KB) not yet in the file, and without room
+to copy them no later commit fits either. The reserve gives that room: once short, the writer
+checkpoints (PASSIVE: it waits for no reader) into what the reserve freed, at most 4 MB of the
+8; the next commit starts the WAL over, on file space it already has, and the states-only
+commits after it add a few pages each, copied by the automatic checkpoints into the database,
+which grows only by the states' own rows. A file size limit (RLIMIT_FSIZE) is per file:
+deleting the reserve frees nothing under it, and the reserve cannot be made again (the writer
+stays short for the process's life), but the checkpoint and the states written without their
+lines still fit where a batch with lines did not.
+
+PostgreSQL: nothing of ours lies beside the server's files. A full disk makes the server
+refuse writes (DiskFull; a connection lost when its own WAL cannot be written is a server away,
+waited out the same): the writer turns short all the same, so a run's states are not held
+behind its lines, and are tried again until ``LABLOOM_STORE_OUTAGE``; lines are tried again
+every ``PROBE`` seconds, as the server does not say when it has room.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .db import Conn, Database, is_disk_trouble
+from .settings import reserve_size
+
+if TYPE_CHECKING:
+    from .rows import Rows
+
+log = logging.getLogger("labloom")
+
+PROBE = 2.0  # seconds between tries to write lines again once short
+WHY = "log lines and logged values not stored: the disk holding the store was full"
+NOTE = ("[labloom] {count} log line(s) and logged value(s) of this run were not stored: the "
+        "disk holding the store was full (its states were kept, in room labloom reserves for "
+        "them); free some space there")
+NOTE_LIKE = "[labloom] % were not stored: the disk holding the store was full%"
+NOTE_SQL = "INSERT INTO logs (run_id, task_run_id, level, time, text) VALUES (?,?,?,?,?)"
+
+
+def _make(path: Path, size: int) -> bool:
+    """Allocate ``size`` bytes at ``path`` (whole, or nothing left there): False for want of
+    room, which a file size limit also gives (EFBIG; Python ignores its SIGXFSZ)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError:
+        return False
+    try:
+        if hasattr(os, "posix_fallocate"):  # allocated now: a sparse file would keep nothing
+            os.posix_fallocate(fd, 0, size)
+        else:
+            block = b"\0" * 2**20
+            for start in range(0, size, len(block)):
+                os.pwrite(fd, block[:size - start], start)
+        return True
+    except OSError:
+        with suppress(OSError):
+            os.unlink(path)
+        return False
+    finally:
+        os.close(fd)
+
+
+class Room:
+    """One writer's reserve of room (``database``'s), and whether it is short of room."""
+
+    def __init__(self, database: Database) -> None:
+        self.display = database.display
+        self.path = None if database.path is None else Path(f"{database.path}-reserve")
+        self.short = False
+        self._kept = False  # the reserve made sure of, once per writer
+        self._checkpoint = False  # the WAL to move into what the reserve freed
+        self._probe_at = 0.0
+
+    def wrote(self, rows: Rows) -> None:
+        """After a write that went well: its notes are in, the reserve made if not there."""
+        for run_id, *_ in rows.notes:
+            rows.recorders[run_id].noted_unstored = True
+        if not self._kept:
+            self._kept = True
+            if self.path is not None and not self.path.exists() and (size := reserve_size()):
+                _make(self.path, size)
+
+    def met(self, exc: BaseException) -> None:
+        """A write failed: when for want of room, the reserve goes and the writer is short."""
+        if not is_disk_trouble(exc):
+            return
+        self._probe_at = time.monotonic() + PROBE
+        if self.short:
+            return
+        self.short = self._checkpoint = True
+        freed = False
+        if self.path is not None:
+            with suppress(OSError):
+                os.unlink(self.path)
+                freed = True
+        kept = (f"its reserve {self.path} is freed for the runs' states" if freed else
+                "the runs' states are still tried" if self.path is None else
+                "its reserve is gone (another process took it, or a file size limit kept it "
+                "from being made); the runs' states are still tried")
+        log.warning("[labloom] the disk holding the run store %s is full: %s, while log lines "
+                    "and logged values are dropped and counted until there is room again",
+                    self.display, kept)
+
+    def prepare(self, conn: Conn, rows: Rows) -> None:
+        """Before a write: while short, the WAL checkpointed once, and ``rows`` without their
+        lines and values (unless there is room again), written whole, not one by one; with
+        the note of what was not stored for each run that ends in them."""
+        if self.short:
+            self._shed(conn, rows)
+        now = time.time()
+        rows.notes = [(run_id, None, 30, now, NOTE.format(count=rec.unstored))
+                      for run_id in rows.closed
+                      if (rec := rows.recorders.get(run_id)) is not None
+                      and rec.unstored and not rec.noted_unstored]
+
+    def _shed(self, conn: Conn, rows: Rows) -> None:
+        if self._checkpoint and conn.kind == "sqlite":
+            self._checkpoint = False
+            with suppress(sqlite3.Error):  # a full copy or none: tried again by SQLite itself
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if time.monotonic() >= self._probe_at and self._room_again():
+            self.short = False
+            log.warning("[labloom] the disk holding the run store %s has room again: log lines "
+                        "are written again", self.display)
+            return
+        for table in (rows.logs, rows.values):
+            counts: dict[str, int] = {}
+            for run_id in table.runs[table.done:]:
+                counts[run_id] = counts.get(run_id, 0) + 1
+            del table.rows[table.done:], table.runs[table.done:]
+            for run_id, count in counts.items():
+                if (rec := rows.recorders.get(run_id)) is not None:
+                    rec.drop(count, WHY)
+                    rec.unstored += count
+        rows.split = False  # states alone are few: one transaction
+
+    def _room_again(self) -> bool:
+        self._probe_at = time.monotonic() + PROBE
+        size = reserve_size()
+        if self.path is None or not size:
+            return True  # PostgreSQL, or no reserve wanted: lines are tried and may fail again
+        try:  # as much room as the reserve besides it: else lines fill it again at once
+            disk = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        return disk.f_bavail * disk.f_frsize >= 2 * size and _make(self.path, size)
