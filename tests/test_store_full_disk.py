@@ -80,8 +80,8 @@ def test_a_disk_filled_by_a_runs_lines_keeps_its_states(tmp_path: Path, small_di
     done, said = run_nightly(small_disk, tmp_path, lines=5000)
     assert done.returncode == 3, done.stderr
     assert said["state"] == "Completed" and said["unrecorded"] > 0
-    assert "is full: its reserve" in done.stderr and "are dropped and counted" in done.stderr
-    assert "log lines and logged values not stored: the disk holding the store was full" \
+    assert "the runs' states first, in room kept for them" in done.stderr
+    assert "log lines and logged values waiting for room: the disk holding the store is full" \
         in done.stderr
     shown = json.loads(labloom(small_disk, "show", said["run_id"], "--json").stdout)
     assert shown["state"] == "Completed"

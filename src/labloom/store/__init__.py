@@ -110,6 +110,7 @@ def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
     if not enabled():
         return None
     from .recorder import Unrecorded
+    from .room import HELD
     from .writer import writers
 
     for writer in writers():
@@ -118,10 +119,10 @@ def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
         writer.wait(timeout=timeout)
         rec = writer.lost.get(run_id)
         lost = Unrecorded(0, store=writer.database.display) if rec is None else rec.lost
-        waiting = writer.unwritten(run_id)
-        if waiting:
-            lost = Unrecorded(lost.count + waiting, [
-                *lost.reasons, "still waiting to be written when the run ended"], lost.store)
+        for waiting, why in ((writer.unwritten(run_id), "still waiting to be written when the "
+                              "run ended"), (writer.disk.held.get(run_id, 0), HELD)):
+            if waiting:
+                lost = Unrecorded(lost.count + waiting, [*lost.reasons, why], lost.store)
         if lost.count:
             return lost
     return None

@@ -6,10 +6,12 @@ its lines: a run that completed was left Crashed. So a writer keeps a reserve be
 store, ``<store>-reserve`` (``LABLOOM_STORE_RESERVE`` MB, default 8, allocated, not sparse),
 made at its first write. The first write refused for want of room (``db.is_disk_trouble``:
 SQLITE_FULL, or the EFBIG of a file size limit) deletes it and makes the writer *short*: it
-then sheds the log lines and logged values of what it writes (dropped, counted per run, said
-on stderr, and noted in the run's logs with its end: ``notes``) and writes the states alone,
-for which the reserve has room. Once a reserve can be made again with as much room besides
-(tried every ``PROBE`` seconds), lines are written again.
+then writes the states, ends and counts alone, for which the reserve has room, and holds the
+log lines and logged values back in memory (``held``; past ``LABLOOM_STORE_BACKLOG`` of them
+they are dropped, counted). Once a reserve can be made again with as much room besides (tried
+every ``PROBE`` seconds), the held lines are written with the next rows: a disk full for
+seconds loses nothing. Lines still held when their run ends are told by ``labloom run`` (exit
+status 3, ``unrecorded``) and noted with the run's end in its logs (``labloom show`` prints it).
 
 Why this holds for SQLite in WAL mode: the database file grows only at a checkpoint, when the
 pages in the WAL are copied into it; until then every commit grows the WAL, and the WAL starts
@@ -39,22 +41,26 @@ import sqlite3
 import time
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .db import Conn, Database, is_disk_trouble
-from .settings import reserve_size
+from .settings import backlog_cap, outage_patience, reserve_size
 
 if TYPE_CHECKING:
-    from .rows import Rows
+    from .recorder import Recorder
+    from .rows import Rows, Table
+    from .write_trouble import WriteTrouble
 
 log = logging.getLogger("labloom")
 
 PROBE = 2.0  # seconds between tries to write lines again once short
-WHY = "log lines and logged values not stored: the disk holding the store was full"
-NOTE = ("[labloom] {count} log line(s) and logged value(s) of this run were not stored: the "
-        "disk holding the store was full (its states were kept, in room labloom reserves for "
-        "them); free some space there")
-NOTE_LIKE = "[labloom] % were not stored: the disk holding the store was full%"
+WHY = "log lines and logged values dropped: the disk holding the store was full"
+HELD = ("log lines and logged values waiting for room: the disk holding the store is full "
+        "(the run's states were kept)")
+NOTE = ("[labloom] {count} log line(s) and logged value(s) of this run were not stored when "
+        "it ended: the disk holding the store was full (its states were kept, in room labloom "
+        "reserves for them); free some space there")
+NOTE_LIKE = "[labloom] % were not stored when it ended: the disk holding the store was full%"
 NOTE_SQL = "INSERT INTO logs (run_id, task_run_id, level, time, text) VALUES (?,?,?,?,?)"
 
 
@@ -91,9 +97,17 @@ class Room:
         self._kept = False  # the reserve made sure of, once per writer
         self._checkpoint = False  # the WAL to move into what the reserve freed
         self._probe_at = 0.0
+        # Lines and values held back while short: (table name, run id, row), and per run.
+        self._held: list[tuple[str, str, tuple[Any, ...]]] = []
+        self._recorders: dict[str, Recorder] = {}
+        self.held: dict[str, int] = {}
+        self._held_since = 0.0
 
-    def wrote(self, rows: Rows) -> None:
-        """After a write that went well: its notes are in, the reserve made if not there."""
+    def wrote(self, rows: Rows, trouble: WriteTrouble) -> None:
+        """After a write that went well: its notes are in, the reserve made if not there;
+        the outage over once no line is held."""
+        if not self._held:
+            trouble.recovered()
         for run_id, *_ in rows.notes:
             rows.recorders[run_id].noted_unstored = True
         if not self._kept:
@@ -109,18 +123,9 @@ class Room:
         if self.short:
             return
         self.short = self._checkpoint = True
-        freed = False
         if self.path is not None:
             with suppress(OSError):
                 os.unlink(self.path)
-                freed = True
-        kept = (f"its reserve {self.path} is freed for the runs' states" if freed else
-                "the runs' states are still tried" if self.path is None else
-                "its reserve is gone (another process took it, or a file size limit kept it "
-                "from being made); the runs' states are still tried")
-        log.warning("[labloom] the disk holding the run store %s is full: %s, while log lines "
-                    "and logged values are dropped and counted until there is room again",
-                    self.display, kept)
 
     def prepare(self, conn: Conn, rows: Rows) -> None:
         """Before a write: while short, the WAL checkpointed once, and ``rows`` without their
@@ -128,32 +133,57 @@ class Room:
         the note of what was not stored for each run that ends in them."""
         if self.short:
             self._shed(conn, rows)
+        if not self.short and self._held:
+            self._give_back(rows)
         now = time.time()
-        rows.notes = [(run_id, None, 30, now, NOTE.format(count=rec.unstored))
+        rows.notes = [(run_id, None, 30, now, NOTE.format(count=unstored))
                       for run_id in rows.closed
                       if (rec := rows.recorders.get(run_id)) is not None
-                      and rec.unstored and not rec.noted_unstored]
+                      and (unstored := rec.unstored + self.held.get(run_id, 0))
+                      and not rec.noted_unstored]
 
     def _shed(self, conn: Conn, rows: Rows) -> None:
         if self._checkpoint and conn.kind == "sqlite":
             self._checkpoint = False
             with suppress(sqlite3.Error):  # a full copy or none: tried again by SQLite itself
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self._held and time.monotonic() - self._held_since > outage_patience():
+            self._drop_held(f"the store could not be written for {outage_patience():g}s "
+                            "(LABLOOM_STORE_OUTAGE): the disk holding it was full")
         if time.monotonic() >= self._probe_at and self._room_again():
             self.short = False
-            log.warning("[labloom] the disk holding the run store %s has room again: log lines "
-                        "are written again", self.display)
             return
-        for table in (rows.logs, rows.values):
-            counts: dict[str, int] = {}
-            for run_id in table.runs[table.done:]:
-                counts[run_id] = counts.get(run_id, 0) + 1
+        if not self._held:
+            self._held_since = time.monotonic()
+        cap = backlog_cap()
+        for name, table in (("logs", rows.logs), ("values", rows.values)):
+            for run_id, row in zip(table.runs[table.done:], table.rows[table.done:], strict=True):
+                rec = rows.recorders[run_id]
+                if len(self._held) < cap:
+                    self._held.append((name, run_id, row))
+                    self._recorders[run_id] = rec
+                    self.held[run_id] = self.held.get(run_id, 0) + 1
+                else:  # as many as may wait in memory wait already
+                    rec.drop(1, WHY)
+                    rec.unstored += 1
             del table.rows[table.done:], table.runs[table.done:]
-            for run_id, count in counts.items():
-                if (rec := rows.recorders.get(run_id)) is not None:
-                    rec.drop(count, WHY)
-                    rec.unstored += count
         rows.split = False  # states alone are few: one transaction
+
+    def _drop_held(self, why: str) -> None:
+        for run_id, count in self.held.items() if why else ():
+            self._recorders[run_id].drop(count, why)
+            self._recorders[run_id].unstored += count
+        self._held.clear()
+        self._recorders.clear()
+        self.held.clear()
+
+    def _give_back(self, rows: Rows) -> None:
+        """Room again: the held lines and values go with ``rows`` (held again if they fail)."""
+        tables: dict[str, Table] = {"logs": rows.logs, "values": rows.values}
+        for name, run_id, row in self._held:
+            tables[name].add(run_id, row)
+            rows.recorders.setdefault(run_id, self._recorders[run_id])
+        self._drop_held("")  # nothing dropped: given back
 
     def _room_again(self) -> bool:
         self._probe_at = time.monotonic() + PROBE

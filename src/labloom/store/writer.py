@@ -193,8 +193,8 @@ class Writer:
                 self._hurry -= 1
 
     def knows(self, run_id: str) -> bool:
-        """Whether run ``run_id`` is open here, has rows not yet written, or lost records."""
-        return run_id in self._live or run_id in self.lost
+        """Whether run ``run_id`` is open here, has rows not yet written or held, or lost some."""
+        return run_id in self._live or run_id in self.lost or run_id in self.disk.held
 
     def pending(self) -> bool:
         with self._cond:
@@ -286,8 +286,7 @@ class Writer:
                 self._file = self._wrote = conn.file_id
                 if self.database.path is not None:
                     self._wal = file_identity(Path(f"{self.database.path}-wal"))
-                self.trouble.recovered()
-                self.disk.wrote(rows)
+                self.disk.wrote(rows, self.trouble)  # recovered, unless lines still wait
                 return conn
             except Exception as exc:
                 self._wrote = None
