@@ -9,8 +9,8 @@ SQLITE_FULL, or the EFBIG of a file size limit) deletes it and makes the writer 
 then writes the states, ends and counts alone, for which the reserve has room, and holds the
 log lines and logged values back in memory (``held``; past ``LABLOOM_STORE_BACKLOG`` of them
 they are dropped, counted). Once a reserve can be made again with as much room besides (tried
-every ``PROBE`` seconds), the held lines are written with the next rows: a disk full for
-seconds loses nothing. Lines still held when their run ends are told by ``labloom run`` (exit
+every ``PROBE`` seconds; a writer that found no room for one tries lines again instead), the
+held lines are written with the next rows: a disk full for seconds loses nothing. Lines still held when their run ends are told by ``labloom run`` (exit
 status 3, ``unrecorded``) and noted with the run's end in its logs (``labloom show`` prints it).
 
 Why this holds for SQLite in WAL mode: the database file grows only at a checkpoint, when the
@@ -87,6 +87,15 @@ def _make(path: Path, size: int) -> bool:
         os.close(fd)
 
 
+def _free(folder: Path) -> int:
+    """Bytes an unprivileged writer may still take on the disk holding ``folder``."""
+    try:
+        disk = os.statvfs(folder)
+    except OSError:
+        return 0
+    return disk.f_bavail * disk.f_frsize
+
+
 class Room:
     """One writer's reserve of room (``database``'s), and whether it is short of room."""
 
@@ -95,6 +104,8 @@ class Room:
         self.path = None if database.path is None else Path(f"{database.path}-reserve")
         self.short = False
         self._kept = False  # the reserve made sure of, once per writer
+        self._size = 0  # of this writer's reserve: 0 when none could be made
+        self._wal = None if database.path is None else Path(f"{database.path}-wal")
         self._checkpoint = False  # the WAL to move into what the reserve freed
         self._probe_at = 0.0
         # Lines and values held back while short: (table name, run id, row), and per run.
@@ -110,10 +121,12 @@ class Room:
             trouble.recovered()
         for run_id, *_ in rows.notes:
             rows.recorders[run_id].noted_unstored = True
-        if not self._kept:
+        if not self._kept and self.path is not None:
             self._kept = True
-            if self.path is not None and not self.path.exists() and (size := reserve_size()):
-                _make(self.path, size)
+            with suppress(OSError):
+                self._size = self.path.stat().st_size  # made by another writer, or earlier
+            if not self._size and (size := reserve_size()) and _make(self.path, size):
+                self._size = size  # else a disk too small for one: no reserve (see _room_again)
 
     def met(self, exc: BaseException) -> None:
         """A write failed: when for want of room, the reserve goes and the writer is short."""
@@ -143,10 +156,13 @@ class Room:
                       and not rec.noted_unstored]
 
     def _shed(self, conn: Conn, rows: Rows) -> None:
-        if self._checkpoint and conn.kind == "sqlite":
+        if self._checkpoint and self._wal is not None:
             self._checkpoint = False
-            with suppress(sqlite3.Error):  # a full copy or none: tried again by SQLite itself
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            # Only a copy that can be whole: one that stops half-way has grown the database
+            # by all the room there was, and the states then have none in the WAL either.
+            with suppress(OSError, sqlite3.Error):
+                if _free(self._wal.parent) >= self._wal.stat().st_size:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         if self._held and time.monotonic() - self._held_since > outage_patience():
             self._drop_held(f"the store could not be written for {outage_patience():g}s "
                             "(LABLOOM_STORE_OUTAGE): the disk holding it was full")
@@ -187,11 +203,7 @@ class Room:
 
     def _room_again(self) -> bool:
         self._probe_at = time.monotonic() + PROBE
-        size = reserve_size()
-        if self.path is None or not size:
-            return True  # PostgreSQL, or no reserve wanted: lines are tried and may fail again
-        try:  # as much room as the reserve besides it: else lines fill it again at once
-            disk = os.statvfs(self.path.parent)
-        except OSError:
-            return False
-        return disk.f_bavail * disk.f_frsize >= 2 * size and _make(self.path, size)
+        if self.path is None or not self._size:
+            return True  # PostgreSQL, or no reserve: lines are tried and may fail again
+        # As much room as the reserve besides it: else lines would fill it again at once.
+        return _free(self.path.parent) >= 2 * self._size and _make(self.path, self._size)
