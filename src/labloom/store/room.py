@@ -116,8 +116,9 @@ class Room:
 
     def wrote(self, rows: Rows, trouble: WriteTrouble) -> None:
         """After a write that went well: its notes are in, the reserve made if not there;
-        the outage over once no line is held."""
-        if not self._held:
+        the outage over once there is room for lines again (said once: not at each
+        states-only write while the disk is full)."""
+        if not self.short and not self._held:
             trouble.recovered()
         for run_id, *_ in rows.notes:
             rows.recorders[run_id].noted_unstored = True
@@ -166,7 +167,9 @@ class Room:
         if self._held and time.monotonic() - self._held_since > outage_patience():
             self._drop_held(f"the store could not be written for {outage_patience():g}s "
                             "(LABLOOM_STORE_OUTAGE): the disk holding it was full")
-        if time.monotonic() >= self._probe_at and self._room_again():
+        # A run ending with lines held looks at once: its end is what ``labloom run`` tells.
+        ending = any(run_id in self.held for run_id in rows.closed)
+        if (ending or time.monotonic() >= self._probe_at) and self._room_again():
             self.short = False
             return
         if not self._held:
