@@ -123,6 +123,9 @@ def labloom_home(
     """Every test gets its own state folder; nothing touches ~/.labloom."""
     home = tmp_path / "labloom-home"
     monkeypatch.setenv("LABLOOM_HOME", str(home))
+    # The store's reserve of room (store/room.py), 8 MB allocated beside each test's store, is
+    # gigabytes over a session on the shared disk: a small one, made and freed all the same.
+    monkeypatch.setenv("LABLOOM_STORE_RESERVE", "0.25")
     # set, then deleted: the fixture's undo then removes whatever a test writes there
     monkeypatch.setenv("LABLOOM_DATABASE_URL", "")
     monkeypatch.delenv("LABLOOM_DATABASE_URL")

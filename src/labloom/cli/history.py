@@ -123,11 +123,13 @@ def _show(args: argparse.Namespace) -> int:
         tasks = store.task_runs(run.id, history=args.json)
         retries = store.retries(run.id)
         alert = run_alerts.of_run(store.conn, run.id)
+        notes = store.notes(run.id)
     # Counted from the task runs shown, not read again (``get_run``: every task run twice).
     run.counts.update(sorted(Counter(t.state for t in tasks).items()))
     if args.json:
         print(json.dumps({**run.to_json(), "retried_by": [rid for rid, _ in retries],
-                          "alert": alert, "task_runs": [t.to_json() for t in tasks]}, indent=1))
+                          "alert": alert, "notes": notes,
+                          "task_runs": [t.to_json() for t in tasks]}, indent=1))
         return 0
     # Under @flow(retries=N): which attempt it ended at (its message says why they failed).
     attempt = (f", attempt {run.metadata['attempt']} of {run.metadata['attempts_allowed']}"
@@ -150,6 +152,8 @@ def _show(args: argparse.Namespace) -> int:
         echo(f"  {_cluster(run.metadata)}")
     if alert is not None:
         echo(f"  failure alert: {_alert_text(alert)}")
+    for note in notes:  # what of the run is not in the store, and why
+        echo(f"  {note}")
     echo()
     rows = [
         [t.name, t.state, str(t.attempts), _seconds(t.duration), _short(t.message)]

@@ -23,6 +23,7 @@ from .listed_parameters import add_parameters, listed_columns
 from .log_records import LogCut, LogEntry, NodeRecord
 from .multirow import rows_in
 from .named_logs import named_clause, named_logs
+from .room import NOTE_LIKE
 from .storable import NOTE
 from .stored_parameters import shown_stored
 
@@ -353,6 +354,12 @@ class RunStore:
             LogEntry(tr_id, "", level, when, text, line_id)
             for line_id, tr_id, level, when, text in self.conn.execute(sql, params)
         ]
+
+    def notes(self, run_id: str) -> list[str]:
+        """What the writer noted of the run's lines and values it did not store (room.NOTE)."""
+        return [text for (text,) in self.conn.execute(
+            "SELECT text FROM logs WHERE run_id = ? AND task_run_id IS NULL AND text LIKE ?",
+            (run_id, NOTE_LIKE))]
 
     def log_cuts(self, run_id: str, task_run_ids: list[str] | None = None) -> list[LogCut]:
         """How many lines were not stored, per task run (the store keeps a capped number)."""

@@ -67,6 +67,8 @@ class Recorder:
         self.log_counts: dict[str, int] = {}  # lines seen per task run
         self.log_dropped: dict[str, int] = {}  # lines the engine counted but never sent
         self.noted_escapes = False
+        self.unstored = 0  # lines and values shed for want of room (``room.py``)
+        self.noted_unstored = False  # and the note of them written
         # Whether its state rows say what they moved from (``Rows.add``): no longer once its
         # run ended (a retry in this process announces task runs stored already), once a
         # record of it was lost, or for a run written again into a new store file.

@@ -159,6 +159,7 @@ class Rows:
         self.events = 0
         self.one_by_one = False
         self.split = False  # refused for want of room: next time one by one (WriteTrouble.failing)
+        self.notes: list[tuple[Any, ...]] = []  # of lines not stored for want of room (room.py)
 
     def tables(self) -> list[Table]:
         """In the order they are written one by one: what happened before what was said, so

@@ -33,3 +33,9 @@ def outage_patience() -> float:
 def backlog_cap() -> int:
     """Events that may wait in memory while the store cannot be written."""
     return max(1, int(_env_number("LABLOOM_STORE_BACKLOG", 100_000)))
+
+
+def reserve_size() -> int:
+    """Bytes kept free beside a SQLite store for the runs' states (``room.py``;
+    ``LABLOOM_STORE_RESERVE``, in MB, default 8; 0: none)."""
+    return max(0, int(_env_number("LABLOOM_STORE_RESERVE", 8.0) * 2**20))

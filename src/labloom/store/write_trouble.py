@@ -44,9 +44,11 @@ class WriteTrouble:
         if self._since is None:
             self._since = time.monotonic()
             log.warning("[labloom] the run store %s cannot be written now (%s); trying again for "
-                        "up to %gs, keeping at most %d events in memory meanwhile (a store gone "
-                        "for good: labloom.store.stop_writing() gives up now)",
-                        self.display, short_error(exc), outage_patience(), backlog_cap())
+                        "up to %gs, keeping at most %d events in memory meanwhile%s (a store "
+                        "gone for good: labloom.store.stop_writing() gives up now)",
+                        self.display, short_error(exc), outage_patience(), backlog_cap(),
+                        "; the runs' states first, in room kept for them, log lines and logged "
+                        "values once there is room" if is_disk_trouble(exc) else "")
 
     def passes(self, exc: BaseException, rows: Rows) -> bool:
         """Whether a row's failure is waited out (tried again later), or costs the row. Of a

@@ -17,6 +17,8 @@ The writer never stops recording:
   ``LABLOOM_STORE_OUTAGE`` seconds (default 600), then dropped and counted. Events that arrive
   meanwhile wait in memory, at most ``LABLOOM_STORE_BACKLOG`` of them (default 100,000); past
   that, log lines are dropped and counted (state changes are kept: a few per task run);
+- a disk filled by the runs' own lines still has room for their states, kept for them
+  (``room.py``): lines and logged values give way, dropped and counted, while it is full;
 - a row the database refuses costs only that row (``rows.Rows.write_one_by_one``);
 - text it cannot hold is escaped (``storable.py``);
 - a SQLite store file deleted or replaced mid-run is noticed before the next write: a new
@@ -45,7 +47,8 @@ from . import store_clock
 from .commits import CommitSize
 from .db import Conn, Database, file_identity, is_transient, on_forget, short_error, tables_gone
 from .home import HEARTBEAT
-from .recorder import FINAL_WAIT, Recorder, Unrecorded
+from .recorder import FINAL_WAIT, Recorder
+from .room import NOTE_SQL, Room
 from .rows import Rows
 from .settings import backlog_cap, heartbeat_interval, outage_patience
 from .write_trouble import WriteTrouble
@@ -78,6 +81,7 @@ class Writer:
         self._rows: Rows | None = None  # being written now
         self.lost: dict[str, Recorder] = {}  # runs that lost records, for ``unrecorded``
         self.trouble = WriteTrouble(database.display)  # what it says and counts of failures
+        self.disk = Room(database)  # disk room kept for states; short of it, lines give way
         self._file: tuple[int, int] | None = None  # the SQLite file written so far
         self._emptied = False  # the file at the path has no tables: it is another one
         self._wal: tuple[int, int] | None = None  # that file's journal
@@ -188,6 +192,10 @@ class Writer:
             finally:
                 self._hurry -= 1
 
+    def knows(self, run_id: str) -> bool:
+        """Whether run ``run_id`` is open here, has rows not yet written or held, or lost some."""
+        return run_id in self._live or run_id in self.lost or run_id in self.disk.held
+
     def pending(self) -> bool:
         with self._cond:
             return self._written < self._queued
@@ -278,10 +286,11 @@ class Writer:
                 self._file = self._wrote = conn.file_id
                 if self.database.path is not None:
                     self._wal = file_identity(Path(f"{self.database.path}-wal"))
-                self.trouble.recovered()
+                self.disk.wrote(rows, self.trouble)  # recovered, unless lines still wait
                 return conn
             except Exception as exc:
                 self._wrote = None
+                self.disk.met(exc)
                 if conn is not None:
                     with suppress(Exception):  # a fresh connection after any failure
                         conn.close()
@@ -300,11 +309,13 @@ class Writer:
     def _write(self, conn: Conn, rows: Rows) -> None:
         now = store_clock.now(conn)  # read once: every open run beats at this write's time
         beat = [(now, run_id) for run_id in self._open | rows.closed]
+        self.disk.prepare(conn, rows)  # short of room: without lines, with the note of them
         if not rows.one_by_one and not rows.split:  # split: see ``WriteTrouble.failing``
             try:
                 with conn.transaction():
                     rows.write(conn)
                     conn.executemany(HEARTBEAT, beat)
+                    conn.executemany(NOTE_SQL, rows.notes)
                 return
             except Exception as exc:
                 if tables_gone(exc):
@@ -319,6 +330,7 @@ class Writer:
                               lambda t, r, e: self.trouble.row_refused(rows, t, r, e))
         with self.trouble.spared(rows), conn.transaction():
             conn.executemany(HEARTBEAT, beat)
+            conn.executemany(NOTE_SQL, rows.notes)
 
     def _reopen(self, conn: Conn, rows: Rows) -> Conn:
         """The store file was deleted or replaced: write the open runs into the file now at
@@ -393,22 +405,8 @@ def _let_go(url: str) -> None:  # ``db.forget(url)``: the store goes away, so do
 on_forget(_let_go)
 
 
-def unrecorded(run_id: str, timeout: float = 5.0) -> Unrecorded | None:
-    """What of run ``run_id`` (of this process) is not in the store, after waiting up to
-    ``timeout`` seconds for what is still being written; None when it is all there."""
-    for writer in list(_writers.values()):
-        if run_id not in writer._live and run_id not in writer.lost:
-            continue
-        writer.wait(timeout=timeout)
-        rec = writer.lost.get(run_id)
-        lost = Unrecorded(0, store=writer.database.display) if rec is None else rec.lost
-        waiting = writer.unwritten(run_id)
-        if waiting:
-            lost = Unrecorded(lost.count + waiting, [
-                *lost.reasons, "still waiting to be written when the run ended"], lost.store)
-        if lost.count:
-            return lost
-    return None
+def writers() -> list[Writer]:
+    return list(_writers.values())
 
 
 @atexit.register

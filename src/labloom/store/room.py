@@ -1,0 +1,212 @@
+"""Room on the store's disk kept for what must not be lost: the runs' states.
+
+A task that prints much fills the disk holding the store in batches that each fit; once it is
+full nothing fits, and the run's later states (its task runs' ends, its own) were lost with
+its lines: a run that completed was left Crashed. So a writer keeps a reserve beside a SQLite
+store, ``<store>-reserve`` (``LABLOOM_STORE_RESERVE`` MB, default 8, allocated, not sparse),
+made at its first write. The first write refused for want of room (``db.is_disk_trouble``:
+SQLITE_FULL, or the EFBIG of a file size limit) deletes it and makes the writer *short*: it
+then writes the states, ends and counts alone, for which the reserve has room, and holds the
+log lines and logged values back in memory (``held``; past ``LABLOOM_STORE_BACKLOG`` of them
+they are dropped, counted). Once a reserve can be made again with as much room besides (tried
+every ``PROBE`` seconds; a writer that found no room for one tries lines again instead), the
+held lines are written with the next rows: a disk full for seconds loses nothing. Lines still held when their run ends are told by ``labloom run`` (exit
+status 3, ``unrecorded``) and noted with the run's end in its logs (``labloom show`` prints it).
+
+Why this holds for SQLite in WAL mode: the database file grows only at a checkpoint, when the
+pages in the WAL are copied into it; until then every commit grows the WAL, and the WAL starts
+over at its beginning only after a checkpoint copied all of it. When the disk fills, the WAL may
+hold up to ``wal_autocheckpoint`` pages (1,000 of 4 KB) not yet in the file, and without room
+to copy them no later commit fits either. The reserve gives that room: once short, the writer
+checkpoints (PASSIVE: it waits for no reader) into what the reserve freed, at most 4 MB of the
+8; the next commit starts the WAL over, on file space it already has, and the states-only
+commits after it add a few pages each, copied by the automatic checkpoints into the database,
+which grows only by the states' own rows. A file size limit (RLIMIT_FSIZE) is per file:
+deleting the reserve frees nothing under it, and the reserve cannot be made again (the writer
+stays short for the process's life), but the checkpoint and the states written without their
+lines still fit where a batch with lines did not.
+
+PostgreSQL: nothing of ours lies beside the server's files. A full disk makes the server
+refuse writes (DiskFull; a connection lost when its own WAL cannot be written is a server away,
+waited out the same): the writer turns short all the same, so a run's states are not held
+behind its lines, and are tried again until ``LABLOOM_STORE_OUTAGE``; lines are tried again
+every ``PROBE`` seconds, as the server does not say when it has room.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .db import Conn, Database, is_disk_trouble
+from .settings import backlog_cap, outage_patience, reserve_size
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+    from .rows import Rows, Table
+    from .write_trouble import WriteTrouble
+
+log = logging.getLogger("labloom")
+
+PROBE = 2.0  # seconds between tries to write lines again once short
+WHY = "log lines and logged values dropped: the disk holding the store was full"
+HELD = ("log lines and logged values waiting for room: the disk holding the store is full "
+        "(the run's states were kept)")
+NOTE = ("[labloom] {count} log line(s) and logged value(s) of this run were not stored when "
+        "it ended: the disk holding the store was full (its states were kept, in room labloom "
+        "reserves for them); free some space there")
+NOTE_LIKE = "[labloom] % were not stored when it ended: the disk holding the store was full%"
+NOTE_SQL = "INSERT INTO logs (run_id, task_run_id, level, time, text) VALUES (?,?,?,?,?)"
+
+
+def _make(path: Path, size: int) -> bool:
+    """Allocate ``size`` bytes at ``path`` (whole, or nothing left there): False for want of
+    room, which a file size limit also gives (EFBIG; Python ignores its SIGXFSZ)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError:
+        return False
+    try:
+        if hasattr(os, "posix_fallocate"):  # allocated now: a sparse file would keep nothing
+            os.posix_fallocate(fd, 0, size)
+        else:
+            block = b"\0" * 2**20
+            for start in range(0, size, len(block)):
+                os.pwrite(fd, block[:size - start], start)
+        return True
+    except OSError:
+        with suppress(OSError):
+            os.unlink(path)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _free(folder: Path) -> int:
+    """Bytes an unprivileged writer may still take on the disk holding ``folder``."""
+    try:
+        disk = os.statvfs(folder)
+    except OSError:
+        return 0
+    return disk.f_bavail * disk.f_frsize
+
+
+class Room:
+    """One writer's reserve of room (``database``'s), and whether it is short of room."""
+
+    def __init__(self, database: Database) -> None:
+        self.display = database.display
+        self.path = None if database.path is None else Path(f"{database.path}-reserve")
+        self.short = False
+        self._kept = False  # the reserve made sure of, once per writer
+        self._size = 0  # of this writer's reserve: 0 when none could be made
+        self._wal = None if database.path is None else Path(f"{database.path}-wal")
+        self._checkpoint = False  # the WAL to move into what the reserve freed
+        self._probe_at = 0.0
+        # Lines and values held back while short: (table name, run id, row), and per run.
+        self._held: list[tuple[str, str, tuple[Any, ...]]] = []
+        self._recorders: dict[str, Recorder] = {}
+        self.held: dict[str, int] = {}
+        self._held_since = 0.0
+
+    def wrote(self, rows: Rows, trouble: WriteTrouble) -> None:
+        """After a write that went well: its notes are in, the reserve made if not there;
+        the outage over once there is room for lines again (said once: not at each
+        states-only write while the disk is full)."""
+        if not self.short and not self._held:
+            trouble.recovered()
+        for run_id, *_ in rows.notes:
+            rows.recorders[run_id].noted_unstored = True
+        if not self._kept and self.path is not None:
+            self._kept = True
+            with suppress(OSError):
+                self._size = self.path.stat().st_size  # made by another writer, or earlier
+            if not self._size and (size := reserve_size()) and _make(self.path, size):
+                self._size = size  # else a disk too small for one: no reserve (see _room_again)
+
+    def met(self, exc: BaseException) -> None:
+        """A write failed: when for want of room, the reserve goes and the writer is short."""
+        if not is_disk_trouble(exc):
+            return
+        self._probe_at = time.monotonic() + PROBE
+        if self.short:
+            return
+        self.short = self._checkpoint = True
+        if self.path is not None:
+            with suppress(OSError):
+                os.unlink(self.path)
+
+    def prepare(self, conn: Conn, rows: Rows) -> None:
+        """Before a write: while short, the WAL checkpointed once, and ``rows`` without their
+        lines and values (unless there is room again), written whole, not one by one; with
+        the note of what was not stored for each run that ends in them."""
+        if self.short:
+            self._shed(conn, rows)
+        if not self.short and self._held:
+            self._give_back(rows)
+        now = time.time()
+        rows.notes = [(run_id, None, 30, now, NOTE.format(count=unstored))
+                      for run_id in rows.closed
+                      if (rec := rows.recorders.get(run_id)) is not None
+                      and (unstored := rec.unstored + self.held.get(run_id, 0))
+                      and not rec.noted_unstored]
+
+    def _shed(self, conn: Conn, rows: Rows) -> None:
+        if self._checkpoint and self._wal is not None:
+            self._checkpoint = False
+            # Only a copy that can be whole: one that stops half-way has grown the database
+            # by all the room there was, and the states then have none in the WAL either.
+            with suppress(OSError, sqlite3.Error):
+                if _free(self._wal.parent) >= self._wal.stat().st_size:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self._held and time.monotonic() - self._held_since > outage_patience():
+            self._drop_held(f"the store could not be written for {outage_patience():g}s "
+                            "(LABLOOM_STORE_OUTAGE): the disk holding it was full")
+        # A run ending with lines held looks at once: its end is what ``labloom run`` tells.
+        ending = any(run_id in self.held for run_id in rows.closed)
+        if (ending or time.monotonic() >= self._probe_at) and self._room_again():
+            self.short = False
+            return
+        if not self._held:
+            self._held_since = time.monotonic()
+        cap = backlog_cap()
+        for name, table in (("logs", rows.logs), ("values", rows.values)):
+            for run_id, row in zip(table.runs[table.done:], table.rows[table.done:], strict=True):
+                rec = rows.recorders[run_id]
+                if len(self._held) < cap:
+                    self._held.append((name, run_id, row))
+                    self._recorders[run_id] = rec
+                    self.held[run_id] = self.held.get(run_id, 0) + 1
+                else:  # as many as may wait in memory wait already
+                    rec.drop(1, WHY)
+                    rec.unstored += 1
+            del table.rows[table.done:], table.runs[table.done:]
+        rows.split = False  # states alone are few: one transaction
+
+    def _drop_held(self, why: str) -> None:
+        for run_id, count in self.held.items() if why else ():
+            self._recorders[run_id].drop(count, why)
+            self._recorders[run_id].unstored += count
+        self._held.clear()
+        self._recorders.clear()
+        self.held.clear()
+
+    def _give_back(self, rows: Rows) -> None:
+        """Room again: the held lines and values go with ``rows`` (held again if they fail)."""
+        tables: dict[str, Table] = {"logs": rows.logs, "values": rows.values}
+        for name, run_id, row in self._held:
+            tables[name].add(run_id, row)
+            rows.recorders.setdefault(run_id, self._recorders[run_id])
+        self._drop_held("")  # nothing dropped: given back
+
+    def _room_again(self) -> bool:
+        self._probe_at = time.monotonic() + PROBE
+        if self.path is None or not self._size:
+            return True  # PostgreSQL, or no reserve: lines are tried and may fail again
+        # As much room as the reserve besides it: else lines would fill it again at once.
+        return _free(self.path.parent) >= 2 * self._size and _make(self.path, self._size)
