@@ -424,11 +424,12 @@ FILLS = """
         while not recorded(os.path.join(store, "labloom.db")) and time.monotonic() < deadline:
             time.sleep(0.05)
         ballast = os.path.join(store, "ballast")
-        with open(ballast, "wb") as out:
+        # Unbuffered: a buffered file kept the bytes a short write left (when the room left
+        # was not a whole chunk), and closing it raised ENOSPC again, outside the try.
+        with open(ballast, "wb", buffering=0) as out:
             try:
                 while True:
                     out.write(bytes(65536))
-                    out.flush()
             except OSError:  # ENOSPC: the disk is full
                 pass
         return ballast
