@@ -18,7 +18,8 @@ The writer never stops recording:
   meanwhile wait in memory, at most ``LABLOOM_STORE_BACKLOG`` of them (default 100,000); past
   that, log lines are dropped and counted (state changes are kept: a few per task run);
 - a disk filled by the runs' own lines still has room for their states, kept for them
-  (``room.py``): lines and logged values give way, dropped and counted, while it is full;
+  (``room.py``): lines and logged values give way, held in memory while it is full (past
+  ``LABLOOM_STORE_BACKLOG`` or ``LABLOOM_STORE_OUTAGE``, dropped and counted);
 - a row the database refuses costs only that row (``rows.Rows.write_one_by_one``);
 - text it cannot hold is escaped (``storable.py``);
 - a SQLite store file deleted or replaced mid-run is noticed before the next write: a new
