@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -510,6 +511,31 @@ def test_the_live_view_shows_the_wait_then_the_new_attempts_states(tmp_path: Pat
     assert waiting and waiting[0][0] == "Running" and waiting[0][2].get("Failed") == 1
     assert seen[-1][1].startswith("completed at attempt 2 of 2")
     assert seen[-1][2] == {"Completed": 2}  # the failed task run shows its new attempt's state
+
+
+def test_a_view_opened_while_it_waits_shows_the_note_over_the_failed_states() -> None:
+    """A view opened during the retry delay (a widget shown late, a slow thread) is replayed
+    the run so far; applied an event at a time, the retry's note came before the task runs'
+    states, so it showed over a run with nothing failed (seen once in CI)."""
+    from labloom.dag.model import ViewGraph
+
+    @flow(retries=1, retry_delay=1.5)
+    def nightly(marker: str) -> int:
+        return flaky(load(1), marker)
+
+    with tempfile.TemporaryDirectory() as folder:
+        run = nightly.run(marker=str(Path(folder) / "m"), background=True)
+        wait_for(lambda: any("attempt 2 starts" in event.message for event in run.events()
+                             if type(event).__name__ == "RunStateChanged"), 20,
+                 "the run to wait for its second attempt")
+        view, seen = ViewGraph(), []
+        for event in run.events():  # the replay a late subscriber gets, an event at a time
+            view.apply([event])
+            header = view.header_json(time.time())
+            seen.append((header["message"], header["counts"]))
+        assert run.wait(timeout=20) is State.COMPLETED
+    noted = [counts for message, counts in seen if "attempt 2 starts" in message]
+    assert noted and all(counts.get("Failed") == 1 for counts in noted), seen
 
 
 def test_an_interrupt_while_it_waits_cancels_it_at_once() -> None:

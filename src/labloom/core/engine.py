@@ -115,9 +115,12 @@ class RunEngine:
             events: list[ev.Event] = []
             if self._created is not None:
                 events.append(self._created)
-                events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time,
-                                                 self.attempts.note))  # a retry's
             events += self.graph.snapshot()
+            if self._created is not None:
+                # A retry's note after the task runs it speaks of: a view applying the
+                # replay an event at a time never shows it over the states before it.
+                events.append(ev.RunStateChanged(self.id, State.RUNNING, self._created.time,
+                                                 self.attempts.note))
             # The calls first: sending those waiting may say a line (late ones, ``_say_late``),
             # which this replay must hold, as the subscriber is added after it is emitted.
             calls = self.sink.experiments  # params and metrics too
