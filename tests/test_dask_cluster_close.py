@@ -22,6 +22,7 @@ from cli_helpers import cli_env, labloom
 
 SLOW_EXIT = textwrap.dedent('''
     import atexit
+    import os
     import time
     from pathlib import Path
 
@@ -31,7 +32,7 @@ SLOW_EXIT = textwrap.dedent('''
     def fit(done: str) -> int:
         def slow_exit() -> None:  # as a worker that imported scikit-learn, under load
             Path(done + ".exiting").touch()
-            time.sleep(5)
+            time.sleep(float(os.environ.get("SLOW_EXIT_SECONDS", "5")))
             Path(done).write_text("exited")
         atexit.register(slow_exit)
         return 1
@@ -75,8 +76,8 @@ def test_a_worker_slow_to_exit_is_not_killed(tmp_path: Path) -> None:
     (tmp_path / "sweep.py").write_text(SLOW_EXIT)
     done = tmp_path / "exited"
     run = labloom(tmp_path, "run", "sweep.py:sweep", "--param", f"done={done}", timeout=120,
-                  LABLOOM_PROGRESS="0")
-    assert run.returncode == 0, run.stderr
+                  LABLOOM_PROGRESS="0", LABLOOM_WORKER_EXIT_GRACE="60")  # (15 s: a slow CI's
+    assert run.returncode == 0, run.stderr          # worker could take 10 before its exit)
     assert "still alive" not in run.stderr and "killed" not in run.stderr, run.stderr
     assert done.read_text() == "exited"  # it ended by itself
 
@@ -134,7 +135,11 @@ def test_a_grace_that_is_not_a_number_is_said_and_the_default_kept(
 def test_ctrl_c_while_the_cluster_closes_kills_its_workers_in_one_line(tmp_path: Path) -> None:
     """Ctrl-C during an idle worker's grace, at the end of `labloom run`: "Exception ignored in
     atexit callback" and a KeyboardInterrupt traceback through labloom's and distributed's
-    code, then distributed's "reaping stray process" once per worker."""
+    code, then distributed's "reaping stray process" once per worker.
+
+    The worker's exit takes longer than the test and its grace is longer still, so that only
+    the Ctrl-C can end it: with 5 s and the default 15 s, a slow CI machine's nanny killed it
+    before the Ctrl-C came, which was said "0 worker processes were killed"."""
     import os
     import signal
     import time
@@ -145,7 +150,8 @@ def test_ctrl_c_while_the_cluster_closes_kills_its_workers_in_one_line(tmp_path:
     done = tmp_path / "exited"
     process = subprocess.Popen(
         [sys.executable, "-m", "labloom", "run", "sweep.py:sweep", "--param", f"done={done}"],
-        env=cli_env(tmp_path, LABLOOM_PROGRESS="0"), cwd=tmp_path, stdout=subprocess.PIPE,
+        env=cli_env(tmp_path, LABLOOM_PROGRESS="0", SLOW_EXIT_SECONDS="120",
+                    LABLOOM_WORKER_EXIT_GRACE="300"), cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         exiting = tmp_path / "exited.exiting"  # the worker's exit handler began: closing
@@ -163,6 +169,18 @@ def test_ctrl_c_while_the_cluster_closes_kills_its_workers_in_one_line(tmp_path:
     assert not done.exists()
     runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
     assert [(r["flow_name"], r["state"]) for r in runs] == [("sweep", "Completed")], runs
+
+
+def test_a_ctrl_c_that_found_no_worker_left_says_so_not_zero_killed() -> None:
+    """A Ctrl-C as the scheduler closes, the workers ended already (by themselves or killed
+    past their grace, said in its own line): it printed "0 worker processes were killed"."""
+    from labloom.executors.dask_cluster_close import interrupted_line
+
+    name = "the embedded Dask cluster"
+    assert interrupted_line(name, 0) == (
+        "[labloom] closing the embedded Dask cluster: interrupted; its worker processes had ended")
+    assert interrupted_line(name, 1).endswith("interrupted; 1 worker process was killed")
+    assert interrupted_line(name, 3).endswith("interrupted; 3 worker processes were killed")
 
 
 def test_a_cancelled_runs_calls_still_running_are_not_taken_for_idle_workers(

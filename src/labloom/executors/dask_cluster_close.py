@@ -96,6 +96,7 @@ def close_embedded(cluster: Any, client: Any, name: str = "the embedded Dask clu
     kills = _Kills(idle_grace)
     nanny_log.addFilter(kills)
     workers = list(getattr(cluster, "workers", {}).values())
+    killed_at_interrupt = None
     try:
         if workers:
             try:
@@ -107,18 +108,27 @@ def close_embedded(cluster: Any, client: Any, name: str = "the embedded Dask clu
         # Ctrl-C while it closes (an impatient user, during an idle worker's grace): not
         # waited for further, and not an "Exception ignored in atexit callback" traceback
         # with distributed's "reaping stray process" lines after it.
-        killed = _kill_now(workers)
-        log.warning("[labloom] closing %s: interrupted; %d worker process%s killed", name,
-                    killed, " was" if killed == 1 else "es were")
-        return
+        killed_at_interrupt = _kill_now(workers)
     finally:
         nanny_log.removeFilter(kills)
+    # The nanny's own kills are said even when a Ctrl-C came after them (the workers may all
+    # have ended by then: the Ctrl-C came as the scheduler closed).
     _say_killed(name, kills.idle, "with no task running did not end within", idle_grace,
                 " of being asked",
                 f"the machine too loaded to let it exit? {GRACE_SETTING} gives it longer")
     _say_killed(name, kills.count - kills.idle, "still running a task did not stop within",
                 BUSY_EXIT_GRACE, "", "a call of the cancelled run, still running" if
                 cancelled_calls else "a call that does not return, such as one stuck in C code")
+    if killed_at_interrupt is not None:
+        log.warning(interrupted_line(name, killed_at_interrupt))
+
+
+def interrupted_line(name: str, killed: int) -> str:
+    """What a Ctrl-C while ``name`` closes is said as, ``killed`` its workers it killed."""
+    if not killed:
+        return f"[labloom] closing {name}: interrupted; its worker processes had ended"
+    return (f"[labloom] closing {name}: interrupted; {killed} worker process"
+            f"{' was' if killed == 1 else 'es were'} killed")
 
 
 def _say_killed(name: str, count: int, what: str, grace: float, after: str, why: str) -> None:
