@@ -30,7 +30,9 @@ def test_a_call_waiting_for_a_thread_holds_no_future() -> None:
     try:
         executor.start()
         assert executor._pool is not None
-        executor._pool.submit(gate.wait, 5)
+        # Held until the checks are done (set below); 120 s only if the test itself hangs:
+        # at 5 s, a machine loaded 15 deep let it go before the calls were counted.
+        executor._pool.submit(gate.wait, 120)
         before = _futures_alive()
         for i in range(100):
             executor._pool.submit(ran.append, i)
