@@ -28,9 +28,9 @@ import { createLogPane } from "./logpane.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-// Keep in step with STATE_COLOURS in src/labloom/notebook/widget/html.py. The boxes' tints and
-// the timeline's bars; each state's line and text colours, which read on the theme's
-// background, are dag.css's (--labloom-mark).
+// The boxes' tints only. Each state's line, bar and text colour (a box's edge, a progress bar's
+// part, the timeline's bars and key, the run's state), in a shade that reads on the theme's
+// background, is dag.css's (--labloom-mark), as is the static summary's (html.py reads it there).
 const COLOURS = {
   Pending: "#a1a1aa", Running: "#3b82f6", Retrying: "#f59e0b", Completed: "#22c55e",
   Cached: "#14b8a6", Failed: "#ef4444", UpstreamFailed: "#f97316", Cancelled: "#71717a",
@@ -301,7 +301,7 @@ export function render({ model, el, showsMessage = false }) {
     const text = JSON.stringify({ ...msg, end: null });
     if (text === timeline.drawn) return;
     timeline.drawn = text;
-    drawTimeline(timelineBox, msg, COLOURS);
+    drawTimeline(timelineBox, msg, ORDER);
   }
 
   function toggleTimeline() {
