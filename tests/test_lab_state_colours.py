@@ -65,7 +65,9 @@ PAIRS = """view => {
   const out = [];
   for (const g of view.querySelectorAll('g.labloom-node')) {
     const box = g.querySelector('.labloom-node-box');
-    const tint = [css(box, 'fill'), ground];  // the box's fill over the tab
+    // The box's fill, at its fill-opacity, over the tab.
+    const [r, g_, b] = css(box, 'fill').match(/[\d.]+/g);
+    const tint = [`rgba(${r}, ${g_}, ${b}, ${css(box, 'fillOpacity')})`, ground];
     const what = `node ${g.dataset.state}${g.classList.contains('labloom-selected') ? ' selected' : ''}`;
     out.push([what + ' name', [css(g.querySelector('.labloom-node-name'), 'fill')], tint, 4.5]);
     out.push([what + ' state', [css(g.querySelector('.labloom-node-sub'), 'fill')], tint, 4.5]);
