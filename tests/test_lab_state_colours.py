@@ -66,7 +66,7 @@ PAIRS = """view => {
   for (const g of view.querySelectorAll('g.labloom-node')) {
     const box = g.querySelector('.labloom-node-box');
     // The box's fill, at its fill-opacity, over the tab.
-    const [r, g_, b] = css(box, 'fill').match(/[\d.]+/g);
+    const [r, g_, b] = css(box, 'fill').match(/[0-9.]+/g);
     const tint = [`rgba(${r}, ${g_}, ${b}, ${css(box, 'fillOpacity')})`, ground];
     const what = `node ${g.dataset.state}${g.classList.contains('labloom-selected') ? ' selected' : ''}`;
     out.push([what + ' name', [css(g.querySelector('.labloom-node-name'), 'fill')], tint, 4.5]);
