@@ -73,10 +73,15 @@ def test_install_enables_both_extensions(tmp_path: Path, editable: bool) -> None
     # build output in the source folder for an editable install.
     found = subprocess.run(
         [python, "-c", "from labloom.notebook.widget.anywidget import asset; "
-         "print(asset('widget.js')); print(asset('widget.css'))"],
+         "from labloom.notebook.widget.palette import light_marks, stylesheet; "
+         "print(asset('widget.js')); print(asset('widget.css')); print(stylesheet()); "
+         "print(len(light_marks()))"],
         env=env, capture_output=True, text=True, timeout=120,
     )
-    module, style = (Path(line) for line in found.stdout.split())
+    module, style, palette, states = found.stdout.split()
+    module, style = Path(module), Path(style)
+    # The static summary's colours come from the stylesheet the package carries.
+    assert (Path(palette), states) == (style, "9"), found.stdout + found.stderr
     built = ROOT / "src" / "labloom" / "notebook" / "widget" / "static" / "widget.js"
     assert module.read_bytes() == built.read_bytes()
     text = module.read_text()

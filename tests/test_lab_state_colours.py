@@ -1,9 +1,11 @@
 """Each task run state's colours in a run's Lab tab as the browser draws them, light and dark
 theme, at rest, hovered and selected: a state said in text reads at 4.5:1 or more on what it
-lies on, a state's line or bar (a DAG box's edge, a progress bar's part, a child chip's bar) at
-3:1. Before, on the light theme, the boxes' edges read 2.3 to 2.8:1 (Completed, Cached,
-UpstreamFailed), a node's state 4.4:1 on its tint, a Completed chip's bar 2:1 on the chip, a
-progress bar's parts 1.2 to 1.6:1 on its track; on the dark theme a Failed chip's bar 2.7:1.
+lies on, a state's line or bar (a DAG box's edge, a progress bar's part, a child chip's bar, the
+timeline's bars and its key's swatches) at 3:1. Before, on the light theme, the boxes' edges
+read 2.3 to 2.8:1 (Completed, Cached, UpstreamFailed), a node's state 4.4:1 on its tint, a
+Completed chip's bar 2:1 on the chip, a progress bar's parts 1.2 to 1.6:1 on its track; on the
+dark theme a Failed chip's bar 2.7:1. The timeline's Completed bars read 2.3:1 on the light
+theme (its fixed colours, one for both themes), Cached 2.5:1, Retrying 2.2:1.
 
 The run is made by the real `labloom` command twice (the second's `load` is Cached), with a map
 whose child 2 fails and a task downstream of a failure (UpstreamFailed).
@@ -18,6 +20,8 @@ import pytest
 
 from cli_helpers import labloom, wait_for
 from lab_helpers import flows_folder, open_lab, open_run, shot, stored_runs, use_dark_theme
+from labloom.core.states import State
+from labloom.notebook.widget.palette import light_marks
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
@@ -61,7 +65,9 @@ PAIRS = """view => {
   const out = [];
   for (const g of view.querySelectorAll('g.labloom-node')) {
     const box = g.querySelector('.labloom-node-box');
-    const tint = [css(box, 'fill'), ground];  // the box's fill over the tab
+    // The box's fill, at its fill-opacity, over the tab.
+    const [r, g_, b] = css(box, 'fill').match(/[0-9.]+/g);
+    const tint = [`rgba(${r}, ${g_}, ${b}, ${css(box, 'fillOpacity')})`, ground];
     const what = `node ${g.dataset.state}${g.classList.contains('labloom-selected') ? ' selected' : ''}`;
     out.push([what + ' name', [css(g.querySelector('.labloom-node-name'), 'fill')], tint, 4.5]);
     out.push([what + ' state', [css(g.querySelector('.labloom-node-sub'), 'fill')], tint, 4.5]);
@@ -78,6 +84,13 @@ PAIRS = """view => {
     out.push([what + ' text', [css(chip, 'color')], [painted(chip)], 4.5]);
     out.push([what + ' bar', [css(chip, 'borderLeftColor')], [painted(chip)], 3]);
     out.push([what + ' bar on the tab', [css(chip, 'borderLeftColor')], [painted(chip.parentElement)], 3]);
+  }
+  for (const bar of view.querySelectorAll('.labloom-timeline-chart rect[data-state]'))
+    out.push([`timeline bar ${bar.dataset.state}`, [css(bar, 'fill')], [painted(bar)], 3]);
+  for (const item of view.querySelectorAll('.labloom-timeline-key-item')) {
+    const what = `timeline key ${item.dataset.state}`;
+    out.push([what + ' swatch', [css(item.firstElementChild, 'backgroundColor')], [painted(item)], 3]);
+    out.push([what + ' text', [css(item, 'color')], [painted(item)], 4.5]);
   }
   for (const row of view.querySelectorAll('.labloom-exp-row[data-state]')) {
     const cell = row.querySelector("[data-column='state']");
@@ -123,6 +136,35 @@ def too_faint(view: Any) -> dict[str, float]:
     return low
 
 
+# Each state's colour in the timeline as drawn: {state: [bar fills, key swatch]}.
+TIMELINE_FILLS = """view => {
+  const out = {};
+  const add = (state, colour) => (out[state] = out[state] || []).push(colour);
+  for (const bar of view.querySelectorAll('.labloom-timeline-chart rect[data-state]'))
+    add(bar.dataset.state, getComputedStyle(bar).fill);
+  for (const item of view.querySelectorAll('.labloom-timeline-key-item'))
+    add(item.dataset.state, getComputedStyle(item.firstElementChild).backgroundColor);
+  return out;
+}"""
+
+
+def timeline_colours(view: Any) -> dict[str, set[str]]:
+    """Each state's colours in the timeline's bars and key, as #rrggbb."""
+    def hex_of(colour: str) -> str:
+        return "#" + "".join(f"{round(c):02x}" for c in rgba(colour)[:3])
+
+    return {state: {hex_of(c) for c in colours}
+            for state, colours in view.evaluate(TIMELINE_FILLS).items()}
+
+
+def show_timeline(view: Any) -> set[str]:
+    """The Timeline button pressed, once its bars are drawn: the states they show."""
+    view.locator("button.labloom-timeline-toggle").click()
+    view.locator(".labloom-timeline-chart rect[data-state]").first.wait_for(timeout=30_000)
+    return set(view.locator(".labloom-timeline-chart rect[data-state]").evaluate_all(
+        "bars => bars.map(b => b.dataset.state)"))
+
+
 def check_everything_drawn(page: Any, view: Any, theme: str) -> set[str]:
     """At rest, each child chip and Experiments row hovered, the failed row clicked (it keeps
     the focus): nothing too faint. The states seen hovered."""
@@ -166,6 +208,10 @@ def test_every_state_s_colours_read_in_the_run_tab_hovered_and_selected_on_both_
     view.locator('.labloom-child-current[data-state="Failed"]').wait_for(timeout=20_000)
     states = {g.get_attribute("data-state") for g in view.locator("g.labloom-node").all()}
     assert states == {"Failed", "Cached", "UpstreamFailed"}, states
+    assert {"Completed", "Failed"} <= show_timeline(view)
+    # The timeline's light shades are the palette the static summary reads (html.py).
+    marks = light_marks()
+    assert timeline_colours(view) == {s: {marks[State(s)]} for s in timeline_colours(view)}
 
     hovered = check_everything_drawn(page, view, "light")
     assert hovered == {"chip Completed", "chip Failed", "row Completed", "row Failed"}, hovered

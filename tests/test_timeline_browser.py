@@ -1,6 +1,7 @@
 """The run's timeline in a real JupyterLab (headless Chromium): in a Lab run tab (a run the real
 `labloom` command made) and in a cell's live DAG widget, lanes and bars drawn by the one
-renderer, coloured by state; a run too dense for bars is drawn as buckets.
+renderer, coloured by state in the palette's shades (dag.css: the light theme's, then the dark
+theme's once the user switches); a run too dense for bars is drawn as buckets.
 
 Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import labloom
+from cli_helpers import labloom, wait_for
 from lab_helpers import (
     cell_widget,
     flows_folder,
@@ -22,8 +23,12 @@ from lab_helpers import (
     open_run,
     shot,
     stored_runs,
+    use_dark_theme,
     wait_or_shot,
 )
+from labloom.core.states import State
+from labloom.notebook.widget.palette import light_marks
+from test_lab_state_colours import timeline_colours, too_faint
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
@@ -58,8 +63,14 @@ def wide(n: int = 3200):
 BARS = "svg g[aria-label='bar'] rect"
 
 
-def fills(chart: Any) -> set[str]:
-    return set(chart.locator(BARS).evaluate_all("rs => rs.map(r => r.getAttribute('fill'))"))
+def coloured_by_state(chart: Any) -> dict[str, set[str]]:
+    """Failed and Completed bars (and their key) in their own colours, the palette's (dag.css's
+    light theme shades, which the static summary uses too)."""
+    colours = timeline_colours(chart)
+    marks = light_marks()
+    assert {"Failed", "Completed"} <= set(colours), colours
+    assert colours == {state: {marks[State(state)]} for state in colours}, colours
+    return colours
 
 
 @pytest.mark.lab_extension
@@ -84,8 +95,7 @@ def test_the_run_tab_shows_a_timeline_of_lanes_and_bars_by_state(
     assert chart.locator(BARS).count() == 17  # sixteen naps and done
     lanes = int(chart.get_attribute("data-lanes") or 0)
     assert 1 <= lanes <= 17
-    # Failed and Completed bars in their own colours, the DAG's.
-    assert {"#ef4444", "#22c55e"} <= fills(chart), fills(chart)
+    coloured_by_state(chart)
     summary = chart.locator(".labloom-timeline-summary").inner_text()
     assert summary.startswith("17 task runs on ") and "lane" in summary
     # Each bar names its task run on hover.
@@ -134,7 +144,13 @@ def test_the_cell_widget_shows_the_same_timeline(lab: Any, page: Any) -> None:
     chart = widget.locator(".labloom-timeline[data-mode='bars']")
     wait_or_shot(page, chart.locator(BARS).nth(7), "failed-cell-timeline", timeout=20)
     assert chart.locator(BARS).count() == 8
-    assert {"#ef4444", "#22c55e"} <= fills(chart), fills(chart)
+    light = coloured_by_state(chart)
     assert int(chart.get_attribute("data-lanes") or 0) >= 1
     assert chart.locator(".labloom-timeline-summary").inner_text().startswith("8 task runs on")
     shot(page, "cell-timeline", page.locator(".jp-CodeCell").nth(2))
+    # On the dark theme the bars take its shades, without a redraw, and read on its background.
+    use_dark_theme(page)
+    wait_for(lambda: timeline_colours(chart) != light, 20, "the dark theme's bar colours")
+    low = {what: shown for what, shown in too_faint(widget).items() if what.startswith("timeline")}
+    assert low == {}, low
+    shot(page, "cell-timeline-dark", page.locator(".jp-CodeCell").nth(2))

@@ -28,15 +28,12 @@ import { createLogPane } from "./logpane.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-// Keep in step with STATE_COLOURS in src/labloom/notebook/widget/html.py. The boxes' tints and
-// the timeline's bars; each state's line and text colours, which read on the theme's
-// background, are dag.css's (--labloom-mark).
-const COLOURS = {
-  Pending: "#a1a1aa", Running: "#3b82f6", Retrying: "#f59e0b", Completed: "#22c55e",
-  Cached: "#14b8a6", Failed: "#ef4444", UpstreamFailed: "#f97316", Cancelled: "#71717a",
-  Crashed: "#b91c1c",
-};
-const ORDER = Object.keys(COLOURS);
+// Every state, in the order counts are said. Each state's colour (a box's edge and tint, a
+// progress bar's part, the timeline's bars and key, the run's state), in a shade that reads on
+// the theme's background, is dag.css's (--labloom-mark): the one palette, which the static
+// summary (src/labloom/notebook/widget/html.py) reads too.
+const ORDER = ["Pending", "Running", "Retrying", "Completed", "Cached", "Failed", "UpstreamFailed",
+  "Cancelled", "Crashed"];
 const FINAL = new Set(["Completed", "Cached", "Failed", "UpstreamFailed", "Cancelled", "Crashed"]);
 // Each drawing gets its own arrow marker id: url(#id) resolves to the first element with that
 // id in the whole page, which may sit in a hidden tab, where the marker would not render.
@@ -203,7 +200,7 @@ export function render({ model, el, showsMessage = false }) {
         // replaced between a press on it and the release would lose the click on the node.
         for (const k of ORDER) {
           if (k === "Pending") continue;
-          bar.append(s("rect", { class: "labloom-progress-part", "data-state": k, height: 6, fill: COLOURS[k] }));
+          bar.append(s("rect", { class: "labloom-progress-part", "data-state": k, height: 6 }));
         }
         g.append(bar);
       }
@@ -224,8 +221,6 @@ export function render({ model, el, showsMessage = false }) {
     for (const [id, parts] of nodeEls) {
       const info = states[id] || { state: "Pending", counts: {}, total: 0 };
       parts.g.setAttribute("data-state", info.state);
-      parts.rect.setAttribute("stroke", COLOURS[info.state] || "#a1a1aa");
-      parts.rect.setAttribute("fill", (COLOURS[info.state] || "#a1a1aa") + "22");
       if (parts.bar) {
         const done = ORDER.filter((k) => FINAL.has(k)).reduce((a, k) => a + (info.counts[k] || 0), 0);
         parts.sub.textContent = `${done}/${info.total} · ${info.state}`;
@@ -301,7 +296,7 @@ export function render({ model, el, showsMessage = false }) {
     const text = JSON.stringify({ ...msg, end: null });
     if (text === timeline.drawn) return;
     timeline.drawn = text;
-    drawTimeline(timelineBox, msg, COLOURS);
+    drawTimeline(timelineBox, msg, ORDER);
   }
 
   function toggleTimeline() {

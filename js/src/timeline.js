@@ -72,13 +72,45 @@ function bucketPieces(data) {
   return pieces;
 }
 
+// Each bar carries its task run's state (data-state) and takes that state's colour from the
+// stylesheet (dag.css, --labloom-mark), the shade the DAG's lines use: it reads 3:1 or more on
+// the theme's background, and follows a switch of theme without a redraw. A fixed colour per
+// state given to Plot would be one shade for both themes (the old ones read 2.2 to 2.8:1 on
+// white for Pending, Retrying, Completed, Cached and UpstreamFailed, a Crashed red 2.9:1 on the
+// dark theme). Plot draws a mark's rects in the order of its index (positions in `rows`).
+function tagStates(rows) {
+  return (index, scales, values, dimensions, context, next) => {
+    const g = next(index, scales, values, dimensions, context);
+    const rects = g.querySelectorAll("rect");
+    index.forEach((i, n) => rects[n] && rects[n].setAttribute("data-state", rows[i].state));
+    return g;
+  };
+}
+
+// The key: a swatch and a name per state drawn, coloured like the bars (Plot's own legend
+// would paint its swatches with fixed colours).
+function stateKey(states) {
+  const key = document.createElement("div");
+  key.className = "labloom-timeline-key";
+  for (const state of states) {
+    const item = document.createElement("span");
+    item.className = "labloom-timeline-key-item";
+    item.setAttribute("data-state", state);
+    const swatch = document.createElement("span");
+    swatch.className = "labloom-timeline-swatch";
+    item.append(swatch, state);
+    key.append(item);
+  }
+  return key;
+}
+
 /**
  * Draw the timeline answer `data` into `box` (replacing what was there).
- * @param {HTMLElement} box
+ * @param {HTMLElement} box inside the DAG's `.labloom-widget` (whose stylesheet colours states)
  * @param {any} data the shape of `GET runs/{id}/timeline`
- * @param {Record<string, string>} colours state -> colour, the DAG's
+ * @param {string[]} order every state, in the order the key lists them
  */
-export function drawTimeline(box, data, colours) {
+export function drawTimeline(box, data, order) {
   const summary = document.createElement("div");
   summary.className = "labloom-timeline-summary";
   summary.textContent = summaryText(data);
@@ -97,7 +129,7 @@ export function drawTimeline(box, data, colours) {
   // An instant task run still gets a visible sliver.
   const sliver = span / 1500;
   for (const r of rows) r.end = Math.max(r.end, r.start + sliver);
-  const states = Object.keys(colours).filter((k) => rows.some((r) => r.state === k));
+  const states = order.filter((k) => rows.some((r) => r.state === k));
   const longest = Math.max(...lanes.map((l) => l.length));
   const chart = Plot.plot({
     width: Math.max(MIN_WIDTH, box.clientWidth || 640),
@@ -105,11 +137,11 @@ export function drawTimeline(box, data, colours) {
     marginLeft: Math.min(280, 12 + longest * 6.5),
     x: { label: "seconds from the first start →", domain: [0, span] },
     y: { domain: lanes, label: null },
-    color: { domain: states, range: states.map((k) => colours[k]), legend: true },
     marks: [
-      Plot.barX(rows, { x1: "start", x2: "end", y: (r) => lanes[r.lane], fill: "state", title: "title", insetTop: 1, insetBottom: 1 }),
+      Plot.barX(rows, { x1: "start", x2: "end", y: (r) => lanes[r.lane], title: "title", insetTop: 1, insetBottom: 1,
+        render: tagStates(rows) }),
     ],
   });
   chart.classList.add("labloom-timeline-chart");
-  box.replaceChildren(summary, chart);
+  box.replaceChildren(summary, stateKey(states), chart);
 }

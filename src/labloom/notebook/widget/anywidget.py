@@ -14,6 +14,7 @@ import traitlets
 
 from ...core.errors import LabloomError
 from .html import summary_html
+from .palette import stylesheet
 from .view import Payload, RunHandle, RunView
 
 _HERE = pathlib.Path(__file__).resolve().parent
@@ -26,8 +27,9 @@ def asset(name: str) -> pathlib.Path:
     ``widget.js`` is a build output: the DAG renderer (js/src/dag.js, as js/src/cellwidget.js
     exports it: the default export only) bundled with its charting library, written there by
     the JS build (``cd js && jlpm build``, which ``pip install .`` and ``pip install -e .``
-    run). ``widget.css`` is copied into a wheel; a source checkout
-    reads it from js/ (editing the style needs no rebuild)."""
+    run). ``widget.css`` is the stylesheet (``palette.stylesheet``)."""
+    if name == "widget.css":
+        return stylesheet()
     packaged = _HERE / "static" / name
     if packaged.is_file():
         return packaged
@@ -37,7 +39,7 @@ def asset(name: str) -> pathlib.Path:
             "install && jlpm build` in labloom's source folder (or `pip install -e .`, which "
             "builds it)"
         )
-    return _HERE.parents[3] / "js" / "style" / "dag.css"
+    raise LabloomError(f"[labloom] the cell widget has no asset {name!r}")
 
 
 class RunWidget(anywidget.AnyWidget):

@@ -10,19 +10,16 @@ from html import escape
 
 from ...core.states import State
 from ...dag.model import ViewGraph
+from .palette import light_marks
 
-# Shared with js/src/dag.js, the widget's ES module (keep the two in step).
-STATE_COLOURS = {
-    State.PENDING: "#a1a1aa",
-    State.RUNNING: "#3b82f6",
-    State.RETRYING: "#f59e0b",
-    State.COMPLETED: "#22c55e",
-    State.CACHED: "#14b8a6",
-    State.FAILED: "#ef4444",
-    State.UPSTREAM_FAILED: "#f97316",
-    State.CANCELLED: "#71717a",
-    State.CRASHED: "#b91c1c",
-}
+# Where the summary is shown: GitHub's notebook preview and nbconvert's HTML export (light), but
+# also on a dark page: VS Code's dark themes, `jupyter nbconvert --theme dark`. No one text
+# colour reads 4.5:1 on both white and a near-black page (it would need a luminance at most 0.18
+# for white and at least 0.2 for #111), and no stylesheet of labloom's (nor Lab's variables) is
+# there to pick one by theme. So each state's badge brings its own white ground, and its text
+# and edge take the light theme's shade (dag.css, palette.py), 4.5:1 or more on white: readable
+# on any page. tests/test_summary_colours.py checks it in nbconvert's output in Chromium.
+BADGE_GROUND = "#ffffff"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -35,9 +32,10 @@ def format_duration(seconds: float | None) -> str:
 
 
 def _badge(state: State) -> str:
-    colour = STATE_COLOURS.get(state, "#a1a1aa")
+    colour = light_marks()[state]
     return (
         f'<span class="labloom-state" data-state="{state.value}" style="color:{colour};'
+        f"background:{BADGE_GROUND};border:1px solid {colour};border-radius:3px;padding:0 4px;"
         f'font-weight:bold">{state.value}</span>'
     )
 
