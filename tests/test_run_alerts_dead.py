@@ -69,8 +69,9 @@ def killed_mid_run(home: Path, url: str) -> str:
     write(home / "flows.py", HANGS)
     run = start_labloom(home, "run", "flows.py:nightly", "--notify", url, LABLOOM_PROGRESS="0")
     try:
-        wait_for(lambda: (home / "started.txt").exists() and wishes(home), 60,
-                 "the task to start and the run's alert to be wished for")
+        wait_for(lambda: (home / "started.txt").exists() and wishes(home)
+                 and task_states(home) == ["Running"], 60,
+                 "the task to run, in the store too, and the run's alert to be wished for")
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=10)
     finally:
@@ -78,6 +79,14 @@ def killed_mid_run(home: Path, url: str) -> str:
     [wish] = wishes(home)
     assert run_state(home) == "Running"  # nobody marked it yet
     return str(wish["run_id"])
+
+
+def task_states(home: Path) -> list[str]:
+    conn = store_of(home)
+    if conn is None:
+        return []
+    with conn:
+        return [str(row[0]) for row in conn.execute("SELECT state FROM task_runs")]
 
 
 def serve_some(home: Path, hook: Hook, serves: int = 1) -> list[tuple[str, str]]:
