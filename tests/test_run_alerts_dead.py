@@ -12,8 +12,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cli_helpers import Hook, labloom, start_labloom, stop, store_of, wait_for, write
-from test_alerts_kept import beats, end, pending_rows
+from test_alerts_kept import FLOWS, beats, end, pending_rows
 
 HANGS = """
     import time
@@ -29,17 +31,7 @@ HANGS = """
     def nightly(marker: str = "started.txt"):
         load(marker)
 """
-FAILS = """
-    from labloom import flow, task
-
-    @task
-    def check(rows):
-        raise ValueError(f"row {rows} is malformed")
-
-    @flow
-    def etl(rows: str = "PATIENT-4711"):
-        check(rows)
-
+FAILS = FLOWS + """
     @flow
     def fine():
         return 1
@@ -206,28 +198,20 @@ def test_a_completed_run_leaves_no_alert_and_no_wish(labloom_home: Path) -> None
         hook.close()
 
 
-def test_a_failed_run_keeps_its_alert_as_before_and_no_wish(labloom_home: Path) -> None:
-    home = labloom_home
-    write(home / "flows.py", FAILS)
-    hook = Hook([])
-    try:
-        out = labloom(home, "run", "flows.py:etl", "--notify", hook.url, LABLOOM_PROGRESS="0")
-        assert out.returncode == 1 and "failure alert delivered" in out.stderr, out.stderr
-        assert not wishes(home) and not pending_rows(home)
-        assert hook.connections_so_far() == 1
-    finally:
-        hook.close()
-
-
-def test_a_wish_the_store_could_not_take_leaves_the_run_going(labloom_home: Path) -> None:
-    # LABLOOM_STORE=0: nothing is written, the wish neither; the run and its alert as before.
+@pytest.mark.parametrize("store", ["1", "0"])
+def test_a_failed_run_sends_its_alert_itself_as_before(labloom_home: Path, store: str) -> None:
+    # The command keeps and posts its alert as before, and leaves no wish; with the store off
+    # (LABLOOM_STORE=0: nothing written, the wish neither) it posts it all the same.
     home = labloom_home
     write(home / "flows.py", FAILS)
     hook = Hook([])
     try:
         out = labloom(home, "run", "flows.py:etl", "--notify", hook.url, LABLOOM_PROGRESS="0",
-                      LABLOOM_STORE="0")
+                      LABLOOM_STORE=store)
         assert out.returncode == 1 and "failure alert delivered" in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+        assert hook.connections_so_far() == 1
     finally:
         hook.close()
+    if store == "1":
+        assert not wishes(home) and not pending_rows(home)
