@@ -169,6 +169,8 @@ def _alert_text(alert: dict[str, Any]) -> str:
     webhook was down says here that its alert still waits for a `labloom serve`."""
     if alert["state"] == "pending":
         why = f" ({alert['reason']})" if alert["reason"] else ""
+        if alert["next_try"] is None:  # wished for by a command that died before sending it
+            return f"not sent yet{why}; `labloom serve` on the store sends it"
         return (f"not delivered yet{why}; kept in the store, `labloom serve` sends it "
                 f"(next try {_when(alert['next_try'])})")
     if alert["state"] == "delivered":

@@ -161,6 +161,10 @@ def run_command(args: argparse.Namespace) -> int:
             executor=choice, address=args.address, origin=args.origin,
             background=True, **params,
         )
+        if args.notify:  # kept now: a serve alerts for the run if this command dies
+            from ..schedule import run_alerts
+
+            run_alerts.register(args.notify, run.id, run.flow_name)
         if args.origin == "schedule":
             from ..schedule.stored_schedules import point_slot_at_run
 
@@ -278,18 +282,22 @@ def _after(run: Any, args: argparse.Namespace, lost: int = 0) -> None:
             "unrecorded": lost,
         }
         Path(args.report).write_text(json.dumps(report), encoding="utf-8")
-    if args.notify and run.state is not State.COMPLETED:
-        from ..schedule import run_alerts
+    if not args.notify:
+        return
+    from ..schedule import run_alerts
 
-        sent = run_alerts.send(args.notify, failure_payload(run.flow_name, run.id,
-                                                           run.state.value, failed, error))
-        if sent.reason is None:
-            _tell("labloom: failure alert delivered")
-        elif sent.kept:
-            _tell(f"labloom: failure alert not delivered yet ({sent.reason}); kept in the store: "
-                  f"the next `labloom serve` on it sends it (`labloom show {run.id}` says when)")
-        else:
-            _tell("labloom: failure alert not delivered (see the log above)")
+    if run.state is State.COMPLETED:
+        run_alerts.forget(run.id)  # its wish for an alert, kept at its start
+        return
+    sent = run_alerts.send(args.notify, failure_payload(run.flow_name, run.id, run.state.value,
+                                                       failed, error))
+    if sent.reason is None:
+        _tell("labloom: failure alert delivered")
+    elif sent.kept:
+        _tell(f"labloom: failure alert not delivered yet ({sent.reason}); kept in the store: "
+              f"the next `labloom serve` on it sends it (`labloom show {run.id}` says when)")
+    else:
+        _tell("labloom: failure alert not delivered (see the log above)")
 
 
 def export_command(args: argparse.Namespace) -> int:

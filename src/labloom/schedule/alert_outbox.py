@@ -118,7 +118,7 @@ def claim(conn: Conn, sender: str, now: float, busy: set[str], room: int) -> lis
             if url in held:
                 continue
             if holder is not None and holder.startswith(_RUN_HOLDER):
-                if _run_holder_gone(holder):  # killed while it posted: its alert is due now
+                if run_holder_gone(holder):  # killed while it posted: its alert is due now
                     next_try = now
                 holder = None  # else its row is not due until the command's window is over
             claimed = holder is not None and _home.owner_alive(host, pid, beat, now,
@@ -146,11 +146,15 @@ def run_holder() -> str:
     return f"{_RUN_HOLDER}{os.getpid()}@{_home.host_name()}"
 
 
-def _run_holder_gone(holder: str) -> bool:
-    """Whether the `labloom run` that holds an alert is known dead: its pid, on this host.
-    On another host nothing says so before the row's ``next_try`` (the end of its window)."""
+def run_holder_gone(holder: str, since: float | None = None) -> bool:
+    """Whether the `labloom run` that holds an alert (or its wish) is known dead: its pid, on
+    this host (or, alive, a later process's: started after ``since``, the store's time when it
+    was seen). On another host nothing says so: the caller waits for its own sign."""
     pid, _, host = holder.removeprefix(_RUN_HOLDER).partition("@")
-    return host == _home.host_name() and pid.isdigit() and not _home.pid_alive(int(pid))
+    if host != _home.host_name() or not pid.isdigit():
+        return False
+    return not _home.pid_alive(int(pid)) or (since is not None
+                                            and _home.started_after(int(pid), since))
 
 
 def record(conn: Conn, sender: str, now: float, outcomes: Sequence[Outcome],

@@ -10,7 +10,8 @@ Each run is ``python -m labloom run ... --origin schedule`` in its own subproces
 so a crashing flow cannot take the scheduler down and a terminal's Ctrl-C reaches only the
 scheduler. SIGTERM (or SIGINT) stops new runs and waits up to ``grace`` seconds for running
 ones before terminating them; a second signal terminates them at once. Failure alerts are kept
-in the store with what they tell of, and sent from there (``alert_sender``).
+in the store with what they tell of, and sent from there (``alert_sender``), with those of
+`labloom run --notify` commands that died before they sent theirs (``dead_run_alerts``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ..core.flow_retries import RETRY_NOTE
 from ..store import home as _home
 from ..store import store_clock
 from ..store.db import get_database, is_transient
-from . import liveness, log_files
+from . import dead_run_alerts, liveness, log_files
 from . import stored_schedules as sched
 from .alert_sender import AlertSender
 from .alerts import failure_payload
@@ -167,6 +168,7 @@ class ScheduleServer:
                 with sched.transaction(conn):  # their alerts kept in it too
                     liveness.settle_running(conn, store_clock.now(conn), settled=settled)
                     self._alert_settled(conn, settled)
+            dead_run_alerts.compose(conn)  # `labloom run --notify` commands killed mid-run
         for schedule in sched.get_all(conn):
             now = store_clock.now(conn)  # no round trip: the offset measured at the last beat
             if schedule.paused or self.stopping.is_set() or not self._computable(schedule, now):

@@ -10,6 +10,12 @@ leaves it until the command is done (delivered: the row goes; not: it is due at 
 known killed (its pid gone, on the serve's host; on another host, once its window is over). The URL waits in the row (a secret, as a schedule's --notify is) and goes
 with it. A store that cannot take the alert (away, full) leaves the command posting from
 memory only, said.
+
+The alert is wished for from the run's start (``register``): a row of ``run_alert_wishes``
+naming the run, its flow and the URL, which the command deletes when the run completes
+(``forget``) or as it keeps its alert. A command killed before then (-9 during the run, the
+machine restarted, or killed between the failure written and the alert kept) leaves the wish,
+and a ``serve`` composes the alert from the run's record, once (``dead_run_alerts``).
 """
 
 from __future__ import annotations
@@ -60,20 +66,65 @@ def send(url: str, body: dict[str, Any]) -> Sent:
             conn.close()
 
 
-def _keep(url: str, body: dict[str, Any], hold: float) -> tuple[Conn | None, int | None]:
+def register(url: str, run_id: str, flow: str) -> None:
+    """At the run's start: the wish for its alert, which a ``serve`` acts on if this command
+    dies before it keeps the alert. A store that cannot take it leaves this command alerting
+    alone, said: a run is never stopped for it."""
+    conn = _connect("the wish for a failure alert if this command dies")
+    if conn is None:
+        return
+    try:
+        with conn.transaction():
+            conn.execute("INSERT INTO run_alert_wishes (run_id, flow, url, holder, created) "
+                         "VALUES (?, ?, ?, ?, ?)", (run_id, flow, url, outbox.run_holder(),
+                                                    store_clock.now(conn)))
+    except Exception as exc:
+        log.error("[labloom] the wish for a failure alert could not be kept in the store (%s): "
+                  "a run whose command is killed alerts nobody", type(exc).__name__)
+    finally:
+        conn.close()
+
+
+def forget(run_id: str) -> None:
+    """The run completed: no alert, and no wish left for a ``serve`` to look at. Quiet when
+    the store cannot take it: a serve drops the wish of a completed run all the same."""
+    conn = _connect(None)
+    if conn is None:
+        return
+    try:
+        with conn.transaction():
+            conn.execute("DELETE FROM run_alert_wishes WHERE run_id = ?", (run_id,))
+    except Exception as exc:
+        log.debug("[labloom] the completed run's alert wish not deleted: %r", exc)
+    finally:
+        conn.close()
+
+
+def _connect(what: str | None) -> Conn | None:
+    """A connection to the store; None when it is off or cannot be reached (said, naming
+    ``what`` could not be kept, unless ``what`` is None)."""
     from .. import store
 
     if not store.enabled():  # LABLOOM_STORE=0: nothing written, this one neither
-        return None, None
+        return None
     try:
-        conn = get_database().connect()
+        return get_database().connect()
     except Exception as exc:
-        log.error("[labloom] the failure alert could not be kept in the store (%s): posted "
-                  "from this command only", type(exc).__name__)
+        if what is not None:
+            log.error("[labloom] %s could not be kept in the store (%s)", what,
+                      type(exc).__name__)
+        return None
+
+
+def _keep(url: str, body: dict[str, Any], hold: float) -> tuple[Conn | None, int | None]:
+    conn = _connect("the failure alert (posted from this command only)")
+    if conn is None:
         return None, None
     try:
         with conn.transaction():
             now = store_clock.now(conn)
+            # The wish is done with: this command keeps the alert itself.
+            conn.execute("DELETE FROM run_alert_wishes WHERE run_id = ?", (body.get("run_id"),))
             alert_id = conn.execute(
                 "INSERT INTO pending_alerts (schedule, run_id, body, created, next_try, url, "
                 "sender) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -128,8 +179,9 @@ def _settle(conn: Conn, alert_id: int, run_id: str | None, reason: str | None,
 
 def of_run(conn: Conn, run_id: str) -> dict[str, Any] | None:
     """What became of a run's failure alert, for `labloom show`: ``state`` "pending" (still to
-    send: its attempts, why the last failed, its next try), "delivered" or "given up" (when,
-    after how many attempts, why); None for a run that had no alert (or none kept)."""
+    send: its attempts, why the last failed, its next try: None while a serve has still to
+    compose it), "delivered" or "given up" (when, after how many attempts, why); None for a
+    run that had no alert (or none kept)."""
     row = conn.execute(
         "SELECT attempts, last_error, next_try FROM pending_alerts WHERE run_id = ? "
         "ORDER BY id DESC LIMIT 1", (run_id,)).fetchone()
@@ -138,6 +190,13 @@ def of_run(conn: Conn, run_id: str) -> dict[str, Any] | None:
                 "next_try": row[2]}
     row = conn.execute("SELECT outcome, at, attempts, reason FROM run_alerts WHERE run_id = ?",
                        (run_id,)).fetchone()
-    if row is None:
+    if row is not None:
+        return {"state": row[0], "at": row[1], "attempts": row[2], "reason": row[3]}
+    # Only wished for, and the run ended badly: its command died before it kept the alert
+    # (or is keeping it now), which a serve composes (``next_try`` None: not made yet).
+    row = conn.execute("SELECT r.state FROM run_alert_wishes w JOIN flow_runs r ON r.id = "
+                       "w.run_id WHERE w.run_id = ?", (run_id,)).fetchone()
+    if row is None or row[0] in ("Pending", "Running", "Completed"):
         return None
-    return {"state": row[0], "at": row[1], "attempts": row[2], "reason": row[3]}
+    return {"state": "pending", "attempts": 0, "next_try": None,
+            "reason": "its `labloom run` stopped before it sent it"}

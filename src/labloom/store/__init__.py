@@ -109,20 +109,13 @@ def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
     still being written; None when the record is whole (or the store is off)."""
     if not enabled():
         return None
-    from .recorder import Unrecorded
-    from .room import HELD
     from .writer import writers
 
     for writer in writers():
         if not writer.knows(run_id):
             continue
         writer.wait(timeout=timeout)
-        rec = writer.lost.get(run_id)
-        lost = Unrecorded(0, store=writer.database.display) if rec is None else rec.lost
-        for waiting, why in ((writer.unwritten(run_id), "still waiting to be written when the "
-                              "run ended"), (writer.disk.held.get(run_id, 0), HELD)):
-            if waiting:
-                lost = Unrecorded(lost.count + waiting, [*lost.reasons, why], lost.store)
+        lost = writer.missing(run_id)
         if lost.count:
             return lost
     return None

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 # The tables that hold rows of a run, by its ``run_id``; ``task_states`` is looked up through
 # its task runs (indexed by task run on SQLite, where a scan by run would read the whole table).
 _RUN_TABLES = ("logs", "log_cuts", "experiment_values", "experiment_rows", "experiment_columns",
-               "run_nodes", "cancel_requests", "run_alerts")
+               "run_nodes", "cancel_requests", "run_alerts", "run_alert_wishes")
 _BATCH = 50  # runs per transaction
 _ENDED = ("Completed", "Failed", "Cancelled", "Crashed")
 

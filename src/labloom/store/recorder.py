@@ -26,6 +26,9 @@ def log_line_cap() -> int:
         return 1000
 
 
+UNWRITTEN = "still waiting to be written when the run ended"  # a reason of ``Unrecorded``
+
+
 class Unrecorded:
     """What of a run is not in the store: ``count`` records (rows or events), and why.
 
@@ -41,6 +44,12 @@ class Unrecorded:
 
     def __repr__(self) -> str:
         return f"Unrecorded(count={self.count}, reasons={self.reasons!r}, store={self.store!r})"
+
+    def plus(self, count: int, why: str) -> Unrecorded:
+        """These and ``count`` more, for ``why`` (itself when ``count`` is 0)."""
+        if not count:
+            return self
+        return Unrecorded(self.count + count, [*self.reasons, why], self.store)
 
 
 class Recorder:

@@ -113,6 +113,7 @@ class Room:
         self._recorders: dict[str, Recorder] = {}
         self.held: dict[str, int] = {}
         self._held_since = 0.0
+        self._shed_any = False  # lines shed once: a run's end may need the note of them
 
     def wrote(self, rows: Rows, trouble: WriteTrouble) -> None:
         """After a write that went well: its notes are in, the reserve made if not there;
@@ -149,6 +150,8 @@ class Room:
             self._shed(conn, rows)
         if not self.short and self._held:
             self._give_back(rows)
+        if not self._shed_any:  # no recorder lost or holds a line: no note to look for
+            return
         now = time.time()
         rows.notes = [(run_id, None, 30, now, NOTE.format(count=unstored))
                       for run_id in rows.closed
@@ -174,6 +177,7 @@ class Room:
             return
         if not self._held:
             self._held_since = time.monotonic()
+        self._shed_any = True  # from here lines are held or dropped (``unstored``)
         cap = backlog_cap()
         for name, table in (("logs", rows.logs), ("values", rows.values)):
             for run_id, row in zip(table.runs[table.done:], table.rows[table.done:], strict=True):

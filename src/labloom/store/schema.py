@@ -312,8 +312,16 @@ CREATE TABLE run_alerts (
 )
 """
 
+# Version 20: `labloom run --notify`'s wish for an alert, kept from the run's start: a command
+# killed before it kept its alert (-9 mid-run, a reboot) leaves it to a `labloom serve`, which
+# composes it from the run's record (``dead_run_alerts``). ``holder``: run:PID@HOST.
+_V20 = """
+CREATE TABLE run_alert_wishes (run_id TEXT PRIMARY KEY, flow TEXT NOT NULL, url TEXT NOT NULL,
+                               holder TEXT NOT NULL, created REAL NOT NULL)
+"""
+
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
-                               _V12, _V13, _V14, _V15, _V16, _V17, _V18, _V19)
+                               _V12, _V13, _V14, _V15, _V16, _V17, _V18, _V19, _V20)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -48,8 +48,8 @@ from . import store_clock
 from .commits import CommitSize
 from .db import Conn, Database, file_identity, is_transient, on_forget, short_error, tables_gone
 from .home import HEARTBEAT
-from .recorder import FINAL_WAIT, Recorder
-from .room import NOTE_SQL, Room
+from .recorder import FINAL_WAIT, UNWRITTEN, Recorder, Unrecorded
+from .room import HELD, NOTE_SQL, Room
 from .rows import Rows
 from .settings import backlog_cap, heartbeat_interval, outage_patience
 from .write_trouble import WriteTrouble
@@ -201,14 +201,15 @@ class Writer:
         with self._cond:
             return self._written < self._queued
 
-    def unwritten(self, run_id: str) -> int:
-        """Records of ``run_id`` queued or being written now."""
+    def missing(self, run_id: str) -> Unrecorded:
+        """What of run ``run_id`` the store lacks: lost, unwritten yet, or held (disk full)."""
         with self._cond:
             count = sum(len(batch) for rec, batch in self._queue if rec.run_id == run_id)
-            rows = self._rows
-        if rows is not None:
-            count += sum(sum(1 for r in t.runs[t.done:] if r == run_id) for t in rows.tables())
-        return count
+            writing = () if self._rows is None else self._rows.tables()  # rows being written
+        count += sum(sum(1 for r in t.runs[t.done:] if r == run_id) for t in writing)
+        rec = self.lost.get(run_id)
+        lost = Unrecorded(0, store=self.database.display) if rec is None else rec.lost
+        return lost.plus(count, UNWRITTEN).plus(self.disk.held.get(run_id, 0), HELD)
 
     def _loop(self) -> None:
         with self._cond:
