@@ -110,7 +110,6 @@ def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
     if not enabled():
         return None
     from .recorder import Unrecorded
-    from .room import HELD
     from .writer import writers
 
     for writer in writers():
@@ -119,8 +118,9 @@ def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
         writer.wait(timeout=timeout)
         rec = writer.lost.get(run_id)
         lost = Unrecorded(0, store=writer.database.display) if rec is None else rec.lost
+        held = writer.disk.held.get(run_id, 0)
         for waiting, why in ((writer.unwritten(run_id), "still waiting to be written when the "
-                              "run ended"), (writer.disk.held.get(run_id, 0), HELD)):
+                              "run ended"), (held, writer.disk.held_why)):
             if waiting:
                 lost = Unrecorded(lost.count + waiting, [*lost.reasons, why], lost.store)
         if lost.count:
