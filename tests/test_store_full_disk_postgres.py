@@ -12,6 +12,7 @@ import pwd
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,36 +22,13 @@ import pytest
 import pg_server
 from cli_helpers import cli_env, labloom, stop, wait_for
 from system_programs import require_system
+from test_store_full_disk import CHATTY as SQLITE_CHATTY
 
 pytestmark = pytest.mark.postgresql_only
 
-# Random text: PostgreSQL compresses a long repeated line to almost nothing.
-CHATTY = """
-import os
-import time
-
-from labloom import flow, task, unmapped
-
-@task
-def first():
-    return 1
-
-@task
-def chatty(x):
-    for i in range(int(os.environ["LINES"])):
-        print(f"line {i} " + os.urandom(1500).hex())
-        if i % 5 == 0:
-            time.sleep(0.002)  # small batches, each of which fits
-    return x
-
-@task
-def after(x, i):
-    return x + i
-
-@flow
-def nightly():
-    return after.map(unmapped(chatty(first())), range(20))
-"""
+# The SQLite case's flow, its lines random: PostgreSQL compresses a repeated line to nothing.
+CHATTY = textwrap.dedent(SQLITE_CHATTY).replace('"x" * 3000', "os.urandom(1500).hex()")
+assert "urandom" in CHATTY
 
 
 def mount_small_disk(where: Path, size: str) -> None:

@@ -56,8 +56,8 @@ def make(conn: Conn, size: int, spare: bool = False) -> bool | None:
         if is_disk_trouble(exc):  # the pages a fill cut short added stay in its file: freed
             free(conn)
             return False
-        if is_transient(exc):
-            return None
+        if is_transient(exc) or type(exc).__name__ == "LockNotAvailable":
+            return None  # the server away, or another writer filling it: at the next write
         log.debug("[labloom] no reserve of room in the store: %s", exc)
         return False  # not ours to make (no CREATE right): the states go without it
 
