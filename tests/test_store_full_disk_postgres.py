@@ -182,6 +182,9 @@ def test_a_server_stopped_by_its_full_wal_is_waited_for_then_given_up(
     assert said["state"] == "Completed" and said["unrecorded"] > 0
     assert "cannot be written now" in err
     assert "could not be written for 5s (LABLOOM_STORE_OUTAGE)" in err
+    # What to do is said whole: the driver's long message cut it ("check that the serv").
+    assert "check that the server runs and that LABLOOM_DATABASE_URL (or --database-url) " \
+        "names it; " in err
     assert f"is missing {said['unrecorded']} record(s) of run {said['run_id']}" in err
 
 
