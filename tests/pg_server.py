@@ -48,11 +48,15 @@ def missing() -> str | None:
 
 
 class PostgresServer:
-    def __init__(self, fast: bool = True) -> None:
+    def __init__(self, fast: bool = True, initdb: tuple[str, ...] = (), options: str = "",
+                 base: Path | None = None) -> None:
+        """``initdb``: more arguments of initdb (``--waldir``); ``options``: more of the
+        server's (``-c name=value``); ``base``: the folder to make it in (one the `postgres`
+        user may enter), else a new temporary one."""
         bindir = find_bindir()
         assert bindir is not None, INSTALL_HINT
         self.bindir = bindir
-        self.base = Path(tempfile.mkdtemp(prefix="labloom-pg-"))
+        self.base = base or Path(tempfile.mkdtemp(prefix="labloom-pg-"))
         self.data = self.base / "data"
         self.socket_dir = self.base
         self.log = self.base / "server.log"
@@ -64,8 +68,8 @@ class PostgresServer:
             self._as_user = ["runuser", "-u", "postgres", "--"]
         os.chmod(self.base, 0o755)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
-                  "UTF8", "--no-sync", "--no-instructions")
-        options = f"-k {self.socket_dir} -c listen_addresses='' -c max_connections=200"
+                  "UTF8", "--no-sync", "--no-instructions", *initdb)
+        options = f"-k {self.socket_dir} -c listen_addresses='' -c max_connections=200 {options}"
         if fast:  # the tests' data is thrown away: skip the disk flushes
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self.options = options

@@ -105,9 +105,15 @@ def tables_gone(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
 
 
-def short_error(exc: BaseException) -> str:
+def short_error(exc: BaseException, most: int = 300) -> str:
+    """``exc`` in one line of at most about ``most`` characters: its start and its end, which
+    ours give to what to do ("...: check that the server runs"), cut between words."""
     text = " ".join(str(exc).split()).removeprefix("[labloom] ")
-    return text[:300] or type(exc).__name__
+    if len(text) > most:
+        head = text[:most * 2 // 3].rsplit(" ", 1)[0]
+        tail = text[-(most // 3):].split(" ", 1)[-1]
+        text = f"{head} ... {tail}"
+    return text or type(exc).__name__
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -26,11 +26,19 @@ deleting the reserve frees nothing under it, and the reserve cannot be made agai
 stays short for the process's life), but the checkpoint and the states written without their
 lines still fit where a batch with lines did not.
 
-PostgreSQL: nothing of ours lies beside the server's files. A full disk makes the server
-refuse writes (DiskFull; a connection lost when its own WAL cannot be written is a server away,
-waited out the same): the writer turns short all the same, so a run's states are not held
-behind its lines, and are tried again until ``LABLOOM_STORE_OUTAGE``; lines are tried again
-every ``PROBE`` seconds, as the server does not say when it has room.
+PostgreSQL: nothing of ours lies beside the server's files, so the reserve is a table of
+filler rows, ``labloom_reserve`` (``pg_reserve.py``), on the disk labloom's tables fill. A full
+disk makes the server refuse a write (DiskFull, "could not extend file"): the writer turns
+short, and before its next write empties the table (``TRUNCATE``: its room goes back to the
+disk at once), where the states, written without their lines, fit (session 50: without it the
+disk stayed full, the states were refused as the lines were, and a run that completed was
+left Running, its task runs Pending). When a run ends with lines held, and every ``PROBE``
+seconds (twice as long after each try that failed, up to ``PROBE_AT_MOST``: a try writes what
+room there is before it fails), it fills the table to twice its size: that it fits is room
+for lines besides (the server does not say how much it has); then it is kept at its size. A
+server that cannot write its own WAL stops (PANIC), and stays down when
+its recovery cannot write either: that is a server away, waited out for
+``LABLOOM_STORE_OUTAGE`` seconds with every row kept in memory, then dropped and counted.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import pg_reserve
 from .db import Conn, Database, is_disk_trouble
 from .settings import backlog_cap, outage_patience, reserve_size
 
@@ -54,13 +63,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("labloom")
 
 PROBE = 2.0  # seconds between tries to write lines again once short
-WHY = "log lines and logged values dropped: the disk holding the store was full"
-HELD = ("log lines and logged values waiting for room: the disk holding the store is full "
-        "(the run's states were kept)")
+PROBE_AT_MOST = 30.0  # on PostgreSQL, each try failed doubles the wait, up to this
+# The disk a full store is on, by backend; what to do about it.
+DISK = {"sqlite": "the disk holding the store", "postgresql": "the disk of the store's "
+        "PostgreSQL server"}
+FIX = {"sqlite": "free some space there", "postgresql": "have the server's administrator free "
+       "some space on it"}
+WHY = "log lines and logged values dropped: {disk} was full"
+HELD = "log lines and logged values waiting for room: {disk} is full (the run's states were kept)"
 NOTE = ("[labloom] {count} log line(s) and logged value(s) of this run were not stored when "
-        "it ended: the disk holding the store was full (its states were kept, in room labloom "
-        "reserves for them); free some space there")
-NOTE_LIKE = "[labloom] % were not stored when it ended: the disk holding the store was full%"
+        "it ended: {disk} was full (its states were kept, in room labloom reserves for them); "
+        "{fix}")
+NOTE_LIKE = "[labloom] % were not stored when it ended: the disk % was full%"
 NOTE_SQL = "INSERT INTO logs (run_id, task_run_id, level, time, text) VALUES (?,?,?,?,?)"
 
 
@@ -101,6 +115,11 @@ class Room:
 
     def __init__(self, database: Database) -> None:
         self.display = database.display
+        self.kind = database.kind
+        self.disk = DISK.get(database.kind, DISK["sqlite"])
+        self.held_why = HELD.format(disk=self.disk)
+        self._pg = database.kind == "postgresql"
+        self._emptied = True  # the PostgreSQL reserve to empty before the next write
         self.path = None if database.path is None else Path(f"{database.path}-reserve")
         self.short = False
         self._kept = False  # the reserve made sure of, once per writer
@@ -108,6 +127,7 @@ class Room:
         self._wal = None if database.path is None else Path(f"{database.path}-wal")
         self._checkpoint = False  # the WAL to move into what the reserve freed
         self._probe_at = 0.0
+        self._probe_every = PROBE
         # Lines and values held back while short: (table name, run id, row), and per run.
         self._held: list[tuple[str, str, tuple[Any, ...]]] = []
         self._recorders: dict[str, Recorder] = {}
@@ -123,7 +143,7 @@ class Room:
             trouble.recovered()
         for run_id, *_ in rows.notes:
             rows.recorders[run_id].noted_unstored = True
-        if not self._kept and self.path is not None:
+        if not self._kept and self.path is not None and not self._pg:
             self._kept = True
             with suppress(OSError):
                 self._size = self.path.stat().st_size  # made by another writer, or earlier
@@ -134,10 +154,11 @@ class Room:
         """A write failed: when for want of room, the reserve goes and the writer is short."""
         if not is_disk_trouble(exc):
             return
-        self._probe_at = time.monotonic() + PROBE
+        self._probe_at = time.monotonic() + self._probe_every
         if self.short:
             return
         self.short = self._checkpoint = True
+        self._emptied = False
         if self.path is not None:
             with suppress(OSError):
                 os.unlink(self.path)
@@ -145,7 +166,10 @@ class Room:
     def prepare(self, conn: Conn, rows: Rows) -> None:
         """Before a write: while short, the WAL checkpointed once, and ``rows`` without their
         lines and values (unless there is room again), written whole, not one by one; with
-        the note of what was not stored for each run that ends in them."""
+        the note of what was not stored for each run that ends in them. On PostgreSQL the
+        reserve is made at the first write, emptied at the first while short."""
+        if self._pg and not self._kept and not self.short:
+            self._make_pg_reserve(conn)
         if self.short:
             self._shed(conn, rows)
         if not self.short and self._held:
@@ -153,13 +177,24 @@ class Room:
         if not self._shed_any:  # no recorder lost or holds a line: no note to look for
             return
         now = time.time()
-        rows.notes = [(run_id, None, 30, now, NOTE.format(count=unstored))
+        note = NOTE.format(count="{count}", disk=self.disk,
+                           fix=FIX.get(self.kind, FIX["sqlite"]))
+        rows.notes = [(run_id, None, 30, now, note.format(count=unstored))
                       for run_id in rows.closed
                       if (rec := rows.recorders.get(run_id)) is not None
                       and (unstored := rec.unstored + self.held.get(run_id, 0))
                       and not rec.noted_unstored]
 
+    def _make_pg_reserve(self, conn: Conn) -> None:
+        size = reserve_size()
+        made = pg_reserve.make(conn, size) if size else False
+        if made is not None:  # None: the server could not be asked; at the next write
+            self._kept = True
+            self._size = size if made else 0
+
     def _shed(self, conn: Conn, rows: Rows) -> None:
+        if self._pg and self._size and not self._emptied:
+            self._emptied = pg_reserve.free(conn)
         if self._checkpoint and self._wal is not None:
             self._checkpoint = False
             # Only a copy that can be whole: one that stops half-way has grown the database
@@ -169,10 +204,10 @@ class Room:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         if self._held and time.monotonic() - self._held_since > outage_patience():
             self._drop_held(f"the store could not be written for {outage_patience():g}s "
-                            "(LABLOOM_STORE_OUTAGE): the disk holding it was full")
+                            f"(LABLOOM_STORE_OUTAGE): {self.disk} was full")
         # A run ending with lines held looks at once: its end is what ``labloom run`` tells.
         ending = any(run_id in self.held for run_id in rows.closed)
-        if (ending or time.monotonic() >= self._probe_at) and self._room_again():
+        if (ending or time.monotonic() >= self._probe_at) and self._room_again(conn):
             self.short = False
             return
         if not self._held:
@@ -187,7 +222,7 @@ class Room:
                     self._recorders[run_id] = rec
                     self.held[run_id] = self.held.get(run_id, 0) + 1
                 else:  # as many as may wait in memory wait already
-                    rec.drop(1, WHY)
+                    rec.drop(1, WHY.format(disk=self.disk))
                     rec.unstored += 1
             del table.rows[table.done:], table.runs[table.done:]
         rows.split = False  # states alone are few: one transaction
@@ -208,9 +243,17 @@ class Room:
             rows.recorders.setdefault(run_id, self._recorders[run_id])
         self._drop_held("")  # nothing dropped: given back
 
-    def _room_again(self) -> bool:
+    def _room_again(self, conn: Conn) -> bool:
         self._probe_at = time.monotonic() + PROBE
+        if self._pg and self._size:  # a reserve that fits again: room for lines too
+            if self._emptied and pg_reserve.make(conn, self._size, spare=True):
+                self._probe_every = PROBE
+                return True
+            # Each try writes what room there is before it fails: tried less often.
+            self._probe_every = min(2 * self._probe_every, PROBE_AT_MOST)
+            self._probe_at = time.monotonic() + self._probe_every
+            return False
         if self.path is None or not self._size:
-            return True  # PostgreSQL, or no reserve: lines are tried and may fail again
+            return True  # no reserve: lines are tried and may fail again
         # As much room as the reserve besides it: else lines would fill it again at once.
         return _free(self.path.parent) >= 2 * self._size and _make(self.path, self._size)

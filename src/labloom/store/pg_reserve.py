@@ -1,0 +1,83 @@
+"""Room kept on a PostgreSQL server's disk for the runs' states: the table ``labloom_reserve``.
+
+Beside a SQLite store the reserve is a file (``room.py``); a PostgreSQL server's files are not
+ours to touch, but a table is: ``labloom_reserve`` holds ``LABLOOM_STORE_RESERVE`` MB of filler
+rows, in the tablespace labloom's tables are made in (the database's default), so on the disk
+that their rows fill. When that disk is full (DiskFull, SQLSTATE 53100: "could not extend
+file"), ``TRUNCATE`` gives its files' room back at once (PostgreSQL cuts a truncated relation's
+old file to zero length at commit, unlinking it at the next checkpoint), and the states that
+follow, written without their lines, fit in it. Made again, once there is room, by the writer
+that emptied it.
+
+The table has one ``VARCHAR(450)`` column: a row can never reach the size (about 2 KB) from
+which PostgreSQL compresses rows or moves them out of line, so the table has no TOAST table. It
+must not: ``TRUNCATE`` makes a TOAST table's index anew, a page written at once, which a full
+disk refused ("could not extend file"), and the room was never given back. A row of 450 bytes
+takes about 484 on disk (its header, its pointer), sixteen to a page.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+from .db import is_disk_trouble, is_transient
+
+if TYPE_CHECKING:
+    from .db import Conn
+
+log = logging.getLogger("labloom")
+
+TABLE = "labloom_reserve"
+_PAGE = 8192
+_ROWS_A_PAGE = 16
+_FILLER = 450
+# A lock held by another writer emptying or filling it is not waited for long: the states wait.
+_LOCK_WAIT = "SET LOCAL lock_timeout = '5s'"
+
+
+def make(conn: Conn, size: int, spare: bool = False) -> bool | None:
+    """``labloom_reserve`` holding ``size`` bytes (made by another process: kept as it is);
+    with ``spare``, only if it fits twice (filled to twice, then emptied and filled once): room
+    for lines besides, which the room just freed by emptying it is not. False when there is
+    no room for it (what a fill cut short took is given back) or the user may not create it;
+    None when the server could not be asked (try again later)."""
+    try:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (filler VARCHAR({_FILLER}) NOT NULL)")
+        _fill(conn, 2 * size if spare else size)
+        if spare:
+            with conn.transaction():
+                conn.execute(_LOCK_WAIT)
+                conn.execute(f"TRUNCATE {TABLE}")
+            _fill(conn, size)
+        return True
+    except Exception as exc:
+        if is_disk_trouble(exc):  # the pages a fill cut short added stay in its file: freed
+            free(conn)
+            return False
+        if is_transient(exc) or type(exc).__name__ == "LockNotAvailable":
+            return None  # the server away, or another writer filling it: at the next write
+        log.debug("[labloom] no reserve of room in the store: %s", exc)
+        return False  # not ours to make (no CREATE right): the states go without it
+
+
+def _fill(conn: Conn, size: int) -> None:
+    with conn.transaction():
+        conn.execute(_LOCK_WAIT)
+        conn.execute(f"LOCK TABLE {TABLE} IN EXCLUSIVE MODE")
+        have = int(conn.execute(f"SELECT pg_relation_size('{TABLE}')").fetchone()[0])
+        if have < size:
+            pages = -(-(size - have) // _PAGE)
+            conn.execute(f"INSERT INTO {TABLE} (filler) SELECT repeat('x', {_FILLER}) "
+                         "FROM generate_series(1, ?)", (pages * _ROWS_A_PAGE,))
+
+
+def free(conn: Conn) -> bool:
+    """Empty ``labloom_reserve``, its room back to the disk; whether it was."""
+    with suppress(Exception):
+        with conn.transaction():
+            conn.execute(_LOCK_WAIT)
+            conn.execute(f"TRUNCATE {TABLE}")
+        return True
+    return False
