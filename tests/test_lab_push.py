@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,10 +118,9 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
 ) -> None:
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
-    gets: list[tuple[float, str]] = []
+    gets: list[str] = []
     answered: list[str] = []
-    page.on("request", lambda r: gets.append((time.monotonic(), r.url))
-            if "/labloom/api/runs" in r.url else None)
+    page.on("request", lambda r: gets.append(r.url) if "/labloom/api/runs" in r.url else None)
     for ended in ("requestfinished", "requestfailed"):
         page.on(ended, lambda r: answered.append(r.url) if "/labloom/api/runs" in r.url else None)
     page.clock.install()  # see timers_stopped
