@@ -339,6 +339,18 @@ def timers_stopped(page: Any) -> Iterator[None]:
         page.clock.resume()
 
 
+def requests_answered(page: Any, part: str = "/labloom/api/") -> Callable[[], bool]:
+    """Watch the page's requests whose URL holds ``part`` from now on: the check returned says
+    whether every one made so far was answered (or failed). Wait for it with ``wait_in_page``
+    (the handlers run only inside Playwright's calls)."""
+    asked: list[str] = []
+    answered: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if part in r.url else None)
+    for ended in ("requestfinished", "requestfailed"):
+        page.on(ended, lambda r: answered.append(r.url) if part in r.url else None)
+    return lambda: len(answered) >= len(asked)
+
+
 def wait_pushed(page: Any, locator: Any, timeout: float, what: str) -> None:
     """Wait for ``locator`` to show while the page's timers are stopped (``stop_timers``) and
     its clock stands still: what falls due at once runs (the read an event asks for, a zero

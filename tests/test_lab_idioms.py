@@ -20,6 +20,7 @@ from lab_helpers import (
     flows_folder,
     open_lab,
     open_notebook,
+    requests_answered,
     run_row,
     shot,
     start_run,
@@ -110,11 +111,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     [cli_run] = stored_runs(home, "tables")
 
     # /tree: the panel is a tab beside Files and Running.
-    asked: list[str] = []
-    answered: list[str] = []
-    page.on("request", lambda r: asked.append(r.url) if "/labloom/api/" in r.url else None)
-    for ended in ("requestfinished", "requestfailed"):
-        page.on(ended, lambda r: answered.append(r.url) if "/labloom/api/" in r.url else None)
+    all_answered = requests_answered(page)
     page.clock.install()  # see timers_stopped
     page.goto(url.format("tree"))
     page.locator(".jp-TreePanel .lm-TabBar-tab", has_text="Flows").click()
@@ -145,7 +142,7 @@ def test_notebook_7_tab_side_panel_and_the_launch_form(
     # read already on its way is answered first (it may not list a run it did not ask for).
     started = panel.locator(".labloom-launch-message", has_text="Started run")
     with timers_stopped(page):
-        wait_in_page(page, lambda: len(answered) >= len(asked), 30, "the page's reads to end")
+        wait_in_page(page, all_answered, 30, "the page's reads to end")
         panel.locator(".labloom-launch-run").click()
         started.wait_for(timeout=60_000)
         lab_run = next(r for r in stored_runs(home, "tables") if r.origin == "lab")

@@ -20,6 +20,7 @@ from lab_helpers import (
     next_list_read,
     open_lab,
     open_run,
+    requests_answered,
     run_row,
     start_run,
     stop_timers,
@@ -118,11 +119,7 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
 ) -> None:
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
-    gets: list[str] = []
-    answered: list[str] = []
-    page.on("request", lambda r: gets.append(r.url) if "/labloom/api/runs" in r.url else None)
-    for ended in ("requestfinished", "requestfailed"):
-        page.on(ended, lambda r: answered.append(r.url) if "/labloom/api/runs" in r.url else None)
+    all_answered = requests_answered(page, "/labloom/api/runs")
     page.clock.install()  # see timers_stopped
     panel, alerts = open_lab(page, url)
     panel.get_by_text("No runs yet").wait_for(timeout=30_000)
@@ -152,8 +149,7 @@ def test_a_cli_run_is_pushed_to_its_tab_the_panel_and_the_status_bar(
         # No poll can show it: the page's clock stands still. Reads already on their way are
         # answered first: none may carry what the gates let happen.
         with timers_stopped(page):
-            wait_in_page(page, lambda: len(answered) >= len(gets), 30,
-                         "the page's first reads to be answered")
+            wait_in_page(page, all_answered, 30, "the page's first reads to be answered")
             for i in range(3):
                 (gate / str(i)).touch()
                 wait_pushed(page, view.locator('[data-fact="task runs"]', has_text=f"{i + 1}/3 done"),
