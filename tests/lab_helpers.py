@@ -308,6 +308,62 @@ def next_list_read(page: Any) -> None:
     page.clock.fast_forward(int(PANEL_SAFETY_NET * 1000))
 
 
+def stop_timers(page: Any) -> None:
+    """Stop the page's timers until ``page.clock.resume()``: no poll, safety net or catch-up
+    (each a timer) reads anything, so what shows came from a push or from what a click started
+    (a fetch and its answer run without timers); ``page.clock.run_for(ms)`` runs what falls
+    due. The page must run on Playwright's clock, installed before Lab opened
+    (``page.clock.install()``). Timers due in the next second fire first, once."""
+    from playwright.sync_api import Error
+
+    def pause_a_second_ahead() -> None:  # the page's clock in ms, pause_at's in seconds
+        page.clock.pause_at((page.evaluate("Date.now()") + 1000) / 1000)
+
+    try:
+        pause_a_second_ahead()
+    except Error as error:
+        # A round trip slower than the second: paused, then refused to go back in time. The
+        # second look reads the paused clock.
+        if "past" not in str(error):
+            raise
+        pause_a_second_ahead()
+
+
+@contextlib.contextmanager
+def timers_stopped(page: Any) -> Iterator[None]:
+    """The page's timers stopped meanwhile (``stop_timers``), then running again."""
+    stop_timers(page)
+    try:
+        yield
+    finally:
+        page.clock.resume()
+
+
+def requests_answered(page: Any, part: str = "/labloom/api/") -> Callable[[], bool]:
+    """Watch the page's requests whose URL holds ``part`` from now on: the check returned says
+    whether every one made so far was answered (or failed). Wait for it with ``wait_in_page``
+    (the handlers run only inside Playwright's calls)."""
+    asked: list[str] = []
+    answered: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if part in r.url else None)
+    for ended in ("requestfinished", "requestfailed"):
+        page.on(ended, lambda r: answered.append(r.url) if part in r.url else None)
+    return lambda: len(answered) >= len(asked)
+
+
+def wait_pushed(page: Any, locator: Any, timeout: float, what: str) -> None:
+    """Wait for ``locator`` to show while the page's timers are stopped (``stop_timers``) and
+    its clock stands still: what falls due at once runs (the read an event asks for, a zero
+    delay), no poll or safety net falls due however long the wait. So what shows, shows
+    because the server pushed it."""
+
+    def shown() -> bool:
+        page.clock.run_for(0)
+        return bool(locator.is_visible())
+
+    wait_in_page(page, shown, timeout, f"{what}, pushed")
+
+
 def flows_folder(tmp_path: Path, source: str) -> tuple[Path, Path]:
     """The Lab server's LABLOOM_HOME (see ``lab``) and a work folder holding ``source`` as
     flows.py, for ``start_run`` and ``labloom run flows.py:NAME``."""

@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -185,7 +184,9 @@ def served(work: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
     procs: list[subprocess.Popen[str]] = []
 
     def start() -> subprocess.Popen[str]:
-        procs.append(start_labloom(work, "serve", "--tick", "0.1", **QUIET,
+        # A grace of ten minutes: a scheduler that, once signalled, waited out its grace
+        # rather than for the runs under way would hang past ``sigterm``'s guard.
+        procs.append(start_labloom(work, "serve", "--tick", "0.1", "--grace", "600", **QUIET,
                                    LABLOOM_NOTIFY_DELAYS="0.2,0.4"))
         return procs[-1]
 
@@ -195,11 +196,11 @@ def served(work: Path) -> Iterator[Callable[[], subprocess.Popen[str]]]:
 
 
 def sigterm(proc: subprocess.Popen[str]) -> str:
-    began = time.monotonic()
+    """Stop a ``served`` scheduler as a service manager does: it ends its runs under way, then
+    exits cleanly (the guard is a hang guard, far below the scheduler's grace)."""
     proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=40)
+    stdout, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0
-    assert time.monotonic() - began < 15
     return stdout
 
 

@@ -27,6 +27,7 @@ from lab_helpers import (
     shot,
     start_run,
     stored_runs,
+    timers_stopped,
     use_dark_theme,
     wait_for_run,
     wait_in_page,
@@ -117,11 +118,15 @@ def retrying():
 
 # Records each request the page makes, as [when it started, url], once answered: an observer
 # sees every one (Lab's own resource timing buffer is full long before the test looks).
-READS_OBSERVER = """() => {
-  window.__labloom_reads = [];
-  new PerformanceObserver(list => {
-    for (const e of list.getEntries()) window.__labloom_reads.push([e.startTime, e.name]);
-  }).observe({ type: 'resource' });
+# The page's fetches, each recorded as it is made (JupyterLab's requests look the global
+# fetch up for each request): what a test of "no read" reads right after a timer ran.
+FETCHES_RECORDED = """() => {
+  window.__labloom_fetches = [];
+  const fetch = window.fetch;
+  window.fetch = (request, init) => {
+    window.__labloom_fetches.push(typeof request === 'string' ? request : request.url);
+    return fetch(request, init);
+  };
 }"""
 
 
@@ -364,21 +369,24 @@ def test_cancel_from_the_run_tab_and_pause_a_schedule(
     added = labloom(home, "schedule", "add", "flows.py:report", "--every", "1h", "--name",
                     "hourly-report", cwd=work)
     assert added.returncode == 0, added.stderr
+    page.clock.install()  # see timers_stopped
     panel, _alerts = open_lab(page, url)
     panel.get_by_text("No runs yet").wait_for(timeout=30_000)
 
     # A hidden panel reads nothing; the status-bar item opens it again. Every poll begins
-    # with a read of the list: none may start once the panel is hidden. (A read already on
-    # its way when the panel hid still ends, schedules too: its request events may even reach
-    # this process after the hide was seen, so they are told apart by when they started.)
-    page.evaluate(READS_OBSERVER)
+    # with a read of the list (``limit=100``; the status bar's count, ``limit=0``, goes on):
+    # none may start once the panel is hidden. (A read already on its way when the panel hid
+    # still ends, schedules too.) A minute of the page's clock runs every timer due in it, at
+    # once: a panel polling even at its slowest (60 s) would read.
+    page.evaluate(FETCHES_RECORDED)
     click_flows_icon(page)
     panel.wait_for(state="hidden", timeout=10_000)
-    hidden_at = page.evaluate("performance.now()")
-    page.wait_for_timeout(3_000)  # time passing: a polling panel would read about three times
-    reads = page.evaluate("since => window.__labloom_reads.filter(([at]) => at > since)",
-                          hidden_at)
-    assert [url for _at, url in reads if "labloom/api/runs?limit=" in url] == [], reads
+    page.evaluate("window.__labloom_fetches = []")
+    with timers_stopped(page):
+        page.clock.run_for(60_000)
+        reads = page.evaluate("window.__labloom_fetches")
+    assert [url for url in reads if "labloom/api/runs?limit=" in url
+            and "limit=0" not in url] == [], reads
     page.locator(".labloom-StatusItem").click()
     panel.wait_for(state="visible", timeout=10_000)
 

@@ -168,7 +168,9 @@ def test_the_panel_s_buttons_a_sweep_s_tab_compare_and_schedules_as_a_user_reads
     compare.click()
     page.locator(".labloom-CompareView .labloom-exp-summary").wait_for(timeout=30_000)
     compare.click()
-    page.wait_for_timeout(500)  # what a second tab would take to open
+    # A tab opens in the click's handler (no request first), so by the page's next frame,
+    # and a task queued after it, a second tab would be there: what the click queued ran.
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")
     assert page.locator(".labloom-CompareView").count() == 1
 
     # The sweep's run tab: its 300-entry grid in a few lines, the DAG in sight below them (it
