@@ -264,16 +264,44 @@ def needs_gpu(x: int) -> int:
     return x
 
 
+@task(resources={"memory_gb": 4})
+def heavy_until(marker: str) -> str:
+    # Held until the test saw needs_gpu fail: that failure cannot have waited for this one.
+    deadline = time.monotonic() + 120
+    while not os.path.exists(marker):
+        if time.monotonic() > deadline:
+            raise TimeoutError("needs_gpu never failed while this task ran")
+        time.sleep(0.02)
+    return "done"
+
+
 @flow
-def with_resources() -> tuple[list[int], int]:
-    return heavy.map([1, 2, 3]), needs_gpu(1)
+def with_resources(marker: str) -> tuple[list[int], int, str]:
+    return heavy.map([1, 2, 3]), needs_gpu(1), heavy_until(marker)
 
 
-def test_unsatisfiable_resource_fails_at_once(executor):
-    started = time.monotonic()
-    run = with_resources.run(executor=executor)
-    assert time.monotonic() - started < 10
+def test_unsatisfiable_resource_fails_at_once(executor, tmp_path):
+    # Dask would keep the task waiting for good: it fails before it is sent, while a task of
+    # the same run still runs (held until the test sees the failure), not when the run ends.
+    marker = tmp_path / "gpu-failed"
+    names: dict[str, str] = {}
+    seen: list[str] = []  # task names, as they reached a final state
+
+    def watch(batch):
+        for event in batch:
+            if isinstance(event, ev.TaskRunCreated):
+                names[event.task_run_id] = event.task_name
+            elif isinstance(event, ev.StateChanged) and event.state.is_final:
+                seen.append(names[event.task_run_id])
+                if seen[-1] == "needs_gpu":
+                    marker.touch()  # releases heavy_until
+
+    run = with_resources.run(marker=str(marker), executor=executor, background=True)
+    run.subscribe(watch, replay=True)
+    assert run.wait(120) is State.FAILED  # a guard: without the check it would never end
+    assert seen.index("needs_gpu") < seen.index("heavy_until"), seen
     states = {tr.name: tr.state for tr in run.tasks}
+    assert states["heavy_until"] is State.COMPLETED
     assert states["heavy[0]"] is State.COMPLETED
     assert states["needs_gpu"] is State.FAILED
     message = next(tr.message for tr in run.tasks if tr.name == "needs_gpu")
@@ -1102,7 +1130,7 @@ def patient_step(i: int) -> int:
 
 @task(retries=2, retry_delay=0.2)
 def stubborn_step() -> int:
-    time.sleep(60)  # running when the scheduler goes: the run must not wait for it
+    time.sleep(600)  # running when the scheduler goes: the run must not wait for it
     return 0
 
 
@@ -1119,18 +1147,23 @@ def test_a_lost_scheduler_fails_the_run_at_once_and_says_so(tmp_path, monkeypatc
     with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), distributed.LocalCluster(
         n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
     ) as cluster:
-        run = steps.run(n=60, executor=DaskExecutor(cluster=cluster), background=True)
+        executor = DaskExecutor(cluster=cluster)
+        with dask.config.set({"distributed.comm.timeouts.connect": "300s"}):
+            # Its client made now: it tries to reconnect for longer than the guard below.
+            client = executor.client
+        run = steps.run(n=60, executor=executor, background=True)
         deadline = time.monotonic() + 60
         while sum(tr.state is State.COMPLETED for tr in run.tasks) < 4:
             assert time.monotonic() < deadline, "four steps to finish"
             time.sleep(0.05)
         cluster.sync(cluster.scheduler.close)
-        closed = time.monotonic()
-        # Promptly: not the 60 s of the stubborn step, nor a client's reconnect timeout.
-        assert run.wait(20) is State.FAILED
-        assert time.monotonic() - closed < 20
+        # Not after the stubborn step: it sleeps five times this guard's length.
+        assert run.wait(120) is State.FAILED
+    client.close()  # else it tries to reconnect for the 300 s
     unfinished = [tr for tr in run.tasks if tr.state is not State.COMPLETED]
     assert unfinished and all(tr.state is State.FAILED for tr in unfinished)
+    # Nor after the client's reconnect timeout: its end would have closed the client, and
+    # the runs failed then say "the Dask cluster or client of this run was closed".
     lost = "SchedulerLostError: the Dask scheduler was lost while"
     assert all(tr.message.startswith(lost) for tr in unfinished), {tr.message for tr in unfinished}
     assert "CancelledError" not in run.message and lost in run.message
