@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import labloom
+from cli_helpers import wait_for
 from labloom import State, ThreadExecutor, flow, get_run_logger, task, unmapped
 from labloom.core import events as ev
 from labloom.core.executor import Outcome
@@ -136,7 +137,7 @@ def test_cancel_marks_pending_task_runs_cancelled() -> None:
 
     @task
     def blocker(i: int) -> int:
-        gate.wait(10)
+        gate.wait(300)  # opened only once the run is seen cancelled
         return i
 
     @task
@@ -148,11 +149,12 @@ def test_cancel_marks_pending_task_runs_cancelled() -> None:
         return after.map(blocker.map(range(6)))
 
     run = f.run(background=True)
-    deadline = time.time() + 5
-    while sum(tr.state is State.RUNNING for tr in run.tasks) < 2 and time.time() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: sum(tr.state is State.RUNNING for tr in run.tasks) == 2, 60,
+             "two blockers to run")
     run.cancel()
-    assert run.wait(timeout=5) is State.CANCELLED
+    # Cancelled while the running blockers are still held: it did not wait for them (the
+    # wait is a guard, the gate opens only after it).
+    assert run.wait(timeout=120) is State.CANCELLED
     gate.set()
     assert all(tr.state is State.CANCELLED for tr in run.tasks)
     with pytest.raises(labloom.RunCancelledError, match="cancelled"):
@@ -176,7 +178,7 @@ def test_keyboard_interrupt_cancels_the_run_and_raises() -> None:
     @task
     def slow(i: int) -> int:
         started.set()
-        gate.wait(10)
+        gate.wait(300)  # opened once the interrupt is through
         return i
 
     @flow(executor=ThreadExecutor(max_workers=1))
@@ -194,7 +196,7 @@ def test_keyboard_interrupt_cancels_the_run_and_raises() -> None:
     finally:
         gate.set()
     (run,) = runs
-    assert run.wait(timeout=5) is State.CANCELLED
+    assert run.wait(timeout=60) is State.CANCELLED  # a guard
     assert [tr.state for tr in run.tasks].count(State.CANCELLED) == 5
 
 
