@@ -40,18 +40,18 @@ def test_a_report_while_another_thread_applies_is_applied_by_that_thread() -> No
 
     def slow(name: str) -> None:
         entered.set()
-        release.wait(5)
+        release.wait(120)
         order.append(name)
 
     applier = threading.Thread(target=inbox.put, args=(slow, "first"))
     applier.start()
-    assert entered.wait(5)
+    assert entered.wait(60)
     # Returns without applying it: the applier takes it. (Had it waited for the role, it
     # would return only once the applier gave up waiting, both reports applied.)
     inbox.put(order.append, "second")
     assert order == []
     release.set()
-    applier.join(5)
+    applier.join(60)
     assert order == ["first", "second"]
 
 
@@ -63,18 +63,18 @@ def test_a_slow_after_never_holds_up_the_reports_of_other_threads() -> None:
     def after() -> None:
         if not entered.is_set():
             entered.set()
-            release.wait(5)
+            release.wait(120)
 
     lock = threading.RLock()
     inbox = Inbox(lock, threading.Condition(lock), after)
     applied: list[str] = []
     waiting = threading.Thread(target=inbox.put, args=(applied.append, "first"))
     waiting.start()
-    assert entered.wait(5)
+    assert entered.wait(60)
     inbox.put(applied.append, "second")
     assert applied == ["first", "second"]
     release.set()
-    waiting.join(5)
+    waiting.join(60)
 
 
 def test_after_follows_a_batch_only_while_what_it_launches_from_is_not_empty() -> None:
@@ -329,17 +329,17 @@ def test_a_start_applied_with_an_end_still_launches() -> None:
 
     def slow(name: str) -> None:
         entered.set()
-        release.wait(5)
+        release.wait(120)
 
     for first, second in (("put", "note"), ("note", "put")):
         entered.clear(), release.clear()
         after.clear()
         holder = threading.Thread(target=getattr(inbox, first), args=(slow, first))
         holder.start()
-        assert entered.wait(5)
+        assert entered.wait(60)
         getattr(inbox, second)(lambda name: None, second)  # applied by the holder
         release.set()
-        holder.join(5)
+        holder.join(60)
         assert after == [1], (first, second)
 
 
@@ -357,7 +357,7 @@ def test_a_start_leaves_the_launching_to_the_calls_end(logs: bool) -> None:
 
     @task
     def hold() -> None:
-        busy.wait(10)
+        busy.wait(120)
 
     @task
     def child(i: int) -> int:
@@ -373,12 +373,12 @@ def test_a_start_leaves_the_launching_to_the_calls_end(logs: bool) -> None:
         hold.submit()
         child.map(range(QUEUED + 5))  # launched until the queue is full, the rest kept ready
         busy.set()
-        body_done.wait(10)
+        body_done.wait(120)
 
     executor = ThreadExecutor(1)
     run = wide.run(executor=executor, background=True)
     try:
-        assert seen.wait(10)
+        assert seen.wait(60)
     finally:
         body_done.set()
     run.wait(30)
@@ -405,12 +405,12 @@ def test_an_end_is_launched_after_when_a_starting_thread_takes_the_role_meanwhil
             role.release()
             if threading.current_thread() is ender[0] and not in_start.is_set():
                 threading.Thread(target=inbox.drain).start()
-                assert in_start.wait(5)  # the start's thread holds the role now
+                assert in_start.wait(60)  # the start's thread holds the role now
 
     def start(name: str) -> None:
         if name == "first":
             in_start.set()
-            end_done.wait(5)
+            end_done.wait(120)
 
     def end(name: str) -> None:
         inbox._items.append((start, ("first",), False))  # reported meanwhile: it waits
@@ -419,7 +419,7 @@ def test_an_end_is_launched_after_when_a_starting_thread_takes_the_role_meanwhil
     inbox._role = HandOver()  # type: ignore[assignment]
     ender.append(threading.Thread(target=inbox.put, args=(end, "end")))
     ender[0].start()
-    ender[0].join(5)
+    ender[0].join(60)
     assert after == [1]  # the end's thread launched; the start's thread never did
     end_done.set()
 
