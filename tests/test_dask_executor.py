@@ -19,6 +19,7 @@ distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
 import labloom  # noqa: E402
+from cli_helpers import wait_for  # noqa: E402
 from labloom import DaskExecutor, State, flow, task  # noqa: E402
 from labloom.core import events as ev  # noqa: E402
 from labloom.core.sinks import RAN_AGAIN  # noqa: E402
@@ -595,30 +596,33 @@ def test_killed_worker_is_subject_to_retries(executor, tmp_path):
 
 
 @task
-def sleepy(i: int) -> int:
-    time.sleep(2)  # still running, most still queued, when the test cancels
+def sleepy(i: int, gate: str) -> int:
+    # Still running, most still queued, when the test cancels: held until it saw the run
+    # cancelled (a guard past that), so the run cannot have waited for them.
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return i
 
 
 @flow
-def many_sleepy() -> list[int]:
-    return sleepy.map(range(30))
+def many_sleepy(gate: str) -> list[int]:
+    return sleepy.map(range(30), gate=labloom.unmapped(gate))
 
 
-def test_cancel_cancels_pending_futures(executor):
-    run = many_sleepy.run(executor=executor, background=True)
-    deadline = time.monotonic() + 10
-    while not any(tr.state is State.RUNNING for tr in run.tasks) and time.monotonic() < deadline:
-        time.sleep(0.05)
+def test_cancel_cancels_pending_futures(executor, tmp_path):
+    gate = tmp_path / "cancelled"
+    run = many_sleepy.run(gate=str(gate), executor=executor, background=True)
+    wait_for(lambda: any(tr.state is State.RUNNING for tr in run.tasks), 60, "a sleepy to run")
     run.cancel()
-    assert run.wait(10) is State.CANCELLED
+    try:
+        assert run.wait(120) is State.CANCELLED  # a guard: the running ones are held
+    finally:
+        gate.touch()
     assert all(tr.state is State.CANCELLED for tr in run.tasks)
     # Children still held back until their task is measured (dask_chunking) never reach
     # Dask, and the cancel keeps them from it for good.
-    deadline = time.monotonic() + 10
-    while executor._submitter._members and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not executor._submitter._members
+    wait_for(lambda: not executor._submitter._members, 60, "the held children to be dropped")
     statuses = [tr.handle.future.status if tr.handle.future else "never sent"
                 for tr in run.tasks]
     assert len(statuses) - statuses.count("finished") >= 20, statuses
@@ -786,7 +790,7 @@ def test_a_task_run_whose_batch_broke_twice_is_told_once(executor, monkeypatch) 
     monkeypatch.setattr(dask_submit, "send_graph", refused)
     monkeypatch.setattr(dask_submit, "watch", broken)
     monkeypatch.setattr(dask_submit.Submitter, "_not_sent", not_sent_then_mark)
-    patient = square.with_options(retries=1, retry_delay=30)
+    patient = square.with_options(retries=1, retry_delay=3600)  # an hour: the guard is 2 min
 
     @flow
     def f() -> int:
@@ -803,7 +807,7 @@ def test_a_task_run_whose_batch_broke_twice_is_told_once(executor, monkeypatch) 
     assert [h.state for h in tr.history].count(State.RETRYING) == 1
     assert "refused the graph" in tr.message
     run.cancel()
-    assert run.wait(timeout=10) is State.CANCELLED
+    assert run.wait(timeout=120) is State.CANCELLED  # not after the hour's retry delay
 
 
 def test_a_run_let_go_releases_its_results_on_the_cluster_at_once(executor) -> None:
