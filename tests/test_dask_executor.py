@@ -218,16 +218,22 @@ def test_lines_of_threads_a_task_starts_and_of_its_subprocess_reach_its_logs_as_
     assert texts[3:] == ["from a subprocess"]
 
 
+def held_until(marker: str, never: str) -> None:
+    """Returns once the test made ``marker``; past a guard of two minutes, TimeoutError
+    saying what ``never`` happened."""
+    deadline = time.monotonic() + 120
+    while not os.path.exists(marker):
+        if time.monotonic() > deadline:
+            raise TimeoutError(never)
+        time.sleep(0.02)
+
+
 @task
 def print_then_wait(marker: str) -> str:
     print("started")
     # Ends only once the test saw "started" among the run's events: a line that arrived with
-    # the task's completion would leave this waiting until the guard below fails it.
-    deadline = time.monotonic() + 30
-    while not os.path.exists(marker):
-        if time.monotonic() > deadline:
-            raise TimeoutError("the log line never reached the run while the task ran")
-        time.sleep(0.02)
+    # the task's completion would leave this waiting until the guard fails it.
+    held_until(marker, "the log line never reached the run while the task ran")
     return "done"
 
 
@@ -250,8 +256,8 @@ def test_worker_logs_arrive_while_the_task_runs(executor, tmp_path):
 
     run = one_waiting.run(marker=str(marker), executor=executor, background=True)
     run.subscribe(watch, replay=True)
-    assert run.result(60) == "done"
-    run.wait(10)
+    assert run.result(180) == "done"
+    run.wait(60)
     assert seen == ["log", "Completed"]
 
 
@@ -268,11 +274,7 @@ def needs_gpu(x: int) -> int:
 @task(resources={"memory_gb": 4})
 def heavy_until(marker: str) -> str:
     # Held until the test saw needs_gpu fail: that failure cannot have waited for this one.
-    deadline = time.monotonic() + 120
-    while not os.path.exists(marker):
-        if time.monotonic() > deadline:
-            raise TimeoutError("needs_gpu never failed while this task ran")
-        time.sleep(0.02)
+    held_until(marker, "needs_gpu never failed while this task ran")
     return "done"
 
 
@@ -599,9 +601,7 @@ def test_killed_worker_is_subject_to_retries(executor, tmp_path):
 def sleepy(i: int, gate: str) -> int:
     # Still running, most still queued, when the test cancels: held until it saw the run
     # cancelled (a guard past that), so the run cannot have waited for them.
-    deadline = time.monotonic() + 120
-    while not os.path.exists(gate) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    held_until(gate, "the test never saw the run cancelled")
     return i
 
 
