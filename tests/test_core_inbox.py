@@ -10,9 +10,10 @@ import time
 import pytest
 
 import labloom
+from cli_helpers import wait_for
 from labloom import State, ThreadExecutor, flow, log_metrics, task
 from labloom.core import events as ev
-from labloom.core.inbox import BATCH, NUDGE, Inbox
+from labloom.core.inbox import BATCH, Inbox
 from labloom.executors.local import QUEUED
 
 
@@ -39,18 +40,18 @@ def test_a_report_while_another_thread_applies_is_applied_by_that_thread() -> No
 
     def slow(name: str) -> None:
         entered.set()
-        release.wait(5)
+        release.wait(120)
         order.append(name)
 
     applier = threading.Thread(target=inbox.put, args=(slow, "first"))
     applier.start()
-    assert entered.wait(5)
+    assert entered.wait(60)
     # Returns without applying it: the applier takes it. (Had it waited for the role, it
     # would return only once the applier gave up waiting, both reports applied.)
     inbox.put(order.append, "second")
     assert order == []
     release.set()
-    applier.join(5)
+    applier.join(60)
     assert order == ["first", "second"]
 
 
@@ -62,18 +63,18 @@ def test_a_slow_after_never_holds_up_the_reports_of_other_threads() -> None:
     def after() -> None:
         if not entered.is_set():
             entered.set()
-            release.wait(5)
+            release.wait(120)
 
     lock = threading.RLock()
     inbox = Inbox(lock, threading.Condition(lock), after)
     applied: list[str] = []
     waiting = threading.Thread(target=inbox.put, args=(applied.append, "first"))
     waiting.start()
-    assert entered.wait(5)
+    assert entered.wait(60)
     inbox.put(applied.append, "second")
     assert applied == ["first", "second"]
     release.set()
-    waiting.join(5)
+    waiting.join(60)
 
 
 def test_after_follows_a_batch_only_while_what_it_launches_from_is_not_empty() -> None:
@@ -124,7 +125,7 @@ def test_a_task_thread_goes_on_while_another_waits_for_the_runs_lock() -> None:
     @task
     def step(x: int) -> int:
         if x < 2:
-            gate.wait(10)
+            gate.wait(120)  # a guard: the test opens it
         else:
             third.set()
         return x
@@ -136,16 +137,15 @@ def test_a_task_thread_goes_on_while_another_waits_for_the_runs_lock() -> None:
     executor = ThreadExecutor(2)
     run = three.run(executor=executor, background=True)
     engine = run._engine
-    deadline = time.monotonic() + 10
     # Both threads busy, and the third call handed to the executor (it waits in its queue).
-    while sum(tr.state is State.RUNNING for tr in run.tasks) < 2 or executor.room() != QUEUED - 1:
-        assert time.monotonic() < deadline, ([tr.state for tr in run.tasks], executor.room())
-        time.sleep(0.01)
+    wait_for(lambda: sum(tr.state is State.RUNNING for tr in run.tasks) == 2
+             and executor.room() == QUEUED - 1, 60, "both threads busy, the third call queued")
     with engine.lock:
         gate.set()
-        ran = third.wait(5)
+        # Held until it ran: a third call waiting for the lock would never run (a guard).
+        ran = third.wait(60)
     assert ran, "the third call waited for the run's lock"
-    run.wait(10)
+    run.wait(60)
     assert run.state is State.COMPLETED
     assert [tr.state for tr in run.tasks] == [State.COMPLETED] * 3
 
@@ -159,10 +159,12 @@ def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> 
     seen: list[str] = []
     settled: list[tuple[list[str], bool]] = []
     filled: list[str] = []
+    sent = threading.Event()
 
     def send() -> None:
         settled.append((list(seen), lock._is_owned()))  # type: ignore[attr-defined]
         filled.clear()
+        sent.set()
 
     inbox.send_after(filled, send)
     inbox.add(seen.append, "values")
@@ -176,10 +178,8 @@ def test_a_report_that_can_wait_goes_with_the_next_one_or_within_the_nudge() -> 
         filled.append("more")
 
     inbox.add(values)
-    started = time.monotonic()
-    while not settled:
-        assert time.monotonic() - started < NUDGE + 10, "nothing applied what add left"
-        time.sleep(0.01)
+    # No report follows: only the nudge can apply it (the wait is a guard, not a bound).
+    assert sent.wait(120), "nothing applied what add left"
     # Values free no slot: the timer's batch launches nothing.
     assert settled == [(["values", "end", "more"], True)] and after == [1]
     # A task logging in a tight loop: applied a batch at a time, never all kept waiting.
@@ -201,17 +201,18 @@ def test_what_a_send_left_waiting_goes_at_the_nudge_without_another_report() -> 
     def send() -> None:
         inbox.nudge()  # left waiting
 
+    was_flushed = threading.Event()
+
     def flush() -> None:
         flushed.append((list(filled), lock._is_owned()))  # type: ignore[attr-defined]
         filled.clear()
+        was_flushed.set()
 
     inbox.send_after(filled, send, flush)
     inbox.put(filled.append, "values")
     assert filled == ["values"] and flushed == []
-    started = time.monotonic()
-    while not flushed:
-        assert time.monotonic() - started < NUDGE + 10, "nothing sent what send left"
-        time.sleep(0.01)
+    # No report follows: only the nudge can send it (the wait is a guard, not a bound).
+    assert was_flushed.wait(120), "nothing sent what send left"
     assert flushed == [(["values"], True)]
     inbox._nudged()  # as the nudging thread does, with nothing waiting
     assert flushed == [(["values"], True)]
@@ -235,10 +236,9 @@ def test_nudges_start_no_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
     for round_ in range(3):
         for i, inbox in enumerate(inboxes):
             inbox.add(applied.append, (round_, i))
-        deadline = time.monotonic() + NUDGE + 10
-        while len(applied) < 2 * (round_ + 1):
-            assert time.monotonic() < deadline, "nothing applied what add left"
-            time.sleep(0.01)
+        # No report follows: only the nudge applies them (the wait is a guard, not a bound).
+        wait_for(lambda wanted=2 * (round_ + 1): len(applied) == wanted, 120,
+                 "the nudge to apply what add left")
     assert sorted(applied) == [(r, i) for r in range(3) for i in range(2)]
     assert started == []
 
@@ -251,17 +251,17 @@ def test_values_past_a_batch_while_another_thread_applies_are_applied_by_that_th
 
     def slow() -> None:
         entered.set()
-        release.wait(10)
+        release.wait(120)  # a guard: the test releases it
 
     holder = threading.Thread(target=inbox.put, args=(slow,))
     holder.start()
-    assert entered.wait(10)
+    assert entered.wait(60)
     applied: list[int] = []
     for i in range(BATCH + 10):
         inbox.add(applied.append, i)
     assert applied == []  # this thread never waited for the role
     release.set()
-    holder.join(10)
+    holder.join(60)
     assert applied == list(range(BATCH + 10)) and not inbox._items
 
 
@@ -274,10 +274,10 @@ def test_a_logging_call_never_waits_for_the_runs_lock_and_shows_while_its_task_r
 
     @task
     def long(x: int) -> int:
-        go.wait(10)
+        go.wait(120)  # guards: the test opens both
         log_metrics(loss=0.5, step=0)
         logged.set()
-        release.wait(10)
+        release.wait(120)
         return x
 
     @flow
@@ -287,24 +287,22 @@ def test_a_logging_call_never_waits_for_the_runs_lock_and_shows_while_its_task_r
     run = one.run(executor=ThreadExecutor(2), background=True)
     seen: list[ev.Event] = []
     run.subscribe(seen.extend)
-    deadline = time.monotonic() + 10
-    while not [tr for tr in run.tasks if tr.state is State.RUNNING]:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(lambda: [tr for tr in run.tasks if tr.state is State.RUNNING], 60, "long() to run")
     with run._engine.lock:
         go.set()
-        went_on = logged.wait(5)
+        # A call waiting for the lock would not log until the test let it go (a guard).
+        went_on = logged.wait(60)
     assert went_on, "log_metrics waited for the run's lock"
     try:
-        while not [e for e in seen if isinstance(e, ev.ExperimentCalls)]:
-            assert time.monotonic() < deadline + 5, "the values did not show while the task ran"
-            time.sleep(0.02)
+        # The task is held until the values show: they came while it ran, not with its end.
+        wait_for(lambda: [e for e in seen if isinstance(e, ev.ExperimentCalls)], 120,
+                 "the values to show while the task ran")
         rows = run.experiments()  # a DataFrame with pandas, else a list of dicts
         losses = [r["loss"] for r in rows] if isinstance(rows, list) else list(rows["loss"])
-        assert not release.is_set() and losses == [0.5]
+        assert [tr.state for tr in run.tasks] == [State.RUNNING] and losses == [0.5]
     finally:
         release.set()
-    run.wait(10)
+    run.wait(60)
     calls = [call for e in seen if isinstance(e, ev.ExperimentCalls) for call in e.calls]
     assert [(kind, values, step) for _, kind, values, step, _ in calls] == [
         ("metric", {"loss": 0.5}, 0)]
@@ -331,17 +329,17 @@ def test_a_start_applied_with_an_end_still_launches() -> None:
 
     def slow(name: str) -> None:
         entered.set()
-        release.wait(5)
+        release.wait(120)
 
     for first, second in (("put", "note"), ("note", "put")):
         entered.clear(), release.clear()
         after.clear()
         holder = threading.Thread(target=getattr(inbox, first), args=(slow, first))
         holder.start()
-        assert entered.wait(5)
+        assert entered.wait(60)
         getattr(inbox, second)(lambda name: None, second)  # applied by the holder
         release.set()
-        holder.join(5)
+        holder.join(60)
         assert after == [1], (first, second)
 
 
@@ -359,7 +357,7 @@ def test_a_start_leaves_the_launching_to_the_calls_end(logs: bool) -> None:
 
     @task
     def hold() -> None:
-        busy.wait(10)
+        busy.wait(120)
 
     @task
     def child(i: int) -> int:
@@ -375,12 +373,12 @@ def test_a_start_leaves_the_launching_to_the_calls_end(logs: bool) -> None:
         hold.submit()
         child.map(range(QUEUED + 5))  # launched until the queue is full, the rest kept ready
         busy.set()
-        body_done.wait(10)
+        body_done.wait(120)
 
     executor = ThreadExecutor(1)
     run = wide.run(executor=executor, background=True)
     try:
-        assert seen.wait(10)
+        assert seen.wait(60)
     finally:
         body_done.set()
     run.wait(30)
@@ -407,12 +405,12 @@ def test_an_end_is_launched_after_when_a_starting_thread_takes_the_role_meanwhil
             role.release()
             if threading.current_thread() is ender[0] and not in_start.is_set():
                 threading.Thread(target=inbox.drain).start()
-                assert in_start.wait(5)  # the start's thread holds the role now
+                assert in_start.wait(60)  # the start's thread holds the role now
 
     def start(name: str) -> None:
         if name == "first":
             in_start.set()
-            end_done.wait(5)
+            end_done.wait(120)
 
     def end(name: str) -> None:
         inbox._items.append((start, ("first",), False))  # reported meanwhile: it waits
@@ -421,7 +419,7 @@ def test_an_end_is_launched_after_when_a_starting_thread_takes_the_role_meanwhil
     inbox._role = HandOver()  # type: ignore[assignment]
     ender.append(threading.Thread(target=inbox.put, args=(end, "end")))
     ender[0].start()
-    ender[0].join(5)
+    ender[0].join(60)
     assert after == [1]  # the end's thread launched; the start's thread never did
     end_done.set()
 

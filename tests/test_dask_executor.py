@@ -19,6 +19,7 @@ distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
 import labloom  # noqa: E402
+from cli_helpers import wait_for  # noqa: E402
 from labloom import DaskExecutor, State, flow, task  # noqa: E402
 from labloom.core import events as ev  # noqa: E402
 from labloom.core.sinks import RAN_AGAIN  # noqa: E402
@@ -217,16 +218,22 @@ def test_lines_of_threads_a_task_starts_and_of_its_subprocess_reach_its_logs_as_
     assert texts[3:] == ["from a subprocess"]
 
 
+def held_until(marker: str, never: str) -> None:
+    """Returns once the test made ``marker``; past a guard of two minutes, TimeoutError
+    saying what ``never`` happened."""
+    deadline = time.monotonic() + 120
+    while not os.path.exists(marker):
+        if time.monotonic() > deadline:
+            raise TimeoutError(never)
+        time.sleep(0.02)
+
+
 @task
 def print_then_wait(marker: str) -> str:
     print("started")
     # Ends only once the test saw "started" among the run's events: a line that arrived with
-    # the task's completion would leave this waiting until the guard below fails it.
-    deadline = time.monotonic() + 30
-    while not os.path.exists(marker):
-        if time.monotonic() > deadline:
-            raise TimeoutError("the log line never reached the run while the task ran")
-        time.sleep(0.02)
+    # the task's completion would leave this waiting until the guard fails it.
+    held_until(marker, "the log line never reached the run while the task ran")
     return "done"
 
 
@@ -249,8 +256,8 @@ def test_worker_logs_arrive_while_the_task_runs(executor, tmp_path):
 
     run = one_waiting.run(marker=str(marker), executor=executor, background=True)
     run.subscribe(watch, replay=True)
-    assert run.result(60) == "done"
-    run.wait(10)
+    assert run.result(180) == "done"
+    run.wait(60)
     assert seen == ["log", "Completed"]
 
 
@@ -264,16 +271,40 @@ def needs_gpu(x: int) -> int:
     return x
 
 
+@task(resources={"memory_gb": 4})
+def heavy_until(marker: str) -> str:
+    # Held until the test saw needs_gpu fail: that failure cannot have waited for this one.
+    held_until(marker, "needs_gpu never failed while this task ran")
+    return "done"
+
+
 @flow
-def with_resources() -> tuple[list[int], int]:
-    return heavy.map([1, 2, 3]), needs_gpu(1)
+def with_resources(marker: str) -> tuple[list[int], int, str]:
+    return heavy.map([1, 2, 3]), needs_gpu(1), heavy_until(marker)
 
 
-def test_unsatisfiable_resource_fails_at_once(executor):
-    started = time.monotonic()
-    run = with_resources.run(executor=executor)
-    assert time.monotonic() - started < 10
+def test_unsatisfiable_resource_fails_at_once(executor, tmp_path):
+    # Dask would keep the task waiting for good: it fails before it is sent, while a task of
+    # the same run still runs (held until the test sees the failure), not when the run ends.
+    marker = tmp_path / "gpu-failed"
+    names: dict[str, str] = {}
+    seen: list[str] = []  # task names, as they reached a final state
+
+    def watch(batch):
+        for event in batch:
+            if isinstance(event, ev.TaskRunCreated):
+                names[event.task_run_id] = event.task_name
+            elif isinstance(event, ev.StateChanged) and event.state.is_final:
+                seen.append(names[event.task_run_id])
+                if seen[-1] == "needs_gpu":
+                    marker.touch()  # releases heavy_until
+
+    run = with_resources.run(marker=str(marker), executor=executor, background=True)
+    run.subscribe(watch, replay=True)
+    assert run.wait(120) is State.FAILED  # a guard: without the check it would never end
+    assert seen.index("needs_gpu") < seen.index("heavy_until"), seen
     states = {tr.name: tr.state for tr in run.tasks}
+    assert states["heavy_until"] is State.COMPLETED
     assert states["heavy[0]"] is State.COMPLETED
     assert states["needs_gpu"] is State.FAILED
     message = next(tr.message for tr in run.tasks if tr.name == "needs_gpu")
@@ -567,30 +598,31 @@ def test_killed_worker_is_subject_to_retries(executor, tmp_path):
 
 
 @task
-def sleepy(i: int) -> int:
-    time.sleep(2)  # still running, most still queued, when the test cancels
+def sleepy(i: int, gate: str) -> int:
+    # Still running, most still queued, when the test cancels: held until it saw the run
+    # cancelled (a guard past that), so the run cannot have waited for them.
+    held_until(gate, "the test never saw the run cancelled")
     return i
 
 
 @flow
-def many_sleepy() -> list[int]:
-    return sleepy.map(range(30))
+def many_sleepy(gate: str) -> list[int]:
+    return sleepy.map(range(30), gate=labloom.unmapped(gate))
 
 
-def test_cancel_cancels_pending_futures(executor):
-    run = many_sleepy.run(executor=executor, background=True)
-    deadline = time.monotonic() + 10
-    while not any(tr.state is State.RUNNING for tr in run.tasks) and time.monotonic() < deadline:
-        time.sleep(0.05)
+def test_cancel_cancels_pending_futures(executor, tmp_path):
+    gate = tmp_path / "cancelled"
+    run = many_sleepy.run(gate=str(gate), executor=executor, background=True)
+    wait_for(lambda: any(tr.state is State.RUNNING for tr in run.tasks), 60, "a sleepy to run")
     run.cancel()
-    assert run.wait(10) is State.CANCELLED
+    try:
+        assert run.wait(120) is State.CANCELLED  # a guard: the running ones are held
+    finally:
+        gate.touch()
     assert all(tr.state is State.CANCELLED for tr in run.tasks)
     # Children still held back until their task is measured (dask_chunking) never reach
     # Dask, and the cancel keeps them from it for good.
-    deadline = time.monotonic() + 10
-    while executor._submitter._members and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not executor._submitter._members
+    wait_for(lambda: not executor._submitter._members, 60, "the held children to be dropped")
     statuses = [tr.handle.future.status if tr.handle.future else "never sent"
                 for tr in run.tasks]
     assert len(statuses) - statuses.count("finished") >= 20, statuses
@@ -758,7 +790,7 @@ def test_a_task_run_whose_batch_broke_twice_is_told_once(executor, monkeypatch) 
     monkeypatch.setattr(dask_submit, "send_graph", refused)
     monkeypatch.setattr(dask_submit, "watch", broken)
     monkeypatch.setattr(dask_submit.Submitter, "_not_sent", not_sent_then_mark)
-    patient = square.with_options(retries=1, retry_delay=30)
+    patient = square.with_options(retries=1, retry_delay=3600)  # an hour: the guard is 2 min
 
     @flow
     def f() -> int:
@@ -775,7 +807,7 @@ def test_a_task_run_whose_batch_broke_twice_is_told_once(executor, monkeypatch) 
     assert [h.state for h in tr.history].count(State.RETRYING) == 1
     assert "refused the graph" in tr.message
     run.cancel()
-    assert run.wait(timeout=10) is State.CANCELLED
+    assert run.wait(timeout=120) is State.CANCELLED  # not after the hour's retry delay
 
 
 def test_a_run_let_go_releases_its_results_on_the_cluster_at_once(executor) -> None:
@@ -1102,7 +1134,7 @@ def patient_step(i: int) -> int:
 
 @task(retries=2, retry_delay=0.2)
 def stubborn_step() -> int:
-    time.sleep(60)  # running when the scheduler goes: the run must not wait for it
+    time.sleep(600)  # running when the scheduler goes: the run must not wait for it
     return 0
 
 
@@ -1119,18 +1151,23 @@ def test_a_lost_scheduler_fails_the_run_at_once_and_says_so(tmp_path, monkeypatc
     with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), distributed.LocalCluster(
         n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0"
     ) as cluster:
-        run = steps.run(n=60, executor=DaskExecutor(cluster=cluster), background=True)
+        executor = DaskExecutor(cluster=cluster)
+        with dask.config.set({"distributed.comm.timeouts.connect": "300s"}):
+            # Its client made now: it tries to reconnect for longer than the guard below.
+            client = executor.client
+        run = steps.run(n=60, executor=executor, background=True)
         deadline = time.monotonic() + 60
         while sum(tr.state is State.COMPLETED for tr in run.tasks) < 4:
             assert time.monotonic() < deadline, "four steps to finish"
             time.sleep(0.05)
         cluster.sync(cluster.scheduler.close)
-        closed = time.monotonic()
-        # Promptly: not the 60 s of the stubborn step, nor a client's reconnect timeout.
-        assert run.wait(20) is State.FAILED
-        assert time.monotonic() - closed < 20
+        # Not after the stubborn step: it sleeps five times this guard's length.
+        assert run.wait(120) is State.FAILED
+    client.close()  # else it tries to reconnect for the 300 s
     unfinished = [tr for tr in run.tasks if tr.state is not State.COMPLETED]
     assert unfinished and all(tr.state is State.FAILED for tr in unfinished)
+    # Nor after the client's reconnect timeout: its end would have closed the client, and
+    # the runs failed then say "the Dask cluster or client of this run was closed".
     lost = "SchedulerLostError: the Dask scheduler was lost while"
     assert all(tr.message.startswith(lost) for tr in unfinished), {tr.message for tr in unfinished}
     assert "CancelledError" not in run.message and lost in run.message

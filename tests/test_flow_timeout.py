@@ -19,7 +19,18 @@ from labloom.export.exporter import export_notebook
 from labloom.store import open_store
 from test_export import write_notebook
 
-RELEASE = threading.Event()
+
+class Hold:
+    """What hangs() waits on, made anew for each test: a call a test before left waiting is
+    released at that test's end and says it returned there, never in a later test."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.held = threading.Event()  # a call of hangs() is running
+        self.returned: list[int] = []  # calls of hangs() that got past their wait
+
+
+CURRENT = [Hold()]
 
 
 @task
@@ -29,7 +40,10 @@ def quick(i: int) -> int:
 
 @task
 def hangs(x: int) -> int:
-    RELEASE.wait(30)
+    hold = CURRENT[0]
+    hold.held.set()
+    hold.release.wait(300)  # every test releases it at its end (the fixture below)
+    hold.returned.append(x)
     return x
 
 
@@ -40,17 +54,16 @@ def nightly() -> Any:
 
 
 @pytest.fixture(autouse=True)
-def released() -> Any:
-    RELEASE.clear()
-    yield
-    RELEASE.set()
+def hold() -> Any:
+    CURRENT[0] = Hold()
+    yield CURRENT[0]
+    CURRENT[0].release.set()
 
 
-def test_a_run_past_its_timeout_ends_failed_naming_it() -> None:
-    started = time.monotonic()
+def test_a_run_past_its_timeout_ends_failed_naming_it(hold: Hold) -> None:
     with pytest.raises(FlowTimeoutError, match=r"flow 'nightly' timed out after 1s \(timeout=1\)"):
         nightly()
-    assert time.monotonic() - started < 10  # not the 30 s the task waits
+    assert hold.held.is_set() and hold.returned == []  # it ended while hangs() still waited
     run = nightly.run()
     assert run.state is State.FAILED and "timed out after 1s" in run.message
     states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
@@ -62,8 +75,8 @@ def test_a_run_past_its_timeout_ends_failed_naming_it() -> None:
     assert stored is not None and stored.state == "Failed" and "timeout=1" in stored.message
 
 
-def test_a_run_in_time_is_untouched_and_leaves_no_clock() -> None:
-    RELEASE.set()
+def test_a_run_in_time_is_untouched_and_leaves_no_clock(hold: Hold) -> None:
+    hold.release.set()
     run = nightly.run()
     assert run.state is State.COMPLETED and run.result() == 0
     time.sleep(1.2)  # past the timeout: the clock was stopped with the run
@@ -72,12 +85,12 @@ def test_a_run_in_time_is_untouched_and_leaves_no_clock() -> None:
     assert clock not in [thread.name for thread in threading.enumerate()]
 
 
-def test_a_retry_has_the_timeout_anew() -> None:
+def test_a_retry_has_the_timeout_anew(hold: Hold) -> None:
     run = nightly.run()
     assert run.state is State.FAILED
     run.retry()
     assert run.state is State.FAILED and "timed out" in run.message  # it hung again
-    RELEASE.set()
+    hold.release.set()
     run.retry()
     assert run.state is State.COMPLETED and run.result() == 0
 
