@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from cli_helpers import wait_for
 from labloom import State, ThreadExecutor, flow, task
 from labloom.executors.thread_pool import ThreadPool
-from cli_helpers import wait_for
 from store_helpers import env_for, wide
 
 
