@@ -65,7 +65,7 @@ def killed_mid_run(home: Path, url: str) -> str:
                  and task_states(home) == ["Running"], 60,
                  "the task to run, in the store too, and the run's alert to be wished for")
         run.send_signal(signal.SIGKILL)
-        run.wait(timeout=10)
+        run.wait(timeout=60)
     finally:
         stop(run)
     [wish] = wishes(home)
@@ -165,7 +165,7 @@ def test_a_run_killed_after_its_failure_before_its_alert_is_alerted_failed(
                  "the run to fail")
         assert run.poll() is None and wishes(home) and not pending_rows(home)
         run.send_signal(signal.SIGKILL)
-        run.wait(timeout=10)
+        run.wait(timeout=60)
         [(stdout, stderr)] = serve_some(home, hook)
         assert hook.connections_so_far() == 1, (stdout, stderr)
     finally:
