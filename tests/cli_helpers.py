@@ -157,14 +157,14 @@ class Hook:
         listen queue is first in, first out, so once the probe is accepted, every connection
         made before it was too. No sleep can tell that nothing more is on its way."""
         before = self.accepted
-        with socket.create_connection(self.server.server_address[:2], timeout=10):
-            wait_for(lambda: self.accepted > before, 10, "the hook to accept a probe")
+        with socket.create_connection(self.server.server_address[:2], timeout=60):
+            wait_for(lambda: self.accepted > before, 60, "the hook to accept a probe")
         return self.accepted - 1
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-        self.thread.join(5)
+        self.thread.join(60)
 
 
 class MailRelay:
@@ -227,7 +227,7 @@ class MailRelay:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-        self.thread.join(5)
+        self.thread.join(60)
 
 
 def store_of(home: Path) -> Conn | None:

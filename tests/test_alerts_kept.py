@@ -148,7 +148,7 @@ def test_alerts_a_killed_serve_left_go_out_once_from_the_serves_after_it(
         [row] = wait_for(lambda: [r for r in pending_rows(home) if r["attempts"] >= 2], 60,
                          "two refused attempts at the alert")
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        first.wait(timeout=60)
         waiting = listed(home)["nightly"]["pending_alerts"]
         assert waiting["count"] == 1 and waiting["attempts"] >= 2, waiting
         assert waiting["last_error"] == "connection failed (ConnectionRefusedError)"
@@ -279,7 +279,7 @@ def test_alerts_waiting_behind_one_given_up_go_with_it(labloom_home: Path) -> No
         first_slot_in(home, "etl", 0.5)  # the next failure, its alert behind the first
         wait_for(lambda: len(pending_rows(home)) == 2, 60, "the second failure's alert")
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        first.wait(timeout=60)
         down.close()
         hook = Hook([404] * 10, port=port)
         second = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_NOTIFY_DELAYS="0.2")

@@ -53,7 +53,7 @@ def test_a_cli_run_is_cancelled_and_its_process_exits(tmp_path: Path) -> None:
         assert request_cancel(run.id, "cancelled from the Flows panel",
                               tmp_path / "labloom.db") == "Running"
         code = proc.wait(timeout=60)
-        _out, err = proc.communicate(timeout=10)
+        _out, err = proc.communicate(timeout=60)
     finally:
         stop(proc)
     assert code == 1 and "Traceback" not in err, err

@@ -156,7 +156,7 @@ def test_a_process_sigkilled_mid_run_then_retried(tmp_path: Path) -> None:
                  "the quick task runs recorded Completed, the slow one running")
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
     runs = json.loads(labloom(home, "runs", "--json", cwd=tmp_path).stdout)
     assert [(r["state"], r["origin"]) for r in runs] == [("Crashed", "script")]
     shown = json.loads(labloom(home, "show", runs[0]["id"], "--json", cwd=tmp_path).stdout)
@@ -211,7 +211,7 @@ def test_serve_sigkilled_mid_slot_then_two_servers(tmp_path: Path) -> None:
                              for r in slot_rows(tmp_path)), 60, "a slot running its run")
         [orphan] = [r for r in slot_rows(tmp_path) if r["status"] == "running"]
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        first.wait(timeout=60)
         replacements = [start_labloom(tmp_path, "serve", "--tick", "0.1") for _ in range(2)]
         wait_for(lambda: sum(r["status"] == "completed" for r in slot_rows(tmp_path)) >= 4, 60,
                  "four completed slots")

@@ -280,7 +280,7 @@ def test_logs_follow_prints_lines_as_written_until_the_run_ends(tmp_path: Path) 
         assert json.loads(lines[0])["text"] == "before the wait" and run.poll() is None
         release.touch()
         assert follower.wait(60) == 0
-        reader.join(10)
+        reader.join(60)
     finally:
         release.touch()
         run.wait(60)

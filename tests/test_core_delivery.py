@@ -28,7 +28,7 @@ def gated_flow(gate: threading.Event) -> labloom.Flow:
 
     @task
     def held(x: int) -> int:
-        gate.wait(5)
+        gate.wait(120)  # opened by the test (120 s only if it fails first)
         return x
 
     @flow(executor="threads")
@@ -128,7 +128,7 @@ def test_run_threads_end_with_the_run() -> None:
     before = {t.ident for t in threading.enumerate()}
     run = small.run(n=5)
     run.subscribe(lambda batch: None, replay=True)
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 60  # a guard
     while time.monotonic() < deadline:
         left = [t for t in threading.enumerate()
                 if t.ident not in before and t.name.startswith(f"labloom-events-{run.id}")]

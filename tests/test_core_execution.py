@@ -104,7 +104,7 @@ def test_a_timeout_fails_only_its_task(executor: str) -> None:
 
     @task(timeout=0.3)
     def stuck() -> None:
-        release.wait(10)
+        release.wait(120)  # held past its timeout: released once the run is over
 
     @task
     def fine() -> int:
@@ -127,7 +127,7 @@ def test_a_timeout_fails_only_its_task(executor: str) -> None:
     shown = by_name["stuck"].traceback
     assert shown.startswith("Traceback (most recent call last), where the task was when it "
                             "timed out:\n"), shown
-    assert "in stuck\n    release.wait(10)\n" in shown and "labloom/core" not in shown
+    assert "in stuck\n    release.wait(120)" in shown and "labloom/core" not in shown
     assert shown.splitlines()[-1].startswith(
         "labloom.core.errors.TaskTimeoutError: task 'stuck' timed out after 0.3s")
 
@@ -237,7 +237,7 @@ def test_logs_of_concurrent_tasks_never_mix() -> None:
 
     @task
     def chatty(name: str) -> None:
-        barrier.wait(5)
+        barrier.wait(60)  # a guard
         for i in range(200):
             print(f"{name} line {i}")
             if i % 50 == 0:
@@ -602,7 +602,7 @@ def test_a_run_s_end_wakes_its_wait(
 
     @task
     def quick(x: int) -> int:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # a guard: the gate opens 0.5 s in
         while not gate.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         return x

@@ -178,7 +178,7 @@ LIFECYCLE = textwrap.dedent("""
     def left():
         # Schedulers and workers of this process not closed, waiting a bounded while for a
         # close that is still under way.
-        end = time.monotonic() + 10
+        end = time.monotonic() + 60
         while True:
             alive = [s for s in [*Scheduler._instances, *Worker._instances]
                      if s.status.name not in ("closed", "failed")]

@@ -103,8 +103,8 @@ def test_a_semaphore_on_the_executors_client_gives_and_takes_leases(client: Any,
     make = dask_internals.semaphore if path == "scheduler_rpc" else (
         dask_internals._public_semaphore)
     semaphore = make(client, f"labloom-test-{path}", 1)
-    assert client.sync(semaphore.acquire, timeout=5)
+    assert client.sync(semaphore.acquire, timeout=60)
     assert not client.sync(semaphore.acquire, timeout=0.1)  # the one lease is taken
     client.sync(semaphore.release)
-    assert client.sync(semaphore.acquire, timeout=5)
+    assert client.sync(semaphore.acquire, timeout=60)
     client.sync(semaphore.release)

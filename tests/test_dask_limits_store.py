@@ -170,7 +170,7 @@ def test_a_slot_held_on_the_dask_cluster_by_a_killed_process_is_said_while_a_run
         try:
             wait_for(held.exists, 60, "the slot to be held")
             holder.kill()
-            holder.wait(10)
+            holder.wait(60)
             with caplog.at_level(logging.WARNING, logger="labloom"):
                 run = one_query.run(executor=labloom.DaskExecutor(cluster.scheduler_address),
                                     background=True)

@@ -492,7 +492,7 @@ def test_values_logged_by_a_call_its_run_gave_up_on_are_dropped_once_the_run_fin
 
     @task(timeout=0.2)
     def slow() -> None:
-        go.wait(10)
+        go.wait(300)  # opened once the run is over: the call logs after its run finished
         log_metrics(late=1.0)
         logged.set()
 
@@ -508,9 +508,9 @@ def test_values_logged_by_a_call_its_run_gave_up_on_are_dropped_once_the_run_fin
     run = outlived.run(executor=ThreadExecutor(2))
     assert run.state.value == "Failed"  # the timeout
     go.set()
-    assert logged.wait(10)
+    assert logged.wait(60)  # the waits here are guards
     inbox = run._engine.launcher.inbox
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while inbox._items and time.monotonic() < deadline:  # the nudger applies it (NUDGE)
         time.sleep(0.01)
     inbox.drain()
@@ -660,7 +660,7 @@ def test_values_a_given_up_call_logged_just_before_a_retry_stay_dropped(
     def slow() -> None:
         calls.append(1)
         if len(calls) == 1:  # the attempt given up on
-            go.wait(10)
+            go.wait(300)  # opened once the run is over
             log_metrics(late=1.0)
             logged.set()
             return
@@ -673,7 +673,7 @@ def test_values_a_given_up_call_logged_just_before_a_retry_stay_dropped(
     run = outlived.run(executor=ThreadExecutor(2))
     assert run.state.value == "Failed"  # the timeout
     go.set()
-    assert logged.wait(10)
+    assert logged.wait(60)  # a guard
     engine = run._engine
     inbox = engine.launcher.inbox
     inbox.drain()  # the late call applied (by this thread, or the one reporting its end)

@@ -36,13 +36,13 @@ def _answers(view: RunView, sent: list[dict[str, Any]],
              *questions: dict[str, Any]) -> list[dict[str, Any]]:
     """The cell's view's answers to ``questions`` (what it sends to ``sent``), asked once its
     run has ended."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a guard
     while not view.read(lambda g: g.state.is_final) and time.monotonic() < deadline:
         time.sleep(0.02)
     sent.clear()
     for question in questions:
         view.handle(question)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a guard
     while len(sent) < len(questions) and time.monotonic() < deadline:
         time.sleep(0.02)
     return list(sent)

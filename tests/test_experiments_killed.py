@@ -60,7 +60,7 @@ def test_a_sweep_killed_mid_map_keeps_what_it_logged(store_backend: str, labloom
         wait_for(lambda: len(_rows(labloom_home)) == 5, 60, "the five children's rows stored")
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
     rows = {row["params"]["depth"]: row for row in _rows(labloom_home)}
     assert sorted(rows) == [1, 2, 3, 4, 9]
     for depth in (1, 2, 3, 4):

@@ -318,7 +318,8 @@ async def test_the_flows_panel_never_waits_behind_a_compare_tab(
     try:
         while not held.is_set():
             await asyncio.sleep(0.01)
-        listed = await asyncio.wait_for(_get(jp_fetch, "runs"), timeout=10)
+        # The asks above are held till the finally: a list behind them would never come.
+        listed = await asyncio.wait_for(_get(jp_fetch, "runs"), timeout=60)
         assert [r["id"] for r in listed["runs"]] == [run.id]
     finally:
         release.set()

@@ -199,7 +199,7 @@ def _cell_answer(run: Any, node_name: str, message: dict[str, Any]) -> dict[str,
         node = view.read(lambda g: next(n.id for n in g.nodes.values() if n.name == node_name))
         view.handle({"event": "experiments", "node": node, **message})
         with arrived:
-            assert arrived.wait_for(lambda: sent, 10)
+            assert arrived.wait_for(lambda: sent, 60)
         return sent[-1]
     finally:
         view.close()

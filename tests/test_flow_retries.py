@@ -241,7 +241,7 @@ def test_the_end_waits_for_the_last_attempt(tmp_path: Path) -> None:
     run = nightly.run()
     assert run.state is State.FAILED and run.attempt == 3
     assert "every attempt failed" in run.message and "bad row" in run.message
-    wait_for(lambda: len(hooked) == 2, 10, "the hooks (on the run's event thread)")
+    wait_for(lambda: len(hooked) == 2, 60, "the hooks (on the run's event thread)")
     assert hooked == [3, 3]  # once per run, after its last attempt
     starts = [tr for tr in run.tasks if tr.name == "always_fails"]
     assert len(starts) == 1 and starts[0].attempts == 1  # the same task run, run three times
@@ -249,7 +249,7 @@ def test_the_end_waits_for_the_last_attempt(tmp_path: Path) -> None:
     assert sum("failed: 1 task run(s) did not succeed" in text for text in said) == 2
     run.retry()  # by hand: the retries anew, as the timeout is
     assert run.state is State.FAILED and run.attempt == 3
-    wait_for(lambda: len(hooked) == 3, 10, "the retry's hook")
+    wait_for(lambda: len(hooked) == 3, 60, "the retry's hook")
 
 
 def test_while_it_waits_the_store_shows_it_running_and_why(tmp_path: Path) -> None:
@@ -503,7 +503,7 @@ def test_the_live_view_shows_the_wait_then_the_new_attempts_states(tmp_path: Pat
     run = nightly.run(marker=str(tmp_path / "m"), background=True)
     run.subscribe(watch, replay=True)
     assert run.wait(timeout=20) is State.COMPLETED
-    wait_for(lambda: seen and seen[-1][0] == "Completed", 10, "the view to see the end")
+    wait_for(lambda: seen and seen[-1][0] == "Completed", 60, "the view to see the end")
     waiting = [item for item in seen if "attempt 2 starts in 0.3s" in item[1]]
     assert waiting and waiting[0][0] == "Running" and waiting[0][2].get("Failed") == 1
     assert seen[-1][1].startswith("completed at attempt 2 of 2")

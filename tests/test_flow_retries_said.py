@@ -67,7 +67,7 @@ def test_without_progress_a_failed_attempt_is_said_when_it_fails(tmp_path: Path)
         run_id = said[0].split()[2]
         assert labloom(tmp_path, "cancel", run_id).returncode == 0
         proc.wait(timeout=30)
-        reader.join(timeout=10)
+        reader.join(timeout=60)
         assert sum("attempt 1 of 3 failed" in x for x in lines) == 1  # said once
     finally:
         stop(proc)

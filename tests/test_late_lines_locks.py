@@ -82,14 +82,14 @@ def test_a_late_calls_line_said_while_a_task_logs_does_not_hang_the_run(
 
     def say_late_held(self: Any, late: Any) -> None:  # the run's lock is held here
         saying.set()
-        logging_line.wait(10)
+        logging_line.wait(60)  # the rendezvous: both come (checked below)
         say_late(self, late)
 
     def task_log_held(self: Any, run_id: str, task_run_id: str, level: int, when: float,
                       text: str) -> None:
         if text == held_line:  # in that handler's emit, which holds its lock
             logging_line.set()
-            saying.wait(10)
+            saying.wait(60)
         task_log(self, run_id, task_run_id, level, when, text)
 
     @flow
@@ -108,7 +108,7 @@ def test_a_late_calls_line_said_while_a_task_logs_does_not_hang_the_run(
         monkeypatch.setattr(sinks.ExecutorSink, "_say_late", say_late_held)
         monkeypatch.setattr(sinks.ExecutorSink, "task_log", task_log_held)
         run.retry(background=True)
-        assert run.wait(timeout=30).value == "Completed"
+        assert run.wait(timeout=120).value == "Completed"  # a guard
         assert saying.is_set() and logging_line.is_set()  # both were held as meant
         assert held_line in [line.text for line in run.logs("chatty")]
         assert sum("came after" in line.text for line in run.logs("train")) == 1

@@ -46,7 +46,7 @@ def test_run_button_starts_a_run_and_shows_its_dag() -> None:
     form.button.click()
     assert len(form.runs) == 1
     run = form.runs[0]
-    assert run.wait(10) is State.COMPLETED
+    assert run.wait(60) is State.COMPLETED
     assert run.result() == [2.0, 4.0, 2.0, 4.0]
     assert run.origin == "notebook"
     (dag,) = form.dag.children

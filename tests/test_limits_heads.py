@@ -55,6 +55,6 @@ def test_a_dead_waiter_at_the_head_of_a_long_line_is_swept_and_the_next_granted(
     for count, name in enumerate(names, 1):
         limiter.release(frozenset({"db"}), name)
         if count < len(names):
-            wait_for(lambda count=count: len(granted) == count + 1, 10, f"grant {count + 1}")
+            wait_for(lambda count=count: len(granted) == count + 1, 60, f"grant {count + 1}")
     assert granted == names
     assert store.holders("db") == 0 and store.waiting("db") == 0

@@ -61,10 +61,10 @@ def test_the_line_is_asked_in_the_stores_order_not_in_the_order_waiters_came_her
     assert not limiter.acquire(frozenset({"one"}), "third", lambda: granted.append("third"))
     limiter._waiting = dict(reversed(limiter._waiting.items()))  # the order the race leaves
     limiter.release(frozenset({"one"}), "first")
-    wait_for(lambda: granted, 10, "the slot given back reaches the line's head")
+    wait_for(lambda: granted, 60, "the slot given back reaches the line's head")
     assert granted == ["second"]
     limiter.release(frozenset({"one"}), "second")
-    wait_for(lambda: len(granted) == 2, 10, "the next in line")
+    wait_for(lambda: len(granted) == 2, 60, "the next in line")
     assert granted == ["second", "third"]
     limiter.release(frozenset({"one"}), "third")
 
@@ -82,7 +82,7 @@ def test_waiters_asking_from_many_threads_are_granted_in_the_stores_line_order()
     together = threading.Barrier(len(names))
 
     def ask(name: str) -> None:
-        together.wait(10)
+        together.wait(60)
         assert not limiter.acquire(frozenset({"one"}), name, lambda: granted.append(name))
 
     threads = [threading.Thread(target=ask, args=(name,)) for name in names]
@@ -90,14 +90,14 @@ def test_waiters_asking_from_many_threads_are_granted_in_the_stores_line_order()
         thread.start()
     for thread in threads:
         thread.join(30)
-    wait_for(lambda: len(limiter._waiting) == len(names), 10, "every waiter in the list")
+    wait_for(lambda: len(limiter._waiting) == len(names), 60, "every waiter in the list")
     place = concurrency_slots.places(["one"])
     line = sorted(names, key=place.__getitem__)
     limiter._waiting = dict(reversed(limiter._waiting.items()))
     holder = "head"
     for count in range(1, len(names) + 1):
         limiter.release(frozenset({"one"}), holder)
-        wait_for(lambda count=count: len(granted) == count, 10, f"grant number {count}")
+        wait_for(lambda count=count: len(granted) == count, 60, f"grant number {count}")
         holder = granted[-1]
     limiter.release(frozenset({"one"}), holder)
     assert granted == line
@@ -147,7 +147,7 @@ def test_a_retry_asks_for_its_slot_only_after_its_first_attempt_gave_it_back() -
 
     limiter = _LateGiveBack()
     run = once.run(executor=ThreadsWithLimiter(limiter), background=True)
-    run.wait(20)
+    run.wait(60)
     assert run.state is State.COMPLETED, f"{run.state}: stalled on a slot given back late"
     assert run.result() == 2
     assert limiter.gave_back.is_set()
@@ -170,7 +170,7 @@ def test_a_limit_changed_while_task_runs_wait_applies_to_them(change: str) -> No
     else:
         labloom.limits.delete("one")
     # "first" still holds its slot: granted by the new limit, not by a slot given back
-    wait_for(lambda: len(granted) == 2, 10, "both waiters granted")
+    wait_for(lambda: len(granted) == 2, 60, "both waiters granted")
     assert granted == ["second", "third"]
     for holder in ("first", "second", "third"):
         limiter.release(frozenset({"one"}), holder)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from cli_helpers import wait_for
 from labloom import Flow, FlowFailed, FlowRun, MagicArgsError, State, Task
 
 
@@ -227,7 +228,7 @@ def test_background_returns_at_once_and_fills_names_when_done(ip: InteractiveShe
         ip,
         """%%tasks
 def wait_for_gate(x):
-    gate.wait(10)
+    gate.wait(300)  # opened once the cell is seen to have returned without it
     return x + 1
 """,
     )
@@ -237,10 +238,8 @@ def wait_for_gate(x):
     assert isinstance(handle, FlowRun)
     assert "answer" not in ip.user_ns
     ip.user_ns["gate"].set()
-    assert handle.wait(10) is State.COMPLETED
-    deadline = time.monotonic() + 10
-    while "answer" not in ip.user_ns and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert handle.wait(60) is State.COMPLETED  # a guard
+    wait_for(lambda: "answer" in ip.user_ns, 60, "the background run's names")
     assert ip.user_ns["answer"] == 42
 
 
@@ -251,18 +250,20 @@ def test_a_background_run_of_a_cell_run_again_since_leaves_the_newer_names(
     put its stale value back into the notebook over the newer run's."""
     gate = threading.Event()
     ip.user_ns["gate"] = gate
-    ok(ip, "%%tasks\ndef pick(x, wait):\n    if wait:\n        gate.wait(30)\n    return x\n")
+    ok(ip, "%%tasks\ndef pick(x, wait):\n    if wait:\n        gate.wait(300)\n    return x\n")
     older = ip.run_cell("%%flow sweep --background\nbest = pick('old', True)\n").result
     newer = ip.run_cell("%%flow sweep --background\nbest = pick('new', False)\n").result
-    assert newer.wait(10) is State.COMPLETED
-    deadline = time.monotonic() + 10
-    while ip.user_ns.get("best") != "new" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # The older run is held (its gate opens below) until the newer one has put its names.
+    assert newer.wait(60) is State.COMPLETED  # the waits here are guards
+    wait_for(lambda: ip.user_ns.get("best") == "new", 60, "the newer run's names")
     gate.set()
-    assert older.wait(10) is State.COMPLETED
+    assert older.wait(60) is State.COMPLETED
+    # The older run's names thread (started before its cell returned) is seen to end, so
+    # what it would put back is in by now.
     for thread in threading.enumerate():
         if thread.name == f"labloom-names-{older.id}":
-            thread.join(10)
+            thread.join(60)
+            assert not thread.is_alive()
     assert ip.user_ns["best"] == "new"
 
 

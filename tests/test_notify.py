@@ -281,7 +281,7 @@ def test_a_run_that_fails_after_its_scheduler_was_killed_alerts_once(
         assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
         [orphan] = [r for r in slot_rows(tmp_path) if r["status"] == "running"]
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
+        first.wait(timeout=60)
         release = Path(f"{out}.release")
         if listed_first:
             release.touch()

@@ -47,7 +47,7 @@ def _run(script: Path, env: dict[str, str], use_pty: bool) -> str:
         if not data:
             break
         chunks.append(data)
-    proc.wait(timeout=10)
+    proc.wait(timeout=60)
     os.close(main)
     assert proc.returncode == 0
     return b"".join(chunks).decode()

@@ -175,7 +175,7 @@ def test_a_blocks_starts_and_returns_change_each_child_as_one_by_one(tmp_path, m
         futures.result()
 
     def report() -> None:
-        go.wait(10)
+        go.wait(60)  # a guard
         call = submitted[0][0]
         sink = sink_registry.local_sink(call.run_id)
         assert sink is not None
@@ -194,10 +194,10 @@ def test_a_blocks_starts_and_returns_change_each_child_as_one_by_one(tmp_path, m
     reporter.start()
     try:
         run = wide.run(n=8, executor=Recording())
-        run.wait(10)
+        run.wait(60)
     finally:
         remove()
-        reporter.join(10)
+        reporter.join(60)
     assert run.state is State.COMPLETED
     children = sorted((tr for tr in run.tasks if tr.map_index is not None),
                       key=lambda tr: tr.map_index)
@@ -279,7 +279,7 @@ def test_a_chunks_ends_reach_the_subscribers_as_one_block_each_child_in_order(
     try:
         run = shouts.run(n=n, executor=executor)
         assert run.result() == list(range(1, n + 1))
-        run.wait(10)
+        run.wait(60)
     finally:
         remove()
     ids = {tr.id for tr in run.tasks}
@@ -383,8 +383,8 @@ def test_a_cancelled_chunks_children_each_end_once(executor, tmp_path: Path) -> 
         time.sleep(0.02)
     run.cancel()
     gate.touch()  # the chunk returns after the cancel: its ends must not end anyone again
-    assert run.wait(20) is State.CANCELLED
-    run.wait(10)
+    assert run.wait(60) is State.CANCELLED
+    run.wait(60)
     ids = {tr.id for tr in run.tasks}
     finals = {tr: [s for s in states if s != "created" and State(s).is_final]
               for tr, states in _per_task_run(got).items() if tr in ids}

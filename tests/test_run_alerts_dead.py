@@ -65,7 +65,7 @@ def killed_mid_run(home: Path, url: str) -> str:
                  and task_states(home) == ["Running"], 60,
                  "the task to run, in the store too, and the run's alert to be wished for")
         run.send_signal(signal.SIGKILL)
-        run.wait(timeout=10)
+        run.wait(timeout=60)
     finally:
         stop(run)
     [wish] = wishes(home)
@@ -161,11 +161,13 @@ def test_a_run_killed_after_its_failure_before_its_alert_is_alerted_failed(
     run = start_labloom(home, "run", "flows.py:etl", "--notify", hook.url, "--report",
                         str(fifo), LABLOOM_PROGRESS="0")
     try:
-        wait_for(lambda: run_state(home) == "Failed", 60,
-                 "the run to fail")
-        assert run.poll() is None and wishes(home) and not pending_rows(home)
+        # The wish and the failure are written apart: both waited for (the command is held at
+        # the FIFO meanwhile), not the wish read at once once the failure shows.
+        wait_for(lambda: run_state(home) == "Failed" and wishes(home), 60,
+                 "the run to fail, its alert wished for")
+        assert run.poll() is None and not pending_rows(home)
         run.send_signal(signal.SIGKILL)
-        run.wait(timeout=10)
+        run.wait(timeout=60)
         [(stdout, stderr)] = serve_some(home, hook)
         assert hook.connections_so_far() == 1, (stdout, stderr)
     finally:

@@ -143,7 +143,7 @@ def test_a_run_killed_while_it_posts_its_alert_leaves_it_to_a_serve(labloom_home
         assert row["sender"] == f"run:{run.pid}@{socket.gethostname()}", row
         wait_for(lambda: hanging.requests, 60, "the command to post it")
         run.send_signal(signal.SIGKILL)
-        run.wait(timeout=10)
+        run.wait(timeout=60)
         conn = store_of(home)
         assert conn is not None
         with conn:

@@ -264,12 +264,12 @@ async def test_cancel_a_running_run_of_this_process(jp_fetch: Any) -> None:
         await until(lambda: _stored_state(run.id) == "Running")
         code, answer = await post(jp_fetch, "runs", run.id, "cancel")
         assert code == 202 and answer["requested"] is True
-        await until(lambda: run.state.is_final, timeout=10)
+        await until(lambda: run.state.is_final, timeout=60)
     finally:
         release.set()
-    run.wait(10)
+    run.wait(60)
     assert run.state.value == "Cancelled" and run.message == "cancelled from the Flows panel"
-    await until(lambda: _stored_state(run.id) == "Cancelled", timeout=10)
+    await until(lambda: _stored_state(run.id) == "Cancelled", timeout=60)
     code, answer = await post(jp_fetch, "runs", run.id, "cancel")
     assert code == 409 and "already ended (Cancelled)" in answer["message"]
 
@@ -433,7 +433,7 @@ async def test_a_store_file_deleted_while_the_server_runs_is_read_afresh(
     async def listed() -> list[str]:
         return [r["id"] for r in (await get(jp_fetch, "runs"))["runs"]]
 
-    assert await until(listed, 10) == [new]  # the writer commits off the run's path
+    assert await until(listed, 60) == [new]  # the writer commits off the run's path
     assert await status_of(jp_fetch, "runs", old) == 404
 
 
@@ -462,7 +462,7 @@ async def test_a_backup_copied_over_the_store_file_is_read_though_its_inode_is_t
     async def listed() -> list[str]:
         return [r["id"] for r in (await get(jp_fetch, "runs"))["runs"]]
 
-    assert set(await until(listed, 10)) == {kept, lost}
+    assert set(await until(listed, 60)) == {kept, lost}
     with contextlib.closing(sqlite3.connect(db)) as live:  # the file holds every write now
         live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for _ in range(4):  # every thread of both lanes reads the file as it is now

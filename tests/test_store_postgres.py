@@ -177,7 +177,7 @@ def test_labloom_serve_waits_out_a_server_restart(
         proc.wait(timeout=30)
     finally:
         stop(proc)
-        reader.join(10)
+        reader.join(60)
     text = "".join(said)
     assert proc.returncode == 0, text
     assert "Traceback" not in text

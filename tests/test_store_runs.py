@@ -364,7 +364,7 @@ def test_the_writer_keeps_nothing_of_a_write_once_written(monkeypatch: pytest.Mo
     run = wide.run(n=20, executor=ThreadExecutor(2))
     assert run.state is State.COMPLETED and folded
     # The run's end waited for its last commit; the writer then lets go of what it wrote.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a guard
     while any(ref() is not None for ref in folded) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert [ref() for ref in folded] == [None] * len(folded)

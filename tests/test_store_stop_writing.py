@@ -74,7 +74,7 @@ def test_a_store_gone_for_good_is_let_go_of_at_once(
     # The warning names the way out.
     assert "labloom.store.stop_writing() gives up now" in wait_for(said, 60, "the retry")[0]
     labloom.store.stop_writing()
-    wait_for(lambda: not store_threads(), 10, "the writer's thread to end")
+    wait_for(lambda: not store_threads(), 60, "the writer's thread to end")
     GATE.set()
     # What the run sends now is dropped and counted: its end does not wait for the store.
     assert run.wait(30) is State.COMPLETED

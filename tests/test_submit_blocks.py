@@ -46,7 +46,7 @@ def test_a_call_the_executor_refuses_fails_alone_and_the_rest_of_its_block_runs(
     executor = _Refusing()
     with executor:
         run = doubles.run(n=10, executor=executor)
-        run.wait(10)
+        run.wait(60)
     states = {tr.map_index: tr.state for tr in run.tasks if tr.map_index is not None}
     assert states == {i: State.FAILED if i == 3 else State.COMPLETED for i in range(10)}
     (refused,) = [tr for tr in run.tasks if tr.map_index == 3]
@@ -98,7 +98,7 @@ def test_a_blocks_calls_carry_their_tasks_options_read_once_per_task() -> None:
 
     with Seeing(2) as executor:
         run = both.run(n=3, executor=executor)
-        run.wait(10)
+        run.wait(60)
     assert run.state is State.COMPLETED
     calls = {call.task_name: call for call in seen}
     assert sorted(calls) == [f"{name}[{i}]" for name in ("double", "recorded") for i in range(3)]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from cli_helpers import wait_for
 from labloom import State, ThreadExecutor, flow, task
 from labloom.executors.thread_pool import ThreadPool
 from store_helpers import env_for, wide
@@ -64,7 +65,7 @@ def test_threads_are_named_as_the_standard_pools_and_a_raising_call_keeps_its_th
 
     pool.submit(fail)
     pool.submit(lambda: (names.append(threading.current_thread().name), done.set()))
-    assert done.wait(5)
+    assert done.wait(60)  # a guard
     pool.close()
     assert names == ["labloom-task_0"]
 
@@ -72,13 +73,14 @@ def test_threads_are_named_as_the_standard_pools_and_a_raising_call_keeps_its_th
 def test_shutdown_drops_the_calls_not_started() -> None:
     pool = ThreadPool(1, "p")
     gate, ran = threading.Event(), []
-    pool.submit(gate.wait, 5)
+    pool.submit(gate.wait, 300)  # held until the pool is closed (set below)
     for i in range(10):
         pool.submit(ran.append, i)
     pool.close()  # drops the ten
     gate.set()
     for thread in pool._threads:
-        thread.join(5)
+        thread.join(60)  # a guard: the thread is seen to end, with nothing more to run
+        assert not thread.is_alive()
     assert ran == []
 
 
@@ -119,11 +121,7 @@ def test_a_run_s_own_thread_executor_leaves_no_threads_behind_once_dropped(
         return [t for t in threading.enumerate()
                 if t not in before and t.name.startswith("labloom-task")]
 
-    deadline = threading.Event()
-    for _ in range(500):
-        if not left() or deadline.wait(0.02):
-            break
-    assert left() == []
+    wait_for(lambda: not left(), 60, "the dropped executors' threads to end")
 
 
 def test_submitters_in_many_threads_never_start_more_than_max_workers() -> None:
@@ -194,8 +192,10 @@ def test_threads_launching_at_once_take_the_executors_room_once() -> None:
     executor.start()
     assert executor._pool is not None
     busy, gate = threading.Event(), threading.Event()
-    executor._pool.submit(lambda: (busy.set(), gate.wait(30)))  # the one thread stays busy
-    assert busy.wait(10)
+    # The one thread stays busy until the checks are done (the gate opens in the finally):
+    # 300 s only if the test itself hangs. The waits below are guards.
+    executor._pool.submit(lambda: (busy.set(), gate.wait(300)))
+    assert busy.wait(60)
     try:
         run = wide.run(executor=executor, background=True)
         launcher = run._engine.launcher
@@ -208,7 +208,8 @@ def test_threads_launching_at_once_take_the_executors_room_once() -> None:
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(30)
+            thread.join(120)
+            assert not thread.is_alive()
         assert executor._pool.queued() == 100, executor._pool.queued()
         assert executor.most <= 100, executor.most
     finally:
@@ -263,8 +264,10 @@ def test_a_task_thread_captures_prints_once_while_calls_keep_coming(
     assert executor._pool is not None
     pool = executor._pool
     busy, gate = threading.Event(), threading.Event()
-    pool.submit(lambda: (busy.set(), gate.wait(30)))  # the thread's stretch begins here
-    assert busy.wait(10)
+    # The thread's stretch begins here; it is held until every child is queued (the gate
+    # opens in the finally), 300 s only if the test itself hangs. The waits are guards.
+    pool.submit(lambda: (busy.set(), gate.wait(300)))
+    assert busy.wait(60)
     try:
         run = wide.run(executor=executor, background=True)
         deadline = threading.Event()
@@ -275,7 +278,8 @@ def test_a_task_thread_captures_prints_once_while_calls_keep_coming(
     run.wait(60)
     executor.shutdown()
     for thread in pool._threads:
-        thread.join(10)
+        thread.join(60)
+        assert not thread.is_alive()
     assert run.result() == list(range(200))
     assert {line.text for line in run.logs()} >= {f"line {i}" for i in range(200)}
     assert lock.taken <= 4, lock.taken  # one stretch: in and out (400 before, 2 per call)

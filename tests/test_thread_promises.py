@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from cli_helpers import wait_for
 from labloom import State, ThreadExecutor, flow, task
 from labloom.core import process_log
 
@@ -28,7 +29,7 @@ def test_resources_on_threads_are_said_once_to_be_ignored(caplog: pytest.LogCapt
     caplog.set_level(logging.WARNING, logger="labloom")
     run = gpu_sweep.run(executor=ThreadExecutor(4))
     assert run.result() == [0, 1, 2]
-    process_log._sayer.wait_done(10)
+    assert process_log._sayer.wait_done(60)  # a guard: what was said before is out
     said = [r.getMessage() for r in caplog.records if "cannot honour" in r.getMessage()]
     assert len(said) == 1, said  # one task, six calls, two maps: said once
     assert "task 'on_gpu' asks for resources GPU=1," in said[0]
@@ -41,7 +42,7 @@ def test_resources_on_the_local_executor_are_not_said(caplog: pytest.LogCaptureF
     """It runs one call at a time: any amount one call may take is honoured."""
     caplog.set_level(logging.WARNING, logger="labloom")
     assert gpu_sweep.run(executor="local").result() == [0, 1, 2]
-    process_log._sayer.wait_done(10)
+    assert process_log._sayer.wait_done(60)  # a guard: what was said before is out
     assert not [r for r in caplog.records if "cannot honour" in r.getMessage()]
 
 
@@ -68,7 +69,9 @@ def test_the_retry_of_a_timed_out_call_waits_for_its_slot_until_the_call_returne
         return licensed()  # type: ignore[return-value]
 
     run = once.run(executor=executor, background=True)
-    # Long enough for a retry that did not wait to have started (it starts 0.3 s in).
+    wait_for(lambda: calls, 60, "the first attempt's call")  # a guard
+    # Long enough for a retry that did not wait to have started (it starts 0.3 s in); a
+    # retry that started before the release also returns False (checked below) however late.
     end = time.monotonic() + 3
     while len(calls) < 2 and time.monotonic() < end:
         time.sleep(0.02)
@@ -117,8 +120,9 @@ def test_a_cancelled_call_on_threads_keeps_its_slot_until_it_returned():
     run.cancel()
     assert run.wait(timeout=60) and run.state is State.CANCELLED
     later = second.run(executor="threads", background=True)
-    # Long enough for a call that did not wait for the slot to have run.
-    assert later.wait(timeout=2) is State.RUNNING
+    # Its task run is there, waiting for the slot (a guard: a loaded machine may take seconds
+    # to start the run). A call that ran without the slot saw False, checked below.
+    wait_for(lambda: later.state is State.RUNNING and later.tasks, 60, "the next run's task")
     assert saw == []
     release.set()
     assert later.wait(timeout=60)

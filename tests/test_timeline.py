@@ -136,7 +136,7 @@ def test_the_cell_widget_answers_the_same_shape_from_the_live_run() -> None:
         run.wait()
         view.flush()
         view.handle({"event": "timeline"})
-        assert got.wait(10)
+        assert got.wait(60)  # a guard
     finally:
         view.close()
     answer = next(m for m in sent if m.get("event") == "timeline")

@@ -189,7 +189,7 @@ def test_a_killed_hosts_run_is_marked_crashed_by_the_other(hosts: tuple[Host, Ho
     try:
         wait_for(lambda: any(r["state"] == "Running" for r in b.runs()), 60, "A's run")
         proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        proc.wait(60)
         run = wait_for(lambda: (seen := read_on_b())["state"] == "Crashed" and seen, 60,
                        "B to mark it Crashed")
     finally:
@@ -265,7 +265,7 @@ def test_a_host_whose_clock_runs_ahead_judges_the_others_by_the_servers_clock(
         assert run["state"] == "Running", run["message"]
     finally:
         proc.kill()
-        proc.wait(10)
+        proc.wait(60)
     assert a.cli("limit", "set", "db", "1").returncode == 0
     first = a.flow("limited_long")
     trace = tmp_path / "trace.txt"

@@ -46,7 +46,7 @@ class Replies:
         before = len(self.sent)
         view.handle(message)
         with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.sent) > before, 10)
+            assert self.arrived.wait_for(lambda: len(self.sent) > before, 60)
         return self.sent[-1]
 
 
@@ -61,7 +61,7 @@ def test_the_widget_pages_a_map_nodes_experiments_and_curves() -> None:
             return view.read(lambda g: g.state.is_final and len(g.task_runs) == 8)
 
         deadline = threading.Event()
-        for _ in range(200):
+        for _ in range(1200):  # a 60 s guard
             if settled():
                 break
             deadline.wait(0.05)

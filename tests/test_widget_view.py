@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cli_helpers import wait_for
 from labloom.core.states import State
 from labloom.notebook.widget.throttle import Throttle
 from labloom.notebook.widget.view import RunView
@@ -300,7 +301,7 @@ def test_with_the_real_timer_updates_arrive_from_the_event_thread() -> None:
     view.start()
     for st in (State.RUNNING, State.COMPLETED):
         run.bus.emit(state("t-best", st))  # no flush: the dispatcher thread delivers
-    assert done.wait(10)
+    assert done.wait(60)  # a guard
     view.close()
 
 
@@ -319,8 +320,7 @@ def test_a_widget_has_one_timer_thread_and_closing_ends_it() -> None:
         run.emit(event)
         if i % 10 == 0:
             seen = max(seen, len(timers()))
-    deadline = threading.Event()
-    deadline.wait(0.1)
-    assert len(pushes) > 1 and seen == 1  # one thread for every frame, not one per frame
+    wait_for(lambda: len(pushes) > 1, 60, "the timer's frames")  # a guard, not 0.1 s
+    assert seen == 1  # one thread for every frame, not one per frame
     view.close()
     assert timers() == []

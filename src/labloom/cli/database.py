@@ -90,12 +90,14 @@ def check_command(args: argparse.Namespace) -> int:
     with _connected(database) as conn:
         version = version_of(conn)
         refuse_foreign(conn, version, database.display)  # not "run db upgrade" on it
-        skew = _clock_skew(conn)
+        skew, round_trip = _clock_skew(conn)
         left = _left_behind(database, conn if version == SCHEMA_VERSION else None)
     report: dict[str, Any] = {
         "store": database.display, "backend": database.kind, "connected": True,
         "schema_version": version, "labloom_schema_version": SCHEMA_VERSION,
         "clock_skew_seconds": None if skew is None else round(skew, 3),
+        # The skew is read within this round trip: it is off by at most half of it.
+        "clock_round_trip_seconds": None if round_trip is None else round(round_trip, 3),
     }
     problems = []
     if version < SCHEMA_VERSION:
@@ -104,7 +106,9 @@ def check_command(args: argparse.Namespace) -> int:
     elif version > SCHEMA_VERSION:
         problems.append(f"schema version {version} is newer than this labloom's "
                         f"{SCHEMA_VERSION}: upgrade labloom")
-    if skew is not None and abs(skew) > SKEW_WARNING:
+    # Read from the midpoint of its round trip, the skew is off by up to half of it (an answer
+    # slow on its way back reads as this clock ahead): a problem only when surely past.
+    if skew is not None and round_trip is not None and abs(skew) - round_trip / 2 > SKEW_WARNING:
         problems.append(f"this host's clock is {skew:+.1f}s off the database server's: "
                         "times shown (a run's start, its logs) are this clock's, so sync it "
                         "(NTP); heartbeats and schedules go by the server's")
@@ -117,7 +121,8 @@ def check_command(args: argparse.Namespace) -> int:
         print(f"store {database.display} ({database.kind}): connected")
         print(f"schema version {version} (this labloom: {SCHEMA_VERSION})")
         print("clock skew: none (a local file)" if skew is None
-              else f"clock skew to the database server: {skew:+.3f}s")
+              else f"clock skew to the database server: {skew:+.3f}s (read in a "
+              f"{round_trip:.3f}s round trip: off by at most half of it)")
         if left:
             local = shlex.quote(left["store"])
             print(f"note: {left['store']} holds {left['runs']} run(s) of this user's history "
@@ -301,11 +306,16 @@ def _left_behind(database: Any, conn: Any) -> dict[str, Any] | None:
     return {"store": str(local), "runs": runs} if runs else None
 
 
-def _clock_skew(conn: Any) -> float | None:
-    """This host's clock minus the database server's (None for SQLite: same machine)."""
+def _clock_skew(conn: Any) -> tuple[float | None, float | None]:
+    """This host's clock minus the database server's, and the round trip it was measured in
+    (None, None for SQLite: same machine)."""
     from ..store import store_clock
 
-    return None if conn.kind == "sqlite" else store_clock.measure(conn)
+    if conn.kind == "sqlite":
+        return None, None
+    started = time.monotonic()
+    skew = store_clock.measure(conn)
+    return skew, time.monotonic() - started
 
 
 class _connected:
