@@ -115,9 +115,12 @@ class Room:
 
     def __init__(self, database: Database) -> None:
         self.display = database.display
-        self.kind = database.kind
         self.disk = DISK.get(database.kind, DISK["sqlite"])
         self.held_why = HELD.format(disk=self.disk)
+        # The words said of lines not stored, made once: a write may drop many lines.
+        self._dropped_why = WHY.format(disk=self.disk)
+        self._note = NOTE.format(count="{count}", disk=self.disk,
+                                 fix=FIX.get(database.kind, FIX["sqlite"]))
         self._pg = database.kind == "postgresql"
         self._emptied = True  # the PostgreSQL reserve to empty before the next write
         self.path = None if database.path is None else Path(f"{database.path}-reserve")
@@ -177,9 +180,7 @@ class Room:
         if not self._shed_any:  # no recorder lost or holds a line: no note to look for
             return
         now = time.time()
-        note = NOTE.format(count="{count}", disk=self.disk,
-                           fix=FIX.get(self.kind, FIX["sqlite"]))
-        rows.notes = [(run_id, None, 30, now, note.format(count=unstored))
+        rows.notes = [(run_id, None, 30, now, self._note.format(count=unstored))
                       for run_id in rows.closed
                       if (rec := rows.recorders.get(run_id)) is not None
                       and (unstored := rec.unstored + self.held.get(run_id, 0))
@@ -222,7 +223,7 @@ class Room:
                     self._recorders[run_id] = rec
                     self.held[run_id] = self.held.get(run_id, 0) + 1
                 else:  # as many as may wait in memory wait already
-                    rec.drop(1, WHY.format(disk=self.disk))
+                    rec.drop(1, self._dropped_why)
                     rec.unstored += 1
             del table.rows[table.done:], table.runs[table.done:]
         rows.split = False  # states alone are few: one transaction
