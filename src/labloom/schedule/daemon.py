@@ -9,9 +9,10 @@ for orphans, log pruning) go by the monotonic clock, which no setting of the clo
 Each run is ``python -m labloom run ... --origin schedule`` in its own subprocess and session,
 so a crashing flow cannot take the scheduler down and a terminal's Ctrl-C reaches only the
 scheduler. SIGTERM (or SIGINT) stops new runs and waits up to ``grace`` seconds for running
-ones before terminating them; a second signal terminates them at once. Failure alerts are kept
-in the store with what they tell of, and sent from there (``alert_sender``), with those of
-`labloom run --notify` commands that died before they sent theirs (``dead_run_alerts``).
+ones before terminating them; a second signal terminates them at once (``stop_signals``: a
+handler that takes no lock). Failure alerts are kept in the store with what they tell of, and
+sent from there (``alert_sender``), with those of `labloom run --notify` commands that died
+before they sent theirs (``dead_run_alerts``).
 """
 
 from __future__ import annotations
@@ -26,12 +27,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from ..core.flow_retries import RETRY_NOTE
@@ -42,6 +41,7 @@ from . import dead_run_alerts, liveness, log_files
 from . import stored_schedules as sched
 from .alert_sender import AlertSender
 from .alerts import failure_payload
+from .stop_signals import StopSignals
 from .times import to_ms
 
 log = logging.getLogger("labloom")
@@ -67,8 +67,7 @@ class ScheduleServer:
         self.grace = grace
         self.out = out or sys.stdout
         self.children: list[_Child] = []
-        self.stopping = threading.Event()
-        self.hurry = threading.Event()
+        self.signals = StopSignals()
         self.alerts = AlertSender.from_env(self.id)
         self.started = time.time()
         self._last_beat = -math.inf  # monotonic, as the other cadences
@@ -84,13 +83,7 @@ class ScheduleServer:
     # --- signals ---------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.stopping.is_set():
-            self.hurry.set()
-        self.stopping.set()
+        self.signals.install()
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -99,15 +92,16 @@ class ScheduleServer:
         liveness.beat(conn, self.id, self.started)
         self._say(f"labloom: scheduler {self.id} serving {get_database().display}")
         try:
-            while not self.stopping.is_set():
+            while not self.signals.stopping:
                 conn = self._tick(conn)
-                self.stopping.wait(self.tick)
+                self.signals.wait(self.tick)
             self._shut_down(conn)
         finally:  # alerts first: their claims end with this scheduler's row
             self._quietly(lambda: self.alerts.close(conn, timeout=10))
             self._quietly(lambda: liveness.sign_off(conn, self.id))
             self._quietly(lambda: conn.close())
             shutil.rmtree(self._reports, ignore_errors=True)
+            self.signals.close()
         self._say("labloom: scheduler stopped")
         return 0
 
@@ -171,7 +165,7 @@ class ScheduleServer:
             dead_run_alerts.compose(conn)  # `labloom run --notify` commands killed mid-run
         for schedule in sched.get_all(conn):
             now = store_clock.now(conn)  # no round trip: the offset measured at the last beat
-            if schedule.paused or self.stopping.is_set() or not self._computable(schedule, now):
+            if schedule.paused or self.signals.stopping or not self._computable(schedule, now):
                 continue
             if sched.next_run(conn, schedule, now) > now:
                 continue  # a read: no write transaction for schedules that are not due
@@ -339,10 +333,10 @@ class ScheduleServer:
             self._say(f"labloom: stopping; waiting up to {self.grace:g}s for "
                       f"{len(self.children)} run(s)")
         deadline = time.monotonic() + self.grace
-        while self.children and time.monotonic() < deadline and not self.hurry.is_set():
+        while self.children and time.monotonic() < deadline and not self.signals.hurry:
             self._quietly(lambda: self._reap(conn))
             self._quietly(lambda: liveness.beat(conn, self.id, self.started))
-            self.hurry.wait(min(self.tick, 0.2))
+            self.signals.wait(min(self.tick, 0.2))
         self._quietly(lambda: self._reap(conn))
         for child in self.children:
             child.terminated = True
