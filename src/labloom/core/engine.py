@@ -27,6 +27,7 @@ from .flow_retries import FlowAttempts, outcome
 from .flow_timeout import FlowClock
 from .futures import MappedFuture, TaskFuture, find_futures
 from .hooks import Limiter
+from .interrupts_held import InterruptsHeld
 from .launching import LAUNCHING, Launcher
 from .observers import FailureHooks, run_starts
 from .run_logs import RunLogs
@@ -163,13 +164,37 @@ class RunEngine:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self, background: bool = False) -> None:
-        run_starts(self.handle)  # the store, progress, views: before anything can happen
+        # A Ctrl-C anywhere on the way to the run's driver ends the run Cancelled: one landing
+        # between the handlers further in left it Pending or Running for good (and stored so).
+        driving = False  # from when its own thread may end it
+        try:
+            run_starts(self.handle)  # the store, progress, views: before anything can happen
+            started = self._start_executor()
+            self._set_run_state(State.RUNNING, self.message if started else "")
+            if started:
+                self.clock.start()
+            if background:
+                driver = threading.Thread(target=contextvars.copy_context().run,
+                                          args=(self._drive, started),
+                                          name=f"labloom-{self.id}", daemon=True)
+                driving = True
+                driver.start()
+            elif not self._drive(started) and self.body_error is not None:
+                raise self.body_error  # its executor never started: as it would at once
+        except KeyboardInterrupt:
+            if self._created is None:
+                self._announce()  # recorded, as a run whose executor could not start
+            self.cancel("interrupted")
+            if not driving:
+                self._finalize()
+            raise
+
+    def _start_executor(self) -> bool:
+        """Start the executor, announce the run; False: it could not start (a note says why)."""
         try:
             self.executor.start()
-            started = True
         except BaseException as exc:  # a cluster for the run that cannot start: still recorded
             self._announce()
-            started = False  # its driver tries again at each of the flow's retries, if any
             if isinstance(exc, KeyboardInterrupt):  # Ctrl-C while a cluster starts: a cancel
                 self.graph.cancelled = self.message = "interrupted"  # (was Failed, "could
                 self._finalize()                                     # not start: ")
@@ -177,41 +202,27 @@ class RunEngine:
             if not self.attempts.could_not_start(exc):
                 self._finalize()
                 raise
-        else:
-            self._announce()
-        # An executor that could not start: why is said by the attempt's note that follows
-        # (``FlowAttempts``), not by this state too.
-        self._set_run_state(State.RUNNING, self.message if started else "")
-        if started:
-            self.clock.start()
-        if background:
-            context = contextvars.copy_context()
-            driver = threading.Thread(target=context.run, args=(self._drive, started),
-                                      name=f"labloom-{self.id}", daemon=True)
-            try:
-                driver.start()
-            except KeyboardInterrupt:  # Ctrl-C while the run's thread starts: meant for the run
-                self.cancel("interrupted")
-                raise
-        elif not self._drive(started) and self.body_error is not None:
-            raise self.body_error  # its executor never started: as it would at once
+            return False  # its driver tries again at each of the flow's retries, if any
+        self._announce()
+        return True
 
     def _announce(self) -> None:
         """The run's own hooks attach, then the run's first event: it exists."""
-        if self.flow.on_failure:
-            self.subscribe(FailureHooks(self.handle))
-        register_local_run(self.id, self.sink)
-        at_exit.track(self.handle)
-        self.started = time.time()
-        self.metadata.update(self.executor.metadata())
-        with self.lock:
-            self._created = ev.RunCreated(
-                self.id, self.flow.name, recorded_parameters(self.flow.fn, self.parameters),
-                self.executor.describe(),
-                self.origin, socket.gethostname(), self.started, self.flow.source_hash,
-                dict(self.metadata),
-            )
-            self.emit(self._created)
+        self.metadata.update(self.executor.metadata())  # it may ask the cluster: not held
+        with InterruptsHeld():  # all of it or none: see interrupts_held.py
+            if self.flow.on_failure:
+                self.subscribe(FailureHooks(self.handle))
+            register_local_run(self.id, self.sink)
+            at_exit.track(self.handle)
+            self.started = time.time()
+            with self.lock:
+                self._created = ev.RunCreated(
+                    self.id, self.flow.name, recorded_parameters(self.flow.fn, self.parameters),
+                    self.executor.describe(),
+                    self.origin, socket.gethostname(), self.started, self.flow.source_hash,
+                    dict(self.metadata),
+                )
+                self.emit(self._created)
 
     def trace(self) -> list[ev.NodeCreated]:
         """Run only the body, with an executor that runs nothing: the graph's nodes."""
@@ -231,9 +242,10 @@ class RunEngine:
                 return False
             self._run_body()
         except KeyboardInterrupt:
-            if not started:
-                self.cancel("interrupted")  # (else the body's own cancel said it)
-            self._finish()
+            self.cancel("interrupted")  # (the body's own cancel may have said it)
+            # Not ``_finish``: a Ctrl-C in the body's change of the graph (a map's children
+            # added, not yet counted) left a count of open task runs that never came to 0.
+            self._finalize()
             raise
         self._finish()
         return True
@@ -288,32 +300,39 @@ class RunEngine:
     def _finalize(self) -> None:
         learned = self.executor.metadata()  # outside the lock: it may ask the cluster
         learned.update(self.attempts.facts())
-        with self.lock:
-            if self.finished.is_set() or self._finalizing:
-                return
-            self._finalizing = True
-            changed = {k: v for k, v in learned.items() if self.metadata.get(k) != v}
-            self.metadata.update(changed)
-            self.launcher.stop_timers()
-            self.clock.stop()
-            state, message = outcome(self)
-            self.message = self.attempts.final_message(state, message)
-            self.sink.flush()  # the logging calls still waiting, before the run's end
-            self.ended = time.time()
-            self.state = state
-            self._run_finished = ev.RunFinished(self.id, state, self.ended, self.message,
-                                                dict(self.metadata) if changed else {})
-            self.emit(self._run_finished)
-        self.launcher.given_back()  # slots of the last task runs, by any thread
-        self.bus.close()
-        unregister_local_run(self.id)
-        at_exit.untrack(self.handle)
-        self.executor.run_ended(self.id)
-        if self.owns_executor:
-            self.executor.shutdown()
-        self.finished.set()
-        with self.lock:
-            self.changed.notify_all()
+        mine = False  # this call ends the run: ``finished`` is then set, however it goes
+        try:
+            with InterruptsHeld():  # decided, said and let go of, whole: interrupts_held.py
+                with self.lock:
+                    if self.finished.is_set() or self._finalizing:
+                        return
+                    self._finalizing = mine = True
+                    changed = {k: v for k, v in learned.items() if self.metadata.get(k) != v}
+                    self.metadata.update(changed)
+                    self.launcher.stop_timers()
+                    self.clock.stop()
+                    state, message = outcome(self)
+                    self.message = self.attempts.final_message(state, message)
+                    self.sink.flush()  # the logging calls still waiting, before the run's end
+                    self.ended = time.time()
+                    self.state = state
+                    self._run_finished = ev.RunFinished(self.id, state, self.ended, self.message,
+                                                        dict(self.metadata) if changed else {})
+                    self.emit(self._run_finished)
+                self.launcher.given_back()  # slots of the last task runs, by any thread
+                self.bus.close()
+                unregister_local_run(self.id)
+                at_exit.untrack(self.handle)
+                self.executor.run_ended(self.id)
+        finally:
+            if mine:
+                try:  # (a cluster of its own closing: a Ctrl-C may cut that short)
+                    if self.owns_executor:
+                        self.executor.shutdown()
+                finally:
+                    self.finished.set()
+                    with self.lock:
+                        self.changed.notify_all()
 
     def _set_run_state(self, state: State, message: str | None = None) -> None:
         self.state = state

@@ -329,20 +329,26 @@ def capturing() -> Iterator[None]:
             here.depth = depth
         return
     global _capture_depth
-    with _capture_lock:
-        _capture_depth += 1
-        # Every time, not only for the first thread: something may have swapped sys.stdout
-        # while a task (say one past its timeout) kept the depth up.
-        _install()
-    here.depth = 1
+    counted = False
+    # Counted inside the ``try``: a Ctrl-C landing in ``_install`` (a local executor's call
+    # runs in the kernel's main thread) kept the count up and the proxies in for good, and
+    # every print of the kernel after went through them.
     try:
+        with _capture_lock:
+            _capture_depth += 1
+            counted = True  # (nothing between the two where a signal could land)
+            # Every time, not only for the first thread: something may have swapped
+            # sys.stdout while a task (say one past its timeout) kept the depth up.
+            _install()
+        here.depth = 1
         yield
     finally:
         here.depth = 0
-        with _capture_lock:
-            _capture_depth -= 1
-            if _capture_depth == 0:
-                _uninstall()
+        if counted:
+            with _capture_lock:
+                _capture_depth -= 1
+                if _capture_depth == 0:
+                    _uninstall()
 
 
 @contextmanager

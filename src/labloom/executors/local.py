@@ -139,7 +139,11 @@ class LocalExecutor(_InProcess):
 
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
-            handle.cancelled = True
+            # A task run's handle is its value once the call succeeded (``settled``); a Ctrl-C
+            # landing before its state followed leaves that value where a cancel looks: the
+            # interrupted run's cancel raised AttributeError and the run never ended.
+            if isinstance(handle, _Handle):
+                handle.cancelled = True
 
 
 class ThreadExecutor(_InProcess):
@@ -198,7 +202,11 @@ class ThreadExecutor(_InProcess):
 
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
-            handle.cancelled = True
+            # A task run's handle is its value once the call succeeded (``settled``); a Ctrl-C
+            # landing before its state followed leaves that value where a cancel looks: the
+            # interrupted run's cancel raised AttributeError and the run never ended.
+            if isinstance(handle, _Handle):
+                handle.cancelled = True
 
     def shutdown(self) -> None:
         with self._lock:

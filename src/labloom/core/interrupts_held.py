@@ -1,0 +1,65 @@
+"""A Ctrl-C held back while a run is announced or ended, and handled right after.
+
+A KeyboardInterrupt (a kernel's Interrupt, a terminal's Ctrl-C, the SIGTERM `labloom run` turns
+into one) is raised in the main thread wherever its signal finds it: inside the few steps that
+announce a run (its first event, the list of runs to end at exit, the collector's count of runs
+going) or that end it (its last state and event, then ``finished``), it left them half done: a
+run forever Pending or Running in the kernel and in the store, or one no later call could finish
+(``_finalizing`` set, ``finished`` never). ``with InterruptsHeld():`` replaces the main
+thread's Python-level SIGINT and SIGTERM handlers by one that notes the signal, and calls the
+handler that was there once the block is done: the interrupt is raised there, after the steps,
+where the engine's handlers take it. Only for short steps that wait for nothing: a Ctrl-C must
+still end a wait at once. Other threads never receive a signal's Python handler: nothing to do.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class InterruptsHeld:
+    __slots__ = ("_came", "_saved")
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[int, Any]] = []
+        self._came: list[int] = []
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            for signum in _SIGNALS:
+                handler = signal.getsignal(signum)
+                if callable(handler):  # SIG_DFL or SIG_IGN: nothing Python could hold
+                    self._saved.append((signum, handler))  # before the swap: put back surely
+                    signal.signal(signum, self._note)
+        except BaseException:  # the other signal, not held yet, came meanwhile
+            _put_back(self._saved)
+            raise
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        self._came.append(signum)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self._saved:
+            return
+        saved = dict(self._saved)
+        try:
+            _put_back(self._saved)
+        finally:
+            for signum in self._came:  # the first raises (KeyboardInterrupt) as it would have
+                saved[signum](signum, None)
+
+
+def _put_back(saved: list[tuple[int, Any]]) -> None:
+    """Each handler put back, even when one put back first is called meanwhile and raises."""
+    if saved:
+        try:
+            signal.signal(*saved[-1])
+        finally:
+            _put_back(saved[:-1])

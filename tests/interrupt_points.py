@@ -1,0 +1,89 @@
+"""A Ctrl-C landing at a chosen point of labloom's code in the main thread, as a real one may.
+
+CPython 3.11 runs a signal's Python handler (``default_int_handler`` raises KeyboardInterrupt)
+only where it checks for pending calls: at a function's start (RESUME), at a loop's backward
+jump, and right after a call into C returns (not after a Python function's return). ``Landing``
+traces the main thread's opcodes in labloom's modules and calls the SIGINT handler installed at
+that moment (as the signal would) at the ``number``-th such point, once. Tracing lines instead
+would raise where no signal lands, such as before the call that leaves a ``with`` block, or
+between a Python function's return and the ``try`` after it, and report leaks that cannot be.
+A call into C that calls Python back is taken for a Python call: a few points are missed.
+"""
+
+from __future__ import annotations
+
+import dis
+import signal
+import sys
+from pathlib import Path
+from types import CodeType, FrameType
+from typing import Any
+
+import labloom
+
+SRC = str(Path(labloom.__file__).parent)
+_CHECKED = frozenset({"RESUME", "JUMP_BACKWARD"})
+_CALLS = frozenset({"CALL", "CALL_FUNCTION_EX"})
+_points: dict[CodeType, frozenset[int]] = {}
+
+
+def _landing_offsets(code: CodeType) -> tuple[frozenset[int], frozenset[int]]:
+    """Where signals are checked before the instruction, and where only if the call just
+    made was into C."""
+    found = _points.get(code)
+    if found is None:
+        always, after_c, after_call = set(), set(), False
+        for ins in dis.get_instructions(code):
+            if ins.opname in _CHECKED:
+                always.add(ins.offset)
+            elif after_call:
+                after_c.add(ins.offset)
+            after_call = ins.opname in _CALLS
+        found = _points[code] = (frozenset(always), frozenset(after_c))
+    return found
+
+
+class Landing:
+    """``sys.settrace(landing)`` in the main thread; ``where`` says where it landed."""
+
+    def __init__(self, number: int, points: list[str] | None = None) -> None:
+        self.number = number
+        self.seen = 0
+        self.where: str | None = None
+        self.points = points  # where each point is (a count's pass: ``number`` 0)
+        self._python_callers: set[FrameType] = set()  # whose last call went to Python
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_back is not None:  # a Python function starts (or a generator goes on)
+            self._python_callers.add(frame.f_back)
+        if not frame.f_code.co_filename.startswith(SRC):
+            return None
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        return self._opcode
+
+    def _opcode(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "opcode":
+            always, after_c = _landing_offsets(frame.f_code)
+            offset = frame.f_lasti
+            if offset in always or (offset in after_c and frame not in self._python_callers):
+                self._land(frame)
+            self._python_callers.discard(frame)
+        return self._opcode
+
+    def _land(self, frame: FrameType) -> None:
+        self.seen += 1
+        if self.points is not None:
+            self.points.append(_where(frame))
+        if self.seen != self.number:
+            return
+        self.where = _where(frame)
+        sys.settrace(None)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+
+
+def _where(frame: FrameType) -> str:
+    return (f"{Path(frame.f_code.co_filename).relative_to(SRC)}:{frame.f_lineno} "
+            f"{frame.f_code.co_name}")

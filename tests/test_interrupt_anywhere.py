@@ -1,0 +1,158 @@
+"""A Ctrl-C landing anywhere in labloom's own code while a flow runs: the run ends Cancelled (or
+Completed, when it came too late), the kernel and the store agree, the next run completes.
+
+``interrupt_points.Landing`` interrupts the main thread at the n-th point where CPython takes a
+signal, for every n (or a sample) of one short run. Found with it (session 51): a Ctrl-C in the
+run's announcement or between it and its driver left the run Pending or Running for good; one
+in ``_finalize`` left it finishing for ever; one in a map's expansion (children added, not yet
+counted) hung the foreground run; one between a task's value and its state made the cancel raise
+AttributeError; one in the print capture's install left every later print of the process
+captured; `labloom run` took one before ``flow.run`` returned as if no run had begun."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from interrupt_points import Landing
+from labloom import flow, task
+from labloom.core import at_exit, gc_policy, logs
+from labloom.core.at_exit import end_interrupted
+from labloom.store import open_store
+from run_helpers import runs_started
+
+ENDED = ("Cancelled", "Completed")
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")  # hundreds of runs: no terminal lines
+
+
+@task
+def one(x: int) -> int:
+    return x + 1
+
+
+@task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+def _sweep(executor: str) -> Any:
+    @flow(name=f"sweep_{executor}", executor=executor)
+    def sweep() -> int:
+        return total(one.map(range(3)))
+
+    return sweep
+
+
+def _interrupted_at(number: int, go: Callable[[], Any]) -> tuple[Landing, bool]:
+    """``go()`` with a Ctrl-C at its ``number``-th point; whether it raised KeyboardInterrupt."""
+    landing = Landing(number)
+    before = sys.gettrace()
+    # No cyclic collection meanwhile: a finalizer it ran (a run let go of) would take the
+    # Ctrl-C, which Python then only prints, and the points would move from one pass to another.
+    gc.disable()
+    sys.settrace(landing)
+    try:
+        go()
+    except KeyboardInterrupt:
+        return landing, True
+    finally:
+        sys.settrace(before)
+        gc.enable()
+    return landing, False
+
+
+def _check_after(number: int, landing: Landing, runs: list[Any], sweep: Any) -> None:
+    said = f"Ctrl-C at point {number} ({landing.where})"
+    for run in runs:  # none when it came before the run began (its parameters bound)
+        assert run.wait_finished(60), f"{said}: run {run.id} never finished ({run.state})"
+        assert run.state.value in ENDED, f"{said}: run ended {run.state}"
+        with open_store() as store:
+            row = store.get_run(run.id, counts=False, parameters=False)
+        assert row is not None and row.state == run.state.value, \
+            f"{said}: the store has {row and row.state}, the run {run.state}"
+    assert not at_exit._unfinished, f"{said}: still to be ended at exit"
+    assert gc_policy.runs_going() == 0, f"{said}: the collector still counts a run going"
+    # (A Ctrl-C as the last call's capture ends may leave its proxies in, writing through to
+    # the streams: the next call's capture takes them out. Not so a count left up.)
+    assert logs._capture_depth == 0, f"{said}: the print capture is held for good"
+    assert sweep.run().state.value == "Completed", f"{said}: the next run did not complete"
+
+
+def _points(go: Callable[[], Any]) -> list[str]:
+    """Where each point of ``go()`` is, in order."""
+    go()  # the store made, modules imported: the count that follows is the runs' own
+    points: list[str] = []
+    before = sys.gettrace()
+    gc.disable()  # as in ``_interrupted_at``
+    sys.settrace(Landing(0, points))
+    try:
+        go()
+    finally:
+        sys.settrace(before)
+        gc.enable()
+    return points
+
+
+# Where a run begins and ends (its observers, its announcement, its driver, its end) and the
+# print capture around each call: every point there, one in ``_EVERY`` elsewhere.
+_EDGES = ("core/engine.py", "core/at_exit.py", "core/gc_policy.py", "core/observers.py",
+          "core/interrupts_held.py", "core/logs.py", "store/")
+_EVERY = 4
+
+
+def _chosen(points: list[str]) -> list[int]:
+    return [number for number, where in enumerate(points, start=1)
+            if number % _EVERY == 0 or where.startswith(_EDGES)]
+
+
+@pytest.mark.parametrize("executor", ["local", "threads"])
+def test_a_foreground_run_interrupted_anywhere_ends_cancelled(executor: str) -> None:
+    """``flow.run()`` (a flow called in a cell): the body, and with the local executor every
+    task call, run in the kernel's main thread, where the interrupt lands."""
+    sweep = _sweep(executor)
+    points = _points(sweep.run)
+    assert len(points) > 300, "the harness traced nearly nothing: it proves nothing"
+    for number in _chosen(points):
+        with runs_started() as runs:
+            landing, raised = _interrupted_at(number, sweep.run)
+        assert raised or landing.where is None, f"point {number}: the Ctrl-C was swallowed"
+        _check_after(number, landing, runs, sweep)
+
+
+def test_a_background_run_interrupted_while_waited_for_ends_cancelled() -> None:
+    """As `%%flow` and `labloom run` drive it: ``flow.run(background=True)`` then ``wait()``;
+    a Ctrl-C ends whatever began with ``end_interrupted``."""
+    sweep = _sweep("threads")
+
+    def go() -> None:
+        sweep.run(background=True).wait()
+
+    points = _points(go)
+    assert len(points) > 100, "the harness traced nearly nothing: it proves nothing"
+    for number in range(1, len(points) + 1):  # few: the run goes on in its own thread
+        with runs_started() as runs:
+            landing, raised = _interrupted_at(number, go)
+        if raised:
+            for run in runs:
+                end_interrupted(run)
+        _check_after(number, landing, runs, sweep)
+
+
+def test_the_harness_lands_where_told() -> None:
+    """A landing past the run's last point changes nothing; one inside it interrupts."""
+    sweep = _sweep("local")
+    points = len(_points(sweep.run))
+    landing, raised = _interrupted_at(points + 1000, sweep.run)
+    assert (landing.where, raised) == (None, False)
+    with runs_started() as runs:
+        landing, raised = _interrupted_at(points // 2, sweep.run)
+    assert raised and landing.where is not None
+    _check_after(points // 2, landing, runs, sweep)
