@@ -46,8 +46,15 @@ def _landing_offsets(code: CodeType) -> tuple[frozenset[int], frozenset[int]]:
 class Landing:
     """``sys.settrace(landing)`` in the main thread; ``where`` says where it landed."""
 
-    def __init__(self, number: int, points: list[str] | None = None) -> None:
+    def __init__(self, number: int, points: list[str] | None = None,
+                 also: tuple[str, ...] = (), at: str | None = None,
+                 after: str = "") -> None:
         self.number = number
+        self.also = also  # more modules' file names to land in (``threading.py``)
+        # Or land at the ``number``-th point ``at`` (a ``where``) once one in ``after`` was
+        # passed: the points' numbers move with the threads' timing when ``also`` has
+        # threading's, not the order of the calls of one place.
+        self.at, self.after, self._at_seen = at, after, 0
         self.seen = 0
         self.where: str | None = None
         self.points = points  # where each point is (a count's pass: ``number`` 0)
@@ -56,7 +63,8 @@ class Landing:
     def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
         if frame.f_back is not None:  # a Python function starts (or a generator goes on)
             self._python_callers.add(frame.f_back)
-        if not frame.f_code.co_filename.startswith(SRC):
+        name = frame.f_code.co_filename
+        if not name.startswith(SRC) and not (self.also and name.endswith(self.also)):
             return None
         frame.f_trace_opcodes = True
         frame.f_trace_lines = False
@@ -73,10 +81,20 @@ class Landing:
 
     def _land(self, frame: FrameType) -> None:
         self.seen += 1
-        if self.points is not None:
-            self.points.append(_where(frame))
-        if self.seen != self.number:
-            return
+        if self.at is not None:
+            where = _where(frame)
+            if self.after and where.startswith(self.after):
+                self.after = ""
+            if self.after or where != self.at:
+                return
+            self._at_seen += 1
+            if self._at_seen != self.number:
+                return
+        else:
+            if self.points is not None:
+                self.points.append(_where(frame))
+            if self.seen != self.number:
+                return
         self.where = _where(frame)
         sys.settrace(None)
         handler = signal.getsignal(signal.SIGINT)
@@ -85,5 +103,6 @@ class Landing:
 
 
 def _where(frame: FrameType) -> str:
-    return (f"{Path(frame.f_code.co_filename).relative_to(SRC)}:{frame.f_lineno} "
-            f"{frame.f_code.co_name}")
+    path = Path(frame.f_code.co_filename)
+    name = path.relative_to(SRC) if path.is_relative_to(SRC) else path.name
+    return f"{name}:{frame.f_lineno} {frame.f_code.co_name}"

@@ -133,6 +133,7 @@ def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[st
 
 def run_command(args: argparse.Namespace) -> int:
     from ..core.at_exit import end_interrupted
+    from ..core.observers import add_run_observer
     from ..core.process_internals import release_before_hard_exit
     from ..core.states import State
     from ..schedule.alerts import check_url
@@ -156,11 +157,24 @@ def run_command(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     run = None
     interrupted = False
+    # The run as it starts: a Ctrl-C or SIGTERM before ``flow.run`` returns it (its driver
+    # starting) left it to go on unseen until ``os._exit``, recorded Running for good. It is
+    # ended; the command then says only that it was interrupted, as before the run began.
+    started: list[Any] = []
+
+    def on_start(begun: Any) -> None:
+        if begun.flow is flow:  # not a subflow of its body
+            started.append(begun)
+
+    stop_watching = add_run_observer(on_start)
     try:
-        run = flow.run(
-            executor=choice, address=args.address, origin=args.origin,
-            background=True, **params,
-        )
+        try:
+            run = flow.run(
+                executor=choice, address=args.address, origin=args.origin,
+                background=True, **params,
+            )
+        finally:
+            stop_watching()
         if args.notify:  # kept now: a serve alerts for the run if this command dies
             from ..schedule import run_alerts
 
@@ -172,13 +186,14 @@ def run_command(args: argparse.Namespace) -> int:
         run.wait()
     except KeyboardInterrupt:
         interrupted = True
-        if run is not None:
+        begun = run if run is not None else next(iter(started), None)
+        if begun is not None:
             # A second Ctrl-C while the run settles (a cluster per run closing, its busy
             # workers given 4 s): recorded Cancelled all the same (``end_interrupted`` ends
             # it), and the command ends now. It went on to the interpreter's exit, which
             # waited for that close, and did not say how the run ended.
             with contextlib.suppress(KeyboardInterrupt):
-                end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
+                end_interrupted(begun)  # recorded Cancelled, even while a task holds its thread
     except ValueError as exc:  # an executor that cannot be made
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a Dask scheduler that cannot be reached

@@ -23,6 +23,7 @@ from .delivery import Delivery
 from .delivery import EventBlock as EventBlock
 from .delivery import numbered as numbered
 from .event_holding import Held, Holder, Holding
+from .interrupts_held import InterruptsHeld
 from .states import State
 
 T = TypeVar("T")
@@ -365,7 +366,10 @@ class EventBus:
         sees the run exactly once, in order. With ``now`` the replay is delivered before this
         returns, in the caller's thread; else call ``.drain()`` on the result.
         """
-        with self._lock:
+        # Whole or not at all (interrupts_held.py): a Ctrl-C landing as the subscriber's thread
+        # started (``Thread.start`` waits for it) left that thread looping for good and the
+        # subscriber unknown to the bus: the store's, the run was never recorded.
+        with InterruptsHeld(), self._lock:
             # On a closed bus (a finished run) the replay is all there is: no thread.
             delivery = Delivery(callback, self._name, running=not self._closed, news=_NEWS)
             if replay is True:

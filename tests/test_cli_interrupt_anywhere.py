@@ -1,0 +1,123 @@
+"""`labloom run` interrupted (Ctrl-C, or SIGTERM from `labloom serve` or a job runner) anywhere
+from the run's start to its end: the command exits 130 and the run is recorded Cancelled (or
+Completed), never left Running.
+
+The first test lands the interrupt at chosen points of the command's own process with
+``interrupt_points.Landing``, in labloom's modules and in ``threading`` (the run's own thread
+starting: ``Thread.start`` waits until it runs). A Ctrl-C there came before ``flow.run``
+returned the run: the command did not know of it, exited at once, and the thread that was to
+end the run died with the process: the run stayed Running in the store. The second sends real
+signals at varied moments of real runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cli_helpers import cli_env, labloom, stop, write
+
+FLOW = """
+    import time
+
+    from labloom import flow, task, unmapped
+
+    @task
+    def nap(i: int, seconds: float) -> int:
+        time.sleep(seconds)
+        return i
+
+    @task
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    @flow(executor="threads")
+    def sweep(seconds: float = 0.01) -> int:
+        return total(nap.map(range(8), seconds=unmapped(seconds)))
+"""
+
+# The command with a Ctrl-C at the argv[2]-th point argv[1] after the run's start in the
+# engine ("": none, and the points are written out).
+DRIVER = f"""
+    import json, sys
+    sys.path.insert(0, {str(Path(__file__).parent)!r})
+    from interrupt_points import Landing
+    from labloom.cli import main
+
+    at = sys.argv[1] or None
+    points = [] if at is None else None
+    sys.settrace(Landing(int(sys.argv[2]), points, also=("/threading.py",), at=at,
+                         after="core/engine.py"))
+    try:
+        status = main(["run", "flows.py:sweep"])
+    finally:
+        sys.settrace(None)
+    if points is not None:
+        open("points.json", "w").write(json.dumps(points))
+    sys.exit(status)
+"""
+
+
+def _drive(home: Path, at: str, nth: int = 0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "driver.py", at, str(nth)], cwd=home, capture_output=True, text=True,
+        env=cli_env(home, LABLOOM_PROGRESS="0"), timeout=120,
+    )
+
+
+def _states(home: Path) -> list[str]:
+    return [run["state"] for run in json.loads(labloom(home, "runs", "--json").stdout)]
+
+
+def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(tmp_path: Path) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    write(tmp_path / "driver.py", DRIVER)
+    counted = _drive(tmp_path, "")
+    assert counted.returncode == 0, counted.stderr
+    points = json.loads((tmp_path / "points.json").read_text())
+    begins = next(i for i, where in enumerate(points) if where.startswith("core/engine.py"))
+    waits = next(i for i, where in enumerate(points) if where.startswith("core/waiting.py"))
+    # Threads starting (the store's, the run's own: ``Thread.start`` waits until it runs):
+    # each point of ``Thread.start`` between the run's start in the engine and the command's
+    # wait for its end. (Not those inside ``Condition.wait``: threading's own lock can be left
+    # released there, a matter of Python's.)
+    chosen: list[tuple[str, int]] = []
+    for where in points[begins:waits]:
+        if where.startswith("threading.py") and where.endswith(" start"):
+            chosen.append((where, 1 + sum(1 for c in chosen if c[0] == where)))
+    assert len(chosen) > 3, points[begins:waits]
+    for at, nth in chosen:
+        interrupted = _drive(tmp_path, at, nth)
+        assert interrupted.returncode == 130, (at, nth, interrupted.stderr)
+    states = _states(tmp_path)
+    # One record a run (the count's Completed first), none left Running nor missing.
+    assert len(states) == 1 + len(chosen) and set(states) <= {"Cancelled", "Completed"}, states
+
+
+def test_labloom_run_signalled_at_varied_moments_never_leaves_its_run_running(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "flows.py", FLOW)
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for attempt in range(12):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "labloom", "run", "flows.py:sweep", "-p", "seconds=0.2"],
+            cwd=tmp_path,
+            env=cli_env(tmp_path, LABLOOM_PROGRESS="0"), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            # From before the flow's module is loaded to after the run's end, on a loaded
+            # machine or a quiet one: the moments spread over 0.2-1.85 s.
+            time.sleep(0.2 + 0.15 * attempt)
+            proc.send_signal(signals[attempt % 2])
+            _out, err = proc.communicate(timeout=120)
+        finally:
+            stop(proc)
+        # (Killed by the signal itself: it came while Python imported, before any run.)
+        assert proc.returncode in (0, 130, -signals[attempt % 2]), (attempt, proc.returncode, err)
+    states = _states(tmp_path)
+    assert set(states) <= {"Cancelled", "Completed"}, states
