@@ -24,6 +24,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ..core.interrupts_held import InterruptsHeld
 from ..core.threading_internals import register_at_exit
 
 log = logging.getLogger("labloom")
@@ -159,5 +160,9 @@ def _work(calls: queue.SimpleQueue[Call | None],
 
 def _end_threads(calls: queue.SimpleQueue[Call | None], threads: list[threading.Thread]) -> None:
     """Each thread ends once it reaches this in the queue (after the calls before it)."""
-    for _ in threads:
-        calls.put(None)
+    # One for each, or the exit waits for ever: a Ctrl-C landing between two (a run's own pool
+    # closed as the interrupted run ends) left threads waiting on the queue, and the process's
+    # exit joined them for good, saying task calls were still running (finalize runs this once).
+    with InterruptsHeld():
+        for _ in threads:
+            calls.put(None)
