@@ -7,7 +7,8 @@ run's announcement or between it and its driver left the run Pending or Running 
 in ``_finalize`` left it finishing for ever; one in a map's expansion (children added, not yet
 counted) hung the foreground run; one between a task's value and its state made the cancel raise
 AttributeError; one in the print capture's install left every later print of the process
-captured; one as the run's own thread pool closed held the process's exit for ever."""
+captured; one as the run's own thread pool closed held the process's exit for ever; one as a
+flow's own LocalExecutor took its lock left it taken, and no later run of the flow ran a call."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from interrupt_points import Landing
-from labloom import flow, task
+from labloom import LocalExecutor, flow, task
 from labloom.core import at_exit, gc_policy, logs
 from labloom.core.at_exit import end_interrupted
 from labloom.executors import thread_pool
@@ -166,7 +167,7 @@ POOL_EXIT = """
 import sys
 sys.path.insert(0, {tests!r})
 from interrupt_points import Landing
-from labloom import flow, task
+from labloom import LocalExecutor, flow, task
 
 @task
 def one(x: int) -> int:
@@ -209,3 +210,31 @@ def test_a_ctrl_c_as_a_runs_thread_pool_closes_does_not_hold_the_exit(
     assert done.returncode == 0, done.stderr
     assert f"landed executors/thread_pool.py:{put}" in done.stdout, done.stdout
     assert "next Completed" in done.stdout, done.stdout
+
+
+def test_a_flows_own_local_executor_runs_calls_again_after_a_ctrl_c_anywhere_in_one() -> None:
+    """``@flow(executor=LocalExecutor())``: one executor for all the flow's runs, whose calls
+    run in the thread that waits. A Ctrl-C right after it took its one-call-at-a-time lock
+    (before the ``try`` that gives it back) kept the lock for good: no later run of the flow
+    ran a call, each waited for ever."""
+    shared = LocalExecutor()
+
+    @flow(name="sweep_shared", executor=shared)
+    def sweep() -> list[int]:
+        return one.map(range(3))
+
+    places = sorted({where for where in _points(sweep.run)
+                     if where.startswith("executors/local.py") and where.endswith("run_pending")})
+    assert len(places) >= 2, places
+    for at in places:
+        landing = Landing(1, at=at)
+        sys.settrace(landing)
+        try:
+            sweep.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        assert landing.where == at
+        after = sweep.run(background=True)
+        assert after.wait(60).value == "Completed", f"Ctrl-C at {at}: the next run never ran"

@@ -106,7 +106,8 @@ class LocalExecutor(_InProcess):
     def __init__(self) -> None:
         self._queue: deque[tuple[TaskCall, tuple[Any, ...], dict[str, Any], _Handle, DoneCallback]]
         self._queue = deque()
-        self._running = threading.Lock()
+        self._taking = threading.Lock()
+        self._busy = False  # a thread runs a call
 
     def submit(
         self,
@@ -124,10 +125,18 @@ class LocalExecutor(_InProcess):
         return QUEUED - len(self._queue)
 
     def run_pending(self) -> bool:
-        # One call at a time, even when two threads wait on the same run.
-        if not self._queue or not self._running.acquire(blocking=False):
+        # One call at a time, even when two threads wait on the same run. Not a lock taken with
+        # ``acquire(blocking=False)`` before a ``try``: a Ctrl-C landing right after it returned
+        # kept it taken for good, and no run of this executor (a flow's ``LocalExecutor()``)
+        # ran a call again. The flag is set inside the ``try``, with no call in between.
+        if not self._queue:
             return False
+        taken = False
         try:
+            with self._taking:
+                if self._busy:
+                    return False
+                self._busy = taken = True
             try:
                 call, args, kwargs, handle, on_done = self._queue.popleft()
             except IndexError:
@@ -135,7 +144,8 @@ class LocalExecutor(_InProcess):
             _execute(call, args, kwargs, handle, on_done)
             return True
         finally:
-            self._running.release()
+            if taken:
+                self._busy = False
 
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
