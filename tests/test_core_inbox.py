@@ -13,6 +13,7 @@ import labloom
 from cli_helpers import wait_for
 from labloom import State, ThreadExecutor, flow, log_metrics, task
 from labloom.core import events as ev
+from labloom.core import inbox as inbox_module
 from labloom.core.inbox import BATCH, Inbox
 from labloom.executors.local import QUEUED
 
@@ -394,15 +395,11 @@ def test_an_end_is_launched_after_when_a_starting_thread_takes_the_role_meanwhil
     after: list[int] = []
     inbox, _ = _inbox(after)
     in_start, end_done = threading.Event(), threading.Event()
-    role = threading.Lock()
     ender: list[threading.Thread] = []
 
-    class HandOver:
-        def acquire(self, blocking: bool = True) -> bool:
-            return role.acquire(blocking)
-
-        def release(self) -> None:
-            role.release()
+    class HandOver(inbox_module._Role):
+        def give_back(self) -> None:
+            super().give_back()
             if threading.current_thread() is ender[0] and not in_start.is_set():
                 threading.Thread(target=inbox.drain).start()
                 assert in_start.wait(60)  # the start's thread holds the role now

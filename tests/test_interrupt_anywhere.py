@@ -8,7 +8,8 @@ in ``_finalize`` left it finishing for ever; one in a map's expansion (children 
 counted) hung the foreground run; one between a task's value and its state made the cancel raise
 AttributeError; one in the print capture's install left every later print of the process
 captured; one as the run's own thread pool closed held the process's exit for ever; one as a
-flow's own LocalExecutor took its lock left it taken, and no later run of the flow ran a call."""
+flow's own LocalExecutor took its lock left it taken, and no later run of the flow ran a call;
+one as the run's inbox took its role left it taken, and the run's retry never ran."""
 
 from __future__ import annotations
 
@@ -238,3 +239,28 @@ def test_a_flows_own_local_executor_runs_calls_again_after_a_ctrl_c_anywhere_in_
         assert landing.where == at
         after = sweep.run(background=True)
         assert after.wait(60).value == "Completed", f"Ctrl-C at {at}: the next run never ran"
+
+
+def test_a_run_interrupted_anywhere_as_it_applies_reports_can_be_retried() -> None:
+    """A run's reports (a call started, ended) are applied by one thread at a time, which takes
+    the run's inbox role. A Ctrl-C right after the role was taken (before the ``try`` that gave
+    it back) kept it for good: ``run.retry()`` of the interrupted run then waited for ever."""
+    sweep = _sweep("local")
+    places = sorted({where for where in _points(sweep.run)
+                     if where.startswith("core/inbox.py") and where.endswith(" drain")})
+    assert len(places) > 3, places
+    for at in places:
+        landing = Landing(1, at=at)
+        with runs_started() as runs:
+            sys.settrace(landing)
+            try:
+                sweep.run()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                sys.settrace(None)
+        [run] = runs
+        if run.state.value == "Completed":
+            continue  # it came after the last report: nothing to retry
+        run.retry(background=True)
+        assert run.wait(60).value == "Completed", f"Ctrl-C at {at}: its retry never ran"

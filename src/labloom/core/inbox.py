@@ -103,6 +103,22 @@ def _nothing() -> None:
     pass
 
 
+class _Role:
+    """Which thread applies a run's reports. Not a lock taken with ``acquire(blocking=False)``
+    before a ``try``: a Ctrl-C landing right after it returned (CPython takes signals after a
+    call into C) kept it for good, and the run's reports were never applied again (its
+    ``retry()`` waited for ever). ``drain`` sets ``held`` inside its ``try``."""
+
+    __slots__ = ("held", "taking")
+
+    def __init__(self) -> None:
+        self.taking = threading.Lock()  # held only while ``held`` is read and set
+        self.held = False
+
+    def give_back(self) -> None:
+        self.held = False
+
+
 class Inbox:
     def __init__(self, lock: threading.RLock, changed: threading.Condition,
                  after: Callable[[], None], holder: Holds | None = None) -> None:
@@ -115,7 +131,7 @@ class Inbox:
         self._after = after
         # (apply, its arguments, whether ``after`` follows it)
         self._items: deque[tuple[Apply, tuple[Any, ...], bool]] = deque()
-        self._role = threading.Lock()  # held by the thread applying
+        self._role = _Role()  # held by the thread applying
         # What a batch's applies leave to send once it is done (``send_after``): a list they
         # fill, and the call sending and emptying it, under the run's lock. Checked by its
         # length alone, in C: no Python call per batch for a run that fills nothing.
@@ -144,7 +160,7 @@ class Inbox:
         never after those put after it."""
         items = self._items
         items.append((apply, args, False))  # values: nothing to launch after them
-        if len(items) >= BATCH and not self._role.locked():
+        if len(items) >= BATCH and not self._role.held:
             # A task logging in a tight loop: memory stays bounded. While a thread applies,
             # it applies this too (as ``drain`` leaves it): a run's reports wait a batch or
             # more behind most of the time, and calling ``drain`` to be refused the role at
@@ -201,13 +217,18 @@ class Inbox:
         batches = 0
         launch = False  # what this thread applied needs ``after``
         while items:
-            if not self._role.acquire(blocking=False):
-                # The thread holding the role applies ours; it may apply only starts, and
-                # so skip ``after``: what this thread applied before is launched here.
-                if launch:
-                    self._after()
-                return
+            taken = False  # the role: taken inside the ``try``, with no call in between
+            role = self._role
             try:
+                with role.taking:
+                    if not role.held:
+                        role.held = taken = True
+                if not taken:
+                    # The thread holding the role applies ours; it may apply only starts, and
+                    # so skip ``after``: what this thread applied before is launched here.
+                    if launch:
+                        self._after()
+                    return
                 with self._lock:
                     mine = self._hold()
                     try:
@@ -227,7 +248,8 @@ class Inbox:
                     if launch and self._launch_from is not None and not any(self._launch_from):
                         launch = False  # ``after`` would find nothing to do
             finally:
-                self._role.release()
+                if taken:
+                    role.give_back()
             batches += 1
             if items and batches % 4:
                 continue  # more came while this thread applied: those first
