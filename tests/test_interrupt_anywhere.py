@@ -57,9 +57,11 @@ def _sweep(executor: str) -> Any:
     return sweep
 
 
-def _interrupted_at(number: int, go: Callable[[], Any]) -> tuple[Landing, bool]:
-    """``go()`` with a Ctrl-C at its ``number``-th point; whether it raised KeyboardInterrupt."""
-    landing = Landing(number)
+def _interrupted_at(number: int, go: Callable[[], Any], at: str | None = None
+                    ) -> tuple[Landing, bool]:
+    """``go()`` with a Ctrl-C at its ``number``-th point (of those at ``at``, if given);
+    whether it raised KeyboardInterrupt."""
+    landing = Landing(number, at=at)
     before = sys.gettrace()
     # No cyclic collection meanwhile: a finalizer it ran (a run let go of) would take the
     # Ctrl-C, which Python then only prints, and the points would move from one pass to another.
@@ -228,14 +230,7 @@ def test_a_flows_own_local_executor_runs_calls_again_after_a_ctrl_c_anywhere_in_
                      if where.startswith("executors/local.py") and where.endswith("run_pending")})
     assert len(places) >= 2, places
     for at in places:
-        landing = Landing(1, at=at)
-        sys.settrace(landing)
-        try:
-            sweep.run()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            sys.settrace(None)
+        landing, _raised = _interrupted_at(1, sweep.run, at)
         assert landing.where == at
         after = sweep.run(background=True)
         assert after.wait(60).value == "Completed", f"Ctrl-C at {at}: the next run never ran"
@@ -250,15 +245,8 @@ def test_a_run_interrupted_anywhere_as_it_applies_reports_can_be_retried() -> No
                      if where.startswith("core/inbox.py") and where.endswith(" drain")})
     assert len(places) > 3, places
     for at in places:
-        landing = Landing(1, at=at)
         with runs_started() as runs:
-            sys.settrace(landing)
-            try:
-                sweep.run()
-            except KeyboardInterrupt:
-                pass
-            finally:
-                sys.settrace(None)
+            _interrupted_at(1, sweep.run, at)
         [run] = runs
         if run.state.value == "Completed":
             continue  # it came after the last report: nothing to retry

@@ -8,8 +8,10 @@ run forever Pending or Running in the kernel and in the store, or one no later c
 (``_finalizing`` set, ``finished`` never). ``with InterruptsHeld():`` replaces the main
 thread's Python-level SIGINT and SIGTERM handlers by one that notes the signal, and calls the
 handler that was there once the block is done: the interrupt is raised there, after the steps,
-where the engine's handlers take it. Only for short steps that wait for nothing: a Ctrl-C must
-still end a wait at once. Other threads never receive a signal's Python handler: nothing to do.
+where the engine's handlers take it. Only for short steps, or waits with a bound (a run's end
+waits up to ``launching.RELEASE_WAIT`` for a slot another thread gives back): a Ctrl-C must
+still end a long wait at once (a cluster closing is not held). Other threads never receive a
+signal's Python handler: nothing to do there.
 """
 
 from __future__ import annotations
