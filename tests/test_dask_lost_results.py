@@ -6,6 +6,8 @@ event-delivery thread, a moment after Dask said it finished: a worker killed in 
 left the status "lost", which the engine read as a failure, asked Dask for the error (waiting
 for the value to be computed again, then getting None) and broke on it, so the task run stayed
 Running and the run never ended (tests/test_chaos.py's worker killed mid-map, under load).
+That stuck run, cancelled at the test's end after its cluster closed, showed a second fault:
+cancelling a run whose Dask client had closed raised.
 """
 
 from __future__ import annotations
@@ -97,3 +99,28 @@ def test_a_result_lost_before_the_engine_read_its_end_still_completes(
     assert len(starts.read_text().split()) == 2 * n  # the value was computed again, by Dask
     for tr in run.tasks:
         assert tr.attempts == 1 and [h.state for h in tr.history].count(State.COMPLETED) == 1
+
+
+def test_a_run_cancelled_once_its_client_closed_is_cancelled(tmp_path: Path) -> None:
+    # run.cancel() raised distributed's ClosedClientError ("Can't send cancel-keys message")
+    # when the run's client had closed (its cluster closed in another cell) before the run
+    # heard of it: the teardown error of test_chaos's stuck run. The engine's event delivery
+    # is held so that the run has not heard when it is cancelled.
+    gate = str(tmp_path / "gate")
+    starts = Path(gate + ".starts")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        client = distributed.Client(cluster)
+        executor = DaskExecutor(client=client)
+        run = one_value.run(gate=gate, executor=executor, background=True)
+        wait_for(lambda: starts.exists() and starts.read_text(), 60, "the task to start")
+        held = threading.Event()
+        executor.dispatcher.put(held.wait, 120)
+        client.close()
+        try:
+            run.cancel("the cluster is gone")
+        finally:
+            held.set()
+            Path(gate + ".1").touch()
+        assert run.wait(60) is State.CANCELLED
+    assert run.tasks[0].state is State.CANCELLED
