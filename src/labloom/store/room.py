@@ -36,9 +36,11 @@ left Running, its task runs Pending). When a run ends with lines held, and every
 seconds (twice as long after each try that failed, up to ``PROBE_AT_MOST``: a try writes what
 room there is before it fails), it fills the table to twice its size: that it fits is room
 for lines besides (the server does not say how much it has); then it is kept at its size. A
-server that cannot write its own WAL stops (PANIC), and stays down when
-its recovery cannot write either: that is a server away, waited out for
-``LABLOOM_STORE_OUTAGE`` seconds with every row kept in memory, then dropped and counted.
+server that cannot write its own WAL stops (PANIC): that is a server away, waited out for
+``LABLOOM_STORE_OUTAGE`` seconds with every row kept in memory, then dropped and counted. On
+the disk of its WAL, the table lets it start again by itself (its recovery empties it: it is
+unlogged, see ``pg_reserve.py``); the writer back finds it empty and writes the states alone,
+as when it emptied it.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import pg_reserve
-from .db import Conn, Database, is_disk_trouble
+from .db import Conn, Database, is_disk_trouble, is_transient
 from .settings import backlog_cap, outage_patience, reserve_size
 
 if TYPE_CHECKING:
@@ -123,6 +125,7 @@ class Room:
                                  fix=FIX.get(database.kind, FIX["sqlite"]))
         self._pg = database.kind == "postgresql"
         self._emptied = True  # the PostgreSQL reserve to empty before the next write
+        self._look = False  # the PostgreSQL reserve to look at: has a recovery emptied it?
         self.path = None if database.path is None else Path(f"{database.path}-reserve")
         self.short = False
         self._kept = False  # the reserve made sure of, once per writer
@@ -154,8 +157,10 @@ class Room:
                 self._size = size  # else a disk too small for one: no reserve (see _room_again)
 
     def met(self, exc: BaseException) -> None:
-        """A write failed: when for want of room, the reserve goes and the writer is short."""
+        """A write failed: when for want of room, the reserve goes and the writer is short.
+        When the server went away, its reserve is looked at once it is back (``_emptied_by_recovery``)."""
         if not is_disk_trouble(exc):
+            self._look |= self._pg and bool(self._size) and is_transient(exc)
             return
         self._probe_at = time.monotonic() + self._probe_every
         if self.short:
@@ -173,6 +178,8 @@ class Room:
         reserve is made at the first write, emptied at the first while short."""
         if self._pg and not self._kept and not self.short:
             self._make_pg_reserve(conn)
+        if self._look:
+            self._emptied_by_recovery(conn)
         if self.short:
             self._shed(conn, rows)
         if not self.short and self._held:
@@ -187,11 +194,23 @@ class Room:
                       and not rec.noted_unstored]
 
     def _make_pg_reserve(self, conn: Conn) -> None:
-        size = reserve_size()
+        size = pg_reserve.wanted(conn)
         made = pg_reserve.make(conn, size) if size else False
         if made is not None:  # None: the server could not be asked; at the next write
             self._kept = True
             self._size = size if made else 0
+
+    def _emptied_by_recovery(self, conn: Conn) -> None:
+        """Back after an outage: a reserve found empty was emptied by the server's recovery
+        from a stop for its full disk (or by another writer short of room): the disk is full,
+        and lines written now would stop the server again, for good (no reserve left)."""
+        filled = pg_reserve.filled(conn)
+        if filled is None:
+            return  # the server away again: asked at the next write
+        self._look = False
+        if not self.short and filled < self._size // 2:
+            self.short = True
+            self._probe_at = time.monotonic() + self._probe_every
 
     def _shed(self, conn: Conn, rows: Rows) -> None:
         if self._pg and self._size and not self._emptied:
