@@ -76,18 +76,19 @@ def kept(tmp_path: Path, server: pg_server.PostgresServer, code: int, err: str,
 
 
 def leave_room(tmp_path: Path, server: pg_server.PostgresServer, disk: Path,
-               wal_first: bool) -> None:
+               wal_first: bool, reserve: str = "") -> None:
     """A first run makes the store and its reserve; then the disk is filled by a file of ours
     but for half of what is left of the WAL's current segment, or all of it and 8 MB
     (``wal_first``). A run's lines write rows and about as much WAL: in the first case the
     tables' disk is full first, in the second the WAL's next segment (written whole, 16 MB)
-    finds no room first."""
+    finds no room first. ``reserve``: ``LABLOOM_STORE_RESERVE`` ("": its default)."""
     code, err, said = ended(run_nightly(tmp_path, server.url(), lines=10,
-                                        LABLOOM_STORE_RESERVE=""), tmp_path)
+                                        LABLOOM_STORE_RESERVE=reserve), tmp_path)
     assert code == 0 and said["unrecorded"] == 0, err
     (tmp_path / "report.json").unlink()
     segment = int(one(server, "SELECT pg_size_bytes(current_setting('wal_segment_size'))"))
-    pass  # BEFORE
+    if not reserve:  # its default: a WAL segment and more
+        assert one(server, "SELECT pg_relation_size('labloom_reserve')") > segment
     high, low = (int(part, 16) for part in str(one(server, "SELECT pg_current_wal_lsn()"))
                  .split("/"))
     left = segment - ((high << 32) + low) % segment
@@ -123,6 +124,37 @@ def test_a_server_whose_only_disk_the_lines_fill_stays_up_and_keeps_the_states(
         assert "PANIC" not in text, text[-3000:]
         assert "could not extend file" in err and "the runs' states first" in err
     kept(tmp_path, server, code, err, said)
+
+
+def test_a_server_that_its_full_disk_keeps_down_is_named_with_the_fix(
+        tmp_path: Path, one_disk: tuple[pg_server.PostgresServer, Path]) -> None:
+    # A reserve set smaller than a WAL segment: the recovery finds no room for one, and the
+    # server stays down. The run waits LABLOOM_STORE_OUTAGE, then gives up (exit status 3)
+    # saying that the server's disk is full and what to do; it said "check that the server
+    # runs and that LABLOOM_DATABASE_URL names it", and that the run's states were kept,
+    # though its end was not. What was stored before is all there once room is made.
+    server, disk = one_disk
+    leave_room(tmp_path, server, disk, wal_first=True, reserve="2")
+    code, err, said = ended(run_nightly(tmp_path, server.url(), lines=7000,
+                                        LABLOOM_STORE_RESERVE="2", LABLOOM_STORE_OUTAGE="1"),
+                            tmp_path)
+    assert "database system is shut down" in server_log(server).split("PANIC:")[-1]
+    assert code == 3, err
+    assert said["state"] == "Completed" and said["unrecorded"], said
+    fix = ("the disk of the store's PostgreSQL server is full: have the server's administrator "
+           "free some space on it, and start the server again if it stopped (it stops when it "
+           "cannot write its WAL there)")
+    assert f"is missing {said['unrecorded']} record(s) of run {said['run_id']}: " in err
+    assert fix in err.split(f"record(s) of run {said['run_id']}: ")[-1], err
+    assert "(the run's states were kept)" not in err, err
+
+    (disk / "ballast").unlink()
+    server.start()
+    shown, logs = stored(tmp_path, server.url(), str(said["run_id"]))
+    assert shown["state"] in ("Running", "Crashed")  # its end never reached the server
+    lines = [int(text.split()[1]) for text in logs if text.startswith("line ")]
+    assert lines and lines == list(range(len(lines)))  # none lost
+
 
 WAITS = """
 import os

@@ -40,7 +40,8 @@ server that cannot write its own WAL stops (PANIC): that is a server away, waite
 ``LABLOOM_STORE_OUTAGE`` seconds with every row kept in memory, then dropped and counted. On
 the disk of its WAL, the table lets it start again by itself (its recovery empties it: it is
 unlogged, see ``pg_reserve.py``); the writer back finds it empty and writes the states alone,
-as when it emptied it.
+as when it emptied it. Rows that wait or go while short are said with the full disk and its
+fix (``why_unwritten``): the server may be down for it, which its own error does not say.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import pg_reserve
 from .db import Conn, Database, is_disk_trouble, is_transient
+from .recorder import UNWRITTEN, Unrecorded
 from .settings import backlog_cap, outage_patience, reserve_size
 
 if TYPE_CHECKING:
@@ -72,7 +74,12 @@ DISK = {"sqlite": "the disk holding the store", "postgresql": "the disk of the s
 FIX = {"sqlite": "free some space there", "postgresql": "have the server's administrator free "
        "some space on it"}
 WHY = "log lines and logged values dropped: {disk} was full"
-HELD = "log lines and logged values waiting for room: {disk} is full (the run's states were kept)"
+HELD = "log lines and logged values waiting for room: {disk} is full{kept}"
+KEPT = " (the run's states were kept)"
+# Said of rows that wait or went while short: the states too found no room, or no server (it
+# stops when it cannot write its WAL, and may stay down).
+FULL = {"sqlite": "{disk} is full: {fix}", "postgresql": "{disk} is full: {fix}, and start the "
+        "server again if it stopped (it stops when it cannot write its WAL there)"}
 NOTE = ("[labloom] {count} log line(s) and logged value(s) of this run were not stored when "
         "it ended: {disk} was full (its states were kept, in room labloom reserves for them); "
         "{fix}")
@@ -118,7 +125,10 @@ class Room:
     def __init__(self, database: Database) -> None:
         self.display = database.display
         self.disk = DISK.get(database.kind, DISK["sqlite"])
-        self.held_why = HELD.format(disk=self.disk)
+        self.held_why = HELD.format(disk=self.disk, kept=KEPT)
+        self._held_unkept = HELD.format(disk=self.disk, kept="")
+        fix = FIX.get(database.kind, FIX["sqlite"])
+        self._full = FULL.get(database.kind, FULL["sqlite"]).format(disk=self.disk, fix=fix)
         # The words said of lines not stored, made once: a write may drop many lines.
         self._dropped_why = WHY.format(disk=self.disk)
         self._note = NOTE.format(count="{count}", disk=self.disk,
@@ -140,6 +150,16 @@ class Room:
         self.held: dict[str, int] = {}
         self._held_since = 0.0
         self._shed_any = False  # lines shed once: a run's end may need the note of them
+
+    def why_unwritten(self, why: str) -> str:
+        """``why`` rows of a run wait or went, with the full disk and its fix when short."""
+        return f"{why}; {self._full}" if self.short else why
+
+    def unrecorded(self, lost: Unrecorded, run_id: str, unwritten: int) -> Unrecorded:
+        """``lost`` of run ``run_id``, ``unwritten`` rows of it waiting and its lines held;
+        not that its states were kept when some wait too."""
+        return lost.plus(unwritten, self.why_unwritten(UNWRITTEN)).plus(
+            self.held.get(run_id, 0), self._held_unkept if unwritten else self.held_why)
 
     def wrote(self, rows: Rows, trouble: WriteTrouble) -> None:
         """After a write that went well: its notes are in, the reserve made if not there;
