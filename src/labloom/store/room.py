@@ -297,3 +297,18 @@ class Room:
             return True  # no reserve: lines are tried and may fail again
         # As much room as the reserve besides it: else lines would fill it again at once.
         return _free(self.path.parent) >= 2 * self._size and _make(self.path, self._size)
+
+
+def kept(database: Database, conn: Conn) -> tuple[int, str, str | None]:
+    """The room kept now for the runs' states (``labloom db check``): its bytes (0: none yet,
+    made at a run's first write), where, and why there can be none, with the fix."""
+    if not reserve_size():
+        return 0, "", "LABLOOM_STORE_RESERVE is 0"
+    if database.kind == "postgresql":
+        size, why = pg_reserve.kept(conn)
+        return size, f"table {pg_reserve.TABLE}", why
+    path = Path(f"{database.path}-reserve")
+    try:
+        return path.stat().st_size, str(path), None
+    except OSError:
+        return 0, str(path), None
