@@ -178,7 +178,8 @@ class Room:
 
     def met(self, exc: BaseException) -> None:
         """A write failed: when for want of room, the reserve goes and the writer is short.
-        When the server went away, its reserve is looked at once it is back (``_emptied_by_recovery``)."""
+        When the server went away, its reserve is looked at once it is back
+        (``_emptied_by_recovery``)."""
         if not is_disk_trouble(exc):
             self._look |= self._pg and bool(self._size) and is_transient(exc)
             return
