@@ -125,6 +125,14 @@ def test_a_server_whose_only_disk_the_lines_fill_stays_up_and_keeps_the_states(
         assert "could not extend file" in err and "the runs' states first" in err
     kept(tmp_path, server, code, err, said)
 
+    # Room made (our file gone): the next run is whole, and the reserve is made again.
+    (disk / "ballast").unlink()
+    (tmp_path / "report.json").unlink()
+    code, err, said = ended(run_nightly(tmp_path, server.url(), lines=200,
+                                        LABLOOM_STORE_RESERVE=""), tmp_path)
+    assert code == 0 and said["unrecorded"] == 0, err
+    assert one(server, "SELECT pg_relation_size('labloom_reserve')") > 16 * MB
+
 
 def test_a_server_that_its_full_disk_keeps_down_is_named_with_the_fix(
         tmp_path: Path, one_disk: tuple[pg_server.PostgresServer, Path]) -> None:
