@@ -1,0 +1,224 @@
+"""The two ways `labloom run --notify` lost or doubled an alert after session 50. A command
+killed between its run's start and its wish kept (written once ``flow.run`` had returned,
+while the run's executor, body and tasks could already go): no alert. A store away at the
+run's end: the command posted its alert from memory and its wish stayed, so a later serve sent
+a second one. The real CLI in subprocesses, a webhook on 127.0.0.1, a real PostgreSQL server
+stopped and started again."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import Hook, labloom, start_labloom, stop, wait_for, write
+from test_alerts_kept import end, pending_rows
+from test_run_alerts_dead import (
+    held_at_its_report,
+    killed_then_served,
+    next_beat,
+    run_state,
+    shown,
+    wishes,
+)
+
+# Its executor's start is the first thing a run does once its observers have seen it start:
+# before its first event (its record), its body, any task. Held there on a FIFO.
+HELD_AT_START = """
+    import os
+    from pathlib import Path
+    from labloom import LocalExecutor, flow, task
+
+    class HeldAtStart(LocalExecutor):
+        def start(self):
+            Path(os.environ["HELD_MARK"]).write_text("held")
+            with open(os.environ["HELD_FIFO"]) as fifo:  # until someone writes: never
+                fifo.read()
+            super().start()
+
+    @task
+    def load():
+        return 1
+
+    @flow(executor=HeldAtStart())
+    def nightly():
+        load()
+"""
+
+
+def test_a_command_killed_as_its_run_starts_leaves_a_wish_a_serve_alerts(
+    labloom_home: Path,
+) -> None:
+    # Before, the wish was written after flow.run returned, so after the executor had
+    # started: held there, the command had kept no wish, and its kill alerted nobody.
+    home = labloom_home
+    write(home / "flows.py", HELD_AT_START)
+    os.mkfifo(home / "held.fifo")
+    hook = Hook([])
+    run = start_labloom(home, "run", "flows.py:nightly", "--notify", hook.url,
+                        LABLOOM_PROGRESS="0", HELD_MARK=str(home / "held.txt"),
+                        HELD_FIFO=str(home / "held.fifo"))
+    try:
+        wait_for(lambda: (home / "held.txt").exists() or run.poll() is not None, 60,
+                 "the run's executor to start")
+        assert run.poll() is None, run.communicate()
+        [wish] = wishes(home)  # already there: the run has done nothing yet
+        assert wish["flow"] == "nightly" and run_state(home) is None  # nor written its record
+    except BaseException:
+        stop(run)
+        hook.close()
+        raise
+    body = killed_then_served(home, run, hook)
+    assert body["run_id"] == wish["run_id"] and body["flow"] == "nightly", body
+    assert body["state"] == "Crashed" and body["failed_tasks"] == [], body
+    assert "died before the run's record was written" in body["error"], body
+    assert not wishes(home)
+
+
+CANNOT_START = """
+    from labloom import LocalExecutor, flow, task
+
+    class Busy(LocalExecutor):
+        def start(self):
+            raise OSError("the cluster's nodes are all busy")
+
+    @task
+    def load():
+        return 1
+
+    @flow(executor=Busy())
+    def nightly():
+        load()
+"""
+
+
+def test_a_run_whose_executor_cannot_start_is_alerted_by_its_command(
+    labloom_home: Path,
+) -> None:
+    # The run exists (recorded Failed) once its wish is kept, and flow.run raises: the command
+    # sends its alert. Before, it sent none; with the wish kept and nothing more, a serve would
+    # have, saying the command died.
+    home = labloom_home
+    write(home / "flows.py", CANNOT_START)
+    hook = Hook([])
+    try:
+        out = labloom(home, "run", "flows.py:nightly", "--notify", hook.url,
+                      LABLOOM_PROGRESS="0")
+        assert out.returncode == 2 and "nodes are all busy" in out.stderr, out.stderr
+        assert "failure alert delivered" in out.stderr, out.stderr
+        assert hook.connections_so_far() == 1
+    finally:
+        hook.close()
+    [body] = hook.bodies
+    assert body["state"] == "Failed" and body["flow"] == "nightly", body
+    assert run_state(home) == "Failed"
+    assert not wishes(home) and not pending_rows(home)
+
+
+SUBFLOWS = """
+    from labloom import flow, task
+
+    @task
+    def check():
+        raise ValueError("bad row")
+
+    @flow
+    def part():
+        check()
+
+    @flow
+    def nightly():
+        part()
+"""
+
+
+def test_a_subflow_takes_no_wish_of_its_own(labloom_home: Path) -> None:
+    # The wish is the command's run's: the first run that starts, not a subflow it starts.
+    home = labloom_home
+    write(home / "flows.py", SUBFLOWS)
+    hook = Hook([])
+    try:
+        out = labloom(home, "run", "flows.py:nightly", "--notify", hook.url,
+                      LABLOOM_PROGRESS="0")
+        assert out.returncode == 1 and "failure alert delivered" in out.stderr, out.stderr
+        assert hook.connections_so_far() == 1
+    finally:
+        hook.close()
+    assert [body["flow"] for body in hook.bodies] == ["nightly"]
+    assert not wishes(home) and not pending_rows(home)
+
+
+@contextlib.contextmanager
+def store_away(home: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[None]:
+    """The store cannot be reached meanwhile, the disk can: the PostgreSQL server stopped
+    (then started again), or the SQLite file moved aside, a folder in its place that no
+    connection opens (a file mode stops no root, and ``chattr +i`` no process that had the
+    file open: SQLite reuses its descriptors)."""
+    if backend == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        server.stop("fast")
+        try:
+            yield
+        finally:
+            server.start()
+        return
+    store = home / "labloom.db"
+    aside = store.rename(home / "labloom.db.aside")
+    store.mkdir()
+    try:
+        yield
+    finally:
+        store.rmdir()
+        aside.rename(store)
+
+
+@pytest.mark.parametrize("flow", ["etl", "fine"])
+def test_a_store_away_at_the_runs_end_leaves_one_alert_or_none(
+    labloom_home: Path, store_backend: str, request: pytest.FixtureRequest, flow: str,
+) -> None:
+    # The store goes away after the run's end is recorded, before the command keeps its alert
+    # (or, for a run that completed, deletes its wish): held there by a --report FIFO. Before,
+    # the failed run's alert was posted from memory, its wish stayed, and the next serve sent
+    # a second one. (The completed run's case passed before too: the store has its end.)
+    home = labloom_home
+    hook = Hook([])
+    run, fifo = held_at_its_report(home, flow, hook.url, LABLOOM_DB_CONNECT_TIMEOUT="1")
+    ended = "Failed" if flow == "etl" else "Completed"
+    try:
+        wait_for(lambda: run_state(home) == ended and wishes(home), 60,
+                 "the run's end, its alert wished for")
+        [wish] = wishes(home)
+        report: list[str] = []
+        with store_away(home, store_backend, request):
+            reader = threading.Thread(target=lambda: report.append(fifo.read_text()))
+            reader.start()
+            _, stderr = run.communicate(timeout=120)
+            reader.join(timeout=60)
+        assert json.loads(report[0])["state"] == ended
+        assert run.returncode == (1 if flow == "etl" else 0), stderr
+        assert ("failure alert delivered" in stderr) is (flow == "etl"), stderr
+        assert wishes(home) == [wish]  # the store could not be told
+        serve = start_labloom(home, "serve", "--tick", "0.1")
+        try:
+            wait_for(lambda: not wishes(home), 60, "the serve to drop the wish")
+            next_beat(home)  # a tick more, to send what it would have composed
+            next_beat(home)
+            _, serve_err = end(serve)
+        finally:
+            stop(serve)
+        assert hook.connections_so_far() == (1 if flow == "etl" else 0), serve_err
+    finally:
+        stop(run)
+        hook.close()
+    assert "after its `labloom run --notify` died" not in serve_err, serve_err
+    assert not pending_rows(home)
+    alert, text = shown(home, str(wish["run_id"]))
+    if flow == "etl":
+        assert alert is not None and alert["state"] == "delivered", (alert, text)
+    else:
+        assert alert is None, alert
