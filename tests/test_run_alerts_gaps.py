@@ -203,6 +203,9 @@ def test_a_store_away_at_the_runs_end_leaves_one_alert_or_none(
         assert run.returncode == (1 if flow == "etl" else 0), stderr
         assert ("failure alert delivered" in stderr) is (flow == "etl"), stderr
         assert wishes(home) == [wish]  # the store could not be told
+        # `labloom show` on this host says what the command did, before any serve.
+        alert, text = shown(home, str(wish["run_id"]))
+        assert (alert or {}).get("state") == ("delivered" if flow == "etl" else None), text
         serve = start_labloom(home, "serve", "--tick", "0.1")
         try:
             wait_for(lambda: not wishes(home), 60, "the serve to drop the wish")

@@ -57,8 +57,8 @@ class Sent:
 class StartWish:
     """The command's wish for its run's alert, kept as the run starts: a run observer, called
     before the run's executor starts and before its first event, so before its body or any of
-    its tasks can run. Kept once ``flow.run`` had returned, as before, a command killed in
-    between (the run started, its tasks running) alerted nobody.
+    its tasks can run. It was kept once ``flow.run`` had returned: a command killed in between
+    (the run started, its tasks running) alerted nobody.
 
     ``run`` is the run it saw start (also when ``flow.run`` then raised); ``kept`` whether the
     store took the wish."""
@@ -246,15 +246,17 @@ def of_run(conn: Conn, run_id: str) -> dict[str, Any] | None:
                        (run_id,)).fetchone()
     if row is not None:
         return {"state": row[0], "at": row[1], "attempts": row[2], "reason": row[3]}
-    mark = settled_marks.read(run_id)  # the store was away when its command settled it
-    if mark is not None:
-        return None if mark.outcome == settled_marks.COMPLETED else {
-            "state": mark.outcome, "at": mark.at, "attempts": mark.attempts, "reason": ""}
     # Only wished for, and the run ended badly: its command died before it kept the alert
     # (or is keeping it now), which a serve composes (``next_try`` None: not made yet).
     row = conn.execute("SELECT r.state FROM run_alert_wishes w JOIN flow_runs r ON r.id = "
                        "w.run_id WHERE w.run_id = ?", (run_id,)).fetchone()
-    if row is None or row[0] in ("Pending", "Running", "Completed"):
+    if row is None:
+        return None
+    mark = settled_marks.read(run_id)  # the store was away when its command settled it
+    if mark is not None:
+        return None if mark.outcome == settled_marks.COMPLETED else {
+            "state": mark.outcome, "at": mark.at, "attempts": mark.attempts, "reason": ""}
+    if row[0] in ("Pending", "Running", "Completed"):
         return None
     return {"state": "pending", "attempts": 0, "next_try": None,
             "reason": "its `labloom run` stopped before it sent it"}
