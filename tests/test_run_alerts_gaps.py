@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,6 +154,19 @@ def test_a_subflow_takes_no_wish_of_its_own(labloom_home: Path) -> None:
     assert not wishes(home) and not pending_rows(home)
 
 
+def served_till_no_wish(home: Path) -> str:
+    """A serve until the store's wish is gone, and two ticks more (to send what it would
+    have composed); what it said."""
+    serve = start_labloom(home, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: not wishes(home), 60, "the serve to drop the wish")
+        next_beat(home)
+        next_beat(home)
+        return end(serve)[1]
+    finally:
+        stop(serve)
+
+
 @contextlib.contextmanager
 def store_away(home: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[None]:
     """The store cannot be reached meanwhile, the disk can: the PostgreSQL server stopped
@@ -206,14 +220,7 @@ def test_a_store_away_at_the_runs_end_leaves_one_alert_or_none(
         # `labloom show` on this host says what the command did, before any serve.
         alert, text = shown(home, str(wish["run_id"]))
         assert (alert or {}).get("state") == ("delivered" if flow == "etl" else None), text
-        serve = start_labloom(home, "serve", "--tick", "0.1")
-        try:
-            wait_for(lambda: not wishes(home), 60, "the serve to drop the wish")
-            next_beat(home)  # a tick more, to send what it would have composed
-            next_beat(home)
-            _, serve_err = end(serve)
-        finally:
-            stop(serve)
+        serve_err = served_till_no_wish(home)
         assert hook.connections_so_far() == (1 if flow == "etl" else 0), serve_err
     finally:
         stop(run)
@@ -225,3 +232,55 @@ def test_a_store_away_at_the_runs_end_leaves_one_alert_or_none(
         assert alert is not None and alert["state"] == "delivered", (alert, text)
     else:
         assert alert is None, alert
+
+
+WAITS_FOR_GO = """
+    from pathlib import Path
+    from labloom import flow, task
+
+    @task
+    def load():
+        Path("started.txt").write_text("started")
+        with open("go.fifo") as go:  # until the test says go
+            go.read()
+        return 1
+
+    @flow
+    def nightly():
+        load()
+"""
+
+
+@pytest.mark.postgresql_only  # the server stopped: the run's end cannot be written either
+def test_a_run_that_completed_while_the_store_was_away_is_not_alerted_crashed(
+    labloom_home: Path, postgres_server: Any,
+) -> None:
+    # The store goes away while the run's task runs: its end is not recorded, nor its wish
+    # deleted. Before, the next serve found the run Running, its command gone, marked it
+    # Crashed and alerted it so.
+    home = labloom_home
+    write(home / "flows.py", WAITS_FOR_GO)
+    os.mkfifo(home / "go.fifo")
+    hook = Hook([])
+    # What the writer cannot write is dropped after 2 s (LABLOOM_STORE_OUTAGE), not 10 min.
+    run = start_labloom(home, "run", "flows.py:nightly", "--notify", hook.url,
+                        LABLOOM_PROGRESS="0", LABLOOM_DB_CONNECT_TIMEOUT="1",
+                        LABLOOM_STORE_OUTAGE="2")
+    try:
+        wait_for(lambda: (home / "started.txt").exists() and wishes(home), 60,
+                 "the task to run, the alert wished for")
+        [wish] = wishes(home)
+        postgres_server.stop("fast")
+        try:
+            (home / "go.fifo").write_text("go")
+            _, stderr = run.communicate(timeout=300)
+        finally:
+            postgres_server.start()
+        assert run.returncode == 3, stderr  # completed, its record incomplete
+        assert run_state(home) == "Running" and wishes(home) == [wish]
+        serve_err = served_till_no_wish(home)
+        assert hook.connections_so_far() == 0, serve_err
+    finally:
+        stop(run)
+        hook.close()
+    assert not pending_rows(home)
