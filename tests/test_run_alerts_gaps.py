@@ -25,6 +25,7 @@ from test_run_alerts_dead import (
     next_beat,
     run_state,
     shown,
+    task_states,
     wishes,
 )
 
@@ -267,8 +268,9 @@ def test_a_run_that_completed_while_the_store_was_away_is_not_alerted_crashed(
                         LABLOOM_PROGRESS="0", LABLOOM_DB_CONNECT_TIMEOUT="1",
                         LABLOOM_STORE_OUTAGE="2")
     try:
-        wait_for(lambda: (home / "started.txt").exists() and wishes(home), 60,
-                 "the task to run, the alert wished for")
+        wait_for(lambda: (home / "started.txt").exists() and wishes(home)
+                 and task_states(home) == ["Running"], 60,
+                 "the task to run, in the store too, and the alert wished for")
         [wish] = wishes(home)
         postgres_server.stop("fast")
         try:
