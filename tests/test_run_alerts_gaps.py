@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,6 +193,17 @@ def store_away(home: Path, backend: str, request: pytest.FixtureRequest) -> Iter
         aside.rename(store)
 
 
+def let_go(run: subprocess.Popen[str], fifo: Path) -> tuple[dict[str, Any], str]:
+    """The command held at its --report FIFO let go of, until it ends: its report, what it
+    said."""
+    report: list[str] = []
+    reader = threading.Thread(target=lambda: report.append(fifo.read_text()))
+    reader.start()
+    _, stderr = run.communicate(timeout=120)
+    reader.join(timeout=60)
+    return json.loads(report[0]), stderr
+
+
 @pytest.mark.parametrize("flow", ["etl", "fine"])
 def test_a_store_away_at_the_runs_end_leaves_one_alert_or_none(
     labloom_home: Path, store_backend: str, request: pytest.FixtureRequest, flow: str,
@@ -208,13 +220,9 @@ def test_a_store_away_at_the_runs_end_leaves_one_alert_or_none(
         wait_for(lambda: run_state(home) == ended and wishes(home), 60,
                  "the run's end, its alert wished for")
         [wish] = wishes(home)
-        report: list[str] = []
         with store_away(home, store_backend, request):
-            reader = threading.Thread(target=lambda: report.append(fifo.read_text()))
-            reader.start()
-            _, stderr = run.communicate(timeout=120)
-            reader.join(timeout=60)
-        assert json.loads(report[0])["state"] == ended
+            report, stderr = let_go(run, fifo)
+        assert report["state"] == ended
         assert run.returncode == (1 if flow == "etl" else 0), stderr
         assert ("failure alert delivered" in stderr) is (flow == "etl"), stderr
         assert wishes(home) == [wish]  # the store could not be told
@@ -233,6 +241,41 @@ def test_a_store_away_at_the_runs_end_leaves_one_alert_or_none(
         assert alert is not None and alert["state"] == "delivered", (alert, text)
     else:
         assert alert is None, alert
+
+
+def test_an_alert_not_delivered_with_the_store_away_is_sent_once_by_the_next_serve(
+    labloom_home: Path, store_backend: str, request: pytest.FixtureRequest,
+) -> None:
+    # The store away at the run's end and the webhook refusing the command's four posts: the
+    # wish stays with no mark, and the next serve composes the alert and sends it, once.
+    home = labloom_home
+    hook = Hook([500] * 4)
+    run, fifo = held_at_its_report(home, "etl", hook.url, LABLOOM_DB_CONNECT_TIMEOUT="1",
+                                   LABLOOM_NOTIFY_DELAYS="0.2,0.4,0.8")
+    try:
+        wait_for(lambda: run_state(home) == "Failed" and wishes(home), 60,
+                 "the run's end, its alert wished for")
+        [wish] = wishes(home)
+        with store_away(home, store_backend, request):
+            _, stderr = let_go(run, fifo)
+        assert "failure alert not delivered (see the log above)" in stderr, stderr
+        assert wishes(home) == [wish] and len(hook.bodies) == 4  # the command's posts
+        serve = start_labloom(home, "serve", "--tick", "0.1")
+        try:
+            wait_for(lambda: len(hook.bodies) == 5 and not wishes(home)
+                     and not pending_rows(home), 60, "the serve to send the alert")
+            next_beat(home)  # a tick more of the serve, which must send nothing more
+            next_beat(home)
+            end_out = end(serve)
+        finally:
+            stop(serve)
+        assert hook.connections_so_far() == 5, end_out
+    finally:
+        stop(run)
+        hook.close()
+    assert hook.bodies[-1]["run_id"] == wish["run_id"] and hook.bodies[-1]["state"] == "Failed"
+    alert, text = shown(home, str(wish["run_id"]))
+    assert alert is not None and alert["state"] == "delivered", (alert, text)
 
 
 WAITS_FOR_GO = """
