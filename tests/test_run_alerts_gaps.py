@@ -247,7 +247,8 @@ def test_an_alert_not_delivered_with_the_store_away_is_sent_once_by_the_next_ser
     labloom_home: Path, store_backend: str, request: pytest.FixtureRequest,
 ) -> None:
     # The store away at the run's end and the webhook refusing the command's four posts: the
-    # wish stays with no mark, and the next serve composes the alert and sends it, once.
+    # wish stays, and the next serve composes the alert and sends it, once, saying why (the
+    # command's mark): before, it said the command had died.
     home = labloom_home
     hook = Hook([500] * 4)
     run, fifo = held_at_its_report(home, "etl", hook.url, LABLOOM_DB_CONNECT_TIMEOUT="1",
@@ -260,6 +261,9 @@ def test_an_alert_not_delivered_with_the_store_away_is_sent_once_by_the_next_ser
             _, stderr = let_go(run, fifo)
         assert "failure alert not delivered (see the log above)" in stderr, stderr
         assert wishes(home) == [wish] and len(hook.bodies) == 4  # the command's posts
+        alert, text = shown(home, str(wish["run_id"]))  # why it waits, on this host
+        assert alert is not None and alert["state"] == "pending", text
+        assert "could not deliver it (HTTP 500; 4 attempt(s)) nor keep it" in text, text
         serve = start_labloom(home, "serve", "--tick", "0.1")
         try:
             wait_for(lambda: len(hook.bodies) == 5 and not wishes(home)
@@ -273,7 +277,11 @@ def test_an_alert_not_delivered_with_the_store_away_is_sent_once_by_the_next_ser
     finally:
         stop(run)
         hook.close()
-    assert hook.bodies[-1]["run_id"] == wish["run_id"] and hook.bodies[-1]["state"] == "Failed"
+    sent = hook.bodies[-1]
+    assert sent["run_id"] == wish["run_id"] and sent["state"] == "Failed", sent
+    # Why the serve sends it: not that the command died, which it did not.
+    assert sent["error"].endswith("its `labloom run` could not deliver it (HTTP 500; 4 "
+                                  "attempt(s)) nor keep it in the store"), sent
     alert, text = shown(home, str(wish["run_id"]))
     assert alert is not None and alert["state"] == "delivered", (alert, text)
 

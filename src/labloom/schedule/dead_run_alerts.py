@@ -86,9 +86,10 @@ def _alert(conn: Conn, run_id: str) -> bool:
         mark = settled_marks.read(run_id)
         if mark is not None and mark.outcome == settled_marks.DELIVERED:
             outbox.note_run(conn, run_id, mark.outcome, mark.at, mark.attempts)
-        if mark is not None or (run is not None and run[0] == "Completed"):
+        if (mark is not None and mark.outcome != settled_marks.UNDELIVERED) \
+                or (run is not None and run[0] == "Completed"):
             return False
-        body = _body(conn, run_id, wish[0], run)
+        body = _body(conn, run_id, wish[0], run, mark)
         now = store_clock.now(conn)
         conn.execute(
             "INSERT INTO pending_alerts (schedule, run_id, body, created, next_try, url) "
@@ -99,9 +100,11 @@ def _alert(conn: Conn, run_id: str) -> bool:
     return True
 
 
-def _body(conn: Conn, run_id: str, flow: str, run: tuple[Any, ...] | None) -> dict[str, Any]:
+def _body(conn: Conn, run_id: str, flow: str, run: tuple[Any, ...] | None,
+          mark: settled_marks.Mark | None = None) -> dict[str, Any]:
     """The alert, from the store: task states only (a message may hold data), and why the
-    run ended, in labloom's own words."""
+    run ended, in labloom's own words; why this serve sends it (``mark``: the command could
+    not deliver it, else it died)."""
     if run is None:  # the command died before the run's record was written
         return failure_payload(flow, run_id, "Crashed", [], "its `labloom run` died before "
                                "the run's record was written")
@@ -112,7 +115,7 @@ def _body(conn: Conn, run_id: str, flow: str, run: tuple[Any, ...] | None) -> di
     else:
         hard = [name for name, kind in failed if kind != "UpstreamFailed"]
         why = (f"{len(hard)} task run(s) did not complete; first: {hard[0]}; " if hard else "") \
-            + "its `labloom run` died before it sent this alert"
+            + (mark.not_sent() if mark else "its `labloom run` died before it sent this alert")
     body = failure_payload(flow, run_id, state, failed, why)
     body["host"] = host or body["host"]  # where the run died, not this serve's host
     return body

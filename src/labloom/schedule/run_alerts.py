@@ -90,10 +90,12 @@ def send(url: str, body: dict[str, Any], wished: bool = False) -> Sent:
         reason, tries = _post(url, body, delays, timeout)
         if conn is not None and alert_id is not None:
             _settle(conn, alert_id, body.get("run_id"), reason, tries)
-        elif reason is None and wished:  # delivered from memory; its wish is still there
-            # Marked first: a command killed before the wish's delete leaves the mark.
+        elif wished:  # posted from memory; its wish is still there
             run_id = str(body.get("run_id"))
-            if settled_marks.leave(run_id, settled_marks.DELIVERED, tries) \
+            if reason is not None:  # the wish stays, for a serve: told why it is not sent
+                settled_marks.leave(run_id, settled_marks.UNDELIVERED, tries, reason)
+            # Marked first: a command killed before the wish's delete leaves the mark.
+            elif settled_marks.leave(run_id, settled_marks.DELIVERED, tries) \
                     and forget(run_id, delivered=tries):
                 settled_marks.drop(run_id)
         return Sent(reason, tries, alert_id is not None)
@@ -253,10 +255,10 @@ def of_run(conn: Conn, run_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     mark = settled_marks.read(run_id)  # the store was away when its command settled it
-    if mark is not None:
+    if mark is not None and mark.outcome != settled_marks.UNDELIVERED:
         return None if mark.outcome == settled_marks.COMPLETED else {
             "state": mark.outcome, "at": mark.at, "attempts": mark.attempts, "reason": ""}
     if row[0] in ("Pending", "Running", "Completed"):
         return None
     return {"state": "pending", "attempts": 0, "next_try": None,
-            "reason": "its `labloom run` stopped before it sent it"}
+            "reason": mark.not_sent() if mark else "its `labloom run` stopped before it sent it"}

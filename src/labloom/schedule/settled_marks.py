@@ -6,8 +6,10 @@ With the store away at that moment (a PostgreSQL server restarting, a SQLite fil
 unwritable) the wish stays; the command completes its part from memory (the alert delivered, or
 none due) and leaves this mark, so that the next ``labloom serve`` of the same home drops the
 wish rather than send a second alert, or an alert of a run that completed and whose end the
-store missed (``dead_run_alerts``). The store was away, the disk was not. A serve with another
-home (another host sharing a PostgreSQL store) does not see the mark: there, two alerts then.
+store missed (``dead_run_alerts``). An alert the command could not deliver is left to that
+serve, marked with why, which its alert then says (not that the command died). The store was
+away, the disk was not. A serve with another home (another host sharing a PostgreSQL store)
+does not see the mark: there, two alerts then.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ log = logging.getLogger("labloom")
 FOLDER = "run-alerts-settled"
 DELIVERED = "delivered"  # the command posted the alert, and it was taken
 COMPLETED = "completed"  # the run completed: no alert is due
+UNDELIVERED = "undelivered"  # refused: the serve sends it, saying why (not that the command died)
 STALE = 86400.0  # seconds after which a mark whose wish is gone is dropped
 
 
@@ -35,6 +38,12 @@ class Mark:
     outcome: str
     at: float  # this host's clock, when the command settled it
     attempts: int
+    reason: str = ""  # why the last post failed (UNDELIVERED)
+
+    def not_sent(self) -> str:
+        """Why a serve sends the alert of a command that could not deliver it (UNDELIVERED)."""
+        return (f"its `labloom run` could not deliver it ({self.reason}; {self.attempts} "
+                "attempt(s)) nor keep it in the store")
 
 
 def _path(run_id: str) -> Path | None:
@@ -44,7 +53,7 @@ def _path(run_id: str) -> Path | None:
     return home_path() / FOLDER / run_id
 
 
-def leave(run_id: str, outcome: str, attempts: int = 0) -> bool:
+def leave(run_id: str, outcome: str, attempts: int = 0, reason: str = "") -> bool:
     """Write the mark (whole or not at all); whether it was, said when not."""
     path = _path(run_id)
     if path is None:
@@ -53,7 +62,7 @@ def leave(run_id: str, outcome: str, attempts: int = 0) -> bool:
         make_folder(path.parent)
         part = path.with_name(f".{run_id}.{os.getpid()}")
         part.write_text(json.dumps({"outcome": outcome, "at": time.time(),
-                                    "attempts": attempts}), encoding="utf-8")
+                                    "attempts": attempts, "reason": reason}), encoding="utf-8")
         os.replace(part, path)
         return True
     except Exception as exc:  # a full disk, a folder not ours: said, the command goes on
@@ -69,7 +78,8 @@ def read(run_id: str) -> Mark | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Mark(str(data["outcome"]), float(data["at"]), int(data["attempts"]))
+        return Mark(str(data["outcome"]), float(data["at"]), int(data["attempts"]),
+                    str(data.get("reason", "")))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:  # cut short: says nothing
