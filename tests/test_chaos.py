@@ -48,6 +48,14 @@ def ledger_lines(path: Path) -> list[list[str]]:
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def in_flight(ledger: Path) -> list[int]:
+    """The processes running an experiment now: started one they have not ended."""
+    open_by_pid: collections.Counter[str] = collections.Counter()
+    for entry in ledger_lines(ledger):
+        open_by_pid[entry[2]] += 1 if entry[0] == "start" else -1
+    return sorted(int(pid) for pid, count in open_by_pid.items() if count > 0)
+
+
 def one_line_errors(out: subprocess.CompletedProcess[str]) -> bool:
     return out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
 
@@ -81,9 +89,11 @@ def test_a_dask_worker_killed_mid_map(tmp_path: Path) -> None:
         wait_for(lambda: sum(1 for e in ledger_lines(ledger) if e[0] == "end") >= 8, 60,
                  "eight experiments to finish")
         finished_before = {int(e[1]) for e in ledger_lines(ledger) if e[0] == "end"}
-        running = {e[2] for e in ledger_lines(ledger) if e[0] == "start"}
-        victim = int(sorted(running)[0])
-        os.kill(victim, signal.SIGKILL)  # a worker process, mid-task
+        # A worker process with an experiment started and not ended: killed mid-task (or,
+        # if it ends meanwhile, with results Dask said finished and the engine may not have
+        # read yet: the moment that left a task run Running for good, test_dask_lost_results)
+        victim = wait_for(lambda: in_flight(ledger), 60, "an experiment running")[0]
+        os.kill(victim, signal.SIGKILL)
         assert run.wait(120) is State.COMPLETED
         assert run.result() == [i * i for i in range(40)]
     elapsed = time.monotonic() - began

@@ -4,6 +4,7 @@ database URL never shown: through the real entry point in fresh processes, on bo
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -55,6 +56,29 @@ def test_check_reports_version_and_skew(labloom_home: Path, store_backend: str) 
         assert report["clock_skew_seconds"] is report["clock_round_trip_seconds"] is None
     text = cli(labloom_home, "db", "check")
     assert text.returncode == 0 and "schema version" in text.stdout
+
+
+def test_check_says_what_room_is_kept_for_the_runs_states(
+    labloom_home: Path, store_backend: str, tmp_path: Path,
+) -> None:
+    # The reserve (store/room.py) is made at a run's first write, of LABLOOM_STORE_RESERVE MB.
+    assert cli(labloom_home, "db", "upgrade").returncode == 0
+    before = cli_json(labloom_home, "db", "check")
+    assert before["reserve_bytes"] == 0 and before["reserve_note"] is None, before
+    assert "should the disk fill: none yet (made at a run's first write)" in cli(
+        labloom_home, "db", "check").stdout
+    (tmp_path / "flows.py").write_text(FLOW)
+    ran = cli(labloom_home, "run", f"{tmp_path / 'flows.py'}:tiny", LABLOOM_STORE_RESERVE="1")
+    assert ran.returncode == 0, ran.stderr
+    after = cli_json(labloom_home, "db", "check")
+    assert after["ok"] and after["reserve_note"] is None, after
+    assert 2**20 <= after["reserve_bytes"] < 2**20 + 2**14, after  # to a page, on PostgreSQL
+    assert after["reserve_at"] == ("table labloom_reserve" if store_backend == "postgresql"
+                                   else f"{labloom_home / 'labloom.db'}-reserve"), after
+    assert f"should the disk fill: 1.0 MB ({after['reserve_at']})" in cli(
+        labloom_home, "db", "check").stdout
+    off = cli(labloom_home, "db", "check", "--json", LABLOOM_STORE_RESERVE="0")
+    assert json.loads(off.stdout)["reserve_note"] == "LABLOOM_STORE_RESERVE is 0", off.stdout
 
 
 @contextlib.contextmanager

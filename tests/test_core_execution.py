@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import io
+import itertools
 import logging
 import signal
 import threading
@@ -324,6 +325,35 @@ def test_a_progress_bar_logs_what_a_terminal_shows(capsys: pytest.CaptureFixture
     assert "train | 100%|##########| 500/500\n" in echoed and " 0%|" not in echoed
 
 
+def test_a_bars_state_logged_while_it_went_is_not_logged_again_at_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its last state, logged while the bar went, was logged again when its line ended (or at
+    # the task's end): "30/30 steps" twice, whenever the last refresh came PROGRESS_EVERY
+    # after the line before (the next test's 30 steps of 0.05 s under 0.3 s: 2 runs in 5).
+    import sys
+
+    from labloom.core import logs
+
+    monkeypatch.setattr(logs, "PROGRESS_EVERY", 0.0)  # each refresh logged as it comes
+
+    @task
+    def train() -> None:
+        for step in (1, 2, 3):
+            sys.stderr.write(f"\r{step}/3")
+        sys.stderr.write("\n")  # ends in the state logged last
+        sys.stderr.write("\rloading\rloaded")
+        sys.stderr.write(" in 2 s\n")  # ends in another: both are logged
+        sys.stdout.write("\rfirst\rsecond")  # ended by the task's end
+
+    @flow(executor="threads")
+    def f() -> None:
+        train()
+
+    texts = [line.text for line in f.run().logs("train")]
+    assert texts == ["1/3", "2/3", "3/3", "loaded", "loaded in 2 s", "second"], texts
+
+
 def test_a_long_progress_bar_shows_in_the_logs_while_it_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -351,8 +381,13 @@ def test_a_long_progress_bar_shows_in_the_logs_while_it_runs(
     run = f.run(background=True)
     run_box.append(run)
     run.wait()
-    texts = [line.text for line in run.logs("train")]
-    assert texts[-1] == "30/30 steps" and 3 <= len(texts) <= 8, texts
+    lines = list(run.logs("train"))
+    texts = [line.text for line in lines]
+    assert texts[-1] == "30/30 steps" and len(texts) >= 3, texts
+    # Not a line per write: a line per PROGRESS_EVERY at most while the bar goes (the gaps
+    # between them, not their count, which a slow machine's longer loop would raise).
+    gaps = [b.time - a.time for a, b in itertools.pairwise(lines[:-1])]
+    assert all(gap >= 0.3 - 0.01 for gap in gaps), gaps
     assert len(seen_live) >= 2 and all(t.endswith("/30 steps") for t in texts)
     counts = [int(t.split("/")[0]) for t in texts]
     assert counts == sorted(counts) and len(set(counts)) == len(counts)

@@ -20,6 +20,7 @@ import dask  # noqa: E402
 
 import labloom  # noqa: E402
 from cli_helpers import wait_for  # noqa: E402
+from holds import held_until  # noqa: E402
 from labloom import DaskExecutor, State, flow, task  # noqa: E402
 from labloom.core import events as ev  # noqa: E402
 from labloom.core.sinks import RAN_AGAIN  # noqa: E402
@@ -216,16 +217,6 @@ def test_lines_of_threads_a_task_starts_and_of_its_subprocess_reach_its_logs_as_
     texts = [line.text for line in run.logs("fans_out")]
     assert sorted(texts[:3]) == ["part 0", "part 1", "part 2"]
     assert texts[3:] == ["from a subprocess"]
-
-
-def held_until(marker: str, never: str) -> None:
-    """Returns once the test made ``marker``; past a guard of two minutes, TimeoutError
-    saying what ``never`` happened."""
-    deadline = time.monotonic() + 120
-    while not os.path.exists(marker):
-        if time.monotonic() > deadline:
-            raise TimeoutError(never)
-        time.sleep(0.02)
 
 
 @task
@@ -480,17 +471,23 @@ def flaky(marker: str) -> str:
 
 
 @task(timeout=0.5)
-def too_slow() -> None:
-    time.sleep(3)  # the thing under test: it outlasts its timeout
+def too_slow(gate: str) -> None:
+    # The thing under test: it outlasts its timeout (held until the run is over).
+    held_until(gate, "the run never ended", guard=600)
 
 
 @flow
-def retry_and_timeout(marker: str) -> tuple[str, None]:
-    return flaky.with_options(retries=1, retry_delay=0)(marker), too_slow()
+def retry_and_timeout(marker: str, gate: str) -> tuple[str, None]:
+    return flaky.with_options(retries=1, retry_delay=0)(marker), too_slow(gate)
 
 
 def test_retries_and_timeouts_apply_on_workers(executor, tmp_path):
-    run = retry_and_timeout.run(marker=str(tmp_path / "marker"), executor=executor)
+    gate = tmp_path / "run-over"
+    try:
+        run = retry_and_timeout.run(marker=str(tmp_path / "marker"), gate=str(gate),
+                                    executor=executor)
+    finally:
+        gate.touch()  # the given-up call's thread on the worker goes
     by_name = {tr.name: tr for tr in run.tasks}
     assert by_name["flaky"].state is State.COMPLETED and by_name["flaky"].attempts == 2
     assert by_name["too_slow"].state is State.FAILED
@@ -500,8 +497,8 @@ def test_retries_and_timeouts_apply_on_workers(executor, tmp_path):
     assert said.startswith("[labloom] attempt 1 of 2 failed; retrying in 0s\n"), said
     raised_at = flaky.fn.__code__.co_firstlineno + 4  # the line of @task
     assert "RuntimeError: first attempt fails" in said and f"line {raised_at}, in flaky" in said
-    # A timed-out call's traceback is where it was stuck (time.sleep), taken on the worker.
-    stuck_at = too_slow.fn.__code__.co_firstlineno + 2  # the line of @task
+    # A timed-out call's traceback is where it was stuck (its hold), taken on the worker.
+    stuck_at = too_slow.fn.__code__.co_firstlineno + 3  # the line of @task
     assert f"line {stuck_at}, in too_slow\n" in by_name["too_slow"].traceback
 
 
@@ -1048,6 +1045,7 @@ def test_in_an_automatic_chunk_retries_and_timeouts_are_per_child(executor, tmp_
     from labloom.core.errors import TaskTimeoutError
 
     failed, slept = tmp_path / "failed-once", tmp_path / "slept-once"
+    gate = str(tmp_path / "run-over")
 
     @task(retries=1, timeout=2)
     def tiny(x: int, trouble: bool) -> int:
@@ -1056,7 +1054,8 @@ def test_in_an_automatic_chunk_retries_and_timeouts_are_per_child(executor, tmp_
             raise ValueError("first attempt of child 5")
         if trouble and x == 7 and not slept.exists():
             slept.touch()
-            time.sleep(4)  # past its timeout: only this child's attempt fails
+            # Past its timeout (held until the run is over): only this child's attempt fails.
+            held_until(gate, "the run never ended", guard=600)
         return x * 10
 
     @flow
@@ -1065,7 +1064,10 @@ def test_in_an_automatic_chunk_retries_and_timeouts_are_per_child(executor, tmp_
 
     assert f.run(n=50, trouble=False, executor=executor).result() == [x * 10 for x in range(50)]
     measured_as_tiny(executor, "tiny")
-    run = f.run(n=50, trouble=True, executor=executor)  # measured: chunked from the start
+    try:
+        run = f.run(n=50, trouble=True, executor=executor)  # measured: chunked from the start
+    finally:
+        Path(gate).touch()  # the given-up attempt's thread on the worker goes
     assert run.result() == [x * 10 for x in range(50)]
     children = {tr.map_index: tr for tr in run.tasks if tr.task.name == "tiny"}
     assert {i for i, tr in children.items() if tr.attempts != 1} == {5, 7}
@@ -1178,7 +1180,13 @@ def test_a_lost_scheduler_fails_the_run_at_once_and_says_so(tmp_path, monkeypatc
 
 @task(retries=2, retry_delay=0.2)
 def brief_stubborn_step() -> int:
-    time.sleep(2)  # running when the cluster closes: its retries must fail at once
+    # Running when the cluster closes (its retries must fail at once): held until its worker
+    # no longer talks to the scheduler, so its answer can go nowhere; then it returns, as the
+    # worker's close waits for it.
+    stream = distributed.get_worker().batched_stream
+    deadline = time.monotonic() + 120  # a guard
+    while not stream.closed() and time.monotonic() < deadline:
+        time.sleep(0.01)
     return 0
 
 
@@ -1198,8 +1206,9 @@ def test_a_cluster_closed_under_a_run_fails_its_task_runs_saying_so(tmp_path, mo
                                   dashboard_address=":0") as cluster:
         run = brief_steps.run(n=20, executor=DaskExecutor(cluster=cluster), background=True)
         deadline = time.monotonic() + 60
-        while sum(tr.state is State.COMPLETED for tr in run.tasks) < 2:
-            assert time.monotonic() < deadline, "two steps to finish"
+        while sum(tr.state is State.COMPLETED for tr in run.tasks) < 2 or not any(
+                tr.name == "brief_stubborn_step" and tr.state is State.RUNNING for tr in run.tasks):
+            assert time.monotonic() < deadline, "two steps to finish, the stubborn one to run"
             time.sleep(0.05)
         cluster.close()
         assert run.wait(20) is State.FAILED

@@ -130,25 +130,31 @@ import pathlib, sys, time
 from labloom import DaskExecutor, flow, task
 
 @task(tags=["db"])
-def long_query(marker):
+def long_query(marker, gate):
     pathlib.Path(marker).touch()  # on the worker: the lease is held
-    time.sleep(6)  # killed meanwhile; the lease stays with the dead client
+    # Killed meanwhile (the lease stays with the dead client): it runs on until the test is
+    # done, not for a sleep that might end, and the lease with it, before the kill.
+    deadline = time.monotonic() + 600
+    while not pathlib.Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 @flow
-def holds(marker: str):
-    long_query(marker)
+def holds(marker: str, gate: str):
+    long_query(marker, gate)
 
 if __name__ == "__main__":
-    holds.run(marker=sys.argv[2], executor=DaskExecutor(sys.argv[1]))
+    holds.run(marker=sys.argv[2], gate=sys.argv[3], executor=DaskExecutor(sys.argv[1]))
 """
 
 
 def test_a_slot_held_on_the_dask_cluster_by_a_killed_process_is_said_while_a_run_waits(
         home, tmp_path, caplog):
     # Session 41's review: a process killed mid-task (kill -9 of the client) keeps its lease of
-    # the cluster's semaphore until Dask's lease timeout (30 s by default, 6 s here); the
+    # the cluster's semaphore until Dask's lease timeout (30 s by default, 15 s here); the
     # store's slot comes back at once (its process is dead), so a run started meanwhile waited
-    # Pending at the cluster with nothing said anywhere.
+    # Pending at the cluster with nothing said anywhere. 15 s: the lease outlives the kill by
+    # 12 s at least (its last refresh), for a new client to start, be granted the store's slot
+    # and wait SAY_AFTER (2 s) at the cluster; 6 s left under 5, too few on a loaded machine.
     import logging
 
     import dask
@@ -156,17 +162,18 @@ def test_a_slot_held_on_the_dask_cluster_by_a_killed_process_is_said_while_a_run
 
     labloom.limits.set("db", 1)
     (tmp_path / "holder.py").write_text(KILLED_HOLDER)
-    with dask.config.set({"distributed.scheduler.locks.lease-timeout": "6s",
+    with dask.config.set({"distributed.scheduler.locks.lease-timeout": "15s",
                           "distributed.scheduler.locks.lease-validation-interval": "1s"}), \
             distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                      protocol="tcp", dashboard_address=":0") as cluster:
-        held = tmp_path / "held"
+        held, gate = tmp_path / "held", tmp_path / "gate"
         holder = subprocess.Popen(
-            [sys.executable, str(tmp_path / "holder.py"), cluster.scheduler_address, str(held)],
+            [sys.executable, str(tmp_path / "holder.py"), cluster.scheduler_address, str(held),
+             str(gate)],
             stdout=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LABLOOM_PROGRESS": "0",
                  # The client that makes the semaphore sets its lease timeout.
-                 "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_TIMEOUT": "6s"})
+                 "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_TIMEOUT": "15s"})
         try:
             wait_for(held.exists, 60, "the slot to be held")
             holder.kill()
@@ -177,8 +184,9 @@ def test_a_slot_held_on_the_dask_cluster_by_a_killed_process_is_said_while_a_run
                 said = wait_for(lambda: [line for line in run.logs("quick_query")
                                          if "concurrency limit 'db'" in line.text], 30,
                                 "the wait for the slot to be said in the task run's logs")
-                assert run.result(60) == 1
+                assert run.result(120) == 1  # once the dead client's lease expired
         finally:
+            gate.touch()  # the killed process's call, in this process's worker, ends
             stop(holder)
     assert "Dask's lease timeout" in said[0].text and "lease-timeout" in said[0].text, said
     assert [r for r in caplog.records if "concurrency limit 'db'" in r.getMessage()]

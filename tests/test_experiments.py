@@ -656,7 +656,9 @@ def test_values_a_given_up_call_logged_just_before_a_retry_stay_dropped(
     go, logged = threading.Event(), threading.Event()
     calls: list[int] = []
 
-    @task(timeout=0.2)
+    # The first call is held (go) past its timeout; the retry's must end within it: 2 s,
+    # not 0.2, which a loaded machine could take to run its few lines.
+    @task(timeout=2)
     def slow() -> None:
         calls.append(1)
         if len(calls) == 1:  # the attempt given up on

@@ -72,7 +72,10 @@ def test_a_given_up_thread_that_read_add_call_before_its_swap_does_not_log_into_
     go, landed = threading.Event(), threading.Event()
     attempts: list[int] = []
 
-    @task(timeout=0.5, retries=1, retry_delay=0)
+    # Attempt 1 is held (go) until attempt 2 runs, so only its timeout ends it; attempt 2
+    # waits under that same timeout for attempt 1's thread to wake and log: 2 s, not 0.5,
+    # so that a loaded machine's slow hand-over does not time the retry out too.
+    @task(timeout=2, retries=1, retry_delay=0)
     def train() -> None:
         attempts.append(1)
         if len(attempts) == 1:

@@ -302,19 +302,25 @@ def test_a_cancelled_run_is_not_retried() -> None:
 
 def test_a_timed_out_attempt_is_retried_with_the_timeout_anew(tmp_path: Path) -> None:
     marker = tmp_path / "m"
+    # What hangs is held until the runs are over (not a sleep a few seconds past the
+    # timeout, which a loaded machine may see end first); then their threads go.
+    over = threading.Event()
 
     @task
     def hangs_once() -> int:
         if not marker.exists():
             marker.write_text("hung")
-            time.sleep(3)
+            over.wait(600)
         return 1
 
     @flow(timeout=1, retries=1)
     def nightly() -> int:
         return load(hangs_once())
 
-    run = nightly.run()
+    try:
+        run = nightly.run()
+    finally:
+        over.set()
     assert run.state is State.COMPLETED and run.result() == 1 and not run.timed_out
     assert "attempt 1 failed: flow 'nightly' timed out after 1s" in run.message
 
@@ -325,18 +331,23 @@ def test_a_timed_out_attempt_is_retried_with_the_timeout_anew(tmp_path: Path) ->
     run = quick_failure.run(marker=str(tmp_path / "m2"))  # the first clock must not run on
     assert run.state is State.COMPLETED and run.attempt == 2, run.message
 
+    over = threading.Event()
+
     @task
     def sleeps() -> int:
-        time.sleep(2)
+        over.wait(600)
         return 1
 
     @flow(timeout=0.5, retries=1)
     def stuck() -> int:
         return load(sleeps())
 
-    with pytest.raises(FlowTimeoutError, match=r"timed out after 0\.5s"):
-        stuck()  # each attempt hung: the last one's timeout is the run's error
-    run = stuck.run()
+    try:
+        with pytest.raises(FlowTimeoutError, match=r"timed out after 0\.5s"):
+            stuck()  # each attempt hung: the last one's timeout is the run's error
+        run = stuck.run()
+    finally:
+        over.set()
     assert run.state is State.FAILED and run.timed_out and run.attempt == 2
 
 

@@ -17,6 +17,7 @@ from cli_helpers import wait_for
 from labloom import FlowTimeoutError, State, flow, task
 from labloom.export.exporter import export_notebook
 from labloom.store import open_store
+from run_helpers import runs_started
 from test_export import write_notebook
 
 
@@ -106,18 +107,27 @@ def test_a_cancel_before_the_timeout_stays_cancelled() -> None:
 
 
 def test_on_the_local_executor_the_call_running_ends_first() -> None:
+    seen: list[State] = []  # the run's state once the call saw itself cancelled
+
     @task
     def slow() -> int:
-        time.sleep(1.5)
+        # Runs until its run timed out (its task run Cancelled by it), not a sleep past the
+        # timeout, which a loaded machine may see end first; the run is not over until then.
+        [run] = runs
+        [me] = [tr for tr in run.tasks if tr.name == "slow"]
+        wait_for(lambda: me.state is State.CANCELLED, 120, "the run's timeout")
+        seen.append(run.state)
         return 1
 
     @flow(timeout=timedelta(seconds=0.5), executor="local")
     def short() -> Any:
         return quick(slow())
 
-    run = short.run()
+    with runs_started() as runs:
+        run = short.run()
     assert run.state is State.FAILED and "timed out after 0.5s" in run.message
     assert [tr.state for tr in run.tasks] == [State.CANCELLED, State.CANCELLED]
+    assert seen == [State.RUNNING]  # the timeout came while the call ran, and the run waited
 
 
 @pytest.mark.parametrize("bad", [0, -5, math.nan, math.inf, "60", True])

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import labloom
+from holds import held_until
 from labloom import State, flow, task
 from labloom.core import events as ev
 from labloom.core.executor import Outcome, report_returned
@@ -337,20 +338,24 @@ def test_in_a_chunk_retries_and_the_cache_stay_per_child(executor, tmp_path: Pat
 def test_in_a_chunk_a_timeout_is_one_childs(executor, tmp_path: Path) -> None:
     from labloom.core.errors import TaskTimeoutError
 
-    slept = tmp_path / "slept-once"
+    slept, gate = tmp_path / "slept-once", str(tmp_path / "run-over")
 
     @task(retries=1, timeout=1, batch_size=10)
     def napping(x: int) -> int:
         if x == 7 and not slept.exists():
             slept.touch()
-            time.sleep(3)  # past its timeout: only this child's attempt fails
+            # Past its timeout (held until the run is over): only this child's attempt fails.
+            held_until(gate, "the run never ended", guard=600)
         return x
 
     @flow
     def f(n: int) -> list[int]:
         return napping.map(range(n))  # type: ignore[return-value]
 
-    run = f.run(n=20, executor=executor)
+    try:
+        run = f.run(n=20, executor=executor)
+    finally:
+        Path(gate).touch()  # the given-up attempt's thread on the worker goes
     assert run.result() == list(range(20))
     by_index = {tr.map_index: tr for tr in run.tasks}
     assert {i for i, tr in by_index.items() if tr.attempts != 1} == {7}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -154,18 +155,27 @@ def test_a_run_killed_after_its_failure_before_its_alert_is_alerted_failed(
     # alert: held there by a --report (the file a serve's run writes first) that is a FIFO
     # nobody reads.
     home = labloom_home
-    write(home / "flows.py", FAILS)
-    fifo = home / "report.fifo"
-    os.mkfifo(fifo)
     hook = Hook([])
-    run = start_labloom(home, "run", "flows.py:etl", "--notify", hook.url, "--report",
-                        str(fifo), LABLOOM_PROGRESS="0")
+    run, _ = held_at_its_report(home, "etl", hook.url)
     try:
         # The wish and the failure are written apart: both waited for (the command is held at
         # the FIFO meanwhile), not the wish read at once once the failure shows.
         wait_for(lambda: run_state(home) == "Failed" and wishes(home), 60,
                  "the run to fail, its alert wished for")
         assert run.poll() is None and not pending_rows(home)
+    except BaseException:
+        stop(run)
+        hook.close()
+        raise
+    body = killed_then_served(home, run, hook)
+    assert body["state"] == "Failed" and body["failed_tasks"] == ["check"], body
+    assert "its `labloom run` died before it sent this alert" in body["error"]
+    assert "PATIENT-4711" not in json.dumps(body)
+
+
+def killed_then_served(home: Path, run: subprocess.Popen[str], hook: Hook) -> dict[str, Any]:
+    """The held command killed -9, a serve until it sent the one alert there is: its body."""
+    try:
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=60)
         [(stdout, stderr)] = serve_some(home, hook)
@@ -174,9 +184,19 @@ def test_a_run_killed_after_its_failure_before_its_alert_is_alerted_failed(
         stop(run)
         hook.close()
     [body] = hook.bodies
-    assert body["state"] == "Failed" and body["failed_tasks"] == ["check"], body
-    assert "its `labloom run` died before it sent this alert" in body["error"]
-    assert "PATIENT-4711" not in json.dumps(body)
+    return dict(body)
+
+
+def held_at_its_report(home: Path, flow: str, url: str, **env: str
+                       ) -> tuple[subprocess.Popen[str], Path]:
+    """`labloom run flows.py:FLOW --notify URL` (FAILS) whose --report (the file a serve's run
+    writes first) is a FIFO nobody reads yet: it stops after the run's end is recorded and
+    before its alert is kept; the FIFO."""
+    write(home / "flows.py", FAILS)
+    fifo = home / "report.fifo"
+    os.mkfifo(fifo)
+    return start_labloom(home, "run", f"flows.py:{flow}", "--notify", url, "--report",
+                         str(fifo), LABLOOM_PROGRESS="0", **env), fifo
 
 
 def test_a_completed_run_leaves_no_alert_and_no_wish(labloom_home: Path) -> None:

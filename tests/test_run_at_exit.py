@@ -30,7 +30,11 @@ def quick(i):
 
 @task
 def slow(values):
-    time.sleep(1)  # still running at exit: the thread pool waits for it, the run does not
+    # Still running at exit, until the exit ended its run (the thread pool waits for it, the
+    # run does not): not a sleep, which a loaded machine may see end first.
+    deadline = time.monotonic() + 60  # a guard: the run then completes, and the test fails
+    while not ("run" in globals() and run.state.is_final) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 @flow
 def leaves_early(n):
@@ -75,7 +79,10 @@ def quick(i):
     return i
 
 def slow(values):
-    time.sleep(1)
+    # As the script's: still running at the kernel's exit, until the exit ended its run.
+    deadline = time.monotonic() + 60
+    while not ("run" in globals() and run.state.is_final) and time.monotonic() < deadline:
+        time.sleep(0.01)
 """,
     """%%flow leaves_early --background --no-widget
 slow(quick.map(range(5)))

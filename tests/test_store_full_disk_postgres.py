@@ -99,9 +99,10 @@ def run_nightly(cwd: Path, url: str, lines: int, **extra: str) -> subprocess.Pop
     return subprocess.Popen(
         [sys.executable, "-m", "labloom", "run", "flows.py:nightly", "--report",
          str(cwd / "report.json")],
-        env=cli_env(cwd / "home", LABLOOM_PROGRESS="0", LABLOOM_LOG_LINES="100000",
-                    LABLOOM_STORE_RESERVE="8", LABLOOM_DATABASE_URL=url, LINES=str(lines),
-                    **extra),
+        env=cli_env(cwd / "home", **{
+            "LABLOOM_PROGRESS": "0", "LABLOOM_LOG_LINES": "100000",
+            "LABLOOM_STORE_RESERVE": "8",  # "": not a number, so its default
+            "LABLOOM_DATABASE_URL": url, "LINES": str(lines), **extra}),
         # The task's 15 MB of prints go nowhere: a pipe not read while the test waits for the
         # server would stop the run once full.
         cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

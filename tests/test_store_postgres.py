@@ -3,10 +3,12 @@ event, and a password in the URL is never printed or logged, even when the serve
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,3 +223,49 @@ def test_a_server_restart_mid_run_under_a_concurrency_limit(
         assert record is not None and record.counts == {"Completed": 200}
     conn = concurrency_slots.connection()  # the slots were all given back, none leaked
     assert conn.execute("SELECT count(*) FROM concurrency_slots").fetchone()[0] == 0
+
+
+def test_a_user_who_may_not_create_tables_gets_the_reserve_its_owner_makes(
+    pg_url: str, tmp_path: Path,
+) -> None:
+    # A team's store upgraded by the database's owner and used by a role with rights on its
+    # rows only (PostgreSQL 15's public schema lets only its owner create; revoked here for
+    # older servers too): that role cannot make the reserve of room for the runs' states, and
+    # `db check` says what its owner must run, which then works. Before, the role's runs
+    # refused the owner's table (CREATE ... IF NOT EXISTS needs the right to create).
+    import psycopg
+
+    from store_helpers import cli
+
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    user_url = pg_url.replace("postgres:hunter2@", f"{role}@")
+    assert cli(tmp_path, "--database-url", pg_url, "db", "upgrade").returncode == 0
+    with psycopg.connect(pg_url, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {role} LOGIN")
+        owner.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        owner.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+                      f"TO {role}")
+        owner.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    try:
+        check = cli(tmp_path, "--database-url", user_url, "db", "check", "--json")
+        report = json.loads(check.stdout)
+        assert report["ok"] and report["reserve_bytes"] == 0, report
+        note = report["reserve_note"]
+        assert f"user {role} may not create tables in schema public" in note, note
+        with psycopg.connect(pg_url, autocommit=True) as owner:
+            for statement in note.split("`")[1].split(";"):  # what the note says to run
+                owner.execute(statement)
+        (tmp_path / "flows.py").write_text(
+            "from labloom import flow, task\n\n@task\ndef one():\n    return 1\n\n"
+            "@flow\ndef tiny():\n    return one()\n")
+        ran = cli(tmp_path, "--database-url", user_url, "run",
+                  f"{tmp_path / 'flows.py'}:tiny", LABLOOM_STORE_RESERVE="1")
+        assert ran.returncode == 0, ran.stderr
+        report = json.loads(
+            cli(tmp_path, "--database-url", user_url, "db", "check", "--json").stdout)
+        assert report["reserve_note"] is None and report["reserve_bytes"] >= 2**20, report
+    finally:
+        db.forget(user_url)
+        with psycopg.connect(pg_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {role}")
+            owner.execute(f"DROP ROLE {role}")

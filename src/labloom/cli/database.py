@@ -84,6 +84,7 @@ def upgrade_command(args: argparse.Namespace) -> int:
 
 
 def check_command(args: argparse.Namespace) -> int:
+    from ..store import room
     from ..store.schema import SCHEMA_VERSION, refuse_foreign, version_of
 
     database = _database()
@@ -92,12 +93,15 @@ def check_command(args: argparse.Namespace) -> int:
         refuse_foreign(conn, version, database.display)  # not "run db upgrade" on it
         skew, round_trip = _clock_skew(conn)
         left = _left_behind(database, conn if version == SCHEMA_VERSION else None)
+        reserve, reserve_at, no_reserve = room.kept(database, conn)
     report: dict[str, Any] = {
         "store": database.display, "backend": database.kind, "connected": True,
         "schema_version": version, "labloom_schema_version": SCHEMA_VERSION,
         "clock_skew_seconds": None if skew is None else round(skew, 3),
         # The skew is read within this round trip: it is off by at most half of it.
         "clock_round_trip_seconds": None if round_trip is None else round(round_trip, 3),
+        # Room for the runs' states should the store's disk fill (store/room.py).
+        "reserve_bytes": reserve, "reserve_at": reserve_at, "reserve_note": no_reserve,
     }
     problems = []
     if version < SCHEMA_VERSION:
@@ -123,6 +127,11 @@ def check_command(args: argparse.Namespace) -> int:
         print("clock skew: none (a local file)" if skew is None
               else f"clock skew to the database server: {skew:+.3f}s (read in a "
               f"{round_trip:.3f}s round trip: off by at most half of it)")
+        said = (f"{reserve / 2**20:.1f} MB ({reserve_at})" if reserve else
+                "none" if no_reserve else "none yet (made at a run's first write)")
+        print(f"room kept for the runs' states should the disk fill: {said}")
+        if no_reserve:
+            print(f"note: no room is kept for the runs' states: {no_reserve}")
         if left:
             local = shlex.quote(left["store"])
             print(f"note: {left['store']} holds {left['runs']} run(s) of this user's history "

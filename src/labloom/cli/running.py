@@ -157,9 +157,11 @@ def run_command(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     run = None
     interrupted = False
+    wish = _wish(args.notify)
     # The run as it starts: a Ctrl-C or SIGTERM before ``flow.run`` returns it (its driver
     # starting) left it to go on unseen until ``os._exit``, recorded Running for good. It is
-    # ended; the command then says only that it was interrupted, as before the run began.
+    # ended; without --notify the command then says only that it was interrupted, as before
+    # the run began (with it, ``wish.run`` is the run, and its alert goes).
     started: list[Any] = []
 
     def on_start(begun: Any) -> None:
@@ -175,10 +177,6 @@ def run_command(args: argparse.Namespace) -> int:
             )
         finally:
             stop_watching()
-        if args.notify:  # kept now: a serve alerts for the run if this command dies
-            from ..schedule import run_alerts
-
-            run_alerts.register(args.notify, run.id, run.flow_name)
         if args.origin == "schedule":
             from ..schedule.stored_schedules import point_slot_at_run
 
@@ -186,6 +184,7 @@ def run_command(args: argparse.Namespace) -> int:
         run.wait()
     except KeyboardInterrupt:
         interrupted = True
+        run = run or (wish.run if wish else None)  # interrupted inside flow.run: it started
         begun = run if run is not None else next(iter(started), None)
         if begun is not None:
             # A second Ctrl-C while the run settles (a cluster per run closing, its busy
@@ -195,8 +194,10 @@ def run_command(args: argparse.Namespace) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 end_interrupted(begun)  # recorded Cancelled, even while a task holds its thread
     except ValueError as exc:  # an executor that cannot be made
+        _alert_unstarted(wish, args)
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a Dask scheduler that cannot be reached
+        _alert_unstarted(wish, args)
         where = args.address or args.executor or (
             f"cluster profile {args.cluster!r}" if args.cluster else "the executor")
         if str(exc).startswith("[labloom]"):  # said already, naming the address
@@ -205,10 +206,12 @@ def run_command(args: argparse.Namespace) -> int:
                        "scheduler is running") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if wish is not None:
+            wish.stop()  # a run that never started: no later run takes its wish
     lost = 0
     if run is not None:
         lost = _say_unrecorded(run)
-        _after(run, args, lost)
+        _after(run, args, lost, wish is not None and wish.kept)
         _say_failure(run)
     if interrupted:
         print("labloom: interrupted", file=sys.stderr)
@@ -221,6 +224,24 @@ def run_command(args: argparse.Namespace) -> int:
     if run is None or run.state is not State.COMPLETED:
         return 1
     return UNRECORDED if lost else 0
+
+
+def _wish(url: str | None) -> Any:
+    """With --notify, the wish for the run's alert, kept in the store as the run starts
+    (``run_alerts.StartWish``): a serve alerts for the run if this command dies."""
+    if not url:
+        return None
+    from ..schedule.run_alerts import StartWish
+
+    return StartWish(url)
+
+
+def _alert_unstarted(wish: Any, args: argparse.Namespace) -> None:
+    """A run whose executor could not start ended Failed inside ``flow.run``, recorded so:
+    its alert is sent now, as for any run that failed (its wish would have a serve send it
+    later, saying this command died)."""
+    if wish is not None and wish.run is not None and wish.run.wait_finished(0):
+        _alert(wish.run, args.notify, wish.kept)
 
 
 def _describe(target_text: str) -> int:
@@ -282,9 +303,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _after(run: Any, args: argparse.Namespace, lost: int = 0) -> None:
-    from ..core.states import State
-    from ..schedule.alerts import failure_payload, run_summary
+def _after(run: Any, args: argparse.Namespace, lost: int = 0, wished: bool = False) -> None:
+    from ..schedule.alerts import run_summary
 
     failed, error = run_summary(run)
     if args.report:
@@ -297,15 +317,22 @@ def _after(run: Any, args: argparse.Namespace, lost: int = 0) -> None:
             "unrecorded": lost,
         }
         Path(args.report).write_text(json.dumps(report), encoding="utf-8")
-    if not args.notify:
-        return
+    if args.notify:
+        _alert(run, args.notify, wished)
+
+
+def _alert(run: Any, url: str, wished: bool) -> None:
+    """The run's failure alert, or for a run that completed, its wish let go of."""
+    from ..core.states import State
     from ..schedule import run_alerts
+    from ..schedule.alerts import failure_payload, run_summary
 
     if run.state is State.COMPLETED:
-        run_alerts.forget(run.id)  # its wish for an alert, kept at its start
+        run_alerts.completed(run.id, wished)  # its wish for an alert, kept at its start
         return
-    sent = run_alerts.send(args.notify, failure_payload(run.flow_name, run.id, run.state.value,
-                                                       failed, error))
+    failed, error = run_summary(run)
+    sent = run_alerts.send(url, failure_payload(run.flow_name, run.id, run.state.value,
+                                                failed, error), wished)
     if sent.reason is None:
         _tell("labloom: failure alert delivered")
     elif sent.kept:

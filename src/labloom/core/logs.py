@@ -78,6 +78,7 @@ class TaskContext:
     _dropped: dict[int, int] = field(default_factory=dict)  # of the partial line, past the cap
     _shown_on: dict[int, TextIO] = field(default_factory=dict)
     _bar_since: dict[int, float] = field(default_factory=dict)  # a bar's last line logged
+    _bar_logged: dict[int, str] = field(default_factory=dict)  # and the state it logged
 
     def write(self, level: int, text: str, shown_on: TextIO | None = None) -> None:
         """Streams arrive in arbitrary pieces: record and show whole lines, keep the rest.
@@ -93,7 +94,11 @@ class TaskContext:
             lines, rest = self._written_over(level, lines, rest)
         if lines:
             dropped = self._dropped.pop(level, 0)
-            lines = [cut_line(lines[0], dropped), *map(cut_line, lines[1:])]
+            self._bar_since.pop(level, None)
+            if self._bar_logged.pop(level, None) == lines[0] and not dropped:
+                lines = lines[1:]  # a bar's end in the state it was logged in while it went
+            if lines:
+                lines = [cut_line(lines[0], dropped), *map(cut_line, lines[1:])]
         if len(rest) > MAX_LINE_CHARS:  # a line without its end yet must not grow without bound
             self._dropped[level] = self._dropped.get(level, 0) + len(rest) - MAX_LINE_CHARS
             rest = rest[:MAX_LINE_CHARS]
@@ -104,7 +109,7 @@ class TaskContext:
         """The lines and the rest as a terminal shows them (``shown_line``). A bar still going
         is logged as a line every ``PROGRESS_EVERY`` seconds (its state then), so that a long
         training's progress can be followed in its logs while it runs; a bar shorter than that
-        logs its last state only, once its line ends."""
+        logs its last state only, once its line ends (``write``: not again, if logged so)."""
         # What was kept of the line has no carriage return but a last one: a return before
         # the end of the first line (or of the rest) is in the new text, after what the line
         # had cut, which it writes over too.
@@ -113,22 +118,23 @@ class TaskContext:
         lines = [shown_line(line, ended=True) for line in lines]
         rest = shown_line(rest, ended=False)
         if lines:
-            self._bar_since.pop(level, None)
             return lines, rest
         now = time.monotonic()
         since = self._bar_since.setdefault(level, now)
         if rest.rstrip("\r") and now - since >= PROGRESS_EVERY:
             self._bar_since[level] = now
+            self._bar_logged[level] = rest.rstrip("\r")
             self._emit(level, [cut_line(rest.rstrip("\r"))])  # the rest stays the line's
         return lines, rest
 
     def flush(self) -> None:
         for level, rest in list(self._partial.items()):
-            if rest:
-                self._emit(level, [cut_line(shown_line(rest, ended=True),
-                                            self._dropped.pop(level, 0))])
+            last = shown_line(rest, ended=True)
+            if rest and (self._bar_logged.get(level) != last or self._dropped.get(level)):
+                self._emit(level, [cut_line(last, self._dropped.pop(level, 0))])
         self._partial.clear()
         self._dropped.clear()
+        self._bar_logged.clear()
 
     def _emit(self, level: int, lines: list[str]) -> None:
         if not lines:

@@ -10,6 +10,7 @@ and items on the cluster. Only this module (with its helpers) imports ``distribu
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import threading
 from collections.abc import Sequence
@@ -338,7 +339,11 @@ class DaskExecutor(Executor):
                         and not keeps(h.future)}.values())
         self._submitter.drop({future.key for future in futures})
         if futures and self._client is not None:
-            self._client.cancel(futures)
+            from distributed.client import ClosedClientError
+
+            # Closed under the run: the scheduler dropped its futures, and the run ends.
+            with contextlib.suppress(ClosedClientError):
+                self._client.cancel(futures)
 
     def _chunk_size(self, call: TaskCall) -> int | None:
         """Children per Dask task for a map child (1 for anything else); None: the task is

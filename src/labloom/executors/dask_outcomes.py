@@ -28,6 +28,13 @@ from .dask_internals import (
 )
 from .dask_packing import Packed
 
+# A Dask task that returned. "lost": its value went with its worker (killed, out of memory)
+# after Dask said it finished, maybe before this thread read its status; Dask computes it
+# again for the future the engine holds, and reading it waits for that. Read as a failure, it
+# asked Dask for the error, which waited for the value and answered None: the report broke and
+# its task run stayed Running, the run never ending.
+FINISHED = ("finished", "lost")
+
 
 class ChildFailed:
     """In a chunk's result, where a child raised (its value is not there)."""
@@ -128,7 +135,7 @@ def report_chunk(
     child returned, their end events (which reach the client before the chunk's own end) say
     so and the engine takes all their outcomes in one step, with no question to the cluster;
     else ``chunk_outcomes``, a second tiny task, says which child failed and why."""
-    if chunk_future.status != "finished":
+    if chunk_future.status not in FINISHED:
         for call, on_done in chunk:  # the chunk itself failed: a dead worker, a cancel
             report(chunk_future, call, on_done, dispatcher)
         return
@@ -156,7 +163,7 @@ def report_failures(
     that answer (its task's workers died, it was cancelled, it cannot be read here), each
     child's own end event says whether it returned: reported from the chunk's future, which
     finished, the child that failed showed Completed."""
-    if status.status != "finished" and chunk_future.status != "finished":
+    if status.status not in FINISHED and chunk_future.status not in FINISHED:
         for call, on_done in chunk:
             report(chunk_future, call, on_done, dispatcher)
         return
@@ -198,7 +205,7 @@ def report(
     """Turn a finished Dask future into the engine's Outcome (in the dispatcher thread)."""
     started, ended = dispatcher.ended(call)
     status = future.status
-    if status == "finished":
+    if status in FINISHED:
         on_done(Outcome(ok=True, started=started, ended=ended))
         return
     if status == "cancelled":

@@ -13,6 +13,10 @@ started since). Elsewhere only the store tells: a run still open, by its heartbe
 record, once ``LABLOOM_HEARTBEAT_TIMEOUT`` passed since then without the command keeping its
 alert (it does so at once). A command only stalled that long on another host keeps its own
 alert too: two alerts then, never none.
+
+A command that settled its alert while the store was away (delivered from memory, or its run
+completed) could not delete its wish: it left a mark on its host's disk (``settled_marks``),
+and a serve of the same home drops such a wish, without an alert.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ..store.db import Conn
 from ..store.home import host_name, why_gone
 from ..store.settings import heartbeat_timeout
 from . import alert_outbox as outbox
+from . import settled_marks
 from .alerts import failure_payload
 from .liveness import run_outcome
 
@@ -43,6 +48,7 @@ def compose(conn: Conn) -> list[str]:
         "SELECT w.run_id, w.holder, w.created, r.state, r.host, r.pid, r.heartbeat, r.created,"
         " r.ended FROM run_alert_wishes w LEFT JOIN flow_runs r ON r.id = w.run_id"
     ).fetchall()
+    settled_marks.sweep({row[0] for row in rows})
     if not rows:
         return []
     now = store_clock.now(conn)
@@ -77,9 +83,13 @@ def _alert(conn: Conn, run_id: str) -> bool:
         if wish is None or (run is not None and run[0] in _OPEN):
             return False
         conn.execute("DELETE FROM run_alert_wishes WHERE run_id = ?", (run_id,))
-        if run is not None and run[0] == "Completed":
+        mark = settled_marks.read(run_id)
+        if mark is not None and mark.outcome == settled_marks.DELIVERED:
+            outbox.note_run(conn, run_id, mark.outcome, mark.at, mark.attempts)
+        if (mark is not None and mark.outcome != settled_marks.UNDELIVERED) \
+                or (run is not None and run[0] == "Completed"):
             return False
-        body = _body(conn, run_id, wish[0], run)
+        body = _body(conn, run_id, wish[0], run, mark)
         now = store_clock.now(conn)
         conn.execute(
             "INSERT INTO pending_alerts (schedule, run_id, body, created, next_try, url) "
@@ -90,9 +100,11 @@ def _alert(conn: Conn, run_id: str) -> bool:
     return True
 
 
-def _body(conn: Conn, run_id: str, flow: str, run: tuple[Any, ...] | None) -> dict[str, Any]:
+def _body(conn: Conn, run_id: str, flow: str, run: tuple[Any, ...] | None,
+          mark: settled_marks.Mark | None = None) -> dict[str, Any]:
     """The alert, from the store: task states only (a message may hold data), and why the
-    run ended, in labloom's own words."""
+    run ended, in labloom's own words; why this serve sends it (``mark``: the command could
+    not deliver it, else it died)."""
     if run is None:  # the command died before the run's record was written
         return failure_payload(flow, run_id, "Crashed", [], "its `labloom run` died before "
                                "the run's record was written")
@@ -103,7 +115,7 @@ def _body(conn: Conn, run_id: str, flow: str, run: tuple[Any, ...] | None) -> di
     else:
         hard = [name for name, kind in failed if kind != "UpstreamFailed"]
         why = (f"{len(hard)} task run(s) did not complete; first: {hard[0]}; " if hard else "") \
-            + "its `labloom run` died before it sent this alert"
+            + (mark.not_sent() if mark else "its `labloom run` died before it sent this alert")
     body = failure_payload(flow, run_id, state, failed, why)
     body["host"] = host or body["host"]  # where the run died, not this serve's host
     return body

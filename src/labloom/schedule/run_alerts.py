@@ -11,11 +11,15 @@ known killed (its pid gone, on the serve's host; on another host, once its windo
 with it. A store that cannot take the alert (away, full) leaves the command posting from
 memory only, said.
 
-The alert is wished for from the run's start (``register``): a row of ``run_alert_wishes``
-naming the run, its flow and the URL, which the command deletes when the run completes
-(``forget``) or as it keeps its alert. A command killed before then (-9 during the run, the
-machine restarted, or killed between the failure written and the alert kept) leaves the wish,
-and a ``serve`` composes the alert from the run's record, once (``dead_run_alerts``).
+The alert is wished for from the run's start (``register``, by ``StartWish``: as the run
+starts, before its executor starts and before its first event, so before its body or any task
+can run): a row of ``run_alert_wishes`` naming the run, its flow and the URL, which the command
+deletes when the run completes (``forget``) or as it keeps its alert. A command killed before
+then (-9 during the run, the machine restarted, or killed between the failure written and the
+alert kept) leaves the wish, and a ``serve`` composes the alert from the run's record, once
+(``dead_run_alerts``). A store away at the run's end keeps the wish from being deleted: what
+the command did instead (delivered from memory, or nothing due) it leaves on this host's disk
+(``settled_marks``), where a serve of the same home reads it and drops the wish.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.observers import add_run_observer
 from ..store import store_clock
 from ..store.db import Conn, get_database
 from . import alert_outbox as outbox
+from . import settled_marks
 from .alert_sender import timeout_from_env
 from .alerts import delays_from_env, try_post
 
@@ -48,9 +54,33 @@ class Sent:
     kept: bool
 
 
-def send(url: str, body: dict[str, Any]) -> Sent:
+class StartWish:
+    """The command's wish for its run's alert, kept as the run starts: a run observer, called
+    before the run's executor starts and before its first event, so before its body or any of
+    its tasks can run. It was kept once ``flow.run`` had returned: a command killed in between
+    (the run started, its tasks running) alerted nobody.
+
+    ``run`` is the run it saw start (also when ``flow.run`` then raised); ``kept`` whether the
+    store took the wish."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.run: Any = None
+        self.kept = False
+        self.stop = add_run_observer(self._starts)
+
+    def _starts(self, run: Any) -> None:
+        if self.run is not None:  # a subflow, started by the command's run: not its own wish
+            return
+        self.run = run
+        self.stop()
+        self.kept = register(self.url, run.id, run.flow_name)
+
+
+def send(url: str, body: dict[str, Any], wished: bool = False) -> Sent:
     """Keep the alert, post it (retried after ``LABLOOM_NOTIFY_DELAYS``, each post given
-    ``LABLOOM_NOTIFY_TIMEOUT``), and keep what became of it."""
+    ``LABLOOM_NOTIFY_TIMEOUT``), and keep what became of it. ``wished``: the run's wish was
+    kept at its start (a store that cannot take the alert leaves it, see ``settled_marks``)."""
     delays = delays_from_env(os.environ.get("LABLOOM_NOTIFY_DELAYS"))
     timeout = timeout_from_env()
     # Longer than the command can go on posting: its last post starts before WINDOW is over.
@@ -60,52 +90,78 @@ def send(url: str, body: dict[str, Any]) -> Sent:
         reason, tries = _post(url, body, delays, timeout)
         if conn is not None and alert_id is not None:
             _settle(conn, alert_id, body.get("run_id"), reason, tries)
+        elif wished:  # posted from memory; its wish is still there
+            run_id = str(body.get("run_id"))
+            if reason is not None:  # the wish stays, for a serve: told why it is not sent
+                settled_marks.leave(run_id, settled_marks.UNDELIVERED, tries, reason)
+            # Marked first: a command killed before the wish's delete leaves the mark.
+            elif settled_marks.leave(run_id, settled_marks.DELIVERED, tries) \
+                    and forget(run_id, delivered=tries):
+                settled_marks.drop(run_id)
         return Sent(reason, tries, alert_id is not None)
     finally:
         if conn is not None:
             conn.close()
 
 
-def register(url: str, run_id: str, flow: str) -> None:
+def register(url: str, run_id: str, flow: str) -> bool:
     """At the run's start: the wish for its alert, which a ``serve`` acts on if this command
-    dies before it keeps the alert. A store that cannot take it leaves this command alerting
-    alone, said: a run is never stopped for it."""
+    dies before it keeps the alert; whether it was kept. A store that cannot take it leaves
+    this command alerting alone, said: a run is never stopped for it."""
     conn = _connect("the wish for a failure alert if this command dies")
     if conn is None:
-        return
+        return False
     try:
         with conn.transaction():
             conn.execute("INSERT INTO run_alert_wishes (run_id, flow, url, holder, created) "
                          "VALUES (?, ?, ?, ?, ?)", (run_id, flow, url, outbox.run_holder(),
                                                     store_clock.now(conn)))
+        return True
     except Exception as exc:
         log.error("[labloom] the wish for a failure alert could not be kept in the store (%s): "
                   "a run whose command is killed alerts nobody", type(exc).__name__)
+        return False
     finally:
         conn.close()
 
 
-def forget(run_id: str) -> None:
-    """The run completed: no alert, and no wish left for a ``serve`` to look at. Quiet when
-    the store cannot take it: a serve drops the wish of a completed run all the same."""
+def completed(run_id: str, wished: bool) -> None:
+    """The run completed: no alert, and no wish left for a ``serve`` to look at. A store
+    that cannot take it leaves the wish, marked on this disk: its serve drops it, where the
+    run's end may be missing from the store too (it would alert the run Crashed)."""
+    if wished and not forget(run_id):
+        settled_marks.leave(run_id, settled_marks.COMPLETED)
+
+
+def forget(run_id: str, delivered: int = 0) -> bool:
+    """Delete the run's wish (``delivered``: its alert was, after so many attempts, noted on
+    the run); whether the store took it (quiet when not: the caller marks it)."""
     conn = _connect(None)
     if conn is None:
-        return
+        return not _store_on()
     try:
         with conn.transaction():
             conn.execute("DELETE FROM run_alert_wishes WHERE run_id = ?", (run_id,))
+            if delivered:
+                outbox.note_run(conn, run_id, "delivered", store_clock.now(conn), delivered)
+        return True
     except Exception as exc:
-        log.debug("[labloom] the completed run's alert wish not deleted: %r", exc)
+        log.debug("[labloom] the run's alert wish not deleted: %r", exc)
+        return False
     finally:
         conn.close()
+
+
+def _store_on() -> bool:
+    from .. import store
+
+    return store.enabled()
 
 
 def _connect(what: str | None) -> Conn | None:
     """A connection to the store; None when it is off or cannot be reached (said, naming
     ``what`` could not be kept, unless ``what`` is None)."""
-    from .. import store
-
-    if not store.enabled():  # LABLOOM_STORE=0: nothing written, this one neither
+    if not _store_on():  # LABLOOM_STORE=0: nothing written, this one neither
         return None
     try:
         return get_database().connect()
@@ -196,7 +252,13 @@ def of_run(conn: Conn, run_id: str) -> dict[str, Any] | None:
     # (or is keeping it now), which a serve composes (``next_try`` None: not made yet).
     row = conn.execute("SELECT r.state FROM run_alert_wishes w JOIN flow_runs r ON r.id = "
                        "w.run_id WHERE w.run_id = ?", (run_id,)).fetchone()
-    if row is None or row[0] in ("Pending", "Running", "Completed"):
+    if row is None:
+        return None
+    mark = settled_marks.read(run_id)  # the store was away when its command settled it
+    if mark is not None and mark.outcome != settled_marks.UNDELIVERED:
+        return None if mark.outcome == settled_marks.COMPLETED else {
+            "state": mark.outcome, "at": mark.at, "attempts": mark.attempts, "reason": ""}
+    if row[0] in ("Pending", "Running", "Completed"):
         return None
     return {"state": "pending", "attempts": 0, "next_try": None,
-            "reason": "its `labloom run` stopped before it sent it"}
+            "reason": mark.not_sent() if mark else "its `labloom run` stopped before it sent it"}

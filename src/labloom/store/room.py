@@ -36,9 +36,12 @@ left Running, its task runs Pending). When a run ends with lines held, and every
 seconds (twice as long after each try that failed, up to ``PROBE_AT_MOST``: a try writes what
 room there is before it fails), it fills the table to twice its size: that it fits is room
 for lines besides (the server does not say how much it has); then it is kept at its size. A
-server that cannot write its own WAL stops (PANIC), and stays down when
-its recovery cannot write either: that is a server away, waited out for
-``LABLOOM_STORE_OUTAGE`` seconds with every row kept in memory, then dropped and counted.
+server that cannot write its own WAL stops (PANIC): that is a server away, waited out for
+``LABLOOM_STORE_OUTAGE`` seconds with every row kept in memory, then dropped and counted. On
+the disk of its WAL, the table lets it start again by itself (its recovery empties it: it is
+unlogged, see ``pg_reserve.py``); the writer back finds it empty and writes the states alone,
+as when it emptied it. Rows that wait or go while short are said with the full disk and its
+fix (``why_unwritten``): the server may be down for it, which its own error does not say.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import pg_reserve
-from .db import Conn, Database, is_disk_trouble
+from .db import Conn, Database, is_disk_trouble, is_transient
+from .recorder import UNWRITTEN, Unrecorded
 from .settings import backlog_cap, outage_patience, reserve_size
 
 if TYPE_CHECKING:
@@ -70,7 +74,12 @@ DISK = {"sqlite": "the disk holding the store", "postgresql": "the disk of the s
 FIX = {"sqlite": "free some space there", "postgresql": "have the server's administrator free "
        "some space on it"}
 WHY = "log lines and logged values dropped: {disk} was full"
-HELD = "log lines and logged values waiting for room: {disk} is full (the run's states were kept)"
+HELD = "log lines and logged values waiting for room: {disk} is full{kept}"
+KEPT = " (the run's states were kept)"
+# Said of rows that wait or went while short: the states too found no room, or no server (it
+# stops when it cannot write its WAL, and may stay down).
+FULL = {"sqlite": "{disk} is full: {fix}", "postgresql": "{disk} is full: {fix}, and start the "
+        "server again if it stopped (it stops when it cannot write its WAL there)"}
 NOTE = ("[labloom] {count} log line(s) and logged value(s) of this run were not stored when "
         "it ended: {disk} was full (its states were kept, in room labloom reserves for them); "
         "{fix}")
@@ -116,13 +125,17 @@ class Room:
     def __init__(self, database: Database) -> None:
         self.display = database.display
         self.disk = DISK.get(database.kind, DISK["sqlite"])
-        self.held_why = HELD.format(disk=self.disk)
+        self.held_why = HELD.format(disk=self.disk, kept=KEPT)
+        self._held_unkept = HELD.format(disk=self.disk, kept="")
+        fix = FIX.get(database.kind, FIX["sqlite"])
+        self._full = FULL.get(database.kind, FULL["sqlite"]).format(disk=self.disk, fix=fix)
         # The words said of lines not stored, made once: a write may drop many lines.
         self._dropped_why = WHY.format(disk=self.disk)
         self._note = NOTE.format(count="{count}", disk=self.disk,
                                  fix=FIX.get(database.kind, FIX["sqlite"]))
         self._pg = database.kind == "postgresql"
         self._emptied = True  # the PostgreSQL reserve to empty before the next write
+        self._look = False  # the PostgreSQL reserve to look at: has a recovery emptied it?
         self.path = None if database.path is None else Path(f"{database.path}-reserve")
         self.short = False
         self._kept = False  # the reserve made sure of, once per writer
@@ -137,6 +150,16 @@ class Room:
         self.held: dict[str, int] = {}
         self._held_since = 0.0
         self._shed_any = False  # lines shed once: a run's end may need the note of them
+
+    def why_unwritten(self, why: str) -> str:
+        """``why`` rows of a run wait or went, with the full disk and its fix when short."""
+        return f"{why}; {self._full}" if self.short else why
+
+    def unrecorded(self, lost: Unrecorded, run_id: str, unwritten: int) -> Unrecorded:
+        """``lost`` of run ``run_id``, ``unwritten`` rows of it waiting and its lines held;
+        not that its states were kept when some wait too."""
+        return lost.plus(unwritten, self.why_unwritten(UNWRITTEN)).plus(
+            self.held.get(run_id, 0), self._held_unkept if unwritten else self.held_why)
 
     def wrote(self, rows: Rows, trouble: WriteTrouble) -> None:
         """After a write that went well: its notes are in, the reserve made if not there;
@@ -154,8 +177,11 @@ class Room:
                 self._size = size  # else a disk too small for one: no reserve (see _room_again)
 
     def met(self, exc: BaseException) -> None:
-        """A write failed: when for want of room, the reserve goes and the writer is short."""
+        """A write failed: when for want of room, the reserve goes and the writer is short.
+        When the server went away, its reserve is looked at once it is back
+        (``_emptied_by_recovery``)."""
         if not is_disk_trouble(exc):
+            self._look |= self._pg and bool(self._size) and is_transient(exc)
             return
         self._probe_at = time.monotonic() + self._probe_every
         if self.short:
@@ -173,6 +199,8 @@ class Room:
         reserve is made at the first write, emptied at the first while short."""
         if self._pg and not self._kept and not self.short:
             self._make_pg_reserve(conn)
+        if self._look:
+            self._emptied_by_recovery(conn)
         if self.short:
             self._shed(conn, rows)
         if not self.short and self._held:
@@ -187,11 +215,23 @@ class Room:
                       and not rec.noted_unstored]
 
     def _make_pg_reserve(self, conn: Conn) -> None:
-        size = reserve_size()
+        size = pg_reserve.wanted(conn)
         made = pg_reserve.make(conn, size) if size else False
         if made is not None:  # None: the server could not be asked; at the next write
             self._kept = True
             self._size = size if made else 0
+
+    def _emptied_by_recovery(self, conn: Conn) -> None:
+        """Back after an outage: a reserve found empty was emptied by the server's recovery
+        from a stop for its full disk (or by another writer short of room): the disk is full,
+        and lines written now would stop the server again, for good (no reserve left)."""
+        filled = pg_reserve.filled(conn)
+        if filled is None:
+            return  # the server away again: asked at the next write
+        self._look = False
+        if not self.short and filled < self._size // 2:
+            self.short = True
+            self._probe_at = time.monotonic() + self._probe_every
 
     def _shed(self, conn: Conn, rows: Rows) -> None:
         if self._pg and self._size and not self._emptied:
@@ -258,3 +298,18 @@ class Room:
             return True  # no reserve: lines are tried and may fail again
         # As much room as the reserve besides it: else lines would fill it again at once.
         return _free(self.path.parent) >= 2 * self._size and _make(self.path, self._size)
+
+
+def kept(database: Database, conn: Conn) -> tuple[int, str, str | None]:
+    """The room kept now for the runs' states (``labloom db check``): its bytes (0: none yet,
+    made at a run's first write), where, and why there can be none, with the fix."""
+    if not reserve_size():
+        return 0, "", "LABLOOM_STORE_RESERVE is 0"
+    if database.kind == "postgresql":
+        size, why = pg_reserve.kept(conn)
+        return size, f"table {pg_reserve.TABLE}", why
+    path = Path(f"{database.path}-reserve")
+    try:
+        return path.stat().st_size, str(path), None
+    except OSError:
+        return 0, str(path), None

@@ -35,7 +35,8 @@ def backlog_cap() -> int:
     return max(1, int(_env_number("LABLOOM_STORE_BACKLOG", 100_000)))
 
 
-def reserve_size() -> int:
-    """Bytes kept free beside a SQLite store for the runs' states (``room.py``;
-    ``LABLOOM_STORE_RESERVE``, in MB, default 8; 0: none)."""
-    return max(0, int(_env_number("LABLOOM_STORE_RESERVE", 8.0) * 2**20))
+def reserve_size(least: int = 0) -> int:
+    """Bytes kept free on the store's disk for the runs' states (``room.py``;
+    ``LABLOOM_STORE_RESERVE``, in MB, default 8, or ``least`` bytes when more; 0: none)."""
+    default = max(8 * 2**20, least) / 2**20
+    return max(0, int(_env_number("LABLOOM_STORE_RESERVE", default) * 2**20))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from .db import is_disk_trouble, is_transient, short_error
@@ -111,10 +111,12 @@ class WriteTrouble:
                       f"[labloom] the run store {self.display} refused a row of run {run_id} "
                       f"({why}); that row is dropped and counted, the others are written")
 
-    def gave_up(self, rows: Rows, exc: BaseException, let_go: str | None = None) -> None:
+    def gave_up(self, rows: Rows, exc: BaseException, let_go: str | None = None,
+                explain: Callable[[str], str] = str) -> None:
         """The outage outlasted ``LABLOOM_STORE_OUTAGE`` (or the store was let go of, saying
         ``let_go``): the rows not written yet are dropped, counted per run; recording goes on
-        with the next ones (not for a store let go of: see ``let_go``)."""
+        with the next ones (not for a store let go of: see ``let_go``). ``explain`` adds to the
+        reason (``Room.why_unwritten``: the full disk and its fix)."""
         counts: dict[str, int] = {}
         for table in rows.tables():
             for run_id in table.runs[table.done:]:
@@ -122,7 +124,7 @@ class WriteTrouble:
             table.done = len(table.rows)
         cause = let_go or (f"the store could not be written for {outage_patience():g}s "
                            "(LABLOOM_STORE_OUTAGE)")
-        why = f"{cause}: {short_error(exc)}"
+        why = explain(f"{cause}: {short_error(exc)}")
         for run_id, count in counts.items():
             rec = rows.recorders.get(run_id)
             if rec is not None:

@@ -48,7 +48,7 @@ from . import store_clock
 from .commits import CommitSize
 from .db import Conn, Database, file_identity, is_transient, on_forget, short_error, tables_gone
 from .home import HEARTBEAT
-from .recorder import FINAL_WAIT, UNWRITTEN, Recorder, Unrecorded
+from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .room import NOTE_SQL, Room
 from .rows import Rows
 from .settings import backlog_cap, heartbeat_interval, outage_patience
@@ -209,7 +209,7 @@ class Writer:
         count += sum(sum(1 for r in t.runs[t.done:] if r == run_id) for t in writing)
         rec = self.lost.get(run_id)
         lost = Unrecorded(0, store=self.database.display) if rec is None else rec.lost
-        return lost.plus(count, UNWRITTEN).plus(self.disk.held.get(run_id, 0), self.disk.held_why)
+        return self.disk.unrecorded(lost, run_id, count)
 
     def _loop(self) -> None:
         with self._cond:
@@ -298,7 +298,7 @@ class Writer:
                         conn.close()
                     conn = None
                 if time.monotonic() + delay > deadline:
-                    self.trouble.gave_up(rows, exc)
+                    self.trouble.gave_up(rows, exc, explain=self.disk.why_unwritten)
                     return None
                 self.trouble.failing(exc, rows)
                 with self._cond:  # a backoff that ``retire`` cuts short
