@@ -252,3 +252,27 @@ def test_a_run_interrupted_anywhere_as_it_applies_reports_can_be_retried() -> No
             continue  # it came after the last report: nothing to retry
         run.retry(background=True)
         assert run.wait(60).value == "Completed", f"Ctrl-C at {at}: its retry never ran"
+
+
+def test_a_held_section_swaps_the_handlers_through_the_c_module_and_puts_them_back() -> None:
+    # CPython: ``_signal``, without the ``signal`` module's enum conversions (20x slower, a
+    # few held sections a run). The handler put back is the very one that was there, and a
+    # Ctrl-C during the section is raised once it ends.
+    import signal
+
+    from labloom.core import signal_internals
+    from labloom.core.interrupts_held import InterruptsHeld
+
+    assert signal_internals.in_use() == (
+        signal_internals.C_MODULE if sys.implementation.name == "cpython"
+        else signal_internals.WRAPPED)
+    before = signal.getsignal(signal.SIGINT)
+    assert callable(before)  # conftest puts Python's default handler back: it is held
+    with InterruptsHeld():
+        assert signal.getsignal(signal.SIGINT) is not before
+    assert signal.getsignal(signal.SIGINT) is before
+    reached_the_end = False
+    with pytest.raises(KeyboardInterrupt), InterruptsHeld():  # raised as the section ends
+        signal.raise_signal(signal.SIGINT)
+        reached_the_end = True
+    assert reached_the_end and signal.getsignal(signal.SIGINT) is before

@@ -21,7 +21,9 @@ import threading
 from types import FrameType
 from typing import Any
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+from .signal_internals import get_handler, set_handler
+
+_SIGNALS = (int(signal.SIGINT), int(signal.SIGTERM))  # ints: what ``_signal`` takes
 
 
 class InterruptsHeld:
@@ -36,10 +38,10 @@ class InterruptsHeld:
             return
         try:
             for signum in _SIGNALS:
-                handler = signal.getsignal(signum)
+                handler = get_handler(signum)
                 if callable(handler):  # SIG_DFL or SIG_IGN: nothing Python could hold
                     self._saved.append((signum, handler))  # before the swap: put back surely
-                    signal.signal(signum, self._note)
+                    set_handler(signum, self._note)
         except BaseException:  # the other signal, not held yet, came meanwhile
             _put_back(self._saved)
             raise
@@ -62,6 +64,6 @@ def _put_back(saved: list[tuple[int, Any]]) -> None:
     """Each handler put back, even when one put back first is called meanwhile and raises."""
     if saved:
         try:
-            signal.signal(*saved[-1])
+            set_handler(*saved[-1])
         finally:
             _put_back(saved[:-1])
