@@ -85,6 +85,14 @@ class _InProcess(Executor):
     def value_ref(self, handle: Any) -> Any:
         return _value(handle)
 
+    def cancel(self, handles: Sequence[Any]) -> None:
+        for handle in handles:
+            # A task run's handle is its value once the call succeeded (``settled``); a Ctrl-C
+            # landing before its state followed leaves that value where a cancel looks: the
+            # interrupted run's cancel raised AttributeError and the run never ended.
+            if isinstance(handle, _Handle):
+                handle.cancelled = True
+
     def result(self, handle: Any, timeout: float | None = None) -> Any:
         return _value(handle)
 
@@ -147,14 +155,6 @@ class LocalExecutor(_InProcess):
             if taken:
                 self._busy = False
 
-    def cancel(self, handles: Sequence[Any]) -> None:
-        for handle in handles:
-            # A task run's handle is its value once the call succeeded (``settled``); a Ctrl-C
-            # landing before its state followed leaves that value where a cancel looks: the
-            # interrupted run's cancel raised AttributeError and the run never ended.
-            if isinstance(handle, _Handle):
-                handle.cancelled = True
-
 
 class ThreadExecutor(_InProcess):
     """Runs task runs on a pool of threads in this process (I/O-bound work, quick tasks).
@@ -209,14 +209,6 @@ class ThreadExecutor(_InProcess):
     def room(self) -> int:
         pool = self._pool
         return QUEUED - (pool.queued() if pool is not None else 0)
-
-    def cancel(self, handles: Sequence[Any]) -> None:
-        for handle in handles:
-            # A task run's handle is its value once the call succeeded (``settled``); a Ctrl-C
-            # landing before its state followed leaves that value where a cancel looks: the
-            # interrupted run's cancel raised AttributeError and the run never ended.
-            if isinstance(handle, _Handle):
-                handle.cancelled = True
 
     def shutdown(self) -> None:
         with self._lock:
