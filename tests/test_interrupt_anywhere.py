@@ -25,7 +25,7 @@ import pytest
 
 from interrupt_points import Landing
 from labloom import LocalExecutor, flow, task
-from labloom.core import at_exit, gc_policy, logs
+from labloom.core import at_exit, context, gc_policy, logs
 from labloom.core.at_exit import end_interrupted
 from labloom.executors import thread_pool
 from labloom.store import open_store
@@ -91,6 +91,9 @@ def _check_after(number: int, landing: Landing, runs: list[Any], sweep: Any) -> 
     # (A Ctrl-C as the last call's capture ends may leave its proxies in, writing through to
     # the streams: the next call's capture takes them out. Not so a count left up.)
     assert logs._capture_depth == 0, f"{said}: the print capture is held for good"
+    # Left active, it was every later run's caller: cancelled between attempts as its
+    # caller's run was, a task called as a plain function sent to it (CI, session 51).
+    assert context.ACTIVE.get() is None, f"{said}: its run is still the thread's active run"
     assert sweep.run().state.value == "Completed", f"{said}: the next run did not complete"
 
 

@@ -164,8 +164,7 @@ class RunEngine:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self, background: bool = False) -> None:
-        # A Ctrl-C anywhere on the way to the run's driver ends the run Cancelled: one landing
-        # between the handlers further in left it Pending or Running for good (and stored so).
+        # A Ctrl-C anywhere on the way to the run's driver ends it Cancelled (was left Running).
         driving = False  # from when its own thread may end it
         try:
             run_starts(self.handle)  # the store, progress, views: before anything can happen
@@ -226,12 +225,12 @@ class RunEngine:
 
     def trace(self) -> list[ev.NodeCreated]:
         """Run only the body, with an executor that runs nothing: the graph's nodes."""
-        self.tracing = True
-        token = _ACTIVE.set(self)
+        self.tracing, outer = True, _ACTIVE.get()
         try:
+            _ACTIVE.set(self)
             self.returned = self.flow.fn(**self.parameters)
         finally:
-            _ACTIVE.reset(token)
+            _ACTIVE.set(outer)
             self.graph.cancelled = "traced"
         return list(self.graph.nodes)
 
@@ -242,21 +241,23 @@ class RunEngine:
                 return False
             self._run_body()
         except KeyboardInterrupt:
+            if _ACTIVE.get() is self:  # it landed as the body's ``finally`` began: left set
+                _ACTIVE.set(self._outer)
             self.cancel("interrupted")  # (the body's own cancel may have said it)
-            # Not ``_finish``: a Ctrl-C in the body's change of the graph (a map's children
-            # added, not yet counted) left a count of open task runs that never came to 0.
+            # Not ``_finish``: a map's children half added left a count that never reached 0.
             self._finalize()
             raise
         self._finish()
         return True
 
     def _run_body(self) -> None:
-        token = _ACTIVE.set(self)
+        self._outer = _ACTIVE.get()
         try:
+            _ACTIVE.set(self)  # in the ``try``: a Ctrl-C after a set before it left it set
             self.returned = self.flow.fn(**self.parameters)
         except KeyboardInterrupt:
             self.body_error = KeyboardInterrupt()
-            _ACTIVE.reset(token)
+            _ACTIVE.set(self._outer)
             self.cancel("interrupted")
             raise
         except BaseException as exc:
@@ -271,7 +272,7 @@ class RunEngine:
                 self.graph.check_owned(getattr(item, "future", item))
         finally:
             if _ACTIVE.get() is self:
-                _ACTIVE.reset(token)
+                _ACTIVE.set(self._outer)
             self.attempts.body_ended()
 
     def _finish(self) -> None:
@@ -314,8 +315,7 @@ class RunEngine:
                     state, message = outcome(self)
                     self.message = self.attempts.final_message(state, message)
                     self.sink.flush()  # the logging calls still waiting, before the run's end
-                    self.ended = time.time()
-                    self.state = state
+                    self.ended, self.state = time.time(), state
                     self._run_finished = ev.RunFinished(self.id, state, self.ended, self.message,
                                                         dict(self.metadata) if changed else {})
                     self.emit(self._run_finished)
