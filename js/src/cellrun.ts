@@ -1,5 +1,9 @@
 // A `%%flow` cell's output in Lab, also once its kernel is gone. The cell widget's bundle carries,
 // beside the widget view and its HTML summary, `application/vnd.labloom.run+json`: the run's id.
+// Once the run is over, the output holds no widget view, and the widget's model id moves into
+// labloom's type: a notebook saved with its widgets' state would otherwise export (nbconvert,
+// nbviewer) as a widget view drawn by a manager fetched from a CDN, nothing at all offline,
+// where without the view the summary shows (notebook/widget/anywidget.py, finished_bundle).
 // This renderer takes that type before jupyterlab-manager's widget view and shows
 //  - the live widget, drawn by jupyterlab-manager's own renderer, whenever the notebook's widget
 //    manager holds its model (a cell that just ran; a notebook reopened on its running kernel);
@@ -18,7 +22,7 @@
 // do not know the type and show the HTML summary, as before; so does Lab without labloom's
 // extension, or for an untrusted notebook (the factory is unsafe like the widget view's).
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
-import { RenderedHTML } from '@jupyterlab/rendermime';
+import { MimeModel, RenderedHTML } from '@jupyterlab/rendermime';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { CommandRegistry } from '@lumino/commands';
 import { ISignal } from '@lumino/signaling';
@@ -97,10 +101,10 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
     this.shown += 1; // an updated output (the run's end) renders again into this renderer
     const turn = this.shown;
     const runId = String((model.data[RUN_MIME] as any)?.run_id || '');
-    const view = model.data[WIDGET_MIME] as any;
-    const registry = view && view.model_id ? await this.notebookRegistry() : null;
+    const modelId = widgetModelId(model);
+    const registry = modelId ? await this.notebookRegistry() : null;
     if (registry && registry.getFactory(WIDGET_MIME)) {
-      const live = this.liveWidget(registry, String(view.model_id), turn);
+      const live = this.liveWidget(registry, modelId, turn);
       const first = await Promise.race([live, sleep(FIRST_LOOK_MS).then(() => undefined)]);
       if (turn !== this.shown) {
         return;
@@ -183,7 +187,7 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
     const { renderer: inner, widgetModel } = live;
     this.clear();
     this.addWidget(inner);
-    await inner.renderModel(model);
+    await inner.renderModel(withWidgetView(model));
     // The widget's kernel restarted (its model no longer live: the view stays, drawn, but no
     // click is answered) or the widget was closed (jupyterlab-manager hides the output): the
     // run from the store instead, whose clicks the server answers.
@@ -255,6 +259,25 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
   }
 
   private shown = 0;
+}
+
+/** The widget's model id: the widget view's while the run goes on, labloom's type's after. */
+function widgetModelId(model: IRenderMime.IMimeModel): string {
+  const view = model.data[WIDGET_MIME] as any;
+  return String(view?.model_id || (model.data[RUN_MIME] as any)?.model_id || '');
+}
+
+/** The output as jupyterlab-manager's renderer reads it: with the widget view it draws. */
+function withWidgetView(model: IRenderMime.IMimeModel): IRenderMime.IMimeModel {
+  if (model.data[WIDGET_MIME]) {
+    return model;
+  }
+  const view = { version_major: 2, version_minor: 1, model_id: widgetModelId(model) };
+  return new MimeModel({
+    data: { ...model.data, [WIDGET_MIME]: view },
+    metadata: model.metadata,
+    trusted: model.trusted
+  });
 }
 
 function sleep(ms: number): Promise<void> {
