@@ -83,8 +83,8 @@ def hex_of(colour: str) -> str:
 def executed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The notebook as a real kernel leaves it: the second run's `load` Cached, `check[2]`
     Failed, `report` UpstreamFailed, the run Failed (its cell raises). Saved without the
-    widgets' state, as JupyterLab saves a notebook by default: with it, nbconvert draws the
-    live widget (its manager fetched from a CDN) instead of the summary."""
+    widgets' state, as JupyterLab saves a notebook by default (test_widget_export.py exports
+    one saved with it)."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"),
                                                       os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path / "home"))

@@ -33,7 +33,7 @@ from lab_helpers import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+RUN_MIME = "application/vnd.labloom.run+json"
 CELLS = [
     "%load_ext labloom",
     '''%%tasks
@@ -46,9 +46,10 @@ def step(x):
 
 
 def saved_output(path: Path) -> dict[str, Any]:
-    """The flow cell's saved widget output ({} before the notebook is saved with one)."""
+    """The flow cell's saved run output ({} before the notebook is saved with one). A finished
+    run's holds no widget view (test_widget_export.py): its model id is in labloom's type."""
     cells = wait_for(lambda: whole_notebook(path), 30, f"{path.name} read whole")["cells"]
-    shown = [o for o in cells[2]["outputs"] if WIDGET_VIEW in o.get("data", {})]
+    shown = [o for o in cells[2]["outputs"] if RUN_MIME in o.get("data", {})]
     return shown[0] if shown else {}
 
 
@@ -59,6 +60,14 @@ def whole_notebook(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())  # type: ignore[no-any-return]
     except json.JSONDecodeError:
         return None
+
+
+def save_widget_state(tmp_path: Path) -> None:
+    """Settings > Save Widget State Automatically on, in the ``lab`` fixture's Lab."""
+    settings = (tmp_path / "config" / "lab" / "user-settings" / "@jupyter-widgets"
+                / "jupyterlab-manager" / "plugin.jupyterlab-settings")
+    settings.parent.mkdir(parents=True)
+    settings.write_text('{"saveState": true}')
 
 
 def reopen(page: Any, url: str, name: str) -> Any:
@@ -126,7 +135,7 @@ def test_a_reopened_notebook_shows_its_run_not_a_widget_error(lab: Any, page: An
     # Waited for as a whole: the output saved, and it is the second run's.
     saved = wait_for(lambda: (out := saved_output(folder / "reopen.ipynb"))
                      and run_id not in json.dumps(out) and out, 30, "the second run saved")
-    second = saved["data"]["application/vnd.labloom.run+json"]
+    second = saved["data"][RUN_MIME]
     second_id = second["run_id"]
     page.goto(url.format("lab/tree/reopen.ipynb") + "&reset")
     wait_for_idle_kernel(page)
@@ -173,10 +182,7 @@ def test_with_widget_state_saved_a_reopened_cell_draws_the_run_from_the_store(
     and jupyterlab-manager makes its model again from it, with no kernel behind it: a drawing
     whose clicks nobody answers. The run from the store instead, whose clicks the server does."""
     url, folder = lab
-    settings = (tmp_path / "config" / "lab" / "user-settings" / "@jupyter-widgets"
-                / "jupyterlab-manager" / "plugin.jupyterlab-settings")
-    settings.parent.mkdir(parents=True)
-    settings.write_text('{"saveState": true}')
+    save_widget_state(tmp_path)
     open_notebook(page, lab, "state.ipynb", CELLS)
     wait_or_shot(page, in_state(page, cell_widget(page, 2), "Completed"), "failed-state-live",
                  timeout=90)

@@ -19,6 +19,7 @@ from .view import Payload, RunHandle, RunView
 
 _HERE = pathlib.Path(__file__).resolve().parent
 RUN_MIME = "application/vnd.labloom.run+json"  # in step with js/src/cellrun.ts
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def asset(name: str) -> pathlib.Path:
@@ -70,10 +71,14 @@ class RunWidget(anywidget.AnyWidget):
         from IPython.display import display
 
         self._display = display(self, display_id=True)  # type: ignore[no-untyped-call]
+        # A quick run may be over before it is shown: its end found no display to refresh.
+        if self.view.finished:
+            self._refresh_display()
 
     def _refresh_display(self) -> None:
-        if self._display is not None:
-            self._display.update(self)
+        bundle = self.finished_bundle() if self._display is not None else None
+        if bundle is not None:
+            self._display.update(bundle[0], metadata=bundle[1], raw=True)
 
     def _push(self, payload: Payload) -> None:
         self.pushes += 1
@@ -113,4 +118,24 @@ class RunWidget(anywidget.AnyWidget):
         data = {**data, "text/html": html}
         if run_id:
             data[RUN_MIME] = {"run_id": run_id}
+        return data, metadata
+
+    def finished_bundle(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The output a finished run leaves in the notebook: the bundle without the widget view.
+
+        A notebook saved with its widgets' state (nbclient, `jupyter nbconvert --execute`, Lab's
+        "Save Widget State Automatically") holds this widget's model, and nbconvert's HTML (and
+        nbviewer) then draws the widget view, with a widget manager and anywidget fetched from a
+        CDN: with no network out, nothing at all where the DAG was. Without the view, they show
+        the summary. labloom's Lab extension still draws the live widget, from the model id in
+        labloom's type (js/src/cellrun.ts); other front ends (VS Code) show the summary once the
+        run is over. A run's first output keeps the view: it is what draws the run live."""
+        bundle = self._repr_mimebundle_()
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        if RUN_MIME not in data:  # no run id for the extension to draw: the widget alone
+            return data, metadata
+        data = {k: v for k, v in data.items() if k != WIDGET_MIME}
+        data[RUN_MIME] = {**data[RUN_MIME], "model_id": self.model_id}
         return data, metadata

@@ -125,6 +125,11 @@ class RunView:
         if finished and self._on_finished is not None:
             self._on_finished()
 
+    @property
+    def finished(self) -> bool:
+        """Whether a frame has shown the run in a final state (then ``on_finished`` is called)."""
+        return self._finished
+
     def read(self, fn: Callable[[ViewGraph], T]) -> T:
         """``fn(graph)`` with the model steady (no event folded in meanwhile)."""
         with self._lock:
