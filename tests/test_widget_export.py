@@ -101,6 +101,7 @@ def test_the_saved_output_of_a_finished_run_holds_no_widget_view(executed: Path)
 def test_nbconvert_exports_the_summary_not_a_widget_view(executed: Path) -> None:
     html = export(executed)
     assert f'<script type="{WIDGET_VIEW}">' not in html
+    assert html.count('class="labloom-dag-static"') == 2  # the DAG, drawn statically
     for name in ("train", "save_row", "slow_step"):
         assert f"<td>{name}</td>" in html
 
@@ -122,14 +123,19 @@ def offline(page: Any) -> list[str]:
 
 
 def shown_task_names(page: Any, html: Path, cell: int) -> list[str]:
-    """The task names the exported page shows in code cell ``cell``'s run summary (none where
-    a widget view sits in its place)."""
+    """The task names the exported page shows in code cell ``cell``'s run summary, the same in
+    its drawing of the DAG and in its table (none where a widget view sits in their place)."""
     page.goto(html.as_uri(), wait_until="load")
     output = page.locator(".jp-Cell").nth(cell).locator(".jp-OutputArea")
     output.wait_for(timeout=30_000)
     assert output.locator(".jupyter-widgets").count() == 0, output.inner_html()
-    tasks = output.locator(".labloom-summary tbody tr td:first-child")
-    return [tasks.nth(i).inner_text() for i in range(tasks.count()) if tasks.nth(i).is_visible()]
+    summary = output.locator(".labloom-summary")
+    drawn = summary.locator("svg.labloom-dag-static g[data-node-id] text:first-of-type")
+    listed = summary.locator("tbody tr td:first-child")
+    names = [[where.nth(i).text_content() for i in range(where.count())
+              if where.nth(i).is_visible()] for where in (drawn, listed)]
+    assert names[0] == names[1], names
+    return names[1]
 
 
 @pytest.mark.browser

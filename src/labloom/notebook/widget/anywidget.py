@@ -13,6 +13,8 @@ import anywidget
 import traitlets
 
 from ...core.errors import LabloomError
+from ...dag.model import ViewGraph
+from .drawing import dag_svg
 from .html import summary_html
 from .palette import stylesheet
 from .view import Payload, RunHandle, RunView
@@ -103,14 +105,18 @@ class RunWidget(anywidget.AnyWidget):
         super().close()
 
     def summary_html(self) -> str:
-        return self.view.read(lambda graph: summary_html(graph, time.time()))
+        return self.view.read(self._summary)
+
+    def _summary(self, graph: ViewGraph) -> str:
+        # Under the view's lock: the ``graph`` trait is the layout pushed for this model.
+        return summary_html(graph, time.time(), dag_svg(self.graph, graph.states_json()))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is None:
             return None
         data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
-        html, run_id = self.view.read(lambda graph: (summary_html(graph, time.time()), graph.run_id))
+        html, run_id = self.view.read(lambda graph: (self._summary(graph), graph.run_id))
         # Where widgets cannot render (nbconvert HTML, GitHub), this summary shows instead. The
         # run's id is for labloom's Lab extension: a notebook saved and opened again with a new
         # kernel has no widget model any more, and the extension draws the run from the store

@@ -44,8 +44,9 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {escape(state)}" for state, n in sorted(counts.items()))
 
 
-def summary_html(graph: ViewGraph, now: float) -> str:
-    """One header line and a table with a row per graph node (never per task run)."""
+def summary_html(graph: ViewGraph, now: float, drawing: str = "") -> str:
+    """One header line, the DAG's static ``drawing`` (``drawing.dag_svg``) when given, and a
+    table with a row per graph node (never per task run)."""
     head = graph.header_json(now)
     title = escape(head["flow"] or "flow run")
     parts = [
@@ -58,6 +59,7 @@ def summary_html(graph: ViewGraph, now: float) -> str:
         link = escape(str(head["dashboard"]), quote=True)
         parts.append(f' &middot; <a href="{link}" target="_blank">Dask dashboard</a>')
     parts.append("</p>")
+    parts.append(drawing)
     parts.append(
         "<table><thead><tr><th>task</th><th>kind</th><th>state</th><th>done</th>"
         "<th>by state</th><th>after</th></tr></thead><tbody>"

@@ -1,0 +1,60 @@
+"""The DAG drawn as a static SVG in the HTML summary: what an exported notebook and a front end
+without labloom's Lab extension show of a run, from the payload the live widget draws."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from labloom.core.states import State
+from labloom.notebook.widget import widget_for
+from labloom.notebook.widget.drawing import dag_svg
+from labloom.notebook.widget.palette import light_marks
+from widget_helpers import FakeRun, ManualClock, map_events, small_flow
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def drawing_of(html: str) -> ET.Element:
+    [svg] = re.findall(r'<svg class="labloom-dag-static".*?</svg>', html, re.DOTALL)
+    return ET.fromstring(svg)  # well-formed XML: an SVG any page (or file) can hold
+
+
+def test_the_summary_draws_each_node_in_its_state_and_each_edge() -> None:
+    run, clock = FakeRun(), ManualClock()
+    run.emit(*small_flow())
+    widget = widget_for(run, clock=clock, schedule=clock.schedule, layout_engine="builtin")
+    data, _metadata = widget._repr_mimebundle_()
+    widget.close()
+    svg = drawing_of(data["text/html"])
+    nodes = {g.get("data-node-id"): g for g in svg.iter(f"{SVG}g")}
+    assert list(nodes) == ["n-load", "n-train", "n-best"]
+    assert [g.get("data-state") for g in nodes.values()] == ["Completed", "Running", "Pending"]
+    marks = light_marks()
+    for g in nodes.values():
+        rect = g.find(f"{SVG}rect")
+        assert rect is not None and rect.get("stroke") == marks[State(g.get("data-state"))]
+    texts = [[t.text for t in g.iter(f"{SVG}text")] for g in nodes.values()]
+    assert texts == [["load", "Completed"], ["train", "2/3 · Running"], ["best", "Pending"]]
+    assert len(list(svg.iter(f"{SVG}path"))) == 2  # load -> train -> best
+    assert len(list(svg.iter(f"{SVG}polygon"))) == 2  # their arrow heads
+    # The drawing sits above the table, in one output.
+    assert data["text/html"].index("<svg") < data["text/html"].index("<table>")
+
+
+def test_names_are_escaped_and_clipped_as_the_live_widget_clips_them() -> None:
+    run = FakeRun()
+    run.emit(*small_flow()[:2], *map_events("n-x", "<script>alert(1)</script>" * 2, 2))
+    widget = widget_for(run, layout_engine="builtin")
+    html = widget.summary_html()
+    widget.close()
+    assert "<script>" not in html
+    [g] = drawing_of(html).iter(f"{SVG}g")
+    title, name = g.find(f"{SVG}title"), g.find(f"{SVG}text")
+    assert title is not None and title.text == "<script>alert(1)</script>" * 2
+    assert name is not None and name.text == "<script>alert(1)</scr…"
+
+
+def test_nothing_is_drawn_before_a_layout() -> None:
+    assert dag_svg({}, {}) == ""
+    assert dag_svg({"nodes": [], "edges": []}, {}) == ""
