@@ -20,6 +20,7 @@ from .storable import NOTE, is_storable, storable_row, to_json
 
 if TYPE_CHECKING:
     from .recorder import Recorder
+    from .unanswered_commits import Ticket
 
 _FINAL = frozenset(state.value for state in FINAL_STATES)
 # A run's row with where it stands at the end of the write that creates it: a small run's
@@ -160,6 +161,7 @@ class Rows:
         self.one_by_one = False
         self.split = False  # refused for want of room: next time one by one (WriteTrouble.failing)
         self.notes: list[tuple[Any, ...]] = []  # of lines not stored for want of room (room.py)
+        self.ticket: Ticket | None = None  # of a write whose commit went unanswered
 
     def tables(self) -> list[Table]:
         """In the order they are written one by one: what happened before what was said, so
