@@ -132,6 +132,8 @@ class _ClientMessages:
             if kind in (b"Q", b"P") and any(w in body for w in _WRITES_LINES):
                 self.lines = True
             cut = False
+            if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
+                self.lines = False
             if kind == b"Q" and body.startswith(b"COMMIT"):
                 armed = self.cutter.armed
                 cut = self.lines and armed.is_set()

@@ -66,6 +66,20 @@ def stored(url: str, run_id: str) -> tuple[list[str], list[tuple[Any, ...]], lis
     return lines, states, calls
 
 
+def stored_once(direct: str, run_id: str, refused: int | None = None) -> None:
+    """Each line, state row and logged call of the run ``sweep(300)`` stored once (the line
+    ``refused`` not at all)."""
+    lines, states, calls = stored(direct, run_id)
+    assert sorted(int(text.split()[1]) for text in lines) == [
+        i for i in range(300) if i != refused]
+    twice = [row for row, count in Counter(states).items() if count > 1]
+    assert not twice, f"{len(twice)} state rows stored twice, e.g. {twice[0]}"
+    assert Counter(state for _, state, _, _ in states) == {
+        "Pending": 300, "Running": 300, "Completed": 300}
+    per_task = Counter(json.dumps(call[2], sort_keys=True) for call in calls)
+    assert len(calls) == 300 and set(per_task.values()) == {1}, per_task.most_common(3)
+
+
 def test_a_commit_whose_answer_is_lost_is_stored_once(
     cut_store: tuple[CommitCutter, str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -79,12 +93,28 @@ def test_a_commit_whose_answer_is_lost_is_stored_once(
     assert proxy.answer == (b"I" if proxy.commits else b"")
     said = [r.getMessage() for r in caplog.records if r.name == "labloom"]
     assert sum("cannot be written now" in m for m in said) == 1, said  # the cut was seen
-    lines, states, calls = stored(direct, run.id)
-    assert sorted(int(text.split()[1]) for text in lines) == list(range(300))
-    twice = [row for row, count in Counter(states).items() if count > 1]
-    assert not twice, f"{len(twice)} state rows stored twice, e.g. {twice[0]}"
-    assert Counter(state for _, state, _, _ in states) == {
-        "Pending": 300, "Running": 300, "Completed": 300}
-    per_task = Counter(json.dumps(call[2], sort_keys=True) for call in calls)
-    assert len(calls) == 300 and set(per_task.values()) == {1}, per_task.most_common(3)
+    stored_once(direct, run.id)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_row_written_alone_whose_answer_is_lost_is_stored_once(
+    cut_store: tuple[CommitCutter, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A batch the server refuses (a row it will not take) is written one row a transaction
+    # (``Rows.write_one_by_one``): the row whose commit goes unanswered is not written twice.
+    import psycopg
+
+    from labloom.store import unrecorded
+
+    proxy, direct = cut_store
+    sweep.run(n=2)
+    with psycopg.connect(direct, autocommit=True) as owner:
+        owner.execute("ALTER TABLE logs ADD CONSTRAINT no_seven CHECK (text <> 'line 7')")
+    proxy.armed.set()
+    run = sweep.run(n=300, executor=ThreadExecutor(4), background=True)
+    assert run.wait(120).value == "Completed"
+    assert proxy.cut.is_set(), "no COMMIT of a log line was cut"
+    said = [r.getMessage() for r in caplog.records if r.name == "labloom"]
+    assert any("writing them one by one" in m for m in said), said
+    stored_once(direct, run.id, refused=7)
+    assert unrecorded(run.id).count == 1

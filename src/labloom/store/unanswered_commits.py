@@ -25,14 +25,14 @@ a process that dies mid-commit leaves no one to write again.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..core.errors import StoreUnreachableError
 
 if TYPE_CHECKING:
     from .db import Conn
-    from .rows import Rows
+    from .rows import Rows, Table
 
 _XID = 2**32  # ``xmin`` holds the id without its epoch
 
@@ -42,6 +42,7 @@ class Ticket(NamedTuple):
     backend: int  # the server process that ran the transaction
     table: str  # a table the transaction appends a row of run ``run_id`` to
     run_id: str
+    row: Table | None  # written one by one: the table of the row it wrote (``Table.done``)
 
 
 def appended_row(rows: Rows) -> tuple[str, str] | None:
@@ -50,19 +51,25 @@ def appended_row(rows: Rows) -> tuple[str, str] | None:
                         (rows.values, "experiment_values")):
         if table.runs:
             return name, table.runs[0]
+    return noted_row(rows)
+
+
+def noted_row(rows: Rows) -> tuple[str, str] | None:
+    """The same for the notes of lines not stored for want of room (``room.py``)."""
     return ("logs", rows.notes[0][0]) if rows.notes else None
 
 
 @contextmanager
-def transaction(conn: Conn, rows: Rows) -> Iterator[None]:
-    """``conn.transaction()`` writing ``rows``, with a ticket when it appends on PostgreSQL.
-    A failure the server answered (the connection still works) drops the ticket: nothing was
-    committed. A failed COMMIT keeps it, even answered: ``landed`` then says aborted."""
+def transaction(conn: Conn, rows: Rows, appends: tuple[str, str] | None,
+                row: Table | None = None) -> Iterator[None]:
+    """``conn.transaction()`` writing ``rows`` (or the next row of ``row``, one by one),
+    with a ticket when it appends on PostgreSQL. A failure the server answered (the
+    connection still works) drops it: nothing was committed. A failed COMMIT keeps it, even
+    answered: ``landed`` then says aborted."""
     with conn.transaction():
-        appends = appended_row(rows) if conn.kind == "postgresql" else None
-        if appends is not None:
+        if appends is not None and conn.kind == "postgresql":
             xid, backend = conn.execute("SELECT txid_current(), pg_backend_pid()").fetchone()
-            rows.ticket = Ticket(int(xid), int(backend), *appends)
+            rows.ticket = Ticket(int(xid), int(backend), *appends, row)
         try:
             yield
         except BaseException:
@@ -71,13 +78,27 @@ def transaction(conn: Conn, rows: Rows) -> Iterator[None]:
             raise
 
 
+def one_row(conn: Conn, rows: Rows, table: Table) -> AbstractContextManager[None]:
+    """``transaction`` for the next row of ``table`` alone (``Rows.write_one_by_one``)."""
+    appends = None
+    if table.sql.startswith("INSERT INTO ") and "ON CONFLICT" not in table.sql:
+        appends = (table.sql.split()[2], table.runs[table.done])
+    return transaction(conn, rows, appends, table)
+
+
 def landed_before(conn: Conn, rows: Rows) -> bool:
     """Whether an earlier attempt at ``rows`` landed although its commit went unanswered
-    (asked on a new connection). Its ticket is kept until the server can tell."""
-    if rows.ticket is None:
+    (asked on a new connection): then nothing is left to write. Its ticket is kept until the
+    server can tell. A row of those written one by one that landed is counted written."""
+    ticket = rows.ticket
+    if ticket is None:
         return False
-    if landed(conn, rows.ticket):
-        return True
+    if landed(conn, ticket):
+        rows.ticket = None
+        if ticket.row is None:
+            return True
+        ticket.row.done += 1
+        return False
     rows.ticket = None
     return False
 

@@ -54,6 +54,7 @@ from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .room import NOTE_SQL, Room
 from .rows import Rows
 from .settings import backlog_cap, heartbeat_interval, outage_patience
+from .unanswered_commits import appended_row, noted_row
 from .write_trouble import WriteTrouble
 
 log = logging.getLogger("labloom")
@@ -318,7 +319,7 @@ class Writer:
         self.disk.prepare(conn, rows)  # short of room: without lines, with the note of them
         if not rows.one_by_one and not rows.split:  # split: see ``WriteTrouble.failing``
             try:
-                with unanswered_commits.transaction(conn, rows):
+                with unanswered_commits.transaction(conn, rows, appended_row(rows)):
                     rows.write(conn)
                     conn.executemany(HEARTBEAT, beat)
                     conn.executemany(NOTE_SQL, rows.notes)
@@ -334,7 +335,8 @@ class Writer:
                 self.trouble.batch_refused(exc)
         rows.write_one_by_one(conn, lambda e: self.trouble.passes(e, rows),
                               lambda t, r, e: self.trouble.row_refused(rows, t, r, e))
-        with self.trouble.spared(rows), conn.transaction():
+        with self.trouble.spared(rows), \
+                unanswered_commits.transaction(conn, rows, noted_row(rows)):
             conn.executemany(HEARTBEAT, beat)
             conn.executemany(NOTE_SQL, rows.notes)
 
