@@ -269,3 +269,59 @@ def test_a_user_who_may_not_create_tables_gets_the_reserve_its_owner_makes(
         with psycopg.connect(pg_url, autocommit=True) as owner:
             owner.execute(f"DROP OWNED BY {role}")
             owner.execute(f"DROP ROLE {role}")
+
+
+def test_db_check_flags_a_reserve_left_logged_with_its_fix(pg_url: str, tmp_path: Path) -> None:
+    # A reserve made logged (by an older labloom, or by hand) stays logged for a role with
+    # rights on rows only: only its owner may make it unlogged. Logged, its fill writes as much
+    # WAL and a server stopped by a full disk does not empty it as it starts again, so it may
+    # stay down (session 51). Before, `db check` said nothing of it.
+    import psycopg
+
+    from store_helpers import cli
+
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    user_url = pg_url.replace("postgres:hunter2@", f"{role}@")
+    assert cli(tmp_path, "--database-url", pg_url, "db", "upgrade").returncode == 0
+    with psycopg.connect(pg_url, autocommit=True) as owner:
+        owner.execute("CREATE TABLE labloom_reserve (filler VARCHAR(450) NOT NULL)")
+        owner.execute(f"CREATE ROLE {role} LOGIN")
+        owner.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        owner.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+                      f"TO {role}")
+        owner.execute(f"GRANT TRUNCATE ON labloom_reserve TO {role}")
+        owner.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+
+    def persistence() -> str:
+        with psycopg.connect(pg_url) as conn:
+            return str(conn.execute("SELECT relpersistence FROM pg_class "
+                                    "WHERE oid = 'labloom_reserve'::regclass").fetchone()[0])
+
+    try:
+        (tmp_path / "flows.py").write_text(
+            "from labloom import flow, task\n\n@task\ndef one():\n    return 1\n\n"
+            "@flow\ndef tiny():\n    return one()\n")
+        ran = cli(tmp_path, "--database-url", user_url, "run", f"{tmp_path / 'flows.py'}:tiny",
+                  LABLOOM_STORE_RESERVE="1")
+        assert ran.returncode == 0, ran.stderr
+        assert persistence() == "p"  # filled by the role, left logged: not its to change
+        for url in (user_url, pg_url):  # the role, and the owner (its next run would fix it)
+            check = cli(tmp_path, "--database-url", url, "db", "check", "--json")
+            report = json.loads(check.stdout)
+            assert check.returncode == 1 and report["reserve_bytes"] >= 2**20, report
+            assert report["reserve_note"] is None, report  # it is there, and usable
+            [problem] = report["problems"]
+            assert "table labloom_reserve is logged" in problem and "(postgres)" in problem
+        text = cli(tmp_path, "--database-url", user_url, "db", "check").stdout
+        assert "problem: table labloom_reserve is logged" in text, text
+        with psycopg.connect(pg_url, autocommit=True) as owner:
+            for statement in problem.split("`")[1].split(";"):  # what it says to run
+                owner.execute(statement)
+        assert persistence() == "u"
+        check = cli(tmp_path, "--database-url", user_url, "db", "check", "--json")
+        assert check.returncode == 0 and json.loads(check.stdout)["problems"] == [], check.stdout
+    finally:
+        db.forget(user_url)
+        with psycopg.connect(pg_url, autocommit=True) as owner:
+            owner.execute(f"DROP OWNED BY {role}")
+            owner.execute(f"DROP ROLE {role}")
