@@ -5,9 +5,7 @@ changes and logged values were stored twice."""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from labloom import ThreadExecutor, flow, log_metrics, task
 from labloom.store import db
 from pg_commit_cut import CommitCutter
+from pg_stored import stored_once
 
 
 @pytest.fixture(params=["after the commit", "before the commit", "unnoticed by the server"])
@@ -49,37 +48,6 @@ def sweep(n: int) -> object:
     return child.map(range(n))
 
 
-def stored(url: str, run_id: str) -> tuple[list[str], list[tuple[Any, ...]], list[Any]]:
-    """The run's log lines, state rows and logged calls, read straight from the server."""
-    import psycopg
-
-    from labloom.store.logged_calls import calls_of
-
-    with psycopg.connect(url) as conn:
-        lines = [r[0] for r in conn.execute(
-            "SELECT text FROM logs WHERE run_id = %s AND task_run_id IS NOT NULL", (run_id,))]
-        states = conn.execute("SELECT task_run_id, state, attempt, time FROM task_states "
-                              "WHERE run_id = %s", (run_id,)).fetchall()
-        calls = [call for row in conn.execute(
-            "SELECT id, kind, task_run_id, step, time, data, packed FROM experiment_values "
-            "WHERE run_id = %s", (run_id,)) for call in calls_of(*row)]
-    return lines, states, calls
-
-
-def stored_once(direct: str, run_id: str, refused: int | None = None) -> None:
-    """Each line, state row and logged call of the run ``sweep(300)`` stored once (the line
-    ``refused`` not at all)."""
-    lines, states, calls = stored(direct, run_id)
-    assert sorted(int(text.split()[1]) for text in lines) == [
-        i for i in range(300) if i != refused]
-    twice = [row for row, count in Counter(states).items() if count > 1]
-    assert not twice, f"{len(twice)} state rows stored twice, e.g. {twice[0]}"
-    assert Counter(state for _, state, _, _ in states) == {
-        "Pending": 300, "Running": 300, "Completed": 300}
-    per_task = Counter(json.dumps(call[2], sort_keys=True) for call in calls)
-    assert len(calls) == 300 and set(per_task.values()) == {1}, per_task.most_common(3)
-
-
 def test_a_commit_whose_answer_is_lost_is_stored_once(
     cut_store: tuple[CommitCutter, str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -93,7 +61,7 @@ def test_a_commit_whose_answer_is_lost_is_stored_once(
     assert proxy.answer == (b"I" if proxy.commits else b"")
     said = [r.getMessage() for r in caplog.records if r.name == "labloom"]
     assert sum("cannot be written now" in m for m in said) == 1, said  # the cut was seen
-    stored_once(direct, run.id)
+    stored_once(direct, run.id, 300)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
@@ -116,5 +84,5 @@ def test_a_row_written_alone_whose_answer_is_lost_is_stored_once(
     assert proxy.cut.is_set(), "no COMMIT of a log line was cut"
     said = [r.getMessage() for r in caplog.records if r.name == "labloom"]
     assert any("writing them one by one" in m for m in said), said
-    stored_once(direct, run.id, refused=7)
+    stored_once(direct, run.id, 300, refused=7)
     assert unrecorded(run.id).count == 1
