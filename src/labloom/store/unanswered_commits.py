@@ -65,7 +65,9 @@ def transaction(conn: Conn, rows: Rows, appends: tuple[str, str] | None,
     """``conn.transaction()`` writing ``rows`` (or the next row of ``row``, one by one),
     with a ticket when it appends on PostgreSQL. A failure the server answered (the
     connection still works) drops it: nothing was committed. A failed COMMIT keeps it, even
-    answered: ``landed`` then says aborted."""
+    answered: ``landed`` then says aborted. Committed and answered, it goes: written one by
+    one, a row after it that takes none must not be taken for the row it was of."""
+    rows.ticket = None
     with conn.transaction():
         if appends is not None and conn.kind == "postgresql":
             xid, backend = conn.execute("SELECT txid_current(), pg_backend_pid()").fetchone()
@@ -76,6 +78,7 @@ def transaction(conn: Conn, rows: Rows, appends: tuple[str, str] | None,
             if not conn.broken:
                 rows.ticket = None
             raise
+    rows.ticket = None
 
 
 def one_row(conn: Conn, rows: Rows, table: Table) -> AbstractContextManager[None]:
@@ -91,15 +94,13 @@ def landed_before(conn: Conn, rows: Rows) -> bool:
     (asked on a new connection): then nothing is left to write. Its ticket is kept until the
     server can tell. A row of those written one by one that landed is counted written."""
     ticket = rows.ticket
-    if ticket is None:
-        return False
-    if landed(conn, ticket):
+    if ticket is None or not landed(conn, ticket):  # (raised: kept, asked again)
         rows.ticket = None
-        if ticket.row is None:
-            return True
-        ticket.row.done += 1
         return False
     rows.ticket = None
+    if ticket.row is None:
+        return True
+    ticket.row.done += 1
     return False
 
 
