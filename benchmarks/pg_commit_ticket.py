@@ -26,7 +26,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import pg_server
-
     from labloom.store import db, unanswered_commits
     from labloom.store.rows import Rows
 
