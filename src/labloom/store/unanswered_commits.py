@@ -9,13 +9,15 @@ its server process, and one row it appends (table and run). When it fails on a b
 connection, the next attempt, on a new one, asks the server (``landed``):
 - committed (``txid_status``), and that row is there (its ``xmin`` is the id): it landed and is
   not written again. The row is asked for as well because a crash that lost the whole
-  transaction (none of its WAL on disk) gives its id again to the server's next one;
+  transaction (none of its WAL on disk) gives its id again to the server's next one (a row
+  written in a savepoint would bear the savepoint's id: the writer's are written in none);
 - aborted, or an id not given yet (that same crash): it is written again;
 - in progress (the server has not yet noticed that the connection went): that server process is
   ended (``pg_terminate_backend``: one's own role's are allowed) and the question asked again
   after the writer's backoff.
 The rest of a write is idempotent (upserts, updates of the same values): only appending
-writes take a ticket.
+writes take a ticket; written one by one (``Rows.write_one_by_one``), each appending row.
+It costs a round trip a transaction (``benchmarks/pg_commit_ticket.py``: about 0.5 ms).
 
 SQLite needs none: it commits in the process that writes, and the call that commits returns
 its outcome there; a failed COMMIT (busy, full disk, I/O error) leaves nothing committed, and
