@@ -93,7 +93,7 @@ def check_command(args: argparse.Namespace) -> int:
         refuse_foreign(conn, version, database.display)  # not "run db upgrade" on it
         skew, round_trip = _clock_skew(conn)
         left = _left_behind(database, conn if version == SCHEMA_VERSION else None)
-        reserve, reserve_at, no_reserve = room.kept(database, conn)
+        reserve, reserve_at, no_reserve, reserve_wrong = room.kept(database, conn)
     report: dict[str, Any] = {
         "store": database.display, "backend": database.kind, "connected": True,
         "schema_version": version, "labloom_schema_version": SCHEMA_VERSION,
@@ -116,6 +116,8 @@ def check_command(args: argparse.Namespace) -> int:
         problems.append(f"this host's clock is {skew:+.1f}s off the database server's: "
                         "times shown (a run's start, its logs) are this clock's, so sync it "
                         "(NTP); heartbeats and schedules go by the server's")
+    if reserve_wrong:
+        problems.append(reserve_wrong)
     report["left_behind"] = left
     report["ok"] = not problems
     report["problems"] = problems

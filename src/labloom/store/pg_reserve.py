@@ -17,7 +17,8 @@ takes about 484 on disk (its header, its pointer), sixteen to a page.
 
 A user who may not create tables in the schema (a team's store used by a role with rights on
 rows only) uses the table its owner made, given SELECT, INSERT and TRUNCATE on it; ``kept`` says
-so, with the SQL, for ``labloom db check``.
+so, with the SQL, for ``labloom db check``, and so of a reserve made logged (see below), which
+only its owner can make unlogged (``make`` does, at the owner's first write).
 
 When the one disk holds the server's WAL too (a small machine's only disk), the server stops
 (PANIC) when it cannot make its next WAL segment (``wal_segment_size``, 16 MB, written whole),
@@ -113,26 +114,37 @@ def _unlogged(conn: Conn) -> None:
             conn.execute(f"ALTER TABLE {TABLE} SET UNLOGGED")
 
 
-def kept(conn: Conn) -> tuple[int, str | None]:
-    """The bytes ``labloom_reserve`` holds now (``labloom db check``), and why this user can
-    have none, with the fix (None when it can: made at its first write)."""
-    row = conn.execute(
-        f"SELECT COALESCE(pg_relation_size(to_regclass('{TABLE}')), -1), current_user, "
-        "current_schema(), has_schema_privilege(current_schema(), 'CREATE')").fetchone()
-    size, user, schema, may_create = int(row[0]), row[1], row[2], row[3]
+def kept(conn: Conn) -> tuple[int, str | None, str | None]:
+    """The bytes ``labloom_reserve`` holds now (``labloom db check``), why this user can have
+    none, with the fix (None when it can: made at its first write), and what is wrong with it
+    when it is logged, with the fix (None when it is not)."""
+    row = conn.execute(  # one round trip: ``db check`` of a server far away
+        "SELECT COALESCE(pg_relation_size(r), -1), current_user, current_schema(), "
+        "has_schema_privilege(current_schema(), 'CREATE'), has_table_privilege(r, 'SELECT'), "
+        "has_table_privilege(r, 'INSERT'), has_table_privilege(r, 'TRUNCATE'), "
+        "(SELECT relpersistence = 'p' FROM pg_class WHERE oid = r), "
+        "(SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = r) "
+        f"FROM (SELECT to_regclass('{TABLE}') AS r) AS reserve").fetchone()
+    size, user, schema, may_create, rights = int(row[0]), row[1], row[2], row[3], row[4:7]
+    logged = None if not row[7] else (
+        f"table {TABLE} is logged (made by an older labloom, or by hand): filled again it "
+        "writes as much WAL, and a server stopped by a full disk does not empty it as it "
+        "starts again (an unlogged one is emptied first), so it may stay down; have its owner "
+        f"({row[8]}) run `TRUNCATE {TABLE}; ALTER TABLE {TABLE} SET UNLOGGED` (the next run "
+        "fills it again)")
     if size >= 0:
-        lacking = [right for right in ("SELECT", "INSERT", "TRUNCATE") if not conn.execute(
-            f"SELECT has_table_privilege('{TABLE}', '{right}')").fetchone()[0]]
+        lacking = [right for right, has in zip(("SELECT", "INSERT", "TRUNCATE"), rights,
+                                               strict=True) if not has]
         if not lacking:
-            return size, None
+            return size, None, logged
         why = f"user {user} lacks {', '.join(lacking)} on table {TABLE}"
     elif may_create:
-        return 0, None
+        return 0, None, None
     else:
         why = f"user {user} may not create tables in schema {schema}"
     return max(size, 0), (
         f"{why}: have the database's owner run `CREATE UNLOGGED TABLE IF NOT EXISTS {TABLE} "
-        f"({_COLUMN}); GRANT SELECT, INSERT, TRUNCATE ON {TABLE} TO {user}`")
+        f"({_COLUMN}); GRANT SELECT, INSERT, TRUNCATE ON {TABLE} TO {user}`"), logged
 
 
 def _fill(conn: Conn, size: int) -> None:

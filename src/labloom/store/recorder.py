@@ -97,6 +97,22 @@ class Recorder:
         """Events the run's delivery hands at once and lets wait (``delivery.Delivery``)."""
         return self.writer.room()
 
+    def start_over(self) -> None:
+        """Its run written again from the start into a new store file (``Writer._reopen``),
+        by a fresh recorder of it; this one ignores what it still gets."""
+        if self.stale:
+            return
+        self.stale = True
+        run = self._run()
+        if run is None:
+            return
+        fresh = Recorder(run, self.writer)
+        fresh.lost = self.lost
+        fresh.moves_known = False  # the file now there may hold some of its task runs
+        # The stale subscription stays (it ignores what it gets): unsubscribing here would
+        # wait for its delivery, which may be waiting for this very thread.
+        run.subscribe(fresh, replay=True)
+
     def drop(self, count: int, why: str) -> None:
         self.moves_known = False
         self.lost.count += count

@@ -300,16 +300,17 @@ class Room:
         return _free(self.path.parent) >= 2 * self._size and _make(self.path, self._size)
 
 
-def kept(database: Database, conn: Conn) -> tuple[int, str, str | None]:
+def kept(database: Database, conn: Conn) -> tuple[int, str, str | None, str | None]:
     """The room kept now for the runs' states (``labloom db check``): its bytes (0: none yet,
-    made at a run's first write), where, and why there can be none, with the fix."""
+    made at a run's first write), where, why there can be none, with the fix, and what is
+    wrong with it, with the fix (on PostgreSQL, a reserve made logged: ``pg_reserve.kept``)."""
     if not reserve_size():
-        return 0, "", "LABLOOM_STORE_RESERVE is 0"
+        return 0, "", "LABLOOM_STORE_RESERVE is 0", None
     if database.kind == "postgresql":
-        size, why = pg_reserve.kept(conn)
-        return size, f"table {pg_reserve.TABLE}", why
+        size, why, logged = pg_reserve.kept(conn)
+        return size, f"table {pg_reserve.TABLE}", why, logged
     path = Path(f"{database.path}-reserve")
     try:
-        return path.stat().st_size, str(path), None
+        return path.stat().st_size, str(path), None, None
     except OSError:
-        return 0, str(path), None
+        return 0, str(path), None, None

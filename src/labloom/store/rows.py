@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
 from ..core.states import FINAL_STATES
-from . import experiments, multirow, new_task_runs
+from . import experiments, multirow, new_task_runs, unanswered_commits
 from .storable import NOTE, is_storable, storable_row, to_json
 
 if TYPE_CHECKING:
@@ -160,6 +160,7 @@ class Rows:
         self.one_by_one = False
         self.split = False  # refused for want of room: next time one by one (WriteTrouble.failing)
         self.notes: list[tuple[Any, ...]] = []  # of lines not stored for want of room (room.py)
+        self.ticket: unanswered_commits.Ticket | None = None  # of a commit gone unanswered
 
     def tables(self) -> list[Table]:
         """In the order they are written one by one: what happened before what was said, so
@@ -408,7 +409,7 @@ class Rows:
                     row = table.rows[table.done]
                     if table is self.states and table.runs[table.done] in refused_runs:
                         row = (*row[:6], None, None)  # its chain may miss a refused row
-                    with conn.transaction():
+                    with unanswered_commits.one_row(conn, self, table):
                         conn.execute(table.sql, row if table.params is None else table.params(row))
                 except Exception as exc:
                     if passing(exc):

@@ -12,19 +12,21 @@ run Crashed when its process is gone or its heartbeat is stale (see ``reader.rec
 
 The writer never stops recording:
 - a failure that passes (a busy SQLite file, a full disk, a PostgreSQL server restarting) is
-  said once on stderr (``write_trouble.py`` says each trouble once and counts what is
-  dropped) and the same rows are tried again with backoff for up to
-  ``LABLOOM_STORE_OUTAGE`` seconds (default 600), then dropped and counted. Events that arrive
-  meanwhile wait in memory, at most ``LABLOOM_STORE_BACKLOG`` of them (default 100,000); past
-  that, log lines are dropped and counted (state changes are kept: a few per task run);
+  said once on stderr (``write_trouble.py`` says each trouble once and counts what is dropped)
+  and the same rows are tried again with backoff for up to ``LABLOOM_STORE_OUTAGE`` seconds
+  (default 600), then dropped and counted. Events that arrive meanwhile wait in memory, at most
+  ``LABLOOM_STORE_BACKLOG`` of them (default 100,000); past that, log lines are dropped and
+  counted (state changes are kept: a few per task run);
+- a PostgreSQL write whose commit went unanswered (a server crash, a network cut) is written
+  again only if it did not land (``unanswered_commits.py``): nothing is stored twice;
 - a disk filled by the runs' own lines still has room for their states, kept for them
   (``room.py``): lines and logged values give way, held in memory while it is full (past
   ``LABLOOM_STORE_BACKLOG`` or ``LABLOOM_STORE_OUTAGE``, dropped and counted);
 - a row the database refuses costs only that row (``rows.Rows.write_one_by_one``);
 - text it cannot hold is escaped (``storable.py``);
-- a SQLite store file deleted or replaced mid-run is noticed before the next write: a new
-  file is made (or the replacement used) and the open runs are written into it again from
-  what the kernel still holds (``_reopen``).
+- a SQLite store file deleted or replaced mid-run is noticed before the next write: a new file
+  is made (or the replacement used) and the open runs are written into it again from what the
+  kernel still holds (``_reopen``).
 What was dropped is counted per run: ``unrecorded(run_id)`` tells it (``labloom run`` says it
 and exits with status 3).
 A store gone for good is let go of (``labloom.store.stop_writing``, ``db.forget``): its writer
@@ -44,7 +46,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from ..core import events as ev
-from . import store_clock
+from . import store_clock, unanswered_commits
 from .commits import CommitSize
 from .db import Conn, Database, file_identity, is_transient, on_forget, short_error, tables_gone
 from .home import HEARTBEAT
@@ -52,6 +54,7 @@ from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .room import NOTE_SQL, Room
 from .rows import Rows
 from .settings import backlog_cap, heartbeat_interval, outage_patience
+from .unanswered_commits import appended_row, noted_row
 from .write_trouble import WriteTrouble
 
 log = logging.getLogger("labloom")
@@ -311,10 +314,12 @@ class Writer:
     def _write(self, conn: Conn, rows: Rows) -> None:
         now = store_clock.now(conn)  # read once: every open run beats at this write's time
         beat = [(now, run_id) for run_id in self._open | rows.closed]
+        if unanswered_commits.landed_before(conn, rows):
+            return  # its commit went unanswered, but it is in: not written twice
         self.disk.prepare(conn, rows)  # short of room: without lines, with the note of them
         if not rows.one_by_one and not rows.split:  # split: see ``WriteTrouble.failing``
             try:
-                with conn.transaction():
+                with unanswered_commits.transaction(conn, rows, appended_row(rows)):
                     rows.write(conn)
                     conn.executemany(HEARTBEAT, beat)
                     conn.executemany(NOTE_SQL, rows.notes)
@@ -330,7 +335,8 @@ class Writer:
                 self.trouble.batch_refused(exc)
         rows.write_one_by_one(conn, lambda e: self.trouble.passes(e, rows),
                               lambda t, r, e: self.trouble.row_refused(rows, t, r, e))
-        with self.trouble.spared(rows), conn.transaction():
+        with self.trouble.spared(rows), \
+                unanswered_commits.transaction(conn, rows, noted_row(rows)):
             conn.executemany(HEARTBEAT, beat)
             conn.executemany(NOTE_SQL, rows.notes)
 
@@ -359,22 +365,8 @@ class Writer:
             table.runs.clear()
             table.done = 0
         for rec in recs.values():
-            self._replay(rec)
+            rec.start_over()
         return new
-
-    def _replay(self, rec: Recorder) -> None:
-        if rec.stale:
-            return
-        rec.stale = True
-        run = rec._run()
-        if run is None:
-            return
-        fresh = Recorder(run, self)
-        fresh.lost = rec.lost
-        fresh.moves_known = False  # the file now there may hold some of its task runs
-        # The stale subscription stays (it ignores what it gets): unsubscribing here would
-        # wait for its delivery, which may be waiting for this very thread.
-        run.subscribe(fresh, replay=True)
 
     def _fail(self, exc: Exception) -> None:
         log.exception("[labloom] the run store %s writer failed: %s", self.database.display, exc)

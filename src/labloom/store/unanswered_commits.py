@@ -1,0 +1,125 @@
+"""A PostgreSQL write whose COMMIT went unanswered is written again only if it did not land.
+
+The connection can go between the server's commit and its answer (the server crashed or
+restarted, a network cut): the writer, seeing only a broken connection, wrote the batch again,
+and its log lines, state changes and logged values, in tables that only append, were stored
+twice (``labloom logs`` showed lines twice, and more of them than the task printed). So a write
+that appends first takes a ``Ticket``: its transaction id (``txid_current()``, with its epoch),
+its server process, and one row it appends (table and run). When it fails on a broken
+connection, the next attempt, on a new one, asks the server (``landed``):
+- committed (``txid_status``), and that row is there (its ``xmin`` is the id): it landed and is
+  not written again. The row is asked for as well because a crash that lost the whole
+  transaction (none of its WAL on disk) gives its id again to the server's next one (a row
+  written in a savepoint would bear the savepoint's id: the writer's are written in none);
+- aborted, or an id not given yet (that same crash): it is written again;
+- in progress (the server has not yet noticed that the connection went): that server process is
+  ended (``pg_terminate_backend``: one's own role's are allowed) and the question asked again
+  after the writer's backoff.
+The rest of a write is idempotent (upserts, updates of the same values): only appending
+writes take a ticket; written one by one (``Rows.write_one_by_one``), each appending row.
+It costs a round trip a transaction (``benchmarks/pg_commit_ticket.py``: about 0.5 ms).
+
+SQLite needs none: it commits in the process that writes, and the call that commits returns
+its outcome there; a failed COMMIT (busy, full disk, I/O error) leaves nothing committed, and
+a process that dies mid-commit leaves no one to write again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..core.errors import StoreUnreachableError
+
+if TYPE_CHECKING:
+    from .db import Conn
+    from .rows import Rows, Table
+
+_XID = 2**32  # ``xmin`` holds the id without its epoch
+
+
+class Ticket(NamedTuple):
+    xid: int  # with its epoch: unique while the server's history holds it
+    backend: int  # the server process that ran the transaction
+    table: str  # a table the transaction appends a row of run ``run_id`` to
+    run_id: str
+    row: Table | None  # written one by one: the table of the row it wrote (``Table.done``)
+
+
+def appended_row(rows: Rows) -> tuple[str, str] | None:
+    """A table ``rows`` append to and the run of such a row; None when they only upsert."""
+    for table, name in ((rows.states, "task_states"), (rows.logs, "logs"),
+                        (rows.values, "experiment_values")):
+        if table.runs:
+            return name, table.runs[0]
+    return noted_row(rows)
+
+
+def noted_row(rows: Rows) -> tuple[str, str] | None:
+    """The same for the notes of lines not stored for want of room (``room.py``)."""
+    return ("logs", rows.notes[0][0]) if rows.notes else None
+
+
+@contextmanager
+def transaction(conn: Conn, rows: Rows, appends: tuple[str, str] | None,
+                row: Table | None = None) -> Iterator[None]:
+    """``conn.transaction()`` writing ``rows`` (or the next row of ``row``, one by one),
+    with a ticket when it appends on PostgreSQL. A failure the server answered (the
+    connection still works) drops it: nothing was committed. A failed COMMIT keeps it, even
+    answered: ``landed`` then says aborted. Committed and answered, it goes: written one by
+    one, a row after it that takes none must not be taken for the row it was of."""
+    rows.ticket = None
+    with conn.transaction():
+        if appends is not None and conn.kind == "postgresql":
+            xid, backend = conn.execute("SELECT txid_current(), pg_backend_pid()").fetchone()
+            rows.ticket = Ticket(int(xid), int(backend), *appends, row)
+        try:
+            yield
+        except BaseException:
+            if not conn.broken:
+                rows.ticket = None
+            raise
+    rows.ticket = None
+
+
+def one_row(conn: Conn, rows: Rows, table: Table) -> AbstractContextManager[None]:
+    """``transaction`` for the next row of ``table`` alone (``Rows.write_one_by_one``)."""
+    appends = None
+    if table.sql.startswith("INSERT INTO ") and "ON CONFLICT" not in table.sql:
+        appends = (table.sql.split()[2], table.runs[table.done])
+    return transaction(conn, rows, appends, table)
+
+
+def landed_before(conn: Conn, rows: Rows) -> bool:
+    """Whether an earlier attempt at ``rows`` landed although its commit went unanswered
+    (asked on a new connection): then nothing is left to write. Its ticket is kept until the
+    server can tell. A row of those written one by one that landed is counted written."""
+    ticket = rows.ticket
+    if ticket is None or not landed(conn, ticket):  # (raised: kept, asked again)
+        rows.ticket = None
+        return False
+    rows.ticket = None
+    if ticket.row is None:
+        return True
+    ticket.row.done += 1
+    return False
+
+
+def landed(conn: Conn, ticket: Ticket) -> bool:
+    """Whether the transaction of ``ticket`` committed (asked on another connection)."""
+    xid = ticket.xid
+    status = conn.execute(
+        "SELECT CASE WHEN ?::bigint < txid_current() THEN txid_status(?::bigint) END",
+        (xid, xid)).fetchone()[0]
+    if status == "committed":
+        return bool(conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {ticket.table} WHERE run_id = ? "
+            "AND xmin = ?::text::xid)", (ticket.run_id, xid % _XID)).fetchone()[0])
+    if status == "in progress":
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE pid = ? AND backend_xid = ?::text::xid", (ticket.backend, xid % _XID))
+        raise StoreUnreachableError(
+            "[labloom] a write whose commit went unanswered is still open on the server; "
+            "its outcome is asked again")
+    return False  # aborted, or never known to the server now (lost in a crash)

@@ -1,0 +1,147 @@
+"""A proxy in front of the tests' PostgreSQL server that loses the answer to a COMMIT: it
+passes every message both ways, but the first COMMIT, once ``armed``, of a transaction that
+wrote log lines goes to the server, and when the server has answered it (committed) the
+connection is closed instead of the answer passed on: as when the server crashes, or the
+network goes, right after committing. With ``commits=False`` that COMMIT is not passed on
+either: the connection goes just before it, and nothing of the transaction lands; with
+``held=True`` too, the server's side of it stays open (until ``close``): a network cut the
+server has not noticed, its transaction open, holding its row locks.
+
+A unix socket (the tests' server has no TCP port), read as libpq speaks: a startup packet (a
+length, no type), then messages of a type byte and a length."""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import shutil
+import socket
+import struct
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+_WRITES_LINES = (b"INTO logs ", b"COPY logs ")
+_READY = b"Z\x00\x00\x00\x05"  # ReadyForQuery: the server is done with the COMMIT
+
+
+class CommitCutter:
+    def __init__(self, server_socket: Path, commits: bool = True, held: bool = False) -> None:
+        self.server_socket = server_socket  # the server's .s.PGSQL.5432
+        self.commits = commits
+        self.held = held
+        self._held: list[socket.socket] = []
+        self.dir = Path(tempfile.mkdtemp(prefix="labloom-cut-"))
+        self.armed = threading.Event()
+        self.cut = threading.Event()  # a connection was cut at a COMMIT
+        self.answer = b""  # the transaction status the server answered it with ("I": done)
+        self._listener = socket.socket(socket.AF_UNIX)
+        self._listener.bind(str(self.dir / ".s.PGSQL.5432"))
+        self._listener.listen(64)
+        self._listener.settimeout(0.2)
+        self._closed = False
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@/{database}?host={self.dir}"
+
+    def close(self) -> None:
+        self._closed = True
+        for thread in list(self._threads):
+            thread.join(30)
+        self._listener.close()
+        for sock in self._held:
+            sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            client.setblocking(True)
+            server = socket.socket(socket.AF_UNIX)
+            server.connect(str(self.server_socket))
+            thread = threading.Thread(target=self._relay, args=(client, server), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(client, selectors.EVENT_READ)
+        sel.register(server, selectors.EVENT_READ)
+        reader = _ClientMessages(self)
+        answers: bytes | None = None  # once the COMMIT to cut went: the server's answers
+        try:
+            while not self._closed:
+                for key, _ in sel.select(0.2):
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    if not data:
+                        return
+                    if key.fileobj is client:
+                        for message, cut in reader.messages(data):
+                            if cut and not self.commits:
+                                if self.held:
+                                    self._held.append(server)
+                                    server = client  # closed once, below
+                                self.cut.set()
+                                return
+                            server.sendall(message)
+                            if cut:
+                                answers = b""
+                    elif answers is None:
+                        client.sendall(data)
+                    else:
+                        answers += data
+                        if (at := answers.find(_READY)) >= 0:
+                            self.answer = answers[at + 5:at + 6]
+                            self.cut.set()
+                            return
+        finally:
+            sel.close()
+            for sock in (client, server):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+class _ClientMessages:
+    """One connection's messages from the client, each with whether it is the COMMIT to cut."""
+
+    def __init__(self, cutter: CommitCutter) -> None:
+        self.cutter = cutter
+        self.pending = b""  # not yet a whole message
+        self.started = False  # the startup packet went
+        self.lines = False  # the transaction under way wrote log lines
+
+    def messages(self, data: bytes) -> Iterator[tuple[bytes, bool]]:
+        self.pending += data
+        if not self.started:
+            if len(self.pending) < 4 or len(self.pending) < _length(self.pending, 0):
+                return
+            size = _length(self.pending, 0)
+            message, self.pending = self.pending[:size], self.pending[size:]
+            self.started = True
+            yield message, False
+        while len(self.pending) >= 5 and len(self.pending) >= 1 + _length(self.pending, 1):
+            size = 1 + _length(self.pending, 1)
+            message, self.pending = self.pending[:size], self.pending[size:]
+            kind, body = message[:1], message[5:]
+            if kind in (b"Q", b"P") and any(w in body for w in _WRITES_LINES):
+                self.lines = True
+            cut = False
+            if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
+                self.lines = False
+            if kind == b"Q" and body.startswith(b"COMMIT"):
+                armed = self.cutter.armed
+                cut = self.lines and armed.is_set()
+                if cut:
+                    armed.clear()
+                self.lines = False
+            yield message, cut
+
+
+def _length(data: bytes, at: int) -> int:
+    return int(struct.unpack("!I", data[at:at + 4])[0])
