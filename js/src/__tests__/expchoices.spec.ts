@@ -1,0 +1,109 @@
+// The Experiments view's choices as a user makes them, on a small run (sorted, filtered and
+// grouped in the page): the best row's direction, a filter naming no column, a group's
+// metric that only some of its rows logged.
+jest.mock('@observablehq/plot', () => {
+  const mark = (kind: string) => (data: any, options: any = {}) => ({ kind, data, options });
+  return {
+    plot: () => document.createElementNS('http://www.w3.org/2000/svg', 'svg'),
+    dot: mark('dot'), line: mark('line'), ruleX: mark('ruleX'), text: mark('text')
+  };
+});
+
+import { mountExperiments } from '../experiments';
+
+// Twelve children: auc grows with depth, loss falls with it; only seed 3 logged "extra".
+const rows: any[] = Array.from({ length: 12 }, (_, i) => ({
+  run_id: 'r', task_run_id: `r.${i}`, task: 'train', map_index: i, duration: 1,
+  state: 'Completed', params: { depth: Math.floor(i / 4), seed: i % 4 },
+  metrics: { auc: 0.5 + i / 100, loss: 1 - i / 100, ...(i % 4 === 3 ? { extra: 3 } : {}) }
+}));
+const columns = [{ kind: 'param', name: 'depth', type: 'number' },
+  { kind: 'param', name: 'seed', type: 'number' }, { kind: 'metric', name: 'auc', type: 'number' },
+  { kind: 'metric', name: 'loss', type: 'number' }, { kind: 'metric', name: 'extra', type: 'number' }];
+
+function model() {
+  const handlers: any[] = [];
+  return {
+    send: (msg: any) => setTimeout(() => handlers.forEach(h => h({
+      event: 'experiments', req: msg.req, columns, total: rows.length, offset: 0,
+      limit: msg.limit, sort: msg.sort, desc: msg.desc, next: null, rows, version: 1
+    })), 0),
+    on: (_: string, h: any) => handlers.push(h),
+    off: () => undefined,
+    get: () => null
+  };
+}
+
+const settle = () => new Promise(done => setTimeout(done, 300));
+
+async function opened(): Promise<{ box: HTMLElement, view: any, summary: () => string }> {
+  const box = document.createElement('div');
+  document.body.replaceChildren(box);
+  const view = mountExperiments({ model: model(), box, onPick: () => undefined });
+  view.open(null, 'train');
+  await settle();
+  return { box, view, summary: () => box.querySelector('.labloom-exp-summary')!.textContent || '' };
+}
+
+function choose(box: HTMLElement, selector: string, value: string): void {
+  const el = box.querySelector(selector) as HTMLInputElement | HTMLSelectElement;
+  if (el instanceof HTMLInputElement && el.type === 'checkbox') el.checked = value === 'on';
+  else el.value = value;
+  el.dispatchEvent(new Event(el instanceof HTMLInputElement && el.type !== 'checkbox' ? 'input' : 'change'));
+}
+
+describe('the best row', () => {
+  // Once a metric was picked, the direction stayed as it was for the next: auc's "highest"
+  // kept for the loss picked after it starred the worst model (the highest loss) as the best.
+  it("takes each metric's own direction, and keeps the one a user chose for a metric", async () => {
+    const { box, view, summary } = await opened();
+    const dir = () => (box.querySelector('select.labloom-exp-best-dir') as HTMLSelectElement).value;
+    expect(summary()).toContain('best auc 0.61 at index 11');
+    choose(box, 'select.labloom-exp-best-metric', 'metrics.loss');
+    await settle();
+    expect(dir()).toBe('lowest');
+    expect(summary()).toContain('best loss 0.89 at index 11');
+    // The user's own choice for auc, kept when they come back to it from loss.
+    choose(box, 'select.labloom-exp-best-metric', 'metrics.auc');
+    choose(box, 'select.labloom-exp-best-dir', 'lowest');
+    choose(box, 'select.labloom-exp-best-metric', 'metrics.loss');
+    await settle();
+    expect(dir()).toBe('lowest');
+    choose(box, 'select.labloom-exp-best-metric', 'metrics.auc');
+    await settle();
+    expect(dir()).toBe('lowest');
+    expect(summary()).toContain('best auc 0.5 at index 0');
+    view.destroy();
+  });
+});
+
+describe('a filter naming no column', () => {
+  // "acu>0.55" (a typo) was looked for as words: the table emptied with "0 of 12 match".
+  it('says so in the summary', async () => {
+    const { box, view, summary } = await opened();
+    choose(box, 'input.labloom-exp-filter', 'acu>0.55 depth=1');
+    await settle();
+    expect(summary()).toContain('no column "acu": looked for as words');
+    choose(box, 'input.labloom-exp-filter', 'auc>0.55 depth=1');
+    await settle();
+    expect(summary()).not.toContain('no column');
+    expect(summary()).toContain('2 of 12 match the filter');
+    view.destroy();
+  });
+});
+
+describe('a group whose rows did not all log a metric', () => {
+  // Grouped by depth, "extra" (logged by one seed of four) read "3" beside n = 4: as if each
+  // seed had logged it.
+  it('says how many of its rows logged none', async () => {
+    const { box, view } = await opened();
+    choose(box, ".labloom-exp-group input[value='params.depth']", 'on');
+    await settle();
+    const cells = (id: string) => Array.from(box.querySelectorAll(`.labloom-exp-td[data-column='${id}']`))
+      .map(td => td.textContent);
+    expect(cells('n')).toEqual(['4', '4', '4']);
+    expect(cells('metrics.extra')).toEqual(['3 · 3 not logged', '3 · 3 not logged', '3 · 3 not logged']);
+    expect(cells('metrics.auc')[0]).toBe('0.515 ± 0.013 (0.500–0.530)'); // all logged it
+    view.destroy();
+  });
+});
