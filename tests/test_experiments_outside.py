@@ -83,6 +83,8 @@ def test_a_sort_by_a_metric_still_to_come_is_no_error_while_the_run_runs(
             shown = cli(labloom_home, "experiments", *args, "--sort", "auc", "--desc", "--top", "10")
             assert shown.returncode == 0, shown.stderr
             assert shown.stdout.count("Running") == 3, shown.stdout
+        waiting = cli(labloom_home, "experiments", run.id, "--filter", "auc>0.1")  # to come
+        assert waiting.returncode == 0 and "none of the 3 rows match" in waiting.stdout
     finally:
         gate.set()
     run.wait()
@@ -92,6 +94,13 @@ def test_a_sort_by_a_metric_still_to_come_is_no_error_while_the_run_runs(
     assert typo.returncode == 2 and "no column 'acu' to sort by" in typo.stderr
     with pytest.raises(labloom.UnknownColumnError, match="no column 'acu'"):
         labloom.experiments(run=run.id, sort="acu")
+    # A filter's typo was looked for as words: "none of the 3 rows match the filter", no why.
+    typo = cli(labloom_home, "experiments", run.id, "--filter", "depth>1 acu>0.1")
+    assert typo.returncode == 2, typo.stdout
+    assert "no column 'acu' in the filter term 'acu>0.1'" in typo.stderr
+    assert "the rows' params and metrics: depth, auc (also index, state" in typo.stderr
+    kept = cli(labloom_home, "experiments", "--flow", "slow_sweep", "--filter", f"run={run.id} auc>0.1")
+    assert kept.returncode == 0 and "fit[2]" in kept.stdout and "fit[0]" not in kept.stdout
 
 
 @task

@@ -14,7 +14,7 @@ from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import LabloomError
 from ..store import open_store
-from ..store.experiments import RECENT_RUNS, check_sort, rows_of, runs_to_read
+from ..store.experiments import RECENT_RUNS, check_filter, check_sort, rows_of, runs_to_read
 from .history import _find, _seconds, _table
 from .options import count
 from .terminal import echo, encodable, printable
@@ -71,6 +71,7 @@ def _experiments(args: argparse.Namespace) -> int:
     logged = len(rows)
     try:
         check_sort(records, rows, args.sort)
+        check_filter(records, names, args.filter, across=not args.run_id)
         rows = ef.kept(rows, args.filter, names, () if args.run_id else ("run_id",))
     except LabloomError as exc:  # an unknown column, a filter too long
         raise CLIError(str(exc).removeprefix("[labloom] ")) from None

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import TargetError
 from ..core.events import ExperimentCalls
@@ -264,8 +265,19 @@ def check_sort(records: list[RunRecord], rows: list[ex.Experiment], sort: str | 
     """``ex.check_sort`` once every run read has ended: while one runs, a metric its task runs
     will log may not have come yet (as ``FlowRun.experiments`` takes it), and a sweep watched
     from the shell sorted by its auc is no typo."""
-    if all(record.ended is not None for record in records):
+    if _all_ended(records):
         ex.check_sort(rows, sort)
+
+
+def check_filter(records: list[RunRecord], names: list[dict[str, Any]], query: str | None,
+                 across: bool) -> None:
+    """``ef.check_names`` once every run read has ended, as ``check_sort``."""
+    if _all_ended(records):
+        ef.check_names(query, names, across)
+
+
+def _all_ended(records: list[RunRecord]) -> bool:
+    return all(record.ended is not None for record in records)
 
 
 def rows_of(store: RunStore, records: list[RunRecord]) -> list[ex.Experiment]:
@@ -363,6 +375,6 @@ def _epoch(since: Any) -> float | None:
     )
 
 
-__all__ = ["check_sort", "encoded", "experiments", "experiments_across", "fill", "insert",
+__all__ = ["check_filter", "check_sort", "encoded", "experiments", "experiments_across", "fill", "insert",
            "metric_points", "read_logged", "row_of", "rows_by_run", "rows_of", "run_experiments", "runs_to_read",
            "task_run_ids"]
