@@ -139,6 +139,13 @@ def test_the_terminal_table_keeps_one_line_a_row(labloom_home: Path) -> None:
     assert len(lines) == 4, lines
     assert "first\\nsecond" in lines[1] and "bell\\x07 esc\\x1b[31m" in lines[2]
     assert "\x1b" not in done.stdout
+    # A long text (a path, a model's repr) made every row wider than a screen: cut, and said.
+    long = "/data/" + "x" * 150 + "/train.parquet"
+    run = notes.run(values=[long, "ok"], executor="local")
+    lines = cli(labloom_home, "experiments", run.id).stdout.splitlines()
+    assert lines[1].endswith("/data/" + "x" * 33 + "…") and len(lines[1]) < 100, lines
+    assert lines[-1] == "(text over 40 characters cut; --csv or --json give it whole)"
+    assert cli(labloom_home, "experiments", run.id, "--csv").stdout.count(long) == 1
 
 
 def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:

@@ -15,7 +15,7 @@ from ..core import experiments as ex
 from ..core.errors import LabloomError
 from ..store import open_store
 from ..store.experiments import RECENT_RUNS, check_filter, check_sort, rows_of, runs_to_read
-from .history import _find, _seconds, _table
+from .history import _find, _seconds, _short, _table
 from .options import count
 from .terminal import echo, encodable, printable
 
@@ -107,7 +107,18 @@ def _experiments(args: argparse.Namespace) -> int:
     _table(header, table)
     if len(shown) < total:
         echo(f"({len(shown)} of {total} rows; --top N shows more)")
+    if any(_long(rec[k]) for rec in records for k in keys):
+        echo(f"(text over {CELL_TEXT} characters cut; --csv or --json give it whole)")
     return 0
+
+
+# A terminal table's text cell at most (a param of 200 characters, a file path or a model's
+# repr, made every row wider than the screen: the table unreadable, the metrics out of sight).
+CELL_TEXT = 40
+
+
+def _long(value: Any) -> bool:
+    return isinstance(value, str) and len(value) > CELL_TEXT
 
 
 def _name(row: ex.Experiment) -> str:
@@ -122,7 +133,7 @@ def _cell(value: Any, csv: bool = False) -> str:
         return text if isinstance(text, str) else (repr(value) if csv else f"{value:.6g}")
     if csv and isinstance(value, str):
         return _inert(value)
-    return str(value)
+    return _short(value, CELL_TEXT) if _long(value) else str(value)
 
 
 # Text a spreadsheet reads as a formula (CSV injection, OWASP): its first character is one of
