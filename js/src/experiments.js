@@ -47,8 +47,9 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   // `dirs`: the direction the user chose for a metric, by its id. Any other metric's best is
   // its usual one (LOWER_IS_BETTER): one direction kept across metrics starred the worst
   // model as the best (auc's "highest" kept for a loss picked next).
+  // `chosen`: the controls the user set (expcontrols.choose keeps those, re-picks the rest).
   const ui = { sort: null, desc: false, filter: "", vary: false, best: null, lowest: false, dirs: {},
-    groups: [], chart: "scatter", x: null, y: null, by: null, curve: null };
+    groups: [], chart: "scatter", x: null, y: null, by: null, curve: null, chosen: {} };
   const lowestFor = (id) => (id in ui.dirs ? ui.dirs[id] : LOWER_IS_BETTER.test(id));
   let loading = false, again = false, next = 0, settled = false, soon = false, stamp = 0, shownChart = "", curveCache = null;
 
@@ -390,6 +391,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   on(vary, "change", () => { ui.vary = vary.checked; });
   bestMetric.addEventListener("change", () => {
     ui.best = bestMetric.value;
+    ui.chosen.best = true;
     ui.lowest = lowestFor(ui.best);
     bestDir.value = ui.lowest ? "lowest" : "highest";
     if (data.mode === "server") reload(); else draw();
@@ -400,9 +402,13 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (data.mode === "server") reload(); else draw();
   });
   on(kind, "change", () => { ui.chart = kind.value; });
-  on(xSel, "change", () => { ui.x = xSel.value; });
-  on(ySel, "change", () => { ui[ui.chart === "curves" ? "curve" : "y"] = ySel.value; });
-  on(bySel, "change", () => { ui.by = bySel.value; });
+  on(xSel, "change", () => { ui.x = xSel.value; ui.chosen.x = true; });
+  on(ySel, "change", () => {
+    const which = ui.chart === "curves" ? "curve" : "y";
+    ui[which] = ySel.value;
+    ui.chosen[which] = true;
+  });
+  on(bySel, "change", () => { ui.by = bySel.value; ui.chosen.by = true; });
   close.addEventListener("click", () => api.close());
   model.on("msg:custom", onMessage);
   // Remember the choices as they change, for a redrawn output (see `remembered`).

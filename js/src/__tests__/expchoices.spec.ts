@@ -107,3 +107,62 @@ describe('a group whose rows did not all log a metric', () => {
     view.destroy();
   });
 });
+
+describe('a view opened as the sweep began', () => {
+  // Opened before any row had logged (or only a loss curve so far), the view kept what it
+  // picked then: the chart's x stayed the index, the best metric and the y the loss, after
+  // the params and the auc came. The user's own choices stay, "none" for colour too.
+  it('picks its defaults again as columns come, and keeps what the user chose', async () => {
+    let stage = 0;
+    const growing = (i: number) => ({
+      run_id: 'r', task_run_id: `r.${i}`, task: 'train', map_index: i, duration: 1, state: 'Running',
+      params: { depth: i, seed: i % 2 },
+      metrics: { loss: 1 - i / 10, ...(stage >= 2 ? { auc: 0.5 + i / 10 } : {}),
+        ...(stage >= 3 ? { acc: 0.9 } : {}) }
+    });
+    const loss = { kind: 'metric', name: 'loss', type: 'number', steps: true };
+    const columnsAt = () => (stage === 0 ? [] : [{ kind: 'param', name: 'depth', type: 'number' },
+      { kind: 'param', name: 'seed', type: 'number' }, loss,
+      ...(stage >= 2 ? [{ kind: 'metric', name: 'auc', type: 'number' }] : []),
+      ...(stage >= 3 ? [{ kind: 'metric', name: 'acc', type: 'number' }] : [])]);
+    const handlers: any[] = [];
+    const live = {
+      send: (msg: any) => setTimeout(() => {
+        const now = stage === 0 ? [] : [0, 1, 2].map(growing);
+        handlers.forEach(h => h({ event: 'experiments', req: msg.req, columns: columnsAt(),
+          total: now.length, offset: 0, limit: msg.limit, sort: msg.sort, desc: msg.desc,
+          next: null, rows: now, version: stage }));
+      }, 0),
+      on: (_: string, h: any) => handlers.push(h),
+      off: () => undefined,
+      get: () => null
+    };
+    const box = document.createElement('div');
+    document.body.replaceChildren(box);
+    const view = mountExperiments({ model: live, box, onPick: () => undefined, live: () => true });
+    view.open(null, 'train');
+    await settle();
+    const value = (name: string) => (box.querySelector(`select.labloom-exp-${name}`) as HTMLSelectElement).value;
+    const ticked = async (check: () => boolean) => {
+      const end = Date.now() + 20000;
+      while (!check() && Date.now() < end) {
+        view.tick();
+        await new Promise(done => setTimeout(done, 100));
+      }
+    };
+    stage = 1;
+    await ticked(() => value('x') === 'params.depth');
+    expect(value('best-metric')).toBe('metrics.loss');
+    stage = 2;
+    await ticked(() => value('best-metric') === 'metrics.auc');
+    expect([value('x'), value('y'), value('best-metric'), value('best-dir')]).toEqual(
+      ['params.depth', 'metrics.auc', 'metrics.auc', 'highest']);
+    choose(box, 'select.labloom-exp-x', 'params.seed');
+    choose(box, 'select.labloom-exp-by', '');
+    stage = 3;
+    await ticked(() => Array.from((box.querySelector('select.labloom-exp-y') as HTMLSelectElement).options)
+      .some(o => o.value === 'metrics.acc'));
+    expect([value('x'), value('by'), value('y')]).toEqual(['params.seed', '', 'metrics.auc']);
+    view.destroy();
+  }, 60000);
+});
