@@ -148,6 +148,17 @@ def test_the_terminal_table_keeps_one_line_a_row(labloom_home: Path) -> None:
     assert cli(labloom_home, "experiments", run.id, "--csv").stdout.count(long) == 1
 
 
+def test_a_param_logged_as_none_reads_none_in_the_table(labloom_home: Path) -> None:
+    # max_depth=None (no limit) showed blank, as a param not logged does; the view says None.
+    run = notes.run(values=[None, "ok"], executor="local")
+    lines = cli(labloom_home, "experiments", run.id).stdout.splitlines()
+    assert lines[1].split()[-1] == "None" and lines[2].split()[-1] == "ok", lines
+    rows = list(csv.DictReader(io.StringIO(cli(labloom_home, "experiments", run.id, "--csv").stdout)))
+    assert [r["note"] for r in rows] == ["", "ok"]  # a reader's null, as before
+    exact = json.loads(cli(labloom_home, "experiments", run.id, "--json").stdout)
+    assert exact["rows"][0]["params"] == {"note": None}
+
+
 def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:
     # A run named by its id and by a prefix (or twice) gave each of its rows twice.
     run = notes.run(values=["a", "b"], executor="local")

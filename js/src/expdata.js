@@ -51,6 +51,13 @@ export function text(value, type) {
   return String(Number(n.toPrecision(5)));
 }
 
+/** A column's value as the table, the groups' keys and the charts' labels show it: `text`,
+ * and a param logged as None "None" (null; one not logged is undefined, shown blank):
+ * scikit-learn's max_depth=None, no limit, read as blank, as if not logged. */
+export function shownValue(value, column) {
+  return value === null && column.kind === "param" ? "None" : text(value, column.type);
+}
+
 // A lone surrogate: half of a UTF-16 pair without its other half.
 const LONE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 

@@ -12,8 +12,8 @@
 // filtered by the server (the same filter grammar, core/experiment_filter.py), and groups and
 // charts use the first SAMPLE rows by the current sort and filter (said so in the summary). While the run is live the view asks again once a second at most (less often
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
-import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, sortRows, text, unknownNames,
-  varying } from "./expdata.js";
+import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, shownValue, sortRows, text,
+  unknownNames, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
 import { LOWER_IS_BETTER, choose, curveColumns, h, option, seconds } from "./expcontrols.js";
@@ -229,7 +229,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   function cellText(row, c) {
     if (c.id === "duration") return seconds(row.duration);
     if (c.id === "run_id") return row.run_id;
-    return text(raw(row, c.id), c.type);
+    return shownValue(raw(row, c.id), c);
   }
 
   function draw() {
@@ -260,7 +260,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
       view = { columns: gcols, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
         best: top ? top.id : null,
-        cell: (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? text(g.key[c.id], c.type)
+        cell: (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? shownValue(g.key[c.id], c)
           : aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined)) };
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);

@@ -166,3 +166,26 @@ describe('a view opened as the sweep began', () => {
     view.destroy();
   }, 60000);
 });
+
+describe('a param logged as None', () => {
+  // max_depth=None (scikit-learn's "no limit") showed blank, as a param not logged does:
+  // in the rows and in the group's key.
+  it('reads None in its cell and its group, blank where it was not logged', async () => {
+    const saved = rows.map(r => ({ ...r, params: { ...r.params } }));
+    rows[0].params.depth = null;
+    rows[1].params.depth = null;
+    delete rows[2].params.depth;
+    try {
+      const { box, view } = await opened();
+      const cells = () => Array.from(box.querySelectorAll(".labloom-exp-td[data-column='params.depth']"))
+        .map(td => td.textContent);
+      expect(cells().slice(0, 4)).toEqual(['None', 'None', '', '0']);
+      choose(box, ".labloom-exp-group input[value='params.depth']", 'on');
+      await settle();
+      expect(cells()).toContain('None');
+      view.destroy();
+    } finally {
+      rows.splice(0, rows.length, ...saved);
+    }
+  });
+});

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import re
 import sys
@@ -82,8 +83,8 @@ def _experiments(args: argparse.Namespace) -> int:
             "columns": names, "total": total, "rows": [row.as_dict() for row in shown],
         }), indent=1))
         return 0
-    records = [ex.record(row, names) for row in shown]
     if args.csv:
+        records = [ex.record(row, names) for row in shown]
         writer = csv.writer(sys.stdout)
         header = list(ex.record(ex.Experiment("", ""), names))
         writer.writerow([_inert(name) for name in header])
@@ -96,6 +97,9 @@ def _experiments(args: argparse.Namespace) -> int:
         echo("no params or metrics recorded: tasks record them with labloom.log_params(...), "
              "labloom.log_metrics(...) or @task(params=True, metrics=[...])")
         return 0
+    # The table (not --csv, whose blank is a null to a reader; --json keeps null) shows a param
+    # logged as None as the view does: "None", where blank is a param not logged.
+    records = [ex.record(_none_shown(row), names) for row in shown]
     keys = [key for key in (records[0] if records else {}) if key not in ex.FIXED]
     across = not args.run_id
     header = (["RUN"] if across else []) + ["TASK RUN", "STATE", "DURATION", *keys]
@@ -119,6 +123,21 @@ CELL_TEXT = 40
 
 def _long(value: Any) -> bool:
     return isinstance(value, str) and len(value) > CELL_TEXT
+
+
+class _LoggedNone:
+    def __str__(self) -> str:
+        return "None"
+
+
+_LOGGED_NONE = _LoggedNone()
+
+
+def _none_shown(row: ex.Experiment) -> ex.Experiment:
+    if None not in row.params.values():
+        return row
+    params = {k: _LOGGED_NONE if v is None else v for k, v in row.params.items()}
+    return dataclasses.replace(row, params=params)
 
 
 def _name(row: ex.Experiment) -> str:
