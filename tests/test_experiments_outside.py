@@ -14,6 +14,7 @@ import json
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,24 @@ def test_a_param_logged_as_none_reads_none_in_the_table(labloom_home: Path) -> N
     assert [r["note"] for r in rows] == ["", "ok"]  # a reader's null, as before
     exact = json.loads(cli(labloom_home, "experiments", run.id, "--json").stdout)
     assert exact["rows"][0]["params"] == {"note": None}
+
+
+def test_the_cli_reads_the_runs_since_a_date_or_a_time_ago(labloom_home: Path) -> None:
+    # labloom.experiments(since=...) and GET experiments?since= had it; the shell had no way
+    # to say "last night's runs of the retrain against today's".
+    first = notes.run(values=["old"], executor="local")
+    between = datetime.fromtimestamp(time.time()).isoformat()  # local, to the microsecond
+    second = notes.run(values=["new"], executor="local")
+    for since, ids in ((between, {second.id}), ("1h", {first.id, second.id})):
+        done = cli(labloom_home, "experiments", "--flow", "notes", "--since", since, "--json")
+        assert done.returncode == 0, done.stderr
+        assert {row["run_id"] for row in json.loads(done.stdout)["rows"]} == ids, since
+    later = cli(labloom_home, "experiments", "--since", "2099-01-01")
+    assert later.returncode == 0 and "no runs recorded since 2099-01-01 00:00:00" in later.stdout
+    bad = cli(labloom_home, "experiments", "--since", "yesterday")
+    assert bad.returncode == 2 and "'yesterday' is neither a date" in bad.stderr
+    with_run = cli(labloom_home, "experiments", second.id, "--since", "1h")
+    assert with_run.returncode == 2 and "give it without RUN" in with_run.stderr
 
 
 def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:

@@ -9,16 +9,18 @@ import dataclasses
 import json
 import re
 import sys
+import time
 from typing import Any
 
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
-from ..core.errors import LabloomError
+from ..core.errors import LabloomError, ScheduleError
 from ..store import open_store
-from ..store.experiments import RECENT_RUNS, check_filter, check_sort, rows_of, runs_to_read
+from ..schedule.stored_schedules import parse_duration
+from ..store.experiments import RECENT_RUNS, check_filter, check_sort, rows_of, runs_to_read, since_epoch
 from .history import _find, _seconds, _short, _table
 from .options import count
-from .terminal import echo, encodable, printable
+from .terminal import echo, encodable, printable, shown_time
 
 
 def register(subparsers: Any) -> None:
@@ -32,6 +34,10 @@ def register(subparsers: Any) -> None:
     cmd.add_argument("--flow", help="without RUN: only runs of this flow")
     cmd.add_argument("--runs", type=count("--runs"), default=RECENT_RUNS, metavar="N",
                      help=f"without RUN: the newest N runs (default {RECENT_RUNS})")
+    cmd.add_argument("--since", metavar="WHEN", type=_since,
+                     help="without RUN: only runs created since WHEN, a date or time "
+                          "('2026-12-01', '2026-12-01T08:00', local unless it says its zone) "
+                          "or that long ago ('12h', '7d'), as labloom.experiments(since=...)")
     cmd.add_argument("--sort", metavar="COLUMN",
                      help="sort by a metric or param (or params.x, metrics.x, duration, ...)")
     cmd.add_argument("--desc", action="store_true", help="sort descending (best AUC first)")
@@ -55,12 +61,16 @@ def _experiments(args: argparse.Namespace) -> int:
 
     with open_store() as store:
         if args.run_id:
+            if args.since is not None:
+                raise CLIError("--since picks runs: give it without RUN (a run is read whole)")
             records = [_find(store, args.run_id)]
         else:
-            records = runs_to_read(store, args.flow, limit_runs=args.runs)
-            if not records and args.flow:
-                note = (f"no runs recorded for flow {args.flow!r}; `labloom runs` lists the "
-                        "recorded runs with their flows")
+            records = runs_to_read(store, args.flow, args.since, limit_runs=args.runs)
+            if not records and (args.flow or args.since is not None):
+                which = (f" for flow {args.flow!r}" if args.flow else "") + (
+                    f" since {shown_time(args.since)}" if args.since is not None else "")
+                note = (f"no runs recorded{which}; `labloom runs` lists the recorded runs "
+                        "with their flows and start times")
                 if not (args.json or args.csv):
                     echo(note)
                     return 0
@@ -138,6 +148,20 @@ def _none_shown(row: ex.Experiment) -> ex.Experiment:
         return row
     params = {k: _LOGGED_NONE if v is None else v for k, v in row.params.items()}
     return dataclasses.replace(row, params=params)
+
+
+def _since(text: str) -> float:
+    """``--since``: that long ago (``parse_duration``'s ``7d``, ``12h``), or a date or time."""
+    try:
+        return time.time() - parse_duration(text)
+    except ScheduleError:
+        pass
+    try:
+        return float(since_epoch(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a date ('2026-12-01', '2026-12-01T08:00') nor a time ago "
+            "('12h', '7d')") from None
 
 
 def _name(row: ex.Experiment) -> str:

@@ -316,7 +316,7 @@ def experiments(
     """
     from .reader import RunStore  # reading: the writer's rows need not load the reader
 
-    since = _epoch(since)
+    since = since_epoch(since)
     if isinstance(runs, str) or isinstance(getattr(runs, "id", None), str):
         runs = [runs]  # one run, by its id (not its characters) or itself
     elif runs is not None and not isinstance(runs, Iterable):
@@ -350,7 +350,7 @@ def _run_id(run: Any) -> str:
                     f"{type(run).__name__}")
 
 
-def _epoch(since: Any) -> float | None:
+def since_epoch(since: Any) -> float | None:
     """``experiments``'s ``since`` as epoch seconds: a number is one already, a timedelta
     means that long ago, a datetime or an ISO date string ("2026-12-01", "2026-12-01T08:00";
     local time unless it says its zone) is that moment."""
@@ -376,5 +376,5 @@ def _epoch(since: Any) -> float | None:
 
 
 __all__ = ["check_filter", "check_sort", "encoded", "experiments", "experiments_across", "fill", "insert",
-           "metric_points", "read_logged", "row_of", "rows_by_run", "rows_of", "run_experiments", "runs_to_read",
+           "metric_points", "read_logged", "row_of", "rows_by_run", "rows_of", "run_experiments", "runs_to_read", "since_epoch",
            "task_run_ids"]
