@@ -277,14 +277,19 @@ export function aggText(s, type, shown = spread(s, type)) {
   if (!s.n) return "NaN" + unlogged;
   if (type === "bool") return `${Math.round(s.mean * s.n)} of ${s.n} true${unlogged}`;
   const t = shown;
-  const cell = s.n > 1 ? `${t(s.mean)} ± ${t(s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
+  // Equal values: their mean and std as such, not the float noise of summing them (three
+  // losses of 0.2 read "0.200000000000 ± 0.000000000000 (...)").
+  const same = s.min === s.max;
+  const cell = s.n > 1 ? `${t(same ? s.min : s.mean)} ± ${t(same ? 0 : s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
   return (s.nan ? `${cell} · ${s.nan} NaN` : cell) + unlogged;
 }
 
 /** Numbers to the decimal of the std's second significant digit (a std of 0, or one value:
  * as `text` shows them). */
 function spread(s, type) {
-  if (!s || s.tally || !(s.n > 1) || !Number.isFinite(s.std) || !(s.std > 0)) return (v) => text(v, type);
+  if (!s || s.tally || !(s.n > 1) || !Number.isFinite(s.std) || !(s.std > 0) || s.min === s.max) {
+    return (v) => text(v, type);
+  }
   const decimals = Math.min(12, Math.max(0, 1 - Math.floor(Math.log10(s.std))));
   return (v) => (Number.isFinite(v) ? v.toFixed(decimals) : text(v, type));
 }
