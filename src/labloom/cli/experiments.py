@@ -15,9 +15,16 @@ from typing import Any
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import LabloomError, ScheduleError
-from ..store import open_store
 from ..schedule.stored_schedules import parse_duration
-from ..store.experiments import RECENT_RUNS, check_filter, check_sort, rows_of, runs_to_read, since_epoch
+from ..store import open_store
+from ..store.experiments import (
+    RECENT_RUNS,
+    check_filter,
+    check_sort,
+    rows_of,
+    runs_to_read,
+    since_epoch,
+)
 from .history import _find, _seconds, _short, _table
 from .options import count
 from .terminal import echo, encodable, printable, shown_time
@@ -157,11 +164,14 @@ def _since(text: str) -> float:
     except ScheduleError:
         pass
     try:
-        return float(since_epoch(text))
+        when = since_epoch(text)
     except ValueError:
+        when = None
+    if when is None:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither a date ('2026-12-01', '2026-12-01T08:00') nor a time ago "
-            "('12h', '7d')") from None
+            "('12h', '7d')")
+    return when
 
 
 def _name(row: ex.Experiment) -> str:
