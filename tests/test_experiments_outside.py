@@ -178,6 +178,37 @@ def test_the_cli_reads_the_runs_since_a_date_or_a_time_ago(labloom_home: Path) -
     assert with_run.returncode == 2 and "give it without RUN" in with_run.stderr
 
 
+arrived = threading.Event()
+
+
+@task
+def finishes_last_first(i: int) -> None:
+    if i == 0:
+        arrived.wait(60)  # child 0 logs after child 2 (the deadline: a broken test ends)
+    log_params(i=i)
+    if i == 2:
+        arrived.set()
+
+
+@flow
+def out_of_order() -> Any:
+    return finishes_last_first.map(range(3))
+
+
+def test_the_cli_shows_rows_by_map_index_unsorted(labloom_home: Path) -> None:
+    # In the order logged (a Dask sweep's, the order they finished) the table read
+    # train[7], train[2], ... and --top 1 was the first to finish, where the views show
+    # rows by index.
+    arrived.clear()
+    run = out_of_order.run(executor="threads")
+    logged = [row["i"] for row in labloom.experiments(run=run.id)]
+    assert logged.index(2) < logged.index(0), logged  # as Python gives them: as logged
+    table = cli(labloom_home, "experiments", run.id).stdout.splitlines()
+    assert [line.split()[0] for line in table[1:]] == [f"finishes_last_first[{i}]" for i in range(3)]
+    top = json.loads(cli(labloom_home, "experiments", run.id, "--top", "1", "--json").stdout)
+    assert [row["map_index"] for row in top["rows"]] == [0]
+
+
 def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:
     # A run named by its id and by a prefix (or twice) gave each of its rows twice.
     run = notes.run(values=["a", "b"], executor="local")

@@ -94,7 +94,10 @@ def _experiments(args: argparse.Namespace) -> int:
     except LabloomError as exc:  # an unknown column, a filter too long
         raise CLIError(str(exc).removeprefix("[labloom] ")) from None
     total = len(rows)
-    shown = ex.page(rows, args.sort, args.desc, args.top)
+    # Unsorted, as the views show them: each run's rows by map index. In the order logged (the
+    # REST API's unsorted order) a Dask sweep read train[7], train[2], train[11]..., and --top
+    # took the first to finish.
+    shown = ex.page(rows, args.sort or ex.INDEX_ORDER, args.desc, args.top)
     if args.json:
         print(json.dumps(ex.jsonable({
             "columns": names, "total": total, "rows": [row.as_dict() for row in shown],
