@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import json
+import math
 import sys
 import threading
 import time
@@ -149,13 +150,14 @@ def test_the_terminal_table_keeps_one_line_a_row(labloom_home: Path) -> None:
     assert cli(labloom_home, "experiments", run.id, "--csv").stdout.count(long) == 1
 
 
-def test_a_param_logged_as_none_reads_none_in_the_table(labloom_home: Path) -> None:
-    # max_depth=None (no limit) showed blank, as a param not logged does; the view says None.
-    run = notes.run(values=[None, "ok"], executor="local")
+def test_the_table_reads_none_and_inf_as_the_views_do(labloom_home: Path) -> None:
+    # max_depth=None (no limit) showed blank, as a param not logged does, and inf read
+    # "Infinity" (JSON's name); the views say None and inf.
+    run = notes.run(values=[None, "ok", -math.inf], executor="local")
     lines = cli(labloom_home, "experiments", run.id).stdout.splitlines()
-    assert lines[1].split()[-1] == "None" and lines[2].split()[-1] == "ok", lines
+    assert [line.split()[-1] for line in lines[1:]] == ["None", "ok", "-inf"], lines
     rows = list(csv.DictReader(io.StringIO(cli(labloom_home, "experiments", run.id, "--csv").stdout)))
-    assert [r["note"] for r in rows] == ["", "ok"]  # a reader's null, as before
+    assert [r["note"] for r in rows] == ["", "ok", "-Infinity"]  # a reader's null, as before
     exact = json.loads(cli(labloom_home, "experiments", run.id, "--json").stdout)
     assert exact["rows"][0]["params"] == {"note": None}
 

@@ -185,11 +185,17 @@ def _cell(value: Any, csv: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        text = ex.jsonable(value)
-        return text if isinstance(text, str) else (repr(value) if csv else f"{value:.6g}")
+        if csv:  # JSON's names, which spreadsheets and pandas read back
+            text = ex.jsonable(value)
+            return text if isinstance(text, str) else repr(value)
+        return ef.text(value) if value != value or value in _INFINITE else f"{value:.6g}"
     if csv and isinstance(value, str):
         return _inert(value)
     return _short(value, CELL_TEXT) if _long(value) else str(value)
+
+
+# The table names them as the views do ("inf", "NaN"), not as JSON must ("Infinity").
+_INFINITE = (float("inf"), float("-inf"))
 
 
 # Text a spreadsheet reads as a formula (CSV injection, OWASP): its first character is one of
