@@ -11,9 +11,11 @@ import asyncio
 import csv
 import io
 import json
+import math
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,8 @@ def test_a_sort_by_a_metric_still_to_come_is_no_error_while_the_run_runs(
             shown = cli(labloom_home, "experiments", *args, "--sort", "auc", "--desc", "--top", "10")
             assert shown.returncode == 0, shown.stderr
             assert shown.stdout.count("Running") == 3, shown.stdout
+        waiting = cli(labloom_home, "experiments", run.id, "--filter", "auc>0.1")  # to come
+        assert waiting.returncode == 0 and "none of the 3 rows match" in waiting.stdout
     finally:
         gate.set()
     run.wait()
@@ -92,6 +96,13 @@ def test_a_sort_by_a_metric_still_to_come_is_no_error_while_the_run_runs(
     assert typo.returncode == 2 and "no column 'acu' to sort by" in typo.stderr
     with pytest.raises(labloom.UnknownColumnError, match="no column 'acu'"):
         labloom.experiments(run=run.id, sort="acu")
+    # A filter's typo was looked for as words: "none of the 3 rows match the filter", no why.
+    typo = cli(labloom_home, "experiments", run.id, "--filter", "depth>1 acu>0.1")
+    assert typo.returncode == 2, typo.stdout
+    assert "no column 'acu' in the filter term 'acu>0.1'" in typo.stderr
+    assert "the rows' params and metrics: depth, auc (also index, state" in typo.stderr
+    kept = cli(labloom_home, "experiments", "--flow", "slow_sweep", "--filter", f"run={run.id} auc>0.1")
+    assert kept.returncode == 0 and "fit[2]" in kept.stdout and "fit[0]" not in kept.stdout
 
 
 @task
@@ -130,6 +141,74 @@ def test_the_terminal_table_keeps_one_line_a_row(labloom_home: Path) -> None:
     assert len(lines) == 4, lines
     assert "first\\nsecond" in lines[1] and "bell\\x07 esc\\x1b[31m" in lines[2]
     assert "\x1b" not in done.stdout
+    # A long text (a path, a model's repr) made every row wider than a screen: cut, and said.
+    long = "/data/" + "x" * 150 + "/train.parquet"
+    run = notes.run(values=[long, "ok"], executor="local")
+    lines = cli(labloom_home, "experiments", run.id).stdout.splitlines()
+    assert lines[1].endswith("/data/" + "x" * 33 + "…") and len(lines[1]) < 100, lines
+    assert lines[-1] == "(text over 40 characters cut; --csv or --json give it whole)"
+    assert cli(labloom_home, "experiments", run.id, "--csv").stdout.count(long) == 1
+
+
+def test_the_table_reads_none_and_inf_as_the_views_do(labloom_home: Path) -> None:
+    # max_depth=None (no limit) showed blank, as a param not logged does, and inf read
+    # "Infinity" (JSON's name); the views say None and inf.
+    run = notes.run(values=[None, "ok", -math.inf], executor="local")
+    lines = cli(labloom_home, "experiments", run.id).stdout.splitlines()
+    assert [line.split()[-1] for line in lines[1:]] == ["None", "ok", "-inf"], lines
+    rows = list(csv.DictReader(io.StringIO(cli(labloom_home, "experiments", run.id, "--csv").stdout)))
+    assert [r["note"] for r in rows] == ["", "ok", "-Infinity"]  # a reader's null, as before
+    exact = json.loads(cli(labloom_home, "experiments", run.id, "--json").stdout)
+    assert exact["rows"][0]["params"] == {"note": None}
+
+
+def test_the_cli_reads_the_runs_since_a_date_or_a_time_ago(labloom_home: Path) -> None:
+    # labloom.experiments(since=...) and GET experiments?since= had it; the shell had no way
+    # to say "last night's runs of the retrain against today's".
+    first = notes.run(values=["old"], executor="local")
+    between = datetime.fromtimestamp(time.time()).isoformat()  # local, to the microsecond
+    second = notes.run(values=["new"], executor="local")
+    for since, ids in ((between, {second.id}), ("1h", {first.id, second.id})):
+        done = cli(labloom_home, "experiments", "--flow", "notes", "--since", since, "--json")
+        assert done.returncode == 0, done.stderr
+        assert {row["run_id"] for row in json.loads(done.stdout)["rows"]} == ids, since
+    later = cli(labloom_home, "experiments", "--since", "2099-01-01")
+    assert later.returncode == 0 and "no runs recorded since 2099-01-01 00:00:00" in later.stdout
+    bad = cli(labloom_home, "experiments", "--since", "yesterday")
+    assert bad.returncode == 2 and "'yesterday' is neither a date" in bad.stderr
+    with_run = cli(labloom_home, "experiments", second.id, "--since", "1h")
+    assert with_run.returncode == 2 and "give it without RUN" in with_run.stderr
+
+
+arrived = threading.Event()
+
+
+@task
+def finishes_last_first(i: int) -> None:
+    if i == 0:
+        arrived.wait(60)  # child 0 logs after child 2 (the deadline: a broken test ends)
+    log_params(i=i)
+    if i == 2:
+        arrived.set()
+
+
+@flow
+def out_of_order() -> Any:
+    return finishes_last_first.map(range(3))
+
+
+def test_the_cli_shows_rows_by_map_index_unsorted(labloom_home: Path) -> None:
+    # In the order logged (a Dask sweep's, the order they finished) the table read
+    # train[7], train[2], ... and --top 1 was the first to finish, where the views show
+    # rows by index.
+    arrived.clear()
+    run = out_of_order.run(executor="threads")
+    logged = [row["i"] for row in labloom.experiments(run=run.id)]
+    assert logged.index(2) < logged.index(0), logged  # as Python gives them: as logged
+    table = cli(labloom_home, "experiments", run.id).stdout.splitlines()
+    assert [line.split()[0] for line in table[1:]] == [f"finishes_last_first[{i}]" for i in range(3)]
+    top = json.loads(cli(labloom_home, "experiments", run.id, "--top", "1", "--json").stdout)
+    assert [row["map_index"] for row in top["rows"]] == [0]
 
 
 def test_runs_named_twice_are_read_once(labloom_home: Path) -> None:

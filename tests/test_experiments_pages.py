@@ -179,6 +179,11 @@ async def test_rest_task_keeps_one_map_nodes_children(jp_fetch: Any, store_backe
                        params={"task": "no-such-node"})
     assert caught.value.code == 400
     assert "no node or task 'no-such-node'" in caught.value.response.body.decode()
+    # "offset must be between 0 and 4611686018427387904": a bound no client meets, as a rule.
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("labloom", "api", "runs", run.id, "experiments", params={"offset": "-1"})
+    assert caught.value.code == 400
+    assert json.loads(caught.value.response.body)["message"] == "offset must be 0 or more"
 
 
 def _cell_answer(run: Any, node_name: str, message: dict[str, Any]) -> dict[str, Any]:

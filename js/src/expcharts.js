@@ -5,7 +5,7 @@
 // labels) is set by Plot as SVG text, never as HTML.
 import * as Plot from "@observablehq/plot";
 
-import { num, raw, text } from "./expdata.js";
+import { num, raw, shownValue, text } from "./expdata.js";
 
 const HEIGHT = 300;
 const MAX_COLOURS = 10; // more distinct values than this: a colour ramp, not a legend of names
@@ -16,13 +16,13 @@ function size(box) {
 
 function value(row, column) {
   const v = raw(row, column.id);
-  return column.type === "number" || column.type === "bool" ? num(v, column.type) : text(v, column.type);
+  return column.type === "number" || column.type === "bool" ? num(v, column.type) : shownValue(v, column);
 }
 
 function colour(rows, column) {
   if (!column) return { fill: undefined, options: {} };
   const numeric = column.type === "number";
-  const distinct = new Set(rows.map((r) => text(raw(r, column.id), column.type)));
+  const distinct = new Set(rows.map((r) => shownValue(raw(r, column.id), column)));
   const ordinal = !numeric || distinct.size <= MAX_COLOURS;
   // A few numbers (n_estimators 50, 100, 200) are colours by their text, in the legend in
   // their order as numbers: Plot's own order of texts put 100 and 200 before 50.
@@ -30,7 +30,7 @@ function colour(rows, column) {
     ? { domain: [...distinct].sort((a, b) => (Number(a) - Number(b)) || (a < b ? -1 : a > b ? 1 : 0)) }
     : {};
   return {
-    fill: (r) => (ordinal ? text(raw(r, column.id), column.type) : num(raw(r, column.id), column.type)),
+    fill: (r) => (ordinal ? shownValue(raw(r, column.id), column) : num(raw(r, column.id), column.type)),
     options: { legend: true, label: column.label, type: ordinal ? "ordinal" : "linear",
       ...(ordinal ? { scheme: "tableau10" } : {}), ...domain },
   };
@@ -38,19 +38,22 @@ function colour(rows, column) {
 
 function titleOf(row, columns) {
   const index = row.map_index == null ? "" : `[${row.map_index}] `;
-  return index + columns.map((c) => `${c.label}=${text(raw(row, c.id), c.type)}`).join(", ");
+  return index + columns.map((c) => `${c.label}=${shownValue(raw(row, c.id), c)}`).join(", ");
 }
 
 /** Why rows with a value have no dot: "2 rows not drawn: auc is NaN (1), inf (1)", or
- * undefined (NaN and inf have no place on an axis: said, as the table shows them). */
+ * undefined (NaN and inf have no place on an axis: said, as the table shows them; so has a
+ * param logged as None on a number axis, max_depth=None: those rows, often the best, went
+ * missing from a chart of auc against max_depth without a word). */
 function notDrawn(rows, axes) {
   const byAxis = new Map(); // axis label -> the values not drawn
   let out = 0;
+  const none = (r, c) => c.kind === "param" && raw(r, c.id) === null;
   for (const r of rows) {
-    const axis = axes.find((c) => { const v = value(r, c); return v !== null && !Number.isFinite(v); });
+    const axis = axes.find((c) => { const v = value(r, c); return none(r, c) || (v !== null && !Number.isFinite(v)); });
     if (!axis) continue;
     out++;
-    byAxis.set(axis.label, (byAxis.get(axis.label) || []).concat(value(r, axis)));
+    byAxis.set(axis.label, (byAxis.get(axis.label) || []).concat(none(r, axis) ? "None" : value(r, axis)));
   }
   if (!out) return undefined;
   const why = [...byAxis].map(([label, values]) => `${label} is ${tally(values)}`);

@@ -34,8 +34,11 @@ export function curveColumns(all) {
   return all.filter((c) => c.kind === "metric" && c.steps);
 }
 
-/** The controls' choices for the view's columns `all`, kept where still offered: `ui.curve`
- * (step curves), `ui.best`, `ui.x`, `ui.y`, `ui.by`; returns what each select offers. `keys`:
+/** The controls' choices for the view's columns `all`: `ui.curve` (step curves), `ui.best`,
+ * `ui.x`, `ui.y`, `ui.by`; returns what each select offers. A choice the user made (named in
+ * `ui.chosen`) is kept while still offered; a default is chosen again as columns come: a view
+ * opened as a sweep began, before any param or final score was logged, kept the index as the
+ * chart's x and the loss curve as the best metric and the y after auc came. `keys`:
  * what rows are coloured and grouped by, the params and, in the compare tab, the run first
  * (its reason to be: a run's rows against another's; colouring by run by default). */
 export function choose(ui, all, lowerIsBetter) {
@@ -49,11 +52,16 @@ export function choose(ui, all, lowerIsBetter) {
   // None marked (a run without curves, a snapshot an older labloom wrote): every metric.
   const marked = curveColumns(all);
   const curved = marked.length ? marked : metrics;
-  ui.curve = pick(ui.curve, curved);
-  ui.best = pick(ui.best, final.filter((c) => !lowerIsBetter.test(c.name)).concat(final, metrics));
-  ui.x = pick(ui.x, axes.filter((c) => c.type === "number").concat(axes));
-  ui.y = pick(ui.y, metrics.filter((c) => c.id === ui.best).concat(metrics));
-  ui.by = ui.by && all.some((c) => c.id === ui.by) ? ui.by : (keys.find((c) => c.id !== ui.x) || { id: "" }).id;
+  const chosen = ui.chosen || {};
+  const kept = (name) => (chosen[name] ? ui[name] : null);
+  ui.curve = pick(kept("curve"), curved);
+  ui.best = pick(kept("best"), final.filter((c) => !lowerIsBetter.test(c.name)).concat(final, metrics));
+  ui.x = pick(kept("x"), axes.filter((c) => c.type === "number").concat(axes));
+  ui.y = pick(kept("y"), metrics.filter((c) => c.id === ui.best).concat(metrics));
+  // "" is the user's "none": kept too.
+  const by = kept("by");
+  ui.by = by !== null && (by === "" || all.some((c) => c.id === by)) ? by
+    : (keys.find((c) => c.id !== ui.x) || { id: "" }).id;
   return { params, metrics, axes, curved, keys };
 }
 

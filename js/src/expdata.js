@@ -51,6 +51,13 @@ export function text(value, type) {
   return String(Number(n.toPrecision(5)));
 }
 
+/** A column's value as the table, the groups' keys and the charts' labels show it: `text`,
+ * and a param logged as None "None" (null; one not logged is undefined, shown blank):
+ * scikit-learn's max_depth=None, no limit, read as blank, as if not logged. */
+export function shownValue(value, column) {
+  return value === null && column.kind === "param" ? "None" : text(value, column.type);
+}
+
 // A lone surrogate: half of a UTF-16 pair without its other half.
 const LONE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
@@ -133,14 +140,26 @@ const WORD = /(?:"[^"]*"?|[^\s"])+/g;
 const TERM = /^((?:"[^"]*"|[^<>=!"])+?)(>=|<=|!=|=|>|<)(.*)$/s;
 const unquoted = (text) => text.replace(/"/g, "");
 
-/** Keeps the rows that match every term of `query` (space-separated). */
-export function filterRows(rows, columns, query) {
-  const terms = (query.match(WORD) || []).map((term) => {
+function parseTerms(columns, query) {
+  return (query.match(WORD) || []).map((term) => {
     const m = TERM.exec(term);
     const label = m && unquoted(m[1]);
     const column = m && columns.find((c) => c.label === label || c.id === label);
-    return column ? { column, op: m[2], value: unquoted(m[3]) } : { words: unquoted(term).toLowerCase() };
+    return column ? { column, op: m[2], value: unquoted(m[3]) }
+      : { words: unquoted(term).toLowerCase(), named: m ? label : null };
   }).filter((t) => t.column || t.words);
+}
+
+/** The names `query` compares (auc>0.9) that no column has, as typed: such a term is looked
+ * for as words, as the server does, and mostly matches nothing; a typo (acu>0.9) emptied the
+ * table with no word of why. */
+export function unknownNames(columns, query) {
+  return parseTerms(columns, query).filter((t) => t.named).map((t) => t.named);
+}
+
+/** Keeps the rows that match every term of `query` (space-separated). */
+export function filterRows(rows, columns, query) {
+  const terms = parseTerms(columns, query);
   if (!terms.length) return rows;
   return rows.filter((row) => terms.every((t) => {
     if (t.words) return columns.some((c) => text(raw(row, c.id), c.type).toLowerCase().includes(t.words));
@@ -215,9 +234,13 @@ export function group(rows, keys, columns) {
     g.n = g.rows.length;
     g.agg = {};
     for (const c of numeric) {
-      g.agg[c.id] = c.type === "number" || c.type === "bool"
+      const s = g.agg[c.id] = c.type === "number" || c.type === "bool"
         ? stats(g.rows.map((r) => num(raw(r, c.id), c.type)))
         : tally(g.rows.map((r) => raw(r, c.id)), c.type);
+      // A metric only some of a group's rows logged (a failed seed, an early stop) read as
+      // every row's: "3" for one value of four, beside n = 4.
+      const missing = s && c.kind !== "fixed" ? g.rows.filter((r) => raw(r, c.id) === undefined).length : 0;
+      if (missing) s.missing = missing;
     }
   }
   return [...groups.values()];
@@ -239,27 +262,34 @@ export function groupValue(g, column) {
 }
 
 /** How a group's aggregate reads in a cell: "mean ± std (min–max)", and how many of its
- * values were NaN ("· 1 NaN"; all of them: "NaN"); a bool's, "2 of 3 true". `shown`: how
+ * values were NaN ("· 1 NaN"; all of them: "NaN") and of its rows logged none ("· 1 not
+ * logged"); a bool's, "2 of 3 true". `shown`: how
  * each number reads (durations in seconds); by default to the std's second significant
  * digit, "0.9333 ± 0.0034 (0.9290–0.9370)": digits past it are noise, and cut the cell. */
 export function aggText(s, type, shown = spread(s, type)) {
   if (!s) return "";
+  const unlogged = s.missing ? ` · ${s.missing} not logged` : "";
   if (s.tally) {  // "gini" alone; else "2 values: gini ×3, entropy ×2"
-    if (s.tally.length === 1) return s.tally[0][0];
+    if (s.tally.length === 1) return s.tally[0][0] + unlogged;
     const most = s.tally.slice(0, 3).map(([value, n]) => `${value} ×${n}`).join(", ");
-    return `${s.tally.length} values: ${most}${s.tally.length > 3 ? ", …" : ""}`;
+    return `${s.tally.length} values: ${most}${s.tally.length > 3 ? ", …" : ""}${unlogged}`;
   }
-  if (!s.n) return "NaN";
-  if (type === "bool") return `${Math.round(s.mean * s.n)} of ${s.n} true`;
+  if (!s.n) return "NaN" + unlogged;
+  if (type === "bool") return `${Math.round(s.mean * s.n)} of ${s.n} true${unlogged}`;
   const t = shown;
-  const cell = s.n > 1 ? `${t(s.mean)} ± ${t(s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
-  return s.nan ? `${cell} · ${s.nan} NaN` : cell;
+  // Equal values: their mean and std as such, not the float noise of summing them (three
+  // losses of 0.2 read "0.200000000000 ± 0.000000000000 (...)").
+  const same = s.min === s.max;
+  const cell = s.n > 1 ? `${t(same ? s.min : s.mean)} ± ${t(same ? 0 : s.std)} (${t(s.min)}–${t(s.max)})` : t(s.mean);
+  return (s.nan ? `${cell} · ${s.nan} NaN` : cell) + unlogged;
 }
 
 /** Numbers to the decimal of the std's second significant digit (a std of 0, or one value:
  * as `text` shows them). */
 function spread(s, type) {
-  if (!s || s.tally || !(s.n > 1) || !Number.isFinite(s.std) || !(s.std > 0)) return (v) => text(v, type);
+  if (!s || s.tally || !(s.n > 1) || !Number.isFinite(s.std) || !(s.std > 0) || s.min === s.max) {
+    return (v) => text(v, type);
+  }
   const decimals = Math.min(12, Math.max(0, 1 - Math.floor(Math.log10(s.std))));
   return (v) => (Number.isFinite(v) ? v.toFixed(decimals) : text(v, type));
 }

@@ -12,7 +12,8 @@
 // filtered by the server (the same filter grammar, core/experiment_filter.py), and groups and
 // charts use the first SAMPLE rows by the current sort and filter (said so in the summary). While the run is live the view asks again once a second at most (less often
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
-import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, sortRows, text, varying } from "./expdata.js";
+import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, shownValue, sortRows, text,
+  unknownNames, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
 import { LOWER_IS_BETTER, choose, curveColumns, h, option, seconds } from "./expcontrols.js";
@@ -43,8 +44,13 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   let asked = 0;
   let scope = null; // {node, title}
   let data = fresh();
-  const ui = { sort: null, desc: false, filter: "", vary: false, best: null, lowest: false,
-    groups: [], chart: "scatter", x: null, y: null, by: null, curve: null };
+  // `dirs`: the direction the user chose for a metric, by its id. Any other metric's best is
+  // its usual one (LOWER_IS_BETTER): one direction kept across metrics starred the worst
+  // model as the best (auc's "highest" kept for a loss picked next).
+  // `chosen`: the controls the user set (expcontrols.choose keeps those, re-picks the rest).
+  const ui = { sort: null, desc: false, filter: "", vary: false, best: null, lowest: false, dirs: {},
+    groups: [], chart: "scatter", x: null, y: null, by: null, curve: null, chosen: {} };
+  const lowestFor = (id) => (id in ui.dirs ? ui.dirs[id] : LOWER_IS_BETTER.test(id));
   let loading = false, again = false, next = 0, settled = false, soon = false, stamp = 0, shownChart = "", curveCache = null;
 
   const root = h("div", { class: "labloom-experiments", role: "region", "aria-label": "experiments" });
@@ -223,7 +229,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   function cellText(row, c) {
     if (c.id === "duration") return seconds(row.duration);
     if (c.id === "run_id") return row.run_id;
-    return text(raw(row, c.id), c.type);
+    return shownValue(raw(row, c.id), c);
   }
 
   function draw() {
@@ -254,7 +260,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
       view = { columns: gcols, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
         best: top ? top.id : null,
-        cell: (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? text(g.key[c.id], c.type)
+        cell: (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? shownValue(g.key[c.id], c)
           : aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined)) };
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);
@@ -280,6 +286,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (data.partial) s += " read so far (reading the rest of the run)";
     if (list.length !== data.rows.length) s += ` (${list.length} of ${data.rows.length} match the filter)`;
     if (data.mode === "server" && data.filtered) s += ` match the filter "${data.filtered}"`;
+    const unknown = unknownNames(all, ui.filter);
+    if (unknown.length) s += ` · no column ${unknown.map((n) => `"${n}"`).join(", ")}: looked for as words`;
     const hidden = all.length - cols.length;
     if (hidden) s += ` · ${hidden} ${hidden === 1 ? "column" : "columns"} hidden`;
     // Several runs side by side (Compare) share their indexes: the best row's run is named.
@@ -295,7 +303,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (key === controlsFor) return;
     controlsFor = key;
     const { metrics, axes, curved, keys } = choose(ui, all, LOWER_IS_BETTER);
-    if (ui.best && !bestMetric.dataset.touched) ui.lowest = LOWER_IS_BETTER.test(ui.best);
+    if (ui.best) ui.lowest = lowestFor(ui.best);
     const fill = (sel, cols, value, none) => {
       sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, c.label)));
       sel.value = value || "";
@@ -382,19 +390,25 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   });
   on(vary, "change", () => { ui.vary = vary.checked; });
   bestMetric.addEventListener("change", () => {
-    bestMetric.dataset.touched = "1";
     ui.best = bestMetric.value;
+    ui.chosen.best = true;
+    ui.lowest = lowestFor(ui.best);
+    bestDir.value = ui.lowest ? "lowest" : "highest";
     if (data.mode === "server") reload(); else draw();
   });
   bestDir.addEventListener("change", () => {
-    bestMetric.dataset.touched = "1";
     ui.lowest = bestDir.value === "lowest";
+    ui.dirs[ui.best] = ui.lowest;
     if (data.mode === "server") reload(); else draw();
   });
   on(kind, "change", () => { ui.chart = kind.value; });
-  on(xSel, "change", () => { ui.x = xSel.value; });
-  on(ySel, "change", () => { ui[ui.chart === "curves" ? "curve" : "y"] = ySel.value; });
-  on(bySel, "change", () => { ui.by = bySel.value; });
+  on(xSel, "change", () => { ui.x = xSel.value; ui.chosen.x = true; });
+  on(ySel, "change", () => {
+    const which = ui.chart === "curves" ? "curve" : "y";
+    ui[which] = ySel.value;
+    ui.chosen[which] = true;
+  });
+  on(bySel, "change", () => { ui.by = bySel.value; ui.chosen.by = true; });
   close.addEventListener("click", () => api.close());
   model.on("msg:custom", onMessage);
   // Remember the choices as they change, for a redrawn output (see `remembered`).
@@ -455,7 +469,6 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     filter.value = ui.filter;
     vary.checked = ui.vary;
     kind.value = ui.chart;
-    if (kept.ui.best) bestMetric.dataset.touched = "1";
     api.open(kept.scope.node, kept.scope.title);
   }
   return api;

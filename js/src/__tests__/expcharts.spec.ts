@@ -53,6 +53,25 @@ describe('metric against a param', () => {
     expect(chart.options.caption).toBe('3 rows not drawn: auc is NaN (1), inf (1), -inf (1)');
   });
 
+  // max_depth=None (no limit: often the best trees) has no place on a number axis: its rows
+  // went missing from the chart without a word; against a text param, "None" is a tick.
+  it('says how many rows it could not draw for a param logged as None, and names None', () => {
+    const rows: any[] = [row(0, 1, 0.9), row(1, 1, 0.95), row(2, 1, 0.8)];
+    rows[1].params.depth = null;
+    const chart: any = scatter(box, rows, { x: depth, y: auc, by: null, bestRow: null,
+      columns: [depth, auc] });
+    expect(chart.options.marks[0].data.length).toBe(2);
+    expect(chart.options.caption).toBe('1 row not drawn: depth is None (1)');
+    const features = { id: 'params.features', label: 'features', name: 'features', kind: 'param', type: 'string' };
+    rows.forEach((r: any, i) => { r.params.features = i ? 'sqrt' : null; });
+    const byText: any = scatter(box, rows, { x: features, y: auc, by: features, bestRow: null,
+      columns: [features, auc] });
+    const dots = byText.options.marks[0];
+    expect(dots.data.map((r: any) => dots.options.x(r))).toEqual(['None', 'sqrt', 'sqrt']);
+    expect(dots.data.map((r: any) => dots.options.fill(r))).toEqual(['None', 'sqrt', 'sqrt']);
+    expect(byText.options.caption).toBeUndefined();
+  });
+
   it('says nothing when every row is drawn', () => {
     const chart: any = scatter(box, [row(0, 1, 0.9)], { x: depth, y: auc, by: null,
       bestRow: null, columns: [depth, auc] });

@@ -62,3 +62,21 @@ describe("the Experiments view's default choices", () => {
     expect(curveColumns([param('depth'), metric('auc')])).toEqual([]);
   });
 });
+
+describe('the default choices of a view opened before the columns came', () => {
+  // Chosen once, from the columns then (none, or a loss curve only), they stayed: the chart's
+  // x the index, the best metric the loss, after the params and the auc came.
+  it('are chosen again as columns come; what the user chose is kept', () => {
+    const index = { id: 'map_index', label: 'index', kind: 'fixed', type: 'number' };
+    const ui: any = { chosen: {} };
+    choose(ui, [index], LOWER_IS_BETTER);
+    expect(ui.x).toBe('map_index');
+    choose(ui, [index, param('depth'), metric('loss', true)], LOWER_IS_BETTER);
+    expect([ui.x, ui.best]).toEqual(['params.depth', 'metrics.loss']);
+    choose(ui, [index, param('depth'), metric('loss', true), metric('auc')], LOWER_IS_BETTER);
+    expect([ui.x, ui.y, ui.best]).toEqual(['params.depth', 'metrics.auc', 'metrics.auc']);
+    ui.x = 'map_index'; ui.by = ''; ui.chosen = { x: true, by: true };
+    choose(ui, [index, param('depth'), param('seed'), metric('loss', true), metric('auc')], LOWER_IS_BETTER);
+    expect([ui.x, ui.by]).toEqual(['map_index', '']);
+  });
+});

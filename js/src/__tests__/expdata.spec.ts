@@ -65,6 +65,10 @@ describe('a group\'s mean and spread', () => {
     const same = [5, 5].map((v, i) => row(i, 3, v));
     expect(aggText(group(same, [depth], [depth, auc])[0].agg['metrics.auc'], 'number')).toBe(
       '5 ± 0 (5\u20135)');
+    // Three equal losses: their sum's float noise made a std of 3e-17, read to 12 digits.
+    const equal = [0.2, 0.2, 0.2].map((v, i) => row(i, 3, v));
+    expect(aggText(group(equal, [depth], [depth, auc])[0].agg['metrics.auc'], 'number')).toBe(
+      '0.2 ± 0 (0.2\u20130.2)');
   });
 });
 

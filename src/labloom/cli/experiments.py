@@ -5,19 +5,29 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import re
 import sys
+import time
 from typing import Any
 
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
-from ..core.errors import LabloomError
+from ..core.errors import LabloomError, ScheduleError
+from ..schedule.stored_schedules import parse_duration
 from ..store import open_store
-from ..store.experiments import RECENT_RUNS, check_sort, rows_of, runs_to_read
-from .history import _find, _seconds, _table
+from ..store.experiments import (
+    RECENT_RUNS,
+    check_filter,
+    check_sort,
+    rows_of,
+    runs_to_read,
+    since_epoch,
+)
+from .history import _find, _seconds, _short, _table
 from .options import count
-from .terminal import echo, encodable, printable
+from .terminal import echo, encodable, printable, shown_time
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +41,10 @@ def register(subparsers: Any) -> None:
     cmd.add_argument("--flow", help="without RUN: only runs of this flow")
     cmd.add_argument("--runs", type=count("--runs"), default=RECENT_RUNS, metavar="N",
                      help=f"without RUN: the newest N runs (default {RECENT_RUNS})")
+    cmd.add_argument("--since", metavar="WHEN", type=_since,
+                     help="without RUN: only runs created since WHEN, a date or time "
+                          "('2026-12-01', '2026-12-01T08:00', local unless it says its zone) "
+                          "or that long ago ('12h', '7d'), as labloom.experiments(since=...)")
     cmd.add_argument("--sort", metavar="COLUMN",
                      help="sort by a metric or param (or params.x, metrics.x, duration, ...)")
     cmd.add_argument("--desc", action="store_true", help="sort descending (best AUC first)")
@@ -54,12 +68,16 @@ def _experiments(args: argparse.Namespace) -> int:
 
     with open_store() as store:
         if args.run_id:
+            if args.since is not None:
+                raise CLIError("--since picks runs: give it without RUN (a run is read whole)")
             records = [_find(store, args.run_id)]
         else:
-            records = runs_to_read(store, args.flow, limit_runs=args.runs)
-            if not records and args.flow:
-                note = (f"no runs recorded for flow {args.flow!r}; `labloom runs` lists the "
-                        "recorded runs with their flows")
+            records = runs_to_read(store, args.flow, args.since, limit_runs=args.runs)
+            if not records and (args.flow or args.since is not None):
+                which = (f" for flow {args.flow!r}" if args.flow else "") + (
+                    f" since {shown_time(args.since)}" if args.since is not None else "")
+                note = (f"no runs recorded{which}; `labloom runs` lists the recorded runs "
+                        "with their flows and start times")
                 if not (args.json or args.csv):
                     echo(note)
                     return 0
@@ -71,18 +89,22 @@ def _experiments(args: argparse.Namespace) -> int:
     logged = len(rows)
     try:
         check_sort(records, rows, args.sort)
+        check_filter(records, names, args.filter, across=not args.run_id)
         rows = ef.kept(rows, args.filter, names, () if args.run_id else ("run_id",))
     except LabloomError as exc:  # an unknown column, a filter too long
         raise CLIError(str(exc).removeprefix("[labloom] ")) from None
     total = len(rows)
-    shown = ex.page(rows, args.sort, args.desc, args.top)
+    # Unsorted, as the views show them: each run's rows by map index. In the order logged (the
+    # REST API's unsorted order) a Dask sweep read train[7], train[2], train[11]..., and --top
+    # took the first to finish.
+    shown = ex.page(rows, args.sort or ex.INDEX_ORDER, args.desc, args.top)
     if args.json:
         print(json.dumps(ex.jsonable({
             "columns": names, "total": total, "rows": [row.as_dict() for row in shown],
         }), indent=1))
         return 0
-    records = [ex.record(row, names) for row in shown]
     if args.csv:
+        records = [ex.record(row, names) for row in shown]
         writer = csv.writer(sys.stdout)
         header = list(ex.record(ex.Experiment("", ""), names))
         writer.writerow([_inert(name) for name in header])
@@ -95,6 +117,9 @@ def _experiments(args: argparse.Namespace) -> int:
         echo("no params or metrics recorded: tasks record them with labloom.log_params(...), "
              "labloom.log_metrics(...) or @task(params=True, metrics=[...])")
         return 0
+    # The table (not --csv, whose blank is a null to a reader; --json keeps null) shows a param
+    # logged as None as the view does: "None", where blank is a param not logged.
+    records = [ex.record(_none_shown(row), names) for row in shown]
     keys = [key for key in (records[0] if records else {}) if key not in ex.FIXED]
     across = not args.run_id
     header = (["RUN"] if across else []) + ["TASK RUN", "STATE", "DURATION", *keys]
@@ -106,7 +131,50 @@ def _experiments(args: argparse.Namespace) -> int:
     _table(header, table)
     if len(shown) < total:
         echo(f"({len(shown)} of {total} rows; --top N shows more)")
+    if any(_long(rec[k]) for rec in records for k in keys):
+        echo(f"(text over {CELL_TEXT} characters cut; --csv or --json give it whole)")
     return 0
+
+
+# A terminal table's text cell at most (a param of 200 characters, a file path or a model's
+# repr, made every row wider than the screen: the table unreadable, the metrics out of sight).
+CELL_TEXT = 40
+
+
+def _long(value: Any) -> bool:
+    return isinstance(value, str) and len(value) > CELL_TEXT
+
+
+class _LoggedNone:
+    def __str__(self) -> str:
+        return "None"
+
+
+_LOGGED_NONE = _LoggedNone()
+
+
+def _none_shown(row: ex.Experiment) -> ex.Experiment:
+    if None not in row.params.values():
+        return row
+    params = {k: _LOGGED_NONE if v is None else v for k, v in row.params.items()}
+    return dataclasses.replace(row, params=params)
+
+
+def _since(text: str) -> float:
+    """``--since``: that long ago (``parse_duration``'s ``7d``, ``12h``), or a date or time."""
+    try:
+        return time.time() - parse_duration(text)
+    except ScheduleError:
+        pass
+    try:
+        when = since_epoch(text)
+    except ValueError:
+        when = None
+    if when is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a date ('2026-12-01', '2026-12-01T08:00') nor a time ago "
+            "('12h', '7d')")
+    return when
 
 
 def _name(row: ex.Experiment) -> str:
@@ -117,11 +185,17 @@ def _cell(value: Any, csv: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        text = ex.jsonable(value)
-        return text if isinstance(text, str) else (repr(value) if csv else f"{value:.6g}")
+        if csv:  # JSON's names, which spreadsheets and pandas read back
+            text = ex.jsonable(value)
+            return text if isinstance(text, str) else repr(value)
+        return ef.text(value) if value != value or value in _INFINITE else f"{value:.6g}"
     if csv and isinstance(value, str):
         return _inert(value)
-    return str(value)
+    return _short(value, CELL_TEXT) if _long(value) else str(value)
+
+
+# The table names them as the views do ("inf", "NaN"), not as JSON must ("Infinity").
+_INFINITE = (float("inf"), float("-inf"))
 
 
 # Text a spreadsheet reads as a formula (CSV injection, OWASP): its first character is one of

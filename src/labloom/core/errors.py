@@ -191,7 +191,8 @@ class ExperimentValueError(LabloomError, ValueError):
 
 class UnknownColumnError(LabloomError, ValueError):
     """A sort (``run.experiments(sort=...)``, ``labloom.experiments``, ``labloom experiments
-    --sort``) names a column no row has; the message lists those they have."""
+    --sort``) or a filter term (``labloom experiments --filter``) names a column no row has;
+    the message lists those they have."""
 
 
 class GraphvizNotFound(LabloomError, RuntimeError):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import experiments as ex
-from .errors import LabloomError
+from .errors import LabloomError, UnknownColumnError
 
 # A term is a run of characters without spaces, but for spaces "in double quotes": a param
 # named "learning rate", a value "random forest", words "out of memory".
@@ -70,22 +70,51 @@ def parse(query: str | None, names: Sequence[dict[str, str]], across: bool = Fal
     if len(query) > MAX_FILTER:
         raise LabloomError(f"[labloom] filter is {len(query)} characters long; at most "
                            f"{MAX_FILTER} (a few terms like auc>0.9 criterion=gini)")
-    ids: dict[str, str] = {}
-    for column in sorted(names, key=lambda c: c["kind"] != "param"):
-        key = f"{column['kind']}s.{column['name']}"
-        ids.setdefault(column["name"], key)
-        ids[key] = key
+    ids = _ids(names, across)
     terms = []
     for word in _WORD.findall(query):
         match = _TERM.match(word)
         label = _unquoted(match.group(1)) if match else ""
-        named = (_ACROSS if across else _FIXED).get(label) or ids.get(label)
+        named = ids.get(label)
         if match and named:
             value = _unquoted(match.group(3))
             terms.append(Term(named, match.group(2), value, _wanted(value)))
         elif words := _unquoted(word):
             terms.append(Term(None, "words", words.lower()))
     return terms
+
+
+def check_names(query: str | None, names: Sequence[dict[str, str]], across: bool = False,
+                ) -> None:
+    """A filter a user typed in a shell (``labloom experiments --filter``) compares only
+    names the rows have: a typo (``acu>0.9``) would be looked for as words, matching no row,
+    and "none of the rows match" would hide why (the view says it in its summary; the server
+    keeps the grammar, a view asks while the user types). ``UnknownColumnError`` lists the
+    names there are."""
+    if not query or not names:
+        return
+    ids = _ids(names, across)
+    for word in _WORD.findall(query):
+        match = _TERM.match(word)
+        if match and _unquoted(match.group(1)) not in ids:
+            known = ", ".join(dict.fromkeys(c["name"] for c in names))
+            fixed = ", ".join(label for label in (_ACROSS if across else _FIXED)
+                              if label not in ("map_index", "run_id"))
+            raise UnknownColumnError(
+                f"[labloom] no column {_unquoted(match.group(1))!r} in the filter term "
+                f"{word!r}; the rows' params and metrics: {known} (also {fixed}; params.NAME "
+                f"or metrics.NAME; words with no comparison are looked for in every cell)")
+
+
+def _ids(names: Sequence[dict[str, str]], across: bool) -> dict[str, str]:
+    """Column ids by every name a term may give them: fixed labels, then params' and
+    metrics' names (a param first when a name is both) and ``params.x``, ``metrics.x``."""
+    ids: dict[str, str] = {}
+    for column in sorted(names, key=lambda c: c["kind"] != "param"):
+        key = f"{column['kind']}s.{column['name']}"
+        ids.setdefault(column["name"], key)
+        ids[key] = key
+    return {**ids, **(_ACROSS if across else _FIXED)}
 
 
 def _unquoted(text: str) -> str:
@@ -178,5 +207,5 @@ def _wanted(value: str) -> float:
     return float(stripped.replace("Infinity", "inf"))
 
 
-__all__ = ["COMPARE", "MAX_FILTER", "WORDS_IN", "Term", "answer", "kept", "matcher", "number",
-           "parse", "row_matcher", "text"]
+__all__ = ["COMPARE", "MAX_FILTER", "WORDS_IN", "Term", "answer", "check_names", "kept", "matcher",
+           "number", "parse", "row_matcher", "text"]

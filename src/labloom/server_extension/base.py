@@ -76,7 +76,9 @@ class LabloomHandler(APIHandler):
         except ValueError:
             raise web.HTTPError(400, f"{name} must be an integer, not {text!r}") from None
         if not low <= value <= high:
-            raise web.HTTPError(400, f"{name} must be between {low} and {high}")
+            # A bound past any real count (an offset's 2**62) is no rule to state.
+            rule = f"{low} or more" if high >= 2**62 else f"between {low} and {high}"
+            raise web.HTTPError(400, f"{name} must be {rule}")
         return value
 
     # What HTTP clients send for a flag: desc=1, desc=true, and Python's desc=False (requests'

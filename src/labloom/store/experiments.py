@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import TargetError
 from ..core.events import ExperimentCalls
@@ -264,8 +265,19 @@ def check_sort(records: list[RunRecord], rows: list[ex.Experiment], sort: str | 
     """``ex.check_sort`` once every run read has ended: while one runs, a metric its task runs
     will log may not have come yet (as ``FlowRun.experiments`` takes it), and a sweep watched
     from the shell sorted by its auc is no typo."""
-    if all(record.ended is not None for record in records):
+    if _all_ended(records):
         ex.check_sort(rows, sort)
+
+
+def check_filter(records: list[RunRecord], names: list[dict[str, Any]], query: str | None,
+                 across: bool) -> None:
+    """``ef.check_names`` once every run read has ended, as ``check_sort``."""
+    if _all_ended(records):
+        ef.check_names(query, names, across)
+
+
+def _all_ended(records: list[RunRecord]) -> bool:
+    return all(record.ended is not None for record in records)
 
 
 def rows_of(store: RunStore, records: list[RunRecord]) -> list[ex.Experiment]:
@@ -304,7 +316,7 @@ def experiments(
     """
     from .reader import RunStore  # reading: the writer's rows need not load the reader
 
-    since = _epoch(since)
+    since = since_epoch(since)
     if isinstance(runs, str) or isinstance(getattr(runs, "id", None), str):
         runs = [runs]  # one run, by its id (not its characters) or itself
     elif runs is not None and not isinstance(runs, Iterable):
@@ -338,7 +350,7 @@ def _run_id(run: Any) -> str:
                     f"{type(run).__name__}")
 
 
-def _epoch(since: Any) -> float | None:
+def since_epoch(since: Any) -> float | None:
     """``experiments``'s ``since`` as epoch seconds: a number is one already, a timedelta
     means that long ago, a datetime or an ISO date string ("2026-12-01", "2026-12-01T08:00";
     local time unless it says its zone) is that moment."""
@@ -363,6 +375,6 @@ def _epoch(since: Any) -> float | None:
     )
 
 
-__all__ = ["check_sort", "encoded", "experiments", "experiments_across", "fill", "insert",
-           "metric_points", "read_logged", "row_of", "rows_by_run", "rows_of", "run_experiments", "runs_to_read",
+__all__ = ["check_filter", "check_sort", "encoded", "experiments", "experiments_across", "fill", "insert",
+           "metric_points", "read_logged", "row_of", "rows_by_run", "rows_of", "run_experiments", "runs_to_read", "since_epoch",
            "task_run_ids"]
