@@ -9,13 +9,12 @@ import dataclasses
 import json
 import re
 import sys
-import time
 from typing import Any
 
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
-from ..core.errors import LabloomError, ScheduleError
-from ..schedule.stored_schedules import parse_duration
+from ..core.errors import LabloomError
+from ..schedule.since_text import since_of
 from ..store import open_store
 from ..store.experiments import (
     RECENT_RUNS,
@@ -23,7 +22,6 @@ from ..store.experiments import (
     check_sort,
     rows_of,
     runs_to_read,
-    since_epoch,
 )
 from .history import _find, _seconds, _short, _table
 from .options import count
@@ -43,8 +41,9 @@ def register(subparsers: Any) -> None:
                      help=f"without RUN: the newest N runs (default {RECENT_RUNS})")
     cmd.add_argument("--since", metavar="WHEN", type=_since,
                      help="without RUN: only runs created since WHEN, a date or time "
-                          "('2026-12-01', '2026-12-01T08:00', local unless it says its zone) "
-                          "or that long ago ('12h', '7d'), as labloom.experiments(since=...)")
+                          "('2026-12-01', '2026-12-01T08:00', local unless it says its zone), "
+                          "that long ago ('12h', '7d') or seconds since the epoch, as "
+                          "labloom.experiments(since=...) and GET experiments?since= read it")
     cmd.add_argument("--sort", metavar="COLUMN",
                      help="sort by a metric or param (or params.x, metrics.x, duration, ...)")
     cmd.add_argument("--desc", action="store_true", help="sort descending (best AUC first)")
@@ -161,20 +160,11 @@ def _none_shown(row: ex.Experiment) -> ex.Experiment:
 
 
 def _since(text: str) -> float:
-    """``--since``: that long ago (``parse_duration``'s ``7d``, ``12h``), or a date or time."""
+    """``--since``: read as ``GET experiments?since=`` reads it (``since_text``)."""
     try:
-        return time.time() - parse_duration(text)
-    except ScheduleError:
-        pass
-    try:
-        when = since_epoch(text)
-    except ValueError:
-        when = None
-    if when is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a date ('2026-12-01', '2026-12-01T08:00') nor a time ago "
-            "('12h', '7d')")
-    return when
+        return since_of(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _name(row: ex.Experiment) -> str:

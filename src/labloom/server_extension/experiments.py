@@ -20,6 +20,7 @@ from tornado import web
 
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
+from ..schedule.since_text import since_of
 from ..store.experiments import RECENT_RUNS, metric_points, runs_to_read
 from ..store.reader import RunStore
 from . import validate
@@ -106,16 +107,25 @@ class ExperimentsHandler(_Paged):
     @authorized
     async def get(self) -> None:
         """Rows across runs: ``runs`` (ids, comma-separated), else the newest ``max_runs``
-        (default 20, <= 200) runs of ``flow`` created ``since`` (epoch seconds); then paged
-        as one run's rows are."""
+        (default 20, <= 200) runs of ``flow`` created ``since`` (epoch seconds, a date or
+        time, or a time ago: ``7d``, as ``labloom experiments --since``); then paged as one
+        run's rows are."""
         runs = [validate.run_id(r) for r in self.get_argument("runs", "").split(",") if r]
         if len(runs) > MAX_RUNS:
             raise web.HTTPError(400, f"runs names at most {MAX_RUNS} runs")
         page = await self.in_pool(
-            across_page, self.get_argument("flow", None) or None, self.float_argument("since"),
+            across_page, self.get_argument("flow", None) or None, self.since(),
             runs, self.int_argument("max_runs", RECENT_RUNS, 1, MAX_RUNS), *self.paging(),
         )
         self.reply(page)
+
+
+    def since(self) -> float | None:
+        text = self.get_argument("since", "").strip()
+        try:
+            return since_of(text) if text else None
+        except ValueError as exc:
+            raise web.HTTPError(400, f"since: {exc}") from None
 
 
 class CurvesHandler(LabloomHandler):

@@ -1,0 +1,82 @@
+"""The same question asked of experiments from each surface gets the same answer (issue 19):
+Python's ``labloom.experiments``, the real `labloom experiments` command and the REST API
+behind Jupyter's auth read ``since`` alike, name a malformed run id alike, and say when a flow
+has no runs at all."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+import labloom
+from labloom import flow, log_params, task
+from store_helpers import cli
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture(autouse=True)
+def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
+                          "allow_unauthenticated_access": False}}
+
+
+@task
+def tried(value: str) -> None:
+    log_params(value=value)
+
+
+@flow
+def tries(values: list[str]) -> Any:
+    return tried.map(values)
+
+
+async def _runs_since(jp_fetch: Any, since: str) -> set[str]:
+    response = await jp_fetch("labloom", "api", "experiments",
+                              params={"flow": "tries", "since": since})
+    return {row["run_id"] for row in json.loads(response.body)["rows"]}
+
+
+async def _refused(jp_fetch: Any, **params: str) -> tuple[int, str]:
+    with pytest.raises(HTTPClientError) as caught:
+        await jp_fetch("labloom", "api", "experiments", params=params)
+    assert caught.value.response is not None
+    return caught.value.code, json.loads(caught.value.response.body)["message"]
+
+
+async def test_rest_reads_since_as_the_cli_and_python_do(jp_fetch: Any, labloom_home: Path
+                                                          ) -> None:
+    # GET experiments?since= took epoch seconds only: since=7d or since=2026-12-01, as the
+    # CLI's --since and labloom.experiments(since=...) take them, was a 400.
+    first = tries.run(values=["old"], executor="local")
+    middle = time.time()
+    between = datetime.fromtimestamp(middle).isoformat()  # local, to the microsecond
+    second = tries.run(values=["new"], executor="local")
+    both, newer = {first.id, second.id}, {second.id}
+    for since, ids in ((between, newer), ("1h", both), ("7d", both), (str(middle), newer),
+                       ("2099-01-01", set())):
+        assert await _runs_since(jp_fetch, since) == ids, since
+        done = cli(labloom_home, "experiments", "--flow", "tries", "--since", since, "--json")
+        assert done.returncode == 0, done.stderr
+        assert {r["run_id"] for r in json.loads(done.stdout)["rows"]} == ids, since
+    # Python reads the same moments from its own types (a datetime, a timedelta, a number).
+    assert {r["run_id"] for r in labloom.experiments(flow="tries", since=between)} == newer
+    assert {r["run_id"] for r in labloom.experiments(flow="tries", since=middle)} == newer
+    for bad in ("yesterday", "nan", "-1h"):
+        code, message = await _refused(jp_fetch, since=bad)
+        assert code == 400 and f"since: {bad!r} is" in message, message
+        assert "'2026-12-01'" in message and "'7d'" in message and "epoch" in message, message
+        done = cli(labloom_home, "experiments", f"--since={bad}")  # (-1h: not an option)
+        assert done.returncode == 2 and "'7d'" in done.stderr, done.stderr
