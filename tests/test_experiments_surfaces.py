@@ -80,3 +80,18 @@ async def test_rest_reads_since_as_the_cli_and_python_do(jp_fetch: Any, labloom_
         assert "'2026-12-01'" in message and "'7d'" in message and "epoch" in message, message
         done = cli(labloom_home, "experiments", f"--since={bad}")  # (-1h: not an option)
         assert done.returncode == 2 and "'7d'" in done.stderr, done.stderr
+
+
+async def test_rest_runs_names_a_malformed_id_and_the_rule(jp_fetch: Any) -> None:
+    # runs=nope answered a bare 404 "no such run", as if the run had been deleted: a typo in a
+    # script's query read as a missing run.
+    run = tries.run(values=["a"], executor="local")
+    for bad in ("nope", "' OR 1=1 --", "abc"):
+        code, message = await _refused(jp_fetch, runs=f"{run.id},{bad}")
+        assert code == 400, (bad, code, message)
+        assert f"{bad!r} is not a run id" in message and "12 hex digits" in message, message
+    # A well-formed id of no run is left out, as documented (the compare tab may name a run
+    # deleted meanwhile); the runs named that exist still answer.
+    response = await jp_fetch("labloom", "api", "experiments",
+                              params={"runs": f"{run.id}, abcdef012345"})
+    assert json.loads(response.body)["runs"] == [run.id]

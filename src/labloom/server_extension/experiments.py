@@ -110,7 +110,12 @@ class ExperimentsHandler(_Paged):
         (default 20, <= 200) runs of ``flow`` created ``since`` (epoch seconds, a date or
         time, or a time ago: ``7d``, as ``labloom experiments --since``); then paged as one
         run's rows are."""
-        runs = [validate.run_id(r) for r in self.get_argument("runs", "").split(",") if r]
+        runs = [r.strip() for r in self.get_argument("runs", "").split(",") if r.strip()]
+        for run in runs:  # a query's value, not a path's: malformed is a bad request
+            if not validate.is_run_id(run):
+                raise web.HTTPError(400, f"runs: {run[:80]!r} is not a run id: run ids are 12 "
+                                    "hex digits (or a unique prefix of 4 or more), "
+                                    "comma-separated")
         if len(runs) > MAX_RUNS:
             raise web.HTTPError(400, f"runs names at most {MAX_RUNS} runs")
         page = await self.in_pool(
