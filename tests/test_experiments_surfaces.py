@@ -95,3 +95,19 @@ async def test_rest_runs_names_a_malformed_id_and_the_rule(jp_fetch: Any) -> Non
     response = await jp_fetch("labloom", "api", "experiments",
                               params={"runs": f"{run.id}, abcdef012345"})
     assert json.loads(response.body)["runs"] == [run.id]
+
+
+def test_python_says_a_flow_has_no_runs_as_the_cli_does(labloom_home: Path) -> None:
+    # labloom.experiments(flow="triess") was an empty frame, silently, as if the flow had
+    # logged nothing; `labloom experiments --flow triess` said "no runs recorded".
+    tries.run(values=["a"], executor="local")
+    with pytest.warns(UserWarning, match=r"no runs of flow 'triess' recorded in the store "
+                      r".*; its flows: 'tries' \(`labloom runs` lists the runs\)") as said:
+        assert labloom.experiments(flow="triess") == []  # still the empty answer it was
+    assert [Path(w.filename).name for w in said] == [Path(__file__).name]  # at the call
+    done = cli(labloom_home, "experiments", "--flow", "triess")
+    assert done.returncode == 0 and "no runs recorded for flow 'triess'" in done.stdout
+    # A flow that ran, none of its runs since: an answer, not a typo (filterwarnings=error
+    # makes any warning here a failure).
+    assert labloom.experiments(flow="tries", since="2099-01-01") == []
+    assert len(labloom.experiments(flow="tries")) == 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import operator
 import time
+import warnings
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import reduce
@@ -333,9 +334,25 @@ def experiments(
                     "`labloom runs` lists the recorded runs"
                 )
         records = runs_to_read(store, flow, since, named or None, limit_runs)
+        if flow and not records and not named:
+            _warn_if_no_runs(store, flow)
         rows = rows_of(store, records)
     check_sort(records, rows, sort)
     return ex.frame(ex.page(rows, sort, desc))
+
+
+def _warn_if_no_runs(store: RunStore, flow: str) -> None:
+    """A flow of no run at all is most often a typo, which came back as an empty frame, as
+    if the flow had logged nothing. A warning, not an error, as the CLI's note (exit 0) and the
+    REST API's empty page: a script may ask before a new flow's first run is recorded."""
+    if store.list_runs(flow, 1, counts=False, parameters=False):
+        return  # runs, none of them since ``since``: an answer, not a typo
+    names = [name for (name,) in store.conn.execute(
+        "SELECT DISTINCT flow_name FROM flow_runs ORDER BY flow_name LIMIT 21")]
+    listed = ", ".join(repr(name) for name in names[:20]) + (", ..." if len(names) > 20 else "")
+    warnings.warn(f"[labloom] no runs of flow {flow!r} recorded in the store "
+                  f"{store.database.display}" + (f"; its flows: {listed}" if names else "")
+                  + " (`labloom runs` lists the runs)", stacklevel=3)
 
 
 def _run_id(run: Any) -> str:
