@@ -14,6 +14,7 @@ import traitlets
 
 from ...core.errors import LabloomError
 from ...dag.model import ViewGraph
+from . import last_frames
 from .drawing import dag_svg
 from .html import summary_html
 from .palette import stylesheet
@@ -78,6 +79,7 @@ class RunWidget(anywidget.AnyWidget):
         # Raw: ``display(self)`` would come back here, through ``_ipython_display_``.
         handle = display(bundle[0], metadata=bundle[1], raw=True, display_id=True)  # type: ignore[no-untyped-call]
         self._displays.append(handle)
+        last_frames.remember(self)
         # A quick run may be over before it is shown: its end found no display to refresh.
         # Over but not drawn yet, its last frame (and the refresh) comes now, in this cell, not
         # from the widget's timer once the cell is done (nbclient listens no more by then).
@@ -120,6 +122,7 @@ class RunWidget(anywidget.AnyWidget):
         self.view.flush()
 
     def close(self) -> None:
+        last_frames.forget(self)
         self.view.close()
         super().close()
 
