@@ -10,14 +10,12 @@ in headless Chromium with every request but the file itself refused.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from labloom.core.states import State
 from test_summary_colours import browser  # noqa: F401  (fixture: a page in headless Chromium)
@@ -25,13 +23,14 @@ from test_widget_export import (
     RUN_MIME,
     WIDGET_STATE,
     WIDGET_VIEW,
+    execute,
     export,
+    flow_output,
     offline,
     shown_task_names,
 )
 from widget_helpers import FakeRun, ManualClock, finished, small_flow, state
 
-ROOT = Path(__file__).resolve().parents[1]
 
 CELLS = [
     "%load_ext labloom",
@@ -67,32 +66,16 @@ shown.close()  # waits for the widget's timer: the refresh its last frame began 
 ]
 
 
-def run_output(cell: Any) -> dict[str, Any]:
-    [shown] = [o for o in cell.outputs if RUN_MIME in o.get("data", {})]
-    return shown["data"]  # type: ignore[no-any-return]
-
-
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("expression")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    with pytest.MonkeyPatch.context() as env:  # the kernel nbclient starts inherits these
-        env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"),
-                                                  os.environ.get("PYTHONPATH", "")]))
-        env.setenv("LABLOOM_HOME", str(folder / "home"))
-        client = NotebookClient(nb, timeout=240, kernel_name="python3",
-                                resources={"metadata": {"path": str(folder)}})
-        client.execute()
-    path = folder / "expression.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return execute(CELLS, tmp_path_factory.mktemp("expression"), "expression.ipynb")
 
 
 def test_a_widget_as_the_last_expression_leaves_no_widget_view(executed: Path) -> None:
     nb = nbformat.read(executed, as_version=4)
     saved_state = nb.metadata["widgets"][WIDGET_STATE]["state"]
     for cell in nb.cells[2:4]:
-        data = run_output(cell)
+        data = flow_output(cell)
         assert WIDGET_VIEW not in data, list(data)
         # Its model is in the saved state: a widget view here would be drawn from it.
         assert saved_state[data[RUN_MIME]["model_id"]]["model_name"] == "AnyModel"
