@@ -31,7 +31,6 @@ from test_widget_export import (
 )
 from widget_helpers import FakeRun, ManualClock, finished, small_flow, state
 
-
 CELLS = [
     "%load_ext labloom",
     '''import time
