@@ -1,8 +1,9 @@
 """"Trojan Source" in the notebook's other views: a task's print or a flow's name holding a
 bidirectional control (U+202E) reads reversed from there on ("total: \\u202e0001 EUR" read as
-"total: 1000"). The prints under a %%flow cell's DAG and the %flow_runs table show it escaped,
-as the live widget's log pane, the run summary and the CLI do (dag/bidi.py). A real IPython,
-and a real kernel for the prints (they reach the cell through the kernel's output)."""
+"total: 1000"). The prints under a %%flow cell's DAG, the %flow_runs table and the launch form
+(``Flow.launcher()``) show it escaped, as the live widget's log pane, the run summary and the
+CLI do (dag/bidi.py). A real IPython, and a real kernel for the prints (they reach the cell
+through the kernel's output)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,19 @@ def test_flow_runs_shows_a_flows_name_with_its_bidirectional_controls_escaped(ip
     for shown in (repr(table), table._repr_html_()):
         assert not re.search(f"[{BIDI}]", shown), "a bidirectional control reached the cell"
         assert "odd\\u202e-name" in shown
+
+
+def test_the_launch_form_shows_a_flows_name_with_its_bidirectional_controls_escaped() -> None:
+    from labloom import flow
+
+    @flow(name="odd\u202e-name", description="pays \u202e0001 EUR")
+    def odd(x: int = 1) -> int:
+        return x
+
+    form = odd.launcher()
+    title = form.children[0].value
+    for shown in (title, form.button.description):
+        assert not re.search(f"[{BIDI}]", shown), "a bidirectional control reached the form"
+        assert "odd\\u202e-name" in shown
+    assert "pays \\u202e0001 EUR" in title
+    form.close()
