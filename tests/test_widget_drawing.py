@@ -3,14 +3,17 @@ without labloom's Lab extension show of a run, from the payload the live widget 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from labloom.core.states import State
+from labloom.dag.bidi import BIDI
 from labloom.notebook.widget import widget_for
 from labloom.notebook.widget.drawing import dag_svg
 from labloom.notebook.widget.palette import light_marks
-from widget_helpers import FakeRun, ManualClock, map_events, small_flow
+from widget_helpers import FakeRun, ManualClock, map_events, node, small_flow, task_run
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -53,6 +56,33 @@ def test_names_are_escaped_and_clipped_as_the_live_widget_clips_them() -> None:
     title, name = g.find(f"{SVG}title"), g.find(f"{SVG}text")
     assert title is not None and title.text == "<script>alert(1)</script>" * 2
     assert name is not None and name.text == "<script>alert(1)</scr…"
+
+
+def test_bidirectional_controls_are_shown_escaped_as_the_live_widget_shows_them() -> None:
+    """"Trojan Source": a name holding U+202E reads reversed from there on (a state spoofed,
+    "total: \u202e0001" read as 1000). The summary and its drawing show the escape, as
+    js/src/dag.js (js/src/bidi.js) and the CLI do."""
+    created, *events = small_flow()
+    run = FakeRun()
+    run.emit(dataclasses.replace(created, flow_name="odd\u202e-name"), *events,
+             node("n-evil", "save\u2066detelpmoC", upstream=("n-best",)),
+             task_run("t-evil", "n-evil", "save\u2066detelpmoC"))
+    widget = widget_for(run, layout_engine="builtin")
+    html = widget.summary_html()
+    widget.close()
+    assert not re.search(f"[{BIDI}]", html), "a bidirectional control reached the page"
+    assert "<strong>odd\\u202e-name</strong>" in html
+    assert "<td>save\\u2066detelpmoC</td>" in html
+    g = {g.get("data-node-id"): g for g in drawing_of(html).iter(f"{SVG}g")}["n-evil"]
+    title, name = g.find(f"{SVG}title"), g.find(f"{SVG}text")
+    assert title is not None and title.text == "save\\u2066detelpmoC"
+    assert name is not None and name.text == "save\\u2066detelpmoC"
+
+
+def test_python_escapes_the_bidirectional_controls_the_browser_escapes() -> None:
+    js = (Path(__file__).resolve().parents[1] / "js" / "src" / "bidi.js").read_text()
+    [chars] = re.findall(r"const BIDI = /\[(.*?)\]/g;", js)
+    assert chars.encode().decode("unicode_escape") == BIDI
 
 
 def test_nothing_is_drawn_before_a_layout() -> None:

@@ -59,11 +59,9 @@ def flow_output(cell: Any) -> dict[str, Any]:
     return shown["data"]  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The notebook run by a real kernel and saved as nbclient leaves it: widgets' state in."""
-    folder = tmp_path_factory.mktemp("export")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+def execute(cells: list[str], folder: Path, name: str) -> Path:
+    """``cells`` run by a real kernel and saved as nbclient leaves them: widgets' state in."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     with pytest.MonkeyPatch.context() as env:  # the kernel nbclient starts inherits these
         env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"),
                                                   os.environ.get("PYTHONPATH", "")]))
@@ -72,9 +70,14 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                 resources={"metadata": {"path": str(folder)}})
         assert client.store_widget_state  # nbclient's default: what `--execute` does
         client.execute()
-    path = folder / "sweep.ipynb"
+    path = folder / name
     nbformat.write(nb, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return execute(CELLS, tmp_path_factory.mktemp("export"), "sweep.ipynb")
 
 
 def export(notebook: Path) -> str:

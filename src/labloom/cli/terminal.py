@@ -13,10 +13,11 @@ import logging
 import re
 import time
 
-# C0 controls but tab and newline, DEL, C1 controls, the bidirectional marks and overrides,
-# and lone surrogates.
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+from ..dag.bidi import BIDI
+
+# C0 controls but tab and newline, DEL, C1 controls, the bidirectional marks and overrides
+# (those every view escapes: ``dag/bidi.py``), and lone surrogates.
+_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI}\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.observers import add_run_observer
+from ..dag.bidi import escape_bidi
 
 MAX_RUNS = 1000
 _lock = threading.Lock()
@@ -117,7 +118,9 @@ class RunTable:
         self.flow = flow
 
     def rows(self) -> list[tuple[str, ...]]:
-        return [_row(entry) for entry in self.entries]
+        """The table's cells as shown: a flow's name (or message) holding a bidirectional
+        control is shown escaped, as the CLI's ``runs`` and the Flows panel show it."""
+        return [tuple(escape_bidi(cell) for cell in _row(entry)) for entry in self.entries]
 
     def __iter__(self) -> Any:
         return iter(self.entries)

@@ -9,6 +9,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..dag.bidi import escape_bidi
+
 
 def _kind(param: inspect.Parameter) -> type | None:
     """The type an input should have: the annotation if it is a simple one, else the default's."""
@@ -53,7 +55,8 @@ class LaunchForm(w.VBox):  # type: ignore[misc]
         self.executor = executor
         self.runs: list[Any] = []
         self.inputs = {p.name: _input(p) for p in flow.signature.parameters.values()}
-        self.button = w.Button(description=f"Run {flow.name}", button_style="primary", icon="play")
+        self.button = w.Button(description=f"Run {escape_bidi(flow.name)}", button_style="primary",
+                               icon="play")
         self.button.add_class("labloom-run")
         self.message = w.HTML()
         self.dag = w.Box()
@@ -99,9 +102,11 @@ class LaunchForm(w.VBox):  # type: ignore[misc]
 
 
 def _escape(text: str) -> str:
+    """Escaped for HTML, bidirectional controls too (a name holding U+202E reads reversed),
+    as every view shows them (``dag/bidi.py``)."""
     import html
 
-    return html.escape(text)
+    return html.escape(escape_bidi(text))
 
 
 def launch_form(flow: Any, executor: Any = None) -> LaunchForm:

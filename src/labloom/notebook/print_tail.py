@@ -17,6 +17,7 @@ from typing import Any
 
 from ..core import events as ev
 from ..core.logs import show_prints_elsewhere
+from ..dag.bidi import escape_bidi
 from .widget.throttle import Throttle
 
 SHOWN = 20
@@ -70,7 +71,9 @@ class PrintTail:
 
     def _parts(self) -> tuple[str, list[str], str]:
         with self._lock:
-            lines, total = list(self.lines), self.total
+            # Task prints, escaped as the log pane and the CLI show them: "total: \u202e0001"
+            # would read "total: 1000".
+            lines, total = [escape_bidi(line) for line in self.lines], self.total
         earlier = total - len(lines)
         head = f"{earlier} earlier line(s) not shown" if earlier else ""
         where = (f"all {total} line(s): click a node in the DAG above, run.logs(NAME), or "

@@ -14,6 +14,7 @@ import traitlets
 
 from ...core.errors import LabloomError
 from ...dag.model import ViewGraph
+from . import last_frames
 from .drawing import dag_svg
 from .html import summary_html
 from .palette import stylesheet
@@ -58,7 +59,7 @@ class RunWidget(anywidget.AnyWidget):
     def __init__(self, run: RunHandle, **view_options: Any) -> None:
         super().__init__()
         self.pushes = 0  # trait updates sent so far (each is one comm message)
-        self._display: Any = None
+        self._displays: list[Any] = []  # the display handle of each output showing it
         view_options.setdefault("on_finished", self._refresh_display)
         self.view = RunView(run, self._push, self._reply, **view_options)
         self.on_msg(self._on_message)
@@ -72,15 +73,35 @@ class RunWidget(anywidget.AnyWidget):
         """
         from IPython.display import display
 
-        self._display = display(self, display_id=True)  # type: ignore[no-untyped-call]
+        bundle = self._repr_mimebundle_()
+        if bundle is None:  # no view to show (ipywidgets: a widget without a view name)
+            return
+        # Raw: ``display(self)`` would come back here, through ``_ipython_display_``.
+        handle = display(bundle[0], metadata=bundle[1], raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self._displays.append(handle)
+        last_frames.remember(self)
         # A quick run may be over before it is shown: its end found no display to refresh.
-        if self.view.finished:
-            self._refresh_display()
+        # Over but not drawn yet, its last frame (and the refresh) comes now, in this cell, not
+        # from the widget's timer once the cell is done (nbclient listens no more by then).
+        finished = self.view.finished
+        self.flush()
+        if finished:
+            self._refresh(handle)
+
+    def _ipython_display_(self) -> None:
+        # What IPython calls for the widget as a cell's last expression, or given to
+        # ``display``: without it, that output kept the widget view when the run was over (no
+        # display id to refresh it by), and exported blank offline (``finished_bundle``).
+        self.show()
 
     def _refresh_display(self) -> None:
-        bundle = self.finished_bundle() if self._display is not None else None
+        for handle in list(self._displays):  # every output showing it: shown twice, or again
+            self._refresh(handle)
+
+    def _refresh(self, handle: Any) -> None:
+        bundle = self.finished_bundle()
         if bundle is not None:
-            self._display.update(bundle[0], metadata=bundle[1], raw=True)
+            handle.update(bundle[0], metadata=bundle[1], raw=True)
 
     def _push(self, payload: Payload) -> None:
         self.pushes += 1
@@ -101,6 +122,7 @@ class RunWidget(anywidget.AnyWidget):
         self.view.flush()
 
     def close(self) -> None:
+        last_frames.forget(self)
         self.view.close()
         super().close()
 

@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from ...core.states import State
+from ...dag.bidi import escape_bidi
 from .palette import light_marks
 
 EDGE = "#71717a"  # dag.js's arrow colour
@@ -71,7 +72,7 @@ def dag_svg(graph: dict[str, Any], states: dict[str, dict[str, Any]]) -> str:
         colour = marks[state]
         done = sum(n for s, n in info["counts"].items() if State(s).is_final)
         sub = f"{done}/{info['total']} · {state.value}" if node["kind"] == "map" else state.value
-        name = str(node["name"])
+        name = escape_bidi(str(node["name"]))  # then clipped, as dag.js does
         x, y = node["x"] - node["w"] / 2, node["y"] - node["h"] / 2
         parts.append(
             f'<g data-node-id="{escape(node["id"], quote=True)}" data-state="{state.value}" '

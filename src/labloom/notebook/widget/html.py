@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 
 from ...core.states import State
+from ...dag.bidi import escape_bidi
 from ...dag.model import ViewGraph
 from .palette import light_marks
 
@@ -20,6 +21,12 @@ from .palette import light_marks
 # and edge take the light theme's shade (dag.css, palette.py), 4.5:1 or more on white: readable
 # on any page. tests/test_summary_colours.py checks it in nbconvert's output in Chromium.
 BADGE_GROUND = "#ffffff"
+
+
+def shown(text: str) -> str:
+    """Recorded ``text`` (a name) as HTML shows it: escaped, bidirectional controls too, as the
+    live widget and the CLI show them (``dag/bidi.py``)."""
+    return escape(escape_bidi(text))
 
 
 def format_duration(seconds: float | None) -> str:
@@ -48,10 +55,10 @@ def summary_html(graph: ViewGraph, now: float, drawing: str = "") -> str:
     """One header line, the DAG's static ``drawing`` (``drawing.dag_svg``) when given, and a
     table with a row per graph node (never per task run)."""
     head = graph.header_json(now)
-    title = escape(head["flow"] or "flow run")
+    title = shown(head["flow"] or "flow run")
     parts = [
         '<div class="labloom-summary">',
-        f"<p><strong>{title}</strong> <code>{escape(head['run_id'])}</code> "
+        f"<p><strong>{title}</strong> <code>{shown(head['run_id'])}</code> "
         f"{_badge(graph.state)} &middot; {format_duration(head['elapsed'])} &middot; "
         f"{head['total']} task runs ({_counts(head['counts']) or 'none yet'})",
     ]
@@ -68,10 +75,10 @@ def summary_html(graph: ViewGraph, now: float, drawing: str = "") -> str:
     for node in graph.nodes.values():
         info = states[node.id]
         done = sum(n for s, n in node.counts.items() if s.is_final)
-        upstream = ", ".join(escape(graph.nodes[u].name) for u in node.upstream if u in graph.nodes)
+        upstream = ", ".join(shown(graph.nodes[u].name) for u in node.upstream if u in graph.nodes)
         parts.append(
-            f'<tr data-node-id="{escape(node.id, quote=True)}"><td>{escape(node.name)}</td>'
-            f"<td>{escape(node.kind)}</td><td>{_badge(State(info['state']))}</td>"
+            f'<tr data-node-id="{escape(node.id, quote=True)}"><td>{shown(node.name)}</td>'
+            f"<td>{shown(node.kind)}</td><td>{_badge(State(info['state']))}</td>"
             f"<td>{done}/{node.total}</td><td>{_counts(info['counts'])}</td>"
             f"<td>{upstream}</td></tr>"
         )

@@ -125,6 +125,14 @@ class RunView:
         if finished and self._on_finished is not None:
             self._on_finished()
 
+    def settle(self) -> None:
+        """Fold in the run's events delivered so far and draw them now, in this thread: at
+        process exit, when neither the subscription's thread nor the timer may run again."""
+        drain = getattr(self._unsubscribe, "drain", None)  # core's Subscription: deliver now
+        if drain is not None:
+            drain()
+        self.flush()
+
     @property
     def finished(self) -> bool:
         """Whether a frame has shown the run in a final state (then ``on_finished`` is called)."""
