@@ -64,8 +64,12 @@ class HeartbeatBeforeClose(WorkerPlugin):
             timer.start()
 
     async def teardown(self, worker: Any) -> None:
+        from distributed.core import Status
+
         beat = self._beat
-        if beat is None:
+        # Also called when the plugin is unregistered from a running worker: its heartbeat
+        # must go on then.
+        if beat is None or worker.status not in (Status.closing, Status.closed, Status.failed):
             return
         timer = worker.periodic_callbacks.get("heartbeat")
         if timer is not None:
