@@ -743,10 +743,10 @@ def test_plain_progress_says_cancelled_children_apart_from_failed_ones() -> None
     """An interrupted run's children: before, "1/4 done, 3 failed" of a run with one failure."""
     out = io.StringIO()
     progress = ConsoleProgress(out, live=False)
-    progress(_started_map(4) + [
-        ev.StateChanged("r", "r.0", State.COMPLETED, 3.0),
-        ev.StateChanged("r", "r.1", State.FAILED, 3.0, "boom"),
-        *(ev.StateChanged("r", f"r.{i}", State.CANCELLED, 4.0, "interrupted") for i in (2, 3))])
+    progress([*_started_map(4),
+              ev.StateChanged("r", "r.0", State.COMPLETED, 3.0),
+              ev.StateChanged("r", "r.1", State.FAILED, 3.0, "boom"),
+              *(ev.StateChanged("r", f"r.{i}", State.CANCELLED, 4.0, "stop") for i in (2, 3))])
     assert out.getvalue().splitlines()[-1].strip() == (
         "sq                       [####################] 1/4 done, 1 failed, 2 cancelled")
 
