@@ -739,6 +739,18 @@ def test_plain_progress_names_a_failed_child_and_sums_up_its_node_once() -> None
                      "Failed    sq[2]: boom"]
 
 
+def test_plain_progress_says_cancelled_children_apart_from_failed_ones() -> None:
+    """An interrupted run's children: before, "1/4 done, 3 failed" of a run with one failure."""
+    out = io.StringIO()
+    progress = ConsoleProgress(out, live=False)
+    progress([*_started_map(4),
+              ev.StateChanged("r", "r.0", State.COMPLETED, 3.0),
+              ev.StateChanged("r", "r.1", State.FAILED, 3.0, "boom"),
+              *(ev.StateChanged("r", f"r.{i}", State.CANCELLED, 4.0, "stop") for i in (2, 3))])
+    assert out.getvalue().splitlines()[-1].strip() == (
+        "sq                       [####################] 1/4 done, 1 failed, 2 cancelled")
+
+
 def test_live_progress_counts_each_child_once_in_its_state_when_announced_again() -> None:
     # State changes are counted by the state's value, inline (``ConsoleProgress.__call__``); a
     # replay announces a task run again: it moves within its node, never counted twice.

@@ -134,15 +134,20 @@ class ConsoleProgress:
     def _summary(self, node: _NodeCounts) -> str:
         done = node.count(State.COMPLETED, State.CACHED)
         running = node.count(State.RUNNING, State.RETRYING)
-        failed = node.count(*BAD_STATES)
+        # Cancelled apart from failed: an interrupted sweep's unfinished experiments are not
+        # failures (it said "116 failed" of a run that had none, beside "Cancelled").
+        cancelled = node.count(State.CANCELLED)
+        failed = node.count(*BAD_STATES) - cancelled
         width = 20
-        filled = int(width * (done + failed) / node.total) if node.total else 0
+        filled = int(width * (done + failed + cancelled) / node.total) if node.total else 0
         bar = "#" * filled + "." * (width - filled)
         text = f"{node.name:<24} [{bar}] {done}/{node.total} done"
         if running:
             text += f", {running} running"
         if failed:
             text += f", {failed} failed"
+        if cancelled:
+            text += f", {cancelled} cancelled"
         return text
 
     def _draw(self) -> None:

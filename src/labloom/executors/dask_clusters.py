@@ -220,12 +220,12 @@ class RunCluster:
             _close(cluster)
             raise
         if _local(cluster):
-            from .dask_worker_signals import ignore_interrupts
+            from .dask_worker_heartbeat import own_worker_plugins
 
             # Its workers are this process's children, in its process group: a terminal's
             # Ctrl-C (a kernel's Interrupt) is meant for the run, which it cancels. They died
             # of it, each with a KeyboardInterrupt traceback, as the cluster closed.
-            ignore_interrupts(client)
+            own_worker_plugins(client)
         self.cluster, self.client = cluster, client
         self.peak = PeakWorkers(cluster, client)
         return client

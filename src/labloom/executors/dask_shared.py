@@ -52,14 +52,15 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
         if key not in _embedded:
             from distributed import LocalCluster
 
-            from .dask_worker_signals import ignore_interrupts, start_deaf_to_interrupts
+            from .dask_worker_heartbeat import own_worker_plugins
+            from .dask_worker_signals import start_deaf_to_interrupts
 
             refuse_inside_a_worker()
             cluster = start_deaf_to_interrupts(
                 lambda: LocalCluster(**cluster_kwargs),  # type: ignore[no-untyped-call]
                 lambda started: started.close())
             client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
-            ignore_interrupts(client)  # the kernel's Interrupt must not kill its workers
+            own_worker_plugins(client)  # the kernel's Interrupt must not kill its workers
             _embedded[key] = (cluster, client)
             _close_at_exit()
         return _embedded[key][1]
