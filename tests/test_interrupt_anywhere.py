@@ -7,18 +7,16 @@ run's announcement or between it and its driver left the run Pending or Running 
 in ``_finalize`` left it finishing for ever; one in a map's expansion (children added, not yet
 counted) hung the foreground run; one between a task's value and its state made the cancel raise
 AttributeError; one in the print capture's install left every later print of the process
-captured; one as the run's own thread pool closed held the process's exit for ever; one as a
-flow's own LocalExecutor took its lock left it taken, and no later run of the flow ran a call;
-one as the run's inbox took its role left it taken, and the run's retry never ran."""
+captured; one as the run's own thread pool closed held the process's exit for ever (now in
+test_interrupt_pool_exit.py); one as a flow's own LocalExecutor took its lock left it taken, and
+no later run of the flow ran a call; one as the run's inbox took its role left it taken, and the
+run's retry never ran."""
 
 from __future__ import annotations
 
 import gc
-import inspect
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +25,6 @@ from interrupt_points import Landing
 from labloom import LocalExecutor, flow, task
 from labloom.core import at_exit, context, gc_policy, logs
 from labloom.core.at_exit import end_interrupted
-from labloom.executors import thread_pool
 from labloom.store import open_store
 from run_helpers import runs_started
 
@@ -167,55 +164,6 @@ def test_the_harness_lands_where_told() -> None:
         landing, raised = _interrupted_at(points // 2, sweep.run)
     assert raised and landing.where is not None
     _check_after(points // 2, landing, runs, sweep)
-
-
-POOL_EXIT = """
-import sys
-sys.path.insert(0, {tests!r})
-from interrupt_points import Landing
-from labloom import LocalExecutor, flow, task
-
-@task
-def one(x: int) -> int:
-    return x + 1
-
-@flow(executor="threads")
-def sweep() -> list[int]:
-    return one.map(range(8))
-
-sweep.run()
-landing = Landing(2, at={at!r})  # between the second and third thread told to end
-sys.settrace(landing)
-try:
-    sweep.run()
-except KeyboardInterrupt:
-    pass
-sys.settrace(None)
-print("landed", landing.where)
-print("next", sweep.run().state.value)
-"""
-
-
-def test_a_ctrl_c_as_a_runs_thread_pool_closes_does_not_hold_the_exit(
-    tmp_path: Path, subprocess_env: dict[str, str]
-) -> None:
-    """The run's own ThreadExecutor is closed as the run ends: one ``None`` a thread, put on
-    its queue. A Ctrl-C between two left threads waiting for good, and the process's exit
-    joined them for ever ("waiting for 5 task call(s) still running", none was)."""
-    lines, first = inspect.getsourcelines(thread_pool._end_threads)
-    put = first + next(i for i, line in enumerate(lines) if "calls.put(None)" in line)
-    script = tmp_path / "pool_exit.py"
-    script.write_text(POOL_EXIT.format(tests=str(Path(__file__).parent),
-                                       at=f"executors/thread_pool.py:{put} _end_threads"))
-    subprocess_env["LABLOOM_PROGRESS"] = "0"
-    try:
-        done = subprocess.run([sys.executable, str(script)], env=subprocess_env,
-                              capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"the process did not exit: {exc.stdout!r} {exc.stderr!r}") from None
-    assert done.returncode == 0, done.stderr
-    assert f"landed executors/thread_pool.py:{put}" in done.stdout, done.stdout
-    assert "next Completed" in done.stdout, done.stdout
 
 
 def test_a_flows_own_local_executor_runs_calls_again_after_a_ctrl_c_anywhere_in_one() -> None:
