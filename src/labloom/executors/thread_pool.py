@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ..core.interrupts_held import InterruptsHeld
 from ..core.threading_internals import register_at_exit
 
 log = logging.getLogger("labloom")
@@ -114,8 +115,10 @@ class ThreadPool:
         # Calls are submitted from several threads (whichever applies a run's reports
         # launches what became ready): the lock, taken only while the pool grows, keeps it
         # to ``max_workers``.
+        # Held (interrupts_held.py): a Ctrl-C between the thread's count and its start left a
+        # thread counted that never ran, and a ``ThreadExecutor(1)`` ran no call again.
         if len(self._threads) < self.max_workers and self._queue.qsize() > 0:
-            with self._growing:
+            with InterruptsHeld(), self._growing:
                 if len(self._threads) < self.max_workers:
                     thread = threading.Thread(target=_work, args=(self._queue, self._busy),
                                               name=f"{self._prefix}_{len(self._threads)}")
