@@ -8,13 +8,11 @@ kept it (``self._thread = Thread(...)`` before ``.start()``) took it for a threa
 
 from __future__ import annotations
 
-import gc
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from interrupt_checks import interrupted, points_of
 from interrupt_points import Landing, thread_start
 from labloom import FlowRun, ThreadExecutor, flow, task
 from labloom.store import open_store
@@ -35,26 +33,6 @@ def one(x: int) -> int:
     return x + 1
 
 
-def _land(landing: Landing, go: Callable[[], Any]) -> None:
-    """``go()`` traced by ``landing`` in the main thread; the KeyboardInterrupt it raised taken."""
-    before = sys.gettrace()
-    gc.disable()  # no finalizer run meanwhile: the points stay where the pass found them
-    sys.settrace(landing)
-    try:
-        go()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sys.settrace(before)
-        gc.enable()
-
-
-def _points(go: Callable[[], Any]) -> list[str]:
-    points: list[str] = []
-    _land(Landing(0, points, also=THREADING), go)
-    return points
-
-
 def _one_thread_flow() -> Any:
     @flow(name="sweep_one_thread", executor=ThreadExecutor(1))
     def sweep() -> list[int]:
@@ -68,14 +46,13 @@ def test_a_ctrl_c_as_a_thread_executor_starts_its_thread_leaves_it_running_calls
     made by the first call (submitted here by the flow body, in the main thread). A Ctrl-C
     between its count and its start left a thread counted that never ran: no later run of the
     flow ran a call, each waited for ever."""
-    _one_thread_flow().run()  # modules imported, the store made: the pass below is a run's own
-    after, places = thread_start(_points(_one_thread_flow().run), "executors/thread_pool.py",
-                                 "submit")
+    after, places = thread_start(points_of(lambda: _one_thread_flow().run(), THREADING),
+                                 "executors/thread_pool.py", "submit")
     landed: list[str] = []
     for at, number in places:
         sweep = _one_thread_flow()
         landing = Landing(number, also=THREADING, at=at, after=after)
-        _land(landing, sweep.run)
+        interrupted(landing, sweep.run)
         if landing.where is None:
             continue  # a wait in Thread.start that this time had nothing to wait for
         landed.append(at)
@@ -112,15 +89,14 @@ def test_a_ctrl_c_as_the_store_writer_starts_its_thread_leaves_it_writing(
         landed_writer[:] = [writer_for(get_database())]
         Recorder(run, landed_writer[0])(run.events())
 
-    sweep.run()  # the store made, modules imported
-    first = unrecorded()
-    after, places = thread_start(_points(lambda: record(first)), "store/recorder.py",
-                                 "__init__")
+    sweep.run()  # the store made
+    after, places = thread_start(points_of(lambda: record(unrecorded()), THREADING),
+                                 "store/recorder.py", "__init__")
     landed: list[str] = []
     for at, number in places:
         run, later = unrecorded(), unrecorded()
         landing = Landing(number, also=THREADING, at=at, after=after)
-        _land(landing, lambda: record(run))  # noqa: B023 (called before the loop goes on)
+        interrupted(landing, lambda: record(run))  # noqa: B023 (called before the loop goes on)
         if landing.where is None:
             continue  # a wait in Thread.start that this time had nothing to wait for
         landed.append(at)
