@@ -18,7 +18,7 @@ from labloom import FlowRun, ThreadExecutor, flow, task
 from labloom.store import open_store
 from labloom.store.db import get_database
 from labloom.store.recorder import Recorder
-from labloom.store.writer import writer_for, writers
+from labloom.store.writer_registry import writer_for, writers
 
 THREADING = ("threading.py",)
 

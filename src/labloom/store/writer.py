@@ -33,7 +33,6 @@ retires at once, what waits and what its runs still send dropped and counted (``
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
 import os
@@ -47,7 +46,7 @@ from ..core import events as ev
 from ..core.interrupts_held import InterruptsHeld
 from . import store_clock
 from .commits import CommitSize
-from .db import Conn, Database, file_identity, is_transient, on_forget, short_error, tables_gone
+from .db import Conn, Database, file_identity, is_transient, short_error, tables_gone
 from .home import HEARTBEAT
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .room import NOTE_SQL, Room
@@ -392,38 +391,3 @@ class Writer:
             self._backlog = 0
             self._thread = None
 
-
-_writers: dict[str, Writer] = {}
-_writers_lock = threading.Lock()
-
-
-def writer_for(database: Database) -> Writer:
-    with _writers_lock:
-        writer = _writers.get(database.url)
-        if writer is None or writer.retired is not None:
-            fresh = _writers[database.url] = Writer(database)
-            if writer is not None:  # what the retired one could not write is still told
-                fresh.lost = writer.lost
-            writer = fresh
-        return writer
-
-
-def _let_go(url: str) -> None:  # ``db.forget(url)``: the store goes away, so does its writer
-    if (writer := _writers.get(url)) is not None:
-        writer.retire("this process let go of the store (labloom.store.stop_writing)")
-
-
-on_forget(_let_go)
-
-
-def writers() -> list[Writer]:
-    return list(_writers.values())
-
-
-@atexit.register
-def _drain_at_exit() -> None:
-    # A script that exits while a background run is still going: keep what was emitted.
-    # A database server that is away gets longer: the final states are still queued.
-    for writer in list(_writers.values()):
-        if writer.pending():
-            writer.wait(timeout=5.0 if writer.database.kind == "sqlite" else 15.0)
