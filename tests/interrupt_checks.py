@@ -58,4 +58,6 @@ def check_after(said: str, runs: list[Any], sweep: Any) -> None:
     # Left active, it was every later run's caller: cancelled between attempts as its
     # caller's run was, a task called as a plain function sent to it (CI, session 51).
     assert context.ACTIVE.get() is None, f"{said}: its run is still the thread's active run"
-    assert sweep.run().state.value == "Completed", f"{said}: the next run did not complete"
+    # In the background, waited for with a guard: a run that cannot go on fails, not hangs.
+    state = sweep.run(background=True).wait(60).value
+    assert state == "Completed", f"{said}: the next run did not complete ({state})"

@@ -4,7 +4,9 @@ recorded so, nothing of it left waiting or running on the cluster, and the next 
 
 Found with it (session 52): a Ctrl-C between the run's event topic noted and its subscription
 made the run's end raise ValueError ("No event handler known for topic") in place of the
-KeyboardInterrupt, skipping the rest of the executor's end of the run."""
+KeyboardInterrupt, skipping the rest of the executor's end of the run; one in the
+``threading.Event.set`` that wakes the submitting thread (its lock taken in Python) kept the
+event's lock for good: no later run on the executor sent a task, each waited for ever."""
 
 from __future__ import annotations
 
@@ -51,10 +53,12 @@ def _left_on(executor: DaskExecutor, run_id: str) -> dict[str, str]:
             if run_id in key and state in _PENDING}
 
 
-# Where a run begins, is handed to Dask and ends: every point there, one in ``_EVERY`` elsewhere.
+# Where a run begins, is handed to Dask and ends, and threading's own Python (an Event's
+# set takes its lock there): every point, one in ``_EVERY`` elsewhere.
+THREADING = ("threading.py",)
 _EDGES = ("executors/dask", "core/engine.py", "core/at_exit.py", "core/interrupts_held.py",
-          "core/handing_over.py", "store/")
-_EVERY = 5
+          "core/handing_over.py", "store/", *THREADING)
+_EVERY = 8
 
 
 def test_a_dask_run_interrupted_anywhere_ends_cancelled_with_nothing_left_on_the_cluster() -> None:
@@ -64,14 +68,14 @@ def test_a_dask_run_interrupted_anywhere_ends_cancelled_with_nothing_left_on_the
     def sweep() -> int:
         return total(one.map(range(3)))
 
-    found = points_of(sweep.run)
+    found = points_of(sweep.run, THREADING)
     assert len(found) > 300, "the harness traced nearly nothing: it proves nothing"
     assert any(where.startswith("executors/dask") for where in found), found
     for number, where in enumerate(found, start=1):
         if number % _EVERY and not where.startswith(_EDGES):
             continue
         with runs_started() as runs:
-            landing = Landing(number)
+            landing = Landing(number, also=THREADING)
             raised = interrupted(landing, sweep.run)
         said = f"Ctrl-C at point {number} ({landing.where})"
         assert raised or landing.where is None, f"{said}: the Ctrl-C was swallowed"
