@@ -106,3 +106,27 @@ def _where(frame: FrameType) -> str:
     path = Path(frame.f_code.co_filename)
     name = path.relative_to(SRC) if path.is_relative_to(SRC) else path.name
     return f"{name}:{frame.f_lineno} {frame.f_code.co_name}"
+
+
+def thread_start(points: list[str], module: str, function: str
+                 ) -> tuple[str, list[tuple[str, int]]]:
+    """Where a Ctrl-C lands as ``function`` of labloom's ``module`` makes and starts a thread
+    (``points`` from a pass with ``also=("threading.py",)``): from the first point in
+    ``threading.py`` after that function's first point to the next point in ``module`` after
+    ``Thread.start``. Returns that first point (a ``Landing``'s ``after``) and each point's
+    ``at`` and ``number``."""
+    first = next(i for i, where in enumerate(points)
+                 if where.startswith(f"{module}:") and where.endswith(f" {function}"))
+    start = next(i for i in range(first, len(points)) if points[i].startswith("threading.py"))
+    began = next(i for i in range(start, len(points))
+                 if points[i].startswith("threading.py") and points[i].endswith(" start"))
+    end = next((i for i in range(began, len(points)) if points[i].startswith(f"{module}:")),
+               len(points))
+    seen: dict[str, int] = {}
+    for where in points[first:start]:
+        seen[where] = seen.get(where, 0) + 1
+    places = []
+    for where in points[start:end]:
+        seen[where] = seen.get(where, 0) + 1
+        places.append((where, seen[where]))
+    return points[first], places

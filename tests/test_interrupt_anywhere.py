@@ -7,31 +7,24 @@ run's announcement or between it and its driver left the run Pending or Running 
 in ``_finalize`` left it finishing for ever; one in a map's expansion (children added, not yet
 counted) hung the foreground run; one between a task's value and its state made the cancel raise
 AttributeError; one in the print capture's install left every later print of the process
-captured; one as the run's own thread pool closed held the process's exit for ever; one as a
-flow's own LocalExecutor took its lock left it taken, and no later run of the flow ran a call;
-one as the run's inbox took its role left it taken, and the run's retry never ran."""
+captured; one as the run's own thread pool closed held the process's exit for ever (now in
+test_interrupt_pool_exit.py); one as a flow's own LocalExecutor took its lock left it taken, and
+no later run of the flow ran a call; one as the run's inbox took its role left it taken, and the
+run's retry never ran."""
 
 from __future__ import annotations
 
-import gc
-import inspect
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from interrupt_checks import check_after, interrupted, points_of
 from interrupt_points import Landing
 from labloom import LocalExecutor, flow, task
-from labloom.core import at_exit, context, gc_policy, logs
 from labloom.core.at_exit import end_interrupted
-from labloom.executors import thread_pool
-from labloom.store import open_store
 from run_helpers import runs_started
-
-ENDED = ("Cancelled", "Completed")
 
 
 @pytest.fixture(autouse=True)
@@ -62,54 +55,11 @@ def _interrupted_at(number: int, go: Callable[[], Any], at: str | None = None
     """``go()`` with a Ctrl-C at its ``number``-th point (of those at ``at``, if given);
     whether it raised KeyboardInterrupt."""
     landing = Landing(number, at=at)
-    before = sys.gettrace()
-    # No cyclic collection meanwhile: a finalizer it ran (a run let go of) would take the
-    # Ctrl-C, which Python then only prints, and the points would move from one pass to another.
-    gc.disable()
-    sys.settrace(landing)
-    try:
-        go()
-    except KeyboardInterrupt:
-        return landing, True
-    finally:
-        sys.settrace(before)
-        gc.enable()
-    return landing, False
+    return landing, interrupted(landing, go)
 
 
 def _check_after(number: int, landing: Landing, runs: list[Any], sweep: Any) -> None:
-    said = f"Ctrl-C at point {number} ({landing.where})"
-    for run in runs:  # none when it came before the run began (its parameters bound)
-        assert run.wait_finished(60), f"{said}: run {run.id} never finished ({run.state})"
-        assert run.state.value in ENDED, f"{said}: run ended {run.state}"
-        with open_store() as store:
-            row = store.get_run(run.id, counts=False, parameters=False)
-        assert row is not None and row.state == run.state.value, \
-            f"{said}: the store has {row and row.state}, the run {run.state}"
-    assert not at_exit._unfinished, f"{said}: still to be ended at exit"
-    assert gc_policy.runs_going() == 0, f"{said}: the collector still counts a run going"
-    # (A Ctrl-C as the last call's capture ends may leave its proxies in, writing through to
-    # the streams: the next call's capture takes them out. Not so a count left up.)
-    assert logs._capture_depth == 0, f"{said}: the print capture is held for good"
-    # Left active, it was every later run's caller: cancelled between attempts as its
-    # caller's run was, a task called as a plain function sent to it (CI, session 51).
-    assert context.ACTIVE.get() is None, f"{said}: its run is still the thread's active run"
-    assert sweep.run().state.value == "Completed", f"{said}: the next run did not complete"
-
-
-def _points(go: Callable[[], Any]) -> list[str]:
-    """Where each point of ``go()`` is, in order."""
-    go()  # the store made, modules imported: the count that follows is the runs' own
-    points: list[str] = []
-    before = sys.gettrace()
-    gc.disable()  # as in ``_interrupted_at``
-    sys.settrace(Landing(0, points))
-    try:
-        go()
-    finally:
-        sys.settrace(before)
-        gc.enable()
-    return points
+    check_after(f"Ctrl-C at point {number} ({landing.where})", runs, sweep)
 
 
 # Where a run begins and ends (its observers, its announcement, its driver, its end) and the
@@ -129,7 +79,7 @@ def test_a_foreground_run_interrupted_anywhere_ends_cancelled(executor: str) -> 
     """``flow.run()`` (a flow called in a cell): the body, and with the local executor every
     task call, run in the kernel's main thread, where the interrupt lands."""
     sweep = _sweep(executor)
-    points = _points(sweep.run)
+    points = points_of(sweep.run)
     assert len(points) > 300, "the harness traced nearly nothing: it proves nothing"
     for number in _chosen(points):
         with runs_started() as runs:
@@ -146,7 +96,7 @@ def test_a_background_run_interrupted_while_waited_for_ends_cancelled() -> None:
     def go() -> None:
         sweep.run(background=True).wait()
 
-    points = _points(go)
+    points = points_of(go)
     assert len(points) > 100, "the harness traced nearly nothing: it proves nothing"
     for number in range(1, len(points) + 1):  # few: the run goes on in its own thread
         with runs_started() as runs:
@@ -160,62 +110,13 @@ def test_a_background_run_interrupted_while_waited_for_ends_cancelled() -> None:
 def test_the_harness_lands_where_told() -> None:
     """A landing past the run's last point changes nothing; one inside it interrupts."""
     sweep = _sweep("local")
-    points = len(_points(sweep.run))
+    points = len(points_of(sweep.run))
     landing, raised = _interrupted_at(points + 1000, sweep.run)
     assert (landing.where, raised) == (None, False)
     with runs_started() as runs:
         landing, raised = _interrupted_at(points // 2, sweep.run)
     assert raised and landing.where is not None
     _check_after(points // 2, landing, runs, sweep)
-
-
-POOL_EXIT = """
-import sys
-sys.path.insert(0, {tests!r})
-from interrupt_points import Landing
-from labloom import LocalExecutor, flow, task
-
-@task
-def one(x: int) -> int:
-    return x + 1
-
-@flow(executor="threads")
-def sweep() -> list[int]:
-    return one.map(range(8))
-
-sweep.run()
-landing = Landing(2, at={at!r})  # between the second and third thread told to end
-sys.settrace(landing)
-try:
-    sweep.run()
-except KeyboardInterrupt:
-    pass
-sys.settrace(None)
-print("landed", landing.where)
-print("next", sweep.run().state.value)
-"""
-
-
-def test_a_ctrl_c_as_a_runs_thread_pool_closes_does_not_hold_the_exit(
-    tmp_path: Path, subprocess_env: dict[str, str]
-) -> None:
-    """The run's own ThreadExecutor is closed as the run ends: one ``None`` a thread, put on
-    its queue. A Ctrl-C between two left threads waiting for good, and the process's exit
-    joined them for ever ("waiting for 5 task call(s) still running", none was)."""
-    lines, first = inspect.getsourcelines(thread_pool._end_threads)
-    put = first + next(i for i, line in enumerate(lines) if "calls.put(None)" in line)
-    script = tmp_path / "pool_exit.py"
-    script.write_text(POOL_EXIT.format(tests=str(Path(__file__).parent),
-                                       at=f"executors/thread_pool.py:{put} _end_threads"))
-    subprocess_env["LABLOOM_PROGRESS"] = "0"
-    try:
-        done = subprocess.run([sys.executable, str(script)], env=subprocess_env,
-                              capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"the process did not exit: {exc.stdout!r} {exc.stderr!r}") from None
-    assert done.returncode == 0, done.stderr
-    assert f"landed executors/thread_pool.py:{put}" in done.stdout, done.stdout
-    assert "next Completed" in done.stdout, done.stdout
 
 
 def test_a_flows_own_local_executor_runs_calls_again_after_a_ctrl_c_anywhere_in_one() -> None:
@@ -229,7 +130,7 @@ def test_a_flows_own_local_executor_runs_calls_again_after_a_ctrl_c_anywhere_in_
     def sweep() -> list[int]:
         return one.map(range(3))
 
-    places = sorted({where for where in _points(sweep.run)
+    places = sorted({where for where in points_of(sweep.run)
                      if where.startswith("executors/local.py") and where.endswith("run_pending")})
     assert len(places) >= 2, places
     for at in places:
@@ -244,7 +145,7 @@ def test_a_run_interrupted_anywhere_as_it_applies_reports_can_be_retried() -> No
     the run's inbox role. A Ctrl-C right after the role was taken (before the ``try`` that gave
     it back) kept it for good: ``run.retry()`` of the interrupted run then waited for ever."""
     sweep = _sweep("local")
-    places = sorted({where for where in _points(sweep.run)
+    places = sorted({where for where in points_of(sweep.run)
                      if where.startswith("core/inbox.py") and where.endswith(" drain")})
     assert len(places) > 3, places
     for at in places:

@@ -18,7 +18,7 @@ from labloom.store import open_store
 from labloom.store import writer as writer_module
 from labloom.store.commits import COMMIT_EVERY, LEAST, CommitSize
 from labloom.store.db import get_database
-from labloom.store.writer import writer_for
+from labloom.store.writer_registry import writer_for
 from test_scale_memory import wide  # the benchmarks' flow: a no-op map of n
 
 WIDTH = 20_000  # several of the store's transactions of announcements, even on a quiet machine

@@ -273,12 +273,13 @@ def test_a_run_that_follows_another_makes_no_connection_of_its_own(
 
     from labloom.store import db as store_db
     from labloom.store import writer as store_writer
+    from labloom.store.writer_registry import writer_for
 
     if store_backend == "postgresql":  # no file to know again: every run's start checks it
         first = wide.run(n=20, executor=ThreadExecutor(2))
         database = store_db.get_database()
         assert first.state is State.COMPLETED and database.file_id() is None
-        assert not store_writer.writer_for(database).writing_to(database.file_id())
+        assert not writer_for(database).writing_to(database.file_id())
         return
 
     made: list[str] = []  # by the caller's thread (the cancel watcher polls on its own)

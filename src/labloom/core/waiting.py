@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .interrupts_held import InterruptsHeld
+
 if TYPE_CHECKING:
     from .engine import RunEngine
     from .states import State
@@ -31,7 +33,8 @@ def wait_for_end(engine: RunEngine, timeout: float | None) -> State:
                 break
             if engine.executor.run_pending():
                 continue
-            engine.finished.wait(remaining)
+            with InterruptsHeld():  # see below: up to 0.2 s later, never a jammed wait
+                engine.finished.wait(remaining)
     except KeyboardInterrupt:
         engine.cancel("interrupted")
         raise
@@ -58,4 +61,9 @@ def wait_until(engine: RunEngine, predicate: Callable[[], bool], timeout: float 
             remaining = LOOK_EVERY if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"still waiting after {timeout}s (flow run {engine.id})")
-            woken_by.wait(min(remaining, LOOK_EVERY))
+            # Held (interrupts_held.py), so a Ctrl-C ends the wait LOOK_EVERY later at most: one
+            # landing in ``Condition.wait`` between its lock let go and its ``try`` left the lock
+            # let go (CPython's), and leaving ``with engine.lock`` raised RuntimeError in place
+            # of KeyboardInterrupt: the run was never cancelled, Running for good.
+            with InterruptsHeld():
+                woken_by.wait(min(remaining, LOOK_EVERY))

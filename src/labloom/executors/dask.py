@@ -19,6 +19,7 @@ from typing import Any
 from ..core.attempt import TaskCall
 from ..core.errors import ResourceUnavailableError
 from ..core.executor import DoneCallback, Executor, Outcome, Submission
+from ..core.interrupts_held import InterruptsHeld
 from . import dask_events as events
 from .dask_arguments import ship_arguments
 from .dask_clusters import check_options
@@ -364,8 +365,11 @@ class DaskExecutor(Executor):
         name = events.topic(run_id)
         if name not in self._topics:
             assert self._dispatcher is not None
-            self._topics.add(name)
-            self._client.subscribe_topic(name, self._dispatcher.handler(run_id))
+            # Both or neither (interrupts_held.py): a Ctrl-C between them made the run's end
+            # raise ValueError (unsubscribing a topic never subscribed), not KeyboardInterrupt.
+            with InterruptsHeld():
+                self._topics.add(name)
+                self._client.subscribe_topic(name, self._dispatcher.handler(run_id))
             # Workers came and went since the last run: what they offer is looked at afresh.
             self._offers.forget()
             # A question to the scheduler: asked off the launching thread.

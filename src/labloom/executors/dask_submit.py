@@ -25,6 +25,8 @@ from typing import Any
 
 from ..core.attempt import TaskCall
 from ..core.executor import Outcome
+from ..core.interrupts_held import InterruptsHeld
+from ..core.wakeup import Wakeup
 from . import dask_events as events
 from .dask_chunk_ends import ChunkEnds
 from .dask_chunking import Probes, chunk_size, probe_count
@@ -56,7 +58,7 @@ class Submitter:
         # Per (run, task name) of automatic maps launched unmeasured: their probes (and the
         # size they decided, for the map's life: ``forget`` drops them).
         self._probes: dict[tuple[str, str], Probes] = {}
-        self._wake = threading.Event()
+        self._wake = Wakeup()  # not a threading.Event: see core/wakeup.py
         self._thread: threading.Thread | None = None
         self._stopped = False
         self.chunk_ends = ChunkEnds(executor, self.add, self.may_hang)
@@ -83,9 +85,10 @@ class Submitter:
     def _start(self) -> None:
         self._stopped = False
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="labloom-dask-submit",
-                                            daemon=True)
-            self._thread.start()
+            with InterruptsHeld():  # kept and not started: taken for running, nothing sent
+                self._thread = threading.Thread(target=self._loop, name="labloom-dask-submit",
+                                                daemon=True)
+                self._thread.start()
 
     def drop(self, keys: set[str]) -> None:
         with self._lock:
@@ -111,7 +114,6 @@ class Submitter:
     def _loop(self) -> None:
         while True:
             woken = self._wake.wait(IDLE_EXIT)
-            self._wake.clear()
             with self._lock:
                 if self._held and (self._recheck or not woken):  # first: gathering counts them
                     self._members[:0] = self._held

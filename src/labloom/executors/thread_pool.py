@@ -9,6 +9,13 @@ exits runs the calls already queued (the engine cancels its runs first, ``at_exi
 cancelled call returns at once) and waits for the threads; ``shutdown`` drops what waits; and
 a pool nobody holds any more ends its threads once the calls queued ran (a run given its own
 ``ThreadExecutor(4)`` left four idle threads behind for the life of the process, per run).
+
+A pool ends with one ``None`` on its queue, which each thread that takes it puts back: one put,
+made again at no harm, ends every thread, also one started as the pool closed. One ``None`` per
+thread, put once by the pool's finalizer, was lost for good when a Ctrl-C landed before the
+puts (in ``InterruptsHeld.__enter__``, before its swap): the threads waited on the queue and the
+process's exit joined them for ever (session 52). The exit puts one again on the queue of every
+thread still there (``_at_exit``): a finalizer cut short, in ``weakref``'s own code, is one too.
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ log = logging.getLogger("labloom")
 Call = tuple[Callable[..., None], tuple[Any, ...]]
 
 _pools: weakref.WeakSet[ThreadPool] = weakref.WeakSet()
-# Every pool's threads, also those of a pool already collected (they end after its last calls).
-_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+# Every pool's threads, also those of a pool already collected (they end after its last
+# calls), each with its pool's queue: where the exit tells it to end.
+_threads: weakref.WeakKeyDictionary[threading.Thread, queue.SimpleQueue[Call | None]]
+_threads = weakref.WeakKeyDictionary()
 _registered = False
 _registering = threading.Lock()
 
@@ -42,6 +51,8 @@ def _at_exit() -> None:
     queued before this ran."""
     for pool in list(_pools):
         pool.close(drop=False)
+    for calls in {id(calls): calls for calls in list(_threads.values())}.values():
+        calls.put(None)  # a pool collected, its finalizer cut short by a Ctrl-C
 
 
 # How long the exit lets idle threads end before it counts the ones still in a call.
@@ -59,7 +70,7 @@ def _say_calls_still_running() -> None:
     holds the exit until the call returns, which is said, so that a Ctrl-C that cancelled a run
     is not followed by a silent wait as long as the task's code runs (a training of an hour)."""
     # A daemon thread (made by a background run's thread, whose kind it takes) holds nothing.
-    threads = [thread for thread in _threads if not thread.daemon]
+    threads = [thread for thread in list(_threads) if not thread.daemon]
     deadline = time.monotonic() + _IDLE_ENDS_WITHIN
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
@@ -87,8 +98,8 @@ class ThreadPool:
         self._growing = threading.Lock()
         self._closed = False
         # The threads hold the queue, never the pool: so the pool can be collected, and then
-        # its threads told to end (``_end_threads``).
-        self._end_threads = weakref.finalize(self, _end_threads, self._queue, self._threads)
+        # its threads told to end. A C function: no Python frame of ours where a Ctrl-C lands.
+        weakref.finalize(self, self._queue.put, None)
         global _registered
         with _registering:
             if not _registered:
@@ -104,13 +115,15 @@ class ThreadPool:
         # Calls are submitted from several threads (whichever applies a run's reports
         # launches what became ready): the lock, taken only while the pool grows, keeps it
         # to ``max_workers``.
+        # Held (interrupts_held.py): a Ctrl-C between the thread's count and its start left a
+        # thread counted that never ran, and a ``ThreadExecutor(1)`` ran no call again.
         if len(self._threads) < self.max_workers and self._queue.qsize() > 0:
-            with self._growing:
+            with InterruptsHeld(), self._growing:
                 if len(self._threads) < self.max_workers:
                     thread = threading.Thread(target=_work, args=(self._queue, self._busy),
                                               name=f"{self._prefix}_{len(self._threads)}")
                     self._threads.append(thread)
-                    _threads.add(thread)
+                    _threads[thread] = self._queue
                     thread.start()
 
     def queued(self) -> int:
@@ -126,7 +139,7 @@ class ThreadPool:
                     self._queue.get_nowait()
             except queue.Empty:
                 pass
-        self._end_threads()  # once: then never again when the pool is collected
+        self._queue.put(None)  # and again when the pool is collected: no harm
 
 
 def _work(calls: queue.SimpleQueue[Call | None],
@@ -143,6 +156,7 @@ def _work(calls: queue.SimpleQueue[Call | None],
                     busy = None
                 item = wait()
             if item is None:
+                calls.put(None)  # for the next thread: one ends them all
                 return
             if busy is None:
                 busy = busy_while()
@@ -157,12 +171,3 @@ def _work(calls: queue.SimpleQueue[Call | None],
         if busy is not None:
             busy.__exit__(None, None, None)
 
-
-def _end_threads(calls: queue.SimpleQueue[Call | None], threads: list[threading.Thread]) -> None:
-    """Each thread ends once it reaches this in the queue (after the calls before it)."""
-    # One for each, or the exit waits for ever: a Ctrl-C landing between two (a run's own pool
-    # closed as the interrupted run ends) left threads waiting on the queue, and the process's
-    # exit joined them for good, saying task calls were still running (finalize runs this once).
-    with InterruptsHeld():
-        for _ in threads:
-            calls.put(None)

@@ -62,7 +62,7 @@ def attach(run: Any) -> None:
     from .cancel import watch
     from .db import get_database, is_transient
     from .recorder import Recorder
-    from .writer import writer_for
+    from .writer_registry import writer_for
 
     database = writer = None
     try:
@@ -100,7 +100,7 @@ def import_recording() -> None:
     Not ``import labloom.store`` itself: the CLI and the readers import this package and
     need none of them."""
     if enabled():
-        from . import cancel, recorder, schema, writer  # noqa: F401
+        from . import cancel, recorder, schema, writer, writer_registry  # noqa: F401
 
 
 def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
@@ -109,7 +109,7 @@ def unrecorded(run_id: str, timeout: float = 5.0) -> Any:
     still being written; None when the record is whole (or the store is off)."""
     if not enabled():
         return None
-    from .writer import writers
+    from .writer_registry import writers
 
     for writer in writers():
         if not writer.knows(run_id):

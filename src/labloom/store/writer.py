@@ -35,7 +35,6 @@ retires at once, what waits and what its runs still send dropped and counted (``
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
 import os
@@ -46,9 +45,10 @@ from contextlib import suppress
 from pathlib import Path
 
 from ..core import events as ev
+from ..core.interrupts_held import InterruptsHeld
 from . import store_clock, unanswered_commits
 from .commits import CommitSize
-from .db import Conn, Database, file_identity, is_transient, on_forget, short_error, tables_gone
+from .db import Conn, Database, file_identity, is_transient, short_error, tables_gone
 from .home import HEARTBEAT
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .room import NOTE_SQL, Room
@@ -73,7 +73,11 @@ class Writer:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._cond = threading.Condition()
+        # Entered as ``with self._lock`` (C), never ``with self._cond``: ``Condition.__enter__``
+        # is Python, and a Ctrl-C landing as it returned kept the lock taken for good (the
+        # writer's thread then waited for ever: nothing written again).
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._queue: list[tuple[Recorder, Sequence[ev.Event]]] = []
         self._queued = self._written = 0
         self._backlog = 0  # events queued or being written
@@ -97,7 +101,7 @@ class Writer:
     def adopt(self, conn: Conn) -> None:
         """A connection just made, its schema checked (``store.attach``): the writer's next
         thread writes with it instead of connecting again; closed when one is running."""
-        with self._cond:
+        with self._lock:
             if self._spare is None and self._thread is None:
                 self._spare = conn
                 return
@@ -106,17 +110,25 @@ class Writer:
     def writing_to(self, file_id: tuple[int, int] | None) -> bool:
         """Whether this writer's thread runs and last wrote, without trouble, to the SQLite
         file ``file_id`` (now at its path): what ``store.attach`` learns by connecting."""
-        with self._cond:
+        with self._lock:
             return self._thread is not None and file_id is not None and self._wrote == file_id
 
     def is_me(self) -> bool:
         return threading.current_thread() is self._thread
 
     def put(self, rec: Recorder, batch: Sequence[ev.Event]) -> int:
-        with self._cond:
+        with self._lock:
             if self.retired is not None:
                 rec.drop(len(batch), self.retired)
                 return self._queued
+            if self._thread is None:
+                # Held, and before the batch is queued: a Ctrl-C between the thread kept and
+                # its start left one never started, taken for running (nothing written again,
+                # ``retire`` raising RuntimeError); one before it, a batch queued, no thread.
+                with InterruptsHeld():
+                    self._thread = threading.Thread(target=self._loop, name="labloom-store",
+                                                    daemon=True)
+                    self._thread.start()
             cap = backlog_cap()
             if self._backlog >= cap:
                 kept = [e for e in batch if not isinstance(e, ev.LogRecord)]
@@ -131,10 +143,6 @@ class Writer:
             self._queued += 1
             self._backlog += len(batch)
             self._live[rec.run_id] = rec
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="labloom-store",
-                                                daemon=True)
-                self._thread.start()
             self._cond.notify_all()
             # Hold the caller (a run's delivery thread: the engine waits on its queue) while
             # more than a transaction waits and the backlog shrinks: what waits here is
@@ -151,7 +159,7 @@ class Writer:
     def retire(self, why: str, timeout: float = 5.0) -> bool:
         """Let go of the store: what waits and what runs send later is dropped, counted
         (``why``); a retry gives up now. Whether the thread ended within ``timeout``."""
-        with self._cond:
+        with self._lock:
             if self.retired is None:
                 self.retired = why
                 if dropped := self._drop_queued(why):  # it notifies the thread too
@@ -187,7 +195,7 @@ class Writer:
 
     def wait(self, seq: int | None = None, timeout: float = FINAL_WAIT) -> bool:
         """Block until everything queued (up to ``seq``) is written or dropped."""
-        with self._cond:
+        with self._lock:
             target_seq = self._queued if seq is None else seq
             self._hurry += 1
             self._cond.notify_all()
@@ -201,12 +209,12 @@ class Writer:
         return run_id in self._live or run_id in self.lost or run_id in self.disk.held
 
     def pending(self) -> bool:
-        with self._cond:
+        with self._lock:
             return self._written < self._queued
 
     def missing(self, run_id: str) -> Unrecorded:
         """What of run ``run_id`` the store lacks: lost, unwritten yet, or held (disk full)."""
-        with self._cond:
+        with self._lock:
             count = sum(len(batch) for rec, batch in self._queue if rec.run_id == run_id)
             writing = () if self._rows is None else self._rows.tables()  # rows being written
         count += sum(sum(1 for r in t.runs[t.done:] if r == run_id) for t in writing)
@@ -215,13 +223,13 @@ class Writer:
         return self.disk.unrecorded(lost, run_id, count)
 
     def _loop(self) -> None:
-        with self._cond:
+        with self._lock:
             conn, self._spare = self._spare, None
         last_beat = began = 0.0
         idle_since = time.monotonic()
         try:
             while True:
-                with self._cond:
+                with self._lock:
                     if not self._queue and self.retired is None:
                         self._cond.wait(min(heartbeat_interval(), _IDLE_EXIT))
                     gathered = began + GATHER
@@ -247,7 +255,7 @@ class Writer:
                     last_beat = time.monotonic()
                     self._settled(rows)
                     del rows  # written: not held until the next write or the thread's end
-                with self._cond:
+                with self._lock:
                     self._written = max(self._written, upto)  # past it when retired meanwhile
                     self._backlog -= folded
                     self._cond.notify_all()
@@ -270,7 +278,7 @@ class Writer:
         return rows.finish()
 
     def _settled(self, rows: Rows) -> None:
-        with self._cond:
+        with self._lock:
             queued = {rec.run_id for rec, _ in self._queue}
             for run_id in rows.closed - self._open - queued:
                 self._live.pop(run_id, None)
@@ -304,7 +312,7 @@ class Writer:
                     self.trouble.gave_up(rows, exc, explain=self.disk.why_unwritten)
                     return None
                 self.trouble.failing(exc, rows)
-                with self._cond:  # a backoff that ``retire`` cuts short
+                with self._lock:  # a backoff that ``retire`` cuts short
                     retired = self._cond.wait_for(lambda: self.retired, delay)
                 if retired:
                     self.trouble.gave_up(rows, exc, retired)
@@ -370,43 +378,8 @@ class Writer:
 
     def _fail(self, exc: Exception) -> None:
         log.exception("[labloom] the run store %s writer failed: %s", self.database.display, exc)
-        with self._cond:
+        with self._lock:
             self._drop_queued(f"the store writer failed ({short_error(exc)})")
             self._backlog = 0
             self._thread = None
 
-
-_writers: dict[str, Writer] = {}
-_writers_lock = threading.Lock()
-
-
-def writer_for(database: Database) -> Writer:
-    with _writers_lock:
-        writer = _writers.get(database.url)
-        if writer is None or writer.retired is not None:
-            fresh = _writers[database.url] = Writer(database)
-            if writer is not None:  # what the retired one could not write is still told
-                fresh.lost = writer.lost
-            writer = fresh
-        return writer
-
-
-def _let_go(url: str) -> None:  # ``db.forget(url)``: the store goes away, so does its writer
-    if (writer := _writers.get(url)) is not None:
-        writer.retire("this process let go of the store (labloom.store.stop_writing)")
-
-
-on_forget(_let_go)
-
-
-def writers() -> list[Writer]:
-    return list(_writers.values())
-
-
-@atexit.register
-def _drain_at_exit() -> None:
-    # A script that exits while a background run is still going: keep what was emitted.
-    # A database server that is away gets longer: the final states are still queued.
-    for writer in list(_writers.values()):
-        if writer.pending():
-            writer.wait(timeout=5.0 if writer.database.kind == "sqlite" else 15.0)

@@ -1,0 +1,63 @@
+"""Running a flow with a Ctrl-C landed (``interrupt_points.Landing``), and what must hold after:
+shared by the tests that interrupt runs anywhere, on each executor."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from interrupt_points import Landing
+from labloom.core import at_exit, context, gc_policy, logs
+from labloom.store import open_store
+
+ENDED = ("Cancelled", "Completed")
+
+
+def interrupted(landing: Landing, go: Callable[[], Any]) -> bool:
+    """``go()`` traced by ``landing`` in the main thread; whether it raised KeyboardInterrupt."""
+    before = sys.gettrace()
+    # No cyclic collection meanwhile: a finalizer it ran (a run let go of) would take the
+    # Ctrl-C, which Python then only prints, and the points would move from one pass to another.
+    gc.disable()
+    sys.settrace(landing)
+    try:
+        go()
+    except KeyboardInterrupt:
+        return True
+    finally:
+        sys.settrace(before)
+        gc.enable()
+    return False
+
+
+def points_of(go: Callable[[], Any], also: tuple[str, ...] = ()) -> list[str]:
+    """Where each point of ``go()`` is, in order."""
+    go()  # the store made, modules imported: the count that follows is the runs' own
+    found: list[str] = []
+    interrupted(Landing(0, found, also=also), go)
+    return found
+
+
+def check_after(said: str, runs: list[Any], sweep: Any) -> None:
+    """Each run (none when the Ctrl-C came before one began) ended, and the kernel and the
+    store agree; nothing of it is left in the process; ``sweep``'s next run completes."""
+    for run in runs:
+        assert run.wait_finished(60), f"{said}: run {run.id} never finished ({run.state})"
+        assert run.state.value in ENDED, f"{said}: run ended {run.state}"
+        with open_store() as store:
+            row = store.get_run(run.id, counts=False, parameters=False)
+        assert row is not None and row.state == run.state.value, \
+            f"{said}: the store has {row and row.state}, the run {run.state}"
+    assert not at_exit._unfinished, f"{said}: still to be ended at exit"
+    assert gc_policy.runs_going() == 0, f"{said}: the collector still counts a run going"
+    # (A Ctrl-C as the last call's capture ends may leave its proxies in, writing through to
+    # the streams: the next call's capture takes them out. Not so a count left up.)
+    assert logs._capture_depth == 0, f"{said}: the print capture is held for good"
+    # Left active, it was every later run's caller: cancelled between attempts as its
+    # caller's run was, a task called as a plain function sent to it (CI, session 51).
+    assert context.ACTIVE.get() is None, f"{said}: its run is still the thread's active run"
+    # In the background, waited for with a guard: a run that cannot go on fails, not hangs.
+    state = sweep.run(background=True).wait(60).value
+    assert state == "Completed", f"{said}: the next run did not complete ({state})"
