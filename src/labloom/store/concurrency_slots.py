@@ -172,6 +172,8 @@ def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
             full = _full_tags(conn, limits, holder)
             if full and _remove_dead(conn, full):
                 full = _full_tags(conn, limits, holder)
+            if full and _holds(conn, holder, full):
+                full = []  # taken already: a take whose COMMIT went unanswered but landed
             now = store_clock.now(conn)
             if not full:
                 conn.executemany(
@@ -214,6 +216,18 @@ def beat(holders: Iterable[str]) -> None:
             conn.executemany(
                 f"UPDATE {table} SET beat = ? WHERE holder = ?", [(now, h) for h in names]
             )
+
+
+def _holds(conn: Conn, holder: str, tags: list[str]) -> bool:
+    """Whether ``holder`` holds a slot of each of ``tags``: a take on PostgreSQL whose COMMIT
+    went unanswered (the server crashed, the network went) is asked again, and its slots, if
+    it landed, counted against it: a tag of one slot was full of itself, and its holder, put in
+    line behind the task runs that waited for that slot, waited for ever with them."""
+    marks = ",".join("?" * len(tags))
+    (held,) = conn.execute(
+        f"SELECT COUNT(*) FROM concurrency_slots WHERE holder = ? AND tag IN ({marks})",
+        [holder, *tags]).fetchone()
+    return bool(held == len(tags))
 
 
 def _full_tags(conn: Conn, limits: dict[str, int], holder: str) -> list[str]:
