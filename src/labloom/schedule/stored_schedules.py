@@ -339,6 +339,24 @@ def claim_due(
         return Claim(schedule, latest, missed)
 
 
+def unlaunched(conn: Conn, scheduler_id: str, launched: set[tuple[str, float]]) -> list[Claim]:
+    """The slots ``scheduler_id`` claimed (running) that are not among ``launched``: claims
+    whose COMMIT landed though its answer never came (a PostgreSQL server that crashed or a
+    network cut right after it), which the scheduler took for failed. Left so, the slot stayed
+    running, its scheduler alive, and every later slot of a schedule without overlap was
+    skipped as 'the previous run was still running'."""
+    claims = []
+    for row in conn.execute(
+            "SELECT schedule, slot_time, note FROM schedule_slots WHERE scheduler = ? AND "
+            "status = 'running'", (scheduler_id,)).fetchall():
+        if (row[0], float(row[1])) not in launched:
+            try:
+                claims.append(Claim(get(conn, row[0]), float(row[1]), row[2] is not None))
+            except ScheduleError:  # removed meanwhile: nothing left to run
+                continue
+    return claims
+
+
 def point_slot_at_run(run_id: str) -> None:
     """In a run `labloom serve` started: its slot names the run from the start, so a server
     that replaces a killed one can follow the run instead of calling the slot lost."""

@@ -1,0 +1,64 @@
+"""`labloom serve` on PostgreSQL whose claim of a slot commits but whose answer never comes (the
+server crashed, the network went, right after the commit): the scheduler took the claim for
+failed and never started its run. Before, that slot stayed running (its scheduler alive), and
+every later slot of the schedule was skipped as 'the previous run was still running', for as
+long as that `serve` ran."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_helpers import labloom, slot_rows, start_labloom, stop, wait_for, write
+from labloom.store import db
+from pg_commit_cut import CommitCutter
+
+FLOW = """
+    from labloom import flow, task
+
+    @task
+    def work():
+        return 1
+
+    @flow
+    def job():
+        work()
+"""
+
+
+@pytest.fixture
+def cut_claims(postgres_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[CommitCutter]:
+    name = postgres_server.new_database()
+    proxy = CommitCutter(postgres_server.socket_dir / ".s.PGSQL.5432",
+                         writes=(b"INTO schedule_slots ",))
+    url = proxy.url(name)
+    monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
+    yield proxy
+    db.forget(url)
+    proxy.close()
+    postgres_server.drop_database(name)
+
+
+def test_a_claim_whose_commit_answer_is_lost_is_run(
+    cut_claims: CommitCutter, tmp_path: Path
+) -> None:
+    proxy = cut_claims
+    write(tmp_path / "flows.py", FLOW)
+    added = labloom(tmp_path, "schedule", "add", "flows.py:job", "--every", "2s")
+    assert added.returncode == 0, added.stderr
+    proxy.armed.set()
+    serve = start_labloom(tmp_path, "serve", "--tick", "0.1")
+    try:
+        wait_for(proxy.cut.is_set, 60, "a claim's COMMIT cut")
+        assert proxy.answer == b"I"  # the server committed it
+        # Its run, and those of the slots after it: before, the first stayed running, the
+        # rest were skipped.
+        wait_for(lambda: [r["status"] for r in slot_rows(tmp_path)][:3]
+                 == ["completed"] * 3, 120, "the first three slots' runs")
+    finally:
+        stop(serve)
+    rows = slot_rows(tmp_path)
+    assert all(r["run_id"] and r["exit_code"] == 0 for r in rows[:3]), rows
