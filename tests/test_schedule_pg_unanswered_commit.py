@@ -62,3 +62,47 @@ def test_a_claim_whose_commit_answer_is_lost_is_run(
         stop(serve)
     rows = slot_rows(tmp_path)
     assert all(r["run_id"] and r["exit_code"] == 0 for r in rows[:3]), rows
+
+
+FAILING = """
+    from labloom import flow, task
+
+    @task
+    def check():
+        raise ValueError("malformed")
+
+    @flow
+    def etl():
+        check()
+"""
+
+
+def test_a_run_alert_kept_unanswered_is_not_left_to_be_sent_again(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `labloom run --notify` keeps its alert in the outbox (its row names the command as
+    # sender), posts it, and deletes the row once delivered. Before, a keep whose COMMIT went
+    # unanswered was taken for failed: the command posted from memory and left the row, which
+    # the next serve sent again once the command's hold was over.
+    from cli_helpers import Hook
+    from test_alerts_kept import pending_rows
+
+    name = postgres_server.new_database()
+    proxy = CommitCutter(postgres_server.socket_dir / ".s.PGSQL.5432",
+                         writes=(b"INTO pending_alerts ",))
+    monkeypatch.setenv("LABLOOM_DATABASE_URL", proxy.url(name))
+    hook = Hook([])
+    try:
+        write(tmp_path / "flows.py", FAILING)
+        proxy.armed.set()
+        out = labloom(tmp_path, "run", "flows.py:etl", "--notify", hook.url,
+                      LABLOOM_PROGRESS="0", LABLOOM_NOTIFY_DELAYS="0.1")
+        assert out.returncode == 1, out.stderr
+        assert proxy.cut.is_set() and proxy.answer == b"I", out.stderr
+        assert len(hook.bodies) == 1
+        assert pending_rows(tmp_path) == []  # before: the row, for a serve to send again
+    finally:
+        hook.close()
+        db.forget(proxy.url(name))
+        proxy.close()
+        postgres_server.drop_database(name)
