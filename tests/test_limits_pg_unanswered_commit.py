@@ -18,7 +18,7 @@ from labloom.store import db
 from pg_commit_cut import CommitCutter
 
 
-@pytest.fixture(params=["after the commit", "before the commit"])
+@pytest.fixture(params=["after the commit", "before the commit", "unnoticed by the server"])
 def cut_slots(postgres_server: Any, monkeypatch: pytest.MonkeyPatch,
               request: pytest.FixtureRequest) -> Iterator[CommitCutter]:
     """The first COMMIT, once armed, of a transaction taking a slot cut as the server answers
@@ -26,6 +26,7 @@ def cut_slots(postgres_server: Any, monkeypatch: pytest.MonkeyPatch,
     name = postgres_server.new_database()
     proxy = CommitCutter(postgres_server.socket_dir / ".s.PGSQL.5432",
                          commits=request.param == "after the commit",
+                         held=request.param == "unnoticed by the server",
                          writes=(b"INTO concurrency_slots ",))
     url = proxy.url(name)
     monkeypatch.setenv("LABLOOM_DATABASE_URL", url)

@@ -31,6 +31,7 @@ from . import home as _home
 from . import store_clock
 from .db import Conn, get_database, on_forget
 from .settings import heartbeat_timeout
+from .unanswered_commits import lock_briefly
 
 _lock = threading.RLock()
 _connections: dict[str, Conn] = {}
@@ -168,7 +169,7 @@ def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
     with _lock:
         conn = connection()
         with conn.transaction():
-            conn.lock(*(f"labloom-limit:{tag}" for tag in limits))
+            lock_briefly(conn, *(f"labloom-limit:{tag}" for tag in limits))
             full = _full_tags(conn, limits, holder)
             if full and _remove_dead(conn, full):
                 full = _full_tags(conn, limits, holder)

@@ -123,3 +123,22 @@ def landed(conn: Conn, ticket: Ticket) -> bool:
             "[labloom] a write whose commit went unanswered is still open on the server; "
             "its outcome is asked again")
     return False  # aborted, or never known to the server now (lost in a crash)
+
+
+ORPHANED = 30  # seconds a short transaction may sit idle before the server ends it
+
+
+def lock_briefly(conn: Conn, *keys: str) -> None:
+    """``conn.lock(*keys)`` in a transaction that never waits on its client (a slot taken, an
+    alert claimed): on PostgreSQL the server also ends it once idle ``ORPHANED`` seconds. Its
+    client gone unnoticed (a network cut as it sent the COMMIT), it held its locks as long as
+    the server took to notice (TCP keepalive: two hours), and every other locker waited that
+    long: a concurrency limit's every task run. In the first lock's statement: no round trip
+    more."""
+    names = sorted(set(keys))
+    if conn.kind != "postgresql" or not names:
+        conn.lock(*names)
+        return
+    conn.raw.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, true), "
+                     "pg_advisory_xact_lock(hashtext(%s))", (f"{ORPHANED}s", names[0]))
+    conn.lock(*names[1:])  # the rest in order: every locker takes them sorted
