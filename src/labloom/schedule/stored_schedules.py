@@ -32,6 +32,7 @@ from ..store import access, store_clock
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 from ..store.storable import is_storable, storable
+from ..store.unanswered_commits import brief
 from .alert_outbox import forget as forget_alerts
 from .liveness import Settled, settle_running
 from .liveness import health as health  # re-exported: where callers look for it
@@ -309,6 +310,7 @@ def claim_due(
     ``now`` is the store's time (``store_clock.now``).
     """
     with transaction(conn):
+        brief(conn)  # its client gone unnoticed, it held the row lock below for two hours
         # The row lock serializes claimers of this schedule on every host (PostgreSQL).
         row = conn.execute(
             "SELECT paused FROM schedules WHERE name = ?" + conn.for_update, (schedule.name,)

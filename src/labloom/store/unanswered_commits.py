@@ -126,6 +126,7 @@ def landed(conn: Conn, ticket: Ticket) -> bool:
 
 
 ORPHANED = 30  # seconds a short transaction may sit idle before the server ends it
+_ENDED_IDLE = "set_config('idle_in_transaction_session_timeout', %s, true)"
 
 
 def lock_briefly(conn: Conn, *keys: str) -> None:
@@ -139,6 +140,12 @@ def lock_briefly(conn: Conn, *keys: str) -> None:
     if conn.kind != "postgresql" or not names:
         conn.lock(*names)
         return
-    conn.raw.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, true), "
-                     "pg_advisory_xact_lock(hashtext(%s))", (f"{ORPHANED}s", names[0]))
+    conn.raw.execute(f"SELECT {_ENDED_IDLE}, pg_advisory_xact_lock(hashtext(%s))",
+                     (f"{ORPHANED}s", names[0]))
     conn.lock(*names[1:])  # the rest in order: every locker takes them sorted
+
+
+def brief(conn: Conn) -> None:
+    """The same, first in a transaction that takes row locks (a schedule's slot claimed)."""
+    if conn.kind == "postgresql":
+        conn.raw.execute(f"SELECT {_ENDED_IDLE}", (f"{ORPHANED}s",))
