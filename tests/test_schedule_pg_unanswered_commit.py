@@ -6,6 +6,7 @@ long as that `serve` ran."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,40 @@ def test_a_run_alert_kept_unanswered_is_not_left_to_be_sent_again(
         assert len(hook.bodies) == 1
         assert pending_rows(tmp_path) == []  # before: the row, for a serve to send again
     finally:
+        hook.close()
+        db.forget(proxy.url(name))
+        proxy.close()
+        postgres_server.drop_database(name)
+
+
+def test_an_alert_claim_cut_unnoticed_does_not_hold_the_alerts(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A serve claims a failed run's alert (``alert_outbox.claim``, under the alerts' lock) and
+    # its connection is cut as it sends the COMMIT, the server not noticing. Before, that
+    # transaction held the lock until the server noticed (TCP keepalive: two hours), and the
+    # serve's next claim waited on it: no alert sent, no schedule run meanwhile.
+    from cli_helpers import Hook
+
+    name = postgres_server.new_database()
+    proxy = CommitCutter(postgres_server.socket_dir / ".s.PGSQL.5432", commits=False,
+                         held=True, writes=(b"UPDATE pending_alerts SET sender",))
+    monkeypatch.setenv("LABLOOM_DATABASE_URL", proxy.url(name))
+    hook = Hook([])
+    serve = None
+    try:
+        write(tmp_path / "flows.py", FAILING)
+        added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "2s",
+                        "--notify", hook.url)
+        assert added.returncode == 0, added.stderr
+        proxy.armed.set()
+        serve = start_labloom(tmp_path, "serve", "--tick", "0.1")
+        wait_for(proxy.cut.is_set, 60, "an alert claim's COMMIT cut")
+        wait_for(lambda: hook.bodies, 120, "the alert sent all the same")
+        assert "etl" in json.dumps(hook.bodies[0]), hook.bodies
+    finally:
+        if serve is not None:
+            stop(serve)
         hook.close()
         db.forget(proxy.url(name))
         proxy.close()
