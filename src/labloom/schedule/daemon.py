@@ -151,8 +151,8 @@ class ScheduleServer:
         self._reap(conn)
         if self._unsure:  # claims that landed though they seemed to fail: run them now
             launched = {(c.claim.schedule.name, c.claim.slot) for c in self.children}
-            for claim in sched.unlaunched(conn, self.id, launched):
-                self._launch(conn, claim)
+            for landed in sched.unlaunched(conn, self.id, launched):
+                self._launch(conn, landed)
             self._unsure = False
         if self._logs_pruned + log_files.PRUNE_EVERY <= ticked:
             self._logs_pruned = ticked
