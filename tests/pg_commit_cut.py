@@ -21,6 +21,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _WRITES_LINES = (b"INTO logs ", b"COPY logs ")
 _READY = b"Z\x00\x00\x00\x05"  # ReadyForQuery: the server is done with the COMMIT
@@ -147,3 +148,21 @@ class _ClientMessages:
 
 def _length(data: bytes, at: int) -> int:
     return int(struct.unpack("!I", data[at:at + 4])[0])
+
+
+@contextlib.contextmanager
+def cut_database(server: Any, monkeypatch: Any, **options: Any) -> Iterator[CommitCutter]:
+    """A new database of the tests' ``server`` behind a ``CommitCutter(**options)``, named by
+    LABLOOM_DATABASE_URL while the block runs; dropped after it."""
+    from labloom.store import db
+
+    name = server.new_database()
+    proxy = CommitCutter(server.socket_dir / ".s.PGSQL.5432", **options)
+    url = proxy.url(name)
+    monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
+    try:
+        yield proxy
+    finally:
+        db.forget(url)
+        proxy.close()
+        server.drop_database(name)

@@ -14,8 +14,7 @@ import pytest
 import labloom
 from labloom import ThreadExecutor, flow, task
 from labloom.store import concurrency_slots as slots
-from labloom.store import db
-from pg_commit_cut import CommitCutter
+from pg_commit_cut import CommitCutter, cut_database
 
 
 @pytest.fixture(params=["after the commit", "before the commit", "unnoticed by the server"])
@@ -23,17 +22,10 @@ def cut_slots(postgres_server: Any, monkeypatch: pytest.MonkeyPatch,
               request: pytest.FixtureRequest) -> Iterator[CommitCutter]:
     """The first COMMIT, once armed, of a transaction taking a slot cut as the server answers
     it (it landed), or as it is sent (it did not: the slot must still be taken)."""
-    name = postgres_server.new_database()
-    proxy = CommitCutter(postgres_server.socket_dir / ".s.PGSQL.5432",
-                         commits=request.param == "after the commit",
-                         held=request.param == "unnoticed by the server",
-                         writes=(b"INTO concurrency_slots ",))
-    url = proxy.url(name)
-    monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
-    yield proxy
-    db.forget(url)
-    proxy.close()
-    postgres_server.drop_database(name)
+    with cut_database(postgres_server, monkeypatch, writes=(b"INTO concurrency_slots ",),
+                      commits=request.param == "after the commit",
+                      held=request.param == "unnoticed by the server") as proxy:
+        yield proxy
 
 
 @task(tags=["db"])

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import labloom, slot_rows, start_labloom, stop, wait_for, write
-from labloom.store import db
-from pg_commit_cut import CommitCutter
+from cli_helpers import Hook, labloom, slot_rows, start_labloom, stop, wait_for, write
+from pg_commit_cut import CommitCutter, cut_database
 
 FLOW = """
     from labloom import flow, task
@@ -35,17 +34,10 @@ def cut_claims(postgres_server: Any, monkeypatch: pytest.MonkeyPatch,
                request: pytest.FixtureRequest) -> Iterator[CommitCutter]:
     """A claim's COMMIT cut as the server answers it, or as it is sent, the server not
     noticing (the claim's transaction stays open, holding the schedule's row)."""
-    name = postgres_server.new_database()
-    proxy = CommitCutter(postgres_server.socket_dir / ".s.PGSQL.5432",
-                         commits=request.param == "after the commit",
-                         held=request.param == "unnoticed by the server",
-                         writes=(b"INTO schedule_slots ",))
-    url = proxy.url(name)
-    monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
-    yield proxy
-    db.forget(url)
-    proxy.close()
-    postgres_server.drop_database(name)
+    with cut_database(postgres_server, monkeypatch, writes=(b"INTO schedule_slots ",),
+                      commits=request.param == "after the commit",
+                      held=request.param == "unnoticed by the server") as proxy:
+        yield proxy
 
 
 def test_a_claim_whose_commit_answer_is_lost_is_run(
@@ -91,28 +83,22 @@ def test_a_run_alert_kept_unanswered_is_not_left_to_be_sent_again(
     # sender), posts it, and deletes the row once delivered. Before, a keep whose COMMIT went
     # unanswered was taken for failed: the command posted from memory and left the row, which
     # the next serve sent again once the command's hold was over.
-    from cli_helpers import Hook
     from test_alerts_kept import pending_rows
 
-    name = postgres_server.new_database()
-    proxy = CommitCutter(postgres_server.socket_dir / ".s.PGSQL.5432",
-                         writes=(b"INTO pending_alerts ",))
-    monkeypatch.setenv("LABLOOM_DATABASE_URL", proxy.url(name))
     hook = Hook([])
     try:
-        write(tmp_path / "flows.py", FAILING)
-        proxy.armed.set()
-        out = labloom(tmp_path, "run", "flows.py:etl", "--notify", hook.url,
-                      LABLOOM_PROGRESS="0", LABLOOM_NOTIFY_DELAYS="0.1")
-        assert out.returncode == 1, out.stderr
-        assert proxy.cut.is_set() and proxy.answer == b"I", out.stderr
-        assert len(hook.bodies) == 1
-        assert pending_rows(tmp_path) == []  # before: the row, for a serve to send again
+        with cut_database(postgres_server, monkeypatch,
+                          writes=(b"INTO pending_alerts ",)) as proxy:
+            write(tmp_path / "flows.py", FAILING)
+            proxy.armed.set()
+            out = labloom(tmp_path, "run", "flows.py:etl", "--notify", hook.url,
+                          LABLOOM_PROGRESS="0", LABLOOM_NOTIFY_DELAYS="0.1")
+            assert out.returncode == 1, out.stderr
+            assert proxy.cut.is_set() and proxy.answer == b"I", out.stderr
+            assert len(hook.bodies) == 1
+            assert pending_rows(tmp_path) == []  # before: the row, for a serve to send again
     finally:
         hook.close()
-        db.forget(proxy.url(name))
-        proxy.close()
-        postgres_server.drop_database(name)
 
 
 def test_an_alert_claim_cut_unnoticed_does_not_hold_the_alerts(
@@ -122,28 +108,22 @@ def test_an_alert_claim_cut_unnoticed_does_not_hold_the_alerts(
     # its connection is cut as it sends the COMMIT, the server not noticing. Before, that
     # transaction held the lock until the server noticed (TCP keepalive: two hours), and the
     # serve's next claim waited on it: no alert sent, no schedule run meanwhile.
-    from cli_helpers import Hook
 
-    name = postgres_server.new_database()
-    proxy = CommitCutter(postgres_server.socket_dir / ".s.PGSQL.5432", commits=False,
-                         held=True, writes=(b"UPDATE pending_alerts SET sender",))
-    monkeypatch.setenv("LABLOOM_DATABASE_URL", proxy.url(name))
     hook = Hook([])
-    serve = None
     try:
-        write(tmp_path / "flows.py", FAILING)
-        added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "2s",
-                        "--notify", hook.url)
-        assert added.returncode == 0, added.stderr
-        proxy.armed.set()
-        serve = start_labloom(tmp_path, "serve", "--tick", "0.1")
-        wait_for(proxy.cut.is_set, 60, "an alert claim's COMMIT cut")
-        wait_for(lambda: hook.bodies, 120, "the alert sent all the same")
-        assert "etl" in json.dumps(hook.bodies[0]), hook.bodies
+        with cut_database(postgres_server, monkeypatch, commits=False, held=True,
+                          writes=(b"UPDATE pending_alerts SET sender",)) as proxy:
+            write(tmp_path / "flows.py", FAILING)
+            added = labloom(tmp_path, "schedule", "add", "flows.py:etl", "--every", "2s",
+                            "--notify", hook.url)
+            assert added.returncode == 0, added.stderr
+            proxy.armed.set()
+            serve = start_labloom(tmp_path, "serve", "--tick", "0.1")
+            try:
+                wait_for(proxy.cut.is_set, 60, "an alert claim's COMMIT cut")
+                wait_for(lambda: hook.bodies, 120, "the alert sent all the same")
+            finally:
+                stop(serve)
+            assert "etl" in json.dumps(hook.bodies[0]), hook.bodies
     finally:
-        if serve is not None:
-            stop(serve)
         hook.close()
-        db.forget(proxy.url(name))
-        proxy.close()
-        postgres_server.drop_database(name)
