@@ -49,3 +49,20 @@ def test_a_slot_whose_commit_answer_is_lost_is_not_held_against_its_holder(
     assert proxy.cut.is_set(), "no COMMIT of a slot was cut"
     assert run.result() == [0, 1, 2, 3]
     assert slots.holders("db") == 0 and slots.waiting("db") == 0  # none left behind
+
+
+def test_a_place_in_line_cut_unnoticed_does_not_hold_the_tag(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A take that joins the line, its connection cut as the COMMIT is sent, the server not
+    # noticing: its transaction holds the tag's lock until the server ends it, idle
+    # (``lock_briefly``). Before, its last statement a psycopg executemany (a pipeline), the
+    # server never did: every take of the tag waited for hours.
+    with cut_database(postgres_server, monkeypatch, commits=False, held=True,
+                      writes=(b"INTO concurrency_waiters ",)) as proxy:
+        labloom.limits.set("db", 1)
+        proxy.armed.set()
+        run = few.run(n=4, executor=ThreadExecutor(2), background=True)
+        assert run.wait(90).value == "Completed"  # before: Running
+        assert proxy.cut.is_set(), "no COMMIT of a place in line was cut"
+        assert slots.holders("db") == 0 and slots.waiting("db") == 0

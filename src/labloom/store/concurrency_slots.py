@@ -187,12 +187,11 @@ def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
                 queued = {tag for (tag,) in conn.execute(
                     "SELECT tag FROM concurrency_waiters WHERE holder = ?", (holder,)
                 )}
-                conn.executemany(
-                    "INSERT INTO concurrency_waiters (tag, holder, host, pid, beat) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(tag, holder, _host(), os.getpid(), now) for tag in sorted(limits)
-                     if tag not in queued],
-                )
+                # One statement a tag (a task has few), not executemany: after psycopg's
+                # pipeline the server never ends the transaction idle (lock_briefly's timeout).
+                for tag in sorted(set(limits) - queued):
+                    conn.execute("INSERT INTO concurrency_waiters (tag, holder, host, pid, beat)"
+                                 " VALUES (?, ?, ?, ?, ?)", (tag, holder, _host(), os.getpid(), now))
         return not full
 
 
