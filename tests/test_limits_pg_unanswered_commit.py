@@ -51,18 +51,23 @@ def test_a_slot_whose_commit_answer_is_lost_is_not_held_against_its_holder(
     assert slots.holders("db") == 0 and slots.waiting("db") == 0  # none left behind
 
 
-def test_a_place_in_line_cut_unnoticed_does_not_hold_the_tag(
-    postgres_server: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("cut", [b"INTO concurrency_waiters ",
+                                 b"DELETE FROM concurrency_slots WHERE holder"],
+                         ids=["a place in line taken", "a slot given back"])
+def test_a_write_cut_unnoticed_does_not_hold_the_tag(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch, cut: bytes
 ) -> None:
-    # A take that joins the line, its connection cut as the COMMIT is sent, the server not
-    # noticing: its transaction holds the tag's lock until the server ends it, idle
-    # (``lock_briefly``). Before, its last statement a psycopg executemany (a pipeline), the
-    # server never did: every take of the tag waited for hours.
+    # A take that joins the line, or a slot given back, its connection cut as the COMMIT is
+    # sent, the server not noticing: the server ends that transaction once idle
+    # (``lock_briefly``, ``brief``). Before, it stayed open for hours (TCP keepalive): the
+    # place's take held the tag's lock (its last statement a psycopg executemany, a pipeline,
+    # after which the server never timed it out), the give back its slot, counted and its row
+    # locked, which the limiter's next give back waited on; no other task run started.
     with cut_database(postgres_server, monkeypatch, commits=False, held=True,
-                      writes=(b"INTO concurrency_waiters ",)) as proxy:
+                      writes=(cut,)) as proxy:
         labloom.limits.set("db", 1)
         proxy.armed.set()
         run = few.run(n=4, executor=ThreadExecutor(2), background=True)
         assert run.wait(90).value == "Completed"  # before: Running
-        assert proxy.cut.is_set(), "no COMMIT of a place in line was cut"
+        assert proxy.cut.is_set(), "no COMMIT was cut"
         assert slots.holders("db") == 0 and slots.waiting("db") == 0

@@ -31,7 +31,7 @@ from . import home as _home
 from . import store_clock
 from .db import Conn, get_database, on_forget
 from .settings import heartbeat_timeout
-from .unanswered_commits import lock_briefly
+from .unanswered_commits import brief, lock_briefly
 
 _lock = threading.RLock()
 _connections: dict[str, Conn] = {}
@@ -200,6 +200,7 @@ def give_back(holder: str) -> None:
     with _lock:
         conn = connection()
         with conn.transaction():  # one commit, not two
+            brief(conn)  # cut unnoticed, its slots counted, and their rows locked, for hours
             conn.execute("DELETE FROM concurrency_slots WHERE holder = ?", (holder,))
             conn.execute("DELETE FROM concurrency_waiters WHERE holder = ?", (holder,))
 
