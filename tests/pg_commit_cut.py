@@ -1,6 +1,6 @@
 """A proxy in front of the tests' PostgreSQL server that loses the answer to a COMMIT: it
 passes every message both ways, but the first COMMIT, once ``armed``, of a transaction that
-wrote log lines goes to the server, and when the server has answered it (committed) the
+wrote log lines (or what ``writes`` names) goes to the server, and when the server has answered it (committed) the
 connection is closed instead of the answer passed on: as when the server crashes, or the
 network goes, right after committing. With ``commits=False`` that COMMIT is not passed on
 either: the connection goes just before it, and nothing of the transaction lands; with
@@ -21,14 +21,17 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _WRITES_LINES = (b"INTO logs ", b"COPY logs ")
 _READY = b"Z\x00\x00\x00\x05"  # ReadyForQuery: the server is done with the COMMIT
 
 
 class CommitCutter:
-    def __init__(self, server_socket: Path, commits: bool = True, held: bool = False) -> None:
+    def __init__(self, server_socket: Path, commits: bool = True, held: bool = False,
+                 writes: tuple[bytes, ...] = _WRITES_LINES) -> None:
         self.server_socket = server_socket  # the server's .s.PGSQL.5432
+        self.writes = writes  # a statement holding one of these marks its transaction's COMMIT
         self.commits = commits
         self.held = held
         self._held: list[socket.socket] = []
@@ -129,7 +132,7 @@ class _ClientMessages:
             size = 1 + _length(self.pending, 1)
             message, self.pending = self.pending[:size], self.pending[size:]
             kind, body = message[:1], message[5:]
-            if kind in (b"Q", b"P") and any(w in body for w in _WRITES_LINES):
+            if kind in (b"Q", b"P") and any(w in body for w in self.cutter.writes):
                 self.lines = True
             cut = False
             if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
@@ -145,3 +148,21 @@ class _ClientMessages:
 
 def _length(data: bytes, at: int) -> int:
     return int(struct.unpack("!I", data[at:at + 4])[0])
+
+
+@contextlib.contextmanager
+def cut_database(server: Any, monkeypatch: Any, **options: Any) -> Iterator[CommitCutter]:
+    """A new database of the tests' ``server`` behind a ``CommitCutter(**options)``, named by
+    LABLOOM_DATABASE_URL while the block runs; dropped after it."""
+    from labloom.store import db
+
+    name = server.new_database()
+    proxy = CommitCutter(server.socket_dir / ".s.PGSQL.5432", **options)
+    url = proxy.url(name)
+    monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
+    try:
+        yield proxy
+    finally:
+        db.forget(url)
+        proxy.close()
+        server.drop_database(name)

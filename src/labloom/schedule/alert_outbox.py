@@ -37,6 +37,7 @@ from typing import Any
 
 from ..store import home as _home
 from ..store.db import Conn
+from ..store.unanswered_commits import lock_briefly
 from .liveness import STALE_AFTER
 
 log = logging.getLogger("labloom")
@@ -103,7 +104,7 @@ def claim(conn: Conn, sender: str, now: float, busy: set[str], room: int) -> lis
     held: set[str] = set(busy)  # URLs whose oldest alert waits, or is another's to send
     gone: list[int] = []
     with conn.transaction():
-        conn.lock("labloom-alerts")
+        lock_briefly(conn, "labloom-alerts")  # cut unnoticed, it held every serve's alerts
         rows = conn.execute(
             f"SELECT a.id, a.schedule, a.run_id, a.body, a.attempts, a.next_try, a.sender,"
             f" {_URL}, h.host, h.pid, h.beat FROM pending_alerts a"

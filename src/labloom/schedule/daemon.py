@@ -73,6 +73,7 @@ class ScheduleServer:
         self._last_beat = -math.inf  # monotonic, as the other cadences
         self._orphans_checked = -math.inf
         self._store_away = False
+        self._unsure = False  # a claim failed: it may have landed unanswered (``_step``)
         self._uncomputable: set[str] = set()  # said once each
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
@@ -117,6 +118,7 @@ class ScheduleServer:
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            self._unsure = True
             if not self._store_away:
                 self._store_away = True
                 print(f"labloom: the store {get_database().display} cannot be reached now "
@@ -147,6 +149,11 @@ class ScheduleServer:
             liveness.beat(conn, self.id, self.started)  # measures the store's clock again
             self._last_beat = ticked
         self._reap(conn)
+        if self._unsure:  # claims that landed though they seemed to fail: run them now
+            launched = {(c.claim.schedule.name, c.claim.slot) for c in self.children}
+            for landed in sched.unlaunched(conn, self.id, launched):
+                self._launch(conn, landed)
+            self._unsure = False
         if self._logs_pruned + log_files.PRUNE_EVERY <= ticked:
             self._logs_pruned = ticked
             try:  # the files' times are this host's
@@ -175,6 +182,7 @@ class ScheduleServer:
                 claim = sched.claim_due(conn, schedule, self.id, now, self._alert_settled)
             except Exception:
                 log.exception("[labloom] schedule %r: could not check it", schedule.name)
+                self._unsure = True
                 continue
             if claim is not None:
                 self._launch(conn, claim)

@@ -30,6 +30,7 @@ from ..store.crashed_runs import mark_crashed_runs
 from ..store.db import Conn
 from ..store.home import host_name, why_gone
 from ..store.settings import heartbeat_timeout
+from ..store.unanswered_commits import lock_briefly
 from . import alert_outbox as outbox
 from . import settled_marks
 from .alerts import failure_payload
@@ -75,7 +76,7 @@ def _alert(conn: Conn, run_id: str) -> bool:
     after all: it beat meanwhile) or completed; whether one was kept. Once: the wish goes in
     the same transaction, which a second serve waits for and then finds nothing to do."""
     with conn.transaction():
-        conn.lock("labloom-alerts")
+        lock_briefly(conn, "labloom-alerts")
         wish = conn.execute("SELECT flow, url FROM run_alert_wishes WHERE run_id = ?",
                             (run_id,)).fetchone()
         run = conn.execute("SELECT state, message, host FROM flow_runs WHERE id = ?",

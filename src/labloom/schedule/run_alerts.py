@@ -189,9 +189,32 @@ def _keep(url: str, body: dict[str, Any], hold: float) -> tuple[Conn | None, int
             ).fetchone()[0]
         return conn, int(alert_id)
     except Exception as exc:
+        if conn.broken and (kept := _landed(body.get("run_id"))) is not None:
+            conn.close()
+            return kept
         log.error("[labloom] the failure alert could not be kept in the store (%s): posted "
                   "from this command only", type(exc).__name__)
         return conn, None
+
+
+def _landed(run_id: str | None) -> tuple[Conn, int] | None:
+    """The alert a keep whose connection went kept all the same (its COMMIT landed, the answer
+    never came), by its natural key: its run and this command as sender; on a new connection,
+    with the alert's id. Taken for lost, the command posted from memory and left the row,
+    which the next serve sent again."""
+    conn = None if run_id is None else _connect(None)
+    if conn is None:
+        return None
+    try:
+        row = conn.execute(
+            "SELECT id FROM pending_alerts WHERE run_id = ? AND sender = ? AND schedule = ?",
+            (run_id, outbox.run_holder(), outbox.NO_SCHEDULE)).fetchone()
+    except Exception:  # the store away still: taken for lost, as before
+        row = None
+    if row is None:
+        conn.close()
+        return None
+    return conn, int(row[0])
 
 
 def _post(url: str, body: dict[str, Any], delays: tuple[float, ...], timeout: float

@@ -32,6 +32,7 @@ from ..store import access, store_clock
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 from ..store.storable import is_storable, storable
+from ..store.unanswered_commits import brief
 from .alert_outbox import forget as forget_alerts
 from .liveness import Settled, settle_running
 from .liveness import health as health  # re-exported: where callers look for it
@@ -309,6 +310,7 @@ def claim_due(
     ``now`` is the store's time (``store_clock.now``).
     """
     with transaction(conn):
+        brief(conn)  # its client gone unnoticed, it held the row lock below for two hours
         # The row lock serializes claimers of this schedule on every host (PostgreSQL).
         row = conn.execute(
             "SELECT paused FROM schedules WHERE name = ?" + conn.for_update, (schedule.name,)
@@ -337,6 +339,24 @@ def claim_due(
         note = "catch-up run for missed slots" if missed else None
         _record(conn, schedule.name, latest, "running", scheduler_id, now, note)
         return Claim(schedule, latest, missed)
+
+
+def unlaunched(conn: Conn, scheduler_id: str, launched: set[tuple[str, float]]) -> list[Claim]:
+    """The slots ``scheduler_id`` claimed (running) that are not among ``launched``: claims
+    whose COMMIT landed though its answer never came (a PostgreSQL server that crashed or a
+    network cut right after it), which the scheduler took for failed. Left so, the slot stayed
+    running, its scheduler alive, and every later slot of a schedule without overlap was
+    skipped as 'the previous run was still running'."""
+    claims = []
+    for row in conn.execute(
+            "SELECT schedule, slot_time, note FROM schedule_slots WHERE scheduler = ? AND "
+            "status = 'running'", (scheduler_id,)).fetchall():
+        if (row[0], float(row[1])) not in launched:
+            try:
+                claims.append(Claim(get(conn, row[0]), float(row[1]), row[2] is not None))
+            except ScheduleError:  # removed meanwhile: nothing left to run
+                continue
+    return claims
 
 
 def point_slot_at_run(run_id: str) -> None:

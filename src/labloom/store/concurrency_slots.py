@@ -31,6 +31,7 @@ from . import home as _home
 from . import store_clock
 from .db import Conn, get_database, on_forget
 from .settings import heartbeat_timeout
+from .unanswered_commits import brief, lock_briefly
 
 _lock = threading.RLock()
 _connections: dict[str, Conn] = {}
@@ -168,10 +169,12 @@ def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
     with _lock:
         conn = connection()
         with conn.transaction():
-            conn.lock(*(f"labloom-limit:{tag}" for tag in limits))
+            lock_briefly(conn, *(f"labloom-limit:{tag}" for tag in limits))
             full = _full_tags(conn, limits, holder)
             if full and _remove_dead(conn, full):
                 full = _full_tags(conn, limits, holder)
+            if full and _holds(conn, holder, full):
+                full = []  # taken already: a take whose COMMIT went unanswered but landed
             now = store_clock.now(conn)
             if not full:
                 conn.executemany(
@@ -184,12 +187,11 @@ def try_take(limits: dict[str, int], holder: str, queue: bool = False) -> bool:
                 queued = {tag for (tag,) in conn.execute(
                     "SELECT tag FROM concurrency_waiters WHERE holder = ?", (holder,)
                 )}
-                conn.executemany(
-                    "INSERT INTO concurrency_waiters (tag, holder, host, pid, beat) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(tag, holder, _host(), os.getpid(), now) for tag in sorted(limits)
-                     if tag not in queued],
-                )
+                # One statement a tag (a task has few), not executemany: after psycopg's
+                # pipeline the server never ends the transaction idle (lock_briefly's timeout).
+                for tag in sorted(set(limits) - queued):
+                    conn.execute("INSERT INTO concurrency_waiters (tag, holder, host, pid, beat)"
+                                 " VALUES (?, ?, ?, ?, ?)", (tag, holder, _host(), os.getpid(), now))
         return not full
 
 
@@ -198,6 +200,7 @@ def give_back(holder: str) -> None:
     with _lock:
         conn = connection()
         with conn.transaction():  # one commit, not two
+            brief(conn)  # cut unnoticed, its slots counted, and their rows locked, for hours
             conn.execute("DELETE FROM concurrency_slots WHERE holder = ?", (holder,))
             conn.execute("DELETE FROM concurrency_waiters WHERE holder = ?", (holder,))
 
@@ -214,6 +217,18 @@ def beat(holders: Iterable[str]) -> None:
             conn.executemany(
                 f"UPDATE {table} SET beat = ? WHERE holder = ?", [(now, h) for h in names]
             )
+
+
+def _holds(conn: Conn, holder: str, tags: list[str]) -> bool:
+    """Whether ``holder`` holds a slot of each of ``tags``: a take on PostgreSQL whose COMMIT
+    went unanswered (the server crashed, the network went) is asked again, and its slots, if
+    it landed, counted against it: a tag of one slot was full of itself, and its holder, put in
+    line behind the task runs that waited for that slot, waited for ever with them."""
+    marks = ",".join("?" * len(tags))
+    (held,) = conn.execute(
+        f"SELECT COUNT(*) FROM concurrency_slots WHERE holder = ? AND tag IN ({marks})",
+        [holder, *tags]).fetchone()
+    return bool(held == len(tags))
 
 
 def _full_tags(conn: Conn, limits: dict[str, int], holder: str) -> list[str]:

@@ -123,3 +123,29 @@ def landed(conn: Conn, ticket: Ticket) -> bool:
             "[labloom] a write whose commit went unanswered is still open on the server; "
             "its outcome is asked again")
     return False  # aborted, or never known to the server now (lost in a crash)
+
+
+ORPHANED = 30  # seconds a short transaction may sit idle before the server ends it
+_ENDED_IDLE = "set_config('idle_in_transaction_session_timeout', %s, true)"
+
+
+def lock_briefly(conn: Conn, *keys: str) -> None:
+    """``conn.lock(*keys)`` in a transaction that never waits on its client (a slot taken, an
+    alert claimed): on PostgreSQL the server also ends it once idle ``ORPHANED`` seconds. Its
+    client gone unnoticed (a network cut as it sent the COMMIT), it held its locks as long as
+    the server took to notice (TCP keepalive: two hours), and every other locker waited that
+    long: a concurrency limit's every task run. In the first lock's statement: no round trip
+    more."""
+    names = sorted(set(keys))
+    if conn.kind != "postgresql" or not names:
+        conn.lock(*names)
+        return
+    conn.raw.execute(f"SELECT {_ENDED_IDLE}, pg_advisory_xact_lock(hashtext(%s))",
+                     (f"{ORPHANED}s", names[0]))
+    conn.lock(*names[1:])  # the rest in order: every locker takes them sorted
+
+
+def brief(conn: Conn) -> None:
+    """The same, first in a transaction that takes row locks (a schedule's slot claimed)."""
+    if conn.kind == "postgresql":
+        conn.raw.execute(f"SELECT {_ENDED_IDLE}", (f"{ORPHANED}s",))
