@@ -27,7 +27,7 @@ from .flow_retries import FlowAttempts, outcome
 from .flow_timeout import FlowClock
 from .futures import MappedFuture, TaskFuture, find_futures
 from .hooks import Limiter
-from .interrupts_held import InterruptsHeld
+from .interrupts_held import InterruptsHeld, set_surely
 from .launching import LAUNCHING, Launcher
 from .observers import FailureHooks, run_starts
 from .run_logs import RunLogs
@@ -330,9 +330,7 @@ class RunEngine:
                     if self.owns_executor:
                         self.executor.shutdown()
                 finally:
-                    self.finished.set()
-                    with self.lock:
-                        self.changed.notify_all()
+                    set_surely(self.finished, self.lock, self.changed.notify_all)
 
     def _set_run_state(self, state: State, message: str | None = None) -> None:
         self.state = state

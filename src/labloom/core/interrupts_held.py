@@ -67,3 +67,21 @@ def _put_back(saved: list[tuple[int, Any]]) -> None:
             set_handler(*saved[-1])
         finally:
             _put_back(saved[:-1])
+
+
+def set_surely(event: threading.Event, lock: Any, then: Any) -> None:
+    """``event.set()`` and ``then()`` under ``lock``, with interrupts held, done even when a
+    Ctrl-C lands as the hold begins (before its swap): raised once they are done. Unheld,
+    one landing inside ``Event.set`` (its lock taken in Python) kept that lock for good, and
+    every wait on the event waited for ever; one before the hold skipped the set: a run's
+    ``finished`` never set (tests/test_interrupt_dask.py, landings in threading.py)."""
+    interrupt: BaseException | None = None
+    while not event.is_set():
+        try:
+            with InterruptsHeld(), lock:
+                event.set()
+                then()
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+    if interrupt is not None:
+        raise interrupt
