@@ -86,6 +86,18 @@ def test_why_a_future_was_cancelled_is_read_on_the_installed_release(client: Any
     assert dask_internals.cancel_reason(lost) == dask_internals.SCHEDULER_LOST
 
 
+def test_the_error_an_erred_future_holds_is_read_without_its_client(client: Any) -> None:
+    def fail() -> None:
+        raise ValueError("held")
+
+    erred = client.submit(fail, key="erred-held")
+    erred.exception(timeout=60)  # its end, waited for
+    assert erred.status == "error"
+    error = dask_internals.held_error(erred)
+    assert isinstance(error, ValueError) and str(error) == "held"
+    assert dask_internals.held_error(client.submit(lambda: 1, key="fine-held")) is None
+
+
 def test_each_internal_takes_its_fast_path_on_the_installed_release() -> None:
     # A release that moves one of these fails here, by name, before any run slows or breaks.
     assert dask_internals.in_use() == {

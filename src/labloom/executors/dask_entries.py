@@ -45,9 +45,11 @@ class Handle:
 
     @property
     def lost(self) -> bool:
-        """Whether Dask forgot this finished task run's value (its scheduler restarted: every
-        future it held is cancelled); a value kept in this process (``Kept``) is not."""
-        return getattr(self.future, "status", None) == "cancelled"
+        """Whether this finished task run's value is gone: Dask forgot it (its scheduler
+        restarted: every future it held is cancelled), or lost it with its worker ("lost"
+        while Dask makes it again, "error" when that failed; ``Gone`` once its cluster per run
+        closed); a value kept in this process (``Kept``) is not."""
+        return getattr(self.future, "status", None) in ("cancelled", "lost", "error")
 
 
 Member = tuple[TaskCall, tuple[Any, ...], dict[str, Any], Handle, DoneCallback]

@@ -27,6 +27,9 @@ and its fallback against the installed release.
   which labloom then says instead of "cancelled". Fallback: a client reconnecting (status
   "connecting") counts as a lost scheduler too, and one closed (its cluster was closed: Dask
   says "unknown") is said as such.
+- ``held_error``: the error an erred future holds, from ``future._state.exception`` too:
+  ``Future.exception()`` asks the client's loop, which is gone once a cluster per run closed.
+  Fallback: None, and the error is not named.
 - ``semaphore``: ``Semaphore(scheduler_rpc=client.scheduler, loop=client.loop)`` binds a
   semaphore to the executor's own client (the keywords are undocumented: the public form finds
   "the current client"). Fallback: the public form, built while the executor's client is
@@ -135,6 +138,13 @@ def cancel_reason(future: Any) -> str | None:
     if status in ("closing", "closed"):
         return CLIENT_CLOSED
     return SCHEDULER_LOST if status == "connecting" else None
+
+
+def held_error(future: Any) -> BaseException | None:
+    """The error an erred ``future`` holds, read from its state in this process: no question
+    to the client's loop, which is closed once a cluster per run closed."""
+    error = getattr(getattr(future, "_state", None), "exception", None)
+    return error if isinstance(error, BaseException) else None
 
 
 def watch(client: Any, watched: Sequence[tuple[Any, Callable[[Any], None]]]) -> None:

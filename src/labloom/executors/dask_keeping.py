@@ -1,7 +1,11 @@
 """A cluster per run's finished values, brought into this process as it closes (``Kept``).
 
-One round trip for all of them; when that fails, each on its own: a value lost with its worker
-is left out (reading it fails as without a cluster), one that this process cannot load (a class
+One round trip for all of them; when that fails, each on its own. A value lost with its worker
+after its task run completed is waited for while Dask makes it again (up to ``RECOMPUTE_WAIT``);
+one that could not be brought over, or whose new run failed or did not end, is kept as ``Gone``:
+reading it raises a ``WorkerDiedError`` naming the task run, why, and the fix (``run.retry()``
+runs it again). Left as the closed client's future, reading it started a new cluster to fail
+with Dask's "Cannot gather Futures created by another client". One that this process cannot load (a class
 of a module only the workers have) is kept as its error, so that reading it later raises the
 ``ResultLoadError`` naming its task run and the fix (it raised Dask's "Cannot gather Futures
 created by another client", the cluster gone), and a chunk's children are kept one by one
@@ -13,28 +17,73 @@ says what could not be kept, and why.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
+from .dask_internals import held_error
 from .dask_load_logs import said_by_us
-from .dask_loading import Kept, Unloadable, ValueReader, not_loadable
+from .dask_loading import Gone, Kept, Unloadable, ValueReader, not_loadable, recompute_failed
 
 log = logging.getLogger("labloom")
 
+# How long a run's end waits, before its own cluster closes, for Dask to make again a value
+# lost with its worker (it runs the task again; the run's reader may still ask for it). A
+# bound, as a cluster with no worker left would make it never.
+RECOMPUTE_WAIT = 120.0
+
 
 class _Lost:
-    """A value that could not be gathered (its worker went): not kept."""
+    """A value that could not be gathered (its worker went, or its new run failed)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
 
 def keep_values(client: Any, where: str, handles: list[Any]) -> None:
     """The finished values of ``handles`` (a run's, on its cluster per run of ``client``:
-    ``where`` names them), into them as ``Kept``, before the cluster closes."""
-    live = {id(h.future): h.future for h in handles
-            if h.future is not None and not isinstance(h.future, Kept)
-            and h.future.status == "finished"}
-    if not live:
-        return
-    futures = list(live.values())
+    ``where`` names them), into them as ``Kept``, before the cluster closes; those lost with
+    their worker as ``Gone``."""
+    ours = {id(h.future): h.future for h in handles
+            if h.future is not None and not isinstance(h.future, (Kept, Gone))}
+    remade = _await_remade([f for f in ours.values() if f.status == "lost"])
+    # An erred future is a failed task run's (never read) or a completed one's whose new run
+    # failed: Gone either way, which says why if it is read.
+    gone = {key: Gone(f.key, recompute_failed(held_error(f)) if f.status == "error" else
+                      f"Dask was still making it again after {RECOMPUTE_WAIT:g} s")
+            for key, f in ours.items() if f.status in ("error", "lost")}
+    live = {key: f for key, f in ours.items() if f.status == "finished"}
+    if live:
+        gone.update(_kept(client, where, handles, list(live.values())))
+    lost_here = sum(1 for f in remade if f.status != "finished")
+    if lost_here:
+        log.warning("[labloom] %s: as its cluster closed, the value%s, lost with %s worker, "
+                    "could not be made again: reading %s raises WorkerDiedError; run.retry() "
+                    "runs %s again", where, _of(lost_here), "its" if lost_here == 1 else "their",
+                    _it(lost_here), "it" if lost_here == 1 else "them")
+    for handle in handles:
+        replacement = gone.get(id(handle.future))
+        if replacement is not None:
+            handle.future, handle.item = replacement, None
+
+
+def _await_remade(futures: list[Any]) -> list[Any]:
+    """``futures`` (lost with their worker), once Dask made them again, failed to, or
+    ``RECOMPUTE_WAIT`` passed."""
+    # Each on its own client (distributed.wait asks for a default one, which a cluster per
+    # run's is not); ``exception`` waits for the end without moving the value.
+    end = time.monotonic() + RECOMPUTE_WAIT
+    for future in futures:
+        try:
+            future.exception(timeout=max(0.0, end - time.monotonic()))
+        except Exception:  # timed out, or the cluster is going: what is made by now is kept
+            pass
+    return futures
+
+
+def _kept(client: Any, where: str, handles: list[Any], futures: list[Any]) -> dict[int, Gone]:
+    """The values of ``futures``, into their handles as ``Kept``; those that could not be
+    brought over, by the id of their future, as ``Gone``."""
     with said_by_us() as absorb:
         try:
             values = client.gather(futures)
@@ -50,6 +99,8 @@ def keep_values(client: Any, where: str, handles: list[Any]) -> None:
         replacement = kept.get(id(handle.future))
         if replacement is not None:
             handle.future, handle.item = replacement, None
+    return {id(f): Gone(f.key, v.why) for f, v in zip(futures, values, strict=True)
+            if isinstance(v, _Lost)}
 
 
 def _gathered(client: Any, future: Any, absorb: Callable[[BaseException], None]) -> Any:
@@ -57,7 +108,8 @@ def _gathered(client: Any, future: Any, absorb: Callable[[BaseException], None])
         return client.gather(future)
     except Exception as error:
         if not not_loadable(future, error):
-            return _Lost()
+            return _Lost(recompute_failed(error) if future.status == "error" else
+                         f"it could not be brought over ({type(error).__name__}: {error})")
         absorb(error)
         return Unloadable(error)
 
@@ -71,8 +123,9 @@ def _keep_apart(client: Any, futures: list[Any], values: list[Any], handles: lis
         if children and isinstance(values[i], (_Lost, Unloadable)):
             try:
                 values[i] = reader.kept_apart(future, children)
-            except Exception:  # lost with its worker: nothing to keep
-                values[i] = _Lost()
+            except Exception as error:  # lost with its worker: nothing to keep
+                values[i] = _Lost(f"it could not be brought over ({type(error).__name__}: "
+                                  f"{error})")
 
 
 def _say_not_kept(where: str, futures: list[Any], values: list[Any], handles: list[Any],
@@ -103,7 +156,8 @@ def _say_not_kept(where: str, futures: list[Any], values: list[Any], handles: li
                     "labloom.ResultLoadError, naming the fix")
     if lost:
         said.append(f"the value{_of(lost)} could not be brought over ({failure}), lost with "
-                    "its worker")
+                    f"its worker: reading {_it(lost)} raises WorkerDiedError; run.retry() runs "
+                    f"{'it' if lost == 1 else 'them'} again")
     if said:
         log.warning("[labloom] %s: as its cluster closed, %s", where, "; ".join(said))
 

@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
-from ..core.errors import ResultLoadError
+from ..core.errors import ResultLoadError, WorkerDiedError, error_text
+from .dask_internals import held_error
 from .dask_load_logs import said_by_us
 
 
@@ -61,6 +62,38 @@ class Kept:
         return self.value
 
 
+class Gone:
+    """Stands in for the Dask future of a task run whose value its cluster per run could not
+    keep as it closed: it was lost with its worker after the task run completed, and Dask's
+    run to make it again failed or had not ended (``dask_keeping``). Reading it raises
+    ``lost_value`` at once (it started a new cluster to fail with Dask's "Cannot gather Futures
+    created by another client"); a retry runs the task run again (``Handle.lost``)."""
+
+    __slots__ = ("key", "why")
+    status = "lost"
+
+    def __init__(self, key: str, why: str) -> None:
+        self.key, self.why = key, why
+
+
+def recompute_failed(error: BaseException | None) -> str:
+    """Why a value lost with its worker is still gone: Dask ran its task again, and that run
+    failed (with ``error``)."""
+    said = f" ({error_text(error)})" if error is not None else ""
+    return f"Dask ran the task again to make it, and that run failed{said}"
+
+
+def lost_value(handle: Any, why: str, closed: str = "") -> WorkerDiedError:
+    """What reading the value of ``handle``'s task run raises once it is gone: which one, why,
+    and the fix (its call returned, and its record says Completed)."""
+    name = repr(handle.task) if handle.index is None else f"{handle.task}[{handle.index}]"
+    key = getattr(handle.future, "key", "?")
+    return WorkerDiedError(
+        f"[labloom] the value of task run {name} (Dask key {key}) is gone: it was lost with its "
+        f"Dask worker (killed, out of memory, or retired) after the task run completed, and "
+        f"{why}{closed}. run.retry() runs it again (or `labloom retry RUN_ID`)")
+
+
 class ValueReader:
     """Owned by the ``DaskExecutor``: reads task runs' values (``one``, ``many``) from the
     cluster of ``client_of()``."""
@@ -83,13 +116,14 @@ class ValueReader:
     def one(self, handle: Any, timeout: float | None = None) -> Any:
         """The value of ``handle``'s task run (a chunk's child: its own value)."""
         future = handle.future
-        if isinstance(future, Kept):
+        if isinstance(future, (Kept, Gone)):
             return _kept_value(handle)
         with said_by_us() as absorb:
             if handle.index is None or not self._read_apart(future):
                 try:
                     value = future.result(timeout=timeout)
                 except Exception as error:
+                    _check_recomputed(handle, error)
                     if not not_loadable(future, error):
                         raise
                     absorb(error)
@@ -111,7 +145,7 @@ class ValueReader:
         if not handles:
             return []  # no client asked for: a cluster per run that closed is not started again
         futures = {id(handle.future): handle.future for handle in handles}
-        if any(isinstance(future, Kept) for future in futures.values()):
+        if any(isinstance(future, (Kept, Gone)) for future in futures.values()):
             return _with_kept(handles, self.many)
         with said_by_us() as absorb:
             failure = None
@@ -120,6 +154,8 @@ class ValueReader:
                     fetched = dict(zip(futures, self._client_of().gather(list(futures.values())),
                                        strict=True))
                 except Exception as error:
+                    for handle in handles:
+                        _check_recomputed(handle, error)
                     if not any(not_loadable(future, error) for future in futures.values()):
                         raise
                     absorb(error)
@@ -243,8 +279,19 @@ class Unloadable:
         self.error = error
 
 
+def _check_recomputed(handle: Any, error: BaseException) -> None:
+    """Reading a completed task run's value raised ``error`` with its future erred: the value
+    was lost with its worker and Dask's run of the task to make it again failed (without this,
+    the Completed task run's read raised that run's error as if it were the task's own)."""
+    if getattr(handle.future, "status", None) == "error":
+        raise lost_value(handle, recompute_failed(held_error(handle.future))) from error
+
+
 def _kept_value(handle: Any) -> Any:
     """The value of a task run whose cluster per run closed (brought over before)."""
+    if isinstance(handle.future, Gone):
+        raise lost_value(handle, handle.future.why, ", before the run's own cluster closed (a "
+                                                    "closed cluster keeps nothing)")
     value = handle.future.value
     item = value if handle.index is None else value[handle.index]
     if isinstance(item, Unloadable):
@@ -254,5 +301,8 @@ def _kept_value(handle: Any) -> Any:
 
 def _with_kept(handles: Sequence[Any], many: Callable[[list[Any]], list[Any]]) -> list[Any]:
     """The values of ``handles``, some of them kept here (``Kept``): the others by ``many``."""
+    for handle in handles:
+        if isinstance(handle.future, Gone):
+            _kept_value(handle)  # raises, before any read
     read = iter(many([h for h in handles if not isinstance(h.future, Kept)]))
     return [_kept_value(h) if isinstance(h.future, Kept) else next(read) for h in handles]

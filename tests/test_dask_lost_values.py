@@ -1,0 +1,78 @@
+"""A completed task run's value lost with its Dask worker (killed after the task returned), on a
+real LocalCluster with worker processes: Dask runs the task again to make it, and here that run
+fails (the task counts its runs in a file; its second raises, as a task whose input is gone
+would). What the run's record and its readers say then."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labloom import DaskExecutor, State, WorkerDiedError, flow, task
+
+pytest.importorskip("distributed")
+
+RAN_AGAIN = "the input it read is gone"
+
+
+def _runs(path: Path) -> int:
+    return int(path.read_text()) if path.exists() else 0
+
+
+@task
+def where(path: Path) -> int:
+    """This worker's process id; its second run fails."""
+    runs = _runs(path)
+    path.write_text(str(runs + 1))
+    if runs == 1:
+        raise RuntimeError(RAN_AGAIN)
+    return os.getpid()
+
+
+def _kill_holder(pid: int, path: Path) -> None:
+    """Kill the worker holding ``where``'s value; wait (bounded) for Dask to run it again."""
+    os.kill(pid, signal.SIGKILL)
+    end = time.monotonic() + 120
+    while _runs(path) < 2:
+        assert time.monotonic() < end, "Dask never ran the lost task again"
+        time.sleep(0.05)
+
+
+@flow
+def lost_at_the_end(path: Path) -> Any:
+    held = where(path)
+    _kill_holder(held.result(), path)
+    return held
+
+
+def _per_run() -> DaskExecutor:
+    return DaskExecutor(cluster_class="distributed.LocalCluster", cluster_kwargs={
+        "n_workers": 1, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"})
+
+
+def test_a_value_lost_as_the_runs_own_cluster_closes_is_a_clear_error_and_a_retry_remakes_it(
+    tmp_path: Path,
+) -> None:
+    """Before: the value was left as the closed client's future, and run.result() started a
+    new cluster only to raise Dask's "Cannot gather Futures created by another client"."""
+    executor = _per_run()
+    path = tmp_path / "runs"
+    run = lost_at_the_end.run(path=path, executor=executor)
+    assert run.state is State.COMPLETED, run.message
+    with pytest.raises(WorkerDiedError) as raised:
+        run.result()
+    said = str(raised.value)
+    assert said.startswith("[labloom] the value of task run 'where' (Dask key where-"), said
+    assert (f"is gone: it was lost with its Dask worker (killed, out of memory, or retired) "
+            f"after the task run completed, and Dask ran the task again to make it, and that "
+            f"run failed (RuntimeError: {RAN_AGAIN}), before the run's own cluster closed (a "
+            f"closed cluster keeps nothing). run.retry() runs it again") in said, said
+    assert executor._per_run is not None and executor._per_run.cluster is None  # none started
+    run.retry()
+    assert run.state is State.COMPLETED, run.message
+    assert isinstance(run.result(), int) and _runs(path) == 3
