@@ -76,3 +76,54 @@ def test_a_value_lost_as_the_runs_own_cluster_closes_is_a_clear_error_and_a_retr
     run.retry()
     assert run.state is State.COMPLETED, run.message
     assert isinstance(run.result(), int) and _runs(path) == 3
+
+
+@task
+def plus_one(x: int) -> int:
+    return x + 1
+
+
+@flow
+def lost_midway(path: Path) -> Any:
+    held = where(path)
+    _kill_holder(held.result(), path)
+    return plus_one(held)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                           dashboard_address=":0")
+    yield cluster
+    cluster.close()
+
+
+def test_a_downstream_of_a_value_whose_new_run_failed_says_so_and_a_retry_remakes_it(
+    tmp_path: Path, cluster: Any,
+) -> None:
+    """Before: plus_one Failed with where's RuntimeError as if raised in its own code, where
+    Completed with nothing said, and run.retry() sent plus_one again with the erred value (it
+    failed again at once: where was not counted lost)."""
+    path = tmp_path / "runs"
+    run = lost_midway.run(path=path, executor=DaskExecutor(cluster=cluster))
+    assert run.state is State.FAILED
+    states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
+    assert states["where"] == (State.COMPLETED, ""), states
+    assert states["plus_one"] == (State.FAILED, (
+        "WorkerDiedError: plus_one did not run: the value of where, which it needs, was lost "
+        "with its Dask worker after where completed, and Dask's run of where to make it again "
+        f"failed (RuntimeError: {RAN_AGAIN}); run.retry() runs where again")), states
+    (plus_one_run,) = [tr for tr in run.tasks if tr.name == "plus_one"]
+    assert plus_one_run.attempts == 1  # not retried: its input is gone for every try
+    noted = [line.text for line in run.logs("where") if "[labloom]" in line.text]
+    assert noted == [
+        "[labloom] this task run's value was lost with its Dask worker after it completed; "
+        f"Dask ran it again to make it, and that run failed (RuntimeError: {RAN_AGAIN}), so "
+        "plus_one could not run. It stays Completed (its call returned); run.retry() runs it "
+        "again"], noted
+    run.retry()
+    assert run.state is State.COMPLETED, run.message
+    assert _runs(path) == 3  # where ran again
+    assert isinstance(run.result(), int)

@@ -148,6 +148,12 @@ class Executor(ABC):
         restarted since): a retry of the run runs that task run again."""
         return False
 
+    def remade_failed(self, handle: Any) -> BaseException | None:
+        """Why a successful call's value is gone for good, if it is: it was lost (a Dask worker
+        died holding it), the executor ran the call again to make it, and that run raised this
+        (``lost_inputs``). None for a value that is there, or being made again."""
+        return None
+
     def split(self, handle: Any) -> list[Any]:
         """Value references for the items of a finished task run's (iterable) result."""
         value = self.result(handle)

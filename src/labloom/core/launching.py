@@ -26,6 +26,7 @@ from .hooks import Limiter, executor_limiter, hooks
 from .inbox import Inbox
 from .late_slots import LateSlots
 from .logs import prints_shown_elsewhere
+from .lost_inputs import lost_input, lost_input_error, lost_note
 from .results import ResultPlanner
 from .retry_policy import why_not_retried
 from .state_blocks import Change, set_states
@@ -70,6 +71,7 @@ class Launcher:
         self._reserved = 0
         self._releasing: set[str] = set()  # slots taken off ``_releases``, not yet given back
         self.late = LateSlots()  # slots a call still running keeps (``late_slots``)
+        self._said_lost: set[str] = set()  # task runs whose value's loss their logs said
         # Executors' reports (started, ended), applied in order and in batches (``inbox.py``).
         self.inbox = Inbox(engine.lock, engine.changed, self.work, engine.bus.holder)
         self.inbox.launch_from(self._ready, self._releases)  # what ``work`` takes
@@ -120,9 +122,18 @@ class Launcher:
             self._ready.append(tr)
             return
         error = outcome.error
+        # A value it needs went, and could not be made again: ``lost_inputs``.
+        gone = lost_input(tr, self.executor.remade_failed)
+        if gone is not None:
+            up, why = gone
+            if up.id not in self._said_lost:
+                self._said_lost.add(up.id)
+                self._say_in_logs(up, lost_note(tr, why))
+            error = lost_input_error(tr, up, why)
         message = error_text(error) if error is not None else "failed"
         traceback = hooks.traceback_text(outcome.traceback) if outcome.traceback else ""
         retry = (not isinstance(error, TaskCrashedError)  # sys.exit() and the like mean stop
+                 and gone is None  # its input is gone for every try
                  and tr.attempts <= tr.task.retries and graph.cancelled is None)
         why_not = why_not_retried(tr.task.retry_on, error) if retry else ""
         if why_not:  # said in its logs: retries=3 and no retry would puzzle

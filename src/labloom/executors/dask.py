@@ -24,7 +24,7 @@ from . import dask_events as events
 from .dask_arguments import ship_arguments
 from .dask_clusters import check_options
 from .dask_entries import Handle, Member, single, task_name_of
-from .dask_internals import is_adaptive
+from .dask_internals import held_error, is_adaptive
 from .dask_loading import Kept, ValueReader
 from .dask_outcomes import scheduler_lost, sendable_error
 from .dask_resources import ResourceOffers
@@ -320,6 +320,12 @@ class DaskExecutor(Executor):
 
     def lost(self, handle: Any) -> bool:
         return bool(handle.lost)
+
+    def remade_failed(self, handle: Any) -> BaseException | None:
+        future = handle.future
+        if getattr(future, "status", None) != "error":
+            return None
+        return held_error(future) or RuntimeError(f"Dask's run of {future.key} failed")
 
     def split(self, handle: Any) -> list[Any]:
         if isinstance(handle.future, Kept):

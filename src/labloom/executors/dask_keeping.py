@@ -16,6 +16,7 @@ says what could not be kept, and why.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -74,10 +75,9 @@ def _await_remade(futures: list[Any]) -> list[Any]:
     # run's is not); ``exception`` waits for the end without moving the value.
     end = time.monotonic() + RECOMPUTE_WAIT
     for future in futures:
-        try:
+        # Timed out, or the cluster is going: what is made by now is kept.
+        with contextlib.suppress(Exception):
             future.exception(timeout=max(0.0, end - time.monotonic()))
-        except Exception:  # timed out, or the cluster is going: what is made by now is kept
-            pass
     return futures
 
 
