@@ -199,8 +199,13 @@ class RunCluster:
 
         from .dask_worker_signals import start_deaf_to_interrupts
 
+        options = self.kwargs
+        if _local_class(self.cls):  # its dashboard on 8787 if free, with no warning if not
+            from .dask_dashboard import with_dashboard
+
+            options = with_dashboard(options)
         try:  # a LocalCluster's workers deaf to the terminal's Ctrl-C, as the embedded one's
-            cluster = start_deaf_to_interrupts(lambda: self.cls(**self.kwargs), _close)
+            cluster = start_deaf_to_interrupts(lambda: self.cls(**options), _close)
         except TypeError as exc:  # an option the class's workers or scheduler refuse
             raise _fail(f"{self.path}(**cluster_kwargs) refused its options: {exc}; fix "
                         "cluster_kwargs") from exc
@@ -280,6 +285,12 @@ def _local(cluster: Any) -> bool:
     from distributed import LocalCluster
 
     return isinstance(cluster, LocalCluster)
+
+
+def _local_class(cls: type) -> bool:
+    from distributed import LocalCluster
+
+    return issubclass(cls, LocalCluster)
 
 
 def _close(cluster: Any) -> None:

@@ -52,12 +52,14 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
         if key not in _embedded:
             from distributed import LocalCluster
 
+            from .dask_dashboard import with_dashboard
             from .dask_worker_heartbeat import own_worker_plugins
             from .dask_worker_signals import start_deaf_to_interrupts
 
             refuse_inside_a_worker()
+            options = with_dashboard(cluster_kwargs)  # 8787 if free, with no warning if not
             cluster = start_deaf_to_interrupts(
-                lambda: LocalCluster(**cluster_kwargs),  # type: ignore[no-untyped-call]
+                lambda: LocalCluster(**options),  # type: ignore[no-untyped-call]
                 lambda started: started.close())
             client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
             own_worker_plugins(client)  # the kernel's Interrupt must not kill its workers
