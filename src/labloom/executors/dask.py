@@ -250,8 +250,12 @@ class DaskExecutor(Executor):
         run_id, first = None, 0  # the run of handles[first:]
         sizes: dict[tuple[str, int | str | None], int | None] = {}  # by task and batch_size
         shipped: dict[int, Any] = {}  # arguments pickled apart (``dask_arguments``), by id
+        per_run = self._per_run if self._per_run is not None and self._per_run.closed_once \
+            else None  # a retry may send split items of a cluster closed since
         try:
             for call, args, kwargs, on_done in calls:
+                if per_run is not None:
+                    args, kwargs = per_run.kept_items(args, kwargs, client, self.result)
                 args, kwargs = ship_arguments(call, args, kwargs, shipped)  # raises: fails alone
                 if call.run_id != run_id:
                     if client.status in ("connecting", "closing", "closed"):
@@ -335,6 +339,8 @@ class DaskExecutor(Executor):
         width = client.submit(events.item_count, future, key=f"len-{future.key}").result()
         keys = [f"item-{i}-{future.key}" for i in range(width)]
         items: list[Any] = client.map(events.item_at, [future] * width, range(width), key=keys)
+        if self._per_run is not None:
+            self._per_run.split_items(handle, items)
         return items
 
     def cancel(self, handles: Sequence[Any]) -> None:

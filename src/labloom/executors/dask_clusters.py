@@ -21,7 +21,8 @@ import inspect
 import logging
 import math
 import threading
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..core.errors import ClusterConfigError
@@ -191,6 +192,13 @@ class RunCluster:
         self.calls_left = False
         self.peak = PeakWorkers()
         self.lock = threading.Lock()
+        # The items of values split for maps (``DaskExecutor.split``): futures of the cluster
+        # that the maps' children hold as their arguments, which a retry of the run sends
+        # again once the cluster closed (read from their value, kept: ``kept_items``). Weak:
+        # they go with their runs.
+        self.items: weakref.WeakKeyDictionary[Any, tuple[Any, int]] = \
+            weakref.WeakKeyDictionary()
+        self.closed_once = False
 
     def start(self) -> Any:
         """Start the cluster (and adaptive scaling) and connect; returns the client."""
@@ -239,6 +247,32 @@ class RunCluster:
         with self.lock:
             self.handles.setdefault(run_id, []).extend(handles)
 
+    def split_items(self, handle: Any, items: list[Any]) -> None:
+        with self.lock:
+            for index, item in enumerate(items):
+                self.items[item] = (handle, index)
+
+    def kept_items(self, args: tuple[Any, ...], kwargs: dict[str, Any], client: Any,
+                   read: Callable[[Any], Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``args`` and ``kwargs`` (a map child's, sent again by a retry) with each item of a
+        split made on a cluster closed since replaced by its value, from the split value kept
+        as it closed (``read``: the executor's read of a handle; a value gone raises, failing
+        that call alone). Sent as they were, Dask took them for cancelled: the retried child
+        failed with "CancelledError: NAME was cancelled"."""
+        from distributed import Future
+
+        def fresh(value: Any) -> Any:
+            if isinstance(value, Future) and value.client is not client:
+                with self.lock:
+                    split = self.items.get(value)
+                if split is not None:
+                    from .dask_events import item_at
+
+                    return item_at(read(split[0]), split[1])
+            return value
+
+        return tuple(map(fresh, args)), {key: fresh(v) for key, v in kwargs.items()}
+
     def keep_values(self, run_id: str) -> None:
         """The run's finished values, into its handles (one round trip), before closing."""
         with self.lock:
@@ -257,6 +291,7 @@ class RunCluster:
             self.handles.clear()
         if cluster is None:
             return
+        self.closed_once = True
         self.peak.stop()
         if _local(cluster):  # its workers first, a killed one said once (as the embedded one)
             from .dask_cluster_close import close_embedded
