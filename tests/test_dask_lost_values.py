@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from labloom import DaskExecutor, State, WorkerDiedError, flow, task
+from labloom import (
+    DaskExecutor,
+    FlowRun,
+    SchedulerLostError,
+    State,
+    WorkerDiedError,
+    flow,
+    task,
+)
 
 pytest.importorskip("distributed")
 
@@ -127,3 +135,38 @@ def test_a_downstream_of_a_value_whose_new_run_failed_says_so_and_a_retry_remake
     assert run.state is State.COMPLETED, run.message
     assert _runs(path) == 3  # where ran again
     assert isinstance(run.result(), int)
+
+
+@task
+def seven() -> int:
+    return 7
+
+
+@flow
+def returns_seven() -> Any:
+    return seven()
+
+
+def test_a_ctrl_c_while_a_run_keeps_its_values_still_closes_its_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ctrl-C landing as the run's values are brought over (a wait for a value Dask makes
+    again, say): before, the run's own cluster was left open, and reading the value started a
+    second one to fail with "Cannot gather Futures created by another client"."""
+    from labloom.executors.dask_clusters import RunCluster
+
+    def interrupted(self: RunCluster, run_id: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunCluster, "keep_values", interrupted)
+    executor = _per_run()
+    run = FlowRun(returns_seven, {}, executor, origin="script", owns_executor=False)
+    with pytest.raises(KeyboardInterrupt):
+        run.start()
+    assert run.state is State.COMPLETED, run.message
+    assert executor._per_run is not None and executor._per_run.cluster is None  # closed
+    with pytest.raises(SchedulerLostError, match=r"^\[labloom\] the value of task run 'seven' "
+                       r"\(Dask key seven-.*\) is gone: its Dask client closed before the value "
+                       r"was brought into this process .* run.retry\(\) runs it again$"):
+        run.result()
+    assert executor._per_run.cluster is None  # none started to fail

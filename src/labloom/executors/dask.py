@@ -160,12 +160,14 @@ class DaskExecutor(Executor):
         if self._dispatcher is not None:
             self._dispatcher.put(self._dispatcher.forget, run_id)
         if self._per_run is not None:
-            self._per_run.keep_values(run_id)
-            with self._lock:
-                self._per_run.runs = max(0, self._per_run.runs - 1)
-                last = self._per_run.runs == 0
-            if last:
-                self._close_run_cluster()
+            try:  # (it may wait for values Dask makes again: a Ctrl-C must not keep it open)
+                self._per_run.keep_values(run_id)
+            finally:
+                with self._lock:
+                    self._per_run.runs = max(0, self._per_run.runs - 1)
+                    last = self._per_run.runs == 0
+                if last:
+                    self._close_run_cluster()
 
     def _close_run_cluster(self) -> None:
         """The last run on the cluster per run ended: close it (a later run starts another)."""

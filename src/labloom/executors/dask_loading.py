@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
 
-from ..core.errors import ResultLoadError, WorkerDiedError, error_text
+from ..core.errors import ResultLoadError, SchedulerLostError, WorkerDiedError, error_text
 from .dask_internals import held_error
 from .dask_load_logs import said_by_us
 
@@ -86,12 +86,15 @@ def recompute_failed(error: BaseException | None) -> str:
 def lost_value(handle: Any, why: str, closed: str = "") -> WorkerDiedError:
     """What reading the value of ``handle``'s task run raises once it is gone: which one, why,
     and the fix (its call returned, and its record says Completed)."""
-    name = repr(handle.task) if handle.index is None else f"{handle.task}[{handle.index}]"
     key = getattr(handle.future, "key", "?")
     return WorkerDiedError(
-        f"[labloom] the value of task run {name} (Dask key {key}) is gone: it was lost with its "
-        f"Dask worker (killed, out of memory, or retired) after the task run completed, and "
+        f"[labloom] the value of task run {_name(handle)} (Dask key {key}) is gone: it was lost "
+        f"with its Dask worker (killed, out of memory, or retired) after the task run completed, and "
         f"{why}{closed}. run.retry() runs it again (or `labloom retry RUN_ID`)")
+
+
+def _name(handle: Any) -> str:
+    return repr(handle.task) if handle.index is None else f"{handle.task}[{handle.index}]"
 
 
 class ValueReader:
@@ -118,6 +121,7 @@ class ValueReader:
         future = handle.future
         if isinstance(future, (Kept, Gone)):
             return _kept_value(handle)
+        _check_client(handle)
         with said_by_us() as absorb:
             if handle.index is None or not self._read_apart(future):
                 try:
@@ -147,6 +151,8 @@ class ValueReader:
         futures = {id(handle.future): handle.future for handle in handles}
         if any(isinstance(future, (Kept, Gone)) for future in futures.values()):
             return _with_kept(handles, self.many)
+        for handle in {id(handle.future): handle for handle in handles}.values():
+            _check_client(handle)
         with said_by_us() as absorb:
             failure = None
             if not self._any_apart(futures.values()):
@@ -277,6 +283,20 @@ class Unloadable:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _check_client(handle: Any) -> None:
+    """A value whose client closed before it was brought over (a cluster per run's, its keeping
+    cut short by a Ctrl-C; a cluster closed under the run) is gone: said, before reading it
+    started a new cluster per run only to fail with Dask's "Cannot gather Futures created by
+    another client"."""
+    client = getattr(handle.future, "client", None)
+    if getattr(client, "status", None) in ("closing", "closed"):
+        raise SchedulerLostError(
+            f"[labloom] the value of task run {_name(handle)} (Dask key {handle.future.key}) is "
+            "gone: its Dask client closed before the value was brought into this process (the "
+            "run's own cluster closed as the run ended, its keeping cut short, or the cluster "
+            "was closed under the run). run.retry() runs it again")
 
 
 def _check_recomputed(handle: Any, error: BaseException) -> None:
