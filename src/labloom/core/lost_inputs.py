@@ -14,8 +14,8 @@ What the record says instead (decided for a Prefect or Dask user reading it):
   result are that call's; a final state is final for every view, alert and hook that saw it.
   Its logs say, once, that its value was lost, that Dask ran it again and that run failed
   (with its error), and which task run could not run for it; the executor counts it lost
-  (``Executor.lost``, ``Executor.remade_failed``), so ``run.retry()`` runs it again, and reading its value raises the
-  same ``WorkerDiedError`` (``dask_loading``).
+  (``Executor.lost``, ``Executor.remade_failed``), so ``run.retry()`` runs it again, and
+  reading its value raises the same ``WorkerDiedError`` (``dask_loading``).
 """
 
 from __future__ import annotations

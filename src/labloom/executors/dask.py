@@ -25,7 +25,7 @@ from .dask_arguments import ship_arguments
 from .dask_clusters import check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import held_error, is_adaptive
-from .dask_loading import Kept, ValueReader
+from .dask_loading import Gone, Kept, ValueReader
 from .dask_outcomes import scheduler_lost, sendable_error
 from .dask_resources import ResourceOffers
 from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client
@@ -308,7 +308,7 @@ class DaskExecutor(Executor):
     def value_ref(self, handle: Any) -> Any:
         """The future of one task run's value (a chunk child's: its item, picked on the
         cluster); the value itself once its cluster per run closed."""
-        if isinstance(handle.future, Kept):
+        if isinstance(handle.future, (Kept, Gone)):
             return self.result(handle)
         if handle.index is None:
             return handle.future
@@ -334,7 +334,7 @@ class DaskExecutor(Executor):
         return held_error(future) or RuntimeError(f"Dask's run of {future.key} failed")
 
     def split(self, handle: Any) -> list[Any]:
-        if isinstance(handle.future, Kept):
+        if isinstance(handle.future, (Kept, Gone)):
             return list(self.result(handle))
         client = self.client
         future = self.value_ref(handle)
@@ -350,7 +350,7 @@ class DaskExecutor(Executor):
             handle.cancelled = True  # a child still waiting for its chunk stays out of it
         keeps = self._submitter.chunk_ends.keeps  # its early children's values: left to end
         futures = list({id(h.future): h.future for h in handles
-                        if h.future is not None and not isinstance(h.future, Kept)
+                        if h.future is not None and not isinstance(h.future, (Kept, Gone))
                         and not keeps(h.future)}.values())
         self._submitter.drop({future.key for future in futures})
         if futures and self._client is not None:

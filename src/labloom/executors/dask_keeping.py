@@ -5,13 +5,13 @@ after its task run completed is waited for while Dask makes it again (up to ``RE
 one that could not be brought over, or whose new run failed or did not end, is kept as ``Gone``:
 reading it raises a ``WorkerDiedError`` naming the task run, why, and the fix (``run.retry()``
 runs it again). Left as the closed client's future, reading it started a new cluster to fail
-with Dask's "Cannot gather Futures created by another client". One that this process cannot load (a class
-of a module only the workers have) is kept as its error, so that reading it later raises the
-``ResultLoadError`` naming its task run and the fix (it raised Dask's "Cannot gather Futures
-created by another client", the cluster gone), and a chunk's children are kept one by one
-(``ValueReader.kept_apart``). distributed's CRITICAL "Failed to deserialize", logged with the
-loader's traceback for each of these reads, is held back (``said_by_us``): one line of labloom's
-says what could not be kept, and why.
+with Dask's "Cannot gather Futures created by another client". One that this process cannot
+load (a class of a module only the workers have) is kept as its error, so that reading it
+later raises the ``ResultLoadError`` naming its task run and the fix (it raised Dask's "Cannot
+gather Futures created by another client", the cluster gone), and a chunk's children are kept
+one by one (``ValueReader.kept_apart``). distributed's CRITICAL "Failed to deserialize",
+logged with the loader's traceback for each of these reads, is held back (``said_by_us``): one
+line of labloom's says what could not be kept, and why.
 """
 
 from __future__ import annotations

@@ -89,8 +89,8 @@ def lost_value(handle: Any, why: str, closed: str = "") -> WorkerDiedError:
     key = getattr(handle.future, "key", "?")
     return WorkerDiedError(
         f"[labloom] the value of task run {_name(handle)} (Dask key {key}) is gone: it was lost "
-        f"with its Dask worker (killed, out of memory, or retired) after the task run completed, and "
-        f"{why}{closed}. run.retry() runs it again (or `labloom retry RUN_ID`)")
+        "with its Dask worker (killed, out of memory, or retired) after the task run completed, "
+        f"and {why}{closed}. run.retry() runs it again (or `labloom retry RUN_ID`)")
 
 
 def _name(handle: Any) -> str:
