@@ -21,6 +21,7 @@ from labloom import (
     WorkerDiedError,
     flow,
     task,
+    unmapped,
 )
 
 pytest.importorskip("distributed")
@@ -170,3 +171,49 @@ def test_a_ctrl_c_while_a_run_keeps_its_values_still_closes_its_cluster(
                        r"was brought into this process .* run.retry\(\) runs it again$"):
         run.result()
     assert executor._per_run.cluster is None  # none started to fail
+
+
+@task(batch_size=3)
+def child(i: int, folder: Path) -> int:
+    """Three children, one Dask task (a chunk): child 1's second run fails."""
+    runs = _runs(folder / f"child{i}")
+    (folder / f"child{i}").write_text(str(runs + 1))
+    if i == 1 and runs == 1:
+        raise RuntimeError(RAN_AGAIN)
+    return os.getpid()
+
+
+@task
+def count(pids: list[Any]) -> int:
+    assert all(isinstance(pid, int) for pid in pids), pids  # never a chunk's failure marker
+    return len(pids)
+
+
+@flow
+def chunk_lost_midway(folder: Path) -> Any:
+    pids = child.map(range(3), folder=unmapped(folder))
+    _kill_holder(pids.result()[0], folder / "child1")
+    return count(pids)
+
+
+def test_a_chunk_made_again_with_a_child_failing_fails_its_downstream_not_feeds_it(
+    tmp_path: Path, cluster: Any,
+) -> None:
+    """Before: Dask made the chunk again, child 1 failed in it, and the chunk's marker of that
+    failure was given to count as child 1's value: the run Completed on it."""
+    run = chunk_lost_midway.run(folder=tmp_path, executor=DaskExecutor(cluster=cluster))
+    assert run.state is State.FAILED, run.message
+    states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
+    assert states["child[1]"] == (State.COMPLETED, ""), states
+    assert states["count"] == (State.FAILED, (
+        "WorkerDiedError: count did not run: the value of child[1], which it needs, was lost "
+        "with its Dask worker after child[1] completed, and Dask's run of child[1] to make it "
+        f"again failed (RuntimeError: {RAN_AGAIN}); run.retry() runs child[1] again")), states
+    assert [line.text for line in run.logs("child[1]") if "[labloom]" in line.text] == [
+        "[labloom] this task run's value was lost with its Dask worker after it completed; "
+        f"Dask ran it again to make it, and that run failed (RuntimeError: {RAN_AGAIN}), so "
+        "count could not run. It stays Completed (its call returned); run.retry() runs it "
+        "again"]
+    run.retry()
+    assert run.state is State.COMPLETED, run.message
+    assert run.result() == 3 and _runs(tmp_path / "child1") == 3

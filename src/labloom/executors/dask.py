@@ -11,7 +11,6 @@ and items on the cluster. Only this module (with its helpers) imports ``distribu
 from __future__ import annotations
 
 import contextlib
-import operator
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +25,7 @@ from .dask_clusters import check_options
 from .dask_entries import Handle, Member, single, task_name_of
 from .dask_internals import held_error, is_adaptive
 from .dask_loading import Gone, Kept, ValueReader
-from .dask_outcomes import scheduler_lost, sendable_error
+from .dask_outcomes import child_value, scheduler_lost, sendable_error
 from .dask_resources import ResourceOffers
 from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client
 from .dask_submit import Submitter
@@ -314,7 +313,7 @@ class DaskExecutor(Executor):
             return handle.future
         if handle.item is None:
             chunk = handle.future
-            handle.item = self.client.submit(operator.getitem, chunk, handle.index,
+            handle.item = self.client.submit(child_value, chunk, handle.index,
                                              key=f"item-{handle.index}-{chunk.key}")
         return handle.item
 
@@ -328,10 +327,11 @@ class DaskExecutor(Executor):
         return bool(handle.lost)
 
     def remade_failed(self, handle: Any) -> BaseException | None:
-        future = handle.future
-        if getattr(future, "status", None) != "error":
-            return None
-        return held_error(future) or RuntimeError(f"Dask's run of {future.key} failed")
+        # A chunk child's value: its chunk's, or its own item's (``child_value`` raised).
+        for future in (handle.future, handle.item):
+            if getattr(future, "status", None) == "error":
+                return held_error(future) or RuntimeError(f"Dask's run of {future.key} failed")
+        return None
 
     def split(self, handle: Any) -> list[Any]:
         if isinstance(handle.future, (Kept, Gone)):

@@ -48,8 +48,10 @@ class Handle:
         """Whether this finished task run's value is gone: Dask forgot it (its scheduler
         restarted: every future it held is cancelled), or lost it with its worker ("lost"
         while Dask makes it again, "error" when that failed; ``Gone`` once its cluster per run
-        closed); a value kept in this process (``Kept``) is not."""
-        return getattr(self.future, "status", None) in ("cancelled", "lost", "error")
+        closed); a value kept in this process (``Kept``) is not. A chunk child's also when its
+        own item erred: its chunk was made again, and it failed (``child_value``)."""
+        return getattr(self.future, "status", None) in ("cancelled", "lost", "error") or (
+            getattr(self.item, "status", None) == "error")
 
 
 Member = tuple[TaskCall, tuple[Any, ...], dict[str, Any], Handle, DoneCallback]

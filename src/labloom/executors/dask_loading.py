@@ -26,6 +26,7 @@ from typing import Any
 from ..core.errors import ResultLoadError, SchedulerLostError, WorkerDiedError, error_text
 from .dask_internals import held_error
 from .dask_load_logs import said_by_us
+from .dask_outcomes import ChildFailed
 
 
 def not_loadable(future: Any, error: BaseException) -> bool:
@@ -76,10 +77,12 @@ class Gone:
         self.key, self.why = key, why
 
 
-def recompute_failed(error: BaseException | None) -> str:
-    """Why a value lost with its worker is still gone: Dask ran its task again, and that run
-    failed (with ``error``)."""
+def recompute_failed(error: BaseException | None, chunk: bool = False) -> str:
+    """Why a value lost with its worker is still gone: Dask ran its task (a map child's: its
+    chunk) again, and that run failed (with ``error``)."""
     said = f" ({error_text(error)})" if error is not None else ""
+    if chunk:
+        return f"Dask ran its chunk again to make it, and that run failed for it{said}"
     return f"Dask ran the task again to make it, and that run failed{said}"
 
 
@@ -118,6 +121,9 @@ class ValueReader:
 
     def one(self, handle: Any, timeout: float | None = None) -> Any:
         """The value of ``handle``'s task run (a chunk's child: its own value)."""
+        return _not_failed(handle, self._one(handle, timeout))
+
+    def _one(self, handle: Any, timeout: float | None) -> Any:
         future = handle.future
         if isinstance(future, (Kept, Gone)):
             return _kept_value(handle)
@@ -146,11 +152,18 @@ class ValueReader:
         """The values of ``handles``' task runs, in one round trip (a chunk travels once,
         whatever the number of its children asked for); those that cannot be loaded raise one
         ``ResultLoadError`` naming their handles."""
+        values = self._many(handles)
+        for handle, value in zip(handles, values, strict=True):
+            if type(value) is ChildFailed:
+                _not_failed(handle, value)  # raises
+        return values
+
+    def _many(self, handles: Sequence[Any]) -> list[Any]:
         if not handles:
             return []  # no client asked for: a cluster per run that closed is not started again
         futures = {id(handle.future): handle.future for handle in handles}
         if any(isinstance(future, (Kept, Gone)) for future in futures.values()):
-            return _with_kept(handles, self.many)
+            return _with_kept(handles, self._many)
         for handle in {id(handle.future): handle for handle in handles}.values():
             _check_client(handle)
         with said_by_us() as absorb:
@@ -283,6 +296,15 @@ class Unloadable:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _not_failed(handle: Any, value: Any) -> Any:
+    """``value``, read for ``handle``'s task run, unless it is a chunk's ``ChildFailed``: the
+    child returned, its value was lost with its worker, and Dask's run of its chunk to make it
+    again failed for this child (it was returned as the child's value)."""
+    if type(value) is ChildFailed:
+        raise lost_value(handle, recompute_failed(value.error, chunk=True))
+    return value
 
 
 def _check_client(handle: Any) -> None:

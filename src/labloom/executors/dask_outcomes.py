@@ -46,6 +46,18 @@ class ChildFailed:
         self.traceback = traceback
 
 
+def child_value(chunk: list[Any], index: int) -> Any:
+    """On a worker: a chunk child's value, for a task that takes it as an argument. A
+    ``ChildFailed`` there is a child that returned, whose value was lost with its worker: Dask
+    ran the chunk again to make it, and this child failed this time. Its error, raised here,
+    fails the tasks waiting for the value (``core/lost_inputs`` says why); the chunk's
+    ``ChildFailed`` was passed to them as the child's value, and they ran on with it."""
+    value = chunk[index]
+    if isinstance(value, ChildFailed):
+        raise value.error
+    return value
+
+
 class ChunkValues(list):  # type: ignore[type-arg]
     """A chunk's result: its children's values (or ``ChildFailed``), in order.
 
