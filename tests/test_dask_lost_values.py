@@ -109,6 +109,25 @@ def cluster() -> Any:
     cluster.close()
 
 
+def _says_the_value_was_lost(run: Any, upstream: str, downstream: str) -> None:
+    """The run Failed: ``downstream`` for ``upstream``'s value, lost and not made again; the
+    upstream Completed, its logs saying it."""
+    assert run.state is State.FAILED, run.message
+    states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
+    assert states[upstream] == (State.COMPLETED, ""), states
+    assert states[downstream] == (State.FAILED, (
+        f"WorkerDiedError: {downstream} did not run: the value of {upstream}, which it needs, "
+        f"was lost with its Dask worker after {upstream} completed, and Dask's run of "
+        f"{upstream} to make it again failed (RuntimeError: {RAN_AGAIN}); run.retry() runs "
+        f"{upstream} again")), states
+    noted = [line.text for line in run.logs(upstream) if "[labloom]" in line.text]
+    assert noted == [
+        "[labloom] this task run's value was lost with its Dask worker after it completed; "
+        f"Dask ran it again to make it, and that run failed (RuntimeError: {RAN_AGAIN}), so "
+        f"{downstream} could not run. It stays Completed (its call returned); run.retry() "
+        "runs it again"], noted
+
+
 def test_a_downstream_of_a_value_whose_new_run_failed_says_so_and_a_retry_remakes_it(
     tmp_path: Path, cluster: Any,
 ) -> None:
@@ -117,21 +136,9 @@ def test_a_downstream_of_a_value_whose_new_run_failed_says_so_and_a_retry_remake
     failed again at once: where was not counted lost)."""
     path = tmp_path / "runs"
     run = lost_midway.run(path=path, executor=DaskExecutor(cluster=cluster))
-    assert run.state is State.FAILED
-    states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
-    assert states["where"] == (State.COMPLETED, ""), states
-    assert states["plus_one"] == (State.FAILED, (
-        "WorkerDiedError: plus_one did not run: the value of where, which it needs, was lost "
-        "with its Dask worker after where completed, and Dask's run of where to make it again "
-        f"failed (RuntimeError: {RAN_AGAIN}); run.retry() runs where again")), states
+    _says_the_value_was_lost(run, "where", "plus_one")
     (plus_one_run,) = [tr for tr in run.tasks if tr.name == "plus_one"]
     assert plus_one_run.attempts == 1  # not retried: its input is gone for every try
-    noted = [line.text for line in run.logs("where") if "[labloom]" in line.text]
-    assert noted == [
-        "[labloom] this task run's value was lost with its Dask worker after it completed; "
-        f"Dask ran it again to make it, and that run failed (RuntimeError: {RAN_AGAIN}), so "
-        "plus_one could not run. It stays Completed (its call returned); run.retry() runs it "
-        "again"], noted
     run.retry()
     assert run.state is State.COMPLETED, run.message
     assert _runs(path) == 3  # where ran again
@@ -202,18 +209,7 @@ def test_a_chunk_made_again_with_a_child_failing_fails_its_downstream_not_feeds_
     """Before: Dask made the chunk again, child 1 failed in it, and the chunk's marker of that
     failure was given to count as child 1's value: the run Completed on it."""
     run = chunk_lost_midway.run(folder=tmp_path, executor=DaskExecutor(cluster=cluster))
-    assert run.state is State.FAILED, run.message
-    states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
-    assert states["child[1]"] == (State.COMPLETED, ""), states
-    assert states["count"] == (State.FAILED, (
-        "WorkerDiedError: count did not run: the value of child[1], which it needs, was lost "
-        "with its Dask worker after child[1] completed, and Dask's run of child[1] to make it "
-        f"again failed (RuntimeError: {RAN_AGAIN}); run.retry() runs child[1] again")), states
-    assert [line.text for line in run.logs("child[1]") if "[labloom]" in line.text] == [
-        "[labloom] this task run's value was lost with its Dask worker after it completed; "
-        f"Dask ran it again to make it, and that run failed (RuntimeError: {RAN_AGAIN}), so "
-        "count could not run. It stays Completed (its call returned); run.retry() runs it "
-        "again"]
+    _says_the_value_was_lost(run, "child[1]", "count")
     run.retry()
     assert run.state is State.COMPLETED, run.message
     assert run.result() == 3 and _runs(tmp_path / "child1") == 3
