@@ -207,7 +207,7 @@ def test_a_chunk_made_again_with_a_child_failing_fails_its_downstream_not_feeds_
     tmp_path: Path, cluster: Any,
 ) -> None:
     """Before: Dask made the chunk again, child 1 failed in it, and the chunk's marker of that
-    failure was given to count as child 1's value: the run Completed on it."""
+    failure was given to count as child 1's value (a task that did not check it ran on)."""
     run = chunk_lost_midway.run(folder=tmp_path, executor=DaskExecutor(cluster=cluster))
     _says_the_value_was_lost(run, "child[1]", "count")
     run.retry()
