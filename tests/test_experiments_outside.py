@@ -160,6 +160,11 @@ def test_the_table_reads_none_and_inf_as_the_views_do(labloom_home: Path) -> Non
     assert [r["note"] for r in rows] == ["", "ok", "-Infinity"]  # a reader's null, as before
     exact = json.loads(cli(labloom_home, "experiments", run.id, "--json").stdout)
     assert exact["rows"][0]["params"] == {"note": None}
+    # The filter reads what the table shows: "note=None" matched no row, "note=" that one.
+    for query, kept in (("note=None", 1), ("note=", 0), ("none", 1)):
+        found = json.loads(cli(labloom_home, "experiments", run.id, "--filter", query,
+                               "--json").stdout)
+        assert found["total"] == kept, query
 
 
 def test_the_cli_reads_the_runs_since_a_date_or_a_time_ago(labloom_home: Path) -> None:
