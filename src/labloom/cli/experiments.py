@@ -144,18 +144,10 @@ def _long(value: Any) -> bool:
     return isinstance(value, str) and len(value) > CELL_TEXT
 
 
-class _LoggedNone:
-    def __str__(self) -> str:
-        return "None"
-
-
-_LOGGED_NONE = _LoggedNone()
-
-
 def _none_shown(row: ex.Experiment) -> ex.Experiment:
     if None not in row.params.values():
         return row
-    params = {k: _LOGGED_NONE if v is None else v for k, v in row.params.items()}
+    params = {k: ef.SHOWN_NONE if v is None else v for k, v in row.params.items()}
     return dataclasses.replace(row, params=params)
 
 
