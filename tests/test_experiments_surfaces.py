@@ -82,6 +82,33 @@ async def test_rest_reads_since_as_the_cli_and_python_do(jp_fetch: Any, labloom_
         assert done.returncode == 2 and "'7d'" in done.stderr, done.stderr
 
 
+async def test_rest_runs_list_reads_since_and_until_as_experiments_does(jp_fetch: Any) -> None:
+    # GET runs?since= took epoch seconds only: since=7d or a date, which GET experiments?since=
+    # and the CLI take, was a 400 "must be a number".
+    first = tries.run(values=["old"], executor="local")
+    middle = time.time()
+    between = datetime.fromtimestamp(middle).isoformat()  # local, to the microsecond
+    second = tries.run(values=["new"], executor="local")
+
+    async def listed(**params: str) -> set[str]:
+        response = await jp_fetch("labloom", "api", "runs", params={"flow": "tries", **params})
+        return {run["id"] for run in json.loads(response.body)["runs"]}
+
+    both, newer = {first.id, second.id}, {second.id}
+    for since, ids in ((between, newer), ("1h", both), ("7d", both), (str(middle), newer),
+                       ("2099-01-01", set())):
+        assert await listed(since=since) == ids, since
+    assert await listed(until=between) == {first.id}
+    assert await listed(until="1h") == set()  # created within the hour: none before it
+    for name, bad in (("since", "yesterday"), ("since", "nan"), ("until", "-1h")):
+        with pytest.raises(HTTPClientError) as caught:
+            await jp_fetch("labloom", "api", "runs", params={name: bad})
+        assert caught.value.code == 400 and caught.value.response is not None
+        message = json.loads(caught.value.response.body)["message"]
+        assert f"{name}: {bad!r} is" in message, message
+        assert "'2026-12-01'" in message and "'7d'" in message and "epoch" in message, message
+
+
 async def test_rest_runs_names_a_malformed_id_and_the_rule(jp_fetch: Any) -> None:
     # runs=nope answered a bare 404 "no such run", as if the run had been deleted: a typo in a
     # script's query read as a missing run.

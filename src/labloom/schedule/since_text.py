@@ -1,5 +1,5 @@
 """``since`` typed as text, one reading for every surface that takes it so (``labloom
-experiments --since``, ``GET experiments?since=``): here because it reads the schedules'
+experiments --since``, ``GET experiments?since=``, ``GET runs?since=&until=``): here because it reads the schedules'
 durations (``parse_duration``) besides ``labloom.experiments``'s dates (``since_epoch``).
 
 A bare number is seconds since the epoch, as ``labloom.experiments(since=1764547200)`` and the
