@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +71,18 @@ async def test_rest_reads_since_as_the_cli_and_python_do(jp_fetch: Any, labloom_
         done = cli(labloom_home, "experiments", "--flow", "tries", "--since", since, "--json")
         assert done.returncode == 0, done.stderr
         assert {r["run_id"] for r in json.loads(done.stdout)["rows"]} == ids, since
-    # Python reads the same moments from its own types (a datetime, a timedelta, a number).
-    assert {r["run_id"] for r in labloom.experiments(flow="tries", since=between)} == newer
+        # Python reads the same text (since="7d" was a ValueError "not an ISO date").
+        assert {r["run_id"] for r in labloom.experiments(flow="tries", since=since)} == ids, since
+    # And the same moments from its own types (a datetime, a timedelta, a number).
     assert {r["run_id"] for r in labloom.experiments(flow="tries", since=middle)} == newer
+    assert {r["run_id"] for r in labloom.experiments(
+        flow="tries", since=datetime.fromtimestamp(middle))} == newer
+    assert {r["run_id"] for r in labloom.experiments(flow="tries", since=timedelta(hours=1))
+            } == both
     for bad in ("yesterday", "nan", "-1h"):
+        with pytest.raises(ValueError, match=rf"since={bad!r} is .*'2026-12-01'.*'7d'.*"
+                                             r"a datetime or a timedelta"):
+            labloom.experiments(flow="tries", since=bad)
         code, message = await _refused(jp_fetch, since=bad)
         assert code == 400 and f"since: {bad!r} is" in message, message
         assert "'2026-12-01'" in message and "'7d'" in message and "epoch" in message, message

@@ -14,7 +14,6 @@ from typing import Any
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import LabloomError
-from ..schedule.since_text import since_of
 from ..store import open_store
 from ..store.experiments import (
     RECENT_RUNS,
@@ -23,6 +22,7 @@ from ..store.experiments import (
     rows_of,
     runs_to_read,
 )
+from ..store.since_text import since_of
 from .history import _find, _seconds, _short, _table
 from .options import count
 from .terminal import echo, encodable, printable, shown_time

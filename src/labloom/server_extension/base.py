@@ -12,8 +12,8 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..core.errors import StoreUnavailableError
-from ..schedule.since_text import since_of
 from ..store.db import database_url, is_transient, redact, short_error
+from ..store.since_text import since_of
 from . import SETTINGS_KEY
 from .queries import StoreAccess
 
