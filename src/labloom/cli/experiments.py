@@ -14,6 +14,7 @@ from typing import Any
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import LabloomError
+from ..dag.terminal_text import encodable, printable
 from ..store import open_store
 from ..store.experiments import (
     RECENT_RUNS,
@@ -25,7 +26,7 @@ from ..store.experiments import (
 from ..store.since_text import since_of
 from .history import _find, _seconds, _short, _table
 from .options import count
-from .terminal import echo, encodable, printable, shown_time
+from .terminal import echo, shown_time
 
 
 def register(subparsers: Any) -> None:
