@@ -178,6 +178,7 @@ gate = threading.Event()
 
 @task
 def held(i: int) -> None:
+    log_params(opt=None if i % 2 else "x")  # max_depth=None: no limit
     log_metrics(auc=i / 10)
     if i >= 4:  # two children held: two pool threads are enough for the others
         gate.wait(60)
@@ -205,6 +206,10 @@ def test_a_running_runs_pages_stay_live_then_come_from_its_snapshot(store_backen
                     break
                 time.sleep(0.05)
             assert [r["map_index"] for r in page["rows"]] == [5, 4, 3, 2, 1]
+            # The filter reads a None as the views show it, "None" (it matched no row).
+            nones = pages.page(store, found[0], "index_order", False, 10, 0,
+                               later=_now(store), query="opt=None")
+            assert [r["map_index"] for r in nones["rows"]] == [1, 3, 5]
             assert snap.read_meta(store, run.id) is None  # never for a running run
     finally:
         gate.set()
