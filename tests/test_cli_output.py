@@ -108,6 +108,10 @@ def test_progress_and_tables_show_names_and_messages_escaped(tmp_path: Path) -> 
     assert done.returncode == 1 and "Failed    sneaky" in done.stderr, done.stderr
     assert not [c for c in DRIVERS if c in done.stderr], done.stderr
     assert "Failed    sneaky\\x1b[31m\\u202eX: ValueError: title\\x1b]0;pwned" in done.stderr
+    # The task's print goes to stdout as a terminal shows it (what follows its carriage
+    # return), its own text kept, as a script's, after its name, escaped: U+202E there read
+    # the line backwards.
+    assert done.stdout == "sneaky\\x1b[31m\\u202eX | hidden bidi\u202eevil tab\tok\n", done.stdout
     run_id = json.loads(labloom(tmp_path, "runs", "--json").stdout)[0]["id"]
     lines = labloom(tmp_path, "show", run_id).stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("TASK RUN"))

@@ -14,7 +14,7 @@ from typing import Any
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import LabloomError
-from ..dag.terminal_text import encodable, printable
+from ..core.terminal_text import encodable, printable
 from ..store import open_store
 from ..store.experiments import (
     RECENT_RUNS,

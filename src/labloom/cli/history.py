@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 from ..core.states import RUN_STATES, shown_traceback
-from ..dag.terminal_text import printable
+from ..core.terminal_text import printable
 from ..store import open_store
 from ..store.reader import RunStore
 from .options import count

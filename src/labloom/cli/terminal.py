@@ -3,7 +3,7 @@ control characters are shown escaped, never sent. A task could otherwise rewrite
 the window title (ANSI and OSC sequences), hide text (carriage return, NUL) or reorder it
 (bidirectional overrides). A lone surrogate (a file name's byte that is not UTF-8, as
 ``os.listdir`` gives it) is shown escaped too: UTF-8 output cannot hold it, and printing it was
-a traceback (``dag/terminal_text.py``, shared with the console progress). ``--json`` output
+a traceback (``core/terminal_text.py``, shared with the console progress). ``--json`` output
 keeps every character as it was recorded.
 """
 
@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 
-from ..dag.terminal_text import printable
+from ..core.terminal_text import printable
 
 
 def echo(text: str = "") -> None:

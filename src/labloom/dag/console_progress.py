@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from ..core import events as ev
 from ..core.states import BAD_STATES, State
-from .terminal_text import printable
+from ..core.terminal_text import printable
 
 _REDRAW_EVERY = 0.2
 _PENDING = State.PENDING.value

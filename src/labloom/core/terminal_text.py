@@ -4,9 +4,9 @@ rewrite the screen or the window title (ANSI and OSC sequences), hide text (carr
 NUL) or reorder it (bidirectional overrides, ``bidi.py``). A lone surrogate (a file name's byte
 that is not UTF-8, as ``os.listdir`` gives it) is escaped too: UTF-8 output cannot hold it.
 
-Here, below the CLI, because the console progress of ``labloom run`` and of scripts
-(``console_progress.py``) prints names and messages as the CLI's commands do
-(``cli/terminal.py``)."""
+Here, in core, because more than the CLI's commands (``cli/terminal.py``) print names and
+messages: the console progress of ``labloom run`` and of scripts (``dag/console_progress.py``)
+and the task name before each line a task prints (``logs.py``)."""
 
 from __future__ import annotations
 
