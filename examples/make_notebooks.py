@@ -86,6 +86,10 @@ dashboard link is in the DAG's header). The store keeps what was logged, so the 
 compared with `run.experiments()` (a DataFrame), the map node's Experiments view, the run's
 tab in Lab or `labloom experiments RUN --sort auc --desc`. A concurrency limit keeps the
 writers of a shared SQLite file (a table another tool reads) to one at a time.
+
+An experiment that fails (a setting the model refuses, a worker lost) is one Failed row, not
+the end of the sweep: `allow_failure` hands its error to its `save`, which writes nothing for
+it, so the run completes and "Run All" goes on to the analysis of the others.
 """
     ),
     code(
@@ -139,8 +143,11 @@ from pathlib import Path
 import labloom
 
 @labloom.task(tags=["sqlite"], retries=2, retry_delay=0.5)
-def save(result: dict, db: str) -> int:
-    """Write one experiment row; the "sqlite" limit keeps writers to one at a time."""
+def save(result: dict | Exception, db: str) -> int:
+    """Write one experiment row; the "sqlite" limit keeps writers to one at a time. A failed
+    experiment's error (see the flow's allow_failure) writes nothing."""
+    if isinstance(result, Exception):
+        return 0
     Path(db).parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(db, timeout=30) as conn:
         conn.execute(
@@ -170,14 +177,16 @@ len(grid)
     code(
         """
 %%flow sweep -p grid -p DB --executor dask
-results = train.map(grid)
+# A failed experiment is allowed: its save gets its error, and `results` holds the error in
+# its place, so the sweep completes and the analysis below runs on the others.
+results = labloom.allow_failure(train.map(grid))
 saved = save.map(results, labloom.unmapped(DB))
 """
     ),
     md(
         """
 What the experiments logged, one row per experiment (the run's map index, state and
-duration, then its params and AUC), best first:
+duration, then its params and AUC), best first (a failed one, without an AUC, last):
 """
     ),
     code(
@@ -186,7 +195,8 @@ runs = %flow_runs sweep
 run = next(iter(runs))  # the newest run of this flow in this kernel
 experiments = run.experiments(sort="auc", desc=True)
 best = experiments.iloc[0]
-print(f"{len(experiments)} experiments; best AUC {best.auc:.4f} with max_depth="
+failed = int((experiments.state != "Completed").sum())
+print(f"{len(experiments)} experiments ({failed} failed); best AUC {best.auc:.4f} with max_depth="
       f"{best.max_depth}, min_samples_leaf={best.min_samples_leaf}, seed={best.seed}")
 experiments[["map_index", "max_depth", "min_samples_leaf", "seed", "auc", "duration"]].head()
 """
@@ -206,7 +216,7 @@ overlapping, last_end = 0, 0.0
 for start, end in spans:
     overlapping += start < last_end  # began before an earlier write had ended
     last_end = max(last_end, end)
-print(f"{len(spans)} rows saved to {Path(DB).name}; writes that overlapped another: {overlapping}")
+print(f"{sum(saved)} rows saved to {Path(DB).name}; writes that overlapped another: {overlapping}")
 """
     ),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import cli_env, labloom, write
+from labloom.core import events as ev
+from labloom.core.states import State
+from labloom.dag.console_progress import ConsoleProgress
 
 CHATTY = """
     from labloom import flow, task
@@ -92,6 +96,42 @@ def test_log_text_cannot_drive_the_terminal_but_json_keeps_it(tmp_path: Path) ->
     assert any("backslash-escaped" in line["text"] for line in lines)
     shown = json.loads(labloom(tmp_path, "show", run_id, "--json").stdout)
     assert stored in shown["task_runs"][0]["message"]
+
+
+def test_progress_and_tables_show_names_and_messages_escaped(tmp_path: Path) -> None:
+    # The progress of `labloom run` wrote a task's name and its exception's message raw to
+    # stderr: the window retitled (ESC ]0;), the screen cleared, U+202E reading the rest
+    # backwards; every other view escaped them. Tables took their widths before escaping.
+    write(tmp_path / "flows.py", HOSTILE.replace('name="sneaky\\x1b[31m"',
+                                                 'name="sneaky\\x1b[31m\\u202eX"'))
+    done = labloom(tmp_path, "run", "flows.py:hostile", LABLOOM_PROGRESS="1")
+    assert done.returncode == 1 and "Failed    sneaky" in done.stderr, done.stderr
+    assert not [c for c in DRIVERS if c in done.stderr], done.stderr
+    assert "Failed    sneaky\\x1b[31m\\u202eX: ValueError: title\\x1b]0;pwned" in done.stderr
+    # The task's print goes to stdout as a terminal shows it (what follows its carriage
+    # return), its own text kept, as a script's, after its name, escaped: U+202E there read
+    # the line backwards.
+    assert done.stdout == "sneaky\\x1b[31m\\u202eX | hidden bidi\u202eevil tab\tok\n", done.stdout
+    run_id = json.loads(labloom(tmp_path, "runs", "--json").stdout)[0]["id"]
+    lines = labloom(tmp_path, "show", run_id).stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("TASK RUN"))
+    row = lines[header + 1]
+    assert row.startswith("sneaky\\x1b[31m\\u202eX  Failed"), row
+    assert lines[header].index("STATE") == row.index("Failed"), lines[header : header + 2]
+
+
+def test_the_live_progress_table_shows_names_escaped() -> None:
+    # On a terminal the table is redrawn: its own cursor moves are the only ESC it writes.
+    out = io.StringIO()
+    progress = ConsoleProgress(out, live=True)
+    name = "odd\u202e-name\x1b]0;pwned\x07"
+    progress([ev.NodeCreated("r", "n", name, "map", (), 1.0),
+              ev.TaskRunCreated("r", "r.0", "n", name, 0, (), 1.0),
+              ev.StateChanged("r", "r.0", State.FAILED, 2.0, "boom\u202e\x1b[2J"),
+              ev.RunFinished("r", State.FAILED, 3.0, "first: boom\u202e\x1b[2J")])
+    text = re.sub(r"\x1b\[\d+F\x1b\[J", "", out.getvalue())
+    assert not [c for c in DRIVERS if c in text], text
+    assert "odd\\u202e-name\\x1b]0;pwned\\x07 [" in text and "boom\\u202e\\x1b[2J" in text
 
 
 SQUARES = """

@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
-def execute(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def execute(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            edit: Callable[[Any], None] | None = None) -> Any:
     # The kernel inherits this environment: labloom from this checkout, state in tmp.
     path = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
@@ -26,6 +28,8 @@ def execute(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     shutil.copy(EXAMPLES / name, tmp_path / name)
     nb = nbformat.read(tmp_path / name, as_version=4)
+    if edit is not None:
+        edit(nb)  # as a user would change it before "Run All"
     client = NotebookClient(
         nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
@@ -79,9 +83,28 @@ def test_sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         (rows, best_auc) = conn.execute("SELECT COUNT(*), MAX(auc) FROM experiments").fetchone()
     assert rows == 350
     # The analysis is the run's logged experiments (a DataFrame), and agrees with the table.
-    assert f"350 experiments; best AUC {best_auc:.4f} with max_depth=" in text
+    assert f"350 experiments (0 failed); best AUC {best_auc:.4f} with max_depth=" in text
     assert "max_depth  min_samples_leaf" in text  # the table of the best, then by setting
     assert "350 rows saved to sweep_results.db; writes that overlapped another: 0" in text
+
+
+def test_sweep_analyses_what_succeeded_when_an_experiment_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One failed experiment (a setting the model refuses) failed the %%flow cell, and "Run
+    # All" stopped there: none of the analysis ran on the experiments that succeeded.
+    def one_bad_setting(nb: Any) -> None:
+        cell = next(c for c in nb.cells if c.source.startswith("depths = "))
+        unlink = "Path(DB).unlink(missing_ok=True)"
+        assert unlink in cell.source
+        cell.source = cell.source.replace(unlink, "grid = grid[:20] + [{'max_depth': 0, "
+                                          "'min_samples_leaf': 1, 'seed': 0}]\n" + unlink)
+
+    nb = execute("sweep.ipynb", tmp_path, monkeypatch, edit=one_bad_setting)
+    text = outputs(nb)
+    assert "21 experiments (1 failed); best AUC" in text
+    assert "20 rows saved to sweep_results.db; writes that overlapped another: 0" in text
+    with sqlite3.connect(tmp_path / "labloom-output" / "sweep_results.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM experiments").fetchone() == (20,)
 
 
 def test_etl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,13 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import labloom
+from experiment_server import get, jp_server_config, rows_as_lists  # noqa: F401  (fixtures: see there)
 from labloom import flow, log_metrics, log_params, task
 from store_helpers import cli
 
@@ -25,17 +23,6 @@ LONE = b"caf\xe9.csv".decode("utf-8", "surrogateescape")  # caf\udce9.csv
 NUL = "a\x00b"
 RTL = "total: \u202e0001"
 ODD_NAME = "file " + LONE
-
-
-@pytest.fixture(autouse=True)
-def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pandas", None)
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
-                          "allow_unauthenticated_access": False}}
 
 
 @task
@@ -96,8 +83,7 @@ async def test_rest_pages_carry_odd_text(jp_fetch: Any, store_backend: str) -> N
     across = {"flow": "odd_files", "filter": f'label="{RTL}"', "sort": "auc"}
     for path, params in ((("runs", run.id, "experiments"), {"sort": "auc"}),
                          (("experiments",), across)):
-        response = await jp_fetch("labloom", "api", *path, params=params)
-        page = json.loads(response.body)
+        page = await get(jp_fetch, *path, **params)
         assert page["total"] == 2, page
         assert [(r["params"]["path"], r["params"]["label"], r["params"][ODD_NAME])
                 for r in page["rows"]] == [(LONE, RTL, 0), (LONE, RTL, 1)]

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import math
-import sys
 import threading
 import time
 from datetime import datetime
@@ -20,26 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tornado.httpclient import HTTPClientError
 
 import labloom
+from experiment_server import get, jp_server_config, refused, rows_as_lists  # noqa: F401  (fixtures: see there)
 from labloom import flow, log_metrics, log_params, task
 from labloom.server_extension import experiment_rows
 from labloom.store import experiments as store_experiments
 from store_helpers import cli
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-
-@pytest.fixture(autouse=True)
-def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
-                          "allow_unauthenticated_access": False}}
 
 
 gate = threading.Event()
@@ -160,6 +148,11 @@ def test_the_table_reads_none_and_inf_as_the_views_do(labloom_home: Path) -> Non
     assert [r["note"] for r in rows] == ["", "ok", "-Infinity"]  # a reader's null, as before
     exact = json.loads(cli(labloom_home, "experiments", run.id, "--json").stdout)
     assert exact["rows"][0]["params"] == {"note": None}
+    # The filter reads what the table shows: "note=None" matched no row, "note=" that one.
+    for query, kept in (("note=None", 1), ("note=", 0), ("none", 1)):
+        found = json.loads(cli(labloom_home, "experiments", run.id, "--filter", query,
+                               "--json").stdout)
+        assert found["total"] == kept, query
 
 
 def test_the_cli_reads_the_runs_since_a_date_or_a_time_ago(labloom_home: Path) -> None:
@@ -302,29 +295,22 @@ def test_the_cli_filters_as_the_view_does(labloom_home: Path) -> None:
     assert long.returncode != 0 and "at most 2000" in long.stderr
 
 
-async def _get(jp_fetch: Any, *path: str, **params: str) -> Any:
-    response = await jp_fetch("labloom", "api", *path, params=params)
-    return json.loads(response.body)
-
-
 async def test_rest_desc_reads_as_clients_send_it(jp_fetch: Any) -> None:
     # `requests.get(url, params={"desc": False})` sends desc=False: it sorted descending.
     run = notes.run(values=["b", "c", "a"], executor="local")
     for text, order in [("False", "abc"), ("false", "abc"), ("off", "abc"), ("0", "abc"),
                         ("", "abc"), ("True", "cba"), ("1", "cba"), ("yes", "cba")]:
         for path in (("runs", run.id, "experiments"), ("experiments",)):
-            page = await _get(jp_fetch, *path, sort="note", desc=text)
+            page = await get(jp_fetch, *path, sort="note", desc=text)
             assert "".join(r["params"]["note"] for r in page["rows"]) == order, (text, path)
             assert page["desc"] is (order == "cba")
     for path in (("runs", run.id, "experiments"), ("experiments",)):
-        with pytest.raises(HTTPClientError) as caught:
-            await jp_fetch("labloom", "api", *path, params={"sort": "note", "desc": "maybe"})
-        assert caught.value.code == 400
-        assert b"desc must be 1 or 0" in caught.value.response.body
+        code, message = await refused(jp_fetch, *path, sort="note", desc="maybe")
+        assert code == 400 and "desc must be 1 or 0" in message
     # The run route's flag reads alike: tasks=False leaves its task runs out, as tasks=0 does.
-    assert "task_runs" not in await _get(jp_fetch, "runs", run.id, tasks="False")
-    assert "task_runs" in await _get(jp_fetch, "runs", run.id, tasks="true")
-    again = await _get(jp_fetch, "experiments", runs=f"{run.id},{run.id[:6]}")
+    assert "task_runs" not in await get(jp_fetch, "runs", run.id, tasks="False")
+    assert "task_runs" in await get(jp_fetch, "runs", run.id, tasks="true")
+    again = await get(jp_fetch, "experiments", runs=f"{run.id},{run.id[:6]}")
     assert again["total"] == 3 and again["runs"] == [run.id]
 
 
@@ -351,7 +337,7 @@ async def test_a_client_following_next_gets_every_row_once(jp_fetch: Any,
     offset: int | None = 0
     partial = False
     while offset is not None:
-        page = await _get(jp_fetch, "runs", run.id, "experiments", limit="20", offset=str(offset))
+        page = await get(jp_fetch, "runs", run.id, "experiments", limit="20", offset=str(offset))
         partial = partial or page.get("partial", False)
         seen += [row["map_index"] for row in page["rows"]]
         offset = page["next"]
@@ -368,9 +354,9 @@ async def test_rest_across_runs_filters_by_the_run_column_as_the_compare_view_do
     two = notes.run(values=["c"], executor="local")
     runs = f"{one.id},{two.id}"
     for term in (f"run={one.id}", f"run_id={one.id}", one.id):
-        page = await _get(jp_fetch, "experiments", runs=runs, filter=term)
+        page = await get(jp_fetch, "experiments", runs=runs, filter=term)
         assert [r["params"]["note"] for r in page["rows"]] == ["a", "b"], term
-    page = await _get(jp_fetch, "experiments", runs=runs, filter=f"run!={one.id}")
+    page = await get(jp_fetch, "experiments", runs=runs, filter=f"run!={one.id}")
     assert [r["params"]["note"] for r in page["rows"]] == ["c"]
 
 
@@ -392,13 +378,13 @@ async def test_the_flows_panel_never_waits_behind_a_compare_tab(
         return reads(*args)
 
     monkeypatch.setattr(routes, "rows_by_run", slow_rows)
-    asks = [asyncio.ensure_future(_get(jp_fetch, "experiments", runs=run.id, offset=str(i)))
+    asks = [asyncio.ensure_future(get(jp_fetch, "experiments", runs=run.id, offset=str(i)))
             for i in range(4)]
     try:
         while not held.is_set():
             await asyncio.sleep(0.01)
         # The asks above are held till the finally: a list behind them would never come.
-        listed = await asyncio.wait_for(_get(jp_fetch, "runs"), timeout=60)
+        listed = await asyncio.wait_for(get(jp_fetch, "runs"), timeout=60)
         assert [r["id"] for r in listed["runs"]] == [run.id]
     finally:
         release.set()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from experiment_server import get, jp_server_config  # noqa: F401  (fixture: see there)
 from labloom import ThreadExecutor, flow, log_metrics, log_params, task, unmapped
 from labloom.notebook.widget.view import RunView
 from labloom.server_extension import experiment_rows
@@ -22,18 +23,6 @@ from labloom.store import experiments as store_experiments
 from labloom.store import open_store
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
-                          "allow_unauthenticated_access": False}}
-
-
-async def _get(jp_fetch: Any, *path: str, **params: Any) -> Any:
-    response = await jp_fetch("labloom", "api", *path, params=params or None)
-    assert response.code == 200
-    return json.loads(response.body)
 
 
 @task
@@ -76,7 +65,7 @@ async def test_a_first_look_at_a_big_run_is_partial_then_whole(
     jp_fetch: Any, store_backend: str, small_first_look: None
 ) -> None:
     run = many.run(n=60, executor="local")  # 120 calls, logged in map order
-    first = await _get(jp_fetch, "runs", run.id, "experiments", limit="5")
+    first = await get(jp_fetch, "runs", run.id, "experiments", limit="5")
     assert first.get("partial") is True, first["total"]
     assert [r["map_index"] for r in first["rows"]] == [0, 1, 2, 3, 4]
     assert first["rows"][3]["params"] == {"group": 0} and first["rows"][3]["metrics"] == {
@@ -89,21 +78,21 @@ async def test_a_first_look_at_a_big_run_is_partial_then_whole(
     whole = await _whole(jp_fetch, run.id, limit="5", offset="55")
     assert "partial" not in whole and whole["total"] == 60
     assert [r["map_index"] for r in whole["rows"]] == [55, 56, 57, 58, 59]
-    again = await _get(jp_fetch, "runs", run.id, "experiments", limit="5")
+    again = await get(jp_fetch, "runs", run.id, "experiments", limit="5")
     assert "partial" not in again and again["total"] == 60
     assert again["rows"] == first["rows"]
 
     # A sorted first look is partial too: the best of the rows read so far, then the whole.
     other = many.run(n=300, executor="local")  # more calls than a first look reads
-    top = await _get(jp_fetch, "runs", other.id, "experiments", sort="score", desc="1",
-                     limit="3")
+    top = await get(jp_fetch, "runs", other.id, "experiments", sort="score", desc="1",
+                    limit="3")
     assert top.get("partial") is True and 3 <= top["total"] < 300, top["total"]
     assert [r["map_index"] for r in top["rows"]] == [4, 9, 14]  # score 4.0, in logged order
     top = await _whole(jp_fetch, other.id, sort="score", desc="0", limit="3", offset="297")
     assert top["total"] == 300 and [r["map_index"] for r in top["rows"]] == [289, 294, 299]
     # A first look asking for more rows than the first calls hold reads the whole run.
     third = many.run(n=100, executor="local")
-    deep = await _get(jp_fetch, "runs", third.id, "experiments", limit="80")
+    deep = await get(jp_fetch, "runs", third.id, "experiments", limit="80")
     assert "partial" not in deep and deep["total"] == 100 and len(deep["rows"]) == 80
 
 
@@ -112,7 +101,7 @@ async def _whole(jp_fetch: Any, run_id: str, **params: str) -> Any:
     whole read runs on the server's pool)."""
     deadline = time.monotonic() + 30
     while True:
-        answer = await _get(jp_fetch, "runs", run_id, "experiments", **params)
+        answer = await get(jp_fetch, "runs", run_id, "experiments", **params)
         if "partial" not in answer:
             return answer
         assert time.monotonic() < deadline, "the whole run was never read"
@@ -161,18 +150,18 @@ async def test_rest_task_keeps_one_map_nodes_children(jp_fetch: Any, store_backe
                                                       ) -> None:
     run = two_maps.run(n=4, executor="local")
     nodes = _node_ids(run.id)
-    everything = await _get(jp_fetch, "runs", run.id, "experiments")
+    everything = await get(jp_fetch, "runs", run.id, "experiments")
     assert everything["total"] == 9
-    page = await _get(jp_fetch, "runs", run.id, "experiments", task=nodes["late"],
-                      sort="score", desc="1", limit="3")
+    page = await get(jp_fetch, "runs", run.id, "experiments", task=nodes["late"],
+                     sort="score", desc="1", limit="3")
     assert page["total"] == 4 and page["next"] == 3
     assert [(r["task"], r["map_index"]) for r in page["rows"]] == [("late", 3), ("late", 2),
                                                                    ("late", 1)]
     assert {c["name"] for c in page["columns"]} == {"score", "other"}
-    children = await _get(jp_fetch, "runs", run.id, "experiments", task=nodes["child"])
+    children = await get(jp_fetch, "runs", run.id, "experiments", task=nodes["child"])
     assert {r["task"] for r in children["rows"]} == {"child"} and children["total"] == 4
     assert {c["name"] for c in children["columns"]} == {"group", "score"}
-    by_name = await _get(jp_fetch, "runs", run.id, "experiments", task="lone")
+    by_name = await get(jp_fetch, "runs", run.id, "experiments", task="lone")
     assert [r["metrics"]["score"] for r in by_name["rows"]] == [-1.0]
     with pytest.raises(HTTPClientError) as caught:
         await jp_fetch("labloom", "api", "runs", run.id, "experiments",
@@ -215,8 +204,8 @@ async def test_the_cell_and_the_route_answer_one_shape(jp_fetch: Any, store_back
     run = two_maps.run(n=5, executor="local")
     asked = {"sort": "score", "desc": True, "limit": 3, "offset": 1}
     cell = await asyncio.to_thread(_cell_answer, run, "late", asked)
-    rest = await _get(jp_fetch, "runs", run.id, "experiments", task=_node_ids(run.id)["late"],
-                      sort="score", desc="1", limit="3", offset="1")
+    rest = await get(jp_fetch, "runs", run.id, "experiments", task=_node_ids(run.id)["late"],
+                     sort="score", desc="1", limit="3", offset="1")
     assert set(rest) - set(cell) == {"run_id"}
     assert set(cell) - set(rest) == {"node", "version", "event", "req"}  # curves: marked columns
     for key in ("columns", "total", "offset", "limit", "sort", "desc", "next"):
@@ -351,22 +340,22 @@ def _order(answer: dict[str, Any]) -> list[tuple[str, int | None]]:
 
 async def test_a_runs_rows_by_task_then_map_index(jp_fetch: Any, store_backend: str) -> None:
     run = run_out_of_order(8)
-    logged = await _get(jp_fetch, "runs", run.id, "experiments", limit="20")
+    logged = await get(jp_fetch, "runs", run.id, "experiments", limit="20")
     assert _order(logged) == [("prepare", None)] + [("backwards", i) for i in range(7, -1, -1)]
 
-    page = await _get(jp_fetch, "runs", run.id, "experiments", sort="index_order", limit="20")
+    page = await get(jp_fetch, "runs", run.id, "experiments", sort="index_order", limit="20")
     assert _order(page) == [("prepare", None)] + [("backwards", i) for i in range(8)]
     assert page["sort"] == "index_order" and page["total"] == 9
     # (by map index alone, the task outside the map came last)
-    assert _order(await _get(jp_fetch, "runs", run.id, "experiments", sort="map_index", limit="1")) == [
+    assert _order(await get(jp_fetch, "runs", run.id, "experiments", sort="map_index", limit="1")) == [
         ("backwards", 0)]
-    down = await _get(jp_fetch, "runs", run.id, "experiments", sort="index_order", desc="1", limit="3", offset="1")
+    down = await get(jp_fetch, "runs", run.id, "experiments", sort="index_order", desc="1", limit="3", offset="1")
     assert _order(down) == [("backwards", 6), ("backwards", 5), ("backwards", 4)]
     # A map node's rows, as its run tab's view asks for them.
     with open_store() as store:
         node = next(n.id for n in store.nodes(run.id) if n.name == "backwards")
-    children = await _get(jp_fetch, "runs", run.id, "experiments", sort="index_order", task=node, limit="3",
-                          offset="2")
+    children = await get(jp_fetch, "runs", run.id, "experiments", sort="index_order", task=node, limit="3",
+                         offset="2")
     assert _order(children) == [("backwards", i) for i in (2, 3, 4)]
     assert children["total"] == 8 and children["next"] == 5
 
@@ -379,7 +368,7 @@ async def test_a_big_runs_first_look_in_index_order_then_the_whole_run(
     monkeypatch.setattr(store_experiments, "CALLS_PER_ROW", 10)
     monkeypatch.setattr(experiment_rows, "FIRST_LOOK", 100)
     run = run_out_of_order(60)
-    first = await _get(jp_fetch, "runs", run.id, "experiments", sort="index_order", limit="5")
+    first = await get(jp_fetch, "runs", run.id, "experiments", sort="index_order", limit="5")
     assert first.get("partial") is True and 5 <= first["total"] < 61, first["total"]
     shown = _order(first)
     assert shown[0] == ("prepare", None) and shown[1:] == sorted(shown[1:]), shown

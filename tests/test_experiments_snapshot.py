@@ -36,6 +36,8 @@ N = 240
 def trial(i: int) -> None:
     log_params(depth=i % 4, kind="abc"[i % 3], mix=i % 7 if i % 2 else f"s{i % 5}",
                flag=i % 3 == 0)
+    if i % 5 < 2:  # logged as None (max_depth=None), as text, or not at all
+        log_params(opt=None if i % 5 == 0 else "x")
     if i % 6:  # some rows without an auc: last either way
         auc = (float("nan") if i % 11 == 0 else float("inf") if i % 13 == 0
                else float(i * 7919 % 10) / 10)  # ten values, tied many times over
@@ -69,7 +71,8 @@ def _now(store: Any) -> Any:
 SORTS = [None, "map_index", "index_order", "state", "duration", "task", "task_run_id", "run_id", "depth",
          "params.kind", "mix", "flag", "auc", "metrics.loss", "both", "params.both", "nosuch"]
 FILTERS = ["", "auc>0.5", "depth=2 kind=b", "mix!=3", "B", "flag=true", "index>=100 index<120",
-           "state=Completed auc<=0.3", "auc=NaN", "both>0", "s2", "auc=inf"]
+           "state=Completed auc<=0.3", "auc=NaN", "both>0", "s2", "auc=inf", "opt=None",
+           "opt=", "none", "opt!=None"]
 
 
 def _ids(answer: dict[str, Any]) -> list[str]:
@@ -124,6 +127,9 @@ def test_every_page_of_a_snapshot_is_the_full_sorts_and_filters(store_backend: s
         "index>=100 index<120": 20,
         "auc=NaN": sum(bool(i % 6) and i % 11 == 0 for i in range(N)),
         "auc=inf": sum(bool(i % 6) and i % 11 != 0 and i % 13 == 0 for i in range(N)),
+        # As the views show them: None logged reads "None", blank is not logged (both were
+        # blank: "opt=None" kept no row, "opt=" the None rows too).
+        "opt=None": N // 5, "none": N // 5, "opt=": N - 2 * N // 5,
     }
     with open_store() as store:
         for query, count in by_hand.items():
@@ -172,6 +178,7 @@ gate = threading.Event()
 
 @task
 def held(i: int) -> None:
+    log_params(opt=None if i % 2 else "x")  # max_depth=None: no limit
     log_metrics(auc=i / 10)
     if i >= 4:  # two children held: two pool threads are enough for the others
         gate.wait(60)
@@ -199,6 +206,10 @@ def test_a_running_runs_pages_stay_live_then_come_from_its_snapshot(store_backen
                     break
                 time.sleep(0.05)
             assert [r["map_index"] for r in page["rows"]] == [5, 4, 3, 2, 1]
+            # The filter reads a None as the views show it, "None" (it matched no row).
+            nones = pages.page(store, found[0], "index_order", False, 10, 0,
+                               later=_now(store), query="opt=None")
+            assert [r["map_index"] for r in nones["rows"]] == [1, 3, 5]
             assert snap.read_meta(store, run.id) is None  # never for a running run
     finally:
         gate.set()

@@ -6,31 +6,19 @@ has no runs at all."""
 from __future__ import annotations
 
 import json
-import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tornado.httpclient import HTTPClientError
 
 import labloom
+from experiment_server import get, jp_server_config, refused, rows_as_lists  # noqa: F401  (fixtures: see there)
 from labloom import flow, log_params, task
 from store_helpers import cli
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-
-@pytest.fixture(autouse=True)
-def rows_as_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
-                          "allow_unauthenticated_access": False}}
 
 
 @task
@@ -44,26 +32,23 @@ def tries(values: list[str]) -> Any:
 
 
 async def _runs_since(jp_fetch: Any, since: str) -> set[str]:
-    response = await jp_fetch("labloom", "api", "experiments",
-                              params={"flow": "tries", "since": since})
-    return {row["run_id"] for row in json.loads(response.body)["rows"]}
+    page = await get(jp_fetch, "experiments", flow="tries", since=since)
+    return {row["run_id"] for row in page["rows"]}
 
 
-async def _refused(jp_fetch: Any, **params: str) -> tuple[int, str]:
-    with pytest.raises(HTTPClientError) as caught:
-        await jp_fetch("labloom", "api", "experiments", params=params)
-    assert caught.value.response is not None
-    return caught.value.code, json.loads(caught.value.response.body)["message"]
+def _two_runs() -> tuple[Any, float, Any]:
+    """Two runs of ``tries`` and a moment between them (the first has ended)."""
+    first = tries.run(values=["old"], executor="local")
+    middle = time.time()
+    return first, middle, tries.run(values=["new"], executor="local")
 
 
 async def test_rest_reads_since_as_the_cli_and_python_do(jp_fetch: Any, labloom_home: Path
                                                           ) -> None:
     # GET experiments?since= took epoch seconds only: since=7d or since=2026-12-01, as the
     # CLI's --since and labloom.experiments(since=...) take them, was a 400.
-    first = tries.run(values=["old"], executor="local")
-    middle = time.time()
+    first, middle, second = _two_runs()
     between = datetime.fromtimestamp(middle).isoformat()  # local, to the microsecond
-    second = tries.run(values=["new"], executor="local")
     both, newer = {first.id, second.id}, {second.id}
     for since, ids in ((between, newer), ("1h", both), ("7d", both), (str(middle), newer),
                        ("2099-01-01", set())):
@@ -71,15 +56,44 @@ async def test_rest_reads_since_as_the_cli_and_python_do(jp_fetch: Any, labloom_
         done = cli(labloom_home, "experiments", "--flow", "tries", "--since", since, "--json")
         assert done.returncode == 0, done.stderr
         assert {r["run_id"] for r in json.loads(done.stdout)["rows"]} == ids, since
-    # Python reads the same moments from its own types (a datetime, a timedelta, a number).
-    assert {r["run_id"] for r in labloom.experiments(flow="tries", since=between)} == newer
+        # Python reads the same text (since="7d" was a ValueError "not an ISO date").
+        assert {r["run_id"] for r in labloom.experiments(flow="tries", since=since)} == ids, since
+    # And the same moments from its own types (a datetime, a timedelta, a number).
     assert {r["run_id"] for r in labloom.experiments(flow="tries", since=middle)} == newer
+    assert {r["run_id"] for r in labloom.experiments(
+        flow="tries", since=datetime.fromtimestamp(middle))} == newer
+    assert {r["run_id"] for r in labloom.experiments(flow="tries", since=timedelta(hours=1))
+            } == both
     for bad in ("yesterday", "nan", "-1h"):
-        code, message = await _refused(jp_fetch, since=bad)
+        with pytest.raises(ValueError, match=rf"since={bad!r} is .*'2026-12-01'.*'7d'.*"
+                                             r"a datetime or a timedelta"):
+            labloom.experiments(flow="tries", since=bad)
+        code, message = await refused(jp_fetch, "experiments", since=bad)
         assert code == 400 and f"since: {bad!r} is" in message, message
         assert "'2026-12-01'" in message and "'7d'" in message and "epoch" in message, message
         done = cli(labloom_home, "experiments", f"--since={bad}")  # (-1h: not an option)
         assert done.returncode == 2 and "'7d'" in done.stderr, done.stderr
+
+
+async def test_rest_runs_list_reads_since_and_until_as_experiments_does(jp_fetch: Any) -> None:
+    # GET runs?since= took epoch seconds only: since=7d or a date, which GET experiments?since=
+    # and the CLI take, was a 400 "must be a number".
+    first, middle, second = _two_runs()
+    between = datetime.fromtimestamp(middle).isoformat()
+
+    async def listed(**params: str) -> set[str]:
+        return {run["id"] for run in (await get(jp_fetch, "runs", flow="tries", **params))["runs"]}
+
+    both, newer = {first.id, second.id}, {second.id}
+    for since, ids in ((between, newer), ("1h", both), ("7d", both), (str(middle), newer),
+                       ("2099-01-01", set())):
+        assert await listed(since=since) == ids, since
+    assert await listed(until=between) == {first.id}
+    assert await listed(until="1h") == set()  # created within the hour: none before it
+    for name, bad in (("since", "yesterday"), ("since", "nan"), ("until", "-1h")):
+        code, message = await refused(jp_fetch, "runs", **{name: bad})
+        assert code == 400 and f"{name}: {bad!r} is" in message, message
+        assert "'2026-12-01'" in message and "'7d'" in message and "epoch" in message, message
 
 
 async def test_rest_runs_names_a_malformed_id_and_the_rule(jp_fetch: Any) -> None:
@@ -87,7 +101,7 @@ async def test_rest_runs_names_a_malformed_id_and_the_rule(jp_fetch: Any) -> Non
     # script's query read as a missing run.
     run = tries.run(values=["a"], executor="local")
     for bad in ("nope", "' OR 1=1 --", "abc"):
-        code, message = await _refused(jp_fetch, runs=f"{run.id},{bad}")
+        code, message = await refused(jp_fetch, "experiments", runs=f"{run.id},{bad}")
         assert code == 400, (bad, code, message)
         assert f"{bad!r} is not a run id" in message and "12 hex digits" in message, message
     # A well-formed id of no run is left out, as documented (the compare tab may name a run

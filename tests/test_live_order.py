@@ -26,7 +26,8 @@ VALUES = [0.1, 0.5, 0.5, 0.9, 1, 2, -0.0, 0.0, NAN, None, float("inf"), "gini", 
 STATES = [State.PENDING, State.RUNNING, State.COMPLETED, State.FAILED, State.CACHED]
 SORTS = [None, ex.INDEX_ORDER, "task", "map_index", "state", "duration", "task_run_id", "auc",
          "metrics.auc", "lr", "params.lr", "mixed", "loss", "nowhere"]
-FILTERS = ["", "auc>0.4", "lr=0.5 state=Completed", "gini", "mixed!=1 loss<=2"]
+FILTERS = ["", "auc>0.4", "lr=0.5 state=Completed", "gini", "mixed!=1 loss<=2", "lr=None",
+           "none"]
 
 
 class Sweep:

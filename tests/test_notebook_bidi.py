@@ -2,7 +2,7 @@
 bidirectional control (U+202E) reads reversed from there on ("total: \\u202e0001 EUR" read as
 "total: 1000"). The prints under a %%flow cell's DAG, the %flow_runs table and the launch form
 (``Flow.launcher()``) show it escaped, as the live widget's log pane, the run summary and the
-CLI do (dag/bidi.py). A real IPython, and a real kernel for the prints (they reach the cell
+CLI do (core/bidi.py). A real IPython, and a real kernel for the prints (they reach the cell
 through the kernel's output)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel_helpers import kernel
-from labloom.dag.bidi import BIDI
+from labloom.core.bidi import BIDI
 
 PRINTS = '''%%tasks
 def pay(x):

@@ -8,8 +8,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from labloom.core.bidi import BIDI
 from labloom.core.states import State
-from labloom.dag.bidi import BIDI
 from labloom.notebook.widget import widget_for
 from labloom.notebook.widget.drawing import dag_svg
 from labloom.notebook.widget.palette import light_marks

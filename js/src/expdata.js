@@ -157,16 +157,17 @@ export function unknownNames(columns, query) {
   return parseTerms(columns, query).filter((t) => t.named).map((t) => t.named);
 }
 
-/** Keeps the rows that match every term of `query` (space-separated). */
+/** Keeps the rows that match every term of `query` (space-separated), each cell read as the
+ * table shows it (`shownValue`): a param logged as None matches "opt=None", as on the server. */
 export function filterRows(rows, columns, query) {
   const terms = parseTerms(columns, query);
   if (!terms.length) return rows;
   return rows.filter((row) => terms.every((t) => {
-    if (t.words) return columns.some((c) => text(raw(row, c.id), c.type).toLowerCase().includes(t.words));
+    if (t.words) return columns.some((c) => shownValue(raw(row, c.id), c).toLowerCase().includes(t.words));
     const value = raw(row, t.column.id);
     const n = num(value, t.column.type), wanted = Number(t.value);
     if (t.op === "=" || t.op === "!=") {
-      const same = text(value, t.column.type) === t.value || (n !== null && n === wanted);
+      const same = shownValue(value, t.column) === t.value || (n !== null && n === wanted);
       return t.op === "=" ? same : !same;
     }
     if (n === null || Number.isNaN(wanted)) return false;

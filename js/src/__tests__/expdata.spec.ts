@@ -143,6 +143,18 @@ describe('the filter', () => {
     expect(kept('forest')).toEqual([1, 2]);
     expect(kept('  ')).toEqual([0, 1, 2]);
   });
+
+  it('reads a param logged as None as the table shows it, "None"', () => {
+    // max_depth=None (no limit) shows "None", but the filter read it blank: "depth=None"
+    // matched nothing and "depth=" kept it with the rows that never logged a depth.
+    const depth = param('depth', 'number');
+    const logged = [row(0, null, 0.5), row(1, 3, 0.6), { ...row(2, 0, 0.7), params: {} }];
+    const keep = (query: string) => filterRows(logged, [depth, auc], query).map((r: any) => r.map_index);
+    expect(keep('depth=None')).toEqual([0]);
+    expect(keep('depth=')).toEqual([2]);
+    expect(keep('depth!=None')).toEqual([1, 2]);
+    expect(keep('none')).toEqual([0]);
+  });
 });
 
 describe('a lone surrogate in the Experiments view', () => {

@@ -14,7 +14,7 @@ from typing import Any
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import LabloomError
-from ..schedule.since_text import since_of
+from ..core.terminal_text import encodable, printable
 from ..store import open_store
 from ..store.experiments import (
     RECENT_RUNS,
@@ -23,9 +23,10 @@ from ..store.experiments import (
     rows_of,
     runs_to_read,
 )
+from ..store.since_text import since_of
 from .history import _find, _seconds, _short, _table
 from .options import count
-from .terminal import echo, encodable, printable, shown_time
+from .terminal import echo, shown_time
 
 
 def register(subparsers: Any) -> None:
@@ -144,18 +145,10 @@ def _long(value: Any) -> bool:
     return isinstance(value, str) and len(value) > CELL_TEXT
 
 
-class _LoggedNone:
-    def __str__(self) -> str:
-        return "None"
-
-
-_LOGGED_NONE = _LoggedNone()
-
-
 def _none_shown(row: ex.Experiment) -> ex.Experiment:
     if None not in row.params.values():
         return row
-    params = {k: _LOGGED_NONE if v is None else v for k, v in row.params.items()}
+    params = {k: ef.SHOWN_NONE if v is None else v for k, v in row.params.items()}
     return dataclasses.replace(row, params=params)
 
 

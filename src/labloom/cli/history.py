@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from ..core.states import RUN_STATES, shown_traceback
+from ..core.terminal_text import printable
 from ..store import open_store
 from ..store.reader import RunStore
 from .options import count
@@ -311,7 +312,9 @@ def _retry(args: argparse.Namespace) -> int:
 
 def _table(header: list[str], rows: list[list[str]]) -> None:
     # A cell is one line: a newline or tab in a value (a param, a message) broke the rows.
-    lines = [[_one_line(str(cell)) for cell in row] for row in [header, *rows]]
+    # Escaped before the widths are taken (echo escapes again, a no-op): a name holding
+    # U+202E, shown as \u202e, pushed the columns after it out of line.
+    lines = [[_one_line(printable(str(cell))) for cell in row] for row in [header, *rows]]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))

@@ -9,7 +9,8 @@ metric name, ``index``, ``state``, ``duration``, ``task``, and across runs ``run
 first when a name is both, as the view lists params first) or id (``params.x``, ``metrics.x``, ``map_index``); any other term
 is words looked for, case-insensitively, in the text of every cell. A row is kept when every
 term holds. Numbers read as the view reads them: bools as 1 and 0, NaN never compares, and
-``=`` holds for the same text or the same number.
+``=`` holds for the same text or the same number. A cell reads as the views show it: a param
+logged as None is "None" (``opt=None``), a param not logged blank (``opt=``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ _FIXED = {"index": "map_index", "map_index": "map_index", "state": "state",
 # Across runs, the compare view's run column too, labelled "run" (js/src/compareview.ts).
 _ACROSS = {**_FIXED, "run": "run_id"}
 MAX_FILTER = 2000
+# A param logged as None (scikit-learn's max_depth=None, no limit) as every view shows it
+# (js/src/expdata.js shownValue, the CLI's table), where blank is a param not logged.
+SHOWN_NONE = "None"
 WORDS_IN = ("map_index", "state", "duration", "task")  # the view's fixed columns (run_id aside)
 
 
@@ -154,7 +158,7 @@ def answer(rows: Sequence[ex.Experiment], sort: str | None, desc: bool, limit: i
 def kept(rows: Sequence[ex.Experiment], query: str | None, names: Sequence[dict[str, str]],
          extra: Sequence[str] = ()) -> list[ex.Experiment]:
     """The rows ``query`` keeps, in their order (``names``: the rows' ``ex.columns``)."""
-    matches = matcher(query, names, ex.Experiment.get, extra)
+    matches = matcher(query, names, cell, extra)
     return list(rows) if matches is None else list(filter(matches, rows))
 
 
@@ -167,6 +171,19 @@ def matcher(query: str | None, names: Sequence[dict[str, str]], get: Callable[[A
         return None
     words = (*extra, *WORDS_IN, *(f"{c['kind']}s.{c['name']}" for c in names))
     return row_matcher(terms, words, get)
+
+
+def cell(row: ex.Experiment, column: str) -> Any:
+    """``row.get(column)`` as the filter reads it: ``shown``."""
+    return shown(row, column, row.get(column))
+
+
+def shown(row: ex.Experiment, column: str, value: Any) -> Any:
+    """A cell's ``value`` as the views show it: a param the row logged as None is
+    ``SHOWN_NONE``; "opt=None" matched no row, while the table read None."""
+    if value is None and column.startswith("params.") and column[7:] in row.params:
+        return SHOWN_NONE
+    return value
 
 
 def number(value: Any) -> float | None:
@@ -207,5 +224,5 @@ def _wanted(value: str) -> float:
     return float(stripped.replace("Infinity", "inf"))
 
 
-__all__ = ["COMPARE", "MAX_FILTER", "WORDS_IN", "Term", "answer", "check_names", "kept", "matcher",
-           "number", "parse", "row_matcher", "text"]
+__all__ = ["COMPARE", "MAX_FILTER", "SHOWN_NONE", "WORDS_IN", "Term", "answer", "cell",
+           "check_names", "kept", "matcher", "number", "parse", "row_matcher", "shown", "text"]

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .terminal_text import printable
+
 LogSink = Callable[[str, int, float, str], None]  # (task_run_id, level, time, text)
 
 # A log line (a printed line, a logging record) keeps at most this many characters, cut here
@@ -146,7 +148,10 @@ class TaskContext:
         out = self._shown_on.get(level)
         if out is not None and self.echoes and self.run_id not in _echo_failed:
             try:
-                out.write("".join(f"{self.task_name} | {line}\n" for line in lines))
+                # The name escaped (a name made from data may hold U+202E, which read the
+                # line backwards); the line as printed: the task's own output, as a script's.
+                name = printable(self.task_name)
+                out.write("".join(f"{name} | {line}\n" for line in lines))
             except OSError as exc:
                 # The copy to the terminal or a file (`labloom serve`'s run log on a full disk,
                 # past `ulimit -f`) failed: the lines are in the run's logs, so the task goes

@@ -5,6 +5,9 @@ On a terminal it redraws a compact table (one row per graph node: done / running
 otherwise it prints plain lines: start, failures and retries, each node as it completes, end.
 It writes to stderr, as labloom's own messages do, so a flow's prints alone go to stdout and
 can be piped; the start line is written when the run is attached, before any task prints.
+Names and messages come from tasks: shown as the CLI shows them (``terminal_text.printable``),
+never able to drive the terminal (a task named with U+202E read backwards, an exception's
+message holding ESC ]0; retitled the window).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, TextIO
 
 from ..core import events as ev
 from ..core.states import BAD_STATES, State
+from ..core.terminal_text import printable
 
 _REDRAW_EVERY = 0.2
 _PENDING = State.PENDING.value
@@ -101,7 +105,7 @@ class ConsoleProgress:
         if type(event) is ev.TaskRunCreated:  # one per task run: first
             node = self.nodes.get(event.node_id)
             if node is None:  # no NodeCreated before it (a replay's tail)
-                node = self.nodes[event.node_id] = _NodeCounts(event.task_name)
+                node = self.nodes[event.node_id] = _NodeCounts(printable(event.task_name))
             node.total += 1
             known = self.known.get(event.task_run_id)
             # Announced again (a replay): its state moves within the node that counted it.
@@ -111,7 +115,7 @@ class ConsoleProgress:
         elif isinstance(event, ev.RunCreated):
             self.started = event.time
         elif isinstance(event, ev.NodeCreated):
-            self.nodes[event.node_id] = _NodeCounts(event.name)
+            self.nodes[event.node_id] = _NodeCounts(printable(event.name))
         elif isinstance(event, ev.RunStateChanged) and event.message:
             self._line(f"labloom: run {event.run_id}: {event.message}")  # a flow's retry
         elif isinstance(event, ev.RunFinished):
@@ -158,9 +162,10 @@ class ConsoleProgress:
         self._write(back + "".join(f"  {row}\n" for row in rows))
 
     def _line(self, text: str) -> None:
+        """A line of recorded text (a name, a message: escaped), not the table's redraw."""
         if self.live:
             self._drawn_lines = 0
-        self._write(text + "\n")
+        self._write(printable(text) + "\n")
 
     def _write(self, text: str) -> None:
         """A view that cannot write (stderr a file on a full disk: `labloom serve`'s run log)

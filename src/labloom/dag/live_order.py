@@ -362,7 +362,7 @@ class _Remake(Exception):
 
 
 def _cell_of(found: Found, column: str) -> Any:
-    return cell(found[0], found[1], column)
+    return ef.shown(found[0], column, cell(found[0], found[1], column))
 
 
 def _splice(ordered: list[Any], gone: list[Any], come: list[Any]) -> None:

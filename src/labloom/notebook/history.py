@@ -11,8 +11,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
+from ..core.bidi import escape_bidi
 from ..core.observers import add_run_observer
-from ..dag.bidi import escape_bidi
 
 MAX_RUNS = 1000
 _lock = threading.Lock()

@@ -9,7 +9,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..dag.bidi import escape_bidi
+from ..core.bidi import escape_bidi
 
 
 def _kind(param: inspect.Parameter) -> type | None:
@@ -103,7 +103,7 @@ class LaunchForm(w.VBox):  # type: ignore[misc]
 
 def _escape(text: str) -> str:
     """Escaped for HTML, bidirectional controls too (a name holding U+202E reads reversed),
-    as every view shows them (``dag/bidi.py``)."""
+    as every view shows them (``core/bidi.py``)."""
     import html
 
     return html.escape(escape_bidi(text))

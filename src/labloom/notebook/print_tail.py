@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core import events as ev
+from ..core.bidi import escape_bidi
 from ..core.logs import show_prints_elsewhere
-from ..dag.bidi import escape_bidi
 from .widget.throttle import Throttle
 
 SHOWN = 20

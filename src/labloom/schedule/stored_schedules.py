@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..core.errors import ScheduleError
+from ..core.numbers import duration_of
 from ..store import access, store_clock
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
@@ -47,24 +48,16 @@ HEARTBEAT_EVERY = 1.0
 CATCHUP_CHOICES = ("once", "skip")
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # Slot times must stay dates a computer can write down (datetime ends in the year 9999).
 MAX_EVERY = 100 * 365 * 86400.0
 
 
 def parse_duration(text: str) -> float:
     """``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` (or plain seconds) as seconds."""
-    cleaned = text.strip().lower().replace(" ", "")
-    try:
-        seconds = float(cleaned)
-    except ValueError:
-        parts = _DURATION.findall(cleaned)
-        if not parts or "".join(n + u for n, u in parts) != cleaned:
-            raise ScheduleError(
-                f"bad duration {text!r}: write a number with s, m, h or d, e.g. 30s, 5m, 1h30m"
-            ) from None
-        seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    seconds = duration_of(text)
+    if seconds is None:
+        raise ScheduleError(
+            f"bad duration {text!r}: write a number with s, m, h or d, e.g. 30s, 5m, 1h30m")
     if not seconds > 0:  # also NaN, which compares false with everything
         raise ScheduleError(f"bad duration {text!r}: it must be longer than zero")
     if seconds > MAX_EVERY:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ from tornado import web
 
 from ..core.errors import StoreUnavailableError
 from ..store.db import database_url, is_transient, redact, short_error
+from ..store.since_text import since_of
 from . import SETTINGS_KEY
 from .queries import StoreAccess
 
@@ -94,17 +94,14 @@ class LabloomHandler(APIHandler):
             return text in self._TRUE
         raise web.HTTPError(400, f"{name} must be 1 or 0 (true or false), not {text!r}")
 
-    def float_argument(self, name: str) -> float | None:
-        text = self.get_argument(name, None)
-        if text is None or text == "":
-            return None
+    def time_argument(self, name: str) -> float | None:
+        """A time bound as every surface reads one (``since_text.since_of``): epoch seconds,
+        a date or time, or a time ago (``7d``); else a 400 naming these forms."""
+        text = (self.get_argument(name, None) or "").strip()
         try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if math.isnan(value):  # a NaN bound keeps nothing: no run's time compares with it
-            raise web.HTTPError(400, f"{name} must be a number (seconds since the epoch)")
-        return value
+            return since_of(text) if text else None
+        except ValueError as exc:
+            raise web.HTTPError(400, f"{name}: {exc}") from None
 
 
 class NotFoundHandler(LabloomHandler):

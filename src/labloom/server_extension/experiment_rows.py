@@ -259,7 +259,7 @@ class RunRows:
         if terms:
             words = (*ef.WORDS_IN,
                      *(f"{c['kind']}s.{c['name']}" for c in self.header(store, task, ended)))
-            ordered = list(filter(ef.row_matcher(terms, words, ex.Experiment.get), ordered))
+            ordered = list(filter(ef.row_matcher(terms, words, ef.cell), ordered))
         shown = ordered[offset : offset + limit]
         if ended is None or self.filled != ended:
             fill(store, self.run_id, {row.task_run_id: row for row in shown}, by_id=True)

@@ -109,6 +109,22 @@ class SnapshotRows:
         metric, param = self.column(store, stored[0]), self.column(store, stored[1])
         return [m if m is not None else p for m, p in zip(metric, param, strict=True)]
 
+    def shown(self, store: RunStore, column: str) -> list[Any]:
+        """A filter column's ``values`` as ``ef.cell`` reads them: a param logged as None
+        is ``ef.SHOWN_NONE`` (the positions the snapshot keeps of those rows)."""
+        values = self.values(store, column)
+        kind, _, name = column.partition(".")
+        none = snap.none_name("param", name)
+        if kind != "params" or none not in self.meta.nones:
+            return values
+        key = "shown:" + column
+        found = self.columns.get(key)
+        if found is None:
+            found = self.columns[key] = list(values)
+            for i in snap.read_column(store, self.meta, none, []):
+                found[i] = ef.SHOWN_NONE
+        return found
+
     def order(self, store: RunStore, sort: str | None, desc: bool) -> array[int] | None:
         if not sort:
             return None
@@ -142,7 +158,7 @@ class SnapshotRows:
                 for column in (*ef.WORDS_IN, *(f"{c['kind']}s.{c['name']}" for c in
                                                  self.meta.columns)):
                     seen: dict[tuple[type, Any], bool] = {}  # by type: True == 1
-                    for i, value in enumerate(self.values(store, column)):
+                    for i, value in enumerate(self.shown(store, column)):
                         if not hit[i]:
                             found = seen.get((type(value), value))
                             if found is None:
@@ -150,7 +166,7 @@ class SnapshotRows:
                                 seen[(type(value), value)] = found
                             hit[i] = found
             else:
-                hit = _matches(term, self.values(store, term.column))
+                hit = _matches(term, self.shown(store, term.column))
             mask = hit if mask is None else _both(mask, hit)
         kept = None if mask is None else array("i", compress(range(len(mask)), mask))
         self.kept[key] = kept

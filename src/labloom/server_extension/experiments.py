@@ -20,7 +20,6 @@ from tornado import web
 
 from ..core import experiment_filter as ef
 from ..core import experiments as ex
-from ..schedule.since_text import since_of
 from ..store.experiments import RECENT_RUNS, metric_points, runs_to_read
 from ..store.reader import RunStore
 from . import validate
@@ -119,18 +118,12 @@ class ExperimentsHandler(_Paged):
         if len(runs) > MAX_RUNS:
             raise web.HTTPError(400, f"runs names at most {MAX_RUNS} runs")
         page = await self.in_pool(
-            across_page, self.get_argument("flow", None) or None, self.since(),
+            across_page, self.get_argument("flow", None) or None, self.time_argument("since"),
             runs, self.int_argument("max_runs", RECENT_RUNS, 1, MAX_RUNS), *self.paging(),
         )
         self.reply(page)
 
 
-    def since(self) -> float | None:
-        text = self.get_argument("since", "").strip()
-        try:
-            return since_of(text) if text else None
-        except ValueError as exc:
-            raise web.HTTPError(400, f"since: {exc}") from None
 
 
 class CurvesHandler(LabloomHandler):

@@ -17,15 +17,16 @@ class RunsHandler(LabloomHandler):
     @authorized
     async def get(self) -> None:
         """Runs newest first. Filters: flow, state, origin, user, host, since, until (epoch
-        seconds); paging: limit, and before=<the previous page's ``next``>."""
+        seconds, a date or time, or a time ago: ``7d``); paging: limit, and before=<the
+        previous page's ``next``>."""
         filters: dict[str, Any] = {
             "flow": self.get_argument("flow", None) or None,
             "state": validate.run_state(self.get_argument("state", None)),
             "origin": self.get_argument("origin", None) or None,
             "user": self.get_argument("user", None) or None,
             "host": self.get_argument("host", None) or None,
-            "since": self.float_argument("since"),
-            "until": self.float_argument("until"),
+            "since": self.time_argument("since"),
+            "until": self.time_argument("until"),
             "before": None,
         }
         before = self.get_argument("before", None)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import operator
-import time
 import warnings
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from ..core import experiment_filter as ef
 from ..core import experiments as ex
 from ..core.errors import TargetError
 from ..core.events import ExperimentCalls
+from .since_text import since_epoch
 
 if TYPE_CHECKING:
     from .reader import RunRecord, RunStore
@@ -300,7 +300,7 @@ def rows_by_run(store: RunStore, records: list[RunRecord]) -> dict[str, list[ex.
 
 def experiments(
     flow: str | None = None,
-    since: float | datetime | timedelta | None = None,
+    since: float | str | datetime | timedelta | None = None,
     run: Any = None,
     runs: Iterable[Any] | str | None = None,
     sort: str | None = None,
@@ -309,7 +309,8 @@ def experiments(
 ) -> Any:
     """Params and metrics from the store, one row per task run that logged any, across runs:
     the newest ``limit_runs`` runs of ``flow`` (all flows if None) created ``since`` (epoch
-    seconds, a datetime, or a timedelta meaning that long ago), or the runs ``run``/``runs``
+    seconds, a datetime, a timedelta meaning that long ago, or text as ``labloom experiments
+    --since`` reads it: "2026-12-01", "7d"), or the runs ``run``/``runs``
     (ids or unique prefixes, or the runs themselves). A pandas DataFrame, or a list of dicts
     without pandas.
 
@@ -367,31 +368,6 @@ def _run_id(run: Any) -> str:
                     f"{type(run).__name__}")
 
 
-def since_epoch(since: Any) -> float | None:
-    """``experiments``'s ``since`` as epoch seconds: a number is one already, a timedelta
-    means that long ago, a datetime or an ISO date string ("2026-12-01", "2026-12-01T08:00";
-    local time unless it says its zone) is that moment."""
-    if since is None or (isinstance(since, (int, float)) and not isinstance(since, bool)):
-        return since
-    if isinstance(since, timedelta):
-        return time.time() - since.total_seconds()
-    if isinstance(since, str):
-        try:
-            since = datetime.fromisoformat(since.strip())
-        except ValueError:
-            raise ValueError(
-                f"[labloom] since={since!r} is not an ISO date; give one such as "
-                "'2026-12-01' or '2026-12-01T08:00', a datetime, epoch seconds, or a "
-                "timedelta such as timedelta(days=7) for the last week"
-            ) from None
-    if isinstance(since, datetime):
-        return since.timestamp()
-    raise TypeError(
-        f"[labloom] since must be a datetime, an ISO date string, epoch seconds or a "
-        f"timedelta (that long ago), got a {type(since).__name__}"
-    )
-
-
 __all__ = ["check_filter", "check_sort", "encoded", "experiments", "experiments_across", "fill", "insert",
-           "metric_points", "read_logged", "row_of", "rows_by_run", "rows_of", "run_experiments", "runs_to_read", "since_epoch",
+           "metric_points", "read_logged", "row_of", "rows_by_run", "rows_of", "run_experiments", "runs_to_read",
            "task_run_ids"]

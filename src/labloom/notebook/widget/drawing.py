@@ -13,8 +13,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from ...core.bidi import escape_bidi
 from ...core.states import State
-from ...dag.bidi import escape_bidi
 from .palette import light_marks
 
 EDGE = "#71717a"  # dag.js's arrow colour

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
+from ...core.bidi import escape_bidi
 from ...core.states import State
-from ...dag.bidi import escape_bidi
 from ...dag.model import ViewGraph
 from .palette import light_marks
 
@@ -25,7 +25,7 @@ BADGE_GROUND = "#ffffff"
 
 def shown(text: str) -> str:
     """Recorded ``text`` (a name) as HTML shows it: escaped, bidirectional controls too, as the
-    live widget and the CLI show them (``dag/bidi.py``)."""
+    live widget and the CLI show them (``core/bidi.py``)."""
     return escape(escape_bidi(text))
 
 
