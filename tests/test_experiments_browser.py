@@ -192,6 +192,7 @@ def check_view(page: Any, host: Any, view: Any) -> None:
     assert "Failed" in panel.locator(".labloom-panel-title").inner_text()
 
 
+@pytest.mark.lab_extension  # the cell's output drawn by this checkout's renderer (cellrun.ts)
 def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
     # The last child waits until the test saw the others: the view opens while the map runs
     # (however long the first widget takes to draw) and fills in as it ends.

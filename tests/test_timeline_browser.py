@@ -136,6 +136,7 @@ results = step.map(range(8))
 ]
 
 
+@pytest.mark.lab_extension  # the cell's output drawn by this checkout's renderer (cellrun.ts)
 def test_the_cell_widget_shows_the_same_timeline(lab: Any, page: Any) -> None:
     open_notebook(page, lab, "timeline.ipynb", CELLS)
     widget = cell_widget(page, 2)
