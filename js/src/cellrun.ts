@@ -185,6 +185,7 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
     turn: number
   ): Promise<void> {
     const { renderer: inner, widgetModel } = live;
+    this.liveShown = turn;
     this.clear();
     this.addWidget(inner);
     await inner.renderModel(withWidgetView(model));
@@ -193,6 +194,7 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
     // run from the store instead, whose clicks the server answers.
     const gone = () => {
       if (!inner.isDisposed && turn === this.shown && !this.isDisposed) {
+        this.liveShown = 0;
         void this.showStored(runId, model, turn);
       }
     };
@@ -224,7 +226,9 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
         problem = noStoredRun(error, runId, trans);
       }
     }
-    if (turn !== this.shown || this.isDisposed) {
+    // The live widget, found while the store answered (a loaded machine: after the first look),
+    // stays: the store's drawing would replace it, and the user's open view with it.
+    if (turn !== this.shown || this.isDisposed || this.liveShown === turn) {
       return;
     }
     this.clear();
@@ -259,6 +263,7 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
   }
 
   private shown = 0;
+  private liveShown = 0; // the turn whose live widget is shown
 }
 
 /** The widget's model id: the widget view's while the run goes on, labloom's type's after. */
