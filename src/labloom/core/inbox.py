@@ -27,7 +27,8 @@ curve), and its own thread when a batch's worth waits (a tight loop of logging c
 timer is one thread for the whole process (``_Nudger``), started once: a ``threading.Timer``
 per nudge (one every ``NUDGE`` seconds of a logging run) held the task thread starting it
 until the new thread ran, 20 ms each on average among four busy task threads (0.4 to 0.5 s of
-a task thread's time in a run of 100,000 children logging once, issue 19).
+a task thread's time in a run of 100,000 children logging once, issue 19); the one thread is
+started without waiting for it to run, for the same reason.
 Taking the role and the run's lock, waking the waiters and launching for each of them cost a
 map child logging once as much as its end did (issue 19).
 
@@ -41,7 +42,9 @@ filled after the call's end, which always follows.
 
 from __future__ import annotations
 
+import _thread
 import logging
+import os
 import queue
 import threading
 import time
@@ -64,28 +67,36 @@ class _Nudger:
 
     def __init__(self) -> None:
         self._due: queue.SimpleQueue[tuple[float, Inbox]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        # The process whose thread runs ``_loop`` (None: none does): a fork's child has no
+        # copy of the thread, so it starts its own.
+        self._running_in: int | None = None
         self._starting = threading.Lock()
 
     def ask(self, inbox: Inbox) -> None:
         self._due.put((time.monotonic() + NUDGE, inbox))
-        if self._thread is None or not self._thread.is_alive():
+        if self._running_in != os.getpid():
             with self._starting:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._loop, name="labloom-nudge",
-                                                    daemon=True)
-                    self._thread.start()
+                if self._running_in != os.getpid():
+                    # Not ``threading.Thread``, whose ``start`` waits until the new thread
+                    # has run: the asking thread is a task thread's first logging call, and
+                    # among four busy task threads that wait was 4-44 ms, paid by every
+                    # process's first logging run (benchmarks/README.md, session 53).
+                    _thread.start_new_thread(self._loop, ())
+                    self._running_in = os.getpid()
 
     def _loop(self) -> None:
-        while True:
-            due, inbox = self._due.get()
-            wait = due - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            try:
-                inbox._nudged()
-            except Exception:  # an apply that raised: its inbox's own thread would have died
-                logging.getLogger("labloom").exception("[labloom] applying reports failed")
+        try:
+            while True:
+                due, inbox = self._due.get()
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                try:
+                    inbox._nudged()
+                except Exception:  # an apply that raised: its inbox's own thread would die
+                    logging.getLogger("labloom").exception("[labloom] applying reports failed")
+        finally:
+            self._running_in = None  # ended by a BaseException: the next ``ask`` starts one
 
 
 _nudger = _Nudger()
