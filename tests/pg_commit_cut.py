@@ -7,7 +7,9 @@ either: the connection goes just before it, and nothing of the transaction lands
 ``held=True`` too, the server's side of it stays open (until ``close``): a network cut the
 server has not noticed, its transaction open, holding its row locks. With ``goes_down=True``,
 the cut COMMIT takes the server away, as a crash does: every connection through the proxy is
-closed and new ones are refused (closed at once) until ``down`` is cleared.
+closed and new ones are refused (closed at once) until ``down`` is cleared. With
+``alone=True``, a statement that writes what ``writes`` names outside a transaction (its own,
+committed as it is answered) is cut as that COMMIT is.
 
 A unix socket (the tests' server has no TCP port), read as libpq speaks: a startup packet (a
 length, no type), then messages of a type byte and a length."""
@@ -31,13 +33,15 @@ _READY = b"Z\x00\x00\x00\x05"  # ReadyForQuery: the server is done with the COMM
 
 class CommitCutter:
     def __init__(self, server_socket: Path, commits: bool = True, held: bool = False,
-                 writes: tuple[bytes, ...] = _WRITES_LINES, goes_down: bool = False) -> None:
+                 writes: tuple[bytes, ...] = _WRITES_LINES, goes_down: bool = False,
+                 alone: bool = False) -> None:
         self.server_socket = server_socket  # the server's .s.PGSQL.5432
         self.writes = writes  # a statement holding one of these marks its transaction's COMMIT
         self.commits = commits
         self.held = held
         self._held: list[socket.socket] = []
         self.goes_down = goes_down
+        self.alone = alone
         self.down = threading.Event()  # set: the server taken for away (see ``goes_down``)
         self._sockets: list[socket.socket] = []  # of every connection relayed, to end at once
         self.dir = Path(tempfile.mkdtemp(prefix="labloom-cut-"))
@@ -136,6 +140,7 @@ class _ClientMessages:
         self.pending = b""  # not yet a whole message
         self.started = False  # the startup packet went
         self.lines = False  # the transaction under way wrote log lines
+        self.within = False  # a transaction is under way (BEGIN sent, not ended)
         # Statements psycopg prepared (after a few uses of one text) that write them: used
         # again, by name, their text is not sent again.
         self.prepared: set[bytes] = set()
@@ -162,12 +167,14 @@ class _ClientMessages:
             cut = False
             if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
                 self.lines = False
-            if kind == b"Q" and body.startswith(b"COMMIT"):
+                self.within = body.startswith(b"BEGIN")
+            if (kind == b"Q" and body.startswith(b"COMMIT")) or (
+                    self.lines and self.cutter.alone and not self.within):
                 armed = self.cutter.armed
                 cut = self.lines and armed.is_set()
                 if cut:
                     armed.clear()
-                self.lines = False
+                self.lines = self.within = False
             yield message, cut
 
 
