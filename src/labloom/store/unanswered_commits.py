@@ -133,7 +133,7 @@ def committed(conn: Conn, xid: int, backend: int) -> bool:
         raise StoreUnreachableError(
             "[labloom] a write whose commit went unanswered is still open on the server; "
             "its outcome is asked again")
-    return status == "committed"  # else aborted, or never known to the server now (a crash)
+    return bool(status == "committed")  # else aborted, or never known to the server now (a crash)
 
 
 def written_once(conn: Conn, write: Callable[[Conn], T], there: Callable[[Conn, int], bool],
@@ -148,10 +148,12 @@ def written_once(conn: Conn, write: Callable[[Conn], T], there: Callable[[Conn, 
     if conn.kind != "postgresql":
         with conn.transaction():
             return write(conn)
-    xid = backend = None
+    xid: int | None = None
+    backend = 0
     try:
         with conn.transaction():
-            xid, backend = conn.execute("SELECT txid_current(), pg_backend_pid()").fetchone()
+            row = conn.execute("SELECT txid_current(), pg_backend_pid()").fetchone()
+            xid, backend = int(row[0]), int(row[1])
             value = write(conn)
         return value
     except Exception as exc:
@@ -161,12 +163,12 @@ def written_once(conn: Conn, write: Callable[[Conn], T], there: Callable[[Conn, 
     for delay in _ASKED_AGAIN:
         with conn.database.connect(named_rows=named_rows) as again:
             try:
-                if not committed(again, int(xid), int(backend)):
+                if not committed(again, xid, backend):
                     return written_once(again, write, there, named_rows)
             except StoreUnreachableError:  # still open: ended, asked again
                 time.sleep(delay)
                 continue
-            if there(again, int(xid)):
+            if there(again, xid):
                 return value
             return written_once(again, write, there, named_rows)  # its id given again
     raise cut
