@@ -8,8 +8,9 @@ either: the connection goes just before it, and nothing of the transaction lands
 server has not noticed, its transaction open, holding its row locks. With ``goes_down=True``,
 the cut COMMIT takes the server away, as a crash does: every connection through the proxy is
 closed and new ones are refused (closed at once) until ``down`` is cleared. With
-``alone=True``, a statement that writes what ``writes`` names outside a transaction (its own,
-committed as it is answered) is cut as that COMMIT is.
+``at="alone"``, a statement that writes what ``writes`` names outside a transaction (its own,
+committed as it is answered) is cut as that COMMIT is; with ``at="statement"``, that statement
+is cut wherever it is (with ``commits=False``: not passed on, the connection closed).
 
 A unix socket (the tests' server has no TCP port), read as libpq speaks: a startup packet (a
 length, no type), then messages of a type byte and a length."""
@@ -34,14 +35,14 @@ _READY = b"Z\x00\x00\x00\x05"  # ReadyForQuery: the server is done with the COMM
 class CommitCutter:
     def __init__(self, server_socket: Path, commits: bool = True, held: bool = False,
                  writes: tuple[bytes, ...] = _WRITES_LINES, goes_down: bool = False,
-                 alone: bool = False) -> None:
+                 at: str = "commit") -> None:
         self.server_socket = server_socket  # the server's .s.PGSQL.5432
         self.writes = writes  # a statement holding one of these marks its transaction's COMMIT
         self.commits = commits
         self.held = held
         self._held: list[socket.socket] = []
         self.goes_down = goes_down
-        self.alone = alone
+        self.at = at  # "commit", "alone" or "statement" (see above)
         self.down = threading.Event()  # set: the server taken for away (see ``goes_down``)
         self._sockets: list[socket.socket] = []  # of every connection relayed, to end at once
         self.dir = Path(tempfile.mkdtemp(prefix="labloom-cut-"))
@@ -168,8 +169,9 @@ class _ClientMessages:
             if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
                 self.lines = False
                 self.within = body.startswith(b"BEGIN")
-            if (kind == b"Q" and body.startswith(b"COMMIT")) or (
-                    self.lines and self.cutter.alone and not self.within):
+            at = self.cutter.at
+            itself = self.lines and (at == "statement" or (at == "alone" and not self.within))
+            if (kind == b"Q" and body.startswith(b"COMMIT")) or itself:
                 armed = self.cutter.armed
                 cut = self.lines and armed.is_set()
                 if cut:

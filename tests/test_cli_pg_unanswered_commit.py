@@ -36,7 +36,7 @@ def test_a_commands_change_whose_answer_is_lost_is_made_once(
     import psycopg
 
     write(tmp_path / "flows.py", FLOW)
-    with cut_database(postgres_server, monkeypatch, commits=lands, alone=True,
+    with cut_database(postgres_server, monkeypatch, commits=lands, at="alone",
                       writes=tuple(step[1] for step in STEPS)) as proxy:
         labloom(tmp_path, "limit", "list")  # the store made, not in a cut command
         for args, _, said, holds in STEPS:
