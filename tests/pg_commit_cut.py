@@ -9,8 +9,7 @@ server has not noticed, its transaction open, holding its row locks. With ``goes
 the cut COMMIT takes the server away, as a crash does: every connection through the proxy is
 closed and new ones are refused (closed at once) until ``down`` is cleared. With
 ``at="alone"``, a statement that writes what ``writes`` names outside a transaction (its own,
-committed as it is answered) is cut as that COMMIT is; with ``at="statement"``, that statement
-is cut wherever it is (with ``commits=False``: not passed on, the connection closed).
+committed as it is answered) is cut as that COMMIT is.
 
 A unix socket (the tests' server has no TCP port), read as libpq speaks: a startup packet (a
 length, no type), then messages of a type byte and a length."""
@@ -42,7 +41,7 @@ class CommitCutter:
         self.held = held
         self._held: list[socket.socket] = []
         self.goes_down = goes_down
-        self.at = at  # "commit", "alone" or "statement" (see above)
+        self.at = at  # "commit" or "alone" (see above)
         self.down = threading.Event()  # set: the server taken for away (see ``goes_down``)
         self._sockets: list[socket.socket] = []  # of every connection relayed, to end at once
         self.dir = Path(tempfile.mkdtemp(prefix="labloom-cut-"))
@@ -169,9 +168,8 @@ class _ClientMessages:
             if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
                 self.lines = False
                 self.within = body.startswith(b"BEGIN")
-            at = self.cutter.at
-            itself = self.lines and (at == "statement" or (at == "alone" and not self.within))
-            if (kind == b"Q" and body.startswith(b"COMMIT")) or itself:
+            alone = self.lines and self.cutter.at == "alone" and not self.within
+            if (kind == b"Q" and body.startswith(b"COMMIT")) or alone:
                 armed = self.cutter.armed
                 cut = self.lines and armed.is_set()
                 if cut:
