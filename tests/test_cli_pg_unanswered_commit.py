@@ -1,6 +1,6 @@
-"""`labloom schedule add/remove` and `labloom limit set/remove` on PostgreSQL whose change's
-answer never comes (the server crashed, the network went, right after it committed; or the
-connection went just before, nothing landed): the command asks the server whether it landed
+"""`labloom schedule add/pause/resume/remove`, `labloom limit set/remove` on PostgreSQL whose
+change's answer never comes (the server crashed, the network went, right after it committed; or
+the connection went just before, nothing landed): the command asks the server whether it landed
 and makes it again only if not (``unanswered_commits.written_once``). Before, it failed with
 the store's error though its change was made, and run again said "a schedule named 'job'
 exists" or "no schedule named 'job'"."""
@@ -17,17 +17,20 @@ from pg_commit_cut import cut_database
 from test_schedule_pg_unanswered_commit import FLOW
 
 # Each command, the statement of its change (cut as it commits), what it says when done, and
-# what the store then holds: the schedules' names, the limits.
+# what the store then holds: the schedules (whether paused), the limits.
 STEPS = [
     (("schedule", "add", "flows.py:job", "--every", "1h"), b"INTO schedules ",
-     "added schedule 'job'", (["job"], [])),
+     "added schedule 'job'", ([("job", 0)], [])),
+    (("schedule", "pause", "job"), b"UPDATE schedules SET paused = 1", "paused schedule 'job'",
+     ([("job", 1)], [])),
+    (("schedule", "resume", "job"), b"UPDATE schedules SET paused = 0", "resumed schedule 'job'",
+     ([("job", 0)], [])),
     (("limit", "set", "db", "3"), b"INTO concurrency_limits ", "limit db: 3",
-     (["job"], [("db", 3)])),
+     ([("job", 0)], [("db", 3)])),
     (("schedule", "remove", "job"), b"DELETE FROM schedules ", "removed schedule 'job'",
      ([], [("db", 3)])),
     (("limit", "remove", "db"), b"DELETE FROM concurrency_limits ", "limit db deleted", ([], [])),
 ]
-
 
 @pytest.mark.parametrize("lands", [True, False], ids=["after the commit", "before the commit"])
 def test_a_commands_change_whose_answer_is_lost_is_made_once(
@@ -49,6 +52,6 @@ def test_a_commands_change_whose_answer_is_lost_is_made_once(
             assert done.returncode == 0 and said in done.stdout, (args, done.stdout,
                                                                   done.stderr)
             with psycopg.connect(proxy.direct) as direct:
-                names = [r[0] for r in direct.execute("SELECT name FROM schedules")]
+                names = direct.execute("SELECT name, paused FROM schedules").fetchall()
                 limits = direct.execute("SELECT tag, slots FROM concurrency_limits").fetchall()
             assert (names, limits) == holds, args

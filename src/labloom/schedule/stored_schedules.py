@@ -268,12 +268,12 @@ def remove(conn: Conn, name: str) -> int:
 
 def set_paused(conn: Conn, name: str, paused: bool) -> None:
     access.check("pause" if paused else "resume", f"schedule {name!r}", get(conn, name).owner)
-    if paused:
-        conn.execute("UPDATE schedules SET paused = 1 WHERE name = ?", (name,))
-    else:
-        # Slots that passed while paused are not caught up.
-        conn.execute("UPDATE schedules SET paused = 0, not_before = ? WHERE name = ?",
-                     (store_clock.now(conn), name))
+    # Slots that passed while paused are not caught up. Its answer lost: asked (``add``).
+    sql, values = ("UPDATE schedules SET paused = 1 WHERE name = ?", (name,)) if paused else (
+        "UPDATE schedules SET paused = 0, not_before = ? WHERE name = ?",
+        (store_clock.now(conn), name))
+    written_once(conn, lambda conn: conn.execute(sql, values),
+                 lambda again, xid: has_row(again, "schedules", "name", name, xid), True)
 
 
 def watermark(conn: Conn, schedule: Schedule, now: float | None = None) -> float:
