@@ -5,7 +5,11 @@ connection is closed instead of the answer passed on: as when the server crashes
 network goes, right after committing. With ``commits=False`` that COMMIT is not passed on
 either: the connection goes just before it, and nothing of the transaction lands; with
 ``held=True`` too, the server's side of it stays open (until ``close``): a network cut the
-server has not noticed, its transaction open, holding its row locks.
+server has not noticed, its transaction open, holding its row locks. With ``goes_down=True``,
+the cut COMMIT takes the server away, as a crash does: every connection through the proxy is
+closed and new ones are refused (closed at once) until ``down`` is cleared. With
+``at="alone"``, a statement that writes what ``writes`` names outside a transaction (its own,
+committed as it is answered) is cut as that COMMIT is.
 
 A unix socket (the tests' server has no TCP port), read as libpq speaks: a startup packet (a
 length, no type), then messages of a type byte and a length."""
@@ -29,15 +33,21 @@ _READY = b"Z\x00\x00\x00\x05"  # ReadyForQuery: the server is done with the COMM
 
 class CommitCutter:
     def __init__(self, server_socket: Path, commits: bool = True, held: bool = False,
-                 writes: tuple[bytes, ...] = _WRITES_LINES) -> None:
+                 writes: tuple[bytes, ...] = _WRITES_LINES, goes_down: bool = False,
+                 at: str = "commit") -> None:
         self.server_socket = server_socket  # the server's .s.PGSQL.5432
         self.writes = writes  # a statement holding one of these marks its transaction's COMMIT
         self.commits = commits
         self.held = held
         self._held: list[socket.socket] = []
+        self.goes_down = goes_down
+        self.at = at  # "commit" or "alone" (see above)
+        self.down = threading.Event()  # set: the server taken for away (see ``goes_down``)
+        self._sockets: list[socket.socket] = []  # of every connection relayed, to end at once
         self.dir = Path(tempfile.mkdtemp(prefix="labloom-cut-"))
         self.armed = threading.Event()
         self.cut = threading.Event()  # a connection was cut at a COMMIT
+        self.direct = ""  # the database's own URL (``cut_database``)
         self.answer = b""  # the transaction status the server answered it with ("I": done)
         self._listener = socket.socket(socket.AF_UNIX)
         self._listener.bind(str(self.dir / ".s.PGSQL.5432"))
@@ -65,9 +75,13 @@ class CommitCutter:
                 client, _ = self._listener.accept()
             except TimeoutError:
                 continue
+            if self.down.is_set():
+                client.close()
+                continue
             client.setblocking(True)
             server = socket.socket(socket.AF_UNIX)
             server.connect(str(self.server_socket))
+            self._sockets += [client, server]
             thread = threading.Thread(target=self._relay, args=(client, server), daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -101,6 +115,8 @@ class CommitCutter:
                         answers += data
                         if (at := answers.find(_READY)) >= 0:
                             self.answer = answers[at + 5:at + 6]
+                            if self.goes_down:
+                                self._go_down()
                             self.cut.set()
                             return
         finally:
@@ -108,6 +124,12 @@ class CommitCutter:
             for sock in (client, server):
                 with contextlib.suppress(OSError):
                     sock.close()
+
+    def _go_down(self) -> None:
+        self.down.set()  # first: a connection made as the others end is refused too
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):  # closed already
+                sock.shutdown(socket.SHUT_RDWR)  # its relay sees the end and closes it
 
 
 class _ClientMessages:
@@ -118,6 +140,10 @@ class _ClientMessages:
         self.pending = b""  # not yet a whole message
         self.started = False  # the startup packet went
         self.lines = False  # the transaction under way wrote log lines
+        self.within = False  # a transaction is under way (BEGIN sent, not ended)
+        # Statements psycopg prepared (after a few uses of one text) that write them: used
+        # again, by name, their text is not sent again.
+        self.prepared: set[bytes] = set()
 
     def messages(self, data: bytes) -> Iterator[tuple[bytes, bool]]:
         self.pending += data
@@ -134,15 +160,21 @@ class _ClientMessages:
             kind, body = message[:1], message[5:]
             if kind in (b"Q", b"P") and any(w in body for w in self.cutter.writes):
                 self.lines = True
+                if kind == b"P" and body[:1] != b"\0":  # named: prepared
+                    self.prepared.add(body.split(b"\0", 1)[0])
+            if kind == b"B" and body.split(b"\0", 2)[1] in self.prepared:
+                self.lines = True
             cut = False
             if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
                 self.lines = False
-            if kind == b"Q" and body.startswith(b"COMMIT"):
+                self.within = body.startswith(b"BEGIN")
+            alone = self.lines and self.cutter.at == "alone" and not self.within
+            if (kind == b"Q" and body.startswith(b"COMMIT")) or alone:
                 armed = self.cutter.armed
                 cut = self.lines and armed.is_set()
                 if cut:
                     armed.clear()
-                self.lines = False
+                self.lines = self.within = False
             yield message, cut
 
 
@@ -158,6 +190,7 @@ def cut_database(server: Any, monkeypatch: Any, **options: Any) -> Iterator[Comm
 
     name = server.new_database()
     proxy = CommitCutter(server.socket_dir / ".s.PGSQL.5432", **options)
+    proxy.direct = server.url(name)  # the database straight, not through the proxy
     url = proxy.url(name)
     monkeypatch.setenv("LABLOOM_DATABASE_URL", url)
     try:

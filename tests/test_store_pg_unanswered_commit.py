@@ -6,15 +6,17 @@ changes and logged values were stored twice."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from cli_helpers import wait_for
 from labloom import ThreadExecutor, flow, log_metrics, task
 from labloom.store import db
-from pg_commit_cut import CommitCutter
-from pg_stored import stored_once
+from pg_commit_cut import CommitCutter, cut_database
+from pg_stored import stored, stored_once
 
 
 @pytest.fixture(params=["after the commit", "before the commit", "unnoticed by the server"])
@@ -86,3 +88,74 @@ def test_a_row_written_alone_whose_answer_is_lost_is_stored_once(
     assert any("writing them one by one" in m for m in said), said
     stored_once(direct, run.id, 300, refused=7)
     assert unrecorded(run.id).count == 1
+
+
+MORE = threading.Event()  # the task's second lines
+GO = threading.Event()  # its last lines, and its end
+
+
+@task
+def speaks() -> int:
+    print("line 0")
+    assert MORE.wait(120)
+    for i in range(1, 11):
+        print(f"line {i}")
+    assert GO.wait(120)
+    for i in range(11, 21):
+        print(f"line {i}")
+    return 21
+
+
+@flow
+def talk() -> object:
+    return speaks()
+
+
+def test_a_runs_last_write_that_finds_its_reserve_emptied_keeps_its_lines(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server goes (a crash: its recovery empties the unlogged reserve, here emptied by
+    # hand) right after committing a batch of lines: the writer back finds that it landed and
+    # writes nothing (``unanswered_commits``), so it looks at its reserve only at its next
+    # write, here the run's last. Finding it empty it held that write's lines "for want of
+    # room" and, the run ended, never tried again: exit status 3 on a disk with room (the CI
+    # of 8bd72be, test_a_reserve_emptied_by_a_servers_crash_recovery_is_made_again).
+    import psycopg
+
+    from labloom.core import events as ev
+    from labloom.store import unrecorded
+    from labloom.store.writer import Writer
+
+    ended = threading.Event()  # the run's end is queued for the writer
+    real_put = Writer.put
+
+    def put(writer: Writer, rec: Any, batch: Any) -> int:  # a spy: the real put, then told
+        seq = real_put(writer, rec, batch)
+        if any(isinstance(event, ev.RunFinished) for event in batch):
+            ended.set()
+        return seq
+
+    monkeypatch.setattr(Writer, "put", put)
+    MORE.clear()
+    GO.clear()
+    with cut_database(postgres_server, monkeypatch, goes_down=True) as proxy:
+        run = talk.run(background=True)
+        with psycopg.connect(proxy.direct, autocommit=True) as owner:
+            # The writer made its reserve, then wrote the first line.
+            wait_for(lambda: owner.execute("SELECT count(*) FROM logs").fetchone()[0], 120,
+                     "the first line")
+            assert owner.execute("SELECT pg_relation_size('labloom_reserve')").fetchone()[0]
+            owner.execute("TRUNCATE labloom_reserve")  # as the server's crash recovery does
+        proxy.armed.set()
+        MORE.set()
+        assert proxy.cut.wait(120), "no COMMIT of log lines was cut"
+        assert proxy.answer == b"I"  # it landed
+        GO.set()
+        assert ended.wait(120), "the run's end never reached the writer"
+        proxy.down.clear()  # the server back: its first write is the run's end
+        assert run.wait(120).value == "Completed"
+        assert unrecorded(run.id) is None  # before: 10 (or 20) lines "waiting for room"
+        lines, _, _ = stored(proxy.direct, run.id)
+        assert sorted(int(text.split()[1]) for text in lines) == list(range(21))
+        with psycopg.connect(proxy.direct) as owner:  # and the reserve made again
+            assert owner.execute("SELECT pg_relation_size('labloom_reserve')").fetchone()[0]

@@ -133,6 +133,7 @@ def add_command(args: argparse.Namespace) -> int:
                 created=now, cluster=args.cluster,
             )
             sched.add(conn, schedule)
+        with sched.store() as conn:  # anew: the add's answer lost (asked) broke the first
             first = sched.next_run(conn, schedule)
     except schedule_error as exc:
         raise cli_error(str(exc)) from None

@@ -33,7 +33,7 @@ from ..store import access, store_clock
 from ..store import home as _home
 from ..store.db import Conn, get_database, is_integrity_error
 from ..store.storable import is_storable, storable
-from ..store.unanswered_commits import brief
+from ..store.unanswered_commits import brief, has_row, written_once
 from .alert_outbox import forget as forget_alerts
 from .liveness import Settled, settle_running
 from .liveness import health as health  # re-exported: where callers look for it
@@ -207,19 +207,19 @@ def add(conn: Conn, schedule: Schedule) -> None:
             "are not UTF-8 (or NUL), which the store cannot keep exactly; rename it (or run "
             "`labloom schedule add` from a folder) so its name is UTF-8"
         )
-    try:
-        conn.execute(
+    values = (
+        schedule.name, schedule.target, schedule.workdir, schedule.cron, schedule.every,
+        schedule.timezone, json.dumps(schedule.params), schedule.notify, schedule.executor,
+        schedule.address, schedule.catchup, int(schedule.overlap), int(schedule.paused),
+        schedule.anchor, schedule.not_before, schedule.created,
+        schedule.owner or _home.user_name(), schedule.cluster,
+    )
+    try:  # its answer lost (a server crash, a network cut), asked: not "exists" when it landed
+        written_once(conn, lambda conn: conn.execute(
             "INSERT INTO schedules (name, target, workdir, cron, every, timezone, params, notify,"
             " executor, address, catchup, overlap, paused, anchor, not_before, created, owner,"
-            " cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                schedule.name, schedule.target, schedule.workdir, schedule.cron, schedule.every,
-                schedule.timezone, json.dumps(schedule.params), schedule.notify,
-                schedule.executor, schedule.address, schedule.catchup, int(schedule.overlap),
-                int(schedule.paused), schedule.anchor, schedule.not_before, schedule.created,
-                schedule.owner or _home.user_name(), schedule.cluster,
-            ),
-        )
+            " cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values),
+            lambda again, xid: has_row(again, "schedules", "name", schedule.name, xid), True)
     except Exception as exc:
         if not is_integrity_error(exc):
             raise
@@ -247,22 +247,26 @@ def get(conn: Conn, name: str) -> Schedule:
 def remove(conn: Conn, name: str) -> int:
     """Remove a schedule; how many of its alerts, still to send, went with its URL."""
     access.check("remove", f"schedule {name!r}", get(conn, name).owner)
-    with transaction(conn):
+
+    def write(conn: Conn) -> int:
         conn.execute("DELETE FROM schedules WHERE name = ?", (name,))
         conn.execute(
             "DELETE FROM schedule_slots WHERE schedule = ? AND status != 'running'", (name,)
         )
         return forget_alerts(conn, name)
 
+    return written_once(conn, write, lambda again, _: not again.execute(  # lost answer: asked
+        "SELECT 1 FROM schedules WHERE name = ?", (name,)).fetchone(), True)
+
 
 def set_paused(conn: Conn, name: str, paused: bool) -> None:
     access.check("pause" if paused else "resume", f"schedule {name!r}", get(conn, name).owner)
-    if paused:
-        conn.execute("UPDATE schedules SET paused = 1 WHERE name = ?", (name,))
-    else:
-        # Slots that passed while paused are not caught up.
-        conn.execute("UPDATE schedules SET paused = 0, not_before = ? WHERE name = ?",
-                     (store_clock.now(conn), name))
+    # Slots that passed while paused are not caught up. Its answer lost: asked (``add``).
+    sql, values = ("UPDATE schedules SET paused = 1 WHERE name = ?", (name,)) if paused else (
+        "UPDATE schedules SET paused = 0, not_before = ? WHERE name = ?",
+        (store_clock.now(conn), name))
+    written_once(conn, lambda conn: conn.execute(sql, values),
+                 lambda again, xid: has_row(again, "schedules", "name", name, xid), True)
 
 
 def watermark(conn: Conn, schedule: Schedule, now: float | None = None) -> float:

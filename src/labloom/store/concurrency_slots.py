@@ -31,7 +31,7 @@ from . import home as _home
 from . import store_clock
 from .db import Conn, get_database, on_forget
 from .settings import heartbeat_timeout
-from .unanswered_commits import brief, lock_briefly
+from .unanswered_commits import brief, has_row, lock_briefly, written_once
 
 _lock = threading.RLock()
 _connections: dict[str, Conn] = {}
@@ -77,18 +77,21 @@ on_forget(close)
 
 
 def set_limit(tag: str, n: int) -> None:
+    # Its answer lost (a server crash, a network cut), asked whether it landed: not an error.
     with _lock:
-        connection().execute(
+        written_once(connection(), lambda conn: conn.execute(
             "INSERT INTO concurrency_limits (tag, slots, updated) VALUES (?, ?, ?) "
             "ON CONFLICT(tag) DO UPDATE SET slots = excluded.slots, updated = excluded.updated",
-            (tag, n, time.time()),
-        )
+            (tag, n, time.time())),
+            lambda again, xid: has_row(again, "concurrency_limits", "tag", tag, xid))
 
 
 def delete_limit(tag: str) -> bool:
-    with _lock:
-        cursor = connection().execute("DELETE FROM concurrency_limits WHERE tag = ?", (tag,))
-        return bool(cursor.rowcount > 0)
+    with _lock:  # the same: not "no limit for tag" when its delete landed
+        return written_once(connection(), lambda conn: bool(conn.execute(
+            "DELETE FROM concurrency_limits WHERE tag = ?", (tag,)).rowcount > 0),
+            lambda again, _: not again.execute(
+                "SELECT 1 FROM concurrency_limits WHERE tag = ?", (tag,)).fetchone())
 
 
 def all_limits() -> dict[str, int]:

@@ -22,6 +22,7 @@ from .psycopg_internals import pool_name_of
 URL_ENV = "LABLOOM_DATABASE_URL"
 POSTGRES_HINT = "pip install 'labloom[postgres]' (psycopg and psycopg-pool)"
 POOL_NAME = "labloom"
+OLDEST = 100000  # PostgreSQL 10 (``server_version_num``)
 _AUTH_STATES = ("28P01", "28000")  # invalid password; invalid authorization (pg_hba, role)
 
 
@@ -77,10 +78,18 @@ def open_pool(url: str, display: str) -> Any:
     logging.getLogger("psycopg.pool").addFilter(_quiet)
     wait = connect_wait()
     try:
-        psycopg.connect(_conninfo(url), connect_timeout=max(1, round(wait)),
-                        application_name="labloom").close()
+        first = psycopg.connect(_conninfo(url), connect_timeout=max(1, round(wait)),
+                                application_name="labloom")
     except psycopg.Error as exc:
         raise failure(exc, url, display) from None
+    version = first.info.server_version  # told as it connected: no round trip
+    first.close()
+    if version < OLDEST:
+        raise DatabaseURLError(
+            f"[labloom] the store {display} is on PostgreSQL {version // 10000}."
+            f"{version // 100 % 100}, and labloom needs PostgreSQL 10 or later (its tables' "
+            "identity columns, and txid_status, which tells whether a write whose answer was "
+            "lost landed); name a newer server in LABLOOM_DATABASE_URL")
     size = max(1, int(os.environ.get("LABLOOM_DB_POOL", "8") or 8))
     pool = ConnectionPool(
         _conninfo(url), min_size=1, max_size=size, open=False, name=POOL_NAME,

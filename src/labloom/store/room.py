@@ -26,22 +26,23 @@ deleting the reserve frees nothing under it, and the reserve cannot be made agai
 stays short for the process's life), but the checkpoint and the states written without their
 lines still fit where a batch with lines did not.
 
-PostgreSQL: nothing of ours lies beside the server's files, so the reserve is a table of
-filler rows, ``labloom_reserve`` (``pg_reserve.py``), on the disk labloom's tables fill. A full
-disk makes the server refuse a write (DiskFull, "could not extend file"): the writer turns
-short, and before its next write empties the table (``TRUNCATE``: its room goes back to the
-disk at once), where the states, written without their lines, fit (session 50: without it the
-disk stayed full, the states were refused as the lines were, and a run that completed was
-left Running, its task runs Pending). When a run ends with lines held, and every ``PROBE``
-seconds (twice as long after each try that failed, up to ``PROBE_AT_MOST``: a try writes what
-room there is before it fails), it fills the table to twice its size: that it fits is room
-for lines besides (the server does not say how much it has); then it is kept at its size. A
-server that cannot write its own WAL stops (PANIC): that is a server away, waited out for
-``LABLOOM_STORE_OUTAGE`` seconds with every row kept in memory, then dropped and counted. On
-the disk of its WAL, the table lets it start again by itself (its recovery empties it: it is
-unlogged, see ``pg_reserve.py``); the writer back finds it empty and writes the states alone,
-as when it emptied it. Rows that wait or go while short are said with the full disk and its
-fix (``why_unwritten``): the server may be down for it, which its own error does not say.
+PostgreSQL: nothing of ours lies beside the server's files, so the reserve is a table of filler
+rows, ``labloom_reserve`` (``pg_reserve.py``), on the disk labloom's tables fill. A full disk
+makes the server refuse a write (DiskFull, "could not extend file"): the writer turns short,
+and before its next write empties the table (``TRUNCATE``: its room goes back to the disk at
+once), where the states, written without their lines, fit (session 50: without it the disk
+stayed full, the states were refused as the lines were, and a run that completed was left
+Running, its task runs Pending). When a run ends with lines held (or to hold: those of its last
+write too), and every ``PROBE`` seconds (twice as long after each try that failed, up to
+``PROBE_AT_MOST``: a try writes what room there is before it fails), it fills the table to
+twice its size: that it fits is room for lines besides (the server does not say how much it
+has); then it is kept at its size. A server that cannot write its own WAL stops (PANIC): that
+is a server away, waited out for ``LABLOOM_STORE_OUTAGE`` seconds with every row kept in
+memory, then dropped and counted. On the disk of its WAL, the table lets it start again by
+itself (its recovery empties it: it is unlogged, see ``pg_reserve.py``); the writer back finds
+it empty and writes the states alone, as when it emptied it. Rows that wait or go while short
+are said with the full disk and its fix (``why_unwritten``): the server may be down for it,
+which its own error does not say.
 """
 
 from __future__ import annotations
@@ -246,9 +247,7 @@ class Room:
         if self._held and time.monotonic() - self._held_since > outage_patience():
             self._drop_held(f"the store could not be written for {outage_patience():g}s "
                             f"(LABLOOM_STORE_OUTAGE): {self.disk} was full")
-        # A run ending with lines held looks at once: its end is what ``labloom run`` tells.
-        ending = any(run_id in self.held for run_id in rows.closed)
-        if (ending or time.monotonic() >= self._probe_at) and self._room_again(conn):
+        if (self._ending(rows) or time.monotonic() >= self._probe_at) and self._room_again(conn):
             self.short = False
             return
         if not self._held:
@@ -267,6 +266,19 @@ class Room:
                     rec.unstored += 1
             del table.rows[table.done:], table.runs[table.done:]
         rows.split = False  # states alone are few: one transaction
+
+    def _ending(self, rows: Rows) -> bool:
+        """Whether a run ends in ``rows`` with lines held, or to be held now: room is looked
+        for at once, its end being what ``labloom run`` tells. Those of this write count when
+        there is a reserve to measure room by (without one, lines refused would be tried again
+        and again): a writer that found its reserve emptied by a server's crash only at a
+        run's last write (its first write back had landed before the crash, ``landed_before``)
+        held them for good, and the run said a full disk on a disk with room."""
+        if not rows.closed or any(run_id in self.held for run_id in rows.closed):
+            return bool(rows.closed)
+        return bool(self._size) and any(
+            run_id in rows.closed for table in (rows.logs, rows.values)
+            for run_id in table.runs[table.done:])
 
     def _drop_held(self, why: str) -> None:
         for run_id, count in self.held.items() if why else ():

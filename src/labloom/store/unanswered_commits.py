@@ -18,6 +18,8 @@ connection, the next attempt, on a new one, asks the server (``landed``):
 The rest of a write is idempotent (upserts, updates of the same values): only appending
 writes take a ticket; written one by one (``Rows.write_one_by_one``), each appending row.
 It costs a round trip a transaction (``benchmarks/pg_commit_ticket.py``: about 0.5 ms).
+A command's single change (a schedule added or removed, a limit set) is made the same way by
+``written_once``, asked about with what it wrote (``there``).
 
 SQLite needs none: it commits in the process that writes, and the call that commits returns
 its outcome there; a failed COMMIT (busy, full disk, I/O error) leaves nothing committed, and
@@ -26,9 +28,10 @@ a process that dies mid-commit leaves no one to write again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from ..core.errors import StoreUnreachableError
 
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
     from .rows import Rows, Table
 
 _XID = 2**32  # ``xmin`` holds the id without its epoch
+_ASKED_AGAIN = (0.1, 0.3, 0.9, 2.7)  # seconds after ending a transaction left open
+T = TypeVar("T")
 
 
 class Ticket(NamedTuple):
@@ -108,21 +113,73 @@ def landed_before(conn: Conn, rows: Rows) -> bool:
 
 def landed(conn: Conn, ticket: Ticket) -> bool:
     """Whether the transaction of ``ticket`` committed (asked on another connection)."""
-    xid = ticket.xid
+    if not committed(conn, ticket.xid, ticket.backend):
+        return False
+    return bool(conn.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {ticket.table} WHERE run_id = ? "
+        "AND xmin = ?::text::xid)", (ticket.run_id, ticket.xid % _XID)).fetchone()[0])
+
+
+def committed(conn: Conn, xid: int, backend: int) -> bool:
+    """Whether transaction ``xid`` (``txid_current()``) of server process ``backend``
+    committed; one still in progress (its client gone unnoticed) is ended, and
+    ``StoreUnreachableError`` raised: ask again."""
     status = conn.execute(
         "SELECT CASE WHEN ?::bigint < txid_current() THEN txid_status(?::bigint) END",
         (xid, xid)).fetchone()[0]
-    if status == "committed":
-        return bool(conn.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {ticket.table} WHERE run_id = ? "
-            "AND xmin = ?::text::xid)", (ticket.run_id, xid % _XID)).fetchone()[0])
     if status == "in progress":
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE pid = ? AND backend_xid = ?::text::xid", (ticket.backend, xid % _XID))
+                     "WHERE pid = ? AND backend_xid = ?::text::xid", (backend, xid % _XID))
         raise StoreUnreachableError(
             "[labloom] a write whose commit went unanswered is still open on the server; "
             "its outcome is asked again")
-    return False  # aborted, or never known to the server now (lost in a crash)
+    return bool(status == "committed")  # else aborted, or never known to the server now (a crash)
+
+
+def written_once(conn: Conn, write: Callable[[Conn], T], there: Callable[[Conn, int], bool],
+                 named_rows: bool = False) -> T:
+    """``write(conn)`` in one transaction, its outcome known even when its COMMIT goes
+    unanswered (a command's: ``labloom schedule add``, ``limit set``): on PostgreSQL it takes
+    a ticket first; when the connection breaks, a new one (with ``named_rows``) asks whether
+    it committed and ``there(new, xid)`` finds its effect in (an id lost in a crash is given
+    again), else it is written again there. ``write``'s value is what it returned before the
+    COMMIT. Before, the command said the store's error though its change was made (``add``
+    again: "a schedule named ... exists"). ``conn`` is broken after that: not used again."""
+    if conn.kind != "postgresql":
+        with conn.transaction():
+            return write(conn)
+    xid: int | None = None
+    backend = 0
+    try:
+        with conn.transaction():
+            row = conn.execute("SELECT txid_current(), pg_backend_pid()").fetchone()
+            xid, backend = int(row[0]), int(row[1])
+            value = write(conn)
+        return value
+    except Exception as exc:
+        if xid is None or not conn.broken:
+            raise  # answered (nothing committed), or cut before anything was written
+        cut = exc
+    for delay in _ASKED_AGAIN:
+        with conn.database.connect(named_rows=named_rows) as again:
+            try:
+                if not committed(again, xid, backend):
+                    return written_once(again, write, there, named_rows)
+            except StoreUnreachableError:  # still open: ended, asked again
+                time.sleep(delay)
+                continue
+            if there(again, xid):
+                return value
+            return written_once(again, write, there, named_rows)  # its id given again
+    raise cut
+
+
+def has_row(conn: Conn, table: str, column: str, value: object, xid: int) -> bool:
+    """Whether ``table`` has a row whose ``column`` is ``value`` written by transaction
+    ``xid``: ``written_once``'s ``there`` of an insert or an upsert."""
+    return bool(conn.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {column} = ? AND xmin = ?::text::xid)",
+        (value, xid % _XID)).fetchone()[0])
 
 
 ORPHANED = 30  # seconds a short transaction may sit idle before the server ends it
