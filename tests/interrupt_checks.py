@@ -8,11 +8,20 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from interrupt_points import Landing
 from labloom.core import at_exit, context, gc_policy, logs
 from labloom.store import open_store
 
 ENDED = ("Cancelled", "Completed")
+THREADING = ("threading.py",)  # ``Landing(also=...)``: land in threading's own Python too
+
+
+@pytest.fixture(autouse=True)
+def quiet_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hundreds of runs: no terminal lines (import it into the test module: it is autouse)."""
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
 
 
 def interrupted(landing: Landing, go: Callable[[], Any]) -> bool:

@@ -27,7 +27,7 @@ from .flow_retries import FlowAttempts, outcome
 from .flow_timeout import FlowClock
 from .futures import MappedFuture, TaskFuture, find_futures
 from .hooks import Limiter
-from .interrupts_held import InterruptsHeld, set_surely
+from .interrupts_held import InterruptsHeld, set_surely, wait_held
 from .launching import LAUNCHING, Launcher
 from .observers import FailureHooks, run_starts
 from .run_logs import RunLogs
@@ -292,7 +292,7 @@ class RunEngine:
 
     def wait_finished(self, timeout: float) -> bool:
         """Wait for the run to be finished and recorded, without driving the executor."""
-        return self.finished.wait(timeout)
+        return wait_held(self.finished, timeout)  # a Ctrl-C anywhere: see interrupts_held
 
     def finish_now(self) -> None:
         """Finish a cancelled run from this thread (at process exit: its own may be stuck)."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
 from .signal_internals import get_handler, set_handler
 
 _SIGNALS = (int(signal.SIGINT), int(signal.SIGTERM))  # ints: what ``_signal`` takes
+HELD_WAIT = 0.2  # seconds of a held wait's slice: a Ctrl-C ends the wait that much later at most
 
 
 class InterruptsHeld:
@@ -85,3 +87,20 @@ def set_surely(event: threading.Event, lock: Any, then: Any) -> None:
             interrupt = exc
     if interrupt is not None:
         raise interrupt
+
+
+def wait_held(event: threading.Event, timeout: float | None) -> bool:
+    """``event.wait(timeout)`` in held slices of ``HELD_WAIT`` seconds: a Ctrl-C is raised
+    between two, never inside threading's own Python. There ``Event.wait`` takes its lock
+    (``Condition.__enter__``): one landing as that returned kept the lock for good, and every
+    later wait on the event, and its ``set``, waited for ever (``run.wait_finished``); one in
+    ``Condition.wait`` between the lock let go and its ``try`` raised RuntimeError in place of
+    KeyboardInterrupt (tests/test_interrupt_waits.py)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = HELD_WAIT if deadline is None else min(HELD_WAIT, deadline - time.monotonic())
+        with InterruptsHeld():
+            if event.wait(max(left, 0.0)):
+                return True
+        if left <= 0:
+            return False
