@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from interrupt_points import Landing
+from labloom import task
 from labloom.core import at_exit, context, gc_policy, logs
 from labloom.store import open_store
 
@@ -22,6 +24,12 @@ THREADING = ("threading.py",)  # ``Landing(also=...)``: land in threading's own 
 def quiet_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hundreds of runs: no terminal lines (import it into the test module: it is autouse)."""
     monkeypatch.setenv("LABLOOM_PROGRESS", "0")
+
+
+@task
+def one(x: int) -> int:
+    """The interrupted runs' mapped task."""
+    return x + 1
 
 
 def interrupted(landing: Landing, go: Callable[[], Any]) -> bool:
@@ -39,6 +47,16 @@ def interrupted(landing: Landing, go: Callable[[], Any]) -> bool:
         sys.settrace(before)
         gc.enable()
     return False
+
+
+def answered(call: Callable[[], Any]) -> list[Any]:
+    """``call()``'s value in a thread of its own, or nothing when it has not answered in 60 s
+    (a jammed lock: the test fails instead of hanging)."""
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(call()), daemon=True)
+    thread.start()
+    thread.join(60)
+    return got
 
 
 def points_of(go: Callable[[], Any], also: tuple[str, ...] = ()) -> list[str]:

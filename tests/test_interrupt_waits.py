@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from interrupt_checks import THREADING, interrupted, points_of, quiet_progress  # noqa: F401
+from interrupt_checks import THREADING, answered, interrupted, points_of, quiet_progress  # noqa: F401
 from interrupt_points import Landing
 from labloom import flow, task
 
@@ -26,16 +26,6 @@ def held() -> int:
     return 1
 
 
-def _answered(call: Callable[[], Any]) -> list[Any]:
-    """``call()``'s value in a thread of its own, or nothing when it has not answered in 60 s
-    (a jammed lock: the test fails instead of hanging)."""
-    got: list[Any] = []
-    thread = threading.Thread(target=lambda: got.append(call()), daemon=True)
-    thread.start()
-    thread.join(60)
-    return got
-
-
 def _land_everywhere_in(wait: Callable[[], Any], then: Callable[[], Any], expected: Any) -> None:
     points = points_of(wait, THREADING)
     assert any(where.startswith("threading.py") for where in points), points
@@ -44,7 +34,7 @@ def _land_everywhere_in(wait: Callable[[], Any], then: Callable[[], Any], expect
         raised = interrupted(landing, wait)
         said = f"Ctrl-C at point {number} ({landing.where})"
         assert raised or landing.where is None, f"{said}: the Ctrl-C was swallowed"
-        assert _answered(then) == [expected], f"{said}: the next wait never answered"
+        assert answered(then) == [expected], f"{said}: the next wait never answered"
 
 
 def test_a_ctrl_c_anywhere_in_wait_finished_leaves_the_run_waitable() -> None:
@@ -59,7 +49,7 @@ def test_a_ctrl_c_anywhere_in_wait_finished_leaves_the_run_waitable() -> None:
         _land_everywhere_in(lambda: run.wait_finished(0.01), lambda: run.wait_finished(0), False)
     finally:
         _gate.set()
-    assert _answered(lambda: run.wait_finished(60)) == [True], "the run's end was never set"
+    assert answered(lambda: run.wait_finished(60)) == [True], "the run's end was never set"
     assert run.state.value == "Completed"
     # Finished: the wait only looks.
     _land_everywhere_in(lambda: run.wait_finished(0.01), lambda: run.wait_finished(0), True)

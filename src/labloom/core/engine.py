@@ -30,6 +30,7 @@ from .hooks import Limiter
 from .interrupts_held import InterruptsHeld, set_surely, wait_held
 from .launching import LAUNCHING, Launcher
 from .observers import FailureHooks, run_starts
+from .restarting import Driver
 from .run_logs import RunLogs
 from .secrets import recorded_parameters
 from .sink_registry import register_local_run, unregister_local_run
@@ -165,7 +166,7 @@ class RunEngine:
 
     def start(self, background: bool = False) -> None:
         # A Ctrl-C anywhere on the way to the run's driver ends it Cancelled (was left Running).
-        driving = False  # from when its own thread may end it
+        driver = Driver()  # from when its own thread started, that thread ends the run
         try:
             run_starts(self.handle)  # the store, progress, views: before anything can happen
             started = self._start_executor()
@@ -173,18 +174,15 @@ class RunEngine:
             if started:
                 self.clock.start()
             if background:
-                driver = threading.Thread(target=contextvars.copy_context().run,
-                                          args=(self._drive, started),
-                                          name=f"labloom-{self.id}", daemon=True)
-                driving = True
-                driver.start()
+                driver.start(f"labloom-{self.id}", contextvars.copy_context().run, self._drive,
+                             started)
             elif not self._drive(started) and self.body_error is not None:
                 raise self.body_error  # its executor never started: as it would at once
         except KeyboardInterrupt:
             if self._created is None:
                 self._announce()  # recorded, as a run whose executor could not start
             self.cancel("interrupted")
-            if not driving:
+            if driver.thread is None:
                 self._finalize()
             raise
 

@@ -1,0 +1,30 @@
+"""A run's own thread started whole or not at all under a Ctrl-C (interrupts_held.py).
+
+``Thread.start`` waits in Python (``Event.wait``) for the new thread: a Ctrl-C landing there
+raised RuntimeError (a lock let go by ``Condition.wait`` before its ``try``) in place of
+KeyboardInterrupt, and one before the thread began left it unstarted while the caller took it
+for the run's driver: the run Running for good. ``Driver.thread`` says, once the start is
+done, that the thread ends the run; until then the interrupted caller does."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .interrupts_held import InterruptsHeld
+
+
+class Driver:
+    """The run's own thread, once it started (None before)."""
+
+    __slots__ = ("thread",)
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+
+    def start(self, name: str, target: Callable[..., Any], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        with InterruptsHeld():
+            thread.start()
+            self.thread = thread
