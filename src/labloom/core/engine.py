@@ -30,7 +30,7 @@ from .hooks import Limiter
 from .interrupts_held import InterruptsHeld, set_surely, wait_held
 from .launching import LAUNCHING, Launcher
 from .observers import FailureHooks, run_starts
-from .restarting import Driver
+from .restarting import Driver, check_retriable
 from .run_logs import RunLogs
 from .secrets import recorded_parameters
 from .sink_registry import register_local_run, unregister_local_run
@@ -349,35 +349,38 @@ class RunEngine:
         self.launcher.work()
 
     def retry(self, background: bool) -> None:
-        with self.lock:
-            if not self.finished.is_set():
-                raise RuntimeError(
-                    f"flow run {self.id} is still {self.state}; wait() or cancel() it first"
-                )
-            if self.body_error is not None:
-                raise RuntimeError(
-                    f"flow run {self.id} failed in the flow body itself "
-                    f"({type(self.body_error).__name__}); fix it and run the flow again"
-                )
-            self.finished.clear()
-            self._finalizing = False
-            self.graph.cancelled = None
-            self.message = ""
-            self.ended = None
-            self.reruns += 1
-            self.attempts.start_over()
-            self._run_finished = None
-            self.bus.reopen()
-            register_local_run(self.id, self.sink)
-            at_exit.track(self.handle)
-            self._set_run_state(State.RUNNING)
-            self.graph.reset_bad(self.sink.forget_values, self.executor.lost)
-        self.clock.start()
-        self.launcher.work()
-        if background:
-            threading.Thread(target=self._finish, name=f"labloom-{self.id}", daemon=True).start()
-        else:
-            self._finish()
+        restarted, driver = False, Driver()
+        try:
+            # Whole or not at all (restarting.py): ``finished.clear()`` takes the event's lock
+            # in Python, ``bus.reopen()`` starts the delivery threads.
+            with InterruptsHeld(), self.lock:
+                check_retriable(self)
+                self.finished.clear()
+                self._finalizing = False
+                self.graph.cancelled = None
+                self.message = ""
+                self.ended = None
+                self.reruns += 1
+                self.attempts.start_over()
+                self._run_finished = None
+                self.bus.reopen()
+                register_local_run(self.id, self.sink)
+                at_exit.track(self.handle)
+                self._set_run_state(State.RUNNING)
+                self.graph.reset_bad(self.sink.forget_values, self.executor.lost)
+                restarted = True
+            self.clock.start()
+            self.launcher.work()
+            if background:
+                driver.start(f"labloom-{self.id}", self._finish)
+            else:
+                self._finish()
+        except KeyboardInterrupt:
+            if restarted:  # Running again: ended here, unless its own thread does
+                self.cancel("interrupted")
+                if driver.thread is None:
+                    self._finalize()
+            raise
 
     # --- waiting and results ----------------------------------------------------------------
 
