@@ -18,12 +18,12 @@ from interrupt_checks import (
     answered,
     interrupted,
     quiet_progress,  # noqa: F401  (an autouse fixture)
+    store_agrees,
 )
 from interrupt_points import Landing
 from labloom import FlowRun, flow, task
 from labloom.core import at_exit, gc_policy
 from labloom.core.at_exit import end_interrupted
-from labloom.store import open_store
 
 _failing = [True]
 
@@ -52,10 +52,7 @@ def _check_after(said: str, run: FlowRun) -> None:
     assert answered(lambda: run.wait_finished(60)) == [True], \
         f"{said}: the run never finished ({run.state})"
     assert run.state.value in ("Cancelled", "Completed", "Failed"), f"{said}: {run.state}"
-    with open_store() as store:
-        row = store.get_run(run.id, counts=False, parameters=False)
-    assert row is not None and row.state == run.state.value, \
-        f"{said}: the store has {row and row.state}, the run {run.state}"
+    store_agrees(said, run)
     assert not at_exit._unfinished, f"{said}: still to be ended at exit"
     assert gc_policy.runs_going() == 0, f"{said}: the collector still counts a run going"
     if run.state.value != "Completed":
