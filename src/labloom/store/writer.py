@@ -195,20 +195,23 @@ class Writer:
         return self._backlog <= self._ahead() or self._written != written
 
     def wait(self, seq: int | None = None, timeout: float = FINAL_WAIT) -> bool:
-        """Block until everything queued (up to ``seq``) is written or dropped. Given up as
-        soon as a Ctrl-C waits to be raised at the end of a held section (a run's end waits
-        for its last commit inside one: interrupts_held.pending); what is queued stays queued,
-        written as the store allows. Held slices: see ``interrupts_held.wait_held``."""
+        """Block until everything queued (up to ``seq``) is written or dropped. Given up when
+        a Ctrl-C waits to be raised at the end of a held section (a run's end waits for its
+        last commit inside one: interrupts_held.pending) and nothing was written since the
+        last look (a store slow to answer); what is queued stays queued, written as the store
+        allows. Held slices: see ``interrupts_held.wait_held``."""
         deadline = time.monotonic() + timeout
         with self._lock:
             target_seq = self._queued if seq is None else seq
             self._hurry += 1
             self._cond.notify_all()
             try:
+                written = -1
                 while self._written < target_seq:
                     left = deadline - time.monotonic()
-                    if left <= 0 or pending():
+                    if left <= 0 or (self._written == written and pending()):
                         return False
+                    written = self._written
                     with InterruptsHeld():
                         self._cond.wait(min(left, HELD_WAIT))
                 return True
