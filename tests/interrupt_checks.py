@@ -13,7 +13,7 @@ import pytest
 
 from cli_helpers import wait_for
 from interrupt_points import Landing
-from labloom import task
+from labloom import flow, task
 from labloom.core import at_exit, context, gc_policy, logs
 from labloom.store import open_store
 
@@ -31,6 +31,20 @@ def quiet_progress(monkeypatch: pytest.MonkeyPatch) -> None:
 def one(x: int) -> int:
     """The interrupted runs' mapped task."""
     return x + 1
+
+
+@task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+def sweep_on(executor: Any, name: str) -> Any:
+    """The interrupted runs' flow: a map, and a task over its results."""
+    @flow(name=name, executor=executor)
+    def sweep() -> int:
+        return total(one.map(range(3)))
+
+    return sweep
 
 
 def interrupted(landing: Landing, go: Callable[[], Any]) -> bool:

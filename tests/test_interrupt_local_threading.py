@@ -15,19 +15,13 @@ from interrupt_checks import (
     THREADING,
     check_after,
     interrupted,
-    one,
     points_of,
     quiet_progress,  # noqa: F401  (an autouse fixture)
+    sweep_on,
 )
 from interrupt_points import Landing
-from labloom import flow, task
 from labloom.core.at_exit import end_interrupted
 from run_helpers import runs_started
-
-
-@task
-def total(xs: list[int]) -> int:
-    return sum(xs)
 
 
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "waited"])
@@ -37,9 +31,7 @@ def test_a_run_interrupted_anywhere_in_threading_ends_cancelled(executor: str,
     """Foreground: ``flow.run()``, a flow called in a cell. Waited: ``run(background=True)``
     then ``wait()``, as ``%%flow`` and ``labloom run`` drive it; a Ctrl-C there ends what
     began with ``end_interrupted``, as they do."""
-    @flow(name=f"sweep_{executor}", executor=executor)
-    def sweep() -> int:
-        return total(one.map(range(3)))
+    sweep = sweep_on(executor, f"sweep_{executor}")
 
     def go() -> Any:
         return sweep.run(background=True).wait() if background else sweep.run()
