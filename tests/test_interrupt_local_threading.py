@@ -20,18 +20,22 @@ from interrupt_checks import (
     sweep_on,
 )
 from interrupt_points import Landing
+from labloom import LocalExecutor, ThreadExecutor
 from labloom.core.at_exit import end_interrupted
 from run_helpers import runs_started
 
 
 @pytest.mark.parametrize("background", [False, True], ids=["foreground", "waited"])
-@pytest.mark.parametrize("executor", ["local", "threads"])
+@pytest.mark.parametrize("executor", ["local", "threads", "own local", "own threads"])
 def test_a_run_interrupted_anywhere_in_threading_ends_cancelled(executor: str,
                                                                 background: bool) -> None:
     """Foreground: ``flow.run()``, a flow called in a cell. Waited: ``run(background=True)``
     then ``wait()``, as ``%%flow`` and ``labloom run`` drive it; a Ctrl-C there ends what
-    began with ``end_interrupted``, as they do."""
-    sweep = sweep_on(executor, f"sweep_{executor}")
+    began with ``end_interrupted``, as they do. "own": one executor object for all the flow's
+    runs (``@flow(executor=ThreadExecutor(2))``), whose locks and threads outlive a run."""
+    chosen_executor = {"own local": LocalExecutor, "own threads": lambda: ThreadExecutor(2)}
+    made = chosen_executor[executor]() if executor in chosen_executor else executor
+    sweep = sweep_on(made, f"sweep_{executor.replace(' ', '_')}")
 
     def go() -> Any:
         return sweep.run(background=True).wait() if background else sweep.run()
