@@ -45,7 +45,13 @@ def test_an_interrupt_after_the_cells_code_ended_still_lets_it_reply(tmp_path: P
         status, messages = k.run(LATE, timeout=60)  # TimeoutError before: no reply, ever
         assert status == "ok", error_text(messages)
         k.ok("assert _sent == [True], _sent")  # it landed where it was meant to
+        # A cell run by a cell ends: the outer one is still interrupted, not ignored.
         started = tmp_path / "started"
+        cell = (f"import pathlib, time\nget_ipython().run_cell('x = 1')\n"
+                f"pathlib.Path({str(started)!r}).touch()\ntime.sleep(60)")
+        status, messages = k.run_interrupted(cell, when=started.exists, timeout=60)
+        assert status == "error" and "KeyboardInterrupt" in error_text(messages), status
+        started.unlink()
         cell = f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(60)"
         status, messages = k.run_interrupted(cell, when=started.exists, timeout=60)
         assert status == "error" and "KeyboardInterrupt" in error_text(messages), status

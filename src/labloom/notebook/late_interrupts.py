@@ -19,16 +19,27 @@ import signal
 import threading
 from typing import Any
 
+_depth = [0]  # cells running: a cell may run another (``get_ipython().run_cell``)
+
 
 def ignore_late_interrupts(ipython: Any) -> None:
     """For a kernel's shell (in a terminal IPython no kernel puts the handler back)."""
     if getattr(ipython, "kernel", None) is None:
         return
     if _cell_ended not in ipython.events.callbacks["post_run_cell"]:  # %reload_ext: once
+        ipython.events.register("pre_run_cell", _cell_began)
         ipython.events.register("post_run_cell", _cell_ended)
 
 
+def _cell_began(info: Any) -> None:
+    _depth[0] += 1
+
+
 def _cell_ended(result: Any) -> None:
-    # Only the main thread gets a signal's handler (a subshell's cell runs in its own thread).
-    if threading.current_thread() is threading.main_thread():
+    if _depth[0] == 0:
+        return  # one whose code never began (a syntax error): nothing to go by
+    _depth[0] -= 1
+    # Only the outermost cell's request ends next, and only the main thread gets a signal's
+    # handler (a subshell's cell runs in its own thread).
+    if _depth[0] == 0 and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
