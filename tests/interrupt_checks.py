@@ -5,14 +5,46 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from cli_helpers import wait_for
 from interrupt_points import Landing
+from labloom import flow, task
 from labloom.core import at_exit, context, gc_policy, logs
 from labloom.store import open_store
 
 ENDED = ("Cancelled", "Completed")
+THREADING = ("threading.py",)  # ``Landing(also=...)``: land in threading's own Python too
+
+
+@pytest.fixture(autouse=True)
+def quiet_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hundreds of runs: no terminal lines (import it into the test module: it is autouse)."""
+    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
+
+
+@task
+def one(x: int) -> int:
+    """The interrupted runs' mapped task."""
+    return x + 1
+
+
+@task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+def sweep_on(executor: Any, name: str) -> Any:
+    """The interrupted runs' flow: a map, and a task over its results."""
+    @flow(name=name, executor=executor)
+    def sweep() -> int:
+        return total(one.map(range(3)))
+
+    return sweep
 
 
 def interrupted(landing: Landing, go: Callable[[], Any]) -> bool:
@@ -32,6 +64,16 @@ def interrupted(landing: Landing, go: Callable[[], Any]) -> bool:
     return False
 
 
+def answered(call: Callable[[], Any]) -> list[Any]:
+    """``call()``'s value in a thread of its own, or nothing when it has not answered in 60 s
+    (a jammed lock: the test fails instead of hanging)."""
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(call()), daemon=True)
+    thread.start()
+    thread.join(60)
+    return got
+
+
 def points_of(go: Callable[[], Any], also: tuple[str, ...] = ()) -> list[str]:
     """Where each point of ``go()`` is, in order."""
     go()  # the store made, modules imported: the count that follows is the runs' own
@@ -40,16 +82,25 @@ def points_of(go: Callable[[], Any], also: tuple[str, ...] = ()) -> list[str]:
     return found
 
 
+def store_agrees(said: str, run: Any) -> None:
+    """The store comes to hold the run's end. Soon, not at once: a Ctrl-C during the run's
+    end gives up its wait for the last commit (interrupts_held.pending), the writer writing on."""
+    def row_state() -> str | None:
+        with open_store() as store:
+            row = store.get_run(run.id, counts=False, parameters=False)
+        return None if row is None else row.state
+
+    wait_for(lambda: row_state() == run.state.value, 60,
+             f"{said}: the store to say {run.state.value} (it says {row_state()})")
+
+
 def check_after(said: str, runs: list[Any], sweep: Any) -> None:
     """Each run (none when the Ctrl-C came before one began) ended, and the kernel and the
     store agree; nothing of it is left in the process; ``sweep``'s next run completes."""
     for run in runs:
         assert run.wait_finished(60), f"{said}: run {run.id} never finished ({run.state})"
         assert run.state.value in ENDED, f"{said}: run ended {run.state}"
-        with open_store() as store:
-            row = store.get_run(run.id, counts=False, parameters=False)
-        assert row is not None and row.state == run.state.value, \
-            f"{said}: the store has {row and row.state}, the run {run.state}"
+        store_agrees(said, run)
     assert not at_exit._unfinished, f"{said}: still to be ended at exit"
     assert gc_policy.runs_going() == 0, f"{said}: the collector still counts a run going"
     # (A Ctrl-C as the last call's capture ends may leave its proxies in, writing through to

@@ -20,34 +20,22 @@ from typing import Any
 
 import pytest
 
-from interrupt_checks import check_after, interrupted, points_of
+from interrupt_checks import (
+    check_after,
+    interrupted,
+    one,
+    points_of,
+    quiet_progress,  # noqa: F401  (an autouse fixture)
+    sweep_on,
+)
 from interrupt_points import Landing
-from labloom import LocalExecutor, flow, task
+from labloom import LocalExecutor, flow
 from labloom.core.at_exit import end_interrupted
 from run_helpers import runs_started
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LABLOOM_PROGRESS", "0")  # hundreds of runs: no terminal lines
-
-
-@task
-def one(x: int) -> int:
-    return x + 1
-
-
-@task
-def total(xs: list[int]) -> int:
-    return sum(xs)
-
-
 def _sweep(executor: str) -> Any:
-    @flow(name=f"sweep_{executor}", executor=executor)
-    def sweep() -> int:
-        return total(one.map(range(3)))
-
-    return sweep
+    return sweep_on(executor, f"sweep_{executor}")
 
 
 def _interrupted_at(number: int, go: Callable[[], Any], at: str | None = None

@@ -12,32 +12,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from cli_helpers import wait_for
-from interrupt_checks import check_after, interrupted, points_of
+from interrupt_checks import (
+    THREADING,
+    check_after,
+    interrupted,
+    points_of,
+    quiet_progress,  # noqa: F401  (an autouse fixture)
+    sweep_on,
+)
 from interrupt_points import Landing
-from labloom import DaskExecutor, flow, task
+from labloom import DaskExecutor
 from run_helpers import runs_started
 
 CLUSTER = {"processes": False, "n_workers": 1, "threads_per_worker": 2, "dashboard_address": ":0"}
 # What a task of a cancelled run must not be left in on the scheduler.
 _PENDING = ("released", "waiting", "queued", "no-worker", "processing")
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
-
-
-@task
-def one(x: int) -> int:
-    return x + 1
-
-
-@task
-def total(xs: list[int]) -> int:
-    return sum(xs)
 
 
 def _states(dask_scheduler: Any) -> dict[str, str]:
@@ -52,7 +42,6 @@ def _left_on(executor: DaskExecutor, run_id: str) -> dict[str, str]:
 
 # Where a run begins, is handed to Dask and ends, and threading's own Python (an Event's
 # set takes its lock there): every point, one in ``_EVERY`` elsewhere.
-THREADING = ("threading.py",)
 _EDGES = ("executors/dask", "core/engine.py", "core/at_exit.py", "core/interrupts_held.py",
           "core/handing_over.py", "store/", *THREADING)
 _EVERY = 8
@@ -61,10 +50,7 @@ _EVERY = 8
 def test_a_dask_run_interrupted_anywhere_ends_cancelled_with_nothing_left_on_the_cluster() -> None:
     executor = DaskExecutor(**CLUSTER)
 
-    @flow(name="sweep_dask", executor=executor)
-    def sweep() -> int:
-        return total(one.map(range(3)))
-
+    sweep = sweep_on(executor, "sweep_dask")
     found = points_of(sweep.run, THREADING)
     assert len(found) > 300, "the harness traced nearly nothing: it proves nothing"
     assert any(where.startswith("executors/dask") for where in found), found

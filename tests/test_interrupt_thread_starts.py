@@ -12,25 +12,19 @@ from typing import Any
 
 import pytest
 
-from interrupt_checks import interrupted, points_of
+from interrupt_checks import (
+    THREADING,
+    interrupted,
+    one,
+    points_of,
+    quiet_progress,  # noqa: F401  (an autouse fixture)
+)
 from interrupt_points import Landing, thread_start
-from labloom import FlowRun, ThreadExecutor, flow, task
+from labloom import FlowRun, ThreadExecutor, flow
 from labloom.store import open_store
 from labloom.store.db import get_database
 from labloom.store.recorder import Recorder
 from labloom.store.writer_registry import writer_for, writers
-
-THREADING = ("threading.py",)
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LABLOOM_PROGRESS", "0")
-
-
-@task
-def one(x: int) -> int:
-    return x + 1
 
 
 def _one_thread_flow() -> Any:

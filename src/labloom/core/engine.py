@@ -27,9 +27,10 @@ from .flow_retries import FlowAttempts, outcome
 from .flow_timeout import FlowClock
 from .futures import MappedFuture, TaskFuture, find_futures
 from .hooks import Limiter
-from .interrupts_held import InterruptsHeld, set_surely
+from .interrupts_held import InterruptsHeld, set_surely, wait_held
 from .launching import LAUNCHING, Launcher
 from .observers import FailureHooks, run_starts
+from .restarting import Driver, check_retriable
 from .run_logs import RunLogs
 from .secrets import recorded_parameters
 from .sink_registry import register_local_run, unregister_local_run
@@ -165,7 +166,7 @@ class RunEngine:
 
     def start(self, background: bool = False) -> None:
         # A Ctrl-C anywhere on the way to the run's driver ends it Cancelled (was left Running).
-        driving = False  # from when its own thread may end it
+        driver = Driver()  # from when its own thread started, that thread ends the run
         try:
             run_starts(self.handle)  # the store, progress, views: before anything can happen
             started = self._start_executor()
@@ -173,18 +174,15 @@ class RunEngine:
             if started:
                 self.clock.start()
             if background:
-                driver = threading.Thread(target=contextvars.copy_context().run,
-                                          args=(self._drive, started),
-                                          name=f"labloom-{self.id}", daemon=True)
-                driving = True
-                driver.start()
+                driver.start(f"labloom-{self.id}", contextvars.copy_context().run, self._drive,
+                             started)
             elif not self._drive(started) and self.body_error is not None:
                 raise self.body_error  # its executor never started: as it would at once
         except KeyboardInterrupt:
             if self._created is None:
                 self._announce()  # recorded, as a run whose executor could not start
             self.cancel("interrupted")
-            if not driving:
+            if driver.thread is None:
                 self._finalize()
             raise
 
@@ -292,7 +290,7 @@ class RunEngine:
 
     def wait_finished(self, timeout: float) -> bool:
         """Wait for the run to be finished and recorded, without driving the executor."""
-        return self.finished.wait(timeout)
+        return wait_held(self.finished, timeout)  # a Ctrl-C anywhere: see interrupts_held
 
     def finish_now(self) -> None:
         """Finish a cancelled run from this thread (at process exit: its own may be stuck)."""
@@ -351,35 +349,38 @@ class RunEngine:
         self.launcher.work()
 
     def retry(self, background: bool) -> None:
-        with self.lock:
-            if not self.finished.is_set():
-                raise RuntimeError(
-                    f"flow run {self.id} is still {self.state}; wait() or cancel() it first"
-                )
-            if self.body_error is not None:
-                raise RuntimeError(
-                    f"flow run {self.id} failed in the flow body itself "
-                    f"({type(self.body_error).__name__}); fix it and run the flow again"
-                )
-            self.finished.clear()
-            self._finalizing = False
-            self.graph.cancelled = None
-            self.message = ""
-            self.ended = None
-            self.reruns += 1
-            self.attempts.start_over()
-            self._run_finished = None
-            self.bus.reopen()
-            register_local_run(self.id, self.sink)
-            at_exit.track(self.handle)
-            self._set_run_state(State.RUNNING)
-            self.graph.reset_bad(self.sink.forget_values, self.executor.lost)
-        self.clock.start()
-        self.launcher.work()
-        if background:
-            threading.Thread(target=self._finish, name=f"labloom-{self.id}", daemon=True).start()
-        else:
-            self._finish()
+        restarted, driver = False, Driver()
+        try:
+            # Whole or not at all (restarting.py): ``finished.clear()`` takes the event's lock
+            # in Python, ``bus.reopen()`` starts the delivery threads.
+            with InterruptsHeld(), self.lock:
+                check_retriable(self)
+                self.finished.clear()
+                self._finalizing = False
+                self.graph.cancelled = None
+                self.message = ""
+                self.ended = None
+                self.reruns += 1
+                self.attempts.start_over()
+                self._run_finished = None
+                self.bus.reopen()
+                register_local_run(self.id, self.sink)
+                at_exit.track(self.handle)
+                self._set_run_state(State.RUNNING)
+                self.graph.reset_bad(self.sink.forget_values, self.executor.lost)
+                restarted = True
+            self.clock.start()
+            self.launcher.work()
+            if background:
+                driver.start(f"labloom-{self.id}", self._finish)
+            else:
+                self._finish()
+        except KeyboardInterrupt:
+            if restarted:  # Running again: ended here, unless its own thread does
+                self.cancel("interrupted")
+                if driver.thread is None:
+                    self._finalize()
+            raise
 
     # --- waiting and results ----------------------------------------------------------------
 

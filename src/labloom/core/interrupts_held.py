@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
 from .signal_internals import get_handler, set_handler
 
 _SIGNALS = (int(signal.SIGINT), int(signal.SIGTERM))  # ints: what ``_signal`` takes
+HELD_WAIT = 0.2  # seconds of a held wait's slice: a Ctrl-C ends the wait that much later at most
+_holding: list[InterruptsHeld] = []  # the main thread's holds going on, outermost first
 
 
 class InterruptsHeld:
@@ -45,6 +48,8 @@ class InterruptsHeld:
         except BaseException:  # the other signal, not held yet, came meanwhile
             _put_back(self._saved)
             raise
+        if self._saved:  # (a signal now is noted: nothing raises between the swap and here)
+            _holding.append(self)
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
         self._came.append(signum)
@@ -52,12 +57,21 @@ class InterruptsHeld:
     def __exit__(self, *exc_info: object) -> None:
         if not self._saved:
             return
+        _holding.remove(self)  # before the handlers go back: no signal raises meanwhile
         saved = dict(self._saved)
         try:
             _put_back(self._saved)
         finally:
             for signum in self._came:  # the first raises (KeyboardInterrupt) as it would have
                 saved[signum](signum, None)
+
+
+def pending() -> bool:
+    """Whether a Ctrl-C (or SIGTERM) came during a hold still going, to be raised as it ends.
+    A bounded wait inside one, by any thread, gives up then: the store's last commit, which a
+    run's end waits for (up to ``recorder.FINAL_WAIT``) held, is not waited for when the user
+    asked to stop (the writer still writes it)."""
+    return any(hold._came for hold in tuple(_holding))
 
 
 def _put_back(saved: list[tuple[int, Any]]) -> None:
@@ -85,3 +99,20 @@ def set_surely(event: threading.Event, lock: Any, then: Any) -> None:
             interrupt = exc
     if interrupt is not None:
         raise interrupt
+
+
+def wait_held(event: threading.Event, timeout: float | None) -> bool:
+    """``event.wait(timeout)`` in held slices of ``HELD_WAIT`` seconds: a Ctrl-C is raised
+    between two, never inside threading's own Python. There ``Event.wait`` takes its lock
+    (``Condition.__enter__``): one landing as that returned kept the lock for good, and every
+    later wait on the event, and its ``set``, waited for ever (``run.wait_finished``); one in
+    ``Condition.wait`` between the lock let go and its ``try`` raised RuntimeError in place of
+    KeyboardInterrupt (tests/test_interrupt_waits.py)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = HELD_WAIT if deadline is None else min(HELD_WAIT, deadline - time.monotonic())
+        with InterruptsHeld():
+            if event.wait(max(left, 0.0)):
+                return True
+        if left <= 0:
+            return False

@@ -30,6 +30,8 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
     its downstream failed as "cancelled" when reused) counts as bad. Only the map ``within``
     when given (a flow body's rerun calls it again: what is downstream, it calls later).
     Returns the task runs reset."""
+    if within is None:
+        _recount(graph)
     to_reset: dict[int, TaskRun] = {}
     # A placeholder an earlier retry replaced is history (``retired``): reset, it launched
     # as a call of the map's task with no inputs.
@@ -92,6 +94,17 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
             finished += graph.resolve(tr)
     graph.settle(finished)
     return list(to_reset.values())
+
+
+def _recount(graph: TaskGraph) -> None:
+    """The graph's counts made again from the states, for a retry of a finished run: a Ctrl-C
+    landing between a task run's final state and its count (``TaskGraph.set_final``, whose
+    run it cancelled) left one open for good, and the retry waited for ever for it to close
+    (tests/test_interrupt_retry.py)."""
+    graph.open = sum(not tr.done for tr in graph.task_runs) + \
+        sum(not node.expanded for node in graph.maps)
+    for node in graph.maps:
+        node.children_done = sum(child.done for child in node.children)
 
 
 def reset_call(graph: TaskGraph, tr: TaskRun, forget_values: Callable[[str], None]) -> None:

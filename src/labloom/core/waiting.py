@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .interrupts_held import InterruptsHeld
+from .interrupts_held import HELD_WAIT, InterruptsHeld
 
 if TYPE_CHECKING:
     from .engine import RunEngine
@@ -28,12 +28,13 @@ def wait_for_end(engine: RunEngine, timeout: float | None) -> State:
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while not engine.finished.is_set():
-            remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            remaining = HELD_WAIT if deadline is None else \
+                min(HELD_WAIT, deadline - time.monotonic())
             if remaining <= 0:
                 break
             if engine.executor.run_pending():
                 continue
-            with InterruptsHeld():  # see below: up to 0.2 s later, never a jammed wait
+            with InterruptsHeld():  # see below: HELD_WAIT later at most, never jammed
                 engine.finished.wait(remaining)
     except KeyboardInterrupt:
         engine.cancel("interrupted")

@@ -26,6 +26,7 @@ from ..core.tasks import Task, task
 from ..export.magic_grammar import flow_help, parse_flow_line, parse_tasks_line, tasks_help
 from . import history
 from .cellflow import cell_flow, resolved_names
+from .late_interrupts import ignore_late_interrupts
 from .print_tail import PrintTail
 from .settings import ENV, settings
 from .tracebacks import in_one_line, show_from_cells
@@ -361,3 +362,4 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(LabloomMagics)
     settings(ipython)
     history.start_recording()
+    ignore_late_interrupts(ipython)

@@ -5,7 +5,8 @@ recorder only queues them. The writer thread writes what has queued about 0.1 s 
 transaction (``commits.py``): ten commits a second of a busy run, not one per event, and never
 seconds behind it; caught up, it lets what comes gather until ``GATHER`` seconds after its
 last transaction began, unless someone waits for it. When a run ends, its recorder waits for
-the final commit: once ``run.wait()`` returns, the store agrees.
+the final commit: once ``run.wait()`` returns, the store agrees (unless a Ctrl-C came as the
+run ended: then it is written behind, ``Writer.wait``).
 
 While a run of this process is open the writer refreshes its heartbeat; the reader marks a
 run Crashed when its process is gone or its heartbeat is stale (see ``reader.reconcile``).
@@ -45,7 +46,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from ..core import events as ev
-from ..core.interrupts_held import InterruptsHeld
+from ..core.interrupts_held import HELD_WAIT, InterruptsHeld, pending
 from . import store_clock, unanswered_commits
 from .commits import CommitSize
 from .db import Conn, Database, file_identity, is_transient, short_error, tables_gone
@@ -194,13 +195,26 @@ class Writer:
         return self._backlog <= self._ahead() or self._written != written
 
     def wait(self, seq: int | None = None, timeout: float = FINAL_WAIT) -> bool:
-        """Block until everything queued (up to ``seq``) is written or dropped."""
+        """Block until everything queued (up to ``seq``) is written or dropped. Given up when
+        a Ctrl-C waits to be raised at the end of a held section (a run's end waits for its
+        last commit inside one: interrupts_held.pending) and nothing was written since the
+        last look (a store slow to answer); what is queued stays queued, written as the store
+        allows. Held slices: see ``interrupts_held.wait_held``."""
+        deadline = time.monotonic() + timeout
         with self._lock:
             target_seq = self._queued if seq is None else seq
             self._hurry += 1
             self._cond.notify_all()
             try:
-                return self._cond.wait_for(lambda: self._written >= target_seq, timeout)
+                written = -1
+                while self._written < target_seq:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or (self._written == written and pending()):
+                        return False
+                    written = self._written
+                    with InterruptsHeld():
+                        self._cond.wait(min(left, HELD_WAIT))
+                return True
             finally:
                 self._hurry -= 1
 
