@@ -6,8 +6,9 @@ per attempt, and the failure names its cause once: the server refused the creden
 host or port, a network cut: passing, so the writer waits it out). The pool's own retries are
 not logged one by one (``psycopg.pool`` would print each); the store says once what happened.
 Nor is psycopg's "error ignored terminating <psycopg.Pipeline [BAD]>: the connection is lost"
-(or ``Copy``), said when a statement batch or a COPY of labloom's broke with its connection (a
-server's crash): the error that broke it is raised, and the store reports it.
+(or a ``Copy``'s, a transaction's rollback's), said when a statement batch, a COPY or a
+transaction of labloom's broke with its connection (a server's crash): the error that broke it
+is raised, and the store reports it.
 """
 
 from __future__ import annotations
@@ -66,10 +67,12 @@ _quiet = _QuietPool()
 
 
 class _QuietBrokenExit(logging.Filter):
-    """Drops psycopg's warning that leaving a pipeline or a COPY failed too ("error ignored
-    terminating %r: %s", then "exiting") when the connection is labloom's and broken: the
-    error raised inside it is the one labloom reports ("the store cannot be written"). Any
-    other connection's, or one still working, is shown."""
+    """Drops psycopg's warning that leaving a block failed too, after the error that ended it
+    ("error ignored terminating <psycopg.Pipeline [BAD]>" or ``Copy``, "error ignored in
+    rollback of <psycopg.Transaction ...>" or "on <psycopg.Connection ...>"), when the
+    connection is labloom's and broken: the error raised in the block is the one labloom
+    reports ("the store cannot be written"). Any other connection's, or one still working, is
+    shown, and so is all else psycopg says."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
@@ -81,9 +84,9 @@ class _QuietBrokenExit(logging.Filter):
         first = args[0]
         if isinstance(first, psycopg.Copy):
             first = first.connection
-        elif not isinstance(first, psycopg.Pipeline):
+        elif not isinstance(first, (psycopg.Pipeline, psycopg.Transaction, psycopg.Connection)):
             return True
-        pgconn = getattr(first, "pgconn", None)  # public on both; absent: shown
+        pgconn = getattr(first, "pgconn", None)  # public on each; absent: shown
         try:
             broken = pgconn.status == psycopg.pq.ConnStatus.BAD
             ours = pgconn.parameter_status(b"application_name") == APPLICATION.encode()
@@ -110,7 +113,8 @@ def open_pool(url: str, display: str) -> Any:
             f"[labloom] the store {display} is PostgreSQL, which needs psycopg: {POSTGRES_HINT}"
         ) from None
     logging.getLogger("psycopg.pool").addFilter(_quiet)
-    logging.getLogger("psycopg").addFilter(_quiet_exit)
+    for name in ("psycopg", "psycopg.transaction"):  # the rollback's is said on the latter
+        logging.getLogger(name).addFilter(_quiet_exit)
     wait = connect_wait()
     try:
         first = psycopg.connect(_conninfo(url), connect_timeout=max(1, round(wait)),
