@@ -86,11 +86,11 @@ class _QuietBrokenExit(logging.Filter):
             first = first.connection
         elif not isinstance(first, (psycopg.Pipeline, psycopg.Transaction, psycopg.Connection)):
             return True
-        pgconn = getattr(first, "pgconn", None)  # public on each; absent: shown
+        pgconn: Any = getattr(first, "pgconn", None)  # public on each; absent: shown
         try:
             broken = pgconn.status == psycopg.pq.ConnStatus.BAD
             ours = pgconn.parameter_status(b"application_name") == APPLICATION.encode()
-        except Exception:  # noqa: BLE001 - a record is shown rather than lost
+        except Exception:  # a record is shown rather than lost
             return True
         return not (broken and ours)
 
