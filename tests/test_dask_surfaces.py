@@ -172,6 +172,27 @@ def test_cli_address_overrides_the_flows_declared_executor(cluster, labloom_home
     assert "needs the dask executor, not 'local'; drop --executor or --address" in clash.stderr
 
 
+def test_cli_run_on_the_embedded_cluster_says_its_dashboard_link(labloom_home, tmp_path):
+    """`labloom run` on Dask says where the cluster's dashboard is, as the cell's and Lab's
+    "Dask dashboard" links do: the link the run's record keeps (port 8787, or another one when
+    8787 is taken), once the cluster is up, before the run's end."""
+    (tmp_path / "flows_file.py").write_text(FLOWS_FILE)
+    done = labloom(labloom_home, "run", "flows_file.py:remote", "--executor", "dask",
+                   cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (record,) = json.loads(labloom(labloom_home, "runs", "--json").stdout)
+    shown = json.loads(labloom(labloom_home, "show", record["id"], "--json").stdout)
+    link = shown["metadata"]["dashboard"]
+    assert link.startswith("http://") and link.endswith("/status")
+    lines = done.stderr.splitlines()
+    said = [n for n, line in enumerate(lines) if "dashboard" in line]
+    assert [lines[n] for n in said] == [f"labloom: Dask dashboard: {link}"], done.stderr
+    started = lines.index(f"labloom: flow 'remote' run {record['id']} started on dask")
+    ended = next(n for n, line in enumerate(lines)
+                 if line.startswith(f"labloom: run {record['id']} Completed"))
+    assert started < said[0] < ended, done.stderr
+
+
 FAILS_ONCE_FILE = '''
 import os
 from labloom import flow, task

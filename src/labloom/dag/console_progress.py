@@ -5,6 +5,9 @@ On a terminal it redraws a compact table (one row per graph node: done / running
 otherwise it prints plain lines: start, failures and retries, each node as it completes, end.
 It writes to stderr, as labloom's own messages do, so a flow's prints alone go to stdout and
 can be piped; the start line is written when the run is attached, before any task prints.
+A run on Dask then says its dashboard's link ("labloom: Dask dashboard: http://...:8787/status",
+what the cell's and Lab's "Dask dashboard" links open) once its cluster is up: the start line
+comes before the cluster starts (seconds, for the embedded one), so it cannot hold the link.
 Names and messages come from tasks: shown as the CLI shows them (``terminal_text.printable``),
 never able to drive the terminal (a task named with U+202E read backwards, an exception's
 message holding ESC ]0; retitled the window).
@@ -77,6 +80,7 @@ class ConsoleProgress:
         self._announced: set[str] = set()
         self.started = time.time()
         self.stream_failed = False  # see ``_write``
+        self.dashboard: Any = None  # the Dask dashboard's link, once said
 
     def __call__(self, batch: Sequence[ev.Event]) -> None:
         # A state change, most of a run's events, handled here: a call and an ``isinstance``
@@ -114,6 +118,10 @@ class ConsoleProgress:
                                              _PENDING, event.node_id]
         elif isinstance(event, ev.RunCreated):
             self.started = event.time
+            link = event.metadata.get("dashboard")
+            if link and link != self.dashboard:
+                self.dashboard = link
+                self._line(f"labloom: Dask dashboard: {link}")
         elif isinstance(event, ev.NodeCreated):
             self.nodes[event.node_id] = _NodeCounts(printable(event.name))
         elif isinstance(event, ev.RunStateChanged) and event.message:

@@ -5,6 +5,10 @@ per attempt, and the failure names its cause once: the server refused the creden
 28P01 / 28000: fix the URL, waiting will not help), or it could not be reached (down, wrong
 host or port, a network cut: passing, so the writer waits it out). The pool's own retries are
 not logged one by one (``psycopg.pool`` would print each); the store says once what happened.
+Nor is psycopg's "error ignored terminating <psycopg.Pipeline [BAD]>: the connection is lost"
+(or a ``Copy``'s, a transaction's rollback's), said when a statement batch, a COPY or a
+transaction of labloom's broke with its connection (a server's crash): the error that broke it
+is raised, and the store reports it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .psycopg_internals import pool_name_of
 URL_ENV = "LABLOOM_DATABASE_URL"
 POSTGRES_HINT = "pip install 'labloom[postgres]' (psycopg and psycopg-pool)"
 POOL_NAME = "labloom"
+APPLICATION = "labloom"  # its connections' application_name: how they are known (_quiet_exit)
 OLDEST = 100000  # PostgreSQL 10 (``server_version_num``)
 _AUTH_STATES = ("28P01", "28000")  # invalid password; invalid authorization (pg_hba, role)
 
@@ -61,6 +66,38 @@ class _QuietPool(logging.Filter):
 _quiet = _QuietPool()
 
 
+class _QuietBrokenExit(logging.Filter):
+    """Drops psycopg's warning that leaving a block failed too, after the error that ended it
+    ("error ignored terminating <psycopg.Pipeline [BAD]>" or ``Copy``, "error ignored in
+    rollback of <psycopg.Transaction ...>" or "on <psycopg.Connection ...>"), when the
+    connection is labloom's and broken: the error raised in the block is the one labloom
+    reports ("the store cannot be written"). Any other connection's, or one still working, is
+    shown, and so is all else psycopg says."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if (record.levelno != logging.WARNING or not args
+                or not str(record.msg).startswith("error ignored ")):
+            return True
+        import psycopg
+
+        first = args[0]
+        if isinstance(first, psycopg.Copy):
+            first = first.connection
+        elif not isinstance(first, (psycopg.Pipeline, psycopg.Transaction, psycopg.Connection)):
+            return True
+        pgconn: Any = getattr(first, "pgconn", None)  # public on each; absent: shown
+        try:
+            broken = pgconn.status == psycopg.pq.ConnStatus.BAD
+            ours = pgconn.parameter_status(b"application_name") == APPLICATION.encode()
+        except Exception:  # a record is shown rather than lost
+            return True
+        return not (broken and ours)
+
+
+_quiet_exit = _QuietBrokenExit()
+
+
 def _conninfo(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
@@ -76,10 +113,12 @@ def open_pool(url: str, display: str) -> Any:
             f"[labloom] the store {display} is PostgreSQL, which needs psycopg: {POSTGRES_HINT}"
         ) from None
     logging.getLogger("psycopg.pool").addFilter(_quiet)
+    for name in ("psycopg", "psycopg.transaction"):  # the rollback's is said on the latter
+        logging.getLogger(name).addFilter(_quiet_exit)
     wait = connect_wait()
     try:
         first = psycopg.connect(_conninfo(url), connect_timeout=max(1, round(wait)),
-                                application_name="labloom")
+                                application_name=APPLICATION)
     except psycopg.Error as exc:
         raise failure(exc, url, display) from None
     version = first.info.server_version  # told as it connected: no round trip
@@ -94,7 +133,7 @@ def open_pool(url: str, display: str) -> Any:
     pool = ConnectionPool(
         _conninfo(url), min_size=1, max_size=size, open=False, name=POOL_NAME,
         kwargs={"autocommit": True, "connect_timeout": max(1, round(wait)),
-                "application_name": "labloom"},
+                "application_name": APPLICATION},
         check=ConnectionPool.check_connection, timeout=30,
     )
     pool.open(wait=False)
@@ -107,7 +146,7 @@ def diagnose(url: str, display: str) -> StoreUnavailableError:
 
     try:
         psycopg.connect(_conninfo(url), connect_timeout=max(1, round(connect_wait())),
-                        application_name="labloom").close()
+                        application_name=APPLICATION).close()
     except psycopg.Error as exc:
         return failure(exc, url, display)
     return StoreUnreachableError(
