@@ -260,7 +260,7 @@ class RunEngine:
             raise
         except BaseException as exc:
             self.body_error = exc
-            with self.lock:
+            with InterruptsHeld(), self.lock:  # whole, as ``cancel``
                 self.graph.cancel(f"not started: the flow body raised {type(exc).__name__}",
                                   started_too=False)
         else:
@@ -336,7 +336,7 @@ class RunEngine:
         self.emit(ev.RunStateChanged(self.id, state, time.time(), said))
 
     def cancel(self, reason: str) -> None:
-        with self.lock:
+        with InterruptsHeld(), self.lock:  # whole: a task run's end cut short holds a slot
             if self.finished.is_set() or self.graph.cancelled is not None:
                 return
             self.graph.cancelled = reason

@@ -246,9 +246,20 @@ class Inbox:
                         # At most a batch per hold: the flow body, a cancel or a view
                         # waiting for the lock get it between batches.
                         for _ in range(min(len(items), BATCH)):
-                            apply, args, then = items.popleft()
+                            # Taken off once applied: one a Ctrl-C cut short stays for the
+                            # next drain (``given_back``), applied again whole (its task
+                            # runs ended are stale then). Lost, a local call's end left the
+                            # slot its cancel kept for it taken for good.
+                            apply, args, then = items[0]
                             launch = launch or then
-                            apply(*args)
+                            try:
+                                apply(*args)
+                            except KeyboardInterrupt:
+                                raise
+                            except BaseException:
+                                items.popleft()
+                                raise
+                            items.popleft()
                     finally:
                         try:
                             if self._filled:

@@ -24,6 +24,7 @@ from .futures import MappedFuture, allow_failure, replace_futures
 from .handing_over import Launched, Prepared, submit_all
 from .hooks import Limiter, executor_limiter, hooks
 from .inbox import Inbox
+from .interrupts_held import InterruptsHeld
 from .late_slots import LateSlots
 from .logs import prints_shown_elsewhere
 from .lost_inputs import lost_input, lost_input_error, lost_note
@@ -83,11 +84,14 @@ class Launcher:
 
     def release_slot(self, tr: TaskRun) -> None:
         if tr.holds_slot:
-            tr.holds_slot = False
-            if tr.state is not State.CANCELLED or tr.started is None or tr.id in self._timers \
-                    or not self.executor.reports_cancelled_calls \
-                    or self.late.keep(tr.id, tr.attempts, self.engine.reruns):  # call runs on
+            # Queued before the flag goes: a Ctrl-C between the two (``TaskGraph.cancel``
+            # repairs an end it cut short) leaves it queued once, not lost.
+            if (tr.state is not State.CANCELLED or tr.started is None or tr.id in self._timers
+                    or not self.executor.reports_cancelled_calls
+                    or self.late.keep(tr.id, tr.attempts, self.engine.reruns)) \
+                    and tr not in self._releases:  # (a few: those of a limit's slots)
                 self._releases.append(tr)
+            tr.holds_slot = False
 
     def stop_timers(self) -> None:
         for timer in self._timers.values():
@@ -188,18 +192,23 @@ class Launcher:
         """Give back slots, ask for slots and launch what is ready, until nothing is left."""
         lock = self.engine.lock
         while True:
+            if self._releases:
+                self._give_back()
             with lock:  # the room is read and taken at once: the rest wait, launched as calls end
                 ready_n = len(self._ready)
-                if not ready_n and not self._releases:
-                    # Nothing to launch nor give back, the most common case (a small run
-                    # calls ``work`` after about every task run's end): the room unasked.
+                if not ready_n:
+                    # Nothing to launch, the most common case (a small run calls ``work``
+                    # after about every task run's end): the room unasked.
+                    if self._releases:
+                        continue  # queued meanwhile
                     return
                 room = self.executor.room()
                 take = ready_n if room is None else min(ready_n, room - self._reserved)
-                if take <= 0 and not self._releases:
+                if take <= 0:
+                    if self._releases:
+                        continue
                     return
-                releases = [self._releases.popleft() for _ in range(len(self._releases))]
-                ready = [self._ready.popleft() for _ in range(max(take, 0))]
+                ready = [self._ready.popleft() for _ in range(take)]
                 if self._releasing and ready:
                     # A slot another thread is still giving back: that thread asks for it
                     # again once done (its loop reads ``_ready`` again). Asked first, the late
@@ -208,16 +217,12 @@ class Launcher:
                     if waits:
                         ready = [tr for tr in ready if tr.id not in self._releasing]
                         self._ready.extend(waits)
-                if not ready and not releases:
+                if not ready:
                     return
                 take = len(ready)
                 self._reserved += take
-                released = [tr.id for tr in releases]
-                self._releasing.update(released)
             submitted = 0  # reservations ``_launch`` gave back as it submitted
             try:
-                for tr in releases:
-                    self.limiter.release(tr.task.tags, tr.id)
                 for first in range(0, len(ready), LAUNCH_BLOCK):
                     self.engine.bus.pace()  # the store keeps up, or memory grows with its queue
                     block: list[TaskRun] = []
@@ -233,17 +238,39 @@ class Launcher:
             finally:
                 # What was not submitted (waits for a slot, ended meanwhile, or an error) goes
                 # back; this thread then reads the room again, so nothing ready is left waiting.
-                if take > submitted or released:
+                if take > submitted:
                     with lock:
                         self._reserved -= take - submitted
-                        self._releasing.difference_update(released)
-                        if released:
-                            self.engine.changed.notify_all()  # ``given_back`` may wait
+
+    def _give_back(self) -> None:
+        """Give back the slots queued by ended task runs, whole: interrupts held (in the main
+        thread), as a Ctrl-C after they were taken off the queue lost them, and every later
+        run behind the limit waited for ever (tests/test_interrupt_slots.py). The store's
+        give-back is one short write: ``_finalize`` waits for it held too (``given_back``)."""
+        lock = self.engine.lock
+        with InterruptsHeld():
+            with lock:
+                releases = [self._releases.popleft() for _ in range(len(self._releases))]
+                released = [tr.id for tr in releases]
+                self._releasing.update(released)
+            try:
+                for tr in releases:
+                    self.limiter.release(tr.task.tags, tr.id)
+            finally:
+                with lock:
+                    self._releasing.difference_update(released)
+                    self.engine.changed.notify_all()  # ``given_back`` may wait
 
     def given_back(self, timeout: float = RELEASE_WAIT) -> None:
         """Give back the slots of the ended task runs, and wait (at most ``timeout`` s) for
         those another thread is giving back: a run is not finished while the store still shows
-        its slots held (the next run of the same limit would wait for them)."""
+        its slots held (the next run of the same limit would wait for them). Reports a Ctrl-C
+        left unapplied are applied first: a call's end gives back what its cancel kept."""
+        self.inbox.drain()
+        if self._early:  # outcomes a Ctrl-C left before ``_apply_early`` took them
+            with self.engine.lock:
+                for tr in [tr for tr in self.engine.graph.task_runs if tr.id in self._early]:
+                    self._apply_early(tr, None)
         self.work()
         deadline = time.monotonic() + timeout
         with self.engine.lock:
@@ -304,15 +331,24 @@ class Launcher:
                     if tr.attempts == attempt and rerun == engine.reruns \
                             and tr.handle is LAUNCHING:
                         tr.handle = handle
-                    early = (self._early.pop(tr.id, None) if self._early else None) or early
                     if tr.done and handle is not None:
                         stale.append(handle)
-                    if early is not None:
-                        self.outcome(tr, *early)
+                    if early is not None or self._early:
+                        self._apply_early(tr, early)
                 engine.changed.notify_all()
             if stale:
                 self.executor.cancel(stale)  # cancelled while they were being submitted
         return len(launched)
+
+    def _apply_early(self, tr: TaskRun, early: tuple[int, int, Outcome] | None) -> None:
+        """The outcome reported while ``tr``'s call was being submitted, taken and applied
+        whole (interrupts held; few calls end before their submit returns): a Ctrl-C between
+        lost a returned call's end, and the slot its run's cancel kept for the call was taken
+        for good (tests/test_interrupt_slots.py)."""
+        with InterruptsHeld():
+            early = (self._early.pop(tr.id, None) if self._early else None) or early
+            if early is not None:
+                self.outcome(tr, *early)
 
     def returned(self, items: list[tuple[TaskRun, int, int, float, float]]) -> None:
         """Calls that returned (``executor.report_returned``): (task run, attempt, rerun,

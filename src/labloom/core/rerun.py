@@ -31,7 +31,7 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
     when given (a flow body's rerun calls it again: what is downstream, it calls later).
     Returns the task runs reset."""
     if within is None:
-        _recount(graph)
+        recount(graph)
     to_reset: dict[int, TaskRun] = {}
     # A placeholder an earlier retry replaced is history (``retired``): reset, it launched
     # as a call of the map's task with no inputs.
@@ -96,11 +96,12 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
     return list(to_reset.values())
 
 
-def _recount(graph: TaskGraph) -> None:
-    """The graph's counts made again from the states, for a retry of a finished run: a Ctrl-C
-    landing between a task run's final state and its count (``TaskGraph.set_final``, whose
-    run it cancelled) left one open for good, and the retry waited for ever for it to close
-    (tests/test_interrupt_retry.py)."""
+def recount(graph: TaskGraph) -> None:
+    """The graph's counts made again from the states, for a retry of a finished run or a
+    cancel: a Ctrl-C landing between a task run's final state and its count
+    (``TaskGraph.set_final``, whose run it cancelled) left one open for good, and the retry
+    waited for ever for it to close (tests/test_interrupt_retry.py), as did the run's own
+    thread after a ``run.wait()`` the Ctrl-C cancelled (tests/test_interrupt_slots.py)."""
     graph.open = sum(not tr.done for tr in graph.task_runs) + \
         sum(not node.expanded for node in graph.maps)
     for node in graph.maps:

@@ -19,7 +19,7 @@ from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_fu
 from .map_nodes import MapNode, add_dependent, created_events, waiting_for_width
 from .mapping import MapSources, expand_map, holds_no_future
 from .replay import snapshot_of
-from .rerun import reset_bad
+from .rerun import recount, reset_bad
 from .state_blocks import changed
 from .states import State
 from .task_runs import TaskRun
@@ -386,12 +386,17 @@ class TaskGraph:
                 finished += self.fail_map(node, State.CANCELLED, reason)
         for tr in self.task_runs:
             if tr.done or (tr.handle is not None and not started_too):
+                if tr.done and tr.holds_slot:  # its end cut short by a Ctrl-C: its slot goes
+                    self.owner.on_final(tr)    # back (never, before: the next run waited)
                 continue
             if tr.handle is not None:
                 launched.append(tr)
             self.set_final(tr, State.CANCELLED, reason)
             finished.append(tr)
         self.settle(finished)
+        recount(self)  # and its count: the run's own thread waits for it to reach 0
+        if self.open == 0:
+            self.owner.all_closed()
         return launched
 
     # --- after the run ----------------------------------------------------------------------
