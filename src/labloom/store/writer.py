@@ -36,7 +36,6 @@ retires at once, what waits and what its runs still send dropped and counted (``
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
@@ -148,13 +147,20 @@ class Writer:
             # Hold the caller (a run's delivery thread: the engine waits on its queue) while
             # more than a transaction waits and the backlog shrinks: what waits here is
             # behind what is queued, while in the delivery's queue a run's states pass a
-            # map's announcements. A store making no progress is not waited for.
-            seq = self._queued
+            # map's announcements. A store making no progress is not waited for, nor one
+            # behind while a held Ctrl-C waits (a run's end delivers its last batches in the
+            # main thread): that stays queued. Held slices, as ``wait``.
+            seq, since, written = self._queued, time.monotonic(), self._written
             while not self.is_me() and time.monotonic() >= self._unpaced_until \
-                    and self._backlog > self._ahead() and self._thread is not None:
-                if not self._cond.wait_for(functools.partial(self._moved, self._written),
-                                           ev.NO_PROGRESS):
+                    and self._backlog > self._ahead() and self._thread is not None \
+                    and not pending():
+                if self._written != written:
+                    since, written = time.monotonic(), self._written
+                elif time.monotonic() - since >= ev.NO_PROGRESS:
                     self._unpaced_until = time.monotonic() + 6 * ev.NO_PROGRESS
+                    break
+                with InterruptsHeld():
+                    self._cond.wait(HELD_WAIT)
             return seq
 
     def retire(self, why: str, timeout: float = 5.0) -> bool:
@@ -190,9 +196,6 @@ class Writer:
     def room(self) -> int:
         """What a run's delivery may hand over at once, and let wait (``CommitSize``)."""
         return self.size.events
-
-    def _moved(self, written: int) -> bool:
-        return self._backlog <= self._ahead() or self._written != written
 
     def wait(self, seq: int | None = None, timeout: float = FINAL_WAIT) -> bool:
         """Block until everything queued (up to ``seq``) is written or dropped. Given up when
