@@ -3,10 +3,11 @@ shared by the tests that interrupt runs anywhere, on each executor."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from interrupt_points import Landing
 from labloom import flow, task
 from labloom.core import at_exit, context, gc_policy, logs
 from labloom.store import open_store
+from labloom.store.db import get_database
 
 ENDED = ("Cancelled", "Completed")
 THREADING = ("threading.py",)  # ``Landing(also=...)``: land in threading's own Python too
@@ -112,3 +114,27 @@ def check_after(said: str, runs: list[Any], sweep: Any) -> None:
     # In the background, waited for with a guard: a run that cannot go on fails, not hangs.
     state = sweep.run(background=True).wait(60).value
     assert state == "Completed", f"{said}: the next run did not complete ({state})"
+
+
+@contextlib.contextmanager
+def store_locked(guard: float = 120) -> Iterator[list[bool]]:
+    """The store locked by another connection's write (``BEGIN IMMEDIATE``: nothing commits,
+    as during another process's long write) until the block ends, or ``guard`` seconds passed
+    (a failing test ends). Yields ``[whether it is still locked]``."""
+    blocker = get_database().connect()
+    blocker.execute("BEGIN IMMEDIATE")
+    locked = [True]
+
+    def unlock() -> None:
+        if locked[0]:
+            locked[0] = False
+            blocker.execute("COMMIT")
+
+    timer = threading.Timer(guard, unlock)
+    timer.start()
+    try:
+        yield locked
+    finally:
+        timer.cancel()
+        unlock()
+        blocker.close()

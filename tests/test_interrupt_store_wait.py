@@ -20,6 +20,7 @@ from interrupt_checks import (
     one,
     quiet_progress,  # noqa: F401  (an autouse fixture)
     store_agrees,
+    store_locked,
 )
 from labloom import flow
 from labloom.store import open_store, recorder
@@ -39,37 +40,24 @@ def test_a_ctrl_c_as_a_runs_end_waits_for_a_locked_store_acts_before_the_store_a
 
     sweep.run()  # the store made
     writer = writer_for(get_database())
-    blocker = get_database().connect()
-    blocker.execute("BEGIN IMMEDIATE")  # another process's long write: nothing commits
-    locked = [True]
-
-    def unlock() -> None:
-        if locked[0]:
-            locked[0] = False
-            blocker.execute("COMMIT")
-
     def ctrl_c_as_the_end_waits() -> None:
         wait_for(lambda: writer._hurry > 0, 60, "the run's end to wait for the store")
         main = threading.main_thread().ident
         assert main is not None
         signal.pthread_kill(main, signal.SIGINT)  # a real Ctrl-C, in the main thread
 
-    guard = threading.Timer(120, unlock)  # the store answers at last (a failing test ends)
-    guard.start()
-    sender = threading.Thread(target=ctrl_c_as_the_end_waits, daemon=True)
-    sender.start()
     came_while_locked: list[bool] = []
-    try:
-        with runs_started() as runs:
-            try:
-                sweep.run()
-            except KeyboardInterrupt:
-                came_while_locked.append(locked[0])
-    finally:
-        guard.cancel()
-        unlock()
-        blocker.close()
-        sender.join(60)
+    with store_locked() as locked:  # another process's long write: nothing commits
+        sender = threading.Thread(target=ctrl_c_as_the_end_waits, daemon=True)
+        sender.start()
+        try:
+            with runs_started() as runs:
+                try:
+                    sweep.run()
+                except KeyboardInterrupt:
+                    came_while_locked.append(locked[0])
+        finally:
+            sender.join(60)
     assert came_while_locked == [True], "the Ctrl-C waited for the store to answer"
     [run] = runs
     assert run.state.value == "Completed"  # it came as the run ended: its end stands
