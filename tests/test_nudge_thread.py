@@ -11,6 +11,10 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from cli_helpers import wait_for
 from labloom.core import inbox as inbox_module
@@ -65,3 +69,39 @@ def test_a_forked_child_nudges_with_a_thread_of_its_own() -> None:
                           env=dict(os.environ), timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "CHILD 0" in proc.stdout.splitlines(), (proc.stdout, proc.stderr[-3000:])
+
+
+def test_a_nudging_thread_that_ended_before_its_start_was_noted_is_started_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The asking thread held up right after starting the nudging thread (a loaded machine)
+    until that thread had run and ended (a BaseException): before, ``ask`` noted it running
+    only then, for good, and nothing ``add`` left was ever nudged again in the process."""
+    nudger = inbox_module._Nudger()  # this process's own is running already
+    monkeypatch.setattr(inbox_module, "_nudger", nudger)
+    monkeypatch.setattr(inbox_module, "NUDGE", 0.0)
+    real = inbox_module._thread
+    ended = threading.Event()
+
+    class HeldUp:
+        """``_thread``, whose ``start_new_thread`` returns once the thread has ended."""
+
+        @staticmethod
+        def start_new_thread(function: Callable[..., None], args: tuple[Any, ...]) -> int:
+            def ends() -> None:
+                try:
+                    function(*args)
+                finally:
+                    ended.set()
+
+            ident = real.start_new_thread(ends, ())
+            assert ended.wait(120), "the nudging thread did not end"
+            return ident
+
+    monkeypatch.setattr(inbox_module, "_thread", HeldUp)
+    inbox = _inbox()
+    inbox.add(_exit)  # the nudging thread applies it and ends, before ``ask`` goes on
+    monkeypatch.setattr(inbox_module, "_thread", real)
+    applied: list[int] = []
+    inbox.add(applied.append, 1)
+    wait_for(lambda: applied == [1], 120, "a new nudging thread to apply what add left")

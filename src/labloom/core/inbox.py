@@ -81,8 +81,15 @@ class _Nudger:
                     # has run: the asking thread is a task thread's first logging call, and
                     # among four busy task threads that wait was 4-44 ms, paid by every
                     # process's first logging run (benchmarks/README.md, session 53).
-                    _thread.start_new_thread(self._loop, ())
+                    # Noted before the start: a thread that runs and ends (a BaseException)
+                    # before this thread goes on notes its end after, not before, and the next
+                    # ``ask`` starts another (tests/test_nudge_thread.py).
                     self._running_in = os.getpid()
+                    try:
+                        _thread.start_new_thread(self._loop, ())
+                    except BaseException:  # none started (or a Ctrl-C: at worst two run)
+                        self._running_in = None
+                        raise
 
     def _loop(self) -> None:
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import StoreUnavailableError
+from ..core.interrupts_held import InterruptsHeld
 from .db import Conn, Database, get_database, is_transient
 from .home import user_name
 
@@ -79,7 +80,10 @@ class CancelWatcher:
         self._thread: threading.Thread | None = None
 
     def watch(self, run: Any) -> None:
-        with self._lock:
+        # Held (interrupts_held.py): a Ctrl-C in ``Event.clear`` (its lock taken in Python)
+        # kept that lock for good, and every later run's start waited on it; one in the
+        # thread's start left it unstarted (tests/test_interrupt_cancel_watcher.py).
+        with InterruptsHeld(), self._lock:
             self._runs[run.id] = run
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
@@ -89,7 +93,8 @@ class CancelWatcher:
                 self._thread.start()
 
     def close(self, timeout: float = 2.0) -> None:
-        self._stop.set()
+        with InterruptsHeld():  # as in ``watch``: the event's lock never kept
+            self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
