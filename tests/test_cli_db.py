@@ -85,15 +85,16 @@ def test_check_says_what_room_is_kept_for_the_runs_states(
 def answer_to_the_clock_held(url: str, seconds: float) -> Iterator[str]:
     """A unix-socket relay in front of the server of ``url`` that holds the answer to a query
     reading the server's clock for ``seconds`` (a link slow one way, a server paused as it
-    answers); yields the URL through it."""
+    answers); yields the URL through it. Held on the query's own connection: another one the
+    command opens meanwhile (a pool's) would take the hold, and the answer go unheld."""
     server_dir = parse_qs(urlsplit(url).query)["host"][0]
     relay_dir = tempfile.mkdtemp(prefix="lr")  # short: a unix socket's path is
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(os.path.join(relay_dir, ".s.PGSQL.5432"))
     listener.listen()
-    held = threading.Event()
 
-    def pump(source: socket.socket, sink: socket.socket, asks: bool) -> None:
+    def pump(source: socket.socket, sink: socket.socket, asks: bool,
+             held: threading.Event) -> None:
         with contextlib.suppress(OSError):
             while chunk := source.recv(65536):
                 if asks and b"clock_timestamp" in chunk:
@@ -112,7 +113,8 @@ def answer_to_the_clock_held(url: str, seconds: float) -> Iterator[str]:
                 client, _ = listener.accept()
                 upstream = socket.socket(socket.AF_UNIX)
                 upstream.connect(os.path.join(server_dir, ".s.PGSQL.5432"))
-                for args in ((client, upstream, True), (upstream, client, False)):
+                held = threading.Event()
+                for args in ((client, upstream, True, held), (upstream, client, False, held)):
                     threading.Thread(target=pump, args=args, daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
