@@ -119,6 +119,8 @@ class CommitCutter:
                                 self._go_down()
                             self.cut.set()
                             return
+        except ConnectionError:  # reset or broken by a peer (a closed connection): its end
+            return
         finally:
             sel.close()
             for sock in (client, server):
