@@ -29,7 +29,7 @@ from .futures import MappedFuture, TaskFuture, find_futures
 from .hooks import Limiter
 from .interrupts_held import InterruptsHeld, set_surely, wait_held
 from .launching import LAUNCHING, Launcher
-from .observers import FailureHooks, run_starts
+from .observers import FailureHooks, run_announced, run_starts
 from .restarting import Driver, check_retriable
 from .run_logs import RunLogs
 from .secrets import recorded_parameters
@@ -220,6 +220,7 @@ class RunEngine:
                     dict(self.metadata),
                 )
                 self.emit(self._created)
+        run_announced(self.handle, self._created)  # not held: a view's write may block
 
     def trace(self) -> list[ev.NodeCreated]:
         """Run only the body, with an executor that runs nothing: the graph's nodes."""

@@ -57,6 +57,7 @@ class FlowRun:
         self.parameters = parameters
         self.executor = executor
         self.origin = origin
+        self.announced: list[Callable[[ev.RunCreated], None]] = []  # see ``when_announced``
 
     # --- what the run is --------------------------------------------------------------------
 
@@ -150,6 +151,13 @@ class FlowRun:
         """Receive the run's events in batches (lists), on a thread of this subscriber's own;
         ``replay=True`` first gives the run so far (``events()``). Returns an unsubscribe."""
         return self._engine.subscribe(callback, replay)
+
+    def when_announced(self, callback: Callable[[ev.RunCreated], None]) -> None:
+        """Call ``callback(event)`` with the run's ``RunCreated`` in the run's own thread as it
+        is emitted: its executor is up (a Dask cluster's dashboard link is in the event's
+        metadata) and no task has started yet. For what must come before any task's output
+        (``subscribe``'s batches come later, on another thread); the run waits for it."""
+        self.announced.append(callback)
 
     def events(self) -> list[ev.Event]:
         """The run so far as events: its graph's nodes, each task run where it stands, the log

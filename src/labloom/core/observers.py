@@ -49,6 +49,17 @@ def run_starts(run: FlowRun) -> None:
         observer(run)
 
 
+def run_announced(run: FlowRun | None, event: ev.RunCreated) -> None:
+    """What the engine calls once a run's executor is up, before any of its tasks starts: the
+    run's ``when_announced`` callbacks (none on most runs: a loop over an empty list)."""
+    for callback in run.announced if run is not None else ():
+        try:
+            callback(event)
+        except Exception:  # a view's fault: the run goes on, as its subscribers' faults do
+            log.exception("[labloom] %r raised as run %s started; the run is unaffected",
+                          callback, event.run_id)
+
+
 class FailureHooks:
     """Calls ``@flow(on_failure=...)`` hooks when the run fails; a hook that raises is logged."""
 

@@ -8,6 +8,8 @@ can be piped; the start line is written when the run is attached, before any tas
 A run on Dask then says its dashboard's link ("labloom: Dask dashboard: http://...:8787/status",
 what the cell's and Lab's "Dask dashboard" links open) once its cluster is up: the start line
 comes before the cluster starts (seconds, for the embedded one), so it cannot hold the link.
+The link is said in the run's own thread (``FlowRun.when_announced``), before any task starts:
+said from the delivery thread, a task printing at once printed before it.
 Names and messages come from tasks: shown as the CLI shows them (``terminal_text.printable``),
 never able to drive the terminal (a task named with U+202E read backwards, an exception's
 message holding ESC ]0; retitled the window).
@@ -16,6 +18,7 @@ message holding ESC ]0; retitled the window).
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -81,6 +84,7 @@ class ConsoleProgress:
         self.started = time.time()
         self.stream_failed = False  # see ``_write``
         self.dashboard: Any = None  # the Dask dashboard's link, once said
+        self._saying = threading.Lock()  # the link is said in one of two threads, once
 
     def __call__(self, batch: Sequence[ev.Event]) -> None:
         # A state change, most of a run's events, handled here: a call and an ``isinstance``
@@ -118,10 +122,7 @@ class ConsoleProgress:
                                              _PENDING, event.node_id]
         elif isinstance(event, ev.RunCreated):
             self.started = event.time
-            link = event.metadata.get("dashboard")
-            if link and link != self.dashboard:
-                self.dashboard = link
-                self._line(f"labloom: Dask dashboard: {link}")
+            self.announced(event)  # said already, unless attached to a run going on
         elif isinstance(event, ev.NodeCreated):
             self.nodes[event.node_id] = _NodeCounts(printable(event.name))
         elif isinstance(event, ev.RunStateChanged) and event.message:
@@ -132,6 +133,16 @@ class ConsoleProgress:
             elapsed = event.time - self.started
             tail = f": {event.message}" if event.message and event.state is not State.COMPLETED else ""
             self._line(f"labloom: run {event.run_id} {event.state.value} in {elapsed:.1f}s{tail}")
+
+    def announced(self, event: ev.RunCreated) -> None:
+        """A run on Dask says its dashboard's link, once; the line written before this returns
+        in either thread (the run's own waits for it, to start its tasks after it)."""
+        link = event.metadata.get("dashboard")
+        if link and link != self.dashboard:
+            with self._saying:
+                if link != self.dashboard:
+                    self._line(f"labloom: Dask dashboard: {link}")
+                    self.dashboard = link
 
     def _said(self, event: ev.StateChanged, known: _Known) -> None:
         """The plain lines a state change makes: a failure or retry, a node's end once."""
@@ -195,5 +206,6 @@ def attach(run: Any, stream: TextIO | None = None) -> ConsoleProgress:
     # Now, before the run starts: events arrive later than the tasks' own prints.
     progress._line(f"labloom: flow {run.flow_name!r} run {run.id} started "
                    f"on {run.executor.describe()}")
+    run.when_announced(progress.announced)  # before its tasks' own prints, as the start line
     run.subscribe(progress, replay=True)
     return progress
