@@ -63,7 +63,10 @@ class Launcher:
             executor, connect=not engine.flow.retries)  # see ``FlowAttempts.could_not_start``
         self.results = ResultPlanner(engine)
         self._ready: deque[TaskRun] = deque()
-        self._releases: deque[TaskRun] = deque()
+        # Slots to give back, by task run id: a task run is queued once (``release_slot``
+        # asked a scan of a queue before), and a store of an id is one step, which a Ctrl-C
+        # cannot cut in two as it could a queue and a set of ids kept beside it.
+        self._releases: dict[str, TaskRun] = {}
         self._early: dict[str, tuple[int, int, Outcome]] = {}
         self._timers: dict[str, threading.Timer] = {}
         # Room in the executor's queue taken by a ``work`` call and not yet submitted: several
@@ -88,9 +91,8 @@ class Launcher:
             # repairs an end it cut short) leaves it queued once, not lost.
             if (tr.state is not State.CANCELLED or tr.started is None or tr.id in self._timers
                     or not self.executor.reports_cancelled_calls
-                    or self.late.keep(tr.id, tr.attempts, self.engine.reruns)) \
-                    and tr not in self._releases:  # (a few: those of a limit's slots)
-                self._releases.append(tr)
+                    or self.late.keep(tr.id, tr.attempts, self.engine.reruns)):
+                self._releases[tr.id] = tr  # once, if queued already
             tr.holds_slot = False
 
     def stop_timers(self) -> None:
@@ -105,7 +107,7 @@ class Launcher:
             # Ended meanwhile, superseded, or a cancelled call of an earlier rerun: dropped. Its
             # value stays in its handle, which the task run no longer holds (a rerun reset it).
             if self.late.call_ended(tr.id, attempt, rerun):  # a cancelled call returned
-                self._releases.append(tr)
+                self._releases[tr.id] = tr
             return
         if tr.handle is LAUNCHING:
             self._early[tr.id] = (attempt, rerun, outcome)  # submit() has not returned yet
@@ -250,7 +252,8 @@ class Launcher:
         lock = self.engine.lock
         with InterruptsHeld():
             with lock:
-                releases = [self._releases.popleft() for _ in range(len(self._releases))]
+                releases = list(self._releases.values())
+                self._releases.clear()
                 released = [tr.id for tr in releases]
                 self._releasing.update(released)
             try:
@@ -280,7 +283,7 @@ class Launcher:
     def _granted(self, tr: TaskRun, now: bool = False) -> None:
         with self.engine.lock:
             if tr.done:
-                self._releases.append(tr)
+                self._releases[tr.id] = tr
             else:
                 tr.holds_slot = True
                 self._ready.append(tr)
