@@ -18,8 +18,10 @@ deletes when the run completes (``forget``) or as it keeps its alert. A command 
 then (-9 during the run, the machine restarted, or killed between the failure written and the
 alert kept) leaves the wish, and a ``serve`` composes the alert from the run's record, once
 (``dead_run_alerts``). A store away at the run's end keeps the wish from being deleted: what
-the command did instead (delivered from memory, or nothing due) it leaves on this host's disk
-(``settled_marks``), where a serve of the same home reads it and drops the wish.
+the command did instead (delivered from memory, nothing due, or not delivered) it marks on this
+host's disk (``settled_marks``), where a serve of the same home reads it, then tells the store
+once it is back, for as long as its writer waits for a store at exit (``_told_when_back``):
+there every host's serve sees it (one of another home, on another host, sent a second alert).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,11 +95,14 @@ def send(url: str, body: dict[str, Any], wished: bool = False) -> Sent:
             _settle(conn, alert_id, body.get("run_id"), reason, tries)
         elif wished:  # posted from memory; its wish is still there
             run_id = str(body.get("run_id"))
-            if reason is not None:  # the wish stays, for a serve: told why it is not sent
-                settled_marks.leave(run_id, settled_marks.UNDELIVERED, tries, reason)
-            # Marked first: a command killed before the wish's delete leaves the mark.
-            elif settled_marks.leave(run_id, settled_marks.DELIVERED, tries) \
-                    and forget(run_id, delivered=tries):
+            # Marked first: a command killed before the store is told leaves the mark. Not
+            # delivered: the store keeps the alert, due now for a serve, saying why.
+            outcome = settled_marks.DELIVERED if reason is None else settled_marks.UNDELIVERED
+            settled_marks.leave(run_id, outcome, tries, reason or "")
+            kept = None if reason is None else (url, body, f"{reason} (labloom run: {tries} "
+                                                           "attempt(s))")
+            if _told_when_back(lambda: forget(run_id, delivered=tries if kept is None else 0,
+                                              kept=kept)):
                 settled_marks.drop(run_id)
         return Sent(reason, tries, alert_id is not None)
     finally:
@@ -131,19 +137,45 @@ def completed(run_id: str, wished: bool) -> None:
     run's end may be missing from the store too (it would alert the run Crashed)."""
     if wished and not forget(run_id):
         settled_marks.leave(run_id, settled_marks.COMPLETED)
+        if _told_when_back(lambda: forget(run_id)):
+            settled_marks.drop(run_id)
 
 
-def forget(run_id: str, delivered: int = 0) -> bool:
+def _told_when_back(tell: Callable[[], bool]) -> bool:
+    """``tell`` (a write to the store, True once taken) tried again while the store is away,
+    for as long as this process's writer waits for it at exit: a server restarting is back
+    within it. The mark on this disk was for a serve of the same home only."""
+    from ..store.writer_registry import exit_wait
+
+    deadline = time.monotonic() + exit_wait(get_database().kind)
+    while not tell():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def forget(run_id: str, delivered: int = 0,
+           kept: tuple[str, dict[str, Any], str] | None = None) -> bool:
     """Delete the run's wish (``delivered``: its alert was, after so many attempts, noted on
-    the run); whether the store took it (quiet when not: the caller marks it)."""
+    the run; ``kept``: the URL, body and why of an alert not delivered, kept due now for a
+    serve in its place, once: only with the wish it replaces); whether the store took it
+    (quiet when not: the caller marks it)."""
     conn = _connect(None)
     if conn is None:
         return not _store_on()
     try:
         with conn.transaction():
-            conn.execute("DELETE FROM run_alert_wishes WHERE run_id = ?", (run_id,))
+            wish = conn.execute("DELETE FROM run_alert_wishes WHERE run_id = ? RETURNING run_id",
+                                (run_id,)).fetchone()
             if delivered:
                 outbox.note_run(conn, run_id, "delivered", store_clock.now(conn), delivered)
+            if kept is not None and wish is not None:
+                url, body, why = kept
+                now = store_clock.now(conn)
+                conn.execute("INSERT INTO pending_alerts (schedule, run_id, body, created, "
+                             "next_try, url, last_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (outbox.NO_SCHEDULE, run_id, json.dumps(body), now, now, url, why))
         return True
     except Exception as exc:
         log.debug("[labloom] the run's alert wish not deleted: %r", exc)

@@ -8,8 +8,10 @@ none due) and leaves this mark, so that the next ``labloom serve`` of the same h
 wish rather than send a second alert, or an alert of a run that completed and whose end the
 store missed (``dead_run_alerts``). An alert the command could not deliver is left to that
 serve, marked with why, which its alert then says (not that the command died). The store was
-away, the disk was not. A serve with another home (another host sharing a PostgreSQL store)
-does not see the mark: there, two alerts then.
+away, the disk was not. The command then tells the store once it is back, while it waits for it
+at exit (``run_alerts._told_when_back``), and drops the mark: a serve with another home
+(another host sharing a PostgreSQL store) sees it there. A store away for longer than that
+leaves the mark alone: such a serve does not see it, and sends a second alert.
 """
 
 from __future__ import annotations

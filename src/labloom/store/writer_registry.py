@@ -36,10 +36,15 @@ def writers() -> list[Writer]:
     return list(_writers.values())
 
 
+def exit_wait(kind: str) -> float:
+    """Seconds a process waits at its exit for a store of ``kind`` that is away: a database
+    server gets longer (one restarting), a SQLite file less (one locked)."""
+    return 5.0 if kind == "sqlite" else 15.0
+
+
 @atexit.register
 def _drain_at_exit() -> None:
     # A script that exits while a background run is still going: keep what was emitted.
-    # A database server that is away gets longer: the final states are still queued.
     for writer in list(_writers.values()):
         if writer.pending():
-            writer.wait(timeout=5.0 if writer.database.kind == "sqlite" else 15.0)
+            writer.wait(timeout=exit_wait(writer.database.kind))
