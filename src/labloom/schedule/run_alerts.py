@@ -147,12 +147,14 @@ def _told_when_back(tell: Callable[[], bool]) -> bool:
     within it. The mark on this disk was for a serve of the same home only."""
     from ..store.writer_registry import exit_wait
 
+    if tell():
+        return True
     deadline = time.monotonic() + exit_wait(get_database().kind)
-    while not tell():
-        if time.monotonic() >= deadline:
-            return False
+    while time.monotonic() < deadline:
         time.sleep(0.5)
-    return True
+        if tell():
+            return True
+    return False
 
 
 def forget(run_id: str, delivered: int = 0,
