@@ -6,13 +6,18 @@
 
 Each experiment records its params (the grid's dict) and its AUC (``params=True,
 metrics=["auc"]``); ``run.experiments()`` gives them as a DataFrame.
+
+An experiment that fails (a setting the model refuses, a worker lost) is one Failed row, not
+the end of the sweep, as in sweep.ipynb: ``allow_failure`` hands its error to ``best``, which
+picks among the others, so the run completes (exit status 0) and says how many failed. Only a
+sweep where every experiment failed fails.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from labloom import flow, task, unmapped
+from labloom import allow_failure, flow, task, unmapped
 
 
 @task
@@ -35,9 +40,15 @@ def evaluate(params: dict[str, float], data: tuple[object, object]) -> dict[str,
 
 
 @task
-def best(results: list[dict[str, float]]) -> dict[str, float]:
-    winner = max(results, key=lambda r: r["auc"])
-    print(f"best of {len(results)} experiments: AUC {winner['auc']:.4f} with {winner}")
+def best(results: list[dict[str, float] | BaseException]) -> dict[str, float]:
+    """The best of the experiments that succeeded (a failed one's error stands in its place)."""
+    done = [r for r in results if not isinstance(r, BaseException)]
+    failed = len(results) - len(done)
+    if not done:
+        raise RuntimeError(f"all {failed} experiments failed: nothing to pick from")
+    winner = max(done, key=lambda r: r["auc"])
+    also = f" ({failed} failed)" if failed else ""
+    print(f"best of {len(done)} experiments{also}: AUC {winner['auc']:.4f} with {winner}")
     return winner
 
 
@@ -57,7 +68,7 @@ def make_grid() -> list[dict[str, float]]:
 def sweep(size: int = 350) -> dict[str, float]:
     data = load_data()
     results = evaluate.map(make_grid()[:size], data=unmapped(data))
-    return best(results)
+    return best(allow_failure(results))  # one failed experiment does not fail the sweep
 
 
 if __name__ == "__main__":
