@@ -64,6 +64,28 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
         proc.communicate(timeout=timeout)
 
 
+def read_lines(stream: Any, lines: list[str],
+               each: Callable[[str], Any] | None = None) -> threading.Thread:
+    """A daemon thread appending ``stream``'s lines (a process's pipe) to ``lines``, calling
+    ``each(line)`` after each, until its end or until the stream is closed under it: ``stop``'s
+    communicate closes a process's pipes once it read them, and a reader still in its loop
+    then raised ValueError, which pytest counts against whichever test is running. Join it
+    once the process ended, before ``stop``: what communicate reads is not in ``lines``."""
+
+    def read() -> None:
+        try:
+            for line in stream:
+                lines.append(line)
+                if each is not None:
+                    each(line)
+        except (ValueError, OSError):  # closed under it: its end
+            return
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
 def alive(pid: int) -> bool:
     """Whether process ``pid`` still exists."""
     try:

@@ -80,7 +80,12 @@ class CommitCutter:
                 continue
             client.setblocking(True)
             server = socket.socket(socket.AF_UNIX)
-            server.connect(str(self.server_socket))
+            try:
+                server.connect(str(self.server_socket))
+            except OSError:  # the server away (stopped, restarting): as a server that closes
+                client.close()
+                server.close()
+                continue
             self._sockets += [client, server]
             thread = threading.Thread(target=self._relay, args=(client, server), daemon=True)
             self._threads.append(thread)

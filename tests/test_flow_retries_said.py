@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from pathlib import Path
 
-from cli_helpers import labloom, start_labloom, stop, wait_for, write
+from cli_helpers import labloom, read_lines, start_labloom, stop, wait_for, write
 from lab_helpers import free_port
 
 FLOWS = """
@@ -49,14 +48,7 @@ def test_without_progress_a_failed_attempt_is_said_when_it_fails(tmp_path: Path)
     proc = start_labloom(tmp_path, "run", "flows.py:etl", "-p", f"marker={tmp_path / 'tries'}",
                          LABLOOM_PROGRESS="0")
     lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    reader = read_lines(proc.stderr, lines)
     try:
         said = wait_for(lambda: [x for x in lines if "attempt 1 of 3 failed" in x], 60,
                         "the failed attempt's line while the run waits")

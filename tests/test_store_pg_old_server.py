@@ -43,7 +43,12 @@ class OldServer:
             except OSError:
                 return
             server = socket.socket(socket.AF_UNIX)
-            server.connect(str(self.server_socket))
+            try:
+                server.connect(str(self.server_socket))
+            except OSError:  # the server away: as a server that closes (this thread goes on)
+                client.close()
+                server.close()
+                continue
             threading.Thread(target=_pipe, args=(client, server, None), daemon=True).start()
             threading.Thread(target=_pipe, args=(server, client, self.version),
                              daemon=True).start()

@@ -193,7 +193,7 @@ def test_labloom_serve_waits_out_a_server_restart(
     import signal
     import subprocess
 
-    from cli_helpers import cli_env, labloom, slot_rows, stop, wait_for, write
+    from cli_helpers import cli_env, labloom, read_lines, slot_rows, stop, wait_for, write
 
     write(tmp_path / "flows.py", "from labloom import flow\n\n@flow\ndef tick():\n    return 1\n")
     assert labloom(tmp_path, "schedule", "add", "flows.py:tick", "--every", "1s").returncode == 0
@@ -203,9 +203,7 @@ def test_labloom_serve_waits_out_a_server_restart(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     said: list[str] = []
-    reader = threading.Thread(target=lambda: [said.append(line) for line in proc.stdout or ()],
-                              daemon=True)
-    reader.start()
+    reader = read_lines(proc.stdout, said)
 
     def completed() -> int:
         return sum(r["status"] == "completed" for r in slot_rows(tmp_path))
@@ -224,6 +222,7 @@ def test_labloom_serve_waits_out_a_server_restart(
         wait_for(lambda: completed() >= before + 2, 60, "scheduled runs after the restart")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+        reader.join(60)  # before ``stop``, whose communicate would read (and lose) its last lines
     finally:
         stop(proc)
         reader.join(60)
