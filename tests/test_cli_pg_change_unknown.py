@@ -8,6 +8,7 @@ store cannot be used now (...)", exit status 2: the user could not tell whether 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,37 @@ def test_a_change_cut_before_its_commit_says_it_was_not_made(
             assert direct.execute("SELECT tag FROM concurrency_limits").fetchall() == []
         again = labloom(tmp_path, "limit", "set", "db", "3")
         assert again.returncode == 0 and "limit db: 3" in again.stdout, again.stderr
+
+
+def test_a_cancel_whose_commit_went_unanswered_says_so_and_lands(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from cli_helpers import cli_env, wait_for
+    from test_cli_cancel import FLOW as HUNG
+
+    # at="alone": before, the request was a statement of its own, committed as answered.
+    with cut_database(postgres_server, monkeypatch, goes_down=True, at="alone",
+                      writes=(b"INTO cancel_requests ",)) as proxy:
+        (tmp_path / "nightly.py").write_text(HUNG)
+        gate = tmp_path / "gate"
+        proc = subprocess.Popen([sys.executable, str(tmp_path / "nightly.py"), str(gate)],
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=cli_env(tmp_path))
+        try:
+            wait_for(gate.exists, 60, "the run's hung task")
+            [run] = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+            proxy.armed.set()
+            done = labloom(tmp_path, "cancel", run["id"], LABLOOM_DB_CONNECT_TIMEOUT=_WAIT)
+            assert proxy.cut.is_set() and proxy.down.is_set()
+            assert done.returncode == 4, (done.stdout, done.stderr)
+            assert "may or may not have been made" in done.stderr, done.stderr
+            assert "`labloom runs` tells" in done.stderr, done.stderr
+            proxy.down.clear()  # it landed: the run's process finds it once the server is back
+            out, _ = proc.communicate(timeout=120)
+            assert out.startswith("Cancelled"), out
+        finally:
+            proc.kill()
+            proc.communicate()
