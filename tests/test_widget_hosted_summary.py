@@ -7,7 +7,10 @@ The browser test is tests/test_widget_saved_midrun_browser.py."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -16,8 +19,11 @@ from test_widget_export import RUN_MIME, WIDGET_VIEW
 from widget_helpers import FakeRun, ManualClock, finished, small_flow, state
 
 
-def _shown(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeRun, ManualClock, object]:
+@contextlib.contextmanager
+def _shown(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeRun, ManualClock, Any, Any]]:
+    """A running run's widget shown (its outputs captured), on a clock the test advances."""
     from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
 
     from labloom.notebook.widget import widget_for
 
@@ -25,26 +31,27 @@ def _shown(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeRun, ManualClock, objec
     InteractiveShell.instance()
     run, clock = FakeRun(), ManualClock()
     run.emit(*small_flow())
-    return run, clock, widget_for(run, clock=clock, schedule=clock.schedule,
-                                  layout_engine="builtin")
+    widget = widget_for(run, clock=clock, schedule=clock.schedule, layout_engine="builtin")
+    try:
+        with capture_output() as captured:
+            widget.show()
+            yield run, clock, widget, captured
+    finally:
+        widget.close()
 
 
 def test_a_hosted_widgets_output_drops_its_view_and_keeps_its_summary_current(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from IPython.utils.capture import capture_output
-
     from labloom.notebook.widget.anywidget import SUMMARY_EVERY
 
-    run, clock, widget = _shown(monkeypatch)
-    with capture_output() as captured:
-        widget.show()  # type: ignore[attr-defined]
-        widget._on_message(widget, {"event": "hosted"}, [])  # type: ignore[attr-defined]
+    with _shown(monkeypatch) as (run, clock, widget, captured):
+        widget._on_message(widget, {"event": "hosted"}, [])
         clock.advance(0)
         assert len(captured.outputs) == 2
         hosted = captured.outputs[1]
         assert hosted.update and WIDGET_VIEW not in hosted.data
-        assert hosted.data[RUN_MIME]["model_id"] == widget.model_id  # type: ignore[attr-defined]
+        assert hosted.data[RUN_MIME]["model_id"] == widget.model_id
         run.emit(state("n-train-1", State.COMPLETED))
         clock.advance(SUMMARY_EVERY / 2)
         assert len(captured.outputs) == 2  # throttled: not every frame
@@ -54,22 +61,16 @@ def test_a_hosted_widgets_output_drops_its_view_and_keeps_its_summary_current(
         assert 'data-state="Running"' in captured.outputs[2].data["text/html"].split("</p>")[0]
         run.emit(finished(State.COMPLETED, 111.0))
         clock.advance(SUMMARY_EVERY * 2)
-    last = captured.outputs[-1]
+        last = captured.outputs[-1]
     assert WIDGET_VIEW not in last.data
     assert 'data-state="Completed"' in last.data["text/html"].split("</p>")[0]
-    widget.close()  # type: ignore[attr-defined]
 
 
 def test_a_widget_not_hosted_keeps_its_first_output_while_it_runs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from IPython.utils.capture import capture_output
-
-    run, clock, widget = _shown(monkeypatch)
-    with capture_output() as captured:
-        widget.show()  # type: ignore[attr-defined]
+    with _shown(monkeypatch) as (run, clock, _widget, captured):
         run.emit(state("n-train-1", State.COMPLETED))
         clock.advance(60)
-    [first] = captured.outputs  # the widget view, for front ends that draw only it
+        [first] = captured.outputs  # the widget view, for front ends that draw only it
     assert WIDGET_VIEW in first.data
-    widget.close()  # type: ignore[attr-defined]

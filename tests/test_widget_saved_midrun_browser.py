@@ -11,8 +11,6 @@ view and keeps its summary current (notebook/widget/anywidget.py, ``SUMMARY_EVER
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,8 @@ import pytest
 
 from cli_helpers import wait_for
 from lab_helpers import cell_widget, open_notebook, shot, wait_for_idle_kernel, wait_or_shot
-from test_widget_export import RUN_MIME, WIDGET_VIEW, offline, shown_task_names
+from test_widget_export import RUN_MIME, WIDGET_VIEW, shown_task_names
+from test_widget_export_browser import exported_offline
 from test_widget_reopen_browser import whole_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
@@ -77,28 +76,20 @@ def test_a_notebook_saved_while_its_run_goes_exports_its_tasks_states(
         wait_or_shot(page, live.locator('g.labloom-node[data-state="Completed"]'),
                      "failed-midrun-live", timeout=60)
         path = folder / "midrun.ipynb"
-        # Before: the saved summary stayed the run's first ("none yet"), and the widget view.
+        # Before: the saved summary stayed the first drawn (``first`` Running), beside the
+        # widget view.
         data = wait_for(lambda: saved_midrun(page, path), 60,
                         "the notebook saved mid-run with its tasks' states")
         assert WIDGET_VIEW not in data
         assert not gate.exists()  # saved while the run still went
 
-        done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
-                               str(path)], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        html = path.with_suffix(".html")
-        assert f'<script type="{WIDGET_VIEW}">' not in html.read_text()
-        exported = page.context.new_page()
-        try:
-            offline(exported)
+        with exported_offline(page, path) as (exported, html):
             assert shown_task_names(exported, html, 2) == ["first", "held"]
             rows = exported.locator(".jp-Cell").nth(2).locator(".labloom-summary tbody tr")
             states = [rows.nth(i).locator(".labloom-state").get_attribute("data-state")
                       for i in range(rows.count())]
             assert states == ["Completed", "Running"], states
             shot(exported, "export-saved-midrun", exported.locator(".jp-Cell").nth(2))
-        finally:
-            exported.close()
         # In Lab the cell still shows the live widget (not redrawn by each refresh), which
         # draws the run's end.
         gate.touch()
