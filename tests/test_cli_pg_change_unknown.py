@@ -97,3 +97,30 @@ def test_a_cancel_whose_commit_went_unanswered_says_so_and_lands(
         finally:
             proc.kill()
             proc.communicate()
+
+
+@pytest.mark.parametrize("stays_down", [False, True], ids=["server back", "server away"])
+def test_a_delete_whose_commit_went_unanswered(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, stays_down: bool
+) -> None:
+    # Back at once: asked, and done once (before: exit 2, "the store cannot be used now",
+    # though the run was deleted). Away: said so, exit 4; `labloom runs` then tells.
+    write(tmp_path / "flows.py", FLOW)
+    with cut_database(postgres_server, monkeypatch, goes_down=stays_down,
+                      writes=(b"INTO deleted_runs ",)) as proxy:
+        ran = labloom(tmp_path, "run", "flows.py:job")
+        assert ran.returncode == 0, ran.stderr
+        [run] = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+        proxy.armed.set()
+        done = labloom(tmp_path, "delete", run["id"], LABLOOM_DB_CONNECT_TIMEOUT=_WAIT)
+        assert proxy.cut.is_set()
+        if stays_down:
+            assert done.returncode == 4, (done.stdout, done.stderr)
+            assert "may or may not have been made" in done.stderr, done.stderr
+            assert "`labloom runs` tells" in done.stderr, done.stderr
+            proxy.down.clear()
+        else:
+            assert done.returncode == 0, (done.stdout, done.stderr)
+            assert "deleted 1 run(s)" in done.stdout, done.stdout
+        listed = labloom(tmp_path, "runs", "--json")
+        assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stdout
