@@ -1,4 +1,5 @@
-"""A notebook saved in a real JupyterLab while its `%%flow` run still goes, exported by the real
+"""A notebook saved in a real JupyterLab while its `%%flow` run still goes (or once its kernel
+was killed outright, mid-run), exported by the real
 `jupyter nbconvert`, and the page opened with no network: it shows the run's tasks in the
 states they had, as a Dask or Prefect notebook shows its last printed progress.
 
@@ -11,13 +12,22 @@ view and keeps its summary current (notebook/widget/anywidget.py, ``SUMMARY_EVER
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cli_helpers import wait_for
-from lab_helpers import cell_widget, open_notebook, shot, wait_for_idle_kernel, wait_or_shot
+from lab_helpers import (
+    cell_widget,
+    open_notebook,
+    shot,
+    stored_runs,
+    wait_for_idle_kernel,
+    wait_or_shot,
+)
 from test_widget_export import RUN_MIME, WIDGET_VIEW, shown_task_names
 from test_widget_export_browser import exported_offline
 from test_widget_reopen_browser import whole_notebook
@@ -61,8 +71,9 @@ def saved_midrun(page: Any, path: Path) -> dict[str, Any] | None:
     return shown[0] if done and 'data-state="Running"' in html[held:] else None
 
 
+@pytest.mark.parametrize("kernel", ["running", "killed"])
 def test_a_notebook_saved_while_its_run_goes_exports_its_tasks_states(
-    lab: Any, page: Any, tmp_path: Path
+    lab: Any, page: Any, tmp_path: Path, kernel: str
 ) -> None:
     _url, folder = lab
     start, gate = tmp_path / "start", tmp_path / "gate"
@@ -82,6 +93,14 @@ def test_a_notebook_saved_while_its_run_goes_exports_its_tasks_states(
                         "the notebook saved mid-run with its tasks' states")
         assert WIDGET_VIEW not in data
         assert not gate.exists()  # saved while the run still went
+        if kernel == "killed":  # outright: no exit hook draws a last frame
+            [run] = stored_runs(tmp_path / "labloom", "midrun")
+            os.kill(int(run.pid), signal.SIGKILL)
+            cell = page.locator(".jp-CodeCell").nth(2)
+            # Lab's widget model is no longer live: the cell draws the run from the store.
+            cell.locator(".labloom-CellRun").wait_for(timeout=60_000)
+            data = wait_for(lambda: saved_midrun(page, path), 60, "saved after the kill")
+            assert WIDGET_VIEW not in data
 
         with exported_offline(page, path) as (exported, html):
             assert shown_task_names(exported, html, 2) == ["first", "held"]
@@ -89,14 +108,15 @@ def test_a_notebook_saved_while_its_run_goes_exports_its_tasks_states(
             states = [rows.nth(i).locator(".labloom-state").get_attribute("data-state")
                       for i in range(rows.count())]
             assert states == ["Completed", "Running"], states
-            shot(exported, "export-saved-midrun", exported.locator(".jp-Cell").nth(2))
-        # In Lab the cell still shows the live widget (not redrawn by each refresh), which
-        # draws the run's end.
-        gate.touch()
-        wait_or_shot(page, live.locator('g.labloom-node[data-state="Completed"]').nth(1),
-                     "failed-midrun-end", timeout=60)
-        wait_for_idle_kernel(page)
-        assert page.locator(".jp-CodeCell").nth(2).locator(".labloom-CellRun").count() == 0
+            shot(exported, f"export-saved-midrun-{kernel}", exported.locator(".jp-Cell").nth(2))
+        if kernel == "running":
+            # In Lab the cell still shows the live widget (not redrawn by each refresh),
+            # which draws the run's end.
+            gate.touch()
+            wait_or_shot(page, live.locator('g.labloom-node[data-state="Completed"]').nth(1),
+                         "failed-midrun-end", timeout=60)
+            wait_for_idle_kernel(page)
+            assert page.locator(".jp-CodeCell").nth(2).locator(".labloom-CellRun").count() == 0
     finally:
         start.touch()
         gate.touch()
