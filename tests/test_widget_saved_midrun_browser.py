@@ -1,7 +1,7 @@
 """A notebook saved in a real JupyterLab while its `%%flow` run still goes (or once its kernel
-was killed outright, mid-run), exported by the real
-`jupyter nbconvert`, and the page opened with no network: it shows the run's tasks in the
-states they had, as a Dask or Prefect notebook shows its last printed progress.
+was killed outright, mid-run), exported by the real `jupyter nbconvert`, and the page opened
+with no network: it shows the run's tasks in the states they had, as a Dask or Prefect notebook
+shows its last printed progress.
 
 Before, the saved output held the widget view until the run was over (exported blank offline,
 or as a widget manager fetched from a CDN when Lab saved the widgets' state) beside the summary

@@ -102,6 +102,7 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
     const modelId = widgetModelId(model);
+    this.latest = model;
     // The live widget's own output refreshed (its summary while it runs, its end): the live
     // widget stays drawn, and the user's open view with it, not drawn again.
     if (this.liveShown !== 0 && this.liveShown === this.shown && modelId === this.liveModel) {
@@ -210,7 +211,9 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
     const gone = () => {
       if (!inner.isDisposed && turn === this.shown && !this.isDisposed) {
         this.liveShown = 0;
-        void this.showStored(runId, model, turn);
+        // The output as it stands: a retry from the widget names another run since.
+        const now = this.latest ?? model;
+        void this.showStored(String((now.data[RUN_MIME] as any)?.run_id || runId), now, turn);
       }
     };
     const notLive = () => {
@@ -280,6 +283,7 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
   private shown = 0;
   private liveShown = 0; // the turn whose live widget is shown
   private liveModel = ''; // its widget model's id
+  private latest: IRenderMime.IMimeModel | null = null; // the output as last given
 }
 
 /** The widget's model id: the widget view's while the run goes on, labloom's type's after. */
