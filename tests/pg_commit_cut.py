@@ -9,7 +9,9 @@ server has not noticed, its transaction open, holding its row locks. With ``goes
 the cut COMMIT takes the server away, as a crash does: every connection through the proxy is
 closed and new ones are refused (closed at once) until ``down`` is cleared. With
 ``at="alone"``, a statement that writes what ``writes`` names outside a transaction (its own,
-committed as it is answered) is cut as that COMMIT is.
+committed as it is answered) is cut as that COMMIT is; with ``at="write"`` (and
+``commits=False``), that statement itself, in its transaction: the connection goes before its
+COMMIT is sent.
 
 A unix socket (the tests' server has no TCP port), read as libpq speaks: a startup packet (a
 length, no type), then messages of a type byte and a length."""
@@ -41,7 +43,7 @@ class CommitCutter:
         self.held = held
         self._held: list[socket.socket] = []
         self.goes_down = goes_down
-        self.at = at  # "commit" or "alone" (see above)
+        self.at = at  # "commit", "alone" or "write" (see above)
         self.down = threading.Event()  # set: the server taken for away (see ``goes_down``)
         self._sockets: list[socket.socket] = []  # of every connection relayed, to end at once
         self.dir = Path(tempfile.mkdtemp(prefix="labloom-cut-"))
@@ -109,6 +111,8 @@ class CommitCutter:
                                 if self.held:
                                     self._held.append(server)
                                     server = client  # closed once, below
+                                if self.goes_down:
+                                    self._go_down()
                                 self.cut.set()
                                 return
                             server.sendall(message)
@@ -165,13 +169,16 @@ class _ClientMessages:
             size = 1 + _length(self.pending, 1)
             message, self.pending = self.pending[:size], self.pending[size:]
             kind, body = message[:1], message[5:]
+            cut = False
             if kind in (b"Q", b"P") and any(w in body for w in self.cutter.writes):
                 self.lines = True
                 if kind == b"P" and body[:1] != b"\0":  # named: prepared
                     self.prepared.add(body.split(b"\0", 1)[0])
+                if self.cutter.at == "write" and self.cutter.armed.is_set():
+                    self.cutter.armed.clear()
+                    cut = True
             if kind == b"B" and body.split(b"\0", 2)[1] in self.prepared:
                 self.lines = True
-            cut = False
             if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
                 self.lines = False
                 self.within = body.startswith(b"BEGIN")

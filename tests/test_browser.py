@@ -258,8 +258,10 @@ def test_the_panel_keeps_a_click_and_its_task_run_across_redraws(lab: Any, page:
     press_across_an_update(page, first, map_goes_on)
     widget.locator(f".labloom-panel[data-task-run-id='{picked}']").wait_for(timeout=20_000)
 
-    # A task's logs open while it runs; the run ends (the task fails) and the output is redrawn:
-    # the new drawing's panel still shows that task run, in its final state.
+    # A task's logs open while it runs; the run ends (the task fails): the panel still shows
+    # that task run, in its final state. The output's refreshes (its summary, its end) leave
+    # the live widget drawn (js/src/cellrun.ts; before session 54 the end drew it again, and
+    # the new drawing asked the kernel what was selected: RunView.resend_selection).
     node(widget, "n1").click()
     panel = widget.locator(".labloom-panel")
     panel.locator(".labloom-log-line", has_text="waiting for the end").wait_for(timeout=20_000)
@@ -268,10 +270,13 @@ def test_the_panel_keeps_a_click_and_its_task_run_across_redraws(lab: Any, page:
     assert panel.locator(".labloom-panel-title").get_attribute("data-state") == "Running"
     widget.evaluate("el => el.setAttribute('data-drawn-while-running', '')")
     end_gate.touch()
-    redrawn = page.locator(".jp-CodeCell").nth(2).locator(
-        ".labloom-widget:not([data-drawn-while-running])")
-    wait_or_shot(page, in_state(page, redrawn, "Failed"), "failed-redrawn", timeout=60)
-    shown = redrawn.locator(f".labloom-panel[data-task-run-id='{followed}']")
+    drawn = page.locator(".jp-CodeCell").nth(2).locator(
+        ".labloom-widget[data-drawn-while-running]")
+    wait_or_shot(page, in_state(page, drawn, "Failed"), "failed-redrawn", timeout=60)
+    wait_for_idle_kernel(page)  # the run's end refreshed the output: still the same drawing
+    assert page.locator(".jp-CodeCell").nth(2).locator(".labloom-widget").count() == 1
+    assert drawn.count() == 1
+    shown = drawn.locator(f".labloom-panel[data-task-run-id='{followed}']")
     wait_or_shot(page, shown.locator(".labloom-traceback", has_text="kaboom at the end"),
                  "failed-panel-after-the-end", timeout=20)
     assert shown.locator(".labloom-panel-title").get_attribute("data-state") == "Failed"

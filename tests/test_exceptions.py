@@ -30,6 +30,7 @@ TREE = {
     "StoreVersionError": (),
     "StoreUnavailableError": (),
     "StoreUnreachableError": (),
+    "StoreChangeUnknownError": (errors.StoreUnreachableError,),
     "StoreDataError": (ValueError,),
     "DatabaseURLError": (ValueError,),
     "NotAllowedError": (PermissionError,),

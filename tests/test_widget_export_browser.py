@@ -9,9 +9,11 @@ live widget in the cell, from the model id in labloom's type (js/src/cellrun.ts)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,15 @@ def test_a_notebook_saved_with_its_widget_state_exports_the_runs_summary(
     live.locator(".labloom-log-line", has_text="log line 1").wait_for(timeout=20_000)
     assert cell.locator(".labloom-CellRun").count() == 0
 
+    with exported_offline(page, path) as (exported, html):
+        assert shown_task_names(exported, html, 2) == ["step", "step-2"]
+        shot(exported, "export-saved-in-lab", exported.locator(".jp-Cell").nth(2))
+
+
+@contextlib.contextmanager
+def exported_offline(page: Any, path: Path) -> Iterator[tuple[Any, Path]]:
+    """The notebook at ``path`` exported by the real `jupyter nbconvert` (no widget view in
+    it), and a new page of ``page``'s browser that reaches no network, to open it in."""
     done = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
                            str(path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -74,7 +85,6 @@ def test_a_notebook_saved_with_its_widget_state_exports_the_runs_summary(
     exported = page.context.new_page()
     try:
         offline(exported)
-        assert shown_task_names(exported, html, 2) == ["step", "step-2"]
-        shot(exported, "export-saved-in-lab", exported.locator(".jp-Cell").nth(2))
+        yield exported, html
     finally:
         exported.close()

@@ -1,7 +1,8 @@
 // A `%%flow` cell's output in Lab, also once its kernel is gone. The cell widget's bundle carries,
 // beside the widget view and its HTML summary, `application/vnd.labloom.run+json`: the run's id.
-// Once the run is over, the output holds no widget view, and the widget's model id moves into
-// labloom's type: a notebook saved with its widgets' state would otherwise export (nbconvert,
+// Once the run is over (in Lab with this extension, once it draws the live widget: it tells
+// the kernel), the output holds no widget view, and the widget's model id moves into labloom's
+// type: a notebook saved with its widgets' state would otherwise export (nbconvert,
 // nbviewer) as a widget view drawn by a manager fetched from a CDN, nothing at all offline,
 // where without the view the summary shows (notebook/widget/anywidget.py, finished_bundle).
 // This renderer takes that type before jupyterlab-manager's widget view and shows
@@ -52,9 +53,11 @@ interface IWidgetManager {
   readonly restored: ISignal<any, void>;
 }
 
-/** The widget's model (a Backbone model): `comm_live` turns false when its kernel restarts. */
+/** The widget's model (a Backbone model): `comm_live` turns false when its kernel restarts;
+ * `send` reaches the kernel's widget (a custom message). */
 interface IWidgetModel {
   readonly comm_live: boolean;
+  send(content: { event: string }): void;
   on(event: string, callback: () => void): void;
   off(event: string, callback: () => void): void;
 }
@@ -98,10 +101,16 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
   }
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    const modelId = widgetModelId(model);
+    this.latest = model;
+    // The live widget's own output refreshed (its summary while it runs, its end): the live
+    // widget stays drawn, and the user's open view with it, not drawn again.
+    if (this.liveShown !== 0 && this.liveShown === this.shown && modelId === this.liveModel) {
+      return;
+    }
     this.shown += 1; // an updated output (the run's end) renders again into this renderer
     const turn = this.shown;
     const runId = String((model.data[RUN_MIME] as any)?.run_id || '');
-    const modelId = widgetModelId(model);
     const registry = modelId ? await this.notebookRegistry() : null;
     if (registry && registry.getFactory(WIDGET_MIME)) {
       const live = this.liveWidget(registry, modelId, turn);
@@ -186,16 +195,25 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
   ): Promise<void> {
     const { renderer: inner, widgetModel } = live;
     this.liveShown = turn;
+    this.liveModel = widgetModelId(model);
     this.clear();
     this.addWidget(inner);
     await inner.renderModel(withWidgetView(model));
+    // Drawn here from labloom's type, the output needs no widget view: the kernel drops it
+    // now, not only at the run's end, and keeps the summary current for a notebook saved
+    // meanwhile (notebook/widget/anywidget.py). A widget view saved exports blank offline.
+    if (widgetModel && widgetModel.comm_live && typeof widgetModel.send === 'function') {
+      widgetModel.send({ event: 'hosted' });
+    }
     // The widget's kernel restarted (its model no longer live: the view stays, drawn, but no
     // click is answered) or the widget was closed (jupyterlab-manager hides the output): the
     // run from the store instead, whose clicks the server answers.
     const gone = () => {
       if (!inner.isDisposed && turn === this.shown && !this.isDisposed) {
         this.liveShown = 0;
-        void this.showStored(runId, model, turn);
+        // The output as it stands: a retry from the widget names another run since.
+        const now = this.latest ?? model;
+        void this.showStored(String((now.data[RUN_MIME] as any)?.run_id || runId), now, turn);
       }
     };
     const notLive = () => {
@@ -264,6 +282,8 @@ class CellRun extends Panel implements IRenderMime.IRenderer {
 
   private shown = 0;
   private liveShown = 0; // the turn whose live widget is shown
+  private liveModel = ''; // its widget model's id
+  private latest: IRenderMime.IMimeModel | null = null; // the output as last given
 }
 
 /** The widget's model id: the widget view's while the run goes on, labloom's type's after. */

@@ -24,6 +24,9 @@ _GROUPS = (running, cancelling, history, experiments, schedules, limit_commands,
            deleting)
 
 
+UNKNOWN_CHANGE = 4  # exit status: a change may or may not have been made (its answer was lost)
+
+
 class CLIError(Exception):
     """A user mistake on the command line: printed without a traceback, exit status 2."""
 
@@ -75,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    from ..core.errors import LabloomError
+    from ..core.errors import LabloomError, StoreChangeUnknownError
 
     try:
         _use_database_url(args.database_url)
@@ -86,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"labloom: error: {one_line(exc)}", file=sys.stderr)
         return exc.status
+    except StoreChangeUnknownError as exc:  # its own status: a script must not just run it again
+        tells = getattr(args, "tells", "")
+        print(f"labloom: error: {one_line(exc)}" + (f": `{tells}` tells" if tells else ""),
+              file=sys.stderr)
+        return UNKNOWN_CHANGE
     except LabloomError as exc:  # the store cannot be used, a target cannot be loaded, ...
         print(f"labloom: error: {one_line(exc)}", file=sys.stderr)
         return 2

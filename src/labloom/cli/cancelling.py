@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     cancel.add_argument("run_ids", metavar="RUN_ID", nargs="+", help="runs to cancel")
     cancel.add_argument("--wait", metavar="S", type=seconds("--wait"), default=10.0,
                         help="seconds to wait for the runs to end (default 10; 0: do not wait)")
-    cancel.set_defaults(handler=_cancel)
+    cancel.set_defaults(handler=_cancel, tells="labloom runs")
 
 
 def _cancel(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
     delete.add_argument("--dry-run", action="store_true",
                         help="say what would be deleted, delete nothing")
     delete.add_argument("--json", action="store_true", help="print JSON")
-    delete.set_defaults(handler=_delete)
+    delete.set_defaults(handler=_delete, tells="labloom runs")
 
 
 def _delete(args: argparse.Namespace) -> int:

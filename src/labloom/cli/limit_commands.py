@@ -19,14 +19,14 @@ def register(subparsers: Any) -> None:
     setter = commands.add_parser("set", help="at most N task runs tagged TAG run at once")
     setter.add_argument("tag")
     setter.add_argument("n", metavar="N", type=count("N"))
-    setter.set_defaults(handler=_set)
+    setter.set_defaults(handler=_set, tells="labloom limit list")
     lister = commands.add_parser("list", help="every limit")
     lister.add_argument("--json", action="store_true", help="print JSON")
     lister.set_defaults(handler=_list)
     # One verb with `schedule`: "remove"; "delete" (the name in labloom.limits) still works.
     deleter = commands.add_parser("remove", aliases=["delete"], help="remove the limit of TAG")
     deleter.add_argument("tag")
-    deleter.set_defaults(handler=_delete)
+    deleter.set_defaults(handler=_delete, tells="labloom limit list")
 
 
 def _set(args: argparse.Namespace) -> int:

@@ -11,6 +11,9 @@ from typing import Any
 from .options import seconds
 from .running import add_run_options, executor_choice, prepare
 
+# What tells whether a change whose answer was lost was made (``labloom`` exits 4 with it).
+_TELLS = "labloom schedule list"
+
 
 def register(subparsers: Any) -> None:
     """Add this module's subcommands to the parser."""
@@ -39,7 +42,7 @@ def register(subparsers: Any) -> None:
         help="start a run even if the previous one of this schedule is still running",
     )
     add_run_options(add)
-    add.set_defaults(handler=add_command)
+    add.set_defaults(handler=add_command, tells=_TELLS)
 
     listing = actions.add_parser("list", help="schedules, next run times, scheduler health")
     listing.add_argument("--json", action="store_true")
@@ -54,7 +57,7 @@ def register(subparsers: Any) -> None:
     ):
         sub = actions.add_parser(action, aliases=aliases, help=text)
         sub.add_argument("name", metavar="NAME")
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, tells=_TELLS if action != "test-alert" else "")
 
     serve = subparsers.add_parser(
         "serve", help="run the scheduler", description="Run due schedules, each run in its "

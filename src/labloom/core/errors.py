@@ -19,6 +19,7 @@
     ├── StoreVersionError          the store was written by a newer labloom
     ├── StoreUnavailableError      the state folder cannot be made, or the store file is damaged
     │   └── StoreUnreachableError  the store's database server cannot be reached now
+    │       └── StoreChangeUnknownError  a change sent to commit, its answer lost: made or not
     ├── StoreDataError             (also a ValueError) a row of the store cannot be read back
     ├── DatabaseURLError           (also a ValueError) a database URL labloom cannot use
     ├── NotAllowedError            (also a PermissionError) acting on another user's run
@@ -167,6 +168,13 @@ class StoreUnavailableError(LabloomError):
 class StoreUnreachableError(StoreUnavailableError):
     """The store's database server cannot be reached now (down, restarting, a network cut):
     passing, so the writer waits it out; a command stops with the message."""
+
+
+class StoreChangeUnknownError(StoreUnreachableError):
+    """A change (a schedule added, a limit set, a cancel asked) whose COMMIT was sent but never
+    answered, the server still away after the connection wait: it may have been made or not.
+    ``labloom`` exits 4 with the command that tells (``labloom schedule list``); a change known
+    not made (its connection went before the COMMIT) is a ``StoreUnreachableError`` saying so."""
 
 
 class StoreDataError(LabloomError, ValueError):

@@ -22,6 +22,7 @@ from ..core.errors import StoreUnavailableError
 from ..core.interrupts_held import InterruptsHeld
 from .db import Conn, Database, get_database, is_transient
 from .home import user_name
+from .unanswered_commits import has_row, written_once
 
 log = logging.getLogger("labloom")
 
@@ -55,12 +56,13 @@ def request_cancel(run_id: str, reason: str = DEFAULT_REASON, path: Path | None 
             raise NotCancellable(f"run {run_id} has already ended ({row[0]})")
         if row[1] is not None and row[1] != actor:
             reason = f"{reason} by {actor} (an admin)"  # the owner sees who stopped their run
-        conn.execute(
+        # Its answer lost (a crash, a network cut): asked whether it landed; the server still
+        # away, said whether it may have (``labloom cancel`` exits 4).
+        written_once(conn, lambda conn: conn.execute(
             "INSERT INTO cancel_requests (run_id, requested, reason) VALUES (?, ?, ?) "
             "ON CONFLICT (run_id) DO UPDATE SET requested = excluded.requested, "
-            "reason = excluded.reason",
-            (run_id, time.time(), reason),
-        )
+            "reason = excluded.reason", (run_id, time.time(), reason)),
+            lambda again, xid: has_row(again, "cancel_requests", "run_id", run_id, xid))
         return str(row[0])
     finally:
         conn.close()

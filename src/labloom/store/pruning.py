@@ -31,6 +31,7 @@ from . import access, store_clock
 from .home import host_name, pid_alive, seen_gone, started_after
 from .multirow import in_chunks, rows_in
 from .settings import heartbeat_timeout, outage_patience
+from .unanswered_commits import written_once
 from .unreferenced_results import FilesFreed, delete_unnamed, named_by
 
 if TYPE_CHECKING:
@@ -109,8 +110,12 @@ def _batches(ids: list[str]) -> Iterator[list[str]]:
 def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[str, str],
             files: dict[str, float]) -> int:
     """Delete a batch in one transaction; the runs found alive meanwhile go to ``may_live``
-    instead, and the result files the deleted ones named to ``files``."""
-    with store.conn.transaction() as conn:
+    instead, and the result files the deleted ones named to ``files``. Its answer lost (a
+    crash, a network cut): asked whether it landed (``written_once``; the store's connection
+    made again); the server still away, said whether it may have (``labloom delete`` exits 4)."""
+    gone: list[str] = []
+
+    def write(conn: Conn) -> int:
         # Read in the transaction (PostgreSQL: rows locked), so a beat that makes a run Running
         # again comes before this read or after the delete, never between.
         lock = " FOR UPDATE" if conn.kind == "postgresql" else ""
@@ -125,19 +130,29 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
                 why = why_kept_alive(host, pid, beat, created, message or "", now)
                 if why is not None:
                     may_live[run_id] = why
-        run_ids = [run_id for run_id in run_ids if run_id not in may_live]
-        if not run_ids:
+        gone[:] = [run_id for run_id in run_ids if run_id not in may_live]
+        if not gone:
             return 0
         count = sum(int(n) for (n,) in rows_in(
-            conn, "SELECT COUNT(*) FROM task_runs WHERE run_id IN ({marks})", run_ids))
-        for path, ended in named_by(conn, run_ids).items():
+            conn, "SELECT COUNT(*) FROM task_runs WHERE run_id IN ({marks})", gone))
+        for path, ended in named_by(conn, gone).items():
             files[path] = max(files.get(path, 0.0), ended)
         if dry_run:
             return count
-        delete_run_rows(conn, run_ids)
+        delete_run_rows(conn, gone)
         # Remembered: a copy from the store they came from skips them (``copying.py``).
         conn.executemany("INSERT INTO deleted_runs (id, deleted) VALUES (?, ?) "
-                         "ON CONFLICT (id) DO NOTHING", [(run_id, now) for run_id in run_ids])
+                         "ON CONFLICT (id) DO NOTHING", [(run_id, now) for run_id in gone])
+        return count
+
+    if dry_run:
+        with store.conn.transaction() as conn:
+            return write(conn)
+    count = written_once(store.conn, write, lambda again, _: not any(rows_in(
+        again, "SELECT id FROM flow_runs WHERE id IN ({marks})", gone)))
+    if store.conn.broken:  # cut, asked on a new one: the next batch, and the files, on one too
+        store.conn.close()
+        store.conn = store.database.connect()
     return count
 
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
-from ..core.errors import StoreUnreachableError
+from ..core.errors import StoreChangeUnknownError, StoreUnreachableError
 
 if TYPE_CHECKING:
     from .db import Conn
@@ -144,34 +144,64 @@ def written_once(conn: Conn, write: Callable[[Conn], T], there: Callable[[Conn, 
     it committed and ``there(new, xid)`` finds its effect in (an id lost in a crash is given
     again), else it is written again there. ``write``'s value is what it returned before the
     COMMIT. Before, the command said the store's error though its change was made (``add``
-    again: "a schedule named ... exists"). ``conn`` is broken after that: not used again."""
+    again: "a schedule named ... exists"). ``conn`` is broken after that: not used again.
+    A server still away after the connection wait cannot be asked: a change whose COMMIT was
+    sent raises ``StoreChangeUnknownError`` (it may have landed), one cut before it a
+    ``StoreUnreachableError`` saying it was not made (it cannot have)."""
     if conn.kind != "postgresql":
         with conn.transaction():
             return write(conn)
     xid: int | None = None
     backend = 0
+    sent = False  # the COMMIT went: only the server can tell its outcome
     try:
         with conn.transaction():
             row = conn.execute("SELECT txid_current(), pg_backend_pid()").fetchone()
             xid, backend = int(row[0]), int(row[1])
             value = write(conn)
+            sent = True
         return value
     except Exception as exc:
-        if xid is None or not conn.broken:
-            raise  # answered (nothing committed), or cut before anything was written
-        cut = exc
+        if not conn.broken:
+            raise  # answered: nothing committed
+        cut: Exception = exc
     for delay in _ASKED_AGAIN:
-        with conn.database.connect(named_rows=named_rows) as again:
+        try:
+            again = conn.database.connect(named_rows=named_rows)
+        except Exception as exc:
+            raise _unasked(exc, sent) from exc
+        with again:
             try:
-                if not committed(again, xid, backend):
-                    return written_once(again, write, there, named_rows)
-            except StoreUnreachableError:  # still open: ended, asked again
-                time.sleep(delay)
+                landed = xid is not None and committed(again, xid, backend) and there(again,
+                                                                                      xid)
+            except StoreUnreachableError as exc:
+                if again.broken:
+                    raise _unasked(exc, sent) from exc
+                time.sleep(delay)  # still open: ended, asked again
                 continue
-            if there(again, xid):
+            except Exception as exc:
+                if not again.broken:
+                    raise
+                raise _unasked(exc, sent) from exc
+            if landed:
                 return value
-            return written_once(again, write, there, named_rows)  # its id given again
-    raise cut
+            return written_once(again, write, there, named_rows)  # not landed: made again
+    raise _unasked(cut, sent)
+
+
+def _unasked(exc: BaseException, sent: bool) -> StoreUnreachableError:
+    """The error of a change whose server could not be asked about it (away past the wait)."""
+    why = " ".join(str(exc).removeprefix("[labloom]").split())
+    if sent:
+        return StoreChangeUnknownError(
+            "[labloom] the change may or may not have been made: the store's server never "
+            "answered its COMMIT, and could not be asked since whether it landed "
+            f"({why}); once the server is back, look whether it was made before making it "
+            "again")
+    return StoreUnreachableError(
+        "[labloom] the change was not made: the connection to the store's server went before "
+        f"it was committed, and the server is still away ({why}); make it again once the "
+        "server is back")
 
 
 def has_row(conn: Conn, table: str, column: str, value: object, xid: int) -> bool:

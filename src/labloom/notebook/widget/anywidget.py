@@ -6,6 +6,7 @@ Imported only when a widget is asked for, so ``import labloom`` never loads ipyw
 from __future__ import annotations
 
 import pathlib
+import threading
 import time
 from typing import Any
 
@@ -18,11 +19,15 @@ from . import last_frames
 from .drawing import dag_svg
 from .html import summary_html
 from .palette import stylesheet
+from .throttle import Throttle
 from .view import Payload, RunHandle, RunView
 
 _HERE = pathlib.Path(__file__).resolve().parent
 RUN_MIME = "application/vnd.labloom.run+json"  # in step with js/src/cellrun.ts
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# Seconds between refreshes of a running run's saved output (its summary) once labloom's Lab
+# extension draws it: a notebook saved meanwhile, or whose kernel is killed, keeps one this old.
+SUMMARY_EVERY = 2.0
 
 
 def asset(name: str) -> pathlib.Path:
@@ -60,6 +65,11 @@ class RunWidget(anywidget.AnyWidget):
         super().__init__()
         self.pushes = 0  # trait updates sent so far (each is one comm message)
         self._displays: list[Any] = []  # the display handle of each output showing it
+        self._hosted = False  # labloom's Lab extension draws it (``_on_message``)
+        self._refreshing = threading.Lock()  # outputs refreshed in the order they were made
+        self._summaries = Throttle(self._refresh_display, SUMMARY_EVERY,
+                                   clock=view_options.get("clock", time.monotonic),
+                                   schedule=view_options.get("schedule"))
         view_options.setdefault("on_finished", self._refresh_display)
         self.view = RunView(run, self._push, self._reply, **view_options)
         self.on_msg(self._on_message)
@@ -95,8 +105,11 @@ class RunWidget(anywidget.AnyWidget):
         self.show()
 
     def _refresh_display(self) -> None:
-        for handle in list(self._displays):  # every output showing it: shown twice, or again
-            self._refresh(handle)
+        # One at a time: a summary refresh made before the run's end, sent after the end's,
+        # would leave the output (and a notebook saved then) showing it Running.
+        with self._refreshing:
+            for handle in list(self._displays):  # every output showing it: shown twice, again
+                self._refresh(handle)
 
     def _refresh(self, handle: Any) -> None:
         bundle = self.finished_bundle()
@@ -105,6 +118,8 @@ class RunWidget(anywidget.AnyWidget):
 
     def _push(self, payload: Payload) -> None:
         self.pushes += 1
+        if self._hosted:
+            self._summaries.request()
         # One comm message for all the traits that changed in this frame.
         with self.hold_sync():
             for name, value in payload.items():
@@ -114,7 +129,15 @@ class RunWidget(anywidget.AnyWidget):
         self.send(content)
 
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict):
+        if isinstance(content, dict) and content.get("event") == "hosted":
+            # labloom's Lab extension draws the live widget from the model id in labloom's
+            # type (js/src/cellrun.ts): the output can drop the widget view now, not only
+            # once the run is over, and keep its summary current. Saved mid-run (or its
+            # kernel killed), the notebook held the widget view, which exports blank offline,
+            # beside the summary drawn as the run started.
+            self._hosted = True
+            self._summaries.request()
+        elif isinstance(content, dict):
             self.view.handle(content)
 
     def flush(self) -> None:
@@ -123,6 +146,7 @@ class RunWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         last_frames.forget(self)
+        self._summaries.close()
         self.view.close()
         super().close()
 
@@ -157,7 +181,9 @@ class RunWidget(anywidget.AnyWidget):
         CDN: with no network out, nothing at all where the DAG was. Without the view, they show
         the summary. labloom's Lab extension still draws the live widget, from the model id in
         labloom's type (js/src/cellrun.ts); other front ends (VS Code) show the summary once the
-        run is over. A run's first output keeps the view: it is what draws the run live."""
+        run is over. A run's first output keeps the view: it is what draws the run live, except
+        in Lab with labloom's extension, which says so (``_on_message``): there the output is
+        this bundle from then on, refreshed every ``SUMMARY_EVERY`` seconds while it runs."""
         bundle = self._repr_mimebundle_()
         if bundle is None:
             return None
