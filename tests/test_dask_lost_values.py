@@ -213,3 +213,43 @@ def test_a_chunk_made_again_with_a_child_failing_fails_its_downstream_not_feeds_
     run.retry()
     assert run.state is State.COMPLETED, run.message
     assert run.result() == 3 and _runs(tmp_path / "child1") == 3
+
+
+@task(batch_size=3, timeout=120)
+def held_back(i: int, folder: Path) -> int:
+    """Three children, one Dask task that gives its last children back once one holds them
+    past ``GIVE_BACK_AFTER`` (1 s): child 1 in the first run, child 0 in Dask's second."""
+    runs = _runs(folder / f"child{i}")
+    (folder / f"child{i}").write_text(str(runs + 1))
+    if (i, runs) in ((1, 0), (0, 1)):
+        time.sleep(3)
+    return os.getpid()
+
+
+@flow
+def chunk_given_back_then_lost(folder: Path) -> Any:
+    pids = held_back.map(range(3), folder=unmapped(folder))
+    _kill_holder(pids.result()[0], folder / "child0")
+    return count(pids)
+
+
+def test_a_chunk_made_again_giving_back_earlier_says_its_child_did_not_run(
+    tmp_path: Path, cluster: Any,
+) -> None:
+    """The chunk gave child 2 back (child 1 held it) and kept children 0 and 1; Dask's new run
+    of it gave back after child 0, so child 1's value is not in it. Before: count failed with
+    'IndexError: list index out of range' (reading child 1's place in the chunk)."""
+    run = chunk_given_back_then_lost.run(folder=tmp_path, executor=DaskExecutor(cluster=cluster))
+    assert run.state is State.FAILED, run.message
+    states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
+    assert states["held_back[1]"] == (State.COMPLETED, ""), states
+    assert states["count"] == (State.FAILED, (
+        "WorkerDiedError: count did not run: the value of held_back[1], which it needs, was "
+        "lost with its Dask worker after held_back[1] completed, and Dask's run of "
+        "held_back[1] to make it again failed (RuntimeError: the call did not run: a sibling "
+        "before it in its Dask chunk held it, and the chunk gave it back); run.retry() runs "
+        "held_back[1] again")), states
+    assert _runs(tmp_path / "child1") == 1  # the new run did not run it
+    run.retry()
+    assert run.state is State.COMPLETED, run.message
+    assert run.result() == 3
