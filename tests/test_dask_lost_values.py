@@ -82,9 +82,11 @@ def test_a_value_lost_as_the_runs_own_cluster_closes_is_a_clear_error_and_a_retr
             f"run failed (RuntimeError: {RAN_AGAIN}), before the run's own cluster closed (a "
             f"closed cluster keeps nothing). run.retry() runs it again") in said, said
     assert executor._per_run is not None and executor._per_run.cluster is None  # none started
+    assert run.notes == [_lost_note("where")], run.notes
     run.retry()
     assert run.state is State.COMPLETED, run.message
     assert isinstance(run.result(), int) and _runs(path) == 3
+    assert run.notes == [_lost_note("where"), _rerun_note("where")], run.notes
 
 
 @task
@@ -126,6 +128,18 @@ def _says_the_value_was_lost(run: Any, upstream: str, downstream: str) -> None:
         f"Dask ran it again to make it, and that run failed (RuntimeError: {RAN_AGAIN}), so "
         f"{downstream} could not run. It stays Completed (its call returned); run.retry() "
         "runs it again"], noted
+    assert run.notes == [_lost_note(upstream)], run.notes
+
+
+def _lost_note(upstream: str) -> str:
+    return (f"{upstream}: its value was lost with its Dask worker after it completed, and "
+            f"Dask's run of it to make it again failed (RuntimeError: {RAN_AGAIN}); "
+            "run.retry() runs it again")
+
+
+def _rerun_note(upstream: str) -> str:
+    return (f"{upstream}: ran again, as its value was lost after it completed: Dask's run of it "
+            f"to make it again failed (RuntimeError: {RAN_AGAIN})")
 
 
 def test_a_downstream_of_a_value_whose_new_run_failed_says_so_and_a_retry_remakes_it(
@@ -143,6 +157,35 @@ def test_a_downstream_of_a_value_whose_new_run_failed_says_so_and_a_retry_remake
     assert run.state is State.COMPLETED, run.message
     assert _runs(path) == 3  # where ran again
     assert isinstance(run.result(), int)
+    # Before, run.notes said nothing of where (what a retry reran although it completed).
+    assert run.notes == [_lost_note("where"), _rerun_note("where")], run.notes
+
+
+def test_a_value_whose_new_run_failed_with_nothing_waiting_is_said_at_the_runs_end(
+    tmp_path: Path, cluster: Any,
+) -> None:
+    """On a shared cluster (a client the user passes), the flow's last value is lost and
+    Dask's new run of it fails with no task run waiting for it. Before: the run ended with
+    nothing said in where's logs nor in run.notes (only a read of the value said it)."""
+    from distributed import Client
+
+    path = tmp_path / "runs"
+    with Client(cluster, set_as_default=False) as client:
+        run = lost_at_the_end.run(path=path, executor=DaskExecutor(client=client))
+        assert run.state is State.COMPLETED, run.message
+        noted = [line.text for line in run.logs("where") if "[labloom]" in line.text]
+        assert noted == [
+            "[labloom] this task run's value was lost with its Dask worker after it "
+            f"completed; Dask ran it again to make it, and that run failed (RuntimeError: "
+            f"{RAN_AGAIN}), so reading it raises WorkerDiedError. It stays Completed (its call "
+            "returned); run.retry() runs it again"], noted
+        assert run.notes == [_lost_note("where")], run.notes
+        with pytest.raises(WorkerDiedError, match=r"that run failed \(RuntimeError: "):
+            run.result()
+        run.retry()
+        assert run.state is State.COMPLETED, run.message
+        assert isinstance(run.result(), int) and _runs(path) == 3
+        assert run.notes == [_lost_note("where"), _rerun_note("where")], run.notes
 
 
 @task

@@ -154,6 +154,14 @@ class Executor(ABC):
         (``lost_inputs``). None for a value that is there, or being made again."""
         return None
 
+    def losses(self) -> int:
+        """How many values its cluster said lost so far (a Dask worker holding them died):
+        a run's end looks for its own only when this changed while it ran (``lost_inputs``)."""
+        return 0
+
+    def await_remade(self, handles: list[Any]) -> None:  # noqa: B027 - optional hook
+        """Wait (bounded) while the values of ``handles``, lost, are being made again."""
+
     def split(self, handle: Any) -> list[Any]:
         """Value references for the items of a finished task run's (iterable) result."""
         value = self.result(handle)
