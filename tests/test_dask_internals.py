@@ -129,6 +129,32 @@ def test_lost_values_are_not_noted_where_the_client_cannot_tell() -> None:
     assert not dask_internals.on_lost_data(object(), lambda: None)
 
 
+class _Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def one(self) -> None:
+        self.count += 1
+
+
+def test_a_client_is_wrapped_once_however_many_listen(client: Any) -> None:
+    """An executor per run on one client (a kernel's) wrapped the handler again each time:
+    each lost value would call down a chain as long as the runs made."""
+    import gc
+
+    first, second = _Counter(), _Counter()
+    for counter in (first, second, first):
+        assert dask_internals.on_lost_data(client, counter.one)
+    handler = client._stream_handlers["lost-data"]
+    assert handler.own == client._handle_lost_data  # the client's own, wrapped once
+    handler(key="no-such-key")  # what the scheduler sends (a key this client does not want)
+    assert (first.count, second.count) == (1, 1)  # each once
+    del second
+    gc.collect()
+    assert dask_internals.on_lost_data(client, first.one)
+    assert len(handler.listeners) == 1  # the collected one's place given up
+
+
 def test_each_internal_takes_its_fast_path_on_the_installed_release() -> None:
     # A release that moves one of these fails here, by name, before any run slows or breaks.
     assert dask_internals.in_use() == {

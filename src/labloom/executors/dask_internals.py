@@ -53,6 +53,7 @@ import functools
 import inspect
 import itertools
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,20 +157,39 @@ def held_error(future: Any) -> BaseException | None:
 def on_lost_data(client: Any, noted: Callable[[], None]) -> bool:
     """``noted()`` (on the client's event loop: keep it short) each time ``client`` is told
     that a value it wants was lost, after the client's own handling; False where that cannot
-    be seen."""
+    be seen. Wrapped once per client, whatever the number of executors using it (a kernel
+    making one per run on a client of its own); a method is held weakly."""
     handlers = getattr(client, "_stream_handlers", None)
     if not isinstance(handlers, dict) or handlers.get("lost-data") is None:
         return False
-    own = handlers["lost-data"]
-
-    def lost_data(**message: Any) -> Any:
-        try:
-            return own(**message)
-        finally:
-            noted()
-
-    handlers["lost-data"] = lost_data
+    handler = handlers["lost-data"]
+    if not isinstance(handler, _LostData):
+        handler = handlers["lost-data"] = _LostData(handler)
+    handler.listen(noted)
     return True
+
+
+class _LostData:
+    """The client's own handler of "lost-data", then labloom's listeners."""
+
+    def __init__(self, own: Callable[..., Any]) -> None:
+        self.own = own
+        self.listeners: list[Callable[[], Any]] = []
+
+    def listen(self, noted: Callable[[], None]) -> None:
+        # (Replaced whole, never changed in place: the loop's thread reads it meanwhile.)
+        kept = [ref for ref in self.listeners if ref() not in (None, noted)]
+        self.listeners = [*kept, weakref.WeakMethod(noted) if inspect.ismethod(noted)
+                          else (lambda: noted)]
+
+    def __call__(self, **message: Any) -> Any:
+        try:
+            return self.own(**message)
+        finally:
+            for ref in self.listeners:
+                listener = ref()
+                if listener is not None:
+                    listener()
 
 
 def watch(client: Any, watched: Sequence[tuple[Any, Callable[[Any], None]]]) -> None:
