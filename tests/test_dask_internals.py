@@ -110,8 +110,8 @@ def test_a_value_lost_with_its_worker_is_noted_and_dask_makes_it_again() -> None
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
-        noted: list[int] = []
-        assert dask_internals.on_lost_data(client, lambda: noted.append(1))
+        noted: list[Any] = []
+        assert dask_internals.on_lost_data(client, noted.append)
         second = cluster.workers[1].address  # the one scale(1) closes
         future = client.submit(_plus_one, 1, key="lost-then-made", workers=[second],
                                allow_other_workers=True)
@@ -122,19 +122,19 @@ def test_a_value_lost_with_its_worker_is_noted_and_dask_makes_it_again() -> None
             assert time.monotonic() < end, "the client was never told the value was lost"
             time.sleep(0.05)
         assert future.result(timeout=60) == 2  # made again on the other worker
-        assert noted == [1]
+        assert noted == ["lost-then-made"]
 
 
 def test_lost_values_are_not_noted_where_the_client_cannot_tell() -> None:
-    assert not dask_internals.on_lost_data(object(), lambda: None)
+    assert not dask_internals.on_lost_data(object(), lambda key: None)
 
 
 class _Counter:
     def __init__(self) -> None:
         self.count = 0
 
-    def one(self) -> None:
-        self.count += 1
+    def one(self, key: Any) -> None:
+        self.count += key == "no-such-key"
 
 
 def test_a_client_is_wrapped_once_however_many_listen(client: Any) -> None:

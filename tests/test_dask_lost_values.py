@@ -296,3 +296,34 @@ def test_a_chunk_made_again_giving_back_earlier_says_its_child_did_not_run(
     run.retry()
     assert run.state is State.COMPLETED, run.message
     assert run.result() == 3
+
+
+@flow
+def chunk_lost_at_the_end(folder: Path) -> Any:
+    pids = child.map(range(3), folder=unmapped(folder))
+    _kill_holder(pids.result()[0], folder / "child1")
+    return pids
+
+
+@pytest.mark.parametrize("per_run", [False, True], ids=["shared", "per run"])
+def test_a_chunk_child_whose_new_run_failed_with_nothing_waiting_is_said_and_rerun(
+    tmp_path: Path, cluster: Any, per_run: bool,
+) -> None:
+    """A map child's value (its chunk's) lost, Dask's new run of the chunk failing for that
+    child, and no task run waiting for it. Before: nothing said, and run.retry() did not run
+    it again (its chunk finished, so it did not count as lost): reading it still raised."""
+    executor = _per_run() if per_run else DaskExecutor(cluster=cluster)
+    run = chunk_lost_at_the_end.run(folder=tmp_path, executor=executor)
+    assert run.state is State.COMPLETED, run.message
+    noted = [line.text for line in run.logs("child[1]") if "[labloom]" in line.text]
+    assert noted == [
+        "[labloom] this task run's value was lost with its Dask worker after it completed; "
+        f"Dask ran it again to make it, and that run failed (RuntimeError: {RAN_AGAIN}), so "
+        "reading it raises WorkerDiedError. It stays Completed (its call returned); "
+        "run.retry() runs it again"], noted
+    assert run.notes == [_lost_note("child[1]")], run.notes
+    run.retry()
+    assert run.state is State.COMPLETED, run.message
+    assert run.notes == [_lost_note("child[1]"), _rerun_note("child[1]")], run.notes
+    assert _runs(tmp_path / "child1") == 3
+    assert [isinstance(pid, int) for pid in run.result()] == [True] * 3

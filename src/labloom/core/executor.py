@@ -159,8 +159,10 @@ class Executor(ABC):
         a run's end looks for its own only when this changed while it ran (``lost_inputs``)."""
         return 0
 
-    def await_remade(self, handles: list[Any]) -> None:  # noqa: B027 - optional hook
-        """Wait (bounded) while the values of ``handles``, lost, are being made again."""
+    def settle_lost(self, handles: list[Any]) -> list[Any]:
+        """Of ``handles`` (successful calls'), those whose value was lost since, once the
+        executor's new runs of them ended (a bounded wait); ``remade_failed`` says the rest."""
+        return []
 
     def split(self, handle: Any) -> list[Any]:
         """Value references for the items of a finished task run's (iterable) result."""

@@ -111,21 +111,19 @@ class LostValues:
 
     def at_end(self, task_runs: Callable[[], list[TaskRun]]) -> None:
         """The run's task runs ended: those whose value was lost and not made again, waited
-        for while being made (``Executor.await_remade``), said. Nothing lost while the run
+        for while being made (``Executor.settle_lost``), said. Nothing lost while the run
         went (the executor's count the same): nothing to look at."""
         losses = self._executor.losses()
         if losses == self._losses:
             return
         self._losses = losses
         executor = self._executor
-        lost = [tr for tr in task_runs() if tr.state.is_success and tr.handle is not None
-                and tr.id not in self._said and executor.lost(tr.handle)]
-        if lost:
-            executor.await_remade([tr.handle for tr in lost])
-        for tr in lost:
-            why = executor.remade_failed(tr.handle)
+        done = {id(tr.handle): tr for tr in task_runs() if tr.state.is_success
+                and tr.handle is not None and tr.id not in self._said}
+        for handle in executor.settle_lost([tr.handle for tr in done.values()]):
+            why = executor.remade_failed(handle)
             if why is not None:
-                self._tell(tr, why, None)
+                self._tell(done[id(handle)], why, None)
 
     def _tell(self, up: TaskRun, error: BaseException, downstream: TaskRun | None) -> None:
         if up.id in self._said:

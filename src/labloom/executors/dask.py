@@ -335,8 +335,8 @@ class DaskExecutor(Executor):
     def losses(self) -> int:
         return self._lost.count
 
-    def await_remade(self, handles: list[Any]) -> None:
-        self._lost.await_remade(handles)
+    def settle_lost(self, handles: list[Any]) -> list[Any]:
+        return self._lost.settle(handles, self.value_ref)
 
     def split(self, handle: Any) -> list[Any]:
         if isinstance(handle.future, (Kept, Gone)):

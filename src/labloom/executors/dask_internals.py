@@ -154,8 +154,8 @@ def held_error(future: Any) -> BaseException | None:
     return error if isinstance(error, BaseException) else None
 
 
-def on_lost_data(client: Any, noted: Callable[[], None]) -> bool:
-    """``noted()`` (on the client's event loop: keep it short) each time ``client`` is told
+def on_lost_data(client: Any, noted: Callable[[Any], None]) -> bool:
+    """``noted(key)`` (on the client's event loop: keep it short) each time ``client`` is told
     that a value it wants was lost, after the client's own handling; False where that cannot
     be seen. Wrapped once per client, whatever the number of executors using it (a kernel
     making one per run on a client of its own); a method is held weakly."""
@@ -174,9 +174,9 @@ class _LostData:
 
     def __init__(self, own: Callable[..., Any]) -> None:
         self.own = own
-        self.listeners: list[Callable[[], Any]] = []
+        self.listeners: list[Callable[[], Any]] = []  # each gives the listener (or None)
 
-    def listen(self, noted: Callable[[], None]) -> None:
+    def listen(self, noted: Callable[[Any], None]) -> None:
         # (Replaced whole, never changed in place: the loop's thread reads it meanwhile.)
         kept = [ref for ref in self.listeners if ref() not in (None, noted)]
         self.listeners = [*kept, weakref.WeakMethod(noted) if inspect.ismethod(noted)
@@ -189,7 +189,7 @@ class _LostData:
             for ref in self.listeners:
                 listener = ref()
                 if listener is not None:
-                    listener()
+                    listener(message.get("key"))
 
 
 def watch(client: Any, watched: Sequence[tuple[Any, Callable[[Any], None]]]) -> None:

@@ -6,10 +6,12 @@ makes them again, and why one is gone for good (Dask's new run of it failed)."""
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from .dask_internals import held_error, on_lost_data
 from .dask_keeping import RECOMPUTE_WAIT, await_remade, recompute_wait
+from .dask_loading import Kept
 
 
 class LostValues:
@@ -17,6 +19,7 @@ class LostValues:
 
     def __init__(self) -> None:
         self.count = 0  # values its clients were told lost
+        self.keys: set[Any] = set()  # their keys, until a run's end looked at them
         self._client: weakref.ref[Any] | None = None  # the client they are counted on
         self.wait = RECOMPUTE_WAIT
 
@@ -30,15 +33,24 @@ class LostValues:
             self._client = weakref.ref(client)
             on_lost_data(client, self._one)
 
-    def _one(self) -> None:  # on the client's event loop: counted, nothing more
+    def _one(self, key: Any) -> None:  # on the client's event loop: noted, nothing more
+        self.keys.add(key)
         self.count += 1
 
-    def await_remade(self, handles: list[Any]) -> None:
-        # A chunk child's value: its chunk's, and its own item's if a task took it.
-        futures = [future for handle in handles for future in (handle.future, handle.item)
-                   if getattr(future, "status", None) == "lost"]
-        if futures:
-            await_remade(futures, self.wait)
+    def settle(self, handles: list[Any], item_of: Callable[[Any], Any]) -> list[Any]:
+        """``Executor.settle_lost``: those of ``handles`` whose value (a chunk child's: its
+        chunk's) was lost, once Dask made it again or failed to. A chunk child's is then read
+        on the cluster (``item_of``, its item): Dask's new run of the chunk may have failed for
+        it alone (the chunk finished), which only its item says (``remade_failed``)."""
+        keys, self.keys = self.keys, set()  # (a later loss adds to the new set)
+        lost = [h for h in handles if getattr(h.future, "key", None) in keys or h.lost]
+        await_remade([f for h in lost for f in (h.future, h.item)
+                      if getattr(f, "status", None) == "lost"], self.wait)
+        items = [item_of(h) for h in lost if h.index is not None and h.future.status ==
+                 "finished" and not isinstance(h.future, Kept)]
+        await_remade([item for item in items if item.status == "pending"], self.wait)
+        self.keys |= keys - {getattr(h.future, "key", None) for h in handles}  # other runs'
+        return lost
 
 
 def remade_failed(handle: Any) -> BaseException | None:
