@@ -282,7 +282,7 @@ class RunEngine:
                 if body_again:
                     self._run_body()
                 self.wait_until(lambda: self.graph.open == 0, None, until)
-            self.launcher.lost.at_end(self.task_runs)  # values lost since: ``lost_inputs``
+            self.launcher.lost.at_end(self.task_runs, self.graph.cancelled)  # lost_inputs
         except KeyboardInterrupt:
             self.cancel("interrupted")
             self._finalize()

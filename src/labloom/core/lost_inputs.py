@@ -109,18 +109,23 @@ class LostValues:
         """``tr`` failed for ``up``'s value, gone (Dask's new run of it raised ``error``)."""
         self._tell(up, error, tr)
 
-    def at_end(self, task_runs: Callable[[], list[TaskRun]]) -> None:
+    def at_end(self, task_runs: Callable[[], list[TaskRun]], cancelled: str | None) -> None:
         """The run's task runs ended: those whose value was lost and not made again, waited
         for while being made (``Executor.settle_lost``), said. Nothing lost while the run
-        went (the executor's count the same): nothing to look at."""
+        went (the executor's count the same): nothing to look at; a run ``cancelled`` waits
+        for nothing (a read of such a value still says it)."""
         losses = self._executor.losses()
-        if losses == self._losses:
+        if losses == self._losses or cancelled is not None:
             return
         self._losses = losses
         executor = self._executor
         done = {id(tr.handle): tr for tr in task_runs() if tr.state.is_success
                 and tr.handle is not None and tr.id not in self._said}
-        for handle in executor.settle_lost([tr.handle for tr in done.values()]):
+        try:
+            lost = executor.settle_lost([tr.handle for tr in done.values()])
+        except Exception:  # (its cluster gone meanwhile): the run must end all the same
+            return
+        for handle in lost:
             why = executor.remade_failed(handle)
             if why is not None:
                 self._tell(done[id(handle)], why, None)

@@ -5,6 +5,7 @@ makes them again, and why one is gone for good (Dask's new run of it failed)."""
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ class LostValues:
 
     def __init__(self) -> None:
         self.count = 0  # values its clients were told lost
-        self.keys: set[Any] = set()  # their keys, until a run's end looked at them
+        self.keys: set[Any] = set()  # their keys, until their run's end looked at them
         self._client: weakref.ref[Any] | None = None  # the client they are counted on
         self.wait = RECOMPUTE_WAIT
 
@@ -42,14 +43,18 @@ class LostValues:
         chunk's) was lost, once Dask made it again or failed to. A chunk child's is then read
         on the cluster (``item_of``, its item): Dask's new run of the chunk may have failed for
         it alone (the chunk finished), which only its item says (``remade_failed``)."""
-        keys, self.keys = self.keys, set()  # (a later loss adds to the new set)
+        keys = set(self.keys)  # (one step under the GIL: the loop's thread adds meanwhile)
         lost = [h for h in handles if getattr(h.future, "key", None) in keys or h.lost]
         await_remade([f for h in lost for f in (h.future, h.item)
                       if getattr(f, "status", None) == "lost"], self.wait)
-        items = [item_of(h) for h in lost if h.index is not None and h.future.status ==
-                 "finished" and not isinstance(h.future, Kept)]
-        await_remade([item for item in items if item.status == "pending"], self.wait)
-        self.keys |= keys - {getattr(h.future, "key", None) for h in handles}  # other runs'
+        for handle in lost:
+            if handle.index is not None and handle.future.status == "finished" and \
+                    not isinstance(handle.future, Kept):
+                with contextlib.suppress(Exception):  # its client closed: no item, no word
+                    item_of(handle)
+        await_remade([h.item for h in lost if getattr(h.item, "status", None) == "pending"],
+                     self.wait)
+        self.keys -= {getattr(h.future, "key", None) for h in lost}  # other runs' stay
         return lost
 
 
