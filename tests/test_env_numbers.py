@@ -10,6 +10,7 @@ import pytest
 from labloom import LabloomError
 from labloom.core.env_numbers import env_number
 from labloom.core.errors import ClusterConfigError, ScheduleError
+from labloom.core.kept_parameters import parameter_bytes
 from labloom.executors.dask_dashboard import preferred_port
 from labloom.executors.dask_keeping import recompute_wait
 from labloom.schedule.alert_sender import timeout_from_env
@@ -59,6 +60,8 @@ def test_a_whole_number_setting_refuses_a_fraction(monkeypatch: pytest.MonkeyPat
      "a number of seconds above 0 (how long a webhook has to answer an alert)"),
     ("LABLOOM_SCHEDULE_LOG_DAYS", kept_days, ("0", 0.0), "a week", ScheduleError,
      "a number of days >= 0 (0 keeps every run's log file)"),
+    ("LABLOOM_PARAMETER_BYTES", parameter_bytes, ("10_000", 10_000), "1.5e6", LabloomError,
+     "a whole number of bytes >= 0 (0 keeps every parameter as a summary)"),
 ])
 def test_each_setting_reads_through_it(
     monkeypatch: pytest.MonkeyPatch, name: str, read: object, good: tuple[str, float],
