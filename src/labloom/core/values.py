@@ -16,6 +16,7 @@ from .errors import (
     UpstreamFailedError,
 )
 from .futures import Flattened, MappedFuture, allow_failure, find_futures, replace_futures
+from .launching import LAUNCHING
 from .map_nodes import MapNode
 from .states import State
 from .task_runs import TaskRun
@@ -234,8 +235,6 @@ def release(engine: RunEngine) -> None:
     """The user let go of the run: drop the executor's handles (Dask futures pin results),
     task inputs and the return value now, not when the cyclic collector reaches the engine's
     cycles. No lock: nothing reaches the run, and a finalizer must never wait."""
-    from .launching import LAUNCHING
-
     engine.released = True
     engine.returned = None
     for tr in engine.graph.task_runs:
