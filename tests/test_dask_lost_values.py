@@ -206,7 +206,7 @@ def test_a_ctrl_c_while_a_run_keeps_its_values_still_closes_its_cluster(
     second one to fail with "Cannot gather Futures created by another client"."""
     from labloom.executors.dask_clusters import RunCluster
 
-    def interrupted(self: RunCluster, run_id: str) -> None:
+    def interrupted(self: RunCluster, run_id: str, waited: frozenset[Any] = frozenset()) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(RunCluster, "keep_values", interrupted)

@@ -23,18 +23,18 @@ def _runs(path: Path) -> int:
 
 
 @task
-def slow_again(path: Path) -> int:
-    """This worker's process id; its second run (Dask's, to make it again) takes long."""
+def slow_again(path: Path, seconds: float = 60) -> int:
+    """This worker's process id; its second run (Dask's, to make it again) takes ``seconds``."""
     runs = _runs(path)
     path.write_text(str(runs + 1))
     if runs:
-        time.sleep(60)  # ended by the cluster's close (a busy worker is killed after 4 s)
+        time.sleep(seconds)  # ended by the cluster's close (a busy worker is killed after 4 s)
     return os.getpid()
 
 
 @flow
-def lost_and_slow(path: Path) -> Any:
-    held = slow_again(path)
+def lost_and_slow(path: Path, seconds: float = 60) -> Any:
+    held = slow_again(path, seconds)
     os.kill(held.result(), signal.SIGKILL)
     end = time.monotonic() + 120
     while _runs(path) < 2:  # Dask started making it again
@@ -70,3 +70,17 @@ def test_a_wait_that_is_no_number_raises_before_the_cluster_starts(
         lost_and_slow.run(path=tmp_path / "runs", executor=executor)
     assert _runs(tmp_path / "runs") == 0
     assert executor._per_run is not None and executor._per_run.cluster is None
+
+
+def test_the_wait_is_not_made_twice_at_the_close_of_a_cluster_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run's end waits for the value being made again (to say it in the task run's logs if
+    that fails), then its cluster's close would wait once more for the same value: 20 s and 20
+    s, which Dask's new run of 30 s outlasted only once. Before: the value was made within the
+    second wait and kept (twice the setting waited); now: one wait, and the value is gone."""
+    monkeypatch.setenv("LABLOOM_RECOMPUTE_WAIT", "20")
+    run = lost_and_slow.run(path=tmp_path / "runs", seconds=30, executor=_per_run())
+    assert run.state is State.COMPLETED, run.message
+    with pytest.raises(WorkerDiedError, match=r"Dask was still making it again after 20 s"):
+        run.result()

@@ -164,7 +164,7 @@ class DaskExecutor(Executor):
             self._dispatcher.put(self._dispatcher.forget, run_id)
         if self._per_run is not None:
             try:  # (it may wait for values Dask makes again: a Ctrl-C must not keep it open)
-                self._per_run.keep_values(run_id)
+                self._per_run.keep_values(run_id, self._lost.waited_out)
             finally:
                 with self._lock:
                     self._per_run.runs = max(0, self._per_run.runs - 1)

@@ -275,15 +275,16 @@ class RunCluster:
 
         return tuple(map(fresh, args)), {key: fresh(v) for key, v in kwargs.items()}
 
-    def keep_values(self, run_id: str) -> None:
-        """The run's finished values, into its handles (one round trip), before closing."""
+    def keep_values(self, run_id: str, waited: frozenset[Any] = frozenset()) -> None:
+        """The run's finished values, into its handles (one round trip), before closing;
+        those lost and waited for at the run's end (``waited``, their keys), not again."""
         with self.lock:
             handles = self.handles.pop(run_id, [])
         self.calls_left = self.calls_left or any(
             getattr(h.future, "status", None) in ("pending", "cancelled") for h in handles)
         if handles and self.client is not None:
             keep_values(self.client, f"run {run_id} on a {self.path}", handles,
-                        self.recompute_wait)
+                        self.recompute_wait, waited)
 
     def close(self) -> None:
         """Stop counting, close the client and the cluster (nothing is left running)."""

@@ -53,13 +53,15 @@ class _Lost:
 
 
 def keep_values(client: Any, where: str, handles: list[Any], wait: float = RECOMPUTE_WAIT,
-                ) -> None:
+                waited: frozenset[Any] = frozenset()) -> None:
     """The finished values of ``handles`` (a run's, on its cluster per run of ``client``:
     ``where`` names them), into them as ``Kept``, before the cluster closes; those lost with
-    their worker as ``Gone`` (made again within ``wait`` seconds: kept)."""
+    their worker as ``Gone`` (made again within ``wait`` seconds: kept; not waited for again
+    when the run's end waited for them already, by their keys ``waited``)."""
     ours = {id(h.future): h.future for h in handles
             if h.future is not None and not isinstance(h.future, (Kept, Gone))}
-    remade = await_remade([f for f in ours.values() if f.status == "lost"], wait)
+    remade = [f for f in ours.values() if f.status == "lost"]
+    await_remade([f for f in remade if f.key not in waited], wait)
     # An erred future is a failed task run's (never read) or a completed one's whose new run
     # failed: Gone either way, which says why if it is read.
     gone = {key: Gone(f.key, recompute_failed(held_error(f)) if f.status == "error" else

@@ -21,6 +21,8 @@ class LostValues:
     def __init__(self) -> None:
         self.count = 0  # values its clients were told lost
         self.keys: set[Any] = set()  # their keys, until their run's end looked at them
+        # Keys a run's end waited for in vain: its cluster per run's close waits not again.
+        self.waited_out: frozenset[Any] = frozenset()
         self._client: weakref.ref[Any] | None = None  # the client they are counted on
         self.wait = RECOMPUTE_WAIT
 
@@ -45,8 +47,9 @@ class LostValues:
         it alone (the chunk finished), which only its item says (``remade_failed``)."""
         keys = set(self.keys)  # (one step under the GIL: the loop's thread adds meanwhile)
         lost = [h for h in handles if getattr(h.future, "key", None) in keys or h.lost]
-        await_remade([f for h in lost for f in (h.future, h.item)
-                      if getattr(f, "status", None) == "lost"], self.wait)
+        remade = await_remade([f for h in lost for f in (h.future, h.item)
+                               if getattr(f, "status", None) == "lost"], self.wait)
+        self.waited_out = frozenset(f.key for f in remade if f.status == "lost")
         for handle in lost:
             if handle.index is not None and handle.future.status == "finished" and \
                     not isinstance(handle.future, Kept):
