@@ -116,3 +116,19 @@ def test_the_embedded_cluster_leaves_a_held_port_without_a_warning(
     run, said = _run(executor)
     assert not [text for text in said if "already in use" in text], said
     assert urlsplit(run.metadata["dashboard"]).port not in (None, port), run.metadata
+
+
+@pytest.mark.parametrize("per_run", [True, False], ids=["per run", "embedded"])
+def test_a_port_setting_that_is_no_port_raises_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch, per_run: bool,
+) -> None:
+    """As every other LABLOOM_ number setting does (core/env_numbers.py). Before: a warning,
+    and the dashboard on 8787 (or another free port)."""
+    from labloom import ClusterConfigError
+
+    monkeypatch.setenv("LABLOOM_DASHBOARD_PORT", "dashboard")
+    executor = _per_run() if per_run else DaskExecutor(
+        n_workers=1, threads_per_worker=1, processes=False, memory_limit="1.5GiB")
+    with pytest.raises(ClusterConfigError, match=r"^\[labloom\] LABLOOM_DASHBOARD_PORT must be "
+                       r"a port number from 0 to 65535 .*, got 'dashboard': set it to one"):
+        tiny.run(executor=executor)

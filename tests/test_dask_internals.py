@@ -98,6 +98,63 @@ def test_the_error_an_erred_future_holds_is_read_without_its_client(client: Any)
     assert dask_internals.held_error(client.submit(lambda: 1, key="fine-held")) is None
 
 
+def _plus_one(x: int) -> int:
+    return x + 1
+
+
+def test_a_value_lost_with_its_worker_is_noted_and_dask_makes_it_again() -> None:
+    """Its worker closed (as a killed one is removed): the scheduler tells the client, which
+    still handles it as before (the future made again), and labloom is called."""
+    import time
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        noted: list[Any] = []
+        assert dask_internals.on_lost_data(client, noted.append)
+        second = cluster.workers[1].address  # the one scale(1) closes
+        future = client.submit(_plus_one, 1, key="lost-then-made", workers=[second],
+                               allow_other_workers=True)
+        assert future.result(timeout=60) == 2
+        cluster.scale(1)
+        end = time.monotonic() + 60
+        while not noted:
+            assert time.monotonic() < end, "the client was never told the value was lost"
+            time.sleep(0.05)
+        assert future.result(timeout=60) == 2  # made again on the other worker
+        assert noted == ["lost-then-made"]
+
+
+def test_lost_values_are_not_noted_where_the_client_cannot_tell() -> None:
+    assert not dask_internals.on_lost_data(object(), lambda key: None)
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def one(self, key: Any) -> None:
+        self.count += key == "no-such-key"
+
+
+def test_a_client_is_wrapped_once_however_many_listen(client: Any) -> None:
+    """An executor per run on one client (a kernel's) wrapped the handler again each time:
+    each lost value would call down a chain as long as the runs made."""
+    import gc
+
+    first, second = _Counter(), _Counter()
+    for counter in (first, second, first):
+        assert dask_internals.on_lost_data(client, counter.one)
+    handler = client._stream_handlers["lost-data"]
+    assert handler.own == client._handle_lost_data  # the client's own, wrapped once
+    handler(key="no-such-key")  # what the scheduler sends (a key this client does not want)
+    assert (first.count, second.count) == (1, 1)  # each once
+    del second
+    gc.collect()
+    assert dask_internals.on_lost_data(client, first.one)
+    assert len(handler.listeners) == 1  # the collected one's place given up
+
+
 def test_each_internal_takes_its_fast_path_on_the_installed_release() -> None:
     # A release that moves one of these fails here, by name, before any run slows or breaks.
     assert dask_internals.in_use() == {
@@ -106,6 +163,7 @@ def test_each_internal_takes_its_fast_path_on_the_installed_release() -> None:
         "watch": "distributed.client.done_callback",
         "semaphore": "Semaphore(scheduler_rpc=)",
         "future": "Future(key, client)",
+        "on_lost_data": "Client._stream_handlers['lost-data']",
     }
 
 

@@ -82,9 +82,11 @@ def test_a_value_lost_as_the_runs_own_cluster_closes_is_a_clear_error_and_a_retr
             f"run failed (RuntimeError: {RAN_AGAIN}), before the run's own cluster closed (a "
             f"closed cluster keeps nothing). run.retry() runs it again") in said, said
     assert executor._per_run is not None and executor._per_run.cluster is None  # none started
+    assert run.notes == [_lost_note("where")], run.notes
     run.retry()
     assert run.state is State.COMPLETED, run.message
     assert isinstance(run.result(), int) and _runs(path) == 3
+    assert run.notes == [_lost_note("where"), _rerun_note("where")], run.notes
 
 
 @task
@@ -126,6 +128,18 @@ def _says_the_value_was_lost(run: Any, upstream: str, downstream: str) -> None:
         f"Dask ran it again to make it, and that run failed (RuntimeError: {RAN_AGAIN}), so "
         f"{downstream} could not run. It stays Completed (its call returned); run.retry() "
         "runs it again"], noted
+    assert run.notes == [_lost_note(upstream)], run.notes
+
+
+def _lost_note(upstream: str) -> str:
+    return (f"{upstream}: its value was lost with its Dask worker after it completed, and "
+            f"Dask's run of it to make it again failed (RuntimeError: {RAN_AGAIN}); "
+            "run.retry() runs it again")
+
+
+def _rerun_note(upstream: str) -> str:
+    return (f"{upstream}: ran again, as its value was lost after it completed: Dask's run of it "
+            f"to make it again failed (RuntimeError: {RAN_AGAIN})")
 
 
 def test_a_downstream_of_a_value_whose_new_run_failed_says_so_and_a_retry_remakes_it(
@@ -143,6 +157,35 @@ def test_a_downstream_of_a_value_whose_new_run_failed_says_so_and_a_retry_remake
     assert run.state is State.COMPLETED, run.message
     assert _runs(path) == 3  # where ran again
     assert isinstance(run.result(), int)
+    # Before, run.notes said nothing of where (what a retry reran although it completed).
+    assert run.notes == [_lost_note("where"), _rerun_note("where")], run.notes
+
+
+def test_a_value_whose_new_run_failed_with_nothing_waiting_is_said_at_the_runs_end(
+    tmp_path: Path, cluster: Any,
+) -> None:
+    """On a shared cluster (a client the user passes), the flow's last value is lost and
+    Dask's new run of it fails with no task run waiting for it. Before: the run ended with
+    nothing said in where's logs nor in run.notes (only a read of the value said it)."""
+    from distributed import Client
+
+    path = tmp_path / "runs"
+    with Client(cluster, set_as_default=False) as client:
+        run = lost_at_the_end.run(path=path, executor=DaskExecutor(client=client))
+        assert run.state is State.COMPLETED, run.message
+        noted = [line.text for line in run.logs("where") if "[labloom]" in line.text]
+        assert noted == [
+            "[labloom] this task run's value was lost with its Dask worker after it "
+            f"completed; Dask ran it again to make it, and that run failed (RuntimeError: "
+            f"{RAN_AGAIN}), so reading it raises WorkerDiedError. It stays Completed (its call "
+            "returned); run.retry() runs it again"], noted
+        assert run.notes == [_lost_note("where")], run.notes
+        with pytest.raises(WorkerDiedError, match=r"that run failed \(RuntimeError: "):
+            run.result()
+        run.retry()
+        assert run.state is State.COMPLETED, run.message
+        assert isinstance(run.result(), int) and _runs(path) == 3
+        assert run.notes == [_lost_note("where"), _rerun_note("where")], run.notes
 
 
 @task
@@ -163,7 +206,7 @@ def test_a_ctrl_c_while_a_run_keeps_its_values_still_closes_its_cluster(
     second one to fail with "Cannot gather Futures created by another client"."""
     from labloom.executors.dask_clusters import RunCluster
 
-    def interrupted(self: RunCluster, run_id: str) -> None:
+    def interrupted(self: RunCluster, run_id: str, waited: frozenset[Any] = frozenset()) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(RunCluster, "keep_values", interrupted)
@@ -213,3 +256,74 @@ def test_a_chunk_made_again_with_a_child_failing_fails_its_downstream_not_feeds_
     run.retry()
     assert run.state is State.COMPLETED, run.message
     assert run.result() == 3 and _runs(tmp_path / "child1") == 3
+
+
+@task(batch_size=3, timeout=120)
+def held_back(i: int, folder: Path) -> int:
+    """Three children, one Dask task that gives its last children back once one holds them
+    past ``GIVE_BACK_AFTER`` (1 s): child 1 in the first run, child 0 in Dask's second."""
+    runs = _runs(folder / f"child{i}")
+    (folder / f"child{i}").write_text(str(runs + 1))
+    if (i, runs) in ((1, 0), (0, 1)):
+        time.sleep(3)
+    return os.getpid()
+
+
+@flow
+def chunk_given_back_then_lost(folder: Path) -> Any:
+    pids = held_back.map(range(3), folder=unmapped(folder))
+    _kill_holder(pids.result()[0], folder / "child0")
+    return count(pids)
+
+
+def test_a_chunk_made_again_giving_back_earlier_says_its_child_did_not_run(
+    tmp_path: Path, cluster: Any,
+) -> None:
+    """The chunk gave child 2 back (child 1 held it) and kept children 0 and 1; Dask's new run
+    of it gave back after child 0, so child 1's value is not in it. Before: count failed with
+    'IndexError: list index out of range' (reading child 1's place in the chunk)."""
+    run = chunk_given_back_then_lost.run(folder=tmp_path, executor=DaskExecutor(cluster=cluster))
+    assert run.state is State.FAILED, run.message
+    states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
+    assert states["held_back[1]"] == (State.COMPLETED, ""), states
+    assert states["count"] == (State.FAILED, (
+        "WorkerDiedError: count did not run: the value of held_back[1], which it needs, was "
+        "lost with its Dask worker after held_back[1] completed, and Dask's run of "
+        "held_back[1] to make it again failed (RuntimeError: the call did not run: a sibling "
+        "before it in its Dask chunk held it, and the chunk gave it back); run.retry() runs "
+        "held_back[1] again")), states
+    assert _runs(tmp_path / "child1") == 1  # the new run did not run it
+    run.retry()
+    assert run.state is State.COMPLETED, run.message
+    assert run.result() == 3
+
+
+@flow
+def chunk_lost_at_the_end(folder: Path) -> Any:
+    pids = child.map(range(3), folder=unmapped(folder))
+    _kill_holder(pids.result()[0], folder / "child1")
+    return pids
+
+
+@pytest.mark.parametrize("per_run", [False, True], ids=["shared", "per run"])
+def test_a_chunk_child_whose_new_run_failed_with_nothing_waiting_is_said_and_rerun(
+    tmp_path: Path, cluster: Any, per_run: bool,
+) -> None:
+    """A map child's value (its chunk's) lost, Dask's new run of the chunk failing for that
+    child, and no task run waiting for it. Before: nothing said, and run.retry() did not run
+    it again (its chunk finished, so it did not count as lost): reading it still raised."""
+    executor = _per_run() if per_run else DaskExecutor(cluster=cluster)
+    run = chunk_lost_at_the_end.run(folder=tmp_path, executor=executor)
+    assert run.state is State.COMPLETED, run.message
+    noted = [line.text for line in run.logs("child[1]") if "[labloom]" in line.text]
+    assert noted == [
+        "[labloom] this task run's value was lost with its Dask worker after it completed; "
+        f"Dask ran it again to make it, and that run failed (RuntimeError: {RAN_AGAIN}), so "
+        "reading it raises WorkerDiedError. It stays Completed (its call returned); "
+        "run.retry() runs it again"], noted
+    assert run.notes == [_lost_note("child[1]")], run.notes
+    run.retry()
+    assert run.state is State.COMPLETED, run.message
+    assert run.notes == [_lost_note("child[1]"), _rerun_note("child[1]")], run.notes
+    assert _runs(tmp_path / "child1") == 3
+    assert [isinstance(pid, int) for pid in run.result()] == [True] * 3

@@ -187,7 +187,8 @@ def test_a_bad_limit_is_said_before_anything_runs(
     flows: ModuleType, tmp_path: Path, labloom_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LABLOOM_PARAMETER_BYTES", "lots")
-    with pytest.raises(LabloomError, match="LABLOOM_PARAMETER_BYTES='lots' is not a number"):
+    with pytest.raises(LabloomError, match=r"^\[labloom\] LABLOOM_PARAMETER_BYTES must be a "
+                       r"whole number of bytes >= 0 .*, got 'lots': set it to one"):
         flows.sweep.run(xs=[], grid=GRID, marker=str(tmp_path / "m"))
     assert run_count() == 0
 

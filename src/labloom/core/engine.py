@@ -283,6 +283,7 @@ class RunEngine:
                 if body_again:
                     self._run_body()
                 self.wait_until(lambda: self.graph.open == 0, None, until)
+            self.launcher.lost.at_end(self.task_runs, self.graph.cancelled)  # lost_inputs
         except KeyboardInterrupt:
             self.cancel("interrupted")
             self._finalize()
@@ -368,7 +369,7 @@ class RunEngine:
                 register_local_run(self.id, self.sink)
                 at_exit.track(self.handle)
                 self._set_run_state(State.RUNNING)
-                self.graph.reset_bad(self.sink.forget_values, self.executor.lost)
+                self.graph.reset_bad(self.sink.forget_values, self.launcher.lost)
                 restarted = True
             self.clock.start()
             self.launcher.work()
@@ -409,12 +410,4 @@ class RunEngine:
             return list(self.graph.task_runs)
 
     def release(self) -> None:
-        """The user let go of the run: drop the executor's handles (Dask futures pin results),
-        task inputs and the return value now, not when the cyclic collector reaches the
-        engine's cycles. No lock: nothing reaches the run, and a finalizer must never wait."""
-        self.released = True
-        self.returned = None
-        for tr in self.graph.task_runs:
-            if tr.handle is not LAUNCHING:
-                tr.handle = None
-            tr.drop_inputs()
+        values.release(self)  # the user let go of the run

@@ -154,6 +154,16 @@ class Executor(ABC):
         (``lost_inputs``). None for a value that is there, or being made again."""
         return None
 
+    def losses(self) -> int:
+        """How many values its cluster said lost so far (a Dask worker holding them died):
+        a run's end looks for its own only when this changed while it ran (``lost_inputs``)."""
+        return 0
+
+    def settle_lost(self, handles: list[Any]) -> list[Any]:
+        """Of ``handles`` (successful calls'), those whose value was lost since, once the
+        executor's new runs of them ended (a bounded wait); ``remade_failed`` says the rest."""
+        return []
+
     def split(self, handle: Any) -> list[Any]:
         """Value references for the items of a finished task run's (iterable) result."""
         value = self.result(handle)

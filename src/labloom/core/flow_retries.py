@@ -113,7 +113,7 @@ class FlowAttempts:
                               if tr.bad and id(tr) not in engine.graph.retired}
                 engine.graph.handled.clear()
             else:
-                engine.graph.reset_bad(engine.sink.forget_values, engine.executor.lost)
+                engine.graph.reset_bad(engine.sink.forget_values, engine.launcher.lost)
         engine.clock.start()
         engine.launcher.work()
         return body_error is not None

@@ -100,7 +100,9 @@ class FlowRun:
 
     @property
     def notes(self) -> list[str]:
-        """What a retry had to rerun although it completed before, and why."""
+        """What a retry had to rerun although it completed before, and why; and the values
+        lost after their task runs completed (a Dask worker died), that Dask could not make
+        again."""
         return list(self._engine.results.notes)
 
     @property

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Sized
 from typing import Any
 
+from .env_numbers import env_number
 from .errors import LabloomError
 
 ENV = "LABLOOM_PARAMETER_BYTES"
@@ -33,19 +33,9 @@ OVER = "__over_bytes__"  # the key that marks a summary of a value too big to ke
 
 def parameter_bytes() -> int:
     """The setting: how many bytes of JSON a parameter may take and still be kept whole."""
-    text = os.environ.get(ENV, "").strip()
-    if not text:
-        return DEFAULT_BYTES
-    try:
-        limit = int(text.replace("_", ""))
-    except ValueError:
-        limit = -1
-    if limit < 0:
-        raise LabloomError(
-            f"[labloom] {ENV}={text!r} is not a number of bytes: set it to a whole number "
-            f"(the default is {DEFAULT_BYTES}; 0 keeps every parameter as a summary), or unset it"
-        )
-    return limit
+    return int(env_number(ENV, DEFAULT_BYTES, "a whole number of bytes >= 0",
+                          lambda limit: limit >= 0, LabloomError,
+                          "0 keeps every parameter as a summary", whole=True))
 
 
 def _stand_in(obj: Any) -> Any:

@@ -27,7 +27,7 @@ from .inbox import Inbox
 from .interrupts_held import InterruptsHeld
 from .late_slots import LateSlots
 from .logs import prints_shown_elsewhere
-from .lost_inputs import lost_input, lost_input_error, lost_note
+from .lost_inputs import LostValues, lost_input, lost_input_error
 from .results import ResultPlanner
 from .retry_policy import why_not_retried
 from .state_blocks import Change, set_states
@@ -75,7 +75,7 @@ class Launcher:
         self._reserved = 0
         self._releasing: set[str] = set()  # slots taken off ``_releases``, not yet given back
         self.late = LateSlots()  # slots a call still running keeps (``late_slots``)
-        self._said_lost: set[str] = set()  # task runs whose value's loss their logs said
+        self.lost = LostValues(executor, self._say_in_logs, self.results.notes)
         # Executors' reports (started, ended), applied in order and in batches (``inbox.py``).
         self.inbox = Inbox(engine.lock, engine.changed, self.work, engine.bus.holder)
         self.inbox.launch_from(self._ready, self._releases)  # what ``work`` takes
@@ -132,9 +132,7 @@ class Launcher:
         gone = lost_input(tr, self.executor.remade_failed)
         if gone is not None:
             up, why = gone
-            if up.id not in self._said_lost:
-                self._said_lost.add(up.id)
-                self._say_in_logs(up, lost_note(tr, why))
+            self.lost.failed_for(tr, up, why)
             error = lost_input_error(tr, up, why)
         message = error_text(error) if error is not None else "failed"
         traceback = hooks.traceback_text(outcome.traceback) if outcome.traceback else ""

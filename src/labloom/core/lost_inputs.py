@@ -15,7 +15,12 @@ What the record says instead (decided for a Prefect or Dask user reading it):
   Its logs say, once, that its value was lost, that Dask ran it again and that run failed
   (with its error), and which task run could not run for it; the executor counts it lost
   (``Executor.lost``, ``Executor.remade_failed``), so ``run.retry()`` runs it again, and
-  reading its value raises the same ``WorkerDiedError`` (``dask_loading``).
+  reading its value raises the same ``WorkerDiedError`` (``dask_loading``). ``run.notes`` says
+  it too, and, once ``run.retry()`` ran it again, that it did and why (``LostValues``).
+- A value whose new run failed with no task run waiting for it (the flow's last, or read only
+  after the run) is said the same way at the run's end (``LostValues.at_end``), before it
+  ended only a read of it said it. Looked for only when the executor's cluster said a value
+  lost while the run went (``Executor.losses``): no pass over the task runs otherwise.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from .errors import WorkerDiedError, error_text
 from .map_nodes import MapNode
 
 if TYPE_CHECKING:
+    from .executor import Executor
     from .task_runs import TaskRun
 
 
@@ -71,9 +77,73 @@ def lost_input_error(tr: TaskRun, up: TaskRun, error: BaseException) -> WorkerDi
     return failed
 
 
-def lost_note(tr: TaskRun, error: BaseException) -> str:
-    """The line in the logs of the upstream whose value is gone (``tr``: one that failed of it)."""
+def lost_note(error: BaseException, downstream: TaskRun | None) -> str:
+    """The line in the logs of a task run whose value is gone (``downstream``: one that failed
+    of it; None: found at the run's end)."""
     said = error_text(error)
+    then = (f"so {downstream.name} could not run" if downstream is not None else
+            "so reading it raises WorkerDiedError")
     return (f"this task run's value was lost with its Dask worker after it completed; Dask ran "
-            f"it again to make it, and that run failed ({said}), so {tr.name} could not run. "
-            "It stays Completed (its call returned); run.retry() runs it again")
+            f"it again to make it, and that run failed ({said}), {then}. It stays Completed "
+            "(its call returned); run.retry() runs it again")
+
+
+class LostValues:
+    """A run's values lost after their task runs completed (its ``Launcher``'s): each said
+    once in its task run's logs and in ``run.notes``, and the task runs a retry runs again for
+    it (``rerun.reset_bad``) in ``run.notes``."""
+
+    def __init__(self, executor: Executor, say: Callable[[TaskRun, str], None],
+                 notes: list[str]) -> None:
+        self._executor = executor
+        self._say = say  # a line of labloom's in a task run's logs
+        self._notes = notes
+        self._said: dict[str, BaseException] = {}  # task runs whose value's loss was said,
+        # and why (a value kept as gone as its cluster per run closed no longer says it)
+        self._losses = executor.losses()  # the executor's count when last looked
+
+    def lost(self, handle: Any) -> bool:
+        return self._executor.lost(handle)
+
+    def failed_for(self, tr: TaskRun, up: TaskRun, error: BaseException) -> None:
+        """``tr`` failed for ``up``'s value, gone (Dask's new run of it raised ``error``)."""
+        self._tell(up, error, tr)
+
+    def at_end(self, task_runs: Callable[[], list[TaskRun]], cancelled: str | None) -> None:
+        """The run's task runs ended: those whose value was lost and not made again, waited
+        for while being made (``Executor.settle_lost``), said. Nothing lost while the run
+        went (the executor's count the same): nothing to look at; a run ``cancelled`` waits
+        for nothing (a read of such a value still says it)."""
+        losses = self._executor.losses()
+        if losses == self._losses or cancelled is not None:
+            return
+        self._losses = losses
+        executor = self._executor
+        done = {id(tr.handle): tr for tr in task_runs() if tr.state.is_success
+                and tr.handle is not None and tr.id not in self._said}
+        try:
+            lost = executor.settle_lost([tr.handle for tr in done.values()])
+        except Exception:  # (its cluster gone meanwhile): the run must end all the same
+            return
+        for handle in lost:
+            why = executor.remade_failed(handle)
+            if why is not None:
+                self._tell(done[id(handle)], why, None)
+
+    def _tell(self, up: TaskRun, error: BaseException, downstream: TaskRun | None) -> None:
+        if up.id in self._said:
+            return
+        self._said[up.id] = error
+        self._say(up, lost_note(error, downstream))
+        self._notes.append(f"{up.name}: its value was lost with its Dask worker after it "
+                           f"completed, and Dask's run of it to make it again failed "
+                           f"({error_text(error)}); run.retry() runs it again")
+
+    def rerun(self, tr: TaskRun) -> None:
+        """A retry runs ``tr`` (Completed) again, its value lost (``rerun.reset_bad``)."""
+        why = self._executor.remade_failed(tr.handle) or self._said.get(tr.id)
+        self._said.pop(tr.id, None)  # its next value may be lost too: said again then
+        how = (f": Dask's run of it to make it again failed ({error_text(why)})"
+               if why is not None else " (its Dask worker or cluster went)")
+        self._notes.append(f"{tr.name}: ran again, as its value was lost after it "
+                           f"completed{how}")

@@ -23,13 +23,14 @@ if TYPE_CHECKING:
 
 def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
               lost: Callable[[Any], bool] = lambda handle: False,
-              within: MapNode | None = None) -> list[TaskRun]:
+              within: MapNode | None = None,
+              noted: Callable[[TaskRun], None] = lambda tr: None) -> list[TaskRun]:
     """Bad task runs and everything downstream back to Pending, each one's logged values
     forgotten (``forget_values``, before any can start again), then what can start starts.
     A completed task run whose value the executor ``lost`` (a Dask cluster restarted since:
-    its downstream failed as "cancelled" when reused) counts as bad. Only the map ``within``
-    when given (a flow body's rerun calls it again: what is downstream, it calls later).
-    Returns the task runs reset."""
+    its downstream failed as "cancelled" when reused) counts as bad, and is ``noted`` (for
+    ``run.notes``). Only the map ``within`` when given (a flow body's rerun calls it again:
+    what is downstream, it calls later). Returns the task runs reset."""
     if within is None:
         recount(graph)
     to_reset: dict[int, TaskRun] = {}
@@ -38,6 +39,9 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
     stack = [tr for tr in (graph.task_runs if within is None else within.children)
              if id(tr) not in graph.retired and (tr.bad or (
                  tr.state is State.COMPLETED and tr.handle is not None and lost(tr.handle)))]
+    for tr in stack:
+        if not tr.bad:  # (before they are reset: ``noted`` reads their handles)
+            noted(tr)
     while stack:
         tr = stack.pop()
         if id(tr) in to_reset:

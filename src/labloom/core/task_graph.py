@@ -26,6 +26,7 @@ from .task_runs import TaskRun
 
 if TYPE_CHECKING:
     from .futures import ResultSource
+    from .lost_inputs import LostValues
     from .tasks import Task
 
 Finished = list[TaskRun | MapNode]
@@ -401,12 +402,11 @@ class TaskGraph:
 
     # --- after the run ----------------------------------------------------------------------
 
-    def reset_bad(self, forget_values: Callable[[str], None],
-                  lost: Callable[[Any], bool]) -> None:
-        """For a retry: bad task runs (and completed ones whose value was ``lost``) and
-        everything downstream go back to Pending, their logged values forgotten, then what
-        can start starts (``rerun.py``)."""
-        reset_bad(self, forget_values, lost)
+    def reset_bad(self, forget_values: Callable[[str], None], lost: LostValues) -> None:
+        """For a retry: bad task runs (and completed ones whose value was ``lost``, noted for
+        ``run.notes``) and everything downstream go back to Pending, their logged values
+        forgotten, then what can start starts (``rerun.py``)."""
+        reset_bad(self, forget_values, lost.lost, noted=lost.rerun)
 
     # --- a late observer's view -------------------------------------------------------------
 

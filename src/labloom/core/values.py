@@ -16,6 +16,7 @@ from .errors import (
     UpstreamFailedError,
 )
 from .futures import Flattened, MappedFuture, allow_failure, find_futures, replace_futures
+from .launching import LAUNCHING
 from .map_nodes import MapNode
 from .states import State
 from .task_runs import TaskRun
@@ -228,3 +229,15 @@ def resolved(value: Any) -> Any:
         return values if mapped else values[0]
 
     return replace_futures(value, resolve)
+
+
+def release(engine: RunEngine) -> None:
+    """The user let go of the run: drop the executor's handles (Dask futures pin results),
+    task inputs and the return value now, not when the cyclic collector reaches the engine's
+    cycles. No lock: nothing reaches the run, and a finalizer must never wait."""
+    engine.released = True
+    engine.returned = None
+    for tr in engine.graph.task_runs:
+        if tr.handle is not LAUNCHING:
+            tr.handle = None
+        tr.drop_inputs()

@@ -23,8 +23,9 @@ from . import dask_events as events
 from .dask_arguments import ship_arguments
 from .dask_clusters import check_options
 from .dask_entries import Handle, Member, single, task_name_of
-from .dask_internals import held_error, is_adaptive
+from .dask_internals import is_adaptive
 from .dask_loading import Gone, Kept, ValueReader
+from .dask_lost import LostValues, remade_failed
 from .dask_outcomes import child_value, scheduler_lost, sendable_error
 from .dask_resources import ResourceOffers
 from .dask_shared import cluster_client, durations_of, refuse_closed, shared_client
@@ -112,6 +113,7 @@ class DaskExecutor(Executor):
         self.profile: str | None = None  # ``cluster:NAME``'s, recorded: a retry starts it again
         self._workers_gone: WorkersGone | None = None
         self._reader = ValueReader(lambda: self.client)
+        self._lost = LostValues()
 
     # --- connection ------------------------------------------------------------------------
 
@@ -123,6 +125,7 @@ class DaskExecutor(Executor):
 
     def start(self) -> None:
         """A run starts: connect (for a cluster per run, start it) and count the run."""
+        self._lost.read_wait()
         self._ready()
         if self._per_run is not None:
             with self._lock:
@@ -136,6 +139,7 @@ class DaskExecutor(Executor):
                 self._client = None
             if self._client is None:
                 self._client = self._connect()
+            self._lost.count_on(self._client)
             if self._dispatcher is None:
                 self._dispatcher = events.Dispatcher(durations_of(self._client))
                 self._dispatcher.given_back = self._submitter.chunk_ends.given_back
@@ -160,7 +164,7 @@ class DaskExecutor(Executor):
             self._dispatcher.put(self._dispatcher.forget, run_id)
         if self._per_run is not None:
             try:  # (it may wait for values Dask makes again: a Ctrl-C must not keep it open)
-                self._per_run.keep_values(run_id)
+                self._per_run.keep_values(run_id, self._lost.waited_out)
             finally:
                 with self._lock:
                     self._per_run.runs = max(0, self._per_run.runs - 1)
@@ -326,12 +330,13 @@ class DaskExecutor(Executor):
     def lost(self, handle: Any) -> bool:
         return bool(handle.lost)
 
-    def remade_failed(self, handle: Any) -> BaseException | None:
-        # A chunk child's value: its chunk's, or its own item's (``child_value`` raised).
-        for future in (handle.future, handle.item):
-            if getattr(future, "status", None) == "error":
-                return held_error(future) or RuntimeError(f"Dask's run of {future.key} failed")
-        return None
+    remade_failed = staticmethod(remade_failed)
+
+    def losses(self) -> int:
+        return self._lost.count
+
+    def settle_lost(self, handles: list[Any]) -> list[Any]:
+        return self._lost.settle(handles, self.value_ref)
 
     def split(self, handle: Any) -> list[Any]:
         if isinstance(handle.future, (Kept, Gone)):

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..core.errors import ClusterConfigError
-from .dask_keeping import keep_values
+from .dask_keeping import RECOMPUTE_WAIT, keep_values, recompute_wait
 
 log = logging.getLogger("labloom")
 
@@ -199,6 +199,7 @@ class RunCluster:
         self.items: weakref.WeakKeyDictionary[Any, tuple[Any, int]] = \
             weakref.WeakKeyDictionary()
         self.closed_once = False
+        self.recompute_wait = RECOMPUTE_WAIT
 
     def start(self) -> Any:
         """Start the cluster (and adaptive scaling) and connect; returns the client."""
@@ -207,6 +208,7 @@ class RunCluster:
 
         from .dask_worker_signals import start_deaf_to_interrupts
 
+        self.recompute_wait = recompute_wait()  # read now: a bad one raises before any run
         options = self.kwargs
         if _local_class(self.cls):  # its dashboard on 8787 if free, with no warning if not
             from .dask_dashboard import with_dashboard
@@ -273,14 +275,16 @@ class RunCluster:
 
         return tuple(map(fresh, args)), {key: fresh(v) for key, v in kwargs.items()}
 
-    def keep_values(self, run_id: str) -> None:
-        """The run's finished values, into its handles (one round trip), before closing."""
+    def keep_values(self, run_id: str, waited: frozenset[Any] = frozenset()) -> None:
+        """The run's finished values, into its handles (one round trip), before closing;
+        those lost and waited for at the run's end (``waited``, their keys), not again."""
         with self.lock:
             handles = self.handles.pop(run_id, [])
         self.calls_left = self.calls_left or any(
             getattr(h.future, "status", None) in ("pending", "cancelled") for h in handles)
         if handles and self.client is not None:
-            keep_values(self.client, f"run {run_id} on a {self.path}", handles)
+            keep_values(self.client, f"run {run_id} on a {self.path}", handles,
+                        self.recompute_wait, waited)
 
     def close(self) -> None:
         """Stop counting, close the client and the cluster (nothing is left running)."""

@@ -16,30 +16,21 @@ options stands, and so does distributed's warning: the user asked for that port.
 
 from __future__ import annotations
 
-import logging
-import os
 import socket
 from typing import Any
 
-log = logging.getLogger("labloom")
+from ..core.env_numbers import env_number
+from ..core.errors import ClusterConfigError
 
 PORT = 8787  # distributed's own default: what a user finds in Dask's docs
 
 
 def preferred_port() -> int:
-    """``LABLOOM_DASHBOARD_PORT``, else 8787; a value that is no port is said once and 8787 used."""
-    text = os.environ.get("LABLOOM_DASHBOARD_PORT", "").strip()
-    if not text:
-        return PORT
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        log.warning("[labloom] LABLOOM_DASHBOARD_PORT=%r is not a port (0 to 65535); the Dask "
-                    "dashboard prefers %d", text, PORT)
-        return PORT
-    return port
+    """``LABLOOM_DASHBOARD_PORT``, else 8787; one that is no port raises (read as the cluster
+    starts, before anything runs on it)."""
+    return int(env_number("LABLOOM_DASHBOARD_PORT", PORT, "a port number from 0 to 65535",
+                          lambda port: 0 <= port <= 65535, ClusterConfigError,
+                          "the Dask dashboard's port; 0: any free one", whole=True))
 
 
 def is_free(port: int) -> bool:

@@ -14,7 +14,7 @@ from ..core.attempt import TaskCall
 from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
 from .dask_internals import future_of, task_spec
-from .dask_outcomes import report
+from .dask_outcomes import ChildFailed, report
 from .dask_shipping import Shipped
 
 
@@ -49,9 +49,13 @@ class Handle:
         restarted: every future it held is cancelled), or lost it with its worker ("lost"
         while Dask makes it again, "error" when that failed; ``Gone`` once its cluster per run
         closed); a value kept in this process (``Kept``) is not. A chunk child's also when its
-        own item erred: its chunk was made again, and it failed (``child_value``)."""
+        own item erred: its chunk was made again, and it failed (``child_value``); or when its
+        place in a chunk kept so holds that failure."""
         return getattr(self.future, "status", None) in ("cancelled", "lost", "error") or (
-            getattr(self.item, "status", None) == "error")
+            getattr(self.item, "status", None) == "error") or (
+            self.index is not None and isinstance(getattr(self.future, "value", None), list)
+            and self.index < len(self.future.value)
+            and type(self.future.value[self.index]) is ChildFailed)
 
 
 Member = tuple[TaskCall, tuple[Any, ...], dict[str, Any], Handle, DoneCallback]

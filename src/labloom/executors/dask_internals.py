@@ -34,6 +34,12 @@ and its fallback against the installed release.
   semaphore to the executor's own client (the keywords are undocumented: the public form finds
   "the current client"). Fallback: the public form, built while the executor's client is
   current.
+- ``on_lost_data``: a call each time the scheduler tells a client that a value it wants was
+  lost (the "lost-data" message: the worker holding it died), by wrapping the client's handler
+  of that message in ``client._stream_handlers``; a future's done callbacks fire once, at its
+  first end, and nothing public says a finished value went. A run's end looks for its values
+  lost and not made again only when one was (``core/lost_inputs``). Fallback: nothing is
+  counted, and such a value with no task run waiting for it is said only when read.
 - ``future``: ``Future(key, client)`` made *before* the task is sent, so the client wants the
   key from the start (else the scheduler may drop a result nobody wants yet) and the engine
   holds the future at once. Fallback: none is needed while ``Future`` takes ``key, client``
@@ -47,6 +53,7 @@ import functools
 import inspect
 import itertools
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -147,6 +154,44 @@ def held_error(future: Any) -> BaseException | None:
     return error if isinstance(error, BaseException) else None
 
 
+def on_lost_data(client: Any, noted: Callable[[Any], None]) -> bool:
+    """``noted(key)`` (on the client's event loop: keep it short) each time ``client`` is told
+    that a value it wants was lost, after the client's own handling; False where that cannot
+    be seen. Wrapped once per client, whatever the number of executors using it (a kernel
+    making one per run on a client of its own); a method is held weakly."""
+    handlers = getattr(client, "_stream_handlers", None)
+    if not isinstance(handlers, dict) or handlers.get("lost-data") is None:
+        return False
+    handler = handlers["lost-data"]
+    if not isinstance(handler, _LostData):
+        handler = handlers["lost-data"] = _LostData(handler)
+    handler.listen(noted)
+    return True
+
+
+class _LostData:
+    """The client's own handler of "lost-data", then labloom's listeners."""
+
+    def __init__(self, own: Callable[..., Any]) -> None:
+        self.own = own
+        self.listeners: list[Callable[[], Any]] = []  # each gives the listener (or None)
+
+    def listen(self, noted: Callable[[Any], None]) -> None:
+        # (Replaced whole, never changed in place: the loop's thread reads it meanwhile.)
+        kept = [ref for ref in self.listeners if ref() not in (None, noted)]
+        self.listeners = [*kept, weakref.WeakMethod(noted) if inspect.ismethod(noted)
+                          else (lambda: noted)]
+
+    def __call__(self, **message: Any) -> Any:
+        try:
+            return self.own(**message)
+        finally:
+            for ref in self.listeners:
+                listener = ref()
+                if listener is not None:
+                    listener(message.get("key"))
+
+
 def watch(client: Any, watched: Sequence[tuple[Any, Callable[[Any], None]]]) -> None:
     """Call each ``callback(future)`` once its future is done, on the client's event loop (so
     keep callbacks short: queue, do not wait)."""
@@ -223,7 +268,16 @@ def in_use() -> dict[str, str]:
         else "Semaphore under client.as_current()",
         "future": "Future(key, client)" if future_args == ["key", "client"]
         else f"Future({', '.join(future_args)})",
+        "on_lost_data": "Client._stream_handlers['lost-data']" if _has_lost_data_handler()
+        else "not seen",
     }
+
+
+def _has_lost_data_handler() -> bool:
+    from distributed import Client
+
+    handler = getattr(Client, "_handle_lost_data", None)  # what the client's table holds
+    return callable(handler)
 
 
 def _has_done_callback() -> bool:

@@ -1,7 +1,7 @@
 """A cluster per run's finished values, brought into this process as it closes (``Kept``).
 
 One round trip for all of them; when that fails, each on its own. A value lost with its worker
-after its task run completed is waited for while Dask makes it again (up to ``RECOMPUTE_WAIT``);
+after its task run completed is waited for while Dask makes it again (``LABLOOM_RECOMPUTE_WAIT``);
 one that could not be brought over, or whose new run failed or did not end, is kept as ``Gone``:
 reading it raises a ``WorkerDiedError`` naming the task run, why, and the fix (``run.retry()``
 runs it again). Left as the closed client's future, reading it started a new cluster to fail
@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
+from ..core.env_numbers import env_number
+from ..core.errors import ClusterConfigError
 from .dask_internals import held_error
 from .dask_load_logs import said_by_us
 from .dask_loading import Gone, Kept, Unloadable, ValueReader, not_loadable, recompute_failed
@@ -30,8 +33,16 @@ log = logging.getLogger("labloom")
 
 # How long a run's end waits, before its own cluster closes, for Dask to make again a value
 # lost with its worker (it runs the task again; the run's reader may still ask for it). A
-# bound, as a cluster with no worker left would make it never.
+# bound, as a cluster with no worker left would make it never. ``LABLOOM_RECOMPUTE_WAIT``.
 RECOMPUTE_WAIT = 120.0
+
+
+def recompute_wait() -> float:
+    """The setting, read as a cluster starts (a bad one raises then, not as the run ends)."""
+    return env_number("LABLOOM_RECOMPUTE_WAIT", RECOMPUTE_WAIT, "a number of seconds >= 0",
+                      lambda seconds: 0 <= seconds < math.inf, ClusterConfigError,
+                      "how long a run's end waits for Dask to make again a value lost with "
+                      "its worker")
 
 
 class _Lost:
@@ -41,17 +52,21 @@ class _Lost:
         self.why = why
 
 
-def keep_values(client: Any, where: str, handles: list[Any]) -> None:
+def keep_values(client: Any, where: str, handles: list[Any], wait: float = RECOMPUTE_WAIT,
+                waited: frozenset[Any] = frozenset()) -> None:
     """The finished values of ``handles`` (a run's, on its cluster per run of ``client``:
     ``where`` names them), into them as ``Kept``, before the cluster closes; those lost with
-    their worker as ``Gone``."""
+    their worker as ``Gone`` (made again within ``wait`` seconds: kept; not waited for again
+    when the run's end waited for them already, by their keys ``waited``)."""
     ours = {id(h.future): h.future for h in handles
             if h.future is not None and not isinstance(h.future, (Kept, Gone))}
-    remade = _await_remade([f for f in ours.values() if f.status == "lost"])
+    remade = [f for f in ours.values() if f.status == "lost"]
+    await_remade([f for f in remade if f.key not in waited], wait)
     # An erred future is a failed task run's (never read) or a completed one's whose new run
     # failed: Gone either way, which says why if it is read.
     gone = {key: Gone(f.key, recompute_failed(held_error(f)) if f.status == "error" else
-                      f"Dask was still making it again after {RECOMPUTE_WAIT:g} s")
+                      f"Dask was still making it again after {wait:g} s "
+                      "(LABLOOM_RECOMPUTE_WAIT)")
             for key, f in ours.items() if f.status in ("error", "lost")}
     live = {key: f for key, f in ours.items() if f.status == "finished"}
     if live:
@@ -68,12 +83,12 @@ def keep_values(client: Any, where: str, handles: list[Any]) -> None:
             handle.future, handle.item = replacement, None
 
 
-def _await_remade(futures: list[Any]) -> list[Any]:
+def await_remade(futures: list[Any], wait: float) -> list[Any]:
     """``futures`` (lost with their worker), once Dask made them again, failed to, or
-    ``RECOMPUTE_WAIT`` passed."""
+    ``wait`` seconds passed."""
     # Each on its own client (distributed.wait asks for a default one, which a cluster per
     # run's is not); ``exception`` waits for the end without moving the value.
-    end = time.monotonic() + RECOMPUTE_WAIT
+    end = time.monotonic() + wait
     for future in futures:
         # Timed out, or the cluster is going: what is made by now is kept.
         with contextlib.suppress(Exception):

@@ -92,7 +92,18 @@ def run_chunk(
                 out.append(events.invoke(call, args[i], kwargs[i] if kwargs else {}, sink))
             except Exception as exc:
                 out.append(ChildFailed(exc, user_traceback(exc)))
+    if len(out) < len(calls):  # given back: a place for each, or a chunk Dask made again
+        # giving back earlier than its first run did had no place for a child it kept then
+        # (reading its value: "IndexError: list index out of range")
+        missing = not_run()
+        out += [ChildFailed(missing, str(missing))] * (len(calls) - len(out))
     return out
+
+
+def not_run() -> RuntimeError:
+    """Why a chunk child given back (``dask_chunk_ends``) has no value in its chunk."""
+    return RuntimeError("the call did not run: a sibling before it in its Dask chunk held it, "
+                        "and the chunk gave it back")
 
 
 def giving_back(calls: list[TaskCall], sink: events.WorkerSink) -> Iterator[TaskCall]:
@@ -199,9 +210,9 @@ def _answer(status: Any, calls: list[TaskCall], dispatcher: events.Dispatcher,
             missing: Exception = exc
         else:
             # Short when the chunk gave its last children back (``dask_chunk_ends``) and no
-            # one here took that news (their run had ended): those never ran.
-            missing = RuntimeError("the call did not run: a sibling before it in its Dask "
-                                   "chunk held it, and the chunk gave it back")
+            # one here took that news (their run had ended): those never ran (a worker of an
+            # older labloom; ``run_chunk`` gives them a place now).
+            missing = not_run()
             return answer + [(False, missing, str(missing))] * (len(calls) - len(answer))
     else:
         why = f": {status.exception()!r}" if status.status == "error" else ""

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.env_numbers import env_number
 from ..core.errors import ScheduleError
 from ..store import store_clock
 from ..store.db import Conn
@@ -38,17 +39,9 @@ TIMEOUT = 10.0  # seconds a webhook (or relay) has to answer one alert
 
 def timeout_from_env() -> float:
     """``LABLOOM_NOTIFY_TIMEOUT``: seconds a webhook has to answer (10 by default)."""
-    text = os.environ.get("LABLOOM_NOTIFY_TIMEOUT", "").strip()
-    if not text:
-        return TIMEOUT
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not 0 < seconds < math.inf:
-        raise ScheduleError(f"LABLOOM_NOTIFY_TIMEOUT must be a number of seconds above 0 (how "
-                            f"long a webhook has to answer an alert), got {text!r}")
-    return seconds
+    return env_number("LABLOOM_NOTIFY_TIMEOUT", TIMEOUT, "a number of seconds above 0",
+                      lambda seconds: 0 < seconds < math.inf, ScheduleError,
+                      "how long a webhook has to answer an alert")
 
 
 class AlertSender:

@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+from ..core.env_numbers import env_number
 from ..core.errors import ScheduleError
 
 DAYS = 30.0
@@ -17,19 +18,8 @@ PRUNE_EVERY = 3600.0  # seconds between two looks of a serve process
 
 
 def kept_days() -> float:
-    text = os.environ.get("LABLOOM_SCHEDULE_LOG_DAYS", "").strip()
-    if not text:
-        return DAYS
-    try:
-        days = float(text)
-    except ValueError:
-        days = -1.0
-    if not days >= 0:  # NaN too
-        raise ScheduleError(
-            f"LABLOOM_SCHEDULE_LOG_DAYS must be a number of days >= 0 (0 keeps every run's "
-            f"log file), got {text!r}"
-        )
-    return days
+    return env_number("LABLOOM_SCHEDULE_LOG_DAYS", DAYS, "a number of days >= 0",
+                      lambda days: days >= 0, ScheduleError, "0 keeps every run's log file")
 
 
 def prune(folder: Path, days: float, now: float | None = None) -> int:
