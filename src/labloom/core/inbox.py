@@ -55,6 +55,7 @@ from typing import Any, Protocol
 from .event_holding import NoHolder
 
 Apply = Callable[..., None]
+_C_FUNCTION = type(len)  # an apply in C (not a Python function, bound or not)
 BATCH = 1000  # reports applied per hold of the run's lock at most
 NUDGE = 0.5  # seconds a report that can wait waits at most for another to apply it
 
@@ -262,6 +263,11 @@ class Inbox:
                             try:
                                 apply(*args)
                             except KeyboardInterrupt:
+                                if type(apply) is _C_FUNCTION:
+                                    # Applied whole (a logging call's ``list.append``): in
+                                    # C a Ctrl-C lands only once it returned. Applied
+                                    # again, the value was logged twice.
+                                    items.popleft()
                                 raise
                             except BaseException:
                                 items.popleft()
