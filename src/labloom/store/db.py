@@ -265,8 +265,12 @@ class Conn:
             with self.raw.transaction():
                 yield self
             return
-        self.raw.execute("BEGIN IMMEDIATE")
         try:
+            # In the ``try``: a Ctrl-C landing as BEGIN returned (CPython takes signals after a
+            # call into C) kept the transaction open, and the file locked to every other
+            # writer for good (tests/test_interrupt_dask_slots.py: the limiter's connection,
+            # in the main thread; the store's writer then waited, the run never recorded).
+            self.raw.execute("BEGIN IMMEDIATE")
             yield self
             self.raw.execute("COMMIT")
         except BaseException:
