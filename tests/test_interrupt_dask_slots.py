@@ -34,6 +34,7 @@ from labloom.store import concurrency_slots
 from run_helpers import runs_started
 from test_interrupt_slots import InAnEnd, gated, gated_total
 
+
 @pytest.fixture(scope="module")
 def executor(one_worker_cluster: Any) -> Any:
     """On a cluster this process did not start: its limits are ``Chained`` (the store's slot,

@@ -15,6 +15,7 @@ history, a "ran again" line and its values reset; a value was logged twice (sess
 from __future__ import annotations
 
 import builtins
+import itertools
 from types import FrameType, MethodType
 from typing import Any
 
@@ -26,8 +27,8 @@ from interrupt_checks import (
     quiet_progress,  # noqa: F401  (an autouse fixture)
 )
 from interrupt_points import Landing
-from labloom.core import events as ev
 from labloom import flow, log_metrics, task
+from labloom.core import events as ev
 from labloom.core.engine import RunEngine
 from labloom.core.inbox import Inbox
 from labloom.core.sinks import ExecutorSink
@@ -99,7 +100,7 @@ def _sweep(executor: Any, name: str) -> Any:
 
 
 def _no_state_twice(said: str, name: str, states: list[str]) -> None:
-    doubled = [a for a, b in zip(states, states[1:], strict=False) if a == b]
+    doubled = [a for a, b in itertools.pairwise(states) if a == b]
     assert not doubled, f"{said}: {name}'s history has a state twice in a row: {states}"
 
 

@@ -50,12 +50,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sized
+from types import BuiltinFunctionType
 from typing import Any, Protocol
 
 from .event_holding import NoHolder
 
 Apply = Callable[..., None]
-_C_FUNCTION = type(len)  # an apply in C (not a Python function, bound or not)
 BATCH = 1000  # reports applied per hold of the run's lock at most
 NUDGE = 0.5  # seconds a report that can wait waits at most for another to apply it
 
@@ -263,7 +263,7 @@ class Inbox:
                             try:
                                 apply(*args)
                             except KeyboardInterrupt:
-                                if type(apply) is _C_FUNCTION:
+                                if isinstance(apply, BuiltinFunctionType):
                                     # Applied whole (a logging call's ``list.append``): in
                                     # C a Ctrl-C lands only once it returned. Applied
                                     # again, the value was logged twice.

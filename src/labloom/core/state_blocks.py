@@ -53,9 +53,10 @@ def started_again(graph: TaskGraph, cut: list[Change]) -> None:
     """Starts whose apply a Ctrl-C cut short inside ``set_states`` (their state Running, their
     event not sent: ``ExecutorSink._started``), done once: their history entry, unless it was
     made, and their event. Each step looks before it acts: cut short again, this is again."""
-    events = []
+    events: list[ev.Event] = []
     for tr, task_run_id, now in cut:
         history = tr.history
+        before: State
         if history[-1].state is not State.RUNNING:  # cut before its entry
             before = history[-1].state
             tr.message = ""

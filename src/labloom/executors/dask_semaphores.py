@@ -106,8 +106,13 @@ class DaskLimiter:
             await _awaited(semaphore.release())  # its oldest lease: each holder took one
 
 
+_going: set[asyncio.Future[Any]] = set()  # asyncio keeps only weak references to its tasks
+
+
 def _start(coroutine: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    asyncio.ensure_future(coroutine(*args))
+    going = asyncio.ensure_future(coroutine(*args))
+    _going.add(going)
+    going.add_done_callback(_going.discard)
 
 
 async def _awaited(result: Any) -> Any:

@@ -266,10 +266,7 @@ class Conn:
                 yield self
             return
         try:
-            # In the ``try``: a Ctrl-C landing as BEGIN returned (CPython takes signals after a
-            # call into C) kept the transaction open, and the file locked to every other
-            # writer for good (tests/test_interrupt_dask_slots.py: the limiter's connection,
-            # in the main thread; the store's writer then waited, the run never recorded).
+            # In it: a Ctrl-C as BEGIN returned locked the file for good (interrupt_dask_slots)
             self.raw.execute("BEGIN IMMEDIATE")
             yield self
             self.raw.execute("COMMIT")
