@@ -123,7 +123,7 @@ class ExecutorSink:
         graph = self._engine.graph  # under the run's lock
         reruns = self._engine.reruns
         running: list[Change] = []
-        cut: list[Change] = []
+        cut: list[Change] | None = None  # (made only when needed: this is every start's path)
         for task_run_id, when, attempt, worker, rerun in starts:
             tr = graph.get(task_run_id)
             if tr is None or is_stale(tr, attempt, rerun, reruns):
@@ -138,6 +138,7 @@ class ExecutorSink:
                     # inbox takes it off next, in C), and the inbox applies it again
                     # (inbox.py). Taken for a run anew, it had a second Running, a "ran
                     # again" line and its values reset (tests/test_interrupt_reports.py).
+                    cut = [] if cut is None else cut
                     cut.append((tr, task_run_id, when))
                     continue
                 # The same attempt started again: Dask runs a task anew when its worker died
