@@ -4,13 +4,15 @@ in the kernel and in the store: each task run's history has one Running per atte
 stored alike, and each logging call shows once in ``run.events()`` and in the stored calls.
 
 A report a Ctrl-C cut short stays in the inbox and is applied again at the next drain
-(session 53: lost, a call's end left its slot taken for good). When that drain comes after the
-run's cancel (at its end, ``Launcher.given_back``), a start is stale then and a value is
-dropped as after the run's end. When another thread's report, or the nudge, drains first
-(a run on threads: the main thread applies a report only by timing), a start applied again
-whole was taken for a Dask worker's run of the same attempt anew: a second Running in its
-history, a "ran again" line and its values reset; a value was logged twice (session 54).
-``drained_first`` makes that order sure: the cancel drains the inbox before it cancels."""
+(session 53: lost, a call's end left its slot taken for good). When that drain comes after
+the run's cancel (at its end, ``Launcher.given_back``), a start is stale then and a value is
+dropped as after the run's end; but a start cut short once its state was Running, before its
+event went out, left a Running in the kernel's history that the store never had. When
+another thread's report, or the nudge, drains first (a run on threads: the main thread
+applies a report only by timing), a start applied again whole was taken for a Dask worker's
+run of the same attempt anew: a second Running in its history, a "ran again" line and its
+values reset; a value was logged twice (session 54). ``drained_first`` makes that order
+sure: the cancel drains the inbox before it cancels."""
 
 from __future__ import annotations
 
@@ -76,8 +78,8 @@ class InApplying(Landing):
 
 
 @pytest.fixture(params=["drained at the end", "drained first"])
-def drained_first(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """The next drain after the Ctrl-C at the run's end, or (True) before its cancel (what a task
+def drained_first(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next drain after the Ctrl-C at the run's end, or before its cancel (what a task
     thread's report or the nudge does when it comes first, which no run here can be made to
     do on cue)."""
     if request.param == "drained first":
@@ -88,7 +90,6 @@ def drained_first(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
             cancel(engine, reason)
 
         monkeypatch.setattr(RunEngine, "cancel", drained_then_cancelled)
-    return request.param == "drained first"
 
 
 def _sweep(executor: Any, name: str) -> Any:
@@ -104,7 +105,7 @@ def _no_state_twice(said: str, name: str, states: list[str]) -> None:
     assert not doubled, f"{said}: {name}'s history has a state twice in a row: {states}"
 
 
-def _recorded_once(said: str, run: Any, at_the_end: bool) -> None:
+def _recorded_once(said: str, run: Any) -> None:
     """Each task run's history, live and stored, with no state twice in a row (a start
     applied twice: Running, Running) and each task run's logging call once, live and stored
     (a Completed one's there: its call returned before its end was applied)."""
@@ -119,19 +120,15 @@ def _recorded_once(said: str, run: Any, at_the_end: bool) -> None:
         states = [entry.state.value for entry in tr.history]
         _no_state_twice(said, tr.name, states)
         stored_of = stored_states.get(tr.id)
-        # Left open (session 54): a start cut short between its Running and its event, then
-        # cancelled (stale when applied again at the run's end), is Running in the kernel's
-        # history only. Sent late, its event made the store's task run Running after its end.
-        unsent = ["Pending", "Running", "Cancelled"], ["Pending", "Cancelled"]
-        assert stored_of == states or (at_the_end and (states, stored_of) == unsent), \
-            f"{said}: {tr.name} is {states}, stored {stored_of}"
+        assert stored_of == states, f"{said}: {tr.name} is {states}, stored {stored_of}"
         least = 1 if tr.state.value == "Completed" else 0
         assert least <= live.count(tr.id) <= 1, f"{said}: {tr.name} logged {live.count(tr.id)}x"
         assert least <= kept.count(tr.id) <= 1, \
             f"{said}: {tr.name} stored {kept.count(tr.id)} calls"
 
 
-def test_a_ctrl_c_applying_a_start_or_a_value_records_it_once(drained_first: bool) -> None:
+@pytest.mark.usefixtures("drained_first")
+def test_a_ctrl_c_applying_a_start_or_a_value_records_it_once() -> None:
     """``flow.run()`` on the local executor: every report is applied in the main thread,
     where a Ctrl-C lands."""
     sweep = _sweep("local", "logged_local")
@@ -148,7 +145,7 @@ def test_a_ctrl_c_applying_a_start_or_a_value_records_it_once(drained_first: boo
         assert raised or landing.where is None, f"{said}: the Ctrl-C was swallowed"
         check_after(said, runs, after)  # the run ended, the store agrees, ``after`` completes
         for run in runs:
-            _recorded_once(said, run, at_the_end=not drained_first)
+            _recorded_once(said, run)
 
 
 def test_the_harness_sees_a_values_apply_as_a_c_call() -> None:

@@ -130,6 +130,10 @@ class ExecutorSink:
                 # Cancelled meanwhile, or a superseded attempt, or a call of an earlier rerun
                 # (cancelled, running on) whose start arrives late (a Dask worker's message):
                 # taken, it set the rerun's start back and reset what the rerun logged.
+                if tr is not None and tr.done and tr.started == when:
+                    # This very start again (see below), its run cancelled meanwhile: its
+                    # Running, which no event told the store, goes from the kernel's history.
+                    tr.drop_entry(State.RUNNING, when)
                 continue
             if tr.state is State.RUNNING and tr.started is not None:
                 if tr.started == when:
