@@ -67,7 +67,7 @@ BOTH_BACKENDS = {
     "test_store_copy", "test_schedule_clock", "test_kept_parameters", "test_store_stop_writing",
     "test_alerts_kept", "test_run_alerts_kept", "test_bracketed_task_names",
     "test_run_alerts_dead", "test_run_alerts_gaps", "test_interrupt_slots",
-    "test_run_alerts_two_homes",
+    "test_run_alerts_two_homes", "test_interrupt_dask_slots", "test_interrupt_reports",
 }
 
 

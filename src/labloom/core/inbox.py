@@ -50,6 +50,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sized
+from types import BuiltinFunctionType
 from typing import Any, Protocol
 
 from .event_holding import NoHolder
@@ -262,6 +263,11 @@ class Inbox:
                             try:
                                 apply(*args)
                             except KeyboardInterrupt:
+                                if isinstance(apply, BuiltinFunctionType):
+                                    # Applied whole (a logging call's ``list.append``): in
+                                    # C a Ctrl-C lands only once it returned. Applied
+                                    # again, the value was logged twice.
+                                    items.popleft()
                                 raise
                             except BaseException:
                                 items.popleft()

@@ -231,9 +231,8 @@ class Launcher:
                             tr.holds_slot = True  # a rerun: its old call's slots are its own
                         if tr.holds_slot or not tr.task.tags:
                             block.append(tr)
-                        elif self.limiter.acquire(tr.task.tags, tr.id,
-                                                  functools.partial(self._granted, tr)):
-                            self._granted(tr, now=True)
+                        else:
+                            self._ask_slot(tr)
                     submitted += self._launch_all(block)
             finally:
                 # What was not submitted (waits for a slot, ended meanwhile, or an error) goes
@@ -277,6 +276,18 @@ class Launcher:
         with self.engine.lock:
             while self._releasing and time.monotonic() < deadline:
                 self.engine.changed.wait(0.05)
+
+    def _ask_slot(self, tr: TaskRun) -> None:
+        """Ask for ``tr``'s slots: granted now, or later (``_granted``). A Ctrl-C meanwhile
+        gives back what the limiter took: landing as the store's take committed, or before the
+        grant was noted, it left the slot taken for good (tests/test_interrupt_dask_slots.py)."""
+        try:
+            if self.limiter.acquire(tr.task.tags, tr.id, functools.partial(self._granted, tr)):
+                self._granted(tr, now=True)
+        except KeyboardInterrupt:
+            if not tr.holds_slot:
+                self.limiter.release(tr.task.tags, tr.id)
+            raise
 
     def _granted(self, tr: TaskRun, now: bool = False) -> None:
         with self.engine.lock:

@@ -16,7 +16,7 @@ from .experiments import RESET
 from .logs import outside_task
 from .process_log import warn_later
 from .run_logs import MAX_TASK_LINES, RunLogs
-from .state_blocks import Change, set_states
+from .state_blocks import Change, set_states, started_again
 from .states import State
 from .threading_internals import held_here
 
@@ -123,14 +123,28 @@ class ExecutorSink:
         graph = self._engine.graph  # under the run's lock
         reruns = self._engine.reruns
         running: list[Change] = []
+        cut: list[Change] | None = None  # (made only when needed: this is every start's path)
         for task_run_id, when, attempt, worker, rerun in starts:
             tr = graph.get(task_run_id)
             if tr is None or is_stale(tr, attempt, rerun, reruns):
                 # Cancelled meanwhile, or a superseded attempt, or a call of an earlier rerun
                 # (cancelled, running on) whose start arrives late (a Dask worker's message):
                 # taken, it set the rerun's start back and reset what the rerun logged.
+                if tr is not None and tr.done and tr.started == when:
+                    # This very start again (see below), its run cancelled meanwhile: its
+                    # Running, which no event told the store, goes from the kernel's history.
+                    tr.drop_entry(State.RUNNING, when)
                 continue
             if tr.state is State.RUNNING and tr.started is not None:
+                if tr.started == when:
+                    # This very start again: a Ctrl-C cut its apply short once its state was
+                    # Running, before its event went out (nothing can land after that: the
+                    # inbox takes it off next, in C), and the inbox applies it again
+                    # (inbox.py). Taken for a run anew, it had a second Running, a "ran
+                    # again" line and its values reset (tests/test_interrupt_reports.py).
+                    cut = [] if cut is None else cut
+                    cut.append((tr, task_run_id, when))
+                    continue
                 # The same attempt started again: Dask runs a task anew when its worker died
                 # (killed, out of memory), with no retry of ours. What the dead run sent
                 # before it died came first (the cluster forwards a worker's messages before
@@ -150,6 +164,8 @@ class ExecutorSink:
             tr.worker = worker
             running.append((tr, task_run_id, at))
         set_states(graph, running, State.RUNNING)
+        if cut:
+            started_again(graph, cut)
 
     def task_keyed(self, run_id: str, task_run_id: str, attempt: int, key: str | None,
                    path: str | None, message: str, rerun: int | None = None) -> None:

@@ -47,3 +47,22 @@ def set_states(graph: TaskGraph, changes: list[Change], state: State, final: boo
         on_final = graph.owner.on_final
         for tr, _, _ in changes:
             on_final(tr)
+
+
+def started_again(graph: TaskGraph, cut: list[Change]) -> None:
+    """Starts whose apply a Ctrl-C cut short inside ``set_states`` (their state Running, their
+    event not sent: ``ExecutorSink._started``), done once: their history entry, unless it was
+    made, and their event. Each step looks before it acts: cut short again, this is again."""
+    events: list[ev.Event] = []
+    for tr, task_run_id, now in cut:
+        history = tr.history
+        before: State
+        if history[-1].state is not State.RUNNING:  # cut before its entry
+            before = history[-1].state
+            tr.message = ""
+            tr.record(State.RUNNING, now, "")
+        else:
+            before = history[-2].state
+        events.append(ev.StateChanged(graph.run_id, task_run_id, State.RUNNING, now, "",
+                                      tr.all_attempts, "", tr.worker, before, tr.node_id))
+    graph.owner.emit_all(events)

@@ -350,6 +350,13 @@ class TaskRun:
             self.keep_history()
         cast("list[StateEntry]", self._steps).append(StateEntry(state, when, message))
 
+    def drop_entry(self, state: State, when: float) -> None:
+        """Take ``state``'s entry at ``when`` out of its history, if it has one."""
+        entries = self.history
+        kept = [e for e in entries if e.state is not state or e.time != when]
+        if len(kept) != len(entries):
+            self._steps = kept
+
     def keep_history(self) -> None:
         """Keep the history as entries from now on (before fields it is rebuilt from change)."""
         if not isinstance(self._steps, list):

@@ -53,17 +53,19 @@ class DaskLimiter:
         wanted = limits.lookup(tags)
         if not wanted:
             return True
-        self._run(self._acquire(holder, sorted(wanted.items()), granted))
+        self._run(self._acquire, holder, sorted(wanted.items()), granted)
         return False
 
     def release(self, tags: frozenset[str], holder: str) -> None:
         if tags:
-            self._run(self._release(holder))
+            self._run(self._release, holder)
 
-    def _run(self, coro: Any) -> None:
+    def _run(self, coroutine: Callable[..., Any], *args: Any) -> None:
         # Here, not on the event loop: what the coroutine reads of ``_client`` is this one.
         self._client = self._connect()
-        asyncio.run_coroutine_threadsafe(coro, self._client.loop.asyncio_loop)
+        # Made on the event loop: one made here and then cut short by a Ctrl-C before it was
+        # handed over was never awaited (a RuntimeWarning; tests/test_interrupt_dask_slots.py).
+        self._client.loop.asyncio_loop.call_soon_threadsafe(_start, coroutine, args)
 
     def _semaphore(self, tag: str, n: int) -> Any:
         semaphore = self._semaphores.get((tag, n))
@@ -87,6 +89,12 @@ class DaskLimiter:
                     self._deliver(functools.partial(_say_waiting, holder, tag, n, address))
                     await _awaited(semaphore.acquire(timeout=None))
             held.append(semaphore)
+            if self._held.get(holder) is not held:
+                # Given back while it waited: its task run's ask a Ctrl-C cut short
+                # (``Launcher._ask_slot``). Nobody would give back the leases taken.
+                for taken in held:
+                    await _awaited(taken.release())
+                return
         # The grant takes the run's lock: never on the event loop.
         self._deliver(granted)
 
@@ -96,6 +104,15 @@ class DaskLimiter:
             return
         for semaphore in held:
             await _awaited(semaphore.release())  # its oldest lease: each holder took one
+
+
+_going: set[asyncio.Future[Any]] = set()  # asyncio keeps only weak references to its tasks
+
+
+def _start(coroutine: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    going = asyncio.ensure_future(coroutine(*args))
+    _going.add(going)
+    going.add_done_callback(_going.discard)
 
 
 async def _awaited(result: Any) -> Any:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..core.interrupts_held import InterruptsHeld
 from .db import is_transient, short_error
 
 if TYPE_CHECKING:
@@ -127,10 +128,13 @@ class StoreLimiter:
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._loop, name="labloom-limits", daemon=True
-            )
-            self._thread.start()
+            thread = threading.Thread(target=self._loop, name="labloom-limits", daemon=True)
+            # Held: ``Thread.start`` waits in Python, and a Ctrl-C there left ``_thread`` set
+            # with no thread running: nothing here was granted or given back again, and every
+            # later run behind a limit waited for ever (tests/test_interrupt_dask_slots.py).
+            with InterruptsHeld():
+                thread.start()
+                self._thread = thread
 
     def _loop(self) -> None:
         import logging

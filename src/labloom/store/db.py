@@ -265,8 +265,9 @@ class Conn:
             with self.raw.transaction():
                 yield self
             return
-        self.raw.execute("BEGIN IMMEDIATE")
         try:
+            # In it: a Ctrl-C as BEGIN returned locked the file for good (interrupt_dask_slots)
+            self.raw.execute("BEGIN IMMEDIATE")
             yield self
             self.raw.execute("COMMIT")
         except BaseException:
