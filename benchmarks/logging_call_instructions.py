@@ -45,14 +45,20 @@ def main() -> None:
     lock = threading.RLock()
     inbox = Inbox(lock, threading.Condition(lock), after=lambda: None)
     inbox._nudge = True  # no nudger thread: this thread applies everything
+    # Its executor runs each attempt once in this process, as ThreadExecutor (session 54 on).
     engine = types.SimpleNamespace(id="run", launcher=types.SimpleNamespace(inbox=inbox),
-                                   ended=None,
+                                   ended=None, executor=types.SimpleNamespace(
+                                       runs_each_attempt_once_here=True),
                                    emit=lambda event: sent.append(len(event.task_run_ids)))
     sink = sinks.ExecutorSink(engine)
     sink_registry.register_local_run("run", sink)
     ctx = logs.TaskContext("run", "tr", "t", False, lambda *line: None)
-    # As a task call binds it (``attempt.TaskCall``), on trees that have it (session 34 on).
-    if hasattr(ctx, "add_call"):
+    # As a task call binds it (``attempt.TaskCall``), on trees that have it (session 34 on):
+    # the run's list of calls waiting itself from session 54 on (``waiting_calls.py``).
+    waiting = getattr(sink, "waiting", None)
+    if waiting is not None:
+        ctx.add_call, ctx.waiting = waiting.calls.append, waiting
+    elif hasattr(ctx, "add_call"):
         ctx.add_call = getattr(sink, "add_call", None)
     logs._CURRENT.set(ctx)
 

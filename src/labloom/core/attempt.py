@@ -66,8 +66,13 @@ class TaskCall:
             if sink is not None:
                 sink.task_log(self.run_id, task_run_id, level, when, text)
 
+        # The run's own list of calls waiting when its engine is in this process
+        # (``waiting_calls.py``), else the sink's way in, if it has one.
+        waiting = getattr(sink, "waiting", None)
         ctx = TaskContext(self.run_id, self.task_run_id, self.task_name, self.log_prints, log_line,
-                          echo=self.echo, add_call=getattr(sink, "add_call", None),
+                          echo=self.echo, waiting=waiting,
+                          add_call=(waiting.calls.append if waiting is not None
+                                    else getattr(sink, "add_call", None)),
                           attempt=self.attempt, rerun=self.rerun,
                           kept=[] if self.save_to is not None or self.keying is not None else None)
         with capturing(), task_context(ctx):
@@ -214,6 +219,7 @@ def _stop_recording(ctx: TaskContext | None) -> None:
                      "[labloom] " + not_recorded(str(ctx.attempt), "the attempt timed out"))
 
     ctx.add_call = dropped  # checked first by every logging call (experiment_values.record)
+    ctx.waiting = None  # nothing of its own to send
 
 
 def guarded(

@@ -88,6 +88,11 @@ class Executor(ABC):
     # Whether a call that started reports its end (``on_done``) also after its run cancelled
     # it: its concurrency slots are then given back at that end, not at the cancel.
     reports_cancelled_calls: bool = False
+    # Whether each attempt of a call runs once, in a thread of the run's own process: its
+    # logging calls then skip the run's inbox (``waiting_calls.py``). Not Dask's, which runs an
+    # attempt again when its worker is lost: the calls of the new run must come after its
+    # start, which drops the lost run's (``ExecutorSink._started``), as the inbox orders them.
+    runs_each_attempt_once_here: bool = False
 
     @property
     def runs_in_caller(self) -> bool:

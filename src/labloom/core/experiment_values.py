@@ -5,9 +5,10 @@ Nothing is recorded unless the code asks: task data stays where it is, the store
 what is marked. A value is a number, a bool or a short string (params may also be None); NaN
 and inf are kept as such; anything else is refused with the type named, before anything of that
 call is sent, so what was already recorded stays. Values travel like log lines: from where the
-task runs, through its run's sink (``sink_registry.RunSink.task_values``), to the engine,
-which emits them a batch of calls at a time (one ``ExperimentCalls`` event at most every
-``sinks.SEND_EVERY`` seconds while calls keep coming: ``sinks.ExecutorSink._send``).
+task runs, through its run's sink (``sink_registry.RunSink.task_values``; in the run's own
+process, straight to its calls waiting: ``waiting_calls.py``), to the engine, which emits them
+a batch of calls at a time (one ``ExperimentCalls`` event at most every ``sinks.SEND_EVERY``
+seconds while calls keep coming: ``sinks.ExecutorSink._send``).
 
 >>> @task
 ... def train(max_depth: int) -> float:
@@ -118,9 +119,12 @@ def record(kind: str, values: dict[str, Any], step: int | None = None) -> None:
     when = time.time()
     for note in notes or ():
         ctx.sink(ctx.task_run_id, logging.WARNING, when, f"[labloom] {note}")
-    add_call = ctx.add_call  # the run's engine is in this process: straight to its inbox
+    add_call = ctx.add_call  # the run's engine is in this process: straight to its calls
     if add_call is not None:
         add_call((ctx.task_run_id, kind, values, step, when, ctx.attempt, ctx.rerun))
+        waiting = ctx.waiting  # read after the append: a send since clears ``asked``
+        if waiting is not None and (not waiting.asked or len(waiting.calls) >= waiting.limit):
+            waiting.wake()
         return
     sink = sink_for(ctx.run_id)
     if sink is not None:

@@ -64,10 +64,13 @@ class TaskContext:
     # the kernel's (a LocalCluster's workers inherit its captured file descriptors).
     echo: bool = True
     # Where the task run's logging calls go, one (task run id, kind, values, step, time,
-    # attempt, rerun) each, when its run lives in this process (``sinks.ExecutorSink.add_call``),
+    # attempt, rerun) each, when its run lives in this process (the run's ``waiting_calls``),
     # bound once per task call; None elsewhere (a Dask worker: ``experiment_values.record``
     # looks up the sink per call).
     add_call: Callable[[tuple[Any, ...]], None] | None = None
+    # The run's calls waiting (``waiting_calls.WaitingCalls``) when ``add_call`` appends to
+    # them straight: ``record`` has them sent (``wake``) once per send, not once per call.
+    waiting: Any = None
     # The attempt this context's call is, carried with each logging call: where the calls
     # are applied, one of an attempt that is no longer its task run's is dropped.
     attempt: int = 1

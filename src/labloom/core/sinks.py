@@ -19,6 +19,7 @@ from .run_logs import MAX_TASK_LINES, RunLogs
 from .state_blocks import Change, set_states, started_again
 from .states import State
 from .threading_internals import held_here
+from .waiting_calls import WaitingCalls
 
 if TYPE_CHECKING:
     from .inbox import Inbox
@@ -77,9 +78,17 @@ class ExecutorSink:
         # sent: an event and its tuples per batch are as many for a map whose batches hold one
         # call each.
         self._columns: tuple[list[Any], ...] = ([], [], [], [], [])
-        # Calls applied since the last batch went out, a tuple each (task run id, kind,
-        # values, step, time, attempt, rerun), made columns once per batch of reports (``_send``).
-        self._pending: list[tuple[Any, ...]] = []
+        # Calls not sent yet, a tuple each (task run id, kind, values, step, time, attempt,
+        # rerun), made columns once per batch of reports (``_send``): appended by a task call
+        # of this process itself (``waiting_calls.py``), by a Dask worker's through the inbox.
+        inbox = engine.launcher.inbox
+        self._waiting = WaitingCalls(inbox, SEND_AT)
+        self._pending = self._waiting.calls
+        # What a task call appends its logging calls to itself (``attempt.TaskCall``), when
+        # its executor allows it; None: through ``task_values``'s inbox, as a Dask worker's.
+        executor = getattr(engine, "executor", None)
+        self.waiting = (self._waiting if getattr(executor, "runs_each_attempt_once_here", False)
+                        else None)
         # Task runs started over so far (``forget_values``): until one has, every call is of
         # its task run's current attempt, and ``flush`` checks none.
         self._restarts = 0
@@ -95,15 +104,12 @@ class ExecutorSink:
         # columns: a start over of one that logged nothing needs no reset. Nothing for a
         # run that never starts a task run over, nor for a task run that logs nothing.
         self._logged_ids: set[str] | None = None
-        inbox = engine.launcher.inbox
-        # A logging call's way in (``logs.TaskContext.add_call``): the inbox's ``add`` with
+        # A Dask worker's logging call's way in (``task_values``): the inbox's ``add`` with
         # the pending list's own ``append`` as the apply, so no Python frame runs per call
         # under the run's lock, and each batch's end sends what it applied
-        # (``Inbox.send_after``). Each layer was a frame per call (sink_for, task_values, the
-        # apply's five appends) of the 14.5k instructions a call cost the task threads.
+        # (``Inbox.send_after``).
         self.add_call = functools.partial(inbox.add, self._pending.append)
         self._inbox = inbox
-        self._nudge_asked = False  # the calls waiting in ``_pending`` go out at the nudge
         # Until when a batch's calls wait for others (``_send``): one went out before.
         self._quiet_until = 0.0
         inbox.send_after(self._pending, self._send, self.flush)
@@ -215,8 +221,8 @@ class ExecutorSink:
         # with the same thread's end of the task run, so never after it. Only appended: the
         # end that follows applies it (a log_metrics call per map child that took the run's
         # lock itself made the task threads queue on it, 1.6-1.9x the flow logging none; one
-        # that applied the inbox itself, 1.1x). A task call in this process goes straight to
-        # ``add_call`` (``experiment_values.record``); this is the way in of the Dask
+        # that applied the inbox itself, 1.1x). A task call in this process appends to the
+        # calls waiting itself (``waiting_calls.py``); this is the way in of the Dask
         # workers' calls (``dask_events.Dispatcher``).
         self.add_call((task_run_id, kind, values, step, when, attempt, rerun))
 
@@ -247,8 +253,8 @@ class ExecutorSink:
         reports (a launch, a rerun) nothing sends it: the nudge does. Its attempt None:
         ``flush`` keeps it whatever the task run's attempt is by then."""
         self._pending.append((task_run_id, RESET, {}, None, time.time(), None, None))
-        if not self._nudge_asked:
-            self._nudge_asked = True
+        if not self._waiting.asked:
+            self._waiting.asked = True
             self._inbox.nudge()
 
     def _send(self) -> None:
@@ -273,30 +279,31 @@ class ExecutorSink:
         if now >= self._quiet_until or len(self._pending) >= SEND_AT:
             self._quiet_until = now + SEND_EVERY
             self.flush()
-        elif not self._nudge_asked:
-            self._nudge_asked = True
+        elif not self._waiting.asked:
+            self._waiting.asked = True
             self._inbox.nudge()
 
     def flush(self) -> None:
         """Send the calls waiting, as one event (under the run's lock)."""
-        self._nudge_asked = False
-        pending = self._pending
-        if not pending:
+        self._waiting.sent()
+        if not self._pending:
             return
+        # Taken from the front: a task thread appends without the lock (``waiting_calls.py``),
+        # and a call it appends between the copy and the ``del`` stays for the next send.
+        pending = self._pending[:]
+        del self._pending[:len(pending)]
         if self._engine.ended is not None:
             # A call its run gave up on (a timeout: a thread cannot be stopped) logging after
             # the run finished: dropped, as its record is closed. Kept, it would show in
             # run.experiments() and never in the store (or in it only after a retry).
-            pending.clear()
             self._restarted_at.clear()
             return
         if self._restarts:
-            pending[:] = self._current(pending)
+            pending = self._current(pending)
             if not pending:
                 return
         # Tuples, shared by the event and nobody else: the run's columns copy them.
         ids, kinds, values, steps, times, _attempts, _reruns = zip(*pending, strict=True)
-        pending.clear()
         if self._logged_ids is not None:
             self._logged_ids.update(ids)
         kept_ids, kept_kinds, kept_values, kept_steps, kept_times = self._columns

@@ -74,6 +74,7 @@ def _execute(
 
 class _InProcess(Executor):
     reports_cancelled_calls = True  # Python cannot stop the thread: the call returns in time
+    runs_each_attempt_once_here = True
 
     def settled(self, handle: Any) -> Any:
         # The value in place of its handle once the call succeeded (``Executor.settled``):
