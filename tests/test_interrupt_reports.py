@@ -12,7 +12,12 @@ another thread's report, or the nudge, drains first (a run on threads: the main 
 applies a report only by timing), a start applied again whole was taken for a Dask worker's
 run of the same attempt anew: a second Running in its history, a "ran again" line and its
 values reset; a value was logged twice (session 54). ``drained_first`` makes that order
-sure: the cancel drains the inbox before it cancels."""
+sure: the cancel drains the inbox before it cancels.
+
+A logging call comes through the inbox from a Dask worker; one of the run's own process
+(local, threads) is appended by the task call itself to the run's calls waiting, a
+``list.append`` in C that no Ctrl-C cuts in two (``waiting_calls.py``). The local executor
+here is made to take the inbox's way (``_values_through_the_inbox``), which Dask's take."""
 
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from labloom.core import events as ev
 from labloom.core.engine import RunEngine
 from labloom.core.inbox import Inbox
 from labloom.core.sinks import ExecutorSink
+from labloom.executors.local import LocalExecutor
 from labloom.store import experiments as store_experiments
 from labloom.store import open_store
 from run_helpers import runs_started
@@ -75,6 +81,11 @@ class InApplying(Landing):
     def _land(self, frame: FrameType) -> None:
         if _applying(frame):
             super()._land(frame)
+
+
+@pytest.fixture(autouse=True)
+def _values_through_the_inbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(LocalExecutor, "runs_each_attempt_once_here", False)
 
 
 @pytest.fixture(params=["drained at the end", "drained first"])
