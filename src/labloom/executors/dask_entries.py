@@ -16,6 +16,7 @@ from . import dask_events as events
 from .dask_internals import future_of, task_spec
 from .dask_outcomes import ChildFailed, report
 from .dask_shipping import Shipped
+from .dask_worker_failures import invoke_task
 
 
 class ClientOwner(Protocol):
@@ -95,7 +96,7 @@ def single(
     def done(future: Any) -> None:
         dispatcher.put(report, future, call, on_done, dispatcher)
 
-    spec = task_spec(key, events.invoke, shipped(call), args, kwargs)
+    spec = task_spec(key, invoke_task, shipped(call), args, kwargs)
     return key, (spec, (), not_sent, handle.future, done)
 
 

@@ -102,8 +102,11 @@ class _Heartbeat:
 
 def own_worker_plugins(client: Any) -> None:
     """Register on ``client``'s cluster (a LocalCluster of labloom's own) the plugins its worker
-    processes need: deaf to Ctrl-C, and their heartbeat ended before they close."""
+    processes need: deaf to Ctrl-C, their heartbeat ended before they close, and a failure
+    labloom records not logged again by distributed."""
+    from .dask_worker_failures import QuietRecordedFailures
     from .dask_worker_signals import ignore_interrupts
 
     ignore_interrupts(client)
     client.register_plugin(HeartbeatBeforeClose(), name=HeartbeatBeforeClose.name)
+    client.register_plugin(QuietRecordedFailures(), name=QuietRecordedFailures.name)
