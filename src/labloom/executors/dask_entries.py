@@ -16,7 +16,6 @@ from . import dask_events as events
 from .dask_internals import future_of, task_spec
 from .dask_outcomes import ChildFailed, report
 from .dask_shipping import Shipped
-from .dask_worker_failures import invoke_task
 
 
 class ClientOwner(Protocol):
@@ -95,6 +94,9 @@ def single(
 
     def done(future: Any) -> None:
         dispatcher.put(report, future, call, on_done, dispatcher)
+
+    # (imported here: it imports distributed, which `import labloom` must not)
+    from .dask_worker_failures import invoke_task
 
     spec = task_spec(key, invoke_task, shipped(call), args, kwargs)
     return key, (spec, (), not_sent, handle.future, done)
