@@ -11,10 +11,26 @@ from labloom import LabloomError
 from labloom.core.env_numbers import env_number
 from labloom.core.errors import ClusterConfigError, ScheduleError
 from labloom.core.kept_parameters import parameter_bytes
+from labloom.core.run_logs import run_line_limit
 from labloom.executors.dask_dashboard import preferred_port
 from labloom.executors.dask_keeping import recompute_wait
 from labloom.schedule.alert_sender import timeout_from_env
 from labloom.schedule.log_files import kept_days
+from labloom.schedule.mail_alerts import relay_settings
+from labloom.store.postgres import Settings
+from labloom.store.recorder import log_line_cap
+
+
+def smtp_port() -> int:
+    return relay_settings()[1]
+
+
+def db_connect_timeout() -> float:
+    return Settings.read("postgresql").wait
+
+
+def db_pool() -> int:
+    return Settings.read("postgresql").pool
 
 
 def test_unset_or_empty_is_the_default_and_a_number_is_read(
@@ -62,6 +78,16 @@ def test_a_whole_number_setting_refuses_a_fraction(monkeypatch: pytest.MonkeyPat
      "a number of days >= 0 (0 keeps every run's log file)"),
     ("LABLOOM_PARAMETER_BYTES", parameter_bytes, ("10_000", 10_000), "1.5e6", LabloomError,
      "a whole number of bytes >= 0 (0 keeps every parameter as a summary)"),
+    ("LABLOOM_RUN_LOG_LINES", run_line_limit, ("50", 50), "0", LabloomError,
+     "a whole number >= 1 (log lines a run keeps in memory)"),
+    ("LABLOOM_LOG_LINES", log_line_cap, ("0", 0), "-1", LabloomError,
+     "a whole number >= 0 (log lines the store keeps per task run)"),
+    ("LABLOOM_SMTP_PORT", smtp_port, ("2525", 2525), "smtp", ScheduleError,
+     "a port number from 1 to 65535 (the SMTP relay's port)"),
+    ("LABLOOM_DB_CONNECT_TIMEOUT", db_connect_timeout, ("1.5", 1.5), "0.1", LabloomError,
+     "a number of seconds >= 0.5 (how long to wait for a PostgreSQL connection)"),
+    ("LABLOOM_DB_POOL", db_pool, ("3", 3), "eight", LabloomError,
+     "a whole number >= 1 (connections the store's pool may hold)"),
 ])
 def test_each_setting_reads_through_it(
     monkeypatch: pytest.MonkeyPatch, name: str, read: object, good: tuple[str, float],

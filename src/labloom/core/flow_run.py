@@ -18,7 +18,7 @@ from .executor import Executor
 from .hooks import Limiter, hooks
 from .kept_parameters import parameter_bytes
 from .results import Reuse
-from .run_logs import LogLine
+from .run_logs import LogLine, run_line_limit
 from .states import State
 
 if TYPE_CHECKING:
@@ -44,7 +44,9 @@ class FlowRun:
         owns_executor: bool = False,
         reuse: dict[str, Reuse] | None = None,
     ) -> None:
-        parameter_bytes()  # a bad LABLOOM_PARAMETER_BYTES is said before anything starts
+        # A bad LABLOOM_PARAMETER_BYTES or LABLOOM_RUN_LOG_LINES is said before anything starts.
+        parameter_bytes()
+        run_line_limit()
         self._engine = RunEngine(flow, parameters, executor, origin, limiter, owns_executor)
         self._engine.handle = self
         # The engine holds this handle weakly: when the user drops it, the run's data goes.

@@ -10,13 +10,13 @@ keeps its own copy of every line up to its per-task cap, so nothing is lost from
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import events as ev
+from .env_numbers import env_number
 
 if TYPE_CHECKING:
     from .task_graph import TaskGraph
@@ -27,10 +27,11 @@ DEFAULT_RUN_LINES = 100_000
 
 
 def run_line_limit() -> int:
-    try:
-        return max(1, int(os.environ.get("LABLOOM_RUN_LOG_LINES", DEFAULT_RUN_LINES)))
-    except ValueError:
-        return DEFAULT_RUN_LINES
+    """``LABLOOM_RUN_LOG_LINES``, read as a run is made (``RunLogs``): a bad value raises
+    before the run starts (before, it fell back to the default, or raised a bare ValueError)."""
+    return int(env_number("LABLOOM_RUN_LOG_LINES", DEFAULT_RUN_LINES, "a whole number >= 1",
+                          lambda lines: lines >= 1, meaning="log lines a run keeps in memory",
+                          whole=True))
 
 
 @dataclass(frozen=True, slots=True)

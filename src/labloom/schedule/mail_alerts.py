@@ -23,6 +23,9 @@ import ssl
 from email.message import EmailMessage
 from typing import Any
 
+from ..core.env_numbers import env_number
+from ..core.errors import ScheduleError
+
 SCHEME = "mailto:"
 # One address: no spaces, commas or line breaks (a header injected through --notify), one @.
 _ADDRESS = re.compile(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+")
@@ -48,14 +51,24 @@ def masked(target: str) -> str:
     return SCHEME + ",".join(f"***@{domain}" for domain in domains)
 
 
-def send(target: str, body: dict[str, Any], timeout: float = 10.0) -> None:
-    """One attempt; raises on a connection error or a refusal of the relay."""
+def relay_settings() -> tuple[str, int]:
+    """``LABLOOM_SMTP_TLS`` and ``LABLOOM_SMTP_PORT``; a ScheduleError naming the fix for a bad
+    one. Checked where ``--notify mailto:`` is given (``alerts.check_url``), and read at each
+    alert: before, a bad port raised a bare ValueError only when a run failed."""
     tls = os.environ.get("LABLOOM_SMTP_TLS", "").strip().lower()
     if tls not in _TLS:
-        raise ValueError(f"LABLOOM_SMTP_TLS must be starttls, ssl or empty, got {tls!r}")
+        raise ScheduleError(f"[labloom] LABLOOM_SMTP_TLS must be starttls, ssl or empty, got "
+                            f"{tls!r}")
+    port = env_number("LABLOOM_SMTP_PORT", {"ssl": 465, "starttls": 587}.get(tls, 25),
+                      "a port number from 1 to 65535", lambda port: 1 <= port <= 65535,
+                      ScheduleError, "the SMTP relay's port", whole=True)
+    return tls, int(port)
+
+
+def send(target: str, body: dict[str, Any], timeout: float = 10.0) -> None:
+    """One attempt; raises on a connection error or a refusal of the relay."""
+    tls, port = relay_settings()
     host = os.environ.get("LABLOOM_SMTP_HOST", "").strip() or "localhost"
-    default_port = {"ssl": 465, "starttls": 587}.get(tls, 25)
-    port = int(os.environ.get("LABLOOM_SMTP_PORT", "").strip() or default_port)
     message = _message(addresses(target), body)
     kind = smtplib.SMTP_SSL if tls == "ssl" else smtplib.SMTP
     with kind(host, port, timeout=timeout) as relay:
@@ -82,6 +95,8 @@ def _message(to: list[str], body: dict[str, Any]) -> EmailMessage:
 def reason(exc: BaseException) -> str | None:
     """Why a send failed, without the relay's words (they may echo an address), or None for an
     error that is not the relay's."""
+    if isinstance(exc, ScheduleError):  # a bad setting (``relay_settings``): its words name the fix
+        return str(exc)
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"SMTP {exc.smtp_code}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):

@@ -26,15 +26,27 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..core.env_numbers import env_number
+from ..core.errors import LabloomError
 from ..schedule import stored_schedules as sched
 from ..store.reader import RunStore
 from . import control, validate
 from .base import LabloomHandler
 
 PARAMS_ENV = "LABLOOM_LAUNCH_PARAMS"
-# Importing a flow's file may import heavy libraries; past this a launch answers 504.
-LAUNCH_WAIT = float(os.environ.get("LABLOOM_LAUNCH_WAIT", "60"))
 _RECENT_TARGETS = 200
+
+
+def launch_wait() -> float:
+    """``LABLOOM_LAUNCH_WAIT``: importing a flow's file may import heavy libraries; past this a
+    launch answers 504. Read at each launch, before anything starts; a bad value answers 500
+    naming the fix (it was read at import, where it made loading the extension raise)."""
+    try:
+        return env_number("LABLOOM_LAUNCH_WAIT", 60.0, "a number of seconds above 0",
+                          lambda wait: 0 < wait < float("inf"),
+                          meaning="how long a launch waits for the flow's process")
+    except LabloomError as exc:
+        raise web.HTTPError(500, str(exc)) from None
 
 
 def target_text(record: dict[str, Any]) -> str | None:
@@ -150,6 +162,7 @@ class FlowParamsHandler(LabloomHandler):
     @authorized
     async def get(self) -> None:
         """The form: ``?schedule=NAME`` (defaults: its stored values) or ``?target=TARGET``."""
+        wait = launch_wait()
         body = {k: self.get_argument(k, None) for k in ("schedule", "target")}
         what = await self.in_pool(resolve, body)
         proc = await asyncio.create_subprocess_exec(
@@ -159,10 +172,10 @@ class FlowParamsHandler(LabloomHandler):
             stderr=asyncio.subprocess.PIPE, env={**os.environ, "LABLOOM_PROGRESS": "0"},
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), LAUNCH_WAIT)
+            out, err = await asyncio.wait_for(proc.communicate(), wait)
         except asyncio.TimeoutError:
             proc.kill()
-            raise web.HTTPError(504, f"reading {what['target']} took over {LAUNCH_WAIT:g}s "
+            raise web.HTTPError(504, f"reading {what['target']} took over {wait:g}s "
                                 "(LABLOOM_LAUNCH_WAIT)") from None
         if proc.returncode != 0:
             raise web.HTTPError(400, _cli_error(err.decode(errors="replace")))
@@ -180,6 +193,7 @@ class LaunchHandler(LabloomHandler):
     async def post(self) -> None:
         """``{"target" | "schedule": ..., "params": {NAME: VALUE}}``: 202 with the new run's id
         once it is in the store; 400 naming a value the flow refuses."""
+        wait = launch_wait()
         try:
             body = json.loads(self.request.body or b"{}")
         except ValueError:
@@ -195,7 +209,7 @@ class LaunchHandler(LabloomHandler):
             f"lab-{validate.safe_label(_flow_of(what['target']))}", what["workdir"],
             {PARAMS_ENV: json.dumps(items)},
         )
-        deadline = time.monotonic() + LAUNCH_WAIT
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             run_id = await self.in_pool(run_of, proc.pid, since)
             if run_id is not None:
@@ -213,5 +227,5 @@ class LaunchHandler(LabloomHandler):
                 raise web.HTTPError(400, _cli_error(text))
             await asyncio.sleep(0.05)
         raise web.HTTPError(504, f"the run of {what['target']} did not start within "
-                            f"{LAUNCH_WAIT:g}s (LABLOOM_LAUNCH_WAIT); see its log in "
+                            f"{wait:g}s (LABLOOM_LAUNCH_WAIT); see its log in "
                             f"{control.log_of(proc)}")

@@ -61,9 +61,10 @@ def attach(run: Any) -> None:
     from ..core.errors import StoreUnavailableError
     from .cancel import watch
     from .db import get_database, is_transient
-    from .recorder import Recorder
+    from .recorder import Recorder, log_line_cap
     from .writer_registry import writer_for
 
+    log_cap = log_line_cap()  # a bad LABLOOM_LOG_LINES raises here, before anything is written
     database = writer = None
     try:
         database = get_database()  # may make LABLOOM_HOME, which may fail
@@ -88,7 +89,7 @@ def attach(run: Any) -> None:
             # The writer writes with it: closing the last connection of a new SQLite file
             # costs a checkpoint and a sync, and the writer would connect again at once.
             writer.adopt(checked)
-    run.subscribe(Recorder(run, writer or writer_for(get_database())), replay=True)
+    run.subscribe(Recorder(run, writer or writer_for(get_database()), log_cap), replay=True)
     watch(run, database=database)  # a cancel request from another process reaches the run
 
 

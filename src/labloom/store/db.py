@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..core.errors import DatabaseURLError, StoreUnreachableError
+from . import postgres
 from .multirow import many_rows
 from .postgres import URL_ENV as URL_ENV
 from .postgres import pg_sql as pg_sql
@@ -308,6 +309,7 @@ class Database:
         self.path: Path | None = None
         if self.kind == "sqlite":
             self.path = sqlite_path(url)  # sqlite:///relative.db or sqlite:////absolute.db
+        self.postgres = postgres.Settings.read(self.kind)  # raises here, not in a writer
         self._pool: Any = None
         self._lock = threading.Lock()
         self._ready = False
@@ -344,17 +346,15 @@ class Database:
 
             assert self.path is not None
             return connect(self.path, timeout=timeout)
-        from . import postgres
-
         with self._lock:
             if self._pool is None:
-                self._pool = postgres.open_pool(self.url, self.display)
+                self._pool = postgres.open_pool(self.url, self.display, self.postgres)
         try:
-            return self._pool.getconn(timeout=postgres.connect_wait())
+            return self._pool.getconn(timeout=self.postgres.wait)
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            raise postgres.diagnose(self.url, self.display) from None
+            raise postgres.diagnose(self.url, self.display, self.postgres.wait) from None
 
     def _release(self, conn: Conn) -> None:
         if self.kind == "sqlite":

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from ..core.env_numbers import env_number
 from ..core.errors import DatabaseURLError, StoreUnavailableError, StoreUnreachableError
 from .psycopg_internals import pool_name_of
 
@@ -31,12 +31,27 @@ OLDEST = 100000  # PostgreSQL 10 (``server_version_num``)
 _AUTH_STATES = ("28P01", "28000")  # invalid password; invalid authorization (pg_hba, role)
 
 
-def connect_wait() -> float:
-    """Seconds to wait for a connection (``LABLOOM_DB_CONNECT_TIMEOUT``, default 5)."""
-    try:
-        return max(0.5, float(os.environ.get("LABLOOM_DB_CONNECT_TIMEOUT", "5")))
-    except ValueError:
-        return 5.0
+class Settings(NamedTuple):
+    """A PostgreSQL store's settings, read once as its ``Database`` is made: a bad value
+    raises there, naming the fix, never in the writer's thread, which may make the first
+    connection (before, a bad timeout fell back to 5 and a bad pool size raised a bare
+    ValueError from wherever the pool was opened)."""
+
+    wait: float  # seconds to wait for a connection
+    pool: int  # connections the pool may hold
+
+    @classmethod
+    def read(cls, kind: str) -> Settings:
+        """Those of a store of ``kind``; a SQLite store reads none (the defaults, unused)."""
+        if kind != "postgresql":
+            return cls(5.0, 8)
+        inf = float("inf")
+        wait = env_number("LABLOOM_DB_CONNECT_TIMEOUT", 5.0, "a number of seconds >= 0.5",
+                          lambda wait: 0.5 <= wait < inf,
+                          meaning="how long to wait for a PostgreSQL connection")
+        pool = env_number("LABLOOM_DB_POOL", 8, "a whole number >= 1", lambda size: size >= 1,
+                          meaning="connections the store's pool may hold", whole=True)
+        return cls(wait, int(pool))
 
 
 def without_secret(text: str, url: str) -> str:
@@ -102,7 +117,7 @@ def _conninfo(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def open_pool(url: str, display: str) -> Any:
+def open_pool(url: str, display: str, settings: Settings) -> Any:
     """A connection pool for ``url``, opened after one direct connection succeeded: a server
     that is away or refuses the credentials is reported at once, with its cause."""
     try:
@@ -115,7 +130,7 @@ def open_pool(url: str, display: str) -> Any:
     logging.getLogger("psycopg.pool").addFilter(_quiet)
     for name in ("psycopg", "psycopg.transaction"):  # the rollback's is said on the latter
         logging.getLogger(name).addFilter(_quiet_exit)
-    wait = connect_wait()
+    wait = settings.wait
     try:
         first = psycopg.connect(_conninfo(url), connect_timeout=max(1, round(wait)),
                                 application_name=APPLICATION)
@@ -129,9 +144,8 @@ def open_pool(url: str, display: str) -> Any:
             f"{version // 100 % 100}, and labloom needs PostgreSQL 10 or later (its tables' "
             "identity columns, and txid_status, which tells whether a write whose answer was "
             "lost landed); name a newer server in LABLOOM_DATABASE_URL")
-    size = max(1, int(os.environ.get("LABLOOM_DB_POOL", "8") or 8))
     pool = ConnectionPool(
-        _conninfo(url), min_size=1, max_size=size, open=False, name=POOL_NAME,
+        _conninfo(url), min_size=1, max_size=settings.pool, open=False, name=POOL_NAME,
         kwargs={"autocommit": True, "connect_timeout": max(1, round(wait)),
                 "application_name": APPLICATION},
         check=ConnectionPool.check_connection, timeout=30,
@@ -140,18 +154,18 @@ def open_pool(url: str, display: str) -> Any:
     return pool
 
 
-def diagnose(url: str, display: str) -> StoreUnavailableError:
+def diagnose(url: str, display: str, wait: float) -> StoreUnavailableError:
     """Why the pool gave no connection: one direct attempt tells the cause."""
     import psycopg
 
     try:
-        psycopg.connect(_conninfo(url), connect_timeout=max(1, round(connect_wait())),
+        psycopg.connect(_conninfo(url), connect_timeout=max(1, round(wait)),
                         application_name=APPLICATION).close()
     except psycopg.Error as exc:
         return failure(exc, url, display)
     return StoreUnreachableError(
         f"[labloom] cannot reach the store {display}: no connection within "
-        f"{connect_wait():g}s (LABLOOM_DB_CONNECT_TIMEOUT); the server may be overloaded"
+        f"{wait:g}s (LABLOOM_DB_CONNECT_TIMEOUT); the server may be overloaded"
     )
 
 

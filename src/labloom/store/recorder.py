@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from ..core.env_numbers import env_number
 from . import code_location
 from .home import host_name, user_name
 
@@ -19,11 +20,11 @@ FINAL_WAIT = 30.0  # how long a run's end waits for its last commit
 
 
 def log_line_cap() -> int:
-    """Log lines kept per task run (``LABLOOM_LOG_LINES``, default 1000); the rest are counted."""
-    try:
-        return max(0, int(os.environ.get("LABLOOM_LOG_LINES", "1000")))
-    except ValueError:
-        return 1000
+    """Log lines kept per task run (``LABLOOM_LOG_LINES``, default 1000); the rest are counted.
+    Read once per run, as it is attached (``store.attach``), before its writer writes: a bad
+    value raises there, never in the writer's thread, where raising would lose records."""
+    return int(env_number("LABLOOM_LOG_LINES", 1000, "a whole number >= 0", lambda n: n >= 0,
+                          meaning="log lines the store keeps per task run", whole=True))
 
 
 UNWRITTEN = "still waiting to be written when the run ended"  # a reason of ``Unrecorded``
@@ -64,7 +65,7 @@ class Recorder:
     # queued, 17 ms now). An idle run's delivery still wakes every 50 ms (``Delivery``).
     flush_interval = 0.01
 
-    def __init__(self, run: Any, writer: Writer) -> None:
+    def __init__(self, run: Any, writer: Writer, log_cap: int | None = None) -> None:
         self.run_id: str = run.id
         self._run = weakref.ref(run)  # to replay it into a new store file; never kept alive
         self.writer = writer
@@ -72,7 +73,8 @@ class Recorder:
         self.host = host_name()
         self.user = user_name()
         self.target = code_location.describe(run.flow)
-        self.log_cap = log_line_cap()
+        # Read before the writer takes the run (``attach``); a fresh one is given its own's.
+        self.log_cap = log_line_cap() if log_cap is None else log_cap
         self.log_counts: dict[str, int] = {}  # lines seen per task run
         self.log_dropped: dict[str, int] = {}  # lines the engine counted but never sent
         self.noted_escapes = False
@@ -106,7 +108,7 @@ class Recorder:
         run = self._run()
         if run is None:
             return
-        fresh = Recorder(run, self.writer)
+        fresh = Recorder(run, self.writer, self.log_cap)  # the writer's thread: not read
         fresh.lost = self.lost
         fresh.moves_known = False  # the file now there may hold some of its task runs
         # The stale subscription stays (it ignores what it gets): unsubscribing here would
