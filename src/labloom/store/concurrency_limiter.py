@@ -141,7 +141,6 @@ class StoreLimiter:
         import time
 
         from . import concurrency_slots as store
-        from .settings import heartbeat_interval
 
         last_beat = last_full = time.monotonic()
         while True:
@@ -184,7 +183,7 @@ class StoreLimiter:
                     orphans = [w[1] for w in taken if w[1] not in self._held]
                 for holder in orphans:  # released while the store granted it: hand it back
                     store.give_back(holder)
-                if time.monotonic() - last_beat >= heartbeat_interval():
+                if time.monotonic() - last_beat >= store.beat_every():
                     with self._lock:
                         held = set(self._held)
                     store.beat(held)

@@ -30,7 +30,6 @@ from collections.abc import Iterable
 from . import home as _home
 from . import store_clock
 from .db import Conn, get_database, on_forget
-from .settings import heartbeat_timeout
 from .unanswered_commits import brief, has_row, lock_briefly, written_once
 
 _lock = threading.RLock()
@@ -208,6 +207,13 @@ def give_back(holder: str) -> None:
             conn.execute("DELETE FROM concurrency_waiters WHERE holder = ?", (holder,))
 
 
+def beat_every() -> float:
+    """Seconds between beats of this process's slots: its store's setting, checked as the
+    store opened (the limiter's thread reads none of its own)."""
+    with _lock:
+        return connection().database.settings.heartbeat_interval()
+
+
 def beat(holders: Iterable[str]) -> None:
     """Refresh the heartbeat of this process's slots and places in line."""
     names = list(holders)
@@ -276,7 +282,7 @@ def _remove_dead(conn: Conn, tags: list[str]) -> bool:
 
 def _sweep(conn: Conn, table: str, since: str, tags: list[str]) -> bool:
     marks = ",".join("?" * len(tags))
-    oldest = store_clock.now(conn) - heartbeat_timeout()
+    oldest = store_clock.now(conn) - conn.database.settings.heartbeat_timeout
     rows = conn.execute(
         f"SELECT DISTINCT host, pid FROM {table} WHERE tag IN ({marks})", tags
     ).fetchall()

@@ -42,6 +42,7 @@ from .postgres import URL_ENV as URL_ENV
 from .postgres import pg_sql as pg_sql
 from .postgres import row_factory
 from .postgres import tables_refused as tables_refused
+from .settings import StoreSettings
 from .sqlite_urls import sqlite_path
 from .storable import is_storable, storable
 
@@ -88,8 +89,7 @@ def kind_of(url: str) -> str:
         return "postgresql"
     raise DatabaseURLError(
         f"[labloom] database URL {redact(url)!r} is not one labloom knows: use "
-        "postgresql://user@host/dbname, or sqlite:///path/to/labloom.db (the default)"
-    )
+        "postgresql://user@host/dbname, or sqlite:///path/to/labloom.db (the default)")
 
 
 def file_identity(path: Path, stamp: bool = False) -> Any:
@@ -309,15 +309,15 @@ class Database:
         self.path: Path | None = None
         if self.kind == "sqlite":
             self.path = sqlite_path(url)  # sqlite:///relative.db or sqlite:////absolute.db
-        self.postgres = postgres.Settings.read(self.kind)  # raises here, not in a writer
+        # Raise here, in the caller's thread, not in the writer's, which uses these.
+        self.postgres, self.settings = postgres.Settings.read(self.kind), StoreSettings.read()
         self._pool: Any = None
         self._lock = threading.Lock()
         self._ready = False
         self._ready_id: tuple[int, int] | None = None
 
-    def connect(
-        self, named_rows: bool = False, migrate: bool = True, timeout: float = 30.0
-    ) -> Conn:
+    def connect(self, named_rows: bool = False, migrate: bool = True,
+                timeout: float = 30.0) -> Conn:
         """A connection, the schema brought up to date first (once per process). ``timeout``:
         how long SQLite waits for another process's write lock."""
         conn = Conn(self, self._raw(timeout), named_rows)

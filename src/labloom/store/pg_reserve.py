@@ -38,7 +38,6 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from .db import is_disk_trouble, is_transient
-from .settings import reserve_size
 
 if TYPE_CHECKING:
     from .db import Conn
@@ -61,7 +60,7 @@ def wanted(conn: Conn) -> int:
     with suppress(Exception):  # the server away: the default, asked again at the next try
         segment = int(conn.execute(
             "SELECT pg_size_bytes(current_setting('wal_segment_size'))").fetchone()[0])
-    return reserve_size(segment + 2**20 if segment else 0)
+    return conn.database.settings.reserve_size(segment + 2**20 if segment else 0)
 
 
 def filled(conn: Conn) -> int | None:

@@ -58,7 +58,6 @@ from typing import TYPE_CHECKING, Any
 from . import pg_reserve
 from .db import Conn, Database, is_disk_trouble, is_transient
 from .recorder import UNWRITTEN, Unrecorded
-from .settings import backlog_cap, outage_patience, reserve_size
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -125,6 +124,7 @@ class Room:
 
     def __init__(self, database: Database) -> None:
         self.display = database.display
+        self.settings = database.settings  # checked as the store opened
         self.disk = DISK.get(database.kind, DISK["sqlite"])
         self.held_why = HELD.format(disk=self.disk, kept=KEPT)
         self._held_unkept = HELD.format(disk=self.disk, kept="")
@@ -174,7 +174,7 @@ class Room:
             self._kept = True
             with suppress(OSError):
                 self._size = self.path.stat().st_size  # made by another writer, or earlier
-            if not self._size and (size := reserve_size()) and _make(self.path, size):
+            if not self._size and (size := self.settings.reserve_size()) and _make(self.path, size):
                 self._size = size  # else a disk too small for one: no reserve (see _room_again)
 
     def met(self, exc: BaseException) -> None:
@@ -244,8 +244,8 @@ class Room:
             with suppress(OSError, sqlite3.Error):
                 if _free(self._wal.parent) >= self._wal.stat().st_size:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        if self._held and time.monotonic() - self._held_since > outage_patience():
-            self._drop_held(f"the store could not be written for {outage_patience():g}s "
+        if self._held and time.monotonic() - self._held_since > self.settings.outage:
+            self._drop_held(f"the store could not be written for {self.settings.outage:g}s "
                             f"(LABLOOM_STORE_OUTAGE): {self.disk} was full")
         if (self._ending(rows) or time.monotonic() >= self._probe_at) and self._room_again(conn):
             self.short = False
@@ -253,7 +253,7 @@ class Room:
         if not self._held:
             self._held_since = time.monotonic()
         self._shed_any = True  # from here lines are held or dropped (``unstored``)
-        cap = backlog_cap()
+        cap = self.settings.backlog
         for name, table in (("logs", rows.logs), ("values", rows.values)):
             for run_id, row in zip(table.runs[table.done:], table.rows[table.done:], strict=True):
                 rec = rows.recorders[run_id]
@@ -316,7 +316,7 @@ def kept(database: Database, conn: Conn) -> tuple[int, str, str | None, str | No
     """The room kept now for the runs' states (``labloom db check``): its bytes (0: none yet,
     made at a run's first write), where, why there can be none, with the fix, and what is
     wrong with it, with the fix (on PostgreSQL, a reserve made logged: ``pg_reserve.kept``)."""
-    if not reserve_size():
+    if not database.settings.reserve_size():
         return 0, "", "LABLOOM_STORE_RESERVE is 0", None
     if database.kind == "postgresql":
         size, why, logged = pg_reserve.kept(conn)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from .db import is_disk_trouble, is_transient, short_error
 from .rows import Rows, Table
-from .settings import backlog_cap, outage_patience
+from .settings import StoreSettings
 
 log = logging.getLogger("labloom")
 
@@ -24,8 +24,9 @@ log = logging.getLogger("labloom")
 class WriteTrouble:
     """One writer's trouble with its store ``display`` (the URL, its password masked)."""
 
-    def __init__(self, display: str) -> None:
+    def __init__(self, display: str, settings: StoreSettings) -> None:
         self.display = display
+        self.settings = settings
         self._said: set[str] = set()
         self._since: float | None = None  # since when writes fail
 
@@ -46,7 +47,7 @@ class WriteTrouble:
             log.warning("[labloom] the run store %s cannot be written now (%s); trying again for "
                         "up to %gs, keeping at most %d events in memory meanwhile%s (a store "
                         "gone for good: labloom.store.stop_writing() gives up now)",
-                        self.display, short_error(exc), outage_patience(), backlog_cap(),
+                        self.display, short_error(exc), self.settings.outage, self.settings.backlog,
                         "; the runs' states first, in room kept for them, log lines and logged "
                         "values once there is room" if is_disk_trouble(exc) else "")
 
@@ -122,7 +123,7 @@ class WriteTrouble:
             for run_id in table.runs[table.done:]:
                 counts[run_id] = counts.get(run_id, 0) + 1
             table.done = len(table.rows)
-        cause = let_go or (f"the store could not be written for {outage_patience():g}s "
+        cause = let_go or (f"the store could not be written for {self.settings.outage:g}s "
                            "(LABLOOM_STORE_OUTAGE)")
         why = explain(f"{cause}: {short_error(exc)}")
         for run_id, count in counts.items():

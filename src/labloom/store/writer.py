@@ -53,7 +53,6 @@ from .home import HEARTBEAT
 from .recorder import FINAL_WAIT, Recorder, Unrecorded
 from .room import NOTE_SQL, Room
 from .rows import Rows
-from .settings import backlog_cap, heartbeat_interval, outage_patience
 from .unanswered_commits import appended_row, noted_row
 from .write_trouble import WriteTrouble
 
@@ -88,7 +87,7 @@ class Writer:
         self._live: dict[str, Recorder] = {}  # runs open, or with rows not yet written
         self._rows: Rows | None = None  # being written now
         self.lost: dict[str, Recorder] = {}  # runs that lost records, for ``unrecorded``
-        self.trouble = WriteTrouble(database.display)  # what it says and counts of failures
+        self.trouble = WriteTrouble(database.display, database.settings)  # says each failure once
         self.disk = Room(database)  # disk room kept for states; short of it, lines give way
         self._file: tuple[int, int] | None = None  # the SQLite file written so far
         self._emptied = False  # the file at the path has no tables: it is another one
@@ -129,7 +128,7 @@ class Writer:
                     self._thread = threading.Thread(target=self._loop, name="labloom-store",
                                                     daemon=True)
                     self._thread.start()
-            cap = backlog_cap()
+            cap = self.database.settings.backlog
             if self._backlog >= cap:
                 kept = [e for e in batch if not isinstance(e, ev.LogRecord)]
                 if len(kept) < len(batch):
@@ -248,7 +247,7 @@ class Writer:
             while True:
                 with self._lock:
                     if not self._queue and self.retired is None:
-                        self._cond.wait(min(heartbeat_interval(), _IDLE_EXIT))
+                        self._cond.wait(min(self.database.settings.heartbeat_interval(), _IDLE_EXIT))
                     gathered = began + GATHER
                     while self._queue and not self._hurry and self._backlog <= self._ahead() \
                             and (left := gathered - time.monotonic()) > 0:
@@ -261,7 +260,7 @@ class Writer:
                             not self._open and time.monotonic() - idle_since > _IDLE_EXIT):
                         self._thread = None
                         return
-                beat = bool(self._open) and time.monotonic() - last_beat >= heartbeat_interval()
+                beat = bool(self._open) and time.monotonic() - last_beat >= self.database.settings.heartbeat_interval()
                 folded = sum(len(batch) for _, batch in items)
                 if items or beat:
                     began = time.monotonic()
@@ -303,7 +302,7 @@ class Writer:
     def _store(self, conn: Conn | None, rows: Rows) -> Conn | None:
         """Write ``rows``, waiting out a busy or full disk, a server's restart or a store file
         that went away, for up to ``LABLOOM_STORE_OUTAGE`` seconds; then drop them, counted."""
-        deadline = time.monotonic() + outage_patience()
+        deadline = time.monotonic() + self.database.settings.outage
         delay = 0.1
         while True:
             try:
