@@ -327,8 +327,12 @@ def test_alert_command(args: argparse.Namespace) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    from ..schedule import stored_schedules as sched
     from ..schedule.daemon import ScheduleServer
+    from ..schedule.mail_alerts import check_relay_for
 
+    with sched.store() as conn:
+        check_relay_for(conn)  # a bad SMTP port: refused now, not at the first alert
     scheduler = ScheduleServer(tick=args.tick, grace=args.grace)
     scheduler.install_signal_handlers()
     return scheduler.serve()

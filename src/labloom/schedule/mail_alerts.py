@@ -65,6 +65,19 @@ def relay_settings() -> tuple[str, int]:
     return tls, int(port)
 
 
+def check_relay_for(conn: Any) -> None:
+    """At `labloom serve`'s start: when an alert it may send goes by mail (a schedule's
+    ``--notify mailto:``, a `labloom run --notify mailto:` alert kept or wished for a serve), a
+    bad ``LABLOOM_SMTP_PORT`` or ``_TLS`` raises now, naming the fix, as `labloom run` does.
+    Before, serve started, and each mail alert failed when a run failed, at night."""
+    for query in ("SELECT 1 FROM schedules WHERE LOWER(notify) LIKE ?",
+                  "SELECT 1 FROM pending_alerts WHERE LOWER(url) LIKE ?",
+                  "SELECT 1 FROM run_alert_wishes WHERE LOWER(url) LIKE ?"):
+        if conn.execute(f"{query} LIMIT 1", (f"{SCHEME}%",)).fetchone():
+            relay_settings()
+            return
+
+
 def send(target: str, body: dict[str, Any], timeout: float = 10.0) -> None:
     """One attempt; raises on a connection error or a refusal of the relay."""
     tls, port = relay_settings()

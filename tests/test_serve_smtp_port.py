@@ -1,0 +1,58 @@
+"""`labloom serve` whose alerts go by mail checks the SMTP relay's settings at its start, as
+`labloom run --notify mailto:` does: a bad LABLOOM_SMTP_PORT refuses to start with the line
+naming the variable, its value and the fix. Before, serve started and ran the schedules, and
+each mail alert failed when a run failed (at night), said only on serve's output. A serve
+with no alert by mail does not read the relay's settings."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+from cli_helpers import labloom, start_labloom, stop, write
+from test_schedule_serve import FLOW
+
+SAID = ("LABLOOM_SMTP_PORT must be a port number from 1 to 65535 (the SMTP relay's port), "
+        "got 'smtp'")
+
+
+def _schedule(home: Path, *notify: str) -> None:
+    write(home / "flows.py", FLOW)
+    added = labloom(home, "schedule", "add", "flows.py:job", "--every", "1h", "-p",
+                    f"out={home / 'out.txt'}", *notify)
+    assert added.returncode == 0, added.stderr
+
+
+def _serve(home: Path) -> subprocess.Popen[str]:
+    return start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
+
+
+def test_serve_with_a_mail_alert_refuses_a_bad_smtp_port_at_its_start(
+    store_backend: str, tmp_path: Path,
+) -> None:
+    _schedule(tmp_path, "--notify", "MAILTO:ops@hospital.test")
+    proc = _serve(tmp_path)
+    try:
+        out, err = proc.communicate(timeout=60)  # before: served on, until this gave up
+    finally:
+        stop(proc)
+    assert proc.returncode == 2, (out, err)
+    assert SAID in err, err
+    assert "Traceback" not in err and "serving" not in out, (out, err)
+
+
+def test_serve_with_no_mail_alert_starts_whatever_the_smtp_port(
+    store_backend: str, tmp_path: Path,
+) -> None:
+    _schedule(tmp_path, "--notify", "https://hooks.example.org/x")
+    proc = _serve(tmp_path)
+    try:
+        assert proc.stdout is not None
+        assert "serving" in proc.stdout.readline()  # said once the scheduler is up
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err
+    assert "LABLOOM_SMTP_PORT" not in err
