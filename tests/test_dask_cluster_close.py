@@ -116,20 +116,59 @@ def test_an_idle_worker_past_its_grace_is_killed_said_once_and_the_run_kept(
     assert [(r["flow_name"], r["state"]) for r in runs] == [("sweep", "Completed")], runs
 
 
-def test_a_grace_that_is_not_a_number_is_said_and_the_default_kept(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("per_run", [True, False], ids=["per run", "embedded"])
+def test_a_grace_that_is_not_a_number_raises_as_the_cluster_starts(
+    monkeypatch: pytest.MonkeyPatch, per_run: bool,
 ) -> None:
-    from labloom.executors.dask_cluster_close import IDLE_EXIT_GRACE, idle_exit_grace
+    """As every other LABLOOM_ number setting (core/env_numbers.py): read as the cluster
+    starts and kept for its close. Before, it was read at exit, where a bad one was warned of
+    and 15 s used (the run had run, with a setting the user never chose)."""
+    from labloom import ClusterConfigError, DaskExecutor, flow, task
+    from labloom.executors.dask_cluster_close import idle_exit_grace
 
     for text in ("soon", "0", "-3", "nan", "inf"):
         monkeypatch.setenv("LABLOOM_WORKER_EXIT_GRACE", text)
-        caplog.clear()
-        assert idle_exit_grace() == IDLE_EXIT_GRACE
-        assert [r.getMessage() for r in caplog.records] == [
-            f"[labloom] LABLOOM_WORKER_EXIT_GRACE={text!r} is not a number of seconds above 0: "
-            "using 15; set it to one (such as 30), or unset it"]
+        with pytest.raises(ClusterConfigError, match=(
+                r"^\[labloom\] LABLOOM_WORKER_EXIT_GRACE must be a number of seconds above 0 "
+                rf"\(how long an idle worker may take to exit once asked\), got '{text}': set "
+                r"it to one, or unset it for the default \(15\)$")):
+            idle_exit_grace()
     monkeypatch.setenv("LABLOOM_WORKER_EXIT_GRACE", "2.5")
     assert idle_exit_grace() == 2.5
+
+    ran: list[int] = []
+
+    @task
+    def one() -> int:
+        ran.append(1)
+        return 1
+
+    @flow
+    def tiny() -> int:
+        return one()
+
+    monkeypatch.setenv("LABLOOM_WORKER_EXIT_GRACE", "soon")
+    options = {"n_workers": 1, "threads_per_worker": 1, "processes": False,
+               "dashboard_address": ":0"}
+    executor = DaskExecutor(cluster_class="distributed.LocalCluster", cluster_kwargs=options) \
+        if per_run else DaskExecutor(**options)
+    with pytest.raises(ClusterConfigError, match="LABLOOM_WORKER_EXIT_GRACE must be"):
+        tiny.run(executor=executor)
+    assert not ran
+
+
+def test_labloom_run_with_a_grace_that_is_not_a_number_stops_before_the_flow_runs(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "sweep.py").write_text(SLOW_EXIT)
+    done = tmp_path / "exited"
+    run = labloom(tmp_path, "run", "sweep.py:sweep", "--param", f"done={done}", timeout=120,
+                  LABLOOM_PROGRESS="0", LABLOOM_WORKER_EXIT_GRACE="soon")
+    assert run.returncode == 2, run.stderr  # before: 0, the run done, a warning at exit
+    assert ("labloom: error: LABLOOM_WORKER_EXIT_GRACE must be a number of seconds "
+            "above 0") in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and not done.exists() and \
+        not (tmp_path / "exited.exiting").exists(), run.stderr  # no task ran
 
 
 def test_ctrl_c_while_the_cluster_closes_kills_its_workers_in_one_line(tmp_path: Path) -> None:

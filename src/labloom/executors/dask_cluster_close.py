@@ -29,6 +29,9 @@ import signal
 import time
 from typing import Any
 
+from ..core.env_numbers import env_number
+from ..core.errors import ClusterConfigError
+
 log = logging.getLogger("labloom")
 
 # Seconds an idle worker process may take to end once asked (then it is killed): its
@@ -44,19 +47,13 @@ _KILLING = "Worker process still alive after"
 
 def idle_exit_grace() -> float:
     """Seconds an idle worker of labloom's local cluster may take to exit once asked (the
-    setting, read as the cluster closes). Not a number, or not above 0: said, and the default used (at
-    exit, an error would only leave the workers to distributed's 4 s)."""
-    text = os.environ.get(GRACE_SETTING, "").strip()
-    if not text:
-        return IDLE_EXIT_GRACE
-    try:
-        grace = float(text)
-    except ValueError:
-        grace = -1.0
-    if not 0 < grace < float("inf"):
-        log.warning("[labloom] %s=%r is not a number of seconds above 0: using %g; set it to "
-                    "one (such as 30), or unset it", GRACE_SETTING, text, IDLE_EXIT_GRACE)
-        return IDLE_EXIT_GRACE
+    setting). Read as the cluster starts, and kept for its close: a bad one raises a
+    ClusterConfigError naming the fix before anything runs. Before, it was read as the cluster
+    closed, at exit, where an error would only leave the workers to distributed's 4 s: a bad
+    one was warned of and the default used."""
+    grace = env_number(GRACE_SETTING, IDLE_EXIT_GRACE, "a number of seconds above 0",
+                       lambda grace: 0 < grace < float("inf"), ClusterConfigError,
+                       "how long an idle worker may take to exit once asked")
     if f"{grace:.1f}" == f"{BUSY_EXIT_GRACE:.1f}":
         # The nanny's line gives only the time waited: kept apart from a busy worker's, so
         # that each kill is said with its own reason.
@@ -83,15 +80,16 @@ class _Kills(logging.Filter):
 
 
 def close_embedded(cluster: Any, client: Any, name: str = "the embedded Dask cluster",
-                   cancelled_calls: bool = False) -> None:
+                   cancelled_calls: bool = False, idle_grace: float | None = None) -> None:
     """Close ``client`` and then ``cluster`` (a LocalCluster of labloom's own: the embedded
     one, or a run's), its workers first; ``name`` says which, if a worker is killed.
     ``cancelled_calls``: a run cancelled on it may have left calls running, which the
     scheduler no longer counts (their futures were cancelled): every worker is taken as busy.
-    Taken as idle, each was waited for 15 s and then said to have had no task running."""
+    Taken as idle, each was waited for 15 s and then said to have had no task running.
+    ``idle_grace``: ``idle_exit_grace()`` as read when the cluster started (None: 15 s)."""
+    idle_grace = IDLE_EXIT_GRACE if idle_grace is None else idle_grace
     busy = {"*"} if cancelled_calls else _busy_workers(client)
     client.close()
-    idle_grace = idle_exit_grace()
     nanny_log = logging.getLogger("distributed.nanny")
     kills = _Kills(idle_grace)
     nanny_log.addFilter(kills)

@@ -200,6 +200,7 @@ class RunCluster:
             weakref.WeakKeyDictionary()
         self.closed_once = False
         self.recompute_wait = RECOMPUTE_WAIT
+        self.exit_grace: float | None = None  # a LocalCluster's (``dask_cluster_close``)
 
     def start(self) -> Any:
         """Start the cluster (and adaptive scaling) and connect; returns the client."""
@@ -211,9 +212,11 @@ class RunCluster:
         self.recompute_wait = recompute_wait()  # read now: a bad one raises before any run
         options = self.kwargs
         if _local_class(self.cls):  # its dashboard on 8787 if free, with no warning if not
+            from .dask_cluster_close import idle_exit_grace
             from .dask_dashboard import with_dashboard
 
             options = with_dashboard(options)
+            self.exit_grace = idle_exit_grace()  # read now, for its close: raises before a run
         try:  # a LocalCluster's workers deaf to the terminal's Ctrl-C, as the embedded one's
             cluster = start_deaf_to_interrupts(lambda: self.cls(**options), _close)
         except TypeError as exc:  # an option the class's workers or scheduler refuse
@@ -302,7 +305,7 @@ class RunCluster:
 
             try:
                 close_embedded(cluster, client, f"the run's {self.cls.__name__}",
-                               cancelled_calls=calls_left)
+                               cancelled_calls=calls_left, idle_grace=self.exit_grace)
             except Exception as exc:  # already closing
                 log.warning("[labloom] closing the run's cluster failed: %s", exc)
             return

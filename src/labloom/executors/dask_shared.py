@@ -13,6 +13,8 @@ from typing import Any
 # One embedded LocalCluster (and client) per process and set of cluster options, reused by
 # every run: a notebook pays the start-up once.
 _embedded: dict[str, tuple[Any, Any]] = {}
+# Their idle workers' exit grace, read as each started (``dask_cluster_close``), by key.
+_graces: dict[str, float] = {}
 # Clients opened for a scheduler address, reused by later runs.
 _connected: dict[str, Any] = {}
 # Clients opened for a cluster object the user gave (``DaskExecutor(cluster=...)``), by its
@@ -52,18 +54,20 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
         if key not in _embedded:
             from distributed import LocalCluster
 
+            from .dask_cluster_close import idle_exit_grace
             from .dask_dashboard import with_dashboard
             from .dask_worker_heartbeat import own_worker_plugins
             from .dask_worker_signals import start_deaf_to_interrupts
 
             refuse_inside_a_worker()
+            grace = idle_exit_grace()  # a bad one raises now, not at exit
             options = with_dashboard(cluster_kwargs)  # 8787 if free, with no warning if not
             cluster = start_deaf_to_interrupts(
                 lambda: LocalCluster(**options),  # type: ignore[no-untyped-call]
                 lambda started: started.close())
             client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
             own_worker_plugins(client)  # the kernel's Interrupt must not kill its workers
-            _embedded[key] = (cluster, client)
+            _embedded[key], _graces[key] = (cluster, client), grace
             _close_at_exit()
         return _embedded[key][1]
 
@@ -197,8 +201,10 @@ def _close_shared() -> None:
                 client.close()
         from .dask_cluster_close import close_embedded
 
-        for cluster, client in _embedded.values():
-            close_embedded(cluster, client)  # its workers given time to end: see there
+        for key, (cluster, client) in _embedded.items():
+            # its workers given time to end: see there
+            close_embedded(cluster, client, idle_grace=_graces.get(key))
         _connected.clear()
         _of_clusters.clear()
         _embedded.clear()
+        _graces.clear()
