@@ -160,3 +160,36 @@ async def test_a_notebook_flows_parameters_are_typed_in_the_form_and_checked(
         """tables=Orders: flow 'etl' takes tables: list, and 'Orders' is not one """
         """(e.g. ["Orders"])""")
     assert (await api.get(jp_fetch, "runs"))["runs"] == []
+
+
+async def test_a_bad_launch_wait_answers_500_naming_the_fix_and_starts_nothing(
+    jp_fetch: Any, labloom_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LABLOOM_LAUNCH_WAIT is read at each launch (flows/params, flows/run), before any process
+    starts: through a real Jupyter server, a bad value answers 500 with the line naming the
+    fix, and the extension still serves everything else. Session 54 tested only the reader."""
+    work = tmp_path / "work"
+    write(work / "etl.py", FLOW_FILE)
+    first = labloom(labloom_home, "run", f"{work / 'etl.py'}:tables", "-p", "n=1", cwd=work)
+    assert first.returncode == 0, first.stderr  # a flow the panel may launch
+    target = f"{work.resolve() / 'etl.py'}:tables"
+    monkeypatch.setenv("LABLOOM_LAUNCH_WAIT", "a minute")
+    said = ("[labloom] LABLOOM_LAUNCH_WAIT must be a number of seconds above 0 (how long a "
+            "launch waits for the flow's process), got 'a minute': set it to one, or unset it "
+            "for the default (60)")
+    code, answer = await launch(jp_fetch, {"target": target, "params": {"n": "1"}})
+    assert code == 500 and answer["message"] == said, answer
+    with pytest.raises(HTTPClientError) as form:
+        await jp_fetch("labloom", "api", "flows", "params", params={"target": target})
+    assert form.value.code == 500 and form.value.response is not None
+    assert json.loads(form.value.response.body)["message"] == said
+    assert len((await api.get(jp_fetch, "runs"))["runs"]) == 1  # nothing was launched
+    monkeypatch.setenv("LABLOOM_LAUNCH_WAIT", "90")  # mended: launches again, no restart
+    code, answer = await launch(jp_fetch, {"target": target, "params": {"n": "1"}})
+    assert code == 202, answer
+
+    async def ended() -> Any:
+        run = await api.get(jp_fetch, "runs", answer["run_id"])
+        return run["ended"] and run
+
+    assert (await api.until(ended))["state"] == "Completed"
