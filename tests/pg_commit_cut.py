@@ -11,7 +11,8 @@ closed and new ones are refused (closed at once) until ``down`` is cleared. With
 ``at="alone"``, a statement that writes what ``writes`` names outside a transaction (its own,
 committed as it is answered) is cut as that COMMIT is; with ``at="write"`` (and
 ``commits=False``), that statement itself, in its transaction: the connection goes before its
-COMMIT is sent.
+COMMIT is sent. With ``skip=N``, the first N such COMMITs once armed pass (a command's later
+change cut, its earlier ones made).
 
 A unix socket (the tests' server has no TCP port), read as libpq speaks: a startup packet (a
 length, no type), then messages of a type byte and a length."""
@@ -36,7 +37,7 @@ _READY = b"Z\x00\x00\x00\x05"  # ReadyForQuery: the server is done with the COMM
 class CommitCutter:
     def __init__(self, server_socket: Path, commits: bool = True, held: bool = False,
                  writes: tuple[bytes, ...] = _WRITES_LINES, goes_down: bool = False,
-                 at: str = "commit") -> None:
+                 at: str = "commit", skip: int = 0) -> None:
         self.server_socket = server_socket  # the server's .s.PGSQL.5432
         self.writes = writes  # a statement holding one of these marks its transaction's COMMIT
         self.commits = commits
@@ -44,6 +45,8 @@ class CommitCutter:
         self._held: list[socket.socket] = []
         self.goes_down = goes_down
         self.at = at  # "commit", "alone" or "write" (see above)
+        self.skip = skip  # armed cuts to let pass first
+        self._skip_lock = threading.Lock()
         self.down = threading.Event()  # set: the server taken for away (see ``goes_down``)
         self._sockets: list[socket.socket] = []  # of every connection relayed, to end at once
         self.dir = Path(tempfile.mkdtemp(prefix="labloom-cut-"))
@@ -92,6 +95,17 @@ class CommitCutter:
             thread = threading.Thread(target=self._relay, args=(client, server), daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def take(self) -> bool:
+        """Armed: whether this cut is made (``skip`` spent), disarming once it is."""
+        with self._skip_lock:
+            if not self.armed.is_set():
+                return False
+            if self.skip > 0:
+                self.skip -= 1
+                return False
+            self.armed.clear()
+            return True
 
     def _relay(self, client: socket.socket, server: socket.socket) -> None:
         sel = selectors.DefaultSelector()
@@ -174,9 +188,8 @@ class _ClientMessages:
                 self.lines = True
                 if kind == b"P" and body[:1] != b"\0":  # named: prepared
                     self.prepared.add(body.split(b"\0", 1)[0])
-                if self.cutter.at == "write" and self.cutter.armed.is_set():
-                    self.cutter.armed.clear()
-                    cut = True
+                if self.cutter.at == "write":
+                    cut = self.cutter.take()
             if kind == b"B" and body.split(b"\0", 2)[1] in self.prepared:
                 self.lines = True
             if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
@@ -184,10 +197,7 @@ class _ClientMessages:
                 self.within = body.startswith(b"BEGIN")
             alone = self.lines and self.cutter.at == "alone" and not self.within
             if (kind == b"Q" and body.startswith(b"COMMIT")) or alone:
-                armed = self.cutter.armed
-                cut = self.lines and armed.is_set()
-                if cut:
-                    armed.clear()
+                cut = self.lines and self.cutter.take()
                 self.lines = self.within = False
             yield message, cut
 

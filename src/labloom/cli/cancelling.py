@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from ..core.errors import NotAllowedError
+    from ..core.errors import NotAllowedError, StoreUnreachableError
     from ..store.cancel import NotCancellable, request_cancel
     from . import CLIError, one_line
     from .history import _find
@@ -40,9 +40,11 @@ def _cancel(args: argparse.Namespace) -> int:
     refused = 0
     with open_store() as store:
         runs = [_find(store, run_id) for run_id in args.run_ids]
-        for run in runs:
+        for at, run in enumerate(runs):
             try:
                 request_cancel(run.id, REASON, store.path)
+            except StoreUnreachableError as exc:  # the server away: which runs were asked
+                raise _which(exc, run.id, asked, [r.id for r in runs[at + 1:]]) from None
             except NotCancellable as exc:
                 echo(f"run {run.id}: not cancelled: {one_line(exc)}")
                 refused += 1
@@ -59,6 +61,19 @@ def _cancel(args: argparse.Namespace) -> int:
         else:
             echo(f"run {run.id}: {run.state}")
     return 1 if refused else 0
+
+
+def _which(exc: Exception, run_id: str, asked: list[str], later: list[str]) -> Exception:
+    """``exc`` (the store's server away as run ``run_id``'s cancel was asked: it may or may
+    not have been made, or was not) saying what became of each run named: before, a cancel of
+    several said only that one change's fate, not which run's, nor of the others."""
+    said = [f"cancel of run {run_id}: {' '.join(str(exc).removeprefix('[labloom]').split())}"]
+    if asked:
+        said.append(f"cancel requested before it of run(s) {', '.join(asked)}")
+    if later:
+        said.append(f"not asked of run(s) {', '.join(later)} (`labloom cancel "
+                    f"{' '.join(later)}` once the server is back)")
+    return type(exc)("[labloom] " + "; ".join(said))
 
 
 def _wait(store: Any, run_ids: list[str], wait: float) -> list[Any]:

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    from ..store.pruning import delete_runs, older_runs
+    from ..store.pruning import delete_runs, listed, older_runs
     from . import CLIError
     from .history import _find
 
@@ -71,12 +71,12 @@ def _delete(args: argparse.Namespace) -> int:
         for error in files.errors[:10]:
             echo(f"could not delete result file {error}")
         if pruned.running:
-            echo(f"kept {len(pruned.running)} run(s) still going: {_listed(pruned.running)}")
+            echo(f"kept {len(pruned.running)} run(s) still going: {listed(pruned.running, 10)}")
         for run_id, why in pruned.may_live.items():
             echo(f"kept run {run_id}: {why}")
         if pruned.not_allowed:
             echo(f"kept {len(pruned.not_allowed)} run(s) of other users (only an admin may "
-                 f"delete them, LABLOOM_ADMINS): {_listed(pruned.not_allowed)}")
+                 f"delete them, LABLOOM_ADMINS): {listed(pruned.not_allowed, 10)}")
     kept = pruned.running or pruned.not_allowed or pruned.may_live
     return 0 if not (args.run_ids and kept) else 1
 
@@ -87,7 +87,3 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000  # type: ignore[assignment]
     return ""
-
-
-def _listed(ids: list[str], shown: int = 10) -> str:
-    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")

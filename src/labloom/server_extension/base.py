@@ -11,7 +11,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..core.errors import StoreUnavailableError
+from ..core.errors import StoreChangeUnknownError, StoreUnavailableError
 from ..store.db import database_url, is_transient, redact, short_error
 from ..store.since_text import since_of
 from . import SETTINGS_KEY
@@ -36,9 +36,13 @@ class LabloomHandler(APIHandler):
     async def in_pool(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(store, *args)`` on the store's thread pool: never on the event loop. A store
         that cannot be read answers 503 with the store's one-line reason, not a traceback; so
-        does one busy past the wait (another process's long write, a full disk)."""
+        does one busy past the wait (another process's long write, a full disk). A change
+        whose COMMIT went unanswered, the server away since (``StoreChangeUnknownError``): 504,
+        saying it may or may not have been made."""
         try:
             return await self.access.call(fn, *args, lane=self.lane)
+        except StoreChangeUnknownError as exc:  # not 503: clicking again may do it twice
+            raise web.HTTPError(504, f"{exc}: the run list tells") from None
         except StoreUnavailableError as exc:
             raise web.HTTPError(503, str(exc)) from None
         except Exception as exc:

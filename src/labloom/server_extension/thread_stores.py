@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from ..core.errors import StoreChangeUnknownError
 from ..store.reader import RunStore
 
 T = TypeVar("T")
@@ -56,6 +57,12 @@ class ThreadStores:
             store = held.store
             try:
                 return fn(store)
+            except StoreChangeUnknownError:
+                # Already asked on a new connection whether its change landed, the server
+                # away past the wait: not made again here, whose own connection would fail and
+                # answer "cannot be reached", the "may or may not" lost (a Lab delete).
+                held.let_go()
+                raise
             except Exception:
                 if not store.conn.broken:
                     raise

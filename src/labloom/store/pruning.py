@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..core.errors import NotAllowedError
+from ..core.errors import NotAllowedError, StoreUnreachableError
 from . import access, store_clock
 from .home import host_name, pid_alive, seen_gone, started_after
 from .multirow import in_chunks, rows_in
@@ -74,12 +74,35 @@ def delete_runs(store: RunStore, runs: Sequence[RunRecord], dry_run: bool = Fals
             continue
         chosen.append(run.id)
     files: dict[str, float] = {}
-    for batch in _batches(chosen):
-        result.task_runs += _delete(store, batch, dry_run, result.may_live, files)
+    for at, batch in enumerate(_batches(chosen)):
+        try:
+            result.task_runs += _delete(store, batch, dry_run, result.may_live, files)
+        except StoreUnreachableError as exc:  # the server away: say what each batch became
+            raise _which(exc, result.deleted, batch, len(chosen) - (at + 1) * _BATCH) from None
         result.deleted += [run_id for run_id in batch if run_id not in result.may_live]
     if files:
         result.files = delete_unnamed(store.conn, files, set(result.deleted), dry_run)
     return result
+
+
+def _which(exc: StoreUnreachableError, deleted: list[str], batch: list[str],
+           untried: int) -> StoreUnreachableError:
+    """``exc`` of ``batch`` (its change may or may not have been made, or was not), with the
+    runs deleted by the batches before it and how many were not tried. Before, a deletion over
+    several batches (50 runs each) said only the last one's fate."""
+    if not deleted and untried <= 0:
+        return exc
+    said = [f"deleted before the store's server went away: {len(deleted)} run(s)"
+            f"{' (' + listed(deleted) + ')' if deleted else ''}",
+            f"of the next {len(batch)} ({listed(batch, 3)}), "
+            + " ".join(str(exc).removeprefix("[labloom]").split())]
+    if untried > 0:
+        said.append(f"{untried} more run(s) not tried")
+    return type(exc)("[labloom] " + "; ".join(said))
+
+
+def listed(ids: list[str], shown: int = 20) -> str:
+    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
 
 
 def why_kept_alive(host: str | None, pid: int | None, beat: float | None,

@@ -1,0 +1,107 @@
+"""The Flows panel's delete and cancel (REST, a real Jupyter server in this process) whose
+PostgreSQL server goes away at the change's COMMIT and stays away past the connection wait:
+504, saying the change may or may not have been made (and, for a delete over several
+batches, which runs were deleted before it), never made again. Before, the delete was tried
+again on a new connection of the pool thread, which could not be made: 503 "cannot reach the
+store", as if nothing had been done; a cancel answered 503, which means "not made, try again"
+to a client (docs/rest-api.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from cli_helpers import cli_env, labloom, wait_for
+from pg_commit_cut import cut_database
+from test_cli_pg_change_unknown_many import HELD, MANY
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
+                          "allow_unauthenticated_access": False}}
+
+
+async def post(jp_fetch: Any, *path: str, body: Any) -> tuple[int, Any]:
+    try:
+        response = await jp_fetch("labloom", "api", "runs", *path, method="POST",
+                                  body=json.dumps(body).encode())
+    except HTTPClientError as exc:
+        assert exc.response is not None
+        return exc.code, json.loads(exc.response.body or b"{}")
+    return response.code, json.loads(response.body)
+
+
+async def test_a_delete_whose_commit_went_unanswered_answers_504_naming_what_was_deleted(
+    jp_fetch: Any, postgres_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    labloom_home: Path,
+) -> None:
+    monkeypatch.setenv("LABLOOM_DB_CONNECT_TIMEOUT", "1")  # read as the store opens
+    with cut_database(postgres_server, monkeypatch, goes_down=True, skip=1,
+                      writes=(b"INTO deleted_runs ",)) as proxy:
+        (tmp_path / "many.py").write_text(MANY)
+        made = subprocess.run([sys.executable, str(tmp_path / "many.py")], text=True,
+                              capture_output=True, env=cli_env(labloom_home), timeout=120)
+        assert made.returncode == 0, made.stderr
+        ids = [r["id"] for r in json.loads(
+            labloom(labloom_home, "runs", "--json", "--limit", "100").stdout)]
+        assert len(ids) == 60
+        proxy.armed.set()
+        code, answer = await post(jp_fetch, "delete", body={"runs": ids})
+        assert proxy.cut.is_set() and proxy.down.is_set()
+        message = " ".join(answer.get("message", "").split())
+        assert code == 504, (code, answer)  # before: 503, "cannot reach the store"
+        assert message.startswith("[labloom] deleted before the store's server went away: 50 "
+                                  f"run(s) ({', '.join(ids[:20])} and 30 more); of the next "
+                                  "10"), message
+        assert "the change may or may not have been made" in message, message
+        assert message.endswith("before making it again: the run list tells"), message
+        proxy.down.clear()
+        left = json.loads(labloom(labloom_home, "runs", "--json", "--limit", "100").stdout)
+        assert not {r["id"] for r in left} & set(ids[:50]), left
+
+
+async def test_a_cancel_whose_commit_went_unanswered_answers_504(
+    jp_fetch: Any, postgres_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    labloom_home: Path,
+) -> None:
+    monkeypatch.setenv("LABLOOM_DB_CONNECT_TIMEOUT", "1")
+    with cut_database(postgres_server, monkeypatch, goes_down=True,
+                      writes=(b"INTO cancel_requests ",)) as proxy:
+        (tmp_path / "held.py").write_text(HELD)
+        stop = tmp_path / "stop"
+        proc = subprocess.Popen([sys.executable, str(tmp_path / "held.py"), str(stop)],
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=cli_env(labloom_home))
+        try:
+            wait_for(lambda: all(Path(f"{stop}.{i}").exists() for i in range(3)), 60,
+                     "the runs' tasks")
+            run_id = json.loads(labloom(labloom_home, "runs", "--json").stdout)[0]["id"]
+            proxy.armed.set()
+            code, answer = await post(jp_fetch, run_id, "cancel", body={})
+            assert proxy.cut.is_set() and proxy.down.is_set()
+            assert code == 504, (code, answer)  # before: 503, read as "not made"
+            assert "the change may or may not have been made" in answer["message"], answer
+            proxy.down.clear()  # it landed: the run's process finds it once the server is back
+
+            def cancelled() -> bool:
+                listed = labloom(labloom_home, "runs", "--json")
+                return listed.returncode == 0 and any(
+                    r["id"] == run_id and r["state"] == "Cancelled"
+                    for r in json.loads(listed.stdout))
+
+            wait_for(cancelled, 60, "the run cancelled")
+            stop.touch()
+            out, _ = proc.communicate(timeout=120)
+            assert f"{run_id}=Cancelled" in out.split(), out
+        finally:
+            proc.kill()
+            proc.communicate()
