@@ -51,7 +51,7 @@ def test_serve_with_no_mail_alert_starts_whatever_the_smtp_port(
         assert proc.stdout is not None
         assert "serving" in proc.stdout.readline()  # said once the scheduler is up
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         stop(proc)
     assert proc.returncode == 0, err
