@@ -11,7 +11,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..core.errors import StoreChangeUnknownError, StoreUnavailableError
+from ..core.errors import LabloomError, StoreChangeUnknownError, StoreUnavailableError
 from ..store.db import database_url, is_transient, redact, short_error
 from ..store.since_text import since_of
 from . import SETTINGS_KEY
@@ -38,13 +38,16 @@ class LabloomHandler(APIHandler):
         that cannot be read answers 503 with the store's one-line reason, not a traceback; so
         does one busy past the wait (another process's long write, a full disk). A change
         whose COMMIT went unanswered, the server away since (``StoreChangeUnknownError``): 504,
-        saying it may or may not have been made."""
+        saying it may or may not have been made. Any other error of labloom's own (a bad
+        ``LABLOOM_STORE_...`` setting read as the store opens): 500 with its line."""
         try:
             return await self.access.call(fn, *args, lane=self.lane)
         except StoreChangeUnknownError as exc:  # not 503: clicking again may do it twice
             raise web.HTTPError(504, f"{exc}: the run list tells") from None
         except StoreUnavailableError as exc:
             raise web.HTTPError(503, str(exc)) from None
+        except LabloomError as exc:  # a bad setting as the store opened: its line, the fix in it
+            raise web.HTTPError(500, str(exc)) from None
         except Exception as exc:
             if not is_transient(exc):
                 raise
