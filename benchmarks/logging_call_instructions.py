@@ -3,9 +3,10 @@ executor, so the count is the same run after run (set PYTHONHASHSEED).
 
 Each of N steps reports a task run's end through the run's real inbox (``Inbox.put``, as a map
 child's end does), after ``log_metrics(a=, b=, c=)`` in mode ``metrics``: the real
-``record`` -> the task context's ``add_call`` (session 34 on; ``ExecutorSink.task_values``
-before) -> ``Inbox.add``, then the apply of the call under the run's lock and its event
-(``ExperimentCalls``; emitted to nobody, so the store's writer is not counted). ``--every K``
+``record`` (``log_metrics``' own frame from session 55 on) -> the task context's ``add_call``
+(session 34 on; ``ExecutorSink.task_values`` before) -> the run's list of waiting calls
+(session 54 on; ``Inbox.add`` before), then the send of the calls under the run's lock and
+its event (``ExperimentCalls``; emitted to nobody, so the store's writer is not counted). ``--every K``
 reports an end every K steps: the calls of K children in one batch (a 100,000-child run on
 ThreadExecutor(4) makes about 16 a batch on average, 1 the median). ``--run-gc`` sets the
 collector's thresholds as a run does (``gc_policy``): Python's default (a young collection

@@ -5,11 +5,13 @@ tight loop of calls has them sent a batch at a time, asking once per batch."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 
 from cli_helpers import wait_for
-from labloom import ThreadExecutor, flow, log_metric, task
+from labloom import ThreadExecutor, flow, log_metric, log_metrics, task
+from labloom.core.errors import ExperimentValueError
 from labloom.core.inbox import Inbox
 from labloom.core.sinks import SEND_AT
 from labloom.core.waiting_calls import WaitingCalls
@@ -93,3 +95,55 @@ def test_a_tight_loop_past_the_limit_asks_once_per_batch_while_another_thread_ap
     wait_for(lambda: not inbox._items, 60, "the holder to apply the reports")
     waiting.sent()  # what the sink's flush does once they went out
     assert waiting.limit == 10 and not waiting.asked
+
+
+def test_the_common_keyword_call_runs_one_frame_and_logs_as_record_does() -> None:
+    """``log_metrics(a=, b=)`` of names seen before and plain numbers, in a task run of this
+    process, is checked and appended in ``log_metrics``' own frame (no ``record`` frame: a
+    metric per map child is issue 19's hot path), and logs the same calls as ``record``: a
+    first call of new names, a NumPy-like value, a bad value (raising, nothing of it kept) take
+    ``record``'s way."""
+    frames: list[list[str]] = []
+
+    def python_frames(call: object) -> list[str]:
+        seen: list[str] = []
+
+        def profile(frame: object, event: str, _arg: object) -> None:
+            if event == "call":
+                seen.append(frame.f_code.co_name)  # type: ignore[attr-defined]
+
+        sys.setprofile(profile)
+        try:
+            call()  # type: ignore[operator]
+        finally:
+            sys.setprofile(None)
+        return seen
+
+    class Scalar:  # what ``check_value`` turns into a plain number (a NumPy scalar's shape)
+        dtype, shape = "float64", ()
+
+        def item(self) -> float:
+            return 2.5
+
+    @task
+    def fit(x: int) -> int:
+        frames.append(python_frames(lambda: log_metrics(fresh_name_a=x, fresh_name_b=0.5)))
+        frames.append(python_frames(lambda: log_metrics(fresh_name_a=x + 1, fresh_name_b=True)))
+        log_metrics(fresh_name_c=Scalar())
+        with contextlib.suppress(ExperimentValueError):  # nothing of it kept
+            log_metrics(fresh_name_a=7, fresh_name_d=object())
+        return x
+
+    @flow
+    def one() -> None:
+        fit(1)
+
+    run = one.run(executor=ThreadExecutor(1))
+    assert run.state.value == "Completed", run.message
+    assert "record" in frames[0]  # new names: checked one by one
+    assert frames[1] == ["<lambda>", "log_metrics"]  # one frame, nothing else of Python's
+    calls = [(kind, values, step) for _, kind, values, step, _ in run._engine.sink.logged]
+    assert calls == [("metric", {"fresh_name_a": 1, "fresh_name_b": 0.5}, None),
+                     ("metric", {"fresh_name_a": 2, "fresh_name_b": True}, None),
+                     ("metric", {"fresh_name_c": 2.5}, None)]
+    assert _rows(run)[0]["fresh_name_c"] == 2.5
