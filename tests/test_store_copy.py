@@ -18,6 +18,7 @@ import tempfile
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,34 @@ TABLES = ("flows", "flow_runs", "task_runs", "task_states", "run_nodes", "logs",
 OWN_NUMBERS = {"rowid", "id"}
 
 
-def laptop(tmp_path: Path, runs: int = 2) -> Path:
-    """A user's SQLite store: ``runs`` sweeps and one failed run, a schedule, a limit."""
+# The laptops made for this module, by their number of sweeps, each once (three CLI processes:
+# most of the module's time), then copied whole for each test that asks; and where they are.
+MADE: dict[int, Path] = {}
+MADE_IN: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def made_laptops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    MADE.clear()
+    MADE_IN[:] = [tmp_path_factory.mktemp("laptops")]
+    yield
+    MADE.clear()
+
+
+def laptop(tmp_path: Path, runs: int = 2, fresh: bool = False) -> Path:
+    """A user's SQLite store: ``runs`` sweeps and one failed run, a schedule, a limit; FLOWS as
+    tmp_path's flows.py. The store is a copy in ``tmp_path`` of the one made first for the
+    module (the same runs, ids and all), or, ``fresh``, one of its own (other runs: another
+    user's)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "flows.py").write_text(FLOWS)
+    if not fresh:
+        if runs not in MADE:
+            MADE[runs] = laptop(MADE_IN[0] / f"runs-{runs}", runs, fresh=True)
+        shutil.copytree(MADE[runs].parent, tmp_path / "laptop")
+        return tmp_path / "laptop" / "labloom.db"
     home = tmp_path / "laptop"
     script = tmp_path / "flows.py"
-    script.write_text(FLOWS)
     local = {"LABLOOM_DATABASE_URL": ""}
     done = run_script(home, script, str(runs), **local)
     assert done.returncode == 0, done.stderr
@@ -451,7 +475,7 @@ def test_a_teammates_schedule_and_limit_are_reported_as_differing_and_new_slots_
     # A teammate's laptop: a schedule and a limit of the same names, other content.
     other = tmp_path / "teammate"
     other.mkdir()
-    theirs = laptop(other, runs=1)
+    theirs = laptop(other, runs=1, fresh=True)  # runs of their own, not mine
     local = {"LABLOOM_DATABASE_URL": ""}
     assert cli(other / "laptop", "limit", "set", "db", "7", **local).returncode == 0
     report = copy(labloom_home, theirs)
@@ -530,6 +554,7 @@ def test_a_source_in_a_folder_this_user_cannot_write_is_read_read_only(tmp_path:
 INTERRUPTED = """
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from labloom.cli import main
 from labloom.store import copying
 
