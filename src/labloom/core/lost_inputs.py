@@ -110,15 +110,12 @@ class LostValues:
 
     def __init__(self, executor: Executor, say: Callable[[TaskRun, str], None],
                  notes: list[str]) -> None:
-        self._executor = executor
+        self.executor = executor  # whose ``lost`` a retry asks (``TaskGraph.reset_bad``)
         self._say = say  # a line of labloom's in a task run's logs
         self._notes = notes
         self._said: dict[str, BaseException] = {}  # task runs whose value's loss was said,
         # and why (a value kept as gone as its cluster per run closed no longer says it)
         self._losses = executor.losses()  # the executor's count when last looked
-
-    def lost(self, handle: Any) -> bool:
-        return self._executor.lost(handle)
 
     def failed_for(self, tr: TaskRun, up: TaskRun, error: BaseException) -> None:
         """``tr`` failed for ``up``'s value, gone (Dask's new run of it raised ``error``)."""
@@ -129,9 +126,9 @@ class LostValues:
         completed and not made again is said, and raised as ``SplitLost``: the map says so,
         not "cannot iterate" as if the task had returned no list."""
         try:
-            return self._executor.split(up.handle)
+            return self.executor.split(up.handle)
         except Exception as exc:
-            why = self._executor.remade_failed(up.handle)
+            why = self.executor.remade_failed(up.handle)
             if why is None:
                 raise
             self._tell(up, why, "so a map over it could not run")
@@ -142,11 +139,11 @@ class LostValues:
         for while being made (``Executor.settle_lost``), said. Nothing lost while the run
         went (the executor's count the same): nothing to look at; a run ``cancelled`` waits
         for nothing (a read of such a value still says it)."""
-        losses = self._executor.losses()
+        losses = self.executor.losses()
         if losses == self._losses or cancelled is not None:
             return
         self._losses = losses
-        executor = self._executor
+        executor = self.executor
         done = {id(tr.handle): tr for tr in task_runs() if tr.state.is_success
                 and tr.handle is not None and tr.id not in self._said}
         try:
@@ -169,7 +166,7 @@ class LostValues:
 
     def rerun(self, tr: TaskRun) -> None:
         """A retry runs ``tr`` (Completed) again, its value lost (``rerun.reset_bad``)."""
-        why = self._executor.remade_failed(tr.handle) or self._said.get(tr.id)
+        why = self.executor.remade_failed(tr.handle) or self._said.get(tr.id)
         self._said.pop(tr.id, None)  # its next value may be lost too: said again then
         how = (f": Dask's run of it to make it again failed ({error_text(why)})"
                if why is not None else " (its Dask worker or cluster went)")

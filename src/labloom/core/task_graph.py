@@ -408,7 +408,7 @@ class TaskGraph:
         """For a retry: bad task runs (and completed ones whose value was ``lost``, noted for
         ``run.notes``) and everything downstream go back to Pending, their logged values
         forgotten, then what can start starts (``rerun.py``)."""
-        reset_bad(self, forget_values, lost.lost, noted=lost.rerun)
+        reset_bad(self, forget_values, lost.executor.lost, noted=lost.rerun)
 
     # --- a late observer's view -------------------------------------------------------------
 
