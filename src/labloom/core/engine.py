@@ -145,7 +145,7 @@ class RunEngine:
             self.all_final.notify_all()
 
     def split(self, tr: TaskRun) -> list[Any]:
-        return self.executor.split(tr.handle)
+        return self.launcher.lost.split(tr)  # a value lost since: ``lost_inputs.SplitLost``
 
     def warn(self, tr: TaskRun, message: str) -> None:
         self.sink.warn(tr, message)

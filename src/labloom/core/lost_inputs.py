@@ -77,12 +77,27 @@ def lost_input_error(tr: TaskRun, up: TaskRun, error: BaseException) -> WorkerDi
     return failed
 
 
-def lost_note(error: BaseException, downstream: TaskRun | None) -> str:
-    """The line in the logs of a task run whose value is gone (``downstream``: one that failed
-    of it; None: found at the run's end)."""
+class SplitLost(Exception):
+    """A map over ``up``'s result could not split it: the value is gone for good (Dask's new
+    run of ``up`` raised ``error``). Raised by the engine's split, said by ``expand_map``."""
+
+    def __init__(self, up: TaskRun, error: BaseException) -> None:
+        super().__init__(up.name)
+        self.up, self.error = up, error
+
+    def said(self, map_name: str) -> str:
+        """The map's failure: what went, and the fix (``run.retry()`` splits the new value)."""
+        up = self.up.name
+        return (f"{map_name}.map() did not run: the value of {up}, which it "
+                f"maps over, was lost with its Dask worker after {up} completed, and Dask's "
+                f"run of {up} to make it again failed ({error_text(self.error)}); run.retry() "
+                f"runs {up} again")
+
+
+def lost_note(error: BaseException, then: str) -> str:
+    """The line in the logs of a task run whose value is gone (``then``: what could not be
+    done for it)."""
     said = error_text(error)
-    then = (f"so {downstream.name} could not run" if downstream is not None else
-            "so reading it raises WorkerDiedError")
     return (f"this task run's value was lost with its Dask worker after it completed; Dask ran "
             f"it again to make it, and that run failed ({said}), {then}. It stays Completed "
             "(its call returned); run.retry() runs it again")
@@ -95,30 +110,40 @@ class LostValues:
 
     def __init__(self, executor: Executor, say: Callable[[TaskRun, str], None],
                  notes: list[str]) -> None:
-        self._executor = executor
+        self.executor = executor  # whose ``lost`` a retry asks (``TaskGraph.reset_bad``)
         self._say = say  # a line of labloom's in a task run's logs
         self._notes = notes
         self._said: dict[str, BaseException] = {}  # task runs whose value's loss was said,
         # and why (a value kept as gone as its cluster per run closed no longer says it)
         self._losses = executor.losses()  # the executor's count when last looked
 
-    def lost(self, handle: Any) -> bool:
-        return self._executor.lost(handle)
-
     def failed_for(self, tr: TaskRun, up: TaskRun, error: BaseException) -> None:
         """``tr`` failed for ``up``'s value, gone (Dask's new run of it raised ``error``)."""
-        self._tell(up, error, tr)
+        self._tell(up, error, f"so {tr.name} could not run")
+
+    def split(self, up: TaskRun) -> list[Any]:
+        """``Executor.split`` of ``up``'s value; one lost with a Dask worker since ``up``
+        completed and not made again is said, and raised as ``SplitLost``: the map says so,
+        not "cannot iterate" as if the task had returned no list."""
+        try:
+            return self.executor.split(up.handle)
+        except Exception as exc:
+            why = self.executor.remade_failed(up.handle)
+            if why is None:
+                raise
+            self._tell(up, why, "so a map over it could not run")
+            raise SplitLost(up, why) from exc
 
     def at_end(self, task_runs: Callable[[], list[TaskRun]], cancelled: str | None) -> None:
         """The run's task runs ended: those whose value was lost and not made again, waited
         for while being made (``Executor.settle_lost``), said. Nothing lost while the run
         went (the executor's count the same): nothing to look at; a run ``cancelled`` waits
         for nothing (a read of such a value still says it)."""
-        losses = self._executor.losses()
+        losses = self.executor.losses()
         if losses == self._losses or cancelled is not None:
             return
         self._losses = losses
-        executor = self._executor
+        executor = self.executor
         done = {id(tr.handle): tr for tr in task_runs() if tr.state.is_success
                 and tr.handle is not None and tr.id not in self._said}
         try:
@@ -128,20 +153,20 @@ class LostValues:
         for handle in lost:
             why = executor.remade_failed(handle)
             if why is not None:
-                self._tell(done[id(handle)], why, None)
+                self._tell(done[id(handle)], why, "so reading it raises WorkerDiedError")
 
-    def _tell(self, up: TaskRun, error: BaseException, downstream: TaskRun | None) -> None:
+    def _tell(self, up: TaskRun, error: BaseException, then: str) -> None:
         if up.id in self._said:
             return
         self._said[up.id] = error
-        self._say(up, lost_note(error, downstream))
+        self._say(up, lost_note(error, then))
         self._notes.append(f"{up.name}: its value was lost with its Dask worker after it "
                            f"completed, and Dask's run of it to make it again failed "
                            f"({error_text(error)}); run.retry() runs it again")
 
     def rerun(self, tr: TaskRun) -> None:
         """A retry runs ``tr`` (Completed) again, its value lost (``rerun.reset_bad``)."""
-        why = self._executor.remade_failed(tr.handle) or self._said.get(tr.id)
+        why = self.executor.remade_failed(tr.handle) or self._said.get(tr.id)
         self._said.pop(tr.id, None)  # its next value may be lost too: said again then
         how = (f": Dask's run of it to make it again failed ({error_text(why)})"
                if why is not None else " (its Dask worker or cluster went)")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .call_copies import as_called
 from .flatten import check_growing
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures, unmapped
+from .lost_inputs import SplitLost
 from .map_nodes import MapNode
 from .states import State
 from .task_runs import TaskRun
@@ -182,6 +183,8 @@ def expand_map(
                 return State.UPSTREAM_FAILED, f"upstream {upstream.name!r} did not succeed"
             try:
                 values = split(upstream)
+            except SplitLost as lost:
+                return State.FAILED, lost.said(node.name)
             except Exception as exc:
                 return State.FAILED, (
                     f"{node.name}.map(): cannot iterate the result of {upstream.name!r} "

@@ -42,16 +42,21 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
     for tr in stack:
         if not tr.bad:  # (before they are reset: ``noted`` reads their handles)
             noted(tr)
+    resplit: list[MapNode] = []
     while stack:
-        tr = stack.pop()
-        if id(tr) in to_reset:
-            continue
-        to_reset[id(tr)] = tr
-        if within is not None:
-            continue
-        stack += tr.dependents
-        if tr.parent is not None and tr.parent.done:
-            stack += tr.parent.dependents
+        while stack:
+            tr = stack.pop()
+            if id(tr) in to_reset:
+                continue
+            to_reset[id(tr)] = tr
+            if within is not None:
+                continue
+            stack += tr.dependents
+            if tr.parent is not None and tr.parent.done:
+                stack += tr.parent.dependents
+        for node in _splits_of(graph, to_reset, resplit) if within is None else ():
+            resplit.append(node)
+            stack += node.children  # every child: its item comes from the new value
     maps_to_expand: list[MapNode] = []
     grown: list[MapNode] = []
     for node in graph.maps if within is None else [within]:
@@ -81,14 +86,20 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
         _back_to_pending(graph, tr, forget_values)
     for tr in to_reset.values():
         tr.waiting = sum(1 for up in tr.upstream if not up.done)
+    for node in resplit:  # its children wait for it to split the new value (``split_again``)
+        node.expanded = False
+        graph.open += 1
+        node.task = as_defined_now(node.task)
+        for child in node.children:
+            child.waiting += 1
     finished: list[TaskRun | MapNode] = []
-    for node in maps_to_expand:
+    for node in [*maps_to_expand, *resplit]:
         for pending in MapSources(node.sources, node.keywords).unresolved():
             node.waiting_to_expand += 1
             waiting = waiting_for_width(pending)
             if node not in waiting:
                 waiting.append(node)
-    for node in maps_to_expand:
+    for node in [*maps_to_expand, *resplit]:
         if node.waiting_to_expand == 0 and not node.expanded:
             finished += graph.expand(node)
     for node in grown:
@@ -98,6 +109,48 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
             finished += graph.resolve(tr)
     graph.settle(finished)
     return list(to_reset.values())
+
+
+def _splits_of(graph: TaskGraph, to_reset: dict[int, TaskRun],
+               found: list[MapNode]) -> list[MapNode]:
+    """Maps that split the result of a task run a retry runs again: their items were made
+    from its earlier value (on Dask, futures of the lost value: sent again, each child failed
+    at once with the lost value's error), so they split the new one."""
+    return [node for node in graph.maps if node.expanded and node.placeholder is None
+            and node.growth is None and node not in found and any(
+                source.kind == "future" and id(source.value) in to_reset
+                for source in MapSources(node.sources, node.keywords).all())]
+
+
+def split_again(graph: TaskGraph, node: MapNode, split: Any) -> list[Any]:
+    """``node``'s children (reset by ``reset_bad``) take their inputs from ``split``
+    (``expand_map``'s of the new value), in order; past a shorter one's end a child ends
+    Cancelled and is history (as a map run again over a shorter list leaves them:
+    ``map_replay``); a longer one's last are new children. A split that failed (the task run
+    failed again) ends each child with its state and why. Returns what finished."""
+    node.expanded = True
+    graph.close()
+    children = node.children
+    if isinstance(split, tuple):
+        for child in children:
+            child.waiting -= 1
+            graph.set_final(child, *split)
+        return list(children)
+    for child, (args, kwargs) in zip(children, split, strict=False):
+        child.args, child.kwargs = args, kwargs
+        child.waiting -= 1
+    for child in children[len(split):]:
+        graph.set_final(child, State.CANCELLED, f"not in the new split of {node.name}'s "
+                        "input: its task ran again at run.retry() and returned fewer items")
+        graph.retired.add(id(child))
+        child.leave_map()
+    kept = len(children)
+    del children[len(split):]
+    finished = [done for child in children if child.waiting == 0
+                for done in graph.resolve(child)]
+    if len(split) > kept:
+        finished += graph.add_children(node, [(*both, ()) for both in split[kept:]])
+    return finished + ([] if children else [node])  # an empty split: the map is done
 
 
 def recount(graph: TaskGraph) -> None:

@@ -19,7 +19,7 @@ from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_fu
 from .map_nodes import MapNode, add_dependent, created_events, waiting_for_width
 from .mapping import MapSources, expand_map, holds_no_future
 from .replay import snapshot_of
-from .rerun import recount, reset_bad
+from .rerun import recount, reset_bad, split_again
 from .state_blocks import changed
 from .states import State
 from .task_runs import TaskRun
@@ -234,6 +234,8 @@ class TaskGraph:
     def expand(self, node: MapNode) -> Finished:
         """The width of ``node`` is known: create its children (or fail it)."""
         result = expand_map(node, self.cancelled, self.owner.split, self._future_of)
+        if node.children:  # a retry's new split of its input's new value
+            return split_again(self, node, result) + self._expand_downstream(node)
         if isinstance(result, tuple):
             return self.fail_map(node, *result)
         node.expanded = True
@@ -406,7 +408,7 @@ class TaskGraph:
         """For a retry: bad task runs (and completed ones whose value was ``lost``, noted for
         ``run.notes``) and everything downstream go back to Pending, their logged values
         forgotten, then what can start starts (``rerun.py``)."""
-        reset_bad(self, forget_values, lost.lost, noted=lost.rerun)
+        reset_bad(self, forget_values, lost.executor.lost, noted=lost.rerun)
 
     # --- a late observer's view -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from ..core.attempt import TaskCall
 from ..core.executor import DoneCallback, Outcome
 from . import dask_events as events
+from .dask_failure_marks import invoke_task
 from .dask_internals import future_of, task_spec
 from .dask_outcomes import ChildFailed, report
 from .dask_shipping import Shipped
@@ -94,9 +95,6 @@ def single(
 
     def done(future: Any) -> None:
         dispatcher.put(report, future, call, on_done, dispatcher)
-
-    # (imported here: it imports distributed, which `import labloom` must not)
-    from .dask_worker_failures import invoke_task
 
     spec = task_spec(key, invoke_task, shipped(call), args, kwargs)
     return key, (spec, (), not_sent, handle.future, done)
