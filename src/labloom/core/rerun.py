@@ -43,7 +43,7 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
         if not tr.bad:  # (before they are reset: ``noted`` reads their handles)
             noted(tr)
     resplit: list[MapNode] = []
-    while stack:
+    while True:
         while stack:
             tr = stack.pop()
             if id(tr) in to_reset:
@@ -54,7 +54,10 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
             stack += tr.dependents
             if tr.parent is not None and tr.parent.done:
                 stack += tr.parent.dependents
-        for node in _splits_of(graph, to_reset, resplit) if within is None else ():
+        found = _splits_of(graph, to_reset, resplit) if within is None else []
+        if not found:  # (a map over a re-split map's children is found on the next pass)
+            break
+        for node in found:
             resplit.append(node)
             stack += node.children  # every child: its item comes from the new value
     maps_to_expand: list[MapNode] = []
@@ -115,10 +118,12 @@ def _splits_of(graph: TaskGraph, to_reset: dict[int, TaskRun],
                found: list[MapNode]) -> list[MapNode]:
     """Maps that split the result of a task run a retry runs again: their items were made
     from its earlier value (on Dask, futures of the lost value: sent again, each child failed
-    at once with the lost value's error), so they split the new one."""
+    at once with the lost value's error), so they split the new one; and maps over the
+    children of such a map (``b.map(a_children)``): they pair with its new children."""
     return [node for node in graph.maps if node.expanded and node.placeholder is None
             and node.growth is None and node not in found and any(
-                source.kind == "future" and id(source.value) in to_reset
+                (source.kind == "future" and id(source.value) in to_reset)
+                or (source.kind == "mapped" and source.value in found)
                 for source in MapSources(node.sources, node.keywords).all())]
 
 
@@ -139,15 +144,17 @@ def split_again(graph: TaskGraph, node: MapNode, split: Any) -> list[Any]:
     for child, (args, kwargs) in zip(children, split, strict=False):
         child.args, child.kwargs = args, kwargs
         child.waiting -= 1
-    for child in children[len(split):]:
+    past = children[len(split):]
+    for child in past:
         graph.set_final(child, State.CANCELLED, f"not in the new split of {node.name}'s "
                         "input: its task ran again at run.retry() and returned fewer items")
         graph.retired.add(id(child))
         child.leave_map()
     kept = len(children)
     del children[len(split):]
-    finished = [done for child in children if child.waiting == 0
-                for done in graph.resolve(child)]
+    # The ended ones too: what waits on them (a map's over them) is told, else it waits on.
+    finished: list[Any] = [*past, *(done for child in children if child.waiting == 0
+                                    for done in graph.resolve(child))]
     if len(split) > kept:
         finished += graph.add_children(node, [(*both, ()) for both in split[kept:]])
     return finished + ([] if children else [node])  # an empty split: the map is done

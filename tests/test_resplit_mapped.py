@@ -1,0 +1,75 @@
+"""run.retry() of a run whose map's input task runs again (``rerun.split_again``): the map
+splits the new value, and a map over that map's children (``b.map(a_children)``) follows it:
+child i pairs with child i, a shorter split ends both maps' children past its end as history,
+a longer one adds children to both, and nothing is left waiting. The task's upstream fails
+and is read through ``allow_failure``: the same retry path as a value lost on Dask, without a
+cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labloom import State, allow_failure, flow, task
+
+GUARD = 90  # seconds: the retry must end (it waited forever before, on a shorter split)
+
+
+@task
+def gate(path: Path) -> int:
+    """Fails its first run: the retry runs it again, and ``listing`` after it."""
+    runs = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(runs + 1))
+    if runs == 0:
+        raise RuntimeError("first run")
+    return runs
+
+
+@task
+def listing(runs: Any, widths: tuple[int, int]) -> list[int]:
+    return list(range(widths[0] if isinstance(runs, BaseException) else widths[1]))
+
+
+@task
+def times_ten(x: int) -> int:
+    return x * 10
+
+
+@task
+def plus_one(y: int) -> int:
+    return y + 1
+
+
+def _run_and_retry(path: Path, widths: tuple[int, int]) -> Any:
+    @flow
+    def chained(path: Path) -> Any:
+        items = listing(allow_failure(gate(path)), widths)
+        return plus_one.map(times_ten.map(items))
+
+    run = chained.run(path=path)
+    assert run.result() == [10 * i + 1 for i in range(widths[0])]
+    run.retry(background=True)
+    assert run.wait_finished(GUARD), [(tr.name, tr.state) for tr in run.tasks]
+    return run
+
+
+@pytest.mark.parametrize("new", [1, 3, 5])
+def test_a_map_over_a_resplit_maps_children_follows_its_new_width(tmp_path: Path,
+                                                                 new: int) -> None:
+    """Before: a shorter split left plus_one's children past its end waiting for ever (the
+    retry never ended); a longer one gave times_ten new children but plus_one none (the
+    result missed them)."""
+    run = _run_and_retry(tmp_path / "runs", (3, new))
+    assert run.state is State.COMPLETED, run.message
+    assert run.result() == [10 * i + 1 for i in range(new)]
+    states = {tr.name: (tr.state, tr.message) for tr in run.tasks}
+    for name in ("times_ten", "plus_one"):
+        for i in range(max(3, new)):
+            if i < new:
+                assert states[f"{name}[{i}]"] == (State.COMPLETED, ""), states
+            else:  # past the new end: history
+                assert states[f"{name}[{i}]"] == (State.CANCELLED, (
+                    f"not in the new split of {name}'s input: its task ran again at "
+                    "run.retry() and returned fewer items")), states
