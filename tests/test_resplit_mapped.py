@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from labloom import State, allow_failure, flow, task
+from labloom import State, allow_failure, flow, task, unmapped
 
 GUARD = 90  # seconds: the retry must end (it waited forever before, on a shorter split)
 
@@ -73,3 +73,39 @@ def test_a_map_over_a_resplit_maps_children_follows_its_new_width(tmp_path: Path
                 assert states[f"{name}[{i}]"] == (State.CANCELLED, (
                     f"not in the new split of {name}'s input: its task ran again at "
                     "run.retry() and returned fewer items")), states
+
+
+@task
+def times_ten_once(x: int, path: Path) -> int:
+    """Fails for item 2 in the flow's first attempt (``gate`` ran once): the attempt fails."""
+    if x == 2 and path.read_text() == "1":
+        raise RuntimeError("first attempt")
+    return x * 10
+
+
+@pytest.mark.parametrize("chained", [False, True])
+def test_a_flow_attempt_re_splits_a_shorter_list_while_the_earlier_events_are_delivered(
+    tmp_path: Path, chained: bool,
+) -> None:
+    """@flow(retries=1) whose body returned: the next attempt resets what failed (the same
+    ``reset_bad`` as run.retry()) while the run's delivery still makes the map's events. Before:
+    the re-split cut the children's list in place under those events (IndexError in the
+    delivery thread, the run raised), and with a map over the children the attempt waited for
+    ever for the children past the end."""
+    path = tmp_path / "runs"
+
+    @flow(retries=1)
+    def attempts(path: Path) -> Any:
+        items = listing(allow_failure(gate(path)), (3, 1))
+        tens = times_ten_once.map(items, path=unmapped(path))
+        return plus_one.map(tens) if chained else tens
+
+    run = attempts.run(path=path, background=True)
+    assert run.wait_finished(GUARD), [(tr.name, tr.state) for tr in run.tasks]
+    assert run.state is State.COMPLETED, run.message
+    assert run.result() == ([1] if chained else [0])
+    states = {tr.name: tr.state for tr in run.tasks}
+    names = ("times_ten_once", "plus_one") if chained else ("times_ten_once",)
+    assert states == {"gate": State.COMPLETED, "listing": State.COMPLETED, **{
+        f"{name}[{i}]": State.COMPLETED if i == 0 else State.CANCELLED
+        for name in names for i in range(3)}}, states

@@ -151,7 +151,8 @@ def split_again(graph: TaskGraph, node: MapNode, split: Any) -> list[Any]:
         graph.retired.add(id(child))
         child.leave_map()
     kept = len(children)
-    del children[len(split):]
+    if past:  # a new list, as map_replay's: the earlier one's events may still be in the making
+        node.children = children = children[:len(split)]
     # The ended ones too: what waits on them (a map's over them) is told, else it waits on.
     finished: list[Any] = [*past, *(done for child in children if child.waiting == 0
                                     for done in graph.resolve(child))]
