@@ -9,8 +9,11 @@ import contextlib
 import sys
 import threading
 
+import pytest
+
 from cli_helpers import wait_for
 from labloom import ThreadExecutor, flow, log_metric, log_metrics, task
+from labloom.core import experiment_values
 from labloom.core.errors import ExperimentValueError
 from labloom.core.inbox import Inbox
 from labloom.core.sinks import SEND_AT
@@ -97,12 +100,16 @@ def test_a_tight_loop_past_the_limit_asks_once_per_batch_while_another_thread_ap
     assert waiting.limit == 10 and not waiting.asked
 
 
-def test_the_common_keyword_call_runs_one_frame_and_logs_as_record_does() -> None:
+def test_the_common_keyword_call_runs_one_frame_and_logs_as_record_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """``log_metrics(a=, b=)`` of names seen before and plain numbers, in a task run of this
     process, is checked and appended in ``log_metrics``' own frame (no ``record`` frame: a
     metric per map child is issue 19's hot path), and logs the same calls as ``record``: a
     first call of new names, a NumPy-like value, a bad value (raising, nothing of it kept) take
     ``record``'s way."""
+    # The names seen so far start empty: a worker process whose earlier tests logged
+    # MAX_SEEN names keeps no more, and its second call would take ``record``'s way (by design).
+    monkeypatch.setattr(experiment_values, "_seen_names", set())
     frames: list[list[str]] = []
 
     def python_frames(call: object) -> list[str]:
