@@ -14,7 +14,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,20 @@ def start_labloom(home: Path, *args: str, **extra: str) -> subprocess.Popen[str]
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@contextlib.contextmanager
+def running_script(path: Path, source: str, *args: str,
+                   home: Path) -> Iterator[subprocess.Popen[str]]:
+    """``source`` written to ``path`` and run (``*args``, labloom home ``home``) in a process
+    of its own, its output piped; killed after the block if it still runs."""
+    path.write_text(source)
+    proc = subprocess.Popen([sys.executable, str(path), *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(home))
+    try:
+        yield proc
+    finally:
+        stop(proc)
 
 
 def stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:

@@ -24,11 +24,14 @@ import selectors
 import shutil
 import socket
 import struct
+import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from cli_helpers import labloom
 
 _WRITES_LINES = (b"INTO logs ", b"COPY logs ")
 _READY = b"Z\x00\x00\x00\x05"  # ReadyForQuery: the server is done with the COMMIT
@@ -223,3 +226,13 @@ def cut_database(server: Any, monkeypatch: Any, **options: Any) -> Iterator[Comm
         db.forget(url)
         proxy.close()
         server.drop_database(name)
+
+
+def cut_command(proxy: CommitCutter, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`labloom *args` run with ``proxy`` armed, waiting 1 s for a connection (the server, if
+    it goes down, stays away longer): its answer, once the cut was made."""
+    proxy.armed.set()
+    done = labloom(home, *args, LABLOOM_DB_CONNECT_TIMEOUT="1")
+    assert proxy.cut.is_set() and proxy.down.is_set() == proxy.goes_down, (done.stdout,
+                                                                           done.stderr)
+    return done

@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import labloom, write
-from pg_commit_cut import cut_database
+from cli_helpers import labloom, running_script, wait_for, write
+from pg_commit_cut import cut_command, cut_database
+from test_cli_cancel import FLOW as HUNG
 from test_schedule_pg_unanswered_commit import FLOW
-
-_WAIT = "1"  # LABLOOM_DB_CONNECT_TIMEOUT: the server stays away longer than that
 
 
 @pytest.mark.parametrize("lands", [True, False], ids=["landed", "not landed"])
@@ -29,10 +28,7 @@ def test_a_change_whose_commit_went_unanswered_says_it_may_have_been_made(
     with cut_database(postgres_server, monkeypatch, commits=lands, goes_down=True,
                       writes=(b"INTO schedules ",)) as proxy:
         assert labloom(tmp_path, "schedule", "list").returncode == 0  # the store made
-        proxy.armed.set()
-        done = labloom(tmp_path, "schedule", "add", "flows.py:job", "--every", "1h",
-                       LABLOOM_DB_CONNECT_TIMEOUT=_WAIT)
-        assert proxy.cut.is_set() and proxy.down.is_set()
+        done = cut_command(proxy, tmp_path, "schedule", "add", "flows.py:job", "--every", "1h")
         # Before: exit 2, "the store cannot be used now (...); try again later".
         assert done.returncode == 4, (done.stdout, done.stderr)
         assert "the change may or may not have been made" in done.stderr, done.stderr
@@ -51,9 +47,7 @@ def test_a_change_cut_before_its_commit_says_it_was_not_made(
     with cut_database(postgres_server, monkeypatch, commits=False, goes_down=True,
                       at="write", writes=(b"INTO concurrency_limits ",)) as proxy:
         assert labloom(tmp_path, "limit", "list").returncode == 0
-        proxy.armed.set()
-        done = labloom(tmp_path, "limit", "set", "db", "3", LABLOOM_DB_CONNECT_TIMEOUT=_WAIT)
-        assert proxy.cut.is_set() and proxy.down.is_set()
+        done = cut_command(proxy, tmp_path, "limit", "set", "db", "3")
         assert done.returncode == 2, (done.stdout, done.stderr)
         assert "the change was not made" in done.stderr, done.stderr
         assert "make it again once the server is back" in done.stderr, done.stderr
@@ -68,35 +62,20 @@ def test_a_change_cut_before_its_commit_says_it_was_not_made(
 def test_a_cancel_whose_commit_went_unanswered_says_so_and_lands(
     postgres_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
-
-    from cli_helpers import cli_env, wait_for
-    from test_cli_cancel import FLOW as HUNG
-
     # at="alone": before, the request was a statement of its own, committed as answered.
+    gate = tmp_path / "gate"
     with cut_database(postgres_server, monkeypatch, goes_down=True, at="alone",
-                      writes=(b"INTO cancel_requests ",)) as proxy:
-        (tmp_path / "nightly.py").write_text(HUNG)
-        gate = tmp_path / "gate"
-        proc = subprocess.Popen([sys.executable, str(tmp_path / "nightly.py"), str(gate)],
-                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=cli_env(tmp_path))
-        try:
-            wait_for(gate.exists, 60, "the run's hung task")
-            [run] = json.loads(labloom(tmp_path, "runs", "--json").stdout)
-            proxy.armed.set()
-            done = labloom(tmp_path, "cancel", run["id"], LABLOOM_DB_CONNECT_TIMEOUT=_WAIT)
-            assert proxy.cut.is_set() and proxy.down.is_set()
-            assert done.returncode == 4, (done.stdout, done.stderr)
-            assert "may or may not have been made" in done.stderr, done.stderr
-            assert "`labloom runs` tells" in done.stderr, done.stderr
-            proxy.down.clear()  # it landed: the run's process finds it once the server is back
-            out, _ = proc.communicate(timeout=120)
-            assert out.startswith("Cancelled"), out
-        finally:
-            proc.kill()
-            proc.communicate()
+                      writes=(b"INTO cancel_requests ",)) as proxy, \
+            running_script(tmp_path / "nightly.py", HUNG, str(gate), home=tmp_path) as proc:
+        wait_for(gate.exists, 60, "the run's hung task")
+        [run] = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+        done = cut_command(proxy, tmp_path, "cancel", run["id"])
+        assert done.returncode == 4, (done.stdout, done.stderr)
+        assert "may or may not have been made" in done.stderr, done.stderr
+        assert "`labloom runs` tells" in done.stderr, done.stderr
+        proxy.down.clear()  # it landed: the run's process finds it once the server is back
+        out, _ = proc.communicate(timeout=120)
+        assert out.startswith("Cancelled"), out
 
 
 @pytest.mark.parametrize("stays_down", [False, True], ids=["server back", "server away"])
@@ -111,9 +90,7 @@ def test_a_delete_whose_commit_went_unanswered(
         ran = labloom(tmp_path, "run", "flows.py:job")
         assert ran.returncode == 0, ran.stderr
         [run] = json.loads(labloom(tmp_path, "runs", "--json").stdout)
-        proxy.armed.set()
-        done = labloom(tmp_path, "delete", run["id"], LABLOOM_DB_CONNECT_TIMEOUT=_WAIT)
-        assert proxy.cut.is_set()
+        done = cut_command(proxy, tmp_path, "delete", run["id"])
         if stays_down:
             assert done.returncode == 4, (done.stdout, done.stderr)
             assert "may or may not have been made" in done.stderr, done.stderr

@@ -20,6 +20,7 @@ import dask  # noqa: E402
 
 import labloom  # noqa: E402
 from cli_helpers import wait_for  # noqa: E402
+from dask_chunks import dask_keys, keys_of, measured_as_tiny  # noqa: E402
 from holds import held_until  # noqa: E402
 from labloom import DaskExecutor, State, flow, task  # noqa: E402
 from labloom.core import events as ev  # noqa: E402
@@ -912,41 +913,15 @@ def test_a_map_with_batch_size_runs_in_chunks_and_each_child_keeps_its_task_run(
     assert [line.text for line in run.logs("tiny[7]")] == ["child 7"]
     assert all(tr.started and tr.ended for tr in children)
     # Ten children, three chunks: the Dask keys say so.
-    keys = executor.client.run_on_scheduler(
-        lambda dask_scheduler: [t[0] for t in dask_scheduler.transition_log]
-    )
-    chunk_keys = {k for k in keys if isinstance(k, str) and k.startswith("tiny-chunk-")}
+    keys = dask_keys(executor)
+    chunk_keys = {k for k in keys if k.startswith("tiny-chunk-")}
     assert len(chunk_keys) == 3 + 1  # three chunks, and the retried child's own
     # Only the chunk where a child failed asked the cluster which one and why.
-    asked = {k for k in keys if isinstance(k, str) and k.startswith("status-tiny-chunk-")}
+    asked = {k for k in keys if k.startswith("status-tiny-chunk-")}
     assert len(asked) == 1
     with open_store() as store:
         stored = [t for t in store.task_runs(run.id) if t.name.startswith("tiny[")]
     assert len(stored) == 10 and {t.state for t in stored} == {"Completed"}
-
-
-def dask_keys(executor) -> set[str]:
-    keys = executor.client.run_on_scheduler(
-        lambda dask_scheduler: [t[0] for t in dask_scheduler.transition_log]
-    )
-    return {k for k in keys if isinstance(k, str)}
-
-
-def keys_of(executor, run, name: str) -> tuple[set[str], set[str]]:
-    """The Dask tasks that ran ``run``'s children of ``name``: alone, and in chunks."""
-    keys = dask_keys(executor)
-    ids = [tr.id for tr in run.tasks if tr.task.name == name]
-    alone = {f"{name}-{i}-1" for i in ids} & keys
-    return alone, {f"{name}-chunk-{i}-1" for i in ids} & keys
-
-
-def measured_as_tiny(executor, name: str) -> None:
-    """Task ``name`` measured (a million calls of 10 µs): a probe result the test controls,
-    which a run's own durations (a pause of the machine included) cannot move. What the
-    cluster measured was load-dependent by design: under load 7+ a paused probe (12.5 ms)
-    said "not tiny", and a check that the map was chunked failed."""
-    assert executor.client is not None  # connected: its dispatcher holds the shared durations
-    executor.dispatcher.durations[name] = (1_000_000, 10.0)
 
 
 def probes_decided(records: list[logging.LogRecord], run_id: str, name: str) -> int:
@@ -992,7 +967,10 @@ def test_a_default_map_of_tiny_tasks_shares_dask_tasks_and_reports_every_child(
     assert 1 <= len({id(tr.worker) for tr in children}) <= threads
     if probes_decided(caplog.records, first.id, "quick") > 1:
         assert 1 <= len(alone) <= probe_count(threads)
-        assert chunks and len(alone) + len(chunks) < n / 4
+        # Packed: two or more children a chunk on average. Not "fewer Dask tasks than n / 4":
+        # probes read at 10-12.5 ms (a no-op on a loaded machine) decide the smallest chunks,
+        # of 4, and 16 probes and 96 chunks of 4 crossed it.
+        assert chunks and len(chunks) < (n - len(alone)) / 2
     else:  # every child its own Dask task (its handle's key; the scheduler's log is bounded)
         assert {tr.handle.future.key for tr in children} == {
             f"quick-{tr.id}-1" for tr in children}

@@ -6,8 +6,10 @@ with no alert by mail does not read the relay's settings."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from cli_helpers import labloom, start_labloom, stop, write
@@ -17,26 +19,26 @@ SAID = ("LABLOOM_SMTP_PORT must be a port number from 1 to 65535 (the SMTP relay
         "got 'smtp'")
 
 
-def _schedule(home: Path, *notify: str) -> None:
+@contextlib.contextmanager
+def _serving(home: Path, notify: str) -> Iterator[subprocess.Popen[str]]:
+    """`labloom serve` (LABLOOM_SMTP_PORT=smtp) started over a schedule whose alerts go to
+    ``notify``; killed after the block if it still runs."""
     write(home / "flows.py", FLOW)
     added = labloom(home, "schedule", "add", "flows.py:job", "--every", "1h", "-p",
-                    f"out={home / 'out.txt'}", *notify)
+                    f"out={home / 'out.txt'}", "--notify", notify)
     assert added.returncode == 0, added.stderr
-
-
-def _serve(home: Path) -> subprocess.Popen[str]:
-    return start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
+    proc = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
+    try:
+        yield proc
+    finally:
+        stop(proc)
 
 
 def test_serve_with_a_mail_alert_refuses_a_bad_smtp_port_at_its_start(
     store_backend: str, tmp_path: Path,
 ) -> None:
-    _schedule(tmp_path, "--notify", "MAILTO:ops@hospital.test")
-    proc = _serve(tmp_path)
-    try:
+    with _serving(tmp_path, "MAILTO:ops@hospital.test") as proc:
         out, err = proc.communicate(timeout=60)  # before: served on, until this gave up
-    finally:
-        stop(proc)
     assert proc.returncode == 2, (out, err)
     assert SAID in err, err
     assert "Traceback" not in err and "serving" not in out, (out, err)
@@ -45,14 +47,10 @@ def test_serve_with_a_mail_alert_refuses_a_bad_smtp_port_at_its_start(
 def test_serve_with_no_mail_alert_starts_whatever_the_smtp_port(
     store_backend: str, tmp_path: Path,
 ) -> None:
-    _schedule(tmp_path, "--notify", "https://hooks.example.org/x")
-    proc = _serve(tmp_path)
-    try:
+    with _serving(tmp_path, "https://hooks.example.org/x") as proc:
         assert proc.stdout is not None
         assert "serving" in proc.stdout.readline()  # said once the scheduler is up
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        stop(proc)
     assert proc.returncode == 0, err
     assert "LABLOOM_SMTP_PORT" not in err

@@ -9,17 +9,15 @@ to a client (docs/rest-api.md)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from cli_helpers import cli_env, labloom, wait_for
+from cli_helpers import labloom, wait_for
+from cut_runs import sixty_runs, states_of, three_held_runs
 from pg_commit_cut import cut_database
-from test_cli_pg_change_unknown_many import HELD, MANY
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -47,13 +45,7 @@ async def test_a_delete_whose_commit_went_unanswered_answers_504_naming_what_was
     monkeypatch.setenv("LABLOOM_DB_CONNECT_TIMEOUT", "1")  # read as the store opens
     with cut_database(postgres_server, monkeypatch, goes_down=True, skip=1,
                       writes=(b"INTO deleted_runs ",)) as proxy:
-        (tmp_path / "many.py").write_text(MANY)
-        made = subprocess.run([sys.executable, str(tmp_path / "many.py")], text=True,
-                              capture_output=True, env=cli_env(labloom_home), timeout=120)
-        assert made.returncode == 0, made.stderr
-        ids = [r["id"] for r in json.loads(
-            labloom(labloom_home, "runs", "--json", "--limit", "100").stdout)]
-        assert len(ids) == 60
+        ids = sixty_runs(labloom_home, tmp_path)
         proxy.armed.set()
         code, answer = await post(jp_fetch, "delete", body={"runs": ids})
         assert proxy.cut.is_set() and proxy.down.is_set()
@@ -74,34 +66,19 @@ async def test_a_cancel_whose_commit_went_unanswered_answers_504(
     labloom_home: Path,
 ) -> None:
     monkeypatch.setenv("LABLOOM_DB_CONNECT_TIMEOUT", "1")
+    stop = tmp_path / "stop"
     with cut_database(postgres_server, monkeypatch, goes_down=True,
-                      writes=(b"INTO cancel_requests ",)) as proxy:
-        (tmp_path / "held.py").write_text(HELD)
-        stop = tmp_path / "stop"
-        proc = subprocess.Popen([sys.executable, str(tmp_path / "held.py"), str(stop)],
-                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=cli_env(labloom_home))
-        try:
-            wait_for(lambda: all(Path(f"{stop}.{i}").exists() for i in range(3)), 60,
-                     "the runs' tasks")
-            run_id = json.loads(labloom(labloom_home, "runs", "--json").stdout)[0]["id"]
-            proxy.armed.set()
-            code, answer = await post(jp_fetch, run_id, "cancel", body={})
-            assert proxy.cut.is_set() and proxy.down.is_set()
-            assert code == 504, (code, answer)  # before: 503, read as "not made"
-            assert "the change may or may not have been made" in answer["message"], answer
-            proxy.down.clear()  # it landed: the run's process finds it once the server is back
-
-            def cancelled() -> bool:
-                listed = labloom(labloom_home, "runs", "--json")
-                return listed.returncode == 0 and any(
-                    r["id"] == run_id and r["state"] == "Cancelled"
-                    for r in json.loads(listed.stdout))
-
-            wait_for(cancelled, 60, "the run cancelled")
-            stop.touch()
-            out, _ = proc.communicate(timeout=120)
-            assert f"{run_id}=Cancelled" in out.split(), out
-        finally:
-            proc.kill()
-            proc.communicate()
+                      writes=(b"INTO cancel_requests ",)) as proxy, \
+            three_held_runs(labloom_home, stop) as proc:
+        run_id = json.loads(labloom(labloom_home, "runs", "--json").stdout)[0]["id"]
+        proxy.armed.set()
+        code, answer = await post(jp_fetch, run_id, "cancel", body={})
+        assert proxy.cut.is_set() and proxy.down.is_set()
+        assert code == 504, (code, answer)  # before: 503, read as "not made"
+        assert "the change may or may not have been made" in answer["message"], answer
+        proxy.down.clear()  # it landed: the run's process finds it once the server is back
+        wait_for(lambda: states_of(labloom_home, [run_id]) == ["Cancelled"], 60,
+                 "the run cancelled")
+        stop.touch()
+        out, _ = proc.communicate(timeout=120)
+        assert f"{run_id}=Cancelled" in out.split(), out

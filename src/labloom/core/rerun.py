@@ -42,24 +42,13 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
     for tr in stack:
         if not tr.bad:  # (before they are reset: ``noted`` reads their handles)
             noted(tr)
+    _take(stack, to_reset, downstream=within is None)
     resplit: list[MapNode] = []
-    while True:
-        while stack:
-            tr = stack.pop()
-            if id(tr) in to_reset:
-                continue
-            to_reset[id(tr)] = tr
-            if within is not None:
-                continue
-            stack += tr.dependents
-            if tr.parent is not None and tr.parent.done:
-                stack += tr.parent.dependents
-        found = _splits_of(graph, to_reset, resplit) if within is None else []
-        if not found:  # (a map over a re-split map's children is found on the next pass)
-            break
-        for node in found:
-            resplit.append(node)
-            stack += node.children  # every child: its item comes from the new value
+    # Maps splitting a value reset, until no new one is found (a map over a re-split map's
+    # children is found on the next pass): every child, as its item comes from the new value.
+    while within is None and (found := _splits_of(graph, to_reset, resplit)):
+        resplit += found
+        _take([child for node in found for child in node.children], to_reset, downstream=True)
     maps_to_expand: list[MapNode] = []
     grown: list[MapNode] = []
     for node in graph.maps if within is None else [within]:
@@ -112,6 +101,20 @@ def reset_bad(graph: TaskGraph, forget_values: Callable[[str], None],
             finished += graph.resolve(tr)
     graph.settle(finished)
     return list(to_reset.values())
+
+
+def _take(stack: list[TaskRun], to_reset: dict[int, TaskRun], downstream: bool) -> None:
+    """The task runs of ``stack`` into ``to_reset`` (emptying it) and, ``downstream``, all
+    that depends on them: their dependents, and those of a finished map they are children of."""
+    while stack:
+        tr = stack.pop()
+        if id(tr) in to_reset:
+            continue
+        to_reset[id(tr)] = tr
+        if downstream:
+            stack += tr.dependents
+            if tr.parent is not None and tr.parent.done:
+                stack += tr.parent.dependents
 
 
 def _splits_of(graph: TaskGraph, to_reset: dict[int, TaskRun],

@@ -30,7 +30,12 @@ def heartbeat_timeout() -> float:
 
 
 def heartbeat_interval() -> float:
-    return min(5.0, heartbeat_timeout() / 12)
+    return _interval(heartbeat_timeout())
+
+
+def _interval(timeout: float) -> float:
+    """Seconds between a run's heartbeats for ``timeout``: 12 per timeout, at most every 5 s."""
+    return min(5.0, timeout / 12)
 
 
 def outage_patience() -> float:
@@ -78,7 +83,7 @@ class StoreSettings(NamedTuple):
         return cls(heartbeat_timeout(), outage_patience(), backlog_cap(), _reserve_mb())
 
     def heartbeat_interval(self) -> float:
-        return min(5.0, self.heartbeat_timeout / 12)
+        return _interval(self.heartbeat_timeout)
 
     def reserve_size(self, least: int = 0) -> int:
         return _reserve(self.reserve_mb, least)
