@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cli_helpers import wait_for
 from store_helpers import cli, env_for
+from test_cli_pg_change_unknown_many import HELD
 
 FLOW = """
 import time
@@ -100,3 +101,46 @@ def test_runs_lists_by_state(labloom_home: Path, tmp_path: Path, store_backend: 
     bad = cli(labloom_home, "runs", "--state", "done")
     assert bad.returncode == 2 and "--state must be one of pending, running, completed, " \
         "failed, cancelled, crashed, got 'done'" in bad.stderr
+
+
+def test_a_cancel_stopped_at_another_users_run_says_which_runs_were_asked(
+    labloom_home: Path, tmp_path: Path, store_backend: str
+) -> None:
+    # Before, it said only that alice's run was refused: not that the run named before it was
+    # asked (it is Cancelled) nor that the one after it was never asked (it ran on).
+    script = tmp_path / "held.py"
+    script.write_text(HELD)
+    procs = {user: subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / user)], text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=env_for(labloom_home, USER=user, LOGNAME=user))
+        for user in ("alice", "bob")}
+    try:
+        wait_for(lambda: all(Path(f"{tmp_path / user}.{i}").exists()
+                             for user in procs for i in range(3)), 60, "the six runs' tasks")
+        ids = {user: [r["id"] for r in sorted(
+            json.loads(cli(labloom_home, "runs", "--json", "--user", user).stdout),
+            key=lambda r: r["parameters"]["i"])] for user in procs}
+        mine, theirs = ids["bob"], ids["alice"]
+        done = cli(labloom_home, "cancel", mine[0], theirs[0], mine[1], "--wait", "0",
+                   USER="bob", LOGNAME="bob")
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        err = " ".join(done.stderr.split())
+        assert f"bob may not cancel run {theirs[0]}: it belongs to alice" in err, err
+        assert (f"; cancel requested before it of run(s) {mine[0]}; not asked of run(s) "
+                f"{mine[1]} (`labloom cancel {mine[1]}` asks them)") in err, err
+        wait_for(lambda: _state(labloom_home, mine[0]) == "Cancelled", 60, "the asked run")
+        for user in procs:
+            (tmp_path / user).touch()
+        outs = {user: proc.communicate(timeout=120)[0].split() for user, proc in procs.items()}
+        assert outs["bob"] == [f"{mine[0]}=Cancelled", f"{mine[1]}=Completed",
+                               f"{mine[2]}=Completed"], outs
+        assert outs["alice"] == [f"{run_id}=Completed" for run_id in theirs], outs
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.communicate()
+
+
+def _state(home: Path, run_id: str) -> str:
+    listed = cli(home, "runs", "--json")
+    return next((r["state"] for r in json.loads(listed.stdout or "[]") if r["id"] == run_id), "")

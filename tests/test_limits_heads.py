@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import labloom
 from cli_helpers import wait_for
 from labloom.store import concurrency_slots as store
@@ -58,3 +60,28 @@ def test_a_dead_waiter_at_the_head_of_a_long_line_is_swept_and_the_next_granted(
             wait_for(lambda count=count: len(granted) == count + 1, 60, f"grant {count + 1}")
     assert granted == names
     assert store.holders("db") == 0 and store.waiting("db") == 0
+
+
+def test_the_limiter_reads_its_beat_interval_once_as_its_thread_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The store's settings are fixed as its Database is made: before, the thread asked the
+    # store for the interval at every poll, ten times a second, taking the store's lock.
+    monkeypatch.setenv("LABLOOM_HEARTBEAT_TIMEOUT", "2.4")  # a beat every 0.2 s
+    labloom.limits.set("db", 1)
+    asked: list[float] = []
+    beats: list[set[str]] = []
+    read, beat = store.beat_every, store.beat
+    monkeypatch.setattr(store, "beat_every", lambda: asked.append(read()) or asked[-1])
+    monkeypatch.setattr(store, "beat", lambda held: beats.append(set(held)) or beat(held))
+    limiter = StoreLimiter()
+    granted: list[str] = []
+    assert limiter.acquire(frozenset({"db"}), "first", lambda: None)
+    assert not limiter.acquire(frozenset({"db"}), "second", lambda: granted.append("second"))
+    # two beats: the thread went through polls enough (at least the interval apart)
+    wait_for(lambda: len(beats) >= 2, 60, "two beats of the limiter")
+    assert beats[-1] == {"first", "second"}
+    limiter.release(frozenset({"db"}), "first")
+    wait_for(lambda: granted, 60, "the second one granted")
+    limiter.release(frozenset({"db"}), "second")
+    assert asked == [read()], asked  # before: once per poll

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from cli_helpers import labloom, start_labloom, stop, write
+from cli_helpers import labloom, read_lines, start_labloom, stop, wait_for, write
 from test_schedule_serve import FLOW
 
 SAID = ("LABLOOM_SMTP_PORT must be a port number from 1 to 65535 (the SMTP relay's port), "
@@ -54,3 +54,43 @@ def test_serve_with_no_mail_alert_starts_whatever_the_smtp_port(
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "LABLOOM_SMTP_PORT" not in err
+
+
+def test_a_mail_schedule_added_while_serve_runs_with_a_bad_port_is_refused_alone(
+    store_backend: str, tmp_path: Path,
+) -> None:
+    # serve checked the relay only for the schedules there were at its start: before, one
+    # added later by mail ran, and its alerts failed at each failed run, at night.
+    write(tmp_path / "flows.py", FLOW)
+
+    def add(name: str, notify: str) -> None:  # from a shell whose SMTP settings are fine
+        added = labloom(tmp_path, "schedule", "add", "flows.py:job", "--every", "1s", "--name",
+                        name, "-p", f"out={tmp_path / name}.txt", "--notify", notify)
+        assert added.returncode == 0, added.stderr
+
+    add("hooked", "https://hooks.example.org/x")
+    proc = _serve(tmp_path)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert "serving" in proc.stdout.readline()
+        errors: list[str] = []
+        read_lines(proc.stderr, errors)
+        add("mailed", "MAILTO:ops@hospital.test")
+        said = wait_for(lambda: [e for e in errors if "'mailed'" in e], 60, "the refusal")
+        assert ("schedule 'mailed' is not run by this scheduler: its failure alerts go by mail, "
+                f"and {SAID}") in said[0], said
+        assert said[0].rstrip().endswith(
+            "in `labloom serve`'s environment: fix it there and start serve again; the other "
+            "schedules go on"), said
+        hooked = tmp_path / "hooked.txt"
+        seen = hooked.read_text().count("end") if hooked.exists() else 0
+        # two more runs of the other schedule: the refused one's slots came due meanwhile
+        wait_for(lambda: hooked.exists() and hooked.read_text().count("end") >= seen + 2, 60,
+                 "the other schedule's runs")
+        assert not (tmp_path / "mailed.txt").exists()
+        assert len([e for e in errors if "'mailed'" in e]) == 1, errors  # said once
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, errors

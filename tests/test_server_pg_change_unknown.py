@@ -56,6 +56,9 @@ async def test_a_delete_whose_commit_went_unanswered_answers_504_naming_what_was
                                   "10"), message
         assert "the change may or may not have been made" in message, message
         assert message.endswith("before making it again: the run list tells"), message
+        # for the panel to drop their rows: before, only the message named them
+        assert answer["deleted"] == ids[:50], answer
+        assert answer["cut_off"] == ids[50:] and answer["not_tried"] == 0, answer
         proxy.down.clear()
         left = json.loads(labloom(labloom_home, "runs", "--json", "--limit", "100").stdout)
         assert not {r["id"] for r in left} & set(ids[:50]), left

@@ -74,6 +74,18 @@ export const FINAL_STATES = new Set([
   'Crashed'
 ]);
 
+/** An error answer, with its JSON body: some carry more than their message (a delete cut off
+ * midway lists the runs it deleted before, docs/rest-api.md). */
+export class APIError extends ServerConnection.ResponseError {
+  constructor(
+    response: Response,
+    message: string,
+    readonly body: unknown
+  ) {
+    super(response, message);
+  }
+}
+
 export async function requestAPI<T>(
   path: string,
   init: RequestInit = {},
@@ -99,7 +111,7 @@ export async function requestAPI<T>(
     // not JSON: keep the text for the error message
   }
   if (!response.ok) {
-    throw new ServerConnection.ResponseError(response, data.message || String(data));
+    throw new APIError(response, data.message || String(data), data);
   }
   return data as T;
 }

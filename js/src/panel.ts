@@ -9,6 +9,7 @@ import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { el, IRunList, IRunSummary, requestAPI } from './api';
+import { deletedBefore } from './deletecut';
 import { confirmAndDelete, deletedLabel } from './deleting';
 import { IRunDelta, IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { LaunchSection } from './launch';
@@ -336,6 +337,11 @@ export class FlowsPanel extends Widget implements IRowHost {
         '[labloom] delete failed: %1',
         error.message || error
       );
+      const gone = deletedBefore(error); // the store's server went away midway
+      if (gone.length) {
+        this.dropRuns(new Set(gone));
+        this.runsDeleted.emit(gone);
+      }
       return;
     }
     if (!result) {

@@ -48,8 +48,10 @@ def _cancel(args: argparse.Namespace) -> int:
             except NotCancellable as exc:
                 echo(f"run {run.id}: not cancelled: {one_line(exc)}")
                 refused += 1
-            except NotAllowedError as exc:
-                raise CLIError(one_line(exc)) from None
+            except NotAllowedError as exc:  # stops here: say what the runs named became
+                later = [r.id for r in runs[at + 1:]]
+                raise CLIError("; ".join([one_line(exc), *_others(
+                    asked, later, "asks them")])) from None
             else:
                 asked.append(run.id)
         left = _wait(store, asked, args.wait)
@@ -67,13 +69,21 @@ def _which(exc: Exception, run_id: str, asked: list[str], later: list[str]) -> E
     """``exc`` (the store's server away as run ``run_id``'s cancel was asked: it may or may
     not have been made, or was not) saying what became of each run named: before, a cancel of
     several said only that one change's fate, not which run's, nor of the others."""
-    said = [f"cancel of run {run_id}: {' '.join(str(exc).removeprefix('[labloom]').split())}"]
+    said = [f"cancel of run {run_id}: {' '.join(str(exc).removeprefix('[labloom]').split())}",
+            *_others(asked, later, "once the server is back")]
+    return type(exc)("[labloom] " + "; ".join(said))
+
+
+def _others(asked: list[str], later: list[str], when: str) -> list[str]:
+    """What became of the other runs named, a cancel stopped at one: those asked before it, and
+    those never asked, with the command that asks them ``when`` it can."""
+    said = []
     if asked:
         said.append(f"cancel requested before it of run(s) {', '.join(asked)}")
     if later:
         said.append(f"not asked of run(s) {', '.join(later)} (`labloom cancel "
-                    f"{' '.join(later)}` once the server is back)")
-    return type(exc)("[labloom] " + "; ".join(said))
+                    f"{' '.join(later)}` {when})")
+    return said
 
 
 def _wait(store: Any, run_ids: list[str], wait: float) -> list[Any]:

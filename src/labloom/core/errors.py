@@ -164,6 +164,10 @@ class StoreUnavailableError(LabloomError):
     """The state folder (``LABLOOM_HOME``) cannot be created or used, or the store file in it
     is not a database. Commands stop with the message; a flow still runs, unrecorded."""
 
+    # What a change cut off midway had done before, for an answer that lists it beside the
+    # message (a delete over several batches: the runs deleted, ``store/pruning.py``).
+    done: dict[str, Any] | None = None
+
 
 class StoreUnreachableError(StoreUnavailableError):
     """The store's database server cannot be reached now (down, restarting, a network cut):

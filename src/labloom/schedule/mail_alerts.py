@@ -78,6 +78,19 @@ def check_relay_for(conn: Any) -> None:
             return
 
 
+def refusal(notify: str | None) -> str | None:
+    """Why this process cannot mail the alerts of a schedule with ``notify`` (a bad
+    ``LABLOOM_SMTP_PORT`` or ``_TLS`` here), or None. `labloom serve` asks it of a schedule
+    added while it serves: ``check_relay_for`` saw only those there were at its start."""
+    if not notify or not is_mail(notify):
+        return None
+    try:
+        relay_settings()
+    except ScheduleError as exc:
+        return str(exc).removeprefix("[labloom] ")
+    return None
+
+
 def send(target: str, body: dict[str, Any], timeout: float = 10.0) -> None:
     """One attempt; raises on a connection error or a refusal of the relay."""
     tls, port = relay_settings()

@@ -20,6 +20,15 @@ from .queries import StoreAccess
 T = TypeVar("T")
 
 
+class ErrorAnswer(web.HTTPError):
+    """An error answer whose JSON carries ``fields`` beside its ``message`` (a delete cut off
+    midway: the runs it deleted before, docs/rest-api.md)."""
+
+    def __init__(self, status: int, message: str, fields: dict[str, Any] | None = None) -> None:
+        super().__init__(status, message)
+        self.fields = fields or {}
+
+
 class LabloomHandler(APIHandler):
     # The authorizer sees ("read" | "write", "labloom"): a deployment can grant the panel
     # read-only access by refusing "write" on this resource.
@@ -43,9 +52,9 @@ class LabloomHandler(APIHandler):
         try:
             return await self.access.call(fn, *args, lane=self.lane)
         except StoreChangeUnknownError as exc:  # not 503: clicking again may do it twice
-            raise web.HTTPError(504, f"{exc}: the run list tells") from None
+            raise ErrorAnswer(504, f"{exc}: the run list tells", exc.done) from None
         except StoreUnavailableError as exc:
-            raise web.HTTPError(503, str(exc)) from None
+            raise ErrorAnswer(503, str(exc), exc.done) from None
         except LabloomError as exc:  # a bad setting as the store opened: its line, the fix in it
             raise web.HTTPError(500, str(exc)) from None
         except Exception as exc:
@@ -62,6 +71,15 @@ class LabloomHandler(APIHandler):
         watcher = self.settings.get(SETTINGS_KEY + "_watcher")
         if watcher is not None:
             watcher.deleted(run_ids)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = (kwargs.get("exc_info") or (None, None))[1]
+        if not isinstance(error, ErrorAnswer):
+            super().write_error(status_code, **kwargs)
+            return
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": error.log_message, "reason": error.reason,
+                                **error.fields}))
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

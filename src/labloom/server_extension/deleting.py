@@ -8,7 +8,7 @@ from typing import Any
 
 from tornado import web
 
-from ..core.errors import NotAllowedError
+from ..core.errors import NotAllowedError, StoreUnavailableError
 from ..store import access as permissions
 from ..store.pruning import Pruned, delete_runs
 from ..store.reader import RunRecord, RunStore
@@ -40,7 +40,11 @@ def delete_many(access: Any, store: RunStore, run_ids: list[str]) -> dict[str, A
             kept.append({"id": run_id, "status": 404, "message": "no such run"})
         else:
             runs.append(run)
-    pruned = delete_runs(store, runs)
+    try:
+        pruned = delete_runs(store, runs)
+    except StoreUnavailableError as exc:  # the server went away midway: some may be gone
+        access.across.forget((exc.done or {}).get("deleted", []))
+        raise
     access.across.forget(pruned.deleted)
     for run in runs:
         if run.id not in pruned.deleted:

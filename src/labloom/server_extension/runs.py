@@ -9,7 +9,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from . import control, deleting, queries, validate
-from .base import LabloomHandler
+from .base import ErrorAnswer, LabloomHandler
 
 
 class RunsHandler(LabloomHandler):
@@ -78,7 +78,11 @@ class DeleteRunsHandler(LabloomHandler):
             raise web.HTTPError(400, 'the body must be {"runs": [run id, ...]}, at least one')
         if len(ids) > deleting.MAX_RUNS:
             raise web.HTTPError(400, f"at most {deleting.MAX_RUNS} runs at once")
-        answer = await self.in_pool(deleting.delete_many, ids)
+        try:
+            answer = await self.in_pool(deleting.delete_many, ids)
+        except ErrorAnswer as cut:  # the store's server went away midway: some were deleted
+            self.pushed_deleted(cut.fields.get("deleted", []))
+            raise
         self.pushed_deleted(answer["deleted"])
         self.reply(answer)
 

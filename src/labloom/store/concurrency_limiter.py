@@ -128,7 +128,14 @@ class StoreLimiter:
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
-            thread = threading.Thread(target=self._loop, name="labloom-limits", daemon=True)
+            from . import concurrency_slots as store
+
+            # Read once, in the caller's thread, as the thread starts: the store's settings are
+            # fixed as its Database is made, and asking at each poll (10 a second) took the
+            # store's lock and looked up its connection each time, for the same number.
+            every = store.beat_every()
+            thread = threading.Thread(target=self._loop, args=(every,), name="labloom-limits",
+                                      daemon=True)
             # Held: ``Thread.start`` waits in Python, and a Ctrl-C there left ``_thread`` set
             # with no thread running: nothing here was granted or given back again, and every
             # later run behind a limit waited for ever (tests/test_interrupt_dask_slots.py).
@@ -136,7 +143,7 @@ class StoreLimiter:
                 thread.start()
                 self._thread = thread
 
-    def _loop(self) -> None:
+    def _loop(self, beat_every: float) -> None:
         import logging
         import time
 
@@ -183,7 +190,7 @@ class StoreLimiter:
                     orphans = [w[1] for w in taken if w[1] not in self._held]
                 for holder in orphans:  # released while the store granted it: hand it back
                     store.give_back(holder)
-                if time.monotonic() - last_beat >= store.beat_every():
+                if time.monotonic() - last_beat >= beat_every:
                     with self._lock:
                         held = set(self._held)
                     store.beat(held)

@@ -50,11 +50,7 @@ def connection() -> Conn:
     """This process's connection to the current store (LABLOOM_HOME may change, as in tests)."""
     # The URL is looked up by the variables that name it, read at every call: building it
     # (the home folder's path) was a tenth of a limited task run's time, asked 5 times each.
-    env = os.environ
-    key = (env.get("LABLOOM_DATABASE_URL"), env.get("LABLOOM_HOME"), env.get("HOME"))
-    url = _urls.get(key)
-    if url is None:
-        url = _urls[key] = get_database().url
+    url = _url()
     conn = _connections.get(url)
     if conn is not None and conn.broken:  # the server restarted: this one never works again
         del _connections[url]
@@ -63,6 +59,15 @@ def connection() -> Conn:
     if conn is None:
         conn = _connections[url] = get_database(url).connect()
     return conn
+
+
+def _url() -> str:
+    env = os.environ
+    key = (env.get("LABLOOM_DATABASE_URL"), env.get("LABLOOM_HOME"), env.get("HOME"))
+    url = _urls.get(key)
+    if url is None:
+        url = _urls[key] = get_database().url
+    return url
 
 
 def close(url: str) -> None:
@@ -209,9 +214,10 @@ def give_back(holder: str) -> None:
 
 def beat_every() -> float:
     """Seconds between beats of this process's slots: its store's setting, checked as the
-    store opened (the limiter's thread reads none of its own)."""
-    with _lock:
-        return connection().database.settings.heartbeat_interval()
+    store opened (the limiter reads it as its thread starts; the thread reads none). No
+    connection is asked for: the limiter starts its thread as it gives back a slot the store
+    could not take, the server away."""
+    return get_database(_url()).settings.heartbeat_interval()
 
 
 def beat(holders: Iterable[str]) -> None:

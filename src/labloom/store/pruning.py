@@ -78,7 +78,12 @@ def delete_runs(store: RunStore, runs: Sequence[RunRecord], dry_run: bool = Fals
         try:
             result.task_runs += _delete(store, batch, dry_run, result.may_live, files)
         except StoreUnreachableError as exc:  # the server away: say what each batch became
-            raise _which(exc, result.deleted, batch, len(chosen) - (at + 1) * _BATCH) from None
+            untried = len(chosen) - (at + 1) * _BATCH
+            raised = _which(exc, result.deleted, batch, untried)
+            # Listed apart too: the Flows panel drops the rows of those deleted.
+            raised.done = {"deleted": result.deleted, "cut_off": batch,
+                           "not_tried": max(0, untried)}
+            raise raised from None
         result.deleted += [run_id for run_id in batch if run_id not in result.may_live]
     if files:
         result.files = delete_unnamed(store.conn, files, set(result.deleted), dry_run)
