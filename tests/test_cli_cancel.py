@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from cli_helpers import wait_for
+from cut_runs import HELD
 from store_helpers import cli, env_for
-from test_cli_pg_change_unknown_many import HELD
 
 FLOW = """
 import time

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from cli_helpers import cli_env, labloom
+from cut_runs import MANY
 from lab_helpers import flows_folder, open_lab, run_row, shot
 from pg_commit_cut import CommitCutter, cut_database
-from test_cli_pg_change_unknown_many import MANY
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 

@@ -19,6 +19,11 @@ SAID = ("LABLOOM_SMTP_PORT must be a port number from 1 to 65535 (the SMTP relay
         "got 'smtp'")
 
 
+def _serve(home: Path) -> subprocess.Popen[str]:
+    """`labloom serve` with LABLOOM_SMTP_PORT=smtp over ``home``'s store."""
+    return start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
+
+
 @contextlib.contextmanager
 def _serving(home: Path, notify: str) -> Iterator[subprocess.Popen[str]]:
     """`labloom serve` (LABLOOM_SMTP_PORT=smtp) started over a schedule whose alerts go to
@@ -27,7 +32,7 @@ def _serving(home: Path, notify: str) -> Iterator[subprocess.Popen[str]]:
     added = labloom(home, "schedule", "add", "flows.py:job", "--every", "1h", "-p",
                     f"out={home / 'out.txt'}", "--notify", notify)
     assert added.returncode == 0, added.stderr
-    proc = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
+    proc = _serve(home)
     try:
         yield proc
     finally:
