@@ -284,9 +284,10 @@ class TaskRun:
         if self._rare is not None:
             self._rare.kwargs = NO_KWARGS
 
-    def leave_map(self) -> None:
-        """No longer its map's child (a map run again over a shorter list: ``map_replay.py``):
-        its id, times and inputs kept on it, as the map's next children reuse its index."""
+    def leave_map(self, times: tuple[float | None, float | None] | None = None) -> None:
+        """No longer its map's child (``left_maps.leave``): its id, times (``times`` when
+        given: its last run's) and inputs kept on it, as the map's next children reuse its
+        index."""
         parent = self.parent
         if parent is None:
             return
@@ -294,6 +295,8 @@ class TaskRun:
             started, ended = self.started, self.ended
             self._own = (self.id, parent.task, parent.id, parent.label, self.created, None)
             self._set_times(started, ended)
+        if times is not None:
+            self._set_times(*times)
         if self._args is None:
             self._args, kwargs = self.inputs()
             self._set_kwargs(kwargs)

@@ -50,6 +50,9 @@ def _events(run: Any, tasks: Sequence[Any], nodes: Sequence[Any]) -> Iterator[ev
             run.id, tr.id, _STATES[tr.state], tr.ended or tr.started or start, tr.message,
             tr.attempts, tr.traceback,
         )
+        if getattr(tr, "left_map", None):  # history, out of its map (``TaskRunLeftMap``)
+            yield ev.TaskRunLeftMap(run.id, tr.id, node, tr.ended or start, tr.left_map,
+                                    tr.started, tr.ended)
     yield _run_state(run, start)
 
 

@@ -97,6 +97,7 @@ class TaskRunRecord:
     upstream: list[str]
     history: list[dict[str, Any]] = field(default_factory=list)
     node_id: str | None = None  # the graph node (one per task call or map)
+    left_map: str | None = None  # why it left its map (``TaskRunLeftMap``); None: it did not
 
     @property
     def name(self) -> str:
@@ -116,7 +117,7 @@ _RUN_COLUMNS = (
 )
 _TASK_COLUMNS = (
     "id, run_id, task_name, map_index, state, attempts, started, ended, message, traceback, "
-    "cache_key, result_path, upstream, node_id"
+    "cache_key, result_path, upstream, node_id, left_map"
 )
 
 
@@ -396,8 +397,8 @@ def _run(row: tuple[Any, ...], listed: bool = False) -> RunRecord:
 
 def _task(row: tuple[Any, ...]) -> TaskRunRecord:
     (tr_id, run_id, name, index, state, attempts, started, ended, message, traceback, key,
-     path, upstream, node_id) = row
+     path, upstream, node_id, left_map) = row
     return TaskRunRecord(
         tr_id, run_id, name, index, state, attempts, started, ended, message or "",
-        traceback or "", key, path, _loads(upstream) or [], node_id=node_id,
+        traceback or "", key, path, _loads(upstream) or [], node_id=node_id, left_map=left_map,
     )
