@@ -90,6 +90,7 @@ def test_children_a_retry_cut_off_leave_their_map_in_every_view(
         assert left.started is not None and left.ended is not None
         assert left.started <= left.ended <= retried, (left.started, left.ended, retried)
     assert by_name["times_ten[0]"].left_map is None
+    assert stored.counts == {"Completed": 3}  # the run's task runs, as its graph counts them
     assert _map_states(stored_graph(stored, tasks, nodes)) == expected
     assert [(state, n) for _, name, _, state, n in counts if name == "times_ten"] == [
         ("Completed", 1)]
@@ -110,25 +111,25 @@ def fit(x: int) -> int:
     return x
 
 
+@flow(retries=1)
+def sweep(path: Path) -> Any:
+    """Maps over three items, then raises; its second attempt maps over one."""
+    runs = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(runs + 1))
+    fits = fit.map(range(3 if runs == 0 else 1))
+    if runs == 0:
+        fits.result()
+        raise RuntimeError("first body")
+    return fits
+
+
 def test_a_flow_body_run_again_over_fewer_items_drops_the_rest_from_the_rows(
     tmp_path: Path, store_backend: str,
 ) -> None:
     """@flow(retries=1) whose body raised: the next attempt maps over one item, and the
     earlier children past it leave the map (``map_replay``). Before: run.experiments() and
     labloom.experiments() kept their rows, and the map counted them as its children."""
-    path = tmp_path / "runs"
-
-    @flow(retries=1)
-    def sweep() -> Any:
-        runs = int(path.read_text()) if path.exists() else 0
-        path.write_text(str(runs + 1))
-        fits = fit.map(range(3 if runs == 0 else 1))
-        if runs == 0:
-            fits.result()
-            raise RuntimeError("first body")
-        return fits
-
-    run = sweep.run()
+    run = sweep.run(path=tmp_path / "runs")
     assert run.state is State.COMPLETED and run.result() == [0]
     for rows in (run.experiments(), labloom.experiments(run=run.id)):
         assert [(row["map_index"], row["loss"]) for row in rows] == [(0, 0.0)]

@@ -126,7 +126,7 @@ def _show(args: argparse.Namespace) -> int:
         alert = run_alerts.of_run(store.conn, run.id)
         notes = store.notes(run.id)
     # Counted from the task runs shown, not read again (``get_run``: every task run twice).
-    run.counts.update(sorted(Counter(t.state for t in tasks).items()))
+    run.counts.update(sorted(Counter(t.state for t in tasks if not t.left_map).items()))
     if args.json:
         print(json.dumps({**run.to_json(), "retried_by": [rid for rid, _ in retries],
                           "alert": alert, "notes": notes,

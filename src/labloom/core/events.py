@@ -126,7 +126,8 @@ class TaskRunLeftMap:
     """A map's child is its child no more: a retry split the map's input again into fewer
     items, or the flow body, run again, mapped over fewer. Its record stays, as history (its
     state, why in ``message``, its last run's ``started`` and ``ended``); views count it out
-    of the map (its counts, state and width) and out of the run's experiment rows."""
+    of the map (its counts, state and width). What it logged is forgotten as a retry's is
+    (a "reset" logging call): no row of the run's sweep."""
 
     run_id: str
     task_run_id: str

@@ -135,14 +135,11 @@ class FlowRun:
         >>> run.experiments(sort="auc", desc=True).head()
         """
         from . import experiments as ex
-        from .left_maps import left_ids
 
         engine = self._engine
         with engine.lock:  # a copy, so a wide table is built without holding up the run
             logged = list(engine.sink.logged)
         rows = ex.collect(self.id, logged)
-        for gone in left_ids(engine.graph):  # (no longer their map's: history)
-            rows.pop(gone, None)
         for row in rows.values():
             tr = engine.graph.get(row.task_run_id)
             if tr is not None:

@@ -1,7 +1,9 @@
 """Map children that leave their map: a retry split the map's input again into fewer items
 (``rerun.split_again``), or the flow body, run again, mapped over fewer (``map_replay``).
 They stay in the run as history; ``TaskRunLeftMap`` tells every view (the widget, the store,
-``labloom show``, the Experiments rows) to count them out of the map, and says why."""
+the Lab's run tab, ``labloom show``, the terminal's progress) to count them out of the map,
+and says why. What they logged is forgotten (``forget_values``: a "reset" logging call, as a
+retry's), so no Experiments view shows them as rows of the sweep."""
 
 from __future__ import annotations
 

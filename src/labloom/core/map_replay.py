@@ -48,6 +48,7 @@ def remap(graph: TaskGraph, node: MapNode, task: Task[Any, Any], sources: MapSou
     why = f"left {node.name}: the flow body ran again {graph.again_at} and mapped it over {items}"
     for child in earlier[width:]:  # past the new end: history (read from the earlier sources)
         leave(graph, child, why)
+        forget_values(child.id)  # no longer a row of the run's sweep (the Experiments views)
         node.children_done -= 1
     if width < len(earlier):  # a new list: the earlier one's events may still be in the making
         node.children = earlier = earlier[:width]

@@ -148,20 +148,16 @@ def _logged(store: RunStore, run_ids: list[str]) -> dict[str, list[ex.Logged]]:
 def fill(store: RunStore, run_id: str, rows: dict[str, ex.Experiment],
          by_id: bool = False) -> None:
     """Each row's task run: name, map index, state, duration; ``by_id``: read only these
-    task runs (a page of them), not every task run of the run. Else the rows of children that
-    left their map (``TaskRunLeftMap``) go: no longer a row of the run's sweep."""
+    task runs (a page of them), not every task run of the run."""
     if not rows:
         return
-    columns = ("SELECT id, task_name, map_index, state, started, ended, left_map FROM task_runs "
-               "WHERE ")
+    columns = "SELECT id, task_name, map_index, state, started, ended FROM task_runs WHERE "
     if by_id:
         ids = list(rows)
         found = store.conn.execute(f"{columns}id IN ({','.join('?' * len(ids))})", ids)
     else:
         found = store.conn.execute(f"{columns}run_id = ?", (run_id,))
-    for task_run_id, name, map_index, state, started, ended, left in found:
-        if left is not None and not by_id:
-            rows.pop(task_run_id, None)
+    for task_run_id, name, map_index, state, started, ended in found:
         row = rows.get(task_run_id)
         if row is not None:
             row.task, row.map_index, row.state = name, map_index, state

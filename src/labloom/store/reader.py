@@ -255,10 +255,11 @@ class RunStore:
         ).fetchone() is not None
 
     def _add_counts(self, runs: list[RunRecord]) -> None:
+        # Not a map's children that left it (history): as the run's graph counts its nodes.
         by_id = {run.id: run for run in runs}
         for run_id, state, count in rows_in(
-                self.conn, "SELECT run_id, state, COUNT(*) FROM task_runs WHERE run_id IN "
-                "({marks}) GROUP BY run_id, state", list(by_id)):
+                self.conn, "SELECT run_id, state, COUNT(*) FROM task_runs WHERE left_map IS NULL "
+                "AND run_id IN ({marks}) GROUP BY run_id, state", list(by_id)):
             by_id[run_id].counts[state] = count
 
     # --- task runs and logs ---------------------------------------------------------------
