@@ -21,6 +21,7 @@ from labloom import State, allow_failure, flow, log_metric, task
 from labloom.dag.console_progress import ConsoleProgress
 from labloom.dag.model import ViewGraph
 from labloom.dag.stored import stored_graph
+from labloom.notebook.widget.html import summary_html
 from labloom.store import follow, open_store
 from test_resplit_mapped import gate  # fails its first run: a retry runs it again
 
@@ -72,6 +73,9 @@ def test_children_a_retry_cut_off_leave_their_map_in_every_view(
     live.apply(run.events())
     assert _map_states(live) == expected
     assert live.header_json(time.time())["counts"] == {"Completed": 3}
+    summary = summary_html(live, time.time())  # the cell's saved output: a row per node
+    row = summary.split("<td>times_ten</td>")[1].split("</tr>")[0]
+    assert 'data-state="Completed"' in row and "<td>1/1</td><td>1 Completed</td>" in row, row
     terminal = io.StringIO()  # the terminal's progress, drawn at the run's end
     ConsoleProgress(terminal, live=True)(run.events())
     [shown] = [line for line in terminal.getvalue().splitlines() if "times_ten " in line]
