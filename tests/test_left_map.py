@@ -20,7 +20,7 @@ import labloom
 from labloom import State, allow_failure, flow, log_metric, task
 from labloom.dag.console_progress import ConsoleProgress
 from labloom.dag.model import ViewGraph
-from labloom.dag.stored import stored_graph
+from labloom.dag.stored import FollowedGraph, stored_graph
 from labloom.notebook.widget.html import summary_html
 from labloom.store import follow, open_store
 from test_resplit_mapped import gate  # fails its first run: a retry runs it again
@@ -44,6 +44,14 @@ def chained(path: Path) -> Any:
     return times_ten.map(listing(allow_failure(gate(path))))
 
 
+def _followed(run_id: str) -> FollowedGraph:
+    """The run's graph as the Lab's server keeps it (``server_extension/graphs.py``)."""
+    with open_store() as store:
+        cursor, counts = follow.node_counts(store, run_id)
+        nodes = [node for _, node in follow.nodes_after(store, run_id)]
+        return FollowedGraph(store.get_run(run_id), counts, nodes, cursor)
+
+
 def _map_states(graph: ViewGraph) -> dict[str, Any]:
     [node] = [node for node in graph.nodes.values() if node.kind == "map"]
     return graph.states_json([node.id])[node.id]
@@ -63,6 +71,7 @@ def test_children_a_retry_cut_off_leave_their_map_in_every_view(
     from their first start to the retry, in the table of the run's children."""
     run = chained.run(path=tmp_path / "runs")
     assert run.result() == [0, 10, 20]
+    followed = _followed(run.id)  # the Lab's run tab, following the run by cursor from here
     retried = time.time()
     run.retry(background=True)
     assert run.wait_finished(GUARD), [(tr.name, tr.state) for tr in run.tasks]
@@ -86,6 +95,8 @@ def test_children_a_retry_cut_off_leave_their_map_in_every_view(
         tasks = store.task_runs(run.id)
         nodes = store.nodes(run.id)
         _, counts = follow.node_counts(store, run.id)
+        top, moves = follow.node_moves(store, run.id, followed.cursor)
+        followed.follow(stored, moves, top)
     by_name = {t.name: t for t in tasks}
     for i in (1, 2):
         left = by_name[f"times_ten[{i}]"]
@@ -96,6 +107,7 @@ def test_children_a_retry_cut_off_leave_their_map_in_every_view(
     assert by_name["times_ten[0]"].left_map is None
     assert stored.counts == {"Completed": 3}  # the run's task runs, as its graph counts them
     assert _map_states(stored_graph(stored, tasks, nodes)) == expected
+    assert _map_states(followed.graph) == expected
     assert [(state, n) for _, name, _, state, n in counts if name == "times_ten"] == [
         ("Completed", 1)]
 

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from .task_graph import TaskGraph
     from .task_runs import TaskRun
 
+# A stored state row's state when the task run left its map (``task_states``: a view following
+# the run by cursor sees it as a move out of the map); never a task run's ``State``.
+LEFT = "Left"
 RUN_RETRY = "at run.retry()"  # what re-splits a map unless a flow's retry says otherwise
 
 

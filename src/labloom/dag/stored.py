@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..core import events as ev
+from ..core.left_maps import LEFT
 from ..core.states import State
 from .model import NodeInfo, TaskRunInfo, ViewGraph
 
@@ -154,6 +155,12 @@ class FollowedGraph:
             self.changed_at[node_id] = cursor
         for node_id, name, is_map, state, before, n in moves:
             node = self._node(run, node_id, name, is_map, start)
+            if state == LEFT:  # out of its map (``TaskRunLeftMap``): history
+                if before is not None:  # (else never counted here)
+                    node.counts[_STATES[before]] -= n
+                    node.width = (node.width or 0) - n
+                self.changed_at[node_id] = cursor
+                continue
             if before is None:  # created since the last look
                 node.width = (node.width or 0) + n
             else:

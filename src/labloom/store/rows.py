@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from ..core.left_maps import LEFT
 from ..core.states import FINAL_STATES
 from . import experiments, multirow, new_task_runs, unanswered_commits
 from .row_tables import Table
@@ -232,6 +233,9 @@ class Rows:
         elif isinstance(event, ev.TaskRunLeftMap):
             self.left.add(event.run_id, (event.message, event.started, event.ended,
                                          event.task_run_id))
+            # And a state row (no State: ``LEFT``) past the cursor of a view following the run.
+            self.states.add(event.run_id, (event.task_run_id, event.run_id, LEFT, event.time,
+                                           event.message, 0, None, None))
         elif isinstance(event, ev.RunCreated):
             self._created(rec, event)
         elif isinstance(event, ev.RunStateChanged):
