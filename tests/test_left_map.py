@@ -21,6 +21,7 @@ from labloom import State, allow_failure, flow, log_metric, task
 from labloom.dag.console_progress import ConsoleProgress
 from labloom.dag.model import ViewGraph
 from labloom.dag.stored import FollowedGraph, stored_graph
+from labloom.export.retry import retry_run
 from labloom.notebook.widget.html import summary_html
 from labloom.store import follow, open_store
 from test_resplit_mapped import gate  # fails its first run: a retry runs it again
@@ -128,8 +129,9 @@ def fit(x: int) -> int:
 
 
 @flow(retries=1)
-def sweep(path: Path) -> Any:
+def sweep(folder: str) -> Any:
     """Maps over three items, then raises; its second attempt maps over one."""
+    path = Path(folder) / "runs"
     runs = int(path.read_text()) if path.exists() else 0
     path.write_text(str(runs + 1))
     fits = fit.map(range(3 if runs == 0 else 1))
@@ -145,13 +147,17 @@ def test_a_flow_body_run_again_over_fewer_items_drops_the_rest_from_the_rows(
     """@flow(retries=1) whose body raised: the next attempt maps over one item, and the
     earlier children past it leave the map (``map_replay``). Before: run.experiments() and
     labloom.experiments() kept their rows, and the map counted them as its children."""
-    run = sweep.run(path=tmp_path / "runs")
+    run = sweep.run(folder=str(tmp_path))
     assert run.state is State.COMPLETED and run.result() == [0]
     for rows in (run.experiments(), labloom.experiments(run=run.id)):
         assert [(row["map_index"], row["loss"]) for row in rows] == [(0, 0.0)]
     graph = ViewGraph()
     graph.apply(run.events())
     assert _map_states(graph) == {"state": "Completed", "counts": {"Completed": 1}, "total": 1}
+    # `labloom retry`, a new run from the store's record: no note of those as results to remake
+    again, notes = retry_run(run.id)
+    assert again.wait_finished(GUARD) and again.state is State.COMPLETED
+    assert [note.split(":")[0] for note in notes] == ["fit[0]"], notes
     why = ("left fit: the flow body ran again at the flow's retry 1 (attempt 2 of 2) and mapped "
            "it over 1 item")
     assert {tr.id: tr.left_map for tr in graph.task_runs.values() if tr.left_map} == {

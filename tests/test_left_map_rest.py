@@ -46,7 +46,7 @@ async def test_the_run_tabs_experiments_leave_out_the_children_that_left(
     jp_fetch: Any, tmp_path: Path,
 ) -> None:
     """The flow body, run again by its retry, maps over one item of three."""
-    run = sweep.run(path=tmp_path / "runs")
+    run = sweep.run(folder=str(tmp_path))
     assert run.state is State.COMPLETED
     page = await get(jp_fetch, "runs", run.id, "experiments")
     assert [(row["map_index"], row["metrics"]["loss"]) for row in page["rows"]] == [(0, 0.0)]
