@@ -23,6 +23,7 @@ from labloom.dag.model import ViewGraph
 from labloom.dag.stored import FollowedGraph, stored_graph
 from labloom.export.retry import retry_run
 from labloom.notebook.widget.html import summary_html
+from labloom.schedule import liveness
 from labloom.store import follow, open_store
 from test_resplit_mapped import gate  # fails its first run: a retry runs it again
 
@@ -96,6 +97,7 @@ def test_children_a_retry_cut_off_leave_their_map_in_every_view(
         tasks = store.task_runs(run.id)
         nodes = store.nodes(run.id)
         _, counts = follow.node_counts(store, run.id)
+        outcome = liveness.run_outcome(store.conn, run.id)  # what an alert lists
         top, moves = follow.node_moves(store, run.id, followed.cursor)
         followed.follow(stored, moves, top)
     by_name = {t.name: t for t in tasks}
@@ -107,6 +109,7 @@ def test_children_a_retry_cut_off_leave_their_map_in_every_view(
         assert left.started <= left.ended <= retried, (left.started, left.ended, retried)
     assert by_name["times_ten[0]"].left_map is None
     assert stored.counts == {"Completed": 3}  # the run's task runs, as its graph counts them
+    assert outcome == ("chained", "Completed", [])
     assert _map_states(stored_graph(stored, tasks, nodes)) == expected
     assert _map_states(followed.graph) == expected
     assert [(state, n) for _, name, _, state, n in counts if name == "times_ten"] == [
