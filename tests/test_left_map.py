@@ -22,8 +22,10 @@ from labloom.dag.console_progress import ConsoleProgress
 from labloom.dag.model import ViewGraph
 from labloom.dag.stored import FollowedGraph, stored_graph
 from labloom.export.retry import retry_run
+from labloom.notebook.history import RunTable
 from labloom.notebook.widget.html import summary_html
 from labloom.schedule import liveness
+from labloom.schedule.alerts import run_summary
 from labloom.store import follow, open_store
 from test_resplit_mapped import gate  # fails its first run: a retry runs it again
 
@@ -84,6 +86,8 @@ def test_children_a_retry_cut_off_leave_their_map_in_every_view(
     live.apply(run.events())
     assert _map_states(live) == expected
     assert live.header_json(time.time())["counts"] == {"Completed": 3}
+    assert RunTable([run]).rows()[0][5] == "3 Completed"  # %flow_runs' row of this kernel's run
+    assert run_summary(run) == ([], "")  # what a failure alert would list: nothing failed
     summary = summary_html(live, time.time())  # the cell's saved output: a row per node
     row = summary.split("<td>times_ten</td>")[1].split("</tr>")[0]
     assert 'data-state="Completed"' in row and "<td>1/1</td><td>1 Completed</td>" in row, row

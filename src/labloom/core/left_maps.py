@@ -37,6 +37,7 @@ def leave(graph: TaskGraph, child: TaskRun, why: str) -> None:
     graph.retired.add(id(child))
     child.leave_map((started, ended))
     child.attempts, child.earlier_attempts = child.all_attempts, 0
+    child.left_map = why  # (``run.tasks`` lists it still: its views tell it apart)
     event = ev.TaskRunLeftMap(graph.run_id, child.id, node_id, time.time(), why, started, ended)
     graph.left.append(event)  # a late view's replay (``replay.py``)
     graph.owner.emit(event)
@@ -52,7 +53,3 @@ def last_run(tr: TaskRun) -> tuple[float | None, float | None]:
             ended = entry.time
     return started, ended
 
-
-def left_ids(graph: TaskGraph) -> set[str]:
-    """The ids of the task runs that left their map."""
-    return {event.task_run_id for event in graph.left}

@@ -37,7 +37,7 @@ class _Rare:
     attribute on the task run instead of five, so a million plain task runs carry none."""
 
     __slots__ = ("allowed", "cache_key", "earlier_attempts", "error", "expand_dependents",
-                 "holds_slot", "kwargs", "message", "traceback")
+                 "holds_slot", "kwargs", "left_map", "message", "traceback")
 
     def __init__(self) -> None:
         self.message = ""
@@ -49,6 +49,7 @@ class _Rare:
         self.allowed: set[int] | None = None  # ids of upstreams under allow_failure
         self.expand_dependents: list[MapNode] | None = None
         self.earlier_attempts = 0  # before a retry of its run reset it (``all_attempts``)
+        self.left_map: str | None = None  # why it left its map (``left_maps.leave``): history
 
 
 V = TypeVar("V")
@@ -317,6 +318,7 @@ class TaskRun:
     allowed: _RareField[set[int] | None] = _rare_field("allowed", None)
     expand_dependents: _RareField[list[MapNode] | None] = _rare_field("expand_dependents", None)
     earlier_attempts = _rare_field("earlier_attempts", 0)
+    left_map: _RareField[str | None] = _rare_field("left_map", None)
 
     def _more(self) -> _Rare:
         if self._rare is None:
