@@ -94,8 +94,8 @@ def _retried(run: Any, path: Path, width: int = 3) -> None:
         f"use[{i}]" for i in range(max(width, 3))], states
     for i in range(width, 3):  # past the new end: history, as a map over a shorter list's
         assert states[f"use[{i}]"] == (State.CANCELLED, (
-            "not in the new split of use's input: its task ran again at run.retry() and "
-            "returned fewer items")), states
+            f"left use: its input was split again into {width} item{'' if width == 1 else 's'} "
+            "at run.retry()")), states
     notes = run.notes[-1:]
     assert notes == ["listing: ran again, as its value was lost after it completed: Dask's run "
                      f"of it to make it again failed (RuntimeError: {RAN_AGAIN})"], run.notes

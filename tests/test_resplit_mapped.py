@@ -71,8 +71,8 @@ def test_a_map_over_a_resplit_maps_children_follows_its_new_width(tmp_path: Path
                 assert states[f"{name}[{i}]"] == (State.COMPLETED, ""), states
             else:  # past the new end: history
                 assert states[f"{name}[{i}]"] == (State.CANCELLED, (
-                    f"not in the new split of {name}'s input: its task ran again at "
-                    "run.retry() and returned fewer items")), states
+                    f"left {name}: its input was split again into {new} "
+                    f"item{'' if new == 1 else 's'} at run.retry()")), states
 
 
 @task

@@ -126,7 +126,7 @@ def _show(args: argparse.Namespace) -> int:
         alert = run_alerts.of_run(store.conn, run.id)
         notes = store.notes(run.id)
     # Counted from the task runs shown, not read again (``get_run``: every task run twice).
-    run.counts.update(sorted(Counter(t.state for t in tasks).items()))
+    run.counts.update(sorted(Counter(t.state for t in tasks if not t.left_map).items()))
     if args.json:
         print(json.dumps({**run.to_json(), "retried_by": [rid for rid, _ in retries],
                           "alert": alert, "notes": notes,
@@ -156,11 +156,17 @@ def _show(args: argparse.Namespace) -> int:
     for note in notes:  # what of the run is not in the store, and why
         echo(f"  {note}")
     echo()
-    rows = [
+    _table(["TASK RUN", "STATE", "ATTEMPTS", "DURATION", "MESSAGE"], [
         [t.name, t.state, str(t.attempts), _seconds(t.duration), _short(t.message)]
-        for t in tasks
-    ]
-    _table(["TASK RUN", "STATE", "ATTEMPTS", "DURATION", "MESSAGE"], rows)
+        for t in tasks if not t.left_map
+    ])
+    left = [t for t in tasks if t.left_map]
+    if left:  # no longer their map's children (a retry split its input again): history
+        echo("\nleft their map (history; attempts and duration: their last run's):")
+        _table(["TASK RUN", "STATE", "ATTEMPTS", "DURATION", "WHY"], [
+            [t.name, t.state, str(t.attempts), _seconds(t.duration), _short(" ".join(
+                {t.left_map or "": None, t.message: None}), 110)] for t in left
+        ])
     _tracebacks(run.id, tasks, gap=True)
     return 0
 

@@ -121,6 +121,23 @@ class TaskRunKeyed:
     time: float
 
 
+@dataclass(frozen=True)
+class TaskRunLeftMap:
+    """A map's child is its child no more: a retry split the map's input again into fewer
+    items, or the flow body, run again, mapped over fewer. Its record stays, as history (its
+    state, why in ``message``, its last run's ``started`` and ``ended``); views count it out
+    of the map (its counts, state and width). What it logged is forgotten as a retry's is
+    (a "reset" logging call): no row of the run's sweep."""
+
+    run_id: str
+    task_run_id: str
+    node_id: str
+    time: float
+    message: str
+    started: float | None = None
+    ended: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class LogRecord:
     run_id: str
@@ -228,22 +245,14 @@ class RunFinished:
 
 
 Event = (
-    RunCreated
-    | NodeCreated
-    | TaskRunCreated
-    | StateChanged
-    | TaskRunKeyed
-    | LogRecord
-    | LogLinesDropped
-    | ExperimentValues
-    | ExperimentCalls
-    | RunStateChanged
-    | RunFinished
+    RunCreated | NodeCreated | TaskRunCreated | StateChanged | TaskRunKeyed | TaskRunLeftMap |
+    LogRecord | LogLinesDropped | ExperimentValues | ExperimentCalls | RunStateChanged |
+    RunFinished
 )
 Subscriber = Callable[[list[Event]], None]
 # What of a task run may be delivered before the rest of a block that does not announce it.
-_NEWS = (StateChanged, LogRecord, TaskRunKeyed, ExperimentValues, ExperimentCalls,
-         LogLinesDropped)
+_NEWS = (StateChanged, LogRecord, TaskRunKeyed, TaskRunLeftMap, ExperimentValues,
+         ExperimentCalls, LogLinesDropped)
 
 class Subscription:
     """What ``EventBus.subscribe`` returns: call it to unsubscribe."""

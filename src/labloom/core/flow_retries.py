@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from . import values
 from .context import ACTIVE
+from .left_maps import RUN_RETRY, flow_retry
 from .map_nodes import MapNode
 from .map_replay import remap
 from .rerun import reset_bad, reset_call
@@ -92,6 +93,7 @@ class FlowAttempts:
     def start_over(self) -> None:
         """``run.retry()``: the flow's retries anew, as its timeout is."""
         self.number, self.failures = 1, []
+        self._engine.graph.again_at = RUN_RETRY  # (what a map re-split tells its children)
 
     def again(self) -> bool | None:
         """Called when an attempt has nothing left open. None: the run ends now. Else the next
@@ -184,6 +186,7 @@ class FlowAttempts:
         if engine.graph.cancelled is not None:
             return False
         self.number += 1
+        engine.graph.again_at = flow_retry(self.number, self.total)
         # The logging calls of task runs that completed, still waiting, are theirs: in
         # before the count that makes what the earlier attempt still reports stale.
         engine.sink.flush()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, cast
 
 from .futures import TaskFuture
+from .left_maps import leave
 from .map_nodes import MapNode
 from .mapping import MapSource, MapSources, expand_map, holds_no_future
 from .rerun import reset_call
@@ -43,9 +44,11 @@ def remap(graph: TaskGraph, node: MapNode, task: Task[Any, Any], sources: MapSou
         return None
     width, inputs_at, again, read = plan
     earlier = node.children
+    items = f"{width} item{'' if width == 1 else 's'}"
+    why = f"left {node.name}: the flow body ran again {graph.again_at} and mapped it over {items}"
     for child in earlier[width:]:  # past the new end: history (read from the earlier sources)
-        graph.retired.add(id(child))
-        child.leave_map()
+        leave(graph, child, why)
+        forget_values(child.id)  # no longer a row of the run's sweep (the Experiments views)
         node.children_done -= 1
     if width < len(earlier):  # a new list: the earlier one's events may still be in the making
         node.children = earlier = earlier[:width]

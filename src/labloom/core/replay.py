@@ -27,4 +27,4 @@ def snapshot_of(graph: TaskGraph) -> list[ev.Event]:
                 graph.run_id, tr.id, tr.state, history[-1].time, tr.message, tr.all_attempts,
                 tr.traceback, tr.worker,
             ))
-    return events + states
+    return events + states + graph.left  # (after their states: a view keeps those)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
+from .left_maps import leave
 from .map_nodes import MapNode, waiting_for_width
 from .mapping import MapSources
 from .states import State
@@ -148,11 +149,11 @@ def split_again(graph: TaskGraph, node: MapNode, split: Any) -> list[Any]:
         child.args, child.kwargs = args, kwargs
         child.waiting -= 1
     past = children[len(split):]
+    items = f"{len(split)} item{'' if len(split) == 1 else 's'}"
+    why = f"left {node.name}: its input was split again into {items} {graph.again_at}"
     for child in past:
-        graph.set_final(child, State.CANCELLED, f"not in the new split of {node.name}'s "
-                        "input: its task ran again at run.retry() and returned fewer items")
-        graph.retired.add(id(child))
-        child.leave_map()
+        graph.set_final(child, State.CANCELLED, why)
+        leave(graph, child, why)
     kept = len(children)
     if past:  # a new list, as map_replay's: the earlier one's events may still be in the making
         node.children = children = children[:len(split)]

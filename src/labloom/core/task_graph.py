@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from . import events as ev
 from .flatten import growth_for
 from .futures import Flattened, MappedFuture, TaskFuture, allow_failure, find_futures
+from .left_maps import RUN_RETRY
 from .map_nodes import MapNode, add_dependent, created_events, waiting_for_width
 from .mapping import MapSources, expand_map, holds_no_future
 from .replay import snapshot_of
@@ -65,6 +66,8 @@ class TaskGraph:
         self.open = 0  # task runs not final, maps not expanded
         self.cancelled: str | None = None  # why, once the run is cancelled
         self.retired: set[int] = set()  # placeholders a retry replaced: history, not failures
+        self.left: list[ev.TaskRunLeftMap] = []  # children that left their map (``left_maps``)
+        self.again_at = RUN_RETRY  # what runs the graph again now: a map's children are told
         self._node_ids = itertools.count()
         self._calls: dict[str, int] = {}  # nodes per task name so far
         self._taken: set[str] = set()  # node names given

@@ -37,7 +37,7 @@ class _Rare:
     attribute on the task run instead of five, so a million plain task runs carry none."""
 
     __slots__ = ("allowed", "cache_key", "earlier_attempts", "error", "expand_dependents",
-                 "holds_slot", "kwargs", "message", "traceback")
+                 "holds_slot", "kwargs", "left_map", "message", "traceback")
 
     def __init__(self) -> None:
         self.message = ""
@@ -49,6 +49,7 @@ class _Rare:
         self.allowed: set[int] | None = None  # ids of upstreams under allow_failure
         self.expand_dependents: list[MapNode] | None = None
         self.earlier_attempts = 0  # before a retry of its run reset it (``all_attempts``)
+        self.left_map: str | None = None  # why it left its map (``left_maps.leave``): history
 
 
 V = TypeVar("V")
@@ -284,9 +285,10 @@ class TaskRun:
         if self._rare is not None:
             self._rare.kwargs = NO_KWARGS
 
-    def leave_map(self) -> None:
-        """No longer its map's child (a map run again over a shorter list: ``map_replay.py``):
-        its id, times and inputs kept on it, as the map's next children reuse its index."""
+    def leave_map(self, times: tuple[float | None, float | None] | None = None) -> None:
+        """No longer its map's child (``left_maps.leave``): its id, times (``times`` when
+        given: its last run's) and inputs kept on it, as the map's next children reuse its
+        index."""
         parent = self.parent
         if parent is None:
             return
@@ -294,6 +296,8 @@ class TaskRun:
             started, ended = self.started, self.ended
             self._own = (self.id, parent.task, parent.id, parent.label, self.created, None)
             self._set_times(started, ended)
+        if times is not None:
+            self._set_times(*times)
         if self._args is None:
             self._args, kwargs = self.inputs()
             self._set_kwargs(kwargs)
@@ -314,6 +318,7 @@ class TaskRun:
     allowed: _RareField[set[int] | None] = _rare_field("allowed", None)
     expand_dependents: _RareField[list[MapNode] | None] = _rare_field("expand_dependents", None)
     earlier_attempts = _rare_field("earlier_attempts", 0)
+    left_map: _RareField[str | None] = _rare_field("left_map", None)
 
     def _more(self) -> _Rare:
         if self._rare is None:

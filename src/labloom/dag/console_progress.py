@@ -120,6 +120,13 @@ class ConsoleProgress:
             node.move(known[3] if known is not None and known[0] is node else None, _PENDING)
             self.known[event.task_run_id] = [node, event.task_name, event.map_index,
                                              _PENDING, event.node_id]
+        elif isinstance(event, ev.TaskRunLeftMap):  # out of its map's counts: history
+            known = self.known.pop(event.task_run_id, None)
+            if known is not None:
+                node, state = known[0], known[3]
+                node.counts[state] -= 1
+                node.total, node.seen = node.total - 1, node.seen - 1
+                node.final -= state in _FINAL
         elif isinstance(event, ev.RunCreated):
             self.started = event.time
             self.announced(event)  # said already, unless attached to a run going on

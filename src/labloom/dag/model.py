@@ -24,6 +24,7 @@ from ..core.events import (
     RunStateChanged,
     StateChanged,
     TaskRunCreated,
+    TaskRunLeftMap,
 )
 from ..core.states import BAD_STATES, State, overall_state
 
@@ -61,6 +62,7 @@ class TaskRunInfo:
     worker: str = ""  # where it ran: its lane in the run's timeline
     logs: list[tuple[float, int, str]] = field(default_factory=list)
     logged: int = 0  # lines ever received; ``logs`` keeps only the tail
+    left_map: str | None = None  # why it left its map (``TaskRunLeftMap``): history
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +134,8 @@ class ViewGraph:
                 self._task_run_created(event, changes)
             elif isinstance(event, NodeCreated):
                 self._node_created(event, changes)
+            elif isinstance(event, TaskRunLeftMap):
+                self._left_map(event, changes)
             elif isinstance(event, RunCreated):
                 self.run_id, self.flow_name = event.run_id, event.flow_name
                 self.executor, self.metadata = event.executor, dict(event.metadata)
@@ -190,6 +194,24 @@ class ViewGraph:
             # failed attempts, a rerun's the time between the runs).
             run.start = event.time
         run.end = event.time if event.state.is_final else None  # a rerun opens it again
+        changes.states = changes.header = True
+        changes.nodes.add(node.id)
+        changes.task_runs.add(run.id)
+
+    def _left_map(self, event: TaskRunLeftMap, changes: Changes) -> None:
+        """Out of its map's counts and width (a new child at its index replaced it there
+        already, or not); kept, to be read by id."""
+        run = self.task_runs.get(event.task_run_id)
+        if run is None:
+            return
+        run.left_map = event.message
+        run.start, run.end = event.started, event.ended
+        node = self.nodes[run.node_id]
+        if node.runs.get(run.map_index) == run.id:
+            del node.runs[run.map_index]
+            node.counts[run.state] -= 1
+            if node.width is not None:  # kept by counts (a followed stored run)
+                node.width -= 1
         changes.states = changes.header = True
         changes.nodes.add(node.id)
         changes.task_runs.add(run.id)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..core import events as ev
+from ..core.left_maps import LEFT
 from ..core.states import State
 from .model import NodeInfo, TaskRunInfo, ViewGraph
 
@@ -50,6 +51,9 @@ def _events(run: Any, tasks: Sequence[Any], nodes: Sequence[Any]) -> Iterator[ev
             run.id, tr.id, _STATES[tr.state], tr.ended or tr.started or start, tr.message,
             tr.attempts, tr.traceback,
         )
+        if getattr(tr, "left_map", None):  # history, out of its map (``TaskRunLeftMap``)
+            yield ev.TaskRunLeftMap(run.id, tr.id, node, tr.ended or start, tr.left_map,
+                                    tr.started, tr.ended)
     yield _run_state(run, start)
 
 
@@ -151,6 +155,12 @@ class FollowedGraph:
             self.changed_at[node_id] = cursor
         for node_id, name, is_map, state, before, n in moves:
             node = self._node(run, node_id, name, is_map, start)
+            if state == LEFT:  # out of its map (``TaskRunLeftMap``): history
+                if before is not None:  # (else never counted here)
+                    node.counts[_STATES[before]] -= n
+                    node.width = (node.width or 0) - n
+                self.changed_at[node_id] = cursor
+                continue
             if before is None:  # created since the last look
                 node.width = (node.width or 0) + n
             else:

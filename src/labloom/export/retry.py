@@ -156,7 +156,7 @@ def retry_run(
             continue
         if tr.cache_key and tr.result_path:
             reuse[tr.cache_key] = Reuse(tr.result_path, record.id, tr.name)
-        else:
+        elif not tr.left_map:  # (one that left its map is history: nothing to run again)
             notes.append(f"{tr.name}: its result was not persisted in run {record.id}; "
                          "it runs again if needed")
     choice = executor if executor is not None else ran_on(record, flow.executor)

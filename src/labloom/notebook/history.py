@@ -70,7 +70,7 @@ def _counts_text(counts: dict[str, int]) -> str:
 def _row(entry: Any) -> tuple[str, ...]:
     """A table row from a live FlowRun or a stored RunRecord (same names, different shapes)."""
     if hasattr(entry, "tasks"):
-        counts = dict(Counter(str(tr.state) for tr in entry.tasks))
+        counts = dict(Counter(str(tr.state) for tr in entry.tasks if not tr.left_map))
     else:
         counts = dict(entry.counts)
     started = (

@@ -130,7 +130,8 @@ def run_summary(run: Any) -> tuple[list[tuple[str, str]], str]:
 def _run_summary(run: Any) -> tuple[list[tuple[str, str]], str]:
     failed: list[tuple[str, str]] = []
     for tr in run.tasks:
-        if tr.state in (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED):
+        if tr.state in (State.FAILED, State.UPSTREAM_FAILED, State.CANCELLED, State.CRASHED) \
+                and not tr.left_map:  # (a child that left its map is history)
             kind = type(tr.error).__name__ if tr.error is not None else tr.state.value
             failed.append((tr.name, kind))
     if getattr(run, "timed_out", False):  # its tasks were cancelled by it: not the reason

@@ -126,7 +126,8 @@ def settle_running(
 def run_outcome(conn: Conn, run_id: str | None) -> tuple[str | None, str | None,
                                                         list[tuple[str, str]]]:
     """A stored run's flow name, its final state (None while the store has it open) and its
-    task runs that did not complete, as (name, state): states only, never messages (data)."""
+    task runs that did not complete (of its graph: not a map's child that left it), as (name,
+    state): states only, never messages (data)."""
     if run_id is None:
         return None, None, []
     row = conn.execute("SELECT flow_name, state FROM flow_runs WHERE id = ?",
@@ -137,7 +138,8 @@ def run_outcome(conn: Conn, run_id: str | None) -> tuple[str | None, str | None,
         (name if index is None else f"{name}[{index}]", state)
         for name, index, state in conn.execute(
             "SELECT task_name, map_index, state FROM task_runs WHERE run_id = ? AND state IN "
-            "('Failed', 'UpstreamFailed', 'Cancelled', 'Crashed') ORDER BY created", (run_id,))
+            "('Failed', 'UpstreamFailed', 'Cancelled', 'Crashed') AND left_map IS NULL "
+            "ORDER BY created", (run_id,))  # (not a child that left its map: history)
     ]
     final = None if row[1] in ("Pending", "Running") else row[1]
     return row[0], final, failed

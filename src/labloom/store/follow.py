@@ -152,15 +152,16 @@ NodeMove = tuple[str, str, int, str, str | None, int]
 
 
 def node_counts(store: RunStore, run_id: str) -> tuple[int, list[NodeCount]]:
-    """The run's task runs counted by node and state, and the state cursor they are counted
-    at: one statement, so both are of one snapshot (a task run's row and its states are
+    """The run's task runs counted by node and state (not those that left their map: history),
+    and the state cursor they are counted at: one statement, so both are of one snapshot (a task run's row and its states are
     written in one transaction). A grouped read of the run's task runs, in SQL."""
     top = "(SELECT COALESCE(MAX(rowid), 0) FROM task_states)" if store.conn.kind == "sqlite" else (
         "(SELECT COALESCE(MAX(rowid), 0) FROM task_states WHERE run_id = ?)")
     params = [run_id, run_id] if store.conn.kind == "postgresql" else [run_id]
     rows = store.conn.execute(
         f"SELECT '', '', -1, '', {top} UNION ALL SELECT {_NODE}, t.task_name, {_IS_MAP}, t.state, "
-        "COUNT(*) FROM task_runs t WHERE t.run_id = ? GROUP BY 1, 2, 3, 4", params
+        "COUNT(*) FROM task_runs t WHERE t.run_id = ? AND t.left_map IS NULL "
+        "GROUP BY 1, 2, 3, 4", params
     ).fetchall()
     cursor = next(int(row[4]) for row in rows if row[2] == -1)
     return cursor, [(r[0], r[1], int(r[2]), r[3], int(r[4])) for r in rows if r[2] != -1]
@@ -228,10 +229,11 @@ GROUP BY 1, 2, 3, 4, 5
 def node_task_runs(
     store: RunStore, run_id: str, node_id: str, offset: int = 0, limit: int = 1
 ) -> list[TaskRunRecord]:
-    """A page of one node's task runs, by map index (a plain task's one task run first)."""
+    """A page of one node's task runs, by map index (a plain task's one task run first; not
+    a child that left the map)."""
     rows = store.conn.execute(
         f"SELECT {_TASK_COLUMNS} FROM task_runs t WHERE t.run_id = ? AND {_NODE} = ? "
-        "ORDER BY COALESCE(t.map_index, -1), t.rowid LIMIT ? OFFSET ?",
+        "AND t.left_map IS NULL ORDER BY COALESCE(t.map_index, -1), t.rowid LIMIT ? OFFSET ?",
         (run_id, node_id, limit, offset),
     ).fetchall()
     return [_task(row) for row in rows]

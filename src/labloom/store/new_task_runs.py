@@ -19,7 +19,7 @@ from operator import is_not
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .rows import Table
+    from .row_tables import Table
 
 COLUMNS = ("id", "run_id", "node_id", "task_name", "map_index", "upstream", "state",
            "created", "cache_key", "result_path")

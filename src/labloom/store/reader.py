@@ -97,6 +97,7 @@ class TaskRunRecord:
     upstream: list[str]
     history: list[dict[str, Any]] = field(default_factory=list)
     node_id: str | None = None  # the graph node (one per task call or map)
+    left_map: str | None = None  # why it left its map (``TaskRunLeftMap``); None: it did not
 
     @property
     def name(self) -> str:
@@ -116,7 +117,7 @@ _RUN_COLUMNS = (
 )
 _TASK_COLUMNS = (
     "id, run_id, task_name, map_index, state, attempts, started, ended, message, traceback, "
-    "cache_key, result_path, upstream, node_id"
+    "cache_key, result_path, upstream, node_id, left_map"
 )
 
 
@@ -254,10 +255,11 @@ class RunStore:
         ).fetchone() is not None
 
     def _add_counts(self, runs: list[RunRecord]) -> None:
+        # Not a map's children that left it (history): as the run's graph counts its nodes.
         by_id = {run.id: run for run in runs}
         for run_id, state, count in rows_in(
-                self.conn, "SELECT run_id, state, COUNT(*) FROM task_runs WHERE run_id IN "
-                "({marks}) GROUP BY run_id, state", list(by_id)):
+                self.conn, "SELECT run_id, state, COUNT(*) FROM task_runs WHERE left_map IS NULL "
+                "AND run_id IN ({marks}) GROUP BY run_id, state", list(by_id)):
             by_id[run_id].counts[state] = count
 
     # --- task runs and logs ---------------------------------------------------------------
@@ -396,8 +398,8 @@ def _run(row: tuple[Any, ...], listed: bool = False) -> RunRecord:
 
 def _task(row: tuple[Any, ...]) -> TaskRunRecord:
     (tr_id, run_id, name, index, state, attempts, started, ended, message, traceback, key,
-     path, upstream, node_id) = row
+     path, upstream, node_id, left_map) = row
     return TaskRunRecord(
         tr_id, run_id, name, index, state, attempts, started, ended, message or "",
-        traceback or "", key, path, _loads(upstream) or [], node_id=node_id,
+        traceback or "", key, path, _loads(upstream) or [], node_id=node_id, left_map=left_map,
     )

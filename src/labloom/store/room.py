@@ -61,7 +61,8 @@ from .recorder import UNWRITTEN, Unrecorded
 
 if TYPE_CHECKING:
     from .recorder import Recorder
-    from .rows import Rows, Table
+    from .row_tables import Table
+    from .rows import Rows
     from .write_trouble import WriteTrouble
 
 log = logging.getLogger("labloom")

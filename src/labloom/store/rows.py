@@ -14,8 +14,11 @@ from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from ..core.left_maps import LEFT
 from ..core.states import FINAL_STATES
 from . import experiments, multirow, new_task_runs, unanswered_commits
+from .row_tables import Table
+from .row_tables import insert as _insert
 from .storable import NOTE, is_storable, storable_row, to_json
 
 if TYPE_CHECKING:
@@ -87,38 +90,15 @@ _MANY_UPDATE = (
     ") AS v WHERE task_runs.id = v.column9",
 )
 _KEY_SQL = "UPDATE task_runs SET cache_key = ?, result_path = ? WHERE id = ?"
+# A child that left its map (``TaskRunLeftMap``): why, and its last run's times (after its
+# states' updates: its cancel's would be its end).
+_LEFT_SQL = "UPDATE task_runs SET left_map = ?, started = ?, ended = ? WHERE id = ?"
 _CUT_SQL = (
     "INSERT INTO log_cuts (run_id, task_run_id, kept, cut) VALUES (?,?,?,?) "
     "ON CONFLICT (run_id, task_run_id) DO UPDATE SET kept = excluded.kept, cut = excluded.cut"
 )
 _RUN_UPDATE_SQL = "UPDATE flow_runs SET state = ?, message = ?, ended = ? WHERE id = ?"
 _METADATA_SQL = "UPDATE flow_runs SET metadata = ? WHERE id = ?"
-
-
-def _insert(table: str, columns: Sequence[str], conflict: str = "") -> str:
-    marks = ",".join("?" * len(columns))
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) {conflict}".rstrip()
-
-
-class Table:
-    """The rows of one statement, each with the run it belongs to; ``done`` counts the rows
-    already settled (written or dropped) when they go one by one."""
-
-    def __init__(self, what: str, sql: str,
-                 params: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None) -> None:
-        self.what = what  # for people: "log lines", "error messages", ...
-        self.sql = sql
-        self.params = params  # a row as ``sql``'s parameters, when the row is not already
-        self.rows: list[tuple[Any, ...]] = []
-        self.runs: list[str] = []
-        self.done = 0
-
-    def add(self, run_id: str, row: tuple[Any, ...]) -> None:
-        self.rows.append(row)
-        self.runs.append(run_id)
-
-    def __bool__(self) -> bool:
-        return bool(self.rows)
 
 
 class Rows:
@@ -137,6 +117,7 @@ class Rows:
         self.states = Table("state messages", _insert("task_states", _STATE_COLUMNS))
         self.updates = Table("task messages and tracebacks", _UPDATE_SQL)
         self.keys = Table("result paths", _KEY_SQL)
+        self.left = Table("children that left their map", _LEFT_SQL)
         self.logs = Table("log lines", _insert("logs", _LOG_COLUMNS))
         self.values = Table("params and metrics", _insert("experiment_values",
                                                           experiments.COLUMNS),
@@ -166,8 +147,8 @@ class Rows:
         """In the order they are written one by one: what happened before what was said, so
         a disk that fills keeps the run's and its task runs' states first (``split``)."""
         return [self.runs, self.flows, self.nodes, self.tasks, self.born, self.states,
-                self.updates, self.keys, self.run_updates, self.metadata_updates, self.logs,
-                self.values, self.cuts]
+                self.updates, self.keys, self.left, self.run_updates, self.metadata_updates,
+                self.logs, self.values, self.cuts]
 
     def count(self) -> int:
         return sum(len(t.rows) - t.done for t in self.tables())
@@ -249,6 +230,12 @@ class Rows:
             else:
                 tasks = self.tasks.rows
                 tasks[at] = (*tasks[at][:8], event.cache_key, event.result_path)
+        elif isinstance(event, ev.TaskRunLeftMap):
+            self.left.add(event.run_id, (event.message, event.started, event.ended,
+                                         event.task_run_id))
+            # And a state row (no State: ``LEFT``) past the cursor of a view following the run.
+            self.states.add(event.run_id, (event.task_run_id, event.run_id, LEFT, event.time,
+                                           event.message, 0, None, None))
         elif isinstance(event, ev.RunCreated):
             self._created(rec, event)
         elif isinstance(event, ev.RunStateChanged):
@@ -383,8 +370,9 @@ class Rows:
             multirow.many_rows(conn.raw, _MANY_UPDATE[0], 9, self.updates.rows, _MANY_UPDATE[1])
         elif self.updates:
             ex(self.updates.sql, self.updates.rows)
-        if self.keys:
-            ex(self.keys.sql, self.keys.rows)
+        for table in (self.keys, self.left):
+            if table:
+                ex(table.sql, table.rows)
         conn.insert_rows("logs", _LOG_COLUMNS, self.logs.rows)
         experiments.insert(conn, self.values.rows)
         for table in (self.cuts, self.run_updates, self.metadata_updates):

@@ -320,8 +320,12 @@ CREATE TABLE run_alert_wishes (run_id TEXT PRIMARY KEY, flow TEXT NOT NULL, url 
                                holder TEXT NOT NULL, created REAL NOT NULL)
 """
 
+# Version 21: why a map's child left its map (``TaskRunLeftMap``), NULL for the others; and a
+# task_states row of state 'Left' then (``left_maps.LEFT``): views count it out of the map.
+_V21 = "ALTER TABLE task_runs ADD COLUMN left_map TEXT"
+
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
-                               _V12, _V13, _V14, _V15, _V16, _V17, _V18, _V19, _V20)
+                               _V12, _V13, _V14, _V15, _V16, _V17, _V18, _V19, _V20, _V21)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -37,7 +37,8 @@ from ..core.errors import StoreChangeUnknownError, StoreUnreachableError
 
 if TYPE_CHECKING:
     from .db import Conn
-    from .rows import Rows, Table
+    from .row_tables import Table
+    from .rows import Rows
 
 _XID = 2**32  # ``xmin`` holds the id without its epoch
 _ASKED_AGAIN = (0.1, 0.3, 0.9, 2.7)  # seconds after ending a transaction left open

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from .db import is_disk_trouble, is_transient, short_error
-from .rows import Rows, Table
+from .row_tables import Table
+from .rows import Rows
 from .settings import StoreSettings
 
 log = logging.getLogger("labloom")
