@@ -22,7 +22,7 @@ from cli_helpers import (
     wait_for,
     write,
 )
-from lab_helpers import clipped, drag_side_bar_to, open_lab, shot, use_dark_theme
+from lab_helpers import clipped, drag_side_bar_to, next_list_read, open_lab, shot, use_dark_theme
 from test_alerts_kept import FLOWS, add, end, pending_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
@@ -46,6 +46,22 @@ def legible(line: Any) -> float:
     return contrast(*line.evaluate(COLOURS))
 
 
+def undelivered(home: Path) -> list[dict[str, Any]]:
+    conn = store_of(home)
+    assert conn is not None
+    with conn:
+        return [dict(r) for r in conn.execute("SELECT * FROM undelivered_alerts")]
+
+
+def shown_at_the_next_read(page: Any, stored: Any, what: str) -> None:
+    """Once the store holds what the row is to say (``stored``: true), the panel's next read
+    of its schedules (its 15 s safety net: no event carries an alert) brought forward to now.
+    A read already under way when the clock jumps is followed by one at its own pace: the
+    row's wait after this keeps its guard."""
+    wait_for(stored, 90, what)
+    next_list_read(page)
+
+
 def retry_now(home: Path) -> None:
     """The alert waiting for its next try (600 s away) tried now, as if those had passed."""
     conn = store_of(home)
@@ -62,6 +78,7 @@ def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_deliv
     write(home / "flows.py", FLOWS)
     hook = Hook([500, 404, 404])  # down, then revoked; fixed (200) from the next alert on
     add(home, "nightly", hook.url, due=False)
+    page.clock.install()  # see next_list_read
     panel, _alerts = open_lab(page, url)
     row = panel.locator('.labloom-schedule[data-schedule="nightly"]')
     row.wait_for(timeout=30_000)
@@ -71,6 +88,8 @@ def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_deliv
     try:
         # The webhook answered 500: retried in 600 s, said quietly (legible all the same).
         retrying = row.locator('.labloom-schedule-alert[data-alert="retrying"]')
+        shown_at_the_next_read(page, lambda: [r for r in pending_rows(home)
+                                                    if r["attempts"] >= 1], "a refused try")
         retrying.wait_for(timeout=90_000)
         assert (retrying.text_content() or "").startswith("alert retrying: HTTP 500, next ")
         assert "tried 1 time(s): HTTP 500" in (retrying.get_attribute("title") or "")
@@ -80,6 +99,8 @@ def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_deliv
         # Tried again: 404 twice, given up. The row says why, of which run, and when.
         retry_now(home)
         lost = row.locator('.labloom-schedule-alert[data-alert="lost"]')
+        shown_at_the_next_read(page, lambda: undelivered(home) and not pending_rows(home),
+                               "the alert given up")
         lost.wait_for(timeout=90_000)
         [slot] = slot_rows(home)
         text = lost.text_content() or ""
@@ -119,12 +140,15 @@ def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_deliv
         assert conn is not None
         with conn:
             conn.execute("UPDATE undelivered_alerts SET reason = ?", (HOSTILE,))
+        next_list_read(page)
         wait_for(lambda: HOSTILE in (lost.text_content() or ""), 60, "the reason as text")
         assert row.locator("img").count() == 0
 
         # The schedule fails again; its alert is delivered: the note goes (a poll later).
         first_slot_in(home, "nightly", 0.5)
         wait_for(lambda: len(hook.bodies) == 4, 60, "the next failure's alert")
+        shown_at_the_next_read(page, lambda: not undelivered(home) and not pending_rows(home),
+                               "the note of the alert given up to go")
         lost.wait_for(state="detached", timeout=90_000)
         assert row.locator(".labloom-schedule-alert").count() == 0
         assert pending_rows(home) == []
