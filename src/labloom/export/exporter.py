@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import traceback
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ..core.errors import ExportError
 from .module_writer import HEADER, ExportedFlow, ModuleSource, write_module
 from .notebook_cells import SKIP_TAG, LeftOut, read_cells
+from .notebook_file import notebook_cells
 
 if TYPE_CHECKING:  # imported at run time inside load_notebook_flow: the engine is not needed
     from ..core.flows import Flow  # to export
@@ -217,17 +217,7 @@ def load_notebook_flow(path: str | os.PathLike[str], flow: str | None = None) ->
 
 
 def _build(notebook: Path, flow: str | None) -> ModuleSource:
-    import nbformat
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # old notebooks warn about missing cell ids
-            nb = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call]
-    except FileNotFoundError:
-        raise
-    except Exception as e:
-        raise ExportError(f"{notebook} is not a readable notebook: {e}") from None
-    return write_module(read_cells(nb.cells), notebook.name, flow)
+    return write_module(read_cells(notebook_cells(notebook)), notebook.name, flow)
 
 
 @contextmanager
@@ -313,6 +303,7 @@ _CHECKER = r"""
 import faulthandler, importlib.util, json, sys, traceback
 path, limit = sys.argv[1], float(sys.argv[2])
 sys.path[0] = sys.argv[3]  # as `labloom run` imports it: from its own folder, not the cwd
+import labloom  # (what every exported module imports: the limit is the notebook's code's)
 faulthandler.dump_traceback_later(limit, exit=True)
 try:
     spec = importlib.util.spec_from_file_location("labloom_export_check", path)
