@@ -179,11 +179,21 @@ def _close_at_exit() -> None:
     closes every cluster, ours included) when it is imported. Registered after that, ours runs
     first: the clients let go of their results before the cluster closes, so the scheduler has
     nothing to call "lost". Called with ``_shared_lock`` held.
+
+    In a Jupyter kernel that comes too late: its shutdown request terminates the kernel's child
+    processes (the embedded cluster's workers) before the exit handlers run, while its nannies
+    and scheduler still live and the clients still hold finished runs' results. The nannies
+    started new workers and the scheduler ran those tasks again there (a task that writes a
+    file wrote it again, in 2 of 3 shutdowns; session 56). So the same close also runs as the
+    kernel is asked to shut down, before it stops its children (``hooks.before_shutdown``).
     """
     global _exit_registered
     if not _exit_registered:
         _exit_registered = True
         atexit.register(_close_shared)
+        from ..core.hooks import hooks
+
+        hooks.before_shutdown(_close_shared)
 
 
 def _close_shared() -> None:
