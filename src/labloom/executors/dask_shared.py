@@ -56,6 +56,7 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
 
             from .dask_cluster_close import idle_exit_grace
             from .dask_dashboard import with_dashboard
+            from .dask_stopping import own_cluster
             from .dask_worker_heartbeat import own_worker_plugins
             from .dask_worker_signals import start_deaf_to_interrupts
 
@@ -65,6 +66,7 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
             cluster = start_deaf_to_interrupts(
                 lambda: LocalCluster(**options),  # type: ignore[no-untyped-call]
                 lambda started: started.close())
+            own_cluster(cluster)
             client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
             own_worker_plugins(client)  # the kernel's Interrupt must not kill its workers
             _embedded[key], _graces[key] = (cluster, client), grace
