@@ -143,6 +143,15 @@ def _traceback_text(text: str) -> str:
     return name_cells(text, shell)
 
 
+def _before_shutdown(callback: Callable[[], None]) -> None:
+    """In a kernel, ``callback`` runs also as the kernel is asked to shut down."""
+    if in_kernel():
+        from .notebook.kernel_shutdown import call_before_shutdown
+
+        shell = sys.modules["IPython"].get_ipython()
+        call_before_shutdown(shell.kernel, callback)
+
+
 def install() -> None:
     hooks.resolve_executor = _resolve_executor
     if attach_default_observers not in run_observers():  # first: the store sees every run
@@ -156,3 +165,4 @@ def install() -> None:
     hooks.older_logs = _older_logs
     hooks.default_origin = lambda: "notebook" if in_kernel() else "script"
     hooks.traceback_text = _traceback_text
+    hooks.before_shutdown = _before_shutdown

@@ -300,6 +300,11 @@ def _say_failure(run: Any) -> None:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # A SIGTERM often came to the whole process group, the workers of labloom's clusters too:
+    # their nannies must not start new ones, which ran finished tasks again.
+    stopping = sys.modules.get("labloom.executors.dask_stopping")
+    if stopping is not None:
+        stopping.stop_restarts()
     raise KeyboardInterrupt
 
 

@@ -108,6 +108,11 @@ class Hooks:
     default_origin: Callable[[], str] = lambda: "script"
     # A failed task's traceback text as people read it (in a kernel: "Cell In[2], line 10").
     traceback_text: Callable[[str], str] = lambda text: text
+    # Run ``callback`` (it closes the clusters this process started) also when the process is
+    # asked to shut down, before it stops its child processes: a Jupyter kernel's shutdown
+    # request terminates them before the exit handlers run (``notebook/kernel_shutdown.py``).
+    # Elsewhere nothing: the exit handlers run first.
+    before_shutdown: Callable[[Callable[[], None]], None] = lambda callback: None
 
 
 hooks = Hooks()

@@ -238,7 +238,10 @@ class RunCluster:
             _close(cluster)
             raise
         if _local(cluster):
+            from .dask_stopping import own_cluster
             from .dask_worker_heartbeat import own_worker_plugins
+
+            own_cluster(cluster)
 
             # Its workers are this process's children, in its process group: a terminal's
             # Ctrl-C (a kernel's Interrupt) is meant for the run, which it cancels. They died
@@ -286,8 +289,11 @@ class RunCluster:
         self.calls_left = self.calls_left or any(
             getattr(h.future, "status", None) in ("pending", "cancelled") for h in handles)
         if handles and self.client is not None:
+            from .dask_stopping import stopping
+
+            # The process is stopping: no worker will come back to make a lost value again.
             keep_values(self.client, f"run {run_id} on a {self.path}", handles,
-                        self.recompute_wait, waited)
+                        0.0 if stopping() else self.recompute_wait, waited)
 
     def close(self) -> None:
         """Stop counting, close the client and the cluster (nothing is left running)."""

@@ -13,6 +13,7 @@ from typing import Any
 from .dask_internals import held_error, on_lost_data
 from .dask_keeping import RECOMPUTE_WAIT, await_remade, recompute_wait
 from .dask_loading import Kept
+from .dask_stopping import stopping
 
 
 class LostValues:
@@ -47,8 +48,9 @@ class LostValues:
         it alone (the chunk finished), which only its item says (``remade_failed``)."""
         keys = set(self.keys)  # (one step under the GIL: the loop's thread adds meanwhile)
         lost = [h for h in handles if getattr(h.future, "key", None) in keys or h.lost]
+        wait = 0.0 if stopping() else self.wait  # stopping: nothing is made again
         remade = await_remade([f for h in lost for f in (h.future, h.item)
-                               if getattr(f, "status", None) == "lost"], self.wait)
+                               if getattr(f, "status", None) == "lost"], wait)
         self.waited_out = frozenset(f.key for f in remade if f.status == "lost")
         for handle in lost:
             if handle.index is not None and handle.future.status == "finished" and \
@@ -56,7 +58,7 @@ class LostValues:
                 with contextlib.suppress(Exception):  # its client closed: no item, no word
                     item_of(handle)
         await_remade([h.item for h in lost if getattr(h.item, "status", None) == "pending"],
-                     self.wait)
+                     wait)
         self.keys -= {getattr(h.future, "key", None) for h in lost}  # other runs' stay
         return lost
 

@@ -56,6 +56,7 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
 
             from .dask_cluster_close import idle_exit_grace
             from .dask_dashboard import with_dashboard
+            from .dask_stopping import own_cluster
             from .dask_worker_heartbeat import own_worker_plugins
             from .dask_worker_signals import start_deaf_to_interrupts
 
@@ -65,6 +66,7 @@ def shared_client(address: str | None, cluster_kwargs: dict[str, Any]) -> Any:
             cluster = start_deaf_to_interrupts(
                 lambda: LocalCluster(**options),  # type: ignore[no-untyped-call]
                 lambda started: started.close())
+            own_cluster(cluster)
             client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
             own_worker_plugins(client)  # the kernel's Interrupt must not kill its workers
             _embedded[key], _graces[key] = (cluster, client), grace
@@ -179,11 +181,21 @@ def _close_at_exit() -> None:
     closes every cluster, ours included) when it is imported. Registered after that, ours runs
     first: the clients let go of their results before the cluster closes, so the scheduler has
     nothing to call "lost". Called with ``_shared_lock`` held.
+
+    In a Jupyter kernel that comes too late: its shutdown request terminates the kernel's child
+    processes (the embedded cluster's workers) before the exit handlers run, while its nannies
+    and scheduler still live and the clients still hold finished runs' results. The nannies
+    started new workers and the scheduler ran those tasks again there (a task that writes a
+    file wrote it again, in 2 of 3 shutdowns; session 56). So the same close also runs as the
+    kernel is asked to shut down, before it stops its children (``hooks.before_shutdown``).
     """
     global _exit_registered
     if not _exit_registered:
         _exit_registered = True
         atexit.register(_close_shared)
+        from ..core.hooks import hooks
+
+        hooks.before_shutdown(_close_shared)
 
 
 def _close_shared() -> None:
