@@ -176,3 +176,31 @@ def test_show_refreshes_the_saved_output_when_the_run_ends(
     )
     assert 'data-state="Failed"' in last.data["text/html"].split("</p>")[0]
     widget.close()
+
+
+def test_the_cells_last_flush_refreshes_an_end_the_timer_saw_first(
+    run: FakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The view's timer saw the end first, and its refresh had not gone out yet (a loaded
+    # machine) as the %%flow cell sent its last frame: before, the cell's flush found the end
+    # already seen and refreshed nothing; the timer's refresh left after the cell ended, which
+    # nbclient no longer read (the saved output kept the widget view of a running run).
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
+    InteractiveShell.instance()
+    widget, clock = make(run)
+    with capture_output() as captured:
+        widget.show()
+        run.emit(finished(State.COMPLETED, 111.0))
+        with monkeypatch.context() as late:  # the timer's frame; its refresh still to come
+            late.setattr(widget.view, "_on_finished", lambda: None)
+            clock.advance(1)
+        assert widget.view.finished and len(captured.outputs) == 1
+        widget.flush()  # the cell's last frame (magics._final_frame)
+    first, last = captured.outputs
+    assert last.update and last.transient == first.transient
+    assert WIDGET_MIME not in last.data
+    assert 'data-state="Completed"' in last.data["text/html"].split("</p>")[0]
+    widget.close()

@@ -91,12 +91,9 @@ class RunWidget(anywidget.AnyWidget):
         self._displays.append(handle)
         last_frames.remember(self)
         # A quick run may be over before it is shown: its end found no display to refresh.
-        # Over but not drawn yet, its last frame (and the refresh) comes now, in this cell, not
-        # from the widget's timer once the cell is done (nbclient listens no more by then).
-        finished = self.view.finished
+        # Its last frame and the refresh come now, in this cell (``flush``), not from the
+        # widget's timer once the cell is done (nbclient listens no more by then).
         self.flush()
-        if finished:
-            self._refresh(handle)
 
     def _ipython_display_(self) -> None:
         # What IPython calls for the widget as a cell's last expression, or given to
@@ -141,8 +138,14 @@ class RunWidget(anywidget.AnyWidget):
             self.view.handle(content)
 
     def flush(self) -> None:
-        """Send what changed now rather than at the next frame (the end of a %%flow cell)."""
+        """Send what changed now rather than at the next frame (the end of a %%flow cell); a
+        finished run's outputs refreshed to its final summary here, in the caller's cell. The
+        end seen by the view's timer first refreshes them from that thread, and on a loaded
+        machine that message could leave after the cell ended: nbclient had moved on to the
+        next cell, and a notebook it saved kept the widget view of a running run."""
         self.view.flush()
+        if self.view.finished:
+            self._refresh_display()  # (again, when the timer's was sent in time: the same)
 
     def close(self) -> None:
         last_frames.forget(self)
