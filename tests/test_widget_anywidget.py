@@ -148,16 +148,20 @@ def test_importing_the_widget_package_does_not_import_anywidget() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_show_refreshes_the_saved_output_when_the_run_ends(
-    run: FakeRun, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IPython shell, for ``display``."""
     from IPython.core.interactiveshell import InteractiveShell
-    from IPython.utils.capture import capture_output
 
     # The shell installs a __main__ without __spec__: put the real one back afterwards, or
     # the Dask worker processes a later test spawns fail to start.
     monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
     InteractiveShell.instance()
+
+
+def test_show_refreshes_the_saved_output_when_the_run_ends(run: FakeRun, shell: None) -> None:
+    from IPython.utils.capture import capture_output
+
     widget, clock = make(run)
     with capture_output() as captured:
         widget.show()
@@ -179,17 +183,14 @@ def test_show_refreshes_the_saved_output_when_the_run_ends(
 
 
 def test_the_cells_last_flush_refreshes_an_end_the_timer_saw_first(
-    run: FakeRun, monkeypatch: pytest.MonkeyPatch
+    run: FakeRun, shell: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The view's timer saw the end first, and its refresh had not gone out yet (a loaded
     # machine) as the %%flow cell sent its last frame: before, the cell's flush found the end
     # already seen and refreshed nothing; the timer's refresh left after the cell ended, which
     # nbclient no longer read (the saved output kept the widget view of a running run).
-    from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
-    InteractiveShell.instance()
     widget, clock = make(run)
     with capture_output() as captured:
         widget.show()
