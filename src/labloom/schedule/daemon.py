@@ -76,6 +76,8 @@ class ScheduleServer:
         self._unsure = False  # a claim failed: it may have landed unanswered (``_step``)
         self._uncomputable: set[str] = set()  # said once each
         self._unmailable: set[str] = set()  # the same
+        # Read once: serve's environment is fixed while it serves, its schedules are not.
+        self._relay_refusal = mail_alerts.relay_refusal()
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
         self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -250,13 +252,15 @@ class ScheduleServer:
         serves, by mail with a bad LABLOOM_SMTP_PORT or _TLS here (its start refused only for
         those there were), is not run: said once, naming the fix; the other schedules go on.
         Before, it ran, and each of its alerts failed when a run failed, at night."""
-        why = mail_alerts.refusal(schedule.notify)
-        if why is not None and schedule.name not in self._unmailable:
+        why = self._relay_refusal
+        if why is None or not schedule.notify or not mail_alerts.is_mail(schedule.notify):
+            return True
+        if schedule.name not in self._unmailable:
             self._unmailable.add(schedule.name)
             log.error("[labloom] schedule %r is not run by this scheduler: its failure alerts go "
                       "by mail, and %s in `labloom serve`'s environment: fix it there and start "
                       "serve again; the other schedules go on", schedule.name, why)
-        return why is None
+        return False
 
     def _computable(self, schedule: sched.Schedule, now: float) -> bool:
         """Whether this host can tell when the schedule is due. In a store several hosts share,

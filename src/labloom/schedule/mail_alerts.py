@@ -78,12 +78,11 @@ def check_relay_for(conn: Any) -> None:
             return
 
 
-def refusal(notify: str | None) -> str | None:
-    """Why this process cannot mail the alerts of a schedule with ``notify`` (a bad
-    ``LABLOOM_SMTP_PORT`` or ``_TLS`` here), or None. `labloom serve` asks it of a schedule
-    added while it serves: ``check_relay_for`` saw only those there were at its start."""
-    if not notify or not is_mail(notify):
-        return None
+def relay_refusal() -> str | None:
+    """Why this process cannot mail alerts (a bad ``LABLOOM_SMTP_PORT`` or ``_TLS`` in its
+    environment), or None. `labloom serve` asks it once at its start (its environment does not
+    change while it serves) and refuses each schedule added later by mail with it:
+    ``check_relay_for`` saw only the schedules there were at its start."""
     try:
         relay_settings()
     except ScheduleError as exc:
