@@ -48,6 +48,9 @@ def _cancel(args: argparse.Namespace) -> int:
             except NotCancellable as exc:
                 echo(f"run {run.id}: not cancelled: {one_line(exc)}")
                 refused += 1
+            except KeyError:  # found above, deleted since (`labloom delete`, the Flows panel)
+                echo(f"run {run.id}: not cancelled: it was deleted meanwhile")
+                refused += 1
             except NotAllowedError as exc:  # stops here: say what the runs named became
                 later = [r.id for r in runs[at + 1:]]
                 raise CLIError("; ".join([one_line(exc), *_others(
@@ -55,8 +58,10 @@ def _cancel(args: argparse.Namespace) -> int:
             else:
                 asked.append(run.id)
         left = _wait(store, asked, args.wait)
-    for run in left:
-        if run.is_open:
+    for run_id, run in left:
+        if run is None:  # it ended (only an ended run is deleted), then went
+            echo(f"run {run_id}: cancel requested; it ended and was deleted meanwhile")
+        elif run.is_open:
             echo(f"run {run.id}: cancel requested; still {run.state} after {args.wait:g}s (its "
                  "process acts on it at its next look, or the run is marked Crashed once its "
                  "process is found gone)")
@@ -86,12 +91,15 @@ def _others(asked: list[str], later: list[str], when: str) -> list[str]:
     return said
 
 
-def _wait(store: Any, run_ids: list[str], wait: float) -> list[Any]:
-    """The runs once they ended, or as they stand after ``wait`` seconds."""
+def _wait(store: Any, run_ids: list[str], wait: float) -> list[tuple[str, Any]]:
+    """Each run id with its run once they ended, or as they stand after ``wait`` seconds;
+    None for a run deleted meanwhile."""
     deadline = time.monotonic() + wait
     while True:
         # matching_runs marks a run whose process is gone Crashed first (``reconcile``).
-        runs = [store.matching_runs(run_id, limit=1)[0] for run_id in run_ids]
-        if not any(run.is_open for run in runs) or time.monotonic() >= deadline:
+        runs = [(run_id, next(iter(store.matching_runs(run_id, limit=1)), None))
+                for run_id in run_ids]
+        if not any(run is not None and run.is_open for _, run in runs) \
+                or time.monotonic() >= deadline:
             return runs
         time.sleep(0.2)
