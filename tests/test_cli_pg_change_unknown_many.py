@@ -64,3 +64,30 @@ def test_a_delete_over_several_batches_lists_those_deleted(
         proxy.down.clear()
         left = json.loads(labloom(tmp_path, "runs", "--json", "--limit", "100").stdout)
         assert not {r["id"] for r in left} & set(first), left  # what it said was deleted is
+
+
+# The second batch's COMMIT unanswered (exit 4: it may be gone), or the first batch's
+# connection gone before its COMMIT was sent (exit 2: not made, the second batch not tried).
+@pytest.mark.parametrize(("commits", "skip"), [(True, 1), (False, 0)],
+                         ids=["unanswered", "not-sent"])
+def test_a_delete_json_cut_off_lists_the_runs_deleted_and_not_tried(
+    postgres_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, commits: bool,
+    skip: int,
+) -> None:
+    # Before, `delete --json` cut off printed nothing on stdout: a script reading it learned
+    # of the runs deleted only from the error line's first 20. Now the JSON the Flows panel's
+    # delete is answered (docs/rest-api.md); the exit status tells whether the batch cut off
+    # may be gone (4) or is not (2).
+    with cut_database(postgres_server, monkeypatch, goes_down=True, skip=skip,
+                      commits=commits, at="commit" if commits else "write",
+                      writes=(b"INTO deleted_runs ",)) as proxy:
+        ids = sixty_runs(tmp_path, tmp_path)
+        done = cut_command(proxy, tmp_path, "delete", *ids, "--json")
+        assert done.returncode == (4 if commits else 2), (done.stdout, done.stderr)
+        said = json.loads(done.stdout)
+        deleted = ids[:50 * skip]
+        assert said["deleted"] == deleted, said
+        assert said["cut_off"] == ids[len(deleted):len(deleted) + 50], said
+        assert said["not_tried"] == 60 - len(deleted) - len(said["cut_off"]), said
+        assert said["dry_run"] is False, said
+        assert said["message"] in " ".join(done.stderr.split()), (said, done.stderr)

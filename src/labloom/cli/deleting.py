@@ -36,8 +36,9 @@ def register(subparsers: Any) -> None:
 
 
 def _delete(args: argparse.Namespace) -> int:
+    from ..core.errors import StoreUnreachableError
     from ..store.pruning import delete_runs, listed, older_runs
-    from . import CLIError
+    from . import CLIError, one_line
     from .history import _find
 
     if bool(args.run_ids) == (args.older_than is not None):
@@ -51,7 +52,13 @@ def _delete(args: argparse.Namespace) -> int:
                 raise CLIError(f"run(s) {', '.join(wrong)} are not runs of flow {args.flow!r}")
         else:
             runs = older_runs(store, time.time() - args.older_than * DAY, args.flow)
-        pruned = delete_runs(store, runs, dry_run=args.dry_run)
+        try:
+            pruned = delete_runs(store, runs, dry_run=args.dry_run)
+        except StoreUnreachableError as exc:  # the server gone midway: what each run became
+            if args.json and exc.done is not None:  # as the Flows panel's delete is told
+                print(json.dumps({"dry_run": args.dry_run, "message": one_line(exc),
+                                  **exc.done}, indent=1))
+            raise  # its line on stderr, its exit status (4: the cut batch may be deleted)
     files = pruned.files
     if args.json:
         print(json.dumps({"dry_run": args.dry_run, "deleted": pruned.deleted,
