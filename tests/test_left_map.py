@@ -192,3 +192,34 @@ def test_a_flow_retry_that_cuts_children_off_says_so(tmp_path: Path) -> None:
            "(attempt 2 of 2)")
     assert {tr.name: (tr.state, tr.message) for tr in run.tasks if tr.map_index} == {
         "once[1]": (State.CANCELLED, why), "once[2]": (State.CANCELLED, why)}
+
+
+FITS = """%%tasks
+def fits(x):
+    if x == 2:
+        raise ValueError("fits 2 broke")
+    return x
+def other(x):
+    raise KeyError("other broke")
+"""
+
+
+def test_a_flow_cell_error_lists_no_child_that_left_its_map(ip: Any, tmp_path: Path) -> None:
+    """A %%flow cell whose body, run again by --retries, maps over one item of three: the
+    Failed fits[2] of the first attempt left its map; the run fails for `other` alone, and
+    the cell's error lists only that (it does not fail before the magics' fix: that filter is
+    reached only for a run that ended otherwise than Completed without result() raising)."""
+    assert ip.run_cell(FITS).success
+    cell = (f"from pathlib import Path\np = Path({str(tmp_path)!r}) / 'runs'\n"
+            "n = int(p.read_text()) if p.exists() else 0\np.write_text(str(n + 1))\n"
+            "out = fits.map(range(3 if n == 0 else 1))\nif n == 0:\n    out.result()\n"
+            "bad = other(1)\n")
+    error = ip.run_cell(f"%%flow sweeping --retries 1\n{cell}").error_in_exec
+    assert isinstance(error, labloom.FlowFailed), error
+    run = error.run
+    assert run.state is State.FAILED and run.attempt == 2
+    [left] = [tr for tr in run.tasks if tr.name == "fits[2]"]
+    assert left.state is State.FAILED and left.left_map, (left.state, left.left_map)
+    assert error.failed == [("other", "KeyError: 'other broke'")]
+    assert "fits[2]" not in str(error) and "other broke" in str(error), str(error)
+    assert ip.user_ns["out"] == [0] and "bad" not in ip.user_ns
