@@ -23,10 +23,13 @@ from labloom.dag.model import ViewGraph
 from labloom.dag.stored import FollowedGraph, stored_graph
 from labloom.export.retry import retry_run
 from labloom.notebook.history import RunTable
+from labloom.notebook.widget.view import RunView
 from labloom.notebook.widget.html import summary_html
 from labloom.schedule import liveness
 from labloom.schedule.alerts import run_summary
+from labloom.server_extension.queries import StoreAccess, run_timeline
 from labloom.store import follow, open_store
+from labloom.store.reader import RunStore
 from test_resplit_mapped import gate  # fails its first run: a retry runs it again
 
 GUARD = 90  # seconds: a retry must end
@@ -223,3 +226,30 @@ def test_a_flow_cell_error_lists_no_child_that_left_its_map(ip: Any, tmp_path: P
     assert error.failed == [("other", "KeyError: 'other broke'")]
     assert "fits[2]" not in str(error) and "other broke" in str(error), str(error)
     assert ip.user_ns["out"] == [0] and "bad" not in ip.user_ns
+
+
+def test_the_timeline_marks_the_bars_of_children_that_left(
+    tmp_path: Path, store_backend: str,
+) -> None:
+    """The one timeline (``dag.timeline``) of the cell widget and of the Lab's run tab keeps a
+    bar for each child the retry cut off, saying it left (js/src/timeline.js fades it). Before:
+    a Cancelled bar like any child's, in a map the DAG shows Completed."""
+    run = chained.run(path=tmp_path / "runs")
+    assert run.result() == [0, 10, 20]
+    assert run.retry().state is State.COMPLETED
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda payload: None, sent.append)
+    view.start()  # replayed from the run, as a widget opened now
+    try:
+        view.handle({"event": "timeline"})
+    finally:
+        view.close()
+    widget = next(m for m in sent if m.get("event") == "timeline")
+    with RunStore() as store:
+        stored = run_timeline(StoreAccess(workers=1), store, run.id)
+    assert stored is not None
+    for answer in (widget, stored):
+        bars = {b["name"]: b for b in answer["bars"] if b["name"].startswith("times_ten")}
+        assert {name: b.get("left", False) for name, b in bars.items()} == {
+            "times_ten[0]": False, "times_ten[1]": True, "times_ten[2]": True}, answer["bars"]
+        assert bars["times_ten[1]"]["state"] == "Cancelled"
