@@ -23,8 +23,8 @@ from labloom.dag.model import ViewGraph
 from labloom.dag.stored import FollowedGraph, stored_graph
 from labloom.export.retry import retry_run
 from labloom.notebook.history import RunTable
-from labloom.notebook.widget.view import RunView
 from labloom.notebook.widget.html import summary_html
+from labloom.notebook.widget.view import RunView
 from labloom.schedule import liveness
 from labloom.schedule.alerts import run_summary
 from labloom.server_extension.queries import StoreAccess, run_timeline
