@@ -8,6 +8,7 @@ Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,16 @@ from lab_helpers import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
-FLOWS = '''
+# Maps over three items, then raises; its second attempt maps over one (``path``: a counter).
+BODY = """runs = int(path.read_text()) if path.exists() else 0
+path.write_text(str(runs + 1))
+fits = fit.map(range(3 if runs == 0 else 1))
+if runs == 0:
+    fits.result()
+    raise RuntimeError("first body")
+"""
+
+FLOWS = f"""
 from pathlib import Path
 from labloom import flow, task
 
@@ -38,16 +48,9 @@ def fit(x):
 
 @flow(executor="threads", retries=1)
 def sweep(folder: str):
-    """Maps over three items, then raises; its second attempt maps over one."""
     path = Path(folder) / "runs"
-    runs = int(path.read_text()) if path.exists() else 0
-    path.write_text(str(runs + 1))
-    fits = fit.map(range(3 if runs == 0 else 1))
-    if runs == 0:
-        fits.result()
-        raise RuntimeError("first body")
-    return fits
-'''
+{textwrap.indent(BODY, "    ")}    return fits
+"""
 
 BARS = "svg g[aria-label='bar'] rect"
 LEFT = "left their map (faded bars: history, outside the map's counts)"
@@ -102,16 +105,8 @@ CELLS = [
 def fit(x):
     return x
 ''',
-    '''%%flow sweeping --executor threads --retries 1
-from pathlib import Path
-path = Path("runs")
-runs = int(path.read_text()) if path.exists() else 0
-path.write_text(str(runs + 1))
-fits = fit.map(range(3 if runs == 0 else 1))
-if runs == 0:
-    fits.result()
-    raise RuntimeError("first body")
-''',
+    "%%flow sweeping --executor threads --retries 1\nfrom pathlib import Path\n"
+    f"path = Path('runs')\n{BODY}",
 ]
 
 
