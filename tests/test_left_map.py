@@ -24,9 +24,12 @@ from labloom.dag.stored import FollowedGraph, stored_graph
 from labloom.export.retry import retry_run
 from labloom.notebook.history import RunTable
 from labloom.notebook.widget.html import summary_html
+from labloom.notebook.widget.view import RunView
 from labloom.schedule import liveness
 from labloom.schedule.alerts import run_summary
+from labloom.server_extension.queries import StoreAccess, run_timeline
 from labloom.store import follow, open_store
+from labloom.store.reader import RunStore
 from test_resplit_mapped import gate  # fails its first run: a retry runs it again
 
 GUARD = 90  # seconds: a retry must end
@@ -192,3 +195,61 @@ def test_a_flow_retry_that_cuts_children_off_says_so(tmp_path: Path) -> None:
            "(attempt 2 of 2)")
     assert {tr.name: (tr.state, tr.message) for tr in run.tasks if tr.map_index} == {
         "once[1]": (State.CANCELLED, why), "once[2]": (State.CANCELLED, why)}
+
+
+FITS = """%%tasks
+def fits(x):
+    if x == 2:
+        raise ValueError("fits 2 broke")
+    return x
+def other(x):
+    raise KeyError("other broke")
+"""
+
+
+def test_a_flow_cell_error_lists_no_child_that_left_its_map(ip: Any, tmp_path: Path) -> None:
+    """A %%flow cell whose body, run again by --retries, maps over one item of three: the
+    Failed fits[2] of the first attempt left its map; the run fails for `other` alone, and
+    the cell's error lists only that (it does not fail before the magics' fix: that filter is
+    reached only for a run that ended otherwise than Completed without result() raising)."""
+    assert ip.run_cell(FITS).success
+    cell = (f"from pathlib import Path\np = Path({str(tmp_path)!r}) / 'runs'\n"
+            "n = int(p.read_text()) if p.exists() else 0\np.write_text(str(n + 1))\n"
+            "out = fits.map(range(3 if n == 0 else 1))\nif n == 0:\n    out.result()\n"
+            "bad = other(1)\n")
+    error = ip.run_cell(f"%%flow sweeping --retries 1\n{cell}").error_in_exec
+    assert isinstance(error, labloom.FlowFailed), error
+    run = error.run
+    assert run.state is State.FAILED and run.attempt == 2
+    [left] = [tr for tr in run.tasks if tr.name == "fits[2]"]
+    assert left.state is State.FAILED and left.left_map, (left.state, left.left_map)
+    assert error.failed == [("other", "KeyError: 'other broke'")]
+    assert "fits[2]" not in str(error) and "other broke" in str(error), str(error)
+    assert ip.user_ns["out"] == [0] and "bad" not in ip.user_ns
+
+
+def test_the_timeline_marks_the_bars_of_children_that_left(
+    tmp_path: Path, store_backend: str,
+) -> None:
+    """The one timeline (``dag.timeline``) of the cell widget and of the Lab's run tab keeps a
+    bar for each child the retry cut off, saying it left (js/src/timeline.js fades it). Before:
+    a Cancelled bar like any child's, in a map the DAG shows Completed."""
+    run = chained.run(path=tmp_path / "runs")
+    assert run.result() == [0, 10, 20]
+    assert run.retry().state is State.COMPLETED
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda payload: None, sent.append)
+    view.start()  # replayed from the run, as a widget opened now
+    try:
+        view.handle({"event": "timeline"})
+    finally:
+        view.close()
+    widget = next(m for m in sent if m.get("event") == "timeline")
+    with RunStore() as store:
+        stored = run_timeline(StoreAccess(workers=1), store, run.id)
+    assert stored is not None
+    for answer in (widget, stored):
+        bars = {b["name"]: b for b in answer["bars"] if b["name"].startswith("times_ten")}
+        assert {name: b.get("left", False) for name, b in bars.items()} == {
+            "times_ten[0]": False, "times_ten[1]": True, "times_ten[2]": True}, answer["bars"]
+        assert bars["times_ten[1]"]["state"] == "Cancelled"

@@ -1,14 +1,16 @@
-"""The store's schema on both backends: fresh stores, upgrades from the first schema, newer
-stores refused, and the URL's password never shown."""
+"""The store's schema on both backends: fresh stores, upgrades from the first schema and from
+version 20 (before ``task_runs.left_map``), newer stores refused, and the URL's password never
+shown."""
 
 from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from labloom import flow, task
+from labloom import State, flow, task
 from labloom.store import follow, open_store
 from labloom.store.db import get_database
 from labloom.store.home import db_path
@@ -19,6 +21,7 @@ from labloom.store.schema import (
     ensure_schema,
     version_of,
 )
+from test_left_map import WHY, chained
 
 
 @task
@@ -120,3 +123,43 @@ def test_states_written_before_version_12_are_followed_after_the_upgrade(
         _, later = follow.node_moves(store, "old", top - 2)  # old.1 Running, old.0 Completed
         assert sorted(later) == [("n0", "step", 1, "Completed", "Running", 1),
                                  ("n0", "step", 1, "Running", "Pending", 1)]
+
+
+def _as_v20(conn: Any) -> None:
+    """The store as labloom before schema 21 left it: version 21 only added this column."""
+    with conn.transaction():
+        conn.execute("ALTER TABLE task_runs DROP COLUMN left_map")
+        _set_version(conn, 20)
+
+
+def test_a_v20_store_with_a_mapped_run_upgrades_and_stores_children_that_leave(
+    tmp_path: Path, store_backend: str,
+) -> None:
+    """A run of a map of three, recorded before schema 21, reads back the same after the
+    upgrade (none of its children left a map); its retry, in the upgraded store, cuts two of
+    them off, and the store keeps why."""
+    run = chained.run(path=tmp_path / "runs")
+    assert run.result() == [0, 10, 20]
+    with open_store() as store:
+        before = (store.get_run(run.id), store.task_runs(run.id, history=True),
+                  store.nodes(run.id), follow.node_counts(store, run.id))
+    database = get_database()
+    conn = database.connect(migrate=False)
+    _as_v20(conn)
+    columns = [row[0] for row in conn.execute("SELECT * FROM task_runs").description]
+    conn.close()
+    database.forget_schema()  # this process read the store as current: as a new one would
+    assert "left_map" not in columns and "map_index" in columns
+    with open_store() as store:
+        assert version_of(store.conn) == SCHEMA_VERSION
+        after = (store.get_run(run.id), store.task_runs(run.id, history=True),
+                 store.nodes(run.id), follow.node_counts(store, run.id))
+    assert after == before
+    assert [(t.name, t.left_map) for t in after[1]] == [
+        ("gate", None), ("listing", None), ("times_ten[0]", None), ("times_ten[1]", None),
+        ("times_ten[2]", None)]
+    assert run.retry().state is State.COMPLETED and run.result() == [0]
+    with open_store() as store:
+        left = {t.name: (t.state, t.left_map) for t in store.task_runs(run.id) if t.left_map}
+        assert store.get_run(run.id).counts == {"Completed": 3}
+    assert left == {"times_ten[1]": ("Cancelled", WHY), "times_ten[2]": ("Cancelled", WHY)}

@@ -39,7 +39,8 @@ function clip(text, n) {
   return text.length > n ? "…" + text.slice(text.length - n + 1) : text;
 }
 
-function summaryText(data) {
+/** The summary line over the chart (exported for the unit tests). */
+export function summaryText(data) {
   if (!data.lanes.length) {
     return data.unstarted ? `No task run has started yet (${data.unstarted} waiting).` : "No task runs yet.";
   }
@@ -49,7 +50,21 @@ function summaryText(data) {
     text += `, grouped in ${data.buckets.count} buckets of ${seconds(data.buckets.width)} per lane (bar length: time busy)`;
   }
   if (data.unstarted) text += `; ${data.unstarted} never started`;
+  const left = data.mode === "bars" ? data.bars.filter((b) => b.left).length : 0;
+  if (left) text += `; ${left} left their map (faded bars: history, outside the map's counts)`;
   return text + ".";
+}
+
+// A map's child that left its map (a retry split its input again into fewer items, or the flow
+// body, run again, mapped over fewer: `TaskRunLeftMap`) keeps its bar, where and when it ran,
+// but faded and saying so: the DAG and its counts no longer hold it, and a bar like the others
+// read as a child of the map still (a Cancelled one in a Completed map).
+/** The bars' rows as the chart draws them, each with its hover text (exported for the tests). */
+export function barRows(data) {
+  return data.bars.map((b) => ({
+    ...b,
+    title: `${b.name} · ${b.state}${b.left ? " · left its map" : ""} · ${seconds(b.end - b.start)} (at ${seconds(b.start)})`,
+  }));
 }
 
 // In bucket mode each cell is drawn as its busy seconds laid end to end from the bucket's start,
@@ -82,14 +97,18 @@ function tagStates(rows) {
   return (index, scales, values, dimensions, context, next) => {
     const g = next(index, scales, values, dimensions, context);
     const rects = g.querySelectorAll("rect");
-    index.forEach((i, n) => rects[n] && rects[n].setAttribute("data-state", rows[i].state));
+    index.forEach((i, n) => {
+      if (!rects[n]) return;
+      rects[n].setAttribute("data-state", rows[i].state);
+      if (rows[i].left) rects[n].setAttribute("data-left-map", "true");
+    });
     return g;
   };
 }
 
 // The key: a swatch and a name per state drawn, coloured like the bars (Plot's own legend
 // would paint its swatches with fixed colours).
-function stateKey(states) {
+function stateKey(states, left) {
   const key = document.createElement("div");
   key.className = "labloom-timeline-key";
   for (const state of states) {
@@ -99,6 +118,14 @@ function stateKey(states) {
     const swatch = document.createElement("span");
     swatch.className = "labloom-timeline-swatch";
     item.append(swatch, state);
+    key.append(item);
+  }
+  if (left) {
+    const item = document.createElement("span");
+    item.className = "labloom-timeline-key-item labloom-timeline-key-left";
+    const swatch = document.createElement("span");
+    swatch.className = "labloom-timeline-swatch";
+    item.append(swatch, "left its map");
     key.append(item);
   }
   return key;
@@ -123,9 +150,7 @@ export function drawTimeline(box, data, order) {
   }
   const lanes = data.lanes.map((name) => clip(name, 40));
   const span = Math.max(data.end - data.start, 1e-6);
-  const rows = data.mode === "bars"
-    ? data.bars.map((b) => ({ ...b, title: `${b.name} · ${b.state} · ${seconds(b.end - b.start)} (at ${seconds(b.start)})` }))
-    : bucketPieces(data);
+  const rows = data.mode === "bars" ? barRows(data) : bucketPieces(data);
   // An instant task run still gets a visible sliver.
   const sliver = span / 1500;
   for (const r of rows) r.end = Math.max(r.end, r.start + sliver);
@@ -143,5 +168,5 @@ export function drawTimeline(box, data, order) {
     ],
   });
   chart.classList.add("labloom-timeline-chart");
-  box.replaceChildren(summary, stateKey(states), chart);
+  box.replaceChildren(summary, stateKey(states, rows.some((r) => r.left)), chart);
 }

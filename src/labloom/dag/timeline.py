@@ -6,7 +6,8 @@ The answer is bounded whatever the run's size: up to ``MAX_BARS`` task runs come
 that (a sweep of 100,000 children) each lane is cut into time buckets and each bucket says how
 many task runs of each state it held and for how many seconds (``busy``), so the view shows
 where lanes sat idle, which is what "why did my sweep take 30 minutes" asks. Times are seconds
-from the first start, so the numbers stay short.
+from the first start, so the numbers stay short. A map's child that left its map
+(``TaskRunLeftMap``) keeps its bar, marked ``left``: history, where and when it ran.
 
 >>> timeline([Span("t1", "f", "MainThread", "Completed", 10.0, 12.0)], now=20.0)["bars"]
 [{'lane': 0, 'id': 't1', 'name': 'f', 'state': 'Completed', 'start': 0.0, 'end': 2.0}]
@@ -32,6 +33,7 @@ class Span(NamedTuple):
     state: str
     start: float | None
     end: float | None
+    left: bool = False  # a map's child that left its map (``TaskRunLeftMap``): history
 
 
 def timeline(spans: Iterable[Span], now: float, max_bars: int = MAX_BARS) -> dict[str, Any]:
@@ -55,16 +57,21 @@ def timeline(spans: Iterable[Span], now: float, max_bars: int = MAX_BARS) -> dic
     t1 = max(_end(span, now) for span in placed)
     answer["start"], answer["end"] = t0, t1
     if len(placed) <= max_bars:
-        answer["bars"] = [
-            {"lane": index[span.lane or UNKNOWN_LANE], "id": span.id, "name": span.name,
-             "state": span.state, "start": round(span.start - t0, 6),
-             "end": round(_end(span, now) - t0, 6)}
-            for span in placed if span.start is not None
-        ]
+        answer["bars"] = [_bar(span, index, t0, now) for span in placed]
         return answer
     answer["mode"] = "buckets"
     answer["buckets"] = _buckets(placed, index, t0, t1, now)
     return answer
+
+
+def _bar(span: Span, index: dict[str, int], t0: float, now: float) -> dict[str, Any]:
+    assert span.start is not None
+    bar = {"lane": index[span.lane or UNKNOWN_LANE], "id": span.id, "name": span.name,
+           "state": span.state, "start": round(span.start - t0, 6),
+           "end": round(_end(span, now) - t0, 6)}
+    if span.left:  # only then: the others' bars keep their bytes (up to MAX_BARS of them)
+        bar["left"] = True
+    return bar
 
 
 def _buckets(

@@ -311,7 +311,9 @@ def _publish(run: Any, user_ns: dict[str, Any], filename: str) -> None:
     except Exception as exc:
         raise _in_cell(exc, filename) from None
     if run.state is not State.COMPLETED:
-        failed = [(tr.name, tr.message) for tr in run.tasks if tr.state is State.FAILED]
+        # (as ``values.failures``: a child that left its map is history, not this run's failure)
+        failed = [(tr.name, tr.message) for tr in run.tasks
+                  if tr.state is State.FAILED and not tr.left_map]
         raise FlowFailed(
             f"[labloom] flow {run.flow_name!r} (run {run.id}) ended {run.state}: {run.message}"
             + _names_note(values, missing),

@@ -309,8 +309,9 @@ def run_timeline(access: StoreAccess, store: RunStore, run_id: str) -> dict[str,
         return None
     spans = (
         Span(tr_id, name if index is None else f"{name}[{index}]", worker or "", state,
-             started, ended)
-        for tr_id, name, index, worker, state, started, ended in follow.timeline_rows(store, run.id)
+             started, ended, bool(left))
+        for tr_id, name, index, worker, state, started, ended, left
+        in follow.timeline_rows(store, run.id)
     )
     # A task run the store never saw end (its process died) ends with its run.
     answer = timeline(spans, run.ended or time.time())

@@ -114,12 +114,12 @@ def all_task_runs(
 
 
 def timeline_rows(store: RunStore, run_id: str) -> Iterator[tuple[Any, ...]]:
-    """(id, task name, map index, worker, state, started, ended) of each task run of a run,
-    read a page at a time: what its timeline needs, lighter than ``TaskRunRecord``s."""
+    """(id, task name, map index, worker, state, started, ended, left_map) of each task run
+    of a run, read a page at a time: what its timeline needs, lighter than ``TaskRunRecord``s."""
     after = 0
     while True:
         rows = store.conn.execute(
-            "SELECT rowid, id, task_name, map_index, worker, state, started, ended "
+            "SELECT rowid, id, task_name, map_index, worker, state, started, ended, left_map "
             "FROM task_runs WHERE run_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
             (run_id, after, PAGE),
         ).fetchall()

@@ -276,7 +276,7 @@ class RunView:
             graph = self.graph
             spans = [
                 Span(tr.id, tr.name if tr.map_index is None else f"{tr.name}[{tr.map_index}]",
-                     tr.worker, tr.state.value, tr.start, tr.end)
+                     tr.worker, tr.state.value, tr.start, tr.end, bool(tr.left_map))
                 for tr in graph.task_runs.values()
             ]
             now, run_id, state = graph.end or time.time(), graph.run_id, graph.state.value

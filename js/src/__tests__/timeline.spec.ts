@@ -1,0 +1,50 @@
+// The timeline's bars of children that left their map (TaskRunLeftMap): kept, but marked, in
+// the hover text, the summary and the key, the same in the Lab run tab and the cell widget.
+jest.mock('@observablehq/plot', () => ({
+  plot: () => document.createElementNS('http://www.w3.org/2000/svg', 'svg'),
+  barX: () => null
+}));
+
+import { barRows, drawTimeline, summaryText } from '../timeline';
+
+const bar = (id: string, name: string, state: string, left = false) => ({
+  lane: 0, id, name, state, start: 0, end: 0.5, ...(left ? { left: true } : {})
+});
+
+const data = {
+  run: 'r', state: 'Completed', lanes: ['MainThread'], total: 3, unstarted: 0,
+  start: 10, end: 11, mode: 'bars', buckets: null,
+  bars: [
+    bar('r.0', 'fit[0]', 'Completed'),
+    bar('r.1', 'fit[1]', 'Cancelled', true),
+    bar('r.2', 'fit[2]', 'Failed', true)
+  ]
+};
+
+describe('children that left their map on the timeline', () => {
+  it('say so on hover, and only they', () => {
+    const titles = barRows(data).map((r: any) => r.title);
+    expect(titles[0]).toBe('fit[0] · Completed · 500 ms (at 0 ms)');
+    expect(titles[1]).toBe('fit[1] · Cancelled · left its map · 500 ms (at 0 ms)');
+    expect(titles[2].startsWith('fit[2] · Failed · left its map')).toBe(true);
+  });
+
+  it('are counted in the summary and named in the key', () => {
+    expect(summaryText(data)).toBe(
+      "3 task runs on 1 lane over 1.0 s; 2 left their map (faded bars: history, outside " +
+        "the map's counts)."
+    );
+    const box = document.createElement('div');
+    drawTimeline(box, data, ['Completed', 'Failed', 'Cancelled']);
+    const key = Array.from(box.querySelectorAll('.labloom-timeline-key-item'), k => k.textContent);
+    expect(key).toEqual(['Completed', 'Failed', 'Cancelled', 'left its map']);
+  });
+
+  it('leave a timeline without them as it was', () => {
+    const plain = { ...data, total: 1, bars: [data.bars[0]] };
+    expect(summaryText(plain)).toBe('1 task run on 1 lane over 1.0 s.');
+    const box = document.createElement('div');
+    drawTimeline(box, plain, ['Completed']);
+    expect(box.querySelector('.labloom-timeline-key-left')).toBeNull();
+  });
+});
