@@ -191,7 +191,7 @@ def test_a_v14_store_upgrades_and_keeps_its_rows_readable(store_backend: str) ->
         _old_rows(conn)
     conn.close()
     with open_store() as store:
-        assert version_of(store.conn) == SCHEMA_VERSION == 21
+        assert version_of(store.conn) == SCHEMA_VERSION == 22
         _same(_all(store, 2), _OLD_CALLS)
         _insert(store, ("new.0", "metric", {"loss": 0.25}, 2))
         assert _kinds(store)[-1] == "packed"

@@ -1,19 +1,23 @@
-"""The store's schema on both backends: fresh stores, upgrades from the first schema and from
-version 20 (before ``task_runs.left_map``), newer stores refused, and the URL's password never
-shown."""
+"""The store's schema on both backends: fresh stores, upgrades from the first schema, from
+version 20 (before ``task_runs.left_map``) and from 21 (before ``schedule_refusals``), newer
+stores refused, and the URL's password never shown."""
 
 from __future__ import annotations
 
+import json
+import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli_helpers import labloom, write
 from labloom import State, flow, task
 from labloom.store import follow, open_store
 from labloom.store.db import get_database
-from labloom.store.home import db_path
+from labloom.store.home import db_path, host_name
 from labloom.store.schema import (
     SCHEMA_VERSION,
     StoreVersionError,
@@ -22,6 +26,7 @@ from labloom.store.schema import (
     version_of,
 )
 from test_left_map import WHY, chained
+from test_schedule_serve import FLOW
 
 
 @task
@@ -125,8 +130,16 @@ def test_states_written_before_version_12_are_followed_after_the_upgrade(
                                  ("n0", "step", 1, "Running", "Pending", 1)]
 
 
+def _as_v21(conn: Any) -> None:
+    """The store as labloom before schema 22 left it: version 22 only added this table."""
+    with conn.transaction():
+        conn.execute("DROP TABLE schedule_refusals")
+        _set_version(conn, 21)
+
+
 def _as_v20(conn: Any) -> None:
     """The store as labloom before schema 21 left it: version 21 only added this column."""
+    _as_v21(conn)
     with conn.transaction():
         conn.execute("ALTER TABLE task_runs DROP COLUMN left_map")
         _set_version(conn, 20)
@@ -163,3 +176,40 @@ def test_a_v20_store_with_a_mapped_run_upgrades_and_stores_children_that_leave(
         left = {t.name: (t.state, t.left_map) for t in store.task_runs(run.id) if t.left_map}
         assert store.get_run(run.id).counts == {"Completed": 3}
     assert left == {"times_ten[1]": ("Cancelled", WHY), "times_ten[2]": ("Cancelled", WHY)}
+
+
+def test_a_v21_store_with_a_schedule_upgrades_and_lists_a_live_serves_refusal(
+    labloom_home: Path, store_backend: str,
+) -> None:
+    """A store before schema 22 (no refusals table) with a schedule: `labloom schedule list`
+    upgrades it and lists the schedule as before, refused by nobody; a refusal a live serve
+    keeps then (this process stands for it: its pid lives on this host) is listed."""
+    write(labloom_home / "flows.py", FLOW)
+    added = labloom(labloom_home, "schedule", "add", "flows.py:job", "--every", "1h",
+                    "--name", "nightly", "-p", "out=x.txt")
+    assert added.returncode == 0, added.stderr
+    before = _schedules(labloom_home)
+    database = get_database()
+    conn = database.connect(migrate=False)
+    _as_v21(conn)
+    conn.close()
+    database.forget_schema()
+    after = _schedules(labloom_home)  # upgraded by the command
+    assert after == before and after["nightly"]["refused_by"] is None
+    conn = database.connect()
+    assert version_of(conn) == SCHEMA_VERSION
+    with conn.transaction():
+        conn.execute("INSERT INTO schedulers (id, host, pid, started, beat) VALUES "
+                     "('me', ?, ?, ?, ?)", (host_name(), os.getpid(), time.time(), time.time()))
+        conn.execute("INSERT INTO schedule_refusals (scheduler, schedule, reason, since) "
+                     "VALUES ('me', 'nightly', 'why and the fix', ?)", (time.time(),))
+    conn.close()
+    [refusal] = _schedules(labloom_home)["nightly"]["refused_by"]
+    assert (refusal["scheduler"], refusal["pid"], refusal["reason"]) == (
+        "me", os.getpid(), "why and the fix")
+
+
+def _schedules(home: Path) -> dict[str, Any]:
+    out = labloom(home, "schedule", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    return {row["name"]: row for row in json.loads(out.stdout)["schedules"]}

@@ -207,6 +207,9 @@ def list_command(args: argparse.Namespace) -> int:
         if row["problem"]:
             print(f"    {row['problem']}: `labloom schedule remove {row['name']}`, then add it "
                   "again with a timezone and cron expression this host knows")
+        for refusal in row["refused_by"] or ():  # listed as if it would run, before
+            print(f"    REFUSED by `labloom serve` pid {refusal['pid']} on {refusal['host']} "
+                  f"(since {refusal['since']}): {refusal['reason']}")
         for line in _alert_lines(row):
             print(f"    {line}")
     print(_health_text(health))

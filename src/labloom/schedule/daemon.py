@@ -37,10 +37,11 @@ from ..core.flow_retries import RETRY_NOTE
 from ..store import home as _home
 from ..store import store_clock
 from ..store.db import get_database, is_transient
-from . import dead_run_alerts, liveness, log_files, mail_alerts
+from . import dead_run_alerts, liveness, log_files
 from . import stored_schedules as sched
 from .alert_sender import AlertSender
 from .alerts import failure_payload
+from .refusals import Refusals
 from .stop_signals import StopSignals
 from .times import to_ms
 
@@ -75,9 +76,7 @@ class ScheduleServer:
         self._store_away = False
         self._unsure = False  # a claim failed: it may have landed unanswered (``_step``)
         self._uncomputable: set[str] = set()  # said once each
-        self._unmailable: set[str] = set()  # the same
-        # Read once: serve's environment is fixed while it serves, its schedules are not.
-        self._relay_refusal = mail_alerts.relay_refusal()
+        self.refusals = Refusals(self.id)  # kept in the store: `schedule list` shows them
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
         self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -150,6 +149,7 @@ class ScheduleServer:
         ticked = time.monotonic()
         if ticked - self._last_beat >= sched.HEARTBEAT_EVERY:
             liveness.beat(conn, self.id, self.started)  # measures the store's clock again
+            self.refusals.kept(conn)
             self._last_beat = ticked
         self._reap(conn)
         if self._unsure:  # claims that landed though they seemed to fail: run them now
@@ -173,10 +173,12 @@ class ScheduleServer:
                     liveness.settle_running(conn, store_clock.now(conn), settled=settled)
                     self._alert_settled(conn, settled)
             dead_run_alerts.compose(conn)  # `labloom run --notify` commands killed mid-run
-        for schedule in sched.get_all(conn):
+        schedules = sched.get_all(conn)
+        self.refusals.forget_gone(conn, (s.name for s in schedules))
+        for schedule in schedules:
             now = store_clock.now(conn)  # no round trip: the offset measured at the last beat
             if (schedule.paused or self.signals.stopping or not self._computable(schedule, now)
-                    or not self._mailable(schedule)):
+                    or not self.refusals.mailable(conn, schedule)):
                 continue
             if sched.next_run(conn, schedule, now) > now:
                 continue  # a read: no write transaction for schedules that are not due
@@ -246,21 +248,6 @@ class ScheduleServer:
             self.alerts.enqueue(conn, schedule.name, failure_payload(
                 schedule.target, run_id, "overdue", [], why, schedule=schedule.name,
                 log=child.log_file.name))
-
-    def _mailable(self, schedule: sched.Schedule) -> bool:
-        """Whether this scheduler can mail the schedule's failure alerts. One added while it
-        serves, by mail with a bad LABLOOM_SMTP_PORT or _TLS here (its start refused only for
-        those there were), is not run: said once, naming the fix; the other schedules go on.
-        Before, it ran, and each of its alerts failed when a run failed, at night."""
-        why = self._relay_refusal
-        if why is None or not schedule.notify or not mail_alerts.is_mail(schedule.notify):
-            return True
-        if schedule.name not in self._unmailable:
-            self._unmailable.add(schedule.name)
-            log.error("[labloom] schedule %r is not run by this scheduler: its failure alerts go "
-                      "by mail, and %s in `labloom serve`'s environment: fix it there and start "
-                      "serve again; the other schedules go on", schedule.name, why)
-        return False
 
     def _computable(self, schedule: sched.Schedule, now: float) -> bool:
         """Whether this host can tell when the schedule is due. In a store several hosts share,

@@ -8,7 +8,7 @@ from typing import Any
 from ..store import store_clock
 from ..store.db import Conn
 from ..store.reader import retries_of
-from . import alert_outbox
+from . import alert_outbox, refusals
 from .alerts import mask_url
 from .stored_schedules import get_all, iso, next_run, slots
 
@@ -18,6 +18,7 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     now = store_clock.now(conn)  # the time slots are claimed by, whichever host reads
     alerts = alert_outbox.by_schedule(conn)
+    refused = refusals.live(conn, now)
     for s in get_all(conn):
         history = slots(conn, s.name)
         last = next((h for h in reversed(history) if h["status"] != "skipped"), None)
@@ -31,7 +32,7 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
             "name": s.name, "target": s.target, "when": s.spec, "cron": s.cron,
             "every": s.every, "timezone": s.timezone, "paused": s.paused,
             "catchup": s.catchup, "allow_overlap": s.overlap, "next_run": upcoming,
-            "problem": problem,
+            "problem": problem, "refused_by": _refused(refused.get(s.name), zone),
             "last_run": None if last is None else {
                 "slot": iso(last["slot_time"], zone), "status": last["status"],
                 "run_id": last["run_id"], "retries": [  # `labloom retry` of it, oldest first
@@ -43,6 +44,13 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
             "owner": s.owner,
         })
     return rows
+
+
+def _refused(found: list[dict[str, Any]] | None,
+             zone: str | None) -> list[dict[str, Any]] | None:
+    """``refused_by``: the live `labloom serve` processes that will not run the schedule, each
+    with why (naming the fix) and since when; null when none does."""
+    return None if not found else [{**r, "since": iso(r["since"], zone)} for r in found]
 
 
 def _alerts(found: dict[str, Any], zone: str | None) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def beat(conn: Conn, scheduler_id: str, started: float) -> None:
 def sign_off(conn: Conn, scheduler_id: str) -> None:
     """A clean stop. The rows of schedulers that died before it go too: the latest word on
     the scheduler is this clean stop, not an older unclean one. (A live one beats its row back;
-    the slots a dead one left follow their runs without it.)"""
+    the slots a dead one left follow their runs without it.) Their refusals go with them
+    (``refusals``; a live one writes its own back with its next beat)."""
     now = store_clock.now(conn)
     with conn.transaction():
         conn.execute("DELETE FROM schedulers WHERE id = ?", (scheduler_id,))
@@ -56,6 +57,8 @@ def sign_off(conn: Conn, scheduler_id: str) -> None:
         ).fetchall():
             if not _home.owner_alive(host, pid, last, now, STALE_AFTER):
                 conn.execute("DELETE FROM schedulers WHERE id = ?", (other,))
+        conn.execute("DELETE FROM schedule_refusals WHERE scheduler NOT IN "
+                     "(SELECT id FROM schedulers)")
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ PostgreSQL: a team's ``labloom serve`` on another host would fire them and find 
 files missing; the slots a schedule the target has fired since the last copy are added too);
 concurrency limits. A schedule or limit of the same name but other content in the target (a
 teammate's) is kept and reported as differing.
-What does not: what belongs to live processes (schedulers' heartbeats, held limit slots,
-places in line, cancel requests, the alerts this store's ``serve`` has still to send); runs not ended yet, whose process still writes to the source
+What does not: what belongs to live processes (schedulers' heartbeats and the schedules they
+refuse, held limit slots, places in line, cancel requests, the alerts this store's ``serve`` has
+still to send); runs not ended yet, whose process still writes to the source
 (copy again once they end); an ended run's folded experiment pages (``experiment_snapshot.py``:
 they name the last logged value's id, which the target numbers anew, so the copy would be
 stale at once; the first view folds them again); result files, which the runs name where they

@@ -1,4 +1,4 @@
-"""A migration statement, written in SQLite's SQL, as PostgreSQL runs it (``schema.py``)."""
+"""A migration, written in SQLite's SQL, as each backend runs it (``schema.py``)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,10 @@ def translate_ddl(statement: str, kind: str) -> list[str]:
     if match and match.group(1) in _ORDERED_TABLES:
         statements.append(f"ALTER TABLE {match.group(1)} ADD COLUMN IF NOT EXISTS rowid BIGSERIAL")
     return statements
+
+
+def migration_statements(script: str, kind: str) -> list[str]:
+    """A migration's statements as ``kind`` runs them, one at a time: executescript() would
+    commit the transaction the migration runs in."""
+    parts = [part.strip() for part in script.split(";") if part.strip()]
+    return [out for part in parts for out in translate_ddl(part, kind)]

@@ -1,14 +1,11 @@
 """The store's schema and its migrations, one list for both backends (see ``db.py``).
 
 Each entry of ``MIGRATIONS`` upgrades version i to i + 1; it is written in SQLite's SQL and
-``ddl.translate_ddl`` maps it for PostgreSQL. The version is SQLite's ``PRAGMA user_version``, or
-the one row of ``labloom_schema`` on PostgreSQL. An older store is upgraded inside one write
-transaction (``BEGIN IMMEDIATE``; an advisory lock on PostgreSQL), so two processes opening it at
-once cannot both migrate; a store written by a newer labloom is refused (``StoreVersionError``)
-rather than misread.
-
-Later tables (schedules, concurrency limits) go in as new entries appended here. Column types
-are SQLite's; PostgreSQL's are mapped (``REAL`` to DOUBLE PRECISION, ``BLOB`` to BYTEA).
+``ddl.translate_ddl`` maps it for PostgreSQL (``REAL`` to DOUBLE PRECISION, ``BLOB`` to BYTEA).
+The version is SQLite's ``PRAGMA user_version``, or the one row of ``labloom_schema`` on
+PostgreSQL. An older store is upgraded inside one write transaction (``BEGIN IMMEDIATE``; an
+advisory lock on PostgreSQL), so two processes opening it at once cannot both migrate; a store
+written by a newer labloom is refused (``StoreVersionError``) rather than misread.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..core.errors import StoreUnavailableError, StoreVersionError
-from .ddl import translate_ddl
+from .ddl import migration_statements
 
 if TYPE_CHECKING:
     from .db import Conn
@@ -324,8 +321,13 @@ CREATE TABLE run_alert_wishes (run_id TEXT PRIMARY KEY, flow TEXT NOT NULL, url 
 # task_states row of state 'Left' then (``left_maps.LEFT``): views count it out of the map.
 _V21 = "ALTER TABLE task_runs ADD COLUMN left_map TEXT"
 
+# Version 22: the schedules a `labloom serve` refuses to run, and why (``schedule/refusals.py``):
+# shown while its row in schedulers is live (``liveness.STALE_AFTER``), dropped with it.
+_V22 = ("CREATE TABLE schedule_refusals (scheduler TEXT NOT NULL, schedule TEXT NOT NULL, "
+        "reason TEXT NOT NULL, since REAL NOT NULL, PRIMARY KEY (scheduler, schedule))")
+
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
-                               _V12, _V13, _V14, _V15, _V16, _V17, _V18, _V19, _V20, _V21)
+                               _V12, _V13, _V14, _V15, _V16, _V17, _V18, _V19, _V20, _V21, _V22)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -399,16 +401,10 @@ def ensure_schema(conn: Conn, target: int = SCHEMA_VERSION, where: str = "") -> 
         if current > SCHEMA_VERSION:
             raise _too_new(current, where)
         for version in range(current, target):
-            for statement in _statements(MIGRATIONS[version]):
-                for translated in translate_ddl(statement, conn.kind):
-                    conn.execute(translated)
+            for statement in migration_statements(MIGRATIONS[version], conn.kind):
+                conn.execute(statement)
             _set_version(conn, version + 1)
     return target
-
-
-def _statements(script: str) -> list[str]:
-    # executescript() would commit our transaction; run one statement at a time instead.
-    return [part.strip() for part in script.split(";") if part.strip()]
 
 
 def _too_new(version: int, where: str) -> StoreVersionError:

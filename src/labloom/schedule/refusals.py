@@ -1,0 +1,97 @@
+"""The schedules a `labloom serve` will not run, and why, kept in the store while it serves
+(``schedule_refusals``, schema 22): `labloom schedule list` and ``GET schedules`` say so. Before,
+only serve's own log did, once, and the list showed the schedule as if it would run.
+
+A serve owns its rows: it writes one when it first refuses a schedule, drops it when it runs
+the schedule again (its alerts no longer go by mail) or the schedule is gone, and drops all of
+them at its clean stop (``liveness.sign_off``, with those of the schedulers found dead then).
+A killed serve's rows stay until then, shown only while its heartbeat is (``live``: the rule
+its slots follow, ``liveness.STALE_AFTER``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from ..store import home as _home
+from ..store import store_clock
+from ..store.db import Conn
+from . import liveness, mail_alerts
+
+log = logging.getLogger("labloom")
+
+
+class Refusals:
+    """One scheduler's refusals: each said once in its log, and kept in the store."""
+
+    def __init__(self, scheduler_id: str) -> None:
+        self.id = scheduler_id
+        # Read once: serve's environment is fixed while it serves, its schedules are not.
+        self.relay = mail_alerts.relay_refusal()
+        self._refused: dict[str, str] = {}  # schedule: why
+
+    def mailable(self, conn: Conn, schedule: Any) -> bool:
+        """Whether this scheduler can mail the schedule's failure alerts. One added while it
+        serves, by mail with a bad LABLOOM_SMTP_PORT or _TLS here (its start refused only for
+        those there were), is not run: said once, naming the fix, and kept for the listings;
+        the other schedules go on. Before, it ran, and each of its alerts failed when a run
+        failed, at night."""
+        name = schedule.name
+        if (self.relay is None or not schedule.notify
+                or not mail_alerts.is_mail(schedule.notify)):
+            if name in self._refused:  # its alerts go elsewhere now: it runs
+                self._drop(conn, [name])
+            return True
+        if name not in self._refused:
+            reason = (f"its failure alerts go by mail, and {self.relay} in `labloom serve`'s "
+                      "environment: fix it there and start serve again")
+            self._keep(conn, name, reason)  # before it is said: a store away, next tick
+            self._refused[name] = reason
+            log.error("[labloom] schedule %r is not run by this scheduler: %s; the other "
+                      "schedules go on", name, reason)
+        return False
+
+    def kept(self, conn: Conn) -> None:
+        """Its rows back, when a scheduler that stopped cleanly took them with this one's row
+        (its heartbeat looked stale then: a store away for a while); this one beat it back."""
+        if self._refused and conn.execute(
+            "SELECT COUNT(*) FROM schedule_refusals WHERE scheduler = ?", (self.id,)
+        ).fetchone()[0] < len(self._refused):
+            for name, reason in self._refused.items():
+                self._keep(conn, name, reason)
+
+    def forget_gone(self, conn: Conn, names: Iterable[str]) -> None:
+        """Drop the refusals of schedules removed since (one added again is judged anew)."""
+        gone = set(self._refused).difference(names)
+        if gone:
+            self._drop(conn, sorted(gone))
+
+    def _drop(self, conn: Conn, names: list[str]) -> None:
+        for name in names:
+            conn.execute("DELETE FROM schedule_refusals WHERE scheduler = ? AND schedule = ?",
+                         (self.id, name))
+            self._refused.pop(name, None)
+
+    def _keep(self, conn: Conn, name: str, reason: str) -> None:
+        conn.execute(
+            "INSERT INTO schedule_refusals (scheduler, schedule, reason, since) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (scheduler, schedule) DO NOTHING",
+            (self.id, name, reason, store_clock.now(conn)))
+
+
+def live(conn: Conn, now: float) -> dict[str, list[dict[str, Any]]]:
+    """The refusals of live schedulers by schedule, oldest first (``now``: the store's time).
+    A scheduler gone (its pid dead on this host, its heartbeat stale) refuses nothing."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for schedule, scheduler, reason, since, host, pid, beat in conn.execute(
+        "SELECT r.schedule, r.scheduler, r.reason, r.since, h.host, h.pid, h.beat "
+        "FROM schedule_refusals r JOIN schedulers h ON h.id = r.scheduler "
+        "ORDER BY r.since, r.scheduler"
+    ).fetchall():
+        if _home.owner_alive(host, pid, beat, now, liveness.STALE_AFTER):
+            found.setdefault(schedule, []).append(
+                {"scheduler": scheduler, "host": host, "pid": pid, "reason": reason,
+                 "since": since})
+    return found

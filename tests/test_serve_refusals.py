@@ -1,0 +1,160 @@
+"""A schedule a running `labloom serve` refuses (its alerts go by mail, and serve's
+LABLOOM_SMTP_PORT is bad) is listed as refused, by that serve, with the fix: `labloom schedule
+list`, its --json and GET schedules. Before, only serve's log said so, once; the list showed
+the schedule as if it would run, and it never ran. A serve that stops, or is killed, refuses
+nothing any more; one that finds the schedule gone drops its refusal."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_helpers import (
+    first_slot_in,
+    labloom,
+    serving,
+    slot_rows,
+    start_labloom,
+    stop,
+    store_of,
+    wait_for,
+    write,
+)
+from labloom.store.home import host_name
+from test_schedule_serve import FLOW
+from test_server_api import get
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+SAID = ("LABLOOM_SMTP_PORT must be a port number from 1 to 65535 (the SMTP relay's port), "
+        "got 'smtp': set it to one, or unset it for the default (25)")
+FIX = "in `labloom serve`'s environment: fix it there and start serve again"
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"labloom": True},
+                          "allow_unauthenticated_access": False}}
+
+
+def _add(home: Path, name: str, notify: str) -> None:
+    """A schedule added from a shell whose SMTP settings are fine (not due for an hour)."""
+    added = labloom(home, "schedule", "add", "flows.py:job", "--every", "1h", "--name", name,
+                    "-p", f"out={home / name}.txt", "--notify", notify)
+    assert added.returncode == 0, added.stderr
+
+
+def _listed(home: Path) -> dict[str, Any]:
+    out = labloom(home, "schedule", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    return {row["name"]: row for row in json.loads(out.stdout)["schedules"]}
+
+
+def _refusal_rows(home: Path) -> list[tuple[str, str]]:
+    conn = store_of(home)
+    assert conn is not None
+    with conn:
+        return [tuple(row) for row in conn.execute(
+            "SELECT scheduler, schedule FROM schedule_refusals ORDER BY schedule").fetchall()]
+
+
+def _bad_serve(home: Path) -> subprocess.Popen[str]:
+    """`labloom serve` with LABLOOM_SMTP_PORT=smtp, once it beats its heartbeat, over a store
+    with a schedule alerted by webhook (a serve refuses to start over one by mail)."""
+    write(home / "flows.py", FLOW)
+    _add(home, "hooked", "https://hooks.example.org/x")
+    proc = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
+    wait_for(lambda: proc.poll() is not None or serving(home, proc), 60, "serve to beat")
+    assert proc.poll() is None, proc.communicate()
+    return proc
+
+
+async def test_a_schedule_serve_refuses_is_listed_refused_until_serve_stops(
+    jp_fetch: Any, labloom_home: Path, store_backend: str,
+) -> None:
+    home = labloom_home
+    proc = _bad_serve(home)
+    try:
+        _add(home, "mailed", "MAILTO:ops@hospital.test")
+        [refusal] = wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal")
+        assert (refusal["host"], refusal["pid"]) == (host_name(), proc.pid), refusal
+        assert refusal["reason"] == f"its failure alerts go by mail, and {SAID} {FIX}"
+        assert refusal["since"] and refusal["scheduler"].startswith(f"{proc.pid}-")
+        listed = _listed(home)
+        assert listed["hooked"]["refused_by"] is None
+        assert listed["mailed"]["next_run"]  # still computed: the schedule is fine, serve is not
+        text = labloom(home, "schedule", "list").stdout
+        assert (f"REFUSED by `labloom serve` pid {proc.pid} on {host_name()} (since "
+                f"{refusal['since']}): its failure alerts go by mail, and {SAID} {FIX}") in text
+        assert text.count("REFUSED") == 1, text
+        shown = {s["name"]: s for s in (await get(jp_fetch, "schedules"))["schedules"]}
+        assert shown["mailed"]["refused_by"] == [refusal]
+        assert shown["hooked"]["refused_by"] is None
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err
+    assert err.count("'mailed' is not run by this scheduler") == 1, err  # said once
+    # stopped: it refuses nothing, and its rows went with its own
+    assert _listed(home)["mailed"]["refused_by"] is None
+    assert "REFUSED" not in labloom(home, "schedule", "list").stdout
+    assert _refusal_rows(home) == []
+    shown = {s["name"]: s for s in (await get(jp_fetch, "schedules"))["schedules"]}
+    assert shown["mailed"]["refused_by"] is None
+
+
+def test_a_killed_serve_refuses_nothing_and_the_next_serve_clears_its_rows(
+    labloom_home: Path, store_backend: str,
+) -> None:
+    home = labloom_home
+    proc = _bad_serve(home)
+    try:
+        _add(home, "mailed", "mailto:ops@hospital.test")
+        wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert len(_refusal_rows(home)) == 1  # left by the killed serve, and not shown:
+    assert _listed(home)["mailed"]["refused_by"] is None  # its pid is dead on this host
+    # A serve whose relay settings are fine runs it; at its clean stop the dead one's rows go.
+    good = start_labloom(home, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: good.poll() is not None or serving(home, good), 60, "serve to beat")
+        assert _listed(home)["mailed"]["refused_by"] is None
+        good.send_signal(signal.SIGTERM)
+        _out, err = good.communicate(timeout=60)
+    finally:
+        stop(good)
+    assert good.returncode == 0, err
+    assert _refusal_rows(home) == []
+
+
+def test_a_refused_schedule_removed_and_added_again_by_webhook_is_not_refused(
+    labloom_home: Path, store_backend: str,
+) -> None:
+    home = labloom_home
+    proc = _bad_serve(home)
+    try:
+        _add(home, "mailed", "mailto:ops@hospital.test")
+        wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal")
+        assert labloom(home, "schedule", "remove", "mailed").returncode == 0
+        wait_for(lambda: _refusal_rows(home) == [], 60, "serve to drop its refusal")
+        _add(home, "mailed", "https://hooks.example.org/y")
+        first_slot_in(home, "mailed", 0.5)  # run by this serve now: judged anew, not refused
+        wait_for(lambda: [r for r in slot_rows(home) if r["schedule"] == "mailed"], 60,
+                 "the run of the schedule added again")
+        assert _listed(home)["mailed"]["refused_by"] is None
+        assert _refusal_rows(home) == []
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err
+    assert err.count("'mailed' is not run by this scheduler") == 1, err
