@@ -63,6 +63,16 @@ def _refusal_rows(home: Path) -> list[tuple[str, str]]:
             "SELECT scheduler, schedule FROM schedule_refusals ORDER BY schedule").fetchall()]
 
 
+def _forget_scheduler(home: Path, scheduler: str) -> None:
+    """What ``liveness.sign_off`` does to a scheduler it finds gone."""
+    conn = store_of(home)
+    assert conn is not None
+    with conn, conn.transaction():
+        conn.execute("DELETE FROM schedulers WHERE id = ?", (scheduler,))
+        conn.execute("DELETE FROM schedule_refusals WHERE scheduler NOT IN "
+                     "(SELECT id FROM schedulers)")
+
+
 def _bad_serve(home: Path) -> subprocess.Popen[str]:
     """`labloom serve` with LABLOOM_SMTP_PORT=smtp, once it beats its heartbeat, over a store
     with a schedule alerted by webhook (a serve refuses to start over one by mail)."""
@@ -95,6 +105,11 @@ async def test_a_schedule_serve_refuses_is_listed_refused_until_serve_stops(
         shown = {s["name"]: s for s in (await get(jp_fetch, "schedules"))["schedules"]}
         assert shown["mailed"]["refused_by"] == [refusal]
         assert shown["hooked"]["refused_by"] is None
+        # Another serve's clean stop took this one's rows, its heartbeat seen stale (a store
+        # away for a while): the next beat puts both back.
+        _forget_scheduler(home, refusal["scheduler"])
+        [back] = wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal back")
+        assert back["reason"] == refusal["reason"] and back["pid"] == proc.pid
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     finally:
