@@ -23,6 +23,7 @@ from cli_helpers import (
     write,
 )
 from lab_helpers import clipped, drag_side_bar_to, next_list_read, open_lab, shot, use_dark_theme
+from labloom.store.home import host_name
 from test_alerts_kept import FLOWS, add, end, pending_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
@@ -159,3 +160,50 @@ def test_the_schedule_row_says_an_alert_retried_then_given_up_until_one_is_deliv
     finally:
         stop(proc)
         hook.close()
+
+
+def test_the_schedule_row_says_a_live_serve_refuses_it_until_that_serve_stops(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    # A serve with a bad LABLOOM_SMTP_PORT does not run a schedule added by mail while it
+    # serves: the row read as if it would run (only serve's log said otherwise).
+    url, _notebooks = lab
+    home = tmp_path / "labloom"  # the Lab server's LABLOOM_HOME
+    write(home / "flows.py", FLOWS)
+    proc = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
+    try:
+        assert proc.stdout is not None and "serving" in proc.stdout.readline()
+        add(home, "nightly", "mailto:ops@hospital.test", due=False)
+        page.clock.install()  # see next_list_read
+        panel, _alerts = open_lab(page, url)
+        row = panel.locator('.labloom-schedule[data-schedule="nightly"]')
+        row.wait_for(timeout=30_000)
+        refused = row.locator('.labloom-schedule-alert[data-alert="refused"]')
+        shown_at_the_next_read(page, lambda: refusals(home), "the refusal kept")
+        refused.wait_for(timeout=90_000)
+        text = refused.text_content() or ""
+        assert text.startswith(
+            f"Not run by `labloom serve` pid {proc.pid} on {host_name()}: its failure alerts "
+            "go by mail, and LABLOOM_SMTP_PORT must be a port number"), text
+        assert text.endswith("fix it there and start serve again"), text
+        assert "Refused since " in (refused.get_attribute("title") or "")
+        assert legible(refused) >= 4.5
+        drag_side_bar_to(page, panel, 200)  # read whole in a narrow side bar too
+        assert clipped(row, panel) == [], clipped(row, panel)
+        shot(page, "lab-schedule-refused-200px", panel)
+        # That serve stopped: nothing refuses the schedule any more.
+        end(proc)
+        shown_at_the_next_read(page, lambda: not refusals(home), "the refusal to go")
+        refused.wait_for(state="detached", timeout=90_000)
+    except Exception:
+        shot(page, "failed-lab-schedule-refused")
+        raise
+    finally:
+        stop(proc)
+
+
+def refusals(home: Path) -> list[Any]:
+    conn = store_of(home)
+    assert conn is not None
+    with conn:
+        return conn.execute("SELECT * FROM schedule_refusals").fetchall()

@@ -90,3 +90,25 @@ function retryingLine(
   // Still being retried: nothing for the user to do yet.
   return { text, fix: null, title };
 }
+
+/** A line per live `labloom serve` that will not run the schedule (its alerts go by mail, and
+ * that serve's SMTP settings are bad): which serve, why, and the fix, which its reason names. */
+export function refusedLines(
+  s: ISchedule,
+  trans: TranslationBundle,
+  time: (iso: string | null) => string
+): IAlertLine[] {
+  return (s.refused_by ?? []).map(refusal => {
+    const text = trans.__(
+      'Not run by `labloom serve` pid %1 on %2: %3',
+      refusal.pid,
+      refusal.host,
+      refusal.reason
+    );
+    const since = trans.__(
+      'Refused since %1; another serve with good settings may still run it.',
+      time(refusal.since)
+    );
+    return { text, fix: null, title: `${text}. ${since}` };
+  });
+}

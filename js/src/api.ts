@@ -39,6 +39,16 @@ export interface ISchedule {
   problem?: string | null; // why this host cannot compute its times (a time zone it lacks)
   pending_alerts?: IPendingAlerts | null; // failure alerts still to send (session 48)
   undelivered_alert?: IUndeliveredAlert | null; // alerts given up since the last delivered one
+  refused_by?: IRefusal[] | null; // live `labloom serve` processes that will not run it (s. 57)
+}
+
+/** A live `labloom serve` that will not run a schedule: why, naming the fix, and since when. */
+export interface IRefusal {
+  scheduler: string;
+  host: string;
+  pid: number;
+  reason: string;
+  since: string;
 }
 
 /** A schedule's failure alerts still to send; the oldest one's attempts, last error, next try. */

@@ -2,7 +2,7 @@
 // Run with… (the launch form), and whether a scheduler runs them at all.
 import { TranslationBundle } from '@jupyterlab/translation';
 
-import { alertLines } from './alertnote';
+import { alertLines, refusedLines } from './alertnote';
 import { el, ISchedule, IScheduleList, requestAPI, when } from './api';
 import { LaunchSection } from './launch';
 
@@ -184,14 +184,16 @@ export class ScheduleList {
     if (s.problem) {
       part('last').after(el('span', { class: 'labloom-schedule-problem' }, s.problem));
     }
-    // Alerts given up or being retried: `labloom schedule list` said so, the panel did not.
+    // Alerts given up or being retried, and a live `labloom serve` that will not run it:
+    // `labloom schedule list` said so, the panel did not (the row read as if it would run).
     // Redrawn only when the schedule reads differently (rowOf), so a title hovered stays.
     row.querySelectorAll('.labloom-schedule-alert').forEach(line => line.remove());
     const { lost, retrying } = alertLines(s, trans, nextRun);
     for (const [line, kind] of [
-      [lost, 'lost'],
-      [retrying, 'retrying']
-    ] as const) {
+      ...refusedLines(s, trans, nextRun).map(refused => [refused, 'refused'] as const),
+      [lost, 'lost'] as const,
+      [retrying, 'retrying'] as const
+    ]) {
       if (line) {
         const note = el('div', { class: 'labloom-schedule-alert', 'data-alert': kind });
         note.append(el('span', { class: 'labloom-schedule-alert-why' }, line.text));

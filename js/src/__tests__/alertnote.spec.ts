@@ -1,4 +1,4 @@
-import { alertLines } from '../alertnote';
+import { alertLines, refusedLines } from '../alertnote';
 
 // nullTranslator's bundle, without importing @jupyterlab in jest: %1, %2 filled in.
 const trans: any = {
@@ -61,5 +61,32 @@ describe('alertLines', () => {
     expect(retrying!.text).toBe('alert retrying: HTTP 500, next 17:03');
     expect(retrying!.fix).toBeNull(); // nothing to do while it may yet go
     expect(retrying!.title).toContain('tried 2 time(s): HTTP 500');
+  });
+});
+
+describe('refusedLines', () => {
+  const refusal = {
+    scheduler: '4242-abcd1234',
+    host: 'lab-01',
+    pid: 4242,
+    reason: "its failure alerts go by mail, and LABLOOM_SMTP_PORT must be ...: fix it there",
+    since: '2026-12-07T19:30:02+00:00'
+  };
+
+  it('says nothing while no live serve refuses the schedule', () => {
+    expect(refusedLines(schedule, trans, time)).toEqual([]);
+    expect(refusedLines({ ...schedule, refused_by: null }, trans, time)).toEqual([]);
+  });
+
+  it('says which serve refuses it and why (the fix in its reason), since when in its title', () => {
+    const [line] = refusedLines({ ...schedule, refused_by: [refusal] }, trans, time);
+    expect(line.text).toBe(
+      'Not run by `labloom serve` pid 4242 on lab-01: its failure alerts go by mail, and ' +
+        'LABLOOM_SMTP_PORT must be ...: fix it there'
+    );
+    expect(line.fix).toBeNull();
+    expect(line.title).toBe(
+      `${line.text}. Refused since 19:30; another serve with good settings may still run it.`
+    );
   });
 });
