@@ -6,9 +6,11 @@ nothing any more; one that finds the schedule gone drops its refusal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,25 +75,29 @@ def _forget_scheduler(home: Path, scheduler: str) -> None:
                      "(SELECT id FROM schedulers)")
 
 
-def _bad_serve(home: Path) -> subprocess.Popen[str]:
-    """`labloom serve` with LABLOOM_SMTP_PORT=smtp, once it beats its heartbeat, over a store
-    with a schedule alerted by webhook (a serve refuses to start over one by mail)."""
+@contextlib.contextmanager
+def _refusing(home: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    """`labloom serve` with LABLOOM_SMTP_PORT=smtp over a store with a schedule alerted by
+    webhook (a serve refuses to start over one by mail), and "mailed" added by mail once it
+    beats: the serve and its refusal as listed. Killed after the block if it still runs."""
     write(home / "flows.py", FLOW)
     _add(home, "hooked", "https://hooks.example.org/x")
     proc = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
-    wait_for(lambda: proc.poll() is not None or serving(home, proc), 60, "serve to beat")
-    assert proc.poll() is None, proc.communicate()
-    return proc
+    try:
+        wait_for(lambda: proc.poll() is not None or serving(home, proc), 60, "serve to beat")
+        assert proc.poll() is None, proc.communicate()
+        _add(home, "mailed", "mailto:ops@hospital.test")
+        [refusal] = wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal")
+        yield proc, refusal
+    finally:
+        stop(proc)
 
 
 async def test_a_schedule_serve_refuses_is_listed_refused_until_serve_stops(
     jp_fetch: Any, labloom_home: Path, store_backend: str,
 ) -> None:
     home = labloom_home
-    proc = _bad_serve(home)
-    try:
-        _add(home, "mailed", "MAILTO:ops@hospital.test")
-        [refusal] = wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal")
+    with _refusing(home) as (proc, refusal):
         assert (refusal["host"], refusal["pid"]) == (host_name(), proc.pid), refusal
         assert refusal["reason"] == f"its failure alerts go by mail, and {SAID} {FIX}"
         assert refusal["since"] and refusal["scheduler"].startswith(f"{proc.pid}-")
@@ -112,8 +118,6 @@ async def test_a_schedule_serve_refuses_is_listed_refused_until_serve_stops(
         assert back["reason"] == refusal["reason"] and back["pid"] == proc.pid
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        stop(proc)
     assert proc.returncode == 0, err
     assert err.count("'mailed' is not run by this scheduler") == 1, err  # said once
     # stopped: it refuses nothing, and its rows went with its own
@@ -128,14 +132,9 @@ def test_a_killed_serve_refuses_nothing_and_the_next_serve_clears_its_rows(
     labloom_home: Path, store_backend: str,
 ) -> None:
     home = labloom_home
-    proc = _bad_serve(home)
-    try:
-        _add(home, "mailed", "mailto:ops@hospital.test")
-        wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal")
+    with _refusing(home) as (proc, _refusal):
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
-    finally:
-        stop(proc)
     assert len(_refusal_rows(home)) == 1  # left by the killed serve, and not shown:
     assert _listed(home)["mailed"]["refused_by"] is None  # its pid is dead on this host
     # A serve whose relay settings are fine runs it; at its clean stop the dead one's rows go.
@@ -155,10 +154,7 @@ def test_a_refused_schedule_removed_and_added_again_by_webhook_is_not_refused(
     labloom_home: Path, store_backend: str,
 ) -> None:
     home = labloom_home
-    proc = _bad_serve(home)
-    try:
-        _add(home, "mailed", "mailto:ops@hospital.test")
-        wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal")
+    with _refusing(home) as (proc, _refusal):
         assert labloom(home, "schedule", "remove", "mailed").returncode == 0
         wait_for(lambda: _refusal_rows(home) == [], 60, "serve to drop its refusal")
         _add(home, "mailed", "https://hooks.example.org/y")
@@ -169,7 +165,5 @@ def test_a_refused_schedule_removed_and_added_again_by_webhook_is_not_refused(
         assert _refusal_rows(home) == []
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        stop(proc)
     assert proc.returncode == 0, err
     assert err.count("'mailed' is not run by this scheduler") == 1, err
