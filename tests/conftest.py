@@ -181,8 +181,7 @@ def killed_workers_come_back() -> Iterator[None]:
     longer (test_dask_lost_values beside test_schedule_serve under -n 2): the run waited out
     LABLOOM_RECOMPUTE_WAIT (120 s) for a worker, and the module's cluster had none left for its
     later tests. The setting is read when the worker is lost."""
-    import dask
-
+    dask = pytest.importorskip("dask")
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "600s"}):
         yield
 
