@@ -174,6 +174,19 @@ def executor(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture
+def killed_workers_come_back() -> Iterator[None]:
+    """For tests that SIGKILL a LocalCluster's worker and need the new one its nanny starts. The
+    cluster closes a nanny, for good, whose new worker has not joined within
+    distributed.deploy.lost-worker-timeout (15 s): on a loaded machine a worker's start took
+    longer (test_dask_lost_values beside test_schedule_serve under -n 2): the run waited out
+    LABLOOM_RECOMPUTE_WAIT (120 s) for a worker, and the module's cluster had none left for its
+    later tests. The setting is read when the worker is lost."""
+    dask = pytest.importorskip("dask")
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "600s"}):
+        yield
+
+
 @pytest.fixture(scope="module")
 def one_worker_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real LocalCluster, one worker process with two threads, for a module's Dask cases; a

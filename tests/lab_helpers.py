@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 import pytest
 
 from cli_helpers import cli_env, wait_for, write
+from lab_kill import kill_lab
 from labloom.store import open_store
 from system_programs import require_program
 
@@ -102,28 +102,6 @@ def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, P
     finally:
         kill_lab(proc)
         log.close()
-
-
-def kill_lab(proc: subprocess.Popen[bytes]) -> None:
-    """The Lab killed outright with all it started. Its own clean stop (SIGTERM: about a
-    second and a half of a loaded machine, kernels shut down one by one) is no test's subject
-    and nothing read it; what it leaves is in the test's tmp_path. Its kernels have sessions
-    of their own (jupyter_client starts them so), out of the server's process group: they are
-    found as its descendants, its group stopped first so that no kernel starts meanwhile."""
-    import psutil
-
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGSTOP)
-    try:
-        family = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    for child in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-    proc.wait(timeout=30)
 
 
 def lab_address(

@@ -30,6 +30,7 @@ import pytest
 from cli_helpers import cli_env, labloom, slot_rows, start_labloom, stop, wait_for, write
 from labloom import DaskExecutor, State, flow, task, unmapped
 from labloom.store import open_store
+from side_effects import APPEND_LINE
 from store_helpers import env_for
 from system_programs import require_system
 
@@ -116,19 +117,17 @@ def test_a_dask_worker_killed_mid_map(tmp_path: Path) -> None:
 STALLS = """
 import os, sys, time
 from labloom import flow, task
-
+""" + APPEND_LINE + """
 LEDGER = os.environ["CHAOS_LEDGER"]  # also in `labloom retry`, which imports this file
 
 @task
 def quick(i):
-    with open(LEDGER, "a") as out:
-        out.write(f"quick {i}\\n")
+    append_line(LEDGER, f"quick {i}")
     return i
 
 @task
 def slow(values):
-    with open(LEDGER, "a") as out:
-        out.write("slow\\n")
+    append_line(LEDGER, "slow")
     if not os.path.exists(LEDGER + ".fixed"):
         time.sleep(120)  # killed here the first time
     return sum(values)

@@ -24,6 +24,7 @@ from cli_helpers import wait_for
 from labloom import DaskExecutor, State, flow, task, unmapped
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.usefixtures("killed_workers_come_back")  # conftest.py
 
 
 def held_at_its_gate(gate: str) -> int:

@@ -17,6 +17,7 @@ import pytest
 from labloom import DaskExecutor, State, flow, task, unmapped
 
 pytest.importorskip("distributed")
+pytestmark = pytest.mark.usefixtures("killed_workers_come_back")  # conftest.py
 
 RAN_AGAIN = "the input it read is gone"
 

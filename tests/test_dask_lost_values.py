@@ -25,6 +25,7 @@ from labloom import (
 )
 
 pytest.importorskip("distributed")
+pytestmark = pytest.mark.usefixtures("killed_workers_come_back")  # conftest.py
 
 RAN_AGAIN = "the input it read is gone"
 

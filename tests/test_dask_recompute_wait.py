@@ -16,6 +16,7 @@ import pytest
 from labloom import ClusterConfigError, DaskExecutor, State, WorkerDiedError, flow, task
 
 pytest.importorskip("distributed")
+pytestmark = pytest.mark.usefixtures("killed_workers_come_back")  # conftest.py
 
 
 def _runs(path: Path) -> int:

@@ -255,6 +255,7 @@ def test_a_rerun_of_more_failed_children_than_a_batch_forgets_each_ones_values(
         row["auc"] for row in rows)
 
 
+@pytest.mark.usefixtures("killed_workers_come_back")  # conftest.py
 def test_an_attempt_dask_runs_again_after_its_worker_died_shows_only_the_run_that_ended(
     dask_cluster: Any, tmp_path: Path
 ) -> None:
@@ -296,6 +297,7 @@ def test_an_attempt_dask_runs_again_after_its_worker_died_shows_only_the_run_tha
     assert total == 3 and [p["step"] for p in points] == [0, 1, 2]
 
 
+@pytest.mark.usefixtures("killed_workers_come_back")  # conftest.py
 def test_a_chunk_dask_runs_again_after_its_worker_died_keeps_each_childs_values_once(
     dask_cluster: Any, tmp_path: Path
 ) -> None:

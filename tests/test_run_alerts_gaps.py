@@ -169,6 +169,11 @@ def served_till_no_wish(home: Path) -> str:
         stop(serve)
 
 
+# A command whose store is away for good: it waits 1 s for it at its exit (the store away
+# all the while either way), not 5 s (SQLite) or 15 s (PostgreSQL); each connection tried 1 s.
+STORE_AWAY_ENV = {"LABLOOM_DB_CONNECT_TIMEOUT": "1", "LABLOOM_STORE_EXIT_WAIT": "1"}
+
+
 @contextlib.contextmanager
 def store_away(home: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[None]:
     """The store cannot be reached meanwhile, the disk can: the PostgreSQL server stopped
@@ -214,7 +219,7 @@ def test_a_store_away_at_the_runs_end_leaves_one_alert_or_none(
     # a second one. (The completed run's case passed before too: the store has its end.)
     home = labloom_home
     hook = Hook([])
-    run, fifo = held_at_its_report(home, flow, hook.url, LABLOOM_DB_CONNECT_TIMEOUT="1")
+    run, fifo = held_at_its_report(home, flow, hook.url, **STORE_AWAY_ENV)
     ended = "Failed" if flow == "etl" else "Completed"
     try:
         wait_for(lambda: run_state(home) == ended and wishes(home), 60,
@@ -251,7 +256,7 @@ def test_an_alert_not_delivered_with_the_store_away_is_sent_once_by_the_next_ser
     # command's mark): before, it said the command had died.
     home = labloom_home
     hook = Hook([500] * 4)
-    run, fifo = held_at_its_report(home, "etl", hook.url, LABLOOM_DB_CONNECT_TIMEOUT="1",
+    run, fifo = held_at_its_report(home, "etl", hook.url, **STORE_AWAY_ENV,
                                    LABLOOM_NOTIFY_DELAYS="0.2,0.4,0.8")
     try:
         wait_for(lambda: run_state(home) == "Failed" and wishes(home), 60,
@@ -316,8 +321,7 @@ def test_a_run_that_completed_while_the_store_was_away_is_not_alerted_crashed(
     hook = Hook([])
     # What the writer cannot write is dropped after 2 s (LABLOOM_STORE_OUTAGE), not 10 min.
     run = start_labloom(home, "run", "flows.py:nightly", "--notify", hook.url,
-                        LABLOOM_PROGRESS="0", LABLOOM_DB_CONNECT_TIMEOUT="1",
-                        LABLOOM_STORE_OUTAGE="2")
+                        LABLOOM_PROGRESS="0", LABLOOM_STORE_OUTAGE="2", **STORE_AWAY_ENV)
     try:
         wait_for(lambda: (home / "started.txt").exists() and wishes(home)
                  and task_states(home) == ["Running"], 60,

@@ -20,15 +20,15 @@ import time
 from pathlib import Path
 
 from kernel_helpers import kernel
+from side_effects import APPEND_LINE
 from store_helpers import env_for
 
 FLOW = '''import os
 from labloom import DaskExecutor, flow, task
-
+''' + APPEND_LINE + '''
 @task
 def note(x):
-    with open({path!r}, "a") as f:  # a side effect, such as a mail sent
-        f.write(f"{{x}} {{os.getpid()}}\\n")
+    append_line({path!r}, f"{{x}} {{os.getpid()}}")  # a side effect, such as a mail sent
     return x
 
 @flow(executor=DaskExecutor(n_workers=2, threads_per_worker=1))
@@ -57,19 +57,17 @@ def test_a_finished_task_does_not_run_again_as_the_kernel_shuts_down(tmp_path: P
 
 STOPPED_RUN = """import os, threading
 from labloom import DaskExecutor, flow, task
-
+""" + APPEND_LINE + """
 SIDE = os.environ["SIDE"]
 
 @task
 def note(x):
-    with open(SIDE, "a") as f:
-        f.write(f"{x} {os.getpid()}\\n")
+    append_line(SIDE, f"{x} {os.getpid()}")
     return x
 
 @task
 def wait(xs):
-    with open(SIDE, "a") as f:
-        f.write("waiting\\n")
+    append_line(SIDE, "waiting")
     threading.Event().wait(120)  # still running when the run is stopped
     return xs
 

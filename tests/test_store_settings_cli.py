@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import labloom, write
+from labloom.store.settings import StoreSettings
 from test_env_numbers_cli import FLOW
 
 
@@ -24,6 +25,8 @@ from test_env_numbers_cli import FLOW
      "store's disk for the runs' states)"),
     ("LABLOOM_HEARTBEAT_TIMEOUT", "1m", "a number of seconds above 0 (how long without a "
      "heartbeat a run counts as crashed)"),
+    ("LABLOOM_STORE_EXIT_WAIT", "a while", "a number of seconds >= 0 (how long a process "
+     "waits at its exit for a store that is away)"),
 ])
 def test_a_bad_store_setting_stops_labloom_run_before_anything_is_recorded(
     store_backend: str, tmp_path: Path, name: str, bad: str, said: str,
@@ -49,3 +52,15 @@ def test_good_store_settings_reach_the_writer(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "ran").exists()
     assert not list(tmp_path.rglob("*-reserve"))
+
+
+def test_the_exit_wait_is_the_setting_or_the_store_s_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Unset: a server gets longer than a SQLite file (one restarting, one locked).
+    monkeypatch.delenv("LABLOOM_STORE_EXIT_WAIT", raising=False)
+    unset = StoreSettings.read()
+    assert (unset.exit_seconds("sqlite"), unset.exit_seconds("postgresql")) == (5.0, 15.0)
+    monkeypatch.setenv("LABLOOM_STORE_EXIT_WAIT", "0")  # exits at once, on either store
+    given = StoreSettings.read()
+    assert (given.exit_seconds("sqlite"), given.exit_seconds("postgresql")) == (0.0, 0.0)

@@ -149,7 +149,7 @@ def _told_when_back(tell: Callable[[], bool]) -> bool:
 
     if tell():
         return True
-    deadline = time.monotonic() + exit_wait(get_database().kind)
+    deadline = time.monotonic() + exit_wait(get_database())
     while time.monotonic() < deadline:
         time.sleep(0.5)
         if tell():

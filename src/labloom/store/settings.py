@@ -1,7 +1,7 @@
 """The store's timings and bounds, read from the environment: how long without a heartbeat a
-run counts as crashed, how long the writer waits out an outage, how many events may wait in
-memory, the room kept for states. Apart from the writer, so that readers (``reader.py``,
-``limits.py``, the scheduler) ask them without importing it.
+run counts as crashed, how long the writer waits out an outage and a process at its exit, how
+many events may wait in memory, the room kept for states. Apart from the writer, so that
+readers (``reader.py``, ``limits.py``, the scheduler) ask them without importing it.
 
 They are read through ``core/env_numbers.env_number``: a bad value raises, naming the
 variable, the value and the fix. ``StoreSettings.read`` reads them all once as a store's
@@ -44,6 +44,14 @@ def outage_patience() -> float:
                       meaning="how long the writer retries what it cannot write")
 
 
+def _exit_wait() -> float | None:  # None: unset, the default (which depends on the store)
+    if not os.environ.get("LABLOOM_STORE_EXIT_WAIT", "").strip():
+        return None
+    return env_number("LABLOOM_STORE_EXIT_WAIT", 5.0, "a number of seconds >= 0",
+                      lambda s: 0 <= s < _INF,
+                      meaning="how long a process waits at its exit for a store that is away")
+
+
 def backlog_cap() -> int:
     """Events that may wait in memory while the store cannot be written."""
     return int(env_number("LABLOOM_STORE_BACKLOG", 100_000, "a whole number >= 1",
@@ -77,10 +85,20 @@ class StoreSettings(NamedTuple):
     outage: float  # seconds the writer retries what it cannot write (LABLOOM_STORE_OUTAGE)
     backlog: int  # events that may wait in memory (LABLOOM_STORE_BACKLOG)
     reserve_mb: float | None  # LABLOOM_STORE_RESERVE; None: unset
+    exit_wait: float | None = None  # LABLOOM_STORE_EXIT_WAIT; None: unset
 
     @classmethod
     def read(cls) -> StoreSettings:
-        return cls(heartbeat_timeout(), outage_patience(), backlog_cap(), _reserve_mb())
+        return cls(heartbeat_timeout(), outage_patience(), backlog_cap(), _reserve_mb(),
+                   _exit_wait())
+
+    def exit_seconds(self, kind: str) -> float:
+        """Seconds a process waits at its exit for a store of ``kind`` that is away: by
+        default a database server gets longer (one restarting), a SQLite file less (one
+        locked)."""
+        if self.exit_wait is not None:
+            return self.exit_wait
+        return 5.0 if kind == "sqlite" else 15.0
 
     def heartbeat_interval(self) -> float:
         return _interval(self.heartbeat_timeout)

@@ -36,10 +36,10 @@ def writers() -> list[Writer]:
     return list(_writers.values())
 
 
-def exit_wait(kind: str) -> float:
-    """Seconds a process waits at its exit for a store of ``kind`` that is away: a database
-    server gets longer (one restarting), a SQLite file less (one locked)."""
-    return 5.0 if kind == "sqlite" else 15.0
+def exit_wait(database: Database) -> float:
+    """Seconds a process waits at its exit for ``database`` when it is away
+    (``LABLOOM_STORE_EXIT_WAIT``; by default 5 for SQLite, 15 for a server)."""
+    return database.settings.exit_seconds(database.kind)
 
 
 @atexit.register
@@ -47,4 +47,4 @@ def _drain_at_exit() -> None:
     # A script that exits while a background run is still going: keep what was emitted.
     for writer in list(_writers.values()):
         if writer.pending():
-            writer.wait(timeout=exit_wait(writer.database.kind))
+            writer.wait(timeout=exit_wait(writer.database))
