@@ -1,0 +1,39 @@
+// A map node's line under its name, drawn by the DAG renderer from the states the kernel (or a
+// Lab run tab's model) sends.
+jest.mock('@observablehq/plot', () => ({
+  plot: () => document.createElementNS('http://www.w3.org/2000/svg', 'svg')
+}));
+
+import { render } from '../dag';
+
+const graph = {
+  width: 200, height: 60,
+  nodes: [{ id: 'm', name: 'train', kind: 'map', x: 100, y: 30, w: 180, h: 44 }],
+  edges: []
+};
+
+function drawn(info: any): string {
+  const el = document.createElement('div');
+  document.body.replaceChildren(el);
+  const values: Record<string, any> = { graph, states: { m: info }, header: { run_id: 'r', state: 'Running' } };
+  const model = { get: (name: string) => values[name], on: () => undefined, off: () => undefined, send: () => undefined };
+  const undo = render({ model, el });
+  const text = el.querySelector('g.labloom-node .labloom-node-sub')!.textContent || '';
+  undo();
+  return text;
+}
+
+describe("a map node's progress line", () => {
+  // A sweep of 40 under allow_failure lost two children: its red box said "40/40 · Failed",
+  // read as all forty failed.
+  it('counts the failed children once it ended with some, not all, failed', () => {
+    expect(drawn({ state: 'Failed', counts: { Completed: 38, Failed: 2 }, total: 40 })).toBe('40/40 · 2 failed');
+  });
+
+  it('says the state while it runs, and when none or every child failed', () => {
+    expect(drawn({ state: 'Running', counts: { Completed: 19, Failed: 1, Running: 4 }, total: 40 }))
+      .toBe('20/40 · Running');
+    expect(drawn({ state: 'Running', counts: { Completed: 6, Running: 4 }, total: 40 })).toBe('6/40 · Running');
+    expect(drawn({ state: 'Failed', counts: { Failed: 3 }, total: 3 })).toBe('3/3 · Failed');
+  });
+});
