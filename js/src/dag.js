@@ -48,6 +48,11 @@ function mapProgress(done, info) {
 
 // Each drawing gets its own arrow marker id: url(#id) resolves to the first element with that
 // id in the whole page, which may sit in a hidden tab, where the marker would not render.
+// This module is loaded twice in one Lab page, each copy counting from 1: in the cell widget's
+// bundle (jupyterlab-manager's view) and in the Lab extension's (run tabs). A run tab opened
+// beside a notebook drew its edges without arrow heads: its "labloom-arrow-1" was the cell's.
+// Each copy's ids carry a tag of their own.
+const copy = Math.random().toString(36).slice(2, 8);
 let drawings = 0;
 
 function h(tag, attrs = {}, text) {
@@ -108,7 +113,7 @@ function curve(points) {
  * @returns {() => void}
  */
 export function render({ model, el, showsMessage = false }) {
-  const arrowId = `labloom-arrow-${++drawings}`;
+  const arrowId = `labloom-arrow-${copy}-${++drawings}`;
   const root = h("div", { class: "labloom-widget" });
   const header = h("div", { class: "labloom-header" });
   const flow = h("span", { class: "labloom-flow" });

@@ -6,6 +6,8 @@ jest.mock('@observablehq/plot', () => ({
 
 import { render } from '../dag';
 
+declare const require: (id: string) => any; // a second copy of the module, as a second bundle holds
+
 const graph = {
   width: 200, height: 60,
   nodes: [{ id: 'm', name: 'train', kind: 'map', x: 100, y: 30, w: 180, h: 44 }],
@@ -35,5 +37,32 @@ describe("a map node's progress line", () => {
       .toBe('20/40 · Running');
     expect(drawn({ state: 'Running', counts: { Completed: 6, Running: 4 }, total: 40 })).toBe('6/40 · Running');
     expect(drawn({ state: 'Failed', counts: { Failed: 3 }, total: 3 })).toBe('3/3 · Failed');
+  });
+});
+
+describe('arrow heads', () => {
+  // dag.js is loaded twice in one Lab page (the cell widget's bundle, the Lab extension's):
+  // both copies named their first drawing's marker "labloom-arrow-1", and a run tab beside
+  // the notebook pointed its edges at the cell's marker, in a hidden tab: no arrow heads.
+  it('point at a marker of their own drawing when two copies of the module draw', () => {
+    const edged = {
+      width: 300, height: 60, edges: [{ source: 'a', target: 'b', points: [[0, 0], [10, 10]] }],
+      nodes: [{ id: 'a', name: 'a', kind: 'task', x: 50, y: 30, w: 80, h: 44 },
+        { id: 'b', name: 'b', kind: 'task', x: 200, y: 30, w: 80, h: 44 }]
+    };
+    const markers: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      jest.isolateModules(() => {
+        const { render: draw } = require('../dag');
+        const el = document.createElement('div');
+        const values: Record<string, any> = { graph: edged, states: {}, header: { run_id: 'r', state: 'Running' } };
+        draw({ model: { get: (n: string) => values[n], on: () => undefined, off: () => undefined,
+          send: () => undefined }, el });
+        const id = el.querySelector('marker')!.id;
+        expect(el.querySelector('path.labloom-edge')!.getAttribute('marker-end')).toBe(`url(#${id})`);
+        markers.push(id);
+      });
+    }
+    expect(markers[0]).not.toBe(markers[1]);
   });
 });
