@@ -1,6 +1,6 @@
 """A run's tab in Lab opened beside the notebook that ran it (headless Chromium): its DAG's
-edges point at an arrow head of its own drawing, and its Experiments view's group-by choices
-read as choices. Both were wrong as a user saw them (session 57's screenshots).
+edges point at an arrow head of its own drawing, its Experiments view's group-by choices
+read as choices and its filter's example shows whole. All were wrong as a user saw them (session 57's screenshots).
 
 Run with ``pytest -m browser``.
 """
@@ -55,6 +55,16 @@ ROOM = """(group) => {
 }"""
 
 
+# The width of an input's placeholder as text in it, and the input's.
+# (Typed in as its value, to be laid out in the input's own font, then taken out again.)
+PLACEHOLDER = """(input) => {
+  input.value = input.placeholder;
+  const widths = [input.scrollWidth, input.clientWidth];
+  input.value = '';
+  return widths;
+}"""
+
+
 def test_a_run_tab_beside_the_notebook_that_ran_it(lab: Any, page: Any) -> None:
     open_notebook(page, lab, "small.ipynb", CELLS)
     widget = cell_widget(page, 2)
@@ -80,3 +90,7 @@ def test_a_run_tab_beside_the_notebook_that_ran_it(lab: Any, page: Any) -> None:
     assert len(room) == 2, room
     # A box nearer its own name than the name before it: read as that name's choice.
     assert all(between > 2 * own for between, own in room), room
+    # The filter's example shows whole in the empty box ("filter: auc>0.9 criterion=gini wor"
+    # was all a user saw of it): typed in, it would not scroll.
+    text, inside = tab.locator("input.labloom-exp-filter").evaluate(PLACEHOLDER)
+    assert text <= inside, (text, inside)
