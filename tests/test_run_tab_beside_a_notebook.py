@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from lab_helpers import cell_widget, click_flows_icon, in_state, open_notebook, run_row, wait_or_shot
+from lab_helpers import (
+    cell_widget,
+    click_flows_icon,
+    in_state,
+    open_notebook,
+    run_row,
+    wait_or_shot,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium"), pytest.mark.lab_extension]
 
