@@ -4,6 +4,7 @@ jest.mock('@observablehq/plot', () => ({
   plot: () => document.createElementNS('http://www.w3.org/2000/svg', 'svg')
 }));
 
+import { seconds } from '../api';
 import { render } from '../dag';
 
 declare const require: (id: string) => any; // a second copy of the module, as a second bundle holds
@@ -64,5 +65,21 @@ describe('arrow heads', () => {
       });
     }
     expect(markers[0]).not.toBe(markers[1]);
+  });
+});
+
+describe("a run's duration", () => {
+  // A run of 13.6 s: its tab's header said 0:13 (dag.js), the details above it and its Flows
+  // panel row 0:14 (api.ts seconds).
+  it('reads the same in the DAG header as in the run details and the Flows panel', () => {
+    const el = document.createElement('div');
+    document.body.replaceChildren(el);
+    const values: Record<string, any> = { graph, states: {},
+      header: { run_id: 'r', state: 'Completed', elapsed: 13.6, counts: { Completed: 1 } } };
+    const undo = render({ model: { get: (n: string) => values[n], on: () => undefined,
+      off: () => undefined, send: () => undefined }, el });
+    expect(el.querySelector('.labloom-elapsed')!.textContent).toBe('0:13');
+    expect(seconds(13.6)).toBe('0:13');
+    undo();
   });
 });
