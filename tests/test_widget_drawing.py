@@ -13,7 +13,7 @@ from labloom.core.states import State
 from labloom.notebook.widget import widget_for
 from labloom.notebook.widget.drawing import dag_svg
 from labloom.notebook.widget.palette import light_marks
-from widget_helpers import FakeRun, ManualClock, map_events, node, small_flow, task_run
+from widget_helpers import FakeRun, ManualClock, map_events, node, small_flow, state, task_run
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -88,3 +88,17 @@ def test_python_escapes_the_bidirectional_controls_the_browser_escapes() -> None
 def test_nothing_is_drawn_before_a_layout() -> None:
     assert dag_svg({}, {}) == ""
     assert dag_svg({"nodes": [], "edges": []}, {}) == ""
+
+
+def test_a_map_that_ended_with_some_children_failed_counts_them() -> None:
+    """Its red box said "3/3 · Failed", read as all three failed, when one of three had:
+    the live widget's line (dag.js) and this one say "3/3 · 1 failed"."""
+    events = small_flow()
+    run = FakeRun()
+    run.emit(*events[:-2], state("n-train-1", State.COMPLETED))
+    widget = widget_for(run, layout_engine="builtin")
+    html = widget.summary_html()
+    widget.close()
+    nodes = {g.get("data-node-id"): g for g in drawing_of(html).iter(f"{SVG}g")}
+    assert nodes["n-train"].get("data-state") == "Failed"
+    assert [t.text for t in nodes["n-train"].iter(f"{SVG}text")] == ["train", "3/3 · 1 failed"]

@@ -143,11 +143,14 @@ export function when(stamp: number | null): string {
   return date.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
 }
 
+/** A duration as the DAG's header (dag.js) and the HTML summary (html.py) say it: whole
+ * seconds gone by, "0:13" for 13.6 s. Rounded, a run tab said "duration 0:14" above its
+ * header's "0:13", and its Flows panel row 0:14 too. */
 export function seconds(value: number | null): string {
   if (value == null) {
     return '';
   }
-  const t = Math.max(0, Math.round(value));
+  const t = Math.max(0, Math.floor(value));
   const h = Math.floor(t / 3600);
   const m = Math.floor((t % 3600) / 60);
   const s = t % 60;

@@ -60,7 +60,8 @@ export function createChildList(box, { onPick, onPage }) {
   function set(msg) {
     shown = msg;
     setAttr(where, "data-page", msg.page);
-    setText(where, `page ${msg.page + 1} of ${msg.pages} · ${msg.total} runs`);
+    // "task runs": under a map node beside the Flows panel, "40 runs" read as flow runs.
+    setText(where, `page ${msg.page + 1} of ${msg.pages} · ${msg.total} task runs`);
     prev.disabled = msg.page <= 0;
     next.disabled = msg.page >= msg.pages - 1;
     const kept = new Map();

@@ -35,8 +35,24 @@ const SVG = "http://www.w3.org/2000/svg";
 const ORDER = ["Pending", "Running", "Retrying", "Completed", "Cached", "Failed", "UpstreamFailed",
   "Cancelled", "Crashed"];
 const FINAL = new Set(["Completed", "Cached", "Failed", "UpstreamFailed", "Cancelled", "Crashed"]);
+/** A map node's line under its name: "38/40 · Running". Ended with some children failed,
+ * not all: "40/40 · 2 failed" (a red box saying "40/40 · Failed" read as all forty failed,
+ * when a sweep under allow_failure lost two); while it runs, its bar's red part shows them.
+ * The static drawing says the same (drawing.py). */
+function mapProgress(done, info) {
+  const failed = info.counts.Failed || 0;
+  const ended = FINAL.has(info.state);
+  const what = ended && failed && failed < info.total ? `${failed} failed` : info.state;
+  return `${done}/${info.total} · ${what}`;
+}
+
 // Each drawing gets its own arrow marker id: url(#id) resolves to the first element with that
 // id in the whole page, which may sit in a hidden tab, where the marker would not render.
+// This module is loaded twice in one Lab page, each copy counting from 1: in the cell widget's
+// bundle (jupyterlab-manager's view) and in the Lab extension's (run tabs). A run tab opened
+// beside a notebook drew its edges without arrow heads: its "labloom-arrow-1" was the cell's.
+// Each copy's ids carry a tag of their own.
+const copy = Math.random().toString(36).slice(2, 8);
 let drawings = 0;
 
 function h(tag, attrs = {}, text) {
@@ -97,7 +113,7 @@ function curve(points) {
  * @returns {() => void}
  */
 export function render({ model, el, showsMessage = false }) {
-  const arrowId = `labloom-arrow-${++drawings}`;
+  const arrowId = `labloom-arrow-${copy}-${++drawings}`;
   const root = h("div", { class: "labloom-widget" });
   const header = h("div", { class: "labloom-header" });
   const flow = h("span", { class: "labloom-flow" });
@@ -223,7 +239,7 @@ export function render({ model, el, showsMessage = false }) {
       parts.g.setAttribute("data-state", info.state);
       if (parts.bar) {
         const done = ORDER.filter((k) => FINAL.has(k)).reduce((a, k) => a + (info.counts[k] || 0), 0);
-        parts.sub.textContent = `${done}/${info.total} · ${info.state}`;
+        parts.sub.textContent = mapProgress(done, info);
         parts.g.setAttribute("data-done", done);
         parts.g.setAttribute("data-total", info.total);
         let x = 0;

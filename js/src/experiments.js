@@ -288,8 +288,12 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (data.mode === "server" && data.filtered) s += ` match the filter "${data.filtered}"`;
     const unknown = unknownNames(all, ui.filter);
     if (unknown.length) s += ` · no column ${unknown.map((n) => `"${n}"`).join(", ")}: looked for as words`;
-    const hidden = all.length - cols.length;
-    if (hidden) s += ` · ${hidden} ${hidden === 1 ? "column" : "columns"} hidden`;
+    // Named: "1 column hidden" alone left the user to guess which, with no way to find out.
+    const hidden = all.filter((c) => !cols.includes(c)).map((c) => c.label);
+    if (hidden.length) {
+      const names = hidden.length > 3 ? `${hidden.slice(0, 3).join(", ")}, …` : hidden.join(", ");
+      s += ` · ${hidden.length} ${hidden.length === 1 ? "column" : "columns"} hidden (${names})`;
+    }
     // Several runs side by side (Compare) share their indexes: the best row's run is named.
     const ofRun = extra.some((c) => c.id === "run_id") && bestRow ? ` of run ${bestRow.run_id}` : "";
     if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}${ofRun}`;

@@ -70,7 +70,7 @@ describe("a map node's child list across the kernel's updates", () => {
     expect(first.isConnected).toBe(false);
     expect(child('m-100').textContent).toBe('[100] Running');
     expect(box.querySelector('.labloom-page')!.getAttribute('data-page')).toBe('1');
-    expect(box.querySelector('.labloom-page')!.textContent).toBe('page 2 of 3 · 250 runs');
+    expect(box.querySelector('.labloom-page')!.textContent).toBe('page 2 of 3 · 250 task runs'); // not "runs": flow runs
     expect(prev.disabled).toBe(false);
     prev.click();
     expect(paged).toEqual([['m', 1], ['m', 0]]);

@@ -111,7 +111,17 @@ describe('a sweep grouped by a param', () => {
     view.open(null, 'train');
     await settle();
     const summary = () => box.querySelector('.labloom-exp-summary')!.textContent || '';
-    expect(summary()).toContain('12 rows · 1 column hidden'); // the one task's column
+    expect(summary()).toContain('12 rows · 1 column hidden (task)'); // the one task's column
+    // Only the columns that vary: criterion is "gini" in every row. The summary said
+    // "3 columns hidden" and left the user to guess which (every row is Completed too).
+    const vary = box.querySelector('input.labloom-exp-vary') as HTMLInputElement;
+    vary.checked = true;
+    vary.dispatchEvent(new Event('change'));
+    await settle();
+    expect(summary()).toContain('12 rows · 3 columns hidden (state, task, criterion)');
+    vary.checked = false;
+    vary.dispatchEvent(new Event('change'));
+    await settle();
     const depth = box.querySelector(".labloom-exp-group input[value='params.depth']") as HTMLInputElement;
     depth.checked = true;
     depth.dispatchEvent(new Event('change'));
@@ -154,7 +164,7 @@ describe('the summary of a run of one task', () => {
     view.open(null, 'train');
     await settle();
     const summary = box.querySelector('.labloom-exp-summary')!.textContent || '';
-    expect(summary).toContain('· 1 column hidden ·');
+    expect(summary).toContain('· 1 column hidden (task) ·');
     view.destroy();
   });
 });

@@ -49,6 +49,15 @@ def _arrow(points: list[list[float]]) -> str:
     return " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in corners)
 
 
+def _map_progress(done: int, info: dict[str, Any]) -> str:
+    """A map node's line under its name, as dag.js's mapProgress says it: ended with some
+    children failed, not all, it counts them ("40/40 · 2 failed") rather than say Failed."""
+    failed = int(info["counts"].get(State.FAILED.value, 0))
+    ended = State(info["state"]).is_final
+    what = f"{failed} failed" if ended and 0 < failed < info["total"] else info["state"]
+    return f"{done}/{info['total']} · {what}"
+
+
 def dag_svg(graph: dict[str, Any], states: dict[str, dict[str, Any]]) -> str:
     """The laid-out ``graph`` with each node in its state; "" before anything is laid out."""
     nodes = graph.get("nodes") or []
@@ -71,7 +80,7 @@ def dag_svg(graph: dict[str, Any], states: dict[str, dict[str, Any]]) -> str:
         state = State(info["state"])
         colour = marks[state]
         done = sum(n for s, n in info["counts"].items() if State(s).is_final)
-        sub = f"{done}/{info['total']} · {state.value}" if node["kind"] == "map" else state.value
+        sub = _map_progress(done, info) if node["kind"] == "map" else state.value
         name = escape_bidi(str(node["name"]))  # then clipped, as dag.js does
         x, y = node["x"] - node["w"] / 2, node["y"] - node["h"] / 2
         parts.append(
