@@ -75,6 +75,49 @@ def test_without_allow_failure_only_the_failed_childs_branch_stops(any_executor:
         run.result()
 
 
+def test_a_flow_returning_failures_under_allow_failure_completes_with_them_in_place(
+    any_executor: Any,
+) -> None:
+    # As the FlowFailed message says ("pass the future on under allow_failure ... in the
+    # flow's return value"): before, the run failed all the same.
+    @flow(executor=any_executor)
+    def gathered() -> list[object]:
+        return allow_failure(fragile.map(range(4)))  # type: ignore[return-value]
+
+    @flow(executor=any_executor)
+    def chained() -> list[object]:
+        return allow_failure(plus_one.map(fragile.map(range(4))))  # type: ignore[return-value]
+
+    run = gathered.run()
+    assert run.state is State.COMPLETED, run.message
+    values = run.result()
+    assert values[:2] == [0, 1] and values[3] == 3
+    assert isinstance(values[2], ValueError) and "item 2 broke" in str(values[2])
+    run = chained.run()  # fragile[2] fails, plus_one[2] never runs: both handled by the return
+    assert run.state is State.COMPLETED, run.message
+    values = run.result()
+    assert values[:2] == [1, 2] and values[3] == 4
+    assert isinstance(values[2], UpstreamFailedError)
+
+
+def test_a_failure_the_return_value_does_not_take_still_fails_the_run(any_executor: Any) -> None:
+    @flow(executor=any_executor)
+    def partly() -> list[object]:
+        fragile(2)  # nothing takes its failure
+        return allow_failure(fragile.map([0, 1]))  # type: ignore[return-value]
+
+    @flow(executor=any_executor)
+    def twice() -> tuple[object, object]:
+        items = fragile.map(range(4))
+        return allow_failure(items), items  # type: ignore[return-value]
+
+    for made in (partly, twice):
+        run = made.run()
+        assert run.state is State.FAILED, made.name
+        with pytest.raises(FlowFailed, match="fragile"):
+            run.result()
+
+
 def test_allow_failure_of_a_list_allows_each_element(any_executor: Any) -> None:
     @flow(executor=any_executor)
     def pair() -> tuple[list[str], list[str]]:

@@ -25,10 +25,13 @@ if TYPE_CHECKING:
     from .engine import RunEngine
 
 
-def tolerated(tr: TaskRun, _seen: set[int] | None = None) -> bool:
+def tolerated(tr: TaskRun, returned: frozenset[int] = frozenset(),
+              _seen: set[int] | None = None) -> bool:
     """A failure that a downstream task accepted through allow_failure and survived, also
     through the UpstreamFailed task runs it caused (``step3.map(allow_failure(step2.map(
-    step1.map(xs))))`` handles a failed step1 child: its step2 child arrives as an error)."""
+    step1.map(xs))))`` handles a failed step1 child: its step2 child arrives as an error).
+    ``returned``: the task runs the flow returned under allow_failure (their errors are items
+    of its value), which handle the failures upstream of them the same way."""
     consumers = [*tr.dependents, *(tr.parent.dependents if tr.parent else ())]
     if any(
         consumer.state.is_success
@@ -40,7 +43,8 @@ def tolerated(tr: TaskRun, _seen: set[int] | None = None) -> bool:
     seen.add(id(tr))
     return any(
         isinstance(consumer, TaskRun) and consumer.state is State.UPSTREAM_FAILED
-        and id(consumer) not in seen and tolerated(consumer, seen)
+        and id(consumer) not in seen
+        and (id(consumer) in returned or tolerated(consumer, returned, seen))
         for consumer in consumers
     )
 
@@ -174,7 +178,8 @@ def flow_value(engine: RunEngine, returned: Any) -> Any:
         why = ("its return value needs " + ", ".join(f"{tr.name} ({tr.state})" for tr in needed[:5])
                if needed else
                "task runs failed that nothing handled (catch the error of .result() in the "
-               "flow body, or pass the future on under allow_failure, to go on without them)")
+               "flow body, or pass the future on under allow_failure, to a task or in the "
+               "flow's return value, to go on without them)")
         raise FlowFailed(
             f"flow {engine.flow.name!r} (run {engine.id}) failed: {why}"
             + (f". Failed: {summary}" if summary else "")
@@ -189,20 +194,25 @@ def failures(engine: RunEngine, returned: Any) -> list[TaskRun]:
     """The task runs whose failure fails the run: every bad one, except those a task took
     under allow_failure and those whose error the flow body caught; but always those the
     return value needs. So a flow's call and its run agree: it returns when the run
-    completed and raises ``FlowFailed`` when it failed."""
+    completed and raises ``FlowFailed`` when it failed. A failure the flow returns under
+    allow_failure is handled: its error is in the value (as ``asyncio.gather``'s
+    ``return_exceptions``); before, the run failed, while its error message said to do so."""
     graph = engine.graph
     needed: set[int] = set()
+    allowed: set[int] = set()
 
     def need(item: Any) -> None:
-        if not isinstance(item, allow_failure):
-            needed.update(id(tr) for tr in _runs_of(item) if tr.bad)
+        bad = {id(tr) for tr in _runs_of(item) if tr.bad}
+        (allowed if isinstance(item, allow_failure) else needed).update(bad)
 
     replace_futures(returned, need)
+    returned_allowed = frozenset(allowed - needed)
     # A placeholder a retry replaced (``graph.retired``) is history, not a failure.
     return [
         tr for tr in graph.task_runs
         if tr.bad and id(tr) not in graph.retired
-        and (id(tr) in needed or (id(tr) not in graph.handled and not tolerated(tr)))
+        and (id(tr) in needed or (id(tr) not in graph.handled and id(tr) not in returned_allowed
+                                  and not tolerated(tr, returned_allowed)))
     ]
 
 
