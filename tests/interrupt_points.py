@@ -48,8 +48,9 @@ class Landing:
 
     def __init__(self, number: int, points: list[str] | None = None,
                  also: tuple[str, ...] = (), at: str | None = None,
-                 after: str = "") -> None:
+                 after: str = "", signum: int = signal.SIGINT) -> None:
         self.number = number
+        self.signum = signum  # whose handler is called: SIGTERM's, where a command has one
         self.also = also  # more modules' file names to land in (``threading.py``)
         # Or land at the ``number``-th point ``at`` (a ``where``) once one in ``after`` was
         # passed: the points' numbers move with the threads' timing when ``also`` has
@@ -97,9 +98,9 @@ class Landing:
                 return
         self.where = _where(frame)
         sys.settrace(None)
-        handler = signal.getsignal(signal.SIGINT)
+        handler = signal.getsignal(self.signum)
         if callable(handler):
-            handler(signal.SIGINT, frame)
+            handler(self.signum, frame)
 
 
 def _where(frame: FrameType) -> str:

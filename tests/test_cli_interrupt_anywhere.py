@@ -6,8 +6,10 @@ The first test lands the interrupt at chosen points of the command's own process
 ``interrupt_points.Landing``, in labloom's modules and in ``threading`` (the run's own thread
 starting: ``Thread.start`` waits until it runs). A Ctrl-C there came before ``flow.run``
 returned the run: the command did not know of it, exited at once, and the thread that was to
-end the run died with the process: the run stayed Running in the store. The second sends real
-signals at varied moments of real runs."""
+end the run died with the process: the run stayed Running in the store. One landing after
+the run's own thread started (its tasks running) but before ``flow.run`` returned wrote no
+``--report``: `labloom serve` recorded the slot crashed, with no run, for a run recorded
+Cancelled. The second sends real signals at varied moments of real runs."""
 
 from __future__ import annotations
 
@@ -39,10 +41,10 @@ FLOW = """
         return total(nap.map(range(8), seconds=unmapped(seconds)))
 """
 
-# The command with a Ctrl-C at the argv[2]-th point argv[1] after the run's start in the
-# engine ("": none, and the points are written out).
+# The command with a Ctrl-C (or SIGTERM: argv[3]) at the argv[2]-th point argv[1] after the
+# run's start in the engine ("": none, and the points are written out); its report: argv[4].
 DRIVER = f"""
-    import json, sys
+    import json, signal, sys
     sys.path.insert(0, {str(Path(__file__).parent)!r})
     from interrupt_points import Landing
     from labloom.cli import main
@@ -50,9 +52,9 @@ DRIVER = f"""
     at = sys.argv[1] or None
     points = [] if at is None else None
     sys.settrace(Landing(int(sys.argv[2]), points, also=("/threading.py",), at=at,
-                         after="core/engine.py"))
+                         after="core/engine.py", signum=getattr(signal, sys.argv[3])))
     try:
-        status = main(["run", "flows.py:sweep"])
+        status = main(["run", "flows.py:sweep", "--report", sys.argv[4]])
     finally:
         sys.settrace(None)
     if points is not None:
@@ -61,10 +63,11 @@ DRIVER = f"""
 """
 
 
-def _drive(home: Path, at: str, nth: int = 0) -> subprocess.CompletedProcess[str]:
+def _drive(home: Path, at: str, nth: int = 0, signum: str = "SIGINT",
+           report: str = "count.json") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "driver.py", at, str(nth)], cwd=home, capture_output=True, text=True,
-        env=cli_env(home, LABLOOM_PROGRESS="0"), timeout=120,
+        [sys.executable, "driver.py", at, str(nth), signum, report], cwd=home,
+        capture_output=True, text=True, env=cli_env(home, LABLOOM_PROGRESS="0"), timeout=120,
     )
 
 
@@ -89,12 +92,25 @@ def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(tmp_path
         if where.startswith("threading.py") and where.endswith(" start"):
             chosen.append((where, 1 + sum(1 for c in chosen if c[0] == where)))
     assert len(chosen) > 3, points[begins:waits]
-    for at, nth in chosen:
-        interrupted = _drive(tmp_path, at, nth)
+    reported = {}
+    for i, (at, nth) in enumerate(chosen):
+        # Ctrl-C and SIGTERM in turn (`labloom serve` and job runners send SIGTERM).
+        interrupted = _drive(tmp_path, at, nth, ("SIGINT", "SIGTERM")[i % 2], f"{i}.json")
         assert interrupted.returncode == 130, (at, nth, interrupted.stderr)
-    states = _states(tmp_path)
+        # Each landing made a run (counted below): the run that began is reported.
+        report = tmp_path / f"{i}.json"
+        assert report.is_file(), (at, nth, interrupted.stderr)
+        data = json.loads(report.read_text())
+        reported[data["run_id"]] = data["state"]
+    runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    states = [run["state"] for run in runs]
     # One record a run (the count's Completed first), none left Running nor missing.
     assert len(states) == 1 + len(chosen) and set(states) <= {"Cancelled", "Completed"}, states
+    # Each report says the store's run and its recorded end.
+    recorded = {run["id"]: run["state"] for run in runs}
+    assert all(recorded[run_id] == state for run_id, state in reported.items()), (
+        reported, recorded)
+    assert len(reported) == len(chosen), chosen
 
 
 def test_labloom_run_signalled_at_varied_moments_never_leaves_its_run_running(

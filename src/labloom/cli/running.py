@@ -159,16 +159,13 @@ def run_command(args: argparse.Namespace) -> int:
     interrupted = False
     wish = _wish(args.notify)
     # The run as it starts: a Ctrl-C or SIGTERM before ``flow.run`` returns it (its driver
-    # starting) left it to go on unseen until ``os._exit``, recorded Running for good. It is
-    # ended; without --notify the command then says only that it was interrupted, as before
-    # the run began (with it, ``wish.run`` is the run, and its alert goes).
+    # starting while its tasks already run, a cluster starting) left it to go on unseen until
+    # ``os._exit``, recorded Running for good. It is ended, and reported as any run that
+    # began: --report (`labloom serve` records its slot from it) and --notify's alert.
+    # Called first, and a C method: no Python frame where an interrupt could land before
+    # the run is kept (the store's observer, which starts its writer thread, was before it).
     started: list[Any] = []
-
-    def on_start(begun: Any) -> None:
-        if begun.flow is flow:  # not a subflow of its body
-            started.append(begun)
-
-    stop_watching = add_run_observer(on_start)
+    stop_watching = add_run_observer(started.append, first=True)
     try:
         try:
             run = flow.run(
@@ -184,15 +181,14 @@ def run_command(args: argparse.Namespace) -> int:
         run.wait()
     except KeyboardInterrupt:
         interrupted = True
-        run = run or (wish.run if wish else None)  # interrupted inside flow.run: it started
-        begun = run if run is not None else next(iter(started), None)
-        if begun is not None:
+        run = run or _begun(started, flow)  # interrupted inside flow.run: it started
+        if run is not None:
             # A second Ctrl-C while the run settles (a cluster per run closing, its busy
             # workers given 4 s): recorded Cancelled all the same (``end_interrupted`` ends
             # it), and the command ends now. It went on to the interpreter's exit, which
             # waited for that close, and did not say how the run ended.
             with contextlib.suppress(KeyboardInterrupt):
-                end_interrupted(begun)  # recorded Cancelled, even while a task holds its thread
+                end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
     except ValueError as exc:  # an executor that cannot be made
         _alert_unstarted(wish, args)
         raise CLIError(str(exc)) from None
@@ -234,6 +230,12 @@ def _wish(url: str | None) -> Any:
     from ..schedule.run_alerts import StartWish
 
     return StartWish(url)
+
+
+def _begun(started: list[Any], flow: Any) -> Any:
+    """The command's run as the run observers saw it start (None: none started), not a
+    subflow of its body."""
+    return next((run for run in started if run.flow is flow), None)
 
 
 def _alert_unstarted(wish: Any, args: argparse.Namespace) -> None:
