@@ -109,12 +109,21 @@ def test_a_cluster_that_cannot_start_is_one_line_and_status_2(
                 raise OSError("connection refused by https://k8s.lab.internal")
     """)
     profiles = json.dumps({"down": {"cluster_class": "unreachable.Unreachable"}})
-    done = labloom(tmp_path, "run", "flows.py:sweep", "--cluster", "down",
-                   LABLOOM_CLUSTERS=profiles, **config_dirs)
+    report = tmp_path / "report.json"
+    done = labloom(tmp_path, "run", "flows.py:sweep", "--cluster", "down", "--report",
+                   str(report), LABLOOM_CLUSTERS=profiles, **config_dirs)
     assert done.returncode == 2, done.stderr
     assert ("unreachable.Unreachable(**cluster_kwargs) could not start a cluster: OSError: "
             "connection refused by https://k8s.lab.internal; check cluster_kwargs") in done.stderr
     assert "Traceback" not in done.stderr
+    # Its run, recorded Failed inside ``flow.run`` (which then raised), is reported: there
+    # was no report, and `labloom serve` recorded the slot refused ("the run process refused
+    # its target"), with no run; the error named no flow body, which never ran.
+    said = json.loads(report.read_text())
+    runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    assert [(run["id"], run["state"]) for run in runs] == [(said["run_id"], "Failed")]
+    assert said["state"] == "Failed"
+    assert said["error"] == "the executor could not start (ClusterConfigError)", said
 
 
 def test_a_schedule_stores_the_profile_name_and_its_runs_ask_for_it(

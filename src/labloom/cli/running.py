@@ -190,10 +190,10 @@ def run_command(args: argparse.Namespace) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
     except ValueError as exc:  # an executor that cannot be made
-        _alert_unstarted(wish, args)
+        _report_unstarted(_begun(started, flow), args, wish)
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a Dask scheduler that cannot be reached
-        _alert_unstarted(wish, args)
+        _report_unstarted(_begun(started, flow), args, wish)
         where = args.address or args.executor or (
             f"cluster profile {args.cluster!r}" if args.cluster else "the executor")
         if str(exc).startswith("[labloom]"):  # said already, naming the address
@@ -238,12 +238,13 @@ def _begun(started: list[Any], flow: Any) -> Any:
     return next((run for run in started if run.flow is flow), None)
 
 
-def _alert_unstarted(wish: Any, args: argparse.Namespace) -> None:
+def _report_unstarted(run: Any, args: argparse.Namespace, wish: Any) -> None:
     """A run whose executor could not start ended Failed inside ``flow.run``, recorded so:
-    its alert is sent now, as for any run that failed (its wish would have a serve send it
-    later, saying this command died)."""
-    if wish is not None and wish.run is not None and wish.run.wait_finished(0):
-        _alert(wish.run, args.notify, wish.kept)
+    reported now as any run that failed: its --report (without it `labloom serve` called
+    the slot refused, with no run) and its alert (its wish would have a serve send it later,
+    saying this command died)."""
+    if run is not None and run.wait_finished(0):
+        _after(run, args, 0, wish is not None and wish.kept)
 
 
 def _describe(target_text: str) -> int:
