@@ -13,6 +13,7 @@ A call into C that calls Python back is taken for a Python call: a few points ar
 from __future__ import annotations
 
 import dis
+import os
 import signal
 import sys
 from pathlib import Path
@@ -101,6 +102,8 @@ class Landing:
         handler = signal.getsignal(self.signum)
         if callable(handler):
             handler(self.signum, frame)
+        elif handler == signal.SIG_DFL:  # the signal's own action: SIGTERM's ends the process
+            os.kill(os.getpid(), self.signum)
 
 
 def _where(frame: FrameType) -> str:

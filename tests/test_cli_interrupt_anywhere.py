@@ -9,7 +9,9 @@ returned the run: the command did not know of it, exited at once, and the thread
 end the run died with the process: the run stayed Running in the store. One landing after
 the run's own thread started (its tasks running) but before ``flow.run`` returned wrote no
 ``--report``: `labloom serve` recorded the slot crashed, with no run, for a run recorded
-Cancelled. The second sends real signals at varied moments of real runs."""
+Cancelled. The second lands one as the run is reported, after its end: a SIGTERM there
+found SIGTERM's own handler back and killed the command before its report. The third sends
+real signals at varied moments of real runs."""
 
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ FLOW = """
 """
 
 # The command with a Ctrl-C (or SIGTERM: argv[3]) at the argv[2]-th point argv[1] after the
-# run's start in the engine ("": none, and the points are written out); its report: argv[4].
+# run's start in the engine, or after the point argv[5] ("": none, and the points are written
+# out); its report: argv[4].
 DRIVER = f"""
     import json, signal, sys
     sys.path.insert(0, {str(Path(__file__).parent)!r})
@@ -52,7 +55,8 @@ DRIVER = f"""
     at = sys.argv[1] or None
     points = [] if at is None else None
     sys.settrace(Landing(int(sys.argv[2]), points, also=("/threading.py",), at=at,
-                         after="core/engine.py", signum=getattr(signal, sys.argv[3])))
+                         after=sys.argv[5] if sys.argv[5:] else "core/engine.py",
+                         signum=getattr(signal, sys.argv[3])))
     try:
         status = main(["run", "flows.py:sweep", "--report", sys.argv[4]])
     finally:
@@ -64,9 +68,9 @@ DRIVER = f"""
 
 
 def _drive(home: Path, at: str, nth: int = 0, signum: str = "SIGINT",
-           report: str = "count.json") -> subprocess.CompletedProcess[str]:
+           report: str = "count.json", *after: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "driver.py", at, str(nth), signum, report], cwd=home,
+        [sys.executable, "driver.py", at, str(nth), signum, report, *after], cwd=home,
         capture_output=True, text=True, env=cli_env(home, LABLOOM_PROGRESS="0"), timeout=120,
     )
 
@@ -112,6 +116,44 @@ def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(tmp_path
         reported, recorded)
     assert len(reported) == len(chosen), chosen
 
+
+def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(
+    tmp_path: Path,
+) -> None:
+    # A SIGTERM as the run ended (`labloom serve` stopping, a job runner's time up) found
+    # SIGTERM's own handler back: the command died before its report, and serve recorded
+    # the slot terminated, with no run, for a run recorded Completed; a Ctrl-C there ended it
+    # with status 130 and no report either.
+    write(tmp_path / "flows.py", FLOW)
+    write(tmp_path / "driver.py", DRIVER)
+    assert _drive(tmp_path, "").returncode == 0
+    points = json.loads((tmp_path / "points.json").read_text())
+    # From the wait for the run's end (entered once) to the command's return, threading's
+    # own left out (see the first test). A landing inside the wait ends the run Cancelled;
+    # a machine slower than this count's waits there longer, and moves the landings with
+    # the same numbers into the wait (their numbers are counted from its start).
+    waits = points.index(next(w for w in points if w.startswith("core/waiting.py")))
+    end = next(i for i in range(waits, len(points)) if points[i].startswith("cli/__init__.py"))
+    chosen: list[tuple[str, int]] = []
+    seen: dict[str, int] = {}
+    for where in points[waits:end]:
+        seen[where] = seen.get(where, 0) + 1
+        if not where.startswith("threading.py"):
+            chosen.append((where, seen[where]))
+    assert len(chosen) > 5, points[waits:end]
+    chosen = chosen[:: max(1, len(chosen) // 15)]  # fifteen or so: each is a whole run
+    ended = []
+    for i, (at, nth) in enumerate(chosen):
+        done = _drive(tmp_path, at, nth, ("SIGTERM", "SIGINT")[i % 2], f"{i}.json",
+                      points[waits])
+        assert done.returncode == 130, (at, nth, done.stderr)  # it landed
+        assert (tmp_path / f"{i}.json").is_file(), (at, nth, done.stderr)
+        said = json.loads((tmp_path / f"{i}.json").read_text())
+        shown = json.loads(labloom(tmp_path, "show", said["run_id"], "--json").stdout)
+        assert said["state"] == shown["state"], (at, nth, said, shown)
+        ended.append(said["state"])
+    # The last landings came after the run's end, as it was reported.
+    assert set(ended) <= {"Cancelled", "Completed"} and ended[-1] == "Completed", ended
 
 def test_labloom_run_signalled_at_varied_moments_never_leaves_its_run_running(
     tmp_path: Path,

@@ -132,10 +132,6 @@ def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[st
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from ..core.at_exit import end_interrupted
-    from ..core.observers import add_run_observer
-    from ..core.process_internals import release_before_hard_exit
-    from ..core.states import State
     from ..schedule.alerts import check_url
     from . import CLIError
 
@@ -155,6 +151,22 @@ def run_command(args: argparse.Namespace) -> int:
     choice = executor_choice(args)
     _target, flow, params = prepare(args.target, args.param)
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args, flow, choice, params, previous)
+    finally:  # (put back already unless it raised: before the command's hard exit)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, flow: Any, choice: str | None, params: dict[str, Any],
+         previous: Any) -> int:
+    """The run, started, waited for and reported; SIGTERM raises KeyboardInterrupt until
+    it is reported, then ``previous`` is its handler again."""
+    from ..core.at_exit import end_interrupted
+    from ..core.observers import add_run_observer
+    from ..core.process_internals import release_before_hard_exit
+    from ..core.states import State
+    from . import CLIError
+
     run = None
     interrupted = False
     wish = _wish(args.notify)
@@ -201,14 +213,26 @@ def run_command(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot reach {where}: {exc}; check the address and that the "
                        "scheduler is running") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if wish is not None:
             wish.stop()  # a run that never started: no later run takes its wish
-    lost = 0
-    if run is not None:
-        lost = _say_unrecorded(run)
-        _after(run, args, lost, wish is not None and wish.kept)
-        _say_failure(run)
+    # SIGTERM still raises KeyboardInterrupt here: one as the run ended (`labloom serve`
+    # stopping, a job runner's time up) killed the command before its report, and serve
+    # recorded the slot terminated, with no run, for a run recorded Completed.
+    reported: list[int] = []  # the run's records missing, once its report is written
+    try:
+        if run is not None:
+            _report(run, args, reported)
+            if args.notify:  # not held: its posts may take minutes (a kept wish stays)
+                _alert(run, args.notify, wish is not None and wish.kept)
+            _say_failure(run)
+    except KeyboardInterrupt:  # a second Ctrl-C, or the first after the run ended
+        interrupted = True
+        if run is not None:  # it landed before the hold began: reported now
+            with contextlib.suppress(KeyboardInterrupt):
+                _report(run, args, reported)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    lost = reported[0] if reported else 0
     if interrupted:
         print("labloom: interrupted", file=sys.stderr)
         sys.stdout.flush()
@@ -311,11 +335,30 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _report(run: Any, args: argparse.Namespace, done: list[int]) -> None:
+    """The run's --report, unless ``done`` says it was written (then it holds the count of
+    the run's missing records); a Ctrl-C or SIGTERM meanwhile is raised once it is (held:
+    the store's last writes are waited for up to 5 s)."""
+    from ..core.interrupts_held import InterruptsHeld
+
+    with InterruptsHeld():
+        if not done:
+            lost = _say_unrecorded(run)
+            _write_report(run, args, lost)
+            done.append(lost)
+
+
 def _after(run: Any, args: argparse.Namespace, lost: int = 0, wished: bool = False) -> None:
+    _write_report(run, args, lost)
+    if args.notify:
+        _alert(run, args.notify, wished)
+
+
+def _write_report(run: Any, args: argparse.Namespace, lost: int) -> None:
     from ..schedule.alerts import run_summary
 
-    failed, error = run_summary(run)
     if args.report:
+        failed, error = run_summary(run)
         report = {
             "run_id": run.id,
             "flow": run.flow_name,
@@ -325,8 +368,6 @@ def _after(run: Any, args: argparse.Namespace, lost: int = 0, wished: bool = Fal
             "unrecorded": lost,
         }
         Path(args.report).write_text(json.dumps(report), encoding="utf-8")
-    if args.notify:
-        _alert(run, args.notify, wished)
 
 
 def _alert(run: Any, url: str, wished: bool) -> None:
