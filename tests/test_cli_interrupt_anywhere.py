@@ -22,7 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from cli_helpers import cli_env, labloom, stop, write
+import pytest
+
+from cli_helpers import cli_env, labloom, slot_rows, stop, write
+from labloom.schedule.stored_schedules import claim_due, get, store
 
 FLOW = """
     import time
@@ -45,9 +48,9 @@ FLOW = """
 
 # The command with a Ctrl-C (or SIGTERM: argv[3]) at the argv[2]-th point argv[1] after the
 # run's start in the engine, or after the point argv[5] ("": none, and the points are written
-# out); its report: argv[4].
+# out); its report: argv[4]. With LABLOOM_SCHEDULE, a run as `labloom serve` starts one.
 DRIVER = f"""
-    import json, signal, sys
+    import json, os, signal, sys
     sys.path.insert(0, {str(Path(__file__).parent)!r})
     from interrupt_points import Landing
     from labloom.cli import main
@@ -58,7 +61,8 @@ DRIVER = f"""
                          after=sys.argv[5] if sys.argv[5:] else "core/engine.py",
                          signum=getattr(signal, sys.argv[3])))
     try:
-        status = main(["run", "flows.py:sweep", "--report", sys.argv[4]])
+        origin = ["--origin", "schedule"] if "LABLOOM_SCHEDULE" in os.environ else []
+        status = main(["run", "flows.py:sweep", "--report", sys.argv[4], *origin])
     finally:
         sys.settrace(None)
     if points is not None:
@@ -68,18 +72,34 @@ DRIVER = f"""
 
 
 def _drive(home: Path, at: str, nth: int = 0, signum: str = "SIGINT",
-           report: str = "count.json", *after: str) -> subprocess.CompletedProcess[str]:
+           report: str = "count.json", *after: str, **env: str
+           ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "driver.py", at, str(nth), signum, report, *after], cwd=home,
-        capture_output=True, text=True, env=cli_env(home, LABLOOM_PROGRESS="0"), timeout=120,
+        capture_output=True, text=True, env=cli_env(home, LABLOOM_PROGRESS="0", **env),
+        timeout=120,
     )
+
+
+def _slot(home: Path, name: str) -> dict[str, str]:
+    """A slot of a new schedule ``name``, claimed as `labloom serve` does: the environment
+    of the run it starts."""
+    added = labloom(home, "schedule", "add", "flows.py:sweep", "--every", "1h", "--name", name)
+    assert added.returncode == 0, added.stderr
+    with store() as conn:
+        claim = claim_due(conn, get(conn, name), "test", time.time() + 7200)
+    assert claim is not None
+    return {"LABLOOM_SCHEDULE": name, "LABLOOM_SCHEDULED_TIME": repr(claim.slot)}
 
 
 def _states(home: Path) -> list[str]:
     return [run["state"] for run in json.loads(labloom(home, "runs", "--json").stdout)]
 
 
-def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(tmp_path: Path) -> None:
+def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LABLOOM_HOME", str(tmp_path))
     write(tmp_path / "flows.py", FLOW)
     write(tmp_path / "driver.py", DRIVER)
     counted = _drive(tmp_path, "")
@@ -98,8 +118,10 @@ def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(tmp_path
     assert len(chosen) > 3, points[begins:waits]
     reported = {}
     for i, (at, nth) in enumerate(chosen):
-        # Ctrl-C and SIGTERM in turn (`labloom serve` and job runners send SIGTERM).
-        interrupted = _drive(tmp_path, at, nth, ("SIGINT", "SIGTERM")[i % 2], f"{i}.json")
+        # Ctrl-C and SIGTERM in turn (`labloom serve` and job runners send SIGTERM), to runs
+        # as serve starts them.
+        interrupted = _drive(tmp_path, at, nth, ("SIGINT", "SIGTERM")[i % 2], f"{i}.json",
+                             **_slot(tmp_path, f"s{i}"))
         assert interrupted.returncode == 130, (at, nth, interrupted.stderr)
         # Each landing made a run (counted below): the run that began is reported.
         report = tmp_path / f"{i}.json"
@@ -115,6 +137,10 @@ def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(tmp_path
     assert all(recorded[run_id] == state for run_id, state in reported.items()), (
         reported, recorded)
     assert len(reported) == len(chosen), chosen
+    # Each slot names its run: a serve that replaces a killed one follows it (unnamed, it
+    # called the slot lost: "its scheduler stopped before the run started").
+    named = {row["schedule"]: row["run_id"] for row in slot_rows(tmp_path)}
+    assert named == {f"s{i}": said for i, said in enumerate(reported)}, (named, reported)
 
 
 def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(

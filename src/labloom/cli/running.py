@@ -166,8 +166,10 @@ def _run(args: argparse.Namespace, flow: Any, choice: str | None, params: dict[s
     from ..core.process_internals import release_before_hard_exit
     from ..core.states import State
     from . import CLIError
+    from .run_reports import alert, point_slot, report, report_unstarted, say_failure
 
     run = None
+    pointed = False  # its schedule slot, if serve started it, names it
     interrupted = False
     wish = _wish(args.notify)
     # The run as it starts: a Ctrl-C or SIGTERM before ``flow.run`` returns it (its driver
@@ -186,10 +188,7 @@ def _run(args: argparse.Namespace, flow: Any, choice: str | None, params: dict[s
             )
         finally:
             stop_watching()
-        if args.origin == "schedule":
-            from ..schedule.stored_schedules import point_slot_at_run
-
-            point_slot_at_run(run.id)
+        pointed = point_slot(run, args)
         run.wait()
     except KeyboardInterrupt:
         interrupted = True
@@ -201,11 +200,12 @@ def _run(args: argparse.Namespace, flow: Any, choice: str | None, params: dict[s
             # waited for that close, and did not say how the run ended.
             with contextlib.suppress(KeyboardInterrupt):
                 end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
+                pointed = pointed or point_slot(run, args)
     except ValueError as exc:  # an executor that cannot be made
-        _report_unstarted(_begun(started, flow), args, wish)
+        report_unstarted(_begun(started, flow), args, wish)
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a Dask scheduler that cannot be reached
-        _report_unstarted(_begun(started, flow), args, wish)
+        report_unstarted(_begun(started, flow), args, wish)
         where = args.address or args.executor or (
             f"cluster profile {args.cluster!r}" if args.cluster else "the executor")
         if str(exc).startswith("[labloom]"):  # said already, naming the address
@@ -221,15 +221,15 @@ def _run(args: argparse.Namespace, flow: Any, choice: str | None, params: dict[s
     reported: list[int] = []  # the run's records missing, once its report is written
     try:
         if run is not None:
-            _report(run, args, reported)
+            report(run, args, reported)
             if args.notify:  # not held: its posts may take minutes (a kept wish stays)
-                _alert(run, args.notify, wish is not None and wish.kept)
-            _say_failure(run)
+                alert(run, args.notify, wish is not None and wish.kept)
+            say_failure(run)
     except KeyboardInterrupt:  # a second Ctrl-C, or the first after the run ended
         interrupted = True
         if run is not None:  # it landed before the hold began: reported now
             with contextlib.suppress(KeyboardInterrupt):
-                _report(run, args, reported)
+                report(run, args, reported)
     finally:
         signal.signal(signal.SIGTERM, previous)
     lost = reported[0] if reported else 0
@@ -262,15 +262,6 @@ def _begun(started: list[Any], flow: Any) -> Any:
     return next((run for run in started if run.flow is flow), None)
 
 
-def _report_unstarted(run: Any, args: argparse.Namespace, wish: Any) -> None:
-    """A run whose executor could not start ended Failed inside ``flow.run``, recorded so:
-    reported now as any run that failed: its --report (without it `labloom serve` called
-    the slot refused, with no run) and its alert (its wish would have a serve send it later,
-    saying this command died)."""
-    if run is not None and run.wait_finished(0):
-        _after(run, args, 0, wish is not None and wish.kept)
-
-
 def _describe(target_text: str) -> int:
     from ..core.errors import TargetError
     from ..export.form import describe_flow
@@ -294,38 +285,6 @@ def _params_from_env(name: str) -> list[str]:
     return items
 
 
-def _say_unrecorded(run: Any) -> int:
-    """How many records of the run the store is missing, said on stderr when any: a run
-    that completed with a hole in its history exits with status 3, not 0."""
-    from ..store import unrecorded
-
-    lost = unrecorded(run.id)
-    if lost is None:
-        return 0
-    _tell(f"labloom: the store {lost.store} is missing {lost.count} record(s) of run {run.id}: "
-          f"{'; '.join(lost.reasons)}")
-    return int(lost.count)
-
-
-def _tell(text: str) -> None:
-    """A line on stderr after the run, which must not keep the report and exit status from
-    `labloom serve` when stderr is a file on a full disk."""
-    with contextlib.suppress(OSError):
-        print(text, file=sys.stderr)
-
-
-def _say_failure(run: Any) -> None:
-    """Without terminal progress (LABLOOM_PROGRESS=0, as in cron jobs and schedules) a run
-    that did not complete would otherwise end with nothing but its exit status."""
-    from ..core.states import State
-    from ..defaults import progress_enabled
-
-    if run.state is State.COMPLETED or progress_enabled():
-        return
-    why = f": {run.message}" if run.message else ""
-    _tell(f"labloom: run {run.id} of flow {run.flow_name!r} {run.state.value}{why}")
-
-
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     # A SIGTERM often came to the whole process group, the workers of labloom's clusters too:
     # their nannies must not start new ones, which ran finished tasks again.
@@ -333,62 +292,6 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     if stopping is not None:
         stopping.stop_restarts()
     raise KeyboardInterrupt
-
-
-def _report(run: Any, args: argparse.Namespace, done: list[int]) -> None:
-    """The run's --report, unless ``done`` says it was written (then it holds the count of
-    the run's missing records); a Ctrl-C or SIGTERM meanwhile is raised once it is (held:
-    the store's last writes are waited for up to 5 s)."""
-    from ..core.interrupts_held import InterruptsHeld
-
-    with InterruptsHeld():
-        if not done:
-            lost = _say_unrecorded(run)
-            _write_report(run, args, lost)
-            done.append(lost)
-
-
-def _after(run: Any, args: argparse.Namespace, lost: int = 0, wished: bool = False) -> None:
-    _write_report(run, args, lost)
-    if args.notify:
-        _alert(run, args.notify, wished)
-
-
-def _write_report(run: Any, args: argparse.Namespace, lost: int) -> None:
-    from ..schedule.alerts import run_summary
-
-    if args.report:
-        failed, error = run_summary(run)
-        report = {
-            "run_id": run.id,
-            "flow": run.flow_name,
-            "state": run.state.value,
-            "failed_tasks": failed,
-            "error": error,
-            "unrecorded": lost,
-        }
-        Path(args.report).write_text(json.dumps(report), encoding="utf-8")
-
-
-def _alert(run: Any, url: str, wished: bool) -> None:
-    """The run's failure alert, or for a run that completed, its wish let go of."""
-    from ..core.states import State
-    from ..schedule import run_alerts
-    from ..schedule.alerts import failure_payload, run_summary
-
-    if run.state is State.COMPLETED:
-        run_alerts.completed(run.id, wished)  # its wish for an alert, kept at its start
-        return
-    failed, error = run_summary(run)
-    sent = run_alerts.send(url, failure_payload(run.flow_name, run.id, run.state.value,
-                                                failed, error), wished)
-    if sent.reason is None:
-        _tell("labloom: failure alert delivered")
-    elif sent.kept:
-        _tell(f"labloom: failure alert not delivered yet ({sent.reason}); kept in the store: "
-              f"the next `labloom serve` on it sends it (`labloom show {run.id}` says when)")
-    else:
-        _tell("labloom: failure alert not delivered (see the log above)")
 
 
 def export_command(args: argparse.Namespace) -> int:
