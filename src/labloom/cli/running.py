@@ -170,12 +170,14 @@ def _run(args: argparse.Namespace, flow: Any, choice: str | None, params: dict[s
 
     run = None
     pointed = False  # its schedule slot, if serve started it, names it
+    unseen = False  # interrupted before ``flow.run`` returned the run
     interrupted = False
     wish = _wish(args.notify)
     # The run as it starts: a Ctrl-C or SIGTERM before ``flow.run`` returns it (its driver
     # starting while its tasks already run, a cluster starting) left it to go on unseen until
     # ``os._exit``, recorded Running for good. It is ended, and reported as any run that
-    # began: --report (`labloom serve` records its slot from it) and --notify's alert.
+    # began: --report (`labloom serve` records its slot from it) and --notify's alert; on
+    # stderr the command says only that it was interrupted, as before the run began.
     # Called first, and a C method: no Python frame where an interrupt could land before
     # the run is kept (the store's observer, which starts its writer thread, was before it).
     started: list[Any] = []
@@ -192,7 +194,8 @@ def _run(args: argparse.Namespace, flow: Any, choice: str | None, params: dict[s
         run.wait()
     except KeyboardInterrupt:
         interrupted = True
-        run = run or _begun(started, flow)  # interrupted inside flow.run: it started
+        if run is None:  # interrupted inside flow.run: it started, or no run began
+            unseen, run = True, _begun(started, flow)
         if run is not None:
             # A second Ctrl-C while the run settles (a cluster per run closing, its busy
             # workers given 4 s): recorded Cancelled all the same (``end_interrupted`` ends
@@ -224,7 +227,8 @@ def _run(args: argparse.Namespace, flow: Any, choice: str | None, params: dict[s
             report(run, args, reported)
             if args.notify:  # not held: its posts may take minutes (a kept wish stays)
                 alert(run, args.notify, wish is not None and wish.kept)
-            say_failure(run)
+            if not unseen:  # one line, as before a run began (a cluster starting, say)
+                say_failure(run)
     except KeyboardInterrupt:  # a second Ctrl-C, or the first after the run ended
         interrupted = True
         if run is not None:  # it landed before the hold began: reported now
