@@ -201,7 +201,10 @@ def test_labloom_run_signalled_at_varied_moments_never_leaves_its_run_running(
             _out, err = proc.communicate(timeout=120)
         finally:
             stop(proc)
-        # (Killed by the signal itself: it came while Python imported, before any run.)
-        assert proc.returncode in (0, 130, -signals[attempt % 2]), (attempt, proc.returncode, err)
+        # (Killed by the signal itself: it came while Python imported, before any run; or a
+        # Ctrl-C before Python ran ``-m`` at all, on a loaded machine: status 1.)
+        early = proc.returncode == 1 and err.startswith("Could not import runpy module")
+        assert early or proc.returncode in (0, 130, -signals[attempt % 2]), (
+            attempt, proc.returncode, err)
     states = _states(tmp_path)
     assert set(states) <= {"Cancelled", "Completed"}, states
