@@ -13,6 +13,7 @@ A call into C that calls Python back is taken for a Python call: a few points ar
 from __future__ import annotations
 
 import dis
+import os
 import signal
 import sys
 from pathlib import Path
@@ -48,8 +49,9 @@ class Landing:
 
     def __init__(self, number: int, points: list[str] | None = None,
                  also: tuple[str, ...] = (), at: str | None = None,
-                 after: str = "") -> None:
+                 after: str = "", signum: int = signal.SIGINT) -> None:
         self.number = number
+        self.signum = signum  # whose handler is called: SIGTERM's, where a command has one
         self.also = also  # more modules' file names to land in (``threading.py``)
         # Or land at the ``number``-th point ``at`` (a ``where``) once one in ``after`` was
         # passed: the points' numbers move with the threads' timing when ``also`` has
@@ -97,9 +99,11 @@ class Landing:
                 return
         self.where = _where(frame)
         sys.settrace(None)
-        handler = signal.getsignal(signal.SIGINT)
+        handler = signal.getsignal(self.signum)
         if callable(handler):
-            handler(signal.SIGINT, frame)
+            handler(self.signum, frame)
+        elif handler == signal.SIG_DFL:  # the signal's own action: SIGTERM's ends the process
+            os.kill(os.getpid(), self.signum)
 
 
 def _where(frame: FrameType) -> str:

@@ -7,6 +7,8 @@ Jupyter config file, adapting from 1 to 3 in-process workers under a map."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from cli_helpers import labloom, write
+from cli_helpers import cli_env, labloom, write
 from labloom import ClusterConfigError, Flow
 from labloom.executors import cluster_profiles, resolve_executor
 from labloom.export.exporter import export_notebook
@@ -109,12 +111,34 @@ def test_a_cluster_that_cannot_start_is_one_line_and_status_2(
                 raise OSError("connection refused by https://k8s.lab.internal")
     """)
     profiles = json.dumps({"down": {"cluster_class": "unreachable.Unreachable"}})
-    done = labloom(tmp_path, "run", "flows.py:sweep", "--cluster", "down",
-                   LABLOOM_CLUSTERS=profiles, **config_dirs)
+    report = tmp_path / "report.json"
+    done = labloom(tmp_path, "run", "flows.py:sweep", "--cluster", "down", "--report",
+                   str(report), LABLOOM_CLUSTERS=profiles, **config_dirs)
     assert done.returncode == 2, done.stderr
     assert ("unreachable.Unreachable(**cluster_kwargs) could not start a cluster: OSError: "
             "connection refused by https://k8s.lab.internal; check cluster_kwargs") in done.stderr
     assert "Traceback" not in done.stderr
+    # Its run, recorded Failed inside ``flow.run`` (which then raised), is reported: there
+    # was no report, and `labloom serve` recorded the slot refused ("the run process refused
+    # its target"), with no run; the error named no flow body, which never ran.
+    said = json.loads(report.read_text())
+    runs = json.loads(labloom(tmp_path, "runs", "--json").stdout)
+    assert [(run["id"], run["state"]) for run in runs] == [(said["run_id"], "Failed")]
+    assert said["state"] == "Failed"
+    assert said["error"] == "the executor could not start (ClusterConfigError)", said
+    # Called in a process that goes on (a script's main([...])): SIGTERM's handler is its
+    # own again after the error.
+    write(tmp_path / "again.py", """
+        import signal, sys
+        from labloom.cli import main
+
+        status = main(["run", "flows.py:sweep", "--cluster", "down"])
+        print(status, signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    """)
+    again = subprocess.run([sys.executable, "again.py"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120,
+                           env=cli_env(tmp_path, LABLOOM_CLUSTERS=profiles, **config_dirs))
+    assert again.stdout.split() == ["2", "True"], again.stderr
 
 
 def test_a_schedule_stores_the_profile_name_and_its_runs_ask_for_it(

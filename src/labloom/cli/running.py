@@ -132,10 +132,6 @@ def prepare(target_text: str, param_items: list[str]) -> tuple[Any, Any, dict[st
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from ..core.at_exit import end_interrupted
-    from ..core.observers import add_run_observer
-    from ..core.process_internals import release_before_hard_exit
-    from ..core.states import State
     from ..schedule.alerts import check_url
     from . import CLIError
 
@@ -155,20 +151,37 @@ def run_command(args: argparse.Namespace) -> int:
     choice = executor_choice(args)
     _target, flow, params = prepare(args.target, args.param)
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args, flow, choice, params, previous)
+    finally:  # (put back already unless it raised: before the command's hard exit)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, flow: Any, choice: str | None, params: dict[str, Any],
+         previous: Any) -> int:
+    """The run, started, waited for and reported; SIGTERM raises KeyboardInterrupt until
+    it is reported, then ``previous`` is its handler again."""
+    from ..core.at_exit import end_interrupted
+    from ..core.observers import add_run_observer
+    from ..core.process_internals import release_before_hard_exit
+    from ..core.states import State
+    from . import CLIError
+    from .run_reports import alert, point_slot, report, report_unstarted, say_failure
+
     run = None
+    pointed = False  # its schedule slot, if serve started it, names it
+    unseen = False  # interrupted before ``flow.run`` returned the run
     interrupted = False
     wish = _wish(args.notify)
     # The run as it starts: a Ctrl-C or SIGTERM before ``flow.run`` returns it (its driver
-    # starting) left it to go on unseen until ``os._exit``, recorded Running for good. It is
-    # ended; without --notify the command then says only that it was interrupted, as before
-    # the run began (with it, ``wish.run`` is the run, and its alert goes).
+    # starting while its tasks already run, a cluster starting) left it to go on unseen until
+    # ``os._exit``, recorded Running for good. It is ended, and reported as any run that
+    # began: --report (`labloom serve` records its slot from it) and --notify's alert; on
+    # stderr the command says only that it was interrupted, as before the run began.
+    # Called first, and a C method: no Python frame where an interrupt could land before
+    # the run is kept (the store's observer, which starts its writer thread, was before it).
     started: list[Any] = []
-
-    def on_start(begun: Any) -> None:
-        if begun.flow is flow:  # not a subflow of its body
-            started.append(begun)
-
-    stop_watching = add_run_observer(on_start)
+    stop_watching = add_run_observer(started.append, first=True)
     try:
         try:
             run = flow.run(
@@ -177,27 +190,25 @@ def run_command(args: argparse.Namespace) -> int:
             )
         finally:
             stop_watching()
-        if args.origin == "schedule":
-            from ..schedule.stored_schedules import point_slot_at_run
-
-            point_slot_at_run(run.id)
+        pointed = point_slot(run, args)
         run.wait()
     except KeyboardInterrupt:
         interrupted = True
-        run = run or (wish.run if wish else None)  # interrupted inside flow.run: it started
-        begun = run if run is not None else next(iter(started), None)
-        if begun is not None:
+        if run is None:  # interrupted inside flow.run: it started, or no run began
+            unseen, run = True, _begun(started, flow)
+        if run is not None:
             # A second Ctrl-C while the run settles (a cluster per run closing, its busy
             # workers given 4 s): recorded Cancelled all the same (``end_interrupted`` ends
             # it), and the command ends now. It went on to the interpreter's exit, which
             # waited for that close, and did not say how the run ended.
             with contextlib.suppress(KeyboardInterrupt):
-                end_interrupted(begun)  # recorded Cancelled, even while a task holds its thread
+                end_interrupted(run)  # recorded Cancelled, even while a task holds its thread
+                pointed = pointed or point_slot(run, args)
     except ValueError as exc:  # an executor that cannot be made
-        _alert_unstarted(wish, args)
+        report_unstarted(_begun(started, flow), args, wish)
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a Dask scheduler that cannot be reached
-        _alert_unstarted(wish, args)
+        report_unstarted(_begun(started, flow), args, wish)
         where = args.address or args.executor or (
             f"cluster profile {args.cluster!r}" if args.cluster else "the executor")
         if str(exc).startswith("[labloom]"):  # said already, naming the address
@@ -205,14 +216,27 @@ def run_command(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot reach {where}: {exc}; check the address and that the "
                        "scheduler is running") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if wish is not None:
             wish.stop()  # a run that never started: no later run takes its wish
-    lost = 0
-    if run is not None:
-        lost = _say_unrecorded(run)
-        _after(run, args, lost, wish is not None and wish.kept)
-        _say_failure(run)
+    # SIGTERM still raises KeyboardInterrupt here: one as the run ended (`labloom serve`
+    # stopping, a job runner's time up) killed the command before its report, and serve
+    # recorded the slot terminated, with no run, for a run recorded Completed.
+    reported: list[int] = []  # the run's records missing, once its report is written
+    try:
+        if run is not None:
+            report(run, args, reported)
+            if args.notify:  # not held: its posts may take minutes (a kept wish stays)
+                alert(run, args.notify, wish is not None and wish.kept)
+            if not unseen:  # one line, as before a run began (a cluster starting, say)
+                say_failure(run)
+    except KeyboardInterrupt:  # a second Ctrl-C, or the first after the run ended
+        interrupted = True
+        if run is not None:  # it landed before the hold began: reported now
+            with contextlib.suppress(KeyboardInterrupt):
+                report(run, args, reported)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    lost = reported[0] if reported else 0
     if interrupted:
         print("labloom: interrupted", file=sys.stderr)
         sys.stdout.flush()
@@ -236,12 +260,10 @@ def _wish(url: str | None) -> Any:
     return StartWish(url)
 
 
-def _alert_unstarted(wish: Any, args: argparse.Namespace) -> None:
-    """A run whose executor could not start ended Failed inside ``flow.run``, recorded so:
-    its alert is sent now, as for any run that failed (its wish would have a serve send it
-    later, saying this command died)."""
-    if wish is not None and wish.run is not None and wish.run.wait_finished(0):
-        _alert(wish.run, args.notify, wish.kept)
+def _begun(started: list[Any], flow: Any) -> Any:
+    """The command's run as the run observers saw it start (None: none started), not a
+    subflow of its body."""
+    return next((run for run in started if run.flow is flow), None)
 
 
 def _describe(target_text: str) -> int:
@@ -267,38 +289,6 @@ def _params_from_env(name: str) -> list[str]:
     return items
 
 
-def _say_unrecorded(run: Any) -> int:
-    """How many records of the run the store is missing, said on stderr when any: a run
-    that completed with a hole in its history exits with status 3, not 0."""
-    from ..store import unrecorded
-
-    lost = unrecorded(run.id)
-    if lost is None:
-        return 0
-    _tell(f"labloom: the store {lost.store} is missing {lost.count} record(s) of run {run.id}: "
-          f"{'; '.join(lost.reasons)}")
-    return int(lost.count)
-
-
-def _tell(text: str) -> None:
-    """A line on stderr after the run, which must not keep the report and exit status from
-    `labloom serve` when stderr is a file on a full disk."""
-    with contextlib.suppress(OSError):
-        print(text, file=sys.stderr)
-
-
-def _say_failure(run: Any) -> None:
-    """Without terminal progress (LABLOOM_PROGRESS=0, as in cron jobs and schedules) a run
-    that did not complete would otherwise end with nothing but its exit status."""
-    from ..core.states import State
-    from ..defaults import progress_enabled
-
-    if run.state is State.COMPLETED or progress_enabled():
-        return
-    why = f": {run.message}" if run.message else ""
-    _tell(f"labloom: run {run.id} of flow {run.flow_name!r} {run.state.value}{why}")
-
-
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     # A SIGTERM often came to the whole process group, the workers of labloom's clusters too:
     # their nannies must not start new ones, which ran finished tasks again.
@@ -306,45 +296,6 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     if stopping is not None:
         stopping.stop_restarts()
     raise KeyboardInterrupt
-
-
-def _after(run: Any, args: argparse.Namespace, lost: int = 0, wished: bool = False) -> None:
-    from ..schedule.alerts import run_summary
-
-    failed, error = run_summary(run)
-    if args.report:
-        report = {
-            "run_id": run.id,
-            "flow": run.flow_name,
-            "state": run.state.value,
-            "failed_tasks": failed,
-            "error": error,
-            "unrecorded": lost,
-        }
-        Path(args.report).write_text(json.dumps(report), encoding="utf-8")
-    if args.notify:
-        _alert(run, args.notify, wished)
-
-
-def _alert(run: Any, url: str, wished: bool) -> None:
-    """The run's failure alert, or for a run that completed, its wish let go of."""
-    from ..core.states import State
-    from ..schedule import run_alerts
-    from ..schedule.alerts import failure_payload, run_summary
-
-    if run.state is State.COMPLETED:
-        run_alerts.completed(run.id, wished)  # its wish for an alert, kept at its start
-        return
-    failed, error = run_summary(run)
-    sent = run_alerts.send(url, failure_payload(run.flow_name, run.id, run.state.value,
-                                                failed, error), wished)
-    if sent.reason is None:
-        _tell("labloom: failure alert delivered")
-    elif sent.kept:
-        _tell(f"labloom: failure alert not delivered yet ({sent.reason}); kept in the store: "
-              f"the next `labloom serve` on it sends it (`labloom show {run.id}` says when)")
-    else:
-        _tell("labloom: failure alert not delivered (see the log above)")
 
 
 def export_command(args: argparse.Namespace) -> int:

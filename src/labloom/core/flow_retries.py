@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 
 # How a run's message begins while it waits for, or runs, a retry (``FlowAttempts.again``).
 RETRY_NOTE = re.compile(r"attempt \d+ of \d+ ")
+# How a run's message begins when its executor could not start (its ``body_error`` is that
+# error: no body ran; alerts and `labloom run`'s report say so, ``alerts.run_summary``).
+NOT_STARTED = "the executor could not start"
 
 
 class FlowAttempts:
@@ -125,7 +128,7 @@ class FlowAttempts:
         try again. A scheduler (or a cluster's backend: Kubernetes, a gateway) that cannot be
         reached now (restarting for the night) may be up then; a bad option never will be."""
         engine = self._engine
-        engine.body_error, engine.message = exc, f"the executor could not start: {exc}"
+        engine.body_error, engine.message = exc, f"{NOT_STARTED}: {exc}"
         unreachable = isinstance(exc, OSError) or isinstance(exc.__cause__, OSError)
         return unreachable and self.total > 1
 

@@ -33,9 +33,11 @@ class RunObserver(Protocol):
 _run_observers: list[RunObserver] = []
 
 
-def add_run_observer(observer: RunObserver) -> Callable[[], None]:
-    """Call ``observer`` with every run that starts from now on; returns a remover."""
-    _run_observers.append(observer)
+def add_run_observer(observer: RunObserver, first: bool = False) -> Callable[[], None]:
+    """Call ``observer`` with every run that starts from now on; returns a remover.
+    ``first``: before those added earlier (the store's recorder): an interrupt in theirs
+    still leaves the run known to it (`labloom run` reports the run that began)."""
+    _run_observers.insert(0 if first else len(_run_observers), observer)
     return lambda: _run_observers.remove(observer) if observer in _run_observers else None
 
 

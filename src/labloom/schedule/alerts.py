@@ -138,6 +138,10 @@ def _run_summary(run: Any) -> tuple[list[tuple[str, str]], str]:
         return failed, f"timed out after {run.flow.timeout:g}s (@flow(timeout=...))"
     body_error = getattr(run, "body_error", None)
     if body_error is not None:
+        from ..core.flow_retries import NOT_STARTED  # (only here: serve need not load it)
+
+        if (getattr(run, "message", None) or "").startswith(NOT_STARTED):
+            return failed, f"{NOT_STARTED} ({type(body_error).__name__})"
         return failed, f"the flow body raised {type(body_error).__name__}"
     hard = [item for item in failed if item[1] != State.UPSTREAM_FAILED.value]
     if hard:
