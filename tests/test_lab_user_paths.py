@@ -77,6 +77,10 @@ def opacity(locator: Any) -> float:
     return float(locator.evaluate("b => getComputedStyle(b).opacity"))
 
 
+def colours(locator: Any) -> list[str]:
+    return locator.evaluate("b => [getComputedStyle(b).backgroundColor, getComputedStyle(b).color]")
+
+
 def is_schedules_read(url: str) -> bool:
     return url.split("?")[0].endswith("/labloom/api/schedules")
 
@@ -160,9 +164,15 @@ def test_the_panel_s_buttons_a_sweep_s_tab_compare_and_schedules_as_a_user_reads
     compare, delete = panel.locator("button.labloom-compare"), panel.locator("button.labloom-delete")
     assert compare.is_disabled() and delete.is_disabled()
     assert opacity(compare) < 0.6 and opacity(delete) < 0.6
+    # Disabled alike: Delete was pink (Lab's warn red, faded) beside a grey Compare, red hovered.
+    assert colours(delete) == colours(compare), (colours(delete), colours(compare))
+    delete.hover(force=True)
+    assert colours(delete) == colours(compare), (colours(delete), colours(compare))
+    page.mouse.move(0, 0)
     for run in (newer, older):
         run_row(panel, run.id).locator("input.labloom-run-pick").check()
     assert opacity(compare) == 1 and opacity(delete) == 1
+    assert colours(delete) != colours(compare)  # live, it is the warn button again
 
     # Compare clicked twice: one tab (a second click opened a twin of the same id).
     compare.click()
