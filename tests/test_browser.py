@@ -177,6 +177,19 @@ def test_the_widget_links_only_a_web_page_as_the_dashboard(lab: Any, page: Any) 
         shot(page, "failed-dashboard-links")
         raise
     assert good.get_attribute("href") == "http://127.0.0.1:8787/status"
+    assert (good.get_attribute("target"), good.get_attribute("rel")) == ("_blank", "noopener")
+    # It reads as a link, in the theme's link colour: it was the header's black text.
+    look = good.evaluate("""a => {
+        const probe = document.createElement('span');
+        probe.style.color = 'var(--jp-content-link-color)';
+        a.parentNode.append(probe);
+        const link = getComputedStyle(probe).color;
+        probe.remove();
+        const s = getComputedStyle(a);
+        return [s.color === link, s.color !== getComputedStyle(a.parentNode).color,
+                s.textDecorationLine, s.cursor];
+    }""")
+    assert look == [True, True, "underline", "pointer"], look
     for index in (2, 3):
         link = cell_widget(page, index).locator("a.labloom-dashboard")
         assert link.is_hidden() and link.get_attribute("href") is None, index

@@ -40,10 +40,21 @@ const FINAL = new Set(["Completed", "Cached", "Failed", "UpstreamFailed", "Cance
  * when a sweep under allow_failure lost two); while it runs, its bar's red part shows them.
  * The static drawing says the same (drawing.py). */
 function mapProgress(done, info) {
-  const failed = info.counts.Failed || 0;
-  const ended = FINAL.has(info.state);
-  const what = ended && failed && failed < info.total ? `${failed} failed` : info.state;
-  return `${done}/${info.total} · ${what}`;
+  const failed = partlyFailed(info);
+  return `${done}/${info.total} · ${failed ? `${failed} failed` : info.state}`;
+}
+
+/** How many children failed when a map ended with some, not all, failed; else 0. */
+function partlyFailed(info) {
+  const failed = (info.counts && info.counts.Failed) || 0;
+  return FINAL.has(info.state) && failed < info.total ? failed : 0;
+}
+
+/** A map's state as its panel's title says it: "2 of 40 failed" as its node says "2 failed"
+ * (the title said "Failed" beside a node saying "40/40 · 2 failed", for a run that Completed). */
+function mapOutcome(info) {
+  const failed = partlyFailed(info);
+  return failed ? `${failed} of ${info.total} failed` : info.state;
 }
 
 // Each drawing gets its own arrow marker id: url(#id) resolves to the first element with that
@@ -174,6 +185,7 @@ export function render({ model, el, showsMessage = false }) {
 
   let nodeEls = new Map(); // node id -> {g, rect, sub, bar}
   let selected = null;
+  let shownDetail = null; // the detail message the panel shows
   let headerAt = 0; // browser time the header arrived: elapsed ticks without trusting clocks
   // The timeline: asked for while shown; `asked` is when the pending question left (a lost
   // answer is asked again after a while), `next` when to ask again, `settled` once an answer
@@ -256,6 +268,7 @@ export function render({ model, el, showsMessage = false }) {
         parts.sub.textContent = info.state;
       }
     }
+    if (shownDetail) showTitle(shownDetail);
   }
 
   function drawHeader() {
@@ -351,8 +364,21 @@ export function render({ model, el, showsMessage = false }) {
     model.send({ event: "select", node: selected });
   }
 
+  // The title of a map with no child picked follows the node's counts (the states), which
+  // change without a new detail message while the map runs.
+  function showTitle(msg) {
+    const run = msg.task_run;
+    const index = run && run.index != null ? `[${run.index}]` : "";
+    const info = (model.get("states") || {})[msg.node];
+    const state = msg.kind === "map" && info ? mapOutcome(info) : msg.state;
+    const what = run ? `${run.name}${index} · ${run.state}` : `${msg.name} · ${state}`;
+    title.textContent = escapeBidi(run && run.message ? `${what} · ${run.message}` : what);
+    title.setAttribute("data-state", run ? run.state : msg.state);
+  }
+
   function showDetail(msg) {
     if (msg.node == null) {
+      shownDetail = null;
       panel.hidden = true;
       selected = null;
       for (const parts of nodeEls.values()) parts.g.classList.remove("labloom-selected");
@@ -365,10 +391,8 @@ export function render({ model, el, showsMessage = false }) {
     panel.setAttribute("data-selected-node", msg.node);
     const run = msg.task_run;
     panel.setAttribute("data-task-run-id", run ? run.id : "");
-    const index = run && run.index != null ? `[${run.index}]` : "";
-    const what = run ? `${run.name}${index} · ${run.state}` : `${msg.name} · ${msg.state}`;
-    title.textContent = escapeBidi(run && run.message ? `${what} · ${run.message}` : what);
-    title.setAttribute("data-state", run ? run.state : msg.state);
+    shownDetail = msg;
+    showTitle(msg);
     if (msg.kind !== "map") childList.clear();
     else childList.shown(run ? run.id : null);
     experimentsOpen.hidden = msg.kind !== "map";

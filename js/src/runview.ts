@@ -12,6 +12,7 @@ import { el, FINAL_STATES, originLabel, requestAPI, seconds, when } from './api'
 import { escapeBidi } from './bidi';
 import { render } from './dag';
 import { IRunsEvent, LiveRuns, SafetyNet } from './live';
+import { showParameters } from './paramsummary';
 import { RestRunModel } from './runmodel';
 
 const SAFETY_NET = 10000; // ms between polls once the server pushes
@@ -196,7 +197,7 @@ export class RunView extends Widget {
     const facts: [string, string][] = [
       ['state', run.message ? `${run.state}: ${run.message}` : run.state],
       ['run', run.id + (run.retry_of ? trans.__(' (retry of %1)', run.retry_of) : '')],
-      ['parameters', JSON.stringify(run.parameters)],
+      ['parameters', ''], // showParameters
       ['executor', run.executor || ''],
       ['host', `${run.host || ''}${run.pid ? trans.__(' (pid %1)', run.pid) : ''}`],
       ['origin', originLabel(run.origin)],
@@ -222,7 +223,11 @@ export class RunView extends Widget {
       }
       this.facts.replaceChildren(...rows);
     }
+    showParameters(this.factValues.get('parameters')!, run.parameters);
     for (const [key, value] of facts) {
+      if (key === 'parameters') {
+        continue;
+      }
       const node = this.factValues.get(key)!;
       const text = escapeBidi(value);
       if (node.textContent !== text) {

@@ -23,7 +23,8 @@ function fakeModel() {
     on: (event: string, fn: any) => handlers.set(event, [...(handlers.get(event) || []), fn]),
     off: () => undefined,
     send: (msg: any) => sent.push(msg),
-    say: (msg: any) => (handlers.get('msg:custom') || []).forEach(fn => fn(msg))
+    say: (msg: any) => (handlers.get('msg:custom') || []).forEach(fn => fn(msg)),
+    fire: (event: string) => (handlers.get(event) || []).forEach(fn => fn())
   };
 }
 
@@ -96,5 +97,36 @@ describe('rows unsorted', () => {
       row('b', 'train', 1), row('a', 'train', 1), row('b', 'train', 0)];
     expect(byIndex(logged).map((r: any) => `${r.run_id}.${r.task}[${r.map_index}]`)).toEqual([
       'a.train[0]', 'a.train[1]', 'a.train[3]', 'a.prep[null]', 'b.train[0]', 'b.train[1]']);
+  });
+});
+
+describe("a map's panel title", () => {
+  // A sweep of 40 under allow_failure lost two children and the run Completed; the node said
+  // "40/40 · 2 failed" while its panel's title said "train · Failed".
+  it('counts the failed children as the node does, and follows the counts', () => {
+    const { el, model, undo } = setUp();
+    const values = { graph, states: { m: { state: 'Running', counts: { Completed: 30, Failed: 2 }, total: 40 } } };
+    (model as any).get = (name: string) => (values as any)[name];
+    const map = { event: 'detail', node: 'm', name: 'train', kind: 'map', state: 'Running', task_run: null, lines: [], traceback: '' };
+    model.say(map);
+    const title = () => (el.querySelector('.labloom-panel-title') as HTMLElement).textContent;
+    expect(title()).toBe('train · Running');
+    values.states = { m: { state: 'Failed', counts: { Completed: 38, Failed: 2 }, total: 40 } };
+    model.fire('change:states'); // the counts changed, no new detail
+    expect(title()).toBe('train · 2 of 40 failed');
+    model.say({ ...map, state: 'Failed' });
+    expect(title()).toBe('train · 2 of 40 failed');
+    model.say(detail('Failed'));
+    expect(title()).toBe('train[3] · Failed'); // a picked child says its own state
+    undo();
+  });
+
+  it('says Failed when every child failed', () => {
+    const { el, model, undo } = setUp();
+    const values = { graph, states: { m: { state: 'Failed', counts: { Failed: 3 }, total: 3 } } };
+    (model as any).get = (name: string) => (values as any)[name];
+    model.say({ event: 'detail', node: 'm', name: 'train', kind: 'map', state: 'Failed', task_run: null, lines: [], traceback: '' });
+    expect((el.querySelector('.labloom-panel-title') as HTMLElement).textContent).toBe('train · Failed');
+    undo();
   });
 });
