@@ -143,6 +143,37 @@ def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(
     assert named == {f"s{i}": said for i, said in enumerate(reported)}, (named, reported)
 
 
+def test_labloom_run_interrupted_as_the_store_attaches_its_run_records_it(
+    tmp_path: Path,
+) -> None:
+    # A landing inside the store's attach (its writer, its first connection, its subscriber):
+    # the run went on unrecorded, and the command reported a Cancelled run the store never had.
+    write(tmp_path / "flows.py", FLOW)
+    write(tmp_path / "driver.py", DRIVER)
+    assert _drive(tmp_path, "").returncode == 0
+    points = json.loads((tmp_path / "points.json").read_text())
+    # From the attach's first point to the engine's next (the observers' loop goes on).
+    begins = next(i for i, where in enumerate(points)
+                  if where.startswith("store/__init__.py") and where.endswith("attach"))
+    ends = next(i for i in range(begins, len(points))
+                if points[i].startswith(("core/observers.py", "core/engine.py")))
+    chosen: list[tuple[str, int]] = []
+    seen: dict[str, int] = {}
+    for where in points[begins:ends]:
+        seen[where] = seen.get(where, 0) + 1
+        if not where.startswith("threading.py"):  # (see the first test)
+            chosen.append((where, seen[where]))
+    assert len(chosen) > 3, points[begins:ends]
+    chosen = chosen[:: max(1, len(chosen) // 6)]  # six or so: each is a whole run
+    for i, (at, nth) in enumerate(chosen):
+        done = _drive(tmp_path, at, nth, ("SIGINT", "SIGTERM")[i % 2], f"{i}.json")
+        assert done.returncode == 130, (at, nth, done.stderr)
+        said = json.loads((tmp_path / f"{i}.json").read_text())
+        shown = labloom(tmp_path, "show", said["run_id"], "--json")
+        assert shown.returncode == 0, (at, nth, said, shown.stderr)  # the store has the run
+        assert json.loads(shown.stdout)["state"] == said["state"] == "Cancelled", (at, nth)
+
+
 def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(
     tmp_path: Path,
 ) -> None:

@@ -58,6 +58,17 @@ def attach(run: Any) -> None:
     (no state folder, a damaged file) never stops the run: one warning says it is unrecorded."""
     if not enabled():
         return
+    from ..core.interrupts_held import InterruptsHeld
+
+    # A Ctrl-C (or `labloom run`'s SIGTERM) landing here left the run going unrecorded, its
+    # record never begun: `labloom run` reported a Cancelled run the store never had. Held,
+    # it ends the run right after, recorded. A bounded step: a server away costs at most
+    # LABLOOM_DB_CONNECT_TIMEOUT seconds (5).
+    with InterruptsHeld():
+        _attach(run)
+
+
+def _attach(run: Any) -> None:
     from ..core.errors import StoreUnavailableError
     from .cancel import watch
     from .db import get_database, is_transient
