@@ -1,0 +1,76 @@
+// The Experiments view read as a user reads it (session 57): which columns vary, what a step
+// metric's column holds, the charts' integer axes, the filter's example, names in the summary,
+// grouped cells. Observable Plot is stood in for (it ships as ES modules, which these tests do
+// not load): its chart is an <svg> carrying the options it was asked for.
+jest.mock('@observablehq/plot', () => {
+  const mark = (kind: string) => (data: any, options: any = {}) => ({ kind, data, options });
+  return {
+    plot: (options: any) =>
+      Object.assign(document.createElementNS('http://www.w3.org/2000/svg', 'svg'), { options }),
+    dot: mark('dot'), line: mark('line'), ruleX: mark('ruleX'), text: mark('text')
+  };
+});
+
+import { mountExperiments } from '../experiments';
+
+const settle = () => new Promise(done => setTimeout(done, 300));
+
+/** A model answering every question with `rows` and `columns`, as a small run's kernel does. */
+function modelOf(columns: any[], rows: any[]) {
+  const handlers: any[] = [];
+  return {
+    send: (msg: any) => setTimeout(() => handlers.forEach(h => h({
+      event: 'experiments', req: msg.req, columns, total: rows.length, offset: 0,
+      limit: msg.limit, sort: msg.sort, desc: msg.desc, next: null, rows, version: 1
+    })), 0),
+    on: (_: string, h: any) => handlers.push(h),
+    off: () => undefined,
+    get: () => null
+  };
+}
+
+async function open(columns: any[], rows: any[]) {
+  const box = document.createElement('div');
+  document.body.replaceChildren(box);
+  const view = mountExperiments({ model: modelOf(columns, rows), box, onPick: () => undefined });
+  view.open(null, 'train');
+  await settle();
+  return { box, view };
+}
+
+const change = async (el: Element | null, value?: string) => {
+  const input = el as HTMLInputElement;
+  if (value === undefined) input.checked = !input.checked;
+  else input.value = value;
+  input.dispatchEvent(new Event('change'));
+  await settle();
+};
+
+// A sweep of depths; children 3 and 7 failed before logging their metrics.
+const sweep = [{ kind: 'param', name: 'depth', type: 'number' },
+  { kind: 'metric', name: 'auc', type: 'number' },
+  { kind: 'metric', name: 'fit_seconds', type: 'number' }];
+const sweepRows = Array.from({ length: 8 }, (_, i) => {
+  const failed = i === 3 || i === 7;
+  return {
+    run_id: 'r', task_run_id: `r.${i}`, task: 'train', map_index: i, duration: 1 + i,
+    state: failed ? 'Failed' : 'Completed', params: { depth: [1, 2, 4, 8][i % 4] },
+    metrics: failed ? {} : { auc: 0.8 + i / 100, fit_seconds: 0.6 }
+  };
+});
+
+describe('only the columns that vary', () => {
+  // fit_seconds is 0.6 in every row that logged it: the failed rows' missing value counted as
+  // a second value, so it stayed, and the parallel coordinates drew a flat 0.6-0.6 axis.
+  it('leaves out a column constant wherever it has a value', async () => {
+    const { box, view } = await open(sweep, sweepRows);
+    await change(box.querySelector('input.labloom-exp-vary'));
+    const summary = box.querySelector('.labloom-exp-summary')!.textContent || '';
+    expect(summary).toContain('columns hidden (task, fit_seconds)');
+    await change(box.querySelector('select.labloom-exp-chart-kind'), 'parallel');
+    const chart: any = box.querySelector('.labloom-exp-chart svg');
+    const axes = chart.options.x.domain;
+    expect(axes).toEqual(['depth', 'auc']);
+    view.destroy();
+  });
+});
