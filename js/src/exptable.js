@@ -127,8 +127,12 @@ export function createTable(box, onSort, onPick) {
       setAttr(cell, "data-kind", c.kind || "");
       setAttr(cell, "aria-sort", sorted ? (view.desc ? "descending" : "ascending") : "none");
       const kind = c.kind === "param" || c.kind === "metric" ? ` (${c.kind})` : "";
-      setAttr(cell, "title", `${escapeBidi(c.label)}${kind}: click to sort`);
-      const label = `${escapeBidi(c.label)}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`;
+      // A metric logged with steps shows its last step's value, which nothing said: "loss"
+      // read as the run's loss. Said in the header; the filter and sort keep the name (loss<0.2).
+      const last = c.steps ? " (last step)" : "";
+      const why = c.steps ? `, its last step's value in each row` : "";
+      setAttr(cell, "title", `${escapeBidi(c.label)}${kind}${why}: click to sort`);
+      const label = `${escapeBidi(c.label)}${last}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`;
       if (cell.textContent !== label) cell.textContent = label;
       return cell;
     });

@@ -74,3 +74,24 @@ describe('only the columns that vary', () => {
     view.destroy();
   });
 });
+
+describe('a metric logged with steps', () => {
+  // Its column showed the last step's value under the bare name "loss", read as the run's loss.
+  it('says its column holds the last step, and is still filtered by its name', async () => {
+    const columns = [{ kind: 'param', name: 'depth', type: 'number' },
+      { kind: 'metric', name: 'loss', type: 'number', steps: true },
+      { kind: 'metric', name: 'auc', type: 'number' }];
+    const { box, view } = await open(columns, sweepRows.map(r => ({
+      ...r, metrics: { auc: r.metrics.auc, loss: r.map_index / 10 } })));
+    const head = box.querySelector(".labloom-exp-th[data-column='metrics.loss']")!;
+    expect(head.textContent).toBe('loss (last step)');
+    expect(head.getAttribute('title')).toContain('last step');
+    expect(box.querySelector(".labloom-exp-th[data-column='metrics.auc']")!.textContent).toBe('auc');
+    const filter = box.querySelector('input.labloom-exp-filter') as HTMLInputElement;
+    filter.value = 'loss<0.25';
+    filter.dispatchEvent(new Event('input'));
+    await settle();
+    expect(box.querySelectorAll('.labloom-exp-row').length).toBe(3);
+    view.destroy();
+  });
+});
