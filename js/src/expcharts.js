@@ -72,6 +72,26 @@ function tally(values) {
   return [...counts].map(([shown, n]) => `${shown} (${n})`).join(", ");
 }
 
+const FEW = 12; // this many distinct integers or fewer: one place each, evenly spaced
+
+/** An axis for numbers that are all integers (max_depth 1, 2, 4, 8), ticked at 1.5 and 2.5 by
+ * Plot's linear scale: a few are points in their order (a sweep's doubling values evenly
+ * spaced), more are ticked at integers only. {} for other numbers. Every row's value has a
+ * place, drawn or not: depth 8 with no dot says each of its runs failed. */
+export function integerAxis(values) {
+  const xs = values.filter((v) => v !== null && Number.isFinite(v));
+  if (!xs.length || !xs.every(Number.isInteger)) return {};
+  const distinct = [...new Set(xs)].sort((a, b) => a - b);
+  if (distinct.length <= FEW) return { type: "point", domain: distinct };
+  const lo = distinct[0], hi = distinct[distinct.length - 1];
+  const rough = (hi - lo) / 8;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough));
+  const ticks = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) ticks.push(t);
+  return { ticks };
+}
+
 /** y against x, one dot per row, coloured by `by`; the best row ringed. */
 export function scatter(box, rows, { x, y, by, bestRow, columns }) {
   const finite = (v) => v !== null && Number.isFinite(v);
@@ -88,7 +108,7 @@ export function scatter(box, rows, { x, y, by, bestRow, columns }) {
   }
   return Plot.plot({
     ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption } : {}),
-    x: { label: x.label, ...(x.type === "number" ? {} : { type: "point" }) },
+    x: { label: x.label, ...(x.type === "number" ? integerAxis(rows.map((r) => value(r, x))) : { type: "point" }) },
     y: { label: y.label },
     color: c.options,
     marks,

@@ -95,3 +95,30 @@ describe('a metric logged with steps', () => {
     view.destroy();
   });
 });
+
+describe('a chart against an integer param', () => {
+  // max_depth 1, 2, 4, 8 on a linear axis was ticked at 1.5, 2.5 ...: values no run had.
+  it('places a few integers as points, more at integer ticks only', async () => {
+    const { box, view } = await open(sweep, sweepRows);
+    const chart: any = box.querySelector('.labloom-exp-chart svg');
+    expect(chart.options.x).toMatchObject({ label: 'depth', type: 'point', domain: [1, 2, 4, 8] });
+    view.destroy();
+    const many = Array.from({ length: 40 }, (_, i) => ({ ...sweepRows[0], task_run_id: `r.${i}`,
+      map_index: i, params: { depth: 3 + i * 2 }, metrics: { auc: i / 40 } }));
+    const again = await open(sweep, many);
+    const ticks = (again.box.querySelector('.labloom-exp-chart svg') as any).options.x.ticks;
+    expect(ticks.length).toBeGreaterThan(3);
+    expect(ticks.every(Number.isInteger)).toBe(true);
+    expect(ticks[0]).toBeGreaterThanOrEqual(3);
+    expect(ticks[ticks.length - 1]).toBeLessThanOrEqual(81);
+    again.view.destroy();
+  });
+
+  it('keeps a linear axis for a param with fractions', async () => {
+    const { box, view } = await open(sweep, sweepRows.map(r => ({ ...r, params: { depth: r.map_index / 4 } })));
+    const chart: any = box.querySelector('.labloom-exp-chart svg');
+    expect(chart.options.x.type).toBeUndefined();
+    expect(chart.options.x.ticks).toBeUndefined();
+    view.destroy();
+  });
+});
