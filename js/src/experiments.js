@@ -16,7 +16,7 @@ import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, group
   unknownNames, varying } from "./expdata.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
-import { LOWER_IS_BETTER, choose, curveColumns, h, option, seconds } from "./expcontrols.js";
+import { LOWER_IS_BETTER, choose, curveColumns, filterExample, h, option, seconds } from "./expcontrols.js";
 
 const PAGE = 1000;
 const LOCAL_MAX = 5000;
@@ -58,7 +58,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   const close = h("button", { class: "labloom-exp-close", type: "button", title: "close",
     "aria-label": "close the experiments view" }, "×"); // named: "×" is read "times"
   const filter = h("input", { class: "labloom-exp-filter", type: "search",
-    placeholder: "filter: auc>0.9 criterion=gini words", "aria-label": "filter rows" });
+    placeholder: "filter: words", "aria-label": "filter rows" }); // an example from the columns: controls()
   const vary = h("input", { class: "labloom-exp-vary", type: "checkbox" });
   const bestMetric = h("select", { class: "labloom-exp-best-metric", "aria-label": "best by metric" });
   const bestDir = h("select", { class: "labloom-exp-best-dir", "aria-label": "best is" });
@@ -307,6 +307,9 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (key === controlsFor) return;
     controlsFor = key;
     const { metrics, axes, curved, keys } = choose(ui, all, LOWER_IS_BETTER);
+    filter.placeholder = filterExample(all, data.rows);
+    // Wide enough to show it whole (the CSS's 20em fits a short one): long names made it longer.
+    filter.style.width = `calc(${filter.placeholder.length}ch + 2em)`;
     if (ui.best) ui.lowest = lowestFor(ui.best);
     const fill = (sel, cols, value, none) => {
       sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, c.label)));

@@ -122,3 +122,27 @@ describe('a chart against an integer param', () => {
     view.destroy();
   });
 });
+
+describe("the filter box's example", () => {
+  // It named criterion=gini, a column this sweep does not have: typed as shown, the table emptied.
+  it('names a metric and a param the view has, with values it has', async () => {
+    const { box, view } = await open(sweep, sweepRows);
+    const filter = box.querySelector('input.labloom-exp-filter') as HTMLInputElement;
+    // The median auc and the best row's depth: typed as shown, it keeps that row.
+    expect(filter.placeholder).toBe('filter: auc>0.82 depth=4 words');
+    filter.value = 'auc>0.82 depth=4';
+    filter.dispatchEvent(new Event('input'));
+    await settle();
+    const kept = Array.from(box.querySelectorAll(".labloom-exp-td[data-column='map_index']"));
+    expect(kept.map(td => td.textContent)).toContain('6');
+    view.destroy();
+  });
+
+  it('quotes a name with a space', async () => {
+    const columns = [{ kind: 'param', name: 'learning rate', type: 'number' }];
+    const { box, view } = await open(columns, [{ ...sweepRows[0], params: { 'learning rate': 0.1 } }]);
+    const filter = box.querySelector('input.labloom-exp-filter') as HTMLInputElement;
+    expect(filter.placeholder).toBe('filter: "learning rate"=0.1 words');
+    view.destroy();
+  });
+});
