@@ -14,6 +14,7 @@
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
 import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, shownValue, sortRows, text,
   unknownNames, varying } from "./expdata.js";
+import { escapeBidi } from "./bidi.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
 import { LOWER_IS_BETTER, choose, curveColumns, filterExample, h, option, seconds } from "./expcontrols.js";
@@ -275,7 +276,9 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     root.setAttribute("data-mode", data.mode);
     root.setAttribute("data-total", String(data.total));
     root.setAttribute("data-partial", String(!!data.partial));
-    summary.textContent = summaryText(all, cols, list, bestRow, bestCol, view.count);
+    // Escaped as the headers are (bidi.js): a column name in the hidden list or the best
+    // metric's with a right-to-left override reversed the rest of the summary.
+    summary.textContent = escapeBidi(summaryText(all, cols, list, bestRow, bestCol, view.count));
     drawChart(list, all, cols, bestRow ? list.find((r) => r.task_run_id === bestRow.task_run_id) : null);
   }
 
@@ -312,7 +315,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     filter.style.width = `calc(${filter.placeholder.length}ch + 2em)`;
     if (ui.best) ui.lowest = lowestFor(ui.best);
     const fill = (sel, cols, value, none) => {
-      sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, c.label)));
+      sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, escapeBidi(c.label))));
       sel.value = value || "";
     };
     fill(bestMetric, metrics, ui.best);
@@ -334,7 +337,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         ui.groups = box.checked ? ui.groups.concat(c.id) : ui.groups.filter((g) => g !== c.id);
         draw();
       });
-      label.append(box, document.createTextNode(` ${c.label}`));
+      label.append(box, document.createTextNode(` ${escapeBidi(c.label)}`));
       return label;
     }));
   }

@@ -146,3 +146,26 @@ describe("the filter box's example", () => {
     view.destroy();
   });
 });
+
+describe('a column name with a right-to-left override', () => {
+  // The headers showed it escaped, the summary's hidden list and best metric raw: the override
+  // turned the rest of the summary around ("best auc 0.9 at index 3" read backwards).
+  it('is escaped in the summary and the controls as in the headers', async () => {
+    const odd = 'depth\u202e';
+    const named = [{ kind: 'param', name: odd, type: 'number' },
+      { kind: 'param', name: 'seed', type: 'number' },
+      { kind: 'metric', name: `auc\u202e`, type: 'number' }];
+    const rows = sweepRows.map(r => ({ ...r, params: { [odd]: 3, seed: r.map_index },
+      metrics: { 'auc\u202e': r.map_index / 10 } }));
+    const { box, view } = await open(named, rows);
+    await change(box.querySelector('input.labloom-exp-vary'));
+    const summary = box.querySelector('.labloom-exp-summary')!.textContent || '';
+    expect(summary).toContain('depth\\u202e)');
+    expect(summary).toContain('best auc\\u202e 0.7');
+    expect(summary).not.toContain('\u202e');
+    const controls = Array.from(box.querySelectorAll('option, .labloom-exp-group-key'));
+    expect(controls.map(el => el.textContent).join(' ')).not.toContain('\u202e');
+    expect(controls.map(el => el.textContent).join(' ')).toContain('depth\\u202e');
+    view.destroy();
+  });
+});
