@@ -259,10 +259,13 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         ...[0, 1, 2].flatMap((r) => rest.filter((c) => rank(c) === r)).map((c) => ({ ...c, wide: true }))];
       const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
       const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
-      view = { columns: gcols, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
-        best: top ? top.id : null,
-        cell: (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? shownValue(g.key[c.id], c)
-          : aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined)) };
+      const cell = (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? shownValue(g.key[c.id], c)
+        : aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined));
+      // An aggregate's column as wide as its longest cell (exptable.js caps it): at a fixed
+      // 210 px "0.6 ± 0 (0.6–0.6) · 2 not logged" read "0.6 ± 0 (0.6–0.6) · 2 not …".
+      const sized = gcols.map((c) => (c.wide ? { ...c, chars: Math.max(0, ...sorted.map((g) => cell(g, c).length)) } : c));
+      view = { columns: sized, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
+        best: top ? top.id : null, cell };
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);
       bestRow = bestCol ? best(list, bestCol, ui.lowest) : null;

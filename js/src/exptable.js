@@ -11,8 +11,12 @@ import { h } from "./expcontrols.js";
 export const ROW_HEIGHT = 24;
 const OVERSCAN = 8;
 
+// A character of a cell's monospace font (12 to 13 px: 7.2 to 7.8 px), and the cell's padding.
+const CHAR = 8, PAD = 14, WIDEST = 640;
+
 function widthOf(column) {
-  if (column.wide) return 210;
+  // `chars`: its longest cell's length (a group's aggregate), shown whole up to WIDEST.
+  if (column.wide) return Math.min(WIDEST, Math.max(210, Math.ceil((column.chars || 0) * CHAR) + PAD));
   if (column.id === "map_index" || column.id === "n") return 64;
   if (column.id === "duration") return 80;
   return 120;

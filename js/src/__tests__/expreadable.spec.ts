@@ -169,3 +169,23 @@ describe('a column name with a right-to-left override', () => {
     view.destroy();
   });
 });
+
+describe('a grouped cell', () => {
+  // "0.6 ± 0 (0.6–0.6) · 2 not logged" was cut to "0.6 ± 0 (0.6–0.6) · 2 not …" in its 210 px
+  // column, the rest in the tooltip only.
+  it('has a column wide enough for its text at the cells\' monospace width', async () => {
+    // depth 2: four rows, two of them failed (3 and 7) with no fit_seconds.
+    const { box, view } = await open(sweep, sweepRows.map(r => ({ ...r, params: { depth: 1 + (r.map_index % 2) } })));
+    await change(box.querySelector(".labloom-exp-group input[value='params.depth']"));
+    const heads = Array.from(box.querySelectorAll('.labloom-exp-th')).map(th => th.getAttribute('data-column'));
+    const widths = (box.querySelector('.labloom-exp-head') as HTMLElement).style.gridTemplateColumns
+      .split(' ').map(w => parseFloat(w));
+    const at = heads.indexOf('metrics.fit_seconds');
+    const cells = Array.from(box.querySelectorAll(".labloom-exp-td[data-column='metrics.fit_seconds']"));
+    const longest = Math.max(...cells.map(td => td.textContent!.length));
+    expect(cells.map(td => td.textContent)).toContain('0.6 \u00b1 0 (0.6\u20130.6) \u00b7 2 not logged');
+    expect(widths[at]).toBeGreaterThanOrEqual(longest * 7.8 + 12); // 13 px monospace, padding
+    expect(cells.every(td => td.getAttribute('title') === td.textContent)).toBe(true);
+    view.destroy();
+  });
+});
