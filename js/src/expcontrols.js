@@ -68,20 +68,25 @@ export function choose(ui, all, lowerIsBetter) {
 }
 
 /** The filter box's example, from the view's own columns and values: "filter: auc>0.82
- * depth=1 words", which typed as shown keeps a row (the one highest on the metric). A fixed
- * "auc>0.9 criterion=gini" named columns most views do not have, and emptied the table. A name
- * or value with a space or an operator is quoted, as the filter reads it. */
-export function filterExample(all, rows) {
+ * depth=4 words", which typed as shown keeps a row (the best one). The metric is `best` (the
+ * view's best-by metric, `lowest` if lower is better: "loss<0.12") or else the first with
+ * numbers. A fixed "auc>0.9 criterion=gini" named columns most views do not have, and emptied
+ * the table. A name or value with a space or an operator is quoted, as the filter reads it. */
+export function filterExample(all, rows, best = null, lowest = false) {
   const quoted = (s) => (/[\s"<>=!]/.test(s) ? `"${s.replace(/"/g, "")}"` : s);
   const terms = [];
   let from = rows;
-  const metric = all.find((c) => c.kind === "metric" && c.type === "number"
-    && rows.some((r) => Number.isFinite(num(raw(r, c.id), c.type))));
+  const numbers = (c) => c.kind === "metric" && c.type === "number"
+    && rows.some((r) => Number.isFinite(num(raw(r, c.id), c.type)));
+  const chosen = all.find((c) => c.id === best && numbers(c));
+  const metric = chosen || all.find(numbers);
   if (metric) {
+    const low = Boolean(chosen) && lowest;
     const at = (r) => num(raw(r, metric.id), metric.type);
-    const xs = rows.map(at).filter(Number.isFinite).sort((a, b) => a - b);
-    const top = xs[xs.length - 1], below = xs[Math.floor((xs.length - 1) / 2)];
-    terms.push(`${quoted(metric.label)}${below < top ? ">" : ">="}${text(below, "number")}`);
+    const xs = rows.map(at).filter(Number.isFinite).sort((a, b) => (low ? b - a : a - b));
+    const top = xs[xs.length - 1], mid = xs[Math.floor((xs.length - 1) / 2)];
+    const op = (low ? "<" : ">") + (mid === top ? "=" : "");
+    terms.push(`${quoted(metric.label)}${op}${text(mid, "number")}`);
     from = rows.filter((r) => at(r) === top);
   }
   const param = all.find((c) => c.kind === "param" && from.some((r) => raw(r, c.id) !== undefined));

@@ -237,6 +237,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (!scope) return;
     const all = columnsOf({ columns: data.columns }, extra);
     controls(all); // first: it picks the default best metric and chart axes
+    example(all);
     const source = data.rows;
     const moving = new Set(varying(all, source).map((c) => c.id));
     // The task column only says something when the rows come from several tasks.
@@ -307,15 +308,23 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     return s;
   }
 
+  // The filter's example, for the rows and the best-by metric (computed again as they change).
+  let exampleFor = "";
+  function example(all) {
+    const key = JSON.stringify([stamp, all.length, ui.best, ui.lowest]);
+    if (key === exampleFor) return;
+    exampleFor = key;
+    filter.placeholder = filterExample(all, data.rows, ui.best, ui.lowest);
+    // Wide enough to show it whole (the CSS's 20em fits a short one): long names made it longer.
+    filter.style.width = `calc(${filter.placeholder.length}ch + 2em)`;
+  }
+
   let controlsFor = "";
   function controls(all) {
     const key = JSON.stringify([all.map((c) => c.id + (c.steps ? "~" : "")), ui.chart]);
     if (key === controlsFor) return;
     controlsFor = key;
     const { metrics, axes, curved, keys } = choose(ui, all, LOWER_IS_BETTER);
-    filter.placeholder = filterExample(all, data.rows);
-    // Wide enough to show it whole (the CSS's 20em fits a short one): long names made it longer.
-    filter.style.width = `calc(${filter.placeholder.length}ch + 2em)`;
     if (ui.best) ui.lowest = lowestFor(ui.best);
     const fill = (sel, cols, value, none) => {
       sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, escapeBidi(c.label))));

@@ -138,6 +138,18 @@ describe("the filter box's example", () => {
     view.destroy();
   });
 
+  it('uses the best-by metric, "<" for a loss', async () => {
+    const columns = [{ kind: 'param', name: 'depth', type: 'number' },
+      { kind: 'metric', name: 'acc', type: 'number' }, { kind: 'metric', name: 'loss', type: 'number' }];
+    const { box, view } = await open(columns, sweepRows.map(r => ({ ...r,
+      metrics: { acc: r.map_index / 10, loss: 1 - r.map_index / 10 } })));
+    const filter = box.querySelector('input.labloom-exp-filter') as HTMLInputElement;
+    expect(filter.placeholder).toBe('filter: acc>0.3 depth=8 words');
+    await change(box.querySelector('select.labloom-exp-best-metric'), 'metrics.loss');
+    expect(filter.placeholder).toBe('filter: loss<0.7 depth=8 words');
+    view.destroy();
+  });
+
   it('quotes a name with a space', async () => {
     const columns = [{ kind: 'param', name: 'learning rate', type: 'number' }];
     const { box, view } = await open(columns, [{ ...sweepRows[0], params: { 'learning rate': 0.1 } }]);
