@@ -201,3 +201,27 @@ describe('a grouped cell', () => {
     view.destroy();
   });
 });
+
+describe('a name with a right-to-left override in a chart', () => {
+  // The table escaped it; the charts' axis labels, legend, dots' titles and text axes drew it
+  // raw, turning the label round.
+  it('is escaped in the labels, titles and text values Plot is given', async () => {
+    const odd = 'model\u202e';
+    const named = [{ kind: 'param', name: odd, type: 'string' }, { kind: 'param', name: 'depth', type: 'number' },
+      { kind: 'metric', name: 'auc\u202e', type: 'number' }];
+    const rows = sweepRows.map(r => ({ ...r, params: { [odd]: `tree\u202e${r.map_index % 2}`, depth: r.map_index },
+      metrics: { 'auc\u202e': r.map_index / 10 } }));
+    const { box, view } = await open(named, rows);
+    await change(box.querySelector('select.labloom-exp-x'), `params.${odd}`);
+    const chart: any = box.querySelector('.labloom-exp-chart svg');
+    const dots = chart.options.marks[0].options;
+    const shown = [chart.options.x.label, chart.options.y.label, chart.options.color.label,
+      ...rows.map((r: any) => dots.x(r)), ...rows.map((r: any) => dots.title(r))];
+    expect(shown.join(' ')).not.toContain('\u202e');
+    expect(chart.options.x.label).toBe('model\\u202e');
+    await change(box.querySelector('select.labloom-exp-chart-kind'), 'parallel');
+    const parallel: any = box.querySelector('.labloom-exp-chart svg');
+    expect(parallel.options.x.domain.join(' ')).not.toContain('\u202e');
+    view.destroy();
+  });
+});
