@@ -12,22 +12,9 @@ jest.mock('@observablehq/plot', () => {
 });
 
 import { mountExperiments } from '../experiments';
+import { modelOf } from './expmodel';
 
 const settle = () => new Promise(done => setTimeout(done, 300));
-
-/** A model answering every question with `rows` and `columns`, as a small run's kernel does. */
-function modelOf(columns: any[], rows: any[]) {
-  const handlers: any[] = [];
-  return {
-    send: (msg: any) => setTimeout(() => handlers.forEach(h => h({
-      event: 'experiments', req: msg.req, columns, total: rows.length, offset: 0,
-      limit: msg.limit, sort: msg.sort, desc: msg.desc, next: null, rows, version: 1
-    })), 0),
-    on: (_: string, h: any) => handlers.push(h),
-    off: () => undefined,
-    get: () => null
-  };
-}
 
 async function open(columns: any[], rows: any[]) {
   const box = document.createElement('div');
