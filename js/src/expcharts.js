@@ -5,6 +5,7 @@
 // labels) is set by Plot as SVG text, never as HTML.
 import * as Plot from "@observablehq/plot";
 
+import { escapeBidi } from "./bidi.js";
 import { num, raw, shownValue, text } from "./expdata.js";
 
 const HEIGHT = 300;
@@ -14,15 +15,19 @@ function size(box) {
   return { width: Math.max(360, box.clientWidth || 640), height: HEIGHT };
 }
 
+// Names and text values with their bidirectional controls written out (bidi.js), as the
+// table's headers and cells show them: an override in a param's name turned an axis label round.
+const named = (column) => escapeBidi(column.label);
+
 function value(row, column) {
   const v = raw(row, column.id);
-  return column.type === "number" || column.type === "bool" ? num(v, column.type) : shownValue(v, column);
+  return column.type === "number" || column.type === "bool" ? num(v, column.type) : escapeBidi(shownValue(v, column));
 }
 
 function colour(rows, column) {
   if (!column) return { fill: undefined, options: {} };
   const numeric = column.type === "number";
-  const distinct = new Set(rows.map((r) => shownValue(raw(r, column.id), column)));
+  const distinct = new Set(rows.map((r) => escapeBidi(shownValue(raw(r, column.id), column))));
   const ordinal = !numeric || distinct.size <= MAX_COLOURS;
   // A few numbers (n_estimators 50, 100, 200) are colours by their text, in the legend in
   // their order as numbers: Plot's own order of texts put 100 and 200 before 50.
@@ -30,15 +35,15 @@ function colour(rows, column) {
     ? { domain: [...distinct].sort((a, b) => (Number(a) - Number(b)) || (a < b ? -1 : a > b ? 1 : 0)) }
     : {};
   return {
-    fill: (r) => (ordinal ? shownValue(raw(r, column.id), column) : num(raw(r, column.id), column.type)),
-    options: { legend: true, label: column.label, type: ordinal ? "ordinal" : "linear",
+    fill: (r) => (ordinal ? escapeBidi(shownValue(raw(r, column.id), column)) : num(raw(r, column.id), column.type)),
+    options: { legend: true, label: named(column), type: ordinal ? "ordinal" : "linear",
       ...(ordinal ? { scheme: "tableau10" } : {}), ...domain },
   };
 }
 
 function titleOf(row, columns) {
   const index = row.map_index == null ? "" : `[${row.map_index}] `;
-  return index + columns.map((c) => `${c.label}=${shownValue(raw(row, c.id), c)}`).join(", ");
+  return escapeBidi(index + columns.map((c) => `${c.label}=${shownValue(raw(row, c.id), c)}`).join(", "));
 }
 
 /** Why rows with a value have no dot: "2 rows not drawn: auc is NaN (1), inf (1)", or
@@ -57,7 +62,7 @@ function notDrawn(rows, axes) {
   }
   if (!out) return undefined;
   const why = [...byAxis].map(([label, values]) => `${label} is ${tally(values)}`);
-  return `${out} row${out === 1 ? "" : "s"} not drawn: ${why.join("; ")}`;
+  return escapeBidi(`${out} row${out === 1 ? "" : "s"} not drawn: ${why.join("; ")}`);
 }
 
 function rowsOf(points) {
@@ -70,6 +75,26 @@ function tally(values) {
   const counts = new Map();
   for (const v of values) counts.set(text(v, "number"), (counts.get(text(v, "number")) || 0) + 1);
   return [...counts].map(([shown, n]) => `${shown} (${n})`).join(", ");
+}
+
+const FEW = 12; // this many distinct integers or fewer: one place each, evenly spaced
+
+/** An axis for numbers that are all integers (max_depth 1, 2, 4, 8), ticked at 1.5 and 2.5 by
+ * Plot's linear scale: a few are points in their order (a sweep's doubling values evenly
+ * spaced), more are ticked at integers only. {} for other numbers. Every row's value has a
+ * place, drawn or not: depth 8 with no dot says each of its runs failed. */
+export function integerAxis(values) {
+  const xs = values.filter((v) => v !== null && Number.isFinite(v));
+  if (!xs.length || !xs.every(Number.isInteger)) return {};
+  const distinct = [...new Set(xs)].sort((a, b) => a - b);
+  if (distinct.length <= FEW) return { type: "point", domain: distinct };
+  const lo = distinct[0], hi = distinct[distinct.length - 1];
+  const rough = (hi - lo) / 8;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough));
+  const ticks = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) ticks.push(t);
+  return { ticks };
 }
 
 /** y against x, one dot per row, coloured by `by`; the best row ringed. */
@@ -88,8 +113,8 @@ export function scatter(box, rows, { x, y, by, bestRow, columns }) {
   }
   return Plot.plot({
     ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption } : {}),
-    x: { label: x.label, ...(x.type === "number" ? {} : { type: "point" }) },
-    y: { label: y.label },
+    x: { label: named(x), ...(x.type === "number" ? integerAxis(rows.map((r) => value(r, x))) : { type: "point" }) },
+    y: { label: named(y) },
     color: c.options,
     marks,
   });
@@ -117,17 +142,17 @@ export function parallel(box, rows, { dims, y, bestRow }) {
       // No place on this axis (NaN, inf, missing): NaN, which breaks the row's line there; left
       // out, the line went straight across the axis, through a value the row never had.
       const at = scales[j].at(value(r, d));
-      points.push({ row: i, dim: d.label, at: at === null ? NaN : at, tint, best: r === bestRow });
+      points.push({ row: i, dim: named(d), at: at === null ? NaN : at, tint, best: r === bestRow });
     });
   });
-  const labels = dims.map((d) => d.label);
-  const ends = dims.flatMap((d, j) => [{ dim: d.label, at: 0, text: scales[j].low },
-    { dim: d.label, at: 1, text: scales[j].high }]);
+  const labels = dims.map(named);
+  const ends = dims.flatMap((d, j) => [{ dim: named(d), at: 0, text: scales[j].low },
+    { dim: named(d), at: 1, text: scales[j].high }]);
   return Plot.plot({
     ...size(box), marginTop: 24, marginBottom: 28, marginLeft: 40, marginRight: 40,
     x: { type: "point", domain: labels, label: null, axis: "top" },
     y: { domain: [0, 1], axis: null },
-    color: { type: "linear", scheme: "viridis", legend: true, label: y.label },
+    color: { type: "linear", scheme: "viridis", legend: true, label: named(y) },
     marks: [
       Plot.ruleX(labels, { stroke: "#a1a1aa" }),
       Plot.line(points, { x: "dim", y: "at", z: "row", stroke: "tint", strokeOpacity: 0.45 }),
@@ -157,14 +182,14 @@ export function curves(box, answer, rows, { by, bestRow, label }) {
   const marks = [
     Plot.line(points, { x: "step", y: "value", z: "task_run_id", stroke: c.fill ? (p) => c.fill(p.row) : undefined,
       // One title per line: a title varying along it would cut the line into segments.
-      strokeOpacity: 0.6, title: (p) => titleOf(p.row, []) + p.task }),
+      strokeOpacity: 0.6, title: (p) => titleOf(p.row, []) + escapeBidi(p.task) }),
   ];
   if (bestRow) {
     marks.push(Plot.line(points.filter((p) => p.row === bestRow), { x: "step", y: "value",
       stroke: "currentColor", strokeWidth: 2.5, className: "labloom-exp-best-mark" }));
   }
-  const chart = Plot.plot({ ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption } : {}),
-    x: { label: "step" }, y: { label }, color: c.options, marks });
+  const chart = Plot.plot({ ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption: escapeBidi(caption) } : {}),
+    x: { label: "step" }, y: { label: escapeBidi(label) }, color: c.options, marks });
   // Points NaN only still draw the chart, its caption saying so (not "no step points").
   return { chart, drawn: points.length };
 }

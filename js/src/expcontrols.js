@@ -1,5 +1,7 @@
 // Small helpers of the Experiments view's controls: elements built with text (never HTML),
-// select options, the default choices, durations.
+// select options, the default choices, the filter's example, durations.
+import { escapeBidi } from "./bidi.js";
+import { num, raw, shownValue, text } from "./expdata.js";
 
 /** An element with attributes, text and children; text is set as text, never parsed. */
 export function h(tag, attrs = {}, text, children = []) {
@@ -63,6 +65,36 @@ export function choose(ui, all, lowerIsBetter) {
   ui.by = by !== null && (by === "" || all.some((c) => c.id === by)) ? by
     : (keys.find((c) => c.id !== ui.x) || { id: "" }).id;
   return { params, metrics, axes, curved, keys };
+}
+
+/** The filter box's example, from the view's own columns and values: "filter: auc>0.82
+ * depth=4 words", which typed as shown keeps a row (the best one). The metric is `best` (the
+ * view's best-by metric, `lowest` if lower is better: "loss<0.12") or else the first with
+ * numbers. A fixed "auc>0.9 criterion=gini" named columns most views do not have, and emptied
+ * the table. A name or value with a space or an operator is quoted, as the filter reads it. */
+export function filterExample(all, rows, best = null, lowest = false) {
+  const quoted = (s) => (/[\s"<>=!]/.test(s) ? `"${s.replace(/"/g, "")}"` : s);
+  const terms = [];
+  let from = rows;
+  const numbers = (c) => c.kind === "metric" && c.type === "number"
+    && rows.some((r) => Number.isFinite(num(raw(r, c.id), c.type)));
+  const chosen = all.find((c) => c.id === best && numbers(c));
+  const metric = chosen || all.find(numbers);
+  if (metric) {
+    const low = Boolean(chosen) && lowest;
+    const at = (r) => num(raw(r, metric.id), metric.type);
+    const xs = rows.map(at).filter(Number.isFinite).sort((a, b) => (low ? b - a : a - b));
+    const top = xs[xs.length - 1], mid = xs[Math.floor((xs.length - 1) / 2)];
+    const op = (low ? "<" : ">") + (mid === top ? "=" : "");
+    terms.push(`${quoted(metric.label)}${op}${text(mid, "number")}`);
+    from = rows.filter((r) => at(r) === top);
+  }
+  const param = all.find((c) => c.kind === "param" && from.some((r) => raw(r, c.id) !== undefined));
+  if (param) {
+    const row = from.find((r) => raw(r, param.id) !== undefined);
+    terms.push(`${quoted(param.label)}=${quoted(shownValue(raw(row, param.id), param))}`);
+  }
+  return escapeBidi(`filter: ${terms.concat("words").join(" ")}`);
 }
 
 /** A task run's duration as the table shows it: "0.52 s", "2 min 5 s". */

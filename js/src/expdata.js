@@ -121,12 +121,16 @@ function byCodePoint(x, y) {
 }
 
 /** Columns whose value differs between rows (a column with one value everywhere says
- * nothing when comparing). */
+ * nothing when comparing). A row without a value (undefined: a failed child never logged
+ * fit_seconds) does not count: the column kept for "0.6 or nothing" drew a flat 0.6-0.6 axis
+ * in the parallel coordinates. A param logged as None (null) is a value. */
 export function varying(columns, rows) {
   return columns.filter((c) => {
     const seen = new Set();
     for (const row of rows) {
-      seen.add(text(raw(row, c.id), c.type));
+      const value = raw(row, c.id);
+      if (value === undefined) continue;
+      seen.add(text(value, c.type));
       if (seen.size > 1) return true;
     }
     return false;

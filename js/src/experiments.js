@@ -14,9 +14,10 @@
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
 import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, shownValue, sortRows, text,
   unknownNames, varying } from "./expdata.js";
+import { escapeBidi } from "./bidi.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
-import { LOWER_IS_BETTER, choose, curveColumns, h, option, seconds } from "./expcontrols.js";
+import { LOWER_IS_BETTER, choose, curveColumns, filterExample, h, option, seconds } from "./expcontrols.js";
 
 const PAGE = 1000;
 const LOCAL_MAX = 5000;
@@ -58,7 +59,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   const close = h("button", { class: "labloom-exp-close", type: "button", title: "close",
     "aria-label": "close the experiments view" }, "×"); // named: "×" is read "times"
   const filter = h("input", { class: "labloom-exp-filter", type: "search",
-    placeholder: "filter: auc>0.9 criterion=gini words", "aria-label": "filter rows" });
+    placeholder: "filter: words", "aria-label": "filter rows" }); // an example from the columns: controls()
   const vary = h("input", { class: "labloom-exp-vary", type: "checkbox" });
   const bestMetric = h("select", { class: "labloom-exp-best-metric", "aria-label": "best by metric" });
   const bestDir = h("select", { class: "labloom-exp-best-dir", "aria-label": "best is" });
@@ -236,6 +237,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (!scope) return;
     const all = columnsOf({ columns: data.columns }, extra);
     controls(all); // first: it picks the default best metric and chart axes
+    example(all);
     const source = data.rows;
     const moving = new Set(varying(all, source).map((c) => c.id));
     // The task column only says something when the rows come from several tasks.
@@ -258,10 +260,13 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         ...[0, 1, 2].flatMap((r) => rest.filter((c) => rank(c) === r)).map((c) => ({ ...c, wide: true }))];
       const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
       const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
-      view = { columns: gcols, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
-        best: top ? top.id : null,
-        cell: (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? shownValue(g.key[c.id], c)
-          : aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined)) };
+      const cell = (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? shownValue(g.key[c.id], c)
+        : aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined));
+      // An aggregate's column as wide as its longest cell (exptable.js caps it): at a fixed
+      // 210 px "0.6 ± 0 (0.6–0.6) · 2 not logged" read "0.6 ± 0 (0.6–0.6) · 2 not …".
+      const sized = gcols.map((c) => (c.wide ? { ...c, chars: Math.max(0, ...sorted.map((g) => cell(g, c).length)) } : c));
+      view = { columns: sized, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
+        best: top ? top.id : null, cell };
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);
       bestRow = bestCol ? best(list, bestCol, ui.lowest) : null;
@@ -275,7 +280,9 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     root.setAttribute("data-mode", data.mode);
     root.setAttribute("data-total", String(data.total));
     root.setAttribute("data-partial", String(!!data.partial));
-    summary.textContent = summaryText(all, cols, list, bestRow, bestCol, view.count);
+    // Escaped as the headers are (bidi.js): a column name in the hidden list or the best
+    // metric's with a right-to-left override reversed the rest of the summary.
+    summary.textContent = escapeBidi(summaryText(all, cols, list, bestRow, bestCol, view.count));
     drawChart(list, all, cols, bestRow ? list.find((r) => r.task_run_id === bestRow.task_run_id) : null);
   }
 
@@ -301,6 +308,17 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     return s;
   }
 
+  // The filter's example, for the rows and the best-by metric (computed again as they change).
+  let exampleFor = "";
+  function example(all) {
+    const key = JSON.stringify([stamp, all.length, ui.best, ui.lowest]);
+    if (key === exampleFor) return;
+    exampleFor = key;
+    filter.placeholder = filterExample(all, data.rows, ui.best, ui.lowest);
+    // Wide enough to show it whole (the CSS's 20em fits a short one): long names made it longer.
+    filter.style.width = `calc(${filter.placeholder.length}ch + 2em)`;
+  }
+
   let controlsFor = "";
   function controls(all) {
     const key = JSON.stringify([all.map((c) => c.id + (c.steps ? "~" : "")), ui.chart]);
@@ -309,7 +327,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const { metrics, axes, curved, keys } = choose(ui, all, LOWER_IS_BETTER);
     if (ui.best) ui.lowest = lowestFor(ui.best);
     const fill = (sel, cols, value, none) => {
-      sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, c.label)));
+      sel.replaceChildren(...(none ? [option("", none)] : []), ...cols.map((c) => option(c.id, escapeBidi(c.label))));
       sel.value = value || "";
     };
     fill(bestMetric, metrics, ui.best);
@@ -331,7 +349,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         ui.groups = box.checked ? ui.groups.concat(c.id) : ui.groups.filter((g) => g !== c.id);
         draw();
       });
-      label.append(box, document.createTextNode(` ${c.label}`));
+      label.append(box, document.createTextNode(` ${escapeBidi(c.label)}`));
       return label;
     }));
   }

@@ -11,8 +11,12 @@ import { h } from "./expcontrols.js";
 export const ROW_HEIGHT = 24;
 const OVERSCAN = 8;
 
+// A character of a cell's monospace font (12 to 13 px: 7.2 to 7.8 px), and the cell's padding.
+const CHAR = 8, PAD = 14, WIDEST = 640;
+
 function widthOf(column) {
-  if (column.wide) return 210;
+  // `chars`: its longest cell's length (a group's aggregate), shown whole up to WIDEST.
+  if (column.wide) return Math.min(WIDEST, Math.max(210, Math.ceil((column.chars || 0) * CHAR) + PAD));
   if (column.id === "map_index" || column.id === "n") return 64;
   if (column.id === "duration") return 80;
   return 120;
@@ -127,8 +131,12 @@ export function createTable(box, onSort, onPick) {
       setAttr(cell, "data-kind", c.kind || "");
       setAttr(cell, "aria-sort", sorted ? (view.desc ? "descending" : "ascending") : "none");
       const kind = c.kind === "param" || c.kind === "metric" ? ` (${c.kind})` : "";
-      setAttr(cell, "title", `${escapeBidi(c.label)}${kind}: click to sort`);
-      const label = `${escapeBidi(c.label)}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`;
+      // A metric logged with steps shows its last step's value, which nothing said: "loss"
+      // read as the run's loss. Said in the header; the filter and sort keep the name (loss<0.2).
+      const last = c.steps ? " (last step)" : "";
+      const why = c.steps ? `, its last step's value in each row` : "";
+      setAttr(cell, "title", `${escapeBidi(c.label)}${kind}${why}: click to sort`);
+      const label = `${escapeBidi(c.label)}${last}${sorted ? (view.desc ? " ▼" : " ▲") : ""}`;
       if (cell.textContent !== label) cell.textContent = label;
       return cell;
     });

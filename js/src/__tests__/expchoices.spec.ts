@@ -10,6 +10,7 @@ jest.mock('@observablehq/plot', () => {
 });
 
 import { mountExperiments } from '../experiments';
+import { modelOf } from './expmodel';
 
 // Twelve children: auc grows with depth, loss falls with it; only seed 3 logged "extra".
 const rows: any[] = Array.from({ length: 12 }, (_, i) => ({
@@ -21,18 +22,7 @@ const columns = [{ kind: 'param', name: 'depth', type: 'number' },
   { kind: 'param', name: 'seed', type: 'number' }, { kind: 'metric', name: 'auc', type: 'number' },
   { kind: 'metric', name: 'loss', type: 'number' }, { kind: 'metric', name: 'extra', type: 'number' }];
 
-function model() {
-  const handlers: any[] = [];
-  return {
-    send: (msg: any) => setTimeout(() => handlers.forEach(h => h({
-      event: 'experiments', req: msg.req, columns, total: rows.length, offset: 0,
-      limit: msg.limit, sort: msg.sort, desc: msg.desc, next: null, rows, version: 1
-    })), 0),
-    on: (_: string, h: any) => handlers.push(h),
-    off: () => undefined,
-    get: () => null
-  };
-}
+const model = () => modelOf(columns, rows);
 
 const settle = () => new Promise(done => setTimeout(done, 300));
 
