@@ -167,3 +167,55 @@ def test_a_refused_schedule_removed_and_added_again_by_webhook_is_not_refused(
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert err.count("'mailed' is not run by this scheduler") == 1, err
+
+
+def _zone(home: Path, name: str, zone: str) -> None:
+    """The schedule's time zone as another host sharing the store may have written it."""
+    conn = store_of(home)
+    assert conn is not None
+    with conn:
+        conn.execute("UPDATE schedules SET timezone = ? WHERE name = ?", (zone, name))
+
+
+async def test_a_schedule_serve_cannot_compute_is_listed_refused_until_it_can(
+    jp_fetch: Any, labloom_home: Path, store_backend: str,
+) -> None:
+    # Its time zone unknown to serve's host: serve's log said so, once, and the listing's
+    # `problem` judged it from the reading host (which may know the zone). Now serve says so.
+    home = labloom_home
+    write(home / "flows.py", FLOW)
+    added = labloom(home, "schedule", "add", "flows.py:job", "--cron", "0 2 * * *",
+                    "--timezone", "Europe/Berlin", "--name", "elsewhere",
+                    "-p", f"out={home / 'elsewhere'}.txt")
+    assert added.returncode == 0, added.stderr
+    _add(home, "hooked", "https://hooks.example.org/x")
+    _zone(home, "elsewhere", "Mars/Olympus_Mons")
+    proc = start_labloom(home, "serve", "--tick", "0.1")
+    try:
+        wait_for(lambda: proc.poll() is not None or serving(home, proc), 60, "serve to beat")
+        assert proc.poll() is None, proc.communicate()
+        [refusal] = wait_for(lambda: _listed(home)["elsewhere"]["refused_by"], 60,
+                             "the refusal")
+        reason = ("its times cannot be computed on serve's host (ZoneInfoNotFoundError: 'No "
+                  "time zone found with key Mars/Olympus_Mons'): `labloom schedule remove "
+                  "elsewhere`, then add it again with a time zone and cron expression that "
+                  "host knows")
+        assert refusal["reason"] == reason, refusal
+        assert (refusal["host"], refusal["pid"]) == (host_name(), proc.pid), refusal
+        assert _listed(home)["hooked"]["refused_by"] is None
+        text = labloom(home, "schedule", "list").stdout
+        assert (f"REFUSED by `labloom serve` pid {proc.pid} on {host_name()} (since "
+                f"{refusal['since']}): {reason}") in text, text
+        shown = {s["name"]: s for s in (await get(jp_fetch, "schedules"))["schedules"]}
+        assert shown["elsewhere"]["refused_by"] == [refusal]
+        # The zone known again (written by a host that knows it): serve runs it, and drops it.
+        _zone(home, "elsewhere", "Europe/Berlin")
+        wait_for(lambda: _refusal_rows(home) == [], 60, "serve to drop its refusal")
+        assert _listed(home)["elsewhere"]["refused_by"] is None
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err
+    assert err.count("Mars/Olympus_Mons") == 1, err  # said once, not at every tick
+    assert "labloom schedule remove elsewhere" in err

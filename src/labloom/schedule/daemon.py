@@ -75,7 +75,6 @@ class ScheduleServer:
         self._orphans_checked = -math.inf
         self._store_away = False
         self._unsure = False  # a claim failed: it may have landed unanswered (``_step``)
-        self._uncomputable: set[str] = set()  # said once each
         self.refusals = Refusals(self.id)  # kept in the store: `schedule list` shows them
         self._reports = Path(tempfile.mkdtemp(prefix="labloom-serve-"))
         self._logs = _home.home() / "schedule-logs"
@@ -177,7 +176,8 @@ class ScheduleServer:
         self.refusals.forget_gone(conn, (s.name for s in schedules))
         for schedule in schedules:
             now = store_clock.now(conn)  # no round trip: the offset measured at the last beat
-            if (schedule.paused or self.signals.stopping or not self._computable(schedule, now)
+            if (schedule.paused or self.signals.stopping
+                    or not self.refusals.computable(conn, schedule, now)
                     or not self.refusals.mailable(conn, schedule)):
                 continue
             if sched.next_run(conn, schedule, now) > now:
@@ -248,23 +248,6 @@ class ScheduleServer:
             self.alerts.enqueue(conn, schedule.name, failure_payload(
                 schedule.target, run_id, "overdue", [], why, schedule=schedule.name,
                 log=child.log_file.name))
-
-    def _computable(self, schedule: sched.Schedule, now: float) -> bool:
-        """Whether this host can tell when the schedule is due. In a store several hosts share,
-        one may have added it with a time zone (or cron syntax) this host's libraries lack:
-        said once, and the other schedules go on."""
-        try:
-            schedule.next_after(now)
-        except Exception as exc:
-            if schedule.name not in self._uncomputable:
-                self._uncomputable.add(schedule.name)
-                log.error("[labloom] schedule %r cannot run from this host (%s: %s); the other "
-                          "schedules go on. `labloom schedule remove %s`, then add it again "
-                          "with a timezone and cron expression this host knows",
-                          schedule.name, type(exc).__name__, exc, schedule.name)
-            return False
-        self._uncomputable.discard(schedule.name)
-        return True
 
     def _log_path(self, schedule: str, slot: float) -> Path:
         """The file a slot's run process writes its output to (any scheduler of this home)."""

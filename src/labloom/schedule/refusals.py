@@ -2,8 +2,12 @@
 (``schedule_refusals``, schema 22): `labloom schedule list` and ``GET schedules`` say so. Before,
 only serve's own log did, once, and the list showed the schedule as if it would run.
 
-A serve owns its rows: it writes one when it first refuses a schedule, drops it when it runs
-the schedule again (its alerts no longer go by mail) or the schedule is gone, and drops all of
+Two refusals: a schedule alerted by mail while serve's relay settings are bad (``mailable``),
+and one whose times serve's host cannot compute (``computable``: a time zone or cron syntax its
+libraries lack, added from another host sharing the store; the listing's ``problem`` judges
+that from the reading host, which may differ). A serve owns its rows: it writes one when it
+first refuses a schedule, drops it when it runs the schedule again (its alerts no longer go by
+mail, its times can be computed) or the schedule is gone, and drops all of
 them at its clean stop (``liveness.sign_off``, with those of the schedulers found dead then).
 A killed serve's rows stay until then, shown only while its heartbeat is (``live``: the rule
 its slots follow, ``liveness.STALE_AFTER``).
@@ -31,6 +35,7 @@ class Refusals:
         # Read once: serve's environment is fixed while it serves, its schedules are not.
         self.relay = mail_alerts.relay_refusal()
         self._refused: dict[str, str] = {}  # schedule: why
+        self._uncomputable: set[str] = set()  # those of ``_refused`` refused by ``computable``
 
     def mailable(self, conn: Conn, schedule: Any) -> bool:
         """Whether this scheduler can mail the schedule's failure alerts. One added while it
@@ -53,6 +58,32 @@ class Refusals:
                       "schedules go on", name, reason)
         return False
 
+    def computable(self, conn: Conn, schedule: Any, now: float) -> bool:
+        """Whether this host can tell when the schedule is due. In a store several hosts share,
+        one may have added it with a time zone (or cron syntax) this host's libraries lack: said
+        once, kept for the listings, and the other schedules go on."""
+        name = schedule.name
+        try:
+            schedule.next_after(now)
+        except Exception as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            reason = (f"its times cannot be computed on serve's host ({why}): `labloom schedule "
+                      f"remove {name}`, then add it again with a time zone and cron expression "
+                      "that host knows")
+            if self._refused.get(name) != reason:
+                self._drop(conn, [name])  # another reason before (the schedule was re-added)
+                self._keep(conn, name, reason)
+                self._refused[name] = reason
+                self._uncomputable.add(name)
+                log.error("[labloom] schedule %r cannot run from this host (%s); the other "
+                          "schedules go on. `labloom schedule remove %s`, then add it again "
+                          "with a timezone and cron expression this host knows",
+                          name, why, name)
+            return False
+        if name in self._uncomputable:  # computable again: judged anew (by mail or not)
+            self._drop(conn, [name])
+        return True
+
     def kept(self, conn: Conn) -> None:
         """Its rows back, when a scheduler that stopped cleanly took them with this one's row
         (its heartbeat looked stale then: a store away for a while); this one beat it back."""
@@ -73,6 +104,7 @@ class Refusals:
             conn.execute("DELETE FROM schedule_refusals WHERE scheduler = ? AND schedule = ?",
                          (self.id, name))
             self._refused.pop(name, None)
+            self._uncomputable.discard(name)
 
     def _keep(self, conn: Conn, name: str, reason: str) -> None:
         conn.execute(
