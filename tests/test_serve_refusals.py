@@ -170,11 +170,13 @@ def test_a_refused_schedule_removed_and_added_again_by_webhook_is_not_refused(
 
 
 def _zone(home: Path, name: str, zone: str) -> None:
-    """The schedule's time zone as another host sharing the store may have written it."""
+    """The schedule made nightly in ``zone``, as another host sharing the store may have
+    written it (one whose time zone database knows a zone this host's does not)."""
     conn = store_of(home)
     assert conn is not None
     with conn:
-        conn.execute("UPDATE schedules SET timezone = ? WHERE name = ?", (zone, name))
+        conn.execute("UPDATE schedules SET cron = '0 2 * * *', every = NULL, timezone = ? "
+                     "WHERE name = ?", (zone, name))
 
 
 async def test_a_schedule_serve_cannot_compute_is_listed_refused_until_it_can(
@@ -219,3 +221,27 @@ async def test_a_schedule_serve_cannot_compute_is_listed_refused_until_it_can(
     assert proc.returncode == 0, err
     assert err.count("Mars/Olympus_Mons") == 1, err  # said once, not at every tick
     assert "labloom schedule remove elsewhere" in err
+
+
+def test_a_refusal_by_mail_gives_way_to_one_by_time_zone_and_back(
+    labloom_home: Path, store_backend: str,
+) -> None:
+    home = labloom_home
+
+    def refused_for(start: str) -> list[dict[str, Any]]:
+        return [r for r in _listed(home)["mailed"]["refused_by"] or []
+                if r["reason"].startswith(start)]
+
+    with _refusing(home) as (proc, refusal):
+        _zone(home, "mailed", "Mars/Olympus_Mons")
+        wait_for(lambda: refused_for("its times cannot be computed"), 60, "the zone's refusal")
+        assert _refusal_rows(home) == [(refusal["scheduler"], "mailed")]  # replaced, not added
+        _zone(home, "mailed", "Europe/Berlin")  # computable: judged anew, by mail again
+        [again] = wait_for(lambda: refused_for("its failure alerts go by mail"), 60,
+                           "the mail refusal again")
+        assert again["reason"] == refusal["reason"]
+        assert _refusal_rows(home) == [(refusal["scheduler"], "mailed")]
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert err.count("Mars/Olympus_Mons") == 1, err
