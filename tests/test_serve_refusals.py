@@ -82,15 +82,30 @@ def _refusing(home: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any
     beats: the serve and its refusal as listed. Killed after the block if it still runs."""
     write(home / "flows.py", FLOW)
     _add(home, "hooked", "https://hooks.example.org/x")
-    proc = start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
-    try:
-        wait_for(lambda: proc.poll() is not None or serving(home, proc), 60, "serve to beat")
-        assert proc.poll() is None, proc.communicate()
+    with _serve(home, LABLOOM_SMTP_PORT="smtp") as proc:
         _add(home, "mailed", "mailto:ops@hospital.test")
         [refusal] = wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal")
         yield proc, refusal
+
+
+@contextlib.contextmanager
+def _serve(home: Path, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """`labloom serve` once it beats; killed after the block if it still runs."""
+    proc = start_labloom(home, "serve", "--tick", "0.1", **env)
+    try:
+        wait_for(lambda: proc.poll() is not None or serving(home, proc), 60, "serve to beat")
+        assert proc.poll() is None, proc.communicate()
+        yield proc
     finally:
         stop(proc)
+
+
+def _terminated(proc: subprocess.Popen[str]) -> str:
+    """What serve said on stderr, stopped cleanly (SIGTERM)."""
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return err
 
 
 async def test_a_schedule_serve_refuses_is_listed_refused_until_serve_stops(
@@ -116,9 +131,7 @@ async def test_a_schedule_serve_refuses_is_listed_refused_until_serve_stops(
         _forget_scheduler(home, refusal["scheduler"])
         [back] = wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal back")
         assert back["reason"] == refusal["reason"] and back["pid"] == proc.pid
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+        err = _terminated(proc)
     assert err.count("'mailed' is not run by this scheduler") == 1, err  # said once
     # stopped: it refuses nothing, and its rows went with its own
     assert _listed(home)["mailed"]["refused_by"] is None
@@ -138,15 +151,9 @@ def test_a_killed_serve_refuses_nothing_and_the_next_serve_clears_its_rows(
     assert len(_refusal_rows(home)) == 1  # left by the killed serve, and not shown:
     assert _listed(home)["mailed"]["refused_by"] is None  # its pid is dead on this host
     # A serve whose relay settings are fine runs it; at its clean stop the dead one's rows go.
-    good = start_labloom(home, "serve", "--tick", "0.1")
-    try:
-        wait_for(lambda: good.poll() is not None or serving(home, good), 60, "serve to beat")
+    with _serve(home) as good:
         assert _listed(home)["mailed"]["refused_by"] is None
-        good.send_signal(signal.SIGTERM)
-        _out, err = good.communicate(timeout=60)
-    finally:
-        stop(good)
-    assert good.returncode == 0, err
+        _terminated(good)
     assert _refusal_rows(home) == []
 
 
@@ -163,9 +170,7 @@ def test_a_refused_schedule_removed_and_added_again_by_webhook_is_not_refused(
                  "the run of the schedule added again")
         assert _listed(home)["mailed"]["refused_by"] is None
         assert _refusal_rows(home) == []
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+        err = _terminated(proc)
     assert err.count("'mailed' is not run by this scheduler") == 1, err
 
 
@@ -192,10 +197,7 @@ async def test_a_schedule_serve_cannot_compute_is_listed_refused_until_it_can(
     assert added.returncode == 0, added.stderr
     _add(home, "hooked", "https://hooks.example.org/x")
     _zone(home, "elsewhere", "Mars/Olympus_Mons")
-    proc = start_labloom(home, "serve", "--tick", "0.1")
-    try:
-        wait_for(lambda: proc.poll() is not None or serving(home, proc), 60, "serve to beat")
-        assert proc.poll() is None, proc.communicate()
+    with _serve(home) as proc:
         [refusal] = wait_for(lambda: _listed(home)["elsewhere"]["refused_by"], 60,
                              "the refusal")
         reason = ("its times cannot be computed on serve's host (ZoneInfoNotFoundError: 'No "
@@ -214,11 +216,7 @@ async def test_a_schedule_serve_cannot_compute_is_listed_refused_until_it_can(
         _zone(home, "elsewhere", "Europe/Berlin")
         wait_for(lambda: _refusal_rows(home) == [], 60, "serve to drop its refusal")
         assert _listed(home)["elsewhere"]["refused_by"] is None
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
-    finally:
-        stop(proc)
-    assert proc.returncode == 0, err
+        err = _terminated(proc)
     assert err.count("Mars/Olympus_Mons") == 1, err  # said once, not at every tick
     assert "labloom schedule remove elsewhere" in err
 
@@ -241,7 +239,5 @@ def test_a_refusal_by_mail_gives_way_to_one_by_time_zone_and_back(
                            "the mail refusal again")
         assert again["reason"] == refusal["reason"]
         assert _refusal_rows(home) == [(refusal["scheduler"], "mailed")]
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+        err = _terminated(proc)
     assert err.count("Mars/Olympus_Mons") == 1, err
