@@ -92,6 +92,19 @@ def _slot(home: Path, name: str) -> dict[str, str]:
     return {"LABLOOM_SCHEDULE": name, "LABLOOM_SCHEDULED_TIME": repr(claim.slot)}
 
 
+def _landings(points: list[str], about: int) -> list[tuple[str, int]]:
+    """About ``about`` landings spread over ``points`` (each a whole run), as (where, its
+    n-th pass there); threading's own left out (see the first test)."""
+    chosen: list[tuple[str, int]] = []
+    seen: dict[str, int] = {}
+    for where in points:
+        seen[where] = seen.get(where, 0) + 1
+        if not where.startswith("threading.py"):
+            chosen.append((where, seen[where]))
+    assert len(chosen) > 3, points
+    return chosen[:: max(1, len(chosen) // about)]
+
+
 def _states(home: Path) -> list[str]:
     return [run["state"] for run in json.loads(labloom(home, "runs", "--json").stdout)]
 
@@ -157,14 +170,7 @@ def test_labloom_run_interrupted_as_the_store_attaches_its_run_records_it(
                   if where.startswith("store/__init__.py") and where.endswith("attach"))
     ends = next(i for i in range(begins, len(points))
                 if points[i].startswith(("core/observers.py", "core/engine.py")))
-    chosen: list[tuple[str, int]] = []
-    seen: dict[str, int] = {}
-    for where in points[begins:ends]:
-        seen[where] = seen.get(where, 0) + 1
-        if not where.startswith("threading.py"):  # (see the first test)
-            chosen.append((where, seen[where]))
-    assert len(chosen) > 3, points[begins:ends]
-    chosen = chosen[:: max(1, len(chosen) // 6)]  # six or so: each is a whole run
+    chosen = _landings(points[begins:ends], 6)
     for i, (at, nth) in enumerate(chosen):
         done = _drive(tmp_path, at, nth, ("SIGINT", "SIGTERM")[i % 2], f"{i}.json")
         assert done.returncode == 130, (at, nth, done.stderr)
@@ -191,14 +197,7 @@ def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(
     # the same numbers into the wait (their numbers are counted from its start).
     waits = points.index(next(w for w in points if w.startswith("core/waiting.py")))
     end = next(i for i in range(waits, len(points)) if points[i].startswith("cli/__init__.py"))
-    chosen: list[tuple[str, int]] = []
-    seen: dict[str, int] = {}
-    for where in points[waits:end]:
-        seen[where] = seen.get(where, 0) + 1
-        if not where.startswith("threading.py"):
-            chosen.append((where, seen[where]))
-    assert len(chosen) > 5, points[waits:end]
-    chosen = chosen[:: max(1, len(chosen) // 15)]  # fifteen or so: each is a whole run
+    chosen = _landings(points[waits:end], 15)
     ended = []
     for i, (at, nth) in enumerate(chosen):
         done = _drive(tmp_path, at, nth, ("SIGTERM", "SIGINT")[i % 2], f"{i}.json",
