@@ -33,16 +33,17 @@ class Refusals:
 
     def __init__(self, scheduler_id: str) -> None:
         self.id = scheduler_id
-        # Read once: serve's environment is fixed while it serves, its schedules are not.
+        # Read once (``mail_alerts.relay``): the settings serve's alerts go by; its schedules
+        # change while it serves.
         self.relay = mail_alerts.relay_refusal()
         self._refused: dict[str, str] = {}  # schedule: why
         self._uncomputable: set[str] = set()  # those of ``_refused`` refused by ``computable``
 
     def mailable(self, conn: Conn, schedule: Any) -> bool:
         """Whether this scheduler can mail the schedule's failure alerts. One added while it
-        serves, by mail with a bad LABLOOM_SMTP_PORT or _TLS here (its start refused only for
-        those there were), is not run: said once, naming the fix, and kept for the listings;
-        the other schedules go on. Before, it ran, and each of its alerts failed when a run
+        serves, by mail with a bad LABLOOM_SMTP_PORT, _TLS or _FROM here (its start refused
+        only for those there were), is not run: said once, naming the fix, and kept for the
+        listings; the other schedules go on. Before, it ran, and each of its alerts failed when a run
         failed, at night."""
         name = schedule.name
         if (self.relay is None or not schedule.notify
