@@ -16,13 +16,13 @@ from labloom.executors.dask_dashboard import preferred_port
 from labloom.executors.dask_keeping import recompute_wait
 from labloom.schedule.alert_sender import timeout_from_env
 from labloom.schedule.log_files import kept_days
-from labloom.schedule.mail_alerts import relay_settings
+from labloom.schedule.mail_alerts import read_relay
 from labloom.store.postgres import Settings
 from labloom.store.recorder import log_line_cap
 
 
 def smtp_port() -> int:
-    return relay_settings()[1]
+    return read_relay().port
 
 
 def db_connect_timeout() -> float:

@@ -241,3 +241,26 @@ def test_a_refusal_by_mail_gives_way_to_one_by_time_zone_and_back(
         assert _refusal_rows(home) == [(refusal["scheduler"], "mailed")]
         err = _terminated(proc)
     assert err.count("Mars/Olympus_Mons") == 1, err
+
+
+def test_a_refused_schedule_paused_is_not_refused_and_is_judged_again_once_resumed(
+    labloom_home: Path, store_backend: str,
+) -> None:
+    # Before, the refusal stayed while the schedule was paused: the list said a paused
+    # schedule was refused, though serve would not run it anyway.
+    home = labloom_home
+    with _refusing(home) as (proc, refusal):
+        proc.send_signal(signal.SIGSTOP)  # a serve between ticks (or an older one): its row stays
+        try:
+            assert labloom(home, "schedule", "pause", "mailed").returncode == 0
+            listed = _listed(home)["mailed"]
+            assert listed["paused"] and listed["refused_by"] is None, listed
+            assert "REFUSED" not in labloom(home, "schedule", "list").stdout
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: _refusal_rows(home) == [], 60, "serve to drop the paused one's refusal")
+        assert labloom(home, "schedule", "resume", "mailed").returncode == 0
+        [again] = wait_for(lambda: _listed(home)["mailed"]["refused_by"], 60, "the refusal again")
+        assert (again["reason"], again["pid"]) == (refusal["reason"], proc.pid), again
+        err = _terminated(proc)
+    assert err.count("'mailed' is not run by this scheduler") == 2, err  # judged again: said again

@@ -1,8 +1,8 @@
 """`labloom serve` whose alerts go by mail checks the SMTP relay's settings at its start, as
-`labloom run --notify mailto:` does: a bad LABLOOM_SMTP_PORT refuses to start with the line
-naming the variable, its value and the fix. Before, serve started and ran the schedules, and
-each mail alert failed when a run failed (at night), said only on serve's output. A serve
-with no alert by mail does not read the relay's settings."""
+`labloom run --notify mailto:` does: a bad LABLOOM_SMTP_PORT (or, since session 58,
+LABLOOM_SMTP_FROM) refuses to start with the line naming the variable, its value and the fix.
+Before, serve started and ran the schedules, and each mail alert failed when a run failed (at
+night), said only on serve's output. A serve with no alert by mail starts all the same."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from cli_helpers import labloom, read_lines, start_labloom, stop, wait_for, write
 from test_schedule_serve import FLOW
 
@@ -19,33 +21,40 @@ SAID = ("LABLOOM_SMTP_PORT must be a port number from 1 to 65535 (the SMTP relay
         "got 'smtp'")
 
 
-def _serve(home: Path) -> subprocess.Popen[str]:
-    """`labloom serve` with LABLOOM_SMTP_PORT=smtp over ``home``'s store."""
-    return start_labloom(home, "serve", "--tick", "0.1", LABLOOM_SMTP_PORT="smtp")
+def _serve(home: Path, **env: str) -> subprocess.Popen[str]:
+    """`labloom serve` with ``env`` (LABLOOM_SMTP_PORT=smtp by default) over ``home``'s store."""
+    return start_labloom(home, "serve", "--tick", "0.1", **(env or {"LABLOOM_SMTP_PORT": "smtp"}))
 
 
 @contextlib.contextmanager
-def _serving(home: Path, notify: str) -> Iterator[subprocess.Popen[str]]:
-    """`labloom serve` (LABLOOM_SMTP_PORT=smtp) started over a schedule whose alerts go to
-    ``notify``; killed after the block if it still runs."""
+def _serving(home: Path, notify: str, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """`labloom serve` (with ``env``, see ``_serve``) started over a schedule whose alerts go
+    to ``notify``; killed after the block if it still runs."""
     write(home / "flows.py", FLOW)
     added = labloom(home, "schedule", "add", "flows.py:job", "--every", "1h", "-p",
                     f"out={home / 'out.txt'}", "--notify", notify)
     assert added.returncode == 0, added.stderr
-    proc = _serve(home)
+    proc = _serve(home, **env)
     try:
         yield proc
     finally:
         stop(proc)
 
 
-def test_serve_with_a_mail_alert_refuses_a_bad_smtp_port_at_its_start(
-    store_backend: str, tmp_path: Path,
+@pytest.mark.parametrize(("env", "said"), [
+    ({"LABLOOM_SMTP_PORT": "smtp"}, SAID),
+    # Before session 58, the sender was read at each alert: serve started, and each mail alert
+    # failed when a run failed.
+    ({"LABLOOM_SMTP_FROM": "labloom at lab"}, "LABLOOM_SMTP_FROM must be one email address "
+     "(labloom@lab.example.org, or Labloom <labloom@lab.example.org>), got 'labloom at lab'"),
+], ids=["port", "sender"])
+def test_serve_with_a_mail_alert_refuses_a_bad_smtp_setting_at_its_start(
+    store_backend: str, tmp_path: Path, env: dict[str, str], said: str,
 ) -> None:
-    with _serving(tmp_path, "MAILTO:ops@hospital.test") as proc:
+    with _serving(tmp_path, "MAILTO:ops@hospital.test", **env) as proc:
         out, err = proc.communicate(timeout=60)  # before: served on, until this gave up
     assert proc.returncode == 2, (out, err)
-    assert SAID in err, err
+    assert said in err, err
     assert "Traceback" not in err and "serving" not in out, (out, err)
 
 

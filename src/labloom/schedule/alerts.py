@@ -41,7 +41,7 @@ def check_url(url: str) -> str:
                          "--notify out for no alerts")
     if mail_alerts.is_mail(url):
         mail_alerts.addresses(url)  # raises, naming the form
-        mail_alerts.relay_settings()  # a bad LABLOOM_SMTP_PORT or _TLS: now, not at an alert
+        mail_alerts.relay()  # a bad LABLOOM_SMTP_PORT, _TLS or _FROM: now, not at an alert
         return url
     try:
         parts = urlsplit(url)

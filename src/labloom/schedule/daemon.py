@@ -176,7 +176,10 @@ class ScheduleServer:
         self.refusals.forget_gone(conn, (s.name for s in schedules))
         for schedule in schedules:
             now = store_clock.now(conn)  # no round trip: the offset measured at the last beat
-            if (schedule.paused or self.signals.stopping
+            if schedule.paused:  # not refused, not run: judged again once resumed
+                self.refusals.paused(conn, schedule.name)
+                continue
+            if (self.signals.stopping
                     or not self.refusals.computable(conn, schedule, now)
                     or not self.refusals.mailable(conn, schedule)):
                 continue

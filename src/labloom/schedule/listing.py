@@ -32,7 +32,7 @@ def describe_all(conn: Conn) -> list[dict[str, Any]]:
             "name": s.name, "target": s.target, "when": s.spec, "cron": s.cron,
             "every": s.every, "timezone": s.timezone, "paused": s.paused,
             "catchup": s.catchup, "allow_overlap": s.overlap, "next_run": upcoming,
-            "problem": problem, "refused_by": _refused(refused.get(s.name), zone),
+            "problem": problem, "refused_by": None if s.paused else _refused(refused.get(s.name), zone),
             "last_run": None if last is None else {
                 "slot": iso(last["slot_time"], zone), "status": last["status"],
                 "run_id": last["run_id"], "retries": [  # `labloom retry` of it, oldest first

@@ -7,10 +7,11 @@ and one whose times serve's host cannot compute (``computable``: a time zone or 
 libraries lack, added from another host sharing the store; the listing's ``problem`` judges
 that from the reading host, which may differ). A serve owns its rows: it writes one when it
 first refuses a schedule, drops it when it runs the schedule again (its alerts no longer go by
-mail, its times can be computed) or the schedule is gone, and drops all of
-them at its clean stop (``liveness.sign_off``, with those of the schedulers found dead then).
-A killed serve's rows stay until then, shown only while its heartbeat is (``live``: the rule
-its slots follow, ``liveness.STALE_AFTER``).
+mail, its times can be computed), the schedule is paused (judged again once resumed) or gone,
+and drops all of them at its clean stop (``liveness.sign_off``, with those of the schedulers
+found dead then). The listings show no refusal of a paused schedule, whoever keeps its row. A
+killed serve's rows stay until then, shown only while its heartbeat is (``live``: the rule its
+slots follow, ``liveness.STALE_AFTER``).
 """
 
 from __future__ import annotations
@@ -32,16 +33,17 @@ class Refusals:
 
     def __init__(self, scheduler_id: str) -> None:
         self.id = scheduler_id
-        # Read once: serve's environment is fixed while it serves, its schedules are not.
+        # Read once (``mail_alerts.relay``): the settings serve's alerts go by; its schedules
+        # change while it serves.
         self.relay = mail_alerts.relay_refusal()
         self._refused: dict[str, str] = {}  # schedule: why
         self._uncomputable: set[str] = set()  # those of ``_refused`` refused by ``computable``
 
     def mailable(self, conn: Conn, schedule: Any) -> bool:
         """Whether this scheduler can mail the schedule's failure alerts. One added while it
-        serves, by mail with a bad LABLOOM_SMTP_PORT or _TLS here (its start refused only for
-        those there were), is not run: said once, naming the fix, and kept for the listings;
-        the other schedules go on. Before, it ran, and each of its alerts failed when a run
+        serves, by mail with a bad LABLOOM_SMTP_PORT, _TLS or _FROM here (its start refused
+        only for those there were), is not run: said once, naming the fix, and kept for the
+        listings; the other schedules go on. Before, it ran, and each of its alerts failed when a run
         failed, at night."""
         name = schedule.name
         if (self.relay is None or not schedule.notify
@@ -83,6 +85,13 @@ class Refusals:
         if name in self._uncomputable:  # computable again: judged anew (by mail or not)
             self._drop(conn, [name])
         return True
+
+    def paused(self, conn: Conn, name: str) -> None:
+        """A paused schedule is not refused: this scheduler would not run it anyway, whatever
+        its settings. Resumed, it is judged again (``computable``, ``mailable``). Before, one
+        refused and then paused kept its row, and the list said a paused schedule was refused."""
+        if name in self._refused:
+            self._drop(conn, [name])
 
     def kept(self, conn: Conn) -> None:
         """Its rows back, when a scheduler that stopped cleanly took them with this one's row
