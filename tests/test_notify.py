@@ -449,6 +449,7 @@ def test_alerts_a_hanging_webhook_kept_back_are_counted_when_serve_stops(tmp_pat
             conn.close()
         listener.close()
     assert proc.returncode == 0
+    assert "waiting up to 10s for 1 webhook(s)" in stderr and "stop again" in stderr, stderr
     assert "alert(s) not sent" in stderr, stderr
     assert "secret-token" not in stderr
 

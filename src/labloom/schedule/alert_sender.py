@@ -17,7 +17,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core.env_numbers import env_number
@@ -120,21 +120,29 @@ class AlertSender:
                 self._results.put((batch.url, outbox.Outcome(item, None, tried=False)))
             self._results.put((batch.url, None))
 
-    def close(self, conn: Conn | None, timeout: float = 10.0) -> None:
-        """At ``serve``'s stop: send what is due for up to ``timeout`` seconds, then let go of
-        the alerts still on their way and say how many the store keeps for the next ``serve``
-        (a webhook that does not answer holds each one for a while). ``conn`` None: the store
-        is away, and keeps them all the same (this scheduler's claims end with it)."""
+    def close(self, conn: Conn | None, timeout: float = 10.0,
+              hurry: Callable[[], bool] = lambda: False) -> None:
+        """At ``serve``'s stop: send what is due for up to ``timeout`` seconds, or until
+        ``hurry()`` (a second SIGTERM or Ctrl-C), then let go of the alerts still on their way
+        and say how many the store keeps for the next ``serve`` (a webhook that does not answer
+        holds each one for a while). ``conn`` None: the store is away, and keeps them all the
+        same (this scheduler's claims end with it)."""
         deadline = time.monotonic() + timeout
         if conn is None:
             self._stop.set()
             log.error("[labloom] alerts not sent yet stay in the store (not reached now): the "
                       "next `labloom serve` sends them")
             return
+        said = False
         while True:  # each thread's results kept may let the next alerts of its URL go
             self.step(conn)
-            if not self._threads or time.monotonic() >= deadline:
+            if not self._threads or time.monotonic() >= deadline or hurry():
                 break
+            if not said and time.monotonic() >= deadline - timeout + 1:
+                said = True  # a webhook slow to answer holds the stop: say why, and the way out
+                log.warning("[labloom] stopping: waiting up to %gs for %d webhook(s) to take "
+                            "their alerts; stop again to leave them in the store for the next "
+                            "`labloom serve`", timeout, len(self._threads))
             self._keep(conn, wait=min(0.2, max(0.01, deadline - time.monotonic())))
         self._stop.set()
         self._keep(conn)

@@ -99,7 +99,10 @@ class ScheduleServer:
                 self.signals.wait(self.tick)
             self._shut_down(conn)
         finally:  # alerts first: their claims end with this scheduler's row
-            self._quietly(lambda: self.alerts.close(conn, timeout=10))
+            # A second SIGTERM or Ctrl-C leaves alerts still being posted in the store at once,
+            # as it terminates runs at once (``_shut_down``).
+            self._quietly(lambda: self.alerts.close(conn, timeout=10,
+                                                    hurry=lambda: self.signals.hurry))
             self._quietly(lambda: liveness.sign_off(conn, self.id))
             self._quietly(lambda: conn.close())
             shutil.rmtree(self._reports, ignore_errors=True)
