@@ -180,6 +180,43 @@ def test_labloom_run_interrupted_as_the_store_attaches_its_run_records_it(
         assert json.loads(shown.stdout)["state"] == said["state"] == "Cancelled", (at, nth)
 
 
+def test_labloom_run_interrupted_as_the_run_observers_are_called_reports_what_is_recorded(
+    tmp_path: Path,
+) -> None:
+    # Landings from the run's handle in the engine to the store's first step inside its
+    # attach's hold: the run observers being called (the command's, the store's). One after
+    # the command's observer and before the store's hold had the command report a Cancelled
+    # run the store never had (the slot `labloom serve` recorded named it, `labloom show`
+    # knew nothing of it); one before the command's observer, a run it never knew of.
+    write(tmp_path / "flows.py", FLOW)
+    write(tmp_path / "driver.py", DRIVER)
+    assert _drive(tmp_path, "").returncode == 0
+    points = json.loads((tmp_path / "points.json").read_text())
+    runs = next(i for i, where in enumerate(points)
+                if where.startswith("core/flows.py") and where.endswith(" run"))
+    begins = next(i for i in range(runs, len(points))
+                  if points[i].startswith("core/engine.py") and points[i].endswith(" handle"))
+    ends = next(i for i in range(begins, len(points)) if points[i].startswith("store/db.py"))
+    chosen = _landings(points[begins:ends], len(points))  # each of them
+    reported = set()
+    for i, (at, nth) in enumerate(chosen):
+        done = _drive(tmp_path, at, nth, ("SIGINT", "SIGTERM")[i % 2], f"{i}.json",
+                      points[begins])
+        assert done.returncode == 130, (at, nth, done.stderr)
+        if (tmp_path / f"{i}.json").is_file():
+            said = json.loads((tmp_path / f"{i}.json").read_text())
+            assert said["state"] == "Cancelled", (at, nth, said)
+            reported.add(said["run_id"])
+    runs_left = json.loads(labloom(tmp_path, "runs", "--json", "--limit", "1000").stdout)
+    recorded = {run["id"] for run in runs_left if run["state"] == "Cancelled"}
+    # Each run the store has is reported, each one reported is in the store: both or neither.
+    assert reported == recorded, (sorted(reported - recorded), sorted(recorded - reported))
+    assert len(runs_left) == 1 + len(recorded), runs_left  # and the count's, Completed
+    # The landings among the observers' calls made runs, each recorded and reported.
+    observers = [i for i, (at, _n) in enumerate(chosen) if at.startswith("core/observers.py")]
+    assert observers and all((tmp_path / f"{i}.json").is_file() for i in observers), chosen
+
+
 def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(
     tmp_path: Path,
 ) -> None:
