@@ -105,6 +105,23 @@ def _landings(points: list[str], about: int) -> list[tuple[str, int]]:
     return chosen[:: max(1, len(chosen) // about)]
 
 
+def counted_points(home: Path) -> list[str]:
+    """FLOW and DRIVER written to ``home``, and the points of a whole run there."""
+    write(home / "flows.py", FLOW)
+    write(home / "driver.py", DRIVER)
+    counted = _drive(home, "")
+    assert counted.returncode == 0, counted.stderr
+    return list(json.loads((home / "points.json").read_text()))
+
+
+def handle_point(points: list[str]) -> int:
+    """Where the run's first point in the engine is (its handle, as ``flow.run`` starts it)."""
+    runs = next(i for i, where in enumerate(points)
+                if where.startswith("core/flows.py") and where.endswith(" run"))
+    return next(i for i in range(runs, len(points))
+                if points[i].startswith("core/engine.py") and points[i].endswith(" handle"))
+
+
 def _states(home: Path) -> list[str]:
     return [run["state"] for run in json.loads(labloom(home, "runs", "--json").stdout)]
 
@@ -113,11 +130,7 @@ def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path))
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    counted = _drive(tmp_path, "")
-    assert counted.returncode == 0, counted.stderr
-    points = json.loads((tmp_path / "points.json").read_text())
+    points = counted_points(tmp_path)
     begins = next(i for i, where in enumerate(points) if where.startswith("core/engine.py"))
     waits = next(i for i, where in enumerate(points) if where.startswith("core/waiting.py"))
     # Threads starting (the store's, the run's own: ``Thread.start`` waits until it runs):
@@ -161,10 +174,7 @@ def test_labloom_run_interrupted_as_the_store_attaches_its_run_records_it(
 ) -> None:
     # A landing inside the store's attach (its writer, its first connection, its subscriber):
     # the run went on unrecorded, and the command reported a Cancelled run the store never had.
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    assert _drive(tmp_path, "").returncode == 0
-    points = json.loads((tmp_path / "points.json").read_text())
+    points = counted_points(tmp_path)
     # From the attach's first point to the engine's next (the observers' loop goes on).
     begins = next(i for i, where in enumerate(points)
                   if where.startswith("store/__init__.py") and where.endswith("attach"))
@@ -188,14 +198,8 @@ def test_labloom_run_interrupted_as_the_run_observers_are_called_reports_what_is
     # the command's observer and before the store's hold had the command report a Cancelled
     # run the store never had (the slot `labloom serve` recorded named it, `labloom show`
     # knew nothing of it); one before the command's observer, a run it never knew of.
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    assert _drive(tmp_path, "").returncode == 0
-    points = json.loads((tmp_path / "points.json").read_text())
-    runs = next(i for i, where in enumerate(points)
-                if where.startswith("core/flows.py") and where.endswith(" run"))
-    begins = next(i for i in range(runs, len(points))
-                  if points[i].startswith("core/engine.py") and points[i].endswith(" handle"))
+    points = counted_points(tmp_path)
+    begins = handle_point(points)
     ends = next(i for i in range(begins, len(points)) if points[i].startswith("store/db.py"))
     chosen = _landings(points[begins:ends], len(points))  # each of them
     reported = set()
@@ -224,10 +228,7 @@ def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(
     # SIGTERM's own handler back: the command died before its report, and serve recorded
     # the slot terminated, with no run, for a run recorded Completed; a Ctrl-C there ended it
     # with status 130 and no report either.
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    assert _drive(tmp_path, "").returncode == 0
-    points = json.loads((tmp_path / "points.json").read_text())
+    points = counted_points(tmp_path)
     # From the wait for the run's end (entered once) to the command's return, threading's
     # own left out (see the first test). A landing inside the wait ends the run Cancelled;
     # a machine slower than this count's waits there longer, and moves the landings with
