@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dis
 import os
+import select
 import signal
 import sys
 from pathlib import Path
@@ -99,11 +100,39 @@ class Landing:
                 return
         self.where = _where(frame)
         sys.settrace(None)
+        self.arrive(frame)
+
+    def arrive(self, frame: FrameType) -> None:
+        """The signal, at the chosen point: its handler called, as the signal would."""
         handler = signal.getsignal(self.signum)
         if callable(handler):
             handler(self.signum, frame)
         elif handler == signal.SIG_DFL:  # the signal's own action: SIGTERM's ends the process
             os.kill(os.getpid(), self.signum)
+
+
+class SignalAwaited(Landing):
+    """A ``Landing`` where a real signal from another process lands: at its point it writes
+    ``here`` (the point) and waits up to ``patience`` seconds for a SIGINT or SIGTERM, whose
+    handler runs there. The wake-up fd wakes the wait also when the signal went to another
+    thread of the process (its handler runs in the main thread all the same, here)."""
+
+    def __init__(self, here: Path, number: int, at: str, after: str,
+                 patience: float = 120.0) -> None:
+        super().__init__(number, at=at, after=after)
+        self.here, self.patience = here, patience
+
+    def arrive(self, frame: FrameType) -> None:
+        woken, wake = os.pipe()
+        os.set_blocking(wake, False)
+        previous = signal.set_wakeup_fd(wake)
+        try:
+            self.here.write_text(str(self.where))
+            select.select([woken], [], [], self.patience)
+        finally:
+            signal.set_wakeup_fd(previous)
+            os.close(woken)
+            os.close(wake)
 
 
 def _where(frame: FrameType) -> str:

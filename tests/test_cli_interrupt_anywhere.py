@@ -105,6 +105,23 @@ def _landings(points: list[str], about: int) -> list[tuple[str, int]]:
     return chosen[:: max(1, len(chosen) // about)]
 
 
+def counted_points(home: Path) -> list[str]:
+    """FLOW and DRIVER written to ``home``, and the points of a whole run there."""
+    write(home / "flows.py", FLOW)
+    write(home / "driver.py", DRIVER)
+    counted = _drive(home, "")
+    assert counted.returncode == 0, counted.stderr
+    return list(json.loads((home / "points.json").read_text()))
+
+
+def handle_point(points: list[str]) -> int:
+    """Where the run's first point in the engine is (its handle, as ``flow.run`` starts it)."""
+    runs = next(i for i, where in enumerate(points)
+                if where.startswith("core/flows.py") and where.endswith(" run"))
+    return next(i for i in range(runs, len(points))
+                if points[i].startswith("core/engine.py") and points[i].endswith(" handle"))
+
+
 def _states(home: Path) -> list[str]:
     return [run["state"] for run in json.loads(labloom(home, "runs", "--json").stdout)]
 
@@ -113,11 +130,7 @@ def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path))
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    counted = _drive(tmp_path, "")
-    assert counted.returncode == 0, counted.stderr
-    points = json.loads((tmp_path / "points.json").read_text())
+    points = counted_points(tmp_path)
     begins = next(i for i, where in enumerate(points) if where.startswith("core/engine.py"))
     waits = next(i for i, where in enumerate(points) if where.startswith("core/waiting.py"))
     # Threads starting (the store's, the run's own: ``Thread.start`` waits until it runs):
@@ -161,10 +174,7 @@ def test_labloom_run_interrupted_as_the_store_attaches_its_run_records_it(
 ) -> None:
     # A landing inside the store's attach (its writer, its first connection, its subscriber):
     # the run went on unrecorded, and the command reported a Cancelled run the store never had.
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    assert _drive(tmp_path, "").returncode == 0
-    points = json.loads((tmp_path / "points.json").read_text())
+    points = counted_points(tmp_path)
     # From the attach's first point to the engine's next (the observers' loop goes on).
     begins = next(i for i, where in enumerate(points)
                   if where.startswith("store/__init__.py") and where.endswith("attach"))
@@ -180,6 +190,37 @@ def test_labloom_run_interrupted_as_the_store_attaches_its_run_records_it(
         assert json.loads(shown.stdout)["state"] == said["state"] == "Cancelled", (at, nth)
 
 
+def test_labloom_run_interrupted_as_the_run_observers_are_called_reports_what_is_recorded(
+    tmp_path: Path,
+) -> None:
+    # Landings from the run's handle in the engine to the store's first step inside its
+    # attach's hold: the run observers being called (the command's, the store's). One after
+    # the command's observer and before the store's hold had the command report a Cancelled
+    # run the store never had (the slot `labloom serve` recorded named it, `labloom show`
+    # knew nothing of it); one before the command's observer, a run it never knew of.
+    points = counted_points(tmp_path)
+    begins = handle_point(points)
+    ends = next(i for i in range(begins, len(points)) if points[i].startswith("store/db.py"))
+    chosen = _landings(points[begins:ends], len(points))  # each of them
+    reported = set()
+    for i, (at, nth) in enumerate(chosen):
+        done = _drive(tmp_path, at, nth, ("SIGINT", "SIGTERM")[i % 2], f"{i}.json",
+                      points[begins])
+        assert done.returncode == 130, (at, nth, done.stderr)
+        if (tmp_path / f"{i}.json").is_file():
+            said = json.loads((tmp_path / f"{i}.json").read_text())
+            assert said["state"] == "Cancelled", (at, nth, said)
+            reported.add(said["run_id"])
+    runs_left = json.loads(labloom(tmp_path, "runs", "--json", "--limit", "1000").stdout)
+    recorded = {run["id"] for run in runs_left if run["state"] == "Cancelled"}
+    # Each run the store has is reported, each one reported is in the store: both or neither.
+    assert reported == recorded, (sorted(reported - recorded), sorted(recorded - reported))
+    assert len(runs_left) == 1 + len(recorded), runs_left  # and the count's, Completed
+    # The landings among the observers' calls made runs, each recorded and reported.
+    observers = [i for i, (at, _n) in enumerate(chosen) if at.startswith("core/observers.py")]
+    assert observers and all((tmp_path / f"{i}.json").is_file() for i in observers), chosen
+
+
 def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(
     tmp_path: Path,
 ) -> None:
@@ -187,10 +228,7 @@ def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(
     # SIGTERM's own handler back: the command died before its report, and serve recorded
     # the slot terminated, with no run, for a run recorded Completed; a Ctrl-C there ended it
     # with status 130 and no report either.
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    assert _drive(tmp_path, "").returncode == 0
-    points = json.loads((tmp_path / "points.json").read_text())
+    points = counted_points(tmp_path)
     # From the wait for the run's end (entered once) to the command's return, threading's
     # own left out (see the first test). A landing inside the wait ends the run Cancelled;
     # a machine slower than this count's waits there longer, and moves the landings with

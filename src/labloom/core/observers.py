@@ -46,9 +46,16 @@ def run_observers() -> list[RunObserver]:
 
 
 def run_starts(run: FlowRun) -> None:
-    """What the engine calls as a run starts: every observer, in the order they came."""
-    for observer in run_observers():
-        observer(run)
+    """What the engine calls as a run starts: every observer, in the order they came, all or
+    none. A Ctrl-C (or `labloom run`'s SIGTERM) landing between two of them is raised after
+    the last (the engine ends the run then): between `labloom run`'s (first) and the store's,
+    the command reported a Cancelled run the store never had. Observers are short steps (the
+    store's attach, the slowest, a bounded one held already)."""
+    from .interrupts_held import InterruptsHeld  # here: the engine's, not ``import labloom``'s
+
+    with InterruptsHeld():
+        for observer in tuple(_run_observers):
+            observer(run)
 
 
 def run_announced(run: FlowRun | None, event: ev.RunCreated) -> None:
