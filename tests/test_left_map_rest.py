@@ -1,7 +1,8 @@
 """The Lab's run tab of a run whose retry cut a map's children off (``TaskRunLeftMap``):
 ``GET runs/{id}`` counts the map by its children now, ``GET runs/{id}/nodes/{node}`` pages only
 them, and the run's task runs still list the cut-off ones, saying why (history); its
-Experiments rows leave out those the flow body, run again, mapped no more."""
+Experiments rows leave out those the flow body, run again, mapped no more; a cut-off child's
+task-run detail (the run tab's panel, the cell's) says it left, and why. On both backends."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from labloom import State
+from labloom.notebook.widget.view import RunView
 from test_left_map import WHY, chained, sweep
 from test_server_api import get
 
@@ -51,3 +53,28 @@ async def test_the_run_tabs_experiments_leave_out_the_children_that_left(
     page = await get(jp_fetch, "runs", run.id, "experiments")
     assert [(row["map_index"], row["metrics"]["loss"]) for row in page["rows"]] == [(0, 0.0)]
     assert page["total"] == 1
+
+
+async def test_a_child_that_left_says_so_in_its_detail(jp_fetch: Any, tmp_path: Path) -> None:
+    """What the panel of a task run shows, in the run tab (``GET runs/{id}/logs?task=``, by id
+    as the panel follows it, and by name) and in the cell (the widget's detail message), carries
+    ``left_map``: why it left, None for a child still in its map. Before: no ``left_map``."""
+    run = chained.run(path=tmp_path / "runs")
+    assert run.result() == [0, 10, 20]
+    assert run.retry().state is State.COMPLETED
+    ids = {t.name: t.id for t in run.tasks}  # ("times_ten[2]": a child is named so)
+    for task, why in (("times_ten[2]", WHY), ("times_ten[0]", None)):
+        for asked in (ids[task], task):
+            page = await get(jp_fetch, "runs", run.id, "logs", task=asked)
+            [detail] = page["task_runs"]
+            assert (detail["name"], detail["left_map"]) == (task, why), detail
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda payload: None, sent.append)
+    view.start()  # replayed from the run, as a widget opened now
+    try:
+        map_node = next(n for n in view.graph.nodes.values() if n.kind == "map")
+        view.select(map_node.id, ids["times_ten[2]"])
+    finally:
+        view.close()
+    shown = [m for m in sent if m.get("event") == "detail"][-1]["task_run"]
+    assert (shown["state"], shown["left_map"]) == ("Cancelled", WHY), shown
