@@ -6,14 +6,15 @@ task-run detail (the run tab's panel, the cell's) says it left, and why. On both
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from labloom import State
+from labloom import State, flow
 from labloom.notebook.widget.view import RunView
-from test_left_map import WHY, chained, sweep
+from test_left_map import GUARD, WHY, chained, fit, sweep
 from test_server_api import get
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -78,3 +79,49 @@ async def test_a_child_that_left_says_so_in_its_detail(jp_fetch: Any, tmp_path: 
         view.close()
     shown = [m for m in sent if m.get("event") == "detail"][-1]["task_run"]
     assert (shown["state"], shown["left_map"]) == ("Cancelled", WHY), shown
+
+
+HELD, GO = threading.Event(), threading.Event()
+
+
+@flow(retries=1)
+def held_sweep(folder: str) -> Any:
+    """``test_left_map.sweep``, its first body held once its three children completed."""
+    path = Path(folder) / "runs"
+    runs = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(runs + 1))
+    fits = fit.map(range(3 if runs == 0 else 1))
+    if runs == 0:
+        fits.result()
+        HELD.set()
+        GO.wait(GUARD)
+        raise RuntimeError("first body")
+    return fits
+
+
+def test_the_cells_open_panel_follows_its_child_out_of_the_map(tmp_path: Path) -> None:
+    """The cell's panel open on fit[2] when the flow's retry maps over one item: it is sent
+    again, saying fit[2] left and why, and the map's child list drops it. Fails on s58int: the
+    detail had no ``left_map`` (the panel went on showing fit[2] Completed, as the map's)."""
+    HELD.clear(), GO.clear()
+    run = held_sweep.run(folder=str(tmp_path), background=True)
+    sent: list[dict[str, Any]] = []
+    view = RunView(run, lambda payload: None, sent.append)
+    try:
+        assert HELD.wait(GUARD)
+        view.start()
+        node = next(n.id for n in view.graph.nodes.values() if n.kind == "map")
+        view.select(node, f"{run.id}.2")
+        GO.set()
+        assert run.wait_finished(GUARD) and run.state is State.COMPLETED
+        view.settle()
+    finally:
+        GO.set()
+        view.close()
+    details = [m["task_run"] for m in sent if m.get("event") == "detail"]
+    assert details[0]["name"] == "fit" and details[0]["left_map"] is None, details
+    why = ("left fit: the flow body ran again at the flow's retry 1 (attempt 2 of 2) and mapped "
+           "it over 1 item")
+    assert (details[-1]["index"], details[-1]["left_map"]) == (2, why), details
+    pages = [m for m in sent if m.get("event") == "children"]
+    assert [c["index"] for c in pages[-1]["children"]] == [0], pages[-1]
