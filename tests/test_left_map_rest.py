@@ -14,7 +14,7 @@ import pytest
 
 from labloom import State, flow
 from labloom.notebook.widget.view import RunView
-from test_left_map import GUARD, WHY, chained, fit, sweep
+from test_left_map import GUARD, WHY, chained, sweep, three_then_one
 from test_server_api import get
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -87,16 +87,7 @@ HELD, GO = threading.Event(), threading.Event()
 @flow(retries=1)
 def held_sweep(folder: str) -> Any:
     """``test_left_map.sweep``, its first body held once its three children completed."""
-    path = Path(folder) / "runs"
-    runs = int(path.read_text()) if path.exists() else 0
-    path.write_text(str(runs + 1))
-    fits = fit.map(range(3 if runs == 0 else 1))
-    if runs == 0:
-        fits.result()
-        HELD.set()
-        GO.wait(GUARD)
-        raise RuntimeError("first body")
-    return fits
+    return three_then_one(folder, hold=lambda: (HELD.set(), GO.wait(GUARD)))
 
 
 def test_the_cells_open_panel_follows_its_child_out_of_the_map(tmp_path: Path) -> None:
