@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 MAX_BARS = 3000  # more task runs than this and the lanes are drawn as buckets
 MAX_BUCKETS = 200  # per lane, at most
 MAX_CELLS = 6000  # lanes x buckets, at most: about 400 kB of JSON with every state present
+# (and as much again at most for the children that left their map, counted apart: rare)
 UNKNOWN_LANE = "unknown"  # task runs stored before lanes were (schema 8), or never started
 
 
