@@ -69,7 +69,7 @@ BOTH_BACKENDS = {
     "test_run_alerts_dead", "test_run_alerts_gaps", "test_interrupt_slots",
     "test_run_alerts_two_homes", "test_interrupt_dask_slots", "test_interrupt_reports",
     "test_store_settings_cli", "test_serve_smtp_port", "test_left_map", "test_cli_cancel_deleted",
-    "test_serve_refusals",
+    "test_serve_refusals", "test_left_map_rest",
 }
 
 

@@ -11,6 +11,7 @@ import io
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,17 +139,23 @@ def fit(x: int) -> int:
     return x
 
 
-@flow(retries=1)
-def sweep(folder: str) -> Any:
-    """Maps over three items, then raises; its second attempt maps over one."""
+def three_then_one(folder: str, hold: Callable[[], Any] = lambda: None) -> Any:
+    """A flow body that maps over three items, then raises (once ``hold`` returned); run again
+    by the flow's retry, it maps over one."""
     path = Path(folder) / "runs"
     runs = int(path.read_text()) if path.exists() else 0
     path.write_text(str(runs + 1))
     fits = fit.map(range(3 if runs == 0 else 1))
     if runs == 0:
         fits.result()
+        hold()
         raise RuntimeError("first body")
     return fits
+
+
+@flow(retries=1)
+def sweep(folder: str) -> Any:
+    return three_then_one(folder)
 
 
 def test_a_flow_body_run_again_over_fewer_items_drops_the_rest_from_the_rows(

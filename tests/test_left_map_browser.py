@@ -1,13 +1,16 @@
 """Children that left their map (``TaskRunLeftMap``) in a real JupyterLab (headless Chromium):
 the flow's retry maps over one item of three, and the run's timeline, in a Lab run tab (a run
 the real `labloom` command made) and in a cell's live DAG widget (the one renderer,
-js/src/timeline.js), keeps the two cut-off children's bars, faded and saying they left.
+js/src/timeline.js), keeps the two cut-off children's bars, faded and saying they left; past
+3,000 task runs, its buckets count them apart. The DAG panel open on a child as it leaves (in
+the run tab, in the cell) says it left its map, and why (js/src/paneltitle.js).
 
 Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,9 @@ from lab_helpers import (
     open_notebook,
     open_run,
     shot,
+    start_run,
     stored_runs,
+    wait_for_run,
     wait_or_shot,
 )
 
@@ -37,6 +42,13 @@ if runs == 0:
     fits.result()
     raise RuntimeError("first body")
 """
+# The same, its first body held (until a file ``go`` shows) once its three children completed:
+# the test opens fit[2]'s panel meanwhile.
+HELD_BODY = BODY.replace("    fits.result()\n", """    fits.result()
+    import time
+    while not path.with_name("go").exists():
+        time.sleep(0.1)
+""")
 
 FLOWS = f"""
 from pathlib import Path
@@ -50,7 +62,29 @@ def fit(x):
 def sweep(folder: str):
     path = Path(folder) / "runs"
 {textwrap.indent(BODY, "    ")}    return fits
+
+@flow(executor="threads", retries=1)
+def held(folder: str = "."):  # started by start_run, in the work folder
+    path = Path(folder) / "held"
+{textwrap.indent(HELD_BODY, "    ")}    return fits
+
+@task
+def tiny(i):
+    return i
+
+@flow(executor="threads", retries=1)
+def wide(folder: str):
+    # 3,200 tiny children, then 3,000: past the timeline's 3,000 bars, 200 of them left.
+    path = Path(folder) / "wide"
+    first = not path.exists()
+    path.touch()
+    parts = tiny.map(range(3200 if first else 3000))
+    if first:
+        parts.result()
+        raise RuntimeError("first body")
+    return len(parts)
 """
+WHY = "Left fit: the flow body ran again at the flow's retry 1 (attempt 2 of 2) and mapped it over 1 item."
 
 BARS = "svg g[aria-label='bar'] rect"
 LEFT = "left their map (faded bars: history, outside the map's counts)"
@@ -81,22 +115,84 @@ def check_timeline(view: Any) -> Any:
     return chart
 
 
+def ran(home: Path, work: Path, flow: str) -> Any:
+    """``labloom run flows.py:FLOW --param folder=WORK``, ended well: its run in the store."""
+    done = labloom(home, "run", f"flows.py:{flow}", "--param", f"folder={work}", cwd=work,
+                   LABLOOM_PROGRESS="0", timeout=300)
+    assert done.returncode == 0, done.stderr
+    [run] = stored_runs(home, flow)
+    return run
+
+
+def ended_run_tab(page: Any, panel: Any, run: Any) -> Any:
+    """The run tab of ``run``, opened from the Flows panel, once it has drawn its DAG."""
+    view = open_run(page, panel, run.id)
+    in_state(page, view.locator("g.labloom-node"), "Completed").first.wait_for(timeout=30_000)
+    return view
+
+
 @pytest.mark.lab_extension
 def test_the_run_tab_timeline_marks_children_that_left(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
-    done = labloom(home, "run", "flows.py:sweep", "--param", f"folder={work}", cwd=work,
-                   LABLOOM_PROGRESS="0", timeout=120)
-    assert done.returncode == 0, done.stderr
-    [run] = stored_runs(home, "sweep")
+    run = ran(home, work, "sweep")
     panel, alerts = open_lab(page, url)
-    view = open_run(page, panel, run.id)
-    in_state(page, view.locator("g.labloom-node"), "Completed").first.wait_for(timeout=30_000)
-    chart = check_timeline(view)
+    chart = check_timeline(ended_run_tab(page, panel, run))
     shot(page, "lab-run-timeline-left-map", chart)
     assert alerts == []
+
+
+def check_left_panel(page: Any, view: Any, go: Path) -> None:
+    """Open the map's fit[2], let the held first body raise: its panel says it left, and why."""
+    view.locator("g.labloom-node[data-kind='map']").click()
+    view.locator(".labloom-child[data-index='2']").click()
+    title = view.locator(".labloom-panel-title")
+    wait_or_shot(page, title.filter(has_text="fit[2] · Completed"), "left-panel-open", timeout=30)
+    note = view.locator(".labloom-left-map-note")
+    assert note.is_hidden() and "left its map" not in title.inner_text()
+    go.touch()
+    wait_or_shot(page, title.filter(has_text="fit[2] · Completed · left its map"),
+                 "left-panel-left", timeout=60)
+    assert note.is_visible() and note.inner_text().startswith(WHY), note.inner_text()
+
+
+@pytest.mark.lab_extension
+def test_the_run_tab_says_a_child_left_in_its_panel_and_its_buckets(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, FLOWS)
+    dense = ran(home, work, "wide")
+    held = start_run(home, work, "held")
+    try:
+        panel, alerts = open_lab(page, url)
+        tab = ended_run_tab(page, panel, dense)
+        tab.locator("button.labloom-timeline-toggle").click()
+        buckets = tab.locator(".labloom-timeline[data-mode='buckets']")
+        buckets.locator(BARS).first.wait_for(timeout=30_000)
+        assert buckets.get_attribute("data-total") == "3200"
+        assert ("; 200 left their map (the faded part of a bucket: history, outside the map's "
+                "counts).") in buckets.locator(".labloom-timeline-summary").inner_text()
+        assert buckets.locator(".labloom-timeline-key-left").inner_text() == "left its map"
+        left = buckets.locator(f"{BARS}[data-left-map]")
+        assert left.count() > 0
+        hover = left.first.locator("title").text_content() or ""
+        assert re.search(r"(: |; )left their map: \d+ Completed; busy", hover), hover
+        shot(page, "lab-run-timeline-buckets-left-map", tab)
+
+        run = wait_for_run(home, "held")
+        view = open_run(page, panel, run.id)
+        check_left_panel(page, view, work / "go")
+        shot(page, "lab-run-panel-left-map", view)
+        assert alerts == []
+    finally:
+        (work / "go").touch()
+        try:
+            held.communicate(timeout=120)
+        finally:
+            held.kill()  # (when it did not end: a test that failed; else a no-op)
 
 
 CELLS = [
@@ -117,3 +213,18 @@ def test_the_cell_widget_timeline_marks_children_that_left(lab: Any, page: Any) 
     wait_or_shot(page, in_state(page, widget, "Completed"), "left-map-cell", timeout=90)
     chart = check_timeline(widget)
     shot(page, "cell-timeline-left-map", chart)
+
+
+HELD_CELLS = [*CELLS[:2], "%%flow holding --executor threads --retries 1\nfrom pathlib import Path\n"
+              f"path = Path('held')\n{HELD_BODY}"]
+
+
+@pytest.mark.lab_extension
+def test_the_cells_panel_says_a_child_left_its_map(lab: Any, page: Any) -> None:
+    _url, notebooks = lab
+    open_notebook(page, lab, "held.ipynb", HELD_CELLS)
+    widget = cell_widget(page, 2)
+    fits = widget.locator("g.labloom-node[data-kind='map']")
+    wait_or_shot(page, in_state(page, fits, "Completed"), "held-cell", timeout=90)
+    check_left_panel(page, widget, notebooks / "go")
+    shot(page, "cell-panel-left-map", page.locator(".jp-CodeCell").nth(2))

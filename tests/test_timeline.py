@@ -81,6 +81,27 @@ def test_just_over_the_bar_limit_switches_to_buckets() -> None:
     assert timeline(sweep(MAX_BARS + 1, 4), now=0)["mode"] == "buckets"
 
 
+def test_a_bucket_counts_the_children_that_left_their_map_apart() -> None:
+    """A map's child that left its map (``TaskRunLeftMap``) is history: a bucket counts it in
+    ``left_counts`` / ``left_busy``, not under its state with the map's children (before, a
+    bucket said "8 Completed" of a map the DAG counts 6 of), and only where one ran."""
+    spans = [span._replace(left=i % 4 == 1) for i, span in enumerate(sweep(16, 2))]
+    answer = timeline(spans, now=1100.0, max_bars=10)
+    assert answer["mode"] == "buckets" and answer["left"] == 4 and answer["total"] == 16
+    cells = answer["buckets"]["cells"]
+    # Their busy seconds are theirs alone, the others' the others' (0.9 s each, two running).
+    busy = sum(sum(c["busy"].values()) for c in cells)
+    left_busy = sum(sum(c.get("left_busy", {}).values()) for c in cells)
+    assert left_busy == pytest.approx(4 * 0.9)
+    assert busy == pytest.approx(10 * 0.9 + (1100.0 - 1007) * 2)
+    # Lane 1 ran every child that left (spans 1, 5, 9, 13); lane 0's cells have no left_ part.
+    assert all("left_counts" not in c and "left_busy" not in c for c in cells if c["lane"] == 0)
+    assert {s for c in cells for s in c.get("left_counts", {})} == {"Completed", "Failed",
+                                                                    "Cancelled"}
+    assert all(sum(c["counts"].values()) == 0 for c in cells if "left_counts" in c)
+    assert timeline(spans, now=1100.0)["left"] == 4  # bars: each marked, and counted
+
+
 @task
 def nap(i: int) -> int:
     time.sleep(0.05)

@@ -25,6 +25,7 @@ import { createChildList } from "./childlist.js";
 import { mountExperiments } from "./experiments.js";
 import { closesOnEscape, pressesButton } from "./keys.js";
 import { createLogPane } from "./logpane.js";
+import { leftMapNote, panelTitle } from "./paneltitle.js";
 import { drawTimeline } from "./timeline.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -149,13 +150,15 @@ export function render({ model, el, showsMessage = false }) {
   const graphBox = h("div", { class: "labloom-graph" });
   const panel = h("div", { class: "labloom-panel" });
   const title = h("div", { class: "labloom-panel-title" });
+  const leftNote = h("div", { class: "labloom-left-map-note", role: "note" });
+  leftNote.hidden = true;
   const children = h("div", { class: "labloom-children" });
   const traceback = h("pre", { class: "labloom-traceback" });
   const logs = createLogPane();
   const experimentsOpen = h("button", { class: "labloom-experiments-open", type: "button" },
     "Experiments");
   experimentsOpen.hidden = true;
-  panel.append(title, experimentsOpen, children, traceback, ...logs.nodes);
+  panel.append(title, leftNote, experimentsOpen, children, traceback, ...logs.nodes);
   panel.hidden = true;
   const timelineBox = h("div", { class: "labloom-timeline", role: "figure",
     "aria-label": "timeline of the run's task runs by lane" });
@@ -368,12 +371,12 @@ export function render({ model, el, showsMessage = false }) {
   // change without a new detail message while the map runs.
   function showTitle(msg) {
     const run = msg.task_run;
-    const index = run && run.index != null ? `[${run.index}]` : "";
     const info = (model.get("states") || {})[msg.node];
     const state = msg.kind === "map" && info ? mapOutcome(info) : msg.state;
-    const what = run ? `${run.name}${index} · ${run.state}` : `${msg.name} · ${state}`;
-    title.textContent = escapeBidi(run && run.message ? `${what} · ${run.message}` : what);
+    title.textContent = escapeBidi(panelTitle(msg, state));
     title.setAttribute("data-state", run ? run.state : msg.state);
+    leftNote.textContent = escapeBidi(leftMapNote(run));
+    leftNote.hidden = !leftNote.textContent;
   }
 
   function showDetail(msg) {

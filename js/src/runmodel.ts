@@ -25,6 +25,7 @@ interface ILogPage {
     state: string;
     message: string;
     traceback: string;
+    left_map: string | null; // why a map's child left its map (the panel says so)
   }[];
   cut: { task_run_id: string; kept: number; cut: number }[];
 }
@@ -350,7 +351,14 @@ export class RestRunModel {
       kind: node.kind,
       state: node.state,
       task_run: info
-        ? { id: info.id, name: info.name, index: null, state: info.state, message: info.message }
+        ? {
+            id: info.id,
+            name: info.name,
+            index: null,
+            state: info.state,
+            message: info.message,
+            left_map: info.left_map ?? null
+          }
         : null,
       lines: followed ? followed.lines : [],
       cut: followed ? followed.cut : '',

@@ -50,8 +50,10 @@ export function summaryText(data) {
     text += `, grouped in ${data.buckets.count} buckets of ${seconds(data.buckets.width)} per lane (bar length: time busy)`;
   }
   if (data.unstarted) text += `; ${data.unstarted} never started`;
-  const left = data.mode === "bars" ? data.bars.filter((b) => b.left).length : 0;
-  if (left) text += `; ${left} left their map (faded bars: history, outside the map's counts)`;
+  if (data.left) {
+    const drawn = data.mode === "bars" ? "faded bars" : "the faded part of a bucket";
+    text += `; ${data.left} left their map (${drawn}: history, outside the map's counts)`;
+  }
   return text + ".";
 }
 
@@ -68,23 +70,33 @@ export function barRows(data) {
 }
 
 // In bucket mode each cell is drawn as its busy seconds laid end to end from the bucket's start,
-// one piece per state: a full bucket was busy all along, a gap is idle time.
-function bucketPieces(data) {
+// one piece per state: a full bucket was busy all along, a gap is idle time. The children that
+// left their map come last, faded as their bars are, and the hover text counts them apart.
+/** The buckets' pieces as the chart draws them, each with its hover text (exported for tests). */
+export function bucketPieces(data) {
   const width = data.buckets.width;
   const pieces = [];
   for (const cell of data.buckets.cells) {
-    const total = Object.values(cell.busy).reduce((a, b) => a + b, 0);
+    const parts = [[cell.busy, false], [cell.left_busy || {}, true]];
+    const total = parts.reduce((sum, [busy]) => sum + Object.values(busy).reduce((a, b) => a + b, 0), 0);
     const scale = total > width ? width / total : 1; // a lane of unknown place may overlap
     let x = cell.bucket * width;
-    const counts = Object.entries(cell.counts).map(([k, n]) => `${n} ${k}`).join(", ");
-    for (const [state, busy] of Object.entries(cell.busy)) {
-      const w = busy * scale;
-      pieces.push({ lane: cell.lane, state, start: x, end: x + w,
-        title: `${seconds(cell.bucket * width)}–${seconds((cell.bucket + 1) * width)}: ${counts}; busy ${Math.round((100 * total) / width)}%` });
-      x += w;
+    let counts = countText(cell.counts);
+    if (cell.left_counts) counts += `${counts ? "; " : ""}left their map: ${countText(cell.left_counts)}`;
+    const title = `${seconds(cell.bucket * width)}–${seconds((cell.bucket + 1) * width)}: ${counts}; busy ${Math.round((100 * total) / width)}%`;
+    for (const [busy, left] of parts) {
+      for (const [state, time] of Object.entries(busy)) {
+        const w = time * scale;
+        pieces.push({ lane: cell.lane, state, start: x, end: x + w, title, ...(left ? { left } : {}) });
+        x += w;
+      }
     }
   }
   return pieces;
+}
+
+function countText(counts) {
+  return Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ");
 }
 
 // Each bar carries its task run's state (data-state) and takes that state's colour from the

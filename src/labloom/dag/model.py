@@ -75,6 +75,7 @@ class TaskRunInfo:
             "attempt": self.attempt,
             "start": self.start,
             "end": self.end,
+            "left_map": self.left_map,  # the panel says it left its map, and why
         }
 
     def child_json(self) -> dict[str, Any]:

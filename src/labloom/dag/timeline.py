@@ -7,7 +7,8 @@ that (a sweep of 100,000 children) each lane is cut into time buckets and each b
 many task runs of each state it held and for how many seconds (``busy``), so the view shows
 where lanes sat idle, which is what "why did my sweep take 30 minutes" asks. Times are seconds
 from the first start, so the numbers stay short. A map's child that left its map
-(``TaskRunLeftMap``) keeps its bar, marked ``left``: history, where and when it ran.
+(``TaskRunLeftMap``) keeps its bar, marked ``left``: history, where and when it ran; in a
+bucket it is counted apart (``left_counts``, ``left_busy``), not as a child of its map.
 
 >>> timeline([Span("t1", "f", "MainThread", "Completed", 10.0, 12.0)], now=20.0)["bars"]
 [{'lane': 0, 'id': 't1', 'name': 'f', 'state': 'Completed', 'start': 0.0, 'end': 2.0}]
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple
 MAX_BARS = 3000  # more task runs than this and the lanes are drawn as buckets
 MAX_BUCKETS = 200  # per lane, at most
 MAX_CELLS = 6000  # lanes x buckets, at most: about 400 kB of JSON with every state present
+# (and as much again at most for the children that left their map, counted apart: rare)
 UNKNOWN_LANE = "unknown"  # task runs stored before lanes were (schema 8), or never started
 
 
@@ -49,6 +51,7 @@ def timeline(spans: Iterable[Span], now: float, max_bars: int = MAX_BARS) -> dic
     index = {lane: i for i, lane in enumerate(lanes)}
     answer: dict[str, Any] = {
         "lanes": lanes, "total": len(placed), "unstarted": unstarted,
+        "left": sum(span.left for span in placed),  # of ``total``: the summary says so
         "start": None, "end": None, "mode": "bars", "bars": [], "buckets": None,
     }
     if not placed:
@@ -79,7 +82,9 @@ def _buckets(
 ) -> dict[str, Any]:
     count = max(1, min(MAX_BUCKETS, MAX_CELLS // max(1, len(index))))
     width = max(t1 - t0, 1e-6) / count
-    cells: dict[tuple[int, int], tuple[dict[str, int], dict[str, float]]] = {}
+    # (lane, bucket) -> left or not -> (counts, busy) by state: a child that left its map is
+    # counted apart, else a bucket said "40 Completed" of a map the DAG counts 30 of.
+    cells: dict[tuple[int, int], dict[bool, tuple[dict[str, int], dict[str, float]]]] = {}
     for span in placed:
         assert span.start is not None
         lane = index[span.lane or UNKNOWN_LANE]
@@ -87,22 +92,27 @@ def _buckets(
         first = min(count - 1, int(start / width))
         last = min(count - 1, int(end / width))
         for bucket in range(first, last + 1):
-            cell = cells.get((lane, bucket))
-            if cell is None:
-                cell = cells[(lane, bucket)] = ({}, {})
-            counts, busy = cell
+            counts, busy = cells.setdefault((lane, bucket), {}).setdefault(span.left, ({}, {}))
             counts[span.state] = counts.get(span.state, 0) + 1
             overlap = min(end, (bucket + 1) * width) - max(start, bucket * width)
             busy[span.state] = busy.get(span.state, 0.0) + max(0.0, overlap)
     return {
         "width": width,
         "count": count,
-        "cells": [
-            {"lane": lane, "bucket": bucket, "counts": counts,
-             "busy": {state: round(seconds, 6) for state, seconds in busy.items()}}
-            for (lane, bucket), (counts, busy) in sorted(cells.items())
-        ],
+        "cells": [_cell(lane, bucket, parts) for (lane, bucket), parts in sorted(cells.items())],
     }
+
+
+def _cell(
+    lane: int, bucket: int, parts: dict[bool, tuple[dict[str, int], dict[str, float]]]
+) -> dict[str, Any]:
+    cell: dict[str, Any] = {"lane": lane, "bucket": bucket}
+    for left, prefix in ((False, ""), (True, "left_")):
+        if left in parts or not left:  # ``left_`` only where a child that left its map ran
+            counts, busy = parts.get(left, ({}, {}))
+            cell[f"{prefix}counts"] = counts
+            cell[f"{prefix}busy"] = {state: round(seconds, 6) for state, seconds in busy.items()}
+    return cell
 
 
 def _end(span: Span, now: float) -> float:

@@ -403,7 +403,8 @@ def log_page(
         "more": len(lines) == limit,
         "task_runs": [
             {"id": t.id, "name": t.name, "state": t.state, "message": t.message,
-             "traceback": shown_traceback(t.state, t.traceback), "attempts": t.attempts}
+             "traceback": shown_traceback(t.state, t.traceback), "attempts": t.attempts,
+             "left_map": t.left_map}
             for t in chosen
         ],
         "cut": [{"task_run_id": c.task_run_id, "task": names.get(c.task_run_id, ""),
