@@ -92,6 +92,16 @@ def _slot(home: Path, name: str) -> dict[str, str]:
     return {"LABLOOM_SCHEDULE": name, "LABLOOM_SCHEDULED_TIME": repr(claim.slot)}
 
 
+def _counted_points(home: Path) -> list[str]:
+    """The points a whole run passes (``driver.py`` with no landing, ``flows.py`` written to
+    ``home`` first), in order: what the landings are chosen from."""
+    write(home / "flows.py", FLOW)
+    write(home / "driver.py", DRIVER)
+    counted = _drive(home, "")
+    assert counted.returncode == 0, counted.stderr
+    return list(json.loads((home / "points.json").read_text()))
+
+
 def _landings(points: list[str], about: int) -> list[tuple[str, int]]:
     """About ``about`` landings spread over ``points`` (each a whole run), as (where, its
     n-th pass there); threading's own left out (see the first test)."""
@@ -113,11 +123,7 @@ def test_labloom_run_interrupted_as_its_run_starts_records_it_cancelled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LABLOOM_HOME", str(tmp_path))
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    counted = _drive(tmp_path, "")
-    assert counted.returncode == 0, counted.stderr
-    points = json.loads((tmp_path / "points.json").read_text())
+    points = _counted_points(tmp_path)
     begins = next(i for i, where in enumerate(points) if where.startswith("core/engine.py"))
     waits = next(i for i, where in enumerate(points) if where.startswith("core/waiting.py"))
     # Threads starting (the store's, the run's own: ``Thread.start`` waits until it runs):
@@ -161,10 +167,7 @@ def test_labloom_run_interrupted_as_the_store_attaches_its_run_records_it(
 ) -> None:
     # A landing inside the store's attach (its writer, its first connection, its subscriber):
     # the run went on unrecorded, and the command reported a Cancelled run the store never had.
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    assert _drive(tmp_path, "").returncode == 0
-    points = json.loads((tmp_path / "points.json").read_text())
+    points = _counted_points(tmp_path)
     # From the attach's first point to the engine's next (the observers' loop goes on).
     begins = next(i for i, where in enumerate(points)
                   if where.startswith("store/__init__.py") and where.endswith("attach"))
@@ -187,10 +190,7 @@ def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(
     # SIGTERM's own handler back: the command died before its report, and serve recorded
     # the slot terminated, with no run, for a run recorded Completed; a Ctrl-C there ended it
     # with status 130 and no report either.
-    write(tmp_path / "flows.py", FLOW)
-    write(tmp_path / "driver.py", DRIVER)
-    assert _drive(tmp_path, "").returncode == 0
-    points = json.loads((tmp_path / "points.json").read_text())
+    points = _counted_points(tmp_path)
     # From the wait for the run's end (entered once) to the command's return, threading's
     # own left out (see the first test). A landing inside the wait ends the run Cancelled;
     # a machine slower than this count's waits there longer, and moves the landings with
@@ -210,6 +210,7 @@ def test_labloom_run_interrupted_as_its_run_is_reported_writes_the_report(
         ended.append(said["state"])
     # The last landings came after the run's end, as it was reported.
     assert set(ended) <= {"Cancelled", "Completed"} and ended[-1] == "Completed", ended
+
 
 def test_labloom_run_signalled_at_varied_moments_never_leaves_its_run_running(
     tmp_path: Path,
