@@ -1,18 +1,18 @@
-"""A proxy in front of the tests' PostgreSQL server that loses the answer to a COMMIT: it
-passes every message both ways, but the first COMMIT, once ``armed``, of a transaction that
-wrote log lines (or what ``writes`` names) goes to the server, and when the server has answered it (committed) the
-connection is closed instead of the answer passed on: as when the server crashes, or the
-network goes, right after committing. With ``commits=False`` that COMMIT is not passed on
-either: the connection goes just before it, and nothing of the transaction lands; with
-``held=True`` too, the server's side of it stays open (until ``close``): a network cut the
+"""A proxy in front of the tests' PostgreSQL server that loses the answer to a COMMIT: it passes
+every message both ways, but the first COMMIT, once ``armed``, of a transaction that wrote log
+lines (or what ``writes`` names) goes to the server, and when the server has answered it
+(committed) the connection is closed instead of the answer passed on: as when the server
+crashes, or the network goes, right after committing. With ``commits=False`` that COMMIT is not
+passed on either: the connection goes just before it, and nothing of the transaction lands;
+with ``held=True`` too, the server's side of it stays open (until ``close``): a network cut the
 server has not noticed, its transaction open, holding its row locks. With ``goes_down=True``,
 the cut COMMIT takes the server away, as a crash does: every connection through the proxy is
-closed and new ones are refused (closed at once) until ``down`` is cleared. With
-``at="alone"``, a statement that writes what ``writes`` names outside a transaction (its own,
-committed as it is answered) is cut as that COMMIT is; with ``at="write"`` (and
-``commits=False``), that statement itself, in its transaction: the connection goes before its
-COMMIT is sent. With ``skip=N``, the first N such COMMITs once armed pass (a command's later
-change cut, its earlier ones made).
+closed (one being made as it goes too) and new ones are refused (closed at once) until ``down``
+is cleared. With ``at="alone"``, a statement that writes what ``writes`` names outside a
+transaction (its own, committed as it is answered) is cut as that COMMIT is; with
+``at="write"`` (and ``commits=False``), that statement itself, in its transaction: the
+connection goes before its COMMIT is sent. With ``skip=N``, the first N such COMMITs once armed
+pass (a command's later change cut, its earlier ones made).
 
 A unix socket (the tests' server has no TCP port), read as libpq speaks: a startup packet (a
 length, no type), then messages of a type byte and a length."""
@@ -51,6 +51,7 @@ class CommitCutter:
         self.skip = skip  # armed cuts to let pass first
         self._skip_lock = threading.Lock()
         self.down = threading.Event()  # set: the server taken for away (see ``goes_down``)
+        self._going_down = threading.Lock()  # ``down`` set, or a connection kept: one at a time
         self._sockets: list[socket.socket] = []  # of every connection relayed, to end at once
         self.dir = Path(tempfile.mkdtemp(prefix="labloom-cut-"))
         self.armed = threading.Event()
@@ -83,21 +84,32 @@ class CommitCutter:
                 client, _ = self._listener.accept()
             except TimeoutError:
                 continue
-            if self.down.is_set():
-                client.close()
-                continue
             client.setblocking(True)
-            server = socket.socket(socket.AF_UNIX)
-            try:
-                server.connect(str(self.server_socket))
-            except OSError:  # the server away (stopped, restarting): as a server that closes
+            # Looked at and kept under the lock ``_go_down`` takes: a connection made as the
+            # server goes down is refused, or kept in time to be ended with the others. Before,
+            # one kept just after they were ended lived on: a pool's new connection answered
+            # whether the cut COMMIT landed (a Lab delete's 200 for a 504, CI of session 57).
+            with self._going_down:
+                server = None if self.down.is_set() else self._to_server()
+                if server is not None:
+                    self._sockets += [client, server]
+            if server is None:
                 client.close()
-                server.close()
                 continue
-            self._sockets += [client, server]
             thread = threading.Thread(target=self._relay, args=(client, server), daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def _to_server(self) -> socket.socket | None:
+        """A connection to the server; None when it is away (stopped, restarting): as a
+        server that closes."""
+        server = socket.socket(socket.AF_UNIX)
+        try:
+            server.connect(str(self.server_socket))
+        except OSError:
+            server.close()
+            return None
+        return server
 
     def take(self) -> bool:
         """Armed: whether this cut is made (``skip`` spent), disarming once it is."""
@@ -154,8 +166,10 @@ class CommitCutter:
                     sock.close()
 
     def _go_down(self) -> None:
-        self.down.set()  # first: a connection made as the others end is refused too
-        for sock in list(self._sockets):
+        with self._going_down:  # a connection being made is kept, or refused (``_accept``)
+            self.down.set()
+            ended = list(self._sockets)
+        for sock in ended:
             with contextlib.suppress(OSError):  # closed already
                 sock.shutdown(socket.SHUT_RDWR)  # its relay sees the end and closes it
 
