@@ -10,6 +10,7 @@ Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,87 @@ def test_the_experiments_view_in_the_dark_theme_and_a_narrow_tab(
         .filter(e => e.getBoundingClientRect().right > v.getBoundingClientRect().right + 1)
         .map(e => e.className)""")
     assert wide == [], wide
+
+
+# 350 experiments as a sweep logs them: 7 rates x 5 depths x 10 seeds, a param logged the same
+# everywhere (criterion), a long text value and a long param name.
+SWEEP_350 = '''
+from labloom import flow, log_metrics, log_params, task
+
+@task
+def fit(i):
+    rate = (0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5)[i % 7]
+    depth, seed = i // 7 % 5 + 1, i // 35
+    log_params(rate=rate, depth=depth, seed=seed, criterion="gini",
+               model="gradient_boosting_with_early_stopping_and_warm_start" if i % 2 else "forest",
+               minimum_fraction_of_the_samples_in_a_leaf=i % 3 / 10)
+    log_metrics(auc=0.9 + rate / 10 + depth / 1000 + seed / 100000)
+
+@flow(executor="threads")
+def sweep():
+    return fit.map(range(350))
+'''
+# Each text of the parallel coordinates' chart (axis titles, end labels) and each axis's x.
+CHART_TEXTS = """box => {
+  const svg = box.querySelector("g[aria-label='rule']").ownerSVGElement;
+  const at = (e) => { const r = e.getBoundingClientRect(); return [e.textContent, r.left, r.top, r.right, r.bottom]; };
+  return {
+    right: svg.getBoundingClientRect().right,
+    axes: Array.from(svg.querySelectorAll("g[aria-label='rule'] line"), (l) => l.getBoundingClientRect().left),
+    titles: Array.from(svg.querySelectorAll("g[aria-label='x-axis tick label'] text"), at),
+    ends: Array.from(svg.querySelectorAll("g[aria-label='text'] text"), at),
+  };
+}"""
+
+
+def apart(a: list[Any], b: list[Any], gap: float = 2) -> bool:
+    """Whether two [text, left, top, right, bottom] boxes are ``gap`` px apart or more."""
+    return (a[3] + gap <= b[1] or b[3] + gap <= a[1] or a[4] + gap <= b[2]
+            or b[4] + gap <= a[2])
+
+
+@pytest.mark.lab_extension
+def test_a_350_experiment_sweeps_parallel_coordinates_read_clearly(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    """Parallel coordinates: an axis's title touched its highest value; "gini" (logged by every
+    row) stood at both ends of its axis while every line met in the middle; a long value ran
+    into the next axis."""
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, SWEEP_350)
+    done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
+    assert done.returncode == 0, done.stderr
+    [run] = stored_runs(home, "sweep")
+    panel, alerts = open_lab(page, url)
+    tab = open_run(page, panel, run.id)
+    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
+    tab.locator("button.labloom-experiments-toggle").click()
+    view = tab.locator(".labloom-experiments[data-total='350']")
+    view.wait_for(timeout=30_000)
+
+    view.locator("select.labloom-exp-chart-kind").select_option("parallel")
+    chart = view.locator(".labloom-exp-chart[data-chart='parallel']")
+    chart.locator("g[aria-label='rule']").wait_for(timeout=10_000)
+    shot(page, "experiments-350-parallel", chart)
+    drawn = chart.evaluate(CHART_TEXTS)
+    axes, titles = drawn["axes"], drawn["titles"]
+    assert len(axes) == len(titles) == 7, drawn  # 6 params (5 vary), auc
+    # Each end label beside its axis (4 px right of it), by that axis's title.
+    ends: list[list[Any]] = [[] for _ in axes]
+    for label in drawn["ends"]:
+        ends[min(range(len(axes)), key=lambda j: abs(axes[j] + 4 - label[1]))].append(label)
+    for j, (title, labels) in enumerate(zip(titles, ends, strict=True)):
+        texts = [title, *labels]
+        assert all(apart(a, b) for i, a in enumerate(texts) for b in texts[i + 1:]), texts
+        # Within its room: up to the next axis (the last: the chart's edge), cut with "…".
+        edge = axes[j + 1] if j + 1 < len(axes) else drawn["right"]
+        assert all(label[3] <= edge - 2 for label in labels), (labels, edge)
+    # The titles too (a long param name, cut with "…"), each clear of its neighbours.
+    assert all(apart(a, b) for a, b in pairwise(titles)), titles
+    assert any("…" in title[0] for title in titles), titles
+    one = ends[[t[0] for t in titles].index("criterion")]
+    assert [label[0] for label in one] == ["gini"], one  # once, where its lines meet
+    model = [label[0] for label in ends[[t[0] for t in titles].index("model")]]
+    assert "forest" in model and any("…" in m for m in model), model
+
+    assert alerts == []

@@ -120,46 +120,73 @@ export function scatter(box, rows, { x, y, by, bestRow, columns }) {
   });
 }
 
+const AXIS_FONT = 10; // px: the end labels' size, and Plot's axis titles'
+const AXIS_GAP = 8; // px kept free between a label and the next axis
+const PADDING = 0.5; // Plot's point scale: half a step beside the first and the last axis
+
+/** Where each row's value sits on column `d`'s axis (0 to 1, null: no place) and the labels
+ * at its ends. A column holding one value has one label, in the middle where its lines meet:
+ * the same value at both ends read as a range the lines did not span. */
+function axisOf(rows, d) {
+  const vs = rows.map((r) => value(r, d));
+  if (d.type === "number" || d.type === "bool") {
+    const xs = vs.filter((v) => v !== null && Number.isFinite(v));
+    if (!xs.length) return { at: () => null, ends: [] };
+    const lo = Math.min(...xs), hi = Math.max(...xs);
+    if (hi === lo) return { at: (v) => (v === null || !Number.isFinite(v) ? null : 0.5), ends: [{ at: 0.5, text: text(lo, "number") }] };
+    return { at: (v) => (v === null || !Number.isFinite(v) ? null : (v - lo) / (hi - lo)),
+      ends: [{ at: 0, text: text(lo, "number") }, { at: 1, text: text(hi, "number") }] };
+  }
+  const names = [...new Set(vs)].sort();
+  if (names.length < 2) return { at: () => 0.5, ends: names.map((n) => ({ at: 0.5, text: n })) };
+  return { at: (v) => names.indexOf(v) / (names.length - 1),
+    ends: [{ at: 0, text: names[0] }, { at: 1, text: names[names.length - 1] }] };
+}
+
 /** One line per row across the columns, each scaled to its own range (strings: their values
- * in order), coloured by the metric `y`. */
+ * in order), coloured by the metric `y`. The ends' labels sit inside the axis (the lowest
+ * above its foot, the highest under its head, clear of the title above it) on a halo that
+ * the lines pass under, and both they and the titles are cut with "…" to the room beside
+ * their axis: a title touched the highest value under it, lines crossed the values, and a
+ * long value ran into the next axis. */
 export function parallel(box, rows, { dims, y, bestRow }) {
-  const scales = dims.map((d) => {
-    const vs = rows.map((r) => value(r, d));
-    if (d.type === "number" || d.type === "bool") {
-      const xs = vs.filter((v) => v !== null && Number.isFinite(v));
-      const lo = Math.min(...xs), hi = Math.max(...xs);
-      return { at: (v) => (v === null || !Number.isFinite(v) ? null : hi > lo ? (v - lo) / (hi - lo) : 0.5),
-        low: xs.length ? text(lo, "number") : "", high: xs.length ? text(hi, "number") : "" };
-    }
-    const names = [...new Set(vs)].sort();
-    return { at: (v) => (names.length > 1 ? names.indexOf(v) / (names.length - 1) : 0.5),
-      low: names[0] || "", high: names[names.length - 1] || "" };
-  });
+  const axes = dims.map((d) => axisOf(rows, d));
   const points = [];
   rows.forEach((r, i) => {
     const tint = num(raw(r, y.id), y.type);
     dims.forEach((d, j) => {
       // No place on this axis (NaN, inf, missing): NaN, which breaks the row's line there; left
       // out, the line went straight across the axis, through a value the row never had.
-      const at = scales[j].at(value(r, d));
+      const at = axes[j].at(value(r, d));
       points.push({ row: i, dim: named(d), at: at === null ? NaN : at, tint, best: r === bestRow });
     });
   });
   const labels = dims.map(named);
-  const ends = dims.flatMap((d, j) => [{ dim: named(d), at: 0, text: scales[j].low },
-    { dim: named(d), at: 1, text: scales[j].high }]);
+  const ends = dims.flatMap((d, j) => axes[j].ends.map((e) => ({ ...e, dim: named(d) })));
+  const margin = { marginTop: 24, marginBottom: 12, marginLeft: 40, marginRight: 40 };
+  const { width } = size(box);
+  const step = (width - margin.marginLeft - margin.marginRight) / Math.max(1, labels.length - 1 + 2 * PADDING);
+  const room = (px) => Math.max(1, (px - AXIS_GAP) / AXIS_FONT); // in ems, as Plot's lineWidth
+  // The last axis has half a step and the right margin beside it, the others a whole step.
+  const last = labels[labels.length - 1];
+  const endText = (at, lineAnchor, isLast) => Plot.text(ends.filter((e) => e.at === at && (e.dim === last) === isLast), {
+    x: "dim", y: "at", text: "text", dx: 4, textAnchor: "start", lineAnchor, fill: "currentColor",
+    fontSize: AXIS_FONT, lineWidth: room((isLast ? PADDING * step + margin.marginRight : step) - 4),
+    textOverflow: "ellipsis-middle", className: "labloom-exp-axis-end" });
   return Plot.plot({
-    ...size(box), marginTop: 24, marginBottom: 28, marginLeft: 40, marginRight: 40,
-    x: { type: "point", domain: labels, label: null, axis: "top" },
+    ...size(box), ...margin,
+    x: { type: "point", domain: labels, padding: PADDING, label: null, axis: null },
     y: { domain: [0, 1], axis: null },
     color: { type: "linear", scheme: "viridis", legend: true, label: named(y) },
     marks: [
+      Plot.axisX({ anchor: "top", tickSize: 0, tickPadding: 8, label: null, fontSize: AXIS_FONT,
+        lineWidth: room(step), textOverflow: "ellipsis-middle" }),
       Plot.ruleX(labels, { stroke: "#a1a1aa" }),
       Plot.line(points, { x: "dim", y: "at", z: "row", stroke: "tint", strokeOpacity: 0.45 }),
       Plot.line(points.filter((p) => p.best), { x: "dim", y: "at", z: "row", stroke: "currentColor",
         strokeWidth: 2.5, className: "labloom-exp-best-mark" }),
-      Plot.text(ends, { x: "dim", y: "at", text: "text", dx: 4, textAnchor: "start",
-        fill: "currentColor", fontSize: 10 }),
+      ...[false, true].flatMap((isLast) => [endText(0, "bottom", isLast), endText(0.5, "middle", isLast),
+        endText(1, "top", isLast)]),
     ],
   });
 }
