@@ -136,12 +136,13 @@ def apart(a: list[Any], b: list[Any], gap: float = 2) -> bool:
 
 
 @pytest.mark.lab_extension
-def test_a_350_experiment_sweeps_parallel_coordinates_read_clearly(
+def test_a_350_experiment_sweeps_parallel_coordinates_and_groups_read_clearly(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
     """Parallel coordinates: an axis's title touched its highest value; "gini" (logged by every
     row) stood at both ends of its axis while every line met in the middle; a long value ran
-    into the next axis."""
+    into the next axis. Grouped by rate and depth (the seeds averaged), the summary named no
+    best setting."""
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, SWEEP_350)
     done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
@@ -179,4 +180,14 @@ def test_a_350_experiment_sweeps_parallel_coordinates_read_clearly(
     model = [label[0] for label in ends[[t[0] for t in titles].index("model")]]
     assert "forest" in model and any("…" in m for m in model), model
 
+    # Grouped by rate and depth: the best setting (its mean auc) named in the summary.
+    view.locator("select.labloom-exp-chart-kind").select_option("scatter")
+    for key in ("params.rate", "params.depth"):
+        view.locator(f".labloom-exp-group input[value='{key}']").check()
+    view.locator(".labloom-exp-th[data-column='metrics.auc']").click()  # the best first
+    summary = view.locator(".labloom-exp-summary").inner_text()
+    assert "35 groups" in summary and " at rate=0.5, depth=5 (10 rows)" in summary, summary
+    starred = view.locator(".labloom-exp-row.labloom-exp-best .labloom-exp-td")
+    assert starred.all_text_contents()[:3] == ["0.5", "5", "10"]
+    assert f"best auc {starred.nth(3).text_content()} at" in summary, summary
     assert alerts == []

@@ -12,8 +12,9 @@
 // filtered by the server (the same filter grammar, core/experiment_filter.py), and groups and
 // charts use the first SAMPLE rows by the current sort and filter (said so in the summary). While the run is live the view asks again once a second at most (less often
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
-import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, shownValue, sortRows, text,
-  unknownNames, varying } from "./expdata.js";
+import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, shownValue, sortRows,
+  varying } from "./expdata.js";
+import { summaryText } from "./expsummary.js";
 import { escapeBidi } from "./bidi.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
@@ -266,7 +267,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       // 210 px "0.6 ± 0 (0.6–0.6) · 2 not logged" read "0.6 ± 0 (0.6–0.6) · 2 not …".
       const sized = gcols.map((c) => (c.wide ? { ...c, chars: Math.max(0, ...sorted.map((g) => cell(g, c).length)) } : c));
       view = { columns: sized, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
-        best: top ? top.id : null, cell };
+        best: top ? top.id : null, cell, bestGroup: top && { group: top, keys, text: cell(top, bestCol) } };
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);
       bestRow = bestCol ? best(list, bestCol, ui.lowest) : null;
@@ -282,30 +283,9 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     root.setAttribute("data-partial", String(!!data.partial));
     // Escaped as the headers are (bidi.js): a column name in the hidden list or the best
     // metric's with a right-to-left override reversed the rest of the summary.
-    summary.textContent = escapeBidi(summaryText(all, cols, list, bestRow, bestCol, view.count));
+    summary.textContent = escapeBidi(summaryText({ data, ui, extra, all, cols, list, bestRow, bestCol,
+      count: view.count, bestGroup: view.bestGroup }));
     drawChart(list, all, cols, bestRow ? list.find((r) => r.task_run_id === bestRow.task_run_id) : null);
-  }
-
-  function summaryText(all, cols, list, bestRow, bestCol, count) {
-    if (data.error) return data.error;
-    if (!data.total) return "No task run has logged params or metrics yet (labloom.log_params, log_metrics, @task(metrics=...)).";
-    let s = `${count} ${ui.groups.length ? "groups" : "rows"}`;
-    if (data.partial) s += " read so far (reading the rest of the run)";
-    if (list.length !== data.rows.length) s += ` (${list.length} of ${data.rows.length} match the filter)`;
-    if (data.mode === "server" && data.filtered) s += ` match the filter "${data.filtered}"`;
-    const unknown = unknownNames(all, ui.filter);
-    if (unknown.length) s += ` · no column ${unknown.map((n) => `"${n}"`).join(", ")}: looked for as words`;
-    // Named: "1 column hidden" alone left the user to guess which, with no way to find out.
-    const hidden = all.filter((c) => !cols.includes(c)).map((c) => c.label);
-    if (hidden.length) {
-      const names = hidden.length > 3 ? `${hidden.slice(0, 3).join(", ")}, …` : hidden.join(", ");
-      s += ` · ${hidden.length} ${hidden.length === 1 ? "column" : "columns"} hidden (${names})`;
-    }
-    // Several runs side by side (Compare) share their indexes: the best row's run is named.
-    const ofRun = extra.some((c) => c.id === "run_id") && bestRow ? ` of run ${bestRow.run_id}` : "";
-    if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}${ofRun}`;
-    if (!data.partial && data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; groups and charts use the first ${data.rows.length} by the sort`;
-    return s;
   }
 
   // The filter's example, for the rows and the best-by metric (computed again as they change).
