@@ -55,13 +55,27 @@ def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
     shot(page, "cell-experiments", page.locator(".jp-CodeCell").nth(2))
 
 
+# The labels of the view's bars ("best:") shown on another line than their controls (the
+# select after them; the group-by boxes: the first).
+LABELS_APART = """v => Array.from(v.querySelectorAll('.labloom-exp-bar span'))
+  .filter(s => /:$/.test(s.textContent.trim()) && s.offsetParent && s.nextElementSibling)
+  .filter(s => {
+    const next = s.nextElementSibling;
+    const a = s.getBoundingClientRect();
+    const b = (next.tagName === 'SPAN' && next.firstElementChild || next).getBoundingClientRect();
+    return Math.abs((a.top + a.bottom) / 2 - (b.top + b.bottom) / 2) > 6;
+  })
+  .map(s => s.textContent)"""
+
+
 @pytest.mark.lab_extension
 def test_the_experiments_view_in_the_dark_theme_and_a_narrow_tab(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
     """The best row's light yellow stayed under the dark theme's light text: the row a user
     looks for first could not be read (a contrast of about 1.1 to 1). In a narrow tab, selects
-    as wide as a long param name went past its edge."""
+    as wide as a long param name went past its edge, and labels wrapped away from their
+    controls."""
     from test_lab_panel import contrast
 
     url, _notebooks = lab
@@ -87,10 +101,17 @@ def test_the_experiments_view_in_the_dark_theme_and_a_narrow_tab(
     assert contrast(text, background) >= 4.5, (text, background)
     shot(page, "lab-dark-best-row", tab)
 
+    # Narrower and narrower: each label ("best:", "group by:", "x:") on the line of its
+    # controls. The bars wrapped between them: "group by:" ended a line, its boxes began the next.
+    view = tab.locator(".labloom-experiments")
+    for width in range(1400, 639, -40):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.evaluate("() => new Promise(requestAnimationFrame)")
+        assert view.evaluate(LABELS_APART) == [], width
+    shot(page, "lab-narrow-experiments", tab)
+
     # A narrow tab: no control wider than the view (a select as wide as its longest option, a
     # param named by 60 characters, pushed the chart's controls out of sight).
-    page.set_viewport_size({"width": 640, "height": 900})
-    view = tab.locator(".labloom-experiments")
     wait_for(lambda: view.evaluate("v => v.clientWidth") < 400, 20, "the tab narrowed")
     wide = view.evaluate("""v => Array.from(v.querySelectorAll('select, input'))
         .filter(e => e.getBoundingClientRect().right > v.getBoundingClientRect().right + 1)

@@ -78,13 +78,17 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   const chartBox = h("div", { class: "labloom-exp-chart", role: "figure" });
   const varyLabel = h("label", { class: "labloom-exp-vary-label" });
   varyLabel.append(vary, document.createTextNode(" only columns that vary"));
+  // A label and its controls kept on one line: wrapped apart as the bar narrowed, "group by:"
+  // ended a line and its boxes began the next, nearer to "chart:" or "best:" than to it.
+  const field = (label, ...controls) => h("span", { class: "labloom-exp-field" }, undefined, [label, ...controls]);
+  const xField = field(xLabel, xSel), byField = field(byLabel, bySel);
   root.append(
     h("div", { class: "labloom-exp-bar" }, undefined, [titleEl, close]),
-    h("div", { class: "labloom-exp-bar" }, undefined, [filter, varyLabel, h("span", {}, "best:"), bestMetric, bestDir,
-      h("span", {}, "group by:"), groupBox]),
+    h("div", { class: "labloom-exp-bar" }, undefined, [filter, varyLabel, field(h("span", {}, "best:"), bestMetric, bestDir),
+      field(h("span", {}, "group by:"), groupBox)]),
     summary, tableBox,
-    h("div", { class: "labloom-exp-bar" }, undefined, [h("span", {}, "chart:"), kind, xLabel, xSel,
-      yLabel, ySel, byLabel, bySel]),
+    h("div", { class: "labloom-exp-bar" }, undefined, [field(h("span", {}, "chart:"), kind), xField,
+      field(yLabel, ySel), byField]),
     chartBox);
   root.hidden = true;
   box.append(root);
@@ -315,8 +319,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     fill(xSel, axes, ui.x);
     // Only what the chart drawn reads: curves run along their steps, parallel coordinates
     // take every column as an axis and their colour from the metric.
-    xLabel.hidden = xSel.hidden = ui.chart !== "scatter";
-    byLabel.hidden = bySel.hidden = ui.chart === "parallel";
+    xField.hidden = xSel.hidden = ui.chart !== "scatter";
+    byField.hidden = bySel.hidden = ui.chart === "parallel";
     yLabel.textContent = ui.chart === "parallel" ? "colour:" : "y:";
     if (ui.chart === "curves") fill(ySel, curved, ui.curve);
     else fill(ySel, metrics, ui.y);
