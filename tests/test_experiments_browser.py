@@ -120,7 +120,8 @@ def test_the_experiments_view_in_the_dark_theme_and_a_narrow_tab(
 
 
 # 350 experiments as a sweep logs them: 7 rates x 5 depths x 10 seeds, a param logged the same
-# everywhere (criterion), a long text value and a long param name.
+# everywhere (criterion), a long text value and a long param name; the best setting (rate
+# 0.5, depth 5) is not the best single run's.
 SWEEP_350 = '''
 from labloom import flow, log_metrics, log_params, task
 
@@ -131,7 +132,8 @@ def fit(i):
     log_params(rate=rate, depth=depth, seed=seed, criterion="gini",
                model="gradient_boosting_with_early_stopping_and_warm_start" if i % 2 else "forest",
                minimum_fraction_of_the_samples_in_a_leaf=i % 3 / 10)
-    log_metrics(auc=0.9 + rate / 10 + depth / 1000 + seed / 100000)
+    lucky = 0.03 if i == 12 else 0  # the best single run: seed 0 of rate 0.3, depth 2
+    log_metrics(auc=0.9 + rate / 10 + depth / 1000 + seed / 100000 + lucky)
 
 @flow(executor="threads")
 def sweep():
@@ -163,7 +165,7 @@ def test_a_350_experiment_sweeps_parallel_coordinates_and_groups_read_clearly(
     """Parallel coordinates: an axis's title touched its highest value; "gini" (logged by every
     row) stood at both ends of its axis while every line met in the middle; a long value ran
     into the next axis. Grouped by rate and depth (the seeds averaged), the summary named no
-    best setting."""
+    best setting, and the chart ringed a lucky seed of another setting than the starred one."""
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, SWEEP_350)
     done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
@@ -211,4 +213,9 @@ def test_a_350_experiment_sweeps_parallel_coordinates_and_groups_read_clearly(
     starred = view.locator(".labloom-exp-row.labloom-exp-best .labloom-exp-td")
     assert starred.all_text_contents()[:3] == ["0.5", "5", "10"]
     assert f"best auc {starred.nth(3).text_content()} at" in summary, summary
+    # The chart rings that group's ten rows (its seeds), not the best single row: a lucky
+    # seed of another setting was ringed beside the table's starred group.
+    scatter = view.locator(".labloom-exp-chart[data-chart='scatter'] svg")
+    assert scatter.locator("g.labloom-exp-best-mark circle").count() == 10
+    shot(page, "experiments-350-grouped", view)
     assert alerts == []

@@ -97,8 +97,9 @@ export function integerAxis(values) {
   return { ticks };
 }
 
-/** y against x, one dot per row, coloured by `by`; the best row ringed. */
-export function scatter(box, rows, { x, y, by, bestRow, columns }) {
+/** y against x, one dot per row, coloured by `by`; the `best` rows ringed (the best row; grouped,
+ * the best group's rows). */
+export function scatter(box, rows, { x, y, by, best = [], columns }) {
   const finite = (v) => v !== null && Number.isFinite(v);
   const shown = rows.filter((r) => finite(value(r, y)) && (x.type !== "number" || finite(value(r, x))));
   const caption = notDrawn(rows, x.type === "number" ? [y, x] : [y]);
@@ -107,8 +108,10 @@ export function scatter(box, rows, { x, y, by, bestRow, columns }) {
     Plot.dot(shown, { x: (r) => value(r, x), y: (r) => value(r, y), stroke: c.fill, fill: c.fill,
       fillOpacity: 0.35, r: 4, title: (r) => titleOf(r, columns), tip: false }),
   ];
-  if (bestRow && shown.includes(bestRow)) {
-    marks.push(Plot.dot([bestRow], { x: (r) => value(r, x), y: (r) => value(r, y), r: 9,
+  const marked = new Set(best);
+  const ringed = shown.filter((r) => marked.has(r));
+  if (ringed.length) {
+    marks.push(Plot.dot(ringed, { x: (r) => value(r, x), y: (r) => value(r, y), r: 9,
       stroke: "currentColor", strokeWidth: 2, className: "labloom-exp-best-mark" }));
   }
   return Plot.plot({
@@ -149,8 +152,9 @@ function axisOf(rows, d) {
  * the lines pass under, and both they and the titles are cut with "…" to the room beside
  * their axis: a title touched the highest value under it, lines crossed the values, and a
  * long value ran into the next axis. */
-export function parallel(box, rows, { dims, y, bestRow }) {
+export function parallel(box, rows, { dims, y, best = [] }) {
   const axes = dims.map((d) => axisOf(rows, d));
+  const marked = new Set(best);
   const points = [];
   rows.forEach((r, i) => {
     const tint = num(raw(r, y.id), y.type);
@@ -158,7 +162,7 @@ export function parallel(box, rows, { dims, y, bestRow }) {
       // No place on this axis (NaN, inf, missing): NaN, which breaks the row's line there; left
       // out, the line went straight across the axis, through a value the row never had.
       const at = axes[j].at(value(r, d));
-      points.push({ row: i, dim: named(d), at: at === null ? NaN : at, tint, best: r === bestRow });
+      points.push({ row: i, dim: named(d), at: at === null ? NaN : at, tint, best: marked.has(r) });
     });
   });
   const labels = dims.map(named);
@@ -192,7 +196,7 @@ export function parallel(box, rows, { dims, y, bestRow }) {
 }
 
 /** A metric's points by step, one line per task run, coloured by `by` of its row. */
-export function curves(box, answer, rows, { by, bestRow, label }) {
+export function curves(box, answer, rows, { by, best = [], label }) {
   const byId = new Map(rows.map((r) => [r.task_run_id, r]));
   const logged = answer.points
     .filter((p) => p.step !== null && byId.has(p.task_run_id))
@@ -211,8 +215,9 @@ export function curves(box, answer, rows, { by, bestRow, label }) {
       // One title per line: a title varying along it would cut the line into segments.
       strokeOpacity: 0.6, title: (p) => titleOf(p.row, []) + escapeBidi(p.task) }),
   ];
-  if (bestRow) {
-    marks.push(Plot.line(points.filter((p) => p.row === bestRow), { x: "step", y: "value",
+  if (best.length) {
+    const marked = new Set(best);
+    marks.push(Plot.line(points.filter((p) => marked.has(p.row)), { x: "step", y: "value", z: "task_run_id",
       stroke: "currentColor", strokeWidth: 2.5, className: "labloom-exp-best-mark" }));
   }
   const chart = Plot.plot({ ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption: escapeBidi(caption) } : {}),

@@ -253,7 +253,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const local = data.mode === "local" || ui.groups.length > 0;
     // In index order (byIndex), whichever host answered: sorts and groups keep it for ties.
     const list = data.mode === "local" ? byIndex(filterRows(source, all, ui.filter)) : source;
-    let view, bestRow = null;
+    let view, bestRow = null, ringed = [];
     if (ui.groups.length) {
       const keys = ui.groups.map(find).filter(Boolean);
       const groups = group(list, keys, all);
@@ -272,6 +272,9 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       const sized = gcols.map((c) => (c.wide ? { ...c, chars: Math.max(0, ...sorted.map((g) => cell(g, c).length)) } : c));
       view = { columns: sized, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
         best: top ? top.id : null, cell, bestGroup: top && { group: top, keys, text: cell(top, bestCol) } };
+      // The chart rings the starred group's rows: ringing the best single row (a lucky seed)
+      // named another setting than the table's star.
+      ringed = top ? top.rows : [];
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);
       bestRow = bestCol ? best(list, bestCol, ui.lowest) : null;
@@ -289,7 +292,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     // metric's with a right-to-left override reversed the rest of the summary.
     summary.textContent = escapeBidi(summaryText({ data, ui, extra, all, cols, list, bestRow, bestCol,
       count: view.count, bestGroup: view.bestGroup }));
-    drawChart(list, all, cols, bestRow ? list.find((r) => r.task_run_id === bestRow.task_run_id) : null);
+    if (bestRow) ringed = list.filter((r) => r.task_run_id === bestRow.task_run_id);
+    drawChart(list, all, cols, ringed);
   }
 
   // The filter's example, for the rows and the best-by metric (computed again as they change).
@@ -338,10 +342,11 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     }));
   }
 
-  function drawChart(rows, all, cols, bestRow) {
+  function drawChart(rows, all, cols, best) {
     const find = (id) => all.find((c) => c.id === id) || null;
     const x = find(ui.x), y = find(ui.chart === "curves" ? ui.curve : ui.y), by = find(ui.by);
-    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.curve, ui.by, ui.filter, ui.best, ui.lowest, ui.vary, rows.length, chartBox.clientWidth]);
+    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.curve, ui.by, ui.filter, ui.best, ui.lowest, ui.vary,
+      ui.groups, rows.length, chartBox.clientWidth]);
     if (key === shownChart) return;
     shownChart = key;
     chartBox.setAttribute("data-chart", ui.chart);
@@ -353,18 +358,18 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (ui.chart === "scatter") {
       if (!x) return say("Nothing to chart against: no param logged.");
       const shown = cols.filter((c) => c.kind !== "fixed");
-      chartBox.replaceChildren(scatter(chartBox, rows, { x, y, by, bestRow, columns: shown }));
+      chartBox.replaceChildren(scatter(chartBox, rows, { x, y, by, best, columns: shown }));
     } else if (ui.chart === "parallel") {
       const dims = cols.filter((c) => c.kind === "param" || c.kind === "metric");
-      chartBox.replaceChildren(parallel(chartBox, rows, { dims, y, bestRow }));
+      chartBox.replaceChildren(parallel(chartBox, rows, { dims, y, best }));
     } else {
-      drawCurves(rows, y, curveColumns(all), by, bestRow, key);
+      drawCurves(rows, y, curveColumns(all), by, best, key);
     }
   }
 
   /** `marked`: the metric columns with curve points (none: a snapshot an older labloom wrote,
    * which marks none, so any metric is asked for). */
-  async function drawCurves(rows, y, marked, by, bestRow, key) {
+  async function drawCurves(rows, y, marked, by, best, key) {
     const metric = y.name;
     if (!y.steps && marked.length) {
       chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" },
@@ -378,7 +383,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         curveCache = { key: cacheKey, answer: await ask({ event: "curves", metric, ...(ids ? { task_runs: ids } : {}) }) };
       }
       if (key !== shownChart) return; // asked again meanwhile
-      const { chart, drawn } = curves(chartBox, curveCache.answer, rows, { by, bestRow, label: metric });
+      const { chart, drawn } = curves(chartBox, curveCache.answer, rows, { by, best, label: metric });
       chartBox.replaceChildren(drawn ? chart : h("div", { class: "labloom-exp-chart-note" },
         `No step points of ${metric}: log_metric("${metric}", value, step=n) draws curves.`));
     } catch (error) {
