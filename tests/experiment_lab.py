@@ -2,13 +2,16 @@
 view in the cell and its looks, test_experiments_runs_browser for Lab's run tabs across runs):
 the sweep they run (TASKS over GRID: twelve children, one failing, a param holding HTML, a
 NaN score, a loss curve each), as a module the `labloom` command runs (``sweep_flows``), and
-what both hosts must show of it (``check_view``)."""
+what both hosts must show of it (``check_view``); a run's Experiments view opened in Lab
+(``open_experiments``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from lab_helpers import shot, wait_or_shot
+from cli_helpers import labloom
+from lab_helpers import flows_folder, open_lab, open_run, shot, stored_runs, wait_or_shot
 
 XSS = "<img src=x onerror=window.__labloom_xss=1>"
 XSS_NAME = "<img src=x onerror=window.__labloom_xss_name=1>"  # a param's name, from a config
@@ -55,6 +58,22 @@ def sweep_flows(decorator: str = "@task") -> str:
 def sweep():
     return train.map({GRID})
 '''
+
+
+def open_experiments(page: Any, url: str, tmp_path: Path, source: str, exit_status: int = 0
+                     ) -> tuple[Any, list[str]]:
+    """``labloom run flows.py:sweep`` of ``source`` (ending with ``exit_status``), then Lab,
+    its Flows panel and the run's tab with the Experiments view open: the tab's locator and
+    the page's alerts (``open_lab``)."""
+    home, work = flows_folder(tmp_path, source)
+    done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
+    assert done.returncode == exit_status, done.stderr
+    [run] = stored_runs(home, "sweep")
+    panel, alerts = open_lab(page, url)
+    tab = open_run(page, panel, run.id)
+    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
+    tab.locator("button.labloom-experiments-toggle").click()
+    return tab, alerts
 
 
 # The table's own redraw (its scroll handler draws on the next frame), then two frames: done.

@@ -16,17 +16,13 @@ from typing import Any
 
 import pytest
 
-from cli_helpers import labloom, wait_for
-from experiment_lab import GRID, TASKS, check_view, sweep_flows
+from cli_helpers import wait_for
+from experiment_lab import GRID, TASKS, check_view, open_experiments, sweep_flows
 from lab_helpers import (
     cell_widget,
-    flows_folder,
     in_state,
-    open_lab,
     open_notebook,
-    open_run,
     shot,
-    stored_runs,
     use_dark_theme,
 )
 
@@ -78,16 +74,8 @@ def test_the_experiments_view_in_the_dark_theme_and_a_narrow_tab(
     controls."""
     from test_lab_panel import contrast
 
-    url, _notebooks = lab
-    home, work = flows_folder(tmp_path, sweep_flows())
-    done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
-    assert done.returncode == 1, done.stderr  # one child fails
-    [run] = stored_runs(home, "sweep")
-    panel, _alerts = open_lab(page, url)
+    tab, _alerts = open_experiments(page, lab[0], tmp_path, sweep_flows(), exit_status=1)
     use_dark_theme(page)
-    tab = open_run(page, panel, run.id)
-    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
-    tab.locator("button.labloom-experiments-toggle").click()
     best = tab.locator(".labloom-exp-best")
     best.wait_for(timeout=30_000)
 
@@ -166,15 +154,7 @@ def test_a_350_experiment_sweeps_parallel_coordinates_and_groups_read_clearly(
     row) stood at both ends of its axis while every line met in the middle; a long value ran
     into the next axis. Grouped by rate and depth (the seeds averaged), the summary named no
     best setting, and the chart ringed a lucky seed of another setting than the starred one."""
-    url, _notebooks = lab
-    home, work = flows_folder(tmp_path, SWEEP_350)
-    done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
-    assert done.returncode == 0, done.stderr
-    [run] = stored_runs(home, "sweep")
-    panel, alerts = open_lab(page, url)
-    tab = open_run(page, panel, run.id)
-    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
-    tab.locator("button.labloom-experiments-toggle").click()
+    tab, alerts = open_experiments(page, lab[0], tmp_path, SWEEP_350)
     view = tab.locator(".labloom-experiments[data-total='350']")
     view.wait_for(timeout=30_000)
 
