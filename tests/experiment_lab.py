@@ -164,6 +164,10 @@ def check_view(page: Any, host: Any, view: Any) -> None:
     view.locator("select.labloom-exp-y").select_option("metrics.loss")
     lines = view.locator(".labloom-exp-chart[data-chart='curves'] svg g[aria-label='line'] path")
     lines.nth(11).wait_for(timeout=10_000)
+    # Its steps (epochs 0 to 3) ticked at integers, not at 0.2, 0.4, ... 2.8.
+    steps = view.locator(".labloom-exp-chart[data-chart='curves'] svg "
+                         "g[aria-label='x-axis tick label'] text").all_text_contents()
+    assert steps == ["0", "1", "2", "3"], steps
     view.locator("select.labloom-exp-chart-kind").select_option("parallel")
     assert view.locator(".labloom-exp-chart[data-chart='parallel'] svg g[aria-label='line'] path").count() >= 12
 

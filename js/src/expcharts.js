@@ -88,13 +88,18 @@ export function integerAxis(values) {
   if (!xs.length || !xs.every(Number.isInteger)) return {};
   const distinct = [...new Set(xs)].sort((a, b) => a - b);
   if (distinct.length <= FEW) return { type: "point", domain: distinct };
-  const lo = distinct[0], hi = distinct[distinct.length - 1];
+  return integerTicks(distinct[0], distinct[distinct.length - 1]);
+}
+
+/** About eight ticks from `lo` to `hi`, at integers only (1, 2 or 5 times a power of ten),
+ * written as integers (Plot wrote the ticks of 0 to 3 as "0.0" to "3.0"). */
+function integerTicks(lo, hi) {
   const rough = (hi - lo) / 8;
-  const power = 10 ** Math.floor(Math.log10(rough));
+  const power = rough > 0 ? 10 ** Math.floor(Math.log10(rough)) : 1;
   const step = Math.max(1, [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough));
   const ticks = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) ticks.push(t);
-  return { ticks };
+  return { ticks, tickFormat: "d" };
 }
 
 /** y against x, one dot per row, coloured by `by`; the `best` rows ringed (the best row; grouped,
@@ -195,6 +200,15 @@ export function parallel(box, rows, { dims, y, best = [] }) {
   });
 }
 
+/** Steps (epochs: integers) ticked at integers: Plot's linear scale ticked 4 epochs at 0.2,
+ * 0.4, ... 2.8, steps no run logged. A step's place stays linear (10, 100, 1000 as far apart
+ * as they are). {} when some step is not an integer. */
+function stepTicks(points) {
+  if (!points.length || !points.every((p) => Number.isInteger(p.step))) return {};
+  const steps = points.map((p) => p.step);
+  return integerTicks(Math.min(...steps), Math.max(...steps));
+}
+
 /** A metric's points by step, one line per task run, coloured by `by` of its row. */
 export function curves(box, answer, rows, { by, best = [], label }) {
   const byId = new Map(rows.map((r) => [r.task_run_id, r]));
@@ -221,7 +235,7 @@ export function curves(box, answer, rows, { by, best = [], label }) {
       stroke: "currentColor", strokeWidth: 2.5, className: "labloom-exp-best-mark" }));
   }
   const chart = Plot.plot({ ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption: escapeBidi(caption) } : {}),
-    x: { label: "step" }, y: { label: escapeBidi(label) }, color: c.options, marks });
+    x: { label: "step", ...stepTicks(points) }, y: { label: escapeBidi(label) }, color: c.options, marks });
   // Points NaN only still draw the chart, its caption saying so (not "no step points").
   return { chart, drawn: points.length };
 }
