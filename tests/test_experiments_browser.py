@@ -178,6 +178,11 @@ def test_a_350_experiment_sweeps_parallel_coordinates_and_groups_read_clearly(
     # The titles too (a long param name, cut with "…"), each clear of its neighbours.
     assert all(apart(a, b) for a, b in pairwise(titles)), titles
     assert any("…" in title[0] for title in titles), titles
+    # A sweep's few values each labelled, where the lines meet them (spaced evenly: 0.03 and
+    # 0.05 sat 10 px apart); only the lowest and highest were, and which was 0.1 was a guess.
+    rate = ends[[t[0] for t in titles].index("rate")]
+    assert [label[0] for label in sorted(rate, key=lambda label: -label[2])] == [
+        "0.01", "0.03", "0.05", "0.1", "0.2", "0.3", "0.5"], rate
     one = ends[[t[0] for t in titles].index("criterion")]
     assert [label[0] for label in one] == ["gini"], one  # once, where its lines meet
     model = [label[0] for label in ends[[t[0] for t in titles].index("model")]]

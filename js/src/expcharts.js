@@ -77,7 +77,7 @@ function tally(values) {
   return [...counts].map(([shown, n]) => `${shown} (${n})`).join(", ");
 }
 
-const FEW = 12; // this many distinct integers or fewer: one place each, evenly spaced
+const FEW = 12; // this many distinct values or fewer: one place each, evenly spaced (parallel: labelled)
 
 /** An axis for numbers that are all integers (max_depth 1, 2, 4, 8), ticked at 1.5 and 2.5 by
  * Plot's linear scale: a few are points in their order (a sweep's doubling values evenly
@@ -132,23 +132,29 @@ const AXIS_FONT = 10; // px: the end labels' size, and Plot's axis titles'
 const AXIS_GAP = 8; // px kept free between a label and the next axis
 const PADDING = 0.5; // Plot's point scale: half a step beside the first and the last axis
 
-/** Where each row's value sits on column `d`'s axis (0 to 1, null: no place) and the labels
- * at its ends. A column holding one value has one label, in the middle where its lines meet:
- * the same value at both ends read as a range the lines did not span. */
+/** Where each row's value sits on column `d`'s axis (0 to 1, null: no place) and its labels.
+ * A few values (FEW or fewer: a sweep's grid, 0.01 0.03 0.05 0.1) are evenly spaced in their
+ * order, each labelled: scaled to their range, only the ends were labelled and 0.03 and 0.05
+ * sat 10 px apart, which value a line met could not be told. More are scaled to their range
+ * (text: in their order), labelled at the ends. A column holding one value has one label, in
+ * the middle where its lines meet: the same value at both ends read as a range. */
 function axisOf(rows, d) {
-  const vs = rows.map((r) => value(r, d));
-  if (d.type === "number" || d.type === "bool") {
-    const xs = vs.filter((v) => v !== null && Number.isFinite(v));
-    if (!xs.length) return { at: () => null, ends: [] };
-    const lo = Math.min(...xs), hi = Math.max(...xs);
-    if (hi === lo) return { at: (v) => (v === null || !Number.isFinite(v) ? null : 0.5), ends: [{ at: 0.5, text: text(lo, "number") }] };
-    return { at: (v) => (v === null || !Number.isFinite(v) ? null : (v - lo) / (hi - lo)),
-      ends: [{ at: 0, text: text(lo, "number") }, { at: 1, text: text(hi, "number") }] };
+  const numeric = d.type === "number" || d.type === "bool";
+  const vs = rows.map((r) => value(r, d)).filter((v) => !numeric || (v !== null && Number.isFinite(v)));
+  if (!vs.length) return { at: () => null, labels: [] };
+  const distinct = numeric ? [...new Set(vs)].sort((a, b) => a - b) : [...new Set(vs)].sort();
+  const shown = (v) => (numeric ? text(v, "number") : v);
+  const placed = (v) => (numeric && (v === null || !Number.isFinite(v)) ? null : v);
+  if (distinct.length === 1) return { at: (v) => (placed(v) === null ? null : 0.5), labels: [{ at: 0.5, text: shown(distinct[0]) }] };
+  const n = distinct.length - 1;
+  if (distinct.length <= FEW || !numeric) {
+    const label = (v, i) => ({ at: i / n, text: shown(v) });
+    return { at: (v) => (placed(v) === null ? null : distinct.indexOf(v) / n),
+      labels: distinct.length <= FEW ? distinct.map(label) : [label(distinct[0], 0), label(distinct[n], n)] };
   }
-  const names = [...new Set(vs)].sort();
-  if (names.length < 2) return { at: () => 0.5, ends: names.map((n) => ({ at: 0.5, text: n })) };
-  return { at: (v) => names.indexOf(v) / (names.length - 1),
-    ends: [{ at: 0, text: names[0] }, { at: 1, text: names[names.length - 1] }] };
+  const lo = distinct[0], hi = distinct[n];
+  return { at: (v) => (placed(v) === null ? null : (v - lo) / (hi - lo)),
+    labels: [{ at: 0, text: shown(lo) }, { at: 1, text: shown(hi) }] };
 }
 
 /** One line per row across the columns, each scaled to its own range (strings: their values
@@ -171,14 +177,15 @@ export function parallel(box, rows, { dims, y, best = [] }) {
     });
   });
   const labels = dims.map(named);
-  const ends = dims.flatMap((d, j) => axes[j].ends.map((e) => ({ ...e, dim: named(d) })));
+  const ends = dims.flatMap((d, j) => axes[j].labels.map((e) => ({ ...e, dim: named(d) })));
   const margin = { marginTop: 24, marginBottom: 12, marginLeft: 40, marginRight: 40 };
   const { width } = size(box);
   const step = (width - margin.marginLeft - margin.marginRight) / Math.max(1, labels.length - 1 + 2 * PADDING);
   const room = (px) => Math.max(1, (px - AXIS_GAP) / AXIS_FONT); // in ems, as Plot's lineWidth
   // The last axis has half a step and the right margin beside it, the others a whole step.
   const last = labels[labels.length - 1];
-  const endText = (at, lineAnchor, isLast) => Plot.text(ends.filter((e) => e.at === at && (e.dim === last) === isLast), {
+  const where = { bottom: (at) => at === 0, middle: (at) => at > 0 && at < 1, top: (at) => at === 1 };
+  const endText = (lineAnchor, isLast) => Plot.text(ends.filter((e) => where[lineAnchor](e.at) && (e.dim === last) === isLast), {
     x: "dim", y: "at", text: "text", dx: 4, textAnchor: "start", lineAnchor, fill: "currentColor",
     fontSize: AXIS_FONT, lineWidth: room((isLast ? PADDING * step + margin.marginRight : step) - 4),
     textOverflow: "ellipsis-middle", className: "labloom-exp-axis-end" });
@@ -194,8 +201,7 @@ export function parallel(box, rows, { dims, y, best = [] }) {
       Plot.line(points, { x: "dim", y: "at", z: "row", stroke: "tint", strokeOpacity: 0.45 }),
       Plot.line(points.filter((p) => p.best), { x: "dim", y: "at", z: "row", stroke: "currentColor",
         strokeWidth: 2.5, className: "labloom-exp-best-mark" }),
-      ...[false, true].flatMap((isLast) => [endText(0, "bottom", isLast), endText(0.5, "middle", isLast),
-        endText(1, "top", isLast)]),
+      ...[false, true].flatMap((isLast) => ["bottom", "middle", "top"].map((anchor) => endText(anchor, isLast))),
     ],
   });
 }
