@@ -1,196 +1,32 @@
-"""The Experiments view in a real JupyterLab (headless Chromium), issue 19 items 2 and 3: in a
-cell's live DAG (a map node opens it, the kernel answers) and in a Lab run tab of a run the real
-`labloom` command made (the REST routes answer), drawn by the one renderer: rows sorted,
-filtered, grouped, the best marked, Plot charts drawn, a row's logs and traceback on a click,
-a param holding HTML shown as text, NaN as NaN; and the Flows panel comparing two runs
-(their step curves too), one of them still running (followed until it ends); a big run's view
-drawing its first rows from a partial page.
+"""The Experiments view of one run in a real JupyterLab (headless Chromium), issue 19 item 2
+and its looks: in a cell's live DAG (a map node opens it, the kernel answers, it fills in while
+the map runs) checked as experiment_lab.check_view says (sorted, filtered, grouped, the best
+marked, Plot charts drawn, a row's logs and traceback on a click, a param holding HTML shown as
+text); in the dark theme and a narrow tab; and its charts' labels kept readable.
+Lab's run tabs across runs: test_experiments_runs_browser.py.
 
 Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_helpers import labloom, stop, wait_for
+from cli_helpers import wait_for
+from experiment_lab import GRID, TASKS, check_view, open_experiments, sweep_flows
 from lab_helpers import (
     cell_widget,
-    flows_folder,
     in_state,
-    open_lab,
     open_notebook,
-    open_run,
-    run_row,
     shot,
-    start_run,
-    stored_runs,
     use_dark_theme,
-    wait_or_shot,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
-
-XSS = "<img src=x onerror=window.__labloom_xss=1>"
-XSS_NAME = "<img src=x onerror=window.__labloom_xss_name=1>"  # a param's name, from a config
-TASKS = f'''
-import os, time
-from labloom import log_metric, log_metrics, log_params
-
-GATE = ""  # a file the last child waits for before it logs anything ("": it does not wait)
-FAILED = []  # child (6, 2)'s first attempt: an auc curve, then a failure (retried)
-
-def train(depth, seed):
-    if (depth, seed) == (6, 2) and not FAILED:
-        FAILED.append(1)
-        for epoch in range(3):
-            log_metric("auc", 0.1, step=epoch)  # forgotten at the retry: no curve of auc
-        raise ValueError("out of memory")
-    if (depth, seed) == (6, 3) and GATE:
-        # The test writes it once it saw the other eleven rows; the deadline only keeps a
-        # broken test from hanging.
-        deadline = time.monotonic() + 120
-        while not os.path.exists(GATE) and time.monotonic() < deadline:
-            time.sleep(0.02)
-    label = {XSS!r} if (depth, seed) == (4, 0) else "plain"
-    log_params(depth=depth, seed=seed, label=label, criterion="gini")
-    log_params({{{XSS_NAME!r}: "x"}})
-    print(f"training depth={{depth}} seed={{seed}}")
-    for epoch in range(4):
-        log_metric("loss", 1.0 / (depth + epoch + seed + 1), step=epoch)
-    if (depth, seed) == (2, 3):
-        raise ValueError("diverged at depth 2")
-    log_metrics(auc=depth / 10 + seed / 100, score=float("nan") if (depth, seed) == (6, 1) else 1.0)
-    return depth
-'''
-GRID = "[d for d in (2, 4, 6) for s in range(4)], [s for d in (2, 4, 6) for s in range(4)]"
-# Rows: the server's first look at the run is partial (its first calls only). The store keeps
-# a writer batch's calls in a row, so a fast writer leaves rows of a few hundred calls: at
-# 6,000 rows the first look's growing reads could reach the run's end (a complete first page).
-BIG = 20_000
-# Records each drawing of the view (its data-partial, data-total and rows shown), as it happens.
-RECORD_DRAWINGS = """(selector) => {
-  window.__labloom_drawn = [];
-  new MutationObserver(() => {
-    const view = document.querySelector(selector);
-    const flag = view && view.getAttribute('data-partial');
-    if (!flag) return;
-    window.__labloom_drawn.push([flag, view.getAttribute('data-total'),
-      view.querySelectorAll('.labloom-exp-row[data-task-run-id]').length]);
-  }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-partial'] });
-}"""
-
-
-# The table's own redraw (its scroll handler draws on the next frame), then two frames: done.
-REDRAW_ROWS = """(table) => new Promise((done) => {
-  table.dispatchEvent(new Event('scroll'));
-  requestAnimationFrame(() => requestAnimationFrame(done));
-})"""
-
-
-def click_across_a_redraw(page: Any, view: Any, row: Any) -> None:
-    """Press on ``row``, redraw the view's rows, release: a click only if the row stayed."""
-    row.scroll_into_view_if_needed()
-    box = row.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    at = page.evaluate(
-        "([x, y]) => document.elementFromPoint(x, y)?.closest('.labloom-exp-row')?.dataset.key",
-        [x, y])
-    assert at == row.get_attribute("data-key"), at  # nothing over the row
-    page.mouse.move(x, y)
-    page.mouse.down()
-    view.locator(".labloom-exp-table").evaluate(REDRAW_ROWS)
-    page.mouse.up()
-
-
-def check_view(page: Any, host: Any, view: Any) -> None:
-    """What both hosts show for the sweep: 12 rows, one failed; `host` holds the DAG panel."""
-    rows = view.locator(".labloom-exp-row[data-task-run-id]")
-    wait_or_shot(page, rows.nth(11), "failed-experiments", timeout=30)
-    assert rows.count() == 12
-    cells = view.locator(".labloom-exp-td[data-column='params.label']")
-    assert XSS in cells.all_text_contents()  # the param's text, as logged
-    # A param's name, as text in every place it shows: its column's header, the group-by
-    # choices, the chart's colour choices.
-    assert XSS_NAME in view.locator(".labloom-exp-th").all_text_contents()
-    assert XSS_NAME in view.locator(".labloom-exp-group").inner_text()
-    assert XSS_NAME in view.locator("select.labloom-exp-by option").all_text_contents()
-    assert view.locator("img").count() == 0 and page.evaluate("window.__labloom_xss") is None
-    assert page.evaluate("window.__labloom_xss_name") is None
-    assert "NaN" in view.locator(".labloom-exp-td[data-column='metrics.score']").all_text_contents()
-
-    # Sorted by auc, highest first; the best (highest auc) marked; rows without auc last.
-    view.locator(".labloom-exp-th[data-column='metrics.auc']").click()
-    header = view.locator(".labloom-exp-th[data-column='metrics.auc']")
-    assert header.get_attribute("aria-sort") == "descending"
-    aucs = view.locator(".labloom-exp-td[data-column='metrics.auc']").all_text_contents()
-    assert aucs[:3] == ["0.63", "0.62", "0.61"] and aucs[-1] == "", aucs
-    best = view.locator(".labloom-exp-best")
-    assert best.count() == 1 and "0.63" in best.inner_text()
-    assert "best auc 0.63" in (view.locator(".labloom-exp-summary").text_content() or "")
-
-    # A chart drawn by Plot: a dot per row with an auc (the failed one has none), the best ringed.
-    chart = view.locator(".labloom-exp-chart[data-chart='scatter'] svg")
-    chart.first.wait_for(timeout=10_000)
-    assert chart.locator("g[aria-label='dot']:not(.labloom-exp-best-mark) circle").count() == 11
-    assert chart.locator("g.labloom-exp-best-mark circle").count() == 1
-    # A param's name as an axis label and a legend's title: text too.
-    view.locator("select.labloom-exp-x").select_option(label=XSS_NAME)
-    view.locator("select.labloom-exp-by").select_option(label=XSS_NAME)
-    view.locator(".labloom-exp-chart svg text", has_text=XSS_NAME).first.wait_for(timeout=10_000)
-    assert view.locator("img").count() == 0 and page.evaluate("window.__labloom_xss_name") is None
-    view.locator("select.labloom-exp-x").select_option("params.depth")
-    view.locator("select.labloom-exp-by").select_option("params.seed")
-
-    # Filter, and only the columns that vary (criterion is "gini" everywhere).
-    view.locator("input.labloom-exp-filter").fill("depth=6")
-    assert rows.count() == 4
-    view.locator("input.labloom-exp-filter").fill("")
-    assert view.locator(".labloom-exp-th[data-column='params.criterion']").count() == 1
-    view.locator("input.labloom-exp-vary").check()
-    assert view.locator(".labloom-exp-th[data-column='params.criterion']").count() == 0
-
-    # Grouped by depth: three groups of four seeds, auc as mean ± std (min to max).
-    view.locator(".labloom-exp-group input[value='params.depth']").check()
-    assert view.locator(".labloom-exp-row").count() == 3
-    cut = "tds => tds.filter(td => td.scrollWidth > td.clientWidth).map(td => td.textContent)"
-    assert view.locator(".labloom-exp-td[data-column^='metrics.']").evaluate_all(cut) == []
-    assert set(view.locator(".labloom-exp-td[data-column='n']").all_text_contents()) == {"4"}
-    means = view.locator(".labloom-exp-td[data-column='metrics.auc']").all_text_contents()
-    assert means[0] == "0.615 ± 0.013 (0.600\u20130.630)", means  # to the std's 2nd digit
-    shot(page, "experiments-grouped", view)
-    view.locator(".labloom-exp-group input[value='params.depth']").uncheck()
-
-    # Step curves of loss (one line per row) and parallel coordinates.
-    view.locator("select.labloom-exp-chart-kind").select_option("curves")
-    # Only loss has points: not score, nor auc, whose only points a forgotten attempt logged.
-    offered = view.locator("select.labloom-exp-y option")
-    assert [o.get_attribute("value") for o in offered.all()] == ["metrics.loss"]
-    view.locator("select.labloom-exp-y").select_option("metrics.loss")
-    lines = view.locator(".labloom-exp-chart[data-chart='curves'] svg g[aria-label='line'] path")
-    lines.nth(11).wait_for(timeout=10_000)
-    view.locator("select.labloom-exp-chart-kind").select_option("parallel")
-    assert view.locator(".labloom-exp-chart[data-chart='parallel'] svg g[aria-label='line'] path").count() >= 12
-
-    # A press and release with a redraw of the rows between them (each live reload redraws
-    # them, so does a scroll by a pixel; a loaded machine's frame may land there) still pick
-    # the row: the redraw updates the row pressed in place.
-    best = view.locator(".labloom-exp-row.labloom-exp-best")
-    click_across_a_redraw(page, view, best)
-    picked = best.get_attribute("data-task-run-id")
-    host.locator(f".labloom-panel[data-task-run-id='{picked}']").wait_for(timeout=20_000)
-
-    # A click on the failed row: the DAG's panel shows its traceback and its logs.
-    view.locator(".labloom-exp-row[data-state='Failed']").click()
-    panel = host.locator(".labloom-panel")
-    panel.locator(".labloom-traceback", has_text="diverged at depth 2").wait_for(timeout=20_000)
-    # Its line from each attempt (the sweep's tasks retry once).
-    panel.locator(".labloom-log-line", has_text="training depth=2 seed=3").first.wait_for(
-        timeout=20_000)
-    assert "Failed" in panel.locator(".labloom-panel-title").inner_text()
 
 
 @pytest.mark.lab_extension  # the cell's output drawn by this checkout's renderer (cellrun.ts)
@@ -215,161 +51,17 @@ def test_a_map_nodes_experiments_in_the_cell(lab: Any, page: Any) -> None:
     shot(page, "cell-experiments", page.locator(".jp-CodeCell").nth(2))
 
 
-@pytest.mark.lab_extension
-def test_the_run_tab_and_the_flows_panel_compare_experiments(
-    lab: Any, page: Any, tmp_path: Path
-) -> None:
-    url, _notebooks = lab
-    home, work = flows_folder(tmp_path, TASKS.replace("def train", "@task(retries=1, retry_delay=0)\ndef train").replace(
-        "from labloom import", "from labloom import flow, task,") + f'''
-
-@flow(executor="threads")
-def sweep():
-    return train.map({GRID})
-
-@task(retries=1, retry_delay=0)
-def tiny(i):
-    log_params(i=i, parity=i % 2)
-    log_metrics(auc=(i * 7919 % 1000) / 1000)
-    from pathlib import Path
-    if i == 0 and not Path("tiny-0-failed").exists():  # logged again after its siblings
-        Path("tiny-0-failed").touch()
-        raise RuntimeError("a first attempt that failed once it had logged")
-
-@flow(executor="threads")
-def big():
-    return tiny.map(range({BIG}))
-''')
-    for _ in range(2):
-        done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
-        assert done.returncode == 1, done.stderr  # one child fails
-    runs = stored_runs(home, "sweep")
-    assert len(runs) == 2
-    done = labloom(home, "run", "flows.py:big", cwd=work, LABLOOM_PROGRESS="0")
-    assert done.returncode == 0, done.stderr
-    panel, alerts = open_lab(page, url)
-
-    tab = open_run(page, panel, runs[0].id)
-    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
-    tab.locator("button.labloom-experiments-toggle").click()
-    check_view(page, tab, tab.locator(".labloom-experiments"))
-    shot(page, "lab-run-experiments", tab)
-
-    # Two runs of the flow ticked in the panel: one table with a run column.
-    for run in runs:
-        run_row(panel, run.id).locator("input.labloom-run-pick").check()
-    panel.locator("button.labloom-compare").click()
-    compare = page.locator(".labloom-CompareView .labloom-experiments")
-    compare.locator(".labloom-exp-summary", has_text="24 rows").wait_for(timeout=30_000)
-    # Virtualized: the rows in sight and a few more are drawn, not all 24.
-    assert 12 < compare.locator(".labloom-exp-row[data-task-run-id]").count() < 24
-    shown = set(compare.locator(".labloom-exp-td[data-column='run_id']").all_text_contents())
-    assert shown == {r.id for r in runs}
-    assert compare.locator(".labloom-exp-chart svg g[aria-label='dot'] circle").count() >= 22
-    # Step curves across the runs, as in a run's tab: a line per row of both runs.
-    compare.locator("select.labloom-exp-chart-kind").select_option("curves")
-    compare.locator("select.labloom-exp-y").select_option("metrics.loss")
-    curves = compare.locator(".labloom-exp-chart[data-chart='curves'] svg g[aria-label='line'] path")
-    curves.nth(23).wait_for(timeout=20_000)
-    shot(page, "lab-compare-experiments")
-
-    # A big run's view: its first rows at once from a partial page (the server has not read
-    # the run yet), then the complete count (docs/rest-api.md). Each drawing is recorded as it
-    # happens: the partial one may last less than a second.
-    big = stored_runs(home, "big")[0]
-    run_row(panel, big.id).click()
-    tab = page.locator(f"#labloom-run-{big.id}")
-    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
-    page.evaluate(RECORD_DRAWINGS, f"#labloom-run-{big.id} .labloom-experiments")
-    tab.locator("button.labloom-experiments-toggle").click()
-    whole = tab.locator(f".labloom-experiments[data-total='{BIG}'][data-partial='false']")
-    wait_or_shot(page, whole, "big-experiments", timeout=60)
-    drawn = page.evaluate("window.__labloom_drawn")
-    partial = [i for i, (flag, _, _) in enumerate(drawn) if flag == "true"]
-    assert partial and partial[0] == 0, drawn  # the first drawing: the partial page
-    _, total, rows = drawn[0]
-    assert 0 < int(total) < BIG and rows > 0, drawn  # its rows shown, its total of those read
-    assert tab.locator(".labloom-exp-summary").inner_text().startswith(f"{BIG} rows")
-    # Its rows by map index, as a small run's and the cell's (the server paged them in the
-    # order logged: child 0's retry logged after its siblings).
-    index = tab.locator(".labloom-exp-td[data-column='map_index']")
-    assert index.all_text_contents()[:10] == [str(i) for i in range(10)]
-    # Filtered by the server: the whole run's rows that match, not those of the first 1,000.
-    tab.locator("input.labloom-exp-filter").fill("auc>0.9 parity=1")
-    wanted = sum((i * 7919 % 1000) / 1000 > 0.9 and i % 2 == 1 for i in range(BIG))
-    filtered = tab.locator(f".labloom-experiments[data-total='{wanted}']")
-    wait_or_shot(page, filtered, "big-experiments-filtered", timeout=30)
-    assert "match the filter" in tab.locator(".labloom-exp-summary").inner_text()
-    shown = tab.locator(".labloom-exp-td[data-column='metrics.auc']")
-    assert shown.count() > 0 and all(float(cell.text_content()) > 0.9
-                                     for cell in shown.all()[:20])
-    assert alerts == []
-
-
-@pytest.mark.lab_extension
-def test_the_compare_tab_follows_a_run_still_running(lab: Any, page: Any, tmp_path: Path
-                                                     ) -> None:
-    # Last night's run beside today's, still running: the compare tab read its rows once, as
-    # it opened, and kept today's children Running with no auc after they ended.
-    url, _notebooks = lab
-    home, work = flows_folder(tmp_path, f'''
-import os, time
-from labloom import flow, log_metrics, log_params, task
-
-HOLD = {str(tmp_path / "hold")!r}  # while it exists, child 2 waits before logging
-
-@task
-def trial(i):
-    log_params(i=i)
-    if i == 2:
-        deadline = time.monotonic() + 120  # a broken test does not hang
-        while os.path.exists(HOLD) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    log_metrics(auc=i / 10)
-
-@flow(executor="threads")
-def nightly():
-    return trial.map(range(3))
-''')
-    done = labloom(home, "run", "flows.py:nightly", cwd=work, LABLOOM_PROGRESS="0")
-    assert done.returncode == 0, done.stderr
-    (tmp_path / "hold").write_text("")
-    today = start_run(home, work, "nightly")
-    try:
-        runs = wait_for(lambda: len(stored_runs(home, "nightly")) == 2 and stored_runs(
-            home, "nightly"), 60, "today's run in the store")
-        panel, alerts = open_lab(page, url)
-        for run in runs:
-            run_row(panel, run.id).locator("input.labloom-run-pick").check()
-        panel.locator("button.labloom-compare").click()
-        compare = page.locator(".labloom-CompareView .labloom-experiments")
-        held = compare.locator(f".labloom-exp-row[data-task-run-id='{runs[0].id}.2']")
-        wait_or_shot(page, held, "compare-running", timeout=30)
-        auc = held.locator(".labloom-exp-td[data-column='metrics.auc']")
-        assert auc.text_content() == ""  # child 2 of today's run holds: no auc yet
-        assert held.get_attribute("data-state") == "Running"
-        (tmp_path / "hold").unlink()
-        assert today.wait(timeout=60) == 0
-        wait_or_shot(page, in_state(page, held, "Completed"), "compare-followed", timeout=30)
-        assert auc.text_content() == "0.2"
-        # Coloured by run, grouped by run (each run's mean auc): the two runs told apart.
-        assert compare.locator("select.labloom-exp-by").input_value() == "run_id"
-        legend = compare.locator(".labloom-exp-chart").inner_text()
-        assert runs[0].id in legend and runs[1].id in legend, legend
-        compare.locator(".labloom-exp-group input[value='run_id']").check()
-        assert compare.locator(".labloom-exp-row").count() == 2
-        means = compare.locator(".labloom-exp-td[data-column='metrics.auc']").all_text_contents()
-        assert means == ["0.10 ± 0.10 (0.00\u20130.20)"] * 2, means
-        compare.locator(".labloom-exp-group input[value='run_id']").uncheck()
-        # A click on a row: its run's tab, its panel on that task run (logs, traceback); a
-        # click only opened the run's tab, nothing picked.
-        held.click()
-        tab = page.locator(f"#labloom-run-{runs[0].id}")
-        panel = tab.locator(f".labloom-panel[data-task-run-id='{runs[0].id}.2']")
-        wait_or_shot(page, panel, "compare-picked", timeout=30)
-        assert alerts == []
-    finally:
-        stop(today)
+# The labels of the view's bars ("best:") shown on another line than their controls (the
+# select after them; the group-by boxes: the first).
+LABELS_APART = """v => Array.from(v.querySelectorAll('.labloom-exp-bar span'))
+  .filter(s => /:$/.test(s.textContent.trim()) && s.offsetParent && s.nextElementSibling)
+  .filter(s => {
+    const next = s.nextElementSibling;
+    const a = s.getBoundingClientRect();
+    const b = (next.tagName === 'SPAN' && next.firstElementChild || next).getBoundingClientRect();
+    return Math.abs((a.top + a.bottom) / 2 - (b.top + b.bottom) / 2) > 6;
+  })
+  .map(s => s.textContent)"""
 
 
 @pytest.mark.lab_extension
@@ -378,25 +70,12 @@ def test_the_experiments_view_in_the_dark_theme_and_a_narrow_tab(
 ) -> None:
     """The best row's light yellow stayed under the dark theme's light text: the row a user
     looks for first could not be read (a contrast of about 1.1 to 1). In a narrow tab, selects
-    as wide as a long param name went past its edge."""
+    as wide as a long param name went past its edge, and labels wrapped away from their
+    controls."""
     from test_lab_panel import contrast
 
-    url, _notebooks = lab
-    home, work = flows_folder(tmp_path, TASKS.replace("from labloom import", "from labloom import flow, task,").replace(
-        "def train", "@task\ndef train") + f'''
-
-@flow(executor="threads")
-def sweep():
-    return train.map({GRID})
-''')
-    done = labloom(home, "run", "flows.py:sweep", cwd=work, LABLOOM_PROGRESS="0")
-    assert done.returncode == 1, done.stderr  # one child fails
-    [run] = stored_runs(home, "sweep")
-    panel, _alerts = open_lab(page, url)
+    tab, _alerts = open_experiments(page, lab[0], tmp_path, sweep_flows(), exit_status=1)
     use_dark_theme(page)
-    tab = open_run(page, panel, run.id)
-    tab.locator("g.labloom-node").first.wait_for(timeout=30_000)
-    tab.locator("button.labloom-experiments-toggle").click()
     best = tab.locator(".labloom-exp-best")
     best.wait_for(timeout=30_000)
 
@@ -410,12 +89,118 @@ def sweep():
     assert contrast(text, background) >= 4.5, (text, background)
     shot(page, "lab-dark-best-row", tab)
 
+    # Narrower and narrower: each label ("best:", "group by:", "x:") on the line of its
+    # controls. The bars wrapped between them: "group by:" ended a line, its boxes began the next.
+    view = tab.locator(".labloom-experiments")
+    for width in range(1400, 639, -40):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.evaluate("() => new Promise(requestAnimationFrame)")
+        assert view.evaluate(LABELS_APART) == [], width
+    shot(page, "lab-narrow-experiments", tab)
+
     # A narrow tab: no control wider than the view (a select as wide as its longest option, a
     # param named by 60 characters, pushed the chart's controls out of sight).
-    page.set_viewport_size({"width": 640, "height": 900})
-    view = tab.locator(".labloom-experiments")
     wait_for(lambda: view.evaluate("v => v.clientWidth") < 400, 20, "the tab narrowed")
     wide = view.evaluate("""v => Array.from(v.querySelectorAll('select, input'))
         .filter(e => e.getBoundingClientRect().right > v.getBoundingClientRect().right + 1)
         .map(e => e.className)""")
     assert wide == [], wide
+
+
+# 350 experiments as a sweep logs them: 7 rates x 5 depths x 10 seeds, a param logged the same
+# everywhere (criterion), a long text value and a long param name; the best setting (rate
+# 0.5, depth 5) is not the best single run's.
+SWEEP_350 = '''
+from labloom import flow, log_metrics, log_params, task
+
+@task
+def fit(i):
+    rate = (0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5)[i % 7]
+    depth, seed = i // 7 % 5 + 1, i // 35
+    log_params(rate=rate, depth=depth, seed=seed, criterion="gini",
+               model="gradient_boosting_with_early_stopping_and_warm_start" if i % 2 else "forest",
+               minimum_fraction_of_the_samples_in_a_leaf=i % 3 / 10)
+    lucky = 0.03 if i == 12 else 0  # the best single run: seed 0 of rate 0.3, depth 2
+    log_metrics(auc=0.9 + rate / 10 + depth / 1000 + seed / 100000 + lucky)
+
+@flow(executor="threads")
+def sweep():
+    return fit.map(range(350))
+'''
+# Each text of the parallel coordinates' chart (axis titles, end labels) and each axis's x.
+CHART_TEXTS = """box => {
+  const svg = box.querySelector("g[aria-label='rule']").ownerSVGElement;
+  const at = (e) => { const r = e.getBoundingClientRect(); return [e.textContent, r.left, r.top, r.right, r.bottom]; };
+  return {
+    right: svg.getBoundingClientRect().right,
+    axes: Array.from(svg.querySelectorAll("g[aria-label='rule'] line"), (l) => l.getBoundingClientRect().left),
+    titles: Array.from(svg.querySelectorAll("g[aria-label='x-axis tick label'] text"), at),
+    ends: Array.from(svg.querySelectorAll("g[aria-label='text'] text"), at),
+  };
+}"""
+
+
+def apart(a: list[Any], b: list[Any], gap: float = 2) -> bool:
+    """Whether two [text, left, top, right, bottom] boxes are ``gap`` px apart or more."""
+    return (a[3] + gap <= b[1] or b[3] + gap <= a[1] or a[4] + gap <= b[2]
+            or b[4] + gap <= a[2])
+
+
+@pytest.mark.lab_extension
+def test_a_350_experiment_sweeps_parallel_coordinates_and_groups_read_clearly(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    """Parallel coordinates: an axis's title touched its highest value; "gini" (logged by every
+    row) stood at both ends of its axis while every line met in the middle; a long value ran
+    into the next axis. Grouped by rate and depth (the seeds averaged), the summary named no
+    best setting, and the chart ringed a lucky seed of another setting than the starred one."""
+    tab, alerts = open_experiments(page, lab[0], tmp_path, SWEEP_350)
+    view = tab.locator(".labloom-experiments[data-total='350']")
+    view.wait_for(timeout=30_000)
+
+    view.locator("select.labloom-exp-chart-kind").select_option("parallel")
+    chart = view.locator(".labloom-exp-chart[data-chart='parallel']")
+    chart.locator("g[aria-label='rule']").wait_for(timeout=10_000)
+    shot(page, "experiments-350-parallel", chart)
+    drawn = chart.evaluate(CHART_TEXTS)
+    axes, titles = drawn["axes"], drawn["titles"]
+    assert len(axes) == len(titles) == 7, drawn  # 6 params (5 vary), auc
+    # Each end label beside its axis (4 px right of it), by that axis's title.
+    ends: list[list[Any]] = [[] for _ in axes]
+    for label in drawn["ends"]:
+        ends[min(range(len(axes)), key=lambda j: abs(axes[j] + 4 - label[1]))].append(label)
+    for j, (title, labels) in enumerate(zip(titles, ends, strict=True)):
+        texts = [title, *labels]
+        assert all(apart(a, b) for i, a in enumerate(texts) for b in texts[i + 1:]), texts
+        # Within its room: up to the next axis (the last: the chart's edge), cut with "…".
+        edge = axes[j + 1] if j + 1 < len(axes) else drawn["right"]
+        assert all(label[3] <= edge - 2 for label in labels), (labels, edge)
+    # The titles too (a long param name, cut with "…"), each clear of its neighbours.
+    assert all(apart(a, b) for a, b in pairwise(titles)), titles
+    assert any("…" in title[0] for title in titles), titles
+    # A sweep's few values each labelled, where the lines meet them (spaced evenly: 0.03 and
+    # 0.05 sat 10 px apart); only the lowest and highest were, and which was 0.1 was a guess.
+    rate = ends[[t[0] for t in titles].index("rate")]
+    assert [label[0] for label in sorted(rate, key=lambda label: -label[2])] == [
+        "0.01", "0.03", "0.05", "0.1", "0.2", "0.3", "0.5"], rate
+    one = ends[[t[0] for t in titles].index("criterion")]
+    assert [label[0] for label in one] == ["gini"], one  # once, where its lines meet
+    model = [label[0] for label in ends[[t[0] for t in titles].index("model")]]
+    assert "forest" in model and any("…" in m for m in model), model
+
+    # Grouped by rate and depth: the best setting (its mean auc) named in the summary.
+    view.locator("select.labloom-exp-chart-kind").select_option("scatter")
+    for key in ("params.rate", "params.depth"):
+        view.locator(f".labloom-exp-group input[value='{key}']").check()
+    view.locator(".labloom-exp-th[data-column='metrics.auc']").click()  # the best first
+    summary = view.locator(".labloom-exp-summary").inner_text()
+    assert "35 groups" in summary and " at rate=0.5, depth=5 (10 rows)" in summary, summary
+    starred = view.locator(".labloom-exp-row.labloom-exp-best .labloom-exp-td")
+    assert starred.all_text_contents()[:3] == ["0.5", "5", "10"]
+    assert f"best auc {starred.nth(3).text_content()} at" in summary, summary
+    # The chart rings that group's ten rows (its seeds), not the best single row: a lucky
+    # seed of another setting was ringed beside the table's starred group.
+    scatter = view.locator(".labloom-exp-chart[data-chart='scatter'] svg")
+    assert scatter.locator("g.labloom-exp-best-mark circle").count() == 10
+    shot(page, "experiments-350-grouped", view)
+    assert alerts == []

@@ -77,7 +77,7 @@ function tally(values) {
   return [...counts].map(([shown, n]) => `${shown} (${n})`).join(", ");
 }
 
-const FEW = 12; // this many distinct integers or fewer: one place each, evenly spaced
+const FEW = 12; // this many distinct values or fewer: one place each, evenly spaced (parallel: labelled)
 
 /** An axis for numbers that are all integers (max_depth 1, 2, 4, 8), ticked at 1.5 and 2.5 by
  * Plot's linear scale: a few are points in their order (a sweep's doubling values evenly
@@ -88,17 +88,23 @@ export function integerAxis(values) {
   if (!xs.length || !xs.every(Number.isInteger)) return {};
   const distinct = [...new Set(xs)].sort((a, b) => a - b);
   if (distinct.length <= FEW) return { type: "point", domain: distinct };
-  const lo = distinct[0], hi = distinct[distinct.length - 1];
+  return integerTicks(distinct[0], distinct[distinct.length - 1]);
+}
+
+/** About eight ticks from `lo` to `hi`, at integers only (1, 2 or 5 times a power of ten),
+ * written as integers (Plot wrote the ticks of 0 to 3 as "0.0" to "3.0"). */
+function integerTicks(lo, hi) {
   const rough = (hi - lo) / 8;
-  const power = 10 ** Math.floor(Math.log10(rough));
+  const power = rough > 0 ? 10 ** Math.floor(Math.log10(rough)) : 1;
   const step = Math.max(1, [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough));
   const ticks = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) ticks.push(t);
-  return { ticks };
+  return { ticks, tickFormat: "d" };
 }
 
-/** y against x, one dot per row, coloured by `by`; the best row ringed. */
-export function scatter(box, rows, { x, y, by, bestRow, columns }) {
+/** y against x, one dot per row, coloured by `by`; the `best` rows ringed (the best row; grouped,
+ * the best group's rows). */
+export function scatter(box, rows, { x, y, by, best = [], columns }) {
   const finite = (v) => v !== null && Number.isFinite(v);
   const shown = rows.filter((r) => finite(value(r, y)) && (x.type !== "number" || finite(value(r, x))));
   const caption = notDrawn(rows, x.type === "number" ? [y, x] : [y]);
@@ -107,8 +113,10 @@ export function scatter(box, rows, { x, y, by, bestRow, columns }) {
     Plot.dot(shown, { x: (r) => value(r, x), y: (r) => value(r, y), stroke: c.fill, fill: c.fill,
       fillOpacity: 0.35, r: 4, title: (r) => titleOf(r, columns), tip: false }),
   ];
-  if (bestRow && shown.includes(bestRow)) {
-    marks.push(Plot.dot([bestRow], { x: (r) => value(r, x), y: (r) => value(r, y), r: 9,
+  const marked = new Set(best);
+  const ringed = shown.filter((r) => marked.has(r));
+  if (ringed.length) {
+    marks.push(Plot.dot(ringed, { x: (r) => value(r, x), y: (r) => value(r, y), r: 9,
       stroke: "currentColor", strokeWidth: 2, className: "labloom-exp-best-mark" }));
   }
   return Plot.plot({
@@ -120,52 +128,95 @@ export function scatter(box, rows, { x, y, by, bestRow, columns }) {
   });
 }
 
+const AXIS_FONT = 10; // px: the end labels' size, and Plot's axis titles'
+const AXIS_GAP = 8; // px kept free between a label and the next axis
+const PADDING = 0.5; // Plot's point scale: half a step beside the first and the last axis
+
+/** Where each row's value sits on column `d`'s axis (0 to 1, null: no place) and its labels.
+ * A few values (FEW or fewer: a sweep's grid, 0.01 0.03 0.05 0.1) are evenly spaced in their
+ * order, each labelled: scaled to their range, only the ends were labelled and 0.03 and 0.05
+ * sat 10 px apart, which value a line met could not be told. More are scaled to their range
+ * (text: in their order), labelled at the ends. A column holding one value has one label, in
+ * the middle where its lines meet: the same value at both ends read as a range. */
+function axisOf(rows, d) {
+  const numeric = d.type === "number" || d.type === "bool";
+  const vs = rows.map((r) => value(r, d)).filter((v) => !numeric || (v !== null && Number.isFinite(v)));
+  if (!vs.length) return { at: () => null, labels: [] };
+  const distinct = numeric ? [...new Set(vs)].sort((a, b) => a - b) : [...new Set(vs)].sort();
+  const shown = (v) => (numeric ? text(v, "number") : v);
+  const placed = (v) => (numeric && (v === null || !Number.isFinite(v)) ? null : v);
+  if (distinct.length === 1) return { at: (v) => (placed(v) === null ? null : 0.5), labels: [{ at: 0.5, text: shown(distinct[0]) }] };
+  const n = distinct.length - 1;
+  if (distinct.length <= FEW || !numeric) {
+    const label = (v, i) => ({ at: i / n, text: shown(v) });
+    return { at: (v) => (placed(v) === null ? null : distinct.indexOf(v) / n),
+      labels: distinct.length <= FEW ? distinct.map(label) : [label(distinct[0], 0), label(distinct[n], n)] };
+  }
+  const lo = distinct[0], hi = distinct[n];
+  return { at: (v) => (placed(v) === null ? null : (v - lo) / (hi - lo)),
+    labels: [{ at: 0, text: shown(lo) }, { at: 1, text: shown(hi) }] };
+}
+
 /** One line per row across the columns, each scaled to its own range (strings: their values
- * in order), coloured by the metric `y`. */
-export function parallel(box, rows, { dims, y, bestRow }) {
-  const scales = dims.map((d) => {
-    const vs = rows.map((r) => value(r, d));
-    if (d.type === "number" || d.type === "bool") {
-      const xs = vs.filter((v) => v !== null && Number.isFinite(v));
-      const lo = Math.min(...xs), hi = Math.max(...xs);
-      return { at: (v) => (v === null || !Number.isFinite(v) ? null : hi > lo ? (v - lo) / (hi - lo) : 0.5),
-        low: xs.length ? text(lo, "number") : "", high: xs.length ? text(hi, "number") : "" };
-    }
-    const names = [...new Set(vs)].sort();
-    return { at: (v) => (names.length > 1 ? names.indexOf(v) / (names.length - 1) : 0.5),
-      low: names[0] || "", high: names[names.length - 1] || "" };
-  });
+ * in order), coloured by the metric `y`. The ends' labels sit inside the axis (the lowest
+ * above its foot, the highest under its head, clear of the title above it) on a halo that
+ * the lines pass under, and both they and the titles are cut with "…" to the room beside
+ * their axis: a title touched the highest value under it, lines crossed the values, and a
+ * long value ran into the next axis. */
+export function parallel(box, rows, { dims, y, best = [] }) {
+  const axes = dims.map((d) => axisOf(rows, d));
+  const marked = new Set(best);
   const points = [];
   rows.forEach((r, i) => {
     const tint = num(raw(r, y.id), y.type);
     dims.forEach((d, j) => {
       // No place on this axis (NaN, inf, missing): NaN, which breaks the row's line there; left
       // out, the line went straight across the axis, through a value the row never had.
-      const at = scales[j].at(value(r, d));
-      points.push({ row: i, dim: named(d), at: at === null ? NaN : at, tint, best: r === bestRow });
+      const at = axes[j].at(value(r, d));
+      points.push({ row: i, dim: named(d), at: at === null ? NaN : at, tint, best: marked.has(r) });
     });
   });
   const labels = dims.map(named);
-  const ends = dims.flatMap((d, j) => [{ dim: named(d), at: 0, text: scales[j].low },
-    { dim: named(d), at: 1, text: scales[j].high }]);
+  const ends = dims.flatMap((d, j) => axes[j].labels.map((e) => ({ ...e, dim: named(d) })));
+  const margin = { marginTop: 24, marginBottom: 12, marginLeft: 40, marginRight: 40 };
+  const { width } = size(box);
+  const step = (width - margin.marginLeft - margin.marginRight) / Math.max(1, labels.length - 1 + 2 * PADDING);
+  const room = (px) => Math.max(1, (px - AXIS_GAP) / AXIS_FONT); // in ems, as Plot's lineWidth
+  // The last axis has half a step and the right margin beside it, the others a whole step.
+  const last = labels[labels.length - 1];
+  const where = { bottom: (at) => at === 0, middle: (at) => at > 0 && at < 1, top: (at) => at === 1 };
+  const endText = (lineAnchor, isLast) => Plot.text(ends.filter((e) => where[lineAnchor](e.at) && (e.dim === last) === isLast), {
+    x: "dim", y: "at", text: "text", dx: 4, textAnchor: "start", lineAnchor, fill: "currentColor",
+    fontSize: AXIS_FONT, lineWidth: room((isLast ? PADDING * step + margin.marginRight : step) - 4),
+    textOverflow: "ellipsis-middle", className: "labloom-exp-axis-end" });
   return Plot.plot({
-    ...size(box), marginTop: 24, marginBottom: 28, marginLeft: 40, marginRight: 40,
-    x: { type: "point", domain: labels, label: null, axis: "top" },
+    ...size(box), ...margin,
+    x: { type: "point", domain: labels, padding: PADDING, label: null, axis: null },
     y: { domain: [0, 1], axis: null },
     color: { type: "linear", scheme: "viridis", legend: true, label: named(y) },
     marks: [
+      Plot.axisX({ anchor: "top", tickSize: 0, tickPadding: 8, label: null, fontSize: AXIS_FONT,
+        lineWidth: room(step), textOverflow: "ellipsis-middle" }),
       Plot.ruleX(labels, { stroke: "#a1a1aa" }),
       Plot.line(points, { x: "dim", y: "at", z: "row", stroke: "tint", strokeOpacity: 0.45 }),
       Plot.line(points.filter((p) => p.best), { x: "dim", y: "at", z: "row", stroke: "currentColor",
         strokeWidth: 2.5, className: "labloom-exp-best-mark" }),
-      Plot.text(ends, { x: "dim", y: "at", text: "text", dx: 4, textAnchor: "start",
-        fill: "currentColor", fontSize: 10 }),
+      ...[false, true].flatMap((isLast) => ["bottom", "middle", "top"].map((anchor) => endText(anchor, isLast))),
     ],
   });
 }
 
+/** Steps (epochs: integers) ticked at integers: Plot's linear scale ticked 4 epochs at 0.2,
+ * 0.4, ... 2.8, steps no run logged. A step's place stays linear (10, 100, 1000 as far apart
+ * as they are). {} when some step is not an integer. */
+function stepTicks(points) {
+  if (!points.length || !points.every((p) => Number.isInteger(p.step))) return {};
+  const steps = points.map((p) => p.step);
+  return integerTicks(Math.min(...steps), Math.max(...steps));
+}
+
 /** A metric's points by step, one line per task run, coloured by `by` of its row. */
-export function curves(box, answer, rows, { by, bestRow, label }) {
+export function curves(box, answer, rows, { by, best = [], label }) {
   const byId = new Map(rows.map((r) => [r.task_run_id, r]));
   const logged = answer.points
     .filter((p) => p.step !== null && byId.has(p.task_run_id))
@@ -184,12 +235,13 @@ export function curves(box, answer, rows, { by, bestRow, label }) {
       // One title per line: a title varying along it would cut the line into segments.
       strokeOpacity: 0.6, title: (p) => titleOf(p.row, []) + escapeBidi(p.task) }),
   ];
-  if (bestRow) {
-    marks.push(Plot.line(points.filter((p) => p.row === bestRow), { x: "step", y: "value",
+  if (best.length) {
+    const marked = new Set(best);
+    marks.push(Plot.line(points.filter((p) => marked.has(p.row)), { x: "step", y: "value", z: "task_run_id",
       stroke: "currentColor", strokeWidth: 2.5, className: "labloom-exp-best-mark" }));
   }
   const chart = Plot.plot({ ...size(box), marginLeft: 56, grid: true, ...(caption ? { caption: escapeBidi(caption) } : {}),
-    x: { label: "step" }, y: { label: escapeBidi(label) }, color: c.options, marks });
+    x: { label: "step", ...stepTicks(points) }, y: { label: escapeBidi(label) }, color: c.options, marks });
   // Points NaN only still draw the chart, its caption saying so (not "no step points").
   return { chart, drawn: points.length };
 }

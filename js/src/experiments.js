@@ -12,8 +12,9 @@
 // filtered by the server (the same filter grammar, core/experiment_filter.py), and groups and
 // charts use the first SAMPLE rows by the current sort and filter (said so in the summary). While the run is live the view asks again once a second at most (less often
 // when answers are slow), and the kernel answers "unchanged" when nothing happened.
-import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, shownValue, sortRows, text,
-  unknownNames, varying } from "./expdata.js";
+import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, shownValue, sortRows,
+  varying } from "./expdata.js";
+import { summaryText } from "./expsummary.js";
 import { escapeBidi } from "./bidi.js";
 import { createTable } from "./exptable.js";
 import { curves, parallel, scatter } from "./expcharts.js";
@@ -77,13 +78,17 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   const chartBox = h("div", { class: "labloom-exp-chart", role: "figure" });
   const varyLabel = h("label", { class: "labloom-exp-vary-label" });
   varyLabel.append(vary, document.createTextNode(" only columns that vary"));
+  // A label and its controls kept on one line: wrapped apart as the bar narrowed, "group by:"
+  // ended a line and its boxes began the next, nearer to "chart:" or "best:" than to it.
+  const field = (label, ...controls) => h("span", { class: "labloom-exp-field" }, undefined, [label, ...controls]);
+  const xField = field(xLabel, xSel), byField = field(byLabel, bySel);
   root.append(
     h("div", { class: "labloom-exp-bar" }, undefined, [titleEl, close]),
-    h("div", { class: "labloom-exp-bar" }, undefined, [filter, varyLabel, h("span", {}, "best:"), bestMetric, bestDir,
-      h("span", {}, "group by:"), groupBox]),
+    h("div", { class: "labloom-exp-bar" }, undefined, [filter, varyLabel, field(h("span", {}, "best:"), bestMetric, bestDir),
+      field(h("span", {}, "group by:"), groupBox)]),
     summary, tableBox,
-    h("div", { class: "labloom-exp-bar" }, undefined, [h("span", {}, "chart:"), kind, xLabel, xSel,
-      yLabel, ySel, byLabel, bySel]),
+    h("div", { class: "labloom-exp-bar" }, undefined, [field(h("span", {}, "chart:"), kind), xField,
+      field(yLabel, ySel), byField]),
     chartBox);
   root.hidden = true;
   box.append(root);
@@ -248,7 +253,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const local = data.mode === "local" || ui.groups.length > 0;
     // In index order (byIndex), whichever host answered: sorts and groups keep it for ties.
     const list = data.mode === "local" ? byIndex(filterRows(source, all, ui.filter)) : source;
-    let view, bestRow = null;
+    let view, bestRow = null, ringed = [];
     if (ui.groups.length) {
       const keys = ui.groups.map(find).filter(Boolean);
       const groups = group(list, keys, all);
@@ -266,7 +271,10 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       // 210 px "0.6 ± 0 (0.6–0.6) · 2 not logged" read "0.6 ± 0 (0.6–0.6) · 2 not …".
       const sized = gcols.map((c) => (c.wide ? { ...c, chars: Math.max(0, ...sorted.map((g) => cell(g, c).length)) } : c));
       view = { columns: sized, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
-        best: top ? top.id : null, cell };
+        best: top ? top.id : null, cell, bestGroup: top && { group: top, keys, text: cell(top, bestCol) } };
+      // The chart rings the starred group's rows: ringing the best single row (a lucky seed)
+      // named another setting than the table's star.
+      ringed = top ? top.rows : [];
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);
       bestRow = bestCol ? best(list, bestCol, ui.lowest) : null;
@@ -282,30 +290,10 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     root.setAttribute("data-partial", String(!!data.partial));
     // Escaped as the headers are (bidi.js): a column name in the hidden list or the best
     // metric's with a right-to-left override reversed the rest of the summary.
-    summary.textContent = escapeBidi(summaryText(all, cols, list, bestRow, bestCol, view.count));
-    drawChart(list, all, cols, bestRow ? list.find((r) => r.task_run_id === bestRow.task_run_id) : null);
-  }
-
-  function summaryText(all, cols, list, bestRow, bestCol, count) {
-    if (data.error) return data.error;
-    if (!data.total) return "No task run has logged params or metrics yet (labloom.log_params, log_metrics, @task(metrics=...)).";
-    let s = `${count} ${ui.groups.length ? "groups" : "rows"}`;
-    if (data.partial) s += " read so far (reading the rest of the run)";
-    if (list.length !== data.rows.length) s += ` (${list.length} of ${data.rows.length} match the filter)`;
-    if (data.mode === "server" && data.filtered) s += ` match the filter "${data.filtered}"`;
-    const unknown = unknownNames(all, ui.filter);
-    if (unknown.length) s += ` · no column ${unknown.map((n) => `"${n}"`).join(", ")}: looked for as words`;
-    // Named: "1 column hidden" alone left the user to guess which, with no way to find out.
-    const hidden = all.filter((c) => !cols.includes(c)).map((c) => c.label);
-    if (hidden.length) {
-      const names = hidden.length > 3 ? `${hidden.slice(0, 3).join(", ")}, …` : hidden.join(", ");
-      s += ` · ${hidden.length} ${hidden.length === 1 ? "column" : "columns"} hidden (${names})`;
-    }
-    // Several runs side by side (Compare) share their indexes: the best row's run is named.
-    const ofRun = extra.some((c) => c.id === "run_id") && bestRow ? ` of run ${bestRow.run_id}` : "";
-    if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}${ofRun}`;
-    if (!data.partial && data.mode === "server") s += ` · ${data.total} rows in all: the table pages from the server; groups and charts use the first ${data.rows.length} by the sort`;
-    return s;
+    summary.textContent = escapeBidi(summaryText({ data, ui, extra, all, cols, list, bestRow, bestCol,
+      count: view.count, bestGroup: view.bestGroup }));
+    if (bestRow) ringed = list.filter((r) => r.task_run_id === bestRow.task_run_id);
+    drawChart(list, all, cols, ringed);
   }
 
   // The filter's example, for the rows and the best-by metric (computed again as they change).
@@ -335,8 +323,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     fill(xSel, axes, ui.x);
     // Only what the chart drawn reads: curves run along their steps, parallel coordinates
     // take every column as an axis and their colour from the metric.
-    xLabel.hidden = xSel.hidden = ui.chart !== "scatter";
-    byLabel.hidden = bySel.hidden = ui.chart === "parallel";
+    xField.hidden = xSel.hidden = ui.chart !== "scatter";
+    byField.hidden = bySel.hidden = ui.chart === "parallel";
     yLabel.textContent = ui.chart === "parallel" ? "colour:" : "y:";
     if (ui.chart === "curves") fill(ySel, curved, ui.curve);
     else fill(ySel, metrics, ui.y);
@@ -354,10 +342,11 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     }));
   }
 
-  function drawChart(rows, all, cols, bestRow) {
+  function drawChart(rows, all, cols, best) {
     const find = (id) => all.find((c) => c.id === id) || null;
     const x = find(ui.x), y = find(ui.chart === "curves" ? ui.curve : ui.y), by = find(ui.by);
-    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.curve, ui.by, ui.filter, ui.best, ui.lowest, ui.vary, rows.length, chartBox.clientWidth]);
+    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.curve, ui.by, ui.filter, ui.best, ui.lowest, ui.vary,
+      ui.groups, rows.length, chartBox.clientWidth]);
     if (key === shownChart) return;
     shownChart = key;
     chartBox.setAttribute("data-chart", ui.chart);
@@ -369,18 +358,18 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     if (ui.chart === "scatter") {
       if (!x) return say("Nothing to chart against: no param logged.");
       const shown = cols.filter((c) => c.kind !== "fixed");
-      chartBox.replaceChildren(scatter(chartBox, rows, { x, y, by, bestRow, columns: shown }));
+      chartBox.replaceChildren(scatter(chartBox, rows, { x, y, by, best, columns: shown }));
     } else if (ui.chart === "parallel") {
       const dims = cols.filter((c) => c.kind === "param" || c.kind === "metric");
-      chartBox.replaceChildren(parallel(chartBox, rows, { dims, y, bestRow }));
+      chartBox.replaceChildren(parallel(chartBox, rows, { dims, y, best }));
     } else {
-      drawCurves(rows, y, curveColumns(all), by, bestRow, key);
+      drawCurves(rows, y, curveColumns(all), by, best, key);
     }
   }
 
   /** `marked`: the metric columns with curve points (none: a snapshot an older labloom wrote,
    * which marks none, so any metric is asked for). */
-  async function drawCurves(rows, y, marked, by, bestRow, key) {
+  async function drawCurves(rows, y, marked, by, best, key) {
     const metric = y.name;
     if (!y.steps && marked.length) {
       chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" },
@@ -394,7 +383,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
         curveCache = { key: cacheKey, answer: await ask({ event: "curves", metric, ...(ids ? { task_runs: ids } : {}) }) };
       }
       if (key !== shownChart) return; // asked again meanwhile
-      const { chart, drawn } = curves(chartBox, curveCache.answer, rows, { by, bestRow, label: metric });
+      const { chart, drawn } = curves(chartBox, curveCache.answer, rows, { by, best, label: metric });
       chartBox.replaceChildren(drawn ? chart : h("div", { class: "labloom-exp-chart-note" },
         `No step points of ${metric}: log_metric("${metric}", value, step=n) draws curves.`));
     } catch (error) {

@@ -4,7 +4,7 @@ jest.mock('@observablehq/plot', () => {
   const mark = (kind: string) => (data: any, options: any = {}) => ({ kind, data, options });
   return {
     plot: (options: any) => ({ options }),
-    dot: mark('dot'), line: mark('line'), ruleX: mark('ruleX'), text: mark('text')
+    dot: mark('dot'), line: mark('line'), ruleX: mark('ruleX'), text: mark('text'), axisX: mark('axisX')
   };
 });
 
@@ -28,7 +28,7 @@ describe('parallel coordinates', () => {
   it('breaks a row\'s line at an axis where its value is NaN, inf or missing', () => {
     const rows = [row(0, 0.5, 0.9), row(1, 'NaN', 0.8), row(2, 'Infinity', 0.7),
       row(3, null, 0.6), row(4, 0.1, 0.5)];
-    const chart: any = parallel(box, rows, { dims: [depth, loss, auc], y: auc, bestRow: null });
+    const chart: any = parallel(box, rows, { dims: [depth, loss, auc], y: auc, best: [] });
     const lines = chart.options.marks.find((m: any) => m.kind === 'line');
     for (const i of [1, 2, 3]) {
       const points = lines.data.filter((p: any) => p.row === i);
@@ -47,7 +47,7 @@ describe('metric against a param', () => {
   it('says how many rows it could not draw, and why', () => {
     const rows = [row(0, 1, 0.9), row(1, 1, 'NaN'), row(2, 1, 'Infinity'), row(3, 1, '-Infinity'),
       row(4, 1, null)];
-    const chart: any = scatter(box, rows, { x: depth, y: auc, by: null, bestRow: null,
+    const chart: any = scatter(box, rows, { x: depth, y: auc, by: null, best: [],
       columns: [depth, auc] });
     expect(chart.options.marks[0].data.length).toBe(1);
     expect(chart.options.caption).toBe('3 rows not drawn: auc is NaN (1), inf (1), -inf (1)');
@@ -58,13 +58,13 @@ describe('metric against a param', () => {
   it('says how many rows it could not draw for a param logged as None, and names None', () => {
     const rows: any[] = [row(0, 1, 0.9), row(1, 1, 0.95), row(2, 1, 0.8)];
     rows[1].params.depth = null;
-    const chart: any = scatter(box, rows, { x: depth, y: auc, by: null, bestRow: null,
+    const chart: any = scatter(box, rows, { x: depth, y: auc, by: null, best: [],
       columns: [depth, auc] });
     expect(chart.options.marks[0].data.length).toBe(2);
     expect(chart.options.caption).toBe('1 row not drawn: depth is None (1)');
     const features = { id: 'params.features', label: 'features', name: 'features', kind: 'param', type: 'string' };
     rows.forEach((r: any, i) => { r.params.features = i ? 'sqrt' : null; });
-    const byText: any = scatter(box, rows, { x: features, y: auc, by: features, bestRow: null,
+    const byText: any = scatter(box, rows, { x: features, y: auc, by: features, best: [],
       columns: [features, auc] });
     const dots = byText.options.marks[0];
     expect(dots.data.map((r: any) => dots.options.x(r))).toEqual(['None', 'sqrt', 'sqrt']);
@@ -74,7 +74,7 @@ describe('metric against a param', () => {
 
   it('says nothing when every row is drawn', () => {
     const chart: any = scatter(box, [row(0, 1, 0.9)], { x: depth, y: auc, by: null,
-      bestRow: null, columns: [depth, auc] });
+      best: [], columns: [depth, auc] });
     expect(chart.options.caption).toBeUndefined();
   });
 });
@@ -86,7 +86,7 @@ describe('step curves', () => {
     const rows = [row(0, 1, 0.9), row(1, 1, 0.8)];
     const points = [[0, 0, 1], [0, 1, 'NaN'], [0, 2, 0.5], [1, 0, 1], [1, 1, 'Infinity'],
       [1, 2, 'NaN']].map(([i, step, value]) => ({ task_run_id: `r.${i}`, task: 'train', step, value }));
-    const { chart, drawn }: any = curves(box, { points }, rows, { by: null, bestRow: null, label: 'loss' });
+    const { chart, drawn }: any = curves(box, { points }, rows, { by: null, best: [], label: 'loss' });
     const line = chart.options.marks[0].data;
     expect(line.map((p: any) => p.step)).toEqual([0, 1, 2, 0, 1, 2]);
     expect(line.filter((p: any) => Number.isNaN(p.value)).length).toBe(3);
@@ -100,7 +100,7 @@ describe('colour by a param of a few numbers', () => {
   it('orders the legend as numbers', () => {
     const trees = column('param', 'trees');
     const rows = [200, 50, 100, 50].map((n, i) => ({ ...row(i, 1, 0.9), params: { depth: i, trees: n } }));
-    const chart: any = scatter(box, rows, { x: depth, y: auc, by: trees, bestRow: null,
+    const chart: any = scatter(box, rows, { x: depth, y: auc, by: trees, best: [],
       columns: [depth, auc, trees] });
     expect(chart.options.color.domain).toEqual(['50', '100', '200']);
   });

@@ -5,7 +5,7 @@ jest.mock('@observablehq/plot', () => {
   const mark = (kind: string) => (data: any, options: any = {}) => ({ kind, data, options });
   return {
     plot: () => document.createElementNS('http://www.w3.org/2000/svg', 'svg'),
-    dot: mark('dot'), line: mark('line'), ruleX: mark('ruleX'), text: mark('text')
+    dot: mark('dot'), line: mark('line'), ruleX: mark('ruleX'), text: mark('text'), axisX: mark('axisX')
   };
 });
 

@@ -7,7 +7,7 @@ jest.mock('@observablehq/plot', () => {
   return {
     plot: (options: any) =>
       Object.assign(document.createElementNS('http://www.w3.org/2000/svg', 'svg'), { options }),
-    dot: mark('dot'), line: mark('line'), ruleX: mark('ruleX'), text: mark('text')
+    dot: mark('dot'), line: mark('line'), ruleX: mark('ruleX'), text: mark('text'), axisX: mark('axisX')
   };
 });
 
