@@ -12,7 +12,9 @@ is cleared. With ``at="alone"``, a statement that writes what ``writes`` names o
 transaction (its own, committed as it is answered) is cut as that COMMIT is; with
 ``at="write"`` (and ``commits=False``), that statement itself, in its transaction: the
 connection goes before its COMMIT is sent. With ``skip=N``, the first N such COMMITs once armed
-pass (a command's later change cut, its earlier ones made).
+pass (a command's later change cut, its earlier ones made); with ``at="write"``, the first N such
+statements sent with their text (one psycopg prepared is sent again by name alone, not counted:
+a later batch's is seen where its text differs, e.g. a delete of fewer runs).
 
 A unix socket (the tests' server has no TCP port), read as libpq speaks: a startup packet (a
 length, no type), then messages of a type byte and a length."""
@@ -200,21 +202,23 @@ class _ClientMessages:
             size = 1 + _length(self.pending, 1)
             message, self.pending = self.pending[:size], self.pending[size:]
             kind, body = message[:1], message[5:]
-            cut = False
-            if kind in (b"Q", b"P") and any(w in body for w in self.cutter.writes):
+            # A statement's text that writes what ``writes`` names; ``at="write"`` counts
+            # (``skip``) and cuts these alone: before, their transaction's COMMIT was counted
+            # too, and ``skip=1`` cut the first batch's COMMIT, not the second batch's write.
+            writes = kind in (b"Q", b"P") and any(w in body for w in self.cutter.writes)
+            if writes:
                 self.lines = True
                 if kind == b"P" and body[:1] != b"\0":  # named: prepared
                     self.prepared.add(body.split(b"\0", 1)[0])
-                if self.cutter.at == "write":
-                    cut = self.cutter.take()
             if kind == b"B" and body.split(b"\0", 2)[1] in self.prepared:
                 self.lines = True
+            cut = writes and self.cutter.at == "write" and self.cutter.take()
             if kind == b"Q" and body.startswith((b"BEGIN", b"ROLLBACK")):
                 self.lines = False
                 self.within = body.startswith(b"BEGIN")
             alone = self.lines and self.cutter.at == "alone" and not self.within
             if (kind == b"Q" and body.startswith(b"COMMIT")) or alone:
-                cut = self.lines and self.cutter.take()
+                cut = self.lines and self.cutter.at != "write" and self.cutter.take()
                 self.lines = self.within = False
             yield message, cut
 

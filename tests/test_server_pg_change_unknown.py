@@ -85,3 +85,32 @@ async def test_a_cancel_whose_commit_went_unanswered_answers_504(
         stop.touch()
         out, _ = proc.communicate(timeout=120)
         assert f"{run_id}=Cancelled" in out.split(), out
+
+
+async def test_a_delete_whose_later_batch_was_cut_before_its_commit_answers_503_naming_both(
+    jp_fetch: Any, postgres_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    labloom_home: Path,
+) -> None:
+    # The second batch's connection goes at its last delete, before its COMMIT (its text, for
+    # 10 runs, is sent anew: the proxy sees it), the server away past the wait: that batch
+    # was not made. Before, the pool thread ran the whole delete again on a new connection,
+    # which could not be made: a plain 503 "cannot reach the store", the 50 runs the first
+    # batch deleted named nowhere (the panel kept their rows).
+    monkeypatch.setenv("LABLOOM_DB_CONNECT_TIMEOUT", "1")
+    with cut_database(postgres_server, monkeypatch, goes_down=True, skip=1, commits=False,
+                      at="write", writes=(b"DELETE FROM flow_runs ",)) as proxy:
+        ids = sixty_runs(labloom_home, tmp_path)
+        proxy.armed.set()
+        code, answer = await post(jp_fetch, "delete", body={"runs": ids})
+        assert proxy.cut.is_set() and proxy.down.is_set()
+        message = " ".join(answer.get("message", "").split())
+        assert code == 503, (code, answer)  # not made: sending it again is safe
+        assert answer.get("deleted") == ids[:50], answer  # before: no field, 503 all the same
+        assert answer["cut_off"] == ids[50:] and answer["not_tried"] == 0, answer
+        assert message.startswith("[labloom] deleted before the store's server went away: 50 "
+                                  f"run(s) ({', '.join(ids[:20])} and 30 more); of the next "
+                                  "10"), message
+        assert "the change was not made" in message and "may or may not" not in message
+        proxy.down.clear()
+        left = json.loads(labloom(labloom_home, "runs", "--json", "--limit", "100").stdout)
+        assert [r["id"] for r in left] == ids[50:], left  # the cut batch's runs all there

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..core.errors import StoreChangeUnknownError
+from ..core.errors import StoreUnreachableError
 from ..store.reader import RunStore
 
 T = TypeVar("T")
@@ -57,10 +57,13 @@ class ThreadStores:
             store = held.store
             try:
                 return fn(store)
-            except StoreChangeUnknownError:
-                # Already asked on a new connection whether its change landed, the server
-                # away past the wait: not made again here, whose own connection would fail and
-                # answer "cannot be reached", the "may or may not" lost (a Lab delete).
+            except StoreUnreachableError:
+                # A new connection was already tried, and waited for past
+                # LABLOOM_DB_CONNECT_TIMEOUT (a change's outcome asked, or it found not made):
+                # not run again here, whose own connection would fail too and answer only
+                # "cannot reach the store", losing what the error says: "may or may not"
+                # (``StoreChangeUnknownError``), or, of a Lab delete whose later batch was cut
+                # before its COMMIT, the runs its earlier batches deleted (``done``).
                 held.let_go()
                 raise
             except Exception:
