@@ -112,6 +112,7 @@ function tagStates(rows) {
     index.forEach((i, n) => {
       if (!rects[n]) return;
       rects[n].setAttribute("data-state", rows[i].state);
+      if (rows[i].id) rects[n].setAttribute("data-task-run-id", rows[i].id); // a bar, not a bucket
       if (rows[i].left) rects[n].setAttribute("data-left-map", "true");
     });
     return g;
@@ -148,8 +149,10 @@ function stateKey(states, left) {
  * @param {HTMLElement} box inside the DAG's `.labloom-widget` (whose stylesheet colours states)
  * @param {any} data the shape of `GET runs/{id}/timeline`
  * @param {string[]} order every state, in the order the key lists them
+ * @param {(taskRun: string) => void} [onPick] a click on a task run's bar (not on a bucket: it
+ *   holds many task runs) passes its id: the DAG opens its panel, logs and traceback
  */
-export function drawTimeline(box, data, order) {
+export function drawTimeline(box, data, order, onPick) {
   const summary = document.createElement("div");
   summary.className = "labloom-timeline-summary";
   summary.textContent = summaryText(data);
@@ -180,5 +183,11 @@ export function drawTimeline(box, data, order) {
     ],
   });
   chart.classList.add("labloom-timeline-chart");
+  if (onPick) {
+    chart.addEventListener("click", (ev) => {
+      const bar = ev.target instanceof Element ? ev.target.closest("rect[data-task-run-id]") : null;
+      if (bar) onPick(bar.getAttribute("data-task-run-id"));
+    });
+  }
   box.replaceChildren(summary, stateKey(states, rows.some((r) => r.left)), chart);
 }

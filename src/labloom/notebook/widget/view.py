@@ -214,6 +214,9 @@ class RunView:
 
     def select(self, node: str | None, child: str | None = None) -> None:
         with self._lock:
+            if node is None and child is not None and child in self.graph.task_runs:
+                # A timeline bar names its task run only; it opens as its node's child would.
+                node = self.graph.task_runs[child].node_id
             # Picking a child keeps the map's list where it is; a new node starts at page 0.
             same_list = child is not None and node == self._node
             self._node, self._child, self._shown = node, child, None
