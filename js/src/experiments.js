@@ -18,7 +18,7 @@ import { summaryText } from "./expsummary.js";
 import { escapeBidi } from "./bidi.js";
 import { createTable } from "./exptable.js";
 import { createChartBox } from "./expchartbox.js";
-import { groupedView, rowCells } from "./exprows.js";
+import { groupedView, marked, rowCells } from "./exprows.js";
 import { LOWER_IS_BETTER, choose, filterExample, h, option } from "./expcontrols.js";
 
 const PAGE = 1000;
@@ -254,13 +254,14 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);
       bestRow = bestCol ? best(list, bestCol, ui.lowest) : null;
-      view = { columns: cols, count: sorted.length, rowAt: (i) => sorted[i] };
+      view = { columns: marked(cols), count: sorted.length, rowAt: (i) => sorted[i] };
     } else {
       bestRow = data.bestRow;
-      view = { columns: cols, count: data.total, rowAt: (i) => data.positions.get(i) || null, need };
+      view = { columns: marked(cols), count: data.total, rowAt: (i) => data.positions.get(i) || null, need };
     }
-    const { cell } = rowCells();
-    table.set({ cell, keyOf: (r) => r.task_run_id, best: bestRow ? bestRow.task_run_id : null,
+    // Numbers alike down each column of the rows loaded (a big run's: its sample).
+    const { cell, title } = rowCells(cols, source);
+    table.set({ cell, title, keyOf: (r) => r.task_run_id, best: bestRow ? bestRow.task_run_id : null,
       need: () => {}, ...view, sort: ui.sort, desc: ui.desc });
     root.setAttribute("data-mode", data.mode);
     root.setAttribute("data-total", String(data.total));
@@ -268,7 +269,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     // Escaped as the headers are (bidi.js): a column name in the hidden list or the best
     // metric's with a right-to-left override reversed the rest of the summary.
     summary.textContent = escapeBidi(summaryText({ data, ui, extra, all, cols, list, bestRow, bestCol,
-      count: view.count, bestGroup: view.bestGroup }));
+      count: view.count, bestGroup: view.bestGroup, bestText: bestRow && bestCol ? cell(bestRow, bestCol) : "" }));
     if (bestRow) ringed = list.filter((r) => r.task_run_id === bestRow.task_run_id);
     chart.draw(list, all, cols, ringed, ui, stamp);
   }

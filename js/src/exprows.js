@@ -1,16 +1,28 @@
-// What the Experiments table shows of the rows experiments.js holds: each row's cells, or the
-// rows grouped by some params, the other columns aggregated (expdata.aggText).
+// What the Experiments table shows of the rows experiments.js holds: each row's cells (numbers
+// in their column's one format, expnumbers.js), or the rows grouped by some params, the other
+// columns aggregated (expdata.aggText).
 import { aggText, aggregated, best, group, groupValue, raw, shownValue, sortRows } from "./expdata.js";
+import { formatNumber, fullText, numberFormat, numeric } from "./expnumbers.js";
 import { seconds } from "./expcontrols.js";
 
-/** A row's cell text by column. */
-export function rowCells() {
+/** `columns` marked `numeric` (right-aligned by the table). */
+export function marked(columns) {
+  return columns.map((c) => (numeric(c) ? { ...c, numeric: true } : c));
+}
+
+/** A row's cell text and title by column, numbers formatted alike down each column of `rows`
+ * (the rows loaded: a filter does not change a column's decimals as it is typed). */
+export function rowCells(columns, rows) {
+  const formats = new Map(columns.filter((c) => numeric(c) && c.id !== "duration")
+    .map((c) => [c.id, numberFormat(rows.map((r) => raw(r, c.id)), c.type)]));
   const cell = (row, c) => {
     if (c.id === "duration") return seconds(row.duration);
     if (c.id === "run_id") return row.run_id;
-    return shownValue(raw(row, c.id), c);
+    const value = raw(row, c.id);
+    return formats.has(c.id) && value !== null ? formatNumber(formats.get(c.id), value, c.type) : shownValue(value, c);
   };
-  return { cell };
+  const title = (row, c) => (formats.has(c.id) && raw(row, c.id) !== null ? fullText(raw(row, c.id), c.type) : cell(row, c));
+  return { cell, title };
 }
 
 /**
@@ -29,13 +41,18 @@ export function groupedView({ list, all, cols, ui, sortCol, bestCol }) {
     ...[0, 1, 2].flatMap((r) => rest.filter((c) => rank(c) === r)).map((c) => ({ ...c, wide: true }))];
   const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
   const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
-  const cell = (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? shownValue(g.key[c.id], c)
-    : aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined));
+  // A key as the ungrouped column shows it ("0.50" over "0.05").
+  const { cell: keyCell } = rowCells(keys, list);
+  const cell = (g, c) => {
+    if (c.id === "n") return String(g.n);
+    if (c.id in g.key) return keyCell(g.rows[0], c); // its key: its first row's values
+    return aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined);
+  };
   // An aggregate's column as wide as its longest cell (exptable.js caps it): at a fixed
   // 210 px "0.6 ± 0 (0.6–0.6) · 2 not logged" read "0.6 ± 0 (0.6–0.6) · 2 not …".
-  const sized = gcols.map((c) => (c.wide ? { ...c, chars: Math.max(0, ...sorted.map((g) => cell(g, c).length)) } : c));
+  const sized = marked(gcols).map((c) => (c.wide ? { ...c, chars: Math.max(0, ...sorted.map((g) => cell(g, c).length)) } : c));
   const view = { columns: sized, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
-    best: top ? top.id : null, cell, bestGroup: top && { group: top, keys, text: cell(top, bestCol) } };
+    best: top ? top.id : null, cell, title: cell, bestGroup: top && { group: top, keys, text: cell(top, bestCol) } };
   // The chart rings the starred group's rows: ringing the best single row (a lucky seed)
   // named another setting than the table's star.
   return { view, ringed: top ? top.rows : [] };

@@ -1,0 +1,49 @@
+import { formatNumber, fullText, numberFormat } from '../expnumbers';
+import { rowCells } from '../exprows';
+
+// A column of 350 AUCs read "0.9056" over "0.90346", each value at its own length: one format
+// per column makes them read down by their digits.
+const column = (values: any[]) => {
+  const format = numberFormat(values, 'number');
+  return values.map(v => formatNumber(format, v, 'number'));
+};
+
+describe("a column's numbers", () => {
+  it('share their decimals, enough to show each at five significant digits', () => {
+    expect(column([0.9056, 0.90346, 1])).toEqual(['0.90560', '0.90346', '1.00000']);
+    expect(column([0.63, 0.6, 0.61])).toEqual(['0.63', '0.60', '0.61']);
+    expect(column([1234.5678, 2.5])).toEqual(['1234.6', '2.5']);
+  });
+
+  it('take more decimals when two different values would read alike', () => {
+    expect(column([0.1234561, 0.1234564])).toEqual(['0.1234561', '0.1234564']);
+  });
+
+  it('keep integers as integers, NaN and inf named, text as text', () => {
+    expect(column([3, 10, 250000])).toEqual(['3', '10', '250000']);
+    expect(column([0.5, 'NaN', 'Infinity', '-Infinity', null, undefined])).toEqual(
+      ['0.5', 'NaN', 'inf', '-inf', '', '']);
+    expect(column([1e-20, 3e-21])).toEqual(['1.0000e-20', '3.0000e-21']);
+  });
+
+  it('show a value that does not fit the format (paged in later) as it is', () => {
+    const format = numberFormat([1, 2, 3], 'number');
+    expect(formatNumber(format, 2.5, 'number')).toBe('2.5');
+  });
+
+  it('are in full in the title', () => {
+    expect(fullText(0.123456789123, 'number')).toBe('0.123456789123');
+    expect(fullText('NaN', 'number')).toBe('NaN');
+  });
+
+  it("are read so by the table's cells, a param None as None", () => {
+    const auc = { id: 'metrics.auc', label: 'auc', kind: 'metric', type: 'number' };
+    const depth = { id: 'params.depth', label: 'depth', kind: 'param', type: 'number' };
+    const rows = [{ params: { depth: null }, metrics: { auc: 0.9056 } },
+      { params: { depth: 3 }, metrics: { auc: 0.90346 } }];
+    const { cell, title } = rowCells([depth, auc], rows);
+    expect(rows.map(r => cell(r, auc))).toEqual(['0.90560', '0.90346']);
+    expect(rows.map(r => cell(r, depth))).toEqual(['None', '3']);
+    expect(title(rows[0], auc)).toBe('0.9056');
+  });
+});
