@@ -1,5 +1,6 @@
 """What the Experiments view's cells say, in a Lab run tab of a real JupyterLab (headless
-Chromium), issue 19: a column's numbers in one format, read down by their digits. The view is one
+Chromium), issue 19: a column's numbers in one format, read down by their digits; grouped by
+some params, the others as the settings they took, the metrics as mean ± std. The view is one
 renderer in the cell and the run tab (experiments.js): the run tab stands for both here.
 
 Run with ``pytest -m browser``; screenshots land in test-artifacts/.
@@ -65,4 +66,28 @@ def test_a_columns_numbers_read_down_by_their_digits(lab: Any, page: Any, tmp_pa
     shown = [float(text) for text, *_ in cells(view, "metrics.loss")]
     assert shown == sorted(shown, reverse=True), shown
     shot(page, "experiments-numbers", view)
+    assert alerts == []
+
+
+def test_a_groups_other_params_are_the_settings_they_took(lab: Any, page: Any, tmp_path: Path
+                                                         ) -> None:
+    """Grouped by depth, the seed was averaged as if it were measured: "1.5 ± 1.3 (0.0 to 3.0)".
+    Now a param that is not grouped by says which values it took; metrics keep mean ± std."""
+    tab, alerts = open_experiments(page, lab[0], tmp_path, sweep_flows(RETRIED), exit_status=1)
+    view = tab.locator(".labloom-experiments")
+    view.locator(".labloom-exp-row[data-task-run-id]").nth(11).wait_for(timeout=30_000)
+
+    view.locator(".labloom-exp-group input[value='params.depth']").check()
+    assert view.locator(".labloom-exp-row").count() == 3
+    assert {text for text, *_ in cells(view, "params.seed")} == {"0\u20133 · 4 values"}
+    assert {text for text, *_ in cells(view, "params.criterion")} == {"gini"}
+    means = [text for text, *_ in cells(view, "metrics.auc")]
+    assert "0.615 ± 0.013 (0.600\u20130.630)" in means, means  # depth 6's four seeds
+    shot(page, "experiments-grouped-settings", view)
+
+    # Grouped by seed instead: the depths each seed ran at.
+    view.locator(".labloom-exp-group input[value='params.depth']").uncheck()
+    view.locator(".labloom-exp-group input[value='params.seed']").check()
+    assert view.locator(".labloom-exp-row").count() == 4
+    assert {text for text, *_ in cells(view, "params.depth")} == {"2\u20136 · 3 values"}
     assert alerts == []

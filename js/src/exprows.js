@@ -1,6 +1,6 @@
 // What the Experiments table shows of the rows experiments.js holds: each row's cells (numbers
-// in their column's one format, expnumbers.js), or the rows grouped by some params, the other
-// columns aggregated (expdata.aggText).
+// in their column's one format, expnumbers.js), or the rows grouped by some params, a group's
+// other params as the settings they took and its measurements as mean ± std (expdata.aggText).
 import { aggText, aggregated, best, group, groupValue, raw, shownValue, sortRows } from "./expdata.js";
 import { formatNumber, fullText, numberFormat, numeric } from "./expnumbers.js";
 import { seconds } from "./expcontrols.js";
@@ -41,12 +41,16 @@ export function groupedView({ list, all, cols, ui, sortCol, bestCol }) {
     ...[0, 1, 2].flatMap((r) => rest.filter((c) => rank(c) === r)).map((c) => ({ ...c, wide: true }))];
   const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
   const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
-  // A key as the ungrouped column shows it ("0.50" over "0.05").
+  // A key and a setting's values as the ungrouped columns show them ("0.50" over "0.05").
   const { cell: keyCell } = rowCells(keys, list);
+  const formats = new Map(rest.filter((c) => c.kind === "param" && numeric(c))
+    .map((c) => [c.id, numberFormat(list.map((r) => raw(r, c.id)), c.type)]));
   const cell = (g, c) => {
     if (c.id === "n") return String(g.n);
     if (c.id in g.key) return keyCell(g.rows[0], c); // its key: its first row's values
-    return aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined);
+    const format = formats.get(c.id);
+    return aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds
+      : format ? (v) => formatNumber(format, v, c.type) : undefined);
   };
   // An aggregate's column as wide as its longest cell (exptable.js caps it): at a fixed
   // 210 px "0.6 ± 0 (0.6–0.6) · 2 not logged" read "0.6 ± 0 (0.6–0.6) · 2 not …".

@@ -1,3 +1,4 @@
+import { aggText, group } from '../expdata';
 import { formatNumber, fullText, numberFormat } from '../expnumbers';
 import { rowCells } from '../exprows';
 
@@ -45,5 +46,33 @@ describe("a column's numbers", () => {
     expect(rows.map(r => cell(r, auc))).toEqual(['0.90560', '0.90346']);
     expect(rows.map(r => cell(r, depth))).toEqual(['None', '3']);
     expect(title(rows[0], auc)).toBe('0.9056');
+  });
+});
+
+describe("a group's params that were not grouped by", () => {
+  // Grouped by depth, the seed (a setting, not a measurement) read "4.5 ± 3.0 (0.0–9.0)".
+  const depth = { id: 'params.depth', label: 'depth', name: 'depth', kind: 'param', type: 'number' };
+  const seed = { id: 'params.seed', label: 'seed', name: 'seed', kind: 'param', type: 'number' };
+  const rate = { id: 'params.rate', label: 'rate', name: 'rate', kind: 'param', type: 'number' };
+  const auc = { id: 'metrics.auc', label: 'auc', name: 'auc', kind: 'metric', type: 'number' };
+  const rows = Array.from({ length: 10 }, (_, i) => ({
+    task_run_id: `r.${i}`, params: { depth: 3, seed: i, rate: 0.1 }, metrics: { auc: 0.9 + i / 1000 }
+  }));
+  const [g] = group(rows, [depth], [depth, seed, rate, auc]);
+
+  it('say which values they took, or the one value all took', () => {
+    expect(aggText(g.agg['params.seed'], 'number')).toBe('0–9 · 10 values');
+    expect(aggText(g.agg['params.rate'], 'number')).toBe('0.1');
+  });
+
+  it('name a None among them and the rows that logged none', () => {
+    const some = [...rows.slice(0, 2), { ...rows[2], params: { depth: 3, seed: null } },
+      { ...rows[3], params: { depth: 3 } }];
+    const [h] = group(some, [depth], [depth, seed]);
+    expect(aggText(h.agg['params.seed'], 'number')).toBe('0–1, None · 3 values · 1 not logged');
+  });
+
+  it('while the metrics stay mean ± std (min–max)', () => {
+    expect(aggText(g.agg['metrics.auc'], 'number')).toBe('0.9045 ± 0.0030 (0.9000–0.9090)');
   });
 });
