@@ -8,6 +8,7 @@ Run with ``pytest -m browser``; screenshots land in test-artifacts/.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,8 @@ def test_a_columns_numbers_read_down_by_their_digits(lab: Any, page: Any, tmp_pa
 def test_a_groups_other_params_are_the_settings_they_took(lab: Any, page: Any, tmp_path: Path
                                                          ) -> None:
     """Grouped by depth, the seed was averaged as if it were measured: "1.5 ± 1.3 (0.0 to 3.0)".
-    Now a param that is not grouped by says which values it took; metrics keep mean ± std."""
+    Now a param that is not grouped by says which values it took; metrics keep mean ± std, in
+    one format down their column."""
     tab, alerts = open_experiments(page, lab[0], tmp_path, sweep_flows(RETRIED), exit_status=1)
     view = tab.locator(".labloom-experiments")
     view.locator(".labloom-exp-row[data-task-run-id]").nth(11).wait_for(timeout=30_000)
@@ -83,6 +85,10 @@ def test_a_groups_other_params_are_the_settings_they_took(lab: Any, page: Any, t
     assert {text for text, *_ in cells(view, "params.criterion")} == {"gini"}
     means = [text for text, *_ in cells(view, "metrics.auc")]
     assert "0.615 ± 0.013 (0.600\u20130.630)" in means, means  # depth 6's four seeds
+    # Each group's loss to the decimals of the column's widest spread (depth 6's std, 0.0099:
+    # 4), not each to its own: "0.0878 ± 0.0099 (...)" over "0.136 ± 0.024 (...)".
+    losses = [text for text, *_ in cells(view, "metrics.loss")]
+    assert {len(d) for text in losses for d in re.findall(r"\.(\d+)", text)} == {4}, losses
     shot(page, "experiments-grouped-settings", view)
 
     # Grouped by seed instead: the depths each seed ran at.

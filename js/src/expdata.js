@@ -314,12 +314,19 @@ function settingText({ min, max, count, none }, shown) {
   return `${other} · ${count} values`;
 }
 
+/** The decimals of a group's std's second significant digit: what its numbers are read to
+ * (digits past it are noise); null when it has no spread (a std of 0, one value, text). */
+export function spreadDecimals(s) {
+  if (!s || s.tally || s.setting || !(s.n > 1) || !Number.isFinite(s.std) || !(s.std > 0) || s.min === s.max) {
+    return null;
+  }
+  return Math.min(12, Math.max(0, 1 - Math.floor(Math.log10(s.std))));
+}
+
 /** Numbers to the decimal of the std's second significant digit (a std of 0, or one value:
  * as `text` shows them). */
 function spread(s, type) {
-  if (!s || s.tally || !(s.n > 1) || !Number.isFinite(s.std) || !(s.std > 0) || s.min === s.max) {
-    return (v) => text(v, type);
-  }
-  const decimals = Math.min(12, Math.max(0, 1 - Math.floor(Math.log10(s.std))));
+  const decimals = spreadDecimals(s);
+  if (decimals === null) return (v) => text(v, type);
   return (v) => (Number.isFinite(v) ? v.toFixed(decimals) : text(v, type));
 }

@@ -4,7 +4,7 @@
 // SIGNIFICANT digits (what each cell showed alone before), more if two different values would
 // still read alike; integers stay integers; NaN and inf are named; the cell's title holds the
 // value in full (`fullText`).
-import { num, text } from "./expdata.js";
+import { num, spreadDecimals, text } from "./expdata.js";
 
 const SIGNIFICANT = 5;
 const MOST_DECIMALS = 12;
@@ -29,6 +29,14 @@ export function numberFormat(values, type) {
   const alike = (d) => sorted.some((n, i) => i > 0 && n.toFixed(d) === sorted[i - 1].toFixed(d));
   while (decimals < MOST_DECIMALS && alike(decimals)) decimals++;
   return { decimals };
+}
+
+/** The format of a measured column's groups (`stats`: each group's aggregate): the most
+ * decimals any group's spread needs (one group's "0.0878 ± 0.0099" over another's "0.136 ±
+ * 0.024" read unevenly), or, no group having a spread, the format of its `values`. */
+export function groupsFormat(stats, values, type) {
+  const decimals = stats.map(spreadDecimals).filter((d) => d !== null);
+  return decimals.length ? { decimals: Math.max(...decimals) } : numberFormat(values, type);
 }
 
 /** `value` as its column's format writes it: text (a string, a bool, None) as `text` does. */

@@ -1,8 +1,9 @@
 // What the Experiments table shows of the rows experiments.js holds: each row's cells (numbers
 // in their column's one format, expnumbers.js), or the rows grouped by some params, a group's
-// other params as the settings they took and its measurements as mean ± std (expdata.aggText).
+// other params as the settings they took and its measurements as mean ± std (expdata.aggText),
+// in one format down each column.
 import { aggText, aggregated, best, group, groupValue, raw, shownValue, sortRows } from "./expdata.js";
-import { formatNumber, fullText, numberFormat, numeric } from "./expnumbers.js";
+import { formatNumber, fullText, groupsFormat, numberFormat, numeric } from "./expnumbers.js";
 import { seconds } from "./expcontrols.js";
 
 /** `columns` marked `numeric` (right-aligned by the table). */
@@ -41,10 +42,14 @@ export function groupedView({ list, all, cols, ui, sortCol, bestCol }) {
     ...[0, 1, 2].flatMap((r) => rest.filter((c) => rank(c) === r)).map((c) => ({ ...c, wide: true }))];
   const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
   const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
-  // A key and a setting's values as the ungrouped columns show them ("0.50" over "0.05").
+  // A key as its ungrouped column shows it ("0.50" over "0.05").
   const { cell: keyCell } = rowCells(keys, list);
-  const formats = new Map(rest.filter((c) => c.kind === "param" && numeric(c))
-    .map((c) => [c.id, numberFormat(list.map((r) => raw(r, c.id)), c.type)]));
+  // A setting's values as its ungrouped column reads; a measurement's mean ± std (min–max) to
+  // the decimals of its column's widest spread, alike down the column.
+  const formats = new Map(rest.filter((c) => numeric(c) && c.id !== "duration").map((c) => {
+    const values = list.map((r) => raw(r, c.id));
+    return [c.id, c.kind === "param" ? numberFormat(values, c.type) : groupsFormat(groups.map((g) => g.agg[c.id]), values, c.type)];
+  }));
   const cell = (g, c) => {
     if (c.id === "n") return String(g.n);
     if (c.id in g.key) return keyCell(g.rows[0], c); // its key: its first row's values

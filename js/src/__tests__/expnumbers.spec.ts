@@ -1,5 +1,5 @@
 import { aggText, group } from '../expdata';
-import { formatNumber, fullText, numberFormat } from '../expnumbers';
+import { formatNumber, fullText, groupsFormat, numberFormat } from '../expnumbers';
 import { rowCells } from '../exprows';
 
 // A column of 350 AUCs read "0.9056" over "0.90346", each value at its own length: one format
@@ -74,5 +74,21 @@ describe("a group's params that were not grouped by", () => {
 
   it('while the metrics stay mean ± std (min–max)', () => {
     expect(aggText(g.agg['metrics.auc'], 'number')).toBe('0.9045 ± 0.0030 (0.9000–0.9090)');
+  });
+});
+
+describe("a grouped column's means and spreads", () => {
+  // Each group read to its own std's second digit: "0.0878 ± 0.0099 (…)" over "0.136 ± 0.024 (…)".
+  it('share the decimals of the widest spread', () => {
+    const depth = { id: 'params.depth', label: 'depth', name: 'depth', kind: 'param', type: 'number' };
+    const loss = { id: 'metrics.loss', label: 'loss', name: 'loss', kind: 'metric', type: 'number' };
+    const values = [[2, 1 / 6], [2, 1 / 7], [2, 1 / 8], [2, 1 / 9], [6, 1 / 10], [6, 1 / 11], [6, 1 / 12], [6, 1 / 13]];
+    const rows = values.map(([d, v], i) => ({ task_run_id: `r.${i}`, params: { depth: d }, metrics: { loss: v } }));
+    const groups = group(rows, [depth], [depth, loss]);
+    const format = groupsFormat(groups.map(g => g.agg['metrics.loss']), rows.map(r => r.metrics.loss), 'number');
+    expect(groups.map(g => aggText(g.agg['metrics.loss'], 'number', v => formatNumber(format, v, 'number')))).toEqual(
+      ['0.1364 ± 0.0240 (0.1111\u20130.1667)', '0.0878 ± 0.0099 (0.0769\u20130.1000)']);
+    // No group with a spread: the column's own format ("1", not "1.000").
+    expect(groupsFormat([{ n: 1, mean: 1, std: 0, min: 1, max: 1, nan: 0 }], [1, 1], 'number')).toEqual({ integers: true });
   });
 });
