@@ -217,6 +217,17 @@ function tally(values, type) {
   return { tally: [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)) };
 }
 
+/** A group's values of a number param, as the setting it is: its lowest and highest and how
+ * many different values (a None, or NaN, one of them); null when no row logged it. */
+function setting(values, type) {
+  const logged = values.filter((v) => v !== undefined);
+  if (!logged.length) return null;
+  const numbers = logged.map((v) => num(v, type)).filter((n) => n !== null && !Number.isNaN(n));
+  const count = new Set(logged.map((v) => (v === null ? "None" : text(v, type)))).size;
+  const [min, max] = numbers.length ? [Math.min(...numbers), Math.max(...numbers)] : [NaN, NaN];
+  return { setting: { min, max, count, none: logged.includes(null) } };
+}
+
 /** Rows grouped by the values of `keys` (columns), a value and its text alike (3 and "3",
  * which runs may log for one setting, show alike and the filter depth=3 keeps both: one
  * group; not rounded as shown, so close settings stay apart); each other column aggregated
@@ -239,9 +250,12 @@ export function group(rows, keys, columns) {
     g.n = g.rows.length;
     g.agg = {};
     for (const c of numeric) {
-      const s = g.agg[c.id] = c.type === "number" || c.type === "bool"
-        ? stats(g.rows.map((r) => num(raw(r, c.id), c.type)))
-        : tally(g.rows.map((r) => raw(r, c.id)), c.type);
+      const values = g.rows.map((r) => raw(r, c.id));
+      // A param is a setting the rows were given, not a measurement: what values it took
+      // (seeds 0 to 9), not their mean ("4.5 ± 3.0 (0.0–9.0)" read as a measured seed).
+      const s = g.agg[c.id] = c.kind === "param" && c.type === "number" ? setting(values, c.type)
+        : c.type === "number" || c.type === "bool" ? stats(values.map((v) => num(v, c.type)))
+          : tally(values, c.type);
       // A metric only some of a group's rows logged (a failed seed, an early stop) read as
       // every row's: "3" for one value of four, beside n = 4.
       const missing = s && c.kind !== "fixed" ? g.rows.filter((r) => raw(r, c.id) === undefined).length : 0;
@@ -263,10 +277,12 @@ export function groupValue(g, column) {
   if (column.id in g.key) return g.key[column.id];
   const s = g.agg[column.id];
   if (s && s.tally) return s.tally[0][0];  // its most common value
+  if (s && s.setting) return s.setting.count === 1 && s.setting.none ? null : s.setting.min;
   return s ? s.mean : null;
 }
 
-/** How a group's aggregate reads in a cell: "mean ± std (min–max)", and how many of its
+/** How a group's aggregate reads in a cell: a param's setting its values ("0–9 · 10 values"),
+ * a measurement's "mean ± std (min–max)", and how many of its
  * values were NaN ("· 1 NaN"; all of them: "NaN") and of its rows logged none ("· 1 not
  * logged"); a bool's, "2 of 3 true". `shown`: how
  * each number reads (durations in seconds); by default to the std's second significant
@@ -279,6 +295,7 @@ export function aggText(s, type, shown = spread(s, type)) {
     const most = s.tally.slice(0, 3).map(([value, n]) => `${value} ×${n}`).join(", ");
     return `${s.tally.length} values: ${most}${s.tally.length > 3 ? ", …" : ""}${unlogged}`;
   }
+  if (s.setting) return settingText(s.setting, shown) + unlogged;
   if (!s.n) return "NaN" + unlogged;
   if (type === "bool") return `${Math.round(s.mean * s.n)} of ${s.n} true${unlogged}`;
   const t = shown;
@@ -289,12 +306,27 @@ export function aggText(s, type, shown = spread(s, type)) {
   return (s.nan ? `${cell} · ${s.nan} NaN` : cell) + unlogged;
 }
 
+/** A setting's values: the one value all rows took ("0.5", "None"), else "0–9 · 10 values". */
+function settingText({ min, max, count, none }, shown) {
+  if (count === 1) return none ? "None" : shown(min);
+  const range = Number.isNaN(min) ? "" : `${shown(min)}–${shown(max)}`;
+  const other = none ? `${range ? `${range}, ` : ""}None` : range || "NaN";
+  return `${other} · ${count} values`;
+}
+
+/** The decimals of a group's std's second significant digit: what its numbers are read to
+ * (digits past it are noise); null when it has no spread (a std of 0, one value, text). */
+export function spreadDecimals(s) {
+  if (!s || s.tally || s.setting || !(s.n > 1) || !Number.isFinite(s.std) || !(s.std > 0) || s.min === s.max) {
+    return null;
+  }
+  return Math.min(12, Math.max(0, 1 - Math.floor(Math.log10(s.std))));
+}
+
 /** Numbers to the decimal of the std's second significant digit (a std of 0, or one value:
  * as `text` shows them). */
 function spread(s, type) {
-  if (!s || s.tally || !(s.n > 1) || !Number.isFinite(s.std) || !(s.std > 0) || s.min === s.max) {
-    return (v) => text(v, type);
-  }
-  const decimals = Math.min(12, Math.max(0, 1 - Math.floor(Math.log10(s.std))));
+  const decimals = spreadDecimals(s);
+  if (decimals === null) return (v) => text(v, type);
   return (v) => (Number.isFinite(v) ? v.toFixed(decimals) : text(v, type));
 }

@@ -1,31 +1,31 @@
 // The Experiments view: a sweep's task runs side by side, one row each (index, state, duration,
 // params, metrics), sortable on any column, filterable, "only columns that vary", the best row
-// marked for a chosen metric and direction, group-by on params with the rest aggregated, and
-// charts (expcharts.js). One module for both hosts, as dag.js is: it asks `model` with
-// {event: "experiments" | "curves", req, node, ...} and takes the answers ({event, req, ...},
-// the shapes of `GET runs/{id}/experiments` and `.../curves`) from its "msg:custom" events:
-// the cell widget's kernel answers from the live run (dag/experiment_rows.py), RestRunModel
-// from the store, the Lab compare tab across runs.
+// marked for a chosen metric and direction, group-by on params with the rest aggregated
+// (exprows.js: the cells), and charts (expchartbox.js). One module for both hosts, as dag.js
+// is: it asks `model` with {event: "experiments" | "curves", req, node, ...} and takes the
+// answers ({event, req, ...}, the shapes of `GET runs/{id}/experiments` and `.../curves`) from
+// its "msg:custom" events: the cell widget's kernel answers from the live run
+// (dag/experiment_rows.py), RestRunModel from the store, the Lab compare tab across runs.
 //
 // Bounded traffic: up to LOCAL_MAX rows are loaded (a page of 1,000 at a time) and sorted,
 // filtered and grouped here; beyond that the table asks for the rows in sight, sorted and
 // filtered by the server (the same filter grammar, core/experiment_filter.py), and groups and
-// charts use the first SAMPLE rows by the current sort and filter (said so in the summary). While the run is live the view asks again once a second at most (less often
-// when answers are slow), and the kernel answers "unchanged" when nothing happened.
-import { aggText, aggregated, best, byIndex, columnsOf, filterRows, group, groupValue, raw, shownValue, sortRows,
-  varying } from "./expdata.js";
+// charts use the first SAMPLE rows by the current sort and filter (said so in the summary).
+// While the run is live the view asks again once a second at most (less often when answers
+// are slow), and the kernel answers "unchanged" when nothing happened.
+import { best, byIndex, columnsOf, filterRows, sortRows, varying } from "./expdata.js";
 import { summaryText } from "./expsummary.js";
 import { escapeBidi } from "./bidi.js";
 import { createTable } from "./exptable.js";
-import { curves, parallel, scatter } from "./expcharts.js";
-import { LOWER_IS_BETTER, choose, curveColumns, filterExample, h, option, seconds } from "./expcontrols.js";
+import { createChartBox } from "./expchartbox.js";
+import { groupedView, marked, rowCells } from "./exprows.js";
+import { LOWER_IS_BETTER, choose, filterExample, h, option } from "./expcontrols.js";
 
 const PAGE = 1000;
 const LOCAL_MAX = 5000;
 const SAMPLE = 1000; // one page: a second would queue up before the rows a scroll asks for
 const SERVER_PAGE = 200;
 const INDEX_ORDER = "index_order"; // the hosts' sort for byIndex's order (docs/rest-api.md)
-const MAX_CURVE_IDS = 200; // more rows than this: ask for every curve, keep the shown ones here
 let views = 0;
 // What each run's open view showed (scope and choices), by run id: when the cell's output is
 // redrawn (the widget refreshes its display as the run ends) the new drawing, which gets a new
@@ -53,7 +53,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   const ui = { sort: null, desc: false, filter: "", vary: false, best: null, lowest: false, dirs: {},
     groups: [], chart: "scatter", x: null, y: null, by: null, curve: null, chosen: {} };
   const lowestFor = (id) => (id in ui.dirs ? ui.dirs[id] : LOWER_IS_BETTER.test(id));
-  let loading = false, again = false, next = 0, settled = false, soon = false, stamp = 0, shownChart = "", curveCache = null;
+  let loading = false, again = false, next = 0, settled = false, soon = false, stamp = 0;
 
   const root = h("div", { class: "labloom-experiments", role: "region", "aria-label": "experiments" });
   const titleEl = h("div", { class: "labloom-exp-title" });
@@ -93,6 +93,7 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
   root.hidden = true;
   box.append(root);
   const table = createTable(tableBox, sortBy, (row) => { if (!row.group) onPick(row); });
+  const chart = createChartBox(chartBox, ask);
 
   function fresh() {
     return { mode: "local", total: 0, rows: [], columns: [], version: null,
@@ -232,12 +233,6 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     void load();
   }
 
-  function cellText(row, c) {
-    if (c.id === "duration") return seconds(row.duration);
-    if (c.id === "run_id") return row.run_id;
-    return shownValue(raw(row, c.id), c);
-  }
-
   function draw() {
     if (!scope) return;
     const all = columnsOf({ columns: data.columns }, extra);
@@ -255,35 +250,18 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     const list = data.mode === "local" ? byIndex(filterRows(source, all, ui.filter)) : source;
     let view, bestRow = null, ringed = [];
     if (ui.groups.length) {
-      const keys = ui.groups.map(find).filter(Boolean);
-      const groups = group(list, keys, all);
-      // The metrics first after the keys and n: what a grouping is for (the seeds' mean auc)
-      // in sight; the other params, then the states and durations, after them.
-      const rest = cols.filter((c) => !keys.includes(c) && aggregated(c) && c.id !== "map_index");
-      const rank = (c) => (c.kind === "metric" ? 0 : c.kind === "param" ? 1 : 2);
-      const gcols = [...keys, { id: "n", label: "n", kind: "fixed", type: "number" },
-        ...[0, 1, 2].flatMap((r) => rest.filter((c) => rank(c) === r)).map((c) => ({ ...c, wide: true }))];
-      const sorted = sortCol ? sortRows(groups, gcols.find((c) => c.id === sortCol.id) || sortCol, ui.desc, groupValue) : groups;
-      const top = bestCol ? best(groups, bestCol, ui.lowest, groupValue) : null;
-      const cell = (g, c) => (c.id === "n" ? String(g.n) : c.id in g.key ? shownValue(g.key[c.id], c)
-        : aggText(g.agg[c.id], c.type, c.id === "duration" ? seconds : undefined));
-      // An aggregate's column as wide as its longest cell (exptable.js caps it): at a fixed
-      // 210 px "0.6 ± 0 (0.6–0.6) · 2 not logged" read "0.6 ± 0 (0.6–0.6) · 2 not …".
-      const sized = gcols.map((c) => (c.wide ? { ...c, chars: Math.max(0, ...sorted.map((g) => cell(g, c).length)) } : c));
-      view = { columns: sized, count: sorted.length, rowAt: (i) => sorted[i], keyOf: (g) => g.id,
-        best: top ? top.id : null, cell, bestGroup: top && { group: top, keys, text: cell(top, bestCol) } };
-      // The chart rings the starred group's rows: ringing the best single row (a lucky seed)
-      // named another setting than the table's star.
-      ringed = top ? top.rows : [];
+      ({ view, ringed } = groupedView({ list, all, cols, ui, sortCol, bestCol }));
     } else if (local) {
       const sorted = sortRows(list, sortCol, ui.desc);
       bestRow = bestCol ? best(list, bestCol, ui.lowest) : null;
-      view = { columns: cols, count: sorted.length, rowAt: (i) => sorted[i] };
+      view = { columns: marked(cols), count: sorted.length, rowAt: (i) => sorted[i] };
     } else {
       bestRow = data.bestRow;
-      view = { columns: cols, count: data.total, rowAt: (i) => data.positions.get(i) || null, need };
+      view = { columns: marked(cols), count: data.total, rowAt: (i) => data.positions.get(i) || null, need };
     }
-    table.set({ cell: cellText, keyOf: (r) => r.task_run_id, best: bestRow ? bestRow.task_run_id : null,
+    // Numbers alike down each column of the rows loaded (a big run's: its sample).
+    const { cell, title } = rowCells(cols, source);
+    table.set({ cell, title, keyOf: (r) => r.task_run_id, best: bestRow ? bestRow.task_run_id : null,
       need: () => {}, ...view, sort: ui.sort, desc: ui.desc });
     root.setAttribute("data-mode", data.mode);
     root.setAttribute("data-total", String(data.total));
@@ -291,9 +269,9 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
     // Escaped as the headers are (bidi.js): a column name in the hidden list or the best
     // metric's with a right-to-left override reversed the rest of the summary.
     summary.textContent = escapeBidi(summaryText({ data, ui, extra, all, cols, list, bestRow, bestCol,
-      count: view.count, bestGroup: view.bestGroup }));
+      count: view.count, bestGroup: view.bestGroup, bestText: bestRow && bestCol ? cell(bestRow, bestCol) : "" }));
     if (bestRow) ringed = list.filter((r) => r.task_run_id === bestRow.task_run_id);
-    drawChart(list, all, cols, ringed);
+    chart.draw(list, all, cols, ringed, ui, stamp);
   }
 
   // The filter's example, for the rows and the best-by metric (computed again as they change).
@@ -340,55 +318,6 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       label.append(box, document.createTextNode(` ${escapeBidi(c.label)}`));
       return label;
     }));
-  }
-
-  function drawChart(rows, all, cols, best) {
-    const find = (id) => all.find((c) => c.id === id) || null;
-    const x = find(ui.x), y = find(ui.chart === "curves" ? ui.curve : ui.y), by = find(ui.by);
-    const key = JSON.stringify([stamp, ui.chart, ui.x, ui.y, ui.curve, ui.by, ui.filter, ui.best, ui.lowest, ui.vary,
-      ui.groups, rows.length, chartBox.clientWidth]);
-    if (key === shownChart) return;
-    shownChart = key;
-    chartBox.setAttribute("data-chart", ui.chart);
-    const say = (words) => chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" }, words));
-    if (!y && rows.length && ui.chart === "curves") {
-      return say('No step points yet: log_metric("loss", value, step=n) draws curves.');
-    }
-    if (!y || !rows.length) return say("Nothing to chart yet: no metric logged.");
-    if (ui.chart === "scatter") {
-      if (!x) return say("Nothing to chart against: no param logged.");
-      const shown = cols.filter((c) => c.kind !== "fixed");
-      chartBox.replaceChildren(scatter(chartBox, rows, { x, y, by, best, columns: shown }));
-    } else if (ui.chart === "parallel") {
-      const dims = cols.filter((c) => c.kind === "param" || c.kind === "metric");
-      chartBox.replaceChildren(parallel(chartBox, rows, { dims, y, best }));
-    } else {
-      drawCurves(rows, y, curveColumns(all), by, best, key);
-    }
-  }
-
-  /** `marked`: the metric columns with curve points (none: a snapshot an older labloom wrote,
-   * which marks none, so any metric is asked for). */
-  async function drawCurves(rows, y, marked, by, best, key) {
-    const metric = y.name;
-    if (!y.steps && marked.length) {
-      chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" },
-        `${metric} was not logged with a step; metrics with steps: ${marked.map((c) => c.name).join(", ")}`));
-      return;
-    }
-    const ids = rows.length <= MAX_CURVE_IDS ? rows.map((r) => r.task_run_id) : null;
-    const cacheKey = JSON.stringify([stamp, metric, ids]);
-    try {
-      if (!curveCache || curveCache.key !== cacheKey) {
-        curveCache = { key: cacheKey, answer: await ask({ event: "curves", metric, ...(ids ? { task_runs: ids } : {}) }) };
-      }
-      if (key !== shownChart) return; // asked again meanwhile
-      const { chart, drawn } = curves(chartBox, curveCache.answer, rows, { by, best, label: metric });
-      chartBox.replaceChildren(drawn ? chart : h("div", { class: "labloom-exp-chart-note" },
-        `No step points of ${metric}: log_metric("${metric}", value, step=n) draws curves.`));
-    } catch (error) {
-      chartBox.replaceChildren(h("div", { class: "labloom-exp-chart-note" }, `[labloom] curves: ${error.message || error}`));
-    }
   }
 
   const on = (el, event, fn) => el.addEventListener(event, () => { fn(); draw(); });
@@ -447,7 +376,8 @@ export function mountExperiments({ model, box, onPick, extra = [], visible = () 
       root.setAttribute("data-node", node || "");
       root.hidden = false;
       data = fresh();
-      controlsFor = shownChart = "";
+      controlsFor = "";
+      chart.reset();
       settled = false;
       next = 0;
       summary.textContent = "Loading…";

@@ -6,9 +6,9 @@ import { raw, shownValue, text, unknownNames } from "./expdata.js";
  * `data`: the view's rows as loaded (total, rows, mode, partial, filtered, error); `ui`: its
  * choices; `all`/`cols`: the columns there are and those shown; `list`: the rows the filter
  * keeps; `count`: the rows or groups in the table; `bestRow` (ungrouped) or `bestGroup`
- * ({group, keys, text}: grouped) the best for `bestCol`.
+ * ({group, keys, text}: grouped) the best for `bestCol`, `bestText` its value as its cell shows it.
  */
-export function summaryText({ data, ui, extra, all, cols, list, bestRow, bestCol, count, bestGroup }) {
+export function summaryText({ data, ui, extra, all, cols, list, bestRow, bestCol, count, bestGroup, bestText }) {
   if (data.error) return data.error;
   if (!data.total) return "No task run has logged params or metrics yet (labloom.log_params, log_metrics, @task(metrics=...)).";
   let s = `${count} ${ui.groups.length ? "groups" : "rows"}`;
@@ -25,7 +25,8 @@ export function summaryText({ data, ui, extra, all, cols, list, bestRow, bestCol
   }
   // Several runs side by side (Compare) share their indexes: the best row's run is named.
   const ofRun = extra.some((c) => c.id === "run_id") && bestRow ? ` of run ${bestRow.run_id}` : "";
-  if (bestRow && bestCol) s += ` · best ${bestCol.label} ${text(raw(bestRow, bestCol.id), bestCol.type)} at index ${bestRow.map_index}${ofRun}`;
+  const value = bestText || (bestRow && bestCol ? text(raw(bestRow, bestCol.id), bestCol.type) : "");
+  if (bestRow && bestCol) s += ` · best ${bestCol.label} ${value} at index ${bestRow.map_index}${ofRun}`;
   // Grouped (the seeds of each setting averaged), the best setting named: the summary said
   // nothing of it, the star in the table the one place to look, often scrolled out of sight.
   if (bestGroup && bestCol) {

@@ -32,8 +32,9 @@ export function createTable(box, onSort, onPick) {
   const body = h("div", { class: "labloom-exp-body", role: "rowgroup" });
   scroller.append(head, body);
   box.append(scroller);
-  // The view: columns, count, rowAt(i), cell(row, column) -> text, keyOf(row), best (a key),
-  // sort (a column id), desc, need(first, last).
+  // The view: columns ({numeric}: right-aligned), count, rowAt(i), cell(row, column) -> text,
+  // title(row, column) -> its title (optional: the text), keyOf(row), best (a key), sort (a
+  // column id), desc, need(first, last).
   let view = { columns: [], count: 0, rowAt: () => null, cell: () => "", keyOf: () => "", need: () => {} };
   let template = "";
   let frame = 0;
@@ -44,12 +45,14 @@ export function createTable(box, onSort, onPick) {
   let drawn = new Map();
   const rowOf = new WeakMap(); // row element -> the row it shows now (none: a placeholder)
 
-  function setCell(el, j, column, shown) {
+  // `full`: the value in full for its title (a number's every digit; the cell shows its column's).
+  function setCell(el, j, column, shown, full) {
     const value = escapeBidi(shown);
     let cell = el.children[j];
     if (!cell) el.append(cell = h("div", { class: "labloom-exp-td" }));
-    const attrs = column ? { role: "cell", "data-column": column.id, title: value } : {};
-    for (const name of ["role", "data-column", "title"]) {
+    const attrs = column ? { role: "cell", "data-column": column.id, title: escapeBidi(full ?? shown),
+      ...(column.numeric ? { "data-numeric": "" } : {}) } : {};
+    for (const name of ["role", "data-column", "title", "data-numeric"]) {
       if (!(name in attrs)) cell.removeAttribute(name);
       else if (cell.getAttribute(name) !== attrs[name]) cell.setAttribute(name, attrs[name]);
     }
@@ -74,7 +77,8 @@ export function createTable(box, onSort, onPick) {
     setAttr(el, "data-state", row && row.state ? row.state : null);
     setAttr(el, "tabindex", row ? "0" : null);
     const values = row ? view.columns.map((c) => view.cell(row, c)) : ["…"];
-    values.forEach((value, j) => setCell(el, j, row ? view.columns[j] : null, value));
+    values.forEach((value, j) => setCell(el, j, row ? view.columns[j] : null, value,
+      row && view.title ? view.title(row, view.columns[j]) : undefined));
     while (el.children.length > values.length) el.lastChild.remove();
     if (row) rowOf.set(el, row);
     else rowOf.delete(el);
@@ -129,6 +133,7 @@ export function createTable(box, onSort, onPick) {
       columnOf.set(cell, c);
       setAttr(cell, "data-column", c.id);
       setAttr(cell, "data-kind", c.kind || "");
+      setAttr(cell, "data-numeric", c.numeric ? "" : null);
       setAttr(cell, "aria-sort", sorted ? (view.desc ? "descending" : "ascending") : "none");
       const kind = c.kind === "param" || c.kind === "metric" ? ` (${c.kind})` : "";
       // A metric logged with steps shows its last step's value, which nothing said: "loss"

@@ -62,7 +62,7 @@ describe('the best row', () => {
     choose(box, 'select.labloom-exp-best-metric', 'metrics.auc');
     await settle();
     expect(dir()).toBe('lowest');
-    expect(summary()).toContain('best auc 0.5 at index 0');
+    expect(summary()).toContain('best auc 0.50 at index 0'); // as its column reads (0.61)
     view.destroy();
   });
 });

@@ -182,7 +182,7 @@ describe('a grouped cell', () => {
     const at = heads.indexOf('metrics.fit_seconds');
     const cells = Array.from(box.querySelectorAll(".labloom-exp-td[data-column='metrics.fit_seconds']"));
     const longest = Math.max(...cells.map(td => td.textContent!.length));
-    expect(cells.map(td => td.textContent)).toContain('0.6 \u00b1 0 (0.6\u20130.6) \u00b7 2 not logged');
+    expect(cells.map(td => td.textContent)).toContain('0.6 \u00b1 0.0 (0.6\u20130.6) \u00b7 2 not logged');
     expect(widths[at]).toBeGreaterThanOrEqual(longest * 7.8 + 12); // 13 px monospace, padding
     expect(cells.every(td => td.getAttribute('title') === td.textContent)).toBe(true);
     view.destroy();
