@@ -12,3 +12,17 @@ export function deletedBefore(error: unknown): string[] {
   }
   return deleted.filter((id): id is string => typeof id === 'string');
 }
+
+/** Why a delete's result files stayed (`result_files.errors`: a file the results folder
+ * refused, or the store's server gone before it said which runs name them, with the command
+ * that frees them later), the first and how many more; '' when none. Before, the panel said
+ * nothing of them. */
+export function filesNotDeleted(result: unknown): string {
+  const files = (result as { result_files?: unknown } | null)?.result_files;
+  const errors = (files as { errors?: unknown } | null)?.errors;
+  if (!Array.isArray(errors) || errors.length === 0) {
+    return '';
+  }
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
+  return String(errors[0]) + more;
+}

@@ -5,12 +5,18 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { requestAPI } from './api';
+import { filesNotDeleted } from './deletecut';
 
 export interface IDeleted {
   deleted: string[];
   kept: { id: string; status: number; message: string }[];
   task_runs: number;
-  result_files: { deleted: number; bytes: number; kept_shared: number };
+  result_files: {
+    deleted: number;
+    bytes: number;
+    kept_shared: number;
+    errors: string[];
+  };
 }
 
 /** Ask, then delete `ids` (runs of `flow`); null when the user said no. */
@@ -46,6 +52,10 @@ export function deletedLabel(result: IDeleted, trans: TranslationBundle): string
   const parts = [trans._n('Deleted %1 run.', 'Deleted %1 runs.', result.deleted.length)];
   for (const kept of result.kept) {
     parts.push(trans.__('Kept %1: %2', kept.id, kept.message));
+  }
+  const files = filesNotDeleted(result);
+  if (files) {
+    parts.push(trans.__('Result files not deleted: %1', files));
   }
   return parts.join(' ');
 }

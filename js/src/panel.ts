@@ -9,7 +9,7 @@ import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { el, IRunList, IRunSummary, requestAPI } from './api';
-import { deletedBefore } from './deletecut';
+import { deletedBefore, filesNotDeleted } from './deletecut';
 import { confirmAndDelete, deletedLabel } from './deleting';
 import { IRunDelta, IRunsEvent, LiveRuns, SafetyNet } from './live';
 import { LaunchSection } from './launch';
@@ -347,7 +347,8 @@ export class FlowsPanel extends Widget implements IRowHost {
     if (!result) {
       return;
     }
-    this.deleteNote.textContent = result.kept.length ? deletedLabel(result, this.trans) : '';
+    const said = result.kept.length || filesNotDeleted(result);
+    this.deleteNote.textContent = said ? deletedLabel(result, this.trans) : '';
     this.dropRuns(new Set(result.deleted));
     this.runsDeleted.emit(result.deleted);
     void this.poll();

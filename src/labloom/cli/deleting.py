@@ -31,6 +31,9 @@ def register(subparsers: Any) -> None:
     delete.add_argument("--flow", help="only runs of this flow")
     delete.add_argument("--dry-run", action="store_true",
                         help="say what would be deleted, delete nothing")
+    delete.add_argument("--files-left", action="store_true",
+                        help="delete the result files an earlier delete left when the store's "
+                        "server went away (no run need be named)")
     delete.add_argument("--json", action="store_true", help="print JSON")
     delete.set_defaults(handler=_delete, tells="labloom runs")
 
@@ -41,17 +44,20 @@ def _delete(args: argparse.Namespace) -> int:
     from . import CLIError, one_line
     from .history import _find
 
-    if bool(args.run_ids) == (args.older_than is not None):
+    named = bool(args.run_ids) + (args.older_than is not None)
+    if named > 1 or (named == 0 and not args.files_left):
         raise CLIError("name the runs to delete (RUN_ID ...) or give --older-than DAYS, "
-                       "not both and not neither")
+                       "not both and not neither (or --files-left alone)")
     with open_store() as store:
         if args.run_ids:
             runs = [_find(store, run_id) for run_id in args.run_ids]
             wrong = [run.id for run in runs if args.flow and run.flow_name != args.flow]
             if wrong:
                 raise CLIError(f"run(s) {', '.join(wrong)} are not runs of flow {args.flow!r}")
-        else:
+        elif args.older_than is not None:
             runs = older_runs(store, time.time() - args.older_than * DAY, args.flow)
+        else:
+            runs = []  # --files-left alone: those files only (``store/files_left.py``)
         try:
             pruned = delete_runs(store, runs, dry_run=args.dry_run)
         except StoreUnreachableError as exc:  # the server gone midway: what each run became
@@ -75,8 +81,10 @@ def _delete(args: argparse.Namespace) -> int:
         echo(f"{verb} {len(pruned.deleted)} run(s) ({pruned.task_runs} task runs{with_files})")
         if files.shared:
             echo(f"kept {files.shared} result file(s) that runs left in the store still name")
-        for error in files.errors[:10]:
+        for error in [error for error in files.errors if error != files.left][:10]:
             echo(f"could not delete result file {error}")
+        if files.left:
+            echo(files.left)
         if pruned.running:
             echo(f"kept {len(pruned.running)} run(s) still going: {listed(pruned.running, 10)}")
         for run_id, why in pruned.may_live.items():

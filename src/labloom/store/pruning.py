@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import NotAllowedError, StoreUnreachableError
 from . import access, store_clock
+from .files_left import free, reconnected
 from .home import host_name, pid_alive, seen_gone, started_after
 from .multirow import in_chunks, rows_in
 from .settings import heartbeat_timeout, outage_patience
 from .unanswered_commits import written_once
-from .unreferenced_results import FilesFreed, delete_unnamed, named_by
+from .unreferenced_results import FilesFreed, named_by
 
 if TYPE_CHECKING:
     from .db import Conn
@@ -85,8 +86,8 @@ def delete_runs(store: RunStore, runs: Sequence[RunRecord], dry_run: bool = Fals
                            "not_tried": max(0, untried)}
             raise raised from None
         result.deleted += [run_id for run_id in batch if run_id not in result.may_live]
-    if files:
-        result.files = delete_unnamed(store.conn, files, set(result.deleted), dry_run)
+    # Its server away now, the runs are deleted all the same: their files are left for later.
+    result.files = free(store, files, set(result.deleted), dry_run)
     return result
 
 
@@ -142,6 +143,9 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
     crash, a network cut): asked whether it landed (``written_once``; the store's connection
     made again); the server still away, said whether it may have (``labloom delete`` exits 4)."""
     gone: list[str] = []
+    # Made again here, not after the batch before landed: a server still away is this
+    # batch's failure (not made), never that landed one's.
+    reconnected(store)
 
     def write(conn: Conn) -> int:
         # Read in the transaction (PostgreSQL: rows locked), so a beat that makes a run Running
@@ -176,12 +180,9 @@ def _delete(store: RunStore, run_ids: list[str], dry_run: bool, may_live: dict[s
     if dry_run:
         with store.conn.transaction() as conn:
             return write(conn)
-    count = written_once(store.conn, write, lambda again, _: not any(rows_in(
+    # Cut, asked on a new one: the next batch, and the files, on one too (``reconnected``).
+    return written_once(store.conn, write, lambda again, _: not any(rows_in(
         again, "SELECT id FROM flow_runs WHERE id IN ({marks})", gone)))
-    if store.conn.broken:  # cut, asked on a new one: the next batch, and the files, on one too
-        store.conn.close()
-        store.conn = store.database.connect()
-    return count
 
 
 def delete_run_rows(conn: Conn, run_ids: Sequence[str]) -> None:

@@ -40,6 +40,7 @@ class FilesFreed:
     freed: int = 0  # bytes
     shared: int = 0  # kept: a remaining run names them
     errors: list[str] = field(default_factory=list)
+    left: str = ""  # the store's server away: why none went, and how to free them later
 
 
 def named_by(conn: Conn, run_ids: list[str]) -> dict[str, float]:
