@@ -83,3 +83,50 @@ def test_a_bar_in_the_cell_timeline_opens_its_task_run(lab: Any, page: Any) -> N
     opens_from_bars(page, widget, "cell")
     # The kernel found the bar's node: the map is selected in the DAG, as by its child list.
     assert widget.locator("g.labloom-node.labloom-selected").get_attribute("data-kind") == "map"
+
+
+# A quick task run in a longer run: ping takes a millisecond of wait's 3 s, under a pixel, and
+# wait starts at once after it, in the same lane: ping's widened bar lies over wait's start.
+QUICK_FLOWS = '''
+from labloom import flow, task
+
+@task
+def ping(x):
+    return x
+
+@task
+def wait(x):
+    import time
+    time.sleep(3)
+    return x
+
+@flow(executor="threads")
+def quick(folder: str):
+    return wait(ping(1))
+'''
+
+
+@pytest.mark.lab_extension
+def test_a_quick_task_runs_bar_is_wide_enough_to_see_and_click(
+    lab: Any, page: Any, tmp_path: Path
+) -> None:
+    url, _notebooks = lab
+    home, work = flows_folder(tmp_path, QUICK_FLOWS)
+    run = ran(home, work, "quick")
+    panel, alerts = open_lab(page, url)
+    view = ended_run_tab(page, panel, run)
+    view.locator("button.labloom-timeline-toggle").click()
+    chart = view.locator(".labloom-timeline[data-mode='bars']")
+    ping = chart.locator(BARS).filter(has=page.locator("title", has_text=re.compile(r"^ping · ")))
+    ping.wait_for(timeout=30_000)
+    box = ping.bounding_box()
+    assert box and box["width"] >= 3.9, box  # drawn MIN_BAR_PX wide, though it took ~1 ms
+    assert re.search(r"· \d+ ms \(at", ping.locator("title").text_content() or "")  # its real time
+    ping.click()
+    title = view.locator(".labloom-panel-title")
+    wait_or_shot(page, title.filter(has_text="ping · Completed"), "quick-bar", timeout=30)
+    shot(page, "lab-run-timeline-quick-bar", view)
+    # The next bar in its lane, under ping's widened one at its start, still opens its own.
+    chart.locator(BARS).filter(has=page.locator("title", has_text=re.compile(r"^wait · "))).click()
+    wait_or_shot(page, title.filter(has_text="wait · Completed"), "quick-next-bar", timeout=30)
+    assert alerts == []

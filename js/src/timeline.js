@@ -26,6 +26,9 @@ import * as Plot from "@observablehq/plot";
 
 const MIN_WIDTH = 360;
 const LANE_HEIGHT = 18;
+const MARGIN_RIGHT = 20;
+// The narrowest a task run's bar is drawn, in pixels (Dask's task stream does the same).
+const MIN_BAR_PX = 4;
 
 function seconds(value) {
   if (value == null) return "";
@@ -93,6 +96,20 @@ export function bucketPieces(data) {
     }
   }
   return pieces;
+}
+
+// A quick task run (10 ms in a minute's run) would be a sliver under a pixel that a user can
+// neither see nor click, so each row is drawn at least `minSpan` seconds wide. Only the drawing
+// widens: the hover text keeps the real start, end and duration. A widened bar may reach over
+// the start of its lane's next bar (a thread runs the next task at once): the rows are drawn
+// longest first, so the quick one lies on top, whole and clickable, and the next one, longer,
+// shows and takes clicks past it. Capping a bar at the next one's start instead would leave it
+// invisible again; back-to-back quick task runs still overlap one another (as in Dask's task
+// stream), the last drawn on top.
+/** The rows as drawn: each at least `minSpan` wide, longest first (exported for the tests). */
+export function drawnRows(rows, minSpan) {
+  const longestFirst = [...rows].sort((a, b) => b.end - b.start - (a.end - a.start));
+  return longestFirst.map((r) => ({ ...r, end: Math.max(r.end, r.start + minSpan) }));
 }
 
 function countText(counts) {
@@ -165,16 +182,19 @@ export function drawTimeline(box, data, order, onPick) {
   }
   const lanes = data.lanes.map((name) => clip(name, 40));
   const span = Math.max(data.end - data.start, 1e-6);
-  const rows = data.mode === "bars" ? barRows(data) : bucketPieces(data);
-  // An instant task run still gets a visible sliver.
-  const sliver = span / 1500;
-  for (const r of rows) r.end = Math.max(r.end, r.start + sliver);
-  const states = order.filter((k) => rows.some((r) => r.state === k));
   const longest = Math.max(...lanes.map((l) => l.length));
+  const width = Math.max(MIN_WIDTH, box.clientWidth || 640);
+  const marginLeft = Math.min(280, 12 + longest * 6.5);
+  // A bar (one task run, clickable) is drawn MIN_BAR_PX wide at least; a bucket's piece keeps a
+  // sliver only, as its length says how long its lane was busy.
+  const minSpan = data.mode === "bars" ? (MIN_BAR_PX * span) / (width - marginLeft - MARGIN_RIGHT) : span / 1500;
+  const rows = drawnRows(data.mode === "bars" ? barRows(data) : bucketPieces(data), minSpan);
+  const states = order.filter((k) => rows.some((r) => r.state === k));
   const chart = Plot.plot({
-    width: Math.max(MIN_WIDTH, box.clientWidth || 640),
+    width,
     height: 40 + lanes.length * LANE_HEIGHT,
-    marginLeft: Math.min(280, 12 + longest * 6.5),
+    marginLeft,
+    marginRight: MARGIN_RIGHT,
     x: { label: "seconds from the first start →", domain: [0, span] },
     y: { domain: lanes, label: null },
     marks: [

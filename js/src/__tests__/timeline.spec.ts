@@ -5,7 +5,7 @@ jest.mock('@observablehq/plot', () => ({
   barX: () => null
 }));
 
-import { barRows, bucketPieces, drawTimeline, summaryText } from '../timeline';
+import { barRows, bucketPieces, drawTimeline, drawnRows, summaryText } from '../timeline';
 
 const bar = (id: string, name: string, state: string, left = false) => ({
   lane: 0, id, name, state, start: 0, end: 0.5, ...(left ? { left: true } : {})
@@ -81,5 +81,18 @@ describe('children that left their map in buckets', () => {
     drawTimeline(box, buckets, ['Completed', 'Failed']);
     const key = Array.from(box.querySelectorAll('.labloom-timeline-key-item'), k => k.textContent);
     expect(key).toEqual(['Completed', 'Failed', 'left its map']);
+  });
+});
+
+describe('a quick task run on the timeline', () => {
+  const quick = { lane: 0, id: 'r.q', name: 'ping', state: 'Completed', start: 1, end: 1.01 };
+  const slow = { lane: 0, id: 'r.s', name: 'wait', state: 'Completed', start: 1.02, end: 60 };
+
+  it('is drawn at least the minimum width, its hover text keeping its real time', () => {
+    const rows = drawnRows(barRows({ bars: [quick, slow] }), 0.5);
+    expect(rows.map((r: any) => r.name)).toEqual(['wait', 'ping']); // the quick one drawn on top
+    expect(rows[1].end).toBe(1.5);
+    expect(rows[1].title).toBe('ping · Completed · 10 ms (at 1.0 s)');
+    expect(rows[0].end).toBe(60); // a bar wider than the minimum is drawn as it is
   });
 });
