@@ -131,15 +131,21 @@ def ended_run_tab(page: Any, panel: Any, run: Any) -> Any:
     return view
 
 
+def run_tab_of(lab: Any, page: Any, tmp_path: Path, source: str, flow: str) -> tuple[Any, list[str]]:
+    """``labloom run`` of ``flow`` in ``source`` as flows.py, then Lab and that run's tab, once
+    it has drawn its DAG: the tab and the page's alerts (``open_lab``)."""
+    home, work = flows_folder(tmp_path, source)
+    run = ran(home, work, flow)
+    panel, alerts = open_lab(page, lab[0])
+    return ended_run_tab(page, panel, run), alerts
+
+
 @pytest.mark.lab_extension
 def test_the_run_tab_timeline_marks_children_that_left(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
-    url, _notebooks = lab
-    home, work = flows_folder(tmp_path, FLOWS)
-    run = ran(home, work, "sweep")
-    panel, alerts = open_lab(page, url)
-    chart = check_timeline(ended_run_tab(page, panel, run))
+    view, alerts = run_tab_of(lab, page, tmp_path, FLOWS, "sweep")
+    chart = check_timeline(view)
     shot(page, "lab-run-timeline-left-map", chart)
     assert alerts == []
 

@@ -18,14 +18,12 @@ import pytest
 
 from lab_helpers import (
     cell_widget,
-    flows_folder,
     in_state,
-    open_lab,
     open_notebook,
     shot,
     wait_or_shot,
 )
-from test_left_map_browser import BARS, CELLS, FLOWS, WHY, ended_run_tab, ran
+from test_left_map_browser import BARS, CELLS, FLOWS, WHY, run_tab_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs("chromium")]
 
@@ -67,11 +65,8 @@ def opens_from_bars(page: Any, view: Any, what: str) -> None:
 def test_a_bar_in_the_run_tab_timeline_opens_its_task_run(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
-    url, _notebooks = lab
-    home, work = flows_folder(tmp_path, SLOW_FLOWS)
-    run = ran(home, work, "sweep")
-    panel, alerts = open_lab(page, url)
-    opens_from_bars(page, ended_run_tab(page, panel, run), "lab-run")
+    view, alerts = run_tab_of(lab, page, tmp_path, SLOW_FLOWS, "sweep")
+    opens_from_bars(page, view, "lab-run")
     assert alerts == []
 
 
@@ -110,11 +105,7 @@ def quick(folder: str):
 def test_a_quick_task_runs_bar_is_wide_enough_to_see_and_click(
     lab: Any, page: Any, tmp_path: Path
 ) -> None:
-    url, _notebooks = lab
-    home, work = flows_folder(tmp_path, QUICK_FLOWS)
-    run = ran(home, work, "quick")
-    panel, alerts = open_lab(page, url)
-    view = ended_run_tab(page, panel, run)
+    view, alerts = run_tab_of(lab, page, tmp_path, QUICK_FLOWS, "quick")
     view.locator("button.labloom-timeline-toggle").click()
     chart = view.locator(".labloom-timeline[data-mode='bars']")
     ping = chart.locator(BARS).filter(has=page.locator("title", has_text=re.compile(r"^ping · ")))
