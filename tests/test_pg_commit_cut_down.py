@@ -54,8 +54,10 @@ def test_a_connection_made_as_the_server_goes_down_is_ended_with_the_others() ->
             cutter.armed.set()
             client.connect(str(cutter.dir / ".s.PGSQL.5432"))
             backend, _ = server.accept()
-            wait_for(lambda: cutter.going is not None and not cutter.going.is_alive(), 30,
-                     "the server down")
+            # ``down`` first: a thread not yet started is not alive either (CI once sent the
+            # packet before the relay's sockets were ended, and it was relayed)
+            wait_for(lambda: cutter.down.is_set() and cutter.going is not None
+                     and not cutter.going.is_alive(), 30, "the server down")
             with contextlib.suppress(ConnectionError):  # the relay's side ended already
                 client.sendall(struct.pack("!II", 8, 196608))  # a startup packet
             # Before: relayed, as to a server still up.
