@@ -127,7 +127,8 @@ class AlertSender:
         and say how many the store keeps for the next ``serve`` (a webhook that does not answer
         holds each one for a while). ``conn`` None: the store is away, and keeps them all the
         same (this scheduler's claims end with it)."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         if conn is None:
             self._stop.set()
             log.error("[labloom] alerts not sent yet stay in the store (not reached now): the "
@@ -138,7 +139,7 @@ class AlertSender:
             self.step(conn)
             if not self._threads or time.monotonic() >= deadline or hurry():
                 break
-            if not said and time.monotonic() >= deadline - timeout + 1:
+            if not said and time.monotonic() >= started + 1:
                 said = True  # a webhook slow to answer holds the stop: say why, and the way out
                 log.warning("[labloom] stopping: waiting up to %gs for %d webhook(s) to take "
                             "their alerts; stop again to leave them in the store for the next "
