@@ -22,6 +22,7 @@ length, no type), then messages of a type byte and a length."""
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import shutil
 import socket
@@ -230,10 +231,13 @@ def _length(data: bytes, at: int) -> int:
 @contextlib.contextmanager
 def cut_database(server: Any, monkeypatch: Any, **options: Any) -> Iterator[CommitCutter]:
     """A new database of the tests' ``server`` behind a ``CommitCutter(**options)``, named by
-    LABLOOM_DATABASE_URL while the block runs; dropped after it."""
+    LABLOOM_DATABASE_URL while the block runs; dropped after it. With ``held``, the server
+    ends a short transaction left idle after ``ORPHANED_IN_TESTS`` seconds, not 30."""
     from labloom.store import db
 
     name = server.new_database()
+    if options.get("held"):
+        _orphaned_soon(monkeypatch)
     proxy = CommitCutter(server.socket_dir / ".s.PGSQL.5432", **options)
     proxy.direct = server.url(name)  # the database straight, not through the proxy
     url = proxy.url(name)
@@ -244,6 +248,25 @@ def cut_database(server: Any, monkeypatch: Any, **options: Any) -> Iterator[Comm
         db.forget(url)
         proxy.close()
         server.drop_database(name)
+
+
+# Seconds a short transaction may sit idle before the server ends it, in the tests whose cut
+# the server never notices (``held``): they wait for that end, 30 s in the product. Long enough
+# that a legitimate transaction is never ended by it when a loaded 2-core machine stalls its
+# thread for a second or two between two statements.
+ORPHANED_IN_TESTS = 5
+
+
+def _orphaned_soon(monkeypatch: Any) -> None:
+    """``unanswered_commits.ORPHANED`` set to ``ORPHANED_IN_TESTS`` here, and in the `labloom`
+    processes the test starts (``orphaned_hook``): read at each use, not copied at import."""
+    from labloom.store import unanswered_commits
+
+    monkeypatch.setattr(unanswered_commits, "ORPHANED", ORPHANED_IN_TESTS)
+    monkeypatch.setenv("LABLOOM_TEST_ORPHANED", str(ORPHANED_IN_TESTS))
+    hook = str(Path(__file__).parent / "orphaned_hook")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (hook, os.environ.get(
+        "PYTHONPATH")))))
 
 
 def cut_command(proxy: CommitCutter, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
