@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from kernel_helpers import kernel
+from labloom.core import process_internals
 from side_effects import APPEND_LINE
 from store_helpers import env_for
 
@@ -63,6 +64,11 @@ def test_a_finished_task_does_not_run_again_as_the_kernel_shuts_down(tmp_path: P
     # until none is left. multiprocessing's resource tracker ignores SIGTERM: before labloom
     # ended it first (core/process_internals), the shutdown took both schedules, 29 s.
     assert shut_down_in < IPYKERNEL_SIGNAL_SCHEDULE, shut_down_in
+
+
+def test_the_resource_tracker_is_stopped_by_the_path_this_python_has() -> None:
+    # Named, so that a Python that moved it fails here, not as a slow shutdown above.
+    assert process_internals.tracker_stop_in_use() == process_internals.STOP_TRACKER
 
 
 STOPPED_RUN = """import os, threading

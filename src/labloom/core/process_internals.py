@@ -20,6 +20,7 @@ names the path this Python takes; ``tests/test_cli_interrupt_dask.py`` checks it
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from .abandoned_children import end_abandoned
 
@@ -51,14 +52,27 @@ def release_before_hard_exit() -> str:
     return RUN_FINALIZERS
 
 
+def _tracker_stop() -> Any:
+    import multiprocessing.resource_tracker as resource_tracker
+
+    stop = getattr(getattr(resource_tracker, "_resource_tracker", None), "_stop", None)
+    return stop if callable(stop) else None
+
+
+def tracker_stop_in_use() -> str:
+    """The path ``stop_resource_tracker`` takes on this Python (asks nothing to stop)."""
+    return NOTHING if _tracker_stop() is None else STOP_TRACKER
+
+
 def stop_resource_tracker() -> str:
     """multiprocessing's resource tracker process, if this process started one, ended as at a
     normal exit and waited for; returns the path taken. Only as this process ends (a kernel
-    shutting down): a semaphore made after would start another."""
-    tracker = getattr(sys.modules.get("multiprocessing.resource_tracker"), "_resource_tracker",
-                      None)
-    stop = getattr(tracker, "_stop", None)
-    if not callable(stop):
+    shutting down): a semaphore made after would start another. Nothing is imported if
+    multiprocessing's tracker never was."""
+    if "multiprocessing.resource_tracker" not in sys.modules:
+        return NOTHING
+    stop = _tracker_stop()
+    if stop is None:
         return NOTHING
     stop()  # nothing if it is not running
     return STOP_TRACKER
