@@ -22,6 +22,7 @@ from typing import Any
 from labloom.store.db import Conn, get_database
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+SERVE_CHILD_HOOK = Path(__file__).resolve().parent / "serve_child_hook"
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
@@ -30,6 +31,15 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env["LABLOOM_HOME"] = str(home)
     env.update(extra)
     return env
+
+
+def stale_after(seconds: float) -> dict[str, str]:
+    """The environment for the processes of a test (serve, the CLI) that judges a scheduler
+    gone after ``seconds`` without a heartbeat, not after ``liveness.STALE_AFTER``'s 30 s
+    (tests/serve_child_hook): give it to every process of the test alike."""
+    return {"LABLOOM_TEST_STALE_AFTER": str(seconds),
+            "PYTHONPATH": os.pathsep.join([str(SERVE_CHILD_HOOK), str(SRC),
+                                           os.environ.get("PYTHONPATH", "")])}
 
 
 def labloom(

@@ -18,6 +18,7 @@ and ``db.forget`` (the stores it opened), thread names.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -27,7 +28,9 @@ from labloom.core.observers import add_run_observer
 from labloom.store import db
 
 STORE_THREAD = "labloom-store"  # a store's writer (store/writer.py)
-SETTLE = 10.0  # seconds for cancelled runs to end and let-go writers' threads to stop
+# Seconds for cancelled runs to end and let-go writers' threads to stop; LABLOOM_TEST_SETTLE
+# for a test of this teardown that runs pytest in pytest, with a writer that cannot stop.
+SETTLE = float(os.environ.get("LABLOOM_TEST_SETTLE", "10"))
 LEFT_REASON = "the test ended with this run still going (tests/teardown_helpers.py)"
 
 

@@ -77,11 +77,12 @@ def test_the_wait_is_not_made_twice_at_the_close_of_a_cluster_per_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The run's end waits for the value being made again (to say it in the task run's logs if
-    that fails), then its cluster's close would wait once more for the same value: 20 s and 20
-    s, which Dask's new run of 30 s outlasted only once. Before: the value was made within the
-    second wait and kept (twice the setting waited); now: one wait, and the value is gone."""
-    monkeypatch.setenv("LABLOOM_RECOMPUTE_WAIT", "20")
-    run = lost_and_slow.run(path=tmp_path / "runs", seconds=30, executor=_per_run())
+    that fails), then its cluster's close would wait once more for the same value: 8 s and 8 s,
+    which Dask's new run of 13 s outlasted only once (5 s to spare: the run's end waits from a
+    little after the new run began). Before: the value was made within the second wait and
+    kept (twice the setting waited); now: one wait, and the value is gone."""
+    monkeypatch.setenv("LABLOOM_RECOMPUTE_WAIT", "8")
+    run = lost_and_slow.run(path=tmp_path / "runs", seconds=13, executor=_per_run())
     assert run.state is State.COMPLETED, run.message
-    with pytest.raises(WorkerDiedError, match=r"Dask was still making it again after 20 s"):
+    with pytest.raises(WorkerDiedError, match=r"Dask was still making it again after 8 s"):
         run.result()

@@ -32,6 +32,34 @@ def test_a_waiter_whose_place_was_swept_joins_the_line_again_and_is_granted() ->
     assert store.holders("db") == 0
 
 
+def test_waiters_with_no_place_in_line_all_join_it_at_one_pass_over_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Task runs that asked while the store was away (a full disk: tests/test_chaos.py) wait
+    # here with no place in its line. Before, each pass over all waiters queued one of them
+    # (the rest skipped once one was refused): a pass a second, one task run each.
+    labloom.limits.set("db", 1)
+    limiter = StoreLimiter()
+    passes: list[int] = []
+    renew = limiter._with_limits_now
+    monkeypatch.setattr(limiter, "_with_limits_now", lambda w: passes.append(len(w)) or renew(w))
+    granted: list[str] = []
+    assert limiter.acquire(frozenset({"db"}), "first", lambda: None)
+    names = [f"w{i}" for i in range(20)]
+    for name in names:
+        assert not limiter.acquire(frozenset({"db"}), name, lambda name=name: granted.append(name))
+    store.connection().execute("DELETE FROM concurrency_waiters")  # their places lost
+    lost_at = len(passes)
+    wait_for(lambda: store.waiting("db") == len(names), 60, "every waiter in line again")
+    assert len(passes) - lost_at <= 2, passes  # one, and one begun as the places went
+    limiter.release(frozenset({"db"}), "first")
+    wait_for(lambda: granted, 60, "the first waiter")
+    assert granted == ["w0"]
+    for name in names:
+        limiter.release(frozenset({"db"}), name)
+    assert store.holders("db") == 0 and store.waiting("db") == 0
+
+
 def test_a_dead_waiter_at_the_head_of_a_long_line_is_swept_and_the_next_granted() -> None:
     # The dead one is all the head there is (one slot), so no pass asks about this process's
     # waiters behind it until the line is swept: at most a second after the last sweep.

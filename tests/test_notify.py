@@ -25,6 +25,7 @@ from cli_helpers import (
     labloom,
     serving,
     slot_rows,
+    stale_after,
     start_labloom,
     stop,
     store_of,
@@ -390,17 +391,20 @@ def test_a_frozen_scheduler_and_its_replacement_alert_once_between_them(
     # A scheduler frozen (SIGSTOP here; a host paused or cut off) past the heartbeat's
     # staleness: another one settles its failed run and alerts. When the frozen one wakes and
     # reaps that run, the slot is no longer its to finish: no second alert.
+    # Both serves (and the CLI) judge a heartbeat stale after 6 s, not 30 s: the other one's
+    # wait is for the frozen one's staleness, whatever its length.
     hook = hook_factory()
     write(tmp_path / "flows.py", SLOW_FAIL)
     out = tmp_path / "pid.txt"
     add_nightly_etl(tmp_path, hook, f"out={out}", once=True)
-    frozen = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+    env = {**FAST, **stale_after(6)}
+    frozen = start_labloom(tmp_path, "serve", "--tick", "0.1", **env)
     other = None
     try:
         wait_for(lambda: running_with_its_run(tmp_path), 30, "a running slot with its run")
-        assert labloom(tmp_path, "schedule", "pause", "nightly-etl").returncode == 0
+        assert labloom(tmp_path, "schedule", "pause", "nightly-etl", **env).returncode == 0
         frozen.send_signal(signal.SIGSTOP)
-        other = start_labloom(tmp_path, "serve", "--tick", "0.1", **FAST)
+        other = start_labloom(tmp_path, "serve", "--tick", "0.1", **env)
         wait_for(lambda: serving(tmp_path, other), 60, "the other serve")
         Path(f"{out}.release").touch()  # the run fails while its scheduler is frozen
         wait_for(lambda: any(r["status"] == "failed" for r in slot_rows(tmp_path)), 90,

@@ -1,14 +1,31 @@
-"""For tests/test_serve_interrupted_runs.py, on the PYTHONPATH it gives `labloom serve`: in a
-run process serve started (LABLOOM_SCHEDULE set) whose schedule LABLOOM_TEST_LANDINGS names
-(a JSON object: schedule -> [point, its n-th pass, counted after this point]), the run waits
-at that point for the SIGTERM of serve's stop, and takes it there
-(``interrupt_points.SignalAwaited``); it writes the point to LABLOOM_TEST_HERE/<schedule> as
-it gets there. Any other process (serve itself, the CLI) is left alone."""
+"""Test-only hooks, on the PYTHONPATH a test gives the processes it starts (`labloom serve`,
+its runs, the CLI); each acts only when its variable is set.
+
+LABLOOM_TEST_STALE_AFTER (seconds): ``liveness.STALE_AFTER`` in every such process, set
+before any module reads it (``alert_outbox`` imports the number itself): a test of what a
+scheduler does once another's heartbeat is stale waits that long, not 30 s. Every process of
+the test must be given the same value, or they would judge the same heartbeat differently.
+
+For tests/test_serve_interrupted_runs.py: in a run process serve started (LABLOOM_SCHEDULE
+set) whose schedule LABLOOM_TEST_LANDINGS names (a JSON object: schedule -> [point, its n-th
+pass, counted after this point]), the run waits at that point for the SIGTERM of serve's stop,
+and takes it there (``interrupt_points.SignalAwaited``); it writes the point to
+LABLOOM_TEST_HERE/<schedule> as it gets there. Any other process (serve itself, the CLI) is
+left alone."""
 
 import json
 import os
 import sys
 from pathlib import Path
+
+
+def _shorten_staleness() -> None:
+    stale_after = os.environ.get("LABLOOM_TEST_STALE_AFTER")
+    if stale_after is None:
+        return
+    from labloom.schedule import liveness
+
+    liveness.STALE_AFTER = float(stale_after)
 
 
 def _await_the_signal() -> None:
@@ -24,4 +41,5 @@ def _await_the_signal() -> None:
     sys.settrace(SignalAwaited(here, number, at=at, after=after))
 
 
+_shorten_staleness()
 _await_the_signal()

@@ -44,6 +44,7 @@ def call_before_shutdown(kernel: Any, callback: Callable[[], None]) -> None:
 
 def _before_shutdown() -> None:
     from ..core.at_exit import end_unfinished_runs
+    from ..core.process_internals import stop_resource_tracker
 
     # Runs first, as at exit: a run still going is cancelled (its calls on the cluster with
     # it) and recorded as ended, before the cluster it runs on closes.
@@ -54,3 +55,8 @@ def _before_shutdown() -> None:
             step()
         except Exception:  # never in the way of the shutdown: the exit handlers try again
             log.exception("[labloom] closing before the kernel shuts down failed")
+    # Once the clusters are closed: the tracker would ignore ipykernel's SIGTERMs for 29 s.
+    try:
+        stop_resource_tracker()
+    except Exception:
+        log.exception("[labloom] stopping multiprocessing's resource tracker failed")

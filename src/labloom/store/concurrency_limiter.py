@@ -235,22 +235,27 @@ def _take_in_line(waiting: list[_Waiter]) -> list[_Waiter]:
     The order is the store's, read each pass, not the order waiters reached this list: two
     threads queue in one order and append here in the other, and a place given back late
     sends its holder to the end of the line; asked out of order, the line's head would never
-    be asked. One not in line at all (its place given back) is asked first, and so joins it."""
+    be asked. Those not in line at all (their places given back, or never taken: they asked
+    while the store was away) are asked first, each of them, and so join it: skipped after a
+    refusal, they joined one a pass, and 120 task runs queued during a full disk went three a
+    second (a pass a second) once space came back."""
     from . import concurrency_slots as store
 
     place = store.places({tag for limits, _, _ in waiting for tag in limits})
-    return _ask_in_order(sorted(waiting, key=lambda waiter: place.get(waiter[1], -1)))
+    return _ask_in_order(sorted(waiting, key=lambda waiter: place.get(waiter[1], -1)),
+                         out_of_line={holder for _, holder, _ in waiting} - set(place))
 
 
-def _ask_in_order(waiting: list[_Waiter]) -> list[_Waiter]:
-    """Those of ``waiting`` (in line order) that the store grants now; see ``_take_in_line``."""
+def _ask_in_order(waiting: list[_Waiter], out_of_line: set[str] | None = None) -> list[_Waiter]:
+    """Those of ``waiting`` (in line order) that the store grants now; those ``out_of_line``
+    are asked even after a refusal, to queue them; see ``_take_in_line``."""
     from . import concurrency_slots as store
 
     taken = []
     refused: list[frozenset[str]] = []  # the tags of each waiter refused in this pass
     for waiter in waiting:
         tags = frozenset(waiter[0])
-        if any(earlier <= tags for earlier in refused):
+        if waiter[1] not in (out_of_line or ()) and any(earlier <= tags for earlier in refused):
             continue
         if store.try_take(waiter[0], waiter[1], queue=True):
             taken.append(waiter)
