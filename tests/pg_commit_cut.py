@@ -259,12 +259,12 @@ ORPHANED_IN_TESTS = 5
 
 def _orphaned_soon(monkeypatch: Any) -> None:
     """``unanswered_commits.ORPHANED`` set to ``ORPHANED_IN_TESTS`` here, and in the `labloom`
-    processes the test starts (``orphaned_hook``): read at each use, not copied at import."""
+    processes the test starts (tests/serve_child_hook): read at each use, not copied at import."""
     from labloom.store import unanswered_commits
 
     monkeypatch.setattr(unanswered_commits, "ORPHANED", ORPHANED_IN_TESTS)
     monkeypatch.setenv("LABLOOM_TEST_ORPHANED", str(ORPHANED_IN_TESTS))
-    hook = str(Path(__file__).parent / "orphaned_hook")
+    hook = str(Path(__file__).parent / "serve_child_hook")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (hook, os.environ.get(
         "PYTHONPATH")))))
 

@@ -6,6 +6,10 @@ before any module reads it (``alert_outbox`` imports the number itself): a test 
 scheduler does once another's heartbeat is stale waits that long, not 30 s. Every process of
 the test must be given the same value, or they would judge the same heartbeat differently.
 
+LABLOOM_TEST_ORPHANED (seconds): ``unanswered_commits.ORPHANED``, the idle time after which
+PostgreSQL ends a short transaction, as tests/pg_commit_cut.py (``held=True``) sets it in the
+test process: a transaction left open by a cut its server never noticed ends in a few seconds.
+
 For tests/test_serve_interrupted_runs.py: in a run process serve started (LABLOOM_SCHEDULE
 set) whose schedule LABLOOM_TEST_LANDINGS names (a JSON object: schedule -> [point, its n-th
 pass, counted after this point]), the run waits at that point for the SIGTERM of serve's stop,
@@ -28,6 +32,15 @@ def _shorten_staleness() -> None:
     liveness.STALE_AFTER = float(stale_after)
 
 
+def _shorten_orphaned() -> None:
+    seconds = os.environ.get("LABLOOM_TEST_ORPHANED")
+    if not seconds:
+        return
+    from labloom.store import unanswered_commits
+
+    unanswered_commits.ORPHANED = int(seconds)
+
+
 def _await_the_signal() -> None:
     landings = json.loads(os.environ.get("LABLOOM_TEST_LANDINGS", "{}"))
     schedule = os.environ.get("LABLOOM_SCHEDULE", "")
@@ -42,4 +55,5 @@ def _await_the_signal() -> None:
 
 
 _shorten_staleness()
+_shorten_orphaned()
 _await_the_signal()
