@@ -117,7 +117,7 @@ async def test_a_lab_delete_whose_server_went_away_at_its_files_answers_200(
         run_id = a_run_with_three_files(labloom_home, tmp_path)
         proxy.armed.set()
         code, answer = await post(jp_fetch, "delete", body={"runs": [run_id]})
-        assert proxy.cut.is_set() and proxy.down.is_set()
+        assert proxy.cut.is_set() and proxy.down.is_set(), (code, answer)
         assert code == 200, (code, answer)  # before: 503 "cannot reach the store"
         assert answer["deleted"] == [run_id] and answer["kept"] == [], answer
         [error] = answer["result_files"]["errors"]
