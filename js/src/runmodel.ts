@@ -175,7 +175,12 @@ export class RestRunModel {
       return false;
     }
     if (mine.states >= end.states) {
-      return true; // read already (a catch-up answer may be ahead of the events)
+      // States read already (a catch-up answer may be ahead of the events), or none changed:
+      // a task that only logs. Its new lines are read now, not at the next safety net.
+      if (lines !== undefined && this.followed) {
+        void this.followInTurn();
+      }
+      return true;
     }
     this.cursor = to;
     this.detail = { ...this.detail, ...summary };
