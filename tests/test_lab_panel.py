@@ -31,6 +31,7 @@ from lab_helpers import (
     use_dark_theme,
     wait_for_run,
     wait_in_page,
+    wait_pushed,
 )
 from labloom import flow, task
 
@@ -277,6 +278,7 @@ def test_the_run_tab_follows_a_running_task_s_log(
 ) -> None:
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
+    page.clock.install()  # see timers_stopped
     panel, _alerts = open_lab(page, url)
     proc = start_run(home, work, "ticking")
     try:
@@ -291,7 +293,11 @@ def test_the_run_tab_follows_a_running_task_s_log(
         # after the node was opened and arrive while the task runs.
         view.locator(".labloom-run-state", has_text="Running").wait_for(timeout=20_000)
         (work / "ticks-seen").touch()
-        view.locator(".labloom-log-line", has_text="tick 99").wait_for(timeout=30_000)
+        # Pushed as they come: no safety net reads them meanwhile (it read them 10 s later: a
+        # delta of a task that only logs, its states unchanged, was taken as read already).
+        with timers_stopped(page):
+            wait_pushed(page, view.locator(".labloom-log-line", has_text="tick 99"), 30,
+                        "the task's last lines")
         assert view.locator(".labloom-run-state", has_text="Running").count() == 1
         (work / "ticks-all-seen").touch()
         assert proc.wait(timeout=60) == 0

@@ -120,6 +120,19 @@ export class RestRunModel {
     return this.following;
   }
 
+  /**
+   * The first read of the log of a node just picked, in turn with the others (a pushed
+   * delta's read beside it added its lines twice). Its error is the pick's to say.
+   */
+  private followPicked(): Promise<void> {
+    const picked = this.followed;
+    const read = this.following.then(() =>
+      this.followed === picked ? this.follow(true) : undefined
+    );
+    this.following = read.catch(() => undefined);
+    return read;
+  }
+
   /** Whether the node the side panel shows is among `nodes` (the states that changed). */
   private selectedIn(nodes: Record<string, any> | null | undefined): boolean {
     return !!this.node && !!this.node.node && !!nodes && this.node.node in nodes;
@@ -175,7 +188,12 @@ export class RestRunModel {
       return false;
     }
     if (mine.states >= end.states) {
-      return true; // read already (a catch-up answer may be ahead of the events)
+      // States read already (a catch-up answer may be ahead of the events), or none changed:
+      // a task that only logs. Its new lines are read now, not at the next safety net.
+      if (lines !== undefined && this.followed) {
+        void this.followInTurn();
+      }
+      return true;
     }
     this.cursor = to;
     this.detail = { ...this.detail, ...summary };
@@ -284,7 +302,7 @@ export class RestRunModel {
       // the task run alone, its logs and traceback.
       this.node = { node: '', name: '', kind: 'task', state: '' };
       this.followed = { id: child!, after: 0, lines: [], info: null, cut: '' };
-      await this.follow(true);
+      await this.followPicked();
       return;
     }
     const node = await requestAPI<any>(
@@ -297,7 +315,7 @@ export class RestRunModel {
     const taskRun = child || (node.task_run ? node.task_run.id : null);
     if (taskRun) {
       this.followed = { id: taskRun, after: 0, lines: [], info: null, cut: '' };
-      await this.follow(true);
+      await this.followPicked();
     } else {
       this.emitDetail();
     }
