@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from every_executor import any_executor, dask_cluster  # noqa: F401  (fixtures: see there)
-from lab_helpers import chromium, lab, page  # noqa: F401  (fixtures: Chromium, JupyterLab, a page)
+from lab_helpers import lab, page  # noqa: F401  (fixtures: a real JupyterLab, a browser page)
 from system_programs import require_program, require_system
 from teardown_helpers import LeftBehind
 

@@ -128,49 +128,17 @@ def lab_address(
         time.sleep(0.3)
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Callable[[], Any]]:
-    """One headless Chromium for a test module's browser tests (starting Playwright and
-    Chromium costs each test about a second); each test opens a fresh context in it (``page``,
-    ``new_context``), which shares no cookies, storage or cache with another. The callable
-    returns the browser, launched again if the last one went (a test that crashed it is one
-    failure, not its module's). Module-wide, not session-wide: while Playwright's sync API is
-    started it marks its event loop as the thread's running one, and an asyncio test after it
-    in the same worker (jp_fetch, pytest-asyncio) could not run its own; the modules that use
-    a browser hold no asyncio test."""
+@pytest.fixture
+def page(lab: Any) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        launched: list[Any] = []
-
-        def browser() -> Any:
-            if not launched or not launched[-1].is_connected():
-                launched.append(p.chromium.launch(executable_path=require_program("chromium"),
-                                                  args=CHROMIUM_ARGS, headless=True))
-            return launched[-1]
-
+        browser = p.chromium.launch(executable_path=require_program("chromium"), args=CHROMIUM_ARGS, headless=True)
         try:
-            yield browser
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            yield context.new_page()
         finally:
-            for each in launched:
-                each.close()
-
-
-@contextlib.contextmanager
-def browser_context(chromium: Callable[[], Any], **options: Any) -> Iterator[Any]:
-    """A fresh context of the module's Chromium (1400x1000, unless ``options`` say), closed
-    with its pages after the ``with``."""
-    context = chromium().new_context(**{"viewport": {"width": 1400, "height": 1000}, **options})
-    try:
-        yield context
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def page(lab: Any, chromium: Callable[[], Any]) -> Iterator[Any]:
-    with browser_context(chromium) as context:
-        yield context.new_page()
+            browser.close()
 
 
 def wait_for_kernel_connected(url: str, notebook: str, timeout: float = 90.0) -> None:

@@ -16,7 +16,6 @@ import pytest
 
 from cli_helpers import labloom
 from lab_helpers import (
-    browser_context,
     clipped,
     drag_side_bar_to,
     flows_folder,
@@ -84,7 +83,7 @@ def _ten_pm_zone(stamp: float) -> str:
 
 
 def test_a_scheduled_run_s_row_is_whole_at_200_px_at_10_pm_and_on_a_later_day(
-    lab: Any, chromium: Any, tmp_path: Path
+    lab: Any, tmp_path: Path
 ) -> None:
     """A scheduled run's origin ("schedule") was cut to "schedul" at 200 px when its start
     time had a two-digit hour ("10:24:30 PM"): the middle column gave way to the right one's
@@ -93,27 +92,39 @@ def test_a_scheduled_run_s_row_is_whole_at_200_px_at_10_pm_and_on_a_later_day(
     start with its date ("12/6/26, 10:24 PM")."""
     import datetime
 
+    from playwright.sync_api import sync_playwright
+
+    from lab_helpers import CHROMIUM_ARGS
+    from system_programs import require_program
+
     url, _notebooks = lab
     home, work = flows_folder(tmp_path, FLOWS)
     done = labloom(home, "run", f"flows.py:{NAME}", "--origin", "schedule", cwd=work,
                    LABLOOM_PROGRESS="0")  # as `labloom serve` starts a scheduled run
     assert done.returncode == 0, done.stderr
     [run] = stored_runs(home, NAME)
-    for later_day in (False, True):
-        with browser_context(chromium, locale="en-US",
-                             timezone_id=_ten_pm_zone(run.started)) as context:
-            page = context.new_page()
-            if later_day:
-                page.clock.install(time=datetime.datetime.fromtimestamp(
-                    run.started + 86_400, datetime.timezone.utc))
-            panel, _alerts = open_lab(page, url)
-            row = run_row(panel, run.id)
-            row.wait_for(timeout=30_000)
-            origin = row.locator(".labloom-run-origin").inner_text()
-            start = row.locator(".labloom-run-start").inner_text()
-            assert origin == "schedule", origin
-            # The widest starts: "10:24:30 PM", "12/6/26, 10:24 PM" (hours 10 to 12)
-            assert (", 10:" in start) if later_day else start.startswith("10:"), start
-            drag_side_bar_to(page, panel, 200)
-            cut = [box for box in clipped(row, panel) if box[0] != "labloom-run-flow"]
-            assert cut == [], (later_day, start, cut)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=require_program("chromium"),
+                                    args=CHROMIUM_ARGS, headless=True)
+        try:
+            for later_day in (False, True):
+                context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                              locale="en-US", timezone_id=_ten_pm_zone(run.started))
+                page = context.new_page()
+                if later_day:
+                    page.clock.install(time=datetime.datetime.fromtimestamp(
+                        run.started + 86_400, datetime.timezone.utc))
+                panel, _alerts = open_lab(page, url)
+                row = run_row(panel, run.id)
+                row.wait_for(timeout=30_000)
+                origin = row.locator(".labloom-run-origin").inner_text()
+                start = row.locator(".labloom-run-start").inner_text()
+                assert origin == "schedule", origin
+                # The widest starts: "10:24:30 PM", "12/6/26, 10:24 PM" (hours 10 to 12)
+                assert (", 10:" in start) if later_day else start.startswith("10:"), start
+                drag_side_bar_to(page, panel, 200)
+                cut = [box for box in clipped(row, panel) if box[0] != "labloom-run-flow"]
+                assert cut == [], (later_day, start, cut)
+                context.close()
+        finally:
+            browser.close()

@@ -26,11 +26,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from lab_helpers import browser_context, shot
+from lab_helpers import CHROMIUM_ARGS, shot
 from labloom.core.states import State
 from labloom.dag.model import ViewGraph
 from labloom.notebook.widget.html import BADGE_GROUND, summary_html
 from labloom.notebook.widget.palette import light_marks
+from system_programs import require_program
 from test_lab_state_colours import compose, ratio, rgba
 from widget_helpers import finished, node, run_created, run_state, state, task_run
 
@@ -97,9 +98,16 @@ def executed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def browser(chromium: Any) -> Iterator[Any]:
-    with browser_context(chromium, viewport={"width": 1200, "height": 900}) as context:
-        yield context.new_page()
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=require_program("chromium"),
+                                     args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium.new_context(viewport={"width": 1200, "height": 900}).new_page()
+        finally:
+            chromium.close()
 
 
 def export(notebook: Path, theme: str) -> Path:
