@@ -63,6 +63,9 @@ def test_delete_ticked_runs_from_the_panel_and_their_tabs_say_so(
                                   if r.state == "Running"], 60, "the held run")[0]
         # A second window of the same Lab, a tab of a run the first one deletes open in it.
         window = page.context.new_page()
+        # Headless Chromium draws a page a second opened page hid about once a second: each
+        # click waits two of its frames (Playwright's "stable"). In front again, both draw.
+        page.bring_to_front()
         panel2, alerts2 = open_lab(window, url)
         view2 = open_run(window, panel2, middle)
         view2.locator('g.labloom-node[data-state="Completed"]').wait_for(timeout=20_000)
